@@ -1,0 +1,3 @@
+//! Everything after a span ends: batching, OTLP encoding, transport.
+
+pub mod resource;

@@ -1,0 +1,124 @@
+//! Trace and span ids. Each thread has its own generator, seeded once from
+//! the kernel, so making an id takes no lock and no system call.
+
+use std::cell::Cell;
+
+thread_local! {
+    // 0 means "not seeded yet"; a seeded state is never 0.
+    static STATE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: the buffer is valid for 8 bytes.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), 8, 0) };
+    let mut s = u64::from_ne_bytes(bytes);
+    if n != 8 {
+        // No getrandom: mix time, pid and this thread's stack address.
+        s = super::clock::now_unix_ns()
+            ^ (std::process::id() as u64) << 32
+            ^ (&bytes as *const _ as u64);
+    }
+    s | 1
+}
+
+/// splitmix64: fast, and every output is a distinct function of the state,
+/// so two threads seeded differently never produce the same sequence.
+fn next_u64() -> u64 {
+    STATE.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            s = seed();
+        }
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+/// Forgets this thread's seed, so a forked child does not repeat its
+/// parent's ids.
+pub fn reseed_after_fork() {
+    STATE.with(|state| state.set(0));
+}
+
+pub fn new_trace_id() -> [u8; 16] {
+    loop {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&next_u64().to_be_bytes());
+        id[8..].copy_from_slice(&next_u64().to_be_bytes());
+        if id != [0; 16] {
+            return id;
+        }
+    }
+}
+
+pub fn new_span_id() -> [u8; 8] {
+    loop {
+        let id = next_u64().to_be_bytes();
+        if id != [0; 8] {
+            return id;
+        }
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (which must be twice as long).
+pub fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+}
+
+/// Parses lower- or upper-case hex into `out`; false on any other byte or
+/// length.
+pub fn parse_hex(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != out.len() * 2 {
+        return false;
+    }
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        match (nibble(text[2 * i]), nibble(text[2 * i + 1])) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_nonzero_and_distinct() {
+        let a = new_trace_id();
+        let b = new_trace_id();
+        assert_ne!(a, [0; 16]);
+        assert_ne!(a, b);
+        assert_ne!(new_span_id(), new_span_id());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let id = [0xde, 0xad, 0xbe, 0xef];
+        let mut hex = [0u8; 8];
+        write_hex(&id, &mut hex);
+        assert_eq!(&hex, b"deadbeef");
+        let mut back = [0u8; 4];
+        assert!(parse_hex(b"DEADbeef", &mut back));
+        assert_eq!(back, id);
+        assert!(!parse_hex(b"deadbeeg", &mut back));
+    }
+}

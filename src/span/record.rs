@@ -1,0 +1,390 @@
+//! The span record: one fixed-size, `repr(C)` slot that holds everything a
+//! span carries. Records live in a preallocated slab (see `buffer::slab`), so
+//! recording a span never allocates; text is copied into the record's own
+//! arena. The layout is plain data so that a crash handler or the flight
+//! recorder can write a slot to disk byte for byte and a later process can
+//! read it back.
+
+use std::sync::atomic::AtomicU64;
+
+use super::limits::*;
+
+/// Where a piece of text sits inside a record's arena.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TextRef {
+    pub offset: u16,
+    pub len: u16,
+}
+
+/// The type of an attribute value, as stored in `AttributeRecord::value_kind`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    String = 1,
+    Int = 2,
+    Double = 3,
+    Bool = 4,
+}
+
+impl ValueKind {
+    pub fn from_u8(v: u8) -> Option<ValueKind> {
+        match v {
+            1 => Some(ValueKind::String),
+            2 => Some(ValueKind::Int),
+            3 => Some(ValueKind::Double),
+            4 => Some(ValueKind::Bool),
+            _ => None,
+        }
+    }
+}
+
+/// `AttributeRecord::owner` for an attribute of the span itself; events use
+/// `OWNER_EVENT_BASE + index`, links `OWNER_LINK_BASE + index`.
+pub const OWNER_SPAN: u8 = 0;
+pub const OWNER_EVENT_BASE: u8 = 1;
+pub const OWNER_LINK_BASE: u8 = 0x80;
+
+/// One attribute. Attributes of the span, its events and its links share one
+/// table so that a span with many event attributes and one with many span
+/// attributes both fit.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct AttributeRecord {
+    pub key: TextRef,
+    pub value_kind: u8,
+    pub owner: u8,
+    pub _reserved: [u8; 2],
+    /// Int: the i64 bits; Double: the f64 bits; Bool: 0 or 1; String: a
+    /// `TextRef` packed as `offset | len << 16`.
+    pub value: u64,
+}
+
+impl AttributeRecord {
+    pub fn text_value(&self) -> TextRef {
+        TextRef {
+            offset: (self.value & 0xffff) as u16,
+            len: ((self.value >> 16) & 0xffff) as u16,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct EventRecord {
+    pub name: TextRef,
+    pub _reserved: u32,
+    pub time_unix_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LinkRecord {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub tracestate: TextRef,
+    pub trace_flags: u8,
+    pub _reserved: [u8; 3],
+}
+
+/// Marks on a span (`SpanRecord::marks`).
+pub const MARK_PARENT_REMOTE: u8 = 1;
+/// The span was still open at shutdown and was ended by spanguard.
+pub const MARK_UNENDED: u8 = 2;
+/// The span was still open when the process died; recovered from a crash
+/// dump or the flight recorder.
+pub const MARK_INTERRUPTED: u8 = 4;
+
+/// Status codes, numbered as in OTLP.
+pub const STATUS_UNSET: u8 = 0;
+pub const STATUS_OK: u8 = 1;
+pub const STATUS_ERROR: u8 = 2;
+
+#[repr(C)]
+pub struct SpanRecord {
+    /// `generation << 32 | state`: the slot's commit marker. See
+    /// `buffer::slab` for the state machine.
+    pub header: AtomicU64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// All zero for a root span.
+    pub parent_span_id: [u8; 8],
+    pub trace_flags: u8,
+    /// OTLP SpanKind (0 unspecified .. 5 consumer).
+    pub kind: u8,
+    pub status_code: u8,
+    pub marks: u8,
+    /// The signal that interrupted the span, when `MARK_INTERRUPTED`.
+    pub signal: i32,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    pub name: TextRef,
+    pub status_message: TextRef,
+    pub tracestate: TextRef,
+    pub attribute_count: u16,
+    pub event_count: u16,
+    pub link_count: u16,
+    pub arena_used: u16,
+    pub dropped_attributes: u16,
+    pub dropped_events: u16,
+    pub dropped_links: u16,
+    /// Strings cut at a limit or at the end of the arena.
+    pub truncated_values: u16,
+    /// Strings whose invalid UTF-8 was replaced with U+FFFD.
+    pub replaced_utf8: u16,
+    pub _reserved: [u8; 6],
+    pub attributes: [AttributeRecord; MAX_ATTRIBUTES],
+    pub events: [EventRecord; MAX_EVENTS],
+    pub links: [LinkRecord; MAX_LINKS],
+    pub arena: [u8; ARENA_BYTES],
+}
+
+/// What storing a piece of text did to it.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TextOutcome {
+    pub truncated: bool,
+    pub replaced_utf8: bool,
+}
+
+impl SpanRecord {
+    /// Clears everything but the header, ready for a new span. Only the slot's
+    /// current writer may call it.
+    pub fn reset(&mut self) {
+        self.trace_id = [0; 16];
+        self.span_id = [0; 8];
+        self.parent_span_id = [0; 8];
+        self.trace_flags = 0;
+        self.kind = 0;
+        self.status_code = STATUS_UNSET;
+        self.marks = 0;
+        self.signal = 0;
+        self.start_unix_ns = 0;
+        self.end_unix_ns = 0;
+        self.name = TextRef::default();
+        self.status_message = TextRef::default();
+        self.tracestate = TextRef::default();
+        self.attribute_count = 0;
+        self.event_count = 0;
+        self.link_count = 0;
+        self.arena_used = 0;
+        self.dropped_attributes = 0;
+        self.dropped_events = 0;
+        self.dropped_links = 0;
+        self.truncated_values = 0;
+        self.replaced_utf8 = 0;
+        // The arena and tables need no clearing: the counts above say what
+        // is live.
+    }
+
+    /// The bytes a `TextRef` names. Text in the arena is always valid UTF-8.
+    pub fn text(&self, t: TextRef) -> &str {
+        let start = t.offset as usize;
+        let end = (start + t.len as usize).min(ARENA_BYTES);
+        let bytes = &self.arena[start.min(end)..end];
+        // A record read back from disk may be torn or forged: never trust it
+        // to be UTF-8 without checking.
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+
+    /// Copies `input` into the arena as UTF-8, replacing invalid sequences
+    /// with U+FFFD and cutting it at `limit` bytes or at the end of the arena,
+    /// always on a character boundary. Counts what it did.
+    pub fn store_text(&mut self, input: &[u8], limit: usize) -> (TextRef, TextOutcome) {
+        let start = self.arena_used as usize;
+        let room = (ARENA_BYTES - start).min(limit);
+        let mut written = 0usize;
+        let mut outcome = TextOutcome::default();
+        'chunks: for chunk in input.utf8_chunks() {
+            let valid = chunk.valid();
+            if !valid.is_empty() {
+                let take = floor_char_boundary(valid, room - written);
+                self.arena[start + written..start + written + take]
+                    .copy_from_slice(&valid.as_bytes()[..take]);
+                written += take;
+                if take < valid.len() {
+                    outcome.truncated = true;
+                    break 'chunks;
+                }
+            }
+            if !chunk.invalid().is_empty() {
+                outcome.replaced_utf8 = true;
+                const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+                if room - written < REPLACEMENT.len() {
+                    outcome.truncated = true;
+                    break 'chunks;
+                }
+                self.arena[start + written..start + written + REPLACEMENT.len()]
+                    .copy_from_slice(REPLACEMENT);
+                written += REPLACEMENT.len();
+            }
+        }
+        self.arena_used = (start + written) as u16;
+        if outcome.truncated {
+            self.truncated_values = self.truncated_values.saturating_add(1);
+        }
+        if outcome.replaced_utf8 {
+            self.replaced_utf8 = self.replaced_utf8.saturating_add(1);
+        }
+        (
+            TextRef {
+                offset: start as u16,
+                len: written as u16,
+            },
+            outcome,
+        )
+    }
+
+    /// Sets an attribute of `owner`. A key it already has gets the new value
+    /// (the OpenTelemetry rule); a new key takes a table entry, and when the
+    /// table is full the attribute is counted dropped and None returned.
+    pub fn push_attribute(
+        &mut self,
+        owner: u8,
+        key: &[u8],
+        value_kind: ValueKind,
+        scalar: u64,
+        text: &[u8],
+    ) -> Option<TextOutcome> {
+        let count = self.attribute_count as usize;
+        let existing = (0..count).find(|&i| {
+            self.attributes[i].owner == owner
+                && self.text(self.attributes[i].key).as_bytes() == key
+        });
+        let index = match existing {
+            Some(i) => i,
+            None if count >= MAX_ATTRIBUTES => {
+                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+                return None;
+            }
+            None => count,
+        };
+        let (key_ref, mut outcome) = match existing {
+            Some(i) => (self.attributes[i].key, TextOutcome::default()),
+            None => self.store_text(key, MAX_KEY_BYTES),
+        };
+        let value = if value_kind == ValueKind::String {
+            let (value_ref, value_outcome) = self.store_text(text, MAX_VALUE_BYTES);
+            outcome.truncated |= value_outcome.truncated;
+            outcome.replaced_utf8 |= value_outcome.replaced_utf8;
+            value_ref.offset as u64 | (value_ref.len as u64) << 16
+        } else {
+            scalar
+        };
+        self.attributes[index] = AttributeRecord {
+            key: key_ref,
+            value_kind: value_kind as u8,
+            owner,
+            _reserved: [0; 2],
+            value,
+        };
+        if existing.is_none() {
+            self.attribute_count += 1;
+        }
+        Some(outcome)
+    }
+
+    /// The attributes that belong to `owner`, in the order they were added.
+    pub fn attributes_of(&self, owner: u8) -> impl Iterator<Item = &AttributeRecord> {
+        let count = (self.attribute_count as usize).min(MAX_ATTRIBUTES);
+        self.attributes[..count]
+            .iter()
+            .filter(move |a| a.owner == owner)
+    }
+
+    pub fn events(&self) -> &[EventRecord] {
+        &self.events[..(self.event_count as usize).min(MAX_EVENTS)]
+    }
+
+    pub fn links(&self) -> &[LinkRecord] {
+        &self.links[..(self.link_count as usize).min(MAX_LINKS)]
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.parent_span_id == [0; 8]
+    }
+}
+
+/// The largest index `<= max` that is a character boundary of `s`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    if max >= s.len() {
+        return s.len();
+    }
+    let mut i = max;
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blank() -> Box<SpanRecord> {
+        // SAFETY: SpanRecord is plain data for which all-zero bytes are a
+        // valid (empty) value.
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    #[test]
+    fn text_is_replaced_and_counted_when_not_utf8() {
+        let mut r = blank();
+        let (t, o) = r.store_text(b"ab\xffcd", 64);
+        assert_eq!(r.text(t), "ab\u{FFFD}cd");
+        assert!(o.replaced_utf8 && !o.truncated);
+        assert_eq!(r.replaced_utf8, 1);
+    }
+
+    #[test]
+    fn text_is_cut_on_a_char_boundary_at_the_limit() {
+        let mut r = blank();
+        let (t, o) = r.store_text("aé€".as_bytes(), 4);
+        assert_eq!(r.text(t), "aé");
+        assert!(o.truncated);
+        assert_eq!(r.truncated_values, 1);
+    }
+
+    #[test]
+    fn arena_exhaustion_truncates_instead_of_overflowing() {
+        let mut r = blank();
+        let big = vec![b'x'; ARENA_BYTES];
+        let (a, _) = r.store_text(&big, MAX_VALUE_BYTES);
+        let (b, _) = r.store_text(&big, MAX_VALUE_BYTES);
+        let (c, oc) = r.store_text(&big, MAX_VALUE_BYTES);
+        assert_eq!(a.len as usize + b.len as usize, ARENA_BYTES);
+        assert_eq!(c.len, 0);
+        assert!(oc.truncated);
+    }
+
+    #[test]
+    fn setting_a_key_again_replaces_its_value() {
+        let mut r = blank();
+        r.push_attribute(OWNER_SPAN, b"k", ValueKind::Int, 1, b"");
+        r.push_attribute(OWNER_SPAN, b"k", ValueKind::String, 0, b"two");
+        r.push_attribute(OWNER_EVENT_BASE, b"k", ValueKind::Int, 3, b"");
+        let span: Vec<_> = r.attributes_of(OWNER_SPAN).collect();
+        assert_eq!(span.len(), 1);
+        assert_eq!(r.text(span[0].text_value()), "two");
+        assert_eq!(r.attributes_of(OWNER_EVENT_BASE).count(), 1);
+    }
+
+    #[test]
+    fn attribute_table_full_drops_and_counts() {
+        let mut r = blank();
+        for i in 0..MAX_ATTRIBUTES {
+            assert!(
+                r.push_attribute(OWNER_SPAN, format!("k{i}").as_bytes(), ValueKind::Int, 0, b"")
+                    .is_some()
+            );
+        }
+        assert!(
+            r.push_attribute(OWNER_SPAN, b"extra", ValueKind::Int, 0, b"")
+                .is_none()
+        );
+        assert_eq!(r.dropped_attributes, 1);
+        assert_eq!(r.attributes_of(OWNER_SPAN).count(), MAX_ATTRIBUTES);
+    }
+}
