@@ -45,6 +45,11 @@ pub fn reseed_after_fork() {
     STATE.with(|state| state.set(0));
 }
 
+/// A random nonzero number, for unique file names.
+pub fn new_span_id_u64() -> u64 {
+    u64::from_be_bytes(new_span_id())
+}
+
 pub fn new_trace_id() -> [u8; 16] {
     loop {
         let mut id = [0u8; 16];

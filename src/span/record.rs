@@ -250,8 +250,7 @@ impl SpanRecord {
     ) -> Option<TextOutcome> {
         let count = self.attribute_count as usize;
         let existing = (0..count).find(|&i| {
-            self.attributes[i].owner == owner
-                && self.text(self.attributes[i].key).as_bytes() == key
+            self.attributes[i].owner == owner && self.text(self.attributes[i].key).as_bytes() == key
         });
         let index = match existing {
             Some(i) => i,
@@ -376,8 +375,14 @@ mod tests {
         let mut r = blank();
         for i in 0..MAX_ATTRIBUTES {
             assert!(
-                r.push_attribute(OWNER_SPAN, format!("k{i}").as_bytes(), ValueKind::Int, 0, b"")
-                    .is_some()
+                r.push_attribute(
+                    OWNER_SPAN,
+                    format!("k{i}").as_bytes(),
+                    ValueKind::Int,
+                    0,
+                    b""
+                )
+                .is_some()
             );
         }
         assert!(

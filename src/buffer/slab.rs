@@ -1,0 +1,315 @@
+//! The span slab: every span slot a tracer will ever use, allocated once at
+//! start, plus the two lock-free queues that move slot numbers around.
+//!
+//! A slot's `header` is `generation << 32 | state` and is its commit marker:
+//!
+//! ```text
+//!   FREE --begin--> WRITING --> OPEN <--> WRITING (set attribute, event, ...)
+//!                                 |
+//!                               end: WRITING --> ENDED --exporter--> EXPORTING --> FREE (generation + 1)
+//! ```
+//!
+//! A handle names a slot and a generation; a call whose generation no longer
+//! matches is stale and touches nothing. Only the thread that moved a slot to
+//! WRITING (or the exporter, for ENDED/EXPORTING slots) writes its body.
+//!
+//! The handoff to the exporter is the `ended` queue: producers push while the
+//! exporter pops, so a flush never makes a new span wait or get lost (this is
+//! the "double buffer": new spans land in the queue while the exporter drains
+//! what it has popped). Both queues hold at most `capacity` numbers and each
+//! slot number is in at most one of them, so a push can never fail.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::span::record::SpanRecord;
+
+pub const STATE_FREE: u32 = 0;
+pub const STATE_OPEN: u32 = 1;
+pub const STATE_WRITING: u32 = 2;
+pub const STATE_ENDED: u32 = 3;
+pub const STATE_EXPORTING: u32 = 4;
+
+#[inline]
+pub fn pack_header(generation: u32, state: u32) -> u64 {
+    (generation as u64) << 32 | state as u64
+}
+
+#[inline]
+pub fn header_generation(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+#[inline]
+pub fn header_state(h: u64) -> u32 {
+    h as u32
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotError {
+    /// The handle's generation is not the slot's: the span was exported and
+    /// the slot reused, or the handle was never valid.
+    Stale,
+    /// The span was ended already (it waits for or is in export).
+    Ended,
+}
+
+/// Where the slab's memory comes from.
+pub enum SlabBacking {
+    /// Private anonymous memory.
+    Anonymous,
+    /// A file mapped MAP_SHARED (the flight recorder): the kernel keeps the
+    /// pages when the process dies, so another process can read them.
+    File(std::fs::File),
+}
+
+pub struct SpanSlab {
+    base: NonNull<SpanRecord>,
+    capacity: u32,
+    map_len: usize,
+    /// Byte offset of the first record inside the mapping.
+    records_offset: usize,
+    free: ArrayQueue<u32>,
+    ended: ArrayQueue<u32>,
+}
+
+// SAFETY: the slab hands out access to slots only under the header protocol
+// above; the queues are thread-safe.
+unsafe impl Send for SpanSlab {}
+// SAFETY: as above.
+unsafe impl Sync for SpanSlab {}
+
+impl SpanSlab {
+    /// Maps `capacity` zeroed slots. `prefix` bytes before them are left for
+    /// a file header (the flight recorder's); pass 0 for anonymous memory.
+    pub fn new(capacity: u32, backing: SlabBacking, prefix: usize) -> io::Result<SpanSlab> {
+        if capacity == 0 || capacity > MAX_SLOTS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "slot count out of range",
+            ));
+        }
+        let records_offset = prefix.next_multiple_of(64);
+        let map_len = records_offset + capacity as usize * std::mem::size_of::<SpanRecord>();
+        let (flags, fd) = match &backing {
+            SlabBacking::Anonymous => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+            SlabBacking::File(f) => {
+                f.set_len(map_len as u64)?;
+                (libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(f))
+            }
+        };
+        // SAFETY: a fresh mapping of map_len bytes; no existing memory is
+        // touched. Anonymous pages and a file extended by set_len read as
+        // zero, and all-zero is a FREE slot of generation 0.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: mmap succeeded, so ptr is non-null and page aligned;
+        // records_offset is a multiple of 64, enough for SpanRecord.
+        let base = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
+        let free = ArrayQueue::new(capacity as usize);
+        for i in 0..capacity {
+            let _ = free.push(i);
+        }
+        Ok(SpanSlab {
+            base,
+            capacity,
+            map_len,
+            records_offset,
+            free,
+            ended: ArrayQueue::new(capacity as usize),
+        })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// The start of the mapping (the file header, for the flight recorder).
+    pub fn mapping_start(&self) -> *mut u8 {
+        // SAFETY: base was made by adding records_offset to the mapping start.
+        unsafe { self.base.as_ptr().cast::<u8>().sub(self.records_offset) }
+    }
+
+    /// Shared access to a slot: its header may be read at any time; the body
+    /// only by the slot's current writer or through a copy checked against the
+    /// header.
+    #[inline]
+    pub fn slot(&self, index: u32) -> &SpanRecord {
+        debug_assert!(index < self.capacity);
+        // SAFETY: index < capacity (callers get indexes only from this slab),
+        // and the mapping lives as long as self.
+        unsafe { &*self.base.as_ptr().add(index as usize) }
+    }
+
+    /// Write access to a slot body.
+    ///
+    /// # Safety
+    /// The caller must own the slot under the header protocol: it moved it to
+    /// WRITING, or it is the exporter and the slot is ENDED/EXPORTING.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slot_mut(&self, index: u32) -> &mut SpanRecord {
+        debug_assert!(index < self.capacity);
+        // SAFETY: exclusive by the caller's contract; in bounds as in slot().
+        unsafe { &mut *self.base.as_ptr().add(index as usize) }
+    }
+
+    /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
+    #[inline]
+    pub fn take_free(&self) -> Option<(u32, u32)> {
+        let index = self.free.pop()?;
+        let header = &self.slot(index).header;
+        let generation = header_generation(header.load(Ordering::Relaxed));
+        // Relaxed is enough: nobody else may look at the body of a slot that
+        // is not OPEN or ENDED, and the later store of OPEN publishes it.
+        header.store(pack_header(generation, STATE_WRITING), Ordering::Relaxed);
+        Some((index, generation))
+    }
+
+    /// Moves an OPEN slot of `generation` to WRITING, waiting out another
+    /// writer of the same span (a short copy; contention only happens when two
+    /// threads touch one span at once).
+    #[inline]
+    pub fn lock_open(&self, index: u32, generation: u32) -> Result<(), SlotError> {
+        if index >= self.capacity {
+            return Err(SlotError::Stale);
+        }
+        let header = &self.slot(index).header;
+        let mut spins = 0u32;
+        loop {
+            let current = header.load(Ordering::Relaxed);
+            if header_generation(current) != generation {
+                return Err(SlotError::Stale);
+            }
+            match header_state(current) {
+                STATE_OPEN => {
+                    // Acquire pairs with the Release in `unlock_open`/`publish_open`:
+                    // we see the body the last writer left.
+                    if header
+                        .compare_exchange_weak(
+                            current,
+                            pack_header(generation, STATE_WRITING),
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        return Ok(());
+                    }
+                }
+                STATE_WRITING => {
+                    spins += 1;
+                    if spins < 128 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                STATE_ENDED | STATE_EXPORTING => return Err(SlotError::Ended),
+                _ => return Err(SlotError::Stale),
+            }
+        }
+    }
+
+    /// Ends a write: the slot is OPEN again. Release pairs with the Acquire
+    /// in `lock_open` and with readers of the flight recorder.
+    #[inline]
+    pub fn publish_open(&self, index: u32, generation: u32) {
+        self.slot(index)
+            .header
+            .store(pack_header(generation, STATE_OPEN), Ordering::Release);
+    }
+
+    /// Marks a slot the caller holds in WRITING as ENDED and hands it to the
+    /// exporter. Returns the number of ended spans now waiting.
+    #[inline]
+    pub fn publish_ended(&self, index: u32, generation: u32) -> usize {
+        // Release pairs with the Acquire in `take_ended`.
+        self.slot(index)
+            .header
+            .store(pack_header(generation, STATE_ENDED), Ordering::Release);
+        // Cannot fail: see the module comment.
+        let _ = self.ended.push(index);
+        self.ended.len()
+    }
+
+    /// The exporter's side: the next ended slot, now EXPORTING.
+    pub fn take_ended(&self) -> Option<u32> {
+        let index = self.ended.pop()?;
+        let header = &self.slot(index).header;
+        let current = header.load(Ordering::Acquire);
+        header.store(
+            pack_header(header_generation(current), STATE_EXPORTING),
+            Ordering::Relaxed,
+        );
+        Some(index)
+    }
+
+    /// Gives an exported slot back: a new generation makes every handle to
+    /// the old span stale.
+    pub fn release(&self, index: u32) {
+        let header = &self.slot(index).header;
+        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
+        header.store(pack_header(generation, STATE_FREE), Ordering::Release);
+        let _ = self.free.push(index);
+    }
+
+    pub fn ended_len(&self) -> usize {
+        self.ended.len()
+    }
+
+    pub fn free_len(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// Handles carry the slot number in 24 bits.
+pub const MAX_SLOTS: u32 = 1 << 24;
+
+impl Drop for SpanSlab {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` with this start and length and
+        // is unmapped once.
+        unsafe { libc::munmap(self.mapping_start().cast(), self.map_len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_cycles_and_old_handles_go_stale() {
+        let slab = SpanSlab::new(2, SlabBacking::Anonymous, 0).expect("map");
+        let (i, g) = slab.take_free().expect("free slot");
+        slab.publish_open(i, g);
+        assert_eq!(slab.lock_open(i, g), Ok(()));
+        slab.publish_ended(i, g);
+        assert_eq!(slab.lock_open(i, g), Err(SlotError::Ended));
+        assert_eq!(slab.take_ended(), Some(i));
+        slab.release(i);
+        assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
+        assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
+    }
+
+    #[test]
+    fn running_out_of_slots_is_reported_not_hidden() {
+        let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
+        assert!(slab.take_free().is_some());
+        assert!(slab.take_free().is_none());
+    }
+}

@@ -1,0 +1,183 @@
+//! State shared by the threads that record spans and the exporter thread:
+//! the slab, the counters, and the signalling between them.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::buffer::slab::SpanSlab;
+use crate::config::TracerConfig;
+use crate::export::resource::ResourceInfo;
+use crate::stats::Stats;
+
+pub const LIFECYCLE_RUNNING: u32 = 0;
+pub const LIFECYCLE_SHUTTING_DOWN: u32 = 1;
+pub const LIFECYCLE_SHUT_DOWN: u32 = 2;
+
+/// What the exporter tells the application about (the error callback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExportEvent {
+    /// A batch failed for good; its spans are lost.
+    BatchFailed = 1,
+    /// A batch was written to the spool after failing.
+    BatchSpooled = 2,
+    /// The spool's cap made it delete older batches; their spans are lost.
+    SpoolOverflow = 3,
+    /// A spooled batch was sent and deleted.
+    BatchReplayed = 4,
+    /// The backend rejected some spans of an accepted batch.
+    SpansRejected = 5,
+}
+
+/// The application's error callback: a C function and its pointer.
+pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
+
+pub struct Pipeline {
+    pub config: TracerConfig,
+    pub resource: ResourceInfo,
+    pub slab: SpanSlab,
+    pub stats: Stats,
+    pub lifecycle: AtomicU32,
+    pub signal: ExportSignal,
+    pub callback: Mutex<Option<EventCallback>>,
+    /// Where the crash handler writes this tracer's spans (signal handlers
+    /// on, flight recorder off).
+    pub crash_file: Option<crate::watchdog::crash::CrashFile>,
+    /// The flight recorder's file, when the slab lives in one.
+    pub flight: Option<FlightFile>,
+}
+
+/// The file the slab is mapped from. Its lock is held while the process
+/// lives, so recovery knows a dead owner's file from a live one's.
+pub struct FlightFile {
+    pub path: std::path::PathBuf,
+    pub file: std::fs::File,
+}
+
+impl Pipeline {
+    pub fn lifecycle(&self) -> u32 {
+        self.lifecycle.load(Ordering::Acquire)
+    }
+
+    /// Records the fatal signal in the flight recorder's header.
+    /// Async-signal-safe: one store into the mapping.
+    pub fn mark_flight_signal(&self, signal: i32) {
+        if self.flight.is_some() {
+            let header = self
+                .slab
+                .mapping_start()
+                .cast::<crate::buffer::dump::DumpHeader>();
+            // SAFETY: a flight slab's mapping starts with its DumpHeader.
+            unsafe { std::ptr::addr_of_mut!((*header).signal).write_volatile(signal) };
+        }
+    }
+
+    /// Tells the application, from the exporter thread only.
+    pub fn report(&self, event: ExportEvent, message: &str) {
+        if let Ok(guard) = self.callback.lock()
+            && let Some(cb) = guard.as_ref()
+        {
+            // The callback is the application's code: a panic in a Rust
+            // closure must not kill the exporter.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event, message)));
+        }
+    }
+}
+
+/// Wakes the exporter and lets flushers wait for it.
+#[derive(Default)]
+pub struct ExportSignal {
+    mutex: Mutex<()>,
+    work: Condvar,
+    done: Condvar,
+    /// Bumped by each flush call; the exporter answers by storing the value
+    /// it saw before draining into `flush_completed`.
+    pub flush_requested: AtomicU64,
+    pub flush_completed: AtomicU64,
+    /// Set when a producer already nudged the exporter for a full batch, so
+    /// that the hot path makes at most one wake-up call per batch.
+    pub wake_pending: AtomicBool,
+    pub stop: AtomicBool,
+}
+
+impl ExportSignal {
+    /// Wakes the exporter. Takes the mutex so that a wake-up between the
+    /// exporter's check and its wait is not lost.
+    pub fn wake(&self) {
+        let _guard = self.mutex.lock();
+        self.work.notify_one();
+    }
+
+    /// The hot path's nudge: at most one wake call until the exporter runs.
+    #[inline]
+    pub fn nudge_for_batch(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
+    /// The exporter's sleep: returns when `ready()` holds, the timeout passes
+    /// or someone wakes it.
+    pub fn wait_for_work(&self, timeout: Duration, ready: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        loop {
+            if ready() {
+                break;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            guard = match self.work.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        drop(guard);
+        self.wake_pending.store(false, Ordering::Release);
+    }
+
+    /// A sleep of the exporter's that `stop` cuts short (retry backoff).
+    pub fn sleep_unless_stopped(&self, duration: Duration) {
+        self.wait_for_work(duration, || self.stop.load(Ordering::Acquire));
+    }
+
+    /// The exporter has drained everything requested up to `epoch`.
+    pub fn complete_flush(&self, epoch: u64) {
+        self.flush_completed.fetch_max(epoch, Ordering::AcqRel);
+        let _guard = self.mutex.lock();
+        self.done.notify_all();
+    }
+
+    /// Asks for a flush and waits until it is done or `timeout` passes.
+    /// True when done.
+    pub fn request_flush_and_wait(&self, timeout: Duration) -> bool {
+        // AcqRel: every span this caller ended happened before this bump, and
+        // the exporter's Acquire load of the epoch sees them queued.
+        let epoch = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        self.work.notify_one();
+        loop {
+            if self.flush_completed.load(Ordering::Acquire) >= epoch {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = match self.done.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}

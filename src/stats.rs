@@ -1,0 +1,96 @@
+//! Counters a tracer keeps about itself. The hot path bumps only `begun` and
+//! `ended`; everything else is counted by the exporter thread, which also
+//! sums the per-record counters (truncations, dropped attributes) as it
+//! encodes, so recording a span touches no other shared cache line.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        #[derive(Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        /// A copy of the counters at one moment.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Ended spans waiting for the exporter.
+            pub queue_depth: u64,
+            /// Spans begun and not yet ended.
+            pub spans_open: u64,
+        }
+
+        impl Stats {
+            pub fn snapshot(&self, queue_depth: u64) -> StatsSnapshot {
+                let mut s = StatsSnapshot {
+                    $($name: self.$name.load(Relaxed),)*
+                    queue_depth,
+                    spans_open: 0,
+                };
+                s.spans_open = s.spans_begun.saturating_sub(s.spans_ended);
+                s
+            }
+        }
+    };
+}
+
+counters! {
+    /// Spans that got a slot.
+    spans_begun,
+    /// Spans ended by the application or, at shutdown, by spanguard.
+    spans_ended,
+    /// Spans a backend (or the file sink) accepted on their first trip
+    /// (spans delivered from the spool count in `replayed_spans`).
+    spans_exported,
+    /// Spans never recorded: every slot was taken (see the full policy).
+    dropped_buffer_full,
+    /// Spans lost because the backend refused them for good and spooling was
+    /// not possible.
+    dropped_export_failed,
+    /// Spans a backend rejected in an OTLP partial success.
+    dropped_rejected,
+    /// Spans lost when the spool's size cap pushed old batches out.
+    dropped_spool_overflow,
+    /// Spans ended by spanguard at shutdown (marked spanguard.unended).
+    spans_unended_at_shutdown,
+    /// Requests accepted.
+    batches_sent,
+    /// Requests that failed for good (after retries).
+    batches_failed,
+    /// Request bytes accepted, after compression.
+    bytes_sent,
+    /// Send attempts after a first failure.
+    retries,
+    /// Attributes (of spans, events, links) that did not fit.
+    attributes_dropped,
+    /// Events that did not fit.
+    events_dropped,
+    /// Links that did not fit.
+    links_dropped,
+    /// Strings cut at a documented limit.
+    values_truncated,
+    /// Strings whose invalid UTF-8 was replaced.
+    utf8_replaced,
+    /// Batches written to the spool directory.
+    spooled_batches,
+    /// Spans in those batches.
+    spooled_spans,
+    /// Spool files sent and deleted (this process's or an earlier one's).
+    replayed_batches,
+    /// Spans in those files.
+    replayed_spans,
+    /// Bytes the spool directory holds now.
+    spool_bytes,
+    /// Spans recovered from dead processes' crash dumps and flight files
+    /// (then exported or spooled like any other).
+    recovered_spans,
+}
+
+impl Stats {
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,626 @@
+//! A tracer: the Rust-level API the C entry points call. Recording calls
+//! (`begin`, attributes, events, `end`) run on the caller's thread and, once
+//! the thread has made its first span, take no lock, make no system call and
+//! allocate nothing; everything slow happens on the exporter thread.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
+use crate::buffer::slab::{
+    STATE_OPEN, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
+};
+use crate::config::{FullPolicy, TracerConfig};
+use crate::export::exporter::Exporter;
+use crate::export::file_sink::FileSink;
+use crate::export::http::HttpTransport;
+use crate::export::resource::ResourceInfo;
+use crate::export::transport::Transport;
+use crate::pipeline::{
+    ExportSignal, FlightFile, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN,
+    Pipeline,
+};
+use crate::span::clock::now_unix_ns;
+use crate::span::ids::{new_span_id, new_trace_id};
+use crate::span::limits::*;
+use crate::span::record::*;
+use crate::span::traceparent::RemoteParent;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::watchdog::crash::CrashFile;
+
+/// The slab, in a flight-recorder file when configured (falling back to
+/// memory, with the reason on stderr, if the file cannot be made).
+fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightFile>)> {
+    let slots = config.slot_count();
+    if config.flight_recorder {
+        let made = (|| {
+            std::fs::create_dir_all(&config.spool_dir)?;
+            let path = config.spool_dir.join(format!(
+                "{:020}-{:010}-{:x}.sgflight",
+                now_unix_ns(),
+                std::process::id(),
+                crate::span::ids::new_span_id_u64()
+            ));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            // SAFETY: flock on our own fd; held until the file is closed.
+            unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            };
+            let prefix = std::mem::size_of::<DumpHeader>();
+            let slab = SpanSlab::new(slots, SlabBacking::File(file.try_clone()?), prefix)?;
+            let header = DumpHeader::new(
+                MAGIC_FLIGHT,
+                slots,
+                &config.service_name,
+                &config.resource_attributes,
+            );
+            // SAFETY: the mapping starts with `prefix` bytes reserved for it.
+            unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
+            Ok::<_, std::io::Error>((slab, FlightFile { path, file }))
+        })();
+        match made {
+            Ok((slab, flight)) => return Ok((slab, Some(flight))),
+            Err(e) => eprintln!("spanguard: flight recorder off: {e}"),
+        }
+    }
+    Ok((SpanSlab::new(slots, SlabBacking::Anonymous, 0)?, None))
+}
+
+/// A span inside one tracer: its slot and the slot's generation when the
+/// span began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanRef {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Parent {
+    None,
+    Local(SpanRef),
+    Remote(RemoteParent),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum AttrInput<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
+/// A call did what was asked but changed the input to fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notice {
+    pub truncated: bool,
+    pub replaced_utf8: bool,
+    /// `begin` with a local parent that had already been exported: the span
+    /// began a new trace.
+    pub parent_stale: bool,
+}
+
+impl Notice {
+    fn from_text(o: TextOutcome) -> Notice {
+        Notice {
+            truncated: o.truncated,
+            replaced_utf8: o.replaced_utf8,
+            parent_stale: false,
+        }
+    }
+
+    fn merge(self, o: TextOutcome) -> Notice {
+        Notice {
+            truncated: self.truncated || o.truncated,
+            replaced_utf8: self.replaced_utf8 || o.replaced_utf8,
+            parent_stale: self.parent_stale,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanError {
+    /// The handle names no live span of this tracer.
+    Stale,
+    /// The span was ended already.
+    Ended,
+    /// The tracer is shut down (or shutting down).
+    ShutDown,
+    /// Every slot is taken and the full policy gave up; counted.
+    BufferFull,
+    /// The span's attribute, event or link table is full; counted.
+    LimitReached,
+    /// The kind or status code is out of range.
+    InvalidArgument,
+}
+
+impl From<SlotError> for SpanError {
+    fn from(e: SlotError) -> SpanError {
+        match e {
+            SlotError::Stale => SpanError::Stale,
+            SlotError::Ended => SpanError::Ended,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum TracerError {
+    Config(crate::config::ConfigError),
+    Io(std::io::Error),
+}
+
+pub struct Tracer {
+    pipeline: Arc<Pipeline>,
+    exporter: Mutex<Option<JoinHandle<()>>>,
+    /// Where the file sink writes, when it is the destination.
+    sink_path: Option<std::path::PathBuf>,
+}
+
+impl Tracer {
+    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
+        config.validate().map_err(TracerError::Config)?;
+        let resource = ResourceInfo::new(&config.service_name, &config.resource_attributes);
+        let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
+        let crash_file = if config.install_signal_handlers && flight.is_none() {
+            let header = DumpHeader::new(
+                MAGIC_CRASH_DUMP,
+                0,
+                &config.service_name,
+                &config.resource_attributes,
+            );
+            // Without a writable spool there is no crash dump, but tracing
+            // still works: not a reason to fail.
+            CrashFile::create(
+                &config.spool_dir,
+                crate::span::ids::new_span_id_u64(),
+                header,
+            )
+            .ok()
+        } else {
+            None
+        };
+        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
+            Some(url) => (
+                Box::new(HttpTransport::new(
+                    url,
+                    &config.headers,
+                    config.request_timeout,
+                )),
+                None,
+            ),
+            None => {
+                let sink = FileSink::new(&config.sink_dir, &config.service_name);
+                let path = sink.path().to_path_buf();
+                (Box::new(sink), Some(path))
+            }
+        };
+        let file_sink = sink_path.is_some();
+        let pipeline = Arc::new(Pipeline {
+            config,
+            resource,
+            slab,
+            stats: Stats::default(),
+            lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
+            signal: ExportSignal::default(),
+            callback: Mutex::new(None),
+            crash_file,
+            flight,
+        });
+        let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
+        let handle = std::thread::Builder::new()
+            .name("spanguard-export".to_string())
+            .spawn(move || exporter.run())
+            .map_err(TracerError::Io)?;
+        Ok(Tracer {
+            pipeline,
+            exporter: Mutex::new(Some(handle)),
+            sink_path,
+        })
+    }
+
+    pub fn config(&self) -> &TracerConfig {
+        &self.pipeline.config
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    pub fn sink_path(&self) -> Option<&std::path::Path> {
+        self.sink_path.as_deref()
+    }
+
+    #[inline]
+    fn running(&self) -> bool {
+        self.pipeline.lifecycle() == LIFECYCLE_RUNNING
+    }
+
+    /// Starts a span. Hot path.
+    pub fn begin(
+        &self,
+        name: &[u8],
+        parent: Parent,
+        kind: u8,
+    ) -> Result<(SpanRef, Notice), SpanError> {
+        if !self.running() {
+            return Err(SpanError::ShutDown);
+        }
+        if kind > 5 {
+            return Err(SpanError::InvalidArgument);
+        }
+        let p = &self.pipeline;
+        // Resolve a local parent before taking a slot, so a failure here
+        // leaves nothing half-made.
+        let mut notice = Notice::default();
+        let (trace_id, parent_id, flags, marks) = match parent {
+            Parent::None => (new_trace_id(), [0u8; 8], 1u8, 0u8),
+            Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags, MARK_PARENT_REMOTE),
+            Parent::Local(s) => match self.read_ids(s) {
+                Some((t, id, f)) => (t, id, f, 0),
+                None => {
+                    notice.parent_stale = true;
+                    (new_trace_id(), [0u8; 8], 1, 0)
+                }
+            },
+        };
+        let (slot, generation) = self.take_slot()?;
+        // SAFETY: take_slot moved the slot to WRITING for us.
+        let r = unsafe { p.slab.slot_mut(slot) };
+        r.reset();
+        r.trace_id = trace_id;
+        r.span_id = new_span_id();
+        r.parent_span_id = parent_id;
+        r.trace_flags = flags;
+        r.kind = kind;
+        r.marks = marks;
+        r.start_unix_ns = now_unix_ns();
+        let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
+        r.name = name_ref;
+        p.slab.publish_open(slot, generation);
+        Stats::add(&p.stats.spans_begun, 1);
+        Ok((SpanRef { slot, generation }, notice.merge(outcome)))
+    }
+
+    fn take_slot(&self) -> Result<(u32, u32), SpanError> {
+        let p = &self.pipeline;
+        if let Some(s) = p.slab.take_free() {
+            return Ok(s);
+        }
+        // Full: the exporter frees slots as it encodes, so wake it.
+        p.signal.wake();
+        if p.config.full_policy == FullPolicy::Wait {
+            let deadline = Instant::now() + p.config.full_wait;
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(50));
+                if let Some(s) = p.slab.take_free() {
+                    return Ok(s);
+                }
+            }
+        }
+        Stats::add(&p.stats.dropped_buffer_full, 1);
+        Err(SpanError::BufferFull)
+    }
+
+    /// The trace id, span id and flags of a live span, read without locking
+    /// it: ids never change while a slot keeps its generation, and the header
+    /// is checked again after the read (a seqlock read).
+    fn read_ids(&self, s: SpanRef) -> Option<([u8; 16], [u8; 8], u8)> {
+        if s.slot >= self.pipeline.slab.capacity() {
+            return None;
+        }
+        let r = self.pipeline.slab.slot(s.slot);
+        let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
+        if !live(r.header.load(Ordering::Acquire)) {
+            return None;
+        }
+        // SAFETY: the fields are plain bytes inside a live mapping; a racing
+        // reuse of the slot is detected by the second header check below.
+        let ids = unsafe {
+            (
+                std::ptr::read_volatile(&r.trace_id),
+                std::ptr::read_volatile(&r.span_id),
+                std::ptr::read_volatile(&r.trace_flags),
+            )
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        live(r.header.load(Ordering::Relaxed)).then_some(ids)
+    }
+
+    /// Runs `f` on a span this caller may write, then publishes it again.
+    #[inline]
+    fn with_open<T>(
+        &self,
+        s: SpanRef,
+        f: impl FnOnce(&mut SpanRecord) -> T,
+    ) -> Result<T, SpanError> {
+        if self.pipeline.lifecycle() == LIFECYCLE_SHUT_DOWN {
+            return Err(SpanError::ShutDown);
+        }
+        self.pipeline.slab.lock_open(s.slot, s.generation)?;
+        // SAFETY: lock_open moved the slot to WRITING for us.
+        let r = unsafe { self.pipeline.slab.slot_mut(s.slot) };
+        let out = f(r);
+        self.pipeline.slab.publish_open(s.slot, s.generation);
+        Ok(out)
+    }
+
+    pub fn set_attribute(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: AttrInput,
+    ) -> Result<Notice, SpanError> {
+        self.with_open(s, |r| set_attribute(r, OWNER_SPAN, key, value))?
+    }
+
+    /// Adds an event; `time_unix_ns` 0 means now.
+    pub fn add_event(
+        &self,
+        s: SpanRef,
+        name: &[u8],
+        time_unix_ns: u64,
+        attributes: &[(&[u8], AttrInput)],
+    ) -> Result<Notice, SpanError> {
+        self.with_open(s, |r| {
+            let index = r.event_count as usize;
+            if index >= MAX_EVENTS {
+                r.dropped_events = r.dropped_events.saturating_add(1);
+                return Err(SpanError::LimitReached);
+            }
+            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
+            r.events[index] = EventRecord {
+                name: name_ref,
+                _reserved: 0,
+                time_unix_ns: if time_unix_ns == 0 {
+                    now_unix_ns()
+                } else {
+                    time_unix_ns
+                },
+            };
+            r.event_count += 1;
+            let mut notice = Notice::from_text(outcome);
+            for (k, v) in attributes {
+                match set_attribute(r, OWNER_EVENT_BASE + index as u8, k, *v) {
+                    Ok(n) => notice = merge(notice, n),
+                    Err(_) => notice.truncated = true,
+                }
+            }
+            Ok(notice)
+        })?
+    }
+
+    pub fn add_link(
+        &self,
+        s: SpanRef,
+        to: RemoteParent,
+        tracestate: &[u8],
+        attributes: &[(&[u8], AttrInput)],
+    ) -> Result<Notice, SpanError> {
+        self.with_open(s, |r| {
+            let index = r.link_count as usize;
+            if index >= MAX_LINKS {
+                r.dropped_links = r.dropped_links.saturating_add(1);
+                return Err(SpanError::LimitReached);
+            }
+            let (ts, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
+            r.links[index] = LinkRecord {
+                trace_id: to.trace_id,
+                span_id: to.span_id,
+                tracestate: ts,
+                trace_flags: to.trace_flags,
+                _reserved: [0; 3],
+            };
+            r.link_count += 1;
+            let mut notice = Notice::from_text(outcome);
+            for (k, v) in attributes {
+                match set_attribute(r, OWNER_LINK_BASE + index as u8, k, *v) {
+                    Ok(n) => notice = merge(notice, n),
+                    Err(_) => notice.truncated = true,
+                }
+            }
+            Ok(notice)
+        })?
+    }
+
+    pub fn set_status(&self, s: SpanRef, code: u8, message: &[u8]) -> Result<Notice, SpanError> {
+        if code > STATUS_ERROR {
+            return Err(SpanError::InvalidArgument);
+        }
+        self.with_open(s, |r| {
+            // OK is final: a later ERROR or UNSET does not override it (spec).
+            if r.status_code == STATUS_OK {
+                return Notice::default();
+            }
+            r.status_code = code;
+            if code == STATUS_ERROR {
+                let (m, outcome) = r.store_text(message, MAX_VALUE_BYTES);
+                r.status_message = m;
+                Notice::from_text(outcome)
+            } else {
+                r.status_message = TextRef::default();
+                Notice::default()
+            }
+        })
+    }
+
+    /// Moves the span's start (e.g. to when work really began).
+    pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
+        self.with_open(s, |r| r.start_unix_ns = start_unix_ns)
+    }
+
+    pub fn set_tracestate(&self, s: SpanRef, tracestate: &[u8]) -> Result<Notice, SpanError> {
+        self.with_open(s, |r| {
+            let (t, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
+            r.tracestate = t;
+            Notice::from_text(outcome)
+        })
+    }
+
+    /// The span's ids (for traceparent injection).
+    pub fn span_context(&self, s: SpanRef) -> Result<RemoteParent, SpanError> {
+        match self.read_ids(s) {
+            Some((trace_id, span_id, trace_flags)) => Ok(RemoteParent {
+                trace_id,
+                span_id,
+                trace_flags,
+            }),
+            None => Err(SpanError::Stale),
+        }
+    }
+
+    /// Ends a span (`end_unix_ns` 0 means now) and hands it to the exporter.
+    /// Hot path: one wake-up call per full batch at most.
+    pub fn end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
+        let p = &self.pipeline;
+        if p.lifecycle() == LIFECYCLE_SHUT_DOWN {
+            // Shutdown already exported this span as unended (or it is stale).
+            return Err(SpanError::ShutDown);
+        }
+        p.slab.lock_open(s.slot, s.generation)?;
+        // SAFETY: lock_open moved the slot to WRITING for us.
+        let r = unsafe { p.slab.slot_mut(s.slot) };
+        r.end_unix_ns = if end_unix_ns == 0 {
+            now_unix_ns()
+        } else {
+            end_unix_ns.max(r.start_unix_ns)
+        };
+        Stats::add(&p.stats.spans_ended, 1);
+        let waiting = p.slab.publish_ended(s.slot, s.generation);
+        if waiting >= p.config.max_export_batch_size as usize {
+            p.signal.nudge_for_batch();
+        }
+        Ok(())
+    }
+
+    /// Waits until every span ended before this call is exported (or failed
+    /// for good), or `timeout` passes. True when done.
+    pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
+        if self.pipeline.lifecycle() == LIFECYCLE_SHUT_DOWN {
+            return Err(SpanError::ShutDown);
+        }
+        Ok(self.pipeline.signal.request_flush_and_wait(timeout))
+    }
+
+    /// Flush, then end and export the spans still open (marked
+    /// `spanguard.unended`), then stop the exporter — in that order, so no
+    /// span is lost to ordering. True when everything was exported in time.
+    /// A second call returns Err(ShutDown).
+    pub fn shutdown(&self, timeout: Duration) -> Result<bool, SpanError> {
+        let p = &self.pipeline;
+        if p.lifecycle
+            .compare_exchange(
+                LIFECYCLE_RUNNING,
+                LIFECYCLE_SHUTTING_DOWN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return Err(SpanError::ShutDown);
+        }
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let mut complete = p.signal.request_flush_and_wait(left());
+        let unended = self.end_open_spans();
+        Stats::add(&p.stats.spans_unended_at_shutdown, unended);
+        complete &= p.signal.request_flush_and_wait(left());
+        p.signal.stop.store(true, Ordering::Release);
+        p.signal.wake();
+        if let Ok(mut guard) = self.exporter.lock()
+            && let Some(handle) = guard.take()
+        {
+            // The exporter stops retrying once `stop` is set, so this join is
+            // bounded by one request timeout.
+            let _ = handle.join();
+        }
+        p.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
+        if complete {
+            // Everything is delivered or spooled: nothing left to recover.
+            if let Some(c) = &p.crash_file {
+                c.remove();
+            }
+            if let Some(f) = &p.flight {
+                let _ = std::fs::remove_file(&f.path);
+            }
+        }
+        Ok(complete)
+    }
+
+    /// Ends every open span as of now, marked unended. Returns how many.
+    fn end_open_spans(&self) -> u64 {
+        let p = &self.pipeline;
+        let now = now_unix_ns();
+        let mut ended = 0;
+        for slot in 0..p.slab.capacity() {
+            let h = p.slab.slot(slot).header.load(Ordering::Acquire);
+            if header_state(h) != STATE_OPEN {
+                continue;
+            }
+            let generation = header_generation(h);
+            if p.slab.lock_open(slot, generation).is_err() {
+                continue; // ended or reused meanwhile: not open any more
+            }
+            // SAFETY: lock_open moved the slot to WRITING for us.
+            let r = unsafe { p.slab.slot_mut(slot) };
+            r.marks |= MARK_UNENDED;
+            r.end_unix_ns = now.max(r.start_unix_ns);
+            Stats::add(&p.stats.spans_ended, 1);
+            p.slab.publish_ended(slot, generation);
+            ended += 1;
+        }
+        ended
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.pipeline
+            .stats
+            .snapshot(self.pipeline.slab.ended_len() as u64)
+    }
+
+    pub fn set_callback(&self, cb: Option<crate::pipeline::EventCallback>) {
+        if let Ok(mut guard) = self.pipeline.callback.lock() {
+            *guard = cb;
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if self.running() {
+            let _ = self.shutdown(self.pipeline.config.export_timeout);
+        }
+    }
+}
+
+fn merge(a: Notice, b: Notice) -> Notice {
+    Notice {
+        truncated: a.truncated || b.truncated,
+        replaced_utf8: a.replaced_utf8 || b.replaced_utf8,
+        parent_stale: a.parent_stale || b.parent_stale,
+    }
+}
+
+fn set_attribute(
+    r: &mut SpanRecord,
+    owner: u8,
+    key: &[u8],
+    value: AttrInput,
+) -> Result<Notice, SpanError> {
+    let outcome = match value {
+        AttrInput::Str(s) => r.push_attribute(owner, key, ValueKind::String, 0, s),
+        AttrInput::Int(i) => r.push_attribute(owner, key, ValueKind::Int, i as u64, &[]),
+        AttrInput::Double(d) => r.push_attribute(owner, key, ValueKind::Double, d.to_bits(), &[]),
+        AttrInput::Bool(b) => r.push_attribute(owner, key, ValueKind::Bool, b as u64, &[]),
+    };
+    outcome
+        .map(Notice::from_text)
+        .ok_or(SpanError::LimitReached)
+}

@@ -1,0 +1,91 @@
+//! The hot path allocates nothing once a thread is warm: proved with a
+//! counting global allocator, not with a timing.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use spanguard::config::TracerConfig;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same layout contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+fn allocations_on_this_thread() -> u64 {
+    ALLOCATIONS.with(|c| c.get())
+}
+
+#[test]
+fn begin_attributes_end_allocate_nothing_on_a_warm_thread() {
+    let dir = std::env::temp_dir().join(format!("sg-alloc-{}", std::process::id()));
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::new(config).expect("tracer");
+    let record = |i: i64| {
+        let (root, _) = tracer.begin(b"root", Parent::None, 1).expect("begin");
+        let (child, _) = tracer
+            .begin(b"llm.call", Parent::Local(root), 3)
+            .expect("begin");
+        tracer
+            .set_attribute(child, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"))
+            .expect("attr");
+        tracer
+            .set_attribute(child, b"tokens", AttrInput::Int(i))
+            .expect("attr");
+        tracer
+            .set_attribute(child, b"ok", AttrInput::Bool(true))
+            .expect("attr");
+        tracer
+            .add_event(
+                child,
+                b"retry",
+                0,
+                &[(b"attempt".as_slice(), AttrInput::Int(2))],
+            )
+            .expect("event");
+        tracer.end(child, 0).expect("end");
+        tracer.end(root, 0).expect("end");
+    };
+    record(0); // warm-up: this thread's id generator seeds itself
+    let before = allocations_on_this_thread();
+    for i in 0..20_000 {
+        record(i);
+    }
+    let after = allocations_on_this_thread();
+    assert!(tracer.flush(Duration::from_secs(30)).expect("flush"));
+    assert_eq!(after - before, 0, "the hot path allocated");
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 2 * 20_001);
+    assert_eq!(stats.dropped_buffer_full, 0);
+    drop(tracer);
+    std::fs::remove_dir_all(&dir).ok();
+}
