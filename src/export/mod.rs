@@ -1,3 +1,14 @@
 //! Everything after a span ends: batching, OTLP encoding, transport.
 
+pub mod exporter;
+pub mod file_sink;
+pub mod gzip;
+pub mod http;
+pub mod otlp_json;
+pub mod otlp_proto;
+pub mod partial_success;
+pub mod recovery;
 pub mod resource;
+pub mod retry;
+pub mod spool;
+pub mod transport;

@@ -24,9 +24,18 @@ impl ResourceInfo {
     /// `service.name` in `extra`, as the OpenTelemetry spec says.
     pub fn new(service_name: &str, extra: &[(String, String)]) -> ResourceInfo {
         let mut attributes = vec![
-            ("service.name".to_string(), AttrValue::Str(service_name.to_string())),
-            ("telemetry.sdk.name".to_string(), AttrValue::Str("spanguard".to_string())),
-            ("telemetry.sdk.language".to_string(), AttrValue::Str("rust".to_string())),
+            (
+                "service.name".to_string(),
+                AttrValue::Str(service_name.to_string()),
+            ),
+            (
+                "telemetry.sdk.name".to_string(),
+                AttrValue::Str("spanguard".to_string()),
+            ),
+            (
+                "telemetry.sdk.language".to_string(),
+                AttrValue::Str("rust".to_string()),
+            ),
             (
                 "telemetry.sdk.version".to_string(),
                 AttrValue::Str(env!("CARGO_PKG_VERSION").to_string()),

@@ -1,0 +1,384 @@
+//! The exporter thread: wakes on the schedule, on a full batch or on a
+//! flush, drains ended spans in batches, encodes them straight from their
+//! slots, and sends them with retries. Its buffers, gzip state and transport
+//! (with its connection) live as long as the thread.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::config::{Compression, Protocol};
+use crate::pipeline::{ExportEvent, Pipeline};
+use crate::span::record::SpanRecord;
+use crate::stats::Stats;
+
+use super::gzip::GzipWriter;
+use super::otlp_json::OtlpJsonEncoder;
+use super::otlp_proto::OtlpProtoEncoder;
+use super::recovery;
+use super::resource::ResourceInfo;
+use super::retry::Backoff;
+use super::spool::{ReplayVerdict, SpoolDir, SpooledBatch};
+use super::transport::{BodyFormat, SendError, Transport};
+
+/// After a batch gives up, later batches go straight to the spool until this
+/// much time has passed; then one is tried again (a probe).
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Exporter {
+    pipeline: Arc<Pipeline>,
+    transport: Box<dyn Transport>,
+    format: BodyFormat,
+    gzip: bool,
+    proto: OtlpProtoEncoder,
+    json: OtlpJsonEncoder,
+    gzip_writer: GzipWriter,
+    indexes: Vec<u32>,
+    encoded: Vec<u8>,
+    compressed: Vec<u8>,
+    backoff: Backoff,
+    rng: u64,
+    spool: SpoolDir,
+    /// While set and in the future, the backend is taken to be down.
+    backend_down_until: Option<Instant>,
+    /// Something was spooled since the last replay: replay after the next
+    /// success.
+    spool_pending: bool,
+}
+
+impl Exporter {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        transport: Box<dyn Transport>,
+        file_sink: bool,
+    ) -> Exporter {
+        let config = &pipeline.config;
+        // The file sink writes the Collector file exporter's format: plain JSON.
+        let format = if file_sink || config.protocol == Protocol::HttpJson {
+            BodyFormat::Json
+        } else {
+            BodyFormat::Protobuf
+        };
+        let gzip = !file_sink && config.compression == Compression::Gzip;
+        let batch = config.max_export_batch_size as usize;
+        Exporter {
+            transport,
+            format,
+            gzip,
+            proto: OtlpProtoEncoder::new(),
+            json: OtlpJsonEncoder::new(),
+            gzip_writer: GzipWriter::new(),
+            indexes: Vec::with_capacity(batch),
+            encoded: Vec::with_capacity(batch * 512),
+            compressed: Vec::with_capacity(batch * 128),
+            backoff: Backoff::default(),
+            rng: crate::span::clock::monotonic_ns() | 1,
+            spool: SpoolDir::new(&config.spool_dir, config.spool_max_bytes),
+            backend_down_until: None,
+            // Batches and crash leftovers of earlier processes are sent at start.
+            spool_pending: true,
+            pipeline,
+        }
+    }
+
+    /// The thread's body: runs until the tracer stops it and the queue is
+    /// empty.
+    pub fn run(mut self) {
+        let p = Arc::clone(&self.pipeline);
+        let batch = p.config.max_export_batch_size as usize;
+        if self.spool_pending {
+            self.recover_leftovers();
+            self.replay_spool();
+        }
+        loop {
+            p.signal.wait_for_work(p.config.schedule_delay, || {
+                p.signal.stop.load(Ordering::Acquire)
+                    || p.signal.flush_requested.load(Ordering::Acquire)
+                        > p.signal.flush_completed.load(Ordering::Acquire)
+                    || p.slab.ended_len() >= batch
+            });
+            // Read the epoch before draining: every span ended before that
+            // flush call is in the queue now, and the drain below empties it.
+            let epoch = p.signal.flush_requested.load(Ordering::Acquire);
+            self.drain();
+            p.signal.complete_flush(epoch);
+            if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Exports batches until the queue is empty.
+    fn drain(&mut self) {
+        let batch = self.pipeline.config.max_export_batch_size as usize;
+        loop {
+            self.indexes.clear();
+            while self.indexes.len() < batch {
+                match self.pipeline.slab.take_ended() {
+                    Some(i) => self.indexes.push(i),
+                    None => break,
+                }
+            }
+            if self.indexes.is_empty() {
+                return;
+            }
+            self.export_taken();
+        }
+    }
+
+    /// Encodes the taken slots, sends the bytes, and gives the slots back.
+    fn export_taken(&mut self) {
+        let p = Arc::clone(&self.pipeline);
+        {
+            let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
+            count_record_losses(&p.stats, &records);
+            self.encode_and_send(&p.resource, &records);
+        }
+        // Only now, with the batch delivered, spooled or counted lost, are
+        // the slots given back: until then a crash dump or the flight
+        // recorder still holds these spans.
+        for &i in &self.indexes {
+            p.slab.release(i);
+        }
+    }
+
+    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+        match self.format {
+            BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
+            BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
+        }
+        if self.gzip {
+            self.gzip_writer
+                .compress(&self.encoded, &mut self.compressed);
+        }
+        // Moved out and back so the send can borrow self mutably; the
+        // buffer's capacity is kept.
+        let body = std::mem::take(if self.gzip {
+            &mut self.compressed
+        } else {
+            &mut self.encoded
+        });
+        self.send_with_retries(&body, records.len() as u64);
+        *(if self.gzip {
+            &mut self.compressed
+        } else {
+            &mut self.encoded
+        }) = body;
+    }
+
+    /// Sends the spans that dead processes left in crash dumps and flight
+    /// files. Counted as recovered; failures spool like any batch.
+    fn recover_leftovers(&mut self) {
+        let p = Arc::clone(&self.pipeline);
+        let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
+        for path in recovery::leftover_files(&p.config.spool_dir, &own) {
+            let Some(claimed) = recovery::claim(&path) else {
+                continue;
+            };
+            if let Some(rec) = &claimed.recovered {
+                let resource = ResourceInfo::new(
+                    &rec.header.service_name(),
+                    &rec.header.resource_attributes(),
+                );
+                let batch = p.config.max_export_batch_size as usize;
+                for chunk in rec.records.chunks(batch) {
+                    let refs: Vec<&SpanRecord> = chunk.iter().map(|r| &**r).collect();
+                    Stats::add(&p.stats.recovered_spans, refs.len() as u64);
+                    self.encode_and_send(&resource, &refs);
+                }
+            }
+            claimed.finish();
+        }
+    }
+
+    fn send_with_retries(&mut self, body: &[u8], spans: u64) {
+        let p = Arc::clone(&self.pipeline);
+        if let Some(until) = self.backend_down_until
+            && Instant::now() < until
+            && !p.signal.stop.load(Ordering::Acquire)
+        {
+            self.spool_or_drop(body, spans, "the backend is down");
+            return;
+        }
+        let started = Instant::now();
+        let budget = p.config.export_timeout;
+        // Half the queue waiting means retrying longer would make the
+        // application's spans wait for slots: spool instead.
+        let pressure = (p.config.max_queue_size as usize / 2).max(1);
+        let mut attempt = 0u32;
+        loop {
+            match self.transport.send(body, self.format, self.gzip) {
+                Ok(accepted) => {
+                    let rejected = accepted.rejected_spans.min(spans);
+                    Stats::add(&p.stats.spans_exported, spans - rejected);
+                    Stats::add(&p.stats.batches_sent, 1);
+                    Stats::add(&p.stats.bytes_sent, body.len() as u64);
+                    if rejected > 0 {
+                        Stats::add(&p.stats.dropped_rejected, rejected);
+                        p.report(
+                            ExportEvent::SpansRejected,
+                            &format!(
+                                "backend rejected {rejected} of {spans} spans: {}",
+                                accepted.message
+                            ),
+                        );
+                    }
+                    self.backend_down_until = None;
+                    if self.spool_pending {
+                        self.replay_spool();
+                    }
+                    return;
+                }
+                Err(SendError::Transient {
+                    reason,
+                    retry_after,
+                }) => {
+                    attempt += 1;
+                    self.rng = self
+                        .rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let wait =
+                        retry_after.unwrap_or_else(|| self.backoff.delay(attempt, self.rng >> 11));
+                    let stopping = p.signal.stop.load(Ordering::Acquire);
+                    if stopping
+                        || started.elapsed() + wait > budget
+                        || p.slab.ended_len() >= pressure
+                    {
+                        self.backend_down_until = Some(Instant::now() + wait.max(PROBE_INTERVAL));
+                        self.spool_or_drop(body, spans, &reason);
+                        return;
+                    }
+                    Stats::add(&p.stats.retries, 1);
+                    p.signal.sleep_unless_stopped(wait);
+                }
+                Err(SendError::Permanent { reason }) => {
+                    // The backend refused this data; sending it again, now or
+                    // from the spool, would be refused again.
+                    self.drop_batch(spans, &reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Keeps a batch that could not be sent now for a later replay; drops and
+    /// counts it only when the spool cannot take it.
+    fn spool_or_drop(&mut self, body: &[u8], spans: u64, reason: &str) {
+        let p = Arc::clone(&self.pipeline);
+        let batch = SpooledBatch {
+            format: self.format,
+            gzipped: self.gzip,
+            spans: spans as u32,
+            body: body.to_vec(),
+        };
+        match self.spool.write(&batch) {
+            Ok(eviction) => {
+                self.spool_pending = true;
+                Stats::add(&p.stats.spooled_batches, 1);
+                Stats::add(&p.stats.spooled_spans, spans);
+                p.report(
+                    ExportEvent::BatchSpooled,
+                    &format!(
+                        "{spans} spans spooled to {} ({reason})",
+                        self.spool.dir().display()
+                    ),
+                );
+                if eviction.files > 0 {
+                    Stats::add(&p.stats.dropped_spool_overflow, eviction.spans);
+                    p.report(
+                        ExportEvent::SpoolOverflow,
+                        &format!(
+                            "spool over its cap: {} older batches with {} spans deleted",
+                            eviction.files, eviction.spans
+                        ),
+                    );
+                }
+                p.stats
+                    .spool_bytes
+                    .store(self.spool.total_bytes(), Ordering::Relaxed);
+            }
+            Err(e) => self.drop_batch(spans, &format!("{reason}; spooling failed: {e}")),
+        }
+    }
+
+    fn drop_batch(&mut self, spans: u64, reason: &str) {
+        let p = &self.pipeline;
+        Stats::add(&p.stats.batches_failed, 1);
+        Stats::add(&p.stats.dropped_export_failed, spans);
+        p.report(
+            ExportEvent::BatchFailed,
+            &format!(
+                "{spans} spans lost sending to {}: {reason}",
+                self.transport.describe()
+            ),
+        );
+    }
+
+    /// Sends what the spool holds, oldest first, until it is empty or the
+    /// backend fails again.
+    fn replay_spool(&mut self) {
+        let p = Arc::clone(&self.pipeline);
+        let transport = &mut self.transport;
+        let mut stalled = false;
+        let (batches, spans) = self.spool.replay(|batch| {
+            match transport.send(&batch.body, batch.format, batch.gzipped) {
+                Ok(accepted) => {
+                    // Replayed spans count in replayed_spans only (they were
+                    // counted as spooled when they failed), so that
+                    // ended = exported + spooled + dropped holds.
+                    let rejected = accepted.rejected_spans.min(batch.spans as u64);
+                    Stats::add(&p.stats.dropped_rejected, rejected);
+                    Stats::add(&p.stats.batches_sent, 1);
+                    Stats::add(&p.stats.bytes_sent, batch.body.len() as u64);
+                    ReplayVerdict::Delivered
+                }
+                Err(SendError::Permanent { reason }) => {
+                    Stats::add(&p.stats.dropped_export_failed, batch.spans as u64);
+                    p.report(
+                        ExportEvent::BatchFailed,
+                        &format!(
+                            "spooled batch of {} spans refused for good: {reason}",
+                            batch.spans
+                        ),
+                    );
+                    ReplayVerdict::Discard
+                }
+                Err(SendError::Transient { .. }) => {
+                    stalled = true;
+                    ReplayVerdict::Stop
+                }
+            }
+        });
+        self.spool_pending = stalled;
+        if batches > 0 {
+            Stats::add(&p.stats.replayed_batches, batches);
+            Stats::add(&p.stats.replayed_spans, spans);
+            p.report(
+                ExportEvent::BatchReplayed,
+                &format!("{batches} spooled batches with {spans} spans delivered"),
+            );
+        }
+        p.stats
+            .spool_bytes
+            .store(self.spool.total_bytes(), Ordering::Relaxed);
+    }
+}
+
+/// Adds what each record could not hold to the tracer's counters.
+fn count_record_losses(stats: &Stats, records: &[&SpanRecord]) {
+    let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for r in records {
+        attrs += r.dropped_attributes as u64;
+        events += r.dropped_events as u64;
+        links += r.dropped_links as u64;
+        truncated += r.truncated_values as u64;
+        replaced += r.replaced_utf8 as u64;
+    }
+    Stats::add(&stats.attributes_dropped, attrs);
+    Stats::add(&stats.events_dropped, events);
+    Stats::add(&stats.links_dropped, links);
+    Stats::add(&stats.values_truncated, truncated);
+    Stats::add(&stats.utf8_replaced, replaced);
+}
