@@ -1,0 +1,173 @@
+//! Result codes. A code keeps its number and its one meaning forever; a
+//! retired code stays here as a reserved comment.
+
+use std::ffi::c_char;
+
+use super::boundary::ffi_boundary;
+use crate::tracer::{Notice, SpanError};
+
+/// What a call did. `SPANGUARD_RESULT_OK` and the notices
+/// (`SPANGUARD_RESULT_TRUNCATED`, `SPANGUARD_RESULT_UTF8_REPLACED`,
+/// `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`) mean the
+/// call succeeded; `spanguard_result_is_ok` tells them apart from errors.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum spanguard_result {
+    /// Done.
+    Ok = 0,
+    /// A required pointer argument was NULL. Nothing was done.
+    NullArgument = 1,
+    /// An argument was out of range (a span kind, a status code, a value
+    /// type, a config struct_size). Nothing was done.
+    InvalidArgument = 2,
+    /// The span handle names no live span: it was exported already, or it
+    /// never was a handle. Nothing was done.
+    StaleSpan = 3,
+    /// The span was ended already. Nothing was done.
+    AlreadyEnded = 4,
+    /// The tracer is shut down; spans still open at shutdown were exported
+    /// then, marked `spanguard.unended`.
+    ShutDown = 5,
+    /// Every span slot was taken and the full policy gave up; the span was not
+    /// recorded and is counted in `dropped_buffer_full`.
+    BufferFull = 6,
+    /// The span's attribute, event or link table is full; the item was not
+    /// recorded and is counted.
+    LimitReached = 7,
+    /// A flush or shutdown ran out of time before everything was exported;
+    /// the export goes on in the background.
+    Timeout = 8,
+    /// The output buffer is too small; nothing was written.
+    BufferTooSmall = 9,
+    /// The traceparent text is not a valid W3C traceparent.
+    InvalidTraceparent = 10,
+    /// The configuration (a config field or an OTEL_* or SPANGUARD_* variable)
+    /// is invalid.
+    InvalidConfig = 11,
+    /// The operating system refused a resource the tracer needs (memory map,
+    /// thread, directory).
+    Io = 12,
+    /// 255 tracers are alive already.
+    TooManyTracers = 13,
+    /// spanguard hit an internal bug; the call was abandoned safely.
+    Panic = 14,
+    /// Done, but a string was cut at its documented limit (counted in
+    /// `values_truncated`).
+    Truncated = 15,
+    /// Done, but invalid UTF-8 in a string was replaced with U+FFFD (counted
+    /// in `utf8_replaced`).
+    Utf8Replaced = 16,
+    /// Done, but the parent span had been exported already, so the span began
+    /// a new trace. Keep a traceparent to parent late children.
+    ParentStale = 17,
+    /// Done: the tracer is disabled (OTEL_SDK_DISABLED) or the span is
+    /// `SPANGUARD_SPAN_NONE`, so nothing is recorded.
+    NonRecording = 18,
+}
+
+impl spanguard_result {
+    pub fn is_ok(self) -> bool {
+        matches!(
+            self,
+            spanguard_result::Ok
+                | spanguard_result::Truncated
+                | spanguard_result::Utf8Replaced
+                | spanguard_result::ParentStale
+                | spanguard_result::NonRecording
+        )
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            spanguard_result::Ok => "ok\0",
+            spanguard_result::NullArgument => "a required pointer argument was NULL\0",
+            spanguard_result::InvalidArgument => "an argument was out of range\0",
+            spanguard_result::StaleSpan => "the span handle names no live span\0",
+            spanguard_result::AlreadyEnded => "the span was ended already\0",
+            spanguard_result::ShutDown => "the tracer is shut down\0",
+            spanguard_result::BufferFull => {
+                "every span slot was taken; the span was dropped and counted\0"
+            }
+            spanguard_result::LimitReached => {
+                "the span's attribute, event or link table is full; the item was dropped and counted\0"
+            }
+            spanguard_result::Timeout => "timed out before everything was exported\0",
+            spanguard_result::BufferTooSmall => "the output buffer is too small\0",
+            spanguard_result::InvalidTraceparent => "not a valid W3C traceparent\0",
+            spanguard_result::InvalidConfig => "invalid configuration\0",
+            spanguard_result::Io => "the operating system refused a resource\0",
+            spanguard_result::TooManyTracers => "too many tracers alive\0",
+            spanguard_result::Panic => "internal error (a panic was caught)\0",
+            spanguard_result::Truncated => "done; a string was truncated at its limit\0",
+            spanguard_result::Utf8Replaced => "done; invalid UTF-8 was replaced\0",
+            spanguard_result::ParentStale => {
+                "done; the parent was gone, so the span began a new trace\0"
+            }
+            spanguard_result::NonRecording => "done; the span is not recorded\0",
+        }
+    }
+
+    pub(crate) fn from_notice(n: Notice) -> spanguard_result {
+        if n.parent_stale {
+            spanguard_result::ParentStale
+        } else if n.truncated {
+            spanguard_result::Truncated
+        } else if n.replaced_utf8 {
+            spanguard_result::Utf8Replaced
+        } else {
+            spanguard_result::Ok
+        }
+    }
+}
+
+impl From<SpanError> for spanguard_result {
+    fn from(e: SpanError) -> spanguard_result {
+        match e {
+            SpanError::Stale => spanguard_result::StaleSpan,
+            SpanError::Ended => spanguard_result::AlreadyEnded,
+            SpanError::ShutDown => spanguard_result::ShutDown,
+            SpanError::BufferFull => spanguard_result::BufferFull,
+            SpanError::LimitReached => spanguard_result::LimitReached,
+            SpanError::InvalidArgument => spanguard_result::InvalidArgument,
+        }
+    }
+}
+
+/// Whether `code` means the call succeeded (OK or a notice). Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_result_is_ok(code: spanguard_result) -> bool {
+    ffi_boundary!(false, { code.is_ok() })
+}
+
+/// A static, NUL-terminated English description of `code` (a `uint32_t`, so
+/// an unknown number is answered too). Never NULL; never freed. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_strerror(code: u32) -> *const c_char {
+    ffi_boundary!(c"internal error".as_ptr(), {
+        let known = [
+            spanguard_result::Ok,
+            spanguard_result::NullArgument,
+            spanguard_result::InvalidArgument,
+            spanguard_result::StaleSpan,
+            spanguard_result::AlreadyEnded,
+            spanguard_result::ShutDown,
+            spanguard_result::BufferFull,
+            spanguard_result::LimitReached,
+            spanguard_result::Timeout,
+            spanguard_result::BufferTooSmall,
+            spanguard_result::InvalidTraceparent,
+            spanguard_result::InvalidConfig,
+            spanguard_result::Io,
+            spanguard_result::TooManyTracers,
+            spanguard_result::Panic,
+            spanguard_result::Truncated,
+            spanguard_result::Utf8Replaced,
+            spanguard_result::ParentStale,
+            spanguard_result::NonRecording,
+        ];
+        match known.iter().find(|k| **k as u32 == code) {
+            Some(k) => k.message().as_ptr().cast(),
+            None => c"unknown result code".as_ptr(),
+        }
+    })
+}

@@ -1,0 +1,411 @@
+//! Span entry points. These are the hot path: callable from any thread at
+//! once; a span may be ended on another thread than the one that began it.
+//! Calls on one span from two threads at once are safe (they take turns).
+//!
+//! A handle is `tracer id << 56 | slot << 32 | generation`.
+
+use std::ffi::c_char;
+
+use super::boundary::{ffi_boundary, require_non_null};
+use super::result::spanguard_result;
+use super::tracer::spanguard_tracer;
+use super::types::*;
+use crate::span::traceparent::{self, TRACEPARENT_LEN};
+use crate::tracer::{AttrInput, Parent, SpanRef, Tracer};
+
+#[inline]
+fn pack(id: u8, s: SpanRef) -> spanguard_span {
+    (id as u64) << 56 | (s.slot as u64) << 32 | s.generation as u64
+}
+
+#[inline]
+fn unpack(h: spanguard_span) -> (u8, SpanRef) {
+    (
+        (h >> 56) as u8,
+        SpanRef {
+            slot: ((h >> 32) & 0xff_ffff) as u32,
+            generation: h as u32,
+        },
+    )
+}
+
+/// Runs `f` on the span's tracer, or answers for a span that has none.
+#[inline]
+fn with_span(
+    span: spanguard_span,
+    f: impl FnOnce(&Tracer, SpanRef) -> spanguard_result,
+) -> spanguard_result {
+    if span == SPANGUARD_SPAN_NONE {
+        return spanguard_result::NonRecording;
+    }
+    let (id, s) = unpack(span);
+    match crate::registry::get(id) {
+        Some(t) => f(t, s),
+        None => spanguard_result::StaleSpan,
+    }
+}
+
+/// Bytes of a (pointer, length) pair; an empty slice for length 0.
+///
+/// # Safety
+/// `p` must be valid for `len` bytes when `len > 0`.
+#[inline]
+unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(p.cast(), len) }
+    }
+}
+
+fn notice_or_error(r: Result<crate::tracer::Notice, crate::tracer::SpanError>) -> spanguard_result {
+    match r {
+        Ok(n) => spanguard_result::from_notice(n),
+        Err(e) => e.into(),
+    }
+}
+
+fn begin_with(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: Parent,
+    kind: u32,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    // SAFETY: callers checked tracer for NULL; it came from tracer_new.
+    let t = unsafe { &*tracer };
+    let Some(inner) = &t.tracer else {
+        // SAFETY: out is non-null (checked by callers).
+        unsafe { out.write(SPANGUARD_SPAN_NONE) };
+        return spanguard_result::NonRecording;
+    };
+    if kind > SPANGUARD_KIND_CONSUMER {
+        return spanguard_result::InvalidArgument;
+    }
+    // SAFETY: name is valid for name_len bytes (checked non-null by callers
+    // when name_len > 0).
+    let name = unsafe { bytes(name, name_len) };
+    match inner.begin(name, parent, kind as u8) {
+        Ok((s, notice)) => {
+            // SAFETY: out is non-null.
+            unsafe { out.write(pack(t.id, s)) };
+            spanguard_result::from_notice(notice)
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// Starts a span named by `name_len` bytes at `name` (UTF-8; invalid bytes
+/// are replaced), as a child of `parent` or, with `SPANGUARD_SPAN_NONE`, as
+/// the root of a new trace. `kind` is `SPANGUARD_KIND_*`. Writes the handle
+/// to `*out`. No allocation, lock or system call once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_begin(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: spanguard_span,
+    kind: u32,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, out);
+        if name.is_null() && name_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        let parent = if parent == SPANGUARD_SPAN_NONE {
+            Parent::None
+        } else {
+            let (id, s) = unpack(parent);
+            // SAFETY: tracer is non-null.
+            if id != unsafe { (*tracer).id } {
+                return spanguard_result::StaleSpan;
+            }
+            Parent::Local(s)
+        };
+        begin_with(tracer, name, name_len, parent, kind, out)
+    })
+}
+
+/// Starts a span whose parent lives in another process, given as a W3C
+/// `traceparent` (`tp_len` bytes at `traceparent`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_begin_remote(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    traceparent: *const c_char,
+    tp_len: usize,
+    kind: u32,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, out, traceparent);
+        if name.is_null() && name_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: traceparent is valid for tp_len bytes.
+        let Some(remote) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
+            return spanguard_result::InvalidTraceparent;
+        };
+        begin_with(tracer, name, name_len, Parent::Remote(remote), kind, out)
+    })
+}
+
+/// Writes the span's W3C traceparent, NUL-terminated, into `buf` (at least
+/// `SPANGUARD_TRACEPARENT_SIZE` bytes), to pass to another process.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_traceparent(
+    span: spanguard_span,
+    buf: *mut c_char,
+    len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(buf);
+        if len < TRACEPARENT_LEN + 1 {
+            return spanguard_result::BufferTooSmall;
+        }
+        with_span(span, |t, s| match t.span_context(s) {
+            Ok(ctx) => {
+                let mut text = [0u8; TRACEPARENT_LEN];
+                traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.trace_flags, &mut text);
+                // SAFETY: buf holds at least TRACEPARENT_LEN + 1 bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), TRACEPARENT_LEN);
+                    *buf.add(TRACEPARENT_LEN) = 0;
+                }
+                spanguard_result::Ok
+            }
+            Err(e) => e.into(),
+        })
+    })
+}
+
+/// The body of the scalar attribute setters.
+///
+/// # Safety
+/// `key` must be valid for `key_len` bytes.
+unsafe fn set_scalar(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: AttrInput,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(key);
+        // SAFETY: key is valid for key_len bytes.
+        let key = unsafe { bytes(key, key_len) };
+        with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
+    })
+}
+
+/// Sets an int64 attribute. A key set again gets the new value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_int(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: i64,
+) -> spanguard_result {
+    // SAFETY: key is valid for key_len bytes (the caller's contract).
+    unsafe { set_scalar(span, key, key_len, AttrInput::Int(value)) }
+}
+
+/// Sets a double attribute.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_double(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: f64,
+) -> spanguard_result {
+    // SAFETY: key is valid for key_len bytes (the caller's contract).
+    unsafe { set_scalar(span, key, key_len, AttrInput::Double(value)) }
+}
+
+/// Sets a bool attribute.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_bool(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: bool,
+) -> spanguard_result {
+    // SAFETY: key is valid for key_len bytes (the caller's contract).
+    unsafe { set_scalar(span, key, key_len, AttrInput::Bool(value)) }
+}
+
+/// Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
+/// bytes replaced), truncated at `SPANGUARD_MAX_VALUE_BYTES`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_string(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: *const c_char,
+    value_len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(key);
+        if value.is_null() && value_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: both are valid for their lengths.
+        let (key, value) = unsafe { (bytes(key, key_len), bytes(value, value_len)) };
+        with_span(span, |t, s| {
+            notice_or_error(t.set_attribute(s, key, AttrInput::Str(value)))
+        })
+    })
+}
+
+/// Borrows a C attribute array as Rust inputs, on the stack (no allocation).
+fn with_attributes(
+    attrs: *const spanguard_attribute,
+    n: usize,
+    f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
+) -> spanguard_result {
+    const MAX: usize = crate::span::limits::MAX_ATTRIBUTES;
+    if n > 0 && attrs.is_null() {
+        return spanguard_result::NullArgument;
+    }
+    if n > MAX {
+        return spanguard_result::LimitReached;
+    }
+    let mut items: [(&[u8], AttrInput); MAX] = [(&[], AttrInput::Bool(false)); MAX];
+    for (i, item) in items.iter_mut().enumerate().take(n) {
+        // SAFETY: attrs holds n elements.
+        let a = unsafe { &*attrs.add(i) };
+        if a.key.is_null()
+            || (a.type_ == SPANGUARD_VALUE_STRING && a.string_value.is_null() && a.string_len > 0)
+        {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: key and string_value are valid for their lengths.
+        let key = unsafe { bytes(a.key, a.key_len) };
+        let value = match a.type_ {
+            SPANGUARD_VALUE_STRING => {
+                AttrInput::Str(unsafe { bytes(a.string_value, a.string_len) })
+            }
+            SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
+            SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
+            SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
+            _ => return spanguard_result::InvalidArgument,
+        };
+        *item = (key, value);
+    }
+    f(&items[..n])
+}
+
+/// Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_event(
+    span: spanguard_span,
+    name: *const c_char,
+    name_len: usize,
+    time_unix_ns: u64,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        if name.is_null() && name_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: name is valid for name_len bytes.
+        let name = unsafe { bytes(name, name_len) };
+        with_attributes(attrs, n_attrs, |items| {
+            with_span(span, |t, s| {
+                notice_or_error(t.add_event(s, name, time_unix_ns, items))
+            })
+        })
+    })
+}
+
+/// Links the span to another span given as a W3C traceparent, with
+/// `n_attrs` attributes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_link(
+    span: spanguard_span,
+    traceparent: *const c_char,
+    tp_len: usize,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(traceparent);
+        // SAFETY: traceparent is valid for tp_len bytes.
+        let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
+            return spanguard_result::InvalidTraceparent;
+        };
+        with_attributes(attrs, n_attrs, |items| {
+            with_span(span, |t, s| notice_or_error(t.add_link(s, to, &[], items)))
+        })
+    })
+}
+
+/// Sets the status: `SPANGUARD_STATUS_UNSET`, `_OK` or `_ERROR` with a
+/// message (kept for ERROR only). OK is final, as the spec says.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_status(
+    span: spanguard_span,
+    code: u32,
+    message: *const c_char,
+    message_len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        if message.is_null() && message_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        if code > SPANGUARD_STATUS_ERROR {
+            return spanguard_result::InvalidArgument;
+        }
+        // SAFETY: message is valid for message_len bytes.
+        let message = unsafe { bytes(message, message_len) };
+        with_span(span, |t, s| {
+            notice_or_error(t.set_status(s, code as u8, message))
+        })
+    })
+}
+
+/// Sets the span's start time (Unix epoch nanoseconds), for work that began
+/// before the span was made.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_set_start_time(
+    span: spanguard_span,
+    start_unix_ns: u64,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.set_start_time(s, start_unix_ns) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
+/// Ends the span now and hands it to the exporter. Ending twice returns
+/// `SPANGUARD_RESULT_ALREADY_ENDED` (or `SPANGUARD_RESULT_STALE_SPAN` once it
+/// was exported). No allocation, lock or system call.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_end(span: spanguard_span) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.end(s, 0) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
+/// Ends the span at `end_unix_ns` (not before its start).
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_end_at(
+    span: spanguard_span,
+    end_unix_ns: u64,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.end(s, end_unix_ns.max(1)) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}

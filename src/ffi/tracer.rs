@@ -1,0 +1,472 @@
+//! Tracer lifecycle entry points: config, new, flush, shutdown, free, stats,
+//! callback, version.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::time::Duration;
+
+use super::boundary::{ffi_boundary, require_non_null};
+use super::result::spanguard_result;
+use super::types::*;
+use crate::config::{Compression, FullPolicy, Protocol, TracerConfig};
+use crate::pipeline::ExportEvent;
+use crate::tracer::{SpanError, Tracer, TracerError};
+
+/// A tracer: records spans and exports them from its own thread. Opaque;
+/// made by `spanguard_tracer_new*`, freed by `spanguard_tracer_free`. Every
+/// call taking a tracer may be made from any thread at once, except
+/// `spanguard_tracer_free`.
+pub struct spanguard_tracer {
+    /// 1..=255: the tracer's number in span handles; 0 for a disabled tracer.
+    pub(crate) id: u8,
+    /// None when OTEL_SDK_DISABLED: every call succeeds and records nothing.
+    pub(crate) tracer: Option<Tracer>,
+}
+
+/// Fills `cfg` with every default and sets `struct_size`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_config_init(cfg: *mut spanguard_config) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(cfg);
+        let d = TracerConfig::default();
+        let c = spanguard_config {
+            struct_size: std::mem::size_of::<spanguard_config>() as u32,
+            protocol: SPANGUARD_PROTOCOL_HTTP_PROTOBUF,
+            compression: SPANGUARD_COMPRESSION_NONE,
+            full_policy: SPANGUARD_FULL_POLICY_WAIT,
+            service_name: std::ptr::null(),
+            resource_attributes: std::ptr::null(),
+            endpoint: std::ptr::null(),
+            headers: std::ptr::null(),
+            sink_dir: std::ptr::null(),
+            spool_dir: std::ptr::null(),
+            request_timeout_ms: d.request_timeout.as_millis() as u32,
+            schedule_delay_ms: d.schedule_delay.as_millis() as u32,
+            max_queue_size: d.max_queue_size,
+            max_export_batch_size: d.max_export_batch_size,
+            export_timeout_ms: d.export_timeout.as_millis() as u32,
+            max_open_spans: d.max_open_spans,
+            full_wait_ms: d.full_wait.as_millis() as u32,
+            install_signal_handlers: d.install_signal_handlers as u32,
+            flight_recorder: d.flight_recorder as u32,
+            spool_max_mib: (d.spool_max_bytes >> 20) as u32,
+            signal_flush_timeout_ms: d.signal_flush_timeout.as_millis() as u32,
+        };
+        // SAFETY: cfg is non-null and the caller gives us a whole struct.
+        unsafe { cfg.write(c) };
+        spanguard_result::Ok
+    })
+}
+
+/// Copies the caller's struct, reading only the `struct_size` bytes it has.
+unsafe fn read_config(cfg: *const spanguard_config) -> Result<spanguard_config, spanguard_result> {
+    let mut full: spanguard_config = unsafe { std::mem::zeroed() };
+    // SAFETY: full is a valid struct to fill.
+    unsafe { spanguard_config_init(&mut full) };
+    // SAFETY: cfg is non-null (checked by callers); struct_size is its first field.
+    let size = unsafe { (*cfg).struct_size } as usize;
+    let min = std::mem::offset_of!(spanguard_config, service_name);
+    if size < min {
+        return Err(spanguard_result::InvalidArgument);
+    }
+    let n = size.min(std::mem::size_of::<spanguard_config>());
+    // SAFETY: the caller's struct is at least `size` bytes; we copy at most
+    // our own size.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            cfg.cast::<u8>(),
+            (&mut full as *mut spanguard_config).cast::<u8>(),
+            n,
+        )
+    };
+    Ok(full)
+}
+
+unsafe fn c_string(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the caller documents NUL-terminated strings.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+fn ms_or(value: u32, default: Duration) -> Duration {
+    if value == 0 {
+        default
+    } else {
+        Duration::from_millis(value as u64)
+    }
+}
+
+/// The Rust config a C struct describes.
+unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spanguard_result> {
+    let mut t = TracerConfig::default();
+    // SAFETY (all c_string calls): strings in the struct are NULL or
+    // NUL-terminated, as documented.
+    unsafe {
+        if let Some(s) = c_string(c.service_name) {
+            t.service_name = s;
+        }
+        if let Some(s) = c_string(c.resource_attributes) {
+            t.resource_attributes =
+                crate::config::parse_key_values(&s).ok_or(spanguard_result::InvalidConfig)?;
+        }
+        t.endpoint = c_string(c.endpoint).filter(|s| !s.is_empty());
+        if let Some(s) = c_string(c.headers) {
+            t.headers =
+                crate::config::parse_key_values(&s).ok_or(spanguard_result::InvalidConfig)?;
+        }
+        if let Some(s) = c_string(c.sink_dir).filter(|s| !s.is_empty()) {
+            t.sink_dir = s.into();
+        }
+        if let Some(s) = c_string(c.spool_dir).filter(|s| !s.is_empty()) {
+            t.spool_dir = s.into();
+        }
+    }
+    t.protocol = match c.protocol {
+        SPANGUARD_PROTOCOL_HTTP_PROTOBUF => Protocol::HttpProtobuf,
+        SPANGUARD_PROTOCOL_HTTP_JSON => Protocol::HttpJson,
+        _ => return Err(spanguard_result::InvalidArgument),
+    };
+    t.compression = match c.compression {
+        SPANGUARD_COMPRESSION_NONE => Compression::None,
+        SPANGUARD_COMPRESSION_GZIP => Compression::Gzip,
+        _ => return Err(spanguard_result::InvalidArgument),
+    };
+    t.full_policy = match c.full_policy {
+        SPANGUARD_FULL_POLICY_WAIT => FullPolicy::Wait,
+        SPANGUARD_FULL_POLICY_DROP => FullPolicy::Drop,
+        _ => return Err(spanguard_result::InvalidArgument),
+    };
+    t.request_timeout = ms_or(c.request_timeout_ms, t.request_timeout);
+    t.schedule_delay = ms_or(c.schedule_delay_ms, t.schedule_delay);
+    if c.max_queue_size != 0 {
+        t.max_queue_size = c.max_queue_size;
+    }
+    if c.max_export_batch_size != 0 {
+        t.max_export_batch_size = c.max_export_batch_size;
+    }
+    t.export_timeout = ms_or(c.export_timeout_ms, t.export_timeout);
+    if c.max_open_spans != 0 {
+        t.max_open_spans = c.max_open_spans;
+    }
+    t.full_wait = ms_or(c.full_wait_ms, t.full_wait);
+    t.install_signal_handlers = c.install_signal_handlers != 0;
+    t.flight_recorder = c.flight_recorder != 0;
+    if c.spool_max_mib != 0 {
+        t.spool_max_bytes = (c.spool_max_mib as u64) << 20;
+    }
+    t.signal_flush_timeout = ms_or(c.signal_flush_timeout_ms, t.signal_flush_timeout);
+    t.validate().map_err(|_| spanguard_result::InvalidConfig)?;
+    Ok(t)
+}
+
+/// Starts a tracer and registers it; writes it to `*out` on success.
+fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_result {
+    if config.disabled {
+        let t = Box::into_raw(Box::new(spanguard_tracer {
+            id: 0,
+            tracer: None,
+        }));
+        // SAFETY: out is non-null (checked by callers).
+        unsafe { out.write(t) };
+        return spanguard_result::Ok;
+    }
+    // Reserve an id before starting threads, so a 256th tracer costs nothing.
+    let Some(id) = crate::registry::reserve() else {
+        return spanguard_result::TooManyTracers;
+    };
+    let install_signals = config.install_signal_handlers;
+    match Tracer::new(config) {
+        Ok(tracer) => {
+            let t = Box::new(spanguard_tracer {
+                id,
+                tracer: Some(tracer),
+            });
+            if let Some(inner) = &t.tracer {
+                crate::registry::publish(id, inner);
+            }
+            if install_signals {
+                crate::watchdog::ensure_installed();
+            }
+            crate::watchdog::ensure_exit_hook();
+            // SAFETY: out is non-null (checked by callers).
+            unsafe { out.write(Box::into_raw(t)) };
+            spanguard_result::Ok
+        }
+        Err(e) => {
+            crate::registry::release(id);
+            match e {
+                TracerError::Config(_) => spanguard_result::InvalidConfig,
+                TracerError::Io(_) => spanguard_result::Io,
+            }
+        }
+    }
+}
+
+/// Makes a tracer from `cfg` alone (no environment variables are read).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn spanguard_tracer_new(
+    cfg: *const spanguard_config,
+    out: *mut *mut spanguard_tracer,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(cfg, out);
+        // SAFETY: cfg is non-null.
+        let c = match unsafe { read_config(cfg) } {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        // SAFETY: c's strings come from the caller's struct.
+        match unsafe { to_tracer_config(&c) } {
+            Ok(t) => start(t, out),
+            Err(e) => e,
+        }
+    })
+}
+
+/// Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
+/// standard OTEL_* variables and SPANGUARD_* variables applied on top.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn spanguard_tracer_new_from_env(
+    cfg: *const spanguard_config,
+    out: *mut *mut spanguard_tracer,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(out);
+        let mut config = if cfg.is_null() {
+            TracerConfig::default()
+        } else {
+            // SAFETY: cfg is non-null.
+            let c = match unsafe { read_config(cfg) } {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            // SAFETY: c's strings come from the caller's struct.
+            match unsafe { to_tracer_config(&c) } {
+                Ok(t) => t,
+                Err(e) => return e,
+            }
+        };
+        if config.apply_env(&|name| std::env::var(name).ok()).is_err() {
+            return spanguard_result::InvalidConfig;
+        }
+        start(config, out)
+    })
+}
+
+fn with_tracer(
+    t: *const spanguard_tracer,
+    f: impl FnOnce(&Tracer) -> spanguard_result,
+) -> spanguard_result {
+    // SAFETY: non-null checked by callers; the pointer came from tracer_new.
+    match unsafe { &(*t).tracer } {
+        Some(tracer) => f(tracer),
+        None => spanguard_result::Ok,
+    }
+}
+
+fn timeout(ms: u32) -> Duration {
+    Duration::from_millis(ms as u64)
+}
+
+/// Waits until every span ended before this call has been exported (or has
+/// failed for good), at most `timeout_ms`. `SPANGUARD_RESULT_TIMEOUT` when
+/// time ran out first. Thread-safe; blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_flush(
+    tracer: *const spanguard_tracer,
+    timeout_ms: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        with_tracer(tracer, |t| match t.flush(timeout(timeout_ms)) {
+            Ok(true) => spanguard_result::Ok,
+            Ok(false) => spanguard_result::Timeout,
+            Err(e) => e.into(),
+        })
+    })
+}
+
+/// Flushes, then ends and exports every span still open (attribute
+/// `spanguard.unended=true`), then stops the exporter, within `timeout_ms`.
+/// Later calls on the tracer return `SPANGUARD_RESULT_SHUT_DOWN`. A second
+/// shutdown returns `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_shutdown(
+    tracer: *const spanguard_tracer,
+    timeout_ms: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        with_tracer(tracer, |t| match t.shutdown(timeout(timeout_ms)) {
+            Ok(true) => spanguard_result::Ok,
+            Ok(false) => spanguard_result::Timeout,
+            Err(SpanError::ShutDown) => spanguard_result::ShutDown,
+            Err(e) => e.into(),
+        })
+    })
+}
+
+/// Shuts the tracer down if needed (with its export timeout) and frees it.
+/// NULL is accepted. Call once, after every other call on this tracer and
+/// its spans has returned.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
+    ffi_boundary!((), {
+        if tracer.is_null() {
+            return;
+        }
+        // SAFETY: made by Box::into_raw in start(); freed once per contract.
+        let boxed = unsafe { Box::from_raw(tracer) };
+        if boxed.id != 0 {
+            crate::registry::release(boxed.id);
+        }
+        drop(boxed);
+    })
+}
+
+/// Copies the tracer's counters into `*out` (set `out->struct_size` first;
+/// only that many bytes are written). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_stats(
+    tracer: *const spanguard_tracer,
+    out: *mut spanguard_counters,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, out);
+        // SAFETY: out is non-null; struct_size is its first field.
+        let size = unsafe { (*out).struct_size } as usize;
+        if size < std::mem::size_of::<u64>() {
+            return spanguard_result::InvalidArgument;
+        }
+        let mut s = spanguard_counters {
+            struct_size: size.min(std::mem::size_of::<spanguard_counters>()) as u32,
+            ..Default::default()
+        };
+        // SAFETY: tracer is non-null and came from tracer_new.
+        if let Some(t) = unsafe { &(*tracer).tracer } {
+            let x = t.stats();
+            s.spans_begun = x.spans_begun;
+            s.spans_ended = x.spans_ended;
+            s.spans_exported = x.spans_exported;
+            s.queue_depth = x.queue_depth;
+            s.spans_open = x.spans_open;
+            s.dropped_buffer_full = x.dropped_buffer_full;
+            s.dropped_export_failed = x.dropped_export_failed;
+            s.dropped_rejected = x.dropped_rejected;
+            s.dropped_spool_overflow = x.dropped_spool_overflow;
+            s.spans_unended_at_shutdown = x.spans_unended_at_shutdown;
+            s.batches_sent = x.batches_sent;
+            s.batches_failed = x.batches_failed;
+            s.bytes_sent = x.bytes_sent;
+            s.retries = x.retries;
+            s.attributes_dropped = x.attributes_dropped;
+            s.events_dropped = x.events_dropped;
+            s.links_dropped = x.links_dropped;
+            s.values_truncated = x.values_truncated;
+            s.utf8_replaced = x.utf8_replaced;
+            s.spooled_batches = x.spooled_batches;
+            s.spooled_spans = x.spooled_spans;
+            s.replayed_batches = x.replayed_batches;
+            s.replayed_spans = x.replayed_spans;
+            s.spool_bytes = x.spool_bytes;
+            s.recovered_spans = x.recovered_spans;
+        }
+        let n = s.struct_size as usize;
+        // SAFETY: the caller's struct is at least struct_size bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&s as *const spanguard_counters).cast::<u8>(),
+                out.cast::<u8>(),
+                n,
+            )
+        };
+        spanguard_result::Ok
+    })
+}
+
+/// The application's pointer, handed back to its callback untouched.
+struct UserData(*mut c_void);
+// SAFETY: spanguard never dereferences it; the application promises its
+// callback may be called from the exporter thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    // A method, so closures capture the whole (Send) wrapper, not its field.
+    fn pointer(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Sets (or, with NULL, removes) the callback told of export failures,
+/// spooling, spool overflow and replay. See `spanguard_error_callback` for
+/// where it runs. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_set_error_callback(
+    tracer: *const spanguard_tracer,
+    callback: spanguard_error_callback,
+    user_data: *mut c_void,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        with_tracer(tracer, |t| {
+            let cb = callback.map(|f| {
+                let data = UserData(user_data);
+                Box::new(move |event: ExportEvent, message: &str| {
+                    let c_event = match event {
+                        ExportEvent::BatchFailed => spanguard_event::BatchFailed,
+                        ExportEvent::BatchSpooled => spanguard_event::BatchSpooled,
+                        ExportEvent::SpoolOverflow => spanguard_event::SpoolOverflow,
+                        ExportEvent::BatchReplayed => spanguard_event::BatchReplayed,
+                        ExportEvent::SpansRejected => spanguard_event::SpansRejected,
+                    };
+                    let mut text = message.replace('\0', " ").into_bytes();
+                    let len = text.len();
+                    text.push(0);
+                    // SAFETY: the application registered f for exactly this call.
+                    unsafe { f(c_event, text.as_ptr().cast(), len, data.pointer()) };
+                }) as crate::pipeline::EventCallback
+            });
+            t.set_callback(cb);
+            spanguard_result::Ok
+        })
+    })
+}
+
+/// The library's version, e.g. "0.1.0": static, NUL-terminated. It agrees
+/// with the SPANGUARD_VERSION_* macros of the header it was built with.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+pub const SPANGUARD_VERSION_MAJOR: u32 = 0;
+pub const SPANGUARD_VERSION_MINOR: u32 = 1;
+pub const SPANGUARD_VERSION_PATCH: u32 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_version_macros_agree_with_the_crate() {
+        assert_eq!(
+            SPANGUARD_VERSION_MAJOR.to_string(),
+            env!("CARGO_PKG_VERSION_MAJOR")
+        );
+        assert_eq!(
+            SPANGUARD_VERSION_MINOR.to_string(),
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(
+            SPANGUARD_VERSION_PATCH.to_string(),
+            env!("CARGO_PKG_VERSION_PATCH")
+        );
+    }
+}

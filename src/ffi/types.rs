@@ -1,0 +1,230 @@
+//! The C structs: configuration, statistics, attributes. Structs that may
+//! grow start with `struct_size`, so a caller built against an older header
+//! keeps working: spanguard reads or writes only the fields it was told of.
+
+use std::ffi::c_char;
+
+/// A span: a plain value, copied freely, never freed. `SPANGUARD_SPAN_NONE`
+/// (0) is "no span": as a parent it starts a new trace.
+pub type spanguard_span = u64;
+
+/// No span.
+pub const SPANGUARD_SPAN_NONE: spanguard_span = 0;
+
+/// Span kinds, numbered as in OTLP.
+pub const SPANGUARD_KIND_UNSPECIFIED: u32 = 0;
+pub const SPANGUARD_KIND_INTERNAL: u32 = 1;
+pub const SPANGUARD_KIND_SERVER: u32 = 2;
+pub const SPANGUARD_KIND_CLIENT: u32 = 3;
+pub const SPANGUARD_KIND_PRODUCER: u32 = 4;
+pub const SPANGUARD_KIND_CONSUMER: u32 = 5;
+
+/// Status codes, numbered as in OTLP.
+pub const SPANGUARD_STATUS_UNSET: u32 = 0;
+pub const SPANGUARD_STATUS_OK: u32 = 1;
+pub const SPANGUARD_STATUS_ERROR: u32 = 2;
+
+/// `spanguard_attribute.type`.
+pub const SPANGUARD_VALUE_STRING: u32 = 1;
+pub const SPANGUARD_VALUE_INT: u32 = 2;
+pub const SPANGUARD_VALUE_DOUBLE: u32 = 3;
+pub const SPANGUARD_VALUE_BOOL: u32 = 4;
+
+/// `spanguard_config.protocol`.
+pub const SPANGUARD_PROTOCOL_HTTP_PROTOBUF: u32 = 0;
+pub const SPANGUARD_PROTOCOL_HTTP_JSON: u32 = 1;
+
+/// `spanguard_config.compression`.
+pub const SPANGUARD_COMPRESSION_NONE: u32 = 0;
+pub const SPANGUARD_COMPRESSION_GZIP: u32 = 1;
+
+/// `spanguard_config.full_policy`: what `spanguard_span_begin` does when
+/// every span slot is taken.
+pub const SPANGUARD_FULL_POLICY_WAIT: u32 = 0;
+pub const SPANGUARD_FULL_POLICY_DROP: u32 = 1;
+
+/// Limits of one span, in bytes or items. Longer strings are truncated on a
+/// UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`); extra attributes, events
+/// and links are dropped (`SPANGUARD_RESULT_LIMIT_REACHED`); both are counted.
+pub const SPANGUARD_MAX_NAME_BYTES: u32 = 256;
+pub const SPANGUARD_MAX_KEY_BYTES: u32 = 128;
+pub const SPANGUARD_MAX_VALUE_BYTES: u32 = 1024;
+/// All text of one span together (name, keys, values, messages).
+pub const SPANGUARD_MAX_SPAN_TEXT_BYTES: u32 = 2048;
+/// Attributes of a span, its events and links together.
+pub const SPANGUARD_MAX_ATTRIBUTES: u32 = 48;
+pub const SPANGUARD_MAX_EVENTS: u32 = 8;
+pub const SPANGUARD_MAX_LINKS: u32 = 4;
+/// Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
+pub const SPANGUARD_TRACEPARENT_SIZE: u32 = 56;
+
+/// Tracer settings. Fill it with `spanguard_config_init` (which sets
+/// `struct_size` and every default), then change what you need. Strings are
+/// NUL-terminated UTF-8 and copied; NULL means "the default". A zero number
+/// also means "the default".
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct spanguard_config {
+    /// `sizeof(spanguard_config)` as the caller knows it.
+    pub struct_size: u32,
+    /// `SPANGUARD_PROTOCOL_*`.
+    pub protocol: u32,
+    /// `SPANGUARD_COMPRESSION_*`.
+    pub compression: u32,
+    /// `SPANGUARD_FULL_POLICY_*`.
+    pub full_policy: u32,
+    /// service.name; default "unknown_service".
+    pub service_name: *const c_char,
+    /// Extra resource attributes as `key=value,key2=value2`
+    /// (OTEL_RESOURCE_ATTRIBUTES syntax).
+    pub resource_attributes: *const c_char,
+    /// The full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. NULL:
+    /// spans go to the local sink directory instead.
+    pub endpoint: *const c_char,
+    /// Request headers as `name=value,name2=value2`
+    /// (OTEL_EXPORTER_OTLP_HEADERS syntax), e.g. an API key.
+    pub headers: *const c_char,
+    /// The local sink directory; default `$XDG_STATE_HOME/spanguard/spans`
+    /// (or `~/.local/state/spanguard/spans`).
+    pub sink_dir: *const c_char,
+    /// Where failed batches are spooled; default next to `sink_dir`.
+    pub spool_dir: *const c_char,
+    /// One HTTP request's timeout; default 10000.
+    pub request_timeout_ms: u32,
+    /// How often the exporter sends what has ended; default 5000.
+    pub schedule_delay_ms: u32,
+    /// Ended spans that may wait for export; default 2048.
+    pub max_queue_size: u32,
+    /// Spans per request; default 512.
+    pub max_export_batch_size: u32,
+    /// Time for one batch including retries; default 30000.
+    pub export_timeout_ms: u32,
+    /// Spans that may be open at once; default 2048.
+    pub max_open_spans: u32,
+    /// With `SPANGUARD_FULL_POLICY_WAIT`, the longest `begin` waits for a
+    /// slot; default 200.
+    pub full_wait_ms: u32,
+    /// 1: install the signal watchdog (default); 0: leave signals to the
+    /// host (Go, Node) and call flush/shutdown from its hooks.
+    pub install_signal_handlers: u32,
+    /// 1: keep span slots in a memory-mapped file in `spool_dir` so spans
+    /// survive SIGKILL. Default 0.
+    pub flight_recorder: u32,
+    /// The spool's size cap in MiB; default 64.
+    pub spool_max_mib: u32,
+    /// How long the watchdog may flush on a fatal signal; default 3000.
+    pub signal_flush_timeout_ms: u32,
+}
+
+/// One attribute, for calls that take several (events, links). Set `key`
+/// and the member that `type` (`SPANGUARD_VALUE_*`) names.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct spanguard_attribute {
+    pub key: *const c_char,
+    pub key_len: usize,
+    pub type_: u32,
+    pub bool_value: bool,
+    pub int_value: i64,
+    pub double_value: f64,
+    pub string_value: *const c_char,
+    pub string_len: usize,
+}
+
+/// Counters, filled by `spanguard_stats`. Set `struct_size` to
+/// `sizeof(spanguard_counters)` before the call.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct spanguard_counters {
+    pub struct_size: u32,
+    pub _reserved: u32,
+    /// Spans that got a slot.
+    pub spans_begun: u64,
+    /// Spans ended (by the application, or by shutdown).
+    pub spans_ended: u64,
+    /// Spans the backend or sink accepted on their first trip (spans
+    /// delivered later from the spool count in `replayed_spans`).
+    pub spans_exported: u64,
+    /// Ended spans waiting for the exporter.
+    pub queue_depth: u64,
+    /// Spans begun and not ended.
+    pub spans_open: u64,
+    /// Spans not recorded because every slot was taken.
+    pub dropped_buffer_full: u64,
+    /// Spans lost: the backend refused them for good and spooling failed.
+    pub dropped_export_failed: u64,
+    /// Spans the backend rejected in a partial success.
+    pub dropped_rejected: u64,
+    /// Spans lost when the spool's cap removed old batches.
+    pub dropped_spool_overflow: u64,
+    /// Spans still open at shutdown, exported marked `spanguard.unended`.
+    pub spans_unended_at_shutdown: u64,
+    pub batches_sent: u64,
+    pub batches_failed: u64,
+    pub bytes_sent: u64,
+    pub retries: u64,
+    pub attributes_dropped: u64,
+    pub events_dropped: u64,
+    pub links_dropped: u64,
+    pub values_truncated: u64,
+    pub utf8_replaced: u64,
+    pub spooled_batches: u64,
+    pub spooled_spans: u64,
+    pub replayed_batches: u64,
+    pub replayed_spans: u64,
+    pub spool_bytes: u64,
+    /// Spans recovered from dead processes' crash dumps and flight files.
+    pub recovered_spans: u64,
+}
+
+/// What the error callback reports (`spanguard_set_error_callback`).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum spanguard_event {
+    /// A batch failed for good; its spans are lost.
+    BatchFailed = 1,
+    /// A batch was written to the spool after its retries ran out.
+    BatchSpooled = 2,
+    /// The spool's cap removed older batches; their spans are lost.
+    SpoolOverflow = 3,
+    /// A spooled batch was delivered and deleted.
+    BatchReplayed = 4,
+    /// The backend accepted a batch but rejected some of its spans.
+    SpansRejected = 5,
+}
+
+/// Called on the exporter thread (never on a thread recording spans, never
+/// in a signal handler) for each event. `message` is NUL-terminated and valid
+/// only during the call. The callback must not call `spanguard_flush`,
+/// `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
+/// wait for the exporter thread that is running the callback).
+pub type spanguard_error_callback = Option<
+    unsafe extern "C" fn(
+        event: spanguard_event,
+        message: *const c_char,
+        message_len: usize,
+        user_data: *mut std::ffi::c_void,
+    ),
+>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::limits;
+
+    // The header needs literal numbers; these keep them equal to the real ones.
+    #[test]
+    fn documented_limits_are_the_real_ones() {
+        assert_eq!(SPANGUARD_MAX_NAME_BYTES as usize, limits::MAX_NAME_BYTES);
+        assert_eq!(SPANGUARD_MAX_KEY_BYTES as usize, limits::MAX_KEY_BYTES);
+        assert_eq!(SPANGUARD_MAX_VALUE_BYTES as usize, limits::MAX_VALUE_BYTES);
+        assert_eq!(SPANGUARD_MAX_SPAN_TEXT_BYTES as usize, limits::ARENA_BYTES);
+        assert_eq!(SPANGUARD_MAX_ATTRIBUTES as usize, limits::MAX_ATTRIBUTES);
+        assert_eq!(SPANGUARD_MAX_EVENTS as usize, limits::MAX_EVENTS);
+        assert_eq!(SPANGUARD_MAX_LINKS as usize, limits::MAX_LINKS);
+        assert_eq!(
+            SPANGUARD_TRACEPARENT_SIZE as usize,
+            crate::span::traceparent::TRACEPARENT_LEN + 1
+        );
+    }
+}
