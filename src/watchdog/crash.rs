@@ -1,0 +1,243 @@
+//! Crash signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT). The handler runs
+//! on an alternate stack and writes every unexported span of every tracer —
+//! open ones included — as raw records to that tracer's pre-opened crash
+//! file, using only write(2), rename(2) and sigaction(2): no allocation, no
+//! lock, no curl, no formatting. Then it chains to the handler that was
+//! there before, or restores the default and re-raises, so the process dies
+//! as it would have. The next tracer start (or `spanguard recover`) sends
+//! what the file holds.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::buffer::dump::{DumpHeader, slot_is_live};
+use crate::pipeline::Pipeline;
+
+pub const CRASH_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
+
+/// A tracer's crash file: created (empty, locked) at start, filled and
+/// renamed from `.sgdump-pending` to `.sgdump` by the handler.
+pub struct CrashFile {
+    file: OwnedFd,
+    pending: CString,
+    done: CString,
+    header: DumpHeader,
+}
+
+impl CrashFile {
+    pub fn create(
+        dir: &std::path::Path,
+        tracer_tag: u64,
+        header: DumpHeader,
+    ) -> std::io::Result<CrashFile> {
+        std::fs::create_dir_all(dir)?;
+        let stem = format!(
+            "{:020}-{:010}-{tracer_tag:x}",
+            crate::span::clock::now_unix_ns(),
+            std::process::id()
+        );
+        let pending = dir.join(format!("{stem}.sgdump-pending"));
+        let done = dir.join(format!("{stem}.sgdump"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&pending)?;
+        // Held while we live: recovery leaves a locked file alone.
+        // SAFETY: flock on our own fd.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let to_c = |p: std::path::PathBuf| {
+            CString::new(p.into_os_string().into_encoded_bytes()).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in spool path")
+            })
+        };
+        Ok(CrashFile {
+            file: file.into(),
+            pending: to_c(pending)?,
+            done: to_c(done)?,
+            header,
+        })
+    }
+
+    /// Removes the (empty) file at a clean shutdown.
+    pub fn remove(&self) {
+        // SAFETY: a NUL-terminated path we own.
+        unsafe { libc::unlink(self.pending.as_ptr()) };
+    }
+
+    /// Async-signal-safe: writes the header and every live slot.
+    fn dump(&self, p: &Pipeline, signal: libc::c_int) {
+        let fd = self.file.as_raw_fd();
+        let mut header = self.header;
+        header.signal = signal;
+        let mut count = 0u32;
+        for i in 0..p.slab.capacity() {
+            if slot_is_live(p.slab.slot(i)) {
+                count += 1;
+            }
+        }
+        header.record_count = count;
+        write_all(fd, header.as_bytes());
+        for i in 0..p.slab.capacity() {
+            let r = p.slab.slot(i);
+            if slot_is_live(r) {
+                // SAFETY: the slot is plain memory of the live mapping.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        (r as *const crate::span::record::SpanRecord).cast::<u8>(),
+                        std::mem::size_of_val(r),
+                    )
+                };
+                write_all(fd, bytes);
+            }
+        }
+        // SAFETY: fsync and rename of our own fd and NUL-terminated paths;
+        // both are async-signal-safe.
+        unsafe {
+            libc::fsync(fd);
+            libc::rename(self.pending.as_ptr(), self.done.as_ptr());
+        }
+    }
+}
+
+fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: write from a valid slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            // SAFETY: reading this thread's errno.
+            if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// The dispositions we replaced, written once before our handlers go in and
+/// only read afterwards (from the handler, so no lock).
+static mut PREVIOUS: [Option<libc::sigaction>; 32] = [None; 32];
+static INSTALL: Once = Once::new();
+static IN_CRASH: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_crash(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // A crash inside the dump itself must not recurse into another dump.
+    if !IN_CRASH.swap(true, Ordering::AcqRel) {
+        crate::registry::for_each_pipeline(|p| {
+            if let Some(crash) = p.crash_file.as_ref() {
+                crash.dump(p, signal);
+            }
+            p.mark_flight_signal(signal);
+        });
+    }
+    // SAFETY: PREVIOUS was written before this handler was installed and is
+    // never written again; sigaction and raise are async-signal-safe.
+    unsafe {
+        let previous = (*std::ptr::addr_of!(PREVIOUS))[signal as usize];
+        if let Some(old) = previous {
+            let handler = old.sa_sigaction;
+            if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+                libc::sigaction(signal, &old, std::ptr::null_mut());
+                if old.sa_flags & libc::SA_SIGINFO != 0 {
+                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                        std::mem::transmute(handler);
+                    f(signal, info, context);
+                } else {
+                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                    f(signal);
+                }
+                return;
+            }
+        }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signal, &default, std::ptr::null_mut());
+        // Pending until the handler returns (the signal is blocked in its
+        // own handler): then the default action ends the process with it. A
+        // hardware fault would also recur on return; an explicit raise would
+        // not, hence the raise.
+        libc::raise(signal);
+    }
+}
+
+/// Gives the calling thread an alternate signal stack, so a stack overflow
+/// can still run the crash handler.
+pub fn ensure_alt_stack() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if DONE.with(|d| d.replace(true)) {
+        return;
+    }
+    // SAFETY: asks whether this thread already has one (Go and others set
+    // their own); if not, maps one that lives as long as the thread may.
+    unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut current) == 0
+            && current.ss_flags & libc::SS_DISABLE == 0
+        {
+            return;
+        }
+        let size = 64 * 1024;
+        let mem = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if mem == libc::MAP_FAILED {
+            return;
+        }
+        let stack = libc::stack_t {
+            ss_sp: mem,
+            ss_flags: 0,
+            ss_size: size,
+        };
+        libc::sigaltstack(&stack, std::ptr::null_mut());
+    }
+}
+
+/// Installs the crash handlers once per process.
+pub fn ensure_installed() {
+    INSTALL.call_once(|| {
+        ensure_alt_stack();
+        // SAFETY: PREVIOUS is filled before any handler that reads it exists;
+        // the handler is written to be async-signal-safe.
+        unsafe {
+            let previous = &mut *std::ptr::addr_of_mut!(PREVIOUS);
+            for &signal in &CRASH_SIGNALS {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, std::ptr::null(), &mut old) != 0
+                    || old.sa_sigaction == libc::SIG_IGN
+                {
+                    continue;
+                }
+                previous[signal as usize] = Some(old);
+            }
+            for &signal in &CRASH_SIGNALS {
+                if previous[signal as usize].is_none() {
+                    continue;
+                }
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_crash as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+    });
+}

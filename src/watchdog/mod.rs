@@ -1,0 +1,15 @@
+//! Process-level hooks: the signal watchdog, the crash handler, the exit
+//! flush.
+
+pub mod crash;
+pub mod exit;
+pub mod signals;
+
+pub use exit::ensure_exit_hook;
+
+/// Installs the termination-signal watchdog and the crash handlers, once
+/// per process.
+pub fn ensure_installed() {
+    signals::ensure_installed();
+    crash::ensure_installed();
+}

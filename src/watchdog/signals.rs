@@ -1,0 +1,155 @@
+//! The signal watchdog. Termination signals (SIGTERM, SIGINT, SIGHUP,
+//! SIGQUIT) are turned into a byte on a self-pipe by a handler that does
+//! nothing else; a dedicated thread wakes on it, flushes every live tracer
+//! within a deadline, then restores the disposition that was there before and
+//! re-raises, so the process ends (or the host's own handler runs) exactly as
+//! it would have without us. Handlers are installed with SA_ONSTACK so that Go
+//! hosts, which run signal handlers on alternate stacks, keep working.
+//!
+//! Crash signals are in `crash.rs`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Once;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+pub const TERMINATION_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The write end of the self-pipe, for the handler.
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+static INSTALL: Once = Once::new();
+
+/// The dispositions we replaced, indexed by signal number.
+static PREVIOUS: std::sync::Mutex<Vec<Option<SigAction>>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn on_termination_signal(signal: libc::c_int) {
+    // Async-signal-safe: one write(2) of one byte, errno preserved.
+    // SAFETY: __errno_location is this thread's errno; write on a raw fd.
+    unsafe {
+        let saved = *libc::__errno_location();
+        let fd = PIPE_WRITE.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = signal as u8;
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+        *libc::__errno_location() = saved;
+    }
+}
+
+/// Installs the handlers and starts the watchdog thread, once per process.
+/// Signals the host ignores (SIG_IGN, e.g. under nohup) are left alone.
+pub fn ensure_installed() {
+    INSTALL.call_once(|| {
+        let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        // The handler must never block on a full pipe.
+        // SAFETY: fcntl on our own fd.
+        unsafe {
+            let flags = libc::fcntl(write_end.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(
+                write_end.as_raw_fd(),
+                libc::F_SETFL,
+                flags | libc::O_NONBLOCK,
+            );
+        }
+        PIPE_WRITE.store(
+            std::os::fd::IntoRawFd::into_raw_fd(write_end),
+            Ordering::Release,
+        );
+        if std::thread::Builder::new()
+            .name("spanguard-watchdog".to_string())
+            .spawn(move || watch(read_end))
+            .is_err()
+        {
+            return;
+        }
+        let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+        previous.resize(65, None);
+        for signal in TERMINATION_SIGNALS {
+            let action = SigAction::new(
+                SigHandler::Handler(on_termination_signal),
+                SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
+                SigSet::empty(),
+            );
+            // SAFETY: the handler is async-signal-safe (see above).
+            if let Ok(old) = unsafe { sigaction(signal, &action) } {
+                if matches!(old.handler(), SigHandler::SigIgn) {
+                    // SAFETY: puts back exactly what was there.
+                    let _ = unsafe { sigaction(signal, &old) };
+                    continue;
+                }
+                previous[signal as usize] = Some(old);
+            }
+        }
+    });
+}
+
+fn flush_deadline() -> Duration {
+    let mut longest = Duration::ZERO;
+    crate::registry::for_each(|t| longest = longest.max(t.config().signal_flush_timeout));
+    if longest.is_zero() {
+        Duration::from_secs(3)
+    } else {
+        longest
+    }
+}
+
+/// The watchdog thread: one signal at a time.
+fn watch(read_end: OwnedFd) {
+    loop {
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(&read_end, &mut byte) {
+            Ok(1) => {}
+            Ok(_) => return,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        let Ok(signal) = Signal::try_from(byte[0] as i32) else {
+            continue;
+        };
+        // Flush, not shutdown: a host handler we chain to may keep the
+        // process running, and then its tracers must still work.
+        let deadline = flush_deadline();
+        let _ = std::panic::catch_unwind(|| {
+            crate::registry::for_each(|t| {
+                let _ = t.flush(deadline);
+            });
+        });
+        reraise_with_previous(signal);
+    }
+}
+
+/// Puts the host's disposition back, raises the signal again so it acts as
+/// it would have without us, and (when the process survives it, because the
+/// host's handler returned) installs ours again.
+fn reraise_with_previous(signal: Signal) {
+    let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(old) = previous.get(signal as usize).copied().flatten() else {
+        return;
+    };
+    drop(previous);
+    // SAFETY: restores a disposition the process had before.
+    let ours = unsafe { sigaction(signal, &old) };
+    if matches!(old.handler(), SigHandler::SigDfl) {
+        // The default action for these signals ends the process: it must
+        // be delivered now, with the signal's own exit status. Unblock it
+        // on this thread and raise it here.
+        let mut set = SigSet::empty();
+        set.add(signal);
+        let _ = set.thread_unblock();
+    }
+    let _ = nix::sys::signal::raise(signal);
+    if let Ok(ours) = ours {
+        // SAFETY: reinstalls our async-signal-safe handler.
+        let _ = unsafe { sigaction(signal, &ours) };
+    }
+}
