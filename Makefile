@@ -1,0 +1,122 @@
+# spanguard: `make demo` shows it working, `make test` runs every test.
+# Everything a target needs (cbindgen, a Python virtualenv, npm and Go
+# modules) is installed by the target itself.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO      ?= cargo
+PYTHON3    ?= python3
+CC         ?= gcc
+CBINDGEN_VERSION := 0.29.4
+TOOLS      := $(CURDIR)/build/tools
+CBINDGEN   := $(TOOLS)/bin/cbindgen
+VENV       := $(CURDIR)/.venv
+VENV_PY    := $(VENV)/bin/python
+LIBDIR     := $(CURDIR)/build/lib
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SOMAJOR    := $(firstword $(subst ., ,$(VERSION)))
+CFLAGS_TEST := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
+PREFIX     ?= /usr/local
+# What the static library needs besides itself (cargo --print native-static-libs).
+STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
+
+.PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
+        demo venv install clean
+
+# --- build ------------------------------------------------------------------
+
+build:
+	$(CARGO) build --release --lib
+	mkdir -p $(LIBDIR)
+	cp target/release/libspanguard.so $(LIBDIR)/libspanguard.so.$(VERSION)
+	ln -sf libspanguard.so.$(VERSION) $(LIBDIR)/libspanguard.so.$(SOMAJOR)
+	ln -sf libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so
+	cp target/release/libspanguard.a $(LIBDIR)/libspanguard.a
+
+$(CBINDGEN):
+	$(CARGO) install --locked --quiet --root $(TOOLS) cbindgen --version $(CBINDGEN_VERSION)
+
+# Regenerates the checked-in header from the Rust doc comments.
+header: $(CBINDGEN)
+	$(CBINDGEN) --quiet --output include/spanguard.h
+
+# Fails when include/spanguard.h is not what the code generates, or when the
+# header exports a name without our prefix.
+check-header: $(CBINDGEN)
+	tmp=$$(mktemp); $(CBINDGEN) --quiet --output $$tmp; \
+	if ! diff -u include/spanguard.h $$tmp; then rm -f $$tmp; \
+	  echo "include/spanguard.h is stale: run 'make header' and commit it"; exit 1; fi; rm -f $$tmp
+	! grep -nE '^(#define|typedef|struct|enum) ' include/spanguard.h \
+	  | grep -vE '^[0-9]+:(#define (SPANGUARD_|spanguard_)|typedef (struct |enum )?spanguard_|typedef [a-z0-9_ ]+ \(?\*?spanguard_|typedef [a-z0-9_ ]+ spanguard_|(struct|enum) spanguard_)' \
+	  || { echo "header exports a name without the spanguard_ prefix"; exit 1; }
+	@echo "header: up to date, every name prefixed"
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# --- tests ------------------------------------------------------------------
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/python/requirements.txt
+	$(PYTHON3) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+test: check-header lint test-rust test-c test-c-asan test-python
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test --quiet
+
+build/tests/%: tests/c/%.c include/spanguard.h build
+	mkdir -p build/tests
+	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
+
+test-c: build/tests/test_api
+	rm -rf build/c-test-spans
+	build/tests/test_api build/c-test-spans
+
+# The same C test once more with AddressSanitizer over the test program and a
+# static link of the library, checked with nm that ASan really is in.
+build/tests/test_api_asan: tests/c/test_api.c include/spanguard.h build
+	mkdir -p build/tests
+	$(CC) $(CFLAGS_TEST) -fsanitize=address -fno-omit-frame-pointer $< \
+	  $(LIBDIR)/libspanguard.a $(STATIC_DEPS) -o $@
+	nm $@ | grep -c __asan_init >/dev/null
+
+test-c-asan: build/tests/test_api_asan
+	rm -rf build/c-asan-spans
+	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
+
+test-python: venv build build/tests/emit_spans
+	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
+	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+
+# --- the demo ---------------------------------------------------------------
+
+build/examples/agent_demo: examples/c/agent_demo.c include/spanguard.h build
+	mkdir -p build/examples
+	$(CC) -std=c11 -Wall -Wextra -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
+
+demo: build/examples/agent_demo
+	rm -rf build/demo-spans
+	SPANGUARD_SINK_DIR=build/demo-spans build/examples/agent_demo
+	$(PYTHON3) examples/show_spans.py build/demo-spans
+
+# --- shipping ---------------------------------------------------------------
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libspanguard.so.$(SOMAJOR)
+	ln -sf libspanguard.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libspanguard.so
+	install -m 0644 $(LIBDIR)/libspanguard.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/spanguard.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf build

@@ -1,0 +1,195 @@
+/* Emits a known set of spans through the C ABI to an OTLP endpoint and
+ * writes a JSON manifest of exactly what it emitted, so a receiver's view
+ * can be compared field by field (the Collector interop test and the
+ * loopback HTTP tests use it).
+ *
+ * emit_spans --endpoint URL --protocol http/protobuf|http/json
+ *            --compression none|gzip --run-id ID --manifest PATH
+ *            [--count N] [--header name=value,...] */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spanguard.h"
+
+#define S(str) (str), strlen(str)
+
+static const char *arg(int argc, char **argv, const char *name, const char *def) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return def;
+}
+
+static void die(const char *what, spanguard_result rc) {
+    fprintf(stderr, "emit_spans: %s: %s\n", what, spanguard_strerror(rc));
+    exit(2);
+}
+
+/* JSON string with the escapes the manifest needs. */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv) {
+    const char *endpoint = arg(argc, argv, "--endpoint", NULL);
+    const char *protocol = arg(argc, argv, "--protocol", "http/protobuf");
+    const char *compression = arg(argc, argv, "--compression", "none");
+    const char *run_id = arg(argc, argv, "--run-id", "run");
+    const char *manifest = arg(argc, argv, "--manifest", NULL);
+    const char *headers = arg(argc, argv, "--header", NULL);
+    int count = atoi(arg(argc, argv, "--count", "24"));
+    if (!endpoint || !manifest || count <= 0) {
+        fprintf(stderr, "usage: emit_spans --endpoint URL --manifest PATH [--protocol P] [--compression C] "
+                        "[--run-id ID] [--count N] [--header k=v]\n");
+        return 2;
+    }
+    char endpoint_url[512], resource[256];
+    snprintf(endpoint_url, sizeof endpoint_url, "%s%s", endpoint,
+             strstr(endpoint, "/v1/traces") ? "" : "/v1/traces");
+    snprintf(resource, sizeof resource, "spanguard.run_id=%s,deployment.environment=interop", run_id);
+
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg);
+    cfg.service_name = "spanguard-emitter";
+    cfg.endpoint = endpoint_url;
+    cfg.resource_attributes = resource;
+    cfg.headers = headers;
+    cfg.protocol = strcmp(protocol, "http/json") == 0 ? SPANGUARD_PROTOCOL_HTTP_JSON : SPANGUARD_PROTOCOL_HTTP_PROTOBUF;
+    cfg.compression = strcmp(compression, "gzip") == 0 ? SPANGUARD_COMPRESSION_GZIP : SPANGUARD_COMPRESSION_NONE;
+    cfg.schedule_delay_ms = 100;
+    cfg.max_export_batch_size = 7; /* several requests per run */
+    cfg.install_signal_handlers = 0;
+    spanguard_tracer *t;
+    spanguard_result rc = spanguard_tracer_new(&cfg, &t);
+    if (rc != SPANGUARD_RESULT_OK) die("tracer_new", rc);
+
+    FILE *m = fopen(manifest, "w");
+    if (!m) {
+        perror(manifest);
+        return 2;
+    }
+    fprintf(m, "{\"run_id\": ");
+    json_str(m, run_id);
+    fprintf(m, ", \"service_name\": \"spanguard-emitter\", \"spans\": [\n");
+
+    const unsigned long long base = 1700000000000000000ull;
+    spanguard_span root = SPANGUARD_SPAN_NONE;
+    unsigned long long root_end = 0;
+    char root_tp[SPANGUARD_TRACEPARENT_SIZE] = "";
+    char prev_tp[SPANGUARD_TRACEPARENT_SIZE] = "";
+    for (int i = 0; i < count; i++) {
+        int is_child = (i % 3) != 0 && root != SPANGUARD_SPAN_NONE;
+        char name[64];
+        snprintf(name, sizeof name, "op-%d %s", i, i % 5 == 0 ? "\xc3\xa9t\xc3\xa9 \"q\"" : "plain");
+        unsigned kind = (unsigned)(i % 6);
+        spanguard_span s;
+        rc = spanguard_span_begin(t, S(name), is_child ? root : SPANGUARD_SPAN_NONE, kind, &s);
+        if (rc != SPANGUARD_RESULT_OK) die("begin", rc);
+        unsigned long long start = base + (unsigned long long)i * 1000000ull, end = start + 12345 + i;
+        (void)spanguard_span_set_start_time(s, start);
+        char tp[SPANGUARD_TRACEPARENT_SIZE];
+        if ((rc = spanguard_span_traceparent(s, tp, sizeof tp)) != SPANGUARD_RESULT_OK) die("traceparent", rc);
+
+        char str_value[64];
+        snprintf(str_value, sizeof str_value, "value-%d", i);
+        long long int_value = (i % 2 ? -1 : 1) * (long long)i * 1000000007ll;
+        double dbl_value = i + 0.5;
+        if (spanguard_span_set_string(s, S("str"), S(str_value)) != SPANGUARD_RESULT_OK ||
+            spanguard_span_set_int(s, S("int"), int_value) != SPANGUARD_RESULT_OK ||
+            spanguard_span_set_double(s, S("double"), dbl_value) != SPANGUARD_RESULT_OK ||
+            spanguard_span_set_bool(s, S("bool"), i % 2 == 0) != SPANGUARD_RESULT_OK)
+            die("set attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        int has_event = i % 4 == 1, has_link = i % 4 == 2 && prev_tp[0], is_error = i % 7 == 3;
+        spanguard_attribute ea[1] = {{0}};
+        ea[0].key = "event.seq";
+        ea[0].key_len = 9;
+        ea[0].type_ = SPANGUARD_VALUE_INT;
+        ea[0].int_value = i;
+        if (has_event && spanguard_span_add_event(s, S("checkpoint"), start + 100, ea, 1) != SPANGUARD_RESULT_OK)
+            die("add_event", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        spanguard_attribute la[1] = {{0}};
+        la[0].key = "link.kind";
+        la[0].key_len = 9;
+        la[0].type_ = SPANGUARD_VALUE_STRING;
+        la[0].string_value = "previous";
+        la[0].string_len = 8;
+        char link_tp[SPANGUARD_TRACEPARENT_SIZE];
+        memcpy(link_tp, prev_tp, sizeof link_tp);
+        if (has_link && spanguard_span_add_link(s, S(link_tp), la, 1) != SPANGUARD_RESULT_OK)
+            die("add_link", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        if (is_error && spanguard_span_set_status(s, SPANGUARD_STATUS_ERROR, S("failed \"on purpose\"")) != SPANGUARD_RESULT_OK)
+            die("set_status", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        /* A root stays open until the next root begins, so its children
+         * always find it live. */
+        if (!is_child) {
+            if (root != SPANGUARD_SPAN_NONE && (rc = spanguard_span_end_at(root, root_end)) != SPANGUARD_RESULT_OK)
+                die("end root", rc);
+            root_end = end;
+        } else if ((rc = spanguard_span_end_at(s, end)) != SPANGUARD_RESULT_OK) {
+            die("end", rc);
+        }
+
+        /* traceparent: 00-<trace 32>-<span 16>-<flags> */
+        char trace_id[33], span_id[17], parent_id[17] = "";
+        memcpy(trace_id, tp + 3, 32);
+        trace_id[32] = 0;
+        memcpy(span_id, tp + 36, 16);
+        span_id[16] = 0;
+        if (is_child) {
+            memcpy(parent_id, root_tp + 36, 16);
+            parent_id[16] = 0;
+        }
+        fprintf(m, "%s  {\"trace_id\": \"%s\", \"span_id\": \"%s\", \"parent_span_id\": \"%s\", \"name\": ",
+                i ? ",\n" : "", trace_id, span_id, parent_id);
+        json_str(m, name);
+        fprintf(m, ", \"kind\": %u, \"start_time_unix_nano\": %llu, \"end_time_unix_nano\": %llu, ", kind, start, end);
+        fprintf(m, "\"status\": {\"code\": %d, \"message\": %s}, ", is_error ? 2 : 0,
+                is_error ? "\"failed \\\"on purpose\\\"\"" : "\"\"");
+        fprintf(m, "\"attributes\": {\"str\": {\"type\": \"string\", \"value\": \"%s\"}, "
+                   "\"int\": {\"type\": \"int\", \"value\": %lld}, \"double\": {\"type\": \"double\", \"value\": %.17g}, "
+                   "\"bool\": {\"type\": \"bool\", \"value\": %s}}, ",
+                str_value, int_value, dbl_value, i % 2 == 0 ? "true" : "false");
+        fprintf(m, "\"events\": [");
+        if (has_event)
+            fprintf(m, "{\"name\": \"checkpoint\", \"time_unix_nano\": %llu, \"attributes\": "
+                       "{\"event.seq\": {\"type\": \"int\", \"value\": %d}}}", start + 100, i);
+        fprintf(m, "], \"links\": [");
+        if (has_link) {
+            char lt[33], ls[17];
+            memcpy(lt, link_tp + 3, 32);
+            lt[32] = 0;
+            memcpy(ls, link_tp + 36, 16);
+            ls[16] = 0;
+            fprintf(m, "{\"trace_id\": \"%s\", \"span_id\": \"%s\", \"attributes\": "
+                       "{\"link.kind\": {\"type\": \"string\", \"value\": \"previous\"}}}", lt, ls);
+        }
+        fprintf(m, "]}");
+        memcpy(prev_tp, tp, sizeof tp);
+        if (!is_child) {
+            root = s;
+            memcpy(root_tp, tp, sizeof tp);
+        }
+    }
+    if (root != SPANGUARD_SPAN_NONE && (rc = spanguard_span_end_at(root, root_end)) != SPANGUARD_RESULT_OK)
+        die("end root", rc);
+    fprintf(m, "\n]}\n");
+    fclose(m);
+
+    rc = spanguard_shutdown(t, 20000);
+    spanguard_counters st = {0};
+    st.struct_size = sizeof st;
+    (void)spanguard_stats(t, &st);
+    fprintf(stderr, "emit_spans: %s %s: exported %llu of %d, batches %llu, failed %llu, retries %llu\n", protocol,
+            compression, (unsigned long long)st.spans_exported, count, (unsigned long long)st.batches_sent,
+            (unsigned long long)st.batches_failed, (unsigned long long)st.retries);
+    spanguard_tracer_free(t);
+    return rc == SPANGUARD_RESULT_OK && st.spans_exported == (unsigned long long)count ? 0 : 1;
+}

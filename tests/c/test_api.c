@@ -1,0 +1,303 @@
+/* The C ABI as a C program sees it: every call's result codes, bad input,
+ * lifecycle, threads, and that every ended span is exported. Compiled with
+ * -Wall -Wextra -Wpedantic -Werror against the checked-in header. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        checks++;                                                                  \
+        if (!(cond)) {                                                             \
+            failures++;                                                            \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                          \
+    } while (0)
+
+#define CHECK_RC(expr, want)                                                       \
+    do {                                                                           \
+        spanguard_result rc_ = (expr);                                             \
+        checks++;                                                                  \
+        if (rc_ != (want)) {                                                       \
+            failures++;                                                            \
+            fprintf(stderr, "%s:%d: %s returned %u (%s), want %s\n", __FILE__,     \
+                    __LINE__, #expr, (unsigned)rc_, spanguard_strerror(rc_), #want); \
+        }                                                                          \
+    } while (0)
+
+#define S(str) (str), strlen(str)
+
+static spanguard_tracer *make_tracer(const char *dir, unsigned max_queue) {
+    spanguard_config cfg;
+    CHECK_RC(spanguard_config_init(&cfg), SPANGUARD_RESULT_OK);
+    cfg.service_name = "c-api-test";
+    cfg.sink_dir = dir;
+    cfg.schedule_delay_ms = 50;
+    cfg.install_signal_handlers = 0;
+    if (max_queue) {
+        cfg.max_queue_size = max_queue;
+        cfg.max_open_spans = max_queue;
+    }
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    CHECK(t != NULL);
+    return t;
+}
+
+static spanguard_counters stats_of(const spanguard_tracer *t) {
+    spanguard_counters s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    CHECK_RC(spanguard_stats(t, &s), SPANGUARD_RESULT_OK);
+    return s;
+}
+
+static void test_codes_and_version(void) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", SPANGUARD_VERSION_MAJOR, SPANGUARD_VERSION_MINOR,
+             SPANGUARD_VERSION_PATCH);
+    CHECK(strcmp(spanguard_version(), want) == 0);
+    for (unsigned c = 0; c <= SPANGUARD_RESULT_NON_RECORDING; c++) {
+        const char *m = spanguard_strerror(c);
+        CHECK(m != NULL && strlen(m) > 0 && strcmp(m, "unknown result code") != 0);
+    }
+    CHECK(strcmp(spanguard_strerror(9999), "unknown result code") == 0);
+    CHECK(spanguard_result_is_ok(SPANGUARD_RESULT_TRUNCATED));
+    CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_STALE_SPAN));
+}
+
+static void test_bad_input(spanguard_tracer *t) {
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    CHECK_RC(spanguard_span_begin(NULL, S("x"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin(t, S("x"), SPANGUARD_SPAN_NONE, 0, NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin(t, NULL, 3, SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin(t, S("x"), SPANGUARD_SPAN_NONE, 99, &s), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK(s == SPANGUARD_SPAN_NONE); /* outputs are written only on success */
+    CHECK_RC(spanguard_span_begin_remote(t, S("x"), S("00-zz-00-01"), 0, &s), SPANGUARD_RESULT_INVALID_TRACEPARENT);
+    CHECK_RC(spanguard_span_end(SPANGUARD_SPAN_NONE), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(0x0100000500000007ull), SPANGUARD_RESULT_STALE_SPAN);
+    CHECK_RC(spanguard_span_end(0x7700000000000001ull), SPANGUARD_RESULT_STALE_SPAN);
+    CHECK_RC(spanguard_flush(NULL, 10), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_new(NULL, NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    spanguard_config bad;
+    memset(&bad, 0, sizeof bad);
+    spanguard_tracer *none = NULL;
+    CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_config_init(&bad), SPANGUARD_RESULT_OK);
+    bad.endpoint = "ftp://nope";
+    CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_CONFIG);
+    bad.endpoint = NULL;
+    bad.protocol = 7;
+    CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK(none == NULL);
+    spanguard_tracer_free(NULL);
+}
+
+static void test_one_span_of_everything(spanguard_tracer *t) {
+    spanguard_span root, child, remote;
+    CHECK_RC(spanguard_span_begin(t, S("agent.session"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_INTERNAL, &root),
+             SPANGUARD_RESULT_OK);
+    CHECK(root != SPANGUARD_SPAN_NONE);
+    CHECK_RC(spanguard_span_begin(t, S("llm.call"), root, SPANGUARD_KIND_CLIENT, &child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_string(child, S("gen_ai.request.model"), S("gpt-test")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int(child, S("gen_ai.usage.input_tokens"), -42), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_double(child, S("temperature"), 0.25), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_bool(child, S("stream"), true), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_string(child, S("bad.utf8"), "a\xff" "b", 3), SPANGUARD_RESULT_UTF8_REPLACED);
+    static char big[SPANGUARD_MAX_VALUE_BYTES + 100];
+    memset(big, 'v', sizeof big);
+    CHECK_RC(spanguard_span_set_string(child, S("big"), big, sizeof big), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_set_string(child, NULL, 1, S("v")), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_set_string(child, S("k"), NULL, 4), SPANGUARD_RESULT_NULL_ARGUMENT);
+
+    spanguard_attribute attrs[2];
+    memset(attrs, 0, sizeof attrs);
+    attrs[0].key = "tool";
+    attrs[0].key_len = 4;
+    attrs[0].type_ = SPANGUARD_VALUE_STRING;
+    attrs[0].string_value = "search";
+    attrs[0].string_len = 6;
+    attrs[1].key = "attempt";
+    attrs[1].key_len = 7;
+    attrs[1].type_ = SPANGUARD_VALUE_INT;
+    attrs[1].int_value = 2;
+    CHECK_RC(spanguard_span_add_event(child, S("retry"), 0, attrs, 2), SPANGUARD_RESULT_OK);
+    attrs[1].type_ = 42;
+    CHECK_RC(spanguard_span_add_event(child, S("bad"), 0, attrs, 2), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_add_event(child, S("bad"), 0, NULL, 2), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_set_status(child, SPANGUARD_STATUS_ERROR, S("rate limited")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(child, 3, S("?")), SPANGUARD_RESULT_INVALID_ARGUMENT);
+
+    char tp[SPANGUARD_TRACEPARENT_SIZE];
+    CHECK_RC(spanguard_span_traceparent(root, tp, 10), SPANGUARD_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RC(spanguard_span_traceparent(root, tp, sizeof tp), SPANGUARD_RESULT_OK);
+    CHECK(strlen(tp) == 55 && tp[0] == '0' && tp[1] == '0' && tp[2] == '-');
+    CHECK_RC(spanguard_span_add_link(child, tp, strlen(tp), NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin_remote(t, S("tool.remote"), tp, strlen(tp), SPANGUARD_KIND_SERVER, &remote),
+             SPANGUARD_RESULT_OK);
+    char tp_remote[SPANGUARD_TRACEPARENT_SIZE];
+    CHECK_RC(spanguard_span_traceparent(remote, tp_remote, sizeof tp_remote), SPANGUARD_RESULT_OK);
+    CHECK(strncmp(tp, tp_remote, 35) == 0);   /* same trace id */
+    CHECK(strncmp(tp + 36, tp_remote + 36, 16) != 0); /* its own span id */
+
+    CHECK_RC(spanguard_span_end(remote), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_span_set_int(child, S("late"), 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_span_end(root), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    /* Exported: the slot was reused or freed, the handle is stale now. */
+    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_STALE_SPAN);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.spans_exported == 3);
+    CHECK(s.utf8_replaced == 1);
+    CHECK(s.values_truncated == 1);
+}
+
+/* Spans begun on one thread and ended on another go through this bounded
+ * handoff, so at most HANDOFF_CAP of them are open at once. */
+enum { HANDOFF_CAP = 256 };
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    spanguard_span items[HANDOFF_CAP];
+    int head, len, producers_left;
+} handoff = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0};
+
+static void handoff_push(spanguard_span s) {
+    pthread_mutex_lock(&handoff.lock);
+    while (handoff.len == HANDOFF_CAP) pthread_cond_wait(&handoff.changed, &handoff.lock);
+    handoff.items[(handoff.head + handoff.len++) % HANDOFF_CAP] = s;
+    pthread_cond_broadcast(&handoff.changed);
+    pthread_mutex_unlock(&handoff.lock);
+}
+
+static void *end_handed_off(void *arg) {
+    long *ended = arg;
+    for (;;) {
+        pthread_mutex_lock(&handoff.lock);
+        while (handoff.len == 0 && handoff.producers_left > 0) pthread_cond_wait(&handoff.changed, &handoff.lock);
+        if (handoff.len == 0) {
+            pthread_mutex_unlock(&handoff.lock);
+            return NULL;
+        }
+        spanguard_span s = handoff.items[handoff.head];
+        handoff.head = (handoff.head + 1) % HANDOFF_CAP;
+        handoff.len--;
+        pthread_cond_broadcast(&handoff.changed);
+        pthread_mutex_unlock(&handoff.lock);
+        if (spanguard_span_end(s) == SPANGUARD_RESULT_OK) (*ended)++;
+    }
+}
+
+struct worker {
+    spanguard_tracer *t;
+    int count;
+    int failed;
+};
+
+static void *begin_many(void *arg) {
+    struct worker *w = arg;
+    for (int i = 0; i < w->count; i++) {
+        spanguard_span s;
+        if (spanguard_span_begin(w->t, S("work"), SPANGUARD_SPAN_NONE, 0, &s) != SPANGUARD_RESULT_OK) {
+            w->failed++;
+            continue;
+        }
+        if (spanguard_span_set_int(s, S("i"), i) != SPANGUARD_RESULT_OK) w->failed++;
+        if (i % 2 == 0) {
+            handoff_push(s); /* ended by the ender thread */
+        } else if (spanguard_span_end(s) != SPANGUARD_RESULT_OK) {
+            w->failed++;
+        }
+    }
+    pthread_mutex_lock(&handoff.lock);
+    handoff.producers_left--;
+    pthread_cond_broadcast(&handoff.changed);
+    pthread_mutex_unlock(&handoff.lock);
+    return NULL;
+}
+
+static void test_threads_lose_nothing(spanguard_tracer *t) {
+    spanguard_counters before = stats_of(t);
+    enum { THREADS = 4, PER = 20000 };
+    pthread_t th[THREADS], ender;
+    struct worker w[THREADS];
+    long ended_elsewhere = 0;
+    handoff.producers_left = THREADS;
+    pthread_create(&ender, NULL, end_handed_off, &ended_elsewhere);
+    for (int i = 0; i < THREADS; i++) {
+        w[i].t = t;
+        w[i].count = PER;
+        w[i].failed = 0;
+        pthread_create(&th[i], NULL, begin_many, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(w[i].failed == 0);
+    }
+    pthread_join(ender, NULL);
+    CHECK(ended_elsewhere == THREADS * PER / 2);
+    CHECK_RC(spanguard_flush(t, 30000), SPANGUARD_RESULT_OK);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.spans_exported - before.spans_exported == (uint64_t)THREADS * PER);
+    CHECK(s.dropped_buffer_full == 0);
+    CHECK(s.queue_depth == 0);
+    CHECK(s.spans_open == 0);
+}
+
+static void test_shutdown_exports_open_spans(spanguard_tracer *t) {
+    spanguard_span open;
+    CHECK_RC(spanguard_span_begin(t, S("still.open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    spanguard_counters before = stats_of(t);
+    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_counters s = stats_of(t);
+    CHECK(s.spans_unended_at_shutdown == 1);
+    CHECK(s.spans_exported == before.spans_exported + 1);
+    spanguard_span s2;
+    CHECK_RC(spanguard_span_begin(t, S("late"), SPANGUARD_SPAN_NONE, 0, &s2), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_flush(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+}
+
+static void test_disabled(void) {
+    setenv("OTEL_SDK_DISABLED", "true", 1);
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new_from_env(NULL, &t), SPANGUARD_RESULT_OK);
+    spanguard_span s = 1;
+    CHECK_RC(spanguard_span_begin(t, S("x"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK(s == SPANGUARD_SPAN_NONE);
+    CHECK_RC(spanguard_span_set_int(s, S("k"), 1), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_flush(t, 10), SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(t);
+    unsetenv("OTEL_SDK_DISABLED");
+    setenv("OTEL_BSP_SCHEDULE_DELAY", "soon", 1);
+    t = NULL;
+    CHECK_RC(spanguard_tracer_new_from_env(NULL, &t), SPANGUARD_RESULT_INVALID_CONFIG);
+    CHECK(t == NULL);
+    unsetenv("OTEL_BSP_SCHEDULE_DELAY");
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "build/c-test-spans";
+    test_codes_and_version();
+    spanguard_tracer *t = make_tracer(dir, 0);
+    test_bad_input(t);
+    test_one_span_of_everything(t);
+    test_threads_lose_nothing(t);
+    test_shutdown_exports_open_spans(t);
+    spanguard_tracer_free(t);
+    test_disabled();
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
