@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        demo venv install clean
+        test-install demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python
+test: check-header lint test-rust test-c test-c-asan test-python test-install
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -94,6 +94,22 @@ test-c-asan: build/tests/test_api_asan
 test-python: venv build build/tests/emit_spans
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+
+# Installs into a scratch prefix, then builds the README's C example and the
+# demo agent with pkg-config against it, and runs the README example.
+test-install:
+	rm -rf build/install-test
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install-test
+	$(PYTHON3) -c 'import re,sys; t=open("README.md").read(); sys.stdout.write(re.search(r"```c\n(.*?)```", t, re.S).group(1))' \
+	  > build/install-test/readme_example.c
+	export PKG_CONFIG_PATH=$(CURDIR)/build/install-test/lib/pkgconfig; \
+	$(CC) -std=c11 -Wall -Wextra -Werror build/install-test/readme_example.c $$(pkg-config --cflags --libs spanguard) \
+	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/readme_example; \
+	$(CC) -std=c11 -Wall -Wextra -Werror examples/c/agent_demo.c $$(pkg-config --cflags --libs spanguard) \
+	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/agent_demo
+	SPANGUARD_SINK_DIR=$(CURDIR)/build/install-test/spans build/install-test/readme_example
+	test "$$(cat build/install-test/spans/*.jsonl | grep -o '"spanId"' | wc -l)" = 2
+	@echo "install: README example and demo build against the installed library; 2 spans arrived"
 
 # --- the demo ---------------------------------------------------------------
 
