@@ -91,8 +91,9 @@ test-c-asan: build/tests/test_api_asan
 	rm -rf build/c-asan-spans
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
-test-python: venv build build/tests/emit_spans
+test-python: venv build build/tests/emit_spans build/examples/agent_demo
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
+	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver
 
 # Installs into a scratch prefix, then builds the README's C example and the
