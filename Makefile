@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install demo venv install clean
+        test-install interop demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -111,6 +111,13 @@ test-install:
 	SPANGUARD_SINK_DIR=$(CURDIR)/build/install-test/spans build/install-test/readme_example
 	test "$$(cat build/install-test/spans/*.jsonl | grep -o '"spanId"' | wc -l)" = 2
 	@echo "install: README example and demo build against the installed library; 2 spans arrived"
+
+# A real OpenTelemetry Collector (built once with the Collector Builder; slow
+# the first time) receives spans over every protocol and compression and its
+# file output must hold exactly what was emitted. Not part of `make test`.
+interop: build build/tests/emit_spans
+	tests/interop/build-collector.sh
+	tests/interop/run-interop.sh
 
 # --- the demo ---------------------------------------------------------------
 
