@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install interop demo venv install clean
+        test-install interop cli demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -56,6 +56,10 @@ check-header: $(CBINDGEN)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# The command-line tool (spanguard replay).
+cli:
+	$(CARGO) build --release --bin spanguard
 
 # --- tests ------------------------------------------------------------------
 
@@ -91,7 +95,7 @@ test-c-asan: build/tests/test_api_asan
 	rm -rf build/c-asan-spans
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
-test-python: venv build build/tests/emit_spans build/examples/agent_demo
+test-python: venv build build/tests/emit_spans build/examples/agent_demo cli
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver

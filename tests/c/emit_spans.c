@@ -5,8 +5,15 @@
  *
  * emit_spans --endpoint URL --protocol http/protobuf|http/json
  *            --compression none|gzip --run-id ID --manifest PATH
- *            [--count N] [--header name=value,...] */
+ *            [--count N] [--header name=value,...]
+ * Delivery tests add: --spool-dir DIR, --export-timeout-ms N,
+ * --request-timeout-ms N, --batch N, --shutdown-timeout-ms N, --from-env
+ * (apply OTEL_* and SPANGUARD_* variables on top), --stats-json PATH (every
+ * counter after shutdown) and --allow-loss (exit 0 even when not every span
+ * was exported). Error-callback events go to stderr as JSON lines, with
+ * whether they ran on the exporter thread (not the emitting one). */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +26,17 @@ static const char *arg(int argc, char **argv, const char *name, const char *def)
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0) return argv[i + 1];
     return def;
+}
+
+static pthread_t main_thread;
+
+static void on_event(spanguard_event event, const char *message, size_t len, void *user_data) {
+    (void)user_data;
+    fprintf(stderr, "{\"event\": %u, \"on_main_thread\": %s, \"message_len\": %zu, \"message\": \"", (unsigned)event,
+            pthread_equal(pthread_self(), main_thread) ? "true" : "false", len);
+    for (const char *c = message; *c; c++)
+        if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20) fputc(*c, stderr);
+    fprintf(stderr, "\"}\n");
 }
 
 static void die(const char *what, spanguard_result rc) {
@@ -46,6 +64,14 @@ int main(int argc, char **argv) {
     const char *manifest = arg(argc, argv, "--manifest", NULL);
     const char *headers = arg(argc, argv, "--header", NULL);
     int count = atoi(arg(argc, argv, "--count", "24"));
+    const char *spool_dir = arg(argc, argv, "--spool-dir", NULL);
+    const char *stats_json = arg(argc, argv, "--stats-json", NULL);
+    int from_env = 0, allow_loss = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--from-env") == 0) from_env = 1;
+        if (strcmp(argv[i], "--allow-loss") == 0) allow_loss = 1;
+    }
+    main_thread = pthread_self();
     if (!endpoint || !manifest || count <= 0) {
         fprintf(stderr, "usage: emit_spans --endpoint URL --manifest PATH [--protocol P] [--compression C] "
                         "[--run-id ID] [--count N] [--header k=v]\n");
@@ -65,11 +91,16 @@ int main(int argc, char **argv) {
     cfg.protocol = strcmp(protocol, "http/json") == 0 ? SPANGUARD_PROTOCOL_HTTP_JSON : SPANGUARD_PROTOCOL_HTTP_PROTOBUF;
     cfg.compression = strcmp(compression, "gzip") == 0 ? SPANGUARD_COMPRESSION_GZIP : SPANGUARD_COMPRESSION_NONE;
     cfg.schedule_delay_ms = 100;
-    cfg.max_export_batch_size = 7; /* several requests per run */
+    cfg.max_export_batch_size = (uint32_t)atoi(arg(argc, argv, "--batch", "7")); /* several requests per run */
     cfg.install_signal_handlers = 0;
+    cfg.spool_dir = spool_dir;
+    cfg.export_timeout_ms = (uint32_t)atoi(arg(argc, argv, "--export-timeout-ms", "0"));
+    cfg.request_timeout_ms = (uint32_t)atoi(arg(argc, argv, "--request-timeout-ms", "0"));
+    unsigned shutdown_ms = (unsigned)atoi(arg(argc, argv, "--shutdown-timeout-ms", "20000"));
     spanguard_tracer *t;
-    spanguard_result rc = spanguard_tracer_new(&cfg, &t);
+    spanguard_result rc = from_env ? spanguard_tracer_new_from_env(&cfg, &t) : spanguard_tracer_new(&cfg, &t);
     if (rc != SPANGUARD_RESULT_OK) die("tracer_new", rc);
+    if ((rc = spanguard_set_error_callback(t, on_event, NULL)) != SPANGUARD_RESULT_OK) die("set_error_callback", rc);
 
     FILE *m = fopen(manifest, "w");
     if (!m) {
@@ -183,13 +214,32 @@ int main(int argc, char **argv) {
     fprintf(m, "\n]}\n");
     fclose(m);
 
-    rc = spanguard_shutdown(t, 20000);
+    rc = spanguard_shutdown(t, shutdown_ms);
     spanguard_counters st = {0};
     st.struct_size = sizeof st;
     (void)spanguard_stats(t, &st);
     fprintf(stderr, "emit_spans: %s %s: exported %llu of %d, batches %llu, failed %llu, retries %llu\n", protocol,
             compression, (unsigned long long)st.spans_exported, count, (unsigned long long)st.batches_sent,
             (unsigned long long)st.batches_failed, (unsigned long long)st.retries);
+    if (stats_json) {
+        FILE *f = fopen(stats_json, "w");
+        if (!f) {
+            perror(stats_json);
+            return 2;
+        }
+#define FIELD(name) fprintf(f, "%s\"" #name "\": %llu", first ? "" : ", ", (unsigned long long)st.name), first = 0
+        int first = 1;
+        fputc('{', f);
+        FIELD(spans_begun); FIELD(spans_ended); FIELD(spans_exported); FIELD(queue_depth); FIELD(spans_open);
+        FIELD(dropped_buffer_full); FIELD(dropped_export_failed); FIELD(dropped_rejected);
+        FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
+        FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
+        FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans);
+        fprintf(f, ", \"shutdown_result\": %u}\n", (unsigned)rc);
+#undef FIELD
+        fclose(f);
+    }
     spanguard_tracer_free(t);
+    if (allow_loss) return 0;
     return rc == SPANGUARD_RESULT_OK && st.spans_exported == (unsigned long long)count ? 0 : 1;
 }

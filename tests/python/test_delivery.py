@@ -1,0 +1,195 @@
+"""Reliable delivery against a receiver that misbehaves on command: for
+each failure the C emitter sends N numbered spans and exactly those N must
+arrive (after recovery), none twice, with the counters saying what
+happened; where the OTLP spec says a failure is final, the counted loss must
+equal exactly what is missing."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver_client import OtlpReceiverProcess
+
+REPO = Path(__file__).resolve().parents[2]
+EVENT_FAILED, EVENT_SPOOLED, EVENT_OVERFLOW, EVENT_REPLAYED, EVENT_REJECTED = 1, 2, 3, 4, 5
+
+
+class Run:
+    def __init__(self, manifest, stats, events, elapsed):
+        self.manifest, self.stats, self.events, self.elapsed = manifest, stats, events, elapsed
+
+    @property
+    def keys(self):
+        return {(s["trace_id"], s["span_id"]) for s in self.manifest["spans"]}
+
+
+def emit(emitter, receiver_endpoint, tmp_path, name, count=21, spool=None, env=None, extra=()):
+    manifest = tmp_path / f"{name}.manifest.json"
+    stats = tmp_path / f"{name}.stats.json"
+    spool = spool or (tmp_path / f"{name}-spool")
+    args = [str(emitter), "--endpoint", receiver_endpoint, "--run-id", name, "--manifest", str(manifest),
+            "--count", str(count), "--spool-dir", str(spool), "--stats-json", str(stats),
+            "--export-timeout-ms", "8000", "--request-timeout-ms", "1500", "--allow-loss", *extra]
+    started = time.monotonic()
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, **(env or {})))
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    assert all(not e["on_main_thread"] for e in events), "callback ran on an application thread"
+    return Run(json.loads(manifest.read_text()), json.loads(stats.read_text()), events, elapsed)
+
+
+def delivered(receiver):
+    assert receiver.duplicate_spans() == {}, "a span arrived twice"
+    return {(s["trace_id"], s["span_id"]) for s in receiver.spans()}
+
+
+@pytest.mark.parametrize("mode,retry_after", [
+    ("status:503", "1"),
+    ("status:429", None),
+    ("status:502", None),
+    ("status:504", None),
+    ("drop_mid_body", None),
+])
+def test_transient_failures_are_retried_until_every_span_arrives(emitter, tmp_path, mode, retry_after):
+    with OtlpReceiverProcess(workdir=tmp_path, mode=mode, count=2, retry_after=retry_after) as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "transient")
+        rx.wait_for_spans(len(run.keys))
+        assert delivered(rx) == run.keys
+    assert run.stats["spans_exported"] == len(run.keys)
+    assert run.stats["retries"] >= 2
+    assert run.stats["dropped_export_failed"] == 0 and run.stats["spooled_spans"] == 0
+
+
+def test_retry_after_is_honoured(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:503", count=1, retry_after="2") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "retry-after", count=3)
+        rx.wait_for_spans(3)
+        assert delivered(rx) == run.keys
+    # A lower bound only: the one retry waited the 2 s the server asked for.
+    assert run.elapsed >= 2.0
+    assert run.stats["retries"] == 1
+
+
+def test_retry_after_as_an_http_date_is_honoured(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:503", count=1, retry_after="date:+3") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "retry-date", count=3)
+        rx.wait_for_spans(3)
+        assert delivered(rx) == run.keys
+    assert run.elapsed >= 1.0  # the date has one-second resolution
+    assert run.stats["retries"] == 1
+
+
+def test_a_hanging_backend_times_out_and_the_batch_is_retried(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="hang", count=1) as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "hang")
+        rx.wait_for_spans(len(run.keys))
+        assert delivered(rx) == run.keys
+    assert run.stats["retries"] >= 1
+
+
+def test_a_slow_backend_is_waited_for(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="slow:0.5", count=2) as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "slow")
+        rx.wait_for_spans(len(run.keys))
+        assert delivered(rx) == run.keys
+    assert run.stats["retries"] == 0
+
+
+@pytest.mark.parametrize("mode", ["status:400", "status:500", "status:413"])
+def test_a_final_refusal_is_not_retried_and_the_loss_is_counted_exactly(emitter, tmp_path, mode):
+    with OtlpReceiverProcess(workdir=tmp_path, mode=mode, count=1) as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "final")
+        time.sleep(0.5)
+        got = delivered(rx)
+    missing = run.keys - got
+    assert got <= run.keys
+    assert len(missing) == run.stats["dropped_export_failed"] > 0
+    assert run.stats["retries"] == 0
+    assert run.stats["spooled_spans"] == 0
+    assert [e["event"] for e in run.events] == [EVENT_FAILED]
+
+
+def test_partial_success_counts_the_rejected_spans(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="partial:2", count=1) as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "partial")
+        time.sleep(0.5)
+        got = delivered(rx)
+    assert len(run.keys - got) == run.stats["dropped_rejected"] == 2
+    assert run.stats["spans_exported"] == len(run.keys) - 2
+    assert EVENT_REJECTED in [e["event"] for e in run.events]
+
+
+def test_spans_spooled_while_the_backend_is_down_are_replayed_by_the_next_start(emitter, tmp_path):
+    spool = tmp_path / "shared-spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        down = emit(emitter, rx.endpoint, tmp_path, "down", spool=spool,
+                    extra=["--export-timeout-ms", "1000", "--shutdown-timeout-ms", "3000"])
+        assert down.stats["spooled_spans"] == len(down.keys)
+        assert down.stats["spans_exported"] == 0
+        assert EVENT_SPOOLED in [e["event"] for e in down.events]
+        assert list(spool.glob("*.sgspool"))
+        rx.set_mode("ok")
+        up = emit(emitter, rx.endpoint, tmp_path, "up", count=3, spool=spool)
+        rx.wait_for_spans(len(down.keys) + 3)
+        assert delivered(rx) == down.keys | up.keys
+    assert up.stats["replayed_spans"] == len(down.keys)
+    assert EVENT_REPLAYED in [e["event"] for e in up.events]
+    assert not list(spool.glob("*.sgspool"))
+
+
+def test_the_replay_command_drains_a_spool_by_hand(emitter, tmp_path):
+    spool = tmp_path / "cli-spool"
+    cli = REPO / "target" / "release" / "spanguard"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:503") as rx:
+        down = emit(emitter, rx.endpoint, tmp_path, "cli-down", spool=spool,
+                    extra=["--export-timeout-ms", "1000", "--shutdown-timeout-ms", "3000"])
+        assert down.stats["spooled_spans"] == len(down.keys)
+        rx.set_mode("ok")
+        out = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"({len(down.keys)} spans)" in out.stdout
+        rx.wait_for_spans(len(down.keys))
+        assert delivered(rx) == down.keys
+    assert not list(spool.glob("*.sgspool"))
+
+
+def test_two_processes_replaying_one_spool_send_nothing_twice(emitter, tmp_path):
+    spool = tmp_path / "two-spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        downs = [emit(emitter, rx.endpoint, tmp_path, f"down{i}", spool=spool,
+                      extra=["--export-timeout-ms", "500", "--shutdown-timeout-ms", "3000"]) for i in range(3)]
+        rx.set_mode("ok")
+        procs = [subprocess.Popen([str(emitter), "--endpoint", rx.endpoint, "--run-id", f"up{i}",
+                                   "--manifest", str(tmp_path / f"up{i}.json"), "--count", "1",
+                                   "--spool-dir", str(spool)], stderr=subprocess.DEVNULL) for i in range(2)]
+        assert [p.wait(timeout=60) for p in procs] == [0, 0]
+        want = set().union(*(d.keys for d in downs))
+        rx.wait_for_spans(len(want) + 2)
+        got = delivered(rx)  # asserts none twice
+    assert want <= got
+
+
+def test_spool_overflow_loss_is_counted_exactly(emitter, tmp_path):
+    spool = tmp_path / "small-spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        down = emit(emitter, rx.endpoint, tmp_path, "overflow", count=60, spool=spool,
+                    env={"SPANGUARD_SPOOL_MAX_BYTES": "6000"},
+                    extra=["--from-env", "--export-timeout-ms", "300", "--shutdown-timeout-ms", "5000"])
+        assert down.stats["dropped_spool_overflow"] > 0
+        assert EVENT_OVERFLOW in [e["event"] for e in down.events]
+        rx.set_mode("ok")
+        out = subprocess.run([str(REPO / "target" / "release" / "spanguard"), "replay", str(spool),
+                              "--endpoint", rx.endpoint], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        time.sleep(0.5)
+        got = delivered(rx)
+    missing = down.keys - got
+    assert len(missing) == down.stats["dropped_spool_overflow"]
+    assert down.stats["spooled_spans"] == len(down.keys)
