@@ -1,7 +1,7 @@
 //! State shared by the threads that record spans and the exporter thread:
 //! the slab, the counters, and the signalling between them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,21 @@ pub struct Pipeline {
     pub crash_file: Option<crate::watchdog::crash::CrashFile>,
     /// The flight recorder's file, when the slab lives in one.
     pub flight: Option<FlightFile>,
+    /// The encoded batch being sent right now, for the crash handler.
+    pub in_flight: InFlightBatch,
+}
+
+/// The batch the exporter is sending. Its slots were already given back, so
+/// if the process crashes now the crash handler writes these bytes to the
+/// spool. `body` is published last (Release) and cleared first, so a reader
+/// that sees it non-null (Acquire) sees the matching length and flags.
+#[derive(Default)]
+pub struct InFlightBatch {
+    pub body: AtomicPtr<u8>,
+    pub len: AtomicUsize,
+    pub spans: AtomicU32,
+    /// Bit 0: JSON (else protobuf); bit 1: gzipped.
+    pub flags: AtomicU32,
 }
 
 /// The file the slab is mapped from. Its lock is held while the process

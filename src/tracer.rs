@@ -213,6 +213,7 @@ impl Tracer {
             callback: Mutex::new(None),
             crash_file,
             flight,
+            in_flight: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()

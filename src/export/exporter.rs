@@ -44,6 +44,8 @@ pub struct Exporter {
     /// Something was spooled since the last replay: replay after the next
     /// success.
     spool_pending: bool,
+    /// The flight recorder's copy of the batch in flight, in the spool.
+    journal: Option<super::spool::Journal>,
 }
 
 impl Exporter {
@@ -77,6 +79,7 @@ impl Exporter {
             backend_down_until: None,
             // Batches and crash leftovers of earlier processes are sent at start.
             spool_pending: true,
+            journal: None,
             pipeline,
         }
     }
@@ -126,23 +129,30 @@ impl Exporter {
         }
     }
 
-    /// Encodes the taken slots, sends the bytes, and gives the slots back.
+    /// Encodes the taken slots, gives them back, and sends the bytes.
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
         {
             let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
             count_record_losses(&p.stats, &records);
-            self.encode_and_send(&p.resource, &records);
+            self.encode(&p.resource, &records);
         }
-        // Only now, with the batch delivered, spooled or counted lost, are
-        // the slots given back: until then a crash dump or the flight
-        // recorder still holds these spans.
+        // The bytes hold the spans now: the slots can take new spans while
+        // this batch is sent and retried, however long a hanging backend
+        // takes. A crash from here on spools the bytes (crash handler), and
+        // the flight recorder journals them before the first attempt.
         for &i in &self.indexes {
             p.slab.release(i);
         }
+        self.send_encoded(self.indexes.len() as u64);
     }
 
     fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+        self.encode(resource, records);
+        self.send_encoded(records.len() as u64);
+    }
+
+    fn encode(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
         match self.format {
             BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
             BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
@@ -151,6 +161,11 @@ impl Exporter {
             self.gzip_writer
                 .compress(&self.encoded, &mut self.compressed);
         }
+    }
+
+    /// Sends the encoded batch, publishing it for the crash handler while it
+    /// is in flight.
+    fn send_encoded(&mut self, spans: u64) {
         // Moved out and back so the send can borrow self mutably; the
         // buffer's capacity is kept.
         let body = std::mem::take(if self.gzip {
@@ -158,7 +173,30 @@ impl Exporter {
         } else {
             &mut self.encoded
         });
-        self.send_with_retries(&body, records.len() as u64);
+        let p = Arc::clone(&self.pipeline);
+        let inflight = &p.in_flight;
+        inflight.len.store(body.len(), Ordering::Relaxed);
+        inflight.spans.store(spans as u32, Ordering::Relaxed);
+        inflight.flags.store(
+            (self.format == BodyFormat::Json) as u32 | (self.gzip as u32) << 1,
+            Ordering::Relaxed,
+        );
+        inflight
+            .body
+            .store(body.as_ptr() as *mut u8, Ordering::Release);
+        self.journal = match &p.flight {
+            Some(_) => self
+                .spool
+                .write_journal(self.format, self.gzip, spans as u32, &body)
+                .ok(),
+            None => None,
+        };
+        self.send_with_retries(&body, spans);
+        inflight.body.store(std::ptr::null_mut(), Ordering::Release);
+        if let Some(journal) = self.journal.take() {
+            // Still here: delivered or dropped (a spooled batch took it over).
+            self.spool.forget(journal);
+        }
         *(if self.gzip {
             &mut self.compressed
         } else {
@@ -272,7 +310,12 @@ impl Exporter {
             spans: spans as u32,
             body: body.to_vec(),
         };
-        match self.spool.write(&batch) {
+        let written = match self.journal.take() {
+            // The flight recorder journaled this batch already: keep that file.
+            Some(journal) => Ok(self.spool.keep(&journal.path)),
+            None => self.spool.write(&batch),
+        };
+        match written {
             Ok(eviction) => {
                 self.spool_pending = true;
                 Stats::add(&p.stats.spooled_batches, 1);

@@ -18,8 +18,37 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::transport::BodyFormat;
 
 const MAGIC: &[u8; 8] = b"SGSPOOL1";
-const HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
-const SUFFIX: &str = ".sgspool";
+pub(crate) const HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
+pub(crate) const SUFFIX: &str = ".sgspool";
+
+/// A spool file name: the time first, so names sort oldest first across
+/// processes, then the pid and a tag that makes it unique.
+pub fn spool_file_name(tag: &str) -> String {
+    format!(
+        "{:020}-{:010}-{tag}{SUFFIX}",
+        crate::span::clock::now_unix_ns(),
+        std::process::id()
+    )
+}
+
+/// The fixed header in front of a spooled body.
+pub fn encode_header(
+    format: BodyFormat,
+    gzipped: bool,
+    spans: u32,
+    body_len: usize,
+) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8] = match format {
+        BodyFormat::Protobuf => 0,
+        BodyFormat::Json => 1,
+    };
+    header[9] = gzipped as u8;
+    header[10..14].copy_from_slice(&spans.to_le_bytes());
+    header[14..22].copy_from_slice(&(body_len as u64).to_le_bytes());
+    header
+}
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
@@ -86,7 +115,48 @@ impl SpoolDir {
     /// its cap (never the file just written unless it alone is over the cap,
     /// in which case it is not kept). Returns what eviction cost.
     pub fn write(&self, batch: &SpooledBatch) -> io::Result<Eviction> {
-        let size = (HEADER_LEN + batch.body.len()) as u64;
+        let (path, _unlocked) =
+            self.write_file(batch.format, batch.gzipped, batch.spans, &batch.body, true)?;
+        Ok(self.evict_over_cap(&path))
+    }
+
+    /// Writes a batch that is about to be sent (the flight recorder's
+    /// journal): not fsynced, since it only has to survive the process, not
+    /// the machine, and deleted by `forget` once the backend accepted it.
+    /// The file is locked while the returned handle lives, so no replayer
+    /// (in this process or another) sends it while it is in flight.
+    pub fn write_journal(
+        &self,
+        format: BodyFormat,
+        gzipped: bool,
+        spans: u32,
+        body: &[u8],
+    ) -> io::Result<Journal> {
+        let (path, file) = self.write_file(format, gzipped, spans, body, false)?;
+        Ok(Journal { path, _lock: file })
+    }
+
+    /// Deletes a journal file whose batch was delivered.
+    pub fn forget(&self, journal: Journal) {
+        let _ = fs::remove_file(&journal.path);
+    }
+
+    /// Counts eviction for a file already in the spool (a journal file kept
+    /// because its batch failed).
+    pub fn keep(&self, path: &Path) -> Eviction {
+        self.evict_over_cap(path)
+    }
+
+    /// Writes a spool file; the returned handle holds an exclusive lock on it.
+    fn write_file(
+        &self,
+        format: BodyFormat,
+        gzipped: bool,
+        spans: u32,
+        body: &[u8],
+        sync: bool,
+    ) -> io::Result<(PathBuf, File)> {
+        let size = (HEADER_LEN + body.len()) as u64;
         if size > self.max_bytes {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
@@ -94,36 +164,35 @@ impl SpoolDir {
             ));
         }
         fs::create_dir_all(&self.dir)?;
-        let name = format!(
-            "{:020}-{:010}-{:06}{SUFFIX}",
-            crate::span::clock::now_unix_ns(),
-            std::process::id(),
+        let name = spool_file_name(&format!(
+            "{:06}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
-        );
+        ));
         let tmp = self.dir.join(format!(".tmp-{name}"));
         let path = self.dir.join(&name);
-        let mut header = [0u8; HEADER_LEN];
-        header[..8].copy_from_slice(MAGIC);
-        header[8] = match batch.format {
-            BodyFormat::Protobuf => 0,
-            BodyFormat::Json => 1,
-        };
-        header[9] = batch.gzipped as u8;
-        header[10..14].copy_from_slice(&batch.spans.to_le_bytes());
-        header[14..22].copy_from_slice(&(batch.body.len() as u64).to_le_bytes());
+        let header = encode_header(format, gzipped, spans, body.len());
         let result = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            // Locked before it gets its visible name.
+            try_lock(&f);
             f.write_all(&header)?;
-            f.write_all(&batch.body)?;
-            f.sync_all()?;
+            f.write_all(body)?;
+            if sync {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()
+            if sync {
+                File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(f)
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+        match result {
+            Ok(f) => Ok((path, f)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        Ok(self.evict_over_cap(&path))
     }
 
     fn evict_over_cap(&self, keep: &Path) -> Eviction {
@@ -201,6 +270,12 @@ impl SpoolDir {
         }
         (batches, spans)
     }
+}
+
+/// A journaled batch in flight: its file, locked until this is dropped.
+pub struct Journal {
+    pub path: PathBuf,
+    _lock: File,
 }
 
 /// What a replay's send decided about one file.

@@ -30,6 +30,11 @@ pub struct CrashFile {
     pending: CString,
     done: CString,
     header: DumpHeader,
+    /// For the batch in flight (its slots are already free): becomes an
+    /// ordinary spool file.
+    batch_file: OwnedFd,
+    batch_pending: CString,
+    batch_done: CString,
 }
 
 impl CrashFile {
@@ -46,13 +51,20 @@ impl CrashFile {
         );
         let pending = dir.join(format!("{stem}.sgdump-pending"));
         let done = dir.join(format!("{stem}.sgdump"));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&pending)?;
-        // Held while we live: recovery leaves a locked file alone.
-        // SAFETY: flock on our own fd.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let batch_pending = dir.join(format!("{stem}.sgspool-pending"));
+        let batch_done = dir.join(format!("{stem}{}", crate::export::spool::SUFFIX));
+        let create = |path: &std::path::Path| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            // Held while we live: recovery leaves a locked file alone.
+            // SAFETY: flock on our own fd.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            Ok::<_, std::io::Error>(file)
+        };
+        let file = create(&pending)?;
+        let batch_file = create(&batch_pending)?;
         let to_c = |p: std::path::PathBuf| {
             CString::new(p.into_os_string().into_encoded_bytes()).map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in spool path")
@@ -63,13 +75,50 @@ impl CrashFile {
             pending: to_c(pending)?,
             done: to_c(done)?,
             header,
+            batch_file: batch_file.into(),
+            batch_pending: to_c(batch_pending)?,
+            batch_done: to_c(batch_done)?,
         })
     }
 
     /// Removes the (empty) file at a clean shutdown.
     pub fn remove(&self) {
-        // SAFETY: a NUL-terminated path we own.
-        unsafe { libc::unlink(self.pending.as_ptr()) };
+        // SAFETY: NUL-terminated paths we own.
+        unsafe {
+            libc::unlink(self.pending.as_ptr());
+            libc::unlink(self.batch_pending.as_ptr());
+        }
+    }
+
+    /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
+    fn dump_in_flight(&self, p: &Pipeline) {
+        let body = p.in_flight.body.load(Ordering::Acquire);
+        if body.is_null() {
+            return;
+        }
+        let len = p.in_flight.len.load(Ordering::Relaxed);
+        let flags = p.in_flight.flags.load(Ordering::Relaxed);
+        let format = if flags & 1 != 0 {
+            crate::export::transport::BodyFormat::Json
+        } else {
+            crate::export::transport::BodyFormat::Protobuf
+        };
+        let header = crate::export::spool::encode_header(
+            format,
+            flags & 2 != 0,
+            p.in_flight.spans.load(Ordering::Relaxed),
+            len,
+        );
+        let fd = self.batch_file.as_raw_fd();
+        write_all(fd, &header);
+        // SAFETY: the exporter keeps this buffer alive and unchanged while
+        // the pointer is published.
+        write_all(fd, unsafe { std::slice::from_raw_parts(body, len) });
+        // SAFETY: async-signal-safe calls on our fd and NUL-terminated paths.
+        unsafe {
+            libc::fsync(fd);
+            libc::rename(self.batch_pending.as_ptr(), self.batch_done.as_ptr());
+        }
     }
 
     /// Async-signal-safe: writes the header and every live slot.
@@ -138,6 +187,7 @@ extern "C" fn on_crash(
         crate::registry::for_each_pipeline(|p| {
             if let Some(crash) = p.crash_file.as_ref() {
                 crash.dump(p, signal);
+                crash.dump_in_flight(p);
             }
             p.mark_flight_signal(signal);
         });

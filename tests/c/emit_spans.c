@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
     fprintf(m, ", \"service_name\": \"spanguard-emitter\", \"spans\": [\n");
 
     const unsigned long long base = 1700000000000000000ull;
+    int not_begun = 0, written = 0;
     spanguard_span root = SPANGUARD_SPAN_NONE;
     unsigned long long root_end = 0;
     char root_tp[SPANGUARD_TRACEPARENT_SIZE] = "";
@@ -123,6 +124,10 @@ int main(int argc, char **argv) {
         unsigned kind = (unsigned)(i % 6);
         spanguard_span s;
         rc = spanguard_span_begin(t, S(name), is_child ? root : SPANGUARD_SPAN_NONE, kind, &s);
+        if (rc == SPANGUARD_RESULT_BUFFER_FULL && allow_loss) {
+            not_begun++; /* counted by the library too; not in the manifest */
+            continue;
+        }
         if (rc != SPANGUARD_RESULT_OK) die("begin", rc);
         unsigned long long start = base + (unsigned long long)i * 1000000ull, end = start + 12345 + i;
         (void)spanguard_span_set_start_time(s, start);
@@ -179,7 +184,7 @@ int main(int argc, char **argv) {
             parent_id[16] = 0;
         }
         fprintf(m, "%s  {\"trace_id\": \"%s\", \"span_id\": \"%s\", \"parent_span_id\": \"%s\", \"name\": ",
-                i ? ",\n" : "", trace_id, span_id, parent_id);
+                written++ ? ",\n" : "", trace_id, span_id, parent_id);
         json_str(m, name);
         fprintf(m, ", \"kind\": %u, \"start_time_unix_nano\": %llu, \"end_time_unix_nano\": %llu, ", kind, start, end);
         fprintf(m, "\"status\": {\"code\": %d, \"message\": %s}, ", is_error ? 2 : 0,
@@ -235,7 +240,7 @@ int main(int argc, char **argv) {
         FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
         FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
         FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans);
-        fprintf(f, ", \"shutdown_result\": %u}\n", (unsigned)rc);
+        fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d}\n", (unsigned)rc, not_begun);
 #undef FIELD
         fclose(f);
     }

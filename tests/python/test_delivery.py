@@ -193,3 +193,24 @@ def test_spool_overflow_loss_is_counted_exactly(emitter, tmp_path):
     missing = down.keys - got
     assert len(missing) == down.stats["dropped_spool_overflow"]
     assert down.stats["spooled_spans"] == len(down.keys)
+
+
+def test_a_hanging_backend_never_blocks_the_application_and_every_drop_is_counted(emitter, tmp_path):
+    """More spans than the slab holds while every request hangs: the
+    application is never blocked beyond the full policy's bound; spans that
+    found no slot are counted (dropped_buffer_full) and every span that began
+    is delivered, from the spool, once the backend is back."""
+    spool = tmp_path / "pressure-spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="hang") as rx:
+        run = emit(emitter, rx.endpoint, tmp_path, "pressure", count=6000, spool=spool,
+                   extra=["--batch", "512", "--request-timeout-ms", "300", "--shutdown-timeout-ms", "5000"])
+        rx.set_mode("ok")
+        out = subprocess.run([str(REPO / "target" / "release" / "spanguard"), "replay", str(spool),
+                              "--endpoint", rx.endpoint], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        rx.wait_for_spans(len(run.keys))
+        got = delivered(rx)
+    assert got == run.keys
+    assert run.stats["dropped_buffer_full"] == run.stats["not_begun"] == 6000 - len(run.keys)
+    assert run.stats["spooled_spans"] + run.stats["spans_exported"] == len(run.keys)
+    assert run.stats["dropped_export_failed"] == 0
