@@ -95,10 +95,17 @@ impl SpanSlab {
         let records_offset = prefix.next_multiple_of(64);
         let map_len = records_offset + capacity as usize * std::mem::size_of::<SpanRecord>();
         let (flags, fd) = match &backing {
-            SlabBacking::Anonymous => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+            // MAP_POPULATE: memory is taken at start, not page by page on the hot path.
+            SlabBacking::Anonymous => (
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+            ),
             SlabBacking::File(f) => {
                 f.set_len(map_len as u64)?;
-                (libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(f))
+                (
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    std::os::fd::AsRawFd::as_raw_fd(f),
+                )
             }
         };
         // SAFETY: a fresh mapping of map_len bytes; no existing memory is

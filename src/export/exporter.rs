@@ -44,6 +44,12 @@ pub struct Exporter {
     /// Something was spooled since the last replay: replay after the next
     /// success.
     spool_pending: bool,
+    /// After a replay stalled, the next one waits until then, so that a
+    /// spool the transport cannot take is not re-read after every batch.
+    next_replay: Instant,
+    /// The local file sink does not replay the spool (its batches are for
+    /// the network); it still recovers crash leftovers.
+    replays_spool: bool,
     /// The flight recorder's copy of the batch in flight, in the spool.
     journal: Option<super::spool::Journal>,
 }
@@ -78,7 +84,9 @@ impl Exporter {
             spool: SpoolDir::new(&config.spool_dir, config.spool_max_bytes),
             backend_down_until: None,
             // Batches and crash leftovers of earlier processes are sent at start.
-            spool_pending: true,
+            spool_pending: !file_sink,
+            next_replay: Instant::now(),
+            replays_spool: !file_sink,
             journal: None,
             pipeline,
         }
@@ -89,8 +97,10 @@ impl Exporter {
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
         let batch = p.config.max_export_batch_size as usize;
+        // What earlier processes left: crash dumps and flight files, then the
+        // spool.
+        self.recover_leftovers();
         if self.spool_pending {
-            self.recover_leftovers();
             self.replay_spool();
         }
         loop {
@@ -262,7 +272,7 @@ impl Exporter {
                         );
                     }
                     self.backend_down_until = None;
-                    if self.spool_pending {
+                    if self.spool_pending && Instant::now() >= self.next_replay {
                         self.replay_spool();
                     }
                     return;
@@ -317,7 +327,7 @@ impl Exporter {
         };
         match written {
             Ok(eviction) => {
-                self.spool_pending = true;
+                self.spool_pending = self.replays_spool;
                 Stats::add(&p.stats.spooled_batches, 1);
                 Stats::add(&p.stats.spooled_spans, spans);
                 p.report(
@@ -394,6 +404,9 @@ impl Exporter {
             }
         });
         self.spool_pending = stalled;
+        if stalled {
+            self.next_replay = Instant::now() + PROBE_INTERVAL;
+        }
         if batches > 0 {
             Stats::add(&p.stats.replayed_batches, batches);
             Stats::add(&p.stats.replayed_spans, spans);

@@ -195,6 +195,34 @@ impl SpanRecord {
     pub fn store_text(&mut self, input: &[u8], limit: usize) -> (TextRef, TextOutcome) {
         let start = self.arena_used as usize;
         let room = (ARENA_BYTES - start).min(limit);
+        // The common cases are one check and one copy: ASCII (every byte is
+        // a character boundary; the check is word-at-a-time), then any valid
+        // UTF-8.
+        let fast = if input.is_ascii() {
+            Some(input.len().min(room))
+        } else {
+            std::str::from_utf8(input)
+                .ok()
+                .map(|valid| floor_char_boundary(valid, room))
+        };
+        if let Some(take) = fast {
+            self.arena[start..start + take].copy_from_slice(&input[..take]);
+            self.arena_used = (start + take) as u16;
+            let outcome = TextOutcome {
+                truncated: take < input.len(),
+                replaced_utf8: false,
+            };
+            if outcome.truncated {
+                self.truncated_values = self.truncated_values.saturating_add(1);
+            }
+            return (
+                TextRef {
+                    offset: start as u16,
+                    len: take as u16,
+                },
+                outcome,
+            );
+        }
         let mut written = 0usize;
         let mut outcome = TextOutcome::default();
         'chunks: for chunk in input.utf8_chunks() {
@@ -235,6 +263,15 @@ impl SpanRecord {
             },
             outcome,
         )
+    }
+
+    /// The raw bytes a `TextRef` names (bounded by the arena), for
+    /// comparisons that need no UTF-8 check.
+    #[inline]
+    fn raw(&self, t: TextRef) -> &[u8] {
+        let start = (t.offset as usize).min(ARENA_BYTES);
+        let end = (start + t.len as usize).min(ARENA_BYTES);
+        &self.arena[start..end]
     }
 
     /// Sets an attribute of `owner`. A key it already has gets the new value
