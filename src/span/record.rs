@@ -287,7 +287,7 @@ impl SpanRecord {
     ) -> Option<TextOutcome> {
         let count = self.attribute_count as usize;
         let existing = (0..count).find(|&i| {
-            self.attributes[i].owner == owner && self.text(self.attributes[i].key).as_bytes() == key
+            self.attributes[i].owner == owner && self.raw(self.attributes[i].key) == key
         });
         let index = match existing {
             Some(i) => i,
