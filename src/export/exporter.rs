@@ -125,16 +125,35 @@ impl Exporter {
     fn drain(&mut self) {
         let batch = self.pipeline.config.max_export_batch_size as usize;
         loop {
-            self.indexes.clear();
-            while self.indexes.len() < batch {
-                match self.pipeline.slab.take_ended() {
-                    Some(i) => self.indexes.push(i),
-                    None => break,
-                }
-            }
-            if self.indexes.is_empty() {
+            // SeqCst pairs with `Tracer::freeze`: either it sees us busy and
+            // waits, or we see it frozen and take nothing.
+            let p = Arc::clone(&self.pipeline);
+            let signal = &p.signal;
+            signal.busy.store(true, Ordering::SeqCst);
+            if signal.frozen.load(Ordering::SeqCst) {
+                signal.busy.store(false, Ordering::SeqCst);
                 return;
             }
+            self.drain_one_batch(batch);
+            let more = !self.indexes.is_empty();
+            signal.busy.store(false, Ordering::SeqCst);
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Takes up to `batch` ended spans and exports them; leaves the taken
+    /// indexes in `self.indexes` (empty when there was nothing).
+    fn drain_one_batch(&mut self, batch: usize) {
+        self.indexes.clear();
+        while self.indexes.len() < batch {
+            match self.pipeline.slab.take_ended() {
+                Some(i) => self.indexes.push(i),
+                None => break,
+            }
+        }
+        if !self.indexes.is_empty() {
             self.export_taken();
         }
     }

@@ -4,6 +4,7 @@ pub mod exporter;
 pub mod file_sink;
 pub mod gzip;
 pub mod http;
+pub mod otlp_fields;
 pub mod otlp_json;
 pub mod otlp_proto;
 pub mod partial_success;

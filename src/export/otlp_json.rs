@@ -1,320 +1,458 @@
-//! OTLP/JSON encoding per the OTLP spec (which differs from plain proto3
-//! JSON): trace and span ids as lower-case hex, enums as integers, 64-bit
-//! integers as decimal strings, lowerCamelCase keys. Written straight from
-//! span records into one reused buffer; this is also the local sink's line
-//! format (the Collector file exporter's).
+//! OTLP/JSON encoding of a batch, as the OTLP specification defines it on top
+//! of proto3 JSON: trace and span ids are lowercase hex (not base64), enums
+//! are integers, 64-bit integers are decimal strings, keys are lowerCamelCase
+//! and default values are left out. Written straight into the caller's
+//! buffer with no serde, so after the first batch it allocates nothing.
 
 use std::io::Write;
 
+use super::otlp_fields::{
+    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, span_flags,
+};
+use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
-use crate::span::record::*;
+use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRecord};
 
-use super::otlp_proto::{FLAGS_HAS_IS_REMOTE, span_flags};
-use super::resource::{AttrValue, ResourceInfo};
-
-#[derive(Default)]
-pub struct OtlpJsonEncoder;
+/// Encodes span batches as OTLP/JSON. It holds no buffers of its own:
+/// everything is written straight into `out`, whose capacity the caller keeps
+/// from batch to batch.
+#[derive(Debug, Default)]
+pub struct OtlpJsonEncoder {
+    _private: (),
+}
 
 impl OtlpJsonEncoder {
-    pub fn new() -> OtlpJsonEncoder {
-        OtlpJsonEncoder
+    pub fn new() -> Self {
+        OtlpJsonEncoder { _private: () }
     }
 
-    /// Replaces `out` with one ExportTraceServiceRequest holding `spans`.
+    /// Replaces the contents of `out` with one `ExportTraceServiceRequest` in
+    /// OTLP/JSON holding `spans`, with no trailing newline. Allocates only
+    /// when `out` must grow.
     pub fn encode(&mut self, resource: &ResourceInfo, spans: &[&SpanRecord], out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-        for (i, (k, v)) in resource.attributes.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"key\":");
-            string(out, k);
-            out.extend_from_slice(b",\"value\":");
-            match v {
-                AttrValue::Str(s) => {
-                    out.extend_from_slice(b"{\"stringValue\":");
-                    string(out, s);
-                    out.push(b'}');
+        out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{");
+        let mut attrs = List::new("attributes");
+        let mut first = true;
+        for (key, value) in &resource.attributes {
+            attrs.item(out, &mut first);
+            put_key_value(out, key, OtlpValue::from_resource(value));
+        }
+        attrs.close(out);
+        out.extend_from_slice(b"},\"scopeSpans\":[{\"scope\":{");
+        let mut first = true;
+        if !resource.scope_name.is_empty() {
+            key(out, &mut first, "name");
+            put_string(out, &resource.scope_name);
+        }
+        if !resource.scope_version.is_empty() {
+            key(out, &mut first, "version");
+            put_string(out, &resource.scope_version);
+        }
+        out.push(b'}');
+        if !spans.is_empty() {
+            out.extend_from_slice(b",\"spans\":[");
+            for (i, span) in spans.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                AttrValue::Int(n) => int_value(out, *n),
-                AttrValue::Double(d) => double_value(out, *d),
-                AttrValue::Bool(b) => bool_value(out, *b),
+                put_span(out, span);
             }
-            out.push(b'}');
+            out.push(b']');
         }
-        out.extend_from_slice(b"]},\"scopeSpans\":[{\"scope\":{\"name\":");
-        string(out, &resource.scope_name);
-        out.extend_from_slice(b",\"version\":");
-        string(out, &resource.scope_version);
-        out.extend_from_slice(b"},\"spans\":[");
-        for (i, span) in spans.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_span(out, span);
-        }
-        out.extend_from_slice(b"]}]}]}");
+        out.extend_from_slice(b"}]}]}");
     }
 }
 
-/// A JSON string with the escapes RFC 8259 requires.
-pub fn string(out: &mut Vec<u8>, s: &str) {
+fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
+    out.push(b'{');
+    let mut first = true;
+    key(out, &mut first, "traceId");
+    put_hex(out, &s.trace_id);
+    key(out, &mut first, "spanId");
+    put_hex(out, &s.span_id);
+    let trace_state = s.text(s.tracestate);
+    if !trace_state.is_empty() {
+        key(out, &mut first, "traceState");
+        put_string(out, trace_state);
+    }
+    if !s.is_root() {
+        key(out, &mut first, "parentSpanId");
+        put_hex(out, &s.parent_span_id);
+    }
+    key(out, &mut first, "flags");
+    put_u64(out, span_flags(s) as u64);
+    key(out, &mut first, "name");
+    put_string(out, s.text(s.name));
+    key(out, &mut first, "kind");
+    put_u64(out, s.kind as u64);
+    key(out, &mut first, "startTimeUnixNano");
+    put_quoted_u64(out, s.start_unix_ns);
+    key(out, &mut first, "endTimeUnixNano");
+    put_quoted_u64(out, s.end_unix_ns);
+
+    let mut attrs = List::new("attributes");
+    for (k, v) in attributes_of(s, OWNER_SPAN).chain(mark_attributes(s)) {
+        attrs.item(out, &mut first);
+        put_key_value(out, k, v);
+    }
+    attrs.close(out);
+    put_count(
+        out,
+        &mut first,
+        "droppedAttributesCount",
+        dropped_attributes(s, OWNER_SPAN),
+    );
+
+    let mut events = List::new("events");
+    for (i, e) in s.events().iter().enumerate() {
+        events.item(out, &mut first);
+        out.push(b'{');
+        let mut first = true;
+        if e.time_unix_ns != 0 {
+            key(out, &mut first, "timeUnixNano");
+            put_quoted_u64(out, e.time_unix_ns);
+        }
+        let name = s.text(e.name);
+        if !name.is_empty() {
+            key(out, &mut first, "name");
+            put_string(out, name);
+        }
+        // events() holds at most MAX_EVENTS, so the owner stays below the links'.
+        let owner = OWNER_EVENT_BASE + i as u8;
+        let mut attrs = List::new("attributes");
+        for (k, v) in attributes_of(s, owner) {
+            attrs.item(out, &mut first);
+            put_key_value(out, k, v);
+        }
+        attrs.close(out);
+        put_count(
+            out,
+            &mut first,
+            "droppedAttributesCount",
+            dropped_attributes(s, owner),
+        );
+        out.push(b'}');
+    }
+    events.close(out);
+    put_count(
+        out,
+        &mut first,
+        "droppedEventsCount",
+        s.dropped_events as u32,
+    );
+
+    let mut links = List::new("links");
+    for (i, l) in s.links().iter().enumerate() {
+        links.item(out, &mut first);
+        out.push(b'{');
+        let mut first = true;
+        key(out, &mut first, "traceId");
+        put_hex(out, &l.trace_id);
+        key(out, &mut first, "spanId");
+        put_hex(out, &l.span_id);
+        let trace_state = s.text(l.tracestate);
+        if !trace_state.is_empty() {
+            key(out, &mut first, "traceState");
+            put_string(out, trace_state);
+        }
+        let owner = OWNER_LINK_BASE + i as u8;
+        let mut attrs = List::new("attributes");
+        for (k, v) in attributes_of(s, owner) {
+            attrs.item(out, &mut first);
+            put_key_value(out, k, v);
+        }
+        attrs.close(out);
+        put_count(
+            out,
+            &mut first,
+            "droppedAttributesCount",
+            dropped_attributes(s, owner),
+        );
+        // Whether a linked context was remote is not recorded, so only the
+        // W3C bits are sent and HAS_IS_REMOTE stays clear.
+        put_count(out, &mut first, "flags", l.trace_flags as u32);
+        out.push(b'}');
+    }
+    links.close(out);
+    put_count(out, &mut first, "droppedLinksCount", s.dropped_links as u32);
+
+    if has_status(s) {
+        key(out, &mut first, "status");
+        out.push(b'{');
+        let mut first = true;
+        let message = s.text(s.status_message);
+        if !message.is_empty() {
+            key(out, &mut first, "message");
+            put_string(out, message);
+        }
+        put_count(out, &mut first, "code", s.status_code as u32);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// A repeated field that is left out when empty: its key and `[` are written
+/// only when the first item arrives.
+struct List {
+    name: &'static str,
+    open: bool,
+}
+
+impl List {
+    fn new(name: &'static str) -> List {
+        List { name, open: false }
+    }
+
+    /// Call before writing each item; `first` belongs to the enclosing object.
+    fn item(&mut self, out: &mut Vec<u8>, first: &mut bool) {
+        if self.open {
+            out.push(b',');
+        } else {
+            key(out, first, self.name);
+            out.push(b'[');
+            self.open = true;
+        }
+    }
+
+    fn close(self, out: &mut Vec<u8>) {
+        if self.open {
+            out.push(b']');
+        }
+    }
+}
+
+/// Writes `"name":`, preceded by a comma unless it is the object's first key.
+/// Names are our own ASCII constants, so they need no escaping.
+fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// A uint32 field (counts, flags, enums), left out when 0 as proto3 JSON does.
+fn put_count(out: &mut Vec<u8>, first: &mut bool, name: &str, v: u32) {
+    if v != 0 {
+        key(out, first, name);
+        put_u64(out, v as u64);
+    }
+}
+
+/// A `KeyValue`. The value is always written, even for 0, false or "": it is
+/// a oneof, so being present is what says which type it has.
+fn put_key_value(out: &mut Vec<u8>, k: &str, value: OtlpValue<'_>) {
+    out.push(b'{');
+    let mut first = true;
+    if !k.is_empty() {
+        key(out, &mut first, "key");
+        put_string(out, k);
+    }
+    key(out, &mut first, "value");
+    match value {
+        OtlpValue::Str(s) => {
+            out.extend_from_slice(b"{\"stringValue\":");
+            put_string(out, s);
+        }
+        OtlpValue::Bool(b) => {
+            out.extend_from_slice(b"{\"boolValue\":");
+            out.extend_from_slice(if b { b"true" } else { b"false" });
+        }
+        OtlpValue::Int(i) => {
+            out.extend_from_slice(b"{\"intValue\":");
+            put_quoted_i64(out, i);
+        }
+        OtlpValue::Double(d) => {
+            out.extend_from_slice(b"{\"doubleValue\":");
+            put_double(out, d);
+        }
+    }
+    out.extend_from_slice(b"}}");
+}
+
+fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut hex = [0u8; 32];
+    let hex = &mut hex[..bytes.len() * 2];
+    write_hex(bytes, hex);
+    out.push(b'"');
+    out.extend_from_slice(hex);
+    out.push(b'"');
+}
+
+/// A JSON string. Quote, backslash and control characters are escaped (the
+/// latter as `\u00XX`); everything else, including non-ASCII, is copied as
+/// the UTF-8 it already is.
+fn put_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
+    let mut plain_from = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(&[
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain_from..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 HEX[(b >> 4) as usize],
                 HEX[(b & 15) as usize],
-            ]);
-        } else {
-            out.extend_from_slice(escape);
+            ]),
         }
-        start = i + 1;
+        plain_from = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(&bytes[plain_from..]);
     out.push(b'"');
 }
 
-fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// 64-bit integers are strings in OTLP/JSON, because JavaScript numbers
+/// cannot hold them exactly.
+fn put_quoted_u64(out: &mut Vec<u8>, v: u64) {
     out.push(b'"');
-    let at = out.len();
-    out.resize(at + bytes.len() * 2, 0);
-    write_hex(bytes, &mut out[at..]);
+    put_u64(out, v);
     out.push(b'"');
 }
 
-/// 64-bit integers are strings in OTLP/JSON.
-fn u64_string(out: &mut Vec<u8>, v: u64) {
-    let _ = write!(out, "\"{v}\"");
+fn put_quoted_i64(out: &mut Vec<u8>, v: i64) {
+    out.push(b'"');
+    if v < 0 {
+        out.push(b'-');
+    }
+    put_u64(out, v.unsigned_abs());
+    out.push(b'"');
 }
 
-fn int_value(out: &mut Vec<u8>, v: i64) {
-    let _ = write!(out, "{{\"intValue\":\"{v}\"}}");
-}
-
-fn bool_value(out: &mut Vec<u8>, v: bool) {
-    out.extend_from_slice(if v {
-        b"{\"boolValue\":true}"
-    } else {
-        b"{\"boolValue\":false}"
-    });
-}
-
-/// Doubles are JSON numbers; the non-finite ones are the strings proto3
-/// JSON uses. `{:?}` prints the shortest text that reads back to the same
-/// double, in a form JSON accepts ("0.5", "1e300", "-0.0").
-fn double_value(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(b"{\"doubleValue\":");
-    if v.is_nan() {
+/// A double as a JSON number, or as the strings proto3 JSON uses for the
+/// values JSON numbers cannot express.
+fn put_double(out: &mut Vec<u8>, d: f64) {
+    if d.is_nan() {
         out.extend_from_slice(b"\"NaN\"");
-    } else if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 {
-            b"\"Infinity\""
-        } else {
-            b"\"-Infinity\""
-        });
+    } else if d == f64::INFINITY {
+        out.extend_from_slice(b"\"Infinity\"");
+    } else if d == f64::NEG_INFINITY {
+        out.extend_from_slice(b"\"-Infinity\"");
+    } else if d == 0.0 && d.is_sign_negative() {
+        // "-0" reads back as the integer 0 in many parsers (Python's json
+        // among them); the fraction keeps the sign.
+        out.extend_from_slice(b"-0.0");
     } else {
-        let _ = write!(out, "{v:?}");
+        // Both forms print the shortest digits that read back to the same
+        // bits; the exponent form keeps 1e300 from becoming 301 digits.
+        let magnitude = d.abs();
+        let result = if magnitude == 0.0 || (1e-5..1e16).contains(&magnitude) {
+            write!(out, "{d}")
+        } else {
+            write!(out, "{d:e}")
+        };
+        result.expect("writing to a Vec cannot fail");
     }
-    out.push(b'}');
-}
-
-fn attribute(out: &mut Vec<u8>, r: &SpanRecord, a: &AttributeRecord) {
-    out.extend_from_slice(b"{\"key\":");
-    string(out, r.text(a.key));
-    out.extend_from_slice(b",\"value\":");
-    match ValueKind::from_u8(a.value_kind) {
-        Some(ValueKind::String) => {
-            out.extend_from_slice(b"{\"stringValue\":");
-            string(out, r.text(a.text_value()));
-            out.push(b'}');
-        }
-        Some(ValueKind::Int) => int_value(out, a.value as i64),
-        Some(ValueKind::Double) => double_value(out, f64::from_bits(a.value)),
-        Some(ValueKind::Bool) => bool_value(out, a.value != 0),
-        None => out.extend_from_slice(b"{}"),
-    }
-    out.push(b'}');
-}
-
-/// A comma-separated attribute list for one owner; returns how many.
-fn attributes(out: &mut Vec<u8>, r: &SpanRecord, owner: u8) -> usize {
-    let mut n = 0;
-    for a in r.attributes_of(owner) {
-        if n > 0 {
-            out.push(b',');
-        }
-        attribute(out, r, a);
-        n += 1;
-    }
-    n
-}
-
-fn write_span(out: &mut Vec<u8>, r: &SpanRecord) {
-    out.extend_from_slice(b"{\"traceId\":");
-    hex(out, &r.trace_id);
-    out.extend_from_slice(b",\"spanId\":");
-    hex(out, &r.span_id);
-    let tracestate = r.text(r.tracestate);
-    if !tracestate.is_empty() {
-        out.extend_from_slice(b",\"traceState\":");
-        string(out, tracestate);
-    }
-    if !r.is_root() {
-        out.extend_from_slice(b",\"parentSpanId\":");
-        hex(out, &r.parent_span_id);
-    }
-    let _ = write!(out, ",\"flags\":{}", span_flags(r));
-    out.extend_from_slice(b",\"name\":");
-    string(out, r.text(r.name));
-    let _ = write!(out, ",\"kind\":{}", r.kind);
-    out.extend_from_slice(b",\"startTimeUnixNano\":");
-    u64_string(out, r.start_unix_ns);
-    out.extend_from_slice(b",\"endTimeUnixNano\":");
-    u64_string(out, r.end_unix_ns);
-    out.extend_from_slice(b",\"attributes\":[");
-    let mut n = attributes(out, r, OWNER_SPAN);
-    // spanguard's own marks, as extra attributes.
-    let mut separate = |out: &mut Vec<u8>| {
-        if n > 0 {
-            out.push(b',');
-        }
-        n += 1;
-    };
-    if r.marks & MARK_UNENDED != 0 {
-        separate(out);
-        out.extend_from_slice(b"{\"key\":\"spanguard.unended\",\"value\":{\"boolValue\":true}}");
-    }
-    if r.marks & MARK_INTERRUPTED != 0 {
-        separate(out);
-        out.extend_from_slice(
-            b"{\"key\":\"spanguard.interrupted\",\"value\":{\"boolValue\":true}}",
-        );
-        if r.signal != 0 {
-            separate(out);
-            out.extend_from_slice(b"{\"key\":\"spanguard.signal\",\"value\":");
-            int_value(out, r.signal as i64);
-            out.push(b'}');
-        }
-    }
-    out.push(b']');
-    if r.dropped_attributes != 0 {
-        let _ = write!(out, ",\"droppedAttributesCount\":{}", r.dropped_attributes);
-    }
-    if !r.events().is_empty() {
-        out.extend_from_slice(b",\"events\":[");
-        for (i, e) in r.events().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"timeUnixNano\":");
-            u64_string(out, e.time_unix_ns);
-            out.extend_from_slice(b",\"name\":");
-            string(out, r.text(e.name));
-            out.extend_from_slice(b",\"attributes\":[");
-            attributes(out, r, OWNER_EVENT_BASE + i as u8);
-            out.extend_from_slice(b"]}");
-        }
-        out.push(b']');
-    }
-    if r.dropped_events != 0 {
-        let _ = write!(out, ",\"droppedEventsCount\":{}", r.dropped_events);
-    }
-    if !r.links().is_empty() {
-        out.extend_from_slice(b",\"links\":[");
-        for (i, l) in r.links().iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"traceId\":");
-            hex(out, &l.trace_id);
-            out.extend_from_slice(b",\"spanId\":");
-            hex(out, &l.span_id);
-            let ts = r.text(l.tracestate);
-            if !ts.is_empty() {
-                out.extend_from_slice(b",\"traceState\":");
-                string(out, ts);
-            }
-            out.extend_from_slice(b",\"attributes\":[");
-            attributes(out, r, OWNER_LINK_BASE + i as u8);
-            let _ = write!(
-                out,
-                "],\"flags\":{}}}",
-                l.trace_flags as u32 | FLAGS_HAS_IS_REMOTE
-            );
-        }
-        out.push(b']');
-    }
-    if r.dropped_links != 0 {
-        let _ = write!(out, ",\"droppedLinksCount\":{}", r.dropped_links);
-    }
-    out.extend_from_slice(b",\"status\":{");
-    if r.status_code != STATUS_UNSET {
-        let message = r.text(r.status_message);
-        if !message.is_empty() {
-            out.extend_from_slice(b"\"message\":");
-            string(out, message);
-            out.push(b',');
-        }
-        let _ = write!(out, "\"code\":{}", r.status_code);
-    }
-    out.extend_from_slice(b"}}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(text: &str) -> String {
+    fn string(s: &str) -> String {
         let mut out = Vec::new();
-        string(&mut out, text);
-        String::from_utf8(out).expect("utf8")
+        put_string(&mut out, s);
+        String::from_utf8(out).expect("escaping keeps UTF-8")
+    }
+
+    fn double(d: f64) -> String {
+        let mut out = Vec::new();
+        put_double(&mut out, d);
+        String::from_utf8(out).expect("ASCII")
     }
 
     #[test]
-    fn strings_are_escaped_as_json_requires() {
-        assert_eq!(s("plain"), "\"plain\"");
-        assert_eq!(s("q\"b\\"), "\"q\\\"b\\\\\"");
-        assert_eq!(s("\n\t\u{1}\u{1f}é"), "\"\\n\\t\\u0001\\u001fé\"");
+    fn strings_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(string(""), r#""""#);
+        assert_eq!(string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(
+            string("\u{0}\u{1}\n\t\u{1f}"),
+            r#""\u0000\u0001\u000a\u0009\u001f""#
+        );
+        // DEL and non-ASCII are legal as they are.
+        assert_eq!(string("\u{7f}é€😀"), "\"\u{7f}é€😀\"");
+        assert_eq!(string("x\"\"y"), r#""x\"\"y""#);
     }
 
     #[test]
-    fn doubles_read_back_exactly_and_non_finite_are_strings() {
-        for v in [0.5, -1e300, 1e-7, 123456789.125, -0.0] {
-            let mut out = Vec::new();
-            double_value(&mut out, v);
-            let text = String::from_utf8(out).expect("utf8");
-            let number = text
-                .trim_start_matches("{\"doubleValue\":")
-                .trim_end_matches('}');
-            assert_eq!(
-                number.parse::<f64>().expect("number").to_bits(),
-                v.to_bits(),
-                "{text}"
-            );
+    fn doubles_are_numbers_except_where_json_has_none() {
+        assert_eq!(double(0.5), "0.5");
+        assert_eq!(double(-1e300), "-1e300");
+        assert_eq!(double(0.0), "0");
+        assert_eq!(double(-0.0), "-0.0");
+        assert_eq!(double(1.0), "1");
+        assert_eq!(double(5e-324), "5e-324");
+        assert_eq!(double(f64::NAN), r#""NaN""#);
+        assert_eq!(double(f64::INFINITY), r#""Infinity""#);
+        assert_eq!(double(f64::NEG_INFINITY), r#""-Infinity""#);
+        for d in [0.1, 1e16, 123456.789, f64::MAX, f64::MIN_POSITIVE] {
+            assert_eq!(double(d).parse::<f64>().ok(), Some(d), "{d}");
         }
+    }
+
+    #[test]
+    fn int64_values_are_decimal_strings() {
         let mut out = Vec::new();
-        double_value(&mut out, f64::NAN);
-        assert_eq!(out, b"{\"doubleValue\":\"NaN\"}");
+        put_quoted_i64(&mut out, i64::MIN);
+        put_quoted_i64(&mut out, 0);
+        put_quoted_i64(&mut out, i64::MAX);
+        put_quoted_u64(&mut out, u64::MAX);
+        assert_eq!(
+            out,
+            br#""-9223372036854775808""0""9223372036854775807""18446744073709551615""#
+        );
+    }
+
+    #[test]
+    fn key_values_keep_zero_values_and_drop_empty_keys() {
+        let mut out = Vec::new();
+        put_key_value(&mut out, "", OtlpValue::Bool(false));
+        put_key_value(&mut out, "n", OtlpValue::Int(0));
+        put_key_value(&mut out, "s", OtlpValue::Str(""));
+        assert_eq!(
+            String::from_utf8(out).expect("ASCII"),
+            r#"{"value":{"boolValue":false}}{"key":"n","value":{"intValue":"0"}}{"key":"s","value":{"stringValue":""}}"#
+        );
+    }
+
+    #[test]
+    fn empty_lists_are_left_out() {
+        let mut out = Vec::new();
+        out.push(b'{');
+        let mut first = true;
+        List::new("none").close(&mut out);
+        let mut list = List::new("some");
+        list.item(&mut out, &mut first);
+        out.push(b'1');
+        list.item(&mut out, &mut first);
+        out.push(b'2');
+        list.close(&mut out);
+        out.push(b'}');
+        assert_eq!(out, br#"{"some":[1,2]}"#);
     }
 }

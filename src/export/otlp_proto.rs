@@ -1,303 +1,380 @@
-//! OTLP protobuf encoding, by hand, straight from span records into one
-//! reused buffer. Field numbers are those of opentelemetry-proto
-//! (collector/trace/v1, trace/v1, common/v1, resource/v1); an independent
-//! decoder (PyPI's opentelemetry-proto) checks them in tests/python.
-//!
-//! Nested messages are written body first: `open` leaves the tag, `close`
-//! inserts the body's length before it (moving the body by a byte or two),
-//! so no size pre-pass and no per-span allocation are needed.
+//! OTLP/protobuf encoding of a batch: one `ExportTraceServiceRequest` with one
+//! `ResourceSpans` and one `ScopeSpans`. The writer is hand-made so the crate
+//! carries no codegen and so a batch encodes straight into the caller's
+//! buffer: a nested message reserves room for its length, writes its body,
+//! then backpatches the length and slides the body down. After the first
+//! batch has grown `out`, encoding allocates nothing.
 
-use crate::span::record::*;
+use super::otlp_fields::{
+    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, span_flags,
+};
+use super::resource::ResourceInfo;
+use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRecord};
 
-use super::resource::{AttrValue, ResourceInfo};
+/// Field numbers from opentelemetry-proto: collector/trace/v1/trace_service.proto,
+/// trace/v1/trace.proto, common/v1/common.proto, resource/v1/resource.proto.
+mod field {
+    pub const REQUEST_RESOURCE_SPANS: u32 = 1;
+
+    pub const RESOURCE_SPANS_RESOURCE: u32 = 1;
+    pub const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+    pub const RESOURCE_ATTRIBUTES: u32 = 1;
+
+    pub const SCOPE_SPANS_SCOPE: u32 = 1;
+    pub const SCOPE_SPANS_SPANS: u32 = 2;
+    pub const SCOPE_NAME: u32 = 1;
+    pub const SCOPE_VERSION: u32 = 2;
+
+    pub const SPAN_TRACE_ID: u32 = 1;
+    pub const SPAN_SPAN_ID: u32 = 2;
+    pub const SPAN_TRACE_STATE: u32 = 3;
+    pub const SPAN_PARENT_SPAN_ID: u32 = 4;
+    pub const SPAN_NAME: u32 = 5;
+    pub const SPAN_KIND: u32 = 6;
+    pub const SPAN_START_TIME: u32 = 7;
+    pub const SPAN_END_TIME: u32 = 8;
+    pub const SPAN_ATTRIBUTES: u32 = 9;
+    pub const SPAN_DROPPED_ATTRIBUTES: u32 = 10;
+    pub const SPAN_EVENTS: u32 = 11;
+    pub const SPAN_DROPPED_EVENTS: u32 = 12;
+    pub const SPAN_LINKS: u32 = 13;
+    pub const SPAN_DROPPED_LINKS: u32 = 14;
+    pub const SPAN_STATUS: u32 = 15;
+    pub const SPAN_FLAGS: u32 = 16;
+
+    pub const EVENT_TIME: u32 = 1;
+    pub const EVENT_NAME: u32 = 2;
+    pub const EVENT_ATTRIBUTES: u32 = 3;
+
+    pub const LINK_TRACE_ID: u32 = 1;
+    pub const LINK_SPAN_ID: u32 = 2;
+    pub const LINK_TRACE_STATE: u32 = 3;
+    pub const LINK_ATTRIBUTES: u32 = 4;
+    pub const LINK_FLAGS: u32 = 6;
+
+    pub const STATUS_MESSAGE: u32 = 2;
+    pub const STATUS_CODE: u32 = 3;
+
+    pub const KEY_VALUE_KEY: u32 = 1;
+    pub const KEY_VALUE_VALUE: u32 = 2;
+
+    pub const ANY_STRING: u32 = 1;
+    pub const ANY_BOOL: u32 = 2;
+    pub const ANY_INT: u32 = 3;
+    pub const ANY_DOUBLE: u32 = 4;
+}
 
 const WIRE_VARINT: u32 = 0;
 const WIRE_FIXED64: u32 = 1;
 const WIRE_LEN: u32 = 2;
 const WIRE_FIXED32: u32 = 5;
 
-/// OTLP SpanFlags: the W3C flags in the low byte, then whether the parent's
-/// remoteness is known, and whether it is remote.
-pub(crate) const FLAGS_HAS_IS_REMOTE: u32 = 0x100;
-pub(crate) const FLAGS_IS_REMOTE: u32 = 0x200;
+/// The longest varint (a u64): reserving this much means any body length fits
+/// in the gap, so backpatching only ever slides the body down.
+const MAX_VARINT: usize = 10;
 
-/// The protobuf writer primitives.
-pub struct ProtoWriter<'a> {
-    pub out: &'a mut Vec<u8>,
+/// Encodes span batches as OTLP/protobuf. It holds no buffers of its own:
+/// everything is written straight into `out`, whose capacity the caller keeps
+/// from batch to batch.
+#[derive(Debug, Default)]
+pub struct OtlpProtoEncoder {
+    _private: (),
 }
-
-impl ProtoWriter<'_> {
-    #[inline]
-    pub fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.out.push(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
-    }
-
-    #[inline]
-    fn tag(&mut self, field: u32, wire: u32) {
-        self.varint((field << 3 | wire) as u64);
-    }
-
-    #[inline]
-    pub fn uint(&mut self, field: u32, v: u64) {
-        if v != 0 {
-            self.tag(field, WIRE_VARINT);
-            self.varint(v);
-        }
-    }
-
-    /// An int64 (two's complement as a 64-bit varint), written even when 0
-    /// because inside AnyValue's oneof a zero is a value.
-    #[inline]
-    pub fn int64_always(&mut self, field: u32, v: i64) {
-        self.tag(field, WIRE_VARINT);
-        self.varint(v as u64);
-    }
-
-    #[inline]
-    pub fn fixed64(&mut self, field: u32, v: u64) {
-        if v != 0 {
-            self.tag(field, WIRE_FIXED64);
-            self.out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
-    #[inline]
-    pub fn fixed32(&mut self, field: u32, v: u32) {
-        if v != 0 {
-            self.tag(field, WIRE_FIXED32);
-            self.out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
-    #[inline]
-    pub fn bytes(&mut self, field: u32, b: &[u8]) {
-        if !b.is_empty() {
-            self.bytes_always(field, b);
-        }
-    }
-
-    /// Written even when empty (a oneof member or a required-looking field).
-    #[inline]
-    pub fn bytes_always(&mut self, field: u32, b: &[u8]) {
-        self.tag(field, WIRE_LEN);
-        self.varint(b.len() as u64);
-        self.out.extend_from_slice(b);
-    }
-
-    /// Starts a nested message; returns where its body starts.
-    #[inline]
-    pub fn open(&mut self, field: u32) -> usize {
-        self.tag(field, WIRE_LEN);
-        self.out.len()
-    }
-
-    /// Ends a nested message: puts its length in front of its body.
-    #[inline]
-    pub fn close(&mut self, start: usize) {
-        let len = self.out.len() - start;
-        let mut tmp = [0u8; 10];
-        let mut n = 0;
-        let mut v = len as u64;
-        while v >= 0x80 {
-            tmp[n] = v as u8 | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        tmp[n] = v as u8;
-        n += 1;
-        let old_len = self.out.len();
-        self.out.resize(old_len + n, 0);
-        self.out.copy_within(start..old_len, start + n);
-        self.out[start..start + n].copy_from_slice(&tmp[..n]);
-    }
-}
-
-#[derive(Default)]
-pub struct OtlpProtoEncoder;
 
 impl OtlpProtoEncoder {
-    pub fn new() -> OtlpProtoEncoder {
-        OtlpProtoEncoder
+    pub fn new() -> Self {
+        OtlpProtoEncoder { _private: () }
     }
 
-    /// Replaces `out` with one ExportTraceServiceRequest holding `spans`.
+    /// Replaces the contents of `out` with one `ExportTraceServiceRequest`
+    /// holding `spans`. Allocates only when `out` must grow.
     pub fn encode(&mut self, resource: &ResourceInfo, spans: &[&SpanRecord], out: &mut Vec<u8>) {
         out.clear();
-        let mut w = ProtoWriter { out };
-        let resource_spans = w.open(1); // ExportTraceServiceRequest.resource_spans
-        {
-            let res = w.open(1); // ResourceSpans.resource
-            for (k, v) in &resource.attributes {
-                let kv = w.open(1); // Resource.attributes
-                w.bytes_always(1, k.as_bytes());
-                let any = w.open(2);
-                match v {
-                    AttrValue::Str(s) => w.bytes_always(1, s.as_bytes()),
-                    AttrValue::Bool(b) => w.int64_always(2, *b as i64),
-                    AttrValue::Int(i) => w.int64_always(3, *i),
-                    AttrValue::Double(d) => {
-                        w.tag(4, WIRE_FIXED64);
-                        w.out.extend_from_slice(&d.to_bits().to_le_bytes());
-                    }
-                }
-                w.close(any);
-                w.close(kv);
-            }
-            w.close(res);
-            let scope_spans = w.open(2); // ResourceSpans.scope_spans
-            let scope = w.open(1); // ScopeSpans.scope
-            w.bytes(1, resource.scope_name.as_bytes());
-            w.bytes(2, resource.scope_version.as_bytes());
-            w.close(scope);
-            for span in spans {
-                let s = w.open(2); // ScopeSpans.spans
-                write_span(&mut w, span);
-                w.close(s);
-            }
-            w.close(scope_spans);
+        let resource_spans = begin_message(out, field::REQUEST_RESOURCE_SPANS);
+
+        let res = begin_message(out, field::RESOURCE_SPANS_RESOURCE);
+        for (key, value) in &resource.attributes {
+            put_key_value(
+                out,
+                field::RESOURCE_ATTRIBUTES,
+                key,
+                OtlpValue::from_resource(value),
+            );
         }
-        w.close(resource_spans);
+        end_message(out, res);
+
+        let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
+        let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
+        put_string(out, field::SCOPE_NAME, &resource.scope_name);
+        put_string(out, field::SCOPE_VERSION, &resource.scope_version);
+        end_message(out, scope);
+        for span in spans {
+            put_span(out, span);
+        }
+        end_message(out, scope_spans);
+
+        end_message(out, resource_spans);
     }
 }
 
-fn write_attribute(w: &mut ProtoWriter, field: u32, r: &SpanRecord, a: &AttributeRecord) {
-    let kv = w.open(field);
-    w.bytes_always(1, r.text(a.key).as_bytes());
-    let any = w.open(2);
-    match ValueKind::from_u8(a.value_kind) {
-        Some(ValueKind::String) => w.bytes_always(1, r.text(a.text_value()).as_bytes()),
-        Some(ValueKind::Bool) => w.int64_always(2, (a.value != 0) as i64),
-        Some(ValueKind::Int) => w.int64_always(3, a.value as i64),
-        Some(ValueKind::Double) => {
-            w.tag(4, WIRE_FIXED64);
-            w.out.extend_from_slice(&a.value.to_le_bytes());
-        }
-        None => {}
+fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
+    let span = begin_message(out, field::SCOPE_SPANS_SPANS);
+    put_bytes(out, field::SPAN_TRACE_ID, &s.trace_id);
+    put_bytes(out, field::SPAN_SPAN_ID, &s.span_id);
+    put_string(out, field::SPAN_TRACE_STATE, s.text(s.tracestate));
+    if !s.is_root() {
+        put_bytes(out, field::SPAN_PARENT_SPAN_ID, &s.parent_span_id);
     }
-    w.close(any);
-    w.close(kv);
+    put_fixed32(out, field::SPAN_FLAGS, span_flags(s));
+    put_string(out, field::SPAN_NAME, s.text(s.name));
+    put_varint_field(out, field::SPAN_KIND, s.kind as u64);
+    put_fixed64(out, field::SPAN_START_TIME, s.start_unix_ns);
+    put_fixed64(out, field::SPAN_END_TIME, s.end_unix_ns);
+    for (key, value) in attributes_of(s, OWNER_SPAN).chain(mark_attributes(s)) {
+        put_key_value(out, field::SPAN_ATTRIBUTES, key, value);
+    }
+    put_varint_field(
+        out,
+        field::SPAN_DROPPED_ATTRIBUTES,
+        dropped_attributes(s, OWNER_SPAN) as u64,
+    );
+
+    for (i, e) in s.events().iter().enumerate() {
+        let event = begin_message(out, field::SPAN_EVENTS);
+        put_fixed64(out, field::EVENT_TIME, e.time_unix_ns);
+        put_string(out, field::EVENT_NAME, s.text(e.name));
+        // events() holds at most MAX_EVENTS, so the owner stays below the links'.
+        let owner = OWNER_EVENT_BASE + i as u8;
+        for (key, value) in attributes_of(s, owner) {
+            put_key_value(out, field::EVENT_ATTRIBUTES, key, value);
+        }
+        end_message(out, event);
+    }
+    put_varint_field(out, field::SPAN_DROPPED_EVENTS, s.dropped_events as u64);
+
+    for (i, l) in s.links().iter().enumerate() {
+        let link = begin_message(out, field::SPAN_LINKS);
+        put_bytes(out, field::LINK_TRACE_ID, &l.trace_id);
+        put_bytes(out, field::LINK_SPAN_ID, &l.span_id);
+        put_string(out, field::LINK_TRACE_STATE, s.text(l.tracestate));
+        let owner = OWNER_LINK_BASE + i as u8;
+        for (key, value) in attributes_of(s, owner) {
+            put_key_value(out, field::LINK_ATTRIBUTES, key, value);
+        }
+        // Whether a linked context was remote is not recorded, so only the
+        // W3C bits are sent and HAS_IS_REMOTE stays clear.
+        put_fixed32(out, field::LINK_FLAGS, l.trace_flags as u32);
+        end_message(out, link);
+    }
+    put_varint_field(out, field::SPAN_DROPPED_LINKS, s.dropped_links as u64);
+
+    if has_status(s) {
+        let status = begin_message(out, field::SPAN_STATUS);
+        put_string(out, field::STATUS_MESSAGE, s.text(s.status_message));
+        put_varint_field(out, field::STATUS_CODE, s.status_code as u64);
+        end_message(out, status);
+    }
+    end_message(out, span);
 }
 
-fn write_bool_attribute(w: &mut ProtoWriter, field: u32, key: &str, value: bool) {
-    let kv = w.open(field);
-    w.bytes_always(1, key.as_bytes());
-    let any = w.open(2);
-    w.int64_always(2, value as i64);
-    w.close(any);
-    w.close(kv);
-}
-
-fn write_int_attribute(w: &mut ProtoWriter, field: u32, key: &str, value: i64) {
-    let kv = w.open(field);
-    w.bytes_always(1, key.as_bytes());
-    let any = w.open(2);
-    w.int64_always(3, value);
-    w.close(any);
-    w.close(kv);
-}
-
-/// The OTLP flags field of a span.
-pub fn span_flags(r: &SpanRecord) -> u32 {
-    let mut flags = r.trace_flags as u32 | FLAGS_HAS_IS_REMOTE;
-    if r.marks & MARK_PARENT_REMOTE != 0 {
-        flags |= FLAGS_IS_REMOTE;
-    }
-    flags
-}
-
-fn write_span(w: &mut ProtoWriter, r: &SpanRecord) {
-    w.bytes_always(1, &r.trace_id);
-    w.bytes_always(2, &r.span_id);
-    w.bytes(3, r.text(r.tracestate).as_bytes());
-    if !r.is_root() {
-        w.bytes(4, &r.parent_span_id);
-    }
-    w.bytes(5, r.text(r.name).as_bytes());
-    w.uint(6, r.kind as u64);
-    w.fixed64(7, r.start_unix_ns);
-    w.fixed64(8, r.end_unix_ns);
-    for a in r.attributes_of(OWNER_SPAN) {
-        write_attribute(w, 9, r, a);
-    }
-    if r.marks & MARK_UNENDED != 0 {
-        write_bool_attribute(w, 9, "spanguard.unended", true);
-    }
-    if r.marks & MARK_INTERRUPTED != 0 {
-        write_bool_attribute(w, 9, "spanguard.interrupted", true);
-        if r.signal != 0 {
-            write_int_attribute(w, 9, "spanguard.signal", r.signal as i64);
+/// A `KeyValue`. Its `AnyValue` is always written, even for 0, false or "":
+/// the value is a oneof, so being present is what says which type it has.
+fn put_key_value(out: &mut Vec<u8>, field_number: u32, key: &str, value: OtlpValue<'_>) {
+    let kv = begin_message(out, field_number);
+    put_string(out, field::KEY_VALUE_KEY, key);
+    let any = begin_message(out, field::KEY_VALUE_VALUE);
+    match value {
+        OtlpValue::Str(s) => {
+            put_tag(out, field::ANY_STRING, WIRE_LEN);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        OtlpValue::Bool(b) => {
+            put_tag(out, field::ANY_BOOL, WIRE_VARINT);
+            put_varint(out, b as u64);
+        }
+        OtlpValue::Int(i) => {
+            // int64 is the two's-complement bits as a varint (10 bytes when
+            // negative), not zigzag.
+            put_tag(out, field::ANY_INT, WIRE_VARINT);
+            put_varint(out, i as u64);
+        }
+        OtlpValue::Double(d) => {
+            put_tag(out, field::ANY_DOUBLE, WIRE_FIXED64);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
         }
     }
-    w.uint(10, r.dropped_attributes as u64);
-    for (i, e) in r.events().iter().enumerate() {
-        let ev = w.open(11);
-        w.fixed64(1, e.time_unix_ns);
-        w.bytes(2, r.text(e.name).as_bytes());
-        for a in r.attributes_of(OWNER_EVENT_BASE + i as u8) {
-            write_attribute(w, 3, r, a);
-        }
-        w.close(ev);
+    end_message(out, any);
+    end_message(out, kv);
+}
+
+/// Writes `v` as a varint into `buf`; returns how many bytes it took.
+fn encode_varint(mut v: u64, buf: &mut [u8; MAX_VARINT]) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        buf[n] = v as u8 | 0x80;
+        v >>= 7;
+        n += 1;
     }
-    w.uint(12, r.dropped_events as u64);
-    for (i, l) in r.links().iter().enumerate() {
-        let link = w.open(13);
-        w.bytes_always(1, &l.trace_id);
-        w.bytes_always(2, &l.span_id);
-        w.bytes(3, r.text(l.tracestate).as_bytes());
-        for a in r.attributes_of(OWNER_LINK_BASE + i as u8) {
-            write_attribute(w, 4, r, a);
-        }
-        w.fixed32(6, l.trace_flags as u32 | FLAGS_HAS_IS_REMOTE);
-        w.close(link);
+    buf[n] = v as u8;
+    n + 1
+}
+
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; MAX_VARINT];
+    let n = encode_varint(v, &mut buf);
+    out.extend_from_slice(&buf[..n]);
+}
+
+fn put_tag(out: &mut Vec<u8>, field_number: u32, wire_type: u32) {
+    put_varint(out, (field_number << 3 | wire_type) as u64);
+}
+
+/// A varint scalar field, left out when 0 as proto3 does.
+fn put_varint_field(out: &mut Vec<u8>, field_number: u32, v: u64) {
+    if v != 0 {
+        put_tag(out, field_number, WIRE_VARINT);
+        put_varint(out, v);
     }
-    w.uint(14, r.dropped_links as u64);
-    if r.status_code != STATUS_UNSET {
-        let st = w.open(15);
-        w.bytes(2, r.text(r.status_message).as_bytes());
-        w.uint(3, r.status_code as u64);
-        w.close(st);
+}
+
+/// A fixed64 field (times), left out when 0.
+fn put_fixed64(out: &mut Vec<u8>, field_number: u32, v: u64) {
+    if v != 0 {
+        put_tag(out, field_number, WIRE_FIXED64);
+        out.extend_from_slice(&v.to_le_bytes());
     }
-    w.fixed32(16, span_flags(r));
+}
+
+/// A fixed32 field (flags), left out when 0.
+fn put_fixed32(out: &mut Vec<u8>, field_number: u32, v: u32) {
+    if v != 0 {
+        put_tag(out, field_number, WIRE_FIXED32);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A bytes field, left out when empty.
+fn put_bytes(out: &mut Vec<u8>, field_number: u32, b: &[u8]) {
+    if !b.is_empty() {
+        put_tag(out, field_number, WIRE_LEN);
+        put_varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, field_number: u32, s: &str) {
+    put_bytes(out, field_number, s.as_bytes());
+}
+
+/// Starts a nested message: writes its tag and reserves room for its length.
+/// Returns where the reservation begins, for `end_message`.
+fn begin_message(out: &mut Vec<u8>, field_number: u32) -> usize {
+    put_tag(out, field_number, WIRE_LEN);
+    let mark = out.len();
+    out.extend_from_slice(&[0; MAX_VARINT]);
+    mark
+}
+
+/// Ends the message begun at `mark`: writes the body's length into the
+/// reserved room and slides the body down over the unused part.
+fn end_message(out: &mut Vec<u8>, mark: usize) {
+    let body_start = mark + MAX_VARINT;
+    let body_len = out.len() - body_start;
+    let mut len = [0u8; MAX_VARINT];
+    let n = encode_varint(body_len as u64, &mut len);
+    out[mark..mark + n].copy_from_slice(&len[..n]);
+    out.copy_within(body_start.., mark + n);
+    out.truncate(mark + n + body_len);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn varint(v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        out
+    }
+
     #[test]
     fn varints_at_their_boundaries() {
-        for (v, want) in [
-            (0u64, vec![0u8]),
-            (127, vec![0x7f]),
-            (128, vec![0x80, 0x01]),
-            (300, vec![0xac, 0x02]),
-            (
-                u64::MAX,
-                vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
-            ),
-        ] {
-            let mut out = Vec::new();
-            ProtoWriter { out: &mut out }.varint(v);
-            assert_eq!(out, want, "{v}");
+        assert_eq!(varint(0), [0x00]);
+        assert_eq!(varint(1), [0x01]);
+        assert_eq!(varint(127), [0x7f]);
+        assert_eq!(varint(128), [0x80, 0x01]);
+        assert_eq!(varint(300), [0xac, 0x02]);
+        assert_eq!(varint(16_383), [0xff, 0x7f]);
+        assert_eq!(varint(16_384), [0x80, 0x80, 0x01]);
+        assert_eq!(varint(u32::MAX as u64), [0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let max = varint(u64::MAX);
+        assert_eq!(max.len(), 10);
+        assert_eq!(max[9], 0x01);
+        assert!(max[..9].iter().all(|&b| b == 0xff));
+    }
+
+    #[test]
+    fn negative_int64_is_ten_bytes_of_twos_complement() {
+        assert_eq!(varint(-1i64 as u64), varint(u64::MAX));
+        let min = varint(i64::MIN as u64);
+        assert_eq!(
+            min,
+            [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]
+        );
+    }
+
+    #[test]
+    fn tags_combine_field_and_wire_type() {
+        let mut out = Vec::new();
+        put_tag(&mut out, 1, WIRE_LEN);
+        put_tag(&mut out, 16, WIRE_FIXED32);
+        assert_eq!(out, [0x0a, 0x85, 0x01]);
+    }
+
+    #[test]
+    fn nested_lengths_are_backpatched_at_every_size() {
+        for body_len in [0usize, 1, 127, 128, 16_383, 16_384, 70_000] {
+            let mut out = vec![0xee];
+            let m = begin_message(&mut out, 2);
+            out.extend((0..body_len).map(|i| i as u8));
+            end_message(&mut out, m);
+            let mut want = vec![0xee, 0x12];
+            want.extend(varint(body_len as u64));
+            want.extend((0..body_len).map(|i| i as u8));
+            assert_eq!(out, want, "body of {body_len}");
         }
     }
 
     #[test]
-    fn nested_lengths_are_inserted_for_short_and_long_bodies() {
-        for body_len in [0usize, 1, 127, 128, 20_000] {
-            let mut out = Vec::new();
-            let mut w = ProtoWriter { out: &mut out };
-            let start = w.open(2);
-            w.out.extend(std::iter::repeat_n(7u8, body_len));
-            w.close(start);
-            let mut want = vec![0x12u8];
-            ProtoWriter { out: &mut want }.varint(body_len as u64);
-            want.extend(std::iter::repeat_n(7u8, body_len));
-            assert_eq!(out, want, "{body_len}");
-        }
+    fn messages_nest() {
+        let mut out = Vec::new();
+        let outer = begin_message(&mut out, 1);
+        let inner = begin_message(&mut out, 2);
+        put_string(&mut out, 1, "hi");
+        end_message(&mut out, inner);
+        put_varint_field(&mut out, 3, 0);
+        put_varint_field(&mut out, 4, 5);
+        end_message(&mut out, outer);
+        assert_eq!(
+            out,
+            [0x0a, 0x08, 0x12, 0x04, 0x0a, 0x02, b'h', b'i', 0x20, 0x05]
+        );
+    }
+
+    #[test]
+    fn oneof_values_are_written_even_when_zero() {
+        let mut out = Vec::new();
+        put_key_value(&mut out, 9, "", OtlpValue::Int(0));
+        // KeyValue{value: AnyValue{int_value: 0}}; the empty key is omitted.
+        assert_eq!(out, [0x4a, 0x04, 0x12, 0x02, 0x18, 0x00]);
+        out.clear();
+        put_key_value(&mut out, 9, "k", OtlpValue::Double(0.5));
+        assert_eq!(
+            out,
+            [
+                0x4a, 0x0e, 0x0a, 0x01, b'k', 0x12, 0x09, 0x21, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f
+            ]
+        );
     }
 }
