@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install interop cli demo venv install clean
+        test-install interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -75,6 +75,14 @@ test: check-header lint test-rust test-c test-c-asan test-python test-install
 test-rust:
 	$(CARGO) test --quiet
 
+build/tests/kill_child: tests/kill/kill_child.c include/spanguard.h build build/tests/malloc_guard.so
+	mkdir -p build/tests
+	$(CC) $(CFLAGS_TEST) -O2 $< -L$(LIBDIR) -lspanguard -lpthread -ldl -Wl,-rpath,$(LIBDIR) -o $@
+
+build/tests/malloc_guard.so: tests/kill/malloc_guard.c
+	mkdir -p build/tests
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC $< -o $@
+
 build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
@@ -95,9 +103,10 @@ test-c-asan: build/tests/test_api_asan
 	rm -rf build/c-asan-spans
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
-test-python: venv build build/tests/emit_spans build/examples/agent_demo cli
+test-python: venv build build/tests/emit_spans build/tests/kill_child build/examples/agent_demo cli
+	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
-	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo \
+	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver
 
 # Installs into a scratch prefix, then builds the README's C example and the
@@ -122,6 +131,17 @@ test-install:
 interop: build build/tests/emit_spans
 	tests/interop/build-collector.sh
 	tests/interop/run-interop.sh
+
+# The kill test, ten times longer and faster (not part of make test).
+stress: venv build build/tests/emit_spans build/tests/kill_child
+	SPANGUARD_KILL_TRIALS=50 SPANGUARD_KILL_PAUSE_US=50 $(VENV_PY) -m pytest -q -s tests/python/test_kill.py
+
+# The C API test under valgrind's memcheck: any invalid access or leak
+# definitely lost fails it.
+check-memory: build/tests/test_api
+	rm -rf build/c-valgrind-spans
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=tests/c/valgrind.supp build/tests/test_api build/c-valgrind-spans
 
 # --- the demo ---------------------------------------------------------------
 

@@ -10,9 +10,12 @@ use crate::config::TracerConfig;
 use crate::export::resource::ResourceInfo;
 use crate::stats::Stats;
 
-pub const LIFECYCLE_RUNNING: u32 = 0;
-pub const LIFECYCLE_SHUTTING_DOWN: u32 = 1;
-pub const LIFECYCLE_SHUT_DOWN: u32 = 2;
+pub(crate) const LIFECYCLE_RUNNING: u32 = 0;
+pub(crate) const LIFECYCLE_SHUTTING_DOWN: u32 = 1;
+pub(crate) const LIFECYCLE_SHUT_DOWN: u32 = 2;
+/// The process is dying (a fatal signal): recording calls fail so that no
+/// span is reported ended after its tracer's last dump.
+pub(crate) const LIFECYCLE_FROZEN: u32 = 3;
 
 /// What the exporter tells the application about (the error callback).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +78,17 @@ impl Pipeline {
         self.lifecycle.load(Ordering::Acquire)
     }
 
+    /// Stops recording for a dying process, then waits a moment for calls
+    /// already past their lifecycle check to publish. Async-signal-safe
+    /// (atomics and the vDSO clock).
+    pub fn freeze_recording(&self) {
+        self.lifecycle.store(LIFECYCLE_FROZEN, Ordering::SeqCst);
+        let until = crate::span::clock::monotonic_ns() + 2_000_000;
+        while crate::span::clock::monotonic_ns() < until {
+            std::hint::spin_loop();
+        }
+    }
+
     /// Records the fatal signal in the flight recorder's header.
     /// Async-signal-safe: one store into the mapping.
     pub fn mark_flight_signal(&self, signal: i32) {
@@ -114,6 +128,11 @@ pub struct ExportSignal {
     /// that the hot path makes at most one wake-up call per batch.
     pub wake_pending: AtomicBool,
     pub stop: AtomicBool,
+    /// Set when the process is about to die: the exporter takes no more
+    /// spans, so what is left can be dumped without being sent twice.
+    pub frozen: AtomicBool,
+    /// The exporter holds spans it took (encoding or sending them).
+    pub busy: AtomicBool,
 }
 
 impl ExportSignal {

@@ -342,7 +342,7 @@ impl Tracer {
         s: SpanRef,
         f: impl FnOnce(&mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
-        if self.pipeline.lifecycle() == LIFECYCLE_SHUT_DOWN {
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
         self.pipeline.slab.lock_open(s.slot, s.generation)?;
@@ -481,7 +481,7 @@ impl Tracer {
     /// Hot path: one wake-up call per full batch at most.
     pub fn end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
         let p = &self.pipeline;
-        if p.lifecycle() == LIFECYCLE_SHUT_DOWN {
+        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             // Shutdown already exported this span as unended (or it is stale).
             return Err(SpanError::ShutDown);
         }
@@ -501,10 +501,31 @@ impl Tracer {
         Ok(())
     }
 
+    /// For a process about to die of `signal`: flushes within `timeout`, then
+    /// stops the exporter from taking more spans, waits for the batch it holds,
+    /// and writes every span still in the slab (ended since the flush, or
+    /// open — recovered as interrupted) to the crash file, so the next start
+    /// sends each exactly once. Recording calls fail with ShutDown afterwards.
+    pub fn freeze_and_dump(&self, signal: i32, timeout: Duration) {
+        let p = &self.pipeline;
+        let deadline = Instant::now() + timeout;
+        let _ = p.signal.request_flush_and_wait(timeout);
+        p.freeze_recording();
+        // SeqCst pairs with the exporter's busy/frozen handshake.
+        p.signal.frozen.store(true, Ordering::SeqCst);
+        while p.signal.busy.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if let Some(crash) = &p.crash_file {
+            crash.dump_now(p, signal);
+        }
+        p.mark_flight_signal(signal);
+    }
+
     /// Waits until every span ended before this call is exported (or failed
     /// for good), or `timeout` passes. True when done.
     pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
-        if self.pipeline.lifecycle() == LIFECYCLE_SHUT_DOWN {
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
         Ok(self.pipeline.signal.request_flush_and_wait(timeout))

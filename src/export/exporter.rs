@@ -166,10 +166,12 @@ impl Exporter {
             count_record_losses(&p.stats, &records);
             self.encode(&p.resource, &records);
         }
+        // The flight recorder's journal must hold the bytes before the slots
+        // stop holding the spans, or a SIGKILL in between would lose them.
+        self.journal_encoded(self.indexes.len() as u64);
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
-        // takes. A crash from here on spools the bytes (crash handler), and
-        // the flight recorder journals them before the first attempt.
+        // takes. A crash from here on spools the bytes (crash handler).
         for &i in &self.indexes {
             p.slab.release(i);
         }
@@ -178,7 +180,26 @@ impl Exporter {
 
     fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
         self.encode(resource, records);
+        self.journal_encoded(records.len() as u64);
         self.send_encoded(records.len() as u64);
+    }
+
+    /// With the flight recorder, writes the encoded batch to the spool (not
+    /// fsynced: it must outlive the process, not the machine), locked while
+    /// it is in flight.
+    fn journal_encoded(&mut self, spans: u64) {
+        if self.pipeline.flight.is_none() {
+            return;
+        }
+        let body = if self.gzip {
+            &self.compressed
+        } else {
+            &self.encoded
+        };
+        self.journal = self
+            .spool
+            .write_journal(self.format, self.gzip, spans as u32, body)
+            .ok();
     }
 
     fn encode(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
@@ -213,13 +234,6 @@ impl Exporter {
         inflight
             .body
             .store(body.as_ptr() as *mut u8, Ordering::Release);
-        self.journal = match &p.flight {
-            Some(_) => self
-                .spool
-                .write_journal(self.format, self.gzip, spans as u32, &body)
-                .ok(),
-            None => None,
-        };
         self.send_with_retries(&body, spans);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);
         if let Some(journal) = self.journal.take() {

@@ -10,9 +10,9 @@ use crate::span::record::{
 };
 
 /// `Span.flags` bit: the is-remote bit below is meaningful.
-pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+pub(crate) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 /// `Span.flags` bit: the parent span context came from another process.
-pub const FLAG_IS_REMOTE: u32 = 0x200;
+pub(crate) const FLAG_IS_REMOTE: u32 = 0x200;
 
 /// One attribute value as OTLP's `AnyValue` carries it, borrowed from a
 /// record or a resource so encoding copies nothing.

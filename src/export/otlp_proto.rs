@@ -14,54 +14,54 @@ use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRec
 /// Field numbers from opentelemetry-proto: collector/trace/v1/trace_service.proto,
 /// trace/v1/trace.proto, common/v1/common.proto, resource/v1/resource.proto.
 mod field {
-    pub const REQUEST_RESOURCE_SPANS: u32 = 1;
+    pub(crate) const REQUEST_RESOURCE_SPANS: u32 = 1;
 
-    pub const RESOURCE_SPANS_RESOURCE: u32 = 1;
-    pub const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
-    pub const RESOURCE_ATTRIBUTES: u32 = 1;
+    pub(crate) const RESOURCE_SPANS_RESOURCE: u32 = 1;
+    pub(crate) const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+    pub(crate) const RESOURCE_ATTRIBUTES: u32 = 1;
 
-    pub const SCOPE_SPANS_SCOPE: u32 = 1;
-    pub const SCOPE_SPANS_SPANS: u32 = 2;
-    pub const SCOPE_NAME: u32 = 1;
-    pub const SCOPE_VERSION: u32 = 2;
+    pub(crate) const SCOPE_SPANS_SCOPE: u32 = 1;
+    pub(crate) const SCOPE_SPANS_SPANS: u32 = 2;
+    pub(crate) const SCOPE_NAME: u32 = 1;
+    pub(crate) const SCOPE_VERSION: u32 = 2;
 
-    pub const SPAN_TRACE_ID: u32 = 1;
-    pub const SPAN_SPAN_ID: u32 = 2;
-    pub const SPAN_TRACE_STATE: u32 = 3;
-    pub const SPAN_PARENT_SPAN_ID: u32 = 4;
-    pub const SPAN_NAME: u32 = 5;
-    pub const SPAN_KIND: u32 = 6;
-    pub const SPAN_START_TIME: u32 = 7;
-    pub const SPAN_END_TIME: u32 = 8;
-    pub const SPAN_ATTRIBUTES: u32 = 9;
-    pub const SPAN_DROPPED_ATTRIBUTES: u32 = 10;
-    pub const SPAN_EVENTS: u32 = 11;
-    pub const SPAN_DROPPED_EVENTS: u32 = 12;
-    pub const SPAN_LINKS: u32 = 13;
-    pub const SPAN_DROPPED_LINKS: u32 = 14;
-    pub const SPAN_STATUS: u32 = 15;
-    pub const SPAN_FLAGS: u32 = 16;
+    pub(crate) const SPAN_TRACE_ID: u32 = 1;
+    pub(crate) const SPAN_SPAN_ID: u32 = 2;
+    pub(crate) const SPAN_TRACE_STATE: u32 = 3;
+    pub(crate) const SPAN_PARENT_SPAN_ID: u32 = 4;
+    pub(crate) const SPAN_NAME: u32 = 5;
+    pub(crate) const SPAN_KIND: u32 = 6;
+    pub(crate) const SPAN_START_TIME: u32 = 7;
+    pub(crate) const SPAN_END_TIME: u32 = 8;
+    pub(crate) const SPAN_ATTRIBUTES: u32 = 9;
+    pub(crate) const SPAN_DROPPED_ATTRIBUTES: u32 = 10;
+    pub(crate) const SPAN_EVENTS: u32 = 11;
+    pub(crate) const SPAN_DROPPED_EVENTS: u32 = 12;
+    pub(crate) const SPAN_LINKS: u32 = 13;
+    pub(crate) const SPAN_DROPPED_LINKS: u32 = 14;
+    pub(crate) const SPAN_STATUS: u32 = 15;
+    pub(crate) const SPAN_FLAGS: u32 = 16;
 
-    pub const EVENT_TIME: u32 = 1;
-    pub const EVENT_NAME: u32 = 2;
-    pub const EVENT_ATTRIBUTES: u32 = 3;
+    pub(crate) const EVENT_TIME: u32 = 1;
+    pub(crate) const EVENT_NAME: u32 = 2;
+    pub(crate) const EVENT_ATTRIBUTES: u32 = 3;
 
-    pub const LINK_TRACE_ID: u32 = 1;
-    pub const LINK_SPAN_ID: u32 = 2;
-    pub const LINK_TRACE_STATE: u32 = 3;
-    pub const LINK_ATTRIBUTES: u32 = 4;
-    pub const LINK_FLAGS: u32 = 6;
+    pub(crate) const LINK_TRACE_ID: u32 = 1;
+    pub(crate) const LINK_SPAN_ID: u32 = 2;
+    pub(crate) const LINK_TRACE_STATE: u32 = 3;
+    pub(crate) const LINK_ATTRIBUTES: u32 = 4;
+    pub(crate) const LINK_FLAGS: u32 = 6;
 
-    pub const STATUS_MESSAGE: u32 = 2;
-    pub const STATUS_CODE: u32 = 3;
+    pub(crate) const STATUS_MESSAGE: u32 = 2;
+    pub(crate) const STATUS_CODE: u32 = 3;
 
-    pub const KEY_VALUE_KEY: u32 = 1;
-    pub const KEY_VALUE_VALUE: u32 = 2;
+    pub(crate) const KEY_VALUE_KEY: u32 = 1;
+    pub(crate) const KEY_VALUE_VALUE: u32 = 2;
 
-    pub const ANY_STRING: u32 = 1;
-    pub const ANY_BOOL: u32 = 2;
-    pub const ANY_INT: u32 = 3;
-    pub const ANY_DOUBLE: u32 = 4;
+    pub(crate) const ANY_STRING: u32 = 1;
+    pub(crate) const ANY_BOOL: u32 = 2;
+    pub(crate) const ANY_INT: u32 = 3;
+    pub(crate) const ANY_DOUBLE: u32 = 4;
 }
 
 const WIRE_VARINT: u32 = 0;

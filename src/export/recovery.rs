@@ -19,6 +19,7 @@ pub fn leftover_files(dir: &Path, own: &[&Path]) -> Vec<PathBuf> {
                 let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 name.ends_with(".sgdump")
                     || name.ends_with(".sgdump-pending")
+                    || name.ends_with(".sgspool-pending")
                     || name.ends_with(".sgflight")
             })
             .filter(|p| !own.contains(&p.as_path()))

@@ -90,6 +90,16 @@ impl CrashFile {
         }
     }
 
+    /// Writes the live slots and any batch in flight (used by the
+    /// termination watchdog after it froze the exporter).
+    pub fn dump_now(&self, p: &Pipeline, signal: libc::c_int) {
+        if !IN_CRASH.swap(true, Ordering::AcqRel) {
+            self.dump(p, signal);
+            self.dump_in_flight(p);
+            IN_CRASH.store(false, Ordering::Release);
+        }
+    }
+
     /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
     fn dump_in_flight(&self, p: &Pipeline) {
         let body = p.in_flight.body.load(Ordering::Acquire);
@@ -185,6 +195,16 @@ extern "C" fn on_crash(
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
         crate::registry::for_each_pipeline(|p| {
+            // Stop the exporter taking more spans and give the batch it holds
+            // a moment to finish (bounded: the crashing thread may be the
+            // exporter itself), so dumped spans are not also sent.
+            p.freeze_recording();
+            p.signal.frozen.store(true, Ordering::SeqCst);
+            let until = crate::span::clock::monotonic_ns() + 200_000_000;
+            while p.signal.busy.load(Ordering::SeqCst) && crate::span::clock::monotonic_ns() < until
+            {
+                std::hint::spin_loop();
+            }
             if let Some(crash) = p.crash_file.as_ref() {
                 crash.dump(p, signal);
                 crash.dump_in_flight(p);

@@ -116,12 +116,29 @@ fn watch(read_end: OwnedFd) {
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {
             continue;
         };
-        // Flush, not shutdown: a host handler we chain to may keep the
-        // process running, and then its tracers must still work.
+        // When the signal will end the process (the previous disposition is
+        // the default), flush and then dump what is left so nothing ended
+        // or open is lost. When a host handler follows, the process may live
+        // on: flush only, and the tracers keep working.
         let deadline = flush_deadline();
+        let fatal = {
+            let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+            matches!(
+                previous
+                    .get(signal as usize)
+                    .copied()
+                    .flatten()
+                    .map(|a| a.handler()),
+                Some(SigHandler::SigDfl)
+            )
+        };
         let _ = std::panic::catch_unwind(|| {
             crate::registry::for_each(|t| {
-                let _ = t.flush(deadline);
+                if fatal {
+                    t.freeze_and_dump(signal as i32, deadline);
+                } else {
+                    let _ = t.flush(deadline);
+                }
             });
         });
         reraise_with_previous(signal);

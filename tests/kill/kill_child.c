@@ -1,0 +1,97 @@
+/* The child of the kill test: several threads make numbered spans as fast
+ * as they can and report each span's number on stdout (4 bytes, native
+ * order) right after spanguard_span_end returned. The parent kills it at a
+ * random moment; every reported span must then arrive exactly once.
+ *
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+ *
+ * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
+ * its Python receiver keeps up. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+
+#define S(str) (str), strlen(str)
+
+static spanguard_tracer *tracer;
+static atomic_long next_number;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static long pause_us;
+
+static void report(long n) {
+    int32_t v = (int32_t)n;
+    pthread_mutex_lock(&out_lock);
+    if (write(1, &v, sizeof v) != (ssize_t)sizeof v) _exit(3);
+    pthread_mutex_unlock(&out_lock);
+}
+
+static void *work(void *arg) {
+    (void)arg;
+    for (;;) {
+        long n = atomic_fetch_add(&next_number, 1);
+        spanguard_span s, child;
+        if (spanguard_span_begin(tracer, S("work"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_INTERNAL, &s) !=
+            SPANGUARD_RESULT_OK)
+            continue; /* never reported, so never expected */
+        (void)spanguard_span_set_int(s, S("n"), n);
+        (void)spanguard_span_set_string(s, S("gen_ai.request.model"), S("kill-test"));
+        /* An open child, ended after its parent is reported: some are open
+         * when the signal lands and must come back marked interrupted. */
+        int has_child = spanguard_span_begin(tracer, S("child"), s, 0, &child) == SPANGUARD_RESULT_OK;
+        if (spanguard_span_end(s) == SPANGUARD_RESULT_OK) report(n);
+        if (has_child) (void)spanguard_span_end(child);
+        if (pause_us > 0) {
+            struct timespec ts = {0, pause_us * 1000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 9) return 2;
+    pause_us = atol(argv[8]);
+    char resource[128];
+    snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg);
+    cfg.service_name = "kill-child";
+    cfg.endpoint = argv[1];
+    cfg.spool_dir = argv[2];
+    cfg.resource_attributes = resource;
+    cfg.flight_recorder = (uint32_t)atoi(argv[4]);
+    cfg.schedule_delay_ms = 20;
+    cfg.max_export_batch_size = 256;
+    cfg.install_signal_handlers = 1;
+    cfg.signal_flush_timeout_ms = 5000;
+    if (spanguard_tracer_new(&cfg, &tracer) != SPANGUARD_RESULT_OK) return 2;
+    int threads = atoi(argv[3]);
+    pthread_t th[16];
+    for (int i = 0; i < threads && i < 16; i++) pthread_create(&th[i], NULL, work, NULL);
+    const char *crash = argv[5];
+    long after_ms = atol(argv[6]);
+    struct timespec ts = {after_ms / 1000, (after_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    /* Under tests/kill/malloc_guard.so: from here on this thread must not
+     * allocate, and the crash handler runs on this thread. */
+    void *symbol = dlsym(RTLD_DEFAULT, "malloc_guard_arm");
+    void (*arm)(void) = NULL;
+    memcpy(&arm, &symbol, sizeof arm); /* POSIX's way from object to function pointer */
+    if (arm && strcmp(crash, "none") != 0) arm();
+    if (strcmp(crash, "segv") == 0) {
+        /* A real invalid write, through an address the compiler cannot see. */
+        volatile uintptr_t address = 16;
+        *(volatile int *)address = 1;
+    } else if (strcmp(crash, "abort") == 0) {
+        abort();
+    }
+    for (;;) pause(); /* wait for the parent's signal */
+}
