@@ -87,9 +87,10 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-test-c: build/tests/test_api
-	rm -rf build/c-test-spans
+test-c: build/tests/test_api build/tests/test_fork
+	rm -rf build/c-test-spans build/fork-test-spans
 	build/tests/test_api build/c-test-spans
+	build/tests/test_fork build/fork-test-spans
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.

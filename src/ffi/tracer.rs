@@ -2,6 +2,7 @@
 //! callback, version.
 
 use std::ffi::{CStr, c_char, c_void};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
 use super::boundary::{ffi_boundary, require_non_null};
@@ -20,6 +21,56 @@ pub struct spanguard_tracer {
     pub(crate) id: u8,
     /// None when OTEL_SDK_DISABLED: every call succeeds and records nothing.
     pub(crate) tracer: Option<Tracer>,
+}
+
+/// The C wrappers of live tracers by id, for the fork handler, which must
+/// swap the tracer inside each one.
+static WRAPPERS: [AtomicPtr<spanguard_tracer>; 256] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
+
+/// Runs in a forked child, which has one thread: this one. The inherited
+/// tracers' exporter and watchdog threads did not come along, their spans
+/// are the parent's to export, and their connection and files are shared
+/// with the parent. Each is replaced by a new tracer with the same config
+/// (new slots, thread, files, and a new id, so handles from before the fork
+/// are stale rather than aliasing new spans); the old one is leaked, never
+/// run, so nothing of the parent's is exported twice.
+unsafe extern "C" fn after_fork_in_child() {
+    let _ = std::panic::catch_unwind(|| {
+        crate::span::ids::reseed_after_fork();
+        crate::watchdog::signals::restart_after_fork();
+        for slot in WRAPPERS.iter().skip(1) {
+            let ptr = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if ptr.is_null() {
+                continue;
+            }
+            // SAFETY: only this thread exists in the child, and the wrapper
+            // lives until spanguard_tracer_free, which cannot run meanwhile.
+            let wrapper = unsafe { &mut *ptr };
+            let Some(old) = wrapper.tracer.take() else {
+                continue;
+            };
+            let config = old.config().clone();
+            let old_id = wrapper.id;
+            std::mem::forget(old);
+            let new_id = crate::registry::reserve();
+            crate::registry::release(old_id);
+            wrapper.id = 0;
+            let Some(new_id) = new_id else { continue };
+            match Tracer::new(config) {
+                Ok(tracer) => {
+                    wrapper.tracer = Some(tracer);
+                    wrapper.id = new_id;
+                    if let Some(t) = &wrapper.tracer {
+                        crate::registry::publish(new_id, t);
+                    }
+                    WRAPPERS[new_id as usize].store(ptr, Ordering::Release);
+                }
+                // No tracer: the wrapper records nothing (like a disabled one).
+                Err(_) => crate::registry::release(new_id),
+            }
+        }
+    });
 }
 
 /// Fills `cfg` with every default and sets `struct_size`. Thread-safe.
@@ -189,8 +240,11 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_res
                 crate::watchdog::ensure_installed();
             }
             crate::watchdog::ensure_exit_hook();
+            crate::watchdog::ensure_fork_hook(after_fork_in_child);
+            let raw = Box::into_raw(t);
+            WRAPPERS[id as usize].store(raw, Ordering::Release);
             // SAFETY: out is non-null (checked by callers).
-            unsafe { out.write(Box::into_raw(t)) };
+            unsafe { out.write(raw) };
             spanguard_result::Ok
         }
         Err(e) => {
@@ -323,6 +377,7 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
         // SAFETY: made by Box::into_raw in start(); freed once per contract.
         let boxed = unsafe { Box::from_raw(tracer) };
         if boxed.id != 0 {
+            WRAPPERS[boxed.id as usize].store(std::ptr::null_mut(), Ordering::Release);
             crate::registry::release(boxed.id);
         }
         drop(boxed);

@@ -43,33 +43,61 @@ extern "C" fn on_termination_signal(signal: libc::c_int) {
     }
 }
 
+/// Makes the self-pipe and the thread that reads it. False when the
+/// process cannot have them (then no handler is installed).
+fn start_watchdog_thread() -> bool {
+    let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(_) => return false,
+    };
+    // The handler must never block on a full pipe.
+    // SAFETY: fcntl on our own fd.
+    unsafe {
+        let flags = libc::fcntl(write_end.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(
+            write_end.as_raw_fd(),
+            libc::F_SETFL,
+            flags | libc::O_NONBLOCK,
+        );
+    }
+    let old = PIPE_WRITE.swap(
+        std::os::fd::IntoRawFd::into_raw_fd(write_end),
+        Ordering::AcqRel,
+    );
+    if old >= 0 {
+        // SAFETY: the previous write end (a forked child's copy of the
+        // parent's pipe) is ours to close; the handler now uses the new one.
+        unsafe { libc::close(old) };
+    }
+    std::thread::Builder::new()
+        .name("spanguard-watchdog".to_string())
+        .spawn(move || watch(read_end))
+        .is_ok()
+}
+
+/// In a forked child: the watchdog thread did not come along and the pipe is
+/// shared with the parent (whose watchdog would read the child's signals),
+/// so give the child its own pipe and thread. Handlers stay installed.
+pub fn restart_after_fork() {
+    if PIPE_WRITE.load(Ordering::Acquire) >= 0 && !start_watchdog_thread() {
+        // No watchdog: put the host's dispositions back rather than swallow
+        // signals that nobody would act on.
+        let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+        for signal in TERMINATION_SIGNALS {
+            if let Some(old) = previous.get(signal as usize).copied().flatten() {
+                // SAFETY: restores a disposition the process had before.
+                let _ = unsafe { sigaction(signal, &old) };
+            }
+        }
+        PIPE_WRITE.store(-1, Ordering::Release);
+    }
+}
+
 /// Installs the handlers and starts the watchdog thread, once per process.
 /// Signals the host ignores (SIG_IGN, e.g. under nohup) are left alone.
 pub fn ensure_installed() {
     INSTALL.call_once(|| {
-        let (read_end, write_end) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-            Ok(p) => p,
-            Err(_) => return,
-        };
-        // The handler must never block on a full pipe.
-        // SAFETY: fcntl on our own fd.
-        unsafe {
-            let flags = libc::fcntl(write_end.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(
-                write_end.as_raw_fd(),
-                libc::F_SETFL,
-                flags | libc::O_NONBLOCK,
-            );
-        }
-        PIPE_WRITE.store(
-            std::os::fd::IntoRawFd::into_raw_fd(write_end),
-            Ordering::Release,
-        );
-        if std::thread::Builder::new()
-            .name("spanguard-watchdog".to_string())
-            .spawn(move || watch(read_end))
-            .is_err()
-        {
+        if !start_watchdog_thread() {
             return;
         }
         let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
