@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install interop cli stress check-memory demo venv install clean
+        test-install test-python-binding interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -109,6 +109,13 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+
+# The Python binding (ctypes) and its sample agent.
+test-python-binding: venv build
+	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so $(VENV_PY) -m pytest -q bindings/python/tests
+	rm -rf build/py-demo
+	PYTHONPATH=bindings/python SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=build/py-demo \
+	  SPANGUARD_SPOOL_DIR=build/py-demo-spool $(VENV_PY) examples/python/agent.py
 
 # Installs into a scratch prefix, then builds the README's C example and the
 # demo agent with pkg-config against it, and runs the README example.
