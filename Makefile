@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding interop cli stress check-memory demo venv install clean
+        test-install test-python-binding test-cpp interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -109,6 +109,16 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+
+# The header-only C++17 wrapper: its test and sample agent, warnings as errors.
+CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
+test-cpp: build
+	mkdir -p build/tests build/examples
+	$(CXX) $(CXXFLAGS_TEST) tests/cpp/test_spanguard.cpp -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o build/tests/test_cpp
+	$(CXX) $(CXXFLAGS_TEST) examples/cpp/agent.cpp -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o build/examples/cpp_agent
+	rm -rf build/cpp-test-spans build/cpp-demo
+	build/tests/test_cpp build/cpp-test-spans
+	SPANGUARD_SINK_DIR=build/cpp-demo SPANGUARD_SPOOL_DIR=build/cpp-demo-spool build/examples/cpp_agent
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build

@@ -1,0 +1,233 @@
+// spanguard.hpp: a header-only C++17 RAII wrapper over spanguard.h.
+//
+// Errors: constructors and calls whose failure leaves nothing usable
+// (Tracer construction, begin) throw spanguard::Error; recording calls on a
+// live span return a [[nodiscard]] Result you may check or drop, because a
+// failed attribute never invalidates the span. Notices (truncated, UTF-8
+// replaced, ...) count as success.
+//
+//   spanguard::Tracer tracer(spanguard::Config().service_name("agent"));
+//   {
+//       spanguard::Span session = tracer.start("agent.session", SPANGUARD_KIND_SERVER);
+//       spanguard::Span llm = session.child("llm.chat", SPANGUARD_KIND_CLIENT);
+//       (void)llm.set("gen_ai.usage.input_tokens", int64_t{812});
+//   }   // spans end in their destructors, innermost first
+//   tracer.shutdown(std::chrono::seconds(5));
+#ifndef SPANGUARD_HPP
+#define SPANGUARD_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "spanguard.h"
+
+namespace spanguard {
+
+/// A failed spanguard call: the result code and its description.
+class Error : public std::runtime_error {
+  public:
+    Error(spanguard_result code, const std::string &what)
+        : std::runtime_error(what + ": " + spanguard_strerror(code)), code_(code) {}
+    spanguard_result code() const noexcept { return code_; }
+
+  private:
+    spanguard_result code_;
+};
+
+/// The outcome of a recording call.
+class [[nodiscard]] Result {
+  public:
+    explicit Result(spanguard_result code) noexcept : code_(code) {}
+    bool ok() const noexcept { return spanguard_result_is_ok(code_); }
+    explicit operator bool() const noexcept { return ok(); }
+    spanguard_result code() const noexcept { return code_; }
+    const char *message() const noexcept { return spanguard_strerror(code_); }
+    /// Throws when the call failed.
+    void value(const char *what = "spanguard") const {
+        if (!ok()) throw Error(code_, what);
+    }
+
+  private:
+    spanguard_result code_;
+};
+
+/// Tracer settings; strings are copied when the tracer is made.
+class Config {
+  public:
+    Config() { (void)spanguard_config_init(&cfg_); }
+    Config &service_name(std::string v) { return str(service_name_, std::move(v), cfg_.service_name); }
+    Config &endpoint(std::string v) { return str(endpoint_, std::move(v), cfg_.endpoint); }
+    Config &headers(std::string v) { return str(headers_, std::move(v), cfg_.headers); }
+    Config &resource_attributes(std::string v) { return str(resource_, std::move(v), cfg_.resource_attributes); }
+    Config &sink_dir(std::string v) { return str(sink_dir_, std::move(v), cfg_.sink_dir); }
+    Config &spool_dir(std::string v) { return str(spool_dir_, std::move(v), cfg_.spool_dir); }
+    Config &protocol(uint32_t p) { cfg_.protocol = p; return *this; }
+    Config &compression(uint32_t c) { cfg_.compression = c; return *this; }
+    Config &schedule_delay(std::chrono::milliseconds d) { cfg_.schedule_delay_ms = ms(d); return *this; }
+    Config &install_signal_handlers(bool on) { cfg_.install_signal_handlers = on; return *this; }
+    Config &flight_recorder(bool on) { cfg_.flight_recorder = on; return *this; }
+    /// The C struct, pointing into this object's strings.
+    const spanguard_config *get() const noexcept { return &cfg_; }
+
+  private:
+    static uint32_t ms(std::chrono::milliseconds d) { return static_cast<uint32_t>(d.count()); }
+    Config &str(std::string &slot, std::string v, const char *&field) {
+        slot = std::move(v);
+        field = slot.c_str();
+        return *this;
+    }
+    spanguard_config cfg_{};
+    std::string service_name_, endpoint_, headers_, resource_, sink_dir_, spool_dir_;
+
+  public:
+    // Copying would leave the copy's pointers in this object's strings.
+    Config(const Config &) = delete;
+    Config &operator=(const Config &) = delete;
+};
+
+/// A span: move-only; ends in its destructor unless ended before.
+class Span {
+  public:
+    Span() noexcept = default;
+    explicit Span(spanguard_span handle) noexcept : handle_(handle) {}
+    Span(Span &&other) noexcept
+        : tracer_(other.tracer_), handle_(std::exchange(other.handle_, SPANGUARD_SPAN_NONE)) {}
+    Span &operator=(Span &&other) noexcept {
+        if (this != &other) {
+            (void)end();
+            tracer_ = other.tracer_;
+            handle_ = std::exchange(other.handle_, SPANGUARD_SPAN_NONE);
+        }
+        return *this;
+    }
+    Span(const Span &) = delete;
+    Span &operator=(const Span &) = delete;
+    ~Span() { (void)end(); }
+
+    spanguard_span handle() const noexcept { return handle_; }
+    bool recording() const noexcept { return handle_ != SPANGUARD_SPAN_NONE; }
+
+    Result set(std::string_view key, std::string_view value) {
+        return Result(spanguard_span_set_string(handle_, key.data(), key.size(), value.data(), value.size()));
+    }
+    Result set(std::string_view key, const char *value) { return set(key, std::string_view(value)); }
+    Result set(std::string_view key, int64_t value) {
+        return Result(spanguard_span_set_int(handle_, key.data(), key.size(), value));
+    }
+    Result set(std::string_view key, int value) { return set(key, static_cast<int64_t>(value)); }
+    Result set(std::string_view key, double value) {
+        return Result(spanguard_span_set_double(handle_, key.data(), key.size(), value));
+    }
+    Result set(std::string_view key, bool value) {
+        return Result(spanguard_span_set_bool(handle_, key.data(), key.size(), value));
+    }
+    Result event(std::string_view name, const spanguard_attribute *attrs = nullptr, size_t n = 0) {
+        return Result(spanguard_span_add_event(handle_, name.data(), name.size(), 0, attrs, n));
+    }
+    Result error(std::string_view message) {
+        return Result(spanguard_span_set_status(handle_, SPANGUARD_STATUS_ERROR, message.data(), message.size()));
+    }
+    Result ok() { return Result(spanguard_span_set_status(handle_, SPANGUARD_STATUS_OK, nullptr, 0)); }
+
+    /// The W3C traceparent, to pass to another process.
+    std::string traceparent() const {
+        char buf[SPANGUARD_TRACEPARENT_SIZE];
+        Result r(spanguard_span_traceparent(handle_, buf, sizeof buf));
+        r.value("spanguard_span_traceparent");
+        return std::string(buf);
+    }
+
+    /// Ends the span now; later calls (and the destructor) do nothing.
+    Result end() noexcept {
+        if (!recording()) return Result(SPANGUARD_RESULT_NON_RECORDING);
+        return Result(spanguard_span_end(std::exchange(handle_, SPANGUARD_SPAN_NONE)));
+    }
+
+    /// A child of this span, of the same tracer.
+    Span child(std::string_view name, uint32_t kind = SPANGUARD_KIND_INTERNAL) const;
+
+  private:
+    friend class Tracer;
+    spanguard_tracer *tracer_ = nullptr;
+    spanguard_span handle_ = SPANGUARD_SPAN_NONE;
+};
+
+/// A tracer: owns the C tracer, freed (after shutdown) in its destructor.
+class Tracer {
+  public:
+    /// From `cfg` only (no environment variables).
+    explicit Tracer(const Config &cfg) : Tracer(make(cfg.get(), false)) {}
+    /// From the OTEL_* and SPANGUARD_* environment variables over `cfg`.
+    static Tracer from_env(const Config &cfg = Config()) { return Tracer(make(cfg.get(), true)); }
+
+    [[nodiscard]] Span start(std::string_view name, uint32_t kind = SPANGUARD_KIND_INTERNAL,
+                             const Span *parent = nullptr) const {
+        return begin(tracer_.get(), name, parent ? parent->handle() : SPANGUARD_SPAN_NONE, kind);
+    }
+    [[nodiscard]] Span start_remote(std::string_view name, std::string_view traceparent,
+                                    uint32_t kind = SPANGUARD_KIND_SERVER) const {
+        spanguard_span out = SPANGUARD_SPAN_NONE;
+        spanguard_result rc = spanguard_span_begin_remote(tracer_.get(), name.data(), name.size(),
+                                                          traceparent.data(), traceparent.size(), kind, &out);
+        if (!spanguard_result_is_ok(rc)) throw Error(rc, "spanguard_span_begin_remote");
+        Span s(out);
+        s.tracer_ = tracer_.get();
+        return s;
+    }
+    /// True when everything ended before the call was exported in time.
+    bool flush(std::chrono::milliseconds timeout) const {
+        return check_timeout(spanguard_flush(tracer_.get(), static_cast<uint32_t>(timeout.count())), "flush");
+    }
+    bool shutdown(std::chrono::milliseconds timeout) const {
+        spanguard_result rc = spanguard_shutdown(tracer_.get(), static_cast<uint32_t>(timeout.count()));
+        if (rc == SPANGUARD_RESULT_SHUT_DOWN) return true;
+        return check_timeout(rc, "shutdown");
+    }
+    spanguard_counters stats() const {
+        spanguard_counters c{};
+        c.struct_size = sizeof c;
+        Result(spanguard_stats(tracer_.get(), &c)).value("spanguard_stats");
+        return c;
+    }
+    spanguard_tracer *get() const noexcept { return tracer_.get(); }
+
+    static Span begin(spanguard_tracer *t, std::string_view name, spanguard_span parent, uint32_t kind) {
+        spanguard_span out = SPANGUARD_SPAN_NONE;
+        spanguard_result rc = spanguard_span_begin(t, name.data(), name.size(), parent, kind, &out);
+        if (!spanguard_result_is_ok(rc)) throw Error(rc, "spanguard_span_begin");
+        Span s(out);
+        s.tracer_ = t;
+        return s;
+    }
+
+  private:
+    struct Free {
+        void operator()(spanguard_tracer *t) const noexcept { spanguard_tracer_free(t); }
+    };
+    explicit Tracer(spanguard_tracer *t) : tracer_(t) {}
+    static spanguard_tracer *make(const spanguard_config *cfg, bool env) {
+        spanguard_tracer *t = nullptr;
+        spanguard_result rc = env ? spanguard_tracer_new_from_env(cfg, &t) : spanguard_tracer_new(cfg, &t);
+        if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new");
+        return t;
+    }
+    static bool check_timeout(spanguard_result rc, const char *what) {
+        if (rc == SPANGUARD_RESULT_TIMEOUT) return false;
+        Result(rc).value(what);
+        return true;
+    }
+    std::unique_ptr<spanguard_tracer, Free> tracer_;
+};
+
+inline Span Span::child(std::string_view name, uint32_t kind) const {
+    return Tracer::begin(tracer_, name, handle_, kind);
+}
+
+}  // namespace spanguard
+
+#endif  // SPANGUARD_HPP

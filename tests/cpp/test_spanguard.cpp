@@ -1,0 +1,83 @@
+// The C++ wrapper against the real library.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "spanguard.hpp"
+
+static int checks = 0, failures = 0;
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        ++checks;                                                                     \
+        if (!(cond)) {                                                                \
+            ++failures;                                                               \
+            std::cerr << __FILE__ << ":" << __LINE__ << ": check failed: " #cond "\n"; \
+        }                                                                             \
+    } while (0)
+
+using namespace std::chrono_literals;
+
+int main(int argc, char **argv) {
+    const std::string dir = argc > 1 ? argv[1] : "build/cpp-test-spans";
+    spanguard::Config cfg;
+    cfg.service_name("cpp-test").sink_dir(dir + "/sink").spool_dir(dir + "/spool").install_signal_handlers(false);
+    spanguard::Tracer tracer(cfg);
+
+    std::string root_tp;
+    {
+        spanguard::Span session = tracer.start("agent.session", SPANGUARD_KIND_SERVER);
+        root_tp = session.traceparent();
+        spanguard::Span llm = session.child("llm.chat", SPANGUARD_KIND_CLIENT);
+        CHECK(llm.set("gen_ai.request.model", "gpt-4o").ok());
+        CHECK(llm.set("gen_ai.usage.input_tokens", int64_t{812}).ok());
+        CHECK(llm.set("temperature", 0.2).ok());
+        CHECK(llm.set("stream", true).ok());
+        CHECK(llm.set("bad", std::string_view("a\xff", 2)).code() == SPANGUARD_RESULT_UTF8_REPLACED);
+        spanguard::Span moved = std::move(llm);
+        CHECK(!llm.recording());
+        CHECK(moved.recording());
+        CHECK(moved.error("rate limited").ok());
+        {
+            spanguard::Span grandchild = moved.child("tool.call");  // the tracer moved with the span
+            CHECK(grandchild.recording());
+        }
+        CHECK(moved.end().ok());
+        CHECK(moved.end().code() == SPANGUARD_RESULT_NON_RECORDING);  // ends once
+    }  // session ends here
+    CHECK(tracer.flush(10s));
+    spanguard_counters c = tracer.stats();
+    CHECK(c.spans_ended == 3);
+    CHECK(c.spans_exported == 3);
+
+    spanguard::Span remote = tracer.start_remote("tool.remote", root_tp);
+    CHECK(remote.traceparent().substr(0, 35) == root_tp.substr(0, 35));
+    (void)remote.end();
+
+    bool threw = false;
+    try {
+        (void)tracer.start_remote("bad", "00-zz");
+    } catch (const spanguard::Error &e) {
+        threw = e.code() == SPANGUARD_RESULT_INVALID_TRACEPARENT;
+    }
+    CHECK(threw);
+
+    threw = false;
+    try {
+        spanguard::Config bad;
+        bad.endpoint("ftp://nope");
+        spanguard::Tracer t(bad);
+    } catch (const spanguard::Error &e) {
+        threw = e.code() == SPANGUARD_RESULT_INVALID_CONFIG;
+    }
+    CHECK(threw);
+
+    spanguard::Span open = tracer.start("still.open");
+    CHECK(tracer.shutdown(10s));
+    CHECK(tracer.stats().spans_unended_at_shutdown == 1);
+    CHECK(open.end().code() == SPANGUARD_RESULT_SHUT_DOWN);
+    std::printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
+}
