@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp interop cli stress check-memory demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -119,6 +119,17 @@ test-cpp: build
 	rm -rf build/cpp-test-spans build/cpp-demo
 	build/tests/test_cpp build/cpp-test-spans
 	SPANGUARD_SINK_DIR=build/cpp-demo SPANGUARD_SPOOL_DIR=build/cpp-demo-spool build/examples/cpp_agent
+
+# The Go binding (cgo): vet, tests with the race detector, the sample agent.
+GO ?= go
+test-go: build
+	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	rm -rf build/go-demo
+	cd bindings/go && SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
+	  $(GO) run ./examples/agent
+
+bench-go: build
+	cd bindings/go && $(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build

@@ -1,0 +1,3 @@
+module github.com/spanguard/spanguard/bindings/go
+
+go 1.22

@@ -1,0 +1,284 @@
+// Package spanguard is the Go binding of libspanguard: crash-proof span
+// export for Go agents, through cgo over include/spanguard.h.
+//
+// Build against a spanguard tree after `make build` (the cgo flags below
+// point at ../../include and ../../build/lib), or set CGO_CFLAGS and
+// CGO_LDFLAGS to an installed copy (`pkg-config --cflags --libs spanguard`).
+//
+// The library's own signal handlers are OFF by default here: Go's runtime
+// owns signals. Use Tracer.FlushOnSignals to flush from signal.Notify.
+package spanguard
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../build/lib -lspanguard -Wl,-rpath,${SRCDIR}/../../build/lib
+#include <stdlib.h>
+#include "spanguard.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Span kinds and status codes, as in OTLP.
+const (
+	KindUnspecified = C.SPANGUARD_KIND_UNSPECIFIED
+	KindInternal    = C.SPANGUARD_KIND_INTERNAL
+	KindServer      = C.SPANGUARD_KIND_SERVER
+	KindClient      = C.SPANGUARD_KIND_CLIENT
+	KindProducer    = C.SPANGUARD_KIND_PRODUCER
+	KindConsumer    = C.SPANGUARD_KIND_CONSUMER
+
+	StatusUnset = C.SPANGUARD_STATUS_UNSET
+	StatusOK    = C.SPANGUARD_STATUS_OK
+	StatusError = C.SPANGUARD_STATUS_ERROR
+)
+
+// Error is a failed spanguard call.
+type Error struct {
+	Code uint32
+	Op   string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+}
+
+// Is lets errors.Is match two Errors with the same code.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Well-known errors, for errors.Is.
+var (
+	ErrStaleSpan          = &Error{Code: C.SPANGUARD_RESULT_STALE_SPAN}
+	ErrAlreadyEnded       = &Error{Code: C.SPANGUARD_RESULT_ALREADY_ENDED}
+	ErrShutDown           = &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN}
+	ErrInvalidTraceparent = &Error{Code: C.SPANGUARD_RESULT_INVALID_TRACEPARENT}
+	ErrInvalidConfig      = &Error{Code: C.SPANGUARD_RESULT_INVALID_CONFIG}
+)
+
+func check(rc C.spanguard_result, op string) error {
+	if C.spanguard_result_is_ok(rc) {
+		return nil
+	}
+	return &Error{Code: uint32(rc), Op: op}
+}
+
+// cstr passes a Go string's bytes to C without copying: they hold no Go
+// pointers and C does not keep them past the call.
+func cstr(s string) (*C.char, C.size_t) {
+	if len(s) == 0 {
+		return nil, 0
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s))
+}
+
+// Config mirrors spanguard_config; zero values mean the library defaults.
+type Config struct {
+	ServiceName        string
+	Endpoint           string // full traces URL; empty: the local sink directory
+	Headers            string // "name=value,name2=value2"
+	ResourceAttributes string // "key=value,..."
+	SinkDir            string
+	SpoolDir           string
+	ProtocolJSON       bool
+	Gzip               bool
+	ScheduleDelay      time.Duration
+	// InstallSignalHandlers turns the library's own handlers on; off by
+	// default in Go (see FlushOnSignals).
+	InstallSignalHandlers bool
+	FlightRecorder        bool
+}
+
+// Tracer records spans and exports them from its own thread. Safe for
+// concurrent use. Close it when done (Close is safe to call twice).
+type Tracer struct {
+	mu  sync.RWMutex // Close waits for calls in progress
+	ptr *C.spanguard_tracer
+}
+
+func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
+	var c C.spanguard_config
+	C.spanguard_config_init(&c)
+	var keep []*C.char
+	set := func(dst **C.char, v string) {
+		if v != "" {
+			p := C.CString(v)
+			keep = append(keep, p)
+			*dst = p
+		}
+	}
+	defer func() {
+		for _, p := range keep {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	set(&c.service_name, cfg.ServiceName)
+	set(&c.endpoint, cfg.Endpoint)
+	set(&c.headers, cfg.Headers)
+	set(&c.resource_attributes, cfg.ResourceAttributes)
+	set(&c.sink_dir, cfg.SinkDir)
+	set(&c.spool_dir, cfg.SpoolDir)
+	if cfg.ProtocolJSON {
+		c.protocol = C.SPANGUARD_PROTOCOL_HTTP_JSON
+	}
+	if cfg.Gzip {
+		c.compression = C.SPANGUARD_COMPRESSION_GZIP
+	}
+	if cfg.ScheduleDelay > 0 {
+		c.schedule_delay_ms = C.uint32_t(cfg.ScheduleDelay / time.Millisecond)
+	}
+	c.install_signal_handlers = 0
+	if cfg.InstallSignalHandlers {
+		c.install_signal_handlers = 1
+	}
+	if cfg.FlightRecorder {
+		c.flight_recorder = 1
+	}
+	var ptr *C.spanguard_tracer
+	var rc C.spanguard_result
+	if fromEnv {
+		rc = C.spanguard_tracer_new_from_env(&c, &ptr)
+	} else {
+		rc = C.spanguard_tracer_new(&c, &ptr)
+	}
+	if err := check(rc, "tracer_new"); err != nil {
+		return nil, err
+	}
+	t := &Tracer{ptr: ptr}
+	// A backstop only: call Close.
+	runtime.SetFinalizer(t, func(t *Tracer) { t.Close() })
+	return t, nil
+}
+
+// NewTracer makes a tracer from cfg alone.
+func NewTracer(cfg Config) (*Tracer, error) { return newTracer(cfg, false) }
+
+// NewTracerFromEnv makes a tracer from cfg with the OTEL_* and SPANGUARD_*
+// variables applied on top.
+func NewTracerFromEnv(cfg Config) (*Tracer, error) { return newTracer(cfg, true) }
+
+func (t *Tracer) live() (*C.spanguard_tracer, func(), error) {
+	t.mu.RLock()
+	if t.ptr == nil {
+		t.mu.RUnlock()
+		return nil, nil, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+	}
+	return t.ptr, t.mu.RUnlock, nil
+}
+
+// Flush waits until every span ended before the call is exported; false
+// when the timeout passed first.
+func (t *Tracer) Flush(timeout time.Duration) (bool, error) {
+	p, done, err := t.live()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	rc := C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond))
+	if rc == C.SPANGUARD_RESULT_TIMEOUT {
+		return false, nil
+	}
+	return true, check(rc, "flush")
+}
+
+// Shutdown flushes, exports spans still open (marked unended) and stops the
+// exporter. A second call is a no-op.
+func (t *Tracer) Shutdown(timeout time.Duration) (bool, error) {
+	p, done, err := t.live()
+	if err != nil {
+		return true, nil
+	}
+	defer done()
+	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
+	switch rc {
+	case C.SPANGUARD_RESULT_SHUT_DOWN:
+		return true, nil
+	case C.SPANGUARD_RESULT_TIMEOUT:
+		return false, nil
+	}
+	return true, check(rc, "shutdown")
+}
+
+// Close shuts down (if needed) and frees the tracer. Safe to call twice.
+func (t *Tracer) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ptr == nil {
+		return nil
+	}
+	C.spanguard_tracer_free(t.ptr) // shuts down first
+	t.ptr = nil
+	runtime.SetFinalizer(t, nil)
+	return nil
+}
+
+// Stats are the tracer's counters (spanguard_counters).
+type Stats struct {
+	SpansBegun, SpansEnded, SpansExported, QueueDepth, SpansOpen uint64
+	DroppedBufferFull, DroppedExportFailed, DroppedRejected      uint64
+	DroppedSpoolOverflow, SpansUnendedAtShutdown                 uint64
+	BatchesSent, BatchesFailed, BytesSent, Retries               uint64
+	SpooledSpans, ReplayedSpans, RecoveredSpans, ValuesTruncated uint64
+}
+
+// Stats reads the counters.
+func (t *Tracer) Stats() (Stats, error) {
+	p, done, err := t.live()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer done()
+	var c C.spanguard_counters
+	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
+	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
+		return Stats{}, err
+	}
+	return Stats{
+		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
+		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
+		SpansOpen: uint64(c.spans_open), DroppedBufferFull: uint64(c.dropped_buffer_full),
+		DroppedExportFailed: uint64(c.dropped_export_failed), DroppedRejected: uint64(c.dropped_rejected),
+		DroppedSpoolOverflow:   uint64(c.dropped_spool_overflow),
+		SpansUnendedAtShutdown: uint64(c.spans_unended_at_shutdown),
+		BatchesSent:            uint64(c.batches_sent), BatchesFailed: uint64(c.batches_failed),
+		BytesSent: uint64(c.bytes_sent), Retries: uint64(c.retries),
+		SpooledSpans: uint64(c.spooled_spans), ReplayedSpans: uint64(c.replayed_spans),
+		RecoveredSpans: uint64(c.recovered_spans), ValuesTruncated: uint64(c.values_truncated),
+	}, nil
+}
+
+// FlushOnSignals flushes and shuts the tracer down when one of sigs (by
+// default SIGTERM and SIGINT) arrives, then stops listening and re-sends the
+// signal to this process with Go's default handling restored, so it dies
+// the way it would have. Cancel ctx to stop watching.
+func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs ...os.Signal) {
+	if len(sigs) == 0 {
+		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		defer signal.Stop(ch)
+		select {
+		case <-ctx.Done():
+		case s := <-ch:
+			_, _ = t.Shutdown(timeout)
+			signal.Reset(s)
+			if sys, ok := s.(syscall.Signal); ok {
+				_ = syscall.Kill(os.Getpid(), sys)
+			}
+		}
+	}()
+}

@@ -1,0 +1,226 @@
+package spanguard_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+)
+
+type exported struct {
+	TraceID, SpanID, ParentSpanID, Name string
+	Kind                                int
+	Attributes                          []struct {
+		Key   string
+		Value map[string]any
+	}
+	Status struct {
+		Code    int
+		Message string
+	}
+}
+
+func readSpans(t *testing.T, dir string) []exported {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	var spans []exported
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for sc.Scan() {
+			var req struct {
+				ResourceSpans []struct {
+					ScopeSpans []struct{ Spans []exported }
+				}
+			}
+			if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+				t.Fatalf("a sink line is not OTLP/JSON: %v", err)
+			}
+			for _, rs := range req.ResourceSpans {
+				for _, ss := range rs.ScopeSpans {
+					spans = append(spans, ss.Spans...)
+				}
+			}
+		}
+		fh.Close()
+	}
+	return spans
+}
+
+func newTracer(t *testing.T) (*spanguard.Tracer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{
+		ServiceName: "go-test", SinkDir: filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool"),
+		ScheduleDelay: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr, filepath.Join(dir, "sink")
+}
+
+func TestContextCarriesTheParent(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx, session, err := tr.Start(context.Background(), "agent.session", spanguard.WithKind(spanguard.KindServer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, llm, err := tr.Start(ctx, "llm.chat", spanguard.WithKind(spanguard.KindClient),
+		spanguard.WithAttributes(spanguard.String("gen_ai.request.model", "gpt-4o"),
+			spanguard.Int("gen_ai.usage.input_tokens", 812), spanguard.Bool("stream", true),
+			spanguard.Float64("temperature", 0.25)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := llm.RecordError(errors.New("rate limited")); err != nil {
+		t.Fatal(err)
+	}
+	if err := llm.End(); err != nil {
+		t.Fatal(err)
+	}
+	if err := llm.End(); !errors.Is(err, spanguard.ErrAlreadyEnded) && !errors.Is(err, spanguard.ErrStaleSpan) {
+		t.Fatalf("second End: %v", err)
+	}
+	session.End()
+	if ok, err := tr.Flush(10 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	spans := readSpans(t, sink)
+	byName := map[string]exported{}
+	for _, s := range spans {
+		byName[s.Name] = s
+	}
+	root, child := byName["agent.session"], byName["llm.chat"]
+	if root.ParentSpanID != "" || child.ParentSpanID != root.SpanID || child.TraceID != root.TraceID {
+		t.Fatalf("parent relation wrong: %+v / %+v", root, child)
+	}
+	if child.Status.Code != spanguard.StatusError || child.Status.Message != "rate limited" {
+		t.Fatalf("status %+v", child.Status)
+	}
+	got := map[string]map[string]any{}
+	for _, a := range child.Attributes {
+		got[a.Key] = a.Value
+	}
+	if got["gen_ai.usage.input_tokens"]["intValue"] != "812" || got["stream"]["boolValue"] != true ||
+		got["temperature"]["doubleValue"] != 0.25 || got["gen_ai.request.model"]["stringValue"] != "gpt-4o" {
+		t.Fatalf("attributes %v", got)
+	}
+}
+
+func TestTraceparentContinuesTheTrace(t *testing.T) {
+	tr, _ := newTracer(t)
+	_, client, _ := tr.Start(context.Background(), "client")
+	tp, err := client.Traceparent()
+	if err != nil || len(tp) != 55 {
+		t.Fatalf("traceparent %q %v", tp, err)
+	}
+	_, server, err := tr.Start(context.Background(), "server", spanguard.WithRemoteParent(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stp, _ := server.Traceparent()
+	if stp[3:35] != tp[3:35] {
+		t.Fatalf("trace id changed: %s vs %s", stp, tp)
+	}
+	_, _, err = tr.Start(context.Background(), "bad", spanguard.WithRemoteParent("00-nothex"))
+	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+		t.Fatalf("bad traceparent: %v", err)
+	}
+	server.End()
+	client.End()
+}
+
+func TestGoroutinesLoseNothing(t *testing.T) {
+	tr, _ := newTracer(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				ctx, s, err := tr.Start(context.Background(), "work")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, c, _ := tr.Start(ctx, "child")
+				c.End()
+				s.End()
+			}
+		}()
+	}
+	wg.Wait()
+	tr.Flush(20 * time.Second)
+	st, err := tr.Stats()
+	if err != nil || st.SpansExported != 8000 || st.DroppedBufferFull != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func TestShutdownAndCloseTwice(t *testing.T) {
+	tr, _ := newTracer(t)
+	_, open, _ := tr.Start(context.Background(), "still.open")
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	st, _ := tr.Stats()
+	if st.SpansUnendedAtShutdown != 1 {
+		t.Fatalf("unended %d", st.SpansUnendedAtShutdown)
+	}
+	if err := open.End(); err != nil {
+		t.Fatalf("End after shutdown: %v", err)
+	}
+	if _, _, err := tr.Start(context.Background(), "late"); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("Start after shutdown: %v", err)
+	}
+	tr.Close()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tr.Start(context.Background(), "closed"); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+func TestBadConfigIsAnError(t *testing.T) {
+	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
+	if !errors.Is(err, spanguard.ErrInvalidConfig) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func BenchmarkStartEnd(b *testing.B) {
+	tr, _ := spanguard.NewTracer(spanguard.Config{SinkDir: b.TempDir()})
+	defer tr.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, s, _ := tr.Start(ctx, "op")
+		s.End()
+	}
+}
+
+func BenchmarkStartAttrs3End(b *testing.B) {
+	tr, _ := spanguard.NewTracer(spanguard.Config{SinkDir: b.TempDir()})
+	defer tr.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, s, _ := tr.Start(ctx, "op")
+		s.SetAttributes(spanguard.Int("a", i), spanguard.String("b", "xyz"), spanguard.Bool("c", true))
+		s.End()
+	}
+}
