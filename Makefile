@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go interop cli stress check-memory demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go test-node interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -130,6 +130,17 @@ test-go: build
 
 bench-go: build
 	cd bindings/go && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The Node binding (koffi): npm ci from the lockfile, node --test, the sample agent.
+bindings/node/node_modules/.installed: bindings/node/package-lock.json
+	cd bindings/node && npm ci --no-audit --no-fund
+	touch $@
+
+test-node: build bindings/node/node_modules/.installed
+	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so node --test test/
+	rm -rf build/node-demo
+	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
+	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build

@@ -1,0 +1,55 @@
+export declare const KIND: { UNSPECIFIED: 0; INTERNAL: 1; SERVER: 2; CLIENT: 3; PRODUCER: 4; CONSUMER: 5 };
+export declare const STATUS: { UNSET: 0; OK: 1; ERROR: 2 };
+export declare const RESULT: Record<string, number>;
+export type AttributeValue = string | number | bigint | boolean;
+export interface SpanOptions {
+  kind?: number;
+  parent?: Span;
+  attributes?: Record<string, AttributeValue>;
+  traceparent?: string;
+}
+export interface TracerOptions {
+  serviceName?: string;
+  endpoint?: string;
+  headers?: string | Record<string, string>;
+  resourceAttributes?: string | Record<string, string>;
+  sinkDir?: string;
+  spoolDir?: string;
+  protocol?: 'http/protobuf' | 'http/json';
+  compression?: 'none' | 'gzip';
+  scheduleDelayMs?: number;
+  requestTimeoutMs?: number;
+  exportTimeoutMs?: number;
+  maxQueueSize?: number;
+  maxExportBatchSize?: number;
+  maxOpenSpans?: number;
+  flightRecorder?: boolean;
+  installSignalHandlers?: boolean;
+  fromEnv?: boolean;
+}
+export declare class SpanguardError extends Error {
+  code: number;
+}
+export declare class Span {
+  readonly name: string;
+  setAttribute(key: string, value: AttributeValue): this;
+  setAttributes(attrs: Record<string, AttributeValue>): this;
+  addEvent(name: string, attrs?: Record<string, AttributeValue>): this;
+  setStatus(code: number, message?: string): this;
+  recordException(err: unknown): this;
+  traceparent(): string;
+  end(): void;
+}
+export declare class Tracer {
+  constructor(options?: TracerOptions);
+  startSpan(name: string, options?: SpanOptions): Span;
+  withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
+  flush(timeoutMs?: number): Promise<boolean>;
+  shutdown(timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+  stats(): Record<string, number>;
+  installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
+}
+export declare function currentSpan(): Span | undefined;
+export declare function version(): string;
+export declare function load(path?: string): unknown;

@@ -1,0 +1,109 @@
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const spanguard = require('..');
+
+function readSpans(dir) {
+  const spans = [];
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (!f.endsWith('.jsonl')) continue;
+    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)) {
+      for (const rs of JSON.parse(line).resourceSpans) {
+        for (const ss of rs.scopeSpans) {
+          for (const s of ss.spans || []) {
+            s.attrs = Object.fromEntries((s.attributes || []).map((a) => [a.key, a.value]));
+            spans.push(s);
+          }
+        }
+      }
+    }
+  }
+  return spans;
+}
+
+function newTracer() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'node-test', sinkDir: path.join(dir, 'sink'),
+    spoolDir: path.join(dir, 'spool'), scheduleDelayMs: 50 });
+  return { tracer, sink: path.join(dir, 'sink') };
+}
+
+test('withSpan nests across awaits and records errors', async () => {
+  const { tracer, sink } = newTracer();
+  await tracer.withSpan('agent.session', async (session) => {
+    session.setAttribute('session.id', 'n-1');
+    await tracer.withSpan('llm.chat', async (llm) => {
+      await new Promise((r) => setTimeout(r, 5));
+      llm.setAttributes({ 'gen_ai.usage.input_tokens': 812, stream: true, temperature: 0.25, model: 'gpt-4o' });
+    }, { kind: spanguard.KIND.CLIENT });
+    await assert.rejects(tracer.withSpan('tool.call', async () => { throw new Error('upstream timeout'); }),
+      /upstream timeout/);
+  }, { kind: spanguard.KIND.SERVER });
+  assert.strictEqual(await tracer.flush(10000), true);
+  const spans = Object.fromEntries(readSpans(sink).map((s) => [s.name, s]));
+  const root = spans['agent.session'];
+  assert.ok(!root.parentSpanId);
+  for (const name of ['llm.chat', 'tool.call']) {
+    assert.strictEqual(spans[name].parentSpanId, root.spanId);
+    assert.strictEqual(spans[name].traceId, root.traceId);
+  }
+  assert.deepStrictEqual(spans['llm.chat'].attrs['gen_ai.usage.input_tokens'], { intValue: '812' });
+  assert.deepStrictEqual(spans['llm.chat'].attrs.stream, { boolValue: true });
+  assert.deepStrictEqual(spans['llm.chat'].attrs.temperature, { doubleValue: 0.25 });
+  assert.deepStrictEqual(spans['tool.call'].status, { code: spanguard.STATUS.ERROR, message: 'upstream timeout' });
+  assert.strictEqual(spans['tool.call'].events[0].name, 'exception');
+  await tracer.close();
+});
+
+test('traceparent continues a trace; bad input is an error', async () => {
+  const { tracer } = newTracer();
+  const client = tracer.startSpan('client');
+  const tp = client.traceparent();
+  assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  const server = tracer.startSpan('server', { traceparent: tp });
+  assert.strictEqual(server.traceparent().slice(3, 35), tp.slice(3, 35));
+  assert.throws(() => tracer.startSpan('bad', { traceparent: '00-nothex' }),
+    (e) => e instanceof spanguard.SpanguardError && e.code === spanguard.RESULT.INVALID_TRACEPARENT);
+  assert.throws(() => new spanguard.Tracer({ fromEnv: false, endpoint: 'ftp://nope' }),
+    (e) => e.code === spanguard.RESULT.INVALID_CONFIG);
+  assert.throws(() => new spanguard.Tracer({ nope: 1 }), TypeError);
+  server.end();
+  client.end();
+  await tracer.close();
+});
+
+test('shutdown exports open spans; calls after it fail clearly', async () => {
+  const { tracer, sink } = newTracer();
+  const open = tracer.startSpan('still.open');
+  assert.strictEqual(await tracer.shutdown(10000), true);
+  assert.strictEqual(await tracer.shutdown(10000), true);
+  assert.strictEqual(tracer.stats().spans_unended_at_shutdown, 1);
+  open.end();
+  assert.throws(() => tracer.startSpan('late'), (e) => e.code === spanguard.RESULT.SHUT_DOWN);
+  const [span] = readSpans(sink);
+  assert.deepStrictEqual(span.attrs['spanguard.unended'], { boolValue: true });
+  await tracer.close();
+  await tracer.close();
+});
+
+test('many spans, none lost', async () => {
+  const { tracer } = newTracer();
+  for (let i = 0; i < 5000; i++) tracer.startSpan('work', { attributes: { i } }).end();
+  assert.strictEqual(await tracer.flush(20000), true);
+  const st = tracer.stats();
+  assert.strictEqual(st.spans_exported, 5000);
+  assert.strictEqual(st.dropped_buffer_full, 0);
+  await tracer.close();
+});
+
+test('a wrong library path fails loudly', () => {
+  const run = spawnSync(process.execPath, ['-e', "require('.').load('/nonexistent/libspanguard.so')"],
+    { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+  assert.notStrictEqual(run.status, 0);
+  assert.match(run.stderr, /cannot load libspanguard/);
+  assert.match(run.stderr, /SPANGUARD_LIB/);
+});
