@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go test-node interop cli stress check-memory demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -141,6 +141,12 @@ test-node: build bindings/node/node_modules/.installed
 	rm -rf build/node-demo
 	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
+
+# Cross-process propagation: a Node agent calls a Go tool with a traceparent.
+test-propagation: build bindings/node/node_modules/.installed
+	mkdir -p build/tests
+	cd bindings/go && $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
+	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build
