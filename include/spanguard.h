@@ -319,7 +319,8 @@ typedef struct spanguard_config {
   const char *resource_attributes;
   /*
    The full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. NULL:
-   spans go to the local sink directory instead.
+   spans go to the local sink directory instead. `discard:` encodes and
+   drops every batch (a null sink, for benchmarks).
    */
   const char *endpoint;
   /*

@@ -137,9 +137,12 @@ impl TracerConfig {
             );
         }
         if let Some(e) = &self.endpoint
-            && !(e.starts_with("http://") || e.starts_with("https://"))
+            && !(e.starts_with("http://") || e.starts_with("https://") || e == "discard:")
         {
-            return bad("endpoint", "must start with http:// or https://");
+            return bad(
+                "endpoint",
+                "must start with http:// or https://, or be discard:",
+            );
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::buffer::slab::{
     STATE_OPEN, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
 };
 use crate::config::{FullPolicy, TracerConfig};
+use crate::export::discard::DiscardTransport;
 use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
@@ -74,6 +75,9 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
     }
     Ok((SpanSlab::new(slots, SlabBacking::Anonymous, 0)?, None))
 }
+
+/// The endpoint that sends every batch nowhere (benchmarks' null sink).
+pub const DISCARD_ENDPOINT: &str = "discard:";
 
 /// A span inside one tracer: its slot and the slot's generation when the
 /// span began.
@@ -188,6 +192,7 @@ impl Tracer {
             None
         };
         let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
+            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
             Some(url) => (
                 Box::new(HttpTransport::new(
                     url,

@@ -1,4 +1,5 @@
 //! Preallocated span storage and the lock-free handoff to the exporter.
 
 pub mod dump;
+pub mod free_stack;
 pub mod slab;

@@ -1,5 +1,6 @@
 //! The span slab: every span slot a tracer will ever use, allocated once at
-//! start, plus the two lock-free queues that move slot numbers around.
+//! start, plus the lock-free free stack and ended queue that move slot
+//! numbers around.
 //!
 //! A slot's `header` is `generation << 32 | state` and is its commit marker:
 //!
@@ -24,6 +25,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 use crossbeam_queue::ArrayQueue;
+
+use super::free_stack::FreeStack;
 
 use crate::span::record::SpanRecord;
 
@@ -72,7 +75,7 @@ pub struct SpanSlab {
     map_len: usize,
     /// Byte offset of the first record inside the mapping.
     records_offset: usize,
-    free: ArrayQueue<u32>,
+    free: FreeStack,
     ended: ArrayQueue<u32>,
 }
 
@@ -127,10 +130,7 @@ impl SpanSlab {
         // SAFETY: mmap succeeded, so ptr is non-null and page aligned;
         // records_offset is a multiple of 64, enough for SpanRecord.
         let base = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
-        let free = ArrayQueue::new(capacity as usize);
-        for i in 0..capacity {
-            let _ = free.push(i);
-        }
+        let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,
             capacity,
@@ -272,7 +272,7 @@ impl SpanSlab {
         let header = &self.slot(index).header;
         let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
         header.store(pack_header(generation, STATE_FREE), Ordering::Release);
-        let _ = self.free.push(index);
+        self.free.push(index);
     }
 
     pub fn ended_len(&self) -> usize {

@@ -79,7 +79,8 @@ pub struct spanguard_config {
     /// (OTEL_RESOURCE_ATTRIBUTES syntax).
     pub resource_attributes: *const c_char,
     /// The full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. NULL:
-    /// spans go to the local sink directory instead.
+    /// spans go to the local sink directory instead. `discard:` encodes and
+    /// drops every batch (a null sink, for benchmarks).
     pub endpoint: *const c_char,
     /// Request headers as `name=value,name2=value2`
     /// (OTEL_EXPORTER_OTLP_HEADERS syntax), e.g. an API key.

@@ -1,0 +1,439 @@
+//! spanguard vs the OpenTelemetry Rust SDK, in one process, same machine,
+//! same run; plus spanguard's own throughput figures. Prints Markdown.
+//!
+//! spanguard-bench [--quick] [--soak SECONDS]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use spanguard::config::{FullPolicy, TracerConfig};
+use spanguard::export::gzip::GzipWriter;
+use spanguard::export::otlp_proto::OtlpProtoEncoder;
+use spanguard::export::resource::ResourceInfo;
+use spanguard::ffi::span::*;
+use spanguard::ffi::tracer::*;
+use spanguard::ffi::types::*;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Debug)]
+struct DiscardExporter;
+impl SpanExporter for DiscardExporter {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    BeginEnd,
+    Attrs3,
+    Nested,
+    TwoThreads,
+}
+
+impl Case {
+    fn label(self) -> &'static str {
+        match self {
+            Case::BeginEnd => "begin+end",
+            Case::Attrs3 => "begin+3 attrs+end",
+            Case::Nested => "nested (parent+child), per span",
+            Case::TwoThreads => "2 threads, begin+3 attrs+end",
+        }
+    }
+}
+
+/// One measured sample: ns per span and allocations per span.
+struct Sample {
+    ns: f64,
+    allocs: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+/// Runs `body(n)` (which makes `spans` spans per call of n iterations) on
+/// `threads` threads, `samples` times; the median of each figure.
+fn measure(samples: usize, n: u64, spans_per_iter: u64, threads: usize, between: &dyn Fn(), body: &(dyn Fn(u64) + Sync)) -> (f64, f64) {
+    body(n / 10); // warm up every thread-local and buffer
+    between();
+    let mut ns = Vec::new();
+    let mut allocs = Vec::new();
+    for _ in 0..samples {
+        let a0 = ALLOCS.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| body(n));
+            }
+        });
+        let elapsed = t0.elapsed().as_nanos() as f64;
+        let a1 = ALLOCS.load(Ordering::Relaxed);
+        let spans = (n * spans_per_iter * threads as u64) as f64;
+        // Two threads: wall time per span of the pair (throughput), as a
+        // user of two threads sees it.
+        ns.push(elapsed / spans);
+        allocs.push((a1 - a0) as f64 / spans);
+        between();
+    }
+    let s = Sample { ns: median(ns), allocs: median(allocs) };
+    (s.ns, s.allocs)
+}
+
+fn spanguard_config(endpoint: &str) -> TracerConfig {
+    TracerConfig {
+        endpoint: Some(endpoint.to_string()),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(200),
+        // Enough room that a sample never waits for the exporter; the
+        // exporter's own cost is measured separately (throughput rows).
+        max_queue_size: 1 << 16,
+        max_open_spans: 1 << 12,
+        full_policy: FullPolicy::Wait,
+        ..TracerConfig::default()
+    }
+}
+
+fn bench_spanguard_rust(case: Case, samples: usize, n: u64) -> (f64, f64) {
+    let t = Tracer::new(spanguard_config("discard:")).expect("tracer");
+    let flush = || {
+        let _ = t.flush(Duration::from_secs(30));
+    };
+    let threads = if case == Case::TwoThreads { 2 } else { 1 };
+    let per = if case == Case::Nested { 2 } else { 1 };
+    let r = measure(samples, n, per, threads, &flush, &|n| {
+        for i in 0..n {
+            let (s, _) = t.begin(b"op", Parent::None, 1).expect("begin");
+            match case {
+                Case::BeginEnd => {}
+                Case::Attrs3 | Case::TwoThreads => {
+                    let _ = t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
+                    let _ = t.set_attribute(s, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
+                    let _ = t.set_attribute(s, b"stream", AttrInput::Bool(true));
+                }
+                Case::Nested => {
+                    let (c, _) = t.begin(b"child", Parent::Local(s), 1).expect("begin");
+                    let _ = t.end(c, 0);
+                }
+            }
+            let _ = t.end(s, 0);
+        }
+    });
+    let _ = t.shutdown(Duration::from_secs(30));
+    r
+}
+
+fn bench_spanguard_c(case: Case, samples: usize, n: u64) -> (f64, f64) {
+    let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
+    unsafe { spanguard_config_init(&mut cfg) };
+    let endpoint = c"discard:";
+    cfg.endpoint = endpoint.as_ptr();
+    cfg.install_signal_handlers = 0;
+    cfg.max_queue_size = 1 << 16;
+    cfg.max_open_spans = 1 << 12;
+    let mut t: *mut spanguard_tracer = std::ptr::null_mut();
+    assert_eq!(unsafe { spanguard_tracer_new(&cfg, &mut t) } as u32, 0);
+    struct P(*mut spanguard_tracer);
+    unsafe impl Sync for P {}
+    let p = P(t);
+    let flush = || {
+        let _ = spanguard_flush(p.0, 30_000);
+    };
+    let threads = if case == Case::TwoThreads { 2 } else { 1 };
+    let per = if case == Case::Nested { 2 } else { 1 };
+    let r = measure(samples, n, per, threads, &flush, &|n| {
+        let p = &p;
+        for i in 0..n {
+            let mut s = 0u64;
+            unsafe {
+                spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
+                match case {
+                    Case::BeginEnd => {}
+                    Case::Attrs3 | Case::TwoThreads => {
+                        spanguard_span_set_int(s, c"gen_ai.usage.input_tokens".as_ptr(), 25, i as i64);
+                        spanguard_span_set_string(s, c"gen_ai.request.model".as_ptr(), 20, c"gpt-4o".as_ptr(), 6);
+                        spanguard_span_set_bool(s, c"stream".as_ptr(), 6, true);
+                    }
+                    Case::Nested => {
+                        let mut c = 0u64;
+                        spanguard_span_begin(p.0, c"child".as_ptr(), 5, s, 1, &mut c);
+                        spanguard_span_end(c);
+                    }
+                }
+                spanguard_span_end(s);
+            }
+        }
+    });
+    unsafe { spanguard_tracer_free(t) };
+    r
+}
+
+fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
+    let provider = SdkTracerProvider::builder().with_batch_exporter(DiscardExporter).build();
+    let tracer = provider.tracer("bench");
+    let flush = || {
+        let _ = provider.force_flush();
+    };
+    let threads = if case == Case::TwoThreads { 2 } else { 1 };
+    let per = if case == Case::Nested { 2 } else { 1 };
+    let r = measure(samples, n, per, threads, &flush, &|n| {
+        for i in 0..n {
+            let mut s = tracer.start("op");
+            match case {
+                Case::BeginEnd => {}
+                Case::Attrs3 | Case::TwoThreads => {
+                    s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i as i64));
+                    s.set_attribute(KeyValue::new("gen_ai.request.model", "gpt-4o"));
+                    s.set_attribute(KeyValue::new("stream", true));
+                }
+                Case::Nested => {
+                    let cx = opentelemetry::Context::current_with_span(s);
+                    let mut c = tracer.start_with_context("child", &cx);
+                    c.end();
+                    cx.span().end();
+                    continue;
+                }
+            }
+            s.end();
+        }
+    });
+    let _ = provider.shutdown();
+    r
+}
+
+/// A loopback OTLP/HTTP sink that answers 200 to every request as fast as
+/// it can (keep-alive), counting requests.
+fn loopback_sink() -> (String, Arc<AtomicU64>, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
+    let requests = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, st) = (requests.clone(), stop.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if st.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(mut conn) = conn else { continue };
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut have = 0usize;
+                loop {
+                    let head_end = loop {
+                        if let Some(p) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        if have == buf.len() {
+                            buf.resize(buf.len() * 2, 0);
+                        }
+                        match conn.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => have += k,
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .unwrap_or(0);
+                    while have < head_end + len {
+                        if head_end + len > buf.len() {
+                            buf.resize(head_end + len, 0);
+                        }
+                        match conn.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => have += k,
+                        }
+                    }
+                    r.fetch_add(1, Ordering::Relaxed);
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n");
+                    buf.copy_within(head_end + len..have, 0);
+                    have -= head_end + len;
+                }
+            });
+        }
+    });
+    (url, requests, stop)
+}
+
+fn sample_records(count: usize) -> Vec<Box<spanguard::span::record::SpanRecord>> {
+    (0..count)
+        .map(|i| {
+            let mut r: Box<spanguard::span::record::SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            r.trace_id = [7; 16];
+            r.span_id = (i as u64 + 1).to_be_bytes();
+            r.parent_span_id = [1; 8];
+            r.kind = 3;
+            r.start_unix_ns = 1_700_000_000_000_000_000 + i as u64;
+            r.end_unix_ns = r.start_unix_ns + 12_345;
+            let (name, _) = r.store_text(b"llm.chat", 256);
+            r.name = name;
+            use spanguard::span::record::{OWNER_SPAN, ValueKind};
+            r.push_attribute(OWNER_SPAN, b"gen_ai.usage.input_tokens", ValueKind::Int, i as u64, b"");
+            r.push_attribute(OWNER_SPAN, b"gen_ai.request.model", ValueKind::String, 0, b"gpt-4o");
+            r.push_attribute(OWNER_SPAN, b"stream", ValueKind::Bool, 1, b"");
+            r
+        })
+        .collect()
+}
+
+/// OTLP protobuf + gzip on this thread: spans per second (median of runs).
+fn encode_throughput(runs: usize) -> f64 {
+    let records = sample_records(512);
+    let refs: Vec<&spanguard::span::record::SpanRecord> = records.iter().map(|r| &**r).collect();
+    let resource = ResourceInfo::new("bench", &[]);
+    let mut enc = OtlpProtoEncoder::new();
+    let mut gz = GzipWriter::new();
+    let (mut body, mut zipped) = (Vec::new(), Vec::new());
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let batches = 400;
+        let t0 = Instant::now();
+        for _ in 0..batches {
+            enc.encode(&resource, &refs, &mut body);
+            gz.compress(&body, &mut zipped);
+        }
+        rates.push((batches * refs.len()) as f64 / t0.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4)
+        .unwrap_or(0)
+}
+
+/// Spans emitted by `threads` threads as fast as they can into a tracer
+/// sending to `endpoint`: (spans/s emitted, exported, dropped) after flush.
+fn burst(endpoint: &str, total: u64, threads: u64, default_sizes: bool) -> (f64, u64, u64, f64) {
+    let mut cfg = if default_sizes {
+        TracerConfig { endpoint: Some(endpoint.to_string()), install_signal_handlers: false, ..TracerConfig::default() }
+    } else {
+        spanguard_config(endpoint)
+    };
+    cfg.schedule_delay = Duration::from_millis(100);
+    let t = Tracer::new(cfg).expect("tracer");
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for i in 0..total / threads {
+                    if let Ok((sp, _)) = t.begin(b"burst", Parent::None, 1) {
+                        let _ = t.set_attribute(sp, b"i", AttrInput::Int(i as i64));
+                        let _ = t.end(sp, 0);
+                    }
+                }
+            });
+        }
+    });
+    let emit = t0.elapsed().as_secs_f64();
+    let _ = t.flush(Duration::from_secs(60));
+    let total_s = t0.elapsed().as_secs_f64();
+    let st = t.stats();
+    let _ = t.shutdown(Duration::from_secs(30));
+    let _ = emit;
+    (total as f64 / total_s, st.spans_exported, st.dropped_buffer_full + st.dropped_export_failed, total as f64 / emit)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let secs: u64 = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(600);
+        return soak(secs);
+    }
+    let (samples, n) = if quick { (5, 20_000) } else { (15, 100_000) };
+    println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for case in [Case::BeginEnd, Case::Attrs3, Case::Nested, Case::TwoThreads] {
+        let (rn, ra) = bench_spanguard_rust(case, samples, n);
+        let (cn, ca) = bench_spanguard_c(case, samples, n);
+        let (on, oa) = bench_otel(case, samples, n);
+        println!("| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |", case.label(), on / cn);
+    }
+    println!();
+    let enc = encode_throughput(if quick { 3 } else { 9 });
+    println!("- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)", enc);
+    let (url, requests, _stop) = loopback_sink();
+    let (e2e, exported, dropped, emit_rate) = burst(&url, if quick { 200_000 } else { 1_000_000 }, 1, false);
+    println!(
+        "- end to end to a loopback OTLP/HTTP sink, 1 thread: {e2e:.0} spans/s sustained (emit to last export), {exported} exported, {dropped} dropped, {} requests",
+        requests.load(Ordering::Relaxed)
+    );
+    let (_, null_exported, _, null_rate) = burst("discard:", if quick { 200_000 } else { 1_000_000 }, 1, false);
+    println!(
+        "- host emit rate with export to loopback: {emit_rate:.0} spans/s; to the null sink: {null_rate:.0} spans/s ({null_exported} exported); ratio {:.2}",
+        emit_rate / null_rate
+    );
+    let total = 1_000_000;
+    let (rate, exported, dropped, _) = burst(&url, total, 2, true);
+    println!(
+        "- burst: {total} spans from 2 threads, default settings, loopback sink: {exported} exported, {dropped} counted dropped, {} unaccounted; {rate:.0} spans/s",
+        total - exported - dropped
+    );
+}
+
+fn soak(secs: u64) {
+    let (url, _requests, _stop) = loopback_sink();
+    let t = Tracer::new(TracerConfig { endpoint: Some(url), install_signal_handlers: false, ..TracerConfig::default() }).expect("tracer");
+    let start_rss = rss_kib();
+    let t0 = Instant::now();
+    let mut points = Vec::new();
+    let mut i = 0u64;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        // A steady 50k spans/s.
+        for _ in 0..500 {
+            if let Ok((s, _)) = t.begin(b"soak", Parent::None, 1) {
+                let _ = t.set_attribute(s, b"i", AttrInput::Int(i as i64));
+                let _ = t.end(s, 0);
+            }
+            i += 1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        if i % 500_000 == 0 {
+            points.push((t0.elapsed().as_secs_f64(), rss_kib()));
+        }
+    }
+    let end_rss = rss_kib();
+    let n = points.len().max(1) as f64;
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1 as f64).sum::<f64>() / n);
+    let slope = points.iter().map(|p| (p.0 - mx) * (p.1 as f64 - my)).sum::<f64>()
+        / points.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>().max(1e-9);
+    let st = t.stats();
+    println!(
+        "- soak {secs} s at ~50k spans/s: RSS {start_rss} KiB at start, {end_rss} KiB at end, slope {slope:.2} KiB/s over {} samples; {} spans, {} exported, {} dropped",
+        points.len(), st.spans_begun, st.spans_exported, st.dropped_buffer_full + st.dropped_export_failed
+    );
+}

@@ -1,0 +1,137 @@
+//! The free slots, as a lock-free LIFO stack: the slot freed last is taken
+//! first, so a thread that begins a span lands on memory that is still in
+//! cache. (A FIFO queue walked the whole slab and missed the cache on every
+//! begin: measured at ~200 ns of a ~240 ns begin+end.)
+//!
+//! A Treiber stack over slot numbers: `head` is `tag << 32 | index`, with
+//! the tag bumped on every change so that a pop racing with pop-push of the
+//! same slot (ABA) fails its compare-exchange.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+const EMPTY: u32 = u32::MAX;
+
+pub struct FreeStack {
+    head: AtomicU64,
+    /// next[i]: the slot below i on the stack.
+    next: Box<[AtomicU32]>,
+    len: AtomicU64,
+}
+
+impl FreeStack {
+    /// A stack holding 0..capacity, with 0 on top.
+    pub fn full(capacity: u32) -> FreeStack {
+        let next: Box<[AtomicU32]> = (0..capacity)
+            .map(|i| AtomicU32::new(if i + 1 < capacity { i + 1 } else { EMPTY }))
+            .collect();
+        FreeStack {
+            head: AtomicU64::new(if capacity == 0 { EMPTY as u64 } else { 0 }),
+            next,
+            len: AtomicU64::new(capacity as u64),
+        }
+    }
+
+    #[inline]
+    pub fn pop(&self) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let index = head as u32;
+            if index == EMPTY {
+                return None;
+            }
+            // A stale `next` read is harmless: the tag makes the CAS fail.
+            let next = self.next[index as usize].load(Ordering::Relaxed);
+            let new = ((head >> 32) + 1) << 32 | next as u64;
+            // Acquire pairs with the Release of the push that put `index` here.
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.len.fetch_sub(1, Ordering::Relaxed);
+                    return Some(index);
+                }
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    #[inline]
+    pub fn push(&self, index: u32) {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            self.next[index as usize].store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32) + 1) << 32 | index as u64;
+            // Release: the slot's reset header is visible to its next popper.
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_freed_is_taken_first_and_none_is_lost() {
+        let s = FreeStack::full(3);
+        assert_eq!(s.pop(), Some(0));
+        assert_eq!(s.pop(), Some(1));
+        s.push(0);
+        assert_eq!(s.pop(), Some(0));
+        assert_eq!(s.pop(), Some(2));
+        assert_eq!(s.pop(), None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn threads_popping_and_pushing_never_share_a_slot() {
+        let s = std::sync::Arc::new(FreeStack::full(64));
+        let owners: std::sync::Arc<Vec<AtomicU32>> =
+            std::sync::Arc::new((0..64).map(|_| AtomicU32::new(0)).collect());
+        let handles: Vec<_> = (1..=4u32)
+            .map(|t| {
+                let (s, owners) = (s.clone(), owners.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        if let Some(i) = s.pop() {
+                            assert_eq!(
+                                owners[i as usize].swap(t, Ordering::SeqCst),
+                                0,
+                                "slot taken twice"
+                            );
+                            owners[i as usize].store(0, Ordering::SeqCst);
+                            s.push(i);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(s.len(), 64);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(i) = s.pop() {
+            assert!(seen.insert(i));
+        }
+        assert_eq!(seen.len(), 64);
+    }
+}
