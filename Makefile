@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -188,6 +188,25 @@ check-memory: build/tests/test_api
 	rm -rf build/c-valgrind-spans
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=tests/c/valgrind.supp build/tests/test_api build/c-valgrind-spans
+
+# Benchmarks against each language's OpenTelemetry SDK, one Markdown report
+# (build/bench.md). Never part of make test: timings are not pass/fail.
+BENCH_VENV := $(CURDIR)/build/bench-venv
+$(BENCH_VENV)/.installed: bench/python/requirements.txt
+	$(PYTHON3) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python/requirements.txt
+	touch $@
+
+bench: build $(BENCH_VENV)/.installed
+	cd bench/rust && $(CARGO) build --release
+	cd bench/node && npm ci --no-audit --no-fund
+	cd bench/go && $(GO) mod download
+	python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
+
+# A long run at a steady rate, reporting RSS at start and end and its slope.
+soak: build
+	cd bench/rust && $(CARGO) build --release
+	bench/rust/target/release/spanguard-bench --soak $(or $(SOAK_SECONDS),600)
 
 # --- the demo ---------------------------------------------------------------
 

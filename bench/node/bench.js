@@ -1,0 +1,56 @@
+'use strict';
+// spanguard's Node binding vs @opentelemetry/sdk-trace-base (BatchSpanProcessor
+// with a discarding exporter), same process, same run. One JSON line per case.
+// Allocations are not measured for Node (V8 allocates on its own schedule).
+const path = require('path');
+const Module = require('module');
+// The binding resolves koffi from here.
+process.env.NODE_PATH = path.join(__dirname, 'node_modules');
+Module._initPaths();
+const spanguard = require(path.join(__dirname, '..', '..', 'bindings', 'node'));
+const api = require('@opentelemetry/api');
+const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+
+const QUICK = process.argv.includes('--quick');
+const [SAMPLES, N] = QUICK ? [5, 5000] : [15, 20000];
+
+const discard = { export(spans, done) { done({ code: 0 }); }, shutdown() { return Promise.resolve(); } };
+
+function median(v) { v.sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; }
+
+async function measure(fn, per, flush) {
+  fn(N / 10);
+  await flush();
+  const out = [];
+  for (let s = 0; s < SAMPLES; s++) {
+    const t0 = process.hrtime.bigint();
+    fn(N);
+    out.push(Number(process.hrtime.bigint() - t0) / (N * per));
+    await flush();
+  }
+  return median(out);
+}
+
+(async () => {
+  const sg = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxQueueSize: 1 << 16 });
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard, { maxQueueSize: 1 << 16 })] });
+  const ot = provider.getTracer('bench');
+  const cases = [
+    ['begin+end', 1,
+      (n) => { for (let i = 0; i < n; i++) sg.startSpan('op').end(); },
+      (n) => { for (let i = 0; i < n; i++) ot.startSpan('op').end(); }],
+    ['begin+3 attrs+end', 1,
+      (n) => { for (let i = 0; i < n; i++) { const s = sg.startSpan('op'); s.setAttribute('gen_ai.usage.input_tokens', i); s.setAttribute('gen_ai.request.model', 'gpt-4o'); s.setAttribute('stream', true); s.end(); } },
+      (n) => { for (let i = 0; i < n; i++) { const s = ot.startSpan('op'); s.setAttribute('gen_ai.usage.input_tokens', i); s.setAttribute('gen_ai.request.model', 'gpt-4o'); s.setAttribute('stream', true); s.end(); } }],
+    ['nested (parent+child), per span', 2,
+      (n) => { for (let i = 0; i < n; i++) { const p = sg.startSpan('op'); sg.startSpan('child', { parent: p }).end(); p.end(); } },
+      (n) => { for (let i = 0; i < n; i++) { const p = ot.startSpan('op'); ot.startSpan('child', {}, api.trace.setSpan(api.context.active(), p)).end(); p.end(); } }],
+  ];
+  for (const [label, per, a, b] of cases) {
+    const x = await measure(a, per, () => sg.flush(30000));
+    const y = await measure(b, per, () => provider.forceFlush());
+    console.log(JSON.stringify({ lang: 'node', case: label, spanguard_ns: x, peer_ns: y, peer: '@opentelemetry/sdk-trace-base' }));
+  }
+  await sg.close();
+  await provider.shutdown();
+})();

@@ -1,0 +1,108 @@
+"""spanguard's Python binding vs opentelemetry-sdk (BatchSpanProcessor with a
+discarding exporter), same process, same run. Prints one JSON line per case:
+{"lang": "python", "case": ..., "spanguard_ns": median, "peer_ns": median}.
+Allocation counts are not measured for Python (the interpreter allocates on
+its own schedule), so the table shows them as n/a."""
+
+import json
+import statistics
+import sys
+import threading
+import time
+
+import spanguard
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+QUICK = "--quick" in sys.argv
+SAMPLES, N = (5, 5000) if QUICK else (15, 20000)
+
+
+class Discard(SpanExporter):
+    def export(self, spans):
+        return SpanExportResult.SUCCESS
+
+
+def sg_cases(tracer):
+    def begin_end(n):
+        for _ in range(n):
+            tracer.start_span("op").end()
+
+    def attrs3(n):
+        for i in range(n):
+            s = tracer.start_span("op")
+            s.set_attribute("gen_ai.usage.input_tokens", i)
+            s.set_attribute("gen_ai.request.model", "gpt-4o")
+            s.set_attribute("stream", True)
+            s.end()
+
+    def nested(n):
+        for _ in range(n):
+            p = tracer.start_span("op")
+            tracer.start_span("child", parent=p).end()
+            p.end()
+
+    return begin_end, attrs3, nested
+
+
+def otel_cases(tracer):
+    def begin_end(n):
+        for _ in range(n):
+            tracer.start_span("op").end()
+
+    def attrs3(n):
+        for i in range(n):
+            s = tracer.start_span("op")
+            s.set_attribute("gen_ai.usage.input_tokens", i)
+            s.set_attribute("gen_ai.request.model", "gpt-4o")
+            s.set_attribute("stream", True)
+            s.end()
+
+    def nested(n):
+        from opentelemetry import trace
+        for _ in range(n):
+            p = tracer.start_span("op")
+            tracer.start_span("child", context=trace.set_span_in_context(p)).end()
+            p.end()
+
+    return begin_end, attrs3, nested
+
+
+def measure(fn, per, threads, flush):
+    fn(N // 10)
+    flush()
+    results = []
+    for _ in range(SAMPLES):
+        t0 = time.perf_counter_ns()
+        if threads == 1:
+            fn(N)
+        else:
+            ts = [threading.Thread(target=fn, args=(N,)) for _ in range(threads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        results.append((time.perf_counter_ns() - t0) / (N * per * threads))
+        flush()
+    return statistics.median(results)
+
+
+def main():
+    sg = spanguard.Tracer(from_env=False, endpoint="discard:", install_signal_handlers=False,
+                          max_queue_size=1 << 16)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 16))
+    ot = provider.get_tracer("bench")
+    sgc, otc = sg_cases(sg), otel_cases(ot)
+    rows = [("begin+end", 0, 1, 1), ("begin+3 attrs+end", 1, 1, 1), ("nested (parent+child), per span", 2, 2, 1),
+            ("2 threads, begin+3 attrs+end", 1, 1, 2)]
+    for label, i, per, threads in rows:
+        a = measure(sgc[i], per, threads, lambda: sg.flush(30))
+        b = measure(otc[i], per, threads, lambda: provider.force_flush())
+        print(json.dumps({"lang": "python", "case": label, "spanguard_ns": a, "peer_ns": b,
+                          "peer": "opentelemetry-sdk"}))
+    sg.close()
+    provider.shutdown()
+
+
+main()
