@@ -452,6 +452,10 @@ typedef struct spanguard_counters {
    Spans recovered from dead processes' crash dumps and flight files.
    */
   uint64_t recovered_spans;
+  /*
+   Nanoseconds the exporter rested to stay within its CPU cap.
+   */
+  uint64_t exporter_throttled_ns;
 } spanguard_counters;
 
 /*

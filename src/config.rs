@@ -57,6 +57,10 @@ pub struct TracerConfig {
     pub flight_recorder: bool,
     /// How long the signal watchdog may flush before the process dies.
     pub signal_flush_timeout: Duration,
+    /// The most CPU the exporter thread may use, in percent of one core,
+    /// while the queue is less than half full (a fuller queue lifts the cap:
+    /// throttling must never cost a span).
+    pub exporter_max_cpu_percent: u32,
 }
 
 fn state_dir() -> PathBuf {
@@ -99,6 +103,7 @@ impl Default for TracerConfig {
             install_signal_handlers: true,
             flight_recorder: false,
             signal_flush_timeout: Duration::from_secs(3),
+            exporter_max_cpu_percent: 50,
         }
     }
 }
@@ -290,6 +295,15 @@ impl TracerConfig {
         }
         if let Some(v) = boolean("SPANGUARD_FLIGHT_RECORDER")? {
             self.flight_recorder = v;
+        }
+        if let Some(n) = count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT")? {
+            if !(1..=100).contains(&n) {
+                return Err(err(
+                    "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
+                    "not between 1 and 100",
+                ));
+            }
+            self.exporter_max_cpu_percent = n;
         }
         if let Some(t) = millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")? {
             self.signal_flush_timeout = t;

@@ -83,6 +83,8 @@ counters! {
     replayed_spans,
     /// Bytes the spool directory holds now.
     spool_bytes,
+    /// Time the exporter rested to stay within its CPU cap.
+    exporter_throttled_ns,
     /// Spans recovered from dead processes' crash dumps and flight files
     /// (then exported or spooled like any other).
     recovered_spans,

@@ -113,12 +113,41 @@ impl Exporter {
             // Read the epoch before draining: every span ended before that
             // flush call is in the queue now, and the drain below empties it.
             let epoch = p.signal.flush_requested.load(Ordering::Acquire);
+            let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             self.drain();
             p.signal.complete_flush(epoch);
+            self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
                 break;
             }
         }
+    }
+
+    /// Keeps the exporter's CPU share at or below the configured cap: after
+    /// a drain that used `cpu` ns of CPU in `wall` ns, it rests long enough
+    /// that cpu / (wall + rest) is the cap. Never while the queue is half
+    /// full or a flush or stop is waiting, so throttling cannot cost a span
+    /// or delay a flush.
+    fn throttle(&self, cpu0: u64, wall0: u64) {
+        let p = &self.pipeline;
+        let cap = p.config.exporter_max_cpu_percent.clamp(1, 100) as u64;
+        if cap >= 100 {
+            return;
+        }
+        let cpu = thread_cpu_ns().saturating_sub(cpu0);
+        let wall = crate::span::clock::monotonic_ns().saturating_sub(wall0);
+        let rest = (cpu * 100 / cap).saturating_sub(wall).min(10_000_000);
+        if rest < 100_000 {
+            return; // not worth a sleep
+        }
+        let pressure = (p.config.max_queue_size as usize / 2).max(1);
+        Stats::add(&p.stats.exporter_throttled_ns, rest);
+        p.signal.wait_for_work(Duration::from_nanos(rest), || {
+            p.signal.stop.load(Ordering::Acquire)
+                || p.signal.flush_requested.load(Ordering::Acquire)
+                    > p.signal.flush_completed.load(Ordering::Acquire)
+                || p.slab.ended_len() >= pressure
+        });
     }
 
     /// Exports batches until the queue is empty.
@@ -347,16 +376,15 @@ impl Exporter {
     /// counts it only when the spool cannot take it.
     fn spool_or_drop(&mut self, body: &[u8], spans: u64, reason: &str) {
         let p = Arc::clone(&self.pipeline);
-        let batch = SpooledBatch {
-            format: self.format,
-            gzipped: self.gzip,
-            spans: spans as u32,
-            body: body.to_vec(),
-        };
         let written = match self.journal.take() {
             // The flight recorder journaled this batch already: keep that file.
             Some(journal) => Ok(self.spool.keep(&journal.path)),
-            None => self.spool.write(&batch),
+            None => self.spool.write(&SpooledBatch {
+                format: self.format,
+                gzipped: self.gzip,
+                spans: spans as u32,
+                body: body.to_vec(),
+            }),
         };
         match written {
             Ok(eviction) => {
@@ -452,6 +480,17 @@ impl Exporter {
             .spool_bytes
             .store(self.spool.total_bytes(), Ordering::Relaxed);
     }
+}
+
+/// CPU time this thread has used, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Adds what each record could not hold to the tracer's counters.

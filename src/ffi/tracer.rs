@@ -430,6 +430,7 @@ pub unsafe extern "C" fn spanguard_stats(
             s.replayed_spans = x.replayed_spans;
             s.spool_bytes = x.spool_bytes;
             s.recovered_spans = x.recovered_spans;
+            s.exporter_throttled_ns = x.exporter_throttled_ns;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.

@@ -176,6 +176,8 @@ pub struct spanguard_counters {
     pub spool_bytes: u64,
     /// Spans recovered from dead processes' crash dumps and flight files.
     pub recovered_spans: u64,
+    /// Nanoseconds the exporter rested to stay within its CPU cap.
+    pub exporter_throttled_ns: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`).

@@ -123,7 +123,11 @@ fn spanguard_config(endpoint: &str) -> TracerConfig {
 }
 
 fn bench_spanguard_rust(case: Case, samples: usize, n: u64) -> (f64, f64) {
-    let t = Tracer::new(spanguard_config("discard:")).expect("tracer");
+    bench_spanguard_rust_with(spanguard_config("discard:"), case, samples, n)
+}
+
+fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n: u64) -> (f64, f64) {
+    let t = Tracer::new(config).expect("tracer");
     let flush = || {
         let _ = t.flush(Duration::from_secs(30));
     };
@@ -384,6 +388,19 @@ fn main() {
         println!("| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |", case.label(), on / cn);
     }
     println!();
+    // The flight recorder keeps the slots in a MAP_SHARED file and journals
+    // each batch before sending it: its cost against plain memory, same run.
+    let spool = std::env::temp_dir().join(format!("spanguard-bench-flight-{}", std::process::id()));
+    let mut flight = spanguard_config("discard:");
+    flight.flight_recorder = true;
+    flight.spool_dir = spool.clone();
+    let (fnn, _) = bench_spanguard_rust_with(flight, Case::Attrs3, samples, n);
+    let (pn, _) = bench_spanguard_rust(Case::Attrs3, samples, n);
+    let _ = std::fs::remove_dir_all(&spool);
+    println!(
+        "- flight recorder, begin+3 attrs+end (Rust API): {fnn:.1} ns/span on vs {pn:.1} ns/span off; ratio {:.2}",
+        fnn / pn
+    );
     let enc = encode_throughput(if quick { 3 } else { 9 });
     println!("- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)", enc);
     let (url, requests, _stop) = loopback_sink();
