@@ -277,6 +277,11 @@ impl Tracer {
                 }
             },
         };
+        if p.crash_file.is_some() {
+            // Every thread that records spans can then still dump them from
+            // the crash handler after a stack overflow.
+            crate::watchdog::crash::ensure_alt_stack();
+        }
         let (slot, generation) = self.take_slot()?;
         // SAFETY: take_slot moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(slot) };

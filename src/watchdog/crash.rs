@@ -242,43 +242,79 @@ extern "C" fn on_crash(
     }
 }
 
+/// A thread's alternate signal stack, unmapped when the thread exits.
+struct AltStack {
+    mem: *mut libc::c_void,
+    size: usize,
+}
+
+impl AltStack {
+    /// Maps and installs one, unless the thread already has one (Go and
+    /// other runtimes set their own; those are left alone).
+    fn install() -> Option<AltStack> {
+        // SAFETY: queries, then maps fresh memory and points this thread's
+        // alternate stack at it.
+        unsafe {
+            let mut current: libc::stack_t = std::mem::zeroed();
+            if libc::sigaltstack(std::ptr::null(), &mut current) == 0
+                && current.ss_flags & libc::SS_DISABLE == 0
+            {
+                return None;
+            }
+            let size = 64 * 1024;
+            let mem = libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if mem == libc::MAP_FAILED {
+                return None;
+            }
+            let stack = libc::stack_t {
+                ss_sp: mem,
+                ss_flags: 0,
+                ss_size: size,
+            };
+            if libc::sigaltstack(&stack, std::ptr::null_mut()) != 0 {
+                libc::munmap(mem, size);
+                return None;
+            }
+            Some(AltStack { mem, size })
+        }
+    }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: the thread is exiting; it stops using the stack before it
+        // is unmapped.
+        unsafe {
+            let off = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            libc::sigaltstack(&off, std::ptr::null_mut());
+            libc::munmap(self.mem, self.size);
+        }
+    }
+}
+
+thread_local! {
+    static ALT_STACK: std::cell::OnceCell<Option<AltStack>> = const { std::cell::OnceCell::new() };
+}
+
 /// Gives the calling thread an alternate signal stack, so a stack overflow
-/// can still run the crash handler.
+/// can still run the crash handler. Called on each thread's first span (its
+/// warm-up); afterwards one thread-local check.
+#[inline]
 pub fn ensure_alt_stack() {
-    thread_local! {
-        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if DONE.with(|d| d.replace(true)) {
-        return;
-    }
-    // SAFETY: asks whether this thread already has one (Go and others set
-    // their own); if not, maps one that lives as long as the thread may.
-    unsafe {
-        let mut current: libc::stack_t = std::mem::zeroed();
-        if libc::sigaltstack(std::ptr::null(), &mut current) == 0
-            && current.ss_flags & libc::SS_DISABLE == 0
-        {
-            return;
-        }
-        let size = 64 * 1024;
-        let mem = libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if mem == libc::MAP_FAILED {
-            return;
-        }
-        let stack = libc::stack_t {
-            ss_sp: mem,
-            ss_flags: 0,
-            ss_size: size,
-        };
-        libc::sigaltstack(&stack, std::ptr::null_mut());
-    }
+    let _ = ALT_STACK.try_with(|cell| {
+        cell.get_or_init(AltStack::install);
+    });
 }
 
 /// Installs the crash handlers once per process.

@@ -1,9 +1,11 @@
 /* The child of the kill test: several threads make numbered spans as fast
  * as they can and report each span's number on stdout (4 bytes, native
- * order) right after spanguard_span_end returned. The parent kills it at a
- * random moment; every reported span must then arrive exactly once.
+ * order) right after spanguard_span_end returned, with bit 30 set if its
+ * child span could not be begun. The parent kills it at a random moment;
+ * every reported span must then arrive exactly once, and so must its child,
+ * ended or, if the kill caught it open, marked interrupted.
  *
- * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
  * its Python receiver keeps up. */
@@ -26,6 +28,9 @@ static atomic_long next_number;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static long pause_us;
 
+/* Set in a report when the span's child could not be begun. */
+#define NO_CHILD (1L << 30)
+
 static void report(long n) {
     int32_t v = (int32_t)n;
     pthread_mutex_lock(&out_lock);
@@ -33,9 +38,21 @@ static void report(long n) {
     pthread_mutex_unlock(&out_lock);
 }
 
+static atomic_int overflow_now;
+
+/* Recursion that the compiler cannot turn into a loop: a stack overflow.
+   It stops only when overflow_now is cleared, which nothing does. */
+static int recurse(int depth) {
+    volatile char frame[512];
+    frame[0] = (char)depth;
+    if (!atomic_load(&overflow_now)) return frame[0];
+    return recurse(depth + 1) + frame[0];
+}
+
 static void *work(void *arg) {
-    (void)arg;
+    int first = arg != NULL;
     for (;;) {
+        if (first && atomic_load(&overflow_now)) (void)recurse(0);
         long n = atomic_fetch_add(&next_number, 1);
         spanguard_span s, child;
         if (spanguard_span_begin(tracer, S("work"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_INTERNAL, &s) !=
@@ -43,15 +60,16 @@ static void *work(void *arg) {
             continue; /* never reported, so never expected */
         (void)spanguard_span_set_int(s, S("n"), n);
         (void)spanguard_span_set_string(s, S("gen_ai.request.model"), S("kill-test"));
-        /* An open child, ended after its parent is reported: some are open
-         * when the signal lands and must come back marked interrupted. */
+        /* A child that stays open across the pause, ended after its parent
+         * is reported: most signals land while it is open, and it must then
+         * come back marked interrupted. The report says whether it exists. */
         int has_child = spanguard_span_begin(tracer, S("child"), s, 0, &child) == SPANGUARD_RESULT_OK;
-        if (spanguard_span_end(s) == SPANGUARD_RESULT_OK) report(n);
-        if (has_child) (void)spanguard_span_end(child);
+        if (spanguard_span_end(s) == SPANGUARD_RESULT_OK) report(has_child ? n : n | NO_CHILD);
         if (pause_us > 0) {
             struct timespec ts = {0, pause_us * 1000L};
             nanosleep(&ts, NULL);
         }
+        if (has_child) (void)spanguard_span_end(child);
     }
     return NULL;
 }
@@ -75,7 +93,8 @@ int main(int argc, char **argv) {
     if (spanguard_tracer_new(&cfg, &tracer) != SPANGUARD_RESULT_OK) return 2;
     int threads = atoi(argv[3]);
     pthread_t th[16];
-    for (int i = 0; i < threads && i < 16; i++) pthread_create(&th[i], NULL, work, NULL);
+    /* The first worker is the one that overflows its stack on request. */
+    for (int i = 0; i < threads && i < 16; i++) pthread_create(&th[i], NULL, work, i == 0 ? (void *)1 : NULL);
     const char *crash = argv[5];
     long after_ms = atol(argv[6]);
     struct timespec ts = {after_ms / 1000, (after_ms % 1000) * 1000000L};
@@ -85,8 +104,10 @@ int main(int argc, char **argv) {
     void *symbol = dlsym(RTLD_DEFAULT, "malloc_guard_arm");
     void (*arm)(void) = NULL;
     memcpy(&arm, &symbol, sizeof arm); /* POSIX's way from object to function pointer */
-    if (arm && strcmp(crash, "none") != 0) arm();
-    if (strcmp(crash, "segv") == 0) {
+    if (arm && strcmp(crash, "none") != 0 && strcmp(crash, "overflow") != 0) arm();
+    if (strcmp(crash, "overflow") == 0) {
+        atomic_store(&overflow_now, 1); /* a worker thread dies of it */
+    } else if (strcmp(crash, "segv") == 0) {
         /* A real invalid write, through an address the compiler cannot see. */
         volatile uintptr_t address = 16;
         *(volatile int *)address = 1;

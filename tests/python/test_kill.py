@@ -26,11 +26,15 @@ TRIALS = int(os.environ.get("SPANGUARD_KILL_TRIALS", "5"))
 # make stress with a patient receiver).
 PAUSE_US = os.environ.get("SPANGUARD_KILL_PAUSE_US", "300")
 BATCH = 256  # the child's max_export_batch_size
+NO_CHILD = 1 << 30  # set in a report when the span has no child
 CASES = [
     # (name, how it dies, flight recorder, expected death signal)
     ("SIGTERM", signal.SIGTERM, 0, signal.SIGTERM),
     ("SIGINT", signal.SIGINT, 0, signal.SIGINT),
     ("SIGSEGV", "segv", 0, signal.SIGSEGV),
+    # A stack overflow in a worker thread: the handler needs that thread's
+    # alternate signal stack.
+    ("stack overflow", "overflow", 0, signal.SIGSEGV),
     ("SIGABRT", "abort", 0, signal.SIGABRT),
     ("SIGKILL", signal.SIGKILL, 1, signal.SIGKILL),
 ]
@@ -73,13 +77,15 @@ def run_trial(receiver, emitter, tmp_path, name, how, flight, trial):
     assert "malloc in crash path" not in stderr, "the crash handler allocated"
     usable = len(reported) - len(reported) % 4
     numbers = [n for (n,) in struct.iter_unpack("=i", bytes(reported[:usable]))]
+    with_child = {n for n in numbers if not n & NO_CHILD}
+    numbers = [n & ~NO_CHILD for n in numbers]
     # A fresh start with the same spool recovers and replays what is left.
     recover = subprocess.run(
         [str(emitter), "--endpoint", receiver.endpoint, "--run-id", f"recover-{tag}",
          "--manifest", str(tmp_path / f"recover-{tag}.json"), "--count", "1", "--spool-dir", str(spool), "--allow-loss"],
         capture_output=True, text=True, timeout=60)
     assert recover.returncode == 0, recover.stderr
-    return status, numbers, tag, spool
+    return status, numbers, with_child, tag, spool
 
 
 def spans_of(receiver, tag):
@@ -90,7 +96,7 @@ def spans_of(receiver, tag):
 def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, name, how, flight, dies_of):
     totals = {"reported": 0, "interrupted": 0, "duplicates": 0}
     for trial in range(TRIALS):
-        status, numbers, tag, spool = run_trial(receiver, emitter, tmp_path, name, how, flight, trial)
+        status, numbers, with_child, tag, spool = run_trial(receiver, emitter, tmp_path, name, how, flight, trial)
         assert status == -dies_of, f"trial {trial}: child ended with {status}, not by {dies_of!r}"
         assert numbers, f"trial {trial}: the child reported no span before it died"
         want = set(numbers)
@@ -100,11 +106,18 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             # A span killed between begin and its first attribute has no number.
             work = [s for s in spans if s["name"] == "work" and "n" in s["attributes"]]
             got = [s["attributes"]["n"] for s in work]
-            if want <= set(got) or time.monotonic() > deadline:
+            # Each reported span's child was open when the report was
+            # written: it arrives too, ended or (killed open) interrupted.
+            n_of = {s["span_id"]: s["attributes"]["n"] for s in work}
+            children = {n_of[s["parent_span_id"]] for s in spans
+                        if s["name"] == "child" and s["parent_span_id"] in n_of}
+            missing = sorted(want - set(got))
+            orphans = sorted(with_child - children)
+            if not (missing or orphans) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
-        missing = sorted(want - set(got))
         assert not missing, f"trial {trial}: {len(missing)} of {len(want)} reported spans lost, e.g. {missing[:5]}"
+        assert not orphans, f"trial {trial}: children of {len(orphans)} reported spans lost, e.g. {orphans[:5]}"
         dups = {n for n in got if got.count(n) > 1}
         if dies_of == signal.SIGKILL:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
