@@ -146,7 +146,11 @@ impl ExportSignal {
     /// The hot path's nudge: at most one wake call until the exporter runs.
     #[inline]
     pub fn nudge_for_batch(&self) {
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        // Load first: while a wake is pending, ends only read the flag
+        // instead of all writing one line.
+        if !self.wake_pending.load(Ordering::Relaxed)
+            && !self.wake_pending.swap(true, Ordering::AcqRel)
+        {
             self.wake();
         }
     }

@@ -15,7 +15,6 @@ pub struct FreeStack {
     head: AtomicU64,
     /// next[i]: the slot below i on the stack.
     next: Box<[AtomicU32]>,
-    len: AtomicU64,
 }
 
 impl FreeStack {
@@ -27,7 +26,6 @@ impl FreeStack {
         FreeStack {
             head: AtomicU64::new(if capacity == 0 { EMPTY as u64 } else { 0 }),
             next,
-            len: AtomicU64::new(capacity as u64),
         }
     }
 
@@ -47,10 +45,7 @@ impl FreeStack {
                 .head
                 .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
             {
-                Ok(_) => {
-                    self.len.fetch_sub(1, Ordering::Relaxed);
-                    return Some(index);
-                }
+                Ok(_) => return Some(index),
                 Err(current) => head = current,
             }
         }
@@ -67,21 +62,28 @@ impl FreeStack {
                 .head
                 .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    self.len.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+                Ok(_) => return,
                 Err(current) => head = current,
             }
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed) as usize
+    /// The slot on top now (it may be gone by the time the caller looks):
+    /// a hint for prefetching the slot the next pop will most likely take.
+    #[inline]
+    pub fn peek(&self) -> Option<u32> {
+        let index = self.head.load(Ordering::Relaxed) as u32;
+        (index != EMPTY).then_some(index)
+    }
+
+    /// Where `next[index]` lives, for prefetching; None out of range.
+    #[inline]
+    pub fn next_entry(&self, index: u32) -> Option<*const AtomicU32> {
+        self.next.get(index as usize).map(|e| e as *const AtomicU32)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.peek().is_none()
     }
 }
 
@@ -127,7 +129,6 @@ mod tests {
         for h in handles {
             h.join().expect("thread");
         }
-        assert_eq!(s.len(), 64);
         let mut seen = std::collections::HashSet::new();
         while let Some(i) = s.pop() {
             assert!(seen.insert(i));
