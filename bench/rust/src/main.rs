@@ -481,6 +481,8 @@ fn soak(secs: u64) {
         }
     }
     let end_rss = rss_kib();
+    // The last spans are still queued: flush, so that exported is complete.
+    let _ = t.flush(Duration::from_secs(30));
     let n = points.len().max(1) as f64;
     let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1 as f64).sum::<f64>() / n);
     let slope = points.iter().map(|p| (p.0 - mx) * (p.1 as f64 - my)).sum::<f64>()
