@@ -110,12 +110,17 @@ impl Exporter {
                         > p.signal.flush_completed.load(Ordering::Acquire)
                     || p.slab.ended_len() >= batch
             });
-            // Read the epoch before draining: every span ended before that
-            // flush call is in the queue now, and the drain below empties it.
-            let epoch = p.signal.flush_requested.load(Ordering::Acquire);
+            if p.signal.frozen.load(Ordering::Acquire) {
+                // The process is dying and what is left goes to the crash
+                // dump: idle (an unanswered flush would otherwise spin us).
+                if p.signal.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                p.signal.sleep_unless_stopped(p.config.schedule_delay);
+                continue;
+            }
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             self.drain();
-            p.signal.complete_flush(epoch);
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
                 break;
@@ -150,23 +155,44 @@ impl Exporter {
         });
     }
 
-    /// Exports batches until the queue is empty.
+    /// Exports batches until the queue is empty or the process is about to
+    /// die, answering flush calls on the way.
+    ///
+    /// A flush is answered once the spans ended before it are sent, not when
+    /// the queue is empty, which under steady load it may never be. The
+    /// epoch is read before the queue's length, so every span ended before
+    /// that flush call is among the first `owed` spans of the (FIFO) queue.
     fn drain(&mut self) {
-        let batch = self.pipeline.config.max_export_batch_size as usize;
+        let p = Arc::clone(&self.pipeline);
+        let signal = &p.signal;
+        let batch = p.config.max_export_batch_size as usize;
+        // The flush being answered, and how many queued spans it waits for.
+        let mut answering: Option<(u64, usize)> = None;
         loop {
-            // SeqCst pairs with `Tracer::freeze`: either it sees us busy and
-            // waits, or we see it frozen and take nothing.
-            let p = Arc::clone(&self.pipeline);
-            let signal = &p.signal;
+            let requested = signal.flush_requested.load(Ordering::Acquire);
+            if answering.is_none() && requested > signal.flush_completed.load(Ordering::Acquire) {
+                answering = Some((requested, p.slab.ended_len()));
+            }
+            // SeqCst pairs with `Tracer::freeze_and_dump`: either it sees us
+            // busy and waits, or we see it frozen and take nothing.
             signal.busy.store(true, Ordering::SeqCst);
             if signal.frozen.load(Ordering::SeqCst) {
                 signal.busy.store(false, Ordering::SeqCst);
                 return;
             }
             self.drain_one_batch(batch);
-            let more = !self.indexes.is_empty();
+            let taken = self.indexes.len();
             signal.busy.store(false, Ordering::SeqCst);
-            if !more {
+            if let Some((epoch, owed)) = answering {
+                let owed = owed.saturating_sub(taken);
+                answering = if owed == 0 || taken == 0 {
+                    signal.complete_flush(epoch);
+                    None
+                } else {
+                    Some((epoch, owed))
+                };
+            }
+            if taken == 0 {
                 return;
             }
         }
