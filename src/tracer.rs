@@ -524,7 +524,10 @@ impl Tracer {
     pub fn freeze_and_dump(&self, signal: i32, timeout: Duration) {
         let p = &self.pipeline;
         let deadline = Instant::now() + timeout;
-        let _ = p.signal.request_flush_and_wait(timeout);
+        // A quarter of the time is kept for the batch the exporter holds when
+        // the flush gives up (a slow backend): dumping that batch while it is
+        // still being sent is what would make it arrive twice.
+        let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
         p.freeze_recording();
         // SeqCst pairs with the exporter's busy/frozen handshake.
         p.signal.frozen.store(true, Ordering::SeqCst);
