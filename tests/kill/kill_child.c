@@ -5,7 +5,7 @@
  * every reported span must then arrive exactly once, and so must its child,
  * ended or, if the kill caught it open, marked interrupted.
  *
- * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+  * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
  * its Python receiver keeps up. */
@@ -31,11 +31,14 @@ static long pause_us;
 /* Set in a report when the span's child could not be begun. */
 #define NO_CHILD (1L << 30)
 
+static atomic_long reports;
+
 static void report(long n) {
     int32_t v = (int32_t)n;
     pthread_mutex_lock(&out_lock);
     if (write(1, &v, sizeof v) != (ssize_t)sizeof v) _exit(3);
     pthread_mutex_unlock(&out_lock);
+    atomic_fetch_add(&reports, 1);
 }
 
 static atomic_int overflow_now;
@@ -97,6 +100,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads && i < 16; i++) pthread_create(&th[i], NULL, work, i == 0 ? (void *)1 : NULL);
     const char *crash = argv[5];
     long after_ms = atol(argv[6]);
+    /* The crash comes CRASH_AFTER_MS after the first reported span, so that
+     * a slow start on a loaded machine cannot leave a trial with none. */
+    struct timespec tick = {0, 1000000L};
+    while (atomic_load(&reports) == 0) nanosleep(&tick, NULL);
     struct timespec ts = {after_ms / 1000, (after_ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     /* Under tests/kill/malloc_guard.so: from here on this thread must not

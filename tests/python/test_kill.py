@@ -14,6 +14,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -61,14 +62,20 @@ def run_trial(receiver, emitter, tmp_path, name, how, flight, trial):
         [str(child_bin), receiver.traces_url, str(spool), "3", str(flight), crash, str(delay_ms), tag, PAUSE_US],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     reported = bytearray()
+    first_report = threading.Event()
 
     def read_reports():
-        while chunk := child.stdout.read(4096):
+        while chunk := child.stdout.read1(4096):
             reported.extend(chunk)
+            first_report.set()
 
     reader = threading.Thread(target=read_reports)
     reader.start()
     if not isinstance(how, str):
+        # The random moment counts from the first ended span, not from the
+        # fork: on a loaded machine the child may take longer than the
+        # shortest delay just to start.
+        first_report.wait(timeout=30)
         time.sleep(delay_ms / 1000)
         child.send_signal(how)
     status = child.wait(timeout=60)
@@ -118,7 +125,7 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             time.sleep(0.2)
         assert not missing, f"trial {trial}: {len(missing)} of {len(want)} reported spans lost, e.g. {missing[:5]}"
         assert not orphans, f"trial {trial}: children of {len(orphans)} reported spans lost, e.g. {orphans[:5]}"
-        dups = {n for n in got if got.count(n) > 1}
+        dups = {n for n, times in Counter(got).items() if times > 1}
         if dies_of == signal.SIGKILL:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
             # whose answer the process did not live to see is sent again from

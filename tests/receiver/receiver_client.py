@@ -56,6 +56,11 @@ class OtlpReceiverProcess:
         self._workdir = Path(workdir) if workdir is not None else None
         self._proc: subprocess.Popen | None = None
         self._records_after_stop: list[dict] | None = None
+        # Lines parsed so far and where they end: each read parses only what
+        # was appended since (the kill test polls a file that grows to
+        # millions of spans).
+        self._parsed: list[dict] = []
+        self._parsed_upto = 0
         self.port: int | None = None
         self.control_port: int | None = None
 
@@ -207,11 +212,18 @@ class OtlpReceiverProcess:
 
     def _read_records(self) -> list[dict]:
         try:
-            text = self.record_path.read_text(encoding="utf-8")
+            with open(self.record_path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self._parsed_upto:
+                    self._parsed, self._parsed_upto = [], 0  # a new file
+                f.seek(self._parsed_upto)
+                data = f.read()
         except FileNotFoundError:
             return []
         # A line without its newline is still being written: leave it for the next read.
-        return [json.loads(line) for line in text.split("\n")[:-1] if line]
+        complete = data.rfind(b"\n") + 1
+        self._parsed.extend(json.loads(line) for line in data[:complete].split(b"\n") if line)
+        self._parsed_upto += complete
+        return list(self._parsed)
 
     def accepted_records(self) -> list[dict]:
         return [r for r in self.records() if "rejected" not in r and "refused" not in r]
