@@ -384,6 +384,11 @@ typedef struct spanguard_config {
    How long the watchdog may flush on a fatal signal; default 3000.
    */
   uint32_t signal_flush_timeout_ms;
+  /*
+   The most CPU the exporter thread may use, in percent of one core
+   (1..100), while the queue is less than half full; default 50.
+   */
+  uint32_t exporter_max_cpu_percent;
 } spanguard_config;
 
 /*

@@ -135,6 +135,9 @@ impl TracerConfig {
         if self.max_export_batch_size == 0 {
             return bad("max_export_batch_size", "must be at least 1");
         }
+        if !(1..=100).contains(&self.exporter_max_cpu_percent) {
+            return bad("exporter_max_cpu_percent", "must be between 1 and 100");
+        }
         if self.slot_count() >= crate::buffer::slab::MAX_SLOTS {
             return bad(
                 "max_queue_size",

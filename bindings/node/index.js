@@ -51,7 +51,7 @@ function load(libPath) {
     request_timeout_ms: 'uint32_t', schedule_delay_ms: 'uint32_t', max_queue_size: 'uint32_t',
     max_export_batch_size: 'uint32_t', export_timeout_ms: 'uint32_t', max_open_spans: 'uint32_t',
     full_wait_ms: 'uint32_t', install_signal_handlers: 'uint32_t', flight_recorder: 'uint32_t',
-    spool_max_mib: 'uint32_t', signal_flush_timeout_ms: 'uint32_t',
+    spool_max_mib: 'uint32_t', signal_flush_timeout_ms: 'uint32_t', exporter_max_cpu_percent: 'uint32_t',
   });
   const counterNames = ['spans_begun', 'spans_ended', 'spans_exported', 'queue_depth', 'spans_open',
     'dropped_buffer_full', 'dropped_export_failed', 'dropped_rejected', 'dropped_spool_overflow',

@@ -101,6 +101,7 @@ pub unsafe extern "C" fn spanguard_config_init(cfg: *mut spanguard_config) -> sp
             flight_recorder: d.flight_recorder as u32,
             spool_max_mib: (d.spool_max_bytes >> 20) as u32,
             signal_flush_timeout_ms: d.signal_flush_timeout.as_millis() as u32,
+            exporter_max_cpu_percent: d.exporter_max_cpu_percent,
         };
         // SAFETY: cfg is non-null and the caller gives us a whole struct.
         unsafe { cfg.write(c) };
@@ -207,6 +208,9 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spangua
         t.spool_max_bytes = (c.spool_max_mib as u64) << 20;
     }
     t.signal_flush_timeout = ms_or(c.signal_flush_timeout_ms, t.signal_flush_timeout);
+    if c.exporter_max_cpu_percent != 0 {
+        t.exporter_max_cpu_percent = c.exporter_max_cpu_percent;
+    }
     t.validate().map_err(|_| spanguard_result::InvalidConfig)?;
     Ok(t)
 }

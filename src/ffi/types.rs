@@ -115,6 +115,9 @@ pub struct spanguard_config {
     pub spool_max_mib: u32,
     /// How long the watchdog may flush on a fatal signal; default 3000.
     pub signal_flush_timeout_ms: u32,
+    /// The most CPU the exporter thread may use, in percent of one core
+    /// (1..100), while the queue is less than half full; default 50.
+    pub exporter_max_cpu_percent: u32,
 }
 
 /// One attribute, for calls that take several (events, links). Set `key`

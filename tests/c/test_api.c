@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,6 +99,22 @@ static void test_bad_input(spanguard_tracer *t) {
     bad.protocol = 7;
     CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_ARGUMENT);
     CHECK(none == NULL);
+    CHECK_RC(spanguard_config_init(&bad), SPANGUARD_RESULT_OK);
+    CHECK(bad.exporter_max_cpu_percent == 50);
+    bad.exporter_max_cpu_percent = 101;
+    CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_CONFIG);
+    CHECK(none == NULL);
+    /* A caller built against the header before exporter_max_cpu_percent
+     * existed: its struct ends before the field, which then takes the
+     * default, whatever lies past the caller's struct. */
+    bad.struct_size = (uint32_t)offsetof(spanguard_config, exporter_max_cpu_percent);
+    bad.endpoint = "discard:";
+    bad.install_signal_handlers = 0;
+    CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_OK);
+    CHECK(none != NULL);
+    CHECK_RC(spanguard_shutdown(none, 1000), SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(none);
+    none = NULL;
     spanguard_tracer_free(NULL);
 }
 

@@ -60,6 +60,7 @@ class _Config(ctypes.Structure):
         ("max_open_spans", ctypes.c_uint32), ("full_wait_ms", ctypes.c_uint32),
         ("install_signal_handlers", ctypes.c_uint32), ("flight_recorder", ctypes.c_uint32),
         ("spool_max_mib", ctypes.c_uint32), ("signal_flush_timeout_ms", ctypes.c_uint32),
+        ("exporter_max_cpu_percent", ctypes.c_uint32),
     ]
 
 
