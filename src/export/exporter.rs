@@ -204,7 +204,10 @@ impl Exporter {
         self.indexes.clear();
         while self.indexes.len() < batch {
             match self.pipeline.slab.take_ended() {
-                Some(i) => self.indexes.push(i),
+                Some(i) => {
+                    self.pipeline.slab.prefetch_for_encoding(i);
+                    self.indexes.push(i);
+                }
                 None => break,
             }
         }
