@@ -183,10 +183,13 @@ impl SpanSlab {
         // the exporter's cache: start moving them here now, so that the next
         // begin does not wait for them (the wait was most of begin's cost).
         if let Some(next) = self.free.peek().filter(|&n| n < self.capacity) {
-            let record = self.slot(next) as *const SpanRecord;
-            prefetch_for_write(record.cast());
-            // SAFETY: in bounds of the same record; only an address.
-            prefetch_for_write(unsafe { record.cast::<i8>().add(64) });
+            let record = self.slot(next) as *const SpanRecord as *const i8;
+            const ATTRIBUTES: usize = std::mem::offset_of!(SpanRecord, attributes);
+            const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
+            for offset in [0, 64, ATTRIBUTES, ARENA] {
+                // SAFETY: in bounds of the same record; only an address.
+                prefetch_for_write(unsafe { record.add(offset) });
+            }
             if let Some(entry) = self.free.next_entry(next) {
                 prefetch_for_write(entry.cast());
             }
