@@ -133,9 +133,20 @@ pub struct ExportSignal {
     pub frozen: AtomicBool,
     /// The exporter holds spans it took (encoding or sending them).
     pub busy: AtomicBool,
+    /// Ended spans that make a batch worth waking the exporter for, set by
+    /// the exporter as the load changes (`export::batch_sizer`).
+    pub batch_target: AtomicU32,
 }
 
 impl ExportSignal {
+    /// A signal whose exporter is first woken by `batch_target` ended spans.
+    pub fn new(batch_target: u32) -> ExportSignal {
+        ExportSignal {
+            batch_target: AtomicU32::new(batch_target),
+            ..ExportSignal::default()
+        }
+    }
+
     /// Wakes the exporter. Takes the mutex so that a wake-up between the
     /// exporter's check and its wait is not lost.
     pub fn wake(&self) {

@@ -13,6 +13,7 @@ use crate::buffer::slab::{
     STATE_OPEN, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
 };
 use crate::config::{FullPolicy, TracerConfig};
+use crate::export::batch_sizer::BatchSizer;
 use crate::export::discard::DiscardTransport;
 use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
@@ -208,13 +209,19 @@ impl Tracer {
             }
         };
         let file_sink = sink_path.is_some();
+        let first_batch_target = BatchSizer::new(
+            config.max_export_batch_size,
+            config.schedule_delay,
+            Instant::now(),
+        )
+        .initial();
         let pipeline = Arc::new(Pipeline {
             config,
             resource,
             slab,
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
-            signal: ExportSignal::default(),
+            signal: ExportSignal::new(first_batch_target),
             callback: Mutex::new(None),
             crash_file,
             flight,
@@ -509,7 +516,7 @@ impl Tracer {
         // it pops, so a thread looks only every few ends; a batch is then at
         // most that many spans late per thread (the schedule delay and a full
         // slab wake the exporter regardless).
-        let batch = p.config.max_export_batch_size as usize;
+        let batch = p.signal.batch_target.load(Ordering::Relaxed) as usize;
         if end_check_due((batch / 32).clamp(1, 16) as u32) && p.slab.ended_len() >= batch {
             p.signal.nudge_for_batch();
         }

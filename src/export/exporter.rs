@@ -12,6 +12,7 @@ use crate::pipeline::{ExportEvent, Pipeline};
 use crate::span::record::SpanRecord;
 use crate::stats::Stats;
 
+use super::batch_sizer::BatchSizer;
 use super::gzip::GzipWriter;
 use super::otlp_json::OtlpJsonEncoder;
 use super::otlp_proto::OtlpProtoEncoder;
@@ -96,7 +97,11 @@ impl Exporter {
     /// empty.
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
-        let batch = p.config.max_export_batch_size as usize;
+        let mut sizer = BatchSizer::new(
+            p.config.max_export_batch_size,
+            p.config.schedule_delay,
+            Instant::now(),
+        );
         // What earlier processes left: crash dumps and flight files, then the
         // spool.
         self.recover_leftovers();
@@ -104,6 +109,7 @@ impl Exporter {
             self.replay_spool();
         }
         loop {
+            let batch = p.signal.batch_target.load(Ordering::Relaxed) as usize;
             p.signal.wait_for_work(p.config.schedule_delay, || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_requested.load(Ordering::Acquire)
@@ -120,7 +126,12 @@ impl Exporter {
                 continue;
             }
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
-            self.drain();
+            let taken = self.drain();
+            let target = sizer.observe(taken, Instant::now());
+            // Every producer reads this line: write it only on a change.
+            if target != batch as u32 {
+                p.signal.batch_target.store(target, Ordering::Relaxed);
+            }
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
                 break;
@@ -155,15 +166,17 @@ impl Exporter {
         });
     }
 
-    /// Exports batches until the queue is empty or the process is about to
-    /// die, answering flush calls on the way.
+    /// Exports batches while a batch's worth is queued (or a flush or stop
+    /// waits), until the process is about to die; answers flush calls on
+    /// the way. Returns how many spans it took.
     ///
     /// A flush is answered once the spans ended before it are sent, not when
     /// the queue is empty, which under steady load it may never be. The
     /// epoch is read before the queue's length, so every span ended before
     /// that flush call is among the first `owed` spans of the (FIFO) queue.
-    fn drain(&mut self) {
+    fn drain(&mut self) -> usize {
         let p = Arc::clone(&self.pipeline);
+        let mut total = 0;
         let signal = &p.signal;
         let batch = p.config.max_export_batch_size as usize;
         // The flush being answered, and how many queued spans it waits for.
@@ -178,10 +191,11 @@ impl Exporter {
             signal.busy.store(true, Ordering::SeqCst);
             if signal.frozen.load(Ordering::SeqCst) {
                 signal.busy.store(false, Ordering::SeqCst);
-                return;
+                return total;
             }
             self.drain_one_batch(batch);
             let taken = self.indexes.len();
+            total += taken;
             signal.busy.store(false, Ordering::SeqCst);
             if let Some((epoch, owed)) = answering {
                 let owed = owed.saturating_sub(taken);
@@ -192,8 +206,14 @@ impl Exporter {
                     Some((epoch, owed))
                 };
             }
-            if taken == 0 {
-                return;
+            // Go on while there is a flush to answer, a stop, or another
+            // batch's worth: a remainder that arrived during this send
+            // waits for the next wake-up, not a request of its own.
+            let more = answering.is_some()
+                || signal.stop.load(Ordering::Acquire)
+                || p.slab.ended_len() >= signal.batch_target.load(Ordering::Relaxed) as usize;
+            if taken == 0 || !more {
+                return total;
             }
         }
     }

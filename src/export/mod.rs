@@ -1,5 +1,6 @@
 //! Everything after a span ends: batching, OTLP encoding, transport.
 
+pub mod batch_sizer;
 pub mod discard;
 pub mod exporter;
 pub mod file_sink;

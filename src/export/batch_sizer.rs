@@ -1,0 +1,155 @@
+//! Dynamic batching: how many ended spans make the exporter wake up.
+//!
+//! A fixed threshold of `max_export_batch_size` serves a heavy stream well
+//! (full batches, the fewest requests) but holds a light one for the whole
+//! schedule delay: at 100 spans/s and the default 512 and 5 s, every span
+//! waits about 5 s. The exporter therefore measures the rate at which spans
+//! arrive and wakes when a batch holds what arrives in an eighth of the
+//! schedule delay: full batches under load, small ones sent sooner when the
+//! stream is thin, never fewer than a sixteenth of the maximum (so a
+//! trickle does not turn into one request per span), never more than the
+//! maximum (the OTel setting stays a maximum).
+
+use std::time::{Duration, Instant};
+
+/// The share of the schedule delay a span should wait at most while spans
+/// keep coming (a thin stream's last spans still wait for the delay).
+const LATENCY_SHARE: u32 = 8;
+/// The smallest threshold, as a share of the maximum batch.
+const FLOOR_SHARE: u32 = 16;
+
+pub struct BatchSizer {
+    floor: u32,
+    max: u32,
+    latency_goal: Duration,
+    /// Spans per second, smoothed over wake-ups.
+    rate: f64,
+    last: Instant,
+}
+
+impl BatchSizer {
+    pub fn new(max_batch: u32, schedule_delay: Duration, now: Instant) -> BatchSizer {
+        let max = max_batch.max(1);
+        BatchSizer {
+            floor: (max / FLOOR_SHARE).max(1),
+            max,
+            latency_goal: schedule_delay / LATENCY_SHARE,
+            rate: 0.0,
+            last: now,
+        }
+    }
+
+    /// The threshold before anything was measured: the floor, so the first
+    /// spans of a process go out soon and give the first measurement.
+    pub fn initial(&self) -> u32 {
+        self.floor
+    }
+
+    /// Records that `taken` spans were exported since the last call, and
+    /// returns the new threshold.
+    pub fn observe(&mut self, taken: usize, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = now;
+        // Below a millisecond the rate says nothing (a flush right after a
+        // wake-up); keep the estimate.
+        if elapsed >= Duration::from_millis(1) {
+            let measured = taken as f64 / elapsed.as_secs_f64();
+            // Even weights: a change of load shows within two wake-ups.
+            self.rate = if self.rate == 0.0 {
+                measured
+            } else {
+                (self.rate + measured) / 2.0
+            };
+        }
+        self.threshold()
+    }
+
+    pub fn threshold(&self) -> u32 {
+        let wanted = self.rate * self.latency_goal.as_secs_f64();
+        (wanted.min(self.max as f64) as u32).clamp(self.floor, self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: Duration = Duration::from_secs(5);
+
+    /// Feeds `per_second` spans a second for twenty wake-ups of `every`.
+    fn settle(sizer: &mut BatchSizer, t: &mut Instant, per_second: f64, every: Duration) -> u32 {
+        let mut threshold = 0;
+        for _ in 0..20 {
+            *t += every;
+            threshold = sizer.observe((per_second * every.as_secs_f64()) as usize, *t);
+        }
+        threshold
+    }
+
+    #[test]
+    fn starts_at_the_floor() {
+        let s = BatchSizer::new(512, DELAY, Instant::now());
+        assert_eq!(s.initial(), 32);
+    }
+
+    #[test]
+    fn heavy_load_gets_full_batches() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        assert_eq!(
+            settle(&mut s, &mut t, 100_000.0, Duration::from_millis(5)),
+            512
+        );
+    }
+
+    #[test]
+    fn a_thin_stream_gets_small_batches_sized_to_the_latency_goal() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        // 100 spans/s, an eighth of 5 s: 62 spans.
+        assert_eq!(
+            settle(&mut s, &mut t, 100.0, Duration::from_millis(600)),
+            62
+        );
+    }
+
+    #[test]
+    fn a_trickle_stays_at_the_floor() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        assert_eq!(settle(&mut s, &mut t, 2.0, DELAY), 32);
+    }
+
+    #[test]
+    fn follows_the_load_both_ways() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        let thin = settle(&mut s, &mut t, 100.0, Duration::from_millis(600));
+        let heavy = settle(&mut s, &mut t, 50_000.0, Duration::from_millis(10));
+        let thin_again = settle(&mut s, &mut t, 100.0, Duration::from_millis(600));
+        assert!(
+            thin < heavy && thin_again < heavy,
+            "{thin} {heavy} {thin_again}"
+        );
+        assert_eq!(thin_again, thin);
+    }
+
+    #[test]
+    fn a_tiny_maximum_is_respected() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(1, DELAY, t);
+        assert_eq!(s.initial(), 1);
+        assert_eq!(
+            settle(&mut s, &mut t, 100_000.0, Duration::from_millis(5)),
+            1
+        );
+    }
+
+    #[test]
+    fn a_burst_of_wakeups_within_a_millisecond_keeps_the_estimate() {
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        let before = settle(&mut s, &mut t, 100.0, Duration::from_millis(600));
+        assert_eq!(s.observe(0, t), before);
+    }
+}

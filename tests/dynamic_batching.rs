@@ -1,0 +1,42 @@
+//! Dynamic batching, end to end: a thin stream of spans is exported without
+//! waiting for the schedule delay or a full batch. (How the threshold
+//! follows the load is unit-tested in `export::batch_sizer`.)
+
+use std::time::{Duration, Instant};
+
+use spanguard::config::TracerConfig;
+use spanguard::tracer::{Parent, Tracer};
+
+#[test]
+fn a_thin_stream_goes_out_before_the_schedule_delay() {
+    let dir = std::env::temp_dir().join(format!("sg-dynbatch-{}", std::process::id()));
+    let tracer = Tracer::new(TracerConfig {
+        endpoint: Some("discard:".to_string()),
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        // With a fixed threshold, 40 spans would wait the full minute: they
+        // are far from a batch of 512 and nobody flushes.
+        schedule_delay: Duration::from_secs(60),
+        max_export_batch_size: 512,
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
+    for _ in 0..40 {
+        let (s, _) = tracer.begin(b"thin", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+    // Half the schedule delay: a generous bound for exporting 32 spans to a
+    // null sink, and still proof that the delay did not send them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tracer.stats().spans_exported < 32 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = tracer.stats();
+    assert!(
+        stats.spans_exported >= 32,
+        "a thin stream waited for the schedule delay: {stats:?}"
+    );
+    let _ = tracer.shutdown(Duration::from_secs(10));
+    std::fs::remove_dir_all(&dir).ok();
+}
