@@ -351,6 +351,36 @@ fn rss_kib() -> u64 {
 
 /// Spans emitted by `threads` threads as fast as they can into a tracer
 /// sending to `endpoint`: (spans/s emitted, exported, dropped) after flush.
+/// Dynamic batching at steady rates: default settings (schedule delay 5 s,
+/// batches of at most 512), spans ended at `rate` a second for `secs`. The
+/// mean wait from end to export comes from Little's law: the mean number of
+/// ended but unexported spans, sampled every millisecond, over the rate.
+/// Returns (mean spans per request, mean wait in seconds).
+fn steady_stream(url: &str, requests: &AtomicU64, rate: u64, secs: u64) -> (f64, f64) {
+    let t = Tracer::new(TracerConfig { endpoint: Some(url.to_string()), install_signal_handlers: false, ..TracerConfig::default() })
+        .expect("tracer");
+    let requests_before = requests.load(Ordering::Relaxed);
+    let (mut emitted, mut backlog_sum, mut samples) = (0u64, 0u64, 0u64);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
+        while emitted < due {
+            let (s, _) = t.begin(b"steady", Parent::None, 1).expect("begin");
+            t.end(s, 0).expect("end");
+            emitted += 1;
+        }
+        let st = t.stats();
+        backlog_sum += st.spans_ended - st.spans_exported;
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let exported = t.stats().spans_exported;
+    let sent = requests.load(Ordering::Relaxed) - requests_before;
+    let _ = t.shutdown(Duration::from_secs(30));
+    let mean_batch = if sent == 0 { 0.0 } else { exported as f64 / sent as f64 };
+    (mean_batch, backlog_sum as f64 / samples as f64 / rate as f64)
+}
+
 fn burst(endpoint: &str, total: u64, threads: u64, default_sizes: bool) -> (f64, u64, u64, f64) {
     let mut cfg = if default_sizes {
         TracerConfig { endpoint: Some(endpoint.to_string()), install_signal_handlers: false, ..TracerConfig::default() }
@@ -458,6 +488,18 @@ fn main() {
     println!(
         "- host emit rate with export to loopback: {emit_rate:.0} spans/s; to the null sink: {null_rate:.0} spans/s ({null_exported} exported); ratio {:.2}",
         emit_rate / null_rate
+    );
+    let secs = if quick { 2 } else { 5 };
+    let streams: Vec<String> = [100u64, 1_000, 10_000, 100_000]
+        .iter()
+        .map(|&rate| {
+            let (batch, wait) = steady_stream(&url, &requests, rate, secs);
+            format!("{rate} spans/s: {batch:.0} spans per request, mean wait {:.0} ms", wait * 1000.0)
+        })
+        .collect();
+    println!(
+        "- dynamic batching, steady streams to loopback for {secs} s each, default settings (schedule delay 5 s, batches of at most 512): {}",
+        streams.join("; ")
     );
     let total = 1_000_000;
     let (rate, exported, dropped, _) = burst(&url, total, 2, true);
