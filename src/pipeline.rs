@@ -135,14 +135,22 @@ pub struct ExportSignal {
     pub busy: AtomicBool,
     /// Ended spans that make a batch worth waking the exporter for, set by
     /// the exporter as the load changes (`export::batch_sizer`).
-    pub batch_target: AtomicU32,
+    pub batch_target: ReadMostly,
 }
+
+/// An atomic on cache lines of its own: producers read it while the
+/// exporter writes `busy` and the flush counters beside it twice a batch,
+/// which would otherwise make each read a transfer between cores. 128
+/// bytes, because the CPU fetches lines in adjacent pairs.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct ReadMostly(pub AtomicU32);
 
 impl ExportSignal {
     /// A signal whose exporter is first woken by `batch_target` ended spans.
     pub fn new(batch_target: u32) -> ExportSignal {
         ExportSignal {
-            batch_target: AtomicU32::new(batch_target),
+            batch_target: ReadMostly(AtomicU32::new(batch_target)),
             ..ExportSignal::default()
         }
     }

@@ -516,8 +516,10 @@ impl Tracer {
         // it pops, so a thread looks only every few ends; a batch is then at
         // most that many spans late per thread (the schedule delay and a full
         // slab wake the exporter regardless).
-        let batch = p.signal.batch_target.load(Ordering::Relaxed) as usize;
-        if end_check_due((batch / 32).clamp(1, 16) as u32) && p.slab.ended_len() >= batch {
+        let every = (p.config.max_export_batch_size / 32).clamp(1, 16);
+        if end_check_due(every)
+            && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
+        {
             p.signal.nudge_for_batch();
         }
         Ok(())

@@ -109,7 +109,7 @@ impl Exporter {
             self.replay_spool();
         }
         loop {
-            let batch = p.signal.batch_target.load(Ordering::Relaxed) as usize;
+            let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
             p.signal.wait_for_work(p.config.schedule_delay, || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_requested.load(Ordering::Acquire)
@@ -130,7 +130,7 @@ impl Exporter {
             let target = sizer.observe(taken, Instant::now());
             // Every producer reads this line: write it only on a change.
             if target != batch as u32 {
-                p.signal.batch_target.store(target, Ordering::Relaxed);
+                p.signal.batch_target.0.store(target, Ordering::Relaxed);
             }
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
@@ -211,7 +211,7 @@ impl Exporter {
             // waits for the next wake-up, not a request of its own.
             let more = answering.is_some()
                 || signal.stop.load(Ordering::Acquire)
-                || p.slab.ended_len() >= signal.batch_target.load(Ordering::Relaxed) as usize;
+                || p.slab.ended_len() >= signal.batch_target.0.load(Ordering::Relaxed) as usize;
             if taken == 0 || !more {
                 return total;
             }
