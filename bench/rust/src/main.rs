@@ -424,11 +424,15 @@ fn main() {
     // whichever ran during it.
     let (rounds, samples, n) = if quick { (3, 3, 20_000) } else { (7, 5, 100_000) };
     if args.iter().any(|a| a == "--hot") {
-        // Only the C ABI's begin+3 attrs+end, for tuning the hot path.
+        // Only the C ABI's begin+3 attrs+end rows, for tuning the hot path.
         let figures: Vec<f64> = (0..rounds)
             .map(|_| bench_spanguard_c(Case::Attrs3, samples, n).0)
             .collect();
         println!("C ABI begin+3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
+        let figures: Vec<f64> = (0..rounds)
+            .map(|_| bench_spanguard_c(Case::TwoThreads, samples, n).0)
+            .collect();
+        println!("C ABI 2 threads, begin+3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
         return;
     }
     println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
