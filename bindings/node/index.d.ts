@@ -25,6 +25,10 @@ export interface TracerOptions {
   maxOpenSpans?: number;
   flightRecorder?: boolean;
   installSignalHandlers?: boolean;
+  spoolMaxMib?: number;
+  signalFlushTimeoutMs?: number;
+  /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
+  exporterMaxCpuPercent?: number;
   fromEnv?: boolean;
 }
 export declare class SpanguardError extends Error {

@@ -184,7 +184,8 @@ const SETTINGS = {
   scheduleDelayMs: 'schedule_delay_ms', maxQueueSize: 'max_queue_size',
   maxExportBatchSize: 'max_export_batch_size', exportTimeoutMs: 'export_timeout_ms',
   maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder',
-  installSignalHandlers: 'install_signal_handlers',
+  installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
+  signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
 };
 
 /** A spanguard tracer. */
@@ -192,6 +193,7 @@ class Tracer {
   /**
    * @param {object} [options] serviceName, endpoint, headers ({name: value} or "n=v,..."), sinkDir,
    *   spoolDir, protocol ('http/protobuf'|'http/json'), compression ('none'|'gzip'), scheduleDelayMs,
+   *   spoolMaxMib, signalFlushTimeoutMs, exporterMaxCpuPercent (1..100, the exporter thread's CPU cap),
    *   fromEnv (default true: OTEL_* and SPANGUARD_* variables apply on top), installSignalHandlers (default false).
    */
   constructor(options = {}) {

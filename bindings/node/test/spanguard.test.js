@@ -71,6 +71,10 @@ test('traceparent continues a trace; bad input is an error', async () => {
   assert.throws(() => new spanguard.Tracer({ fromEnv: false, endpoint: 'ftp://nope' }),
     (e) => e.code === spanguard.RESULT.INVALID_CONFIG);
   assert.throws(() => new spanguard.Tracer({ nope: 1 }), TypeError);
+  assert.throws(() => new spanguard.Tracer({ fromEnv: false, exporterMaxCpuPercent: 101 }),
+    (e) => e.code === spanguard.RESULT.INVALID_CONFIG);
+  const capped = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', exporterMaxCpuPercent: 25 });
+  await capped.close();
   server.end();
   client.end();
   await tracer.close();

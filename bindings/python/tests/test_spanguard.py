@@ -95,6 +95,9 @@ def test_bad_input_and_lifecycle_errors(tracer):
         spanguard.Span(span.handle, "again").end()  # already ended
     with pytest.raises(TypeError):
         spanguard.Tracer(from_env=False, no_such_setting=1)
+    with pytest.raises(spanguard.SpanguardError) as bad_cap:
+        spanguard.Tracer(from_env=False, exporter_max_cpu_percent=101)
+    assert bad_cap.value.code == 11  # SPANGUARD_RESULT_INVALID_CONFIG
     assert tracer.shutdown(10)
     assert tracer.shutdown(10)  # twice is fine
     with pytest.raises(spanguard.SpanguardError) as err:
