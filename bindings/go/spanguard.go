@@ -95,10 +95,28 @@ type Config struct {
 	ProtocolJSON       bool
 	Gzip               bool
 	ScheduleDelay      time.Duration
+	RequestTimeout     time.Duration // one HTTP request
+	ExportTimeout      time.Duration // one batch, retries included
+	SignalFlushTimeout time.Duration // the watchdog's flush on a fatal signal
+	MaxQueueSize       uint32        // ended spans that may wait for export
+	MaxExportBatchSize uint32        // the most spans per request
+	MaxOpenSpans       uint32
+	SpoolMaxMiB        uint32
+	// ExporterMaxCPUPercent caps the exporter thread's CPU, in percent of
+	// one core (1..100), while the queue is less than half full.
+	ExporterMaxCPUPercent uint32
 	// InstallSignalHandlers turns the library's own handlers on; off by
 	// default in Go (see FlushOnSignals).
 	InstallSignalHandlers bool
 	FlightRecorder        bool
+}
+
+// millis converts d for a config field; 0 keeps the library default.
+func millis(d time.Duration) C.uint32_t {
+	if d <= 0 {
+		return 0
+	}
+	return C.uint32_t(d / time.Millisecond)
 }
 
 // Tracer records spans and exports them from its own thread. Safe for
@@ -136,8 +154,24 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	if cfg.Gzip {
 		c.compression = C.SPANGUARD_COMPRESSION_GZIP
 	}
-	if cfg.ScheduleDelay > 0 {
-		c.schedule_delay_ms = C.uint32_t(cfg.ScheduleDelay / time.Millisecond)
+	// Zero fields keep what spanguard_config_init set.
+	for _, f := range []struct {
+		dst *C.uint32_t
+		v   C.uint32_t
+	}{
+		{&c.schedule_delay_ms, millis(cfg.ScheduleDelay)},
+		{&c.request_timeout_ms, millis(cfg.RequestTimeout)},
+		{&c.export_timeout_ms, millis(cfg.ExportTimeout)},
+		{&c.signal_flush_timeout_ms, millis(cfg.SignalFlushTimeout)},
+		{&c.max_queue_size, C.uint32_t(cfg.MaxQueueSize)},
+		{&c.max_export_batch_size, C.uint32_t(cfg.MaxExportBatchSize)},
+		{&c.max_open_spans, C.uint32_t(cfg.MaxOpenSpans)},
+		{&c.spool_max_mib, C.uint32_t(cfg.SpoolMaxMiB)},
+		{&c.exporter_max_cpu_percent, C.uint32_t(cfg.ExporterMaxCPUPercent)},
+	} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
 	}
 	c.install_signal_handlers = 0
 	if cfg.InstallSignalHandlers {

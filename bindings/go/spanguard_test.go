@@ -200,6 +200,18 @@ func TestBadConfigIsAnError(t *testing.T) {
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {
 		t.Fatalf("got %v", err)
 	}
+	_, err = spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", ExporterMaxCPUPercent: 101})
+	if !errors.Is(err, spanguard.ErrInvalidConfig) {
+		t.Fatalf("CPU cap 101: got %v", err)
+	}
+	tr, err := spanguard.NewTracer(spanguard.Config{
+		Endpoint: "discard:", ExporterMaxCPUPercent: 25, MaxQueueSize: 64, MaxExportBatchSize: 16,
+		RequestTimeout: time.Second, SignalFlushTimeout: time.Second,
+	})
+	if err != nil {
+		t.Fatalf("valid settings refused: %v", err)
+	}
+	tr.Close()
 }
 
 func BenchmarkStartEnd(b *testing.B) {
