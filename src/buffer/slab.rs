@@ -188,10 +188,10 @@ impl SpanSlab {
             const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
             for offset in [0, 64, ATTRIBUTES, ARENA] {
                 // SAFETY: in bounds of the same record; only an address.
-                prefetch_for_write(unsafe { record.add(offset) });
+                prefetch(unsafe { record.add(offset) }, true);
             }
             if let Some(entry) = self.free.next_entry(next) {
-                prefetch_for_write(entry.cast());
+                prefetch(entry.cast(), true);
             }
         }
         let header = &self.slot(index).header;
@@ -304,35 +304,29 @@ impl SpanSlab {
         const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
         for offset in [0, 64, ATTRIBUTES, ATTRIBUTES + 64, ARENA, ARENA + 64] {
             // SAFETY: every offset is inside the same record; only an address.
-            prefetch_for_read(unsafe { record.add(offset) });
+            prefetch(unsafe { record.add(offset) }, false);
         }
     }
 }
 
-/// Like `prefetch_for_write`, for a line that will only be read.
+/// Asks the CPU to bring the cache line at `address` here, ready for
+/// writing when `for_write`. A hint: no effect on what the program
+/// computes, and a no-op where the architecture has no stable intrinsic
+/// for it.
 #[inline(always)]
-fn prefetch_for_read(address: *const i8) {
+fn prefetch(address: *const i8, for_write: bool) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address)
+        use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+        if for_write {
+            _mm_prefetch::<_MM_HINT_ET0>(address)
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(address)
+        }
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
-}
-
-/// Asks the CPU to bring the cache line at `address` here for writing. A
-/// hint: no effect on what the program computes, and a no-op where the
-/// architecture has no stable intrinsic for it.
-#[inline(always)]
-fn prefetch_for_write(address: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(address)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
+    let _ = (address, for_write);
 }
 
 /// Handles carry the slot number in 24 bits.
