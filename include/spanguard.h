@@ -489,9 +489,11 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Whether `code` means the call succeeded (OK or a notice). Thread-safe.
+ Whether `code` means the call succeeded (OK or a notice); false for an
+ unknown number. Takes a `uint32_t`, like `spanguard_strerror`, so that
+ any number a binding passes is defined behaviour. Thread-safe.
  */
-bool spanguard_result_is_ok(spanguard_result code);
+bool spanguard_result_is_ok(uint32_t code);
 
 /*
  A static, NUL-terminated English description of `code` (a `uint32_t`, so

@@ -66,6 +66,33 @@ pub enum spanguard_result {
 }
 
 impl spanguard_result {
+    /// The result a number from C names, if any: a number outside the
+    /// enum must never be read as one (undefined behaviour in Rust).
+    pub fn from_code(code: u32) -> Option<spanguard_result> {
+        const KNOWN: [spanguard_result; 19] = [
+            spanguard_result::Ok,
+            spanguard_result::NullArgument,
+            spanguard_result::InvalidArgument,
+            spanguard_result::StaleSpan,
+            spanguard_result::AlreadyEnded,
+            spanguard_result::ShutDown,
+            spanguard_result::BufferFull,
+            spanguard_result::LimitReached,
+            spanguard_result::Timeout,
+            spanguard_result::BufferTooSmall,
+            spanguard_result::InvalidTraceparent,
+            spanguard_result::InvalidConfig,
+            spanguard_result::Io,
+            spanguard_result::TooManyTracers,
+            spanguard_result::Panic,
+            spanguard_result::Truncated,
+            spanguard_result::Utf8Replaced,
+            spanguard_result::ParentStale,
+            spanguard_result::NonRecording,
+        ];
+        KNOWN.iter().copied().find(|k| *k as u32 == code)
+    }
+
     pub fn is_ok(self) -> bool {
         matches!(
             self,
@@ -133,10 +160,14 @@ impl From<SpanError> for spanguard_result {
     }
 }
 
-/// Whether `code` means the call succeeded (OK or a notice). Thread-safe.
+/// Whether `code` means the call succeeded (OK or a notice); false for an
+/// unknown number. Takes a `uint32_t`, like `spanguard_strerror`, so that
+/// any number a binding passes is defined behaviour. Thread-safe.
 #[unsafe(no_mangle)]
-pub extern "C" fn spanguard_result_is_ok(code: spanguard_result) -> bool {
-    ffi_boundary!(false, { code.is_ok() })
+pub extern "C" fn spanguard_result_is_ok(code: u32) -> bool {
+    ffi_boundary!(false, {
+        spanguard_result::from_code(code).is_some_and(|r| r.is_ok())
+    })
 }
 
 /// A static, NUL-terminated English description of `code` (a `uint32_t`, so
@@ -144,28 +175,7 @@ pub extern "C" fn spanguard_result_is_ok(code: spanguard_result) -> bool {
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_strerror(code: u32) -> *const c_char {
     ffi_boundary!(c"internal error".as_ptr(), {
-        let known = [
-            spanguard_result::Ok,
-            spanguard_result::NullArgument,
-            spanguard_result::InvalidArgument,
-            spanguard_result::StaleSpan,
-            spanguard_result::AlreadyEnded,
-            spanguard_result::ShutDown,
-            spanguard_result::BufferFull,
-            spanguard_result::LimitReached,
-            spanguard_result::Timeout,
-            spanguard_result::BufferTooSmall,
-            spanguard_result::InvalidTraceparent,
-            spanguard_result::InvalidConfig,
-            spanguard_result::Io,
-            spanguard_result::TooManyTracers,
-            spanguard_result::Panic,
-            spanguard_result::Truncated,
-            spanguard_result::Utf8Replaced,
-            spanguard_result::ParentStale,
-            spanguard_result::NonRecording,
-        ];
-        match known.iter().find(|k| **k as u32 == code) {
+        match spanguard_result::from_code(code) {
             Some(k) => k.message().as_ptr().cast(),
             None => c"unknown result code".as_ptr(),
         }

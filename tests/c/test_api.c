@@ -73,6 +73,7 @@ static void test_codes_and_version(void) {
     CHECK(strcmp(spanguard_strerror(9999), "unknown result code") == 0);
     CHECK(spanguard_result_is_ok(SPANGUARD_RESULT_TRUNCATED));
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_STALE_SPAN));
+    CHECK(!spanguard_result_is_ok(9999)); /* an unknown number is no success */
 }
 
 static void test_bad_input(spanguard_tracer *t) {
