@@ -17,6 +17,22 @@ import (
 type Span struct {
 	t      *Tracer
 	handle C.spanguard_span
+	// The context Start returns, kept inside the span so that Start makes
+	// one allocation, not two.
+	ctx spanContext
+}
+
+// spanContext is the context carrying a span: its parent's, plus the span.
+type spanContext struct {
+	context.Context
+	span *Span
+}
+
+func (c *spanContext) Value(key any) any {
+	if _, ok := key.(spanKey); ok {
+		return c.span
+	}
+	return c.Context.Value(key)
 }
 
 type spanKey struct{}
@@ -84,39 +100,49 @@ func AsRoot() StartOption { return func(c *startConfig) { c.root = true } }
 // context carrying it.
 func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, *Span, error) {
 	cfg := startConfig{kind: KindInternal}
-	for _, o := range opts {
-		o(&cfg)
+	if len(opts) > 0 {
+		// Options are opaque functions, so what they get escapes: only a
+		// call that has options pays for a heap copy.
+		c := &startConfig{kind: KindInternal}
+		for _, o := range opts {
+			o(c)
+		}
+		cfg = *c
 	}
-	p, done, err := t.live()
-	if err != nil {
-		return ctx, nil, err
+	// Not t.live(): its unlock closure is an allocation per span.
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.ptr == nil {
+		return ctx, nil, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
 	}
-	defer done()
+	// The one allocation: the span, which holds its handle (written by C
+	// through a pointer to that field, which cgo allows: the field holds
+	// no Go pointer) and the context returned.
+	span := &Span{t: t}
 	n, nl := cstr(name)
-	var out C.spanguard_span
 	var rc C.spanguard_result
 	if cfg.traceparent != "" {
 		tp, tl := cstr(cfg.traceparent)
-		rc = C.spanguard_span_begin_remote(p, n, nl, tp, tl, C.uint32_t(cfg.kind), &out)
+		rc = C.spanguard_span_begin_remote(t.ptr, n, nl, tp, tl, C.uint32_t(cfg.kind), &span.handle)
 		runtime.KeepAlive(cfg.traceparent)
 	} else {
 		parent := C.spanguard_span(C.SPANGUARD_SPAN_NONE)
 		if s := SpanFromContext(ctx); s != nil && !cfg.root && s.t == t {
 			parent = s.handle
 		}
-		rc = C.spanguard_span_begin(p, n, nl, parent, C.uint32_t(cfg.kind), &out)
+		rc = C.spanguard_span_begin(t.ptr, n, nl, parent, C.uint32_t(cfg.kind), &span.handle)
 	}
 	runtime.KeepAlive(name)
 	if err := check(rc, "span_begin"); err != nil {
 		return ctx, nil, err
 	}
-	span := &Span{t: t, handle: out}
+	span.ctx = spanContext{Context: ctx, span: span}
 	if len(cfg.attrs) > 0 {
 		if err := span.SetAttributes(cfg.attrs...); err != nil {
-			return ctx, span, err
+			return &span.ctx, span, err
 		}
 	}
-	return context.WithValue(ctx, spanKey{}, span), span, nil
+	return &span.ctx, span, nil
 }
 
 // SetAttributes sets typed attributes (a key set again gets the new value).
@@ -137,8 +163,10 @@ func (s *Span) SetAttributes(attrs ...Attribute) error {
 			rc = C.spanguard_span_set_bool(s.handle, k, kl, a.num != 0)
 		}
 		runtime.KeepAlive(a)
-		if err := check(rc, "set_attribute "+a.Key); err != nil {
-			errs = append(errs, err)
+		// The message with the key is built only for an error: built
+		// eagerly it was an allocation per attribute.
+		if !resultIsOK(rc) {
+			errs = append(errs, check(rc, "set_attribute "+a.Key))
 		}
 	}
 	return errors.Join(errs...)
