@@ -122,6 +122,14 @@ impl TracerConfig {
     }
 
     /// Checks ranges that would make the tracer unusable.
+    /// The largest batch that can ever wait in the queue: the batch size,
+    /// capped at the queue size as the OTel batch processor specifies. The
+    /// exporter's wake-up threshold never exceeds it, or a batch could
+    /// never fill.
+    pub fn batch_ceiling(&self) -> u32 {
+        self.max_export_batch_size.min(self.max_queue_size)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |v: &str, r: &str| {
             Err(ConfigError {
@@ -439,5 +447,13 @@ mod tests {
         c.apply_env(&env(&[("OTEL_SDK_DISABLED", "TRUE")]))
             .expect("valid");
         assert!(c.disabled);
+    }
+
+    #[test]
+    fn the_batch_ceiling_is_the_batch_size_capped_at_the_queue() {
+        let mut c = TracerConfig::default();
+        assert_eq!(c.batch_ceiling(), 512);
+        c.max_queue_size = 100;
+        assert_eq!(c.batch_ceiling(), 100);
     }
 }

@@ -210,7 +210,7 @@ impl Tracer {
         };
         let file_sink = sink_path.is_some();
         let first_batch_target = BatchSizer::new(
-            config.max_export_batch_size,
+            config.batch_ceiling(),
             config.schedule_delay,
             Instant::now(),
         )

@@ -98,7 +98,7 @@ impl Exporter {
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
         let mut sizer = BatchSizer::new(
-            p.config.max_export_batch_size,
+            p.config.batch_ceiling(),
             p.config.schedule_delay,
             Instant::now(),
         );
