@@ -104,6 +104,13 @@ test('many spans, none lost', async () => {
   await tracer.close();
 });
 
+test('the JavaScript success check agrees with the library for every code', () => {
+  const L = spanguard.load();
+  for (let code = 0; code < 256; code++) {
+    assert.strictEqual(spanguard.isOk(code), L.isOk(code), `code ${code}`);
+  }
+});
+
 test('a wrong library path fails loudly', () => {
   const run = spawnSync(process.execPath, ['-e', "require('.').load('/nonexistent/libspanguard.so')"],
     { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });

@@ -147,3 +147,9 @@ def test_the_interpreter_exit_flushes(tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(Path(spanguard.__file__).parents[1])))
     assert run.returncode == 0, run.stderr
     assert len(read_spans(tmp_path / "sink")) == 10
+
+
+def test_the_python_success_check_agrees_with_the_library():
+    lib = spanguard._lib()
+    for code in range(256):
+        assert (code in spanguard._OK_CODES) == bool(lib.spanguard_result_is_ok(code)), code
