@@ -121,7 +121,6 @@ impl TracerConfig {
         self.max_queue_size.saturating_add(self.max_open_spans)
     }
 
-    /// Checks ranges that would make the tracer unusable.
     /// The largest batch that can ever wait in the queue: the batch size,
     /// capped at the queue size as the OTel batch processor specifies. The
     /// exporter's wake-up threshold never exceeds it, or a batch could
@@ -130,6 +129,7 @@ impl TracerConfig {
         self.max_export_batch_size.min(self.max_queue_size)
     }
 
+    /// Checks ranges that would make the tracer unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |v: &str, r: &str| {
             Err(ConfigError {

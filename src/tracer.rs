@@ -209,12 +209,7 @@ impl Tracer {
             }
         };
         let file_sink = sink_path.is_some();
-        let first_batch_target = BatchSizer::new(
-            config.batch_ceiling(),
-            config.schedule_delay,
-            Instant::now(),
-        )
-        .initial();
+        let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
         let pipeline = Arc::new(Pipeline {
             config,
             resource,

@@ -184,8 +184,6 @@ impl SpanSlab {
         // begin does not wait for them (the wait was most of begin's cost).
         if let Some(next) = self.free.peek().filter(|&n| n < self.capacity) {
             let record = self.slot(next) as *const SpanRecord as *const i8;
-            const ATTRIBUTES: usize = std::mem::offset_of!(SpanRecord, attributes);
-            const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
             for offset in [0, 64, ATTRIBUTES, ARENA] {
                 // SAFETY: in bounds of the same record; only an address.
                 prefetch(unsafe { record.add(offset) }, true);
@@ -300,14 +298,17 @@ impl SpanSlab {
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
-        const ATTRIBUTES: usize = std::mem::offset_of!(SpanRecord, attributes);
-        const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
         for offset in [0, 64, ATTRIBUTES, ATTRIBUTES + 64, ARENA, ARENA + 64] {
             // SAFETY: every offset is inside the same record; only an address.
             prefetch(unsafe { record.add(offset) }, false);
         }
     }
 }
+
+/// Where a record's attribute table and text arena start: the lines after
+/// the first two that recording writes and encoding reads first.
+const ATTRIBUTES: usize = std::mem::offset_of!(SpanRecord, attributes);
+const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 
 /// Asks the CPU to bring the cache line at `address` here, ready for
 /// writing when `for_write`. A hint: no effect on what the program

@@ -31,7 +31,7 @@ impl BatchSizer {
     pub fn new(max_batch: u32, schedule_delay: Duration, now: Instant) -> BatchSizer {
         let max = max_batch.max(1);
         BatchSizer {
-            floor: (max / FLOOR_SHARE).max(1),
+            floor: Self::first_threshold(max),
             max,
             latency_goal: schedule_delay / LATENCY_SHARE,
             rate: 0.0,
@@ -39,10 +39,11 @@ impl BatchSizer {
         }
     }
 
-    /// The threshold before anything was measured: the floor, so the first
-    /// spans of a process go out soon and give the first measurement.
-    pub fn initial(&self) -> u32 {
-        self.floor
+    /// The threshold before anything was measured, for a maximum batch of
+    /// `max_batch`: the floor, so the first spans of a process go out soon
+    /// and give the first measurement.
+    pub fn first_threshold(max_batch: u32) -> u32 {
+        (max_batch.max(1) / FLOOR_SHARE).max(1)
     }
 
     /// Records that `taken` spans were exported since the last call, and
@@ -66,7 +67,8 @@ impl BatchSizer {
 
     pub fn threshold(&self) -> u32 {
         let wanted = self.rate * self.latency_goal.as_secs_f64();
-        (wanted.min(self.max as f64) as u32).clamp(self.floor, self.max)
+        // `as` saturates (and maps NaN to 0), so the clamp is the only bound.
+        (wanted as u32).clamp(self.floor, self.max)
     }
 }
 
@@ -88,8 +90,7 @@ mod tests {
 
     #[test]
     fn starts_at_the_floor() {
-        let s = BatchSizer::new(512, DELAY, Instant::now());
-        assert_eq!(s.initial(), 32);
+        assert_eq!(BatchSizer::first_threshold(512), 32);
     }
 
     #[test]
@@ -138,7 +139,7 @@ mod tests {
     fn a_tiny_maximum_is_respected() {
         let mut t = Instant::now();
         let mut s = BatchSizer::new(1, DELAY, t);
-        assert_eq!(s.initial(), 1);
+        assert_eq!(BatchSizer::first_threshold(1), 1);
         assert_eq!(
             settle(&mut s, &mut t, 100_000.0, Duration::from_millis(5)),
             1

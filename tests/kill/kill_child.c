@@ -5,7 +5,7 @@
  * every reported span must then arrive exactly once, and so must its child,
  * ended or, if the kill caught it open, marked interrupted.
  *
-  * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
  * its Python receiver keeps up. */
