@@ -120,8 +120,16 @@ def test_partial_success_counts_the_rejected_spans(emitter, tmp_path):
         run = emit(emitter, rx.endpoint, tmp_path, "partial")
         time.sleep(0.5)
         got = delivered(rx)
-    assert len(run.keys - got) == run.stats["dropped_rejected"] == 2
-    assert run.stats["spans_exported"] == len(run.keys) - 2
+        rejected = {(s["trace_id"], s["span_id"])
+                    for r in rx.accepted_records() for s in r.get("partial_rejected", [])}
+    # The receiver rejects the last two spans of the first request.  How many
+    # spans that request holds depends on when the exporter woke (dynamic
+    # batching may send a single span), so the test checks the exact set the
+    # receiver rejected rather than a fixed count.
+    assert 1 <= len(rejected) <= 2
+    assert run.keys - got == rejected
+    assert run.stats["dropped_rejected"] == len(rejected)
+    assert run.stats["spans_exported"] == len(run.keys) - len(rejected)
     assert EVENT_REJECTED in [e["event"] for e in run.events]
 
 
