@@ -278,13 +278,16 @@ impl SpanSlab {
         Some(index)
     }
 
-    /// Gives an exported slot back: a new generation makes every handle to
-    /// the old span stale.
-    pub fn release(&self, index: u32) {
-        let header = &self.slot(index).header;
-        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
-        header.store(pack_header(generation, STATE_FREE), Ordering::Release);
-        self.free.push(index);
+    /// Gives exported slots back, with one update of the free stack for
+    /// all of them. A new generation makes every handle to an old span stale.
+    pub fn release_all(&self, indexes: &[u32]) {
+        for &index in indexes {
+            let header = &self.slot(index).header;
+            let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
+            // Relaxed: the free stack's Release publishes these stores.
+            header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
+        }
+        self.free.push_all(indexes);
     }
 
     pub fn ended_len(&self) -> usize {
@@ -354,7 +357,7 @@ mod tests {
         slab.publish_ended(i, g);
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Ended));
         assert_eq!(slab.take_ended(), Some(i));
-        slab.release(i);
+        slab.release_all(&[i]);
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
     }

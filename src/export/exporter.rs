@@ -250,9 +250,7 @@ impl Exporter {
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
         // takes. A crash from here on spools the bytes (crash handler).
-        for &i in &self.indexes {
-            p.slab.release(i);
-        }
+        p.slab.release_all(&self.indexes);
         self.send_encoded(self.indexes.len() as u64);
     }
 
