@@ -298,7 +298,7 @@ impl Tracer {
         let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
         r.name = name_ref;
         p.slab.publish_open(slot, generation);
-        Stats::add(&p.stats.spans_begun, 1);
+        p.stats.hot.count_begun();
         Ok((SpanRef { slot, generation }, notice.merge(outcome)))
     }
 
@@ -505,7 +505,7 @@ impl Tracer {
         } else {
             end_unix_ns.max(r.start_unix_ns)
         };
-        Stats::add(&p.stats.spans_ended, 1);
+        p.stats.hot.count_ended(1);
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as
         // it pops, so a thread looks only every few ends; a batch is then at
@@ -616,7 +616,7 @@ impl Tracer {
             let r = unsafe { p.slab.slot_mut(slot) };
             r.marks |= MARK_UNENDED;
             r.end_unix_ns = now.max(r.start_unix_ns);
-            Stats::add(&p.stats.spans_ended, 1);
+            p.stats.hot.count_ended(1);
             p.slab.publish_ended(slot, generation);
             ended += 1;
         }
