@@ -172,6 +172,8 @@ pub struct Tracer {
 impl Tracer {
     pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
+        // The first sample of the clock's calibration (see span::clock).
+        crate::span::clock::recalibrate();
         let resource = ResourceInfo::new(&config.service_name, &config.resource_attributes);
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
         let crash_file = if config.install_signal_handlers && flight.is_none() {
@@ -500,11 +502,14 @@ impl Tracer {
         p.slab.lock_open(s.slot, s.generation)?;
         // SAFETY: lock_open moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(s.slot) };
-        r.end_unix_ns = if end_unix_ns == 0 {
+        // Never before the start: an explicit time may be, and so may the
+        // clock when it was re-anchored in between (see span::clock).
+        let end = if end_unix_ns == 0 {
             now_unix_ns()
         } else {
-            end_unix_ns.max(r.start_unix_ns)
+            end_unix_ns
         };
+        r.end_unix_ns = end.max(r.start_unix_ns);
         p.stats.hot.count_ended(1);
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as

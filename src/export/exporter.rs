@@ -125,6 +125,7 @@ impl Exporter {
                 p.signal.sleep_unless_stopped(p.config.schedule_delay);
                 continue;
             }
+            crate::span::clock::recalibrate();
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             let taken = self.drain();
             let target = sizer.observe(taken, Instant::now());
