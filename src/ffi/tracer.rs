@@ -38,6 +38,7 @@ static WRAPPERS: [AtomicPtr<spanguard_tracer>; 256] =
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
         crate::span::ids::reseed_after_fork();
+        crate::span::clock::after_fork_in_child();
         crate::watchdog::signals::restart_after_fork();
         for slot in WRAPPERS.iter().skip(1) {
             let ptr = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);

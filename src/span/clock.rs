@@ -63,6 +63,14 @@ pub fn recalibrate() {
     tsc::recalibrate();
 }
 
+/// For a forked child, which has only the forking thread: a calibrator
+/// lock some other parent thread held would stay taken forever, and the
+/// anchor would never be renewed, so the child reads `clock_gettime`.
+pub fn after_fork_in_child() {
+    #[cfg(target_arch = "x86_64")]
+    tsc::disable();
+}
+
 /// Shortest interval the tick rate is measured over: the two samples'
 /// reading error (tens of ns) over it stays below a part in a million.
 const MIN_INTERVAL_NS: u64 = 200_000_000;
@@ -266,6 +274,12 @@ mod tsc {
                 mult: 0,
             }),
         }
+    }
+
+    pub fn disable() {
+        USABLE.store(2, Ordering::Relaxed);
+        // Even or odd, a reader seeing 0 falls back to the system clock.
+        SHARED.seq.store(0, Ordering::Release);
     }
 
     /// Seqlock write: odd, the fields, even again.
