@@ -422,7 +422,7 @@ fn main() {
     // the figures are medians over rounds: noise from a shared machine (a
     // neighbour's burst) then lands on all of them alike rather than on
     // whichever ran during it.
-    let (rounds, samples, n) = if quick { (3, 3, 20_000) } else { (7, 5, 100_000) };
+    let (rounds, samples, n) = if quick { (3, 3, 20_000) } else { (7, 5, 50_000) };
     if args.iter().any(|a| a == "--hot") {
         // Only the C ABI's begin+3 attrs+end rows, for tuning the hot path.
         let figures: Vec<f64> = (0..rounds)
