@@ -181,10 +181,14 @@ impl SpanSlab {
         let index = self.free.pop()?;
         // The exporter freed the next slot on the stack, so its lines sit in
         // the exporter's cache: start moving them here now, so that the next
-        // begin does not wait for them (the wait was most of begin's cost).
+        // span does not wait for them. Every line a span writes and this
+        // misses costs a whole transfer between cores, and the compare-
+        // exchange of the next attribute call waits for it. Taking the first
+        // 128 bytes of the attribute table (6 attributes) and of the arena,
+        // not 64, took a span with 3 attributes from 268 to 130 ns.
         if let Some(next) = self.free.peek().filter(|&n| n < self.capacity) {
             let record = self.slot(next) as *const SpanRecord as *const i8;
-            for offset in [0, 64, ATTRIBUTES, ARENA] {
+            for offset in [0, 64, ATTRIBUTES, ATTRIBUTES + 64, ARENA, ARENA + 64] {
                 // SAFETY: in bounds of the same record; only an address.
                 prefetch(unsafe { record.add(offset) }, true);
             }
