@@ -567,6 +567,17 @@ spanguard_result spanguard_span_set_string(spanguard_span span,
                                            size_t value_len);
 
 /*
+ Sets `n_attrs` attributes at once: the same as one set call per
+ attribute, but the span is locked once instead of once per attribute
+ (and a binding crosses into the library once). Every attribute that fits
+ is set; `SPANGUARD_RESULT_LIMIT_REACHED` if some did not (counted), or
+ when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set).
+ */
+spanguard_result spanguard_span_set_attributes(spanguard_span span,
+                                               const struct spanguard_attribute *attrs,
+                                               size_t n_attrs);
+
+/*
  Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.
  */
 spanguard_result spanguard_span_add_event(spanguard_span span,

@@ -376,6 +376,32 @@ impl Tracer {
         self.with_open(s, |r| set_attribute(r, OWNER_SPAN, key, value))?
     }
 
+    /// Sets several attributes under one lock of the span: the same result
+    /// as one `set_attribute` per attribute, with one compare-exchange on
+    /// the slot instead of one each. Every attribute that fits is set;
+    /// LimitReached if some did not (counted, as for one).
+    pub fn set_attributes(
+        &self,
+        s: SpanRef,
+        attributes: &[(&[u8], AttrInput)],
+    ) -> Result<Notice, SpanError> {
+        self.with_open(s, |r| {
+            let mut notice = Notice::default();
+            let mut full = false;
+            for (key, value) in attributes {
+                match set_attribute(r, OWNER_SPAN, key, *value) {
+                    Ok(n) => notice = merge(notice, n),
+                    Err(_) => full = true,
+                }
+            }
+            if full {
+                Err(SpanError::LimitReached)
+            } else {
+                Ok(notice)
+            }
+        })?
+    }
+
     /// Adds an event; `time_unix_ns` 0 means now.
     pub fn add_event(
         &self,

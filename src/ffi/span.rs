@@ -260,6 +260,24 @@ pub unsafe extern "C" fn spanguard_span_set_string(
     })
 }
 
+/// Sets `n_attrs` attributes at once: the same as one set call per
+/// attribute, but the span is locked once instead of once per attribute
+/// (and a binding crosses into the library once). Every attribute that fits
+/// is set; `SPANGUARD_RESULT_LIMIT_REACHED` if some did not (counted), or
+/// when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_attributes(
+    span: spanguard_span,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_attributes(attrs, n_attrs, |items| {
+            with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
+        })
+    })
+}
+
 /// Borrows a C attribute array as Rust inputs, on the stack (no allocation).
 fn with_attributes(
     attrs: *const spanguard_attribute,
@@ -273,7 +291,10 @@ fn with_attributes(
     if n > MAX {
         return spanguard_result::LimitReached;
     }
-    let mut items: [(&[u8], AttrInput); MAX] = [(&[], AttrInput::Bool(false)); MAX];
+    // Uninitialised: filling all 48 entries first cost more than setting
+    // three attributes (1.5 KiB of stores per call).
+    let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
+        [const { std::mem::MaybeUninit::uninit() }; MAX];
     for (i, item) in items.iter_mut().enumerate().take(n) {
         // SAFETY: attrs holds n elements.
         let a = unsafe { &*attrs.add(i) };
@@ -293,9 +314,13 @@ fn with_attributes(
             SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
             _ => return spanguard_result::InvalidArgument,
         };
-        *item = (key, value);
+        item.write((key, value));
     }
-    f(&items[..n])
+    // SAFETY: the loop above initialised the first n entries (it returns
+    // early otherwise), and MaybeUninit<T> has T's layout.
+    let items =
+        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<(&[u8], AttrInput)>(), n) };
+    f(items)
 }
 
 /// Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.

@@ -2,6 +2,7 @@
  * lifecycle, threads, and that every ended span is exported. Compiled with
  * -Wall -Wextra -Wpedantic -Werror against the checked-in header. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,109 @@ static void test_one_span_of_everything(spanguard_tracer *t) {
     CHECK(s.values_truncated == 1);
 }
 
+/* How often `needle` occurs in the sink files of `dir`. */
+static long count_in_sink(const char *dir, const char *needle) {
+    long total = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".jsonl")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        static char line[1 << 20];
+        while (fgets(line, sizeof line, f))
+            for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+static spanguard_attribute attr_string(const char *key, const char *value, size_t value_len) {
+    spanguard_attribute a;
+    memset(&a, 0, sizeof a);
+    a.key = key;
+    a.key_len = strlen(key);
+    a.type_ = SPANGUARD_VALUE_STRING;
+    a.string_value = value;
+    a.string_len = value_len;
+    return a;
+}
+
+static spanguard_attribute attr_int(const char *key, int64_t value) {
+    spanguard_attribute a;
+    memset(&a, 0, sizeof a);
+    a.key = key;
+    a.key_len = strlen(key);
+    a.type_ = SPANGUARD_VALUE_INT;
+    a.int_value = value;
+    return a;
+}
+
+/* Several attributes in one call: each arrives as if set on its own, bad
+ * input is refused as for the single setters, and a full table is reported
+ * and counted with what fitted kept. */
+static void test_set_attributes(spanguard_tracer *t, const char *dir) {
+    spanguard_counters before = stats_of(t);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("attrs.batch"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    spanguard_attribute attrs[4];
+    attrs[0] = attr_string("batch.model", "gpt-batch", 9);
+    attrs[1] = attr_int("batch.tokens", 1234);
+    memset(&attrs[2], 0, sizeof attrs[2]);
+    attrs[2].key = "batch.temperature";
+    attrs[2].key_len = strlen(attrs[2].key);
+    attrs[2].type_ = SPANGUARD_VALUE_DOUBLE;
+    attrs[2].double_value = 0.5;
+    memset(&attrs[3], 0, sizeof attrs[3]);
+    attrs[3].key = "batch.stream";
+    attrs[3].key_len = strlen(attrs[3].key);
+    attrs[3].type_ = SPANGUARD_VALUE_BOOL;
+    attrs[3].bool_value = true;
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 4), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_OK);
+    /* A key set again takes the new value. */
+    attrs[0] = attr_int("batch.tokens", 99);
+    attrs[1] = attr_string("batch.utf8", "a\xff" "b", 3);
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 2), SPANGUARD_RESULT_UTF8_REPLACED);
+    CHECK_RC(spanguard_span_set_attributes(s, NULL, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    attrs[0].key = NULL;
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    attrs[0] = attr_int("batch.bad", 1);
+    attrs[0].type_ = 42;
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    attrs[0].type_ = SPANGUARD_VALUE_INT;
+    CHECK_RC(spanguard_span_set_attributes(SPANGUARD_SPAN_NONE, attrs, 1), SPANGUARD_RESULT_NON_RECORDING);
+    static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
+    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][16];
+    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
+        snprintf(keys[i], sizeof keys[i], "fill.%d", i);
+        many[i] = attr_int(keys[i], i);
+    }
+    CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES + 1), SPANGUARD_RESULT_LIMIT_REACHED);
+    /* 5 keys are set; 43 more fit, 5 do not. */
+    CHECK_RC(spanguard_span_set_attributes(s, many, 48), SPANGUARD_RESULT_LIMIT_REACHED);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_STALE_SPAN);
+
+    spanguard_counters after = stats_of(t);
+    CHECK(after.attributes_dropped - before.attributes_dropped == 5);
+    CHECK(after.utf8_replaced - before.utf8_replaced == 1);
+    CHECK(count_in_sink(dir, "{\"key\":\"batch.model\",\"value\":{\"stringValue\":\"gpt-batch\"}}") == 1);
+    CHECK(count_in_sink(dir, "{\"key\":\"batch.tokens\",\"value\":{\"intValue\":\"99\"}}") == 1);
+    CHECK(count_in_sink(dir, "\"batch.tokens\"") == 1);
+    CHECK(count_in_sink(dir, "{\"key\":\"batch.temperature\",\"value\":{\"doubleValue\":0.5}}") == 1);
+    CHECK(count_in_sink(dir, "{\"key\":\"batch.stream\",\"value\":{\"boolValue\":true}}") == 1);
+    CHECK(count_in_sink(dir, "{\"key\":\"batch.utf8\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}") == 1);
+    CHECK(count_in_sink(dir, "\"fill.42\"") == 1);
+    CHECK(count_in_sink(dir, "\"fill.43\"") == 0);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -312,6 +416,7 @@ int main(int argc, char **argv) {
     spanguard_tracer *t = make_tracer(dir, 0);
     test_bad_input(t);
     test_one_span_of_everything(t);
+    test_set_attributes(t, dir);
     test_threads_lose_nothing(t);
     test_shutdown_exports_open_spans(t);
     spanguard_tracer_free(t);

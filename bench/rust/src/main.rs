@@ -60,6 +60,9 @@ impl SpanExporter for DiscardExporter {
 enum Case {
     BeginEnd,
     Attrs3,
+    /// The same 3 attributes in one call (spanguard_span_set_attributes,
+    /// the SDK's set_attributes).
+    Attrs3OneCall,
     Nested,
     TwoThreads,
 }
@@ -69,6 +72,7 @@ impl Case {
         match self {
             Case::BeginEnd => "begin+end",
             Case::Attrs3 => "begin+3 attrs+end",
+            Case::Attrs3OneCall => "begin+3 attrs in one call+end",
             Case::Nested => "nested (parent+child), per span",
             Case::TwoThreads => "2 threads, begin+3 attrs+end",
         }
@@ -149,6 +153,16 @@ fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n
                     let _ = t.set_attribute(s, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
                     let _ = t.set_attribute(s, b"stream", AttrInput::Bool(true));
                 }
+                Case::Attrs3OneCall => {
+                    let _ = t.set_attributes(
+                        s,
+                        &[
+                            (b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64)),
+                            (b"gen_ai.request.model", AttrInput::Str(b"gpt-4o")),
+                            (b"stream", AttrInput::Bool(true)),
+                        ],
+                    );
+                }
                 Case::Nested => {
                     let (c, _) = t.begin(b"child", Parent::Local(s), 1).expect("begin");
                     let _ = t.end(c, 0);
@@ -192,6 +206,23 @@ fn bench_spanguard_c(case: Case, samples: usize, n: u64) -> (f64, f64) {
                         spanguard_span_set_string(s, c"gen_ai.request.model".as_ptr(), 20, c"gpt-4o".as_ptr(), 6);
                         spanguard_span_set_bool(s, c"stream".as_ptr(), 6, true);
                     }
+                    Case::Attrs3OneCall => {
+                        let mut attrs: [spanguard_attribute; 3] = std::mem::zeroed();
+                        attrs[0].key = c"gen_ai.usage.input_tokens".as_ptr();
+                        attrs[0].key_len = 25;
+                        attrs[0].type_ = SPANGUARD_VALUE_INT;
+                        attrs[0].int_value = i as i64;
+                        attrs[1].key = c"gen_ai.request.model".as_ptr();
+                        attrs[1].key_len = 20;
+                        attrs[1].type_ = SPANGUARD_VALUE_STRING;
+                        attrs[1].string_value = c"gpt-4o".as_ptr();
+                        attrs[1].string_len = 6;
+                        attrs[2].key = c"stream".as_ptr();
+                        attrs[2].key_len = 6;
+                        attrs[2].type_ = SPANGUARD_VALUE_BOOL;
+                        attrs[2].bool_value = true;
+                        spanguard_span_set_attributes(s, attrs.as_ptr(), 3);
+                    }
                     Case::Nested => {
                         let mut c = 0u64;
                         spanguard_span_begin(p.0, c"child".as_ptr(), 5, s, 1, &mut c);
@@ -227,6 +258,13 @@ fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
                     s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i as i64));
                     s.set_attribute(KeyValue::new("gen_ai.request.model", "gpt-4o"));
                     s.set_attribute(KeyValue::new("stream", true));
+                }
+                Case::Attrs3OneCall => {
+                    s.set_attributes([
+                        KeyValue::new("gen_ai.usage.input_tokens", i as i64),
+                        KeyValue::new("gen_ai.request.model", "gpt-4o"),
+                        KeyValue::new("stream", true),
+                    ]);
                 }
                 Case::Nested => {
                     let cx = opentelemetry::Context::current_with_span(s);
@@ -430,6 +468,10 @@ fn main() {
             .collect();
         println!("C ABI begin+3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
         let figures: Vec<f64> = (0..rounds)
+            .map(|_| bench_spanguard_c(Case::Attrs3OneCall, samples, n).0)
+            .collect();
+        println!("C ABI begin+3 attrs in one call+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
+        let figures: Vec<f64> = (0..rounds)
             .map(|_| bench_spanguard_c(Case::TwoThreads, samples, n).0)
             .collect();
         println!("C ABI 2 threads, begin+3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
@@ -438,7 +480,7 @@ fn main() {
     println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut otel_made = 0u64;
-    for case in [Case::BeginEnd, Case::Attrs3, Case::Nested, Case::TwoThreads] {
+    for case in [Case::BeginEnd, Case::Attrs3, Case::Attrs3OneCall, Case::Nested, Case::TwoThreads] {
         let mut figures: [Vec<f64>; 6] = Default::default();
         for _ in 0..rounds {
             let (rn, ra) = bench_spanguard_rust(case, samples, n);
