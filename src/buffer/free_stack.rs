@@ -51,23 +51,6 @@ impl FreeStack {
         }
     }
 
-    #[inline]
-    pub fn push(&self, index: u32) {
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            self.next[index as usize].store(head as u32, Ordering::Relaxed);
-            let new = ((head >> 32) + 1) << 32 | index as u64;
-            // Release: the slot's reset header is visible to its next popper.
-            match self
-                .head
-                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(current) => head = current,
-            }
-        }
-    }
-
     /// Pushes several slots with one compare-exchange, `indexes[0]` on top.
     /// The exporter gives a whole batch back this way: pushing one slot at a
     /// time took the head's cache line away from the application's `pop`
@@ -84,7 +67,7 @@ impl FreeStack {
         loop {
             self.next[last as usize].store(head as u32, Ordering::Relaxed);
             let new = ((head >> 32) + 1) << 32 | first as u64;
-            // Release: as in `push`, for every slot of the chain.
+            // Release: the slots' reset headers are visible to whoever pops them.
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
@@ -123,7 +106,7 @@ mod tests {
         let s = FreeStack::full(3);
         assert_eq!(s.pop(), Some(0));
         assert_eq!(s.pop(), Some(1));
-        s.push(0);
+        s.push_all(&[0]);
         assert_eq!(s.pop(), Some(0));
         assert_eq!(s.pop(), Some(2));
         assert_eq!(s.pop(), None);
@@ -197,7 +180,7 @@ mod tests {
                                 "slot taken twice"
                             );
                             owners[i as usize].store(0, Ordering::SeqCst);
-                            s.push(i);
+                            s.push_all(&[i]);
                         }
                     }
                 })

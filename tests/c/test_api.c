@@ -2,7 +2,6 @@
  * lifecycle, threads, and that every ended span is exported. Compiled with
  * -Wall -Wextra -Wpedantic -Werror against the checked-in header. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "sink_count.h"
 
 static int failures = 0;
 static int checks = 0;
@@ -181,27 +181,6 @@ static void test_one_span_of_everything(spanguard_tracer *t) {
     CHECK(s.values_truncated == 1);
 }
 
-/* How often `needle` occurs in the sink files of `dir`. */
-static long count_in_sink(const char *dir, const char *needle) {
-    long total = 0;
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        static char line[1 << 20];
-        while (fgets(line, sizeof line, f))
-            for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
-        fclose(f);
-    }
-    closedir(d);
-    return total;
-}
-
 static spanguard_attribute attr_string(const char *key, const char *value, size_t value_len) {
     spanguard_attribute a;
     memset(&a, 0, sizeof a);
@@ -274,14 +253,14 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_counters after = stats_of(t);
     CHECK(after.attributes_dropped - before.attributes_dropped == 5);
     CHECK(after.utf8_replaced - before.utf8_replaced == 1);
-    CHECK(count_in_sink(dir, "{\"key\":\"batch.model\",\"value\":{\"stringValue\":\"gpt-batch\"}}") == 1);
-    CHECK(count_in_sink(dir, "{\"key\":\"batch.tokens\",\"value\":{\"intValue\":\"99\"}}") == 1);
-    CHECK(count_in_sink(dir, "\"batch.tokens\"") == 1);
-    CHECK(count_in_sink(dir, "{\"key\":\"batch.temperature\",\"value\":{\"doubleValue\":0.5}}") == 1);
-    CHECK(count_in_sink(dir, "{\"key\":\"batch.stream\",\"value\":{\"boolValue\":true}}") == 1);
-    CHECK(count_in_sink(dir, "{\"key\":\"batch.utf8\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}") == 1);
-    CHECK(count_in_sink(dir, "\"fill.42\"") == 1);
-    CHECK(count_in_sink(dir, "\"fill.43\"") == 0);
+    CHECK(count_in_dir(dir, "{\"key\":\"batch.model\",\"value\":{\"stringValue\":\"gpt-batch\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"batch.tokens\",\"value\":{\"intValue\":\"99\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"batch.tokens\"") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"batch.temperature\",\"value\":{\"doubleValue\":0.5}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"batch.stream\",\"value\":{\"boolValue\":true}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"batch.utf8\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"fill.42\"") == 1);
+    CHECK(count_in_dir(dir, "\"fill.43\"") == 0);
 }
 
 /* Spans begun on one thread and ended on another go through this bounded

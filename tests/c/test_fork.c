@@ -3,7 +3,6 @@
  * sink directory (one file per process); the parent then counts every span
  * name across all files. */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define CHECK(cond)                                                              \
@@ -31,26 +31,6 @@ static void emit(spanguard_tracer *t, const char *name, int n) {
         CHECK(spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s) == SPANGUARD_RESULT_OK);
         CHECK(spanguard_span_end(s) == SPANGUARD_RESULT_OK);
     }
-}
-
-static long count_in_dir(const char *dir, const char *needle) {
-    long total = 0;
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        static char line[1 << 20];
-        while (fgets(line, sizeof line, f))
-            for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
-        fclose(f);
-    }
-    closedir(d);
-    return total;
 }
 
 int main(int argc, char **argv) {

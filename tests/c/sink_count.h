@@ -1,0 +1,32 @@
+/* How often a string occurs in the local sink's files: the C tests check
+ * what was exported by reading what the file sink wrote. */
+#ifndef SPANGUARD_TEST_SINK_COUNT_H
+#define SPANGUARD_TEST_SINK_COUNT_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Occurrences of `needle` in the .jsonl files of `dir`; -1 when the
+ * directory cannot be read. */
+static long count_in_dir(const char *dir, const char *needle) {
+    long total = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".jsonl")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        static char line[1 << 20];
+        while (fgets(line, sizeof line, f))
+            for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+#endif
