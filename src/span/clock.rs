@@ -165,6 +165,25 @@ impl Calibrator {
     }
 }
 
+/// The most a (TSC before, clock_gettime, TSC after) reading may spread and
+/// still be used: clock_gettime takes well under a thousand ticks, so a
+/// wider spread means an interrupt or preemption came between the reads,
+/// and the pair could be tens of microseconds apart, enough to skew the
+/// measured rate.
+const MAX_SPREAD_TICKS: u64 = 20_000;
+
+/// From (TSC before, wall ns, TSC after) readings, the pair with the
+/// narrowest spread, the TSC taken halfway; None when every reading was
+/// interrupted.
+fn pick_sample(readings: &[(u64, u64, u64)]) -> Option<(u64, u64)> {
+    readings
+        .iter()
+        .map(|&(before, ns, after)| (after.wrapping_sub(before), before, ns))
+        .filter(|&(spread, _, _)| spread <= MAX_SPREAD_TICKS)
+        .min_by_key(|&(spread, _, _)| spread)
+        .map(|(spread, before, ns)| (before + spread / 2, ns))
+}
+
 #[cfg(target_arch = "x86_64")]
 mod tsc {
     use std::sync::Mutex;
@@ -240,21 +259,14 @@ mod tsc {
         }
     }
 
-    /// A (TSC, wall ns) pair read close together: the TSC is the mean of
-    /// readings on either side of clock_gettime, retried when something
-    /// (an interrupt) came between them.
-    fn sample() -> (u64, u64) {
-        let mut best = (0, 0, u64::MAX);
-        for _ in 0..4 {
+    /// A (TSC, wall ns) pair read close together (see `pick_sample`).
+    fn sample() -> Option<(u64, u64)> {
+        let readings: [(u64, u64, u64); 4] = std::array::from_fn(|_| {
             let before = rdtsc();
             let ns = realtime_ns();
-            let after = rdtsc();
-            let spread = after.wrapping_sub(before);
-            if spread < best.2 {
-                best = (before + spread / 2, ns, spread);
-            }
-        }
-        (best.0, best.1)
+            (before, ns, rdtsc())
+        });
+        pick_sample(&readings)
     }
 
     pub fn recalibrate() {
@@ -264,7 +276,9 @@ mod tsc {
         let Ok(mut calibrator) = CALIBRATOR.try_lock() else {
             return;
         };
-        let (tsc, ns) = sample();
+        let Some((tsc, ns)) = sample() else {
+            return; // interrupted every time: try at the next wake-up
+        };
         match calibrator.observe(tsc, ns) {
             Decision::Keep => {}
             Decision::Publish(a) => publish(a),
@@ -365,6 +379,23 @@ mod tests {
         // And one back.
         let t3 = t2 + 10;
         assert_eq!(c.observe(tick(t3), T0), Decision::Withdraw);
+    }
+
+    #[test]
+    fn an_interrupted_reading_is_not_used_for_calibration() {
+        let ns = T0;
+        // The narrowest reading wins, its TSC taken halfway.
+        assert_eq!(
+            pick_sample(&[(1000, ns, 1900), (5000, ns + 1, 5100), (9000, ns + 2, 9400)]),
+            Some((5050, ns + 1))
+        );
+        // A reading interrupted in the middle (a preemption) is never used,
+        // even when it is the only one.
+        assert_eq!(
+            pick_sample(&[(1000, ns, 1000 + MAX_SPREAD_TICKS + 1)]),
+            None
+        );
+        assert_eq!(pick_sample(&[]), None);
     }
 
     #[test]
