@@ -8,9 +8,10 @@
 //! TSC and convert it with an anchor: a (TSC, wall-clock ns) pair and the
 //! ns per tick measured between two such pairs.
 //!
-//! The exporter threads re-anchor (`recalibrate`) at most once a second
-//! from `clock_gettime`, so the converted time follows the system clock:
-//! NTP's rate changes within an interval, a step within a second. A
+//! The exporter threads re-anchor (`recalibrate`) from `clock_gettime` as
+//! they wake, at most once a second (an idle one wakes at least every
+//! schedule delay), so the converted time follows the system clock: NTP's
+//! rate changes within an interval, a step at the next re-anchor. A
 //! re-anchor whose prediction missed the system clock by more than
 //! `MAX_MISS_NS` (a step, or a TSC that is not what the kernel said) drops
 //! back to `clock_gettime` until the next interval has been measured.
