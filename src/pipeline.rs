@@ -155,6 +155,11 @@ impl ExportSignal {
         }
     }
 
+    /// A flush call waits for the exporter.
+    pub fn flush_pending(&self) -> bool {
+        self.flush_requested.load(Ordering::Acquire) > self.flush_completed.load(Ordering::Acquire)
+    }
+
     /// Wakes the exporter. Takes the mutex so that a wake-up between the
     /// exporter's check and its wait is not lost.
     pub fn wake(&self) {

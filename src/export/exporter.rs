@@ -112,8 +112,7 @@ impl Exporter {
             let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
             p.signal.wait_for_work(p.config.schedule_delay, || {
                 p.signal.stop.load(Ordering::Acquire)
-                    || p.signal.flush_requested.load(Ordering::Acquire)
-                        > p.signal.flush_completed.load(Ordering::Acquire)
+                    || p.signal.flush_pending()
                     || p.slab.ended_len() >= batch
             });
             if p.signal.frozen.load(Ordering::Acquire) {
@@ -161,8 +160,7 @@ impl Exporter {
         Stats::add(&p.stats.exporter_throttled_ns, rest);
         p.signal.wait_for_work(Duration::from_nanos(rest), || {
             p.signal.stop.load(Ordering::Acquire)
-                || p.signal.flush_requested.load(Ordering::Acquire)
-                    > p.signal.flush_completed.load(Ordering::Acquire)
+                || p.signal.flush_pending()
                 || p.slab.ended_len() >= pressure
         });
     }
