@@ -142,26 +142,21 @@ impl HotCounters {
     }
 
     #[inline]
-    pub fn count_ended(&self, n: u64) {
-        self.bump_by(|lane| &lane.ended, n);
+    pub fn count_ended(&self) {
+        self.bump(|lane| &lane.ended);
     }
 
     #[inline]
     fn bump(&self, counter: impl Fn(&Lane) -> &AtomicU64) {
-        self.bump_by(counter, 1);
-    }
-
-    #[inline]
-    fn bump_by(&self, counter: impl Fn(&Lane) -> &AtomicU64, n: u64) {
         match THREAD_LANE.try_with(|claim| claim.0) {
             Ok(lane) if lane < LANES => {
                 // Only this thread writes this lane (see LaneClaim), so a
                 // load and a store do not lose a count.
                 let c = counter(&self.lanes[lane]);
-                c.store(c.load(Relaxed) + n, Relaxed);
+                c.store(c.load(Relaxed) + 1, Relaxed);
             }
             _ => {
-                counter(&self.shared).fetch_add(n, Relaxed);
+                counter(&self.shared).fetch_add(1, Relaxed);
             }
         }
     }
@@ -235,7 +230,7 @@ mod tests {
                     std::thread::spawn(move || {
                         for _ in 0..1000 {
                             hot.count_begun();
-                            hot.count_ended(1);
+                            hot.count_ended();
                         }
                     })
                 })

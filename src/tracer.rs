@@ -385,20 +385,9 @@ impl Tracer {
         s: SpanRef,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let mut notice = Notice::default();
-            let mut full = false;
-            for (key, value) in attributes {
-                match set_attribute(r, OWNER_SPAN, key, *value) {
-                    Ok(n) => notice = merge(notice, n),
-                    Err(_) => full = true,
-                }
-            }
-            if full {
-                Err(SpanError::LimitReached)
-            } else {
-                Ok(notice)
-            }
+        self.with_open(s, |r| match set_attributes(r, OWNER_SPAN, attributes) {
+            (_, true) => Err(SpanError::LimitReached),
+            (notice, false) => Ok(notice),
         })?
     }
 
@@ -427,13 +416,10 @@ impl Tracer {
                 },
             };
             r.event_count += 1;
-            let mut notice = Notice::from_text(outcome);
-            for (k, v) in attributes {
-                match set_attribute(r, OWNER_EVENT_BASE + index as u8, k, *v) {
-                    Ok(n) => notice = merge(notice, n),
-                    Err(_) => notice.truncated = true,
-                }
-            }
+            let (mut notice, full) = set_attributes(r, OWNER_EVENT_BASE + index as u8, attributes);
+            notice = merge(notice, Notice::from_text(outcome));
+            // An attribute that did not fit is reported as cut.
+            notice.truncated |= full;
             Ok(notice)
         })?
     }
@@ -460,13 +446,10 @@ impl Tracer {
                 _reserved: [0; 3],
             };
             r.link_count += 1;
-            let mut notice = Notice::from_text(outcome);
-            for (k, v) in attributes {
-                match set_attribute(r, OWNER_LINK_BASE + index as u8, k, *v) {
-                    Ok(n) => notice = merge(notice, n),
-                    Err(_) => notice.truncated = true,
-                }
-            }
+            let (mut notice, full) = set_attributes(r, OWNER_LINK_BASE + index as u8, attributes);
+            notice = merge(notice, Notice::from_text(outcome));
+            // An attribute that did not fit is reported as cut.
+            notice.truncated |= full;
             Ok(notice)
         })?
     }
@@ -536,7 +519,7 @@ impl Tracer {
             end_unix_ns
         };
         r.end_unix_ns = end.max(r.start_unix_ns);
-        p.stats.hot.count_ended(1);
+        p.stats.hot.count_ended();
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as
         // it pops, so a thread looks only every few ends; a batch is then at
@@ -647,7 +630,7 @@ impl Tracer {
             let r = unsafe { p.slab.slot_mut(slot) };
             r.marks |= MARK_UNENDED;
             r.end_unix_ns = now.max(r.start_unix_ns);
-            p.stats.hot.count_ended(1);
+            p.stats.hot.count_ended();
             p.slab.publish_ended(slot, generation);
             ended += 1;
         }
@@ -698,6 +681,24 @@ fn set_attribute(
     outcome
         .map(Notice::from_text)
         .ok_or(SpanError::LimitReached)
+}
+
+/// Sets each of `attributes` on `owner` (see `set_attribute`): the merged
+/// notice, and whether any did not fit (counted).
+fn set_attributes(
+    r: &mut SpanRecord,
+    owner: u8,
+    attributes: &[(&[u8], AttrInput)],
+) -> (Notice, bool) {
+    let mut notice = Notice::default();
+    let mut full = false;
+    for (key, value) in attributes {
+        match set_attribute(r, owner, key, *value) {
+            Ok(n) => notice = merge(notice, n),
+            Err(_) => full = true,
+        }
+    }
+    (notice, full)
 }
 
 /// Counts this thread's span ends down from `every`; true when it reaches
