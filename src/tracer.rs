@@ -25,7 +25,7 @@ use crate::pipeline::{
     Pipeline,
 };
 use crate::span::clock::now_unix_ns;
-use crate::span::ids::{new_span_id, new_trace_id};
+use crate::span::ids::{new_root_ids, new_span_id};
 use crate::span::limits::*;
 use crate::span::record::*;
 use crate::span::traceparent::RemoteParent;
@@ -270,14 +270,24 @@ impl Tracer {
         // Resolve a local parent before taking a slot, so a failure here
         // leaves nothing half-made.
         let mut notice = Notice::default();
-        let (trace_id, parent_id, flags, marks) = match parent {
-            Parent::None => (new_trace_id(), [0u8; 8], 1u8, 0u8),
-            Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags, MARK_PARENT_REMOTE),
+        let root = || {
+            let (trace_id, span_id) = new_root_ids();
+            (trace_id, span_id, [0u8; 8], 1u8, 0u8)
+        };
+        let (trace_id, span_id, parent_id, flags, marks) = match parent {
+            Parent::None => root(),
+            Parent::Remote(r) => (
+                r.trace_id,
+                new_span_id(),
+                r.span_id,
+                r.trace_flags,
+                MARK_PARENT_REMOTE,
+            ),
             Parent::Local(s) => match self.read_ids(s) {
-                Some((t, id, f)) => (t, id, f, 0),
+                Some((t, id, f)) => (t, new_span_id(), id, f, 0),
                 None => {
                     notice.parent_stale = true;
-                    (new_trace_id(), [0u8; 8], 1, 0)
+                    root()
                 }
             },
         };
@@ -291,7 +301,7 @@ impl Tracer {
         let r = unsafe { p.slab.slot_mut(slot) };
         r.reset();
         r.trace_id = trace_id;
-        r.span_id = new_span_id();
+        r.span_id = span_id;
         r.parent_span_id = parent_id;
         r.trace_flags = flags;
         r.kind = kind;

@@ -22,20 +22,33 @@ fn seed() -> u64 {
     s | 1
 }
 
-/// splitmix64: fast, and every output is a distinct function of the state,
-/// so two threads seeded differently never produce the same sequence.
-fn next_u64() -> u64 {
+/// splitmix64's output function: every output is a distinct function of
+/// the state, so two threads seeded differently never produce the same
+/// sequence.
+#[inline]
+fn mix(s: u64) -> u64 {
+    let mut z = s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `N` numbers from this thread's generator, with one access to it: each
+/// thread-local access from the shared library is a call to
+/// `__tls_get_addr`, and a root span needs three numbers.
+#[inline]
+fn next_words<const N: usize>() -> [u64; N] {
     STATE.with(|state| {
         let mut s = state.get();
         if s == 0 {
             s = seed();
         }
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let words = std::array::from_fn(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            mix(s)
+        });
         state.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        words
     })
 }
 
@@ -50,22 +63,26 @@ pub fn new_span_id_u64() -> u64 {
     u64::from_be_bytes(new_span_id())
 }
 
-pub fn new_trace_id() -> [u8; 16] {
-    loop {
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&next_u64().to_be_bytes());
-        id[8..].copy_from_slice(&next_u64().to_be_bytes());
-        if id != [0; 16] {
-            return id;
-        }
-    }
+fn trace_id_of(high: u64, low: u64) -> [u8; 16] {
+    ((high as u128) << 64 | low as u128).to_be_bytes()
 }
 
 pub fn new_span_id() -> [u8; 8] {
     loop {
-        let id = next_u64().to_be_bytes();
-        if id != [0; 8] {
-            return id;
+        let [id] = next_words();
+        if id != 0 {
+            return id.to_be_bytes();
+        }
+    }
+}
+
+/// A new trace id and the id of its root span, from one generator access.
+#[inline]
+pub fn new_root_ids() -> ([u8; 16], [u8; 8]) {
+    loop {
+        let [high, low, span] = next_words();
+        if high | low != 0 && span != 0 {
+            return (trace_id_of(high, low), span.to_be_bytes());
         }
     }
 }
@@ -108,9 +125,10 @@ mod tests {
 
     #[test]
     fn ids_are_nonzero_and_distinct() {
-        let a = new_trace_id();
-        let b = new_trace_id();
+        let (a, span) = new_root_ids();
+        let (b, _) = new_root_ids();
         assert_ne!(a, [0; 16]);
+        assert_ne!(span, [0; 8]);
         assert_ne!(a, b);
         assert_ne!(new_span_id(), new_span_id());
     }
