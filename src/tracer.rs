@@ -377,6 +377,7 @@ impl Tracer {
         Ok(out)
     }
 
+    #[inline(always)]
     pub fn set_attribute(
         &self,
         s: SpanRef,
@@ -676,6 +677,7 @@ fn merge(a: Notice, b: Notice) -> Notice {
     }
 }
 
+#[inline(always)]
 fn set_attribute(
     r: &mut SpanRecord,
     owner: u8,

@@ -187,6 +187,7 @@ pub unsafe extern "C" fn spanguard_span_traceparent(
 ///
 /// # Safety
 /// `key` must be valid for `key_len` bytes.
+#[inline(always)]
 unsafe fn set_scalar(
     span: spanguard_span,
     key: *const c_char,

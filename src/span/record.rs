@@ -386,6 +386,7 @@ impl SpanRecord {
     /// Sets an attribute of `owner`. A key it already has gets the new value
     /// (the OpenTelemetry rule); a new key takes a table entry, and when the
     /// table is full the attribute is counted dropped and None returned.
+    #[inline(always)]
     pub fn push_attribute(
         &mut self,
         owner: u8,
