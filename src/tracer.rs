@@ -296,6 +296,9 @@ impl Tracer {
             // the crash handler after a stack overflow.
             crate::watchdog::crash::ensure_alt_stack();
         }
+        // Read before the slot is taken, as in `end`: the compare-exchange
+        // and the clock read overlap.
+        let start_unix_ns = now_unix_ns();
         let (slot, generation) = self.take_slot()?;
         // SAFETY: take_slot moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(slot) };
@@ -306,7 +309,7 @@ impl Tracer {
         r.trace_flags = flags;
         r.kind = kind;
         r.marks = marks;
-        r.start_unix_ns = now_unix_ns();
+        r.start_unix_ns = start_unix_ns;
         let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
         r.name = name_ref;
         p.slab.publish_open(slot, generation);
@@ -519,16 +522,20 @@ impl Tracer {
             // Shutdown already exported this span as unended (or it is stale).
             return Err(SpanError::ShutDown);
         }
-        p.slab.lock_open(s.slot, s.generation)?;
-        // SAFETY: lock_open moved the slot to WRITING for us.
-        let r = unsafe { p.slab.slot_mut(s.slot) };
-        // Never before the start: an explicit time may be, and so may the
-        // clock when it was re-anchored in between (see span::clock).
+        // The clock is read before the lock is taken: the call's time is
+        // when it was made, and the clock read (a microcoded instruction)
+        // and the compare-exchange overlap instead of running one after
+        // the other.
         let end = if end_unix_ns == 0 {
             now_unix_ns()
         } else {
             end_unix_ns
         };
+        p.slab.lock_open(s.slot, s.generation)?;
+        // SAFETY: lock_open moved the slot to WRITING for us.
+        let r = unsafe { p.slab.slot_mut(s.slot) };
+        // Never before the start: an explicit time may be, and so may the
+        // clock when it was re-anchored in between (see span::clock).
         r.end_unix_ns = end.max(r.start_unix_ns);
         p.stats.hot.count_ended();
         p.slab.publish_ended(s.slot, s.generation);
