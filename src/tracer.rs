@@ -540,11 +540,14 @@ impl Tracer {
         p.stats.hot.count_ended();
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as
-        // it pops, so a thread looks only every few ends; a batch is then at
-        // most that many spans late per thread (the schedule delay and a full
-        // slab wake the exporter regardless).
-        let every = (p.config.max_export_batch_size / 32).clamp(1, 16);
-        if end_check_due(every)
+        // it pops, so an end looks only when its slot's number plus the
+        // slot's generation is a multiple of `every` (a power of two up to
+        // 16): one end in `every` of each slot's uses, spread over the slots
+        // by their numbers, with no per-thread state to look up. A batch is
+        // then at most that many uses of each slot late (the schedule delay
+        // and a full slab wake the exporter regardless).
+        let every = 1u32 << (p.config.max_export_batch_size / 32).clamp(1, 16).ilog2();
+        if s.slot.wrapping_add(s.generation) & (every - 1) == 0
             && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
         {
             p.signal.nudge_for_batch();
@@ -718,25 +721,4 @@ fn set_attributes(
         }
     }
     (notice, full)
-}
-
-/// Counts this thread's span ends down from `every`; true when it reaches
-/// zero (and starts again).
-#[inline]
-fn end_check_due(every: u32) -> bool {
-    thread_local! {
-        static COUNTDOWN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    }
-    COUNTDOWN
-        .try_with(|c| {
-            let left = c.get();
-            if left == 0 {
-                c.set(every - 1);
-                true
-            } else {
-                c.set(left - 1);
-                false
-            }
-        })
-        .unwrap_or(true)
 }
