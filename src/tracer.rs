@@ -313,7 +313,6 @@ impl Tracer {
         let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
         r.name = name_ref;
         p.slab.publish_open(slot, generation);
-        p.stats.hot.count_begun();
         Ok((SpanRef { slot, generation }, notice.merge(outcome)))
     }
 
@@ -537,7 +536,6 @@ impl Tracer {
         // Never before the start: an explicit time may be, and so may the
         // clock when it was re-anchored in between (see span::clock).
         r.end_unix_ns = end.max(r.start_unix_ns);
-        p.stats.hot.count_ended();
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as
         // it pops, so an end looks only when its slot's number plus the
@@ -651,7 +649,6 @@ impl Tracer {
             let r = unsafe { p.slab.slot_mut(slot) };
             r.marks |= MARK_UNENDED;
             r.end_unix_ns = now.max(r.start_unix_ns);
-            p.stats.hot.count_ended();
             p.slab.publish_ended(slot, generation);
             ended += 1;
         }
@@ -659,9 +656,7 @@ impl Tracer {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.pipeline
-            .stats
-            .snapshot(self.pipeline.slab.ended_len() as u64)
+        self.pipeline.stats.snapshot(&self.pipeline.slab)
     }
 
     pub fn set_callback(&self, cb: Option<crate::pipeline::EventCallback>) {

@@ -4,8 +4,14 @@
 //! begin: measured at ~200 ns of a ~240 ns begin+end.)
 //!
 //! A Treiber stack over slot numbers: `head` is `tag << 32 | index`, with
-//! the tag bumped on every change so that a pop racing with pop-push of the
-//! same slot (ABA) fails its compare-exchange.
+//! the tag bumped on every pop, so that a pop racing with pop-push of the
+//! same slot (ABA) fails its compare-exchange. (A push needs no bump: the
+//! slot on top can only come back to the top after a pop of it.)
+//!
+//! The tag is thus the number of pops, modulo 2^32, and a pop is a span
+//! begun: `pops` turns it into the tracer's `spans_begun` count, which
+//! costs the hot path nothing more than the compare-exchange it makes
+//! anyway.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -15,6 +21,17 @@ pub struct FreeStack {
     head: AtomicU64,
     /// next[i]: the slot below i on the stack.
     next: Box<[AtomicU32]>,
+    /// The number of pops as of the latest `push_all` (its low 32 bits are
+    /// the tag that push replaced). Between two pushes there are fewer
+    /// pops than slots, so the tag alone then says how many more there were.
+    pops_at_push: AtomicU64,
+}
+
+/// The pop count whose low 32 bits are `head`'s tag, given an earlier
+/// count `before` that is less than 2^32 pops behind.
+fn unwrap_tag(before: u64, head: u64) -> u64 {
+    let tag = (head >> 32) as u32;
+    before + tag.wrapping_sub(before as u32) as u64
 }
 
 impl FreeStack {
@@ -26,6 +43,7 @@ impl FreeStack {
         FreeStack {
             head: AtomicU64::new(if capacity == 0 { EMPTY as u64 } else { 0 }),
             next,
+            pops_at_push: AtomicU64::new(0),
         }
     }
 
@@ -66,16 +84,27 @@ impl FreeStack {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             self.next[last as usize].store(head as u32, Ordering::Relaxed);
-            let new = ((head >> 32) + 1) << 32 | first as u64;
+            let new = head >> 32 << 32 | first as u64;
             // Release: the slots' reset headers are visible to whoever pops them.
             match self
                 .head
                 .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => break,
                 Err(current) => head = current,
             }
         }
+        // Release pairs with `pops`: a reader that sees this count reads a
+        // head at least as new as the one replaced above.
+        let pops = unwrap_tag(self.pops_at_push.load(Ordering::Relaxed), head);
+        self.pops_at_push.fetch_max(pops, Ordering::Release);
+    }
+
+    /// How many slots have ever been popped.
+    pub fn pops(&self) -> u64 {
+        // The count first, then the head (see push_all).
+        let at_push = self.pops_at_push.load(Ordering::Acquire);
+        unwrap_tag(at_push, self.head.load(Ordering::Acquire))
     }
 
     /// The slot on top now (it may be gone by the time the caller looks):
@@ -111,6 +140,29 @@ mod tests {
         assert_eq!(s.pop(), Some(2));
         assert_eq!(s.pop(), None);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn pops_are_counted_past_the_tag_wrapping() {
+        let s = FreeStack::full(4);
+        for _ in 0..3 {
+            s.pop().expect("slot");
+        }
+        assert_eq!(s.pops(), 3);
+        s.push_all(&[0, 1]);
+        assert_eq!(s.pops(), 3);
+        s.pop().expect("slot");
+        assert_eq!(s.pops(), 4);
+        // As if 2^32 - 2 more pops had happened: the tag wraps to 2.
+        const WRAP: u64 = 1 << 32;
+        s.head.fetch_add((WRAP - 2) << 32, Ordering::Relaxed);
+        s.push_all(&[]);
+        s.push_all(&[0]);
+        assert_eq!(s.pops(), WRAP + 2);
+        s.pop().expect("slot");
+        s.pop().expect("slot");
+        assert_eq!(s.pops(), WRAP + 4, "past the wrap");
+        assert_eq!(unwrap_tag(WRAP + 4, 9 << 32 | 7), WRAP + 9);
     }
 
     #[test]
@@ -157,10 +209,12 @@ mod tests {
         for h in handles {
             h.join().expect("thread");
         }
+        let popped = s.pops();
         let mut seen = std::collections::HashSet::new();
         while let Some(i) = s.pop() {
             assert!(seen.insert(i));
         }
         assert_eq!(seen.len(), 64);
+        assert_eq!(s.pops(), popped + 64, "every pop counted");
     }
 }

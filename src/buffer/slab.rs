@@ -22,7 +22,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -77,7 +77,15 @@ pub struct SpanSlab {
     records_offset: usize,
     free: FreeStack,
     ended: ArrayQueue<u32>,
+    /// Slots the exporter has taken from `ended`, on a line of its own: the
+    /// exporter bumps it per span, and the fields above are read by every
+    /// recording call.
+    taken: ExporterLine,
 }
+
+#[repr(align(128))]
+#[derive(Default)]
+struct ExporterLine(AtomicU64);
 
 // SAFETY: the slab hands out access to slots only under the header protocol
 // above; the queues are thread-safe.
@@ -138,6 +146,7 @@ impl SpanSlab {
             records_offset,
             free,
             ended: ArrayQueue::new(capacity as usize),
+            taken: ExporterLine::default(),
         })
     }
 
@@ -273,6 +282,7 @@ impl SpanSlab {
     /// The exporter's side: the next ended slot, now EXPORTING.
     pub fn take_ended(&self) -> Option<u32> {
         let index = self.ended.pop()?;
+        self.taken.0.fetch_add(1, Ordering::Relaxed);
         let header = &self.slot(index).header;
         let current = header.load(Ordering::Acquire);
         header.store(
@@ -296,6 +306,21 @@ impl SpanSlab {
 
     pub fn ended_len(&self) -> usize {
         self.ended.len()
+    }
+
+    /// Spans begun: slots ever taken from the free stack. Counted by the
+    /// stack's compare-exchange itself, so recording keeps no counter.
+    pub fn spans_begun(&self) -> u64 {
+        self.free.pops()
+    }
+
+    /// Spans ended: the exporter's take plus the queue. Read before
+    /// `spans_begun` (a span is begun before it ends), and the take before
+    /// the queue (a span moving from the queue to the take between the two
+    /// reads is missed, never counted twice), it is never the larger.
+    pub fn spans_ended(&self) -> u64 {
+        let taken = self.taken.0.load(Ordering::Relaxed);
+        taken + self.ended.len() as u64
     }
 
     /// The exporter's side: asks the CPU to fetch the lines of a taken slot
@@ -363,7 +388,9 @@ mod tests {
         assert_eq!(slab.lock_open(i, g), Ok(()));
         slab.publish_ended(i, g);
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Ended));
+        assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
         assert_eq!(slab.take_ended(), Some(i));
+        assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
         slab.release_all(&[i]);
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
