@@ -515,6 +515,25 @@ spanguard_result spanguard_span_begin(const struct spanguard_tracer *tracer,
                                       spanguard_span *out);
 
 /*
+ `spanguard_span_begin` with `n_attrs` attributes set from the start
+ (OpenTelemetry's attributes at span creation): one call and no lock of
+ the span for them, where begin then `spanguard_span_set_attributes`
+ take two calls and a lock. The attributes are checked first: with a
+ NULL pointer, an unknown value type, or more than
+ `SPANGUARD_MAX_ATTRIBUTES` of them, no span is begun and `*out` is not
+ written. Text notices (truncated, replaced) cover the name and the
+ attributes alike.
+ */
+spanguard_result spanguard_span_begin_with_attributes(const struct spanguard_tracer *tracer,
+                                                      const char *name,
+                                                      size_t name_len,
+                                                      spanguard_span parent,
+                                                      uint32_t kind,
+                                                      const struct spanguard_attribute *attrs,
+                                                      size_t n_attrs,
+                                                      spanguard_span *out);
+
+/*
  Starts a span whose parent lives in another process, given as a W3C
  `traceparent` (`tp_len` bytes at `traceparent`).
  */

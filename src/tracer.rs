@@ -254,11 +254,27 @@ impl Tracer {
     }
 
     /// Starts a span. Hot path.
+    #[inline]
     pub fn begin(
         &self,
         name: &[u8],
         parent: Parent,
         kind: u8,
+    ) -> Result<(SpanRef, Notice), SpanError> {
+        self.begin_with_attributes(name, parent, kind, &[])
+    }
+
+    /// Starts a span that has `attributes` from its start (OpenTelemetry's
+    /// attributes at creation): one call and no lock of the span for them,
+    /// where `begin` then `set_attributes` take two calls and a lock.
+    /// Attributes that do not fit the table (more than `MAX_ATTRIBUTES`
+    /// distinct keys) are dropped, counted, and reported as truncated.
+    pub fn begin_with_attributes(
+        &self,
+        name: &[u8],
+        parent: Parent,
+        kind: u8,
+        attributes: &[(&[u8], AttrInput)],
     ) -> Result<(SpanRef, Notice), SpanError> {
         if !self.running() {
             return Err(SpanError::ShutDown);
@@ -312,8 +328,14 @@ impl Tracer {
         r.start_unix_ns = start_unix_ns;
         let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
         r.name = name_ref;
+        let mut notice = notice.merge(outcome);
+        if !attributes.is_empty() {
+            let (set, full) = set_attributes(r, OWNER_SPAN, attributes);
+            notice = merge(notice, set);
+            notice.truncated |= full;
+        }
         p.slab.publish_open(slot, generation);
-        Ok((SpanRef { slot, generation }, notice.merge(outcome)))
+        Ok((SpanRef { slot, generation }, notice))
     }
 
     fn take_slot(&self) -> Result<(u32, u32), SpanError> {

@@ -72,6 +72,7 @@ fn begin_with(
     name_len: usize,
     parent: Parent,
     kind: u32,
+    attributes: &[(&[u8], AttrInput)],
     out: *mut spanguard_span,
 ) -> spanguard_result {
     // SAFETY: callers checked tracer for NULL; it came from tracer_new.
@@ -87,7 +88,7 @@ fn begin_with(
     // SAFETY: name is valid for name_len bytes (checked non-null by callers
     // when name_len > 0).
     let name = unsafe { bytes(name, name_len) };
-    match inner.begin(name, parent, kind as u8) {
+    match inner.begin_with_attributes(name, parent, kind as u8, attributes) {
         Ok((s, notice)) => {
             // SAFETY: out is non-null.
             unsafe { out.write(pack(t.id, s)) };
@@ -115,18 +116,62 @@ pub unsafe extern "C" fn spanguard_span_begin(
         if name.is_null() && name_len > 0 {
             return spanguard_result::NullArgument;
         }
-        let parent = if parent == SPANGUARD_SPAN_NONE {
-            Parent::None
-        } else {
-            let (id, s) = unpack(parent);
-            // SAFETY: tracer is non-null.
-            if id != unsafe { (*tracer).id } {
-                return spanguard_result::StaleSpan;
-            }
-            Parent::Local(s)
-        };
-        begin_with(tracer, name, name_len, parent, kind, out)
+        match local_parent(tracer, parent) {
+            Ok(parent) => begin_with(tracer, name, name_len, parent, kind, &[], out),
+            Err(e) => e,
+        }
     })
+}
+
+/// `spanguard_span_begin` with `n_attrs` attributes set from the start
+/// (OpenTelemetry's attributes at span creation): one call and no lock of
+/// the span for them, where begin then `spanguard_span_set_attributes`
+/// take two calls and a lock. The attributes are checked first: with a
+/// NULL pointer, an unknown value type, or more than
+/// `SPANGUARD_MAX_ATTRIBUTES` of them, no span is begun and `*out` is not
+/// written. Text notices (truncated, replaced) cover the name and the
+/// attributes alike.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: spanguard_span,
+    kind: u32,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, out);
+        if name.is_null() && name_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        let parent = match local_parent(tracer, parent) {
+            Ok(parent) => parent,
+            Err(e) => return e,
+        };
+        with_attributes(attrs, n_attrs, |items| {
+            begin_with(tracer, name, name_len, parent, kind, items, out)
+        })
+    })
+}
+
+/// The parent a span handle names for a span of `tracer` (None for
+/// `SPANGUARD_SPAN_NONE`); a handle of another tracer is stale.
+fn local_parent(
+    tracer: *const spanguard_tracer,
+    parent: spanguard_span,
+) -> Result<Parent, spanguard_result> {
+    if parent == SPANGUARD_SPAN_NONE {
+        return Ok(Parent::None);
+    }
+    let (id, s) = unpack(parent);
+    // SAFETY: callers checked tracer for NULL; it came from tracer_new.
+    if id != unsafe { (*tracer).id } {
+        return Err(spanguard_result::StaleSpan);
+    }
+    Ok(Parent::Local(s))
 }
 
 /// Starts a span whose parent lives in another process, given as a W3C
@@ -150,7 +195,15 @@ pub unsafe extern "C" fn spanguard_span_begin_remote(
         let Some(remote) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
-        begin_with(tracer, name, name_len, Parent::Remote(remote), kind, out)
+        begin_with(
+            tracer,
+            name,
+            name_len,
+            Parent::Remote(remote),
+            kind,
+            &[],
+            out,
+        )
     })
 }
 

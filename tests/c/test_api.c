@@ -263,6 +263,85 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "\"fill.43\"") == 0);
 }
 
+static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
+    spanguard_counters before = stats_of(t);
+    spanguard_attribute attrs[4];
+    attrs[0] = attr_string("start.model", "gpt-start", 9);
+    attrs[1] = attr_int("start.tokens", 7);
+    memset(&attrs[2], 0, sizeof attrs[2]);
+    attrs[2].key = "start.temperature";
+    attrs[2].key_len = strlen(attrs[2].key);
+    attrs[2].type_ = SPANGUARD_VALUE_DOUBLE;
+    attrs[2].double_value = 0.25;
+    attrs[3] = attr_int("start.tokens", 8); /* the same key again: last wins */
+    spanguard_span root, child, plain;
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("start.root"), SPANGUARD_SPAN_NONE, 1, attrs, 4, &root),
+             SPANGUARD_RESULT_OK);
+    /* A child, with a notice from an attribute value, and one with none. */
+    attrs[0] = attr_string("start.utf8", "x\xff", 2);
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("start.child"), root, 0, attrs, 1, &child),
+             SPANGUARD_RESULT_UTF8_REPLACED);
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("start.none"), SPANGUARD_SPAN_NONE, 0, NULL, 0, &plain),
+             SPANGUARD_RESULT_OK);
+    /* Attributes added later join those from the start. */
+    CHECK_RC(spanguard_span_set_bool(root, S("start.later"), true), SPANGUARD_RESULT_OK);
+
+    /* Bad input begins nothing and leaves *out alone. */
+    spanguard_span untouched = 12345;
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, NULL, 1, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    attrs[0].key = NULL;
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, attrs, 1, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    attrs[0] = attr_int("start.bad", 1);
+    attrs[0].type_ = 42;
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, attrs, 1, &untouched),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
+    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][16];
+    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
+        snprintf(keys[i], sizeof keys[i], "start.%d", i);
+        many[i] = attr_int(keys[i], i);
+    }
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, many,
+                                                  SPANGUARD_MAX_ATTRIBUTES + 1, &untouched),
+             SPANGUARD_RESULT_LIMIT_REACHED);
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 9, many, 1, &untouched),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_with_attributes(NULL, S("x"), SPANGUARD_SPAN_NONE, 0, many, 1, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_with_attributes(t, NULL, 1, SPANGUARD_SPAN_NONE, 0, many, 1, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK(untouched == 12345);
+    spanguard_counters mid = stats_of(t);
+    CHECK(mid.spans_begun - before.spans_begun == 3);
+    /* A table's worth from the start fits whole. */
+    spanguard_span full;
+    CHECK_RC(spanguard_span_begin_with_attributes(t, S("start.full"), SPANGUARD_SPAN_NONE, 0, many,
+                                                  SPANGUARD_MAX_ATTRIBUTES, &full),
+             SPANGUARD_RESULT_OK);
+
+    CHECK_RC(spanguard_span_end(plain), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(root), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(full), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+
+    spanguard_counters after = stats_of(t);
+    CHECK(after.spans_begun - before.spans_begun == 4);
+    CHECK(after.attributes_dropped == before.attributes_dropped);
+    CHECK(after.utf8_replaced - before.utf8_replaced == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"start.model\",\"value\":{\"stringValue\":\"gpt-start\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"start.tokens\",\"value\":{\"intValue\":\"8\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"start.tokens\"") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"start.temperature\",\"value\":{\"doubleValue\":0.25}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"start.later\",\"value\":{\"boolValue\":true}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"start.utf8\",\"value\":{\"stringValue\":\"x\xef\xbf\xbd\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"start.47\"") == 1);
+    CHECK(count_in_dir(dir, "\"start.48\"") == 0);
+    CHECK(count_in_dir(dir, "\"name\":\"x\"") == 0);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -396,6 +475,7 @@ int main(int argc, char **argv) {
     test_bad_input(t);
     test_one_span_of_everything(t);
     test_set_attributes(t, dir);
+    test_begin_with_attributes(t, dir);
     test_threads_lose_nothing(t);
     test_shutdown_exports_open_spans(t);
     spanguard_tracer_free(t);

@@ -63,6 +63,9 @@ enum Case {
     /// The same 3 attributes in one call (spanguard_span_set_attributes,
     /// the SDK's set_attributes).
     Attrs3OneCall,
+    /// The same 3 attributes given at the span's start
+    /// (spanguard_span_begin_with_attributes, the SDK's span builder).
+    Attrs3AtStart,
     Nested,
     TwoThreads,
 }
@@ -73,6 +76,7 @@ impl Case {
             Case::BeginEnd => "begin+end",
             Case::Attrs3 => "begin+3 attrs+end",
             Case::Attrs3OneCall => "begin+3 attrs in one call+end",
+            Case::Attrs3AtStart => "begin with 3 attrs+end",
             Case::Nested => "nested (parent+child), per span",
             Case::TwoThreads => "2 threads, begin+3 attrs+end",
         }
@@ -145,9 +149,23 @@ fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n
     let per = if case == Case::Nested { 2 } else { 1 };
     let r = measure(samples, n, per, threads, &flush, &|n| {
         for i in 0..n {
-            let (s, _) = t.begin(b"op", Parent::None, 1).expect("begin");
+            let (s, _) = if case == Case::Attrs3AtStart {
+                t.begin_with_attributes(
+                    b"op",
+                    Parent::None,
+                    1,
+                    &[
+                        (b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64)),
+                        (b"gen_ai.request.model", AttrInput::Str(b"gpt-4o")),
+                        (b"stream", AttrInput::Bool(true)),
+                    ],
+                )
+            } else {
+                t.begin(b"op", Parent::None, 1)
+            }
+            .expect("begin");
             match case {
-                Case::BeginEnd => {}
+                Case::BeginEnd | Case::Attrs3AtStart => {}
                 Case::Attrs3 | Case::TwoThreads => {
                     let _ = t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
                     let _ = t.set_attribute(s, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
@@ -175,6 +193,26 @@ fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n
     r
 }
 
+/// The three attributes of the one-call rows, as the C ABI takes them.
+fn c_attributes(i: u64) -> [spanguard_attribute; 3] {
+    // SAFETY: spanguard_attribute is plain data; all-zero is a valid value.
+    let mut attrs: [spanguard_attribute; 3] = unsafe { std::mem::zeroed() };
+    attrs[0].key = c"gen_ai.usage.input_tokens".as_ptr();
+    attrs[0].key_len = 25;
+    attrs[0].type_ = SPANGUARD_VALUE_INT;
+    attrs[0].int_value = i as i64;
+    attrs[1].key = c"gen_ai.request.model".as_ptr();
+    attrs[1].key_len = 20;
+    attrs[1].type_ = SPANGUARD_VALUE_STRING;
+    attrs[1].string_value = c"gpt-4o".as_ptr();
+    attrs[1].string_len = 6;
+    attrs[2].key = c"stream".as_ptr();
+    attrs[2].key_len = 6;
+    attrs[2].type_ = SPANGUARD_VALUE_BOOL;
+    attrs[2].bool_value = true;
+    attrs
+}
+
 fn bench_spanguard_c(case: Case, samples: usize, n: u64) -> (f64, f64) {
     let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
     unsafe { spanguard_config_init(&mut cfg) };
@@ -198,29 +236,21 @@ fn bench_spanguard_c(case: Case, samples: usize, n: u64) -> (f64, f64) {
         for i in 0..n {
             let mut s = 0u64;
             unsafe {
-                spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
+                if case == Case::Attrs3AtStart {
+                    let attrs = c_attributes(i);
+                    spanguard_span_begin_with_attributes(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, attrs.as_ptr(), 3, &mut s);
+                } else {
+                    spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
+                }
                 match case {
-                    Case::BeginEnd => {}
+                    Case::BeginEnd | Case::Attrs3AtStart => {}
                     Case::Attrs3 | Case::TwoThreads => {
                         spanguard_span_set_int(s, c"gen_ai.usage.input_tokens".as_ptr(), 25, i as i64);
                         spanguard_span_set_string(s, c"gen_ai.request.model".as_ptr(), 20, c"gpt-4o".as_ptr(), 6);
                         spanguard_span_set_bool(s, c"stream".as_ptr(), 6, true);
                     }
                     Case::Attrs3OneCall => {
-                        let mut attrs: [spanguard_attribute; 3] = std::mem::zeroed();
-                        attrs[0].key = c"gen_ai.usage.input_tokens".as_ptr();
-                        attrs[0].key_len = 25;
-                        attrs[0].type_ = SPANGUARD_VALUE_INT;
-                        attrs[0].int_value = i as i64;
-                        attrs[1].key = c"gen_ai.request.model".as_ptr();
-                        attrs[1].key_len = 20;
-                        attrs[1].type_ = SPANGUARD_VALUE_STRING;
-                        attrs[1].string_value = c"gpt-4o".as_ptr();
-                        attrs[1].string_len = 6;
-                        attrs[2].key = c"stream".as_ptr();
-                        attrs[2].key_len = 6;
-                        attrs[2].type_ = SPANGUARD_VALUE_BOOL;
-                        attrs[2].bool_value = true;
+                        let attrs = c_attributes(i);
                         spanguard_span_set_attributes(s, attrs.as_ptr(), 3);
                     }
                     Case::Nested => {
@@ -251,9 +281,20 @@ fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
     let per = if case == Case::Nested { 2 } else { 1 };
     let r = measure(samples, n, per, threads, &flush, &|n| {
         for i in 0..n {
-            let mut s = tracer.start("op");
+            let mut s = if case == Case::Attrs3AtStart {
+                tracer
+                    .span_builder("op")
+                    .with_attributes([
+                        KeyValue::new("gen_ai.usage.input_tokens", i as i64),
+                        KeyValue::new("gen_ai.request.model", "gpt-4o"),
+                        KeyValue::new("stream", true),
+                    ])
+                    .start(&tracer)
+            } else {
+                tracer.start("op")
+            };
             match case {
-                Case::BeginEnd => {}
+                Case::BeginEnd | Case::Attrs3AtStart => {}
                 Case::Attrs3 | Case::TwoThreads => {
                     s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i as i64));
                     s.set_attribute(KeyValue::new("gen_ai.request.model", "gpt-4o"));
@@ -472,6 +513,10 @@ fn main() {
             .collect();
         println!("C ABI begin+3 attrs in one call+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
         let figures: Vec<f64> = (0..rounds)
+            .map(|_| bench_spanguard_c(Case::Attrs3AtStart, samples, n).0)
+            .collect();
+        println!("C ABI begin with 3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
+        let figures: Vec<f64> = (0..rounds)
             .map(|_| bench_spanguard_c(Case::TwoThreads, samples, n).0)
             .collect();
         println!("C ABI 2 threads, begin+3 attrs+end: {:.1} ns/span (median of {rounds} rounds)", median(figures));
@@ -480,7 +525,7 @@ fn main() {
     println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut otel_made = 0u64;
-    for case in [Case::BeginEnd, Case::Attrs3, Case::Attrs3OneCall, Case::Nested, Case::TwoThreads] {
+    for case in [Case::BeginEnd, Case::Attrs3, Case::Attrs3OneCall, Case::Attrs3AtStart, Case::Nested, Case::TwoThreads] {
         let mut figures: [Vec<f64>; 6] = Default::default();
         for _ in 0..rounds {
             let (rn, ra) = bench_spanguard_rust(case, samples, n);
