@@ -197,7 +197,11 @@ $(BENCH_VENV)/.installed: bench/python/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python/requirements.txt
 	touch $@
 
-bench: build $(BENCH_VENV)/.installed
+build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+bench: build $(BENCH_VENV)/.installed build/bench/hot_path
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download

@@ -73,6 +73,17 @@ def main():
     print("## Native: spanguard (Rust API and C ABI) vs opentelemetry_sdk\n")
     rust = run([str(REPO / "bench" / "rust" / "target" / "release" / "spanguard-bench"), *quick])
     print(rust)
+    print("## C program through libspanguard.so\n")
+    print("The C ABI column above calls the library linked into the benchmark. A C program "
+          "calls it through the shared library: each call goes through the PLT, and each "
+          "thread-local lookup is a call to `__tls_get_addr`. Same cases and sampling "
+          "(bench/c/hot_path.c); no C peer (the OpenTelemetry C++ SDK is not built here).\n")
+    print("| case | spanguard ns/span |")
+    print("|---|---|")
+    for line in run([str(REPO / "build" / "bench" / "hot_path"), *quick]).splitlines():
+        r = json.loads(line)
+        print(f"| {r['case']} | {r['spanguard_ns']:.1f} |")
+    print()
     rows = go_rows()
     rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node", env={"SPANGUARD_LIB": LIB}), "Node.js (koffi)")
     rows += json_rows(run([str(REPO / "build" / "bench-venv" / "bin" / "python"), "bench/python/bench.py", *quick],

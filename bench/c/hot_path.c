@@ -1,0 +1,116 @@
+/* The hot path as a C program sees it: calls through libspanguard.so (the
+ * PLT, and thread-locals reached through __tls_get_addr), where the Rust
+ * benchmark links the library into itself. Same cases, same tracer
+ * settings (discarding endpoint, 65536 slots), same sampling: 50,000 spans
+ * a sample, 5 samples a round, a flush between samples (outside the
+ * timing), the median of 7 rounds' medians. Prints one JSON line a case.
+ *
+ * hot_path [--quick] */
+#define _POSIX_C_SOURCE 199309L
+#include <spanguard.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { CASE_BEGIN_END, CASE_ATTRS3, CASE_ATTRS3_ONE_CALL, CASE_ATTRS3_AT_START, CASES };
+static const char *const LABELS[CASES] = {
+    "begin+end", "begin+3 attrs+end", "begin+3 attrs in one call+end", "begin with 3 attrs+end"};
+
+static double now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, n, sizeof v[0], by_value);
+    return v[n / 2];
+}
+
+static void attributes(spanguard_attribute a[3], long i) {
+    memset(a, 0, 3 * sizeof a[0]);
+    a[0].key = "gen_ai.usage.input_tokens";
+    a[0].key_len = 25;
+    a[0].type_ = SPANGUARD_VALUE_INT;
+    a[0].int_value = i;
+    a[1].key = "gen_ai.request.model";
+    a[1].key_len = 20;
+    a[1].type_ = SPANGUARD_VALUE_STRING;
+    a[1].string_value = "gpt-4o";
+    a[1].string_len = 6;
+    a[2].key = "stream";
+    a[2].key_len = 6;
+    a[2].type_ = SPANGUARD_VALUE_BOOL;
+    a[2].bool_value = true;
+}
+
+/* Not inlined, so that each case's loop is the code a caller would have. */
+__attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long n) {
+    for (long i = 0; i < n; i++) {
+        spanguard_span s;
+        spanguard_attribute a[3];
+        switch (which) {
+        case CASE_BEGIN_END:
+            spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
+            break;
+        case CASE_ATTRS3:
+            spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
+            spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
+            spanguard_span_set_string(s, "gen_ai.request.model", 20, "gpt-4o", 6);
+            spanguard_span_set_bool(s, "stream", 6, true);
+            break;
+        case CASE_ATTRS3_ONE_CALL:
+            spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
+            attributes(a, i);
+            spanguard_span_set_attributes(s, a, 3);
+            break;
+        default:
+            attributes(a, i);
+            spanguard_span_begin_with_attributes(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, a, 3, &s);
+            break;
+        }
+        spanguard_span_end(s);
+    }
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int rounds = quick ? 3 : 7, samples = quick ? 3 : 5;
+    long n = quick ? 20000 : 50000;
+    for (int which = 0; which < CASES; which++) {
+        double round_medians[7];
+        for (int r = 0; r < rounds; r++) {
+            spanguard_config cfg;
+            spanguard_config_init(&cfg);
+            cfg.endpoint = "discard:";
+            cfg.install_signal_handlers = 0;
+            cfg.max_queue_size = 1 << 16;
+            cfg.max_open_spans = 1 << 12;
+            spanguard_tracer *t;
+            if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+                fprintf(stderr, "spanguard_tracer_new failed\n");
+                return 1;
+            }
+            spans(t, which, n / 10); /* warm up the thread and the slots */
+            spanguard_flush(t, 30000);
+            double per_span[5];
+            for (int k = 0; k < samples; k++) {
+                double t0 = now_ns();
+                spans(t, which, n);
+                per_span[k] = (now_ns() - t0) / n;
+                spanguard_flush(t, 30000);
+            }
+            round_medians[r] = median(per_span, samples);
+            spanguard_tracer_free(t);
+        }
+        printf("{\"case\": \"%s\", \"spanguard_ns\": %.1f}\n", LABELS[which], median(round_medians, rounds));
+    }
+    return 0;
+}
