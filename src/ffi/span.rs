@@ -112,14 +112,7 @@ pub unsafe extern "C" fn spanguard_span_begin(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        require_non_null!(tracer, out);
-        if name.is_null() && name_len > 0 {
-            return spanguard_result::NullArgument;
-        }
-        match local_parent(tracer, parent) {
-            Ok(parent) => begin_with(tracer, name, name_len, parent, kind, &[], out),
-            Err(e) => e,
-        }
+        begin_local(tracer, name, name_len, parent, kind, &[], out)
     })
 }
 
@@ -143,35 +136,40 @@ pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        require_non_null!(tracer, out);
-        if name.is_null() && name_len > 0 {
-            return spanguard_result::NullArgument;
-        }
-        let parent = match local_parent(tracer, parent) {
-            Ok(parent) => parent,
-            Err(e) => return e,
-        };
         with_attributes(attrs, n_attrs, |items| {
-            begin_with(tracer, name, name_len, parent, kind, items, out)
+            begin_local(tracer, name, name_len, parent, kind, items, out)
         })
     })
 }
 
-/// The parent a span handle names for a span of `tracer` (None for
-/// `SPANGUARD_SPAN_NONE`); a handle of another tracer is stale.
-fn local_parent(
+/// The checks and body of `spanguard_span_begin` and
+/// `spanguard_span_begin_with_attributes`: a parent given by handle must be
+/// a span of the same tracer (else stale), or `SPANGUARD_SPAN_NONE`.
+#[inline(always)]
+fn begin_local(
     tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
     parent: spanguard_span,
-) -> Result<Parent, spanguard_result> {
-    if parent == SPANGUARD_SPAN_NONE {
-        return Ok(Parent::None);
+    kind: u32,
+    attributes: &[(&[u8], AttrInput)],
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    require_non_null!(tracer, out);
+    if name.is_null() && name_len > 0 {
+        return spanguard_result::NullArgument;
     }
-    let (id, s) = unpack(parent);
-    // SAFETY: callers checked tracer for NULL; it came from tracer_new.
-    if id != unsafe { (*tracer).id } {
-        return Err(spanguard_result::StaleSpan);
-    }
-    Ok(Parent::Local(s))
+    let parent = if parent == SPANGUARD_SPAN_NONE {
+        Parent::None
+    } else {
+        let (id, s) = unpack(parent);
+        // SAFETY: tracer is non-null; it came from tracer_new.
+        if id != unsafe { (*tracer).id } {
+            return spanguard_result::StaleSpan;
+        }
+        Parent::Local(s)
+    };
+    begin_with(tracer, name, name_len, parent, kind, attributes, out)
 }
 
 /// Starts a span whose parent lives in another process, given as a W3C

@@ -202,6 +202,31 @@ static spanguard_attribute attr_int(const char *key, int64_t value) {
     return a;
 }
 
+static spanguard_attribute attr_double(const char *key, double value) {
+    spanguard_attribute a = attr_int(key, 0);
+    a.type_ = SPANGUARD_VALUE_DOUBLE;
+    a.double_value = value;
+    return a;
+}
+
+static spanguard_attribute attr_bool(const char *key, bool value) {
+    spanguard_attribute a = attr_int(key, 0);
+    a.type_ = SPANGUARD_VALUE_BOOL;
+    a.bool_value = value;
+    return a;
+}
+
+/* SPANGUARD_MAX_ATTRIBUTES + 1 int attributes keyed "<prefix>.<i>". */
+static spanguard_attribute *one_too_many(const char *prefix) {
+    static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
+    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][24];
+    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
+        snprintf(keys[i], sizeof keys[i], "%s.%d", prefix, i);
+        many[i] = attr_int(keys[i], i);
+    }
+    return many;
+}
+
 /* Several attributes in one call: each arrives as if set on its own, bad
  * input is refused as for the single setters, and a full table is reported
  * and counted with what fitted kept. */
@@ -212,16 +237,8 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_attribute attrs[4];
     attrs[0] = attr_string("batch.model", "gpt-batch", 9);
     attrs[1] = attr_int("batch.tokens", 1234);
-    memset(&attrs[2], 0, sizeof attrs[2]);
-    attrs[2].key = "batch.temperature";
-    attrs[2].key_len = strlen(attrs[2].key);
-    attrs[2].type_ = SPANGUARD_VALUE_DOUBLE;
-    attrs[2].double_value = 0.5;
-    memset(&attrs[3], 0, sizeof attrs[3]);
-    attrs[3].key = "batch.stream";
-    attrs[3].key_len = strlen(attrs[3].key);
-    attrs[3].type_ = SPANGUARD_VALUE_BOOL;
-    attrs[3].bool_value = true;
+    attrs[2] = attr_double("batch.temperature", 0.5);
+    attrs[3] = attr_bool("batch.stream", true);
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 4), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_OK);
     /* A key set again takes the new value. */
@@ -236,12 +253,7 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
     attrs[0].type_ = SPANGUARD_VALUE_INT;
     CHECK_RC(spanguard_span_set_attributes(SPANGUARD_SPAN_NONE, attrs, 1), SPANGUARD_RESULT_NON_RECORDING);
-    static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
-    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][16];
-    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
-        snprintf(keys[i], sizeof keys[i], "fill.%d", i);
-        many[i] = attr_int(keys[i], i);
-    }
+    spanguard_attribute *many = one_too_many("fill");
     CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES + 1), SPANGUARD_RESULT_LIMIT_REACHED);
     /* 5 keys are set; 43 more fit, 5 do not. */
     CHECK_RC(spanguard_span_set_attributes(s, many, 48), SPANGUARD_RESULT_LIMIT_REACHED);
@@ -268,11 +280,7 @@ static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_attribute attrs[4];
     attrs[0] = attr_string("start.model", "gpt-start", 9);
     attrs[1] = attr_int("start.tokens", 7);
-    memset(&attrs[2], 0, sizeof attrs[2]);
-    attrs[2].key = "start.temperature";
-    attrs[2].key_len = strlen(attrs[2].key);
-    attrs[2].type_ = SPANGUARD_VALUE_DOUBLE;
-    attrs[2].double_value = 0.25;
+    attrs[2] = attr_double("start.temperature", 0.25);
     attrs[3] = attr_int("start.tokens", 8); /* the same key again: last wins */
     spanguard_span root, child, plain;
     CHECK_RC(spanguard_span_begin_with_attributes(t, S("start.root"), SPANGUARD_SPAN_NONE, 1, attrs, 4, &root),
@@ -297,12 +305,7 @@ static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     attrs[0].type_ = 42;
     CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, attrs, 1, &untouched),
              SPANGUARD_RESULT_INVALID_ARGUMENT);
-    static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
-    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][16];
-    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
-        snprintf(keys[i], sizeof keys[i], "start.%d", i);
-        many[i] = attr_int(keys[i], i);
-    }
+    spanguard_attribute *many = one_too_many("start");
     CHECK_RC(spanguard_span_begin_with_attributes(t, S("x"), SPANGUARD_SPAN_NONE, 0, many,
                                                   SPANGUARD_MAX_ATTRIBUTES + 1, &untouched),
              SPANGUARD_RESULT_LIMIT_REACHED);
