@@ -115,6 +115,14 @@ impl FreeStack {
         (index != EMPTY).then_some(index)
     }
 
+    /// The slot below `index` on the stack as of now (it may change): a
+    /// hint for prefetching, like `peek`.
+    #[inline]
+    pub fn below(&self, index: u32) -> Option<u32> {
+        let next = self.next.get(index as usize)?.load(Ordering::Relaxed);
+        (next != EMPTY).then_some(next)
+    }
+
     /// Where `next[index]` lives, for prefetching; None out of range.
     #[inline]
     pub fn next_entry(&self, index: u32) -> Option<*const AtomicU32> {
@@ -133,6 +141,11 @@ mod tests {
     #[test]
     fn last_freed_is_taken_first_and_none_is_lost() {
         let s = FreeStack::full(3);
+        assert_eq!(
+            (s.peek(), s.below(0), s.below(1), s.below(2)),
+            (Some(0), Some(1), Some(2), None)
+        );
+        assert_eq!(s.below(3), None, "out of range");
         assert_eq!(s.pop(), Some(0));
         assert_eq!(s.pop(), Some(1));
         s.push_all(&[0]);
