@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use crate::buffer::slab::{STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, header_state};
 use crate::span::record::{MARK_INTERRUPTED, SpanRecord};
 
-pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP01";
-pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE1";
+pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP02";
+pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE2";
 pub(crate) const RESOURCE_TEXT_BYTES: usize = 1024;
 pub(crate) const SERVICE_NAME_BYTES: usize = 256;
 

@@ -310,6 +310,9 @@ impl SpanSlab {
     /// all of them. A new generation makes every handle to an old span stale.
     pub fn release_all(&self, indexes: &[u32]) {
         for &index in indexes {
+            // SAFETY: the exporter owns an EXPORTING slot until the store of
+            // FREE below.
+            unsafe { self.slot_mut(index) }.reset_rest();
             let header = &self.slot(index).header;
             let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
             // Relaxed: the free stack's Release publishes these stores.
@@ -351,13 +354,13 @@ impl SpanSlab {
     }
 }
 
-/// Where a record's attribute table and text arena start.
-const ATTRIBUTES: usize = std::mem::offset_of!(SpanRecord, attributes);
+/// Where a record's text arena starts.
 const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// The lines a span with a few attributes writes, and encoding reads first:
-/// the first 128 bytes of the record, of its attribute table (6 attributes)
-/// and of its arena. Both sides prefetch these.
-const FIRST_LINES: [usize; 6] = [0, 64, ATTRIBUTES, ATTRIBUTES + 64, ARENA, ARENA + 64];
+/// the record's first two (the fields every span sets and the first three
+/// attributes, see `SpanRecord`) and the first two of its arena. Both sides
+/// prefetch these.
+const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
 
 /// Asks the CPU to bring the cache line at `address` here, ready for
 /// writing when `for_write`. A hint: no effect on what the program
@@ -408,6 +411,46 @@ mod tests {
         slab.release_all(&[i]);
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
+    }
+
+    #[test]
+    fn a_reused_slot_starts_clear() {
+        use crate::span::record::TextRef;
+        let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
+        let (i, g) = slab.take_free().expect("free slot");
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(i) };
+        r.reset();
+        r.status_message = TextRef { offset: 1, len: 2 };
+        r.tracestate = TextRef { offset: 3, len: 4 };
+        r.signal = 11;
+        r.dropped_attributes = 1;
+        r.dropped_events = 2;
+        r.dropped_links = 3;
+        r.truncated_values = 4;
+        r.replaced_utf8 = 5;
+        r.attribute_count = 6;
+        slab.publish_ended(i, g);
+        assert_eq!(slab.take_ended(), Some(i));
+        slab.release_all(&[i]);
+        let (j, _) = slab.take_free().expect("the same slot again");
+        assert_eq!(j, i);
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(j) };
+        r.reset();
+        assert_eq!(
+            (r.status_message, r.tracestate),
+            (TextRef::default(), TextRef::default())
+        );
+        assert_eq!((r.signal, r.attribute_count), (0, 0));
+        let counts = [
+            r.dropped_attributes,
+            r.dropped_events,
+            r.dropped_links,
+            r.truncated_values,
+            r.replaced_utf8,
+        ];
+        assert_eq!(counts, [0; 5]);
     }
 
     #[test]

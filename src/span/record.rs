@@ -100,7 +100,14 @@ pub const STATUS_UNSET: u8 = 0;
 pub const STATUS_OK: u8 = 1;
 pub const STATUS_ERROR: u8 = 2;
 
-#[repr(C)]
+/// The layout puts what every span writes together: the fields below up to
+/// `attributes`, and the first attributes, share the record's first two
+/// cache lines, and the arena starts on a line of its own, so a span with
+/// three attributes and short text writes three lines (it wrote six when
+/// the rarely used fields sat before the table and records were not
+/// line-aligned). Every line a span writes is fetched from the exporter's
+/// core or from memory, and fetched again by the exporter.
+#[repr(C, align(64))]
 pub struct SpanRecord {
     /// `generation << 32 | state`: the slot's commit marker. See
     /// `buffer::slab` for the state machine.
@@ -114,17 +121,18 @@ pub struct SpanRecord {
     pub kind: u8,
     pub status_code: u8,
     pub marks: u8,
-    /// The signal that interrupted the span, when `MARK_INTERRUPTED`.
-    pub signal: i32,
+    pub name: TextRef,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
-    pub name: TextRef,
-    pub status_message: TextRef,
-    pub tracestate: TextRef,
     pub attribute_count: u16,
+    pub arena_used: u16,
     pub event_count: u16,
     pub link_count: u16,
-    pub arena_used: u16,
+    pub attributes: [AttributeRecord; MAX_ATTRIBUTES],
+    /// The signal that interrupted the span, when `MARK_INTERRUPTED`.
+    pub signal: i32,
+    pub status_message: TextRef,
+    pub tracestate: TextRef,
     pub dropped_attributes: u16,
     pub dropped_events: u16,
     pub dropped_links: u16,
@@ -132,10 +140,11 @@ pub struct SpanRecord {
     pub truncated_values: u16,
     /// Strings whose invalid UTF-8 was replaced with U+FFFD.
     pub replaced_utf8: u16,
-    pub _reserved: [u8; 6],
-    pub attributes: [AttributeRecord; MAX_ATTRIBUTES],
+    pub _reserved: [u8; 2],
     pub events: [EventRecord; MAX_EVENTS],
     pub links: [LinkRecord; MAX_LINKS],
+    /// Puts the arena at the start of a cache line.
+    pub _to_line: [u8; 32],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -231,8 +240,13 @@ pub struct TextOutcome {
 }
 
 impl SpanRecord {
-    /// Clears everything but the header, ready for a new span. Only the slot's
-    /// current writer may call it.
+    /// Clears the fields every span sets, ready for a new span: those in
+    /// the record's first two lines. Only the slot's current writer may
+    /// call it. The rest is clear already: a slot is zero when mapped, and
+    /// `reset_rest` clears it when the exporter frees the slot, so a span
+    /// that sets no status message, tracestate or limit counter never
+    /// writes the line they live on.
+    #[inline]
     pub fn reset(&mut self) {
         self.trace_id = [0; 16];
         self.span_id = [0; 8];
@@ -241,23 +255,30 @@ impl SpanRecord {
         self.kind = 0;
         self.status_code = STATUS_UNSET;
         self.marks = 0;
-        self.signal = 0;
+        self.name = TextRef::default();
         self.start_unix_ns = 0;
         self.end_unix_ns = 0;
-        self.name = TextRef::default();
-        self.status_message = TextRef::default();
-        self.tracestate = TextRef::default();
         self.attribute_count = 0;
+        self.arena_used = 0;
         self.event_count = 0;
         self.link_count = 0;
-        self.arena_used = 0;
+        // The arena and tables need no clearing: the counts above say what
+        // is live.
+    }
+
+    /// Clears the fields `reset` leaves: the exporter's part, when it
+    /// frees the slot (its encoder has just read them, so the line is in
+    /// its cache).
+    #[inline]
+    pub fn reset_rest(&mut self) {
+        self.signal = 0;
+        self.status_message = TextRef::default();
+        self.tracestate = TextRef::default();
         self.dropped_attributes = 0;
         self.dropped_events = 0;
         self.dropped_links = 0;
         self.truncated_values = 0;
         self.replaced_utf8 = 0;
-        // The arena and tables need no clearing: the counts above say what
-        // is live.
     }
 
     /// The bytes a `TextRef` names. Text in the arena is always valid UTF-8.
@@ -464,6 +485,13 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     }
     i
 }
+
+// The layout the comment on SpanRecord describes.
+const _: () = {
+    assert!(std::mem::offset_of!(SpanRecord, attributes) + 3 * 16 <= 128);
+    assert!(std::mem::offset_of!(SpanRecord, arena).is_multiple_of(64));
+    assert!(std::mem::size_of::<SpanRecord>().is_multiple_of(64));
+};
 
 #[cfg(test)]
 mod tests {
