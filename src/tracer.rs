@@ -330,9 +330,7 @@ impl Tracer {
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !attributes.is_empty() {
-            let (set, full) = set_attributes(r, OWNER_SPAN, attributes);
-            notice = merge(notice, set);
-            notice.truncated |= full;
+            notice = merge(notice, set_attributes_cut(r, OWNER_SPAN, attributes));
         }
         p.slab.publish_open(slot, generation);
         Ok((SpanRef { slot, generation }, notice))
@@ -451,11 +449,8 @@ impl Tracer {
                 },
             };
             r.event_count += 1;
-            let (mut notice, full) = set_attributes(r, OWNER_EVENT_BASE + index as u8, attributes);
-            notice = merge(notice, Notice::from_text(outcome));
-            // An attribute that did not fit is reported as cut.
-            notice.truncated |= full;
-            Ok(notice)
+            let set = set_attributes_cut(r, OWNER_EVENT_BASE + index as u8, attributes);
+            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -481,11 +476,8 @@ impl Tracer {
                 _reserved: [0; 3],
             };
             r.link_count += 1;
-            let (mut notice, full) = set_attributes(r, OWNER_LINK_BASE + index as u8, attributes);
-            notice = merge(notice, Notice::from_text(outcome));
-            // An attribute that did not fit is reported as cut.
-            notice.truncated |= full;
-            Ok(notice)
+            let set = set_attributes_cut(r, OWNER_LINK_BASE + index as u8, attributes);
+            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -738,4 +730,13 @@ fn set_attributes(
         }
     }
     (notice, full)
+}
+
+/// `set_attributes` for calls that go on when an attribute does not fit
+/// (begin, events, links): the lost attribute, counted in the record, is
+/// reported as cut.
+fn set_attributes_cut(r: &mut SpanRecord, owner: u8, attributes: &[(&[u8], AttrInput)]) -> Notice {
+    let (mut notice, full) = set_attributes(r, owner, attributes);
+    notice.truncated |= full;
+    notice
 }
