@@ -319,14 +319,21 @@ mod tests {
 
     const T0: u64 = 1_700_000_000_000_000_000;
 
-    #[test]
-    fn no_anchor_until_an_interval_is_measured_then_it_converts() {
+    /// A calibrator fed samples from T0: no anchor before an interval of
+    /// `MIN_INTERVAL_NS` is measured, then its first one, returned.
+    fn first_anchor() -> (Calibrator, Anchor) {
         let mut c = Calibrator::default();
         assert_eq!(c.observe(tick(0), T0), Decision::Keep);
         assert_eq!(c.observe(tick(1_000_000), T0 + 1_000_000), Decision::Keep);
         let Decision::Publish(a) = c.observe(tick(MIN_INTERVAL_NS), T0 + MIN_INTERVAL_NS) else {
             panic!("no anchor after {MIN_INTERVAL_NS} ns");
         };
+        (c, a)
+    }
+
+    #[test]
+    fn no_anchor_until_an_interval_is_measured_then_it_converts() {
+        let (_, a) = first_anchor();
         for later in [0, 1, 999, 123_456_789, 30_000_000_000] {
             let want = T0 + MIN_INTERVAL_NS + later;
             // The fixed point's rounding: within a ns per second from the anchor.
@@ -342,12 +349,7 @@ mod tests {
 
     #[test]
     fn the_anchor_is_renewed_at_most_once_a_second_and_follows_a_rate_change() {
-        let mut c = Calibrator::default();
-        c.observe(tick(0), T0);
-        assert!(matches!(
-            c.observe(tick(MIN_INTERVAL_NS), T0 + MIN_INTERVAL_NS),
-            Decision::Publish(_)
-        ));
+        let (mut c, _) = first_anchor();
         let t = MIN_INTERVAL_NS + RENEW_INTERVAL_NS / 2;
         assert_eq!(c.observe(tick(t), T0 + t), Decision::Keep);
         // NTP slews the system clock 100 ppm fast for the next second.
@@ -361,12 +363,7 @@ mod tests {
 
     #[test]
     fn a_clock_step_withdraws_the_anchor_until_measured_again() {
-        let mut c = Calibrator::default();
-        c.observe(tick(0), T0);
-        assert!(matches!(
-            c.observe(tick(MIN_INTERVAL_NS), T0 + MIN_INTERVAL_NS),
-            Decision::Publish(_)
-        ));
+        let (mut c, _) = first_anchor();
         // Someone sets the clock an hour ahead.
         let t = MIN_INTERVAL_NS + RENEW_INTERVAL_NS;
         let hour = 3_600_000_000_000;
