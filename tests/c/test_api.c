@@ -181,17 +181,6 @@ static void test_one_span_of_everything(spanguard_tracer *t) {
     CHECK(s.values_truncated == 1);
 }
 
-static spanguard_attribute attr_string(const char *key, const char *value, size_t value_len) {
-    spanguard_attribute a;
-    memset(&a, 0, sizeof a);
-    a.key = key;
-    a.key_len = strlen(key);
-    a.type_ = SPANGUARD_VALUE_STRING;
-    a.string_value = value;
-    a.string_len = value_len;
-    return a;
-}
-
 static spanguard_attribute attr_int(const char *key, int64_t value) {
     spanguard_attribute a;
     memset(&a, 0, sizeof a);
@@ -199,6 +188,14 @@ static spanguard_attribute attr_int(const char *key, int64_t value) {
     a.key_len = strlen(key);
     a.type_ = SPANGUARD_VALUE_INT;
     a.int_value = value;
+    return a;
+}
+
+static spanguard_attribute attr_string(const char *key, const char *value, size_t value_len) {
+    spanguard_attribute a = attr_int(key, 0);
+    a.type_ = SPANGUARD_VALUE_STRING;
+    a.string_value = value;
+    a.string_len = value_len;
     return a;
 }
 
