@@ -146,7 +146,7 @@ impl TracerConfig {
         if !(1..=100).contains(&self.exporter_max_cpu_percent) {
             return bad("exporter_max_cpu_percent", "must be between 1 and 100");
         }
-        if self.slot_count() >= crate::buffer::slab::MAX_SLOTS {
+        if self.slot_count() >= crate::span::limits::MAX_SLOTS {
             return bad(
                 "max_queue_size",
                 "queue plus open spans must stay below 2^24",

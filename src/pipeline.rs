@@ -3,11 +3,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::buffer::slab::SpanSlab;
+use crate::buffer::dump::CrashFile;
+use crate::buffer::slab::{STATE_OPEN, SpanSlab, header_generation, header_state};
 use crate::config::TracerConfig;
-use crate::export::resource::ResourceInfo;
+use crate::span::record::MARK_UNENDED;
 use crate::stats::Stats;
 
 pub(crate) const LIFECYCLE_RUNNING: u32 = 0;
@@ -38,7 +40,6 @@ pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 pub struct Pipeline {
     pub config: TracerConfig,
-    pub resource: ResourceInfo,
     pub slab: SpanSlab,
     pub stats: Stats,
     pub lifecycle: AtomicU32,
@@ -46,11 +47,13 @@ pub struct Pipeline {
     pub callback: Mutex<Option<EventCallback>>,
     /// Where the crash handler writes this tracer's spans (signal handlers
     /// on, flight recorder off).
-    pub crash_file: Option<crate::watchdog::crash::CrashFile>,
+    pub crash_file: Option<CrashFile>,
     /// The flight recorder's file, when the slab lives in one.
     pub flight: Option<FlightFile>,
     /// The encoded batch being sent right now, for the crash handler.
     pub in_flight: InFlightBatch,
+    /// The exporter thread, joined by `shutdown`.
+    pub exporter_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The batch the exporter is sending. Its slots were already given back, so
@@ -76,6 +79,80 @@ pub struct FlightFile {
 impl Pipeline {
     pub fn lifecycle(&self) -> u32 {
         self.lifecycle.load(Ordering::Acquire)
+    }
+
+    /// Waits until every span ended before this call is exported (or failed
+    /// for good), or `timeout` passes. True when done.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.signal.request_flush_and_wait(timeout)
+    }
+
+    /// Flush, then end and export the spans still open (marked
+    /// `spanguard.unended`), then stop the exporter, in that order, so no
+    /// span is lost to ordering. Some(true) when everything was exported in
+    /// time; None when another call shut it down already.
+    pub fn shutdown(&self, timeout: Duration) -> Option<bool> {
+        if self
+            .lifecycle
+            .compare_exchange(
+                LIFECYCLE_RUNNING,
+                LIFECYCLE_SHUTTING_DOWN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return None;
+        }
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let mut complete = self.signal.request_flush_and_wait(left());
+        let unended = self.end_open_spans();
+        Stats::add(&self.stats.spans_unended_at_shutdown, unended);
+        complete &= self.signal.request_flush_and_wait(left());
+        self.signal.stop.store(true, Ordering::Release);
+        self.signal.wake();
+        if let Ok(mut guard) = self.exporter_thread.lock()
+            && let Some(handle) = guard.take()
+        {
+            // The exporter stops retrying once `stop` is set, so this join is
+            // bounded by one request timeout.
+            let _ = handle.join();
+        }
+        self.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
+        if complete {
+            // Everything is delivered or spooled: nothing left to recover.
+            if let Some(c) = &self.crash_file {
+                c.remove();
+            }
+            if let Some(f) = &self.flight {
+                let _ = std::fs::remove_file(&f.path);
+            }
+        }
+        Some(complete)
+    }
+
+    /// Ends every open span as of now, marked unended. Returns how many.
+    fn end_open_spans(&self) -> u64 {
+        let now = crate::span::clock::now_unix_ns();
+        let mut ended = 0;
+        for slot in 0..self.slab.capacity() {
+            let h = self.slab.slot(slot).header.load(Ordering::Acquire);
+            if header_state(h) != STATE_OPEN {
+                continue;
+            }
+            let generation = header_generation(h);
+            if self.slab.lock_open(slot, generation).is_err() {
+                continue; // ended or reused meanwhile: not open any more
+            }
+            // SAFETY: lock_open moved the slot to WRITING for us.
+            let r = unsafe { self.slab.slot_mut(slot) };
+            r.marks |= MARK_UNENDED;
+            r.end_unix_ns = now.max(r.start_unix_ns);
+            self.slab.publish_ended(slot, generation);
+            ended += 1;
+        }
+        ended
     }
 
     /// Stops recording for a dying process, then waits a moment for calls

@@ -5,32 +5,24 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
-use crate::buffer::slab::{
-    STATE_OPEN, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
-};
+use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
 use crate::export::discard::DiscardTransport;
 use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
-use crate::export::resource::ResourceInfo;
 use crate::export::transport::Transport;
-use crate::pipeline::{
-    ExportSignal, FlightFile, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN,
-    Pipeline,
-};
+use crate::pipeline::{ExportSignal, FlightFile, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline};
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
 use crate::span::limits::*;
 use crate::span::record::*;
 use crate::span::traceparent::RemoteParent;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::watchdog::crash::CrashFile;
 
 /// The slab, in a flight-recorder file when configured (falling back to
 /// memory, with the reason on stderr, if the file cannot be made).
@@ -164,7 +156,6 @@ pub enum TracerError {
 
 pub struct Tracer {
     pipeline: Arc<Pipeline>,
-    exporter: Mutex<Option<JoinHandle<()>>>,
     /// Where the file sink writes, when it is the destination.
     sink_path: Option<std::path::PathBuf>,
 }
@@ -174,7 +165,6 @@ impl Tracer {
         config.validate().map_err(TracerError::Config)?;
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
-        let resource = ResourceInfo::new(&config.service_name, &config.resource_attributes);
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
@@ -185,7 +175,7 @@ impl Tracer {
             );
             // Without a writable spool there is no crash dump, but tracing
             // still works: not a reason to fail.
-            CrashFile::create(
+            crate::watchdog::crash::create_crash_file(
                 &config.spool_dir,
                 crate::span::ids::new_span_id_u64(),
                 header,
@@ -214,7 +204,6 @@ impl Tracer {
         let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
         let pipeline = Arc::new(Pipeline {
             config,
-            resource,
             slab,
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
@@ -223,15 +212,18 @@ impl Tracer {
             crash_file,
             flight,
             in_flight: Default::default(),
+            exporter_thread: Mutex::new(None),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
             .name("spanguard-export".to_string())
             .spawn(move || exporter.run())
             .map_err(TracerError::Io)?;
+        if let Ok(mut slot) = pipeline.exporter_thread.lock() {
+            *slot = Some(handle);
+        }
         Ok(Tracer {
             pipeline,
-            exporter: Mutex::new(Some(handle)),
             sink_path,
         })
     }
@@ -567,106 +559,18 @@ impl Tracer {
         Ok(())
     }
 
-    /// For a process about to die of `signal`: flushes within `timeout`, then
-    /// stops the exporter from taking more spans, waits for the batch it holds,
-    /// and writes every span still in the slab (ended since the flush, or
-    /// open — recovered as interrupted) to the crash file, so the next start
-    /// sends each exactly once. Recording calls fail with ShutDown afterwards.
-    pub fn freeze_and_dump(&self, signal: i32, timeout: Duration) {
-        let p = &self.pipeline;
-        let deadline = Instant::now() + timeout;
-        // A quarter of the time is kept for the batch the exporter holds when
-        // the flush gives up (a slow backend): dumping that batch while it is
-        // still being sent is what would make it arrive twice.
-        let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
-        p.freeze_recording();
-        // SeqCst pairs with the exporter's busy/frozen handshake.
-        p.signal.frozen.store(true, Ordering::SeqCst);
-        while p.signal.busy.load(Ordering::SeqCst) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        if let Some(crash) = &p.crash_file {
-            crash.dump_now(p, signal);
-        }
-        p.mark_flight_signal(signal);
-    }
-
     /// Waits until every span ended before this call is exported (or failed
     /// for good), or `timeout` passes. True when done.
     pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
-        Ok(self.pipeline.signal.request_flush_and_wait(timeout))
+        Ok(self.pipeline.flush(timeout))
     }
 
-    /// Flush, then end and export the spans still open (marked
-    /// `spanguard.unended`), then stop the exporter — in that order, so no
-    /// span is lost to ordering. True when everything was exported in time.
-    /// A second call returns Err(ShutDown).
+    /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
     pub fn shutdown(&self, timeout: Duration) -> Result<bool, SpanError> {
-        let p = &self.pipeline;
-        if p.lifecycle
-            .compare_exchange(
-                LIFECYCLE_RUNNING,
-                LIFECYCLE_SHUTTING_DOWN,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            return Err(SpanError::ShutDown);
-        }
-        let deadline = Instant::now() + timeout;
-        let left = || deadline.saturating_duration_since(Instant::now());
-        let mut complete = p.signal.request_flush_and_wait(left());
-        let unended = self.end_open_spans();
-        Stats::add(&p.stats.spans_unended_at_shutdown, unended);
-        complete &= p.signal.request_flush_and_wait(left());
-        p.signal.stop.store(true, Ordering::Release);
-        p.signal.wake();
-        if let Ok(mut guard) = self.exporter.lock()
-            && let Some(handle) = guard.take()
-        {
-            // The exporter stops retrying once `stop` is set, so this join is
-            // bounded by one request timeout.
-            let _ = handle.join();
-        }
-        p.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
-        if complete {
-            // Everything is delivered or spooled: nothing left to recover.
-            if let Some(c) = &p.crash_file {
-                c.remove();
-            }
-            if let Some(f) = &p.flight {
-                let _ = std::fs::remove_file(&f.path);
-            }
-        }
-        Ok(complete)
-    }
-
-    /// Ends every open span as of now, marked unended. Returns how many.
-    fn end_open_spans(&self) -> u64 {
-        let p = &self.pipeline;
-        let now = now_unix_ns();
-        let mut ended = 0;
-        for slot in 0..p.slab.capacity() {
-            let h = p.slab.slot(slot).header.load(Ordering::Acquire);
-            if header_state(h) != STATE_OPEN {
-                continue;
-            }
-            let generation = header_generation(h);
-            if p.slab.lock_open(slot, generation).is_err() {
-                continue; // ended or reused meanwhile: not open any more
-            }
-            // SAFETY: lock_open moved the slot to WRITING for us.
-            let r = unsafe { p.slab.slot_mut(slot) };
-            r.marks |= MARK_UNENDED;
-            r.end_unix_ns = now.max(r.start_unix_ns);
-            p.slab.publish_ended(slot, generation);
-            ended += 1;
-        }
-        ended
+        self.pipeline.shutdown(timeout).ok_or(SpanError::ShutDown)
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -3,11 +3,15 @@
 //! as they sit in memory. Writing is a plain `write(2)` (async-signal-safe);
 //! reading checks everything, because the writer may have died mid-way.
 
+use std::ffi::CString;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use crate::buffer::slab::{STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, header_state};
+use crate::buffer::slab::{
+    STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
+};
 use crate::span::record::{MARK_INTERRUPTED, SpanRecord};
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP02";
@@ -96,6 +100,124 @@ fn percent_encode(s: &str) -> String {
             _ => (b as char).to_string(),
         })
         .collect::<String>()
+}
+
+/// A file made ahead of time, empty and locked under a pending name, so
+/// that a signal handler can fill it with write(2) and publish it with
+/// rename(2): nothing that allocates, locks or formats. The lock is held
+/// while the process lives, so recovery leaves a live owner's file alone.
+pub struct PreparedFile {
+    fd: OwnedFd,
+    pending: CString,
+    done: CString,
+}
+
+impl PreparedFile {
+    /// Creates `pending` (which must not exist) to be renamed to `done`.
+    pub fn create(pending: &Path, done: &Path) -> std::io::Result<PreparedFile> {
+        let to_c = |p: &Path| {
+            CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in spool path")
+            })
+        };
+        let (pending_c, done_c) = (to_c(pending)?, to_c(done)?);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(pending)?;
+        // SAFETY: flock on our own fd; held until the fd is closed.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        Ok(PreparedFile {
+            fd: file.into(),
+            pending: pending_c,
+            done: done_c,
+        })
+    }
+
+    /// Async-signal-safe: writes all of `bytes` (retrying on EINTR), or
+    /// stops at the first error.
+    pub fn write_all(&self, mut bytes: &[u8]) {
+        let fd = self.fd.as_raw_fd();
+        while !bytes.is_empty() {
+            // SAFETY: write from a valid slice to our own fd.
+            let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+            if n <= 0 {
+                // SAFETY: reading this thread's errno.
+                if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                    continue;
+                }
+                return;
+            }
+            bytes = &bytes[n as usize..];
+        }
+    }
+
+    /// Async-signal-safe: makes what was written durable and gives the
+    /// file its final name.
+    pub fn publish(&self) {
+        // SAFETY: fsync and rename of our own fd and NUL-terminated paths;
+        // both are async-signal-safe.
+        unsafe {
+            libc::fsync(self.fd.as_raw_fd());
+            libc::rename(self.pending.as_ptr(), self.done.as_ptr());
+        }
+    }
+
+    /// Deletes the (unused) file at a clean shutdown.
+    pub fn remove(&self) {
+        // SAFETY: a NUL-terminated path we own.
+        unsafe { libc::unlink(self.pending.as_ptr()) };
+    }
+}
+
+/// A tracer's crash files, made at start: `slots` receives the header and
+/// every live slot, `batch` the encoded batch in flight (whose slots are
+/// free already) in whatever form its writer gives it.
+pub struct CrashFile {
+    pub slots: PreparedFile,
+    pub batch: PreparedFile,
+    header: DumpHeader,
+}
+
+impl CrashFile {
+    pub fn new(slots: PreparedFile, batch: PreparedFile, header: DumpHeader) -> CrashFile {
+        CrashFile {
+            slots,
+            batch,
+            header,
+        }
+    }
+
+    /// Async-signal-safe: writes the header and every live slot of `slab`,
+    /// then publishes the file.
+    pub fn dump_slots(&self, slab: &SpanSlab, signal: libc::c_int) {
+        let mut header = self.header;
+        header.signal = signal;
+        header.record_count = (0..slab.capacity())
+            .filter(|&i| slot_is_live(slab.slot(i)))
+            .count() as u32;
+        self.slots.write_all(header.as_bytes());
+        for i in 0..slab.capacity() {
+            let r = slab.slot(i);
+            if slot_is_live(r) {
+                // SAFETY: the slot is plain memory of the live mapping.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        (r as *const SpanRecord).cast::<u8>(),
+                        std::mem::size_of_val(r),
+                    )
+                };
+                self.slots.write_all(bytes);
+            }
+        }
+        self.slots.publish();
+    }
+
+    /// Removes both (empty) files at a clean shutdown.
+    pub fn remove(&self) {
+        self.slots.remove();
+        self.batch.remove();
+    }
 }
 
 /// Whether a slot holds a span worth saving: open, being written, ended, or

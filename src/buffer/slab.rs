@@ -28,6 +28,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::free_stack::FreeStack;
 
+use crate::span::limits::MAX_SLOTS;
 use crate::span::record::SpanRecord;
 
 pub const STATE_FREE: u32 = 0;
@@ -381,9 +382,6 @@ fn prefetch(address: *const i8, for_write: bool) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (address, for_write);
 }
-
-/// Handles carry the slot number in 24 bits.
-pub const MAX_SLOTS: u32 = 1 << 24;
 
 impl Drop for SpanSlab {
     fn drop(&mut self) {

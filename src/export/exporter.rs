@@ -28,6 +28,8 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Exporter {
     pipeline: Arc<Pipeline>,
+    /// Who this tracer's spans say they come from, in every request.
+    resource: Arc<ResourceInfo>,
     transport: Box<dyn Transport>,
     format: BodyFormat,
     gzip: bool,
@@ -89,6 +91,10 @@ impl Exporter {
             next_replay: Instant::now(),
             replays_spool: !file_sink,
             journal: None,
+            resource: Arc::new(ResourceInfo::new(
+                &config.service_name,
+                &config.resource_attributes,
+            )),
             pipeline,
         }
     }
@@ -185,7 +191,7 @@ impl Exporter {
             if answering.is_none() && requested > signal.flush_completed.load(Ordering::Acquire) {
                 answering = Some((requested, p.slab.ended_len()));
             }
-            // SeqCst pairs with `Tracer::freeze_and_dump`: either it sees us
+            // SeqCst pairs with `watchdog::crash::freeze_and_dump`: either it sees us
             // busy and waits, or we see it frozen and take nothing.
             signal.busy.store(true, Ordering::SeqCst);
             if signal.frozen.load(Ordering::SeqCst) {
@@ -241,7 +247,8 @@ impl Exporter {
         {
             let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
             count_record_losses(&p.stats, &records);
-            self.encode(&p.resource, &records);
+            let resource = Arc::clone(&self.resource);
+            self.encode(&resource, &records);
         }
         // The flight recorder's journal must hold the bytes before the slots
         // stop holding the spans, or a SIGKILL in between would lose them.

@@ -39,7 +39,7 @@ fn with_span(
         return spanguard_result::NonRecording;
     }
     let (id, s) = unpack(span);
-    match crate::registry::get(id) {
+    match super::tracer::live_tracer(id) {
         Some(t) => f(t, s),
         None => spanguard_result::StaleSpan,
     }

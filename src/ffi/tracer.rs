@@ -28,6 +28,19 @@ pub struct spanguard_tracer {
 static WRAPPERS: [AtomicPtr<spanguard_tracer>; 256] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
 
+/// The live tracer with number `id`, for span handles (which carry it).
+#[inline]
+pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
+    let ptr = WRAPPERS[id as usize].load(Ordering::Acquire);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a wrapper stays valid until spanguard_tracer_free, which
+    // unpublishes it first, and the C API requires that freeing a tracer
+    // does not race with other calls on it or its spans.
+    unsafe { (*ptr).tracer.as_ref() }
+}
+
 /// Runs in a forked child, which has one thread: this one. The inherited
 /// tracers' exporter and watchdog threads did not come along, their spans
 /// are the parent's to export, and their connection and files are shared
@@ -63,7 +76,7 @@ unsafe extern "C" fn after_fork_in_child() {
                     wrapper.tracer = Some(tracer);
                     wrapper.id = new_id;
                     if let Some(t) = &wrapper.tracer {
-                        crate::registry::publish(new_id, t);
+                        crate::registry::publish(new_id, t.pipeline());
                     }
                     WRAPPERS[new_id as usize].store(ptr, Ordering::Release);
                 }
@@ -239,7 +252,7 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_res
                 tracer: Some(tracer),
             });
             if let Some(inner) = &t.tracer {
-                crate::registry::publish(id, inner);
+                crate::registry::publish(id, inner.pipeline());
             }
             if install_signals {
                 crate::watchdog::ensure_installed();

@@ -21,3 +21,5 @@ pub const MAX_EVENTS: usize = 8;
 pub const MAX_LINKS: usize = 4;
 /// Longest W3C tracestate kept, in bytes.
 pub const MAX_TRACESTATE_BYTES: usize = 256;
+/// Slots one tracer may have: span handles carry the slot number in 24 bits.
+pub const MAX_SLOTS: u32 = 1 << 24;

@@ -7,12 +7,12 @@
 //! as it would have. The next tracer start (or `spanguard recover`) sends
 //! what the file holds.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crate::buffer::dump::{DumpHeader, slot_is_live};
+use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
 use crate::pipeline::Pipeline;
 
 pub const CRASH_SIGNALS: [libc::c_int; 5] = [
@@ -23,162 +23,95 @@ pub const CRASH_SIGNALS: [libc::c_int; 5] = [
     libc::SIGABRT,
 ];
 
-/// A tracer's crash file: created (empty, locked) at start, filled and
-/// renamed from `.sgdump-pending` to `.sgdump` by the handler.
-pub struct CrashFile {
-    file: OwnedFd,
-    pending: CString,
-    done: CString,
+/// Makes a tracer's crash files in `dir`: the slot dump (`.sgdump-pending`,
+/// published as `.sgdump`) and the file for the batch in flight, which is
+/// published as an ordinary spool file.
+pub fn create_crash_file(
+    dir: &Path,
+    tracer_tag: u64,
     header: DumpHeader,
-    /// For the batch in flight (its slots are already free): becomes an
-    /// ordinary spool file.
-    batch_file: OwnedFd,
-    batch_pending: CString,
-    batch_done: CString,
+) -> std::io::Result<CrashFile> {
+    std::fs::create_dir_all(dir)?;
+    let stem = format!(
+        "{:020}-{:010}-{tracer_tag:x}",
+        crate::span::clock::now_unix_ns(),
+        std::process::id()
+    );
+    let slots = PreparedFile::create(
+        &dir.join(format!("{stem}.sgdump-pending")),
+        &dir.join(format!("{stem}.sgdump")),
+    )?;
+    let batch = PreparedFile::create(
+        &dir.join(format!("{stem}.sgspool-pending")),
+        &dir.join(format!("{stem}{}", crate::export::spool::SUFFIX)),
+    )?;
+    Ok(CrashFile::new(slots, batch, header))
 }
 
-impl CrashFile {
-    pub fn create(
-        dir: &std::path::Path,
-        tracer_tag: u64,
-        header: DumpHeader,
-    ) -> std::io::Result<CrashFile> {
-        std::fs::create_dir_all(dir)?;
-        let stem = format!(
-            "{:020}-{:010}-{tracer_tag:x}",
-            crate::span::clock::now_unix_ns(),
-            std::process::id()
-        );
-        let pending = dir.join(format!("{stem}.sgdump-pending"));
-        let done = dir.join(format!("{stem}.sgdump"));
-        let batch_pending = dir.join(format!("{stem}.sgspool-pending"));
-        let batch_done = dir.join(format!("{stem}{}", crate::export::spool::SUFFIX));
-        let create = |path: &std::path::Path| {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)?;
-            // Held while we live: recovery leaves a locked file alone.
-            // SAFETY: flock on our own fd.
-            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            Ok::<_, std::io::Error>(file)
-        };
-        let file = create(&pending)?;
-        let batch_file = create(&batch_pending)?;
-        let to_c = |p: std::path::PathBuf| {
-            CString::new(p.into_os_string().into_encoded_bytes()).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in spool path")
-            })
-        };
-        Ok(CrashFile {
-            file: file.into(),
-            pending: to_c(pending)?,
-            done: to_c(done)?,
-            header,
-            batch_file: batch_file.into(),
-            batch_pending: to_c(batch_pending)?,
-            batch_done: to_c(batch_done)?,
-        })
-    }
-
-    /// Removes the (empty) file at a clean shutdown.
-    pub fn remove(&self) {
-        // SAFETY: NUL-terminated paths we own.
-        unsafe {
-            libc::unlink(self.pending.as_ptr());
-            libc::unlink(self.batch_pending.as_ptr());
-        }
-    }
-
-    /// Writes the live slots and any batch in flight (used by the
-    /// termination watchdog after it froze the exporter).
-    pub fn dump_now(&self, p: &Pipeline, signal: libc::c_int) {
-        if !IN_CRASH.swap(true, Ordering::AcqRel) {
-            self.dump(p, signal);
-            self.dump_in_flight(p);
-            IN_CRASH.store(false, Ordering::Release);
-        }
-    }
-
-    /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
-    fn dump_in_flight(&self, p: &Pipeline) {
-        let body = p.in_flight.body.load(Ordering::Acquire);
-        if body.is_null() {
-            return;
-        }
-        let len = p.in_flight.len.load(Ordering::Relaxed);
-        let flags = p.in_flight.flags.load(Ordering::Relaxed);
-        let format = if flags & 1 != 0 {
-            crate::export::transport::BodyFormat::Json
-        } else {
-            crate::export::transport::BodyFormat::Protobuf
-        };
-        let header = crate::export::spool::encode_header(
-            format,
-            flags & 2 != 0,
-            p.in_flight.spans.load(Ordering::Relaxed),
-            len,
-        );
-        let fd = self.batch_file.as_raw_fd();
-        write_all(fd, &header);
-        // SAFETY: the exporter keeps this buffer alive and unchanged while
-        // the pointer is published.
-        write_all(fd, unsafe { std::slice::from_raw_parts(body, len) });
-        // SAFETY: async-signal-safe calls on our fd and NUL-terminated paths.
-        unsafe {
-            libc::fsync(fd);
-            libc::rename(self.batch_pending.as_ptr(), self.batch_done.as_ptr());
-        }
-    }
-
-    /// Async-signal-safe: writes the header and every live slot.
-    fn dump(&self, p: &Pipeline, signal: libc::c_int) {
-        let fd = self.file.as_raw_fd();
-        let mut header = self.header;
-        header.signal = signal;
-        let mut count = 0u32;
-        for i in 0..p.slab.capacity() {
-            if slot_is_live(p.slab.slot(i)) {
-                count += 1;
-            }
-        }
-        header.record_count = count;
-        write_all(fd, header.as_bytes());
-        for i in 0..p.slab.capacity() {
-            let r = p.slab.slot(i);
-            if slot_is_live(r) {
-                // SAFETY: the slot is plain memory of the live mapping.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(
-                        (r as *const crate::span::record::SpanRecord).cast::<u8>(),
-                        std::mem::size_of_val(r),
-                    )
-                };
-                write_all(fd, bytes);
-            }
-        }
-        // SAFETY: fsync and rename of our own fd and NUL-terminated paths;
-        // both are async-signal-safe.
-        unsafe {
-            libc::fsync(fd);
-            libc::rename(self.pending.as_ptr(), self.done.as_ptr());
-        }
+/// Writes a pipeline's live slots and its batch in flight, once per
+/// process (a second call, or one racing the crash handler, does nothing).
+pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
+    if !IN_CRASH.swap(true, Ordering::AcqRel) {
+        dump(p, signal);
+        IN_CRASH.store(false, Ordering::Release);
     }
 }
 
-fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: write from a valid slice.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n <= 0 {
-            // SAFETY: reading this thread's errno.
-            if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
-                continue;
-            }
-            return;
-        }
-        bytes = &bytes[n as usize..];
+/// Async-signal-safe: the live slots, then the batch in flight.
+fn dump(p: &Pipeline, signal: libc::c_int) {
+    if let Some(crash) = p.crash_file.as_ref() {
+        crash.dump_slots(&p.slab, signal);
+        dump_in_flight(p, crash);
     }
+}
+
+/// Async-signal-safe: writes the batch in flight, if any, as a spool file.
+fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
+    let body = p.in_flight.body.load(Ordering::Acquire);
+    if body.is_null() {
+        return;
+    }
+    let len = p.in_flight.len.load(Ordering::Relaxed);
+    let flags = p.in_flight.flags.load(Ordering::Relaxed);
+    let format = if flags & 1 != 0 {
+        crate::export::transport::BodyFormat::Json
+    } else {
+        crate::export::transport::BodyFormat::Protobuf
+    };
+    let header = crate::export::spool::encode_header(
+        format,
+        flags & 2 != 0,
+        p.in_flight.spans.load(Ordering::Relaxed),
+        len,
+    );
+    crash.batch.write_all(&header);
+    // SAFETY: the exporter keeps this buffer alive and unchanged while
+    // the pointer is published.
+    crash
+        .batch
+        .write_all(unsafe { std::slice::from_raw_parts(body, len) });
+    crash.batch.publish();
+}
+
+/// For a process about to die of `signal`: flushes within `timeout`, then
+/// stops the exporter from taking more spans, waits for the batch it holds,
+/// and writes every span still in the slab (ended since the flush, or
+/// open: recovered as interrupted) to the crash file, so the next start
+/// sends each exactly once. Recording calls fail with ShutDown afterwards.
+pub fn freeze_and_dump(p: &Pipeline, signal: i32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    // A quarter of the time is kept for the batch the exporter holds when
+    // the flush gives up (a slow backend): dumping that batch while it is
+    // still being sent is what would make it arrive twice.
+    let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
+    p.freeze_recording();
+    // SeqCst pairs with the exporter's busy/frozen handshake.
+    p.signal.frozen.store(true, Ordering::SeqCst);
+    while p.signal.busy.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    dump_now(p, signal);
+    p.mark_flight_signal(signal);
 }
 
 /// The dispositions we replaced, written once before our handlers go in and
@@ -194,7 +127,7 @@ extern "C" fn on_crash(
 ) {
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        crate::registry::for_each_pipeline(|p| {
+        crate::registry::for_each(|p| {
             // Stop the exporter taking more spans and give the batch it holds
             // a moment to finish (bounded: the crashing thread may be the
             // exporter itself), so dumped spans are not also sent.
@@ -205,10 +138,7 @@ extern "C" fn on_crash(
             {
                 std::hint::spin_loop();
             }
-            if let Some(crash) = p.crash_file.as_ref() {
-                crash.dump(p, signal);
-                crash.dump_in_flight(p);
-            }
+            dump(p, signal);
             p.mark_flight_signal(signal);
         });
     }

@@ -9,9 +9,9 @@ extern "C" fn flush_at_exit() {
     // atexit runs on the exiting thread while the exporter threads still
     // run, so flushing cannot deadlock; a panic must not escape into libc.
     let _ = std::panic::catch_unwind(|| {
-        crate::registry::for_each(|t| {
-            let _ = t.shutdown(
-                t.config()
+        crate::registry::for_each(|p| {
+            let _ = p.shutdown(
+                p.config
                     .signal_flush_timeout
                     .max(Duration::from_millis(100)),
             );

@@ -123,7 +123,7 @@ pub fn ensure_installed() {
 
 fn flush_deadline() -> Duration {
     let mut longest = Duration::ZERO;
-    crate::registry::for_each(|t| longest = longest.max(t.config().signal_flush_timeout));
+    crate::registry::for_each(|p| longest = longest.max(p.config.signal_flush_timeout));
     if longest.is_zero() {
         Duration::from_secs(3)
     } else {
@@ -161,11 +161,11 @@ fn watch(read_end: OwnedFd) {
             )
         };
         let _ = std::panic::catch_unwind(|| {
-            crate::registry::for_each(|t| {
+            crate::registry::for_each(|p| {
                 if fatal {
-                    t.freeze_and_dump(signal as i32, deadline);
-                } else {
-                    let _ = t.flush(deadline);
+                    super::crash::freeze_and_dump(p, signal as i32, deadline);
+                } else if p.lifecycle() == crate::pipeline::LIFECYCLE_RUNNING {
+                    let _ = p.flush(deadline);
                 }
             });
         });
