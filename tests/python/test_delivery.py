@@ -101,7 +101,7 @@ def test_a_slow_backend_is_waited_for(emitter, tmp_path):
     assert run.stats["retries"] == 0
 
 
-@pytest.mark.parametrize("mode", ["status:400", "status:500", "status:413"])
+@pytest.mark.parametrize("mode", ["status:400", "status:500"])
 def test_a_final_refusal_is_not_retried_and_the_loss_is_counted_exactly(emitter, tmp_path, mode):
     with OtlpReceiverProcess(workdir=tmp_path, mode=mode, count=1) as rx:
         run = emit(emitter, rx.endpoint, tmp_path, "final")
@@ -218,6 +218,8 @@ def test_a_hanging_backend_never_blocks_the_application_and_every_drop_is_counte
         assert out.returncode == 0, out.stderr
         rx.wait_for_spans(len(run.keys))
         got = delivered(rx)
+    # Not vacuous: spans were begun (and so must have arrived).
+    assert len(run.keys) > 0 and run.stats["spans_begun"] == len(run.keys)
     assert got == run.keys
     assert run.stats["dropped_buffer_full"] == run.stats["not_begun"] == 6000 - len(run.keys)
     assert run.stats["spooled_spans"] + run.stats["spans_exported"] == len(run.keys)

@@ -1,0 +1,241 @@
+//! `spanguard replay`: sends what the spool directory holds — spool files,
+//! and the spans dead processes left in crash dumps and flight files —
+//! through the library's own delivery path (the exporter's retries,
+//! Retry-After, splitting on 413, accounting), so a rule that holds for the
+//! exporter holds here. A file is deleted only after a real answer from a
+//! server; anything else keeps it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use spanguard::config::{
+    Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
+};
+use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome};
+use spanguard::export::diagnostics::Diagnostics;
+use spanguard::export::http::HttpTransport;
+use spanguard::export::recovery;
+use spanguard::export::redact::redact_url;
+use spanguard::export::request_encoder::RequestEncoder;
+use spanguard::export::spool::SpoolDir;
+use spanguard::export::transport::BodyFormat;
+
+pub const USAGE: &str = "\
+usage: spanguard replay [DIR] [--endpoint URL] [--headers name=value,...] [--timeout-ms N]
+
+Sends every batch waiting in the spool directory DIR (default: SPANGUARD_SPOOL_DIR,
+else $XDG_STATE_HOME/spanguard/spool), oldest first, and the spans that dead
+processes left there in crash dumps and flight files, to the OTLP/HTTP endpoint.
+Each file is deleted once the backend answered for it; a connection error, a
+DNS failure or a busy backend keeps it. Safe to run while tracers use the spool.
+
+  --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
+                      traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+                      OTEL_EXPORTER_OTLP_ENDPOINT
+  --headers k=v,...   request headers; default OTEL_EXPORTER_OTLP_(TRACES_)HEADERS
+  --timeout-ms N      one request's timeout; default OTEL_EXPORTER_OTLP_TIMEOUT or 10000
+TLS settings come from OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE and
+..._CLIENT_KEY (and their _TRACES_ forms); retries from OTEL_BSP_EXPORT_TIMEOUT;
+messages on stderr from OTEL_LOG_LEVEL.
+
+Exit status: 0 when everything was delivered, 1 when something could not be
+(it stays in DIR, or was refused for good and is counted), 2 on a usage error.";
+
+/// What the command was asked to do.
+struct Options {
+    dir: PathBuf,
+    url: String,
+    config: TracerConfig,
+}
+
+fn option(args: &[String], name: &str) -> Result<Option<String>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("{name} needs a value")),
+    }
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut config = TracerConfig::default();
+    config
+        .apply_env(&|name| std::env::var(name).ok())
+        .map_err(|e| format!("{}: {}", e.variable, e.reason))?;
+    let known = ["--endpoint", "--headers", "--timeout-ms"];
+    let mut dir = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if known.contains(&a.as_str()) {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') || dir.is_some() {
+            return Err(format!("unexpected argument {a}"));
+        }
+        dir = Some(PathBuf::from(a));
+        i += 1;
+    }
+    let url = match option(args, "--endpoint")? {
+        Some(endpoint) if endpoint.trim_end_matches('/').ends_with("/v1/traces") => endpoint,
+        Some(endpoint) => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+        None => config
+            .endpoint
+            .clone()
+            .ok_or("no endpoint: pass --endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")?,
+    };
+    // Only what curl would send over HTTP: never file:// (curl would read
+    // a local file) nor a typo, which must not cost a spool file.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "the endpoint must be an http:// or https:// URL, not {}",
+            redact_url(&url)
+        ));
+    }
+    if let Some(h) = option(args, "--headers")? {
+        let headers = parse_key_values(&h).ok_or("--headers must be name=value,...")?;
+        check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;
+        config.headers = headers;
+    }
+    if let Some(t) = option(args, "--timeout-ms")? {
+        let ms: u64 = t.parse().map_err(|_| "--timeout-ms takes milliseconds")?;
+        config.request_timeout = Duration::from_millis(ms.max(1));
+    }
+    Ok(Options {
+        dir: dir.unwrap_or_else(|| config.spool_dir.clone()),
+        url,
+        config,
+    })
+}
+
+/// Tallies outcomes for the summary and says on stderr what went wrong.
+struct Tally {
+    diagnostics: Diagnostics,
+    target: String,
+    requests: u64,
+    delivered: u64,
+    refused: u64,
+    kept: u64,
+}
+
+impl DeliveryHost for Tally {
+    fn wait(&mut self, wait: Duration) -> bool {
+        std::thread::sleep(wait);
+        true
+    }
+
+    fn stopping(&self) -> bool {
+        false
+    }
+
+    fn busy(&self) -> bool {
+        false
+    }
+
+    fn record(&mut self, outcome: Outcome<'_>) {
+        match outcome {
+            Outcome::Delivered { spans, .. } => {
+                self.requests += 1;
+                self.delivered += spans;
+                self.diagnostics.delivered(&self.target);
+            }
+            Outcome::Rejected { spans, message, .. } => {
+                self.refused += spans;
+                self.diagnostics
+                    .lost(spans, &format!("the backend rejected them: {message}"));
+            }
+            Outcome::Lost { spans, reason, .. } => {
+                self.refused += spans;
+                self.diagnostics.lost(spans, reason);
+            }
+            Outcome::Kept { spans, .. } => self.kept += spans,
+            Outcome::AttemptFailed { reason } => {
+                self.diagnostics.attempt_failed(&self.target, reason)
+            }
+            Outcome::Evicted { .. } | Outcome::Retrying { .. } | Outcome::SpoolSize { .. } => {}
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let options = match parse(args) {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("spanguard replay: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = &options.config;
+    let transport = HttpTransport::new(
+        &options.url,
+        &config.headers,
+        &config.tls,
+        config.request_timeout,
+    );
+    // No cap: replaying must never delete what it was asked to send.
+    let spool = SpoolDir::new(&options.dir, u64::MAX);
+    let mut delivery = Delivery::new(
+        Box::new(transport),
+        spool,
+        config.export_timeout,
+        config.max_request_bytes,
+    );
+    let format = match config.protocol {
+        Protocol::HttpProtobuf => BodyFormat::Protobuf,
+        Protocol::HttpJson => BodyFormat::Json,
+    };
+    let mut encoder = RequestEncoder::new(
+        format,
+        config.compression == Compression::Gzip,
+        config.max_request_bytes,
+        config.max_export_batch_size as usize,
+    );
+    let mut tally = Tally {
+        diagnostics: Diagnostics::new(if config.log_level == LogLevel::None {
+            LogLevel::None
+        } else {
+            config.log_level.max(LogLevel::Warn)
+        }),
+        target: delivery.target(),
+        requests: 0,
+        delivered: 0,
+        refused: 0,
+        kept: 0,
+    };
+    // The exporter's recovery: what dead processes left, then the spool
+    // (which then also holds whatever of those could not be sent).
+    for path in recovery::leftover_files(&options.dir, &[]) {
+        let Some(claimed) = recovery::claim(&path) else {
+            continue; // a live process's file
+        };
+        if let Some(recovered) = &claimed.recovered {
+            delivery.deliver_recovered(recovered, &mut encoder, &mut tally);
+        }
+        claimed.finish();
+    }
+    // One pass: a file kept (the backend stopped answering) ends it.
+    delivery.replay_spool(&mut tally);
+    let left = delivery.spool().list().len();
+    println!(
+        "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {left} files left in {}",
+        tally.requests,
+        tally.delivered,
+        tally.target,
+        tally.refused,
+        tally.kept,
+        options.dir.display()
+    );
+    if tally.refused == 0 && tally.kept == 0 && left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
