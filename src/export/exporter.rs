@@ -415,13 +415,21 @@ impl Exporter {
 
     /// Replays the spool when something waits in it and the backend is not
     /// known to be down: at start, after each wake-up, and about once a
-    /// second (the probe) while the backend is down.
+    /// second (the probe) while the backend is down. A stopping exporter
+    /// with time left waits for the probe moment, so spans spooled while
+    /// the backend was briefly down are not left for the next process.
     fn replay_if_due(&mut self) {
-        if !self.replays_spool
-            || !self.host.spool_pending
-            || self.delivery.down_until().is_some()
-            || self.host.busy()
-        {
+        if !self.replays_spool || !self.host.spool_pending {
+            return;
+        }
+        if let Some(until) = self.delivery.down_until() {
+            let wait = until.saturating_duration_since(Instant::now());
+            if !(self.host.stopping() && self.host.time_left_after(wait)) {
+                return;
+            }
+            std::thread::sleep(wait);
+        }
+        if self.host.busy() {
             return;
         }
         if self.delivery.replay_spool(&mut self.host) {
@@ -466,6 +474,18 @@ struct ExporterHost {
     pressure: usize,
 }
 
+impl ExporterHost {
+    /// Whether the shutdown under way leaves time for `wait` and then one
+    /// more request.
+    fn time_left_after(&self, wait: Duration) -> bool {
+        let p = &self.pipeline;
+        let need = wait.saturating_add(p.config.request_timeout);
+        let need_ns = need.as_nanos().min(u64::MAX as u128) as u64;
+        crate::span::clock::monotonic_ns().saturating_add(need_ns)
+            < p.signal.stop_deadline_ns.load(Ordering::Relaxed)
+    }
+}
+
 impl DeliveryHost for ExporterHost {
     fn wait(&mut self, wait: Duration) -> bool {
         let p = &self.pipeline;
@@ -494,12 +514,7 @@ impl DeliveryHost for ExporterHost {
         if p.signal.flush_pending() || p.slab.ended_len() >= self.pressure {
             return true;
         }
-        if !p.signal.stop.load(Ordering::Acquire) {
-            return false;
-        }
-        let margin = p.config.request_timeout.as_nanos().min(u64::MAX as u128) as u64;
-        crate::span::clock::monotonic_ns().saturating_add(margin)
-            >= p.signal.stop_deadline_ns.load(Ordering::Relaxed)
+        p.signal.stop.load(Ordering::Acquire) && !self.time_left_after(Duration::ZERO)
     }
 
     fn record(&mut self, outcome: Outcome<'_>) {

@@ -152,7 +152,7 @@ impl HttpTransport {
             None if what != e.description() => format!("{what} ({})", e.description()),
             None => what.to_string(),
         };
-        self.secrets.scrub(&format!("{}: {detail}", self.shown_url))
+        self.secrets.scrub(&detail)
     }
 }
 
@@ -189,6 +189,11 @@ impl Transport for HttpTransport {
             format,
             now_s,
         )
+        .map(|mut accepted| {
+            // A server's message may echo what we sent it.
+            accepted.message = self.secrets.scrub(&accepted.message);
+            accepted
+        })
         .map_err(|e| e.scrubbed(&self.secrets))
     }
 

@@ -17,7 +17,8 @@
  * every span), --flush-timeout-ms N with --resume-file PATH and --then-count
  * N (emit, flush, write the stats to PATH.phase1.json, wait until PATH
  * exists, emit N more, then shut down: the exporter must work after a
- * fault ends), and --endpoint sink with --sink-dir DIR (the local sink). */
+ * fault ends; --phase-flush 0 leaves the flush out), and --endpoint sink
+ * with --sink-dir DIR (the local sink). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
@@ -108,6 +109,7 @@ int main(int argc, char **argv) {
     const char *sink_dir = arg(argc, argv, "--sink-dir", NULL);
     int then_count = atoi(arg(argc, argv, "--then-count", "0"));
     unsigned flush_timeout_ms = (unsigned)atoi(arg(argc, argv, "--flush-timeout-ms", "20000"));
+    int phase_flush = atoi(arg(argc, argv, "--phase-flush", "1"));
     size_t prompt_bytes = (size_t)atoi(arg(argc, argv, "--prompt-bytes", "0"));
     size_t completion_bytes = (size_t)atoi(arg(argc, argv, "--completion-bytes", "0"));
     char *prompt = calloc(prompt_bytes + 1, 1), *completion = calloc(completion_bytes + 1, 1);
@@ -175,7 +177,7 @@ int main(int argc, char **argv) {
                 die("end root", rc);
             root = SPANGUARD_SPAN_NONE;
             unsigned long long t0 = now_ms();
-            flush_rc = (int)spanguard_flush(t, flush_timeout_ms);
+            if (phase_flush) flush_rc = (int)spanguard_flush(t, flush_timeout_ms);
             flush_ms = now_ms() - t0;
             fflush(m);
             if (resume_file) {
