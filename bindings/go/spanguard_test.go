@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -144,7 +145,7 @@ func TestTraceparentContinuesTheTrace(t *testing.T) {
 }
 
 func TestGoroutinesLoseNothing(t *testing.T) {
-	tr, _ := newTracer(t)
+	tr, sink := newTracer(t)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -163,22 +164,65 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	tr.Flush(20 * time.Second)
-	st, err := tr.Stats()
-	if err != nil || st.SpansExported != 8000 || st.DroppedBufferFull != 0 {
-		t.Fatalf("stats %+v %v", st, err)
+	if status, err := tr.FlushStatus(20 * time.Second); status != spanguard.Delivered || err != nil {
+		t.Fatalf("flush: %v %v", status, err)
+	}
+	// Judged by what arrived in the sink, not by the library's counters.
+	ids := map[string]bool{}
+	names := map[string]int{}
+	for _, s := range readSpans(t, sink) {
+		ids[s.SpanID] = true
+		names[s.Name]++
+	}
+	if len(ids) != 8000 || names["work"] != 4000 || names["child"] != 4000 {
+		t.Fatalf("arrived: %d distinct spans, %v", len(ids), names)
+	}
+}
+
+func TestFlushTellsDeliveredFromSpooled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	spool := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{
+		ServiceName: "go-spool", Endpoint: "http://" + closed + "/v1/traces", SpoolDir: spool,
+		ExportTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := 0; i < 3; i++ {
+		_, s, _ := tr.Start(context.Background(), "kept")
+		s.End()
+	}
+	if status, err := tr.FlushStatus(10 * time.Second); status != spanguard.Spooled || err != nil {
+		t.Fatalf("flush: %v %v", status, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.sgspool")); len(files) == 0 {
+		t.Fatal("the spans are not on disk")
 	}
 }
 
 func TestShutdownAndCloseTwice(t *testing.T) {
-	tr, _ := newTracer(t)
+	tr, sink := newTracer(t)
 	_, open, _ := tr.Start(context.Background(), "still.open")
 	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	st, _ := tr.Stats()
-	if st.SpansUnendedAtShutdown != 1 {
-		t.Fatalf("unended %d", st.SpansUnendedAtShutdown)
+	var unended []exported
+	for _, s := range readSpans(t, sink) {
+		for _, a := range s.Attributes {
+			if s.Name == "still.open" && a.Key == "spanguard.unended" && a.Value["boolValue"] == true {
+				unended = append(unended, s)
+			}
+		}
+	}
+	if len(unended) != 1 {
+		t.Fatalf("the open span did not arrive marked unended: %+v", readSpans(t, sink))
 	}
 	if err := open.End(); err != nil {
 		t.Fatalf("End after shutdown: %v", err)

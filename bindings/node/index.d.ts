@@ -49,7 +49,10 @@ export declare class Tracer {
   startSpan(name: string, options?: SpanOptions): Span;
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
+  /** 'spooled': done, but some spans only reached the spool (backend down). */
+  flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
+  shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   close(): Promise<void>;
   stats(): Record<string, number>;
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;

@@ -16,7 +16,8 @@ const { AsyncLocalStorage } = require('async_hooks');
 const KIND = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
 const VALUE = { STRING: 1, INT: 2, DOUBLE: 3, BOOL: 4 };
-const RESULT = { OK: 0, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5, TIMEOUT: 8, INVALID_TRACEPARENT: 10, INVALID_CONFIG: 11 };
+const RESULT = { OK: 0, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5, TIMEOUT: 8, INVALID_TRACEPARENT: 10, INVALID_CONFIG: 11,
+  SPOOLED: 19 };
 const TRACEPARENT_SIZE = 56;
 
 let lib = null;
@@ -52,6 +53,8 @@ function load(libPath) {
     max_export_batch_size: 'uint32_t', export_timeout_ms: 'uint32_t', max_open_spans: 'uint32_t',
     full_wait_ms: 'uint32_t', install_signal_handlers: 'uint32_t', flight_recorder: 'uint32_t',
     spool_max_mib: 'uint32_t', signal_flush_timeout_ms: 'uint32_t', exporter_max_cpu_percent: 'uint32_t',
+    certificate: 'const char *', client_certificate: 'const char *', client_key: 'const char *',
+    max_request_bytes: 'uint32_t', sink_max_line_bytes: 'uint32_t', log_level: 'const char *',
   });
   const counterNames = ['spans_begun', 'spans_ended', 'spans_exported', 'queue_depth', 'spans_open',
     'dropped_buffer_full', 'dropped_export_failed', 'dropped_rejected', 'dropped_spool_overflow',
@@ -102,9 +105,18 @@ class SpanguardError extends Error {
 }
 
 // The codes that mean success (OK and the notices TRUNCATED, UTF8_REPLACED,
-// PARENT_STALE, NON_RECORDING): spanguard_result_is_ok in JavaScript, so that
-// a check is not a second FFI call per call (a test compares the two).
-const OK_CODES = new Set([0, 15, 16, 17, 18]);
+// PARENT_STALE, NON_RECORDING, SPOOLED): spanguard_result_is_ok in JavaScript,
+// so that a check is not a second FFI call per call (a test compares the two).
+const OK_CODES = new Set([0, 15, 16, 17, 18, 19]);
+
+/** How a flush or shutdown ended: 'delivered', 'spooled' (done, but some spans
+ * only reached the spool directory while the backend was down: safe on disk,
+ * sent later) or 'timeout'. */
+function flushStatus(code, op) {
+  if (code === RESULT.TIMEOUT) return 'timeout';
+  check(code, op);
+  return code === RESULT.SPOOLED ? 'spooled' : 'delivered';
+}
 const isOk = (code) => OK_CODES.has(code);
 
 function check(code, op) {
@@ -192,6 +204,8 @@ const SETTINGS = {
   maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder',
   installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
   signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
+  certificate: 'certificate', clientCertificate: 'client_certificate', clientKey: 'client_key',
+  maxRequestBytes: 'max_request_bytes', sinkMaxLineBytes: 'sink_max_line_bytes', logLevel: 'log_level',
 };
 
 /** A spanguard tracer. */
@@ -258,27 +272,35 @@ class Tracer {
     }
   }
 
-  /** Resolves true when every span ended before the call was exported in time. */
-  flush(timeoutMs = 5000) {
+  /** Resolves true when every span ended before the call was delivered or spooled in time. */
+  async flush(timeoutMs = 5000) {
+    return (await this.flushStatus(timeoutMs)) !== 'timeout';
+  }
+
+  /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
+  flushStatus(timeoutMs = 5000) {
     const ptr = this.live();
     return new Promise((resolve, reject) => {
       load().flush.async(ptr, timeoutMs, (err, code) => {
         if (err) return reject(err);
-        if (code === RESULT.TIMEOUT) return resolve(false);
-        try { check(code, 'flush'); resolve(true); } catch (e) { reject(e); }
+        try { resolve(flushStatus(code, 'flush')); } catch (e) { reject(e); }
       });
     });
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
-  shutdown(timeoutMs = 5000) {
-    if (this.closed) return Promise.resolve(true);
+  async shutdown(timeoutMs = 5000) {
+    return (await this.shutdownStatus(timeoutMs)) !== 'timeout';
+  }
+
+  /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
+  shutdownStatus(timeoutMs = 5000) {
+    if (this.closed) return Promise.resolve('delivered');
     return new Promise((resolve, reject) => {
       load().shutdown.async(this.ptr, timeoutMs, (err, code) => {
         if (err) return reject(err);
-        if (code === RESULT.SHUT_DOWN) return resolve(true);
-        if (code === RESULT.TIMEOUT) return resolve(false);
-        try { check(code, 'shutdown'); resolve(true); } catch (e) { reject(e); }
+        if (code === RESULT.SHUT_DOWN) return resolve('delivered');
+        try { resolve(flushStatus(code, 'shutdown')); } catch (e) { reject(e); }
       });
     });
   }

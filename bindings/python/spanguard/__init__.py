@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextvars
 import ctypes
+import enum
 import functools
 import os
 import threading
@@ -25,7 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 __all__ = [
-    "Tracer", "Span", "SpanguardError", "Stats", "load_library",
+    "Tracer", "Span", "SpanguardError", "Stats", "FlushStatus", "load_library",
     "KIND_UNSPECIFIED", "KIND_INTERNAL", "KIND_SERVER", "KIND_CLIENT", "KIND_PRODUCER", "KIND_CONSUMER",
     "STATUS_UNSET", "STATUS_OK", "STATUS_ERROR",
 ]
@@ -38,6 +39,7 @@ _TRACEPARENT_SIZE = 56
 _RESULT_STALE_SPAN = 3
 _RESULT_SHUT_DOWN = 5
 _RESULT_TIMEOUT = 8
+_RESULT_SPOOLED = 19
 
 
 class SpanguardError(Exception):
@@ -60,7 +62,10 @@ class _Config(ctypes.Structure):
         ("max_open_spans", ctypes.c_uint32), ("full_wait_ms", ctypes.c_uint32),
         ("install_signal_handlers", ctypes.c_uint32), ("flight_recorder", ctypes.c_uint32),
         ("spool_max_mib", ctypes.c_uint32), ("signal_flush_timeout_ms", ctypes.c_uint32),
-        ("exporter_max_cpu_percent", ctypes.c_uint32),
+        ("exporter_max_cpu_percent", ctypes.c_uint32), ("certificate", ctypes.c_char_p),
+        ("client_certificate", ctypes.c_char_p), ("client_key", ctypes.c_char_p),
+        ("max_request_bytes", ctypes.c_uint32), ("sink_max_line_bytes", ctypes.c_uint32),
+        ("log_level", ctypes.c_char_p),
     ]
 
 
@@ -176,9 +181,29 @@ def _lib():
 
 
 # The codes that mean success (OK and the notices TRUNCATED, UTF8_REPLACED,
-# PARENT_STALE, NON_RECORDING): spanguard_result_is_ok in Python, so that a
-# check is not a second ctypes call per call (a test compares the two).
-_OK_CODES = frozenset((0, 15, 16, 17, 18))
+# PARENT_STALE, NON_RECORDING, SPOOLED): spanguard_result_is_ok in Python, so
+# that a check is not a second ctypes call per call (a test compares the two).
+_OK_CODES = frozenset((0, 15, 16, 17, 18, 19))
+
+
+class FlushStatus(str, enum.Enum):
+    """How a flush or shutdown ended."""
+
+    DELIVERED = "delivered"
+    """Every span ended before the call was delivered (or refused for good,
+    which the counters and the error callback report)."""
+    SPOOLED = "spooled"
+    """Done, but some of those spans only reached the spool directory (the
+    backend was down): safe on disk, sent when the backend answers again."""
+    TIMED_OUT = "timed_out"
+    """Time ran out first; the export goes on in the background."""
+
+
+def _flush_status(code: int, what: str) -> "FlushStatus":
+    if code == _RESULT_TIMEOUT:
+        return FlushStatus.TIMED_OUT
+    _check(code, what)
+    return FlushStatus.SPOOLED if code == _RESULT_SPOOLED else FlushStatus.DELIVERED
 
 
 def _check(code: int, what: str) -> int:
@@ -437,24 +462,28 @@ class Tracer:
         return decorate
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """True when every span ended before the call was exported in time."""
-        code = _lib().spanguard_flush(self._h(), int(timeout_s * 1000))
-        if code == _RESULT_TIMEOUT:
-            return False
-        _check(code, "flush")
-        return True
+        """True when every span ended before the call was delivered or
+        spooled in time (flush_status tells the two apart)."""
+        return self.flush_status(timeout_s) is not FlushStatus.TIMED_OUT
+
+    def flush_status(self, timeout_s: float = 5.0) -> FlushStatus:
+        """Like flush, saying whether the spans were delivered or only
+        spooled (safe on disk while the backend is down)."""
+        return _flush_status(_lib().spanguard_flush(self._h(), int(timeout_s * 1000)), "flush")
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Flush, export open spans (marked unended), stop. Safe to call twice."""
+        return self.shutdown_status(timeout_s) is not FlushStatus.TIMED_OUT
+
+    def shutdown_status(self, timeout_s: float = 5.0) -> FlushStatus:
+        """Like shutdown, saying whether the spans were delivered or only
+        spooled. A second call says DELIVERED (nothing was left)."""
         if self._closed:
-            return True
+            return FlushStatus.DELIVERED
         code = _lib().spanguard_shutdown(self._handle, int(timeout_s * 1000))
         if code == _RESULT_SHUT_DOWN:
-            return True
-        if code == _RESULT_TIMEOUT:
-            return False
-        _check(code, "shutdown")
-        return True
+            return FlushStatus.DELIVERED
+        return _flush_status(code, "shutdown")
 
     def close(self) -> None:
         """Shuts down (if needed) and frees the tracer. Safe to call twice."""
