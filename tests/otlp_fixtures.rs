@@ -350,9 +350,11 @@ fn cases() -> Vec<Case> {
         spans: vec![dropped],
     });
 
-    // Every limit filled exactly, with multi-byte characters at the ends.
+    // Every limit filled exactly, with multi-byte characters at the ends
+    // (the tracestate half its limit: all of it at once would not fit a
+    // span's text).
     let mut long = span(80, &("€".repeat(85) + "x"), 1);
-    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES - 2));
+    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES / 2 - 2));
     long.attrs = vec![s(
         &"k".repeat(MAX_KEY_BYTES),
         &("ü".repeat(MAX_VALUE_BYTES / 2 - 1) + "zz"),
