@@ -51,7 +51,8 @@ macro_rules! counters {
 counters! {
     // Where each span this tracer ended went first; once the queue is empty
     // and no batch is in flight, spans_ended = spans_exported +
-    // spooled_spans + dropped_export_failed + dropped_rejected.
+    // spooled_spans + dropped_export_failed + dropped_rejected +
+    // spans_unsampled.
     /// Spans a backend (or the file sink) accepted on their first trip.
     spans_exported,
     /// Spans a first trip wrote to the spool (backend down, retries spent,
@@ -65,6 +66,9 @@ counters! {
     /// Spans a backend rejected in an OTLP partial success on their first
     /// trip.
     dropped_rejected,
+    /// Spans the sampler left out: ended (they count in `spans_ended`) but
+    /// never exported, by design.
+    spans_unsampled,
     /// Spans never begun: every slot was taken and the full policy gave up
     /// (not in spans_ended).
     dropped_buffer_full,

@@ -53,6 +53,7 @@ function load(libPath) {
     max_export_batch_size: 'uint32_t', export_timeout_ms: 'uint32_t', max_open_spans: 'uint32_t',
     full_wait_ms: 'uint32_t', install_signal_handlers: 'uint32_t', flight_recorder: 'uint32_t',
     spool_max_mib: 'uint32_t', signal_flush_timeout_ms: 'uint32_t', exporter_max_cpu_percent: 'uint32_t',
+    sampler: 'uint32_t', sampler_ratio: 'double',
     certificate: 'const char *', client_certificate: 'const char *', client_key: 'const char *',
     max_request_bytes: 'uint32_t', sink_max_line_bytes: 'uint32_t', log_level: 'const char *',
   });
@@ -75,7 +76,7 @@ function load(libPath) {
     version: f('const char *spanguard_version(void)'),
     strerror: f('const char *spanguard_strerror(uint32_t code)'),
     isOk: f('bool spanguard_result_is_ok(uint32_t code)'),
-    configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg)'),
+    configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg, size_t cfg_size)'),
     tracerNew: f('uint32_t spanguard_tracer_new(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
     tracerNewFromEnv: f('uint32_t spanguard_tracer_new_from_env(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
     tracerFree: f('void spanguard_tracer_free(spanguard_tracer *t)'),
@@ -219,7 +220,7 @@ class Tracer {
   constructor(options = {}) {
     const L = load();
     const cfg = {};
-    check(L.configInit(cfg), 'config_init');
+    check(L.configInit(cfg, koffi.sizeof('spanguard_config')), 'config_init');
     cfg.install_signal_handlers = 0;
     for (const [k, v] of Object.entries(options)) {
       if (k === 'fromEnv') continue;

@@ -17,7 +17,7 @@ use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
-use crate::span::record::SpanRecord;
+use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
 
 /// Where a request's spans come from, which decides how they are counted
 /// and what keeping them means.
@@ -430,7 +430,12 @@ impl Delivery {
             &recovered.header.service_name(),
             &recovered.header.resource_attributes(),
         );
-        let records: Vec<&SpanRecord> = recovered.records.iter().map(|r| &**r).collect();
+        let records: Vec<&SpanRecord> = recovered
+            .records
+            .iter()
+            .map(|r| &**r)
+            .filter(|r| is_recording(r))
+            .collect();
         let mut start = 0;
         while start < records.len() {
             let n = encoder.encode_prefix(&resource, &records[start..]);
@@ -454,6 +459,11 @@ impl Delivery {
             start += n;
         }
     }
+}
+
+/// Whether a record is exported: the sampler did not leave it out.
+pub fn is_recording(r: &SpanRecord) -> bool {
+    r.marks & MARK_NON_RECORDING == 0
 }
 
 /// Why a span that alone is over the request budget is lost.

@@ -18,7 +18,7 @@ use crate::span::record::SpanRecord;
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
-use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, too_large};
+use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording, too_large};
 use super::diagnostics::Diagnostics;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
@@ -35,6 +35,8 @@ pub struct Exporter {
     delivery: Delivery,
     host: ExporterHost,
     indexes: Vec<u32>,
+    /// Spans the last batch took from the queue (sampled out or not).
+    taken: usize,
     /// How many of `indexes` were given back to the slab (the rest are
     /// still held: a panic gives them back and counts them lost).
     released: usize,
@@ -85,6 +87,7 @@ impl Exporter {
             delivery,
             host,
             indexes: Vec::with_capacity(batch),
+            taken: 0,
             released: 0,
             replays_spool: !file_sink,
             file_sink,
@@ -253,8 +256,9 @@ impl Exporter {
             }
             self.indexes.clear();
             self.released = 0;
+            self.taken = 0;
             self.guarded(|e| e.drain_one_batch(batch));
-            let taken = self.indexes.len();
+            let taken = self.taken;
             total += taken;
             signal.busy.store(false, Ordering::SeqCst);
             if let Some((epoch, owed)) = answering {
@@ -279,8 +283,8 @@ impl Exporter {
         }
     }
 
-    /// Takes up to `batch` ended spans and exports them; leaves the taken
-    /// indexes in `self.indexes` (empty when there was nothing).
+    /// Takes up to `batch` ended spans and exports them; leaves how many it
+    /// took in `self.taken`.
     fn drain_one_batch(&mut self, batch: usize) {
         while self.indexes.len() < batch {
             match self.pipeline.slab.take_ended() {
@@ -291,6 +295,7 @@ impl Exporter {
                 None => break,
             }
         }
+        self.taken = self.indexes.len();
         if !self.indexes.is_empty() {
             self.export_taken();
         }
@@ -300,6 +305,16 @@ impl Exporter {
     /// part's slots back once encoded, and delivers it.
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
+        // Spans the sampler left out are given back unsent.
+        if self.indexes.iter().any(|&i| !is_recording(p.slab.slot(i))) {
+            let (recording, unsampled): (Vec<u32>, Vec<u32>) = self
+                .indexes
+                .iter()
+                .partition(|&&i| is_recording(p.slab.slot(i)));
+            p.slab.release_all(&unsampled);
+            Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
+            self.indexes = recording;
+        }
         {
             let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
             count_record_losses(&p.stats, &records);
@@ -401,7 +416,7 @@ impl Exporter {
                 continue;
             };
             if let Some(rec) = &claimed.recovered {
-                let n = rec.records.len() as u64;
+                let n = rec.records.iter().filter(|r| is_recording(r)).count() as u64;
                 Stats::add(&p.stats.recovered_spans, n);
                 self.host
                     .diagnostics

@@ -88,7 +88,7 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
     FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
     FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
-    FIELD(dropped_replay_rejected); FIELD(exporter_panics);
+    FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled);
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
                "\"shutdown_ms\": %llu}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms);
 #undef FIELD
@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
     snprintf(resource, sizeof resource, "spanguard.run_id=%s,deployment.environment=interop", run_id);
 
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "spanguard-emitter";
     cfg.endpoint = to_sink ? NULL : endpoint_url;
     cfg.sink_dir = sink_dir;

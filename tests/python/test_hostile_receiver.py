@@ -9,7 +9,7 @@ and shuts down. For each fault:
 - every span ended arrives (judged by the receiver's independent decoder)
   or is counted lost, exactly: missing spans = the loss counters;
 - the stats identity holds: spans_ended = spans_exported + spooled_spans +
-  dropped_export_failed + dropped_rejected;
+  dropped_export_failed + dropped_rejected + spans_unsampled;
 - flush and shutdown return within their timeouts, and flush says whether
   the spans were delivered (OK) or only spooled (SPOOLED);
 - the exporter keeps working after the fault ends: the later spans arrive,
@@ -104,8 +104,8 @@ def check_every_span_arrived_or_is_counted(run, rx):
     assert got <= run.keys, "the receiver got spans nobody emitted"
     assert s["queue_depth"] == 0 and s["spans_open"] == 0
     assert s["spans_ended"] == len(run.keys) > 0
-    assert s["spans_ended"] == (s["spans_exported"] + s["spooled_spans"]
-                                + s["dropped_export_failed"] + s["dropped_rejected"]), s
+    assert s["spans_ended"] == (s["spans_exported"] + s["spooled_spans"] + s["dropped_export_failed"]
+                                + s["dropped_rejected"] + s["spans_unsampled"]), s
     # This process spooled and replayed only its own spans: every one of them
     # arrived or is in exactly one loss counter.
     lost = (s["dropped_export_failed"] + s["dropped_rejected"] + s["dropped_replay_failed"]
@@ -287,7 +287,8 @@ def test_a_retry_after_wait_gives_way_to_a_filling_queue(emitter, tmp_path):
         keys = {(x["trace_id"], x["span_id"]) for x in json.loads(manifest.read_text())["spans"]}
         assert s["not_begun"] == s["dropped_buffer_full"] == 0, "a begin found no slot"
         assert s["spans_ended"] == len(keys) == 6005
-        assert s["spans_ended"] == s["spans_exported"] + s["spooled_spans"] + s["dropped_export_failed"] + s["dropped_rejected"]
+        assert s["spans_ended"] == (s["spans_exported"] + s["spooled_spans"] + s["dropped_export_failed"]
+                                    + s["dropped_rejected"] + s["spans_unsampled"])
         assert s["spooled_spans"] > 0
         cli = REPO / "target" / "release" / "spanguard"
         replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],

@@ -62,7 +62,8 @@ class _Config(ctypes.Structure):
         ("max_open_spans", ctypes.c_uint32), ("full_wait_ms", ctypes.c_uint32),
         ("install_signal_handlers", ctypes.c_uint32), ("flight_recorder", ctypes.c_uint32),
         ("spool_max_mib", ctypes.c_uint32), ("signal_flush_timeout_ms", ctypes.c_uint32),
-        ("exporter_max_cpu_percent", ctypes.c_uint32), ("certificate", ctypes.c_char_p),
+        ("exporter_max_cpu_percent", ctypes.c_uint32), ("sampler", ctypes.c_uint32),
+        ("sampler_ratio", ctypes.c_double), ("certificate", ctypes.c_char_p),
         ("client_certificate", ctypes.c_char_p), ("client_key", ctypes.c_char_p),
         ("max_request_bytes", ctypes.c_uint32), ("sink_max_line_bytes", ctypes.c_uint32),
         ("log_level", ctypes.c_char_p),
@@ -149,7 +150,7 @@ def load_library(path: str | None = None):
             "spanguard_version": ([], cs),
             "spanguard_strerror": ([u32], cs),
             "spanguard_result_is_ok": ([u32], ctypes.c_bool),
-            "spanguard_config_init": ([ctypes.POINTER(_Config)], u32),
+            "spanguard_config_init": ([ctypes.POINTER(_Config), ctypes.c_size_t], u32),
             "spanguard_tracer_new": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_new_from_env": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_free": ([p], None),
@@ -372,7 +373,7 @@ class Tracer:
     def __init__(self, from_env: bool = True, **settings):
         lib = _lib()
         cfg = _Config()
-        _check(lib.spanguard_config_init(ctypes.byref(cfg)), "config_init")
+        _check(lib.spanguard_config_init(ctypes.byref(cfg), ctypes.sizeof(cfg)), "config_init")
         protocol = settings.pop("protocol", None)
         if protocol is not None:
             cfg.protocol = {"http/protobuf": 0, "http/json": 1}[protocol] if isinstance(protocol, str) else protocol
