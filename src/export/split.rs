@@ -163,12 +163,17 @@ fn select_json(text: &str, keep: &Range<u64>, index: &mut u64) -> Option<String>
                  child: &mut dyn FnMut(Range<usize>) -> Option<Option<String>>|
      -> Option<Option<String>> {
         let mut kept = Vec::new();
-        let mut array_key = names[0];
+        let mut array_key = None;
         let mut others = Vec::new();
         for (key, value) in json_members(text, object)? {
             let k = &text[key.start + 1..key.end - 1];
             if names.contains(&k) {
-                array_key = if k == names[1] { names[1] } else { names[0] };
+                // Only the first such member counts (as in `json_array`); a
+                // repeated one would put its spans in both halves.
+                if array_key.is_some() {
+                    continue;
+                }
+                array_key = Some(if k == names[1] { names[1] } else { names[0] });
                 for element in json_elements(text, value)? {
                     if let Some(s) = child(element)? {
                         kept.push(s);
@@ -181,6 +186,7 @@ fn select_json(text: &str, keep: &Range<u64>, index: &mut u64) -> Option<String>
         if kept.is_empty() {
             return Some(None);
         }
+        let array_key = array_key.unwrap_or(names[0]);
         others.push(format!("\"{array_key}\":[{}]", kept.join(",")));
         Some(Some(format!("{{{}}}", others.join(","))))
     };
