@@ -107,11 +107,16 @@ pub trait DeliveryHost {
     /// instead of waiting (a stop, a half-full queue, a flush that cannot
     /// wait that long).
     fn wait(&mut self, wait: Duration) -> bool;
-    /// True while stopping: one attempt per request, no waiting.
-    fn stopping(&self) -> bool;
+    /// True while stopping: one attempt per request, no waiting. A host
+    /// that runs to the end of its work (the command line) never stops.
+    fn stopping(&self) -> bool {
+        false
+    }
     /// Something else needs the thread (queue pressure, a flush): a spool
-    /// replay stops between files.
-    fn busy(&self) -> bool;
+    /// replay stops between files. Never, for a host with nothing else to do.
+    fn busy(&self) -> bool {
+        false
+    }
     /// Counts, reports and logs what happened.
     fn record(&mut self, outcome: Outcome<'_>);
 }
@@ -511,12 +516,6 @@ mod tests {
         fn wait(&mut self, wait: Duration) -> bool {
             self.waits.push(wait);
             !self.interrupt_waits
-        }
-        fn stopping(&self) -> bool {
-            false
-        }
-        fn busy(&self) -> bool {
-            false
         }
         fn record(&mut self, outcome: Outcome<'_>) {
             match outcome {

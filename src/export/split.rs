@@ -219,53 +219,58 @@ fn json_array(text: &str, object: Range<usize>, names: [&str; 2]) -> Option<Vec<
 /// its quotes.
 fn json_members(text: &str, object: Range<usize>) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let b = text.as_bytes();
-    let mut pos = skip_ws(text, object.start);
-    if b.get(pos) != Some(&b'{') {
-        return None;
-    }
-    pos = skip_ws(text, pos + 1);
     let mut out = Vec::new();
-    if b.get(pos) == Some(&b'}') {
-        return Some(out);
-    }
-    loop {
+    json_items(text, object.start, b'{', b'}', |pos| {
         let key_end = skip_string(b, pos)?;
-        let key = pos..key_end;
-        pos = skip_ws(text, key_end);
-        if b.get(pos) != Some(&b':') {
+        let colon = skip_ws(text, key_end);
+        if b.get(colon) != Some(&b':') {
             return None;
         }
-        let value_start = skip_ws(text, pos + 1);
+        let value_start = skip_ws(text, colon + 1);
         let value_end = skip_value(b, value_start)?;
-        out.push((key, value_start..value_end));
-        pos = skip_ws(text, value_end);
-        match b.get(pos) {
-            Some(b',') => pos = skip_ws(text, pos + 1),
-            Some(b'}') if pos < object.end => return Some(out),
-            _ => return None,
-        }
-    }
+        out.push((pos..key_end, value_start..value_end));
+        Some(value_end)
+    })
+    .filter(|&end| end <= object.end)?;
+    Some(out)
 }
 
 /// The ranges of a JSON array's elements.
 fn json_elements(text: &str, array: Range<usize>) -> Option<Vec<Range<usize>>> {
     let b = text.as_bytes();
-    let mut pos = skip_ws(text, array.start);
-    if b.get(pos) != Some(&b'[') {
+    let mut out = Vec::new();
+    json_items(text, array.start, b'[', b']', |pos| {
+        let end = skip_value(b, pos)?;
+        out.push(pos..end);
+        Some(end)
+    })?;
+    Some(out)
+}
+
+/// Walks the comma-separated items of the object or array opening at
+/// `start` (after white space) with `open`: `item` reads one item at a
+/// position and returns where it ends. Returns where `close` is.
+fn json_items(
+    text: &str,
+    start: usize,
+    open: u8,
+    close: u8,
+    mut item: impl FnMut(usize) -> Option<usize>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut pos = skip_ws(text, start);
+    if b.get(pos) != Some(&open) {
         return None;
     }
     pos = skip_ws(text, pos + 1);
-    let mut out = Vec::new();
-    if b.get(pos) == Some(&b']') {
-        return Some(out);
+    if b.get(pos) == Some(&close) {
+        return Some(pos);
     }
     loop {
-        let end = skip_value(b, pos)?;
-        out.push(pos..end);
-        pos = skip_ws(text, end);
+        pos = skip_ws(text, item(pos)?);
         match b.get(pos) {
             Some(b',') => pos = skip_ws(text, pos + 1),
-            Some(b']') => return Some(out),
+            Some(&c) if c == close => return Some(pos),
             _ => return None,
         }
     }
