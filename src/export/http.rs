@@ -251,6 +251,21 @@ mod tests {
                 retry_after: Some(Duration::from_secs(3))
             })
         );
+        // An HTTP date: exactly the seconds from now until it.
+        let nov_6_1994 = 784_111_777;
+        assert_eq!(
+            classify(
+                429,
+                b"",
+                Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+                p,
+                nov_6_1994 - 7
+            ),
+            Err(SendError::Transient {
+                reason: "HTTP 429".to_string(),
+                retry_after: Some(Duration::from_secs(7))
+            })
+        );
         assert!(matches!(
             classify(413, b"too big", None, p, 0),
             Err(SendError::TooLarge { .. })
