@@ -29,6 +29,17 @@ export interface TracerOptions {
   signalFlushTimeoutMs?: number;
   /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
   exporterMaxCpuPercent?: number;
+  /** PEM file of the CA certificates that verify the backend (OTEL_EXPORTER_OTLP_CERTIFICATE). */
+  certificate?: string;
+  /** PEM files of a client certificate and its key, for mutual TLS. */
+  clientCertificate?: string;
+  clientKey?: string;
+  /** The largest request body in bytes, before compression (default 1000000). */
+  maxRequestBytes?: number;
+  /** The longest local sink line in bytes, newline included (default 1048576). */
+  sinkMaxLineBytes?: number;
+  /** What spanguard writes to stderr: 'none' | 'error' | 'warn' (default) | 'info' | 'debug'. */
+  logLevel?: string;
   fromEnv?: boolean;
 }
 export declare class SpanguardError extends Error {
