@@ -87,11 +87,12 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-test-c: build/tests/test_api build/tests/test_fork build/tests/test_context
-	rm -rf build/c-test-spans build/fork-test-spans build/c-context-spans
+test-c: build/tests/test_api build/tests/test_fork build/tests/test_context build/tests/test_config_errors
+	rm -rf build/c-test-spans build/fork-test-spans build/c-context-spans build/c-config-spans
 	build/tests/test_api build/c-test-spans
 	build/tests/test_fork build/fork-test-spans
 	build/tests/test_context build/c-context-spans
+	build/tests/test_config_errors build/c-config-spans
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.
