@@ -47,10 +47,17 @@ const (
 type Error struct {
 	Code uint32
 	Op   string
+	// Message is the library's own sentence, when it gave one: for tracer
+	// creation, the variable or field and the value that were wrong.
+	Message string
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	text := fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }
 
 // Is lets errors.Is match two Errors with the same code.
@@ -197,14 +204,11 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		c.flight_recorder = 1
 	}
 	var ptr *C.spanguard_tracer
-	var rc C.spanguard_result
-	if fromEnv {
-		rc = C.spanguard_tracer_new_from_env(&c, &ptr)
-	} else {
-		rc = C.spanguard_tracer_new(&c, &ptr)
-	}
-	if err := check(rc, "tracer_new"); err != nil {
-		return nil, err
+	message := (*C.char)(C.malloc(C.SPANGUARD_ERROR_MESSAGE_SIZE))
+	defer C.free(unsafe.Pointer(message))
+	rc := C.spanguard_tracer_new_with_error(&c, C.bool(fromEnv), &ptr, message, C.SPANGUARD_ERROR_MESSAGE_SIZE, nil)
+	if rc != C.SPANGUARD_RESULT_OK {
+		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
 	t := &Tracer{ptr: ptr}
 	// A backstop only: call Close.

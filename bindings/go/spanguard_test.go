@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,6 +200,15 @@ func TestBadConfigIsAnError(t *testing.T) {
 	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {
 		t.Fatalf("got %v", err)
+	}
+	// The error says which field and value were wrong.
+	if !strings.Contains(err.Error(), "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope") {
+		t.Fatalf("the error does not name the field and value: %v", err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	_, err = spanguard.NewTracerFromEnv(spanguard.Config{})
+	if !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json") {
+		t.Fatalf("the error does not name the variable and value: %v", err)
 	}
 	_, err = spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", ExporterMaxCPUPercent: 101})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {

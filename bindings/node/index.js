@@ -75,6 +75,7 @@ function load(libPath) {
     configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg, size_t cfg_size)'),
     tracerNew: f('uint32_t spanguard_tracer_new(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
     tracerNewFromEnv: f('uint32_t spanguard_tracer_new_from_env(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
+    tracerNewWithError: f('uint32_t spanguard_tracer_new_with_error(const spanguard_config *cfg, bool from_env, _Out_ spanguard_tracer **out, _Out_ uint8_t *msg, size_t cap, _Out_ size_t *len)'),
     tracerFree: f('void spanguard_tracer_free(spanguard_tracer *t)'),
     flush: f('uint32_t spanguard_flush(spanguard_tracer *t, uint32_t timeout_ms)'),
     shutdown: f('uint32_t spanguard_shutdown(spanguard_tracer *t, uint32_t timeout_ms)'),
@@ -95,8 +96,9 @@ function load(libPath) {
 
 /** A failed spanguard call; `code` is the spanguard_result. */
 class SpanguardError extends Error {
-  constructor(code, op) {
-    super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})`);
+  /** `detail`: the library's own sentence, e.g. which variable was wrong. */
+  constructor(code, op, detail) {
+    super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})${detail ? `: ${detail}` : ''}`);
     this.code = code;
   }
 }
@@ -217,8 +219,12 @@ class Tracer {
       else throw new TypeError(`unknown spanguard option ${k}`);
     }
     const out = [null];
-    const create = options.fromEnv === false ? L.tracerNew : L.tracerNewFromEnv;
-    check(create(cfg, out), 'tracer_new');
+    const message = Buffer.alloc(512); // SPANGUARD_ERROR_MESSAGE_SIZE
+    const length = [0];
+    const code = L.tracerNewWithError(cfg, options.fromEnv !== false, out, message, message.length, length);
+    if (code !== RESULT.OK) {
+      throw new SpanguardError(code, 'tracer_new', message.toString('utf8', 0, message.indexOf(0)));
+    }
     this.ptr = out[0];
     this.closed = false;
   }

@@ -43,10 +43,11 @@ _RESULT_TIMEOUT = 8
 class SpanguardError(Exception):
     """A spanguard call failed; `code` is the spanguard_result."""
 
-    def __init__(self, code: int, what: str):
+    def __init__(self, code: int, what: str, detail: str = ""):
         self.code = code
         message = _lib().spanguard_strerror(code).decode() if _LIB else f"code {code}"
-        super().__init__(f"{what}: {message} (spanguard_result {code})")
+        # detail: the library's own sentence, e.g. which variable was wrong.
+        super().__init__(f"{what}: {message} (spanguard_result {code})" + (f": {detail}" if detail else ""))
 
 
 class _Config(ctypes.Structure):
@@ -147,6 +148,9 @@ def load_library(path: str | None = None):
             "spanguard_config_init": ([ctypes.POINTER(_Config), ctypes.c_size_t], u32),
             "spanguard_tracer_new": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_new_from_env": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
+            "spanguard_tracer_new_with_error": (
+                [ctypes.POINTER(_Config), ctypes.c_bool, ctypes.POINTER(p), ctypes.c_char_p, sz,
+                 ctypes.POINTER(sz)], u32),
             "spanguard_tracer_free": ([p], None),
             "spanguard_flush": ([p, u32], u32),
             "spanguard_shutdown": ([p, u32], u32),
@@ -376,8 +380,11 @@ class Tracer:
                 value = int(value)
             setattr(cfg, key, value)
         handle = ctypes.c_void_p()
-        new = lib.spanguard_tracer_new_from_env if from_env else lib.spanguard_tracer_new
-        _check(new(ctypes.byref(cfg), ctypes.byref(handle)), "tracer_new")
+        message = ctypes.create_string_buffer(512)  # SPANGUARD_ERROR_MESSAGE_SIZE
+        code = lib.spanguard_tracer_new_with_error(
+            ctypes.byref(cfg), from_env, ctypes.byref(handle), message, len(message), None)
+        if code != 0:
+            raise SpanguardError(code, "tracer_new", message.value.decode("utf-8", "replace"))
         self._handle = handle
         self._closed = False
         _LIVE_TRACERS.add(self)

@@ -98,6 +98,8 @@ def test_bad_input_and_lifecycle_errors(tracer):
     with pytest.raises(spanguard.SpanguardError) as bad_cap:
         spanguard.Tracer(from_env=False, exporter_max_cpu_percent=101)
     assert bad_cap.value.code == 11  # SPANGUARD_RESULT_INVALID_CONFIG
+    # The exception names the field, its variable and the value.
+    assert "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=101" in str(bad_cap.value)
     assert tracer.shutdown(10)
     assert tracer.shutdown(10)  # twice is fine
     with pytest.raises(spanguard.SpanguardError) as err:
