@@ -63,6 +63,11 @@ pub struct TracerConfig {
     pub exporter_max_cpu_percent: u32,
     /// Which spans are recorded and exported (OTEL_TRACES_SAMPLER).
     pub sampler: crate::span::sampler::Sampler,
+    /// What the tracer found out about itself at start (a new
+    /// service.instance.id, process.pid, host.name...): filled by
+    /// `Tracer::new` afresh each time (so a forked child gets its own),
+    /// never by callers. `resource_attributes` override it key by key.
+    pub detected_resource: Vec<(String, String)>,
 }
 
 fn state_dir() -> PathBuf {
@@ -107,6 +112,7 @@ impl Default for TracerConfig {
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
             sampler: crate::span::sampler::Sampler::default(),
+            detected_resource: Vec::new(),
         }
     }
 }
@@ -192,6 +198,20 @@ impl TracerConfig {
     /// The number of span slots to preallocate.
     pub fn slot_count(&self) -> u32 {
         self.max_queue_size.saturating_add(self.max_open_spans)
+    }
+
+    /// Every resource attribute but service.name, in order: the detected
+    /// ones, each replaced in place by a configured one with its key, then
+    /// the other configured ones (a key given twice: the last wins).
+    pub fn resource(&self) -> Vec<(String, String)> {
+        let mut out = self.detected_resource.clone();
+        for (k, v) in &self.resource_attributes {
+            match out.iter_mut().find(|(existing, _)| existing == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        out
     }
 
     /// The largest batch that can ever wait in the queue: the batch size,
@@ -771,6 +791,36 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "OTEL_TRACES_SAMPLER_ARG=half: not a probability between 0 and 1"
+        );
+    }
+
+    #[test]
+    fn configured_resource_attributes_override_detected_ones_in_place() {
+        let mut c = TracerConfig {
+            detected_resource: vec![
+                ("service.instance.id".into(), "detected".into()),
+                ("host.name".into(), "box".into()),
+            ],
+            resource_attributes: vec![("team".into(), "a".into())],
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.instance.id=mine,team=b",
+        )]))
+        .expect("valid");
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            c.resource(),
+            pairs(&[
+                ("service.instance.id", "mine"),
+                ("host.name", "box"),
+                ("team", "b"),
+            ])
         );
     }
 
