@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -168,7 +169,8 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	set(&c.service_name, cfg.ServiceName)
 	set(&c.endpoint, cfg.Endpoint)
 	set(&c.headers, cfg.Headers)
-	set(&c.resource_attributes, cfg.ResourceAttributes)
+	// The runtime first, so that the caller's own attributes override it.
+	set(&c.resource_attributes, strings.TrimSuffix(runtimeAttributes()+","+cfg.ResourceAttributes, ","))
 	set(&c.sink_dir, cfg.SinkDir)
 	set(&c.spool_dir, cfg.SpoolDir)
 	if cfg.ProtocolJSON {
@@ -214,6 +216,19 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	// A backstop only: call Close.
 	runtime.SetFinalizer(t, func(t *Tracer) { t.Close() })
 	return t, nil
+}
+
+// runtimeAttributes is process.runtime.* as OpenTelemetry's Go SDK reports
+// it, in OTEL_RESOURCE_ATTRIBUTES syntax.
+func runtimeAttributes() string {
+	name := runtime.Compiler
+	if name == "gc" {
+		name = "go"
+	}
+	escape := strings.NewReplacer("%", "%25", ",", "%2C").Replace
+	return "process.runtime.name=" + escape(name) +
+		",process.runtime.version=" + escape(strings.TrimPrefix(runtime.Version(), "go")) +
+		",process.runtime.description=" + escape(fmt.Sprintf("go version %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH))
 }
 
 // NewTracer makes a tracer from cfg alone.

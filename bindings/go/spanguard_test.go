@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +194,31 @@ func TestShutdownAndCloseTwice(t *testing.T) {
 	}
 	if _, _, err := tr.Start(context.Background(), "closed"); !errors.Is(err, spanguard.ErrShutDown) {
 		t.Fatalf("Start after Close: %v", err)
+	}
+}
+
+func TestTheResourceNamesTheGoRuntime(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, ResourceAttributes: "team=search"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span, _ := tr.Start(context.Background(), "one")
+	span.End()
+	tr.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("sink files: %v", files)
+	}
+	text, _ := os.ReadFile(files[0])
+	for _, want := range []string{
+		`{"key":"process.runtime.name","value":{"stringValue":"go"}}`,
+		`{"key":"process.runtime.version","value":{"stringValue":"` + strings.TrimPrefix(runtime.Version(), "go") + `"}}`,
+		`{"key":"team","value":{"stringValue":"search"}}`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the resource lacks %s", want)
+		}
 	}
 }
 

@@ -218,6 +218,10 @@ class Tracer {
       } else if (SETTINGS[k]) cfg[SETTINGS[k]] = typeof v === 'boolean' ? Number(v) : v;
       else throw new TypeError(`unknown spanguard option ${k}`);
     }
+    // process.runtime.* as OpenTelemetry's Node SDK reports it; first, so
+    // that the caller's own attributes override it.
+    const runtime = `process.runtime.name=nodejs,process.runtime.version=${process.versions.node},process.runtime.description=Node.js`;
+    cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
     const out = [null];
     const message = Buffer.alloc(512); // SPANGUARD_ERROR_MESSAGE_SIZE
     const length = [0];

@@ -96,6 +96,19 @@ test('shutdown exports open spans; calls after it fail clearly', async () => {
   await tracer.close();
 });
 
+test('the resource names the Node.js runtime', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, resourceAttributes: { team: 'search' } });
+  tracer.startSpan('one').end();
+  await tracer.close();
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.jsonl'));
+  const [rs] = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8').split('\n')[0]).resourceSpans;
+  const attrs = Object.fromEntries(rs.resource.attributes.map((a) => [a.key, a.value.stringValue]));
+  assert.strictEqual(attrs['process.runtime.name'], 'nodejs');
+  assert.strictEqual(attrs['process.runtime.version'], process.versions.node);
+  assert.strictEqual(attrs.team, 'search');
+});
+
 test('many spans, none lost', async () => {
   const { tracer } = newTracer();
   for (let i = 0; i < 5000; i++) tracer.startSpan('work', { attributes: { i } }).end();

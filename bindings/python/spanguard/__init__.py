@@ -20,6 +20,7 @@ import contextvars
 import ctypes
 import functools
 import os
+import sys
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -341,6 +342,18 @@ def _shutdown_all():
         tracer.shutdown(timeout_s=5.0)
 
 
+def _runtime_attributes() -> str:
+    """process.runtime.* as OpenTelemetry's Python SDK reports them, in
+    OTEL_RESOURCE_ATTRIBUTES syntax (',' and '%' percent-encoded)."""
+    v = sys.implementation.version
+    runtime = {
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": f"{v.major}.{v.minor}.{v.micro}",
+        "process.runtime.description": sys.version.replace("\n", " "),
+    }
+    return ",".join(f"{k}={v.replace('%', '%25').replace(',', '%2C')}" for k, v in runtime.items())
+
+
 class Tracer:
     """A spanguard tracer. Configuration by keyword (the spanguard_config
     fields: service_name, endpoint, headers, sink_dir, spool_dir, protocol,
@@ -365,9 +378,9 @@ class Tracer:
             settings["headers"] = headers
         resource = settings.pop("resource_attributes", None)
         if isinstance(resource, dict):
-            settings["resource_attributes"] = ",".join(f"{k}={v}" for k, v in resource.items())
-        elif resource is not None:
-            settings["resource_attributes"] = resource
+            resource = ",".join(f"{k}={v}" for k, v in resource.items())
+        # The runtime first, so that the caller's own attributes override it.
+        settings["resource_attributes"] = ",".join(filter(None, [_runtime_attributes(), resource]))
         self._keep = []  # the C strings must outlive the call
         names = {f[0] for f in _Config._fields_}
         for key, value in settings.items():

@@ -115,6 +115,19 @@ def test_open_spans_are_exported_at_shutdown(tracer, tmp_path):
     assert tracer.stats().spans_unended_at_shutdown == 1
 
 
+def test_the_resource_names_the_python_runtime(tmp_path):
+    t = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", install_signal_handlers=False,
+                         resource_attributes={"team": "search"})
+    t.start_span("one").end()
+    assert t.shutdown(10)
+    (f,) = (tmp_path / "sink").glob("*.jsonl")
+    (rs,) = json.loads(f.read_text().splitlines()[0])["resourceSpans"]
+    attrs = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}
+    assert attrs["process.runtime.name"] == sys.implementation.name
+    assert attrs["process.runtime.description"] == sys.version.replace("\n", " ")  # commas and all
+    assert attrs["team"] == "search"
+
+
 def test_threads_lose_nothing(tracer):
     def work():
         for i in range(500):
