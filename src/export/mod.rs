@@ -2,6 +2,7 @@
 
 pub mod batch_sizer;
 pub mod discard;
+pub mod dump_view;
 pub mod exporter;
 pub mod file_sink;
 pub mod gzip;
