@@ -166,12 +166,12 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
                 })
         }
     };
-    let got_spans = loaded.spans.last().is_some_and(|(_, o)| *o == origin);
     if let Err(why) = result {
         loaded.problems.push(format!("{}: {why}", path.display()));
-        if !got_spans {
-            return;
-        }
+    }
+    // Only files that gave spans count as where spans came from.
+    if loaded.spans.last().is_none_or(|(_, o)| *o != origin) {
+        return;
     }
     loaded.origins.push(Origin {
         kind,
