@@ -416,7 +416,10 @@ function apply(){
     t.hidden=!any||(only&&!bad);
   });
 }
-search.addEventListener('input',apply);errors.addEventListener('change',apply);
+search.addEventListener('input',function(){apply();history.replaceState(null,'',search.value?'#q='+encodeURIComponent(search.value):location.pathname);});
+errors.addEventListener('change',apply);
+// A link may carry a search: page.html#q=refund
+if(location.hash.indexOf('#q=')===0){search.value=decodeURIComponent(location.hash.slice(3));apply();}
 var first=document.querySelector('.span.error,.span.interrupted')||document.querySelector('.span');
 if(first)show(first);
 })();

@@ -128,7 +128,12 @@ pub fn load(inputs: &[PathBuf]) -> Loaded {
                 }
                 Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
             },
-            Ok(_) => read_one(&mut loaded, Kind::of_file(input), input),
+            Ok(m) if m.is_file() => read_one(&mut loaded, Kind::of_file(input), input),
+            // A pipe or a device could block a read forever.
+            Ok(_) => loaded.problems.push(format!(
+                "{}: not a regular file or directory",
+                input.display()
+            )),
             Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
         }
     }

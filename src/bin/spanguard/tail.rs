@@ -17,7 +17,7 @@ use spanguard::export::otlp_decode::{DecodedSpan, decode_json};
 use super::args::Args;
 use super::clock_text::{duration, utc};
 use super::sources::{Kind, Loaded, Origin};
-use super::terminal::{Style, fit, genai_words, render_trace, status_words};
+use super::terminal::{Style, clean, fit, genai_words, render_trace, status_words};
 use super::traces::{assemble, ending, hex, service_of};
 
 pub const HELP: &str = "\
@@ -314,10 +314,14 @@ fn span_line(span: &DecodedSpan, style: &Style) -> String {
     let genai = genai_words(span);
     // Children are indented a step: without the rest of the trace, that
     // is all of the tree a line can show.
-    let name = format!("{}{}", if span.is_root() { "" } else { "  " }, span.name);
+    let name = format!(
+        "{}{}",
+        if span.is_root() { "" } else { "  " },
+        clean(&span.name)
+    );
     let mut line = format!(
         "{time}  {:<16}  {}  {:<30} {:>9}",
-        fit(service_of(span), 16),
+        fit(&clean(service_of(span)), 16),
         &hex(&span.trace_id)[..8],
         fit(&name, 30),
         duration(end - span.start_unix_ns)

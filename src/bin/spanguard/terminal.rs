@@ -71,6 +71,23 @@ const YELLOW: &str = "33";
 const CYAN: &str = "36";
 const MAGENTA: &str = "35";
 
+/// Text from a span made safe for a terminal: control characters (an
+/// escape sequence in a hostile value could clear the screen or rewrite
+/// what is shown) are written as escapes, `\n`, `\x1b`.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The number of characters `s` shows.
 fn cells(s: &str) -> usize {
     s.chars().count()
@@ -138,7 +155,7 @@ pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'sta
         words.push(if message.is_empty() {
             "ERROR".to_string()
         } else {
-            format!("ERROR {message}")
+            format!("ERROR {}", clean(message))
         });
         color = Some(RED_BOLD);
     }
@@ -172,7 +189,7 @@ pub fn genai_words(span: &DecodedSpan) -> String {
         .or_else(|| span.attribute("gen_ai.request.model"))
         .and_then(|v| v.as_str());
     if let Some(m) = model {
-        parts.push(m.to_string());
+        parts.push(clean(m));
     }
     match (input_tokens(span), output_tokens(span)) {
         (None, None) => {}
@@ -204,7 +221,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     let head = format!(
         "trace {}  {}  {}",
         hex(&t.trace_id),
-        t.services.join(", "),
+        clean(&t.services.join(", ")),
         utc(t.start_ns)
     );
     let _ = writeln!(out, "{}", style.paint(BOLD, &head));
@@ -239,7 +256,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let line = format!(
             "  from {} {}{live}",
             origin.kind.describe(),
-            origin.path.display()
+            clean(&origin.path.display().to_string())
         );
         let _ = writeln!(out, "{}", style.paint(DIM, &line));
     }
@@ -248,7 +265,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     let name_cells = t
         .nodes
         .iter()
-        .map(|n| cells(&tree_prefix(n)) + cells(&n.span.name))
+        .map(|n| cells(&tree_prefix(n)) + cells(&clean(&n.span.name)))
         .max()
         .unwrap_or(0)
         .clamp(12, w * 2 / 5);
@@ -259,7 +276,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     for (i, n) in t.nodes.iter().enumerate() {
         let prefix = tree_prefix(n);
         let name = fit(
-            &n.span.name,
+            &clean(&n.span.name),
             name_cells.saturating_sub(cells(&prefix)).max(1),
         );
         let pad = name_cells.saturating_sub(cells(&prefix) + cells(&name));
@@ -323,7 +340,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 .collect();
             let when = duration(e.time_unix_ns.saturating_sub(n.span.start_unix_ns));
             let text = fit(
-                &format!("• {} +{when}  {}", e.name, attrs.join(" ")),
+                &clean(&format!("• {} +{when}  {}", e.name, attrs.join(" "))),
                 w.saturating_sub(cells(&under)),
             );
             let color = if e.name == "exception" { RED } else { DIM };
@@ -336,7 +353,10 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         }
         if style.attributes {
             for (k, v) in &n.span.attributes {
-                let text = fit(&format!("{k} = {v}"), w.saturating_sub(cells(&under)));
+                let text = fit(
+                    &clean(&format!("{k} = {v}")),
+                    w.saturating_sub(cells(&under)),
+                );
                 let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
             }
         }
