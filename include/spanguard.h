@@ -695,6 +695,22 @@ spanguard_result spanguard_stats(const struct spanguard_tracer *tracer,
                                  struct spanguard_counters *out);
 
 /*
+ Writes the path of the file the local sink appends to (the tracer's
+ destination when no endpoint is configured), NUL-terminated, into `buf`
+ (`len` bytes), and its length without the NUL to `*path_len`: so a
+ program can tell its user where the spans went. With an endpoint (or a
+ disabled tracer) there is no such file: the path is empty. When `len` is
+ too small, nothing is written to `buf`, `*path_len` is the length needed
+ (add one for the NUL) and the result is `SPANGUARD_RESULT_BUFFER_TOO_SMALL`;
+ `buf` may be NULL when `len` is 0, to ask for the length. The path is
+ relative when `sink_dir` was. Thread-safe.
+ */
+spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *tracer,
+                                            char *buf,
+                                            size_t len,
+                                            size_t *path_len);
+
+/*
  Sets (or, with NULL, removes) the callback told of export failures,
  spooling, spool overflow and replay. See `spanguard_error_callback` for
  where it runs. Thread-safe.

@@ -434,6 +434,46 @@ static void test_threads_lose_nothing(spanguard_tracer *t) {
     CHECK(s.spans_open == 0);
 }
 
+/* The sink path names the very file the spans arrive in. */
+static void test_sink_path(spanguard_tracer *t, const char *dir) {
+    size_t n = 0;
+    CHECK_RC(spanguard_tracer_sink_path(t, NULL, 0, &n), SPANGUARD_RESULT_BUFFER_TOO_SMALL);
+    CHECK(n > strlen(dir));
+    char small[4];
+    CHECK_RC(spanguard_tracer_sink_path(t, small, sizeof small, &n), SPANGUARD_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RC(spanguard_tracer_sink_path(t, NULL, 8, &n), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_sink_path(t, small, sizeof small, NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    char path[1024];
+    size_t m = 0;
+    CHECK_RC(spanguard_tracer_sink_path(t, path, sizeof path, &m), SPANGUARD_RESULT_OK);
+    CHECK(m == n && strlen(path) == m);
+    CHECK(strncmp(path, dir, strlen(dir)) == 0);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("sink.path.probe"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        static char line[1 << 20];
+        int found = 0;
+        while (fgets(line, sizeof line, f)) found += strstr(line, "\"sink.path.probe\"") != NULL;
+        CHECK(found == 1);
+        fclose(f);
+    }
+
+    spanguard_config cfg;
+    CHECK_RC(spanguard_config_init(&cfg), SPANGUARD_RESULT_OK);
+    cfg.endpoint = "discard:";
+    cfg.install_signal_handlers = 0;
+    spanguard_tracer *remote = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &remote), SPANGUARD_RESULT_OK);
+    path[0] = 'x';
+    CHECK_RC(spanguard_tracer_sink_path(remote, path, sizeof path, &m), SPANGUARD_RESULT_OK);
+    CHECK(m == 0 && path[0] == 0);
+    spanguard_tracer_free(remote);
+}
+
 static void test_shutdown_exports_open_spans(spanguard_tracer *t) {
     spanguard_span open;
     CHECK_RC(spanguard_span_begin(t, S("still.open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
@@ -477,6 +517,7 @@ int main(int argc, char **argv) {
     test_set_attributes(t, dir);
     test_begin_with_attributes(t, dir);
     test_threads_lose_nothing(t);
+    test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t);
     spanguard_tracer_free(t);
     test_disabled();
