@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go dev-install test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -120,16 +120,23 @@ test-cpp: build
 	build/tests/test_cpp build/cpp-test-spans
 	SPANGUARD_SINK_DIR=build/cpp-demo SPANGUARD_SPOOL_DIR=build/cpp-demo-spool build/examples/cpp_agent
 
-# The Go binding (cgo): vet, tests with the race detector, the sample agent.
+# The Go binding (cgo) finds the library through pkg-config, as a user's
+# program does: the in-tree tests use a scratch install under build/.
 GO ?= go
-test-go: build
-	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+DEV_PREFIX := $(CURDIR)/build/dev-prefix
+GO_ENV := PKG_CONFIG_PATH=$(DEV_PREFIX)/lib/pkgconfig
+dev-install:
+	$(MAKE) --no-print-directory install PREFIX=$(DEV_PREFIX)
+
+# vet, tests with the race detector, the sample agent.
+test-go: dev-install
+	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo
-	cd bindings/go && SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
+	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent
 
-bench-go: build
-	cd bindings/go && $(GO) test -run '^$$' -bench . -benchmem ./...
+bench-go: dev-install
+	cd bindings/go && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The Node binding (koffi): npm ci from the lockfile, node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
@@ -143,9 +150,9 @@ test-node: build bindings/node/node_modules/.installed
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
 
 # Cross-process propagation: a Node agent calls a Go tool with a traceparent.
-test-propagation: build bindings/node/node_modules/.installed
+test-propagation: dev-install bindings/node/node_modules/.installed
 	mkdir -p build/tests
-	cd bindings/go && $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
+	cd bindings/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python binding (ctypes) and its sample agent.
@@ -201,11 +208,11 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build $(BENCH_VENV)/.installed build/bench/hot_path
+bench: build dev-install $(BENCH_VENV)/.installed build/bench/hot_path
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
-	python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
+	$(GO_ENV) python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
 
 # A long run at a steady rate, reporting RSS at start and end and its slope.
 soak: build
@@ -225,13 +232,18 @@ demo: build/examples/agent_demo
 
 # --- shipping ---------------------------------------------------------------
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
+# one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
+# PREFIX/lib/pkgconfig/spanguard.pc (relocatable, with an rpath so that
+# programs run without LD_LIBRARY_PATH); PREFIX/bin/spanguard, the command.
+install: build cli
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libspanguard.so.$(SOMAJOR)
 	ln -sf libspanguard.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libspanguard.so
 	install -m 0644 $(LIBDIR)/libspanguard.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 include/spanguard.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
+	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
 
 clean:

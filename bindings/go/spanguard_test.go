@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,6 +100,13 @@ func TestContextCarriesTheParent(t *testing.T) {
 		t.Fatalf("flush: %v %v", ok, err)
 	}
 	spans := readSpans(t, sink)
+	path, err := tr.SinkPath()
+	if err != nil || filepath.Dir(path) != sink {
+		t.Fatalf("SinkPath %q %v, want a file in %s", path, err, sink)
+	}
+	if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), `"llm.chat"`) {
+		t.Fatalf("the spans are not in the sink path %s: %v", path, err)
+	}
 	byName := map[string]exported{}
 	for _, s := range spans {
 		byName[s.Name] = s
