@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go dev-install test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -138,22 +138,40 @@ test-go: dev-install
 bench-go: dev-install
 	cd bindings/go && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The Node binding (koffi): npm ci from the lockfile, node --test, the sample agent.
+# The Node addon (N-API, in C) and libspanguard beside it, in the directory
+# the package loads them from: the addon finds the library through its
+# rpath ($ORIGIN). Built against the headers that come with node, else
+# those of the npm package node-api-headers (N-API is the same in both).
+NODE_PREBUILD := bindings/node/prebuilds/linux-x64
+NODE_HEADERS := $(shell d=$$(dirname "$$(readlink -f "$$(command -v node)")")/../include/node; \
+                  test -f "$$d/node_api.h" && cd "$$d" && pwd)
+NODE_API_HEADERS_VERSION := 1.9.0
+CFLAGS_NODE := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -shared -fPIC -fvisibility=hidden
+node-addon: build
+	@if [ -z "$(NODE_HEADERS)" ] && [ ! -f build/node-api-headers/node_modules/node-api-headers/include/node_api.h ]; then \
+	  npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
+	mkdir -p $(NODE_PREBUILD)
+	strip --strip-unneeded -o $(NODE_PREBUILD)/libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so.$(VERSION)
+	$(CC) $(CFLAGS_NODE) -I$(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include) -Iinclude \
+	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
+	  -o $(NODE_PREBUILD)/spanguard.node
+
+# The Node binding: node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
 	cd bindings/node && npm ci --no-audit --no-fund
 	touch $@
 
-test-node: build bindings/node/node_modules/.installed
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so node --test test/
+test-node: node-addon bindings/node/node_modules/.installed
+	cd bindings/node && node --test test/
 	rm -rf build/node-demo
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
+	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
 
 # Cross-process propagation: a Node agent calls a Go tool with a traceparent.
-test-propagation: dev-install bindings/node/node_modules/.installed
+test-propagation: dev-install node-addon
 	mkdir -p build/tests
 	cd bindings/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
-	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
+	SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build
@@ -208,7 +226,7 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build dev-install $(BENCH_VENV)/.installed build/bench/hot_path
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
