@@ -23,7 +23,7 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
+        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation test-readme dist dist-node interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +69,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -180,21 +180,31 @@ test-python-binding: venv build
 	PYTHONPATH=bindings/python SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=build/py-demo \
 	  SPANGUARD_SPOOL_DIR=build/py-demo-spool $(VENV_PY) examples/python/agent.py
 
-# Installs into a scratch prefix, then builds the README's C example and the
-# demo agent with pkg-config against it, and runs the README example.
+# Installs into a scratch prefix and moves it (spanguard.pc is
+# relocatable), then builds the demo agent with pkg-config against the moved
+# copy and runs it with no LD_LIBRARY_PATH (the .pc's rpath finds the
+# library).
+INSTALL_TEST := $(CURDIR)/build/install-test
+INSTALLED := lib/libspanguard.so lib/libspanguard.so.$(SOMAJOR) lib/libspanguard.so.$(VERSION) lib/libspanguard.a \
+             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc bin/spanguard
 test-install:
-	rm -rf build/install-test
-	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install-test
-	$(PYTHON3) -c 'import re,sys; t=open("README.md").read(); sys.stdout.write(re.search(r"```c\n(.*?)```", t, re.S).group(1))' \
-	  > build/install-test/readme_example.c
-	export PKG_CONFIG_PATH=$(CURDIR)/build/install-test/lib/pkgconfig; \
-	$(CC) -std=c11 -Wall -Wextra -Werror build/install-test/readme_example.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/readme_example; \
+	rm -rf $(INSTALL_TEST) $(INSTALL_TEST)-first
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)-first
+	mv $(INSTALL_TEST)-first $(INSTALL_TEST)
+	for f in $(INSTALLED); do test -e $(INSTALL_TEST)/$$f || { echo "make install did not install $$f"; exit 1; }; done
+	test -x $(INSTALL_TEST)/bin/spanguard
+	export PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig; \
 	$(CC) -std=c11 -Wall -Wextra -Werror examples/c/agent_demo.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/agent_demo
-	SPANGUARD_SINK_DIR=$(CURDIR)/build/install-test/spans build/install-test/readme_example
-	test "$$(cat build/install-test/spans/*.jsonl | grep -o '"spanId"' | wc -l)" = 2
-	@echo "install: README example and demo build against the installed library; 2 spans arrived"
+	  -o $(INSTALL_TEST)/agent_demo
+	env -u LD_LIBRARY_PATH SPANGUARD_SINK_DIR=$(INSTALL_TEST)/spans $(INSTALL_TEST)/agent_demo
+	test "$$(cat $(INSTALL_TEST)/spans/*.jsonl | grep -o '"spanId"' | wc -l)" -gt 0
+	@echo "install: every file installed; the demo builds against the moved prefix and runs without LD_LIBRARY_PATH"
+
+# Every program in README.md and the npm package's README, built and run as
+# the README says from a scratch directory (tests/readme/run_examples.py),
+# against the scratch install above and the npm tarball of make dist.
+test-readme: test-install venv dist-node
+	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its
@@ -249,6 +259,14 @@ demo: build/examples/agent_demo
 	$(PYTHON3) examples/show_spans.py build/demo-spans
 
 # --- shipping ---------------------------------------------------------------
+
+# build/dist: the npm package (the python part adds the wheel).
+dist: dist-node
+
+dist-node: node-addon
+	mkdir -p build/dist
+	rm -f build/dist/spanguard-*.tgz
+	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
 
 # PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
 # one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
