@@ -579,7 +579,7 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
     bool from_env;
     CALL(env, napi_get_value_bool(env, a.argv[1], &from_env));
     spanguard_config cfg;
-    spanguard_config_init(&cfg);
+    spanguard_config_init(&cfg, sizeof cfg);
     text_arena text;
     text_init(&text);
     napi_value o = a.argv[0];
