@@ -152,14 +152,14 @@ func TestTraceparentContinuesTheTrace(t *testing.T) {
 }
 
 func TestGoroutinesLoseNothing(t *testing.T) {
-	tr, _ := newTracer(t)
+	tr, sink := newTracer(t)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				ctx, s, err := tr.Start(context.Background(), "work")
+				ctx, s, err := tr.Start(context.Background(), "work", spanguard.WithAttributes(spanguard.Int("g", g), spanguard.Int("i", i)))
 				if err != nil {
 					t.Error(err)
 					return
@@ -171,10 +171,83 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	tr.Flush(20 * time.Second)
-	st, err := tr.Stats()
-	if err != nil || st.SpansExported != 8000 || st.DroppedBufferFull != 0 {
-		t.Fatalf("stats %+v %v", st, err)
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	// Judged by what arrived: each (g, i) once, each with its child.
+	work, parents := map[string]int{}, map[string]int{}
+	ids := map[string]string{}
+	for _, s := range readSpans(t, sink) {
+		switch s.Name {
+		case "work":
+			var key string
+			for _, a := range s.Attributes {
+				key += a.Key + "=" + a.Value["intValue"].(string) + " "
+			}
+			work[key]++
+			ids[s.SpanID] = key
+		case "child":
+			parents[s.ParentSpanID]++
+		}
+	}
+	if len(work) != 8*500 {
+		t.Fatalf("%d distinct work spans arrived, want %d", len(work), 8*500)
+	}
+	for key, n := range work {
+		if n != 1 {
+			t.Fatalf("work span %s arrived %d times", key, n)
+		}
+	}
+	for id := range ids {
+		if parents[id] != 1 {
+			t.Fatalf("work span %s has %d children, want 1", ids[id], parents[id])
+		}
+	}
+}
+
+// The plain case allocates nothing in Go: begin + end, and begin + three
+// attributes + end, with the context Start returns dropped.
+func TestPlainSpansAllocateNothing(t *testing.T) {
+	tr, _ := newTracer(t)
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op")
+		s.End()
+	}); n != 0 {
+		t.Errorf("begin + end: %v allocations per span, want 0", n)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op", spanguard.WithKind(spanguard.KindClient))
+		s.SetAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"),
+			spanguard.Bool("stream", true))
+		s.End()
+		i++
+	}); n != 0 {
+		t.Errorf("begin + 3 attributes + end: %v allocations per span, want 0", n)
+	}
+}
+
+func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx, parent, _ := tr.Start(context.Background(), "parent")
+	bad, none, err := tr.Start(ctx, "bad", spanguard.WithRemoteParent("00-nothex"))
+	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+		t.Fatalf("got %v", err)
+	}
+	if err := none.End(); err != nil {
+		t.Fatalf("the zero Span records nothing and fails nothing: %v", err)
+	}
+	_, child, _ := tr.Start(bad, "child")
+	child.End()
+	parent.End()
+	tr.Flush(10 * time.Second)
+	byName := map[string]exported{}
+	for _, s := range readSpans(t, sink) {
+		byName[s.Name] = s
+	}
+	if byName["child"].ParentSpanID != byName["parent"].SpanID {
+		t.Fatalf("child's parent %q, want %q", byName["child"].ParentSpanID, byName["parent"].SpanID)
 	}
 }
 
