@@ -157,13 +157,15 @@ node-addon: build
 	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
 	  -o $(NODE_PREBUILD)/spanguard.node
 
-# The Node binding: node --test, the sample agent.
+# The Node binding and its OpenTelemetry bridge: node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
 	cd bindings/node && npm ci --no-audit --no-fund
 	touch $@
 
-test-node: node-addon bindings/node/node_modules/.installed
-	cd bindings/node && node --test test/
+# The OpenTelemetry bridge's tests send to the loopback receiver, which runs
+# in the test virtualenv.
+test-node: node-addon bindings/node/node_modules/.installed venv
+	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) node --test --test-timeout=120000 test/
 	rm -rf build/node-demo
 	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js

@@ -7,6 +7,22 @@ export declare const RESULT: {
   PARENT_STALE: 17; NON_RECORDING: 18;
 };
 export type AttributeValue = string | number | bigint | boolean;
+/** [seconds, nanoseconds] since the epoch (OpenTelemetry's HrTime), a Date, or epoch milliseconds. */
+export type TimeInput = [number, number] | Date | number;
+/** A span whose ids another SDK chose (the OpenTelemetry bridge). */
+export interface ForeignSpanOptions {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  parentIsRemote?: boolean;
+  traceFlags?: number;
+  traceState?: string;
+  startTime?: TimeInput;
+  kind?: number;
+  scopeName?: string;
+  scopeVersion?: string;
+  attributes?: Record<string, AttributeValue>;
+}
 export interface SpanOptions {
   /** KIND.*; INTERNAL by default. */
   kind?: number;
@@ -49,15 +65,21 @@ export declare class Span {
   setAttribute(key: string, value: AttributeValue): this;
   /** Sets several attributes in one native call. */
   setAttributes(attrs: Record<string, AttributeValue>): this;
-  addEvent(name: string, attrs?: Record<string, AttributeValue>): this;
+  /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
+  addEvent(name: string, attrs?: Record<string, AttributeValue>, time?: TimeInput): this;
+  /** A link to another span, given as a W3C traceparent. */
+  addLink(traceparent: string, attrs?: Record<string, AttributeValue>): this;
   setStatus(code: number, message?: string): this;
   recordException(err: unknown): this;
   traceparent(): string;
-  end(): void;
+  /** Ends the span, now or at `endTime`. Once. */
+  end(endTime?: TimeInput): void;
 }
 export declare class Tracer {
   constructor(options?: TracerOptions);
   startSpan(name: string, options?: SpanOptions): Span;
+  /** Starts a span with the ids, parent, start and scope another SDK gave it (see otel.js). */
+  startForeignSpan(name: string, options: ForeignSpanOptions): Span;
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
   shutdown(timeoutMs?: number): Promise<boolean>;

@@ -83,6 +83,18 @@ function check(code, op) {
 
 const storage = new AsyncLocalStorage();
 
+/**
+ * A time as (seconds, nanoseconds) since the epoch: an OpenTelemetry HrTime
+ * ([s, ns]), a Date, or milliseconds (a number); absent: [0, 0], "now".
+ */
+function hrTime(t) {
+  if (t === undefined || t === null) return [0, 0];
+  if (Array.isArray(t)) return t;
+  const ms = t instanceof Date ? t.getTime() : Number(t);
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
 /** [keys, values] of an attribute object, for one native call. */
 function split(attrs) {
   if (!attrs) return [null, null];
@@ -124,9 +136,18 @@ class Span {
     return this;
   }
 
-  addEvent(name, attrs = {}) {
+  /** Adds an event, at `time` (HrTime, Date or epoch milliseconds; default now). */
+  addEvent(name, attrs = {}, time = undefined) {
     const [keys, values] = split(attrs);
-    check(native.addEvent(this.hi, this.lo, name, 0, 0, keys, values), 'addEvent');
+    const [s, ns] = hrTime(time);
+    check(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
+    return this;
+  }
+
+  /** Links this span to another, given as a W3C traceparent. */
+  addLink(traceparent, attrs = {}) {
+    const [keys, values] = split(attrs);
+    check(native.addLink(this.hi, this.lo, traceparent, keys, values), 'addLink');
     return this;
   }
 
@@ -148,10 +169,16 @@ class Span {
     return out;
   }
 
-  end() {
+  /** Ends the span, now or at `endTime` (HrTime, Date or epoch milliseconds). Once. */
+  end(endTime = undefined) {
     if (this.ended) return;
     this.ended = true;
-    const code = native.end(this.hi, this.lo);
+    let code;
+    if (endTime === undefined) code = native.end(this.hi, this.lo);
+    else {
+      const [s, ns] = hrTime(endTime);
+      code = native.endAt(this.hi, this.lo, s, ns);
+    }
     if (code !== 0 && code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
   }
 }
@@ -223,6 +250,22 @@ class Tracer {
       }
     }
     if (code !== 0) check(code, `startSpan(${name})`);
+    return new Span(this, OUT[0], OUT[1], name);
+  }
+
+  /**
+   * Starts a span whose ids another SDK chose (the OpenTelemetry bridge):
+   * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
+   * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
+   * `kind` (KIND.*), `scopeName`, `scopeVersion`, `attributes`.
+   */
+  startForeignSpan(name, o) {
+    const [keys, values] = split(o.attributes);
+    const [s, ns] = hrTime(o.startTime);
+    const code = native.beginEx(this.live(), name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
+      o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
+      o.scopeName || '', o.scopeVersion || '', keys, values);
+    if (code !== 0) check(code, `startForeignSpan(${name})`);
     return new Span(this, OUT[0], OUT[1], name);
   }
 

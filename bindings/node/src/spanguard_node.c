@@ -116,7 +116,7 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
 
 /* ---- arguments -------------------------------------------------------- */
 
-#define MAX_ARGS 8
+#define MAX_ARGS 16
 typedef struct {
     size_t argc;
     napi_value argv[MAX_ARGS];
@@ -320,6 +320,72 @@ static napi_value js_begin_remote(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_begin_remote(t, name, nl, tp, tl, kind, &s);
     text_free(&text);
+    write_handle(&a, s);
+    return code_value(env, rc);
+}
+
+/* `hex` (2 * n digits) as n bytes; false when it is not that. */
+static bool hex_bytes(const char *hex, size_t len, uint8_t *out, size_t n) {
+    if (len != 2 * n) return false;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0) return false;
+        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+    }
+    return true;
+}
+
+/* beginEx(tracer, name, kind, traceId, spanId, parentSpanId, traceFlags,
+ *         parentIsRemote, tracestate, startSeconds, startNanoseconds,
+ *         scopeName, scopeVersion, keys, values) -> code; handle in out[].
+ * A span whose ids an OpenTelemetry SDK chose (hex text; parentSpanId ''
+ * for a root): spanguard_span_begin_ex with explicit ids. */
+static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 15)) return NULL;
+    spanguard_tracer *t;
+    uint32_t kind, trace_flags;
+    bool remote;
+    uint64_t start;
+    if (!tracer_arg(env, a.argv[0], &t) || !u32_arg(env, a.argv[2], &kind) ||
+        !u32_arg(env, a.argv[6], &trace_flags) || napi_get_value_bool(env, a.argv[7], &remote) != napi_ok ||
+        !time_arg(env, &a, 9, &start))
+        return throw_last(env, "beginEx");
+    spanguard_span_options o;
+    spanguard_span_options_init(&o);
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t tl, sl, pl;
+    uint8_t trace_id[16], span_id[8], parent_id[8];
+    const char *tid = NULL, *sid = NULL, *pid = NULL;
+    bool ok = (o.name = text_of(env, &text, a.argv[1], &o.name_len)) &&
+              (tid = text_of(env, &text, a.argv[3], &tl)) && (sid = text_of(env, &text, a.argv[4], &sl)) &&
+              (pid = text_of(env, &text, a.argv[5], &pl)) &&
+              (o.tracestate = text_of(env, &text, a.argv[8], &o.tracestate_len)) &&
+              (o.scope_name = text_of(env, &text, a.argv[11], &o.scope_name_len)) &&
+              (o.scope_version = text_of(env, &text, a.argv[12], &o.scope_version_len)) &&
+              attrs_read(env, a.argv[13], a.argv[14], &l);
+    spanguard_result rc = SPANGUARD_RESULT_INVALID_ARGUMENT;
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    if (ok && hex_bytes(tid, tl, trace_id, 16) && hex_bytes(sid, sl, span_id, 8) &&
+        (pl == 0 || hex_bytes(pid, pl, parent_id, 8))) {
+        o.kind = kind;
+        o.trace_id = trace_id;
+        o.span_id = span_id;
+        o.parent_span_id = pl ? parent_id : NULL;
+        o.trace_flags = trace_flags;
+        o.flags = remote && pl ? SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE : 0;
+        o.start_time_unix_ns = start;
+        o.attributes = l.n ? l.items : NULL;
+        o.attribute_count = l.n;
+        rc = spanguard_span_begin_ex(t, &o, &s);
+    }
+    text_free(&text);
+    attrs_free(&l);
+    if (!ok) return NULL;
     write_handle(&a, s);
     return code_value(env, rc);
 }
@@ -836,6 +902,7 @@ NAPI_MODULE_INIT() {
         FN("begin", js_begin),
         FN("beginWithAttributes", js_begin_with_attributes),
         FN("beginRemote", js_begin_remote),
+        FN("beginEx", js_begin_ex),
         FN("setString", js_set_string),
         FN("setInt", js_set_int),
         FN("setDouble", js_set_double),
