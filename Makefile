@@ -129,9 +129,13 @@ GO_ENV := PKG_CONFIG_PATH=$(DEV_PREFIX)/lib/pkgconfig
 dev-install:
 	$(MAKE) --no-print-directory install PREFIX=$(DEV_PREFIX)
 
-# vet, tests with the race detector, the sample agent.
-test-go: dev-install
+# vet, tests with the race detector (the binding, then its OpenTelemetry
+# bridge, a module of its own, whose tests send to the loopback receiver),
+# the sample agent.
+test-go: dev-install venv
 	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
+	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo
 	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent

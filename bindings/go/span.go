@@ -335,3 +335,82 @@ func endResult(rc C.spanguard_result) error {
 	}
 	return check(rc, "span_end")
 }
+
+// ForeignSpan is a span whose ids, parent, start and scope another SDK
+// chose: what the OpenTelemetry bridge (package otelbridge) passes to
+// StartForeign.
+type ForeignSpan struct {
+	Name           string
+	Kind           uint32 // KindInternal, ...
+	TraceID        [16]byte
+	SpanID         [8]byte
+	ParentSpanID   [8]byte // all zero: a root span
+	ParentIsRemote bool
+	TraceFlags     byte   // W3C flags: bit 0 sampled
+	TraceState     string // W3C tracestate text
+	Start          time.Time
+	ScopeName      string // the instrumentation scope (an OpenTelemetry tracer's name)
+	ScopeVersion   string
+	Attributes     []Attribute
+}
+
+// StartForeign begins a span with exactly the ids, parent, flags,
+// tracestate, start time, scope and attributes f gives
+// (spanguard_span_begin_ex), so that what the other SDK propagates names
+// the span spanguard exports.
+func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
+	attrs, freeAttrs := cAttributes(f.Attributes)
+	defer freeAttrs()
+	// The options and their text in one C block: cgo lets no Go pointer
+	// sit in memory passed to C.
+	size := int(unsafe.Sizeof(C.spanguard_span_options{}))
+	ids := len(f.TraceID) + len(f.SpanID) + len(f.ParentSpanID)
+	text := len(f.Name) + len(f.TraceState) + len(f.ScopeName) + len(f.ScopeVersion)
+	block := C.malloc(C.size_t(size + ids + text + 1))
+	defer C.free(block)
+	o := (*C.spanguard_span_options)(block)
+	C.spanguard_span_options_init(o)
+	bytes := unsafe.Slice((*byte)(unsafe.Add(block, size)), ids+text+1)
+	at := 0
+	place := func(b []byte) *C.uint8_t {
+		p := (*C.uint8_t)(unsafe.Pointer(&bytes[at]))
+		at += copy(bytes[at:], b)
+		return p
+	}
+	placeText := func(s string) (*C.char, C.size_t) {
+		p := (*C.char)(unsafe.Pointer(&bytes[at]))
+		at += copy(bytes[at:], s)
+		return p, C.size_t(len(s))
+	}
+	o.kind = C.uint32_t(f.Kind)
+	o.name, o.name_len = placeText(f.Name)
+	o.trace_id = place(f.TraceID[:])
+	o.span_id = place(f.SpanID[:])
+	if f.ParentSpanID != [8]byte{} {
+		o.parent_span_id = place(f.ParentSpanID[:])
+		if f.ParentIsRemote {
+			o.flags = C.SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE
+		}
+	}
+	o.trace_flags = C.uint32_t(f.TraceFlags)
+	if f.TraceState != "" {
+		o.tracestate, o.tracestate_len = placeText(f.TraceState)
+	}
+	o.start_time_unix_ns = unixNanos(f.Start)
+	if f.ScopeName != "" || f.ScopeVersion != "" {
+		o.scope_name, o.scope_name_len = placeText(f.ScopeName)
+		o.scope_version, o.scope_version_len = placeText(f.ScopeVersion)
+	}
+	o.attributes, o.attribute_count = attrs, C.size_t(len(f.Attributes))
+
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.ptr == nil {
+		return Span{}, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+	}
+	span := Span{t: t}
+	if err := check(C.spanguard_span_begin_ex(t.ptr, o, &span.handle), "span_begin_ex"); err != nil {
+		return Span{}, err
+	}
+	return span, nil
+}

@@ -17,6 +17,7 @@ import (
 
 type exported struct {
 	TraceID, SpanID, ParentSpanID, Name string
+	StartTimeUnixNano, EndTimeUnixNano  string
 	Kind                                int
 	Attributes                          []struct {
 		Key   string
@@ -315,5 +316,43 @@ func BenchmarkStartAttrs3End(b *testing.B) {
 		_, s, _ := tr.Start(ctx, "op")
 		s.SetAttributes(spanguard.Int("a", i), spanguard.String("b", "xyz"), spanguard.Bool("c", true))
 		s.End()
+	}
+}
+
+func TestStartForeignKeepsTheIDsAndTimes(t *testing.T) {
+	tr, sink := newTracer(t)
+	start := time.Unix(1_700_000_000, 123_456_789)
+	f := &spanguard.ForeignSpan{
+		Name: "bridged", Kind: spanguard.KindClient, TraceFlags: 1, Start: start,
+		TraceID:      [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:       [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		ParentSpanID: [8]byte{0x53, 0x99, 0x5c, 0x3f, 0x42, 0xcd, 0x8a, 0xd8}, ParentIsRemote: true,
+		ScopeName: "my-instrumentation", ScopeVersion: "1.2.3",
+		Attributes: []spanguard.Attribute{spanguard.String("http.request.method", "GET")},
+	}
+	s, err := tr.StartForeign(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEventAt("retry", start.Add(time.Millisecond), spanguard.Int("attempt", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndAt(start.Add(2 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	tr.Flush(10 * time.Second)
+	spans := readSpans(t, sink)
+	if len(spans) != 1 {
+		t.Fatalf("%d spans arrived", len(spans))
+	}
+	got := spans[0]
+	if got.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID != "00f067aa0ba902b7" || got.ParentSpanID != "53995c3f42cd8ad8" {
+		t.Fatalf("ids %s %s %s", got.TraceID, got.SpanID, got.ParentSpanID)
+	}
+	if got.StartTimeUnixNano != "1700000000123456789" || got.EndTimeUnixNano != "1700000000125456789" {
+		t.Fatalf("times %s %s", got.StartTimeUnixNano, got.EndTimeUnixNano)
+	}
+	if _, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "no ids"}); !errors.Is(err, &spanguard.Error{Code: 2}) {
+		t.Fatalf("zero ids: %v, want INVALID_ARGUMENT", err)
 	}
 }
