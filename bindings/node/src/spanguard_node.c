@@ -390,95 +390,52 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
     return code_value(env, rc);
 }
 
-/* setString(hi, lo, key, value) */
-static napi_value js_set_string(napi_env env, napi_callback_info info) {
+/* The body of setString, setInt, setDouble and setBool (hi, lo, key,
+ * value): the value read as `type` says. */
+static napi_value set_one(napi_env env, napi_callback_info info, uint32_t type) {
     args a;
     if (!get_args(env, info, &a, 4)) return NULL;
     spanguard_span s;
-    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "setString");
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "set");
     text_arena text;
     text_init(&text);
-    size_t kl, vl;
-    const char *k = text_of(env, &text, a.argv[2], &kl);
-    const char *v = k ? text_of(env, &text, a.argv[3], &vl) : NULL;
-    if (!v) {
-        text_free(&text);
-        return NULL;
-    }
-    spanguard_result rc = spanguard_span_set_string(s, k, kl, v, vl);
-    text_free(&text);
-    return code_value(env, rc);
-}
-
-/* setInt(hi, lo, key, number | bigint) */
-static napi_value js_set_int(napi_env env, napi_callback_info info) {
-    args a;
-    if (!get_args(env, info, &a, 4)) return NULL;
-    spanguard_span s;
-    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "setInt");
-    int64_t v;
-    napi_valuetype t;
-    CALL(env, napi_typeof(env, a.argv[3], &t));
-    if (t == napi_bigint) {
+    spanguard_attribute at;
+    memset(&at, 0, sizeof at);
+    at.type_ = type;
+    napi_valuetype t = napi_undefined;
+    bool ok = (at.key = text_of(env, &text, a.argv[2], &at.key_len)) != NULL;
+    if (ok && type == SPANGUARD_VALUE_STRING) {
+        ok = (at.string_value = text_of(env, &text, a.argv[3], &at.string_len)) != NULL;
+    } else if (ok && type == SPANGUARD_VALUE_INT) {
         bool lossless;
-        CALL(env, napi_get_value_bigint_int64(env, a.argv[3], &v, &lossless));
-    } else {
-        CALL(env, napi_get_value_int64(env, a.argv[3], &v));
+        ok = napi_typeof(env, a.argv[3], &t) == napi_ok &&
+             (t == napi_bigint ? napi_get_value_bigint_int64(env, a.argv[3], &at.int_value, &lossless)
+                               : napi_get_value_int64(env, a.argv[3], &at.int_value)) == napi_ok;
+    } else if (ok && type == SPANGUARD_VALUE_DOUBLE) {
+        ok = napi_get_value_double(env, a.argv[3], &at.double_value) == napi_ok;
+    } else if (ok) {
+        ok = napi_get_value_bool(env, a.argv[3], &at.bool_value) == napi_ok;
     }
-    text_arena text;
-    text_init(&text);
-    size_t kl;
-    const char *k = text_of(env, &text, a.argv[2], &kl);
-    if (!k) {
+    if (!ok) {
         text_free(&text);
-        return NULL;
+        return throw_last(env, "set");
     }
-    spanguard_result rc = spanguard_span_set_int(s, k, kl, v);
+    spanguard_result rc;
+    switch (type) {
+        case SPANGUARD_VALUE_STRING: rc = spanguard_span_set_string(s, at.key, at.key_len, at.string_value, at.string_len); break;
+        case SPANGUARD_VALUE_INT: rc = spanguard_span_set_int(s, at.key, at.key_len, at.int_value); break;
+        case SPANGUARD_VALUE_DOUBLE: rc = spanguard_span_set_double(s, at.key, at.key_len, at.double_value); break;
+        default: rc = spanguard_span_set_bool(s, at.key, at.key_len, at.bool_value); break;
+    }
     text_free(&text);
     return code_value(env, rc);
 }
 
-/* setDouble(hi, lo, key, number) */
-static napi_value js_set_double(napi_env env, napi_callback_info info) {
-    args a;
-    if (!get_args(env, info, &a, 4)) return NULL;
-    spanguard_span s;
-    double v;
-    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "setDouble");
-    CALL(env, napi_get_value_double(env, a.argv[3], &v));
-    text_arena text;
-    text_init(&text);
-    size_t kl;
-    const char *k = text_of(env, &text, a.argv[2], &kl);
-    if (!k) {
-        text_free(&text);
-        return NULL;
-    }
-    spanguard_result rc = spanguard_span_set_double(s, k, kl, v);
-    text_free(&text);
-    return code_value(env, rc);
-}
-
-/* setBool(hi, lo, key, bool) */
-static napi_value js_set_bool(napi_env env, napi_callback_info info) {
-    args a;
-    if (!get_args(env, info, &a, 4)) return NULL;
-    spanguard_span s;
-    bool v;
-    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "setBool");
-    CALL(env, napi_get_value_bool(env, a.argv[3], &v));
-    text_arena text;
-    text_init(&text);
-    size_t kl;
-    const char *k = text_of(env, &text, a.argv[2], &kl);
-    if (!k) {
-        text_free(&text);
-        return NULL;
-    }
-    spanguard_result rc = spanguard_span_set_bool(s, k, kl, v);
-    text_free(&text);
-    return code_value(env, rc);
-}
+static napi_value js_set_string(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_STRING); }
+/* A number or a BigInt. */
+static napi_value js_set_int(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_INT); }
+static napi_value js_set_double(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_DOUBLE); }
+static napi_value js_set_bool(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_BOOL); }
 
 /* setAttributes(hi, lo, keys, values): several in one crossing */
 static napi_value js_set_attributes(napi_env env, napi_callback_info info) {

@@ -11,29 +11,18 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 
 const api = require('@opentelemetry/api');
-const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
 const { W3CTraceContextPropagator } = require('@opentelemetry/core');
-const { InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
-const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
 const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
 
-const spanguard = require('..');
-const { SpanguardSpanProcessor } = require('../otel');
-const { startReceiver, assertSameSpans } = require('./receiver');
+const { startReceiver, assertSameSpans, bridgedProvider } = require('./receiver');
 
 test('spans of instrumentation-http arrive as the SDK made them', async (t) => {
   const rx = await startReceiver();
   t.after(() => rx.stop());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-otel-'));
-  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: rx.url, spoolDir: path.join(dir, 'spool'),
-    scheduleDelayMs: 50, serviceName: 'otel-http-test' });
-  const memory = new InMemorySpanExporter();
-  const bridge = new SpanguardSpanProcessor(tracer);
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory), bridge] });
-  // Context and propagation are the API's globals; the provider is not made
-  // global: the instrumentation gets it explicitly.
-  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-http-test');
+  // Propagation is the API's global too; the provider is not made global:
+  // the instrumentation gets it explicitly.
   api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new HttpInstrumentation()] });
   const http = require('http');

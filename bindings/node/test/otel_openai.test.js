@@ -6,21 +6,12 @@
 // it, inside the agent's own span.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const fs = require('fs');
 const http = require('http');
-const os = require('os');
-const path = require('path');
 
-const api = require('@opentelemetry/api');
-const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
-const { InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
-const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
 const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { OpenAIInstrumentation } = require('@traceloop/instrumentation-openai');
 
-const spanguard = require('..');
-const { SpanguardSpanProcessor } = require('../otel');
-const { startReceiver, assertSameSpans } = require('./receiver');
+const { startReceiver, assertSameSpans, bridgedProvider } = require('./receiver');
 
 /** A loopback server that answers chat completions as OpenAI does. */
 async function fakeOpenAI() {
@@ -48,13 +39,7 @@ async function fakeOpenAI() {
 test('an OpenAI chat completion arrives as the instrumentation recorded it', async (t) => {
   const rx = await startReceiver();
   t.after(() => rx.stop());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-openai-'));
-  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: rx.url, spoolDir: path.join(dir, 'spool'),
-    scheduleDelayMs: 50, serviceName: 'otel-openai-test' });
-  const memory = new InMemorySpanExporter();
-  const bridge = new SpanguardSpanProcessor(tracer);
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory), bridge] });
-  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-openai-test');
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new OpenAIInstrumentation()] });
   const { default: OpenAI } = require('openai');
 

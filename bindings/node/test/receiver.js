@@ -98,4 +98,27 @@ function assertSameSpans(sdkSpans, arrived) {
   assert.strictEqual(arrived.length, sdkSpans.length, 'as many spans arrived as the SDK ended');
 }
 
-module.exports = { startReceiver, assertSameSpans, REPO };
+/**
+ * A NodeTracerProvider with an in-memory exporter and the bridge, whose
+ * spanguard tracer sends to `rx`; the API's context manager set globally
+ * (the instrumentations need it), the provider not.
+ */
+function bridgedProvider(rx, serviceName) {
+  /* eslint-disable global-require */
+  const api = require('@opentelemetry/api');
+  const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+  const { InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const spanguard = require('..');
+  const { SpanguardSpanProcessor } = require('../otel');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-otel-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: rx.url, spoolDir: path.join(dir, 'spool'),
+    scheduleDelayMs: 50, serviceName });
+  const memory = new InMemorySpanExporter();
+  const bridge = new SpanguardSpanProcessor(tracer);
+  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory), bridge] });
+  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  return { memory, bridge, provider };
+}
+
+module.exports = { startReceiver, assertSameSpans, bridgedProvider, REPO };
