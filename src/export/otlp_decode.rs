@@ -162,7 +162,7 @@ fn bad<T>(why: impl Into<String>) -> Result<T, DecodeError> {
 
 /// The most a gzipped body may inflate to: far beyond any batch (the
 /// spool's default cap is 64 MiB), and a bound on a gzip bomb.
-pub const MAX_INFLATED_BYTES: u64 = 256 << 20;
+const MAX_INFLATED_BYTES: u64 = 256 << 20;
 
 /// Decodes a request body as it is sent or spooled.
 pub fn decode_body(
