@@ -186,7 +186,7 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
 }
 
 /// When a file was last written: a dead process's open spans ended then.
-fn modified_ns(path: &Path) -> u64 {
+pub fn modified_ns(path: &Path) -> u64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()

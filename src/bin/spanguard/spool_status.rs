@@ -11,6 +11,7 @@ use spanguard::export::spool::read_spool_file;
 
 use super::args::Args;
 use super::clock_text::age;
+use super::sources::modified_ns;
 
 pub const HELP: &str = "\
 usage: spanguard spool [DIR]
@@ -124,27 +125,20 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
                 None
             }
         },
-        Entry::CrashDump | Entry::Flight => {
-            let died = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as u64);
-            match read_dump(path, died) {
-                Some(view) => {
-                    note = match (holder, view.signal) {
-                        (Some(_), _) => format!("pid {}, running", view.pid),
-                        (None, 0) => format!("pid {}, killed", view.pid),
-                        (None, s) => format!("pid {} died of signal {s}", view.pid),
-                    };
-                    Some(view.spans.len() as u64)
-                }
-                None => {
-                    note = "unreadable: not a dump this version reads".to_string();
-                    None
-                }
+        Entry::CrashDump | Entry::Flight => match read_dump(path, modified_ns(path)) {
+            Some(view) => {
+                note = match (holder, view.signal) {
+                    (Some(_), _) => format!("pid {}, running", view.pid),
+                    (None, 0) => format!("pid {}, killed", view.pid),
+                    (None, s) => format!("pid {} died of signal {s}", view.pid),
+                };
+                Some(view.spans.len() as u64)
             }
-        }
+            None => {
+                note = "unreadable: not a dump this version reads".to_string();
+                None
+            }
+        },
         _ => None,
     };
     Row {
