@@ -18,6 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ A buffer size that holds any message `spanguard_tracer_new_with_error`
+ writes (a bad value is shown to at most 200 characters).
+ */
+#define SPANGUARD_ERROR_MESSAGE_SIZE 512
+
 #define SPANGUARD_VERSION_MAJOR 0
 
 #define SPANGUARD_VERSION_MINOR 1
@@ -904,6 +910,23 @@ spanguard_result spanguard_span_end(spanguard_span span);
 spanguard_result spanguard_span_end_at(spanguard_span span, uint64_t end_unix_ns);
 
 /*
+ `spanguard_span_set_attributes` with the attributes packed into `len`
+ bytes at `buf`, one after another, each as: its type
+ (`SPANGUARD_VALUE_*`, one byte), the key's length (uint32
+ little-endian) and bytes, then the value: an int64 or a double as 8
+ bytes little-endian, a bool as one byte (0 or 1), a string as its
+ length (uint32 little-endian) and bytes. A buffer that does not parse
+ to its end (an unknown type, a length past the end) is
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` and sets nothing; more than
+ `SPANGUARD_MAX_ATTRIBUTES` attributes is `SPANGUARD_RESULT_LIMIT_REACHED`
+ and sets nothing. Thread-safe; no allocation, lock or system call once
+ the thread is warm.
+ */
+spanguard_result spanguard_span_set_attributes_packed(spanguard_span span,
+                                                      const uint8_t *buf,
+                                                      size_t len);
+
+/*
  Fills `cfg` with every default and sets `struct_size`; pass
  `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
  program built against an older, smaller struct is never overrun by a
@@ -914,7 +937,7 @@ spanguard_result spanguard_config_init(struct spanguard_config *cfg, size_t cfg_
 
 /*
  Makes a tracer from `cfg` alone (no environment variables are read).
- Thread-safe.
+ Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
  */
 __attribute__((warn_unused_result))
 spanguard_result spanguard_tracer_new(const struct spanguard_config *cfg,
@@ -923,11 +946,37 @@ spanguard_result spanguard_tracer_new(const struct spanguard_config *cfg,
 /*
  Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
  standard OTEL_* variables and SPANGUARD_* variables applied on top.
- Thread-safe.
+ Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
  */
 __attribute__((warn_unused_result))
 spanguard_result spanguard_tracer_new_from_env(const struct spanguard_config *cfg,
                                                struct spanguard_tracer **out);
+
+/*
+ Makes a tracer like `spanguard_tracer_new` (`from_env` false) or
+ `spanguard_tracer_new_from_env` (`from_env` true; `cfg` may then be
+ NULL) and, when it fails, says why in a sentence that names the
+ environment variable or config field and its bad value, e.g.
+ `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...)`
+ (header values are never shown: they may hold secrets).
+
+ The sentence is written to `message` (NUL-terminated UTF-8, cut on a
+ character boundary to fit `message_cap` bytes; `SPANGUARD_ERROR_MESSAGE_SIZE`
+ always suffices) and its full length, without the NUL, to `*message_len`
+ when that is not NULL. On success the message is empty. `message` may be
+ NULL when `message_cap` is 0.
+
+ The message belongs to this call: no thread-local "last error" is kept,
+ so it is right even where calls hop threads (goroutines, worker pools).
+ Thread-safe.
+ */
+__attribute__((warn_unused_result))
+spanguard_result spanguard_tracer_new_with_error(const struct spanguard_config *cfg,
+                                                 bool from_env,
+                                                 struct spanguard_tracer **out,
+                                                 char *message,
+                                                 size_t message_cap,
+                                                 size_t *message_len);
 
 /*
  Waits until every span ended before this call has been dealt with, at
@@ -964,6 +1013,22 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  */
 spanguard_result spanguard_stats(const struct spanguard_tracer *tracer,
                                  struct spanguard_counters *out);
+
+/*
+ Writes the path of the file the local sink appends to (the tracer's
+ destination when no endpoint is configured), NUL-terminated, into `buf`
+ (`len` bytes), and its length without the NUL to `*path_len`: so a
+ program can tell its user where the spans went. With an endpoint (or a
+ disabled tracer) there is no such file: the path is empty. When `len` is
+ too small, nothing is written to `buf`, `*path_len` is the length needed
+ (add one for the NUL) and the result is `SPANGUARD_RESULT_BUFFER_TOO_SMALL`;
+ `buf` may be NULL when `len` is 0, to ask for the length. The path is
+ relative when `sink_dir` was. Thread-safe.
+ */
+spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *tracer,
+                                            char *buf,
+                                            size_t len,
+                                            size_t *path_len);
 
 /*
  Sets (or, with NULL, removes) the callback told of export failures,

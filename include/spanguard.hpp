@@ -33,6 +33,9 @@ class Error : public std::runtime_error {
   public:
     Error(spanguard_result code, const std::string &what)
         : std::runtime_error(what + ": " + spanguard_strerror(code)), code_(code) {}
+    /// With the library's own sentence, e.g. which variable was wrong.
+    Error(spanguard_result code, const std::string &what, const std::string &detail)
+        : std::runtime_error(what + ": " + spanguard_strerror(code) + ": " + detail), code_(code) {}
     spanguard_result code() const noexcept { return code_; }
 
   private:
@@ -236,6 +239,17 @@ class Tracer {
         Result(spanguard_stats(tracer_.get(), &c)).value("spanguard_stats");
         return c;
     }
+    /// The file the local sink appends to (empty with an endpoint): where the spans go.
+    std::string sink_path() const {
+        size_t n = 0;
+        // Asks the length first (a path always needs at least the NUL).
+        spanguard_result rc = spanguard_tracer_sink_path(tracer_.get(), nullptr, 0, &n);
+        if (rc != SPANGUARD_RESULT_BUFFER_TOO_SMALL) throw Error(rc, "spanguard_tracer_sink_path");
+        std::string path(n + 1, '\0');
+        Result(spanguard_tracer_sink_path(tracer_.get(), path.data(), path.size(), &n)).value("spanguard_tracer_sink_path");
+        path.resize(n);
+        return path;
+    }
     spanguard_tracer *get() const noexcept { return tracer_.get(); }
 
     static Span begin(spanguard_tracer *t, std::string_view name, spanguard_span parent, uint32_t kind) {
@@ -254,8 +268,9 @@ class Tracer {
     explicit Tracer(spanguard_tracer *t) : tracer_(t) {}
     static spanguard_tracer *make(const spanguard_config *cfg, bool env) {
         spanguard_tracer *t = nullptr;
-        spanguard_result rc = env ? spanguard_tracer_new_from_env(cfg, &t) : spanguard_tracer_new(cfg, &t);
-        if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new");
+        char message[SPANGUARD_ERROR_MESSAGE_SIZE];
+        spanguard_result rc = spanguard_tracer_new_with_error(cfg, env, &t, message, sizeof message, nullptr);
+        if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new", message);
         return t;
     }
     static Flushed flushed(spanguard_result rc, const char *what) {

@@ -58,7 +58,7 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
                 MAGIC_FLIGHT,
                 slots,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
@@ -262,10 +262,12 @@ impl Tracer {
     }
 
     fn start(
-        config: TracerConfig,
+        mut config: TracerConfig,
         transport: Box<dyn Transport>,
         sink_path: Option<std::path::PathBuf>,
     ) -> Result<Tracer, TracerError> {
+        // Each tracer is a new instance, also a forked child's replacement.
+        config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
@@ -274,7 +276,7 @@ impl Tracer {
                 MAGIC_CRASH_DUMP,
                 0,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // Without a writable spool there is no crash dump, but tracing
             // still works: not a reason to fail.

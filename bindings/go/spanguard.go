@@ -1,17 +1,35 @@
 // Package spanguard is the Go binding of libspanguard: crash-proof span
-// export for Go agents, through cgo over include/spanguard.h.
+// export for Go agents, through cgo over spanguard.h.
 //
-// Build against a spanguard tree after `make build` (the cgo flags below
-// point at ../../include and ../../build/lib), or set CGO_CFLAGS and
-// CGO_LDFLAGS to an installed copy (`pkg-config --cflags --libs spanguard`).
+// The module finds the installed C library through pkg-config: install it
+// (`make install PREFIX=$HOME/.local` in a spanguard checkout), then build
+// with PKG_CONFIG_PATH naming its pkgconfig directory:
+//
+//	export PKG_CONFIG_PATH=$HOME/.local/lib/pkgconfig
+//	go build ./...
+//
+// spanguard.pc carries an rpath, so the program runs without
+// LD_LIBRARY_PATH. The module is not on the Go proxy: point a replace
+// directive at a checkout's bindings/go
+// (`go mod edit -replace github.com/spanguard/spanguard/bindings/go=../spanguard/bindings/go`).
 //
 // The library's own signal handlers are OFF by default here: Go's runtime
 // owns signals. Use Tracer.FlushOnSignals to flush from signal.Notify.
 package spanguard
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../build/lib -lspanguard -Wl,-rpath,${SRCDIR}/../../build/lib
+#cgo pkg-config: spanguard
+// The hot calls keep no pointer past the call and never call back into Go:
+// saying so lets a pointer to a stack variable stay on the stack and makes
+// each call cheaper.
+#cgo noescape spanguard_span_begin
+#cgo nocallback spanguard_span_begin
+#cgo noescape spanguard_span_begin_remote
+#cgo nocallback spanguard_span_begin_remote
+#cgo noescape spanguard_span_set_attributes_packed
+#cgo nocallback spanguard_span_set_attributes_packed
+#cgo noescape spanguard_span_end
+#cgo nocallback spanguard_span_end
 #include <stdlib.h>
 #include "spanguard.h"
 */
@@ -23,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,10 +66,17 @@ const (
 type Error struct {
 	Code uint32
 	Op   string
+	// Message is the library's own sentence, when it gave one: for tracer
+	// creation, the variable or field and the value that were wrong.
+	Message string
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	text := fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }
 
 // Is lets errors.Is match two Errors with the same code.
@@ -161,7 +187,8 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	set(&c.service_name, cfg.ServiceName)
 	set(&c.endpoint, cfg.Endpoint)
 	set(&c.headers, cfg.Headers)
-	set(&c.resource_attributes, cfg.ResourceAttributes)
+	// The runtime first, so that the caller's own attributes override it.
+	set(&c.resource_attributes, strings.TrimSuffix(runtimeAttributes()+","+cfg.ResourceAttributes, ","))
 	set(&c.sink_dir, cfg.SinkDir)
 	set(&c.spool_dir, cfg.SpoolDir)
 	if cfg.ProtocolJSON {
@@ -197,19 +224,29 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		c.flight_recorder = 1
 	}
 	var ptr *C.spanguard_tracer
-	var rc C.spanguard_result
-	if fromEnv {
-		rc = C.spanguard_tracer_new_from_env(&c, &ptr)
-	} else {
-		rc = C.spanguard_tracer_new(&c, &ptr)
-	}
-	if err := check(rc, "tracer_new"); err != nil {
-		return nil, err
+	message := (*C.char)(C.malloc(C.SPANGUARD_ERROR_MESSAGE_SIZE))
+	defer C.free(unsafe.Pointer(message))
+	rc := C.spanguard_tracer_new_with_error(&c, C.bool(fromEnv), &ptr, message, C.SPANGUARD_ERROR_MESSAGE_SIZE, nil)
+	if rc != C.SPANGUARD_RESULT_OK {
+		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
 	t := &Tracer{ptr: ptr}
 	// A backstop only: call Close.
 	runtime.SetFinalizer(t, func(t *Tracer) { t.Close() })
 	return t, nil
+}
+
+// runtimeAttributes is process.runtime.* as OpenTelemetry's Go SDK reports
+// it, in OTEL_RESOURCE_ATTRIBUTES syntax.
+func runtimeAttributes() string {
+	name := runtime.Compiler
+	if name == "gc" {
+		name = "go"
+	}
+	escape := strings.NewReplacer("%", "%25", ",", "%2C").Replace
+	return "process.runtime.name=" + escape(name) +
+		",process.runtime.version=" + escape(strings.TrimPrefix(runtime.Version(), "go")) +
+		",process.runtime.description=" + escape(fmt.Sprintf("go version %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH))
 }
 
 // NewTracer makes a tracer from cfg alone.
@@ -303,6 +340,27 @@ func (t *Tracer) Close() error {
 	t.ptr = nil
 	runtime.SetFinalizer(t, nil)
 	return nil
+}
+
+// SinkPath is the file the local sink appends to, where the spans go when
+// no endpoint is configured; "" with an endpoint.
+func (t *Tracer) SinkPath() (string, error) {
+	p, done, err := t.live()
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	var n C.size_t
+	// The first call asks the length (a path always needs at least the NUL).
+	if rc := C.spanguard_tracer_sink_path(p, nil, 0, &n); rc != C.SPANGUARD_RESULT_BUFFER_TOO_SMALL {
+		return "", check(rc, "sink_path")
+	}
+	// Go memory holding no Go pointers may be passed to C for the call.
+	buf := make([]byte, n+1)
+	if err := check(C.spanguard_tracer_sink_path(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n), "sink_path"); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // Stats are the tracer's counters (spanguard_counters).

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 type exported struct {
 	TraceID, SpanID, ParentSpanID, Name string
+	StartTimeUnixNano, EndTimeUnixNano  string
 	Kind                                int
 	Attributes                          []struct {
 		Key   string
@@ -100,6 +103,13 @@ func TestContextCarriesTheParent(t *testing.T) {
 		t.Fatalf("flush: %v %v", ok, err)
 	}
 	spans := readSpans(t, sink)
+	path, err := tr.SinkPath()
+	if err != nil || filepath.Dir(path) != sink {
+		t.Fatalf("SinkPath %q %v, want a file in %s", path, err, sink)
+	}
+	if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), `"llm.chat"`) {
+		t.Fatalf("the spans are not in the sink path %s: %v", path, err)
+	}
 	byName := map[string]exported{}
 	for _, s := range spans {
 		byName[s.Name] = s
@@ -152,7 +162,7 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				ctx, s, err := tr.Start(context.Background(), "work")
+				ctx, s, err := tr.Start(context.Background(), "work", spanguard.WithAttributes(spanguard.Int("g", g), spanguard.Int("i", i)))
 				if err != nil {
 					t.Error(err)
 					return
@@ -167,15 +177,34 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 	if status, err := tr.FlushStatus(20 * time.Second); status != spanguard.Delivered || err != nil {
 		t.Fatalf("flush: %v %v", status, err)
 	}
-	// Judged by what arrived in the sink, not by the library's counters.
-	ids := map[string]bool{}
-	names := map[string]int{}
+	// Judged by what arrived: each (g, i) once, each with its child.
+	work, parents := map[string]int{}, map[string]int{}
+	ids := map[string]string{}
 	for _, s := range readSpans(t, sink) {
-		ids[s.SpanID] = true
-		names[s.Name]++
+		switch s.Name {
+		case "work":
+			var key string
+			for _, a := range s.Attributes {
+				key += a.Key + "=" + a.Value["intValue"].(string) + " "
+			}
+			work[key]++
+			ids[s.SpanID] = key
+		case "child":
+			parents[s.ParentSpanID]++
+		}
 	}
-	if len(ids) != 8000 || names["work"] != 4000 || names["child"] != 4000 {
-		t.Fatalf("arrived: %d distinct spans, %v", len(ids), names)
+	if len(work) != 8*500 {
+		t.Fatalf("%d distinct work spans arrived, want %d", len(work), 8*500)
+	}
+	for key, n := range work {
+		if n != 1 {
+			t.Fatalf("work span %s arrived %d times", key, n)
+		}
+	}
+	for id := range ids {
+		if parents[id] != 1 {
+			t.Fatalf("work span %s has %d children, want 1", ids[id], parents[id])
+		}
 	}
 }
 
@@ -204,6 +233,52 @@ func TestFlushTellsDeliveredFromSpooled(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(spool, "*.sgspool")); len(files) == 0 {
 		t.Fatal("the spans are not on disk")
+	}
+}
+
+// The plain case allocates nothing in Go: begin + end, and begin + three
+// attributes + end, with the context Start returns dropped.
+func TestPlainSpansAllocateNothing(t *testing.T) {
+	tr, _ := newTracer(t)
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op")
+		s.End()
+	}); n != 0 {
+		t.Errorf("begin + end: %v allocations per span, want 0", n)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op", spanguard.WithKind(spanguard.KindClient))
+		s.SetAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"),
+			spanguard.Bool("stream", true))
+		s.End()
+		i++
+	}); n != 0 {
+		t.Errorf("begin + 3 attributes + end: %v allocations per span, want 0", n)
+	}
+}
+
+func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx, parent, _ := tr.Start(context.Background(), "parent")
+	bad, none, err := tr.Start(ctx, "bad", spanguard.WithRemoteParent("00-nothex"))
+	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+		t.Fatalf("got %v", err)
+	}
+	if err := none.End(); err != nil {
+		t.Fatalf("the zero Span records nothing and fails nothing: %v", err)
+	}
+	_, child, _ := tr.Start(bad, "child")
+	child.End()
+	parent.End()
+	tr.Flush(10 * time.Second)
+	byName := map[string]exported{}
+	for _, s := range readSpans(t, sink) {
+		byName[s.Name] = s
+	}
+	if byName["child"].ParentSpanID != byName["parent"].SpanID {
+		t.Fatalf("child's parent %q, want %q", byName["child"].ParentSpanID, byName["parent"].SpanID)
 	}
 }
 
@@ -239,10 +314,44 @@ func TestShutdownAndCloseTwice(t *testing.T) {
 	}
 }
 
+func TestTheResourceNamesTheGoRuntime(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, ResourceAttributes: "team=search"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span, _ := tr.Start(context.Background(), "one")
+	span.End()
+	tr.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("sink files: %v", files)
+	}
+	text, _ := os.ReadFile(files[0])
+	for _, want := range []string{
+		`{"key":"process.runtime.name","value":{"stringValue":"go"}}`,
+		`{"key":"process.runtime.version","value":{"stringValue":"` + strings.TrimPrefix(runtime.Version(), "go") + `"}}`,
+		`{"key":"team","value":{"stringValue":"search"}}`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the resource lacks %s", want)
+		}
+	}
+}
+
 func TestBadConfigIsAnError(t *testing.T) {
 	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {
 		t.Fatalf("got %v", err)
+	}
+	// The error says which field and value were wrong.
+	if !strings.Contains(err.Error(), "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope") {
+		t.Fatalf("the error does not name the field and value: %v", err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	_, err = spanguard.NewTracerFromEnv(spanguard.Config{})
+	if !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json") {
+		t.Fatalf("the error does not name the variable and value: %v", err)
 	}
 	_, err = spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", ExporterMaxCPUPercent: 101})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {
@@ -278,5 +387,43 @@ func BenchmarkStartAttrs3End(b *testing.B) {
 		_, s, _ := tr.Start(ctx, "op")
 		s.SetAttributes(spanguard.Int("a", i), spanguard.String("b", "xyz"), spanguard.Bool("c", true))
 		s.End()
+	}
+}
+
+func TestStartForeignKeepsTheIDsAndTimes(t *testing.T) {
+	tr, sink := newTracer(t)
+	start := time.Unix(1_700_000_000, 123_456_789)
+	f := &spanguard.ForeignSpan{
+		Name: "bridged", Kind: spanguard.KindClient, TraceFlags: 1, Start: start,
+		TraceID:      [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:       [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		ParentSpanID: [8]byte{0x53, 0x99, 0x5c, 0x3f, 0x42, 0xcd, 0x8a, 0xd8}, ParentIsRemote: true,
+		ScopeName: "my-instrumentation", ScopeVersion: "1.2.3",
+		Attributes: []spanguard.Attribute{spanguard.String("http.request.method", "GET")},
+	}
+	s, err := tr.StartForeign(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEventAt("retry", start.Add(time.Millisecond), spanguard.Int("attempt", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndAt(start.Add(2 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	tr.Flush(10 * time.Second)
+	spans := readSpans(t, sink)
+	if len(spans) != 1 {
+		t.Fatalf("%d spans arrived", len(spans))
+	}
+	got := spans[0]
+	if got.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID != "00f067aa0ba902b7" || got.ParentSpanID != "53995c3f42cd8ad8" {
+		t.Fatalf("ids %s %s %s", got.TraceID, got.SpanID, got.ParentSpanID)
+	}
+	if got.StartTimeUnixNano != "1700000000123456789" || got.EndTimeUnixNano != "1700000000125456789" {
+		t.Fatalf("times %s %s", got.StartTimeUnixNano, got.EndTimeUnixNano)
+	}
+	if _, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "no ids"}); !errors.Is(err, &spanguard.Error{Code: 2}) {
+		t.Fatalf("zero ids: %v, want INVALID_ARGUMENT", err)
 	}
 }

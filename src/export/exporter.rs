@@ -92,10 +92,7 @@ impl Exporter {
             replays_spool: !file_sink,
             file_sink,
             buffer_full_seen: 0,
-            resource: Arc::new(ResourceInfo::new(
-                &config.service_name,
-                &config.resource_attributes,
-            )),
+            resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
             pipeline,
         }
     }

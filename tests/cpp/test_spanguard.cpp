@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -87,6 +88,12 @@ int main(int argc, char **argv) {
     CHECK(count_in_sink(sink, "\"name\":\"agent.session\"") == 1);
     CHECK(count_in_sink(sink, "\"name\":\"llm.chat\"") == 1);
     CHECK(count_in_sink(sink, "\"name\":\"tool.call\"") == 1);
+    // The sink path is the file those spans are in.
+    const std::string sink_path = tracer.sink_path();
+    CHECK(sink_path.rfind(dir + "/sink/cpp-test-", 0) == 0);
+    std::ifstream sink_file(sink_path);
+    std::string sink_text((std::istreambuf_iterator<char>(sink_file)), std::istreambuf_iterator<char>());
+    CHECK(sink_text.find("\"agent.session\"") != std::string::npos);
 
     spanguard::Span remote = tracer.start_remote("tool.remote", root_tp, SPANGUARD_KIND_SERVER, "vendor=a1, other=b2");
     CHECK(remote.traceparent().substr(0, 35) == root_tp.substr(0, 35));
@@ -126,7 +133,10 @@ int main(int argc, char **argv) {
         bad.endpoint("ftp://nope");
         spanguard::Tracer t(bad);
     } catch (const spanguard::Error &e) {
-        threw = e.code() == SPANGUARD_RESULT_INVALID_CONFIG;
+        // The exception says which field and value were wrong.
+        threw = e.code() == SPANGUARD_RESULT_INVALID_CONFIG &&
+                std::string(e.what()).find("endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope") !=
+                    std::string::npos;
     }
     CHECK(threw);
 

@@ -21,6 +21,7 @@ import ctypes
 import enum
 import functools
 import os
+import sys
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,16 +40,18 @@ _TRACEPARENT_SIZE = 56
 _RESULT_STALE_SPAN = 3
 _RESULT_SHUT_DOWN = 5
 _RESULT_TIMEOUT = 8
+_RESULT_BUFFER_TOO_SMALL = 9
 _RESULT_SPOOLED = 19
 
 
 class SpanguardError(Exception):
     """A spanguard call failed; `code` is the spanguard_result."""
 
-    def __init__(self, code: int, what: str):
+    def __init__(self, code: int, what: str, detail: str = ""):
         self.code = code
         message = _lib().spanguard_strerror(code).decode() if _LIB else f"code {code}"
-        super().__init__(f"{what}: {message} (spanguard_result {code})")
+        # detail: the library's own sentence, e.g. which variable was wrong.
+        super().__init__(f"{what}: {message} (spanguard_result {code})" + (f": {detail}" if detail else ""))
 
 
 class _Config(ctypes.Structure):
@@ -153,6 +156,9 @@ def load_library(path: str | None = None):
             "spanguard_config_init": ([ctypes.POINTER(_Config), ctypes.c_size_t], u32),
             "spanguard_tracer_new": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_new_from_env": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
+            "spanguard_tracer_new_with_error": (
+                [ctypes.POINTER(_Config), ctypes.c_bool, ctypes.POINTER(p), ctypes.c_char_p, sz,
+                 ctypes.POINTER(sz)], u32),
             "spanguard_tracer_free": ([p], None),
             "spanguard_flush": ([p, u32], u32),
             "spanguard_shutdown": ([p, u32], u32),
@@ -168,6 +174,7 @@ def load_library(path: str | None = None):
             "spanguard_span_add_link": ([u64, cs, sz, ctypes.POINTER(_Attribute), sz], u32),
             "spanguard_span_set_status": ([u64, u32, cs, sz], u32),
             "spanguard_span_end": ([u64], u32),
+            "spanguard_tracer_sink_path": ([p, ctypes.c_char_p, sz, ctypes.POINTER(sz)], u32),
         }
         for name, (args, res) in sigs.items():
             fn = getattr(lib, name)
@@ -363,6 +370,18 @@ def _shutdown_all():
         tracer.shutdown(timeout_s=5.0)
 
 
+def _runtime_attributes() -> str:
+    """process.runtime.* as OpenTelemetry's Python SDK reports them, in
+    OTEL_RESOURCE_ATTRIBUTES syntax (',' and '%' percent-encoded)."""
+    v = sys.implementation.version
+    runtime = {
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": f"{v.major}.{v.minor}.{v.micro}",
+        "process.runtime.description": sys.version.replace("\n", " "),
+    }
+    return ",".join(f"{k}={v.replace('%', '%25').replace(',', '%2C')}" for k, v in runtime.items())
+
+
 class Tracer:
     """A spanguard tracer. Configuration by keyword (the spanguard_config
     fields: service_name, endpoint, headers, sink_dir, spool_dir, protocol,
@@ -387,9 +406,9 @@ class Tracer:
             settings["headers"] = headers
         resource = settings.pop("resource_attributes", None)
         if isinstance(resource, dict):
-            settings["resource_attributes"] = ",".join(f"{k}={v}" for k, v in resource.items())
-        elif resource is not None:
-            settings["resource_attributes"] = resource
+            resource = ",".join(f"{k}={v}" for k, v in resource.items())
+        # The runtime first, so that the caller's own attributes override it.
+        settings["resource_attributes"] = ",".join(filter(None, [_runtime_attributes(), resource]))
         self._keep = []  # the C strings must outlive the call
         names = {f[0] for f in _Config._fields_}
         for key, value in settings.items():
@@ -402,8 +421,11 @@ class Tracer:
                 value = int(value)
             setattr(cfg, key, value)
         handle = ctypes.c_void_p()
-        new = lib.spanguard_tracer_new_from_env if from_env else lib.spanguard_tracer_new
-        _check(new(ctypes.byref(cfg), ctypes.byref(handle)), "tracer_new")
+        message = ctypes.create_string_buffer(512)  # SPANGUARD_ERROR_MESSAGE_SIZE
+        code = lib.spanguard_tracer_new_with_error(
+            ctypes.byref(cfg), from_env, ctypes.byref(handle), message, len(message), None)
+        if code != 0:
+            raise SpanguardError(code, "tracer_new", message.value.decode("utf-8", "replace"))
         self._handle = handle
         self._closed = False
         _LIVE_TRACERS.add(self)
@@ -494,6 +516,16 @@ class Tracer:
         self._closed = True
         _LIVE_TRACERS.discard(self)
         _lib().spanguard_tracer_free(self._handle)
+
+    def sink_path(self) -> str:
+        """The file the local sink appends to, where spans go with no endpoint; "" with one."""
+        n = ctypes.c_size_t(0)
+        code = _lib().spanguard_tracer_sink_path(self._h(), None, 0, ctypes.byref(n))
+        if code != _RESULT_BUFFER_TOO_SMALL:
+            _check(code, "sink_path")
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_lib().spanguard_tracer_sink_path(self._h(), buf, len(buf), ctypes.byref(n)), "sink_path")
+        return buf.raw[:n.value].decode("utf-8", "surrogateescape")
 
     def stats(self) -> Stats:
         counters = _Counters()

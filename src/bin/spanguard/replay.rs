@@ -21,6 +21,9 @@ use spanguard::export::request_encoder::RequestEncoder;
 use spanguard::export::spool::SpoolDir;
 use spanguard::export::transport::BodyFormat;
 
+use crate::args::Args;
+use crate::settings;
+
 pub const USAGE: &str = "\
 usage: spanguard replay [DIR] [--endpoint URL] [--headers name=value,...] [--timeout-ms N]
 
@@ -49,39 +52,16 @@ struct Options {
     config: TracerConfig,
 }
 
-fn option(args: &[String], name: &str) -> Result<Option<String>, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(None),
-        Some(i) => args
-            .get(i + 1)
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| format!("{name} needs a value")),
+/// The options over `config` (the library's settings from the environment).
+fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
+    let args = Args::parse(args, &[], &["--endpoint", "--headers", "--timeout-ms"])?;
+    if args.positional.len() > 1 {
+        return Err(format!("unexpected argument {}", args.positional[1]));
     }
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut config = TracerConfig::default();
-    config
-        .apply_env(&|name| std::env::var(name).ok())
-        .map_err(|e| format!("{}: {}", e.variable, e.reason))?;
-    let known = ["--endpoint", "--headers", "--timeout-ms"];
-    let mut dir = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if known.contains(&a.as_str()) {
-            i += 2;
-            continue;
+    let url = match args.value("--endpoint") {
+        Some(endpoint) if endpoint.trim_end_matches('/').ends_with("/v1/traces") => {
+            endpoint.to_string()
         }
-        if a.starts_with('-') || dir.is_some() {
-            return Err(format!("unexpected argument {a}"));
-        }
-        dir = Some(PathBuf::from(a));
-        i += 1;
-    }
-    let url = match option(args, "--endpoint")? {
-        Some(endpoint) if endpoint.trim_end_matches('/').ends_with("/v1/traces") => endpoint,
         Some(endpoint) => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
         None => config
             .endpoint
@@ -96,17 +76,21 @@ fn parse(args: &[String]) -> Result<Options, String> {
             redact_url(&url)
         ));
     }
-    if let Some(h) = option(args, "--headers")? {
-        let headers = parse_key_values(&h).ok_or("--headers must be name=value,...")?;
+    if let Some(h) = args.value("--headers") {
+        let headers = parse_key_values(h).ok_or("--headers must be name=value,...")?;
         check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;
         config.headers = headers;
     }
-    if let Some(t) = option(args, "--timeout-ms")? {
+    if let Some(t) = args.value("--timeout-ms") {
         let ms: u64 = t.parse().map_err(|_| "--timeout-ms takes milliseconds")?;
         config.request_timeout = Duration::from_millis(ms.max(1));
     }
     Ok(Options {
-        dir: dir.unwrap_or_else(|| config.spool_dir.clone()),
+        dir: args
+            .positional
+            .first()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| config.spool_dir.clone()),
         url,
         config,
     })
@@ -159,7 +143,11 @@ pub fn run(args: &[String]) -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let options = match parse(args) {
+    let config = match settings::from_env() {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let options = match parse(args, config) {
         Ok(o) => o,
         Err(message) => {
             eprintln!("spanguard replay: {message}\n\n{USAGE}");
