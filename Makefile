@@ -88,7 +88,7 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
 test-c: build/tests/test_api build/tests/test_fork
-	rm -rf build/c-test-spans build/fork-test-spans
+	rm -rf build/c-test-spans build/c-test-spans-llm build/fork-test-spans
 	build/tests/test_api build/c-test-spans
 	build/tests/test_fork build/fork-test-spans
 
@@ -101,7 +101,7 @@ build/tests/test_api_asan: tests/c/test_api.c include/spanguard.h build
 	nm $@ | grep -c __asan_init >/dev/null
 
 test-c-asan: build/tests/test_api_asan
-	rm -rf build/c-asan-spans
+	rm -rf build/c-asan-spans build/c-asan-spans-llm
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
 test-python: venv build build/tests/emit_spans build/tests/kill_child build/examples/agent_demo cli

@@ -61,6 +61,12 @@ pub struct TracerConfig {
     /// while the queue is less than half full (a fuller queue lifts the cap:
     /// throttling must never cost a span).
     pub exporter_max_cpu_percent: u32,
+    /// The payload pool's size in MiB: what spans hold past their slots
+    /// (long values, many attributes, events, links). Reserved at start,
+    /// resident only as spans use it.
+    pub payload_pool_mib: u32,
+    /// OpenTelemetry's span limits (OTEL_*_LIMIT).
+    pub limits: crate::span::limits::SpanLimits,
 }
 
 fn state_dir() -> PathBuf {
@@ -104,9 +110,17 @@ impl Default for TracerConfig {
             flight_recorder: false,
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
+            payload_pool_mib: DEFAULT_PAYLOAD_POOL_MIB,
+            limits: crate::span::limits::SpanLimits::default(),
         }
     }
 }
+
+/// The payload pool's default size: 64 MiB holds 600 spans with a 100 KB
+/// prompt at once, or 6,000 with 8 KB, and costs nothing until used.
+pub const DEFAULT_PAYLOAD_POOL_MIB: u32 = 64;
+/// The largest payload pool: chunk numbers must fit 32 bits.
+pub const MAX_PAYLOAD_POOL_MIB: u32 = 1 << 20;
 
 /// A setting that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +165,21 @@ impl TracerConfig {
                 "max_queue_size",
                 "queue plus open spans must stay below 2^24",
             );
+        }
+        if self.payload_pool_mib > MAX_PAYLOAD_POOL_MIB {
+            return bad("payload_pool_mib", "must be at most 1048576 (1 TiB)");
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("attribute_count_limit", l.attribute_count),
+            ("event_count_limit", l.event_count),
+            ("link_count_limit", l.link_count),
+            ("event_attribute_count_limit", l.event_attribute_count),
+            ("link_attribute_count_limit", l.link_attribute_count),
+        ] {
+            if v > crate::span::limits::MAX_COUNT_LIMIT {
+                return bad(name, "must be at most 32767");
+            }
         }
         if let Some(e) = &self.endpoint
             && !(e.starts_with("http://") || e.starts_with("https://") || e == "discard:")
@@ -319,6 +348,37 @@ impl TracerConfig {
         if let Some(t) = millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")? {
             self.signal_flush_timeout = t;
         }
+        if let Some(n) = count("SPANGUARD_PAYLOAD_POOL_MIB")? {
+            self.payload_pool_mib = n;
+        }
+        // The span-specific variable wins over the general one (SDK spec).
+        let limit = |span: &str, general: &str| -> Result<Option<u32>, ConfigError> {
+            Ok(count(span)?.or(count(general)?))
+        };
+        if let Some(n) = limit(
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        )? {
+            self.limits.attribute_value_length = n;
+        }
+        if let Some(n) = limit(
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        )? {
+            self.limits.attribute_count = n;
+        }
+        if let Some(n) = count("OTEL_SPAN_EVENT_COUNT_LIMIT")? {
+            self.limits.event_count = n;
+        }
+        if let Some(n) = count("OTEL_SPAN_LINK_COUNT_LIMIT")? {
+            self.limits.link_count = n;
+        }
+        if let Some(n) = count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT")? {
+            self.limits.event_attribute_count = n;
+        }
+        if let Some(n) = count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT")? {
+            self.limits.link_attribute_count = n;
+        }
         self.validate()
     }
 }
@@ -439,6 +499,50 @@ mod tests {
             let e = c.apply_env(&env(&[(k, v)])).expect_err(k);
             assert!(!e.variable.is_empty());
         }
+    }
+
+    #[test]
+    fn span_limits_are_read_and_the_span_specific_variable_wins() {
+        let mut c = TracerConfig::default();
+        assert_eq!(c.limits, crate::span::limits::SpanLimits::default());
+        assert_eq!(c.limits.attribute_count, 128);
+        assert_eq!(c.limits.attribute_value_length, u32::MAX);
+        c.apply_env(&env(&[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "200"),
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "3"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "4"),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "5"),
+            ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "6"),
+            ("SPANGUARD_PAYLOAD_POOL_MIB", "8"),
+        ]))
+        .expect("valid");
+        let l = c.limits;
+        assert_eq!(l.attribute_value_length, 200, "span-specific wins");
+        assert_eq!(l.attribute_count, 10, "the general one applies alone");
+        assert_eq!(
+            (
+                l.event_count,
+                l.link_count,
+                l.event_attribute_count,
+                l.link_attribute_count
+            ),
+            (3, 4, 5, 6)
+        );
+        assert_eq!(c.payload_pool_mib, 8);
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "20"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.limits.attribute_count, 20);
+        let mut c = TracerConfig::default();
+        let e = c
+            .apply_env(&env(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", "40000")]))
+            .expect_err("too many");
+        assert_eq!(e.variable, "event_count_limit");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
+use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -87,13 +88,9 @@ pub enum Parent {
     Remote(RemoteParent),
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum AttrInput<'a> {
-    Str(&'a [u8]),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-}
+pub use crate::span::record::RawStr;
+/// An attribute value to record: strings, bytes, scalars and arrays.
+pub use crate::span::record::ValueInput as AttrInput;
 
 /// A call did what was asked but changed the input to fit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -166,6 +163,7 @@ impl Tracer {
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
+        let pool = PayloadPool::with_mib(config.payload_pool_mib).map_err(TracerError::Io)?;
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,
@@ -205,6 +203,7 @@ impl Tracer {
         let pipeline = Arc::new(Pipeline {
             config,
             slab,
+            pool,
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
             signal: ExportSignal::new(first_batch_target),
@@ -318,11 +317,11 @@ impl Tracer {
         r.kind = kind;
         r.marks = marks;
         r.start_unix_ns = start_unix_ns;
-        let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
+        let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES, &p.pool);
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !attributes.is_empty() {
-            notice = merge(notice, set_attributes_cut(r, OWNER_SPAN, attributes));
+            notice = merge(notice, set_attributes_cut(p, r, attributes));
         }
         p.slab.publish_open(slot, generation);
         Ok((SpanRef { slot, generation }, notice))
@@ -378,7 +377,7 @@ impl Tracer {
     fn with_open<T>(
         &self,
         s: SpanRef,
-        f: impl FnOnce(&mut SpanRecord) -> T,
+        f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
@@ -386,7 +385,7 @@ impl Tracer {
         self.pipeline.slab.lock_open(s.slot, s.generation)?;
         // SAFETY: lock_open moved the slot to WRITING for us.
         let r = unsafe { self.pipeline.slab.slot_mut(s.slot) };
-        let out = f(r);
+        let out = f(&self.pipeline, r);
         self.pipeline.slab.publish_open(s.slot, s.generation);
         Ok(out)
     }
@@ -398,7 +397,7 @@ impl Tracer {
         key: &[u8],
         value: AttrInput,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| set_attribute(r, OWNER_SPAN, key, value))?
+        self.with_open(s, |p, r| set_attribute(p, r, key, value))?
     }
 
     /// Sets several attributes under one lock of the span: the same result
@@ -410,13 +409,15 @@ impl Tracer {
         s: SpanRef,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| match set_attributes(r, OWNER_SPAN, attributes) {
+        self.with_open(s, |p, r| match set_attributes(p, r, attributes) {
             (_, true) => Err(SpanError::LimitReached),
             (notice, false) => Ok(notice),
         })?
     }
 
-    /// Adds an event; `time_unix_ns` 0 means now.
+    /// Adds an event; `time_unix_ns` 0 means now. Its attributes past the
+    /// event attribute limit are dropped, counted on the event, and
+    /// reported as truncated.
     pub fn add_event(
         &self,
         s: SpanRef,
@@ -424,25 +425,20 @@ impl Tracer {
         time_unix_ns: u64,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let index = r.event_count as usize;
-            if index >= MAX_EVENTS {
-                r.dropped_events = r.dropped_events.saturating_add(1);
-                return Err(SpanError::LimitReached);
+        let time = if time_unix_ns == 0 {
+            now_unix_ns()
+        } else {
+            time_unix_ns
+        };
+        self.with_open(s, |p, r| {
+            match r.add_event(name, time, attributes, &p.config.limits, &p.pool) {
+                Ok((outcome, dropped)) => {
+                    let mut n = Notice::from_text(outcome);
+                    n.truncated |= dropped;
+                    Ok(n)
+                }
+                Err(_) => Err(SpanError::LimitReached),
             }
-            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
-            r.events[index] = EventRecord {
-                name: name_ref,
-                _reserved: 0,
-                time_unix_ns: if time_unix_ns == 0 {
-                    now_unix_ns()
-                } else {
-                    time_unix_ns
-                },
-            };
-            r.event_count += 1;
-            let set = set_attributes_cut(r, OWNER_EVENT_BASE + index as u8, attributes);
-            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -453,23 +449,23 @@ impl Tracer {
         tracestate: &[u8],
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let index = r.link_count as usize;
-            if index >= MAX_LINKS {
-                r.dropped_links = r.dropped_links.saturating_add(1);
-                return Err(SpanError::LimitReached);
+        self.with_open(s, |p, r| {
+            match r.add_link(
+                to.trace_id,
+                to.span_id,
+                to.trace_flags,
+                tracestate,
+                attributes,
+                &p.config.limits,
+                &p.pool,
+            ) {
+                Ok((outcome, dropped)) => {
+                    let mut n = Notice::from_text(outcome);
+                    n.truncated |= dropped;
+                    Ok(n)
+                }
+                Err(_) => Err(SpanError::LimitReached),
             }
-            let (ts, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
-            r.links[index] = LinkRecord {
-                trace_id: to.trace_id,
-                span_id: to.span_id,
-                tracestate: ts,
-                trace_flags: to.trace_flags,
-                _reserved: [0; 3],
-            };
-            r.link_count += 1;
-            let set = set_attributes_cut(r, OWNER_LINK_BASE + index as u8, attributes);
-            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -477,14 +473,14 @@ impl Tracer {
         if code > STATUS_ERROR {
             return Err(SpanError::InvalidArgument);
         }
-        self.with_open(s, |r| {
+        self.with_open(s, |p, r| {
             // OK is final: a later ERROR or UNSET does not override it (spec).
             if r.status_code == STATUS_OK {
                 return Notice::default();
             }
             r.status_code = code;
             if code == STATUS_ERROR {
-                let (m, outcome) = r.store_text(message, MAX_VALUE_BYTES);
+                let (m, outcome) = r.store_text(message, p.config.limits.value_len(), &p.pool);
                 r.status_message = m;
                 Notice::from_text(outcome)
             } else {
@@ -496,12 +492,12 @@ impl Tracer {
 
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
-        self.with_open(s, |r| r.start_unix_ns = start_unix_ns)
+        self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)
     }
 
     pub fn set_tracestate(&self, s: SpanRef, tracestate: &[u8]) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let (t, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
+        self.with_open(s, |p, r| {
+            let (t, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES, &p.pool);
             r.tracestate = t;
             Notice::from_text(outcome)
         })
@@ -602,33 +598,27 @@ fn merge(a: Notice, b: Notice) -> Notice {
 
 #[inline(always)]
 fn set_attribute(
+    p: &Pipeline,
     r: &mut SpanRecord,
-    owner: u8,
     key: &[u8],
     value: AttrInput,
 ) -> Result<Notice, SpanError> {
-    let outcome = match value {
-        AttrInput::Str(s) => r.push_attribute(owner, key, ValueKind::String, 0, s),
-        AttrInput::Int(i) => r.push_attribute(owner, key, ValueKind::Int, i as u64, &[]),
-        AttrInput::Double(d) => r.push_attribute(owner, key, ValueKind::Double, d.to_bits(), &[]),
-        AttrInput::Bool(b) => r.push_attribute(owner, key, ValueKind::Bool, b as u64, &[]),
-    };
-    outcome
+    r.set_attribute(key, &value, &p.config.limits, &p.pool)
         .map(Notice::from_text)
-        .ok_or(SpanError::LimitReached)
+        .map_err(|_| SpanError::LimitReached)
 }
 
-/// Sets each of `attributes` on `owner` (see `set_attribute`): the merged
+/// Sets each of `attributes` on the span (see `set_attribute`): the merged
 /// notice, and whether any did not fit (counted).
 fn set_attributes(
+    p: &Pipeline,
     r: &mut SpanRecord,
-    owner: u8,
     attributes: &[(&[u8], AttrInput)],
 ) -> (Notice, bool) {
     let mut notice = Notice::default();
     let mut full = false;
     for (key, value) in attributes {
-        match set_attribute(r, owner, key, *value) {
+        match set_attribute(p, r, key, *value) {
             Ok(n) => notice = merge(notice, n),
             Err(_) => full = true,
         }
@@ -636,11 +626,14 @@ fn set_attributes(
     (notice, full)
 }
 
-/// `set_attributes` for calls that go on when an attribute does not fit
-/// (begin, events, links): the lost attribute, counted in the record, is
-/// reported as cut.
-fn set_attributes_cut(r: &mut SpanRecord, owner: u8, attributes: &[(&[u8], AttrInput)]) -> Notice {
-    let (mut notice, full) = set_attributes(r, owner, attributes);
+/// `set_attributes` for a call that goes on when an attribute does not fit
+/// (begin): the lost attribute, counted in the record, is reported as cut.
+fn set_attributes_cut(
+    p: &Pipeline,
+    r: &mut SpanRecord,
+    attributes: &[(&[u8], AttrInput)],
+) -> Notice {
+    let (mut notice, full) = set_attributes(p, r, attributes);
     notice.truncated |= full;
     notice
 }

@@ -2,4 +2,5 @@
 
 pub mod dump;
 pub mod free_stack;
+pub mod payload_pool;
 pub mod slab;

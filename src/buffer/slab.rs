@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_queue::ArrayQueue;
 
 use super::free_stack::FreeStack;
+use super::payload_pool::PayloadPool;
 
 use crate::span::limits::MAX_SLOTS;
 use crate::span::record::SpanRecord;
@@ -308,17 +309,24 @@ impl SpanSlab {
     }
 
     /// Gives exported slots back, with one update of the free stack for
-    /// all of them. A new generation makes every handle to an old span stale.
-    pub fn release_all(&self, indexes: &[u32]) {
+    /// all of them, and their chunks to `pool` with one update of its
+    /// stack (`chunks` is the caller's scratch, kept between batches so
+    /// this allocates nothing once grown). A new generation makes every
+    /// handle to an old span stale.
+    pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
+        chunks.clear();
         for &index in indexes {
             // SAFETY: the exporter owns an EXPORTING slot until the store of
             // FREE below.
-            unsafe { self.slot_mut(index) }.reset_rest();
+            let record = unsafe { self.slot_mut(index) };
+            record.owned_chunks(pool, |c| chunks.push(c));
+            record.reset_rest();
             let header = &self.slot(index).header;
             let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
             // Relaxed: the free stack's Release publishes these stores.
             header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
         }
+        pool.give_back(chunks);
         self.free.push_all(indexes);
     }
 
@@ -406,7 +414,11 @@ mod tests {
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
         assert_eq!(slab.take_ended(), Some(i));
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
-        slab.release_all(&[i]);
+        slab.release_all(
+            &[i],
+            &PayloadPool::with_mib(0).expect("pool"),
+            &mut Vec::new(),
+        );
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
     }
@@ -430,7 +442,11 @@ mod tests {
         r.attribute_count = 6;
         slab.publish_ended(i, g);
         assert_eq!(slab.take_ended(), Some(i));
-        slab.release_all(&[i]);
+        slab.release_all(
+            &[i],
+            &PayloadPool::with_mib(0).expect("pool"),
+            &mut Vec::new(),
+        );
         let (j, _) = slab.take_free().expect("the same slot again");
         assert_eq!(j, i);
         // SAFETY: take_free gave us the slot.

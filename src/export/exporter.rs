@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::SpanRecord;
+use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
@@ -37,6 +37,8 @@ pub struct Exporter {
     json: OtlpJsonEncoder,
     gzip_writer: GzipWriter,
     indexes: Vec<u32>,
+    /// The chunks of a batch's spans, given back with their slots.
+    chunks: Vec<u32>,
     encoded: Vec<u8>,
     compressed: Vec<u8>,
     backoff: Backoff,
@@ -80,6 +82,7 @@ impl Exporter {
             json: OtlpJsonEncoder::new(),
             gzip_writer: GzipWriter::new(),
             indexes: Vec::with_capacity(batch),
+            chunks: Vec::new(),
             encoded: Vec::with_capacity(batch * 512),
             compressed: Vec::with_capacity(batch * 128),
             backoff: Backoff::default(),
@@ -245,10 +248,15 @@ impl Exporter {
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
         {
-            let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
-            count_record_losses(&p.stats, &records);
+            let pool: &dyn OverflowSource = &p.pool;
+            let views: Vec<SpanView> = self
+                .indexes
+                .iter()
+                .map(|&i| SpanView::new(p.slab.slot(i), pool))
+                .collect();
+            count_record_losses(&p.stats, &views);
             let resource = Arc::clone(&self.resource);
-            self.encode(&resource, &records);
+            self.encode(&resource, &views);
         }
         // The flight recorder's journal must hold the bytes before the slots
         // stop holding the spans, or a SIGKILL in between would lose them.
@@ -256,11 +264,11 @@ impl Exporter {
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
         // takes. A crash from here on spools the bytes (crash handler).
-        p.slab.release_all(&self.indexes);
+        p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
         self.send_encoded(self.indexes.len() as u64);
     }
 
-    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
         self.encode(resource, records);
         self.journal_encoded(records.len() as u64);
         self.send_encoded(records.len() as u64);
@@ -284,7 +292,7 @@ impl Exporter {
             .ok();
     }
 
-    fn encode(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+    fn encode(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
         match self.format {
             BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
             BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
@@ -345,7 +353,10 @@ impl Exporter {
                 );
                 let batch = p.config.max_export_batch_size as usize;
                 for chunk in rec.records.chunks(batch) {
-                    let refs: Vec<&SpanRecord> = chunk.iter().map(|r| &**r).collect();
+                    let refs: Vec<SpanView> = chunk
+                        .iter()
+                        .map(|(r, overflow)| SpanView::new(r, overflow))
+                        .collect();
                     Stats::add(&p.stats.recovered_spans, refs.len() as u64);
                     self.encode_and_send(&resource, &refs);
                 }
@@ -547,11 +558,24 @@ fn thread_cpu_ns() -> u64 {
 }
 
 /// Adds what each record could not hold to the tracer's counters.
-fn count_record_losses(stats: &Stats, records: &[&SpanRecord]) {
+fn count_record_losses(stats: &Stats, views: &[SpanView]) {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
-    for r in records {
+    for v in views {
+        let r = v.record;
         attrs += r.dropped_attributes as u64;
+        if r.event_count > 0 {
+            attrs += v
+                .events()
+                .map(|e| e.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
+        if r.link_count > 0 {
+            attrs += v
+                .links()
+                .map(|l| l.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
         events += r.dropped_events as u64;
         links += r.dropped_links as u64;
         truncated += r.truncated_values as u64;

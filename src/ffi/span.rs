@@ -11,7 +11,7 @@ use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
-use crate::tracer::{AttrInput, Parent, SpanRef, Tracer};
+use crate::tracer::{AttrInput, Parent, RawStr, SpanRef, Tracer};
 
 #[inline]
 fn pack(id: u8, s: SpanRef) -> spanguard_span {
@@ -290,7 +290,11 @@ pub unsafe extern "C" fn spanguard_span_set_bool(
 }
 
 /// Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
-/// bytes replaced), truncated at `SPANGUARD_MAX_VALUE_BYTES`.
+/// bytes replaced). Any length: a value that does not fit the span's slot
+/// goes to the payload pool; it is cut (on a character boundary, notice
+/// `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit` or
+/// when the pool is used up. The key is always kept whole with its value,
+/// or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_string(
     span: spanguard_span,
@@ -312,6 +316,137 @@ pub unsafe extern "C" fn spanguard_span_set_string(
     })
 }
 
+/// The body of the array and bytes setters: `n` elements of `T` at `data`.
+///
+/// # Safety
+/// `key` must be valid for `key_len` bytes and `data` for `n` elements.
+unsafe fn set_slice<T>(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    data: *const T,
+    n: usize,
+    value: impl FnOnce(&[T]) -> Option<AttrInput<'_>>,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(key);
+        if data.is_null() && n > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: key is valid for key_len bytes, data for n elements.
+        let (key, items) = unsafe {
+            (
+                bytes(key, key_len),
+                if n == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(data, n)
+                },
+            )
+        };
+        let Some(value) = value(items) else {
+            return spanguard_result::NullArgument;
+        };
+        with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
+    })
+}
+
+/// Sets a bytes attribute (OTLP `bytes_value`): `len` bytes at `data`,
+/// copied as they are. Cut and counted like a string value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_bytes(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    data: *const u8,
+    len: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe { set_slice(span, key, key_len, data, len, |b| Some(AttrInput::Bytes(b))) }
+}
+
+/// Sets an array-of-strings attribute: `n` `spanguard_string`s at
+/// `values` (each UTF-8, invalid bytes replaced; each cut like a string
+/// value). A NULL element pointer with a non-zero length is
+/// `SPANGUARD_RESULT_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_string_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const spanguard_string,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe { set_slice(span, key, key_len, values, n, string_array) }
+}
+
+/// A C string array as the record's input, after checking its elements.
+fn string_array<'a>(items: &'a [spanguard_string]) -> Option<AttrInput<'a>> {
+    if items.iter().any(|s| s.ptr.is_null() && s.len > 0) {
+        return None;
+    }
+    // SAFETY: spanguard_string and RawStr are both repr(C) { pointer,
+    // length } (a test checks the sizes), and the caller vouched for the
+    // strings for the call.
+    let raw =
+        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<RawStr<'a>>(), items.len()) };
+    Some(AttrInput::StrArray(raw))
+}
+
+/// Sets an array-of-int64 attribute: `n` values at `values`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_int_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const i64,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe {
+        set_slice(span, key, key_len, values, n, |v| {
+            Some(AttrInput::IntArray(v))
+        })
+    }
+}
+
+/// Sets an array-of-double attribute: `n` values at `values`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_double_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const f64,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe {
+        set_slice(span, key, key_len, values, n, |v| {
+            Some(AttrInput::DoubleArray(v))
+        })
+    }
+}
+
+/// Sets an array-of-bool attribute: `n` C `bool`s at `values` (read as
+/// bytes: 0 is false, anything else true).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_bool_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const bool,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract; a C bool is one byte, read as a byte
+    // so that any value is defined.
+    unsafe {
+        set_slice(span, key, key_len, values.cast::<u8>(), n, |v| {
+            Some(AttrInput::BoolArray(v))
+        })
+    }
+}
+
 /// Sets `n_attrs` attributes at once: the same as one set call per
 /// attribute, but the span is locked once instead of once per attribute
 /// (and a binding crosses into the library once). Every attribute that fits
@@ -330,13 +465,26 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
     })
 }
 
+/// `n` elements at `p`; empty for n == 0 (whatever `p` is).
+///
+/// # Safety
+/// `p` must be valid for `n` elements when `n > 0`.
+unsafe fn elements<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    if n == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(p, n) }
+    }
+}
+
 /// Borrows a C attribute array as Rust inputs, on the stack (no allocation).
 fn with_attributes(
     attrs: *const spanguard_attribute,
     n: usize,
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
-    const MAX: usize = crate::span::limits::MAX_ATTRIBUTES;
+    const MAX: usize = SPANGUARD_MAX_ATTRIBUTES as usize;
     if n > 0 && attrs.is_null() {
         return spanguard_result::NullArgument;
     }
@@ -351,19 +499,36 @@ fn with_attributes(
         // SAFETY: attrs holds n elements.
         let a = unsafe { &*attrs.add(i) };
         if a.key.is_null()
-            || (a.type_ == SPANGUARD_VALUE_STRING && a.string_value.is_null() && a.string_len > 0)
+            || (a.string_value.is_null()
+                && a.string_len > 0
+                && a.type_ != SPANGUARD_VALUE_INT
+                && a.type_ != SPANGUARD_VALUE_DOUBLE
+                && a.type_ != SPANGUARD_VALUE_BOOL)
         {
             return spanguard_result::NullArgument;
         }
-        // SAFETY: key and string_value are valid for their lengths.
+        // SAFETY: key is valid for key_len bytes.
         let key = unsafe { bytes(a.key, a.key_len) };
+        let (data, n) = (a.string_value, a.string_len);
+        // SAFETY (every slice below): string_value points at string_len
+        // elements of the type `type_` names, as documented.
         let value = match a.type_ {
-            SPANGUARD_VALUE_STRING => {
-                AttrInput::Str(unsafe { bytes(a.string_value, a.string_len) })
-            }
+            SPANGUARD_VALUE_STRING => AttrInput::Str(unsafe { bytes(data, n) }),
             SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
             SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
             SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
+            SPANGUARD_VALUE_BYTES => AttrInput::Bytes(unsafe { bytes(data, n) }),
+            SPANGUARD_VALUE_STRING_ARRAY => {
+                match string_array(unsafe { elements(data.cast::<spanguard_string>(), n) }) {
+                    Some(v) => v,
+                    None => return spanguard_result::NullArgument,
+                }
+            }
+            SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
+            SPANGUARD_VALUE_DOUBLE_ARRAY => {
+                AttrInput::DoubleArray(unsafe { elements(data.cast(), n) })
+            }
+            SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
             _ => return spanguard_result::InvalidArgument,
         };
         item.write((key, value));
