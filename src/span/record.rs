@@ -1853,3 +1853,292 @@ const _: () = {
     assert!(std::mem::size_of::<EventEntry>() == 32);
     assert!(std::mem::size_of::<LinkEntry>() == 48);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// A store of `n` chunks on the heap, for tests below the pool.
+    struct TestStore {
+        chunks: RefCell<Vec<Box<[u8; CHUNK_BYTES]>>>,
+        next: Cell<u32>,
+    }
+
+    impl TestStore {
+        fn new(n: u32) -> TestStore {
+            TestStore {
+                chunks: RefCell::new((0..n).map(|_| Box::new([0xAAu8; CHUNK_BYTES])).collect()),
+                next: Cell::new(0),
+            }
+        }
+    }
+
+    impl ChunkStore for TestStore {
+        fn take_chunk(&self) -> Option<u32> {
+            let n = self.next.get();
+            (n < self.chunks.borrow().len() as u32).then(|| {
+                self.next.set(n + 1);
+                n
+            })
+        }
+        fn chunk_ptr(&self, index: u32) -> Option<NonNull<u8>> {
+            let mut chunks = self.chunks.borrow_mut();
+            chunks
+                .get_mut(index as usize)
+                .map(|c| NonNull::new(c.as_mut_ptr()).expect("boxed"))
+        }
+    }
+
+    fn blank() -> Box<SpanRecord> {
+        // SAFETY: SpanRecord is plain data for which all-zero bytes are a
+        // valid (empty) value.
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    fn string(view: &SpanView, key: &str) -> Option<String> {
+        view.attributes().find_map(|(k, v)| match v {
+            Value::Str(t) if k.to_string_lossy() == key => Some(t.to_string_lossy()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn short_copies_copy_every_byte_and_nothing_else() {
+        let src: Vec<u8> = (1..=80).collect();
+        for n in 0..=80 {
+            let mut dst = [0u8; 82];
+            copy_text(&mut dst[1..1 + n], &src[..n]);
+            assert_eq!(dst[0], 0, "{n}");
+            assert_eq!(&dst[1..1 + n], &src[..n], "{n}");
+            assert!(dst[1 + n..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_short_ascii_path_checks_every_byte_of_every_length() {
+        let store = TestStore::new(0);
+        let ascii: Vec<u8> = (0..40).map(|i| b'a' + i % 26).collect();
+        for n in 0..=33 {
+            let mut r = blank();
+            r.store_text(b"x", 8, &store);
+            let (t, o) = r.store_text(&ascii[..n], 64, &store);
+            assert_eq!(r.arena_bytes(t), Some(&ascii[..n]), "{n}");
+            assert_eq!((t.offset, o), (1, TextOutcome::default()), "{n}");
+            for bad in 0..n {
+                let mut input = ascii[..n].to_vec();
+                input[bad] = 0xff;
+                let mut r = blank();
+                let (t, o) = r.store_text(&input, 64, &store);
+                let want = [&ascii[..bad], "\u{FFFD}".as_bytes(), &ascii[bad + 1..n]].concat();
+                assert_eq!(r.arena_bytes(t), Some(&want[..]), "{n} {bad}");
+                assert!(o.replaced_utf8 && !o.truncated, "{n} {bad}");
+            }
+        }
+        let mut r = blank();
+        let (t, o) = r.store_text(&ascii[..20], 8, &store);
+        assert_eq!((r.arena_bytes(t), o.truncated), (Some(&ascii[..8]), true));
+        assert_eq!(r.truncated_values, 1);
+    }
+
+    #[test]
+    fn text_is_cut_on_a_char_boundary_at_the_limit() {
+        let store = TestStore::new(0);
+        let mut r = blank();
+        let (t, o) = r.store_text("aé€".as_bytes(), 4, &store);
+        assert_eq!(
+            SpanView::new(&r, &StoreSource(&store))
+                .text(t)
+                .to_string_lossy(),
+            "aé"
+        );
+        assert!(o.truncated);
+    }
+
+    #[test]
+    fn large_text_crosses_chunks_and_reads_back_whole() {
+        let store = TestStore::new(200);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        // Multi-byte characters land on chunk boundaries somewhere.
+        let prompt: String = "ab€😀ü".repeat(30_000);
+        let (t, o) = r.store_text(prompt.as_bytes(), usize::MAX, &store);
+        assert_eq!(o, TextOutcome::default());
+        assert!(t.offset >= OVERFLOW_BASE, "large text goes to the chunks");
+        r.set_attribute(b"later", &ValueInput::Int(812), &limits, &store)
+            .expect("set");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(view.text(t).to_string_lossy(), prompt);
+        assert!(
+            r.chunk_count as usize > DIRECT_CHUNKS,
+            "index chunks in use"
+        );
+        // Every chunk owned once: data chunks plus one index chunk.
+        let mut owned = Vec::new();
+        r.owned_chunks(&store, |c| owned.push(c));
+        owned.sort();
+        owned.dedup();
+        assert_eq!(owned.len(), r.chunk_count as usize + 1);
+        assert_eq!(owned.len() as u32, store.next.get());
+    }
+
+    #[test]
+    fn attributes_past_the_table_keep_their_keys_and_take_new_values() {
+        let store = TestStore::new(16);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        for i in 0..100 {
+            let key = format!("key.{i}");
+            r.set_attribute(key.as_bytes(), &ValueInput::Int(i), &limits, &store)
+                .expect("fits");
+        }
+        // Past the table: a node; set again, it keeps its place.
+        r.set_attribute(b"key.70", &ValueInput::Str(b"seventy"), &limits, &store)
+            .expect("replace");
+        r.set_attribute(b"key.3", &ValueInput::Str(b"three"), &limits, &store)
+            .expect("replace");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let keys: Vec<String> = view
+            .attributes()
+            .map(|(k, _)| k.to_string_lossy())
+            .collect();
+        let want: Vec<String> = (0..100).map(|i| format!("key.{i}")).collect();
+        assert_eq!(keys, want);
+        assert_eq!(string(&view, "key.70").as_deref(), Some("seventy"));
+        assert_eq!(string(&view, "key.3").as_deref(), Some("three"));
+        assert_eq!(r.attribute_count, 100);
+    }
+
+    #[test]
+    fn the_count_limit_drops_and_counts() {
+        let store = TestStore::new(4);
+        let mut r = blank();
+        let limits = SpanLimits {
+            attribute_count: 2,
+            ..SpanLimits::default()
+        };
+        r.set_attribute(b"a", &ValueInput::Int(1), &limits, &store)
+            .expect("1");
+        r.set_attribute(b"b", &ValueInput::Int(2), &limits, &store)
+            .expect("2");
+        assert_eq!(
+            r.set_attribute(b"c", &ValueInput::Int(3), &limits, &store),
+            Err(NotStored::Limit)
+        );
+        // An existing key still takes a new value at the limit.
+        r.set_attribute(b"a", &ValueInput::Int(9), &limits, &store)
+            .expect("replace");
+        assert_eq!(r.dropped_attributes, 1);
+    }
+
+    #[test]
+    fn a_used_up_pool_cuts_values_and_drops_whole_attributes_never_keys() {
+        let store = TestStore::new(2);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        let big = "é".repeat(10_000);
+        let o = r
+            .set_attribute(b"prompt", &ValueInput::Str(big.as_bytes()), &limits, &store)
+            .expect("set, cut");
+        assert!(o.truncated);
+        // Keys and values keep coming until nothing fits; none is keyless.
+        let mut dropped = 0;
+        for i in 0..400 {
+            let key = format!("a.fairly.long.attribute.key.number.{i}");
+            match r.set_attribute(key.as_bytes(), &ValueInput::Str(b"v"), &limits, &store) {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e, NotStored::NoRoom);
+                    dropped += 1;
+                }
+            }
+        }
+        assert!(dropped > 0, "the pool and the arena ran out");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let kept = string(&view, "prompt").expect("prompt kept, cut");
+        assert!(
+            big.starts_with(&kept) && kept.len() <= 2 * CHUNK_BYTES,
+            "{}",
+            kept.len()
+        );
+        for (k, _) in view.attributes() {
+            assert!(!k.is_empty(), "an attribute without its key");
+        }
+        assert_eq!(view.attributes().count(), r.attribute_count as usize);
+        assert_eq!(r.dropped_attributes as usize, dropped);
+    }
+
+    #[test]
+    fn events_and_links_hold_large_bodies_and_count_their_own_drops() {
+        let store = TestStore::new(64);
+        let mut r = blank();
+        let limits = SpanLimits {
+            event_attribute_count: 1,
+            ..SpanLimits::default()
+        };
+        let body = "x".repeat(50_000);
+        let (o, dropped) = r
+            .add_event(
+                b"gen_ai.content.prompt",
+                5,
+                &[
+                    (b"gen_ai.prompt", ValueInput::Str(body.as_bytes())),
+                    (b"extra", ValueInput::Int(1)),
+                ],
+                &limits,
+                &store,
+            )
+            .expect("event");
+        assert!(!o.truncated && dropped);
+        r.add_link(
+            [1; 16],
+            [2; 8],
+            1,
+            b"k=v",
+            &[(b"l", ValueInput::Bool(true))],
+            &limits,
+            &store,
+        )
+        .expect("link");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let events: Vec<_> = view.events().collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].entry.dropped_attributes, 1);
+        assert_eq!(events[0].name().to_string_lossy(), "gen_ai.content.prompt");
+        let attrs: Vec<_> = events[0].attributes().collect();
+        assert_eq!(attrs.len(), 1);
+        match attrs[0].1 {
+            Value::Str(t) => assert_eq!(t.len(), 50_000),
+            _ => panic!("not a string"),
+        }
+        let links: Vec<_> = view.links().collect();
+        assert_eq!(links[0].tracestate().to_string_lossy(), "k=v");
+        assert_eq!(r.dropped_attributes, 0, "not counted on the span");
+    }
+
+    #[test]
+    fn a_torn_record_reads_as_far_as_it_is_whole() {
+        let store = TestStore::new(8);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        let big = "ü".repeat(5_000);
+        r.set_attribute(b"big", &ValueInput::Str(big.as_bytes()), &limits, &store)
+            .expect("set");
+        // Only the first chunk survived, and it ends inside a character.
+        let mut first = vec![0u8; CHUNK_BYTES];
+        let src = StoreSource(&store);
+        first.copy_from_slice(src.chunk(&r, 0).expect("chunk"));
+        let owned = OwnedOverflow(first);
+        let view = SpanView::new(&r, &owned);
+        let kept = string(&view, "big").expect("readable");
+        assert!(big.starts_with(&kept) && kept.len() < big.len());
+        // A forged kind byte and broken lists end, they do not loop.
+        r.events = [0x7fff_fff0, 0x7fff_fff0];
+        r.event_count = 3;
+        assert_eq!(SpanView::new(&r, &NoOverflow).events().count(), 0);
+    }
+}
