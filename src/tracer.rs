@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
-use crate::buffer::payload_pool::PayloadPool;
+use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -25,10 +25,15 @@ use crate::span::record::*;
 use crate::span::traceparent::RemoteParent;
 use crate::stats::{Stats, StatsSnapshot};
 
-/// The slab, in a flight-recorder file when configured (falling back to
-/// memory, with the reason on stderr, if the file cannot be made).
-fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightFile>)> {
+/// The slab and the payload pool, in a flight-recorder file when
+/// configured (falling back to memory, with the reason on stderr, if the
+/// file cannot be made): the header, the slots, then the pool from the
+/// next page, sparse until chunks are written.
+fn make_slab(
+    config: &TracerConfig,
+) -> std::io::Result<(SpanSlab, PayloadPool, Option<FlightFile>)> {
     let slots = config.slot_count();
+    let chunks = chunks_for_mib(config.payload_pool_mib);
     if config.flight_recorder {
         let made = (|| {
             std::fs::create_dir_all(&config.spool_dir)?;
@@ -52,22 +57,30 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
             };
             let prefix = std::mem::size_of::<DumpHeader>();
             let slab = SpanSlab::new(slots, SlabBacking::File(file.try_clone()?), prefix)?;
-            let header = DumpHeader::new(
+            let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
+            let pool = PayloadPool::new(chunks, PoolBacking::File(file.try_clone()?, pool_offset))?;
+            let mut header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,
                 &config.service_name,
                 &config.resource_attributes,
             );
+            header.pool_offset = pool_offset;
+            header.pool_chunks = chunks;
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
-            Ok::<_, std::io::Error>((slab, FlightFile { path, file }))
+            Ok::<_, std::io::Error>((slab, pool, FlightFile { path, file }))
         })();
         match made {
-            Ok((slab, flight)) => return Ok((slab, Some(flight))),
+            Ok((slab, pool, flight)) => return Ok((slab, pool, Some(flight))),
             Err(e) => eprintln!("spanguard: flight recorder off: {e}"),
         }
     }
-    Ok((SpanSlab::new(slots, SlabBacking::Anonymous, 0)?, None))
+    Ok((
+        SpanSlab::new(slots, SlabBacking::Anonymous, 0)?,
+        PayloadPool::new(chunks, PoolBacking::Anonymous)?,
+        None,
+    ))
 }
 
 /// The endpoint that sends every batch nowhere (benchmarks' null sink).
@@ -162,8 +175,7 @@ impl Tracer {
         config.validate().map_err(TracerError::Config)?;
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
-        let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
-        let pool = PayloadPool::with_mib(config.payload_pool_mib).map_err(TracerError::Io)?;
+        let (slab, pool, flight) = make_slab(&config).map_err(TracerError::Io)?;
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,

@@ -156,6 +156,11 @@ impl SpanSlab {
         self.capacity
     }
 
+    /// Bytes mapped, file header included.
+    pub fn mapping_len(&self) -> usize {
+        self.map_len
+    }
+
     /// The start of the mapping (the file header, for the flight recorder).
     pub fn mapping_start(&self) -> *mut u8 {
         // SAFETY: base was made by adding records_offset to the mapping start.
