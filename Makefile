@@ -201,7 +201,11 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build $(BENCH_VENV)/.installed build/bench/hot_path
+build/bench/idle_rss: bench/c/idle_rss.c include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+bench: build $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
