@@ -355,7 +355,7 @@ impl Exporter {
                 for chunk in rec.records.chunks(batch) {
                     let refs: Vec<SpanView> = chunk
                         .iter()
-                        .map(|(r, overflow)| SpanView::new(r, overflow))
+                        .map(|(r, overflow)| SpanView::from_disk(r, overflow))
                         .collect();
                     Stats::add(&p.stats.recovered_spans, refs.len() as u64);
                     self.encode_and_send(&resource, &refs);

@@ -24,6 +24,7 @@ pub enum Str<'a> {
 }
 
 impl Str<'_> {
+    #[inline]
     pub fn len(&self) -> usize {
         match self {
             Str::Plain(s) => s.len(),
@@ -37,6 +38,7 @@ impl Str<'_> {
 
     /// Calls `f` with the text's pieces, at most `cap` bytes in all and
     /// ending on a character boundary (the encoders' byte budget).
+    #[inline]
     pub fn for_each_piece(&self, cap: usize, mut f: impl FnMut(&[u8])) {
         let end = self.cut_len(cap);
         let mut left = end;
@@ -54,6 +56,7 @@ impl Str<'_> {
     }
 
     /// The length kept under `cap`, cut on a character boundary.
+    #[inline]
     pub fn cut_len(&self, cap: usize) -> usize {
         let len = self.len();
         if cap >= len {
@@ -137,6 +140,62 @@ pub fn from_span<'a>(
     items: impl Iterator<Item = (Text<'a>, Value<'a>)>,
 ) -> impl Iterator<Item = KeyValue<'a>> {
     items.map(|(k, v)| (Str::Span(k), OtlpValue::from_span(v)))
+}
+
+/// Every string and bytes value of a span (its attributes, its events' and
+/// links' attributes and string array elements, the status message): the
+/// values a byte budget may cut. Calls `f` with each one's length.
+pub fn for_each_value_len(view: &SpanView, mut f: impl FnMut(usize)) {
+    let mut value = |v: OtlpValue| match v {
+        OtlpValue::Array(a) => {
+            for e in a.elements() {
+                if let crate::span::record::Element::Str(t) = e {
+                    f(t.len());
+                }
+            }
+        }
+        v => f(v.payload_len()),
+    };
+    for (_, v) in span_attributes(view) {
+        value(v);
+    }
+    for e in view.events() {
+        for (_, v) in from_span(e.attributes()) {
+            value(v);
+        }
+    }
+    for l in view.links() {
+        for (_, v) in from_span(l.attributes()) {
+            value(v);
+        }
+    }
+    value(OtlpValue::Str(Str::Span(
+        view.text(view.record.status_message),
+    )));
+}
+
+/// How a span too large for the byte budget is cut: the cap on each value's
+/// length, found by bisection over `fits(cap)` (which encodes the span with
+/// that cap and says whether it fits), and how many values it cuts. The
+/// largest values are cut first, and no more than needed; a span that does
+/// not fit even with every value emptied gets cap 0.
+pub fn budget_cap(view: &SpanView, mut fits: impl FnMut(usize) -> bool) -> (usize, u64) {
+    let mut largest = 0usize;
+    for_each_value_len(view, |n| largest = largest.max(n));
+    let (mut lo, mut hi) = (0usize, largest);
+    // Invariant: cap `hi` does not fit (the whole span did not), `lo` is
+    // the best known cap that fits (or 0).
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut cut = 0u64;
+    for_each_value_len(view, |n| cut += (n > lo) as u64);
+    (lo, cut)
 }
 
 /// `Span.flags`: W3C trace flags in the low byte; we always know whether the

@@ -590,15 +590,23 @@ impl SpanRecord {
         self.dropped_links = 0;
         self.truncated_values = 0;
         self.replaced_utf8 = 0;
-        if self.chunk_count != 0 || self.index_head != 0 {
+        // The chunk map and list heads sit on lines a small span never
+        // touches: cleared only when the counts on the lines read anyway
+        // say they were used (an index chunk exists only past the direct
+        // chunks, a list only with its count above zero).
+        if self.chunk_count != 0 {
             self.chunk_count = 0;
             self.overflow_used = 0;
             self.index_head = 0;
             self.index_tail = 0;
         }
-        if self.overflow_attributes[0] | self.events[0] | self.links[0] != 0 {
+        if self.attribute_count as usize > INLINE_ATTRIBUTES {
             self.overflow_attributes = [0; 2];
+        }
+        if self.event_count != 0 {
             self.events = [0; 2];
+        }
+        if self.link_count != 0 {
             self.links = [0; 2];
         }
     }
@@ -638,7 +646,11 @@ impl SpanRecord {
 
     /// The pool indexes of every chunk the span owns, index chunks too,
     /// for the exporter to give back.
+    #[inline]
     pub fn owned_chunks<S: ChunkStore + ?Sized>(&self, store: &S, mut f: impl FnMut(u32)) {
+        if self.chunk_count == 0 {
+            return; // and the map's lines stay untouched
+        }
         let direct = (self.chunk_count as usize).min(DIRECT_CHUNKS);
         for &c in &self.direct_chunks[..direct] {
             f(c);
@@ -890,6 +902,7 @@ impl SpanRecord {
 
     /// Copies raw bytes (a bytes value: no UTF-8 rule), cut at `limit` and
     /// where the pool runs out, counted.
+    #[inline(never)]
     fn store_bytes<S: ChunkStore + ?Sized>(
         &mut self,
         input: &[u8],
@@ -922,6 +935,7 @@ impl SpanRecord {
     }
 
     /// Stores a value: the packed word and what happened to its text.
+    #[inline(always)]
     fn store_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: &ValueInput,
@@ -969,6 +983,7 @@ impl SpanRecord {
 
     /// Reserves and fills an array of `n` elements of `size` bytes; as many
     /// as fit when the pool runs out (counted as truncated).
+    #[inline(never)]
     fn store_array<S: ChunkStore + ?Sized>(
         &mut self,
         n: usize,
@@ -1067,6 +1082,41 @@ impl SpanRecord {
             a.value = word;
             return Ok(outcome);
         }
+        if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
+            // The common case: a new key, and room in the slot's table.
+            // Nothing is reserved before the key, so a key that does not
+            // fit leaves nothing to undo.
+            let (key_ref, key_outcome) = self.store_key(key, store);
+            let Some(key_ref) = key_ref else {
+                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+                return Err(NotStored::NoRoom);
+            };
+            let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+            outcome.merge(key_outcome);
+            self.attributes[count] = AttributeRecord {
+                key: key_ref.offset,
+                key_len: key_ref.len as u16,
+                value_kind: kind as u8,
+                _reserved: 0,
+                value: word,
+            };
+            self.attribute_count += 1;
+            return Ok(outcome);
+        }
+        self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// `set_attribute` once the slot's table is full (or the limit is
+    /// reached): the nodes in the chunks.
+    #[inline(never)]
+    fn set_attribute_past_table<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: &ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<TextOutcome, NotStored> {
+        let count = self.attribute_count as usize;
         if count > INLINE_ATTRIBUTES
             && let Some((at, node)) = self.find_overflow_attribute(key, store)
         {
@@ -1081,19 +1131,6 @@ impl SpanRecord {
             self.dropped_attributes = self.dropped_attributes.saturating_add(1);
             return Err(NotStored::Limit);
         }
-        self.push_new_attribute(key, value, limits, store)
-    }
-
-    /// Adds an attribute under a key the span does not have yet.
-    #[inline(always)]
-    fn push_new_attribute<S: ChunkStore + ?Sized>(
-        &mut self,
-        key: &[u8],
-        value: &ValueInput,
-        limits: &SpanLimits,
-        store: &S,
-    ) -> Result<TextOutcome, NotStored> {
-        let count = self.attribute_count as usize;
         let arena_before = self.arena_used;
         let overflow_before = self.overflow_used;
         let (key_ref, key_outcome) = self.store_key(key, store);
@@ -1101,42 +1138,29 @@ impl SpanRecord {
             self.dropped_attributes = self.dropped_attributes.saturating_add(1);
             return Err(NotStored::NoRoom);
         };
-        // The node (past the table) before the value, so a value that takes
-        // the last of the pool cannot leave the key without its entry.
-        let node_at = if count >= INLINE_ATTRIBUTES {
-            match self.alloc(std::mem::size_of::<AttributeNode>(), store) {
-                Some(at) => Some(at),
-                None => {
-                    self.arena_used = arena_before;
-                    self.overflow_used = overflow_before;
-                    self.dropped_attributes = self.dropped_attributes.saturating_add(1);
-                    return Err(NotStored::NoRoom);
-                }
-            }
-        } else {
-            None
+        // The node before the value, so a value that takes the last of the
+        // pool cannot leave the key without its entry.
+        let Some(node_at) = self.alloc(std::mem::size_of::<AttributeNode>(), store) else {
+            self.arena_used = arena_before;
+            self.overflow_used = overflow_before;
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return Err(NotStored::NoRoom);
         };
         let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
         outcome.merge(key_outcome);
-        let record = AttributeRecord {
-            key: key_ref.offset,
-            key_len: key_ref.len as u16,
-            value_kind: kind as u8,
+        let node = AttributeNode {
+            attribute: AttributeRecord {
+                key: key_ref.offset,
+                key_len: key_ref.len as u16,
+                value_kind: kind as u8,
+                _reserved: 0,
+                value: word,
+            },
+            next: 0,
             _reserved: 0,
-            value: word,
         };
-        match node_at {
-            None => self.attributes[count] = record,
-            Some(at) => {
-                let node = AttributeNode {
-                    attribute: record,
-                    next: 0,
-                    _reserved: 0,
-                };
-                self.write_plain(at, &node, store);
-                self.append_to_list(ListName::Attributes, at, store);
-            }
-        }
+        self.write_plain(node_at, &node, store);
+        self.append_to_list(ListName::Attributes, node_at, store);
         self.attribute_count += 1;
         Ok(outcome)
     }
@@ -1414,6 +1438,7 @@ impl<S: ChunkStore + ?Sized> OverflowSource for StoreSource<'_, S> {
 
 /// Calls `f` with the pieces of the bytes `t` names: one for the arena,
 /// one per chunk crossed. Stops early at a chunk it cannot find.
+#[inline]
 fn for_each_piece(
     record: &SpanRecord,
     src: &dyn OverflowSource,
@@ -1483,7 +1508,28 @@ pub struct Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    fn new(record: &'a SpanRecord, src: &'a dyn OverflowSource, t: TextRef) -> Text<'a> {
+    /// The text `t` names; with `checked`, cut to its longest valid UTF-8
+    /// prefix and to what exists (a record read back from disk).
+    #[inline]
+    fn new(
+        record: &'a SpanRecord,
+        src: &'a dyn OverflowSource,
+        t: TextRef,
+        checked: bool,
+    ) -> Text<'a> {
+        if !checked {
+            // Written by this process: whole, and UTF-8 by construction.
+            return Text {
+                record,
+                src,
+                text: t,
+            };
+        }
+        Text::checked(record, src, t)
+    }
+
+    #[inline(never)]
+    fn checked(record: &'a SpanRecord, src: &'a dyn OverflowSource, t: TextRef) -> Text<'a> {
         let mut text = t;
         let mut carry = [0u8; 4];
         let mut carried = 0usize;
@@ -1531,6 +1577,7 @@ impl<'a> Text<'a> {
         Text { record, src, text }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.text.len as usize
     }
@@ -1540,6 +1587,7 @@ impl<'a> Text<'a> {
     }
 
     /// Calls `f` with each piece, in order.
+    #[inline]
     pub fn for_each_piece(&self, f: impl FnMut(&[u8])) {
         for_each_piece(self.record, self.src, self.text, f);
     }
@@ -1585,6 +1633,7 @@ pub struct ArrayRef<'a> {
     at: u32,
     count: u32,
     kind: ValueKind,
+    checked: bool,
 }
 
 /// One element of an array value.
@@ -1637,7 +1686,7 @@ impl<'a> ArrayRef<'a> {
                         offset: u32::from_le_bytes(word[..4].try_into().expect("4")),
                         len: u32::from_le_bytes(word[4..].try_into().expect("4")),
                     };
-                    Element::Str(Text::new(this.record, this.src, t))
+                    Element::Str(Text::new(this.record, this.src, t, this.checked))
                 }
             })
         })
@@ -1691,21 +1740,66 @@ impl<'a> LinkView<'a> {
     }
 }
 
+/// The attribute records of a span (`SpanView::attribute_records`).
+pub struct AttributeRecords<'a> {
+    table: std::slice::Iter<'a, AttributeRecord>,
+    link: Link,
+    nodes_left: usize,
+    view: SpanView<'a>,
+}
+
+impl Iterator for AttributeRecords<'_> {
+    type Item = AttributeRecord;
+
+    #[inline]
+    fn next(&mut self) -> Option<AttributeRecord> {
+        if let Some(a) = self.table.next() {
+            return Some(*a);
+        }
+        if self.link == 0 || self.nodes_left == 0 {
+            return None;
+        }
+        let node: AttributeNode = read_plain(self.view.record, self.view.chunks, self.link - 1)?;
+        self.link = node.next;
+        self.nodes_left -= 1;
+        Some(node.attribute)
+    }
+}
+
 /// A span as a reader sees it: its record and where its chunks are. The
 /// encoders read spans only through this, never through raw offsets.
 #[derive(Clone, Copy)]
 pub struct SpanView<'a> {
     pub record: &'a SpanRecord,
     pub chunks: &'a dyn OverflowSource,
+    /// Read text with every check (a record from disk may be torn or
+    /// forged); a live span's text needs none.
+    checked: bool,
 }
 
 impl<'a> SpanView<'a> {
+    /// A span this process recorded: its text is UTF-8 and its chunks are
+    /// where its map says.
     pub fn new(record: &'a SpanRecord, chunks: &'a dyn OverflowSource) -> SpanView<'a> {
-        SpanView { record, chunks }
+        SpanView {
+            record,
+            chunks,
+            checked: false,
+        }
+    }
+
+    /// A span read back from a crash dump or flight file: every text is
+    /// cut to the valid UTF-8 that exists.
+    pub fn from_disk(record: &'a SpanRecord, chunks: &'a dyn OverflowSource) -> SpanView<'a> {
+        SpanView {
+            record,
+            chunks,
+            checked: true,
+        }
     }
 
     pub fn text(&self, t: TextRef) -> Text<'a> {
-        Text::new(self.record, self.chunks, t)
+        Text::new(self.record, self.chunks, t, self.checked)
     }
 
     pub fn name(&self) -> Text<'a> {
@@ -1714,6 +1808,7 @@ impl<'a> SpanView<'a> {
 
     /// A decoded attribute; None when its kind byte is unknown (a torn or
     /// forged record read back from disk).
+    #[inline]
     pub fn attribute(&self, a: &AttributeRecord) -> Option<(Text<'a>, Value<'a>)> {
         let (record, src) = (self.record, self.chunks);
         let value = match ValueKind::from_u8(a.value_kind)? {
@@ -1732,6 +1827,7 @@ impl<'a> SpanView<'a> {
                 at: a.text_value().offset,
                 count: a.text_value().len,
                 kind,
+                checked: self.checked,
             }),
         };
         Some((self.text(a.key_ref()), value))
@@ -1739,22 +1835,21 @@ impl<'a> SpanView<'a> {
 
     /// The span's attribute records: the table's, then the nodes', in the
     /// order they were added. Bounded by the count, so a broken list ends.
-    pub fn attribute_records(&self) -> impl Iterator<Item = AttributeRecord> + use<'a> {
-        let this = *self;
-        let count = this.record.attribute_count as usize;
+    pub fn attribute_records(&self) -> AttributeRecords<'a> {
+        let count = self.record.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
-        let mut link = this.record.overflow_attributes[0];
-        let table = this.record.attributes[..inline].iter().copied();
-        let nodes = std::iter::from_fn(move || {
-            if link == 0 {
-                return None;
-            }
-            let node: AttributeNode = read_plain(this.record, this.chunks, link - 1)?;
-            link = node.next;
-            Some(node.attribute)
-        })
-        .take(count - inline);
-        table.chain(nodes)
+        AttributeRecords {
+            table: self.record.attributes[..inline].iter(),
+            // The list's head is read only for a span that has nodes: its
+            // line is one a small span never touches.
+            link: if count > INLINE_ATTRIBUTES {
+                self.record.overflow_attributes[0]
+            } else {
+                0
+            },
+            nodes_left: count - inline,
+            view: *self,
+        }
     }
 
     /// The span's readable attributes.
@@ -1764,14 +1859,15 @@ impl<'a> SpanView<'a> {
             .filter_map(move |a| this.attribute(&a))
     }
 
-    /// Attributes the span dropped, including unreadable ones.
+    /// Attributes the span dropped, including unreadable ones (an unknown
+    /// kind, or a broken list: records read back from disk).
     pub fn dropped_attributes(&self) -> u32 {
-        let unreadable = self
-            .attribute_records()
-            .filter(|a| ValueKind::from_u8(a.value_kind).is_none())
-            .count() as u32;
-        let lost = (self.record.attribute_count as u32)
-            .saturating_sub(self.attribute_records().count() as u32);
+        let (mut seen, mut unreadable) = (0u32, 0u32);
+        for a in self.attribute_records() {
+            seen += 1;
+            unreadable += ValueKind::from_u8(a.value_kind).is_none() as u32;
+        }
+        let lost = (self.record.attribute_count as u32).saturating_sub(seen);
         self.record.dropped_attributes as u32 + unreadable + lost
     }
 
@@ -1790,7 +1886,11 @@ impl<'a> SpanView<'a> {
 
     pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
         let this = *self;
-        let mut link = this.record.events[0];
+        let mut link = if this.record.event_count > 0 {
+            this.record.events[0]
+        } else {
+            0
+        };
         std::iter::from_fn(move || {
             if link == 0 {
                 return None;
@@ -1804,7 +1904,11 @@ impl<'a> SpanView<'a> {
 
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + use<'a> {
         let this = *self;
-        let mut link = this.record.links[0];
+        let mut link = if this.record.link_count > 0 {
+            this.record.links[0]
+        } else {
+            0
+        };
         std::iter::from_fn(move || {
             if link == 0 {
                 return None;
@@ -2133,12 +2237,12 @@ mod tests {
         let src = StoreSource(&store);
         first.copy_from_slice(src.chunk(&r, 0).expect("chunk"));
         let owned = OwnedOverflow(first);
-        let view = SpanView::new(&r, &owned);
+        let view = SpanView::from_disk(&r, &owned);
         let kept = string(&view, "big").expect("readable");
         assert!(big.starts_with(&kept) && kept.len() < big.len());
         // A forged kind byte and broken lists end, they do not loop.
         r.events = [0x7fff_fff0, 0x7fff_fff0];
         r.event_count = 3;
-        assert_eq!(SpanView::new(&r, &NoOverflow).events().count(), 0);
+        assert_eq!(SpanView::from_disk(&r, &NoOverflow).events().count(), 0);
     }
 }

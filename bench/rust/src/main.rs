@@ -538,6 +538,17 @@ fn main() {
         let secs: u64 = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(600);
         return soak(secs);
     }
+    if args.iter().any(|a| a == "--encode") {
+        // Only the encoder's rows, for tuning it.
+        let (spans, _) = encode_throughput(9, 0, 0);
+        if args.iter().any(|a| a == "small") {
+            println!("small spans: {spans:.0} spans/s");
+            return;
+        }
+        let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024);
+        println!("small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload");
+        return;
+    }
     if args.iter().any(|a| a == "--large-burst") {
         return large_burst(if quick { 2_000 } else { 10_000 });
     }
