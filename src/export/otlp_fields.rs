@@ -198,6 +198,26 @@ pub fn budget_cap(view: &SpanView, mut fits: impl FnMut(usize) -> bool) -> (usiz
     (lo, cut)
 }
 
+/// Re-encodes the span written at `out[start..]` (by `put`) with its
+/// values capped so that it takes at most `budget` bytes. Returns how many
+/// values were cut. Allocates nothing: each try writes over the last.
+pub fn fit_span(
+    out: &mut Vec<u8>,
+    start: usize,
+    span: &SpanView,
+    budget: usize,
+    put: fn(&mut Vec<u8>, &SpanView, usize),
+) -> u64 {
+    let (cap, cut) = budget_cap(span, |cap| {
+        out.truncate(start);
+        put(out, span, cap);
+        out.len() - start <= budget
+    });
+    out.truncate(start);
+    put(out, span, cap);
+    cut
+}
+
 /// `Span.flags`: W3C trace flags in the low byte; we always know whether the
 /// parent was remote, so HAS_IS_REMOTE is always set.
 pub fn span_flags(view: &SpanView) -> u32 {

@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, from_span, has_status, mark_attributes, span_flags,
+    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -18,12 +18,25 @@ use crate::span::record::{Element, SpanView};
 /// from batch to batch.
 #[derive(Debug, Default)]
 pub struct OtlpJsonEncoder {
-    _private: (),
+    span_budget: Option<usize>,
+    cut_values: u64,
 }
 
 impl OtlpJsonEncoder {
     pub fn new() -> Self {
-        OtlpJsonEncoder { _private: () }
+        OtlpJsonEncoder::default()
+    }
+
+    /// The most bytes one encoded span may take: a span over it has its
+    /// largest string and bytes values cut until it fits (see
+    /// `OtlpProtoEncoder::set_span_budget`). None: no limit.
+    pub fn set_span_budget(&mut self, bytes: Option<usize>) {
+        self.span_budget = bytes;
+    }
+
+    /// Values cut to fit the span budget since the last call.
+    pub fn take_cut_values(&mut self) -> u64 {
+        std::mem::take(&mut self.cut_values)
     }
 
     /// Replaces the contents of `out` with one `ExportTraceServiceRequest` in
@@ -60,7 +73,13 @@ impl OtlpJsonEncoder {
                 if i > 0 {
                     out.push(b',');
                 }
+                let start = out.len();
                 put_span(out, span, usize::MAX);
+                if let Some(budget) = self.span_budget
+                    && out.len() - start > budget
+                {
+                    self.cut_values += fit_span(out, start, span, budget, put_span);
+                }
             }
             out.push(b']');
         }
@@ -554,6 +573,42 @@ mod tests {
             String::from_utf8(out).expect("ASCII"),
             r#"{"value":{"boolValue":false}}{"key":"n","value":{"intValue":"0"}}{"key":"s","value":{"stringValue":""}}"#
         );
+    }
+
+    #[test]
+    fn a_span_over_the_budget_is_cut_to_fit_and_stays_json() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        let prompt = "\"q\" ü ".repeat(20_000);
+        r.set_attribute(
+            b"gen_ai.prompt",
+            &ValueInput::Str(prompt.as_bytes()),
+            &SpanLimits::default(),
+            &pool,
+        )
+        .expect("set");
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("budget", &[]);
+        let mut enc = OtlpJsonEncoder::new();
+        enc.set_span_budget(Some(50_000));
+        let mut out = Vec::new();
+        enc.encode(&resource, &[view, view], &mut out);
+        assert_eq!(enc.take_cut_values(), 2);
+        let text = std::str::from_utf8(&out).expect("UTF-8: cut on a character boundary");
+        assert!(text.len() < 2 * 50_000 + 600, "{}", text.len());
+        let kept = text
+            .split("{\"key\":\"gen_ai.prompt\",\"value\":{\"stringValue\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\"}}").next())
+            .expect("the prompt's value")
+            .replace("\\\"", "\"");
+        assert!(prompt.starts_with(&kept) && kept.len() > 10_000);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, budget_cap, from_span, has_status, mark_attributes, span_flags,
+    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{Element, SpanView};
@@ -143,26 +143,6 @@ impl OtlpProtoEncoder {
 
         end_message(out, resource_spans);
     }
-}
-
-/// Re-encodes the span written at `out[start..]` (by `put`) with its
-/// values capped so that it takes at most `budget` bytes. Returns how many
-/// values were cut. Allocates nothing: each try writes over the last.
-pub(crate) fn fit_span(
-    out: &mut Vec<u8>,
-    start: usize,
-    span: &SpanView,
-    budget: usize,
-    put: fn(&mut Vec<u8>, &SpanView, usize),
-) -> u64 {
-    let (cap, cut) = budget_cap(span, |cap| {
-        out.truncate(start);
-        put(out, span, cap);
-        out.len() - start <= budget
-    });
-    out.truncate(start);
-    put(out, span, cap);
-    cut
 }
 
 /// One span; string and bytes values are cut to `cap` bytes (the byte
