@@ -87,10 +87,11 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-test-c: build/tests/test_api build/tests/test_fork
-	rm -rf build/c-test-spans build/c-test-spans-llm build/fork-test-spans
+test-c: build/tests/test_api build/tests/test_fork build/tests/test_context
+	rm -rf build/c-test-spans build/c-test-spans-llm build/fork-test-spans build/c-context-spans
 	build/tests/test_api build/c-test-spans
 	build/tests/test_fork build/fork-test-spans
+	build/tests/test_context build/c-context-spans
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.
@@ -108,7 +109,7 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
-	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+	  $(VENV_PY) -m pytest -q tests/python tests/receiver tests/w3c
 
 # The header-only C++17 wrapper: its test and sample agent, warnings as errors.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Wpedantic -Werror -g -Iinclude

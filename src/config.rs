@@ -67,6 +67,8 @@ pub struct TracerConfig {
     pub payload_pool_mib: u32,
     /// OpenTelemetry's span limits (OTEL_*_LIMIT).
     pub limits: crate::span::limits::SpanLimits,
+    /// Which spans are recorded and exported (OTEL_TRACES_SAMPLER).
+    pub sampler: crate::span::sampler::Sampler,
 }
 
 fn state_dir() -> PathBuf {
@@ -112,6 +114,7 @@ impl Default for TracerConfig {
             exporter_max_cpu_percent: 50,
             payload_pool_mib: DEFAULT_PAYLOAD_POOL_MIB,
             limits: crate::span::limits::SpanLimits::default(),
+            sampler: crate::span::sampler::Sampler::default(),
         }
     }
 }
@@ -234,6 +237,11 @@ impl TracerConfig {
 
         if let Some(v) = boolean("OTEL_SDK_DISABLED")? {
             self.disabled = v;
+        }
+        if let Some(name) = get("OTEL_TRACES_SAMPLER") {
+            let arg = get("OTEL_TRACES_SAMPLER_ARG");
+            self.sampler = crate::span::sampler::Sampler::from_names(&name, arg.as_deref())
+                .map_err(|reason| err("OTEL_TRACES_SAMPLER", &reason))?;
         }
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
             let parsed = parse_key_values(&attrs)
@@ -551,6 +559,33 @@ mod tests {
         c.apply_env(&env(&[("OTEL_SDK_DISABLED", "TRUE")]))
             .expect("valid");
         assert!(c.disabled);
+    }
+
+    #[test]
+    fn the_sampler_variables_are_read() {
+        use crate::span::sampler::{RootSampler, Sampler};
+        let mut c = TracerConfig::default();
+        assert_eq!(c.sampler, Sampler::default());
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.125"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.sampler,
+            Sampler {
+                root: RootSampler::TraceIdRatio(0.125),
+                parent_based: true
+            }
+        );
+        let e = TracerConfig::default()
+            .apply_env(&env(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "half"),
+            ]))
+            .unwrap_err();
+        assert_eq!(e.variable, "OTEL_TRACES_SAMPLER");
+        assert!(e.reason.contains("OTEL_TRACES_SAMPLER_ARG=half"), "{e:?}");
     }
 
     #[test]

@@ -17,7 +17,8 @@ use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::{AttrValue, ResourceInfo};
 use spanguard::span::limits::{
-    INLINE_ATTRIBUTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_TRACESTATE_BYTES, SpanLimits,
+    INLINE_ATTRIBUTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_SCOPE_BYTES, MAX_TRACESTATE_BYTES,
+    SpanLimits,
 };
 use spanguard::span::record::{
     MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, RawStr, STATUS_ERROR, STATUS_OK,
@@ -126,6 +127,9 @@ struct Span {
     unended: bool,
     /// The signal, when the span was interrupted.
     interrupted: Option<i32>,
+    /// The instrumentation scope (name, version); None: spanguard's own,
+    /// which the request takes from the resource.
+    scope: Option<(String, String)>,
 }
 
 struct Case {
@@ -381,9 +385,11 @@ fn cases() -> Vec<Case> {
         spans: vec![dropped],
     });
 
-    // Every limit filled exactly, with multi-byte characters at the ends.
+    // Every limit filled exactly, with multi-byte characters at the ends
+    // (the tracestate half its limit: all of it at once would not fit a
+    // span's text).
     let mut long = span(80, &("€".repeat(85) + "x"), 1);
-    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES - 2));
+    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES / 2 - 2));
     long.attrs = vec![s(&"k".repeat(MAX_KEY_BYTES), &("ü".repeat(511) + "zz"))];
     long.status_code = STATUS_ERROR;
     long.status_message = "m".repeat(300);
@@ -394,6 +400,32 @@ fn cases() -> Vec<Case> {
         limits: SpanLimits::default(),
         resource: default_resource(),
         spans: vec![long, cut],
+    });
+
+    // Spans of three instrumentation scopes, interleaved: one ScopeSpans
+    // each, in order of first appearance, spans in batch order.
+    let scoped = |n: u8, scope: Option<(&str, &str)>| {
+        let mut sp = span(n, &format!("scoped {n}"), 1);
+        sp.scope = scope.map(|(a, b)| (a.to_string(), b.to_string()));
+        sp
+    };
+    let openai = Some(("opentelemetry.instrumentation.openai_v2", "2.1b0"));
+    let http = Some(("@opentelemetry/instrumentation-http", ""));
+    cases.push(Case {
+        name: "scopes",
+        limits: SpanLimits::default(),
+        resource: default_resource(),
+        spans: vec![
+            scoped(100, openai),
+            scoped(101, http),
+            scoped(102, openai),
+            scoped(103, None),
+            scoped(104, http),
+            scoped(
+                105,
+                Some(("opentelemetry.instrumentation.openai_v2", "2.2")),
+            ),
+        ],
     });
 
     cases.push(Case {
@@ -612,6 +644,10 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
     if let Some(signal) = sp.interrupted {
         r.marks |= MARK_INTERRUPTED;
         r.signal = signal;
+    }
+    if let Some((name, version)) = &sp.scope {
+        r.scope_name = store(&mut r, pool, name, MAX_SCOPE_BYTES, false);
+        r.scope_version = store(&mut r, pool, version, MAX_SCOPE_BYTES, false);
     }
     r.name = store(
         &mut r,
@@ -888,16 +924,40 @@ fn expected(case: &Case) -> String {
             .zip(&values)
             .map(|((k, _), v)| (k.as_str(), v)),
     );
-    out.push_str("},\"scope\":{\"name\":");
-    json_string(&mut out, &case.resource.scope_name);
-    out.push_str(",\"version\":");
-    json_string(&mut out, &case.resource.scope_version);
-    out.push_str("},\"spans\":[");
-    for (n, sp) in case.spans.iter().enumerate() {
-        if n > 0 {
+    // One group per scope, in order of first appearance.
+    let own = (
+        case.resource.scope_name.clone(),
+        case.resource.scope_version.clone(),
+    );
+    let scope_of = |sp: &Span| sp.scope.clone().unwrap_or_else(|| own.clone());
+    let mut scopes: Vec<(String, String)> = Vec::new();
+    for sp in &case.spans {
+        if !scopes.contains(&scope_of(sp)) {
+            scopes.push(scope_of(sp));
+        }
+    }
+    out.push_str("},\"scope_spans\":[");
+    for (g, scope) in scopes.iter().enumerate() {
+        if g > 0 {
             out.push(',');
         }
-        expected_span(&mut out, sp);
+        out.push_str("{\"scope\":{\"name\":");
+        json_string(&mut out, &scope.0);
+        out.push_str(",\"version\":");
+        json_string(&mut out, &scope.1);
+        out.push_str("},\"spans\":[");
+        for (n, sp) in case
+            .spans
+            .iter()
+            .filter(|sp| scope_of(sp) == *scope)
+            .enumerate()
+        {
+            if n > 0 {
+                out.push(',');
+            }
+            expected_span(&mut out, sp);
+        }
+        out.push_str("]}");
     }
     out.push_str("]}\n");
     out

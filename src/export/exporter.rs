@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::{OverflowSource, SpanView};
+use crate::span::record::{MARK_NON_RECORDING, OverflowSource, SpanRecord, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
@@ -247,25 +247,38 @@ impl Exporter {
     /// Encodes the taken slots, gives them back, and sends the bytes.
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
-        {
+        let spans = {
             let pool: &dyn OverflowSource = &p.pool;
             let views: Vec<SpanView> = self
                 .indexes
                 .iter()
                 .map(|&i| SpanView::new(p.slab.slot(i), pool))
+                .filter(|v| is_recording(v.record))
                 .collect();
+            Stats::add(
+                &p.stats.spans_unsampled,
+                (self.indexes.len() - views.len()) as u64,
+            );
             count_record_losses(&p.stats, &views);
             let resource = Arc::clone(&self.resource);
-            self.encode(&resource, &views);
+            if !views.is_empty() {
+                self.encode(&resource, &views);
+            }
+            views.len() as u64
+        };
+        if spans == 0 {
+            // Only unsampled spans: nothing to send.
+            p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
+            return;
         }
         // The flight recorder's journal must hold the bytes before the slots
         // stop holding the spans, or a SIGKILL in between would lose them.
-        self.journal_encoded(self.indexes.len() as u64);
+        self.journal_encoded(spans);
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
         // takes. A crash from here on spools the bytes (crash handler).
         p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
-        self.send_encoded(self.indexes.len() as u64);
+        self.send_encoded(spans);
     }
 
     fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
@@ -355,8 +368,12 @@ impl Exporter {
                 for chunk in rec.records.chunks(batch) {
                     let refs: Vec<SpanView> = chunk
                         .iter()
+                        .filter(|(r, _)| is_recording(r))
                         .map(|(r, overflow)| SpanView::from_disk(r, overflow))
                         .collect();
+                    if refs.is_empty() {
+                        continue;
+                    }
                     Stats::add(&p.stats.recovered_spans, refs.len() as u64);
                     self.encode_and_send(&resource, &refs);
                 }
@@ -555,6 +572,11 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: a valid timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Whether a record is exported: the sampler did not leave it out.
+fn is_recording(r: &SpanRecord) -> bool {
+    r.marks & MARK_NON_RECORDING == 0
 }
 
 /// Adds what each record could not hold to the tracer's counters.

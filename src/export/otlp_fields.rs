@@ -5,7 +5,7 @@
 //! through `SpanView` (record plus chunks): text comes in pieces, one per
 //! chunk it crosses, and the encoders write the pieces as they come.
 
-use super::resource::AttrValue;
+use super::resource::{AttrValue, ResourceInfo};
 use crate::span::record::{
     ArrayRef, Bytes, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SpanView, Text, Value,
 };
@@ -232,6 +232,55 @@ pub fn span_flags(view: &SpanView) -> u32 {
 /// message is the proto default and is left out.
 pub fn has_status(view: &SpanView) -> bool {
     view.record.status_code != 0 || view.record.status_message.len != 0
+}
+
+/// The instrumentation scope of a span: its own, or spanguard's for spans
+/// that name none.
+pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>, Str<'a>) {
+    let r = span.record;
+    if r.scope_name.len == 0 && r.scope_version.len == 0 {
+        (
+            Str::Plain(&resource.scope_name),
+            Str::Plain(&resource.scope_version),
+        )
+    } else {
+        (
+            Str::Span(span.text(r.scope_name)),
+            Str::Span(span.text(r.scope_version)),
+        )
+    }
+}
+
+/// Whether two spans came from the same instrumentation scope. A span's
+/// scope is stored first and short (`MAX_SCOPE_BYTES`), so it is in the
+/// arena and compares byte for byte.
+#[inline]
+pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
+    let (a, b) = (a.record, b.record);
+    a.raw(a.scope_name) == b.raw(b.scope_name) && a.raw(a.scope_version) == b.raw(b.scope_version)
+}
+
+/// The instrumentation scopes of a batch in order of first appearance,
+/// each as the index of its first span: the encoders write one ScopeSpans
+/// per scope, holding every span of that scope (`same_scope`). Allocates
+/// nothing; O(spans x scopes) for up to 32 scopes in a batch, and still
+/// right (if slower) beyond.
+pub fn scope_leaders<'a>(spans: &'a [SpanView<'a>]) -> impl Iterator<Item = usize> + 'a {
+    let mut leaders = [0usize; 32];
+    let mut count = 0;
+    (0..spans.len()).filter(move |&i| {
+        let s = &spans[i];
+        let seen = if count < leaders.len() {
+            leaders[..count].iter().any(|&l| same_scope(&spans[l], s))
+        } else {
+            spans[..i].iter().any(|earlier| same_scope(earlier, s))
+        };
+        if !seen && count < leaders.len() {
+            leaders[count] = i;
+            count += 1;
+        }
+        !seen
+    })
 }
 
 /// Attributes spanguard adds after the span's own to say how it ended:

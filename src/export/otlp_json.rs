@@ -7,7 +7,8 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, span_flags,
+    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, same_scope,
+    scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -56,34 +57,48 @@ impl OtlpJsonEncoder {
             );
         }
         attrs.close(out);
-        out.extend_from_slice(b"},\"scopeSpans\":[{\"scope\":{");
-        let mut first = true;
-        if !resource.scope_name.is_empty() {
-            key(out, &mut first, "name");
-            put_string(out, &resource.scope_name);
-        }
-        if !resource.scope_version.is_empty() {
-            key(out, &mut first, "version");
-            put_string(out, &resource.scope_version);
-        }
         out.push(b'}');
+        // Empty, the list is a default value: left out, as proto3 JSON does.
         if !spans.is_empty() {
-            out.extend_from_slice(b",\"spans\":[");
-            for (i, span) in spans.iter().enumerate() {
-                if i > 0 {
+            out.extend_from_slice(b",\"scopeSpans\":[");
+            for (n, leader) in scope_leaders(spans).enumerate() {
+                let lead = &spans[leader];
+                if n > 0 {
                     out.push(b',');
                 }
-                let start = out.len();
-                put_span(out, span, usize::MAX);
-                if let Some(budget) = self.span_budget
-                    && out.len() - start > budget
-                {
-                    self.cut_values += fit_span(out, start, span, budget, put_span);
+                out.extend_from_slice(b"{\"scope\":{");
+                let (name, version) = scope_of(resource, lead);
+                let mut first = true;
+                if !name.is_empty() {
+                    key(out, &mut first, "name");
+                    put_str(out, name, usize::MAX);
                 }
+                if !version.is_empty() {
+                    key(out, &mut first, "version");
+                    put_str(out, version, usize::MAX);
+                }
+                out.extend_from_slice(b"},\"spans\":[");
+                for (i, span) in spans[leader..]
+                    .iter()
+                    .filter(|s| same_scope(s, lead))
+                    .enumerate()
+                {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let start = out.len();
+                    put_span(out, span, usize::MAX);
+                    if let Some(budget) = self.span_budget
+                        && out.len() - start > budget
+                    {
+                        self.cut_values += fit_span(out, start, span, budget, put_span);
+                    }
+                }
+                out.extend_from_slice(b"]}");
             }
             out.push(b']');
         }
-        out.extend_from_slice(b"}]}]}");
+        out.extend_from_slice(b"}]}");
     }
 }
 
@@ -403,6 +418,7 @@ fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 /// A JSON string. Quote, backslash and control characters are escaped (the
 /// latter as `\u00XX`); everything else, including non-ASCII, is copied as
 /// the UTF-8 it already is.
+#[cfg(test)]
 fn put_string(out: &mut Vec<u8>, s: &str) {
     put_str(out, Str::Plain(s), usize::MAX);
 }

@@ -6,7 +6,8 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, span_flags,
+    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, same_scope,
+    scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{Element, SpanView};
@@ -125,21 +126,25 @@ impl OtlpProtoEncoder {
         }
         end_message(out, res);
 
-        let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
-        let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
-        put_string(out, field::SCOPE_NAME, &resource.scope_name);
-        put_string(out, field::SCOPE_VERSION, &resource.scope_version);
-        end_message(out, scope);
-        for span in spans {
-            let start = out.len();
-            put_span(out, span, usize::MAX);
-            if let Some(budget) = self.span_budget
-                && out.len() - start > budget
-            {
-                self.cut_values += fit_span(out, start, span, budget, put_span);
+        for leader in scope_leaders(spans) {
+            let first = &spans[leader];
+            let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
+            let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
+            let (name, version) = scope_of(resource, first);
+            put_str(out, field::SCOPE_NAME, name, usize::MAX);
+            put_str(out, field::SCOPE_VERSION, version, usize::MAX);
+            end_message(out, scope);
+            for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
+                let start = out.len();
+                put_span(out, span, usize::MAX);
+                if let Some(budget) = self.span_budget
+                    && out.len() - start > budget
+                {
+                    self.cut_values += fit_span(out, start, span, budget, put_span);
+                }
             }
+            end_message(out, scope_spans);
         }
-        end_message(out, scope_spans);
 
         end_message(out, resource_spans);
     }
@@ -362,6 +367,7 @@ fn put_bytes(out: &mut Vec<u8>, field_number: u32, b: &[u8]) {
     }
 }
 
+#[cfg(test)]
 fn put_string(out: &mut Vec<u8>, field_number: u32, s: &str) {
     put_bytes(out, field_number, s.as_bytes());
 }

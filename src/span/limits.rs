@@ -15,8 +15,13 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// Longest attribute key kept, in bytes (a key is stored whole with its
 /// attribute, or the attribute is dropped; a longer key is cut first).
 pub const MAX_KEY_BYTES: usize = 1024;
-/// Longest W3C tracestate kept, in bytes (the W3C limit is 512).
+/// Longest W3C tracestate kept, in bytes: the length the W3C spec asks
+/// vendors to propagate at least (cut by whole members, see `tracestate`).
 pub const MAX_TRACESTATE_BYTES: usize = 512;
+/// Longest instrumentation scope name or version kept, in bytes. Short
+/// enough that a span's scope, stored first, always sits in the arena,
+/// where the encoders compare scopes byte for byte.
+pub const MAX_SCOPE_BYTES: usize = 256;
 /// Span attributes that live in the slot; more go to the span's chunks.
 pub const INLINE_ATTRIBUTES: usize = 48;
 /// Slots one tracer may have: span handles carry the slot number in 24 bits.

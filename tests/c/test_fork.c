@@ -36,7 +36,7 @@ static void emit(spanguard_tracer *t, const char *name, int n) {
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "build/fork-test-spans";
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "fork-test";
     cfg.sink_dir = dir;
     cfg.schedule_delay_ms = 5000; /* nothing exported before the fork */
