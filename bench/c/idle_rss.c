@@ -1,8 +1,8 @@
 /* Memory of an idle tracer: resident set before spanguard_tracer_new and
- * a second after it, with default settings, as one JSON line. Built
- * against the header of any version (it uses nothing new), so the same
- * program measures two libraries: run it with LD_LIBRARY_PATH naming
- * each one's directory.
+ * a second after it, with default settings, as one JSON line. It uses only
+ * calls every version since spanguard_config_init took the caller's size
+ * has, so one build measures two libraries: run it with LD_LIBRARY_PATH
+ * naming each one's directory.
  *
  * idle_rss SINK_DIR */
 #define _POSIX_C_SOURCE 199309L
@@ -26,7 +26,7 @@ static long status_kib(const char *field) {
 
 int main(int argc, char **argv) {
     spanguard_config cfg;
-    if (spanguard_config_init(&cfg) != SPANGUARD_RESULT_OK) return 2;
+    if (spanguard_config_init(&cfg, sizeof cfg) != SPANGUARD_RESULT_OK) return 2;
     cfg.sink_dir = argc > 1 ? argv[1] : "build/idle-rss-spans";
     cfg.spool_dir = cfg.sink_dir;
     cfg.install_signal_handlers = 0;

@@ -390,7 +390,7 @@ static long count_string_attr(const char *dir, const char *key, const char *valu
  * a value length limit cuts and says so. */
 static void test_llm_sized_span(const char *dir) {
     spanguard_config cfg;
-    CHECK_RC(spanguard_config_init(&cfg), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
     CHECK(cfg.payload_pool_mib == SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB);
     CHECK(cfg.value_length_limit == SPANGUARD_NO_LENGTH_LIMIT);
     CHECK(cfg.attribute_count_limit == SPANGUARD_DEFAULT_COUNT_LIMIT);

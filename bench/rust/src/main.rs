@@ -1,7 +1,7 @@
 //! spanguard vs the OpenTelemetry Rust SDK, in one process, same machine,
 //! same run; plus spanguard's own throughput figures. Prints Markdown.
 //!
-//! spanguard-bench [--quick] [--soak SECONDS] [--large-burst]
+//! spanguard-bench [--quick] [--soak SECONDS] [--large-burst] [--llm] [--encode [small]] [--hot]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -549,6 +549,11 @@ fn main() {
         println!("small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload");
         return;
     }
+    if args.iter().any(|a| a == "--llm") {
+        // Only the LLM-sized rows.
+        let (rounds, samples) = if quick { (3, 3) } else { (5, 5) };
+        return llm_rows(rounds, samples, quick);
+    }
     if args.iter().any(|a| a == "--large-burst") {
         return large_burst(if quick { 2_000 } else { 10_000 });
     }
@@ -739,7 +744,7 @@ fn bench_llm_rust(case: Llm, samples: usize, n: u64) -> (f64, f64, u64) {
 
 fn bench_llm_c(case: Llm, samples: usize, n: u64) -> (f64, f64) {
     let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
-    unsafe { spanguard_config_init(&mut cfg) };
+    unsafe { spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
     cfg.endpoint = c"discard:".as_ptr();
     cfg.install_signal_handlers = 0;
     cfg.max_queue_size = 1 << 16;
