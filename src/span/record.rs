@@ -968,6 +968,22 @@ impl SpanRecord {
         limit: usize,
         store: &S,
     ) -> (ValueKind, u64, TextOutcome) {
+        // Strings first and inline: what most attributes are.
+        if let ValueInput::Str(s) = *value {
+            let (t, o) = self.store_text(s, limit, store);
+            return (ValueKind::String, pack(t), o);
+        }
+        self.store_other_value(value, limit, store)
+    }
+
+    /// `store_value` for everything but a string: scalars, bytes, arrays.
+    #[inline(always)]
+    fn store_other_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: &ValueInput,
+        limit: usize,
+        store: &S,
+    ) -> (ValueKind, u64, TextOutcome) {
         let none = TextOutcome::default();
         match *value {
             ValueInput::Str(s) => {
@@ -1093,10 +1109,9 @@ impl SpanRecord {
         let count = self.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
         let key = cut_key(key);
-        let existing = (0..inline).find(|&i| {
-            let a = &self.attributes[i];
+        let existing = self.attributes[..inline].iter().position(|a| {
             a.key_len as usize == key.len()
-                && match self.arena_bytes(a.key_ref()) {
+                && match self.arena.get(a.key as usize..a.key as usize + key.len()) {
                     Some(own) => own == key,
                     None => self.text_equals(a.key_ref(), key, store),
                 }
@@ -1954,6 +1969,12 @@ fn cut_key(key: &[u8]) -> &[u8] {
     if key.len() <= MAX_KEY_BYTES {
         return key;
     }
+    cut_long_key(key)
+}
+
+#[cold]
+#[inline(never)]
+fn cut_long_key(key: &[u8]) -> &[u8] {
     let mut end = MAX_KEY_BYTES;
     while end > 0 && key[end] & 0xc0 == 0x80 {
         end -= 1;
