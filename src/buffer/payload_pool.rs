@@ -75,27 +75,12 @@ impl PayloadPool {
                     (
                         libc::MAP_SHARED | libc::MAP_NORESERVE,
                         std::os::fd::AsRawFd::as_raw_fd(f),
-                        *offset as libc::off_t,
+                        *offset,
                     )
                 }
             };
-            // SAFETY: a fresh mapping; no existing memory is touched. No
-            // MAP_POPULATE: pages come as chunks are first written.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    map_len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    flags,
-                    fd,
-                    offset,
-                )
-            };
-            if ptr == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: mmap succeeded, so ptr is non-null.
-            unsafe { NonNull::new_unchecked(ptr.cast::<u8>()) }
+            // No MAP_POPULATE: pages come as chunks are first written.
+            super::mapping::map(map_len, flags, fd, offset)?
         };
         Ok(PayloadPool {
             base,

@@ -121,25 +121,11 @@ impl SpanSlab {
                 )
             }
         };
-        // SAFETY: a fresh mapping of map_len bytes; no existing memory is
-        // touched. Anonymous pages and a file extended by set_len read as
-        // zero, and all-zero is a FREE slot of generation 0.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: mmap succeeded, so ptr is non-null and page aligned;
-        // records_offset is a multiple of 64, enough for SpanRecord.
-        let base = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
+        // All-zero is a FREE slot of generation 0.
+        let start = super::mapping::map(map_len, flags, fd, 0)?;
+        // SAFETY: records_offset is inside the mapping, and a multiple of
+        // 64 from its page-aligned start: enough for SpanRecord.
+        let base = unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
         let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,

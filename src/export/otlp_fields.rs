@@ -198,6 +198,24 @@ pub fn budget_cap(view: &SpanView, mut fits: impl FnMut(usize) -> bool) -> (usiz
     (lo, cut)
 }
 
+/// Writes one span with `put`, then, when a byte budget is set and the
+/// span alone is over it, writes it again cut to fit (`fit_span`). Returns
+/// how many values were cut.
+#[inline]
+pub fn put_span_within(
+    out: &mut Vec<u8>,
+    span: &SpanView,
+    budget: Option<usize>,
+    put: fn(&mut Vec<u8>, &SpanView, usize),
+) -> u64 {
+    let start = out.len();
+    put(out, span, usize::MAX);
+    match budget {
+        Some(budget) if out.len() - start > budget => fit_span(out, start, span, budget, put),
+        _ => 0,
+    }
+}
+
 /// Re-encodes the span written at `out[start..]` (by `put`) with its
 /// values capped so that it takes at most `budget` bytes. Returns how many
 /// values were cut. Allocates nothing: each try writes over the last.

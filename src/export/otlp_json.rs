@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, same_scope,
+    KeyValue, OtlpValue, Str, from_span, has_status, mark_attributes, put_span_within, same_scope,
     scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
@@ -86,13 +86,7 @@ impl OtlpJsonEncoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    let start = out.len();
-                    put_span(out, span, usize::MAX);
-                    if let Some(budget) = self.span_budget
-                        && out.len() - start > budget
-                    {
-                        self.cut_values += fit_span(out, start, span, budget, put_span);
-                    }
+                    self.cut_values += put_span_within(out, span, self.span_budget, put_span);
                 }
                 out.extend_from_slice(b"]}");
             }

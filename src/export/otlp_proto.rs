@@ -6,7 +6,7 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, fit_span, from_span, has_status, mark_attributes, same_scope,
+    KeyValue, OtlpValue, Str, from_span, has_status, mark_attributes, put_span_within, same_scope,
     scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
@@ -135,13 +135,7 @@ impl OtlpProtoEncoder {
             put_str(out, field::SCOPE_VERSION, version, usize::MAX);
             end_message(out, scope);
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
-                let start = out.len();
-                put_span(out, span, usize::MAX);
-                if let Some(budget) = self.span_budget
-                    && out.len() - start > budget
-                {
-                    self.cut_values += fit_span(out, start, span, budget, put_span);
-                }
+                self.cut_values += put_span_within(out, span, self.span_budget, put_span);
             }
             end_message(out, scope_spans);
         }

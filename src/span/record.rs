@@ -1347,7 +1347,9 @@ impl SpanRecord {
     }
 
     /// Adds an event with its attributes. Err when the event count limit
-    /// is reached or its entry does not fit (counted).
+    /// is reached or its entry does not fit (counted). Ok says what
+    /// happened to its text and whether attributes were dropped (counted on
+    /// the event).
     pub fn add_event<S: ChunkStore + ?Sized>(
         &mut self,
         name: &[u8],
@@ -1356,35 +1358,27 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> Result<(TextOutcome, bool), NotStored> {
-        if self.event_count as u32 >= limits.event_count.min(MAX_COUNT_LIMIT) {
-            self.dropped_events = self.dropped_events.saturating_add(1);
-            return Err(NotStored::Limit);
-        }
-        let Some(at) = self.alloc(std::mem::size_of::<EventEntry>(), store) else {
-            self.dropped_events = self.dropped_events.saturating_add(1);
-            return Err(NotStored::NoRoom);
+        let item = ItemText {
+            list: ListName::Events,
+            text: name,
+            text_limit: MAX_NAME_BYTES,
+            attribute_limit: limits.event_attribute_count,
         };
-        let (name_ref, mut outcome) = self.store_text(name, MAX_NAME_BYTES, store);
-        let (table, kept, dropped, o) = self.store_item_attributes(
+        self.add_item(
+            item,
             attributes,
-            limits.event_attribute_count,
-            limits.value_len(),
+            limits,
             store,
-        );
-        outcome.merge(o);
-        let entry = EventEntry {
-            name: name_ref,
-            time_unix_ns,
-            attributes: table,
-            attribute_count: kept,
-            dropped_attributes: dropped,
-            next: 0,
-            _reserved: 0,
-        };
-        self.write_plain(at, &entry, store);
-        self.append_to_list(ListName::Events, at, store);
-        self.event_count += 1;
-        Ok((outcome, dropped > 0))
+            |name, attributes, kept, dropped| EventEntry {
+                name,
+                time_unix_ns,
+                attributes,
+                attribute_count: kept,
+                dropped_attributes: dropped,
+                next: 0,
+                _reserved: 0,
+            },
+        )
     }
 
     /// Adds a link with its attributes, like `add_event`.
@@ -1399,36 +1393,70 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> Result<(TextOutcome, bool), NotStored> {
-        if self.link_count as u32 >= limits.link_count.min(MAX_COUNT_LIMIT) {
-            self.dropped_links = self.dropped_links.saturating_add(1);
-            return Err(NotStored::Limit);
-        }
-        let Some(at) = self.alloc(std::mem::size_of::<LinkEntry>(), store) else {
-            self.dropped_links = self.dropped_links.saturating_add(1);
-            return Err(NotStored::NoRoom);
+        let item = ItemText {
+            list: ListName::Links,
+            text: tracestate,
+            text_limit: MAX_TRACESTATE_BYTES,
+            attribute_limit: limits.link_attribute_count,
         };
-        let (ts, mut outcome) = self.store_text(tracestate, MAX_TRACESTATE_BYTES, store);
-        let (table, kept, dropped, o) = self.store_item_attributes(
+        self.add_item(
+            item,
             attributes,
-            limits.link_attribute_count,
-            limits.value_len(),
+            limits,
             store,
-        );
-        outcome.merge(o);
-        let entry = LinkEntry {
-            trace_id,
-            span_id,
-            tracestate: ts,
-            attributes: table,
-            attribute_count: kept,
-            dropped_attributes: dropped,
-            trace_flags,
-            _reserved: [0; 3],
-            next: 0,
+            |tracestate, attributes, kept, dropped| LinkEntry {
+                trace_id,
+                span_id,
+                tracestate,
+                attributes,
+                attribute_count: kept,
+                dropped_attributes: dropped,
+                trace_flags,
+                _reserved: [0; 3],
+                next: 0,
+            },
+        )
+    }
+
+    /// The body of `add_event` and `add_link`: the count limit, the entry's
+    /// room (taken before its text and attributes, so an item is whole or
+    /// absent), its text, its attributes, then the entry `make` builds from
+    /// them, linked at the end of its list.
+    fn add_item<E: Plain, S: ChunkStore + ?Sized>(
+        &mut self,
+        item: ItemText,
+        attributes: &[(&[u8], ValueInput)],
+        limits: &SpanLimits,
+        store: &S,
+        make: impl FnOnce(TextRef, u32, u16, u16) -> E,
+    ) -> Result<(TextOutcome, bool), NotStored> {
+        let (count, limit) = match item.list {
+            ListName::Links => (self.link_count, limits.link_count),
+            _ => (self.event_count, limits.event_count),
         };
-        self.write_plain(at, &entry, store);
-        self.append_to_list(ListName::Links, at, store);
-        self.link_count += 1;
+        let refuse = |r: &mut SpanRecord, why: NotStored| {
+            match item.list {
+                ListName::Links => r.dropped_links = r.dropped_links.saturating_add(1),
+                _ => r.dropped_events = r.dropped_events.saturating_add(1),
+            }
+            Err(why)
+        };
+        if count as u32 >= limit.min(MAX_COUNT_LIMIT) {
+            return refuse(self, NotStored::Limit);
+        }
+        let Some(at) = self.alloc(std::mem::size_of::<E>(), store) else {
+            return refuse(self, NotStored::NoRoom);
+        };
+        let (text, mut outcome) = self.store_text(item.text, item.text_limit, store);
+        let (table, kept, dropped, o) =
+            self.store_item_attributes(attributes, item.attribute_limit, limits.value_len(), store);
+        outcome.merge(o);
+        self.write_plain(at, &make(text, table, kept, dropped), store);
+        self.append_to_list(item.list, at, store);
+        match item.list {
+            ListName::Links => self.link_count += 1,
+            _ => self.event_count += 1,
+        }
         Ok((outcome, dropped > 0))
     }
 
@@ -1453,6 +1481,15 @@ impl SpanRecord {
             }
         }
     }
+}
+
+/// What `add_item` stores for an event or a link besides its attributes.
+struct ItemText<'a> {
+    list: ListName,
+    /// The event's name or the link's tracestate.
+    text: &'a [u8],
+    text_limit: usize,
+    attribute_limit: u32,
 }
 
 #[derive(Clone, Copy)]
