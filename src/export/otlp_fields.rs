@@ -198,21 +198,31 @@ pub fn budget_cap(view: &SpanView, mut fits: impl FnMut(usize) -> bool) -> (usiz
     (lo, cut)
 }
 
-/// Writes one span with `put`, then, when a byte budget is set and the
-/// span alone is over it, writes it again cut to fit (`fit_span`). Returns
-/// how many values were cut.
-#[inline]
-pub fn put_span_within(
-    out: &mut Vec<u8>,
-    span: &SpanView,
-    budget: Option<usize>,
-    put: fn(&mut Vec<u8>, &SpanView, usize),
-) -> u64 {
-    let start = out.len();
-    put(out, span, usize::MAX);
-    match budget {
-        Some(budget) if out.len() - start > budget => fit_span(out, start, span, budget, put),
-        _ => 0,
+/// The most bytes one encoded span may take, and the values cut so far to
+/// keep spans within it: both encoders' (`set_span_budget`).
+#[derive(Debug, Default)]
+pub struct SpanBudget {
+    pub bytes: Option<usize>,
+    pub cut_values: u64,
+}
+
+impl SpanBudget {
+    /// Writes one span with `put`, then, when the span alone is over the
+    /// budget, writes it again cut to fit (`fit_span`), counting the cuts.
+    #[inline]
+    pub fn put(
+        &mut self,
+        out: &mut Vec<u8>,
+        span: &SpanView,
+        put: fn(&mut Vec<u8>, &SpanView, usize),
+    ) {
+        let start = out.len();
+        put(out, span, usize::MAX);
+        if let Some(budget) = self.bytes
+            && out.len() - start > budget
+        {
+            self.cut_values += fit_span(out, start, span, budget, put);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, from_span, has_status, mark_attributes, put_span_within, same_scope,
+    KeyValue, OtlpValue, SpanBudget, Str, from_span, has_status, mark_attributes, same_scope,
     scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
@@ -19,8 +19,7 @@ use crate::span::record::{Element, SpanView};
 /// from batch to batch.
 #[derive(Debug, Default)]
 pub struct OtlpJsonEncoder {
-    span_budget: Option<usize>,
-    cut_values: u64,
+    budget: SpanBudget,
 }
 
 impl OtlpJsonEncoder {
@@ -32,12 +31,12 @@ impl OtlpJsonEncoder {
     /// largest string and bytes values cut until it fits (see
     /// `OtlpProtoEncoder::set_span_budget`). None: no limit.
     pub fn set_span_budget(&mut self, bytes: Option<usize>) {
-        self.span_budget = bytes;
+        self.budget.bytes = bytes;
     }
 
     /// Values cut to fit the span budget since the last call.
     pub fn take_cut_values(&mut self) -> u64 {
-        std::mem::take(&mut self.cut_values)
+        std::mem::take(&mut self.budget.cut_values)
     }
 
     /// Replaces the contents of `out` with one `ExportTraceServiceRequest` in
@@ -86,7 +85,7 @@ impl OtlpJsonEncoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    self.cut_values += put_span_within(out, span, self.span_budget, put_span);
+                    self.budget.put(out, span, put_span);
                 }
                 out.extend_from_slice(b"]}");
             }

@@ -6,7 +6,7 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, Str, from_span, has_status, mark_attributes, put_span_within, same_scope,
+    KeyValue, OtlpValue, SpanBudget, Str, from_span, has_status, mark_attributes, same_scope,
     scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
@@ -86,8 +86,7 @@ const MAX_VARINT: usize = 10;
 /// from batch to batch.
 #[derive(Debug, Default)]
 pub struct OtlpProtoEncoder {
-    span_budget: Option<usize>,
-    cut_values: u64,
+    budget: SpanBudget,
 }
 
 impl OtlpProtoEncoder {
@@ -100,13 +99,13 @@ impl OtlpProtoEncoder {
     /// span over it has its largest string and bytes values cut, on a
     /// character boundary, until it fits. None: no limit.
     pub fn set_span_budget(&mut self, bytes: Option<usize>) {
-        self.span_budget = bytes;
+        self.budget.bytes = bytes;
     }
 
     /// Values cut to fit the span budget since the last call (to count as
     /// truncated).
     pub fn take_cut_values(&mut self) -> u64 {
-        std::mem::take(&mut self.cut_values)
+        std::mem::take(&mut self.budget.cut_values)
     }
 
     /// Replaces the contents of `out` with one `ExportTraceServiceRequest`
@@ -135,7 +134,7 @@ impl OtlpProtoEncoder {
             put_str(out, field::SCOPE_VERSION, version, usize::MAX);
             end_message(out, scope);
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
-                self.cut_values += put_span_within(out, span, self.span_budget, put_span);
+                self.budget.put(out, span, put_span);
             }
             end_message(out, scope_spans);
         }

@@ -266,6 +266,23 @@ unsafe impl Plain for LinkEntry {}
 // SAFETY: as above.
 unsafe impl Plain for TextRef {}
 
+/// An entry of a list in the virtual space.
+trait ListEntry: Plain {
+    fn next(&self) -> Link;
+}
+
+impl ListEntry for EventEntry {
+    fn next(&self) -> Link {
+        self.next
+    }
+}
+
+impl ListEntry for LinkEntry {
+    fn next(&self) -> Link {
+        self.next
+    }
+}
+
 fn as_bytes<T: Plain>(v: &T) -> &[u8] {
     // SAFETY: T is plain data (see `Plain`).
     unsafe { std::slice::from_raw_parts((v as *const T).cast(), std::mem::size_of::<T>()) }
@@ -1962,40 +1979,38 @@ impl<'a> SpanView<'a> {
             .flatten()
     }
 
-    pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
+    /// The entries of a list (events or links) in the order they were
+    /// added: `count` at most, so a broken list ends.
+    fn entries<E: ListEntry>(
+        &self,
+        head: Link,
+        count: u16,
+    ) -> impl Iterator<Item = E> + use<'a, E> {
         let this = *self;
-        let mut link = if this.record.event_count > 0 {
-            this.record.events[0]
-        } else {
-            0
-        };
+        // The head is read only when the count says there is one: its line
+        // is one a small span never touches.
+        let mut link = if count > 0 { head } else { 0 };
         std::iter::from_fn(move || {
             if link == 0 {
                 return None;
             }
-            let entry: EventEntry = read_plain(this.record, this.chunks, link - 1)?;
-            link = entry.next;
-            Some(EventView { entry, view: this })
+            let entry: E = read_plain(this.record, this.chunks, link - 1)?;
+            link = entry.next();
+            Some(entry)
         })
-        .take(this.record.event_count as usize)
+        .take(count as usize)
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
+        let view = *self;
+        self.entries::<EventEntry>(self.record.events[0], self.record.event_count)
+            .map(move |entry| EventView { entry, view })
     }
 
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + use<'a> {
-        let this = *self;
-        let mut link = if this.record.link_count > 0 {
-            this.record.links[0]
-        } else {
-            0
-        };
-        std::iter::from_fn(move || {
-            if link == 0 {
-                return None;
-            }
-            let entry: LinkEntry = read_plain(this.record, this.chunks, link - 1)?;
-            link = entry.next;
-            Some(LinkView { entry, view: this })
-        })
-        .take(this.record.link_count as usize)
+        let view = *self;
+        self.entries::<LinkEntry>(self.record.links[0], self.record.link_count)
+            .map(move |entry| LinkView { entry, view })
     }
 }
 
