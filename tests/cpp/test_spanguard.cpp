@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -52,6 +53,12 @@ int main(int argc, char **argv) {
     spanguard_counters c = tracer.stats();
     CHECK(c.spans_ended == 3);
     CHECK(c.spans_exported == 3);
+    // The sink path is the file those spans are in.
+    const std::string sink = tracer.sink_path();
+    CHECK(sink.rfind(dir + "/sink/cpp-test-", 0) == 0);
+    std::ifstream sink_file(sink);
+    std::string sink_text((std::istreambuf_iterator<char>(sink_file)), std::istreambuf_iterator<char>());
+    CHECK(sink_text.find("\"agent.session\"") != std::string::npos);
 
     // An LLM-sized span through the wrapper: a 100,000-byte prompt, a
     // 20,000-byte completion, token counts after them, 100 more attributes,
