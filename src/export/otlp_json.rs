@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    KeyValue, OtlpValue, SpanBudget, Str, from_span, has_status, mark_attributes, same_scope,
-    scope_leaders, scope_of, span_flags,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_status,
+    mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -127,10 +127,10 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
 
     let mut attrs = List::new("attributes");
     // Two loops, not a chain: see otlp_proto's put_span.
-    for kv in from_span(s.attributes()) {
+    for_each_span_attribute(s, |kv| {
         attrs.item(out, &mut first);
         put_key_value(out, kv, cap);
-    }
+    });
     for kv in mark_attributes(s) {
         attrs.item(out, &mut first);
         put_key_value(out, kv, cap);
@@ -280,6 +280,7 @@ fn put_count(out: &mut Vec<u8>, first: &mut bool, name: &str, v: u32) {
 
 /// A `KeyValue`. The value is always written, even for 0, false or "": it is
 /// a oneof, so being present is what says which type it has.
+#[inline(always)]
 fn put_key_value(out: &mut Vec<u8>, (k, value): KeyValue<'_>, cap: usize) {
     out.push(b'{');
     let mut first = true;
@@ -293,6 +294,7 @@ fn put_key_value(out: &mut Vec<u8>, (k, value): KeyValue<'_>, cap: usize) {
 }
 
 /// An `AnyValue` object.
+#[inline(always)]
 fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
     match value {
         OtlpValue::Str(s) => {
@@ -324,24 +326,29 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
             b64.finish(out);
             out.push(b'"');
         }
-        OtlpValue::Array(a) => {
-            out.extend_from_slice(b"{\"arrayValue\":{");
-            let mut first = true;
-            let mut values = List::new("values");
-            for e in a.elements() {
-                values.item(out, &mut first);
-                let v = match e {
-                    Element::Str(t) => OtlpValue::Str(Str::Span(t)),
-                    Element::Int(i) => OtlpValue::Int(i),
-                    Element::Double(d) => OtlpValue::Double(d),
-                    Element::Bool(b) => OtlpValue::Bool(b),
-                };
-                put_any_value(out, v, cap);
-            }
-            values.close(out);
-            out.push(b'}');
-        }
+        OtlpValue::Array(a) => put_array(out, a, cap),
     }
+    out.push(b'}');
+}
+
+/// An `arrayValue` (out of line: `put_any_value` is inlined, and arrays
+/// recurse into it).
+#[inline(never)]
+fn put_array(out: &mut Vec<u8>, a: crate::span::record::ArrayRef<'_>, cap: usize) {
+    out.extend_from_slice(b"{\"arrayValue\":{");
+    let mut first = true;
+    let mut values = List::new("values");
+    for e in a.elements() {
+        values.item(out, &mut first);
+        let v = match e {
+            Element::Str(t) => OtlpValue::Str(Str::Span(t)),
+            Element::Int(i) => OtlpValue::Int(i),
+            Element::Double(d) => OtlpValue::Double(d),
+            Element::Bool(b) => OtlpValue::Bool(b),
+        };
+        put_any_value(out, v, cap);
+    }
+    values.close(out);
     out.push(b'}');
 }
 
@@ -418,6 +425,7 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
 
 /// `put_string` for text in pieces, cut to `cap` bytes. Escaping looks at
 /// single ASCII bytes, so a piece may end inside a character.
+#[inline(always)]
 fn put_str(out: &mut Vec<u8>, s: Str<'_>, cap: usize) {
     out.push(b'"');
     s.for_each_piece(cap, |bytes| put_escaped(out, bytes));
