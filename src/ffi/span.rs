@@ -746,6 +746,34 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
     })
 }
 
+/// A bytes or array value of a `spanguard_attribute`: `n` elements at
+/// `data`, of the type `type_` names.
+#[inline(never)]
+fn other_value<'a>(
+    type_: u32,
+    data: *const c_char,
+    n: usize,
+) -> Result<AttrInput<'a>, spanguard_result> {
+    if data.is_null() && n > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY (every slice below): data points at n elements of the type
+    // `type_` names, as documented.
+    Ok(match type_ {
+        SPANGUARD_VALUE_BYTES => AttrInput::Bytes(unsafe { bytes(data, n) }),
+        SPANGUARD_VALUE_STRING_ARRAY => {
+            match string_array(unsafe { elements(data.cast::<spanguard_string>(), n) }) {
+                Some(v) => v,
+                None => return Err(spanguard_result::NullArgument),
+            }
+        }
+        SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
+        SPANGUARD_VALUE_DOUBLE_ARRAY => AttrInput::DoubleArray(unsafe { elements(data.cast(), n) }),
+        SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
+        _ => return Err(spanguard_result::InvalidArgument),
+    })
+}
+
 /// `n` elements at `p`; empty for n == 0 (whatever `p` is).
 ///
 /// # Safety
@@ -814,27 +842,20 @@ fn with_attributes_in<const MAX: usize>(
         let (data, n) = (a.string_value, a.string_len);
         // SAFETY (every slice below): string_value points at string_len
         // elements of the type `type_` names, as documented.
-        // Scalars first: they carry no pointer. A pointer member that is
-        // NULL with a non-zero count is refused for every other type.
+        // Strings and scalars first: what most attributes are. A pointer
+        // member that is NULL with a non-zero count is refused.
         let value = match a.type_ {
+            SPANGUARD_VALUE_STRING if data.is_null() && n > 0 => {
+                return spanguard_result::NullArgument;
+            }
+            SPANGUARD_VALUE_STRING => AttrInput::Str(unsafe { bytes(data, n) }),
             SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
             SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
             SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
-            _ if data.is_null() && n > 0 => return spanguard_result::NullArgument,
-            SPANGUARD_VALUE_STRING => AttrInput::Str(unsafe { bytes(data, n) }),
-            SPANGUARD_VALUE_BYTES => AttrInput::Bytes(unsafe { bytes(data, n) }),
-            SPANGUARD_VALUE_STRING_ARRAY => {
-                match string_array(unsafe { elements(data.cast::<spanguard_string>(), n) }) {
-                    Some(v) => v,
-                    None => return spanguard_result::NullArgument,
-                }
-            }
-            SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
-            SPANGUARD_VALUE_DOUBLE_ARRAY => {
-                AttrInput::DoubleArray(unsafe { elements(data.cast(), n) })
-            }
-            SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
-            _ => return spanguard_result::InvalidArgument,
+            other => match other_value(other, data, n) {
+                Ok(v) => v,
+                Err(rc) => return rc,
+            },
         };
         item.write((key, value));
     }
