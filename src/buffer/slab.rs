@@ -347,7 +347,7 @@ impl SpanSlab {
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
-        for offset in FIRST_LINES {
+        for offset in FIRST_LINES.into_iter().chain([COUNTERS_LINE]) {
             // SAFETY: every offset is inside the same record; only an address.
             prefetch(unsafe { record.add(offset) }, false);
         }
@@ -361,6 +361,11 @@ const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// attributes, see `SpanRecord`) and the first two of its arena. Both sides
 /// prefetch these.
 const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
+
+/// The line of a record's counters, status, tracestate and scope: the
+/// exporter reads it for every span (a span writes it only when it sets
+/// one of them).
+const COUNTERS_LINE: usize = std::mem::offset_of!(SpanRecord, chunk_count);
 
 /// Asks the CPU to bring the cache line at `address` here, ready for
 /// writing when `for_write`. A hint: no effect on what the program

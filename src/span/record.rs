@@ -346,12 +346,22 @@ pub struct SpanRecord {
     pub end_unix_ns: u64,
     pub event_count: u16,
     pub link_count: u16,
-    pub _reserved: u32,
-    pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
-    /// The signal that interrupted the span, when `MARK_INTERRUPTED`.
+    /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
+    /// only on records read back from disk).
     pub signal: i32,
+    pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
+    // One line from here: what the exporter reads of every span besides
+    // the first two, and clears as it frees the slot.
+    /// Chunks the span owns (data chunks, not index chunks).
+    pub chunk_count: u32,
     pub dropped_attributes: u16,
     pub dropped_events: u16,
+    pub dropped_links: u16,
+    /// Strings cut at a limit or because the pool ran out.
+    pub truncated_values: u16,
+    /// Strings whose invalid UTF-8 was replaced with U+FFFD.
+    pub replaced_utf8: u16,
+    pub _reserved2: u16,
     pub status_message: TextRef,
     /// The W3C tracestate (`MARK_HAS_TRACESTATE` says it is set); stored
     /// first at begin, so always in the arena.
@@ -361,14 +371,7 @@ pub struct SpanRecord {
     /// begin before anything long, so always in the arena.
     pub scope_name: TextRef,
     pub scope_version: TextRef,
-    pub dropped_links: u16,
-    /// Strings cut at a limit or because the pool ran out.
-    pub truncated_values: u16,
-    /// Strings whose invalid UTF-8 was replaced with U+FFFD.
-    pub replaced_utf8: u16,
-    pub _reserved2: u16,
-    /// Chunks the span owns (data chunks, not index chunks).
-    pub chunk_count: u32,
+    // Lines only a span with chunks, nodes, events or links touches.
     /// Bytes of the chunks in use.
     pub overflow_used: u32,
     /// The span's first chunks, in order.
@@ -383,7 +386,7 @@ pub struct SpanRecord {
     pub events: [Link; 2],
     pub links: [Link; 2],
     /// Puts the arena at the start of a cache line.
-    pub _to_line: [u8; 24],
+    pub _to_line: [u8; 28],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -613,7 +616,11 @@ impl SpanRecord {
     /// its cache). Call after the chunks were given back.
     #[inline]
     pub fn reset_rest(&mut self) {
-        self.signal = 0;
+        // On the first line, which the exporter only reads: written only in
+        // the rare case (a record from disk) that it is set.
+        if self.signal != 0 {
+            self.signal = 0;
+        }
         self.status_message = TextRef::default();
         self.tracestate = TextRef::default();
         self.scope_name = TextRef::default();
@@ -2048,6 +2055,9 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 // The layout the comment on SpanRecord describes.
 const _: () = {
+    // What the exporter reads and clears of every span: one line.
+    assert!(std::mem::offset_of!(SpanRecord, chunk_count) == 848);
+    assert!(std::mem::offset_of!(SpanRecord, scope_version) + 8 <= 896);
     assert!(std::mem::offset_of!(SpanRecord, attributes) + 3 * 16 <= 128);
     assert!(std::mem::offset_of!(SpanRecord, arena).is_multiple_of(64));
     assert!(std::mem::size_of::<SpanRecord>().is_multiple_of(64));
