@@ -23,7 +23,8 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
+        test-install test-python-binding test-python-wheel test-cpp test-go bench-go test-node test-propagation interop cli stress \
+        check-memory bench soak demo venv install clean dist dist-python
 
 # --- build ------------------------------------------------------------------
 
@@ -56,6 +57,8 @@ check-header: $(CBINDGEN)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd bindings/python && $(CARGO) fmt -- --check && PYO3_PYTHON=$(PYTHON3) CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
+	  $(CARGO) clippy --locked --all-targets -- -D warnings
 
 # The command-line tool (spanguard replay).
 cli:
@@ -69,7 +72,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-python-wheel test-cpp test-go test-node test-propagation
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -149,12 +152,22 @@ test-propagation: build bindings/node/node_modules/.installed
 	cd bindings/go && $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
-# The Python binding (ctypes) and its sample agent.
-test-python-binding: venv build
-	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so $(VENV_PY) -m pytest -q bindings/python/tests
+# The Python package (the wheel of make dist, installed into the test venv):
+# its tests, and the sample agent. The tests run from build/, so that
+# `import spanguard` finds the installed wheel, not the source tree.
+test-python-binding: venv dist-python
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
+	cd build && $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 	rm -rf build/py-demo
-	PYTHONPATH=bindings/python SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=build/py-demo \
-	  SPANGUARD_SPOOL_DIR=build/py-demo-spool $(VENV_PY) examples/python/agent.py
+	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
+	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
+
+# The wheel as a user gets it: a fresh virtualenv in a scratch directory
+# outside the repository, `pip install` of the wheel, and README.md's
+# Python programs run there with no SPANGUARD_* or OTEL_* variable; their
+# spans must arrive (tests/python/readme_python.py).
+test-python-wheel: venv dist-python
+	$(VENV_PY) tests/python/readme_python.py --dist $(PY_WHEEL_DIR) README.md
 
 # Installs into a scratch prefix, then builds the README's C example and the
 # demo agent with pkg-config against it, and runs the README example.
@@ -202,7 +215,8 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build $(BENCH_VENV)/.installed build/bench/hot_path
+bench: build $(BENCH_VENV)/.installed build/bench/hot_path dist-python
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
@@ -225,6 +239,34 @@ demo: build/examples/agent_demo
 	$(PYTHON3) examples/show_spans.py build/demo-spans
 
 # --- shipping ---------------------------------------------------------------
+
+# build/dist: what users install.
+dist: dist-python
+
+# The Python wheel: maturin builds the extension (bindings/python, PyO3 over
+# the C ABI, the library linked in statically) and repairs the wheel the
+# way auditwheel does, bundling the OpenSSL it links, so the wheel needs
+# nothing on the target but a glibc as new as the build machine's (its
+# manylinux tag says which). Rebuilt only when a source changed.
+PY_TOOLS     := $(CURDIR)/build/py-build
+PY_WHEEL_DIR := $(CURDIR)/build/dist
+PY_SOURCES   := $(shell find src bindings/python/src bindings/python/python -type f \
+                  \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name py.typed \)) \
+                Cargo.toml Cargo.lock build.rs bindings/python/Cargo.toml bindings/python/Cargo.lock \
+                bindings/python/pyproject.toml
+$(PY_TOOLS)/.installed: bindings/python/build-requirements.txt
+	$(PYTHON3) -m venv $(PY_TOOLS)
+	$(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+dist-python: $(PY_WHEEL_DIR)/.python-wheel
+$(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
+	mkdir -p $(PY_WHEEL_DIR)
+	rm -f $(PY_WHEEL_DIR)/spanguard-*.whl
+	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
+	  maturin build --release --strip --locked --quiet --out $(PY_WHEEL_DIR)
+	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
+	touch $@
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
