@@ -114,7 +114,15 @@ def current_span() -> Span | None:
 
 _LIVE: set[Tracer] = set()
 _LIVE_LOCK = threading.Lock()
-_worker_hook_pid = 0
+_worker_exit_pid = 0
+_after_forker_registered = False
+
+
+class _Anchor:
+    """What multiprocessing's after-fork registry holds (weakly) for us."""
+
+
+_ANCHOR = _Anchor()
 
 
 def _shutdown_all(timeout_s: float = 5.0) -> None:
@@ -129,17 +137,30 @@ def _shutdown_all(timeout_s: float = 5.0) -> None:
 
 def _arm_worker_exit() -> None:
     """In a multiprocessing child: shut the tracers down on the way out.
-    Workers leave through os._exit, which skips atexit; multiprocessing
-    runs its own finalizers first (util._exit_function), for fork,
-    forkserver and spawn alike. Registered once per process (a finalizer
-    made in the parent is ignored in its children)."""
-    global _worker_hook_pid
+    Workers leave through os._exit, which skips atexit; before it,
+    multiprocessing runs the finalizers registered in the process
+    (util._exit_function), for fork, forkserver and spawn alike. A process
+    it starts clears the finalizer registry as it begins (its parent's
+    finalizers are not its own) and then runs the after-fork registry, so
+    the finalizer is made again from there."""
+    global _worker_exit_pid, _after_forker_registered
     mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None or _worker_hook_pid == os.getpid():
+    if mp_util is None:
         return
-    # Lowest priority: after the other finalizers, whose work may end spans.
-    mp_util.Finalize(None, _shutdown_all, exitpriority=-100)
-    _worker_hook_pid = os.getpid()
+    if _worker_exit_pid != os.getpid():
+        # Lowest priority: after the other finalizers, whose work may end spans.
+        mp_util.Finalize(None, _shutdown_all, exitpriority=-100)
+        _worker_exit_pid = os.getpid()
+    if not _after_forker_registered:
+        mp_util.register_after_fork(_ANCHOR, _rearm_worker_exit)
+        _after_forker_registered = True
+
+
+def _rearm_worker_exit(_anchor) -> None:
+    global _worker_exit_pid
+    _worker_exit_pid = 0  # the finalizer registry was just cleared
+    if _LIVE:
+        _arm_worker_exit()
 
 
 def _after_fork_in_child() -> None:
