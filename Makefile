@@ -153,7 +153,7 @@ test-propagation: build bindings/node/node_modules/.installed
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python package (the wheel of make dist, installed into the test venv):
-# its tests, and the sample agent. The tests run from build/, so that
+# its tests, and the sample agents (native API; bridge under OpenTelemetry). The tests run from build/, so that
 # `import spanguard` finds the installed wheel, not the source tree.
 test-python-binding: venv dist-python
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
@@ -161,6 +161,8 @@ test-python-binding: venv dist-python
 	rm -rf build/py-demo
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
+	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
+	  $(VENV_PY) $(CURDIR)/examples/python/otel_agent.py
 
 # The wheel as a user gets it: a fresh virtualenv in a scratch directory
 # outside the repository, `pip install` of the wheel, and README.md's
