@@ -10,8 +10,10 @@ CARGO      ?= cargo
 PYTHON3    ?= python3
 CC         ?= gcc
 CBINDGEN_VERSION := 0.29.4
+CARGO_FUZZ_VERSION := 0.13.2
 TOOLS      := $(CURDIR)/build/tools
 CBINDGEN   := $(TOOLS)/bin/cbindgen
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 VENV       := $(CURDIR)/.venv
 VENV_PY    := $(VENV)/bin/python
 LIBDIR     := $(CURDIR)/build/lib
@@ -22,7 +24,7 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-python-wheel test-cpp test-go bench-go test-node test-propagation interop cli stress \
         check-memory bench soak demo venv install clean dist dist-python
 
@@ -72,7 +74,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-python-wheel test-cpp test-go test-node test-propagation
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-python-wheel test-cpp test-go test-node test-propagation fuzz-quick
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -197,6 +199,38 @@ interop: build build/tests/emit_spans
 # The kill test, ten times longer and faster (not part of make test).
 stress: venv build build/tests/emit_spans build/tests/kill_child
 	SPANGUARD_KILL_TRIALS=50 SPANGUARD_KILL_PAUSE_US=50 $(VENV_PY) -m pytest -q -s tests/python/test_kill.py
+
+# Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
+# the OTEL_* variables, Retry-After, partial-success bodies) with cargo-fuzz
+# (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
+# `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
+# FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
+# crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success
+FUZZ_QUICK_SECONDS ?= 8
+FUZZ_SECONDS ?= 600
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --quiet --root $(TOOLS) cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz-build: $(CARGO_FUZZ)
+	$(CARGO_FUZZ) build -s none --fuzz-dir tests/fuzz --target-dir $(CURDIR)/build/fuzz-target
+
+define run_fuzz_targets
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz-corpus/$$t build/fuzz-artifacts/$$t; \
+	  $(CARGO_FUZZ) run -s none --fuzz-dir tests/fuzz --target-dir $(CURDIR)/build/fuzz-target $$t \
+	    build/fuzz-corpus/$$t tests/fuzz/corpus/$$t -- -max_total_time=$(1) \
+	    -artifact_prefix=build/fuzz-artifacts/$$t/ -print_final_stats=0 2>&1 | grep -E '^(Done|==|thread)' ; \
+	  test $${PIPESTATUS[0]} = 0 || { echo "fuzz target $$t failed: see build/fuzz-artifacts/$$t"; exit 1; }; \
+	done
+endef
+
+fuzz-quick: fuzz-build
+	$(call run_fuzz_targets,$(FUZZ_QUICK_SECONDS))
+
+fuzz: fuzz-build
+	$(call run_fuzz_targets,$(FUZZ_SECONDS))
 
 # The C API test under valgrind's memcheck: any invalid access or leak
 # definitely lost fails it.
