@@ -242,19 +242,24 @@ impl Tracer {
         Py::new(slf.py(), Span::new(handle, slf.clone().unbind()))
     }
 
-    /// Begins with `opts` (the general path); a bad traceparent begins a
-    /// new trace instead, counted and warned once.
+    /// Begins with `opts` (the general path) and sets the attributes one
+    /// begin could not take. A bad traceparent begins a new trace instead,
+    /// counted and warned once.
     fn begin_ex(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         raw: *mut spanguard_tracer,
         opts: &mut spanguard_span_options,
-    ) -> PyResult<spanguard_span> {
+        attrs: &Attributes<'_>,
+    ) -> PyResult<Py<Span>> {
+        let py = slf.py();
+        let first = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        opts.attributes = attrs.as_ptr();
+        opts.attribute_count = first;
         let mut out: spanguard_span = SPANGUARD_SPAN_NONE;
         // SAFETY: opts and everything it points to are valid for the call.
         let mut code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
         if code == spanguard_result::InvalidTraceparent {
-            self.values_rejected.fetch_add(1, Ordering::Relaxed);
+            slf.get().values_rejected.fetch_add(1, Ordering::Relaxed);
             Problem::BadTraceparent.warn_once(py);
             opts.traceparent = std::ptr::null();
             opts.traceparent_len = 0;
@@ -263,7 +268,27 @@ impl Tracer {
             // SAFETY: as above.
             code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
         }
-        began(py, code, out)
+        if code == spanguard_result::StaleSpan && opts.parent != SPANGUARD_SPAN_NONE {
+            // The parent is another tracer's span: a new trace, as for a
+            // parent exported already (PARENT_STALE).
+            opts.parent = SPANGUARD_SPAN_NONE;
+            // SAFETY: as above.
+            code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+        }
+        let handle = began(py, code, out)?;
+        let span = Tracer::span_of(slf, handle)?;
+        if attrs.len() > first {
+            // SAFETY: the attributes past `first` are valid for the call.
+            let code = unsafe {
+                c::spanguard_span_set_attributes(
+                    handle,
+                    attrs.as_ptr().add(first),
+                    attrs.len() - first,
+                )
+            };
+            report::recording(py, code)?;
+        }
+        Ok(span)
     }
 
     fn options() -> spanguard_span_options {
@@ -274,12 +299,6 @@ impl Tracer {
         unsafe { c::spanguard_span_options_init(&mut opts) };
         opts
     }
-}
-
-/// At most the number of attributes one begin takes; the rest are set
-/// after (and counted by the library when they do not fit).
-fn split(attrs: &Attributes<'_>) -> usize {
-    attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize)
 }
 
 #[pymethods]
@@ -348,7 +367,7 @@ impl Tracer {
         if simple {
             let mut out = SPANGUARD_SPAN_NONE;
             // SAFETY: raw is a live tracer; name is valid for its length.
-            let code = unsafe {
+            let mut code = unsafe {
                 c::spanguard_span_begin(
                     raw,
                     n.as_ptr().cast(),
@@ -358,19 +377,31 @@ impl Tracer {
                     &mut out,
                 )
             };
+            if code == spanguard_result::StaleSpan && parent_handle != SPANGUARD_SPAN_NONE {
+                // The parent is another tracer's span: a new trace, as for
+                // a parent exported already (PARENT_STALE).
+                // SAFETY: as above.
+                code = unsafe {
+                    c::spanguard_span_begin(
+                        raw,
+                        n.as_ptr().cast(),
+                        n.len(),
+                        SPANGUARD_SPAN_NONE,
+                        kind,
+                        &mut out,
+                    )
+                };
+            }
             let handle = began(py, code, out)?;
             return Tracer::span_of(slf, handle);
         }
         let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
-        let first = split(&attrs);
         let mut opts = Tracer::options();
         opts.kind = kind;
         opts.name = n.as_ptr().cast();
         opts.name_len = n.len();
         opts.parent = parent_handle;
         opts.start_time_unix_ns = unix_ns(start_time)?;
-        opts.attributes = attrs.as_ptr();
-        opts.attribute_count = first;
         let tp = traceparent.filter(|t| !t.is_none()).map(utf8);
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
         if parent_handle == SPANGUARD_SPAN_NONE
@@ -383,20 +414,7 @@ impl Tracer {
                 opts.tracestate_len = ts.as_bytes().len();
             }
         }
-        let handle = this.begin_ex(py, raw, &mut opts)?;
-        let span = Tracer::span_of(slf, handle)?;
-        if attrs.len() > first {
-            // SAFETY: the attributes past `first` are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_set_attributes(
-                    handle,
-                    attrs.as_ptr().add(first),
-                    attrs.len() - first,
-                )
-            };
-            report::recording(py, code)?;
-        }
-        Ok(span)
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
     }
 
     /// `start_span` for a `with` block: the span is current inside it and
@@ -457,7 +475,6 @@ impl Tracer {
             None => None,
         };
         let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
-        let first = split(&attrs);
         let name = utf8(name);
         let text = |t: Option<&Bound<'_, PyAny>>| {
             t.filter(|t| !t.is_none())
@@ -488,22 +505,7 @@ impl Tracer {
             }
         }
         opts.start_time_unix_ns = unix_ns(start_time)?;
-        opts.attributes = attrs.as_ptr();
-        opts.attribute_count = first;
-        let handle = this.begin_ex(py, raw, &mut opts)?;
-        let span = Tracer::span_of(slf, handle)?;
-        if attrs.len() > first {
-            // SAFETY: the attributes past `first` are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_set_attributes(
-                    handle,
-                    attrs.as_ptr().add(first),
-                    attrs.len() - first,
-                )
-            };
-            report::recording(py, code)?;
-        }
-        Ok(span)
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
     }
 
     /// Waits until every span ended before the call is exported, at most

@@ -55,6 +55,14 @@ def tracer(tmp_path):
     t.close()
 
 
+@pytest.fixture(scope="module")
+def receiver():
+    """The loopback OTLP receiver (tests/receiver), one per test module."""
+    from receiver_client import OtlpReceiverProcess
+    with OtlpReceiverProcess(sys.executable) as rx:
+        yield rx
+
+
 @pytest.fixture
 def sink(tmp_path):
     return tmp_path / "sink"

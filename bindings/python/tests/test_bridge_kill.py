@@ -16,7 +16,6 @@ import textwrap
 
 import pytest
 from fake_openai import FakeOpenAI
-from receiver_client import OtlpReceiverProcess
 
 import spanguard
 
@@ -51,12 +50,6 @@ AGENT = textwrap.dedent("""
         client.chat.completions.create(model="gpt-4o-mini",
                                        messages=[{"role": "user", "content": "HOLD: what is the weather?"}])
 """)
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    with OtlpReceiverProcess(sys.executable) as rx:
-        yield rx
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

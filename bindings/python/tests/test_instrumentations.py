@@ -8,7 +8,6 @@ exporter on the same provider got: the same ids and parents, the GenAI
 attributes and message content whole."""
 
 import json
-import sys
 
 import openai
 import pytest
@@ -17,7 +16,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from receiver_client import OtlpReceiverProcess
 from test_otel_bridge import assert_same
 
 import spanguard
@@ -49,12 +47,6 @@ def agent(tracer, client):
                                                 messages=[{"role": "user", "content": "Say it as a haiku"}])
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
         assert text == "echo: Say it as a haiku"
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    with OtlpReceiverProcess(sys.executable) as rx:
-        yield rx
 
 
 @pytest.fixture

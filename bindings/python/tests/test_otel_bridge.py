@@ -3,7 +3,6 @@ receiver gets (decoded with opentelemetry-proto) must be the spans an
 in-memory exporter on the same provider got: the same ids, parents,
 times, kinds, scopes, attributes, events, links and status."""
 
-import sys
 
 import pytest
 from opentelemetry import context, propagate, trace
@@ -11,16 +10,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
-from receiver_client import OtlpReceiverProcess
 
 import spanguard
 from spanguard.otel import SpanguardSpanProcessor
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    with OtlpReceiverProcess(sys.executable) as rx:
-        yield rx
 
 
 @pytest.fixture

@@ -115,6 +115,23 @@ def test_recording_never_raises(tracer, sink):
     late.end()
 
 
+def test_a_span_under_another_tracers_span_is_recorded(tmp_path):
+    from conftest import tracer_settings
+    a = spanguard.Tracer(**tracer_settings(tmp_path / "a"))
+    b = spanguard.Tracer(**tracer_settings(tmp_path / "b"))
+    with a.span("outer"):
+        with b.span("inner") as inner:  # the current span is a's: b begins a new trace
+            assert inner.is_recording()
+        with b.span("inner-with-attributes", attributes={"k": 1}) as inner2:
+            assert inner2.is_recording()
+    a.close()
+    b.close()
+    assert [s["name"] for s in read_sink(tmp_path / "a" / "sink")] == ["outer"]
+    inner = by_name(read_sink(tmp_path / "b" / "sink"))
+    assert set(inner) == {"inner", "inner-with-attributes"}
+    assert all(s["parent_span_id"] == "" for s in inner.values())
+
+
 def test_each_kind_of_problem_is_warned_once():
     run = run_python("""
         import logging, spanguard, tempfile
