@@ -25,8 +25,8 @@ PREFIX     ?= /usr/local
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-python-wheel test-cpp test-go bench-go test-node test-propagation interop cli stress \
-        check-memory bench soak demo venv install clean dist dist-python
+        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
+        test-readme dist dist-node dist-python interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-python-wheel test-cpp test-go test-node test-propagation fuzz-quick
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -126,33 +126,64 @@ test-cpp: build
 	build/tests/test_cpp build/cpp-test-spans
 	SPANGUARD_SINK_DIR=build/cpp-demo SPANGUARD_SPOOL_DIR=build/cpp-demo-spool build/examples/cpp_agent
 
-# The Go binding (cgo): vet, tests with the race detector, the sample agent.
+# The Go binding (cgo) finds the library through pkg-config, as a user's
+# program does: the in-tree tests use a scratch install under build/.
 GO ?= go
-test-go: build
-	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+DEV_PREFIX := $(CURDIR)/build/dev-prefix
+GO_ENV := PKG_CONFIG_PATH=$(DEV_PREFIX)/lib/pkgconfig
+dev-install:
+	$(MAKE) --no-print-directory install PREFIX=$(DEV_PREFIX)
+
+# vet, tests with the race detector (the binding, then its OpenTelemetry
+# bridge, a module of its own, whose tests send to the loopback receiver),
+# the sample agent.
+test-go: dev-install venv
+	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
+	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo
-	cd bindings/go && SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
+	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent
 
-bench-go: build
-	cd bindings/go && $(GO) test -run '^$$' -bench . -benchmem ./...
+bench-go: dev-install
+	cd bindings/go && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The Node binding (koffi): npm ci from the lockfile, node --test, the sample agent.
+# The Node addon (N-API, in C) and libspanguard beside it, in the directory
+# the package loads them from: the addon finds the library through its
+# rpath ($ORIGIN). Built against the headers that come with node, else
+# those of the npm package node-api-headers (N-API is the same in both).
+NODE_PREBUILD := bindings/node/prebuilds/linux-x64
+NODE_HEADERS := $(shell d=$$(dirname "$$(readlink -f "$$(command -v node)")")/../include/node; \
+                  test -f "$$d/node_api.h" && cd "$$d" && pwd)
+NODE_API_HEADERS_VERSION := 1.9.0
+CFLAGS_NODE := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -shared -fPIC -fvisibility=hidden
+node-addon: build
+	@if [ -z "$(NODE_HEADERS)" ] && [ ! -f build/node-api-headers/node_modules/node-api-headers/include/node_api.h ]; then \
+	  npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
+	mkdir -p $(NODE_PREBUILD)
+	strip --strip-unneeded -o $(NODE_PREBUILD)/libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so.$(VERSION)
+	$(CC) $(CFLAGS_NODE) -I$(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include) -Iinclude \
+	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
+	  -o $(NODE_PREBUILD)/spanguard.node
+
+# The Node binding and its OpenTelemetry bridge: node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
 	cd bindings/node && npm ci --no-audit --no-fund
 	touch $@
 
-test-node: build bindings/node/node_modules/.installed
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so node --test test/
+# The OpenTelemetry bridge's tests send to the loopback receiver, which runs
+# in the test virtualenv.
+test-node: node-addon bindings/node/node_modules/.installed venv
+	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) node --test --test-timeout=120000 test/
 	rm -rf build/node-demo
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
+	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
 
 # Cross-process propagation: a Node agent calls a Go tool with a traceparent.
-test-propagation: build bindings/node/node_modules/.installed
+test-propagation: dev-install node-addon
 	mkdir -p build/tests
-	cd bindings/go && $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
-	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
+	cd bindings/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
+	SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python package (the wheel of make dist, installed into the test venv):
 # its tests, and the sample agents (native API; bridge under OpenTelemetry). The tests run from build/, so that
@@ -166,28 +197,32 @@ test-python-binding: venv dist-python
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/otel_agent.py
 
-# The wheel as a user gets it: a fresh virtualenv in a scratch directory
-# outside the repository, `pip install` of the wheel, and README.md's
-# Python programs run there with no SPANGUARD_* or OTEL_* variable; their
-# spans must arrive (tests/python/readme_python.py).
-test-python-wheel: venv dist-python
-	$(VENV_PY) tests/python/readme_python.py --dist $(PY_WHEEL_DIR) README.md
-
-# Installs into a scratch prefix, then builds the README's C example and the
-# demo agent with pkg-config against it, and runs the README example.
+# Installs into a scratch prefix and moves it (spanguard.pc is
+# relocatable), then builds the demo agent with pkg-config against the moved
+# copy and runs it with no LD_LIBRARY_PATH (the .pc's rpath finds the
+# library).
+INSTALL_TEST := $(CURDIR)/build/install-test
+INSTALLED := lib/libspanguard.so lib/libspanguard.so.$(SOMAJOR) lib/libspanguard.so.$(VERSION) lib/libspanguard.a \
+             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc bin/spanguard
 test-install:
-	rm -rf build/install-test
-	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install-test
-	$(PYTHON3) -c 'import re,sys; t=open("README.md").read(); sys.stdout.write(re.search(r"```c\n(.*?)```", t, re.S).group(1))' \
-	  > build/install-test/readme_example.c
-	export PKG_CONFIG_PATH=$(CURDIR)/build/install-test/lib/pkgconfig; \
-	$(CC) -std=c11 -Wall -Wextra -Werror build/install-test/readme_example.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/readme_example; \
+	rm -rf $(INSTALL_TEST) $(INSTALL_TEST)-first
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)-first
+	mv $(INSTALL_TEST)-first $(INSTALL_TEST)
+	for f in $(INSTALLED); do test -e $(INSTALL_TEST)/$$f || { echo "make install did not install $$f"; exit 1; }; done
+	test -x $(INSTALL_TEST)/bin/spanguard
+	export PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig; \
 	$(CC) -std=c11 -Wall -Wextra -Werror examples/c/agent_demo.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/agent_demo
-	SPANGUARD_SINK_DIR=$(CURDIR)/build/install-test/spans build/install-test/readme_example
-	test "$$(cat build/install-test/spans/*.jsonl | grep -o '"spanId"' | wc -l)" = 2
-	@echo "install: README example and demo build against the installed library; 2 spans arrived"
+	  -o $(INSTALL_TEST)/agent_demo
+	env -u LD_LIBRARY_PATH SPANGUARD_SINK_DIR=$(INSTALL_TEST)/spans $(INSTALL_TEST)/agent_demo
+	test "$$(cat $(INSTALL_TEST)/spans/*.jsonl | grep -o '"spanId"' | wc -l)" -gt 0
+	@echo "install: every file installed; the demo builds against the moved prefix and runs without LD_LIBRARY_PATH"
+
+# Every program in README.md and the npm package's README, built and run as
+# the README says from a scratch directory (tests/readme/run_examples.py),
+# against the scratch install above and the npm tarball and Python wheel of
+# make dist (the Python programs pip-install the wheel into a fresh venv).
+test-readme: test-install venv dist
+	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its
@@ -251,12 +286,12 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build $(BENCH_VENV)/.installed build/bench/hot_path dist-python
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path dist-python
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
-	python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
+	$(GO_ENV) python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
 
 # A long run at a steady rate, reporting RSS at start and end and its slope.
 soak: build
@@ -276,8 +311,13 @@ demo: build/examples/agent_demo
 
 # --- shipping ---------------------------------------------------------------
 
-# build/dist: what users install.
-dist: dist-python
+# build/dist: what users install (the npm package and the Python wheel).
+dist: dist-node dist-python
+
+dist-node: node-addon
+	mkdir -p build/dist
+	rm -f build/dist/spanguard-*.tgz
+	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
 
 # The Python wheel: maturin builds the extension (bindings/python, PyO3 over
 # the C ABI, the library linked in statically) and repairs the wheel the
@@ -304,13 +344,18 @@ $(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
 	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
 	touch $@
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
+# one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
+# PREFIX/lib/pkgconfig/spanguard.pc (relocatable, with an rpath so that
+# programs run without LD_LIBRARY_PATH); PREFIX/bin/spanguard, the command.
+install: build cli
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libspanguard.so.$(SOMAJOR)
 	ln -sf libspanguard.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libspanguard.so
 	install -m 0644 $(LIBDIR)/libspanguard.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 include/spanguard.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
+	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
 
 clean:

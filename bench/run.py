@@ -18,7 +18,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = "--quick" in sys.argv
-LIB = str(REPO / "build" / "lib" / "libspanguard.so")
 
 
 def run(cmd, cwd=REPO, env=None):
@@ -85,7 +84,7 @@ def main():
         print(f"| {r['case']} | {r['spanguard_ns']:.1f} |")
     print()
     rows = go_rows()
-    rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node", env={"SPANGUARD_LIB": LIB}), "Node.js (koffi)")
+    rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node"), "Node.js (N-API addon)")
     # The wheel of make dist, installed into the bench venv by make bench.
     rows += json_rows(run([str(REPO / "build" / "bench-venv" / "bin" / "python"), "bench/python/bench.py", *quick]),
                       "Python (extension)")

@@ -565,6 +565,30 @@ impl Tracer {
         Ok(())
     }
 
+    /// The file the local sink appends to (where spans go when no endpoint
+    /// is set), so a program can say where its spans went; "" with an
+    /// endpoint.
+    fn sink_path(&self, py: Python<'_>) -> PyResult<String> {
+        let raw = self.raw(py)?;
+        let mut len = 0usize;
+        // SAFETY: raw is live; a NULL buffer of length 0 asks for the length.
+        let code =
+            unsafe { ct::spanguard_tracer_sink_path(raw, std::ptr::null_mut(), 0, &mut len) };
+        if code != spanguard_result::BufferTooSmall && !code.is_ok() {
+            return Err(report::error(py, code as u32, "sink_path"));
+        }
+        let mut buf = vec![0u8; len + 1];
+        // SAFETY: buf is valid for its length.
+        let code = unsafe {
+            ct::spanguard_tracer_sink_path(raw, buf.as_mut_ptr().cast(), buf.len(), &mut len)
+        };
+        if !code.is_ok() {
+            return Err(report::error(py, code as u32, "sink_path"));
+        }
+        buf.truncate(len);
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
     /// Whether close() has been called.
     #[getter]
     fn closed(&self) -> bool {

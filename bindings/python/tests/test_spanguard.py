@@ -3,6 +3,7 @@ and are read back with opentelemetry-proto."""
 
 import os
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import by_name, read_sink, run_python
@@ -181,6 +182,14 @@ def test_open_spans_are_exported_at_shutdown(tracer, sink):
     (span,) = read_sink(sink)
     assert span["attributes"]["spanguard.unended"] is True
     assert tracer.stats().spans_unended_at_shutdown == 1
+
+
+def test_sink_path_names_the_file_the_spans_arrived_in(tracer, sink):
+    tracer.start_span("probe").end()
+    assert tracer.flush(10)
+    path = Path(tracer.sink_path())
+    assert path.parent == sink
+    assert [s["name"] for s in read_sink(sink)] == ["probe"]
 
 
 def test_threads_lose_nothing(tracer, sink):
