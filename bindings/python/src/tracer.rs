@@ -417,33 +417,6 @@ impl Tracer {
         Tracer::begin_ex(slf, raw, &mut opts, &attrs)
     }
 
-    /// `start_span` for a `with` block: the span is current inside it and
-    /// ends at its end; an exception sets status ERROR with an `exception`
-    /// event, and propagates.
-    #[pyo3(signature = (name, kind=SPANGUARD_KIND_INTERNAL, parent=None, attributes=None, traceparent=None, tracestate=None, start_time=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn span(
-        slf: &Bound<'_, Self>,
-        name: &Bound<'_, PyAny>,
-        kind: u32,
-        parent: Option<&Bound<'_, PyAny>>,
-        attributes: Option<&Bound<'_, PyAny>>,
-        traceparent: Option<&Bound<'_, PyAny>>,
-        tracestate: Option<&Bound<'_, PyAny>>,
-        start_time: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<Span>> {
-        Tracer::start_span(
-            slf,
-            name,
-            kind,
-            parent,
-            attributes,
-            traceparent,
-            tracestate,
-            start_time,
-        )
-    }
-
     /// Begins a span with the ids another SDK gave it (the OpenTelemetry
     /// bridge): trace id (16 bytes or int), span id and parent span id (8
     /// bytes or int; parent None for a root), W3C trace flags, tracestate,

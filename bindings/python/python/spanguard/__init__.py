@@ -193,6 +193,11 @@ class Tracer(_native.Tracer):
             _LIVE.add(self)
         _arm_worker_exit()
 
+    # `with tracer.span(...) as span:` begins a span as start_span does; the
+    # Span's `with` block makes it current and ends it, and an exception
+    # sets status ERROR with an `exception` event, and propagates.
+    span = _native.Tracer.start_span
+
     def traced(self, name=None, *, kind: int = KIND_INTERNAL, attributes: dict | None = None):
         """Decorator: each call runs in a span (named after the function
         unless `name` is given). Works on functions, `async def` functions,

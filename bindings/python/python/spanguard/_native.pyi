@@ -57,16 +57,6 @@ class Tracer:
         tracestate: str | None = None,
         start_time: int | None = None,
     ) -> Span: ...
-    def span(
-        self,
-        name: str,
-        kind: int = ...,
-        parent: Span | None = None,
-        attributes: Attributes | None = None,
-        traceparent: str | None = None,
-        tracestate: str | None = None,
-        start_time: int | None = None,
-    ) -> Span: ...
     def start_span_with_ids(
         self,
         name: str,
