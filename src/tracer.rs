@@ -56,7 +56,7 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
                 MAGIC_FLIGHT,
                 slots,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
@@ -227,8 +227,10 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
+    pub fn new(mut config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
+        // Each tracer is a new instance, also a forked child's replacement.
+        config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
@@ -237,7 +239,7 @@ impl Tracer {
                 MAGIC_CRASH_DUMP,
                 0,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // Without a writable spool there is no crash dump, but tracing
             // still works: not a reason to fail.

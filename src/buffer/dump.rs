@@ -58,15 +58,22 @@ impl DumpHeader {
         let name = &service_name.as_bytes()[..service_name.len().min(SERVICE_NAME_BYTES)];
         h.service_name[..name.len()].copy_from_slice(name);
         h.service_name_len = name.len() as u32;
-        let text: String = resource
-            .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect::<Vec<_>>()
-            .join(",");
-        if text.len() <= RESOURCE_TEXT_BYTES {
-            h.resource_text[..text.len()].copy_from_slice(text.as_bytes());
-            h.resource_text_len = text.len() as u32;
+        // Whole entries, in the order given (the most telling first), as
+        // many as fit: a long one (an executable's path) that does not fit
+        // is left out rather than cut or taking the rest with it.
+        let mut text = String::new();
+        for (k, v) in resource {
+            let entry = format!("{}={}", percent_encode(k), percent_encode(v));
+            let sep = usize::from(!text.is_empty());
+            if text.len() + sep + entry.len() <= RESOURCE_TEXT_BYTES {
+                if sep == 1 {
+                    text.push(',');
+                }
+                text.push_str(&entry);
+            }
         }
+        h.resource_text[..text.len()].copy_from_slice(text.as_bytes());
+        h.resource_text_len = text.len() as u32;
         h
     }
 

@@ -91,10 +91,7 @@ impl Exporter {
             next_replay: Instant::now(),
             replays_spool: !file_sink,
             journal: None,
-            resource: Arc::new(ResourceInfo::new(
-                &config.service_name,
-                &config.resource_attributes,
-            )),
+            resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
             pipeline,
         }
     }

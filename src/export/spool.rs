@@ -314,6 +314,13 @@ fn read_header(mut file: &File) -> Option<(BodyFormat, bool, u32, u64)> {
     Some((format, header[9] != 0, spans, len))
 }
 
+/// Reads one spool file as it is, without locking, renaming or deleting it
+/// (`spanguard show` looks and changes nothing). None when it is not a
+/// whole spool file.
+pub fn read_spool_file(path: &Path) -> Option<SpooledBatch> {
+    read_batch(File::open(path).ok())
+}
+
 fn read_batch(file: Option<File>) -> Option<SpooledBatch> {
     let file = file?;
     let (format, gzipped, spans, len) = read_header(&file)?;

@@ -62,6 +62,32 @@ fn config_string(py: Python<'_>, key: &str, v: &Bound<'_, PyAny>) -> PyResult<CS
         .map_err(|_| PyValueError::new_err(format!("spanguard setting {key}: contains a NUL byte")))
 }
 
+/// `process.runtime.*` as OpenTelemetry's Python SDK reports them, in
+/// OTEL_RESOURCE_ATTRIBUTES syntax (`,` and `%` percent-encoded).
+fn runtime_attributes(py: Python<'_>) -> PyResult<String> {
+    let sys = py.import("sys")?;
+    let implementation = sys.getattr("implementation")?;
+    let v = implementation.getattr("version")?;
+    let version = format!(
+        "{}.{}.{}",
+        v.getattr("major")?.str()?,
+        v.getattr("minor")?.str()?,
+        v.getattr("micro")?.str()?
+    );
+    let description = sys
+        .getattr("version")?
+        .str()?
+        .to_string()
+        .replace('\n', " ");
+    let encode = |s: &str| s.replace('%', "%25").replace(',', "%2C");
+    Ok(format!(
+        "process.runtime.name={},process.runtime.version={},process.runtime.description={}",
+        encode(&implementation.getattr("name")?.str()?.to_string()),
+        encode(&version),
+        encode(&description)
+    ))
+}
+
 /// A setting given as a name or as its number.
 fn named(key: &str, v: &Bound<'_, PyAny>, names: &[(&str, u32)]) -> PyResult<u32> {
     if let Ok(s) = v.cast::<PyString>() {
@@ -94,6 +120,26 @@ fn config(
     if !code.is_ok() {
         return Err(report::error(py, code as u32, "config_init"));
     }
+    // The runtime first, so that the caller's own attributes override it.
+    let mut resource = runtime_attributes(py)?;
+    let given = match settings {
+        Some(settings) => settings
+            .get_item("resource_attributes")?
+            .filter(|v| !v.is_none()),
+        None => None,
+    };
+    if let Some(v) = given {
+        let given = config_string(py, "resource_attributes", &v)?;
+        if !given.as_bytes().is_empty() {
+            resource.push(',');
+            resource.push_str(&given.to_string_lossy());
+        }
+    }
+    let resource = CString::new(resource).map_err(|_| {
+        PyValueError::new_err("spanguard setting resource_attributes: contains a NUL byte")
+    })?;
+    cfg.resource_attributes = resource.as_ptr();
+    keep.push(resource);
     let Some(settings) = settings else {
         return Ok(cfg);
     };
@@ -110,7 +156,7 @@ fn config(
         };
         match key.as_str() {
             "service_name" => string(&mut cfg.service_name)?,
-            "resource_attributes" => string(&mut cfg.resource_attributes)?,
+            "resource_attributes" => {} // with the runtime's, above
             "endpoint" => string(&mut cfg.endpoint)?,
             "headers" => string(&mut cfg.headers)?,
             "sink_dir" => string(&mut cfg.sink_dir)?,
@@ -312,17 +358,32 @@ impl Tracer {
         let mut keep = Vec::new();
         let cfg = config(py, settings, &mut keep)?;
         let mut raw: *mut spanguard_tracer = std::ptr::null_mut();
+        let mut message = [0u8; ct::SPANGUARD_ERROR_MESSAGE_SIZE as usize];
+        let mut message_len = 0usize;
         // SAFETY: cfg and its strings (in keep) are valid for the call; raw
-        // is a valid out pointer.
+        // is a valid out pointer; message is valid for its length.
         let code = unsafe {
-            if from_env {
-                ct::spanguard_tracer_new_from_env(&cfg, &mut raw)
-            } else {
-                ct::spanguard_tracer_new(&cfg, &mut raw)
-            }
+            ct::spanguard_tracer_new_with_error(
+                &cfg,
+                from_env,
+                &mut raw,
+                message.as_mut_ptr().cast(),
+                message.len(),
+                &mut message_len,
+            )
         };
         if !code.is_ok() {
-            return Err(report::error(py, code as u32, "tracer_new"));
+            // The library's sentence names the variable or field and its value.
+            let end = message
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(message.len());
+            let why = String::from_utf8_lossy(&message[..end]);
+            return Err(report::error(
+                py,
+                code as u32,
+                &format!("tracer_new: {why}"),
+            ));
         }
         Ok(Tracer {
             raw: AtomicPtr::new(raw),

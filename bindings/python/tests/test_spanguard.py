@@ -160,6 +160,8 @@ def test_programming_errors_raise_where_they_are_made(tmp_path):
     with pytest.raises(spanguard.SpanguardError) as bad_cap:
         spanguard.Tracer(**tracer_settings(tmp_path, exporter_max_cpu_percent=101))
     assert bad_cap.value.code == 11  # SPANGUARD_RESULT_INVALID_CONFIG
+    # The exception names the field, its variable and the value.
+    assert "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=101" in str(bad_cap.value)
     t = spanguard.Tracer(**tracer_settings(tmp_path))
     with pytest.raises(TypeError):
         t.start_span("s", kind="server")
@@ -182,6 +184,20 @@ def test_open_spans_are_exported_at_shutdown(tracer, sink):
     (span,) = read_sink(sink)
     assert span["attributes"]["spanguard.unended"] is True
     assert tracer.stats().spans_unended_at_shutdown == 1
+
+
+def test_the_resource_names_the_python_runtime(tmp_path):
+    import sys
+    t = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                         install_signal_handlers=False, resource_attributes={"team": "search"})
+    t.start_span("one").end()
+    assert t.shutdown(10)
+    (span,) = read_sink(tmp_path / "sink")
+    attrs = span["resource"]
+    assert attrs["process.runtime.name"] == sys.implementation.name
+    assert attrs["process.runtime.description"] == sys.version.replace("\n", " ")  # commas and all
+    assert attrs["team"] == "search"
+    t.close()
 
 
 def test_sink_path_names_the_file_the_spans_arrived_in(tracer, sink):
