@@ -1,7 +1,15 @@
 //! Span records on disk, for the crash dump and the flight recorder: a fixed
 //! header that says whose spans they are, then raw `SpanRecord` slots exactly
-//! as they sit in memory. Writing is a plain `write(2)` (async-signal-safe);
-//! reading checks everything, because the writer may have died mid-way.
+//! as they sit in memory, with their payload chunks. Writing is a plain
+//! `write(2)` (async-signal-safe); reading checks everything against the
+//! file's real size, because the writer may have died mid-way.
+//!
+//! - Crash dump (`SGDUMP03`): the header, then for each live slot its
+//!   record followed by its `chunk_count` chunks, in the span's order.
+//! - Flight recorder (`SGFLITE3`): the header, the slots (from the next
+//!   64-byte boundary), then the payload pool from `pool_offset` (sparse:
+//!   a chunk never written takes no disk). A slot's chunks are found
+//!   through its chunk map, as in memory.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -9,13 +17,17 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{
     STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
 };
-use crate::span::record::{MARK_INTERRUPTED, SpanRecord};
+use crate::span::limits::CHUNK_BYTES;
+use crate::span::record::{
+    ChunkStore, MARK_INTERRUPTED, OverflowSource, OwnedOverflow, SpanRecord, StoreSource,
+};
 
-pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP02";
-pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE2";
+pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
+pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
 pub(crate) const RESOURCE_TEXT_BYTES: usize = 1024;
 pub(crate) const SERVICE_NAME_BYTES: usize = 256;
 
@@ -32,6 +44,11 @@ pub struct DumpHeader {
     pub signal: i32,
     pub service_name_len: u32,
     pub resource_text_len: u32,
+    /// `CHUNK_BYTES` of the writer.
+    pub chunk_size: u32,
+    /// Flight recorder: chunks in the pool region, and where it starts.
+    pub pool_chunks: u32,
+    pub pool_offset: u64,
     pub service_name: [u8; SERVICE_NAME_BYTES],
     /// OTEL_RESOURCE_ATTRIBUTES syntax.
     pub resource_text: [u8; RESOURCE_TEXT_BYTES],
@@ -52,6 +69,9 @@ impl DumpHeader {
             signal: 0,
             service_name_len: 0,
             resource_text_len: 0,
+            chunk_size: CHUNK_BYTES as u32,
+            pool_chunks: 0,
+            pool_offset: 0,
             service_name: [0; SERVICE_NAME_BYTES],
             resource_text: [0; RESOURCE_TEXT_BYTES],
         };
@@ -195,9 +215,9 @@ impl CrashFile {
         }
     }
 
-    /// Async-signal-safe: writes the header and every live slot of `slab`,
-    /// then publishes the file.
-    pub fn dump_slots(&self, slab: &SpanSlab, signal: libc::c_int) {
+    /// Async-signal-safe: writes the header and every live slot of `slab`
+    /// with its chunks from `pool`, then publishes the file.
+    pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
         let mut header = self.header;
         header.signal = signal;
         header.record_count = (0..slab.capacity())
@@ -214,7 +234,20 @@ impl CrashFile {
                         std::mem::size_of_val(r),
                     )
                 };
-                self.slots.write_all(bytes);
+                // The count the chunks below match: read once, as the slot
+                // may still be written by a thread the signal did not stop.
+                // SAFETY: a plain u32 of the live mapping.
+                let chunks = unsafe { std::ptr::read_volatile(&r.chunk_count) };
+                self.slots.write_all(&bytes[..CHUNK_COUNT_AT]);
+                self.slots.write_all(&chunks.to_ne_bytes());
+                self.slots.write_all(&bytes[CHUNK_COUNT_AT + 4..]);
+                let src = StoreSource(pool);
+                for ordinal in 0..chunks {
+                    match src.chunk(r, ordinal) {
+                        Some(chunk) => self.slots.write_all(chunk),
+                        None => self.slots.write_all(&[0u8; CHUNK_BYTES]),
+                    }
+                }
             }
         }
         self.slots.publish();
@@ -227,6 +260,8 @@ impl CrashFile {
     }
 }
 
+const CHUNK_COUNT_AT: usize = std::mem::offset_of!(SpanRecord, chunk_count);
+
 /// Whether a slot holds a span worth saving: open, being written, ended, or
 /// in export (delivery unconfirmed).
 #[inline]
@@ -238,14 +273,35 @@ pub fn slot_is_live(record: &SpanRecord) -> bool {
 }
 
 /// The spans a dump or flight file holds, ready to encode: ended ones as
-/// they were; open ones ended at `died_at_ns` and marked interrupted.
+/// they were; open ones ended at `died_at_ns` and marked interrupted. Each
+/// comes with its chunks, copied out in order.
 pub struct Recovered {
     pub header: DumpHeader,
-    pub records: Vec<Box<SpanRecord>>,
+    pub records: Vec<(Box<SpanRecord>, OwnedOverflow)>,
+}
+
+/// The chunks of a flight file's pool region, as a store the chunk map
+/// resolves through (reading only; bounded by the file).
+struct FileChunks<'a> {
+    pool: &'a [u8],
+}
+
+impl ChunkStore for FileChunks<'_> {
+    fn take_chunk(&self) -> Option<u32> {
+        None
+    }
+
+    fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        let start = (index as usize).checked_mul(CHUNK_BYTES)?;
+        let chunk = self.pool.get(start..start.checked_add(CHUNK_BYTES)?)?;
+        // Read only: ChunkStore's pointer is mutable for the writer's sake.
+        std::ptr::NonNull::new(chunk.as_ptr() as *mut u8)
+    }
 }
 
 /// Reads a crash dump or flight file. None if it is not one of ours or its
-/// header is torn. Torn records are skipped.
+/// header is torn. Torn records are skipped; a record's chunks are bounded
+/// by what the file holds.
 pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut bytes = Vec::new();
@@ -261,18 +317,31 @@ pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
         return None;
     }
     let rsize = std::mem::size_of::<SpanRecord>();
-    if header.record_size as usize != rsize {
+    if header.record_size as usize != rsize || header.chunk_size as usize != CHUNK_BYTES {
         return None;
     }
-    // The flight recorder aligns its records to 64 bytes after the header.
-    let start = if header.magic == MAGIC_FLIGHT {
-        hsize.next_multiple_of(64)
+    let flight = header.magic == MAGIC_FLIGHT;
+    // The flight recorder aligns its records to 64 bytes after the header,
+    // and its pool region follows them.
+    let (start, records_end) = if flight {
+        let start = hsize.next_multiple_of(64);
+        let end = start
+            .saturating_add((header.record_count as usize).saturating_mul(rsize))
+            .min(bytes.len());
+        (start, end)
     } else {
-        hsize
+        (hsize, bytes.len())
+    };
+    let pool_region: &[u8] = if flight {
+        let from = (header.pool_offset as usize).min(bytes.len());
+        let len = (header.pool_chunks as usize).saturating_mul(CHUNK_BYTES);
+        &bytes[from..from.saturating_add(len).min(bytes.len())]
+    } else {
+        &[]
     };
     let mut records = Vec::new();
     let mut offset = start;
-    while offset + rsize <= bytes.len() {
+    while offset + rsize <= records_end {
         // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
         // which any bit pattern is valid; zeroed then overwritten bytewise.
         let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
@@ -285,6 +354,31 @@ pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
             )
         };
         offset += rsize;
+        let overflow = if flight {
+            // Through the chunk map, bounded by the pool region.
+            let store = FileChunks { pool: pool_region };
+            let src = StoreSource(&store);
+            let mut copied = Vec::new();
+            let count = r.chunk_count.min(header.pool_chunks);
+            let mut kept = 0;
+            for ordinal in 0..count {
+                match src.chunk(&r, ordinal) {
+                    Some(chunk) => copied.extend_from_slice(chunk),
+                    None => break,
+                }
+                kept += 1;
+            }
+            r.chunk_count = kept;
+            copied
+        } else {
+            // Right after the record, as many as the file holds.
+            let available = (bytes.len() - offset) / CHUNK_BYTES;
+            let count = (r.chunk_count as usize).min(available);
+            let copied = bytes[offset..offset + count * CHUNK_BYTES].to_vec();
+            offset += (r.chunk_count as usize).min(available) * CHUNK_BYTES;
+            r.chunk_count = count as u32;
+            copied
+        };
         let state = header_state(r.header.load(Ordering::Relaxed));
         if !matches!(
             state,
@@ -301,20 +395,19 @@ pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
             r.signal = header.signal;
             r.end_unix_ns = died_at_ns.max(r.start_unix_ns);
         }
-        records.push(r);
+        records.push((r, OwnedOverflow(overflow)));
     }
     Some(Recovered { header, records })
 }
 
-/// Clamps counts and text references of a record read from disk so that an
-/// encoder can trust them.
+/// Clamps counts of a record read from disk so that an encoder can trust
+/// them; text, tables and lists are read through bounds-checked views.
 fn sanitize(r: &mut SpanRecord) {
     use crate::span::limits::*;
-    r.attribute_count = r.attribute_count.min(MAX_ATTRIBUTES as u16);
-    r.event_count = r.event_count.min(MAX_EVENTS as u16);
-    r.link_count = r.link_count.min(MAX_LINKS as u16);
+    r.attribute_count = r.attribute_count.min(MAX_COUNT_LIMIT as u16);
+    r.event_count = r.event_count.min(MAX_COUNT_LIMIT as u16);
+    r.link_count = r.link_count.min(MAX_COUNT_LIMIT as u16);
     r.arena_used = r.arena_used.min(ARENA_BYTES as u16);
     r.kind = r.kind.min(5);
     r.status_code = r.status_code.min(2);
-    // `SpanRecord::text` already bounds every TextRef by the arena.
 }

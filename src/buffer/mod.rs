@@ -2,4 +2,6 @@
 
 pub mod dump;
 pub mod free_stack;
+pub mod mapping;
+pub mod payload_pool;
 pub mod slab;

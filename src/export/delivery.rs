@@ -17,7 +17,7 @@ use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
-use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
+use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
 
 /// Where a request's spans come from, which decides how they are counted
 /// and what keeping them means.
@@ -435,11 +435,11 @@ impl Delivery {
             &recovered.header.service_name(),
             &recovered.header.resource_attributes(),
         );
-        let records: Vec<&SpanRecord> = recovered
+        let records: Vec<SpanView> = recovered
             .records
             .iter()
-            .map(|r| &**r)
-            .filter(|r| is_recording(r))
+            .filter(|(r, _)| is_recording(r))
+            .map(|(r, overflow)| SpanView::from_disk(r, overflow))
             .collect();
         let mut start = 0;
         while start < records.len() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::SpanRecord;
+use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
@@ -35,6 +35,8 @@ pub struct Exporter {
     delivery: Delivery,
     host: ExporterHost,
     indexes: Vec<u32>,
+    /// The chunks of a batch's spans, given back with their slots.
+    chunks: Vec<u32>,
     /// Spans the last batch took from the queue (sampled out or not).
     taken: usize,
     /// How many of `indexes` were given back to the slab (the rest are
@@ -87,6 +89,7 @@ impl Exporter {
             delivery,
             host,
             indexes: Vec::with_capacity(batch),
+            chunks: Vec::new(),
             taken: 0,
             released: 0,
             replays_spool: !file_sink,
@@ -181,7 +184,7 @@ impl Exporter {
         self.delivery.set_journal(None);
         let held = &self.indexes[self.released.min(self.indexes.len())..];
         if !held.is_empty() {
-            p.slab.release_all(held);
+            p.slab.release_all(held, &p.pool, &mut self.chunks);
         }
         let lost = held.len() as u64 + std::mem::take(&mut self.host.unsettled);
         self.released = self.indexes.len();
@@ -308,28 +311,38 @@ impl Exporter {
                 .indexes
                 .iter()
                 .partition(|&&i| is_recording(p.slab.slot(i)));
-            p.slab.release_all(&unsampled);
+            p.slab.release_all(&unsampled, &p.pool, &mut self.chunks);
             Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
             self.indexes = recording;
         }
         {
-            let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
-            count_record_losses(&p.stats, &records);
+            let pool: &dyn OverflowSource = &p.pool;
+            let views: Vec<SpanView> = self
+                .indexes
+                .iter()
+                .map(|&i| SpanView::new(p.slab.slot(i), pool))
+                .collect();
+            count_record_losses(&p.stats, &views);
         }
         let resource = Arc::clone(&self.resource);
         let total = self.indexes.len();
         let mut start = 0;
         while start < total {
             let n = {
-                let records: Vec<&SpanRecord> = self.indexes[start..]
+                let pool: &dyn OverflowSource = &p.pool;
+                let views: Vec<SpanView> = self.indexes[start..]
                     .iter()
-                    .map(|&i| p.slab.slot(i))
+                    .map(|&i| SpanView::new(p.slab.slot(i), pool))
                     .collect();
-                self.encoder.encode_prefix(&resource, &records)
+                let n = self.encoder.encode_prefix(&resource, &views);
+                // Values the span budget cut to make a span fit.
+                Stats::add(&p.stats.values_truncated, self.encoder.take_cut_values());
+                n
             };
             if n == 0 {
                 // Alone over the limit: nothing to send.
-                p.slab.release_all(&self.indexes[start..start + 1]);
+                p.slab
+                    .release_all(&self.indexes[start..start + 1], &p.pool, &mut self.chunks);
                 self.released = start + 1;
                 let reason = too_large(self.encoder.budget());
                 self.host.record(Outcome::Lost {
@@ -349,7 +362,8 @@ impl Exporter {
             // while this part is sent and retried, however long a hanging
             // backend takes. A crash from here on spools the bytes (crash
             // handler); the parts not yet encoded are still in their slots.
-            p.slab.release_all(&self.indexes[start..end]);
+            p.slab
+                .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
             self.released = end;
             self.send_encoded(n as u64);
             start = end;
@@ -413,7 +427,7 @@ impl Exporter {
                 continue;
             };
             if let Some(rec) = &claimed.recovered {
-                let n = rec.records.iter().filter(|r| is_recording(r)).count() as u64;
+                let n = rec.records.iter().filter(|(r, _)| is_recording(r)).count() as u64;
                 Stats::add(&p.stats.recovered_spans, n);
                 self.host
                     .diagnostics
@@ -659,11 +673,24 @@ fn thread_cpu_ns() -> u64 {
 }
 
 /// Adds what each record could not hold to the tracer's counters.
-fn count_record_losses(stats: &Stats, records: &[&SpanRecord]) {
+fn count_record_losses(stats: &Stats, views: &[SpanView]) {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
-    for r in records {
+    for v in views {
+        let r = v.record;
         attrs += r.dropped_attributes as u64;
+        if r.event_count > 0 {
+            attrs += v
+                .events()
+                .map(|e| e.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
+        if r.link_count > 0 {
+            attrs += v
+                .links()
+                .map(|l| l.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
         events += r.dropped_events as u64;
         links += r.dropped_links as u64;
         truncated += r.truncated_values as u64;

@@ -8,7 +8,7 @@ use super::otlp_json::OtlpJsonEncoder;
 use super::otlp_proto::OtlpProtoEncoder;
 use super::resource::ResourceInfo;
 use super::transport::BodyFormat;
-use crate::span::record::SpanRecord;
+use crate::span::record::SpanView;
 
 pub struct RequestEncoder {
     pub format: BodyFormat,
@@ -41,14 +41,18 @@ impl RequestEncoder {
     }
 
     /// Encodes the longest prefix of `records` that fits in the budget as
-    /// one request and returns its length; the body is `self.body()`. 0
-    /// means the first record alone is over the budget (then nothing is
-    /// encoded: the caller counts it lost).
-    ///
-    /// Payload cutting hooks in here: a span over the budget is where the
-    /// largest values of one span would be cut to fit, with the budget as
-    /// the bound.
-    pub fn encode_prefix(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) -> usize {
+    /// one request and returns its length; the body is `self.body()`. A
+    /// span that alone is over the budget has its largest values cut to
+    /// fit (the encoders' span budget: the request budget less the
+    /// request's own framing); 0 means even that did not make it fit (then
+    /// nothing is encoded: the caller counts it lost).
+    pub fn encode_prefix(&mut self, resource: &ResourceInfo, records: &[SpanView]) -> usize {
+        // The framing every request of this resource carries, and a margin
+        // for a scope of its own and the span's field header.
+        self.encode_plain(resource, &[]);
+        let span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
+        self.proto.set_span_budget(Some(span_budget));
+        self.json.set_span_budget(Some(span_budget));
         let mut n = records.len();
         loop {
             self.encode_plain(resource, &records[..n]);
@@ -71,7 +75,13 @@ impl RequestEncoder {
         n
     }
 
-    fn encode_plain(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+    /// Values the span budget cut since the last call (counted as
+    /// truncated).
+    pub fn take_cut_values(&mut self) -> u64 {
+        self.proto.take_cut_values() + self.json.take_cut_values()
+    }
+
+    fn encode_plain(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
         match self.format {
             BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
             BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),

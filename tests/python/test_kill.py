@@ -28,6 +28,14 @@ TRIALS = int(os.environ.get("SPANGUARD_KILL_TRIALS", "5"))
 PAUSE_US = os.environ.get("SPANGUARD_KILL_PAUSE_US", "300")
 BATCH = 256  # the child's max_export_batch_size
 NO_CHILD = 1 << 30  # set in a report when the span has no child
+PROMPT_EVERY = 50  # every 50th span and its child carry a 100 KB prompt
+PROMPT_BYTES = 100_000
+LETTERS = "abcdefghijklmnopqrstuvwxyz" * (PROMPT_BYTES // 26 + 2)
+
+
+def prompt(n):
+    """What kill_child sets as span n's prompt."""
+    return LETTERS[n % 26:n % 26 + PROMPT_BYTES]
 CASES = [
     # (name, how it dies, flight recorder, expected death signal)
     ("SIGTERM", signal.SIGTERM, 0, signal.SIGTERM),
@@ -101,7 +109,7 @@ def spans_of(receiver, tag):
 
 @pytest.mark.parametrize("name,how,flight,dies_of", CASES, ids=[c[0] for c in CASES])
 def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, name, how, flight, dies_of):
-    totals = {"reported": 0, "interrupted": 0, "duplicates": 0}
+    totals = {"reported": 0, "interrupted": 0, "duplicates": 0, "large": 0}
     for trial in range(TRIALS):
         status, numbers, with_child, tag, spool, pid = run_trial(
             receiver, emitter, tmp_path, name, how, flight, trial)
@@ -126,6 +134,23 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             time.sleep(0.2)
         assert not missing, f"trial {trial}: {len(missing)} of {len(want)} reported spans lost, e.g. {missing[:5]}"
         assert not orphans, f"trial {trial}: children of {len(orphans)} reported spans lost, e.g. {orphans[:5]}"
+        # Large payloads survive too: every 50th span and its child, open
+        # or queued at the kill, arrive with their 100 KB prompt whole.
+        large = [s for s in work if s["attributes"]["n"] % PROMPT_EVERY == 0]
+        large_children = [s for s in spans if s["name"] == "child" and s["parent_span_id"] in n_of
+                          and n_of[s["parent_span_id"]] % PROMPT_EVERY == 0]
+        for s in large:
+            assert s["attributes"].get("gen_ai.prompt") == prompt(s["attributes"]["n"]), \
+                f"trial {trial}: span {s['attributes']['n']} lost its prompt"
+        for s in large_children:
+            assert s["attributes"].get("gen_ai.prompt") == prompt(n_of[s["parent_span_id"]]), \
+                f"trial {trial}: the child of {n_of[s['parent_span_id']]} lost its prompt"
+        held = [s for s in spans if s["name"] == "held"]
+        assert len(held) == 1, f"trial {trial}: the span open from start to kill arrived {len(held)} times"
+        assert held[0]["attributes"].get("spanguard.interrupted") is True
+        assert held[0]["attributes"].get("gen_ai.prompt") == prompt(7), \
+            f"trial {trial}: the open span's 100 KB prompt did not arrive whole"
+        totals["large"] += len(large) + len(large_children) + 1
         dups = {n for n, times in Counter(got).items() if times > 1}
         if dies_of == signal.SIGKILL:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
@@ -151,4 +176,5 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
         totals["interrupted"] += len(interrupted)
     print(f"{name}: {TRIALS} trials, {totals['reported']} reported spans, all arrived once; "
           f"{totals['interrupted']} open spans recovered as interrupted; "
-          f"{totals['duplicates']} spans sent twice")
+          f"{totals['duplicates']} spans sent twice; {totals['large']} spans with a 100 KB prompt whole")
+    assert totals["large"] > 0, "no span with a large prompt was checked"
