@@ -296,3 +296,24 @@ def test_a_retry_after_wait_gives_way_to_a_filling_queue(emitter, tmp_path):
         assert replay.returncode == 0, replay.stdout + replay.stderr
         rx.wait_for_spans(len(keys))
         assert delivered(rx) == keys
+
+
+def test_a_span_alone_over_the_request_size_is_cut_to_fit_not_lost(emitter, tmp_path):
+    """Every third span carries a 100,000-byte prompt; requests may hold
+    65,536 bytes. Such a span alone is over the limit: its largest values are
+    cut until it fits, and it arrives with every key (never lost, never a
+    request over the limit)."""
+    limit = 65536
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        run = run_through(emitter, rx, tmp_path, {"mode": "ok"}, first=9, then=1,
+                          env={"SPANGUARD_MAX_REQUEST_BYTES": str(limit)},
+                          extra=["--from-env", "--large", "3", "--batch", "10"])
+        got = check_every_span_arrived_or_is_counted(run, rx)
+        sizes = [r["decoded_bytes"] for r in rx.accepted_records()]
+        large = [s for s in rx.spans() if "gen_ai.usage.input_tokens" in s["attributes"]]
+    assert got == run.keys and run.stats["dropped_export_failed"] == 0
+    assert max(sizes) <= limit
+    assert len(large) == 4
+    for s in large:
+        assert 0 < len(s["attributes"]["gen_ai.prompt"]) < 100_000, "the prompt was cut, not dropped"
+        assert len([k for k in s["attributes"] if k.startswith("extra.")]) == 100
