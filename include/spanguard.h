@@ -974,6 +974,15 @@ spanguard_result spanguard_span_set_status(spanguard_span span,
                                            size_t message_len);
 
 /*
+ Renames the span to `name_len` bytes at `name` (UTF-8; invalid bytes
+ replaced; cut at `SPANGUARD_MAX_NAME_BYTES` like a name at begin), as
+ OpenTelemetry's `Span.updateName` does: the span is exported with the
+ last name it was given. Thread-safe; no allocation, lock or system call
+ once the thread is warm.
+ */
+spanguard_result spanguard_span_update_name(spanguard_span span, const char *name, size_t name_len);
+
+/*
  Sets the span's start time (Unix epoch nanoseconds), for work that began
  before the span was made.
  */

@@ -700,6 +700,17 @@ impl Tracer {
         })
     }
 
+    /// Renames the span (OpenTelemetry's `updateName`): the name is cut at
+    /// `MAX_NAME_BYTES` like a name given at begin. The old name's bytes stay
+    /// where they were (a rename is rare; the slot is reset when exported).
+    pub fn update_name(&self, s: SpanRef, name: &[u8]) -> Result<Notice, SpanError> {
+        self.with_open(s, |p, r| {
+            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES, &p.pool);
+            r.name = name_ref;
+            Notice::from_text(outcome)
+        })
+    }
+
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
         self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)

@@ -936,6 +936,27 @@ pub unsafe extern "C" fn spanguard_span_set_status(
     })
 }
 
+/// Renames the span to `name_len` bytes at `name` (UTF-8; invalid bytes
+/// replaced; cut at `SPANGUARD_MAX_NAME_BYTES` like a name at begin), as
+/// OpenTelemetry's `Span.updateName` does: the span is exported with the
+/// last name it was given. Thread-safe; no allocation, lock or system call
+/// once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_update_name(
+    span: spanguard_span,
+    name: *const c_char,
+    name_len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        if name.is_null() && name_len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: name is valid for name_len bytes.
+        let name = unsafe { bytes(name, name_len) };
+        with_span(span, |t, s| notice_or_error(t.update_name(s, name)))
+    })
+}
+
 /// Sets the span's start time (Unix epoch nanoseconds), for work that began
 /// before the span was made.
 #[unsafe(no_mangle)]
