@@ -51,12 +51,19 @@ def assert_same(otel_span, got: dict):
     assert got["scope_version"] == (otel_span.instrumentation_scope.version or "")
     assert got["status_code"] == otel_span.status.status_code.value
     assert got["status_message"] == (otel_span.status.description or "")
-    scalars = {k: v for k, v in otel_span.attributes.items() if not isinstance(v, (tuple, list, bytes))}
-    assert got["attributes"] == scalars
+    assert got["attributes"] == as_received(otel_span.attributes)
     assert [(e["name"], e["time"], e["attributes"]) for e in got["events"]] == \
-        [(e.name, e.timestamp, dict(e.attributes)) for e in otel_span.events]
+        [(e.name, e.timestamp, as_received(e.attributes)) for e in otel_span.events]
     assert [(ln["trace_id"], ln["span_id"], ln["attributes"]) for ln in got["links"]] == \
-        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", dict(ln.attributes)) for ln in otel_span.links]
+        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", as_received(ln.attributes))
+         for ln in otel_span.links]
+
+
+def as_received(attributes) -> dict:
+    """OpenTelemetry attributes as the receiver reports them: arrays (the
+    SDK keeps tuples) as lists, bytes as {"bytes": hex}."""
+    return {k: list(v) if isinstance(v, tuple) else {"bytes": v.hex()} if isinstance(v, bytes) else v
+            for k, v in (attributes or {}).items()}
 
 
 def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
@@ -66,15 +73,19 @@ def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
     with agent_tracer.start_as_current_span("agent.run", kind=trace.SpanKind.SERVER,
                                             attributes={"session.id": "s-1", "turn": 3}) as agent:
         agent.set_attribute("user.tier", "pro")
-        agent.add_event("plan.ready", {"steps": 2})
+        agent.add_event("plan.ready", {"steps": 2, "tools": ("search", "calc"), "weights": [0.5, 0.25]})
         with tool_tracer.start_as_current_span("tool.search", kind=trace.SpanKind.CLIENT,
-                                               links=[trace.Link(agent.get_span_context(), {"why": "origin"})]) as tool:
+                                               links=[trace.Link(agent.get_span_context(),
+                                                                 {"why": "origin", "hops": [1, 2]})]) as tool:
             tool.set_attribute("tool.query", "flights to Lisbon")
             tool.record_exception(TimeoutError("upstream timeout"))
             tool.set_status(trace.Status(trace.StatusCode.ERROR, "upstream timeout"))
-        with agent_tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+        with agent_tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT,
+                                                attributes={"gen_ai.request.stop_sequences": ["\n", "END"]}) as llm:
             llm.set_attributes({"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 812,
-                                "gen_ai.response.finish_reasons": ("stop",)})
+                                "gen_ai.response.finish_reasons": ("stop",), "ids": [1, -2],
+                                "stream.flags": [True, False], "raw": b"\x00\xff"})
+            llm.update_name("llm.chat gpt-4o")  # instrumentations name a span once they know the model
             llm.set_status(trace.StatusCode.OK)
     got = arrived()
     finished = memory.get_finished_spans()

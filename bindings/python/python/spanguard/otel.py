@@ -15,7 +15,9 @@ instrumentation scope, attributes and links, so what the SDK propagates
 downstream names spans spanguard exports, and a process killed in the
 middle of a call still delivers the open span (marked
 `spanguard.interrupted`). `on_end` adds what came later (attributes,
-events, links, status) and ends it at the OpenTelemetry end time.
+events, links, status, a new name) and ends it at the OpenTelemetry end
+time. Attribute values keep their types: arrays (tuples) stay arrays,
+bytes stay bytes.
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry spanguard's resource (service.name from the spanguard
 tracer or OTEL_SERVICE_NAME), not the provider's.
@@ -53,10 +55,11 @@ def _traceparent(ctx: SpanContext) -> str:
 class _Open:
     """A span begun at on_start: what on_end must not send twice."""
 
-    __slots__ = ("span", "attributes", "events", "links")
+    __slots__ = ("span", "name", "attributes", "events", "links")
 
-    def __init__(self, span: _SpanguardSpan, attributes: dict, events: int, links: int):
-        self.span, self.attributes, self.events, self.links = span, attributes, events, links
+    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, events: int, links: int):
+        self.span, self.name = span, name
+        self.attributes, self.events, self.links = attributes, events, links
 
 
 class SpanguardSpanProcessor(SpanProcessor):
@@ -130,10 +133,12 @@ class SpanguardSpanProcessor(SpanProcessor):
         events = span.events or ()
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        return _Open(sg, attributes, len(events), len(links))
+        return _Open(sg, span.name, attributes, len(events), len(links))
 
     def _complete(self, span: ReadableSpan, opened: _Open) -> None:
         sg, before = opened.span, opened.attributes
+        if span.name != opened.name:  # renamed with update_name
+            sg.update_name(span.name)
         later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
         if later:
             sg.set_attributes(later)
