@@ -51,9 +51,9 @@ async function startReceiver() {
 
 const ns = (hr) => (BigInt(hr[0]) * 1000000000n + BigInt(hr[1])).toString();
 
-/** An OpenTelemetry attribute value as the receiver reports what spanguard exported. */
+/** An OpenTelemetry attribute value as the receiver reports what spanguard exported (arrays as arrays, bytes as hex). */
 function expectedValue(v) {
-  return Array.isArray(v) ? JSON.stringify(v) : v;
+  return v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v;
 }
 
 function expectedAttributes(attrs) {
@@ -121,4 +121,4 @@ function bridgedProvider(rx, serviceName) {
   return { memory, bridge, provider };
 }
 
-module.exports = { startReceiver, assertSameSpans, bridgedProvider, REPO };
+module.exports = { startReceiver, assertSameSpans, bridgedProvider, expectedAttributes, REPO };
