@@ -17,7 +17,9 @@ use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
 use crate::export::transport::Transport;
-use crate::pipeline::{ExportSignal, FlightFile, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline};
+use crate::pipeline::{
+    ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline,
+};
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
 use crate::span::limits::*;
@@ -237,8 +239,43 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(mut config: TracerConfig) -> Result<Tracer, TracerError> {
+    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
+        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
+            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
+            Some(url) => (
+                Box::new(HttpTransport::new(
+                    url,
+                    &config.headers,
+                    &config.tls,
+                    config.request_timeout,
+                )),
+                None,
+            ),
+            None => {
+                let sink = FileSink::new(&config.sink_dir, &config.service_name);
+                let path = sink.path().to_path_buf();
+                (Box::new(sink), Some(path))
+            }
+        };
+        Tracer::start(config, transport, sink_path)
+    }
+
+    /// A tracer that sends every request through `transport` instead of
+    /// the one its config names (an embedder's own transport; tests).
+    pub fn with_transport(
+        config: TracerConfig,
+        transport: Box<dyn Transport>,
+    ) -> Result<Tracer, TracerError> {
+        config.validate().map_err(TracerError::Config)?;
+        Tracer::start(config, transport, None)
+    }
+
+    fn start(
+        mut config: TracerConfig,
+        transport: Box<dyn Transport>,
+        sink_path: Option<std::path::PathBuf>,
+    ) -> Result<Tracer, TracerError> {
         // Each tracer is a new instance, also a forked child's replacement.
         config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
@@ -261,22 +298,6 @@ impl Tracer {
             .ok()
         } else {
             None
-        };
-        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
-            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
-            Some(url) => (
-                Box::new(HttpTransport::new(
-                    url,
-                    &config.headers,
-                    config.request_timeout,
-                )),
-                None,
-            ),
-            None => {
-                let sink = FileSink::new(&config.sink_dir, &config.service_name);
-                let path = sink.path().to_path_buf();
-                (Box::new(sink), Some(path))
-            }
         };
         let file_sink = sink_path.is_some();
         let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
@@ -778,8 +799,8 @@ impl Tracer {
     }
 
     /// Waits until every span ended before this call is exported (or failed
-    /// for good), or `timeout` passes. True when done.
-    pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
+    /// for good, or spooled), or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
@@ -787,7 +808,7 @@ impl Tracer {
     }
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
-    pub fn shutdown(&self, timeout: Duration) -> Result<bool, SpanError> {
+    pub fn shutdown(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
         self.pipeline.shutdown(timeout).ok_or(SpanError::ShutDown)
     }
 

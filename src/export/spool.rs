@@ -61,6 +61,7 @@ pub struct SpooledBatch {
     pub body: Vec<u8>,
 }
 
+#[derive(Clone, Debug)]
 pub struct SpoolDir {
     dir: PathBuf,
     max_bytes: u64,

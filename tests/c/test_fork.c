@@ -53,10 +53,7 @@ int main(int argc, char **argv) {
         CHECK(spanguard_span_end(open_in_parent) == SPANGUARD_RESULT_STALE_SPAN);
         emit(t, "in-child", 30);
         CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
-        spanguard_counters c = {0};
-        c.struct_size = sizeof c;
-        CHECK(spanguard_stats(t, &c) == SPANGUARD_RESULT_OK);
-        CHECK(c.spans_exported == 30);
+        /* What arrived is counted in the sink by the parent below. */
         CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
         spanguard_tracer_free(t);
         printf("child: %d passed, %d failed\n", checks - failures, failures);

@@ -812,7 +812,13 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_u32(env, o, "event_count_limit", &cfg.event_count_limit) &&
               cfg_u32(env, o, "link_count_limit", &cfg.link_count_limit) &&
               cfg_u32(env, o, "event_attribute_count_limit", &cfg.event_attribute_count_limit) &&
-              cfg_u32(env, o, "link_attribute_count_limit", &cfg.link_attribute_count_limit);
+              cfg_u32(env, o, "link_attribute_count_limit", &cfg.link_attribute_count_limit) &&
+              cfg_string(env, o, "certificate", &text, &cfg.certificate) &&
+              cfg_string(env, o, "client_certificate", &text, &cfg.client_certificate) &&
+              cfg_string(env, o, "client_key", &text, &cfg.client_key) &&
+              cfg_u32(env, o, "max_request_bytes", &cfg.max_request_bytes) &&
+              cfg_u32(env, o, "sink_max_line_bytes", &cfg.sink_max_line_bytes) &&
+              cfg_string(env, o, "log_level", &text, &cfg.log_level);
     if (!ok) {
         text_free(&text);
         return throw_last(env, "tracerNew: config");
