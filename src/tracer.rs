@@ -732,6 +732,25 @@ impl Tracer {
         })
     }
 
+    /// Adds to the span's own dropped counts (OTLP `dropped_*_count`) what
+    /// another SDK dropped before handing the span over (a bridge), so the
+    /// export says what is missing. Saturates at the fields' width.
+    pub fn add_dropped(
+        &self,
+        s: SpanRef,
+        attributes: u32,
+        events: u32,
+        links: u32,
+    ) -> Result<(), SpanError> {
+        let add =
+            |field: &mut u16, n: u32| *field = field.saturating_add(n.min(u16::MAX as u32) as u16);
+        self.with_open(s, |_, r| {
+            add(&mut r.dropped_attributes, attributes);
+            add(&mut r.dropped_events, events);
+            add(&mut r.dropped_links, links);
+        })
+    }
+
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
         self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)

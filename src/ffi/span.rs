@@ -900,14 +900,78 @@ pub unsafe extern "C" fn spanguard_span_add_link(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
 ) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented; no tracestate.
+    unsafe {
+        spanguard_span_add_link_with_tracestate(
+            span,
+            traceparent,
+            tp_len,
+            std::ptr::null(),
+            0,
+            attrs,
+            n_attrs,
+        )
+    }
+}
+
+/// `spanguard_span_add_link` with the linked span's W3C tracestate
+/// (`ts_len` bytes at `tracestate`; NULL with 0 for none), exported on
+/// the link: what a bridge passes for an OpenTelemetry link, whose span
+/// context carries one. Checked as a span's: an invalid tracestate is
+/// discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
+/// Thread-safe; no allocation, lock or system call once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
+    span: spanguard_span,
+    traceparent: *const c_char,
+    tp_len: usize,
+    tracestate: *const c_char,
+    ts_len: usize,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(traceparent);
+        if tracestate.is_null() && ts_len > 0 {
+            return spanguard_result::NullArgument;
+        }
         // SAFETY: traceparent is valid for tp_len bytes.
         let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
+        // SAFETY: tracestate is valid for ts_len bytes.
+        let state = Tracestate::parse(unsafe { bytes(tracestate, ts_len) }).unwrap_or_default();
+        let cut = state.cut_members > 0;
         with_attributes(attrs, n_attrs, |items| {
-            with_span(span, |t, s| notice_or_error(t.add_link(s, to, &[], items)))
+            with_span(span, |t, s| {
+                notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
+                    n.truncated |= cut;
+                    n
+                }))
+            })
+        })
+    })
+}
+
+/// Adds to the span's dropped counts (OTLP `dropped_attributes_count`,
+/// `dropped_events_count`, `dropped_links_count`) what another SDK
+/// dropped before the span reached spanguard (a bridge: an OpenTelemetry
+/// span over its own limits), on top of what spanguard drops itself. The
+/// counts saturate at 65535. Thread-safe; no allocation, lock or system
+/// call once the thread is warm.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_add_dropped_counts(
+    span: spanguard_span,
+    attributes: u32,
+    events: u32,
+    links: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| {
+            match t.add_dropped(s, attributes, events, links) {
+                Ok(()) => spanguard_result::Ok,
+                Err(e) => e.into(),
+            }
         })
     })
 }

@@ -576,6 +576,31 @@ static void test_update_name(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, want) == 1);
 }
 
+/* What a bridge from another SDK passes besides the span: a link's
+ * tracestate and the counts the SDK dropped, exported where OTLP puts them. */
+static void test_link_tracestate_and_dropped_counts(spanguard_tracer *t, const char *dir) {
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("bridged.extras"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), S("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"), NULL, 0),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), S("not a tracestate"), NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), NULL, 4, NULL, 0), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S("00-bad"), S("a=b"), NULL, 0),
+             SPANGUARD_RESULT_INVALID_TRACEPARENT);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 3, 2, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 0, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(SPANGUARD_SPAN_NONE, 1, 1, 1), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 1, 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"spanId\":\"b7ad6b7169203331\",\"traceState\":\"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7\"") == 1);
+    CHECK(count_in_dir(dir, "not a tracestate") == 0);
+    CHECK(count_in_dir(dir, "\"droppedAttributesCount\":4") == 1);
+    CHECK(count_in_dir(dir, "\"droppedEventsCount\":2") == 1);
+    CHECK(count_in_dir(dir, "\"droppedLinksCount\":1") == 1);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -797,6 +822,7 @@ int main(int argc, char **argv) {
     test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
     test_update_name(t, dir);
+    test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t, dir);
