@@ -290,6 +290,20 @@ impl Span {
         report::recording(py, code)
     }
 
+    /// Adds to the span's dropped counts what another SDK dropped before
+    /// the span reached spanguard (the OpenTelemetry bridge).
+    #[pyo3(signature = (attributes=0, events=0, links=0))]
+    fn add_dropped_counts(
+        &self,
+        py: Python<'_>,
+        attributes: u32,
+        events: u32,
+        links: u32,
+    ) -> PyResult<()> {
+        let code = c::spanguard_span_add_dropped_counts(self.handle, attributes, events, links);
+        report::recording(py, code)
+    }
+
     /// Adds an event; `timestamp` in Unix nanoseconds (default now).
     #[pyo3(signature = (name, attributes=None, timestamp=None))]
     fn add_event(
@@ -302,23 +316,29 @@ impl Span {
         self.event(py, name, attributes, time_ns(timestamp)?)
     }
 
-    /// Links the span to another, given as a W3C traceparent.
-    #[pyo3(signature = (traceparent, attributes=None))]
+    /// Links the span to another, given as a W3C traceparent (and the
+    /// linked span's tracestate, if it has one).
+    #[pyo3(signature = (traceparent, attributes=None, tracestate=None))]
     fn add_link(
         &self,
         py: Python<'_>,
         traceparent: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
+        tracestate: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let attrs = Attributes::from_mapping(attributes, self.rejected(py));
         let tp = utf8(traceparent);
         let t = tp.as_bytes();
-        // SAFETY: traceparent and attributes are valid for the call.
+        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
+        let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+        // SAFETY: traceparent, tracestate and attributes are valid for the call.
         let code = unsafe {
-            c::spanguard_span_add_link(
+            c::spanguard_span_add_link_with_tracestate(
                 self.handle,
                 t.as_ptr().cast(),
                 t.len(),
+                s.as_ptr().cast(),
+                s.len(),
                 attrs.as_ptr(),
                 attrs.len(),
             )

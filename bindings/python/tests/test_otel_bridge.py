@@ -6,7 +6,7 @@ times, kinds, scopes, attributes, events, links and status."""
 
 import pytest
 from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
@@ -54,9 +54,12 @@ def assert_same(otel_span, got: dict):
     assert got["attributes"] == as_received(otel_span.attributes)
     assert [(e["name"], e["time"], e["attributes"]) for e in got["events"]] == \
         [(e.name, e.timestamp, as_received(e.attributes)) for e in otel_span.events]
-    assert [(ln["trace_id"], ln["span_id"], ln["attributes"]) for ln in got["links"]] == \
-        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", as_received(ln.attributes))
+    assert [(ln["trace_id"], ln["span_id"], ln["trace_state"], ln["attributes"]) for ln in got["links"]] == \
+        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}",
+          ln.context.trace_state.to_header() if ln.context.trace_state else "", as_received(ln.attributes))
          for ln in otel_span.links]
+    assert (got["dropped_attributes_count"], got["dropped_events_count"], got["dropped_links_count"]) == \
+        (otel_span.dropped_attributes, otel_span.dropped_events, otel_span.dropped_links)
 
 
 def as_received(attributes) -> dict:
@@ -92,6 +95,34 @@ def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
     assert len(finished) == 3 and len(got) == 3
     for otel_span in finished:
         assert_same(otel_span, got[f"{otel_span.get_span_context().span_id:016x}"])
+
+
+def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(receiver, tmp_path):
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_events=1, max_links=1))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    linked = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(1),
+                               trace_state=trace.TraceState([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")]))
+    with provider.get_tracer("limited").start_as_current_span(
+            "over.the.limits", attributes={"a": 1, "b": 2, "c": 3},
+            links=[trace.Link(linked, {"why": "batch"}), trace.Link(linked)]) as span:
+        # (An attribute set now would evict one the bridge already passed
+        # on: the Python SDK drops the oldest; spanguard cannot unset.)
+        span.add_event("e1")
+        span.add_event("e2")
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert (otel_span.dropped_attributes, otel_span.dropped_events, otel_span.dropped_links) == (1, 1, 1)
+    (got,) = receiver.spans()[start:]
+    assert got["links"][0]["trace_state"] == "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
 
 
 def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):
