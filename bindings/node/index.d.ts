@@ -105,8 +105,10 @@ export declare class Span {
   updateName(name: string): this;
   /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
   addEvent(name: string, attrs?: Record<string, AttributeValue>, time?: TimeInput): this;
-  /** A link to another span, given as a W3C traceparent. */
-  addLink(traceparent: string, attrs?: Record<string, AttributeValue>): this;
+  /** A link to another span, given as a W3C traceparent, with the linked span's tracestate if it has one. */
+  addLink(traceparent: string, attrs?: Record<string, AttributeValue>, tracestate?: string): this;
+  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
+  addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   setStatus(code: number, message?: string): this;
   recordException(err: unknown): this;
   traceparent(): string;

@@ -179,10 +179,16 @@ class Span {
     return this;
   }
 
-  /** Links this span to another, given as a W3C traceparent. */
-  addLink(traceparent, attrs = {}) {
+  /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
+  addLink(traceparent, attrs = {}, tracestate = '') {
     const [keys, values] = split(attrs);
-    check(native.addLink(this.hi, this.lo, traceparent, keys, values), 'addLink');
+    check(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
+    return this;
+  }
+
+  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge). */
+  addDroppedCounts(attributes = 0, events = 0, links = 0) {
+    check(native.addDroppedCounts(this.hi, this.lo, attributes, events, links), 'addDroppedCounts');
     return this;
   }
 

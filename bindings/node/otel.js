@@ -4,7 +4,8 @@
  * and sdk-trace-node that records every span the SDK makes in spanguard, with
  * the SDK's own trace and span ids, parent, flags, tracestate, start and end
  * times, name (a rename with updateName included), kind, instrumentation
- * scope, attributes (arrays as arrays), events, links and status.
+ * scope, attributes (arrays as arrays), events, links (with their
+ * tracestate), status, and the counts of what its span limits dropped.
  *
  * Each span begins in spanguard when the SDK starts it (onStart), so a
  * process killed in the middle of a call still exports the open span; what
@@ -79,7 +80,8 @@ class SpanguardSpanProcessor {
 
   link(span, link) {
     try {
-      span.addLink(traceparentOf(link.context), attributesOf(link.attributes, this));
+      const state = link.context.traceState;
+      span.addLink(traceparentOf(link.context), attributesOf(link.attributes, this), state ? state.serialize() : '');
     } catch (_) {
       this.failures++;
     }
@@ -101,6 +103,10 @@ class SpanguardSpanProcessor {
     attempt(() => span.setAttributes(attributesOf(later, this)));
     if (otelSpan.name !== entry.name) attempt(() => span.updateName(otelSpan.name));
     for (const link of (otelSpan.links || []).slice(entry.links)) this.link(span, link);
+    // What the SDK's own limits left out (an event's or link's own count is not carried).
+    const dropped = [otelSpan.droppedAttributesCount, otelSpan.droppedEventsCount, otelSpan.droppedLinksCount]
+      .map((n) => n || 0);
+    if (dropped.some((n) => n > 0)) attempt(() => span.addDroppedCounts(...dropped));
     for (const event of otelSpan.events || []) {
       attempt(() => span.addEvent(event.name, attributesOf(event.attributes, this), event.time));
     }

@@ -669,24 +669,25 @@ static napi_value js_add_event(napi_env env, napi_callback_info info) {
     return code_value(env, rc);
 }
 
-/* addLink(hi, lo, traceparent, keys, values) */
+/* addLink(hi, lo, traceparent, keys, values, tracestate) */
 static napi_value js_add_link(napi_env env, napi_callback_info info) {
     args a;
-    if (!get_args(env, info, &a, 5)) return NULL;
+    if (!get_args(env, info, &a, 6)) return NULL;
     spanguard_span s;
     if (!span_arg(env, &a, 0, &s)) return throw_last(env, "addLink");
     attr_list l;
     attrs_init(&l);
     text_arena text;
     text_init(&text);
-    size_t tl;
+    size_t tl, sl;
     const char *tp = text_of(env, &text, a.argv[2], &tl);
-    if (!tp || !attrs_read(env, a.argv[3], a.argv[4], &l)) {
+    const char *ts = tp ? text_of(env, &text, a.argv[5], &sl) : NULL;
+    if (!ts || !attrs_read(env, a.argv[3], a.argv[4], &l)) {
         text_free(&text);
         attrs_free(&l);
         return NULL;
     }
-    spanguard_result rc = spanguard_span_add_link(s, tp, tl, l.n ? l.items : NULL, l.n);
+    spanguard_result rc = spanguard_span_add_link_with_tracestate(s, tp, tl, ts, sl, l.n ? l.items : NULL, l.n);
     text_free(&text);
     attrs_free(&l);
     return code_value(env, rc);
@@ -710,6 +711,18 @@ static napi_value js_set_status(napi_env env, napi_callback_info info) {
     spanguard_result rc = spanguard_span_set_status(s, code, m, ml);
     text_free(&text);
     return code_value(env, rc);
+}
+
+/* addDroppedCounts(hi, lo, attributes, events, links) */
+static napi_value js_add_dropped_counts(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 5)) return NULL;
+    spanguard_span s;
+    uint32_t attributes, events, links;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[2], &attributes) || !u32_arg(env, a.argv[3], &events) ||
+        !u32_arg(env, a.argv[4], &links))
+        return throw_last(env, "addDroppedCounts");
+    return code_value(env, spanguard_span_add_dropped_counts(s, attributes, events, links));
 }
 
 /* updateName(hi, lo, name) */
@@ -1069,6 +1082,7 @@ NAPI_MODULE_INIT() {
         FN("addLink", js_add_link),
         FN("setStatus", js_set_status),
         FN("updateName", js_update_name),
+        FN("addDroppedCounts", js_add_dropped_counts),
         FN("traceparent", js_traceparent),
         FN("end", js_end),
         FN("endAt", js_end_at),
