@@ -392,12 +392,27 @@ func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
 
 // AddLink links the span to another span, given as a W3C traceparent.
 func (s Span) AddLink(traceparent string, attrs ...Attribute) error {
+	return s.AddLinkWithTracestate(traceparent, "", attrs...)
+}
+
+// AddLinkWithTracestate links the span to another span, given as a W3C
+// traceparent and the linked span's tracestate.
+func (s Span) AddLinkWithTracestate(traceparent, tracestate string, attrs ...Attribute) error {
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
 	tp, tl := cstr(traceparent)
-	rc := C.spanguard_span_add_link(s.handle, tp, tl, arr, C.size_t(len(attrs)))
+	ts, sl := cstr(tracestate)
+	rc := C.spanguard_span_add_link_with_tracestate(s.handle, tp, tl, ts, sl, arr, C.size_t(len(attrs)))
 	runtime.KeepAlive(traceparent)
+	runtime.KeepAlive(tracestate)
 	return check(rc, "add_link")
+}
+
+// AddDroppedCounts adds to the span's dropped counts what another SDK
+// dropped before the span reached spanguard (the OpenTelemetry bridge).
+func (s Span) AddDroppedCounts(attributes, events, links uint32) error {
+	return check(C.spanguard_span_add_dropped_counts(s.handle, C.uint32_t(attributes), C.uint32_t(events),
+		C.uint32_t(links)), "add_dropped_counts")
 }
 
 // SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.

@@ -2,9 +2,10 @@
 // TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
 // span in spanguard when the SDK starts it, with the SDK's trace and span
 // ids, parent, flags, tracestate, start time, kind, instrumentation scope,
-// attributes (slices as arrays) and links, and adds at its end the later
-// attributes, a new name (SetName), links, events, status and the SDK's
-// end time. A process stopped in the middle of
+// attributes (slices as arrays) and links (with their tracestate), and
+// adds at its end the later attributes, a new name (SetName), links,
+// events, status, the counts of what the SDK's span limits dropped and the
+// SDK's end time. A process stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals).
 //
@@ -115,7 +116,8 @@ func traceparent(sc trace.SpanContext) string {
 
 func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
 	for _, l := range links {
-		p.failed(s.AddLink(traceparent(l.SpanContext), attributes(l.Attributes)...))
+		p.failed(s.AddLinkWithTracestate(traceparent(l.SpanContext), l.SpanContext.TraceState().String(),
+			attributes(l.Attributes)...))
 	}
 }
 
@@ -165,6 +167,11 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	if links := s.Links(); len(links) > o.links {
 		p.addLinks(o.span, links[o.links:])
+	}
+	// What the SDK's own limits left out (an event's or link's own count
+	// is not carried).
+	if a, e, l := s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks(); a+e+l > 0 {
+		p.failed(o.span.AddDroppedCounts(uint32(a), uint32(e), uint32(l)))
 	}
 	for _, e := range s.Events() {
 		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))

@@ -114,12 +114,15 @@ func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiv
 		check("events", events, wantEvents)
 		var links, wantLinks []string
 		for _, l := range got.Links {
-			links = append(links, fmt.Sprintf("%s %s %v", l.TraceID, l.SpanID, l.Attributes))
+			links = append(links, fmt.Sprintf("%s %s %q %v", l.TraceID, l.SpanID, l.TraceState, l.Attributes))
 		}
 		for _, l := range o.Links {
-			wantLinks = append(wantLinks, fmt.Sprintf("%s %s %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(), expected(l.Attributes)))
+			wantLinks = append(wantLinks, fmt.Sprintf("%s %s %q %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(),
+				l.SpanContext.TraceState().String(), expected(l.Attributes)))
 		}
 		check("links", links, wantLinks)
+		check("dropped counts", fmt.Sprint(got.Dropped, got.DroppedEvents, got.DroppedLinks),
+			fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
 		wantCode, wantMsg := 0, ""
 		switch o.Status.Code {
 		case codes.Ok:
@@ -202,6 +205,46 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The bridge passes on what the SDK's span limits dropped (the span's
+// dropped attribute, event and link counts) and each link's tracestate.
+func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: 2,
+			EventCountLimit: 1, LinkCountLimit: 1, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1}))
+	state, err := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x0a, 0xf7}, SpanID: trace.SpanID{0xb7},
+		TraceFlags: trace.FlagsSampled, TraceState: state, Remote: true})
+	_, span := tp.Tracer("limited").Start(context.Background(), "over.the.limits",
+		trace.WithAttributes(attribute.Int("a", 1), attribute.Int("b", 2), attribute.Int("c", 3)),
+		trace.WithLinks(trace.Link{SpanContext: linked, Attributes: []attribute.KeyValue{attribute.String("why", "batch")}},
+			trace.Link{SpanContext: linked}))
+	span.AddEvent("e1")
+	span.AddEvent("e2")
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 || sdk[0].DroppedAttributes != 1 || sdk[0].DroppedEvents != 1 || sdk[0].DroppedLinks != 1 {
+		t.Fatalf("the SDK did not drop what the test means it to: %+v", sdk)
+	}
+	arrived := rx.WaitFor(t, 1)
+	if len(arrived) == 1 && (len(arrived[0].Links) != 1 || arrived[0].Links[0].TraceState != state.String()) {
+		t.Errorf("links %+v, want one with tracestate %s", arrived[0].Links, state)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
 }
 
 // The child of TestAnOpenSpanArrivesWhenTheProcessIsStopped: a span open
