@@ -63,6 +63,20 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
+/// The bytes of a (pointer, length) text argument; a NULL pointer is
+/// refused unless the length is 0.
+///
+/// # Safety
+/// `p` must be valid for `len` bytes when it is not NULL.
+#[inline]
+unsafe fn text_arg<'a>(p: *const c_char, len: usize) -> Result<&'a [u8], spanguard_result> {
+    if p.is_null() && len > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY: the caller's contract.
+    Ok(unsafe { bytes(p, len) })
+}
+
 pub(super) fn notice_or_error(
     r: Result<crate::tracer::Notice, crate::tracer::SpanError>,
 ) -> spanguard_result {
@@ -877,11 +891,11 @@ pub unsafe extern "C" fn spanguard_span_add_event(
     n_attrs: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if name.is_null() && name_len > 0 {
-            return spanguard_result::NullArgument;
-        }
         // SAFETY: name is valid for name_len bytes.
-        let name = unsafe { bytes(name, name_len) };
+        let name = match unsafe { text_arg(name, name_len) } {
+            Ok(name) => name,
+            Err(e) => return e,
+        };
         with_attributes(attrs, n_attrs, |items| {
             with_span(span, |t, s| {
                 notice_or_error(t.add_event(s, name, time_unix_ns, items))
@@ -932,15 +946,15 @@ pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(traceparent);
-        if tracestate.is_null() && ts_len > 0 {
-            return spanguard_result::NullArgument;
-        }
+        // SAFETY: tracestate is valid for ts_len bytes.
+        let state = match unsafe { text_arg(tracestate, ts_len) } {
+            Ok(text) => Tracestate::parse(text).unwrap_or_default(),
+            Err(e) => return e,
+        };
         // SAFETY: traceparent is valid for tp_len bytes.
         let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
-        // SAFETY: tracestate is valid for ts_len bytes.
-        let state = Tracestate::parse(unsafe { bytes(tracestate, ts_len) }).unwrap_or_default();
         let cut = state.cut_members > 0;
         with_attributes(attrs, n_attrs, |items| {
             with_span(span, |t, s| {
@@ -986,14 +1000,14 @@ pub unsafe extern "C" fn spanguard_span_set_status(
     message_len: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if message.is_null() && message_len > 0 {
-            return spanguard_result::NullArgument;
-        }
+        // SAFETY: message is valid for message_len bytes.
+        let message = match unsafe { text_arg(message, message_len) } {
+            Ok(message) => message,
+            Err(e) => return e,
+        };
         if code > SPANGUARD_STATUS_ERROR {
             return spanguard_result::InvalidArgument;
         }
-        // SAFETY: message is valid for message_len bytes.
-        let message = unsafe { bytes(message, message_len) };
         with_span(span, |t, s| {
             notice_or_error(t.set_status(s, code as u8, message))
         })
@@ -1012,12 +1026,11 @@ pub unsafe extern "C" fn spanguard_span_update_name(
     name_len: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if name.is_null() && name_len > 0 {
-            return spanguard_result::NullArgument;
-        }
         // SAFETY: name is valid for name_len bytes.
-        let name = unsafe { bytes(name, name_len) };
-        with_span(span, |t, s| notice_or_error(t.update_name(s, name)))
+        match unsafe { text_arg(name, name_len) } {
+            Ok(name) => with_span(span, |t, s| notice_or_error(t.update_name(s, name))),
+            Err(e) => e,
+        }
     })
 }
 
