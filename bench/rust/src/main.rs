@@ -232,7 +232,35 @@ fn regime_config(regime: Regime) -> TracerConfig {
 }
 
 fn bench_spanguard_rust(case: Case, regime: Regime, samples: usize, n: u64) -> Figures {
+    if case == Case::Floor && regime == Regime::Busy {
+        return with_other_core_busy(|| bench_spanguard_rust_with(regime_config(Regime::Idle), case, samples, n));
+    }
     bench_spanguard_rust_with(regime_config(regime), case, samples, n)
+}
+
+/// Runs `f` while another thread does arithmetic on a private 32 KiB
+/// buffer: the other core busy, with no line shared. The floor measured
+/// this way is what regime (b) costs a thread that shares nothing with the
+/// exporter: on a host whose two vCPUs share a physical core (SMT) or are
+/// time-sliced, a busy sibling slows this one down by itself.
+fn with_other_core_busy<T>(f: impl FnOnce() -> T) -> T {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut buf = vec![0u64; 4096];
+            let mut x = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..10_000 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    buf[(x & 4095) as usize] = buf[(x & 4095) as usize].wrapping_add(x);
+                }
+            }
+            std::hint::black_box(&buf);
+        });
+        let r = f();
+        stop.store(true, Ordering::Relaxed);
+        r
+    })
 }
 
 fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n: u64) -> Figures {
@@ -708,12 +736,13 @@ fn main() {
         // threads, and the floor, in interleaved rounds: for tuning the hot
         // path.
         let cases = [(Case::Attrs3, Regime::Busy), (Case::Attrs3, Regime::Idle), (Case::TwoThreads, Regime::Busy)];
-        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 1];
+        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 2];
         for _ in 0..rounds {
             for (k, &(case, regime)) in cases.iter().enumerate() {
                 figures[k].push(bench_spanguard_c(case, regime, samples, n));
             }
-            figures[cases.len()].push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
+            figures[cases.len()].push(bench_spanguard_rust(Case::Floor, Regime::Idle, samples, n));
+            figures[cases.len() + 1].push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
         }
         for (k, &(case, regime)) in cases.iter().enumerate() {
             let f = medians(&figures[k]);
@@ -725,7 +754,11 @@ fn main() {
                 100.0 * f.exported_share
             );
         }
-        println!("Rust API floor: {:.1} ns/span", medians(&figures[cases.len()]).ns);
+        println!(
+            "Rust API floor: {:.1} ns/span; with the other core busy on unrelated work: {:.1} ns/span",
+            medians(&figures[cases.len()]).ns,
+            medians(&figures[cases.len() + 1]).ns
+        );
         return;
     }
     println!("Latency from one or two threads making spans as fast as they can, in {n}-span samples; every spanguard figure is in one of two regimes (README, BENCHMARKS.md):");
@@ -775,14 +808,20 @@ fn main() {
     }
     // The floor, in the same interleaved way against the real Rust API
     // rows (the C ABI cannot reach the benchmark switch).
-    let (mut busy, mut idle, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut busy, mut idle, mut floor, mut floor_busy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         busy.push(bench_spanguard_rust(Case::Attrs3, Regime::Busy, samples, n));
         idle.push(bench_spanguard_rust(Case::Attrs3, Regime::Idle, samples, n));
-        floor.push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
+        floor.push(bench_spanguard_rust(Case::Floor, Regime::Idle, samples, n));
+        floor_busy.push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
     }
     let (busy, idle, floor) = (medians(&busy).ns, medians(&idle).ns, medians(&floor).ns);
+    let floor_busy = medians(&floor_busy).ns;
     println!("| {} | {floor:.1} | | 0.00 | | | | | |", Case::Floor.label());
+    println!(
+        "| {}, the other core busy on unrelated work | {floor_busy:.1} | | 0.00 | | | | | |",
+        Case::Floor.label()
+    );
     println!();
     println!(
         "- the exporter's share of a sample's spans exported while the sample ran (C ABI rows, medians): (b) {}; (a) {}",
@@ -795,6 +834,11 @@ fn main() {
         idle / floor,
         single.1,
         single.1 / floor
+    );
+    println!(
+        "- the floor with the other core busy on arithmetic that shares no line with it: {floor_busy:.1} ns/span, {:.2}x the floor: what this host charges a thread for a busy neighbour core by itself; the C ABI row (b) is {:.2}x that",
+        floor_busy / floor,
+        single.1 / floor_busy
     );
     println!(
         "- two threads against one, begin+3 attrs+end, regime (b), ns/span (wall time over both threads' spans): C ABI {:.1} vs {:.1}, ratio {:.2}; Rust API {:.1} vs {:.1}, ratio {:.2}",
