@@ -18,6 +18,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ Mode of every file spanguard makes.
+ */
+#define FILE_MODE 384
+
+/*
+ Mode of every directory spanguard makes.
+ */
+#define DIR_MODE 448
+
 #define SPANGUARD_VERSION_MAJOR 0
 
 #define SPANGUARD_VERSION_MINOR 1
@@ -247,6 +257,11 @@ enum spanguard_event
    The backend accepted a batch but rejected some of its spans.
    */
   SPANGUARD_EVENT_SPANS_REJECTED = 5,
+  /*
+   A file in the spool directory could not be used and was renamed to
+   `<name>.unreadable`, unread (the message says which and why).
+   */
+  SPANGUARD_EVENT_FILE_SET_ASIDE = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -461,6 +476,12 @@ typedef struct spanguard_counters {
    Nanoseconds the exporter rested to stay within its CPU cap.
    */
   uint64_t exporter_throttled_ns;
+  /*
+   Files in the spool directory that could not be used (a FIFO, a link,
+   another user's file, another version's dump, a torn file), renamed
+   to `<name>.unreadable` and left unread.
+   */
+  uint64_t files_set_aside;
 } spanguard_counters;
 
 /*

@@ -33,6 +33,9 @@ pub enum ExportEvent {
     BatchReplayed = 4,
     /// The backend rejected some spans of an accepted batch.
     SpansRejected = 5,
+    /// A file in the spool directory could not be used and was renamed
+    /// `*.unreadable`, unread.
+    FileSetAside = 6,
 }
 
 /// The application's error callback: a C function and its pointer.
@@ -73,7 +76,7 @@ pub struct InFlightBatch {
 /// lives, so recovery knows a dead owner's file from a live one's.
 pub struct FlightFile {
     pub path: std::path::PathBuf,
-    pub file: std::fs::File,
+    pub file: crate::buffer::files::LockedFile,
 }
 
 impl Pipeline {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
+use crate::buffer::files::{self, LockedFile};
 use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -30,27 +31,18 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
     let slots = config.slot_count();
     if config.flight_recorder {
         let made = (|| {
-            std::fs::create_dir_all(&config.spool_dir)?;
+            files::ensure_private_dir(&config.spool_dir)?;
             let path = config.spool_dir.join(format!(
                 "{:020}-{:010}-{:x}.sgflight",
                 now_unix_ns(),
                 std::process::id(),
                 crate::span::ids::new_span_id_u64()
             ));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // SAFETY: flock on our own fd; held until the file is closed.
-            unsafe {
-                libc::flock(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    libc::LOCK_EX | libc::LOCK_NB,
-                )
-            };
+            // Locked while the process lives: recovery knows it from a dead
+            // owner's.
+            let (file, _) = LockedFile::lock(files::create_new(&path, true)?);
             let prefix = std::mem::size_of::<DumpHeader>();
-            let slab = SpanSlab::new(slots, SlabBacking::File(file.try_clone()?), prefix)?;
+            let slab = SpanSlab::new(slots, SlabBacking::File(file.file().try_clone()?), prefix)?;
             let header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,
@@ -67,6 +59,31 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
         }
     }
     Ok((SpanSlab::new(slots, SlabBacking::Anonymous, 0)?, None))
+}
+
+/// Makes the spool directory (and the sink's, when spans go there) 0700 if
+/// missing, and refuses to start when one belongs to another user: that
+/// user could read every span, or plant links and FIFOs that the tracer
+/// would follow (`buffer::files`). A directory that merely cannot be made
+/// (read-only disk) is not a reason to refuse: tracing works without a
+/// spool, and the sink reports its failures per batch.
+fn refuse_foreign_directories(config: &TracerConfig) -> Result<(), TracerError> {
+    let sink = config.endpoint.is_none().then_some(&config.sink_dir);
+    let state = crate::config::default_state_dir();
+    for dir in std::iter::once(&config.spool_dir).chain(sink) {
+        // The default state directory is ours too: another user who made
+        // it first (it may be in a shared /tmp) would control what is in
+        // it, whoever owns the directories we then make inside.
+        let own_root = dir.starts_with(&state).then_some(&state);
+        for d in own_root.into_iter().chain(std::iter::once(dir)) {
+            if let Err(e) = files::ensure_private_dir(d)
+                && files::is_foreign_directory(&e)
+            {
+                return Err(TracerError::Io(e));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The endpoint that sends every batch nowhere (benchmarks' null sink).
@@ -163,6 +180,7 @@ pub struct Tracer {
 impl Tracer {
     pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
+        refuse_foreign_directories(&config)?;
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;

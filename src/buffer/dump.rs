@@ -4,11 +4,12 @@
 //! reading checks everything, because the writer may have died mid-way.
 
 use std::ffi::CString;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::buffer::files::{self, LockedFile};
 use crate::buffer::slab::{
     STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
 };
@@ -107,7 +108,7 @@ fn percent_encode(s: &str) -> String {
 /// rename(2): nothing that allocates, locks or formats. The lock is held
 /// while the process lives, so recovery leaves a live owner's file alone.
 pub struct PreparedFile {
-    fd: OwnedFd,
+    file: LockedFile,
     pending: CString,
     done: CString,
 }
@@ -121,14 +122,10 @@ impl PreparedFile {
             })
         };
         let (pending_c, done_c) = (to_c(pending)?, to_c(done)?);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(pending)?;
-        // SAFETY: flock on our own fd; held until the fd is closed.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // Held until the process ends or the file is removed at shutdown.
+        let (file, _) = LockedFile::lock(files::create_new(pending, false)?);
         Ok(PreparedFile {
-            fd: file.into(),
+            file,
             pending: pending_c,
             done: done_c,
         })
@@ -137,7 +134,7 @@ impl PreparedFile {
     /// Async-signal-safe: writes all of `bytes` (retrying on EINTR), or
     /// stops at the first error.
     pub fn write_all(&self, mut bytes: &[u8]) {
-        let fd = self.fd.as_raw_fd();
+        let fd = self.file.as_raw_fd();
         while !bytes.is_empty() {
             // SAFETY: write from a valid slice to our own fd.
             let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -158,7 +155,7 @@ impl PreparedFile {
         // SAFETY: fsync and rename of our own fd and NUL-terminated paths;
         // both are async-signal-safe.
         unsafe {
-            libc::fsync(self.fd.as_raw_fd());
+            libc::fsync(self.file.as_raw_fd());
             libc::rename(self.pending.as_ptr(), self.done.as_ptr());
         }
     }
@@ -230,73 +227,188 @@ pub fn slot_is_live(record: &SpanRecord) -> bool {
     )
 }
 
-/// The spans a dump or flight file holds, ready to encode: ended ones as
-/// they were; open ones ended at `died_at_ns` and marked interrupted.
-pub struct Recovered {
-    pub header: DumpHeader,
-    pub records: Vec<Box<SpanRecord>>,
+/// Why a dump or flight file was not read.
+#[derive(Debug)]
+pub enum DumpError {
+    /// Empty: a process that died before it had anything to dump (its
+    /// prepared file was never written). Nothing to keep.
+    Empty,
+    /// Not a dump this build can read (another version's, torn in its
+    /// header, lengths that cannot be): set it aside, never delete it.
+    Unreadable(String),
+    /// Reading failed for a reason that may pass.
+    Io(std::io::Error),
 }
 
-/// Reads a crash dump or flight file. None if it is not one of ours or its
-/// header is torn. Torn records are skipped.
-pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    let hsize = std::mem::size_of::<DumpHeader>();
-    if bytes.len() < hsize {
-        return None;
+/// A crash dump or flight file, its header checked, read a batch of records
+/// at a time: memory stays bounded by one batch whatever the file holds,
+/// and nothing past what its header allows is read (a header claims, the
+/// file's real size and the most a header can describe bound every read).
+pub struct DumpReader {
+    file: LockedFile,
+    header: DumpHeader,
+    record_size: u64,
+    /// The next record's offset, and the end of the last one that may be
+    /// read.
+    offset: u64,
+    end: u64,
+    died_at_ns: u64,
+}
+
+impl DumpReader {
+    /// Reads and checks the header of `file` (opened and locked by the
+    /// caller, at its start). Open spans are recovered as ended at
+    /// `died_at_ns`.
+    pub fn open(file: LockedFile, died_at_ns: u64) -> Result<DumpReader, DumpError> {
+        let size = file.file().metadata().map_err(DumpError::Io)?.len();
+        if size == 0 {
+            return Err(DumpError::Empty);
+        }
+        let hsize = std::mem::size_of::<DumpHeader>();
+        let mut bytes = [0u8; std::mem::size_of::<DumpHeader>()];
+        if size < hsize as u64 {
+            return Err(DumpError::Unreadable(format!(
+                "{size} bytes, shorter than a dump header"
+            )));
+        }
+        file.file()
+            .read_exact_at(&mut bytes, 0)
+            .map_err(DumpError::Io)?;
+        // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
+        // unaligned from the buffer.
+        let header: DumpHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        if header.magic != MAGIC_CRASH_DUMP && header.magic != MAGIC_FLIGHT {
+            let magic = String::from_utf8_lossy(&header.magic).into_owned();
+            let why = if magic.starts_with("SGDUMP") || magic.starts_with("SGFLITE") {
+                format!("written by another version of spanguard (magic {magic:?})")
+            } else {
+                "not a spanguard dump (no magic)".to_string()
+            };
+            return Err(DumpError::Unreadable(why));
+        }
+        let record_size = std::mem::size_of::<SpanRecord>();
+        if header.record_size as usize != record_size {
+            return Err(DumpError::Unreadable(format!(
+                "records of {} bytes where this build's have {record_size}",
+                header.record_size
+            )));
+        }
+        // No tracer has more slots than span handles can name.
+        if header.record_count > crate::span::limits::MAX_SLOTS {
+            return Err(DumpError::Unreadable(format!(
+                "its header claims {} records",
+                header.record_count
+            )));
+        }
+        // The flight recorder aligns its records to 64 bytes after the
+        // header. A crash dump's count is 0 when its writer died before it
+        // was known: then the file's length says, up to the most slots.
+        let (start, count) = if header.magic == MAGIC_FLIGHT {
+            (hsize.next_multiple_of(64) as u64, header.record_count)
+        } else if header.record_count == 0 {
+            (hsize as u64, crate::span::limits::MAX_SLOTS)
+        } else {
+            (hsize as u64, header.record_count)
+        };
+        let claimed_end = start + count as u64 * record_size as u64;
+        Ok(DumpReader {
+            file,
+            header,
+            record_size: record_size as u64,
+            offset: start,
+            end: claimed_end.min(size),
+            died_at_ns,
+        })
     }
-    // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
-    // unaligned from the buffer.
-    let header: DumpHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if header.magic != MAGIC_CRASH_DUMP && header.magic != MAGIC_FLIGHT {
-        return None;
+
+    pub fn header(&self) -> &DumpHeader {
+        &self.header
     }
-    let rsize = std::mem::size_of::<SpanRecord>();
-    if header.record_size as usize != rsize {
-        return None;
+
+    /// Up to `max` more spans worth sending (torn and free slots are
+    /// skipped); empty at the end. Holes of a sparse file are skipped
+    /// without reading them (they hold only free slots).
+    pub fn next_records(&mut self, max: usize) -> Result<Vec<Box<SpanRecord>>, DumpError> {
+        let rsize = self.record_size;
+        let mut records = Vec::new();
+        while records.len() < max.max(1) && self.offset + rsize <= self.end {
+            self.skip_hole();
+            if self.offset + rsize > self.end {
+                break;
+            }
+            // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
+            // which any bit pattern is valid.
+            let mut buf: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            // SAFETY: the record's own storage, viewed as bytes to fill.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    (&mut *buf as *mut SpanRecord).cast::<u8>(),
+                    rsize as usize,
+                )
+            };
+            match self.file.file().read_exact_at(bytes, self.offset) {
+                Ok(()) => {}
+                // Shorter than its size said a moment ago: what is left is torn.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.end = self.offset;
+                    break;
+                }
+                Err(e) => return Err(DumpError::Io(e)),
+            }
+            self.offset += rsize;
+            if let Some(r) = self.recovered(buf) {
+                records.push(r);
+            }
+        }
+        Ok(records)
     }
-    // The flight recorder aligns its records to 64 bytes after the header.
-    let start = if header.magic == MAGIC_FLIGHT {
-        hsize.next_multiple_of(64)
-    } else {
-        hsize
-    };
-    let mut records = Vec::new();
-    let mut offset = start;
-    while offset + rsize <= bytes.len() {
-        // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
-        // which any bit pattern is valid; zeroed then overwritten bytewise.
-        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
-        // SAFETY: copies rsize bytes into the record's own storage.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr().add(offset),
-                (&mut *r as *mut SpanRecord).cast::<u8>(),
-                rsize,
+
+    /// Moves past whole records that lie in a hole of a sparse file.
+    fn skip_hole(&mut self) {
+        // SAFETY: lseek on our own fd; SEEK_DATA only reports an offset.
+        let data = unsafe {
+            libc::lseek(
+                self.file.as_raw_fd(),
+                self.offset as libc::off_t,
+                libc::SEEK_DATA,
             )
         };
-        offset += rsize;
+        if data < 0 {
+            // ENXIO: no data from here to the end. (Other errors: a file
+            // system without holes; read on.)
+            // SAFETY: reading this thread's errno.
+            if unsafe { *libc::__errno_location() } == libc::ENXIO {
+                self.offset = self.end;
+            }
+            return;
+        }
+        let data = data as u64;
+        if data > self.offset {
+            let skipped = (data - self.offset) / self.record_size;
+            self.offset += skipped * self.record_size;
+        }
+    }
+
+    /// A record as it will be sent, or None when it holds no span.
+    fn recovered(&self, mut r: Box<SpanRecord>) -> Option<Box<SpanRecord>> {
         let state = header_state(r.header.load(Ordering::Relaxed));
         if !matches!(
             state,
             STATE_OPEN | STATE_WRITING | STATE_ENDED | STATE_EXPORTING
         ) {
-            continue;
+            return None;
         }
         if r.span_id == [0; 8] || r.trace_id == [0; 16] {
-            continue; // torn: begin had not filled it in
+            return None; // torn: begin had not filled it in
         }
         sanitize(&mut r);
         if matches!(state, STATE_OPEN | STATE_WRITING) {
             r.marks |= MARK_INTERRUPTED;
-            r.signal = header.signal;
-            r.end_unix_ns = died_at_ns.max(r.start_unix_ns);
+            r.signal = self.header.signal;
+            r.end_unix_ns = self.died_at_ns.max(r.start_unix_ns);
         }
-        records.push(r);
+        Some(r)
     }
-    Some(Recovered { header, records })
 }
 
 /// Clamps counts and text references of a record read from disk so that an
@@ -310,4 +422,125 @@ fn sanitize(r: &mut SpanRecord) {
     r.kind = r.kind.min(5);
     r.status_code = r.status_code.min(2);
     // `SpanRecord::text` already bounds every TextRef by the arena.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::slab::SlabBacking;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sg-dump-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        files::ensure_private_dir(&d).expect("dir");
+        d
+    }
+
+    fn open(path: &Path) -> Result<DumpReader, DumpError> {
+        let (file, _) = LockedFile::lock(std::fs::File::open(path).expect("open"));
+        DumpReader::open(file, 42)
+    }
+
+    fn header_bytes(magic: [u8; 8], count: u32) -> Vec<u8> {
+        DumpHeader::new(magic, count, "svc", &[])
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_dump_reads_back_its_live_spans_in_batches() {
+        let dir = temp_dir("roundtrip");
+        let slab = SpanSlab::new(8, SlabBacking::Anonymous, 0).expect("slab");
+        for n in 0..5u8 {
+            let (i, g) = slab.take_free().expect("slot");
+            // SAFETY: take_free gave us the slot.
+            let r = unsafe { slab.slot_mut(i) };
+            r.reset();
+            r.trace_id = [n + 1; 16];
+            r.span_id = [n + 1; 8];
+            r.start_unix_ns = 10;
+            if n < 3 {
+                slab.publish_ended(i, g);
+            } else {
+                slab.publish_open(i, g);
+            }
+        }
+        let slots = PreparedFile::create(&dir.join("a-pending"), &dir.join("a")).expect("slots");
+        let batch = PreparedFile::create(&dir.join("b-pending"), &dir.join("b")).expect("batch");
+        let crash = CrashFile::new(
+            slots,
+            batch,
+            DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
+        );
+        crash.dump_slots(&slab, libc::SIGTERM);
+        let mut reader = open(&dir.join("a")).expect("readable");
+        assert_eq!(reader.header().service_name(), "svc");
+        let first = reader.next_records(2).expect("read");
+        let rest = reader.next_records(10).expect("read");
+        assert!(reader.next_records(10).expect("read").is_empty());
+        assert_eq!((first.len(), rest.len()), (2, 3));
+        let interrupted: Vec<_> = first
+            .iter()
+            .chain(&rest)
+            .filter(|r| r.marks & MARK_INTERRUPTED != 0)
+            .map(|r| (r.signal, r.end_unix_ns))
+            .collect();
+        assert_eq!(interrupted, vec![(libc::SIGTERM, 42); 2]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn another_versions_dump_and_a_wrong_record_size_are_unreadable() {
+        let dir = temp_dir("versions");
+        let old = dir.join("old.sgdump");
+        let mut bytes = header_bytes(*b"SGDUMP01", 1);
+        bytes.extend(vec![7u8; 4096]);
+        std::fs::write(&old, &bytes).expect("write");
+        match open(&old) {
+            Err(DumpError::Unreadable(why)) => assert!(why.contains("another version"), "{why}"),
+            _ => panic!("an SGDUMP01 file was taken for ours"),
+        }
+        let mut h = DumpHeader::new(MAGIC_CRASH_DUMP, 1, "svc", &[]);
+        h.record_size += 8;
+        let sized = dir.join("sized.sgdump");
+        std::fs::write(&sized, h.as_bytes()).expect("write");
+        assert!(matches!(open(&sized), Err(DumpError::Unreadable(_))));
+        let empty = dir.join("empty.sgdump-pending");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(matches!(open(&empty), Err(DumpError::Empty)));
+        let short = dir.join("short.sgdump");
+        std::fs::write(&short, b"SGDUMP02").expect("write");
+        assert!(matches!(open(&short), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A gigabyte of sparse file behind a valid header whose count says
+    /// "read to the end", and a header that claims millions of records
+    /// over a short file: neither is read whole nor held in memory.
+    #[test]
+    fn reads_are_bounded_by_the_header_and_the_real_size() {
+        let dir = temp_dir("bounded");
+        let sparse = dir.join("sparse.sgdump");
+        std::fs::write(&sparse, header_bytes(MAGIC_CRASH_DUMP, 0)).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&sparse)
+            .expect("open");
+        f.set_len(1 << 30).expect("sparse");
+        drop(f);
+        let mut reader = open(&sparse).expect("readable");
+        assert!(reader.next_records(512).expect("read").is_empty());
+        let lying = dir.join("lying.sgflight");
+        let mut bytes = header_bytes(MAGIC_FLIGHT, crate::span::limits::MAX_SLOTS);
+        bytes.resize(bytes.len() + 100, 0);
+        std::fs::write(&lying, &bytes).expect("write");
+        let mut reader = open(&lying).expect("readable");
+        assert!(reader.next_records(512).expect("read").is_empty());
+        let mut h = DumpHeader::new(MAGIC_FLIGHT, 0, "svc", &[]);
+        h.record_count = u32::MAX;
+        let absurd = dir.join("absurd.sgflight");
+        std::fs::write(&absurd, h.as_bytes()).expect("write");
+        assert!(matches!(open(&absurd), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -1,5 +1,6 @@
 //! Preallocated span storage and the lock-free handoff to the exporter.
 
 pub mod dump;
+pub mod files;
 pub mod free_stack;
 pub mod slab;

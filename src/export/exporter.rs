@@ -16,7 +16,7 @@ use super::batch_sizer::BatchSizer;
 use super::gzip::GzipWriter;
 use super::otlp_json::OtlpJsonEncoder;
 use super::otlp_proto::OtlpProtoEncoder;
-use super::recovery;
+use super::recovery::{self, Claim, Leftover};
 use super::resource::ResourceInfo;
 use super::retry::Backoff;
 use super::spool::{ReplayVerdict, SpoolDir, SpooledBatch};
@@ -330,27 +330,72 @@ impl Exporter {
     }
 
     /// Sends the spans that dead processes left in crash dumps and flight
-    /// files. Counted as recovered; failures spool like any batch.
+    /// files. Counted as recovered; failures spool like any batch. Files a
+    /// live process holds are left for a later call; files that cannot be
+    /// read are set aside and reported.
     fn recover_leftovers(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
+        let batch = p.config.max_export_batch_size as usize;
         for path in recovery::leftover_files(&p.config.spool_dir, &own) {
-            let Some(claimed) = recovery::claim(&path) else {
-                continue;
-            };
-            if let Some(rec) = &claimed.recovered {
-                let resource = ResourceInfo::new(
-                    &rec.header.service_name(),
-                    &rec.header.resource_attributes(),
-                );
-                let batch = p.config.max_export_batch_size as usize;
-                for chunk in rec.records.chunks(batch) {
-                    let refs: Vec<&SpanRecord> = chunk.iter().map(|r| &**r).collect();
-                    Stats::add(&p.stats.recovered_spans, refs.len() as u64);
-                    self.encode_and_send(&resource, &refs);
+            let claimed = match recovery::claim(&path, p.config.spool_max_bytes) {
+                Claim::Claimed(c) => c,
+                Claim::Busy | Claim::Skip => continue,
+                Claim::Foreign(why) => {
+                    self.spool.put_aside(&path, &why);
+                    continue;
                 }
+            };
+            match claimed.content {
+                Leftover::Spans(mut reader) => {
+                    let resource = ResourceInfo::new(
+                        &reader.header().service_name(),
+                        &reader.header().resource_attributes(),
+                    );
+                    let read_whole = loop {
+                        match reader.next_records(batch) {
+                            Ok(chunk) if chunk.is_empty() => break true,
+                            Ok(chunk) => {
+                                let refs: Vec<&SpanRecord> = chunk.iter().map(|r| &**r).collect();
+                                Stats::add(&p.stats.recovered_spans, refs.len() as u64);
+                                self.encode_and_send(&resource, &refs);
+                            }
+                            Err(e) => {
+                                // What was read is sent; the rest stays on
+                                // disk for a person, never sent twice.
+                                self.spool
+                                    .put_aside(&path, &format!("reading failed: {e:?}"));
+                                break false;
+                            }
+                        }
+                    };
+                    // Deleted while still locked, so no one else sends it.
+                    if read_whole {
+                        let _ = std::fs::remove_file(&claimed.path);
+                    }
+                    drop(reader);
+                }
+                Leftover::SpoolBatch(ref name) => {
+                    if std::fs::rename(&claimed.path, name).is_ok() {
+                        self.spool_pending = self.replays_spool;
+                    }
+                }
+                Leftover::Nothing => claimed.finish(),
+                Leftover::Unreadable(ref why) => self.spool.put_aside(&claimed.path, why),
             }
-            claimed.finish();
+        }
+        self.report_set_aside();
+    }
+
+    /// Counts and reports the files the spool or recovery set aside.
+    fn report_set_aside(&mut self) {
+        let p = &self.pipeline;
+        for file in self.spool.take_set_aside() {
+            Stats::add(&p.stats.files_set_aside, 1);
+            p.report(
+                ExportEvent::FileSetAside,
+                &format!("{} set aside, unread: {}", file.path.display(), file.reason),
+            );
         }
     }
 
@@ -532,6 +577,7 @@ impl Exporter {
         p.stats
             .spool_bytes
             .store(self.spool.total_bytes(), Ordering::Relaxed);
+        self.report_set_aside();
     }
 }
 

@@ -269,7 +269,11 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_res
             crate::registry::release(id);
             match e {
                 TracerError::Config(_) => spanguard_result::InvalidConfig,
-                TracerError::Io(_) => spanguard_result::Io,
+                TracerError::Io(e) => {
+                    // The code alone would not say which directory or why.
+                    eprintln!("spanguard: the tracer cannot start: {e}");
+                    spanguard_result::Io
+                }
             }
         }
     }
@@ -449,6 +453,7 @@ pub unsafe extern "C" fn spanguard_stats(
             s.spool_bytes = x.spool_bytes;
             s.recovered_spans = x.recovered_spans;
             s.exporter_throttled_ns = x.exporter_throttled_ns;
+            s.files_set_aside = x.files_set_aside;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.
@@ -499,6 +504,7 @@ pub extern "C" fn spanguard_set_error_callback(
                         ExportEvent::SpoolOverflow => spanguard_event::SpoolOverflow,
                         ExportEvent::BatchReplayed => spanguard_event::BatchReplayed,
                         ExportEvent::SpansRejected => spanguard_event::SpansRejected,
+                        ExportEvent::FileSetAside => spanguard_event::FileSetAside,
                     };
                     let mut text = message.replace('\0', " ").into_bytes();
                     let len = text.len();

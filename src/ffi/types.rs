@@ -181,6 +181,10 @@ pub struct spanguard_counters {
     pub recovered_spans: u64,
     /// Nanoseconds the exporter rested to stay within its CPU cap.
     pub exporter_throttled_ns: u64,
+    /// Files in the spool directory that could not be used (a FIFO, a link,
+    /// another user's file, another version's dump, a torn file), renamed
+    /// to `<name>.unreadable` and left unread.
+    pub files_set_aside: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`).
@@ -197,6 +201,9 @@ pub enum spanguard_event {
     BatchReplayed = 4,
     /// The backend accepted a batch but rejected some of its spans.
     SpansRejected = 5,
+    /// A file in the spool directory could not be used and was renamed to
+    /// `<name>.unreadable`, unread (the message says which and why).
+    FileSetAside = 6,
 }
 
 /// Called on the exporter thread (never on a thread recording spans, never

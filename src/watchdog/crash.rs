@@ -31,7 +31,7 @@ pub fn create_crash_file(
     tracer_tag: u64,
     header: DumpHeader,
 ) -> std::io::Result<CrashFile> {
-    std::fs::create_dir_all(dir)?;
+    crate::buffer::files::ensure_private_dir(dir)?;
     let stem = format!(
         "{:020}-{:010}-{tracer_tag:x}",
         crate::span::clock::now_unix_ns(),

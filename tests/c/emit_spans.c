@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
         FIELD(dropped_buffer_full); FIELD(dropped_export_failed); FIELD(dropped_rejected);
         FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
         FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
-        FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans);
+        FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(files_set_aside);
         fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d}\n", (unsigned)rc, not_begun);
 #undef FIELD
         fclose(f);
