@@ -87,10 +87,12 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-test-c: build/tests/test_api build/tests/test_fork
-	rm -rf build/c-test-spans build/fork-test-spans
+C_PROCESS_TESTS := test_fork test_fork_recovery test_workers
+test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
+	rm -rf build/c-test-spans
 	build/tests/test_api build/c-test-spans
-	build/tests/test_fork build/fork-test-spans
+	for t in $(C_PROCESS_TESTS); do rm -rf build/$$t-spans build/$$t-spans-spool; \
+	  build/tests/$$t build/$$t-spans; done
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.

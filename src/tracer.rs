@@ -41,8 +41,16 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
             // Locked while the process lives: recovery knows it from a dead
             // owner's.
             let (file, _) = LockedFile::lock(files::create_new(&path, true)?);
+            // Mapped through an open file of its own, not the locked one: a
+            // mapping keeps its open file (and so that file's lock) alive,
+            // and a forked child keeps the mapping, so the lock would
+            // outlive this process in every child that does not exec.
+            let mapped = files::open_found(&path, true).map_err(|r| match r {
+                files::Refusal::Failed(e) => e,
+                other => std::io::Error::other(format!("{}: {other:?}", path.display())),
+            })?;
             let prefix = std::mem::size_of::<DumpHeader>();
-            let slab = SpanSlab::new(slots, SlabBacking::File(file.file().try_clone()?), prefix)?;
+            let slab = SpanSlab::new(slots, SlabBacking::File(mapped), prefix)?;
             let header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,

@@ -26,6 +26,11 @@ use super::transport::{BodyFormat, SendError, Transport};
 /// much time has passed; then one is tried again (a probe).
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often the exporter looks again for what dead processes left: a
+/// file still locked at the last look (a live process, or a forked child
+/// that held its dead parent's lock), or a worker process that died since.
+const LEFTOVER_RESCAN_INTERVAL: Duration = Duration::from_secs(3);
+
 pub struct Exporter {
     pipeline: Arc<Pipeline>,
     /// Who this tracer's spans say they come from, in every request.
@@ -55,6 +60,8 @@ pub struct Exporter {
     replays_spool: bool,
     /// The flight recorder's copy of the batch in flight, in the spool.
     journal: Option<super::spool::Journal>,
+    /// When to look for dead processes' files again.
+    next_leftover_scan: Instant,
 }
 
 impl Exporter {
@@ -91,6 +98,7 @@ impl Exporter {
             next_replay: Instant::now(),
             replays_spool: !file_sink,
             journal: None,
+            next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             resource: Arc::new(ResourceInfo::new(
                 &config.service_name,
                 &config.resource_attributes,
@@ -140,7 +148,14 @@ impl Exporter {
             }
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
+                // A last look, so that what a worker process left while
+                // this one ran is sent before it stops.
+                self.recover_leftovers();
                 break;
+            }
+            if Instant::now() >= self.next_leftover_scan {
+                self.recover_leftovers();
+                self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
     }
@@ -337,6 +352,7 @@ impl Exporter {
         let p = Arc::clone(&self.pipeline);
         let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
         let batch = p.config.max_export_batch_size as usize;
+        self.spool.remove_dead_temp_files();
         for path in recovery::leftover_files(&p.config.spool_dir, &own) {
             let claimed = match recovery::claim(&path, p.config.spool_max_bytes) {
                 Claim::Claimed(c) => c,

@@ -47,17 +47,19 @@ pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
 /// with the parent. Each is replaced by a new tracer with the same config
 /// (new slots, thread, files, and a new id, so handles from before the fork
 /// are stale rather than aliasing new spans); the old one is leaked, never
-/// run, so nothing of the parent's is exported twice.
+/// run, so nothing of the parent's is exported twice. The wrappers are
+/// collected first: a replacement is published under its new id, which a
+/// walk over the table would otherwise reach and replace again.
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
-        crate::span::ids::reseed_after_fork();
-        crate::span::clock::after_fork_in_child();
-        crate::watchdog::signals::restart_after_fork();
-        for slot in WRAPPERS.iter().skip(1) {
-            let ptr = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
-            if ptr.is_null() {
-                continue;
-            }
+        crate::watchdog::fork::reset_process_state_in_child();
+        let inherited: Vec<*mut spanguard_tracer> = WRAPPERS
+            .iter()
+            .skip(1)
+            .map(|slot| slot.swap(std::ptr::null_mut(), Ordering::AcqRel))
+            .filter(|ptr| !ptr.is_null())
+            .collect();
+        for ptr in inherited {
             // SAFETY: only this thread exists in the child, and the wrapper
             // lives until spanguard_tracer_free, which cannot run meanwhile.
             let wrapper = unsafe { &mut *ptr };
