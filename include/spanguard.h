@@ -489,7 +489,8 @@ typedef struct spanguard_counters {
  in a signal handler) for each event. `message` is NUL-terminated and valid
  only during the call. The callback must not call `spanguard_flush`,
  `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
- wait for the exporter thread that is running the callback).
+ wait for the exporter thread that is running the callback); it may call
+ `spanguard_set_error_callback`, e.g. to remove itself.
  */
 typedef void (*spanguard_error_callback)(spanguard_event event,
                                          const char *message,
@@ -718,7 +719,10 @@ spanguard_result spanguard_stats(const struct spanguard_tracer *tracer,
 /*
  Sets (or, with NULL, removes) the callback told of export failures,
  spooling, spool overflow and replay. See `spanguard_error_callback` for
- where it runs. Thread-safe.
+ where it runs. Thread-safe, and may be called from inside the callback
+ (a one-shot callback that removes itself): it then returns at once. From
+ any other thread it returns after a call of the previous callback in
+ progress has finished, so the previous `user_data` may be freed then.
  */
 spanguard_result spanguard_set_error_callback(const struct spanguard_tracer *tracer,
                                               spanguard_error_callback callback,

@@ -1,7 +1,9 @@
 //! State shared by the threads that record spans and the exporter thread:
 //! the slab, the counters, and the signalling between them.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,8 +40,62 @@ pub enum ExportEvent {
     FileSetAside = 6,
 }
 
-/// The application's error callback: a C function and its pointer.
-pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
+/// The application's error callback: a C function and its pointer. Shared,
+/// so the exporter calls it without holding the lock that replaces it.
+pub type EventCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
+
+/// The error callback and the rules for replacing it while it may run.
+/// The exporter takes `calling` for each call and copies the callback out
+/// of `current`, which is locked only for that copy; a replacement waits on
+/// `calling` for a call in progress, unless it is made from inside that
+/// very call (a one-shot callback removing itself), which would otherwise
+/// wait for itself. So after a replacement returns (on another thread) the
+/// old callback neither runs nor starts, and from inside a call it returns
+/// at once.
+#[derive(Default)]
+pub struct CallbackSlot {
+    current: Mutex<Option<EventCallback>>,
+    calling: Mutex<()>,
+    /// The thread running a call (its kernel id), 0 when none.
+    calling_thread: AtomicI32,
+}
+
+fn this_thread() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+impl CallbackSlot {
+    pub fn set(&self, cb: Option<EventCallback>) {
+        let old = {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *current, cb)
+        };
+        // Relaxed: only equality with this thread's own id matters, and
+        // this thread wrote it if it is equal.
+        if self.calling_thread.load(Ordering::Relaxed) != this_thread() {
+            drop(self.calling.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        drop(old);
+    }
+
+    /// Calls the callback, if any, on this thread.
+    pub fn call(&self, event: ExportEvent, message: &str) {
+        let _calling = self.calling.lock().unwrap_or_else(|p| p.into_inner());
+        let cb = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(cb) = cb {
+            self.calling_thread.store(this_thread(), Ordering::Relaxed);
+            // The callback is the application's code: a panic in a Rust
+            // closure must not kill the exporter.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event, message)));
+            self.calling_thread.store(0, Ordering::Relaxed);
+        }
+    }
+}
 
 pub struct Pipeline {
     pub config: TracerConfig,
@@ -47,7 +103,7 @@ pub struct Pipeline {
     pub stats: Stats,
     pub lifecycle: AtomicU32,
     pub signal: ExportSignal,
-    pub callback: Mutex<Option<EventCallback>>,
+    pub callback: CallbackSlot,
     /// Where the crash handler writes this tracer's spans (signal handlers
     /// on, flight recorder off).
     pub crash_file: Option<CrashFile>,
@@ -184,13 +240,7 @@ impl Pipeline {
 
     /// Tells the application, from the exporter thread only.
     pub fn report(&self, event: ExportEvent, message: &str) {
-        if let Ok(guard) = self.callback.lock()
-            && let Some(cb) = guard.as_ref()
-        {
-            // The callback is the application's code: a panic in a Rust
-            // closure must not kill the exporter.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event, message)));
-        }
+        self.callback.call(event, message);
     }
 }
 

@@ -234,7 +234,7 @@ impl Tracer {
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
             signal: ExportSignal::new(first_batch_target),
-            callback: Mutex::new(None),
+            callback: Default::default(),
             crash_file,
             flight,
             in_flight: Default::default(),
@@ -603,10 +603,10 @@ impl Tracer {
         self.pipeline.stats.snapshot(&self.pipeline.slab)
     }
 
+    /// Replaces the error callback; see `pipeline::CallbackSlot` for when
+    /// the old one stops running.
     pub fn set_callback(&self, cb: Option<crate::pipeline::EventCallback>) {
-        if let Ok(mut guard) = self.pipeline.callback.lock() {
-            *guard = cb;
-        }
+        self.pipeline.callback.set(cb);
     }
 }
 

@@ -122,7 +122,7 @@ impl SpanSlab {
         };
         // SAFETY: a fresh mapping of map_len bytes; no existing memory is
         // touched. Anonymous pages and a file extended by set_len read as
-        // zero, and all-zero is a FREE slot of generation 0.
+        // zero: free slots, given their first generation below.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -138,7 +138,17 @@ impl SpanSlab {
         }
         // SAFETY: mmap succeeded, so ptr is non-null and page aligned;
         // records_offset is a multiple of 64, enough for SpanRecord.
-        let base = unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
+        let base: NonNull<SpanRecord> =
+            unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
+        // Generations start at random, not at 0: a handle kept from a freed
+        // tracer whose number a new tracer got must not name that tracer's
+        // first spans (handles are `tracer << 56 | slot << 32 | generation`).
+        let first_generation = crate::span::ids::new_span_id_u64() as u32;
+        for i in 0..capacity as usize {
+            // SAFETY: in bounds of the fresh mapping; nothing else sees it yet.
+            let header = unsafe { &(*base.as_ptr().add(i)).header };
+            header.store(pack_header(first_generation, STATE_FREE), Ordering::Relaxed);
+        }
         let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,

@@ -487,7 +487,10 @@ impl UserData {
 
 /// Sets (or, with NULL, removes) the callback told of export failures,
 /// spooling, spool overflow and replay. See `spanguard_error_callback` for
-/// where it runs. Thread-safe.
+/// where it runs. Thread-safe, and may be called from inside the callback
+/// (a one-shot callback that removes itself): it then returns at once. From
+/// any other thread it returns after a call of the previous callback in
+/// progress has finished, so the previous `user_data` may be freed then.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_set_error_callback(
     tracer: *const spanguard_tracer,
@@ -499,7 +502,7 @@ pub extern "C" fn spanguard_set_error_callback(
         with_tracer(tracer, |t| {
             let cb = callback.map(|f| {
                 let data = UserData(user_data);
-                Box::new(move |event: ExportEvent, message: &str| {
+                std::sync::Arc::new(move |event: ExportEvent, message: &str| {
                     let c_event = match event {
                         ExportEvent::BatchFailed => spanguard_event::BatchFailed,
                         ExportEvent::BatchSpooled => spanguard_event::BatchSpooled,

@@ -210,7 +210,8 @@ pub enum spanguard_event {
 /// in a signal handler) for each event. `message` is NUL-terminated and valid
 /// only during the call. The callback must not call `spanguard_flush`,
 /// `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
-/// wait for the exporter thread that is running the callback).
+/// wait for the exporter thread that is running the callback); it may call
+/// `spanguard_set_error_callback`, e.g. to remove itself.
 pub type spanguard_error_callback = Option<
     unsafe extern "C" fn(
         event: spanguard_event,
