@@ -113,6 +113,12 @@ pub struct Pipeline {
     pub in_flight: InFlightBatch,
     /// The exporter thread, joined by `shutdown`.
     pub exporter_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The exporter thread's kernel id (0 until it runs), so the crash
+    /// handler knows when the crashing thread is the one it would wait for.
+    pub exporter_tid: AtomicI32,
+    /// The thread that froze recording and will thaw it if the process
+    /// lives on (its kernel id); 0 when a crash froze it for good.
+    pub frozen_by: AtomicI32,
 }
 
 /// The batch the exporter is sending. Its slots were already given back, so
@@ -146,11 +152,24 @@ impl Pipeline {
         self.signal.request_flush_and_wait(timeout)
     }
 
+    /// `flush` for the application: waits for a thaw first (see
+    /// `await_thaw`). None when the tracer is (still) not running.
+    pub fn flush_running(&self, timeout: Duration) -> Option<bool> {
+        let deadline = Instant::now() + timeout;
+        self.await_thaw(deadline);
+        if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+            return None;
+        }
+        Some(self.flush(deadline.saturating_duration_since(Instant::now())))
+    }
+
     /// Flush, then end and export the spans still open (marked
     /// `spanguard.unended`), then stop the exporter, in that order, so no
     /// span is lost to ordering. Some(true) when everything was exported in
     /// time; None when another call shut it down already.
     pub fn shutdown(&self, timeout: Duration) -> Option<bool> {
+        let deadline = Instant::now() + timeout;
+        self.await_thaw(deadline);
         if self
             .lifecycle
             .compare_exchange(
@@ -163,7 +182,6 @@ impl Pipeline {
         {
             return None;
         }
-        let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
         let mut complete = self.signal.request_flush_and_wait(left());
         let unended = self.end_open_spans();
@@ -218,11 +236,75 @@ impl Pipeline {
     /// already past their lifecycle check to publish. Async-signal-safe
     /// (atomics and the vDSO clock).
     pub fn freeze_recording(&self) {
+        self.frozen_by.store(0, Ordering::Relaxed);
         self.lifecycle.store(LIFECYCLE_FROZEN, Ordering::SeqCst);
+        Self::let_recording_calls_finish();
+    }
+
+    /// `freeze_recording` for a tracer that is running (not one shutting
+    /// down or shut down, which must stay so), by a thread that will
+    /// `thaw` it if the process lives on. True when it froze it.
+    pub fn try_freeze_recording(&self) -> bool {
+        // Relaxed: read after the lifecycle (SeqCst) says frozen.
+        self.frozen_by.store(this_thread(), Ordering::Relaxed);
+        let frozen = self
+            .lifecycle
+            .compare_exchange(
+                LIFECYCLE_RUNNING,
+                LIFECYCLE_FROZEN,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if frozen {
+            Self::let_recording_calls_finish();
+        }
+        frozen
+    }
+
+    /// Waits (until `deadline`) for a tracer frozen by a thread that may
+    /// thaw it: a host's signal handler that returned may have told the
+    /// application to shut down before that thread got to thaw. Not for a
+    /// tracer frozen by a crash, nor on the freezing thread itself (a host
+    /// handler calling exit, whose exit hook shuts down: the dump stays).
+    fn await_thaw(&self, deadline: Instant) {
+        while self.lifecycle() == LIFECYCLE_FROZEN {
+            let by = self.frozen_by.load(Ordering::Relaxed);
+            if by == 0 || by == this_thread() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn let_recording_calls_finish() {
         let until = crate::span::clock::monotonic_ns() + 2_000_000;
         while crate::span::clock::monotonic_ns() < until {
             std::hint::spin_loop();
         }
+    }
+
+    /// Undoes `try_freeze_recording` and the dump for a process that was
+    /// to die of a signal and lives on: the dump is taken back (its spans
+    /// are still in the slots, and this exporter sends them), recording and
+    /// the exporter resume.
+    pub fn thaw(&self) {
+        if self.lifecycle() != LIFECYCLE_FROZEN {
+            return;
+        }
+        if let Some(c) = &self.crash_file {
+            c.unpublish();
+        }
+        self.mark_flight_signal(0);
+        // SeqCst pairs with the exporter's busy/frozen handshake.
+        self.signal.frozen.store(false, Ordering::SeqCst);
+        let _ = self.lifecycle.compare_exchange(
+            LIFECYCLE_FROZEN,
+            LIFECYCLE_RUNNING,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.signal.wake();
     }
 
     /// Records the fatal signal in the flight recorder's header.

@@ -239,6 +239,8 @@ impl Tracer {
             flight,
             in_flight: Default::default(),
             exporter_thread: Mutex::new(None),
+            exporter_tid: Default::default(),
+            frozen_by: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
@@ -325,9 +327,11 @@ impl Tracer {
                 }
             },
         };
-        if p.crash_file.is_some() {
-            // Every thread that records spans can then still dump them from
-            // the crash handler after a stack overflow.
+        if p.config.install_signal_handlers {
+            // Every thread that records spans can then still run the crash
+            // handler after a stack overflow (which dumps the slots, or
+            // with the flight recorder marks the signal and waits for the
+            // batch in flight).
             crate::watchdog::crash::ensure_alt_stack();
         }
         // Read before the slot is taken, as in `end`: the compare-exchange
@@ -588,10 +592,9 @@ impl Tracer {
     /// Waits until every span ended before this call is exported (or failed
     /// for good), or `timeout` passes. True when done.
     pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
-        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
-            return Err(SpanError::ShutDown);
-        }
-        Ok(self.pipeline.flush(timeout))
+        self.pipeline
+            .flush_running(timeout)
+            .ok_or(SpanError::ShutDown)
     }
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).

@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::slab::{
@@ -111,6 +111,8 @@ pub struct PreparedFile {
     file: LockedFile,
     pending: CString,
     done: CString,
+    /// Renamed to `done` by `publish`, not yet taken back.
+    published: AtomicBool,
 }
 
 impl PreparedFile {
@@ -128,6 +130,7 @@ impl PreparedFile {
             file,
             pending: pending_c,
             done: done_c,
+            published: AtomicBool::new(false),
         })
     }
 
@@ -156,7 +159,27 @@ impl PreparedFile {
         // both are async-signal-safe.
         unsafe {
             libc::fsync(self.file.as_raw_fd());
-            libc::rename(self.pending.as_ptr(), self.done.as_ptr());
+            if libc::rename(self.pending.as_ptr(), self.done.as_ptr()) == 0 {
+                self.published.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Takes a published file back, emptied and under its pending name,
+    /// ready for another dump: for a process that was to die of a signal
+    /// but lives on (the host's handler returned), whose spans stay in its
+    /// slots and will be sent by its own exporter. The file stayed locked
+    /// throughout, so no other process took it meanwhile.
+    pub fn unpublish(&self) {
+        if !self.published.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let fd = self.file.as_raw_fd();
+        // SAFETY: our own fd and NUL-terminated paths.
+        unsafe {
+            libc::ftruncate(fd, 0);
+            libc::lseek(fd, 0, libc::SEEK_SET);
+            libc::rename(self.done.as_ptr(), self.pending.as_ptr());
         }
     }
 
@@ -214,6 +237,13 @@ impl CrashFile {
     pub fn remove(&self) {
         self.slots.remove();
         self.batch.remove();
+    }
+
+    /// Takes back both files after a dump the process survived (see
+    /// `PreparedFile::unpublish`).
+    pub fn unpublish(&self) {
+        self.slots.unpublish();
+        self.batch.unpublish();
     }
 }
 

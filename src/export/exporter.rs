@@ -111,6 +111,9 @@ impl Exporter {
     /// empty.
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
+        // SAFETY: gettid has no preconditions.
+        p.exporter_tid
+            .store(unsafe { libc::gettid() }, Ordering::Relaxed);
         let mut sizer = BatchSizer::new(
             p.config.batch_ceiling(),
             p.config.schedule_delay,

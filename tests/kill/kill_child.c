@@ -5,13 +5,21 @@
  * every reported span must then arrive exactly once, and so must its child,
  * ended or, if the kill caught it open, marked interrupted.
  *
- * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+ * The main thread begins a span "session" before the workers start and
+ * never ends it: it must come back marked interrupted (or, when the process
+ * lives on and shuts down, unended).
+ *
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US [HOST]
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
- * its Python receiver keeps up. */
+ * its Python receiver keeps up. HOST is the SIGTERM handler the host
+ * installed before the tracer: none (default), exit (it ends the process
+ * with _exit(3), as many servers do) or return (it asks the main thread to
+ * shut the tracer down and exit 0). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +85,29 @@ static void *work(void *arg) {
     return NULL;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void host_exits(int signal) {
+    (void)signal;
+    _exit(3);
+}
+
+static void host_returns(int signal) {
+    (void)signal;
+    stop_requested = 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 9) return 2;
     pause_us = atol(argv[8]);
+    const char *host = argc > 9 ? argv[9] : "none";
+    if (strcmp(host, "none") != 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = strcmp(host, "exit") == 0 ? host_exits : host_returns;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     char resource[128];
     snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);
     spanguard_config cfg;
@@ -94,6 +122,10 @@ int main(int argc, char **argv) {
     cfg.install_signal_handlers = 1;
     cfg.signal_flush_timeout_ms = 5000;
     if (spanguard_tracer_new(&cfg, &tracer) != SPANGUARD_RESULT_OK) return 2;
+    spanguard_span session;
+    if (spanguard_span_begin(tracer, S("session"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &session) !=
+        SPANGUARD_RESULT_OK)
+        return 2;
     int threads = atoi(argv[3]);
     pthread_t th[16];
     /* The first worker is the one that overflows its stack on request. */
@@ -121,5 +153,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(crash, "abort") == 0) {
         abort();
     }
-    for (;;) pause(); /* wait for the parent's signal */
+    /* Wait for the parent's signal (which the watchdog thread handles, so
+     * a returning host handler reports back through a flag). */
+    struct timespec poll = {0, 1000000L};
+    while (!stop_requested) nanosleep(&poll, NULL);
+    spanguard_result rc = spanguard_shutdown(tracer, 5000);
+    if (rc != SPANGUARD_RESULT_OK) fprintf(stderr, "kill_child: shutdown: %s\n", spanguard_strerror(rc));
+    _exit(rc == SPANGUARD_RESULT_OK ? 0 : 4);
 }
