@@ -87,7 +87,7 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-C_PROCESS_TESTS := test_fork test_fork_recovery test_workers test_stale_handles test_callback_reentry
+C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry
 test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
 	rm -rf build/c-test-spans
 	build/tests/test_api build/c-test-spans
@@ -110,7 +110,7 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
-	  $(VENV_PY) -m pytest -q tests/python tests/receiver
+	  $(VENV_PY) -m pytest -q tests/python tests/receiver tests/w3c
 
 # The header-only C++17 wrapper: its test and sample agent, warnings as errors.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Wpedantic -Werror -g -Iinclude

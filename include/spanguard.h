@@ -84,6 +84,35 @@
 #define SPANGUARD_COMPRESSION_GZIP 1
 
 /*
+ `spanguard_config.sampler`: which spans are recorded and exported, as
+ OpenTelemetry's `OTEL_TRACES_SAMPLER` names them. The parent-based ones
+ follow the parent's sampled flag (local or remote) and ask the root
+ sampler only for root spans. An unsampled span still has ids and
+ propagates its context (trace flags 00); recording calls on it return
+ `SPANGUARD_RESULT_NON_RECORDING` and it is never exported.
+ */
+#define SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON 0
+
+#define SPANGUARD_SAMPLER_ALWAYS_ON 1
+
+#define SPANGUARD_SAMPLER_ALWAYS_OFF 2
+
+/*
+ Samples a share `sampler_ratio` of traces, decided by the trace id.
+ */
+#define SPANGUARD_SAMPLER_TRACEIDRATIO 3
+
+#define SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF 4
+
+#define SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO 5
+
+/*
+ `spanguard_span_options.flags`: the explicit parent span id names a
+ span in another process.
+ */
+#define SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE 1
+
+/*
  `spanguard_config.full_policy`: what `spanguard_span_begin` does when
  every span slot is taken.
  */
@@ -120,6 +149,13 @@
  Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
  */
 #define SPANGUARD_TRACEPARENT_SIZE 56
+
+/*
+ The longest tracestate a span keeps, in bytes (the 512 characters W3C
+ Trace Context asks for); `spanguard_span_tracestate` needs one more for
+ the NUL. A longer one is cut by whole list members.
+ */
+#define SPANGUARD_MAX_TRACESTATE_BYTES 512
 
 /*
  What a call did. `SPANGUARD_RESULT_OK` and the notices
@@ -216,8 +252,9 @@ enum spanguard_result
    */
   SPANGUARD_RESULT_PARENT_STALE = 17,
   /*
-   Done: the tracer is disabled (OTEL_SDK_DISABLED) or the span is
-   `SPANGUARD_SPAN_NONE`, so nothing is recorded.
+   Done: the tracer is disabled (OTEL_SDK_DISABLED), the sampler left
+   the span out, or the span is `SPANGUARD_SPAN_NONE`, so nothing is
+   recorded. Such a span still propagates its context.
    */
   SPANGUARD_RESULT_NON_RECORDING = 18,
 };
@@ -299,6 +336,88 @@ typedef struct spanguard_attribute {
   const char *string_value;
   size_t string_len;
 } spanguard_attribute;
+
+/*
+ How `spanguard_span_begin_ex` begins a span. Fill it with
+ `spanguard_span_options_init` (which sets `struct_size` and clears the
+ rest), then set what you need. Strings are pointer + length (UTF-8; not
+ NUL-terminated); NULL with length 0 is "none".
+
+ The parent is one of: a local span (`parent`), a remote one given as W3C
+ text (`traceparent`, with `tracestate`), or explicit ids (`trace_id`
+ non-NULL: bridges from OpenTelemetry SDKs, whose spans already have ids;
+ the span then has exactly `trace_id`, `span_id` and `parent_span_id`,
+ and its sampled flag in `trace_flags` is the sampling decision). Setting
+ more than one is `SPANGUARD_RESULT_INVALID_ARGUMENT`.
+ */
+typedef struct spanguard_span_options {
+  /*
+   `sizeof(spanguard_span_options)` as the caller knows it.
+   */
+  uint32_t struct_size;
+  /*
+   `SPANGUARD_KIND_*`.
+   */
+  uint32_t kind;
+  const char *name;
+  size_t name_len;
+  /*
+   A local parent, or `SPANGUARD_SPAN_NONE`.
+   */
+  spanguard_span parent;
+  /*
+   A remote parent as a W3C traceparent, or NULL.
+   */
+  const char *traceparent;
+  size_t traceparent_len;
+  /*
+   The remote (or explicit) parent's W3C tracestate: one header value,
+   or several joined with `,`. Invalid: discarded, as the specification
+   says; longer than `SPANGUARD_MAX_TRACESTATE_BYTES`: cut by whole
+   members (`SPANGUARD_RESULT_TRUNCATED`). A local parent's tracestate
+   is inherited instead.
+   */
+  const char *tracestate;
+  size_t tracestate_len;
+  /*
+   Explicit ids: 16 bytes, not all zero; or NULL.
+   */
+  const uint8_t *trace_id;
+  /*
+   With `trace_id`: 8 bytes, not all zero.
+   */
+  const uint8_t *span_id;
+  /*
+   With `trace_id`: 8 bytes, or NULL for a root span.
+   */
+  const uint8_t *parent_span_id;
+  /*
+   With `trace_id`: the W3C trace flags (bit 0 sampled, bit 1 random;
+   other bits are cleared).
+   */
+  uint32_t trace_flags;
+  /*
+   `SPANGUARD_SPAN_OPTION_*` bits.
+   */
+  uint32_t flags;
+  /*
+   Unix epoch nanoseconds; 0: now.
+   */
+  uint64_t start_time_unix_ns;
+  /*
+   The instrumentation scope (an OpenTelemetry tracer's name and
+   version); empty: spanguard's own. Spans are exported grouped by it.
+   */
+  const char *scope_name;
+  size_t scope_name_len;
+  const char *scope_version;
+  size_t scope_version_len;
+  /*
+   Attributes at creation (see `spanguard_span_begin_with_attributes`).
+   */
+  const struct spanguard_attribute *attributes;
+  size_t attribute_count;
+} spanguard_span_options;
 
 /*
  Tracer settings. Fill it with `spanguard_config_init` (which sets
@@ -404,6 +523,15 @@ typedef struct spanguard_config {
    (1..100), while the queue is less than half full; default 50.
    */
   uint32_t exporter_max_cpu_percent;
+  /*
+   `SPANGUARD_SAMPLER_*`; default (0) parent-based always-on.
+   */
+  uint32_t sampler;
+  /*
+   The share of traces the `*_TRACEIDRATIO` samplers keep, 0.0 to 1.0;
+   `spanguard_config_init` sets 1.0. Ignored by the other samplers.
+   */
+  double sampler_ratio;
 } spanguard_config;
 
 /*
@@ -476,6 +604,11 @@ typedef struct spanguard_counters {
    Nanoseconds the exporter rested to stay within its CPU cap.
    */
   uint64_t exporter_throttled_ns;
+  /*
+   Spans the sampler left out (OTEL_TRACES_SAMPLER): they count in
+   `spans_ended` and are never exported, by design.
+   */
+  uint64_t spans_unsampled;
   /*
    Files in the spool directory that could not be used (a FIFO, a link,
    another user's file, another version's dump, a torn file), renamed
@@ -569,9 +702,51 @@ spanguard_result spanguard_span_begin_remote(const struct spanguard_tracer *trac
 
 /*
  Writes the span's W3C traceparent, NUL-terminated, into `buf` (at least
- `SPANGUARD_TRACEPARENT_SIZE` bytes), to pass to another process.
+ `SPANGUARD_TRACEPARENT_SIZE` bytes), to pass to another process. An
+ unsampled span gives its traceparent too (flags `00`): its children
+ elsewhere then know the decision. A span of a disabled tracer gives the
+ context it passes on. When there is nothing to propagate
+ (`SPANGUARD_SPAN_NONE`, a disabled tracer's root span) `buf` gets the
+ empty string and the result is `SPANGUARD_RESULT_NON_RECORDING`: send no
+ header then.
  */
 spanguard_result spanguard_span_traceparent(spanguard_span span, char *buf, size_t len);
+
+/*
+ Writes the span's W3C tracestate, NUL-terminated, into `buf` (`len`
+ bytes; `SPANGUARD_MAX_TRACESTATE_BYTES + 1` always suffice) and its
+ length without the NUL to `*out_len` (when not NULL). The tracestate is
+ what the span began with (a remote parent's, checked and normalised:
+ members joined by `,`), or its local parent's. An empty string when it
+ has none: send no `tracestate` header then. `SPANGUARD_RESULT_BUFFER_TOO_SMALL`
+ (with the length needed in `*out_len`) when it does not fit.
+ `SPANGUARD_RESULT_NON_RECORDING` for `SPANGUARD_SPAN_NONE` (empty).
+ */
+spanguard_result spanguard_span_tracestate(spanguard_span span,
+                                           char *buf,
+                                           size_t len,
+                                           size_t *out_len);
+
+/*
+ Fills `opts` for `spanguard_span_begin_ex`: `struct_size` set, every
+ other field zero (no parent, kind unspecified, start now). Thread-safe.
+ */
+spanguard_result spanguard_span_options_init(struct spanguard_span_options *opts);
+
+/*
+ Begins a span as `opts` says (see `spanguard_span_options`): a local,
+ remote or explicit parent, a tracestate, a start time, an
+ instrumentation scope and attributes, in one call. This is what bridges
+ from OpenTelemetry SDKs use: with explicit ids the span keeps the ids
+ the SDK gave it, so what the SDK propagates names spans spanguard
+ exports, and a process killed before the SDK span ends still exports it
+ (marked interrupted). Checks everything before taking a slot: on an
+ error no span is begun and `*out` is not written. Thread-safe; no
+ allocation, lock or system call once the thread is warm.
+ */
+spanguard_result spanguard_span_begin_ex(const struct spanguard_tracer *tracer,
+                                         const struct spanguard_span_options *opts,
+                                         spanguard_span *out);
 
 /*
  Sets an int64 attribute. A key set again gets the new value.
@@ -666,9 +841,13 @@ spanguard_result spanguard_span_end(spanguard_span span);
 spanguard_result spanguard_span_end_at(spanguard_span span, uint64_t end_unix_ns);
 
 /*
- Fills `cfg` with every default and sets `struct_size`. Thread-safe.
+ Fills `cfg` with every default and sets `struct_size`; pass
+ `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
+ program built against an older, smaller struct is never overrun by a
+ newer library. `SPANGUARD_RESULT_INVALID_ARGUMENT` when `cfg_size` is
+ smaller than any version of the struct. Thread-safe.
  */
-spanguard_result spanguard_config_init(struct spanguard_config *cfg);
+spanguard_result spanguard_config_init(struct spanguard_config *cfg, size_t cfg_size);
 
 /*
  Makes a tracer from `cfg` alone (no environment variables are read).

@@ -59,7 +59,7 @@ class [[nodiscard]] Result {
 /// Tracer settings; strings are copied when the tracer is made.
 class Config {
   public:
-    Config() { (void)spanguard_config_init(&cfg_); }
+    Config() { (void)spanguard_config_init(&cfg_, sizeof cfg_); }
     Config &service_name(std::string v) { return str(service_name_, std::move(v), cfg_.service_name); }
     Config &endpoint(std::string v) { return str(endpoint_, std::move(v), cfg_.endpoint); }
     Config &headers(std::string v) { return str(headers_, std::move(v), cfg_.headers); }
@@ -71,6 +71,12 @@ class Config {
     Config &schedule_delay(std::chrono::milliseconds d) { cfg_.schedule_delay_ms = ms(d); return *this; }
     Config &install_signal_handlers(bool on) { cfg_.install_signal_handlers = on; return *this; }
     Config &flight_recorder(bool on) { cfg_.flight_recorder = on; return *this; }
+    /// A `SPANGUARD_SAMPLER_*`, with the share of traces the ratio samplers keep.
+    Config &sampler(uint32_t kind, double ratio = 1.0) {
+        cfg_.sampler = kind;
+        cfg_.sampler_ratio = ratio;
+        return *this;
+    }
     /// The C struct, pointing into this object's strings.
     const spanguard_config *get() const noexcept { return &cfg_; }
 
@@ -134,12 +140,21 @@ class Span {
     }
     Result ok() { return Result(spanguard_span_set_status(handle_, SPANGUARD_STATUS_OK, nullptr, 0)); }
 
-    /// The W3C traceparent, to pass to another process.
+    /// The W3C traceparent, to pass to another process; empty when there
+    /// is none to pass (then send no header).
     std::string traceparent() const {
         char buf[SPANGUARD_TRACEPARENT_SIZE];
         Result r(spanguard_span_traceparent(handle_, buf, sizeof buf));
         r.value("spanguard_span_traceparent");
         return std::string(buf);
+    }
+    /// The W3C tracestate to send with the traceparent; empty when none.
+    std::string tracestate() const {
+        char buf[SPANGUARD_MAX_TRACESTATE_BYTES + 1];
+        size_t n = 0;
+        Result r(spanguard_span_tracestate(handle_, buf, sizeof buf, &n));
+        r.value("spanguard_span_tracestate");
+        return std::string(buf, n);
     }
 
     /// Ends the span now; later calls (and the destructor) do nothing.
@@ -169,12 +184,27 @@ class Tracer {
                              const Span *parent = nullptr) const {
         return begin(tracer_.get(), name, parent ? parent->handle() : SPANGUARD_SPAN_NONE, kind);
     }
+    /// A span whose parent is in another process: the incoming
+    /// `traceparent` and `tracestate` headers (the latter may be empty).
     [[nodiscard]] Span start_remote(std::string_view name, std::string_view traceparent,
-                                    uint32_t kind = SPANGUARD_KIND_SERVER) const {
+                                    uint32_t kind = SPANGUARD_KIND_SERVER,
+                                    std::string_view tracestate = {}) const {
+        spanguard_span_options o;
+        (void)spanguard_span_options_init(&o);
+        o.name = name.data();
+        o.name_len = name.size();
+        o.kind = kind;
+        o.traceparent = traceparent.data();
+        o.traceparent_len = traceparent.size();
+        o.tracestate = tracestate.data();
+        o.tracestate_len = tracestate.size();
+        return start(o);
+    }
+    /// A span begun as `opts` says (spanguard_span_begin_ex).
+    [[nodiscard]] Span start(const spanguard_span_options &opts) const {
         spanguard_span out = SPANGUARD_SPAN_NONE;
-        spanguard_result rc = spanguard_span_begin_remote(tracer_.get(), name.data(), name.size(),
-                                                          traceparent.data(), traceparent.size(), kind, &out);
-        if (!spanguard_result_is_ok(rc)) throw Error(rc, "spanguard_span_begin_remote");
+        spanguard_result rc = spanguard_span_begin_ex(tracer_.get(), &opts, &out);
+        if (!spanguard_result_is_ok(rc)) throw Error(rc, "spanguard_span_begin_ex");
         Span s(out);
         s.tracer_ = tracer_.get();
         return s;

@@ -61,6 +61,8 @@ pub struct TracerConfig {
     /// while the queue is less than half full (a fuller queue lifts the cap:
     /// throttling must never cost a span).
     pub exporter_max_cpu_percent: u32,
+    /// Which spans are recorded and exported (OTEL_TRACES_SAMPLER).
+    pub sampler: crate::span::sampler::Sampler,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`,
@@ -110,6 +112,7 @@ impl Default for TracerConfig {
             flight_recorder: false,
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
+            sampler: crate::span::sampler::Sampler::default(),
         }
     }
 }
@@ -211,6 +214,11 @@ impl TracerConfig {
 
         if let Some(v) = boolean("OTEL_SDK_DISABLED")? {
             self.disabled = v;
+        }
+        if let Some(name) = get("OTEL_TRACES_SAMPLER") {
+            let arg = get("OTEL_TRACES_SAMPLER_ARG");
+            self.sampler = crate::span::sampler::Sampler::from_names(&name, arg.as_deref())
+                .map_err(|reason| err("OTEL_TRACES_SAMPLER", &reason))?;
         }
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
             let parsed = parse_key_values(&attrs)
@@ -453,6 +461,33 @@ mod tests {
         c.apply_env(&env(&[("OTEL_SDK_DISABLED", "TRUE")]))
             .expect("valid");
         assert!(c.disabled);
+    }
+
+    #[test]
+    fn the_sampler_variables_are_read() {
+        use crate::span::sampler::{RootSampler, Sampler};
+        let mut c = TracerConfig::default();
+        assert_eq!(c.sampler, Sampler::default());
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.125"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.sampler,
+            Sampler {
+                root: RootSampler::TraceIdRatio(0.125),
+                parent_based: true
+            }
+        );
+        let e = TracerConfig::default()
+            .apply_env(&env(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "half"),
+            ]))
+            .unwrap_err();
+        assert_eq!(e.variable, "OTEL_TRACES_SAMPLER");
+        assert!(e.reason.contains("OTEL_TRACES_SAMPLER_ARG=half"), "{e:?}");
     }
 
     #[test]

@@ -96,6 +96,9 @@ counters! {
     /// Spans recovered from dead processes' crash dumps and flight files
     /// (then exported or spooled like any other).
     recovered_spans,
+    /// Spans the sampler left out: ended (they count in `spans_ended`) but
+    /// never exported, by design.
+    spans_unsampled,
     /// Files in the spool directory that could not be used (not ours, not
     /// a regular file, another version's, torn), renamed `*.unreadable`.
     files_set_aside,

@@ -22,7 +22,8 @@ use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
 use crate::span::limits::*;
 use crate::span::record::*;
-use crate::span::traceparent::RemoteParent;
+use crate::span::traceparent::{FLAG_RANDOM, FLAG_SAMPLED, KNOWN_FLAGS, RemoteParent};
+use crate::span::tracestate::Tracestate;
 use crate::stats::{Stats, StatsSnapshot};
 
 /// The slab, in a flight-recorder file when configured (falling back to
@@ -110,6 +111,65 @@ pub enum Parent {
     None,
     Local(SpanRef),
     Remote(RemoteParent),
+    /// Ids another tracer chose (a bridge from an OpenTelemetry SDK): the
+    /// span has exactly these, and its sampled flag is the decision.
+    Explicit(ExplicitIds),
+}
+
+/// The ids of a span made by another tracer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExplicitIds {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// All zero for a root span.
+    pub parent_span_id: [u8; 8],
+    pub trace_flags: u8,
+    /// The parent's context came from another process.
+    pub parent_is_remote: bool,
+}
+
+/// Everything a span may begin with; `Tracer::begin_ex` takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct BeginOptions<'a> {
+    pub name: &'a [u8],
+    /// OTLP SpanKind, 0..=5.
+    pub kind: u8,
+    pub parent: Parent,
+    /// The W3C tracestate of a remote or explicit parent (a combined header
+    /// value); a local parent's is inherited instead. Invalid: discarded.
+    pub tracestate: &'a [u8],
+    /// 0: now.
+    pub start_unix_ns: u64,
+    /// The instrumentation scope (an OpenTelemetry tracer's name and
+    /// version); empty for spanguard's own.
+    pub scope_name: &'a [u8],
+    pub scope_version: &'a [u8],
+    pub attributes: &'a [(&'a [u8], AttrInput<'a>)],
+}
+
+impl<'a> BeginOptions<'a> {
+    /// A span named `name` of `kind` under `parent`, with nothing else.
+    pub fn new(name: &'a [u8], kind: u8, parent: Parent) -> BeginOptions<'a> {
+        BeginOptions {
+            name,
+            kind,
+            parent,
+            tracestate: &[],
+            start_unix_ns: 0,
+            scope_name: &[],
+            scope_version: &[],
+            attributes: &[],
+        }
+    }
+}
+
+/// What a child needs of its local parent, read without locking it.
+#[derive(Clone, Copy)]
+struct ParentView {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    trace_flags: u8,
+    marks: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +188,9 @@ pub struct Notice {
     /// `begin` with a local parent that had already been exported: the span
     /// began a new trace.
     pub parent_stale: bool,
+    /// `begin`: the sampler left the span out; it propagates its context
+    /// and records nothing.
+    pub non_recording: bool,
 }
 
 impl Notice {
@@ -135,7 +198,7 @@ impl Notice {
         Notice {
             truncated: o.truncated,
             replaced_utf8: o.replaced_utf8,
-            parent_stale: false,
+            ..Notice::default()
         }
     }
 
@@ -143,7 +206,7 @@ impl Notice {
         Notice {
             truncated: self.truncated || o.truncated,
             replaced_utf8: self.replaced_utf8 || o.replaced_utf8,
-            parent_stale: self.parent_stale,
+            ..self
         }
     }
 }
@@ -162,6 +225,9 @@ pub enum SpanError {
     LimitReached,
     /// The kind or status code is out of range.
     InvalidArgument,
+    /// The span is not recording (the sampler left it out): nothing was
+    /// done, which is not a failure.
+    NonRecording,
 }
 
 impl From<SlotError> for SpanError {
@@ -281,7 +347,7 @@ impl Tracer {
         parent: Parent,
         kind: u8,
     ) -> Result<(SpanRef, Notice), SpanError> {
-        self.begin_with_attributes(name, parent, kind, &[])
+        self.begin_ex(&BeginOptions::new(name, kind, parent))
     }
 
     /// Starts a span that has `attributes` from its start (OpenTelemetry's
@@ -289,6 +355,7 @@ impl Tracer {
     /// where `begin` then `set_attributes` take two calls and a lock.
     /// Attributes that do not fit the table (more than `MAX_ATTRIBUTES`
     /// distinct keys) are dropped, counted, and reported as truncated.
+    #[inline]
     pub fn begin_with_attributes(
         &self,
         name: &[u8],
@@ -296,37 +363,75 @@ impl Tracer {
         kind: u8,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<(SpanRef, Notice), SpanError> {
+        self.begin_ex(&BeginOptions {
+            attributes,
+            ..BeginOptions::new(name, kind, parent)
+        })
+    }
+
+    /// Starts a span as `opts` says. The sampler decides whether it records
+    /// (except for explicit ids, whose sampled flag is the decision); an
+    /// unsampled span still takes a slot for its ids and tracestate, so it
+    /// propagates its context, but stores nothing else and is never
+    /// exported. Inlined into the callers above, where the options that are
+    /// empty fold away.
+    #[inline(always)]
+    pub fn begin_ex(&self, opts: &BeginOptions) -> Result<(SpanRef, Notice), SpanError> {
         if !self.running() {
             return Err(SpanError::ShutDown);
         }
-        if kind > 5 {
+        if opts.kind > 5 {
             return Err(SpanError::InvalidArgument);
         }
         let p = &self.pipeline;
         // Resolve a local parent before taking a slot, so a failure here
         // leaves nothing half-made.
         let mut notice = Notice::default();
-        let root = || {
-            let (trace_id, span_id) = new_root_ids();
-            (trace_id, span_id, [0u8; 8], 1u8, 0u8)
+        let sampler = &p.config.sampler;
+        // A child keeps its parent's flags but for the sampled bit, which
+        // is its own decision.
+        let child_flags = |parent_flags: u8, trace_id: &[u8; 16]| {
+            let sampled = sampler.sampled(trace_id, Some(parent_flags));
+            parent_flags & !FLAG_SAMPLED | sampled as u8
         };
-        let (trace_id, span_id, parent_id, flags, marks) = match parent {
-            Parent::None => root(),
+        let (trace_id, span_id, parent_id, flags, marks, inherit) = match opts.parent {
+            Parent::None => root_context(sampler),
             Parent::Remote(r) => (
                 r.trace_id,
                 new_span_id(),
                 r.span_id,
-                r.trace_flags,
+                child_flags(r.trace_flags, &r.trace_id),
                 MARK_PARENT_REMOTE,
+                None,
             ),
-            Parent::Local(s) => match self.read_ids(s) {
-                Some((t, id, f)) => (t, new_span_id(), id, f, 0),
+            Parent::Local(s) => match self.read_parent(s) {
+                Some(view) => (
+                    view.trace_id,
+                    new_span_id(),
+                    view.span_id,
+                    child_flags(view.trace_flags, &view.trace_id),
+                    0,
+                    (view.marks & MARK_HAS_TRACESTATE != 0).then_some(s),
+                ),
                 None => {
                     notice.parent_stale = true;
-                    root()
+                    root_context(sampler)
                 }
             },
+            Parent::Explicit(ids) => (
+                ids.trace_id,
+                ids.span_id,
+                ids.parent_span_id,
+                ids.trace_flags & KNOWN_FLAGS,
+                if ids.parent_is_remote && ids.parent_span_id != [0; 8] {
+                    MARK_PARENT_REMOTE
+                } else {
+                    0
+                },
+                None,
+            ),
         };
+        let recording = flags & FLAG_SAMPLED != 0;
         if p.config.install_signal_handlers {
             // Every thread that records spans can then still run the crash
             // handler after a stack overflow (which dumps the slots, or
@@ -336,7 +441,11 @@ impl Tracer {
         }
         // Read before the slot is taken, as in `end`: the compare-exchange
         // and the clock read overlap.
-        let start_unix_ns = now_unix_ns();
+        let start_unix_ns = if opts.start_unix_ns != 0 {
+            opts.start_unix_ns
+        } else {
+            now_unix_ns()
+        };
         let (slot, generation) = self.take_slot()?;
         // SAFETY: take_slot moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(slot) };
@@ -345,20 +454,52 @@ impl Tracer {
         r.span_id = span_id;
         r.parent_span_id = parent_id;
         r.trace_flags = flags;
-        r.kind = kind;
+        r.kind = opts.kind;
         r.marks = marks;
         r.start_unix_ns = start_unix_ns;
-        let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
+        // The tracestate first: an unsampled span keeps it too, for its
+        // children and outgoing requests.
+        if let Some(parent) = inherit {
+            self.copy_parent_tracestate(parent, r);
+        } else if !opts.tracestate.is_empty() {
+            store_tracestate(r, opts.tracestate, &mut notice);
+        }
+        if !recording {
+            r.marks |= MARK_NON_RECORDING;
+            p.slab.publish_open(slot, generation);
+            notice.non_recording = true;
+            return Ok((SpanRef { slot, generation }, notice));
+        }
+        let (name_ref, outcome) = r.store_text(opts.name, MAX_NAME_BYTES);
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
-        if !attributes.is_empty() {
-            notice = merge(notice, set_attributes_cut(r, OWNER_SPAN, attributes));
+        if !opts.scope_name.is_empty() || !opts.scope_version.is_empty() {
+            let (n, o1) = r.store_text(opts.scope_name, MAX_NAME_BYTES);
+            let (v, o2) = r.store_text(opts.scope_version, MAX_NAME_BYTES);
+            r.scope_name = n;
+            r.scope_version = v;
+            notice = notice.merge(o1).merge(o2);
+        }
+        if !opts.attributes.is_empty() {
+            notice = merge(notice, set_attributes_cut(r, OWNER_SPAN, opts.attributes));
         }
         p.slab.publish_open(slot, generation);
         Ok((SpanRef { slot, generation }, notice))
     }
 
+    /// A free slot, now WRITING: the lock-free pop inline, the full
+    /// policy out of line.
+    #[inline(always)]
     fn take_slot(&self) -> Result<(u32, u32), SpanError> {
+        match self.pipeline.slab.take_free() {
+            Some(s) => Ok(s),
+            None => self.take_slot_when_full(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slot_when_full(&self) -> Result<(u32, u32), SpanError> {
         let p = &self.pipeline;
         if let Some(s) = p.slab.take_free() {
             return Ok(s);
@@ -378,10 +519,12 @@ impl Tracer {
         Err(SpanError::BufferFull)
     }
 
-    /// The trace id, span id and flags of a live span, read without locking
-    /// it: ids never change while a slot keeps its generation, and the header
-    /// is checked again after the read (a seqlock read).
-    fn read_ids(&self, s: SpanRef) -> Option<([u8; 16], [u8; 8], u8)> {
+    /// The ids, flags and marks of a live span, read without locking it:
+    /// they never change while a slot keeps its generation, and the header
+    /// is checked again after the read (a seqlock read). All on the
+    /// record's first line.
+    #[inline]
+    fn read_parent(&self, s: SpanRef) -> Option<ParentView> {
         if s.slot >= self.pipeline.slab.capacity() {
             return None;
         }
@@ -392,15 +535,61 @@ impl Tracer {
         }
         // SAFETY: the fields are plain bytes inside a live mapping; a racing
         // reuse of the slot is detected by the second header check below.
-        let ids = unsafe {
-            (
-                std::ptr::read_volatile(&r.trace_id),
-                std::ptr::read_volatile(&r.span_id),
-                std::ptr::read_volatile(&r.trace_flags),
-            )
+        let view = unsafe {
+            ParentView {
+                trace_id: std::ptr::read_volatile(&r.trace_id),
+                span_id: std::ptr::read_volatile(&r.span_id),
+                trace_flags: std::ptr::read_volatile(&r.trace_flags),
+                marks: std::ptr::read_volatile(&r.marks),
+            }
         };
         std::sync::atomic::fence(Ordering::Acquire);
-        live(r.header.load(Ordering::Relaxed)).then_some(ids)
+        live(r.header.load(Ordering::Relaxed)).then_some(view)
+    }
+
+    /// The tracestate of a live span, copied out under the same seqlock
+    /// check as `read_parent`. None when the span is gone; empty when it
+    /// has none.
+    fn read_tracestate(&self, s: SpanRef) -> Option<([u8; MAX_TRACESTATE_BYTES], usize)> {
+        if s.slot >= self.pipeline.slab.capacity() {
+            return None;
+        }
+        let r = self.pipeline.slab.slot(s.slot);
+        let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
+        if !live(r.header.load(Ordering::Acquire)) {
+            return None;
+        }
+        let mut out = [0u8; MAX_TRACESTATE_BYTES];
+        // SAFETY: as in read_parent; `raw` bounds the reference by the arena.
+        let len = unsafe {
+            if std::ptr::read_volatile(&r.marks) & MARK_HAS_TRACESTATE == 0 {
+                0
+            } else {
+                let t = std::ptr::read_volatile(&r.tracestate);
+                let bytes = r.raw(t);
+                let n = bytes.len().min(MAX_TRACESTATE_BYTES);
+                for (o, b) in out.iter_mut().zip(&bytes[..n]) {
+                    *o = std::ptr::read_volatile(b);
+                }
+                n
+            }
+        };
+        std::sync::atomic::fence(Ordering::Acquire);
+        live(r.header.load(Ordering::Relaxed)).then_some((out, len))
+    }
+
+    /// Gives a child its local parent's tracestate (OpenTelemetry: a child's
+    /// span context keeps its parent's trace state). Cold: only spans under
+    /// a parent that has one get here.
+    #[inline(never)]
+    fn copy_parent_tracestate(&self, parent: SpanRef, child: &mut SpanRecord) {
+        if let Some((bytes, len)) = self.read_tracestate(parent)
+            && len > 0
+        {
+            let (t, _) = child.store_text(&bytes[..len], MAX_TRACESTATE_BYTES);
+            child.tracestate = t;
+            child.marks |= MARK_HAS_TRACESTATE;
+        }
     }
 
     /// Runs `f` on a span this caller may write, then publishes it again.
@@ -416,6 +605,10 @@ impl Tracer {
         self.pipeline.slab.lock_open(s.slot, s.generation)?;
         // SAFETY: lock_open moved the slot to WRITING for us.
         let r = unsafe { self.pipeline.slab.slot_mut(s.slot) };
+        if r.marks & MARK_NON_RECORDING != 0 {
+            self.pipeline.slab.publish_open(s.slot, s.generation);
+            return Err(SpanError::NonRecording);
+        }
         let out = f(r);
         self.pipeline.slab.publish_open(s.slot, s.generation);
         Ok(out)
@@ -529,24 +722,25 @@ impl Tracer {
         self.with_open(s, |r| r.start_unix_ns = start_unix_ns)
     }
 
-    pub fn set_tracestate(&self, s: SpanRef, tracestate: &[u8]) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let (t, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
-            r.tracestate = t;
-            Notice::from_text(outcome)
-        })
-    }
-
     /// The span's ids (for traceparent injection).
     pub fn span_context(&self, s: SpanRef) -> Result<RemoteParent, SpanError> {
-        match self.read_ids(s) {
-            Some((trace_id, span_id, trace_flags)) => Ok(RemoteParent {
-                trace_id,
-                span_id,
-                trace_flags,
+        match self.read_parent(s) {
+            Some(v) => Ok(RemoteParent {
+                trace_id: v.trace_id,
+                span_id: v.span_id,
+                trace_flags: v.trace_flags,
             }),
             None => Err(SpanError::Stale),
         }
+    }
+
+    /// The span's W3C tracestate (for injection): `len` bytes of the
+    /// array, 0 when it has none.
+    pub fn span_tracestate(
+        &self,
+        s: SpanRef,
+    ) -> Result<([u8; MAX_TRACESTATE_BYTES], usize), SpanError> {
+        self.read_tracestate(s).ok_or(SpanError::Stale)
     }
 
     /// Ends a span (`end_unix_ns` 0 means now) and hands it to the exporter.
@@ -621,11 +815,48 @@ impl Drop for Tracer {
     }
 }
 
+/// The ids, flags and marks of a new trace's root span. The ids are
+/// random, which the random flag says (W3C Level 2).
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn root_context(
+    sampler: &crate::span::sampler::Sampler,
+) -> ([u8; 16], [u8; 8], [u8; 8], u8, u8, Option<SpanRef>) {
+    let (trace_id, span_id) = new_root_ids();
+    let sampled = sampler.sampled(&trace_id, None);
+    (
+        trace_id,
+        span_id,
+        [0u8; 8],
+        FLAG_RANDOM | sampled as u8,
+        0u8,
+        None,
+    )
+}
+
+/// Checks and stores a tracestate that came from outside: an invalid one
+/// is discarded (the specification's rule), a long one is cut by whole
+/// members and reported as truncated.
+fn store_tracestate(r: &mut SpanRecord, text: &[u8], notice: &mut Notice) {
+    if let Ok(ts) = Tracestate::parse(text)
+        && !ts.is_empty()
+    {
+        let (t, _) = r.store_text(ts.as_bytes(), MAX_TRACESTATE_BYTES);
+        r.tracestate = t;
+        r.marks |= MARK_HAS_TRACESTATE;
+        if ts.cut_members > 0 {
+            r.truncated_values = r.truncated_values.saturating_add(1);
+            notice.truncated = true;
+        }
+    }
+}
+
 fn merge(a: Notice, b: Notice) -> Notice {
     Notice {
         truncated: a.truncated || b.truncated,
         replaced_utf8: a.replaced_utf8 || b.replaced_utf8,
         parent_stale: a.parent_stale || b.parent_stale,
+        non_recording: a.non_recording || b.non_recording,
     }
 }
 

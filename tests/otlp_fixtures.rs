@@ -111,6 +111,9 @@ struct Span {
     unended: bool,
     /// The signal, when the span was interrupted.
     interrupted: Option<i32>,
+    /// The instrumentation scope (name, version); None: spanguard's own,
+    /// which the request takes from the resource.
+    scope: Option<(String, String)>,
 }
 
 struct Case {
@@ -350,9 +353,11 @@ fn cases() -> Vec<Case> {
         spans: vec![dropped],
     });
 
-    // Every limit filled exactly, with multi-byte characters at the ends.
+    // Every limit filled exactly, with multi-byte characters at the ends
+    // (the tracestate half its limit: all of it at once would not fit a
+    // span's text).
     let mut long = span(80, &("€".repeat(85) + "x"), 1);
-    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES - 2));
+    long.tracestate = format!("a={}", "b".repeat(MAX_TRACESTATE_BYTES / 2 - 2));
     long.attrs = vec![s(
         &"k".repeat(MAX_KEY_BYTES),
         &("ü".repeat(MAX_VALUE_BYTES / 2 - 1) + "zz"),
@@ -365,6 +370,31 @@ fn cases() -> Vec<Case> {
         name: "long_text",
         resource: default_resource(),
         spans: vec![long, cut],
+    });
+
+    // Spans of three instrumentation scopes, interleaved: one ScopeSpans
+    // each, in order of first appearance, spans in batch order.
+    let scoped = |n: u8, scope: Option<(&str, &str)>| {
+        let mut sp = span(n, &format!("scoped {n}"), 1);
+        sp.scope = scope.map(|(a, b)| (a.to_string(), b.to_string()));
+        sp
+    };
+    let openai = Some(("opentelemetry.instrumentation.openai_v2", "2.1b0"));
+    let http = Some(("@opentelemetry/instrumentation-http", ""));
+    cases.push(Case {
+        name: "scopes",
+        resource: default_resource(),
+        spans: vec![
+            scoped(100, openai),
+            scoped(101, http),
+            scoped(102, openai),
+            scoped(103, None),
+            scoped(104, http),
+            scoped(
+                105,
+                Some(("opentelemetry.instrumentation.openai_v2", "2.2")),
+            ),
+        ],
     });
 
     cases.push(Case {
@@ -453,6 +483,10 @@ fn build(sp: &Span) -> Box<SpanRecord> {
         r.signal = signal;
     }
     r.name = store(&mut r, &sp.name, MAX_NAME_BYTES, sp.name_kept.is_some());
+    if let Some((name, version)) = &sp.scope {
+        r.scope_name = store(&mut r, name, MAX_NAME_BYTES, false);
+        r.scope_version = store(&mut r, version, MAX_NAME_BYTES, false);
+    }
     r.tracestate = store(&mut r, &sp.tracestate, MAX_TRACESTATE_BYTES, false);
     r.status_message = store(&mut r, &sp.status_message, MAX_VALUE_BYTES, false);
     for a in &sp.attrs {
@@ -675,16 +709,40 @@ fn expected(case: &Case) -> String {
             .zip(&values)
             .map(|((k, _), v)| (k.as_str(), v)),
     );
-    out.push_str("},\"scope\":{\"name\":");
-    json_string(&mut out, &case.resource.scope_name);
-    out.push_str(",\"version\":");
-    json_string(&mut out, &case.resource.scope_version);
-    out.push_str("},\"spans\":[");
-    for (n, sp) in case.spans.iter().enumerate() {
-        if n > 0 {
+    // One group per scope, in order of first appearance.
+    let own = (
+        case.resource.scope_name.clone(),
+        case.resource.scope_version.clone(),
+    );
+    let scope_of = |sp: &Span| sp.scope.clone().unwrap_or_else(|| own.clone());
+    let mut scopes: Vec<(String, String)> = Vec::new();
+    for sp in &case.spans {
+        if !scopes.contains(&scope_of(sp)) {
+            scopes.push(scope_of(sp));
+        }
+    }
+    out.push_str("},\"scope_spans\":[");
+    for (g, scope) in scopes.iter().enumerate() {
+        if g > 0 {
             out.push(',');
         }
-        expected_span(&mut out, sp);
+        out.push_str("{\"scope\":{\"name\":");
+        json_string(&mut out, &scope.0);
+        out.push_str(",\"version\":");
+        json_string(&mut out, &scope.1);
+        out.push_str("},\"spans\":[");
+        for (n, sp) in case
+            .spans
+            .iter()
+            .filter(|sp| scope_of(sp) == *scope)
+            .enumerate()
+        {
+            if n > 0 {
+                out.push(',');
+            }
+            expected_span(&mut out, sp);
+        }
+        out.push_str("]}");
     }
     out.push_str("]}\n");
     out

@@ -82,7 +82,7 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long
 
 static spanguard_tracer *new_tracer(void) {
     spanguard_config cfg;
-    spanguard_config_init(&cfg);
+    spanguard_config_init(&cfg, sizeof cfg);
     cfg.endpoint = "discard:";
     cfg.install_signal_handlers = 0;
     cfg.max_queue_size = 1 << 16;

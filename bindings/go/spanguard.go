@@ -144,7 +144,7 @@ type Tracer struct {
 
 func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	var c C.spanguard_config
-	C.spanguard_config_init(&c)
+	C.spanguard_config_init(&c, C.sizeof_spanguard_config)
 	var keep []*C.char
 	set := func(dst **C.char, v string) {
 		if v != "" {

@@ -72,7 +72,7 @@ function load(libPath) {
     version: f('const char *spanguard_version(void)'),
     strerror: f('const char *spanguard_strerror(uint32_t code)'),
     isOk: f('bool spanguard_result_is_ok(uint32_t code)'),
-    configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg)'),
+    configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg, size_t cfg_size)'),
     tracerNew: f('uint32_t spanguard_tracer_new(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
     tracerNewFromEnv: f('uint32_t spanguard_tracer_new_from_env(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
     tracerFree: f('void spanguard_tracer_free(spanguard_tracer *t)'),
@@ -205,7 +205,7 @@ class Tracer {
   constructor(options = {}) {
     const L = load();
     const cfg = {};
-    check(L.configInit(cfg), 'config_init');
+    check(L.configInit(cfg, koffi.sizeof('spanguard_config')), 'config_init');
     cfg.install_signal_handlers = 0;
     for (const [k, v] of Object.entries(options)) {
       if (k === 'fromEnv') continue;

@@ -57,7 +57,7 @@ static void tool_call(spanguard_span parent, const char *tool, const char *args,
 
 int main(void) {
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "demo-agent";
     spanguard_result rc = spanguard_tracer_new_from_env(&cfg, &tracer);
     if (rc != SPANGUARD_RESULT_OK) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::SpanRecord;
+use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
@@ -262,20 +262,37 @@ impl Exporter {
     /// Encodes the taken slots, gives them back, and sends the bytes.
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
-        {
-            let records: Vec<&SpanRecord> = self.indexes.iter().map(|&i| p.slab.slot(i)).collect();
+        let spans = {
+            let records: Vec<&SpanRecord> = self
+                .indexes
+                .iter()
+                .map(|&i| p.slab.slot(i))
+                .filter(|r| is_recording(r))
+                .collect();
+            Stats::add(
+                &p.stats.spans_unsampled,
+                (self.indexes.len() - records.len()) as u64,
+            );
             count_record_losses(&p.stats, &records);
             let resource = Arc::clone(&self.resource);
-            self.encode(&resource, &records);
+            if !records.is_empty() {
+                self.encode(&resource, &records);
+            }
+            records.len() as u64
+        };
+        if spans == 0 {
+            // Only unsampled spans: nothing to send.
+            p.slab.release_all(&self.indexes);
+            return;
         }
         // The flight recorder's journal must hold the bytes before the slots
         // stop holding the spans, or a SIGKILL in between would lose them.
-        self.journal_encoded(self.indexes.len() as u64);
+        self.journal_encoded(spans);
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
         // takes. A crash from here on spools the bytes (crash handler).
         p.slab.release_all(&self.indexes);
-        self.send_encoded(self.indexes.len() as u64);
+        self.send_encoded(spans);
     }
 
     fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
@@ -375,7 +392,16 @@ impl Exporter {
                         match reader.next_records(batch) {
                             Ok(chunk) if chunk.is_empty() => break true,
                             Ok(chunk) => {
-                                let refs: Vec<&SpanRecord> = chunk.iter().map(|r| &**r).collect();
+                                // Unsampled spans are kept only to be
+                                // propagated: never exported.
+                                let refs: Vec<&SpanRecord> = chunk
+                                    .iter()
+                                    .map(|r| &**r)
+                                    .filter(|r| is_recording(r))
+                                    .collect();
+                                if refs.is_empty() {
+                                    continue;
+                                }
                                 Stats::add(&p.stats.recovered_spans, refs.len() as u64);
                                 self.encode_and_send(&resource, &refs);
                             }
@@ -609,6 +635,11 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: a valid timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Whether a record is exported: the sampler did not leave it out.
+fn is_recording(r: &SpanRecord) -> bool {
+    r.marks & MARK_NON_RECORDING == 0
 }
 
 /// Adds what each record could not hold to the tracer's counters.

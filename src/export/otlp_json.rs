@@ -7,7 +7,8 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, span_flags,
+    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, same_scope,
+    scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -39,28 +40,42 @@ impl OtlpJsonEncoder {
             put_key_value(out, key, OtlpValue::from_resource(value));
         }
         attrs.close(out);
-        out.extend_from_slice(b"},\"scopeSpans\":[{\"scope\":{");
-        let mut first = true;
-        if !resource.scope_name.is_empty() {
-            key(out, &mut first, "name");
-            put_string(out, &resource.scope_name);
-        }
-        if !resource.scope_version.is_empty() {
-            key(out, &mut first, "version");
-            put_string(out, &resource.scope_version);
-        }
         out.push(b'}');
+        // Empty, the list is a default value: left out, as proto3 JSON does.
         if !spans.is_empty() {
-            out.extend_from_slice(b",\"spans\":[");
-            for (i, span) in spans.iter().enumerate() {
-                if i > 0 {
+            out.extend_from_slice(b",\"scopeSpans\":[");
+            for (n, leader) in scope_leaders(spans).enumerate() {
+                let lead = spans[leader];
+                if n > 0 {
                     out.push(b',');
                 }
-                put_span(out, span);
+                out.extend_from_slice(b"{\"scope\":{");
+                let (name, version) = scope_of(resource, lead);
+                let mut first = true;
+                if !name.is_empty() {
+                    key(out, &mut first, "name");
+                    put_string(out, name);
+                }
+                if !version.is_empty() {
+                    key(out, &mut first, "version");
+                    put_string(out, version);
+                }
+                out.extend_from_slice(b"},\"spans\":[");
+                for (i, span) in spans[leader..]
+                    .iter()
+                    .filter(|s| same_scope(s, lead))
+                    .enumerate()
+                {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    put_span(out, span);
+                }
+                out.extend_from_slice(b"]}");
             }
             out.push(b']');
         }
-        out.extend_from_slice(b"}]}]}");
+        out.extend_from_slice(b"}]}");
     }
 }
 

@@ -6,7 +6,8 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, span_flags,
+    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, same_scope,
+    scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRecord};
@@ -103,15 +104,19 @@ impl OtlpProtoEncoder {
         }
         end_message(out, res);
 
-        let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
-        let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
-        put_string(out, field::SCOPE_NAME, &resource.scope_name);
-        put_string(out, field::SCOPE_VERSION, &resource.scope_version);
-        end_message(out, scope);
-        for span in spans {
-            put_span(out, span);
+        for leader in scope_leaders(spans) {
+            let first = spans[leader];
+            let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
+            let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
+            let (name, version) = scope_of(resource, first);
+            put_string(out, field::SCOPE_NAME, name);
+            put_string(out, field::SCOPE_VERSION, version);
+            end_message(out, scope);
+            for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
+                put_span(out, span);
+            }
+            end_message(out, scope_spans);
         }
-        end_message(out, scope_spans);
 
         end_message(out, resource_spans);
     }

@@ -60,8 +60,9 @@ pub enum spanguard_result {
     /// Done, but the parent span had been exported already, so the span began
     /// a new trace. Keep a traceparent to parent late children.
     ParentStale = 17,
-    /// Done: the tracer is disabled (OTEL_SDK_DISABLED) or the span is
-    /// `SPANGUARD_SPAN_NONE`, so nothing is recorded.
+    /// Done: the tracer is disabled (OTEL_SDK_DISABLED), the sampler left
+    /// the span out, or the span is `SPANGUARD_SPAN_NONE`, so nothing is
+    /// recorded. Such a span still propagates its context.
     NonRecording = 18,
 }
 
@@ -135,7 +136,9 @@ impl spanguard_result {
     }
 
     pub(crate) fn from_notice(n: Notice) -> spanguard_result {
-        if n.parent_stale {
+        if n.non_recording {
+            spanguard_result::NonRecording
+        } else if n.parent_stale {
             spanguard_result::ParentStale
         } else if n.truncated {
             spanguard_result::Truncated
@@ -156,6 +159,7 @@ impl From<SpanError> for spanguard_result {
             SpanError::BufferFull => spanguard_result::BufferFull,
             SpanError::LimitReached => spanguard_result::LimitReached,
             SpanError::InvalidArgument => spanguard_result::InvalidArgument,
+            SpanError::NonRecording => spanguard_result::NonRecording,
         }
     }
 }

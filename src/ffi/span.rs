@@ -10,8 +10,10 @@ use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
+use crate::span::passthrough::{self, PassThroughContext};
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
-use crate::tracer::{AttrInput, Parent, SpanRef, Tracer};
+use crate::span::tracestate::Tracestate;
+use crate::tracer::{AttrInput, BeginOptions, ExplicitIds, Parent, SpanRef, Tracer};
 
 #[inline]
 fn pack(id: u8, s: SpanRef) -> spanguard_span {
@@ -29,16 +31,18 @@ fn unpack(h: spanguard_span) -> (u8, SpanRef) {
     )
 }
 
-/// Runs `f` on the span's tracer, or answers for a span that has none.
+/// Runs `f` on the span's tracer, or answers for a span that has none:
+/// `SPANGUARD_SPAN_NONE` and the spans of a disabled tracer (tracer id 0)
+/// record nothing.
 #[inline]
 fn with_span(
     span: spanguard_span,
     f: impl FnOnce(&Tracer, SpanRef) -> spanguard_result,
 ) -> spanguard_result {
-    if span == SPANGUARD_SPAN_NONE {
+    let (id, s) = unpack(span);
+    if id == 0 {
         return spanguard_result::NonRecording;
     }
-    let (id, s) = unpack(span);
     match super::tracer::live_tracer(id) {
         Some(t) => f(t, s),
         None => spanguard_result::StaleSpan,
@@ -66,6 +70,7 @@ fn notice_or_error(r: Result<crate::tracer::Notice, crate::tracer::SpanError>) -
     }
 }
 
+#[inline(always)]
 fn begin_with(
     tracer: *const spanguard_tracer,
     name: *const c_char,
@@ -75,20 +80,36 @@ fn begin_with(
     attributes: &[(&[u8], AttrInput)],
     out: *mut spanguard_span,
 ) -> spanguard_result {
-    // SAFETY: callers checked tracer for NULL; it came from tracer_new.
-    let t = unsafe { &*tracer };
-    let Some(inner) = &t.tracer else {
-        // SAFETY: out is non-null (checked by callers).
-        unsafe { out.write(SPANGUARD_SPAN_NONE) };
-        return spanguard_result::NonRecording;
-    };
     if kind > SPANGUARD_KIND_CONSUMER {
         return spanguard_result::InvalidArgument;
     }
     // SAFETY: name is valid for name_len bytes (checked non-null by callers
     // when name_len > 0).
     let name = unsafe { bytes(name, name_len) };
-    match inner.begin_with_attributes(name, parent, kind as u8, attributes) {
+    let opts = BeginOptions {
+        attributes,
+        ..BeginOptions::new(name, kind as u8, parent)
+    };
+    begin_opts(tracer, &opts, out)
+}
+
+/// Begins a span as `opts` says on `tracer`, or, for a disabled tracer,
+/// hands out a handle that passes the parent's context on (see
+/// `span::passthrough`).
+#[inline(always)]
+fn begin_opts(
+    tracer: *const spanguard_tracer,
+    opts: &BeginOptions,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    // SAFETY: callers checked tracer for NULL; it came from tracer_new.
+    let t = unsafe { &*tracer };
+    let Some(inner) = &t.tracer else {
+        // SAFETY: out is non-null (checked by callers).
+        unsafe { out.write(pass_through(opts)) };
+        return spanguard_result::NonRecording;
+    };
+    match inner.begin_ex(opts) {
         Ok((s, notice)) => {
             // SAFETY: out is non-null.
             unsafe { out.write(pack(t.id, s)) };
@@ -96,6 +117,58 @@ fn begin_with(
         }
         Err(e) => e.into(),
     }
+}
+
+/// A disabled tracer's span: OpenTelemetry's non-recording span that
+/// carries its parent's context, so what came in goes out unchanged. A
+/// root span has no context to pass on (`SPANGUARD_SPAN_NONE`); a child of
+/// a pass-through span is that same span.
+#[cold]
+fn pass_through(opts: &BeginOptions) -> spanguard_span {
+    let (trace_id, span_id, trace_flags) = match opts.parent {
+        Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags),
+        Parent::Explicit(ids) => (ids.trace_id, ids.span_id, ids.trace_flags),
+        Parent::Local(s) => return pack(0, s),
+        Parent::None => return SPANGUARD_SPAN_NONE,
+    };
+    let context = PassThroughContext {
+        trace_id,
+        span_id,
+        trace_flags,
+        tracestate: Tracestate::parse(opts.tracestate).unwrap_or_default(),
+    };
+    let (index, generation) = passthrough::store(&context);
+    pack(
+        0,
+        SpanRef {
+            slot: index + 1,
+            generation,
+        },
+    )
+}
+
+/// The context a span propagates: its own, or (for a disabled tracer's
+/// span) the one it passes on. None for `SPANGUARD_SPAN_NONE` and spans
+/// that carry none; Err for a stale or ended-and-exported span.
+fn propagated_context(
+    span: spanguard_span,
+) -> Result<Option<PassThroughContext>, spanguard_result> {
+    let (id, s) = unpack(span);
+    if id == 0 {
+        if s.slot == 0 {
+            return Ok(None);
+        }
+        return Ok(passthrough::load(s.slot - 1, s.generation));
+    }
+    let t = super::tracer::live_tracer(id).ok_or(spanguard_result::StaleSpan)?;
+    let ids = t.span_context(s).map_err(spanguard_result::from)?;
+    let (bytes, len) = t.span_tracestate(s).map_err(spanguard_result::from)?;
+    Ok(Some(PassThroughContext {
+        trace_id: ids.trace_id,
+        span_id: ids.span_id,
+        trace_flags: ids.trace_flags,
+        tracestate: Tracestate::parse(&bytes[..len]).unwrap_or_default(),
+    }))
 }
 
 /// Starts a span named by `name_len` bytes at `name` (UTF-8; invalid bytes
@@ -206,7 +279,13 @@ pub unsafe extern "C" fn spanguard_span_begin_remote(
 }
 
 /// Writes the span's W3C traceparent, NUL-terminated, into `buf` (at least
-/// `SPANGUARD_TRACEPARENT_SIZE` bytes), to pass to another process.
+/// `SPANGUARD_TRACEPARENT_SIZE` bytes), to pass to another process. An
+/// unsampled span gives its traceparent too (flags `00`): its children
+/// elsewhere then know the decision. A span of a disabled tracer gives the
+/// context it passes on. When there is nothing to propagate
+/// (`SPANGUARD_SPAN_NONE`, a disabled tracer's root span) `buf` gets the
+/// empty string and the result is `SPANGUARD_RESULT_NON_RECORDING`: send no
+/// header then.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_traceparent(
     span: spanguard_span,
@@ -218,8 +297,8 @@ pub unsafe extern "C" fn spanguard_span_traceparent(
         if len < TRACEPARENT_LEN + 1 {
             return spanguard_result::BufferTooSmall;
         }
-        with_span(span, |t, s| match t.span_context(s) {
-            Ok(ctx) => {
+        match propagated_context(span) {
+            Ok(Some(ctx)) => {
                 let mut text = [0u8; TRACEPARENT_LEN];
                 traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.trace_flags, &mut text);
                 // SAFETY: buf holds at least TRACEPARENT_LEN + 1 bytes.
@@ -229,9 +308,209 @@ pub unsafe extern "C" fn spanguard_span_traceparent(
                 }
                 spanguard_result::Ok
             }
-            Err(e) => e.into(),
+            Ok(None) => {
+                // SAFETY: buf holds at least one byte.
+                unsafe { *buf = 0 };
+                spanguard_result::NonRecording
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Writes the span's W3C tracestate, NUL-terminated, into `buf` (`len`
+/// bytes; `SPANGUARD_MAX_TRACESTATE_BYTES + 1` always suffice) and its
+/// length without the NUL to `*out_len` (when not NULL). The tracestate is
+/// what the span began with (a remote parent's, checked and normalised:
+/// members joined by `,`), or its local parent's. An empty string when it
+/// has none: send no `tracestate` header then. `SPANGUARD_RESULT_BUFFER_TOO_SMALL`
+/// (with the length needed in `*out_len`) when it does not fit.
+/// `SPANGUARD_RESULT_NON_RECORDING` for `SPANGUARD_SPAN_NONE` (empty).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_tracestate(
+    span: spanguard_span,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(buf);
+        if len == 0 {
+            return spanguard_result::BufferTooSmall;
+        }
+        let (ctx, found) = match propagated_context(span) {
+            Ok(Some(ctx)) => (ctx, true),
+            Ok(None) => (PassThroughContext::none(), false),
+            Err(e) => return e,
+        };
+        let text = ctx.tracestate.as_bytes();
+        if !out_len.is_null() {
+            // SAFETY: out_len is non-null and the caller's.
+            unsafe { out_len.write(text.len()) };
+        }
+        if text.len() + 1 > len {
+            return spanguard_result::BufferTooSmall;
+        }
+        // SAFETY: buf holds len > text.len() bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+            *buf.add(text.len()) = 0;
+        }
+        if found {
+            spanguard_result::Ok
+        } else {
+            spanguard_result::NonRecording
+        }
+    })
+}
+
+/// Fills `opts` for `spanguard_span_begin_ex`: `struct_size` set, every
+/// other field zero (no parent, kind unspecified, start now). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_options_init(
+    opts: *mut spanguard_span_options,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(opts);
+        // SAFETY: all-zero is a valid value of this plain C struct (NULL
+        // pointers, zero numbers); opts is non-null and the caller's.
+        unsafe {
+            let mut o: spanguard_span_options = std::mem::zeroed();
+            o.struct_size = std::mem::size_of::<spanguard_span_options>() as u32;
+            opts.write(o);
+        }
+        spanguard_result::Ok
+    })
+}
+
+/// Begins a span as `opts` says (see `spanguard_span_options`): a local,
+/// remote or explicit parent, a tracestate, a start time, an
+/// instrumentation scope and attributes, in one call. This is what bridges
+/// from OpenTelemetry SDKs use: with explicit ids the span keeps the ids
+/// the SDK gave it, so what the SDK propagates names spans spanguard
+/// exports, and a process killed before the SDK span ends still exports it
+/// (marked interrupted). Checks everything before taking a slot: on an
+/// error no span is begun and `*out` is not written. Thread-safe; no
+/// allocation, lock or system call once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_begin_ex(
+    tracer: *const spanguard_tracer,
+    opts: *const spanguard_span_options,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, opts, out);
+        // SAFETY: opts is non-null; struct_size is its first field.
+        let o = match unsafe { read_span_options(opts) } {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        if o.kind > SPANGUARD_KIND_CONSUMER {
+            return spanguard_result::InvalidArgument;
+        }
+        // SAFETY (all `text` calls): the caller's pointers are valid for
+        // their lengths, or NULL with length 0.
+        let text = |p: *const c_char, n: usize| -> Result<&[u8], spanguard_result> {
+            if p.is_null() && n > 0 {
+                return Err(spanguard_result::NullArgument);
+            }
+            Ok(unsafe { bytes(p, n) })
+        };
+        let fields = (|| {
+            Ok::<_, spanguard_result>((
+                text(o.name, o.name_len)?,
+                text(o.traceparent, o.traceparent_len)?,
+                text(o.tracestate, o.tracestate_len)?,
+                text(o.scope_name, o.scope_name_len)?,
+                text(o.scope_version, o.scope_version_len)?,
+            ))
+        })();
+        let (name, tp, tracestate, scope_name, scope_version) = match fields {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let explicit = !o.trace_id.is_null();
+        let remote = !o.traceparent.is_null();
+        let local = o.parent != SPANGUARD_SPAN_NONE;
+        if explicit as u8 + remote as u8 + local as u8 > 1 {
+            return spanguard_result::InvalidArgument;
+        }
+        let parent = if explicit {
+            if o.span_id.is_null() {
+                return spanguard_result::NullArgument;
+            }
+            // SAFETY: the caller gives 16, 8 and 8 bytes at these pointers.
+            let ids = unsafe {
+                ExplicitIds {
+                    trace_id: std::ptr::read_unaligned(o.trace_id.cast::<[u8; 16]>()),
+                    span_id: std::ptr::read_unaligned(o.span_id.cast::<[u8; 8]>()),
+                    parent_span_id: if o.parent_span_id.is_null() {
+                        [0; 8]
+                    } else {
+                        std::ptr::read_unaligned(o.parent_span_id.cast::<[u8; 8]>())
+                    },
+                    trace_flags: (o.trace_flags & 0xff) as u8,
+                    parent_is_remote: o.flags & SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE != 0,
+                }
+            };
+            if ids.trace_id == [0; 16] || ids.span_id == [0; 8] {
+                return spanguard_result::InvalidArgument;
+            }
+            Parent::Explicit(ids)
+        } else if remote {
+            match traceparent::parse(tp) {
+                Some(r) => Parent::Remote(r),
+                None => return spanguard_result::InvalidTraceparent,
+            }
+        } else if local {
+            let (id, s) = unpack(o.parent);
+            // SAFETY: tracer is non-null; it came from tracer_new.
+            if id != unsafe { (*tracer).id } {
+                return spanguard_result::StaleSpan;
+            }
+            Parent::Local(s)
+        } else {
+            Parent::None
+        };
+        with_attributes(o.attributes, o.attribute_count, |items| {
+            let opts = BeginOptions {
+                name,
+                kind: o.kind as u8,
+                parent,
+                tracestate,
+                start_unix_ns: o.start_time_unix_ns,
+                scope_name,
+                scope_version,
+                attributes: items,
+            };
+            begin_opts(tracer, &opts, out)
         })
     })
+}
+
+/// Copies the caller's options, reading only the `struct_size` bytes it
+/// has (a caller built against an older header keeps working).
+unsafe fn read_span_options(
+    opts: *const spanguard_span_options,
+) -> Result<spanguard_span_options, spanguard_result> {
+    // SAFETY: all-zero is a valid value of the struct; struct_size is the
+    // first field of the caller's, which is non-null.
+    let mut full: spanguard_span_options = unsafe { std::mem::zeroed() };
+    let size = unsafe { (*opts).struct_size } as usize;
+    if size < std::mem::offset_of!(spanguard_span_options, traceparent) {
+        return Err(spanguard_result::InvalidArgument);
+    }
+    let n = size.min(std::mem::size_of::<spanguard_span_options>());
+    // SAFETY: the caller's struct is at least `size` bytes; we copy at most
+    // our own size.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            opts.cast::<u8>(),
+            (&mut full as *mut spanguard_span_options).cast::<u8>(),
+            n,
+        )
+    };
+    Ok(full)
 }
 
 /// The body of the scalar attribute setters.

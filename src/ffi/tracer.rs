@@ -10,6 +10,7 @@ use super::result::spanguard_result;
 use super::types::*;
 use crate::config::{Compression, FullPolicy, Protocol, TracerConfig};
 use crate::pipeline::ExportEvent;
+use crate::span::sampler::{RootSampler, Sampler};
 use crate::tracer::{SpanError, Tracer, TracerError};
 
 /// A tracer: records spans and exports them from its own thread. Opaque;
@@ -89,14 +90,25 @@ unsafe extern "C" fn after_fork_in_child() {
     });
 }
 
-/// Fills `cfg` with every default and sets `struct_size`. Thread-safe.
+/// Fills `cfg` with every default and sets `struct_size`; pass
+/// `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
+/// program built against an older, smaller struct is never overrun by a
+/// newer library. `SPANGUARD_RESULT_INVALID_ARGUMENT` when `cfg_size` is
+/// smaller than any version of the struct. Thread-safe.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn spanguard_config_init(cfg: *mut spanguard_config) -> spanguard_result {
+pub unsafe extern "C" fn spanguard_config_init(
+    cfg: *mut spanguard_config,
+    cfg_size: usize,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(cfg);
+        if cfg_size < std::mem::offset_of!(spanguard_config, service_name) {
+            return spanguard_result::InvalidArgument;
+        }
+        let n = cfg_size.min(std::mem::size_of::<spanguard_config>());
         let d = TracerConfig::default();
         let c = spanguard_config {
-            struct_size: std::mem::size_of::<spanguard_config>() as u32,
+            struct_size: n as u32,
             protocol: SPANGUARD_PROTOCOL_HTTP_PROTOBUF,
             compression: SPANGUARD_COMPRESSION_NONE,
             full_policy: SPANGUARD_FULL_POLICY_WAIT,
@@ -118,9 +130,17 @@ pub unsafe extern "C" fn spanguard_config_init(cfg: *mut spanguard_config) -> sp
             spool_max_mib: (d.spool_max_bytes >> 20) as u32,
             signal_flush_timeout_ms: d.signal_flush_timeout.as_millis() as u32,
             exporter_max_cpu_percent: d.exporter_max_cpu_percent,
+            sampler: SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON,
+            sampler_ratio: 1.0,
         };
-        // SAFETY: cfg is non-null and the caller gives us a whole struct.
-        unsafe { cfg.write(c) };
+        // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&c as *const spanguard_config).cast::<u8>(),
+                cfg.cast::<u8>(),
+                n,
+            )
+        };
         spanguard_result::Ok
     })
 }
@@ -129,7 +149,7 @@ pub unsafe extern "C" fn spanguard_config_init(cfg: *mut spanguard_config) -> sp
 unsafe fn read_config(cfg: *const spanguard_config) -> Result<spanguard_config, spanguard_result> {
     let mut full: spanguard_config = unsafe { std::mem::zeroed() };
     // SAFETY: full is a valid struct to fill.
-    unsafe { spanguard_config_init(&mut full) };
+    unsafe { spanguard_config_init(&mut full, std::mem::size_of::<spanguard_config>()) };
     // SAFETY: cfg is non-null (checked by callers); struct_size is its first field.
     let size = unsafe { (*cfg).struct_size } as usize;
     let min = std::mem::offset_of!(spanguard_config, service_name);
@@ -227,8 +247,30 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spangua
     if c.exporter_max_cpu_percent != 0 {
         t.exporter_max_cpu_percent = c.exporter_max_cpu_percent;
     }
+    t.sampler = sampler_of(c.sampler, c.sampler_ratio)?;
     t.validate().map_err(|_| spanguard_result::InvalidConfig)?;
     Ok(t)
+}
+
+/// The sampler a config struct names.
+fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, spanguard_result> {
+    let ratio = || {
+        if (0.0..=1.0).contains(&ratio) {
+            Ok(RootSampler::TraceIdRatio(ratio))
+        } else {
+            Err(spanguard_result::InvalidConfig)
+        }
+    };
+    let (root, parent_based) = match kind {
+        SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON => (RootSampler::AlwaysOn, true),
+        SPANGUARD_SAMPLER_ALWAYS_ON => (RootSampler::AlwaysOn, false),
+        SPANGUARD_SAMPLER_ALWAYS_OFF => (RootSampler::AlwaysOff, false),
+        SPANGUARD_SAMPLER_TRACEIDRATIO => (ratio()?, false),
+        SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF => (RootSampler::AlwaysOff, true),
+        SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO => (ratio()?, true),
+        _ => return Err(spanguard_result::InvalidConfig),
+    };
+    Ok(Sampler { root, parent_based })
 }
 
 /// Starts a tracer and registers it; writes it to `*out` on success.
@@ -455,6 +497,7 @@ pub unsafe extern "C" fn spanguard_stats(
             s.spool_bytes = x.spool_bytes;
             s.recovered_spans = x.recovered_spans;
             s.exporter_throttled_ns = x.exporter_throttled_ns;
+            s.spans_unsampled = x.spans_unsampled;
             s.files_set_aside = x.files_set_aside;
         }
         let n = s.struct_size as usize;

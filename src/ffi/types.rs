@@ -38,6 +38,24 @@ pub const SPANGUARD_PROTOCOL_HTTP_JSON: u32 = 1;
 pub const SPANGUARD_COMPRESSION_NONE: u32 = 0;
 pub const SPANGUARD_COMPRESSION_GZIP: u32 = 1;
 
+/// `spanguard_config.sampler`: which spans are recorded and exported, as
+/// OpenTelemetry's `OTEL_TRACES_SAMPLER` names them. The parent-based ones
+/// follow the parent's sampled flag (local or remote) and ask the root
+/// sampler only for root spans. An unsampled span still has ids and
+/// propagates its context (trace flags 00); recording calls on it return
+/// `SPANGUARD_RESULT_NON_RECORDING` and it is never exported.
+pub const SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON: u32 = 0;
+pub const SPANGUARD_SAMPLER_ALWAYS_ON: u32 = 1;
+pub const SPANGUARD_SAMPLER_ALWAYS_OFF: u32 = 2;
+/// Samples a share `sampler_ratio` of traces, decided by the trace id.
+pub const SPANGUARD_SAMPLER_TRACEIDRATIO: u32 = 3;
+pub const SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF: u32 = 4;
+pub const SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO: u32 = 5;
+
+/// `spanguard_span_options.flags`: the explicit parent span id names a
+/// span in another process.
+pub const SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE: u32 = 1;
+
 /// `spanguard_config.full_policy`: what `spanguard_span_begin` does when
 /// every span slot is taken.
 pub const SPANGUARD_FULL_POLICY_WAIT: u32 = 0;
@@ -57,6 +75,10 @@ pub const SPANGUARD_MAX_EVENTS: u32 = 8;
 pub const SPANGUARD_MAX_LINKS: u32 = 4;
 /// Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
 pub const SPANGUARD_TRACEPARENT_SIZE: u32 = 56;
+/// The longest tracestate a span keeps, in bytes (the 512 characters W3C
+/// Trace Context asks for); `spanguard_span_tracestate` needs one more for
+/// the NUL. A longer one is cut by whole list members.
+pub const SPANGUARD_MAX_TRACESTATE_BYTES: u32 = 512;
 
 /// Tracer settings. Fill it with `spanguard_config_init` (which sets
 /// `struct_size` and every default), then change what you need. Strings are
@@ -118,6 +140,67 @@ pub struct spanguard_config {
     /// The most CPU the exporter thread may use, in percent of one core
     /// (1..100), while the queue is less than half full; default 50.
     pub exporter_max_cpu_percent: u32,
+    /// `SPANGUARD_SAMPLER_*`; default (0) parent-based always-on.
+    pub sampler: u32,
+    /// The share of traces the `*_TRACEIDRATIO` samplers keep, 0.0 to 1.0;
+    /// `spanguard_config_init` sets 1.0. Ignored by the other samplers.
+    pub sampler_ratio: f64,
+}
+
+/// How `spanguard_span_begin_ex` begins a span. Fill it with
+/// `spanguard_span_options_init` (which sets `struct_size` and clears the
+/// rest), then set what you need. Strings are pointer + length (UTF-8; not
+/// NUL-terminated); NULL with length 0 is "none".
+///
+/// The parent is one of: a local span (`parent`), a remote one given as W3C
+/// text (`traceparent`, with `tracestate`), or explicit ids (`trace_id`
+/// non-NULL: bridges from OpenTelemetry SDKs, whose spans already have ids;
+/// the span then has exactly `trace_id`, `span_id` and `parent_span_id`,
+/// and its sampled flag in `trace_flags` is the sampling decision). Setting
+/// more than one is `SPANGUARD_RESULT_INVALID_ARGUMENT`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct spanguard_span_options {
+    /// `sizeof(spanguard_span_options)` as the caller knows it.
+    pub struct_size: u32,
+    /// `SPANGUARD_KIND_*`.
+    pub kind: u32,
+    pub name: *const c_char,
+    pub name_len: usize,
+    /// A local parent, or `SPANGUARD_SPAN_NONE`.
+    pub parent: spanguard_span,
+    /// A remote parent as a W3C traceparent, or NULL.
+    pub traceparent: *const c_char,
+    pub traceparent_len: usize,
+    /// The remote (or explicit) parent's W3C tracestate: one header value,
+    /// or several joined with `,`. Invalid: discarded, as the specification
+    /// says; longer than `SPANGUARD_MAX_TRACESTATE_BYTES`: cut by whole
+    /// members (`SPANGUARD_RESULT_TRUNCATED`). A local parent's tracestate
+    /// is inherited instead.
+    pub tracestate: *const c_char,
+    pub tracestate_len: usize,
+    /// Explicit ids: 16 bytes, not all zero; or NULL.
+    pub trace_id: *const u8,
+    /// With `trace_id`: 8 bytes, not all zero.
+    pub span_id: *const u8,
+    /// With `trace_id`: 8 bytes, or NULL for a root span.
+    pub parent_span_id: *const u8,
+    /// With `trace_id`: the W3C trace flags (bit 0 sampled, bit 1 random;
+    /// other bits are cleared).
+    pub trace_flags: u32,
+    /// `SPANGUARD_SPAN_OPTION_*` bits.
+    pub flags: u32,
+    /// Unix epoch nanoseconds; 0: now.
+    pub start_time_unix_ns: u64,
+    /// The instrumentation scope (an OpenTelemetry tracer's name and
+    /// version); empty: spanguard's own. Spans are exported grouped by it.
+    pub scope_name: *const c_char,
+    pub scope_name_len: usize,
+    pub scope_version: *const c_char,
+    pub scope_version_len: usize,
+    /// Attributes at creation (see `spanguard_span_begin_with_attributes`).
+    pub attributes: *const spanguard_attribute,
+    pub attribute_count: usize,
 }
 
 /// One attribute, for calls that take several (events, links). Set `key`
@@ -181,6 +264,9 @@ pub struct spanguard_counters {
     pub recovered_spans: u64,
     /// Nanoseconds the exporter rested to stay within its CPU cap.
     pub exporter_throttled_ns: u64,
+    /// Spans the sampler left out (OTEL_TRACES_SAMPLER): they count in
+    /// `spans_ended` and are never exported, by design.
+    pub spans_unsampled: u64,
     /// Files in the spool directory that could not be used (a FIFO, a link,
     /// another user's file, another version's dump, a torn file), renamed
     /// to `<name>.unreadable` and left unread.

@@ -19,7 +19,9 @@ pub const MAX_ATTRIBUTES: usize = 48;
 pub const MAX_EVENTS: usize = 8;
 /// Links per span.
 pub const MAX_LINKS: usize = 4;
-/// Longest W3C tracestate kept, in bytes.
-pub const MAX_TRACESTATE_BYTES: usize = 256;
+/// Longest W3C tracestate kept, in bytes: the 512 characters the
+/// specification asks vendors to propagate at least. A longer one is cut by
+/// whole members (see `span::tracestate`).
+pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// Slots one tracer may have: span handles carry the slot number in 24 bits.
 pub const MAX_SLOTS: u32 = 1 << 24;

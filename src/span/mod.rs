@@ -1,8 +1,11 @@
-//! A span's data: the fixed-size record, its limits, ids, clock and W3C
-//! trace context.
+//! A span's data: the fixed-size record, its limits, ids, clock, sampling
+//! and W3C trace context.
 
 pub mod clock;
 pub mod ids;
 pub mod limits;
+pub mod passthrough;
 pub mod record;
+pub mod sampler;
 pub mod traceparent;
+pub mod tracestate;

@@ -94,6 +94,13 @@ pub const MARK_UNENDED: u8 = 2;
 /// The span was still open when the process died; recovered from a crash
 /// dump or the flight recorder.
 pub const MARK_INTERRUPTED: u8 = 4;
+/// The sampler left the span out: it has ids and a tracestate, so it
+/// propagates its context (flag 00), but records nothing and is never
+/// exported.
+pub const MARK_NON_RECORDING: u8 = 8;
+/// The span has a tracestate (in `tracestate`). On the first line, so a
+/// child learns whether to copy it from the line it reads anyway.
+pub const MARK_HAS_TRACESTATE: u8 = 16;
 
 /// Status codes, numbered as in OTLP.
 pub const STATUS_UNSET: u8 = 0;
@@ -133,6 +140,10 @@ pub struct SpanRecord {
     pub signal: i32,
     pub status_message: TextRef,
     pub tracestate: TextRef,
+    /// The instrumentation scope that made the span (an OpenTelemetry
+    /// tracer's name and version); empty for spanguard's own.
+    pub scope_name: TextRef,
+    pub scope_version: TextRef,
     pub dropped_attributes: u16,
     pub dropped_events: u16,
     pub dropped_links: u16,
@@ -144,7 +155,7 @@ pub struct SpanRecord {
     pub events: [EventRecord; MAX_EVENTS],
     pub links: [LinkRecord; MAX_LINKS],
     /// Puts the arena at the start of a cache line.
-    pub _to_line: [u8; 32],
+    pub _to_line: [u8; 24],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -274,6 +285,8 @@ impl SpanRecord {
         self.signal = 0;
         self.status_message = TextRef::default();
         self.tracestate = TextRef::default();
+        self.scope_name = TextRef::default();
+        self.scope_version = TextRef::default();
         self.dropped_attributes = 0;
         self.dropped_events = 0;
         self.dropped_links = 0;
@@ -398,7 +411,7 @@ impl SpanRecord {
     /// The raw bytes a `TextRef` names (bounded by the arena), for
     /// comparisons that need no UTF-8 check.
     #[inline]
-    fn raw(&self, t: TextRef) -> &[u8] {
+    pub fn raw(&self, t: TextRef) -> &[u8] {
         let start = (t.offset as usize).min(ARENA_BYTES);
         let end = (start + t.len as usize).min(ARENA_BYTES);
         &self.arena[start..end]

@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     snprintf(resource, sizeof resource, "spanguard.run_id=%s,deployment.environment=interop", run_id);
 
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "spanguard-emitter";
     cfg.endpoint = endpoint_url;
     cfg.resource_attributes = resource;

@@ -39,7 +39,7 @@ static int checks = 0;
 
 static spanguard_tracer *make_tracer(const char *dir, unsigned max_queue) {
     spanguard_config cfg;
-    CHECK_RC(spanguard_config_init(&cfg), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
     cfg.service_name = "c-api-test";
     cfg.sink_dir = dir;
     cfg.schedule_delay_ms = 50;
@@ -94,14 +94,14 @@ static void test_bad_input(spanguard_tracer *t) {
     memset(&bad, 0, sizeof bad);
     spanguard_tracer *none = NULL;
     CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_ARGUMENT);
-    CHECK_RC(spanguard_config_init(&bad), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_config_init(&bad, sizeof bad), SPANGUARD_RESULT_OK);
     bad.endpoint = "ftp://nope";
     CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_CONFIG);
     bad.endpoint = NULL;
     bad.protocol = 7;
     CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_ARGUMENT);
     CHECK(none == NULL);
-    CHECK_RC(spanguard_config_init(&bad), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_config_init(&bad, sizeof bad), SPANGUARD_RESULT_OK);
     CHECK(bad.exporter_max_cpu_percent == 50);
     bad.exporter_max_cpu_percent = 101;
     CHECK_RC(spanguard_tracer_new(&bad, &none), SPANGUARD_RESULT_INVALID_CONFIG);

@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", dir);
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "callback-reentry";
     cfg.endpoint = "http://127.0.0.1:1/v1/traces"; /* nothing listens: refused */
     cfg.spool_dir = spool;

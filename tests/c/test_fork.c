@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", dir);
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "fork-test";
     cfg.sink_dir = dir;
     cfg.spool_dir = spool;

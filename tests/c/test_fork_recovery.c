@@ -42,7 +42,7 @@ static char sink[512], spool[512];
 
 static spanguard_tracer *start_tracer(int flight) {
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "fork-recovery";
     cfg.sink_dir = sink;
     cfg.spool_dir = spool;

@@ -26,7 +26,7 @@ static const char *sink;
 
 static spanguard_tracer *small_tracer(void) {
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "stale-handles";
     cfg.sink_dir = sink;
     cfg.install_signal_handlers = 0;

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     snprintf(sink, sizeof sink, "%s", dir);
     snprintf(spool, sizeof spool, "%s-spool", dir);
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "workers";
     cfg.sink_dir = sink;
     cfg.spool_dir = spool;

@@ -52,9 +52,29 @@ int main(int argc, char **argv) {
     CHECK(c.spans_ended == 3);
     CHECK(c.spans_exported == 3);
 
-    spanguard::Span remote = tracer.start_remote("tool.remote", root_tp);
+    spanguard::Span remote = tracer.start_remote("tool.remote", root_tp, SPANGUARD_KIND_SERVER, "vendor=a1, other=b2");
     CHECK(remote.traceparent().substr(0, 35) == root_tp.substr(0, 35));
+    {
+        spanguard::Span inner = remote.child("tool.inner");
+        CHECK(inner.tracestate() == "vendor=a1,other=b2");  // inherited, normalised
+    }
     (void)remote.end();
+    CHECK(spanguard::Span().traceparent().empty());  // nothing to propagate
+
+    {
+        // A sampler that keeps nothing: spans still carry their context.
+        spanguard::Config off;
+        off.sink_dir(dir + "/sink-off").spool_dir(dir + "/spool").install_signal_handlers(false);
+        off.sampler(SPANGUARD_SAMPLER_ALWAYS_OFF);
+        spanguard::Tracer quiet(off);
+        spanguard::Span s = quiet.start("dropped");
+        CHECK(s.set("k", int64_t{1}).code() == SPANGUARD_RESULT_NON_RECORDING);
+        CHECK(s.traceparent().substr(53) == "02");
+        CHECK(s.end().ok());
+        CHECK(quiet.shutdown(10s));
+        CHECK(quiet.stats().spans_unsampled == 1);
+        CHECK(quiet.stats().spans_exported == 0);
+    }
 
     bool threw = false;
     try {

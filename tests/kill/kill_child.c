@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
     char resource[128];
     snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg);
+    (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "kill-child";
     cfg.endpoint = argv[1];
     cfg.spool_dir = argv[2];

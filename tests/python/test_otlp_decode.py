@@ -259,14 +259,15 @@ def check_request(request, exp, label):
     assert rs.schema_url == ""
     check_attributes(rs.resource.attributes, exp["resource"]["attributes"], f"{label}.resource")
     assert rs.resource.dropped_attributes_count == 0
-    assert len(rs.scope_spans) == 1, f"{label}: one ScopeSpans"
-    ss = rs.scope_spans[0]
-    assert ss.scope.name == exp["scope"]["name"], f"{label}.scope.name"
-    assert ss.scope.version == exp["scope"]["version"], f"{label}.scope.version"
-    assert len(ss.scope.attributes) == 0
-    assert len(ss.spans) == len(exp["spans"]), f"{label}: span count"
-    for i, (span, e) in enumerate(zip(ss.spans, exp["spans"])):
-        check_span(span, e, f"{label}.spans[{i}]")
+    assert len(rs.scope_spans) == len(exp["scope_spans"]), f"{label}: one ScopeSpans a scope"
+    for g, (ss, group) in enumerate(zip(rs.scope_spans, exp["scope_spans"])):
+        where = f"{label}.scope_spans[{g}]"
+        assert ss.scope.name == group["scope"]["name"], f"{where}.scope.name"
+        assert ss.scope.version == group["scope"]["version"], f"{where}.scope.version"
+        assert len(ss.scope.attributes) == 0
+        assert len(ss.spans) == len(group["spans"]), f"{where}: span count"
+        for i, (span, e) in enumerate(zip(ss.spans, group["spans"])):
+            check_span(span, e, f"{where}.spans[{i}]")
 
 
 # ---- Tests ----
@@ -282,7 +283,7 @@ def test_fixtures_exist():
 def test_fixtures_cover_every_field():
     """The cases together exercise what the encoders must handle, so a case
     quietly removed from the Rust side is noticed here."""
-    spans = [s for case in CASES for s in load_expected(case)["spans"]]
+    spans = [s for case in CASES for g in load_expected(case)["scope_spans"] for s in g["spans"]]
     attrs = [a for s in spans for a in s["attributes"]]
     assert {s["kind"] for s in spans} == set(range(6))
     assert {a["type"] for a in attrs} == {"string", "int", "double", "bool"}
@@ -296,6 +297,7 @@ def test_fixtures_cover_every_field():
     assert any(s["status"]["code"] == 2 and s["status"]["message"] for s in spans)
     for count in ("dropped_attributes_count", "dropped_events_count", "dropped_links_count"):
         assert any(s[count] for s in spans), count
+    assert any(len(load_expected(case)["scope_spans"]) > 1 for case in CASES), "several scopes"
     keys = {a["key"] for a in attrs}
     assert {"spanguard.unended", "spanguard.interrupted", "spanguard.signal"} <= keys
 

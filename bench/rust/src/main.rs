@@ -215,7 +215,7 @@ fn c_attributes(i: u64) -> [spanguard_attribute; 3] {
 
 fn bench_spanguard_c(case: Case, samples: usize, n: u64) -> (f64, f64) {
     let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
-    unsafe { spanguard_config_init(&mut cfg) };
+    unsafe { spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
     let endpoint = c"discard:";
     cfg.endpoint = endpoint.as_ptr();
     cfg.install_signal_handlers = 0;

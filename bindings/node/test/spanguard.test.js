@@ -63,7 +63,8 @@ test('traceparent continues a trace; bad input is an error', async () => {
   const { tracer } = newTracer();
   const client = tracer.startSpan('client');
   const tp = client.traceparent();
-  assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  // Sampled, and random (W3C Level 2): spanguard makes random trace ids.
+  assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
   const server = tracer.startSpan('server', { traceparent: tp });
   assert.strictEqual(server.traceparent().slice(3, 35), tp.slice(3, 35));
   assert.throws(() => tracer.startSpan('bad', { traceparent: '00-nothex' }),

@@ -144,7 +144,7 @@ def load_library(path: str | None = None):
             "spanguard_version": ([], cs),
             "spanguard_strerror": ([u32], cs),
             "spanguard_result_is_ok": ([u32], ctypes.c_bool),
-            "spanguard_config_init": ([ctypes.POINTER(_Config)], u32),
+            "spanguard_config_init": ([ctypes.POINTER(_Config), ctypes.c_size_t], u32),
             "spanguard_tracer_new": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_new_from_env": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_free": ([p], None),
@@ -347,7 +347,7 @@ class Tracer:
     def __init__(self, from_env: bool = True, **settings):
         lib = _lib()
         cfg = _Config()
-        _check(lib.spanguard_config_init(ctypes.byref(cfg)), "config_init")
+        _check(lib.spanguard_config_init(ctypes.byref(cfg), ctypes.sizeof(cfg)), "config_init")
         protocol = settings.pop("protocol", None)
         if protocol is not None:
             cfg.protocol = {"http/protobuf": 0, "http/json": 1}[protocol] if isinstance(protocol, str) else protocol
