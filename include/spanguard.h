@@ -18,16 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- Mode of every file spanguard makes.
- */
-#define FILE_MODE 384
-
-/*
- Mode of every directory spanguard makes.
- */
-#define DIR_MODE 448
-
 #define SPANGUARD_VERSION_MAJOR 0
 
 #define SPANGUARD_VERSION_MINOR 1

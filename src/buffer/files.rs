@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Mode of every file spanguard makes.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 /// Mode of every directory spanguard makes.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Appended to the name of a file that cannot be used, so that it is never
 /// looked at again and stays for a person to inspect.
 pub const SET_ASIDE_SUFFIX: &str = ".unreadable";
@@ -45,9 +45,11 @@ fn effective_uid() -> u32 {
 
 /// Makes `dir` (and missing parents, 0700) if needed and checks that it may
 /// hold our files: a directory owned by this user that nobody else may
-/// write to. One of ours that group or others may write to is made 0700;
-/// one owned by another user is refused (PermissionDenied, with a message
-/// that names it), as OpenSSH refuses such a `~/.ssh`.
+/// write to. One owned by another user is refused (PermissionDenied, with a
+/// message that names it), as OpenSSH refuses such a `~/.ssh`, and so is a
+/// shared one (sticky, like /tmp: others may write there by design, and
+/// taking it private would break them). One of ours that group or others
+/// may read or write is made 0700.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     match std::fs::DirBuilder::new()
         .recursive(true)
@@ -83,6 +85,16 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
                  keep spans in a directory another user controls",
                 dir.display(),
                 meta.uid()
+            )),
+        ));
+    }
+    if meta.mode() & libc::S_ISVTX != 0 && meta.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            ForeignDirectory(format!(
+                "{} is a shared directory (others may write to it): spanguard keeps spans \
+                 only in a directory of the user's own",
+                dir.display()
             )),
         ));
     }
@@ -454,6 +466,24 @@ mod tests {
         // (After the drop another test may reuse the number: not checked.)
         assert!(HELD_LOCKS.iter().any(|s| s.load(Ordering::Acquire) == fd));
         drop(held);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_shared_directory_is_refused_and_left_as_it_is() {
+        let dir = temp_dir("sticky");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let e = ensure_private_dir(&dir).expect_err("shared");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert_eq!(
+            std::fs::symlink_metadata(&dir)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o1777
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
