@@ -9,18 +9,10 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "check.h"
 
 #define S(str) (str), strlen(str)
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        checks++;                                                                    \
-        if (!(cond)) {                                                               \
-            failures++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
 
-static int checks, failures;
 static spanguard_tracer *tracer;
 static atomic_int one_shot_calls, counted_calls;
 static atomic_int replace_result = -1;
@@ -74,6 +66,5 @@ int main(int argc, char **argv) {
     CHECK(atomic_load(&counted_calls) >= 1); /* the replacement took over */
     CHECK(spanguard_shutdown(tracer, 10000) == SPANGUARD_RESULT_OK);
     spanguard_tracer_free(tracer);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }

@@ -12,20 +12,10 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        checks++;                                                                \
-        if (!(cond)) {                                                           \
-            failures++;                                                          \
-            fprintf(stderr, "%s:%d (pid %d): check failed: %s\n", __FILE__, __LINE__, \
-                    (int)getpid(), #cond);                                      \
-        }                                                                        \
-    } while (0)
-
-static int checks, failures;
 
 /* This process's threads whose name starts with `prefix`. */
 static int threads_named(const char *prefix) {
@@ -103,6 +93,5 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(dir, "\"name\":\"after-fork\"") == 20);
     CHECK(count_in_dir(dir, "\"name\":\"in-child\"") == 30);
     spanguard_tracer_free(t);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }

@@ -24,20 +24,12 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define SPANS 20
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);         \
-        }                                                                                    \
-    } while (0)
 
-static int checks, failures;
 static char sink[512], spool[512];
 
 static spanguard_tracer *start_tracer(int flight) {
@@ -185,6 +177,5 @@ int main(int argc, char **argv) {
     /* The dead processes' files, the child's (it exited without a
      * shutdown) and this tracer's are all gone. */
     CHECK(files_in_dir(spool, "") == 0);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }

@@ -8,20 +8,12 @@
 #include <string.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define ROUNDS 300
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        checks++;                                                                    \
-        if (!(cond)) {                                                               \
-            failures++;                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
 
-static int checks, failures;
 static const char *sink;
 
 static spanguard_tracer *small_tracer(void) {
@@ -63,6 +55,5 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(sink, "\"name\":\"current\"") == 1);
     CHECK(count_in_dir(sink, "written.through.stale.handle") == 0);
     CHECK(count_in_dir(sink, "\"name\":\"old\"") == ROUNDS);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }

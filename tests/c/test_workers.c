@@ -15,22 +15,13 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define SPANS 50
 #define WORKERS 3
-#define CHECK(cond)                                                                             \
-    do {                                                                                        \
-        checks++;                                                                               \
-        if (!(cond)) {                                                                          \
-            failures++;                                                                         \
-            fprintf(stderr, "%s:%d (pid %d): check failed: %s\n", __FILE__, __LINE__,           \
-                    (int)getpid(), #cond);                                                      \
-        }                                                                                       \
-    } while (0)
 
-static int checks, failures;
 static char sink[512], spool[512];
 
 static void emit(spanguard_tracer *t, const char *prefix, int worker, int n) {
@@ -139,6 +130,5 @@ int main(int argc, char **argv) {
     CHECK(each_once("parent", 0, 5) && each_once("parent", 1, 5));
     CHECK(count_in_dir(sink, "{\"key\":\"spanguard.signal\",\"value\":{\"intValue\":\"15\"}}") == WORKERS);
     CHECK(files_in_dir(spool, "") == 0);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }
