@@ -10,8 +10,10 @@ CARGO      ?= cargo
 PYTHON3    ?= python3
 CC         ?= gcc
 CBINDGEN_VERSION := 0.29.4
+CARGO_FUZZ_VERSION := 0.13.2
 TOOLS      := $(CURDIR)/build/tools
 CBINDGEN   := $(TOOLS)/bin/cbindgen
+CARGO_FUZZ := $(TOOLS)/bin/cargo-fuzz
 VENV       := $(CURDIR)/.venv
 VENV_PY    := $(VENV)/bin/python
 LIBDIR     := $(CURDIR)/build/lib
@@ -22,8 +24,9 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: build header check-header lint test test-rust test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go test-node test-propagation interop cli stress check-memory bench soak demo venv install clean
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
+        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
+        test-readme dist dist-node interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -69,7 +72,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -122,33 +125,64 @@ test-cpp: build
 	build/tests/test_cpp build/cpp-test-spans
 	SPANGUARD_SINK_DIR=build/cpp-demo SPANGUARD_SPOOL_DIR=build/cpp-demo-spool build/examples/cpp_agent
 
-# The Go binding (cgo): vet, tests with the race detector, the sample agent.
+# The Go binding (cgo) finds the library through pkg-config, as a user's
+# program does: the in-tree tests use a scratch install under build/.
 GO ?= go
-test-go: build
-	cd bindings/go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+DEV_PREFIX := $(CURDIR)/build/dev-prefix
+GO_ENV := PKG_CONFIG_PATH=$(DEV_PREFIX)/lib/pkgconfig
+dev-install:
+	$(MAKE) --no-print-directory install PREFIX=$(DEV_PREFIX)
+
+# vet, tests with the race detector (the binding, then its OpenTelemetry
+# bridge, a module of its own, whose tests send to the loopback receiver),
+# the sample agent.
+test-go: dev-install venv
+	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
+	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo
-	cd bindings/go && SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
+	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent
 
-bench-go: build
-	cd bindings/go && $(GO) test -run '^$$' -bench . -benchmem ./...
+bench-go: dev-install
+	cd bindings/go && $(GO_ENV) $(GO) test -run '^$$' -bench . -benchmem ./...
 
-# The Node binding (koffi): npm ci from the lockfile, node --test, the sample agent.
+# The Node addon (N-API, in C) and libspanguard beside it, in the directory
+# the package loads them from: the addon finds the library through its
+# rpath ($ORIGIN). Built against the headers that come with node, else
+# those of the npm package node-api-headers (N-API is the same in both).
+NODE_PREBUILD := bindings/node/prebuilds/linux-x64
+NODE_HEADERS := $(shell d=$$(dirname "$$(readlink -f "$$(command -v node)")")/../include/node; \
+                  test -f "$$d/node_api.h" && cd "$$d" && pwd)
+NODE_API_HEADERS_VERSION := 1.9.0
+CFLAGS_NODE := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -shared -fPIC -fvisibility=hidden
+node-addon: build
+	@if [ -z "$(NODE_HEADERS)" ] && [ ! -f build/node-api-headers/node_modules/node-api-headers/include/node_api.h ]; then \
+	  npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
+	mkdir -p $(NODE_PREBUILD)
+	strip --strip-unneeded -o $(NODE_PREBUILD)/libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so.$(VERSION)
+	$(CC) $(CFLAGS_NODE) -I$(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include) -Iinclude \
+	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
+	  -o $(NODE_PREBUILD)/spanguard.node
+
+# The Node binding and its OpenTelemetry bridge: node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
 	cd bindings/node && npm ci --no-audit --no-fund
 	touch $@
 
-test-node: build bindings/node/node_modules/.installed
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so node --test test/
+# The OpenTelemetry bridge's tests send to the loopback receiver, which runs
+# in the test virtualenv.
+test-node: node-addon bindings/node/node_modules/.installed venv
+	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) node --test --test-timeout=120000 test/
 	rm -rf build/node-demo
-	cd bindings/node && SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
+	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
 
 # Cross-process propagation: a Node agent calls a Go tool with a traceparent.
-test-propagation: build bindings/node/node_modules/.installed
+test-propagation: dev-install node-addon
 	mkdir -p build/tests
-	cd bindings/go && $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
-	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
+	cd bindings/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
+	SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
 # The Python binding (ctypes) and its sample agent.
 test-python-binding: venv build
@@ -157,21 +191,31 @@ test-python-binding: venv build
 	PYTHONPATH=bindings/python SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=build/py-demo \
 	  SPANGUARD_SPOOL_DIR=build/py-demo-spool $(VENV_PY) examples/python/agent.py
 
-# Installs into a scratch prefix, then builds the README's C example and the
-# demo agent with pkg-config against it, and runs the README example.
+# Installs into a scratch prefix and moves it (spanguard.pc is
+# relocatable), then builds the demo agent with pkg-config against the moved
+# copy and runs it with no LD_LIBRARY_PATH (the .pc's rpath finds the
+# library).
+INSTALL_TEST := $(CURDIR)/build/install-test
+INSTALLED := lib/libspanguard.so lib/libspanguard.so.$(SOMAJOR) lib/libspanguard.so.$(VERSION) lib/libspanguard.a \
+             include/spanguard.h include/spanguard.hpp lib/pkgconfig/spanguard.pc bin/spanguard
 test-install:
-	rm -rf build/install-test
-	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install-test
-	$(PYTHON3) -c 'import re,sys; t=open("README.md").read(); sys.stdout.write(re.search(r"```c\n(.*?)```", t, re.S).group(1))' \
-	  > build/install-test/readme_example.c
-	export PKG_CONFIG_PATH=$(CURDIR)/build/install-test/lib/pkgconfig; \
-	$(CC) -std=c11 -Wall -Wextra -Werror build/install-test/readme_example.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/readme_example; \
+	rm -rf $(INSTALL_TEST) $(INSTALL_TEST)-first
+	$(MAKE) --no-print-directory install PREFIX=$(INSTALL_TEST)-first
+	mv $(INSTALL_TEST)-first $(INSTALL_TEST)
+	for f in $(INSTALLED); do test -e $(INSTALL_TEST)/$$f || { echo "make install did not install $$f"; exit 1; }; done
+	test -x $(INSTALL_TEST)/bin/spanguard
+	export PKG_CONFIG_PATH=$(INSTALL_TEST)/lib/pkgconfig; \
 	$(CC) -std=c11 -Wall -Wextra -Werror examples/c/agent_demo.c $$(pkg-config --cflags --libs spanguard) \
-	  -Wl,-rpath,$(CURDIR)/build/install-test/lib -o build/install-test/agent_demo
-	SPANGUARD_SINK_DIR=$(CURDIR)/build/install-test/spans build/install-test/readme_example
-	test "$$(cat build/install-test/spans/*.jsonl | grep -o '"spanId"' | wc -l)" = 2
-	@echo "install: README example and demo build against the installed library; 2 spans arrived"
+	  -o $(INSTALL_TEST)/agent_demo
+	env -u LD_LIBRARY_PATH SPANGUARD_SINK_DIR=$(INSTALL_TEST)/spans $(INSTALL_TEST)/agent_demo
+	test "$$(cat $(INSTALL_TEST)/spans/*.jsonl | grep -o '"spanId"' | wc -l)" -gt 0
+	@echo "install: every file installed; the demo builds against the moved prefix and runs without LD_LIBRARY_PATH"
+
+# Every program in README.md and the npm package's README, built and run as
+# the README says from a scratch directory (tests/readme/run_examples.py),
+# against the scratch install above and the npm tarball of make dist.
+test-readme: test-install venv dist-node
+	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its
@@ -183,6 +227,38 @@ interop: build build/tests/emit_spans
 # The kill test, ten times longer and faster (not part of make test).
 stress: venv build build/tests/emit_spans build/tests/kill_child
 	SPANGUARD_KILL_TRIALS=50 SPANGUARD_KILL_PAUSE_US=50 $(VENV_PY) -m pytest -q -s tests/python/test_kill.py
+
+# Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
+# the OTEL_* variables, Retry-After, partial-success bodies) with cargo-fuzz
+# (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
+# `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
+# FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
+# crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success
+FUZZ_QUICK_SECONDS ?= 8
+FUZZ_SECONDS ?= 600
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --quiet --root $(TOOLS) cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz-build: $(CARGO_FUZZ)
+	$(CARGO_FUZZ) build -s none --fuzz-dir tests/fuzz --target-dir $(CURDIR)/build/fuzz-target
+
+define run_fuzz_targets
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz-corpus/$$t build/fuzz-artifacts/$$t; \
+	  $(CARGO_FUZZ) run -s none --fuzz-dir tests/fuzz --target-dir $(CURDIR)/build/fuzz-target $$t \
+	    build/fuzz-corpus/$$t tests/fuzz/corpus/$$t -- -max_total_time=$(1) \
+	    -artifact_prefix=build/fuzz-artifacts/$$t/ -print_final_stats=0 2>&1 | grep -E '^(Done|==|thread)' ; \
+	  test $${PIPESTATUS[0]} = 0 || { echo "fuzz target $$t failed: see build/fuzz-artifacts/$$t"; exit 1; }; \
+	done
+endef
+
+fuzz-quick: fuzz-build
+	$(call run_fuzz_targets,$(FUZZ_QUICK_SECONDS))
+
+fuzz: fuzz-build
+	$(call run_fuzz_targets,$(FUZZ_SECONDS))
 
 # The C API test under valgrind's memcheck: any invalid access or leak
 # definitely lost fails it.
@@ -203,11 +279,11 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build $(BENCH_VENV)/.installed build/bench/hot_path
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
-	python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
+	$(GO_ENV) python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
 
 # A long run at a steady rate, reporting RSS at start and end and its slope.
 soak: build
@@ -227,13 +303,26 @@ demo: build/examples/agent_demo
 
 # --- shipping ---------------------------------------------------------------
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# build/dist: the npm package (the python part adds the wheel).
+dist: dist-node
+
+dist-node: node-addon
+	mkdir -p build/dist
+	rm -f build/dist/spanguard-*.tgz
+	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
+
+# PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
+# one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;
+# PREFIX/lib/pkgconfig/spanguard.pc (relocatable, with an rpath so that
+# programs run without LD_LIBRARY_PATH); PREFIX/bin/spanguard, the command.
+install: build cli
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIBDIR)/libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libspanguard.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libspanguard.so.$(SOMAJOR)
 	ln -sf libspanguard.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libspanguard.so
 	install -m 0644 $(LIBDIR)/libspanguard.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 include/spanguard.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 include/spanguard.h include/spanguard.hpp $(DESTDIR)$(PREFIX)/include/
+	install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@VERSION@|$(VERSION)|' spanguard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/spanguard.pc
 
 clean:

@@ -85,7 +85,7 @@ def main():
         print(f"| {r['case']} | {r['spanguard_ns']:.1f} |")
     print()
     rows = go_rows()
-    rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node", env={"SPANGUARD_LIB": LIB}), "Node.js (koffi)")
+    rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node"), "Node.js (N-API addon)")
     rows += json_rows(run([str(REPO / "build" / "bench-venv" / "bin" / "python"), "bench/python/bench.py", *quick],
                           env={"SPANGUARD_LIB": LIB, "PYTHONPATH": str(REPO / "bindings" / "python")}), "Python (ctypes)")
     print("## Bindings: each against its language's OpenTelemetry SDK\n")

@@ -831,6 +831,23 @@ spanguard_result spanguard_span_end(spanguard_span span);
 spanguard_result spanguard_span_end_at(spanguard_span span, uint64_t end_unix_ns);
 
 /*
+ `spanguard_span_set_attributes` with the attributes packed into `len`
+ bytes at `buf`, one after another, each as: its type
+ (`SPANGUARD_VALUE_*`, one byte), the key's length (uint32
+ little-endian) and bytes, then the value: an int64 or a double as 8
+ bytes little-endian, a bool as one byte (0 or 1), a string as its
+ length (uint32 little-endian) and bytes. A buffer that does not parse
+ to its end (an unknown type, a length past the end) is
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` and sets nothing; more than
+ `SPANGUARD_MAX_ATTRIBUTES` attributes is `SPANGUARD_RESULT_LIMIT_REACHED`
+ and sets nothing. Thread-safe; no allocation, lock or system call once
+ the thread is warm.
+ */
+spanguard_result spanguard_span_set_attributes_packed(spanguard_span span,
+                                                      const uint8_t *buf,
+                                                      size_t len);
+
+/*
  Fills `cfg` with every default and sets `struct_size`; pass
  `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
  program built against an older, smaller struct is never overrun by a
@@ -884,6 +901,22 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  */
 spanguard_result spanguard_stats(const struct spanguard_tracer *tracer,
                                  struct spanguard_counters *out);
+
+/*
+ Writes the path of the file the local sink appends to (the tracer's
+ destination when no endpoint is configured), NUL-terminated, into `buf`
+ (`len` bytes), and its length without the NUL to `*path_len`: so a
+ program can tell its user where the spans went. With an endpoint (or a
+ disabled tracer) there is no such file: the path is empty. When `len` is
+ too small, nothing is written to `buf`, `*path_len` is the length needed
+ (add one for the NUL) and the result is `SPANGUARD_RESULT_BUFFER_TOO_SMALL`;
+ `buf` may be NULL when `len` is 0, to ask for the length. The path is
+ relative when `sink_dir` was. Thread-safe.
+ */
+spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *tracer,
+                                            char *buf,
+                                            size_t len,
+                                            size_t *path_len);
 
 /*
  Sets (or, with NULL, removes) the callback told of export failures,

@@ -224,6 +224,17 @@ class Tracer {
         Result(spanguard_stats(tracer_.get(), &c)).value("spanguard_stats");
         return c;
     }
+    /// The file the local sink appends to (empty with an endpoint): where the spans go.
+    std::string sink_path() const {
+        size_t n = 0;
+        // Asks the length first (a path always needs at least the NUL).
+        spanguard_result rc = spanguard_tracer_sink_path(tracer_.get(), nullptr, 0, &n);
+        if (rc != SPANGUARD_RESULT_BUFFER_TOO_SMALL) throw Error(rc, "spanguard_tracer_sink_path");
+        std::string path(n + 1, '\0');
+        Result(spanguard_tracer_sink_path(tracer_.get(), path.data(), path.size(), &n)).value("spanguard_tracer_sink_path");
+        path.resize(n);
+        return path;
+    }
     spanguard_tracer *get() const noexcept { return tracer_.get(); }
 
     static Span begin(spanguard_tracer *t, std::string_view name, spanguard_span parent, uint32_t kind) {

@@ -3,10 +3,6 @@
 // with a discarding exporter), same process, same run. One JSON line per case.
 // Allocations are not measured for Node (V8 allocates on its own schedule).
 const path = require('path');
-const Module = require('module');
-// The binding resolves koffi from here.
-process.env.NODE_PATH = path.join(__dirname, 'node_modules');
-Module._initPaths();
 const spanguard = require(path.join(__dirname, '..', '..', 'bindings', 'node'));
 const api = require('@opentelemetry/api');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');

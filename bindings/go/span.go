@@ -8,39 +8,53 @@ import "C"
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 	"runtime"
+	"time"
 	"unsafe"
 )
 
-// Span is a started span. End it exactly once; `defer span.End()`.
+// Span is a started span: a small value, copied freely. End it exactly
+// once (`defer span.End()`). The zero Span records nothing: its calls
+// succeed and do nothing, so the Span a failed Start returns is safe to use.
 type Span struct {
 	t      *Tracer
 	handle C.spanguard_span
-	// The context Start returns, kept inside the span so that Start makes
-	// one allocation, not two.
-	ctx spanContext
 }
 
 // spanContext is the context carrying a span: its parent's, plus the span.
 type spanContext struct {
 	context.Context
-	span *Span
+	span Span
 }
 
 func (c *spanContext) Value(key any) any {
 	if _, ok := key.(spanKey); ok {
-		return c.span
+		// A pointer into the context: converting the Span itself to `any`
+		// would allocate.
+		return &c.span
 	}
 	return c.Context.Value(key)
 }
 
 type spanKey struct{}
 
-// SpanFromContext returns the span that Start put in ctx, or nil.
-func SpanFromContext(ctx context.Context) *Span {
-	s, _ := ctx.Value(spanKey{}).(*Span)
-	return s
+// SpanFromContext returns the span that Start put in ctx, or the zero Span.
+func SpanFromContext(ctx context.Context) Span {
+	if c, ok := ctx.(*spanContext); ok {
+		return c.span
+	}
+	if s, ok := ctx.Value(spanKey{}).(*Span); ok {
+		return *s
+	}
+	return Span{}
+}
+
+// ContextWithSpan returns a context carrying s, for Start's children.
+func ContextWithSpan(ctx context.Context, s Span) context.Context {
+	return &spanContext{Context: ctx, span: s}
 }
 
 // Attribute is a typed key/value.
@@ -70,129 +84,170 @@ func Bool(k string, v bool) Attribute {
 	return a
 }
 
-// StartOption configures Start.
-type StartOption func(*startConfig)
-
-type startConfig struct {
+// StartOption configures Start. Options are plain values, so passing them
+// allocates nothing.
+type StartOption struct {
+	apply       uint8
 	kind        uint32
 	attrs       []Attribute
 	traceparent string
-	root        bool
 }
+
+const (
+	optKind = iota + 1
+	optAttributes
+	optRemoteParent
+	optRoot
+)
 
 // WithKind sets the span kind (KindInternal by default).
-func WithKind(kind uint32) StartOption { return func(c *startConfig) { c.kind = kind } }
+func WithKind(kind uint32) StartOption { return StartOption{apply: optKind, kind: kind} }
 
 // WithAttributes sets attributes at start.
-func WithAttributes(a ...Attribute) StartOption {
-	return func(c *startConfig) { c.attrs = append(c.attrs, a...) }
-}
+func WithAttributes(a ...Attribute) StartOption { return StartOption{apply: optAttributes, attrs: a} }
 
 // WithRemoteParent continues the trace of a W3C traceparent from another process.
 func WithRemoteParent(traceparent string) StartOption {
-	return func(c *startConfig) { c.traceparent = traceparent }
+	return StartOption{apply: optRemoteParent, traceparent: traceparent}
 }
 
 // AsRoot starts a new trace even when ctx carries a span.
-func AsRoot() StartOption { return func(c *startConfig) { c.root = true } }
+func AsRoot() StartOption { return StartOption{apply: optRoot} }
 
 // Start begins a span, a child of the span in ctx (if any), and returns a
-// context carrying it.
-func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, *Span, error) {
-	cfg := startConfig{kind: KindInternal}
-	if len(opts) > 0 {
-		// Options are opaque functions, so what they get escapes: only a
-		// call that has options pays for a heap copy.
-		c := &startConfig{kind: KindInternal}
-		for _, o := range opts {
-			o(c)
+// context carrying it. Small enough to be inlined, so that the context is
+// on the caller's stack, not the heap, when the caller drops it: a plain
+// begin + end allocates nothing.
+func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (context.Context, Span, error) {
+	c := new(spanContext)
+	s, err := t.begin(c, ctx, name, opts)
+	return c, s, err
+}
+
+// begin begins a child of the span in ctx and makes c carry it. When
+// it fails, c carries that parent instead, so the context Start returns
+// parents children as ctx would have; the Span returned is then the zero one.
+func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []StartOption) (Span, error) {
+	c.Context = ctx
+	kind, root := uint32(KindInternal), false
+	var attrs []Attribute
+	var traceparent string
+	for i := range opts {
+		switch opts[i].apply {
+		case optKind:
+			kind = opts[i].kind
+		case optAttributes:
+			attrs = opts[i].attrs
+		case optRemoteParent:
+			traceparent = opts[i].traceparent
+		case optRoot:
+			root = true
 		}
-		cfg = *c
 	}
 	// Not t.live(): its unlock closure is an allocation per span.
 	t.mu.RLock()
-	defer t.mu.RUnlock()
 	if t.ptr == nil {
-		return ctx, nil, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+		t.mu.RUnlock()
+		c.span = SpanFromContext(c.Context)
+		return Span{}, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
 	}
-	// The one allocation: the span, which holds its handle (written by C
-	// through a pointer to that field, which cgo allows: the field holds
-	// no Go pointer) and the context returned.
-	span := &Span{t: t}
+	span := Span{t: t}
 	n, nl := cstr(name)
 	var rc C.spanguard_result
-	if cfg.traceparent != "" {
-		tp, tl := cstr(cfg.traceparent)
-		rc = C.spanguard_span_begin_remote(t.ptr, n, nl, tp, tl, C.uint32_t(cfg.kind), &span.handle)
-		runtime.KeepAlive(cfg.traceparent)
+	if traceparent != "" {
+		tp, tl := cstr(traceparent)
+		rc = C.spanguard_span_begin_remote(t.ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
+		runtime.KeepAlive(traceparent)
 	} else {
 		parent := C.spanguard_span(C.SPANGUARD_SPAN_NONE)
-		if s := SpanFromContext(ctx); s != nil && !cfg.root && s.t == t {
-			parent = s.handle
+		if !root {
+			if p := SpanFromContext(c.Context); p.t == t {
+				parent = p.handle
+			}
 		}
-		rc = C.spanguard_span_begin(t.ptr, n, nl, parent, C.uint32_t(cfg.kind), &span.handle)
+		rc = C.spanguard_span_begin(t.ptr, n, nl, parent, C.uint32_t(kind), &span.handle)
 	}
+	t.mu.RUnlock()
 	runtime.KeepAlive(name)
 	if err := check(rc, "span_begin"); err != nil {
-		return ctx, nil, err
+		c.span = SpanFromContext(c.Context)
+		return Span{}, err
 	}
-	span.ctx = spanContext{Context: ctx, span: span}
-	if len(cfg.attrs) > 0 {
-		if err := span.SetAttributes(cfg.attrs...); err != nil {
-			return &span.ctx, span, err
-		}
+	c.span = span
+	if len(attrs) > 0 {
+		return span, span.SetAttributes(attrs...)
 	}
-	return &span.ctx, span, nil
+	return span, nil
 }
 
-// SetAttributes sets typed attributes (a key set again gets the new value).
-func (s *Span) SetAttributes(attrs ...Attribute) error {
-	var errs []error
-	for _, a := range attrs {
-		k, kl := cstr(a.Key)
-		var rc C.spanguard_result
+// packedStack is what SetAttributes packs on the stack; more goes to the heap.
+const packedStack = 512
+
+// packAttributes appends attrs to buf in the layout of
+// spanguard_span_set_attributes_packed.
+func packAttributes(buf []byte, attrs []Attribute) []byte {
+	for i := range attrs {
+		a := &attrs[i]
+		buf = append(buf, byte(a.kind))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(a.Key)))
+		buf = append(buf, a.Key...)
 		switch a.kind {
 		case C.SPANGUARD_VALUE_STRING:
-			v, vl := cstr(a.str)
-			rc = C.spanguard_span_set_string(s.handle, k, kl, v, vl)
+			buf = binary.LittleEndian.AppendUint32(buf, uint32(len(a.str)))
+			buf = append(buf, a.str...)
 		case C.SPANGUARD_VALUE_INT:
-			rc = C.spanguard_span_set_int(s.handle, k, kl, C.int64_t(a.num))
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(a.num))
 		case C.SPANGUARD_VALUE_DOUBLE:
-			rc = C.spanguard_span_set_double(s.handle, k, kl, C.double(a.float))
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(a.float))
 		case C.SPANGUARD_VALUE_BOOL:
-			rc = C.spanguard_span_set_bool(s.handle, k, kl, a.num != 0)
-		}
-		runtime.KeepAlive(a)
-		// The message with the key is built only for an error: built
-		// eagerly it was an allocation per attribute.
-		if !resultIsOK(rc) {
-			errs = append(errs, check(rc, "set_attribute "+a.Key))
+			buf = append(buf, byte(a.num))
 		}
 	}
-	return errors.Join(errs...)
+	return buf
 }
 
-// AddEvent records an event now, with attributes.
-func (s *Span) AddEvent(name string, attrs ...Attribute) error {
-	// Built in C memory: a C array holding Go pointers would break cgo's rules.
-	arr := (*[1 << 16]C.spanguard_attribute)(C.calloc(C.size_t(len(attrs)+1), C.size_t(unsafe.Sizeof(C.spanguard_attribute{}))))
-	defer C.free(unsafe.Pointer(arr))
-	var keep []*C.char
-	defer func() {
-		for _, p := range keep {
-			C.free(unsafe.Pointer(p))
-		}
-	}()
-	for i, a := range attrs {
-		c := &arr[i]
-		k := C.CString(a.Key)
-		keep = append(keep, k)
-		c.key, c.key_len, c.type_ = k, C.size_t(len(a.Key)), C.uint32_t(a.kind)
+// SetAttributes sets typed attributes (a key set again gets the new value),
+// in one call into the library. Every attribute that fits is set; an error
+// says some did not.
+func (s Span) SetAttributes(attrs ...Attribute) error {
+	if len(attrs) == 0 {
+		return nil
+	}
+	var stack [packedStack]byte
+	buf := packAttributes(stack[:0], attrs)
+	rc := C.spanguard_span_set_attributes_packed(s.handle, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	return check(rc, "set_attributes")
+}
+
+// cAttributes copies attrs into C memory (a spanguard_attribute array and
+// its text), for calls that take the array: cgo lets no Go pointer sit in
+// memory passed to C. free releases it.
+func cAttributes(attrs []Attribute) (arr *C.spanguard_attribute, free func()) {
+	if len(attrs) == 0 {
+		return nil, func() {}
+	}
+	size := C.size_t(unsafe.Sizeof(C.spanguard_attribute{}))
+	text := 0
+	for i := range attrs {
+		text += len(attrs[i].Key) + len(attrs[i].str)
+	}
+	block := C.malloc(size*C.size_t(len(attrs)) + C.size_t(text) + 1)
+	items := unsafe.Slice((*C.spanguard_attribute)(block), len(attrs))
+	chars := unsafe.Slice((*byte)(unsafe.Add(block, int(size)*len(attrs))), text+1)
+	at := 0
+	place := func(s string) (*C.char, C.size_t) {
+		p := (*C.char)(unsafe.Pointer(&chars[at]))
+		at += copy(chars[at:], s)
+		return p, C.size_t(len(s))
+	}
+	for i := range attrs {
+		a, c := &attrs[i], &items[i]
+		*c = C.spanguard_attribute{}
+		c.key, c.key_len = place(a.Key)
+		c.type_ = C.uint32_t(a.kind)
 		switch a.kind {
 		case C.SPANGUARD_VALUE_STRING:
-			v := C.CString(a.str)
-			keep = append(keep, v)
-			c.string_value, c.string_len = v, C.size_t(len(a.str))
+			c.string_value, c.string_len = place(a.str)
 		case C.SPANGUARD_VALUE_INT:
 			c.int_value = C.int64_t(a.num)
 		case C.SPANGUARD_VALUE_DOUBLE:
@@ -201,14 +256,44 @@ func (s *Span) AddEvent(name string, attrs ...Attribute) error {
 			c.bool_value = a.num != 0
 		}
 	}
+	return &items[0], func() { C.free(block) }
+}
+
+// unixNanos is t in Unix nanoseconds; the zero Time is 0 ("now").
+func unixNanos(t time.Time) C.uint64_t {
+	if t.IsZero() || t.UnixNano() < 0 {
+		return 0
+	}
+	return C.uint64_t(t.UnixNano())
+}
+
+// AddEvent records an event now, with attributes.
+func (s Span) AddEvent(name string, attrs ...Attribute) error {
+	return s.AddEventAt(name, time.Time{}, attrs...)
+}
+
+// AddEventAt records an event at `at` (the zero Time: now), with attributes.
+func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
+	arr, free := cAttributes(attrs)
+	defer free()
 	n, nl := cstr(name)
-	rc := C.spanguard_span_add_event(s.handle, n, nl, 0, &arr[0], C.size_t(len(attrs)))
+	rc := C.spanguard_span_add_event(s.handle, n, nl, unixNanos(at), arr, C.size_t(len(attrs)))
 	runtime.KeepAlive(name)
 	return check(rc, "add_event")
 }
 
+// AddLink links the span to another span, given as a W3C traceparent.
+func (s Span) AddLink(traceparent string, attrs ...Attribute) error {
+	arr, free := cAttributes(attrs)
+	defer free()
+	tp, tl := cstr(traceparent)
+	rc := C.spanguard_span_add_link(s.handle, tp, tl, arr, C.size_t(len(attrs)))
+	runtime.KeepAlive(traceparent)
+	return check(rc, "add_link")
+}
+
 // SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.
-func (s *Span) SetStatus(code uint32, message string) error {
+func (s Span) SetStatus(code uint32, message string) error {
 	m, ml := cstr(message)
 	rc := C.spanguard_span_set_status(s.handle, C.uint32_t(code), m, ml)
 	runtime.KeepAlive(message)
@@ -216,7 +301,7 @@ func (s *Span) SetStatus(code uint32, message string) error {
 }
 
 // RecordError adds an exception event and sets the status to error.
-func (s *Span) RecordError(err error) error {
+func (s Span) RecordError(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -226,7 +311,7 @@ func (s *Span) RecordError(err error) error {
 }
 
 // Traceparent is the W3C traceparent to pass to another process.
-func (s *Span) Traceparent() (string, error) {
+func (s Span) Traceparent() (string, error) {
 	var buf [C.SPANGUARD_TRACEPARENT_SIZE]C.char
 	if err := check(C.spanguard_span_traceparent(s.handle, &buf[0], C.size_t(len(buf))), "traceparent"); err != nil {
 		return "", err
@@ -235,13 +320,97 @@ func (s *Span) Traceparent() (string, error) {
 }
 
 // End ends the span. Ending twice returns ErrAlreadyEnded (or ErrStaleSpan).
-func (s *Span) End() error {
-	if s == nil {
-		return nil
-	}
-	rc := C.spanguard_span_end(s.handle)
+func (s Span) End() error {
+	return endResult(C.spanguard_span_end(s.handle))
+}
+
+// EndAt ends the span at `at` (not before its start).
+func (s Span) EndAt(at time.Time) error {
+	return endResult(C.spanguard_span_end_at(s.handle, unixNanos(at)))
+}
+
+func endResult(rc C.spanguard_result) error {
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
 		return nil // shutdown already exported it, marked unended
 	}
 	return check(rc, "span_end")
+}
+
+// ForeignSpan is a span whose ids, parent, start and scope another SDK
+// chose: what the OpenTelemetry bridge (package otelbridge) passes to
+// StartForeign.
+type ForeignSpan struct {
+	Name           string
+	Kind           uint32 // KindInternal, ...
+	TraceID        [16]byte
+	SpanID         [8]byte
+	ParentSpanID   [8]byte // all zero: a root span
+	ParentIsRemote bool
+	TraceFlags     byte   // W3C flags: bit 0 sampled
+	TraceState     string // W3C tracestate text
+	Start          time.Time
+	ScopeName      string // the instrumentation scope (an OpenTelemetry tracer's name)
+	ScopeVersion   string
+	Attributes     []Attribute
+}
+
+// StartForeign begins a span with exactly the ids, parent, flags,
+// tracestate, start time, scope and attributes f gives
+// (spanguard_span_begin_ex), so that what the other SDK propagates names
+// the span spanguard exports.
+func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
+	attrs, freeAttrs := cAttributes(f.Attributes)
+	defer freeAttrs()
+	// The options and their text in one C block: cgo lets no Go pointer
+	// sit in memory passed to C.
+	size := int(unsafe.Sizeof(C.spanguard_span_options{}))
+	ids := len(f.TraceID) + len(f.SpanID) + len(f.ParentSpanID)
+	text := len(f.Name) + len(f.TraceState) + len(f.ScopeName) + len(f.ScopeVersion)
+	block := C.malloc(C.size_t(size + ids + text + 1))
+	defer C.free(block)
+	o := (*C.spanguard_span_options)(block)
+	C.spanguard_span_options_init(o)
+	bytes := unsafe.Slice((*byte)(unsafe.Add(block, size)), ids+text+1)
+	at := 0
+	place := func(b []byte) *C.uint8_t {
+		p := (*C.uint8_t)(unsafe.Pointer(&bytes[at]))
+		at += copy(bytes[at:], b)
+		return p
+	}
+	placeText := func(s string) (*C.char, C.size_t) {
+		p := (*C.char)(unsafe.Pointer(&bytes[at]))
+		at += copy(bytes[at:], s)
+		return p, C.size_t(len(s))
+	}
+	o.kind = C.uint32_t(f.Kind)
+	o.name, o.name_len = placeText(f.Name)
+	o.trace_id = place(f.TraceID[:])
+	o.span_id = place(f.SpanID[:])
+	if f.ParentSpanID != [8]byte{} {
+		o.parent_span_id = place(f.ParentSpanID[:])
+		if f.ParentIsRemote {
+			o.flags = C.SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE
+		}
+	}
+	o.trace_flags = C.uint32_t(f.TraceFlags)
+	if f.TraceState != "" {
+		o.tracestate, o.tracestate_len = placeText(f.TraceState)
+	}
+	o.start_time_unix_ns = unixNanos(f.Start)
+	if f.ScopeName != "" || f.ScopeVersion != "" {
+		o.scope_name, o.scope_name_len = placeText(f.ScopeName)
+		o.scope_version, o.scope_version_len = placeText(f.ScopeVersion)
+	}
+	o.attributes, o.attribute_count = attrs, C.size_t(len(f.Attributes))
+
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.ptr == nil {
+		return Span{}, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+	}
+	span := Span{t: t}
+	if err := check(C.spanguard_span_begin_ex(t.ptr, o, &span.handle), "span_begin_ex"); err != nil {
+		return Span{}, err
+	}
+	return span, nil
 }

@@ -1,17 +1,35 @@
 // Package spanguard is the Go binding of libspanguard: crash-proof span
-// export for Go agents, through cgo over include/spanguard.h.
+// export for Go agents, through cgo over spanguard.h.
 //
-// Build against a spanguard tree after `make build` (the cgo flags below
-// point at ../../include and ../../build/lib), or set CGO_CFLAGS and
-// CGO_LDFLAGS to an installed copy (`pkg-config --cflags --libs spanguard`).
+// The module finds the installed C library through pkg-config: install it
+// (`make install PREFIX=$HOME/.local` in a spanguard checkout), then build
+// with PKG_CONFIG_PATH naming its pkgconfig directory:
+//
+//	export PKG_CONFIG_PATH=$HOME/.local/lib/pkgconfig
+//	go build ./...
+//
+// spanguard.pc carries an rpath, so the program runs without
+// LD_LIBRARY_PATH. The module is not on the Go proxy: point a replace
+// directive at a checkout's bindings/go
+// (`go mod edit -replace github.com/spanguard/spanguard/bindings/go=../spanguard/bindings/go`).
 //
 // The library's own signal handlers are OFF by default here: Go's runtime
 // owns signals. Use Tracer.FlushOnSignals to flush from signal.Notify.
 package spanguard
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -L${SRCDIR}/../../build/lib -lspanguard -Wl,-rpath,${SRCDIR}/../../build/lib
+#cgo pkg-config: spanguard
+// The hot calls keep no pointer past the call and never call back into Go:
+// saying so lets a pointer to a stack variable stay on the stack and makes
+// each call cheaper.
+#cgo noescape spanguard_span_begin
+#cgo nocallback spanguard_span_begin
+#cgo noescape spanguard_span_begin_remote
+#cgo nocallback spanguard_span_begin_remote
+#cgo noescape spanguard_span_set_attributes_packed
+#cgo nocallback spanguard_span_set_attributes_packed
+#cgo noescape spanguard_span_end
+#cgo nocallback spanguard_span_end
 #include <stdlib.h>
 #include "spanguard.h"
 */
@@ -272,6 +290,27 @@ func (t *Tracer) Close() error {
 	t.ptr = nil
 	runtime.SetFinalizer(t, nil)
 	return nil
+}
+
+// SinkPath is the file the local sink appends to, where the spans go when
+// no endpoint is configured; "" with an endpoint.
+func (t *Tracer) SinkPath() (string, error) {
+	p, done, err := t.live()
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	var n C.size_t
+	// The first call asks the length (a path always needs at least the NUL).
+	if rc := C.spanguard_tracer_sink_path(p, nil, 0, &n); rc != C.SPANGUARD_RESULT_BUFFER_TOO_SMALL {
+		return "", check(rc, "sink_path")
+	}
+	// Go memory holding no Go pointers may be passed to C for the call.
+	buf := make([]byte, n+1)
+	if err := check(C.spanguard_tracer_sink_path(p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n), "sink_path"); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // Stats are the tracer's counters (spanguard_counters).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 type exported struct {
 	TraceID, SpanID, ParentSpanID, Name string
+	StartTimeUnixNano, EndTimeUnixNano  string
 	Kind                                int
 	Attributes                          []struct {
 		Key   string
@@ -99,6 +101,13 @@ func TestContextCarriesTheParent(t *testing.T) {
 		t.Fatalf("flush: %v %v", ok, err)
 	}
 	spans := readSpans(t, sink)
+	path, err := tr.SinkPath()
+	if err != nil || filepath.Dir(path) != sink {
+		t.Fatalf("SinkPath %q %v, want a file in %s", path, err, sink)
+	}
+	if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), `"llm.chat"`) {
+		t.Fatalf("the spans are not in the sink path %s: %v", path, err)
+	}
 	byName := map[string]exported{}
 	for _, s := range spans {
 		byName[s.Name] = s
@@ -144,14 +153,14 @@ func TestTraceparentContinuesTheTrace(t *testing.T) {
 }
 
 func TestGoroutinesLoseNothing(t *testing.T) {
-	tr, _ := newTracer(t)
+	tr, sink := newTracer(t)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				ctx, s, err := tr.Start(context.Background(), "work")
+				ctx, s, err := tr.Start(context.Background(), "work", spanguard.WithAttributes(spanguard.Int("g", g), spanguard.Int("i", i)))
 				if err != nil {
 					t.Error(err)
 					return
@@ -163,10 +172,83 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	tr.Flush(20 * time.Second)
-	st, err := tr.Stats()
-	if err != nil || st.SpansExported != 8000 || st.DroppedBufferFull != 0 {
-		t.Fatalf("stats %+v %v", st, err)
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	// Judged by what arrived: each (g, i) once, each with its child.
+	work, parents := map[string]int{}, map[string]int{}
+	ids := map[string]string{}
+	for _, s := range readSpans(t, sink) {
+		switch s.Name {
+		case "work":
+			var key string
+			for _, a := range s.Attributes {
+				key += a.Key + "=" + a.Value["intValue"].(string) + " "
+			}
+			work[key]++
+			ids[s.SpanID] = key
+		case "child":
+			parents[s.ParentSpanID]++
+		}
+	}
+	if len(work) != 8*500 {
+		t.Fatalf("%d distinct work spans arrived, want %d", len(work), 8*500)
+	}
+	for key, n := range work {
+		if n != 1 {
+			t.Fatalf("work span %s arrived %d times", key, n)
+		}
+	}
+	for id := range ids {
+		if parents[id] != 1 {
+			t.Fatalf("work span %s has %d children, want 1", ids[id], parents[id])
+		}
+	}
+}
+
+// The plain case allocates nothing in Go: begin + end, and begin + three
+// attributes + end, with the context Start returns dropped.
+func TestPlainSpansAllocateNothing(t *testing.T) {
+	tr, _ := newTracer(t)
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op")
+		s.End()
+	}); n != 0 {
+		t.Errorf("begin + end: %v allocations per span, want 0", n)
+	}
+	i := 0
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op", spanguard.WithKind(spanguard.KindClient))
+		s.SetAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"),
+			spanguard.Bool("stream", true))
+		s.End()
+		i++
+	}); n != 0 {
+		t.Errorf("begin + 3 attributes + end: %v allocations per span, want 0", n)
+	}
+}
+
+func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx, parent, _ := tr.Start(context.Background(), "parent")
+	bad, none, err := tr.Start(ctx, "bad", spanguard.WithRemoteParent("00-nothex"))
+	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+		t.Fatalf("got %v", err)
+	}
+	if err := none.End(); err != nil {
+		t.Fatalf("the zero Span records nothing and fails nothing: %v", err)
+	}
+	_, child, _ := tr.Start(bad, "child")
+	child.End()
+	parent.End()
+	tr.Flush(10 * time.Second)
+	byName := map[string]exported{}
+	for _, s := range readSpans(t, sink) {
+		byName[s.Name] = s
+	}
+	if byName["child"].ParentSpanID != byName["parent"].SpanID {
+		t.Fatalf("child's parent %q, want %q", byName["child"].ParentSpanID, byName["parent"].SpanID)
 	}
 }
 
@@ -234,5 +316,43 @@ func BenchmarkStartAttrs3End(b *testing.B) {
 		_, s, _ := tr.Start(ctx, "op")
 		s.SetAttributes(spanguard.Int("a", i), spanguard.String("b", "xyz"), spanguard.Bool("c", true))
 		s.End()
+	}
+}
+
+func TestStartForeignKeepsTheIDsAndTimes(t *testing.T) {
+	tr, sink := newTracer(t)
+	start := time.Unix(1_700_000_000, 123_456_789)
+	f := &spanguard.ForeignSpan{
+		Name: "bridged", Kind: spanguard.KindClient, TraceFlags: 1, Start: start,
+		TraceID:      [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:       [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		ParentSpanID: [8]byte{0x53, 0x99, 0x5c, 0x3f, 0x42, 0xcd, 0x8a, 0xd8}, ParentIsRemote: true,
+		ScopeName: "my-instrumentation", ScopeVersion: "1.2.3",
+		Attributes: []spanguard.Attribute{spanguard.String("http.request.method", "GET")},
+	}
+	s, err := tr.StartForeign(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddEventAt("retry", start.Add(time.Millisecond), spanguard.Int("attempt", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndAt(start.Add(2 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	tr.Flush(10 * time.Second)
+	spans := readSpans(t, sink)
+	if len(spans) != 1 {
+		t.Fatalf("%d spans arrived", len(spans))
+	}
+	got := spans[0]
+	if got.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || got.SpanID != "00f067aa0ba902b7" || got.ParentSpanID != "53995c3f42cd8ad8" {
+		t.Fatalf("ids %s %s %s", got.TraceID, got.SpanID, got.ParentSpanID)
+	}
+	if got.StartTimeUnixNano != "1700000000123456789" || got.EndTimeUnixNano != "1700000000125456789" {
+		t.Fatalf("times %s %s", got.StartTimeUnixNano, got.EndTimeUnixNano)
+	}
+	if _, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "no ids"}); !errors.Is(err, &spanguard.Error{Code: 2}) {
+		t.Fatalf("zero ids: %v, want INVALID_ARGUMENT", err)
 	}
 }

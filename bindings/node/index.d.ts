@@ -1,11 +1,36 @@
 export declare const KIND: { UNSPECIFIED: 0; INTERNAL: 1; SERVER: 2; CLIENT: 3; PRODUCER: 4; CONSUMER: 5 };
 export declare const STATUS: { UNSET: 0; OK: 1; ERROR: 2 };
-export declare const RESULT: Record<string, number>;
+export declare const RESULT: {
+  OK: 0; NULL_ARGUMENT: 1; INVALID_ARGUMENT: 2; STALE_SPAN: 3; ALREADY_ENDED: 4; SHUT_DOWN: 5;
+  BUFFER_FULL: 6; LIMIT_REACHED: 7; TIMEOUT: 8; BUFFER_TOO_SMALL: 9; INVALID_TRACEPARENT: 10;
+  INVALID_CONFIG: 11; IO: 12; TOO_MANY_TRACERS: 13; PANIC: 14; TRUNCATED: 15; UTF8_REPLACED: 16;
+  PARENT_STALE: 17; NON_RECORDING: 18;
+};
 export type AttributeValue = string | number | bigint | boolean;
-export interface SpanOptions {
+/** [seconds, nanoseconds] since the epoch (OpenTelemetry's HrTime), a Date, or epoch milliseconds. */
+export type TimeInput = [number, number] | Date | number;
+/** A span whose ids another SDK chose (the OpenTelemetry bridge). */
+export interface ForeignSpanOptions {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  parentIsRemote?: boolean;
+  traceFlags?: number;
+  traceState?: string;
+  startTime?: TimeInput;
   kind?: number;
-  parent?: Span;
+  scopeName?: string;
+  scopeVersion?: string;
   attributes?: Record<string, AttributeValue>;
+}
+export interface SpanOptions {
+  /** KIND.*; INTERNAL by default. */
+  kind?: number;
+  /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
+  parent?: Span;
+  /** Attributes the span has from its start (one native call). */
+  attributes?: Record<string, AttributeValue>;
+  /** A W3C traceparent from another process, to continue its trace. */
   traceparent?: string;
 }
 export interface TracerOptions {
@@ -31,29 +56,47 @@ export interface TracerOptions {
   exporterMaxCpuPercent?: number;
   fromEnv?: boolean;
 }
+/** A failed call; `code` is one of RESULT. */
 export declare class SpanguardError extends Error {
   code: number;
 }
 export declare class Span {
   readonly name: string;
   setAttribute(key: string, value: AttributeValue): this;
+  /** Sets several attributes in one native call. */
   setAttributes(attrs: Record<string, AttributeValue>): this;
-  addEvent(name: string, attrs?: Record<string, AttributeValue>): this;
+  /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
+  addEvent(name: string, attrs?: Record<string, AttributeValue>, time?: TimeInput): this;
+  /** A link to another span, given as a W3C traceparent. */
+  addLink(traceparent: string, attrs?: Record<string, AttributeValue>): this;
   setStatus(code: number, message?: string): this;
   recordException(err: unknown): this;
   traceparent(): string;
-  end(): void;
+  /** Ends the span, now or at `endTime`. Once. */
+  end(endTime?: TimeInput): void;
 }
 export declare class Tracer {
   constructor(options?: TracerOptions);
   startSpan(name: string, options?: SpanOptions): Span;
+  /** Starts a span with the ids, parent, start and scope another SDK gave it (see otel.js). */
+  startForeignSpan(name: string, options: ForeignSpanOptions): Span;
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
   shutdown(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
+  /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
+  sinkPath(): string;
   stats(): Record<string, number>;
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }
 export declare function currentSpan(): Span | undefined;
 export declare function version(): string;
-export declare function load(path?: string): unknown;
+/** Loads the native addon (done by the first Tracer); throws a clear Error on a platform without a build. */
+export declare function load(): unknown;
+export declare function isOk(code: number): boolean;
+declare const spanguard: {
+  Tracer: typeof Tracer; Span: typeof Span; SpanguardError: typeof SpanguardError; KIND: typeof KIND;
+  STATUS: typeof STATUS; RESULT: typeof RESULT; currentSpan: typeof currentSpan; load: typeof load;
+  isOk: typeof isOk; version: typeof version;
+};
+export default spanguard;

@@ -1,96 +1,66 @@
 'use strict';
 /**
- * spanguard for Node.js: crash-proof span export through koffi (dlopen of
- * libspanguard.so). The library is found through SPANGUARD_LIB, else
- * ../../build/lib/libspanguard.so relative to this package (a spanguard
- * source tree after `make build`), else the system loader
- * (libspanguard.so.0). A thin skin: all logic is in the C library.
+ * spanguard for Node.js: crash-proof span export through a small N-API
+ * addon over libspanguard. Both ship in this package, built for linux-x64
+ * (glibc), under prebuilds/linux-x64/. A thin skin: all logic is in the C
+ * library.
  *
  * The library's own signal handlers are OFF by default here (Node owns
  * signals); call installProcessHooks() to flush on SIGTERM/SIGINT/beforeExit.
  */
-const koffi = require('koffi');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 
 const KIND = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
-const VALUE = { STRING: 1, INT: 2, DOUBLE: 3, BOOL: 4 };
-const RESULT = { OK: 0, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5, TIMEOUT: 8, INVALID_TRACEPARENT: 10, INVALID_CONFIG: 11 };
-const TRACEPARENT_SIZE = 56;
+const RESULT = {
+  OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
+  BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
+  INVALID_CONFIG: 11, IO: 12, TOO_MANY_TRACERS: 13, PANIC: 14, TRUNCATED: 15, UTF8_REPLACED: 16,
+  PARENT_STALE: 17, NON_RECORDING: 18,
+};
 
-let lib = null;
+// The platforms this package carries a native build for, and where.
+const PREBUILDS = { 'linux-x64': 'linux-x64' };
 
-function candidates() {
-  if (process.env.SPANGUARD_LIB) return [process.env.SPANGUARD_LIB];
-  return [path.resolve(__dirname, '..', '..', 'build', 'lib', 'libspanguard.so'), 'libspanguard.so.0'];
+function isMusl() {
+  // glibc's version is in the report header; musl has none.
+  const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null;
+  return Boolean(report && report.header && !report.header.glibcVersionRuntime);
 }
 
-/** Loads libspanguard once and declares its functions. */
-function load(libPath) {
-  if (lib && !libPath) return lib;
-  const errors = [];
-  let handle = null;
-  for (const candidate of libPath ? [libPath] : candidates()) {
-    try {
-      handle = koffi.load(candidate);
-      break;
-    } catch (e) {
-      errors.push(`${candidate}: ${e.message}`);
-    }
+/** The directory of the native build for this platform; throws a clear error where there is none. */
+function prebuildDir() {
+  const platform = `${process.platform}-${process.arch}`;
+  const dir = PREBUILDS[platform];
+  if (!dir) {
+    throw new Error(`spanguard: no native build for ${platform}: this package ships libspanguard for `
+      + `${Object.keys(PREBUILDS).join(', ')} only. Build spanguard from source on this platform.`);
   }
-  if (!handle) {
-    throw new Error('spanguard: cannot load libspanguard. Set SPANGUARD_LIB to the path of libspanguard.so '
-      + `(run \`make build\` in the spanguard tree for build/lib/libspanguard.so). Tried: ${errors.join('; ')}`);
+  if (process.platform === 'linux' && isMusl()) {
+    throw new Error('spanguard: the bundled native build is for glibc Linux; this Node.js runs on musl '
+      + '(Alpine?). Use a glibc-based image, or build spanguard from source.');
   }
-  koffi.opaque('spanguard_tracer');
-  const Config = koffi.struct('spanguard_config', {
-    struct_size: 'uint32_t', protocol: 'uint32_t', compression: 'uint32_t', full_policy: 'uint32_t',
-    service_name: 'const char *', resource_attributes: 'const char *', endpoint: 'const char *',
-    headers: 'const char *', sink_dir: 'const char *', spool_dir: 'const char *',
-    request_timeout_ms: 'uint32_t', schedule_delay_ms: 'uint32_t', max_queue_size: 'uint32_t',
-    max_export_batch_size: 'uint32_t', export_timeout_ms: 'uint32_t', max_open_spans: 'uint32_t',
-    full_wait_ms: 'uint32_t', install_signal_handlers: 'uint32_t', flight_recorder: 'uint32_t',
-    spool_max_mib: 'uint32_t', signal_flush_timeout_ms: 'uint32_t', exporter_max_cpu_percent: 'uint32_t',
-  });
-  const counterNames = ['spans_begun', 'spans_ended', 'spans_exported', 'queue_depth', 'spans_open',
-    'dropped_buffer_full', 'dropped_export_failed', 'dropped_rejected', 'dropped_spool_overflow',
-    'spans_unended_at_shutdown', 'batches_sent', 'batches_failed', 'bytes_sent', 'retries',
-    'attributes_dropped', 'events_dropped', 'links_dropped', 'values_truncated', 'utf8_replaced',
-    'spooled_batches', 'spooled_spans', 'replayed_batches', 'replayed_spans', 'spool_bytes', 'recovered_spans'];
-  const counterFields = { struct_size: 'uint32_t', _reserved: 'uint32_t' };
-  for (const n of counterNames) counterFields[n] = 'uint64_t';
-  koffi.struct('spanguard_counters', counterFields);
-  koffi.struct('spanguard_attribute', {
-    key: 'const char *', key_len: 'size_t', type_: 'uint32_t', bool_value: 'bool', int_value: 'int64_t',
-    double_value: 'double', string_value: 'const char *', string_len: 'size_t',
-  });
-  const f = (proto) => handle.func(proto);
-  lib = {
-    counterNames,
-    Config,
-    version: f('const char *spanguard_version(void)'),
-    strerror: f('const char *spanguard_strerror(uint32_t code)'),
-    isOk: f('bool spanguard_result_is_ok(uint32_t code)'),
-    configInit: f('uint32_t spanguard_config_init(_Out_ spanguard_config *cfg, size_t cfg_size)'),
-    tracerNew: f('uint32_t spanguard_tracer_new(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
-    tracerNewFromEnv: f('uint32_t spanguard_tracer_new_from_env(const spanguard_config *cfg, _Out_ spanguard_tracer **out)'),
-    tracerFree: f('void spanguard_tracer_free(spanguard_tracer *t)'),
-    flush: f('uint32_t spanguard_flush(spanguard_tracer *t, uint32_t timeout_ms)'),
-    shutdown: f('uint32_t spanguard_shutdown(spanguard_tracer *t, uint32_t timeout_ms)'),
-    stats: f('uint32_t spanguard_stats(spanguard_tracer *t, _Inout_ spanguard_counters *out)'),
-    begin: f('uint32_t spanguard_span_begin(spanguard_tracer *t, const char *name, size_t len, uint64_t parent, uint32_t kind, _Out_ uint64_t *out)'),
-    beginRemote: f('uint32_t spanguard_span_begin_remote(spanguard_tracer *t, const char *name, size_t len, const char *tp, size_t tp_len, uint32_t kind, _Out_ uint64_t *out)'),
-    traceparent: f('uint32_t spanguard_span_traceparent(uint64_t span, _Out_ uint8_t *buf, size_t len)'),
-    setString: f('uint32_t spanguard_span_set_string(uint64_t span, const char *k, size_t kl, const char *v, size_t vl)'),
-    setInt: f('uint32_t spanguard_span_set_int(uint64_t span, const char *k, size_t kl, int64_t v)'),
-    setDouble: f('uint32_t spanguard_span_set_double(uint64_t span, const char *k, size_t kl, double v)'),
-    setBool: f('uint32_t spanguard_span_set_bool(uint64_t span, const char *k, size_t kl, bool v)'),
-    addEvent: f('uint32_t spanguard_span_add_event(uint64_t span, const char *n, size_t nl, uint64_t time, const spanguard_attribute *attrs, size_t count)'),
-    setStatus: f('uint32_t spanguard_span_set_status(uint64_t span, uint32_t code, const char *m, size_t ml)'),
-    end: f('uint32_t spanguard_span_end(uint64_t span)'),
-  };
-  return lib;
+  return path.join(__dirname, 'prebuilds', dir);
+}
+
+let native = null;
+// Where begin* write the new span's handle: [hi, lo].
+const OUT = new Uint32Array(2);
+
+/** Loads the addon (and with it libspanguard) once. */
+function load() {
+  if (native) return native;
+  const file = path.join(prebuildDir(), 'spanguard.node');
+  let addon;
+  try {
+    addon = require(file);
+  } catch (e) {
+    throw new Error(`spanguard: cannot load its native addon ${file}: ${e.message}`);
+  }
+  addon.init(OUT);
+  native = addon;
+  return native;
 }
 
 /** A failed spanguard call; `code` is the spanguard_result. */
@@ -103,63 +73,86 @@ class SpanguardError extends Error {
 
 // The codes that mean success (OK and the notices TRUNCATED, UTF8_REPLACED,
 // PARENT_STALE, NON_RECORDING): spanguard_result_is_ok in JavaScript, so that
-// a check is not a second FFI call per call (a test compares the two).
-const OK_CODES = new Set([0, 15, 16, 17, 18]);
-const isOk = (code) => OK_CODES.has(code);
+// a check is not a second native call (a test compares the two).
+const isOk = (code) => code === 0 || (code >= 15 && code <= 18);
 
 function check(code, op) {
-  if (!isOk(code)) throw new SpanguardError(code, op);
+  if (code !== 0 && !isOk(code)) throw new SpanguardError(code, op);
   return code;
 }
 
-const bytes = (s) => Buffer.byteLength(s, 'utf8');
 const storage = new AsyncLocalStorage();
+
+/**
+ * A time as (seconds, nanoseconds) since the epoch: an OpenTelemetry HrTime
+ * ([s, ns]), a Date, or milliseconds (a number); absent: [0, 0], "now".
+ */
+function hrTime(t) {
+  if (t === undefined || t === null) return [0, 0];
+  if (Array.isArray(t)) return t;
+  const ms = t instanceof Date ? t.getTime() : Number(t);
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
+
+/** [keys, values] of an attribute object, for one native call. */
+function split(attrs) {
+  if (!attrs) return [null, null];
+  const keys = Object.keys(attrs);
+  if (keys.length === 0) return [null, null];
+  return [keys, keys.map((k) => attrs[k])];
+}
 
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */
 class Span {
-  constructor(tracer, handle, name) {
+  constructor(tracer, hi, lo, name) {
     this.tracer = tracer;
-    this.handle = handle;
+    this.hi = hi;
+    this.lo = lo;
     this.name = name;
     this.ended = false;
   }
 
   setAttribute(key, value) {
-    const L = load();
-    const kl = bytes(key);
+    const N = native;
     let code;
-    if (typeof value === 'boolean') code = L.setBool(this.handle, key, kl, value);
-    else if (typeof value === 'bigint') code = L.setInt(this.handle, key, kl, value);
-    else if (typeof value === 'number' && Number.isInteger(value)) code = L.setInt(this.handle, key, kl, value);
-    else if (typeof value === 'number') code = L.setDouble(this.handle, key, kl, value);
-    else {
-      const v = String(value);
-      code = L.setString(this.handle, key, kl, v, bytes(v));
+    switch (typeof value) {
+      case 'string': code = N.setString(this.hi, this.lo, key, value); break;
+      case 'boolean': code = N.setBool(this.hi, this.lo, key, value); break;
+      case 'bigint': code = N.setInt(this.hi, this.lo, key, value); break;
+      case 'number':
+        code = Number.isInteger(value) ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
+        break;
+      default: code = N.setString(this.hi, this.lo, key, String(value));
     }
-    check(code, `setAttribute(${key})`);
+    if (code !== 0) check(code, `setAttribute(${key})`);
     return this;
   }
 
+  /** Sets several attributes in one native call. */
   setAttributes(attrs) {
-    for (const [k, v] of Object.entries(attrs || {})) this.setAttribute(k, v);
+    const [keys, values] = split(attrs);
+    if (keys) check(native.setAttributes(this.hi, this.lo, keys, values), 'setAttributes');
     return this;
   }
 
-  addEvent(name, attrs = {}) {
-    const list = Object.entries(attrs).map(([key, value]) => {
-      const a = { key, key_len: bytes(key), type_: VALUE.STRING, bool_value: false, int_value: 0, double_value: 0, string_value: null, string_len: 0 };
-      if (typeof value === 'boolean') Object.assign(a, { type_: VALUE.BOOL, bool_value: value });
-      else if (typeof value === 'number' && Number.isInteger(value)) Object.assign(a, { type_: VALUE.INT, int_value: value });
-      else if (typeof value === 'number') Object.assign(a, { type_: VALUE.DOUBLE, double_value: value });
-      else Object.assign(a, { string_value: String(value), string_len: bytes(String(value)) });
-      return a;
-    });
-    check(load().addEvent(this.handle, name, bytes(name), 0, list.length ? list : null, list.length), 'addEvent');
+  /** Adds an event, at `time` (HrTime, Date or epoch milliseconds; default now). */
+  addEvent(name, attrs = {}, time = undefined) {
+    const [keys, values] = split(attrs);
+    const [s, ns] = hrTime(time);
+    check(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
+    return this;
+  }
+
+  /** Links this span to another, given as a W3C traceparent. */
+  addLink(traceparent, attrs = {}) {
+    const [keys, values] = split(attrs);
+    check(native.addLink(this.hi, this.lo, traceparent, keys, values), 'addLink');
     return this;
   }
 
   setStatus(code, message = '') {
-    check(load().setStatus(this.handle, code, message, bytes(message)), 'setStatus');
+    check(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
     return this;
   }
 
@@ -171,16 +164,22 @@ class Span {
 
   /** The W3C traceparent, to pass to another process. */
   traceparent() {
-    const buf = Buffer.alloc(TRACEPARENT_SIZE);
-    check(load().traceparent(this.handle, buf, TRACEPARENT_SIZE), 'traceparent');
-    return buf.toString('utf8', 0, TRACEPARENT_SIZE - 1);
+    const out = native.traceparent(this.hi, this.lo);
+    if (typeof out === 'number') throw new SpanguardError(out, 'traceparent');
+    return out;
   }
 
-  end() {
+  /** Ends the span, now or at `endTime` (HrTime, Date or epoch milliseconds). Once. */
+  end(endTime = undefined) {
     if (this.ended) return;
     this.ended = true;
-    const code = load().end(this.handle);
-    if (code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
+    let code;
+    if (endTime === undefined) code = native.end(this.hi, this.lo);
+    else {
+      const [s, ns] = hrTime(endTime);
+      code = native.endAt(this.hi, this.lo, s, ns);
+    }
+    if (code !== 0 && code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
   }
 }
 
@@ -197,16 +196,13 @@ const SETTINGS = {
 /** A spanguard tracer. */
 class Tracer {
   /**
-   * @param {object} [options] serviceName, endpoint, headers ({name: value} or "n=v,..."), sinkDir,
-   *   spoolDir, protocol ('http/protobuf'|'http/json'), compression ('none'|'gzip'), scheduleDelayMs,
-   *   spoolMaxMib, signalFlushTimeoutMs, exporterMaxCpuPercent (1..100, the exporter thread's CPU cap),
-   *   fromEnv (default true: OTEL_* and SPANGUARD_* variables apply on top), installSignalHandlers (default false).
+   * @param {object} [options] see index.d.ts (TracerOptions); `fromEnv` (default true) applies the
+   *   OTEL_* and SPANGUARD_* variables on top; the library's signal handlers are off unless
+   *   `installSignalHandlers` is true.
    */
   constructor(options = {}) {
-    const L = load();
-    const cfg = {};
-    check(L.configInit(cfg, koffi.sizeof('spanguard_config')), 'config_init');
-    cfg.install_signal_handlers = 0;
+    const N = load();
+    const cfg = { install_signal_handlers: 0 };
     for (const [k, v] of Object.entries(options)) {
       if (k === 'fromEnv') continue;
       if (k === 'protocol') cfg.protocol = v === 'http/json' ? 1 : 0;
@@ -216,10 +212,9 @@ class Tracer {
       } else if (SETTINGS[k]) cfg[SETTINGS[k]] = typeof v === 'boolean' ? Number(v) : v;
       else throw new TypeError(`unknown spanguard option ${k}`);
     }
-    const out = [null];
-    const create = options.fromEnv === false ? L.tracerNew : L.tracerNewFromEnv;
-    check(create(cfg, out), 'tracer_new');
-    this.ptr = out[0];
+    const [code, ptr] = N.tracerNew(cfg, options.fromEnv !== false);
+    check(code, 'tracer_new');
+    this.ptr = ptr;
     this.closed = false;
   }
 
@@ -228,21 +223,50 @@ class Tracer {
     return this.ptr;
   }
 
-  /** Starts a span: a child of `parent`, else of the current span (withSpan), else a new trace. */
-  startSpan(name, { kind = KIND.INTERNAL, parent, attributes, traceparent } = {}) {
-    const L = load();
-    const out = [0];
+  /**
+   * Starts a span: a child of `parent`, else of the current span (withSpan),
+   * else a new trace; or, with `traceparent`, of a span in another process.
+   */
+  startSpan(name, options) {
+    const ptr = this.live();
+    const N = native;
     let code;
-    if (traceparent && !parent) {
-      code = L.beginRemote(this.live(), name, bytes(name), traceparent, bytes(traceparent), kind, out);
+    if (options === undefined) {
+      const p = storage.getStore();
+      code = p && p.tracer === this ? N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL) : N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
-      const p = parent || (traceparent ? null : storage.getStore());
-      code = L.begin(this.live(), name, bytes(name), p && p.tracer === this ? p.handle : 0, kind, out);
+      const { kind = KIND.INTERNAL, parent, attributes, traceparent } = options;
+      if (traceparent && !parent) {
+        code = N.beginRemote(ptr, name, traceparent, kind);
+        if (isOk(code) && attributes) {
+          const span = new Span(this, OUT[0], OUT[1], name);
+          return span.setAttributes(attributes);
+        }
+      } else {
+        const p = parent || storage.getStore();
+        const [hi, lo] = p && p.tracer === this ? [p.hi, p.lo] : [0, 0];
+        const [keys, values] = split(attributes);
+        code = keys ? N.beginWithAttributes(ptr, name, hi, lo, kind, keys, values) : N.begin(ptr, name, hi, lo, kind);
+      }
     }
-    check(code, `startSpan(${name})`);
-    const span = new Span(this, out[0], name);
-    if (attributes) span.setAttributes(attributes);
-    return span;
+    if (code !== 0) check(code, `startSpan(${name})`);
+    return new Span(this, OUT[0], OUT[1], name);
+  }
+
+  /**
+   * Starts a span whose ids another SDK chose (the OpenTelemetry bridge):
+   * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
+   * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
+   * `kind` (KIND.*), `scopeName`, `scopeVersion`, `attributes`.
+   */
+  startForeignSpan(name, o) {
+    const [keys, values] = split(o.attributes);
+    const [s, ns] = hrTime(o.startTime);
+    const code = native.beginEx(this.live(), name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
+      o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
+      o.scopeName || '', o.scopeVersion || '', keys, values);
+    if (code !== 0) check(code, `startForeignSpan(${name})`);
+    return new Span(this, OUT[0], OUT[1], name);
   }
 
   /** Runs `fn(span)` (sync or async) inside a span that is current for everything it awaits. */
@@ -259,46 +283,43 @@ class Tracer {
   }
 
   /** Resolves true when every span ended before the call was exported in time. */
-  flush(timeoutMs = 5000) {
-    const ptr = this.live();
-    return new Promise((resolve, reject) => {
-      load().flush.async(ptr, timeoutMs, (err, code) => {
-        if (err) return reject(err);
-        if (code === RESULT.TIMEOUT) return resolve(false);
-        try { check(code, 'flush'); resolve(true); } catch (e) { reject(e); }
-      });
-    });
+  async flush(timeoutMs = 5000) {
+    const code = await native.flush(this.live(), timeoutMs);
+    if (code === RESULT.TIMEOUT) return false;
+    check(code, 'flush');
+    return true;
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
-  shutdown(timeoutMs = 5000) {
-    if (this.closed) return Promise.resolve(true);
-    return new Promise((resolve, reject) => {
-      load().shutdown.async(this.ptr, timeoutMs, (err, code) => {
-        if (err) return reject(err);
-        if (code === RESULT.SHUT_DOWN) return resolve(true);
-        if (code === RESULT.TIMEOUT) return resolve(false);
-        try { check(code, 'shutdown'); resolve(true); } catch (e) { reject(e); }
-      });
-    });
+  async shutdown(timeoutMs = 5000) {
+    if (this.closed) return true;
+    const code = await native.shutdown(this.ptr, timeoutMs);
+    if (code === RESULT.SHUT_DOWN) return true;
+    if (code === RESULT.TIMEOUT) return false;
+    check(code, 'shutdown');
+    return true;
   }
 
   /** Shuts down and frees the tracer. Safe to call twice. */
   async close() {
     if (this.closed) return;
     await this.shutdown();
+    if (this.closed) return;
     this.closed = true;
-    load().tracerFree(this.ptr);
+    native.tracerFree(this.ptr);
+  }
+
+  /** The file the local sink appends to, where spans go with no endpoint; '' with an endpoint. */
+  sinkPath() {
+    const out = native.sinkPath(this.live());
+    if (typeof out === 'number') throw new SpanguardError(out, 'sinkPath');
+    return out;
   }
 
   stats() {
-    const L = load();
-    const counters = { struct_size: 8 + 8 * L.counterNames.length, _reserved: 0 };
-    for (const n of L.counterNames) counters[n] = 0;
-    check(L.stats(this.live(), counters), 'stats');
-    const out = {};
-    for (const n of L.counterNames) out[n] = Number(counters[n]);
-    return out;
+    const [code, counters] = native.stats(this.live());
+    check(code, 'stats');
+    return counters;
   }
 
   /**
@@ -321,4 +342,6 @@ class Tracer {
 /** The span of the innermost withSpan around the caller, or undefined. */
 const currentSpan = () => storage.getStore();
 
-module.exports = { Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version: () => load().version() };
+module.exports = {
+  Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version: () => load().version(),
+};

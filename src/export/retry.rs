@@ -74,7 +74,13 @@ fn parse_http_date(s: &str) -> Option<u64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    // IMF-fixdate's year is 4DIGIT: a longer one would overflow the day
+    // arithmetic below (found by fuzzing: the year 199555555555555554).
+    let year_text = parts.next()?;
+    if year_text.len() != 4 {
+        return None;
+    }
+    let year: i64 = year_text.parse().ok()?;
     let mut hms = parts.next()?.split(':');
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
@@ -117,6 +123,14 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 199555555555555554 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
         assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT"), None);
     }
 

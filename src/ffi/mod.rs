@@ -15,5 +15,7 @@
 mod boundary;
 pub mod result;
 pub mod span;
+// After span: the header lists its call beside spanguard_span_set_attributes.
+pub mod packed;
 pub mod tracer;
 pub mod types;

@@ -35,7 +35,7 @@ fn unpack(h: spanguard_span) -> (u8, SpanRef) {
 /// `SPANGUARD_SPAN_NONE` and the spans of a disabled tracer (tracer id 0)
 /// record nothing.
 #[inline]
-fn with_span(
+pub(super) fn with_span(
     span: spanguard_span,
     f: impl FnOnce(&Tracer, SpanRef) -> spanguard_result,
 ) -> spanguard_result {
@@ -63,7 +63,9 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
-fn notice_or_error(r: Result<crate::tracer::Notice, crate::tracer::SpanError>) -> spanguard_result {
+pub(super) fn notice_or_error(
+    r: Result<crate::tracer::Notice, crate::tracer::SpanError>,
+) -> spanguard_result {
     match r {
         Ok(n) => spanguard_result::from_notice(n),
         Err(e) => e.into(),

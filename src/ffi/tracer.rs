@@ -513,6 +513,47 @@ pub unsafe extern "C" fn spanguard_stats(
     })
 }
 
+/// Writes the path of the file the local sink appends to (the tracer's
+/// destination when no endpoint is configured), NUL-terminated, into `buf`
+/// (`len` bytes), and its length without the NUL to `*path_len`: so a
+/// program can tell its user where the spans went. With an endpoint (or a
+/// disabled tracer) there is no such file: the path is empty. When `len` is
+/// too small, nothing is written to `buf`, `*path_len` is the length needed
+/// (add one for the NUL) and the result is `SPANGUARD_RESULT_BUFFER_TOO_SMALL`;
+/// `buf` may be NULL when `len` is 0, to ask for the length. The path is
+/// relative when `sink_dir` was. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_sink_path(
+    tracer: *const spanguard_tracer,
+    buf: *mut c_char,
+    len: usize,
+    path_len: *mut usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer, path_len);
+        if buf.is_null() && len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: tracer is non-null and came from tracer_new.
+        let path = unsafe { &(*tracer).tracer }
+            .as_ref()
+            .and_then(|t| t.sink_path())
+            .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
+            .unwrap_or(&[]);
+        // SAFETY: path_len is non-null.
+        unsafe { path_len.write(path.len()) };
+        if len < path.len() + 1 {
+            return spanguard_result::BufferTooSmall;
+        }
+        // SAFETY: buf holds len > path.len() bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(path.as_ptr(), buf.cast::<u8>(), path.len());
+            *buf.add(path.len()) = 0;
+        }
+        spanguard_result::Ok
+    })
+}
+
 /// The application's pointer, handed back to its callback untouched.
 struct UserData(*mut c_void);
 // SAFETY: spanguard never dereferences it; the application promises its

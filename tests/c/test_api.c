@@ -272,6 +272,51 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "\"fill.43\"") == 0);
 }
 
+/* Appends one packed attribute (see spanguard_span_set_attributes_packed). */
+static size_t pack(uint8_t *buf, size_t at, uint8_t type, const char *key, const void *value, size_t value_len) {
+    uint32_t kl = (uint32_t)strlen(key), vl = (uint32_t)value_len;
+    buf[at++] = type;
+    for (int i = 0; i < 4; i++) buf[at++] = (uint8_t)(kl >> (8 * i));
+    memcpy(buf + at, key, kl);
+    at += kl;
+    if (type == SPANGUARD_VALUE_STRING)
+        for (int i = 0; i < 4; i++) buf[at++] = (uint8_t)(vl >> (8 * i));
+    memcpy(buf + at, value, value_len);
+    return at + value_len;
+}
+
+static void test_set_attributes_packed(spanguard_tracer *t, const char *dir) {
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("attrs.packed"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    uint8_t buf[256];
+    int64_t tokens = 4321; /* this test runs on little-endian machines, as the format is */
+    double temperature = 0.75;
+    uint8_t yes = 1;
+    size_t n = pack(buf, 0, SPANGUARD_VALUE_STRING, "packed.model", "gpt-packed", 10);
+    n = pack(buf, n, SPANGUARD_VALUE_INT, "packed.tokens", &tokens, 8);
+    n = pack(buf, n, SPANGUARD_VALUE_DOUBLE, "packed.temperature", &temperature, 8);
+    n = pack(buf, n, SPANGUARD_VALUE_BOOL, "packed.stream", &yes, 1);
+    CHECK_RC(spanguard_span_set_attributes_packed(s, buf, n), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes_packed(s, NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes_packed(s, NULL, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    /* Cut anywhere, the buffer sets nothing, not even its whole first attributes. */
+    uint8_t bad[64];
+    size_t m = pack(bad, 0, SPANGUARD_VALUE_INT, "packed.partial", &tokens, 8);
+    m = pack(bad, m, SPANGUARD_VALUE_STRING, "packed.cut", "0123456789", 10);
+    CHECK_RC(spanguard_span_set_attributes_packed(s, bad, m - 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    bad[0] = 42;
+    CHECK_RC(spanguard_span_set_attributes_packed(s, bad, m), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_set_attributes_packed(SPANGUARD_SPAN_NONE, buf, n), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_attributes_packed(s, buf, n), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "{\"key\":\"packed.model\",\"value\":{\"stringValue\":\"gpt-packed\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"packed.tokens\",\"value\":{\"intValue\":\"4321\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"packed.temperature\",\"value\":{\"doubleValue\":0.75}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"packed.stream\",\"value\":{\"boolValue\":true}}") == 1);
+    CHECK(count_in_dir(dir, "\"packed.partial\"") == 0);
+}
+
 static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_counters before = stats_of(t);
     spanguard_attribute attrs[4];
@@ -434,6 +479,46 @@ static void test_threads_lose_nothing(spanguard_tracer *t) {
     CHECK(s.spans_open == 0);
 }
 
+/* The sink path names the very file the spans arrive in. */
+static void test_sink_path(spanguard_tracer *t, const char *dir) {
+    size_t n = 0;
+    CHECK_RC(spanguard_tracer_sink_path(t, NULL, 0, &n), SPANGUARD_RESULT_BUFFER_TOO_SMALL);
+    CHECK(n > strlen(dir));
+    char small[4];
+    CHECK_RC(spanguard_tracer_sink_path(t, small, sizeof small, &n), SPANGUARD_RESULT_BUFFER_TOO_SMALL);
+    CHECK_RC(spanguard_tracer_sink_path(t, NULL, 8, &n), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_sink_path(t, small, sizeof small, NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    char path[1024];
+    size_t m = 0;
+    CHECK_RC(spanguard_tracer_sink_path(t, path, sizeof path, &m), SPANGUARD_RESULT_OK);
+    CHECK(m == n && strlen(path) == m);
+    CHECK(strncmp(path, dir, strlen(dir)) == 0);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("sink.path.probe"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        static char line[1 << 20];
+        int found = 0;
+        while (fgets(line, sizeof line, f)) found += strstr(line, "\"sink.path.probe\"") != NULL;
+        CHECK(found == 1);
+        fclose(f);
+    }
+
+    spanguard_config cfg;
+    CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
+    cfg.endpoint = "discard:";
+    cfg.install_signal_handlers = 0;
+    spanguard_tracer *remote = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &remote), SPANGUARD_RESULT_OK);
+    path[0] = 'x';
+    CHECK_RC(spanguard_tracer_sink_path(remote, path, sizeof path, &m), SPANGUARD_RESULT_OK);
+    CHECK(m == 0 && path[0] == 0);
+    spanguard_tracer_free(remote);
+}
+
 static void test_shutdown_exports_open_spans(spanguard_tracer *t) {
     spanguard_span open;
     CHECK_RC(spanguard_span_begin(t, S("still.open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
@@ -476,7 +561,9 @@ int main(int argc, char **argv) {
     test_one_span_of_everything(t);
     test_set_attributes(t, dir);
     test_begin_with_attributes(t, dir);
+    test_set_attributes_packed(t, dir);
     test_threads_lose_nothing(t);
+    test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t);
     spanguard_tracer_free(t);
     test_disabled();

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -51,6 +52,12 @@ int main(int argc, char **argv) {
     spanguard_counters c = tracer.stats();
     CHECK(c.spans_ended == 3);
     CHECK(c.spans_exported == 3);
+    // The sink path is the file those spans are in.
+    const std::string sink = tracer.sink_path();
+    CHECK(sink.rfind(dir + "/sink/cpp-test-", 0) == 0);
+    std::ifstream sink_file(sink);
+    std::string sink_text((std::istreambuf_iterator<char>(sink_file)), std::istreambuf_iterator<char>());
+    CHECK(sink_text.find("\"agent.session\"") != std::string::npos);
 
     spanguard::Span remote = tracer.start_remote("tool.remote", root_tp, SPANGUARD_KIND_SERVER, "vendor=a1, other=b2");
     CHECK(remote.traceparent().substr(0, 35) == root_tp.substr(0, 35));

@@ -1,6 +1,6 @@
 'use strict';
 // A sample AI agent traced with the Node binding. From bindings/node after
-// `make build`: SPANGUARD_SINK_DIR=/tmp/node-demo node examples/agent.js
+// `make node-addon`: SPANGUARD_SINK_DIR=/tmp/node-demo node examples/agent.js
 const { Tracer, KIND } = require('..');
 
 const tracer = new Tracer({ serviceName: 'node-demo-agent' }).installProcessHooks();

@@ -95,13 +95,50 @@ test('shutdown exports open spans; calls after it fail clearly', async () => {
   await tracer.close();
 });
 
-test('many spans, none lost', async () => {
-  const { tracer } = newTracer();
+test('many spans, none lost: each arrives in the sink once', async () => {
+  const { tracer, sink } = newTracer();
   for (let i = 0; i < 5000; i++) tracer.startSpan('work', { attributes: { i } }).end();
   assert.strictEqual(await tracer.flush(20000), true);
-  const st = tracer.stats();
-  assert.strictEqual(st.spans_exported, 5000);
-  assert.strictEqual(st.dropped_buffer_full, 0);
+  const seen = readSpans(sink).filter((s) => s.name === 'work').map((s) => Number(s.attrs.i.intValue));
+  assert.strictEqual(seen.length, 5000);
+  assert.deepStrictEqual([...new Set(seen)].sort((a, b) => a - b), Array.from({ length: 5000 }, (_, i) => i));
+  await tracer.close();
+});
+
+test('sinkPath names the file the spans arrived in', async () => {
+  const { tracer, sink } = newTracer();
+  tracer.startSpan('probe').end();
+  assert.strictEqual(await tracer.flush(10000), true);
+  const file = tracer.sinkPath();
+  assert.strictEqual(path.dirname(file), sink);
+  assert.match(fs.readFileSync(file, 'utf8'), /"probe"/);
+  const remote = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:' });
+  assert.strictEqual(remote.sinkPath(), '');
+  await remote.close();
+  await tracer.close();
+});
+
+test('attributes of every type, set one by one, at start and all at once', async () => {
+  const { tracer, sink } = newTracer();
+  const span = tracer.startSpan('typed', { attributes: { 'at.start': 'yes', n: 7 } });
+  span.setAttribute('big', 2n ** 62n).setAttribute('neg', -3).setAttribute('half', 0.5).setAttribute('t', true);
+  span.setAttributes({ many: 'x'.repeat(3000), 'utf8.key.é': 'ünïcode', obj: { toString: () => 'coerced' } });
+  span.addEvent('evt', { k: 1, s: 's', d: 1.5, b: false });
+  span.end();
+  assert.strictEqual(await tracer.flush(10000), true);
+  const [got] = readSpans(sink).filter((s) => s.name === 'typed');
+  assert.deepStrictEqual(got.attrs['at.start'], { stringValue: 'yes' });
+  assert.deepStrictEqual(got.attrs.n, { intValue: '7' });
+  assert.deepStrictEqual(got.attrs.big, { intValue: String(2n ** 62n) });
+  assert.deepStrictEqual(got.attrs.neg, { intValue: '-3' });
+  assert.deepStrictEqual(got.attrs.half, { doubleValue: 0.5 });
+  assert.deepStrictEqual(got.attrs.t, { boolValue: true });
+  assert.ok(got.attrs.many.stringValue.startsWith('xxx'), 'a long value arrives (cut at the library limit)');
+  assert.deepStrictEqual(got.attrs['utf8.key.é'], { stringValue: 'ünïcode' });
+  assert.deepStrictEqual(got.attrs.obj, { stringValue: 'coerced' });
+  const evt = got.events.find((e) => e.name === 'evt');
+  const ea = Object.fromEntries(evt.attributes.map((a) => [a.key, a.value]));
+  assert.deepStrictEqual(ea, { k: { intValue: '1' }, s: { stringValue: 's' }, d: { doubleValue: 1.5 }, b: { boolValue: false } });
   await tracer.close();
 });
 
@@ -112,10 +149,14 @@ test('the JavaScript success check agrees with the library for every code', () =
   }
 });
 
-test('a wrong library path fails loudly', () => {
-  const run = spawnSync(process.execPath, ['-e', "require('.').load('/nonexistent/libspanguard.so')"],
-    { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
-  assert.notStrictEqual(run.status, 0);
-  assert.match(run.stderr, /cannot load libspanguard/);
-  assert.match(run.stderr, /SPANGUARD_LIB/);
+test('a platform without a native build fails with a clear message', () => {
+  for (const [platform, arch] of [['darwin', 'arm64'], ['win32', 'x64'], ['linux', 'arm64']]) {
+    const pretend = `Object.defineProperty(process, 'platform', { value: '${platform}' });`
+      + `Object.defineProperty(process, 'arch', { value: '${arch}' });`;
+    const run = spawnSync(process.execPath, ['-e', `${pretend} new (require('.').Tracer)()`],
+      { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+    assert.notStrictEqual(run.status, 0);
+    assert.match(run.stderr, new RegExp(`no native build for ${platform}-${arch}`));
+    assert.match(run.stderr, /linux-x64/);
+  }
 });

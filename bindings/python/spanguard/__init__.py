@@ -38,6 +38,7 @@ _TRACEPARENT_SIZE = 56
 _RESULT_STALE_SPAN = 3
 _RESULT_SHUT_DOWN = 5
 _RESULT_TIMEOUT = 8
+_RESULT_BUFFER_TOO_SMALL = 9
 
 
 class SpanguardError(Exception):
@@ -162,6 +163,7 @@ def load_library(path: str | None = None):
             "spanguard_span_add_link": ([u64, cs, sz, ctypes.POINTER(_Attribute), sz], u32),
             "spanguard_span_set_status": ([u64, u32, cs, sz], u32),
             "spanguard_span_end": ([u64], u32),
+            "spanguard_tracer_sink_path": ([p, ctypes.c_char_p, sz, ctypes.POINTER(sz)], u32),
         }
         for name, (args, res) in sigs.items():
             fn = getattr(lib, name)
@@ -464,6 +466,16 @@ class Tracer:
         self._closed = True
         _LIVE_TRACERS.discard(self)
         _lib().spanguard_tracer_free(self._handle)
+
+    def sink_path(self) -> str:
+        """The file the local sink appends to, where spans go with no endpoint; "" with one."""
+        n = ctypes.c_size_t(0)
+        code = _lib().spanguard_tracer_sink_path(self._h(), None, 0, ctypes.byref(n))
+        if code != _RESULT_BUFFER_TOO_SMALL:
+            _check(code, "sink_path")
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_lib().spanguard_tracer_sink_path(self._h(), buf, len(buf), ctypes.byref(n)), "sink_path")
+        return buf.raw[:n.value].decode("utf-8", "surrogateescape")
 
     def stats(self) -> Stats:
         counters = _Counters()

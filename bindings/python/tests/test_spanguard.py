@@ -113,6 +113,14 @@ def test_open_spans_are_exported_at_shutdown(tracer, tmp_path):
     assert tracer.stats().spans_unended_at_shutdown == 1
 
 
+def test_sink_path_names_the_file_the_spans_arrived_in(tracer, tmp_path):
+    tracer.start_span("probe").end()
+    assert tracer.flush(10)
+    path = Path(tracer.sink_path())
+    assert path.parent == tmp_path / "sink"
+    assert '"probe"' in path.read_text()
+
+
 def test_threads_lose_nothing(tracer):
     def work():
         for i in range(500):

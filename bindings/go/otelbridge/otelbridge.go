@@ -1,0 +1,182 @@
+// Package otelbridge records the spans of an OpenTelemetry Go SDK
+// TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
+// span in spanguard when the SDK starts it, with the SDK's trace and span
+// ids, parent, flags, tracestate, start time, kind, instrumentation scope,
+// attributes and links, and adds at its end the later attributes, links,
+// events, status and the SDK's end time. A process stopped in the middle of
+// a call still exports the open span (flush it from your signal handling:
+// spanguard.Tracer.FlushOnSignals).
+//
+// Register it on a provider you make; it never sets a global one:
+//
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tracer)))
+//
+// Like the SDK's own processors it never fails the application: spans (or
+// parts of them) spanguard refuses are counted in Failures.
+package otelbridge
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// maxAttributesPerCall is what spanguard sets in one call at most.
+const maxAttributesPerCall = 48
+
+// SpanProcessor is the bridge. Safe for concurrent use, as the SDK needs.
+type SpanProcessor struct {
+	tracer   *spanguard.Tracer
+	open     sync.Map // spanKey -> openSpan
+	failures atomic.Uint64
+}
+
+type spanKey struct {
+	trace trace.TraceID
+	span  trace.SpanID
+}
+
+type openSpan struct {
+	span  spanguard.Span
+	links int // links added at start
+}
+
+var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
+
+// New returns a processor recording into tracer. Shutdown shuts tracer down.
+func New(tracer *spanguard.Tracer) *SpanProcessor { return &SpanProcessor{tracer: tracer} }
+
+// Failures counts spans, or parts of spans, that spanguard refused.
+func (p *SpanProcessor) Failures() uint64 { return p.failures.Load() }
+
+func (p *SpanProcessor) failed(err error) {
+	if err != nil {
+		p.failures.Add(1)
+	}
+}
+
+// attributes converts OpenTelemetry attributes; slices become their JSON
+// text until spanguard's C ABI carries arrays.
+func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
+	out := make([]spanguard.Attribute, 0, len(kvs))
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		switch kv.Value.Type() {
+		case attribute.BOOL:
+			out = append(out, spanguard.Bool(k, kv.Value.AsBool()))
+		case attribute.INT64:
+			out = append(out, spanguard.Int64(k, kv.Value.AsInt64()))
+		case attribute.FLOAT64:
+			out = append(out, spanguard.Float64(k, kv.Value.AsFloat64()))
+		case attribute.STRING:
+			out = append(out, spanguard.String(k, kv.Value.AsString()))
+		default:
+			text, err := json.Marshal(kv.Value.AsInterface())
+			if err != nil {
+				text = []byte(kv.Value.Emit())
+			}
+			out = append(out, spanguard.String(k, string(text)))
+		}
+	}
+	return out
+}
+
+func traceparent(sc trace.SpanContext) string {
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+}
+
+func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
+	for _, l := range links {
+		p.failed(s.AddLink(traceparent(l.SpanContext), attributes(l.Attributes)...))
+	}
+}
+
+// OnStart begins the span in spanguard.
+func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	sc, parent := s.SpanContext(), s.Parent()
+	f := spanguard.ForeignSpan{
+		Name:         s.Name(),
+		Kind:         uint32(s.SpanKind()), // numbered as in OTLP
+		TraceID:      sc.TraceID(),
+		SpanID:       sc.SpanID(),
+		TraceFlags:   byte(sc.TraceFlags()),
+		TraceState:   sc.TraceState().String(),
+		Start:        s.StartTime(),
+		ScopeName:    s.InstrumentationScope().Name,
+		ScopeVersion: s.InstrumentationScope().Version,
+		Attributes:   attributes(s.Attributes()),
+	}
+	if parent.IsValid() {
+		f.ParentSpanID, f.ParentIsRemote = parent.SpanID(), parent.IsRemote()
+	}
+	span, err := p.tracer.StartForeign(&f)
+	if err != nil {
+		p.failed(err)
+		return
+	}
+	links := s.Links()
+	p.addLinks(span, links)
+	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, openSpan{span: span, links: len(links)})
+}
+
+// OnEnd adds what the end knows and ends the span at the SDK's end time.
+func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	sc := s.SpanContext()
+	v, ok := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
+	if !ok {
+		return
+	}
+	o := v.(openSpan)
+	attrs := attributes(s.Attributes())
+	for i := 0; i < len(attrs); i += maxAttributesPerCall {
+		p.failed(o.span.SetAttributes(attrs[i:min(i+maxAttributesPerCall, len(attrs))]...))
+	}
+	if links := s.Links(); len(links) > o.links {
+		p.addLinks(o.span, links[o.links:])
+	}
+	for _, e := range s.Events() {
+		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
+	}
+	switch st := s.Status(); st.Code {
+	case codes.Error:
+		p.failed(o.span.SetStatus(spanguard.StatusError, st.Description))
+	case codes.Ok:
+		p.failed(o.span.SetStatus(spanguard.StatusOK, ""))
+	}
+	p.failed(o.span.EndAt(s.EndTime()))
+}
+
+// timeout is what is left of ctx's deadline, or def.
+func timeout(ctx context.Context, def time.Duration) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return def
+}
+
+// ForceFlush waits until every span ended so far is exported, within ctx.
+func (p *SpanProcessor) ForceFlush(ctx context.Context) error {
+	done, err := p.tracer.Flush(timeout(ctx, 30*time.Second))
+	if err == nil && !done {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// Shutdown flushes, exports spans still open (marked unended) and stops the
+// tracer.
+func (p *SpanProcessor) Shutdown(ctx context.Context) error {
+	done, err := p.tracer.Shutdown(timeout(ctx, 30*time.Second))
+	if err == nil && !done {
+		return context.DeadlineExceeded
+	}
+	return err
+}

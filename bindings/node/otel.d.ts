@@ -1,0 +1,20 @@
+import type { Tracer, TracerOptions } from './index';
+
+/**
+ * A SpanProcessor for @opentelemetry/sdk-trace-base and sdk-trace-node that
+ * records every span the SDK makes in spanguard, with the SDK's ids, times,
+ * scope, attributes, events, links and status; begun at the SDK span's start.
+ * Structurally an SDK SpanProcessor; it never sets a global provider.
+ */
+export declare class SpanguardSpanProcessor {
+  constructor(tracer?: Tracer | TracerOptions);
+  readonly tracer: Tracer;
+  /** SDK spans, or parts of them, that spanguard refused (the processor never throws). */
+  readonly failures: number;
+  onStart(span: unknown, parentContext?: unknown): void;
+  onEnd(span: unknown): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+declare const bridge: { SpanguardSpanProcessor: typeof SpanguardSpanProcessor };
+export default bridge;

@@ -1,0 +1,117 @@
+'use strict';
+/**
+ * The OpenTelemetry bridge: a SpanProcessor for @opentelemetry/sdk-trace-base
+ * and sdk-trace-node that records every span the SDK makes in spanguard, with
+ * the SDK's own trace and span ids, parent, flags, tracestate, start and end
+ * times, kind, instrumentation scope, attributes, events, links and status.
+ *
+ * Each span begins in spanguard when the SDK starts it (onStart), so a
+ * process killed in the middle of a call still exports the open span; what
+ * only the end knows (attributes set later, events, links added later,
+ * status, end time) is added at onEnd. Add it to a provider you make; it
+ * never sets a global provider:
+ *
+ *   const provider = new NodeTracerProvider({ spanProcessors: [new SpanguardSpanProcessor({ serviceName: 'agent' })] });
+ *
+ * Like the SDK's own processors it never throws into the application: a
+ * span or a part of one that spanguard refuses is counted in `failures`.
+ */
+const { Tracer } = require('./index.js');
+
+// spanguard_span_set_attributes takes at most this many at once.
+const MAX_ATTRIBUTES_PER_CALL = 48;
+
+/**
+ * OpenTelemetry attributes as spanguard takes them: an array value (which
+ * spanguard's C ABI cannot carry yet) becomes its JSON text; undefined and
+ * null values are left out, as the SDK leaves them out.
+ */
+function attributesOf(attributes) {
+  const out = {};
+  for (const [key, v] of Object.entries(attributes || {})) {
+    if (v !== undefined && v !== null) out[key] = Array.isArray(v) ? JSON.stringify(v) : v;
+  }
+  return out;
+}
+
+function traceparentOf(ctx) {
+  return `00-${ctx.traceId}-${ctx.spanId}-${((ctx.traceFlags || 0) & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+class SpanguardSpanProcessor {
+  /** @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one. */
+  constructor(tracer = {}) {
+    this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
+    // SDK span -> { span: spanguard Span, links: links added at start }.
+    this.open = new WeakMap();
+    this.failures = 0;
+  }
+
+  onStart(otelSpan) {
+    try {
+      const ctx = otelSpan.spanContext();
+      // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
+      const parent = otelSpan.parentSpanContext;
+      const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
+      const span = this.tracer.startForeignSpan(otelSpan.name, {
+        kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
+        traceId: ctx.traceId,
+        spanId: ctx.spanId,
+        parentSpanId: parent ? parent.spanId : otelSpan.parentSpanId,
+        parentIsRemote: Boolean(parent && parent.isRemote),
+        traceFlags: ctx.traceFlags,
+        traceState: ctx.traceState ? ctx.traceState.serialize() : '',
+        startTime: otelSpan.startTime,
+        scopeName: scope.name,
+        scopeVersion: scope.version,
+        attributes: attributesOf(otelSpan.attributes),
+      });
+      const links = otelSpan.links || [];
+      for (const link of links) this.link(span, link);
+      this.open.set(otelSpan, { span, links: links.length });
+    } catch (_) {
+      this.failures++;
+    }
+  }
+
+  link(span, link) {
+    try {
+      span.addLink(traceparentOf(link.context), attributesOf(link.attributes));
+    } catch (_) {
+      this.failures++;
+    }
+  }
+
+  onEnd(otelSpan) {
+    const entry = this.open.get(otelSpan);
+    if (!entry) return;
+    this.open.delete(otelSpan);
+    const { span } = entry;
+    const attempt = (fn) => {
+      try { fn(); } catch (_) { this.failures++; }
+    };
+    const attributes = Object.entries(attributesOf(otelSpan.attributes));
+    for (let i = 0; i < attributes.length; i += MAX_ATTRIBUTES_PER_CALL) {
+      attempt(() => span.setAttributes(Object.fromEntries(attributes.slice(i, i + MAX_ATTRIBUTES_PER_CALL))));
+    }
+    for (const link of (otelSpan.links || []).slice(entry.links)) this.link(span, link);
+    for (const event of otelSpan.events || []) {
+      attempt(() => span.addEvent(event.name, attributesOf(event.attributes), event.time));
+    }
+    const status = otelSpan.status || {};
+    if (status.code) attempt(() => span.setStatus(status.code, status.message || ''));
+    attempt(() => span.end(otelSpan.endTime));
+  }
+
+  /** Resolves when every span ended so far has been exported (or the flush timed out). */
+  async forceFlush() {
+    await this.tracer.flush();
+  }
+
+  /** Flushes, exports spans still open (marked unended) and stops the tracer. */
+  async shutdown() {
+    await this.tracer.shutdown();
+  }
+}
+
+module.exports = { SpanguardSpanProcessor };

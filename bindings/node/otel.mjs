@@ -1,0 +1,5 @@
+// The ES module entry point of the OpenTelemetry bridge.
+import bridge from './otel.js';
+
+export const { SpanguardSpanProcessor } = bridge;
+export default bridge;

@@ -1,0 +1,879 @@
+/* The Node.js addon: N-API entry points over spanguard.h, one per C call,
+ * converting JavaScript values and nothing more (index.js is the API).
+ *
+ * Why an addon and not koffi: a koffi call costs several hundred
+ * nanoseconds, N-API tens (bench/node, `make bench`).
+ *
+ * Conventions. A span handle (uint64) crosses as two uint32 numbers (hi,
+ * lo), since a JS number holds 53 bits. Hot calls return the spanguard
+ * result code as a number; `begin*` write the new handle into the
+ * Uint32Array given to `init`, so they allocate no JS object. Times cross
+ * as (seconds, nanoseconds), OpenTelemetry's HrTime. Attribute lists cross
+ * as two arrays, keys and values; a value's type follows from typeof
+ * (integral numbers and BigInts are ints).
+ *
+ * Thread-safety: everything runs on the JS thread of its environment
+ * except flush and shutdown, whose blocking C call runs on libuv's pool. */
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spanguard.h"
+
+/* Per environment (each worker thread loads the addon anew). */
+typedef struct {
+    uint32_t *out; /* [hi, lo] of the last span begun */
+    napi_ref out_ref;
+} addon_state;
+
+#define CALL(env, expr)                                                      \
+    do {                                                                     \
+        if ((expr) != napi_ok) return throw_last(env, #expr);               \
+    } while (0)
+
+static napi_value throw_last(napi_env env, const char *what) {
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "spanguard addon: %s: %s", what,
+                 info && info->error_message ? info->error_message : "N-API call failed");
+        napi_throw_error(env, NULL, msg);
+    }
+    return NULL;
+}
+
+static napi_value number(napi_env env, double v) {
+    napi_value out = NULL;
+    napi_create_double(env, v, &out);
+    return out;
+}
+
+static napi_value code_value(napi_env env, spanguard_result rc) {
+    napi_value out = NULL;
+    napi_create_uint32(env, (uint32_t)rc, &out);
+    return out;
+}
+
+/* ---- strings ---------------------------------------------------------- */
+
+/* Text of one call: small strings live on the stack; a longer one gets its
+ * own heap block, freed by text_free. */
+#define TEXT_STACK 4096
+#define TEXT_MAX_HEAP 64
+typedef struct {
+    char stack[TEXT_STACK];
+    size_t used;
+    char *heap[TEXT_MAX_HEAP];
+    size_t n_heap;
+} text_arena;
+
+static void text_init(text_arena *a) {
+    a->used = 0;
+    a->n_heap = 0;
+}
+
+static void text_free(text_arena *a) {
+    for (size_t i = 0; i < a->n_heap; i++) free(a->heap[i]);
+    a->n_heap = 0;
+}
+
+/* The UTF-8 bytes of string `v` (a non-string is converted with String()),
+ * kept until text_free. NULL with a JS exception pending on failure. */
+static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok) return NULL;
+    if (t != napi_string && napi_coerce_to_string(env, v, &v) != napi_ok) return NULL;
+    size_t room = TEXT_STACK - a->used;
+    if (room > 1) {
+        /* Written whole when it fits; napi always NUL-terminates, so a copy
+         * of room - 1 bytes may have been cut: then ask the real length. */
+        char *dst = a->stack + a->used;
+        if (napi_get_value_string_utf8(env, v, dst, room, len) != napi_ok) return NULL;
+        if (*len < room - 1) {
+            a->used += *len + 1;
+            return dst;
+        }
+    }
+    if (a->n_heap == TEXT_MAX_HEAP) {
+        napi_throw_range_error(env, NULL, "spanguard: too many long strings in one call");
+        return NULL;
+    }
+    if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) return NULL;
+    char *p = malloc(*len + 1);
+    if (!p) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    a->heap[a->n_heap++] = p;
+    if (napi_get_value_string_utf8(env, v, p, *len + 1, len) != napi_ok) return NULL;
+    return p;
+}
+
+/* ---- arguments -------------------------------------------------------- */
+
+#define MAX_ARGS 16
+typedef struct {
+    size_t argc;
+    napi_value argv[MAX_ARGS];
+    addon_state *state;
+} args;
+
+static bool get_args(napi_env env, napi_callback_info info, args *a, size_t want) {
+    a->argc = MAX_ARGS;
+    if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, (void **)&a->state) != napi_ok) return false;
+    if (a->argc < want) {
+        napi_throw_type_error(env, NULL, "spanguard addon: too few arguments");
+        return false;
+    }
+    return true;
+}
+
+static bool u32_arg(napi_env env, napi_value v, uint32_t *out) {
+    return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
+static bool span_arg(napi_env env, const args *a, size_t i, spanguard_span *out) {
+    uint32_t hi = 0, lo = 0;
+    if (!u32_arg(env, a->argv[i], &hi) || !u32_arg(env, a->argv[i + 1], &lo)) return false;
+    *out = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+static bool tracer_arg(napi_env env, napi_value v, spanguard_tracer **out) {
+    return napi_get_value_external(env, v, (void **)out) == napi_ok;
+}
+
+/* (seconds, nanoseconds) to Unix nanoseconds; 0 stays 0 ("now"). */
+static bool time_arg(napi_env env, const args *a, size_t i, uint64_t *out) {
+    double s = 0, ns = 0;
+    if (napi_get_value_double(env, a->argv[i], &s) != napi_ok) return false;
+    if (napi_get_value_double(env, a->argv[i + 1], &ns) != napi_ok) return false;
+    if (s < 0 || ns < 0) s = ns = 0;
+    *out = (uint64_t)s * 1000000000ull + (uint64_t)ns;
+    return true;
+}
+
+static void write_handle(const args *a, spanguard_span s) {
+    a->state->out[0] = (uint32_t)(s >> 32);
+    a->state->out[1] = (uint32_t)s;
+}
+
+/* ---- attribute lists -------------------------------------------------- */
+
+#define ATTRS_STACK 64
+typedef struct {
+    spanguard_attribute stack[ATTRS_STACK];
+    spanguard_attribute *items;
+    size_t n;
+    text_arena text;
+} attr_list;
+
+static void attrs_init(attr_list *l) {
+    l->items = l->stack;
+    l->n = 0;
+    text_init(&l->text);
+}
+
+static void attrs_free(attr_list *l) {
+    if (l->items && l->items != l->stack) free(l->items);
+    l->items = NULL;
+    text_free(&l->text);
+}
+
+/* One value into `at`; false with an exception pending. */
+static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok) return false;
+    if (t == napi_boolean) {
+        at->type_ = SPANGUARD_VALUE_BOOL;
+        return napi_get_value_bool(env, v, &at->bool_value) == napi_ok;
+    }
+    if (t == napi_bigint) {
+        bool lossless;
+        at->type_ = SPANGUARD_VALUE_INT;
+        return napi_get_value_bigint_int64(env, v, &at->int_value, &lossless) == napi_ok;
+    }
+    if (t == napi_number) {
+        double d;
+        if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+        /* Number.isInteger within int64: an int, as index.js decides. */
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d) {
+            at->type_ = SPANGUARD_VALUE_INT;
+            at->int_value = (int64_t)d;
+        } else {
+            at->type_ = SPANGUARD_VALUE_DOUBLE;
+            at->double_value = d;
+        }
+        return true;
+    }
+    at->type_ = SPANGUARD_VALUE_STRING;
+    at->string_value = text_of(env, &l->text, v, &at->string_len);
+    return at->string_value != NULL;
+}
+
+/* Reads arrays `keys` and `values` (same length) into `l`, made by
+ * attrs_init; attrs_free releases it whatever happened. */
+static bool attrs_read(napi_env env, napi_value keys, napi_value values, attr_list *l) {
+    napi_valuetype t;
+    if (napi_typeof(env, keys, &t) != napi_ok) return false;
+    if (t == napi_undefined || t == napi_null) return true;
+    uint32_t n = 0, nv = 0;
+    if (napi_get_array_length(env, keys, &n) != napi_ok) return false;
+    if (napi_get_array_length(env, values, &nv) != napi_ok) return false;
+    if (n != nv) {
+        napi_throw_type_error(env, NULL, "spanguard addon: keys and values differ in length");
+        return false;
+    }
+    if (n > ATTRS_STACK) {
+        l->items = calloc(n, sizeof *l->items);
+        if (!l->items) {
+            napi_throw_error(env, NULL, "spanguard: out of memory");
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        spanguard_attribute *at = &l->items[i];
+        memset(at, 0, sizeof *at);
+        napi_value k, v;
+        if (napi_get_element(env, keys, i, &k) != napi_ok) return false;
+        if (napi_get_element(env, values, i, &v) != napi_ok) return false;
+        at->key = text_of(env, &l->text, k, &at->key_len);
+        if (!at->key || !attr_value(env, l, v, at)) return false;
+        l->n++;
+    }
+    return true;
+}
+
+/* ---- the hot path ----------------------------------------------------- */
+
+/* begin(tracer, name, parentHi, parentLo, kind) -> code; handle in out[] */
+static napi_value js_begin(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 5)) return NULL;
+    spanguard_tracer *t;
+    spanguard_span parent, s = SPANGUARD_SPAN_NONE;
+    uint32_t kind;
+    if (!tracer_arg(env, a.argv[0], &t) || !span_arg(env, &a, 2, &parent) || !u32_arg(env, a.argv[4], &kind))
+        return throw_last(env, "begin");
+    text_arena text;
+    text_init(&text);
+    size_t nl;
+    const char *name = text_of(env, &text, a.argv[1], &nl);
+    if (!name) {
+        text_free(&text);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_begin(t, name, nl, parent, kind, &s);
+    text_free(&text);
+    write_handle(&a, s);
+    return code_value(env, rc);
+}
+
+/* beginWithAttributes(tracer, name, parentHi, parentLo, kind, keys, values) */
+static napi_value js_begin_with_attributes(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 7)) return NULL;
+    spanguard_tracer *t;
+    spanguard_span parent, s = SPANGUARD_SPAN_NONE;
+    uint32_t kind;
+    if (!tracer_arg(env, a.argv[0], &t) || !span_arg(env, &a, 2, &parent) || !u32_arg(env, a.argv[4], &kind))
+        return throw_last(env, "beginWithAttributes");
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t nl;
+    const char *name = text_of(env, &text, a.argv[1], &nl);
+    if (!name || !attrs_read(env, a.argv[5], a.argv[6], &l)) {
+        text_free(&text);
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_begin_with_attributes(t, name, nl, parent, kind, l.items, l.n, &s);
+    text_free(&text);
+    attrs_free(&l);
+    write_handle(&a, s);
+    return code_value(env, rc);
+}
+
+/* beginRemote(tracer, name, traceparent, kind) */
+static napi_value js_begin_remote(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_tracer *t;
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    uint32_t kind;
+    if (!tracer_arg(env, a.argv[0], &t) || !u32_arg(env, a.argv[3], &kind)) return throw_last(env, "beginRemote");
+    text_arena text;
+    text_init(&text);
+    size_t nl, tl;
+    const char *name = text_of(env, &text, a.argv[1], &nl);
+    const char *tp = name ? text_of(env, &text, a.argv[2], &tl) : NULL;
+    if (!tp) {
+        text_free(&text);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_begin_remote(t, name, nl, tp, tl, kind, &s);
+    text_free(&text);
+    write_handle(&a, s);
+    return code_value(env, rc);
+}
+
+/* `hex` (2 * n digits) as n bytes; false when it is not that. */
+static bool hex_bytes(const char *hex, size_t len, uint8_t *out, size_t n) {
+    if (len != 2 * n) return false;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0) return false;
+        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+    }
+    return true;
+}
+
+/* beginEx(tracer, name, kind, traceId, spanId, parentSpanId, traceFlags,
+ *         parentIsRemote, tracestate, startSeconds, startNanoseconds,
+ *         scopeName, scopeVersion, keys, values) -> code; handle in out[].
+ * A span whose ids an OpenTelemetry SDK chose (hex text; parentSpanId ''
+ * for a root): spanguard_span_begin_ex with explicit ids. */
+static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 15)) return NULL;
+    spanguard_tracer *t;
+    uint32_t kind, trace_flags;
+    bool remote;
+    uint64_t start;
+    if (!tracer_arg(env, a.argv[0], &t) || !u32_arg(env, a.argv[2], &kind) ||
+        !u32_arg(env, a.argv[6], &trace_flags) || napi_get_value_bool(env, a.argv[7], &remote) != napi_ok ||
+        !time_arg(env, &a, 9, &start))
+        return throw_last(env, "beginEx");
+    spanguard_span_options o;
+    spanguard_span_options_init(&o);
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t tl, sl, pl;
+    uint8_t trace_id[16], span_id[8], parent_id[8];
+    const char *tid = NULL, *sid = NULL, *pid = NULL;
+    bool ok = (o.name = text_of(env, &text, a.argv[1], &o.name_len)) &&
+              (tid = text_of(env, &text, a.argv[3], &tl)) && (sid = text_of(env, &text, a.argv[4], &sl)) &&
+              (pid = text_of(env, &text, a.argv[5], &pl)) &&
+              (o.tracestate = text_of(env, &text, a.argv[8], &o.tracestate_len)) &&
+              (o.scope_name = text_of(env, &text, a.argv[11], &o.scope_name_len)) &&
+              (o.scope_version = text_of(env, &text, a.argv[12], &o.scope_version_len)) &&
+              attrs_read(env, a.argv[13], a.argv[14], &l);
+    spanguard_result rc = SPANGUARD_RESULT_INVALID_ARGUMENT;
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    if (ok && hex_bytes(tid, tl, trace_id, 16) && hex_bytes(sid, sl, span_id, 8) &&
+        (pl == 0 || hex_bytes(pid, pl, parent_id, 8))) {
+        o.kind = kind;
+        o.trace_id = trace_id;
+        o.span_id = span_id;
+        o.parent_span_id = pl ? parent_id : NULL;
+        o.trace_flags = trace_flags;
+        o.flags = remote && pl ? SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE : 0;
+        o.start_time_unix_ns = start;
+        o.attributes = l.n ? l.items : NULL;
+        o.attribute_count = l.n;
+        rc = spanguard_span_begin_ex(t, &o, &s);
+    }
+    text_free(&text);
+    attrs_free(&l);
+    if (!ok) return NULL;
+    write_handle(&a, s);
+    return code_value(env, rc);
+}
+
+/* The body of setString, setInt, setDouble and setBool (hi, lo, key,
+ * value): the value read as `type` says. */
+static napi_value set_one(napi_env env, napi_callback_info info, uint32_t type) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "set");
+    text_arena text;
+    text_init(&text);
+    spanguard_attribute at;
+    memset(&at, 0, sizeof at);
+    at.type_ = type;
+    napi_valuetype t = napi_undefined;
+    bool ok = (at.key = text_of(env, &text, a.argv[2], &at.key_len)) != NULL;
+    if (ok && type == SPANGUARD_VALUE_STRING) {
+        ok = (at.string_value = text_of(env, &text, a.argv[3], &at.string_len)) != NULL;
+    } else if (ok && type == SPANGUARD_VALUE_INT) {
+        bool lossless;
+        ok = napi_typeof(env, a.argv[3], &t) == napi_ok &&
+             (t == napi_bigint ? napi_get_value_bigint_int64(env, a.argv[3], &at.int_value, &lossless)
+                               : napi_get_value_int64(env, a.argv[3], &at.int_value)) == napi_ok;
+    } else if (ok && type == SPANGUARD_VALUE_DOUBLE) {
+        ok = napi_get_value_double(env, a.argv[3], &at.double_value) == napi_ok;
+    } else if (ok) {
+        ok = napi_get_value_bool(env, a.argv[3], &at.bool_value) == napi_ok;
+    }
+    if (!ok) {
+        text_free(&text);
+        return throw_last(env, "set");
+    }
+    spanguard_result rc;
+    switch (type) {
+        case SPANGUARD_VALUE_STRING: rc = spanguard_span_set_string(s, at.key, at.key_len, at.string_value, at.string_len); break;
+        case SPANGUARD_VALUE_INT: rc = spanguard_span_set_int(s, at.key, at.key_len, at.int_value); break;
+        case SPANGUARD_VALUE_DOUBLE: rc = spanguard_span_set_double(s, at.key, at.key_len, at.double_value); break;
+        default: rc = spanguard_span_set_bool(s, at.key, at.key_len, at.bool_value); break;
+    }
+    text_free(&text);
+    return code_value(env, rc);
+}
+
+static napi_value js_set_string(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_STRING); }
+/* A number or a BigInt. */
+static napi_value js_set_int(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_INT); }
+static napi_value js_set_double(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_DOUBLE); }
+static napi_value js_set_bool(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_BOOL); }
+
+/* setAttributes(hi, lo, keys, values): several in one crossing */
+static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "setAttributes");
+    attr_list l;
+    attrs_init(&l);
+    if (!attrs_read(env, a.argv[2], a.argv[3], &l)) {
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_set_attributes(s, l.items, l.n);
+    attrs_free(&l);
+    return code_value(env, rc);
+}
+
+/* end(hi, lo) */
+static napi_value js_end(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 2)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "end");
+    return code_value(env, spanguard_span_end(s));
+}
+
+/* endAt(hi, lo, seconds, nanoseconds) */
+static napi_value js_end_at(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    uint64_t when;
+    if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "endAt");
+    return code_value(env, spanguard_span_end_at(s, when));
+}
+
+/* ---- the rest of a span ----------------------------------------------- */
+
+/* setStartTime(hi, lo, seconds, nanoseconds) */
+static napi_value js_set_start_time(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    uint64_t when;
+    if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "setStartTime");
+    return code_value(env, spanguard_span_set_start_time(s, when));
+}
+
+/* addEvent(hi, lo, name, seconds, nanoseconds, keys, values) */
+static napi_value js_add_event(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 7)) return NULL;
+    spanguard_span s;
+    uint64_t when;
+    if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 3, &when)) return throw_last(env, "addEvent");
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t nl;
+    const char *name = text_of(env, &text, a.argv[2], &nl);
+    if (!name || !attrs_read(env, a.argv[5], a.argv[6], &l)) {
+        text_free(&text);
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_add_event(s, name, nl, when, l.n ? l.items : NULL, l.n);
+    text_free(&text);
+    attrs_free(&l);
+    return code_value(env, rc);
+}
+
+/* addLink(hi, lo, traceparent, keys, values) */
+static napi_value js_add_link(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 5)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "addLink");
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t tl;
+    const char *tp = text_of(env, &text, a.argv[2], &tl);
+    if (!tp || !attrs_read(env, a.argv[3], a.argv[4], &l)) {
+        text_free(&text);
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_add_link(s, tp, tl, l.n ? l.items : NULL, l.n);
+    text_free(&text);
+    attrs_free(&l);
+    return code_value(env, rc);
+}
+
+/* setStatus(hi, lo, code, message) */
+static napi_value js_set_status(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    uint32_t code;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[2], &code)) return throw_last(env, "setStatus");
+    text_arena text;
+    text_init(&text);
+    size_t ml;
+    const char *m = text_of(env, &text, a.argv[3], &ml);
+    if (!m) {
+        text_free(&text);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_set_status(s, code, m, ml);
+    text_free(&text);
+    return code_value(env, rc);
+}
+
+/* traceparent(hi, lo) -> string, or the result code (a number) on failure */
+static napi_value js_traceparent(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 2)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "traceparent");
+    char buf[SPANGUARD_TRACEPARENT_SIZE];
+    spanguard_result rc = spanguard_span_traceparent(s, buf, sizeof buf);
+    if (!spanguard_result_is_ok(rc)) return code_value(env, rc);
+    napi_value out;
+    CALL(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &out));
+    return out;
+}
+
+/* ---- tracers ---------------------------------------------------------- */
+
+/* Reads option `name` of `obj` into a config field: a string (copied into
+ * `text`, NUL-terminated) or a number. Absent or undefined: untouched. */
+static bool cfg_string(napi_env env, napi_value obj, const char *name, text_arena *text, const char **field) {
+    napi_value v;
+    napi_valuetype t;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+    if (t == napi_undefined || t == napi_null) return true;
+    size_t len;
+    *field = text_of(env, text, v, &len);
+    return *field != NULL;
+}
+
+static bool cfg_u32(napi_env env, napi_value obj, const char *name, uint32_t *field) {
+    napi_value v;
+    napi_valuetype t;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+    if (t == napi_undefined || t == napi_null) return true;
+    if (t == napi_boolean) {
+        bool b;
+        if (napi_get_value_bool(env, v, &b) != napi_ok) return false;
+        *field = b;
+        return true;
+    }
+    return napi_get_value_uint32(env, v, field) == napi_ok;
+}
+
+/* tracerNew(config, fromEnv) -> [code, tracer?]. `config` uses the C field
+ * names; index.js maps its options onto them. */
+static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 2)) return NULL;
+    bool from_env;
+    CALL(env, napi_get_value_bool(env, a.argv[1], &from_env));
+    spanguard_config cfg;
+    spanguard_config_init(&cfg, sizeof cfg);
+    text_arena text;
+    text_init(&text);
+    napi_value o = a.argv[0];
+    bool ok = cfg_string(env, o, "service_name", &text, &cfg.service_name) &&
+              cfg_string(env, o, "resource_attributes", &text, &cfg.resource_attributes) &&
+              cfg_string(env, o, "endpoint", &text, &cfg.endpoint) &&
+              cfg_string(env, o, "headers", &text, &cfg.headers) &&
+              cfg_string(env, o, "sink_dir", &text, &cfg.sink_dir) &&
+              cfg_string(env, o, "spool_dir", &text, &cfg.spool_dir) &&
+              cfg_u32(env, o, "protocol", &cfg.protocol) && cfg_u32(env, o, "compression", &cfg.compression) &&
+              cfg_u32(env, o, "full_policy", &cfg.full_policy) &&
+              cfg_u32(env, o, "request_timeout_ms", &cfg.request_timeout_ms) &&
+              cfg_u32(env, o, "schedule_delay_ms", &cfg.schedule_delay_ms) &&
+              cfg_u32(env, o, "max_queue_size", &cfg.max_queue_size) &&
+              cfg_u32(env, o, "max_export_batch_size", &cfg.max_export_batch_size) &&
+              cfg_u32(env, o, "export_timeout_ms", &cfg.export_timeout_ms) &&
+              cfg_u32(env, o, "max_open_spans", &cfg.max_open_spans) &&
+              cfg_u32(env, o, "full_wait_ms", &cfg.full_wait_ms) &&
+              cfg_u32(env, o, "install_signal_handlers", &cfg.install_signal_handlers) &&
+              cfg_u32(env, o, "flight_recorder", &cfg.flight_recorder) &&
+              cfg_u32(env, o, "spool_max_mib", &cfg.spool_max_mib) &&
+              cfg_u32(env, o, "signal_flush_timeout_ms", &cfg.signal_flush_timeout_ms) &&
+              cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent);
+    if (!ok) {
+        text_free(&text);
+        return throw_last(env, "tracerNew: config");
+    }
+    spanguard_tracer *t = NULL;
+    spanguard_result rc = from_env ? spanguard_tracer_new_from_env(&cfg, &t) : spanguard_tracer_new(&cfg, &t);
+    text_free(&text);
+    napi_value out, ext;
+    CALL(env, napi_create_array_with_length(env, 2, &out));
+    CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
+    if (rc == SPANGUARD_RESULT_OK) {
+        /* No finalizer: freeing shuts down and may block for seconds, so it
+         * is close()'s job; a tracer never closed is shut down at exit. */
+        CALL(env, napi_create_external(env, t, NULL, NULL, &ext));
+        CALL(env, napi_set_element(env, out, 1, ext));
+    }
+    return out;
+}
+
+/* tracerFree(tracer): call once, after shutdown. */
+static napi_value js_tracer_free(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "tracerFree");
+    spanguard_tracer_free(t);
+    return NULL;
+}
+
+/* flush and shutdown block: they run on libuv's pool and settle a Promise
+ * with the result code. */
+typedef struct {
+    napi_async_work work;
+    napi_deferred deferred;
+    spanguard_tracer *tracer;
+    uint32_t timeout_ms;
+    bool shutdown;
+    spanguard_result rc;
+} blocking_call;
+
+static void blocking_execute(napi_env env, void *data) {
+    (void)env;
+    blocking_call *c = data;
+    c->rc = c->shutdown ? spanguard_shutdown(c->tracer, c->timeout_ms) : spanguard_flush(c->tracer, c->timeout_ms);
+}
+
+static void blocking_complete(napi_env env, napi_status status, void *data) {
+    blocking_call *c = data;
+    if (status == napi_ok) {
+        napi_resolve_deferred(env, c->deferred, code_value(env, c->rc));
+    } else {
+        napi_value msg, err;
+        napi_create_string_utf8(env, "spanguard: the flush was cancelled", NAPI_AUTO_LENGTH, &msg);
+        napi_create_error(env, NULL, msg, &err);
+        napi_reject_deferred(env, c->deferred, err);
+    }
+    napi_delete_async_work(env, c->work);
+    free(c);
+}
+
+static napi_value start_blocking(napi_env env, napi_callback_info info, bool shutdown) {
+    args a;
+    if (!get_args(env, info, &a, 2)) return NULL;
+    blocking_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    c->shutdown = shutdown;
+    napi_value promise, name;
+    if (!tracer_arg(env, a.argv[0], &c->tracer) || !u32_arg(env, a.argv[1], &c->timeout_ms) ||
+        napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+        napi_create_string_utf8(env, shutdown ? "spanguard.shutdown" : "spanguard.flush", NAPI_AUTO_LENGTH,
+                                &name) != napi_ok ||
+        napi_create_async_work(env, NULL, name, blocking_execute, blocking_complete, c, &c->work) != napi_ok) {
+        free(c);
+        return throw_last(env, shutdown ? "shutdown" : "flush");
+    }
+    if (napi_queue_async_work(env, c->work) != napi_ok) {
+        napi_delete_async_work(env, c->work);
+        free(c);
+        return throw_last(env, "queue");
+    }
+    return promise;
+}
+
+static napi_value js_flush(napi_env env, napi_callback_info info) { return start_blocking(env, info, false); }
+static napi_value js_shutdown(napi_env env, napi_callback_info info) { return start_blocking(env, info, true); }
+
+/* stats(tracer) -> [code, {counter: number}] */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "stats");
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    spanguard_result rc = spanguard_stats(t, &c);
+    napi_value out, obj;
+    CALL(env, napi_create_array_with_length(env, 2, &out));
+    CALL(env, napi_create_object(env, &obj));
+#define COUNTER(f) CALL(env, napi_set_named_property(env, obj, #f, number(env, (double)c.f)))
+    COUNTER(spans_begun);
+    COUNTER(spans_ended);
+    COUNTER(spans_exported);
+    COUNTER(queue_depth);
+    COUNTER(spans_open);
+    COUNTER(dropped_buffer_full);
+    COUNTER(dropped_export_failed);
+    COUNTER(dropped_rejected);
+    COUNTER(dropped_spool_overflow);
+    COUNTER(spans_unended_at_shutdown);
+    COUNTER(batches_sent);
+    COUNTER(batches_failed);
+    COUNTER(bytes_sent);
+    COUNTER(retries);
+    COUNTER(attributes_dropped);
+    COUNTER(events_dropped);
+    COUNTER(links_dropped);
+    COUNTER(values_truncated);
+    COUNTER(utf8_replaced);
+    COUNTER(spooled_batches);
+    COUNTER(spooled_spans);
+    COUNTER(replayed_batches);
+    COUNTER(replayed_spans);
+    COUNTER(spool_bytes);
+    COUNTER(recovered_spans);
+    COUNTER(exporter_throttled_ns);
+#undef COUNTER
+    CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
+    CALL(env, napi_set_element(env, out, 1, obj));
+    return out;
+}
+
+/* sinkPath(tracer) -> string ("" with an endpoint), or a result code */
+static napi_value js_sink_path(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "sinkPath");
+    size_t n = 0;
+    spanguard_result rc = spanguard_tracer_sink_path(t, NULL, 0, &n);
+    if (rc != SPANGUARD_RESULT_BUFFER_TOO_SMALL) return code_value(env, rc);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    rc = spanguard_tracer_sink_path(t, buf, n + 1, &n);
+    napi_value out = NULL;
+    if (rc == SPANGUARD_RESULT_OK) napi_create_string_utf8(env, buf, n, &out);
+    free(buf);
+    return out ? out : code_value(env, rc);
+}
+
+/* ---- codes and version ------------------------------------------------ */
+
+static napi_value js_strerror(napi_env env, napi_callback_info info) {
+    args a;
+    uint32_t code;
+    if (!get_args(env, info, &a, 1) || !u32_arg(env, a.argv[0], &code)) return throw_last(env, "strerror");
+    napi_value out;
+    CALL(env, napi_create_string_utf8(env, spanguard_strerror(code), NAPI_AUTO_LENGTH, &out));
+    return out;
+}
+
+static napi_value js_is_ok(napi_env env, napi_callback_info info) {
+    args a;
+    uint32_t code;
+    if (!get_args(env, info, &a, 1) || !u32_arg(env, a.argv[0], &code)) return throw_last(env, "isOk");
+    napi_value out;
+    CALL(env, napi_get_boolean(env, spanguard_result_is_ok(code), &out));
+    return out;
+}
+
+static napi_value js_version(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value out;
+    CALL(env, napi_create_string_utf8(env, spanguard_version(), NAPI_AUTO_LENGTH, &out));
+    return out;
+}
+
+/* init(Uint32Array(2)): where begin* write the handle. */
+static napi_value js_init(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    CALL(env, napi_get_typedarray_info(env, a.argv[0], &type, &length, &data, NULL, NULL));
+    if (type != napi_uint32_array || length < 2) {
+        napi_throw_type_error(env, NULL, "spanguard addon: init wants a Uint32Array(2)");
+        return NULL;
+    }
+    if (a.state->out_ref) napi_delete_reference(env, a.state->out_ref);
+    /* The reference keeps the array, and so its memory, alive. */
+    CALL(env, napi_create_reference(env, a.argv[0], 1, &a.state->out_ref));
+    a.state->out = data;
+    return NULL;
+}
+
+static void state_finalize(napi_env env, void *data, void *hint) {
+    (void)hint;
+    addon_state *state = data;
+    if (state->out_ref) napi_delete_reference(env, state->out_ref);
+    free(state);
+}
+
+NAPI_MODULE_INIT() {
+    addon_state *state = calloc(1, sizeof *state);
+    if (!state) return NULL;
+    static uint32_t no_out[2];
+    state->out = no_out;
+    if (napi_set_instance_data(env, state, state_finalize, NULL) != napi_ok) {
+        free(state);
+        return NULL;
+    }
+#define FN(js, c) {js, NULL, c, NULL, NULL, NULL, napi_default, state}
+    napi_property_descriptor fns[] = {
+        FN("init", js_init),
+        FN("version", js_version),
+        FN("strerror", js_strerror),
+        FN("isOk", js_is_ok),
+        FN("tracerNew", js_tracer_new),
+        FN("tracerFree", js_tracer_free),
+        FN("flush", js_flush),
+        FN("shutdown", js_shutdown),
+        FN("stats", js_stats),
+        FN("sinkPath", js_sink_path),
+        FN("begin", js_begin),
+        FN("beginWithAttributes", js_begin_with_attributes),
+        FN("beginRemote", js_begin_remote),
+        FN("beginEx", js_begin_ex),
+        FN("setString", js_set_string),
+        FN("setInt", js_set_int),
+        FN("setDouble", js_set_double),
+        FN("setBool", js_set_bool),
+        FN("setAttributes", js_set_attributes),
+        FN("setStartTime", js_set_start_time),
+        FN("addEvent", js_add_event),
+        FN("addLink", js_add_link),
+        FN("setStatus", js_set_status),
+        FN("traceparent", js_traceparent),
+        FN("end", js_end),
+        FN("endAt", js_end_at),
+    };
+#undef FN
+    if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+    return exports;
+}

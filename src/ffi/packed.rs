@@ -1,0 +1,185 @@
+//! Attributes packed into one flat buffer: for bindings that cannot pass an
+//! array of `spanguard_attribute` (cgo forbids Go memory that holds Go
+//! pointers, such as a key's bytes, from crossing into C), so that setting
+//! several attributes stays one crossing instead of one per attribute.
+
+use super::boundary::ffi_boundary;
+use super::result::spanguard_result;
+use super::span::{notice_or_error, with_span};
+use super::types::*;
+use crate::tracer::AttrInput;
+
+/// Reads a little-endian integer of `N` bytes at `*at`, advancing it.
+#[inline]
+fn take<const N: usize>(buf: &[u8], at: &mut usize) -> Option<[u8; N]> {
+    let bytes = buf.get(*at..at.checked_add(N)?)?;
+    *at += N;
+    bytes.try_into().ok()
+}
+
+#[inline]
+fn take_text<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let len = u32::from_le_bytes(take::<4>(buf, at)?) as usize;
+    let text = buf.get(*at..at.checked_add(len)?)?;
+    *at += len;
+    Some(text)
+}
+
+/// The attributes of a packed buffer, on the stack, or the result that
+/// rejects the buffer.
+fn with_packed(
+    buf: &[u8],
+    f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
+) -> spanguard_result {
+    const MAX: usize = crate::span::limits::MAX_ATTRIBUTES;
+    let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
+        [const { std::mem::MaybeUninit::uninit() }; MAX];
+    let mut n = 0;
+    let mut at = 0;
+    while at < buf.len() {
+        if n == MAX {
+            return spanguard_result::LimitReached;
+        }
+        let Some(parsed) = (|| {
+            let [kind] = take::<1>(buf, &mut at)?;
+            let key = take_text(buf, &mut at)?;
+            let value = match kind as u32 {
+                SPANGUARD_VALUE_STRING => AttrInput::Str(take_text(buf, &mut at)?),
+                SPANGUARD_VALUE_INT => AttrInput::Int(i64::from_le_bytes(take(buf, &mut at)?)),
+                SPANGUARD_VALUE_DOUBLE => {
+                    AttrInput::Double(f64::from_le_bytes(take(buf, &mut at)?))
+                }
+                SPANGUARD_VALUE_BOOL => AttrInput::Bool(take::<1>(buf, &mut at)?[0] != 0),
+                _ => return None,
+            };
+            Some((key, value))
+        })() else {
+            return spanguard_result::InvalidArgument;
+        };
+        items[n].write(parsed);
+        n += 1;
+    }
+    // SAFETY: the loop initialised the first n entries, and MaybeUninit<T>
+    // has T's layout.
+    let items =
+        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<(&[u8], AttrInput)>(), n) };
+    f(items)
+}
+
+/// `spanguard_span_set_attributes` with the attributes packed into `len`
+/// bytes at `buf`, one after another, each as: its type
+/// (`SPANGUARD_VALUE_*`, one byte), the key's length (uint32
+/// little-endian) and bytes, then the value: an int64 or a double as 8
+/// bytes little-endian, a bool as one byte (0 or 1), a string as its
+/// length (uint32 little-endian) and bytes. A buffer that does not parse
+/// to its end (an unknown type, a length past the end) is
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` and sets nothing; more than
+/// `SPANGUARD_MAX_ATTRIBUTES` attributes is `SPANGUARD_RESULT_LIMIT_REACHED`
+/// and sets nothing. Thread-safe; no allocation, lock or system call once
+/// the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_attributes_packed(
+    span: spanguard_span,
+    buf: *const u8,
+    len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        if buf.is_null() && len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        let buf = if len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: buf is valid for len bytes, as the contract says.
+            unsafe { std::slice::from_raw_parts(buf, len) }
+        };
+        with_packed(buf, |items| {
+            with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(buf: &mut Vec<u8>, kind: u32, key: &str, value: &[u8]) {
+        buf.push(kind as u8);
+        buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(value);
+    }
+
+    fn text(s: &str) -> Vec<u8> {
+        let mut v = (s.len() as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(s.as_bytes());
+        v
+    }
+
+    fn parsed(buf: &[u8]) -> Result<Vec<(Vec<u8>, String)>, spanguard_result> {
+        let mut out = Err(spanguard_result::Ok);
+        let rc = with_packed(buf, |items| {
+            out = Ok(items
+                .iter()
+                .map(|(k, v)| (k.to_vec(), format!("{v:?}")))
+                .collect());
+            spanguard_result::Ok
+        });
+        if rc != spanguard_result::Ok {
+            return Err(rc);
+        }
+        out
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let mut buf = Vec::new();
+        attr(&mut buf, SPANGUARD_VALUE_INT, "n", &(-812i64).to_le_bytes());
+        attr(&mut buf, SPANGUARD_VALUE_STRING, "model", &text("gpt-4o"));
+        attr(&mut buf, SPANGUARD_VALUE_BOOL, "stream", &[1]);
+        attr(
+            &mut buf,
+            SPANGUARD_VALUE_DOUBLE,
+            "t",
+            &0.25f64.to_le_bytes(),
+        );
+        attr(&mut buf, SPANGUARD_VALUE_STRING, "", &text(""));
+        let got = parsed(&buf).expect("parses");
+        let keys: Vec<_> = got.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"n"[..], b"model", b"stream", b"t", b""]);
+        assert!(got[0].1.contains("-812"));
+        assert!(got[1].1.contains("103, 112, 116")); // "gpt"
+        assert!(got[2].1.contains("true"));
+        assert!(got[3].1.contains("0.25"));
+        assert_eq!(parsed(&[]).expect("empty parses"), vec![]);
+    }
+
+    #[test]
+    fn a_cut_or_unknown_buffer_sets_nothing() {
+        let mut buf = Vec::new();
+        attr(&mut buf, SPANGUARD_VALUE_INT, "n", &7i64.to_le_bytes());
+        for cut in 1..buf.len() {
+            assert_eq!(parsed(&buf[..cut]), Err(spanguard_result::InvalidArgument));
+        }
+        let mut long = Vec::new();
+        attr(
+            &mut long,
+            SPANGUARD_VALUE_STRING,
+            "k",
+            &u32::MAX.to_le_bytes(),
+        );
+        assert_eq!(parsed(&long), Err(spanguard_result::InvalidArgument));
+        let mut unknown = Vec::new();
+        attr(&mut unknown, 9, "k", &[0; 8]);
+        assert_eq!(parsed(&unknown), Err(spanguard_result::InvalidArgument));
+    }
+
+    #[test]
+    fn more_than_the_limit_sets_nothing() {
+        let mut buf = Vec::new();
+        for _ in 0..=crate::span::limits::MAX_ATTRIBUTES {
+            attr(&mut buf, SPANGUARD_VALUE_BOOL, "b", &[0]);
+        }
+        assert_eq!(parsed(&buf), Err(spanguard_result::LimitReached));
+    }
+}

@@ -1,0 +1,61 @@
+//! The process environment is input from outside: any values of the
+//! variables spanguard reads must give a configuration or an error naming
+//! the variable, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use spanguard::config::TracerConfig;
+
+/// Every variable `apply_env` reads; the input picks which ones are set.
+const NAMES: &[&str] = &[
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "SPANGUARD_SINK_DIR",
+    "SPANGUARD_SPOOL_DIR",
+    "SPANGUARD_SPOOL_MAX_BYTES",
+    "SPANGUARD_MAX_OPEN_SPANS",
+    "SPANGUARD_FULL_POLICY",
+    "SPANGUARD_FULL_WAIT_MS",
+    "SPANGUARD_SIGNAL_HANDLERS",
+    "SPANGUARD_FLIGHT_RECORDER",
+    "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
+    "SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS",
+];
+
+fuzz_target!(|data: &[u8]| {
+    // Lines of `index value`: the first byte picks the variable.
+    let text = String::from_utf8_lossy(data);
+    let vars: Vec<(&str, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let (first, rest) = line.split_at(line.char_indices().nth(1).map_or(line.len(), |(i, _)| i));
+            let index = first.bytes().next()? as usize % NAMES.len();
+            Some((NAMES[index], rest.to_string()))
+        })
+        .collect();
+    let lookup = |name: &str| vars.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    let mut config = TracerConfig::default();
+    match config.apply_env(&lookup) {
+        Ok(()) => {
+            let _ = config.validate();
+        }
+        Err(e) => assert!(!e.variable.is_empty(), "an error names its variable"),
+    }
+});

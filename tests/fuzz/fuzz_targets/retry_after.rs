@@ -1,0 +1,11 @@
+//! A server's Retry-After header: any text, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use spanguard::export::retry::parse_retry_after;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_retry_after(text);
+    }
+});

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Runs every program in the given Markdown files the way the file says,
+and checks that its spans arrived where the program says they went.
+
+A program is a fenced block marked by the HTML comment before it:
+
+    <!-- example: app.c spans: agent.session llm.chat -->
+    ```c
+    ...
+    ```
+
+and the commands that build and run it are a ```sh block marked
+
+    <!-- run: app.c -->
+
+Each example runs in a fresh directory outside the repository holding only
+its file (and the npm tarballs of build/dist), with no SPANGUARD_* or
+OTEL_* variable, XDG_STATE_HOME pointing into that directory (so the
+default sink lands there), and two variables the README's commands use:
+PREFIX (where `make install` put spanguard) and SPANGUARD_SRC (a checkout:
+here a copy of its language bindings alone, so that headers and library
+can only come from PREFIX, as on a user's machine). The program must print `the spans are in PATH`; the lines of
+PATH are decoded with opentelemetry-proto (an independent decoder) and the
+span names must be exactly those the marker lists, each once.
+
+Every fenced block in a program language must be such an example: a block
+that is not one fails the run, so a README cannot show a program that does
+not work.
+
+run_examples.py --prefix DIR [--dist DIR] FILE.md...
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
+EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)\s*-->")
+RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
+FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
+WHERE = re.compile(r"the spans are in (\S+)")
+TIMEOUT_S = 300
+
+
+class Block:
+    def __init__(self, source, line, info, text, marker):
+        self.source, self.line, self.info, self.text, self.marker = source, line, info, text, marker
+
+
+def blocks(path: Path):
+    """Fenced blocks with the marker comment right before each (or None)."""
+    lines = path.read_text().splitlines()
+    out, i, last_comment = [], 0, None
+    while i < len(lines):
+        line = lines[i]
+        m = FENCE.match(line.strip())
+        if m:
+            fence, info, start = m.group(1), m.group(2).lower(), i
+            body = []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith(fence):
+                body.append(lines[i])
+                i += 1
+            out.append(Block(path, start + 1, info, "\n".join(body) + "\n", last_comment))
+            last_comment = None
+        elif line.strip().startswith("<!--"):
+            last_comment = line.strip()
+        elif line.strip():
+            last_comment = None
+        i += 1
+    return out
+
+
+def collect(paths):
+    examples, runs, errors = {}, {}, []
+    for path in paths:
+        for b in blocks(path):
+            where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{b.line}"
+            ex = EXAMPLE.match(b.marker or "")
+            run = RUN.match(b.marker or "")
+            if ex:
+                name = ex.group(1)
+                if name in examples:
+                    errors.append(f"{where}: a second example named {name}")
+                examples[name] = (where, b.text, ex.group(2).split())
+            elif run:
+                if b.info not in ("sh", "bash", "shell"):
+                    errors.append(f"{where}: a run block must be ```sh")
+                runs[run.group(1)] = b.text
+            elif b.info in PROGRAM_LANGUAGES:
+                errors.append(f"{where}: a ```{b.info} block that is not marked as an example: make it a "
+                              "complete program with `<!-- example: FILE spans: NAMES -->` before it and a "
+                              "`<!-- run: FILE -->` ```sh block, or show it another way")
+    for name, (where, _, _) in examples.items():
+        if name not in runs:
+            errors.append(f"{where}: example {name} has no `<!-- run: {name} -->` block")
+    for name in runs:
+        if name not in examples:
+            errors.append(f"a run block for {name}, which is no example")
+    return examples, runs, errors
+
+
+def bindings_copy() -> Path:
+    """A checkout as far as the README's commands need one: bindings/go and
+    bindings/python, without the tree's include/ and build/."""
+    src = Path(tempfile.mkdtemp(prefix="spanguard-readme-src-"))
+    skip = shutil.ignore_patterns("node_modules", "__pycache__", "prebuilds")
+    for part in ("go", "python"):
+        shutil.copytree(REPO / "bindings" / part, src / "bindings" / part, ignore=skip)
+    return src
+
+
+def clean_env(workdir: Path, prefix: Path, src: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(XDG_STATE_HOME=str(workdir / "state"), PREFIX=str(prefix), SPANGUARD_SRC=str(src))
+    env.pop("PKG_CONFIG_PATH", None)
+    env.pop("LD_LIBRARY_PATH", None)
+    return env
+
+
+def arrived(sink: Path):
+    names = []
+    for line in sink.read_text().splitlines():
+        if line.strip():
+            request = json_format.Parse(line, ExportTraceServiceRequest())
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    names.extend(s.name for s in ss.spans)
+    return names
+
+
+def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path):
+    workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
+    try:
+        (workdir / name).write_text(program)
+        for tgz in sorted(dist.glob("*.tgz")) if dist else []:
+            shutil.copy(tgz, workdir / tgz.name)
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
+                              env=clean_env(workdir, prefix, src), capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+        report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
+        if proc.returncode != 0:
+            return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
+        found = WHERE.findall(proc.stdout)
+        if len(found) != 1:
+            return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
+        sink = (workdir / found[0]).resolve()
+        if not sink.is_file():
+            return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
+        got = arrived(sink)
+        if Counter(got) != Counter(expected):
+            return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(expected)}\n{report}"
+        print(f"ok {where} {name}: {len(got)} spans in {sink.relative_to(workdir)}")
+        return None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prefix", required=True, type=Path, help="where `make install` put spanguard")
+    ap.add_argument("--dist", type=Path, help="the npm tarballs of `make dist`")
+    ap.add_argument("files", nargs="+", type=Path)
+    args = ap.parse_args()
+    examples, runs, errors = collect([f.resolve() for f in args.files])
+    passed = 0
+    src = bindings_copy()
+    try:
+        for name, (where, program, expected) in examples.items():
+            if name in runs:
+                err = run_one(name, where, program, runs[name], expected, args.prefix.resolve(),
+                              args.dist.resolve() if args.dist else None, src)
+                if err:
+                    errors.append(err)
+                else:
+                    passed += 1
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    for e in errors:
+        print(f"FAIL {e}", file=sys.stderr)
+    print(f"{passed} passed, {len(errors)} failed")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
