@@ -26,12 +26,12 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node interop cli stress check-memory bench soak demo venv install clean
+        test-readme dist dist-node test-cli chromium interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
 build:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release --lib --bin spanguard
 	mkdir -p $(LIBDIR)
 	cp target/release/libspanguard.so $(LIBDIR)/libspanguard.so.$(VERSION)
 	ln -sf libspanguard.so.$(VERSION) $(LIBDIR)/libspanguard.so.$(SOMAJOR)
@@ -60,7 +60,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# The command-line tool (spanguard replay).
+# The spanguard command (show, tail, spool, replay); `make build` builds it too.
 cli:
 	$(CARGO) build --release --bin spanguard
 
@@ -72,7 +72,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick
+test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -90,7 +90,7 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry
+C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors
 test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
 	rm -rf build/c-test-spans
 	build/tests/test_api build/c-test-spans
@@ -114,6 +114,19 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
 	  $(VENV_PY) -m pytest -q tests/python tests/receiver tests/w3c
+
+# The spanguard command as a person sees it: the HTML page rendered by headless
+# Chromium (the distribution's package, installed here when missing) and its
+# DOM checked, a screenshot kept in build/cli/; tail, spool, hostile files.
+# (The terminal view's golden output is tests/cli_show.rs, in test-rust.)
+CHROMIUM ?= chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v $(CHROMIUM) >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test-cli: venv build chromium build/examples/agent_demo build/tests/emit_spans build/tests/kill_child
+	SPANGUARD_CLI=$(CURDIR)/target/release/spanguard SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo \
+	  SPANGUARD_CHROMIUM=$$(command -v $(CHROMIUM)) $(VENV_PY) -m pytest -q tests/cli
 
 # The header-only C++17 wrapper: its test and sample agent, warnings as errors.
 CXXFLAGS_TEST := -std=c++17 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
@@ -300,7 +313,8 @@ build/examples/agent_demo: examples/c/agent_demo.c include/spanguard.h build
 demo: build/examples/agent_demo
 	rm -rf build/demo-spans
 	SPANGUARD_SINK_DIR=build/demo-spans build/examples/agent_demo
-	$(PYTHON3) examples/show_spans.py build/demo-spans
+	target/release/spanguard show build/demo-spans
+	target/release/spanguard show --html build/demo-spans.html build/demo-spans
 
 # --- shipping ---------------------------------------------------------------
 

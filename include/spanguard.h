@@ -18,6 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ A buffer size that holds any message `spanguard_tracer_new_with_error`
+ writes (a bad value is shown to at most 200 characters).
+ */
+#define SPANGUARD_ERROR_MESSAGE_SIZE 512
+
 #define SPANGUARD_VERSION_MAJOR 0
 
 #define SPANGUARD_VERSION_MINOR 1
@@ -858,7 +864,7 @@ spanguard_result spanguard_config_init(struct spanguard_config *cfg, size_t cfg_
 
 /*
  Makes a tracer from `cfg` alone (no environment variables are read).
- Thread-safe.
+ Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
  */
 __attribute__((warn_unused_result))
 spanguard_result spanguard_tracer_new(const struct spanguard_config *cfg,
@@ -867,11 +873,37 @@ spanguard_result spanguard_tracer_new(const struct spanguard_config *cfg,
 /*
  Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
  standard OTEL_* variables and SPANGUARD_* variables applied on top.
- Thread-safe.
+ Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
  */
 __attribute__((warn_unused_result))
 spanguard_result spanguard_tracer_new_from_env(const struct spanguard_config *cfg,
                                                struct spanguard_tracer **out);
+
+/*
+ Makes a tracer like `spanguard_tracer_new` (`from_env` false) or
+ `spanguard_tracer_new_from_env` (`from_env` true; `cfg` may then be
+ NULL) and, when it fails, says why in a sentence that names the
+ environment variable or config field and its bad value, e.g.
+ `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...)`
+ (header values are never shown: they may hold secrets).
+
+ The sentence is written to `message` (NUL-terminated UTF-8, cut on a
+ character boundary to fit `message_cap` bytes; `SPANGUARD_ERROR_MESSAGE_SIZE`
+ always suffices) and its full length, without the NUL, to `*message_len`
+ when that is not NULL. On success the message is empty. `message` may be
+ NULL when `message_cap` is 0.
+
+ The message belongs to this call: no thread-local "last error" is kept,
+ so it is right even where calls hop threads (goroutines, worker pools).
+ Thread-safe.
+ */
+__attribute__((warn_unused_result))
+spanguard_result spanguard_tracer_new_with_error(const struct spanguard_config *cfg,
+                                                 bool from_env,
+                                                 struct spanguard_tracer **out,
+                                                 char *message,
+                                                 size_t message_cap,
+                                                 size_t *message_len);
 
 /*
  Waits until every span ended before this call has been exported (or has

@@ -33,6 +33,9 @@ class Error : public std::runtime_error {
   public:
     Error(spanguard_result code, const std::string &what)
         : std::runtime_error(what + ": " + spanguard_strerror(code)), code_(code) {}
+    /// With the library's own sentence, e.g. which variable was wrong.
+    Error(spanguard_result code, const std::string &what, const std::string &detail)
+        : std::runtime_error(what + ": " + spanguard_strerror(code) + ": " + detail), code_(code) {}
     spanguard_result code() const noexcept { return code_; }
 
   private:
@@ -253,8 +256,9 @@ class Tracer {
     explicit Tracer(spanguard_tracer *t) : tracer_(t) {}
     static spanguard_tracer *make(const spanguard_config *cfg, bool env) {
         spanguard_tracer *t = nullptr;
-        spanguard_result rc = env ? spanguard_tracer_new_from_env(cfg, &t) : spanguard_tracer_new(cfg, &t);
-        if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new");
+        char message[SPANGUARD_ERROR_MESSAGE_SIZE];
+        spanguard_result rc = spanguard_tracer_new_with_error(cfg, env, &t, message, sizeof message, nullptr);
+        if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new", message);
         return t;
     }
     static bool check_timeout(spanguard_result rc, const char *what) {

@@ -63,6 +63,11 @@ pub struct TracerConfig {
     pub exporter_max_cpu_percent: u32,
     /// Which spans are recorded and exported (OTEL_TRACES_SAMPLER).
     pub sampler: crate::span::sampler::Sampler,
+    /// What the tracer found out about itself at start (a new
+    /// service.instance.id, process.pid, host.name...): filled by
+    /// `Tracer::new` afresh each time (so a forked child gets its own),
+    /// never by callers. `resource_attributes` override it key by key.
+    pub detected_resource: Vec<(String, String)>,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`,
@@ -113,21 +118,106 @@ impl Default for TracerConfig {
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
             sampler: crate::span::sampler::Sampler::default(),
+            detected_resource: Vec::new(),
         }
     }
 }
 
-/// A setting that could not be read.
+/// A setting that could not be read: which variable or config field, the
+/// value it had, and what is wrong with it. `Display` gives the sentence a
+/// user sees, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or
+/// http/json (...)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// An environment variable (`OTEL_BSP_MAX_QUEUE_SIZE`) or a config field
+    /// (`max_queue_size`, named with its variable where it has one).
     pub variable: String,
+    /// The value as given, for the message; None when there is none to show
+    /// or it may hold a secret (headers).
+    pub value: Option<String>,
     pub reason: String,
+}
+
+impl ConfigError {
+    /// An error about `variable`, showing `value` unless it may be a secret.
+    pub fn new(variable: &str, value: Option<&str>, reason: &str) -> ConfigError {
+        ConfigError {
+            variable: variable.to_string(),
+            value: value.map(|v| shown_value(variable, v)),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{}={}: {}", self.variable, v, self.reason),
+            None => write!(f, "{}: {}", self.variable, self.reason),
+        }
+    }
+}
+
+/// How a bad value appears in a message: header values never (they hold API
+/// keys), a URL without its user:password, control characters escaped, and
+/// at most 200 characters.
+fn shown_value(variable: &str, value: &str) -> String {
+    const MOST: usize = 200;
+    if variable.to_ascii_lowercase().contains("headers") {
+        return "(not shown: it may hold a secret)".to_string();
+    }
+    let mut v = value.trim().to_string();
+    if let Some(scheme_end) = v.find("://") {
+        let rest = &v[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            v = format!("{}://***@{}", &v[..scheme_end], &rest[at + 1..]);
+        }
+    }
+    let mut shown: String = v.chars().flat_map(char::escape_debug).take(MOST).collect();
+    if v.chars().flat_map(char::escape_debug).nth(MOST).is_some() {
+        shown.push_str("...");
+    }
+    if shown.is_empty() || shown.contains(' ') {
+        format!("\"{shown}\"")
+    } else {
+        shown
+    }
+}
+
+/// The environment variable that sets a config field, for messages about a
+/// field that either may have set.
+fn variable_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "max_queue_size" => "OTEL_BSP_MAX_QUEUE_SIZE",
+        "max_export_batch_size" => "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "max_open_spans" => "SPANGUARD_MAX_OPEN_SPANS",
+        "exporter_max_cpu_percent" => "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
+        "endpoint" => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "headers" => "OTEL_EXPORTER_OTLP_HEADERS",
+        "resource_attributes" => "OTEL_RESOURCE_ATTRIBUTES",
+        _ => return None,
+    })
 }
 
 impl TracerConfig {
     /// The number of span slots to preallocate.
     pub fn slot_count(&self) -> u32 {
         self.max_queue_size.saturating_add(self.max_open_spans)
+    }
+
+    /// Every resource attribute but service.name, in order: the detected
+    /// ones, each replaced in place by a configured one with its key, then
+    /// the other configured ones (a key given twice: the last wins).
+    pub fn resource(&self) -> Vec<(String, String)> {
+        let mut out = self.detected_resource.clone();
+        for (k, v) in &self.resource_attributes {
+            match out.iter_mut().find(|(existing, _)| existing == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        out
     }
 
     /// The largest batch that can ever wait in the queue: the batch size,
@@ -138,51 +228,60 @@ impl TracerConfig {
         self.max_export_batch_size.min(self.max_queue_size)
     }
 
-    /// Checks ranges that would make the tracer unusable.
+    /// Checks ranges that would make the tracer unusable. Errors name the
+    /// config field and, where one sets it, its environment variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |v: &str, r: &str| {
-            Err(ConfigError {
-                variable: v.to_string(),
-                reason: r.to_string(),
-            })
+        let bad = |field: &str, value: &str, reason: &str| {
+            let variable = match variable_of(field) {
+                Some(var) => format!("{field} ({var})"),
+                None => field.to_string(),
+            };
+            Err(ConfigError::new(&variable, Some(value), reason))
         };
         if self.max_queue_size == 0 {
-            return bad("max_queue_size", "must be at least 1");
+            return bad("max_queue_size", "0", "must be at least 1");
         }
         if self.max_export_batch_size == 0 {
-            return bad("max_export_batch_size", "must be at least 1");
+            return bad("max_export_batch_size", "0", "must be at least 1");
         }
         if !(1..=100).contains(&self.exporter_max_cpu_percent) {
-            return bad("exporter_max_cpu_percent", "must be between 1 and 100");
+            return bad(
+                "exporter_max_cpu_percent",
+                &self.exporter_max_cpu_percent.to_string(),
+                "must be between 1 and 100",
+            );
         }
         if self.slot_count() >= crate::span::limits::MAX_SLOTS {
             return bad(
                 "max_queue_size",
-                "queue plus open spans must stay below 2^24",
+                &self.max_queue_size.to_string(),
+                &format!(
+                    "the queue plus max_open_spans (SPANGUARD_MAX_OPEN_SPANS={}) must stay below {}",
+                    self.max_open_spans,
+                    crate::span::limits::MAX_SLOTS
+                ),
             );
         }
         if let Some(e) = &self.endpoint
-            && !(e.starts_with("http://") || e.starts_with("https://") || e == "discard:")
+            && !is_endpoint_url(e)
         {
-            return bad(
-                "endpoint",
-                "must start with http:// or https://, or be discard:",
-            );
+            return bad("endpoint", e, ENDPOINT_RULE);
         }
         Ok(())
     }
 
     /// Applies the environment on top of `self`, as `lookup` reports it (so
-    /// tests need not touch the process environment).
+    /// tests need not touch the process environment). Every variable read
+    /// is checked; an error names it and shows its value.
     pub fn apply_env(
         &mut self,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let err = |name: &str, reason: &str| ConfigError {
-            variable: name.to_string(),
-            reason: reason.to_string(),
-        };
+        // The value is looked up again for the message, so every error says
+        // what it was without each caller passing it.
+        let err =
+            |name: &str, reason: &str| ConfigError::new(name, lookup(name).as_deref(), reason);
         let millis = |name: &str| -> Result<Option<Duration>, ConfigError> {
             match get(name) {
                 None => Ok(None),
@@ -193,14 +292,14 @@ impl TracerConfig {
                     .map_err(|_| err(name, "not a whole number of milliseconds")),
             }
         };
-        let count = |name: &str| -> Result<Option<u32>, ConfigError> {
+        let count = |name: &str, least: u32| -> Result<Option<u32>, ConfigError> {
             match get(name) {
                 None => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<u32>()
-                    .map(Some)
-                    .map_err(|_| err(name, "not a whole number")),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n >= least => Ok(Some(n)),
+                    Ok(_) => Err(err(name, &format!("must be at least {least}"))),
+                    Err(_) => Err(err(name, "not a whole number")),
+                },
             }
         };
         let boolean = |name: &str| -> Result<Option<bool>, ConfigError> {
@@ -211,6 +310,25 @@ impl TracerConfig {
                 Some(_) => Err(err(name, "not true or false")),
             }
         };
+        // The traces form wins over the generic one, and errors name the
+        // variable that was used.
+        let either = |traces: &'static str, generic: &'static str| {
+            get(traces)
+                .map(|v| (traces, v))
+                .or_else(|| get(generic).map(|v| (generic, v)))
+        };
+        let directory = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
+            match get(name) {
+                None => Ok(None),
+                Some(d) => {
+                    let path = PathBuf::from(d);
+                    if path.exists() && !path.is_dir() {
+                        return Err(err(name, "exists and is not a directory"));
+                    }
+                    Ok(Some(path))
+                }
+            }
+        };
 
         if let Some(v) = boolean("OTEL_SDK_DISABLED")? {
             self.disabled = v;
@@ -218,11 +336,11 @@ impl TracerConfig {
         if let Some(name) = get("OTEL_TRACES_SAMPLER") {
             let arg = get("OTEL_TRACES_SAMPLER_ARG");
             self.sampler = crate::span::sampler::Sampler::from_names(&name, arg.as_deref())
-                .map_err(|reason| err("OTEL_TRACES_SAMPLER", &reason))?;
+                .map_err(|reason| sampler_error(&reason))?;
         }
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
-            let parsed = parse_key_values(&attrs)
-                .ok_or_else(|| err("OTEL_RESOURCE_ATTRIBUTES", "not key=value,..."))?;
+            let parsed = parse_key_values_checked(&attrs)
+                .map_err(|reason| err("OTEL_RESOURCE_ATTRIBUTES", &reason))?;
             for (k, v) in parsed {
                 if k == "service.name" {
                     self.service_name = v;
@@ -238,39 +356,58 @@ impl TracerConfig {
             self.service_name = name.trim().to_string();
         }
         if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            self.endpoint = Some(url.trim().to_string());
+            let url = url.trim();
+            if !is_endpoint_url(url) {
+                return Err(err("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ENDPOINT_RULE));
+            }
+            self.endpoint = Some(url.to_string());
         } else if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             // The generic endpoint is a base URL: the signal's path is appended.
             let base = base.trim().trim_end_matches('/');
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    "not a URL starting with http:// or https://",
+                ));
+            }
             self.endpoint = Some(format!("{base}/v1/traces"));
         }
-        if let Some(h) =
-            get("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| get("OTEL_EXPORTER_OTLP_HEADERS"))
-        {
-            self.headers = parse_key_values(&h)
-                .ok_or_else(|| err("OTEL_EXPORTER_OTLP_HEADERS", "not key=value,..."))?;
+        if let Some((name, h)) = either(
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ) {
+            self.headers = parse_key_values_checked(&h).map_err(|_| {
+                err(
+                    name,
+                    "not name=value,... (an entry has no '=' or an empty name)",
+                )
+            })?;
         }
-        if let Some(c) = get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
-            .or_else(|| get("OTEL_EXPORTER_OTLP_COMPRESSION"))
-        {
+        if let Some((name, c)) = either(
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ) {
             self.compression = match c.trim() {
                 "gzip" => Compression::Gzip,
                 "none" => Compression::None,
-                _ => return Err(err("OTEL_EXPORTER_OTLP_COMPRESSION", "not gzip or none")),
+                _ => return Err(err(name, "not gzip or none")),
             };
         }
-        if let Some(p) =
-            get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        {
+        if let Some((name, p)) = either(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ) {
             self.protocol = match p.trim() {
                 "http/protobuf" => Protocol::HttpProtobuf,
                 "http/json" => Protocol::HttpJson,
-                _ => {
+                "grpc" => {
                     return Err(err(
-                        "OTEL_EXPORTER_OTLP_PROTOCOL",
-                        "spanguard speaks http/protobuf and http/json",
+                        name,
+                        "not http/protobuf or http/json (grpc is not supported: spanguard \
+                         sends OTLP over HTTP; a Collector takes both on port 4318)",
                     ));
                 }
+                _ => return Err(err(name, "not http/protobuf or http/json")),
             };
         }
         if let Some(t) =
@@ -281,28 +418,31 @@ impl TracerConfig {
         if let Some(t) = millis("OTEL_BSP_SCHEDULE_DELAY")? {
             self.schedule_delay = t;
         }
-        if let Some(n) = count("OTEL_BSP_MAX_QUEUE_SIZE")? {
+        if let Some(n) = count("OTEL_BSP_MAX_QUEUE_SIZE", 1)? {
             self.max_queue_size = n;
         }
-        if let Some(n) = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")? {
+        if let Some(n) = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1)? {
             self.max_export_batch_size = n;
         }
         if let Some(t) = millis("OTEL_BSP_EXPORT_TIMEOUT")? {
             self.export_timeout = t;
         }
-        if let Some(d) = get("SPANGUARD_SINK_DIR") {
-            self.sink_dir = PathBuf::from(d);
+        if let Some(d) = directory("SPANGUARD_SINK_DIR")? {
+            self.sink_dir = d;
         }
-        if let Some(d) = get("SPANGUARD_SPOOL_DIR") {
-            self.spool_dir = PathBuf::from(d);
+        if let Some(d) = directory("SPANGUARD_SPOOL_DIR")? {
+            self.spool_dir = d;
         }
         if let Some(n) = get("SPANGUARD_SPOOL_MAX_BYTES") {
-            self.spool_max_bytes = n
-                .trim()
-                .parse()
-                .map_err(|_| err("SPANGUARD_SPOOL_MAX_BYTES", "not a whole number"))?;
+            self.spool_max_bytes = n.trim().parse().map_err(|_| {
+                err(
+                    "SPANGUARD_SPOOL_MAX_BYTES",
+                    "not a whole number of bytes (this variable is in bytes, no unit; \
+                     the config struct's spool_max_mib is in MiB)",
+                )
+            })?;
         }
-        if let Some(n) = count("SPANGUARD_MAX_OPEN_SPANS")? {
+        if let Some(n) = count("SPANGUARD_MAX_OPEN_SPANS", 0)? {
             self.max_open_spans = n;
         }
         if let Some(p) = get("SPANGUARD_FULL_POLICY") {
@@ -321,8 +461,8 @@ impl TracerConfig {
         if let Some(v) = boolean("SPANGUARD_FLIGHT_RECORDER")? {
             self.flight_recorder = v;
         }
-        if let Some(n) = count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT")? {
-            if !(1..=100).contains(&n) {
+        if let Some(n) = count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", 1)? {
+            if n > 100 {
                 return Err(err(
                     "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
                     "not between 1 and 100",
@@ -333,26 +473,92 @@ impl TracerConfig {
         if let Some(t) = millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")? {
             self.signal_flush_timeout = t;
         }
+        // Read by the clock itself, process-wide; checked here so that a
+        // typo is reported rather than ignored.
+        if let Some(c) = get("SPANGUARD_CLOCK")
+            && c.trim() != "system"
+        {
+            return Err(err(
+                "SPANGUARD_CLOCK",
+                "not system (the only value; unset, the TSC is used where the kernel's clocksource is)",
+            ));
+        }
         self.validate()
     }
+
+    /// `apply_env` with this process's environment. A variable whose value
+    /// is not UTF-8 is an error naming it (it cannot be what was meant).
+    pub fn apply_process_env(&mut self) -> Result<(), ConfigError> {
+        let not_unicode = std::cell::RefCell::new(None);
+        let result = self.apply_env(&|name| match std::env::var(name) {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                not_unicode
+                    .borrow_mut()
+                    .get_or_insert_with(|| ConfigError::new(name, None, "not valid UTF-8"));
+                None
+            }
+        });
+        match not_unicode.into_inner() {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+}
+
+/// The sampler's own message (`VARIABLE=value: reason`) as a ConfigError
+/// naming the variable it is about, the sampler or its argument.
+fn sampler_error(message: &str) -> ConfigError {
+    let (head, reason) = message.split_once(": ").unwrap_or(("", message));
+    match head.split_once('=') {
+        Some((variable, value)) => ConfigError {
+            variable: variable.to_string(),
+            value: Some(shown_value(variable, value)),
+            reason: reason.to_string(),
+        },
+        None => ConfigError::new("OTEL_TRACES_SAMPLER", None, message),
+    }
+}
+
+/// What an endpoint must look like.
+const ENDPOINT_RULE: &str = "not a URL starting with http:// or https:// (or discard:)";
+
+fn is_endpoint_url(e: &str) -> bool {
+    e.starts_with("http://") || e.starts_with("https://") || e == "discard:"
 }
 
 /// Parses the W3C-baggage-like `k=v,k2=v2` list the OTEL_* variables use;
 /// values (and keys) are percent-decoded. None when an entry has no '='.
 pub fn parse_key_values(text: &str) -> Option<Vec<(String, String)>> {
+    parse_key_values_checked(text).ok()
+}
+
+/// `parse_key_values`, saying which entry is wrong.
+pub fn parse_key_values_checked(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for entry in text.split(',') {
+    for (n, entry) in text.split(',').enumerate() {
         if entry.trim().is_empty() {
             continue;
         }
-        let (k, v) = entry.split_once('=')?;
+        let Some((k, v)) = entry.split_once('=') else {
+            return Err(format!(
+                "entry {} ({:?}) is not key=value",
+                n + 1,
+                entry.trim()
+            ));
+        };
         let k = percent_decode(k.trim());
         if k.is_empty() {
-            return None;
+            return Err(format!(
+                "entry {} ({:?}) has an empty key",
+                n + 1,
+                entry.trim()
+            ));
         }
         out.push((k, percent_decode(v.trim())));
     }
-    Some(out)
+    Ok(out)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -441,18 +647,120 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_their_variable() {
-        for (k, v) in [
-            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-            ("OTEL_SDK_DISABLED", "maybe"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
-            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
-        ] {
+    fn bad_values_name_their_variable_and_value() {
+        let dir_as_file = std::env::temp_dir().join(format!("sg-cfg-file-{}", std::process::id()));
+        std::fs::write(&dir_as_file, b"x").expect("write");
+        let file = dir_as_file.to_str().expect("utf-8 temp dir").to_string();
+        let cases: Vec<(&str, &str, String)> = vec![
+            ("OTEL_SDK_DISABLED", "maybe", "OTEL_SDK_DISABLED=maybe: not true or false".into()),
+            ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER=sometimes: not always_on".into()),
+            ("OTEL_RESOURCE_ATTRIBUTES", "a=1,b", "OTEL_RESOURCE_ATTRIBUTES=a=1,b: entry 2 (\"b\") is not key=value".into()),
+            ("OTEL_RESOURCE_ATTRIBUTES", "=1", "OTEL_RESOURCE_ATTRIBUTES==1: entry 1 (\"=1\") has an empty key".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318: not a URL starting with http:// or https://".into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x", "OTEL_EXPORTER_OTLP_ENDPOINT=ftp://x: not a URL starting with http://".into()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "OTEL_EXPORTER_OTLP_COMPRESSION=zstd: not gzip or none".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "br", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=br: not gzip or none".into()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (grpc is not supported".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/xml: not http/protobuf or http/json".into()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT=10s: not a whole number of milliseconds".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=-1: not a whole number of milliseconds".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon", "OTEL_BSP_SCHEDULE_DELAY=soon: not a whole number of milliseconds".into()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "OTEL_BSP_MAX_QUEUE_SIZE=0: must be at least 1".into()),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many: not a whole number".into()),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "1.5", "OTEL_BSP_EXPORT_TIMEOUT=1.5: not a whole number of milliseconds".into()),
+            ("SPANGUARD_SINK_DIR", &file, format!("SPANGUARD_SINK_DIR={file}: exists and is not a directory")),
+            ("SPANGUARD_SPOOL_DIR", &file, format!("SPANGUARD_SPOOL_DIR={file}: exists and is not a directory")),
+            ("SPANGUARD_SPOOL_MAX_BYTES", "64MiB", "SPANGUARD_SPOOL_MAX_BYTES=64MiB: not a whole number of bytes (this variable is in bytes, no unit; the config struct's spool_max_mib is in MiB)".into()),
+            ("SPANGUARD_MAX_OPEN_SPANS", "lots", "SPANGUARD_MAX_OPEN_SPANS=lots: not a whole number".into()),
+            ("SPANGUARD_FULL_POLICY", "block", "SPANGUARD_FULL_POLICY=block: not drop or wait".into()),
+            ("SPANGUARD_FULL_WAIT_MS", "x", "SPANGUARD_FULL_WAIT_MS=x: not a whole number of milliseconds".into()),
+            ("SPANGUARD_SIGNAL_HANDLERS", "no", "SPANGUARD_SIGNAL_HANDLERS=no: not true or false".into()),
+            ("SPANGUARD_FLIGHT_RECORDER", "on", "SPANGUARD_FLIGHT_RECORDER=on: not true or false".into()),
+            ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "150", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=150: not between 1 and 100".into()),
+            ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "0", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=0: must be at least 1".into()),
+            ("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS", "3s", "SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS=3s: not a whole number of milliseconds".into()),
+            ("SPANGUARD_CLOCK", "tsc", "SPANGUARD_CLOCK=tsc: not system".into()),
+        ];
+        for (k, v, want) in cases {
             let mut c = TracerConfig::default();
             let e = c.apply_env(&env(&[(k, v)])).expect_err(k);
-            assert!(!e.variable.is_empty());
+            assert_eq!(e.variable, k);
+            let message = e.to_string();
+            assert!(
+                message.starts_with(&want),
+                "{k}: {message:?} does not start with {want:?}"
+            );
         }
+        std::fs::remove_file(&dir_as_file).ok();
+    }
+
+    #[test]
+    fn header_values_are_never_shown_and_urls_lose_their_password() {
+        for k in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            let e = TracerConfig::default()
+                .apply_env(&env(&[(k, "authorization=Bearer sk-secret,broken")]))
+                .expect_err(k);
+            let message = e.to_string();
+            assert!(message.starts_with(&format!("{k}=")), "{message}");
+            assert!(!message.contains("sk-secret"), "{message}");
+            assert!(!message.contains("broken"), "{message}");
+        }
+        let e = TracerConfig::default()
+            .apply_env(&env(&[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "htp://user:hunter2@collector:4318",
+            )]))
+            .expect_err("bad scheme");
+        assert_eq!(
+            e.to_string(),
+            "OTEL_EXPORTER_OTLP_ENDPOINT=htp://***@collector:4318: not a URL starting with http:// or https://"
+        );
+    }
+
+    #[test]
+    fn struct_errors_name_the_field_and_its_variable() {
+        let mut c = TracerConfig {
+            exporter_max_cpu_percent: 0,
+            ..TracerConfig::default()
+        };
+        assert_eq!(
+            c.validate().expect_err("0%").to_string(),
+            "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=0: must be between 1 and 100"
+        );
+        c.exporter_max_cpu_percent = 50;
+        c.endpoint = Some("localhost:4318".into());
+        assert_eq!(
+            c.validate().expect_err("no scheme").to_string(),
+            "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=localhost:4318: not a URL starting with http:// or https:// (or discard:)"
+        );
+        c.endpoint = None;
+        c.max_queue_size = 1 << 24;
+        let message = c.validate().expect_err("too many slots").to_string();
+        assert!(
+            message.starts_with(
+                "max_queue_size (OTEL_BSP_MAX_QUEUE_SIZE)=16777216: the queue plus max_open_spans"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn odd_values_are_shown_escaped_and_bounded() {
+        let long = "x".repeat(500);
+        let e = TracerConfig::default()
+            .apply_env(&env(&[("OTEL_BSP_SCHEDULE_DELAY", &long)]))
+            .expect_err("long");
+        assert!(e.to_string().len() < 300, "{e}");
+        let e = TracerConfig::default()
+            .apply_env(&env(&[("OTEL_SDK_DISABLED", "yes\nplease")]))
+            .expect_err("newline");
+        assert_eq!(
+            e.to_string(),
+            "OTEL_SDK_DISABLED=yes\\nplease: not true or false"
+        );
     }
 
     #[test]
@@ -486,8 +794,40 @@ mod tests {
                 ("OTEL_TRACES_SAMPLER_ARG", "half"),
             ]))
             .unwrap_err();
-        assert_eq!(e.variable, "OTEL_TRACES_SAMPLER");
-        assert!(e.reason.contains("OTEL_TRACES_SAMPLER_ARG=half"), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "OTEL_TRACES_SAMPLER_ARG=half: not a probability between 0 and 1"
+        );
+    }
+
+    #[test]
+    fn configured_resource_attributes_override_detected_ones_in_place() {
+        let mut c = TracerConfig {
+            detected_resource: vec![
+                ("service.instance.id".into(), "detected".into()),
+                ("host.name".into(), "box".into()),
+            ],
+            resource_attributes: vec![("team".into(), "a".into())],
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.instance.id=mine,team=b",
+        )]))
+        .expect("valid");
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            c.resource(),
+            pairs(&[
+                ("service.instance.id", "mine"),
+                ("host.name", "box"),
+                ("team", "b"),
+            ])
+        );
     }
 
     #[test]

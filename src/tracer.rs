@@ -56,7 +56,7 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
                 MAGIC_FLIGHT,
                 slots,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
@@ -71,24 +71,36 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
 }
 
 /// Makes the spool directory (and the sink's, when spans go there) 0700 if
-/// missing, and refuses to start when one belongs to another user: that
-/// user could read every span, or plant links and FIFOs that the tracer
-/// would follow (`buffer::files`). A directory that merely cannot be made
-/// (read-only disk) is not a reason to refuse: tracing works without a
-/// spool, and the sink reports its failures per batch.
+/// missing, and refuses to start when one belongs to another user or is
+/// shared (`buffer::files::ensure_private_dir`): that user could read every
+/// span, or plant links and FIFOs that the tracer would follow. A
+/// configuration error that names the setting and the directory. A
+/// directory that merely cannot be made (read-only disk) is not a reason
+/// to refuse: tracing works without a spool, and the sink reports its
+/// failures per batch.
 fn refuse_foreign_directories(config: &TracerConfig) -> Result<(), TracerError> {
-    let sink = config.endpoint.is_none().then_some(&config.sink_dir);
     let state = crate::config::default_state_dir();
-    for dir in std::iter::once(&config.spool_dir).chain(sink) {
+    let mut dirs = vec![("spool_dir (SPANGUARD_SPOOL_DIR)", &config.spool_dir)];
+    if config.endpoint.is_none() {
+        dirs.push(("sink_dir (SPANGUARD_SINK_DIR)", &config.sink_dir));
+    }
+    for (setting, dir) in dirs {
         // The default state directory is ours too: another user who made
         // it first (it may be in a shared /tmp) would control what is in
         // it, whoever owns the directories we then make inside.
-        let own_root = dir.starts_with(&state).then_some(&state);
-        for d in own_root.into_iter().chain(std::iter::once(dir)) {
+        let own_root = dir.starts_with(&state).then_some((
+            "the state directory (XDG_STATE_HOME, HOME or TMPDIR)",
+            &state,
+        ));
+        for (name, d) in own_root.into_iter().chain([(setting, dir)]) {
             if let Err(e) = files::ensure_private_dir(d)
                 && files::is_foreign_directory(&e)
             {
-                return Err(TracerError::Io(e));
+                return Err(TracerError::Config(crate::config::ConfigError::new(
+                    name,
+                    Some(&d.display().to_string()),
+                    &e.to_string(),
+                )));
             }
         }
     }
@@ -252,9 +264,11 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
+    pub fn new(mut config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
         refuse_foreign_directories(&config)?;
+        // Each tracer is a new instance, also a forked child's replacement.
+        config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
@@ -263,7 +277,7 @@ impl Tracer {
                 MAGIC_CRASH_DUMP,
                 0,
                 &config.service_name,
-                &config.resource_attributes,
+                &config.resource(),
             );
             // Without a writable spool there is no crash dump, but tracing
             // still works: not a reason to fail.

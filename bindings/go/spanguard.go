@@ -41,6 +41,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,10 +66,17 @@ const (
 type Error struct {
 	Code uint32
 	Op   string
+	// Message is the library's own sentence, when it gave one: for tracer
+	// creation, the variable or field and the value that were wrong.
+	Message string
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	text := fmt.Sprintf("spanguard: %s: %s (code %d)", e.Op, C.GoString(C.spanguard_strerror(C.uint32_t(e.Code))), e.Code)
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }
 
 // Is lets errors.Is match two Errors with the same code.
@@ -179,7 +187,8 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	set(&c.service_name, cfg.ServiceName)
 	set(&c.endpoint, cfg.Endpoint)
 	set(&c.headers, cfg.Headers)
-	set(&c.resource_attributes, cfg.ResourceAttributes)
+	// The runtime first, so that the caller's own attributes override it.
+	set(&c.resource_attributes, strings.TrimSuffix(runtimeAttributes()+","+cfg.ResourceAttributes, ","))
 	set(&c.sink_dir, cfg.SinkDir)
 	set(&c.spool_dir, cfg.SpoolDir)
 	if cfg.ProtocolJSON {
@@ -215,19 +224,29 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		c.flight_recorder = 1
 	}
 	var ptr *C.spanguard_tracer
-	var rc C.spanguard_result
-	if fromEnv {
-		rc = C.spanguard_tracer_new_from_env(&c, &ptr)
-	} else {
-		rc = C.spanguard_tracer_new(&c, &ptr)
-	}
-	if err := check(rc, "tracer_new"); err != nil {
-		return nil, err
+	message := (*C.char)(C.malloc(C.SPANGUARD_ERROR_MESSAGE_SIZE))
+	defer C.free(unsafe.Pointer(message))
+	rc := C.spanguard_tracer_new_with_error(&c, C.bool(fromEnv), &ptr, message, C.SPANGUARD_ERROR_MESSAGE_SIZE, nil)
+	if rc != C.SPANGUARD_RESULT_OK {
+		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
 	t := &Tracer{ptr: ptr}
 	// A backstop only: call Close.
 	runtime.SetFinalizer(t, func(t *Tracer) { t.Close() })
 	return t, nil
+}
+
+// runtimeAttributes is process.runtime.* as OpenTelemetry's Go SDK reports
+// it, in OTEL_RESOURCE_ATTRIBUTES syntax.
+func runtimeAttributes() string {
+	name := runtime.Compiler
+	if name == "gc" {
+		name = "go"
+	}
+	escape := strings.NewReplacer("%", "%25", ",", "%2C").Replace
+	return "process.runtime.name=" + escape(name) +
+		",process.runtime.version=" + escape(strings.TrimPrefix(runtime.Version(), "go")) +
+		",process.runtime.description=" + escape(fmt.Sprintf("go version %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH))
 }
 
 // NewTracer makes a tracer from cfg alone.

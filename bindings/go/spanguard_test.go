@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -277,10 +278,44 @@ func TestShutdownAndCloseTwice(t *testing.T) {
 	}
 }
 
+func TestTheResourceNamesTheGoRuntime(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, ResourceAttributes: "team=search"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span, _ := tr.Start(context.Background(), "one")
+	span.End()
+	tr.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("sink files: %v", files)
+	}
+	text, _ := os.ReadFile(files[0])
+	for _, want := range []string{
+		`{"key":"process.runtime.name","value":{"stringValue":"go"}}`,
+		`{"key":"process.runtime.version","value":{"stringValue":"` + strings.TrimPrefix(runtime.Version(), "go") + `"}}`,
+		`{"key":"team","value":{"stringValue":"search"}}`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the resource lacks %s", want)
+		}
+	}
+}
+
 func TestBadConfigIsAnError(t *testing.T) {
 	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {
 		t.Fatalf("got %v", err)
+	}
+	// The error says which field and value were wrong.
+	if !strings.Contains(err.Error(), "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope") {
+		t.Fatalf("the error does not name the field and value: %v", err)
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	_, err = spanguard.NewTracerFromEnv(spanguard.Config{})
+	if !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json") {
+		t.Fatalf("the error does not name the variable and value: %v", err)
 	}
 	_, err = spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", ExporterMaxCPUPercent: 101})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {

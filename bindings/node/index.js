@@ -65,8 +65,9 @@ function load() {
 
 /** A failed spanguard call; `code` is the spanguard_result. */
 class SpanguardError extends Error {
-  constructor(code, op) {
-    super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})`);
+  /** `detail`: the library's own sentence, e.g. which variable was wrong. */
+  constructor(code, op, detail) {
+    super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})${detail ? `: ${detail}` : ''}`);
     this.code = code;
   }
 }
@@ -212,8 +213,13 @@ class Tracer {
       } else if (SETTINGS[k]) cfg[SETTINGS[k]] = typeof v === 'boolean' ? Number(v) : v;
       else throw new TypeError(`unknown spanguard option ${k}`);
     }
-    const [code, ptr] = N.tracerNew(cfg, options.fromEnv !== false);
-    check(code, 'tracer_new');
+    // process.runtime.* as OpenTelemetry's Node SDK reports it; first, so
+    // that the caller's own attributes override it.
+    const runtime = `process.runtime.name=nodejs,process.runtime.version=${process.versions.node},`
+      + 'process.runtime.description=Node.js';
+    cfg.resource_attributes = cfg.resource_attributes ? `${runtime},${cfg.resource_attributes}` : runtime;
+    const [code, ptr, message] = N.tracerNew(cfg, options.fromEnv !== false);
+    if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
     this.ptr = ptr;
     this.closed = false;
   }

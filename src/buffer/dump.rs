@@ -3,7 +3,9 @@
 //! as they sit in memory. Writing is a plain `write(2)` (async-signal-safe);
 //! reading checks everything, because the writer may have died mid-way.
 
+use std::borrow::Borrow;
 use std::ffi::CString;
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -59,15 +61,22 @@ impl DumpHeader {
         let name = &service_name.as_bytes()[..service_name.len().min(SERVICE_NAME_BYTES)];
         h.service_name[..name.len()].copy_from_slice(name);
         h.service_name_len = name.len() as u32;
-        let text: String = resource
-            .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect::<Vec<_>>()
-            .join(",");
-        if text.len() <= RESOURCE_TEXT_BYTES {
-            h.resource_text[..text.len()].copy_from_slice(text.as_bytes());
-            h.resource_text_len = text.len() as u32;
+        // Whole entries, in the order given (the most telling first), as
+        // many as fit: a long one (an executable's path) that does not fit
+        // is left out rather than cut or taking the rest with it.
+        let mut text = String::new();
+        for (k, v) in resource {
+            let entry = format!("{}={}", percent_encode(k), percent_encode(v));
+            let sep = usize::from(!text.is_empty());
+            if text.len() + sep + entry.len() <= RESOURCE_TEXT_BYTES {
+                if sep == 1 {
+                    text.push(',');
+                }
+                text.push_str(&entry);
+            }
         }
+        h.resource_text[..text.len()].copy_from_slice(text.as_bytes());
+        h.resource_text_len = text.len() as u32;
         h
     }
 
@@ -274,8 +283,8 @@ pub enum DumpError {
 /// at a time: memory stays bounded by one batch whatever the file holds,
 /// and nothing past what its header allows is read (a header claims, the
 /// file's real size and the most a header can describe bound every read).
-pub struct DumpReader {
-    file: LockedFile,
+pub struct DumpReader<F: Borrow<File> = LockedFile> {
+    file: F,
     header: DumpHeader,
     record_size: u64,
     /// The next record's offset, and the end of the last one that may be
@@ -285,12 +294,12 @@ pub struct DumpReader {
     died_at_ns: u64,
 }
 
-impl DumpReader {
-    /// Reads and checks the header of `file` (opened and locked by the
-    /// caller, at its start). Open spans are recovered as ended at
-    /// `died_at_ns`.
-    pub fn open(file: LockedFile, died_at_ns: u64) -> Result<DumpReader, DumpError> {
-        let size = file.file().metadata().map_err(DumpError::Io)?.len();
+impl<F: Borrow<File>> DumpReader<F> {
+    /// Reads and checks the header of `file` (opened by the caller, and
+    /// locked when it is to be recovered). Open spans are recovered as
+    /// ended at `died_at_ns`.
+    pub fn open(file: F, died_at_ns: u64) -> Result<DumpReader<F>, DumpError> {
+        let size = file.borrow().metadata().map_err(DumpError::Io)?.len();
         if size == 0 {
             return Err(DumpError::Empty);
         }
@@ -301,7 +310,7 @@ impl DumpReader {
                 "{size} bytes, shorter than a dump header"
             )));
         }
-        file.file()
+        file.borrow()
             .read_exact_at(&mut bytes, 0)
             .map_err(DumpError::Io)?;
         // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
@@ -376,7 +385,7 @@ impl DumpReader {
                     rsize as usize,
                 )
             };
-            match self.file.file().read_exact_at(bytes, self.offset) {
+            match self.file.borrow().read_exact_at(bytes, self.offset) {
                 Ok(()) => {}
                 // Shorter than its size said a moment ago: what is left is torn.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -398,7 +407,7 @@ impl DumpReader {
         // SAFETY: lseek on our own fd; SEEK_DATA only reports an offset.
         let data = unsafe {
             libc::lseek(
-                self.file.as_raw_fd(),
+                self.file.borrow().as_raw_fd(),
                 self.offset as libc::off_t,
                 libc::SEEK_DATA,
             )
@@ -439,6 +448,34 @@ impl DumpReader {
         }
         Some(r)
     }
+}
+
+/// The spans a dump or flight file holds, ready to encode: ended ones as
+/// they were; open ones ended at `died_at_ns` and marked interrupted.
+pub struct Recovered {
+    pub header: DumpHeader,
+    pub records: Vec<Box<SpanRecord>>,
+}
+
+/// Reads a whole crash dump or flight file for a person to look at
+/// (`spanguard show`), without locking, renaming or deleting it, opened
+/// and bounded as recovery reads it (`buffer::files`, `DumpReader`). None
+/// if it is not one of ours or cannot be read; torn records are skipped.
+pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
+    let file = files::open_found(path, false).ok()?;
+    let mut reader = DumpReader::open(file, died_at_ns).ok()?;
+    let mut records = Vec::new();
+    loop {
+        let batch = reader.next_records(512).ok()?;
+        if batch.is_empty() {
+            break;
+        }
+        records.extend(batch);
+    }
+    Some(Recovered {
+        header: *reader.header(),
+        records,
+    })
 }
 
 /// Clamps counts and text references of a record read from disk so that an

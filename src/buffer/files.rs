@@ -81,9 +81,8 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             ForeignDirectory(format!(
-                "{} belongs to uid {}, not to this user (uid {me}): spanguard will not \
+                "it belongs to uid {}, not to this user (uid {me}): spanguard will not \
                  keep spans in a directory another user controls",
-                dir.display(),
                 meta.uid()
             )),
         ));
@@ -91,11 +90,11 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     if meta.mode() & libc::S_ISVTX != 0 && meta.mode() & 0o022 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
-            ForeignDirectory(format!(
-                "{} is a shared directory (others may write to it): spanguard keeps spans \
-                 only in a directory of the user's own",
-                dir.display()
-            )),
+            ForeignDirectory(
+                "it is a shared directory (sticky, others may write to it): spanguard \
+                 keeps spans only in a directory of the user's own"
+                    .to_string(),
+            ),
         ));
     }
     if meta.mode() & 0o077 != 0 {
@@ -354,6 +353,12 @@ impl LockedFile {
     }
 
     pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl std::borrow::Borrow<File> for LockedFile {
+    fn borrow(&self) -> &File {
         &self.file
     }
 }

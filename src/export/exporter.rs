@@ -99,10 +99,7 @@ impl Exporter {
             replays_spool: !file_sink,
             journal: None,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
-            resource: Arc::new(ResourceInfo::new(
-                &config.service_name,
-                &config.resource_attributes,
-            )),
+            resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
             pipeline,
         }
     }

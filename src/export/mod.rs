@@ -2,10 +2,13 @@
 
 pub mod batch_sizer;
 pub mod discard;
+pub mod dump_view;
 pub mod exporter;
 pub mod file_sink;
 pub mod gzip;
 pub mod http;
+pub mod json_value;
+pub mod otlp_decode;
 pub mod otlp_fields;
 pub mod otlp_json;
 pub mod otlp_proto;

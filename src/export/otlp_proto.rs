@@ -14,7 +14,7 @@ use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRec
 
 /// Field numbers from opentelemetry-proto: collector/trace/v1/trace_service.proto,
 /// trace/v1/trace.proto, common/v1/common.proto, resource/v1/resource.proto.
-mod field {
+pub(crate) mod field {
     pub(crate) const REQUEST_RESOURCE_SPANS: u32 = 1;
 
     pub(crate) const RESOURCE_SPANS_RESOURCE: u32 = 1;

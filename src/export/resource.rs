@@ -1,6 +1,7 @@
 //! What every export request says about its origin: the resource (service
-//! name, SDK, user attributes) and the instrumentation scope. Built once per
-//! tracer from config; encoders read it for every batch.
+//! name, this tracer's instance id, the process and host, the SDK, user
+//! attributes) and the instrumentation scope. Built once per tracer from
+//! config; encoders read it for every batch.
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
@@ -18,32 +19,42 @@ pub struct ResourceInfo {
     pub scope_version: String,
 }
 
+/// The key whose value tells two runs of one service apart.
+pub const INSTANCE_ID_KEY: &str = "service.instance.id";
+
+/// Resource attributes the semantic conventions type as integers; given as
+/// text (OTEL_RESOURCE_ATTRIBUTES, a dump header), they are sent as ints.
+const INT_KEYS: [&str; 2] = ["process.pid", "process.parent_pid"];
+
 impl ResourceInfo {
-    /// The resource for `service_name` plus `extra` attributes (from
-    /// OTEL_RESOURCE_ATTRIBUTES or config). `service_name` wins over a
-    /// `service.name` in `extra`, as the OpenTelemetry spec says.
+    /// The resource for `service_name` plus `extra` attributes (detected
+    /// ones and OTEL_RESOURCE_ATTRIBUTES or config, see
+    /// `TracerConfig::resource`). `service_name` wins over a `service.name`
+    /// in `extra`, as the OpenTelemetry spec says. `service.instance.id`
+    /// comes right after it: a Collector's file receiver tells files apart
+    /// by their first kilobyte, which a sink line starts with.
     pub fn new(service_name: &str, extra: &[(String, String)]) -> ResourceInfo {
-        let mut attributes = vec![
-            (
-                "service.name".to_string(),
-                AttrValue::Str(service_name.to_string()),
-            ),
-            (
-                "telemetry.sdk.name".to_string(),
-                AttrValue::Str("spanguard".to_string()),
-            ),
-            (
-                "telemetry.sdk.language".to_string(),
-                AttrValue::Str("rust".to_string()),
-            ),
-            (
-                "telemetry.sdk.version".to_string(),
-                AttrValue::Str(env!("CARGO_PKG_VERSION").to_string()),
-            ),
-        ];
+        let mut attributes = vec![(
+            "service.name".to_string(),
+            AttrValue::Str(service_name.to_string()),
+        )];
+        if let Some((k, v)) = extra.iter().find(|(k, _)| k == INSTANCE_ID_KEY) {
+            attributes.push((k.clone(), AttrValue::Str(v.clone())));
+        }
+        for (k, v) in [
+            ("telemetry.sdk.name", "spanguard"),
+            ("telemetry.sdk.language", "rust"),
+            ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        ] {
+            attributes.push((k.to_string(), AttrValue::Str(v.to_string())));
+        }
         for (k, v) in extra {
             if !attributes.iter().any(|(existing, _)| existing == k) {
-                attributes.push((k.clone(), AttrValue::Str(v.clone())));
+                let value = match v.parse::<i64>() {
+                    Ok(n) if INT_KEYS.contains(&k.as_str()) => AttrValue::Int(n),
+                    _ => AttrValue::Str(v.clone()),
+                };
+                attributes.push((k.clone(), value));
             }
         }
         ResourceInfo {
@@ -51,5 +62,159 @@ impl ResourceInfo {
             scope_name: "spanguard".to_string(),
             scope_version: env!("CARGO_PKG_VERSION").to_string(),
         }
+    }
+}
+
+/// What a tracer finds out about itself when it starts, most telling
+/// first (a crash dump keeps as many as fit in its header, in this order):
+/// a new random `service.instance.id`, the process, the host. Each can be
+/// overridden by OTEL_RESOURCE_ATTRIBUTES or the config's
+/// `resource_attributes`. `process.runtime.*` comes from the bindings
+/// (Python says `cpython`, ...), which add it to `resource_attributes`.
+/// The command line is left out: arguments often carry secrets.
+pub fn detect() -> Vec<(String, String)> {
+    let mut out = vec![
+        (INSTANCE_ID_KEY.to_string(), new_uuid_v4()),
+        ("process.pid".to_string(), std::process::id().to_string()),
+    ];
+    if let Some(host) = host_name() {
+        out.push(("host.name".to_string(), host));
+    }
+    out.push(("host.arch".to_string(), host_arch().to_string()));
+    out.push(("os.type".to_string(), std::env::consts::OS.to_string()));
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(name) = exe.file_name() {
+            out.push((
+                "process.executable.name".to_string(),
+                name.to_string_lossy().into_owned(),
+            ));
+        }
+        out.push((
+            "process.executable.path".to_string(),
+            exe.to_string_lossy().into_owned(),
+        ));
+    }
+    out
+}
+
+/// A random (version 4) UUID in its usual text form, as the semantic
+/// conventions recommend for `service.instance.id`.
+pub fn new_uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: the buffer is valid for 16 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // No getrandom: the id generator (seeded from time, pid and stack).
+        b[..8].copy_from_slice(&crate::span::ids::new_span_id());
+        b[8..].copy_from_slice(&crate::span::ids::new_span_id());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// `host.arch` as the semantic conventions spell it.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "x86",
+        "arm" => "arm32",
+        "powerpc" => "ppc32",
+        "powerpc64" => "ppc64",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_differ() {
+        let a = new_uuid_v4();
+        let b = new_uuid_v4();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn detection_names_the_process_and_host() {
+        let d = detect();
+        let get = |k: &str| d.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(d[0].0, INSTANCE_ID_KEY);
+        assert_eq!(get("process.pid"), Some(std::process::id().to_string()));
+        assert_eq!(get("os.type").as_deref(), Some("linux"));
+        assert!(get("host.name").is_some_and(|h| !h.is_empty()));
+        assert!(get("host.arch").is_some());
+        let exe = std::env::current_exe().expect("exe");
+        assert_eq!(
+            get("process.executable.path"),
+            Some(exe.to_string_lossy().into_owned())
+        );
+        assert_ne!(detect()[0].1, d[0].1, "a new instance id per tracer");
+    }
+
+    #[test]
+    fn the_instance_id_follows_the_service_name_and_the_pid_is_an_int() {
+        let r = ResourceInfo::new(
+            "svc",
+            &kv(&[
+                ("deployment.environment", "prod"),
+                ("process.pid", "4242"),
+                (INSTANCE_ID_KEY, "abc"),
+                ("process.pid_like", "7"),
+            ]),
+        );
+        assert_eq!(r.attributes[0].0, "service.name");
+        assert_eq!(
+            r.attributes[1],
+            (INSTANCE_ID_KEY.into(), AttrValue::Str("abc".into()))
+        );
+        let get = |k: &str| {
+            r.attributes
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get("process.pid"), Some(AttrValue::Int(4242)));
+        assert_eq!(get("process.pid_like"), Some(AttrValue::Str("7".into())));
+        assert_eq!(
+            r.attributes
+                .iter()
+                .filter(|(k, _)| k == INSTANCE_ID_KEY)
+                .count(),
+            1
+        );
     }
 }

@@ -425,6 +425,15 @@ fn read_header(mut file: &File) -> Option<(BodyFormat, bool, u32, u64)> {
     Some((format, header[9] != 0, spans, len))
 }
 
+/// Reads one spool file as it is, without locking, renaming or deleting it
+/// (`spanguard show` looks and changes nothing). Opened and bounded as the
+/// exporter's reads are: None when it is not a regular file of this user's
+/// holding a whole spool batch.
+pub fn read_spool_file(path: &Path) -> Option<SpooledBatch> {
+    let file = files::open_found(path, false).ok()?;
+    read_batch(&file, MAX_BODY_BYTES).ok()
+}
+
 /// Why a spool file was not read.
 #[derive(Debug)]
 pub enum BatchError {

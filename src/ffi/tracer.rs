@@ -185,8 +185,58 @@ fn ms_or(value: u32, default: Duration) -> Duration {
     }
 }
 
+/// Why a tracer could not be made: the code the call returns and the
+/// sentence `spanguard_tracer_new_with_error` writes.
+pub(crate) struct CreateError {
+    code: spanguard_result,
+    message: String,
+}
+
+impl CreateError {
+    fn config(e: crate::config::ConfigError) -> CreateError {
+        CreateError {
+            code: spanguard_result::InvalidConfig,
+            message: e.to_string(),
+        }
+    }
+
+    /// A bad config field: `field=value: reason`, with `code`.
+    fn field(code: spanguard_result, field: &str, value: &str, reason: &str) -> CreateError {
+        CreateError {
+            code,
+            message: format!("spanguard_config.{field}={value}: {reason}"),
+        }
+    }
+}
+
+impl From<spanguard_result> for CreateError {
+    /// A code alone gets its `spanguard_strerror` text.
+    fn from(code: spanguard_result) -> CreateError {
+        let text = code.message();
+        CreateError {
+            code,
+            message: text.trim_end_matches('\0').to_string(),
+        }
+    }
+}
+
+/// A key=value list field of the struct.
+fn key_values(field: &str, text: &str, secret: bool) -> Result<Vec<(String, String)>, CreateError> {
+    crate::config::parse_key_values_checked(text).map_err(|reason| {
+        let (value, reason) = if secret {
+            (
+                "(not shown: it may hold a secret)".to_string(),
+                "not name=value,... (an entry has no '=' or an empty name)".to_string(),
+            )
+        } else {
+            (format!("{text:?}"), reason)
+        };
+        CreateError::field(spanguard_result::InvalidConfig, field, &value, &reason)
+    })
+}
+
 /// The Rust config a C struct describes.
-unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spanguard_result> {
+unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateError> {
     let mut t = TracerConfig::default();
     // SAFETY (all c_string calls): strings in the struct are NULL or
     // NUL-terminated, as documented.
@@ -195,13 +245,11 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spangua
             t.service_name = s;
         }
         if let Some(s) = c_string(c.resource_attributes) {
-            t.resource_attributes =
-                crate::config::parse_key_values(&s).ok_or(spanguard_result::InvalidConfig)?;
+            t.resource_attributes = key_values("resource_attributes", &s, false)?;
         }
         t.endpoint = c_string(c.endpoint).filter(|s| !s.is_empty());
         if let Some(s) = c_string(c.headers) {
-            t.headers =
-                crate::config::parse_key_values(&s).ok_or(spanguard_result::InvalidConfig)?;
+            t.headers = key_values("headers", &s, true)?;
         }
         if let Some(s) = c_string(c.sink_dir).filter(|s| !s.is_empty()) {
             t.sink_dir = s.into();
@@ -210,20 +258,46 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spangua
             t.spool_dir = s.into();
         }
     }
+    let enum_field = |field: &str, value: u32, names: &str| {
+        CreateError::field(
+            spanguard_result::InvalidArgument,
+            field,
+            &value.to_string(),
+            &format!("not {names}"),
+        )
+    };
     t.protocol = match c.protocol {
         SPANGUARD_PROTOCOL_HTTP_PROTOBUF => Protocol::HttpProtobuf,
         SPANGUARD_PROTOCOL_HTTP_JSON => Protocol::HttpJson,
-        _ => return Err(spanguard_result::InvalidArgument),
+        other => {
+            return Err(enum_field(
+                "protocol",
+                other,
+                "SPANGUARD_PROTOCOL_HTTP_PROTOBUF (0) or SPANGUARD_PROTOCOL_HTTP_JSON (1)",
+            ));
+        }
     };
     t.compression = match c.compression {
         SPANGUARD_COMPRESSION_NONE => Compression::None,
         SPANGUARD_COMPRESSION_GZIP => Compression::Gzip,
-        _ => return Err(spanguard_result::InvalidArgument),
+        other => {
+            return Err(enum_field(
+                "compression",
+                other,
+                "SPANGUARD_COMPRESSION_NONE (0) or SPANGUARD_COMPRESSION_GZIP (1)",
+            ));
+        }
     };
     t.full_policy = match c.full_policy {
         SPANGUARD_FULL_POLICY_WAIT => FullPolicy::Wait,
         SPANGUARD_FULL_POLICY_DROP => FullPolicy::Drop,
-        _ => return Err(spanguard_result::InvalidArgument),
+        other => {
+            return Err(enum_field(
+                "full_policy",
+                other,
+                "SPANGUARD_FULL_POLICY_WAIT (0) or SPANGUARD_FULL_POLICY_DROP (1)",
+            ));
+        }
     };
     t.request_timeout = ms_or(c.request_timeout_ms, t.request_timeout);
     t.schedule_delay = ms_or(c.schedule_delay_ms, t.schedule_delay);
@@ -248,17 +322,22 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, spangua
         t.exporter_max_cpu_percent = c.exporter_max_cpu_percent;
     }
     t.sampler = sampler_of(c.sampler, c.sampler_ratio)?;
-    t.validate().map_err(|_| spanguard_result::InvalidConfig)?;
+    t.validate().map_err(CreateError::config)?;
     Ok(t)
 }
 
 /// The sampler a config struct names.
-fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, spanguard_result> {
+fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, CreateError> {
     let ratio = || {
         if (0.0..=1.0).contains(&ratio) {
             Ok(RootSampler::TraceIdRatio(ratio))
         } else {
-            Err(spanguard_result::InvalidConfig)
+            Err(CreateError::field(
+                spanguard_result::InvalidConfig,
+                "sampler_ratio",
+                &ratio.to_string(),
+                "not a probability between 0 and 1",
+            ))
         }
     };
     let (root, parent_based) = match kind {
@@ -268,13 +347,20 @@ fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, spanguard_result> {
         SPANGUARD_SAMPLER_TRACEIDRATIO => (ratio()?, false),
         SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF => (RootSampler::AlwaysOff, true),
         SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO => (ratio()?, true),
-        _ => return Err(spanguard_result::InvalidConfig),
+        other => {
+            return Err(CreateError::field(
+                spanguard_result::InvalidConfig,
+                "sampler",
+                &other.to_string(),
+                "not one of the SPANGUARD_SAMPLER_* values (0 to 5)",
+            ));
+        }
     };
     Ok(Sampler { root, parent_based })
 }
 
 /// Starts a tracer and registers it; writes it to `*out` on success.
-fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_result {
+fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), CreateError> {
     if config.disabled {
         let t = Box::into_raw(Box::new(spanguard_tracer {
             id: 0,
@@ -282,11 +368,14 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_res
         }));
         // SAFETY: out is non-null (checked by callers).
         unsafe { out.write(t) };
-        return spanguard_result::Ok;
+        return Ok(());
     }
     // Reserve an id before starting threads, so a 256th tracer costs nothing.
     let Some(id) = crate::registry::reserve() else {
-        return spanguard_result::TooManyTracers;
+        return Err(CreateError {
+            code: spanguard_result::TooManyTracers,
+            message: "255 tracers are alive already: free one first".to_string(),
+        });
     };
     let install_signals = config.install_signal_handlers;
     match Tracer::new(config) {
@@ -307,24 +396,52 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> spanguard_res
             WRAPPERS[id as usize].store(raw, Ordering::Release);
             // SAFETY: out is non-null (checked by callers).
             unsafe { out.write(raw) };
-            spanguard_result::Ok
+            Ok(())
         }
         Err(e) => {
             crate::registry::release(id);
-            match e {
-                TracerError::Config(_) => spanguard_result::InvalidConfig,
-                TracerError::Io(e) => {
-                    // The code alone would not say which directory or why.
-                    eprintln!("spanguard: the tracer cannot start: {e}");
-                    spanguard_result::Io
-                }
-            }
+            Err(match e {
+                TracerError::Config(e) => CreateError::config(e),
+                TracerError::Io(e) => CreateError {
+                    code: spanguard_result::Io,
+                    message: format!("the operating system refused what the tracer needs: {e}"),
+                },
+            })
         }
     }
 }
 
+/// The one body of the three `spanguard_tracer_new*` calls: the struct
+/// (or the defaults when `cfg` is NULL), then the environment if asked.
+fn create(
+    cfg: *const spanguard_config,
+    from_env: bool,
+    out: *mut *mut spanguard_tracer,
+) -> Result<(), CreateError> {
+    let mut config = if cfg.is_null() {
+        TracerConfig::default()
+    } else {
+        // SAFETY: cfg is non-null.
+        let c = unsafe { read_config(cfg) }.map_err(|code| {
+            CreateError::field(
+                code,
+                "struct_size",
+                // SAFETY: cfg is non-null; struct_size is its first field.
+                &unsafe { (*cfg).struct_size }.to_string(),
+                "smaller than any version of the struct: call spanguard_config_init(&cfg, sizeof cfg) first",
+            )
+        })?;
+        // SAFETY: c's strings come from the caller's struct.
+        unsafe { to_tracer_config(&c) }?
+    };
+    if from_env {
+        config.apply_process_env().map_err(CreateError::config)?;
+    }
+    start(config, out)
+}
+
 /// Makes a tracer from `cfg` alone (no environment variables are read).
-/// Thread-safe.
+/// Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn spanguard_tracer_new(
@@ -333,22 +450,16 @@ pub unsafe extern "C" fn spanguard_tracer_new(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(cfg, out);
-        // SAFETY: cfg is non-null.
-        let c = match unsafe { read_config(cfg) } {
-            Ok(c) => c,
-            Err(e) => return e,
-        };
-        // SAFETY: c's strings come from the caller's struct.
-        match unsafe { to_tracer_config(&c) } {
-            Ok(t) => start(t, out),
-            Err(e) => e,
+        match create(cfg, false, out) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.code,
         }
     })
 }
 
 /// Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
 /// standard OTEL_* variables and SPANGUARD_* variables applied on top.
-/// Thread-safe.
+/// Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn spanguard_tracer_new_from_env(
@@ -357,25 +468,86 @@ pub unsafe extern "C" fn spanguard_tracer_new_from_env(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(out);
-        let mut config = if cfg.is_null() {
-            TracerConfig::default()
+        match create(cfg, true, out) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.code,
+        }
+    })
+}
+
+/// A buffer size that holds any message `spanguard_tracer_new_with_error`
+/// writes (a bad value is shown to at most 200 characters).
+pub const SPANGUARD_ERROR_MESSAGE_SIZE: u32 = 512;
+
+/// Makes a tracer like `spanguard_tracer_new` (`from_env` false) or
+/// `spanguard_tracer_new_from_env` (`from_env` true; `cfg` may then be
+/// NULL) and, when it fails, says why in a sentence that names the
+/// environment variable or config field and its bad value, e.g.
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...)`
+/// (header values are never shown: they may hold secrets).
+///
+/// The sentence is written to `message` (NUL-terminated UTF-8, cut on a
+/// character boundary to fit `message_cap` bytes; `SPANGUARD_ERROR_MESSAGE_SIZE`
+/// always suffices) and its full length, without the NUL, to `*message_len`
+/// when that is not NULL. On success the message is empty. `message` may be
+/// NULL when `message_cap` is 0.
+///
+/// The message belongs to this call: no thread-local "last error" is kept,
+/// so it is right even where calls hop threads (goroutines, worker pools).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+#[must_use]
+pub unsafe extern "C" fn spanguard_tracer_new_with_error(
+    cfg: *const spanguard_config,
+    from_env: bool,
+    out: *mut *mut spanguard_tracer,
+    message: *mut c_char,
+    message_cap: usize,
+    message_len: *mut usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(out);
+        if message.is_null() && message_cap != 0 {
+            return spanguard_result::NullArgument;
+        }
+        let (code, text) = if cfg.is_null() && !from_env {
+            let e = CreateError::from(spanguard_result::NullArgument);
+            (
+                e.code,
+                "cfg is NULL (only allowed with from_env)".to_string(),
+            )
         } else {
-            // SAFETY: cfg is non-null.
-            let c = match unsafe { read_config(cfg) } {
-                Ok(c) => c,
-                Err(e) => return e,
-            };
-            // SAFETY: c's strings come from the caller's struct.
-            match unsafe { to_tracer_config(&c) } {
-                Ok(t) => t,
-                Err(e) => return e,
+            match create(cfg, from_env, out) {
+                Ok(()) => (spanguard_result::Ok, String::new()),
+                Err(e) => (e.code, e.message),
             }
         };
-        if config.apply_env(&|name| std::env::var(name).ok()).is_err() {
-            return spanguard_result::InvalidConfig;
-        }
-        start(config, out)
+        // SAFETY: message holds message_cap bytes (or is NULL with cap 0);
+        // message_len is NULL or valid, as documented.
+        unsafe { write_message(&text, message, message_cap, message_len) };
+        code
     })
+}
+
+/// Copies `text` NUL-terminated into `buf` (cut on a character boundary to
+/// fit `cap`), and its full length into `*len`.
+unsafe fn write_message(text: &str, buf: *mut c_char, cap: usize, len: *mut usize) {
+    if !len.is_null() {
+        // SAFETY: len is valid when non-NULL (the caller's contract).
+        unsafe { len.write(text.len()) };
+    }
+    if buf.is_null() || cap == 0 {
+        return;
+    }
+    let mut n = text.len().min(cap - 1);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: buf holds cap > n bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+        buf.add(n).write(0);
+    }
 }
 
 fn with_tracer(

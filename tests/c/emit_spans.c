@@ -98,8 +98,12 @@ int main(int argc, char **argv) {
     cfg.request_timeout_ms = (uint32_t)atoi(arg(argc, argv, "--request-timeout-ms", "0"));
     unsigned shutdown_ms = (unsigned)atoi(arg(argc, argv, "--shutdown-timeout-ms", "20000"));
     spanguard_tracer *t;
-    spanguard_result rc = from_env ? spanguard_tracer_new_from_env(&cfg, &t) : spanguard_tracer_new(&cfg, &t);
-    if (rc != SPANGUARD_RESULT_OK) die("tracer_new", rc);
+    char why[SPANGUARD_ERROR_MESSAGE_SIZE];
+    spanguard_result rc = spanguard_tracer_new_with_error(&cfg, from_env, &t, why, sizeof why, NULL);
+    if (rc != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "emit_spans: tracer_new: %s: %s\n", spanguard_strerror(rc), why);
+        exit(2);
+    }
     if ((rc = spanguard_set_error_callback(t, on_event, NULL)) != SPANGUARD_RESULT_OK) die("set_error_callback", rc);
 
     FILE *m = fopen(manifest, "w");

@@ -97,7 +97,10 @@ int main(int argc, char **argv) {
         bad.endpoint("ftp://nope");
         spanguard::Tracer t(bad);
     } catch (const spanguard::Error &e) {
-        threw = e.code() == SPANGUARD_RESULT_INVALID_CONFIG;
+        // The exception says which field and value were wrong.
+        threw = e.code() == SPANGUARD_RESULT_INVALID_CONFIG &&
+                std::string(e.what()).find("endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope") !=
+                    std::string::npos;
     }
     CHECK(threw);
 

@@ -114,7 +114,7 @@ def run_trial(receiver, emitter, tmp_path, name, how, flight, trial, host="none"
          "--manifest", str(tmp_path / f"recover-{tag}.json"), "--count", "1", "--spool-dir", str(spool), "--allow-loss"],
         capture_output=True, text=True, timeout=60)
     assert recover.returncode == 0, recover.stderr
-    return status, numbers, with_child, tag, spool, stderr
+    return status, numbers, with_child, tag, spool, stderr, child.pid
 
 
 def spans_of(receiver, tag, received_unanswered=False):
@@ -132,8 +132,8 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
                                                    host, rx_mode):
     totals = {"reported": 0, "interrupted": 0, "duplicates": 0}
     for trial in range(TRIALS):
-        status, numbers, with_child, tag, spool, stderr = run_trial(receiver, emitter, tmp_path, name, how, flight, trial,
-                                                            host, rx_mode)
+        status, numbers, with_child, tag, spool, stderr, pid = run_trial(
+            receiver, emitter, tmp_path, name, how, flight, trial, host, rx_mode)
         assert status == exit_status, f"trial {trial}: child ended with {status}, not {exit_status}: {stderr}"
         assert numbers, f"trial {trial}: the child reported no span before it died"
         want = set(numbers)
@@ -166,6 +166,11 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             assert not dups, f"trial {trial}: spans arrived twice: {sorted(dups)[:5]}"
             ids = [(s["trace_id"], s["span_id"]) for s in spans]
             assert len(ids) == len(set(ids)), f"trial {trial}: a span arrived twice"
+        # Spans recovered by another process carry the resource of the one
+        # that died: its pid and instance id, as do the spans it sent itself.
+        assert {s["resource"].get("process.pid") for s in spans} == {pid}, f"trial {trial}"
+        instances = {s["resource"].get("service.instance.id") for s in spans}
+        assert len(instances) == 1 and None not in instances, f"trial {trial}: {instances}"
         interrupted = [s for s in spans if s["attributes"].get("spanguard.interrupted") is True]
         for s in interrupted:
             assert sig is not None, f"trial {trial}: a span marked interrupted in a process that lived on"

@@ -594,8 +594,9 @@ static bool cfg_u32(napi_env env, napi_value obj, const char *name, uint32_t *fi
     return napi_get_value_uint32(env, v, field) == napi_ok;
 }
 
-/* tracerNew(config, fromEnv) -> [code, tracer?]. `config` uses the C field
- * names; index.js maps its options onto them. */
+/* tracerNew(config, fromEnv) -> [code, tracer?, message?]. `config` uses
+ * the C field names; index.js maps its options onto them. On failure the
+ * message names the variable or field and the value that were wrong. */
 static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 2)) return NULL;
@@ -631,11 +632,17 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
         return throw_last(env, "tracerNew: config");
     }
     spanguard_tracer *t = NULL;
-    spanguard_result rc = from_env ? spanguard_tracer_new_from_env(&cfg, &t) : spanguard_tracer_new(&cfg, &t);
+    char message[SPANGUARD_ERROR_MESSAGE_SIZE];
+    spanguard_result rc = spanguard_tracer_new_with_error(&cfg, from_env, &t, message, sizeof message, NULL);
     text_free(&text);
     napi_value out, ext;
-    CALL(env, napi_create_array_with_length(env, 2, &out));
+    CALL(env, napi_create_array_with_length(env, 3, &out));
     CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
+    if (rc != SPANGUARD_RESULT_OK) {
+        napi_value text_value;
+        CALL(env, napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text_value));
+        CALL(env, napi_set_element(env, out, 2, text_value));
+    }
     if (rc == SPANGUARD_RESULT_OK) {
         /* No finalizer: freeing shuts down and may block for seconds, so it
          * is close()'s job; a tracer never closed is shut down at exit. */

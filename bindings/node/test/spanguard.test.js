@@ -70,7 +70,8 @@ test('traceparent continues a trace; bad input is an error', async () => {
   assert.throws(() => tracer.startSpan('bad', { traceparent: '00-nothex' }),
     (e) => e instanceof spanguard.SpanguardError && e.code === spanguard.RESULT.INVALID_TRACEPARENT);
   assert.throws(() => new spanguard.Tracer({ fromEnv: false, endpoint: 'ftp://nope' }),
-    (e) => e.code === spanguard.RESULT.INVALID_CONFIG);
+    (e) => e.code === spanguard.RESULT.INVALID_CONFIG
+      && e.message.includes('endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope'));
   assert.throws(() => new spanguard.Tracer({ nope: 1 }), TypeError);
   assert.throws(() => new spanguard.Tracer({ fromEnv: false, exporterMaxCpuPercent: 101 }),
     (e) => e.code === spanguard.RESULT.INVALID_CONFIG);
@@ -103,6 +104,19 @@ test('many spans, none lost: each arrives in the sink once', async () => {
   assert.strictEqual(seen.length, 5000);
   assert.deepStrictEqual([...new Set(seen)].sort((a, b) => a - b), Array.from({ length: 5000 }, (_, i) => i));
   await tracer.close();
+});
+
+test('the resource names the Node.js runtime', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, resourceAttributes: { team: 'search' } });
+  tracer.startSpan('one').end();
+  await tracer.close();
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.jsonl'));
+  const [rs] = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8').split('\n')[0]).resourceSpans;
+  const attrs = Object.fromEntries(rs.resource.attributes.map((a) => [a.key, a.value.stringValue]));
+  assert.strictEqual(attrs['process.runtime.name'], 'nodejs');
+  assert.strictEqual(attrs['process.runtime.version'], process.versions.node);
+  assert.strictEqual(attrs.team, 'search');
 });
 
 test('sinkPath names the file the spans arrived in', async () => {

@@ -20,6 +20,7 @@ import contextvars
 import ctypes
 import functools
 import os
+import sys
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -44,10 +45,11 @@ _RESULT_BUFFER_TOO_SMALL = 9
 class SpanguardError(Exception):
     """A spanguard call failed; `code` is the spanguard_result."""
 
-    def __init__(self, code: int, what: str):
+    def __init__(self, code: int, what: str, detail: str = ""):
         self.code = code
         message = _lib().spanguard_strerror(code).decode() if _LIB else f"code {code}"
-        super().__init__(f"{what}: {message} (spanguard_result {code})")
+        # detail: the library's own sentence, e.g. which variable was wrong.
+        super().__init__(f"{what}: {message} (spanguard_result {code})" + (f": {detail}" if detail else ""))
 
 
 class _Config(ctypes.Structure):
@@ -148,6 +150,9 @@ def load_library(path: str | None = None):
             "spanguard_config_init": ([ctypes.POINTER(_Config), ctypes.c_size_t], u32),
             "spanguard_tracer_new": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
             "spanguard_tracer_new_from_env": ([ctypes.POINTER(_Config), ctypes.POINTER(p)], u32),
+            "spanguard_tracer_new_with_error": (
+                [ctypes.POINTER(_Config), ctypes.c_bool, ctypes.POINTER(p), ctypes.c_char_p, sz,
+                 ctypes.POINTER(sz)], u32),
             "spanguard_tracer_free": ([p], None),
             "spanguard_flush": ([p, u32], u32),
             "spanguard_shutdown": ([p, u32], u32),
@@ -339,6 +344,18 @@ def _shutdown_all():
         tracer.shutdown(timeout_s=5.0)
 
 
+def _runtime_attributes() -> str:
+    """process.runtime.* as OpenTelemetry's Python SDK reports them, in
+    OTEL_RESOURCE_ATTRIBUTES syntax (',' and '%' percent-encoded)."""
+    v = sys.implementation.version
+    runtime = {
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": f"{v.major}.{v.minor}.{v.micro}",
+        "process.runtime.description": sys.version.replace("\n", " "),
+    }
+    return ",".join(f"{k}={v.replace('%', '%25').replace(',', '%2C')}" for k, v in runtime.items())
+
+
 class Tracer:
     """A spanguard tracer. Configuration by keyword (the spanguard_config
     fields: service_name, endpoint, headers, sink_dir, spool_dir, protocol,
@@ -363,9 +380,9 @@ class Tracer:
             settings["headers"] = headers
         resource = settings.pop("resource_attributes", None)
         if isinstance(resource, dict):
-            settings["resource_attributes"] = ",".join(f"{k}={v}" for k, v in resource.items())
-        elif resource is not None:
-            settings["resource_attributes"] = resource
+            resource = ",".join(f"{k}={v}" for k, v in resource.items())
+        # The runtime first, so that the caller's own attributes override it.
+        settings["resource_attributes"] = ",".join(filter(None, [_runtime_attributes(), resource]))
         self._keep = []  # the C strings must outlive the call
         names = {f[0] for f in _Config._fields_}
         for key, value in settings.items():
@@ -378,8 +395,11 @@ class Tracer:
                 value = int(value)
             setattr(cfg, key, value)
         handle = ctypes.c_void_p()
-        new = lib.spanguard_tracer_new_from_env if from_env else lib.spanguard_tracer_new
-        _check(new(ctypes.byref(cfg), ctypes.byref(handle)), "tracer_new")
+        message = ctypes.create_string_buffer(512)  # SPANGUARD_ERROR_MESSAGE_SIZE
+        code = lib.spanguard_tracer_new_with_error(
+            ctypes.byref(cfg), from_env, ctypes.byref(handle), message, len(message), None)
+        if code != 0:
+            raise SpanguardError(code, "tracer_new", message.value.decode("utf-8", "replace"))
         self._handle = handle
         self._closed = False
         _LIVE_TRACERS.add(self)

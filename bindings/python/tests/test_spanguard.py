@@ -98,6 +98,8 @@ def test_bad_input_and_lifecycle_errors(tracer):
     with pytest.raises(spanguard.SpanguardError) as bad_cap:
         spanguard.Tracer(from_env=False, exporter_max_cpu_percent=101)
     assert bad_cap.value.code == 11  # SPANGUARD_RESULT_INVALID_CONFIG
+    # The exception names the field, its variable and the value.
+    assert "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=101" in str(bad_cap.value)
     assert tracer.shutdown(10)
     assert tracer.shutdown(10)  # twice is fine
     with pytest.raises(spanguard.SpanguardError) as err:
@@ -111,6 +113,19 @@ def test_open_spans_are_exported_at_shutdown(tracer, tmp_path):
     (span,) = read_spans(tmp_path / "sink")
     assert span["attrs"]["spanguard.unended"] == {"boolValue": True}
     assert tracer.stats().spans_unended_at_shutdown == 1
+
+
+def test_the_resource_names_the_python_runtime(tmp_path):
+    t = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", install_signal_handlers=False,
+                         resource_attributes={"team": "search"})
+    t.start_span("one").end()
+    assert t.shutdown(10)
+    (f,) = (tmp_path / "sink").glob("*.jsonl")
+    (rs,) = json.loads(f.read_text().splitlines()[0])["resourceSpans"]
+    attrs = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}
+    assert attrs["process.runtime.name"] == sys.implementation.name
+    assert attrs["process.runtime.description"] == sys.version.replace("\n", " ")  # commas and all
+    assert attrs["team"] == "search"
 
 
 def test_sink_path_names_the_file_the_spans_arrived_in(tracer, tmp_path):

@@ -1,4 +1,5 @@
-//! `spanguard`: the command-line companion of the library.
+//! `spanguard replay`, unchanged (moved here from `src/bin/spanguard.rs`
+//! so that each subcommand has a module of its own):
 //!
 //! spanguard replay DIR --endpoint URL [--headers k=v,...] [--timeout-ms N]
 //!     Sends every batch spooled in DIR to URL (a full traces URL, or a base
@@ -14,7 +15,7 @@ use spanguard::export::http::HttpTransport;
 use spanguard::export::spool::{ReplayVerdict, SpoolDir};
 use spanguard::export::transport::{SendError, Transport};
 
-const USAGE: &str =
+pub const USAGE: &str =
     "usage: spanguard replay DIR --endpoint URL [--headers k=v,...] [--timeout-ms N]";
 
 fn option(args: &[String], name: &str) -> Option<String> {
@@ -70,13 +71,9 @@ fn replay(args: &[String]) -> Result<String, String> {
     }
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("replay") => replay(&args[1..]),
-        _ => Err(USAGE.to_string()),
-    };
-    match result {
+/// Runs `spanguard replay` with the arguments after the subcommand.
+pub fn run(args: &[String]) -> ExitCode {
+    match replay(args) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS

@@ -1,0 +1,182 @@
+//! `spanguard show`: traces from the sink, the spool, crash dumps and
+//! flight files, as waterfalls in the terminal or as one HTML page.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::args::Args;
+use super::clock_text::parse_moment;
+use super::sources::load;
+use super::terminal::{Style, render_trace};
+use super::traces::{Filter, assemble, describe_origins};
+
+pub const HELP: &str = "\
+usage: spanguard show [DIR|FILE...] [options]
+
+Draws each trace as a waterfall: span names indented by parent, a time bar on the
+trace's scale, start offset, duration, status (errors, spans interrupted by a
+crash, spans ended at shutdown), events, and GenAI token counts summed per trace.
+
+Reads sink files (*.jsonl, OTLP/JSON lines), spool files (*.sgspool), crash dumps
+(*.sgdump) and flight files (*.sgflight), from the directories or files given, by
+default the local sink and spool directories (SPANGUARD_SINK_DIR,
+SPANGUARD_SPOOL_DIR). Nothing is sent, locked, moved or deleted.
+
+options:
+  --trace ID         traces whose id starts with ID
+  --service NAME     traces with a span of service NAME
+  --name TEXT        traces with a span whose name contains TEXT
+  --since WHEN       traces that end at or after WHEN: a time (2026-11-30T12:00Z;
+                     UTC unless a zone is given) or a duration ago (90s, 15m, 2h, 1d)
+  --until WHEN       traces that start at or before WHEN
+  --errors           traces with an error or an interrupted span
+  --attributes       every attribute under each span
+  --html OUT         write one self-contained HTML page to OUT (- for stdout)
+  --color WHEN       auto (default: on a terminal, unless NO_COLOR is set),
+                     always or never
+
+Exit status: 0 when a trace was shown, 1 when none was (nothing there, or
+nothing matched), 2 on a usage or configuration error.
+";
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(
+        args,
+        &["--errors", "--attributes", "--help", "-h"],
+        &[
+            "--trace",
+            "--service",
+            "--name",
+            "--since",
+            "--until",
+            "--html",
+            "--color",
+        ],
+    ) {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
+    };
+    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let moment = |name: &str| -> Result<Option<u64>, String> {
+        a.value(name)
+            .map(|v| {
+                parse_moment(v, now_ns()).ok_or_else(|| {
+                    format!("{name} {v}: not a time (2026-11-30T12:00Z) or a duration (15m)")
+                })
+            })
+            .transpose()
+    };
+    let filter = match (moment("--since"), moment("--until")) {
+        (Ok(since_ns), Ok(until_ns)) => Filter {
+            trace: a.value("--trace").map(str::to_string),
+            service: a.value("--service").map(str::to_string),
+            name: a.value("--name").map(str::to_string),
+            since_ns,
+            until_ns,
+            errors: a.flag("--errors"),
+        },
+        (Err(e), _) | (_, Err(e)) => return usage(&e),
+    };
+    let style = match Style::detect(a.value("--color"), a.flag("--attributes")) {
+        Ok(s) => s,
+        Err(e) => return usage(&e),
+    };
+
+    let inputs: Vec<PathBuf> = if a.positional.is_empty() {
+        let (sink, spool) = match super::settings::default_dirs() {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        let present: Vec<PathBuf> = [sink.clone(), spool.clone()]
+            .into_iter()
+            .filter(|d| d.is_dir())
+            .collect();
+        if present.is_empty() {
+            eprintln!(
+                "spanguard: no spans yet: neither the local sink ({}) nor the spool ({}) exists",
+                sink.display(),
+                spool.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        present
+    } else {
+        a.positional.iter().map(PathBuf::from).collect()
+    };
+
+    let loaded = load(&inputs);
+    for p in &loaded.problems {
+        eprintln!("spanguard: {p}");
+    }
+    let read_anything = !loaded.origins.is_empty();
+    let (traces, origins, duplicates) = assemble(loaded);
+    let total = traces.len();
+    let shown: Vec<_> = traces.into_iter().filter(|t| filter.keeps(t)).collect();
+    let spans: usize = shown.iter().map(|t| t.nodes.len()).sum();
+
+    let summary = {
+        let mut s = format!(
+            "{} of {total} traces, {spans} spans, from {}",
+            shown.len(),
+            if read_anything {
+                describe_origins(&origins)
+            } else {
+                "no file".to_string()
+            }
+        );
+        if duplicates > 0 {
+            s.push_str(&format!(
+                "; {duplicates} spans found twice (delivered at least once) shown once"
+            ));
+        }
+        s
+    };
+
+    if let Some(out) = a.value("--html") {
+        let page = super::html::page(&shown, &origins, &summary);
+        let written = if out == "-" {
+            use std::io::Write;
+            std::io::stdout().write_all(page.as_bytes())
+        } else {
+            std::fs::write(out, page)
+        };
+        if let Err(e) = written {
+            eprintln!("spanguard: writing {out}: {e}");
+            return ExitCode::FAILURE;
+        }
+        if out != "-" {
+            println!("wrote {out}: {summary}");
+        }
+    } else {
+        let mut text = String::new();
+        for t in &shown {
+            render_trace(t, &origins, &style, &mut text);
+            text.push('\n');
+        }
+        print!("{text}");
+        println!("{summary}");
+    }
+    if shown.is_empty() {
+        if total == 0 {
+            eprintln!("spanguard: no spans found");
+        } else {
+            eprintln!("spanguard: no trace matches");
+        }
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("spanguard show: {message} (spanguard show --help)");
+    ExitCode::from(2)
+}

@@ -1,0 +1,248 @@
+//! Finding and reading what `show` and `tail` look at: sink files (OTLP/JSON
+//! lines), spool files (a header and a request body), crash dumps and
+//! flight files (raw records), all through the library's own readers. A
+//! file that cannot be read is reported and skipped; nothing is locked,
+//! moved or deleted.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use spanguard::export::dump_view::read_dump;
+use spanguard::export::otlp_decode::{DecodedSpan, decode_body, decode_json};
+use spanguard::export::spool::read_spool_file;
+
+/// What kind of file spans came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The local sink: delivered, one OTLP/JSON request a line.
+    Sink,
+    /// A spooled batch waiting to be sent.
+    Spool,
+    /// A crash dump of a process that died of a signal.
+    CrashDump,
+    /// A flight-recorder file (SIGKILL-proof slots).
+    Flight,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Sink => "sink",
+            Kind::Spool => "spool batch",
+            Kind::CrashDump => "crash dump",
+            Kind::Flight => "flight file",
+        }
+    }
+
+    /// The kind a file's name says, for files found in a directory.
+    pub fn of_name(name: &str) -> Option<Kind> {
+        if name.starts_with('.') {
+            return None; // a writer's temporary file
+        }
+        if name.ends_with(".jsonl") {
+            Some(Kind::Sink)
+        } else if name.ends_with(".sgspool") || name.ends_with(".sgspool-pending") {
+            Some(Kind::Spool)
+        } else if name.ends_with(".sgdump") || name.ends_with(".sgdump-pending") {
+            Some(Kind::CrashDump)
+        } else if name.ends_with(".sgflight") {
+            Some(Kind::Flight)
+        } else {
+            None
+        }
+    }
+
+    /// The kind of a file named on the command line: its name, else its
+    /// first bytes, else OTLP/JSON lines.
+    fn of_file(path: &Path) -> Kind {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(k) = Kind::of_name(name.trim_start_matches('.')) {
+            return k;
+        }
+        let mut magic = [0u8; 8];
+        let n = File::open(path)
+            .and_then(|mut f| f.read(&mut magic))
+            .unwrap_or(0);
+        match &magic[..n] {
+            b"SGSPOOL1" => Kind::Spool,
+            m if m.starts_with(b"SGDUMP") => Kind::CrashDump,
+            m if m.starts_with(b"SGFLITE") => Kind::Flight,
+            _ => Kind::Sink,
+        }
+    }
+}
+
+/// Where spans were read from.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub kind: Kind,
+    pub path: PathBuf,
+    /// A live process holds the file (a flight file being written): its
+    /// open spans are open, not interrupted.
+    pub live_pid: Option<u32>,
+}
+
+/// Everything read from the inputs.
+#[derive(Default)]
+pub struct Loaded {
+    pub origins: Vec<Origin>,
+    /// Each span with the index of its origin.
+    pub spans: Vec<(DecodedSpan, usize)>,
+    /// Files or lines that could not be read, one sentence each.
+    pub problems: Vec<String>,
+}
+
+/// Files bigger than this are not read (the spool's default cap is 64 MiB;
+/// a flight file of the largest slab is under 1 GiB).
+const MAX_FILE_BYTES: u64 = 2 << 30;
+/// The longest sink line read (the sink writes at most 1 MiB by default).
+const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// The files a directory holds that `show` reads, oldest name first (sink
+/// files, then spool files, dumps and flight files, each sorted).
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<(Kind, PathBuf)>> {
+    let mut files: Vec<(Kind, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let name = e.file_name();
+            Kind::of_name(name.to_str()?).map(|k| (k, e.path()))
+        })
+        .collect();
+    files.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+    Ok(files)
+}
+
+/// Reads every input: directories (their sink, spool, dump and flight
+/// files) and files. A path that does not exist is a problem.
+pub fn load(inputs: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for input in inputs {
+        match std::fs::metadata(input) {
+            Ok(m) if m.is_dir() => match files_in(input) {
+                Ok(files) => {
+                    for (kind, path) in files {
+                        read_one(&mut loaded, kind, &path);
+                    }
+                }
+                Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
+            },
+            Ok(m) if m.is_file() => read_one(&mut loaded, Kind::of_file(input), input),
+            // A pipe or a device could block a read forever.
+            Ok(_) => loaded.problems.push(format!(
+                "{}: not a regular file or directory",
+                input.display()
+            )),
+            Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
+        }
+    }
+    loaded
+}
+
+fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
+        loaded.problems.push(format!(
+            "{}: {size} bytes, more than spanguard ever writes: not read",
+            path.display()
+        ));
+        return;
+    }
+    if size == 0 && kind != Kind::Sink {
+        return; // a crash file prepared by a live process, still empty
+    }
+    let origin = loaded.origins.len();
+    let mut live_pid = None;
+    let result = match kind {
+        Kind::Sink => read_sink(path, origin, loaded),
+        Kind::Spool => read_spool_file(path)
+            .ok_or_else(|| "not a whole spool file (torn or foreign)".to_string())
+            .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
+            .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
+        Kind::CrashDump | Kind::Flight => {
+            live_pid = super::locks::holder(path);
+            read_dump(path, modified_ns(path))
+                .ok_or_else(|| "not a readable crash dump or flight file".to_string())
+                .map(|view| {
+                    loaded
+                        .spans
+                        .extend(view.spans.into_iter().map(|s| (s, origin)))
+                })
+        }
+    };
+    if let Err(why) = result {
+        loaded.problems.push(format!("{}: {why}", path.display()));
+    }
+    // Only files that gave spans count as where spans came from.
+    if loaded.spans.last().is_none_or(|(_, o)| *o != origin) {
+        return;
+    }
+    loaded.origins.push(Origin {
+        kind,
+        path: path.to_path_buf(),
+        live_pid,
+    });
+}
+
+/// When a file was last written: a dead process's open spans ended then.
+pub fn modified_ns(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        let n = reader
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            loaded.problems.push(format!(
+                "{}:{number}: a line longer than 64 MiB: skipped",
+                path.display()
+            ));
+            skip_line(&mut reader).map_err(|e| e.to_string())?;
+            continue;
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match decode_json(text) {
+            Ok(spans) => loaded.spans.extend(spans.into_iter().map(|s| (s, origin))),
+            Err(e) => loaded.problems.push(format!(
+                "{}:{number}: not an OTLP/JSON request: {e}",
+                path.display()
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// Reads past the rest of an over-long line without keeping it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(at) = buf.iter().position(|&b| b == b'\n') {
+            reader.consume(at + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        reader.consume(n);
+    }
+}

@@ -1,0 +1,278 @@
+//! `spanguard spool`: what waits in the spool directory to be sent: spool
+//! files, crash dumps, flight files, files still being written or
+//! prepared, and files set aside as unreadable, with counts, sizes, ages
+//! and whether a live process holds each. Nothing is locked or changed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use spanguard::export::dump_view::read_dump;
+use spanguard::export::spool::read_spool_file;
+
+use super::args::Args;
+use super::clock_text::age;
+use super::sources::modified_ns;
+
+pub const HELP: &str = "\
+usage: spanguard spool [DIR]
+
+Lists what waits in the spool directory (DIR, default SPANGUARD_SPOOL_DIR) to be
+sent: batches that could not be delivered (*.sgspool), crash dumps (*.sgdump) and
+flight files (*.sgflight) of processes that died, with their spans, sizes and ages,
+and which live process holds a file (a tracer writing it, or a replay sending it).
+Files set aside as unreadable (*.corrupt, *.unreadable) are listed too; they are
+never sent. The next tracer start, or spanguard replay, sends what waits.
+
+Exit status: 0 when the directory could be read (or does not exist: nothing
+waits), 1 when it could not, 2 on a usage or configuration error.
+";
+
+/// What a file in the spool is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Batch,
+    CrashBatch,
+    CrashDump,
+    Flight,
+    /// A crash file prepared ahead of time by a live tracer, still empty.
+    Prepared,
+    /// A writer's temporary file.
+    Writing,
+    SetAside,
+    Other,
+}
+
+impl Entry {
+    fn of(name: &str, size: u64) -> Entry {
+        if name.starts_with(".tmp-") {
+            Entry::Writing
+        } else if name.ends_with(".corrupt") || name.ends_with(".unreadable") {
+            Entry::SetAside
+        } else if name.ends_with(".sgspool") {
+            Entry::Batch
+        } else if name.ends_with("-pending") && size == 0 {
+            Entry::Prepared
+        } else if name.ends_with(".sgspool-pending") {
+            Entry::CrashBatch
+        } else if name.ends_with(".sgdump") || name.ends_with(".sgdump-pending") {
+            Entry::CrashDump
+        } else if name.ends_with(".sgflight") {
+            Entry::Flight
+        } else {
+            Entry::Other
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Entry::Batch => "batch",
+            Entry::CrashBatch => "crash batch",
+            Entry::CrashDump => "crash dump",
+            Entry::Flight => "flight file",
+            Entry::Prepared => "prepared",
+            Entry::Writing => "being written",
+            Entry::SetAside => "set aside",
+            Entry::Other => "other",
+        }
+    }
+}
+
+/// A size in B, KiB, MiB or GiB.
+fn size_text(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.1} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+struct Row {
+    entry: Entry,
+    spans: Option<u64>,
+    size: u64,
+    age_ns: u64,
+    holder: Option<u32>,
+    name: String,
+    note: String,
+}
+
+fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::SystemTime) -> Row {
+    let size = meta.len();
+    let entry = Entry::of(name, size);
+    let age_ns = meta
+        .modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    let holder = super::locks::holder(path);
+    let mut note = String::new();
+    let spans = match entry {
+        Entry::Batch | Entry::CrashBatch => match read_spool_file(path) {
+            Some(b) => {
+                note = format!(
+                    "{}{}",
+                    match b.format {
+                        spanguard::export::transport::BodyFormat::Protobuf => "protobuf",
+                        spanguard::export::transport::BodyFormat::Json => "JSON",
+                    },
+                    if b.gzipped { ", gzip" } else { "" }
+                );
+                Some(b.spans as u64)
+            }
+            None => {
+                note = "unreadable: torn or foreign".to_string();
+                None
+            }
+        },
+        Entry::CrashDump | Entry::Flight => match read_dump(path, modified_ns(path)) {
+            Some(view) => {
+                note = match (holder, view.signal) {
+                    (Some(_), _) => format!("pid {}, running", view.pid),
+                    (None, 0) => format!("pid {}, killed", view.pid),
+                    (None, s) => format!("pid {} died of signal {s}", view.pid),
+                };
+                Some(view.spans.len() as u64)
+            }
+            None => {
+                note = "unreadable: not a dump this version reads".to_string();
+                None
+            }
+        },
+        _ => None,
+    };
+    Row {
+        entry,
+        spans,
+        size,
+        age_ns,
+        holder,
+        name: name.to_string(),
+        note,
+    }
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(args, &["--help", "-h"], &[]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("spanguard spool: {e} (spanguard spool --help)");
+            return ExitCode::from(2);
+        }
+    };
+    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let dir = match a.positional.as_slice() {
+        [] => match super::settings::default_dirs() {
+            Ok((_, spool)) => spool,
+            Err(code) => return code,
+        },
+        [d] => PathBuf::from(d),
+        _ => {
+            eprintln!("spanguard spool: one directory at most");
+            return ExitCode::from(2);
+        }
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("spool {}: does not exist, so nothing waits", dir.display());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("spanguard spool: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = std::time::SystemTime::now();
+    let mut rows: Vec<Row> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let meta = std::fs::symlink_metadata(e.path()).ok()?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            meta.is_file()
+                .then(|| inspect(&e.path(), &name, &meta, now))
+        })
+        .collect();
+    rows.sort_by(|x, y| x.name.cmp(&y.name));
+
+    // What a tracer start or a replay would send: readable, and not held
+    // by a live process (whose own exporter sends it).
+    let waiting = |r: &&Row| r.spans.is_some() && r.holder.is_none();
+    let spans_waiting: u64 = rows.iter().filter(waiting).filter_map(|r| r.spans).sum();
+    let mut kinds = Vec::new();
+    for entry in [
+        Entry::Batch,
+        Entry::CrashBatch,
+        Entry::CrashDump,
+        Entry::Flight,
+    ] {
+        let n = rows
+            .iter()
+            .filter(waiting)
+            .filter(|r| r.entry == entry)
+            .count();
+        if n > 0 {
+            let label = entry.label();
+            kinds.push(match (n, label.ends_with('h')) {
+                (1, _) => format!("1 {label}"),
+                (_, true) => format!("{n} {label}es"),
+                _ => format!("{n} {label}s"),
+            });
+        }
+    }
+    let bytes: u64 = rows.iter().map(|r| r.size).sum();
+    let unreadable = rows
+        .iter()
+        .filter(|r| {
+            r.entry == Entry::SetAside || (r.spans.is_none() && r.note.starts_with("unreadable"))
+        })
+        .count();
+    let held = rows.iter().filter(|r| r.holder.is_some()).count();
+    let mut summary = format!(
+        "spool {}: {} files, {}; {spans_waiting} spans wait to be sent",
+        dir.display(),
+        rows.len(),
+        size_text(bytes)
+    );
+    if !kinds.is_empty() {
+        summary.push_str(&format!(" ({})", kinds.join(", ")));
+    }
+    if held > 0 {
+        summary.push_str(&format!("; {held} held by live processes"));
+    }
+    if unreadable > 0 {
+        summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
+    }
+    println!("{summary}");
+    if rows.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<13} {:>7} {:>10} {:>8}  {:<16} FILE",
+        "KIND", "SPANS", "SIZE", "AGE", "HELD BY"
+    );
+    for r in &rows {
+        let held = match r.holder {
+            Some(pid) => format!("pid {pid} (live)"),
+            None => "-".to_string(),
+        };
+        let note = if r.note.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", r.note)
+        };
+        println!(
+            "{:<13} {:>7} {:>10} {:>8}  {:<16} {}{note}",
+            r.entry.label(),
+            r.spans.map_or("-".to_string(), |n| n.to_string()),
+            size_text(r.size),
+            age(r.age_ns),
+            held,
+            r.name
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,341 @@
+//! `spanguard tail`: follows the local sink as spans arrive, one line a
+//! span (or a waterfall per trace once its root span is in). The sink's
+//! files are polled, new ones included; Ctrl-C (or SIGTERM) ends it with
+//! status 0.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use spanguard::export::otlp_decode::{DecodedSpan, decode_json};
+
+use super::args::Args;
+use super::clock_text::{duration, utc};
+use super::sources::{Kind, Loaded, Origin};
+use super::terminal::{Style, clean, fit, genai_words, render_trace, status_words};
+use super::traces::{assemble, ending, hex, service_of};
+
+pub const HELP: &str = "\
+usage: spanguard tail [DIR] [options]
+
+Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and prints
+each one on a line: when it started (UTC), service, trace id, name, duration,
+status. New sink files are picked up as processes start. Ctrl-C ends it.
+
+options:
+  --trees            instead, a waterfall per trace once its root span arrived
+  --from-start       first show what the sink holds already
+  --interval MS      how often to look for new spans (default 200)
+  --color WHEN       auto (default), always or never
+
+Exit status: 0 when stopped by Ctrl-C or SIGTERM, 2 on a usage or
+configuration error.
+";
+
+/// Set by SIGINT and SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    // Relaxed: the loop only needs to see it eventually; nothing else is
+    // published with it.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// The most read from one file per poll, so one huge write cannot stall
+/// the others.
+const MOST_PER_POLL: u64 = 16 << 20;
+/// A line longer than this is skipped (the sink writes 1 MiB at most).
+const MAX_LINE_BYTES: usize = 64 << 20;
+/// Spans held for `--trees` while their root has not arrived.
+const MAX_HELD_SPANS: usize = 100_000;
+
+/// Where reading a sink file stopped.
+struct Follow {
+    inode: u64,
+    offset: u64,
+    /// The start of a line whose end has not been written yet.
+    partial: Vec<u8>,
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(
+        args,
+        &["--trees", "--from-start", "--help", "-h"],
+        &["--interval", "--color"],
+    ) {
+        Ok(a) => a,
+        Err(e) => return usage(&e),
+    };
+    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let interval = match a.value("--interval").map(str::parse::<u64>) {
+        None => Duration::from_millis(200),
+        Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
+        Some(_) => return usage("--interval takes milliseconds"),
+    };
+    let style = match Style::detect(a.value("--color"), false) {
+        Ok(s) => s,
+        Err(e) => return usage(&e),
+    };
+    let dir = match a.positional.as_slice() {
+        [] => match super::settings::default_dirs() {
+            Ok((sink, _)) => sink,
+            Err(code) => return code,
+        },
+        [d] => PathBuf::from(d),
+        _ => return usage("one directory at most"),
+    };
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_stop_signal as *const () as libc::sighandler_t,
+        );
+    }
+    let mut tailer = Tailer {
+        dir,
+        files: HashMap::new(),
+        style,
+        trees: a.flag("--trees"),
+        held: Vec::new(),
+        origins: Vec::new(),
+    };
+    eprintln!(
+        "spanguard: following {} (Ctrl-C stops)",
+        tailer.dir.display()
+    );
+    tailer.start(a.flag("--from-start"));
+    while !STOP.load(Ordering::Relaxed) {
+        tailer.poll();
+        let mut slept = Duration::ZERO;
+        while slept < interval && !STOP.load(Ordering::Relaxed) {
+            let step = (interval - slept).min(Duration::from_millis(50));
+            std::thread::sleep(step);
+            slept += step;
+        }
+    }
+    tailer.poll();
+    ExitCode::SUCCESS
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("spanguard tail: {message} (spanguard tail --help)");
+    ExitCode::from(2)
+}
+
+struct Tailer {
+    dir: PathBuf,
+    files: HashMap<PathBuf, Follow>,
+    style: Style,
+    trees: bool,
+    /// `--trees`: spans whose trace's root has not arrived.
+    held: Vec<(DecodedSpan, usize)>,
+    origins: Vec<Origin>,
+}
+
+impl Tailer {
+    fn sink_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .and_then(Kind::of_name)
+                            == Some(Kind::Sink)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Files there now are followed from their end, or their start.
+    fn start(&mut self, from_start: bool) {
+        for path in self.sink_files() {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let offset = if from_start { 0 } else { meta.len() };
+            self.files.insert(
+                path,
+                Follow {
+                    inode: meta.ino(),
+                    offset,
+                    partial: Vec::new(),
+                },
+            );
+        }
+        if from_start {
+            self.poll();
+        }
+    }
+
+    fn poll(&mut self) {
+        for path in self.sink_files() {
+            let new_spans = self.read_new(&path);
+            if new_spans.is_empty() {
+                continue;
+            }
+            let origin = match self.origins.iter().position(|o| o.path == path) {
+                Some(i) => i,
+                None => {
+                    self.origins.push(Origin {
+                        kind: Kind::Sink,
+                        path: path.clone(),
+                        live_pid: None,
+                    });
+                    self.origins.len() - 1
+                }
+            };
+            let mut out = String::new();
+            for span in new_spans {
+                if self.trees {
+                    self.hold(span, origin, &mut out);
+                } else {
+                    out.push_str(&span_line(&span, &self.style));
+                    out.push('\n');
+                }
+            }
+            print!("{out}");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+
+    /// The spans in what was appended to `path` since the last look.
+    fn read_new(&mut self, path: &Path) -> Vec<DecodedSpan> {
+        let Ok(mut file) = File::open(path) else {
+            return Vec::new();
+        };
+        let Ok(meta) = file.metadata() else {
+            return Vec::new();
+        };
+        let follow = self.files.entry(path.to_path_buf()).or_insert(Follow {
+            inode: meta.ino(),
+            offset: 0,
+            partial: Vec::new(),
+        });
+        // Replaced or truncated: read it again from its start.
+        if follow.inode != meta.ino() || meta.len() < follow.offset {
+            *follow = Follow {
+                inode: meta.ino(),
+                offset: 0,
+                partial: Vec::new(),
+            };
+        }
+        if meta.len() == follow.offset {
+            return Vec::new();
+        }
+        let mut chunk = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(follow.offset))
+            .and_then(|_| file.take(MOST_PER_POLL).read_to_end(&mut chunk));
+        let Ok(n) = read else {
+            return Vec::new();
+        };
+        follow.offset += n as u64;
+        follow.partial.extend_from_slice(&chunk);
+        let mut spans = Vec::new();
+        let mut start = 0;
+        while let Some(end) = follow.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = follow.partial[start..start + end].trim_ascii();
+            if !line.is_empty() {
+                match decode_json(line) {
+                    Ok(s) => spans.extend(s),
+                    Err(e) => eprintln!(
+                        "spanguard: {}: a line that is not OTLP/JSON: {e}",
+                        path.display()
+                    ),
+                }
+            }
+            start += end + 1;
+        }
+        follow.partial.drain(..start);
+        if follow.partial.len() > MAX_LINE_BYTES {
+            eprintln!(
+                "spanguard: {}: a line longer than 64 MiB: skipped",
+                path.display()
+            );
+            follow.partial.clear();
+        }
+        spans
+    }
+
+    /// `--trees`: keeps a span until its trace's root is in, then draws
+    /// the trace.
+    fn hold(&mut self, span: DecodedSpan, origin: usize, out: &mut String) {
+        let root_of = span.is_root().then_some(span.trace_id);
+        self.held.push((span, origin));
+        if self.held.len() > MAX_HELD_SPANS {
+            self.held.drain(..self.held.len() - MAX_HELD_SPANS);
+        }
+        let Some(trace_id) = root_of else {
+            return;
+        };
+        let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(s, _)| s.trace_id == trace_id);
+        self.held = rest;
+        let (traces, origins, _) = assemble(Loaded {
+            origins: self.origins.clone(),
+            spans: done,
+            problems: Vec::new(),
+        });
+        for t in &traces {
+            render_trace(t, &origins, &self.style, out);
+            out.push('\n');
+        }
+    }
+}
+
+/// One span on one line.
+fn span_line(span: &DecodedSpan, style: &Style) -> String {
+    let when = utc(span.start_unix_ns);
+    let time = when.split(' ').nth(1).unwrap_or(&when);
+    let end = span.end_unix_ns.max(span.start_unix_ns);
+    let (status, color) = status_words(span, ending(span, false));
+    let genai = genai_words(span);
+    // Children are indented a step: without the rest of the trace, that
+    // is all of the tree a line can show.
+    let name = format!(
+        "{}{}",
+        if span.is_root() { "" } else { "  " },
+        clean(&span.name)
+    );
+    let mut line = format!(
+        "{time}  {:<16}  {}  {:<30} {:>9}",
+        fit(&clean(service_of(span)), 16),
+        &hex(&span.trace_id)[..8],
+        fit(&name, 30),
+        duration(end - span.start_unix_ns)
+    );
+    if !status.is_empty() {
+        line.push_str("  ");
+        line.push_str(&match color {
+            Some(c) if style.color => format!("\x1b[{c}m{status}\x1b[0m"),
+            _ => status,
+        });
+    }
+    if !genai.is_empty() {
+        line.push_str("  ");
+        line.push_str(&genai);
+    }
+    line
+}

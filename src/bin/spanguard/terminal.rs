@@ -1,0 +1,364 @@
+//! The terminal view of traces: one waterfall each, names indented by
+//! parent, a time bar per span on the trace's scale, duration, status,
+//! events, and GenAI token counts summed per trace. Colour only on a
+//! terminal, and never with NO_COLOR.
+
+use std::fmt::Write as _;
+
+use spanguard::export::otlp_decode::DecodedSpan;
+
+use super::clock_text::{duration, utc};
+use super::sources::Origin;
+use super::traces::{Ending, Node, Trace, hex, input_tokens, output_tokens};
+
+/// How output looks.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    /// Columns to fill.
+    pub width: usize,
+    /// Every attribute under each span.
+    pub attributes: bool,
+}
+
+impl Style {
+    /// Colour when stdout is a terminal and NO_COLOR is unset (or as
+    /// `--color` says); the width of the terminal, else COLUMNS, else 100.
+    pub fn detect(color: Option<&str>, attributes: bool) -> Result<Style, String> {
+        // SAFETY: isatty only inspects the descriptor.
+        let tty = unsafe { libc::isatty(1) } == 1;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match color {
+            None | Some("auto") => tty && !no_color,
+            Some("always") => true,
+            Some("never") => false,
+            Some(other) => return Err(format!("--color {other}: not auto, always or never")),
+        };
+        let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok());
+        let width = if tty {
+            terminal_width().or(columns)
+        } else {
+            columns
+        };
+        Ok(Style {
+            color,
+            width: width.unwrap_or(100).clamp(60, 400),
+            attributes,
+        })
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills a winsize we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+const BOLD: &str = "1";
+const DIM: &str = "2";
+const RED: &str = "31";
+const RED_BOLD: &str = "1;31";
+const YELLOW: &str = "33";
+const CYAN: &str = "36";
+const MAGENTA: &str = "35";
+
+/// Text from a span made safe for a terminal: control characters (an
+/// escape sequence in a hostile value could clear the screen or rewrite
+/// what is shown) are written as escapes, `\n`, `\x1b`.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The number of characters `s` shows.
+fn cells(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `s` cut to `n` characters, with an ellipsis when cut.
+pub fn fit(s: &str, n: usize) -> String {
+    if cells(s) <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The tree drawn in front of a span's name.
+fn tree_prefix(n: &Node) -> String {
+    if n.depth == 0 {
+        return String::new();
+    }
+    let mut p = String::new();
+    for &more in &n.rails {
+        p.push_str(if more { "│  " } else { "   " });
+    }
+    p.push_str(if n.last { "└─ " } else { "├─ " });
+    p
+}
+
+/// What goes under a span's tree line (its events and attributes).
+fn continuation(n: &Node, has_children: bool) -> String {
+    let mut p = String::new();
+    if n.depth > 0 {
+        for &more in &n.rails {
+            p.push_str(if more { "│  " } else { "   " });
+        }
+        p.push_str(if n.last { "   " } else { "│  " });
+    }
+    p.push_str(if has_children { "│ " } else { "  " });
+    p
+}
+
+fn signal_name(signal: i64) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// The status words after a span's bar, and their colour.
+pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
+    let mut words = Vec::new();
+    let mut color = None;
+    if span.status_code == 2 {
+        let message = &span.status_message;
+        words.push(if message.is_empty() {
+            "ERROR".to_string()
+        } else {
+            format!("ERROR {}", clean(message))
+        });
+        color = Some(RED_BOLD);
+    }
+    match ending {
+        Ending::Interrupted => {
+            let signal = span.attribute("spanguard.signal").and_then(|v| v.as_i64());
+            words.push(match signal {
+                Some(s) => format!("INTERRUPTED by {} ({s})", signal_name(s)),
+                None => "INTERRUPTED (process killed)".to_string(),
+            });
+            color = color.or(Some(YELLOW));
+        }
+        Ending::StillOpen => {
+            words.push("OPEN (process running)".to_string());
+            color = color.or(Some(YELLOW));
+        }
+        Ending::Unended => {
+            words.push("UNENDED (ended at shutdown)".to_string());
+            color = color.or(Some(YELLOW));
+        }
+        Ending::Normal => {}
+    }
+    (words.join("  "), color)
+}
+
+/// GenAI details of an LLM span: its model and token counts.
+pub fn genai_words(span: &DecodedSpan) -> String {
+    let mut parts = Vec::new();
+    let model = span
+        .attribute("gen_ai.response.model")
+        .or_else(|| span.attribute("gen_ai.request.model"))
+        .and_then(|v| v.as_str());
+    if let Some(m) = model {
+        parts.push(clean(m));
+    }
+    match (input_tokens(span), output_tokens(span)) {
+        (None, None) => {}
+        (i, o) => parts.push(format!(
+            "{}→{} tokens",
+            i.map_or("?".to_string(), |v| v.to_string()),
+            o.map_or("?".to_string(), |v| v.to_string())
+        )),
+    }
+    parts.join(" ")
+}
+
+/// The bar of a span on its trace's time scale, `width` cells.
+fn bar(start: u64, end: u64, t0: u64, t1: u64, width: usize) -> (usize, usize) {
+    let total = (t1 - t0).max(1) as f64;
+    let from = ((start.saturating_sub(t0)) as f64 / total * width as f64).floor() as usize;
+    let to = ((end.saturating_sub(t0)) as f64 / total * width as f64).ceil() as usize;
+    let from = from.min(width - 1);
+    (from, to.clamp(from + 1, width))
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// One trace as a waterfall.
+pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut String) {
+    let w = style.width;
+    let head = format!(
+        "trace {}  {}  {}",
+        hex(&t.trace_id),
+        clean(&t.services.join(", ")),
+        utc(t.start_ns)
+    );
+    let _ = writeln!(out, "{}", style.paint(BOLD, &head));
+    let mut facts = vec![
+        plural(t.nodes.len(), "span"),
+        duration(t.end_ns - t.start_ns),
+    ];
+    if t.errors > 0 {
+        facts.push(style.paint(RED_BOLD, &plural(t.errors, "error")));
+    }
+    if t.interrupted > 0 {
+        facts.push(style.paint(YELLOW, &format!("{} interrupted", t.interrupted)));
+    }
+    if t.input_tokens != 0 || t.output_tokens != 0 {
+        facts.push(style.paint(
+            MAGENTA,
+            &format!("tokens {} in, {} out", t.input_tokens, t.output_tokens),
+        ));
+    }
+    let _ = writeln!(out, "  {}", facts.join(" · "));
+    let mut seen = Vec::new();
+    for n in &t.nodes {
+        if !seen.contains(&n.origin) {
+            seen.push(n.origin);
+        }
+    }
+    for o in seen {
+        let origin = &origins[o];
+        let live = origin
+            .live_pid
+            .map_or(String::new(), |p| format!(" (written now by pid {p})"));
+        let line = format!(
+            "  from {} {}{live}",
+            origin.kind.describe(),
+            clean(&origin.path.display().to_string())
+        );
+        let _ = writeln!(out, "{}", style.paint(DIM, &line));
+    }
+
+    // Columns: name | offset | duration | bar | status.
+    let name_cells = t
+        .nodes
+        .iter()
+        .map(|n| cells(&tree_prefix(n)) + cells(&clean(&n.span.name)))
+        .max()
+        .unwrap_or(0)
+        .clamp(12, w * 2 / 5);
+    const NUM: usize = 9;
+    let bar_cells = w
+        .saturating_sub(2 + name_cells + 2 * (NUM + 1) + 2)
+        .clamp(10, 60);
+    for (i, n) in t.nodes.iter().enumerate() {
+        let prefix = tree_prefix(n);
+        let name = fit(
+            &clean(&n.span.name),
+            name_cells.saturating_sub(cells(&prefix)).max(1),
+        );
+        let pad = name_cells.saturating_sub(cells(&prefix) + cells(&name));
+        let (status, status_color) = status_words(&n.span, n.ending);
+        let name_text = match status_color {
+            Some(c) => style.paint(c, &name),
+            None => name,
+        };
+        let end = n.span.end_unix_ns.max(n.span.start_unix_ns);
+        let offset = match n.span.start_unix_ns.saturating_sub(t.start_ns) {
+            0 => "0".to_string(),
+            ns => format!("+{}", duration(ns)),
+        };
+        let (from, to) = bar(
+            n.span.start_unix_ns,
+            end,
+            t.start_ns,
+            t.end_ns.max(end),
+            bar_cells,
+        );
+        let bar_color = status_color.unwrap_or(CYAN);
+        let drawn = format!(
+            "{}{}{}",
+            " ".repeat(from),
+            style.paint(bar_color, &"█".repeat(to - from)),
+            " ".repeat(bar_cells - to)
+        );
+        let mut tail = Vec::new();
+        if !status.is_empty() {
+            tail.push(match status_color {
+                Some(c) => style.paint(c, &status),
+                None => status,
+            });
+        }
+        let genai = genai_words(&n.span);
+        if !genai.is_empty() {
+            tail.push(style.paint(MAGENTA, &genai));
+        }
+        if n.orphan {
+            tail.push(style.paint(
+                DIM,
+                &format!("(parent {} not here)", hex(&n.span.parent_span_id)),
+            ));
+        }
+        let line = format!(
+            "  {}{name_text}{} {} {:>NUM$} │{drawn}│ {}",
+            style.paint(DIM, &prefix),
+            " ".repeat(pad),
+            style.paint(DIM, &format!("{offset:>NUM$}")),
+            duration(end - n.span.start_unix_ns),
+            tail.join("  ")
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+        let has_children = t.nodes.get(i + 1).is_some_and(|next| next.depth > n.depth);
+        let under = format!("  {}", continuation(n, has_children));
+        for e in &n.span.events {
+            let attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let when = duration(e.time_unix_ns.saturating_sub(n.span.start_unix_ns));
+            let text = fit(
+                &clean(&format!("• {} +{when}  {}", e.name, attrs.join(" "))),
+                w.saturating_sub(cells(&under)),
+            );
+            let color = if e.name == "exception" { RED } else { DIM };
+            let _ = writeln!(
+                out,
+                "{}{}",
+                style.paint(DIM, &under),
+                style.paint(color, text.trim_end())
+            );
+        }
+        if style.attributes {
+            for (k, v) in &n.span.attributes {
+                let text = fit(
+                    &clean(&format!("{k} = {v}")),
+                    w.saturating_sub(cells(&under)),
+                );
+                let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
+            }
+        }
+    }
+}

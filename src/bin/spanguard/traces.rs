@@ -1,0 +1,310 @@
+//! Spans from any number of files put together as traces: each span once,
+//! children under their parents in start order, and what a person looks
+//! for first (errors, interrupted spans, GenAI token counts) counted.
+
+use std::collections::{HashMap, HashSet};
+
+use spanguard::export::otlp_decode::{DecodedSpan, Value};
+
+use super::sources::{Kind, Loaded, Origin};
+
+/// How a span ended, as far as a person cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Normal,
+    /// Ended by spanguard at shutdown (`spanguard.unended`).
+    Unended,
+    /// Open when its process died (`spanguard.interrupted`).
+    Interrupted,
+    /// Open in a process that is still running (a live flight file).
+    StillOpen,
+}
+
+/// One span in its trace's tree.
+pub struct Node {
+    pub span: DecodedSpan,
+    pub origin: usize,
+    pub depth: usize,
+    /// For each level above this span: whether a later sibling follows
+    /// there (the tree's vertical lines), then whether this span is the
+    /// last of its siblings.
+    pub rails: Vec<bool>,
+    pub last: bool,
+    /// Its parent id names a span that is not here.
+    pub orphan: bool,
+    pub ending: Ending,
+    pub error: bool,
+}
+
+pub struct Trace {
+    pub trace_id: [u8; 16],
+    /// Depth first, parents before children, siblings by start time.
+    pub nodes: Vec<Node>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub services: Vec<String>,
+    pub errors: usize,
+    pub interrupted: usize,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// What `show` keeps.
+#[derive(Default)]
+pub struct Filter {
+    /// A prefix of the trace id, in hex.
+    pub trace: Option<String>,
+    pub service: Option<String>,
+    /// A part of some span's name.
+    pub name: Option<String>,
+    pub since_ns: Option<u64>,
+    pub until_ns: Option<u64>,
+    /// Only traces with an error or an interrupted span.
+    pub errors: bool,
+}
+
+impl Filter {
+    pub fn keeps(&self, t: &Trace) -> bool {
+        if let Some(prefix) = &self.trace
+            && !hex(&t.trace_id).starts_with(&prefix.to_ascii_lowercase())
+        {
+            return false;
+        }
+        if let Some(service) = &self.service
+            && !t.services.iter().any(|s| s == service)
+        {
+            return false;
+        }
+        if let Some(name) = &self.name
+            && !t.nodes.iter().any(|n| n.span.name.contains(name.as_str()))
+        {
+            return false;
+        }
+        if self.since_ns.is_some_and(|since| t.end_ns < since)
+            || self.until_ns.is_some_and(|until| t.start_ns > until)
+        {
+            return false;
+        }
+        !self.errors || t.errors + t.interrupted > 0
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The service that sent a span.
+pub fn service_of(span: &DecodedSpan) -> &str {
+    span.resource_attribute("service.name")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_service")
+}
+
+fn is_true(span: &DecodedSpan, key: &str) -> bool {
+    span.attribute(key) == Some(&Value::Bool(true))
+}
+
+/// How a span ended; `live`: its file is being written by a running
+/// process.
+pub fn ending(span: &DecodedSpan, live: bool) -> Ending {
+    if is_true(span, "spanguard.interrupted") {
+        if live {
+            Ending::StillOpen
+        } else {
+            Ending::Interrupted
+        }
+    } else if is_true(span, "spanguard.unended") {
+        Ending::Unended
+    } else {
+        Ending::Normal
+    }
+}
+
+/// A GenAI token count of a span: the current name, or the older one
+/// OpenLLMetry and others still send.
+pub fn tokens(span: &DecodedSpan, current: &str, older: &str) -> Option<i64> {
+    span.attribute(current)
+        .or_else(|| span.attribute(older))
+        .and_then(|v| match v {
+            Value::Int(i) => Some(*i),
+            Value::Double(d) => Some(*d as i64),
+            Value::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+}
+
+pub fn input_tokens(span: &DecodedSpan) -> Option<i64> {
+    tokens(
+        span,
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.prompt_tokens",
+    )
+}
+
+pub fn output_tokens(span: &DecodedSpan) -> Option<i64> {
+    tokens(
+        span,
+        "gen_ai.usage.output_tokens",
+        "gen_ai.usage.completion_tokens",
+    )
+}
+
+/// Puts loaded spans together as traces, oldest first. A span that
+/// arrived twice (at-least-once delivery, or in both the sink and a dump)
+/// is kept once, preferring a copy that ended over an interrupted one.
+/// Returns the traces and how many duplicates were dropped.
+pub fn assemble(loaded: Loaded) -> (Vec<Trace>, Vec<Origin>, usize) {
+    let origins = loaded.origins;
+    let mut by_trace: HashMap<[u8; 16], Vec<(DecodedSpan, usize)>> = HashMap::new();
+    let mut index: HashMap<([u8; 16], [u8; 8]), usize> = HashMap::new();
+    let mut duplicates = 0;
+    for (span, origin) in loaded.spans {
+        let key = (span.trace_id, span.span_id);
+        let list = by_trace.entry(span.trace_id).or_default();
+        match index.get(&key) {
+            Some(&at) => {
+                duplicates += 1;
+                let kept = &list[at];
+                let worse = |s: &DecodedSpan, o: usize| {
+                    ending(s, origins[o].live_pid.is_some()) != Ending::Normal
+                };
+                if worse(&kept.0, kept.1) && !worse(&span, origin) {
+                    list[at] = (span, origin);
+                }
+            }
+            None => {
+                index.insert(key, list.len());
+                list.push((span, origin));
+            }
+        }
+    }
+    let mut traces: Vec<Trace> = by_trace
+        .into_iter()
+        .map(|(trace_id, spans)| build(trace_id, spans, &origins))
+        .collect();
+    traces.sort_by_key(|t| (t.start_ns, t.trace_id));
+    (traces, origins, duplicates)
+}
+
+fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin]) -> Trace {
+    let ids: HashSet<[u8; 8]> = spans.iter().map(|(s, _)| s.span_id).collect();
+    let mut children: HashMap<[u8; 8], Vec<usize>> = HashMap::new();
+    let mut roots = Vec::new();
+    for (i, (s, _)) in spans.iter().enumerate() {
+        if s.is_root() || !ids.contains(&s.parent_span_id) || s.parent_span_id == s.span_id {
+            roots.push(i);
+        } else {
+            children.entry(s.parent_span_id).or_default().push(i);
+        }
+    }
+    let order = |v: &mut Vec<usize>| {
+        v.sort_by_key(|&i| (spans[i].0.start_unix_ns, spans[i].0.span_id));
+    };
+    order(&mut roots);
+    for list in children.values_mut() {
+        order(list);
+    }
+    // Depth first from the roots; spans left unvisited sit on a cycle of
+    // parents (a hostile file) and become roots of their own.
+    let mut visited = vec![false; spans.len()];
+    let mut placed: Vec<(usize, usize, Vec<bool>, bool)> = Vec::new();
+    let mut stack: Vec<(usize, usize, Vec<bool>, bool)> = Vec::new();
+    let mut pending_roots = roots;
+    loop {
+        if stack.is_empty() {
+            let extra: Vec<usize> = (0..spans.len()).filter(|&i| !visited[i]).collect();
+            let next: Vec<usize> = if pending_roots.is_empty() {
+                extra.into_iter().take(1).collect()
+            } else {
+                std::mem::take(&mut pending_roots)
+            };
+            if next.is_empty() {
+                break;
+            }
+            let n = next.len();
+            for (k, &i) in next.iter().enumerate().rev() {
+                stack.push((i, 0, Vec::new(), k + 1 == n));
+            }
+        }
+        let Some((i, depth, rails, last)) = stack.pop() else {
+            continue;
+        };
+        if visited[i] {
+            continue;
+        }
+        visited[i] = true;
+        let kids: Vec<usize> = children
+            .get(&spans[i].0.span_id)
+            .map(|v| v.iter().copied().filter(|&c| !visited[c]).collect())
+            .unwrap_or_default();
+        let n = kids.len();
+        for (k, &c) in kids.iter().enumerate().rev() {
+            let mut r = rails.clone();
+            if depth > 0 {
+                r.push(!last);
+            }
+            stack.push((c, depth + 1, r, k + 1 == n));
+        }
+        placed.push((i, depth, rails, last));
+    }
+    let mut slots: Vec<Option<(DecodedSpan, usize)>> = spans.into_iter().map(Some).collect();
+    let mut t = Trace {
+        trace_id,
+        nodes: Vec::new(),
+        start_ns: u64::MAX,
+        end_ns: 0,
+        services: Vec::new(),
+        errors: 0,
+        interrupted: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+    };
+    for (i, depth, rails, last) in placed {
+        let (span, origin) = slots[i].take().expect("each span is placed once");
+        let orphan = !span.is_root() && depth == 0;
+        let ending = ending(&span, origins[origin].live_pid.is_some());
+        let error = span.status_code == 2;
+        t.start_ns = t.start_ns.min(span.start_unix_ns);
+        t.end_ns = t.end_ns.max(span.end_unix_ns.max(span.start_unix_ns));
+        let service = service_of(&span).to_string();
+        if !t.services.contains(&service) {
+            t.services.push(service);
+        }
+        t.errors += usize::from(error);
+        t.interrupted += usize::from(ending == Ending::Interrupted);
+        t.input_tokens += input_tokens(&span).unwrap_or(0);
+        t.output_tokens += output_tokens(&span).unwrap_or(0);
+        t.nodes.push(Node {
+            span,
+            origin,
+            depth,
+            rails,
+            last,
+            orphan,
+            ending,
+            error,
+        });
+    }
+    if t.start_ns == u64::MAX {
+        t.start_ns = 0;
+    }
+    t
+}
+
+/// The kinds of origin in a list, for a summary line.
+pub fn describe_origins(origins: &[Origin]) -> String {
+    let mut parts = Vec::new();
+    for kind in [Kind::Sink, Kind::Spool, Kind::CrashDump, Kind::Flight] {
+        let n = origins.iter().filter(|o| o.kind == kind).count();
+        if n > 0 {
+            let (one, many) = match kind {
+                Kind::Sink => ("sink file", "sink files"),
+                Kind::Spool => ("spool batch", "spool batches"),
+                Kind::CrashDump => ("crash dump", "crash dumps"),
+                Kind::Flight => ("flight file", "flight files"),
+            };
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    parts.join(", ")
+}

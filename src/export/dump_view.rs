@@ -1,0 +1,50 @@
+//! Crash dumps and flight files read for a person to look at (`spanguard
+//! show`, `spanguard spool`), without claiming, locking or deleting them:
+//! the spans they hold exactly as the exporter would send them, through
+//! the library's own dump reader and OTLP encoder, then decoded.
+
+use std::path::Path;
+
+use super::otlp_decode::{DecodedSpan, decode_proto};
+use super::otlp_proto::OtlpProtoEncoder;
+use super::resource::ResourceInfo;
+use crate::buffer::dump::read_file;
+use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
+
+/// What a dump or flight file holds.
+pub struct DumpView {
+    /// The pid of the process that wrote it.
+    pub pid: u32,
+    /// The signal it died of, 0 if unknown (SIGKILL leaves 0).
+    pub signal: i32,
+    /// Its spans; open ones ended at `died_at_ns` and marked
+    /// `spanguard.interrupted`.
+    pub spans: Vec<DecodedSpan>,
+}
+
+/// Reads a crash dump or flight file. None when it is not one (or its
+/// header is torn).
+pub fn read_dump(path: &Path, died_at_ns: u64) -> Option<DumpView> {
+    let recovered = read_file(path, died_at_ns)?;
+    let header = &recovered.header;
+    let resource = ResourceInfo::new(&header.service_name(), &header.resource_attributes());
+    // Unsampled spans are never exported; a dump keeps them for their ids.
+    let records: Vec<&SpanRecord> = recovered
+        .records
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| r.marks & MARK_NON_RECORDING == 0)
+        .collect();
+    let mut body = Vec::new();
+    let mut spans = Vec::new();
+    // A batch at a time, as the exporter encodes them.
+    for chunk in records.chunks(512) {
+        OtlpProtoEncoder::new().encode(&resource, chunk, &mut body);
+        spans.extend(decode_proto(&body).ok()?);
+    }
+    Some(DumpView {
+        pid: header.pid,
+        signal: header.signal,
+        spans,
+    })
+}

@@ -1,0 +1,125 @@
+"""What spanguard show reads: a spool body written by an independent
+encoder (PyPI's opentelemetry-proto, with value kinds spanguard itself
+does not write), and files that are not what they claim, each reported by
+name without a crash."""
+
+import gzip
+import os
+import struct
+import subprocess
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+T0 = 1796029200_000_000_000
+
+
+def spool_file(path, body: bytes, fmt=0, gzipped=False, spans=1, claimed_len=None):
+    """The spool format (src/export/spool.rs): magic, format, gzip flag, span
+    count (u32 LE), body length (u64 LE), body."""
+    if gzipped:
+        body = gzip.compress(body)
+    length = len(body) if claimed_len is None else claimed_len
+    path.write_bytes(b"SGSPOOL1" + bytes([fmt, int(gzipped)]) + struct.pack("<IQ", spans, length) + body)
+
+
+def show(cli, *args):
+    return subprocess.run([str(cli), "show", "--color", "never", *map(str, args)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_body_from_an_independent_encoder_is_shown_whole(cli, tmp_path):
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name", value=AnyValue(string_value="py-otel-sdk"))
+    ss = rs.scope_spans.add()
+    ss.scope.name, ss.scope.version = "opentelemetry.instrumentation.openai", "0.33.1"
+    root = ss.spans.add(trace_id=bytes(range(1, 17)), span_id=b"\x0a" * 8, name="chat gpt-4o",
+                        kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=T0, end_time_unix_nano=T0 + 1_500_000_000,
+                        status=Status(code=Status.STATUS_CODE_ERROR, message="429 Too Many Requests"))
+    root.attributes.extend([
+        KeyValue(key="gen_ai.usage.prompt_tokens", value=AnyValue(int_value=77)),
+        KeyValue(key="gen_ai.usage.completion_tokens", value=AnyValue(int_value=5)),
+        KeyValue(key="llm.stop", value=AnyValue(array_value={"values": [AnyValue(string_value="\n\n"),
+                                                                        AnyValue(string_value="END")]})),
+        KeyValue(key="llm.headers", value=AnyValue(kvlist_value={"values": [
+            KeyValue(key="x-ratelimit-remaining", value=AnyValue(int_value=0))]})),
+        KeyValue(key="llm.raw", value=AnyValue(bytes_value=b"\x01\xfe")),
+        KeyValue(key="llm.temperature", value=AnyValue(double_value=0.7)),
+    ])
+    ev = root.events.add(time_unix_nano=T0 + 1_400_000_000, name="exception")
+    ev.attributes.add(key="exception.type", value=AnyValue(string_value="RateLimitError"))
+    child = ss.spans.add(trace_id=bytes(range(1, 17)), span_id=b"\x0b" * 8, parent_span_id=b"\x0a" * 8,
+                         name="http.post", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=T0 + 10_000_000,
+                         end_time_unix_nano=T0 + 1_390_000_000)
+    child.links.add(trace_id=b"\xee" * 16, span_id=b"\xdd" * 8)
+    spool_file(tmp_path / "b.sgspool", req.SerializeToString(), gzipped=True, spans=2)
+    run = show(cli, tmp_path / "b.sgspool", "--attributes")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "trace 0102030405060708090a0b0c0d0e0f10  py-otel-sdk  2026-11-30 09:00:00.000Z" in out
+    assert "2 spans · 1.50 s · 1 error · tokens 77 in, 5 out" in out
+    assert "chat gpt-4o" in out and "ERROR 429 Too Many Requests" in out and "77→5 tokens" in out
+    assert "└─ http.post" in out
+    assert "• exception +1.40 s  exception.type=RateLimitError" in out
+    # Control characters in values are shown escaped, never sent to the terminal.
+    assert "llm.stop = [\\n\\n, END]" in out
+    assert "llm.headers = {x-ratelimit-remaining: 0}" in out
+    assert "llm.raw = 0x01fe" in out
+    assert "llm.temperature = 0.7" in out
+
+
+def test_hostile_files_are_reported_by_name_and_never_crash(cli, tmp_path):
+    d = tmp_path / "spool"
+    d.mkdir()
+    good = (d / "good.jsonl")
+    good.write_text('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10",'
+                    '"spanId":"0102030405060708","name":"still.shown\\u001b[2J","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}\n')
+    bad = {
+        # A header claiming an 8 EiB body.
+        "huge-claim.sgspool": lambda p: spool_file(p, b"\x0a\x00", claimed_len=1 << 63),
+        # Said to be gzip, is not.
+        "not-gzip.sgspool": lambda p: p.write_bytes(b"SGSPOOL1\x00\x01" + struct.pack("<IQ", 1, 4) + b"abcd"),
+        # A protobuf field whose length runs far past the end.
+        "short.sgspool": lambda p: spool_file(p, b"\x0a\xff\xff\xff\x0f\x12"),
+        # An unknown body format byte.
+        "format.sgspool": lambda p: p.write_bytes(b"SGSPOOL1\x07\x00" + struct.pack("<IQ", 1, 0)),
+        # JSON nested far deeper than any OTLP document.
+        "deep.sgspool": lambda p: spool_file(p, b"[" * 200_000, fmt=1),
+        # A dump's magic with nothing after it, and a foreign dump version.
+        "torn.sgdump": lambda p: p.write_bytes(b"SGDUMP02"),
+        "old.sgflight": lambda p: p.write_bytes(b"SGFLITE1" + b"\x00" * 4000),
+        # Not UTF-8, and a line of 3 MB without its end.
+        "binary.jsonl": lambda p: p.write_bytes(b"\xff\xfe\x00garbage\n" + b"{" * 3_000_000),
+    }
+    for name, make in bad.items():
+        make(d / name)
+    (d / "dir.sgspool").mkdir()  # a directory named like a spool file
+    os.mkfifo(d / "pipe.jsonl")  # would block a reader forever
+    os.symlink(d / "loop.jsonl", d / "loop.jsonl")
+    run = show(cli, d)
+    assert run.returncode == 0, run.stderr  # the good file's span is shown
+    assert "still.shown\\x1b[2J" in run.stdout  # escaped: it cannot clear the screen
+    assert "\x1b" not in run.stdout
+    for name in ["huge-claim.sgspool", "not-gzip.sgspool", "short.sgspool", "format.sgspool", "deep.sgspool",
+                 "torn.sgdump", "old.sgflight", "binary.jsonl"]:
+        assert name in run.stderr, f"{name} not reported:\n{run.stderr}"
+    # Named on the command line, a pipe is refused rather than read.
+    run = show(cli, d / "pipe.jsonl")
+    assert run.returncode == 1 and "not a regular file" in run.stderr
+    # The spool listing survives the same directory.
+    run = subprocess.run([str(cli), "spool", str(d)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "unreadable" in run.stdout
+
+
+def test_help_version_and_mistakes(cli):
+    for args in (["--help"], ["-h"], ["help"], ["show", "--help"], ["tail", "--help"], ["spool", "--help"]):
+        run = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and run.stdout.startswith(("spanguard", "usage")) and not run.stderr, args
+    run = subprocess.run([str(cli), "--version"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("spanguard 0.")
+    for args in ([], ["bogus"], ["show", "--bogus"], ["show", "--since"], ["tail", "--interval", "x"]):
+        run = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and run.stderr, args

@@ -1,0 +1,81 @@
+"""spanguard spool says what waits to be sent, and it is what a replay
+then delivers: spans spooled while the backend was down, a flight file
+held by a live process (not waiting: its own exporter sends it) and the
+same file once that process was killed, files set aside as unreadable."""
+
+import os
+import re
+import signal
+import subprocess
+
+from receiver_client import OtlpReceiverProcess
+
+from conftest import REPO
+
+
+def spool_report(cli, spool):
+    run = subprocess.run([str(cli), "spool", str(spool)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def waiting(report):
+    return int(re.search(r"; (\d+) spans wait to be sent", report).group(1))
+
+
+def test_what_spool_reports_waiting_is_what_a_replay_delivers(cli, tmp_path):
+    emitter = REPO / "build" / "tests" / "emit_spans"
+    spool = tmp_path / "spool"
+    # The backend is down: every span goes to the spool.
+    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
+                          "--manifest", str(tmp_path / "m.json"), "--count", "37", "--spool-dir", str(spool),
+                          "--export-timeout-ms", "200", "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    (spool / "old.corrupt").write_bytes(b"\x00" * 10)
+    report = spool_report(cli, spool)
+    assert waiting(report) == 37, report
+    assert "1 unreadable (never sent)" in report
+    assert re.search(r"^set aside .* old\.corrupt$", report, re.M), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        assert len(rx.wait_for_spans(37)) == 37
+    assert waiting(spool_report(cli, spool)) == 0
+
+
+def test_a_live_flight_file_is_held_and_a_killed_ones_spans_wait(cli, tmp_path):
+    child_bin = REPO / "build" / "tests" / "kill_child"
+    spool = tmp_path / "spool"
+    # A process recording with the flight recorder, its backend down.
+    child = subprocess.Popen([str(child_bin), "http://127.0.0.1:9/v1/traces", str(spool), "1", "1", "none",
+                              "0", "spool-test", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Its first ended span: the tracer is up, its flight file locked.
+        assert len(child.stdout.read(4)) == 4, child.stderr.read()
+        report = spool_report(cli, spool)
+        line = next(l for l in report.splitlines() if l.startswith("flight file"))
+        assert f"pid {child.pid} (live)" in line, report
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    report = spool_report(cli, spool)
+    line = next(l for l in report.splitlines() if l.startswith("flight file"))
+    assert "(live)" not in line and f"pid {child.pid}, killed" in line, report
+    spans = int(line.split()[2])
+    assert spans > 0
+    # show reads the same file: its open spans come back interrupted.
+    show = subprocess.run([str(cli), "show", str(spool), "--color", "never"], capture_output=True, text=True,
+                          timeout=60)
+    assert show.returncode == 0, show.stderr
+    assert "INTERRUPTED (process killed)" in show.stdout
+
+
+def test_an_empty_or_missing_spool_is_not_an_error(cli, tmp_path):
+    assert "does not exist, so nothing waits" in spool_report(cli, tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    assert waiting(spool_report(cli, tmp_path / "empty")) == 0
+    env = dict(os.environ, SPANGUARD_SPOOL_DIR=str(tmp_path / "empty"))
+    run = subprocess.run([str(cli), "spool"], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0 and str(tmp_path / "empty") in run.stdout

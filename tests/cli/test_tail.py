@@ -1,0 +1,104 @@
+"""spanguard tail follows the sink as spans arrive: spans of a process that
+starts after it, of a second process's new file, a line written in two
+pieces printed once whole; Ctrl-C ends it with status 0. Deadlines are
+generous and only bound a hang; no timing is asserted."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+
+class Follower:
+    def __init__(self, cli, sink, *extra):
+        self.proc = subprocess.Popen([str(cli), "tail", str(sink), "--color", "never", "--interval", "50", *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, n, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < n:
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, f"{what}: {len(self.lines)} lines of {n}: {self.lines}"
+            time.sleep(0.05)
+        return self.lines
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=30)
+        self.reader.join(timeout=10)
+        return code
+
+
+def run_demo(demo, sink):
+    env = dict(os.environ, SPANGUARD_SINK_DIR=str(sink), SPANGUARD_SPOOL_DIR=str(sink / "spool"))
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    subprocess.run([str(demo)], env=env, check=True, capture_output=True, timeout=60)
+
+
+def test_tail_follows_new_spans_and_new_files_and_stops_cleanly(cli, demo, sample, tmp_path):
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    # Spans there before tail starts are not shown (it follows, like tail -f).
+    (sink / "old.jsonl").write_text((sample / "billing-api-7120.jsonl").read_text())
+    f = Follower(cli, sink)
+    time.sleep(0.3)
+    run_demo(demo, sink)
+    lines = f.wait_for(14, "the first run's spans")
+    assert not any("POST /refunds" in l for l in lines)
+    assert sum("demo-agent" in l for l in lines) == 14
+    assert any("tool.call" in l and "ERROR upstream timeout after 30s" in l for l in lines)
+    assert any("background.prefetch" in l and "UNENDED" in l for l in lines)
+    run_demo(demo, sink)  # another process: another file
+    f.wait_for(28, "the second run's spans")
+    # A line written in two pieces is printed once, when whole.
+    whole = (sample / "support-agent-41990.jsonl").read_text()
+    with open(sink / "old.jsonl", "a") as out:
+        out.write(whole[:100])
+        out.flush()
+        time.sleep(0.3)
+        assert len(f.lines) == 28, f.lines[28:]
+        out.write(whole[100:])
+    lines = f.wait_for(31, "the line completed later")
+    assert sum("retrieval.embed" in l for l in lines) == 1
+    assert f.stop() == 0
+    assert len(f.lines) == 31
+
+
+def test_trees_draw_a_trace_once_its_root_arrives(cli, sample, tmp_path):
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    f = Follower(cli, sink, "--trees")
+    time.sleep(0.3)
+    lines = (sample / "support-agent-41872.jsonl").read_text().splitlines()
+    with open(sink / "agent.jsonl", "w") as out:
+        out.write(lines[0] + "\n")  # children only: nothing to draw yet
+    time.sleep(0.5)
+    assert f.lines == []
+    with open(sink / "agent.jsonl", "a") as out:
+        out.write(lines[1] + "\n")  # the rest, root included
+    drawn = f.wait_for(3, "the trace")
+    assert drawn[0].startswith("trace 4bf92f3577b34da6a3ce929d0e0e4736")
+    f.wait_for(12, "its spans")
+    assert f.stop() == 0
+    assert sum("├─" in l or "└─" in l for l in f.lines) == 7
+
+
+def test_tail_without_a_sink_yet_waits_for_it(cli, demo, tmp_path):
+    sink = tmp_path / "not-yet"
+    f = Follower(cli, sink)
+    time.sleep(0.3)
+    run_demo(demo, sink)
+    f.wait_for(14, "spans in a directory made after tail started")
+    proc = f.proc
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

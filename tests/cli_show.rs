@@ -1,0 +1,335 @@
+//! `spanguard show` as a person sees it, on golden output: fixed input
+//! files with fixed times (sink lines from tests/cli/sample, plus a spool
+//! batch and a crash dump written here with the library's own writers),
+//! colours off. Hostile files beside them are reported, never fatal.
+//!
+//! SPANGUARD_UPDATE_GOLDEN=1 rewrites tests/cli/golden/ from the output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, UNIX_EPOCH};
+
+use spanguard::buffer::dump::DumpHeader;
+use spanguard::buffer::slab::{STATE_ENDED, STATE_OPEN};
+use spanguard::export::otlp_proto::OtlpProtoEncoder;
+use spanguard::export::resource::ResourceInfo;
+use spanguard::export::spool::{SpoolDir, SpooledBatch};
+use spanguard::export::transport::BodyFormat;
+use spanguard::span::record::{OWNER_SPAN, STATUS_ERROR, SpanRecord, ValueKind};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// 2026-11-30T09:00:00Z, the sample's start.
+const T0: u64 = 1_796_029_200_000_000_000;
+const MS: u64 = 1_000_000;
+
+fn record(
+    trace: u8,
+    span: u8,
+    parent: u8,
+    name: &str,
+    start_ms: u64,
+    end_ms: u64,
+) -> Box<SpanRecord> {
+    // SAFETY: SpanRecord is plain data for which all-zero bytes are a valid
+    // (empty) value.
+    let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+    r.trace_id = [trace; 16];
+    r.span_id = [span; 8];
+    if parent != 0 {
+        r.parent_span_id = [parent; 8];
+    }
+    r.trace_flags = 1;
+    r.kind = if parent == 0 { 2 } else { 3 };
+    r.start_unix_ns = T0 + start_ms * MS;
+    r.end_unix_ns = T0 + end_ms * MS;
+    r.name = r.store_text(name.as_bytes(), 256).0;
+    r
+}
+
+/// A spooled batch (gzipped protobuf, as a failed export leaves it): a
+/// nightly evaluation run whose backend was down.
+fn write_spool(dir: &Path) {
+    let resource = ResourceInfo::new(
+        "nightly-eval",
+        &[("service.instance.id".into(), "e1".into())],
+    );
+    let mut root = record(0xd4, 0x40, 0, "eval.run", 60_000, 63_500);
+    root.push_attribute(
+        OWNER_SPAN,
+        b"eval.suite",
+        ValueKind::String,
+        0,
+        b"refunds-v2",
+    );
+    let mut judge = record(0xd4, 0x41, 0x40, "llm.judge", 60_100, 61_900);
+    judge.push_attribute(
+        OWNER_SPAN,
+        b"gen_ai.request.model",
+        ValueKind::String,
+        0,
+        b"gpt-4o-mini",
+    );
+    judge.push_attribute(
+        OWNER_SPAN,
+        b"gen_ai.usage.input_tokens",
+        ValueKind::Int,
+        3_200,
+        b"",
+    );
+    judge.push_attribute(
+        OWNER_SPAN,
+        b"gen_ai.usage.output_tokens",
+        ValueKind::Int,
+        150,
+        b"",
+    );
+    let mut body = Vec::new();
+    OtlpProtoEncoder::new().encode(&resource, &[&root, &judge], &mut body);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &body).expect("gzip");
+    let spool = SpoolDir::new(dir, 1 << 20);
+    spool
+        .write(&SpooledBatch {
+            format: BodyFormat::Protobuf,
+            gzipped: true,
+            spans: 2,
+            body: gz.finish().expect("gzip"),
+        })
+        .expect("spool");
+    // Named by the time it was written and its writer's pid: a fixed name
+    // keeps the golden output fixed.
+    let written = spool.list().pop().expect("spooled");
+    std::fs::rename(
+        written,
+        dir.join("01796029260000000000-0000003141-000000.sgspool"),
+    )
+    .expect("rename");
+}
+
+/// A crash dump as the crash handler writes it (header, then raw slots) of
+/// a worker killed by SIGSEGV with one span ended and one still open.
+fn write_dump(dir: &Path) {
+    let header = {
+        let mut h = DumpHeader::new(
+            *b"SGDUMP02",
+            3,
+            "batch-worker",
+            &[("service.instance.id".into(), "w7".into())],
+        );
+        h.signal = libc::SIGSEGV;
+        h
+    };
+    let mut done = record(0xe5, 0x50, 0x51, "fetch.documents", 30_020, 30_400);
+    done.header = AtomicU64::new(7 << 32 | STATE_ENDED as u64);
+    let mut open = record(0xe5, 0x51, 0, "job.reindex", 30_000, 0);
+    open.header = AtomicU64::new(7 << 32 | STATE_OPEN as u64);
+    open.status_code = 0;
+    let mut failed = record(0xe5, 0x52, 0x51, "embed.batch", 30_410, 30_900);
+    failed.header = AtomicU64::new(7 << 32 | STATE_ENDED as u64);
+    failed.status_code = STATUS_ERROR;
+    failed.status_message = failed.store_text(b"CUDA out of memory", 1024).0;
+    let mut bytes = header.as_bytes().to_vec();
+    for r in [&done, &open, &failed] {
+        // SAFETY: a record is plain data; its bytes are what the crash
+        // handler writes.
+        bytes.extend_from_slice(unsafe {
+            std::slice::from_raw_parts(
+                (&**r as *const SpanRecord).cast::<u8>(),
+                std::mem::size_of::<SpanRecord>(),
+            )
+        });
+    }
+    let path = dir.join("01796029230000000000-0000004242-1.sgdump");
+    std::fs::write(&path, bytes).expect("dump");
+    // The process died when the file was last written: its open span ends
+    // then.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_nanos(T0 + 31_250 * MS)))
+        .expect("mtime");
+}
+
+/// Files that are not what their names say.
+fn write_hostile(dir: &Path) {
+    std::fs::write(
+        dir.join("junk.sgspool"),
+        b"SGSPOOL1\x00\x01\xff\xff\xff\xff",
+    )
+    .expect("write");
+    std::fs::write(dir.join("torn.sgdump"), [0x53u8; 700]).expect("write");
+    std::fs::write(dir.join("garbage.jsonl"), b"{not json}\n\n{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}\n").expect("write");
+}
+
+fn fixtures(test: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let dir = root.join("fixtures");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for entry in std::fs::read_dir(Path::new(REPO).join("tests/cli/sample")).expect("sample") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+    }
+    write_spool(&dir);
+    write_dump(&dir);
+    write_hostile(&dir);
+    root
+}
+
+fn show(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+    c.current_dir(root).arg("show").args(args);
+    c.env("COLUMNS", "100").env_remove("NO_COLOR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run spanguard")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).expect("UTF-8 output")
+}
+
+/// Compares with a golden file; shows both on a difference.
+fn golden(name: &str, got: &str) {
+    let path = Path::new(REPO).join("tests/cli/golden").join(name);
+    if std::env::var_os("SPANGUARD_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, got).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == got,
+        "output differs from {}\n--- want\n{want}\n--- got\n{got}",
+        path.display()
+    );
+}
+
+#[test]
+fn show_draws_every_source_as_waterfalls() {
+    let root = fixtures("show_draws_e");
+    let out = show(&root, &["fixtures", "--color", "never"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    golden("show.txt", &text(&out.stdout));
+    // Each hostile file is named on stderr, and did not stop the rest.
+    for name in [
+        "junk.sgspool",
+        "torn.sgdump",
+        "garbage.jsonl:1",
+        "garbage.jsonl:3",
+    ] {
+        assert!(stderr.contains(name), "{name} not reported: {stderr}");
+    }
+    // Piped output has no colour unless asked; NO_COLOR wins over auto.
+    let plain = show(&root, &["fixtures"], &[]);
+    assert_eq!(plain.stdout, out.stdout);
+    let colored = show(&root, &["fixtures", "--color", "always"], &[]);
+    assert!(text(&colored.stdout).contains("\x1b[1;31m"));
+    let no_color = show(
+        &root,
+        &["fixtures", "--color", "auto"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(!text(&no_color.stdout).contains('\x1b'));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn filters_pick_traces() {
+    let root = fixtures("filters_pick");
+    let traces_in = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["fixtures", "--color", "never"];
+        all.extend_from_slice(args);
+        let out = show(&root, &all, &[]);
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("trace "))
+            .map(|l| l[..4].to_string())
+            .collect()
+    };
+    assert_eq!(traces_in(&[]), ["4bf9", "5b8a", "0af7", "e5e5", "d4d4"]);
+    assert_eq!(traces_in(&["--errors"]), ["4bf9", "5b8a", "0af7", "e5e5"]);
+    assert_eq!(traces_in(&["--service", "billing-api"]), ["5b8a"]);
+    assert_eq!(traces_in(&["--name", "embed"]), ["0af7", "e5e5"]);
+    assert_eq!(traces_in(&["--trace", "4BF9"]), ["4bf9"]);
+    assert_eq!(
+        traces_in(&[
+            "--since",
+            "2026-11-30T09:00:10Z",
+            "--until",
+            "2026-11-30 09:00:40"
+        ]),
+        ["0af7", "e5e5"]
+    );
+    // A moment long ago, as a duration: everything is since then.
+    assert_eq!(traces_in(&["--since", "36500d"]).len(), 5);
+    let none = show(&root, &["fixtures", "--name", "no-such-span"], &[]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(text(&none.stderr).contains("no trace matches"));
+    let bad = show(&root, &["fixtures", "--since", "yesterday"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--since yesterday: not a time"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn attributes_and_errors_only_on_golden_output() {
+    let root = fixtures("attributes_a");
+    let out = show(
+        &root,
+        &[
+            "fixtures",
+            "--color",
+            "never",
+            "--errors",
+            "--attributes",
+            "--trace",
+            "e5",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    golden("show-crash-dump-attributes.txt", &text(&out.stdout));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_defaults_come_from_the_library_variables() {
+    let root = fixtures("the_defaults");
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+        c.current_dir(&root).args(["show", "--color", "never"]);
+        for var in [
+            "SPANGUARD_SINK_DIR",
+            "SPANGUARD_SPOOL_DIR",
+            "XDG_STATE_HOME",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("HOME", &root);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run")
+    };
+    let out = run(&[
+        ("SPANGUARD_SINK_DIR", "fixtures"),
+        ("SPANGUARD_SPOOL_DIR", "none"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("trace 4bf92f3577b34da6a3ce929d0e0e4736"));
+    let empty = run(&[]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        text(&empty.stderr).contains(".local/state/spanguard/spans"),
+        "{}",
+        text(&empty.stderr)
+    );
+    let bad = run(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf"));
+    std::fs::remove_dir_all(&root).ok();
+}
