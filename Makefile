@@ -26,7 +26,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node test-cli chromium interop cli stress check-memory bench soak demo venv install clean
+        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -59,6 +59,8 @@ check-header: $(CBINDGEN)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd bindings/python && $(CARGO) fmt -- --check && PYO3_PYTHON=$(PYTHON3) CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
+	  $(CARGO) clippy --locked --all-targets -- -D warnings
 
 # The spanguard command (show, tail, spool, replay); `make build` builds it too.
 cli:
@@ -197,12 +199,17 @@ test-propagation: dev-install node-addon
 	cd bindings/go && $(GO_ENV) $(GO) build -o $(CURDIR)/build/tests/go_tool ./examples/tool
 	SPANGUARD_GO_TOOL=$(CURDIR)/build/tests/go_tool node --test tests/propagation/
 
-# The Python binding (ctypes) and its sample agent.
-test-python-binding: venv build
-	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so $(VENV_PY) -m pytest -q bindings/python/tests
+# The Python package (the wheel of make dist, installed into the test venv):
+# its tests, and the sample agents (native API; bridge under OpenTelemetry). The tests run from build/, so that
+# `import spanguard` finds the installed wheel, not the source tree.
+test-python-binding: venv dist-python
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
+	cd build && $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 	rm -rf build/py-demo
-	PYTHONPATH=bindings/python SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_SINK_DIR=build/py-demo \
-	  SPANGUARD_SPOOL_DIR=build/py-demo-spool $(VENV_PY) examples/python/agent.py
+	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
+	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
+	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
+	  $(VENV_PY) $(CURDIR)/examples/python/otel_agent.py
 
 # Installs into a scratch prefix and moves it (spanguard.pc is
 # relocatable), then builds the demo agent with pkg-config against the moved
@@ -226,8 +233,9 @@ test-install:
 
 # Every program in README.md and the npm package's README, built and run as
 # the README says from a scratch directory (tests/readme/run_examples.py),
-# against the scratch install above and the npm tarball of make dist.
-test-readme: test-install venv dist-node
+# against the scratch install above and the npm tarball and Python wheel of
+# make dist (the Python programs pip-install the wheel into a fresh venv).
+test-readme: test-install venv dist
 	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
@@ -293,7 +301,8 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path dist-python
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
@@ -318,13 +327,38 @@ demo: build/examples/agent_demo
 
 # --- shipping ---------------------------------------------------------------
 
-# build/dist: the npm package (the python part adds the wheel).
-dist: dist-node
+# build/dist: what users install (the npm package and the Python wheel).
+dist: dist-node dist-python
 
 dist-node: node-addon
 	mkdir -p build/dist
 	rm -f build/dist/spanguard-*.tgz
 	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
+
+# The Python wheel: maturin builds the extension (bindings/python, PyO3 over
+# the C ABI, the library linked in statically) and repairs the wheel the
+# way auditwheel does, bundling the OpenSSL it links, so the wheel needs
+# nothing on the target but a glibc as new as the build machine's (its
+# manylinux tag says which). Rebuilt only when a source changed.
+PY_TOOLS     := $(CURDIR)/build/py-build
+PY_WHEEL_DIR := $(CURDIR)/build/dist
+PY_SOURCES   := $(shell find src bindings/python/src bindings/python/python -type f \
+                  \( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name py.typed \)) \
+                Cargo.toml Cargo.lock build.rs bindings/python/Cargo.toml bindings/python/Cargo.lock \
+                bindings/python/pyproject.toml
+$(PY_TOOLS)/.installed: bindings/python/build-requirements.txt
+	$(PYTHON3) -m venv $(PY_TOOLS)
+	$(PY_TOOLS)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+dist-python: $(PY_WHEEL_DIR)/.python-wheel
+$(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
+	mkdir -p $(PY_WHEEL_DIR)
+	rm -f $(PY_WHEEL_DIR)/spanguard-*.whl
+	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
+	  maturin build --release --strip --locked --quiet --out $(PY_WHEEL_DIR)
+	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
+	touch $@
 
 # PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
 # one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;

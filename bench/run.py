@@ -18,7 +18,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = "--quick" in sys.argv
-LIB = str(REPO / "build" / "lib" / "libspanguard.so")
 
 
 def run(cmd, cwd=REPO, env=None):
@@ -86,8 +85,9 @@ def main():
     print()
     rows = go_rows()
     rows += json_rows(run(["node", "bench.js", *quick], cwd=REPO / "bench" / "node"), "Node.js (N-API addon)")
-    rows += json_rows(run([str(REPO / "build" / "bench-venv" / "bin" / "python"), "bench/python/bench.py", *quick],
-                          env={"SPANGUARD_LIB": LIB, "PYTHONPATH": str(REPO / "bindings" / "python")}), "Python (ctypes)")
+    # The wheel of make dist, installed into the bench venv by make bench.
+    rows += json_rows(run([str(REPO / "build" / "bench-venv" / "bin" / "python"), "bench/python/bench.py", *quick]),
+                      "Python (extension)")
     print("## Bindings: each against its language's OpenTelemetry SDK\n")
     print("| language | case | spanguard ns/span | allocs/span | peer | peer ns/span | peer allocs/span | ratio (peer / spanguard) |")
     print("|---|---|---|---|---|---|---|---|")

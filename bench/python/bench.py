@@ -1,4 +1,4 @@
-"""spanguard's Python binding vs opentelemetry-sdk (BatchSpanProcessor with a
+"""spanguard's Python package (the wheel's compiled extension) vs opentelemetry-sdk (BatchSpanProcessor with a
 discarding exporter), same process, same run. Prints one JSON line per case:
 {"lang": "python", "case": ..., "spanguard_ns": median, "peer_ns": median}.
 Allocation counts are not measured for Python (the interpreter allocates on
@@ -42,7 +42,14 @@ def sg_cases(tracer):
             tracer.start_span("child", parent=p).end()
             p.end()
 
-    return begin_end, attrs3, nested
+    def with_attrs3(n):
+        for i in range(n):
+            with tracer.span("op") as s:
+                s.set_attribute("gen_ai.usage.input_tokens", i)
+                s.set_attribute("gen_ai.request.model", "gpt-4o")
+                s.set_attribute("stream", True)
+
+    return begin_end, attrs3, nested, with_attrs3
 
 
 def otel_cases(tracer):
@@ -65,7 +72,14 @@ def otel_cases(tracer):
             tracer.start_span("child", context=trace.set_span_in_context(p)).end()
             p.end()
 
-    return begin_end, attrs3, nested
+    def with_attrs3(n):
+        for i in range(n):
+            with tracer.start_as_current_span("op") as s:
+                s.set_attribute("gen_ai.usage.input_tokens", i)
+                s.set_attribute("gen_ai.request.model", "gpt-4o")
+                s.set_attribute("stream", True)
+
+    return begin_end, attrs3, nested, with_attrs3
 
 
 def measure(fn, per, threads, flush):
@@ -94,7 +108,8 @@ def main():
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 16))
     ot = provider.get_tracer("bench")
     sgc, otc = sg_cases(sg), otel_cases(ot)
-    rows = [("begin+end", 0, 1, 1), ("begin+3 attrs+end", 1, 1, 1), ("nested (parent+child), per span", 2, 2, 1),
+    rows = [("begin+end", 0, 1, 1), ("begin+3 attrs+end", 1, 1, 1),
+            ("with span (current) + 3 attrs + end", 3, 1, 1), ("nested (parent+child), per span", 2, 2, 1),
             ("2 threads, begin+3 attrs+end", 1, 1, 2)]
     for label, i, per, threads in rows:
         a = measure(sgc[i], per, threads, lambda: sg.flush(30))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""A sample AI agent traced with spanguard's Python binding: a session,
+"""A sample AI agent traced with spanguard's native Python API: a session,
 LLM calls with token counts, tool calls (one fails), nested children.
-Run from the repo after `make build`:
-    PYTHONPATH=bindings/python SPANGUARD_SINK_DIR=build/py-demo python3 examples/python/agent.py
+With the wheel of `make dist` installed (pip install build/dist/spanguard-*.whl):
+    SPANGUARD_SINK_DIR=build/py-demo python3 examples/python/agent.py
 """
 
 import spanguard

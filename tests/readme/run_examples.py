@@ -14,7 +14,7 @@ and the commands that build and run it are a ```sh block marked
     <!-- run: app.c -->
 
 Each example runs in a fresh directory outside the repository holding only
-its file (and the npm tarballs of build/dist), with no SPANGUARD_* or
+its file (and the npm tarballs and Python wheels of build/dist), with no SPANGUARD_* or
 OTEL_* variable, XDG_STATE_HOME pointing into that directory (so the
 default sink lands there), and two variables the README's commands use:
 PREFIX (where `make install` put spanguard) and SPANGUARD_SRC (a checkout:
@@ -143,8 +143,8 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
     try:
         (workdir / name).write_text(program)
-        for tgz in sorted(dist.glob("*.tgz")) if dist else []:
-            shutil.copy(tgz, workdir / tgz.name)
+        for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
+            shutil.copy(package, workdir / package.name)
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
                               env=clean_env(workdir, prefix, src), capture_output=True, text=True,
                               timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
@@ -169,7 +169,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", required=True, type=Path, help="where `make install` put spanguard")
-    ap.add_argument("--dist", type=Path, help="the npm tarballs of `make dist`")
+    ap.add_argument("--dist", type=Path, help="the npm tarballs and Python wheels of `make dist`")
     ap.add_argument("files", nargs="+", type=Path)
     args = ap.parse_args()
     examples, runs, errors = collect([f.resolve() for f in args.files])

@@ -1,40 +1,17 @@
-"""The Python binding against the real library: spans go to a sink
-directory and are read back as OTLP/JSON lines."""
+"""The native API against the real library: spans go to a sink directory
+and are read back with opentelemetry-proto."""
 
-import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from conftest import by_name, read_sink, run_python
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import spanguard  # noqa: E402
-
-
-def read_spans(sink: Path):
-    spans = []
-    for f in sink.glob("*.jsonl"):
-        for line in f.read_text().splitlines():
-            for rs in json.loads(line)["resourceSpans"]:
-                for ss in rs["scopeSpans"]:
-                    for s in ss.get("spans", []):
-                        s["attrs"] = {a["key"]: a["value"] for a in s.get("attributes", [])}
-                        spans.append(s)
-    return spans
+import spanguard
 
 
-@pytest.fixture
-def tracer(tmp_path):
-    t = spanguard.Tracer(from_env=False, service_name="py-test", sink_dir=tmp_path / "sink",
-                         spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False)
-    yield t
-    t.close()
-
-
-def test_nested_with_blocks_and_the_decorator_make_one_trace(tracer, tmp_path):
+def test_nested_with_blocks_and_the_decorator_make_one_trace(tracer, sink):
     @tracer.traced()
     def tool_call(query):
         spanguard.current_span().set_attribute("tool.query", query)
@@ -49,130 +26,230 @@ def test_nested_with_blocks_and_the_decorator_make_one_trace(tracer, tmp_path):
         assert spanguard.current_span() is session
     assert spanguard.current_span() is None
     assert tracer.flush(10)
-    spans = {s["name"]: s for s in read_spans(tmp_path / "sink")}
-    assert set(spans) == {"agent.session", "llm.chat",
-                          "test_nested_with_blocks_and_the_decorator_make_one_trace.<locals>.tool_call"}
+    spans = by_name(read_sink(sink))
+    tool = "test_nested_with_blocks_and_the_decorator_make_one_trace.<locals>.tool_call"
+    assert set(spans) == {"agent.session", "llm.chat", tool}
     root = spans["agent.session"]
-    assert "parentSpanId" not in root and root["kind"] == spanguard.KIND_SERVER
-    for name, s in spans.items():
-        assert s["traceId"] == root["traceId"]
+    assert root["parent_span_id"] == "" and root["kind"] == spanguard.KIND_SERVER
+    for s in spans.values():
+        assert s["trace_id"] == root["trace_id"]
         if s is not root:
-            assert s["parentSpanId"] == root["spanId"]
-    llm = spans["llm.chat"]["attrs"]
-    assert llm["gen_ai.usage.input_tokens"] == {"intValue": "12"}
-    assert llm["stream"] == {"boolValue": True}
-    assert llm["temperature"] == {"doubleValue": 0.5}
-    assert llm["gen_ai.request.model"] == {"stringValue": "gpt-4o"}
+            assert s["parent_span_id"] == root["span_id"]
+    assert spans["llm.chat"]["attributes"] == {"gen_ai.usage.input_tokens": 12, "stream": True,
+                                               "temperature": 0.5, "gen_ai.request.model": "gpt-4o"}
+    assert spans[tool]["attributes"] == {"tool.query": "lisbon"}
 
 
-def test_an_exception_marks_the_span_as_an_error_and_propagates(tracer, tmp_path):
-    with pytest.raises(ValueError):
+def test_values_arrive_with_their_types_and_unsupported_ones_stay_out(tracer, sink):
+    with tracer.span("typed") as span:
+        span.set_attribute("s", "text")
+        span.set_attribute("i", -7)
+        span.set_attribute("f", 2.5)
+        span.set_attribute("b", False)
+        span.set_attribute("big", 2 ** 63 - 1)
+        span.set_attributes({"finish_reasons": ("stop",), "ids": [1, 2], "none": None, "obj": object(),
+                             "huge": 2 ** 70, "kept": "yes"})
+    assert tracer.flush(10)
+    (span,) = read_sink(sink)
+    # A tuple never arrives as its repr ("('stop',)"): it stays out until
+    # the C ABI has arrays, counted and warned.
+    assert span["attributes"] == {"s": "text", "i": -7, "f": 2.5, "b": False, "big": 2 ** 63 - 1, "kept": "yes"}
+    assert tracer.stats().values_rejected == 5
+
+
+def test_an_exception_is_recorded_the_opentelemetry_way_and_propagates(tracer, sink):
+    with pytest.raises(ValueError, match="upstream timeout"):
         with tracer.span("tool.call"):
             raise ValueError("upstream timeout")
-    tracer.flush(10)
-    (span,) = read_spans(tmp_path / "sink")
-    assert span["status"] == {"code": spanguard.STATUS_ERROR, "message": "upstream timeout"}
-    assert span["events"][0]["name"] == "exception"
+    assert tracer.flush(10)
+    (span,) = read_sink(sink)
+    assert span["status_code"] == spanguard.STATUS_ERROR
+    assert span["status_message"] == "ValueError: upstream timeout"
+    (event,) = span["events"]
+    assert event["name"] == "exception"
+    attrs = event["attributes"]
+    assert attrs["exception.type"] == "ValueError"
+    assert attrs["exception.message"] == "upstream timeout"
+    assert attrs["exception.stacktrace"].startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("upstream timeout")' in attrs["exception.stacktrace"]
 
 
-def test_traceparent_round_trip_continues_the_trace(tracer):
+def test_traceparent_round_trip_continues_the_trace(tracer, sink):
     with tracer.span("client") as client:
         tp = client.traceparent()
     assert len(tp) == 55 and tp.startswith("00-")
-    remote = tracer.start_span_from_traceparent("server", tp)
-    assert remote.traceparent()[3:35] == tp[3:35]
-    remote.end()
-    with pytest.raises(spanguard.SpanguardError) as err:
-        tracer.start_span_from_traceparent("bad", "00-nothex-01")
-    assert err.value.code == 10  # SPANGUARD_RESULT_INVALID_TRACEPARENT
+    with tracer.span("server", kind=spanguard.KIND_SERVER, traceparent=tp, tracestate="vendor=1") as server:
+        assert server.tracestate() == "vendor=1"
+    assert tracer.flush(10)
+    spans = by_name(read_sink(sink))
+    assert spans["server"]["trace_id"] == spans["client"]["trace_id"] == tp[3:35]
+    assert spans["server"]["parent_span_id"] == spans["client"]["span_id"] == tp[36:52]
+    assert spans["server"]["trace_state"] == "vendor=1"
 
 
-def test_bad_input_and_lifecycle_errors(tracer):
+def test_recording_never_raises(tracer, sink):
     span = tracer.start_span("once")
     span.end()
-    span.end()  # the binding ends a span once
-    with pytest.raises(spanguard.SpanguardError):
-        spanguard.Span(span.handle, "again").end()  # already ended
+    span.end()  # a second end does nothing
+    span.set_attribute("late", 1)  # on an ended span: nothing, no exception
+    span.add_event("late")
+    with tracer.span("full") as full:
+        for i in range(200):
+            full.set_attribute(f"k{i}", i)  # past the attribute limit: counted
+        full.add_link("not a traceparent")  # invalid: left out, counted
+    bad_parent = tracer.start_span("bad-parent", traceparent="00-nothex-01")  # a new trace instead
+    assert bad_parent.is_recording()
+    bad_parent.end()
+    assert tracer.flush(10)
+    stats = tracer.stats()
+    assert stats.attributes_dropped > 0
+    assert stats.values_rejected == 2  # the link and the traceparent
+    spans = by_name(read_sink(sink))
+    assert set(spans) == {"once", "full", "bad-parent"}
+    assert spans["once"]["attributes"] == {} and spans["once"]["events"] == []
+    assert spans["full"]["attributes"]["k0"] == 0
+    assert spans["bad-parent"]["parent_span_id"] == ""
+    assert tracer.shutdown(10)
+    late = tracer.start_span("after shutdown")  # records nothing, raises nothing
+    assert not late.is_recording()
+    late.set_attribute("k", "v")
+    late.end()
+
+
+def test_a_span_under_another_tracers_span_is_recorded(tmp_path):
+    from conftest import tracer_settings
+    a = spanguard.Tracer(**tracer_settings(tmp_path / "a"))
+    b = spanguard.Tracer(**tracer_settings(tmp_path / "b"))
+    with a.span("outer"):
+        with b.span("inner") as inner:  # the current span is a's: b begins a new trace
+            assert inner.is_recording()
+        with b.span("inner-with-attributes", attributes={"k": 1}) as inner2:
+            assert inner2.is_recording()
+    a.close()
+    b.close()
+    assert [s["name"] for s in read_sink(tmp_path / "a" / "sink")] == ["outer"]
+    inner = by_name(read_sink(tmp_path / "b" / "sink"))
+    assert set(inner) == {"inner", "inner-with-attributes"}
+    assert all(s["parent_span_id"] == "" for s in inner.values())
+
+
+def test_each_kind_of_problem_is_warned_once():
+    run = run_python("""
+        import logging, spanguard, tempfile
+        logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+        d = tempfile.mkdtemp()
+        t = spanguard.Tracer(from_env=False, sink_dir=d, spool_dir=d + "/spool", install_signal_handlers=False)
+        for i in range(5):
+            with t.span("s") as s:
+                s.set_attribute("list", [i])
+                s.set_attribute("none", None)
+            s.end()
+            s.set_attribute("after", 1)
+        t.close()
+    """)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("spanguard ")]
+    assert len(warnings) == 3, run.stderr  # list, bad value, ended span: once each
+    assert any("list, tuple or bytes" in w for w in warnings)
+
+
+def test_programming_errors_raise_where_they_are_made(tmp_path):
+    from conftest import tracer_settings
     with pytest.raises(TypeError):
         spanguard.Tracer(from_env=False, no_such_setting=1)
     with pytest.raises(spanguard.SpanguardError) as bad_cap:
-        spanguard.Tracer(from_env=False, exporter_max_cpu_percent=101)
+        spanguard.Tracer(**tracer_settings(tmp_path, exporter_max_cpu_percent=101))
     assert bad_cap.value.code == 11  # SPANGUARD_RESULT_INVALID_CONFIG
     # The exception names the field, its variable and the value.
     assert "exporter_max_cpu_percent (SPANGUARD_EXPORTER_MAX_CPU_PERCENT)=101" in str(bad_cap.value)
-    assert tracer.shutdown(10)
-    assert tracer.shutdown(10)  # twice is fine
-    with pytest.raises(spanguard.SpanguardError) as err:
-        tracer.start_span("late")
-    assert err.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
+    t = spanguard.Tracer(**tracer_settings(tmp_path))
+    with pytest.raises(TypeError):
+        t.start_span("s", kind="server")
+    with pytest.raises(ValueError):
+        t.start_span("s", kind=9)
+    with t.span("s") as s, pytest.raises(ValueError):
+        s.set_status(7)
+    with pytest.raises(TypeError):
+        t.start_span("s", parent="not a span")
+    t.close()
+    t.close()  # twice is fine
+    with pytest.raises(spanguard.SpanguardError) as closed:
+        t.start_span("late")
+    assert closed.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
 
 
-def test_open_spans_are_exported_at_shutdown(tracer, tmp_path):
+def test_open_spans_are_exported_at_shutdown(tracer, sink):
     tracer.start_span("forgotten")
     assert tracer.shutdown(10)
-    (span,) = read_spans(tmp_path / "sink")
-    assert span["attrs"]["spanguard.unended"] == {"boolValue": True}
+    (span,) = read_sink(sink)
+    assert span["attributes"]["spanguard.unended"] is True
     assert tracer.stats().spans_unended_at_shutdown == 1
 
 
 def test_the_resource_names_the_python_runtime(tmp_path):
-    t = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", install_signal_handlers=False,
-                         resource_attributes={"team": "search"})
+    import sys
+    t = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                         install_signal_handlers=False, resource_attributes={"team": "search"})
     t.start_span("one").end()
     assert t.shutdown(10)
-    (f,) = (tmp_path / "sink").glob("*.jsonl")
-    (rs,) = json.loads(f.read_text().splitlines()[0])["resourceSpans"]
-    attrs = {a["key"]: a["value"].get("stringValue") for a in rs["resource"]["attributes"]}
+    (span,) = read_sink(tmp_path / "sink")
+    attrs = span["resource"]
     assert attrs["process.runtime.name"] == sys.implementation.name
     assert attrs["process.runtime.description"] == sys.version.replace("\n", " ")  # commas and all
     assert attrs["team"] == "search"
+    t.close()
 
 
-def test_sink_path_names_the_file_the_spans_arrived_in(tracer, tmp_path):
+def test_sink_path_names_the_file_the_spans_arrived_in(tracer, sink):
     tracer.start_span("probe").end()
     assert tracer.flush(10)
     path = Path(tracer.sink_path())
-    assert path.parent == tmp_path / "sink"
-    assert '"probe"' in path.read_text()
+    assert path.parent == sink
+    assert [s["name"] for s in read_sink(sink)] == ["probe"]
 
 
-def test_threads_lose_nothing(tracer):
-    def work():
+def test_threads_lose_nothing(tracer, sink):
+    def work(t):
         for i in range(500):
-            with tracer.span("work", attributes={"i": i}):
+            with tracer.span(f"work-{t}", attributes={"i": i}):
                 pass
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert tracer.flush(20)
-    stats = tracer.stats()
-    assert stats.spans_exported == 2000
-    assert stats.dropped_buffer_full == 0
-
-
-def test_a_wrong_library_path_fails_loudly(tmp_path):
-    code = ("import spanguard; spanguard.load_library('/nonexistent/libspanguard.so')")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(Path(spanguard.__file__).parents[1])))
-    assert run.returncode != 0
-    assert "cannot load libspanguard" in run.stderr and "SPANGUARD_LIB" in run.stderr
+    spans = read_sink(sink)
+    assert len(spans) == 2000
+    assert len({(s["name"], s["attributes"]["i"]) for s in spans}) == 2000
 
 
 def test_the_interpreter_exit_flushes(tmp_path):
-    code = ("import spanguard\n"
-            f"t = spanguard.Tracer(from_env=False, sink_dir={str(tmp_path / 'sink')!r}, "
-            f"spool_dir={str(tmp_path / 'spool')!r}, schedule_delay_ms=60000)\n"
-            "for i in range(10):\n    t.start_span('exit').end()\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(Path(spanguard.__file__).parents[1])))
+    run = run_python(f"""
+        import spanguard
+        t = spanguard.Tracer(from_env=False, sink_dir={str(tmp_path / 'sink')!r},
+                             spool_dir={str(tmp_path / 'spool')!r}, schedule_delay_ms=60000)
+        for i in range(10):
+            t.start_span('exit').end()
+        t.start_span('open at exit')
+    """)
     assert run.returncode == 0, run.stderr
-    assert len(read_spans(tmp_path / "sink")) == 10
+    spans = read_sink(tmp_path / "sink")
+    assert sorted(s["name"] for s in spans) == ["exit"] * 10 + ["open at exit"]
 
 
-def test_the_python_success_check_agrees_with_the_library():
-    lib = spanguard._lib()
-    for code in range(256):
-        assert (code in spanguard._OK_CODES) == bool(lib.spanguard_result_is_ok(code)), code
+def test_a_disabled_sdk_records_nothing_and_raises_nothing(tmp_path):
+    from conftest import tracer_settings
+    settings = tracer_settings(tmp_path)
+    settings["from_env"] = True
+    os.environ["OTEL_SDK_DISABLED"] = "true"
+    try:
+        t = spanguard.Tracer(**settings)
+    finally:
+        del os.environ["OTEL_SDK_DISABLED"]
+    with t.span("nothing") as s:
+        s.set_attribute("k", "v")
+    assert not s.is_recording()
+    t.close()
+    assert read_sink(tmp_path / "sink") == []

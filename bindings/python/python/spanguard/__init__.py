@@ -1,0 +1,353 @@
+"""spanguard for Python: spans recorded in native code and delivered by
+spanguard's exporter, kill-safe; and a bridge from the OpenTelemetry SDK
+(`spanguard.otel`).
+
+    import spanguard
+    tracer = spanguard.Tracer(service_name="my-agent")
+    with tracer.span("agent.session") as session:
+        with tracer.span("llm.chat", kind=spanguard.KIND_CLIENT) as llm:
+            llm.set_attribute("gen_ai.request.model", "gpt-4o")
+
+The recording path (`spanguard._native`) is a compiled extension over the
+spanguard library's C ABI; this module adds what is plain Python: the
+`traced` decorator, context helpers for thread pools, and the hooks that
+shut tracers down at interpreter exit and in multiprocessing workers.
+
+Errors: recording calls (beginning spans, setting attributes, events,
+links, status, ending) never raise; what they could not record is counted
+in `Tracer.stats()` and warned once through `logging` (logger
+"spanguard"). Programming errors raise where they are made: a wrong type
+or an unknown kind/status code (TypeError, ValueError), a tracer used
+after `close()` (SpanguardError), an invalid setting (SpanguardError,
+TypeError, ValueError).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import functools
+import inspect
+import os
+import sys
+import threading
+from concurrent import futures
+from dataclasses import dataclass, fields
+
+from . import _native
+from ._native import (
+    KIND_CLIENT,
+    KIND_CONSUMER,
+    KIND_INTERNAL,
+    KIND_PRODUCER,
+    KIND_SERVER,
+    KIND_UNSPECIFIED,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_UNSET,
+    Span,
+    SpanguardError,
+)
+
+__all__ = [
+    "Tracer", "Span", "SpanguardError", "Stats", "current_span", "wrap", "ThreadPoolExecutor",
+    "KIND_UNSPECIFIED", "KIND_INTERNAL", "KIND_SERVER", "KIND_CLIENT", "KIND_PRODUCER", "KIND_CONSUMER",
+    "STATUS_UNSET", "STATUS_OK", "STATUS_ERROR", "library_version",
+]
+
+__version__ = "0.1.0"
+
+_CURRENT: contextvars.ContextVar = _native.CURRENT_SPAN
+
+
+def library_version() -> str:
+    """The version of the spanguard library compiled into this package."""
+    return _native.LIBRARY_VERSION
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A tracer's counters (`spanguard_counters`, field for field) and the
+    binding's own `values_rejected`: attribute values, traceparents and
+    links it could not pass on (wrong type, out of range, invalid)."""
+
+    spans_begun: int = 0
+    spans_ended: int = 0
+    spans_exported: int = 0
+    queue_depth: int = 0
+    spans_open: int = 0
+    dropped_buffer_full: int = 0
+    dropped_export_failed: int = 0
+    dropped_rejected: int = 0
+    dropped_spool_overflow: int = 0
+    spans_unended_at_shutdown: int = 0
+    batches_sent: int = 0
+    batches_failed: int = 0
+    bytes_sent: int = 0
+    retries: int = 0
+    attributes_dropped: int = 0
+    events_dropped: int = 0
+    links_dropped: int = 0
+    values_truncated: int = 0
+    utf8_replaced: int = 0
+    spooled_batches: int = 0
+    spooled_spans: int = 0
+    replayed_batches: int = 0
+    replayed_spans: int = 0
+    spool_bytes: int = 0
+    recovered_spans: int = 0
+    exporter_throttled_ns: int = 0
+    spans_unsampled: int = 0
+    values_rejected: int = 0
+
+
+_STATS_FIELDS = frozenset(f.name for f in fields(Stats))
+
+
+def current_span() -> Span | None:
+    """The span of the innermost `with` block (or traced call) in this
+    context, or None."""
+    return _CURRENT.get()
+
+
+# --- exit, fork and worker hooks ---------------------------------------------
+
+_LIVE: set[Tracer] = set()
+_LIVE_LOCK = threading.Lock()
+_worker_exit_pid = 0
+_after_forker_registered = False
+
+
+class _Anchor:
+    """What multiprocessing's after-fork registry holds (weakly) for us."""
+
+
+_ANCHOR = _Anchor()
+
+
+def _shutdown_all(timeout_s: float = 5.0) -> None:
+    with _LIVE_LOCK:
+        tracers = list(_LIVE)
+    for tracer in tracers:
+        try:
+            tracer.shutdown(timeout_s)
+        except Exception:  # noqa: BLE001 - an exit hook must not raise
+            pass
+
+
+def _arm_worker_exit() -> None:
+    """In a multiprocessing child: shut the tracers down on the way out.
+    Workers leave through os._exit, which skips atexit; before it,
+    multiprocessing runs the finalizers registered in the process
+    (util._exit_function), for fork, forkserver and spawn alike. A process
+    it starts clears the finalizer registry as it begins (its parent's
+    finalizers are not its own) and then runs the after-fork registry, so
+    the finalizer is made again from there."""
+    global _worker_exit_pid, _after_forker_registered
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    if _worker_exit_pid != os.getpid():
+        # Lowest priority: after the other finalizers, whose work may end spans.
+        mp_util.Finalize(None, _shutdown_all, exitpriority=-100)
+        _worker_exit_pid = os.getpid()
+    if not _after_forker_registered:
+        mp_util.register_after_fork(_ANCHOR, _rearm_worker_exit)
+        _after_forker_registered = True
+
+
+def _rearm_worker_exit(_anchor) -> None:
+    global _worker_exit_pid
+    _worker_exit_pid = 0  # the finalizer registry was just cleared
+    if _LIVE:
+        _arm_worker_exit()
+
+
+def _after_fork_in_child() -> None:
+    # The library has given each tracer a fresh pipeline in the child (the
+    # parent's spans stay the parent's); what the child ends must be sent
+    # before a worker's os._exit.
+    if _LIVE:
+        _arm_worker_exit()
+
+
+atexit.register(_shutdown_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --- the tracer ---------------------------------------------------------------
+
+class Tracer(_native.Tracer):
+    """A spanguard tracer. Settings are the `spanguard_config` fields by
+    keyword (service_name, endpoint, headers (dict or "k=v,..."), sink_dir,
+    spool_dir, protocol ("http/protobuf", "http/json"), compression
+    ("gzip"), schedule_delay_ms, flight_recorder, ...); with from_env=True
+    (the default) the OTEL_* and SPANGUARD_* variables apply on top.
+
+    Shut down at interpreter exit, and at the exit of a multiprocessing
+    worker, if not before. Every method may be called from any thread."""
+
+    def __init__(self, from_env: bool = True, **settings):
+        super().__init__()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        _arm_worker_exit()
+
+    # `with tracer.span(...) as span:` begins a span as start_span does; the
+    # Span's `with` block makes it current and ends it, and an exception
+    # sets status ERROR with an `exception` event, and propagates.
+    span = _native.Tracer.start_span
+
+    def traced(self, name=None, *, kind: int = KIND_INTERNAL, attributes: dict | None = None):
+        """Decorator: each call runs in a span (named after the function
+        unless `name` is given). Works on functions, `async def` functions,
+        generators and async generators; the span covers the whole call or
+        iteration and is current inside it. An exception sets status ERROR,
+        is recorded as an `exception` event, and propagates.
+
+        `@tracer.traced` and `@tracer.traced("name", kind=...)` both work."""
+        if callable(name):
+            return self.traced()(name)
+
+        def decorate(fn):
+            return _traced(self, name or fn.__qualname__, kind, attributes, fn)
+        return decorate
+
+    def stats(self) -> Stats:
+        counters = self._counters()
+        return Stats(**{k: v for k, v in counters.items() if k in _STATS_FIELDS})
+
+    def close(self) -> None:
+        """Shuts down (if needed) and frees the tracer. Safe to call twice;
+        the tracer raises SpanguardError when used after it. Call it after
+        every other call on the tracer and its spans has returned."""
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        super().close()
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+# --- traced -------------------------------------------------------------------
+
+def _traced(tracer: Tracer, name: str, kind: int, attributes, fn):
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def traced_async_generator(*args, **kwargs):
+            span = tracer.start_span(name, kind=kind, attributes=attributes)
+            try:
+                agen = _in_span(span, fn, *args, **kwargs)
+                sent, thrown = None, None
+                while True:
+                    token = _CURRENT.set(span)
+                    try:
+                        item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        _CURRENT.reset(token)
+                    sent, thrown = None, None
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        token = _CURRENT.set(span)
+                        try:
+                            await agen.aclose()
+                        finally:
+                            _CURRENT.reset(token)
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - passed on to the generator
+                        thrown = e
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                span.record_exception(exc)
+                raise
+            finally:
+                span.end()
+        return traced_async_generator
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def traced_coroutine(*args, **kwargs):
+            with tracer.span(name, kind=kind, attributes=attributes):
+                return await fn(*args, **kwargs)
+        return traced_coroutine
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def traced_generator(*args, **kwargs):
+            span = tracer.start_span(name, kind=kind, attributes=attributes)
+            try:
+                gen = _in_span(span, fn, *args, **kwargs)
+                sent, thrown = None, None
+                while True:
+                    token = _CURRENT.set(span)
+                    try:
+                        item = gen.send(sent) if thrown is None else gen.throw(thrown)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        _CURRENT.reset(token)
+                    sent, thrown = None, None
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        _in_span(span, gen.close)
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - passed on to the generator
+                        thrown = e
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                span.record_exception(exc)
+                raise
+            finally:
+                span.end()
+        return traced_generator
+
+    @functools.wraps(fn)
+    def traced_function(*args, **kwargs):
+        with tracer.span(name, kind=kind, attributes=attributes):
+            return fn(*args, **kwargs)
+    return traced_function
+
+
+def _in_span(span: Span, fn, *args, **kwargs):
+    """Calls fn with `span` current. A generator's steps run this way, one
+    at a time, so that between steps the caller's context is its own."""
+    token = _CURRENT.set(span)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _CURRENT.reset(token)
+
+
+# --- threads ------------------------------------------------------------------
+
+def wrap(fn):
+    """`fn` bound to the current context (and so the current span): call
+    the result in another thread, and spans begun there are children of
+    the span current here. New threads do not inherit the context by
+    themselves (threading.Thread starts from an empty one)."""
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def in_context(*args, **kwargs):
+        # A copy per call: one Context cannot be entered by two threads.
+        return ctx.copy().run(fn, *args, **kwargs)
+    return in_context
+
+
+class ThreadPoolExecutor(futures.ThreadPoolExecutor):
+    """A concurrent.futures.ThreadPoolExecutor whose tasks run in the
+    context of the code that submitted them, so spans they begin are
+    children of the span current at `submit` (or `map`)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)

@@ -1,0 +1,81 @@
+"""Type stubs of the compiled extension (bindings/python/src)."""
+
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, Mapping
+
+KIND_UNSPECIFIED: int
+KIND_INTERNAL: int
+KIND_SERVER: int
+KIND_CLIENT: int
+KIND_PRODUCER: int
+KIND_CONSUMER: int
+STATUS_UNSET: int
+STATUS_OK: int
+STATUS_ERROR: int
+LIBRARY_VERSION: str
+CURRENT_SPAN: ContextVar[Span | None]
+
+AttributeValue = str | bool | int | float
+Attributes = Mapping[str, AttributeValue]
+
+def strerror(code: int) -> str: ...
+
+class SpanguardError(Exception):
+    code: int
+
+class Span:
+    @property
+    def handle(self) -> int: ...
+    def is_recording(self) -> bool: ...
+    def set_attribute(self, key: str, value: AttributeValue) -> None: ...
+    def set_attributes(self, attributes: Attributes) -> None: ...
+    def add_event(self, name: str, attributes: Attributes | None = None, timestamp: int | None = None) -> None: ...
+    def add_link(self, traceparent: str, attributes: Attributes | None = None) -> None: ...
+    def set_status(self, code: int, description: str | None = None) -> None: ...
+    def record_exception(self, exception: BaseException, set_status: bool = True) -> None: ...
+    def traceparent(self) -> str: ...
+    def tracestate(self) -> str: ...
+    def end(self, end_time: int | None = None) -> None: ...
+    def __enter__(self) -> Span: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> bool: ...
+
+class Tracer:
+    def __new__(cls, from_env: bool = True, **settings: Any) -> Tracer: ...
+    def start_span(
+        self,
+        name: str,
+        kind: int = ...,
+        parent: Span | None = None,
+        attributes: Attributes | None = None,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
+        start_time: int | None = None,
+    ) -> Span: ...
+    def start_span_with_ids(
+        self,
+        name: str,
+        kind: int,
+        trace_id: bytes | int,
+        span_id: bytes | int,
+        parent_span_id: bytes | int | None,
+        trace_flags: int,
+        parent_is_remote: bool = False,
+        tracestate: str | None = None,
+        start_time: int | None = None,
+        scope_name: str | None = None,
+        scope_version: str | None = None,
+        attributes: Attributes | None = None,
+    ) -> Span: ...
+    def flush(self, timeout_s: float = 5.0) -> bool: ...
+    def shutdown(self, timeout_s: float = 5.0) -> bool: ...
+    def close(self) -> None: ...
+    def sink_path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def _counters(self) -> dict[str, int]: ...

@@ -1,0 +1,155 @@
+"""The OpenTelemetry bridge: spans made through an application's own
+OpenTelemetry SDK (and every instrumentation on it: OpenLLMetry,
+OpenInference, opentelemetry-instrumentation-openai-v2, ...) recorded and
+delivered by spanguard.
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from spanguard.otel import SpanguardSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(spanguard.Tracer()))
+
+`on_start` begins a spanguard span with the OpenTelemetry span's own trace
+id, span id, parent, trace flags, tracestate, start time, kind, name,
+instrumentation scope, attributes and links, so what the SDK propagates
+downstream names spans spanguard exports, and a process killed in the
+middle of a call still delivers the open span (marked
+`spanguard.interrupted`). `on_end` adds what came later (attributes,
+events, links, status) and ends it at the OpenTelemetry end time.
+Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
+The spans carry spanguard's resource (service.name from the spanguard
+tracer or OTEL_SERVICE_NAME), not the provider's.
+
+The processor sets no global provider. `force_flush` and `shutdown` are
+the tracer's; the provider's shutdown shuts the tracer down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+
+from . import Span as _SpanguardSpan
+from . import Tracer
+
+__all__ = ["SpanguardSpanProcessor"]
+
+_logger = logging.getLogger("spanguard")
+
+# OpenTelemetry's SpanKind counts from INTERNAL = 0; OTLP (and spanguard)
+# from UNSPECIFIED = 0.
+_KIND = {kind: kind.value + 1 for kind in SpanKind}
+_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+_MISSING = object()
+
+
+def _traceparent(ctx: SpanContext) -> str:
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags) & 0xff:02x}"
+
+
+class _Open:
+    """A span begun at on_start: what on_end must not send twice."""
+
+    __slots__ = ("span", "attributes", "events", "links")
+
+    def __init__(self, span: _SpanguardSpan, attributes: dict, events: int, links: int):
+        self.span, self.attributes, self.events, self.links = span, attributes, events, links
+
+
+class SpanguardSpanProcessor(SpanProcessor):
+    """A SpanProcessor that records every sampled span in spanguard as it
+    starts and completes it as it ends. Thread-safe; never raises into the
+    SDK (a failure is logged once through logger "spanguard")."""
+
+    def __init__(self, tracer: Tracer):
+        if not isinstance(tracer, Tracer):
+            raise TypeError("SpanguardSpanProcessor needs a spanguard.Tracer")
+        self._tracer = tracer
+        self._open: dict[tuple[int, int], _Open] = {}
+        self._failed_once = False
+        self._lock = threading.Lock()
+
+    # -- SpanProcessor --------------------------------------------------------
+
+    def on_start(self, span, parent_context=None) -> None:
+        ctx = span.get_span_context()
+        if not ctx.trace_flags.sampled:
+            return
+        try:
+            opened = self._begin(span, ctx)
+        except Exception:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_start")
+            return
+        self._open[(ctx.trace_id, ctx.span_id)] = opened
+
+    def on_end(self, span: ReadableSpan) -> None:
+        ctx = span.get_span_context()
+        if not ctx.trace_flags.sampled:
+            return
+        try:
+            opened = self._open.pop((ctx.trace_id, ctx.span_id), None)
+            if opened is None:  # began before this processor was added
+                opened = self._begin(span, ctx)
+            self._complete(span, opened)
+        except Exception:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_end")
+
+    def shutdown(self) -> None:
+        self._tracer.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._tracer.flush(timeout_millis / 1000)
+
+    # -- the work -------------------------------------------------------------
+
+    def _begin(self, span, ctx: SpanContext) -> _Open:
+        parent = span.parent
+        scope = getattr(span, "instrumentation_scope", None) or getattr(span, "instrumentation_info", None)
+        attributes = dict(span.attributes or {})
+        trace_state = ctx.trace_state.to_header() if ctx.trace_state else None
+        sg = self._tracer.start_span_with_ids(
+            span.name,
+            _KIND.get(span.kind, 1),
+            ctx.trace_id,
+            ctx.span_id,
+            parent.span_id if parent is not None else None,
+            int(ctx.trace_flags),
+            parent_is_remote=bool(parent is not None and parent.is_remote),
+            tracestate=trace_state or None,
+            start_time=span.start_time,
+            scope_name=scope.name if scope is not None else None,
+            scope_version=(scope.version or None) if scope is not None else None,
+            attributes=attributes,
+        )
+        links = span.links or ()
+        for link in links:
+            sg.add_link(_traceparent(link.context), link.attributes)
+        events = span.events or ()
+        for event in events:
+            sg.add_event(event.name, event.attributes, event.timestamp)
+        return _Open(sg, attributes, len(events), len(links))
+
+    def _complete(self, span: ReadableSpan, opened: _Open) -> None:
+        sg, before = opened.span, opened.attributes
+        later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
+        if later:
+            sg.set_attributes(later)
+        for event in tuple(span.events or ())[opened.events:]:
+            sg.add_event(event.name, event.attributes, event.timestamp)
+        for link in tuple(span.links or ())[opened.links:]:
+            sg.add_link(_traceparent(link.context), link.attributes)
+        status = span.status
+        if status is not None and status.status_code is not StatusCode.UNSET:
+            sg.set_status(_STATUS[status.status_code], status.description or "")
+        sg.end(span.end_time)
+
+    def _failed(self, where: str) -> None:
+        with self._lock:
+            if self._failed_once:
+                return
+            self._failed_once = True
+        _logger.warning("spanguard: the OpenTelemetry bridge failed in %s; that span is incomplete", where,
+                        exc_info=True)

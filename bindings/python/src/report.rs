@@ -1,0 +1,137 @@
+//! What the binding does with a result code. Recording calls never raise
+//! (OpenTelemetry's API rule): what they could not record is counted (by
+//! the library, or by the tracer's `values_rejected` for what the binding
+//! itself refused) and warned once per kind through `logging` (logger
+//! "spanguard"). Calls that configure or manage a tracer raise
+//! `SpanguardError`; programming errors (a wrong type, an unknown kind or
+//! status) raise `TypeError` / `ValueError` at the call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use spanguard::ffi::result::spanguard_result;
+
+create_exception!(
+    _native,
+    SpanguardError,
+    PyException,
+    "A spanguard call that manages a tracer failed; `code` is the spanguard_result."
+);
+
+/// The library's text for `code`.
+pub fn describe(code: u32) -> String {
+    let ptr = spanguard::ffi::result::spanguard_strerror(code);
+    // SAFETY: spanguard_strerror returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A `SpanguardError` for `code`, with `.code` set.
+pub fn error(py: Python<'_>, code: u32, what: &str) -> PyErr {
+    let err = SpanguardError::new_err(format!(
+        "{what}: {} (spanguard_result {code})",
+        describe(code)
+    ));
+    // An exception instance takes attributes; failing that, the message
+    // still carries the code.
+    let _ = err.value(py).setattr("code", code);
+    err
+}
+
+/// Why a recording call did not record everything, one bit each, so that
+/// each kind is warned once per process.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+pub enum Problem {
+    Truncated = 0,
+    Utf8Replaced,
+    LimitReached,
+    EndedSpan,
+    ShutDown,
+    BufferFull,
+    BadValue,
+    NotYetValue,
+    BadTraceparent,
+    Internal,
+}
+
+static WARNED: AtomicU64 = AtomicU64::new(0);
+
+impl Problem {
+    fn message(self) -> &'static str {
+        match self {
+            Problem::Truncated => {
+                "a value was longer than spanguard's limit and was cut (counted in stats().values_truncated)"
+            }
+            Problem::Utf8Replaced => {
+                "a string was not valid UTF-8; the bad bytes were replaced (counted in stats().utf8_replaced)"
+            }
+            Problem::LimitReached => {
+                "a span's attribute, event or link limit was reached; the rest were dropped (counted in stats().attributes_dropped, events_dropped, links_dropped)"
+            }
+            Problem::EndedSpan => {
+                "a span was used after it ended; the call did nothing (spans end once)"
+            }
+            Problem::ShutDown => "the tracer is shut down; spans begun now are not recorded",
+            Problem::BufferFull => {
+                "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
+            }
+            Problem::BadValue => {
+                "an attribute value was not a str, bool, int (64-bit) or float; it was left out (counted in stats().values_rejected)"
+            }
+            Problem::NotYetValue => {
+                "an attribute value was a list, tuple or bytes, which this spanguard cannot record yet; it was left out (counted in stats().values_rejected)"
+            }
+            Problem::BadTraceparent => {
+                "a traceparent was not valid W3C text; the span began a new trace / the link was left out (counted in stats().values_rejected)"
+            }
+            Problem::Internal => "spanguard hit an internal error; the call was abandoned safely",
+        }
+    }
+
+    /// Logs this kind of problem the first time it happens in the process.
+    pub fn warn_once(self, py: Python<'_>) {
+        let bit = 1u64 << (self as u8);
+        // Relaxed: the bit only decides who logs; it orders nothing else.
+        if WARNED.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return;
+        }
+        let logged = (|| -> PyResult<()> {
+            let logger = py
+                .import("logging")?
+                .call_method1("getLogger", ("spanguard",))?;
+            logger.call_method1("warning", (format!("spanguard: {}", self.message()),))?;
+            Ok(())
+        })();
+        // Logging must not make a recording call raise either.
+        drop(logged);
+    }
+}
+
+/// The result of a recording call on a span: never an exception, except
+/// for an argument the caller got wrong (`SPANGUARD_RESULT_INVALID_ARGUMENT`:
+/// an unknown kind or status code), which is a programming error.
+pub fn recording(py: Python<'_>, code: spanguard_result) -> PyResult<()> {
+    use spanguard_result as R;
+    let problem = match code {
+        R::Ok | R::ParentStale | R::NonRecording => return Ok(()),
+        R::Truncated => Problem::Truncated,
+        R::Utf8Replaced => Problem::Utf8Replaced,
+        R::LimitReached => Problem::LimitReached,
+        R::StaleSpan | R::AlreadyEnded => Problem::EndedSpan,
+        R::ShutDown => Problem::ShutDown,
+        R::BufferFull => Problem::BufferFull,
+        R::InvalidTraceparent => Problem::BadTraceparent,
+        R::InvalidArgument => {
+            return Err(PyValueError::new_err(
+                "spanguard: an argument is out of range (a span kind is KIND_*, a status STATUS_*)",
+            ));
+        }
+        _ => Problem::Internal,
+    };
+    problem.warn_once(py);
+    Ok(())
+}

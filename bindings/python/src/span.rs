@@ -1,0 +1,439 @@
+//! `Span`: a spanguard span handle with OpenTelemetry-like methods, and the
+//! context variable that holds the current span.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
+use spanguard::ffi::result::spanguard_result;
+use spanguard::ffi::span as c;
+use spanguard::ffi::types::*;
+
+use crate::report::{self, Problem};
+use crate::text::utf8;
+use crate::tracer::Tracer;
+use crate::values::{Attributes, Value, value};
+
+/// The `contextvars.ContextVar` holding the current span, and its bound
+/// `get`, `set` and `reset` (looked up once).
+struct CurrentSpanVar {
+    var: Py<PyAny>,
+    get: Py<PyAny>,
+    set: Py<PyAny>,
+    reset: Py<PyAny>,
+}
+
+static CURRENT: PyOnceLock<CurrentSpanVar> = PyOnceLock::new();
+
+fn current_var(py: Python<'_>) -> PyResult<&CurrentSpanVar> {
+    CURRENT.get_or_try_init(py, || {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("default", py.None())?;
+        let var = py
+            .import("contextvars")?
+            .getattr("ContextVar")?
+            .call(("spanguard.current_span",), Some(&kwargs))?;
+        Ok(CurrentSpanVar {
+            get: var.getattr("get")?.unbind(),
+            set: var.getattr("set")?.unbind(),
+            reset: var.getattr("reset")?.unbind(),
+            var: var.unbind(),
+        })
+    })
+}
+
+/// The context variable, for the module (Python code reads and sets it).
+pub fn current_span_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(current_var(py)?.var.clone_ref(py))
+}
+
+/// The current span's handle in this context, or `SPANGUARD_SPAN_NONE`.
+#[inline]
+pub fn current_handle(py: Python<'_>) -> spanguard_span {
+    let Ok(cv) = current_var(py) else {
+        return SPANGUARD_SPAN_NONE;
+    };
+    match cv.get.bind(py).call0() {
+        Ok(obj) => match obj.cast::<Span>() {
+            Ok(span) => span.get().handle,
+            Err(_) => SPANGUARD_SPAN_NONE,
+        },
+        Err(_) => SPANGUARD_SPAN_NONE,
+    }
+}
+
+/// A span. Ends once: by `end()`, or by leaving its `with` block (which
+/// also makes it the current span inside the block). Every method may be
+/// called from any thread; recording methods never raise.
+#[pyclass(module = "spanguard._native", frozen, weakref)]
+pub struct Span {
+    pub(crate) handle: spanguard_span,
+    ended: AtomicBool,
+    tracer: Py<Tracer>,
+    /// The context token of the innermost `with` on this span.
+    token: Mutex<Option<Py<PyAny>>>,
+}
+
+impl Span {
+    pub fn new(handle: spanguard_span, tracer: Py<Tracer>) -> Span {
+        Span {
+            handle,
+            ended: AtomicBool::new(false),
+            tracer,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn rejected<'a>(&'a self, py: Python<'a>) -> &'a std::sync::atomic::AtomicU64 {
+        &self.tracer.bind(py).get().values_rejected
+    }
+
+    fn set_one(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        v: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let Some(value) = value(v, self.rejected(py)) else {
+            return Ok(());
+        };
+        let key = utf8(key);
+        let k = key.as_bytes();
+        let (kp, kn) = (k.as_ptr().cast(), k.len());
+        // SAFETY (each call): key and value bytes are valid for their
+        // lengths for the duration of the call.
+        let code = unsafe {
+            match value {
+                Value::Str(s) => {
+                    let s = s.as_bytes();
+                    c::spanguard_span_set_string(self.handle, kp, kn, s.as_ptr().cast(), s.len())
+                }
+                Value::Int(i) => c::spanguard_span_set_int(self.handle, kp, kn, i),
+                Value::Double(d) => c::spanguard_span_set_double(self.handle, kp, kn, d),
+                Value::Bool(b) => c::spanguard_span_set_bool(self.handle, kp, kn, b),
+            }
+        };
+        report::recording(py, code)
+    }
+
+    /// Records `exc` as OpenTelemetry does: an `exception` event with
+    /// `exception.type`, `exception.message`, `exception.stacktrace`, and
+    /// status ERROR with `Type: message`.
+    fn record(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, set_status: bool) -> PyResult<()> {
+        let ty = exc.get_type();
+        let type_name = ty
+            .qualname()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".into());
+        let message = exc.str().map(|s| s.to_string()).unwrap_or_default();
+        let stacktrace = py
+            .import("traceback")
+            .and_then(|tb| {
+                tb.call_method1(
+                    "format_exception",
+                    (ty.clone(), exc.clone(), exc.getattr("__traceback__")?),
+                )
+            })
+            .and_then(|lines| PyString::new(py, "").call_method1("join", (lines,)))
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let attrs = PyDict::new(py);
+        attrs.set_item("exception.type", &type_name)?;
+        attrs.set_item("exception.message", &message)?;
+        attrs.set_item("exception.stacktrace", stacktrace)?;
+        self.event(
+            py,
+            &PyString::new(py, "exception").into_any(),
+            Some(attrs.as_any()),
+            0,
+        )?;
+        if set_status {
+            let description = if message.is_empty() {
+                type_name
+            } else {
+                format!("{type_name}: {message}")
+            };
+            self.status(py, SPANGUARD_STATUS_ERROR, description.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        time_unix_ns: u64,
+    ) -> PyResult<()> {
+        let attrs = Attributes::from_mapping(attributes, self.rejected(py));
+        let name = utf8(name);
+        let n = name.as_bytes();
+        // SAFETY: name and the attributes (kept alive by `attrs`) are valid
+        // for the call.
+        let code = unsafe {
+            c::spanguard_span_add_event(
+                self.handle,
+                n.as_ptr().cast(),
+                n.len(),
+                time_unix_ns,
+                attrs.as_ptr(),
+                attrs.len(),
+            )
+        };
+        report::recording(py, code)
+    }
+
+    fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
+        // SAFETY: description is valid for its length.
+        let result = unsafe {
+            c::spanguard_span_set_status(
+                self.handle,
+                code,
+                description.as_ptr().cast(),
+                description.len(),
+            )
+        };
+        report::recording(py, result)
+    }
+
+    fn end_at(&self, py: Python<'_>, end_unix_ns: u64) -> PyResult<()> {
+        // Relaxed: the flag only makes a second end() a no-op; the library
+        // itself refuses a double end.
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let code = if end_unix_ns == 0 {
+            c::spanguard_span_end(self.handle)
+        } else {
+            c::spanguard_span_end_at(self.handle, end_unix_ns)
+        };
+        // A span the shutdown already exported (marked unended) is fine.
+        if code == spanguard_result::ShutDown {
+            return Ok(());
+        }
+        report::recording(py, code)
+    }
+
+    fn text_out(
+        &self,
+        call: impl Fn(*mut std::ffi::c_char, usize) -> spanguard_result,
+        size: usize,
+    ) -> String {
+        let mut buf = vec![0u8; size];
+        let code = call(buf.as_mut_ptr().cast(), buf.len());
+        if !code.is_ok() {
+            return String::new();
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    }
+}
+
+/// Nanoseconds since the Unix epoch from an optional int (`None`: now).
+fn time_ns(t: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match t {
+        None => Ok(0),
+        Some(t) if t.is_none() => Ok(0),
+        Some(t) => t.extract::<u64>(),
+    }
+}
+
+#[pymethods]
+impl Span {
+    /// The span's handle (a `spanguard_span`); 0 for a span that records
+    /// nothing.
+    #[getter]
+    fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    /// Whether the span records anything (False when the tracer is shut
+    /// down or disabled, or every slot was taken).
+    fn is_recording(&self) -> bool {
+        self.handle != SPANGUARD_SPAN_NONE && !self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Sets one attribute: str, bool, int (64-bit) or float. Anything else
+    /// is left out, counted in `stats().values_rejected` and warned once.
+    fn set_attribute(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.set_one(py, key, value)
+    }
+
+    /// Sets several attributes with one call into the library.
+    fn set_attributes(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
+        let attrs = Attributes::from_mapping(Some(attributes), self.rejected(py));
+        if attrs.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the attributes and what they point into live in `attrs`.
+        let code =
+            unsafe { c::spanguard_span_set_attributes(self.handle, attrs.as_ptr(), attrs.len()) };
+        report::recording(py, code)
+    }
+
+    /// Adds an event; `timestamp` in Unix nanoseconds (default now).
+    #[pyo3(signature = (name, attributes=None, timestamp=None))]
+    fn add_event(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.event(py, name, attributes, time_ns(timestamp)?)
+    }
+
+    /// Links the span to another, given as a W3C traceparent.
+    #[pyo3(signature = (traceparent, attributes=None))]
+    fn add_link(
+        &self,
+        py: Python<'_>,
+        traceparent: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let attrs = Attributes::from_mapping(attributes, self.rejected(py));
+        let tp = utf8(traceparent);
+        let t = tp.as_bytes();
+        // SAFETY: traceparent and attributes are valid for the call.
+        let code = unsafe {
+            c::spanguard_span_add_link(
+                self.handle,
+                t.as_ptr().cast(),
+                t.len(),
+                attrs.as_ptr(),
+                attrs.len(),
+            )
+        };
+        if code == spanguard_result::InvalidTraceparent {
+            self.rejected(py).fetch_add(1, Ordering::Relaxed);
+        }
+        report::recording(py, code)
+    }
+
+    /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR` with
+    /// a description (kept for ERROR only). An unknown code raises
+    /// ValueError (a programming error).
+    #[pyo3(signature = (code, description=None))]
+    fn set_status(
+        &self,
+        py: Python<'_>,
+        code: u32,
+        description: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        match description {
+            Some(d) if !d.is_none() => self.status(py, code, utf8(d).as_bytes()),
+            _ => self.status(py, code, b""),
+        }
+    }
+
+    /// Records an exception: an `exception` event (type, message,
+    /// stacktrace) and status ERROR.
+    #[pyo3(signature = (exception, set_status=true))]
+    fn record_exception(
+        &self,
+        py: Python<'_>,
+        exception: &Bound<'_, PyAny>,
+        set_status: bool,
+    ) -> PyResult<()> {
+        self.record(py, exception, set_status)
+    }
+
+    /// The W3C traceparent to pass to another process ("" when there is
+    /// none to pass).
+    fn traceparent(&self) -> String {
+        let h = self.handle;
+        // SAFETY: the buffer is valid for its length.
+        self.text_out(
+            |buf, len| unsafe { c::spanguard_span_traceparent(h, buf, len) },
+            SPANGUARD_TRACEPARENT_SIZE as usize,
+        )
+    }
+
+    /// The W3C tracestate to pass along with the traceparent ("" for none).
+    fn tracestate(&self) -> String {
+        let h = self.handle;
+        // SAFETY: the buffer is valid for its length; out_len may be NULL.
+        self.text_out(
+            |buf, len| unsafe { c::spanguard_span_tracestate(h, buf, len, std::ptr::null_mut()) },
+            SPANGUARD_MAX_TRACESTATE_BYTES as usize + 1,
+        )
+    }
+
+    /// Ends the span now, or at `end_time` (Unix nanoseconds). Once; a
+    /// second call does nothing.
+    #[pyo3(signature = (end_time=None))]
+    fn end(&self, py: Python<'_>, end_time: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.end_at(py, time_ns(end_time)?)
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let cv = current_var(py)?;
+        let token = cv.set.bind(py).call1((slf,))?;
+        let previous = slf
+            .get()
+            .token
+            .lock()
+            .map(|mut t| t.replace(token.unbind()))
+            .unwrap_or(None);
+        drop(previous);
+        Ok(slf.clone())
+    }
+
+    #[pyo3(signature = (exc_type=None, exc=None, traceback=None))]
+    fn __exit__(
+        slf: &Bound<'_, Self>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc: Option<&Bound<'_, PyAny>>,
+        traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let _ = (exc_type, traceback);
+        let py = slf.py();
+        let this = slf.get();
+        let token = this.token.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(token) = token {
+            // A token from another context (a generator resumed elsewhere)
+            // cannot be reset; the span still ends.
+            if let Ok(cv) = current_var(py)
+                && cv.reset.bind(py).call1((token,)).is_err()
+            {
+                Problem::Internal.warn_once(py);
+            }
+        }
+        if let Some(exc) = exc.filter(|e| !e.is_none()) {
+            // Closing a generator early is no error.
+            let generator_exit = exc.is_instance_of::<pyo3::exceptions::PyGeneratorExit>();
+            if !generator_exit && this.is_recording() {
+                this.record(py, exc, true)?;
+            }
+        }
+        this.end_at(py, 0)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<spanguard Span {}>", self.traceparent())
+    }
+}
+
+/// `spanguard_span_begin*` results that still give a usable span: OK and
+/// the notices. Anything else gives a span that records nothing.
+pub fn began(
+    py: Python<'_>,
+    code: spanguard_result,
+    out: spanguard_span,
+) -> PyResult<spanguard_span> {
+    report::recording(py, code)?;
+    Ok(if code.is_ok() {
+        out
+    } else {
+        SPANGUARD_SPAN_NONE
+    })
+}

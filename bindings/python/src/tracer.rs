@@ -1,0 +1,683 @@
+//! `Tracer`: a spanguard tracer (configuration, beginning spans, flush,
+//! shutdown, counters). The Python class `spanguard.Tracer` subclasses it
+//! for what is plain Python (decorators, exit and fork hooks).
+
+use std::ffi::{CString, c_char};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use spanguard::ffi::result::spanguard_result;
+use spanguard::ffi::span as c;
+use spanguard::ffi::tracer as ct;
+use spanguard::ffi::tracer::spanguard_tracer;
+use spanguard::ffi::types::*;
+
+use crate::report::{self, Problem};
+use crate::span::{Span, began, current_handle};
+use crate::text::utf8;
+use crate::values::Attributes;
+
+/// A spanguard tracer. Every method may be called from any thread at once,
+/// except `close()`, which must come after every other call on the tracer
+/// and its spans has returned.
+#[pyclass(module = "spanguard._native", subclass, frozen)]
+pub struct Tracer {
+    /// NULL once closed (freed).
+    raw: AtomicPtr<spanguard_tracer>,
+    /// Attribute values, traceparents and links the binding could not pass
+    /// on (wrong type, out of range, invalid).
+    pub(crate) values_rejected: AtomicU64,
+}
+
+/// A tracer pointer that may cross into a thread without the GIL.
+#[derive(Clone, Copy)]
+struct RawTracer(*mut spanguard_tracer);
+// SAFETY: every spanguard call taking a tracer is thread-safe (the C
+// ABI's contract), except tracer_free, which close() calls alone.
+unsafe impl Send for RawTracer {}
+
+/// A config string: `str`, `os.PathLike`, or a dict for the `k=v,...`
+/// settings.
+fn config_string(py: Python<'_>, key: &str, v: &Bound<'_, PyAny>) -> PyResult<CString> {
+    let text: Vec<u8> = if let Ok(d) = v.cast::<PyDict>() {
+        let mut parts = Vec::with_capacity(d.len());
+        for (k, val) in d.iter() {
+            parts.push(format!("{}={}", k.str()?, val.str()?));
+        }
+        parts.join(",").into_bytes()
+    } else {
+        let path = py
+            .import("os")?
+            .call_method1("fspath", (v,))
+            .or_else(|_| v.str().map(|s| s.into_any()))?;
+        if let Ok(b) = path.cast::<PyBytes>() {
+            b.as_bytes().to_vec()
+        } else {
+            path.cast::<PyString>()?.to_str()?.as_bytes().to_vec()
+        }
+    };
+    CString::new(text)
+        .map_err(|_| PyValueError::new_err(format!("spanguard setting {key}: contains a NUL byte")))
+}
+
+/// `process.runtime.*` as OpenTelemetry's Python SDK reports them, in
+/// OTEL_RESOURCE_ATTRIBUTES syntax (`,` and `%` percent-encoded).
+fn runtime_attributes(py: Python<'_>) -> PyResult<String> {
+    let sys = py.import("sys")?;
+    let implementation = sys.getattr("implementation")?;
+    let v = implementation.getattr("version")?;
+    let version = format!(
+        "{}.{}.{}",
+        v.getattr("major")?.str()?,
+        v.getattr("minor")?.str()?,
+        v.getattr("micro")?.str()?
+    );
+    let description = sys
+        .getattr("version")?
+        .str()?
+        .to_string()
+        .replace('\n', " ");
+    let encode = |s: &str| s.replace('%', "%25").replace(',', "%2C");
+    Ok(format!(
+        "process.runtime.name={},process.runtime.version={},process.runtime.description={}",
+        encode(&implementation.getattr("name")?.str()?.to_string()),
+        encode(&version),
+        encode(&description)
+    ))
+}
+
+/// A setting given as a name or as its number.
+fn named(key: &str, v: &Bound<'_, PyAny>, names: &[(&str, u32)]) -> PyResult<u32> {
+    if let Ok(s) = v.cast::<PyString>() {
+        let s = s.to_str()?;
+        return names
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+                PyValueError::new_err(format!(
+                    "spanguard setting {key}={s:?}: expected one of {known:?}"
+                ))
+            });
+    }
+    v.extract::<u32>()
+}
+
+/// The config struct from keyword settings; `keep` holds its strings.
+fn config(
+    py: Python<'_>,
+    settings: Option<&Bound<'_, PyDict>>,
+    keep: &mut Vec<CString>,
+) -> PyResult<spanguard_config> {
+    // SAFETY: all-zero is a valid config; config_init then fills it.
+    let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
+    // SAFETY: cfg is a valid struct of the size given.
+    let code =
+        unsafe { ct::spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
+    if !code.is_ok() {
+        return Err(report::error(py, code as u32, "config_init"));
+    }
+    // The runtime first, so that the caller's own attributes override it.
+    let mut resource = runtime_attributes(py)?;
+    let given = match settings {
+        Some(settings) => settings
+            .get_item("resource_attributes")?
+            .filter(|v| !v.is_none()),
+        None => None,
+    };
+    if let Some(v) = given {
+        let given = config_string(py, "resource_attributes", &v)?;
+        if !given.as_bytes().is_empty() {
+            resource.push(',');
+            resource.push_str(&given.to_string_lossy());
+        }
+    }
+    let resource = CString::new(resource).map_err(|_| {
+        PyValueError::new_err("spanguard setting resource_attributes: contains a NUL byte")
+    })?;
+    cfg.resource_attributes = resource.as_ptr();
+    keep.push(resource);
+    let Some(settings) = settings else {
+        return Ok(cfg);
+    };
+    for (k, v) in settings.iter() {
+        let key: String = k.extract()?;
+        if v.is_none() {
+            continue; // None: the default
+        }
+        let mut string = |field: &mut *const c_char| -> PyResult<()> {
+            let s = config_string(py, &key, &v)?;
+            *field = s.as_ptr();
+            keep.push(s);
+            Ok(())
+        };
+        match key.as_str() {
+            "service_name" => string(&mut cfg.service_name)?,
+            "resource_attributes" => {} // with the runtime's, above
+            "endpoint" => string(&mut cfg.endpoint)?,
+            "headers" => string(&mut cfg.headers)?,
+            "sink_dir" => string(&mut cfg.sink_dir)?,
+            "spool_dir" => string(&mut cfg.spool_dir)?,
+            "protocol" => {
+                cfg.protocol = named(
+                    &key,
+                    &v,
+                    &[
+                        ("http/protobuf", SPANGUARD_PROTOCOL_HTTP_PROTOBUF),
+                        ("http/json", SPANGUARD_PROTOCOL_HTTP_JSON),
+                    ],
+                )?
+            }
+            "compression" => {
+                cfg.compression = named(
+                    &key,
+                    &v,
+                    &[
+                        ("none", SPANGUARD_COMPRESSION_NONE),
+                        ("gzip", SPANGUARD_COMPRESSION_GZIP),
+                    ],
+                )?
+            }
+            "full_policy" => {
+                cfg.full_policy = named(
+                    &key,
+                    &v,
+                    &[
+                        ("wait", SPANGUARD_FULL_POLICY_WAIT),
+                        ("drop", SPANGUARD_FULL_POLICY_DROP),
+                    ],
+                )?
+            }
+            "sampler" => {
+                cfg.sampler = named(
+                    &key,
+                    &v,
+                    &[
+                        (
+                            "parentbased_always_on",
+                            SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON,
+                        ),
+                        ("always_on", SPANGUARD_SAMPLER_ALWAYS_ON),
+                        ("always_off", SPANGUARD_SAMPLER_ALWAYS_OFF),
+                        ("traceidratio", SPANGUARD_SAMPLER_TRACEIDRATIO),
+                        (
+                            "parentbased_always_off",
+                            SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_OFF,
+                        ),
+                        (
+                            "parentbased_traceidratio",
+                            SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO,
+                        ),
+                    ],
+                )?
+            }
+            "sampler_ratio" => cfg.sampler_ratio = v.extract()?,
+            "install_signal_handlers" => cfg.install_signal_handlers = v.is_truthy()? as u32,
+            "flight_recorder" => cfg.flight_recorder = v.is_truthy()? as u32,
+            "request_timeout_ms" => cfg.request_timeout_ms = v.extract()?,
+            "schedule_delay_ms" => cfg.schedule_delay_ms = v.extract()?,
+            "max_queue_size" => cfg.max_queue_size = v.extract()?,
+            "max_export_batch_size" => cfg.max_export_batch_size = v.extract()?,
+            "export_timeout_ms" => cfg.export_timeout_ms = v.extract()?,
+            "max_open_spans" => cfg.max_open_spans = v.extract()?,
+            "full_wait_ms" => cfg.full_wait_ms = v.extract()?,
+            "spool_max_mib" => cfg.spool_max_mib = v.extract()?,
+            "signal_flush_timeout_ms" => cfg.signal_flush_timeout_ms = v.extract()?,
+            "exporter_max_cpu_percent" => cfg.exporter_max_cpu_percent = v.extract()?,
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown spanguard setting {key:?}"
+                )));
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+fn timeout_ms(timeout_s: f64) -> u32 {
+    (timeout_s * 1000.0).clamp(0.0, u32::MAX as f64) as u32
+}
+
+/// An optional Unix-nanosecond time (`None`: now).
+fn unix_ns(t: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match t {
+        Some(t) if !t.is_none() => t.extract::<u64>(),
+        _ => Ok(0),
+    }
+}
+
+/// Explicit ids for a bridged span: `n` bytes, or an int.
+fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return b
+            .as_bytes()
+            .try_into()
+            .map_err(|_| PyValueError::new_err(format!("an id must be {N} bytes")));
+    }
+    let i: u128 = v.extract()?;
+    let all = i.to_be_bytes();
+    if all[..16 - N].iter().any(|&b| b != 0) {
+        return Err(PyValueError::new_err(format!(
+            "an id must fit in {N} bytes"
+        )));
+    }
+    let mut out = [0u8; N];
+    out.copy_from_slice(&all[16 - N..]);
+    Ok(out)
+}
+
+impl Tracer {
+    fn raw(&self, py: Python<'_>) -> PyResult<*mut spanguard_tracer> {
+        // Acquire pairs with the Release store in close(): a closed tracer
+        // is never used.
+        let raw = self.raw.load(Ordering::Acquire);
+        if raw.is_null() {
+            return Err(report::error(
+                py,
+                spanguard_result::ShutDown as u32,
+                "the tracer is closed",
+            ));
+        }
+        Ok(raw)
+    }
+
+    fn span_of(slf: &Bound<'_, Self>, handle: spanguard_span) -> PyResult<Py<Span>> {
+        Py::new(slf.py(), Span::new(handle, slf.clone().unbind()))
+    }
+
+    /// Begins with `opts` (the general path) and sets the attributes one
+    /// begin could not take. A bad traceparent begins a new trace instead,
+    /// counted and warned once.
+    fn begin_ex(
+        slf: &Bound<'_, Self>,
+        raw: *mut spanguard_tracer,
+        opts: &mut spanguard_span_options,
+        attrs: &Attributes<'_>,
+    ) -> PyResult<Py<Span>> {
+        let py = slf.py();
+        let first = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        opts.attributes = attrs.as_ptr();
+        opts.attribute_count = first;
+        let mut out: spanguard_span = SPANGUARD_SPAN_NONE;
+        // SAFETY: opts and everything it points to are valid for the call.
+        let mut code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+        if code == spanguard_result::InvalidTraceparent {
+            slf.get().values_rejected.fetch_add(1, Ordering::Relaxed);
+            Problem::BadTraceparent.warn_once(py);
+            opts.traceparent = std::ptr::null();
+            opts.traceparent_len = 0;
+            opts.tracestate = std::ptr::null();
+            opts.tracestate_len = 0;
+            // SAFETY: as above.
+            code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+        }
+        if code == spanguard_result::StaleSpan && opts.parent != SPANGUARD_SPAN_NONE {
+            // The parent is another tracer's span: a new trace, as for a
+            // parent exported already (PARENT_STALE).
+            opts.parent = SPANGUARD_SPAN_NONE;
+            // SAFETY: as above.
+            code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
+        }
+        let handle = began(py, code, out)?;
+        let span = Tracer::span_of(slf, handle)?;
+        if attrs.len() > first {
+            // SAFETY: the attributes past `first` are valid for the call.
+            let code = unsafe {
+                c::spanguard_span_set_attributes(
+                    handle,
+                    attrs.as_ptr().add(first),
+                    attrs.len() - first,
+                )
+            };
+            report::recording(py, code)?;
+        }
+        Ok(span)
+    }
+
+    fn options() -> spanguard_span_options {
+        // SAFETY: all-zero is a valid options struct; options_init sets
+        // struct_size.
+        let mut opts: spanguard_span_options = unsafe { std::mem::zeroed() };
+        // SAFETY: opts is a valid struct.
+        unsafe { c::spanguard_span_options_init(&mut opts) };
+        opts
+    }
+}
+
+#[pymethods]
+impl Tracer {
+    /// A tracer from keyword settings (the `spanguard_config` fields);
+    /// with `from_env` (the default) the OTEL_* and SPANGUARD_* variables
+    /// apply on top.
+    #[new]
+    #[pyo3(signature = (from_env=true, **settings))]
+    fn new(py: Python<'_>, from_env: bool, settings: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut keep = Vec::new();
+        let cfg = config(py, settings, &mut keep)?;
+        let mut raw: *mut spanguard_tracer = std::ptr::null_mut();
+        let mut message = [0u8; ct::SPANGUARD_ERROR_MESSAGE_SIZE as usize];
+        let mut message_len = 0usize;
+        // SAFETY: cfg and its strings (in keep) are valid for the call; raw
+        // is a valid out pointer; message is valid for its length.
+        let code = unsafe {
+            ct::spanguard_tracer_new_with_error(
+                &cfg,
+                from_env,
+                &mut raw,
+                message.as_mut_ptr().cast(),
+                message.len(),
+                &mut message_len,
+            )
+        };
+        if !code.is_ok() {
+            // The library's sentence names the variable or field and its value.
+            let end = message
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(message.len());
+            let why = String::from_utf8_lossy(&message[..end]);
+            return Err(report::error(
+                py,
+                code as u32,
+                &format!("tracer_new: {why}"),
+            ));
+        }
+        Ok(Tracer {
+            raw: AtomicPtr::new(raw),
+            values_rejected: AtomicU64::new(0),
+        })
+    }
+
+    /// Begins a span. Its parent is `parent` (a Span), else the remote
+    /// parent in `traceparent` (with `tracestate`), else the current span
+    /// of this context, else none (a new trace). `start_time` in Unix
+    /// nanoseconds (default now). Never raises for what it records; a span
+    /// that cannot be recorded (tracer shut down, no slot free) records
+    /// nothing.
+    #[pyo3(signature = (name, kind=SPANGUARD_KIND_INTERNAL, parent=None, attributes=None, traceparent=None, tracestate=None, start_time=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_span(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        kind: u32,
+        parent: Option<&Bound<'_, PyAny>>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        traceparent: Option<&Bound<'_, PyAny>>,
+        tracestate: Option<&Bound<'_, PyAny>>,
+        start_time: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Span>> {
+        let py = slf.py();
+        let this = slf.get();
+        let raw = this.raw(py)?;
+        let parent_handle = match parent {
+            Some(p) if !p.is_none() => match p.cast::<Span>() {
+                Ok(s) => s.get().handle,
+                Err(_) => return Err(PyTypeError::new_err("parent must be a spanguard Span")),
+            },
+            _ if traceparent.is_some_and(|t| !t.is_none()) => SPANGUARD_SPAN_NONE,
+            _ => current_handle(py),
+        };
+        let name = utf8(name);
+        let n = name.as_bytes();
+        let simple = attributes.is_none_or(|a| a.is_none())
+            && traceparent.is_none_or(|t| t.is_none())
+            && start_time.is_none_or(|t| t.is_none());
+        if simple {
+            let mut out = SPANGUARD_SPAN_NONE;
+            // SAFETY: raw is a live tracer; name is valid for its length.
+            let mut code = unsafe {
+                c::spanguard_span_begin(
+                    raw,
+                    n.as_ptr().cast(),
+                    n.len(),
+                    parent_handle,
+                    kind,
+                    &mut out,
+                )
+            };
+            if code == spanguard_result::StaleSpan && parent_handle != SPANGUARD_SPAN_NONE {
+                // The parent is another tracer's span: a new trace, as for
+                // a parent exported already (PARENT_STALE).
+                // SAFETY: as above.
+                code = unsafe {
+                    c::spanguard_span_begin(
+                        raw,
+                        n.as_ptr().cast(),
+                        n.len(),
+                        SPANGUARD_SPAN_NONE,
+                        kind,
+                        &mut out,
+                    )
+                };
+            }
+            let handle = began(py, code, out)?;
+            return Tracer::span_of(slf, handle);
+        }
+        let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
+        let mut opts = Tracer::options();
+        opts.kind = kind;
+        opts.name = n.as_ptr().cast();
+        opts.name_len = n.len();
+        opts.parent = parent_handle;
+        opts.start_time_unix_ns = unix_ns(start_time)?;
+        let tp = traceparent.filter(|t| !t.is_none()).map(utf8);
+        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
+        if parent_handle == SPANGUARD_SPAN_NONE
+            && let Some(tp) = &tp
+        {
+            opts.traceparent = tp.as_bytes().as_ptr().cast();
+            opts.traceparent_len = tp.as_bytes().len();
+            if let Some(ts) = &ts {
+                opts.tracestate = ts.as_bytes().as_ptr().cast();
+                opts.tracestate_len = ts.as_bytes().len();
+            }
+        }
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
+    }
+
+    /// Begins a span with the ids another SDK gave it (the OpenTelemetry
+    /// bridge): trace id (16 bytes or int), span id and parent span id (8
+    /// bytes or int; parent None for a root), W3C trace flags, tracestate,
+    /// start time, kind, instrumentation scope and attributes.
+    #[pyo3(signature = (name, kind, trace_id, span_id, parent_span_id, trace_flags, parent_is_remote=false, tracestate=None, start_time=None, scope_name=None, scope_version=None, attributes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_span_with_ids(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        kind: u32,
+        trace_id: &Bound<'_, PyAny>,
+        span_id: &Bound<'_, PyAny>,
+        parent_span_id: Option<&Bound<'_, PyAny>>,
+        trace_flags: u32,
+        parent_is_remote: bool,
+        tracestate: Option<&Bound<'_, PyAny>>,
+        start_time: Option<&Bound<'_, PyAny>>,
+        scope_name: Option<&Bound<'_, PyAny>>,
+        scope_version: Option<&Bound<'_, PyAny>>,
+        attributes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Span>> {
+        let py = slf.py();
+        let this = slf.get();
+        let raw = this.raw(py)?;
+        let trace_id = id_bytes::<16>(trace_id)?;
+        let span_id = id_bytes::<8>(span_id)?;
+        let parent_span_id = match parent_span_id.filter(|p| !p.is_none()) {
+            Some(p) => Some(id_bytes::<8>(p)?).filter(|id| *id != [0; 8]),
+            None => None,
+        };
+        let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
+        let name = utf8(name);
+        let text = |t: Option<&Bound<'_, PyAny>>| {
+            t.filter(|t| !t.is_none())
+                .map(|t| utf8(t).as_bytes().to_vec())
+        };
+        let (ts, sn, sv) = (text(tracestate), text(scope_name), text(scope_version));
+        let mut opts = Tracer::options();
+        opts.kind = kind;
+        opts.name = name.as_bytes().as_ptr().cast();
+        opts.name_len = name.as_bytes().len();
+        opts.trace_id = trace_id.as_ptr();
+        opts.span_id = span_id.as_ptr();
+        opts.parent_span_id = parent_span_id
+            .as_ref()
+            .map_or(std::ptr::null(), |p| p.as_ptr());
+        opts.trace_flags = trace_flags;
+        if parent_is_remote {
+            opts.flags |= SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE;
+        }
+        for (field, len, value) in [
+            (&mut opts.tracestate, &mut opts.tracestate_len, &ts),
+            (&mut opts.scope_name, &mut opts.scope_name_len, &sn),
+            (&mut opts.scope_version, &mut opts.scope_version_len, &sv),
+        ] {
+            if let Some(v) = value {
+                *field = v.as_ptr().cast();
+                *len = v.len();
+            }
+        }
+        opts.start_time_unix_ns = unix_ns(start_time)?;
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
+    }
+
+    /// Waits until every span ended before the call is exported, at most
+    /// `timeout_s`. True when it was; False on timeout.
+    #[pyo3(signature = (timeout_s=5.0))]
+    fn flush(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let raw = RawTracer(self.raw(py)?);
+        let ms = timeout_ms(timeout_s);
+        let code = py.detach(move || {
+            let raw = raw;
+            ct::spanguard_flush(raw.0, ms)
+        });
+        match code {
+            spanguard_result::Timeout => Ok(false),
+            c if c.is_ok() => Ok(true),
+            c => Err(report::error(py, c as u32, "flush")),
+        }
+    }
+
+    /// Flushes, exports the spans still open (marked `spanguard.unended`),
+    /// stops. True when done in time; safe to call twice.
+    #[pyo3(signature = (timeout_s=5.0))]
+    fn shutdown(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let raw = self.raw.load(Ordering::Acquire);
+        if raw.is_null() {
+            return Ok(true);
+        }
+        let raw = RawTracer(raw);
+        let ms = timeout_ms(timeout_s);
+        let code = py.detach(move || {
+            let raw = raw;
+            ct::spanguard_shutdown(raw.0, ms)
+        });
+        match code {
+            spanguard_result::Timeout => Ok(false),
+            spanguard_result::ShutDown => Ok(true),
+            c if c.is_ok() => Ok(true),
+            c => Err(report::error(py, c as u32, "shutdown")),
+        }
+    }
+
+    /// Shuts down (if needed) and frees the tracer. Safe to call twice;
+    /// the tracer raises SpanguardError when used after it.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        // AcqRel: pairs with the Acquire loads in raw(); only one close
+        // gets the pointer.
+        let raw = self.raw.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if raw.is_null() {
+            return Ok(());
+        }
+        let raw = RawTracer(raw);
+        py.detach(move || {
+            let raw = raw;
+            // SAFETY: raw came from tracer_new and is freed once (the swap).
+            unsafe { ct::spanguard_tracer_free(raw.0) }
+        });
+        Ok(())
+    }
+
+    /// The file the local sink appends to (where spans go when no endpoint
+    /// is set), so a program can say where its spans went; "" with an
+    /// endpoint.
+    fn sink_path(&self, py: Python<'_>) -> PyResult<String> {
+        let raw = self.raw(py)?;
+        let mut len = 0usize;
+        // SAFETY: raw is live; a NULL buffer of length 0 asks for the length.
+        let code =
+            unsafe { ct::spanguard_tracer_sink_path(raw, std::ptr::null_mut(), 0, &mut len) };
+        if code != spanguard_result::BufferTooSmall && !code.is_ok() {
+            return Err(report::error(py, code as u32, "sink_path"));
+        }
+        let mut buf = vec![0u8; len + 1];
+        // SAFETY: buf is valid for its length.
+        let code = unsafe {
+            ct::spanguard_tracer_sink_path(raw, buf.as_mut_ptr().cast(), buf.len(), &mut len)
+        };
+        if !code.is_ok() {
+            return Err(report::error(py, code as u32, "sink_path"));
+        }
+        buf.truncate(len);
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Whether close() has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.raw.load(Ordering::Acquire).is_null()
+    }
+
+    /// The tracer's counters (`spanguard_counters`) and the binding's
+    /// `values_rejected`, as a dict.
+    fn _counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let raw = self.raw(py)?;
+        let mut c = spanguard_counters {
+            struct_size: std::mem::size_of::<spanguard_counters>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: raw is live; c is a valid struct of its struct_size.
+        let code = unsafe { ct::spanguard_stats(raw, &mut c) };
+        if !code.is_ok() {
+            return Err(report::error(py, code as u32, "stats"));
+        }
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("spans_begun", c.spans_begun),
+            ("spans_ended", c.spans_ended),
+            ("spans_exported", c.spans_exported),
+            ("queue_depth", c.queue_depth),
+            ("spans_open", c.spans_open),
+            ("dropped_buffer_full", c.dropped_buffer_full),
+            ("dropped_export_failed", c.dropped_export_failed),
+            ("dropped_rejected", c.dropped_rejected),
+            ("dropped_spool_overflow", c.dropped_spool_overflow),
+            ("spans_unended_at_shutdown", c.spans_unended_at_shutdown),
+            ("batches_sent", c.batches_sent),
+            ("batches_failed", c.batches_failed),
+            ("bytes_sent", c.bytes_sent),
+            ("retries", c.retries),
+            ("attributes_dropped", c.attributes_dropped),
+            ("events_dropped", c.events_dropped),
+            ("links_dropped", c.links_dropped),
+            ("values_truncated", c.values_truncated),
+            ("utf8_replaced", c.utf8_replaced),
+            ("spooled_batches", c.spooled_batches),
+            ("spooled_spans", c.spooled_spans),
+            ("replayed_batches", c.replayed_batches),
+            ("replayed_spans", c.replayed_spans),
+            ("spool_bytes", c.spool_bytes),
+            ("recovered_spans", c.recovered_spans),
+            ("exporter_throttled_ns", c.exporter_throttled_ns),
+            ("spans_unsampled", c.spans_unsampled),
+            (
+                "values_rejected",
+                self.values_rejected.load(Ordering::Relaxed),
+            ),
+        ] {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+}

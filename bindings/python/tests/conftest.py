@@ -1,0 +1,75 @@
+"""The Python package's tests run against the installed wheel (make
+test-python-binding installs it into the test venv). Spans are judged by
+what the sink or the loopback receiver got, decoded with PyPI's
+opentelemetry-proto (tests/receiver/otlp_receiver.py), never by the
+library's counters alone."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "receiver"))
+sys.path.insert(0, str(REPO / "tests" / "python"))
+
+from otlp_receiver import JSON, decode_request, span_dicts  # noqa: E402
+
+import spanguard  # noqa: E402
+
+if Path(spanguard.__file__).resolve().is_relative_to(REPO / "bindings"):
+    raise RuntimeError("these tests run against the installed wheel, not the source tree: `make test-python-binding`")
+
+
+def read_sink(sink: Path) -> list[dict]:
+    """Every span in the sink directory, decoded by opentelemetry-proto
+    (strict: unknown fields and bad id lengths fail)."""
+    spans = []
+    for f in sorted(sink.glob("*.jsonl")):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                request, _ = decode_request(line.encode(), JSON, None, strict=True)
+                spans.extend(span_dicts(request))
+    return spans
+
+
+def by_name(spans: list[dict]) -> dict:
+    out = {}
+    for s in spans:
+        assert s["name"] not in out, f"two spans named {s['name']}"
+        out[s["name"]] = s
+    return out
+
+
+def tracer_settings(tmp_path: Path, **extra) -> dict:
+    return dict(from_env=False, service_name="py-test", sink_dir=tmp_path / "sink",
+                spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False, **extra)
+
+
+@pytest.fixture
+def tracer(tmp_path):
+    t = spanguard.Tracer(**tracer_settings(tmp_path))
+    yield t
+    t.close()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """The loopback OTLP receiver (tests/receiver), one per test module."""
+    from receiver_client import OtlpReceiverProcess
+    with OtlpReceiverProcess(sys.executable) as rx:
+        yield rx
+
+
+@pytest.fixture
+def sink(tmp_path):
+    return tmp_path / "sink"
+
+
+def run_python(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter of this venv (its own process,
+    so once-per-process behaviour and exit hooks are its own)."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=env)

@@ -1,0 +1,135 @@
+"""The OpenTelemetry bridge through the SDK's own API: what the loopback
+receiver gets (decoded with opentelemetry-proto) must be the spans an
+in-memory exporter on the same provider got: the same ids, parents,
+times, kinds, scopes, attributes, events, links and status."""
+
+
+import pytest
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+import spanguard
+from spanguard.otel import SpanguardSpanProcessor
+
+
+@pytest.fixture
+def bridged(receiver, tmp_path):
+    """A provider with the bridge and an in-memory exporter side by side."""
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, service_name="bridge-test", endpoint=receiver.traces_url,
+                              spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+
+    def arrived():
+        assert provider.force_flush()
+        return {s["span_id"]: s for s in receiver.spans()[start:]}
+
+    yield provider, memory, arrived
+    provider.shutdown()
+    tracer.close()
+
+
+def hex_ids(otel_span):
+    ctx = otel_span.get_span_context()
+    parent = otel_span.parent
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", f"{parent.span_id:016x}" if parent else ""
+
+
+def assert_same(otel_span, got: dict):
+    trace_id, span_id, parent_id = hex_ids(otel_span)
+    assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == (trace_id, span_id, parent_id)
+    assert got["name"] == otel_span.name
+    assert got["kind"] == otel_span.kind.value + 1
+    assert (got["start"], got["end"]) == (otel_span.start_time, otel_span.end_time)
+    assert got["scope"] == otel_span.instrumentation_scope.name
+    assert got["scope_version"] == (otel_span.instrumentation_scope.version or "")
+    assert got["status_code"] == otel_span.status.status_code.value
+    assert got["status_message"] == (otel_span.status.description or "")
+    scalars = {k: v for k, v in otel_span.attributes.items() if not isinstance(v, (tuple, list, bytes))}
+    assert got["attributes"] == scalars
+    assert [(e["name"], e["time"], e["attributes"]) for e in got["events"]] == \
+        [(e.name, e.timestamp, dict(e.attributes)) for e in otel_span.events]
+    assert [(ln["trace_id"], ln["span_id"], ln["attributes"]) for ln in got["links"]] == \
+        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", dict(ln.attributes)) for ln in otel_span.links]
+
+
+def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
+    provider, memory, arrived = bridged
+    agent_tracer = provider.get_tracer("my.agent", "1.4.0")
+    tool_tracer = provider.get_tracer("my.tools")
+    with agent_tracer.start_as_current_span("agent.run", kind=trace.SpanKind.SERVER,
+                                            attributes={"session.id": "s-1", "turn": 3}) as agent:
+        agent.set_attribute("user.tier", "pro")
+        agent.add_event("plan.ready", {"steps": 2})
+        with tool_tracer.start_as_current_span("tool.search", kind=trace.SpanKind.CLIENT,
+                                               links=[trace.Link(agent.get_span_context(), {"why": "origin"})]) as tool:
+            tool.set_attribute("tool.query", "flights to Lisbon")
+            tool.record_exception(TimeoutError("upstream timeout"))
+            tool.set_status(trace.Status(trace.StatusCode.ERROR, "upstream timeout"))
+        with agent_tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+            llm.set_attributes({"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 812,
+                                "gen_ai.response.finish_reasons": ("stop",)})
+            llm.set_status(trace.StatusCode.OK)
+    got = arrived()
+    finished = memory.get_finished_spans()
+    assert len(finished) == 3 and len(got) == 3
+    for otel_span in finished:
+        assert_same(otel_span, got[f"{otel_span.get_span_context().span_id:016x}"])
+
+
+def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):
+    provider, memory, arrived = bridged
+    tracer = provider.get_tracer("server")
+    incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "tracestate": "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"}
+    token = context.attach(propagate.extract(incoming))
+    try:
+        with tracer.start_as_current_span("handle", kind=trace.SpanKind.SERVER):
+            outgoing = {}
+            propagate.inject(outgoing)  # what an instrumentation sends downstream
+    finally:
+        context.detach(token)
+    got = arrived()
+    (handle,) = got.values()
+    assert handle["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert handle["parent_span_id"] == "b7ad6b7169203331"
+    assert handle["trace_state"] == "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    assert outgoing["traceparent"].split("-")[2] == handle["span_id"]  # downstream names an exported span
+    assert_same(memory.get_finished_spans()[0], handle)
+
+
+def test_unsampled_spans_are_left_out_as_the_batch_processor_leaves_them(receiver, tmp_path):
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    with provider.get_tracer("t").start_as_current_span("unsampled"):
+        pass
+    assert provider.force_flush()
+    provider.shutdown()
+    assert receiver.spans()[start:] == []
+    assert tracer.stats().spans_begun == 0
+    tracer.close()
+
+
+def test_the_processor_sets_no_global_provider_and_shutdown_is_the_tracer(tmp_path):
+    before = trace.get_tracer_provider()
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    span = provider.get_tracer("t").start_span("left open")
+    assert trace.get_tracer_provider() is before
+    provider.shutdown()  # the tracer's shutdown: the open span is exported, marked unended
+    from conftest import read_sink
+    (got,) = read_sink(tmp_path / "sink")
+    assert got["span_id"] == f"{span.get_span_context().span_id:016x}"
+    assert got["attributes"]["spanguard.unended"] is True
+    tracer.close()

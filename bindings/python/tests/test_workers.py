@@ -1,0 +1,123 @@
+"""multiprocessing workers lose nothing: a tracer made at import, a
+Pool(4) mapping 8 tasks of 100 spans each, with every start method,
+closed and joined or terminated by the pool's context manager. Every span
+a worker ended must arrive in the sink once, and the spool directory must
+be empty after the run (judged from the sink, decoded with
+opentelemetry-proto)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import read_sink
+
+AGENT = textwrap.dedent("""
+    import multiprocessing
+    import os
+    import sys
+
+    import spanguard
+
+    tracer = spanguard.Tracer(service_name="pool-agent")  # at import, as agents do
+
+
+    def task(t):
+        for i in range(100):
+            with tracer.span("work", attributes={"task": t, "i": i}):
+                pass
+        return os.getpid()
+
+
+    if __name__ == "__main__":
+        method, how = sys.argv[1], sys.argv[2]
+        ctx = multiprocessing.get_context(method)
+        with tracer.span("fan-out"):
+            if how == "close":
+                pool = ctx.Pool(4)
+                pids = pool.map(task, range(8))
+                pool.close()
+                pool.join()
+            else:  # the context manager terminates the workers
+                with ctx.Pool(4) as pool:
+                    pids = pool.map(task, range(8))
+        print("workers", len(set(pids)))
+""")
+
+
+RUNS = {}
+
+
+def wait_for_session_end(sid: int, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                alive.append(stat.parent.name)
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of the run still alive after {timeout_s}s: {alive}")
+
+
+def run_pool(tmp_path_factory, method, how):
+    """Runs the agent once per start method and way of ending the pool."""
+    if (method, how) not in RUNS:
+        tmp = tmp_path_factory.mktemp(f"{method}-{how}")
+        script = tmp / "pool_agent.py"
+        script.write_text(AGENT)
+        sink, spool = tmp / "sink", tmp / "spool"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+        env.update(SPANGUARD_SINK_DIR=str(sink), SPANGUARD_SPOOL_DIR=str(spool), XDG_STATE_HOME=str(tmp / "state"))
+        proc = subprocess.Popen([sys.executable, str(script), method, how], cwd=tmp, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        wait_for_session_end(proc.pid)  # the forkserver outlives the agent a moment
+        left = sorted(p.name for p in spool.rglob("*") if p.is_file()) if spool.exists() else []
+        RUNS[(method, how)] = (read_sink(sink), left)
+    return RUNS[(method, how)]
+
+
+METHODS = pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+HOWS = pytest.mark.parametrize("how", ["close", "terminate"])
+
+
+@HOWS
+@METHODS
+def test_every_worker_span_arrives_once(tmp_path_factory, method, how):
+    spans, _ = run_pool(tmp_path_factory, method, how)
+    work = Counter((s["attributes"]["task"], s["attributes"]["i"]) for s in spans if s["name"] == "work")
+    assert len(work) == 800, f"{len(work)} of 800 worker spans arrived ({method}, {how})"
+    assert set(work.values()) == {1}, "a worker span arrived twice"
+    assert [s["name"] for s in spans if s["name"] != "work"] == ["fan-out"]
+
+
+# The library's side (issue 14, the files part) is not on main yet: a
+# forked child replaces its inherited tracer twice and leaves the first
+# replacement's pending crash files (deterministic: strict), and a worker
+# terminated by SIGTERM leaves its dump for a later start instead of the
+# parent's running tracer taking it in (racy: whether the dump is written
+# depends on when the signal lands). Both marks go when that lands.
+FORK_REPLACED_TWICE = pytest.mark.xfail(strict=True, reason="library: a forked child's tracer is replaced twice")
+DUMP_NOT_RECOVERED = pytest.mark.xfail(strict=False, reason="library: a terminated worker's dump is not recovered")
+
+
+@HOWS
+@METHODS
+def test_nothing_is_left_in_the_spool_directory(tmp_path_factory, request, method, how):
+    if how == "terminate":
+        request.applymarker(DUMP_NOT_RECOVERED)
+    elif method == "fork":
+        request.applymarker(FORK_REPLACED_TWICE)
+    _, left = run_pool(tmp_path_factory, method, how)
+    assert left == [], f"left in the spool directory: {left}"
