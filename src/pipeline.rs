@@ -119,6 +119,8 @@ pub struct Pipeline {
     /// The thread that froze recording and will thaw it if the process
     /// lives on (its kernel id); 0 when a crash froze it for good.
     pub frozen_by: AtomicI32,
+    /// The lifecycle `thaw` puts back (running or shutting down).
+    pub frozen_from: AtomicU32,
 }
 
 /// The batch the exporter is sending. Its slots were already given back, so
@@ -241,21 +243,25 @@ impl Pipeline {
         Self::let_recording_calls_finish();
     }
 
-    /// `freeze_recording` for a tracer that is running (not one shutting
-    /// down or shut down, which must stay so), by a thread that will
-    /// `thaw` it if the process lives on. True when it froze it.
+    /// `freeze_recording` for a tracer that is running or shutting down
+    /// (a worker process whose exit hook is shutting it down when its pool
+    /// terminates it), by a thread that will `thaw` it if the process lives
+    /// on; one already shut down stays so. True when it froze it.
     pub fn try_freeze_recording(&self) -> bool {
-        // Relaxed: read after the lifecycle (SeqCst) says frozen.
+        // Relaxed: both are read after the lifecycle (SeqCst) says frozen.
         self.frozen_by.store(this_thread(), Ordering::Relaxed);
-        let frozen = self
-            .lifecycle
-            .compare_exchange(
-                LIFECYCLE_RUNNING,
-                LIFECYCLE_FROZEN,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
-            .is_ok();
+        let mut frozen = false;
+        for from in [LIFECYCLE_RUNNING, LIFECYCLE_SHUTTING_DOWN] {
+            self.frozen_from.store(from, Ordering::Relaxed);
+            if self
+                .lifecycle
+                .compare_exchange(from, LIFECYCLE_FROZEN, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                frozen = true;
+                break;
+            }
+        }
         if frozen {
             Self::let_recording_calls_finish();
         }
@@ -298,9 +304,12 @@ impl Pipeline {
         self.mark_flight_signal(0);
         // SeqCst pairs with the exporter's busy/frozen handshake.
         self.signal.frozen.store(false, Ordering::SeqCst);
+        // Back to what it was: running, or shutting down (that shutdown, on
+        // another thread, goes on). A shutdown that finished meanwhile
+        // stored SHUT_DOWN, so this finds it not frozen and leaves it.
         let _ = self.lifecycle.compare_exchange(
             LIFECYCLE_FROZEN,
-            LIFECYCLE_RUNNING,
+            self.frozen_from.load(Ordering::Relaxed),
             Ordering::SeqCst,
             Ordering::SeqCst,
         );

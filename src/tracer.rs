@@ -321,6 +321,7 @@ impl Tracer {
             exporter_thread: Mutex::new(None),
             exporter_tid: Default::default(),
             frozen_by: Default::default(),
+            frozen_from: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()

@@ -98,10 +98,12 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
 /// and writes every span still in the slab (ended since the flush, or
 /// open: recovered as interrupted) to the crash file, so the next start
 /// sends each exactly once. Recording calls fail with ShutDown afterwards,
-/// until `Pipeline::thaw` (the process lived on). Only a running tracer is
-/// frozen: one shutting down or shut down is left as it is.
+/// until `Pipeline::thaw` (the process lived on). A tracer already shut
+/// down is left as it is; one shutting down is frozen too (a worker whose
+/// exit hook is shutting it down when its pool terminates it: its spans
+/// are not all sent yet).
 pub fn freeze_and_dump(p: &Pipeline, signal: i32, timeout: Duration) {
-    if p.lifecycle() != crate::pipeline::LIFECYCLE_RUNNING {
+    if p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN {
         return;
     }
     let deadline = Instant::now() + timeout;
