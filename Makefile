@@ -94,7 +94,7 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 
 C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors
 test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
-	rm -rf build/c-test-spans
+	rm -rf build/c-test-spans build/c-test-spans-llm
 	build/tests/test_api build/c-test-spans
 	for t in $(C_PROCESS_TESTS); do rm -rf build/$$t-spans build/$$t-spans-spool; \
 	  build/tests/$$t build/$$t-spans; done
@@ -108,7 +108,7 @@ build/tests/test_api_asan: tests/c/test_api.c include/spanguard.h build
 	nm $@ | grep -c __asan_init >/dev/null
 
 test-c-asan: build/tests/test_api_asan
-	rm -rf build/c-asan-spans
+	rm -rf build/c-asan-spans build/c-asan-spans-llm
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
 test-python: venv build build/tests/emit_spans build/tests/kill_child build/examples/agent_demo cli
@@ -301,7 +301,11 @@ build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path dist-python
+build/bench/idle_rss: bench/c/idle_rss.c include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss dist-python
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund

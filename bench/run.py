@@ -72,6 +72,11 @@ def main():
     print("## Native: spanguard (Rust API and C ABI) vs opentelemetry_sdk\n")
     rust = run([str(REPO / "bench" / "rust" / "target" / "release" / "spanguard-bench"), *quick])
     print(rust)
+    idle = json.loads(run([str(REPO / "build" / "bench" / "idle_rss"), str(REPO / "build" / "bench" / "idle-rss-spans")]))
+    print(f"- idle tracer, default settings (C program, bench/c/idle_rss.c): RSS {idle['rss_before_kib']} KiB before "
+          f"spanguard_tracer_new, {idle['rss_idle_tracer_kib']} KiB a second after; address space reserved "
+          f"{idle['address_space_added_kib']} KiB (the payload pool is reserved, not resident)")
+    print(run([str(REPO / "bench" / "rust" / "target" / "release" / "spanguard-bench"), "--large-burst", *quick]))
     print("## C program through libspanguard.so\n")
     print("The C ABI column above calls the library linked into the benchmark. A C program "
           "calls it through the shared library: each call goes through the PLT, and each "

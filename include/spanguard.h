@@ -55,7 +55,8 @@
 #define SPANGUARD_STATUS_ERROR 2
 
 /*
- `spanguard_attribute.type`.
+ `spanguard_attribute.type`: what the attribute's value is, and which
+ of its members carry it.
  */
 #define SPANGUARD_VALUE_STRING 1
 
@@ -64,6 +65,33 @@
 #define SPANGUARD_VALUE_DOUBLE 3
 
 #define SPANGUARD_VALUE_BOOL 4
+
+/*
+ A byte string: `string_value` points at the bytes (any bytes, not
+ UTF-8 checked), `string_len` is their count. OTLP `bytes_value`.
+ */
+#define SPANGUARD_VALUE_BYTES 5
+
+/*
+ An array of strings: `string_value` points at `string_len`
+ `spanguard_string`s (cast it: `(const char *)strings`).
+ */
+#define SPANGUARD_VALUE_STRING_ARRAY 6
+
+/*
+ An array of int64: `string_value` points at `string_len` `int64_t`s.
+ */
+#define SPANGUARD_VALUE_INT_ARRAY 7
+
+/*
+ An array of doubles: `string_value` points at `string_len` `double`s.
+ */
+#define SPANGUARD_VALUE_DOUBLE_ARRAY 8
+
+/*
+ An array of bools: `string_value` points at `string_len` `bool`s.
+ */
+#define SPANGUARD_VALUE_BOOL_ARRAY 9
 
 /*
  `spanguard_config.protocol`.
@@ -117,29 +145,62 @@
 #define SPANGUARD_FULL_POLICY_DROP 1
 
 /*
- Limits of one span, in bytes or items. Longer strings are truncated on a
- UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`); extra attributes, events
- and links are dropped (`SPANGUARD_RESULT_LIMIT_REACHED`); both are counted.
+ Fixed limits of one span, in bytes. Longer names, keys and tracestates
+ are cut on a UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`, counted in
+ `values_truncated`). Values have no fixed limit: they are bounded by
+ `value_length_limit` (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; none by
+ default) and by the payload pool, and cut and counted the same way.
+ (`SPANGUARD_MAX_VALUE_BYTES` and `SPANGUARD_MAX_SPAN_TEXT_BYTES`, the
+ 1 KiB and 2 KiB caps of earlier versions, are retired.)
  */
-#define SPANGUARD_MAX_NAME_BYTES 256
+#define SPANGUARD_MAX_NAME_BYTES 1024
 
-#define SPANGUARD_MAX_KEY_BYTES 128
-
-#define SPANGUARD_MAX_VALUE_BYTES 1024
+#define SPANGUARD_MAX_KEY_BYTES 1024
 
 /*
- All text of one span together (name, keys, values, messages).
+ An instrumentation scope's name or version (`spanguard_span_options`).
  */
-#define SPANGUARD_MAX_SPAN_TEXT_BYTES 2048
+#define SPANGUARD_MAX_SCOPE_BYTES 256
 
 /*
- Attributes of a span, its events and links together.
+ The most attributes one call takes in a `spanguard_attribute` array
+ (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done). Also the
+ default of every count limit below; a span holds as many attributes,
+ events and links as its limits allow (`spanguard_config`), no longer a
+ fixed number.
  */
-#define SPANGUARD_MAX_ATTRIBUTES 48
+#define SPANGUARD_MAX_ATTRIBUTES 128
 
-#define SPANGUARD_MAX_EVENTS 8
+/*
+ OpenTelemetry's default count limit: attributes per span, events per
+ span, links per span, attributes per event and per link.
+ */
+#define SPANGUARD_DEFAULT_COUNT_LIMIT 128
 
-#define SPANGUARD_MAX_LINKS 4
+/*
+ The largest count limit a config may set.
+ */
+#define SPANGUARD_MAX_COUNT_LIMIT 32767
+
+/*
+ Events per span by default (`event_count_limit`).
+ */
+#define SPANGUARD_MAX_EVENTS 128
+
+/*
+ Links per span by default (`link_count_limit`).
+ */
+#define SPANGUARD_MAX_LINKS 128
+
+/*
+ `value_length_limit`: no limit on a value's length but the pool.
+ */
+#define SPANGUARD_NO_LENGTH_LIMIT 4294967295
+
+/*
+ The payload pool's default size in MiB (`payload_pool_mib`).
+ */
+#define SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB 64
 
 /*
  Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
@@ -319,8 +380,15 @@ typedef struct spanguard_tracer spanguard_tracer;
 typedef uint64_t spanguard_span;
 
 /*
- One attribute, for calls that take several (events, links). Set `key`
- and the member that `type` (`SPANGUARD_VALUE_*`) names.
+ One attribute, for calls that take several (events, links, attributes
+ at creation, `spanguard_span_set_attributes`). Set `key` and the
+ members that `type_` (`SPANGUARD_VALUE_*`) names: `string_value` and
+ `string_len` for a string; `int_value`, `double_value` or `bool_value`
+ for a scalar; and for bytes and arrays, `string_value` as a pointer to
+ the data (cast to `const char *`) and `string_len` as the number of
+ bytes or elements (see each `SPANGUARD_VALUE_*`). Its size and layout
+ are those of earlier versions: arrays of it from older callers work.
+ The data pointed at is copied during the call.
  */
 typedef struct spanguard_attribute {
   const char *key;
@@ -414,6 +482,15 @@ typedef struct spanguard_span_options {
   const struct spanguard_attribute *attributes;
   size_t attribute_count;
 } spanguard_span_options;
+
+/*
+ One string of a string array (`SPANGUARD_VALUE_STRING_ARRAY`): a
+ pointer and a length, UTF-8 (invalid bytes replaced).
+ */
+typedef struct spanguard_string {
+  const char *ptr;
+  size_t len;
+} spanguard_string;
 
 /*
  Tracer settings. Fill it with `spanguard_config_init` (which sets
@@ -528,6 +605,42 @@ typedef struct spanguard_config {
    `spanguard_config_init` sets 1.0. Ignored by the other samplers.
    */
   double sampler_ratio;
+  /*
+   The payload pool's size in MiB: what spans hold past their slots
+   (long prompts and completions, many attributes, events, links). Reserved at
+   start and resident only as spans use it; when it is used up, values
+   are cut and counted. Default `SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB`
+   (SPANGUARD_PAYLOAD_POOL_MIB).
+   */
+  uint32_t payload_pool_mib;
+  /*
+   Longest string or bytes value kept (each element of an array), in
+   bytes; default `SPANGUARD_NO_LENGTH_LIMIT`
+   (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
+   */
+  uint32_t value_length_limit;
+  /*
+   Attributes per span; default 128 (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+   OTEL_ATTRIBUTE_COUNT_LIMIT). At most `SPANGUARD_MAX_COUNT_LIMIT`, as
+   are the other count limits.
+   */
+  uint32_t attribute_count_limit;
+  /*
+   Events per span; default 128 (OTEL_SPAN_EVENT_COUNT_LIMIT).
+   */
+  uint32_t event_count_limit;
+  /*
+   Links per span; default 128 (OTEL_SPAN_LINK_COUNT_LIMIT).
+   */
+  uint32_t link_count_limit;
+  /*
+   Attributes per event; default 128 (OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT).
+   */
+  uint32_t event_attribute_count_limit;
+  /*
+   Attributes per link; default 128 (OTEL_LINK_ATTRIBUTE_COUNT_LIMIT).
+   */
+  uint32_t link_attribute_count_limit;
 } spanguard_config;
 
 /*
@@ -770,13 +883,67 @@ spanguard_result spanguard_span_set_bool(spanguard_span span,
 
 /*
  Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
- bytes replaced), truncated at `SPANGUARD_MAX_VALUE_BYTES`.
+ bytes replaced). Any length: a value that does not fit the span's slot
+ goes to the payload pool; it is cut (on a character boundary, notice
+ `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit` or
+ when the pool is used up. The key is always kept whole with its value,
+ or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
  */
 spanguard_result spanguard_span_set_string(spanguard_span span,
                                            const char *key,
                                            size_t key_len,
                                            const char *value,
                                            size_t value_len);
+
+/*
+ Sets a bytes attribute (OTLP `bytes_value`): `len` bytes at `data`,
+ copied as they are. Cut and counted like a string value.
+ */
+spanguard_result spanguard_span_set_bytes(spanguard_span span,
+                                          const char *key,
+                                          size_t key_len,
+                                          const uint8_t *data,
+                                          size_t len);
+
+/*
+ Sets an array-of-strings attribute: `n` `spanguard_string`s at
+ `values` (each UTF-8, invalid bytes replaced; each cut like a string
+ value). A NULL element pointer with a non-zero length is
+ `SPANGUARD_RESULT_NULL_ARGUMENT`.
+ */
+spanguard_result spanguard_span_set_string_array(spanguard_span span,
+                                                 const char *key,
+                                                 size_t key_len,
+                                                 const struct spanguard_string *values,
+                                                 size_t n);
+
+/*
+ Sets an array-of-int64 attribute: `n` values at `values`.
+ */
+spanguard_result spanguard_span_set_int_array(spanguard_span span,
+                                              const char *key,
+                                              size_t key_len,
+                                              const int64_t *values,
+                                              size_t n);
+
+/*
+ Sets an array-of-double attribute: `n` values at `values`.
+ */
+spanguard_result spanguard_span_set_double_array(spanguard_span span,
+                                                 const char *key,
+                                                 size_t key_len,
+                                                 const double *values,
+                                                 size_t n);
+
+/*
+ Sets an array-of-bool attribute: `n` C `bool`s at `values` (read as
+ bytes: 0 is false, anything else true).
+ */
+spanguard_result spanguard_span_set_bool_array(spanguard_span span,
+                                               const char *key,
+                                               size_t key_len,
+                                               const bool *values,
+                                               size_t n);
 
 /*
  Sets `n_attrs` attributes at once: the same as one set call per

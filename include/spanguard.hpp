@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "spanguard.h"
 
@@ -80,6 +81,11 @@ class Config {
         cfg_.sampler_ratio = ratio;
         return *this;
     }
+    Config &payload_pool_mib(uint32_t mib) { cfg_.payload_pool_mib = mib; return *this; }
+    Config &value_length_limit(uint32_t bytes) { cfg_.value_length_limit = bytes; return *this; }
+    Config &attribute_count_limit(uint32_t n) { cfg_.attribute_count_limit = n; return *this; }
+    Config &event_count_limit(uint32_t n) { cfg_.event_count_limit = n; return *this; }
+    Config &link_count_limit(uint32_t n) { cfg_.link_count_limit = n; return *this; }
     /// The C struct, pointing into this object's strings.
     const spanguard_config *get() const noexcept { return &cfg_; }
 
@@ -134,6 +140,35 @@ class Span {
     }
     Result set(std::string_view key, bool value) {
         return Result(spanguard_span_set_bool(handle_, key.data(), key.size(), value));
+    }
+    /// A bytes value (OTLP bytes_value), copied as is.
+    Result set_bytes(std::string_view key, const void *data, size_t len) {
+        return Result(spanguard_span_set_bytes(handle_, key.data(), key.size(), static_cast<const uint8_t *>(data), len));
+    }
+    Result set(std::string_view key, const std::vector<uint8_t> &bytes) {
+        return set_bytes(key, bytes.data(), bytes.size());
+    }
+    /// Arrays of strings, int64, doubles and bools.
+    Result set(std::string_view key, const std::vector<std::string_view> &values) {
+        std::vector<spanguard_string> items;
+        items.reserve(values.size());
+        for (std::string_view v : values) items.push_back(spanguard_string{v.data(), v.size()});
+        return Result(spanguard_span_set_string_array(handle_, key.data(), key.size(), items.data(), items.size()));
+    }
+    Result set(std::string_view key, const std::vector<std::string> &values) {
+        return set(key, std::vector<std::string_view>(values.begin(), values.end()));
+    }
+    Result set(std::string_view key, const std::vector<int64_t> &values) {
+        return Result(spanguard_span_set_int_array(handle_, key.data(), key.size(), values.data(), values.size()));
+    }
+    Result set(std::string_view key, const std::vector<double> &values) {
+        return Result(spanguard_span_set_double_array(handle_, key.data(), key.size(), values.data(), values.size()));
+    }
+    /// std::vector<bool> is packed bits, so the bools are copied out first.
+    Result set(std::string_view key, const std::vector<bool> &values) {
+        std::unique_ptr<bool[]> items(new bool[values.size() ? values.size() : 1]);
+        for (size_t i = 0; i < values.size(); ++i) items[i] = values[i];
+        return Result(spanguard_span_set_bool_array(handle_, key.data(), key.size(), items.get(), values.size()));
     }
     Result event(std::string_view name, const spanguard_attribute *attrs = nullptr, size_t n = 0) {
         return Result(spanguard_span_add_event(handle_, name.data(), name.size(), 0, attrs, n));

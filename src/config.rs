@@ -61,6 +61,12 @@ pub struct TracerConfig {
     /// while the queue is less than half full (a fuller queue lifts the cap:
     /// throttling must never cost a span).
     pub exporter_max_cpu_percent: u32,
+    /// The payload pool's size in MiB: what spans hold past their slots
+    /// (long values, many attributes, events, links). Reserved at start,
+    /// resident only as spans use it.
+    pub payload_pool_mib: u32,
+    /// OpenTelemetry's span limits (OTEL_*_LIMIT).
+    pub limits: crate::span::limits::SpanLimits,
     /// Which spans are recorded and exported (OTEL_TRACES_SAMPLER).
     pub sampler: crate::span::sampler::Sampler,
     /// What the tracer found out about itself at start (a new
@@ -117,12 +123,21 @@ impl Default for TracerConfig {
             flight_recorder: false,
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
+            payload_pool_mib: DEFAULT_PAYLOAD_POOL_MIB,
+            limits: crate::span::limits::SpanLimits::default(),
             sampler: crate::span::sampler::Sampler::default(),
             detected_resource: Vec::new(),
         }
     }
 }
 
+/// The payload pool's default size: 64 MiB holds 600 spans with a 100 KB
+/// prompt at once, or 6,000 with 8 KB, and costs nothing until used.
+pub const DEFAULT_PAYLOAD_POOL_MIB: u32 = 64;
+/// The largest payload pool: chunk numbers must fit 32 bits.
+pub const MAX_PAYLOAD_POOL_MIB: u32 = 1 << 20;
+
+/// A setting that could not be read.
 /// A setting that could not be read: which variable or config field, the
 /// value it had, and what is wrong with it. `Display` gives the sentence a
 /// user sees, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or
@@ -193,6 +208,12 @@ fn variable_of(field: &str) -> Option<&'static str> {
         "max_export_batch_size" => "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
         "max_open_spans" => "SPANGUARD_MAX_OPEN_SPANS",
         "exporter_max_cpu_percent" => "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
+        "payload_pool_mib" => "SPANGUARD_PAYLOAD_POOL_MIB",
+        "attribute_count_limit" => "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        "event_count_limit" => "OTEL_SPAN_EVENT_COUNT_LIMIT",
+        "link_count_limit" => "OTEL_SPAN_LINK_COUNT_LIMIT",
+        "event_attribute_count_limit" => "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+        "link_attribute_count_limit" => "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
         "endpoint" => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "headers" => "OTEL_EXPORTER_OTLP_HEADERS",
         "resource_attributes" => "OTEL_RESOURCE_ATTRIBUTES",
@@ -261,6 +282,25 @@ impl TracerConfig {
                     crate::span::limits::MAX_SLOTS
                 ),
             );
+        }
+        if self.payload_pool_mib > MAX_PAYLOAD_POOL_MIB {
+            return bad(
+                "payload_pool_mib",
+                &self.payload_pool_mib.to_string(),
+                "must be at most 1048576 (1 TiB)",
+            );
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("attribute_count_limit", l.attribute_count),
+            ("event_count_limit", l.event_count),
+            ("link_count_limit", l.link_count),
+            ("event_attribute_count_limit", l.event_attribute_count),
+            ("link_attribute_count_limit", l.link_attribute_count),
+        ] {
+            if v > crate::span::limits::MAX_COUNT_LIMIT {
+                return bad(name, &v.to_string(), "must be at most 32767");
+            }
         }
         if let Some(e) = &self.endpoint
             && !is_endpoint_url(e)
@@ -472,6 +512,37 @@ impl TracerConfig {
         }
         if let Some(t) = millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")? {
             self.signal_flush_timeout = t;
+        }
+        if let Some(n) = count("SPANGUARD_PAYLOAD_POOL_MIB", 0)? {
+            self.payload_pool_mib = n;
+        }
+        // The span-specific variable wins over the general one (SDK spec).
+        let limit = |span: &str, general: &str| -> Result<Option<u32>, ConfigError> {
+            Ok(count(span, 0)?.or(count(general, 0)?))
+        };
+        if let Some(n) = limit(
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        )? {
+            self.limits.attribute_value_length = n;
+        }
+        if let Some(n) = limit(
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+        )? {
+            self.limits.attribute_count = n;
+        }
+        if let Some(n) = count("OTEL_SPAN_EVENT_COUNT_LIMIT", 0)? {
+            self.limits.event_count = n;
+        }
+        if let Some(n) = count("OTEL_SPAN_LINK_COUNT_LIMIT", 0)? {
+            self.limits.link_count = n;
+        }
+        if let Some(n) = count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", 0)? {
+            self.limits.event_attribute_count = n;
+        }
+        if let Some(n) = count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", 0)? {
+            self.limits.link_attribute_count = n;
         }
         // Read by the clock itself, process-wide; checked here so that a
         // typo is reported rather than ignored.
@@ -760,6 +831,53 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "OTEL_SDK_DISABLED=yes\\nplease: not true or false"
+        );
+    }
+
+    #[test]
+    fn span_limits_are_read_and_the_span_specific_variable_wins() {
+        let mut c = TracerConfig::default();
+        assert_eq!(c.limits, crate::span::limits::SpanLimits::default());
+        assert_eq!(c.limits.attribute_count, 128);
+        assert_eq!(c.limits.attribute_value_length, u32::MAX);
+        c.apply_env(&env(&[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "200"),
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "3"),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", "4"),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "5"),
+            ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "6"),
+            ("SPANGUARD_PAYLOAD_POOL_MIB", "8"),
+        ]))
+        .expect("valid");
+        let l = c.limits;
+        assert_eq!(l.attribute_value_length, 200, "span-specific wins");
+        assert_eq!(l.attribute_count, 10, "the general one applies alone");
+        assert_eq!(
+            (
+                l.event_count,
+                l.link_count,
+                l.event_attribute_count,
+                l.link_attribute_count
+            ),
+            (3, 4, 5, 6)
+        );
+        assert_eq!(c.payload_pool_mib, 8);
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "20"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.limits.attribute_count, 20);
+        let mut c = TracerConfig::default();
+        let e = c
+            .apply_env(&env(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", "40000")]))
+            .expect_err("too many");
+        assert_eq!(
+            e.variable,
+            "event_count_limit (OTEL_SPAN_EVENT_COUNT_LIMIT)"
         );
     }
 

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::CrashFile;
+use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{STATE_OPEN, SpanSlab, header_generation, header_state};
 use crate::config::TracerConfig;
 use crate::span::record::MARK_UNENDED;
@@ -100,6 +101,8 @@ impl CallbackSlot {
 pub struct Pipeline {
     pub config: TracerConfig,
     pub slab: SpanSlab,
+    /// Where spans keep what does not fit their slots.
+    pub pool: PayloadPool,
     pub stats: Stats,
     pub lifecycle: AtomicU32,
     pub signal: ExportSignal,

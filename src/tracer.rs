@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
 use crate::buffer::files::{self, LockedFile};
+use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -26,10 +27,15 @@ use crate::span::traceparent::{FLAG_RANDOM, FLAG_SAMPLED, KNOWN_FLAGS, RemotePar
 use crate::span::tracestate::Tracestate;
 use crate::stats::{Stats, StatsSnapshot};
 
-/// The slab, in a flight-recorder file when configured (falling back to
-/// memory, with the reason on stderr, if the file cannot be made).
-fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightFile>)> {
+/// The slab and the payload pool, in a flight-recorder file when
+/// configured (falling back to memory, with the reason on stderr, if the
+/// file cannot be made): the header, the slots, then the pool from the
+/// next page, sparse until chunks are written.
+fn make_slab(
+    config: &TracerConfig,
+) -> std::io::Result<(SpanSlab, PayloadPool, Option<FlightFile>)> {
     let slots = config.slot_count();
+    let chunks = chunks_for_mib(config.payload_pool_mib);
     if config.flight_recorder {
         let made = (|| {
             files::ensure_private_dir(&config.spool_dir)?;
@@ -51,23 +57,31 @@ fn make_slab(config: &TracerConfig) -> std::io::Result<(SpanSlab, Option<FlightF
                 other => std::io::Error::other(format!("{}: {other:?}", path.display())),
             })?;
             let prefix = std::mem::size_of::<DumpHeader>();
-            let slab = SpanSlab::new(slots, SlabBacking::File(mapped), prefix)?;
-            let header = DumpHeader::new(
+            let slab = SpanSlab::new(slots, SlabBacking::File(mapped.try_clone()?), prefix)?;
+            let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
+            let pool = PayloadPool::new(chunks, PoolBacking::File(mapped, pool_offset))?;
+            let mut header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,
                 &config.service_name,
                 &config.resource(),
             );
+            header.pool_offset = pool_offset;
+            header.pool_chunks = chunks;
             // SAFETY: the mapping starts with `prefix` bytes reserved for it.
             unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
-            Ok::<_, std::io::Error>((slab, FlightFile { path, file }))
+            Ok::<_, std::io::Error>((slab, pool, FlightFile { path, file }))
         })();
         match made {
-            Ok((slab, flight)) => return Ok((slab, Some(flight))),
+            Ok((slab, pool, flight)) => return Ok((slab, pool, Some(flight))),
             Err(e) => eprintln!("spanguard: flight recorder off: {e}"),
         }
     }
-    Ok((SpanSlab::new(slots, SlabBacking::Anonymous, 0)?, None))
+    Ok((
+        SpanSlab::new(slots, SlabBacking::Anonymous, 0)?,
+        PayloadPool::new(chunks, PoolBacking::Anonymous)?,
+        None,
+    ))
 }
 
 /// Makes the spool directory (and the sink's, when spans go there) 0700 if
@@ -184,13 +198,9 @@ struct ParentView {
     marks: u8,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub enum AttrInput<'a> {
-    Str(&'a [u8]),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-}
+pub use crate::span::record::RawStr;
+/// An attribute value to record: strings, bytes, scalars and arrays.
+pub use crate::span::record::ValueInput as AttrInput;
 
 /// A call did what was asked but changed the input to fit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -271,7 +281,7 @@ impl Tracer {
         config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
-        let (slab, flight) = make_slab(&config).map_err(TracerError::Io)?;
+        let (slab, pool, flight) = make_slab(&config).map_err(TracerError::Io)?;
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,
@@ -311,6 +321,7 @@ impl Tracer {
         let pipeline = Arc::new(Pipeline {
             config,
             slab,
+            pool,
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
             signal: ExportSignal::new(first_batch_target),
@@ -477,7 +488,7 @@ impl Tracer {
         if let Some(parent) = inherit {
             self.copy_parent_tracestate(parent, r);
         } else if !opts.tracestate.is_empty() {
-            store_tracestate(r, opts.tracestate, &mut notice);
+            store_tracestate(r, opts.tracestate, &mut notice, &p.pool);
         }
         if !recording {
             r.marks |= MARK_NON_RECORDING;
@@ -485,18 +496,21 @@ impl Tracer {
             notice.non_recording = true;
             return Ok((SpanRef { slot, generation }, notice));
         }
-        let (name_ref, outcome) = r.store_text(opts.name, MAX_NAME_BYTES);
-        r.name = name_ref;
-        let mut notice = notice.merge(outcome);
+        // The scope before the name: short (MAX_SCOPE_BYTES) and stored
+        // while the arena is nearly empty, it is always there, where the
+        // encoders compare scopes byte for byte.
         if !opts.scope_name.is_empty() || !opts.scope_version.is_empty() {
-            let (n, o1) = r.store_text(opts.scope_name, MAX_NAME_BYTES);
-            let (v, o2) = r.store_text(opts.scope_version, MAX_NAME_BYTES);
+            let (n, o1) = r.store_text(opts.scope_name, MAX_SCOPE_BYTES, &p.pool);
+            let (v, o2) = r.store_text(opts.scope_version, MAX_SCOPE_BYTES, &p.pool);
             r.scope_name = n;
             r.scope_version = v;
             notice = notice.merge(o1).merge(o2);
         }
+        let (name_ref, outcome) = r.store_text(opts.name, MAX_NAME_BYTES, &p.pool);
+        r.name = name_ref;
+        let mut notice = notice.merge(outcome);
         if !opts.attributes.is_empty() {
-            notice = merge(notice, set_attributes_cut(r, OWNER_SPAN, opts.attributes));
+            notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
         }
         p.slab.publish_open(slot, generation);
         Ok((SpanRef { slot, generation }, notice))
@@ -601,7 +615,7 @@ impl Tracer {
         if let Some((bytes, len)) = self.read_tracestate(parent)
             && len > 0
         {
-            let (t, _) = child.store_text(&bytes[..len], MAX_TRACESTATE_BYTES);
+            let (t, _) = child.store_text(&bytes[..len], MAX_TRACESTATE_BYTES, &self.pipeline.pool);
             child.tracestate = t;
             child.marks |= MARK_HAS_TRACESTATE;
         }
@@ -612,7 +626,7 @@ impl Tracer {
     fn with_open<T>(
         &self,
         s: SpanRef,
-        f: impl FnOnce(&mut SpanRecord) -> T,
+        f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
@@ -624,7 +638,7 @@ impl Tracer {
             self.pipeline.slab.publish_open(s.slot, s.generation);
             return Err(SpanError::NonRecording);
         }
-        let out = f(r);
+        let out = f(&self.pipeline, r);
         self.pipeline.slab.publish_open(s.slot, s.generation);
         Ok(out)
     }
@@ -636,7 +650,7 @@ impl Tracer {
         key: &[u8],
         value: AttrInput,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| set_attribute(r, OWNER_SPAN, key, value))?
+        self.with_open(s, |p, r| set_attribute(p, r, key, value))?
     }
 
     /// Sets several attributes under one lock of the span: the same result
@@ -648,13 +662,15 @@ impl Tracer {
         s: SpanRef,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| match set_attributes(r, OWNER_SPAN, attributes) {
+        self.with_open(s, |p, r| match set_attributes(p, r, attributes) {
             (_, true) => Err(SpanError::LimitReached),
             (notice, false) => Ok(notice),
         })?
     }
 
-    /// Adds an event; `time_unix_ns` 0 means now.
+    /// Adds an event; `time_unix_ns` 0 means now. Its attributes past the
+    /// event attribute limit are dropped, counted on the event, and
+    /// reported as truncated.
     pub fn add_event(
         &self,
         s: SpanRef,
@@ -662,25 +678,20 @@ impl Tracer {
         time_unix_ns: u64,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let index = r.event_count as usize;
-            if index >= MAX_EVENTS {
-                r.dropped_events = r.dropped_events.saturating_add(1);
-                return Err(SpanError::LimitReached);
+        let time = if time_unix_ns == 0 {
+            now_unix_ns()
+        } else {
+            time_unix_ns
+        };
+        self.with_open(s, |p, r| {
+            match r.add_event(name, time, attributes, &p.config.limits, &p.pool) {
+                Ok((outcome, dropped)) => {
+                    let mut n = Notice::from_text(outcome);
+                    n.truncated |= dropped;
+                    Ok(n)
+                }
+                Err(_) => Err(SpanError::LimitReached),
             }
-            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES);
-            r.events[index] = EventRecord {
-                name: name_ref,
-                _reserved: 0,
-                time_unix_ns: if time_unix_ns == 0 {
-                    now_unix_ns()
-                } else {
-                    time_unix_ns
-                },
-            };
-            r.event_count += 1;
-            let set = set_attributes_cut(r, OWNER_EVENT_BASE + index as u8, attributes);
-            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -691,23 +702,23 @@ impl Tracer {
         tracestate: &[u8],
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |r| {
-            let index = r.link_count as usize;
-            if index >= MAX_LINKS {
-                r.dropped_links = r.dropped_links.saturating_add(1);
-                return Err(SpanError::LimitReached);
+        self.with_open(s, |p, r| {
+            match r.add_link(
+                to.trace_id,
+                to.span_id,
+                to.trace_flags,
+                tracestate,
+                attributes,
+                &p.config.limits,
+                &p.pool,
+            ) {
+                Ok((outcome, dropped)) => {
+                    let mut n = Notice::from_text(outcome);
+                    n.truncated |= dropped;
+                    Ok(n)
+                }
+                Err(_) => Err(SpanError::LimitReached),
             }
-            let (ts, outcome) = r.store_text(tracestate, MAX_TRACESTATE_BYTES);
-            r.links[index] = LinkRecord {
-                trace_id: to.trace_id,
-                span_id: to.span_id,
-                tracestate: ts,
-                trace_flags: to.trace_flags,
-                _reserved: [0; 3],
-            };
-            r.link_count += 1;
-            let set = set_attributes_cut(r, OWNER_LINK_BASE + index as u8, attributes);
-            Ok(merge(set, Notice::from_text(outcome)))
         })?
     }
 
@@ -715,14 +726,14 @@ impl Tracer {
         if code > STATUS_ERROR {
             return Err(SpanError::InvalidArgument);
         }
-        self.with_open(s, |r| {
+        self.with_open(s, |p, r| {
             // OK is final: a later ERROR or UNSET does not override it (spec).
             if r.status_code == STATUS_OK {
                 return Notice::default();
             }
             r.status_code = code;
             if code == STATUS_ERROR {
-                let (m, outcome) = r.store_text(message, MAX_VALUE_BYTES);
+                let (m, outcome) = r.store_text(message, p.config.limits.value_len(), &p.pool);
                 r.status_message = m;
                 Notice::from_text(outcome)
             } else {
@@ -734,7 +745,7 @@ impl Tracer {
 
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
-        self.with_open(s, |r| r.start_unix_ns = start_unix_ns)
+        self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)
     }
 
     /// The span's ids (for traceparent injection).
@@ -852,11 +863,11 @@ fn root_context(
 /// Checks and stores a tracestate that came from outside: an invalid one
 /// is discarded (the specification's rule), a long one is cut by whole
 /// members and reported as truncated.
-fn store_tracestate(r: &mut SpanRecord, text: &[u8], notice: &mut Notice) {
+fn store_tracestate(r: &mut SpanRecord, text: &[u8], notice: &mut Notice, pool: &PayloadPool) {
     if let Ok(ts) = Tracestate::parse(text)
         && !ts.is_empty()
     {
-        let (t, _) = r.store_text(ts.as_bytes(), MAX_TRACESTATE_BYTES);
+        let (t, _) = r.store_text(ts.as_bytes(), MAX_TRACESTATE_BYTES, pool);
         r.tracestate = t;
         r.marks |= MARK_HAS_TRACESTATE;
         if ts.cut_members > 0 {
@@ -877,33 +888,27 @@ fn merge(a: Notice, b: Notice) -> Notice {
 
 #[inline(always)]
 fn set_attribute(
+    p: &Pipeline,
     r: &mut SpanRecord,
-    owner: u8,
     key: &[u8],
     value: AttrInput,
 ) -> Result<Notice, SpanError> {
-    let outcome = match value {
-        AttrInput::Str(s) => r.push_attribute(owner, key, ValueKind::String, 0, s),
-        AttrInput::Int(i) => r.push_attribute(owner, key, ValueKind::Int, i as u64, &[]),
-        AttrInput::Double(d) => r.push_attribute(owner, key, ValueKind::Double, d.to_bits(), &[]),
-        AttrInput::Bool(b) => r.push_attribute(owner, key, ValueKind::Bool, b as u64, &[]),
-    };
-    outcome
+    r.set_attribute(key, &value, &p.config.limits, &p.pool)
         .map(Notice::from_text)
-        .ok_or(SpanError::LimitReached)
+        .map_err(|_| SpanError::LimitReached)
 }
 
-/// Sets each of `attributes` on `owner` (see `set_attribute`): the merged
+/// Sets each of `attributes` on the span (see `set_attribute`): the merged
 /// notice, and whether any did not fit (counted).
 fn set_attributes(
+    p: &Pipeline,
     r: &mut SpanRecord,
-    owner: u8,
     attributes: &[(&[u8], AttrInput)],
 ) -> (Notice, bool) {
     let mut notice = Notice::default();
     let mut full = false;
     for (key, value) in attributes {
-        match set_attribute(r, owner, key, *value) {
+        match set_attribute(p, r, key, *value) {
             Ok(n) => notice = merge(notice, n),
             Err(_) => full = true,
         }
@@ -911,11 +916,14 @@ fn set_attributes(
     (notice, full)
 }
 
-/// `set_attributes` for calls that go on when an attribute does not fit
-/// (begin, events, links): the lost attribute, counted in the record, is
-/// reported as cut.
-fn set_attributes_cut(r: &mut SpanRecord, owner: u8, attributes: &[(&[u8], AttrInput)]) -> Notice {
-    let (mut notice, full) = set_attributes(r, owner, attributes);
+/// `set_attributes` for a call that goes on when an attribute does not fit
+/// (begin): the lost attribute, counted in the record, is reported as cut.
+fn set_attributes_cut(
+    p: &Pipeline,
+    r: &mut SpanRecord,
+    attributes: &[(&[u8], AttrInput)],
+) -> Notice {
+    let (mut notice, full) = set_attributes(p, r, attributes);
     notice.truncated |= full;
     notice
 }

@@ -11,12 +11,27 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, UNIX_EPOCH};
 
 use spanguard::buffer::dump::DumpHeader;
+use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::buffer::slab::{STATE_ENDED, STATE_OPEN};
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
 use spanguard::export::spool::{SpoolDir, SpooledBatch};
 use spanguard::export::transport::BodyFormat;
-use spanguard::span::record::{OWNER_SPAN, STATUS_ERROR, SpanRecord, ValueKind};
+use spanguard::span::limits::SpanLimits;
+use spanguard::span::record::{NoOverflow, STATUS_ERROR, SpanRecord, SpanView, ValueInput};
+
+/// A pool of no chunks: these spans' text fits their slots.
+fn no_pool() -> PayloadPool {
+    PayloadPool::with_mib(0).expect("an empty pool")
+}
+
+/// Sets string and int attributes on a span in its slot.
+fn set(r: &mut SpanRecord, attributes: &[(&[u8], ValueInput)]) {
+    for (k, v) in attributes {
+        r.set_attribute(k, v, &SpanLimits::default(), &no_pool())
+            .expect("fits the slot");
+    }
+}
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 /// 2026-11-30T09:00:00Z, the sample's start.
@@ -43,7 +58,7 @@ fn record(
     r.kind = if parent == 0 { 2 } else { 3 };
     r.start_unix_ns = T0 + start_ms * MS;
     r.end_unix_ns = T0 + end_ms * MS;
-    r.name = r.store_text(name.as_bytes(), 256).0;
+    r.name = r.store_text(name.as_bytes(), 256, &no_pool()).0;
     r
 }
 
@@ -55,37 +70,25 @@ fn write_spool(dir: &Path) {
         &[("service.instance.id".into(), "e1".into())],
     );
     let mut root = record(0xd4, 0x40, 0, "eval.run", 60_000, 63_500);
-    root.push_attribute(
-        OWNER_SPAN,
-        b"eval.suite",
-        ValueKind::String,
-        0,
-        b"refunds-v2",
+    set(
+        &mut root,
+        &[(b"eval.suite", ValueInput::Str(b"refunds-v2"))],
     );
     let mut judge = record(0xd4, 0x41, 0x40, "llm.judge", 60_100, 61_900);
-    judge.push_attribute(
-        OWNER_SPAN,
-        b"gen_ai.request.model",
-        ValueKind::String,
-        0,
-        b"gpt-4o-mini",
-    );
-    judge.push_attribute(
-        OWNER_SPAN,
-        b"gen_ai.usage.input_tokens",
-        ValueKind::Int,
-        3_200,
-        b"",
-    );
-    judge.push_attribute(
-        OWNER_SPAN,
-        b"gen_ai.usage.output_tokens",
-        ValueKind::Int,
-        150,
-        b"",
+    set(
+        &mut judge,
+        &[
+            (b"gen_ai.request.model", ValueInput::Str(b"gpt-4o-mini")),
+            (b"gen_ai.usage.input_tokens", ValueInput::Int(3_200)),
+            (b"gen_ai.usage.output_tokens", ValueInput::Int(150)),
+        ],
     );
     let mut body = Vec::new();
-    OtlpProtoEncoder::new().encode(&resource, &[&root, &judge], &mut body);
+    let views = [
+        SpanView::new(&root, &NoOverflow),
+        SpanView::new(&judge, &NoOverflow),
+    ];
+    OtlpProtoEncoder::new().encode(&resource, &views, &mut body);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &body).expect("gzip");
     let spool = SpoolDir::new(dir, 1 << 20);
@@ -107,12 +110,13 @@ fn write_spool(dir: &Path) {
     .expect("rename");
 }
 
-/// A crash dump as the crash handler writes it (header, then raw slots) of
+/// A crash dump as the crash handler writes it (header, then raw slots,
+/// each followed by its chunks: none here) of
 /// a worker killed by SIGSEGV with one span ended and one still open.
 fn write_dump(dir: &Path) {
     let header = {
         let mut h = DumpHeader::new(
-            *b"SGDUMP02",
+            *b"SGDUMP03",
             3,
             "batch-worker",
             &[("service.instance.id".into(), "w7".into())],
@@ -128,7 +132,7 @@ fn write_dump(dir: &Path) {
     let mut failed = record(0xe5, 0x52, 0x51, "embed.batch", 30_410, 30_900);
     failed.header = AtomicU64::new(7 << 32 | STATE_ENDED as u64);
     failed.status_code = STATUS_ERROR;
-    failed.status_message = failed.store_text(b"CUDA out of memory", 1024).0;
+    failed.status_message = failed.store_text(b"CUDA out of memory", 1024, &no_pool()).0;
     let mut bytes = header.as_bytes().to_vec();
     for r in [&done, &open, &failed] {
         // SAFETY: a record is plain data; its bytes are what the crash

@@ -75,16 +75,53 @@ fn begin_attributes_end_allocate_nothing_on_a_warm_thread() {
         tracer.end(child, 0).expect("end");
         tracer.end(root, 0).expect("end");
     };
+    // An LLM-sized span: its prompt, an event body and arrays go to the
+    // payload pool, which allocates nothing either.
+    let prompt = vec![b'p'; 100_000];
+    let body = vec![b'b'; 20_000];
+    let ints = [1i64, 2, 3];
+    let large = |i: i64| {
+        let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+        tracer
+            .set_attribute(s, b"gen_ai.prompt", AttrInput::Str(&prompt))
+            .expect("prompt");
+        tracer
+            .set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i))
+            .expect("tokens");
+        tracer
+            .set_attribute(s, b"ints", AttrInput::IntArray(&ints))
+            .expect("ints");
+        tracer
+            .add_event(
+                s,
+                b"gen_ai.content.completion",
+                0,
+                &[(b"body".as_slice(), AttrInput::Str(&body))],
+            )
+            .expect("event");
+        tracer.end(s, 0).expect("end");
+    };
     record(0); // warm-up: this thread's id generator seeds itself
+    large(0);
     let before = allocations_on_this_thread();
     for i in 0..20_000 {
         record(i);
+        if i % 20 == 0 {
+            large(i);
+            // Let the exporter give the chunks back now and then, so the
+            // pool does not run out (cutting would allocate nothing
+            // either, but this test wants whole values).
+            if i % 400 == 0 {
+                assert!(tracer.flush(Duration::from_secs(30)).expect("flush"));
+            }
+        }
     }
     let after = allocations_on_this_thread();
     assert!(tracer.flush(Duration::from_secs(30)).expect("flush"));
     assert_eq!(after - before, 0, "the hot path allocated");
     let stats = tracer.stats();
-    assert_eq!(stats.spans_exported, 2 * 20_001);
+    assert_eq!(stats.spans_exported, 2 * 20_001 + 1_001);
+    assert_eq!(stats.values_truncated, 0);
     assert_eq!(stats.dropped_buffer_full, 0);
     drop(tracer);
     std::fs::remove_dir_all(&dir).ok();

@@ -4,13 +4,13 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
-use spanguard::span::limits::MAX_VALUE_BYTES;
+use spanguard::span::limits::SpanLimits;
 use spanguard::span::record::{
-    EventRecord, LinkRecord, MARK_INTERRUPTED, MARK_PARENT_REMOTE, OWNER_EVENT_BASE,
-    OWNER_LINK_BASE, OWNER_SPAN, STATUS_ERROR, SpanRecord, ValueKind,
+    MARK_INTERRUPTED, MARK_PARENT_REMOTE, RawStr, STATUS_ERROR, SpanRecord, SpanView, ValueInput,
 };
 
 struct CountingAllocator;
@@ -44,11 +44,13 @@ fn allocations_on_this_thread() -> u64 {
     ALLOCATIONS.with(|c| c.get())
 }
 
-/// A span using every part of the record, so every encoder path runs.
-fn rich_span(n: u8) -> Box<SpanRecord> {
+/// A span using every part of the record, so every encoder path runs:
+/// text in the slot and across chunks, every value type, events, links.
+fn rich_span(n: u8, pool: &PayloadPool) -> Box<SpanRecord> {
     // SAFETY: SpanRecord is plain data for which all-zero bytes are a valid
     // (empty) value.
     let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+    let limits = SpanLimits::default();
     r.trace_id = [n; 16];
     r.span_id = [n.wrapping_add(1); 8];
     r.parent_span_id = [7; 8];
@@ -58,37 +60,39 @@ fn rich_span(n: u8) -> Box<SpanRecord> {
     r.start_unix_ns = 1_700_000_000_000_000_000;
     r.end_unix_ns = 1_700_000_000_000_000_999;
     r.status_code = STATUS_ERROR;
-    r.name = r.store_text("span \"name\"\n€".as_bytes(), 256).0;
-    r.status_message = r.store_text(b"boom", MAX_VALUE_BYTES).0;
-    r.tracestate = r.store_text(b"a=b", 256).0;
-    r.push_attribute(OWNER_SPAN, b"s", ValueKind::String, 0, &[b'x'; 200]);
-    r.push_attribute(OWNER_SPAN, b"i", ValueKind::Int, -5i64 as u64, b"");
-    r.push_attribute(OWNER_SPAN, b"d", ValueKind::Double, 1e300f64.to_bits(), b"");
-    r.push_attribute(
-        OWNER_SPAN,
-        b"nan",
-        ValueKind::Double,
-        f64::NAN.to_bits(),
-        b"",
-    );
-    r.push_attribute(OWNER_SPAN, b"b", ValueKind::Bool, 1, b"");
-    let event_name = r.store_text(b"event", 256).0;
-    r.events[0] = EventRecord {
-        name: event_name,
-        _reserved: 0,
-        time_unix_ns: 1,
-    };
-    r.event_count = 1;
-    r.push_attribute(OWNER_EVENT_BASE, b"e", ValueKind::Int, 1, b"");
-    r.links[0] = LinkRecord {
-        trace_id: [3; 16],
-        span_id: [4; 8],
-        tracestate: r.tracestate,
-        trace_flags: 1,
-        _reserved: [0; 3],
-    };
-    r.link_count = 1;
-    r.push_attribute(OWNER_LINK_BASE, b"l", ValueKind::String, 0, b"v");
+    r.name = r.store_text("span \"name\"\n€".as_bytes(), 256, pool).0;
+    r.status_message = r.store_text(b"boom", usize::MAX, pool).0;
+    r.tracestate = r.store_text(b"a=b", 256, pool).0;
+    let big = vec![b'p'; 9_000];
+    let strs = [RawStr::new(b"a"), RawStr::new(b"bc")];
+    let attrs: Vec<(&[u8], ValueInput)> = vec![
+        (b"s", ValueInput::Str(&[b'x'; 200])),
+        (b"prompt", ValueInput::Str(&big)),
+        (b"i", ValueInput::Int(-5)),
+        (b"d", ValueInput::Double(1e300)),
+        (b"nan", ValueInput::Double(f64::NAN)),
+        (b"b", ValueInput::Bool(true)),
+        (b"bytes", ValueInput::Bytes(&[0, 1, 2, 3, 255])),
+        (b"strs", ValueInput::StrArray(&strs)),
+        (b"ints", ValueInput::IntArray(&[1, -2])),
+        (b"doubles", ValueInput::DoubleArray(&[0.5])),
+        (b"bools", ValueInput::BoolArray(&[1, 0])),
+    ];
+    for (k, v) in &attrs {
+        r.set_attribute(k, v, &limits, pool).expect("fits");
+    }
+    r.add_event(b"event", 1, &[(b"e", ValueInput::Int(1))], &limits, pool)
+        .expect("event");
+    r.add_link(
+        [3; 16],
+        [4; 8],
+        1,
+        b"a=b",
+        &[(b"l", ValueInput::Str(b"v"))],
+        &limits,
+        pool,
+    )
+    .expect("link");
     r.dropped_events = 2;
     r
 }
@@ -96,8 +100,9 @@ fn rich_span(n: u8) -> Box<SpanRecord> {
 #[test]
 fn encoding_a_batch_allocates_nothing_once_the_buffer_has_grown() {
     let resource = ResourceInfo::new("alloc-test", &[]);
-    let records: Vec<Box<SpanRecord>> = (0..256).map(|n| rich_span(n as u8)).collect();
-    let batch: Vec<&SpanRecord> = records.iter().map(|r| &**r).collect();
+    let pool = PayloadPool::with_mib(16).expect("pool");
+    let records: Vec<Box<SpanRecord>> = (0..256).map(|n| rich_span(n as u8, &pool)).collect();
+    let batch: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
     let mut proto = OtlpProtoEncoder::new();
     let mut json = OtlpJsonEncoder::new();
     let mut out = Vec::new();
@@ -111,7 +116,7 @@ fn encoding_a_batch_allocates_nothing_once_the_buffer_has_grown() {
         proto.encode(&resource, &batch, &mut out);
         out.len()
     };
-    assert!(proto_len > 256 * 300, "the batch was encoded");
+    assert!(proto_len > 256 * 9_000, "the batch was encoded");
     assert!(allocations_on_this_thread() > before_warm_up);
 
     let before = allocations_on_this_thread();

@@ -1,9 +1,19 @@
 //! Span records on disk, for the crash dump and the flight recorder: a fixed
 //! header that says whose spans they are, then raw `SpanRecord` slots exactly
-//! as they sit in memory. Writing is a plain `write(2)` (async-signal-safe);
-//! reading checks everything, because the writer may have died mid-way.
+//! as they sit in memory, with their payload chunks. Writing is a plain
+//! `write(2)` (async-signal-safe); reading checks everything against the
+//! file's real size, because the writer may have died mid-way.
+//!
+//! - Crash dump (`SGDUMP03`): the header, then for each live slot its
+//!   record followed by its `chunk_count` chunks, in the span's order.
+//! - Flight recorder (`SGFLITE3`): the header, the slots (from the next
+//!   64-byte boundary), then the payload pool from `pool_offset` (sparse:
+//!   a chunk never written takes no disk). A slot's chunks are found
+//!   through its chunk map, as in memory.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -12,13 +22,26 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::buffer::files::{self, LockedFile};
+use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{
     STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
 };
-use crate::span::record::{MARK_INTERRUPTED, SpanRecord};
+use crate::span::limits::CHUNK_BYTES;
+use crate::span::record::{
+    ChunkStore, MARK_INTERRUPTED, OverflowSource, OwnedOverflow, SpanRecord, StoreSource,
+};
 
-pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP02";
-pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE2";
+pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
+pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
+/// This build's magic for a crash dump or, with `flight`, a flight file
+/// (for tools and fuzzers outside the crate).
+pub fn magic_of(flight: bool) -> [u8; 8] {
+    if flight {
+        MAGIC_FLIGHT
+    } else {
+        MAGIC_CRASH_DUMP
+    }
+}
 pub(crate) const RESOURCE_TEXT_BYTES: usize = 1024;
 pub(crate) const SERVICE_NAME_BYTES: usize = 256;
 
@@ -35,6 +58,11 @@ pub struct DumpHeader {
     pub signal: i32,
     pub service_name_len: u32,
     pub resource_text_len: u32,
+    /// `CHUNK_BYTES` of the writer.
+    pub chunk_size: u32,
+    /// Flight recorder: chunks in the pool region, and where it starts.
+    pub pool_chunks: u32,
+    pub pool_offset: u64,
     pub service_name: [u8; SERVICE_NAME_BYTES],
     /// OTEL_RESOURCE_ATTRIBUTES syntax.
     pub resource_text: [u8; RESOURCE_TEXT_BYTES],
@@ -55,6 +83,9 @@ impl DumpHeader {
             signal: 0,
             service_name_len: 0,
             resource_text_len: 0,
+            chunk_size: CHUNK_BYTES as u32,
+            pool_chunks: 0,
+            pool_offset: 0,
             service_name: [0; SERVICE_NAME_BYTES],
             resource_text: [0; RESOURCE_TEXT_BYTES],
         };
@@ -217,9 +248,9 @@ impl CrashFile {
         }
     }
 
-    /// Async-signal-safe: writes the header and every live slot of `slab`,
-    /// then publishes the file.
-    pub fn dump_slots(&self, slab: &SpanSlab, signal: libc::c_int) {
+    /// Async-signal-safe: writes the header and every live slot of `slab`
+    /// with its chunks from `pool`, then publishes the file.
+    pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
         let mut header = self.header;
         header.signal = signal;
         header.record_count = (0..slab.capacity())
@@ -236,7 +267,20 @@ impl CrashFile {
                         std::mem::size_of_val(r),
                     )
                 };
-                self.slots.write_all(bytes);
+                // The count the chunks below match: read once, as the slot
+                // may still be written by a thread the signal did not stop.
+                // SAFETY: a plain u32 of the live mapping.
+                let chunks = unsafe { std::ptr::read_volatile(&r.chunk_count) };
+                self.slots.write_all(&bytes[..CHUNK_COUNT_AT]);
+                self.slots.write_all(&chunks.to_ne_bytes());
+                self.slots.write_all(&bytes[CHUNK_COUNT_AT + 4..]);
+                let src = StoreSource(pool);
+                for ordinal in 0..chunks {
+                    match src.chunk(r, ordinal) {
+                        Some(chunk) => self.slots.write_all(chunk),
+                        None => self.slots.write_all(&[0u8; CHUNK_BYTES]),
+                    }
+                }
             }
         }
         self.slots.publish();
@@ -255,6 +299,8 @@ impl CrashFile {
         self.batch.unpublish();
     }
 }
+
+const CHUNK_COUNT_AT: usize = std::mem::offset_of!(SpanRecord, chunk_count);
 
 /// Whether a slot holds a span worth saving: open, being written, ended, or
 /// in export (delivery unconfirmed).
@@ -279,18 +325,34 @@ pub enum DumpError {
     Io(std::io::Error),
 }
 
-/// A crash dump or flight file, its header checked, read a batch of records
+/// A recovered span: its record, and its chunks copied out in order.
+pub type RecoveredSpan = (Box<SpanRecord>, OwnedOverflow);
+
+/// The most chunk bytes one batch of `next_records` copies out (one span
+/// that alone holds more is still read, cut at `MAX_SPAN_OVERFLOW_BYTES`).
+const BATCH_OVERFLOW_BYTES: usize = 64 << 20;
+/// The most chunk bytes kept for one recovered span: a record read from
+/// disk may claim any count.
+const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
+
+/// A crash dump or flight file, its header checked, read a batch of spans
 /// at a time: memory stays bounded by one batch whatever the file holds,
-/// and nothing past what its header allows is read (a header claims, the
-/// file's real size and the most a header can describe bound every read).
+/// and nothing past what its header allows is read (the header's claims,
+/// the file's real size and the most a header can describe bound every
+/// read). Records' sizes come from the header, which must match this
+/// build's.
 pub struct DumpReader<F: Borrow<File> = LockedFile> {
     file: F,
     header: DumpHeader,
     record_size: u64,
+    /// The file's size when opened: nothing past it is read.
+    size: u64,
     /// The next record's offset, and the end of the last one that may be
     /// read.
     offset: u64,
     end: u64,
+    /// Records a crash dump's header says it holds, still to read.
+    records_left: u32,
     died_at_ns: u64,
 }
 
@@ -326,10 +388,11 @@ impl<F: Borrow<File>> DumpReader<F> {
             return Err(DumpError::Unreadable(why));
         }
         let record_size = std::mem::size_of::<SpanRecord>();
-        if header.record_size as usize != record_size {
+        if header.record_size as usize != record_size || header.chunk_size as usize != CHUNK_BYTES {
             return Err(DumpError::Unreadable(format!(
-                "records of {} bytes where this build's have {record_size}",
-                header.record_size
+                "records of {} bytes and chunks of {} where this build's have {record_size} \
+                 and {CHUNK_BYTES}",
+                header.record_size, header.chunk_size
             )));
         }
         // No tracer has more slots than span handles can name.
@@ -342,20 +405,31 @@ impl<F: Borrow<File>> DumpReader<F> {
         // The flight recorder aligns its records to 64 bytes after the
         // header. A crash dump's count is 0 when its writer died before it
         // was known: then the file's length says, up to the most slots.
-        let (start, count) = if header.magic == MAGIC_FLIGHT {
-            (hsize.next_multiple_of(64) as u64, header.record_count)
-        } else if header.record_count == 0 {
-            (hsize as u64, crate::span::limits::MAX_SLOTS)
+        let flight = header.magic == MAGIC_FLIGHT;
+        let (start, end) = if flight {
+            let start = hsize.next_multiple_of(64) as u64;
+            (
+                start,
+                start + header.record_count as u64 * record_size as u64,
+            )
         } else {
-            (hsize as u64, header.record_count)
+            // A crash dump's records carry their chunks: the file's size
+            // bounds them.
+            (hsize as u64, size)
         };
-        let claimed_end = start + count as u64 * record_size as u64;
+        let records_left = if flight || header.record_count == 0 {
+            crate::span::limits::MAX_SLOTS
+        } else {
+            header.record_count
+        };
         Ok(DumpReader {
             file,
             header,
             record_size: record_size as u64,
+            size,
             offset: start,
-            end: claimed_end.min(size),
+            end: end.min(size),
+            records_left,
             died_at_ns,
         })
     }
@@ -364,24 +438,29 @@ impl<F: Borrow<File>> DumpReader<F> {
         &self.header
     }
 
-    /// Up to `max` more spans worth sending (torn and free slots are
-    /// skipped); empty at the end. Holes of a sparse file are skipped
-    /// without reading them (they hold only free slots).
-    pub fn next_records(&mut self, max: usize) -> Result<Vec<Box<SpanRecord>>, DumpError> {
+    /// Up to `max` more spans worth sending, each with its chunks (torn and
+    /// free slots are skipped); empty at the end. Holes of a sparse file are
+    /// skipped without reading them (they hold only free slots).
+    pub fn next_records(&mut self, max: usize) -> Result<Vec<RecoveredSpan>, DumpError> {
         let rsize = self.record_size;
-        let mut records = Vec::new();
-        while records.len() < max.max(1) && self.offset + rsize <= self.end {
+        let mut spans = Vec::new();
+        let mut overflow_bytes = 0usize;
+        while spans.len() < max.max(1)
+            && overflow_bytes < BATCH_OVERFLOW_BYTES
+            && self.records_left > 0
+            && self.offset + rsize <= self.end
+        {
             self.skip_hole();
             if self.offset + rsize > self.end {
                 break;
             }
             // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
             // which any bit pattern is valid.
-            let mut buf: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
             // SAFETY: the record's own storage, viewed as bytes to fill.
             let bytes = unsafe {
                 std::slice::from_raw_parts_mut(
-                    (&mut *buf as *mut SpanRecord).cast::<u8>(),
+                    (&mut *r as *mut SpanRecord).cast::<u8>(),
                     rsize as usize,
                 )
             };
@@ -395,14 +474,72 @@ impl<F: Borrow<File>> DumpReader<F> {
                 Err(e) => return Err(DumpError::Io(e)),
             }
             self.offset += rsize;
-            if let Some(r) = self.recovered(buf) {
-                records.push(r);
+            self.records_left -= 1;
+            let overflow = if self.header.magic == MAGIC_FLIGHT {
+                self.flight_chunks(&mut r)
+            } else {
+                self.inline_chunks(&mut r)?
+            };
+            if let Some(r) = self.recovered(r) {
+                overflow_bytes += overflow.len();
+                spans.push((r, OwnedOverflow(overflow)));
             }
         }
-        Ok(records)
+        Ok(spans)
     }
 
-    /// Moves past whole records that lie in a hole of a sparse file.
+    /// A crash dump's chunks, right after their record: as many as the
+    /// file holds (the offset moves past all of them), as many as a span
+    /// may keep.
+    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<Vec<u8>, DumpError> {
+        let available = (self.end.saturating_sub(self.offset) / CHUNK_BYTES as u64) as usize;
+        let present = (r.chunk_count as usize).min(available);
+        let kept = present.min(MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES);
+        let mut copied = vec![0u8; kept * CHUNK_BYTES];
+        match self.file.borrow().read_exact_at(&mut copied, self.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.end = self.offset;
+                copied.clear();
+            }
+            Err(e) => return Err(DumpError::Io(e)),
+        }
+        self.offset += (present * CHUNK_BYTES) as u64;
+        r.chunk_count = (copied.len() / CHUNK_BYTES) as u32;
+        Ok(copied)
+    }
+
+    /// A flight file's chunks, found through the record's chunk map in the
+    /// pool region (bounded by the header and the file), read one at a time
+    /// as the map asks for them.
+    fn flight_chunks(&self, r: &mut SpanRecord) -> Vec<u8> {
+        let store = FileChunks {
+            file: self.file.borrow(),
+            pool_offset: self.header.pool_offset,
+            pool_chunks: self.header.pool_chunks,
+            size: self.size,
+            read: RefCell::new(HashMap::new()),
+        };
+        let src = StoreSource(&store);
+        let count = r
+            .chunk_count
+            .min(self.header.pool_chunks)
+            .min((MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES) as u32);
+        let mut copied = Vec::new();
+        let mut kept = 0;
+        for ordinal in 0..count {
+            match src.chunk(r, ordinal) {
+                Some(chunk) => copied.extend_from_slice(chunk),
+                None => break,
+            }
+            kept += 1;
+        }
+        r.chunk_count = kept;
+        copied
+    }
+
+    /// Moves past whole records that lie in a hole of a sparse file: they
+    /// are all zero, free slots without chunks.
     fn skip_hole(&mut self) {
         // SAFETY: lseek on our own fd; SEEK_DATA only reports an offset.
         let data = unsafe {
@@ -450,11 +587,54 @@ impl<F: Borrow<File>> DumpReader<F> {
     }
 }
 
+/// A flight file's pool region as a store the chunk map resolves through:
+/// each chunk read from the file when first asked for (reading only; never
+/// past the pool the header names or the file's end).
+struct FileChunks<'a> {
+    file: &'a File,
+    pool_offset: u64,
+    pool_chunks: u32,
+    size: u64,
+    /// Chunks read so far; boxed, so their addresses stay put.
+    read: RefCell<HashMap<u32, Box<[u8; CHUNK_BYTES]>>>,
+}
+
+impl ChunkStore for FileChunks<'_> {
+    fn take_chunk(&self) -> Option<u32> {
+        None
+    }
+
+    fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        if index >= self.pool_chunks {
+            return None;
+        }
+        let at = self
+            .pool_offset
+            .checked_add(index as u64 * CHUNK_BYTES as u64)?;
+        if at.checked_add(CHUNK_BYTES as u64)? > self.size {
+            return None;
+        }
+        let mut read = self.read.borrow_mut();
+        let chunk = match read.entry(index) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut chunk = Box::new([0u8; CHUNK_BYTES]);
+                self.file.read_exact_at(&mut chunk[..], at).ok()?;
+                e.insert(chunk)
+            }
+        };
+        // Read only: ChunkStore's pointer is mutable for the writer's sake.
+        // The box is never dropped or moved while the store lives.
+        std::ptr::NonNull::new(chunk.as_mut_ptr())
+    }
+}
+
 /// The spans a dump or flight file holds, ready to encode: ended ones as
-/// they were; open ones ended at `died_at_ns` and marked interrupted.
+/// they were; open ones ended at `died_at_ns` and marked interrupted. Each
+/// comes with its chunks, copied out in order.
 pub struct Recovered {
     pub header: DumpHeader,
-    pub records: Vec<Box<SpanRecord>>,
+    pub records: Vec<RecoveredSpan>,
 }
 
 /// Reads a whole crash dump or flight file for a person to look at
@@ -478,17 +658,16 @@ pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
     })
 }
 
-/// Clamps counts and text references of a record read from disk so that an
-/// encoder can trust them.
+/// Clamps counts of a record read from disk so that an encoder can trust
+/// them; text, tables and lists are read through bounds-checked views.
 fn sanitize(r: &mut SpanRecord) {
     use crate::span::limits::*;
-    r.attribute_count = r.attribute_count.min(MAX_ATTRIBUTES as u16);
-    r.event_count = r.event_count.min(MAX_EVENTS as u16);
-    r.link_count = r.link_count.min(MAX_LINKS as u16);
+    r.attribute_count = r.attribute_count.min(MAX_COUNT_LIMIT as u16);
+    r.event_count = r.event_count.min(MAX_COUNT_LIMIT as u16);
+    r.link_count = r.link_count.min(MAX_COUNT_LIMIT as u16);
     r.arena_used = r.arena_used.min(ARENA_BYTES as u16);
     r.kind = r.kind.min(5);
     r.status_code = r.status_code.min(2);
-    // `SpanRecord::text` already bounds every TextRef by the arena.
 }
 
 #[cfg(test)]
@@ -515,9 +694,13 @@ mod tests {
     }
 
     #[test]
-    fn a_dump_reads_back_its_live_spans_in_batches() {
+    fn a_dump_reads_back_its_live_spans_in_batches_with_their_chunks() {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        use crate::span::record::SpanView;
         let dir = temp_dir("roundtrip");
         let slab = SpanSlab::new(8, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(16, PoolBacking::Anonymous).expect("pool");
+        let long = vec![b'x'; 3 * CHUNK_BYTES];
         for n in 0..5u8 {
             let (i, g) = slab.take_free().expect("slot");
             // SAFETY: take_free gave us the slot.
@@ -526,6 +709,9 @@ mod tests {
             r.trace_id = [n + 1; 16];
             r.span_id = [n + 1; 8];
             r.start_unix_ns = 10;
+            // One span's name runs past its arena into chunks of the pool.
+            let name: &[u8] = if n == 1 { &long } else { b"short" };
+            r.name = r.store_text(name, long.len(), &pool).0;
             if n < 3 {
                 slab.publish_ended(i, g);
             } else {
@@ -539,20 +725,26 @@ mod tests {
             batch,
             DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
         );
-        crash.dump_slots(&slab, libc::SIGTERM);
+        crash.dump_slots(&slab, &pool, libc::SIGTERM);
         let mut reader = open(&dir.join("a")).expect("readable");
         assert_eq!(reader.header().service_name(), "svc");
         let first = reader.next_records(2).expect("read");
         let rest = reader.next_records(10).expect("read");
         assert!(reader.next_records(10).expect("read").is_empty());
         assert_eq!((first.len(), rest.len()), (2, 3));
-        let interrupted: Vec<_> = first
+        let all: Vec<_> = first.iter().chain(&rest).collect();
+        let interrupted: Vec<_> = all
             .iter()
-            .chain(&rest)
-            .filter(|r| r.marks & MARK_INTERRUPTED != 0)
-            .map(|r| (r.signal, r.end_unix_ns))
+            .filter(|(r, _)| r.marks & MARK_INTERRUPTED != 0)
+            .map(|(r, _)| (r.signal, r.end_unix_ns))
             .collect();
         assert_eq!(interrupted, vec![(libc::SIGTERM, 42); 2]);
+        let names: Vec<String> = all
+            .iter()
+            .map(|(r, chunks)| SpanView::from_disk(r, chunks).name().to_string_lossy())
+            .collect();
+        assert!(names.contains(&String::from_utf8(long.clone()).expect("ascii")));
+        assert_eq!(names.iter().filter(|n| *n == "short").count(), 4);
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -562,6 +754,7 @@ mod tests {
         let old = dir.join("old.sgdump");
         let mut bytes = header_bytes(*b"SGDUMP01", 1);
         bytes.extend(vec![7u8; 4096]);
+        // (A header of the previous layout is shorter; the magic decides first.)
         std::fs::write(&old, &bytes).expect("write");
         match open(&old) {
             Err(DumpError::Unreadable(why)) => assert!(why.contains("another version"), "{why}"),
@@ -576,7 +769,7 @@ mod tests {
         std::fs::write(&empty, b"").expect("write");
         assert!(matches!(open(&empty), Err(DumpError::Empty)));
         let short = dir.join("short.sgdump");
-        std::fs::write(&short, b"SGDUMP02").expect("write");
+        std::fs::write(&short, MAGIC_CRASH_DUMP).expect("write");
         assert!(matches!(open(&short), Err(DumpError::Unreadable(_))));
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -47,6 +47,17 @@ impl FreeStack {
         }
     }
 
+    /// A stack with room for 0..capacity, holding none of them (the
+    /// payload pool's: chunks arrive here when first given back).
+    pub fn empty(capacity: u32) -> FreeStack {
+        let next: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(EMPTY)).collect();
+        FreeStack {
+            head: AtomicU64::new(EMPTY as u64),
+            next,
+            pops_at_push: AtomicU64::new(0),
+        }
+    }
+
     #[inline]
     pub fn pop(&self) -> Option<u32> {
         let mut head = self.head.load(Ordering::Acquire);

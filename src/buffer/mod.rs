@@ -3,4 +3,6 @@
 pub mod dump;
 pub mod files;
 pub mod free_stack;
+pub mod mapping;
+pub mod payload_pool;
 pub mod slab;

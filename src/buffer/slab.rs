@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crossbeam_queue::ArrayQueue;
 
 use super::free_stack::FreeStack;
+use super::payload_pool::PayloadPool;
 
 use crate::span::limits::MAX_SLOTS;
 use crate::span::record::SpanRecord;
@@ -120,26 +121,12 @@ impl SpanSlab {
                 )
             }
         };
-        // SAFETY: a fresh mapping of map_len bytes; no existing memory is
-        // touched. Anonymous pages and a file extended by set_len read as
-        // zero: free slots, given their first generation below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: mmap succeeded, so ptr is non-null and page aligned;
-        // records_offset is a multiple of 64, enough for SpanRecord.
+        // Zeroed memory: free slots, given their first generation below.
+        let start = super::mapping::map(map_len, flags, fd, 0)?;
+        // SAFETY: records_offset is inside the mapping, and a multiple of
+        // 64 from its page-aligned start: enough for SpanRecord.
         let base: NonNull<SpanRecord> =
-            unsafe { NonNull::new_unchecked(ptr.cast::<u8>().add(records_offset).cast()) };
+            unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
         // Generations start at random, not at 0: a handle kept from a freed
         // tracer whose number a new tracer got must not name that tracer's
         // first spans (handles are `tracer << 56 | slot << 32 | generation`).
@@ -163,6 +150,11 @@ impl SpanSlab {
 
     pub fn capacity(&self) -> u32 {
         self.capacity
+    }
+
+    /// Bytes mapped, file header included.
+    pub fn mapping_len(&self) -> usize {
+        self.map_len
     }
 
     /// The start of the mapping (the file header, for the flight recorder).
@@ -318,17 +310,24 @@ impl SpanSlab {
     }
 
     /// Gives exported slots back, with one update of the free stack for
-    /// all of them. A new generation makes every handle to an old span stale.
-    pub fn release_all(&self, indexes: &[u32]) {
+    /// all of them, and their chunks to `pool` with one update of its
+    /// stack (`chunks` is the caller's scratch, kept between batches so
+    /// this allocates nothing once grown). A new generation makes every
+    /// handle to an old span stale.
+    pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
+        chunks.clear();
         for &index in indexes {
             // SAFETY: the exporter owns an EXPORTING slot until the store of
             // FREE below.
-            unsafe { self.slot_mut(index) }.reset_rest();
+            let record = unsafe { self.slot_mut(index) };
+            record.owned_chunks(pool, |c| chunks.push(c));
+            record.reset_rest();
             let header = &self.slot(index).header;
             let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
             // Relaxed: the free stack's Release publishes these stores.
             header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
         }
+        pool.give_back(chunks);
         self.free.push_all(indexes);
     }
 
@@ -358,7 +357,7 @@ impl SpanSlab {
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
-        for offset in FIRST_LINES {
+        for offset in FIRST_LINES.into_iter().chain([COUNTERS_LINE]) {
             // SAFETY: every offset is inside the same record; only an address.
             prefetch(unsafe { record.add(offset) }, false);
         }
@@ -372,6 +371,11 @@ const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// attributes, see `SpanRecord`) and the first two of its arena. Both sides
 /// prefetch these.
 const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
+
+/// The line of a record's counters, status, tracestate and scope: the
+/// exporter reads it for every span (a span writes it only when it sets
+/// one of them).
+const COUNTERS_LINE: usize = std::mem::offset_of!(SpanRecord, chunk_count);
 
 /// Asks the CPU to bring the cache line at `address` here, ready for
 /// writing when `for_write`. A hint: no effect on what the program
@@ -416,7 +420,11 @@ mod tests {
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
         assert_eq!(slab.take_ended(), Some(i));
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (1, 1));
-        slab.release_all(&[i]);
+        slab.release_all(
+            &[i],
+            &PayloadPool::with_mib(0).expect("pool"),
+            &mut Vec::new(),
+        );
         assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
     }
@@ -440,7 +448,11 @@ mod tests {
         r.attribute_count = 6;
         slab.publish_ended(i, g);
         assert_eq!(slab.take_ended(), Some(i));
-        slab.release_all(&[i]);
+        slab.release_all(
+            &[i],
+            &PayloadPool::with_mib(0).expect("pool"),
+            &mut Vec::new(),
+        );
         let (j, _) = slab.take_free().expect("the same slot again");
         assert_eq!(j, i);
         // SAFETY: take_free gave us the slot.

@@ -9,7 +9,7 @@ use super::otlp_decode::{DecodedSpan, decode_proto};
 use super::otlp_proto::OtlpProtoEncoder;
 use super::resource::ResourceInfo;
 use crate::buffer::dump::read_file;
-use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
+use crate::span::record::{MARK_NON_RECORDING, SpanView};
 
 /// What a dump or flight file holds.
 pub struct DumpView {
@@ -29,11 +29,11 @@ pub fn read_dump(path: &Path, died_at_ns: u64) -> Option<DumpView> {
     let header = &recovered.header;
     let resource = ResourceInfo::new(&header.service_name(), &header.resource_attributes());
     // Unsampled spans are never exported; a dump keeps them for their ids.
-    let records: Vec<&SpanRecord> = recovered
+    let records: Vec<SpanView> = recovered
         .records
         .iter()
-        .map(|r| &**r)
-        .filter(|r| r.marks & MARK_NON_RECORDING == 0)
+        .filter(|(r, _)| r.marks & MARK_NON_RECORDING == 0)
+        .map(|(r, overflow)| SpanView::from_disk(r, overflow))
         .collect();
     let mut body = Vec::new();
     let mut spans = Vec::new();

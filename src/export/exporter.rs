@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::{MARK_NON_RECORDING, SpanRecord};
+use crate::span::record::{MARK_NON_RECORDING, OverflowSource, SpanRecord, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
@@ -42,6 +42,8 @@ pub struct Exporter {
     json: OtlpJsonEncoder,
     gzip_writer: GzipWriter,
     indexes: Vec<u32>,
+    /// The chunks of a batch's spans, given back with their slots.
+    chunks: Vec<u32>,
     encoded: Vec<u8>,
     compressed: Vec<u8>,
     backoff: Backoff,
@@ -87,6 +89,7 @@ impl Exporter {
             json: OtlpJsonEncoder::new(),
             gzip_writer: GzipWriter::new(),
             indexes: Vec::with_capacity(batch),
+            chunks: Vec::new(),
             encoded: Vec::with_capacity(batch * 512),
             compressed: Vec::with_capacity(batch * 128),
             backoff: Backoff::default(),
@@ -260,26 +263,27 @@ impl Exporter {
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let spans = {
-            let records: Vec<&SpanRecord> = self
+            let pool: &dyn OverflowSource = &p.pool;
+            let views: Vec<SpanView> = self
                 .indexes
                 .iter()
-                .map(|&i| p.slab.slot(i))
-                .filter(|r| is_recording(r))
+                .map(|&i| SpanView::new(p.slab.slot(i), pool))
+                .filter(|v| is_recording(v.record))
                 .collect();
             Stats::add(
                 &p.stats.spans_unsampled,
-                (self.indexes.len() - records.len()) as u64,
+                (self.indexes.len() - views.len()) as u64,
             );
-            count_record_losses(&p.stats, &records);
+            count_record_losses(&p.stats, &views);
             let resource = Arc::clone(&self.resource);
-            if !records.is_empty() {
-                self.encode(&resource, &records);
+            if !views.is_empty() {
+                self.encode(&resource, &views);
             }
-            records.len() as u64
+            views.len() as u64
         };
         if spans == 0 {
             // Only unsampled spans: nothing to send.
-            p.slab.release_all(&self.indexes);
+            p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
             return;
         }
         // The flight recorder's journal must hold the bytes before the slots
@@ -288,11 +292,11 @@ impl Exporter {
         // The bytes hold the spans now: the slots can take new spans while
         // this batch is sent and retried, however long a hanging backend
         // takes. A crash from here on spools the bytes (crash handler).
-        p.slab.release_all(&self.indexes);
+        p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
         self.send_encoded(spans);
     }
 
-    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
         self.encode(resource, records);
         self.journal_encoded(records.len() as u64);
         self.send_encoded(records.len() as u64);
@@ -316,7 +320,7 @@ impl Exporter {
             .ok();
     }
 
-    fn encode(&mut self, resource: &ResourceInfo, records: &[&SpanRecord]) {
+    fn encode(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
         match self.format {
             BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
             BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
@@ -391,10 +395,10 @@ impl Exporter {
                             Ok(chunk) => {
                                 // Unsampled spans are kept only to be
                                 // propagated: never exported.
-                                let refs: Vec<&SpanRecord> = chunk
+                                let refs: Vec<SpanView> = chunk
                                     .iter()
-                                    .map(|r| &**r)
-                                    .filter(|r| is_recording(r))
+                                    .filter(|(r, _)| is_recording(r))
+                                    .map(|(r, overflow)| SpanView::from_disk(r, overflow))
                                     .collect();
                                 if refs.is_empty() {
                                     continue;
@@ -640,11 +644,24 @@ fn is_recording(r: &SpanRecord) -> bool {
 }
 
 /// Adds what each record could not hold to the tracer's counters.
-fn count_record_losses(stats: &Stats, records: &[&SpanRecord]) {
+fn count_record_losses(stats: &Stats, views: &[SpanView]) {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
-    for r in records {
+    for v in views {
+        let r = v.record;
         attrs += r.dropped_attributes as u64;
+        if r.event_count > 0 {
+            attrs += v
+                .events()
+                .map(|e| e.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
+        if r.link_count > 0 {
+            attrs += v
+                .links()
+                .map(|l| l.entry.dropped_attributes as u64)
+                .sum::<u64>();
+        }
         events += r.dropped_events as u64;
         links += r.dropped_links as u64;
         truncated += r.truncated_values as u64;

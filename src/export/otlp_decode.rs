@@ -752,58 +752,53 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::payload_pool::PayloadPool;
     use crate::export::otlp_json::OtlpJsonEncoder;
     use crate::export::otlp_proto::OtlpProtoEncoder;
     use crate::export::resource::ResourceInfo;
-    use crate::span::record::{
-        MARK_INTERRUPTED, OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, STATUS_ERROR, SpanRecord,
-        ValueKind,
-    };
+    use crate::span::limits::SpanLimits;
+    use crate::span::record::{MARK_INTERRUPTED, STATUS_ERROR, SpanRecord, SpanView, ValueInput};
 
-    fn record() -> Box<SpanRecord> {
+    fn record(pool: &PayloadPool) -> Box<SpanRecord> {
         // SAFETY: SpanRecord is plain data for which all-zero bytes are a
         // valid (empty) value.
         let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        let limits = SpanLimits::default();
         r.trace_id = [0xab; 16];
         r.span_id = [0x01; 8];
         r.parent_span_id = [0x02; 8];
         r.kind = 3;
         r.start_unix_ns = 1_700_000_000_000_000_000;
         r.end_unix_ns = 1_700_000_000_250_000_000;
-        r.name = r.store_text(b"llm.chat", 256).0;
-        r.push_attribute(
-            OWNER_SPAN,
-            b"gen_ai.usage.input_tokens",
-            ValueKind::Int,
-            812,
+        r.name = r.store_text(b"llm.chat", 256, pool).0;
+        for (k, v) in [
+            (&b"gen_ai.usage.input_tokens"[..], ValueInput::Int(812)),
+            (b"model", ValueInput::Str(b"gpt-4o \"quoted\"")),
+            (b"t", ValueInput::Double(0.25)),
+            (b"ok", ValueInput::Bool(true)),
+        ] {
+            r.set_attribute(k, &v, &limits, pool).expect("fits");
+        }
+        r.add_event(
+            b"exception",
+            r.start_unix_ns + 5,
+            &[(b"exception.message", ValueInput::Str(b"boom"))],
+            &limits,
+            pool,
+        )
+        .expect("event");
+        r.add_link(
+            [0xcd; 16],
+            [0xef; 8],
+            1,
             b"",
-        );
-        r.push_attribute(
-            OWNER_SPAN,
-            b"model",
-            ValueKind::String,
-            0,
-            b"gpt-4o \"quoted\"",
-        );
-        r.push_attribute(OWNER_SPAN, b"t", ValueKind::Double, 0.25f64.to_bits(), b"");
-        r.push_attribute(OWNER_SPAN, b"ok", ValueKind::Bool, 1, b"");
-        r.event_count = 1;
-        r.events[0].time_unix_ns = r.start_unix_ns + 5;
-        r.events[0].name = r.store_text(b"exception", 256).0;
-        r.push_attribute(
-            OWNER_EVENT_BASE,
-            b"exception.message",
-            ValueKind::String,
-            0,
-            b"boom",
-        );
-        r.link_count = 1;
-        r.links[0].trace_id = [0xcd; 16];
-        r.links[0].span_id = [0xef; 8];
-        r.links[0].trace_flags = 1;
-        r.push_attribute(OWNER_LINK_BASE, b"why", ValueKind::String, 0, b"retry of");
+            &[(b"why", ValueInput::Str(b"retry of"))],
+            &limits,
+            pool,
+        )
+        .expect("link");
         r.status_code = STATUS_ERROR;
-        r.status_message = r.store_text(b"rate limited", 1024).0;
+        r.status_message = r.store_text(b"rate limited", 1024, pool).0;
         r.marks = MARK_INTERRUPTED;
         r.signal = 15;
         r
@@ -858,15 +853,17 @@ mod tests {
     #[test]
     fn what_the_encoders_write_reads_back() {
         let resource = ResourceInfo::new("svc", &[]);
-        let r = record();
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let r = record(&pool);
+        let view = SpanView::new(&r, &pool);
         let mut out = Vec::new();
-        OtlpProtoEncoder::new().encode(&resource, &[&r], &mut out);
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut out);
         check(&decode_body(&out, BodyFormat::Protobuf, false).expect("proto"));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &out).expect("gzip");
         let gz = gz.finish().expect("gzip");
         check(&decode_body(&gz, BodyFormat::Protobuf, true).expect("gzipped proto"));
-        OtlpJsonEncoder::new().encode(&resource, &[&r], &mut out);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut out);
         check(&decode_body(&out, BodyFormat::Json, false).expect("json"));
     }
 

@@ -1,12 +1,13 @@
-//! The OTLP view of a `SpanRecord` that the protobuf and JSON encoders share:
+//! The OTLP view of a span that the protobuf and JSON encoders share:
 //! typed attribute values, the span flags word, the status rule and the
 //! attributes spanguard adds for marks. Keeping these in one place means the
-//! two wire formats cannot disagree about what a span says.
+//! two wire formats cannot disagree about what a span says. Spans are read
+//! through `SpanView` (record plus chunks): text comes in pieces, one per
+//! chunk it crosses, and the encoders write the pieces as they come.
 
 use super::resource::{AttrValue, ResourceInfo};
 use crate::span::record::{
-    AttributeRecord, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, OWNER_SPAN, SpanRecord,
-    ValueKind,
+    ArrayRef, Bytes, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SpanView, Text, Value,
 };
 
 /// `Span.flags` bit: the is-remote bit below is meaningful.
@@ -14,74 +15,256 @@ pub(crate) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 /// `Span.flags` bit: the parent span context came from another process.
 pub(crate) const FLAG_IS_REMOTE: u32 = 0x200;
 
+/// Text an encoder writes: a plain string (resource, marks) or a span's
+/// text in pieces.
+#[derive(Clone, Copy)]
+pub enum Str<'a> {
+    Plain(&'a str),
+    Span(Text<'a>),
+}
+
+impl Str<'_> {
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Plain(s) => s.len(),
+            Str::Span(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with the text's pieces, at most `cap` bytes in all and
+    /// ending on a character boundary (the encoders' byte budget).
+    #[inline]
+    pub fn for_each_piece(&self, cap: usize, mut f: impl FnMut(&[u8])) {
+        let end = self.cut_len(cap);
+        let mut left = end;
+        let mut each = |p: &[u8]| {
+            let n = p.len().min(left);
+            if n > 0 {
+                f(&p[..n]);
+            }
+            left -= n;
+        };
+        match self {
+            Str::Plain(s) => each(s.as_bytes()),
+            Str::Span(t) => t.for_each_piece(each),
+        }
+    }
+
+    /// The length kept under `cap`, cut on a character boundary.
+    #[inline]
+    pub fn cut_len(&self, cap: usize) -> usize {
+        let len = self.len();
+        if cap >= len {
+            return len;
+        }
+        // The byte at `cap` must start a character: look back at most 3.
+        let mut end = cap;
+        while end > 0 && self.byte_at(end).is_some_and(|b| b & 0xc0 == 0x80) {
+            end -= 1;
+        }
+        end
+    }
+
+    fn byte_at(&self, at: usize) -> Option<u8> {
+        match self {
+            Str::Plain(s) => s.as_bytes().get(at).copied(),
+            Str::Span(t) => {
+                let mut seen = 0usize;
+                let mut found = None;
+                t.for_each_piece(|p| {
+                    if found.is_none() && at < seen + p.len() {
+                        found = Some(p[at - seen]);
+                    }
+                    seen += p.len();
+                });
+                found
+            }
+        }
+    }
+}
+
 /// One attribute value as OTLP's `AnyValue` carries it, borrowed from a
-/// record or a resource so encoding copies nothing.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// span or a resource so encoding copies nothing.
+#[derive(Clone, Copy)]
 pub enum OtlpValue<'a> {
-    Str(&'a str),
+    Str(Str<'a>),
     Int(i64),
     Double(f64),
     Bool(bool),
+    Bytes(Bytes<'a>),
+    Array(ArrayRef<'a>),
 }
 
 impl<'a> OtlpValue<'a> {
     pub fn from_resource(v: &'a AttrValue) -> OtlpValue<'a> {
         match v {
-            AttrValue::Str(s) => OtlpValue::Str(s),
+            AttrValue::Str(s) => OtlpValue::Str(Str::Plain(s)),
             AttrValue::Int(i) => OtlpValue::Int(*i),
             AttrValue::Double(d) => OtlpValue::Double(*d),
             AttrValue::Bool(b) => OtlpValue::Bool(*b),
         }
     }
+
+    #[inline]
+    pub fn from_span(v: Value<'a>) -> OtlpValue<'a> {
+        match v {
+            Value::Str(t) => OtlpValue::Str(Str::Span(t)),
+            Value::Int(i) => OtlpValue::Int(i),
+            Value::Double(d) => OtlpValue::Double(d),
+            Value::Bool(b) => OtlpValue::Bool(b),
+            Value::Bytes(b) => OtlpValue::Bytes(b),
+            Value::Array(a) => OtlpValue::Array(a),
+        }
+    }
+
+    /// The bytes of text (or bytes) this value carries: what a byte budget
+    /// can cut.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            OtlpValue::Str(s) => s.len(),
+            OtlpValue::Bytes(b) => b.len(),
+            _ => 0,
+        }
+    }
 }
 
-/// The key and value of `a`, or None when its kind byte is unknown (a torn or
-/// forged record read back from disk).
-pub fn attribute<'a>(
-    record: &'a SpanRecord,
-    a: &AttributeRecord,
-) -> Option<(&'a str, OtlpValue<'a>)> {
-    let value = match ValueKind::from_u8(a.value_kind)? {
-        ValueKind::String => OtlpValue::Str(record.text(a.text_value())),
-        ValueKind::Int => OtlpValue::Int(a.value as i64),
-        ValueKind::Double => OtlpValue::Double(f64::from_bits(a.value)),
-        ValueKind::Bool => OtlpValue::Bool(a.value != 0),
+/// Attributes as the encoders write them: key and value.
+pub type KeyValue<'a> = (Str<'a>, OtlpValue<'a>);
+
+/// Calls `f` with each of the span's own attributes, in order. A plain
+/// loop over the records: through `filter_map` each step was a call whose
+/// large result came back through memory (a store-forwarding stall that
+/// perf put at a quarter of encoding a small span).
+#[inline]
+pub fn for_each_span_attribute<'a>(view: &SpanView<'a>, mut f: impl FnMut(KeyValue<'a>)) {
+    for a in view.attribute_records() {
+        if let Some((k, v)) = view.attribute(&a) {
+            f((Str::Span(k), OtlpValue::from_span(v)));
+        }
+    }
+}
+
+/// Converts attributes read from a span.
+pub fn from_span<'a>(
+    items: impl Iterator<Item = (Text<'a>, Value<'a>)>,
+) -> impl Iterator<Item = KeyValue<'a>> {
+    items.map(|(k, v)| (Str::Span(k), OtlpValue::from_span(v)))
+}
+
+/// Every string and bytes value of a span (its attributes, its events' and
+/// links' attributes and string array elements, the status message): the
+/// values a byte budget may cut. Calls `f` with each one's length.
+pub fn for_each_value_len(view: &SpanView, mut f: impl FnMut(usize)) {
+    let mut value = |v: OtlpValue| match v {
+        OtlpValue::Array(a) => {
+            for e in a.elements() {
+                if let crate::span::record::Element::Str(t) = e {
+                    f(t.len());
+                }
+            }
+        }
+        v => f(v.payload_len()),
     };
-    Some((record.text(a.key), value))
+    for (_, v) in span_attributes(view) {
+        value(v);
+    }
+    for e in view.events() {
+        for (_, v) in from_span(e.attributes()) {
+            value(v);
+        }
+    }
+    for l in view.links() {
+        for (_, v) in from_span(l.attributes()) {
+            value(v);
+        }
+    }
+    value(OtlpValue::Str(Str::Span(
+        view.text(view.record.status_message),
+    )));
 }
 
-/// The readable attributes of `owner`, in the order they were added.
-pub fn attributes_of(
-    record: &SpanRecord,
-    owner: u8,
-) -> impl Iterator<Item = (&str, OtlpValue<'_>)> {
-    record
-        .attributes_of(owner)
-        .filter_map(move |a| attribute(record, a))
+/// How a span too large for the byte budget is cut: the cap on each value's
+/// length, found by bisection over `fits(cap)` (which encodes the span with
+/// that cap and says whether it fits), and how many values it cuts. The
+/// largest values are cut first, and no more than needed; a span that does
+/// not fit even with every value emptied gets cap 0.
+pub fn budget_cap(view: &SpanView, mut fits: impl FnMut(usize) -> bool) -> (usize, u64) {
+    let mut largest = 0usize;
+    for_each_value_len(view, |n| largest = largest.max(n));
+    let (mut lo, mut hi) = (0usize, largest);
+    // Invariant: cap `hi` does not fit (the whole span did not), `lo` is
+    // the best known cap that fits (or 0).
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut cut = 0u64;
+    for_each_value_len(view, |n| cut += (n > lo) as u64);
+    (lo, cut)
 }
 
-/// The `dropped_attributes_count` of `owner`. The record counts drops for
-/// the whole span (its table is shared), so they all go on the span itself;
-/// attributes `attributes_of` skipped as unreadable are added so they are
-/// reported rather than silently lost.
-pub fn dropped_attributes(record: &SpanRecord, owner: u8) -> u32 {
-    let recorded = if owner == OWNER_SPAN {
-        record.dropped_attributes as u32
-    } else {
-        0
-    };
-    let unreadable = record
-        .attributes_of(owner)
-        .filter(|a| ValueKind::from_u8(a.value_kind).is_none())
-        .count() as u32;
-    recorded + unreadable
+/// The most bytes one encoded span may take, and the values cut so far to
+/// keep spans within it: both encoders' (`set_span_budget`).
+#[derive(Debug, Default)]
+pub struct SpanBudget {
+    pub bytes: Option<usize>,
+    pub cut_values: u64,
+}
+
+impl SpanBudget {
+    /// Writes one span with `put`, then, when the span alone is over the
+    /// budget, writes it again cut to fit (`fit_span`), counting the cuts.
+    #[inline]
+    pub fn put(
+        &mut self,
+        out: &mut Vec<u8>,
+        span: &SpanView,
+        put: fn(&mut Vec<u8>, &SpanView, usize),
+    ) {
+        let start = out.len();
+        put(out, span, usize::MAX);
+        if let Some(budget) = self.bytes
+            && out.len() - start > budget
+        {
+            self.cut_values += fit_span(out, start, span, budget, put);
+        }
+    }
+}
+
+/// Re-encodes the span written at `out[start..]` (by `put`) with its
+/// values capped so that it takes at most `budget` bytes. Returns how many
+/// values were cut. Allocates nothing: each try writes over the last.
+pub fn fit_span(
+    out: &mut Vec<u8>,
+    start: usize,
+    span: &SpanView,
+    budget: usize,
+    put: fn(&mut Vec<u8>, &SpanView, usize),
+) -> u64 {
+    let (cap, cut) = budget_cap(span, |cap| {
+        out.truncate(start);
+        put(out, span, cap);
+        out.len() - start <= budget
+    });
+    out.truncate(start);
+    put(out, span, cap);
+    cut
 }
 
 /// `Span.flags`: W3C trace flags in the low byte; we always know whether the
 /// parent was remote, so HAS_IS_REMOTE is always set.
-pub fn span_flags(record: &SpanRecord) -> u32 {
-    let mut flags = record.trace_flags as u32 | FLAG_HAS_IS_REMOTE;
-    if record.marks & MARK_PARENT_REMOTE != 0 {
+pub fn span_flags(view: &SpanView) -> u32 {
+    let mut flags = view.record.trace_flags as u32 | FLAG_HAS_IS_REMOTE;
+    if view.record.marks & MARK_PARENT_REMOTE != 0 {
         flags |= FLAG_IS_REMOTE;
     }
     flags
@@ -89,23 +272,33 @@ pub fn span_flags(record: &SpanRecord) -> u32 {
 
 /// Whether the span has a status worth sending; an unset status with no
 /// message is the proto default and is left out.
-pub fn has_status(record: &SpanRecord) -> bool {
-    record.status_code != 0 || record.status_message.len != 0
+pub fn has_status(view: &SpanView) -> bool {
+    view.record.status_code != 0 || view.record.status_message.len != 0
 }
 
 /// The instrumentation scope of a span: its own, or spanguard's for spans
 /// that name none.
-pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &'a SpanRecord) -> (&'a str, &'a str) {
-    if span.scope_name.len == 0 && span.scope_version.len == 0 {
-        (&resource.scope_name, &resource.scope_version)
+pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>, Str<'a>) {
+    let r = span.record;
+    if r.scope_name.len == 0 && r.scope_version.len == 0 {
+        (
+            Str::Plain(&resource.scope_name),
+            Str::Plain(&resource.scope_version),
+        )
     } else {
-        (span.text(span.scope_name), span.text(span.scope_version))
+        (
+            Str::Span(span.text(r.scope_name)),
+            Str::Span(span.text(r.scope_version)),
+        )
     }
 }
 
-/// Whether two spans came from the same instrumentation scope.
+/// Whether two spans came from the same instrumentation scope. A span's
+/// scope is stored first and short (`MAX_SCOPE_BYTES`), so it is in the
+/// arena and compares byte for byte.
 #[inline]
-pub fn same_scope(a: &SpanRecord, b: &SpanRecord) -> bool {
+pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
+    let (a, b) = (a.record, b.record);
     a.raw(a.scope_name) == b.raw(b.scope_name) && a.raw(a.scope_version) == b.raw(b.scope_version)
 }
 
@@ -114,13 +307,13 @@ pub fn same_scope(a: &SpanRecord, b: &SpanRecord) -> bool {
 /// per scope, holding every span of that scope (`same_scope`). Allocates
 /// nothing; O(spans x scopes) for up to 32 scopes in a batch, and still
 /// right (if slower) beyond.
-pub fn scope_leaders<'a>(spans: &'a [&'a SpanRecord]) -> impl Iterator<Item = usize> + 'a {
+pub fn scope_leaders<'a>(spans: &'a [SpanView<'a>]) -> impl Iterator<Item = usize> + 'a {
     let mut leaders = [0usize; 32];
     let mut count = 0;
     (0..spans.len()).filter(move |&i| {
-        let s = spans[i];
+        let s = &spans[i];
         let seen = if count < leaders.len() {
-            leaders[..count].iter().any(|&l| same_scope(spans[l], s))
+            leaders[..count].iter().any(|&l| same_scope(&spans[l], s))
         } else {
             spans[..i].iter().any(|earlier| same_scope(earlier, s))
         };
@@ -135,26 +328,34 @@ pub fn scope_leaders<'a>(spans: &'a [&'a SpanRecord]) -> impl Iterator<Item = us
 /// Attributes spanguard adds after the span's own to say how it ended:
 /// `spanguard.unended` for spans closed at shutdown, `spanguard.interrupted`
 /// (and the signal, when known) for spans recovered after a crash.
-/// The items are `'static` but typed `'a` so they chain with a record's own.
-pub fn mark_attributes<'a>(
-    record: &SpanRecord,
-) -> impl Iterator<Item = (&'a str, OtlpValue<'a>)> + use<'a> {
+pub fn mark_attributes<'a>(view: &SpanView<'a>) -> impl Iterator<Item = KeyValue<'a>> + use<'a> {
+    let record = view.record;
     let unended = record.marks & MARK_UNENDED != 0;
     let interrupted = record.marks & MARK_INTERRUPTED != 0;
     [
-        unended.then_some(("spanguard.unended", OtlpValue::Bool(true))),
-        interrupted.then_some(("spanguard.interrupted", OtlpValue::Bool(true))),
-        (interrupted && record.signal != 0)
-            .then_some(("spanguard.signal", OtlpValue::Int(record.signal as i64))),
+        unended.then_some((Str::Plain("spanguard.unended"), OtlpValue::Bool(true))),
+        interrupted.then_some((Str::Plain("spanguard.interrupted"), OtlpValue::Bool(true))),
+        (interrupted && record.signal != 0).then_some((
+            Str::Plain("spanguard.signal"),
+            OtlpValue::Int(record.signal as i64),
+        )),
     ]
     .into_iter()
     .flatten()
 }
 
+/// The span's own attributes, then the marks'.
+pub fn span_attributes<'a>(view: &SpanView<'a>) -> impl Iterator<Item = KeyValue<'a>> + use<'a> {
+    let view = *view;
+    from_span(view.attributes()).chain(mark_attributes(&view))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::span::record::OWNER_EVENT_BASE;
+    use crate::buffer::payload_pool::PayloadPool;
+    use crate::span::limits::SpanLimits;
+    use crate::span::record::{SpanRecord, ValueInput};
 
     fn blank() -> Box<SpanRecord> {
         // SAFETY: SpanRecord is plain data for which all-zero bytes are a
@@ -164,35 +365,65 @@ mod tests {
 
     #[test]
     fn flags_say_whether_the_parent_was_remote() {
+        let pool = PayloadPool::with_mib(0).expect("pool");
         let mut r = blank();
         r.trace_flags = 1;
-        assert_eq!(span_flags(&r), 0x101);
+        assert_eq!(span_flags(&SpanView::new(&r, &pool)), 0x101);
         r.marks = MARK_PARENT_REMOTE;
-        assert_eq!(span_flags(&r), 0x301);
+        assert_eq!(span_flags(&SpanView::new(&r, &pool)), 0x301);
+    }
+
+    fn keys(view: &SpanView) -> Vec<String> {
+        span_attributes(view)
+            .map(|(k, _)| match k {
+                Str::Plain(s) => s.to_string(),
+                Str::Span(t) => t.to_string_lossy(),
+            })
+            .collect()
     }
 
     #[test]
     fn marks_add_attributes_and_signal_only_when_known() {
+        let pool = PayloadPool::with_mib(0).expect("pool");
         let mut r = blank();
-        assert_eq!(mark_attributes(&r).count(), 0);
+        assert!(keys(&SpanView::new(&r, &pool)).is_empty());
         r.marks = MARK_UNENDED | MARK_INTERRUPTED;
-        let keys: Vec<_> = mark_attributes(&r).map(|(k, _)| k).collect();
-        assert_eq!(keys, ["spanguard.unended", "spanguard.interrupted"]);
+        assert_eq!(
+            keys(&SpanView::new(&r, &pool)),
+            ["spanguard.unended", "spanguard.interrupted"]
+        );
         r.signal = 11;
-        let last = mark_attributes(&r).last();
-        assert_eq!(last, Some(("spanguard.signal", OtlpValue::Int(11))));
+        assert_eq!(
+            keys(&SpanView::new(&r, &pool)).last().map(String::as_str),
+            Some("spanguard.signal")
+        );
     }
 
     #[test]
     fn unreadable_attributes_are_skipped_and_counted() {
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let limits = SpanLimits::default();
         let mut r = blank();
-        r.push_attribute(OWNER_SPAN, b"a", ValueKind::Int, 1, b"");
-        r.push_attribute(OWNER_SPAN, b"b", ValueKind::Int, 2, b"");
+        r.set_attribute(b"a", &ValueInput::Int(1), &limits, &pool)
+            .expect("set");
+        r.set_attribute(b"b", &ValueInput::Int(2), &limits, &pool)
+            .expect("set");
         r.attributes[0].value_kind = 99;
-        let kept: Vec<_> = attributes_of(&r, OWNER_SPAN).collect();
-        assert_eq!(kept, [("b", OtlpValue::Int(2))]);
+        let view = SpanView::new(&r, &pool);
+        assert_eq!(keys(&view), ["b"]);
         r.dropped_attributes = 2;
-        assert_eq!(dropped_attributes(&r, OWNER_SPAN), 3);
-        assert_eq!(dropped_attributes(&r, OWNER_EVENT_BASE), 0);
+        assert_eq!(SpanView::new(&r, &pool).dropped_attributes(), 3);
+    }
+
+    #[test]
+    fn a_cut_ends_on_a_character_boundary() {
+        let s = Str::Plain("aé€");
+        assert_eq!(
+            (s.cut_len(2), s.cut_len(3), s.cut_len(5), s.cut_len(6)),
+            (1, 3, 3, 6)
+        );
+        let mut out = Vec::new();
+        s.for_each_piece(4, |p| out.extend_from_slice(p));
+        assert_eq!(out, "aé".as_bytes());
     }
 }

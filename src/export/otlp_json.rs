@@ -7,37 +7,53 @@
 use std::io::Write;
 
 use super::otlp_fields::{
-    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, same_scope,
-    scope_leaders, scope_of, span_flags,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_status,
+    mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
-use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRecord};
+use crate::span::record::{Element, SpanView};
 
 /// Encodes span batches as OTLP/JSON. It holds no buffers of its own:
 /// everything is written straight into `out`, whose capacity the caller keeps
 /// from batch to batch.
 #[derive(Debug, Default)]
 pub struct OtlpJsonEncoder {
-    _private: (),
+    budget: SpanBudget,
 }
 
 impl OtlpJsonEncoder {
     pub fn new() -> Self {
-        OtlpJsonEncoder { _private: () }
+        OtlpJsonEncoder::default()
+    }
+
+    /// The most bytes one encoded span may take: a span over it has its
+    /// largest string and bytes values cut until it fits (see
+    /// `OtlpProtoEncoder::set_span_budget`). None: no limit.
+    pub fn set_span_budget(&mut self, bytes: Option<usize>) {
+        self.budget.bytes = bytes;
+    }
+
+    /// Values cut to fit the span budget since the last call.
+    pub fn take_cut_values(&mut self) -> u64 {
+        std::mem::take(&mut self.budget.cut_values)
     }
 
     /// Replaces the contents of `out` with one `ExportTraceServiceRequest` in
     /// OTLP/JSON holding `spans`, with no trailing newline. Allocates only
     /// when `out` must grow.
-    pub fn encode(&mut self, resource: &ResourceInfo, spans: &[&SpanRecord], out: &mut Vec<u8>) {
+    pub fn encode(&mut self, resource: &ResourceInfo, spans: &[SpanView], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{");
         let mut attrs = List::new("attributes");
         let mut first = true;
         for (key, value) in &resource.attributes {
             attrs.item(out, &mut first);
-            put_key_value(out, key, OtlpValue::from_resource(value));
+            put_key_value(
+                out,
+                (Str::Plain(key), OtlpValue::from_resource(value)),
+                usize::MAX,
+            );
         }
         attrs.close(out);
         out.push(b'}');
@@ -45,7 +61,7 @@ impl OtlpJsonEncoder {
         if !spans.is_empty() {
             out.extend_from_slice(b",\"scopeSpans\":[");
             for (n, leader) in scope_leaders(spans).enumerate() {
-                let lead = spans[leader];
+                let lead = &spans[leader];
                 if n > 0 {
                     out.push(b',');
                 }
@@ -54,11 +70,11 @@ impl OtlpJsonEncoder {
                 let mut first = true;
                 if !name.is_empty() {
                     key(out, &mut first, "name");
-                    put_string(out, name);
+                    put_str(out, name, usize::MAX);
                 }
                 if !version.is_empty() {
                     key(out, &mut first, "version");
-                    put_string(out, version);
+                    put_str(out, version, usize::MAX);
                 }
                 out.extend_from_slice(b"},\"spans\":[");
                 for (i, span) in spans[leader..]
@@ -69,7 +85,7 @@ impl OtlpJsonEncoder {
                     if i > 0 {
                         out.push(b',');
                     }
-                    put_span(out, span);
+                    self.budget.put(out, span, put_span);
                 }
                 out.extend_from_slice(b"]}");
             }
@@ -79,73 +95,79 @@ impl OtlpJsonEncoder {
     }
 }
 
-fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
+/// One span; string and bytes values are cut to `cap` bytes (the byte
+/// budget's last resort).
+fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
+    let r = s.record;
     out.push(b'{');
     let mut first = true;
     key(out, &mut first, "traceId");
-    put_hex(out, &s.trace_id);
+    put_hex(out, &r.trace_id);
     key(out, &mut first, "spanId");
-    put_hex(out, &s.span_id);
-    let trace_state = s.text(s.tracestate);
+    put_hex(out, &r.span_id);
+    let trace_state = Str::Span(s.text(r.tracestate));
     if !trace_state.is_empty() {
         key(out, &mut first, "traceState");
-        put_string(out, trace_state);
+        put_str(out, trace_state, usize::MAX);
     }
-    if !s.is_root() {
+    if !r.is_root() {
         key(out, &mut first, "parentSpanId");
-        put_hex(out, &s.parent_span_id);
+        put_hex(out, &r.parent_span_id);
     }
     key(out, &mut first, "flags");
     put_u64(out, span_flags(s) as u64);
     key(out, &mut first, "name");
-    put_string(out, s.text(s.name));
+    put_str(out, Str::Span(s.name()), usize::MAX);
     key(out, &mut first, "kind");
-    put_u64(out, s.kind as u64);
+    put_u64(out, r.kind as u64);
     key(out, &mut first, "startTimeUnixNano");
-    put_quoted_u64(out, s.start_unix_ns);
+    put_quoted_u64(out, r.start_unix_ns);
     key(out, &mut first, "endTimeUnixNano");
-    put_quoted_u64(out, s.end_unix_ns);
+    put_quoted_u64(out, r.end_unix_ns);
 
     let mut attrs = List::new("attributes");
-    for (k, v) in attributes_of(s, OWNER_SPAN).chain(mark_attributes(s)) {
+    // Two loops, not a chain: see otlp_proto's put_span.
+    for_each_span_attribute(s, |kv| {
         attrs.item(out, &mut first);
-        put_key_value(out, k, v);
+        put_key_value(out, kv, cap);
+    });
+    for kv in mark_attributes(s) {
+        attrs.item(out, &mut first);
+        put_key_value(out, kv, cap);
     }
     attrs.close(out);
     put_count(
         out,
         &mut first,
         "droppedAttributesCount",
-        dropped_attributes(s, OWNER_SPAN),
+        s.dropped_attributes(),
     );
 
     let mut events = List::new("events");
-    for (i, e) in s.events().iter().enumerate() {
+    for e in s.events() {
         events.item(out, &mut first);
         out.push(b'{');
         let mut first = true;
-        if e.time_unix_ns != 0 {
+        if e.entry.time_unix_ns != 0 {
             key(out, &mut first, "timeUnixNano");
-            put_quoted_u64(out, e.time_unix_ns);
+            put_quoted_u64(out, e.entry.time_unix_ns);
         }
-        let name = s.text(e.name);
+        let name = Str::Span(e.name());
         if !name.is_empty() {
             key(out, &mut first, "name");
-            put_string(out, name);
+            put_str(out, name, usize::MAX);
         }
-        // events() holds at most MAX_EVENTS, so the owner stays below the links'.
-        let owner = OWNER_EVENT_BASE + i as u8;
         let mut attrs = List::new("attributes");
-        for (k, v) in attributes_of(s, owner) {
+        for kv in from_span(e.attributes()) {
             attrs.item(out, &mut first);
-            put_key_value(out, k, v);
+            put_key_value(out, kv, cap);
         }
         attrs.close(out);
         put_count(
             out,
             &mut first,
             "droppedAttributesCount",
-            dropped_attributes(s, owner),
+            e.entry.dropped_attributes as u32,
         );
         out.push(b'}');
     }
@@ -154,54 +176,53 @@ fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
         out,
         &mut first,
         "droppedEventsCount",
-        s.dropped_events as u32,
+        r.dropped_events as u32,
     );
 
     let mut links = List::new("links");
-    for (i, l) in s.links().iter().enumerate() {
+    for l in s.links() {
         links.item(out, &mut first);
         out.push(b'{');
         let mut first = true;
         key(out, &mut first, "traceId");
-        put_hex(out, &l.trace_id);
+        put_hex(out, &l.entry.trace_id);
         key(out, &mut first, "spanId");
-        put_hex(out, &l.span_id);
-        let trace_state = s.text(l.tracestate);
+        put_hex(out, &l.entry.span_id);
+        let trace_state = Str::Span(l.tracestate());
         if !trace_state.is_empty() {
             key(out, &mut first, "traceState");
-            put_string(out, trace_state);
+            put_str(out, trace_state, usize::MAX);
         }
-        let owner = OWNER_LINK_BASE + i as u8;
         let mut attrs = List::new("attributes");
-        for (k, v) in attributes_of(s, owner) {
+        for kv in from_span(l.attributes()) {
             attrs.item(out, &mut first);
-            put_key_value(out, k, v);
+            put_key_value(out, kv, cap);
         }
         attrs.close(out);
         put_count(
             out,
             &mut first,
             "droppedAttributesCount",
-            dropped_attributes(s, owner),
+            l.entry.dropped_attributes as u32,
         );
         // Whether a linked context was remote is not recorded, so only the
         // W3C bits are sent and HAS_IS_REMOTE stays clear.
-        put_count(out, &mut first, "flags", l.trace_flags as u32);
+        put_count(out, &mut first, "flags", l.entry.trace_flags as u32);
         out.push(b'}');
     }
     links.close(out);
-    put_count(out, &mut first, "droppedLinksCount", s.dropped_links as u32);
+    put_count(out, &mut first, "droppedLinksCount", r.dropped_links as u32);
 
     if has_status(s) {
         key(out, &mut first, "status");
         out.push(b'{');
         let mut first = true;
-        let message = s.text(s.status_message);
+        let message = Str::Span(s.text(r.status_message));
         if !message.is_empty() {
             key(out, &mut first, "message");
-            put_string(out, message);
+            put_str(out, message, cap);
         }
-        put_count(out, &mut first, "code", s.status_code as u32);
+        put_count(out, &mut first, "code", r.status_code as u32);
         out.push(b'}');
     }
     out.push(b'}');
@@ -259,18 +280,26 @@ fn put_count(out: &mut Vec<u8>, first: &mut bool, name: &str, v: u32) {
 
 /// A `KeyValue`. The value is always written, even for 0, false or "": it is
 /// a oneof, so being present is what says which type it has.
-fn put_key_value(out: &mut Vec<u8>, k: &str, value: OtlpValue<'_>) {
+#[inline(always)]
+fn put_key_value(out: &mut Vec<u8>, (k, value): KeyValue<'_>, cap: usize) {
     out.push(b'{');
     let mut first = true;
     if !k.is_empty() {
         key(out, &mut first, "key");
-        put_string(out, k);
+        put_str(out, k, usize::MAX);
     }
     key(out, &mut first, "value");
+    put_any_value(out, value, cap);
+    out.push(b'}');
+}
+
+/// An `AnyValue` object.
+#[inline(always)]
+fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
     match value {
         OtlpValue::Str(s) => {
             out.extend_from_slice(b"{\"stringValue\":");
-            put_string(out, s);
+            put_str(out, s, cap);
         }
         OtlpValue::Bool(b) => {
             out.extend_from_slice(b"{\"boolValue\":");
@@ -284,8 +313,97 @@ fn put_key_value(out: &mut Vec<u8>, k: &str, value: OtlpValue<'_>) {
             out.extend_from_slice(b"{\"doubleValue\":");
             put_double(out, d);
         }
+        OtlpValue::Bytes(b) => {
+            // proto3 JSON: bytes are standard base64 with padding.
+            out.extend_from_slice(b"{\"bytesValue\":\"");
+            let mut b64 = Base64::default();
+            let mut left = b.len().min(cap);
+            b.for_each_piece(|p| {
+                let n = p.len().min(left);
+                b64.push(out, &p[..n]);
+                left -= n;
+            });
+            b64.finish(out);
+            out.push(b'"');
+        }
+        OtlpValue::Array(a) => put_array(out, a, cap),
     }
-    out.extend_from_slice(b"}}");
+    out.push(b'}');
+}
+
+/// An `arrayValue` (out of line: `put_any_value` is inlined, and arrays
+/// recurse into it).
+#[inline(never)]
+fn put_array(out: &mut Vec<u8>, a: crate::span::record::ArrayRef<'_>, cap: usize) {
+    out.extend_from_slice(b"{\"arrayValue\":{");
+    let mut first = true;
+    let mut values = List::new("values");
+    for e in a.elements() {
+        values.item(out, &mut first);
+        let v = match e {
+            Element::Str(t) => OtlpValue::Str(Str::Span(t)),
+            Element::Int(i) => OtlpValue::Int(i),
+            Element::Double(d) => OtlpValue::Double(d),
+            Element::Bool(b) => OtlpValue::Bool(b),
+        };
+        put_any_value(out, v, cap);
+    }
+    values.close(out);
+    out.push(b'}');
+}
+
+/// Base64 written as pieces arrive, carrying up to two bytes between them.
+#[derive(Default)]
+struct Base64 {
+    carry: [u8; 2],
+    carried: usize,
+}
+
+impl Base64 {
+    const ALPHABET: &'static [u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    fn group(out: &mut Vec<u8>, b: [u8; 3], n: usize) {
+        let w = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        let a = Self::ALPHABET;
+        out.push(a[(w >> 18) as usize & 63]);
+        out.push(a[(w >> 12) as usize & 63]);
+        out.push(if n > 1 {
+            a[(w >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if n > 2 { a[w as usize & 63] } else { b'=' });
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, mut p: &[u8]) {
+        while self.carried > 0 && self.carried < 3 && !p.is_empty() {
+            if self.carried == 2 {
+                Self::group(out, [self.carry[0], self.carry[1], p[0]], 3);
+                self.carried = 0;
+            } else {
+                self.carry[1] = p[0];
+                self.carried = 2;
+            }
+            p = &p[1..];
+        }
+        let whole = p.len() / 3 * 3;
+        for g in p[..whole].chunks_exact(3) {
+            Self::group(out, [g[0], g[1], g[2]], 3);
+        }
+        for &b in &p[whole..] {
+            self.carry[self.carried] = b;
+            self.carried += 1;
+        }
+    }
+
+    fn finish(self, out: &mut Vec<u8>) {
+        match self.carried {
+            1 => Self::group(out, [self.carry[0], 0, 0], 1),
+            2 => Self::group(out, [self.carry[0], self.carry[1], 0], 2),
+            _ => {}
+        }
+    }
 }
 
 fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -300,10 +418,22 @@ fn put_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 /// A JSON string. Quote, backslash and control characters are escaped (the
 /// latter as `\u00XX`); everything else, including non-ASCII, is copied as
 /// the UTF-8 it already is.
+#[cfg(test)]
 fn put_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    put_str(out, Str::Plain(s), usize::MAX);
+}
+
+/// `put_string` for text in pieces, cut to `cap` bytes. Escaping looks at
+/// single ASCII bytes, so a piece may end inside a character.
+#[inline(always)]
+fn put_str(out: &mut Vec<u8>, s: Str<'_>, cap: usize) {
     out.push(b'"');
-    let bytes = s.as_bytes();
+    s.for_each_piece(cap, |bytes| put_escaped(out, bytes));
+    out.push(b'"');
+}
+
+fn put_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut plain_from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
@@ -325,7 +455,6 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
         plain_from = i + 1;
     }
     out.extend_from_slice(&bytes[plain_from..]);
-    out.push(b'"');
 }
 
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
@@ -446,13 +575,85 @@ mod tests {
     #[test]
     fn key_values_keep_zero_values_and_drop_empty_keys() {
         let mut out = Vec::new();
-        put_key_value(&mut out, "", OtlpValue::Bool(false));
-        put_key_value(&mut out, "n", OtlpValue::Int(0));
-        put_key_value(&mut out, "s", OtlpValue::Str(""));
+        put_key_value(
+            &mut out,
+            (Str::Plain(""), OtlpValue::Bool(false)),
+            usize::MAX,
+        );
+        put_key_value(&mut out, (Str::Plain("n"), OtlpValue::Int(0)), usize::MAX);
+        put_key_value(
+            &mut out,
+            (Str::Plain("s"), OtlpValue::Str(Str::Plain(""))),
+            usize::MAX,
+        );
         assert_eq!(
             String::from_utf8(out).expect("ASCII"),
             r#"{"value":{"boolValue":false}}{"key":"n","value":{"intValue":"0"}}{"key":"s","value":{"stringValue":""}}"#
         );
+    }
+
+    #[test]
+    fn a_span_over_the_budget_is_cut_to_fit_and_stays_json() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        let prompt = "\"q\" ü ".repeat(20_000);
+        r.set_attribute(
+            b"gen_ai.prompt",
+            &ValueInput::Str(prompt.as_bytes()),
+            &SpanLimits::default(),
+            &pool,
+        )
+        .expect("set");
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("budget", &[]);
+        let mut enc = OtlpJsonEncoder::new();
+        enc.set_span_budget(Some(50_000));
+        let mut out = Vec::new();
+        enc.encode(&resource, &[view, view], &mut out);
+        assert_eq!(enc.take_cut_values(), 2);
+        let text = std::str::from_utf8(&out).expect("UTF-8: cut on a character boundary");
+        assert!(text.len() < 2 * 50_000 + 600, "{}", text.len());
+        let kept = text
+            .split("{\"key\":\"gen_ai.prompt\",\"value\":{\"stringValue\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\"}}").next())
+            .expect("the prompt's value")
+            .replace("\\\"", "\"");
+        assert!(prompt.starts_with(&kept) && kept.len() > 10_000);
+    }
+
+    #[test]
+    fn base64_across_pieces_matches_base64_of_the_whole() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for split in [0usize, 1, 2, 3, 4, 5, 500, 998, 999, 1000] {
+            for n in [0usize, 1, 2, 3, 7, 1000] {
+                let bytes = &data[..n];
+                let (a, b) = bytes.split_at(split.min(n));
+                let mut pieces = Vec::new();
+                let mut b64 = Base64::default();
+                b64.push(&mut pieces, a);
+                b64.push(&mut pieces, b);
+                b64.finish(&mut pieces);
+                let mut whole = Vec::new();
+                let mut one = Base64::default();
+                one.push(&mut whole, bytes);
+                one.finish(&mut whole);
+                assert_eq!(pieces, whole, "{n} split at {split}");
+                assert_eq!(whole.len(), n.div_ceil(3) * 4);
+            }
+        }
+        let mut out = Vec::new();
+        let mut b64 = Base64::default();
+        b64.push(&mut out, b"spanguard");
+        b64.push(&mut out, b"!");
+        b64.finish(&mut out);
+        assert_eq!(out, b"c3Bhbmd1YXJkIQ==");
     }
 
     #[test]

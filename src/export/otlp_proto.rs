@@ -6,11 +6,11 @@
 //! batch has grown `out`, encoding allocates nothing.
 
 use super::otlp_fields::{
-    OtlpValue, attributes_of, dropped_attributes, has_status, mark_attributes, same_scope,
-    scope_leaders, scope_of, span_flags,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_status,
+    mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
-use crate::span::record::{OWNER_EVENT_BASE, OWNER_LINK_BASE, OWNER_SPAN, SpanRecord};
+use crate::span::record::{Element, SpanView};
 
 /// Field numbers from opentelemetry-proto: collector/trace/v1/trace_service.proto,
 /// trace/v1/trace.proto, common/v1/common.proto, resource/v1/resource.proto.
@@ -63,6 +63,13 @@ pub(crate) mod field {
     pub(crate) const ANY_BOOL: u32 = 2;
     pub(crate) const ANY_INT: u32 = 3;
     pub(crate) const ANY_DOUBLE: u32 = 4;
+    pub(crate) const ANY_ARRAY: u32 = 5;
+    pub(crate) const ANY_BYTES: u32 = 7;
+
+    pub(crate) const ARRAY_VALUES: u32 = 1;
+
+    pub(crate) const EVENT_DROPPED_ATTRIBUTES: u32 = 4;
+    pub(crate) const LINK_DROPPED_ATTRIBUTES: u32 = 5;
 }
 
 const WIRE_VARINT: u32 = 0;
@@ -79,17 +86,31 @@ const MAX_VARINT: usize = 10;
 /// from batch to batch.
 #[derive(Debug, Default)]
 pub struct OtlpProtoEncoder {
-    _private: (),
+    budget: SpanBudget,
 }
 
 impl OtlpProtoEncoder {
     pub fn new() -> Self {
-        OtlpProtoEncoder { _private: () }
+        OtlpProtoEncoder::default()
+    }
+
+    /// The most bytes one encoded span may take (the request size limit,
+    /// less the request's own framing, is the caller's to work out): a
+    /// span over it has its largest string and bytes values cut, on a
+    /// character boundary, until it fits. None: no limit.
+    pub fn set_span_budget(&mut self, bytes: Option<usize>) {
+        self.budget.bytes = bytes;
+    }
+
+    /// Values cut to fit the span budget since the last call (to count as
+    /// truncated).
+    pub fn take_cut_values(&mut self) -> u64 {
+        std::mem::take(&mut self.budget.cut_values)
     }
 
     /// Replaces the contents of `out` with one `ExportTraceServiceRequest`
     /// holding `spans`. Allocates only when `out` must grow.
-    pub fn encode(&mut self, resource: &ResourceInfo, spans: &[&SpanRecord], out: &mut Vec<u8>) {
+    pub fn encode(&mut self, resource: &ResourceInfo, spans: &[SpanView], out: &mut Vec<u8>) {
         out.clear();
         let resource_spans = begin_message(out, field::REQUEST_RESOURCE_SPANS);
 
@@ -98,22 +119,22 @@ impl OtlpProtoEncoder {
             put_key_value(
                 out,
                 field::RESOURCE_ATTRIBUTES,
-                key,
-                OtlpValue::from_resource(value),
+                (Str::Plain(key), OtlpValue::from_resource(value)),
+                usize::MAX,
             );
         }
         end_message(out, res);
 
         for leader in scope_leaders(spans) {
-            let first = spans[leader];
+            let first = &spans[leader];
             let scope_spans = begin_message(out, field::RESOURCE_SPANS_SCOPE_SPANS);
             let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
             let (name, version) = scope_of(resource, first);
-            put_string(out, field::SCOPE_NAME, name);
-            put_string(out, field::SCOPE_VERSION, version);
+            put_str(out, field::SCOPE_NAME, name, usize::MAX);
+            put_str(out, field::SCOPE_VERSION, version, usize::MAX);
             end_message(out, scope);
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
-                put_span(out, span);
+                self.budget.put(out, span, put_span);
             }
             end_message(out, scope_spans);
         }
@@ -122,61 +143,89 @@ impl OtlpProtoEncoder {
     }
 }
 
-fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
+/// One span; string and bytes values are cut to `cap` bytes (the byte
+/// budget's last resort, see `fit_span`).
+fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
+    let r = s.record;
     let span = begin_message(out, field::SCOPE_SPANS_SPANS);
-    put_bytes(out, field::SPAN_TRACE_ID, &s.trace_id);
-    put_bytes(out, field::SPAN_SPAN_ID, &s.span_id);
-    put_string(out, field::SPAN_TRACE_STATE, s.text(s.tracestate));
-    if !s.is_root() {
-        put_bytes(out, field::SPAN_PARENT_SPAN_ID, &s.parent_span_id);
+    put_bytes(out, field::SPAN_TRACE_ID, &r.trace_id);
+    put_bytes(out, field::SPAN_SPAN_ID, &r.span_id);
+    put_str(
+        out,
+        field::SPAN_TRACE_STATE,
+        Str::Span(s.text(r.tracestate)),
+        usize::MAX,
+    );
+    if !r.is_root() {
+        put_bytes(out, field::SPAN_PARENT_SPAN_ID, &r.parent_span_id);
     }
     put_fixed32(out, field::SPAN_FLAGS, span_flags(s));
-    put_string(out, field::SPAN_NAME, s.text(s.name));
-    put_varint_field(out, field::SPAN_KIND, s.kind as u64);
-    put_fixed64(out, field::SPAN_START_TIME, s.start_unix_ns);
-    put_fixed64(out, field::SPAN_END_TIME, s.end_unix_ns);
-    for (key, value) in attributes_of(s, OWNER_SPAN).chain(mark_attributes(s)) {
-        put_key_value(out, field::SPAN_ATTRIBUTES, key, value);
+    put_str(out, field::SPAN_NAME, Str::Span(s.name()), usize::MAX);
+    put_varint_field(out, field::SPAN_KIND, r.kind as u64);
+    put_fixed64(out, field::SPAN_START_TIME, r.start_unix_ns);
+    put_fixed64(out, field::SPAN_END_TIME, r.end_unix_ns);
+    // Two loops, not a chain: a chained iterator's step did not inline and
+    // cost an eighth of encoding a small span.
+    for_each_span_attribute(s, |kv| put_key_value(out, field::SPAN_ATTRIBUTES, kv, cap));
+    for kv in mark_attributes(s) {
+        put_key_value(out, field::SPAN_ATTRIBUTES, kv, cap);
     }
     put_varint_field(
         out,
         field::SPAN_DROPPED_ATTRIBUTES,
-        dropped_attributes(s, OWNER_SPAN) as u64,
+        s.dropped_attributes() as u64,
     );
 
-    for (i, e) in s.events().iter().enumerate() {
+    for e in s.events() {
         let event = begin_message(out, field::SPAN_EVENTS);
-        put_fixed64(out, field::EVENT_TIME, e.time_unix_ns);
-        put_string(out, field::EVENT_NAME, s.text(e.name));
-        // events() holds at most MAX_EVENTS, so the owner stays below the links'.
-        let owner = OWNER_EVENT_BASE + i as u8;
-        for (key, value) in attributes_of(s, owner) {
-            put_key_value(out, field::EVENT_ATTRIBUTES, key, value);
+        put_fixed64(out, field::EVENT_TIME, e.entry.time_unix_ns);
+        put_str(out, field::EVENT_NAME, Str::Span(e.name()), usize::MAX);
+        for kv in from_span(e.attributes()) {
+            put_key_value(out, field::EVENT_ATTRIBUTES, kv, cap);
         }
+        put_varint_field(
+            out,
+            field::EVENT_DROPPED_ATTRIBUTES,
+            e.entry.dropped_attributes as u64,
+        );
         end_message(out, event);
     }
-    put_varint_field(out, field::SPAN_DROPPED_EVENTS, s.dropped_events as u64);
+    put_varint_field(out, field::SPAN_DROPPED_EVENTS, r.dropped_events as u64);
 
-    for (i, l) in s.links().iter().enumerate() {
+    for l in s.links() {
         let link = begin_message(out, field::SPAN_LINKS);
-        put_bytes(out, field::LINK_TRACE_ID, &l.trace_id);
-        put_bytes(out, field::LINK_SPAN_ID, &l.span_id);
-        put_string(out, field::LINK_TRACE_STATE, s.text(l.tracestate));
-        let owner = OWNER_LINK_BASE + i as u8;
-        for (key, value) in attributes_of(s, owner) {
-            put_key_value(out, field::LINK_ATTRIBUTES, key, value);
+        put_bytes(out, field::LINK_TRACE_ID, &l.entry.trace_id);
+        put_bytes(out, field::LINK_SPAN_ID, &l.entry.span_id);
+        put_str(
+            out,
+            field::LINK_TRACE_STATE,
+            Str::Span(l.tracestate()),
+            usize::MAX,
+        );
+        for kv in from_span(l.attributes()) {
+            put_key_value(out, field::LINK_ATTRIBUTES, kv, cap);
         }
+        put_varint_field(
+            out,
+            field::LINK_DROPPED_ATTRIBUTES,
+            l.entry.dropped_attributes as u64,
+        );
         // Whether a linked context was remote is not recorded, so only the
         // W3C bits are sent and HAS_IS_REMOTE stays clear.
-        put_fixed32(out, field::LINK_FLAGS, l.trace_flags as u32);
+        put_fixed32(out, field::LINK_FLAGS, l.entry.trace_flags as u32);
         end_message(out, link);
     }
-    put_varint_field(out, field::SPAN_DROPPED_LINKS, s.dropped_links as u64);
+    put_varint_field(out, field::SPAN_DROPPED_LINKS, r.dropped_links as u64);
 
     if has_status(s) {
         let status = begin_message(out, field::SPAN_STATUS);
-        put_string(out, field::STATUS_MESSAGE, s.text(s.status_message));
-        put_varint_field(out, field::STATUS_CODE, s.status_code as u64);
+        put_str(
+            out,
+            field::STATUS_MESSAGE,
+            Str::Span(s.text(r.status_message)),
+            cap,
+        );
+        put_varint_field(out, field::STATUS_CODE, r.status_code as u64);
         end_message(out, status);
     }
     end_message(out, span);
@@ -184,15 +233,24 @@ fn put_span(out: &mut Vec<u8>, s: &SpanRecord) {
 
 /// A `KeyValue`. Its `AnyValue` is always written, even for 0, false or "":
 /// the value is a oneof, so being present is what says which type it has.
-fn put_key_value(out: &mut Vec<u8>, field_number: u32, key: &str, value: OtlpValue<'_>) {
+#[inline(always)]
+fn put_key_value(out: &mut Vec<u8>, field_number: u32, (key, value): KeyValue<'_>, cap: usize) {
     let kv = begin_message(out, field_number);
-    put_string(out, field::KEY_VALUE_KEY, key);
+    put_str(out, field::KEY_VALUE_KEY, key, usize::MAX);
     let any = begin_message(out, field::KEY_VALUE_VALUE);
+    put_any_value(out, value, cap);
+    end_message(out, any);
+    end_message(out, kv);
+}
+
+/// The body of an `AnyValue`.
+#[inline(always)]
+fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
     match value {
         OtlpValue::Str(s) => {
             put_tag(out, field::ANY_STRING, WIRE_LEN);
-            put_varint(out, s.len() as u64);
-            out.extend_from_slice(s.as_bytes());
+            put_varint(out, s.cut_len(cap) as u64);
+            s.for_each_piece(cap, |p| out.extend_from_slice(p));
         }
         OtlpValue::Bool(b) => {
             put_tag(out, field::ANY_BOOL, WIRE_VARINT);
@@ -208,9 +266,49 @@ fn put_key_value(out: &mut Vec<u8>, field_number: u32, key: &str, value: OtlpVal
             put_tag(out, field::ANY_DOUBLE, WIRE_FIXED64);
             out.extend_from_slice(&d.to_bits().to_le_bytes());
         }
+        OtlpValue::Bytes(b) => {
+            let len = b.len().min(cap);
+            put_tag(out, field::ANY_BYTES, WIRE_LEN);
+            put_varint(out, len as u64);
+            let mut left = len;
+            b.for_each_piece(|p| {
+                let n = p.len().min(left);
+                out.extend_from_slice(&p[..n]);
+                left -= n;
+            });
+        }
+        OtlpValue::Array(a) => put_array(out, a, cap),
     }
-    end_message(out, any);
-    end_message(out, kv);
+}
+
+/// An `ArrayValue` (out of line: `put_any_value` is inlined, and arrays
+/// recurse into it).
+#[inline(never)]
+fn put_array(out: &mut Vec<u8>, a: crate::span::record::ArrayRef<'_>, cap: usize) {
+    let array = begin_message(out, field::ANY_ARRAY);
+    for e in a.elements() {
+        let item = begin_message(out, field::ARRAY_VALUES);
+        let v = match e {
+            Element::Str(t) => OtlpValue::Str(Str::Span(t)),
+            Element::Int(i) => OtlpValue::Int(i),
+            Element::Double(d) => OtlpValue::Double(d),
+            Element::Bool(b) => OtlpValue::Bool(b),
+        };
+        put_any_value(out, v, cap);
+        end_message(out, item);
+    }
+    end_message(out, array);
+}
+
+/// A string field, left out when empty, cut to `cap` bytes.
+#[inline(always)]
+fn put_str(out: &mut Vec<u8>, field_number: u32, s: Str<'_>, cap: usize) {
+    let len = s.cut_len(cap);
+    if len > 0 {
+        put_tag(out, field_number, WIRE_LEN);
+        put_varint(out, len as u64);
+        s.for_each_piece(cap, |p| out.extend_from_slice(p));
+    }
 }
 
 /// Writes `v` as a varint into `buf`; returns how many bytes it took.
@@ -268,6 +366,7 @@ fn put_bytes(out: &mut Vec<u8>, field_number: u32, b: &[u8]) {
     }
 }
 
+#[cfg(test)]
 fn put_string(out: &mut Vec<u8>, field_number: u32, s: &str) {
     put_bytes(out, field_number, s.as_bytes());
 }
@@ -368,13 +467,87 @@ mod tests {
     }
 
     #[test]
+    fn a_span_over_the_budget_has_its_largest_values_cut_until_it_fits() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        let limits = SpanLimits::default();
+        let prompt = "é".repeat(50_000);
+        let completion = "c".repeat(20_000);
+        for (k, v) in [
+            (&b"gen_ai.prompt"[..], ValueInput::Str(prompt.as_bytes())),
+            (b"gen_ai.completion", ValueInput::Str(completion.as_bytes())),
+            (b"small", ValueInput::Str(b"kept whole")),
+            (b"gen_ai.usage.input_tokens", ValueInput::Int(812)),
+        ] {
+            r.set_attribute(k, &v, &limits, &pool).expect("set");
+        }
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("budget", &[]);
+        let mut enc = OtlpProtoEncoder::new();
+        let mut whole = Vec::new();
+        enc.encode(&resource, &[view], &mut whole);
+        assert!(whole.len() > 120_000);
+        assert_eq!(enc.take_cut_values(), 0);
+        enc.set_span_budget(Some(60_000));
+        let mut cut = Vec::new();
+        enc.encode(&resource, &[view], &mut cut);
+        assert_eq!(enc.take_cut_values(), 1, "only the prompt had to be cut");
+        // The request is the span plus a little framing.
+        assert!(cut.len() <= 60_000 + 200, "{}", cut.len());
+        assert!(cut.len() > 59_000, "cut no more than needed: {}", cut.len());
+        let text = String::from_utf8_lossy(&cut);
+        assert!(text.contains(&completion), "the smaller value stays whole");
+        assert!(text.contains("kept whole"));
+        assert!(text.contains("gen_ai.usage.input_tokens"));
+        // KeyValue.value (0x12, length) holds AnyValue.string_value (0x0a,
+        // length, bytes): valid UTF-8, a prefix of the prompt.
+        let varint = |b: &[u8], at: &mut usize| {
+            let (mut v, mut shift) = (0usize, 0);
+            while b[*at] & 0x80 != 0 {
+                v |= ((b[*at] & 0x7f) as usize) << shift;
+                shift += 7;
+                *at += 1;
+            }
+            v |= (b[*at] as usize) << shift;
+            *at += 1;
+            v
+        };
+        let key = b"gen_ai.prompt";
+        let mut at = cut.windows(key.len()).position(|w| w == key).expect("key") + key.len();
+        assert_eq!(cut[at], 0x12);
+        at += 1;
+        let _ = varint(&cut, &mut at);
+        assert_eq!(cut[at], 0x0a);
+        at += 1;
+        let n = varint(&cut, &mut at);
+        let kept = std::str::from_utf8(&cut[at..at + n]).expect("cut on a character boundary");
+        assert!(prompt.starts_with(kept) && kept.len() < prompt.len());
+        // A budget nothing fits: every value emptied, every key kept.
+        enc.set_span_budget(Some(10));
+        enc.encode(&resource, &[view], &mut cut);
+        assert_eq!(enc.take_cut_values(), 3);
+        assert!(String::from_utf8_lossy(&cut).contains("gen_ai.prompt"));
+    }
+
+    #[test]
     fn oneof_values_are_written_even_when_zero() {
         let mut out = Vec::new();
-        put_key_value(&mut out, 9, "", OtlpValue::Int(0));
+        put_key_value(&mut out, 9, (Str::Plain(""), OtlpValue::Int(0)), usize::MAX);
         // KeyValue{value: AnyValue{int_value: 0}}; the empty key is omitted.
         assert_eq!(out, [0x4a, 0x04, 0x12, 0x02, 0x18, 0x00]);
         out.clear();
-        put_key_value(&mut out, 9, "k", OtlpValue::Double(0.5));
+        put_key_value(
+            &mut out,
+            9,
+            (Str::Plain("k"), OtlpValue::Double(0.5)),
+            usize::MAX,
+        );
         assert_eq!(
             out,
             [

@@ -31,7 +31,7 @@ fn with_packed(
     buf: &[u8],
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
-    const MAX: usize = crate::span::limits::MAX_ATTRIBUTES;
+    const MAX: usize = SPANGUARD_MAX_ATTRIBUTES as usize;
     let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
         [const { std::mem::MaybeUninit::uninit() }; MAX];
     let mut n = 0;
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn more_than_the_limit_sets_nothing() {
         let mut buf = Vec::new();
-        for _ in 0..=crate::span::limits::MAX_ATTRIBUTES {
+        for _ in 0..=SPANGUARD_MAX_ATTRIBUTES {
             attr(&mut buf, SPANGUARD_VALUE_BOOL, "b", &[0]);
         }
         assert_eq!(parsed(&buf), Err(spanguard_result::LimitReached));

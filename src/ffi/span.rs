@@ -13,7 +13,7 @@ use super::types::*;
 use crate::span::passthrough::{self, PassThroughContext};
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
-use crate::tracer::{AttrInput, BeginOptions, ExplicitIds, Parent, SpanRef, Tracer};
+use crate::tracer::{AttrInput, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef, Tracer};
 
 #[inline]
 fn pack(id: u8, s: SpanRef) -> spanguard_span {
@@ -571,7 +571,11 @@ pub unsafe extern "C" fn spanguard_span_set_bool(
 }
 
 /// Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
-/// bytes replaced), truncated at `SPANGUARD_MAX_VALUE_BYTES`.
+/// bytes replaced). Any length: a value that does not fit the span's slot
+/// goes to the payload pool; it is cut (on a character boundary, notice
+/// `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit` or
+/// when the pool is used up. The key is always kept whole with its value,
+/// or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_string(
     span: spanguard_span,
@@ -593,6 +597,137 @@ pub unsafe extern "C" fn spanguard_span_set_string(
     })
 }
 
+/// The body of the array and bytes setters: `n` elements of `T` at `data`.
+///
+/// # Safety
+/// `key` must be valid for `key_len` bytes and `data` for `n` elements.
+unsafe fn set_slice<T>(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    data: *const T,
+    n: usize,
+    value: impl FnOnce(&[T]) -> Option<AttrInput<'_>>,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(key);
+        if data.is_null() && n > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: key is valid for key_len bytes, data for n elements.
+        let (key, items) = unsafe {
+            (
+                bytes(key, key_len),
+                if n == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(data, n)
+                },
+            )
+        };
+        let Some(value) = value(items) else {
+            return spanguard_result::NullArgument;
+        };
+        with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
+    })
+}
+
+/// Sets a bytes attribute (OTLP `bytes_value`): `len` bytes at `data`,
+/// copied as they are. Cut and counted like a string value.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_bytes(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    data: *const u8,
+    len: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe { set_slice(span, key, key_len, data, len, |b| Some(AttrInput::Bytes(b))) }
+}
+
+/// Sets an array-of-strings attribute: `n` `spanguard_string`s at
+/// `values` (each UTF-8, invalid bytes replaced; each cut like a string
+/// value). A NULL element pointer with a non-zero length is
+/// `SPANGUARD_RESULT_NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_string_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const spanguard_string,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe { set_slice(span, key, key_len, values, n, string_array) }
+}
+
+/// A C string array as the record's input, after checking its elements.
+fn string_array<'a>(items: &'a [spanguard_string]) -> Option<AttrInput<'a>> {
+    if items.iter().any(|s| s.ptr.is_null() && s.len > 0) {
+        return None;
+    }
+    // SAFETY: spanguard_string and RawStr are both repr(C) { pointer,
+    // length } (a test checks the sizes), and the caller vouched for the
+    // strings for the call.
+    let raw =
+        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<RawStr<'a>>(), items.len()) };
+    Some(AttrInput::StrArray(raw))
+}
+
+/// Sets an array-of-int64 attribute: `n` values at `values`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_int_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const i64,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe {
+        set_slice(span, key, key_len, values, n, |v| {
+            Some(AttrInput::IntArray(v))
+        })
+    }
+}
+
+/// Sets an array-of-double attribute: `n` values at `values`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_double_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const f64,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe {
+        set_slice(span, key, key_len, values, n, |v| {
+            Some(AttrInput::DoubleArray(v))
+        })
+    }
+}
+
+/// Sets an array-of-bool attribute: `n` C `bool`s at `values` (read as
+/// bytes: 0 is false, anything else true).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_bool_array(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    values: *const bool,
+    n: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract; a C bool is one byte, read as a byte
+    // so that any value is defined.
+    unsafe {
+        set_slice(span, key, key_len, values.cast::<u8>(), n, |v| {
+            Some(AttrInput::BoolArray(v))
+        })
+    }
+}
+
 /// Sets `n_attrs` attributes at once: the same as one set call per
 /// attribute, but the span is locked once instead of once per attribute
 /// (and a binding crosses into the library once). Every attribute that fits
@@ -611,41 +746,116 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
     })
 }
 
-/// Borrows a C attribute array as Rust inputs, on the stack (no allocation).
+/// A bytes or array value of a `spanguard_attribute`: `n` elements at
+/// `data`, of the type `type_` names.
+#[inline(never)]
+fn other_value<'a>(
+    type_: u32,
+    data: *const c_char,
+    n: usize,
+) -> Result<AttrInput<'a>, spanguard_result> {
+    if data.is_null() && n > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY (every slice below): data points at n elements of the type
+    // `type_` names, as documented.
+    Ok(match type_ {
+        SPANGUARD_VALUE_BYTES => AttrInput::Bytes(unsafe { bytes(data, n) }),
+        SPANGUARD_VALUE_STRING_ARRAY => {
+            match string_array(unsafe { elements(data.cast::<spanguard_string>(), n) }) {
+                Some(v) => v,
+                None => return Err(spanguard_result::NullArgument),
+            }
+        }
+        SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
+        SPANGUARD_VALUE_DOUBLE_ARRAY => AttrInput::DoubleArray(unsafe { elements(data.cast(), n) }),
+        SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
+        _ => return Err(spanguard_result::InvalidArgument),
+    })
+}
+
+/// `n` elements at `p`; empty for n == 0 (whatever `p` is).
+///
+/// # Safety
+/// `p` must be valid for `n` elements when `n > 0`.
+unsafe fn elements<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    if n == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(p, n) }
+    }
+}
+
+/// Borrows a C attribute array as Rust inputs, on the stack (no
+/// allocation): up to `SMALL` in a small frame, the common case; up to
+/// `SPANGUARD_MAX_ATTRIBUTES` in a larger one, out of line.
+#[inline(always)]
 fn with_attributes(
     attrs: *const spanguard_attribute,
     n: usize,
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
-    const MAX: usize = crate::span::limits::MAX_ATTRIBUTES;
+    const SMALL: usize = 16;
     if n > 0 && attrs.is_null() {
         return spanguard_result::NullArgument;
     }
-    if n > MAX {
+    if n > SPANGUARD_MAX_ATTRIBUTES as usize {
         return spanguard_result::LimitReached;
     }
-    // Uninitialised: filling all 48 entries first cost more than setting
-    // three attributes (1.5 KiB of stores per call).
+    if n <= SMALL {
+        with_attributes_in::<SMALL>(attrs, n, f)
+    } else {
+        with_many_attributes(attrs, n, f)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn with_many_attributes(
+    attrs: *const spanguard_attribute,
+    n: usize,
+    f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
+) -> spanguard_result {
+    with_attributes_in::<{ SPANGUARD_MAX_ATTRIBUTES as usize }>(attrs, n, f)
+}
+
+/// `with_attributes` with room for `MAX` (>= n) on the stack.
+#[inline(always)]
+fn with_attributes_in<const MAX: usize>(
+    attrs: *const spanguard_attribute,
+    n: usize,
+    f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
+) -> spanguard_result {
+    // Uninitialised: filling every entry first cost more than setting
+    // three attributes.
     let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
         [const { std::mem::MaybeUninit::uninit() }; MAX];
     for (i, item) in items.iter_mut().enumerate().take(n) {
         // SAFETY: attrs holds n elements.
         let a = unsafe { &*attrs.add(i) };
-        if a.key.is_null()
-            || (a.type_ == SPANGUARD_VALUE_STRING && a.string_value.is_null() && a.string_len > 0)
-        {
+        if a.key.is_null() {
             return spanguard_result::NullArgument;
         }
-        // SAFETY: key and string_value are valid for their lengths.
+        // SAFETY: key is valid for key_len bytes.
         let key = unsafe { bytes(a.key, a.key_len) };
+        let (data, n) = (a.string_value, a.string_len);
+        // SAFETY (every slice below): string_value points at string_len
+        // elements of the type `type_` names, as documented.
+        // Strings and scalars first: what most attributes are. A pointer
+        // member that is NULL with a non-zero count is refused.
         let value = match a.type_ {
-            SPANGUARD_VALUE_STRING => {
-                AttrInput::Str(unsafe { bytes(a.string_value, a.string_len) })
+            SPANGUARD_VALUE_STRING if data.is_null() && n > 0 => {
+                return spanguard_result::NullArgument;
             }
+            SPANGUARD_VALUE_STRING => AttrInput::Str(unsafe { bytes(data, n) }),
             SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
             SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
             SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
-            _ => return spanguard_result::InvalidArgument,
+            other => match other_value(other, data, n) {
+                Ok(v) => v,
+                Err(rc) => return rc,
+            },
         };
         item.write((key, value));
     }

@@ -132,6 +132,13 @@ pub unsafe extern "C" fn spanguard_config_init(
             exporter_max_cpu_percent: d.exporter_max_cpu_percent,
             sampler: SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON,
             sampler_ratio: 1.0,
+            payload_pool_mib: d.payload_pool_mib,
+            value_length_limit: d.limits.attribute_value_length,
+            attribute_count_limit: d.limits.attribute_count,
+            event_count_limit: d.limits.event_count,
+            link_count_limit: d.limits.link_count,
+            event_attribute_count_limit: d.limits.event_attribute_count,
+            link_attribute_count_limit: d.limits.link_attribute_count,
         };
         // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
         unsafe {
@@ -321,6 +328,15 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
     if c.exporter_max_cpu_percent != 0 {
         t.exporter_max_cpu_percent = c.exporter_max_cpu_percent;
     }
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    t.payload_pool_mib = or(c.payload_pool_mib, t.payload_pool_mib);
+    let l = &mut t.limits;
+    l.attribute_value_length = or(c.value_length_limit, l.attribute_value_length);
+    l.attribute_count = or(c.attribute_count_limit, l.attribute_count);
+    l.event_count = or(c.event_count_limit, l.event_count);
+    l.link_count = or(c.link_count_limit, l.link_count);
+    l.event_attribute_count = or(c.event_attribute_count_limit, l.event_attribute_count);
+    l.link_attribute_count = or(c.link_attribute_count_limit, l.link_attribute_count);
     t.sampler = sampler_of(c.sampler, c.sampler_ratio)?;
     t.validate().map_err(CreateError::config)?;
     Ok(t)

@@ -24,11 +24,24 @@ pub const SPANGUARD_STATUS_UNSET: u32 = 0;
 pub const SPANGUARD_STATUS_OK: u32 = 1;
 pub const SPANGUARD_STATUS_ERROR: u32 = 2;
 
-/// `spanguard_attribute.type`.
+/// `spanguard_attribute.type`: what the attribute's value is, and which
+/// of its members carry it.
 pub const SPANGUARD_VALUE_STRING: u32 = 1;
 pub const SPANGUARD_VALUE_INT: u32 = 2;
 pub const SPANGUARD_VALUE_DOUBLE: u32 = 3;
 pub const SPANGUARD_VALUE_BOOL: u32 = 4;
+/// A byte string: `string_value` points at the bytes (any bytes, not
+/// UTF-8 checked), `string_len` is their count. OTLP `bytes_value`.
+pub const SPANGUARD_VALUE_BYTES: u32 = 5;
+/// An array of strings: `string_value` points at `string_len`
+/// `spanguard_string`s (cast it: `(const char *)strings`).
+pub const SPANGUARD_VALUE_STRING_ARRAY: u32 = 6;
+/// An array of int64: `string_value` points at `string_len` `int64_t`s.
+pub const SPANGUARD_VALUE_INT_ARRAY: u32 = 7;
+/// An array of doubles: `string_value` points at `string_len` `double`s.
+pub const SPANGUARD_VALUE_DOUBLE_ARRAY: u32 = 8;
+/// An array of bools: `string_value` points at `string_len` `bool`s.
+pub const SPANGUARD_VALUE_BOOL_ARRAY: u32 = 9;
 
 /// `spanguard_config.protocol`.
 pub const SPANGUARD_PROTOCOL_HTTP_PROTOBUF: u32 = 0;
@@ -61,18 +74,36 @@ pub const SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE: u32 = 1;
 pub const SPANGUARD_FULL_POLICY_WAIT: u32 = 0;
 pub const SPANGUARD_FULL_POLICY_DROP: u32 = 1;
 
-/// Limits of one span, in bytes or items. Longer strings are truncated on a
-/// UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`); extra attributes, events
-/// and links are dropped (`SPANGUARD_RESULT_LIMIT_REACHED`); both are counted.
-pub const SPANGUARD_MAX_NAME_BYTES: u32 = 256;
-pub const SPANGUARD_MAX_KEY_BYTES: u32 = 128;
-pub const SPANGUARD_MAX_VALUE_BYTES: u32 = 1024;
-/// All text of one span together (name, keys, values, messages).
-pub const SPANGUARD_MAX_SPAN_TEXT_BYTES: u32 = 2048;
-/// Attributes of a span, its events and links together.
-pub const SPANGUARD_MAX_ATTRIBUTES: u32 = 48;
-pub const SPANGUARD_MAX_EVENTS: u32 = 8;
-pub const SPANGUARD_MAX_LINKS: u32 = 4;
+/// Fixed limits of one span, in bytes. Longer names, keys and tracestates
+/// are cut on a UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`, counted in
+/// `values_truncated`). Values have no fixed limit: they are bounded by
+/// `value_length_limit` (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT; none by
+/// default) and by the payload pool, and cut and counted the same way.
+/// (`SPANGUARD_MAX_VALUE_BYTES` and `SPANGUARD_MAX_SPAN_TEXT_BYTES`, the
+/// 1 KiB and 2 KiB caps of earlier versions, are retired.)
+pub const SPANGUARD_MAX_NAME_BYTES: u32 = 1024;
+pub const SPANGUARD_MAX_KEY_BYTES: u32 = 1024;
+/// An instrumentation scope's name or version (`spanguard_span_options`).
+pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;
+/// The most attributes one call takes in a `spanguard_attribute` array
+/// (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done). Also the
+/// default of every count limit below; a span holds as many attributes,
+/// events and links as its limits allow (`spanguard_config`), no longer a
+/// fixed number.
+pub const SPANGUARD_MAX_ATTRIBUTES: u32 = 128;
+/// OpenTelemetry's default count limit: attributes per span, events per
+/// span, links per span, attributes per event and per link.
+pub const SPANGUARD_DEFAULT_COUNT_LIMIT: u32 = 128;
+/// The largest count limit a config may set.
+pub const SPANGUARD_MAX_COUNT_LIMIT: u32 = 32767;
+/// Events per span by default (`event_count_limit`).
+pub const SPANGUARD_MAX_EVENTS: u32 = 128;
+/// Links per span by default (`link_count_limit`).
+pub const SPANGUARD_MAX_LINKS: u32 = 128;
+/// `value_length_limit`: no limit on a value's length but the pool.
+pub const SPANGUARD_NO_LENGTH_LIMIT: u32 = 0xFFFF_FFFF;
+/// The payload pool's default size in MiB (`payload_pool_mib`).
+pub const SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB: u32 = 64;
 /// Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
 pub const SPANGUARD_TRACEPARENT_SIZE: u32 = 56;
 /// The longest tracestate a span keeps, in bytes (the 512 characters W3C
@@ -145,6 +176,28 @@ pub struct spanguard_config {
     /// The share of traces the `*_TRACEIDRATIO` samplers keep, 0.0 to 1.0;
     /// `spanguard_config_init` sets 1.0. Ignored by the other samplers.
     pub sampler_ratio: f64,
+    /// The payload pool's size in MiB: what spans hold past their slots
+    /// (long prompts and completions, many attributes, events, links). Reserved at
+    /// start and resident only as spans use it; when it is used up, values
+    /// are cut and counted. Default `SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB`
+    /// (SPANGUARD_PAYLOAD_POOL_MIB).
+    pub payload_pool_mib: u32,
+    /// Longest string or bytes value kept (each element of an array), in
+    /// bytes; default `SPANGUARD_NO_LENGTH_LIMIT`
+    /// (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
+    pub value_length_limit: u32,
+    /// Attributes per span; default 128 (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+    /// OTEL_ATTRIBUTE_COUNT_LIMIT). At most `SPANGUARD_MAX_COUNT_LIMIT`, as
+    /// are the other count limits.
+    pub attribute_count_limit: u32,
+    /// Events per span; default 128 (OTEL_SPAN_EVENT_COUNT_LIMIT).
+    pub event_count_limit: u32,
+    /// Links per span; default 128 (OTEL_SPAN_LINK_COUNT_LIMIT).
+    pub link_count_limit: u32,
+    /// Attributes per event; default 128 (OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT).
+    pub event_attribute_count_limit: u32,
+    /// Attributes per link; default 128 (OTEL_LINK_ATTRIBUTE_COUNT_LIMIT).
+    pub link_attribute_count_limit: u32,
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with
@@ -203,8 +256,24 @@ pub struct spanguard_span_options {
     pub attribute_count: usize,
 }
 
-/// One attribute, for calls that take several (events, links). Set `key`
-/// and the member that `type` (`SPANGUARD_VALUE_*`) names.
+/// One string of a string array (`SPANGUARD_VALUE_STRING_ARRAY`): a
+/// pointer and a length, UTF-8 (invalid bytes replaced).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct spanguard_string {
+    pub ptr: *const c_char,
+    pub len: usize,
+}
+
+/// One attribute, for calls that take several (events, links, attributes
+/// at creation, `spanguard_span_set_attributes`). Set `key` and the
+/// members that `type_` (`SPANGUARD_VALUE_*`) names: `string_value` and
+/// `string_len` for a string; `int_value`, `double_value` or `bool_value`
+/// for a scalar; and for bytes and arrays, `string_value` as a pointer to
+/// the data (cast to `const char *`) and `string_len` as the number of
+/// bytes or elements (see each `SPANGUARD_VALUE_*`). Its size and layout
+/// are those of earlier versions: arrays of it from older callers work.
+/// The data pointed at is copied during the call.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct spanguard_attribute {
@@ -317,11 +386,31 @@ mod tests {
     fn documented_limits_are_the_real_ones() {
         assert_eq!(SPANGUARD_MAX_NAME_BYTES as usize, limits::MAX_NAME_BYTES);
         assert_eq!(SPANGUARD_MAX_KEY_BYTES as usize, limits::MAX_KEY_BYTES);
-        assert_eq!(SPANGUARD_MAX_VALUE_BYTES as usize, limits::MAX_VALUE_BYTES);
-        assert_eq!(SPANGUARD_MAX_SPAN_TEXT_BYTES as usize, limits::ARENA_BYTES);
-        assert_eq!(SPANGUARD_MAX_ATTRIBUTES as usize, limits::MAX_ATTRIBUTES);
-        assert_eq!(SPANGUARD_MAX_EVENTS as usize, limits::MAX_EVENTS);
-        assert_eq!(SPANGUARD_MAX_LINKS as usize, limits::MAX_LINKS);
+        assert_eq!(SPANGUARD_MAX_SCOPE_BYTES as usize, limits::MAX_SCOPE_BYTES);
+        assert_eq!(
+            SPANGUARD_MAX_TRACESTATE_BYTES as usize,
+            limits::MAX_TRACESTATE_BYTES
+        );
+        let d = limits::SpanLimits::default();
+        assert_eq!(SPANGUARD_DEFAULT_COUNT_LIMIT, limits::DEFAULT_COUNT_LIMIT);
+        assert_eq!(SPANGUARD_MAX_COUNT_LIMIT, limits::MAX_COUNT_LIMIT);
+        assert_eq!(SPANGUARD_MAX_ATTRIBUTES, d.attribute_count);
+        assert_eq!(SPANGUARD_MAX_EVENTS, d.event_count);
+        assert_eq!(SPANGUARD_MAX_LINKS, d.link_count);
+        assert_eq!(SPANGUARD_NO_LENGTH_LIMIT, d.attribute_value_length);
+        assert_eq!(
+            SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB,
+            crate::config::DEFAULT_PAYLOAD_POOL_MIB
+        );
+        // A string array element is what the record reads.
+        assert_eq!(
+            std::mem::size_of::<spanguard_string>(),
+            std::mem::size_of::<crate::span::record::RawStr>()
+        );
+        // The attribute struct keeps the size and layout callers built
+        // arrays of before bytes and arrays existed.
+        assert_eq!(std::mem::size_of::<spanguard_attribute>(), 56);
+        assert_eq!(std::mem::offset_of!(spanguard_attribute, string_value), 40);
         assert_eq!(
             SPANGUARD_TRACEPARENT_SIZE as usize,
             crate::span::traceparent::TRACEPARENT_LEN + 1

@@ -1,20 +1,98 @@
 //! The span record: one fixed-size, `repr(C)` slot that holds everything a
-//! span carries. Records live in a preallocated slab (see `buffer::slab`), so
-//! recording a span never allocates; text is copied into the record's own
-//! arena. The layout is plain data so that a crash handler or the flight
-//! recorder can write a slot to disk byte for byte and a later process can
-//! read it back.
+//! small span carries, and a chain of payload-pool chunks for what does not
+//! fit. Records live in a preallocated slab and chunks in a preallocated
+//! pool (see `buffer::slab`, `buffer::payload_pool`), so recording a span
+//! never allocates. The layout is plain data so that a crash handler or the
+//! flight recorder can write a slot and its chunks to disk byte for byte
+//! and a later process can read them back.
+//!
+//! # Where a span's data lives
+//!
+//! A span's text sits in one *virtual* byte space of 32-bit offsets:
+//! `0..ARENA_BYTES` is the slot's own arena; from `OVERFLOW_BASE` on, byte
+//! `OVERFLOW_BASE + k * CHUNK_BYTES + j` is byte `j` of the span's `k`-th
+//! chunk. The slot lists its first `DIRECT_CHUNKS` chunks itself; the rest
+//! are listed in index chunks (1023 entries each, linked), so any offset
+//! resolves in one step for the first 64 KiB and one more per 4 MiB after.
+//! A `TextRef` is an offset and a length in that space, so the encoders
+//! read a 100 KB prompt the same way as a 6-byte model name, as a few
+//! pieces.
+//!
+//! - Names, keys and values that fit go to the arena (the hot path: a few
+//!   loads and stores, as before chunks existed); anything else goes to
+//!   the chunks, which the span takes from the pool as it needs them (a
+//!   lock-free pop each). Text never straddles the arena and the chunks,
+//!   but may cross from chunk to chunk.
+//! - The first `INLINE_ATTRIBUTES` span attributes sit in the slot's table;
+//!   later ones are 24-byte nodes in the virtual space, linked in order.
+//! - Events and links never change once added, so each is one entry in the
+//!   virtual space with its attributes right after it, linked in order;
+//!   each carries its own dropped-attributes count.
+//!
+//! When the pool has no chunk left, text is cut on a character boundary
+//! and counted (the caller hears TRUNCATED); an attribute whose key cannot
+//! be stored whole is dropped and counted, never stored without its key.
+//! The exporter gives the chunks back with the slot (`owned_chunks`).
 
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 use super::limits::*;
 
-/// Where a piece of text sits inside a record's arena.
+/// Where a piece of text sits in a span's virtual byte space.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct TextRef {
-    pub offset: u16,
-    pub len: u16,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// The first virtual offset past the arena: byte 0 of the span's first
+/// chunk.
+pub const OVERFLOW_BASE: u32 = ARENA_BYTES as u32;
+/// Entries of an index chunk; its last word links the next index chunk.
+const INDEX_ENTRIES: usize = CHUNK_BYTES / 4 - 1;
+
+/// A list link in the virtual space: offset + 1, 0 for none (a zeroed slot
+/// is then a span with empty lists).
+type Link = u32;
+
+/// Where a span's chunks come from: the payload pool. Implemented in
+/// `buffer::payload_pool`; the record only needs these two calls.
+pub trait ChunkStore {
+    /// A chunk no one else owns, or None when the pool is used up.
+    /// Lock-free; no allocation or system call.
+    fn take_chunk(&self) -> Option<u32>;
+    /// The `CHUNK_BYTES` bytes of chunk `index`; None out of range. Only
+    /// the chunk's owner (the span's writer, then the exporter) may touch
+    /// them.
+    fn chunk_ptr(&self, index: u32) -> Option<NonNull<u8>>;
+}
+
+/// Where a reader finds a span's chunks by their place in the span (0 =
+/// its first): the pool for live spans, a buffer for spans read back from
+/// disk.
+pub trait OverflowSource {
+    fn chunk<'a>(&'a self, record: &SpanRecord, ordinal: u32) -> Option<&'a [u8]>;
+}
+
+/// A span's chunks copied out of a crash dump or flight file, in order.
+pub struct OwnedOverflow(pub Vec<u8>);
+
+impl OverflowSource for OwnedOverflow {
+    fn chunk<'a>(&'a self, _record: &SpanRecord, ordinal: u32) -> Option<&'a [u8]> {
+        let start = ordinal as usize * CHUNK_BYTES;
+        self.0.get(start..start + CHUNK_BYTES)
+    }
+}
+
+/// No chunks at all (a span that never overflowed, or a test).
+pub struct NoOverflow;
+
+impl OverflowSource for NoOverflow {
+    fn chunk<'a>(&'a self, _record: &SpanRecord, _ordinal: u32) -> Option<&'a [u8]> {
+        None
+    }
 }
 
 /// The type of an attribute value, as stored in `AttributeRecord::value_kind`.
@@ -25,66 +103,194 @@ pub enum ValueKind {
     Int = 2,
     Double = 3,
     Bool = 4,
+    Bytes = 5,
+    StringArray = 6,
+    IntArray = 7,
+    DoubleArray = 8,
+    BoolArray = 9,
 }
 
 impl ValueKind {
     pub fn from_u8(v: u8) -> Option<ValueKind> {
-        match v {
-            1 => Some(ValueKind::String),
-            2 => Some(ValueKind::Int),
-            3 => Some(ValueKind::Double),
-            4 => Some(ValueKind::Bool),
-            _ => None,
+        Some(match v {
+            1 => ValueKind::String,
+            2 => ValueKind::Int,
+            3 => ValueKind::Double,
+            4 => ValueKind::Bool,
+            5 => ValueKind::Bytes,
+            6 => ValueKind::StringArray,
+            7 => ValueKind::IntArray,
+            8 => ValueKind::DoubleArray,
+            9 => ValueKind::BoolArray,
+            _ => return None,
+        })
+    }
+}
+
+/// One string of a string array as a C caller passes it: a pointer and a
+/// length (the layout of `spanguard_string`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawStr<'a> {
+    ptr: *const u8,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> RawStr<'a> {
+    pub fn new(bytes: &'a [u8]) -> RawStr<'a> {
+        RawStr {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The bytes; a NULL pointer reads as empty only with length 0 (callers
+    /// from C are checked before a `RawStr` is made of their data).
+    pub fn bytes(&self) -> &'a [u8] {
+        if self.len == 0 || self.ptr.is_null() {
+            &[]
+        } else {
+            // SAFETY: made from a slice living for 'a (`new`), or from C
+            // memory the caller vouched for for 'a (`ffi`).
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
         }
     }
 }
 
-/// `AttributeRecord::owner` for an attribute of the span itself; events use
-/// `OWNER_EVENT_BASE + index`, links `OWNER_LINK_BASE + index`.
-pub const OWNER_SPAN: u8 = 0;
-pub const OWNER_EVENT_BASE: u8 = 1;
-pub const OWNER_LINK_BASE: u8 = 0x80;
+/// An attribute value to record.
+#[derive(Clone, Copy, Debug)]
+pub enum ValueInput<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Bytes(&'a [u8]),
+    StrArray(&'a [RawStr<'a>]),
+    IntArray(&'a [i64]),
+    DoubleArray(&'a [f64]),
+    /// One byte per element: 0 is false, anything else true (C's bool
+    /// arrives as bytes).
+    BoolArray(&'a [u8]),
+}
 
-/// One attribute. Attributes of the span, its events and its links share one
-/// table so that a span with many event attributes and one with many span
-/// attributes both fit.
+/// One attribute: its key and value. For strings and bytes `value` is a
+/// `TextRef` packed as `offset | len << 32`; for arrays, the offset of the
+/// elements and their count (elements: `TextRef`s, i64s, f64 bits, or one
+/// byte per bool); for scalars the i64 or f64 bits, or 0/1.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct AttributeRecord {
-    pub key: TextRef,
+    pub key: u32,
+    pub key_len: u16,
     pub value_kind: u8,
-    pub owner: u8,
-    pub _reserved: [u8; 2],
-    /// Int: the i64 bits; Double: the f64 bits; Bool: 0 or 1; String: a
-    /// `TextRef` packed as `offset | len << 16`.
+    pub _reserved: u8,
     pub value: u64,
 }
 
 impl AttributeRecord {
+    pub fn key_ref(&self) -> TextRef {
+        TextRef {
+            offset: self.key,
+            len: self.key_len as u32,
+        }
+    }
+
+    /// The packed offset and length (or count) of a string, bytes or array.
     pub fn text_value(&self) -> TextRef {
         TextRef {
-            offset: (self.value & 0xffff) as u16,
-            len: ((self.value >> 16) & 0xffff) as u16,
+            offset: self.value as u32,
+            len: (self.value >> 32) as u32,
         }
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-pub struct EventRecord {
-    pub name: TextRef,
-    pub _reserved: u32,
-    pub time_unix_ns: u64,
+fn pack(t: TextRef) -> u64 {
+    t.offset as u64 | (t.len as u64) << 32
 }
 
+/// A span attribute past the slot's table, in the virtual space.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
-pub struct LinkRecord {
+struct AttributeNode {
+    attribute: AttributeRecord,
+    next: Link,
+    _reserved: u32,
+}
+
+/// An event, in the virtual space; its `attribute_count` attributes
+/// (`AttributeRecord`s) follow it at `attributes`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct EventEntry {
+    pub name: TextRef,
+    pub time_unix_ns: u64,
+    pub attributes: u32,
+    pub attribute_count: u16,
+    pub dropped_attributes: u16,
+    pub next: Link,
+    pub _reserved: u32,
+}
+
+/// A link, in the virtual space, like an event.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LinkEntry {
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     pub tracestate: TextRef,
+    pub attributes: u32,
+    pub attribute_count: u16,
+    pub dropped_attributes: u16,
     pub trace_flags: u8,
     pub _reserved: [u8; 3],
+    pub next: Link,
+}
+
+/// Plain-data values that may be copied to and from the virtual space as
+/// bytes.
+///
+/// # Safety
+/// Implementors are `repr(C)` plain data for which every bit pattern is a
+/// valid value.
+unsafe trait Plain: Copy + Default {}
+// SAFETY: repr(C) integers only.
+unsafe impl Plain for AttributeNode {}
+// SAFETY: as above.
+unsafe impl Plain for AttributeRecord {}
+// SAFETY: as above.
+unsafe impl Plain for EventEntry {}
+// SAFETY: as above.
+unsafe impl Plain for LinkEntry {}
+// SAFETY: as above.
+unsafe impl Plain for TextRef {}
+
+/// An entry of a list in the virtual space.
+trait ListEntry: Plain {
+    fn next(&self) -> Link;
+}
+
+impl ListEntry for EventEntry {
+    fn next(&self) -> Link {
+        self.next
+    }
+}
+
+impl ListEntry for LinkEntry {
+    fn next(&self) -> Link {
+        self.next
+    }
+}
+
+fn as_bytes<T: Plain>(v: &T) -> &[u8] {
+    // SAFETY: T is plain data (see `Plain`).
+    unsafe { std::slice::from_raw_parts((v as *const T).cast(), std::mem::size_of::<T>()) }
+}
+
+fn as_bytes_mut<T: Plain>(v: &mut T) -> &mut [u8] {
+    // SAFETY: T is plain data, any bytes are a valid T (see `Plain`).
+    unsafe { std::slice::from_raw_parts_mut((v as *mut T).cast(), std::mem::size_of::<T>()) }
 }
 
 /// Marks on a span (`SpanRecord::marks`).
@@ -113,7 +319,10 @@ pub const STATUS_ERROR: u8 = 2;
 /// three attributes and short text writes three lines (it wrote six when
 /// the rarely used fields sat before the table and records were not
 /// line-aligned). Every line a span writes is fetched from the exporter's
-/// core or from memory, and fetched again by the exporter.
+/// core or from memory, and fetched again by the exporter. The fields
+/// between the table and the arena (status, counters, the chunk map and
+/// list heads) are written only by spans that use them, and cleared by the
+/// exporter as it frees the slot (`reset_rest`).
 #[repr(C, align(64))]
 pub struct SpanRecord {
     /// `generation << 32 | state`: the slot's commit marker. See
@@ -128,34 +337,56 @@ pub struct SpanRecord {
     pub kind: u8,
     pub status_code: u8,
     pub marks: u8,
+    /// Span attributes, in the slot's table and past it.
+    pub attribute_count: u16,
+    /// Bytes of the arena in use.
+    pub arena_used: u16,
     pub name: TextRef,
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
-    pub attribute_count: u16,
-    pub arena_used: u16,
     pub event_count: u16,
     pub link_count: u16,
-    pub attributes: [AttributeRecord; MAX_ATTRIBUTES],
-    /// The signal that interrupted the span, when `MARK_INTERRUPTED`.
+    /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
+    /// only on records read back from disk).
     pub signal: i32,
-    pub status_message: TextRef,
-    pub tracestate: TextRef,
-    /// The instrumentation scope that made the span (an OpenTelemetry
-    /// tracer's name and version); empty for spanguard's own.
-    pub scope_name: TextRef,
-    pub scope_version: TextRef,
+    pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
+    // One line from here: what the exporter reads of every span besides
+    // the first two, and clears as it frees the slot.
+    /// Chunks the span owns (data chunks, not index chunks).
+    pub chunk_count: u32,
     pub dropped_attributes: u16,
     pub dropped_events: u16,
     pub dropped_links: u16,
-    /// Strings cut at a limit or at the end of the arena.
+    /// Strings cut at a limit or because the pool ran out.
     pub truncated_values: u16,
     /// Strings whose invalid UTF-8 was replaced with U+FFFD.
     pub replaced_utf8: u16,
-    pub _reserved: [u8; 2],
-    pub events: [EventRecord; MAX_EVENTS],
-    pub links: [LinkRecord; MAX_LINKS],
+    pub _reserved2: u16,
+    pub status_message: TextRef,
+    /// The W3C tracestate (`MARK_HAS_TRACESTATE` says it is set); stored
+    /// first at begin, so always in the arena.
+    pub tracestate: TextRef,
+    /// The instrumentation scope that made the span (an OpenTelemetry
+    /// tracer's name and version); empty for spanguard's own. Stored at
+    /// begin before anything long, so always in the arena.
+    pub scope_name: TextRef,
+    pub scope_version: TextRef,
+    // Lines only a span with chunks, nodes, events or links touches.
+    /// Bytes of the chunks in use.
+    pub overflow_used: u32,
+    /// The span's first chunks, in order.
+    pub direct_chunks: [u32; DIRECT_CHUNKS],
+    /// Index chunks listing chunks past the direct ones: the first and the
+    /// last (pool index + 1, 0 for none).
+    pub index_head: u32,
+    pub index_tail: u32,
+    /// Span attributes past the table, events and links: lists in the
+    /// virtual space (first, last).
+    pub overflow_attributes: [Link; 2],
+    pub events: [Link; 2],
+    pub links: [Link; 2],
     /// Puts the arena at the start of a cache line.
-    pub _to_line: [u8; 24],
+    pub _to_line: [u8; 28],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -250,13 +481,116 @@ pub struct TextOutcome {
     pub replaced_utf8: bool,
 }
 
+impl TextOutcome {
+    fn merge(&mut self, o: TextOutcome) {
+        self.truncated |= o.truncated;
+        self.replaced_utf8 |= o.replaced_utf8;
+    }
+}
+
+/// Why an attribute, event or link was not recorded (counted either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStored {
+    /// A count limit was reached.
+    Limit,
+    /// Its key (or its entry) did not fit: the pool ran out.
+    NoRoom,
+}
+
+/// The sanitized form of some input text: how long it is once invalid
+/// UTF-8 is replaced and it is cut at `limit` on a character boundary.
+struct TextPlan {
+    out_len: usize,
+    replaced_utf8: bool,
+    /// The limit cut the sanitized text.
+    cut: bool,
+    /// The input is valid UTF-8 (one copy of a prefix writes it).
+    valid: bool,
+}
+
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+fn plan_text(input: &[u8], limit: usize) -> TextPlan {
+    if input.is_ascii() || std::str::from_utf8(input).is_ok() {
+        // SAFETY-free: checked just above.
+        let valid = std::str::from_utf8(input).unwrap_or("");
+        let out_len = floor_char_boundary(valid, limit);
+        return TextPlan {
+            out_len,
+            replaced_utf8: false,
+            cut: out_len < input.len(),
+            valid: true,
+        };
+    }
+    let mut out_len = 0usize;
+    let mut replaced = false;
+    let mut cut = false;
+    for chunk in input.utf8_chunks() {
+        let valid = chunk.valid();
+        let take = floor_char_boundary(valid, limit - out_len);
+        out_len += take;
+        if take < valid.len() {
+            cut = true;
+            break;
+        }
+        if !chunk.invalid().is_empty() {
+            replaced = true;
+            if limit - out_len < REPLACEMENT.len() {
+                cut = true;
+                break;
+            }
+            out_len += REPLACEMENT.len();
+        }
+    }
+    TextPlan {
+        out_len,
+        replaced_utf8: replaced,
+        cut,
+        valid: false,
+    }
+}
+
+/// Calls `emit` with the sanitized text's pieces, at most `budget` bytes
+/// in all and ending on a character boundary. Returns the bytes emitted.
+fn emit_text(input: &[u8], plan: &TextPlan, budget: usize, mut emit: impl FnMut(&[u8])) -> usize {
+    let budget = budget.min(plan.out_len);
+    if plan.valid {
+        // A valid input's prefix, cut on a character boundary.
+        let take = if budget == plan.out_len {
+            budget
+        } else {
+            floor_char_boundary(std::str::from_utf8(input).unwrap_or(""), budget)
+        };
+        emit(&input[..take]);
+        return take;
+    }
+    let mut written = 0usize;
+    for chunk in input.utf8_chunks() {
+        let valid = chunk.valid();
+        let take = floor_char_boundary(valid, budget - written);
+        emit(&valid.as_bytes()[..take]);
+        written += take;
+        if take < valid.len() {
+            break;
+        }
+        if !chunk.invalid().is_empty() {
+            if budget - written < REPLACEMENT.len() {
+                break;
+            }
+            emit(REPLACEMENT);
+            written += REPLACEMENT.len();
+        }
+    }
+    written
+}
+
 impl SpanRecord {
     /// Clears the fields every span sets, ready for a new span: those in
     /// the record's first two lines. Only the slot's current writer may
     /// call it. The rest is clear already: a slot is zero when mapped, and
     /// `reset_rest` clears it when the exporter frees the slot, so a span
-    /// that sets no status message, tracestate or limit counter never
-    /// writes the line they live on.
+    /// that sets no status message, tracestate, limit counter or large
+    /// value never writes the lines they live on.
     #[inline]
     pub fn reset(&mut self) {
         self.trace_id = [0; 16];
@@ -273,16 +607,20 @@ impl SpanRecord {
         self.arena_used = 0;
         self.event_count = 0;
         self.link_count = 0;
-        // The arena and tables need no clearing: the counts above say what
+        // The arena and table need no clearing: the counts above say what
         // is live.
     }
 
     /// Clears the fields `reset` leaves: the exporter's part, when it
     /// frees the slot (its encoder has just read them, so the line is in
-    /// its cache).
+    /// its cache). Call after the chunks were given back.
     #[inline]
     pub fn reset_rest(&mut self) {
-        self.signal = 0;
+        // On the first line, which the exporter only reads: written only in
+        // the rare case (a record from disk) that it is set.
+        if self.signal != 0 {
+            self.signal = 0;
+        }
         self.status_message = TextRef::default();
         self.tracestate = TextRef::default();
         self.scope_name = TextRef::default();
@@ -292,26 +630,235 @@ impl SpanRecord {
         self.dropped_links = 0;
         self.truncated_values = 0;
         self.replaced_utf8 = 0;
-    }
-
-    /// The bytes a `TextRef` names. Text in the arena is always valid UTF-8.
-    pub fn text(&self, t: TextRef) -> &str {
-        let start = t.offset as usize;
-        let end = (start + t.len as usize).min(ARENA_BYTES);
-        let bytes = &self.arena[start.min(end)..end];
-        // A record read back from disk may be torn or forged: never trust it
-        // to be UTF-8 without checking.
-        match std::str::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        // The chunk map and list heads sit on lines a small span never
+        // touches: cleared only when the counts on the lines read anyway
+        // say they were used (an index chunk exists only past the direct
+        // chunks, a list only with its count above zero).
+        if self.chunk_count != 0 {
+            self.chunk_count = 0;
+            self.overflow_used = 0;
+            self.index_head = 0;
+            self.index_tail = 0;
+        }
+        if self.attribute_count as usize > INLINE_ATTRIBUTES {
+            self.overflow_attributes = [0; 2];
+        }
+        if self.event_count != 0 {
+            self.events = [0; 2];
+        }
+        if self.link_count != 0 {
+            self.links = [0; 2];
         }
     }
 
-    /// Copies `input` into the arena as UTF-8, replacing invalid sequences
-    /// with U+FFFD and cutting it at `limit` bytes or at the end of the arena,
-    /// always on a character boundary. Counts what it did.
+    // ---- The chunk map ----
+
+    /// The pool index of the span's `ordinal`-th chunk. `bytes_of` reads an
+    /// index chunk; None when the map is broken (a record from disk).
+    fn chunk_index(
+        &self,
+        ordinal: u32,
+        bytes_of: impl Fn(u32) -> Option<*const u8>,
+    ) -> Option<u32> {
+        if ordinal >= self.chunk_count {
+            return None;
+        }
+        let k = ordinal as usize;
+        if k < DIRECT_CHUNKS {
+            return Some(self.direct_chunks[k]);
+        }
+        let (mut hops, slot) = (
+            (k - DIRECT_CHUNKS) / INDEX_ENTRIES,
+            (k - DIRECT_CHUNKS) % INDEX_ENTRIES,
+        );
+        let mut index = self.index_head.checked_sub(1)?;
+        loop {
+            let words = bytes_of(index)?.cast::<u32>();
+            if hops == 0 {
+                // SAFETY: an index chunk holds CHUNK_BYTES / 4 words.
+                return Some(unsafe { words.add(slot).read_unaligned() });
+            }
+            // SAFETY: as above; the last word links the next index chunk.
+            index = unsafe { words.add(INDEX_ENTRIES).read_unaligned() }.checked_sub(1)?;
+            hops -= 1;
+        }
+    }
+
+    /// The pool indexes of every chunk the span owns, index chunks too,
+    /// for the exporter to give back.
+    #[inline]
+    pub fn owned_chunks<S: ChunkStore + ?Sized>(&self, store: &S, mut f: impl FnMut(u32)) {
+        if self.chunk_count == 0 {
+            return; // and the map's lines stay untouched
+        }
+        let direct = (self.chunk_count as usize).min(DIRECT_CHUNKS);
+        for &c in &self.direct_chunks[..direct] {
+            f(c);
+        }
+        let mut left = (self.chunk_count as usize).saturating_sub(DIRECT_CHUNKS);
+        let mut index = self.index_head;
+        while index != 0 {
+            let Some(ptr) = store.chunk_ptr(index - 1) else {
+                return;
+            };
+            f(index - 1);
+            let words = ptr.as_ptr().cast::<u32>();
+            for slot in 0..left.min(INDEX_ENTRIES) {
+                // SAFETY: an index chunk holds CHUNK_BYTES / 4 words.
+                f(unsafe { words.add(slot).read_unaligned() });
+            }
+            left = left.saturating_sub(INDEX_ENTRIES);
+            // SAFETY: as above.
+            index = unsafe { words.add(INDEX_ENTRIES).read_unaligned() };
+        }
+    }
+
+    /// Takes one more chunk from `store` for the span. False when the pool
+    /// is used up (or the span's virtual space is).
+    fn add_chunk<S: ChunkStore + ?Sized>(&mut self, store: &S) -> bool {
+        let k = self.chunk_count as usize;
+        if (k + 1) * CHUNK_BYTES > (u32::MAX - OVERFLOW_BASE) as usize {
+            return false;
+        }
+        if k < DIRECT_CHUNKS {
+            let Some(c) = store.take_chunk() else {
+                return false;
+            };
+            self.direct_chunks[k] = c;
+            self.chunk_count += 1;
+            return true;
+        }
+        let slot = (k - DIRECT_CHUNKS) % INDEX_ENTRIES;
+        if slot == 0 {
+            // A new index chunk first, linked at the end of the list.
+            let Some(ix) = store.take_chunk() else {
+                return false;
+            };
+            let Some(ptr) = store.chunk_ptr(ix) else {
+                return false;
+            };
+            // SAFETY: the chunk is ours; its last word is the link.
+            unsafe {
+                ptr.as_ptr()
+                    .cast::<u32>()
+                    .add(INDEX_ENTRIES)
+                    .write_unaligned(0)
+            };
+            if let Some(tail) = self
+                .index_tail
+                .checked_sub(1)
+                .and_then(|t| store.chunk_ptr(t))
+            {
+                // SAFETY: the tail index chunk is ours.
+                unsafe {
+                    tail.as_ptr()
+                        .cast::<u32>()
+                        .add(INDEX_ENTRIES)
+                        .write_unaligned(ix + 1)
+                };
+            } else {
+                self.index_head = ix + 1;
+            }
+            self.index_tail = ix + 1;
+        }
+        let Some(c) = store.take_chunk() else {
+            // The index chunk stays listed (and owned) for the next try.
+            return false;
+        };
+        let Some(tail) = self
+            .index_tail
+            .checked_sub(1)
+            .and_then(|t| store.chunk_ptr(t))
+        else {
+            return false;
+        };
+        // SAFETY: the tail index chunk is ours; slot < INDEX_ENTRIES.
+        unsafe { tail.as_ptr().cast::<u32>().add(slot).write_unaligned(c) };
+        self.chunk_count += 1;
+        true
+    }
+
+    /// Reserves up to `want` bytes at the end of the chunks, taking chunks
+    /// as needed: the virtual offset and how many bytes it got (fewer when
+    /// the pool ran out).
+    fn reserve_overflow<S: ChunkStore + ?Sized>(&mut self, want: usize, store: &S) -> (u32, usize) {
+        let start = self.overflow_used as usize;
+        let mut have = self.chunk_count as usize * CHUNK_BYTES - start;
+        while have < want && self.add_chunk(store) {
+            have += CHUNK_BYTES;
+        }
+        let got = want.min(have);
+        self.overflow_used = (start + got) as u32;
+        (OVERFLOW_BASE + start as u32, got)
+    }
+
+    /// Reserves exactly `n` bytes, in the arena when they fit, else in the
+    /// chunks; None (and nothing reserved) when they do not fit.
+    fn alloc<S: ChunkStore + ?Sized>(&mut self, n: usize, store: &S) -> Option<u32> {
+        let start = self.arena_used as usize;
+        if n <= ARENA_BYTES - start {
+            self.arena_used = (start + n) as u16;
+            return Some(start as u32);
+        }
+        let before = self.overflow_used;
+        let (at, got) = self.reserve_overflow(n, store);
+        if got < n {
+            self.overflow_used = before;
+            return None;
+        }
+        Some(at)
+    }
+
+    /// Writes `bytes` at virtual offset `at`, which the span reserved.
+    fn write_at<S: ChunkStore + ?Sized>(&mut self, at: u32, bytes: &[u8], store: &S) {
+        if (at as usize) < ARENA_BYTES {
+            let at = at as usize;
+            copy_text(&mut self.arena[at..at + bytes.len()], bytes);
+            return;
+        }
+        let mut pos = (at - OVERFLOW_BASE) as usize;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (ordinal, within) = (pos / CHUNK_BYTES, pos % CHUNK_BYTES);
+            let n = rest.len().min(CHUNK_BYTES - within);
+            let index = self.chunk_index(ordinal as u32, |i| {
+                store.chunk_ptr(i).map(|p| p.as_ptr() as *const u8)
+            });
+            if let Some(ptr) = index.and_then(|i| store.chunk_ptr(i)) {
+                // SAFETY: the chunk is the span's; within + n <= CHUNK_BYTES.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(rest.as_ptr(), ptr.as_ptr().add(within), n)
+                };
+            }
+            rest = &rest[n..];
+            pos += n;
+        }
+    }
+
+    fn write_plain<T: Plain, S: ChunkStore + ?Sized>(&mut self, at: u32, v: &T, store: &S) {
+        self.write_at(at, as_bytes(v), store);
+    }
+
+    /// A copy of what the span holds at `at`, through `store` (the writer's
+    /// own view of its chunks).
+    fn read_plain_own<T: Plain, S: ChunkStore + ?Sized>(&self, at: u32, store: &S) -> Option<T> {
+        let src = StoreSource(store);
+        read_plain(self, &src, at)
+    }
+
+    // ---- Text ----
+
+    /// Copies `input` as UTF-8 (invalid sequences replaced with U+FFFD),
+    /// cut at `limit` bytes on a character boundary: into the arena when
+    /// it fits, else into the span's chunks, cut where the pool runs out.
+    /// Counts what it did.
     #[inline(always)]
-    pub fn store_text(&mut self, input: &[u8], limit: usize) -> (TextRef, TextOutcome) {
+    pub fn store_text<S: ChunkStore + ?Sized>(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        store: &S,
+    ) -> (TextRef, TextOutcome) {
         // Names, keys and most values are short ASCII: a few loads that
         // both check and copy, inline. Everything else takes the call.
         // (The general path cost 90 instructions for a 6-byte key.)
@@ -324,75 +871,60 @@ impl SpanRecord {
         {
             self.arena_used = (start + n) as u16;
             let text = TextRef {
-                offset: start as u16,
-                len: n as u16,
+                offset: start as u32,
+                len: n as u32,
             };
             return (text, TextOutcome::default());
         }
-        self.store_text_general(input, limit)
+        self.store_text_general(input, limit, store, true)
     }
 
-    /// `store_text` for any input. A failed fast path may have written
-    /// past `arena_used`; that space is unused, and is written again here.
+    /// `store_text` for any input; with `cut` false it stores the whole
+    /// text or nothing (keys: an attribute is kept with its whole key or
+    /// not at all). A failed fast path may have written past `arena_used`;
+    /// that space is unused, and is written again here.
     #[inline(never)]
-    fn store_text_general(&mut self, input: &[u8], limit: usize) -> (TextRef, TextOutcome) {
+    fn store_text_general<S: ChunkStore + ?Sized>(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        store: &S,
+        cut: bool,
+    ) -> (TextRef, TextOutcome) {
+        let plan = plan_text(input, limit);
         let start = self.arena_used as usize;
-        let room = (ARENA_BYTES - start).min(limit);
-        // The common cases are one check and one copy: ASCII (every byte is
-        // a character boundary; the check is word-at-a-time), then any valid
-        // UTF-8.
-        let fast = if input.is_ascii() {
-            Some(input.len().min(room))
+        let (at, room) = if plan.out_len <= ARENA_BYTES - start {
+            (start as u32, plan.out_len)
         } else {
-            std::str::from_utf8(input)
-                .ok()
-                .map(|valid| floor_char_boundary(valid, room))
+            let before = self.overflow_used;
+            let (at, got) = self.reserve_overflow(plan.out_len, store);
+            if !cut && got < plan.out_len {
+                self.overflow_used = before;
+                return (
+                    TextRef::default(),
+                    TextOutcome {
+                        truncated: true,
+                        replaced_utf8: false,
+                    },
+                );
+            }
+            (at, got)
         };
-        if let Some(take) = fast {
-            copy_text(&mut self.arena[start..start + take], &input[..take]);
-            self.arena_used = (start + take) as u16;
-            let outcome = TextOutcome {
-                truncated: take < input.len(),
-                replaced_utf8: false,
-            };
-            if outcome.truncated {
-                self.truncated_values = self.truncated_values.saturating_add(1);
-            }
-            return (
-                TextRef {
-                    offset: start as u16,
-                    len: take as u16,
-                },
-                outcome,
-            );
+        let mut pos = at;
+        let written = emit_text(input, &plan, room, |piece| {
+            self.write_at(pos, piece, store);
+            pos += piece.len() as u32;
+        });
+        if (at as usize) < ARENA_BYTES {
+            self.arena_used = (at as usize + written) as u16;
+        } else {
+            // Give back what the cut did not use.
+            self.overflow_used = at - OVERFLOW_BASE + written as u32;
         }
-        let mut written = 0usize;
-        let mut outcome = TextOutcome::default();
-        'chunks: for chunk in input.utf8_chunks() {
-            let valid = chunk.valid();
-            if !valid.is_empty() {
-                let take = floor_char_boundary(valid, room - written);
-                self.arena[start + written..start + written + take]
-                    .copy_from_slice(&valid.as_bytes()[..take]);
-                written += take;
-                if take < valid.len() {
-                    outcome.truncated = true;
-                    break 'chunks;
-                }
-            }
-            if !chunk.invalid().is_empty() {
-                outcome.replaced_utf8 = true;
-                const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
-                if room - written < REPLACEMENT.len() {
-                    outcome.truncated = true;
-                    break 'chunks;
-                }
-                self.arena[start + written..start + written + REPLACEMENT.len()]
-                    .copy_from_slice(REPLACEMENT);
-                written += REPLACEMENT.len();
-            }
-        }
-        self.arena_used = (start + written) as u16;
+        let outcome = TextOutcome {
+            truncated: plan.cut || written < plan.out_len,
+            replaced_utf8: plan.replaced_utf8,
+        };
         if outcome.truncated {
             self.truncated_values = self.truncated_values.saturating_add(1);
         }
@@ -401,15 +933,16 @@ impl SpanRecord {
         }
         (
             TextRef {
-                offset: start as u16,
-                len: written as u16,
+                offset: at,
+                len: written as u32,
             },
             outcome,
         )
     }
 
-    /// The raw bytes a `TextRef` names (bounded by the arena), for
-    /// comparisons that need no UTF-8 check.
+    /// The raw bytes a `TextRef` names, bounded by the arena: for text
+    /// known to be there (tracestate, scope), compared without a UTF-8
+    /// check.
     #[inline]
     pub fn raw(&self, t: TextRef) -> &[u8] {
         let start = (t.offset as usize).min(ARENA_BYTES);
@@ -417,74 +950,1095 @@ impl SpanRecord {
         &self.arena[start..end]
     }
 
-    /// Sets an attribute of `owner`. A key it already has gets the new value
-    /// (the OpenTelemetry rule); a new key takes a table entry, and when the
-    /// table is full the attribute is counted dropped and None returned.
-    #[inline(always)]
-    pub fn push_attribute(
+    /// Copies raw bytes (a bytes value: no UTF-8 rule), cut at `limit` and
+    /// where the pool runs out, counted.
+    #[inline(never)]
+    fn store_bytes<S: ChunkStore + ?Sized>(
         &mut self,
-        owner: u8,
-        key: &[u8],
-        value_kind: ValueKind,
-        scalar: u64,
-        text: &[u8],
-    ) -> Option<TextOutcome> {
-        let count = self.attribute_count as usize;
-        let existing = (0..count).find(|&i| {
-            self.attributes[i].owner == owner && self.raw(self.attributes[i].key) == key
-        });
-        let index = match existing {
-            Some(i) => i,
-            None if count >= MAX_ATTRIBUTES => {
-                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
-                return None;
-            }
-            None => count,
-        };
-        let (key_ref, mut outcome) = match existing {
-            Some(i) => (self.attributes[i].key, TextOutcome::default()),
-            None => self.store_text(key, MAX_KEY_BYTES),
-        };
-        let value = if value_kind == ValueKind::String {
-            let (value_ref, value_outcome) = self.store_text(text, MAX_VALUE_BYTES);
-            outcome.truncated |= value_outcome.truncated;
-            outcome.replaced_utf8 |= value_outcome.replaced_utf8;
-            value_ref.offset as u64 | (value_ref.len as u64) << 16
+        input: &[u8],
+        limit: usize,
+        store: &S,
+    ) -> (TextRef, TextOutcome) {
+        let want = input.len().min(limit);
+        let start = self.arena_used as usize;
+        let (at, got) = if want <= ARENA_BYTES - start {
+            self.arena_used = (start + want) as u16;
+            (start as u32, want)
         } else {
-            scalar
+            self.reserve_overflow(want, store)
         };
-        self.attributes[index] = AttributeRecord {
-            key: key_ref,
-            value_kind: value_kind as u8,
-            owner,
-            _reserved: [0; 2],
-            value,
-        };
-        if existing.is_none() {
-            self.attribute_count += 1;
+        self.write_at(at, &input[..got], store);
+        let truncated = got < input.len();
+        if truncated {
+            self.truncated_values = self.truncated_values.saturating_add(1);
         }
-        Some(outcome)
+        (
+            TextRef {
+                offset: at,
+                len: got as u32,
+            },
+            TextOutcome {
+                truncated,
+                replaced_utf8: false,
+            },
+        )
     }
 
-    /// The attributes that belong to `owner`, in the order they were added.
-    pub fn attributes_of(&self, owner: u8) -> impl Iterator<Item = &AttributeRecord> {
-        let count = (self.attribute_count as usize).min(MAX_ATTRIBUTES);
-        self.attributes[..count]
-            .iter()
-            .filter(move |a| a.owner == owner)
+    /// Stores a value: the packed word and what happened to its text.
+    #[inline(always)]
+    fn store_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: &ValueInput,
+        limit: usize,
+        store: &S,
+    ) -> (ValueKind, u64, TextOutcome) {
+        // Strings first and inline: what most attributes are.
+        if let ValueInput::Str(s) = *value {
+            let (t, o) = self.store_text(s, limit, store);
+            return (ValueKind::String, pack(t), o);
+        }
+        self.store_other_value(value, limit, store)
     }
 
-    pub fn events(&self) -> &[EventRecord] {
-        &self.events[..(self.event_count as usize).min(MAX_EVENTS)]
+    /// `store_value` for everything but a string: scalars, bytes, arrays.
+    #[inline(always)]
+    fn store_other_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: &ValueInput,
+        limit: usize,
+        store: &S,
+    ) -> (ValueKind, u64, TextOutcome) {
+        let none = TextOutcome::default();
+        match *value {
+            ValueInput::Str(s) => {
+                let (t, o) = self.store_text(s, limit, store);
+                (ValueKind::String, pack(t), o)
+            }
+            ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
+            ValueInput::Double(d) => (ValueKind::Double, d.to_bits(), none),
+            ValueInput::Bool(b) => (ValueKind::Bool, b as u64, none),
+            ValueInput::Bytes(b) => {
+                let (t, o) = self.store_bytes(b, limit, store);
+                (ValueKind::Bytes, pack(t), o)
+            }
+            ValueInput::IntArray(v) => {
+                let (t, o) = self.store_array(v.len(), 8, store, |i| v[i].to_le_bytes());
+                (ValueKind::IntArray, pack(t), o)
+            }
+            ValueInput::DoubleArray(v) => {
+                let (t, o) = self.store_array(v.len(), 8, store, |i| v[i].to_bits().to_le_bytes());
+                (ValueKind::DoubleArray, pack(t), o)
+            }
+            ValueInput::BoolArray(v) => {
+                let (t, o) = self.store_array(v.len(), 1, store, |i| [(v[i] != 0) as u8; 8]);
+                (ValueKind::BoolArray, pack(t), o)
+            }
+            ValueInput::StrArray(v) => {
+                // The element table first, then each element's text; an
+                // element that no longer fits is kept cut (or empty).
+                let (t, mut o) = self.store_array(v.len(), 8, store, |_| [0; 8]);
+                for (i, s) in v.iter().enumerate().take(t.len as usize) {
+                    let (e, eo) = self.store_text(s.bytes(), limit, store);
+                    o.merge(eo);
+                    self.write_plain(t.offset + 8 * i as u32, &e, store);
+                }
+                (ValueKind::StringArray, pack(t), o)
+            }
+        }
     }
 
-    pub fn links(&self) -> &[LinkRecord] {
-        &self.links[..(self.link_count as usize).min(MAX_LINKS)]
+    /// Reserves and fills an array of `n` elements of `size` bytes; as many
+    /// as fit when the pool runs out (counted as truncated).
+    #[inline(never)]
+    fn store_array<S: ChunkStore + ?Sized>(
+        &mut self,
+        n: usize,
+        size: usize,
+        store: &S,
+        element: impl Fn(usize) -> [u8; 8],
+    ) -> (TextRef, TextOutcome) {
+        let want = n * size;
+        let start = self.arena_used as usize;
+        let (at, got) = if want <= ARENA_BYTES - start {
+            self.arena_used = (start + want) as u16;
+            (start as u32, want)
+        } else {
+            let (at, got) = self.reserve_overflow(want, store);
+            let whole = got / size * size;
+            self.overflow_used -= (got - whole) as u32;
+            (at, whole)
+        };
+        let kept = got / size;
+        for i in 0..kept {
+            self.write_at(at + (i * size) as u32, &element(i)[..size], store);
+        }
+        let truncated = kept < n;
+        if truncated {
+            self.truncated_values = self.truncated_values.saturating_add(1);
+        }
+        (
+            TextRef {
+                offset: at,
+                len: kept as u32,
+            },
+            TextOutcome {
+                truncated,
+                replaced_utf8: false,
+            },
+        )
+    }
+
+    // ---- Attributes ----
+
+    /// The raw bytes of a key stored in the arena, for the fast compare;
+    /// None for one in the chunks.
+    #[inline]
+    fn arena_bytes(&self, t: TextRef) -> Option<&[u8]> {
+        let start = t.offset as usize;
+        let end = start.checked_add(t.len as usize)?;
+        (end <= ARENA_BYTES).then(|| &self.arena[start..end])
+    }
+
+    /// Whether stored text `t` equals `bytes`.
+    fn text_equals<S: ChunkStore + ?Sized>(&self, t: TextRef, bytes: &[u8], store: &S) -> bool {
+        if t.len as usize != bytes.len() {
+            return false;
+        }
+        if let Some(own) = self.arena_bytes(t) {
+            return own == bytes;
+        }
+        let src = StoreSource(store);
+        let mut at = 0usize;
+        let mut same = true;
+        for_each_piece(self, &src, t, |piece| {
+            same &= bytes.get(at..at + piece.len()) == Some(piece);
+            at += piece.len();
+        });
+        same && at == bytes.len()
+    }
+
+    /// Sets a span attribute. A key it already has gets the new value (the
+    /// OpenTelemetry rule); a new key takes an entry of the slot's table,
+    /// or a node in the chunks once the table is full. Past `count_limit`
+    /// attributes, or when the key does not fit whole, the attribute is
+    /// dropped and counted.
+    #[inline(always)]
+    pub fn set_attribute<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: &ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<TextOutcome, NotStored> {
+        let count = self.attribute_count as usize;
+        let inline = count.min(INLINE_ATTRIBUTES);
+        let key = cut_key(key);
+        let existing = self.attributes[..inline].iter().position(|a| {
+            a.key_len as usize == key.len()
+                && match self.arena.get(a.key as usize..a.key as usize + key.len()) {
+                    Some(own) => own == key,
+                    None => self.text_equals(a.key_ref(), key, store),
+                }
+        });
+        if let Some(i) = existing {
+            let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
+            let a = &mut self.attributes[i];
+            a.value_kind = kind as u8;
+            a.value = word;
+            return Ok(outcome);
+        }
+        if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
+            // The common case: a new key, and room in the slot's table.
+            // Nothing is reserved before the key, so a key that does not
+            // fit leaves nothing to undo.
+            let (key_ref, key_outcome) = self.store_key(key, store);
+            let Some(key_ref) = key_ref else {
+                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+                return Err(NotStored::NoRoom);
+            };
+            let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+            outcome.merge(key_outcome);
+            self.attributes[count] = AttributeRecord {
+                key: key_ref.offset,
+                key_len: key_ref.len as u16,
+                value_kind: kind as u8,
+                _reserved: 0,
+                value: word,
+            };
+            self.attribute_count += 1;
+            return Ok(outcome);
+        }
+        self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// `set_attribute` once the slot's table is full (or the limit is
+    /// reached): the nodes in the chunks.
+    #[inline(never)]
+    fn set_attribute_past_table<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: &ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<TextOutcome, NotStored> {
+        let count = self.attribute_count as usize;
+        if count > INLINE_ATTRIBUTES
+            && let Some((at, node)) = self.find_overflow_attribute(key, store)
+        {
+            let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
+            let mut node = node;
+            node.attribute.value_kind = kind as u8;
+            node.attribute.value = word;
+            self.write_plain(at, &node, store);
+            return Ok(outcome);
+        }
+        if count >= limits.attribute_count as usize || count >= MAX_COUNT_LIMIT as usize {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return Err(NotStored::Limit);
+        }
+        let arena_before = self.arena_used;
+        let overflow_before = self.overflow_used;
+        let (key_ref, key_outcome) = self.store_key(key, store);
+        let Some(key_ref) = key_ref else {
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return Err(NotStored::NoRoom);
+        };
+        // The node before the value, so a value that takes the last of the
+        // pool cannot leave the key without its entry.
+        let Some(node_at) = self.alloc(std::mem::size_of::<AttributeNode>(), store) else {
+            self.arena_used = arena_before;
+            self.overflow_used = overflow_before;
+            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            return Err(NotStored::NoRoom);
+        };
+        let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+        outcome.merge(key_outcome);
+        let node = AttributeNode {
+            attribute: AttributeRecord {
+                key: key_ref.offset,
+                key_len: key_ref.len as u16,
+                value_kind: kind as u8,
+                _reserved: 0,
+                value: word,
+            },
+            next: 0,
+            _reserved: 0,
+        };
+        self.write_plain(node_at, &node, store);
+        self.append_to_list(ListName::Attributes, node_at, store);
+        self.attribute_count += 1;
+        Ok(outcome)
+    }
+
+    /// Stores a key whole or not at all (None: the pool ran out).
+    #[inline(always)]
+    fn store_key<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        store: &S,
+    ) -> (Option<TextRef>, TextOutcome) {
+        let start = self.arena_used as usize;
+        let n = key.len();
+        if n <= 32
+            && n <= ARENA_BYTES - start
+            && copy_short_ascii(&mut self.arena[start..start + n], key)
+        {
+            self.arena_used = (start + n) as u16;
+            let text = TextRef {
+                offset: start as u32,
+                len: n as u32,
+            };
+            return (Some(text), TextOutcome::default());
+        }
+        let (t, o) = self.store_text_general(key, MAX_KEY_BYTES, store, false);
+        if o.truncated && t.len == 0 && !key.is_empty() {
+            return (None, o);
+        }
+        (Some(t), o)
+    }
+
+    /// The overflow node holding `key`, if any.
+    fn find_overflow_attribute<S: ChunkStore + ?Sized>(
+        &self,
+        key: &[u8],
+        store: &S,
+    ) -> Option<(u32, AttributeNode)> {
+        let mut link = self.overflow_attributes[0];
+        let mut hops = 0usize;
+        while link != 0 && hops < MAX_COUNT_LIMIT as usize {
+            let at = link - 1;
+            let node: AttributeNode = self.read_plain_own(at, store)?;
+            let a = node.attribute;
+            if a.key_len as usize == key.len() && self.text_equals(a.key_ref(), key, store) {
+                return Some((at, node));
+            }
+            link = node.next;
+            hops += 1;
+        }
+        None
+    }
+
+    /// Links the entry at `at` (whose own link is 0) at the end of a list.
+    fn append_to_list<S: ChunkStore + ?Sized>(&mut self, list: ListName, at: u32, store: &S) {
+        let ends = match list {
+            ListName::Attributes => self.overflow_attributes,
+            ListName::Events => self.events,
+            ListName::Links => self.links,
+        };
+        if ends[1] != 0 {
+            let tail = ends[1] - 1;
+            let offset = match list {
+                ListName::Attributes => std::mem::offset_of!(AttributeNode, next),
+                ListName::Events => std::mem::offset_of!(EventEntry, next),
+                ListName::Links => std::mem::offset_of!(LinkEntry, next),
+            };
+            self.write_at(tail + offset as u32, &(at + 1).to_ne_bytes(), store);
+        }
+        let ends = match list {
+            ListName::Attributes => &mut self.overflow_attributes,
+            ListName::Events => &mut self.events,
+            ListName::Links => &mut self.links,
+        };
+        if ends[0] == 0 {
+            ends[0] = at + 1;
+        }
+        ends[1] = at + 1;
+    }
+
+    /// Stores the attributes of an event or link at a fresh array: distinct
+    /// keys (the last value of a repeated key wins), at most `limit`. The
+    /// array's offset, the count kept, the count dropped, and what
+    /// happened to the text.
+    fn store_item_attributes<S: ChunkStore + ?Sized>(
+        &mut self,
+        attributes: &[(&[u8], ValueInput)],
+        limit: u32,
+        value_limit: usize,
+        store: &S,
+    ) -> (u32, u16, u16, TextOutcome) {
+        let key_of = |k: &[u8]| -> usize { cut_key(k).len() };
+        let distinct: usize = (0..attributes.len())
+            .filter(|&i| {
+                let k = &attributes[i].0[..key_of(attributes[i].0)];
+                !attributes[i + 1..]
+                    .iter()
+                    .any(|(later, _)| &later[..key_of(later)] == k)
+            })
+            .count();
+        let keep = distinct.min(limit as usize).min(MAX_COUNT_LIMIT as usize);
+        let mut dropped = distinct - keep;
+        let size = std::mem::size_of::<AttributeRecord>();
+        let mut outcome = TextOutcome::default();
+        let Some(table) = self.alloc(keep * size, store) else {
+            return (0, 0, (distinct.min(u16::MAX as usize)) as u16, outcome);
+        };
+        let mut kept = 0usize;
+        for (i, (key, value)) in attributes.iter().enumerate() {
+            if kept == keep {
+                break;
+            }
+            let key = &key[..key_of(key)];
+            if attributes[i + 1..]
+                .iter()
+                .any(|(later, _)| &later[..key_of(later)] == key)
+            {
+                continue; // a later value of the same key wins
+            }
+            let (key_ref, key_outcome) = self.store_key(key, store);
+            let Some(key_ref) = key_ref else {
+                dropped += 1;
+                continue;
+            };
+            let (kind, word, o) = self.store_value(value, value_limit, store);
+            outcome.merge(o);
+            outcome.merge(key_outcome);
+            let record = AttributeRecord {
+                key: key_ref.offset,
+                key_len: key_ref.len as u16,
+                value_kind: kind as u8,
+                _reserved: 0,
+                value: word,
+            };
+            self.write_plain(table + (kept * size) as u32, &record, store);
+            kept += 1;
+        }
+        (
+            table,
+            kept as u16,
+            dropped.min(u16::MAX as usize) as u16,
+            outcome,
+        )
+    }
+
+    /// Adds an event with its attributes. Err when the event count limit
+    /// is reached or its entry does not fit (counted). Ok says what
+    /// happened to its text and whether attributes were dropped (counted on
+    /// the event).
+    pub fn add_event<S: ChunkStore + ?Sized>(
+        &mut self,
+        name: &[u8],
+        time_unix_ns: u64,
+        attributes: &[(&[u8], ValueInput)],
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<(TextOutcome, bool), NotStored> {
+        let item = ItemText {
+            list: ListName::Events,
+            text: name,
+            text_limit: MAX_NAME_BYTES,
+            attribute_limit: limits.event_attribute_count,
+        };
+        self.add_item(
+            item,
+            attributes,
+            limits,
+            store,
+            |name, attributes, kept, dropped| EventEntry {
+                name,
+                time_unix_ns,
+                attributes,
+                attribute_count: kept,
+                dropped_attributes: dropped,
+                next: 0,
+                _reserved: 0,
+            },
+        )
+    }
+
+    /// Adds a link with its attributes, like `add_event`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_link<S: ChunkStore + ?Sized>(
+        &mut self,
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        trace_flags: u8,
+        tracestate: &[u8],
+        attributes: &[(&[u8], ValueInput)],
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<(TextOutcome, bool), NotStored> {
+        let item = ItemText {
+            list: ListName::Links,
+            text: tracestate,
+            text_limit: MAX_TRACESTATE_BYTES,
+            attribute_limit: limits.link_attribute_count,
+        };
+        self.add_item(
+            item,
+            attributes,
+            limits,
+            store,
+            |tracestate, attributes, kept, dropped| LinkEntry {
+                trace_id,
+                span_id,
+                tracestate,
+                attributes,
+                attribute_count: kept,
+                dropped_attributes: dropped,
+                trace_flags,
+                _reserved: [0; 3],
+                next: 0,
+            },
+        )
+    }
+
+    /// The body of `add_event` and `add_link`: the count limit, the entry's
+    /// room (taken before its text and attributes, so an item is whole or
+    /// absent), its text, its attributes, then the entry `make` builds from
+    /// them, linked at the end of its list.
+    fn add_item<E: Plain, S: ChunkStore + ?Sized>(
+        &mut self,
+        item: ItemText,
+        attributes: &[(&[u8], ValueInput)],
+        limits: &SpanLimits,
+        store: &S,
+        make: impl FnOnce(TextRef, u32, u16, u16) -> E,
+    ) -> Result<(TextOutcome, bool), NotStored> {
+        let (count, limit) = match item.list {
+            ListName::Links => (self.link_count, limits.link_count),
+            _ => (self.event_count, limits.event_count),
+        };
+        let refuse = |r: &mut SpanRecord, why: NotStored| {
+            match item.list {
+                ListName::Links => r.dropped_links = r.dropped_links.saturating_add(1),
+                _ => r.dropped_events = r.dropped_events.saturating_add(1),
+            }
+            Err(why)
+        };
+        if count as u32 >= limit.min(MAX_COUNT_LIMIT) {
+            return refuse(self, NotStored::Limit);
+        }
+        let Some(at) = self.alloc(std::mem::size_of::<E>(), store) else {
+            return refuse(self, NotStored::NoRoom);
+        };
+        let (text, mut outcome) = self.store_text(item.text, item.text_limit, store);
+        let (table, kept, dropped, o) =
+            self.store_item_attributes(attributes, item.attribute_limit, limits.value_len(), store);
+        outcome.merge(o);
+        self.write_plain(at, &make(text, table, kept, dropped), store);
+        self.append_to_list(item.list, at, store);
+        match item.list {
+            ListName::Links => self.link_count += 1,
+            _ => self.event_count += 1,
+        }
+        Ok((outcome, dropped > 0))
     }
 
     pub fn is_root(&self) -> bool {
         self.parent_span_id == [0; 8]
     }
+
+    /// The chunks' bytes in use, for the crash dump: how many whole chunks
+    /// hold the span's data.
+    pub fn chunks_in_use(&self) -> u32 {
+        self.chunk_count
+    }
+
+    /// Calls `f` with each of the span's chunks, in order (the crash dump
+    /// writes them after the slot). Async-signal-safe: reads only.
+    pub fn for_each_chunk<S: ChunkStore + ?Sized>(&self, store: &S, mut f: impl FnMut(&[u8])) {
+        let src = StoreSource(store);
+        for ordinal in 0..self.chunk_count {
+            match src.chunk(self, ordinal) {
+                Some(bytes) => f(bytes),
+                None => f(&[0u8; CHUNK_BYTES]),
+            }
+        }
+    }
+}
+
+/// What `add_item` stores for an event or a link besides its attributes.
+struct ItemText<'a> {
+    list: ListName,
+    /// The event's name or the link's tracestate.
+    text: &'a [u8],
+    text_limit: usize,
+    attribute_limit: u32,
+}
+
+#[derive(Clone, Copy)]
+enum ListName {
+    Attributes,
+    Events,
+    Links,
+}
+
+/// Reads a span's chunks through a `ChunkStore` (the pool, or any store).
+pub struct StoreSource<'s, S: ChunkStore + ?Sized>(pub &'s S);
+
+impl<S: ChunkStore + ?Sized> OverflowSource for StoreSource<'_, S> {
+    fn chunk<'a>(&'a self, record: &SpanRecord, ordinal: u32) -> Option<&'a [u8]> {
+        let index = record.chunk_index(ordinal, |i| {
+            self.0.chunk_ptr(i).map(|p| p.as_ptr() as *const u8)
+        })?;
+        let ptr = self.0.chunk_ptr(index)?;
+        // SAFETY: a chunk is CHUNK_BYTES bytes of the pool's mapping, which
+        // outlives the store; only its owner writes it.
+        Some(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), CHUNK_BYTES) })
+    }
+}
+
+/// Calls `f` with the pieces of the bytes `t` names: one for the arena,
+/// one per chunk crossed. Stops early at a chunk it cannot find.
+#[inline]
+fn for_each_piece(
+    record: &SpanRecord,
+    src: &dyn OverflowSource,
+    t: TextRef,
+    mut f: impl FnMut(&[u8]),
+) {
+    let (start, len) = (t.offset as usize, t.len as usize);
+    if start < ARENA_BYTES {
+        let end = start.saturating_add(len).min(ARENA_BYTES);
+        f(&record.arena[start..end]);
+        return;
+    }
+    let mut pos = start - ARENA_BYTES;
+    let mut left = len;
+    while left > 0 {
+        let (ordinal, within) = (pos / CHUNK_BYTES, pos % CHUNK_BYTES);
+        let Some(chunk) = src.chunk(record, ordinal as u32) else {
+            return;
+        };
+        let n = left.min(CHUNK_BYTES - within);
+        f(&chunk[within..within + n]);
+        left -= n;
+        pos += n;
+    }
+}
+
+/// A copy of the plain value at `at`; None past what the span holds.
+fn read_plain<T: Plain>(record: &SpanRecord, src: &dyn OverflowSource, at: u32) -> Option<T> {
+    let mut v = T::default();
+    let want = std::mem::size_of::<T>();
+    let buf = as_bytes_mut(&mut v);
+    let mut got = 0usize;
+    for_each_piece(
+        record,
+        src,
+        TextRef {
+            offset: at,
+            len: want as u32,
+        },
+        |piece| {
+            buf[got..got + piece.len()].copy_from_slice(piece);
+            got += piece.len();
+        },
+    );
+    (got == want).then_some(v)
+}
+
+/// The width of the UTF-8 character that `first` starts; 0 if none does.
+fn utf8_width(first: u8) -> usize {
+    match first {
+        0x00..=0x7f => 1,
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => 0,
+    }
+}
+
+/// Text read from a span: its pieces, cut to the longest valid UTF-8
+/// prefix (a record read back from disk may be torn or forged; a live one
+/// always is valid).
+#[derive(Clone, Copy)]
+pub struct Text<'a> {
+    record: &'a SpanRecord,
+    src: &'a dyn OverflowSource,
+    text: TextRef,
+}
+
+impl<'a> Text<'a> {
+    /// The text `t` names; with `checked`, cut to its longest valid UTF-8
+    /// prefix and to what exists (a record read back from disk).
+    #[inline]
+    fn new(
+        record: &'a SpanRecord,
+        src: &'a dyn OverflowSource,
+        t: TextRef,
+        checked: bool,
+    ) -> Text<'a> {
+        if !checked {
+            // Written by this process: whole, and UTF-8 by construction.
+            return Text {
+                record,
+                src,
+                text: t,
+            };
+        }
+        Text::checked(record, src, t)
+    }
+
+    #[inline(never)]
+    fn checked(record: &'a SpanRecord, src: &'a dyn OverflowSource, t: TextRef) -> Text<'a> {
+        let mut text = t;
+        let mut carry = [0u8; 4];
+        let mut carried = 0usize;
+        let mut valid = 0usize;
+        let mut seen = 0usize;
+        let mut broken = false;
+        for_each_piece(record, src, t, |piece| {
+            if broken {
+                return;
+            }
+            seen += piece.len();
+            let mut p = piece;
+            if carried > 0 {
+                let width = utf8_width(carry[0]);
+                let need = (width - carried).min(p.len());
+                carry[carried..carried + need].copy_from_slice(&p[..need]);
+                carried += need;
+                p = &p[need..];
+                if carried < width {
+                    return;
+                }
+                if std::str::from_utf8(&carry[..width]).is_err() {
+                    broken = true;
+                    return;
+                }
+                valid += width;
+                carried = 0;
+            }
+            match std::str::from_utf8(p) {
+                Ok(_) => valid += p.len(),
+                Err(e) => {
+                    valid += e.valid_up_to();
+                    let rest = &p[e.valid_up_to()..];
+                    if e.error_len().is_some() || utf8_width(rest[0]) == 0 {
+                        broken = true;
+                    } else {
+                        carry[..rest.len()].copy_from_slice(rest);
+                        carried = rest.len();
+                    }
+                }
+            }
+        });
+        let _ = seen;
+        text.len = valid as u32;
+        Text { record, src, text }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.text.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.len == 0
+    }
+
+    /// Calls `f` with each piece, in order.
+    #[inline]
+    pub fn for_each_piece(&self, f: impl FnMut(&[u8])) {
+        for_each_piece(self.record, self.src, self.text, f);
+    }
+
+    /// The text as one String (tests, the CLI).
+    pub fn to_string_lossy(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.len());
+        self.for_each_piece(|p| bytes.extend_from_slice(p));
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Raw bytes read from a span (a bytes value).
+#[derive(Clone, Copy)]
+pub struct Bytes<'a> {
+    record: &'a SpanRecord,
+    src: &'a dyn OverflowSource,
+    bytes: TextRef,
+}
+
+impl Bytes<'_> {
+    /// Bytes present (a torn record's reference is cut to what exists).
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        for_each_piece(self.record, self.src, self.bytes, |p| n += p.len());
+        n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn for_each_piece(&self, f: impl FnMut(&[u8])) {
+        for_each_piece(self.record, self.src, self.bytes, f);
+    }
+}
+
+/// An array value read from a span.
+#[derive(Clone, Copy)]
+pub struct ArrayRef<'a> {
+    record: &'a SpanRecord,
+    src: &'a dyn OverflowSource,
+    at: u32,
+    count: u32,
+    kind: ValueKind,
+    checked: bool,
+}
+
+/// One element of an array value.
+#[derive(Clone, Copy)]
+pub enum Element<'a> {
+    Str(Text<'a>),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
+impl<'a> ArrayRef<'a> {
+    fn element_size(&self) -> u32 {
+        match self.kind {
+            ValueKind::BoolArray => 1,
+            _ => 8,
+        }
+    }
+
+    /// The elements that can be read, in order.
+    pub fn elements(&self) -> impl Iterator<Item = Element<'a>> + use<'a> {
+        let this = *self;
+        let size = this.element_size();
+        (0..this.count).map_while(move |i| {
+            let at = this.at.checked_add(i.checked_mul(size)?)?;
+            let mut word = [0u8; 8];
+            let mut got = 0usize;
+            for_each_piece(
+                this.record,
+                this.src,
+                TextRef {
+                    offset: at,
+                    len: size,
+                },
+                |p| {
+                    word[got..got + p.len()].copy_from_slice(p);
+                    got += p.len();
+                },
+            );
+            if got != size as usize {
+                return None;
+            }
+            let w = u64::from_le_bytes(word);
+            Some(match this.kind {
+                ValueKind::IntArray => Element::Int(w as i64),
+                ValueKind::DoubleArray => Element::Double(f64::from_bits(w)),
+                ValueKind::BoolArray => Element::Bool(word[0] != 0),
+                _ => {
+                    let t = TextRef {
+                        offset: u32::from_le_bytes(word[..4].try_into().expect("4")),
+                        len: u32::from_le_bytes(word[4..].try_into().expect("4")),
+                    };
+                    Element::Str(Text::new(this.record, this.src, t, this.checked))
+                }
+            })
+        })
+    }
+}
+
+/// One attribute value read from a span.
+#[derive(Clone, Copy)]
+pub enum Value<'a> {
+    Str(Text<'a>),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Bytes(Bytes<'a>),
+    Array(ArrayRef<'a>),
+}
+
+/// An event read from a span.
+#[derive(Clone, Copy)]
+pub struct EventView<'a> {
+    pub entry: EventEntry,
+    view: SpanView<'a>,
+}
+
+impl<'a> EventView<'a> {
+    pub fn name(&self) -> Text<'a> {
+        self.view.text(self.entry.name)
+    }
+
+    pub fn attributes(&self) -> impl Iterator<Item = (Text<'a>, Value<'a>)> + use<'a> {
+        self.view
+            .table(self.entry.attributes, self.entry.attribute_count as u32)
+    }
+}
+
+/// A link read from a span.
+#[derive(Clone, Copy)]
+pub struct LinkView<'a> {
+    pub entry: LinkEntry,
+    view: SpanView<'a>,
+}
+
+impl<'a> LinkView<'a> {
+    pub fn tracestate(&self) -> Text<'a> {
+        self.view.text(self.entry.tracestate)
+    }
+
+    pub fn attributes(&self) -> impl Iterator<Item = (Text<'a>, Value<'a>)> + use<'a> {
+        self.view
+            .table(self.entry.attributes, self.entry.attribute_count as u32)
+    }
+}
+
+/// The attribute records of a span (`SpanView::attribute_records`).
+pub struct AttributeRecords<'a> {
+    table: std::slice::Iter<'a, AttributeRecord>,
+    link: Link,
+    nodes_left: usize,
+    view: SpanView<'a>,
+}
+
+impl Iterator for AttributeRecords<'_> {
+    type Item = AttributeRecord;
+
+    #[inline]
+    fn next(&mut self) -> Option<AttributeRecord> {
+        if let Some(a) = self.table.next() {
+            return Some(*a);
+        }
+        if self.link == 0 || self.nodes_left == 0 {
+            return None;
+        }
+        let node: AttributeNode = read_plain(self.view.record, self.view.chunks, self.link - 1)?;
+        self.link = node.next;
+        self.nodes_left -= 1;
+        Some(node.attribute)
+    }
+}
+
+/// A span as a reader sees it: its record and where its chunks are. The
+/// encoders read spans only through this, never through raw offsets.
+#[derive(Clone, Copy)]
+pub struct SpanView<'a> {
+    pub record: &'a SpanRecord,
+    pub chunks: &'a dyn OverflowSource,
+    /// Read text with every check (a record from disk may be torn or
+    /// forged); a live span's text needs none.
+    checked: bool,
+}
+
+impl<'a> SpanView<'a> {
+    /// A span this process recorded: its text is UTF-8 and its chunks are
+    /// where its map says.
+    pub fn new(record: &'a SpanRecord, chunks: &'a dyn OverflowSource) -> SpanView<'a> {
+        SpanView {
+            record,
+            chunks,
+            checked: false,
+        }
+    }
+
+    /// A span read back from a crash dump or flight file: every text is
+    /// cut to the valid UTF-8 that exists.
+    pub fn from_disk(record: &'a SpanRecord, chunks: &'a dyn OverflowSource) -> SpanView<'a> {
+        SpanView {
+            record,
+            chunks,
+            checked: true,
+        }
+    }
+
+    pub fn text(&self, t: TextRef) -> Text<'a> {
+        Text::new(self.record, self.chunks, t, self.checked)
+    }
+
+    pub fn name(&self) -> Text<'a> {
+        self.text(self.record.name)
+    }
+
+    /// A decoded attribute; None when its kind byte is unknown (a torn or
+    /// forged record read back from disk).
+    #[inline]
+    pub fn attribute(&self, a: &AttributeRecord) -> Option<(Text<'a>, Value<'a>)> {
+        let (record, src) = (self.record, self.chunks);
+        let value = match ValueKind::from_u8(a.value_kind)? {
+            ValueKind::String => Value::Str(self.text(a.text_value())),
+            ValueKind::Int => Value::Int(a.value as i64),
+            ValueKind::Double => Value::Double(f64::from_bits(a.value)),
+            ValueKind::Bool => Value::Bool(a.value != 0),
+            ValueKind::Bytes => Value::Bytes(Bytes {
+                record,
+                src,
+                bytes: a.text_value(),
+            }),
+            kind => Value::Array(ArrayRef {
+                record,
+                src,
+                at: a.text_value().offset,
+                count: a.text_value().len,
+                kind,
+                checked: self.checked,
+            }),
+        };
+        Some((self.text(a.key_ref()), value))
+    }
+
+    /// The span's attribute records: the table's, then the nodes', in the
+    /// order they were added. Bounded by the count, so a broken list ends.
+    pub fn attribute_records(&self) -> AttributeRecords<'a> {
+        let count = self.record.attribute_count as usize;
+        let inline = count.min(INLINE_ATTRIBUTES);
+        AttributeRecords {
+            table: self.record.attributes[..inline].iter(),
+            // The list's head is read only for a span that has nodes: its
+            // line is one a small span never touches.
+            link: if count > INLINE_ATTRIBUTES {
+                self.record.overflow_attributes[0]
+            } else {
+                0
+            },
+            nodes_left: count - inline,
+            view: *self,
+        }
+    }
+
+    /// The span's readable attributes.
+    pub fn attributes(&self) -> impl Iterator<Item = (Text<'a>, Value<'a>)> + use<'a> {
+        let this = *self;
+        self.attribute_records()
+            .filter_map(move |a| this.attribute(&a))
+    }
+
+    /// Attributes the span dropped, including unreadable ones (an unknown
+    /// kind, or a broken list: records read back from disk).
+    pub fn dropped_attributes(&self) -> u32 {
+        let (mut seen, mut unreadable) = (0u32, 0u32);
+        for a in self.attribute_records() {
+            seen += 1;
+            unreadable += ValueKind::from_u8(a.value_kind).is_none() as u32;
+        }
+        let lost = (self.record.attribute_count as u32).saturating_sub(seen);
+        self.record.dropped_attributes as u32 + unreadable + lost
+    }
+
+    /// An attribute table of an event or link.
+    fn table(&self, at: u32, count: u32) -> impl Iterator<Item = (Text<'a>, Value<'a>)> + use<'a> {
+        let this = *self;
+        let size = std::mem::size_of::<AttributeRecord>() as u32;
+        (0..count)
+            .map_while(move |i| {
+                let a: AttributeRecord =
+                    read_plain(this.record, this.chunks, at.checked_add(i * size)?)?;
+                Some(this.attribute(&a))
+            })
+            .flatten()
+    }
+
+    /// The entries of a list (events or links) in the order they were
+    /// added: `count` at most, so a broken list ends.
+    fn entries<E: ListEntry>(
+        &self,
+        head: Link,
+        count: u16,
+    ) -> impl Iterator<Item = E> + use<'a, E> {
+        let this = *self;
+        // The head is read only when the count says there is one: its line
+        // is one a small span never touches.
+        let mut link = if count > 0 { head } else { 0 };
+        std::iter::from_fn(move || {
+            if link == 0 {
+                return None;
+            }
+            let entry: E = read_plain(this.record, this.chunks, link - 1)?;
+            link = entry.next();
+            Some(entry)
+        })
+        .take(count as usize)
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + use<'a> {
+        let view = *self;
+        self.entries::<EventEntry>(self.record.events[0], self.record.event_count)
+            .map(move |entry| EventView { entry, view })
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + use<'a> {
+        let view = *self;
+        self.entries::<LinkEntry>(self.record.links[0], self.record.link_count)
+            .map(move |entry| LinkView { entry, view })
+    }
+}
+
+/// A key cut to `MAX_KEY_BYTES`, before a UTF-8 continuation byte, so
+/// that the key compared and the key stored are the same.
+#[inline(always)]
+fn cut_key(key: &[u8]) -> &[u8] {
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    cut_long_key(key)
+}
+
+#[cold]
+#[inline(never)]
+fn cut_long_key(key: &[u8]) -> &[u8] {
+    let mut end = MAX_KEY_BYTES;
+    while end > 0 && key[end] & 0xc0 == 0x80 {
+        end -= 1;
+    }
+    &key[..end]
 }
 
 /// The largest index `<= max` that is a character boundary of `s`.
@@ -501,14 +2055,66 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 
 // The layout the comment on SpanRecord describes.
 const _: () = {
+    // What the exporter reads and clears of every span: one line.
+    assert!(std::mem::offset_of!(SpanRecord, chunk_count) == 848);
+    assert!(std::mem::offset_of!(SpanRecord, scope_version) + 8 <= 896);
     assert!(std::mem::offset_of!(SpanRecord, attributes) + 3 * 16 <= 128);
     assert!(std::mem::offset_of!(SpanRecord, arena).is_multiple_of(64));
     assert!(std::mem::size_of::<SpanRecord>().is_multiple_of(64));
+    assert!(std::mem::size_of::<AttributeRecord>() == 16);
+    assert!(std::mem::size_of::<AttributeNode>() == 24);
+    assert!(std::mem::size_of::<EventEntry>() == 32);
+    assert!(std::mem::size_of::<LinkEntry>() == 48);
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// A store of `n` chunks on the heap, for tests below the pool.
+    struct TestStore {
+        chunks: RefCell<Vec<Box<[u8; CHUNK_BYTES]>>>,
+        next: Cell<u32>,
+    }
+
+    impl TestStore {
+        fn new(n: u32) -> TestStore {
+            TestStore {
+                chunks: RefCell::new((0..n).map(|_| Box::new([0xAAu8; CHUNK_BYTES])).collect()),
+                next: Cell::new(0),
+            }
+        }
+    }
+
+    impl ChunkStore for TestStore {
+        fn take_chunk(&self) -> Option<u32> {
+            let n = self.next.get();
+            (n < self.chunks.borrow().len() as u32).then(|| {
+                self.next.set(n + 1);
+                n
+            })
+        }
+        fn chunk_ptr(&self, index: u32) -> Option<NonNull<u8>> {
+            let mut chunks = self.chunks.borrow_mut();
+            chunks
+                .get_mut(index as usize)
+                .map(|c| NonNull::new(c.as_mut_ptr()).expect("boxed"))
+        }
+    }
+
+    fn blank() -> Box<SpanRecord> {
+        // SAFETY: SpanRecord is plain data for which all-zero bytes are a
+        // valid (empty) value.
+        unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    fn string(view: &SpanView, key: &str) -> Option<String> {
+        view.attributes().find_map(|(k, v)| match v {
+            Value::Str(t) if k.to_string_lossy() == key => Some(t.to_string_lossy()),
+            _ => None,
+        })
+    }
 
     #[test]
     fn short_copies_copy_every_byte_and_nothing_else() {
@@ -524,111 +2130,228 @@ mod tests {
 
     #[test]
     fn the_short_ascii_path_checks_every_byte_of_every_length() {
+        let store = TestStore::new(0);
         let ascii: Vec<u8> = (0..40).map(|i| b'a' + i % 26).collect();
         for n in 0..=33 {
-            // All ASCII: stored as given, after what is there.
             let mut r = blank();
-            r.store_text(b"x", 8);
-            let (t, o) = r.store_text(&ascii[..n], 64);
-            assert_eq!(r.raw(t), &ascii[..n], "{n}");
+            r.store_text(b"x", 8, &store);
+            let (t, o) = r.store_text(&ascii[..n], 64, &store);
+            assert_eq!(r.arena_bytes(t), Some(&ascii[..n]), "{n}");
             assert_eq!((t.offset, o), (1, TextOutcome::default()), "{n}");
-            // One byte that is not ASCII, at each position: the general
-            // path replaces it.
             for bad in 0..n {
                 let mut input = ascii[..n].to_vec();
                 input[bad] = 0xff;
                 let mut r = blank();
-                let (t, o) = r.store_text(&input, 64);
+                let (t, o) = r.store_text(&input, 64, &store);
                 let want = [&ascii[..bad], "\u{FFFD}".as_bytes(), &ascii[bad + 1..n]].concat();
-                assert_eq!(r.raw(t), &want[..], "{n} {bad}");
-                assert!(o.replaced_utf8, "{n} {bad}");
-            }
-            // Valid UTF-8 that is not ASCII is kept as it is.
-            if n >= 2 {
-                let input = [&ascii[..n - 2], "é".as_bytes()].concat();
-                let mut r = blank();
-                let (t, o) = r.store_text(&input, 64);
-                assert_eq!(r.raw(t), &input[..], "{n}");
-                assert_eq!(o, TextOutcome::default(), "{n}");
+                assert_eq!(r.arena_bytes(t), Some(&want[..]), "{n} {bad}");
+                assert!(o.replaced_utf8 && !o.truncated, "{n} {bad}");
             }
         }
-        // Short text past the limit or the arena's end is cut, not copied whole.
         let mut r = blank();
-        let (t, o) = r.store_text(&ascii[..20], 8);
-        assert_eq!((r.raw(t), o.truncated), (&ascii[..8], true));
-        r.arena_used = (ARENA_BYTES - 3) as u16;
-        let (t, o) = r.store_text(&ascii[..20], 64);
-        assert_eq!((r.raw(t), o.truncated), (&ascii[..3], true));
-    }
-
-    fn blank() -> Box<SpanRecord> {
-        // SAFETY: SpanRecord is plain data for which all-zero bytes are a
-        // valid (empty) value.
-        unsafe { Box::new(std::mem::zeroed()) }
-    }
-
-    #[test]
-    fn text_is_replaced_and_counted_when_not_utf8() {
-        let mut r = blank();
-        let (t, o) = r.store_text(b"ab\xffcd", 64);
-        assert_eq!(r.text(t), "ab\u{FFFD}cd");
-        assert!(o.replaced_utf8 && !o.truncated);
-        assert_eq!(r.replaced_utf8, 1);
-    }
-
-    #[test]
-    fn text_is_cut_on_a_char_boundary_at_the_limit() {
-        let mut r = blank();
-        let (t, o) = r.store_text("aé€".as_bytes(), 4);
-        assert_eq!(r.text(t), "aé");
-        assert!(o.truncated);
+        let (t, o) = r.store_text(&ascii[..20], 8, &store);
+        assert_eq!((r.arena_bytes(t), o.truncated), (Some(&ascii[..8]), true));
         assert_eq!(r.truncated_values, 1);
     }
 
     #[test]
-    fn arena_exhaustion_truncates_instead_of_overflowing() {
+    fn text_is_cut_on_a_char_boundary_at_the_limit() {
+        let store = TestStore::new(0);
         let mut r = blank();
-        let big = vec![b'x'; ARENA_BYTES];
-        let (a, _) = r.store_text(&big, MAX_VALUE_BYTES);
-        let (b, _) = r.store_text(&big, MAX_VALUE_BYTES);
-        let (c, oc) = r.store_text(&big, MAX_VALUE_BYTES);
-        assert_eq!(a.len as usize + b.len as usize, ARENA_BYTES);
-        assert_eq!(c.len, 0);
-        assert!(oc.truncated);
-    }
-
-    #[test]
-    fn setting_a_key_again_replaces_its_value() {
-        let mut r = blank();
-        r.push_attribute(OWNER_SPAN, b"k", ValueKind::Int, 1, b"");
-        r.push_attribute(OWNER_SPAN, b"k", ValueKind::String, 0, b"two");
-        r.push_attribute(OWNER_EVENT_BASE, b"k", ValueKind::Int, 3, b"");
-        let span: Vec<_> = r.attributes_of(OWNER_SPAN).collect();
-        assert_eq!(span.len(), 1);
-        assert_eq!(r.text(span[0].text_value()), "two");
-        assert_eq!(r.attributes_of(OWNER_EVENT_BASE).count(), 1);
-    }
-
-    #[test]
-    fn attribute_table_full_drops_and_counts() {
-        let mut r = blank();
-        for i in 0..MAX_ATTRIBUTES {
-            assert!(
-                r.push_attribute(
-                    OWNER_SPAN,
-                    format!("k{i}").as_bytes(),
-                    ValueKind::Int,
-                    0,
-                    b""
-                )
-                .is_some()
-            );
-        }
-        assert!(
-            r.push_attribute(OWNER_SPAN, b"extra", ValueKind::Int, 0, b"")
-                .is_none()
+        let (t, o) = r.store_text("aé€".as_bytes(), 4, &store);
+        assert_eq!(
+            SpanView::new(&r, &StoreSource(&store))
+                .text(t)
+                .to_string_lossy(),
+            "aé"
         );
+        assert!(o.truncated);
+    }
+
+    #[test]
+    fn large_text_crosses_chunks_and_reads_back_whole() {
+        let store = TestStore::new(200);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        // Multi-byte characters land on chunk boundaries somewhere.
+        let prompt: String = "ab€😀ü".repeat(30_000);
+        let (t, o) = r.store_text(prompt.as_bytes(), usize::MAX, &store);
+        assert_eq!(o, TextOutcome::default());
+        assert!(t.offset >= OVERFLOW_BASE, "large text goes to the chunks");
+        r.set_attribute(b"later", &ValueInput::Int(812), &limits, &store)
+            .expect("set");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(view.text(t).to_string_lossy(), prompt);
+        assert!(
+            r.chunk_count as usize > DIRECT_CHUNKS,
+            "index chunks in use"
+        );
+        // Every chunk owned once: data chunks plus one index chunk.
+        let mut owned = Vec::new();
+        r.owned_chunks(&store, |c| owned.push(c));
+        owned.sort();
+        owned.dedup();
+        assert_eq!(owned.len(), r.chunk_count as usize + 1);
+        assert_eq!(owned.len() as u32, store.next.get());
+    }
+
+    #[test]
+    fn attributes_past_the_table_keep_their_keys_and_take_new_values() {
+        let store = TestStore::new(16);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        for i in 0..100 {
+            let key = format!("key.{i}");
+            r.set_attribute(key.as_bytes(), &ValueInput::Int(i), &limits, &store)
+                .expect("fits");
+        }
+        // Past the table: a node; set again, it keeps its place.
+        r.set_attribute(b"key.70", &ValueInput::Str(b"seventy"), &limits, &store)
+            .expect("replace");
+        r.set_attribute(b"key.3", &ValueInput::Str(b"three"), &limits, &store)
+            .expect("replace");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let keys: Vec<String> = view
+            .attributes()
+            .map(|(k, _)| k.to_string_lossy())
+            .collect();
+        let want: Vec<String> = (0..100).map(|i| format!("key.{i}")).collect();
+        assert_eq!(keys, want);
+        assert_eq!(string(&view, "key.70").as_deref(), Some("seventy"));
+        assert_eq!(string(&view, "key.3").as_deref(), Some("three"));
+        assert_eq!(r.attribute_count, 100);
+    }
+
+    #[test]
+    fn the_count_limit_drops_and_counts() {
+        let store = TestStore::new(4);
+        let mut r = blank();
+        let limits = SpanLimits {
+            attribute_count: 2,
+            ..SpanLimits::default()
+        };
+        r.set_attribute(b"a", &ValueInput::Int(1), &limits, &store)
+            .expect("1");
+        r.set_attribute(b"b", &ValueInput::Int(2), &limits, &store)
+            .expect("2");
+        assert_eq!(
+            r.set_attribute(b"c", &ValueInput::Int(3), &limits, &store),
+            Err(NotStored::Limit)
+        );
+        // An existing key still takes a new value at the limit.
+        r.set_attribute(b"a", &ValueInput::Int(9), &limits, &store)
+            .expect("replace");
         assert_eq!(r.dropped_attributes, 1);
-        assert_eq!(r.attributes_of(OWNER_SPAN).count(), MAX_ATTRIBUTES);
+    }
+
+    #[test]
+    fn a_used_up_pool_cuts_values_and_drops_whole_attributes_never_keys() {
+        let store = TestStore::new(2);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        let big = "é".repeat(10_000);
+        let o = r
+            .set_attribute(b"prompt", &ValueInput::Str(big.as_bytes()), &limits, &store)
+            .expect("set, cut");
+        assert!(o.truncated);
+        // Keys and values keep coming until nothing fits; none is keyless.
+        let mut dropped = 0;
+        for i in 0..400 {
+            let key = format!("a.fairly.long.attribute.key.number.{i}");
+            match r.set_attribute(key.as_bytes(), &ValueInput::Str(b"v"), &limits, &store) {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e, NotStored::NoRoom);
+                    dropped += 1;
+                }
+            }
+        }
+        assert!(dropped > 0, "the pool and the arena ran out");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let kept = string(&view, "prompt").expect("prompt kept, cut");
+        assert!(
+            big.starts_with(&kept) && kept.len() <= 2 * CHUNK_BYTES,
+            "{}",
+            kept.len()
+        );
+        for (k, _) in view.attributes() {
+            assert!(!k.is_empty(), "an attribute without its key");
+        }
+        assert_eq!(view.attributes().count(), r.attribute_count as usize);
+        assert_eq!(r.dropped_attributes as usize, dropped);
+    }
+
+    #[test]
+    fn events_and_links_hold_large_bodies_and_count_their_own_drops() {
+        let store = TestStore::new(64);
+        let mut r = blank();
+        let limits = SpanLimits {
+            event_attribute_count: 1,
+            ..SpanLimits::default()
+        };
+        let body = "x".repeat(50_000);
+        let (o, dropped) = r
+            .add_event(
+                b"gen_ai.content.prompt",
+                5,
+                &[
+                    (b"gen_ai.prompt", ValueInput::Str(body.as_bytes())),
+                    (b"extra", ValueInput::Int(1)),
+                ],
+                &limits,
+                &store,
+            )
+            .expect("event");
+        assert!(!o.truncated && dropped);
+        r.add_link(
+            [1; 16],
+            [2; 8],
+            1,
+            b"k=v",
+            &[(b"l", ValueInput::Bool(true))],
+            &limits,
+            &store,
+        )
+        .expect("link");
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let events: Vec<_> = view.events().collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].entry.dropped_attributes, 1);
+        assert_eq!(events[0].name().to_string_lossy(), "gen_ai.content.prompt");
+        let attrs: Vec<_> = events[0].attributes().collect();
+        assert_eq!(attrs.len(), 1);
+        match attrs[0].1 {
+            Value::Str(t) => assert_eq!(t.len(), 50_000),
+            _ => panic!("not a string"),
+        }
+        let links: Vec<_> = view.links().collect();
+        assert_eq!(links[0].tracestate().to_string_lossy(), "k=v");
+        assert_eq!(r.dropped_attributes, 0, "not counted on the span");
+    }
+
+    #[test]
+    fn a_torn_record_reads_as_far_as_it_is_whole() {
+        let store = TestStore::new(8);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        let big = "ü".repeat(5_000);
+        r.set_attribute(b"big", &ValueInput::Str(big.as_bytes()), &limits, &store)
+            .expect("set");
+        // Only the first chunk survived, and it ends inside a character.
+        let mut first = vec![0u8; CHUNK_BYTES];
+        let src = StoreSource(&store);
+        first.copy_from_slice(src.chunk(&r, 0).expect("chunk"));
+        let owned = OwnedOverflow(first);
+        let view = SpanView::from_disk(&r, &owned);
+        let kept = string(&view, "big").expect("readable");
+        assert!(big.starts_with(&kept) && kept.len() < big.len());
+        // A forged kind byte and broken lists end, they do not loop.
+        r.events = [0x7fff_fff0, 0x7fff_fff0];
+        r.event_count = 3;
+        assert_eq!(SpanView::from_disk(&r, &NoOverflow).events().count(), 0);
     }
 }

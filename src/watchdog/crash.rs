@@ -60,7 +60,7 @@ pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
 /// Async-signal-safe: the live slots, then the batch in flight.
 fn dump(p: &Pipeline, signal: libc::c_int) {
     if let Some(crash) = p.crash_file.as_ref() {
-        crash.dump_slots(&p.slab, signal);
+        crash.dump_slots(&p.slab, &p.pool, signal);
         dump_in_flight(p, crash);
     }
 }

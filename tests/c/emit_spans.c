@@ -10,7 +10,10 @@
  * --request-timeout-ms N, --batch N, --shutdown-timeout-ms N, --from-env
  * (apply OTEL_* and SPANGUARD_* variables on top), --stats-json PATH (every
  * counter after shutdown) and --allow-loss (exit 0 even when not every span
- * was exported). Error-callback events go to stderr as JSON lines, with
+ * was exported). --large N gives every Nth span an LLM-sized payload: a
+ * 100,000-byte prompt, a 20,000-byte completion, token counts set after
+ * them and 100 more attributes. Every fourth span has array and bytes
+ * values. Error-callback events go to stderr as JSON lines, with
  * whether they ran on the exporter thread (not the emitting one). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -66,6 +69,10 @@ int main(int argc, char **argv) {
     int count = atoi(arg(argc, argv, "--count", "24"));
     const char *spool_dir = arg(argc, argv, "--spool-dir", NULL);
     const char *stats_json = arg(argc, argv, "--stats-json", NULL);
+    int large_every = atoi(arg(argc, argv, "--large", "0"));
+    static char prompt[100000 + 26], completion[20000 + 26];
+    for (size_t k = 0; k < sizeof prompt; k++) prompt[k] = (char)('a' + k % 26);
+    for (size_t k = 0; k < sizeof completion; k++) completion[k] = (char)('A' + k % 26);
     int from_env = 0, allow_loss = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--from-env") == 0) from_env = 1;
@@ -147,6 +154,35 @@ int main(int argc, char **argv) {
             spanguard_span_set_double(s, S("double"), dbl_value) != SPANGUARD_RESULT_OK ||
             spanguard_span_set_bool(s, S("bool"), i % 2 == 0) != SPANGUARD_RESULT_OK)
             die("set attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        int large = large_every > 0 && i % large_every == 0, typed_arrays = i % 4 == 3;
+        /* The text starts at letter i % 26, so each span's differs. */
+        const char *p_text = prompt + i % 26, *c_text = completion + i % 26;
+        if (large) {
+            if (spanguard_span_set_string(s, S("gen_ai.prompt"), p_text, 100000) != SPANGUARD_RESULT_OK ||
+                spanguard_span_set_string(s, S("gen_ai.completion"), c_text, 20000) != SPANGUARD_RESULT_OK ||
+                spanguard_span_set_int(s, S("gen_ai.usage.input_tokens"), 25000 + i) != SPANGUARD_RESULT_OK ||
+                spanguard_span_set_int(s, S("gen_ai.usage.output_tokens"), 5000 + i) != SPANGUARD_RESULT_OK)
+                die("set large attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
+            for (int k = 0; k < 100; k++) {
+                char key[32], value[32];
+                snprintf(key, sizeof key, "extra.%d", k);
+                snprintf(value, sizeof value, "v%d-%d", i, k);
+                if (spanguard_span_set_string(s, S(key), S(value)) != SPANGUARD_RESULT_OK)
+                    die("set extra attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
+            }
+        }
+        spanguard_string arr_str[2] = {{"stop", 4}, {"\xc3\xa9t\xc3\xa9", 5}};
+        int64_t arr_int[2] = {i, -(int64_t)i * 1000000007ll};
+        double arr_dbl[2] = {i + 0.25, -0.5};
+        bool arr_bool[2] = {true, i % 2 == 0};
+        uint8_t raw[3] = {0x00, 0xff, (uint8_t)i};
+        if (typed_arrays &&
+            (spanguard_span_set_string_array(s, S("arr.str"), arr_str, 2) != SPANGUARD_RESULT_OK ||
+             spanguard_span_set_int_array(s, S("arr.int"), arr_int, 2) != SPANGUARD_RESULT_OK ||
+             spanguard_span_set_double_array(s, S("arr.double"), arr_dbl, 2) != SPANGUARD_RESULT_OK ||
+             spanguard_span_set_bool_array(s, S("arr.bool"), arr_bool, 2) != SPANGUARD_RESULT_OK ||
+             spanguard_span_set_bytes(s, S("bytes"), raw, 3) != SPANGUARD_RESULT_OK))
+            die("set array attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
         int has_event = i % 4 == 1, has_link = i % 4 == 2 && prev_tp[0], is_error = i % 7 == 3;
         spanguard_attribute ea[1] = {{0}};
         ea[0].key = "event.seq";
@@ -195,8 +231,28 @@ int main(int argc, char **argv) {
                 is_error ? "\"failed \\\"on purpose\\\"\"" : "\"\"");
         fprintf(m, "\"attributes\": {\"str\": {\"type\": \"string\", \"value\": \"%s\"}, "
                    "\"int\": {\"type\": \"int\", \"value\": %lld}, \"double\": {\"type\": \"double\", \"value\": %.17g}, "
-                   "\"bool\": {\"type\": \"bool\", \"value\": %s}}, ",
+                   "\"bool\": {\"type\": \"bool\", \"value\": %s}",
                 str_value, int_value, dbl_value, i % 2 == 0 ? "true" : "false");
+        if (large) {
+            fprintf(m, ", \"gen_ai.prompt\": {\"type\": \"string\", \"value\": \"%.100000s\"}", p_text);
+            fprintf(m, ", \"gen_ai.completion\": {\"type\": \"string\", \"value\": \"%.20000s\"}", c_text);
+            fprintf(m, ", \"gen_ai.usage.input_tokens\": {\"type\": \"int\", \"value\": %d}", 25000 + i);
+            fprintf(m, ", \"gen_ai.usage.output_tokens\": {\"type\": \"int\", \"value\": %d}", 5000 + i);
+            for (int k = 0; k < 100; k++)
+                fprintf(m, ", \"extra.%d\": {\"type\": \"string\", \"value\": \"v%d-%d\"}", k, i, k);
+        }
+        if (typed_arrays) {
+            fprintf(m, ", \"arr.str\": {\"type\": \"array\", \"value\": [{\"type\": \"string\", \"value\": \"stop\"}, "
+                       "{\"type\": \"string\", \"value\": \"\xc3\xa9t\xc3\xa9\"}]}");
+            fprintf(m, ", \"arr.int\": {\"type\": \"array\", \"value\": [{\"type\": \"int\", \"value\": %lld}, "
+                       "{\"type\": \"int\", \"value\": %lld}]}", (long long)arr_int[0], (long long)arr_int[1]);
+            fprintf(m, ", \"arr.double\": {\"type\": \"array\", \"value\": [{\"type\": \"double\", \"value\": %.17g}, "
+                       "{\"type\": \"double\", \"value\": -0.5}]}", arr_dbl[0]);
+            fprintf(m, ", \"arr.bool\": {\"type\": \"array\", \"value\": [{\"type\": \"bool\", \"value\": true}, "
+                       "{\"type\": \"bool\", \"value\": %s}]}", arr_bool[1] ? "true" : "false");
+            fprintf(m, ", \"bytes\": {\"type\": \"bytes\", \"value\": \"00ff%02x\"}", raw[2]);
+        }
+        fprintf(m, "}, ");
         fprintf(m, "\"events\": [");
         if (has_event)
             fprintf(m, "{\"name\": \"checkpoint\", \"time_unix_nano\": %llu, \"attributes\": "

@@ -131,9 +131,10 @@ static void test_one_span_of_everything(spanguard_tracer *t) {
     CHECK_RC(spanguard_span_set_double(child, S("temperature"), 0.25), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_bool(child, S("stream"), true), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_string(child, S("bad.utf8"), "a\xff" "b", 3), SPANGUARD_RESULT_UTF8_REPLACED);
-    static char big[SPANGUARD_MAX_VALUE_BYTES + 100];
+    /* No fixed value limit any more: 5 KB is kept whole. */
+    static char big[5000];
     memset(big, 'v', sizeof big);
-    CHECK_RC(spanguard_span_set_string(child, S("big"), big, sizeof big), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_set_string(child, S("big"), big, sizeof big), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_string(child, NULL, 1, S("v")), SPANGUARD_RESULT_NULL_ARGUMENT);
     CHECK_RC(spanguard_span_set_string(child, S("k"), NULL, 4), SPANGUARD_RESULT_NULL_ARGUMENT);
 
@@ -178,7 +179,7 @@ static void test_one_span_of_everything(spanguard_tracer *t) {
     spanguard_counters s = stats_of(t);
     CHECK(s.spans_exported == 3);
     CHECK(s.utf8_replaced == 1);
-    CHECK(s.values_truncated == 1);
+    CHECK(s.values_truncated == 0);
 }
 
 static spanguard_attribute attr_int(const char *key, int64_t value) {
@@ -216,7 +217,7 @@ static spanguard_attribute attr_bool(const char *key, bool value) {
 /* SPANGUARD_MAX_ATTRIBUTES + 1 int attributes keyed "<prefix>.<i>". */
 static spanguard_attribute *one_too_many(const char *prefix) {
     static spanguard_attribute many[SPANGUARD_MAX_ATTRIBUTES + 1];
-    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][24];
+    static char keys[SPANGUARD_MAX_ATTRIBUTES + 1][32];
     for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) {
         snprintf(keys[i], sizeof keys[i], "%s.%d", prefix, i);
         many[i] = attr_int(keys[i], i);
@@ -251,9 +252,10 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     attrs[0].type_ = SPANGUARD_VALUE_INT;
     CHECK_RC(spanguard_span_set_attributes(SPANGUARD_SPAN_NONE, attrs, 1), SPANGUARD_RESULT_NON_RECORDING);
     spanguard_attribute *many = one_too_many("fill");
+    /* More than one call takes: refused whole. */
     CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES + 1), SPANGUARD_RESULT_LIMIT_REACHED);
-    /* 5 keys are set; 43 more fit, 5 do not. */
-    CHECK_RC(spanguard_span_set_attributes(s, many, 48), SPANGUARD_RESULT_LIMIT_REACHED);
+    /* 5 keys are set; of 128 more, 123 fit the default limit of 128, 5 do not. */
+    CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES), SPANGUARD_RESULT_LIMIT_REACHED);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 0), SPANGUARD_RESULT_ALREADY_ENDED);
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
@@ -268,8 +270,8 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "{\"key\":\"batch.temperature\",\"value\":{\"doubleValue\":0.5}}") == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"batch.stream\",\"value\":{\"boolValue\":true}}") == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"batch.utf8\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}") == 1);
-    CHECK(count_in_dir(dir, "\"fill.42\"") == 1);
-    CHECK(count_in_dir(dir, "\"fill.43\"") == 0);
+    CHECK(count_in_dir(dir, "\"fill.122\"") == 1);
+    CHECK(count_in_dir(dir, "\"fill.123\"") == 0);
 }
 
 /* Appends one packed attribute (see spanguard_span_set_attributes_packed). */
@@ -382,9 +384,159 @@ static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "{\"key\":\"start.temperature\",\"value\":{\"doubleValue\":0.25}}") == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"start.later\",\"value\":{\"boolValue\":true}}") == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"start.utf8\",\"value\":{\"stringValue\":\"x\xef\xbf\xbd\"}}") == 1);
-    CHECK(count_in_dir(dir, "\"start.47\"") == 1);
-    CHECK(count_in_dir(dir, "\"start.48\"") == 0);
+    CHECK(count_in_dir(dir, "\"start.127\"") == 1);
+    CHECK(count_in_dir(dir, "\"start.128\"") == 0);
     CHECK(count_in_dir(dir, "\"name\":\"x\"") == 0);
+}
+
+/* Every exported attribute has its key: once a span's slot is full, later
+ * attributes go to the payload pool, never out without a key. (Before the
+ * pool, the token count set after a long prompt and completion arrived as
+ * {"value":{"intValue":"812"}}.) */
+static void test_no_attribute_without_its_key(spanguard_tracer *t, const char *dir) {
+    static char prompt[3000], completion[3000];
+    memset(prompt, 'p', sizeof prompt);
+    memset(completion, 'c', sizeof completion);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("keys.kept"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_CLIENT, &s), SPANGUARD_RESULT_OK);
+    CHECK(spanguard_result_is_ok(spanguard_span_set_string(s, S("gen_ai.prompt"), prompt, sizeof prompt)));
+    CHECK(spanguard_result_is_ok(spanguard_span_set_string(s, S("gen_ai.completion"), completion, sizeof completion)));
+    CHECK_RC(spanguard_span_set_int(s, S("gen_ai.usage.input_tokens"), 812), SPANGUARD_RESULT_OK);
+    spanguard_attribute ea[1];
+    ea[0] = attr_int("keys.event.attr", 7);
+    CHECK_RC(spanguard_span_add_event(s, S("keys.event"), 0, ea, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(s, SPANGUARD_STATUS_ERROR, S("keys.status")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "{\"value\":") == 0);
+    CHECK(count_in_dir(dir, "{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"812\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"name\":\"keys.event\"") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"keys.event.attr\",\"value\":{\"intValue\":\"7\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"message\":\"keys.status\"") == 1);
+}
+
+/* "<key>":{"stringValue":"<value>"}} as the sink writes it (no escapes in
+ * the values used here). */
+static long count_string_attr(const char *dir, const char *key, const char *value, size_t len) {
+    size_t n = strlen(key) + len + 64;
+    char *needle = malloc(n);
+    if (!needle) return -1;
+    int head = snprintf(needle, n, "{\"key\":\"%s\",\"value\":{\"stringValue\":\"", key);
+    memcpy(needle + head, value, len);
+    memcpy(needle + head + len, "\"}}", 4);
+    long c = count_in_dir(dir, needle);
+    free(needle);
+    return c;
+}
+
+/* An LLM-sized span: a 100,000-byte prompt, a 20,000-byte completion,
+ * token counts set after them and 100 more attributes arrive whole with
+ * every key; an event carries a large body; arrays and bytes arrive typed;
+ * a value length limit cuts and says so. */
+static void test_llm_sized_span(const char *dir) {
+    spanguard_config cfg;
+    CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
+    CHECK(cfg.payload_pool_mib == SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB);
+    CHECK(cfg.value_length_limit == SPANGUARD_NO_LENGTH_LIMIT);
+    CHECK(cfg.attribute_count_limit == SPANGUARD_DEFAULT_COUNT_LIMIT);
+    cfg.service_name = "c-llm-test";
+    cfg.sink_dir = dir;
+    cfg.schedule_delay_ms = 50;
+    cfg.install_signal_handlers = 0;
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    if (!t) return;
+    static char prompt[100000], completion[20000], body[50000];
+    for (size_t i = 0; i < sizeof prompt; i++) prompt[i] = (char)('a' + i % 26);
+    for (size_t i = 0; i < sizeof completion; i++) completion[i] = (char)('A' + i % 26);
+    for (size_t i = 0; i < sizeof body; i++) body[i] = (char)('0' + i % 10);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("llm.chat"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_CLIENT, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_string(s, S("gen_ai.prompt"), prompt, sizeof prompt), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion"), completion, sizeof completion), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int(s, S("gen_ai.usage.input_tokens"), 25000), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int(s, S("gen_ai.usage.output_tokens"), 5000), SPANGUARD_RESULT_OK);
+    for (int i = 0; i < 100; i++) {
+        char key[32], value[32];
+        snprintf(key, sizeof key, "extra.%d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        CHECK_RC(spanguard_span_set_string(s, S(key), S(value)), SPANGUARD_RESULT_OK);
+    }
+    spanguard_attribute ea[2];
+    ea[0] = attr_string("gen_ai.event.content", body, sizeof body);
+    ea[1] = attr_int("gen_ai.event.index", 3);
+    CHECK_RC(spanguard_span_add_event(s, S("gen_ai.content.prompt"), 0, ea, 2), SPANGUARD_RESULT_OK);
+    /* Arrays and bytes, by setter and in an attribute array. */
+    spanguard_string reasons[2] = {{"stop", 4}, {"length", 6}};
+    int64_t ints[3] = {1, -2, 9007199254740993LL};
+    double doubles[2] = {0.5, -1.25};
+    bool bools[3] = {true, false, true};
+    uint8_t raw[4] = {0x00, 0xff, 0x10, 0x80};
+    CHECK_RC(spanguard_span_set_string_array(s, S("gen_ai.response.finish_reasons"), reasons, 2), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int_array(s, S("ints"), ints, 3), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_double_array(s, S("doubles"), doubles, 2), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_bool_array(s, S("bools"), bools, 3), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_bytes(s, S("raw"), raw, 4), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_bytes(s, S("raw.bad"), NULL, 4), SPANGUARD_RESULT_NULL_ARGUMENT);
+    spanguard_string broken[1] = {{NULL, 3}};
+    CHECK_RC(spanguard_span_set_string_array(s, S("broken"), broken, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    spanguard_attribute la[2];
+    la[0] = attr_int("link.ints", 0);
+    la[0].type_ = SPANGUARD_VALUE_INT_ARRAY;
+    la[0].string_value = (const char *)ints;
+    la[0].string_len = 3;
+    la[1] = attr_string("link.bytes", (const char *)raw, 4);
+    la[1].type_ = SPANGUARD_VALUE_BYTES;
+    char tp[SPANGUARD_TRACEPARENT_SIZE];
+    CHECK_RC(spanguard_span_traceparent(s, tp, sizeof tp), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link(s, tp, strlen(tp), la, 2), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_counters st = stats_of(t);
+    CHECK(st.values_truncated == 0 && st.attributes_dropped == 0);
+    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(t);
+
+    CHECK(count_in_dir(dir, "{\"value\":") == 0);
+    CHECK(count_string_attr(dir, "gen_ai.prompt", prompt, sizeof prompt) == 1);
+    CHECK(count_string_attr(dir, "gen_ai.completion", completion, sizeof completion) == 1);
+    CHECK(count_string_attr(dir, "gen_ai.event.content", body, sizeof body) == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"25000\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{\"intValue\":\"5000\"}}") == 1);
+    for (int i = 0; i < 100; i++) {
+        char key[32], value[32];
+        snprintf(key, sizeof key, "extra.%d", i);
+        snprintf(value, sizeof value, "value-%d", i);
+        CHECK(count_string_attr(dir, key, value, strlen(value)) == 1);
+    }
+    CHECK(count_in_dir(dir, "{\"key\":\"gen_ai.response.finish_reasons\",\"value\":{\"arrayValue\":{\"values\":"
+                            "[{\"stringValue\":\"stop\"},{\"stringValue\":\"length\"}]}}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"ints\",\"value\":{\"arrayValue\":{\"values\":[{\"intValue\":\"1\"},"
+                            "{\"intValue\":\"-2\"},{\"intValue\":\"9007199254740993\"}]}}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"doubles\",\"value\":{\"arrayValue\":{\"values\":[{\"doubleValue\":0.5},"
+                            "{\"doubleValue\":-1.25}]}}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"bools\",\"value\":{\"arrayValue\":{\"values\":[{\"boolValue\":true},"
+                            "{\"boolValue\":false},{\"boolValue\":true}]}}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"raw\",\"value\":{\"bytesValue\":\"AP8QgA==\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"link.bytes\",\"value\":{\"bytesValue\":\"AP8QgA==\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"broken\"") == 0);
+
+    /* A value length limit cuts, and says so. */
+    char limited_dir[512];
+    snprintf(limited_dir, sizeof limited_dir, "%s/limited", dir);
+    cfg.sink_dir = limited_dir;
+    cfg.value_length_limit = 16;
+    t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    if (!t) return;
+    CHECK_RC(spanguard_span_begin(t, S("limited"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_string(s, S("gen_ai.prompt"), prompt, sizeof prompt), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+    st = stats_of(t);
+    CHECK(st.values_truncated == 1);
+    spanguard_tracer_free(t);
+    CHECK(count_string_attr(limited_dir, "gen_ai.prompt", prompt, 16) == 1);
 }
 
 /* Spans begun on one thread and ended on another go through this bounded
@@ -561,11 +713,15 @@ int main(int argc, char **argv) {
     test_one_span_of_everything(t);
     test_set_attributes(t, dir);
     test_begin_with_attributes(t, dir);
+    test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
     test_threads_lose_nothing(t);
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t);
     spanguard_tracer_free(t);
+    char llm_dir[512];
+    snprintf(llm_dir, sizeof llm_dir, "%s-llm", dir);
+    test_llm_sized_span(llm_dir);
     test_disabled();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;

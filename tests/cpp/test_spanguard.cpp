@@ -1,5 +1,6 @@
 // The C++ wrapper against the real library.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -58,6 +59,52 @@ int main(int argc, char **argv) {
     std::ifstream sink_file(sink);
     std::string sink_text((std::istreambuf_iterator<char>(sink_file)), std::istreambuf_iterator<char>());
     CHECK(sink_text.find("\"agent.session\"") != std::string::npos);
+
+    // An LLM-sized span through the wrapper: a 100,000-byte prompt, a
+    // 20,000-byte completion, token counts after them, 100 more attributes,
+    // arrays and bytes; every key and value arrives whole at the sink.
+    std::string prompt(100000, ' '), completion(20000, ' ');
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<char>('a' + i % 26);
+    for (size_t i = 0; i < completion.size(); ++i) completion[i] = static_cast<char>('A' + i % 26);
+    {
+        spanguard::Span llm = tracer.start("llm.large", SPANGUARD_KIND_CLIENT);
+        CHECK(llm.set("gen_ai.prompt", prompt).code() == SPANGUARD_RESULT_OK);
+        CHECK(llm.set("gen_ai.completion", completion).code() == SPANGUARD_RESULT_OK);
+        CHECK(llm.set("gen_ai.usage.input_tokens", int64_t{25000}).ok());
+        CHECK(llm.set("gen_ai.usage.output_tokens", int64_t{5000}).ok());
+        for (int i = 0; i < 100; ++i)
+            CHECK(llm.set("extra." + std::to_string(i), "value-" + std::to_string(i)).ok());
+        CHECK(llm.set("gen_ai.response.finish_reasons", std::vector<std::string_view>{"stop", "length"}).ok());
+        CHECK(llm.set("ints", std::vector<int64_t>{1, -2}).ok());
+        CHECK(llm.set("doubles", std::vector<double>{0.5}).ok());
+        CHECK(llm.set("bools", std::vector<bool>{true, false}).ok());
+        CHECK(llm.set("raw", std::vector<uint8_t>{0x00, 0xff, 0x10, 0x80}).ok());
+    }
+    CHECK(tracer.flush(10s));
+    {
+        // Everything the sink wrote, every file.
+        std::ostringstream text;
+        for (const auto &entry : std::filesystem::directory_iterator(dir + "/sink"))
+            if (entry.path().extension() == ".jsonl") text << std::ifstream(entry.path()).rdbuf();
+        const std::string all = text.str();
+        auto count = [&](const std::string &needle) {
+            size_t n = 0;
+            for (size_t at = all.find(needle); at != std::string::npos; at = all.find(needle, at + needle.size())) ++n;
+            return n;
+        };
+        CHECK(count("{\"value\":") == 0);
+        CHECK(count("{\"key\":\"gen_ai.prompt\",\"value\":{\"stringValue\":\"" + prompt + "\"}}") == 1);
+        CHECK(count("{\"key\":\"gen_ai.completion\",\"value\":{\"stringValue\":\"" + completion + "\"}}") == 1);
+        CHECK(count("{\"key\":\"gen_ai.usage.input_tokens\",\"value\":{\"intValue\":\"25000\"}}") == 1);
+        CHECK(count("{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{\"intValue\":\"5000\"}}") == 1);
+        for (int i = 0; i < 100; ++i)
+            CHECK(count("{\"key\":\"extra." + std::to_string(i) + "\",\"value\":{\"stringValue\":\"value-" +
+                        std::to_string(i) + "\"}}") == 1);
+        CHECK(count("\"gen_ai.response.finish_reasons\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":"
+                    "\"stop\"},{\"stringValue\":\"length\"}]}}") == 1);
+        CHECK(count("\"bools\",\"value\":{\"arrayValue\":{\"values\":[{\"boolValue\":true},{\"boolValue\":false}]}}") == 1);
+        CHECK(count("{\"key\":\"raw\",\"value\":{\"bytesValue\":\"AP8QgA==\"}}") == 1);
+    }
 
     spanguard::Span remote = tracer.start_remote("tool.remote", root_tp, SPANGUARD_KIND_SERVER, "vendor=a1, other=b2");
     CHECK(remote.traceparent().substr(0, 35) == root_tp.substr(0, 35));

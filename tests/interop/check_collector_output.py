@@ -7,6 +7,7 @@ check_collector_output.py --collector-output FILE --manifest FILE [--wait-s N]
 """
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -14,6 +15,10 @@ import time
 
 def typed(value):
     """A manifest-style {"type", "value"} from an OTLP/JSON AnyValue."""
+    if "arrayValue" in value:
+        return {"type": "array", "value": [typed(v) for v in value["arrayValue"].get("values", [])]}
+    if "bytesValue" in value:
+        return {"type": "bytes", "value": base64.b64decode(value["bytesValue"]).hex()}
     if "stringValue" in value:
         return {"type": "string", "value": value["stringValue"]}
     if "boolValue" in value:

@@ -23,7 +23,7 @@ for protocol in http/protobuf http/json; do
     run_id="interop-$$-${protocol//\//_}-$compression"
     manifest="$out/manifest-${protocol//\//_}-$compression.json"
     "$emitter" --endpoint http://127.0.0.1:4318 --protocol "$protocol" --compression "$compression" \
-      --run-id "$run_id" --manifest "$manifest" --count 40
+      --run-id "$run_id" --manifest "$manifest" --count 40 --large 10
     python3 tests/interop/check_collector_output.py --label "$label" \
       --collector-output "$SPANGUARD_INTEROP_OUT" --manifest "$manifest" || status=1
   done

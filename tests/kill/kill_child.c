@@ -3,11 +3,10 @@
  * order) right after spanguard_span_end returned, with bit 30 set if its
  * child span could not be begun. The parent kills it at a random moment;
  * every reported span must then arrive exactly once, and so must its child,
- * ended or, if the kill caught it open, marked interrupted.
- *
- * The main thread begins a span "session" before the workers start and
- * never ends it: it must come back marked interrupted (or, when the process
- * lives on and shuts down, unended).
+ * ended or, if the kill caught it open, marked interrupted. Every 50th
+ * span and its child carry a 100,000-byte prompt (PROMPT_BYTES letters
+ * from 'a' + n % 26 on), which must arrive whole: the payload pool's
+ * chunks are in the crash dump and the flight recorder's file.
  *
  * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US [HOST]
  *
@@ -49,6 +48,16 @@ static void report(long n) {
     atomic_fetch_add(&reports, 1);
 }
 
+#define PROMPT_BYTES 100000
+#define PROMPT_EVERY 50
+/* 26 extra letters, so the prompt of span n starts at n % 26. */
+static char letters[PROMPT_BYTES + 26];
+
+static void set_prompt(spanguard_span s, long n) {
+    if (n % PROMPT_EVERY == 0)
+        (void)spanguard_span_set_string(s, S("gen_ai.prompt"), letters + n % 26, PROMPT_BYTES);
+}
+
 static atomic_int overflow_now;
 
 /* Recursion that the compiler cannot turn into a loop: a stack overflow.
@@ -71,10 +80,12 @@ static void *work(void *arg) {
             continue; /* never reported, so never expected */
         (void)spanguard_span_set_int(s, S("n"), n);
         (void)spanguard_span_set_string(s, S("gen_ai.request.model"), S("kill-test"));
+        set_prompt(s, n);
         /* A child that stays open across the pause, ended after its parent
          * is reported: most signals land while it is open, and it must then
          * come back marked interrupted. The report says whether it exists. */
         int has_child = spanguard_span_begin(tracer, S("child"), s, 0, &child) == SPANGUARD_RESULT_OK;
+        if (has_child) set_prompt(child, n);
         if (spanguard_span_end(s) == SPANGUARD_RESULT_OK) report(has_child ? n : n | NO_CHILD);
         if (pause_us > 0) {
             struct timespec ts = {0, pause_us * 1000L};
@@ -108,6 +119,7 @@ int main(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
     }
+    for (size_t i = 0; i < sizeof letters; i++) letters[i] = (char)('a' + i % 26);
     char resource[128];
     snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);
     spanguard_config cfg;
@@ -122,10 +134,11 @@ int main(int argc, char **argv) {
     cfg.install_signal_handlers = 1;
     cfg.signal_flush_timeout_ms = 5000;
     if (spanguard_tracer_new(&cfg, &tracer) != SPANGUARD_RESULT_OK) return 2;
-    spanguard_span session;
-    if (spanguard_span_begin(tracer, S("session"), SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &session) !=
-        SPANGUARD_RESULT_OK)
-        return 2;
+    /* A span open from start to kill, with a 100 KB prompt: it must come
+     * back interrupted, its prompt whole. */
+    spanguard_span held;
+    if (spanguard_span_begin(tracer, S("held"), SPANGUARD_SPAN_NONE, 0, &held) != SPANGUARD_RESULT_OK) return 2;
+    if (spanguard_span_set_string(held, S("gen_ai.prompt"), letters + 7, PROMPT_BYTES) != SPANGUARD_RESULT_OK) return 2;
     int threads = atoi(argv[3]);
     pthread_t th[16];
     /* The first worker is the one that overflows its stack on request. */

@@ -13,6 +13,7 @@ healthy receiver and judges by what the receiver decoded."""
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import struct
@@ -30,7 +31,6 @@ IS_ROOT = os.geteuid() == 0
 # Far above what a tracer needs (its slots are about 20 MiB), far below
 # what reading any hostile file whole would take (1 GiB and more).
 MAX_RSS_KIB = 256 * 1024
-DUMP_HEADER = 8 + 4 * 6 + 256 + 1024  # buffer::dump::DumpHeader
 SPOOL_HEADER = 22
 
 
@@ -38,8 +38,12 @@ def spool_header(body_len, spans=3, fmt=0, gzipped=0):
     return b"SGSPOOL1" + bytes([fmt, gzipped]) + struct.pack("<IQ", spans, body_len)
 
 
-def dump_header(magic, record_size, count):
-    return magic + struct.pack("<IIIiII", record_size, count, 12345, 0, 3, 0) + b"svc".ljust(256, b"\0") + bytes(1024)
+def dump_header(magic, record_size, count, chunk_size=4096, pool_chunks=0, pool_offset=0):
+    """A header laid out as buffer::dump::DumpHeader (repr(C)): magic,
+    record_size, record_count, pid, signal, name and resource lengths,
+    chunk_size, pool_chunks, pool_offset, then the name and resource text."""
+    return (magic + struct.pack("<IIIiIIIIQ", record_size, count, 12345, 0, 3, 0, chunk_size, pool_chunks,
+                                pool_offset) + b"svc".ljust(256, b"\0") + bytes(1024))
 
 
 def run_emitter(emitter, endpoint, tmp_path, name, spool, count=3, extra=(), env=None, umask=None):
@@ -211,12 +215,12 @@ def test_sparse_files_with_lying_headers_cost_neither_memory_nor_a_crash(emitter
         f.write(spool_header(64 << 30))
         f.truncate(SPOOL_HEADER + (64 << 30))
     # Headers of this build's dumps with absurd counts, over 1 GiB holes.
-    record_size = record_size_of_this_build(emitter, tmp_path)
-    for name, magic, count in [("h.sgdump", b"SGDUMP02", 0xFFFFFFFF),
-                               ("i.sgflight", b"SGFLITE2", 1 << 23),
-                               ("j.sgdump", b"SGDUMP02", 0)]:
+    this = this_builds_dumps(tmp_path)
+    for name, kind, count in [("h.sgdump", "crash", 0xFFFFFFFF),
+                              ("i.sgflight", "flight", 1 << 23),
+                              ("j.sgdump", "crash", 0)]:
         with open(case.spool / f"00000000000000000002-0000000001-{name}", "wb") as f:
-            f.write(dump_header(magic, record_size, count))
+            f.write(dump_header(this[kind], this["record_size"], count, this["chunk_size"]))
             f.truncate(1 << 30)
     stats, _, own = case.run(emitter, receiver)
     case.expect_delivered(receiver, own, case.legit_keys)
@@ -227,20 +231,25 @@ def test_sparse_files_with_lying_headers_cost_neither_memory_nor_a_crash(emitter
                                                "00000000000000000002-0000000001-h.sgdump.unreadable"])
 
 
-def record_size_of_this_build(emitter, tmp_path):
-    """A real dump's header says how big this build's records are: make one
-    (a flight file of a tracer that is killed)."""
-    spool = tmp_path / "probe-spool"
-    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:1/v1/traces",
-                              str(spool), "1", "1", "none", "10", "probe", "1000"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    child.stdout.read(4)
-    child.kill()
-    child.wait()
-    flight = next(spool.glob("*.sgflight"))
-    size = struct.unpack("<I", flight.read_bytes()[8:12])[0]
-    shutil.rmtree(spool)
-    return size
+def this_builds_dumps(tmp_path):
+    """This build's magics, record size and chunk size, read from a real
+    crash dump (a child ended by SIGTERM) and a real flight file (a child
+    killed with the flight recorder on)."""
+    found = {}
+    for flight, sig, suffix in [(0, signal.SIGTERM, ".sgdump"), (1, signal.SIGKILL, ".sgflight")]:
+        spool = tmp_path / f"probe-spool-{flight}"
+        child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:1/v1/traces",
+                                  str(spool), "1", str(flight), "none", "10", "probe", "1000"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        child.stdout.read(4)  # a span has ended: the tracer runs
+        child.send_signal(sig)
+        child.wait(timeout=60)
+        head = next(spool.glob("*" + suffix)).read_bytes()[:48]
+        found["flight" if flight else "crash"] = head[:8]
+        found["record_size"], found["chunk_size"] = struct.unpack("<I", head[8:12])[0], \
+            struct.unpack("<I", head[32:36])[0]
+        shutil.rmtree(spool)
+    return found
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="giving a file to another user needs root")
@@ -286,7 +295,7 @@ def test_wrong_and_other_versions_magic_and_torn_files_are_set_aside(emitter, re
         # The previous record layout's dump and flight file.
         "00000000000000000002-0000000001-m.sgdump": dump_header(b"SGDUMP01", 2880, 1) + bytes(2880),
         "00000000000000000002-0000000001-n.sgflight": dump_header(b"SGFLITE1", 2880, 1) + bytes(2880),
-        "00000000000000000002-0000000001-o.sgdump": b"SGDUMP02",
+        "00000000000000000002-0000000001-o.sgdump": b"SGDUMP",
     }
     for name, data in planted.items():
         (case.spool / name).write_bytes(data)

@@ -19,6 +19,10 @@ def typed(value):
         return {"type": "int", "value": value}
     if isinstance(value, float):
         return {"type": "double", "value": value}
+    if isinstance(value, list):
+        return {"type": "array", "value": [typed(v) for v in value]}
+    if isinstance(value, dict) and "bytes" in value:
+        return {"type": "bytes", "value": value["bytes"]}
     return {"type": "string", "value": value}
 
 
@@ -37,8 +41,12 @@ def run_emitter(emitter, receiver, tmp_path, protocol, compression, count=24, ex
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_every_emitted_span_arrives_once_with_every_field(emitter, tmp_path, protocol, compression):
+    """Every fourth span has array and bytes values, and every fifth an
+    LLM-sized payload (a 100,000-byte prompt, a 20,000-byte completion,
+    token counts after them, 100 more attributes): all arrive whole, with
+    every key."""
     with OtlpReceiverProcess(workdir=tmp_path) as receiver:
-        manifest = run_emitter(emitter, receiver, tmp_path, protocol, compression)
+        manifest = run_emitter(emitter, receiver, tmp_path, protocol, compression, extra=("--large", "5"))
         receiver.wait_for_spans(len(manifest["spans"]))
         records = receiver.accepted_records()
         assert receiver.duplicate_spans() == {}
@@ -55,6 +63,8 @@ def test_every_emitted_span_arrives_once_with_every_field(emitter, tmp_path, pro
         assert r["headers"]["user-agent"].startswith("spanguard/")
 
     assert len(got) == len(manifest["spans"])
+    assert sum("gen_ai.prompt" in w["attributes"] for w in manifest["spans"]) >= 4
+    assert sum("arr.int" in w["attributes"] for w in manifest["spans"]) >= 4
     for want in manifest["spans"]:
         span = got.get((want["trace_id"], want["span_id"]))
         assert span is not None, f"span {want['name']} did not arrive"

@@ -6,8 +6,9 @@ process itself, and with one that returns so the process lives on; a
 SIGSEGV while a slow backend holds a batch). After a fresh process start
 recovers what it left, every reported span must have arrived at the
 receiver exactly once, and spans still open at the kill must come back
-marked spanguard.interrupted with the signal; the child's "session" span,
-open all its life, must come back so marked every time.
+marked spanguard.interrupted with the signal; the child's "held" span,
+open all its life, must come back so marked every time, its 100 KB prompt
+whole.
 
 SPANGUARD_KILL_TRIALS sets trials per case (make stress raises it)."""
 
@@ -33,6 +34,14 @@ TRIALS = int(os.environ.get("SPANGUARD_KILL_TRIALS", "5"))
 PAUSE_US = os.environ.get("SPANGUARD_KILL_PAUSE_US", "300")
 BATCH = 256  # the child's max_export_batch_size
 NO_CHILD = 1 << 30  # set in a report when the span has no child
+PROMPT_EVERY = 50  # every 50th span and its child carry a 100 KB prompt
+PROMPT_BYTES = 100_000
+LETTERS = "abcdefghijklmnopqrstuvwxyz" * (PROMPT_BYTES // 26 + 2)
+
+
+def prompt(n):
+    """What kill_child sets as span n's prompt."""
+    return LETTERS[n % 26:n % 26 + PROMPT_BYTES]
 SLOW_BACKEND_S = 0.5
 CASES = [
     # (name, how it dies, flight recorder, the signal, the child's exit
@@ -130,7 +139,7 @@ def spans_of(receiver, tag, received_unanswered=False):
 @pytest.mark.parametrize("name,how,flight,sig,exit_status,host,rx_mode", CASES, ids=[c[0] for c in CASES])
 def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, name, how, flight, sig, exit_status,
                                                    host, rx_mode):
-    totals = {"reported": 0, "interrupted": 0, "duplicates": 0}
+    totals = {"reported": 0, "interrupted": 0, "duplicates": 0, "large": 0}
     for trial in range(TRIALS):
         status, numbers, with_child, tag, spool, stderr, pid = run_trial(
             receiver, emitter, tmp_path, name, how, flight, trial, host, rx_mode)
@@ -155,6 +164,33 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             time.sleep(0.2)
         assert not missing, f"trial {trial}: {len(missing)} of {len(want)} reported spans lost, e.g. {missing[:5]}"
         assert not orphans, f"trial {trial}: children of {len(orphans)} reported spans lost, e.g. {orphans[:5]}"
+        # Large payloads survive too: every 50th span and its child, open
+        # or queued at the kill, arrive with their 100 KB prompt whole.
+        large = [s for s in work if s["attributes"]["n"] % PROMPT_EVERY == 0]
+        large_children = [s for s in spans if s["name"] == "child" and s["parent_span_id"] in n_of
+                          and n_of[s["parent_span_id"]] % PROMPT_EVERY == 0]
+        for s in large:
+            assert s["attributes"].get("gen_ai.prompt") == prompt(s["attributes"]["n"]), \
+                f"trial {trial}: span {s['attributes']['n']} lost its prompt"
+        for s in large_children:
+            assert s["attributes"].get("gen_ai.prompt") == prompt(n_of[s["parent_span_id"]]), \
+                f"trial {trial}: the child of {n_of[s['parent_span_id']]} lost its prompt"
+        # The span open from the child's start to its end: killed, it comes
+        # back interrupted with the signal (which SIGKILL cannot leave);
+        # when the process lived on and shut down, unended. Its 100 KB
+        # prompt arrives whole either way.
+        held = [s for s in spans if s["name"] == "held"]
+        assert len(held) == 1, f"trial {trial}: the span open from start to kill arrived {len(held)} times"
+        attrs = held[0]["attributes"]
+        if sig is None:
+            assert attrs.get("spanguard.unended") is True and "spanguard.interrupted" not in attrs, attrs
+        else:
+            assert attrs.get("spanguard.interrupted") is True, f"trial {trial}: open span not interrupted: {attrs}"
+            if sig != signal.SIGKILL:
+                assert attrs.get("spanguard.signal") == int(sig), attrs
+        assert attrs.get("gen_ai.prompt") == prompt(7), \
+            f"trial {trial}: the open span's 100 KB prompt did not arrive whole"
+        totals["large"] += len(large) + len(large_children) + 1
         dups = {n for n, times in Counter(got).items() if times > 1}
         if sig == signal.SIGKILL:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
@@ -176,21 +212,10 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
             assert sig is not None, f"trial {trial}: a span marked interrupted in a process that lived on"
             if sig != signal.SIGKILL:
                 assert s["attributes"].get("spanguard.signal") == int(sig), s["attributes"]
-        # The session span was open from start to end: killed, it comes
-        # back interrupted (with the signal, which SIGKILL cannot leave);
-        # shut down, unended.
-        sessions = [s for s in spans if s["name"] == "session"]
-        assert len(sessions) == 1, f"trial {trial}: {len(sessions)} session spans arrived"
-        attrs = sessions[0]["attributes"]
-        if sig is None:
-            assert attrs.get("spanguard.unended") is True and "spanguard.interrupted" not in attrs, attrs
-        else:
-            assert attrs.get("spanguard.interrupted") is True, f"trial {trial}: open session not interrupted: {attrs}"
-            if sig != signal.SIGKILL:
-                assert attrs.get("spanguard.signal") == int(sig), attrs
         assert not list(spool.glob("*.sgspool")), f"trial {trial}: spool not drained"
         totals["reported"] += len(want)
         totals["interrupted"] += len(interrupted)
     print(f"{name}: {TRIALS} trials, {totals['reported']} reported spans, all arrived once; "
           f"{totals['interrupted']} open spans recovered as interrupted; "
-          f"{totals['duplicates']} spans sent twice")
+          f"{totals['duplicates']} spans sent twice; {totals['large']} spans with a 100 KB prompt whole")
+    assert totals["large"] > 0, "no span with a large prompt was checked"

@@ -194,25 +194,36 @@ ONEOF_TYPES = {
     "int_value": "int",
     "double_value": "double",
     "bool_value": "bool",
+    "bytes_value": "bytes",
+    "array_value": "array",
 }
+
+
+def check_value(any_value, exp, where):
+    which = any_value.WhichOneof("value")
+    assert ONEOF_TYPES.get(which) == exp["type"], f"{where}: type {which}"
+    value = getattr(any_value, which)
+    if exp["type"] == "double":
+        wanted = struct.unpack(">d", bytes.fromhex(exp["bits"]))[0]
+        if math.isnan(wanted):
+            assert math.isnan(value), f"{where}: {value} is not NaN"
+        else:
+            assert struct.pack(">d", value).hex() == exp["bits"], f"{where}: {value} != {wanted}"
+    elif exp["type"] == "bytes":
+        assert value == bytes.fromhex(exp["hex"]), f"{where}: {len(value)} bytes differ"
+    elif exp["type"] == "array":
+        assert len(value.values) == len(exp["values"]), f"{where}: {len(value.values)} elements"
+        for i, (item, e) in enumerate(zip(value.values, exp["values"])):
+            check_value(item, e, f"{where}[{i}]")
+    else:
+        assert type(value) is type(exp["value"]), f"{where}: {value!r}"
+        assert value == exp["value"], f"{where}: {str(value)[:80]!r} != {str(exp['value'])[:80]!r}"
 
 
 def check_attributes(actual, expected, path):
     assert [kv.key for kv in actual] == [e["key"] for e in expected], f"{path}: keys"
     for kv, exp in zip(actual, expected):
-        where = f"{path}[{exp['key']!r}]"
-        which = kv.value.WhichOneof("value")
-        assert ONEOF_TYPES.get(which) == exp["type"], f"{where}: type {which}"
-        value = getattr(kv.value, which)
-        if exp["type"] == "double":
-            wanted = struct.unpack(">d", bytes.fromhex(exp["bits"]))[0]
-            if math.isnan(wanted):
-                assert math.isnan(value), f"{where}: {value} is not NaN"
-            else:
-                assert struct.pack(">d", value).hex() == exp["bits"], f"{where}: {value} != {wanted}"
-        else:
-            assert type(value) is type(exp["value"]), f"{where}: {value!r}"
-            assert value == exp["value"], f"{where}: {value!r} != {exp['value']!r}"
+        check_value(kv.value, exp, f"{path}[{exp['key']!r}]")
 
 
 def check_span(span, exp, path):
@@ -286,7 +297,15 @@ def test_fixtures_cover_every_field():
     spans = [s for case in CASES for g in load_expected(case)["scope_spans"] for s in g["spans"]]
     attrs = [a for s in spans for a in s["attributes"]]
     assert {s["kind"] for s in spans} == set(range(6))
-    assert {a["type"] for a in attrs} == {"string", "int", "double", "bool"}
+    assert {a["type"] for a in attrs} == {"string", "int", "double", "bool", "bytes", "array"}
+    elements = [v for a in attrs if a["type"] == "array" for v in a["values"]]
+    assert {v["type"] for v in elements} == {"string", "int", "double", "bool"}
+    # LLM-sized text (it crosses chunks of the payload pool).
+    assert any(a["type"] == "string" and len(a["value"].encode()) >= 100_000 for a in attrs)
+    assert any(a["type"] == "bytes" and len(a["hex"]) > 2 * 4096 for a in attrs)
+    # Dropped attributes counted on an event and a link themselves.
+    assert any(e["dropped_attributes_count"] for s in spans for e in s["events"])
+    assert any(l["dropped_attributes_count"] for s in spans for l in s["links"])
     ints = {a["value"] for a in attrs if a["type"] == "int"}
     assert {-(2**63), 2**63 - 1, -1} <= ints
     doubles = {a["bits"] for a in attrs if a["type"] == "double"}

@@ -1,7 +1,7 @@
 //! spanguard vs the OpenTelemetry Rust SDK, in one process, same machine,
 //! same run; plus spanguard's own throughput figures. Prints Markdown.
 //!
-//! spanguard-bench [--quick] [--soak SECONDS]
+//! spanguard-bench [--quick] [--soak SECONDS] [--large-burst] [--llm] [--encode [small]] [--hot]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -21,6 +21,9 @@ use spanguard::export::resource::ResourceInfo;
 use spanguard::ffi::span::*;
 use spanguard::ffi::tracer::*;
 use spanguard::ffi::types::*;
+use spanguard::buffer::payload_pool::PayloadPool;
+use spanguard::span::limits::SpanLimits;
+use spanguard::span::record::SpanView;
 use spanguard::tracer::{AttrInput, Parent, Tracer};
 
 struct Counting;
@@ -378,7 +381,17 @@ fn loopback_sink() -> (String, Arc<AtomicU64>, Arc<AtomicBool>) {
     (url, requests, stop)
 }
 
-fn sample_records(count: usize) -> Vec<Box<spanguard::span::record::SpanRecord>> {
+/// `count` spans like an LLM call's, with a `prompt_bytes` prompt and a
+/// `completion_bytes` completion (0: none), in `pool`'s chunks.
+fn sample_records(
+    count: usize,
+    prompt_bytes: usize,
+    completion_bytes: usize,
+    pool: &PayloadPool,
+) -> Vec<Box<spanguard::span::record::SpanRecord>> {
+    let limits = SpanLimits::default();
+    let prompt = text(prompt_bytes, b'a');
+    let completion = text(completion_bytes, b'A');
     (0..count)
         .map(|i| {
             let mut r: Box<spanguard::span::record::SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
@@ -388,36 +401,64 @@ fn sample_records(count: usize) -> Vec<Box<spanguard::span::record::SpanRecord>>
             r.kind = 3;
             r.start_unix_ns = 1_700_000_000_000_000_000 + i as u64;
             r.end_unix_ns = r.start_unix_ns + 12_345;
-            let (name, _) = r.store_text(b"llm.chat", 256);
+            let (name, _) = r.store_text(b"llm.chat", 256, pool);
             r.name = name;
-            use spanguard::span::record::{OWNER_SPAN, ValueKind};
-            r.push_attribute(OWNER_SPAN, b"gen_ai.usage.input_tokens", ValueKind::Int, i as u64, b"");
-            r.push_attribute(OWNER_SPAN, b"gen_ai.request.model", ValueKind::String, 0, b"gpt-4o");
-            r.push_attribute(OWNER_SPAN, b"stream", ValueKind::Bool, 1, b"");
+            let mut set = |k: &[u8], v: AttrInput| r.set_attribute(k, &v, &limits, pool).expect("fits");
+            set(b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
+            set(b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
+            set(b"stream", AttrInput::Bool(true));
+            if prompt_bytes > 0 {
+                set(b"gen_ai.prompt", AttrInput::Str(&prompt));
+            }
+            if completion_bytes > 0 {
+                set(b"gen_ai.completion", AttrInput::Str(&completion));
+            }
             r
         })
         .collect()
 }
 
-/// OTLP protobuf + gzip on this thread: spans per second (median of runs).
-fn encode_throughput(runs: usize) -> f64 {
-    let records = sample_records(512);
-    let refs: Vec<&spanguard::span::record::SpanRecord> = records.iter().map(|r| &**r).collect();
+/// Text that reads like words, so gzip's work is like a real prompt's.
+fn text(bytes: usize, first: u8) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "the ", "model ", "answered ", "with ", "a ", "summary ", "of ", "every ", "tool ", "call ", "it ", "made. ",
+    ];
+    let mut out = Vec::with_capacity(bytes + 16);
+    let mut i = first as usize;
+    while out.len() < bytes {
+        out.extend_from_slice(WORDS[i % WORDS.len()].as_bytes());
+        i = i.wrapping_mul(7).wrapping_add(3);
+    }
+    out.truncate(bytes);
+    out
+}
+
+/// OTLP protobuf + gzip on this thread: spans per second and payload MB/s
+/// (median of runs).
+fn encode_throughput(runs: usize, prompt_bytes: usize, completion_bytes: usize) -> (f64, f64) {
+    let pool = PayloadPool::with_mib(256).expect("pool");
+    let count = if prompt_bytes > 0 { 64 } else { 512 };
+    let records = sample_records(count, prompt_bytes, completion_bytes, &pool);
+    let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
     let resource = ResourceInfo::new("bench", &[]);
     let mut enc = OtlpProtoEncoder::new();
     let mut gz = GzipWriter::new();
     let (mut body, mut zipped) = (Vec::new(), Vec::new());
     let mut rates = Vec::new();
+    let mut payload_rates = Vec::new();
+    let payload = ((prompt_bytes + completion_bytes) * count) as f64;
     for _ in 0..runs {
-        let batches = 400;
+        let batches = if prompt_bytes > 0 { 40 } else { 400 };
         let t0 = Instant::now();
         for _ in 0..batches {
-            enc.encode(&resource, &refs, &mut body);
+            enc.encode(&resource, &views, &mut body);
             gz.compress(&body, &mut zipped);
         }
-        rates.push((batches * refs.len()) as f64 / t0.elapsed().as_secs_f64());
+        let secs = t0.elapsed().as_secs_f64();
+        rates.push((batches * views.len()) as f64 / secs);
+        payload_rates.push(batches as f64 * payload / secs / 1e6);
     }
-    median(rates)
+    (median(rates), median(payload_rates))
 }
 
 fn rss_kib() -> u64 {
@@ -497,6 +538,25 @@ fn main() {
         let secs: u64 = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(600);
         return soak(secs);
     }
+    if args.iter().any(|a| a == "--encode") {
+        // Only the encoder's rows, for tuning it.
+        let (spans, _) = encode_throughput(9, 0, 0);
+        if args.iter().any(|a| a == "small") {
+            println!("small spans: {spans:.0} spans/s");
+            return;
+        }
+        let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024);
+        println!("small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload");
+        return;
+    }
+    if args.iter().any(|a| a == "--llm") {
+        // Only the LLM-sized rows.
+        let (rounds, samples) = if quick { (3, 3) } else { (5, 5) };
+        return llm_rows(rounds, samples, quick);
+    }
+    if args.iter().any(|a| a == "--large-burst") {
+        return large_burst(if quick { 2_000 } else { 10_000 });
+    }
     // Each round measures every implementation once, one after another, and
     // the figures are medians over rounds: noise from a shared machine (a
     // neighbour's burst) then lands on all of them alike rather than on
@@ -544,6 +604,7 @@ fn main() {
         println!("| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |", case.label(), on / cn);
     }
     println!();
+    llm_rows(rounds, samples, quick);
     let otel_exported = OTEL_EXPORTED.load(Ordering::Relaxed);
     println!(
         "- opentelemetry_sdk's BatchSpanProcessor (queue 65536, as spanguard's here) exported {otel_exported} of the {otel_made} spans above; it dropped {} when its queue was full (spanguard waits instead: 0 dropped)",
@@ -567,8 +628,12 @@ fn main() {
         "- flight recorder, begin+3 attrs+end (Rust API): {fnn:.1} ns/span on vs {pn:.1} ns/span off; ratio {:.2}",
         fnn / pn
     );
-    let enc = encode_throughput(if quick { 3 } else { 9 });
+    let (enc, _) = encode_throughput(if quick { 3 } else { 9 }, 0, 0);
     println!("- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)", enc);
+    let (llm_spans, llm_mb) = encode_throughput(if quick { 3 } else { 9 }, 8 * 1024, 2 * 1024);
+    println!(
+        "- OTLP protobuf + gzip encoding of spans with an 8 KiB prompt and a 2 KiB completion, one core: {llm_mb:.0} MB/s of payload, {llm_spans:.0} spans/s (median of runs)"
+    );
     let (url, requests, _stop) = loopback_sink();
     let (e2e, exported, dropped, emit_rate) = burst(&url, if quick { 200_000 } else { 1_000_000 }, 1, false);
     println!(
@@ -632,5 +697,188 @@ fn soak(secs: u64) {
     println!(
         "- soak {secs} s at ~50k spans/s: RSS {start_rss} KiB at start, {end_rss} KiB at end, slope {slope:.2} KiB/s over {} samples; {} spans, {} exported, {} dropped",
         points.len(), st.spans_begun, st.spans_exported, st.dropped_buffer_full + st.dropped_export_failed
+    );
+}
+
+/// LLM-sized spans: a prompt of `prompt` bytes and a completion of
+/// `completion` bytes set after begin, token counts after them.
+#[derive(Clone, Copy)]
+struct Llm {
+    label: &'static str,
+    prompt: usize,
+    completion: usize,
+}
+
+const LLM_CASES: [Llm; 2] = [
+    Llm { label: "begin+8 KB prompt+2 KB completion+2 token counts+end", prompt: 8 * 1024, completion: 2 * 1024 },
+    Llm { label: "begin+100 KB prompt+2 token counts+end", prompt: 100 * 1024, completion: 0 },
+];
+
+fn llm_config() -> TracerConfig {
+    // A pool big enough that no sample cuts (the row says so if one did).
+    TracerConfig { payload_pool_mib: 1024, ..spanguard_config("discard:") }
+}
+
+fn bench_llm_rust(case: Llm, samples: usize, n: u64) -> (f64, f64, u64) {
+    let t = Tracer::new(llm_config()).expect("tracer");
+    let (prompt, completion) = (text(case.prompt, b'a'), text(case.completion, b'A'));
+    let flush = || {
+        let _ = t.flush(Duration::from_secs(60));
+    };
+    let r = measure(samples, n, 1, 1, &flush, &|n| {
+        for i in 0..n {
+            let (s, _) = t.begin(b"llm.chat", Parent::None, 3).expect("begin");
+            let _ = t.set_attribute(s, b"gen_ai.prompt", AttrInput::Str(&prompt));
+            if !completion.is_empty() {
+                let _ = t.set_attribute(s, b"gen_ai.completion", AttrInput::Str(&completion));
+            }
+            let _ = t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
+            let _ = t.set_attribute(s, b"gen_ai.usage.output_tokens", AttrInput::Int(96));
+            let _ = t.end(s, 0);
+        }
+    });
+    let cut = t.stats().values_truncated;
+    let _ = t.shutdown(Duration::from_secs(60));
+    (r.0, r.1, cut)
+}
+
+fn bench_llm_c(case: Llm, samples: usize, n: u64) -> (f64, f64) {
+    let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
+    unsafe { spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
+    cfg.endpoint = c"discard:".as_ptr();
+    cfg.install_signal_handlers = 0;
+    cfg.max_queue_size = 1 << 16;
+    cfg.max_open_spans = 1 << 12;
+    cfg.payload_pool_mib = 1024;
+    let mut t: *mut spanguard_tracer = std::ptr::null_mut();
+    assert_eq!(unsafe { spanguard_tracer_new(&cfg, &mut t) } as u32, 0);
+    struct P(*mut spanguard_tracer);
+    unsafe impl Sync for P {}
+    let p = P(t);
+    let (prompt, completion) = (text(case.prompt, b'a'), text(case.completion, b'A'));
+    let flush = || {
+        let _ = spanguard_flush(p.0, 60_000);
+    };
+    let r = measure(samples, n, 1, 1, &flush, &|n| {
+        let p = &p;
+        for i in 0..n {
+            let mut s = 0u64;
+            unsafe {
+                spanguard_span_begin(p.0, c"llm.chat".as_ptr(), 8, SPANGUARD_SPAN_NONE, 3, &mut s);
+                spanguard_span_set_string(s, c"gen_ai.prompt".as_ptr(), 13, prompt.as_ptr().cast(), prompt.len());
+                if !completion.is_empty() {
+                    spanguard_span_set_string(s, c"gen_ai.completion".as_ptr(), 17, completion.as_ptr().cast(), completion.len());
+                }
+                spanguard_span_set_int(s, c"gen_ai.usage.input_tokens".as_ptr(), 25, i as i64);
+                spanguard_span_set_int(s, c"gen_ai.usage.output_tokens".as_ptr(), 26, 96);
+                spanguard_span_end(s);
+            }
+        }
+    });
+    unsafe { spanguard_tracer_free(t) };
+    r
+}
+
+fn bench_llm_otel(case: Llm, samples: usize, n: u64) -> (f64, f64) {
+    let processor = BatchSpanProcessor::builder(DiscardExporter)
+        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 16).build())
+        .build();
+    let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+    let tracer = provider.tracer("bench");
+    // The SDK takes owned strings: the caller's copy is part of its cost,
+    // as spanguard's copy into the pool is part of its.
+    let prompt = String::from_utf8(text(case.prompt, b'a')).expect("ASCII");
+    let completion = String::from_utf8(text(case.completion, b'A')).expect("ASCII");
+    let flush = || {
+        let _ = provider.force_flush();
+    };
+    let r = measure(samples, n, 1, 1, &flush, &|n| {
+        for i in 0..n {
+            let mut s = tracer.start("llm.chat");
+            s.set_attribute(KeyValue::new("gen_ai.prompt", prompt.clone()));
+            if !completion.is_empty() {
+                s.set_attribute(KeyValue::new("gen_ai.completion", completion.clone()));
+            }
+            s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i as i64));
+            s.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", 96i64));
+            s.end();
+        }
+    });
+    let _ = provider.shutdown();
+    r
+}
+
+/// The LLM-sized rows, each with the Rust SDK beside it, in the same
+/// interleaved rounds as the main table.
+fn llm_rows(rounds: usize, samples: usize, quick: bool) {
+    println!("### LLM-sized spans
+");
+    println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut cut = 0;
+    for case in LLM_CASES {
+        let n: u64 = match (case.prompt > 16 * 1024, quick) {
+            (true, true) => 200,
+            (true, false) => 1_000,
+            (false, true) => 2_000,
+            (false, false) => 5_000,
+        };
+        let mut figures: [Vec<f64>; 6] = Default::default();
+        for _ in 0..rounds {
+            let (rn, ra, c) = bench_llm_rust(case, samples, n);
+            cut += c;
+            let (cn, ca) = bench_llm_c(case, samples, n);
+            let (on, oa) = bench_llm_otel(case, samples, n);
+            for (v, x) in figures.iter_mut().zip([rn, ra, cn, ca, on, oa]) {
+                v.push(x);
+            }
+        }
+        let [rn, ra, cn, ca, on, oa] = figures.map(median);
+        println!("| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |", case.label, on / cn);
+    }
+    println!();
+    println!("- values cut because the payload pool (1 GiB here) was used up in these rows: {cut}\n");
+}
+
+/// A burst of `total` spans with a 100 KB prompt each, default settings,
+/// to a loopback sink: RSS against the pool's size, and every span
+/// exported or counted.
+fn large_burst(total: u64) {
+    let (url, _requests, _stop) = loopback_sink();
+    let config = TracerConfig { endpoint: Some(url), install_signal_handlers: false, ..TracerConfig::default() };
+    let pool_mib = config.payload_pool_mib;
+    let before = rss_kib();
+    let t = Tracer::new(config).expect("tracer");
+    let idle = rss_kib();
+    let prompt = text(100_000, b'a');
+    let mut peak = idle;
+    let t0 = Instant::now();
+    let mut not_begun = 0u64;
+    for i in 0..total {
+        match t.begin(b"llm.chat", Parent::None, 3) {
+            Ok((s, _)) => {
+                let _ = t.set_attribute(s, b"gen_ai.prompt", AttrInput::Str(&prompt));
+                let _ = t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
+                let _ = t.end(s, 0);
+            }
+            Err(_) => not_begun += 1,
+        }
+        if i % 256 == 0 {
+            peak = peak.max(rss_kib());
+        }
+    }
+    let emit = t0.elapsed().as_secs_f64();
+    let _ = t.flush(Duration::from_secs(120));
+    peak = peak.max(rss_kib());
+    let st = t.stats();
+    let _ = t.shutdown(Duration::from_secs(30));
+    println!(
+        "- burst of {total} spans with a 100 KB prompt, default settings (payload pool {pool_mib} MiB), loopback sink: RSS {before} KiB before the tracer, {idle} KiB idle tracer, peak {peak} KiB (peak - idle = {} KiB, pool {} KiB); {} exported, {} dropped (counted), {not_begun} not begun (counted in dropped_buffer_full), {} values cut (pool used up), {} unaccounted; emitted in {emit:.1} s",
+        peak.saturating_sub(idle),
+        pool_mib as u64 * 1024,
+        st.spans_exported,
+        st.dropped_buffer_full + st.dropped_export_failed,
+        st.values_truncated,
+        total - st.spans_exported - (st.dropped_buffer_full + st.dropped_export_failed),
     );
 }

@@ -6,11 +6,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spanguard::buffer::dump::{DumpHeader, DumpReader};
+use spanguard::buffer::dump::{DumpHeader, DumpReader, magic_of};
 use spanguard::buffer::files::LockedFile;
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
+use spanguard::span::record::SpanView;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -19,16 +20,22 @@ fuzz_target!(|data: &[u8]| {
     let mut bytes = Vec::new();
     if mode & 1 == 1 {
         let flight = mode & 2 == 2;
-        let magic = if flight { *b"SGFLITE2" } else { *b"SGDUMP02" };
+        let magic = magic_of(flight);
         let count = if mode & 4 == 4 {
             u32::from(mode) << 4
         } else {
             0
         };
-        let header = DumpHeader::new(magic, count, "fuzz", &[]);
+        let mut header = DumpHeader::new(magic, count, "fuzz", &[]);
+        let records_at = std::mem::size_of::<DumpHeader>().next_multiple_of(64);
+        if flight {
+            // The second half of the input is the payload pool.
+            header.pool_chunks = 8;
+            header.pool_offset = (records_at + rest.len() / 2) as u64;
+        }
         bytes.extend_from_slice(header.as_bytes());
         if flight {
-            bytes.resize(bytes.len().next_multiple_of(64), 0);
+            bytes.resize(records_at, 0);
         }
     }
     bytes.extend_from_slice(rest);
@@ -48,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
         if records.is_empty() {
             break;
         }
-        let refs: Vec<_> = records.iter().map(|r| &**r).collect();
+        let refs: Vec<_> = records
+            .iter()
+            .map(|(r, chunks)| SpanView::from_disk(r, chunks))
+            .collect();
         proto.encode(&resource, &refs, &mut out);
         json.encode(&resource, &refs, &mut out);
     }

@@ -1,0 +1,304 @@
+//! The payload pool: fixed-size chunks for what does not fit a span's slot
+//! (long prompts and completions, many attributes, events, links), shared
+//! by all spans of a tracer.
+//!
+//! The pool is reserved when the tracer starts (`MAP_NORESERVE`, not
+//! populated), so a tracer that records no large value pays for it in
+//! address space only: a chunk costs memory from the first time a span
+//! writes it. Chunks never used are handed out by a bump index; chunks
+//! given back sit on a lock-free LIFO stack (`FreeStack`, the slab's), so
+//! a returned chunk, still in memory and maybe in cache, is used again
+//! before a new one is touched. Taking a chunk is a pop or a fetch-add:
+//! no lock, allocation or system call (the page fault on a chunk's first
+//! use is the only kernel entry).
+//!
+//! A chunk belongs to one span from `take` until the exporter, having
+//! encoded the span, gives it back with the slot (`give_back`, one update
+//! of the stack per batch). When the pool is used up, `take` says so and
+//! the span cuts what does not fit; it never takes another span's chunk.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::free_stack::FreeStack;
+use crate::span::limits::CHUNK_BYTES;
+use crate::span::record::{ChunkStore, OverflowSource, SpanRecord, StoreSource};
+
+/// Where the pool's memory comes from.
+pub enum PoolBacking {
+    /// Private anonymous memory.
+    Anonymous,
+    /// A region of a file mapped MAP_SHARED (the flight recorder), from
+    /// `offset` (a multiple of the page size); the file is sparse there
+    /// until chunks are written.
+    File(std::fs::File, u64),
+}
+
+pub struct PayloadPool {
+    base: NonNull<u8>,
+    capacity: u32,
+    map_len: usize,
+    free: FreeStack,
+    /// Chunks never used start here; on a line of its own, as producers
+    /// bump it while others pop the stack.
+    bump: BumpLine,
+}
+
+#[repr(align(128))]
+#[derive(Default)]
+struct BumpLine(AtomicU32);
+
+// SAFETY: chunks are handed out under the ownership protocol above; the
+// stack and bump index are atomics.
+unsafe impl Send for PayloadPool {}
+// SAFETY: as above.
+unsafe impl Sync for PayloadPool {}
+
+impl PayloadPool {
+    /// Reserves `capacity` chunks (0: a pool that is always used up).
+    pub fn new(capacity: u32, backing: PoolBacking) -> io::Result<PayloadPool> {
+        let map_len = capacity as usize * CHUNK_BYTES;
+        let base = if map_len == 0 {
+            NonNull::dangling()
+        } else {
+            let (flags, fd, offset) = match &backing {
+                PoolBacking::Anonymous => (
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                ),
+                PoolBacking::File(f, offset) => {
+                    if f.metadata()?.len() < offset + map_len as u64 {
+                        f.set_len(offset + map_len as u64)?;
+                    }
+                    (
+                        libc::MAP_SHARED | libc::MAP_NORESERVE,
+                        std::os::fd::AsRawFd::as_raw_fd(f),
+                        *offset,
+                    )
+                }
+            };
+            // No MAP_POPULATE: pages come as chunks are first written.
+            super::mapping::map(map_len, flags, fd, offset)?
+        };
+        Ok(PayloadPool {
+            base,
+            capacity,
+            map_len,
+            free: FreeStack::empty(capacity),
+            bump: BumpLine::default(),
+        })
+    }
+
+    /// A pool of `mib` MiB, anonymous.
+    pub fn with_mib(mib: u32) -> io::Result<PayloadPool> {
+        PayloadPool::new(chunks_for_mib(mib), PoolBacking::Anonymous)
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Takes a chunk: a returned one if any, else one never used. None
+    /// when every chunk is taken. Lock-free.
+    #[inline]
+    pub fn take(&self) -> Option<u32> {
+        if let Some(c) = self.free.pop() {
+            return Some(c);
+        }
+        let mut next = self.bump.0.load(Ordering::Relaxed);
+        while next < self.capacity {
+            // Relaxed: the chunk's memory is fresh (zero, never handed out);
+            // the slot header's Release publishes what the span writes.
+            match self.bump.0.compare_exchange_weak(
+                next,
+                next + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(next),
+                Err(now) => next = now,
+            }
+        }
+        None
+    }
+
+    /// Gives chunks back, with one update of the stack for all of them.
+    pub fn give_back(&self, chunks: &[u32]) {
+        debug_assert!(chunks.iter().all(|&c| c < self.capacity));
+        self.free.push_all(chunks);
+    }
+
+    /// Chunks ever handed out for the first time (the pool's touched part).
+    pub fn touched(&self) -> u32 {
+        self.bump.0.load(Ordering::Relaxed).min(self.capacity)
+    }
+
+    /// The chunks' memory, for the flight recorder's reader and tests.
+    pub fn base(&self) -> *const u8 {
+        self.base.as_ptr()
+    }
+}
+
+/// The chunks in a pool of `mib` MiB.
+pub fn chunks_for_mib(mib: u32) -> u32 {
+    ((mib as u64) << 20)
+        .div_ceil(CHUNK_BYTES as u64)
+        .min(u32::MAX as u64 - 1) as u32
+}
+
+impl ChunkStore for PayloadPool {
+    #[inline]
+    fn take_chunk(&self) -> Option<u32> {
+        self.take()
+    }
+
+    #[inline]
+    fn chunk_ptr(&self, index: u32) -> Option<NonNull<u8>> {
+        if index >= self.capacity {
+            return None;
+        }
+        // SAFETY: index < capacity, so the chunk lies inside the mapping.
+        Some(unsafe { self.base.add(index as usize * CHUNK_BYTES) })
+    }
+}
+
+impl OverflowSource for PayloadPool {
+    fn chunk<'a>(&'a self, record: &SpanRecord, ordinal: u32) -> Option<&'a [u8]> {
+        StoreSource(self).chunk(record, ordinal).map(|c| {
+            // SAFETY: the slice points into this pool's mapping, which lives
+            // as long as self; StoreSource only borrowed the reference.
+            unsafe { std::slice::from_raw_parts(c.as_ptr(), c.len()) }
+        })
+    }
+}
+
+impl Drop for PayloadPool {
+    fn drop(&mut self) {
+        if self.map_len > 0 {
+            // SAFETY: the mapping was made in `new` with this start and
+            // length and is unmapped once.
+            unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn chunks_come_from_the_bump_index_first_then_the_stack() {
+        let p = PayloadPool::new(3, PoolBacking::Anonymous).expect("map");
+        assert_eq!(p.touched(), 0);
+        assert_eq!((p.take(), p.take()), (Some(0), Some(1)));
+        assert_eq!(p.touched(), 2);
+        p.give_back(&[0]);
+        // The returned chunk before the never-used one.
+        assert_eq!(p.take(), Some(0));
+        assert_eq!(p.take(), Some(2));
+        assert_eq!(p.touched(), 3);
+        assert_eq!(p.take(), None, "exhausted");
+        p.give_back(&[2, 1]);
+        assert_eq!((p.take(), p.take(), p.take()), (Some(2), Some(1), None));
+    }
+
+    #[test]
+    fn an_empty_pool_gives_nothing_and_maps_nothing() {
+        let p = PayloadPool::new(0, PoolBacking::Anonymous).expect("no map");
+        assert_eq!(p.take(), None);
+        assert_eq!(p.chunk_ptr(0), None);
+    }
+
+    #[test]
+    fn chunks_are_separate_and_writable_end_to_end() {
+        let p = PayloadPool::new(4, PoolBacking::Anonymous).expect("map");
+        let chunks: Vec<u32> = (0..4).map(|_| p.take().expect("chunk")).collect();
+        for &c in &chunks {
+            let ptr = p.chunk_ptr(c).expect("in range");
+            // SAFETY: the chunk is ours; CHUNK_BYTES long.
+            unsafe { std::ptr::write_bytes(ptr.as_ptr(), c as u8 + 1, CHUNK_BYTES) };
+        }
+        for &c in &chunks {
+            let ptr = p.chunk_ptr(c).expect("in range");
+            // SAFETY: as above.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), CHUNK_BYTES) };
+            assert!(
+                bytes.iter().all(|&b| b == c as u8 + 1),
+                "chunk {c} overlapped"
+            );
+        }
+        assert_eq!(p.chunk_ptr(4), None);
+    }
+
+    #[test]
+    fn threads_taking_and_returning_never_share_a_chunk() {
+        let p = Arc::new(PayloadPool::new(96, PoolBacking::Anonymous).expect("map"));
+        let owners: Arc<Vec<AtomicU32>> = Arc::new((0..96).map(|_| AtomicU32::new(0)).collect());
+        let handles: Vec<_> = (1..=4u32)
+            .map(|t| {
+                let (p, owners) = (p.clone(), owners.clone());
+                std::thread::spawn(move || {
+                    let mut held = Vec::with_capacity(32);
+                    for round in 0..5_000u32 {
+                        // Up to 32 at a time: four threads can use up the pool.
+                        while held.len() < (round % 32) as usize + 1 {
+                            let Some(c) = p.take() else {
+                                break;
+                            };
+                            assert_eq!(
+                                owners[c as usize].swap(t, Ordering::SeqCst),
+                                0,
+                                "chunk taken twice"
+                            );
+                            held.push(c);
+                        }
+                        for &c in &held {
+                            owners[c as usize].store(0, Ordering::SeqCst);
+                        }
+                        p.give_back(&held);
+                        held.clear();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        let mut seen = HashSet::new();
+        while let Some(c) = p.take() {
+            assert!(seen.insert(c), "chunk {c} twice on the stack");
+        }
+        assert_eq!(seen.len(), 96, "none lost");
+    }
+
+    #[test]
+    fn the_pool_is_reserved_not_resident() {
+        // Counted by the kernel for the pool's own pages (mincore), so
+        // other tests' memory cannot blur it.
+        fn resident_pages(p: &PayloadPool) -> usize {
+            let pages = p.map_len / 4096;
+            let mut vec = vec![0u8; pages];
+            // SAFETY: the range is the pool's mapping; vec has a byte per page.
+            let rc = unsafe { libc::mincore(p.base.as_ptr().cast(), p.map_len, vec.as_mut_ptr()) };
+            assert_eq!(rc, 0);
+            vec.iter().filter(|&&b| b & 1 != 0).count()
+        }
+        let p = PayloadPool::with_mib(64).expect("map");
+        assert_eq!(p.capacity(), 16_384);
+        assert_eq!(resident_pages(&p), 0, "mapping the pool made it resident");
+        let c = p.take().expect("chunk");
+        let ptr = p.chunk_ptr(c).expect("in range");
+        // SAFETY: the chunk is ours.
+        unsafe { ptr.as_ptr().write(1) };
+        assert_eq!(
+            resident_pages(&p),
+            1,
+            "one chunk written, one page resident"
+        );
+    }
+}
