@@ -217,8 +217,9 @@
 /*
  What a call did. `SPANGUARD_RESULT_OK` and the notices
  (`SPANGUARD_RESULT_TRUNCATED`, `SPANGUARD_RESULT_UTF8_REPLACED`,
- `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`) mean the
- call succeeded; `spanguard_result_is_ok` tells them apart from errors.
+ `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`,
+ `SPANGUARD_RESULT_SPOOLED`) mean the call succeeded;
+ `spanguard_result_is_ok` tells them apart from errors.
  */
 enum spanguard_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -314,6 +315,14 @@ enum spanguard_result
    recorded. Such a span still propagates its context.
    */
   SPANGUARD_RESULT_NON_RECORDING = 18,
+  /*
+   Done, but not delivered: `spanguard_flush` or `spanguard_shutdown`
+   finished with some of the spans ended before it only written to the
+   spool directory (the backend was down or kept failing). They are safe
+   on disk and are sent when the backend answers again (by this
+   process, the next one to start, or `spanguard replay`).
+   */
+  SPANGUARD_RESULT_SPOOLED = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -352,10 +361,15 @@ enum spanguard_event
    */
   SPANGUARD_EVENT_SPANS_REJECTED = 5,
   /*
+   The exporter thread caught an internal error (a panic); the spans it
+   was working on are counted lost, and it goes on exporting.
+   */
+  SPANGUARD_EVENT_EXPORTER_PANICKED = 6,
+  /*
    A file in the spool directory could not be used and was renamed to
    `<name>.unreadable`, unread (the message says which and why).
    */
-  SPANGUARD_EVENT_FILE_SET_ASIDE = 6,
+  SPANGUARD_EVENT_FILE_SET_ASIDE = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -641,6 +655,35 @@ typedef struct spanguard_config {
    Attributes per link; default 128 (OTEL_LINK_ATTRIBUTE_COUNT_LIMIT).
    */
   uint32_t link_attribute_count_limit;
+  /*
+   PEM file of the CA certificates that verify the backend
+   (OTEL_EXPORTER_OTLP_CERTIFICATE); NULL: the system's trust store.
+   */
+  const char *certificate;
+  /*
+   PEM files of the client certificate and its key, for mutual TLS
+   (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, ..._CLIENT_KEY); both or
+   neither.
+   */
+  const char *client_certificate;
+  const char *client_key;
+  /*
+   The largest request body, in bytes before compression
+   (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as several
+   requests, and a 413 answer splits a request again. Default 1000000.
+   */
+  uint32_t max_request_bytes;
+  /*
+   The longest line the local sink writes, newline included
+   (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry
+   Collector's otlpjsonfile receiver's limit.
+   */
+  uint32_t sink_max_line_bytes;
+  /*
+   What spanguard writes to stderr (OTEL_LOG_LEVEL): "none", "error",
+   "warn" (default), "info" or "debug".
+   */
+  const char *log_level;
 } spanguard_config;
 
 /*
@@ -659,8 +702,11 @@ typedef struct spanguard_counters {
    */
   uint64_t spans_ended;
   /*
-   Spans the backend or sink accepted on their first trip (spans
-   delivered later from the spool count in `replayed_spans`).
+   Spans the backend or sink accepted on their first trip. Each span
+   ended is counted once, where its first trip took it: spans_ended =
+   spans_exported + spooled_spans + dropped_export_failed +
+   dropped_rejected + spans_unsampled (once queue_depth is 0 and
+   nothing is in flight).
    */
   uint64_t spans_exported;
   /*
@@ -672,19 +718,24 @@ typedef struct spanguard_counters {
    */
   uint64_t spans_open;
   /*
-   Spans not recorded because every slot was taken.
+   Spans never begun because every slot was taken (so not in
+   `spans_ended`).
    */
   uint64_t dropped_buffer_full;
   /*
-   Spans lost: the backend refused them for good and spooling failed.
+   Spans lost on their first trip: refused for good by the backend
+   (4xx other than 429, and 500), alone over the request size limit, the
+   spool could not be written, or an internal error (`exporter_panics`).
    */
   uint64_t dropped_export_failed;
   /*
-   Spans the backend rejected in a partial success.
+   Spans the backend rejected in a partial success on their first trip.
    */
   uint64_t dropped_rejected;
   /*
-   Spans lost when the spool's cap removed old batches.
+   Spans of spool files (this process's or another's) that the spool's
+   cap deleted. Not in the identity above: they were counted in
+   `spooled_spans` when they were written.
    */
   uint64_t dropped_spool_overflow;
   /*
@@ -700,13 +751,31 @@ typedef struct spanguard_counters {
   uint64_t links_dropped;
   uint64_t values_truncated;
   uint64_t utf8_replaced;
+  /*
+   Requests written to the spool on their first trip.
+   */
   uint64_t spooled_batches;
+  /*
+   Spans written to the spool on their first trip (backend down,
+   retries spent, shutdown, or a full queue that could not wait).
+   */
   uint64_t spooled_spans;
+  /*
+   Requests from the spool directory delivered: spool files (this
+   process's or another's) and spans of crash dumps and flight files.
+   */
   uint64_t replayed_batches;
+  /*
+   Spans in those requests the backend accepted.
+   */
   uint64_t replayed_spans;
+  /*
+   Bytes the spool directory holds now.
+   */
   uint64_t spool_bytes;
   /*
-   Spans recovered from dead processes' crash dumps and flight files.
+   Spans recovered from dead processes' crash dumps and flight files
+   (then counted in the replay counters as they are delivered).
    */
   uint64_t recovered_spans;
   /*
@@ -718,6 +787,22 @@ typedef struct spanguard_counters {
    `spans_ended` and are never exported, by design.
    */
   uint64_t spans_unsampled;
+  /*
+   Spans from the spool directory the backend refused for good when
+   replayed (or that were too large to send).
+   */
+  uint64_t dropped_replay_failed;
+  /*
+   Spans from the spool directory the backend rejected in a partial
+   success when replayed.
+   */
+  uint64_t dropped_replay_rejected;
+  /*
+   Panics the exporter thread caught (an internal bug); each is also
+   reported as `SPANGUARD_EVENT_EXPORTER_PANICKED`, and the thread goes
+   on exporting.
+   */
+  uint64_t exporter_panics;
   /*
    Files in the spool directory that could not be used (a FIFO, a link,
    another user's file, another version's dump, a torn file), renamed
@@ -1073,17 +1158,24 @@ spanguard_result spanguard_tracer_new_with_error(const struct spanguard_config *
                                                  size_t *message_len);
 
 /*
- Waits until every span ended before this call has been exported (or has
- failed for good), at most `timeout_ms`. `SPANGUARD_RESULT_TIMEOUT` when
- time ran out first. Thread-safe; blocks.
+ Waits until every span ended before this call has been dealt with, at
+ most `timeout_ms`: `SPANGUARD_RESULT_OK` when all of them were delivered
+ (or refused for good, which is counted and reported);
+ `SPANGUARD_RESULT_SPOOLED` (a success notice) when some were only written
+ to the spool because the backend was down or kept failing;
+ `SPANGUARD_RESULT_TIMEOUT` when time ran out first (the export goes on).
+ A backend that is down does not hold a flush up: its spans are spooled.
+ Thread-safe; blocks.
  */
 spanguard_result spanguard_flush(const struct spanguard_tracer *tracer, uint32_t timeout_ms);
 
 /*
  Flushes, then ends and exports every span still open (attribute
  `spanguard.unended=true`), then stops the exporter, within `timeout_ms`.
- Later calls on the tracer return `SPANGUARD_RESULT_SHUT_DOWN`. A second
- shutdown returns `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
+ Returns what `spanguard_flush` would (`SPANGUARD_RESULT_SPOOLED` when
+ some spans only reached the spool). Later calls on the tracer return
+ `SPANGUARD_RESULT_SHUT_DOWN`. A second shutdown returns
+ `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
  */
 spanguard_result spanguard_shutdown(const struct spanguard_tracer *tracer, uint32_t timeout_ms);
 

@@ -73,6 +73,8 @@ class Config {
     Config &protocol(uint32_t p) { cfg_.protocol = p; return *this; }
     Config &compression(uint32_t c) { cfg_.compression = c; return *this; }
     Config &schedule_delay(std::chrono::milliseconds d) { cfg_.schedule_delay_ms = ms(d); return *this; }
+    /// One batch's time, retries included (OTEL_BSP_EXPORT_TIMEOUT).
+    Config &export_timeout(std::chrono::milliseconds d) { cfg_.export_timeout_ms = ms(d); return *this; }
     Config &install_signal_handlers(bool on) { cfg_.install_signal_handlers = on; return *this; }
     Config &flight_recorder(bool on) { cfg_.flight_recorder = on; return *this; }
     /// A `SPANGUARD_SAMPLER_*`, with the share of traces the ratio samplers keep.
@@ -210,6 +212,12 @@ class Span {
     spanguard_span handle_ = SPANGUARD_SPAN_NONE;
 };
 
+/// How a flush or shutdown ended: every span delivered (or refused for good,
+/// which the counters and the error callback report); done but some spans
+/// only written to the spool while the backend was down (safe on disk, sent
+/// later); or out of time (the export goes on in the background).
+enum class Flushed { delivered, spooled, timed_out };
+
 /// A tracer: owns the C tracer, freed (after shutdown) in its destructor.
 class Tracer {
   public:
@@ -247,14 +255,18 @@ class Tracer {
         s.tracer_ = tracer_.get();
         return s;
     }
-    /// True when everything ended before the call was exported in time.
-    bool flush(std::chrono::milliseconds timeout) const {
-        return check_timeout(spanguard_flush(tracer_.get(), static_cast<uint32_t>(timeout.count())), "flush");
+    /// True when everything ended before the call was delivered or spooled in time.
+    bool flush(std::chrono::milliseconds timeout) const { return flush_status(timeout) != Flushed::timed_out; }
+    /// Like flush, saying whether the spans were delivered or only spooled
+    /// (safe on disk while the backend is down).
+    Flushed flush_status(std::chrono::milliseconds timeout) const {
+        return flushed(spanguard_flush(tracer_.get(), static_cast<uint32_t>(timeout.count())), "flush");
     }
-    bool shutdown(std::chrono::milliseconds timeout) const {
+    bool shutdown(std::chrono::milliseconds timeout) const { return shutdown_status(timeout) != Flushed::timed_out; }
+    Flushed shutdown_status(std::chrono::milliseconds timeout) const {
         spanguard_result rc = spanguard_shutdown(tracer_.get(), static_cast<uint32_t>(timeout.count()));
-        if (rc == SPANGUARD_RESULT_SHUT_DOWN) return true;
-        return check_timeout(rc, "shutdown");
+        if (rc == SPANGUARD_RESULT_SHUT_DOWN) return Flushed::delivered;
+        return flushed(rc, "shutdown");
     }
     spanguard_counters stats() const {
         spanguard_counters c{};
@@ -296,10 +308,10 @@ class Tracer {
         if (rc != SPANGUARD_RESULT_OK) throw Error(rc, "spanguard_tracer_new", message);
         return t;
     }
-    static bool check_timeout(spanguard_result rc, const char *what) {
-        if (rc == SPANGUARD_RESULT_TIMEOUT) return false;
+    static Flushed flushed(spanguard_result rc, const char *what) {
+        if (rc == SPANGUARD_RESULT_TIMEOUT) return Flushed::timed_out;
         Result(rc).value(what);
-        return true;
+        return rc == SPANGUARD_RESULT_SPOOLED ? Flushed::spooled : Flushed::delivered;
     }
     std::unique_ptr<spanguard_tracer, Free> tracer_;
 };

@@ -17,6 +17,63 @@ pub enum Compression {
     Gzip,
 }
 
+/// What spanguard writes to stderr (OTEL_LOG_LEVEL): each level includes
+/// the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    None,
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// The OTEL_LOG_LEVEL words; `None` for anything else.
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "none" | "off" => Some(LogLevel::None),
+            "error" => Some(LogLevel::Error),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "info" => Some(LogLevel::Info),
+            "debug" | "trace" | "all" => Some(LogLevel::Debug),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::None => "none",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        }
+    }
+}
+
+/// PEM files for TLS (OTEL_EXPORTER_OTLP_CERTIFICATE and the client pair);
+/// None: the system's trust store, no client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificates that verify the server.
+    pub certificate: Option<PathBuf>,
+    /// The client's certificate and its private key, for mutual TLS.
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// The default largest request body, before compression: 1,000,000 bytes
+/// is what the strictest common OTLP backend takes (New Relic: 10^6 bytes),
+/// a quarter of gRPC's default 4 MiB message limit and a twentieth of the
+/// Collector's default `max_request_body_size` (20 MiB).
+pub(crate) const DEFAULT_MAX_REQUEST_BYTES: usize = 1_000_000;
+
+/// The default longest line of the local sink, newline included: the
+/// Collector's `otlpjsonfile` receiver splits longer lines (its default
+/// `max_log_size`, 1 MiB) and drops both halves.
+pub(crate) const DEFAULT_SINK_MAX_LINE_BYTES: usize = 1 << 20;
+
 /// What `begin` does when every span slot is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FullPolicy {
@@ -34,6 +91,14 @@ pub struct TracerConfig {
     /// The full URL spans are POSTed to; None sends them to `sink_dir`.
     pub endpoint: Option<String>,
     pub headers: Vec<(String, String)>,
+    pub tls: TlsFiles,
+    /// The largest request body sent, before compression: bigger batches
+    /// are split.
+    pub max_request_bytes: usize,
+    /// The longest line the local sink writes, newline included.
+    pub sink_max_line_bytes: usize,
+    /// What spanguard writes to stderr.
+    pub log_level: LogLevel,
     pub protocol: Protocol,
     pub compression: Compression,
     /// Time allowed for one HTTP request.
@@ -105,6 +170,10 @@ impl Default for TracerConfig {
             resource_attributes: Vec::new(),
             endpoint: None,
             headers: Vec::new(),
+            tls: TlsFiles::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            sink_max_line_bytes: DEFAULT_SINK_MAX_LINE_BYTES,
+            log_level: LogLevel::Warn,
             protocol: Protocol::HttpProtobuf,
             compression: Compression::None,
             request_timeout: Duration::from_secs(10),
@@ -217,6 +286,12 @@ fn variable_of(field: &str) -> Option<&'static str> {
         "endpoint" => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "headers" => "OTEL_EXPORTER_OTLP_HEADERS",
         "resource_attributes" => "OTEL_RESOURCE_ATTRIBUTES",
+        "certificate" => "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "client_certificate" => "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        "client_key" => "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        "max_request_bytes" => "SPANGUARD_MAX_REQUEST_BYTES",
+        "sink_max_line_bytes" => "SPANGUARD_SINK_MAX_LINE_BYTES",
+        "log_level" => "OTEL_LOG_LEVEL",
         _ => return None,
     })
 }
@@ -306,6 +381,48 @@ impl TracerConfig {
             && !is_endpoint_url(e)
         {
             return bad("endpoint", e, ENDPOINT_RULE);
+        }
+        if let Err(reason) = check_headers(&self.headers) {
+            // The value is never shown: it may hold an API key.
+            return bad("headers", "", &reason);
+        }
+        for (field, path) in [
+            ("certificate", &self.tls.certificate),
+            ("client_certificate", &self.tls.client_certificate),
+            ("client_key", &self.tls.client_key),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return bad(field, &p.display().to_string(), "not a readable file");
+            }
+        }
+        if self.tls.client_certificate.is_some() != self.tls.client_key.is_some() {
+            let given = if self.tls.client_certificate.is_some() {
+                "a certificate without client_key"
+            } else {
+                "a client_key without a certificate"
+            };
+            return bad(
+                "client_certificate",
+                given,
+                "a client certificate and its key go together",
+            );
+        }
+        // Room for a request's envelope and at least one small span.
+        if self.max_request_bytes < MIN_REQUEST_BYTES {
+            return bad(
+                "max_request_bytes",
+                &self.max_request_bytes.to_string(),
+                "must be at least 4096",
+            );
+        }
+        if self.sink_max_line_bytes < MIN_REQUEST_BYTES {
+            return bad(
+                "sink_max_line_bytes",
+                &self.sink_max_line_bytes.to_string(),
+                "must be at least 4096",
+            );
         }
         Ok(())
     }
@@ -416,12 +533,63 @@ impl TracerConfig {
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             "OTEL_EXPORTER_OTLP_HEADERS",
         ) {
-            self.headers = parse_key_values_checked(&h).map_err(|_| {
+            let headers = parse_key_values_checked(&h).map_err(|_| {
                 err(
                     name,
                     "not name=value,... (an entry has no '=' or an empty name)",
                 )
             })?;
+            check_headers(&headers).map_err(|reason| err(name, &reason))?;
+            self.headers = headers;
+        }
+        for (traces, generic, slot) in [
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                &mut self.tls.certificate,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                &mut self.tls.client_certificate,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                &mut self.tls.client_key,
+            ),
+        ] {
+            if let Some((name, path)) = either(traces, generic) {
+                let path = PathBuf::from(path.trim());
+                if !path.is_file() {
+                    return Err(err(name, "not a readable file"));
+                }
+                *slot = Some(path);
+            }
+        }
+        if let Some(level) = get("OTEL_LOG_LEVEL") {
+            self.log_level = LogLevel::parse(&level).ok_or_else(|| {
+                err(
+                    "OTEL_LOG_LEVEL",
+                    "not one of none, error, warn, info, debug",
+                )
+            })?;
+        }
+        for (name, slot) in [
+            ("SPANGUARD_MAX_REQUEST_BYTES", &mut self.max_request_bytes),
+            (
+                "SPANGUARD_SINK_MAX_LINE_BYTES",
+                &mut self.sink_max_line_bytes,
+            ),
+        ] {
+            if let Some(n) = get(name) {
+                *slot = n
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n >= MIN_REQUEST_BYTES)
+                    .ok_or_else(|| err(name, "not a whole number of bytes, at least 4096"))?;
+            }
         }
         if let Some((name, c)) = either(
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
@@ -597,6 +765,30 @@ const ENDPOINT_RULE: &str = "not a URL starting with http:// or https:// (or dis
 
 fn is_endpoint_url(e: &str) -> bool {
     e.starts_with("http://") || e.starts_with("https://") || e == "discard:"
+}
+
+/// The smallest request or sink line limit accepted.
+pub(crate) const MIN_REQUEST_BYTES: usize = 4096;
+
+/// Checks HTTP headers before they reach the wire: a name must be an HTTP
+/// token and a value must hold no CR, LF or NUL (which would end the
+/// header and start another: header injection) nor other control bytes.
+pub fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
+    for (name, value) in headers {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(format!(
+                "header name {name:?} is not a valid HTTP header name"
+            ));
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            // The value may be a secret: say where, never what.
+            return Err(format!(
+                "the value of header {name} holds a control character (CR, LF, NUL...)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses the W3C-baggage-like `k=v,k2=v2` list the OTEL_* variables use;
@@ -832,6 +1024,80 @@ mod tests {
             e.to_string(),
             "OTEL_SDK_DISABLED=yes\\nplease: not true or false"
         );
+    }
+
+    #[test]
+    fn headers_that_would_inject_another_header_are_refused() {
+        for (var, value) in [
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=abc%0D%0AX-Injected: yes",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc%0Ax"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "api-key=a%00b"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "bad%20name=v"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x%0D%0AInjected=v"),
+        ] {
+            let mut c = TracerConfig::default();
+            let e = c.apply_env(&env(&[(var, value)])).expect_err(value);
+            assert_eq!(e.variable, var, "{value}");
+            assert!(!e.reason.contains("abc"), "the value is not repeated");
+        }
+        let mut c = TracerConfig {
+            headers: vec![("x-key".to_string(), "a\r\nb".to_string())],
+            ..TracerConfig::default()
+        };
+        let e = c.validate().expect_err("CRLF");
+        assert!(e.variable.starts_with("headers"), "{e}");
+        assert!(!e.to_string().contains("a\\r\\nb"), "{e}");
+        c.headers = vec![("x-key".to_string(), "tab\tok".to_string())];
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn tls_files_and_limits_are_read_the_traces_form_winning() {
+        let dir = std::env::temp_dir().join(format!("sg-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (ca, traces_ca) = (dir.join("ca.pem"), dir.join("traces-ca.pem"));
+        for f in [&ca, &traces_ca] {
+            std::fs::write(f, "pem").expect("write");
+        }
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.to_str().unwrap()),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                traces_ca.to_str().unwrap(),
+            ),
+            ("SPANGUARD_MAX_REQUEST_BYTES", "65536"),
+            ("SPANGUARD_SINK_MAX_LINE_BYTES", "8192"),
+            ("OTEL_LOG_LEVEL", "DEBUG"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.tls.certificate.as_deref(), Some(traces_ca.as_path()));
+        assert_eq!(c.max_request_bytes, 65536);
+        assert_eq!(c.sink_max_line_bytes, 8192);
+        assert_eq!(c.log_level, LogLevel::Debug);
+        for (k, v) in [
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/no/such/key.pem"),
+            ("SPANGUARD_MAX_REQUEST_BYTES", "12"),
+            ("OTEL_LOG_LEVEL", "loud"),
+        ] {
+            let e = TracerConfig::default()
+                .apply_env(&env(&[(k, v)]))
+                .expect_err(k);
+            assert_eq!(e.variable, k);
+        }
+        // A client certificate without its key is half a setting.
+        let mut c = TracerConfig::default();
+        let e = c
+            .apply_env(&env(&[(
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ca.to_str().unwrap(),
+            )]))
+            .expect_err("no key");
+        assert!(e.variable.starts_with("client_certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -36,14 +36,50 @@ pub enum ExportEvent {
     BatchReplayed = 4,
     /// The backend rejected some spans of an accepted batch.
     SpansRejected = 5,
+    /// The exporter thread caught a panic (an internal bug); the spans it
+    /// was working on are counted lost, and it goes on exporting.
+    ExporterPanicked = 6,
     /// A file in the spool directory could not be used and was renamed
     /// `*.unreadable`, unread.
-    FileSetAside = 6,
+    FileSetAside = 7,
 }
 
-/// The application's error callback: a C function and its pointer. Shared,
-/// so the exporter calls it without holding the lock that replaces it.
-pub type EventCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
+/// How a flush (or shutdown) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Every span ended before the call was delivered (or refused for good,
+    /// which is counted and reported).
+    Delivered,
+    /// Done, but some of those spans were only written to the spool: they
+    /// are safe on disk and will be sent when the backend answers.
+    Spooled,
+    /// Time ran out first; the export goes on in the background.
+    TimedOut,
+}
+
+impl FlushOutcome {
+    /// Whether the flush finished (delivered or spooled).
+    pub fn is_done(self) -> bool {
+        self != FlushOutcome::TimedOut
+    }
+
+    /// The weaker of two outcomes of one call's steps.
+    fn and(self, other: FlushOutcome) -> FlushOutcome {
+        use FlushOutcome::*;
+        match (self, other) {
+            (TimedOut, _) | (_, TimedOut) => TimedOut,
+            (Spooled, _) | (_, Spooled) => Spooled,
+            _ => Delivered,
+        }
+    }
+}
+
+/// The application's error callback: a C function and its pointer.
+pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
+
+/// The callback as the slot keeps it: shared, so the exporter calls it
+/// without holding the lock that replaces it.
+type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 /// The error callback and the rules for replacing it while it may run.
 /// The exporter takes `calling` for each call and copies the callback out
@@ -55,7 +91,7 @@ pub type EventCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>
 /// at once.
 #[derive(Default)]
 pub struct CallbackSlot {
-    current: Mutex<Option<EventCallback>>,
+    current: Mutex<Option<SharedCallback>>,
     calling: Mutex<()>,
     /// The thread running a call (its kernel id), 0 when none.
     calling_thread: AtomicI32,
@@ -68,6 +104,7 @@ fn this_thread() -> i32 {
 
 impl CallbackSlot {
     pub fn set(&self, cb: Option<EventCallback>) {
+        let cb = cb.map(SharedCallback::from);
         let old = {
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *current, cb)
@@ -152,15 +189,15 @@ impl Pipeline {
     }
 
     /// Waits until every span ended before this call is exported (or failed
-    /// for good), or `timeout` passes. True when done.
-    pub fn flush(&self, timeout: Duration) -> bool {
+    /// for good, or spooled), or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> FlushOutcome {
         self.signal.request_flush_and_wait(timeout)
     }
 
     /// `flush` for the application: waits for a thaw first (see
     /// `await_thaw`). None when the tracer is (still) not running.
-    pub fn flush_running(&self, timeout: Duration) -> Option<bool> {
-        let deadline = Instant::now() + timeout;
+    pub fn flush_running(&self, timeout: Duration) -> Option<FlushOutcome> {
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
         if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return None;
@@ -170,10 +207,10 @@ impl Pipeline {
 
     /// Flush, then end and export the spans still open (marked
     /// `spanguard.unended`), then stop the exporter, in that order, so no
-    /// span is lost to ordering. Some(true) when everything was exported in
-    /// time; None when another call shut it down already.
-    pub fn shutdown(&self, timeout: Duration) -> Option<bool> {
-        let deadline = Instant::now() + timeout;
+    /// span is lost to ordering. None when another call shut it down
+    /// already.
+    pub fn shutdown(&self, timeout: Duration) -> Option<FlushOutcome> {
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
         if self
             .lifecycle
@@ -188,10 +225,19 @@ impl Pipeline {
             return None;
         }
         let left = || deadline.saturating_duration_since(Instant::now());
-        let mut complete = self.signal.request_flush_and_wait(left());
+        let mut outcome = self.signal.request_flush_and_wait(left());
         let unended = self.end_open_spans();
         Stats::add(&self.stats.spans_unended_at_shutdown, unended);
-        complete &= self.signal.request_flush_and_wait(left());
+        outcome = outcome.and(self.signal.request_flush_and_wait(left()));
+        // What the exporter spools once stopped (it no longer waits for
+        // anything) makes the outcome "spooled" too.
+        let spooled_before = self.stats.spooled_spans.load(Ordering::Relaxed);
+        let left_ns = left().as_nanos().min(u64::MAX as u128) as u64;
+        self.signal.stop_deadline_ns.store(
+            crate::span::clock::monotonic_ns().saturating_add(left_ns),
+            Ordering::Relaxed,
+        );
+        // Release: the deadline is read by whoever sees `stop`.
         self.signal.stop.store(true, Ordering::Release);
         self.signal.wake();
         if let Ok(mut guard) = self.exporter_thread.lock()
@@ -202,7 +248,10 @@ impl Pipeline {
             let _ = handle.join();
         }
         self.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
-        if complete {
+        if self.stats.spooled_spans.load(Ordering::Relaxed) != spooled_before {
+            outcome = outcome.and(FlushOutcome::Spooled);
+        }
+        if outcome.is_done() {
             // Everything is delivered or spooled: nothing left to recover.
             if let Some(c) = &self.crash_file {
                 c.remove();
@@ -211,7 +260,7 @@ impl Pipeline {
                 let _ = std::fs::remove_file(&f.path);
             }
         }
-        Some(complete)
+        Some(outcome)
     }
 
     /// Ends every open span as of now, marked unended. Returns how many.
@@ -348,10 +397,19 @@ pub struct ExportSignal {
     /// it saw before draining into `flush_completed`.
     pub flush_requested: AtomicU64,
     pub flush_completed: AtomicU64,
+    /// The highest epoch answered with spans that were only spooled.
+    pub flush_spooled: AtomicU64,
+    /// When the most impatient pending flush gives up (`clock::monotonic_ns`),
+    /// u64::MAX when none waits: the exporter spools rather than wait out a
+    /// retry past it.
+    pub flush_deadline_ns: AtomicU64,
     /// Set when a producer already nudged the exporter for a full batch, so
     /// that the hot path makes at most one wake-up call per batch.
     pub wake_pending: AtomicBool,
     pub stop: AtomicBool,
+    /// When the shutdown that set `stop` gives up (`clock::monotonic_ns`):
+    /// the exporter replays the spool after a stop only while time is left.
+    pub stop_deadline_ns: AtomicU64,
     /// Set when the process is about to die: the exporter takes no more
     /// spans, so what is left can be dumped without being sent twice.
     pub frozen: AtomicBool,
@@ -375,6 +433,7 @@ impl ExportSignal {
     pub fn new(batch_target: u32) -> ExportSignal {
         ExportSignal {
             batch_target: ReadMostly(AtomicU32::new(batch_target)),
+            flush_deadline_ns: AtomicU64::new(u64::MAX),
             ..ExportSignal::default()
         }
     }
@@ -406,7 +465,7 @@ impl ExportSignal {
     /// The exporter's sleep: returns when `ready()` holds, the timeout passes
     /// or someone wakes it.
     pub fn wait_for_work(&self, timeout: Duration, ready: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::span::clock::instant_after(std::time::Instant::now(), timeout);
         let mut guard = match self.mutex.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -433,32 +492,50 @@ impl ExportSignal {
         self.wait_for_work(duration, || self.stop.load(Ordering::Acquire));
     }
 
-    /// The exporter has drained everything requested up to `epoch`.
-    pub fn complete_flush(&self, epoch: u64) {
+    /// The exporter has drained everything requested up to `epoch`;
+    /// `spooled`: some of it was only written to the spool.
+    pub fn complete_flush(&self, epoch: u64, spooled: bool) {
+        if spooled {
+            // Before the Release below, so a flusher that sees its epoch
+            // completed sees this too.
+            self.flush_spooled.fetch_max(epoch, Ordering::Relaxed);
+        }
         self.flush_completed.fetch_max(epoch, Ordering::AcqRel);
         let _guard = self.mutex.lock();
+        // Under the mutex, which a new flush holds while it sets its
+        // deadline: no pending flush loses its deadline here.
+        if self.flush_requested.load(Ordering::Acquire) <= epoch {
+            self.flush_deadline_ns.store(u64::MAX, Ordering::Relaxed);
+        }
         self.done.notify_all();
     }
 
     /// Asks for a flush and waits until it is done or `timeout` passes.
-    /// True when done.
-    pub fn request_flush_and_wait(&self, timeout: Duration) -> bool {
+    pub fn request_flush_and_wait(&self, timeout: Duration) -> FlushOutcome {
         // AcqRel: every span this caller ended happened before this bump, and
         // the exporter's Acquire load of the epoch sees them queued.
         let epoch = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::span::clock::instant_after(std::time::Instant::now(), timeout);
         let mut guard = match self.mutex.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        let deadline_ns = crate::span::clock::monotonic_ns()
+            .saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64);
+        self.flush_deadline_ns
+            .fetch_min(deadline_ns, Ordering::Relaxed);
         self.work.notify_one();
         loop {
             if self.flush_completed.load(Ordering::Acquire) >= epoch {
-                return true;
+                return if self.flush_spooled.load(Ordering::Relaxed) >= epoch {
+                    FlushOutcome::Spooled
+                } else {
+                    FlushOutcome::Delivered
+                };
             }
             let now = std::time::Instant::now();
             if now >= deadline {
-                return false;
+                return FlushOutcome::TimedOut;
             }
             guard = match self.done.wait_timeout(guard, deadline - now) {
                 Ok((g, _)) => g,

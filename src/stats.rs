@@ -49,18 +49,40 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Spans a backend (or the file sink) accepted on their first trip
-    /// (spans delivered from the spool count in `replayed_spans`).
+    // Where each span this tracer ended went first; once the queue is empty
+    // and no batch is in flight, spans_ended = spans_exported +
+    // spooled_spans + dropped_export_failed + dropped_rejected +
+    // spans_unsampled.
+    /// Spans a backend (or the file sink) accepted on their first trip.
     spans_exported,
-    /// Spans never recorded: every slot was taken (see the full policy).
-    dropped_buffer_full,
-    /// Spans lost because the backend refused them for good and spooling was
-    /// not possible.
+    /// Spans a first trip wrote to the spool (backend down, retries spent,
+    /// or a stop or a full queue that could not wait).
+    spooled_spans,
+    /// Spans lost on their first trip: the backend refused them for good
+    /// (4xx other than 429, 500), a span alone was over the request size
+    /// limit, the spool could not be written, or an internal error (see
+    /// `exporter_panics`).
     dropped_export_failed,
-    /// Spans a backend rejected in an OTLP partial success.
+    /// Spans a backend rejected in an OTLP partial success on their first
+    /// trip.
     dropped_rejected,
-    /// Spans lost when the spool's size cap pushed old batches out.
+    /// Spans the sampler left out: ended (they count in `spans_ended`) but
+    /// never exported, by design.
+    spans_unsampled,
+    /// Spans never begun: every slot was taken and the full policy gave up
+    /// (not in spans_ended).
+    dropped_buffer_full,
+    // What became of spool files later, this process's or another's
+    // (spool files, crash dumps, flight files): not part of the identity,
+    // since their spans were counted where they were ended.
+    /// Spans of spool files the spool's size cap deleted.
     dropped_spool_overflow,
+    /// Spans from the spool directory that the backend refused for good
+    /// (or that were over the size limit) when replayed.
+    dropped_replay_failed,
+    /// Spans from the spool directory a backend rejected in a partial
+    /// success when replayed.
+    dropped_replay_rejected,
     /// Spans ended by spanguard at shutdown (marked spanguard.unended).
     spans_unended_at_shutdown,
     /// Requests accepted.
@@ -81,24 +103,22 @@ counters! {
     values_truncated,
     /// Strings whose invalid UTF-8 was replaced.
     utf8_replaced,
-    /// Batches written to the spool directory.
+    /// Batches written to the spool directory on their first trip.
     spooled_batches,
-    /// Spans in those batches.
-    spooled_spans,
-    /// Spool files sent and deleted (this process's or an earlier one's).
+    /// Requests from the spool directory delivered (spool files, and the
+    /// spans of crash dumps and flight files).
     replayed_batches,
-    /// Spans in those files.
+    /// Spans in those requests the backend accepted.
     replayed_spans,
     /// Bytes the spool directory holds now.
     spool_bytes,
     /// Time the exporter rested to stay within its CPU cap.
     exporter_throttled_ns,
     /// Spans recovered from dead processes' crash dumps and flight files
-    /// (then exported or spooled like any other).
+    /// (then delivered or spooled; counted in the spool counters).
     recovered_spans,
-    /// Spans the sampler left out: ended (they count in `spans_ended`) but
-    /// never exported, by design.
-    spans_unsampled,
+    /// Panics the exporter thread caught (an internal bug); it went on.
+    exporter_panics,
     /// Files in the spool directory that could not be used (not ours, not
     /// a regular file, another version's, torn), renamed `*.unreadable`.
     files_set_aside,

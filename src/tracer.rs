@@ -18,7 +18,9 @@ use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
 use crate::export::transport::Transport;
-use crate::pipeline::{ExportSignal, FlightFile, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline};
+use crate::pipeline::{
+    ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline,
+};
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
 use crate::span::limits::*;
@@ -92,10 +94,10 @@ fn make_slab(
 /// directory that merely cannot be made (read-only disk) is not a reason
 /// to refuse: tracing works without a spool, and the sink reports its
 /// failures per batch.
-fn refuse_foreign_directories(config: &TracerConfig) -> Result<(), TracerError> {
+fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<(), TracerError> {
     let state = crate::config::default_state_dir();
     let mut dirs = vec![("spool_dir (SPANGUARD_SPOOL_DIR)", &config.spool_dir)];
-    if config.endpoint.is_none() {
+    if uses_sink {
         dirs.push(("sink_dir (SPANGUARD_SINK_DIR)", &config.sink_dir));
     }
     for (setting, dir) in dirs {
@@ -274,9 +276,44 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(mut config: TracerConfig) -> Result<Tracer, TracerError> {
+    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
-        refuse_foreign_directories(&config)?;
+        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
+            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
+            Some(url) => (
+                Box::new(HttpTransport::new(
+                    url,
+                    &config.headers,
+                    &config.tls,
+                    config.request_timeout,
+                )),
+                None,
+            ),
+            None => {
+                let sink = FileSink::new(&config.sink_dir, &config.service_name);
+                let path = sink.path().to_path_buf();
+                (Box::new(sink), Some(path))
+            }
+        };
+        Tracer::start(config, transport, sink_path)
+    }
+
+    /// A tracer that sends every request through `transport` instead of
+    /// the one its config names (an embedder's own transport; tests).
+    pub fn with_transport(
+        config: TracerConfig,
+        transport: Box<dyn Transport>,
+    ) -> Result<Tracer, TracerError> {
+        config.validate().map_err(TracerError::Config)?;
+        Tracer::start(config, transport, None)
+    }
+
+    fn start(
+        mut config: TracerConfig,
+        transport: Box<dyn Transport>,
+        sink_path: Option<std::path::PathBuf>,
+    ) -> Result<Tracer, TracerError> {
+        refuse_foreign_directories(&config, sink_path.is_some())?;
         // Each tracer is a new instance, also a forked child's replacement.
         config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
@@ -299,22 +336,6 @@ impl Tracer {
             .ok()
         } else {
             None
-        };
-        let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
-            Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
-            Some(url) => (
-                Box::new(HttpTransport::new(
-                    url,
-                    &config.headers,
-                    config.request_timeout,
-                )),
-                None,
-            ),
-            None => {
-                let sink = FileSink::new(&config.sink_dir, &config.service_name);
-                let path = sink.path().to_path_buf();
-                (Box::new(sink), Some(path))
-            }
         };
         let file_sink = sink_path.is_some();
         let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
@@ -810,15 +831,15 @@ impl Tracer {
     }
 
     /// Waits until every span ended before this call is exported (or failed
-    /// for good), or `timeout` passes. True when done.
-    pub fn flush(&self, timeout: Duration) -> Result<bool, SpanError> {
+    /// for good, or spooled), or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
         self.pipeline
             .flush_running(timeout)
             .ok_or(SpanError::ShutDown)
     }
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
-    pub fn shutdown(&self, timeout: Duration) -> Result<bool, SpanError> {
+    pub fn shutdown(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
         self.pipeline.shutdown(timeout).ok_or(SpanError::ShutDown)
     }
 

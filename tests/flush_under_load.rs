@@ -12,6 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use spanguard::config::{FullPolicy, TracerConfig};
+use spanguard::pipeline::FlushOutcome;
 use spanguard::tracer::{Parent, Tracer};
 
 /// A backend that takes 20 ms per request: 16-span batches then leave at
@@ -106,7 +107,11 @@ fn flush_returns_once_earlier_spans_are_sent_though_more_keep_coming() {
     let stats = tracer.stats();
     running.store(false, Ordering::Relaxed);
     producer.join().unwrap();
-    assert!(flushed, "flush timed out with the queue never empty");
+    assert_eq!(
+        flushed,
+        FlushOutcome::Delivered,
+        "flush timed out with the queue never empty"
+    );
     assert!(
         stats.spans_exported >= ended_before,
         "flush returned before the spans ended earlier were exported: {stats:?}"

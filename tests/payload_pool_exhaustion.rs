@@ -73,7 +73,12 @@ fn a_used_up_pool_cuts_and_counts_and_never_corrupts() {
     for t in threads {
         t.join().expect("thread");
     }
-    assert!(tracer.flush(Duration::from_secs(60)).expect("flush"));
+    assert!(
+        tracer
+            .flush(Duration::from_secs(60))
+            .expect("flush")
+            .is_done()
+    );
     let stats = tracer.stats();
     let sink = tracer.sink_path().expect("file sink").to_path_buf();
     let total = THREADS * ROUNDS * HELD;

@@ -106,7 +106,7 @@ func check(rc C.spanguard_result, op string) error {
 func resultIsOK(rc C.spanguard_result) bool {
 	switch rc {
 	case C.SPANGUARD_RESULT_OK, C.SPANGUARD_RESULT_TRUNCATED, C.SPANGUARD_RESULT_UTF8_REPLACED,
-		C.SPANGUARD_RESULT_PARENT_STALE, C.SPANGUARD_RESULT_NON_RECORDING:
+		C.SPANGUARD_RESULT_PARENT_STALE, C.SPANGUARD_RESULT_NON_RECORDING, C.SPANGUARD_RESULT_SPOOLED:
 		return true
 	}
 	return false
@@ -268,34 +268,65 @@ func (t *Tracer) live() (*C.spanguard_tracer, func(), error) {
 // Flush waits until every span ended before the call is exported; false
 // when the timeout passed first.
 func (t *Tracer) Flush(timeout time.Duration) (bool, error) {
+	status, err := t.FlushStatus(timeout)
+	return status != TimedOut, err
+}
+
+// FlushResult says how a flush or shutdown ended.
+type FlushResult int
+
+const (
+	// Delivered: every span ended before the call was delivered (or refused
+	// for good, which the counters and the error callback report).
+	Delivered FlushResult = iota
+	// Spooled: done, but some of those spans only reached the spool
+	// directory while the backend was down: safe on disk, sent later.
+	Spooled
+	// TimedOut: time ran out first; the export goes on in the background.
+	TimedOut
+)
+
+func flushResult(rc C.spanguard_result, op string) (FlushResult, error) {
+	switch rc {
+	case C.SPANGUARD_RESULT_TIMEOUT:
+		return TimedOut, nil
+	case C.SPANGUARD_RESULT_SPOOLED:
+		return Spooled, nil
+	}
+	return Delivered, check(rc, op)
+}
+
+// FlushStatus is Flush, saying whether the spans were delivered or only
+// spooled.
+func (t *Tracer) FlushStatus(timeout time.Duration) (FlushResult, error) {
 	p, done, err := t.live()
 	if err != nil {
-		return false, err
+		return TimedOut, err
 	}
 	defer done()
-	rc := C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond))
-	if rc == C.SPANGUARD_RESULT_TIMEOUT {
-		return false, nil
-	}
-	return true, check(rc, "flush")
+	return flushResult(C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond)), "flush")
 }
 
 // Shutdown flushes, exports spans still open (marked unended) and stops the
 // exporter. A second call is a no-op.
 func (t *Tracer) Shutdown(timeout time.Duration) (bool, error) {
+	status, err := t.ShutdownStatus(timeout)
+	return status != TimedOut, err
+}
+
+// ShutdownStatus is Shutdown, saying whether the spans were delivered or
+// only spooled.
+func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	p, done, err := t.live()
 	if err != nil {
-		return true, nil
+		return Delivered, nil
 	}
 	defer done()
 	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
-	switch rc {
-	case C.SPANGUARD_RESULT_SHUT_DOWN:
-		return true, nil
-	case C.SPANGUARD_RESULT_TIMEOUT:
-		return false, nil
+	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
+		return Delivered, nil
 	}
-	return true, check(rc, "shutdown")
+	return flushResult(rc, "shutdown")
 }
 
 // Close shuts down (if needed) and frees the tracer. Safe to call twice.

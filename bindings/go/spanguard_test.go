@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -173,8 +174,8 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
-		t.Fatalf("flush: %v %v", ok, err)
+	if status, err := tr.FlushStatus(20 * time.Second); status != spanguard.Delivered || err != nil {
+		t.Fatalf("flush: %v %v", status, err)
 	}
 	// Judged by what arrived: each (g, i) once, each with its child.
 	work, parents := map[string]int{}, map[string]int{}
@@ -204,6 +205,34 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 		if parents[id] != 1 {
 			t.Fatalf("work span %s has %d children, want 1", ids[id], parents[id])
 		}
+	}
+}
+
+func TestFlushTellsDeliveredFromSpooled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	spool := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{
+		ServiceName: "go-spool", Endpoint: "http://" + closed + "/v1/traces", SpoolDir: spool,
+		ExportTimeout: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := 0; i < 3; i++ {
+		_, s, _ := tr.Start(context.Background(), "kept")
+		s.End()
+	}
+	if status, err := tr.FlushStatus(10 * time.Second); status != spanguard.Spooled || err != nil {
+		t.Fatalf("flush: %v %v", status, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.sgspool")); len(files) == 0 {
+		t.Fatal("the spans are not on disk")
 	}
 }
 
@@ -254,14 +283,21 @@ func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
 }
 
 func TestShutdownAndCloseTwice(t *testing.T) {
-	tr, _ := newTracer(t)
+	tr, sink := newTracer(t)
 	_, open, _ := tr.Start(context.Background(), "still.open")
 	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	st, _ := tr.Stats()
-	if st.SpansUnendedAtShutdown != 1 {
-		t.Fatalf("unended %d", st.SpansUnendedAtShutdown)
+	var unended []exported
+	for _, s := range readSpans(t, sink) {
+		for _, a := range s.Attributes {
+			if s.Name == "still.open" && a.Key == "spanguard.unended" && a.Value["boolValue"] == true {
+				unended = append(unended, s)
+			}
+		}
+	}
+	if len(unended) != 1 {
+		t.Fatalf("the open span did not arrive marked unended: %+v", readSpans(t, sink))
 	}
 	if err := open.End(); err != nil {
 		t.Fatalf("End after shutdown: %v", err)

@@ -54,6 +54,17 @@ export interface TracerOptions {
   signalFlushTimeoutMs?: number;
   /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
   exporterMaxCpuPercent?: number;
+  /** PEM file of the CA certificates that verify the backend (OTEL_EXPORTER_OTLP_CERTIFICATE). */
+  certificate?: string;
+  /** PEM files of a client certificate and its key, for mutual TLS. */
+  clientCertificate?: string;
+  clientKey?: string;
+  /** The largest request body in bytes, before compression (default 1000000). */
+  maxRequestBytes?: number;
+  /** The longest local sink line in bytes, newline included (default 1048576). */
+  sinkMaxLineBytes?: number;
+  /** What spanguard writes to stderr: 'none' | 'error' | 'warn' (default) | 'info' | 'debug'. */
+  logLevel?: string;
   fromEnv?: boolean;
 }
 /** A failed call; `code` is one of RESULT. */
@@ -82,7 +93,10 @@ export declare class Tracer {
   startForeignSpan(name: string, options: ForeignSpanOptions): Span;
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
+  /** 'spooled': done, but some spans only reached the spool (backend down). */
+  flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
+  shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;

@@ -17,7 +17,7 @@ const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
   INVALID_CONFIG: 11, IO: 12, TOO_MANY_TRACERS: 13, PANIC: 14, TRUNCATED: 15, UTF8_REPLACED: 16,
-  PARENT_STALE: 17, NON_RECORDING: 18,
+  PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19,
 };
 
 // The platforms this package carries a native build for, and where.
@@ -73,9 +73,19 @@ class SpanguardError extends Error {
 }
 
 // The codes that mean success (OK and the notices TRUNCATED, UTF8_REPLACED,
-// PARENT_STALE, NON_RECORDING): spanguard_result_is_ok in JavaScript, so that
-// a check is not a second native call (a test compares the two).
-const isOk = (code) => code === 0 || (code >= 15 && code <= 18);
+// PARENT_STALE, NON_RECORDING, SPOOLED): spanguard_result_is_ok in
+// JavaScript, so that a check is not a second native call (a test compares
+// the two).
+const isOk = (code) => code === 0 || (code >= 15 && code <= 19);
+
+/** How a flush or shutdown ended: 'delivered', 'spooled' (done, but some spans
+ * only reached the spool directory while the backend was down: safe on disk,
+ * sent later) or 'timeout'. */
+function flushStatus(code, op) {
+  if (code === RESULT.TIMEOUT) return 'timeout';
+  check(code, op);
+  return code === RESULT.SPOOLED ? 'spooled' : 'delivered';
+}
 
 function check(code, op) {
   if (code !== 0 && !isOk(code)) throw new SpanguardError(code, op);
@@ -192,6 +202,8 @@ const SETTINGS = {
   maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder',
   installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
   signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
+  certificate: 'certificate', clientCertificate: 'client_certificate', clientKey: 'client_key',
+  maxRequestBytes: 'max_request_bytes', sinkMaxLineBytes: 'sink_max_line_bytes', logLevel: 'log_level',
 };
 
 /** A spanguard tracer. */
@@ -288,22 +300,27 @@ class Tracer {
     }
   }
 
-  /** Resolves true when every span ended before the call was exported in time. */
+  /** Resolves true when every span ended before the call was delivered or spooled in time. */
   async flush(timeoutMs = 5000) {
-    const code = await native.flush(this.live(), timeoutMs);
-    if (code === RESULT.TIMEOUT) return false;
-    check(code, 'flush');
-    return true;
+    return (await this.flushStatus(timeoutMs)) !== 'timeout';
+  }
+
+  /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
+  async flushStatus(timeoutMs = 5000) {
+    return flushStatus(await native.flush(this.live(), timeoutMs), 'flush');
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
   async shutdown(timeoutMs = 5000) {
-    if (this.closed) return true;
+    return (await this.shutdownStatus(timeoutMs)) !== 'timeout';
+  }
+
+  /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
+  async shutdownStatus(timeoutMs = 5000) {
+    if (this.closed) return 'delivered';
     const code = await native.shutdown(this.ptr, timeoutMs);
-    if (code === RESULT.SHUT_DOWN) return true;
-    if (code === RESULT.TIMEOUT) return false;
-    check(code, 'shutdown');
-    return true;
+    if (code === RESULT.SHUT_DOWN) return 'delivered';
+    return flushStatus(code, 'shutdown');
   }
 
   /** Shuts down and frees the tracer. Safe to call twice. */

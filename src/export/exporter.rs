@@ -1,30 +1,31 @@
 //! The exporter thread: wakes on the schedule, on a full batch or on a
 //! flush, drains ended spans in batches, encodes them straight from their
-//! slots, and sends them with retries. Its buffers, gzip state and transport
-//! (with its connection) live as long as the thread.
+//! slots, and hands each request to the delivery path (`delivery.rs`), which
+//! it shares with spool replay and crash recovery. Its buffers, gzip state
+//! and transport (with its connection) live as long as the thread. A panic
+//! in its work is caught per batch, counted and reported, and the thread
+//! goes on.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, Pipeline};
-use crate::span::record::{MARK_NON_RECORDING, OverflowSource, SpanRecord, SpanView};
+use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
-use super::gzip::GzipWriter;
-use super::otlp_json::OtlpJsonEncoder;
-use super::otlp_proto::OtlpProtoEncoder;
-use super::recovery::{self, Claim, Leftover};
+use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording, too_large};
+use super::diagnostics::Diagnostics;
+use super::recovery;
+use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
-use super::retry::Backoff;
-use super::spool::{ReplayVerdict, SpoolDir, SpooledBatch};
-use super::transport::{BodyFormat, SendError, Transport};
-
-/// After a batch gives up, later batches go straight to the spool until this
-/// much time has passed; then one is tried again (a probe).
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+use super::retry::PROBE_INTERVAL;
+use super::spool::SpoolDir;
+use super::transport::{BodyFormat, Transport};
 
 /// How often the exporter looks again for what dead processes left: a
 /// file still locked at the last look (a live process, or a forked child
@@ -35,33 +36,23 @@ pub struct Exporter {
     pipeline: Arc<Pipeline>,
     /// Who this tracer's spans say they come from, in every request.
     resource: Arc<ResourceInfo>,
-    transport: Box<dyn Transport>,
-    format: BodyFormat,
-    gzip: bool,
-    proto: OtlpProtoEncoder,
-    json: OtlpJsonEncoder,
-    gzip_writer: GzipWriter,
+    encoder: RequestEncoder,
+    delivery: Delivery,
+    host: ExporterHost,
     indexes: Vec<u32>,
     /// The chunks of a batch's spans, given back with their slots.
     chunks: Vec<u32>,
-    encoded: Vec<u8>,
-    compressed: Vec<u8>,
-    backoff: Backoff,
-    rng: u64,
-    spool: SpoolDir,
-    /// While set and in the future, the backend is taken to be down.
-    backend_down_until: Option<Instant>,
-    /// Something was spooled since the last replay: replay after the next
-    /// success.
-    spool_pending: bool,
-    /// After a replay stalled, the next one waits until then, so that a
-    /// spool the transport cannot take is not re-read after every batch.
-    next_replay: Instant,
+    /// Spans the last batch took from the queue (sampled out or not).
+    taken: usize,
+    /// How many of `indexes` were given back to the slab (the rest are
+    /// still held: a panic gives them back and counts them lost).
+    released: usize,
     /// The local file sink does not replay the spool (its batches are for
     /// the network); it still recovers crash leftovers.
     replays_spool: bool,
-    /// The flight recorder's copy of the batch in flight, in the spool.
-    journal: Option<super::spool::Journal>,
+    file_sink: bool,
+    /// `dropped_buffer_full` as last seen, to tell of new drops.
+    buffer_full_seen: u64,
     /// When to look for dead processes' files again.
     next_leftover_scan: Instant,
 }
@@ -80,27 +71,37 @@ impl Exporter {
             BodyFormat::Protobuf
         };
         let gzip = !file_sink && config.compression == Compression::Gzip;
+        // A sink line ends with a newline the body does not hold.
+        let budget = if file_sink {
+            config.sink_max_line_bytes.saturating_sub(1)
+        } else {
+            config.max_request_bytes
+        };
         let batch = config.max_export_batch_size as usize;
-        Exporter {
-            transport,
-            format,
-            gzip,
-            proto: OtlpProtoEncoder::new(),
-            json: OtlpJsonEncoder::new(),
-            gzip_writer: GzipWriter::new(),
-            indexes: Vec::with_capacity(batch),
-            chunks: Vec::new(),
-            encoded: Vec::with_capacity(batch * 512),
-            compressed: Vec::with_capacity(batch * 128),
-            backoff: Backoff::default(),
-            rng: crate::span::clock::monotonic_ns() | 1,
-            spool: SpoolDir::new(&config.spool_dir, config.spool_max_bytes),
-            backend_down_until: None,
+        let spool = SpoolDir::new(&config.spool_dir, config.spool_max_bytes);
+        let delivery = Delivery::new(transport, spool, config.export_timeout, budget);
+        let host = ExporterHost {
+            pipeline: Arc::clone(&pipeline),
+            diagnostics: Diagnostics::new(config.log_level),
+            target: delivery.target(),
+            spool_dir: config.spool_dir.display().to_string(),
+            unsettled: 0,
+            spooled_since_answer: false,
             // Batches and crash leftovers of earlier processes are sent at start.
             spool_pending: !file_sink,
-            next_replay: Instant::now(),
+            pressure: (config.max_queue_size as usize / 2).max(1),
+        };
+        Exporter {
+            encoder: RequestEncoder::new(format, gzip, budget, batch),
+            delivery,
+            host,
+            indexes: Vec::with_capacity(batch),
+            chunks: Vec::new(),
+            taken: 0,
+            released: 0,
             replays_spool: !file_sink,
-            journal: None,
+            file_sink,
+            buffer_full_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
             pipeline,
@@ -111,23 +112,25 @@ impl Exporter {
     /// empty.
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
-        // SAFETY: gettid has no preconditions.
-        p.exporter_tid
-            .store(unsafe { libc::gettid() }, Ordering::Relaxed);
         let mut sizer = BatchSizer::new(
             p.config.batch_ceiling(),
             p.config.schedule_delay,
             Instant::now(),
         );
+        if self.file_sink {
+            let path = self.host.target.trim_start_matches("file:").to_string();
+            self.host
+                .diagnostics
+                .info(&format!("no endpoint configured: writing spans to {path}"));
+        }
         // What earlier processes left: crash dumps and flight files, then the
         // spool.
-        self.recover_leftovers();
-        if self.spool_pending {
-            self.replay_spool();
-        }
+        self.guarded(|e| e.recover_leftovers());
+        self.guarded(|e| e.replay_if_due());
         loop {
             let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
-            p.signal.wait_for_work(p.config.schedule_delay, || {
+            let wait = self.idle_wait(p.config.schedule_delay);
+            p.signal.wait_for_work(wait, || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_pending()
                     || p.slab.ended_len() >= batch
@@ -144,6 +147,10 @@ impl Exporter {
             crate::span::clock::recalibrate();
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             let taken = self.drain();
+            self.guarded(|e| {
+                e.notice_buffer_full();
+                e.replay_if_due();
+            });
             let target = sizer.observe(taken, Instant::now());
             // Every producer reads this line: write it only on a change.
             if target != batch as u32 {
@@ -153,14 +160,60 @@ impl Exporter {
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
                 // A last look, so that what a worker process left while
                 // this one ran is sent before it stops.
-                self.recover_leftovers();
+                self.guarded(|e| e.recover_leftovers());
                 break;
             }
             if Instant::now() >= self.next_leftover_scan {
-                self.recover_leftovers();
+                self.guarded(|e| e.recover_leftovers());
                 self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
+    }
+
+    /// How long to sleep with nothing to export: the schedule delay, or
+    /// less while spooled batches wait for the backend's next probe.
+    fn idle_wait(&self, schedule_delay: Duration) -> Duration {
+        if !(self.replays_spool && self.host.spool_pending) {
+            return schedule_delay;
+        }
+        let probe = match self.delivery.down_until() {
+            Some(until) => until.saturating_duration_since(Instant::now()),
+            None => PROBE_INTERVAL,
+        };
+        schedule_delay.min(probe.max(Duration::from_millis(10)))
+    }
+
+    /// Runs `work`, catching a panic: the thread reports it (callback and
+    /// counter), gives back what it held, counts what it lost, and goes on.
+    fn guarded(&mut self, work: impl FnOnce(&mut Exporter)) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(self))) {
+            self.after_panic(payload);
+        }
+    }
+
+    fn after_panic(&mut self, payload: Box<dyn Any + Send>) {
+        let p = Arc::clone(&self.pipeline);
+        p.in_flight
+            .body
+            .store(std::ptr::null_mut(), Ordering::Release);
+        self.delivery.set_journal(None);
+        let held = &self.indexes[self.released.min(self.indexes.len())..];
+        if !held.is_empty() {
+            p.slab.release_all(held, &p.pool, &mut self.chunks);
+        }
+        let lost = held.len() as u64 + std::mem::take(&mut self.host.unsettled);
+        self.released = self.indexes.len();
+        let what = panic_text(&payload);
+        Stats::add(&p.stats.exporter_panics, 1);
+        if lost > 0 {
+            Stats::add(&p.stats.batches_failed, 1);
+            Stats::add(&p.stats.dropped_export_failed, lost);
+        }
+        let message = format!(
+            "the exporter caught an internal error ({what}); {lost} spans lost; it goes on"
+        );
+        p.report(ExportEvent::ExporterPanicked, &message);
+        self.host.diagnostics.error(&message);
     }
 
     /// Keeps the exporter's CPU share at or below the configured cap: after
@@ -180,7 +233,7 @@ impl Exporter {
         if rest < 100_000 {
             return; // not worth a sleep
         }
-        let pressure = (p.config.max_queue_size as usize / 2).max(1);
+        let pressure = self.host.pressure;
         Stats::add(&p.stats.exporter_throttled_ns, rest);
         p.signal.wait_for_work(Duration::from_nanos(rest), || {
             p.signal.stop.load(Ordering::Acquire)
@@ -216,14 +269,18 @@ impl Exporter {
                 signal.busy.store(false, Ordering::SeqCst);
                 return total;
             }
-            self.drain_one_batch(batch);
-            let taken = self.indexes.len();
+            self.indexes.clear();
+            self.released = 0;
+            self.taken = 0;
+            self.guarded(|e| e.drain_one_batch(batch));
+            let taken = self.taken;
             total += taken;
             signal.busy.store(false, Ordering::SeqCst);
             if let Some((epoch, owed)) = answering {
                 let owed = owed.saturating_sub(taken);
                 answering = if owed == 0 || taken == 0 {
-                    signal.complete_flush(epoch);
+                    let spooled = std::mem::take(&mut self.host.spooled_since_answer);
+                    signal.complete_flush(epoch, spooled);
                     None
                 } else {
                     Some((epoch, owed))
@@ -241,10 +298,9 @@ impl Exporter {
         }
     }
 
-    /// Takes up to `batch` ended spans and exports them; leaves the taken
-    /// indexes in `self.indexes` (empty when there was nothing).
+    /// Takes up to `batch` ended spans and exports them; leaves how many it
+    /// took in `self.taken`.
     fn drain_one_batch(&mut self, batch: usize) {
-        self.indexes.clear();
         while self.indexes.len() < batch {
             match self.pipeline.slab.take_ended() {
                 Some(i) => {
@@ -254,376 +310,389 @@ impl Exporter {
                 None => break,
             }
         }
+        self.taken = self.indexes.len();
         if !self.indexes.is_empty() {
             self.export_taken();
         }
     }
 
-    /// Encodes the taken slots, gives them back, and sends the bytes.
+    /// Encodes the taken slots in requests within the size limit, gives each
+    /// part's slots back once encoded, and delivers it.
     fn export_taken(&mut self) {
         let p = Arc::clone(&self.pipeline);
-        let spans = {
+        // Spans the sampler left out are given back unsent.
+        if self.indexes.iter().any(|&i| !is_recording(p.slab.slot(i))) {
+            let (recording, unsampled): (Vec<u32>, Vec<u32>) = self
+                .indexes
+                .iter()
+                .partition(|&&i| is_recording(p.slab.slot(i)));
+            p.slab.release_all(&unsampled, &p.pool, &mut self.chunks);
+            Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
+            self.indexes = recording;
+        }
+        {
             let pool: &dyn OverflowSource = &p.pool;
             let views: Vec<SpanView> = self
                 .indexes
                 .iter()
                 .map(|&i| SpanView::new(p.slab.slot(i), pool))
-                .filter(|v| is_recording(v.record))
                 .collect();
-            Stats::add(
-                &p.stats.spans_unsampled,
-                (self.indexes.len() - views.len()) as u64,
-            );
             count_record_losses(&p.stats, &views);
-            let resource = Arc::clone(&self.resource);
-            if !views.is_empty() {
-                self.encode(&resource, &views);
-            }
-            views.len() as u64
-        };
-        if spans == 0 {
-            // Only unsampled spans: nothing to send.
-            p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
-            return;
         }
-        // The flight recorder's journal must hold the bytes before the slots
-        // stop holding the spans, or a SIGKILL in between would lose them.
-        self.journal_encoded(spans);
-        // The bytes hold the spans now: the slots can take new spans while
-        // this batch is sent and retried, however long a hanging backend
-        // takes. A crash from here on spools the bytes (crash handler).
-        p.slab.release_all(&self.indexes, &p.pool, &mut self.chunks);
-        self.send_encoded(spans);
+        let resource = Arc::clone(&self.resource);
+        let total = self.indexes.len();
+        let mut start = 0;
+        while start < total {
+            let n = {
+                let pool: &dyn OverflowSource = &p.pool;
+                let views: Vec<SpanView> = self.indexes[start..]
+                    .iter()
+                    .map(|&i| SpanView::new(p.slab.slot(i), pool))
+                    .collect();
+                let n = self.encoder.encode_prefix(&resource, &views);
+                // Values the span budget cut to make a span fit.
+                Stats::add(&p.stats.values_truncated, self.encoder.take_cut_values());
+                n
+            };
+            if n == 0 {
+                // Alone over the limit: nothing to send.
+                p.slab
+                    .release_all(&self.indexes[start..start + 1], &p.pool, &mut self.chunks);
+                self.released = start + 1;
+                let reason = too_large(self.encoder.budget());
+                self.host.record(Outcome::Lost {
+                    origin: Origin::Fresh,
+                    spans: 1,
+                    reason: &reason,
+                });
+                start += 1;
+                continue;
+            }
+            let end = start + n;
+            // The flight recorder's journal must hold the bytes before the
+            // slots stop holding the spans, or a SIGKILL in between would
+            // lose them.
+            self.journal_encoded(n as u64);
+            // The bytes hold the spans now: the slots can take new spans
+            // while this part is sent and retried, however long a hanging
+            // backend takes. A crash from here on spools the bytes (crash
+            // handler); the parts not yet encoded are still in their slots.
+            p.slab
+                .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
+            self.released = end;
+            self.send_encoded(n as u64);
+            start = end;
+        }
     }
 
-    fn encode_and_send(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
-        self.encode(resource, records);
-        self.journal_encoded(records.len() as u64);
-        self.send_encoded(records.len() as u64);
-    }
-
-    /// With the flight recorder, writes the encoded batch to the spool (not
-    /// fsynced: it must outlive the process, not the machine), locked while
-    /// it is in flight.
+    /// With the flight recorder, writes the encoded request to the spool
+    /// (not fsynced: it must outlive the process, not the machine), locked
+    /// while it is in flight.
     fn journal_encoded(&mut self, spans: u64) {
         if self.pipeline.flight.is_none() {
             return;
         }
-        let body = if self.gzip {
-            &self.compressed
-        } else {
-            &self.encoded
-        };
-        self.journal = self
-            .spool
-            .write_journal(self.format, self.gzip, spans as u32, body)
+        let journal = self
+            .delivery
+            .spool()
+            .write_journal(
+                self.encoder.format,
+                self.encoder.gzip,
+                spans as u32,
+                self.encoder.body(),
+            )
             .ok();
+        self.delivery.set_journal(journal);
     }
 
-    fn encode(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
-        match self.format {
-            BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
-            BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
-        }
-        if self.gzip {
-            self.gzip_writer
-                .compress(&self.encoded, &mut self.compressed);
-        }
-    }
-
-    /// Sends the encoded batch, publishing it for the crash handler while it
-    /// is in flight.
+    /// Delivers the encoded request, publishing it for the crash handler
+    /// while it is in flight.
     fn send_encoded(&mut self, spans: u64) {
-        // Moved out and back so the send can borrow self mutably; the
-        // buffer's capacity is kept.
-        let body = std::mem::take(if self.gzip {
-            &mut self.compressed
-        } else {
-            &mut self.encoded
-        });
         let p = Arc::clone(&self.pipeline);
+        let body = self.encoder.body();
         let inflight = &p.in_flight;
         inflight.len.store(body.len(), Ordering::Relaxed);
         inflight.spans.store(spans as u32, Ordering::Relaxed);
         inflight.flags.store(
-            (self.format == BodyFormat::Json) as u32 | (self.gzip as u32) << 1,
+            (self.encoder.format == BodyFormat::Json) as u32 | (self.encoder.gzip as u32) << 1,
             Ordering::Relaxed,
         );
         inflight
             .body
             .store(body.as_ptr() as *mut u8, Ordering::Release);
-        self.send_with_retries(&body, spans);
+        self.host.unsettled = spans;
+        let request = Request {
+            body,
+            format: self.encoder.format,
+            gzipped: self.encoder.gzip,
+            spans,
+            origin: Origin::Fresh,
+        };
+        self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);
-        if let Some(journal) = self.journal.take() {
-            // Still here: delivered or dropped (a spooled batch took it over).
-            self.spool.forget(journal);
-        }
-        *(if self.gzip {
-            &mut self.compressed
-        } else {
-            &mut self.encoded
-        }) = body;
     }
 
     /// Sends the spans that dead processes left in crash dumps and flight
-    /// files. Counted as recovered; failures spool like any batch. Files a
-    /// live process holds are left for a later call; files that cannot be
-    /// read are set aside and reported.
+    /// files, a batch at a time, through the same delivery path (spooled
+    /// when it fails). Files a live process holds are left for a later
+    /// call; files that cannot be read are set aside and reported.
     fn recover_leftovers(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
-        let batch = p.config.max_export_batch_size as usize;
-        self.spool.remove_dead_temp_files();
-        for path in recovery::leftover_files(&p.config.spool_dir, &own) {
-            let claimed = match recovery::claim(&path, p.config.spool_max_bytes) {
-                Claim::Claimed(c) => c,
-                Claim::Busy | Claim::Skip => continue,
-                Claim::Foreign(why) => {
-                    self.spool.put_aside(&path, &why);
-                    continue;
-                }
-            };
-            match claimed.content {
-                Leftover::Spans(mut reader) => {
-                    let resource = ResourceInfo::new(
-                        &reader.header().service_name(),
-                        &reader.header().resource_attributes(),
-                    );
-                    let read_whole = loop {
-                        match reader.next_records(batch) {
-                            Ok(chunk) if chunk.is_empty() => break true,
-                            Ok(chunk) => {
-                                // Unsampled spans are kept only to be
-                                // propagated: never exported.
-                                let refs: Vec<SpanView> = chunk
-                                    .iter()
-                                    .filter(|(r, _)| is_recording(r))
-                                    .map(|(r, overflow)| SpanView::from_disk(r, overflow))
-                                    .collect();
-                                if refs.is_empty() {
-                                    continue;
-                                }
-                                Stats::add(&p.stats.recovered_spans, refs.len() as u64);
-                                self.encode_and_send(&resource, &refs);
-                            }
-                            Err(e) => {
-                                // What was read is sent; the rest stays on
-                                // disk for a person, never sent twice.
-                                self.spool
-                                    .put_aside(&path, &format!("reading failed: {e:?}"));
-                                break false;
-                            }
-                        }
-                    };
-                    // Deleted while still locked, so no one else sends it.
-                    if read_whole {
-                        let _ = std::fs::remove_file(&claimed.path);
-                    }
-                    drop(reader);
-                }
-                Leftover::SpoolBatch(ref name) => {
-                    if std::fs::rename(&claimed.path, name).is_ok() {
-                        self.spool_pending = self.replays_spool;
-                    }
-                }
-                Leftover::Nothing => claimed.finish(),
-                Leftover::Unreadable(ref why) => self.spool.put_aside(&claimed.path, why),
-            }
+        let done = recovery::recover_dir(
+            &p.config.spool_dir,
+            &own,
+            p.config.max_export_batch_size as usize,
+            &mut self.delivery,
+            &mut self.encoder,
+            &mut self.host,
+        );
+        for (path, spans) in &done.files {
+            Stats::add(&p.stats.recovered_spans, *spans);
+            self.host
+                .diagnostics
+                .recovered(*spans, &path.display().to_string());
+        }
+        if done.spool_batches {
+            self.host.spool_pending = true;
         }
         self.report_set_aside();
     }
 
     /// Counts and reports the files the spool or recovery set aside.
     fn report_set_aside(&mut self) {
-        let p = &self.pipeline;
-        for file in self.spool.take_set_aside() {
+        let p = Arc::clone(&self.pipeline);
+        for file in self.delivery.spool().take_set_aside() {
             Stats::add(&p.stats.files_set_aside, 1);
+            let path = file.path.display().to_string();
             p.report(
                 ExportEvent::FileSetAside,
-                &format!("{} set aside, unread: {}", file.path.display(), file.reason),
+                &format!("{path} set aside, unread: {}", file.reason),
             );
+            self.host.diagnostics.set_aside(&path, &file.reason);
         }
     }
 
-    fn send_with_retries(&mut self, body: &[u8], spans: u64) {
-        let p = Arc::clone(&self.pipeline);
-        if let Some(until) = self.backend_down_until
-            && Instant::now() < until
-            && !p.signal.stop.load(Ordering::Acquire)
-        {
-            self.spool_or_drop(body, spans, "the backend is down");
+    /// Replays the spool when something waits in it and the backend is not
+    /// known to be down: at start, after each wake-up, and about once a
+    /// second (the probe) while the backend is down. A stopping exporter
+    /// with time left waits for the probe moment, so spans spooled while
+    /// the backend was briefly down are not left for the next process.
+    fn replay_if_due(&mut self) {
+        if !self.replays_spool || !self.host.spool_pending {
             return;
         }
-        let started = Instant::now();
-        let budget = p.config.export_timeout;
-        // Half the queue waiting means retrying longer would make the
-        // application's spans wait for slots: spool instead.
-        let pressure = (p.config.max_queue_size as usize / 2).max(1);
-        let mut attempt = 0u32;
-        loop {
-            match self.transport.send(body, self.format, self.gzip) {
-                Ok(accepted) => {
-                    let rejected = accepted.rejected_spans.min(spans);
-                    Stats::add(&p.stats.spans_exported, spans - rejected);
-                    Stats::add(&p.stats.batches_sent, 1);
-                    Stats::add(&p.stats.bytes_sent, body.len() as u64);
-                    if rejected > 0 {
-                        Stats::add(&p.stats.dropped_rejected, rejected);
-                        p.report(
-                            ExportEvent::SpansRejected,
-                            &format!(
-                                "backend rejected {rejected} of {spans} spans: {}",
-                                accepted.message
-                            ),
-                        );
-                    }
-                    self.backend_down_until = None;
-                    if self.spool_pending && Instant::now() >= self.next_replay {
-                        self.replay_spool();
-                    }
-                    return;
-                }
-                Err(SendError::Transient {
-                    reason,
-                    retry_after,
-                }) => {
-                    attempt += 1;
-                    self.rng = self
-                        .rng
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let wait =
-                        retry_after.unwrap_or_else(|| self.backoff.delay(attempt, self.rng >> 11));
-                    let stopping = p.signal.stop.load(Ordering::Acquire);
-                    if stopping
-                        || started.elapsed() + wait > budget
-                        || p.slab.ended_len() >= pressure
-                    {
-                        self.backend_down_until = Some(Instant::now() + wait.max(PROBE_INTERVAL));
-                        self.spool_or_drop(body, spans, &reason);
-                        return;
-                    }
-                    Stats::add(&p.stats.retries, 1);
-                    p.signal.sleep_unless_stopped(wait);
-                }
-                Err(SendError::Permanent { reason }) => {
-                    // The backend refused this data; sending it again, now or
-                    // from the spool, would be refused again.
-                    self.drop_batch(spans, &reason);
-                    return;
-                }
+        if let Some(until) = self.delivery.down_until() {
+            let wait = until.saturating_duration_since(Instant::now());
+            if !(self.host.stopping() && self.host.time_left_after(wait)) {
+                return;
             }
+            std::thread::sleep(wait);
         }
+        if self.host.busy() {
+            return;
+        }
+        if self.delivery.replay_spool(&mut self.host) {
+            self.host.spool_pending = false;
+            // What was spooled has been delivered since.
+            self.host.spooled_since_answer = false;
+        }
+        self.report_set_aside();
     }
 
-    /// Keeps a batch that could not be sent now for a later replay; drops and
-    /// counts it only when the spool cannot take it.
-    fn spool_or_drop(&mut self, body: &[u8], spans: u64, reason: &str) {
-        let p = Arc::clone(&self.pipeline);
-        let written = match self.journal.take() {
-            // The flight recorder journaled this batch already: keep that file.
-            Some(journal) => Ok(self.spool.keep(&journal.path)),
-            None => self.spool.write(&SpooledBatch {
-                format: self.format,
-                gzipped: self.gzip,
-                spans: spans as u32,
-                body: body.to_vec(),
-            }),
+    /// Tells of spans that found no free slot since the last look (counted
+    /// on the recording path, told here, never there).
+    fn notice_buffer_full(&mut self) {
+        let now = self
+            .pipeline
+            .stats
+            .dropped_buffer_full
+            .load(Ordering::Relaxed);
+        if now > self.buffer_full_seen {
+            self.host
+                .diagnostics
+                .buffer_full(now - self.buffer_full_seen);
+            self.buffer_full_seen = now;
+        }
+    }
+}
+
+/// The exporter's side of the delivery path: waits that a stop, queue
+/// pressure or a flush cut short; counters, the callback and stderr.
+struct ExporterHost {
+    pipeline: Arc<Pipeline>,
+    diagnostics: Diagnostics,
+    target: String,
+    spool_dir: String,
+    /// Spans of the fresh request being delivered that no outcome has
+    /// accounted for yet (a panic counts them lost).
+    unsettled: u64,
+    /// Spans were spooled since the last flush was answered.
+    spooled_since_answer: bool,
+    /// The spool holds files to replay.
+    spool_pending: bool,
+    /// Ended spans that make the exporter spool rather than wait.
+    pressure: usize,
+}
+
+impl ExporterHost {
+    /// Whether the shutdown under way leaves time for `wait` and then one
+    /// more request.
+    fn time_left_after(&self, wait: Duration) -> bool {
+        let p = &self.pipeline;
+        let need = wait.saturating_add(p.config.request_timeout);
+        let need_ns = need.as_nanos().min(u64::MAX as u128) as u64;
+        crate::span::clock::monotonic_ns().saturating_add(need_ns)
+            < p.signal.stop_deadline_ns.load(Ordering::Relaxed)
+    }
+}
+
+impl DeliveryHost for ExporterHost {
+    fn wait(&mut self, wait: Duration) -> bool {
+        let p = &self.pipeline;
+        let pressure = self.pressure;
+        let wait_ns = wait.as_nanos().min(u64::MAX as u128) as u64;
+        let ends_at = crate::span::clock::monotonic_ns().saturating_add(wait_ns);
+        let cut_short = || {
+            p.signal.stop.load(Ordering::Acquire)
+                || p.slab.ended_len() >= pressure
+                || (p.signal.flush_pending()
+                    && p.signal.flush_deadline_ns.load(Ordering::Relaxed) < ends_at)
         };
-        match written {
-            Ok(eviction) => {
-                self.spool_pending = self.replays_spool;
-                Stats::add(&p.stats.spooled_batches, 1);
-                Stats::add(&p.stats.spooled_spans, spans);
+        p.signal.wait_for_work(wait, cut_short);
+        !cut_short()
+    }
+
+    fn stopping(&self) -> bool {
+        self.pipeline.signal.stop.load(Ordering::Acquire)
+    }
+
+    /// Replay gives way to spans waiting (a half-full queue, a flush); once
+    /// stopping, it goes on only while the shutdown has time left for one
+    /// more request.
+    fn busy(&self) -> bool {
+        let p = &self.pipeline;
+        if p.signal.flush_pending() || p.slab.ended_len() >= self.pressure {
+            return true;
+        }
+        p.signal.stop.load(Ordering::Acquire) && !self.time_left_after(Duration::ZERO)
+    }
+
+    fn record(&mut self, outcome: Outcome<'_>) {
+        let p = Arc::clone(&self.pipeline);
+        let s = &p.stats;
+        if let Outcome::Delivered { origin, spans, .. }
+        | Outcome::Rejected { origin, spans, .. }
+        | Outcome::Lost { origin, spans, .. }
+        | Outcome::Kept { origin, spans, .. } = outcome
+            && origin.is_fresh()
+        {
+            self.unsettled = self.unsettled.saturating_sub(spans);
+        }
+        match outcome {
+            Outcome::Delivered {
+                origin,
+                spans,
+                bytes,
+            } => {
+                Stats::add(&s.batches_sent, 1);
+                Stats::add(&s.bytes_sent, bytes);
+                if origin.is_fresh() {
+                    Stats::add(&s.spans_exported, spans);
+                } else {
+                    Stats::add(&s.replayed_batches, 1);
+                    Stats::add(&s.replayed_spans, spans);
+                    p.report(
+                        ExportEvent::BatchReplayed,
+                        &format!("{spans} spans from the spool delivered to {}", self.target),
+                    );
+                }
+                self.diagnostics.delivered(&self.target);
+            }
+            Outcome::Rejected {
+                origin,
+                spans,
+                message,
+            } => {
+                let counter = if origin.is_fresh() {
+                    &s.dropped_rejected
+                } else {
+                    &s.dropped_replay_rejected
+                };
+                Stats::add(counter, spans);
+                let text = format!("the backend rejected {spans} spans: {message}");
+                p.report(ExportEvent::SpansRejected, &text);
+                self.diagnostics.lost(spans, &text);
+            }
+            Outcome::Lost {
+                origin,
+                spans,
+                reason,
+            } => {
+                Stats::add(&s.batches_failed, 1);
+                let (counter, from) = if origin.is_fresh() {
+                    (&s.dropped_export_failed, "")
+                } else {
+                    (&s.dropped_replay_failed, " from the spool")
+                };
+                Stats::add(counter, spans);
+                let text = format!(
+                    "{spans} spans{from} lost sending to {}: {reason}",
+                    self.target
+                );
+                p.report(ExportEvent::BatchFailed, &text);
+                self.diagnostics
+                    .lost(spans, &format!("{reason} ({})", self.target));
+            }
+            Outcome::Kept {
+                origin,
+                spans,
+                reason,
+                written,
+            } => {
+                if !written {
+                    return; // a spool file left in place: nothing new
+                }
+                self.spool_pending = true;
+                if origin.is_fresh() {
+                    Stats::add(&s.spooled_batches, 1);
+                    Stats::add(&s.spooled_spans, spans);
+                    self.spooled_since_answer = true;
+                }
+                let what = if origin.is_fresh() { "" } else { "recovered " };
                 p.report(
                     ExportEvent::BatchSpooled,
                     &format!(
-                        "{spans} spans spooled to {} ({reason})",
-                        self.spool.dir().display()
+                        "{spans} {what}spans spooled to {} ({reason})",
+                        self.spool_dir
                     ),
                 );
-                if eviction.files > 0 {
-                    Stats::add(&p.stats.dropped_spool_overflow, eviction.spans);
-                    p.report(
-                        ExportEvent::SpoolOverflow,
-                        &format!(
-                            "spool over its cap: {} older batches with {} spans deleted",
-                            eviction.files, eviction.spans
-                        ),
-                    );
-                }
-                p.stats
-                    .spool_bytes
-                    .store(self.spool.total_bytes(), Ordering::Relaxed);
+                self.diagnostics.spooled(spans, &self.spool_dir, reason);
             }
-            Err(e) => self.drop_batch(spans, &format!("{reason}; spooling failed: {e}")),
+            Outcome::Evicted { files, spans } => {
+                Stats::add(&s.dropped_spool_overflow, spans);
+                let text =
+                    format!("spool over its cap: {files} older batches with {spans} spans deleted");
+                p.report(ExportEvent::SpoolOverflow, &text);
+                self.diagnostics.lost(spans, &text);
+            }
+            Outcome::AttemptFailed { reason } => {
+                self.diagnostics.attempt_failed(&self.target, reason);
+            }
+            Outcome::Retrying { .. } => Stats::add(&s.retries, 1),
+            Outcome::SpoolSize { bytes } => s.spool_bytes.store(bytes, Ordering::Relaxed),
         }
     }
+}
 
-    fn drop_batch(&mut self, spans: u64, reason: &str) {
-        let p = &self.pipeline;
-        Stats::add(&p.stats.batches_failed, 1);
-        Stats::add(&p.stats.dropped_export_failed, spans);
-        p.report(
-            ExportEvent::BatchFailed,
-            &format!(
-                "{spans} spans lost sending to {}: {reason}",
-                self.transport.describe()
-            ),
-        );
-    }
-
-    /// Sends what the spool holds, oldest first, until it is empty or the
-    /// backend fails again.
-    fn replay_spool(&mut self) {
-        let p = Arc::clone(&self.pipeline);
-        let transport = &mut self.transport;
-        let mut stalled = false;
-        let (batches, spans) = self.spool.replay(|batch| {
-            match transport.send(&batch.body, batch.format, batch.gzipped) {
-                Ok(accepted) => {
-                    // Replayed spans count in replayed_spans only (they were
-                    // counted as spooled when they failed), so that
-                    // ended = exported + spooled + dropped holds.
-                    let rejected = accepted.rejected_spans.min(batch.spans as u64);
-                    Stats::add(&p.stats.dropped_rejected, rejected);
-                    Stats::add(&p.stats.batches_sent, 1);
-                    Stats::add(&p.stats.bytes_sent, batch.body.len() as u64);
-                    ReplayVerdict::Delivered
-                }
-                Err(SendError::Permanent { reason }) => {
-                    Stats::add(&p.stats.dropped_export_failed, batch.spans as u64);
-                    p.report(
-                        ExportEvent::BatchFailed,
-                        &format!(
-                            "spooled batch of {} spans refused for good: {reason}",
-                            batch.spans
-                        ),
-                    );
-                    ReplayVerdict::Discard
-                }
-                Err(SendError::Transient { .. }) => {
-                    stalled = true;
-                    ReplayVerdict::Stop
-                }
-            }
-        });
-        self.spool_pending = stalled;
-        if stalled {
-            self.next_replay = Instant::now() + PROBE_INTERVAL;
-        }
-        if batches > 0 {
-            Stats::add(&p.stats.replayed_batches, batches);
-            Stats::add(&p.stats.replayed_spans, spans);
-            p.report(
-                ExportEvent::BatchReplayed,
-                &format!("{batches} spooled batches with {spans} spans delivered"),
-            );
-        }
-        p.stats
-            .spool_bytes
-            .store(self.spool.total_bytes(), Ordering::Relaxed);
-        self.report_set_aside();
+/// What a caught panic said.
+fn panic_text(payload: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic".to_string()
     }
 }
 
@@ -636,11 +705,6 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: a valid timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Whether a record is exported: the sampler did not leave it out.
-fn is_recording(r: &SpanRecord) -> bool {
-    r.marks & MARK_NON_RECORDING == 0
 }
 
 /// Adds what each record could not hold to the tracer's counters.

@@ -5,7 +5,13 @@ use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, List, WriteError};
 
+use super::redact::{Secrets, redact_url};
 use super::transport::{Accepted, BodyFormat, SendError, Transport};
+use crate::config::TlsFiles;
+
+/// The most of a response body kept: enough for a partial success or an
+/// error message; a misbehaving server must not make us hold megabytes.
+const RESPONSE_BODY_MAX: usize = 64 * 1024;
 
 /// Collects what the server answers.
 #[derive(Default)]
@@ -16,10 +22,8 @@ struct Response {
 
 impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
-        // A misbehaving server must not make us hold megabytes.
-        if self.body.len() < 64 * 1024 {
-            self.body.extend_from_slice(data);
-        }
+        let room = RESPONSE_BODY_MAX.saturating_sub(self.body.len());
+        self.body.extend_from_slice(&data[..data.len().min(room)]);
         Ok(data.len())
     }
 
@@ -28,7 +32,7 @@ impl Handler for Response {
             && let Some((name, value)) = line.split_once(':')
             && name.trim().eq_ignore_ascii_case("retry-after")
         {
-            self.retry_after = Some(value.trim().to_string());
+            self.retry_after = Some(value.trim().chars().take(64).collect());
         }
         true
     }
@@ -36,17 +40,29 @@ impl Handler for Response {
 
 pub struct HttpTransport {
     url: String,
+    /// The URL as messages show it (no password).
+    shown_url: String,
     headers: Vec<(String, String)>,
+    tls: TlsFiles,
     timeout: Duration,
+    secrets: Secrets,
     easy: Option<Easy2<Response>>,
 }
 
 impl HttpTransport {
-    pub fn new(url: &str, headers: &[(String, String)], timeout: Duration) -> HttpTransport {
+    pub fn new(
+        url: &str,
+        headers: &[(String, String)],
+        tls: &TlsFiles,
+        timeout: Duration,
+    ) -> HttpTransport {
         HttpTransport {
             url: url.to_string(),
+            shown_url: redact_url(url),
             headers: headers.to_vec(),
+            tls: tls.clone(),
             timeout,
+            secrets: Secrets::new(url, headers),
             easy: None,
         }
     }
@@ -54,6 +70,9 @@ impl HttpTransport {
     fn handle(&mut self) -> Result<&mut Easy2<Response>, curl::Error> {
         if self.easy.is_none() {
             let mut easy = Easy2::new(Response::default());
+            // The configuration lets only http:// and https:// URLs here,
+            // and redirects stay off (curl's default), so curl never reads
+            // a file:// URL or follows one elsewhere.
             easy.url(&self.url)?;
             easy.post(true)?;
             easy.timeout(self.timeout)?;
@@ -63,6 +82,15 @@ impl HttpTransport {
             easy.signal(false)?;
             easy.tcp_nodelay(true)?;
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
+            if let Some(ca) = &self.tls.certificate {
+                easy.cainfo(ca)?;
+            }
+            if let Some(cert) = &self.tls.client_certificate {
+                easy.ssl_cert(cert)?;
+            }
+            if let Some(key) = &self.tls.client_key {
+                easy.ssl_key(key)?;
+            }
             self.easy = Some(easy);
         }
         Ok(self.easy.as_mut().expect("created above"))
@@ -85,7 +113,11 @@ impl HttpTransport {
         // curl would otherwise wait for "100 Continue" on large bodies.
         list.append("Expect:")?;
         for (k, v) in &self.headers {
-            list.append(&format!("{k}: {v}"))?;
+            // The configuration refuses these; a header line must never be
+            // able to start another one.
+            if !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                list.append(&format!("{k}: {v}"))?;
+            }
         }
         let easy = self.handle()?;
         easy.get_mut().body.clear();
@@ -94,6 +126,33 @@ impl HttpTransport {
         easy.post_fields_copy(body)?;
         easy.perform()?;
         easy.response_code()
+    }
+
+    /// Why a request got no answer, in words a user can act on, with
+    /// curl's own detail (a TLS verification error names the problem).
+    fn explain(&self, e: &curl::Error) -> String {
+        let what = if e.is_couldnt_connect() {
+            "connection refused or unreachable"
+        } else if e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
+            "DNS lookup failed"
+        } else if e.is_operation_timedout() {
+            "timed out"
+        } else if e.is_peer_failed_verification() || e.is_ssl_cacert() || e.is_ssl_cacert_badfile()
+        {
+            "TLS certificate verification failed"
+        } else if e.is_ssl_connect_error() || e.is_ssl_certproblem() {
+            "TLS handshake failed"
+        } else if e.is_url_malformed() || e.is_unsupported_protocol() {
+            "the endpoint URL is not usable"
+        } else {
+            e.description()
+        };
+        let detail = match e.extra_description() {
+            Some(extra) => format!("{what}: {extra}"),
+            None if what != e.description() => format!("{what} ({})", e.description()),
+            None => what.to_string(),
+        };
+        self.secrets.scrub(&detail)
     }
 }
 
@@ -109,14 +168,11 @@ impl Transport for HttpTransport {
             Err(e) => {
                 // Drop the handle: the connection may be half-dead.
                 self.easy = None;
-                let reason = format!("{}: {}", self.url, e.description());
-                return Err(if e.is_url_malformed() || e.is_unsupported_protocol() {
-                    SendError::Permanent { reason }
-                } else {
-                    SendError::Transient {
-                        reason,
-                        retry_after: None,
-                    }
+                // No answer from a server is never final: not even a bad URL
+                // may cost a span (it is kept in the spool, and said so).
+                return Err(SendError::Transient {
+                    reason: self.explain(&e),
+                    retry_after: None,
                 });
             }
         };
@@ -125,39 +181,98 @@ impl Transport for HttpTransport {
             .as_ref()
             .expect("perform succeeded on this handle")
             .get_ref();
+        let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
         classify(
             code,
             &response.body,
             response.retry_after.as_deref(),
             format,
+            now_s,
         )
+        .map(|mut accepted| {
+            // A server's message may echo what we sent it.
+            accepted.message = self.secrets.scrub(&accepted.message);
+            accepted
+        })
+        .map_err(|e| e.scrubbed(&self.secrets))
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.shown_url.clone()
     }
 }
 
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
-/// Retry-After), every other code is final.
+/// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
+/// every other code is final.
 pub fn classify(
     code: u32,
     body: &[u8],
     retry_after: Option<&str>,
     format: BodyFormat,
+    now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
     match code {
         200..=299 => Ok(super::partial_success::parse(body, format)),
         429 | 502 | 503 | 504 => Err(SendError::Transient {
             reason: format!("HTTP {code}"),
-            retry_after: retry_after.and_then(super::retry::parse_retry_after),
+            retry_after: retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s)),
+        }),
+        413 => Err(SendError::TooLarge {
+            reason: format!("HTTP 413: {}", body_start(body)),
         }),
         _ => Err(SendError::Permanent {
-            reason: format!(
-                "HTTP {code}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
-            ),
+            reason: format!("HTTP {code}: {}", body_start(body)),
         }),
+    }
+}
+
+/// The first 200 bytes of an error body, printable.
+fn body_start(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_as_the_otlp_spec_says() {
+        let p = BodyFormat::Protobuf;
+        assert!(classify(200, b"", None, p, 0).is_ok());
+        assert_eq!(
+            classify(503, b"", Some("3"), p, 0),
+            Err(SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: Some(Duration::from_secs(3))
+            })
+        );
+        // An HTTP date: exactly the seconds from now until it.
+        let nov_6_1994 = 784_111_777;
+        assert_eq!(
+            classify(
+                429,
+                b"",
+                Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+                p,
+                nov_6_1994 - 7
+            ),
+            Err(SendError::Transient {
+                reason: "HTTP 429".to_string(),
+                retry_after: Some(Duration::from_secs(7))
+            })
+        );
+        assert!(matches!(
+            classify(413, b"too big", None, p, 0),
+            Err(SendError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            classify(400, b"bad\r\nthing", None, p, 0),
+            Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Reads an ExportTraceServiceResponse's `partial_success`: how many spans
 //! the backend rejected although it answered 2xx.
 
+use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 use super::transport::{Accepted, BodyFormat};
 
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
@@ -11,59 +12,19 @@ pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
     .unwrap_or_default()
 }
 
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Walks `buf` calling `f(field, wire_type, varint, bytes)` for each field;
-/// None on malformed input.
-fn walk<'a>(buf: &'a [u8], mut f: impl FnMut(u64, u64, u64, &'a [u8])) -> Option<()> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        let key = read_varint(buf, &mut pos)?;
-        let (field, wire) = (key >> 3, key & 7);
-        match wire {
-            0 => {
-                let v = read_varint(buf, &mut pos)?;
-                f(field, wire, v, &[]);
-            }
-            1 => pos = pos.checked_add(8).filter(|&p| p <= buf.len())?,
-            2 => {
-                let len = read_varint(buf, &mut pos)? as usize;
-                let end = pos.checked_add(len).filter(|&e| e <= buf.len())?;
-                f(field, wire, 0, &buf[pos..end]);
-                pos = end;
-            }
-            5 => pos = pos.checked_add(4).filter(|&p| p <= buf.len())?,
-            _ => return None,
-        }
-    }
-    Some(())
-}
-
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
-    let mut partial: Option<&[u8]> = None;
-    walk(body, |field, wire, _, bytes| {
-        if field == 1 && wire == 2 {
-            partial = Some(bytes);
-        }
-    })?;
     let mut out = Accepted::default();
+    let partial = fields(body)?
+        .into_iter()
+        .rfind(|f| f.number == 1 && f.wire_type == WIRE_LEN);
     if let Some(p) = partial {
-        walk(p, |field, wire, v, bytes| match (field, wire) {
-            (1, 0) => out.rejected_spans = v,
-            (2, 2) => out.message = String::from_utf8_lossy(bytes).into_owned(),
-            _ => {}
-        })?;
+        for f in fields(p.bytes)? {
+            match (f.number, f.wire_type) {
+                (1, WIRE_VARINT) => out.rejected_spans = f.varint,
+                (2, WIRE_LEN) => out.message = String::from_utf8_lossy(f.bytes).into_owned(),
+                _ => {}
+            }
+        }
     }
     Some(out)
 }

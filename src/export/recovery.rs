@@ -136,3 +136,82 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         content,
     })
 }
+
+/// What one look at the spool directory recovered.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Each dump or flight file read, with the spans sent (or kept in the
+    /// spool) from it.
+    pub files: Vec<(PathBuf, u64)>,
+    /// An unpublished in-flight batch was moved into the spool: replay it.
+    pub spool_batches: bool,
+}
+
+/// Sends what dead processes left in `dir` (dumps and flight files, a batch
+/// of `batch` spans at a time, through `delivery`, which spools what it
+/// cannot send), moves whole unpublished batches into the spool, deletes
+/// what held nothing and sets aside what cannot be read (noted in the
+/// spool for its owner to report). Files a live process holds are left for
+/// a later look. Lengths are bounded by the spool's cap. The exporter and
+/// `spanguard replay` both recover through this.
+pub fn recover_dir(
+    dir: &Path,
+    own: &[&Path],
+    batch: usize,
+    delivery: &mut super::delivery::Delivery,
+    encoder: &mut super::request_encoder::RequestEncoder,
+    host: &mut dyn super::delivery::DeliveryHost,
+) -> Recovery {
+    let mut done = Recovery::default();
+    let spool = delivery.spool().clone();
+    let spool_max_bytes = spool.max_bytes();
+    spool.remove_dead_temp_files();
+    for path in leftover_files(dir, own) {
+        let claimed = match claim(&path, spool_max_bytes) {
+            Claim::Claimed(c) => c,
+            Claim::Busy | Claim::Skip => continue,
+            Claim::Foreign(why) => {
+                spool.put_aside(&path, &why);
+                continue;
+            }
+        };
+        match claimed.content {
+            Leftover::Spans(mut reader) => {
+                let header = *reader.header();
+                let mut spans = 0u64;
+                let read_whole = loop {
+                    match reader.next_records(batch) {
+                        Ok(records) if records.is_empty() => break true,
+                        Ok(records) => {
+                            let part = crate::buffer::dump::Recovered { header, records };
+                            spans += part
+                                .records
+                                .iter()
+                                .filter(|(r, _)| super::delivery::is_recording(r))
+                                .count() as u64;
+                            delivery.deliver_recovered(&part, encoder, host);
+                        }
+                        Err(e) => {
+                            // What was read is sent; the rest stays on disk
+                            // for a person, never sent twice.
+                            spool.put_aside(&path, &format!("reading failed: {e:?}"));
+                            break false;
+                        }
+                    }
+                };
+                done.files.push((path.clone(), spans));
+                // Deleted while still locked, so no one else sends it.
+                if read_whole {
+                    let _ = std::fs::remove_file(&claimed.path);
+                }
+                drop(reader);
+            }
+            Leftover::SpoolBatch(ref name) => {
+                done.spool_batches |= std::fs::rename(&claimed.path, name).is_ok();
+            }
+            Leftover::Nothing => claimed.finish(),
+            Leftover::Unreadable(ref why) => spool.put_aside(&claimed.path, why),
+        }
+    }
+    done
+}

@@ -1,8 +1,14 @@
-//! When to try a failed batch again: exponential backoff with jitter,
+//! When to try a failed request again: exponential backoff with jitter,
 //! honouring the server's Retry-After, within a total time budget (the OTLP
-//! exporter spec's retry rules).
+//! exporter spec's retry rules). Everything here is pure arithmetic on
+//! values that may come from a hostile server, so all of it saturates.
 
 use std::time::Duration;
+
+/// How long the backend counts as down after a request gave up, when the
+/// server asked for nothing or for more than the budget: then one request
+/// is tried again (a probe).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct Backoff {
@@ -35,25 +41,82 @@ impl Backoff {
         let jitter_ns = if half.as_nanos() == 0 {
             0
         } else {
-            random % half.as_nanos() as u64
+            random % half.as_nanos().min(u64::MAX as u128) as u64
         };
         half + Duration::from_nanos(jitter_ns)
     }
 }
 
-/// Retry-After as seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
-/// GMT`); a date in the past means "now".
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = parse_http_date(value)?;
-    let now = crate::span::clock::now_unix_ns() / 1_000_000_000;
-    Some(Duration::from_secs(at.saturating_sub(now)))
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryStep {
+    /// Wait this long, then send again.
+    Wait(Duration),
+    /// Stop trying this request now (keep it in the spool) and take the
+    /// backend to be down for this long; then probe it with one request.
+    GiveUp { down_for: Duration },
 }
 
-/// Seconds since the epoch of an IMF-fixdate.
+/// The retry rules of one request: backoff, and the budget that all its
+/// attempts and waits share (`export_timeout_ms`).
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub backoff: Backoff,
+    pub budget: Duration,
+}
+
+impl RetryPolicy {
+    pub fn new(budget: Duration) -> RetryPolicy {
+        RetryPolicy {
+            backoff: Backoff::default(),
+            budget,
+        }
+    }
+
+    /// The step after failed attempt number `attempt` (1 = the first send),
+    /// `elapsed` after the first one started. A server's Retry-After is
+    /// honoured while it fits in what is left of the budget; one beyond the
+    /// budget is never a reason to stop sending for longer: the request is
+    /// kept and the backend probed again in about a second.
+    pub fn after_failure(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        elapsed: Duration,
+        random: u64,
+    ) -> RetryStep {
+        let wait = retry_after.unwrap_or_else(|| self.backoff.delay(attempt, random));
+        let fits = elapsed
+            .checked_add(wait)
+            .is_some_and(|end| end <= self.budget);
+        if fits {
+            return RetryStep::Wait(wait);
+        }
+        let down_for = match retry_after {
+            // The server's wish, when it is one we can honour.
+            Some(asked) if asked <= self.budget => asked.max(PROBE_INTERVAL),
+            _ => PROBE_INTERVAL,
+        };
+        RetryStep::GiveUp { down_for }
+    }
+}
+
+/// Retry-After as seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
+/// GMT`), as a wait from `now_unix_s`; a date in the past means "now".
+/// None for anything else (the caller then backs off as usual).
+pub fn parse_retry_after(value: &str, now_unix_s: u64) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a very long time".
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
+    }
+    let at = parse_http_date(value)?;
+    Some(Duration::from_secs(at.saturating_sub(now_unix_s)))
+}
+
+/// Seconds since the epoch of an IMF-fixdate; 0 for a date before 1970.
 fn parse_http_date(s: &str) -> Option<u64> {
     // "Sun, 06 Nov 1994 08:49:37 GMT"
     let (_, rest) = s.split_once(", ")?;
@@ -85,7 +148,15 @@ fn parse_http_date(s: &str) -> Option<u64> {
     let h: u64 = hms.next()?.parse().ok()?;
     let m: u64 = hms.next()?.parse().ok()?;
     let sec: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    if parts.next()? != "GMT"
+        || parts.next().is_some()
+        || hms.next().is_some()
+        || !(1..=31).contains(&day)
+        || !(0..=9999).contains(&year)
+        || h > 23
+        || m > 59
+        || sec > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day as i64);
@@ -96,7 +167,7 @@ fn parse_http_date(s: &str) -> Option<u64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// algorithm).
+/// algorithm); the caller keeps the year within 0..=9999.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
@@ -111,27 +182,112 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
 
+    const NOV_6_1994: u64 = 784_111_777;
+
     #[test]
     fn retry_after_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("7", 0), Some(Duration::from_secs(7)));
         assert_eq!(
             parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
+            Some(NOV_6_1994)
         );
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOV_6_1994 + 5),
             Some(Duration::ZERO)
         );
-        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("soon", 0), None);
+        assert_eq!(parse_retry_after("-3", 0), None);
+        assert_eq!(parse_retry_after("1.5", 0), None);
+        assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0), None);
         assert_eq!(
-            parse_retry_after("Sun, 06 Nov 199555555555555554 08:49:37 GMT"),
+            parse_retry_after("Sun, 06 Nov 199555555555555554 08:49:37 GMT", 0),
             None
         );
         assert_eq!(
             parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
             Some(253_402_300_799)
         );
-        assert_eq!(parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT trailing", 0),
+            None
+        );
+    }
+
+    #[test]
+    fn an_http_date_gives_exactly_the_seconds_until_it() {
+        // The wait is the date minus now, to the second: half of it (or any
+        // other value) is wrong.
+        for ahead in [1u64, 3, 59, 3600, 86_400 * 400] {
+            assert_eq!(
+                parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOV_6_1994 - ahead),
+                Some(Duration::from_secs(ahead)),
+                "{ahead} s ahead"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", 4),
+            Some(Duration::from_secs(6))
+        );
+    }
+
+    #[test]
+    fn absurd_values_saturate_instead_of_overflowing() {
+        let huge = parse_retry_after("18446744073709551615", 0).expect("a number");
+        assert_eq!(huge, Duration::from_secs(u64::MAX));
+        let more = parse_retry_after("99999999999999999999999999", 0).expect("a number");
+        assert_eq!(more, Duration::from_secs(u64::MAX));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 99999 08:49:37 GMT", 0), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 0001 08:49:37 GMT", 1_000),
+            Some(Duration::ZERO)
+        );
+        let now = std::time::Instant::now();
+        assert!(crate::span::clock::instant_after(now, huge) > now);
+    }
+
+    #[test]
+    fn a_retry_after_within_the_budget_is_waited_exactly() {
+        let p = RetryPolicy::new(Duration::from_secs(30));
+        let asked = Duration::from_secs(3);
+        assert_eq!(
+            p.after_failure(1, Some(asked), Duration::from_secs(1), 7),
+            RetryStep::Wait(asked)
+        );
+        // No longer fits: the request is kept and the server's wish is the
+        // time the backend counts as down.
+        assert_eq!(
+            p.after_failure(2, Some(asked), Duration::from_secs(28), 7),
+            RetryStep::GiveUp { down_for: asked }
+        );
+    }
+
+    #[test]
+    fn a_retry_after_beyond_the_budget_means_probe_again_in_a_second() {
+        let p = RetryPolicy::new(Duration::from_secs(30));
+        for asked in [31, 99_999_999_999, u64::MAX] {
+            assert_eq!(
+                p.after_failure(1, Some(Duration::from_secs(asked)), Duration::ZERO, 0),
+                RetryStep::GiveUp {
+                    down_for: PROBE_INTERVAL
+                },
+                "Retry-After: {asked}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_retry_after_the_backoff_runs_until_the_budget_is_spent() {
+        let p = RetryPolicy::new(Duration::from_secs(1));
+        assert_eq!(
+            p.after_failure(1, None, Duration::ZERO, 0),
+            RetryStep::Wait(Duration::from_millis(50))
+        );
+        assert_eq!(
+            p.after_failure(5, None, Duration::from_millis(900), 0),
+            RetryStep::GiveUp {
+                down_for: PROBE_INTERVAL
+            }
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::transport::BodyFormat;
@@ -80,11 +80,13 @@ pub struct SpooledBatch {
     pub body: Vec<u8>,
 }
 
+#[derive(Clone, Debug)]
 pub struct SpoolDir {
     dir: PathBuf,
     max_bytes: u64,
-    /// Files set aside since the owner last asked (`take_set_aside`).
-    set_aside: Mutex<Vec<SetAside>>,
+    /// Files set aside since the owner last asked (`take_set_aside`);
+    /// shared by the clones of one spool, so none is left untold.
+    set_aside: Arc<Mutex<Vec<SetAside>>>,
 }
 
 /// A file that could not be used, renamed out of the way.
@@ -107,12 +109,17 @@ impl SpoolDir {
         SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
-            set_aside: Mutex::new(Vec::new()),
+            set_aside: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The cap: no batch of this spool is larger.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 
     /// Spool files, oldest first (writers' temporary files are not).

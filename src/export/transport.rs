@@ -19,14 +19,39 @@ pub enum SendError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Sending it again would fail again (other 4xx, a bad URL, a full disk).
+    /// The server refused the request for its size (HTTP 413): smaller
+    /// requests may pass.
+    TooLarge { reason: String },
+    /// The server refused the data for good (other 4xx, 500): sending it
+    /// again would be refused again.
     Permanent { reason: String },
 }
 
 impl SendError {
     pub fn reason(&self) -> &str {
         match self {
-            SendError::Transient { reason, .. } | SendError::Permanent { reason } => reason,
+            SendError::Transient { reason, .. }
+            | SendError::TooLarge { reason }
+            | SendError::Permanent { reason } => reason,
+        }
+    }
+
+    /// The same error with every secret masked in its reason.
+    pub fn scrubbed(self, secrets: &super::redact::Secrets) -> SendError {
+        match self {
+            SendError::Transient {
+                reason,
+                retry_after,
+            } => SendError::Transient {
+                reason: secrets.scrub(&reason),
+                retry_after,
+            },
+            SendError::TooLarge { reason } => SendError::TooLarge {
+                reason: secrets.scrub(&reason),
+            },
+            SendError::Permanent { reason } => SendError::Permanent {
+                reason: secrets.scrub(&reason),
+            },
         }
     }
 }
@@ -48,6 +73,7 @@ pub trait Transport: Send {
         gzipped: bool,
     ) -> Result<Accepted, SendError>;
 
-    /// A short name for messages and stats ("http://…", "file:/…").
+    /// A short name for messages and stats ("http://…", "file:/…"), with
+    /// no credentials in it.
     fn describe(&self) -> String;
 }

@@ -8,8 +8,9 @@ use crate::tracer::{Notice, SpanError};
 
 /// What a call did. `SPANGUARD_RESULT_OK` and the notices
 /// (`SPANGUARD_RESULT_TRUNCATED`, `SPANGUARD_RESULT_UTF8_REPLACED`,
-/// `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`) mean the
-/// call succeeded; `spanguard_result_is_ok` tells them apart from errors.
+/// `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`,
+/// `SPANGUARD_RESULT_SPOOLED`) mean the call succeeded;
+/// `spanguard_result_is_ok` tells them apart from errors.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum spanguard_result {
@@ -64,13 +65,19 @@ pub enum spanguard_result {
     /// the span out, or the span is `SPANGUARD_SPAN_NONE`, so nothing is
     /// recorded. Such a span still propagates its context.
     NonRecording = 18,
+    /// Done, but not delivered: `spanguard_flush` or `spanguard_shutdown`
+    /// finished with some of the spans ended before it only written to the
+    /// spool directory (the backend was down or kept failing). They are safe
+    /// on disk and are sent when the backend answers again (by this
+    /// process, the next one to start, or `spanguard replay`).
+    Spooled = 19,
 }
 
 impl spanguard_result {
     /// The result a number from C names, if any: a number outside the
     /// enum must never be read as one (undefined behaviour in Rust).
     pub fn from_code(code: u32) -> Option<spanguard_result> {
-        const KNOWN: [spanguard_result; 19] = [
+        const KNOWN: [spanguard_result; 20] = [
             spanguard_result::Ok,
             spanguard_result::NullArgument,
             spanguard_result::InvalidArgument,
@@ -90,6 +97,7 @@ impl spanguard_result {
             spanguard_result::Utf8Replaced,
             spanguard_result::ParentStale,
             spanguard_result::NonRecording,
+            spanguard_result::Spooled,
         ];
         KNOWN.iter().copied().find(|k| *k as u32 == code)
     }
@@ -102,6 +110,7 @@ impl spanguard_result {
                 | spanguard_result::Utf8Replaced
                 | spanguard_result::ParentStale
                 | spanguard_result::NonRecording
+                | spanguard_result::Spooled
         )
     }
 
@@ -132,6 +141,9 @@ impl spanguard_result {
                 "done; the parent was gone, so the span began a new trace\0"
             }
             spanguard_result::NonRecording => "done; the span is not recorded\0",
+            spanguard_result::Spooled => {
+                "done; some spans were written to the spool, not delivered (yet)\0"
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::types::*;
 use crate::config::{Compression, FullPolicy, Protocol, TracerConfig};
-use crate::pipeline::ExportEvent;
+use crate::pipeline::{ExportEvent, FlushOutcome};
 use crate::span::sampler::{RootSampler, Sampler};
 use crate::tracer::{SpanError, Tracer, TracerError};
 
@@ -139,6 +139,12 @@ pub unsafe extern "C" fn spanguard_config_init(
             link_count_limit: d.limits.link_count,
             event_attribute_count_limit: d.limits.event_attribute_count,
             link_attribute_count_limit: d.limits.link_attribute_count,
+            certificate: std::ptr::null(),
+            client_certificate: std::ptr::null(),
+            client_key: std::ptr::null(),
+            max_request_bytes: d.max_request_bytes as u32,
+            sink_max_line_bytes: d.sink_max_line_bytes as u32,
+            log_level: std::ptr::null(),
         };
         // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
         unsafe {
@@ -264,6 +270,25 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
         if let Some(s) = c_string(c.spool_dir).filter(|s| !s.is_empty()) {
             t.spool_dir = s.into();
         }
+        for (field, slot) in [
+            (c.certificate, &mut t.tls.certificate),
+            (c.client_certificate, &mut t.tls.client_certificate),
+            (c.client_key, &mut t.tls.client_key),
+        ] {
+            if let Some(s) = c_string(field).filter(|s| !s.is_empty()) {
+                *slot = Some(s.into());
+            }
+        }
+        if let Some(s) = c_string(c.log_level).filter(|s| !s.is_empty()) {
+            t.log_level =
+                crate::config::LogLevel::parse(&s).ok_or(spanguard_result::InvalidConfig)?;
+        }
+    }
+    if c.max_request_bytes != 0 {
+        t.max_request_bytes = c.max_request_bytes as usize;
+    }
+    if c.sink_max_line_bytes != 0 {
+        t.sink_max_line_bytes = c.sink_max_line_bytes as usize;
     }
     let enum_field = |field: &str, value: u32, names: &str| {
         CreateError::field(
@@ -581,9 +606,22 @@ fn timeout(ms: u32) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
-/// Waits until every span ended before this call has been exported (or has
-/// failed for good), at most `timeout_ms`. `SPANGUARD_RESULT_TIMEOUT` when
-/// time ran out first. Thread-safe; blocks.
+fn flush_result(outcome: FlushOutcome) -> spanguard_result {
+    match outcome {
+        FlushOutcome::Delivered => spanguard_result::Ok,
+        FlushOutcome::Spooled => spanguard_result::Spooled,
+        FlushOutcome::TimedOut => spanguard_result::Timeout,
+    }
+}
+
+/// Waits until every span ended before this call has been dealt with, at
+/// most `timeout_ms`: `SPANGUARD_RESULT_OK` when all of them were delivered
+/// (or refused for good, which is counted and reported);
+/// `SPANGUARD_RESULT_SPOOLED` (a success notice) when some were only written
+/// to the spool because the backend was down or kept failing;
+/// `SPANGUARD_RESULT_TIMEOUT` when time ran out first (the export goes on).
+/// A backend that is down does not hold a flush up: its spans are spooled.
+/// Thread-safe; blocks.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_flush(
     tracer: *const spanguard_tracer,
@@ -592,8 +630,7 @@ pub extern "C" fn spanguard_flush(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
         with_tracer(tracer, |t| match t.flush(timeout(timeout_ms)) {
-            Ok(true) => spanguard_result::Ok,
-            Ok(false) => spanguard_result::Timeout,
+            Ok(outcome) => flush_result(outcome),
             Err(e) => e.into(),
         })
     })
@@ -601,8 +638,10 @@ pub extern "C" fn spanguard_flush(
 
 /// Flushes, then ends and exports every span still open (attribute
 /// `spanguard.unended=true`), then stops the exporter, within `timeout_ms`.
-/// Later calls on the tracer return `SPANGUARD_RESULT_SHUT_DOWN`. A second
-/// shutdown returns `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
+/// Returns what `spanguard_flush` would (`SPANGUARD_RESULT_SPOOLED` when
+/// some spans only reached the spool). Later calls on the tracer return
+/// `SPANGUARD_RESULT_SHUT_DOWN`. A second shutdown returns
+/// `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_shutdown(
     tracer: *const spanguard_tracer,
@@ -611,8 +650,7 @@ pub extern "C" fn spanguard_shutdown(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
         with_tracer(tracer, |t| match t.shutdown(timeout(timeout_ms)) {
-            Ok(true) => spanguard_result::Ok,
-            Ok(false) => spanguard_result::Timeout,
+            Ok(outcome) => flush_result(outcome),
             Err(SpanError::ShutDown) => spanguard_result::ShutDown,
             Err(e) => e.into(),
         })
@@ -686,6 +724,9 @@ pub unsafe extern "C" fn spanguard_stats(
             s.recovered_spans = x.recovered_spans;
             s.exporter_throttled_ns = x.exporter_throttled_ns;
             s.spans_unsampled = x.spans_unsampled;
+            s.dropped_replay_failed = x.dropped_replay_failed;
+            s.dropped_replay_rejected = x.dropped_replay_rejected;
+            s.exporter_panics = x.exporter_panics;
             s.files_set_aside = x.files_set_aside;
         }
         let n = s.struct_size as usize;
@@ -774,13 +815,14 @@ pub extern "C" fn spanguard_set_error_callback(
         with_tracer(tracer, |t| {
             let cb = callback.map(|f| {
                 let data = UserData(user_data);
-                std::sync::Arc::new(move |event: ExportEvent, message: &str| {
+                Box::new(move |event: ExportEvent, message: &str| {
                     let c_event = match event {
                         ExportEvent::BatchFailed => spanguard_event::BatchFailed,
                         ExportEvent::BatchSpooled => spanguard_event::BatchSpooled,
                         ExportEvent::SpoolOverflow => spanguard_event::SpoolOverflow,
                         ExportEvent::BatchReplayed => spanguard_event::BatchReplayed,
                         ExportEvent::SpansRejected => spanguard_event::SpansRejected,
+                        ExportEvent::ExporterPanicked => spanguard_event::ExporterPanicked,
                         ExportEvent::FileSetAside => spanguard_event::FileSetAside,
                     };
                     let mut text = message.replace('\0', " ").into_bytes();

@@ -198,6 +198,25 @@ pub struct spanguard_config {
     pub event_attribute_count_limit: u32,
     /// Attributes per link; default 128 (OTEL_LINK_ATTRIBUTE_COUNT_LIMIT).
     pub link_attribute_count_limit: u32,
+    /// PEM file of the CA certificates that verify the backend
+    /// (OTEL_EXPORTER_OTLP_CERTIFICATE); NULL: the system's trust store.
+    pub certificate: *const c_char,
+    /// PEM files of the client certificate and its key, for mutual TLS
+    /// (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, ..._CLIENT_KEY); both or
+    /// neither.
+    pub client_certificate: *const c_char,
+    pub client_key: *const c_char,
+    /// The largest request body, in bytes before compression
+    /// (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as several
+    /// requests, and a 413 answer splits a request again. Default 1000000.
+    pub max_request_bytes: u32,
+    /// The longest line the local sink writes, newline included
+    /// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry
+    /// Collector's otlpjsonfile receiver's limit.
+    pub sink_max_line_bytes: u32,
+    /// What spanguard writes to stderr (OTEL_LOG_LEVEL): "none", "error",
+    /// "warn" (default), "info" or "debug".
+    pub log_level: *const c_char,
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with
@@ -298,20 +317,28 @@ pub struct spanguard_counters {
     pub spans_begun: u64,
     /// Spans ended (by the application, or by shutdown).
     pub spans_ended: u64,
-    /// Spans the backend or sink accepted on their first trip (spans
-    /// delivered later from the spool count in `replayed_spans`).
+    /// Spans the backend or sink accepted on their first trip. Each span
+    /// ended is counted once, where its first trip took it: spans_ended =
+    /// spans_exported + spooled_spans + dropped_export_failed +
+    /// dropped_rejected + spans_unsampled (once queue_depth is 0 and
+    /// nothing is in flight).
     pub spans_exported: u64,
     /// Ended spans waiting for the exporter.
     pub queue_depth: u64,
     /// Spans begun and not ended.
     pub spans_open: u64,
-    /// Spans not recorded because every slot was taken.
+    /// Spans never begun because every slot was taken (so not in
+    /// `spans_ended`).
     pub dropped_buffer_full: u64,
-    /// Spans lost: the backend refused them for good and spooling failed.
+    /// Spans lost on their first trip: refused for good by the backend
+    /// (4xx other than 429, and 500), alone over the request size limit, the
+    /// spool could not be written, or an internal error (`exporter_panics`).
     pub dropped_export_failed: u64,
-    /// Spans the backend rejected in a partial success.
+    /// Spans the backend rejected in a partial success on their first trip.
     pub dropped_rejected: u64,
-    /// Spans lost when the spool's cap removed old batches.
+    /// Spans of spool files (this process's or another's) that the spool's
+    /// cap deleted. Not in the identity above: they were counted in
+    /// `spooled_spans` when they were written.
     pub dropped_spool_overflow: u64,
     /// Spans still open at shutdown, exported marked `spanguard.unended`.
     pub spans_unended_at_shutdown: u64,
@@ -324,18 +351,36 @@ pub struct spanguard_counters {
     pub links_dropped: u64,
     pub values_truncated: u64,
     pub utf8_replaced: u64,
+    /// Requests written to the spool on their first trip.
     pub spooled_batches: u64,
+    /// Spans written to the spool on their first trip (backend down,
+    /// retries spent, shutdown, or a full queue that could not wait).
     pub spooled_spans: u64,
+    /// Requests from the spool directory delivered: spool files (this
+    /// process's or another's) and spans of crash dumps and flight files.
     pub replayed_batches: u64,
+    /// Spans in those requests the backend accepted.
     pub replayed_spans: u64,
+    /// Bytes the spool directory holds now.
     pub spool_bytes: u64,
-    /// Spans recovered from dead processes' crash dumps and flight files.
+    /// Spans recovered from dead processes' crash dumps and flight files
+    /// (then counted in the replay counters as they are delivered).
     pub recovered_spans: u64,
     /// Nanoseconds the exporter rested to stay within its CPU cap.
     pub exporter_throttled_ns: u64,
     /// Spans the sampler left out (OTEL_TRACES_SAMPLER): they count in
     /// `spans_ended` and are never exported, by design.
     pub spans_unsampled: u64,
+    /// Spans from the spool directory the backend refused for good when
+    /// replayed (or that were too large to send).
+    pub dropped_replay_failed: u64,
+    /// Spans from the spool directory the backend rejected in a partial
+    /// success when replayed.
+    pub dropped_replay_rejected: u64,
+    /// Panics the exporter thread caught (an internal bug); each is also
+    /// reported as `SPANGUARD_EVENT_EXPORTER_PANICKED`, and the thread goes
+    /// on exporting.
+    pub exporter_panics: u64,
     /// Files in the spool directory that could not be used (a FIFO, a link,
     /// another user's file, another version's dump, a torn file), renamed
     /// to `<name>.unreadable` and left unread.
@@ -356,9 +401,12 @@ pub enum spanguard_event {
     BatchReplayed = 4,
     /// The backend accepted a batch but rejected some of its spans.
     SpansRejected = 5,
+    /// The exporter thread caught an internal error (a panic); the spans it
+    /// was working on are counted lost, and it goes on exporting.
+    ExporterPanicked = 6,
     /// A file in the spool directory could not be used and was renamed to
     /// `<name>.unreadable`, unread (the message says which and why).
-    FileSetAside = 6,
+    FileSetAside = 7,
 }
 
 /// Called on the exporter thread (never on a thread recording spans, never

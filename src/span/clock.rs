@@ -44,6 +44,15 @@ pub fn monotonic_ns() -> u64 {
     read_clock(libc::CLOCK_MONOTONIC)
 }
 
+/// `now + d`, or a moment so far ahead that it never comes when that would
+/// overflow (an `Instant` holds less than a `Duration` can say; a timeout
+/// or a server's Retry-After may be anything).
+pub fn instant_after(now: std::time::Instant, d: std::time::Duration) -> std::time::Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 #[inline]
 fn read_clock(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {

@@ -14,12 +14,20 @@
  * 100,000-byte prompt, a 20,000-byte completion, token counts set after
  * them and 100 more attributes. Every fourth span has array and bytes
  * values. Error-callback events go to stderr as JSON lines, with
- * whether they ran on the exporter thread (not the emitting one). */
+ * whether they ran on the exporter thread (not the emitting one).
+ * Hostile-receiver tests add: --prompt-bytes N / --completion-bytes N
+ * (gen_ai.prompt and gen_ai.completion attributes of that many bytes on
+ * every span), --flush-timeout-ms N with --resume-file PATH and --then-count
+ * N (emit, flush, write the stats to PATH.phase1.json, wait until PATH
+ * exists, emit N more, then shut down: the exporter must work after a
+ * fault ends; --phase-flush 0 leaves the flush out), and --endpoint sink
+ * with --sink-dir DIR (the local sink). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spanguard.h"
 
@@ -59,6 +67,37 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+static unsigned long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull;
+}
+
+static void write_stats(const char *path, spanguard_tracer *t, spanguard_result rc, int not_begun,
+                        int flush_rc, unsigned long long flush_ms, unsigned long long shutdown_ms) {
+    spanguard_counters st = {0};
+    st.struct_size = sizeof st;
+    (void)spanguard_stats(t, &st);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+#define FIELD(name) fprintf(f, "%s\"" #name "\": %llu", first ? "" : ", ", (unsigned long long)st.name), first = 0
+    int first = 1;
+    fputc('{', f);
+    FIELD(spans_begun); FIELD(spans_ended); FIELD(spans_exported); FIELD(queue_depth); FIELD(spans_open);
+    FIELD(dropped_buffer_full); FIELD(dropped_export_failed); FIELD(dropped_rejected);
+    FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
+    FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
+    FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
+    FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled); FIELD(files_set_aside);
+    fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
+               "\"shutdown_ms\": %llu}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms);
+#undef FIELD
+    fclose(f);
+}
+
 int main(int argc, char **argv) {
     const char *endpoint = arg(argc, argv, "--endpoint", NULL);
     const char *protocol = arg(argc, argv, "--protocol", "http/protobuf");
@@ -69,6 +108,16 @@ int main(int argc, char **argv) {
     int count = atoi(arg(argc, argv, "--count", "24"));
     const char *spool_dir = arg(argc, argv, "--spool-dir", NULL);
     const char *stats_json = arg(argc, argv, "--stats-json", NULL);
+    const char *resume_file = arg(argc, argv, "--resume-file", NULL);
+    const char *sink_dir = arg(argc, argv, "--sink-dir", NULL);
+    int then_count = atoi(arg(argc, argv, "--then-count", "0"));
+    unsigned flush_timeout_ms = (unsigned)atoi(arg(argc, argv, "--flush-timeout-ms", "20000"));
+    int phase_flush = atoi(arg(argc, argv, "--phase-flush", "1"));
+    size_t fixed_prompt_bytes = (size_t)atoi(arg(argc, argv, "--prompt-bytes", "0"));
+    size_t fixed_completion_bytes = (size_t)atoi(arg(argc, argv, "--completion-bytes", "0"));
+    char *fixed_prompt = calloc(fixed_prompt_bytes + 1, 1), *fixed_completion = calloc(fixed_completion_bytes + 1, 1);
+    for (size_t k = 0; k < fixed_prompt_bytes; k++) fixed_prompt[k] = (char)('a' + k % 26);
+    for (size_t k = 0; k < fixed_completion_bytes; k++) fixed_completion[k] = (char)('A' + k % 26);
     int large_every = atoi(arg(argc, argv, "--large", "0"));
     static char prompt[100000 + 26], completion[20000 + 26];
     for (size_t k = 0; k < sizeof prompt; k++) prompt[k] = (char)('a' + k % 26);
@@ -87,12 +136,14 @@ int main(int argc, char **argv) {
     char endpoint_url[512], resource[256];
     snprintf(endpoint_url, sizeof endpoint_url, "%s%s", endpoint,
              strstr(endpoint, "/v1/traces") ? "" : "/v1/traces");
+    int to_sink = strcmp(endpoint, "sink") == 0;
     snprintf(resource, sizeof resource, "spanguard.run_id=%s,deployment.environment=interop", run_id);
 
     spanguard_config cfg;
     (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "spanguard-emitter";
-    cfg.endpoint = endpoint_url;
+    cfg.endpoint = to_sink ? NULL : endpoint_url;
+    cfg.sink_dir = sink_dir;
     cfg.resource_attributes = resource;
     cfg.headers = headers;
     cfg.protocol = strcmp(protocol, "http/json") == 0 ? SPANGUARD_PROTOCOL_HTTP_JSON : SPANGUARD_PROTOCOL_HTTP_PROTOBUF;
@@ -128,7 +179,33 @@ int main(int argc, char **argv) {
     unsigned long long root_end = 0;
     char root_tp[SPANGUARD_TRACEPARENT_SIZE] = "";
     char prev_tp[SPANGUARD_TRACEPARENT_SIZE] = "";
-    for (int i = 0; i < count; i++) {
+    int flush_rc = -1;
+    unsigned long long flush_ms = 0;
+    for (int i = 0; i < count + then_count; i++) {
+        if (i == count && then_count > 0) {
+            /* Phase one is over: flush, say how it went, wait for the test. */
+            if (root != SPANGUARD_SPAN_NONE && (rc = spanguard_span_end_at(root, root_end)) != SPANGUARD_RESULT_OK)
+                die("end root", rc);
+            root = SPANGUARD_SPAN_NONE;
+            unsigned long long t0 = now_ms();
+            if (phase_flush) flush_rc = (int)spanguard_flush(t, flush_timeout_ms);
+            flush_ms = now_ms() - t0;
+            fflush(m);
+            if (resume_file) {
+                char phase[1024];
+                snprintf(phase, sizeof phase, "%s.phase1.json", resume_file);
+                write_stats(phase, t, SPANGUARD_RESULT_OK, not_begun, flush_rc, flush_ms, 0);
+                for (int w = 0; w < 6000; w++) {
+                    FILE *r = fopen(resume_file, "r");
+                    if (r) {
+                        fclose(r);
+                        break;
+                    }
+                    struct timespec pause = {0, 20 * 1000 * 1000};
+                    nanosleep(&pause, NULL);
+                }
+            }
+        }
         int is_child = (i % 3) != 0 && root != SPANGUARD_SPAN_NONE;
         char name[64];
         snprintf(name, sizeof name, "op-%d %s", i, i % 5 == 0 ? "\xc3\xa9t\xc3\xa9 \"q\"" : "plain");
@@ -154,6 +231,11 @@ int main(int argc, char **argv) {
             spanguard_span_set_double(s, S("double"), dbl_value) != SPANGUARD_RESULT_OK ||
             spanguard_span_set_bool(s, S("bool"), i % 2 == 0) != SPANGUARD_RESULT_OK)
             die("set attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        if (fixed_prompt_bytes && spanguard_span_set_string(s, S("gen_ai.prompt"), fixed_prompt, fixed_prompt_bytes) != SPANGUARD_RESULT_OK)
+            die("set prompt", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        if (fixed_completion_bytes &&
+            spanguard_span_set_string(s, S("gen_ai.completion"), fixed_completion, fixed_completion_bytes) != SPANGUARD_RESULT_OK)
+            die("set completion", SPANGUARD_RESULT_INVALID_ARGUMENT);
         int large = large_every > 0 && i % large_every == 0, typed_arrays = i % 4 == 3;
         /* The text starts at letter i % 26, so each span's differs. */
         const char *p_text = prompt + i % 26, *c_text = completion + i % 26;
@@ -233,6 +315,9 @@ int main(int argc, char **argv) {
                    "\"int\": {\"type\": \"int\", \"value\": %lld}, \"double\": {\"type\": \"double\", \"value\": %.17g}, "
                    "\"bool\": {\"type\": \"bool\", \"value\": %s}",
                 str_value, int_value, dbl_value, i % 2 == 0 ? "true" : "false");
+        if (fixed_prompt_bytes) fprintf(m, ", \"gen_ai.prompt\": {\"type\": \"string\", \"value\": \"%s\"}", fixed_prompt);
+        if (fixed_completion_bytes)
+            fprintf(m, ", \"gen_ai.completion\": {\"type\": \"string\", \"value\": \"%s\"}", fixed_completion);
         if (large) {
             fprintf(m, ", \"gen_ai.prompt\": {\"type\": \"string\", \"value\": \"%.100000s\"}", p_text);
             fprintf(m, ", \"gen_ai.completion\": {\"type\": \"string\", \"value\": \"%.20000s\"}", c_text);
@@ -279,32 +364,19 @@ int main(int argc, char **argv) {
     fprintf(m, "\n]}\n");
     fclose(m);
 
+    unsigned long long t0 = now_ms();
     rc = spanguard_shutdown(t, shutdown_ms);
+    unsigned long long shutdown_took = now_ms() - t0;
     spanguard_counters st = {0};
     st.struct_size = sizeof st;
     (void)spanguard_stats(t, &st);
     fprintf(stderr, "emit_spans: %s %s: exported %llu of %d, batches %llu, failed %llu, retries %llu\n", protocol,
-            compression, (unsigned long long)st.spans_exported, count, (unsigned long long)st.batches_sent,
+            compression, (unsigned long long)st.spans_exported, count + then_count, (unsigned long long)st.batches_sent,
             (unsigned long long)st.batches_failed, (unsigned long long)st.retries);
-    if (stats_json) {
-        FILE *f = fopen(stats_json, "w");
-        if (!f) {
-            perror(stats_json);
-            return 2;
-        }
-#define FIELD(name) fprintf(f, "%s\"" #name "\": %llu", first ? "" : ", ", (unsigned long long)st.name), first = 0
-        int first = 1;
-        fputc('{', f);
-        FIELD(spans_begun); FIELD(spans_ended); FIELD(spans_exported); FIELD(queue_depth); FIELD(spans_open);
-        FIELD(dropped_buffer_full); FIELD(dropped_export_failed); FIELD(dropped_rejected);
-        FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
-        FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
-        FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(files_set_aside);
-        fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d}\n", (unsigned)rc, not_begun);
-#undef FIELD
-        fclose(f);
-    }
+    if (stats_json) write_stats(stats_json, t, rc, not_begun, flush_rc, flush_ms, shutdown_took);
     spanguard_tracer_free(t);
+    free(fixed_prompt);
+    free(fixed_completion);
     if (allow_loss) return 0;
-    return rc == SPANGUARD_RESULT_OK && st.spans_exported == (unsigned long long)count ? 0 : 1;
+    return rc == SPANGUARD_RESULT_OK && st.spans_exported == (unsigned long long)(count + then_count) ? 0 : 1;
 }

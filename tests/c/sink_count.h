@@ -20,7 +20,7 @@ static inline long count_in_dir(const char *dir, const char *needle) {
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         FILE *f = fopen(path, "r");
         if (!f) continue;
-        static char line[1 << 20];
+        static char line[2 << 20]; /* longer than any sink line (1 MiB) */
         while (fgets(line, sizeof line, f))
             for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
         fclose(f);

@@ -70,10 +70,7 @@ int main(int argc, char **argv) {
         /* One replacement tracer: one exporter thread (named by itself as
          * it starts; it has run by the time the flush returned). */
         CHECK(threads_named("spanguard-expor") == 1);
-        spanguard_counters c = {0};
-        c.struct_size = sizeof c;
-        CHECK(spanguard_stats(t, &c) == SPANGUARD_RESULT_OK);
-        CHECK(c.spans_exported == 30);
+        /* What arrived is counted in the sink by the parent below. */
         CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
         spanguard_tracer_free(t);
         printf("child: %d passed, %d failed\n", checks - failures, failures);

@@ -1,4 +1,9 @@
 // The C++ wrapper against the real library.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +26,35 @@ static int checks = 0, failures = 0;
     } while (0)
 
 using namespace std::chrono_literals;
+
+// How often `needle` occurs in the sink's files: export is judged by what
+// arrived, not by the library's counters.
+static long count_in_sink(const std::string &dir, const std::string &needle) {
+    long n = 0;
+    if (!std::filesystem::exists(dir)) return 0;
+    for (const auto &entry : std::filesystem::directory_iterator(dir)) {
+        if (entry.path().extension() != ".jsonl") continue;
+        std::ifstream in(entry.path());
+        std::stringstream text;
+        text << in.rdbuf();
+        const std::string s = text.str();
+        for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + needle.size())) ++n;
+    }
+    return n;
+}
+
+// A loopback port nothing listens on: connections to it are refused.
+static int closed_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
 
 int main(int argc, char **argv) {
     const std::string dir = argc > 1 ? argv[1] : "build/cpp-test-spans";
@@ -49,14 +83,15 @@ int main(int argc, char **argv) {
         CHECK(moved.end().ok());
         CHECK(moved.end().code() == SPANGUARD_RESULT_NON_RECORDING);  // ends once
     }  // session ends here
-    CHECK(tracer.flush(10s));
-    spanguard_counters c = tracer.stats();
-    CHECK(c.spans_ended == 3);
-    CHECK(c.spans_exported == 3);
+    CHECK(tracer.flush_status(10s) == spanguard::Flushed::delivered);
+    const std::string sink = dir + "/sink";
+    CHECK(count_in_sink(sink, "\"name\":\"agent.session\"") == 1);
+    CHECK(count_in_sink(sink, "\"name\":\"llm.chat\"") == 1);
+    CHECK(count_in_sink(sink, "\"name\":\"tool.call\"") == 1);
     // The sink path is the file those spans are in.
-    const std::string sink = tracer.sink_path();
-    CHECK(sink.rfind(dir + "/sink/cpp-test-", 0) == 0);
-    std::ifstream sink_file(sink);
+    const std::string sink_path = tracer.sink_path();
+    CHECK(sink_path.rfind(dir + "/sink/cpp-test-", 0) == 0);
+    std::ifstream sink_file(sink_path);
     std::string sink_text((std::istreambuf_iterator<char>(sink_file)), std::istreambuf_iterator<char>());
     CHECK(sink_text.find("\"agent.session\"") != std::string::npos);
 
@@ -153,8 +188,25 @@ int main(int argc, char **argv) {
 
     spanguard::Span open = tracer.start("still.open");
     CHECK(tracer.shutdown(10s));
-    CHECK(tracer.stats().spans_unended_at_shutdown == 1);
+    CHECK(count_in_sink(sink, "\"name\":\"still.open\"") == 1);
+    CHECK(count_in_sink(sink, "\"spanguard.unended\"") == 1);
     CHECK(open.end().code() == SPANGUARD_RESULT_SHUT_DOWN);
+
+    {
+        // A backend that refuses connections: the spans are only spooled,
+        // and flush says so (a success, not an exception).
+        const std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1/traces";
+        spanguard::Config down;
+        down.service_name("cpp-spool").endpoint(url).spool_dir(dir + "/down-spool").install_signal_handlers(false);
+        down.export_timeout(200ms);
+        spanguard::Tracer t(down);
+        for (int i = 0; i < 3; i++) (void)t.start("kept").end();
+        CHECK(t.flush_status(10s) == spanguard::Flushed::spooled);
+        bool on_disk = false;
+        for (const auto &e : std::filesystem::directory_iterator(dir + "/down-spool"))
+            on_disk |= e.path().extension() == ".sgspool";
+        CHECK(on_disk);
+    }
     std::printf("%d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

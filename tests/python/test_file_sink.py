@@ -90,3 +90,45 @@ def test_every_line_parses_with_no_unknown_field_and_holds_the_demo_run(demo_lin
     assert all(s["attributes"]["gen_ai.request.temperature"] == 0.2 for s in llm)
     assert all(s["resource"]["service.name"] == "demo-agent" for s in spans)
     assert all(s["end"] >= s["start"] > 0 for s in spans)
+
+
+def sink_run(emitter, tmp_path, count, env=None):
+    """`count` spans with a 1 KB prompt and an 800-byte completion into the
+    local sink, in batches of up to 512 (about 1.2 MB of JSON each)."""
+    sink, manifest = tmp_path / "sink", tmp_path / "manifest.json"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    run = subprocess.run([str(emitter), "--endpoint", "sink", "--sink-dir", str(sink), "--manifest", str(manifest),
+                          "--count", str(count), "--batch", "512", "--prompt-bytes", "1000",
+                          "--completion-bytes", "800", "--spool-dir", str(tmp_path / "spool"), "--from-env"],
+                         capture_output=True, text=True, timeout=120, env={**clean, **(env or {})})
+    assert run.returncode == 0, run.stderr
+    want = {(s["trace_id"], s["span_id"]) for s in json.loads(manifest.read_text())["spans"]}
+    (path,) = sink.glob("*.jsonl")
+    return want, path.read_bytes().split(b"\n")
+
+
+def spans_in(lines):
+    spans = []
+    for line in lines:
+        if line:
+            request, _ = decode_request(line, JSON, None, strict=True)
+            spans += span_dicts(request)
+    return spans
+
+
+def test_sink_lines_stay_under_the_collectors_limit_and_hold_every_span(emitter, tmp_path):
+    """The Collector's otlpjsonfile receiver drops lines over 1 MiB (its default
+    max_log_size), so no line may be longer, newline included."""
+    want, lines = sink_run(emitter, tmp_path, 3000)
+    assert lines[-1] == b"", "the file ends with a newline"
+    assert max(len(line) + 1 for line in lines[:-1]) <= 1 << 20
+    spans = spans_in(lines)
+    got = [(s["trace_id"], s["span_id"]) for s in spans]
+    assert len(got) == len(set(got)) == len(want) and set(got) == want
+    assert all(len(s["attributes"]["gen_ai.prompt"]) == 1000 for s in spans)
+
+
+def test_sink_lines_follow_their_setting(emitter, tmp_path):
+    want, lines = sink_run(emitter, tmp_path, 300, env={"SPANGUARD_SINK_MAX_LINE_BYTES": "65536"})
+    assert max(len(line) + 1 for line in lines[:-1]) <= 65536
+    assert {(s["trace_id"], s["span_id"]) for s in spans_in(lines)} == want

@@ -169,7 +169,7 @@ def test_fifos_are_set_aside_and_never_block(emitter, receiver, tmp_path, legit_
     assert stats["files_set_aside"] == len(NAMES)
     # The callback is told of each, once it is set: emit_spans sets it just
     # after the tracer started, and the exporter may already have looked.
-    told = [json.loads(line) for line in err.splitlines() if line.startswith('{"event": 6,')]
+    told = [json.loads(line) for line in err.splitlines() if line.startswith('{"event": 7,')]
     assert len(told) <= len(NAMES)
     for event in told:
         assert any(name in event["message"] for name in case.set_aside()), event

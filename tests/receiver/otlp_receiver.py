@@ -14,6 +14,11 @@ Command line
                      [--record FILE] [--mode MODE] [--count K] [--retry-after V]
                      [--delay-s S] [--for-s S] [--lenient] [--max-body-bytes N]
                      [--hang-max-s S] [--verbose]
+                     [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
+
+With --tls-cert and --tls-key the trace port speaks HTTPS with that certificate;
+with --tls-client-ca as well it requires a client certificate signed by that CA
+(mutual TLS).  The control port is always plain HTTP.
 
 Stdout gets `PORT <n>` as its first line and `CONTROL_PORT <m>` as its second; the
 port files (written atomically) hold just the number.  SIGTERM, SIGINT or
@@ -51,6 +56,8 @@ Modes (`--mode` at start, `POST /control` at run time)
                        body), then reset the connection (RST)
     refuse             close the trace listener: connections get ECONNREFUSED; open
                        connections are shut down too.  Leave it via the control port.
+    too_large:<n>      read the whole body, then answer 413 when it has more than n
+                       bytes (as received, before gunzip); accept smaller requests
 
 `delay_s` delays the answer in any mode that answers (ok, status, partial).
 `retry_after` is sent verbatim (`"7"`, an HTTP date), or `"date:+N"` for an HTTP
@@ -107,6 +114,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -150,9 +158,10 @@ class BadRequest(Exception):
 class Behaviour:
     """What the receiver does with one trace request."""
 
-    kind: str = "ok"            # ok status partial hang drop_mid_body refuse
+    kind: str = "ok"            # ok status partial hang drop_mid_body refuse too_large
     status: int = 200           # for kind == "status"
     rejected: int = 0           # for kind == "partial"
+    limit: int = 0              # for kind == "too_large": the largest body accepted
     delay_s: float = 0.0        # wait before answering
     retry_after: str | None = None
     name: str = "ok"            # as the user wrote it, for records and stats
@@ -160,7 +169,8 @@ class Behaviour:
 
 OK = Behaviour()
 
-_MODE_RE = re.compile(r"^(ok|hang|drop_mid_body|refuse|status:(\d{3})|partial:(\d+)|slow:([0-9.]+))$")
+_MODE_RE = re.compile(
+    r"^(ok|hang|drop_mid_body|refuse|status:(\d{3})|partial:(\d+)|slow:([0-9.]+)|too_large:(\d+))$")
 
 
 def parse_behaviour(mode: str, retry_after=None, delay_s=None) -> Behaviour:
@@ -188,6 +198,9 @@ def parse_behaviour(mode: str, retry_after=None, delay_s=None) -> Behaviour:
         return Behaviour("status", status=code, delay_s=delay, retry_after=retry_after, name=name)
     if m.group(3):
         return Behaviour("partial", rejected=int(m.group(3)), delay_s=delay,
+                         retry_after=retry_after, name=name)
+    if m.group(5):
+        return Behaviour("too_large", limit=int(m.group(5)), delay_s=delay,
                          retry_after=retry_after, name=name)
     if m.group(4):
         try:
@@ -514,8 +527,20 @@ class TrackingServer(ThreadingHTTPServer):
         self._conns_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         super().__init__(addr, RequestHandler)
+        if serves_traces and receiver.tls is not None:
+            # The handshake happens in the handler's thread (on first read),
+            # so a client that fails it cannot stall the accept loop.
+            self.socket = receiver.tls.wrap_socket(self.socket, server_side=True,
+                                                   do_handshake_on_connect=False)
 
     def finish_request(self, request, client_address):
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                self.receiver.tls_failures.append(str(e))
+                self.receiver.counts.add("tls_handshake_failed")
+                return
         with self._conns_lock:
             self._conns.add(request)
         try:
@@ -683,6 +708,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         meta = self._meta(path, body)
         mtype = media_type(meta["content_type"])
+        if behaviour.kind == "too_large" and len(body) > behaviour.limit:
+            reason = f"body of {len(body)} bytes is over {behaviour.limit}"
+            rx.reject(meta, reason, 413)
+            self._send_error_status(413, reason, mtype=mtype)
+            return
         try:
             req, meta["decoded_bytes"] = decode_request(
                 body, meta["content_type"], meta["content_encoding"], rx.strict)
@@ -864,6 +894,15 @@ class Receiver:
         self.strict = not args.lenient
         self.max_body_bytes = args.max_body_bytes
         self.hang_max_s = args.hang_max_s
+        self.tls = None
+        self.tls_failures: list[str] = []
+        if args.tls_cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(args.tls_client_ca)
+            self.tls = ctx
         self.modes = ModeState()
         self.records = RecordLog(args.record)
         self.counts = OutcomeCounts()
@@ -998,6 +1037,9 @@ def parse_args(argv=None):
     p.add_argument("--hang-max-s", type=float, default=600.0,
                    help="a hung request is released after this long even if the client stays")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    p.add_argument("--tls-cert", help="serve traces over HTTPS with this PEM certificate")
+    p.add_argument("--tls-key", help="the certificate's PEM private key")
+    p.add_argument("--tls-client-ca", help="require client certificates signed by this PEM CA")
     return p.parse_args(argv)
 
 

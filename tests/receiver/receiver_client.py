@@ -41,7 +41,8 @@ class OtlpReceiverProcess:
     def __init__(self, python: str = sys.executable, *, mode: str = "ok", count: int | None = None,
                  retry_after: str | None = None, delay_s: float | None = None,
                  lenient: bool = False, workdir: str | os.PathLike | None = None,
-                 extra_args: tuple[str, ...] = (), startup_timeout_s: float = 10.0):
+                 extra_args: tuple[str, ...] = (), startup_timeout_s: float = 10.0,
+                 tls: tuple[str, str, str | None] | None = None):
         self.python = python
         self._args = ["--mode", mode]
         for flag, value in (("--count", count), ("--retry-after", retry_after),
@@ -50,6 +51,13 @@ class OtlpReceiverProcess:
                 self._args += [flag, str(value)]
         if lenient:
             self._args.append("--lenient")
+        # (certificate, key, client CA or None): the trace port speaks HTTPS.
+        self.tls = tls
+        if tls is not None:
+            cert, key, client_ca = tls
+            self._args += ["--tls-cert", str(cert), "--tls-key", str(key)]
+            if client_ca is not None:
+                self._args += ["--tls-client-ca", str(client_ca)]
         self._args += list(extra_args)
         self._startup_timeout_s = startup_timeout_s
         self._own_workdir = workdir is None
@@ -139,6 +147,8 @@ class OtlpReceiverProcess:
     @property
     def endpoint(self) -> str:
         """Base URL, for OTEL_EXPORTER_OTLP_ENDPOINT-style configuration."""
+        if self.tls is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     @property

@@ -626,7 +626,13 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_u32(env, o, "flight_recorder", &cfg.flight_recorder) &&
               cfg_u32(env, o, "spool_max_mib", &cfg.spool_max_mib) &&
               cfg_u32(env, o, "signal_flush_timeout_ms", &cfg.signal_flush_timeout_ms) &&
-              cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent);
+              cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent) &&
+              cfg_string(env, o, "certificate", &text, &cfg.certificate) &&
+              cfg_string(env, o, "client_certificate", &text, &cfg.client_certificate) &&
+              cfg_string(env, o, "client_key", &text, &cfg.client_key) &&
+              cfg_u32(env, o, "max_request_bytes", &cfg.max_request_bytes) &&
+              cfg_u32(env, o, "sink_max_line_bytes", &cfg.sink_max_line_bytes) &&
+              cfg_string(env, o, "log_level", &text, &cfg.log_level);
     if (!ok) {
         text_free(&text);
         return throw_last(env, "tracerNew: config");

@@ -99,7 +99,7 @@ test('shutdown exports open spans; calls after it fail clearly', async () => {
 test('many spans, none lost: each arrives in the sink once', async () => {
   const { tracer, sink } = newTracer();
   for (let i = 0; i < 5000; i++) tracer.startSpan('work', { attributes: { i } }).end();
-  assert.strictEqual(await tracer.flush(20000), true);
+  assert.strictEqual(await tracer.flushStatus(20000), 'delivered');
   const seen = readSpans(sink).filter((s) => s.name === 'work').map((s) => Number(s.attrs.i.intValue));
   assert.strictEqual(seen.length, 5000);
   assert.deepStrictEqual([...new Set(seen)].sort((a, b) => a - b), Array.from({ length: 5000 }, (_, i) => i));
@@ -153,6 +153,20 @@ test('attributes of every type, set one by one, at start and all at once', async
   const evt = got.events.find((e) => e.name === 'evt');
   const ea = Object.fromEntries(evt.attributes.map((a) => [a.key, a.value]));
   assert.deepStrictEqual(ea, { k: { intValue: '1' }, s: { stringValue: 's' }, d: { doubleValue: 1.5 }, b: { boolValue: false } });
+  await tracer.close();
+});
+
+test('flush tells delivered from spooled', async () => {
+  const net = require('net');
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => { const p = srv.address().port; srv.close(() => resolve(p)); });
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-spool-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'node-spool', endpoint: `http://127.0.0.1:${port}/v1/traces`,
+    spoolDir: dir, exportTimeoutMs: 200 });
+  for (let i = 0; i < 3; i++) tracer.startSpan('kept').end();
+  assert.strictEqual(await tracer.flushStatus(10000), 'spooled');
+  assert.ok(fs.readdirSync(dir).some((f) => f.endsWith('.sgspool')), 'the spans are on disk');
   await tracer.close();
 });
 

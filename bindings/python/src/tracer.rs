@@ -161,6 +161,10 @@ fn config(
             "headers" => string(&mut cfg.headers)?,
             "sink_dir" => string(&mut cfg.sink_dir)?,
             "spool_dir" => string(&mut cfg.spool_dir)?,
+            "certificate" => string(&mut cfg.certificate)?,
+            "client_certificate" => string(&mut cfg.client_certificate)?,
+            "client_key" => string(&mut cfg.client_key)?,
+            "log_level" => string(&mut cfg.log_level)?,
             "protocol" => {
                 cfg.protocol = named(
                     &key,
@@ -227,6 +231,8 @@ fn config(
             "spool_max_mib" => cfg.spool_max_mib = v.extract()?,
             "signal_flush_timeout_ms" => cfg.signal_flush_timeout_ms = v.extract()?,
             "exporter_max_cpu_percent" => cfg.exporter_max_cpu_percent = v.extract()?,
+            "max_request_bytes" => cfg.max_request_bytes = v.extract()?,
+            "sink_max_line_bytes" => cfg.sink_max_line_bytes = v.extract()?,
             _ => {
                 return Err(PyTypeError::new_err(format!(
                     "unknown spanguard setting {key:?}"
@@ -542,30 +548,39 @@ impl Tracer {
         Tracer::begin_ex(slf, raw, &mut opts, &attrs)
     }
 
-    /// Waits until every span ended before the call is exported, at most
-    /// `timeout_s`. True when it was; False on timeout.
+    /// Waits until every span ended before the call is delivered or
+    /// spooled, at most `timeout_s`. True when it was; False on timeout.
     #[pyo3(signature = (timeout_s=5.0))]
     fn flush(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        Ok(self.flush_status(py, timeout_s)? != TIMED_OUT)
+    }
+
+    /// Like `flush`: "delivered", "spooled" (done, but some spans only
+    /// reached the spool while the backend was down) or "timed_out".
+    #[pyo3(signature = (timeout_s=5.0))]
+    fn flush_status(&self, py: Python<'_>, timeout_s: f64) -> PyResult<&'static str> {
         let raw = RawTracer(self.raw(py)?);
         let ms = timeout_ms(timeout_s);
         let code = py.detach(move || {
             let raw = raw;
             ct::spanguard_flush(raw.0, ms)
         });
-        match code {
-            spanguard_result::Timeout => Ok(false),
-            c if c.is_ok() => Ok(true),
-            c => Err(report::error(py, c as u32, "flush")),
-        }
+        flush_status(py, code, "flush")
     }
 
     /// Flushes, exports the spans still open (marked `spanguard.unended`),
     /// stops. True when done in time; safe to call twice.
     #[pyo3(signature = (timeout_s=5.0))]
     fn shutdown(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        Ok(self.shutdown_status(py, timeout_s)? != TIMED_OUT)
+    }
+
+    /// Like `shutdown`, saying what `flush_status` says.
+    #[pyo3(signature = (timeout_s=5.0))]
+    fn shutdown_status(&self, py: Python<'_>, timeout_s: f64) -> PyResult<&'static str> {
         let raw = self.raw.load(Ordering::Acquire);
         if raw.is_null() {
-            return Ok(true);
+            return Ok(DELIVERED);
         }
         let raw = RawTracer(raw);
         let ms = timeout_ms(timeout_s);
@@ -574,10 +589,8 @@ impl Tracer {
             ct::spanguard_shutdown(raw.0, ms)
         });
         match code {
-            spanguard_result::Timeout => Ok(false),
-            spanguard_result::ShutDown => Ok(true),
-            c if c.is_ok() => Ok(true),
-            c => Err(report::error(py, c as u32, "shutdown")),
+            spanguard_result::ShutDown => Ok(DELIVERED),
+            c => flush_status(py, c, "shutdown"),
         }
     }
 
@@ -679,5 +692,19 @@ impl Tracer {
             d.set_item(k, v)?;
         }
         Ok(d)
+    }
+}
+
+const DELIVERED: &str = "delivered";
+const SPOOLED: &str = "spooled";
+const TIMED_OUT: &str = "timed_out";
+
+/// What a flush or shutdown result says, as `spanguard.FlushStatus` values.
+fn flush_status(py: Python<'_>, code: spanguard_result, what: &str) -> PyResult<&'static str> {
+    match code {
+        spanguard_result::Timeout => Ok(TIMED_OUT),
+        spanguard_result::Spooled => Ok(SPOOLED),
+        c if c.is_ok() => Ok(DELIVERED),
+        c => Err(report::error(py, c as u32, what)),
     }
 }

@@ -219,7 +219,7 @@ def test_threads_lose_nothing(tracer, sink):
         t.start()
     for t in threads:
         t.join()
-    assert tracer.flush(20)
+    assert tracer.flush_status(20) is spanguard.FlushStatus.DELIVERED
     spans = read_sink(sink)
     assert len(spans) == 2000
     assert len({(s["name"], s["attributes"]["i"]) for s in spans}) == 2000
@@ -253,3 +253,22 @@ def test_a_disabled_sdk_records_nothing_and_raises_nothing(tmp_path):
     assert not s.is_recording()
     t.close()
     assert read_sink(tmp_path / "sink") == []
+
+
+def closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_flush_tells_delivered_from_spooled(tmp_path):
+    t = spanguard.Tracer(from_env=False, service_name="py-spool", endpoint=f"http://127.0.0.1:{closed_port()}/v1/traces",
+                         spool_dir=tmp_path / "spool", export_timeout_ms=200, install_signal_handlers=False)
+    try:
+        for _ in range(3):
+            t.start_span("kept").end()
+        assert t.flush_status(10) is spanguard.FlushStatus.SPOOLED
+        assert list((tmp_path / "spool").glob("*.sgspool")), "the spans are on disk"
+    finally:
+        t.close()

@@ -29,7 +29,9 @@ commands:
                              the same as one self-contained HTML page
   tail [DIR]                 follow the local sink as spans arrive (Ctrl-C stops)
   spool [DIR]                what is waiting to be sent: counts, sizes, ages, locks
-  replay DIR --endpoint URL  send what the spool holds
+  replay [DIR] [--endpoint URL]
+                             send what the spool holds (spool files, crash dumps,
+                             flight files of dead processes) to an OTLP endpoint
 
   spanguard COMMAND --help   a command's options
   spanguard --version

@@ -1,86 +1,230 @@
-//! `spanguard replay`, unchanged (moved here from `src/bin/spanguard.rs`
-//! so that each subcommand has a module of its own):
-//!
-//! spanguard replay DIR --endpoint URL [--headers k=v,...] [--timeout-ms N]
-//!     Sends every batch spooled in DIR to URL (a full traces URL, or a base
-//!     URL to which /v1/traces is appended), oldest first, deleting each one
-//!     the backend accepted. Safe to run while tracers use the same spool.
+//! `spanguard replay`: sends what the spool directory holds — spool files,
+//! and the spans dead processes left in crash dumps and flight files —
+//! through the library's own delivery path (the exporter's retries,
+//! Retry-After, splitting on 413, accounting), so a rule that holds for the
+//! exporter holds here. A file is deleted only after a real answer from a
+//! server; anything else keeps it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use spanguard::config::parse_key_values;
+use spanguard::config::{
+    Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
+};
+use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome};
+use spanguard::export::diagnostics::Diagnostics;
 use spanguard::export::http::HttpTransport;
-use spanguard::export::spool::{ReplayVerdict, SpoolDir};
-use spanguard::export::transport::{SendError, Transport};
+use spanguard::export::recovery;
+use spanguard::export::redact::redact_url;
+use spanguard::export::request_encoder::RequestEncoder;
+use spanguard::export::spool::SpoolDir;
+use spanguard::export::transport::BodyFormat;
 
-pub const USAGE: &str =
-    "usage: spanguard replay DIR --endpoint URL [--headers k=v,...] [--timeout-ms N]";
+use crate::args::Args;
+use crate::settings;
 
-fn option(args: &[String], name: &str) -> Option<String> {
-    args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone())
+pub const USAGE: &str = "\
+usage: spanguard replay [DIR] [--endpoint URL] [--headers name=value,...] [--timeout-ms N]
+
+Sends every batch waiting in the spool directory DIR (default: SPANGUARD_SPOOL_DIR,
+else $XDG_STATE_HOME/spanguard/spool), oldest first, and the spans that dead
+processes left there in crash dumps and flight files, to the OTLP/HTTP endpoint.
+Each file is deleted once the backend answered for it; a connection error, a
+DNS failure or a busy backend keeps it. Safe to run while tracers use the spool.
+
+  --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
+                      traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+                      OTEL_EXPORTER_OTLP_ENDPOINT
+  --headers k=v,...   request headers; default OTEL_EXPORTER_OTLP_(TRACES_)HEADERS
+  --timeout-ms N      one request's timeout; default OTEL_EXPORTER_OTLP_TIMEOUT or 10000
+TLS settings come from OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE and
+..._CLIENT_KEY (and their _TRACES_ forms); retries from OTEL_BSP_EXPORT_TIMEOUT;
+messages on stderr from OTEL_LOG_LEVEL.
+
+Exit status: 0 when everything was delivered, 1 when something could not be
+(it stays in DIR, or was refused for good and is counted), 2 on a usage error.";
+
+/// What the command was asked to do.
+struct Options {
+    dir: PathBuf,
+    url: String,
+    config: TracerConfig,
 }
 
-fn replay(args: &[String]) -> Result<String, String> {
-    let dir = args.first().filter(|a| !a.starts_with("--")).ok_or(USAGE)?;
-    let endpoint = option(args, "--endpoint").ok_or(USAGE)?;
-    let url = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
-        endpoint
-    } else {
-        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+/// The options over `config` (the library's settings from the environment).
+fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
+    let args = Args::parse(args, &[], &["--endpoint", "--headers", "--timeout-ms"])?;
+    if args.positional.len() > 1 {
+        return Err(format!("unexpected argument {}", args.positional[1]));
+    }
+    let url = match args.value("--endpoint") {
+        Some(endpoint) if endpoint.trim_end_matches('/').ends_with("/v1/traces") => {
+            endpoint.to_string()
+        }
+        Some(endpoint) => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+        None => config
+            .endpoint
+            .clone()
+            .ok_or("no endpoint: pass --endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")?,
     };
-    let headers = match option(args, "--headers") {
-        Some(h) => parse_key_values(&h).ok_or("--headers must be name=value,...")?,
-        None => Vec::new(),
-    };
-    let timeout_ms: u64 = option(args, "--timeout-ms")
-        .map(|t| t.parse().map_err(|_| "--timeout-ms takes milliseconds"))
-        .transpose()?
-        .unwrap_or(10_000);
-    let spool = SpoolDir::new(&PathBuf::from(dir), u64::MAX);
-    let waiting = spool.list().len();
-    let mut transport = HttpTransport::new(&url, &headers, Duration::from_millis(timeout_ms));
-    let mut failure = None;
-    let mut discarded = 0u64;
-    let (batches, spans) =
-        spool.replay(
-            |batch| match transport.send(&batch.body, batch.format, batch.gzipped) {
-                Ok(_) => ReplayVerdict::Delivered,
-                Err(SendError::Permanent { reason }) => {
-                    discarded += batch.spans as u64;
-                    eprintln!(
-                        "spanguard: a batch of {} spans was refused for good: {reason}",
-                        batch.spans
-                    );
-                    ReplayVerdict::Discard
-                }
-                Err(SendError::Transient { reason, .. }) => {
-                    failure = Some(reason);
-                    ReplayVerdict::Stop
-                }
-            },
-        );
-    let summary = format!(
-        "replayed {batches} of {waiting} batches ({spans} spans) to {url}; {discarded} spans refused; {} files left",
-        spool.list().len()
-    );
-    match failure {
-        Some(reason) => Err(format!("{summary}\nstopped: {reason}")),
-        None => Ok(summary),
+    // Only what curl would send over HTTP: never file:// (curl would read
+    // a local file) nor a typo, which must not cost a spool file.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "the endpoint must be an http:// or https:// URL, not {}",
+            redact_url(&url)
+        ));
+    }
+    if let Some(h) = args.value("--headers") {
+        let headers = parse_key_values(h).ok_or("--headers must be name=value,...")?;
+        check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;
+        config.headers = headers;
+    }
+    if let Some(t) = args.value("--timeout-ms") {
+        let ms: u64 = t.parse().map_err(|_| "--timeout-ms takes milliseconds")?;
+        config.request_timeout = Duration::from_millis(ms.max(1));
+    }
+    Ok(Options {
+        dir: args
+            .positional
+            .first()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| config.spool_dir.clone()),
+        url,
+        config,
+    })
+}
+
+/// Tallies outcomes for the summary and says on stderr what went wrong.
+struct Tally {
+    diagnostics: Diagnostics,
+    target: String,
+    requests: u64,
+    delivered: u64,
+    refused: u64,
+    kept: u64,
+}
+
+impl DeliveryHost for Tally {
+    /// Nothing else to do here: the server's wait is waited out.
+    fn wait(&mut self, wait: Duration) -> bool {
+        std::thread::sleep(wait);
+        true
+    }
+
+    fn record(&mut self, outcome: Outcome<'_>) {
+        match outcome {
+            Outcome::Delivered { spans, .. } => {
+                self.requests += 1;
+                self.delivered += spans;
+                self.diagnostics.delivered(&self.target);
+            }
+            Outcome::Rejected { spans, message, .. } => {
+                self.refused += spans;
+                self.diagnostics
+                    .lost(spans, &format!("the backend rejected them: {message}"));
+            }
+            Outcome::Lost { spans, reason, .. } => {
+                self.refused += spans;
+                self.diagnostics.lost(spans, reason);
+            }
+            Outcome::Kept { spans, .. } => self.kept += spans,
+            Outcome::AttemptFailed { reason } => {
+                self.diagnostics.attempt_failed(&self.target, reason)
+            }
+            Outcome::Evicted { .. } | Outcome::Retrying { .. } | Outcome::SpoolSize { .. } => {}
+        }
     }
 }
 
-/// Runs `spanguard replay` with the arguments after the subcommand.
 pub fn run(args: &[String]) -> ExitCode {
-    match replay(args) {
-        Ok(summary) => {
-            println!("{summary}");
-            ExitCode::SUCCESS
-        }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match settings::from_env() {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let options = match parse(args, config) {
+        Ok(o) => o,
         Err(message) => {
-            eprintln!("spanguard: {message}");
-            ExitCode::FAILURE
+            eprintln!("spanguard replay: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
         }
+    };
+    let config = &options.config;
+    let transport = HttpTransport::new(
+        &options.url,
+        &config.headers,
+        &config.tls,
+        config.request_timeout,
+    );
+    // No cap: replaying must never delete what it was asked to send.
+    let spool = SpoolDir::new(&options.dir, u64::MAX);
+    let mut delivery = Delivery::new(
+        Box::new(transport),
+        spool,
+        config.export_timeout,
+        config.max_request_bytes,
+    );
+    let format = match config.protocol {
+        Protocol::HttpProtobuf => BodyFormat::Protobuf,
+        Protocol::HttpJson => BodyFormat::Json,
+    };
+    let mut encoder = RequestEncoder::new(
+        format,
+        config.compression == Compression::Gzip,
+        config.max_request_bytes,
+        config.max_export_batch_size as usize,
+    );
+    let mut tally = Tally {
+        diagnostics: Diagnostics::new(if config.log_level == LogLevel::None {
+            LogLevel::None
+        } else {
+            config.log_level.max(LogLevel::Warn)
+        }),
+        target: delivery.target(),
+        requests: 0,
+        delivered: 0,
+        refused: 0,
+        kept: 0,
+    };
+    // The exporter's recovery: what dead processes left, then the spool
+    // (which then also holds whatever of those could not be sent).
+    // A live process's files are left to it.
+    recovery::recover_dir(
+        &options.dir,
+        &[],
+        config.max_export_batch_size as usize,
+        &mut delivery,
+        &mut encoder,
+        &mut tally,
+    );
+    // One pass: a file kept (the backend stopped answering) ends it.
+    delivery.replay_spool(&mut tally);
+    // Files that could not be read were renamed, never sent: say which.
+    for file in delivery.spool().take_set_aside() {
+        eprintln!(
+            "spanguard replay: {} set aside, unread: {}",
+            file.path.display(),
+            file.reason
+        );
+    }
+    let left = delivery.spool().list().len();
+    println!(
+        "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {left} files left in {}",
+        tally.requests,
+        tally.delivered,
+        tally.target,
+        tally.refused,
+        tally.kept,
+        options.dir.display()
+    );
+    if tally.refused == 0 && tally.kept == 0 && left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import enum
 import functools
 import inspect
 import os
@@ -52,7 +53,7 @@ from ._native import (
 __all__ = [
     "Tracer", "Span", "SpanguardError", "Stats", "current_span", "wrap", "ThreadPoolExecutor",
     "KIND_UNSPECIFIED", "KIND_INTERNAL", "KIND_SERVER", "KIND_CLIENT", "KIND_PRODUCER", "KIND_CONSUMER",
-    "STATUS_UNSET", "STATUS_OK", "STATUS_ERROR", "library_version",
+    "STATUS_UNSET", "STATUS_OK", "STATUS_ERROR", "library_version", "FlushStatus",
 ]
 
 __version__ = "0.1.0"
@@ -177,6 +178,19 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # --- the tracer ---------------------------------------------------------------
 
+class FlushStatus(str, enum.Enum):
+    """How a flush or shutdown ended."""
+
+    DELIVERED = "delivered"
+    """Every span ended before the call was delivered (or refused for good,
+    which the counters and the error callback report)."""
+    SPOOLED = "spooled"
+    """Done, but some of those spans only reached the spool directory (the
+    backend was down): safe on disk, sent when the backend answers again."""
+    TIMED_OUT = "timed_out"
+    """Time ran out first; the export goes on in the background."""
+
+
 class Tracer(_native.Tracer):
     """A spanguard tracer. Settings are the `spanguard_config` fields by
     keyword (service_name, endpoint, headers (dict or "k=v,..."), sink_dir,
@@ -212,6 +226,16 @@ class Tracer(_native.Tracer):
         def decorate(fn):
             return _traced(self, name or fn.__qualname__, kind, attributes, fn)
         return decorate
+
+    def flush_status(self, timeout_s: float = 5.0) -> FlushStatus:
+        """Like flush, saying whether the spans were delivered or only
+        spooled (safe on disk while the backend is down)."""
+        return FlushStatus(super().flush_status(timeout_s))
+
+    def shutdown_status(self, timeout_s: float = 5.0) -> FlushStatus:
+        """Like shutdown, saying whether the spans were delivered or only
+        spooled. A second call says DELIVERED (nothing was left)."""
+        return FlushStatus(super().shutdown_status(timeout_s))
 
     def stats(self) -> Stats:
         counters = self._counters()

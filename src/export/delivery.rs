@@ -1,0 +1,643 @@
+//! The one path from an encoded request to its fate, for fresh batches,
+//! spool files and the spans of crash dumps and flight files alike, in the
+//! exporter and in `spanguard replay`: sending, retries with backoff and
+//! jitter, Retry-After, the "backend down" state (later requests are kept
+//! until a probe about once a second), splitting on 413, spooling, and the
+//! outcome of every span, which the host counts, reports and logs. A rule
+//! fixed here holds for every kind of request.
+
+use std::time::{Duration, Instant};
+
+use super::gzip::GzipWriter;
+use super::request_encoder::RequestEncoder;
+use super::resource::ResourceInfo;
+use super::retry::{RetryPolicy, RetryStep};
+use super::split::{Part, split_in_two};
+use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
+use super::transport::{BodyFormat, SendError, Transport};
+use crate::buffer::dump::Recovered;
+use crate::span::clock::instant_after;
+use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
+
+/// Where a request's spans come from, which decides how they are counted
+/// and what keeping them means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Spans this tracer ended, on their first trip: kept by writing them
+    /// to the spool.
+    Fresh,
+    /// A spool file: kept by leaving it where it is.
+    SpoolFile,
+    /// Spans from the spool directory in no file of their own any more
+    /// (recovered from a crash dump or flight file, or part of a spool file
+    /// that had to be split): kept by writing them to a new spool file.
+    Recovered,
+}
+
+impl Origin {
+    /// The origin of a part of a split request.
+    fn of_part(self) -> Origin {
+        match self {
+            Origin::Fresh => Origin::Fresh,
+            Origin::SpoolFile | Origin::Recovered => Origin::Recovered,
+        }
+    }
+
+    /// Spans this tracer ended (counted in the first-trip counters) rather
+    /// than spans taken from the spool directory.
+    pub fn is_fresh(self) -> bool {
+        self == Origin::Fresh
+    }
+}
+
+/// One encoded ExportTraceServiceRequest.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub body: &'a [u8],
+    pub format: BodyFormat,
+    pub gzipped: bool,
+    pub spans: u64,
+    pub origin: Origin,
+}
+
+/// What happened to (some of) a request's spans. Each span of a request
+/// ends in exactly one of Delivered, Rejected, Lost or Kept.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// The backend accepted `spans` spans (`bytes` sent).
+    Delivered {
+        origin: Origin,
+        spans: u64,
+        bytes: u64,
+    },
+    /// The backend accepted the request but dropped `spans` of its spans
+    /// (OTLP partial success).
+    Rejected {
+        origin: Origin,
+        spans: u64,
+        message: &'a str,
+    },
+    /// Lost for good: refused, too large, or could not be kept.
+    Lost {
+        origin: Origin,
+        spans: u64,
+        reason: &'a str,
+    },
+    /// Kept for later: written to the spool (`written`), or a spool file
+    /// left where it is.
+    Kept {
+        origin: Origin,
+        spans: u64,
+        reason: &'a str,
+        written: bool,
+    },
+    /// The spool's cap deleted older files to make room.
+    Evicted { files: u64, spans: u64 },
+    /// An attempt got no acceptable answer.
+    AttemptFailed { reason: &'a str },
+    /// An attempt failed and the request is sent again after `wait`.
+    Retrying { wait: Duration },
+    /// The spool directory now holds this many bytes.
+    SpoolSize { bytes: u64 },
+}
+
+/// Whoever runs deliveries: the exporter thread, or the command line.
+pub trait DeliveryHost {
+    /// Waits `wait` before a retry. False when the request must be kept
+    /// instead of waiting (a stop, a half-full queue, a flush that cannot
+    /// wait that long).
+    fn wait(&mut self, wait: Duration) -> bool;
+    /// True while stopping: one attempt per request, no waiting. A host
+    /// that runs to the end of its work (the command line) never stops.
+    fn stopping(&self) -> bool {
+        false
+    }
+    /// Something else needs the thread (queue pressure, a flush): a spool
+    /// replay stops between files. Never, for a host with nothing else to do.
+    fn busy(&self) -> bool {
+        false
+    }
+    /// Counts, reports and logs what happened.
+    fn record(&mut self, outcome: Outcome<'_>);
+}
+
+/// How one attempt at a request ended, inside this module.
+enum Fate {
+    /// Every span is accounted for.
+    Done,
+    /// Nothing was delivered; keep the request for later.
+    Keep(String),
+    /// The request must go as two smaller ones.
+    Split(Part, Part),
+}
+
+pub struct Delivery {
+    transport: Box<dyn Transport>,
+    spool: SpoolDir,
+    policy: RetryPolicy,
+    /// The most bytes one request's body may have; a spooled request over it
+    /// is split before it is sent.
+    max_request_bytes: usize,
+    rng: u64,
+    /// While in the future, the backend counts as down: requests are kept
+    /// without being sent, at a stop too (the server's Retry-After holds).
+    down_until: Option<Instant>,
+    /// The flight recorder's copy of the fresh request being delivered.
+    journal: Option<Journal>,
+    /// For gzipping the parts of a split request; made when first needed.
+    gzip: Option<GzipWriter>,
+}
+
+impl Delivery {
+    pub fn new(
+        transport: Box<dyn Transport>,
+        spool: SpoolDir,
+        export_timeout: Duration,
+        max_request_bytes: usize,
+    ) -> Delivery {
+        Delivery {
+            transport,
+            spool,
+            policy: RetryPolicy::new(export_timeout),
+            max_request_bytes,
+            rng: crate::span::clock::monotonic_ns() | 1,
+            down_until: None,
+            journal: None,
+            gzip: None,
+        }
+    }
+
+    /// The destination, with no credentials in it.
+    pub fn target(&self) -> String {
+        self.transport.describe()
+    }
+
+    pub fn spool(&self) -> &SpoolDir {
+        &self.spool
+    }
+
+    /// When the backend may be tried again, while it counts as down.
+    pub fn down_until(&self) -> Option<Instant> {
+        self.down_until.filter(|&t| t > Instant::now())
+    }
+
+    /// Gives the delivery the flight recorder's journal of the next fresh
+    /// request: kept as its spool file if the request is kept, deleted
+    /// otherwise.
+    pub fn set_journal(&mut self, journal: Option<Journal>) {
+        self.journal = journal;
+    }
+
+    /// Delivers one request, or keeps or splits it, and records the fate of
+    /// every span. For a spool file, true means the file is done with (it
+    /// may be deleted); false that it stays.
+    pub fn deliver(&mut self, request: &Request, host: &mut dyn DeliveryHost) -> bool {
+        let done = self.settle(request, host, true);
+        if let Some(journal) = self.journal.take() {
+            // Not kept as a spool file: its spans went elsewhere.
+            self.spool.forget(journal);
+        }
+        done
+    }
+
+    fn settle(&mut self, request: &Request, host: &mut dyn DeliveryHost, whole: bool) -> bool {
+        match self.attempt(request, host) {
+            Fate::Done => true,
+            Fate::Split(first, second) => {
+                for part in [first, second] {
+                    let piece = Request {
+                        body: &part.body,
+                        spans: part.spans,
+                        origin: request.origin.of_part(),
+                        ..*request
+                    };
+                    self.settle(&piece, host, false);
+                }
+                true
+            }
+            Fate::Keep(reason) => self.keep(request, &reason, host, whole),
+        }
+    }
+
+    /// Sends until accepted, refused, or there is no point waiting longer.
+    fn attempt(&mut self, request: &Request, host: &mut dyn DeliveryHost) -> Fate {
+        // A spooled request from a run with a larger limit goes in parts.
+        if request.body.len() > self.max_request_bytes
+            && let Some((a, b)) = self.split(request)
+        {
+            return Fate::Split(a, b);
+        }
+        if let Some(until) = self.down_until() {
+            let left = until.saturating_duration_since(Instant::now());
+            return Fate::Keep(format!(
+                "the backend is down; next try in {} ms",
+                left.as_millis()
+            ));
+        }
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let sent = self
+                .transport
+                .send(request.body, request.format, request.gzipped);
+            match sent {
+                Ok(accepted) => {
+                    self.down_until = None;
+                    let rejected = accepted.rejected_spans.min(request.spans);
+                    host.record(Outcome::Delivered {
+                        origin: request.origin,
+                        spans: request.spans - rejected,
+                        bytes: request.body.len() as u64,
+                    });
+                    if rejected > 0 {
+                        host.record(Outcome::Rejected {
+                            origin: request.origin,
+                            spans: rejected,
+                            message: &accepted.message,
+                        });
+                    }
+                    return Fate::Done;
+                }
+                Err(SendError::Permanent { reason }) => {
+                    // A real answer: the backend is up, and resending this
+                    // data, now or from the spool, would be refused again.
+                    self.down_until = None;
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    host.record(Outcome::Lost {
+                        origin: request.origin,
+                        spans: request.spans,
+                        reason: &reason,
+                    });
+                    return Fate::Done;
+                }
+                Err(SendError::TooLarge { reason }) => {
+                    self.down_until = None;
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    if let Some((a, b)) = self.split(request) {
+                        return Fate::Split(a, b);
+                    }
+                    host.record(Outcome::Lost {
+                        origin: request.origin,
+                        spans: request.spans,
+                        reason: &format!(
+                            "{reason} (one span, or a request that cannot be split, is over the backend's size limit)"
+                        ),
+                    });
+                    return Fate::Done;
+                }
+                Err(SendError::Transient {
+                    reason,
+                    retry_after,
+                }) => {
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    if host.stopping() {
+                        self.down_until =
+                            Some(instant_after(Instant::now(), super::retry::PROBE_INTERVAL));
+                        return Fate::Keep(format!("{reason}; stopping"));
+                    }
+                    self.rng = self
+                        .rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let step = self.policy.after_failure(
+                        attempt,
+                        retry_after,
+                        started.elapsed(),
+                        self.rng >> 11,
+                    );
+                    match step {
+                        RetryStep::Wait(wait) => {
+                            let wait_started = Instant::now();
+                            if host.wait(wait) {
+                                host.record(Outcome::Retrying { wait });
+                                continue;
+                            }
+                            // Kept rather than waited for; later requests
+                            // are kept too until the wait would have ended.
+                            self.down_until = Some(instant_after(wait_started, wait));
+                            return Fate::Keep(format!("{reason}; kept instead of waiting"));
+                        }
+                        RetryStep::GiveUp { down_for } => {
+                            self.down_until = Some(instant_after(Instant::now(), down_for));
+                            return Fate::Keep(reason);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn split(&mut self, request: &Request) -> Option<(Part, Part)> {
+        let gzip = self.gzip.get_or_insert_with(GzipWriter::new);
+        split_in_two(request.body, request.format, request.gzipped, gzip)
+    }
+
+    /// Keeps a request that could not be delivered now. Returns whether a
+    /// spool file it came from may be deleted.
+    fn keep(
+        &mut self,
+        request: &Request,
+        reason: &str,
+        host: &mut dyn DeliveryHost,
+        whole: bool,
+    ) -> bool {
+        if request.origin == Origin::SpoolFile {
+            host.record(Outcome::Kept {
+                origin: request.origin,
+                spans: request.spans,
+                reason,
+                written: false,
+            });
+            return false;
+        }
+        let written = match self.journal.take() {
+            // The flight recorder journaled this request already: its file
+            // becomes the spool file (its lock goes when `journal` drops).
+            Some(journal) if whole => Ok(self.spool.keep(&journal.path)),
+            journal => {
+                self.journal = journal;
+                self.spool.write(&SpooledBatch {
+                    format: request.format,
+                    gzipped: request.gzipped,
+                    spans: request.spans.min(u32::MAX as u64) as u32,
+                    body: request.body.to_vec(),
+                })
+            }
+        };
+        match written {
+            Ok(eviction) => {
+                host.record(Outcome::Kept {
+                    origin: request.origin,
+                    spans: request.spans,
+                    reason,
+                    written: true,
+                });
+                if eviction.files > 0 {
+                    host.record(Outcome::Evicted {
+                        files: eviction.files,
+                        spans: eviction.spans,
+                    });
+                }
+                host.record(Outcome::SpoolSize {
+                    bytes: self.spool.total_bytes(),
+                });
+            }
+            Err(e) => host.record(Outcome::Lost {
+                origin: request.origin,
+                spans: request.spans,
+                reason: &format!("{reason}; the spool could not take it: {e}"),
+            }),
+        }
+        true
+    }
+
+    /// Sends the spool's files, oldest first, while the backend takes them
+    /// and nothing else needs the thread. True when the spool was emptied
+    /// (of files not locked by another replayer).
+    pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
+        let spool = self.spool.clone();
+        let mut drained = true;
+        spool.replay(|batch| {
+            if host.busy() {
+                drained = false;
+                return ReplayVerdict::Stop;
+            }
+            let request = Request {
+                body: &batch.body,
+                format: batch.format,
+                gzipped: batch.gzipped,
+                spans: batch.spans as u64,
+                origin: Origin::SpoolFile,
+            };
+            if self.deliver(&request, host) {
+                ReplayVerdict::Delivered
+            } else {
+                drained = false;
+                ReplayVerdict::Stop
+            }
+        });
+        host.record(Outcome::SpoolSize {
+            bytes: self.spool.total_bytes(),
+        });
+        drained
+    }
+
+    /// Delivers (or keeps in the spool) the spans a dead process left in a
+    /// crash dump or flight file, in requests within the encoder's budget.
+    pub fn deliver_recovered(
+        &mut self,
+        recovered: &Recovered,
+        encoder: &mut RequestEncoder,
+        host: &mut dyn DeliveryHost,
+    ) {
+        let resource = ResourceInfo::new(
+            &recovered.header.service_name(),
+            &recovered.header.resource_attributes(),
+        );
+        let records: Vec<SpanView> = recovered
+            .records
+            .iter()
+            .filter(|(r, _)| is_recording(r))
+            .map(|(r, overflow)| SpanView::from_disk(r, overflow))
+            .collect();
+        let mut start = 0;
+        while start < records.len() {
+            let n = encoder.encode_prefix(&resource, &records[start..]);
+            if n == 0 {
+                host.record(Outcome::Lost {
+                    origin: Origin::Recovered,
+                    spans: 1,
+                    reason: &too_large(encoder.budget()),
+                });
+                start += 1;
+                continue;
+            }
+            let request = Request {
+                body: encoder.body(),
+                format: encoder.format,
+                gzipped: encoder.gzip,
+                spans: n as u64,
+                origin: Origin::Recovered,
+            };
+            self.deliver(&request, host);
+            start += n;
+        }
+    }
+}
+
+/// Whether a record is exported: the sampler did not leave it out.
+pub fn is_recording(r: &SpanRecord) -> bool {
+    r.marks & MARK_NON_RECORDING == 0
+}
+
+/// Why a span that alone is over the request budget is lost.
+pub fn too_large(budget: usize) -> String {
+    format!("a span alone is larger than the request size limit ({budget} bytes)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::transport::Accepted;
+    use std::sync::{Arc, Mutex};
+
+    /// Answers from a script, recording each request's size.
+    struct Scripted {
+        answers: Arc<Mutex<Vec<Result<Accepted, SendError>>>>,
+        sent: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Transport for Scripted {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            self.sent.lock().unwrap().push(body.len());
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() {
+                Ok(Accepted::default())
+            } else {
+                answers.remove(0)
+            }
+        }
+        fn describe(&self) -> String {
+            "scripted:".to_string()
+        }
+    }
+
+    #[derive(Default)]
+    struct Host {
+        waits: Vec<Duration>,
+        interrupt_waits: bool,
+        delivered: u64,
+        kept: u64,
+        lost: u64,
+    }
+
+    impl DeliveryHost for Host {
+        fn wait(&mut self, wait: Duration) -> bool {
+            self.waits.push(wait);
+            !self.interrupt_waits
+        }
+        fn record(&mut self, outcome: Outcome<'_>) {
+            match outcome {
+                Outcome::Delivered { spans, .. } => self.delivered += spans,
+                Outcome::Kept { spans, .. } => self.kept += spans,
+                Outcome::Lost { spans, .. } | Outcome::Rejected { spans, .. } => self.lost += spans,
+                _ => {}
+            }
+        }
+    }
+
+    fn delivery(
+        name: &str,
+        answers: Vec<Result<Accepted, SendError>>,
+    ) -> (Delivery, Arc<Mutex<Vec<usize>>>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let transport = Scripted {
+            answers: Arc::new(Mutex::new(answers)),
+            sent: Arc::clone(&sent),
+        };
+        let d = Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        (d, sent, dir)
+    }
+
+    fn busy(retry_after: Option<u64>) -> Result<Accepted, SendError> {
+        Err(SendError::Transient {
+            reason: "HTTP 503".to_string(),
+            retry_after: retry_after.map(Duration::from_secs),
+        })
+    }
+
+    const BODY: &[u8] = b"not really protobuf";
+
+    fn fresh(spans: u64) -> Request<'static> {
+        Request {
+            body: BODY,
+            format: BodyFormat::Protobuf,
+            gzipped: false,
+            spans,
+            origin: Origin::Fresh,
+        }
+    }
+
+    #[test]
+    fn the_servers_retry_after_is_the_wait_before_the_next_attempt() {
+        let (mut d, sent, dir) = delivery("wait", vec![busy(Some(3)), busy(Some(7))]);
+        let mut host = Host::default();
+        assert!(d.deliver(&fresh(5), &mut host));
+        assert_eq!(host.waits, [Duration::from_secs(3), Duration::from_secs(7)]);
+        assert_eq!(sent.lock().unwrap().len(), 3);
+        assert_eq!(host.delivered, 5);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_retry_after_beyond_the_budget_keeps_the_request_and_the_backend_is_probed_soon() {
+        let (mut d, sent, dir) = delivery("huge", vec![busy(Some(u64::MAX))]);
+        let mut host = Host::default();
+        let before = Instant::now();
+        d.deliver(&fresh(4), &mut host);
+        assert!(host.waits.is_empty(), "no wait for a server's absurd wish");
+        assert_eq!((host.kept, host.delivered), (4, 0));
+        let until = d.down_until().expect("down for a moment");
+        assert!(
+            until <= before + crate::export::retry::PROBE_INTERVAL + Duration::from_millis(500)
+        );
+        // While down, the next request is kept without being sent.
+        d.deliver(&fresh(2), &mut host);
+        assert_eq!(sent.lock().unwrap().len(), 1);
+        assert_eq!(host.kept, 6);
+        assert_eq!(d.spool().list().len(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn an_interrupted_wait_keeps_the_request_until_the_server_said() {
+        let (mut d, _sent, dir) = delivery("interrupt", vec![busy(Some(20))]);
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        let before = Instant::now();
+        d.deliver(&fresh(3), &mut host);
+        assert_eq!(host.kept, 3);
+        let until = d.down_until().expect("down");
+        assert!(until >= before + Duration::from_secs(20));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_spool_file_refused_for_good_is_done_with_and_one_kept_stays() {
+        let (mut d, _sent, dir) = delivery(
+            "spoolfile",
+            vec![
+                Err(SendError::Permanent {
+                    reason: "HTTP 400".to_string(),
+                }),
+                busy(None),
+            ],
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        let file = Request {
+            origin: Origin::SpoolFile,
+            ..fresh(2)
+        };
+        assert!(d.deliver(&file, &mut host));
+        assert!(!d.deliver(&file, &mut host));
+        assert_eq!((host.lost, host.kept), (2, 2));
+        assert!(
+            d.spool().list().is_empty(),
+            "a kept spool file is not copied"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,263 @@
+//! What spanguard tells a person on stderr (OTEL_LOG_LEVEL): the first
+//! export failure of a streak with its reason, the switch to the spool and
+//! back, spans recovered from dead processes, spans dropped and why, where
+//! the local sink writes. Only the exporter thread (or the command line)
+//! writes here, never a signal handler or a recording call; repeated news
+//! is rate-limited, and no line holds a credential (messages come from the
+//! transport's redacted text).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::config::LogLevel;
+
+/// The least time between two lines about the same ongoing trouble.
+const REPEAT_EVERY: Duration = Duration::from_secs(60);
+
+/// Where lines go: stderr, or a test's list.
+enum Sink {
+    Stderr,
+    Memory(Vec<String>),
+}
+
+pub struct Diagnostics {
+    level: LogLevel,
+    sink: Sink,
+    streak: Option<Streak>,
+    losses: Limiter,
+    buffer_full: Limiter,
+}
+
+/// A run of failed attempts, from the first failure to the next success.
+struct Streak {
+    started: Instant,
+    failures: u64,
+    /// Failures not yet told, and when the last line was written.
+    untold: u64,
+    told_at: Instant,
+    spooling_told: bool,
+}
+
+/// At most one line per `REPEAT_EVERY`, adding up what it held back.
+#[derive(Default)]
+struct Limiter {
+    told_at: Option<Instant>,
+    held_back: u64,
+}
+
+impl Limiter {
+    /// Some(total held back, this `n` included) when a line is due.
+    fn due(&mut self, now: Instant, n: u64) -> Option<u64> {
+        self.held_back += n;
+        if self
+            .told_at
+            .is_some_and(|t| now.saturating_duration_since(t) < REPEAT_EVERY)
+        {
+            return None;
+        }
+        self.told_at = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
+impl Diagnostics {
+    pub fn new(level: LogLevel) -> Diagnostics {
+        Diagnostics {
+            level,
+            sink: Sink::Stderr,
+            streak: None,
+            losses: Limiter::default(),
+            buffer_full: Limiter::default(),
+        }
+    }
+
+    /// Keeps lines in memory instead (tests).
+    pub fn in_memory(level: LogLevel) -> Diagnostics {
+        Diagnostics {
+            sink: Sink::Memory(Vec::new()),
+            ..Diagnostics::new(level)
+        }
+    }
+
+    pub fn lines(&self) -> &[String] {
+        match &self.sink {
+            Sink::Memory(lines) => lines,
+            Sink::Stderr => &[],
+        }
+    }
+
+    pub fn enabled(&self, level: LogLevel) -> bool {
+        level != LogLevel::None && level <= self.level
+    }
+
+    fn emit(&mut self, level: LogLevel, message: &str) {
+        if !self.enabled(level) {
+            return;
+        }
+        let line = format!("spanguard: {}: {message}", level.name());
+        match &mut self.sink {
+            // One write per line, so lines of threads and processes sharing
+            // stderr do not interleave mid-line.
+            Sink::Stderr => {
+                let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+            }
+            Sink::Memory(lines) => lines.push(line),
+        }
+    }
+
+    /// An attempt to send to `target` got no acceptable answer.
+    pub fn attempt_failed(&mut self, target: &str, reason: &str) {
+        let now = Instant::now();
+        match &mut self.streak {
+            None => {
+                self.streak = Some(Streak {
+                    started: now,
+                    failures: 1,
+                    untold: 0,
+                    told_at: now,
+                    spooling_told: false,
+                });
+                self.emit(
+                    LogLevel::Warn,
+                    &format!("export to {target} failed: {reason}"),
+                );
+            }
+            Some(s) => {
+                s.failures += 1;
+                s.untold += 1;
+                if now.saturating_duration_since(s.told_at) >= REPEAT_EVERY {
+                    let untold = std::mem::take(&mut s.untold);
+                    s.told_at = now;
+                    self.emit(
+                        LogLevel::Warn,
+                        &format!(
+                            "export to {target} still failing: {untold} more failed attempts; the last: {reason}"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A request was accepted: ends a failure streak.
+    pub fn delivered(&mut self, target: &str) {
+        if let Some(s) = self.streak.take() {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "export to {target}: delivering again after {} failed attempts over {} s",
+                    s.failures,
+                    s.started.elapsed().as_secs()
+                ),
+            );
+        } else {
+            self.emit(
+                LogLevel::Debug,
+                &format!("a request was accepted by {target}"),
+            );
+        }
+    }
+
+    /// Spans went to the spool instead of the backend.
+    pub fn spooled(&mut self, spans: u64, dir: &str, reason: &str) {
+        let first_of_streak = match &mut self.streak {
+            Some(s) if !s.spooling_told => {
+                s.spooling_told = true;
+                true
+            }
+            _ => false,
+        };
+        if first_of_streak {
+            self.emit(
+                LogLevel::Warn,
+                &format!("keeping spans in the spool ({dir}) until the backend answers"),
+            );
+        } else {
+            self.emit(
+                LogLevel::Debug,
+                &format!("{spans} spans spooled to {dir} ({reason})"),
+            );
+        }
+    }
+
+    /// Spans are lost for good.
+    pub fn lost(&mut self, spans: u64, reason: &str) {
+        if let Some(total) = self.losses.due(Instant::now(), spans) {
+            self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}"));
+        }
+    }
+
+    /// `newly` more spans found every slot taken and were not recorded.
+    pub fn buffer_full(&mut self, newly: u64) {
+        if let Some(total) = self.buffer_full.due(Instant::now(), newly) {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
+                ),
+            );
+        }
+    }
+
+    pub fn recovered(&mut self, spans: u64, from: &str) {
+        self.emit(
+            LogLevel::Info,
+            &format!("recovered {spans} spans that a process which died left in {from}"),
+        );
+    }
+
+    /// A file in the spool directory could not be used: renamed, unread.
+    pub fn set_aside(&mut self, path: &str, reason: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!("{path} set aside, unread: {reason}"),
+        );
+    }
+
+    pub fn info(&mut self, message: &str) {
+        self.emit(LogLevel::Info, message);
+    }
+
+    pub fn error(&mut self, message: &str) {
+        self.emit(LogLevel::Error, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streak_is_told_once_and_its_end_once() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for _ in 0..50 {
+            d.attempt_failed("http://h/v1/traces", "connection refused");
+            d.spooled(10, "/spool", "down");
+        }
+        d.delivered("http://h/v1/traces");
+        d.delivered("http://h/v1/traces");
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: connection refused",
+                "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
+                "spanguard: warn: export to http://h/v1/traces: delivering again after 50 failed attempts over 0 s",
+            ]
+        );
+    }
+
+    #[test]
+    fn losses_are_rate_limited_and_levels_filter() {
+        let mut d = Diagnostics::in_memory(LogLevel::Error);
+        d.lost(3, "HTTP 400");
+        d.lost(4, "HTTP 400");
+        d.buffer_full(9);
+        d.recovered(5, "/spool");
+        assert_eq!(d.lines(), ["spanguard: error: 3 spans lost: HTTP 400"]);
+        let mut quiet = Diagnostics::in_memory(LogLevel::None);
+        quiet.lost(1, "x");
+        quiet.error("y");
+        quiet.attempt_failed("t", "r");
+        assert!(quiet.lines().is_empty());
+    }
+}

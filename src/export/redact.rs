@@ -1,0 +1,108 @@
+//! Keeps credentials out of what spanguard says: an endpoint's userinfo
+//! (`http://user:pass@host`) and header values (API keys) never reach a
+//! callback message, stderr or the command line's output.
+
+/// The URL with its password replaced by `***` (`http://user:***@host/`);
+/// a URL without userinfo is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    // The authority ends at the first '/', '?' or '#'; userinfo is what
+    // comes before its last '@'.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    format!(
+        "{}{user}:***{}",
+        &url[..scheme_end],
+        &rest[at..] // '@host...' and everything after
+    )
+}
+
+/// Secrets of one destination: texts that must never be repeated in a
+/// message (the URL's password and user, every header value).
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    texts: Vec<String>,
+}
+
+impl Secrets {
+    pub fn new(url: &str, headers: &[(String, String)]) -> Secrets {
+        let mut texts: Vec<String> = headers
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v.len() >= 3)
+            .collect();
+        if let Some(scheme_end) = url.find("://").map(|i| i + 3) {
+            let rest = &url[scheme_end..];
+            let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+            if let Some(at) = authority.rfind('@') {
+                let (user, pass) = authority[..at]
+                    .split_once(':')
+                    .unwrap_or((&authority[..at], ""));
+                texts.extend([pass.to_string(), user.to_string()]);
+            }
+        }
+        texts.retain(|t| !t.is_empty());
+        // Longest first, so a secret that contains another is masked whole.
+        texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        Secrets { texts }
+    }
+
+    /// `text` with every secret replaced by `***` (a server may echo an
+    /// API key in its error body, curl may name the URL).
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.texts {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            redact_url("http://user:pa55@collector:4318/v1/traces"),
+            "http://user:***@collector:4318/v1/traces"
+        );
+        assert_eq!(
+            redact_url("https://token@host/v1/traces?a=b@c"),
+            "https://token:***@host/v1/traces?a=b@c"
+        );
+        assert_eq!(
+            redact_url("http://a:b:c@h@host:1/x"),
+            "http://a:***@host:1/x"
+        );
+        assert_eq!(
+            redact_url("http://collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(redact_url("discard:"), "discard:");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_free_text() {
+        let s = Secrets::new(
+            "http://bob:hunter2@h/v1/traces",
+            &[("api-key".to_string(), "abc123".to_string())],
+        );
+        assert_eq!(
+            s.scrub("HTTP 401: bad key abc123 for bob:hunter2@h"),
+            "HTTP 401: bad key *** for ***:***@h"
+        );
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+}

@@ -1,0 +1,122 @@
+//! A panic in the exporter's work (an internal bug, here injected in the
+//! transport) must not stop export: it is reported (callback event and
+//! counter), the batch it hit is counted lost, a flush still returns, and
+//! every later span arrives. Judged by what the local sink file holds.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use spanguard::config::{Protocol, TracerConfig};
+use spanguard::export::file_sink::FileSink;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+use spanguard::pipeline::{ExportEvent, FlushOutcome};
+use spanguard::tracer::{Parent, Tracer};
+
+/// The file sink, but the `panic_at`-th request panics.
+struct PanicsOnce {
+    sink: FileSink,
+    calls: usize,
+    panic_at: usize,
+}
+
+impl Transport for PanicsOnce {
+    fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
+        self.calls += 1;
+        if self.calls == self.panic_at {
+            panic!("injected exporter bug");
+        }
+        self.sink.send(body, f, gz)
+    }
+
+    fn describe(&self) -> String {
+        self.sink.describe()
+    }
+}
+
+fn occurrences(dir: &Path, needle: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .map(|text| text.matches(needle).count())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_panicking_batch_is_counted_and_export_goes_on() {
+    let dir = std::env::temp_dir().join(format!("sg-exporter-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sink_dir = dir.join("spans");
+    let config = TracerConfig {
+        protocol: Protocol::HttpJson,
+        sink_dir: sink_dir.clone(),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_secs(60),
+        ..TracerConfig::default()
+    };
+    let transport = PanicsOnce {
+        sink: FileSink::new(&sink_dir, "panics"),
+        calls: 0,
+        panic_at: 2,
+    };
+    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+
+    let mut flushes = Vec::new();
+    for phase in ["before", "during", "after"] {
+        for i in 0..5 {
+            let name = format!("{phase}-{i}");
+            let (s, _) = tracer
+                .begin(name.as_bytes(), Parent::None, 1)
+                .expect("begin");
+            tracer.end(s, 0).expect("end");
+        }
+        flushes.push(tracer.flush(Duration::from_secs(30)).expect("flush"));
+    }
+    assert_eq!(
+        flushes,
+        [FlushOutcome::Delivered; 3],
+        "a flush returned in time after the panic"
+    );
+    for phase in ["before", "after"] {
+        for i in 0..5 {
+            let name = format!("\"name\":\"{phase}-{i}\"");
+            assert_eq!(occurrences(&sink_dir, &name), 1, "{name} arrived once");
+        }
+    }
+    assert_eq!(occurrences(&sink_dir, "\"name\":\"during-"), 0);
+
+    let stats = tracer.stats();
+    assert_eq!(stats.exporter_panics, 1);
+    assert_eq!(stats.dropped_export_failed, 5, "the batch it hit is lost");
+    assert_eq!(
+        stats.spans_ended,
+        stats.spans_exported
+            + stats.spooled_spans
+            + stats.dropped_export_failed
+            + stats.dropped_rejected
+    );
+    let events = events.lock().unwrap();
+    let panics: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| *e == ExportEvent::ExporterPanicked)
+        .collect();
+    assert_eq!(panics.len(), 1, "{events:?}");
+    assert!(panics[0].1.contains("injected exporter bug"));
+    drop(events);
+    assert!(
+        tracer
+            .shutdown(Duration::from_secs(10))
+            .expect("shutdown")
+            .is_done()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,57 @@
+"""What spanguard says on stderr (OTEL_LOG_LEVEL): one warning naming the
+reason for a streak of failures, not one per batch; the switch back
+("delivering again"); nothing at all with `none`; where the local sink
+writes at `info`. Lines start with `spanguard: ` and the level."""
+
+import json
+import os
+import subprocess
+
+from receiver_client import OtlpReceiverProcess
+
+
+def emit(emitter, endpoint, tmp_path, env, count=60, extra=()):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    manifest, stats = tmp_path / "m.json", tmp_path / "s.json"
+    out = subprocess.run([str(emitter), *extra, "--endpoint", endpoint, "--manifest", str(manifest),
+                          "--count", str(count), "--spool-dir", str(tmp_path / "spool"),
+                          "--stats-json", str(stats), "--from-env", "--allow-loss", "--batch", "7",
+                          "--export-timeout-ms", "1000", "--shutdown-timeout-ms", "3000"],
+                         capture_output=True, text=True, timeout=120, env={**clean, **env})
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("spanguard:")]
+    return lines, json.loads(stats.read_text())
+
+
+def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {})
+    assert stats["spooled_batches"] > 3, "several batches failed"
+    reasons = [line for line in lines if "connection refused" in line]
+    assert len(reasons) == 1, lines
+    assert reasons[0].startswith("spanguard: warn: export to http://127.0.0.1:")
+    assert any("spool" in line for line in lines if line.startswith("spanguard: warn:"))
+    assert len(lines) <= 3, lines
+
+
+def test_the_way_back_is_told_too(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:503", count=1) as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=5)
+    assert stats["retries"] == 1
+    assert [line.split(":")[1].strip() for line in lines] == ["warn", "warn"], lines
+    assert "HTTP 503" in lines[0] and "delivering again" in lines[1]
+
+
+def test_level_none_says_nothing(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:400") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"OTEL_LOG_LEVEL": "none"})
+    assert stats["dropped_export_failed"] > 0
+    assert lines == []
+
+
+def test_info_says_where_the_local_sink_writes(emitter, tmp_path):
+    sink = tmp_path / "sink"
+    lines, stats = emit(emitter, "sink", tmp_path, {"OTEL_LOG_LEVEL": "info"}, count=3,
+                        extra=["--sink-dir", str(sink)])
+    (path,) = sink.glob("*.jsonl")
+    assert any(line.startswith("spanguard: info:") and str(path) in line for line in lines), lines

@@ -1,0 +1,141 @@
+"""`spanguard replay` by hand: every file kind the exporter recovers (spool
+files, crash dumps, flight files of dead processes) goes through the
+library's own delivery path; only http:// and https:// endpoints; a file is
+deleted only after a real answer from a server; the OTEL_* variables are the
+defaults; the exit status says whether everything was delivered; no
+credential is printed."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver_client import OtlpReceiverProcess
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(os.environ.get("SPANGUARD_CLI", REPO / "target" / "release" / "spanguard"))
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+
+
+def replay(*args, env=None):
+    return subprocess.run([str(CLI), "replay", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env={**CLEAN_ENV, **(env or {})})
+
+
+def spool_while_down(emitter, tmp_path, count=20):
+    """A spool directory holding the spans of a run whose backend was down."""
+    spool = tmp_path / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path / "down", mode="refuse") as rx:
+        manifest = tmp_path / "down.json"
+        out = subprocess.run([str(emitter), "--endpoint", rx.endpoint, "--manifest", str(manifest),
+                              "--count", str(count), "--spool-dir", str(spool), "--allow-loss",
+                              "--export-timeout-ms", "300", "--shutdown-timeout-ms", "3000"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    files = sorted(spool.glob("*.sgspool"))
+    assert files
+    return spool, files, {(s["trace_id"], s["span_id"]) for s in json.loads(manifest.read_text())["spans"]}
+
+
+def arrived(rx):
+    assert rx.duplicate_spans() == {}
+    return {(s["trace_id"], s["span_id"]) for s in rx.spans()}
+
+
+def test_help_prints_usage_and_succeeds():
+    out = replay("--help")
+    assert out.returncode == 0 and out.stdout.startswith("usage: spanguard replay")
+
+
+@pytest.mark.parametrize("endpoint", ["file:///etc/passwd", "htp://127.0.0.1:9/v1/traces", "127.0.0.1:4318"])
+def test_only_http_endpoints_are_used_and_a_typo_deletes_nothing(emitter, tmp_path, endpoint):
+    spool, files, _ = spool_while_down(emitter, tmp_path)
+    out = replay(spool, "--endpoint", endpoint)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "http:// or https://" in out.stderr
+    assert sorted(spool.glob("*.sgspool")) == files
+
+
+def test_no_answer_from_a_server_keeps_every_file_and_fails(emitter, tmp_path):
+    spool, files, _ = spool_while_down(emitter, tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="refuse") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint, env={"OTEL_BSP_EXPORT_TIMEOUT": "300"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert sorted(spool.glob("*.sgspool")) == files
+    # A host that does not resolve (no DNS answer is an answer from a server).
+    out = replay(spool, "--endpoint", "http://no-such-host.invalid:4318", env={"OTEL_BSP_EXPORT_TIMEOUT": "300"})
+    assert out.returncode == 1
+    assert sorted(spool.glob("*.sgspool")) == files
+
+
+def test_the_otel_variables_are_the_defaults(emitter, tmp_path):
+    spool, _, keys = spool_while_down(emitter, tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        out = replay(env={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "SPANGUARD_SPOOL_DIR": str(spool),
+                          "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cret"})
+        assert out.returncode == 0, out.stdout + out.stderr
+        rx.wait_for_spans(len(keys))
+        assert arrived(rx) == keys
+        assert all(r["headers"]["x-api-key"] == "s3cret" for r in rx.accepted_records())
+    assert not list(spool.glob("*.sgspool"))
+    assert f"({len(keys)} spans)" in out.stdout
+
+
+def test_a_refused_file_is_counted_and_the_exit_status_says_so(emitter, tmp_path):
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:400", count=1) as rx:
+        out = replay(spool, "--endpoint", f"http://user:pa55word@127.0.0.1:{rx.port}")
+        got = arrived(rx)
+    assert out.returncode == 1
+    refused = len(keys) - len(got)
+    assert refused > 0 and f"{refused} spans refused" in out.stdout
+    assert "pa55word" not in out.stdout + out.stderr and "user:***@127.0.0.1" in out.stdout
+    assert not list(spool.glob("*.sgspool")), "a file the server refused for good is done with"
+
+
+def kill_child_leftovers(tmp_path, endpoint, how, flight):
+    """Runs the kill test's child against `endpoint` and kills it: returns
+    the spool it left and the numbers of the spans it reported ended."""
+    spool = tmp_path / "spool"
+    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), endpoint, str(spool), "2",
+                              str(flight), "none", "0", "replay-cli", "300"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    reported = bytearray()
+
+    def read_reports():
+        while chunk := child.stdout.read1(4096):
+            reported.extend(chunk)
+
+    reader = threading.Thread(target=read_reports)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while len(reported) < 400 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(how)
+    child.wait(timeout=60)
+    reader.join(timeout=60)
+    usable = len(reported) - len(reported) % 4
+    numbers = {n & ~(1 << 30) for (n,) in struct.iter_unpack("=i", bytes(reported[:usable]))}
+    assert numbers
+    return spool, numbers
+
+
+@pytest.mark.parametrize("how,flight,leftover", [(signal.SIGTERM, 0, "*.sgdump"),
+                                                 (signal.SIGKILL, 1, "*.sgflight")])
+def test_crash_dumps_and_flight_files_are_replayed_too(tmp_path, how, flight, leftover):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="refuse") as rx:
+        spool, numbers = kill_child_leftovers(tmp_path, rx.traces_url, how, flight)
+        assert list(spool.glob(leftover)), "the child left no file of that kind"
+        rx.set_mode("ok")
+        out = replay(spool, "--endpoint", rx.endpoint)
+        assert out.returncode == 0, out.stdout + out.stderr
+        got = {s["attributes"]["n"] for s in rx.raw_spans() if s["name"] == "work" and "n" in s["attributes"]}
+    assert numbers <= got, f"{len(numbers - got)} reported spans did not arrive"
+    left = [p.name for p in spool.iterdir() if p.suffix in (".sgspool", ".sgdump", ".sgflight")]
+    assert left == []
