@@ -8,7 +8,8 @@ the umask, and it refuses directories another user controls.
 
 Each case first spools a known batch set (an emitter whose backend is down),
 plants its hostile files beside it, then runs a second emitter against a
-healthy receiver and judges by what the receiver decoded."""
+healthy receiver (and `spanguard replay` for what that short-lived process
+left) and judges by what the receiver decoded."""
 
 import json
 import os
@@ -27,6 +28,7 @@ import pytest
 from receiver_client import OtlpReceiverProcess
 
 REPO = Path(__file__).resolve().parents[2]
+CLI = Path(os.environ.get("SPANGUARD_CLI", REPO / "target" / "release" / "spanguard"))
 IS_ROOT = os.geteuid() == 0
 # Far above what a tracer needs (its slots are about 20 MiB), far below
 # what reading any hostile file whole would take (1 GiB and more).
@@ -122,6 +124,14 @@ class Case:
         assert stats["shutdown_result"] == 0, f"shutdown did not finish in time: {stats}"
         assert rss < MAX_RSS_KIB, f"the tracer grew to {rss} KiB reading the spool"
         own = {(s["trace_id"], s["span_id"]) for s in man["spans"]}
+        # A short-lived process replays the spool only while nothing else
+        # needs its exporter: `spanguard replay` sends what it left, past
+        # the same hostile files.
+        replay = subprocess.run([str(CLI), "replay", str(self.spool), "--endpoint", receiver.endpoint],
+                                capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        # What either set aside, counted by the tracer or told by the command.
+        stats["files_set_aside"] += replay.stderr.count("set aside, unread")
         return stats, err, own
 
     def expect_delivered(self, receiver, own, legit_keys):
