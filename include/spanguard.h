@@ -1062,6 +1062,35 @@ spanguard_result spanguard_span_add_link(spanguard_span span,
                                          size_t n_attrs);
 
 /*
+ `spanguard_span_add_link` with the linked span's W3C tracestate
+ (`ts_len` bytes at `tracestate`; NULL with 0 for none), exported on
+ the link: what a bridge passes for an OpenTelemetry link, whose span
+ context carries one. Checked as a span's: an invalid tracestate is
+ discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
+ Thread-safe; no allocation, lock or system call once the thread is warm.
+ */
+spanguard_result spanguard_span_add_link_with_tracestate(spanguard_span span,
+                                                         const char *traceparent,
+                                                         size_t tp_len,
+                                                         const char *tracestate,
+                                                         size_t ts_len,
+                                                         const struct spanguard_attribute *attrs,
+                                                         size_t n_attrs);
+
+/*
+ Adds to the span's dropped counts (OTLP `dropped_attributes_count`,
+ `dropped_events_count`, `dropped_links_count`) what another SDK
+ dropped before the span reached spanguard (a bridge: an OpenTelemetry
+ span over its own limits), on top of what spanguard drops itself. The
+ counts saturate at 65535. Thread-safe; no allocation, lock or system
+ call once the thread is warm.
+ */
+spanguard_result spanguard_span_add_dropped_counts(spanguard_span span,
+                                                   uint32_t attributes,
+                                                   uint32_t events,
+                                                   uint32_t links);
+
+/*
  Sets the status: `SPANGUARD_STATUS_UNSET`, `_OK` or `_ERROR` with a
  message (kept for ERROR only). OK is final, as the spec says.
  */
@@ -1069,6 +1098,15 @@ spanguard_result spanguard_span_set_status(spanguard_span span,
                                            uint32_t code,
                                            const char *message,
                                            size_t message_len);
+
+/*
+ Renames the span to `name_len` bytes at `name` (UTF-8; invalid bytes
+ replaced; cut at `SPANGUARD_MAX_NAME_BYTES` like a name at begin), as
+ OpenTelemetry's `Span.updateName` does: the span is exported with the
+ last name it was given. Thread-safe; no allocation, lock or system call
+ once the thread is warm.
+ */
+spanguard_result spanguard_span_update_name(spanguard_span span, const char *name, size_t name_len);
 
 /*
  Sets the span's start time (Unix epoch nanoseconds), for work that began

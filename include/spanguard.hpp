@@ -172,6 +172,10 @@ class Span {
         for (size_t i = 0; i < values.size(); ++i) items[i] = values[i];
         return Result(spanguard_span_set_bool_array(handle_, key.data(), key.size(), items.get(), values.size()));
     }
+    /// Renames the span (OpenTelemetry's updateName): it is exported with its last name.
+    Result update_name(std::string_view name) {
+        return Result(spanguard_span_update_name(handle_, name.data(), name.size()));
+    }
     Result event(std::string_view name, const spanguard_attribute *attrs = nullptr, size_t n = 0) {
         return Result(spanguard_span_add_event(handle_, name.data(), name.size(), 0, attrs, n));
     }

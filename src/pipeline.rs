@@ -470,6 +470,15 @@ impl ExportSignal {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        // Cleared as the wait begins, under the mutex: a nudge made while
+        // the exporter was busy set the flag, and clearing it only after
+        // the wait (as before) let every nudge during the wait see it set
+        // and call no one, so a full batch waited for the schedule delay
+        // (or for a thread out of slots). The first nudge from now on sees
+        // it clear and wakes us (its wake takes the mutex, so it cannot
+        // fall between the look below and the wait); later ones during
+        // this wait do not, so a wait costs the hot path one wake at most.
+        self.wake_pending.store(false, Ordering::Release);
         loop {
             if ready() {
                 break;
@@ -542,5 +551,35 @@ impl ExportSignal {
                 Err(p) => p.into_inner().0,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A nudge made while the exporter was busy must not silence the
+    /// nudges of its next wait. Before the flag was cleared as a wait
+    /// began, this wait lasted its whole 60 s; the bound below is a
+    /// liveness check (woken at all), not a timing.
+    #[test]
+    fn a_nudge_made_while_the_exporter_was_busy_does_not_silence_the_next_wait() {
+        let signal = Arc::new(ExportSignal::new(1));
+        let ready = Arc::new(AtomicBool::new(false));
+        signal.nudge_for_batch(); // the exporter is busy: nobody waits
+        let waiter = {
+            let (signal, ready) = (Arc::clone(&signal), Arc::clone(&ready));
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                signal.wait_for_work(Duration::from_secs(60), || ready.load(Ordering::Acquire));
+                start.elapsed()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        ready.store(true, Ordering::Release);
+        signal.nudge_for_batch();
+        let waited = waiter.join().expect("waiter");
+        assert!(waited < Duration::from_secs(30), "woken after {waited:?}");
     }
 }

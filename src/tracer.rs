@@ -764,6 +764,36 @@ impl Tracer {
         })
     }
 
+    /// Renames the span (OpenTelemetry's `updateName`): the name is cut at
+    /// `MAX_NAME_BYTES` like a name given at begin. The old name's bytes stay
+    /// where they were (a rename is rare; the slot is reset when exported).
+    pub fn update_name(&self, s: SpanRef, name: &[u8]) -> Result<Notice, SpanError> {
+        self.with_open(s, |p, r| {
+            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES, &p.pool);
+            r.name = name_ref;
+            Notice::from_text(outcome)
+        })
+    }
+
+    /// Adds to the span's own dropped counts (OTLP `dropped_*_count`) what
+    /// another SDK dropped before handing the span over (a bridge), so the
+    /// export says what is missing. Saturates at the fields' width.
+    pub fn add_dropped(
+        &self,
+        s: SpanRef,
+        attributes: u32,
+        events: u32,
+        links: u32,
+    ) -> Result<(), SpanError> {
+        let add =
+            |field: &mut u16, n: u32| *field = field.saturating_add(n.min(u16::MAX as u32) as u16);
+        self.with_open(s, |_, r| {
+            add(&mut r.dropped_attributes, attributes);
+            add(&mut r.dropped_events, events);
+            add(&mut r.dropped_links, links);
+        })
+    }
+
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
         self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)

@@ -57,13 +57,17 @@ func ContextWithSpan(ctx context.Context, s Span) context.Context {
 	return &spanContext{Context: ctx, span: s}
 }
 
-// Attribute is a typed key/value.
+// Attribute is a typed key/value: a string, int64, float64 or bool
+// (String, Int, Int64, Float64, Bool), a byte string (Bytes), or an array
+// of strings, int64s, float64s or bools (Strings, Int64s, Float64s,
+// Bools), OpenTelemetry's value types. An array or bytes Attribute refers
+// to the caller's slice, which is read (copied) when the attribute is set.
 type Attribute struct {
-	Key   string
-	kind  uint32
-	str   string
-	num   int64
-	float float64
+	Key  string
+	kind uint32
+	str  string
+	num  int64          // an int, a bool (0/1), a float64's bits, or an array's length
+	ptr  unsafe.Pointer // an array's or byte string's first element
 }
 
 func String(k, v string) Attribute { return Attribute{Key: k, kind: C.SPANGUARD_VALUE_STRING, str: v} }
@@ -74,7 +78,7 @@ func Int64(k string, v int64) Attribute {
 	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_INT, num: v}
 }
 func Float64(k string, v float64) Attribute {
-	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_DOUBLE, float: v}
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_DOUBLE, num: int64(math.Float64bits(v))}
 }
 func Bool(k string, v bool) Attribute {
 	a := Attribute{Key: k, kind: C.SPANGUARD_VALUE_BOOL}
@@ -82,6 +86,49 @@ func Bool(k string, v bool) Attribute {
 		a.num = 1
 	}
 	return a
+}
+
+// Bytes is a byte string (OTLP bytes_value).
+func Bytes(k string, v []byte) Attribute {
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_BYTES, num: int64(len(v)), ptr: unsafe.Pointer(unsafe.SliceData(v))}
+}
+
+// Strings is an array of strings.
+func Strings(k string, v []string) Attribute {
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_STRING_ARRAY, num: int64(len(v)), ptr: unsafe.Pointer(unsafe.SliceData(v))}
+}
+
+// Int64s is an array of int64s.
+func Int64s(k string, v []int64) Attribute {
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_INT_ARRAY, num: int64(len(v)), ptr: unsafe.Pointer(unsafe.SliceData(v))}
+}
+
+// Float64s is an array of float64s.
+func Float64s(k string, v []float64) Attribute {
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_DOUBLE_ARRAY, num: int64(len(v)), ptr: unsafe.Pointer(unsafe.SliceData(v))}
+}
+
+// Bools is an array of bools.
+func Bools(k string, v []bool) Attribute {
+	return Attribute{Key: k, kind: C.SPANGUARD_VALUE_BOOL_ARRAY, num: int64(len(v)), ptr: unsafe.Pointer(unsafe.SliceData(v))}
+}
+
+// inline says whether the attribute's value fits the packed buffer
+// (strings and scalars); bytes and arrays go through an attribute array.
+func (a *Attribute) inline() bool { return a.kind <= C.SPANGUARD_VALUE_BOOL }
+
+// strings is the slice a Strings Attribute refers to.
+func (a *Attribute) strings() []string { return unsafe.Slice((*string)(a.ptr), a.num) }
+
+// elementSize is the size of one element of an array or bytes value.
+func (a *Attribute) elementSize() uintptr {
+	switch a.kind {
+	case C.SPANGUARD_VALUE_STRING_ARRAY:
+		return unsafe.Sizeof(C.spanguard_string{})
+	case C.SPANGUARD_VALUE_INT_ARRAY, C.SPANGUARD_VALUE_DOUBLE_ARRAY:
+		return 8
+	}
+	return 1 // bytes, bools
 }
 
 // StartOption configures Start. Options are plain values, so passing them
@@ -183,11 +230,19 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 // packedStack is what SetAttributes packs on the stack; more goes to the heap.
 const packedStack = 512
 
+// maxAttributesPerCall is the most attributes one call takes
+// (SPANGUARD_MAX_ATTRIBUTES); more go in as many calls as needed.
+const maxAttributesPerCall = C.SPANGUARD_MAX_ATTRIBUTES
+
 // packAttributes appends attrs to buf in the layout of
-// spanguard_span_set_attributes_packed.
-func packAttributes(buf []byte, attrs []Attribute) []byte {
+// spanguard_span_set_attributes_packed; false when one of them is bytes
+// or an array, which that layout does not carry.
+func packAttributes(buf []byte, attrs []Attribute) ([]byte, bool) {
 	for i := range attrs {
 		a := &attrs[i]
+		if !a.inline() {
+			return buf, false
+		}
 		buf = append(buf, byte(a.kind))
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(a.Key)))
 		buf = append(buf, a.Key...)
@@ -195,69 +250,122 @@ func packAttributes(buf []byte, attrs []Attribute) []byte {
 		case C.SPANGUARD_VALUE_STRING:
 			buf = binary.LittleEndian.AppendUint32(buf, uint32(len(a.str)))
 			buf = append(buf, a.str...)
-		case C.SPANGUARD_VALUE_INT:
+		case C.SPANGUARD_VALUE_INT, C.SPANGUARD_VALUE_DOUBLE:
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(a.num))
-		case C.SPANGUARD_VALUE_DOUBLE:
-			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(a.float))
 		case C.SPANGUARD_VALUE_BOOL:
 			buf = append(buf, byte(a.num))
 		}
 	}
-	return buf
+	return buf, true
 }
 
 // SetAttributes sets typed attributes (a key set again gets the new value),
-// in one call into the library. Every attribute that fits is set; an error
-// says some did not.
+// in one call into the library per 128 attributes. Every attribute that
+// fits is set; an error says some did not.
 func (s Span) SetAttributes(attrs ...Attribute) error {
 	if len(attrs) == 0 {
 		return nil
 	}
-	var stack [packedStack]byte
-	buf := packAttributes(stack[:0], attrs)
-	rc := C.spanguard_span_set_attributes_packed(s.handle, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
-	return check(rc, "set_attributes")
+	var earlier error
+	for len(attrs) > maxAttributesPerCall {
+		earlier = errors.Join(earlier, s.setAttributes(attrs[:maxAttributesPerCall]))
+		attrs = attrs[maxAttributesPerCall:]
+	}
+	err := s.setAttributes(attrs)
+	if earlier == nil {
+		return err
+	}
+	return errors.Join(earlier, err)
 }
 
-// cAttributes copies attrs into C memory (a spanguard_attribute array and
-// its text), for calls that take the array: cgo lets no Go pointer sit in
-// memory passed to C. free releases it.
-func cAttributes(attrs []Attribute) (arr *C.spanguard_attribute, free func()) {
+// setAttributes sets at most maxAttributesPerCall attributes in one call:
+// packed into a flat buffer (strings and scalars, the common case: no
+// allocation), else copied into C memory as an attribute array.
+func (s Span) setAttributes(attrs []Attribute) error {
+	var stack [packedStack]byte
+	buf, packed := packAttributes(stack[:0], attrs)
+	if packed {
+		rc := C.spanguard_span_set_attributes_packed(s.handle, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+		return check(rc, "set_attributes")
+	}
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
+	return check(C.spanguard_span_set_attributes(s.handle, arr, C.size_t(len(attrs))), "set_attributes")
+}
+
+// cAttributes copies attrs into C memory (a spanguard_attribute array, its
+// text and the elements of its arrays, in one block), for calls that take
+// the array: cgo lets no Go pointer sit in memory passed to C. C.free
+// the block (NULL for none) after the call.
+func cAttributes(attrs []Attribute) (arr *C.spanguard_attribute, block unsafe.Pointer) {
 	if len(attrs) == 0 {
-		return nil, func() {}
+		return nil, nil
 	}
-	size := C.size_t(unsafe.Sizeof(C.spanguard_attribute{}))
-	text := 0
+	size := unsafe.Sizeof(C.spanguard_attribute{})
+	// The block: the attribute array, then each value's data, 8-aligned.
+	total := size * uintptr(len(attrs))
 	for i := range attrs {
-		text += len(attrs[i].Key) + len(attrs[i].str)
+		a := &attrs[i]
+		total += uintptr(len(a.Key)) + uintptr(len(a.str))
+		if !a.inline() {
+			total = alignUp(total, 8) + a.elementSize()*uintptr(a.num)
+			if a.kind == C.SPANGUARD_VALUE_STRING_ARRAY {
+				for _, e := range a.strings() {
+					total += uintptr(len(e))
+				}
+			}
+		}
 	}
-	block := C.malloc(size*C.size_t(len(attrs)) + C.size_t(text) + 1)
+	block = C.malloc(C.size_t(total) + 1)
 	items := unsafe.Slice((*C.spanguard_attribute)(block), len(attrs))
-	chars := unsafe.Slice((*byte)(unsafe.Add(block, int(size)*len(attrs))), text+1)
-	at := 0
-	place := func(s string) (*C.char, C.size_t) {
-		p := (*C.char)(unsafe.Pointer(&chars[at]))
-		at += copy(chars[at:], s)
+	mem := unsafe.Slice((*byte)(block), total+1)
+	at := size * uintptr(len(attrs))
+	place := func(b []byte) unsafe.Pointer {
+		p := unsafe.Pointer(&mem[at])
+		at += uintptr(copy(mem[at:], b))
+		return p
+	}
+	placeText := func(s string) (*C.char, C.size_t) {
+		p := (*C.char)(unsafe.Pointer(&mem[at]))
+		at += uintptr(copy(mem[at:], s))
 		return p, C.size_t(len(s))
 	}
 	for i := range attrs {
 		a, c := &attrs[i], &items[i]
 		*c = C.spanguard_attribute{}
-		c.key, c.key_len = place(a.Key)
+		c.key, c.key_len = placeText(a.Key)
 		c.type_ = C.uint32_t(a.kind)
 		switch a.kind {
 		case C.SPANGUARD_VALUE_STRING:
-			c.string_value, c.string_len = place(a.str)
+			c.string_value, c.string_len = placeText(a.str)
 		case C.SPANGUARD_VALUE_INT:
 			c.int_value = C.int64_t(a.num)
 		case C.SPANGUARD_VALUE_DOUBLE:
-			c.double_value = C.double(a.float)
+			c.double_value = C.double(math.Float64frombits(uint64(a.num)))
 		case C.SPANGUARD_VALUE_BOOL:
 			c.bool_value = a.num != 0
+		default:
+			// Bytes and arrays: the elements (plain data: bytes, int64s,
+			// float64 bits, one-byte bools), or for strings their
+			// spanguard_strings and then their text.
+			at = alignUp(at, 8)
+			c.string_len = C.size_t(a.num)
+			if a.kind != C.SPANGUARD_VALUE_STRING_ARRAY {
+				c.string_value = (*C.char)(place(unsafe.Slice((*byte)(a.ptr), a.elementSize()*uintptr(a.num))))
+				continue
+			}
+			strs := unsafe.Slice((*C.spanguard_string)(unsafe.Pointer(&mem[at])), a.num)
+			c.string_value = (*C.char)(unsafe.Pointer(&mem[at]))
+			at += a.elementSize() * uintptr(a.num)
+			for j, e := range a.strings() {
+				strs[j].ptr, strs[j].len = placeText(e)
+			}
 		}
 	}
-	return &items[0], func() { C.free(block) }
+	return &items[0], block
 }
+
+func alignUp(n, to uintptr) uintptr { return (n + to - 1) &^ (to - 1) }
 
 // unixNanos is t in Unix nanoseconds; the zero Time is 0 ("now").
 func unixNanos(t time.Time) C.uint64_t {
@@ -274,8 +382,8 @@ func (s Span) AddEvent(name string, attrs ...Attribute) error {
 
 // AddEventAt records an event at `at` (the zero Time: now), with attributes.
 func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
-	arr, free := cAttributes(attrs)
-	defer free()
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
 	n, nl := cstr(name)
 	rc := C.spanguard_span_add_event(s.handle, n, nl, unixNanos(at), arr, C.size_t(len(attrs)))
 	runtime.KeepAlive(name)
@@ -284,12 +392,27 @@ func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
 
 // AddLink links the span to another span, given as a W3C traceparent.
 func (s Span) AddLink(traceparent string, attrs ...Attribute) error {
-	arr, free := cAttributes(attrs)
-	defer free()
+	return s.AddLinkWithTracestate(traceparent, "", attrs...)
+}
+
+// AddLinkWithTracestate links the span to another span, given as a W3C
+// traceparent and the linked span's tracestate.
+func (s Span) AddLinkWithTracestate(traceparent, tracestate string, attrs ...Attribute) error {
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
 	tp, tl := cstr(traceparent)
-	rc := C.spanguard_span_add_link(s.handle, tp, tl, arr, C.size_t(len(attrs)))
+	ts, sl := cstr(tracestate)
+	rc := C.spanguard_span_add_link_with_tracestate(s.handle, tp, tl, ts, sl, arr, C.size_t(len(attrs)))
 	runtime.KeepAlive(traceparent)
+	runtime.KeepAlive(tracestate)
 	return check(rc, "add_link")
+}
+
+// AddDroppedCounts adds to the span's dropped counts what another SDK
+// dropped before the span reached spanguard (the OpenTelemetry bridge).
+func (s Span) AddDroppedCounts(attributes, events, links uint32) error {
+	return check(C.spanguard_span_add_dropped_counts(s.handle, C.uint32_t(attributes), C.uint32_t(events),
+		C.uint32_t(links)), "add_dropped_counts")
 }
 
 // SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.
@@ -308,6 +431,15 @@ func (s Span) RecordError(err error) error {
 	return errors.Join(
 		s.AddEvent("exception", String("exception.message", err.Error())),
 		s.SetStatus(StatusError, err.Error()))
+}
+
+// UpdateName renames the span (OpenTelemetry's SetName): it is exported
+// with the last name it was given.
+func (s Span) UpdateName(name string) error {
+	n, nl := cstr(name)
+	rc := C.spanguard_span_update_name(s.handle, n, nl)
+	runtime.KeepAlive(name)
+	return check(rc, "update_name")
 }
 
 // Traceparent is the W3C traceparent to pass to another process.
@@ -359,8 +491,12 @@ type ForeignSpan struct {
 // (spanguard_span_begin_ex), so that what the other SDK propagates names
 // the span spanguard exports.
 func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
-	attrs, freeAttrs := cAttributes(f.Attributes)
-	defer freeAttrs()
+	first, rest := f.Attributes, []Attribute(nil)
+	if len(first) > maxAttributesPerCall {
+		first, rest = first[:maxAttributesPerCall], first[maxAttributesPerCall:]
+	}
+	attrs, attrBlock := cAttributes(first)
+	defer C.free(attrBlock)
 	// The options and their text in one C block: cgo lets no Go pointer
 	// sit in memory passed to C.
 	size := int(unsafe.Sizeof(C.spanguard_span_options{}))
@@ -401,7 +537,7 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 		o.scope_name, o.scope_name_len = placeText(f.ScopeName)
 		o.scope_version, o.scope_version_len = placeText(f.ScopeVersion)
 	}
-	o.attributes, o.attribute_count = attrs, C.size_t(len(f.Attributes))
+	o.attributes, o.attribute_count = attrs, C.size_t(len(first))
 
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -411,6 +547,9 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	span := Span{t: t}
 	if err := check(C.spanguard_span_begin_ex(t.ptr, o, &span.handle), "span_begin_ex"); err != nil {
 		return Span{}, err
+	}
+	if len(rest) > 0 {
+		return span, span.SetAttributes(rest...)
 	}
 	return span, nil
 }

@@ -151,6 +151,20 @@ type Config struct {
 	// default in Go (see FlushOnSignals).
 	InstallSignalHandlers bool
 	FlightRecorder        bool
+	// PayloadPoolMiB sizes the payload pool: what spans hold past their
+	// slots (long prompts and completions, many attributes, events,
+	// links); default 64.
+	PayloadPoolMiB uint32
+	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with
+	// NewTracerFromEnv). ValueLengthLimit is the longest string or bytes
+	// value (each array element too), in bytes; default none. The count
+	// limits default to 128.
+	ValueLengthLimit         uint32
+	AttributeCountLimit      uint32
+	EventCountLimit          uint32
+	LinkCountLimit           uint32
+	EventAttributeCountLimit uint32
+	LinkAttributeCountLimit  uint32
 }
 
 // millis converts d for a config field; 0 keeps the library default.
@@ -211,6 +225,13 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		{&c.max_open_spans, C.uint32_t(cfg.MaxOpenSpans)},
 		{&c.spool_max_mib, C.uint32_t(cfg.SpoolMaxMiB)},
 		{&c.exporter_max_cpu_percent, C.uint32_t(cfg.ExporterMaxCPUPercent)},
+		{&c.payload_pool_mib, C.uint32_t(cfg.PayloadPoolMiB)},
+		{&c.value_length_limit, C.uint32_t(cfg.ValueLengthLimit)},
+		{&c.attribute_count_limit, C.uint32_t(cfg.AttributeCountLimit)},
+		{&c.event_count_limit, C.uint32_t(cfg.EventCountLimit)},
+		{&c.link_count_limit, C.uint32_t(cfg.LinkCountLimit)},
+		{&c.event_attribute_count_limit, C.uint32_t(cfg.EventAttributeCountLimit)},
+		{&c.link_attribute_count_limit, C.uint32_t(cfg.LinkAttributeCountLimit)},
 	} {
 		if f.v != 0 {
 			*f.dst = f.v

@@ -257,6 +257,14 @@ func TestPlainSpansAllocateNothing(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("begin + 3 attributes + end: %v allocations per span, want 0", n)
 	}
+	reasons, ids := []string{"stop"}, []int64{1, 2}
+	if n := testing.AllocsPerRun(1000, func() {
+		_, s, _ := tr.Start(ctx, "op")
+		s.SetAttributes(spanguard.Strings("reasons", reasons), spanguard.Int64s("ids", ids), spanguard.Int("i", i))
+		s.End()
+	}); n != 0 {
+		t.Errorf("begin + 2 arrays + 1 attribute + end: %v allocations per span, want 0", n)
+	}
 }
 
 func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
@@ -386,6 +394,21 @@ func BenchmarkStartAttrs3End(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_, s, _ := tr.Start(ctx, "op")
 		s.SetAttributes(spanguard.Int("a", i), spanguard.String("b", "xyz"), spanguard.Bool("c", true))
+		s.End()
+	}
+}
+
+// Arrays and bytes: copied into C memory and set in one call with the
+// rest (spanguard_span_set_attributes), no Go allocation.
+func BenchmarkStartArraysEnd(b *testing.B) {
+	tr, _ := spanguard.NewTracer(spanguard.Config{SinkDir: b.TempDir()})
+	defer tr.Close()
+	ctx := context.Background()
+	reasons, ids, raw := []string{"stop", "length"}, []int64{1, 2, 3, 4}, []byte("0123456789abcdef")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, s, _ := tr.Start(ctx, "op")
+		s.SetAttributes(spanguard.Strings("a", reasons), spanguard.Int64s("b", ids), spanguard.Bytes("c", raw))
 		s.End()
 	}
 }

@@ -6,7 +6,18 @@ export declare const RESULT: {
   INVALID_CONFIG: 11; IO: 12; TOO_MANY_TRACERS: 13; PANIC: 14; TRUNCATED: 15; UTF8_REPLACED: 16;
   PARENT_STALE: 17; NON_RECORDING: 18;
 };
-export type AttributeValue = string | number | bigint | boolean;
+/**
+ * An attribute value: a string, a number (an int64 when it is an integer,
+ * else a double), a BigInt (int64), a boolean; an Array of strings, of
+ * numbers (an int64 array when every element is a safe integer, else
+ * doubles: [1, 2] is ints, [1, 2.5] doubles), of booleans or of BigInts
+ * (OpenTelemetry's homogeneous arrays; mixed elements, null or undefined
+ * are a TypeError); or a Uint8Array or Buffer (a bytes value).
+ */
+export type AttributeValue =
+  | string | number | bigint | boolean
+  | string[] | number[] | boolean[] | bigint[]
+  | Uint8Array;
 /** [seconds, nanoseconds] since the epoch (OpenTelemetry's HrTime), a Date, or epoch milliseconds. */
 export type TimeInput = [number, number] | Date | number;
 /** A span whose ids another SDK chose (the OpenTelemetry bridge). */
@@ -54,6 +65,20 @@ export interface TracerOptions {
   signalFlushTimeoutMs?: number;
   /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
   exporterMaxCpuPercent?: number;
+  /** The payload pool in MiB: what spans hold past their slots (default 64). */
+  payloadPoolMib?: number;
+  /** The longest string or bytes value, each array element too, in bytes (default: none). */
+  valueLengthLimit?: number;
+  /** Attributes per span (default 128). */
+  attributeCountLimit?: number;
+  /** Events per span (default 128). */
+  eventCountLimit?: number;
+  /** Links per span (default 128). */
+  linkCountLimit?: number;
+  /** Attributes per event (default 128). */
+  eventAttributeCountLimit?: number;
+  /** Attributes per link (default 128). */
+  linkAttributeCountLimit?: number;
   /** PEM file of the CA certificates that verify the backend (OTEL_EXPORTER_OTLP_CERTIFICATE). */
   certificate?: string;
   /** PEM files of a client certificate and its key, for mutual TLS. */
@@ -74,12 +99,16 @@ export declare class SpanguardError extends Error {
 export declare class Span {
   readonly name: string;
   setAttribute(key: string, value: AttributeValue): this;
-  /** Sets several attributes in one native call. */
+  /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs: Record<string, AttributeValue>): this;
+  /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
+  updateName(name: string): this;
   /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
   addEvent(name: string, attrs?: Record<string, AttributeValue>, time?: TimeInput): this;
-  /** A link to another span, given as a W3C traceparent. */
-  addLink(traceparent: string, attrs?: Record<string, AttributeValue>): this;
+  /** A link to another span, given as a W3C traceparent, with the linked span's tracestate if it has one. */
+  addLink(traceparent: string, attrs?: Record<string, AttributeValue>, tracestate?: string): this;
+  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
+  addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   setStatus(code: number, message?: string): this;
   recordException(err: unknown): this;
   traceparent(): string;

@@ -114,6 +114,20 @@ function split(attrs) {
   return [keys, keys.map((k) => attrs[k])];
 }
 
+// The most attributes one native call takes (SPANGUARD_MAX_ATTRIBUTES); a
+// span holds as many as its limit allows, set in as many calls as needed.
+const MAX_ATTRIBUTES_PER_CALL = 128;
+
+/** Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a call. */
+function setAll(hi, lo, keys, values, from) {
+  for (let i = from; i < keys.length; i += MAX_ATTRIBUTES_PER_CALL) {
+    const end = i + MAX_ATTRIBUTES_PER_CALL;
+    const whole = i === 0 && end >= keys.length;
+    check(native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end)),
+      'setAttributes');
+  }
+}
+
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */
 class Span {
   constructor(tracer, hi, lo, name) {
@@ -134,16 +148,26 @@ class Span {
       case 'number':
         code = Number.isInteger(value) ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
         break;
-      default: code = N.setString(this.hi, this.lo, key, String(value));
+      default:
+        // Arrays and Uint8Arrays (Buffers) through the attribute-array call.
+        if (Array.isArray(value) || value instanceof Uint8Array) code = N.setAttributes(this.hi, this.lo, [key], [value]);
+        else code = N.setString(this.hi, this.lo, key, String(value));
     }
     if (code !== 0) check(code, `setAttribute(${key})`);
     return this;
   }
 
-  /** Sets several attributes in one native call. */
+  /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs) {
     const [keys, values] = split(attrs);
-    if (keys) check(native.setAttributes(this.hi, this.lo, keys, values), 'setAttributes');
+    if (keys) setAll(this.hi, this.lo, keys, values, 0);
+    return this;
+  }
+
+  /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
+  updateName(name) {
+    check(native.updateName(this.hi, this.lo, name), 'updateName');
+    this.name = name;
     return this;
   }
 
@@ -155,10 +179,16 @@ class Span {
     return this;
   }
 
-  /** Links this span to another, given as a W3C traceparent. */
-  addLink(traceparent, attrs = {}) {
+  /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
+  addLink(traceparent, attrs = {}, tracestate = '') {
     const [keys, values] = split(attrs);
-    check(native.addLink(this.hi, this.lo, traceparent, keys, values), 'addLink');
+    check(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
+    return this;
+  }
+
+  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge). */
+  addDroppedCounts(attributes = 0, events = 0, links = 0) {
+    check(native.addDroppedCounts(this.hi, this.lo, attributes, events, links), 'addDroppedCounts');
     return this;
   }
 
@@ -202,6 +232,10 @@ const SETTINGS = {
   maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder',
   installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
   signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
+  payloadPoolMib: 'payload_pool_mib', valueLengthLimit: 'value_length_limit',
+  attributeCountLimit: 'attribute_count_limit', eventCountLimit: 'event_count_limit',
+  linkCountLimit: 'link_count_limit', eventAttributeCountLimit: 'event_attribute_count_limit',
+  linkAttributeCountLimit: 'link_attribute_count_limit',
   certificate: 'certificate', clientCertificate: 'client_certificate', clientKey: 'client_key',
   maxRequestBytes: 'max_request_bytes', sinkMaxLineBytes: 'sink_max_line_bytes', logLevel: 'log_level',
 };
@@ -264,6 +298,14 @@ class Tracer {
         const p = parent || storage.getStore();
         const [hi, lo] = p && p.tracer === this ? [p.hi, p.lo] : [0, 0];
         const [keys, values] = split(attributes);
+        if (keys && keys.length > MAX_ATTRIBUTES_PER_CALL) {
+          code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
+            values.slice(0, MAX_ATTRIBUTES_PER_CALL));
+          if (code !== 0) check(code, `startSpan(${name})`);
+          const span = new Span(this, OUT[0], OUT[1], name);
+          setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
+          return span;
+        }
         code = keys ? N.beginWithAttributes(ptr, name, hi, lo, kind, keys, values) : N.begin(ptr, name, hi, lo, kind);
       }
     }
@@ -279,12 +321,16 @@ class Tracer {
    */
   startForeignSpan(name, o) {
     const [keys, values] = split(o.attributes);
+    const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
     const code = native.beginEx(this.live(), name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
-      o.scopeName || '', o.scopeVersion || '', keys, values);
+      o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
+      more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
     if (code !== 0) check(code, `startForeignSpan(${name})`);
-    return new Span(this, OUT[0], OUT[1], name);
+    const span = new Span(this, OUT[0], OUT[1], name);
+    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
+    return span;
   }
 
   /** Runs `fn(span)` (sync or async) inside a span that is current for everything it awaits. */

@@ -3,7 +3,9 @@
  * The OpenTelemetry bridge: a SpanProcessor for @opentelemetry/sdk-trace-base
  * and sdk-trace-node that records every span the SDK makes in spanguard, with
  * the SDK's own trace and span ids, parent, flags, tracestate, start and end
- * times, kind, instrumentation scope, attributes, events, links and status.
+ * times, name (a rename with updateName included), kind, instrumentation
+ * scope, attributes (arrays as arrays), events, links (with their
+ * tracestate), status, and the counts of what its span limits dropped.
  *
  * Each span begins in spanguard when the SDK starts it (onStart), so a
  * process killed in the middle of a call still exports the open span; what
@@ -18,18 +20,19 @@
  */
 const { Tracer } = require('./index.js');
 
-// spanguard_span_set_attributes takes at most this many at once.
-const MAX_ATTRIBUTES_PER_CALL = 48;
-
 /**
- * OpenTelemetry attributes as spanguard takes them: an array value (which
- * spanguard's C ABI cannot carry yet) becomes its JSON text; undefined and
- * null values are left out, as the SDK leaves them out.
+ * OpenTelemetry attributes as spanguard takes them, arrays as arrays;
+ * undefined and null values are left out, as the SDK leaves them out. An
+ * array holding null or undefined (which OpenTelemetry allows and
+ * spanguard's arrays cannot hold) is left out too, and counted in
+ * `processor.failures`.
  */
-function attributesOf(attributes) {
+function attributesOf(attributes, processor) {
   const out = {};
   for (const [key, v] of Object.entries(attributes || {})) {
-    if (v !== undefined && v !== null) out[key] = Array.isArray(v) ? JSON.stringify(v) : v;
+    if (v === undefined || v === null) continue;
+    if (Array.isArray(v) && v.some((e) => e === undefined || e === null)) processor.failures++;
+    else out[key] = v;
   }
   return out;
 }
@@ -42,7 +45,7 @@ class SpanguardSpanProcessor {
   /** @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one. */
   constructor(tracer = {}) {
     this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
-    // SDK span -> { span: spanguard Span, links: links added at start }.
+    // SDK span -> { span: spanguard Span, name, attributes and links at start }.
     this.open = new WeakMap();
     this.failures = 0;
   }
@@ -53,6 +56,7 @@ class SpanguardSpanProcessor {
       // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
       const parent = otelSpan.parentSpanContext;
       const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
+      const atStart = { ...otelSpan.attributes };
       const span = this.tracer.startForeignSpan(otelSpan.name, {
         kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
         traceId: ctx.traceId,
@@ -64,11 +68,11 @@ class SpanguardSpanProcessor {
         startTime: otelSpan.startTime,
         scopeName: scope.name,
         scopeVersion: scope.version,
-        attributes: attributesOf(otelSpan.attributes),
+        attributes: attributesOf(atStart, this),
       });
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);
-      this.open.set(otelSpan, { span, links: links.length });
+      this.open.set(otelSpan, { span, name: otelSpan.name, attributes: atStart, links: links.length });
     } catch (_) {
       this.failures++;
     }
@@ -76,7 +80,8 @@ class SpanguardSpanProcessor {
 
   link(span, link) {
     try {
-      span.addLink(traceparentOf(link.context), attributesOf(link.attributes));
+      const state = link.context.traceState;
+      span.addLink(traceparentOf(link.context), attributesOf(link.attributes, this), state ? state.serialize() : '');
     } catch (_) {
       this.failures++;
     }
@@ -90,13 +95,20 @@ class SpanguardSpanProcessor {
     const attempt = (fn) => {
       try { fn(); } catch (_) { this.failures++; }
     };
-    const attributes = Object.entries(attributesOf(otelSpan.attributes));
-    for (let i = 0; i < attributes.length; i += MAX_ATTRIBUTES_PER_CALL) {
-      attempt(() => span.setAttributes(Object.fromEntries(attributes.slice(i, i + MAX_ATTRIBUTES_PER_CALL))));
+    // What was set after the start, in one native call per 128.
+    const later = {};
+    for (const [key, v] of Object.entries(otelSpan.attributes || {})) {
+      if (entry.attributes[key] !== v) later[key] = v;
     }
+    attempt(() => span.setAttributes(attributesOf(later, this)));
+    if (otelSpan.name !== entry.name) attempt(() => span.updateName(otelSpan.name));
     for (const link of (otelSpan.links || []).slice(entry.links)) this.link(span, link);
+    // What the SDK's own limits left out (an event's or link's own count is not carried).
+    const dropped = [otelSpan.droppedAttributesCount, otelSpan.droppedEventsCount, otelSpan.droppedLinksCount]
+      .map((n) => n || 0);
+    if (dropped.some((n) => n > 0)) attempt(() => span.addDroppedCounts(...dropped));
     for (const event of otelSpan.events || []) {
-      attempt(() => span.addEvent(event.name, attributesOf(event.attributes), event.time));
+      attempt(() => span.addEvent(event.name, attributesOf(event.attributes, this), event.time));
     }
     const status = otelSpan.status || {};
     if (status.code) attempt(() => span.setStatus(status.code, status.message || ''));

@@ -63,6 +63,20 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
+/// The bytes of a (pointer, length) text argument; a NULL pointer is
+/// refused unless the length is 0.
+///
+/// # Safety
+/// `p` must be valid for `len` bytes when it is not NULL.
+#[inline]
+unsafe fn text_arg<'a>(p: *const c_char, len: usize) -> Result<&'a [u8], spanguard_result> {
+    if p.is_null() && len > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY: the caller's contract.
+    Ok(unsafe { bytes(p, len) })
+}
+
 pub(super) fn notice_or_error(
     r: Result<crate::tracer::Notice, crate::tracer::SpanError>,
 ) -> spanguard_result {
@@ -877,11 +891,11 @@ pub unsafe extern "C" fn spanguard_span_add_event(
     n_attrs: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if name.is_null() && name_len > 0 {
-            return spanguard_result::NullArgument;
-        }
         // SAFETY: name is valid for name_len bytes.
-        let name = unsafe { bytes(name, name_len) };
+        let name = match unsafe { text_arg(name, name_len) } {
+            Ok(name) => name,
+            Err(e) => return e,
+        };
         with_attributes(attrs, n_attrs, |items| {
             with_span(span, |t, s| {
                 notice_or_error(t.add_event(s, name, time_unix_ns, items))
@@ -900,14 +914,78 @@ pub unsafe extern "C" fn spanguard_span_add_link(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
 ) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented; no tracestate.
+    unsafe {
+        spanguard_span_add_link_with_tracestate(
+            span,
+            traceparent,
+            tp_len,
+            std::ptr::null(),
+            0,
+            attrs,
+            n_attrs,
+        )
+    }
+}
+
+/// `spanguard_span_add_link` with the linked span's W3C tracestate
+/// (`ts_len` bytes at `tracestate`; NULL with 0 for none), exported on
+/// the link: what a bridge passes for an OpenTelemetry link, whose span
+/// context carries one. Checked as a span's: an invalid tracestate is
+/// discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
+/// Thread-safe; no allocation, lock or system call once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
+    span: spanguard_span,
+    traceparent: *const c_char,
+    tp_len: usize,
+    tracestate: *const c_char,
+    ts_len: usize,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(traceparent);
+        // SAFETY: tracestate is valid for ts_len bytes.
+        let state = match unsafe { text_arg(tracestate, ts_len) } {
+            Ok(text) => Tracestate::parse(text).unwrap_or_default(),
+            Err(e) => return e,
+        };
         // SAFETY: traceparent is valid for tp_len bytes.
         let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
+        let cut = state.cut_members > 0;
         with_attributes(attrs, n_attrs, |items| {
-            with_span(span, |t, s| notice_or_error(t.add_link(s, to, &[], items)))
+            with_span(span, |t, s| {
+                notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
+                    n.truncated |= cut;
+                    n
+                }))
+            })
+        })
+    })
+}
+
+/// Adds to the span's dropped counts (OTLP `dropped_attributes_count`,
+/// `dropped_events_count`, `dropped_links_count`) what another SDK
+/// dropped before the span reached spanguard (a bridge: an OpenTelemetry
+/// span over its own limits), on top of what spanguard drops itself. The
+/// counts saturate at 65535. Thread-safe; no allocation, lock or system
+/// call once the thread is warm.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_add_dropped_counts(
+    span: spanguard_span,
+    attributes: u32,
+    events: u32,
+    links: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| {
+            match t.add_dropped(s, attributes, events, links) {
+                Ok(()) => spanguard_result::Ok,
+                Err(e) => e.into(),
+            }
         })
     })
 }
@@ -922,17 +1000,37 @@ pub unsafe extern "C" fn spanguard_span_set_status(
     message_len: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if message.is_null() && message_len > 0 {
-            return spanguard_result::NullArgument;
-        }
+        // SAFETY: message is valid for message_len bytes.
+        let message = match unsafe { text_arg(message, message_len) } {
+            Ok(message) => message,
+            Err(e) => return e,
+        };
         if code > SPANGUARD_STATUS_ERROR {
             return spanguard_result::InvalidArgument;
         }
-        // SAFETY: message is valid for message_len bytes.
-        let message = unsafe { bytes(message, message_len) };
         with_span(span, |t, s| {
             notice_or_error(t.set_status(s, code as u8, message))
         })
+    })
+}
+
+/// Renames the span to `name_len` bytes at `name` (UTF-8; invalid bytes
+/// replaced; cut at `SPANGUARD_MAX_NAME_BYTES` like a name at begin), as
+/// OpenTelemetry's `Span.updateName` does: the span is exported with the
+/// last name it was given. Thread-safe; no allocation, lock or system call
+/// once the thread is warm.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_update_name(
+    span: spanguard_span,
+    name: *const c_char,
+    name_len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: name is valid for name_len bytes.
+        match unsafe { text_arg(name, name_len) } {
+            Ok(name) => with_span(span, |t, s| notice_or_error(t.update_name(s, name))),
+            Err(e) => e,
+        }
     })
 }
 

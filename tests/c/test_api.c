@@ -546,6 +546,61 @@ static void test_llm_sized_span(const char *dir) {
     CHECK(count_string_attr(limited_dir, "gen_ai.prompt", prompt, 16) == 1);
 }
 
+/* A span renamed after it began (OpenTelemetry's updateName) is exported
+ * with its last name only; a rename is cut like a name at begin. */
+static void test_update_name(spanguard_tracer *t, const char *dir) {
+    spanguard_span s, other;
+    CHECK_RC(spanguard_span_begin(t, S("rename.first"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int(s, S("rename.kept"), 7), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_update_name(s, S("rename.second")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_update_name(s, S("rename.final")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_update_name(s, NULL, 3), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_update_name(SPANGUARD_SPAN_NONE, S("x")), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_update_name(s, S("rename.too.late")), SPANGUARD_RESULT_ALREADY_ENDED);
+    static char long_name[SPANGUARD_MAX_NAME_BYTES + 100];
+    memset(long_name, 'n', sizeof long_name);
+    memcpy(long_name, "rename.long.", 12);
+    CHECK_RC(spanguard_span_begin(t, S("rename.short"), SPANGUARD_SPAN_NONE, 0, &other), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_update_name(other, long_name, sizeof long_name), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_end(other), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"name\":\"rename.final\"") == 1);
+    CHECK(count_in_dir(dir, "rename.first") == 0);
+    CHECK(count_in_dir(dir, "rename.second") == 0);
+    CHECK(count_in_dir(dir, "rename.too.late") == 0);
+    CHECK(count_in_dir(dir, "{\"key\":\"rename.kept\",\"value\":{\"intValue\":\"7\"}}") == 1);
+    CHECK(count_in_dir(dir, "rename.short") == 0);
+    char want[SPANGUARD_MAX_NAME_BYTES + 16];
+    snprintf(want, sizeof want, "\"name\":\"%.*s\"", SPANGUARD_MAX_NAME_BYTES, long_name);
+    CHECK(count_in_dir(dir, want) == 1);
+}
+
+/* What a bridge from another SDK passes besides the span: a link's
+ * tracestate and the counts the SDK dropped, exported where OTLP puts them. */
+static void test_link_tracestate_and_dropped_counts(spanguard_tracer *t, const char *dir) {
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("bridged.extras"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), S("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"), NULL, 0),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), S("not a tracestate"), NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S(tp), NULL, 4, NULL, 0), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_with_tracestate(s, S("00-bad"), S("a=b"), NULL, 0),
+             SPANGUARD_RESULT_INVALID_TRACEPARENT);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 3, 2, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 0, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(SPANGUARD_SPAN_NONE, 1, 1, 1), SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_dropped_counts(s, 1, 1, 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"spanId\":\"b7ad6b7169203331\",\"traceState\":\"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7\"") == 1);
+    CHECK(count_in_dir(dir, "not a tracestate") == 0);
+    CHECK(count_in_dir(dir, "\"droppedAttributesCount\":4") == 1);
+    CHECK(count_in_dir(dir, "\"droppedEventsCount\":2") == 1);
+    CHECK(count_in_dir(dir, "\"droppedLinksCount\":1") == 1);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -766,6 +821,8 @@ int main(int argc, char **argv) {
     test_begin_with_attributes(t, dir);
     test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
+    test_update_name(t, dir);
+    test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t, dir);

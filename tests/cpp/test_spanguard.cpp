@@ -115,6 +115,10 @@ int main(int argc, char **argv) {
         CHECK(llm.set("bools", std::vector<bool>{true, false}).ok());
         CHECK(llm.set("raw", std::vector<uint8_t>{0x00, 0xff, 0x10, 0x80}).ok());
     }
+    {
+        spanguard::Span renamed = tracer.start("cpp.first.name");
+        CHECK(renamed.update_name("cpp.renamed").ok());
+    }
     CHECK(tracer.flush(10s));
     {
         // Everything the sink wrote, every file.
@@ -139,6 +143,7 @@ int main(int argc, char **argv) {
                     "\"stop\"},{\"stringValue\":\"length\"}]}}") == 1);
         CHECK(count("\"bools\",\"value\":{\"arrayValue\":{\"values\":[{\"boolValue\":true},{\"boolValue\":false}]}}") == 1);
         CHECK(count("{\"key\":\"raw\",\"value\":{\"bytesValue\":\"AP8QgA==\"}}") == 1);
+        CHECK(count("\"name\":\"cpp.renamed\"") == 1 && count("cpp.first.name") == 0);
     }
 
     spanguard::Span remote = tracer.start_remote("tool.remote", root_tp, SPANGUARD_KIND_SERVER, "vendor=a1, other=b2");

@@ -2,8 +2,10 @@
 // TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
 // span in spanguard when the SDK starts it, with the SDK's trace and span
 // ids, parent, flags, tracestate, start time, kind, instrumentation scope,
-// attributes and links, and adds at its end the later attributes, links,
-// events, status and the SDK's end time. A process stopped in the middle of
+// attributes (slices as arrays) and links (with their tracestate), and
+// adds at its end the later attributes, a new name (SetName), links,
+// events, status, the counts of what the SDK's span limits dropped and the
+// SDK's end time. A process stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals).
 //
@@ -17,7 +19,6 @@ package otelbridge
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// maxAttributesPerCall is what spanguard sets in one call at most.
-const maxAttributesPerCall = 48
 
 // SpanProcessor is the bridge. Safe for concurrent use, as the SDK needs.
 type SpanProcessor struct {
@@ -45,8 +43,10 @@ type spanKey struct {
 }
 
 type openSpan struct {
-	span  spanguard.Span
-	links int // links added at start
+	span       spanguard.Span
+	name       string               // the name at start
+	attributes []attribute.KeyValue // the attributes at start
+	links      int                  // links added at start
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
@@ -63,8 +63,7 @@ func (p *SpanProcessor) failed(err error) {
 	}
 }
 
-// attributes converts OpenTelemetry attributes; slices become their JSON
-// text until spanguard's C ABI carries arrays.
+// attributes converts OpenTelemetry attributes, slices to arrays.
 func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 	out := make([]spanguard.Attribute, 0, len(kvs))
 	for _, kv := range kvs {
@@ -78,12 +77,34 @@ func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 			out = append(out, spanguard.Float64(k, kv.Value.AsFloat64()))
 		case attribute.STRING:
 			out = append(out, spanguard.String(k, kv.Value.AsString()))
-		default:
-			text, err := json.Marshal(kv.Value.AsInterface())
-			if err != nil {
-				text = []byte(kv.Value.Emit())
-			}
-			out = append(out, spanguard.String(k, string(text)))
+		case attribute.BOOLSLICE:
+			out = append(out, spanguard.Bools(k, kv.Value.AsBoolSlice()))
+		case attribute.INT64SLICE:
+			out = append(out, spanguard.Int64s(k, kv.Value.AsInt64Slice()))
+		case attribute.FLOAT64SLICE:
+			out = append(out, spanguard.Float64s(k, kv.Value.AsFloat64Slice()))
+		case attribute.STRINGSLICE:
+			out = append(out, spanguard.Strings(k, kv.Value.AsStringSlice()))
+		default: // a type newer than this bridge: its text, as the SDK's Emit gives it
+			out = append(out, spanguard.String(k, kv.Value.Emit()))
+		}
+	}
+	return out
+}
+
+// later are the attributes of end that start did not have as they are.
+func later(start, end []attribute.KeyValue) []attribute.KeyValue {
+	if len(start) == 0 {
+		return end
+	}
+	before := make(map[attribute.Key]attribute.Value, len(start))
+	for _, kv := range start {
+		before[kv.Key] = kv.Value
+	}
+	var out []attribute.KeyValue
+	for _, kv := range end {
+		if v, ok := before[kv.Key]; !ok || v != kv.Value {
+			out = append(out, kv)
 		}
 	}
 	return out
@@ -95,13 +116,14 @@ func traceparent(sc trace.SpanContext) string {
 
 func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
 	for _, l := range links {
-		p.failed(s.AddLink(traceparent(l.SpanContext), attributes(l.Attributes)...))
+		p.failed(s.AddLinkWithTracestate(traceparent(l.SpanContext), l.SpanContext.TraceState().String(),
+			attributes(l.Attributes)...))
 	}
 }
 
 // OnStart begins the span in spanguard.
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
-	sc, parent := s.SpanContext(), s.Parent()
+	sc, parent, atStart := s.SpanContext(), s.Parent(), s.Attributes()
 	f := spanguard.ForeignSpan{
 		Name:         s.Name(),
 		Kind:         uint32(s.SpanKind()), // numbered as in OTLP
@@ -112,7 +134,7 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 		Start:        s.StartTime(),
 		ScopeName:    s.InstrumentationScope().Name,
 		ScopeVersion: s.InstrumentationScope().Version,
-		Attributes:   attributes(s.Attributes()),
+		Attributes:   attributes(atStart),
 	}
 	if parent.IsValid() {
 		f.ParentSpanID, f.ParentIsRemote = parent.SpanID(), parent.IsRemote()
@@ -124,7 +146,8 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	}
 	links := s.Links()
 	p.addLinks(span, links)
-	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, openSpan{span: span, links: len(links)})
+	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()},
+		openSpan{span: span, name: s.Name(), attributes: atStart, links: len(links)})
 }
 
 // OnEnd adds what the end knows and ends the span at the SDK's end time.
@@ -135,12 +158,20 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 		return
 	}
 	o := v.(openSpan)
-	attrs := attributes(s.Attributes())
-	for i := 0; i < len(attrs); i += maxAttributesPerCall {
-		p.failed(o.span.SetAttributes(attrs[i:min(i+maxAttributesPerCall, len(attrs))]...))
+	// What was set after the start, in one call per 128 attributes.
+	if attrs := later(o.attributes, s.Attributes()); len(attrs) > 0 {
+		p.failed(o.span.SetAttributes(attributes(attrs)...))
+	}
+	if name := s.Name(); name != o.name { // renamed with SetName
+		p.failed(o.span.UpdateName(name))
 	}
 	if links := s.Links(); len(links) > o.links {
 		p.addLinks(o.span, links[o.links:])
+	}
+	// What the SDK's own limits left out (an event's or link's own count
+	// is not carried).
+	if a, e, l := s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks(); a+e+l > 0 {
+		p.failed(o.span.AddDroppedCounts(uint32(a), uint32(e), uint32(l)))
 	}
 	for _, e := range s.Events() {
 		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))

@@ -1,8 +1,6 @@
 package otelbridge_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,122 +28,42 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// receiver is the loopback OTLP receiver (tests/receiver/otlp_receiver.py,
-// which decodes with opentelemetry-proto) and the spans it accepted.
-type receiver struct {
-	url    string
-	record string
-}
-
-type arrivedSpan struct {
-	TraceID      string         `json:"trace_id"`
-	SpanID       string         `json:"span_id"`
-	ParentSpanID string         `json:"parent_span_id"`
-	Name         string         `json:"name"`
-	Kind         int            `json:"kind"`
-	Start        json.Number    `json:"start"`
-	End          json.Number    `json:"end"`
-	StatusCode   int            `json:"status_code"`
-	StatusMsg    string         `json:"status_message"`
-	Attributes   map[string]any `json:"attributes"`
-	Scope        string         `json:"scope"`
-	ScopeVersion string         `json:"scope_version"`
-	Events       []struct {
-		Name       string         `json:"name"`
-		Time       json.Number    `json:"time"`
-		Attributes map[string]any `json:"attributes"`
-	} `json:"events"`
-	Links []struct {
-		TraceID    string         `json:"trace_id"`
-		SpanID     string         `json:"span_id"`
-		Attributes map[string]any `json:"attributes"`
-	} `json:"links"`
-}
-
-func startReceiver(t *testing.T) *receiver {
-	t.Helper()
-	python := os.Getenv("SPANGUARD_TEST_PYTHON")
-	if python == "" {
-		python = "../../../.venv/bin/python"
-	}
-	dir := t.TempDir()
-	r := &receiver{record: filepath.Join(dir, "record.jsonl")}
-	portFile := filepath.Join(dir, "port")
-	cmd := exec.Command(python, "../../../tests/receiver/otlp_receiver.py", "--port", "0",
-		"--port-file", portFile, "--record", r.record)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("the receiver (%s): %v", python, err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	for i := 0; ; i++ {
-		if b, err := os.ReadFile(portFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			r.url = "http://127.0.0.1:" + strings.TrimSpace(string(b)) + "/v1/traces"
-			return r
+// expected is OpenTelemetry attributes as the receiver reports what
+// spanguard exported (JSON numbers as json.Number, slices as arrays).
+func expected(kvs []attribute.KeyValue) map[string]any {
+	out := map[string]any{}
+	number := func(v any) json.Number {
+		if f, ok := v.(float64); ok {
+			return json.Number(strconv.FormatFloat(f, 'f', -1, 64))
 		}
-		if i > 300 {
-			t.Fatal("the receiver did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return json.Number(fmt.Sprint(v))
 	}
-}
-
-func (r *receiver) spans(t *testing.T) []arrivedSpan {
-	f, err := os.Open(r.record)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []arrivedSpan
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	for sc.Scan() {
-		var line struct {
-			Rejected any           `json:"rejected"`
-			Refused  any           `json:"refused"`
-			Spans    []arrivedSpan `json:"spans"`
-		}
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
-		dec.UseNumber()
-		if err := dec.Decode(&line); err != nil {
-			t.Fatalf("a record line: %v", err)
-		}
-		if line.Rejected == nil && line.Refused == nil {
-			out = append(out, line.Spans...)
+	for _, kv := range kvs {
+		k := string(kv.Key)
+		switch kv.Value.Type() {
+		case attribute.BOOL:
+			out[k] = kv.Value.AsBool()
+		case attribute.INT64, attribute.FLOAT64:
+			out[k] = number(kv.Value.AsInterface())
+		case attribute.STRING:
+			out[k] = kv.Value.AsString()
+		case attribute.BOOLSLICE:
+			out[k] = toAny(kv.Value.AsBoolSlice(), func(b bool) any { return b })
+		case attribute.INT64SLICE:
+			out[k] = toAny(kv.Value.AsInt64Slice(), func(i int64) any { return number(i) })
+		case attribute.FLOAT64SLICE:
+			out[k] = toAny(kv.Value.AsFloat64Slice(), func(f float64) any { return number(f) })
+		case attribute.STRINGSLICE:
+			out[k] = toAny(kv.Value.AsStringSlice(), func(s string) any { return s })
 		}
 	}
 	return out
 }
 
-func (r *receiver) waitFor(t *testing.T, n int) []arrivedSpan {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := r.spans(t)
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// expected is an OpenTelemetry attribute value as the receiver reports
-// what spanguard exported (JSON numbers as json.Number; slices as JSON text).
-func expected(kvs []attribute.KeyValue) map[string]any {
-	out := map[string]any{}
-	for _, kv := range kvs {
-		switch kv.Value.Type() {
-		case attribute.BOOL:
-			out[string(kv.Key)] = kv.Value.AsBool()
-		case attribute.INT64:
-			out[string(kv.Key)] = json.Number(strconv.FormatInt(kv.Value.AsInt64(), 10))
-		case attribute.FLOAT64:
-			out[string(kv.Key)] = json.Number(strconv.FormatFloat(kv.Value.AsFloat64(), 'f', -1, 64))
-		case attribute.STRING:
-			out[string(kv.Key)] = kv.Value.AsString()
-		default:
-			text, _ := json.Marshal(kv.Value.AsInterface())
-			out[string(kv.Key)] = string(text)
-		}
+func toAny[T any](v []T, f func(T) any) []any {
+	out := make([]any, 0, len(v))
+	for _, e := range v {
+		out = append(out, f(e))
 	}
 	return out
 }
@@ -153,9 +72,9 @@ func nanos(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
 
 // assertSameSpans: every span the SDK ended arrived once, with the same
 // ids, parent, name, kind, times, scope, attributes, events, links, status.
-func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []arrivedSpan) {
+func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiver.Span) {
 	t.Helper()
-	byID := map[string]arrivedSpan{}
+	byID := map[string]otlpreceiver.Span{}
 	for _, s := range arrived {
 		if _, twice := byID[s.SpanID]; twice {
 			t.Errorf("span %s %s arrived twice", s.Name, s.SpanID)
@@ -195,12 +114,15 @@ func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []arrivedSpa
 		check("events", events, wantEvents)
 		var links, wantLinks []string
 		for _, l := range got.Links {
-			links = append(links, fmt.Sprintf("%s %s %v", l.TraceID, l.SpanID, l.Attributes))
+			links = append(links, fmt.Sprintf("%s %s %q %v", l.TraceID, l.SpanID, l.TraceState, l.Attributes))
 		}
 		for _, l := range o.Links {
-			wantLinks = append(wantLinks, fmt.Sprintf("%s %s %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(), expected(l.Attributes)))
+			wantLinks = append(wantLinks, fmt.Sprintf("%s %s %q %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(),
+				l.SpanContext.TraceState().String(), expected(l.Attributes)))
 		}
 		check("links", links, wantLinks)
+		check("dropped counts", fmt.Sprint(got.Dropped, got.DroppedEvents, got.DroppedLinks),
+			fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
 		wantCode, wantMsg := 0, ""
 		switch o.Status.Code {
 		case codes.Ok:
@@ -226,8 +148,8 @@ func newTracer(t *testing.T, endpoint string) *spanguard.Tracer {
 }
 
 func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
-	rx := startReceiver(t)
-	bridge := otelbridge.New(newTracer(t, rx.url))
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
 	memory := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
 	// No globals: the instrumentation gets the provider and propagator.
@@ -245,7 +167,8 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	ctx, step := tracer.Start(context.Background(), "agent.step",
 		trace.WithAttributes(attribute.Int("agent.step", 3), attribute.StringSlice("agent.tools", []string{"search", "calc"}),
 			attribute.Float64("agent.temperature", 0.25)),
-		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: []attribute.KeyValue{attribute.String("link.why", "retry")}}))
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: []attribute.KeyValue{attribute.String("link.why", "retry"),
+			attribute.StringSlice("link.tags", []string{"a", "b"})}}))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, server.URL+"/tool?q=lisbon", nil)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -256,8 +179,11 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	if !strings.Contains(string(body), `"ok":true`) {
 		t.Fatalf("the server answered %s", body)
 	}
-	step.AddEvent("tool.result", trace.WithAttributes(attribute.Int("result.count", 2), attribute.Bool("result.cached", false)))
-	step.SetAttributes(attribute.String("agent.answer", "Lisbon"))
+	step.AddEvent("tool.result", trace.WithAttributes(attribute.Int("result.count", 2), attribute.Bool("result.cached", false),
+		attribute.Int64Slice("result.ids", []int64{7, 9})))
+	step.SetAttributes(attribute.String("agent.answer", "Lisbon"), attribute.Float64Slice("agent.scores", []float64{0.5, 0.25}),
+		attribute.BoolSlice("agent.flags", []bool{true, false}))
+	step.SetName("agent.step lisbon") // instrumentations name a span once they know more
 	step.SetStatus(codes.Error, "upstream timeout")
 	step.End()
 	if err := tp.ForceFlush(context.Background()); err != nil {
@@ -272,13 +198,53 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	if len(sdk) != 4 || kinds[trace.SpanKindServer].Parent.SpanID() != kinds[trace.SpanKindClient].SpanContext.SpanID() {
 		t.Fatalf("the SDK spans are not what the test means to make: %d spans", len(sdk))
 	}
-	assertSameSpans(t, sdk, rx.waitFor(t, len(sdk)))
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
 	if n := bridge.Failures(); n != 0 {
 		t.Fatalf("%d failures", n)
 	}
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The bridge passes on what the SDK's span limits dropped (the span's
+// dropped attribute, event and link counts) and each link's tracestate.
+func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: 2,
+			EventCountLimit: 1, LinkCountLimit: 1, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1}))
+	state, err := trace.ParseTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x0a, 0xf7}, SpanID: trace.SpanID{0xb7},
+		TraceFlags: trace.FlagsSampled, TraceState: state, Remote: true})
+	_, span := tp.Tracer("limited").Start(context.Background(), "over.the.limits",
+		trace.WithAttributes(attribute.Int("a", 1), attribute.Int("b", 2), attribute.Int("c", 3)),
+		trace.WithLinks(trace.Link{SpanContext: linked, Attributes: []attribute.KeyValue{attribute.String("why", "batch")}},
+			trace.Link{SpanContext: linked}))
+	span.AddEvent("e1")
+	span.AddEvent("e2")
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 || sdk[0].DroppedAttributes != 1 || sdk[0].DroppedEvents != 1 || sdk[0].DroppedLinks != 1 {
+		t.Fatalf("the SDK did not drop what the test means it to: %+v", sdk)
+	}
+	arrived := rx.WaitFor(t, 1)
+	if len(arrived) == 1 && (len(arrived[0].Links) != 1 || arrived[0].Links[0].TraceState != state.String()) {
+		t.Errorf("links %+v, want one with tracestate %s", arrived[0].Links, state)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
 }
 
 // The child of TestAnOpenSpanArrivesWhenTheProcessIsStopped: a span open
@@ -303,9 +269,9 @@ func TestMain(m *testing.M) {
 }
 
 func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
-	rx := startReceiver(t)
+	rx := otlpreceiver.Start(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SPANGUARD_BRIDGE_CHILD_ENDPOINT="+rx.url,
+	cmd.Env = append(os.Environ(), "SPANGUARD_BRIDGE_CHILD_ENDPOINT="+rx.URL,
 		"SPANGUARD_BRIDGE_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
 	out, err := cmd.Output()
 	status, _ := err.(*exec.ExitError)
@@ -313,7 +279,7 @@ func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 		t.Fatalf("the child should end by its SIGTERM: %v", err)
 	}
 	ids := strings.Fields(string(out))
-	got := rx.waitFor(t, 1)
+	got := rx.WaitFor(t, 1)
 	if len(got) != 1 || len(ids) != 2 {
 		t.Fatalf("%d spans arrived; the child said %q", len(got), out)
 	}

@@ -10,7 +10,9 @@
  * Uint32Array given to `init`, so they allocate no JS object. Times cross
  * as (seconds, nanoseconds), OpenTelemetry's HrTime. Attribute lists cross
  * as two arrays, keys and values; a value's type follows from typeof
- * (integral numbers and BigInts are ints).
+ * (integral numbers and BigInts are ints); an Array is an array attribute
+ * (numbers: int64 when every element is a safe integer, else doubles), a
+ * Uint8Array or Buffer a bytes attribute.
  *
  * Thread-safety: everything runs on the JS thread of its environment
  * except flush and shutdown, whose blocking C call runs on libuv's pool. */
@@ -59,27 +61,92 @@ static napi_value code_value(napi_env env, spanguard_result rc) {
     return out;
 }
 
-/* ---- strings ---------------------------------------------------------- */
+/* ---- the memory of one call ------------------------------------------- */
 
-/* Text of one call: small strings live on the stack; a longer one gets its
- * own heap block, freed by text_free. */
+/* What one call converts (strings, and the elements of array and bytes
+ * attributes) lives here until text_free: the first TEXT_STACK bytes on
+ * the stack, the rest in heap blocks of BLOCK_BYTES, and a value longer
+ * than a quarter of that in a block of its own. No limit on how many
+ * strings one call converts. */
 #define TEXT_STACK 4096
-#define TEXT_MAX_HEAP 64
+#define BLOCK_BYTES 65536
+typedef struct arena_block {
+    struct arena_block *prev;
+    size_t size, used;
+    _Alignas(8) char data[];
+} arena_block;
+
 typedef struct {
-    char stack[TEXT_STACK];
+    _Alignas(8) char stack[TEXT_STACK];
     size_t used;
-    char *heap[TEXT_MAX_HEAP];
-    size_t n_heap;
+    arena_block *heap; /* the block being filled, and the full ones; NULL while on the stack */
+    arena_block *own;  /* blocks of one long value each */
 } text_arena;
 
 static void text_init(text_arena *a) {
     a->used = 0;
-    a->n_heap = 0;
+    a->heap = NULL;
+    a->own = NULL;
+}
+
+static void blocks_free(arena_block *b) {
+    while (b) {
+        arena_block *prev = b->prev;
+        free(b);
+        b = prev;
+    }
 }
 
 static void text_free(text_arena *a) {
-    for (size_t i = 0; i < a->n_heap; i++) free(a->heap[i]);
-    a->n_heap = 0;
+    blocks_free(a->heap);
+    blocks_free(a->own);
+    a->heap = a->own = NULL;
+}
+
+static size_t align_up(size_t n, size_t align) { return (n + align - 1) & ~(align - 1); }
+
+/* Where the next bytes go: the free space of the place being filled. */
+static char *arena_free_space(text_arena *a, size_t *room) {
+    if (!a->heap) {
+        *room = TEXT_STACK - a->used;
+        return a->stack + a->used;
+    }
+    *room = a->heap->size - a->heap->used;
+    return a->heap->data + a->heap->used;
+}
+
+/* Marks `n` bytes at the free space as taken. */
+static void arena_commit(text_arena *a, size_t n) {
+    if (a->heap) a->heap->used += n;
+    else a->used += n;
+}
+
+/* `n` bytes aligned to `align` (a power of two, at most 8), kept until
+ * text_free. NULL with a JS exception pending when out of memory. */
+static void *arena_alloc(napi_env env, text_arena *a, size_t n, size_t align) {
+    size_t *used = a->heap ? &a->heap->used : &a->used;
+    size_t size = a->heap ? a->heap->size : TEXT_STACK;
+    char *base = a->heap ? a->heap->data : a->stack;
+    size_t at = align_up(*used, align);
+    if (at <= size && n <= size - at) {
+        *used = at + n;
+        return base + at;
+    }
+    bool own = n > BLOCK_BYTES / 4;
+    size_t block = own ? n : BLOCK_BYTES;
+    arena_block *b = malloc(sizeof *b + block);
+    if (!b) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    b->size = block;
+    b->used = n;
+    /* A long value's block is off to the side: the place being filled
+     * keeps its free space. */
+    arena_block **list = own ? &a->own : &a->heap;
+    b->prev = *list;
+    *list = b;
+    return b->data;
 }
 
 /* The UTF-8 bytes of string `v` (a non-string is converted with String()),
@@ -88,28 +155,20 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
     napi_valuetype t;
     if (napi_typeof(env, v, &t) != napi_ok) return NULL;
     if (t != napi_string && napi_coerce_to_string(env, v, &v) != napi_ok) return NULL;
-    size_t room = TEXT_STACK - a->used;
+    size_t room;
+    char *dst = arena_free_space(a, &room);
     if (room > 1) {
         /* Written whole when it fits; napi always NUL-terminates, so a copy
          * of room - 1 bytes may have been cut: then ask the real length. */
-        char *dst = a->stack + a->used;
         if (napi_get_value_string_utf8(env, v, dst, room, len) != napi_ok) return NULL;
         if (*len < room - 1) {
-            a->used += *len + 1;
+            arena_commit(a, *len + 1);
             return dst;
         }
     }
-    if (a->n_heap == TEXT_MAX_HEAP) {
-        napi_throw_range_error(env, NULL, "spanguard: too many long strings in one call");
-        return NULL;
-    }
     if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) return NULL;
-    char *p = malloc(*len + 1);
-    if (!p) {
-        napi_throw_error(env, NULL, "spanguard: out of memory");
-        return NULL;
-    }
-    a->heap[a->n_heap++] = p;
+    char *p = arena_alloc(env, a, *len + 1, 1);
+    if (!p) return NULL;
     if (napi_get_value_string_utf8(env, v, p, *len + 1, len) != napi_ok) return NULL;
     return p;
 }
@@ -185,6 +244,101 @@ static void attrs_free(attr_list *l) {
     text_free(&l->text);
 }
 
+static bool array_mixed(napi_env env) {
+    napi_throw_type_error(env, NULL,
+                          "spanguard: an array attribute's elements must be all strings, all numbers, all "
+                          "booleans or all BigInts (no null or undefined)");
+    return false;
+}
+
+/* A number is a safe integer (Number.isSafeInteger). */
+static bool safe_integer(double d) {
+    return d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(int64_t)d;
+}
+
+/* An Array into `at` as a spanguard array attribute: strings, booleans,
+ * BigInts (int64), or numbers (int64 when every element is a safe
+ * integer, else doubles). An empty Array is an empty array. Elements of
+ * different types are a TypeError. */
+static bool array_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+    uint32_t n = 0;
+    if (napi_get_array_length(env, v, &n) != napi_ok) return false;
+    at->type_ = SPANGUARD_VALUE_STRING_ARRAY;
+    at->string_value = NULL;
+    at->string_len = n;
+    if (n == 0) return true;
+    napi_value e;
+    napi_valuetype first, t;
+    if (napi_get_element(env, v, 0, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return false;
+    size_t size = first == napi_string    ? sizeof(spanguard_string)
+                  : first == napi_boolean ? sizeof(bool)
+                  : first == napi_number || first == napi_bigint ? 8
+                                                                 : 0;
+    if (size == 0) return array_mixed(env);
+    char *data = arena_alloc(env, &l->text, (size_t)n * size, 8);
+    if (!data) return false;
+    bool all_safe = true;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0 && napi_get_element(env, v, i, &e) != napi_ok) return false;
+        if (napi_typeof(env, e, &t) != napi_ok) return false;
+        if (t != first) return array_mixed(env);
+        if (t == napi_string) {
+            spanguard_string *s = (spanguard_string *)data + i;
+            if (!(s->ptr = text_of(env, &l->text, e, &s->len))) return false;
+        } else if (t == napi_boolean) {
+            if (napi_get_value_bool(env, e, (bool *)data + i) != napi_ok) return false;
+        } else if (t == napi_bigint) {
+            bool lossless;
+            if (napi_get_value_bigint_int64(env, e, (int64_t *)data + i, &lossless) != napi_ok) return false;
+        } else {
+            double *d = (double *)data + i;
+            if (napi_get_value_double(env, e, d) != napi_ok) return false;
+            all_safe = all_safe && safe_integer(*d);
+        }
+    }
+    if (first == napi_number && all_safe) {
+        /* The same 8 bytes each: converted in place. */
+        for (uint32_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, data + 8 * (size_t)i, 8);
+            int64_t x = (int64_t)d;
+            memcpy(data + 8 * (size_t)i, &x, 8);
+        }
+    }
+    at->type_ = first == napi_string    ? SPANGUARD_VALUE_STRING_ARRAY
+                : first == napi_boolean ? SPANGUARD_VALUE_BOOL_ARRAY
+                : first == napi_bigint || all_safe ? SPANGUARD_VALUE_INT_ARRAY
+                                                   : SPANGUARD_VALUE_DOUBLE_ARRAY;
+    at->string_value = data;
+    return true;
+}
+
+/* A Uint8Array (a Buffer is one) into `at` as a bytes attribute, copied:
+ * JavaScript that runs later in the call (a key's toString) could detach
+ * its memory. */
+static bool bytes_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+    napi_typedarray_type type;
+    size_t n;
+    void *data;
+    if (napi_get_typedarray_info(env, v, &type, &n, &data, NULL, NULL) != napi_ok) return false;
+    char *copy = n ? arena_alloc(env, &l->text, n, 1) : NULL;
+    if (n && !copy) return false;
+    if (n) memcpy(copy, data, n);
+    at->type_ = SPANGUARD_VALUE_BYTES;
+    at->string_value = copy;
+    at->string_len = n;
+    return true;
+}
+
+/* Whether `v` (an object) is a Uint8Array or a Buffer. */
+static bool is_uint8_array(napi_env env, napi_value v) {
+    bool is = false;
+    if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+    napi_typedarray_type type;
+    if (napi_get_typedarray_info(env, v, &type, NULL, NULL, NULL, NULL) != napi_ok) return false;
+    return type == napi_uint8_array;
+}
+
 /* One value into `at`; false with an exception pending. */
 static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     napi_valuetype t;
@@ -210,6 +364,12 @@ static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attri
             at->double_value = d;
         }
         return true;
+    }
+    if (t == napi_object) {
+        bool is = false;
+        if (napi_is_array(env, v, &is) != napi_ok) return false;
+        if (is) return array_value(env, l, v, at);
+        if (is_uint8_array(env, v)) return bytes_value(env, l, v, at);
     }
     at->type_ = SPANGUARD_VALUE_STRING;
     at->string_value = text_of(env, &l->text, v, &at->string_len);
@@ -509,24 +669,25 @@ static napi_value js_add_event(napi_env env, napi_callback_info info) {
     return code_value(env, rc);
 }
 
-/* addLink(hi, lo, traceparent, keys, values) */
+/* addLink(hi, lo, traceparent, keys, values, tracestate) */
 static napi_value js_add_link(napi_env env, napi_callback_info info) {
     args a;
-    if (!get_args(env, info, &a, 5)) return NULL;
+    if (!get_args(env, info, &a, 6)) return NULL;
     spanguard_span s;
     if (!span_arg(env, &a, 0, &s)) return throw_last(env, "addLink");
     attr_list l;
     attrs_init(&l);
     text_arena text;
     text_init(&text);
-    size_t tl;
+    size_t tl, sl;
     const char *tp = text_of(env, &text, a.argv[2], &tl);
-    if (!tp || !attrs_read(env, a.argv[3], a.argv[4], &l)) {
+    const char *ts = tp ? text_of(env, &text, a.argv[5], &sl) : NULL;
+    if (!ts || !attrs_read(env, a.argv[3], a.argv[4], &l)) {
         text_free(&text);
         attrs_free(&l);
         return NULL;
     }
-    spanguard_result rc = spanguard_span_add_link(s, tp, tl, l.n ? l.items : NULL, l.n);
+    spanguard_result rc = spanguard_span_add_link_with_tracestate(s, tp, tl, ts, sl, l.n ? l.items : NULL, l.n);
     text_free(&text);
     attrs_free(&l);
     return code_value(env, rc);
@@ -548,6 +709,37 @@ static napi_value js_set_status(napi_env env, napi_callback_info info) {
         return NULL;
     }
     spanguard_result rc = spanguard_span_set_status(s, code, m, ml);
+    text_free(&text);
+    return code_value(env, rc);
+}
+
+/* addDroppedCounts(hi, lo, attributes, events, links) */
+static napi_value js_add_dropped_counts(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 5)) return NULL;
+    spanguard_span s;
+    uint32_t attributes, events, links;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[2], &attributes) || !u32_arg(env, a.argv[3], &events) ||
+        !u32_arg(env, a.argv[4], &links))
+        return throw_last(env, "addDroppedCounts");
+    return code_value(env, spanguard_span_add_dropped_counts(s, attributes, events, links));
+}
+
+/* updateName(hi, lo, name) */
+static napi_value js_update_name(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 3)) return NULL;
+    spanguard_span s;
+    if (!span_arg(env, &a, 0, &s)) return throw_last(env, "updateName");
+    text_arena text;
+    text_init(&text);
+    size_t nl;
+    const char *name = text_of(env, &text, a.argv[2], &nl);
+    if (!name) {
+        text_free(&text);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_update_name(s, name, nl);
     text_free(&text);
     return code_value(env, rc);
 }
@@ -627,6 +819,13 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_u32(env, o, "spool_max_mib", &cfg.spool_max_mib) &&
               cfg_u32(env, o, "signal_flush_timeout_ms", &cfg.signal_flush_timeout_ms) &&
               cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent) &&
+              cfg_u32(env, o, "payload_pool_mib", &cfg.payload_pool_mib) &&
+              cfg_u32(env, o, "value_length_limit", &cfg.value_length_limit) &&
+              cfg_u32(env, o, "attribute_count_limit", &cfg.attribute_count_limit) &&
+              cfg_u32(env, o, "event_count_limit", &cfg.event_count_limit) &&
+              cfg_u32(env, o, "link_count_limit", &cfg.link_count_limit) &&
+              cfg_u32(env, o, "event_attribute_count_limit", &cfg.event_attribute_count_limit) &&
+              cfg_u32(env, o, "link_attribute_count_limit", &cfg.link_attribute_count_limit) &&
               cfg_string(env, o, "certificate", &text, &cfg.certificate) &&
               cfg_string(env, o, "client_certificate", &text, &cfg.client_certificate) &&
               cfg_string(env, o, "client_key", &text, &cfg.client_key) &&
@@ -882,6 +1081,8 @@ NAPI_MODULE_INIT() {
         FN("addEvent", js_add_event),
         FN("addLink", js_add_link),
         FN("setStatus", js_set_status),
+        FN("updateName", js_update_name),
+        FN("addDroppedCounts", js_add_dropped_counts),
         FN("traceparent", js_traceparent),
         FN("end", js_end),
         FN("endAt", js_end_at),

@@ -49,11 +49,13 @@ test('spans of instrumentation-http arrive as the SDK made them', async (t) => {
   await otelTracer.startActiveSpan('agent.step', {
     kind: api.SpanKind.INTERNAL,
     attributes: { 'agent.step': 3, 'agent.tools': ['search', 'calc'], 'agent.temperature': 0.25 },
-    links: [{ context: earlier.spanContext(), attributes: { 'link.why': 'retry' } }],
+    links: [{ context: earlier.spanContext(), attributes: { 'link.why': 'retry', 'link.hops': [1, 2] } }],
   }, async (step) => {
     assert.strictEqual(JSON.parse(await get('/tool?q=lisbon')).ok, true);
-    step.addEvent('tool.result', { 'result.count': 2, 'result.cached': false });
+    step.addEvent('tool.result', { 'result.count': 2, 'result.cached': false, 'result.ids': [7, 9] });
     step.setAttribute('agent.answer', 'Lisbon');
+    step.setAttributes({ 'agent.scores': [0.5, 1], 'agent.flags': [true, false], 'agent.empty': [] });
+    step.updateName('agent.step lisbon'); // instrumentations name a span once they know more
     step.setStatus({ code: api.SpanStatusCode.ERROR, message: 'upstream timeout' });
     step.end();
   });
@@ -62,12 +64,12 @@ test('spans of instrumentation-http arrive as the SDK made them', async (t) => {
 
   const sdkSpans = memory.getFinishedSpans();
   const names = sdkSpans.map((s) => s.name).sort();
-  assert.deepStrictEqual(names, ['GET', 'GET', 'agent.step', 'earlier.step']);
+  assert.deepStrictEqual(names, ['GET', 'GET', 'agent.step lisbon', 'earlier.step']);
   const arrived = await rx.waitFor(sdkSpans.length);
   assertSameSpans(sdkSpans, arrived);
   const server_ = sdkSpans.find((s) => s.kind === api.SpanKind.SERVER);
   const client = sdkSpans.find((s) => s.kind === api.SpanKind.CLIENT);
-  const step = sdkSpans.find((s) => s.name === 'agent.step');
+  const step = sdkSpans.find((s) => s.name === 'agent.step lisbon');
   assert.strictEqual(server_.parentSpanContext.spanId, client.spanContext().spanId, 'the server continued the client\'s trace');
   assert.strictEqual(client.parentSpanContext.spanId, step.spanContext().spanId);
   assert.strictEqual(bridge.failures, 0);

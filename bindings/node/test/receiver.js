@@ -51,9 +51,9 @@ async function startReceiver() {
 
 const ns = (hr) => (BigInt(hr[0]) * 1000000000n + BigInt(hr[1])).toString();
 
-/** An OpenTelemetry attribute value as the receiver reports what spanguard exported. */
+/** An OpenTelemetry attribute value as the receiver reports what spanguard exported (arrays as arrays, bytes as hex). */
 function expectedValue(v) {
-  return Array.isArray(v) ? JSON.stringify(v) : v;
+  return v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v;
 }
 
 function expectedAttributes(attrs) {
@@ -90,8 +90,11 @@ function assertSameSpans(sdkSpans, arrived) {
     assert.deepStrictEqual(got.attributes, expectedAttributes(o.attributes), `${what}: attributes`);
     assert.deepStrictEqual(got.events.map((e) => [e.name, e.time, e.attributes]),
       o.events.map((e) => [e.name, ns(e.time), expectedAttributes(e.attributes)]), `${what}: events`);
-    assert.deepStrictEqual(got.links.map((l) => [l.trace_id, l.span_id, l.attributes]),
-      o.links.map((l) => [l.context.traceId, l.context.spanId, expectedAttributes(l.attributes)]), `${what}: links`);
+    assert.deepStrictEqual(got.links.map((l) => [l.trace_id, l.span_id, l.trace_state, l.attributes]),
+      o.links.map((l) => [l.context.traceId, l.context.spanId, l.context.traceState ? l.context.traceState.serialize() : '',
+        expectedAttributes(l.attributes)]), `${what}: links`);
+    assert.deepStrictEqual([got.dropped_attributes_count, got.dropped_events_count, got.dropped_links_count],
+      [o.droppedAttributesCount || 0, o.droppedEventsCount || 0, o.droppedLinksCount || 0], `${what}: dropped counts`);
     assert.strictEqual(got.status_code, o.status.code, `${what}: status`);
     assert.strictEqual(got.status_message, o.status.code === 2 ? (o.status.message || '') : '', `${what}: status message`);
   }
@@ -103,7 +106,7 @@ function assertSameSpans(sdkSpans, arrived) {
  * spanguard tracer sends to `rx`; the API's context manager set globally
  * (the instrumentations need it), the provider not.
  */
-function bridgedProvider(rx, serviceName) {
+function bridgedProvider(rx, serviceName, providerOptions = {}) {
   /* eslint-disable global-require */
   const api = require('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
@@ -116,9 +119,9 @@ function bridgedProvider(rx, serviceName) {
     scheduleDelayMs: 50, serviceName });
   const memory = new InMemorySpanExporter();
   const bridge = new SpanguardSpanProcessor(tracer);
-  const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory), bridge] });
+  const provider = new NodeTracerProvider({ ...providerOptions, spanProcessors: [new SimpleSpanProcessor(memory), bridge] });
   api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   return { memory, bridge, provider };
 }
 
-module.exports = { startReceiver, assertSameSpans, bridgedProvider, REPO };
+module.exports = { startReceiver, assertSameSpans, bridgedProvider, expectedAttributes, REPO };

@@ -53,7 +53,7 @@ pub enum Problem {
     ShutDown,
     BufferFull,
     BadValue,
-    NotYetValue,
+    MixedArray,
     BadTraceparent,
     Internal,
 }
@@ -80,10 +80,10 @@ impl Problem {
                 "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
             }
             Problem::BadValue => {
-                "an attribute value was not a str, bool, int (64-bit) or float; it was left out (counted in stats().values_rejected)"
+                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected)"
             }
-            Problem::NotYetValue => {
-                "an attribute value was a list, tuple or bytes, which this spanguard cannot record yet; it was left out (counted in stats().values_rejected)"
+            Problem::MixedArray => {
+                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (OpenTelemetry's arrays are homogeneous, and spanguard's hold no None); it was left out (counted in stats().values_rejected)"
             }
             Problem::BadTraceparent => {
                 "a traceparent was not valid W3C text; the span began a new trace / the link was left out (counted in stats().values_rejected)"

@@ -99,20 +99,23 @@ impl Span {
         let Some(value) = value(v, self.rejected(py)) else {
             return Ok(());
         };
-        let key = utf8(key);
-        let k = key.as_bytes();
+        let key_text = utf8(key);
+        let k = key_text.as_bytes();
         let (kp, kn) = (k.as_ptr().cast(), k.len());
+        let h = self.handle;
         // SAFETY (each call): key and value bytes are valid for their
         // lengths for the duration of the call.
-        let code = unsafe {
-            match value {
-                Value::Str(s) => {
-                    let s = s.as_bytes();
-                    c::spanguard_span_set_string(self.handle, kp, kn, s.as_ptr().cast(), s.len())
-                }
-                Value::Int(i) => c::spanguard_span_set_int(self.handle, kp, kn, i),
-                Value::Double(d) => c::spanguard_span_set_double(self.handle, kp, kn, d),
-                Value::Bool(b) => c::spanguard_span_set_bool(self.handle, kp, kn, b),
+        let code = match value {
+            Value::Str(s) => {
+                let s = s.as_bytes();
+                unsafe { c::spanguard_span_set_string(h, kp, kn, s.as_ptr().cast(), s.len()) }
+            }
+            Value::Int(i) => unsafe { c::spanguard_span_set_int(h, kp, kn, i) },
+            Value::Double(d) => unsafe { c::spanguard_span_set_double(h, kp, kn, d) },
+            Value::Bool(b) => unsafe { c::spanguard_span_set_bool(h, kp, kn, b) },
+            // Bytes and arrays: one attribute array of one.
+            Value::Compound => {
+                return set_all(py, h, &Attributes::one(key, v, self.rejected(py)), 0);
             }
         };
         report::recording(py, code)
@@ -255,8 +258,11 @@ impl Span {
         self.handle != SPANGUARD_SPAN_NONE && !self.ended.load(Ordering::Relaxed)
     }
 
-    /// Sets one attribute: str, bool, int (64-bit) or float. Anything else
-    /// is left out, counted in `stats().values_rejected` and warned once.
+    /// Sets one attribute: str, bool, int (64-bit), float; bytes,
+    /// bytearray or memoryview (a bytes value); a list or tuple of str, of
+    /// bool, of int or of float (an array). Anything else, a mixed or
+    /// None-holding sequence too, is left out, counted in
+    /// `stats().values_rejected` and warned once.
     fn set_attribute(
         &self,
         py: Python<'_>,
@@ -266,15 +272,35 @@ impl Span {
         self.set_one(py, key, value)
     }
 
-    /// Sets several attributes with one call into the library.
+    /// Sets several attributes with one call into the library (one per
+    /// 128 attributes).
     fn set_attributes(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
         let attrs = Attributes::from_mapping(Some(attributes), self.rejected(py));
-        if attrs.is_empty() {
-            return Ok(());
-        }
-        // SAFETY: the attributes and what they point into live in `attrs`.
+        set_all(py, self.handle, &attrs, 0)
+    }
+
+    /// Renames the span (OpenTelemetry's `update_name`): it is exported
+    /// with the last name it was given.
+    fn update_name(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = utf8(name);
+        let n = name.as_bytes();
+        // SAFETY: name is valid for its length.
         let code =
-            unsafe { c::spanguard_span_set_attributes(self.handle, attrs.as_ptr(), attrs.len()) };
+            unsafe { c::spanguard_span_update_name(self.handle, n.as_ptr().cast(), n.len()) };
+        report::recording(py, code)
+    }
+
+    /// Adds to the span's dropped counts what another SDK dropped before
+    /// the span reached spanguard (the OpenTelemetry bridge).
+    #[pyo3(signature = (attributes=0, events=0, links=0))]
+    fn add_dropped_counts(
+        &self,
+        py: Python<'_>,
+        attributes: u32,
+        events: u32,
+        links: u32,
+    ) -> PyResult<()> {
+        let code = c::spanguard_span_add_dropped_counts(self.handle, attributes, events, links);
         report::recording(py, code)
     }
 
@@ -290,23 +316,29 @@ impl Span {
         self.event(py, name, attributes, time_ns(timestamp)?)
     }
 
-    /// Links the span to another, given as a W3C traceparent.
-    #[pyo3(signature = (traceparent, attributes=None))]
+    /// Links the span to another, given as a W3C traceparent (and the
+    /// linked span's tracestate, if it has one).
+    #[pyo3(signature = (traceparent, attributes=None, tracestate=None))]
     fn add_link(
         &self,
         py: Python<'_>,
         traceparent: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
+        tracestate: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let attrs = Attributes::from_mapping(attributes, self.rejected(py));
         let tp = utf8(traceparent);
         let t = tp.as_bytes();
-        // SAFETY: traceparent and attributes are valid for the call.
+        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
+        let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+        // SAFETY: traceparent, tracestate and attributes are valid for the call.
         let code = unsafe {
-            c::spanguard_span_add_link(
+            c::spanguard_span_add_link_with_tracestate(
                 self.handle,
                 t.as_ptr().cast(),
                 t.len(),
+                s.as_ptr().cast(),
+                s.len(),
                 attrs.as_ptr(),
                 attrs.len(),
             )
@@ -421,6 +453,24 @@ impl Span {
     fn __repr__(&self) -> String {
         format!("<spanguard Span {}>", self.traceparent())
     }
+}
+
+/// Sets `attrs` from `start` on, in as few calls as the library takes
+/// (`SPANGUARD_MAX_ATTRIBUTES` a call).
+pub fn set_all(
+    py: Python<'_>,
+    handle: spanguard_span,
+    attrs: &Attributes<'_>,
+    mut start: usize,
+) -> PyResult<()> {
+    while start < attrs.len() {
+        let (p, n) = attrs.chunk(start);
+        // SAFETY: the attributes and what they point into live in `attrs`.
+        let code = unsafe { c::spanguard_span_set_attributes(handle, p, n) };
+        report::recording(py, code)?;
+        start += n;
+    }
+    Ok(())
 }
 
 /// `spanguard_span_begin*` results that still give a usable span: OK and

@@ -15,7 +15,7 @@ use spanguard::ffi::tracer::spanguard_tracer;
 use spanguard::ffi::types::*;
 
 use crate::report::{self, Problem};
-use crate::span::{Span, began, current_handle};
+use crate::span::{Span, began, current_handle, set_all};
 use crate::text::utf8;
 use crate::values::Attributes;
 
@@ -231,6 +231,13 @@ fn config(
             "spool_max_mib" => cfg.spool_max_mib = v.extract()?,
             "signal_flush_timeout_ms" => cfg.signal_flush_timeout_ms = v.extract()?,
             "exporter_max_cpu_percent" => cfg.exporter_max_cpu_percent = v.extract()?,
+            "payload_pool_mib" => cfg.payload_pool_mib = v.extract()?,
+            "value_length_limit" => cfg.value_length_limit = v.extract()?,
+            "attribute_count_limit" => cfg.attribute_count_limit = v.extract()?,
+            "event_count_limit" => cfg.event_count_limit = v.extract()?,
+            "link_count_limit" => cfg.link_count_limit = v.extract()?,
+            "event_attribute_count_limit" => cfg.event_attribute_count_limit = v.extract()?,
+            "link_attribute_count_limit" => cfg.link_attribute_count_limit = v.extract()?,
             "max_request_bytes" => cfg.max_request_bytes = v.extract()?,
             "sink_max_line_bytes" => cfg.sink_max_line_bytes = v.extract()?,
             _ => {
@@ -329,16 +336,8 @@ impl Tracer {
         }
         let handle = began(py, code, out)?;
         let span = Tracer::span_of(slf, handle)?;
-        if attrs.len() > first {
-            // SAFETY: the attributes past `first` are valid for the call.
-            let code = unsafe {
-                c::spanguard_span_set_attributes(
-                    handle,
-                    attrs.as_ptr().add(first),
-                    attrs.len() - first,
-                )
-            };
-            report::recording(py, code)?;
+        if handle != SPANGUARD_SPAN_NONE {
+            set_all(py, handle, attrs, first)?;
         }
         Ok(span)
     }

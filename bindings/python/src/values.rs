@@ -1,24 +1,31 @@
-//! Python attribute values as `spanguard_attribute`s. A value spanguard
-//! cannot record is left out, counted and warned once, never raised.
+//! Python attribute values as `spanguard_attribute`s: `str`, `bool`, `int`
+//! (64-bit) and `float`; `bytes`, `bytearray` and `memoryview` as bytes; a
+//! list or tuple whose elements are all `str`, all `bool`, all `int` or all
+//! `float` as an array (OpenTelemetry's homogeneous arrays). A value
+//! spanguard cannot record is left out, counted and warned once, never
+//! raised.
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
 };
 use spanguard::ffi::types::*;
 
 use crate::report::Problem;
 use crate::text::{Utf8, str_utf8, utf8};
 
-/// One value, classified.
+/// One value, classified: the scalars the typed setters take, or a bytes or
+/// sequence value, which goes through an attribute array.
 pub enum Value<'a> {
     Str(Utf8<'a>),
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// bytes, bytearray, memoryview, list or tuple: see `Attributes::push`.
+    Compound,
 }
 
 /// Classifies `v`; `None` (counted in `rejected`, warned once) when
@@ -38,20 +45,56 @@ pub fn value<'a>(v: &'a Bound<'_, PyAny>, rejected: &AtomicU64) -> Option<Value<
         }
     } else if let Ok(f) = v.cast::<PyFloat>() {
         return Some(Value::Double(f.value()));
+    } else if is_compound(v) {
+        return Some(Value::Compound);
     }
-    let problem = if v.is_instance_of::<PyList>()
+    reject(v.py(), Problem::BadValue, rejected);
+    None
+}
+
+fn is_compound(v: &Bound<'_, PyAny>) -> bool {
+    v.is_instance_of::<PyBytes>()
+        || v.is_instance_of::<PyList>()
         || v.is_instance_of::<PyTuple>()
-        || v.is_instance_of::<PyBytes>()
         || v.is_instance_of::<PyByteArray>()
-    {
-        Problem::NotYetValue
-    } else {
-        Problem::BadValue
-    };
+        || v.is_instance_of::<PyMemoryView>()
+}
+
+fn reject(py: Python<'_>, problem: Problem, rejected: &AtomicU64) {
     // Relaxed: a statistic, read by stats() with no ordering to keep.
     rejected.fetch_add(1, Ordering::Relaxed);
-    problem.warn_once(v.py());
-    None
+    problem.warn_once(py);
+}
+
+/// The elements of an array value, in the layout its C type wants.
+enum Elements {
+    Strings(Vec<spanguard_string>),
+    Ints(Vec<i64>),
+    Doubles(Vec<f64>),
+    Bools(Vec<bool>),
+}
+
+/// What the elements of a homogeneous sequence are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ElementType {
+    Str,
+    Bool,
+    Int,
+    Float,
+}
+
+fn element_type(e: &Bound<'_, PyAny>) -> Option<ElementType> {
+    if e.is_instance_of::<PyString>() {
+        Some(ElementType::Str)
+    } else if e.is_instance_of::<PyBool>() {
+        Some(ElementType::Bool)
+    } else if e.is_instance_of::<PyInt>() {
+        Some(ElementType::Int)
+    } else if e.is_instance_of::<PyFloat>() {
+        Some(ElementType::Float)
+    } else {
+        None
+    }
 }
 
 /// Attributes of one call, with the Python objects and bytes they point
@@ -59,19 +102,24 @@ pub fn value<'a>(v: &'a Bound<'_, PyAny>, rejected: &AtomicU64) -> Option<Value<
 pub struct Attributes<'py> {
     items: Vec<spanguard_attribute>,
     owned: Vec<Vec<u8>>,
+    arrays: Vec<Elements>,
     _alive: Vec<Bound<'py, PyAny>>,
 }
 
 impl<'py> Attributes<'py> {
+    fn with_capacity(n: usize) -> Attributes<'py> {
+        Attributes {
+            items: Vec::with_capacity(n),
+            owned: Vec::new(),
+            arrays: Vec::new(),
+            _alive: Vec::with_capacity(2 * n),
+        }
+    }
+
     /// The items of `dict` that spanguard can record; the others are
     /// counted in `rejected`.
     pub fn from_dict(dict: &Bound<'py, PyDict>, rejected: &AtomicU64) -> Attributes<'py> {
-        let n = dict.len();
-        let mut attrs = Attributes {
-            items: Vec::with_capacity(n),
-            owned: Vec::new(),
-            _alive: Vec::with_capacity(2 * n),
-        };
+        let mut attrs = Attributes::with_capacity(dict.len());
         for (k, v) in dict.iter() {
             attrs.push(&k, &v, rejected);
             attrs._alive.push(k);
@@ -80,16 +128,24 @@ impl<'py> Attributes<'py> {
         attrs
     }
 
+    /// One attribute (a bytes or sequence value for `set_attribute`).
+    pub fn one(
+        key: &Bound<'py, PyAny>,
+        v: &Bound<'py, PyAny>,
+        rejected: &AtomicU64,
+    ) -> Attributes<'py> {
+        let mut attrs = Attributes::with_capacity(1);
+        attrs.push(key, v, rejected);
+        attrs._alive.push(key.clone());
+        attrs._alive.push(v.clone());
+        attrs
+    }
+
     /// From any mapping (OpenTelemetry passes `BoundedAttributes`), or
     /// nothing for `None`.
     pub fn from_mapping(obj: Option<&Bound<'py, PyAny>>, rejected: &AtomicU64) -> Attributes<'py> {
-        let empty = Attributes {
-            items: Vec::new(),
-            owned: Vec::new(),
-            _alive: Vec::new(),
-        };
         let Some(obj) = obj.filter(|o| !o.is_none()) else {
-            return empty;
+            return Attributes::with_capacity(0);
         };
         if let Ok(d) = obj.cast::<PyDict>() {
             return Attributes::from_dict(d, rejected);
@@ -100,9 +156,8 @@ impl<'py> Attributes<'py> {
         {
             Ok(d) => Attributes::from_dict(&d, rejected),
             Err(_) => {
-                rejected.fetch_add(1, Ordering::Relaxed);
-                Problem::BadValue.warn_once(obj.py());
-                empty
+                reject(obj.py(), Problem::BadValue, rejected);
+                Attributes::with_capacity(0)
             }
         }
     }
@@ -111,10 +166,9 @@ impl<'py> Attributes<'py> {
         let Some(value) = value(v, rejected) else {
             return;
         };
-        let key = self.keep(utf8(key));
         let mut a = spanguard_attribute {
-            key: key.0,
-            key_len: key.1,
+            key: std::ptr::null(),
+            key_len: 0,
             type_: 0,
             bool_value: false,
             int_value: 0,
@@ -141,8 +195,120 @@ impl<'py> Attributes<'py> {
                 a.type_ = SPANGUARD_VALUE_BOOL;
                 a.bool_value = b;
             }
+            Value::Compound => {
+                let Some((type_, p, n)) = self.compound(v, rejected) else {
+                    return;
+                };
+                a.type_ = type_;
+                a.string_value = p;
+                a.string_len = n;
+            }
         }
+        let key = self.keep(utf8(key));
+        (a.key, a.key_len) = key;
         self.items.push(a);
+    }
+
+    /// A bytes or array value: its `SPANGUARD_VALUE_*` type, and the data
+    /// and count that go in `string_value` and `string_len`, kept in
+    /// `self` (or in `v`, which the caller keeps alive). None (counted,
+    /// warned once) for a sequence that is not an OpenTelemetry array.
+    fn compound(
+        &mut self,
+        v: &Bound<'py, PyAny>,
+        rejected: &AtomicU64,
+    ) -> Option<(u32, *const c_char, usize)> {
+        if let Ok(b) = v.cast::<PyBytes>() {
+            // Immutable and kept alive by the caller: borrowed.
+            let b = b.as_bytes();
+            return Some((SPANGUARD_VALUE_BYTES, b.as_ptr().cast(), b.len()));
+        }
+        if let Ok(b) = v.cast::<PyByteArray>() {
+            // Mutable, and Python code may run before the call (a key's
+            // __str__): copied.
+            let (p, n) = self.keep(Utf8::Owned(b.to_vec()));
+            return Some((SPANGUARD_VALUE_BYTES, p, n));
+        }
+        if v.is_instance_of::<PyMemoryView>() {
+            let Ok(bytes) = v
+                .call_method0("tobytes")
+                .and_then(|b| Ok(b.cast_into::<PyBytes>()?))
+            else {
+                reject(v.py(), Problem::BadValue, rejected);
+                return None;
+            };
+            let (p, n) = {
+                let b = bytes.as_bytes();
+                (b.as_ptr().cast(), b.len())
+            };
+            self._alive.push(bytes.into_any());
+            return Some((SPANGUARD_VALUE_BYTES, p, n));
+        }
+        let elements: Vec<Bound<'py, PyAny>> = if let Ok(l) = v.cast::<PyList>() {
+            l.iter().collect()
+        } else if let Ok(t) = v.cast::<PyTuple>() {
+            t.iter().collect()
+        } else {
+            reject(v.py(), Problem::BadValue, rejected);
+            return None;
+        };
+        let Some(array) = self.array(&elements) else {
+            reject(v.py(), Problem::MixedArray, rejected);
+            return None;
+        };
+        let (type_, p, n) = match &array {
+            Elements::Strings(e) => (SPANGUARD_VALUE_STRING_ARRAY, e.as_ptr().cast(), e.len()),
+            Elements::Ints(e) => (SPANGUARD_VALUE_INT_ARRAY, e.as_ptr().cast(), e.len()),
+            Elements::Doubles(e) => (SPANGUARD_VALUE_DOUBLE_ARRAY, e.as_ptr().cast(), e.len()),
+            Elements::Bools(e) => (SPANGUARD_VALUE_BOOL_ARRAY, e.as_ptr().cast(), e.len()),
+        };
+        // A Vec's heap buffer stays put when the Vec moves into `arrays`.
+        self.arrays.push(array);
+        Some((type_, p, n))
+    }
+
+    /// The elements as one C array, when they all have one type (an empty
+    /// sequence is an empty array); the string elements are kept alive in
+    /// `self`.
+    fn array(&mut self, elements: &[Bound<'py, PyAny>]) -> Option<Elements> {
+        let Some(first) = elements.first() else {
+            return Some(Elements::Strings(Vec::new()));
+        };
+        let ty = element_type(first)?;
+        if elements.iter().any(|e| element_type(e) != Some(ty)) {
+            return None;
+        }
+        Some(match ty {
+            ElementType::Str => {
+                let mut out = Vec::with_capacity(elements.len());
+                for e in elements {
+                    let s = e.cast::<PyString>().ok()?;
+                    let (ptr, len) = self.keep(str_utf8(s));
+                    out.push(spanguard_string { ptr, len });
+                }
+                // The elements' UTF-8 lives in the str objects: keep them.
+                self._alive.extend(elements.iter().cloned());
+                Elements::Strings(out)
+            }
+            ElementType::Bool => Elements::Bools(
+                elements
+                    .iter()
+                    .map(|e| e.cast::<PyBool>().map(|b| b.is_true()).ok())
+                    .collect::<Option<Vec<bool>>>()?,
+            ),
+            ElementType::Int => Elements::Ints(
+                elements
+                    .iter()
+                    .map(|e| e.extract::<i64>().ok())
+                    .collect::<Option<Vec<i64>>>()?,
+            ),
+            ElementType::Float => Elements::Doubles(
+                elements
+                    .iter()
+                    .map(|e| e.cast::<PyFloat>().map(|f| f.value()).ok())
+                    .collect::<Option<Vec<f64>>>()?,
+            ),
+        })
     }
 
     /// Pointer and length of `text`, owned bytes moved into `self` (a
@@ -166,11 +332,22 @@ impl<'py> Attributes<'py> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
+    /// The items from `start` on, at most `SPANGUARD_MAX_ATTRIBUTES` (what
+    /// one call takes): pointer and count.
+    pub fn chunk(&self, start: usize) -> (*const spanguard_attribute, usize) {
+        let n = self
+            .items
+            .len()
+            .saturating_sub(start)
+            .min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        if n == 0 {
+            (std::ptr::null(), 0)
+        } else {
+            (self.items[start..].as_ptr(), n)
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    pub fn len(&self) -> usize {
+        self.items.len()
     }
 }

@@ -6,7 +6,7 @@ times, kinds, scopes, attributes, events, links and status."""
 
 import pytest
 from opentelemetry import context, propagate, trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
@@ -51,12 +51,22 @@ def assert_same(otel_span, got: dict):
     assert got["scope_version"] == (otel_span.instrumentation_scope.version or "")
     assert got["status_code"] == otel_span.status.status_code.value
     assert got["status_message"] == (otel_span.status.description or "")
-    scalars = {k: v for k, v in otel_span.attributes.items() if not isinstance(v, (tuple, list, bytes))}
-    assert got["attributes"] == scalars
+    assert got["attributes"] == as_received(otel_span.attributes)
     assert [(e["name"], e["time"], e["attributes"]) for e in got["events"]] == \
-        [(e.name, e.timestamp, dict(e.attributes)) for e in otel_span.events]
-    assert [(ln["trace_id"], ln["span_id"], ln["attributes"]) for ln in got["links"]] == \
-        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}", dict(ln.attributes)) for ln in otel_span.links]
+        [(e.name, e.timestamp, as_received(e.attributes)) for e in otel_span.events]
+    assert [(ln["trace_id"], ln["span_id"], ln["trace_state"], ln["attributes"]) for ln in got["links"]] == \
+        [(f"{ln.context.trace_id:032x}", f"{ln.context.span_id:016x}",
+          ln.context.trace_state.to_header() if ln.context.trace_state else "", as_received(ln.attributes))
+         for ln in otel_span.links]
+    assert (got["dropped_attributes_count"], got["dropped_events_count"], got["dropped_links_count"]) == \
+        (otel_span.dropped_attributes, otel_span.dropped_events, otel_span.dropped_links)
+
+
+def as_received(attributes) -> dict:
+    """OpenTelemetry attributes as the receiver reports them: arrays (the
+    SDK keeps tuples) as lists, bytes as {"bytes": hex}."""
+    return {k: list(v) if isinstance(v, tuple) else {"bytes": v.hex()} if isinstance(v, bytes) else v
+            for k, v in (attributes or {}).items()}
 
 
 def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
@@ -66,21 +76,53 @@ def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
     with agent_tracer.start_as_current_span("agent.run", kind=trace.SpanKind.SERVER,
                                             attributes={"session.id": "s-1", "turn": 3}) as agent:
         agent.set_attribute("user.tier", "pro")
-        agent.add_event("plan.ready", {"steps": 2})
+        agent.add_event("plan.ready", {"steps": 2, "tools": ("search", "calc"), "weights": [0.5, 0.25]})
         with tool_tracer.start_as_current_span("tool.search", kind=trace.SpanKind.CLIENT,
-                                               links=[trace.Link(agent.get_span_context(), {"why": "origin"})]) as tool:
+                                               links=[trace.Link(agent.get_span_context(),
+                                                                 {"why": "origin", "hops": [1, 2]})]) as tool:
             tool.set_attribute("tool.query", "flights to Lisbon")
             tool.record_exception(TimeoutError("upstream timeout"))
             tool.set_status(trace.Status(trace.StatusCode.ERROR, "upstream timeout"))
-        with agent_tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+        with agent_tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT,
+                                                attributes={"gen_ai.request.stop_sequences": ["\n", "END"]}) as llm:
             llm.set_attributes({"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 812,
-                                "gen_ai.response.finish_reasons": ("stop",)})
+                                "gen_ai.response.finish_reasons": ("stop",), "ids": [1, -2],
+                                "stream.flags": [True, False], "raw": b"\x00\xff"})
+            llm.update_name("llm.chat gpt-4o")  # instrumentations name a span once they know the model
             llm.set_status(trace.StatusCode.OK)
     got = arrived()
     finished = memory.get_finished_spans()
     assert len(finished) == 3 and len(got) == 3
     for otel_span in finished:
         assert_same(otel_span, got[f"{otel_span.get_span_context().span_id:016x}"])
+
+
+def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(receiver, tmp_path):
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_events=1, max_links=1))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    linked = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(1),
+                               trace_state=trace.TraceState([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")]))
+    with provider.get_tracer("limited").start_as_current_span(
+            "over.the.limits", attributes={"a": 1, "b": 2, "c": 3},
+            links=[trace.Link(linked, {"why": "batch"}), trace.Link(linked)]) as span:
+        # (An attribute set now would evict one the bridge already passed
+        # on: the Python SDK drops the oldest; spanguard cannot unset.)
+        span.add_event("e1")
+        span.add_event("e2")
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert (otel_span.dropped_attributes, otel_span.dropped_events, otel_span.dropped_links) == (1, 1, 1)
+    (got,) = receiver.spans()[start:]
+    assert got["links"][0]["trace_state"] == "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
 
 
 def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):

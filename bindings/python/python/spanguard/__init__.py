@@ -195,8 +195,12 @@ class Tracer(_native.Tracer):
     """A spanguard tracer. Settings are the `spanguard_config` fields by
     keyword (service_name, endpoint, headers (dict or "k=v,..."), sink_dir,
     spool_dir, protocol ("http/protobuf", "http/json"), compression
-    ("gzip"), schedule_delay_ms, flight_recorder, ...); with from_env=True
-    (the default) the OTEL_* and SPANGUARD_* variables apply on top.
+    ("gzip"), schedule_delay_ms, flight_recorder, ...; the payload pool
+    payload_pool_mib, and OpenTelemetry's limits value_length_limit,
+    attribute_count_limit, event_count_limit, link_count_limit,
+    event_attribute_count_limit, link_attribute_count_limit); with
+    from_env=True (the default) the OTEL_* and SPANGUARD_* variables apply
+    on top.
 
     Shut down at interpreter exit, and at the exit of a multiprocessing
     worker, if not before. Every method may be called from any thread."""

@@ -15,7 +15,11 @@ instrumentation scope, attributes and links, so what the SDK propagates
 downstream names spans spanguard exports, and a process killed in the
 middle of a call still delivers the open span (marked
 `spanguard.interrupted`). `on_end` adds what came later (attributes,
-events, links, status) and ends it at the OpenTelemetry end time.
+events, links, status, a new name) and ends it at the OpenTelemetry end
+time. Attribute values keep their types: arrays (tuples) stay arrays,
+bytes stay bytes. Links keep their tracestate, and what the SDK's span
+limits dropped is counted on the span (its dropped attribute, event and
+link counts; an event's or a link's own dropped count is not carried).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry spanguard's resource (service.name from the spanguard
 tracer or OTEL_SERVICE_NAME), not the provider's.
@@ -50,13 +54,19 @@ def _traceparent(ctx: SpanContext) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags) & 0xff:02x}"
 
 
+def _link(sg: _SpanguardSpan, link) -> None:
+    state = link.context.trace_state
+    sg.add_link(_traceparent(link.context), link.attributes, tracestate=state.to_header() if state else None)
+
+
 class _Open:
     """A span begun at on_start: what on_end must not send twice."""
 
-    __slots__ = ("span", "attributes", "events", "links")
+    __slots__ = ("span", "name", "attributes", "events", "links")
 
-    def __init__(self, span: _SpanguardSpan, attributes: dict, events: int, links: int):
-        self.span, self.attributes, self.events, self.links = span, attributes, events, links
+    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, events: int, links: int):
+        self.span, self.name = span, name
+        self.attributes, self.events, self.links = attributes, events, links
 
 
 class SpanguardSpanProcessor(SpanProcessor):
@@ -126,21 +136,26 @@ class SpanguardSpanProcessor(SpanProcessor):
         )
         links = span.links or ()
         for link in links:
-            sg.add_link(_traceparent(link.context), link.attributes)
+            _link(sg, link)
         events = span.events or ()
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        return _Open(sg, attributes, len(events), len(links))
+        return _Open(sg, span.name, attributes, len(events), len(links))
 
     def _complete(self, span: ReadableSpan, opened: _Open) -> None:
         sg, before = opened.span, opened.attributes
+        if span.name != opened.name:  # renamed with update_name
+            sg.update_name(span.name)
         later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
         if later:
             sg.set_attributes(later)
         for event in tuple(span.events or ())[opened.events:]:
             sg.add_event(event.name, event.attributes, event.timestamp)
         for link in tuple(span.links or ())[opened.links:]:
-            sg.add_link(_traceparent(link.context), link.attributes)
+            _link(sg, link)
+        dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
+        if any(dropped):  # what the SDK's own limits left out
+            sg.add_dropped_counts(*dropped)
         status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
             sg.set_status(_STATUS[status.status_code], status.description or "")

@@ -1,0 +1,268 @@
+package spanguard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
+)
+
+// tracerTo makes a tracer that sends to the loopback receiver.
+func tracerTo(t *testing.T, rx *otlpreceiver.Receiver, cfg spanguard.Config) *spanguard.Tracer {
+	t.Helper()
+	cfg.ServiceName, cfg.Endpoint = "go-values", rx.URL
+	cfg.SpoolDir, cfg.ScheduleDelay = filepath.Join(t.TempDir(), "spool"), 50*time.Millisecond
+	tr, err := spanguard.NewTracer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// arrived flushes and returns the n spans that arrived, by name, each once.
+func arrived(t *testing.T, rx *otlpreceiver.Receiver, tr *spanguard.Tracer, n int) map[string]otlpreceiver.Span {
+	t.Helper()
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	out := map[string]otlpreceiver.Span{}
+	for _, s := range rx.WaitFor(t, n) {
+		if _, twice := out[s.Name]; twice {
+			t.Fatalf("%s arrived twice", s.Name)
+		}
+		out[s.Name] = s
+	}
+	if len(out) != n {
+		t.Fatalf("%d spans arrived, want %d", len(out), n)
+	}
+	return out
+}
+
+// decoded is JSON text as the receiver's record decodes (numbers as
+// json.Number), to compare attributes with.
+func decoded(t *testing.T, text string) map[string]any {
+	t.Helper()
+	var out map[string]any
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameAttributes(t *testing.T, what string, got, want map[string]any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		t.Errorf("%s: attributes\n got %s\nwant %s", what, g, w)
+	}
+}
+
+func valueAttributes() []spanguard.Attribute {
+	return []spanguard.Attribute{
+		spanguard.Strings("gen_ai.response.finish_reasons", []string{"stop", "length"}),
+		spanguard.Strings("strings.utf8", []string{"a", "", "ünï"}),
+		spanguard.Int64s("ints", []int64{1, -2, math.MaxInt64, math.MinInt64}),
+		spanguard.Float64s("doubles", []float64{0.5, -1.25}),
+		spanguard.Bools("bools", []bool{true, false, true}),
+		spanguard.Strings("empty", nil),
+		spanguard.Bytes("raw", []byte{0x00, 0xff, 0x10, 0x80}),
+		spanguard.Bytes("raw.empty", []byte{}),
+		spanguard.String("scalar", "kept"),
+		spanguard.Float64("scalar.double", 0.25),
+	}
+}
+
+const valuesWant = `{
+	"gen_ai.response.finish_reasons": ["stop", "length"],
+	"strings.utf8": ["a", "", "ünï"],
+	"ints": [1, -2, 9223372036854775807, -9223372036854775808],
+	"doubles": [0.5, -1.25],
+	"bools": [true, false, true],
+	"empty": [],
+	"raw": {"bytes": "00ff1080"},
+	"raw.empty": {"bytes": ""},
+	"scalar": "kept",
+	"scalar.double": 0.25
+}`
+
+// Arrays and bytes arrive typed wherever a value goes, over protobuf and
+// JSON: SetAttributes, attributes at start, events, links, foreign spans.
+func TestArraysAndBytesRoundTrip(t *testing.T) {
+	for _, jsonProtocol := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", jsonProtocol), func(t *testing.T) {
+			rx := otlpreceiver.Start(t)
+			tr := tracerTo(t, rx, spanguard.Config{ProtocolJSON: jsonProtocol})
+			ctx := context.Background()
+			_, atStart, _ := tr.Start(ctx, "at.start", spanguard.WithAttributes(valueAttributes()...))
+			atStart.End()
+			_, one, _ := tr.Start(ctx, "one.by.one")
+			for _, a := range valueAttributes() {
+				if err := one.SetAttributes(a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			one.End()
+			_, all, _ := tr.Start(ctx, "all.at.once")
+			if err := all.SetAttributes(valueAttributes()...); err != nil {
+				t.Fatal(err)
+			}
+			if err := all.AddEvent("event", valueAttributes()...); err != nil {
+				t.Fatal(err)
+			}
+			_, linked, _ := tr.Start(ctx, "linked")
+			tp, _ := linked.Traceparent()
+			if err := all.AddLink(tp, valueAttributes()...); err != nil {
+				t.Fatal(err)
+			}
+			linked.End()
+			all.End()
+			foreign, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "foreign", TraceFlags: 1,
+				TraceID: [16]byte{1, 2, 3}, SpanID: [8]byte{4, 5, 6}, Attributes: valueAttributes()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign.End()
+			spans := arrived(t, rx, tr, 5)
+			want := decoded(t, valuesWant)
+			for _, name := range []string{"at.start", "one.by.one", "all.at.once", "foreign"} {
+				sameAttributes(t, name, spans[name].Attributes, want)
+			}
+			sameAttributes(t, "event", spans["all.at.once"].Events[0].Attributes, want)
+			sameAttributes(t, "link", spans["all.at.once"].Links[0].Attributes, want)
+		})
+	}
+}
+
+// An LLM-sized span: a 100,000-byte prompt, a 20,000-byte completion,
+// token counts after them and 100 more attributes arrive whole, every key.
+func TestAnLLMSizedSpanArrivesWhole(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{})
+	var prompt, completion strings.Builder
+	for i := 0; i < 100_000; i++ {
+		prompt.WriteByte(byte('a' + i%26))
+	}
+	for i := 0; i < 20_000; i++ {
+		completion.WriteByte(byte('A' + i%26))
+	}
+	var extra []spanguard.Attribute
+	want := map[string]any{
+		"gen_ai.prompt": prompt.String(), "gen_ai.completion": completion.String(),
+		"gen_ai.usage.input_tokens": json.Number("25000"), "gen_ai.usage.output_tokens": json.Number("5000"),
+	}
+	for i := 0; i < 100; i++ {
+		extra = append(extra, spanguard.String(fmt.Sprintf("extra.%d", i), fmt.Sprintf("value-%d", i)))
+		want[fmt.Sprintf("extra.%d", i)] = fmt.Sprintf("value-%d", i)
+	}
+	_, llm, _ := tr.Start(context.Background(), "llm.chat", spanguard.WithKind(spanguard.KindClient))
+	for _, a := range []spanguard.Attribute{
+		spanguard.String("gen_ai.prompt", prompt.String()), spanguard.String("gen_ai.completion", completion.String()),
+		spanguard.Int("gen_ai.usage.input_tokens", 25000), spanguard.Int("gen_ai.usage.output_tokens", 5000),
+	} {
+		if err := llm.SetAttributes(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := llm.SetAttributes(extra...); err != nil {
+		t.Fatal(err)
+	}
+	llm.End()
+	_, atOnce, _ := tr.Start(context.Background(), "llm.chat.at.once", spanguard.WithKind(spanguard.KindClient),
+		spanguard.WithAttributes(spanguard.String("gen_ai.prompt", prompt.String()),
+			spanguard.String("gen_ai.completion", completion.String())))
+	if err := atOnce.SetAttributes(append([]spanguard.Attribute{spanguard.Int("gen_ai.usage.input_tokens", 25000),
+		spanguard.Int("gen_ai.usage.output_tokens", 5000)}, extra...)...); err != nil {
+		t.Fatal(err)
+	}
+	atOnce.End()
+	spans := arrived(t, rx, tr, 2)
+	for _, name := range []string{"llm.chat", "llm.chat.at.once"} {
+		sameAttributes(t, name, spans[name].Attributes, want)
+		if spans[name].Dropped != 0 {
+			t.Errorf("%s: %d attributes dropped", name, spans[name].Dropped)
+		}
+	}
+	if st, _ := tr.Stats(); st.ValuesTruncated != 0 {
+		t.Errorf("%d values truncated", st.ValuesTruncated)
+	}
+}
+
+// One call takes 128 attributes; more are set in as many calls as needed,
+// later and at a foreign span's start.
+func TestMoreAttributesThanOneCallTakesAreAllSet(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{AttributeCountLimit: 1000})
+	var many []spanguard.Attribute
+	want := map[string]any{}
+	for i := 0; i < 300; i++ {
+		many = append(many, spanguard.Int(fmt.Sprintf("k%d", i), i))
+		want[fmt.Sprintf("k%d", i)] = json.Number(fmt.Sprint(i))
+	}
+	many = append(many, spanguard.Int64s("and.an.array", []int64{7}))
+	want["and.an.array"] = []any{json.Number("7")}
+	_, later, _ := tr.Start(context.Background(), "many.later")
+	if err := later.SetAttributes(many...); err != nil {
+		t.Fatal(err)
+	}
+	later.End()
+	foreign, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "many.foreign", TraceFlags: 1,
+		TraceID: [16]byte{9}, SpanID: [8]byte{9}, Attributes: many})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign.End()
+	spans := arrived(t, rx, tr, 2)
+	for _, name := range []string{"many.later", "many.foreign"} {
+		sameAttributes(t, name, spans[name].Attributes, want)
+	}
+}
+
+func TestTheLimitsAreSettingsAndUpdateNameRenames(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{ValueLengthLimit: 4, AttributeCountLimit: 2, EventCountLimit: 1,
+		LinkCountLimit: 1, EventAttributeCountLimit: 1, LinkAttributeCountLimit: 1, PayloadPoolMiB: 1})
+	_, s, _ := tr.Start(context.Background(), "first.name")
+	s.SetAttributes(spanguard.String("a", "abcdefgh"), spanguard.Strings("b", []string{"abcdefgh", "xy"}),
+		spanguard.Int("c", 3))
+	s.AddEvent("e1", spanguard.Int("x", 1), spanguard.Int("y", 2))
+	s.AddEvent("e2")
+	s.AddLink("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", spanguard.Int("x", 1), spanguard.Int("y", 2))
+	if err := s.UpdateName("second.name"); err != nil {
+		t.Fatal(err)
+	}
+	s.End()
+	got := arrived(t, rx, tr, 1)["second.name"]
+	sameAttributes(t, "limited", got.Attributes, decoded(t, `{"a": "abcd", "b": ["abcd", "xy"]}`))
+	if got.Dropped != 1 || got.DroppedEvents != 1 || len(got.Events) != 1 || got.Events[0].Dropped != 1 ||
+		len(got.Links) != 1 || got.Links[0].Dropped != 1 {
+		t.Errorf("dropped counts: span %d, events %d (event %+v), links %+v", got.Dropped, got.DroppedEvents, got.Events, got.Links)
+	}
+}
+
+// An array or bytes attribute refers to the caller's slice until it is
+// set: what arrives is the slice as it was then.
+func TestAnArrayIsReadWhenSet(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{})
+	_, s, _ := tr.Start(context.Background(), "read.when.set")
+	values, raw := []string{"before"}, []byte("before")
+	s.SetAttributes(spanguard.Strings("values", values), spanguard.Bytes("raw", raw))
+	values[0] = "after"
+	copy(raw, "AFTER!")
+	s.End()
+	got := arrived(t, rx, tr, 1)["read.when.set"]
+	sameAttributes(t, "read.when.set", got.Attributes,
+		decoded(t, `{"values": ["before"], "raw": {"bytes": "`+fmt.Sprintf("%x", "before")+`"}}`))
+}

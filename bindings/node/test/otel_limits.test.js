@@ -1,0 +1,34 @@
+'use strict';
+// The bridge passes on what the SDK's span limits dropped (the span's
+// dropped attribute, event and link counts) and each link's tracestate.
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { TraceState } = require('@opentelemetry/core');
+
+const { startReceiver, assertSameSpans, bridgedProvider } = require('./receiver');
+
+test('what the SDK limits dropped is counted, and links keep their tracestate', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-limits-test',
+    { spanLimits: { attributeCountLimit: 2, eventCountLimit: 1, linkCountLimit: 1 } });
+  const linked = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true,
+    traceState: new TraceState('congo=t61rcWkgMzE,rojo=00f067aa0ba902b7') };
+  const span = provider.getTracer('limited').startSpan('over.the.limits', {
+    attributes: { a: 1, b: 2, c: 3 },
+    links: [{ context: linked, attributes: { why: 'batch' } }, { context: linked }],
+  });
+  span.setAttribute('d', 4);
+  span.addEvent('e1');
+  span.addEvent('e2');
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.deepStrictEqual([sdkSpan.droppedAttributesCount, sdkSpan.droppedEventsCount, sdkSpan.droppedLinksCount], [2, 1, 1],
+    'the SDK dropped what the test means it to');
+  const arrived = await rx.waitFor(1);
+  assert.strictEqual(arrived[0].links[0].trace_state, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7');
+  assertSameSpans([sdkSpan], arrived);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

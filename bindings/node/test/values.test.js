@@ -1,0 +1,181 @@
+'use strict';
+// OpenTelemetry's value types through the Node binding, and an LLM-sized
+// span, judged by what the loopback OTLP receiver decoded with
+// opentelemetry-proto (strict: unknown fields and bad ids are refused).
+const { test } = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const spanguard = require('..');
+const { startReceiver, expectedAttributes } = require('./receiver');
+
+function tracerTo(rx, options = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-values-'));
+  return new spanguard.Tracer({ fromEnv: false, serviceName: 'node-values', endpoint: rx.url,
+    spoolDir: path.join(dir, 'spool'), scheduleDelayMs: 50, ...options });
+}
+
+/** The spans that arrived after `before`, by name, each once. */
+async function arrived(rx, before, tracer, n) {
+  assert.strictEqual(await tracer.flush(20000), true);
+  const spans = (await rx.waitFor(before + n)).slice(before);
+  const out = {};
+  for (const s of spans) {
+    assert.ok(!out[s.name], `${s.name} arrived twice`);
+    out[s.name] = s;
+  }
+  return out;
+}
+
+const VALUES = {
+  'gen_ai.response.finish_reasons': ['stop', 'length'],
+  'strings.utf8': ['a', '', 'ünï'],
+  'ints.safe': [1, -2, 9007199254740991],
+  'ints.bigint': [1n, -(2n ** 63n), 2n ** 63n - 1n],
+  'doubles.mixed': [1, 2.5],
+  'doubles.big': [1e300],
+  bools: [true, false, true],
+  empty: [],
+  'raw.buffer': Buffer.from([0x00, 0xff, 0x10, 0x80]),
+  'raw.uint8array': new Uint8Array([1, 2, 3]),
+  'raw.empty': Buffer.alloc(0),
+};
+
+/** What the receiver reports for VALUES: BigInts as numbers (the record is JSON; these fit a double or are compared as text). */
+function want() {
+  const out = expectedAttributes(VALUES);
+  out['ints.bigint'] = [1, -(2 ** 63), 2 ** 63 - 1];
+  return out;
+}
+
+for (const protocol of ['http/protobuf', 'http/json']) {
+  test(`arrays and bytes round-trip everywhere a value goes (${protocol})`, async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const tracer = tracerTo(rx, { protocol });
+    tracer.startSpan('at.start', { attributes: VALUES }).end();
+    const one = tracer.startSpan('one.by.one');
+    for (const [k, v] of Object.entries(VALUES)) one.setAttribute(k, v);
+    one.end();
+    const all = tracer.startSpan('all.at.once');
+    all.setAttributes(VALUES);
+    all.addEvent('event', VALUES);
+    const linked = tracer.startSpan('linked');
+    all.addLink(linked.traceparent(), VALUES);
+    linked.end();
+    all.end();
+    const foreign = tracer.startForeignSpan('foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: VALUES });
+    foreign.end();
+    const spans = await arrived(rx, 0, tracer, 5);
+    const expected = want();
+    for (const name of ['at.start', 'one.by.one', 'all.at.once', 'foreign']) {
+      assert.deepStrictEqual(spans[name].attributes, expected, name);
+    }
+    assert.deepStrictEqual(spans['all.at.once'].events[0].attributes, expected);
+    assert.deepStrictEqual(spans['all.at.once'].links[0].attributes, expected);
+    await tracer.close();
+  });
+}
+
+test('integer arrays are int64 when every element is a safe integer, else doubles', async (t) => {
+  // The receiver's JSON record loses the difference (1.0 is 1), so the
+  // types are read from the OTLP/JSON the local sink writes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-types-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, spoolDir: path.join(dir, 'spool') });
+  t.after(() => tracer.close());
+  tracer.startSpan('typed', { attributes: { ints: [1, 2], doubles: [1, 2.5], unsafe: [2 ** 53] } }).end();
+  await tracer.close();
+  const text = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('');
+  assert.match(text, /{"key":"ints","value":{"arrayValue":{"values":\[{"intValue":"1"},{"intValue":"2"}\]}}}/);
+  assert.match(text, /{"key":"doubles","value":{"arrayValue":{"values":\[{"doubleValue":1(\.0)?},{"doubleValue":2\.5}\]}}}/);
+  assert.match(text, /{"key":"unsafe","value":{"arrayValue":{"values":\[{"doubleValue":9007199254740992(\.0)?}\]}}}/);
+});
+
+test('an array of mixed elements, or with null, is a TypeError and sets nothing', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const span = tracer.startSpan('refused');
+  for (const bad of [[1, 'two'], [true, 1], ['a', null], [undefined], [[1]], [1, 2n]]) {
+    assert.throws(() => span.setAttribute('bad', bad), TypeError, JSON.stringify(bad, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+  }
+  assert.throws(() => span.setAttributes({ kept: 'no', bad: [1, 'x'] }), TypeError);
+  span.setAttribute('kept', ['fine']);
+  span.end();
+  const spans = await arrived(rx, 0, tracer, 1);
+  assert.deepStrictEqual(spans.refused.attributes, { kept: ['fine'] });
+  await tracer.close();
+});
+
+test('an LLM-sized span arrives whole with every key', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const prompt = Array.from({ length: 100000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+  const completion = Array.from({ length: 20000 }, (_, i) => String.fromCharCode(65 + (i % 26))).join('');
+  const extra = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`extra.${i}`, `value-${i}`]));
+  const llm = tracer.startSpan('llm.chat', { kind: spanguard.KIND.CLIENT });
+  llm.setAttribute('gen_ai.prompt', prompt);
+  llm.setAttribute('gen_ai.completion', completion);
+  llm.setAttribute('gen_ai.usage.input_tokens', 25000);
+  llm.setAttribute('gen_ai.usage.output_tokens', 5000);
+  llm.setAttributes(extra);
+  llm.end();
+  const atOnce = tracer.startSpan('llm.chat.at.once', { kind: spanguard.KIND.CLIENT,
+    attributes: { 'gen_ai.prompt': prompt, 'gen_ai.completion': completion } });
+  atOnce.setAttributes({ 'gen_ai.usage.input_tokens': 25000, 'gen_ai.usage.output_tokens': 5000, ...extra });
+  atOnce.end();
+  const spans = await arrived(rx, 0, tracer, 2);
+  const expected = { 'gen_ai.prompt': prompt, 'gen_ai.completion': completion, 'gen_ai.usage.input_tokens': 25000,
+    'gen_ai.usage.output_tokens': 5000, ...extra };
+  for (const name of ['llm.chat', 'llm.chat.at.once']) {
+    assert.deepStrictEqual(spans[name].attributes, expected, name);
+    assert.strictEqual(spans[name].dropped_attributes_count, 0);
+  }
+  const stats = tracer.stats();
+  assert.strictEqual(stats.values_truncated, 0);
+  assert.strictEqual(stats.attributes_dropped, 0);
+  await tracer.close();
+});
+
+test('more attributes than one call takes are all set, at start and later', async (t) => {
+  // 300 values of 100 bytes: more than one call takes (128), and more text
+  // than a call converts on its stack.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx, { attributeCountLimit: 1000 });
+  const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, `${i}:${'v'.repeat(100)}`]));
+  tracer.startSpan('many.at.start', { attributes: many }).end();
+  tracer.startSpan('many.later').setAttributes(many).end();
+  tracer.startForeignSpan('many.foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b8',
+    traceFlags: 1, attributes: many }).end();
+  const spans = await arrived(rx, 0, tracer, 3);
+  for (const name of ['many.at.start', 'many.later', 'many.foreign']) assert.deepStrictEqual(spans[name].attributes, many, name);
+  await tracer.close();
+});
+
+test('the limits are options; updateName renames', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx, { valueLengthLimit: 4, attributeCountLimit: 2, eventCountLimit: 1, linkCountLimit: 1,
+    eventAttributeCountLimit: 1, linkAttributeCountLimit: 1, payloadPoolMib: 1 });
+  const span = tracer.startSpan('first.name');
+  span.setAttributes({ a: 'abcdefgh', b: ['abcdefgh', 'xy'] });
+  assert.throws(() => span.setAttribute('c', 3), (e) => e.code === spanguard.RESULT.LIMIT_REACHED);
+  span.addEvent('e1', { x: 1, y: 2 });
+  assert.throws(() => span.addEvent('e2'), (e) => e.code === spanguard.RESULT.LIMIT_REACHED);
+  span.addLink('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', { x: 1, y: 2 });
+  span.updateName('second.name');
+  assert.strictEqual(span.name, 'second.name');
+  span.end();
+  const { 'second.name': got } = await arrived(rx, 0, tracer, 1);
+  assert.deepStrictEqual(got.attributes, { a: 'abcd', b: ['abcd', 'xy'] });
+  assert.strictEqual(got.dropped_attributes_count, 1);
+  assert.deepStrictEqual(got.events.map((e) => [e.name, e.dropped_attributes_count]), [['e1', 1]]);
+  assert.strictEqual(got.dropped_events_count, 1);
+  assert.deepStrictEqual(got.links.map((l) => l.dropped_attributes_count), [1]);
+  await tracer.close();
+});

@@ -1,0 +1,171 @@
+"""OpenTelemetry's value types through the Python package, and an
+LLM-sized span, judged by what the loopback receiver decoded with
+opentelemetry-proto (strict: unknown fields and bad ids are refused)."""
+
+import pytest
+
+import spanguard
+
+
+def tracer_to(receiver, tmp_path, protocol="http/protobuf", **extra):
+    return spanguard.Tracer(from_env=False, service_name="py-values", endpoint=receiver.traces_url,
+                            protocol=protocol, spool_dir=tmp_path / "spool", schedule_delay_ms=50,
+                            install_signal_handlers=False, **extra)
+
+
+def arrived(receiver, before: int, tracer) -> dict:
+    assert tracer.flush(20)
+    out = {}
+    for s in receiver.spans()[before:]:
+        assert s["name"] not in out, f"{s['name']} arrived twice"
+        out[s["name"]] = s
+    return out
+
+
+ARRAYS = {
+    "gen_ai.response.finish_reasons": ("stop", "length"),
+    "strings.list": ["a", "", "ünï"],
+    "ints": [1, -2, 2 ** 63 - 1, -(2 ** 63)],
+    "doubles": (0.5, -1.25, 1e300),
+    "bools": [True, False, True],
+    "empty": [],
+}
+BYTES = {
+    "raw.bytes": b"\x00\xff\x10\x80",
+    "raw.bytearray": bytearray(b"\x01\x02"),
+    "raw.memoryview": memoryview(b"xyz\x00"),
+    "raw.empty": b"",
+}
+
+
+def expected(attrs: dict) -> dict:
+    """An attribute dict as the receiver reports it (arrays as lists,
+    bytes as {"bytes": hex})."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            out[k] = {"bytes": bytes(v).hex()}
+        elif isinstance(v, (list, tuple)):
+            out[k] = list(v)
+        else:
+            out[k] = v
+    return out
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_arrays_and_bytes_round_trip_everywhere_a_value_goes(receiver, tmp_path, protocol):
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, protocol)
+    everything = {**ARRAYS, **BYTES}
+    with tracer.span("at.start", attributes=everything):
+        pass
+    with tracer.span("one.by.one") as span:
+        for k, v in everything.items():
+            span.set_attribute(k, v)
+    with tracer.span("all.at.once") as span:
+        span.set_attributes(everything)
+        span.add_event("event", everything)
+        with tracer.span("linked") as linked:
+            span.add_link(linked.traceparent(), everything)
+    spans = arrived(receiver, before, tracer)
+    want = expected(everything)
+    for name in ("at.start", "one.by.one", "all.at.once"):
+        assert spans[name]["attributes"] == want, name
+    (event,) = spans["all.at.once"]["events"]
+    assert event["attributes"] == want
+    (link,) = spans["all.at.once"]["links"]
+    assert link["attributes"] == want
+    assert tracer.stats().values_rejected == 0
+    tracer.close()
+
+
+def test_sequences_that_are_not_opentelemetry_arrays_stay_out_counted_and_never_raise(receiver, tmp_path):
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    with tracer.span("refused") as span:
+        span.set_attribute("mixed", [1, "two"])
+        span.set_attribute("int.and.float", (1, 2.5))
+        span.set_attribute("bool.and.int", [True, 1])
+        span.set_attribute("with.none", ["a", None])
+        span.set_attribute("nested", [[1], [2]])
+        span.set_attribute("int.too.big", [1, 2 ** 64])
+        span.set_attributes({"kept": ["fine"], "mixed.too": ("x", 1)})
+    spans = arrived(receiver, before, tracer)
+    assert spans["refused"]["attributes"] == {"kept": ["fine"]}
+    assert tracer.stats().values_rejected == 7
+    tracer.close()
+
+
+def test_an_llm_sized_span_arrives_whole_with_every_key(receiver, tmp_path):
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    prompt = "".join(chr(ord("a") + i % 26) for i in range(100_000))
+    completion = "".join(chr(ord("A") + i % 26) for i in range(20_000))
+    extra = {f"extra.{i}": f"value-{i}" for i in range(100)}
+    with tracer.span("llm.chat", kind=spanguard.KIND_CLIENT) as llm:
+        llm.set_attribute("gen_ai.prompt", prompt)
+        llm.set_attribute("gen_ai.completion", completion)
+        llm.set_attribute("gen_ai.usage.input_tokens", 25_000)
+        llm.set_attribute("gen_ai.usage.output_tokens", 5_000)
+        llm.set_attributes(extra)
+    with tracer.span("llm.chat.at.once", kind=spanguard.KIND_CLIENT) as llm:
+        llm.set_attributes({"gen_ai.prompt": prompt, "gen_ai.completion": completion})
+        llm.set_attributes({"gen_ai.usage.input_tokens": 25_000, "gen_ai.usage.output_tokens": 5_000, **extra})
+    spans = arrived(receiver, before, tracer)
+    want = {"gen_ai.prompt": prompt, "gen_ai.completion": completion, "gen_ai.usage.input_tokens": 25_000,
+            "gen_ai.usage.output_tokens": 5_000, **extra}
+    for name in ("llm.chat", "llm.chat.at.once"):
+        assert spans[name]["attributes"] == want, name
+        assert spans[name]["dropped_attributes_count"] == 0
+    stats = tracer.stats()
+    assert stats.values_truncated == 0 and stats.attributes_dropped == 0
+    tracer.close()
+
+
+def test_more_attributes_than_one_call_takes_are_all_set(receiver, tmp_path):
+    """One call into the library takes 128 attributes: more are set in as
+    many calls as needed, at start and later."""
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, attribute_count_limit=1000)
+    many = {f"k{i}": i for i in range(300)}
+    with tracer.span("many.at.start", attributes=many):
+        pass
+    with tracer.span("many.later") as span:
+        span.set_attributes(many)
+    spans = arrived(receiver, before, tracer)
+    assert spans["many.at.start"]["attributes"] == many
+    assert spans["many.later"]["attributes"] == many
+    tracer.close()
+
+
+def test_the_limits_are_settings(receiver, tmp_path):
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, value_length_limit=4, attribute_count_limit=2, event_count_limit=1,
+                       link_count_limit=1, event_attribute_count_limit=1, link_attribute_count_limit=1,
+                       payload_pool_mib=1)
+    with tracer.span("limited") as span:
+        span.set_attributes({"a": "abcdefgh", "b": ["abcdefgh", "xy"], "c": 3})
+        span.add_event("e1", {"x": 1, "y": 2})
+        span.add_event("e2")
+        span.add_link("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", {"x": 1, "y": 2})
+        span.add_link("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203332-01")
+    (got,) = arrived(receiver, before, tracer).values()
+    assert got["attributes"] == {"a": "abcd", "b": ["abcd", "xy"]}
+    assert got["dropped_attributes_count"] == 1
+    assert [(e["name"], e["dropped_attributes_count"]) for e in got["events"]] == [("e1", 1)]
+    assert got["dropped_events_count"] == 1
+    assert [ln["dropped_attributes_count"] for ln in got["links"]] == [1]
+    assert got["dropped_links_count"] == 1
+    tracer.close()
+    with pytest.raises(TypeError):
+        spanguard.Tracer(from_env=False, attribute_count_limit="many")
+
+
+def test_update_name_renames_the_span(receiver, tmp_path):
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    with tracer.span("first.name") as span:
+        span.update_name("second.name")
+    spans = arrived(receiver, before, tracer)
+    assert list(spans) == ["second.name"]
+    tracer.close()
