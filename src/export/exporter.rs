@@ -214,6 +214,8 @@ impl Exporter {
         );
         p.report(ExportEvent::ExporterPanicked, &message);
         self.host.diagnostics.error(&message);
+        // A spool file that caused it was set aside: tell of it now.
+        self.report_set_aside();
     }
 
     /// Keeps the exporter's CPU share at or below the configured cap: after

@@ -19,6 +19,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -361,7 +362,18 @@ impl SpoolDir {
                 }
                 Err(BatchError::Io(_)) => continue, // try again next time
             };
-            match send(&batch) {
+            // A file whose sending panics (an internal bug it triggers)
+            // would panic again at every replay, stopping all replay for
+            // good: set it aside first, then let the exporter report it.
+            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch))) {
+                Ok(verdict) => verdict,
+                Err(payload) => {
+                    self.put_aside(&path, "sending it hit an internal error");
+                    drop(file);
+                    resume_unwind(payload);
+                }
+            };
+            match verdict {
                 ReplayVerdict::Delivered => {
                     let _ = fs::remove_file(&path);
                     batches += 1;
