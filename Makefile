@@ -92,12 +92,12 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-test-c: build/tests/test_api build/tests/test_fork build/tests/test_context build/tests/test_config_errors
-	rm -rf build/c-test-spans build/c-test-spans-llm build/fork-test-spans build/c-context-spans build/c-config-spans
+C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors
+test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
+	rm -rf build/c-test-spans build/c-test-spans-llm
 	build/tests/test_api build/c-test-spans
-	build/tests/test_fork build/fork-test-spans
-	build/tests/test_context build/c-context-spans
-	build/tests/test_config_errors build/c-config-spans
+	for t in $(C_PROCESS_TESTS); do rm -rf build/$$t-spans build/$$t-spans-spool; \
+	  build/tests/$$t build/$$t-spans; done
 
 # The same C test once more with AddressSanitizer over the test program and a
 # static link of the library, checked with nm that ASan really is in.
@@ -251,12 +251,12 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 
 # Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
 # the OTEL_* variables, Retry-After, partial-success bodies, encoded requests
-# split on a 413) with cargo-fuzz
+# split on a 413, spool files, crash dumps and flight files) with cargo-fuzz
 # (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

@@ -365,6 +365,11 @@ enum spanguard_event
    was working on are counted lost, and it goes on exporting.
    */
   SPANGUARD_EVENT_EXPORTER_PANICKED = 6,
+  /*
+   A file in the spool directory could not be used and was renamed to
+   `<name>.unreadable`, unread (the message says which and why).
+   */
+  SPANGUARD_EVENT_FILE_SET_ASIDE = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -798,6 +803,12 @@ typedef struct spanguard_counters {
    on exporting.
    */
   uint64_t exporter_panics;
+  /*
+   Files in the spool directory that could not be used (a FIFO, a link,
+   another user's file, another version's dump, a torn file), renamed
+   to `<name>.unreadable` and left unread.
+   */
+  uint64_t files_set_aside;
 } spanguard_counters;
 
 /*
@@ -805,7 +816,8 @@ typedef struct spanguard_counters {
  in a signal handler) for each event. `message` is NUL-terminated and valid
  only during the call. The callback must not call `spanguard_flush`,
  `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
- wait for the exporter thread that is running the callback).
+ wait for the exporter thread that is running the callback); it may call
+ `spanguard_set_error_callback`, e.g. to remove itself.
  */
 typedef void (*spanguard_error_callback)(spanguard_event event,
                                          const char *message,
@@ -1238,7 +1250,10 @@ spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *trace
 /*
  Sets (or, with NULL, removes) the callback told of export failures,
  spooling, spool overflow and replay. See `spanguard_error_callback` for
- where it runs. Thread-safe.
+ where it runs. Thread-safe, and may be called from inside the callback
+ (a one-shot callback that removes itself): it then returns at once. From
+ any other thread it returns after a call of the previous callback in
+ progress has finished, so the previous `user_data` may be freed then.
  */
 spanguard_result spanguard_set_error_callback(const struct spanguard_tracer *tracer,
                                               spanguard_error_callback callback,

@@ -141,7 +141,13 @@ pub struct TracerConfig {
     pub detected_resource: Vec<(String, String)>,
 }
 
-fn state_dir() -> PathBuf {
+/// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`,
+/// else `~/.local/state/spanguard`, else (no HOME, as in some containers
+/// and services) `$TMPDIR/spanguard-<uid>`. A shared temporary directory
+/// lets another user make that directory first: a tracer refuses to start
+/// when it (or any spool or sink directory) belongs to someone else, and
+/// makes it private when it is ours (`buffer::files::ensure_private_dir`).
+pub fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("spanguard");
     }
@@ -158,7 +164,7 @@ fn current_uid() -> u32 {
 
 impl Default for TracerConfig {
     fn default() -> Self {
-        let state = state_dir();
+        let state = default_state_dir();
         TracerConfig {
             service_name: "unknown_service".to_string(),
             resource_attributes: Vec::new(),

@@ -1,7 +1,9 @@
 //! State shared by the threads that record spans and the exporter thread:
 //! the slab, the counters, and the signalling between them.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +39,9 @@ pub enum ExportEvent {
     /// The exporter thread caught a panic (an internal bug); the spans it
     /// was working on are counted lost, and it goes on exporting.
     ExporterPanicked = 6,
+    /// A file in the spool directory could not be used and was renamed
+    /// `*.unreadable`, unread.
+    FileSetAside = 7,
 }
 
 /// How a flush (or shutdown) ended.
@@ -72,6 +77,64 @@ impl FlushOutcome {
 /// The application's error callback: a C function and its pointer.
 pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
+/// The callback as the slot keeps it: shared, so the exporter calls it
+/// without holding the lock that replaces it.
+type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
+
+/// The error callback and the rules for replacing it while it may run.
+/// The exporter takes `calling` for each call and copies the callback out
+/// of `current`, which is locked only for that copy; a replacement waits on
+/// `calling` for a call in progress, unless it is made from inside that
+/// very call (a one-shot callback removing itself), which would otherwise
+/// wait for itself. So after a replacement returns (on another thread) the
+/// old callback neither runs nor starts, and from inside a call it returns
+/// at once.
+#[derive(Default)]
+pub struct CallbackSlot {
+    current: Mutex<Option<SharedCallback>>,
+    calling: Mutex<()>,
+    /// The thread running a call (its kernel id), 0 when none.
+    calling_thread: AtomicI32,
+}
+
+fn this_thread() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+impl CallbackSlot {
+    pub fn set(&self, cb: Option<EventCallback>) {
+        let cb = cb.map(SharedCallback::from);
+        let old = {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *current, cb)
+        };
+        // Relaxed: only equality with this thread's own id matters, and
+        // this thread wrote it if it is equal.
+        if self.calling_thread.load(Ordering::Relaxed) != this_thread() {
+            drop(self.calling.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        drop(old);
+    }
+
+    /// Calls the callback, if any, on this thread.
+    pub fn call(&self, event: ExportEvent, message: &str) {
+        let _calling = self.calling.lock().unwrap_or_else(|p| p.into_inner());
+        let cb = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(cb) = cb {
+            self.calling_thread.store(this_thread(), Ordering::Relaxed);
+            // The callback is the application's code: a panic in a Rust
+            // closure must not kill the exporter.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event, message)));
+            self.calling_thread.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 pub struct Pipeline {
     pub config: TracerConfig,
     pub slab: SpanSlab,
@@ -80,7 +143,7 @@ pub struct Pipeline {
     pub stats: Stats,
     pub lifecycle: AtomicU32,
     pub signal: ExportSignal,
-    pub callback: Mutex<Option<EventCallback>>,
+    pub callback: CallbackSlot,
     /// Where the crash handler writes this tracer's spans (signal handlers
     /// on, flight recorder off).
     pub crash_file: Option<CrashFile>,
@@ -90,6 +153,14 @@ pub struct Pipeline {
     pub in_flight: InFlightBatch,
     /// The exporter thread, joined by `shutdown`.
     pub exporter_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The exporter thread's kernel id (0 until it runs), so the crash
+    /// handler knows when the crashing thread is the one it would wait for.
+    pub exporter_tid: AtomicI32,
+    /// The thread that froze recording and will thaw it if the process
+    /// lives on (its kernel id); 0 when a crash froze it for good.
+    pub frozen_by: AtomicI32,
+    /// The lifecycle `thaw` puts back (running or shutting down).
+    pub frozen_from: AtomicU32,
 }
 
 /// The batch the exporter is sending. Its slots were already given back, so
@@ -109,7 +180,7 @@ pub struct InFlightBatch {
 /// lives, so recovery knows a dead owner's file from a live one's.
 pub struct FlightFile {
     pub path: std::path::PathBuf,
-    pub file: std::fs::File,
+    pub file: crate::buffer::files::LockedFile,
 }
 
 impl Pipeline {
@@ -123,11 +194,24 @@ impl Pipeline {
         self.signal.request_flush_and_wait(timeout)
     }
 
+    /// `flush` for the application: waits for a thaw first (see
+    /// `await_thaw`). None when the tracer is (still) not running.
+    pub fn flush_running(&self, timeout: Duration) -> Option<FlushOutcome> {
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        self.await_thaw(deadline);
+        if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+            return None;
+        }
+        Some(self.flush(deadline.saturating_duration_since(Instant::now())))
+    }
+
     /// Flush, then end and export the spans still open (marked
     /// `spanguard.unended`), then stop the exporter, in that order, so no
     /// span is lost to ordering. None when another call shut it down
     /// already.
     pub fn shutdown(&self, timeout: Duration) -> Option<FlushOutcome> {
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        self.await_thaw(deadline);
         if self
             .lifecycle
             .compare_exchange(
@@ -140,7 +224,6 @@ impl Pipeline {
         {
             return None;
         }
-        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         let left = || deadline.saturating_duration_since(Instant::now());
         let mut outcome = self.signal.request_flush_and_wait(left());
         let unended = self.end_open_spans();
@@ -207,11 +290,82 @@ impl Pipeline {
     /// already past their lifecycle check to publish. Async-signal-safe
     /// (atomics and the vDSO clock).
     pub fn freeze_recording(&self) {
+        self.frozen_by.store(0, Ordering::Relaxed);
         self.lifecycle.store(LIFECYCLE_FROZEN, Ordering::SeqCst);
+        Self::let_recording_calls_finish();
+    }
+
+    /// `freeze_recording` for a tracer that is running or shutting down
+    /// (a worker process whose exit hook is shutting it down when its pool
+    /// terminates it), by a thread that will `thaw` it if the process lives
+    /// on; one already shut down stays so. True when it froze it.
+    pub fn try_freeze_recording(&self) -> bool {
+        // Relaxed: both are read after the lifecycle (SeqCst) says frozen.
+        self.frozen_by.store(this_thread(), Ordering::Relaxed);
+        let mut frozen = false;
+        for from in [LIFECYCLE_RUNNING, LIFECYCLE_SHUTTING_DOWN] {
+            self.frozen_from.store(from, Ordering::Relaxed);
+            if self
+                .lifecycle
+                .compare_exchange(from, LIFECYCLE_FROZEN, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                frozen = true;
+                break;
+            }
+        }
+        if frozen {
+            Self::let_recording_calls_finish();
+        }
+        frozen
+    }
+
+    /// Waits (until `deadline`) for a tracer frozen by a thread that may
+    /// thaw it: a host's signal handler that returned may have told the
+    /// application to shut down before that thread got to thaw. Not for a
+    /// tracer frozen by a crash, nor on the freezing thread itself (a host
+    /// handler calling exit, whose exit hook shuts down: the dump stays).
+    fn await_thaw(&self, deadline: Instant) {
+        while self.lifecycle() == LIFECYCLE_FROZEN {
+            let by = self.frozen_by.load(Ordering::Relaxed);
+            if by == 0 || by == this_thread() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn let_recording_calls_finish() {
         let until = crate::span::clock::monotonic_ns() + 2_000_000;
         while crate::span::clock::monotonic_ns() < until {
             std::hint::spin_loop();
         }
+    }
+
+    /// Undoes `try_freeze_recording` and the dump for a process that was
+    /// to die of a signal and lives on: the dump is taken back (its spans
+    /// are still in the slots, and this exporter sends them), recording and
+    /// the exporter resume.
+    pub fn thaw(&self) {
+        if self.lifecycle() != LIFECYCLE_FROZEN {
+            return;
+        }
+        if let Some(c) = &self.crash_file {
+            c.unpublish();
+        }
+        self.mark_flight_signal(0);
+        // SeqCst pairs with the exporter's busy/frozen handshake.
+        self.signal.frozen.store(false, Ordering::SeqCst);
+        // Back to what it was: running, or shutting down (that shutdown, on
+        // another thread, goes on). A shutdown that finished meanwhile
+        // stored SHUT_DOWN, so this finds it not frozen and leaves it.
+        let _ = self.lifecycle.compare_exchange(
+            LIFECYCLE_FROZEN,
+            self.frozen_from.load(Ordering::Relaxed),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.signal.wake();
     }
 
     /// Records the fatal signal in the flight recorder's header.
@@ -229,13 +383,7 @@ impl Pipeline {
 
     /// Tells the application, from the exporter thread only.
     pub fn report(&self, event: ExportEvent, message: &str) {
-        if let Ok(guard) = self.callback.lock()
-            && let Some(cb) = guard.as_ref()
-        {
-            // The callback is the application's code: a panic in a Rust
-            // closure must not kill the exporter.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event, message)));
-        }
+        self.callback.call(event, message);
     }
 }
 

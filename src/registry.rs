@@ -3,28 +3,38 @@
 //! span handles are never given to two live tracers. Lock-free: the signal
 //! handlers read it too.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::pipeline::Pipeline;
 
 static PIPELINES: [AtomicPtr<Pipeline>; 256] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
 
+/// Where the search for a free number starts: after the last one given,
+/// so numbers cycle through all 255 before one comes back, and a span
+/// handle of a freed tracer names no live tracer for as long as possible
+/// (its slot generations, which start at random, cover the rest).
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
 /// Claims a free number (1..=255) for a tracer about to start.
 pub fn reserve() -> Option<u8> {
     let placeholder = std::ptr::dangling_mut::<Pipeline>();
-    (1..256usize)
-        .find(|&i| {
-            PIPELINES[i]
-                .compare_exchange(
-                    std::ptr::null_mut(),
-                    placeholder,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-        })
-        .map(|i| i as u8)
+    // Relaxed: the cursor only spreads numbers; the compare-exchange below
+    // is what claims one.
+    let start = NEXT.load(Ordering::Relaxed);
+    let id = (0..255usize).map(|k| (start + k) % 255 + 1).find(|&i| {
+        PIPELINES[i]
+            .compare_exchange(
+                std::ptr::null_mut(),
+                placeholder,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    })?;
+    // The next search starts just after this number.
+    NEXT.store(id, Ordering::Relaxed);
+    Some(id as u8)
 }
 
 /// Publishes a started tracer's pipeline under its reserved number. The

@@ -119,6 +119,9 @@ counters! {
     recovered_spans,
     /// Panics the exporter thread caught (an internal bug); it went on.
     exporter_panics,
+    /// Files in the spool directory that could not be used (not ours, not
+    /// a regular file, another version's, torn), renamed `*.unreadable`.
+    files_set_aside,
 }
 
 impl Stats {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
+use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
 use crate::config::{FullPolicy, TracerConfig};
@@ -39,29 +40,28 @@ fn make_slab(
     let chunks = chunks_for_mib(config.payload_pool_mib);
     if config.flight_recorder {
         let made = (|| {
-            std::fs::create_dir_all(&config.spool_dir)?;
+            files::ensure_private_dir(&config.spool_dir)?;
             let path = config.spool_dir.join(format!(
                 "{:020}-{:010}-{:x}.sgflight",
                 now_unix_ns(),
                 std::process::id(),
                 crate::span::ids::new_span_id_u64()
             ));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            // SAFETY: flock on our own fd; held until the file is closed.
-            unsafe {
-                libc::flock(
-                    std::os::fd::AsRawFd::as_raw_fd(&file),
-                    libc::LOCK_EX | libc::LOCK_NB,
-                )
-            };
+            // Locked while the process lives: recovery knows it from a dead
+            // owner's.
+            let (file, _) = LockedFile::lock(files::create_new(&path, true)?);
+            // Mapped through an open file of its own, not the locked one: a
+            // mapping keeps its open file (and so that file's lock) alive,
+            // and a forked child keeps the mapping, so the lock would
+            // outlive this process in every child that does not exec.
+            let mapped = files::open_found(&path, true).map_err(|r| match r {
+                files::Refusal::Failed(e) => e,
+                other => std::io::Error::other(format!("{}: {other:?}", path.display())),
+            })?;
             let prefix = std::mem::size_of::<DumpHeader>();
-            let slab = SpanSlab::new(slots, SlabBacking::File(file.try_clone()?), prefix)?;
+            let slab = SpanSlab::new(slots, SlabBacking::File(mapped.try_clone()?), prefix)?;
             let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
-            let pool = PayloadPool::new(chunks, PoolBacking::File(file.try_clone()?, pool_offset))?;
+            let pool = PayloadPool::new(chunks, PoolBacking::File(mapped, pool_offset))?;
             let mut header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,
@@ -84,6 +84,43 @@ fn make_slab(
         PayloadPool::new(chunks, PoolBacking::Anonymous)?,
         None,
     ))
+}
+
+/// Makes the spool directory (and the sink's, when spans go there) 0700 if
+/// missing, and refuses to start when one belongs to another user or is
+/// shared (`buffer::files::ensure_private_dir`): that user could read every
+/// span, or plant links and FIFOs that the tracer would follow. A
+/// configuration error that names the setting and the directory. A
+/// directory that merely cannot be made (read-only disk) is not a reason
+/// to refuse: tracing works without a spool, and the sink reports its
+/// failures per batch.
+fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<(), TracerError> {
+    let state = crate::config::default_state_dir();
+    let mut dirs = vec![("spool_dir (SPANGUARD_SPOOL_DIR)", &config.spool_dir)];
+    if uses_sink {
+        dirs.push(("sink_dir (SPANGUARD_SINK_DIR)", &config.sink_dir));
+    }
+    for (setting, dir) in dirs {
+        // The default state directory is ours too: another user who made
+        // it first (it may be in a shared /tmp) would control what is in
+        // it, whoever owns the directories we then make inside.
+        let own_root = dir.starts_with(&state).then_some((
+            "the state directory (XDG_STATE_HOME, HOME or TMPDIR)",
+            &state,
+        ));
+        for (name, d) in own_root.into_iter().chain([(setting, dir)]) {
+            if let Err(e) = files::ensure_private_dir(d)
+                && files::is_foreign_directory(&e)
+            {
+                return Err(TracerError::Config(crate::config::ConfigError::new(
+                    name,
+                    Some(&d.display().to_string()),
+                    &e.to_string(),
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The endpoint that sends every batch nowhere (benchmarks' null sink).
@@ -276,6 +313,7 @@ impl Tracer {
         transport: Box<dyn Transport>,
         sink_path: Option<std::path::PathBuf>,
     ) -> Result<Tracer, TracerError> {
+        refuse_foreign_directories(&config, sink_path.is_some())?;
         // Each tracer is a new instance, also a forked child's replacement.
         config.detected_resource = crate::export::resource::detect();
         // The first sample of the clock's calibration (see span::clock).
@@ -308,11 +346,14 @@ impl Tracer {
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
             signal: ExportSignal::new(first_batch_target),
-            callback: Mutex::new(None),
+            callback: Default::default(),
             crash_file,
             flight,
             in_flight: Default::default(),
             exporter_thread: Mutex::new(None),
+            exporter_tid: Default::default(),
+            frozen_by: Default::default(),
+            frozen_from: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
@@ -438,9 +479,11 @@ impl Tracer {
             ),
         };
         let recording = flags & FLAG_SAMPLED != 0;
-        if p.crash_file.is_some() {
-            // Every thread that records spans can then still dump them from
-            // the crash handler after a stack overflow.
+        if p.config.install_signal_handlers {
+            // Every thread that records spans can then still run the crash
+            // handler after a stack overflow (which dumps the slots, or
+            // with the flight recorder marks the signal and waits for the
+            // batch in flight).
             crate::watchdog::crash::ensure_alt_stack();
         }
         // Read before the slot is taken, as in `end`: the compare-exchange
@@ -848,10 +891,9 @@ impl Tracer {
     /// Waits until every span ended before this call is exported (or failed
     /// for good, or spooled), or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
-        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
-            return Err(SpanError::ShutDown);
-        }
-        Ok(self.pipeline.flush(timeout))
+        self.pipeline
+            .flush_running(timeout)
+            .ok_or(SpanError::ShutDown)
     }
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
@@ -863,10 +905,10 @@ impl Tracer {
         self.pipeline.stats.snapshot(&self.pipeline.slab)
     }
 
+    /// Replaces the error callback; see `pipeline::CallbackSlot` for when
+    /// the old one stops running.
     pub fn set_callback(&self, cb: Option<crate::pipeline::EventCallback>) {
-        if let Ok(mut guard) = self.pipeline.callback.lock() {
-            *guard = cb;
-        }
+        self.pipeline.callback.set(cb);
     }
 }
 

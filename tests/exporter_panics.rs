@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use spanguard::config::{Protocol, TracerConfig};
 use spanguard::export::file_sink::FileSink;
+use spanguard::export::spool::{SpoolDir, SpooledBatch};
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 use spanguard::pipeline::{ExportEvent, FlushOutcome};
 use spanguard::tracer::{Parent, Tracer};
@@ -111,6 +112,112 @@ fn a_panicking_batch_is_counted_and_export_goes_on() {
         .collect();
     assert_eq!(panics.len(), 1, "{events:?}");
     assert!(panics[0].1.contains("injected exporter bug"));
+    drop(events);
+    assert!(
+        tracer
+            .shutdown(Duration::from_secs(10))
+            .expect("shutdown")
+            .is_done()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The file sink, but a request whose body holds `poison` panics.
+struct PanicsOnPoison {
+    sink: FileSink,
+}
+
+impl Transport for PanicsOnPoison {
+    fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
+        if body.windows(6).any(|w| w == b"poison") {
+            panic!("injected exporter bug on a spooled file");
+        }
+        self.sink.send(body, f, gz)
+    }
+
+    fn describe(&self) -> String {
+        self.sink.describe()
+    }
+}
+
+/// A spooled file whose sending panics is set aside after the first
+/// panic: replay does not hit it again and again, and export goes on.
+#[test]
+fn a_spool_file_whose_sending_panics_is_set_aside_once() {
+    let dir = std::env::temp_dir().join(format!("sg-exporter-poison-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sink_dir = dir.join("spans");
+    let spool_dir = dir.join("spool");
+    std::fs::create_dir_all(&spool_dir).expect("spool dir");
+    let config = TracerConfig {
+        protocol: Protocol::HttpJson,
+        sink_dir: sink_dir.clone(),
+        spool_dir: spool_dir.clone(),
+        install_signal_handlers: false,
+        // Wakes often, so a file that panicked every time would be
+        // replayed (and panic) many times in the wait below.
+        schedule_delay: Duration::from_millis(20),
+        ..TracerConfig::default()
+    };
+    let spool = SpoolDir::new(&spool_dir, config.spool_max_bytes);
+    spool
+        .write(&SpooledBatch {
+            format: BodyFormat::Json,
+            gzipped: false,
+            spans: 3,
+            body: br#"{"resourceSpans":[],"note":"poison"}"#.to_vec(),
+        })
+        .expect("spool file");
+    let transport = PanicsOnPoison {
+        sink: FileSink::new(&sink_dir, "poison"),
+    };
+    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    std::thread::sleep(Duration::from_millis(600));
+    for i in 0..5 {
+        let name = format!("fresh-{i}");
+        let (s, _) = tracer
+            .begin(name.as_bytes(), Parent::None, 1)
+            .expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+    assert_eq!(
+        tracer.flush(Duration::from_secs(30)).expect("flush"),
+        FlushOutcome::Delivered
+    );
+    for i in 0..5 {
+        let name = format!("\"name\":\"fresh-{i}\"");
+        assert_eq!(occurrences(&sink_dir, &name), 1, "{name} arrived once");
+    }
+    let stats = tracer.stats();
+    assert_eq!(stats.exporter_panics, 1, "the file was replayed once");
+    assert_eq!(stats.files_set_aside, 1);
+    assert!(
+        spool.list().is_empty(),
+        "left to replay: {:?}",
+        spool.list()
+    );
+    // Kept for inspection, beside the spool's files (the callback may have
+    // been set after the exporter's first look, so it is not judged).
+    let kept: Vec<_> = std::fs::read_dir(&spool_dir)
+        .expect("spool dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".unreadable"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    let events = events.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .filter(|(e, _)| *e == ExportEvent::FileSetAside)
+            .count()
+            <= 1,
+        "{events:?}"
+    );
     drop(events);
     assert!(
         tracer

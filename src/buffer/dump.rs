@@ -11,12 +11,17 @@
 //!   a chunk never written takes no disk). A slot's chunks are found
 //!   through its chunk map, as in memory.
 
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{
     STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
@@ -28,6 +33,15 @@ use crate::span::record::{
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
 pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
+/// This build's magic for a crash dump or, with `flight`, a flight file
+/// (for tools and fuzzers outside the crate).
+pub fn magic_of(flight: bool) -> [u8; 8] {
+    if flight {
+        MAGIC_FLIGHT
+    } else {
+        MAGIC_CRASH_DUMP
+    }
+}
 pub(crate) const RESOURCE_TEXT_BYTES: usize = 1024;
 pub(crate) const SERVICE_NAME_BYTES: usize = 256;
 
@@ -134,9 +148,11 @@ fn percent_encode(s: &str) -> String {
 /// rename(2): nothing that allocates, locks or formats. The lock is held
 /// while the process lives, so recovery leaves a live owner's file alone.
 pub struct PreparedFile {
-    fd: OwnedFd,
+    file: LockedFile,
     pending: CString,
     done: CString,
+    /// Renamed to `done` by `publish`, not yet taken back.
+    published: AtomicBool,
 }
 
 impl PreparedFile {
@@ -148,23 +164,20 @@ impl PreparedFile {
             })
         };
         let (pending_c, done_c) = (to_c(pending)?, to_c(done)?);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(pending)?;
-        // SAFETY: flock on our own fd; held until the fd is closed.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // Held until the process ends or the file is removed at shutdown.
+        let (file, _) = LockedFile::lock(files::create_new(pending, false)?);
         Ok(PreparedFile {
-            fd: file.into(),
+            file,
             pending: pending_c,
             done: done_c,
+            published: AtomicBool::new(false),
         })
     }
 
     /// Async-signal-safe: writes all of `bytes` (retrying on EINTR), or
     /// stops at the first error.
     pub fn write_all(&self, mut bytes: &[u8]) {
-        let fd = self.fd.as_raw_fd();
+        let fd = self.file.as_raw_fd();
         while !bytes.is_empty() {
             // SAFETY: write from a valid slice to our own fd.
             let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -185,8 +198,28 @@ impl PreparedFile {
         // SAFETY: fsync and rename of our own fd and NUL-terminated paths;
         // both are async-signal-safe.
         unsafe {
-            libc::fsync(self.fd.as_raw_fd());
-            libc::rename(self.pending.as_ptr(), self.done.as_ptr());
+            libc::fsync(self.file.as_raw_fd());
+            if libc::rename(self.pending.as_ptr(), self.done.as_ptr()) == 0 {
+                self.published.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Takes a published file back, emptied and under its pending name,
+    /// ready for another dump: for a process that was to die of a signal
+    /// but lives on (the host's handler returned), whose spans stay in its
+    /// slots and will be sent by its own exporter. The file stayed locked
+    /// throughout, so no other process took it meanwhile.
+    pub fn unpublish(&self) {
+        if !self.published.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let fd = self.file.as_raw_fd();
+        // SAFETY: our own fd and NUL-terminated paths.
+        unsafe {
+            libc::ftruncate(fd, 0);
+            libc::lseek(fd, 0, libc::SEEK_SET);
+            libc::rename(self.done.as_ptr(), self.pending.as_ptr());
         }
     }
 
@@ -258,6 +291,13 @@ impl CrashFile {
         self.slots.remove();
         self.batch.remove();
     }
+
+    /// Takes back both files after a dump the process survived (see
+    /// `PreparedFile::unpublish`).
+    pub fn unpublish(&self) {
+        self.slots.unpublish();
+        self.batch.unpublish();
+    }
 }
 
 const CHUNK_COUNT_AT: usize = std::mem::offset_of!(SpanRecord, chunk_count);
@@ -272,18 +312,291 @@ pub fn slot_is_live(record: &SpanRecord) -> bool {
     )
 }
 
-/// The spans a dump or flight file holds, ready to encode: ended ones as
-/// they were; open ones ended at `died_at_ns` and marked interrupted. Each
-/// comes with its chunks, copied out in order.
-pub struct Recovered {
-    pub header: DumpHeader,
-    pub records: Vec<(Box<SpanRecord>, OwnedOverflow)>,
+/// Why a dump or flight file was not read.
+#[derive(Debug)]
+pub enum DumpError {
+    /// Empty: a process that died before it had anything to dump (its
+    /// prepared file was never written). Nothing to keep.
+    Empty,
+    /// Not a dump this build can read (another version's, torn in its
+    /// header, lengths that cannot be): set it aside, never delete it.
+    Unreadable(String),
+    /// Reading failed for a reason that may pass.
+    Io(std::io::Error),
 }
 
-/// The chunks of a flight file's pool region, as a store the chunk map
-/// resolves through (reading only; bounded by the file).
+/// A recovered span: its record, and its chunks copied out in order.
+pub type RecoveredSpan = (Box<SpanRecord>, OwnedOverflow);
+
+/// The most chunk bytes one batch of `next_records` copies out (one span
+/// that alone holds more is still read, cut at `MAX_SPAN_OVERFLOW_BYTES`).
+const BATCH_OVERFLOW_BYTES: usize = 64 << 20;
+/// The most chunk bytes kept for one recovered span: a record read from
+/// disk may claim any count.
+const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
+
+/// A crash dump or flight file, its header checked, read a batch of spans
+/// at a time: memory stays bounded by one batch whatever the file holds,
+/// and nothing past what its header allows is read (the header's claims,
+/// the file's real size and the most a header can describe bound every
+/// read). Records' sizes come from the header, which must match this
+/// build's.
+pub struct DumpReader<F: Borrow<File> = LockedFile> {
+    file: F,
+    header: DumpHeader,
+    record_size: u64,
+    /// The file's size when opened: nothing past it is read.
+    size: u64,
+    /// The next record's offset, and the end of the last one that may be
+    /// read.
+    offset: u64,
+    end: u64,
+    /// Records a crash dump's header says it holds, still to read.
+    records_left: u32,
+    died_at_ns: u64,
+}
+
+impl<F: Borrow<File>> DumpReader<F> {
+    /// Reads and checks the header of `file` (opened by the caller, and
+    /// locked when it is to be recovered). Open spans are recovered as
+    /// ended at `died_at_ns`.
+    pub fn open(file: F, died_at_ns: u64) -> Result<DumpReader<F>, DumpError> {
+        let size = file.borrow().metadata().map_err(DumpError::Io)?.len();
+        if size == 0 {
+            return Err(DumpError::Empty);
+        }
+        let hsize = std::mem::size_of::<DumpHeader>();
+        let mut bytes = [0u8; std::mem::size_of::<DumpHeader>()];
+        if size < hsize as u64 {
+            return Err(DumpError::Unreadable(format!(
+                "{size} bytes, shorter than a dump header"
+            )));
+        }
+        file.borrow()
+            .read_exact_at(&mut bytes, 0)
+            .map_err(DumpError::Io)?;
+        // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
+        // unaligned from the buffer.
+        let header: DumpHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        if header.magic != MAGIC_CRASH_DUMP && header.magic != MAGIC_FLIGHT {
+            let magic = String::from_utf8_lossy(&header.magic).into_owned();
+            let why = if magic.starts_with("SGDUMP") || magic.starts_with("SGFLITE") {
+                format!("written by another version of spanguard (magic {magic:?})")
+            } else {
+                "not a spanguard dump (no magic)".to_string()
+            };
+            return Err(DumpError::Unreadable(why));
+        }
+        let record_size = std::mem::size_of::<SpanRecord>();
+        if header.record_size as usize != record_size || header.chunk_size as usize != CHUNK_BYTES {
+            return Err(DumpError::Unreadable(format!(
+                "records of {} bytes and chunks of {} where this build's have {record_size} \
+                 and {CHUNK_BYTES}",
+                header.record_size, header.chunk_size
+            )));
+        }
+        // No tracer has more slots than span handles can name.
+        if header.record_count > crate::span::limits::MAX_SLOTS {
+            return Err(DumpError::Unreadable(format!(
+                "its header claims {} records",
+                header.record_count
+            )));
+        }
+        // The flight recorder aligns its records to 64 bytes after the
+        // header. A crash dump's count is 0 when its writer died before it
+        // was known: then the file's length says, up to the most slots.
+        let flight = header.magic == MAGIC_FLIGHT;
+        let (start, end) = if flight {
+            let start = hsize.next_multiple_of(64) as u64;
+            (
+                start,
+                start + header.record_count as u64 * record_size as u64,
+            )
+        } else {
+            // A crash dump's records carry their chunks: the file's size
+            // bounds them.
+            (hsize as u64, size)
+        };
+        let records_left = if flight || header.record_count == 0 {
+            crate::span::limits::MAX_SLOTS
+        } else {
+            header.record_count
+        };
+        Ok(DumpReader {
+            file,
+            header,
+            record_size: record_size as u64,
+            size,
+            offset: start,
+            end: end.min(size),
+            records_left,
+            died_at_ns,
+        })
+    }
+
+    pub fn header(&self) -> &DumpHeader {
+        &self.header
+    }
+
+    /// Up to `max` more spans worth sending, each with its chunks (torn and
+    /// free slots are skipped); empty at the end. Holes of a sparse file are
+    /// skipped without reading them (they hold only free slots).
+    pub fn next_records(&mut self, max: usize) -> Result<Vec<RecoveredSpan>, DumpError> {
+        let rsize = self.record_size;
+        let mut spans = Vec::new();
+        let mut overflow_bytes = 0usize;
+        while spans.len() < max.max(1)
+            && overflow_bytes < BATCH_OVERFLOW_BYTES
+            && self.records_left > 0
+            && self.offset + rsize <= self.end
+        {
+            self.skip_hole();
+            if self.offset + rsize > self.end {
+                break;
+            }
+            // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
+            // which any bit pattern is valid.
+            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            // SAFETY: the record's own storage, viewed as bytes to fill.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    (&mut *r as *mut SpanRecord).cast::<u8>(),
+                    rsize as usize,
+                )
+            };
+            match self.file.borrow().read_exact_at(bytes, self.offset) {
+                Ok(()) => {}
+                // Shorter than its size said a moment ago: what is left is torn.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.end = self.offset;
+                    break;
+                }
+                Err(e) => return Err(DumpError::Io(e)),
+            }
+            self.offset += rsize;
+            self.records_left -= 1;
+            let overflow = if self.header.magic == MAGIC_FLIGHT {
+                self.flight_chunks(&mut r)
+            } else {
+                self.inline_chunks(&mut r)?
+            };
+            if let Some(r) = self.recovered(r) {
+                overflow_bytes += overflow.len();
+                spans.push((r, OwnedOverflow(overflow)));
+            }
+        }
+        Ok(spans)
+    }
+
+    /// A crash dump's chunks, right after their record: as many as the
+    /// file holds (the offset moves past all of them), as many as a span
+    /// may keep.
+    fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<Vec<u8>, DumpError> {
+        let available = (self.end.saturating_sub(self.offset) / CHUNK_BYTES as u64) as usize;
+        let present = (r.chunk_count as usize).min(available);
+        let kept = present.min(MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES);
+        let mut copied = vec![0u8; kept * CHUNK_BYTES];
+        match self.file.borrow().read_exact_at(&mut copied, self.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.end = self.offset;
+                copied.clear();
+            }
+            Err(e) => return Err(DumpError::Io(e)),
+        }
+        self.offset += (present * CHUNK_BYTES) as u64;
+        r.chunk_count = (copied.len() / CHUNK_BYTES) as u32;
+        Ok(copied)
+    }
+
+    /// A flight file's chunks, found through the record's chunk map in the
+    /// pool region (bounded by the header and the file), read one at a time
+    /// as the map asks for them.
+    fn flight_chunks(&self, r: &mut SpanRecord) -> Vec<u8> {
+        let store = FileChunks {
+            file: self.file.borrow(),
+            pool_offset: self.header.pool_offset,
+            pool_chunks: self.header.pool_chunks,
+            size: self.size,
+            read: RefCell::new(HashMap::new()),
+        };
+        let src = StoreSource(&store);
+        let count = r
+            .chunk_count
+            .min(self.header.pool_chunks)
+            .min((MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES) as u32);
+        let mut copied = Vec::new();
+        let mut kept = 0;
+        for ordinal in 0..count {
+            match src.chunk(r, ordinal) {
+                Some(chunk) => copied.extend_from_slice(chunk),
+                None => break,
+            }
+            kept += 1;
+        }
+        r.chunk_count = kept;
+        copied
+    }
+
+    /// Moves past whole records that lie in a hole of a sparse file: they
+    /// are all zero, free slots without chunks.
+    fn skip_hole(&mut self) {
+        // SAFETY: lseek on our own fd; SEEK_DATA only reports an offset.
+        let data = unsafe {
+            libc::lseek(
+                self.file.borrow().as_raw_fd(),
+                self.offset as libc::off_t,
+                libc::SEEK_DATA,
+            )
+        };
+        if data < 0 {
+            // ENXIO: no data from here to the end. (Other errors: a file
+            // system without holes; read on.)
+            // SAFETY: reading this thread's errno.
+            if unsafe { *libc::__errno_location() } == libc::ENXIO {
+                self.offset = self.end;
+            }
+            return;
+        }
+        let data = data as u64;
+        if data > self.offset {
+            let skipped = (data - self.offset) / self.record_size;
+            self.offset += skipped * self.record_size;
+        }
+    }
+
+    /// A record as it will be sent, or None when it holds no span.
+    fn recovered(&self, mut r: Box<SpanRecord>) -> Option<Box<SpanRecord>> {
+        let state = header_state(r.header.load(Ordering::Relaxed));
+        if !matches!(
+            state,
+            STATE_OPEN | STATE_WRITING | STATE_ENDED | STATE_EXPORTING
+        ) {
+            return None;
+        }
+        if r.span_id == [0; 8] || r.trace_id == [0; 16] {
+            return None; // torn: begin had not filled it in
+        }
+        sanitize(&mut r);
+        if matches!(state, STATE_OPEN | STATE_WRITING) {
+            r.marks |= MARK_INTERRUPTED;
+            r.signal = self.header.signal;
+            r.end_unix_ns = self.died_at_ns.max(r.start_unix_ns);
+        }
+        Some(r)
+    }
+}
+
+/// A flight file's pool region as a store the chunk map resolves through:
+/// each chunk read from the file when first asked for (reading only; never
+/// past the pool the header names or the file's end).
 struct FileChunks<'a> {
-    pool: &'a [u8],
+    file: &'a File,
+    pool_offset: u64,
+    pool_chunks: u32,
+    size: u64,
+    /// Chunks read so far; boxed, so their addresses stay put.
+    read: RefCell<HashMap<u32, Box<[u8; CHUNK_BYTES]>>>,
 }
 
 impl ChunkStore for FileChunks<'_> {
@@ -292,112 +605,57 @@ impl ChunkStore for FileChunks<'_> {
     }
 
     fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
-        let start = (index as usize).checked_mul(CHUNK_BYTES)?;
-        let chunk = self.pool.get(start..start.checked_add(CHUNK_BYTES)?)?;
+        if index >= self.pool_chunks {
+            return None;
+        }
+        let at = self
+            .pool_offset
+            .checked_add(index as u64 * CHUNK_BYTES as u64)?;
+        if at.checked_add(CHUNK_BYTES as u64)? > self.size {
+            return None;
+        }
+        let mut read = self.read.borrow_mut();
+        let chunk = match read.entry(index) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut chunk = Box::new([0u8; CHUNK_BYTES]);
+                self.file.read_exact_at(&mut chunk[..], at).ok()?;
+                e.insert(chunk)
+            }
+        };
         // Read only: ChunkStore's pointer is mutable for the writer's sake.
-        std::ptr::NonNull::new(chunk.as_ptr() as *mut u8)
+        // The box is never dropped or moved while the store lives.
+        std::ptr::NonNull::new(chunk.as_mut_ptr())
     }
 }
 
-/// Reads a crash dump or flight file. None if it is not one of ours or its
-/// header is torn. Torn records are skipped; a record's chunks are bounded
-/// by what the file holds.
+/// The spans a dump or flight file holds, ready to encode: ended ones as
+/// they were; open ones ended at `died_at_ns` and marked interrupted. Each
+/// comes with its chunks, copied out in order.
+pub struct Recovered {
+    pub header: DumpHeader,
+    pub records: Vec<RecoveredSpan>,
+}
+
+/// Reads a whole crash dump or flight file for a person to look at
+/// (`spanguard show`), without locking, renaming or deleting it, opened
+/// and bounded as recovery reads it (`buffer::files`, `DumpReader`). None
+/// if it is not one of ours or cannot be read; torn records are skipped.
 pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
-    let hsize = std::mem::size_of::<DumpHeader>();
-    if bytes.len() < hsize {
-        return None;
-    }
-    // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
-    // unaligned from the buffer.
-    let header: DumpHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if header.magic != MAGIC_CRASH_DUMP && header.magic != MAGIC_FLIGHT {
-        return None;
-    }
-    let rsize = std::mem::size_of::<SpanRecord>();
-    if header.record_size as usize != rsize || header.chunk_size as usize != CHUNK_BYTES {
-        return None;
-    }
-    let flight = header.magic == MAGIC_FLIGHT;
-    // The flight recorder aligns its records to 64 bytes after the header,
-    // and its pool region follows them.
-    let (start, records_end) = if flight {
-        let start = hsize.next_multiple_of(64);
-        let end = start
-            .saturating_add((header.record_count as usize).saturating_mul(rsize))
-            .min(bytes.len());
-        (start, end)
-    } else {
-        (hsize, bytes.len())
-    };
-    let pool_region: &[u8] = if flight {
-        let from = (header.pool_offset as usize).min(bytes.len());
-        let len = (header.pool_chunks as usize).saturating_mul(CHUNK_BYTES);
-        &bytes[from..from.saturating_add(len).min(bytes.len())]
-    } else {
-        &[]
-    };
+    let file = files::open_found(path, false).ok()?;
+    let mut reader = DumpReader::open(file, died_at_ns).ok()?;
     let mut records = Vec::new();
-    let mut offset = start;
-    while offset + rsize <= records_end {
-        // SAFETY: SpanRecord is repr(C) plain data plus an AtomicU64, for
-        // which any bit pattern is valid; zeroed then overwritten bytewise.
-        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
-        // SAFETY: copies rsize bytes into the record's own storage.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr().add(offset),
-                (&mut *r as *mut SpanRecord).cast::<u8>(),
-                rsize,
-            )
-        };
-        offset += rsize;
-        let overflow = if flight {
-            // Through the chunk map, bounded by the pool region.
-            let store = FileChunks { pool: pool_region };
-            let src = StoreSource(&store);
-            let mut copied = Vec::new();
-            let count = r.chunk_count.min(header.pool_chunks);
-            let mut kept = 0;
-            for ordinal in 0..count {
-                match src.chunk(&r, ordinal) {
-                    Some(chunk) => copied.extend_from_slice(chunk),
-                    None => break,
-                }
-                kept += 1;
-            }
-            r.chunk_count = kept;
-            copied
-        } else {
-            // Right after the record, as many as the file holds.
-            let available = (bytes.len() - offset) / CHUNK_BYTES;
-            let count = (r.chunk_count as usize).min(available);
-            let copied = bytes[offset..offset + count * CHUNK_BYTES].to_vec();
-            offset += (r.chunk_count as usize).min(available) * CHUNK_BYTES;
-            r.chunk_count = count as u32;
-            copied
-        };
-        let state = header_state(r.header.load(Ordering::Relaxed));
-        if !matches!(
-            state,
-            STATE_OPEN | STATE_WRITING | STATE_ENDED | STATE_EXPORTING
-        ) {
-            continue;
+    loop {
+        let batch = reader.next_records(512).ok()?;
+        if batch.is_empty() {
+            break;
         }
-        if r.span_id == [0; 8] || r.trace_id == [0; 16] {
-            continue; // torn: begin had not filled it in
-        }
-        sanitize(&mut r);
-        if matches!(state, STATE_OPEN | STATE_WRITING) {
-            r.marks |= MARK_INTERRUPTED;
-            r.signal = header.signal;
-            r.end_unix_ns = died_at_ns.max(r.start_unix_ns);
-        }
-        records.push((r, OwnedOverflow(overflow)));
+        records.extend(batch);
     }
-    Some(Recovered { header, records })
+    Some(Recovered {
+        header: *reader.header(),
+        records,
+    })
 }
 
 /// Clamps counts of a record read from disk so that an encoder can trust
@@ -410,4 +668,139 @@ fn sanitize(r: &mut SpanRecord) {
     r.arena_used = r.arena_used.min(ARENA_BYTES as u16);
     r.kind = r.kind.min(5);
     r.status_code = r.status_code.min(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::slab::SlabBacking;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sg-dump-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        files::ensure_private_dir(&d).expect("dir");
+        d
+    }
+
+    fn open(path: &Path) -> Result<DumpReader, DumpError> {
+        let (file, _) = LockedFile::lock(std::fs::File::open(path).expect("open"));
+        DumpReader::open(file, 42)
+    }
+
+    fn header_bytes(magic: [u8; 8], count: u32) -> Vec<u8> {
+        DumpHeader::new(magic, count, "svc", &[])
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_dump_reads_back_its_live_spans_in_batches_with_their_chunks() {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        use crate::span::record::SpanView;
+        let dir = temp_dir("roundtrip");
+        let slab = SpanSlab::new(8, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(16, PoolBacking::Anonymous).expect("pool");
+        let long = vec![b'x'; 3 * CHUNK_BYTES];
+        for n in 0..5u8 {
+            let (i, g) = slab.take_free().expect("slot");
+            // SAFETY: take_free gave us the slot.
+            let r = unsafe { slab.slot_mut(i) };
+            r.reset();
+            r.trace_id = [n + 1; 16];
+            r.span_id = [n + 1; 8];
+            r.start_unix_ns = 10;
+            // One span's name runs past its arena into chunks of the pool.
+            let name: &[u8] = if n == 1 { &long } else { b"short" };
+            r.name = r.store_text(name, long.len(), &pool).0;
+            if n < 3 {
+                slab.publish_ended(i, g);
+            } else {
+                slab.publish_open(i, g);
+            }
+        }
+        let slots = PreparedFile::create(&dir.join("a-pending"), &dir.join("a")).expect("slots");
+        let batch = PreparedFile::create(&dir.join("b-pending"), &dir.join("b")).expect("batch");
+        let crash = CrashFile::new(
+            slots,
+            batch,
+            DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
+        );
+        crash.dump_slots(&slab, &pool, libc::SIGTERM);
+        let mut reader = open(&dir.join("a")).expect("readable");
+        assert_eq!(reader.header().service_name(), "svc");
+        let first = reader.next_records(2).expect("read");
+        let rest = reader.next_records(10).expect("read");
+        assert!(reader.next_records(10).expect("read").is_empty());
+        assert_eq!((first.len(), rest.len()), (2, 3));
+        let all: Vec<_> = first.iter().chain(&rest).collect();
+        let interrupted: Vec<_> = all
+            .iter()
+            .filter(|(r, _)| r.marks & MARK_INTERRUPTED != 0)
+            .map(|(r, _)| (r.signal, r.end_unix_ns))
+            .collect();
+        assert_eq!(interrupted, vec![(libc::SIGTERM, 42); 2]);
+        let names: Vec<String> = all
+            .iter()
+            .map(|(r, chunks)| SpanView::from_disk(r, chunks).name().to_string_lossy())
+            .collect();
+        assert!(names.contains(&String::from_utf8(long.clone()).expect("ascii")));
+        assert_eq!(names.iter().filter(|n| *n == "short").count(), 4);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn another_versions_dump_and_a_wrong_record_size_are_unreadable() {
+        let dir = temp_dir("versions");
+        let old = dir.join("old.sgdump");
+        let mut bytes = header_bytes(*b"SGDUMP01", 1);
+        bytes.extend(vec![7u8; 4096]);
+        // (A header of the previous layout is shorter; the magic decides first.)
+        std::fs::write(&old, &bytes).expect("write");
+        match open(&old) {
+            Err(DumpError::Unreadable(why)) => assert!(why.contains("another version"), "{why}"),
+            _ => panic!("an SGDUMP01 file was taken for ours"),
+        }
+        let mut h = DumpHeader::new(MAGIC_CRASH_DUMP, 1, "svc", &[]);
+        h.record_size += 8;
+        let sized = dir.join("sized.sgdump");
+        std::fs::write(&sized, h.as_bytes()).expect("write");
+        assert!(matches!(open(&sized), Err(DumpError::Unreadable(_))));
+        let empty = dir.join("empty.sgdump-pending");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(matches!(open(&empty), Err(DumpError::Empty)));
+        let short = dir.join("short.sgdump");
+        std::fs::write(&short, MAGIC_CRASH_DUMP).expect("write");
+        assert!(matches!(open(&short), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A gigabyte of sparse file behind a valid header whose count says
+    /// "read to the end", and a header that claims millions of records
+    /// over a short file: neither is read whole nor held in memory.
+    #[test]
+    fn reads_are_bounded_by_the_header_and_the_real_size() {
+        let dir = temp_dir("bounded");
+        let sparse = dir.join("sparse.sgdump");
+        std::fs::write(&sparse, header_bytes(MAGIC_CRASH_DUMP, 0)).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&sparse)
+            .expect("open");
+        f.set_len(1 << 30).expect("sparse");
+        drop(f);
+        let mut reader = open(&sparse).expect("readable");
+        assert!(reader.next_records(512).expect("read").is_empty());
+        let lying = dir.join("lying.sgflight");
+        let mut bytes = header_bytes(MAGIC_FLIGHT, crate::span::limits::MAX_SLOTS);
+        bytes.resize(bytes.len() + 100, 0);
+        std::fs::write(&lying, &bytes).expect("write");
+        let mut reader = open(&lying).expect("readable");
+        assert!(reader.next_records(512).expect("read").is_empty());
+        let mut h = DumpHeader::new(MAGIC_FLIGHT, 0, "svc", &[]);
+        h.record_count = u32::MAX;
+        let absurd = dir.join("absurd.sgflight");
+        std::fs::write(&absurd, h.as_bytes()).expect("write");
+        assert!(matches!(open(&absurd), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

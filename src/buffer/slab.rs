@@ -130,11 +130,21 @@ impl SpanSlab {
                 (libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(f))
             }
         };
-        // All-zero is a FREE slot of generation 0.
+        // Zeroed memory: free slots, given their first generation below.
         let start = super::mapping::map(map_len, flags, fd, 0)?;
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
-        let base = unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
+        let base: NonNull<SpanRecord> =
+            unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
+        // Generations start at random, not at 0: a handle kept from a freed
+        // tracer whose number a new tracer got must not name that tracer's
+        // first spans (handles are `tracer << 56 | slot << 32 | generation`).
+        let first_generation = crate::span::ids::new_span_id_u64() as u32;
+        for i in 0..capacity as usize {
+            // SAFETY: in bounds of the fresh mapping; nothing else sees it yet.
+            let header = unsafe { &(*base.as_ptr().add(i)).header };
+            header.store(pack_header(first_generation, STATE_FREE), Ordering::Relaxed);
+        }
         let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,

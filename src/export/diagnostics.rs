@@ -206,6 +206,14 @@ impl Diagnostics {
         );
     }
 
+    /// A file in the spool directory could not be used: renamed, unread.
+    pub fn set_aside(&mut self, path: &str, reason: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!("{path} set aside, unread: {reason}"),
+        );
+    }
+
     pub fn info(&mut self, message: &str) {
         self.emit(LogLevel::Info, message);
     }

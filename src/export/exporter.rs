@@ -27,6 +27,11 @@ use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
 use super::transport::{BodyFormat, Transport};
 
+/// How often the exporter looks again for what dead processes left: a
+/// file still locked at the last look (a live process, or a forked child
+/// that held its dead parent's lock), or a worker process that died since.
+const LEFTOVER_RESCAN_INTERVAL: Duration = Duration::from_secs(3);
+
 pub struct Exporter {
     pipeline: Arc<Pipeline>,
     /// Who this tracer's spans say they come from, in every request.
@@ -48,6 +53,8 @@ pub struct Exporter {
     file_sink: bool,
     /// `dropped_buffer_full` as last seen, to tell of new drops.
     buffer_full_seen: u64,
+    /// When to look for dead processes' files again.
+    next_leftover_scan: Instant,
 }
 
 impl Exporter {
@@ -95,6 +102,7 @@ impl Exporter {
             replays_spool: !file_sink,
             file_sink,
             buffer_full_seen: 0,
+            next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
             pipeline,
         }
@@ -150,7 +158,14 @@ impl Exporter {
             }
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
+                // A last look, so that what a worker process left while
+                // this one ran is sent before it stops.
+                self.guarded(|e| e.recover_leftovers());
                 break;
+            }
+            if Instant::now() >= self.next_leftover_scan {
+                self.guarded(|e| e.recover_leftovers());
+                self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
     }
@@ -199,6 +214,8 @@ impl Exporter {
         );
         p.report(ExportEvent::ExporterPanicked, &message);
         self.host.diagnostics.error(&message);
+        // A spool file that caused it was set aside: tell of it now.
+        self.report_set_aside();
     }
 
     /// Keeps the exporter's CPU share at or below the configured cap: after
@@ -418,24 +435,43 @@ impl Exporter {
     }
 
     /// Sends the spans that dead processes left in crash dumps and flight
-    /// files, through the same delivery path (spooled when it fails).
+    /// files, a batch at a time, through the same delivery path (spooled
+    /// when it fails). Files a live process holds are left for a later
+    /// call; files that cannot be read are set aside and reported.
     fn recover_leftovers(&mut self) {
         let p = Arc::clone(&self.pipeline);
         let own: Vec<&std::path::Path> = p.flight.iter().map(|f| f.path.as_path()).collect();
-        for path in recovery::leftover_files(&p.config.spool_dir, &own) {
-            let Some(claimed) = recovery::claim(&path) else {
-                continue;
-            };
-            if let Some(rec) = &claimed.recovered {
-                let n = rec.records.iter().filter(|(r, _)| is_recording(r)).count() as u64;
-                Stats::add(&p.stats.recovered_spans, n);
-                self.host
-                    .diagnostics
-                    .recovered(n, &path.display().to_string());
-                self.delivery
-                    .deliver_recovered(rec, &mut self.encoder, &mut self.host);
-            }
-            claimed.finish();
+        let done = recovery::recover_dir(
+            &p.config.spool_dir,
+            &own,
+            p.config.max_export_batch_size as usize,
+            &mut self.delivery,
+            &mut self.encoder,
+            &mut self.host,
+        );
+        for (path, spans) in &done.files {
+            Stats::add(&p.stats.recovered_spans, *spans);
+            self.host
+                .diagnostics
+                .recovered(*spans, &path.display().to_string());
+        }
+        if done.spool_batches {
+            self.host.spool_pending = true;
+        }
+        self.report_set_aside();
+    }
+
+    /// Counts and reports the files the spool or recovery set aside.
+    fn report_set_aside(&mut self) {
+        let p = Arc::clone(&self.pipeline);
+        for file in self.delivery.spool().take_set_aside() {
+            Stats::add(&p.stats.files_set_aside, 1);
+            let path = file.path.display().to_string();
+            p.report(
+                ExportEvent::FileSetAside,
+                &format!("{path} set aside, unread: {}", file.reason),
+            );
+            self.host.diagnostics.set_aside(&path, &file.reason);
         }
     }
 
@@ -463,6 +499,7 @@ impl Exporter {
             // What was spooled has been delivered since.
             self.host.spooled_since_answer = false;
         }
+        self.report_set_aside();
     }
 
     /// Tells of spans that found no free slot since the last look (counted

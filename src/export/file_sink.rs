@@ -3,7 +3,7 @@
 //! ExportTraceServiceRequest a line — the format the OpenTelemetry
 //! Collector's file exporter writes — so a user sees spans with no server.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -41,15 +41,13 @@ impl FileSink {
         &self.path
     }
 
+    /// Opens (0600, in a 0700 directory of ours) the sink file: never
+    /// through a symbolic link, never a FIFO or another user's file, which
+    /// would make the sink write spans wherever they lead.
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            std::fs::create_dir_all(&self.dir)?;
-            self.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?,
-            );
+            crate::buffer::files::ensure_private_dir(&self.dir)?;
+            self.file = Some(crate::buffer::files::open_append(&self.path)?);
         }
         Ok(self.file.as_mut().expect("opened above"))
     }
@@ -118,6 +116,23 @@ mod tests {
                 .starts_with("my_agent_1-")
         );
         assert!(sink.send(b"x", BodyFormat::Protobuf, false).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Another user (or anything) who planted a link where the sink file
+    /// goes must not make the sink append spans to the file it names.
+    #[test]
+    fn a_link_in_place_of_the_sink_file_is_never_followed() {
+        let dir = std::env::temp_dir().join(format!("sg-sink-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let target = dir.join("victim.txt");
+        std::fs::write(&target, b"keep\n").expect("write");
+        let mut sink = FileSink::new(&dir.join("spans"), "svc");
+        std::fs::create_dir_all(dir.join("spans")).expect("mkdir");
+        std::os::unix::fs::symlink(&target, sink.path()).expect("symlink");
+        assert!(sink.send(b"{}", BodyFormat::Json, false).is_err());
+        assert_eq!(std::fs::read(&target).expect("read"), b"keep\n");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -195,6 +195,11 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOV_6_1994 + 5),
             Some(Duration::ZERO)
         );
+        // A date ahead is waited for exactly (to the second).
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOV_6_1994 - 120),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("-3", 0), None);
         assert_eq!(parse_retry_after("1.5", 0), None);

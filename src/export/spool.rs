@@ -8,18 +8,38 @@
 //! by name is oldest first across processes. A replayer holds an exclusive
 //! flock on a file from before sending until after deleting it, so two
 //! processes sharing the spool never send one batch twice.
+//!
+//! Whatever else is in the directory is input from outside: a file is
+//! opened only if it is a regular file of ours (`buffer::files`), its
+//! header is checked against the file's real size and the spool's cap
+//! before anything is allocated, and a file that cannot be a batch is set
+//! aside (`<name>.unreadable`) and reported, never resent and never
+//! deleted. A writer's temporary file (`.tmp-*`) is locked while the
+//! writer lives; one left by a dead writer is deleted.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use super::transport::BodyFormat;
+use crate::buffer::files::{self, LockedFile, Refusal};
 
 const MAGIC: &[u8; 8] = b"SGSPOOL1";
 pub(crate) const HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
 pub(crate) const SUFFIX: &str = ".sgspool";
+/// A writer's file before its rename: never a spool file.
+const TEMP_PREFIX: &str = ".tmp-";
+/// A temporary file older than this, and unlocked, belongs to no writer
+/// even when its pid names a live process (a reused pid, another pid
+/// namespace sharing the directory).
+const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(600);
+/// The largest body read whatever the cap says (a `spanguard replay` has
+/// no cap): a header may claim anything.
+const MAX_BODY_BYTES: u64 = 1 << 32;
 
 /// A spool file name: the time first, so names sort oldest first across
 /// processes, then the pid and a tag that makes it unique.
@@ -65,6 +85,17 @@ pub struct SpooledBatch {
 pub struct SpoolDir {
     dir: PathBuf,
     max_bytes: u64,
+    /// Files set aside since the owner last asked (`take_set_aside`);
+    /// shared by the clones of one spool, so none is left untold.
+    set_aside: Arc<Mutex<Vec<SetAside>>>,
+}
+
+/// A file that could not be used, renamed out of the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its new name.
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 /// What making room cost.
@@ -79,6 +110,7 @@ impl SpoolDir {
         SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
+            set_aside: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -86,16 +118,21 @@ impl SpoolDir {
         &self.dir
     }
 
-    /// Spool files, oldest first.
+    /// The cap: no batch of this spool is larger.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Spool files, oldest first (writers' temporary files are not).
     pub fn list(&self) -> Vec<PathBuf> {
+        self.names_where(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
+    }
+
+    fn names_where(&self, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.ends_with(SUFFIX))
-                })
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&keep))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -103,13 +140,83 @@ impl SpoolDir {
         files
     }
 
-    /// Bytes the spool holds now.
+    /// Bytes the spool's files hold now (regular files only: a link or a
+    /// device named like a spool file holds nothing of ours).
     pub fn total_bytes(&self) -> u64 {
         self.list()
             .iter()
-            .filter_map(|p| fs::metadata(p).ok())
+            .filter_map(|p| fs::symlink_metadata(p).ok())
+            .filter(|m| m.file_type().is_file())
             .map(|m| m.len())
             .sum()
+    }
+
+    /// The files set aside since the last call, for the owner to count and
+    /// report.
+    pub fn take_set_aside(&self) -> Vec<SetAside> {
+        match self.set_aside.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    /// Renames a file that cannot be used out of the way and notes it.
+    /// Failing that (it went away, no permission), it is left where it is.
+    pub fn put_aside(&self, path: &Path, reason: &str) {
+        if let Ok(new) = files::set_aside(path) {
+            let note = SetAside {
+                path: new,
+                reason: reason.to_string(),
+            };
+            match self.set_aside.lock() {
+                Ok(mut v) => v.push(note),
+                Err(p) => p.into_inner().push(note),
+            }
+        }
+    }
+
+    /// Opens a file found in the spool for reading and locks it. None when
+    /// it is locked (a live writer or replayer has it), gone, or not ours
+    /// (then it is set aside).
+    fn open_and_lock(&self, path: &Path) -> Option<LockedFile> {
+        let file = match files::open_found(path, false) {
+            Ok(f) => f,
+            Err(Refusal::Foreign(why)) => {
+                self.put_aside(path, &why);
+                return None;
+            }
+            Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
+        };
+        let (file, locked) = LockedFile::lock(file);
+        // Deleted by another replayer between our open and our lock.
+        let gone = file.file().metadata().map(|m| m_nlink(&m) == 0);
+        (locked && matches!(gone, Ok(false))).then_some(file)
+    }
+
+    /// Deletes the temporary files of writers that died before their
+    /// rename (a SIGKILL mid-write): unlocked, and either their process is
+    /// gone or they are older than any write takes. A live writer's file is
+    /// locked and left alone.
+    pub fn remove_dead_temp_files(&self) {
+        let temps = self.names_where(|n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX));
+        for path in temps {
+            let Some(file) = self.open_and_lock(&path) else {
+                continue;
+            };
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let writer_alive = writer_pid(name).is_some_and(process_exists);
+            let age = file
+                .file()
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            if !writer_alive || age > TEMP_FILE_MAX_AGE {
+                let _ = fs::remove_file(&path);
+            }
+            drop(file);
+        }
     }
 
     /// Writes one batch, then deletes the oldest files while the spool is over
@@ -133,8 +240,8 @@ impl SpoolDir {
         spans: u32,
         body: &[u8],
     ) -> io::Result<Journal> {
-        let (path, file) = self.write_file(format, gzipped, spans, body, false)?;
-        Ok(Journal { path, _lock: file })
+        let (path, lock) = self.write_file(format, gzipped, spans, body, false)?;
+        Ok(Journal { path, _lock: lock })
     }
 
     /// Deletes a journal file whose batch was delivered.
@@ -156,7 +263,7 @@ impl SpoolDir {
         spans: u32,
         body: &[u8],
         sync: bool,
-    ) -> io::Result<(PathBuf, File)> {
+    ) -> io::Result<(PathBuf, LockedFile)> {
         let size = (HEADER_LEN + body.len()) as u64;
         if size > self.max_bytes {
             return Err(io::Error::new(
@@ -164,22 +271,23 @@ impl SpoolDir {
                 "batch larger than the spool cap",
             ));
         }
-        fs::create_dir_all(&self.dir)?;
+        files::ensure_private_dir(&self.dir)?;
         let name = spool_file_name(&format!(
             "{:06}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
         ));
-        let tmp = self.dir.join(format!(".tmp-{name}"));
+        let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
         let path = self.dir.join(&name);
         let header = encode_header(format, gzipped, spans, body.len());
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            // Locked before it gets its visible name.
-            try_lock(&f);
-            f.write_all(&header)?;
-            f.write_all(body)?;
+            // Locked from its first moment: a temporary file that is not
+            // locked belongs to a writer that died.
+            let (f, _) = LockedFile::lock(files::create_new(&tmp, false)?);
+            let mut w = f.file();
+            w.write_all(&header)?;
+            w.write_all(body)?;
             if sync {
-                f.sync_all()?;
+                w.sync_all()?;
             }
             fs::rename(&tmp, &path)?;
             if sync {
@@ -198,30 +306,32 @@ impl SpoolDir {
 
     fn evict_over_cap(&self, keep: &Path) -> Eviction {
         let mut eviction = Eviction::default();
-        let files = self.list();
-        let mut total: u64 = files
-            .iter()
-            .filter_map(|p| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        for path in files {
+        // No batch of ours is larger than the cap: a file that is (a sparse
+        // file with a lying header, say) would otherwise push every real
+        // batch out. It is set aside, not counted.
+        for path in self.list() {
+            if path != keep && fs::symlink_metadata(&path).is_ok_and(|m| m.len() > self.max_bytes) {
+                self.put_aside(&path, "larger than the spool's cap");
+            }
+        }
+        let mut total = self.total_bytes();
+        for path in self.list() {
             if total <= self.max_bytes {
                 break;
             }
             if path == keep {
                 continue;
             }
-            let Ok(file) = File::open(&path) else {
+            // A file another process is replaying right now is not ours to drop.
+            let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
-            // A file another process is replaying right now is not ours to drop.
-            if !try_lock(&file) {
+            let len = file.file().metadata().map(|m| m.len()).unwrap_or(0);
+            let Some((_, _, spans, _)) = read_header(file.file()) else {
+                self.put_aside(&path, "not a spool file (bad header)");
+                total = total.saturating_sub(len);
                 continue;
-            }
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let spans = read_header(&file)
-                .map(|(_, _, spans, _)| spans)
-                .unwrap_or(0);
+            };
             if fs::remove_file(&path).is_ok() {
                 total = total.saturating_sub(len);
                 eviction.files += 1;
@@ -237,26 +347,33 @@ impl SpoolDir {
     /// skipped. Returns the batches and spans replayed.
     pub fn replay(&self, mut send: impl FnMut(&SpooledBatch) -> ReplayVerdict) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
+        self.remove_dead_temp_files();
         for path in self.list() {
-            let Ok(file) = OpenOptions::new().read(true).open(&path) else {
-                continue; // replayed and deleted by another process meanwhile
+            // None: locked by a live replayer or writer, gone, or set aside.
+            let Some(file) = self.open_and_lock(&path) else {
+                continue;
             };
-            if !try_lock(&file) {
-                continue;
-            }
-            // Deleted by another replayer between our open and our lock.
-            if file.metadata().map(|m| m_nlink(&m) == 0).unwrap_or(true) {
-                continue;
-            }
-            let batch = match read_batch(file.try_clone().ok()) {
-                Some(b) => b,
-                None => {
+            let batch = match read_batch(file.file(), self.max_bytes) {
+                Ok(b) => b,
+                Err(BatchError::Unreadable(why)) => {
                     // A torn or foreign file: set aside, never resent blindly.
-                    let _ = fs::rename(&path, path.with_extension("corrupt"));
+                    self.put_aside(&path, &why);
                     continue;
                 }
+                Err(BatchError::Io(_)) => continue, // try again next time
             };
-            match send(&batch) {
+            // A file whose sending panics (an internal bug it triggers)
+            // would panic again at every replay, stopping all replay for
+            // good: set it aside first, then let the exporter report it.
+            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch))) {
+                Ok(verdict) => verdict,
+                Err(payload) => {
+                    self.put_aside(&path, "sending it hit an internal error");
+                    drop(file);
+                    resume_unwind(payload);
+                }
+            };
+            match verdict {
                 ReplayVerdict::Delivered => {
                     let _ = fs::remove_file(&path);
                     batches += 1;
@@ -276,7 +393,7 @@ impl SpoolDir {
 /// A journaled batch in flight: its file, locked until this is dropped.
 pub struct Journal {
     pub path: PathBuf,
-    _lock: File,
+    _lock: LockedFile,
 }
 
 /// What a replay's send decided about one file.
@@ -294,9 +411,21 @@ fn m_nlink(m: &fs::Metadata) -> u64 {
     std::os::unix::fs::MetadataExt::nlink(m)
 }
 
-fn try_lock(file: &File) -> bool {
-    // SAFETY: flock on a valid fd; the lock dies with the fd.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+/// The pid in a spool file name (`<time>-<pid>-<tag>.sgspool`, maybe
+/// behind the temporary prefix).
+fn writer_pid(name: &str) -> Option<i32> {
+    let stem = name.strip_prefix(TEMP_PREFIX).unwrap_or(name);
+    stem.split('-').nth(1)?.parse().ok()
+}
+
+/// Whether a process with this pid exists (here: it may be in another pid
+/// namespace; the age bound covers that).
+fn process_exists(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
 fn read_header(mut file: &File) -> Option<(BodyFormat, bool, u32, u64)> {
@@ -316,22 +445,51 @@ fn read_header(mut file: &File) -> Option<(BodyFormat, bool, u32, u64)> {
 }
 
 /// Reads one spool file as it is, without locking, renaming or deleting it
-/// (`spanguard show` looks and changes nothing). None when it is not a
-/// whole spool file.
+/// (`spanguard show` looks and changes nothing). Opened and bounded as the
+/// exporter's reads are: None when it is not a regular file of this user's
+/// holding a whole spool batch.
 pub fn read_spool_file(path: &Path) -> Option<SpooledBatch> {
-    read_batch(File::open(path).ok())
+    let file = files::open_found(path, false).ok()?;
+    read_batch(&file, MAX_BODY_BYTES).ok()
 }
 
-fn read_batch(file: Option<File>) -> Option<SpooledBatch> {
-    let file = file?;
-    let (format, gzipped, spans, len) = read_header(&file)?;
-    let actual = file.metadata().ok()?.len();
-    if actual != HEADER_LEN as u64 + len {
-        return None;
+/// Why a spool file was not read.
+#[derive(Debug)]
+pub enum BatchError {
+    /// It is not a batch of ours (bad header, torn, a length no batch can
+    /// have): set it aside.
+    Unreadable(String),
+    /// Reading failed (memory, I/O): try again later.
+    Io(io::Error),
+}
+
+/// Reads one spool file from its start. Every length is checked against
+/// the file's real size and the cap before anything is allocated, and the
+/// allocation itself may fail without aborting the process.
+pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, BatchError> {
+    let unreadable = |why: String| Err(BatchError::Unreadable(why));
+    let Some((format, gzipped, spans, len)) = read_header(file) else {
+        return unreadable("not a spool file (bad header)".to_string());
+    };
+    let actual = file.metadata().map_err(BatchError::Io)?.len();
+    let limit = max_bytes.min(MAX_BODY_BYTES);
+    if len > limit.saturating_sub(HEADER_LEN as u64) {
+        return unreadable(format!(
+            "its header claims a body of {len} bytes, more than a batch can have ({limit})"
+        ));
     }
-    let mut body = Vec::with_capacity(len as usize);
-    (&file).read_to_end(&mut body).ok()?;
-    Some(SpooledBatch {
+    if actual != HEADER_LEN as u64 + len {
+        return unreadable(format!(
+            "torn: {actual} bytes where its header says {}",
+            HEADER_LEN as u64 + len
+        ));
+    }
+    let mut body = Vec::new();
+    body.try_reserve_exact(len as usize)
+        .map_err(|e| BatchError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
+    body.resize(len as usize, 0);
+    file.read_exact(&mut body).map_err(BatchError::Io)?;
+    Ok(SpooledBatch {
         format,
         gzipped,
         spans,
@@ -420,7 +578,7 @@ mod tests {
         let spool = SpoolDir::new(&dir, 1 << 20);
         spool.write(&batch(1, 10)).expect("write");
         let held = File::open(&spool.list()[0]).expect("open");
-        assert!(try_lock(&held));
+        assert!(files::try_lock(&held));
         assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (0, 0));
         drop(held);
         assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 1));
@@ -436,7 +594,86 @@ mod tests {
         let bytes = fs::read(&path).expect("read");
         fs::write(&path, &bytes[..bytes.len() - 3]).expect("truncate");
         assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (0, 0));
-        assert!(path.with_extension("corrupt").exists());
+        let aside = spool.take_set_aside();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].path.exists());
+        assert!(aside[0].reason.contains("torn"), "{}", aside[0].reason);
+        assert!(!path.exists());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A header whose length is huge, over a sparse file that really is
+    /// that long: nothing is allocated, the file is set aside.
+    #[test]
+    fn a_lying_header_over_a_huge_sparse_file_is_set_aside_unread() {
+        let dir = temp_dir("huge");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(1, 10)).expect("write");
+        let claimed = 64u64 << 30;
+        let path = dir.join(spool_file_name("000000"));
+        {
+            let f = fs::File::create(&path).expect("create");
+            (&f).write_all(&encode_header(
+                BodyFormat::Protobuf,
+                false,
+                7,
+                claimed as usize,
+            ))
+            .expect("header");
+            f.set_len(HEADER_LEN as u64 + claimed).expect("sparse");
+        }
+        let mut sent = Vec::new();
+        let (batches, _) = spool.replay(|b| {
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!((batches, sent), (1, vec![1]));
+        let aside = spool.take_set_aside();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert!(aside[0].reason.contains("claims"), "{}", aside[0].reason);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_fifo_named_like_a_spool_file_neither_blocks_nor_is_sent() {
+        let dir = temp_dir("fifo");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(1, 10)).expect("write");
+        let fifo = dir.join("00000000000000000001-0000000001-x.sgspool");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 1));
+        assert_eq!(spool.take_set_aside().len(), 1);
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A SIGKILL between create and rename leaves a temporary file: it is
+    /// never replayed as a batch; a dead writer's is deleted, a live
+    /// writer's (locked) kept.
+    #[test]
+    fn temporary_files_are_never_batches_and_dead_writers_ones_go() {
+        let dir = temp_dir("temps");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(1, 10)).expect("write");
+        let full = encode_header(BodyFormat::Protobuf, false, 5, 3);
+        let dead = dir.join(format!(".tmp-{:020}-{:010}-000001{SUFFIX}", 1, i32::MAX));
+        fs::write(&dead, [&full[..], b"abc"].concat()).expect("write");
+        let live = dir.join(format!(".tmp-{:020}-{:010}-000002{SUFFIX}", 1, i32::MAX));
+        fs::write(&live, [&full[..], b"abc"].concat()).expect("write");
+        let holder = File::open(&live).expect("open");
+        assert!(files::try_lock(&holder));
+        let mut sent = Vec::new();
+        spool.replay(|b| {
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(sent, vec![1]);
+        assert!(!dead.exists(), "a dead writer's temporary file stayed");
+        assert!(live.exists(), "a live writer's temporary file was taken");
+        assert!(spool.take_set_aside().is_empty());
+        drop(holder);
         fs::remove_dir_all(&dir).ok();
     }
 }

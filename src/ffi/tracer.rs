@@ -48,17 +48,19 @@ pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
 /// with the parent. Each is replaced by a new tracer with the same config
 /// (new slots, thread, files, and a new id, so handles from before the fork
 /// are stale rather than aliasing new spans); the old one is leaked, never
-/// run, so nothing of the parent's is exported twice.
+/// run, so nothing of the parent's is exported twice. The wrappers are
+/// collected first: a replacement is published under its new id, which a
+/// walk over the table would otherwise reach and replace again.
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
-        crate::span::ids::reseed_after_fork();
-        crate::span::clock::after_fork_in_child();
-        crate::watchdog::signals::restart_after_fork();
-        for slot in WRAPPERS.iter().skip(1) {
-            let ptr = slot.swap(std::ptr::null_mut(), Ordering::AcqRel);
-            if ptr.is_null() {
-                continue;
-            }
+        crate::watchdog::fork::reset_process_state_in_child();
+        let inherited: Vec<*mut spanguard_tracer> = WRAPPERS
+            .iter()
+            .skip(1)
+            .map(|slot| slot.swap(std::ptr::null_mut(), Ordering::AcqRel))
+            .filter(|ptr| !ptr.is_null())
+            .collect();
+        for ptr in inherited {
             // SAFETY: only this thread exists in the child, and the wrapper
             // lives until spanguard_tracer_free, which cannot run meanwhile.
             let wrapper = unsafe { &mut *ptr };
@@ -725,6 +727,7 @@ pub unsafe extern "C" fn spanguard_stats(
             s.dropped_replay_failed = x.dropped_replay_failed;
             s.dropped_replay_rejected = x.dropped_replay_rejected;
             s.exporter_panics = x.exporter_panics;
+            s.files_set_aside = x.files_set_aside;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.
@@ -797,7 +800,10 @@ impl UserData {
 
 /// Sets (or, with NULL, removes) the callback told of export failures,
 /// spooling, spool overflow and replay. See `spanguard_error_callback` for
-/// where it runs. Thread-safe.
+/// where it runs. Thread-safe, and may be called from inside the callback
+/// (a one-shot callback that removes itself): it then returns at once. From
+/// any other thread it returns after a call of the previous callback in
+/// progress has finished, so the previous `user_data` may be freed then.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_set_error_callback(
     tracer: *const spanguard_tracer,
@@ -817,6 +823,7 @@ pub extern "C" fn spanguard_set_error_callback(
                         ExportEvent::BatchReplayed => spanguard_event::BatchReplayed,
                         ExportEvent::SpansRejected => spanguard_event::SpansRejected,
                         ExportEvent::ExporterPanicked => spanguard_event::ExporterPanicked,
+                        ExportEvent::FileSetAside => spanguard_event::FileSetAside,
                     };
                     let mut text = message.replace('\0', " ").into_bytes();
                     let len = text.len();

@@ -381,6 +381,10 @@ pub struct spanguard_counters {
     /// reported as `SPANGUARD_EVENT_EXPORTER_PANICKED`, and the thread goes
     /// on exporting.
     pub exporter_panics: u64,
+    /// Files in the spool directory that could not be used (a FIFO, a link,
+    /// another user's file, another version's dump, a torn file), renamed
+    /// to `<name>.unreadable` and left unread.
+    pub files_set_aside: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`).
@@ -400,13 +404,17 @@ pub enum spanguard_event {
     /// The exporter thread caught an internal error (a panic); the spans it
     /// was working on are counted lost, and it goes on exporting.
     ExporterPanicked = 6,
+    /// A file in the spool directory could not be used and was renamed to
+    /// `<name>.unreadable`, unread (the message says which and why).
+    FileSetAside = 7,
 }
 
 /// Called on the exporter thread (never on a thread recording spans, never
 /// in a signal handler) for each event. `message` is NUL-terminated and valid
 /// only during the call. The callback must not call `spanguard_flush`,
 /// `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
-/// wait for the exporter thread that is running the callback).
+/// wait for the exporter thread that is running the callback); it may call
+/// `spanguard_set_error_callback`, e.g. to remove itself.
 pub type spanguard_error_callback = Option<
     unsafe extern "C" fn(
         event: spanguard_event,

@@ -2155,6 +2155,24 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_that_is_also_too_long_counts_both() {
+        // Both cut points of the invalid-UTF-8 path: a valid run past the
+        // limit, and a replacement character that no longer fits.
+        let store = TestStore::new(0);
+        let cases: [(&[u8], &[u8]); 2] = [
+            (b"ab\xffcdefghijkl", "ab\u{FFFD}cde".as_bytes()),
+            (b"abcdef\xffgh", b"abcdef"),
+        ];
+        for (input, want) in cases {
+            let mut r = blank();
+            let (t, o) = r.store_text(input, 8, &store);
+            assert_eq!(r.arena_bytes(t), Some(want), "{input:?}");
+            assert!(o.truncated && o.replaced_utf8, "{input:?} {o:?}");
+            assert_eq!((r.truncated_values, r.replaced_utf8), (1, 1), "{input:?}");
+        }
+    }
+
+    #[test]
     fn text_is_cut_on_a_char_boundary_at_the_limit() {
         let store = TestStore::new(0);
         let mut r = blank();

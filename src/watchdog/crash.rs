@@ -31,7 +31,7 @@ pub fn create_crash_file(
     tracer_tag: u64,
     header: DumpHeader,
 ) -> std::io::Result<CrashFile> {
-    std::fs::create_dir_all(dir)?;
+    crate::buffer::files::ensure_private_dir(dir)?;
     let stem = format!(
         "{:020}-{:010}-{tracer_tag:x}",
         crate::span::clock::now_unix_ns(),
@@ -93,18 +93,27 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
     crash.batch.publish();
 }
 
-/// For a process about to die of `signal`: flushes within `timeout`, then
+/// For a process that `signal` may end: flushes within `timeout`, then
 /// stops the exporter from taking more spans, waits for the batch it holds,
 /// and writes every span still in the slab (ended since the flush, or
 /// open: recovered as interrupted) to the crash file, so the next start
-/// sends each exactly once. Recording calls fail with ShutDown afterwards.
+/// sends each exactly once. Recording calls fail with ShutDown afterwards,
+/// until `Pipeline::thaw` (the process lived on). A tracer already shut
+/// down is left as it is; one shutting down is frozen too (a worker whose
+/// exit hook is shutting it down when its pool terminates it: its spans
+/// are not all sent yet).
 pub fn freeze_and_dump(p: &Pipeline, signal: i32, timeout: Duration) {
+    if p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN {
+        return;
+    }
     let deadline = Instant::now() + timeout;
     // A quarter of the time is kept for the batch the exporter holds when
     // the flush gives up (a slow backend): dumping that batch while it is
     // still being sent is what would make it arrive twice.
     let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
-    p.freeze_recording();
+    if !p.try_freeze_recording() {
+        return; // shut down meanwhile
+    }
     // SeqCst pairs with the exporter's busy/frozen handshake.
     p.signal.frozen.store(true, Ordering::SeqCst);
     while p.signal.busy.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -128,15 +137,28 @@ extern "C" fn on_crash(
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
         crate::registry::for_each(|p| {
-            // Stop the exporter taking more spans and give the batch it holds
-            // a moment to finish (bounded: the crashing thread may be the
-            // exporter itself), so dumped spans are not also sent.
+            // Stop the exporter taking more spans and let the batch it holds
+            // finish, within the signal budget, so that dumped spans are not
+            // also sent: a batch still unanswered at the end of it is dumped
+            // too (at-least-once, as documented). No wait when the crashing
+            // thread is the exporter: it will not finish anything.
             p.freeze_recording();
             p.signal.frozen.store(true, Ordering::SeqCst);
-            let until = crate::span::clock::monotonic_ns() + 200_000_000;
-            while p.signal.busy.load(Ordering::SeqCst) && crate::span::clock::monotonic_ns() < until
-            {
-                std::hint::spin_loop();
+            // SAFETY: gettid has no preconditions and is async-signal-safe.
+            let this_thread = unsafe { libc::gettid() };
+            if p.exporter_tid.load(Ordering::Relaxed) != this_thread {
+                let budget = p.config.signal_flush_timeout.as_nanos() as u64;
+                let until = crate::span::clock::monotonic_ns().saturating_add(budget);
+                while p.signal.busy.load(Ordering::SeqCst)
+                    && crate::span::clock::monotonic_ns() < until
+                {
+                    let pause = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 100_000,
+                    };
+                    // SAFETY: nanosleep is async-signal-safe.
+                    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+                }
             }
             dump(p, signal);
             p.mark_flight_signal(signal);

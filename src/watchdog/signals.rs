@@ -1,9 +1,12 @@
 //! The signal watchdog. Termination signals (SIGTERM, SIGINT, SIGHUP,
 //! SIGQUIT) are turned into a byte on a self-pipe by a handler that does
 //! nothing else; a dedicated thread wakes on it, flushes every live tracer
-//! within a deadline, then restores the disposition that was there before and
+//! within a deadline and dumps what is left (open spans, spans ended during
+//! the flush), then restores the disposition that was there before and
 //! re-raises, so the process ends (or the host's own handler runs) exactly as
-//! it would have without us. Handlers are installed with SA_ONSTACK so that Go
+//! it would have without us. A host handler may end the process itself
+//! (`_exit`): the dump is already on disk. If it returns and the process
+//! lives on, the dump is taken back and the tracers go on. Handlers are installed with SA_ONSTACK so that Go
 //! hosts, which run signal handlers on alternate stacks, keep working.
 //!
 //! Crash signals are in `crash.rs`.
@@ -144,32 +147,19 @@ fn watch(read_end: OwnedFd) {
         let Ok(signal) = Signal::try_from(byte[0] as i32) else {
             continue;
         };
-        // When the signal will end the process (the previous disposition is
-        // the default), flush and then dump what is left so nothing ended
-        // or open is lost. When a host handler follows, the process may live
-        // on: flush only, and the tracers keep working.
+        // Whatever follows (the default action, or a host handler that
+        // may end the process itself, e.g. with _exit), flush and then dump
+        // what is left, so nothing ended or open is lost. If the process
+        // lives on (a host handler returned), the dump is taken back and
+        // the tracers go on: nothing is sent twice.
         let deadline = flush_deadline();
-        let fatal = {
-            let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-            matches!(
-                previous
-                    .get(signal as usize)
-                    .copied()
-                    .flatten()
-                    .map(|a| a.handler()),
-                Some(SigHandler::SigDfl)
-            )
-        };
         let _ = std::panic::catch_unwind(|| {
             crate::registry::for_each(|p| {
-                if fatal {
-                    super::crash::freeze_and_dump(p, signal as i32, deadline);
-                } else if p.lifecycle() == crate::pipeline::LIFECYCLE_RUNNING {
-                    let _ = p.flush(deadline);
-                }
+                super::crash::freeze_and_dump(p, signal as i32, deadline);
             });
         });
         reraise_with_previous(signal);
+        let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
     }
 }
 

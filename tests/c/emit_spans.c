@@ -91,7 +91,7 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     FIELD(dropped_spool_overflow); FIELD(spans_unended_at_shutdown); FIELD(batches_sent); FIELD(batches_failed);
     FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
     FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
-    FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled);
+    FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled); FIELD(files_set_aside);
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
                "\"shutdown_ms\": %llu}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms);
 #undef FIELD
@@ -156,8 +156,12 @@ int main(int argc, char **argv) {
     cfg.request_timeout_ms = (uint32_t)atoi(arg(argc, argv, "--request-timeout-ms", "0"));
     unsigned shutdown_ms = (unsigned)atoi(arg(argc, argv, "--shutdown-timeout-ms", "20000"));
     spanguard_tracer *t;
-    spanguard_result rc = from_env ? spanguard_tracer_new_from_env(&cfg, &t) : spanguard_tracer_new(&cfg, &t);
-    if (rc != SPANGUARD_RESULT_OK) die("tracer_new", rc);
+    char why[SPANGUARD_ERROR_MESSAGE_SIZE];
+    spanguard_result rc = spanguard_tracer_new_with_error(&cfg, from_env, &t, why, sizeof why, NULL);
+    if (rc != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "emit_spans: tracer_new: %s: %s\n", spanguard_strerror(rc), why);
+        exit(2);
+    }
     if ((rc = spanguard_set_error_callback(t, on_event, NULL)) != SPANGUARD_RESULT_OK) die("set_error_callback", rc);
 
     FILE *m = fopen(manifest, "w");

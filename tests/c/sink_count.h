@@ -9,7 +9,7 @@
 
 /* Occurrences of `needle` in the .jsonl files of `dir`; -1 when the
  * directory cannot be read. */
-static long count_in_dir(const char *dir, const char *needle) {
+static inline long count_in_dir(const char *dir, const char *needle) {
     long total = 0;
     DIR *d = opendir(dir);
     if (!d) return -1;
@@ -24,6 +24,24 @@ static long count_in_dir(const char *dir, const char *needle) {
         while (fgets(line, sizeof line, f))
             for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
         fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* Entries of `dir` whose name contains `needle` ("" for every entry but
+ * . and ..); -1 when the directory cannot be read. Names of what was found
+ * go to stderr, for the failure message. */
+static inline long files_in_dir(const char *dir, const char *needle) {
+    long total = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (!strstr(e->d_name, needle)) continue;
+        fprintf(stderr, "  found %s/%s\n", dir, e->d_name);
+        total++;
     }
     closedir(d);
     return total;

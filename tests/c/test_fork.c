@@ -1,29 +1,40 @@
-/* fork: the child gets a working tracer, handles from before the fork are
- * stale in it, and no span is exported by both processes. Both write to one
- * sink directory (one file per process); the parent then counts every span
- * name across all files. */
+/* fork: the child gets a working tracer (one: one exporter thread), handles
+ * from before the fork are stale in it, and no span is exported by both
+ * processes. Both write to one sink directory (one file per process); the
+ * parent then counts every span name across all files. After both shut
+ * down cleanly, nothing of either is left in the spool directory. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        checks++;                                                                \
-        if (!(cond)) {                                                           \
-            failures++;                                                          \
-            fprintf(stderr, "%s:%d (pid %d): check failed: %s\n", __FILE__, __LINE__, \
-                    (int)getpid(), #cond);                                      \
-        }                                                                        \
-    } while (0)
 
-static int checks, failures;
+/* This process's threads whose name starts with `prefix`. */
+static int threads_named(const char *prefix) {
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(name, sizeof name, f) && strncmp(name, prefix, strlen(prefix)) == 0) n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
 
 static void emit(spanguard_tracer *t, const char *name, int n) {
     for (int i = 0; i < n; i++) {
@@ -35,10 +46,13 @@ static void emit(spanguard_tracer *t, const char *name, int n) {
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "build/fork-test-spans";
+    char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", dir);
     spanguard_config cfg;
     (void)spanguard_config_init(&cfg, sizeof cfg);
     cfg.service_name = "fork-test";
     cfg.sink_dir = dir;
+    cfg.spool_dir = spool;
     cfg.schedule_delay_ms = 5000; /* nothing exported before the fork */
     cfg.install_signal_handlers = 1;
     spanguard_tracer *t;
@@ -53,6 +67,9 @@ int main(int argc, char **argv) {
         CHECK(spanguard_span_end(open_in_parent) == SPANGUARD_RESULT_STALE_SPAN);
         emit(t, "in-child", 30);
         CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
+        /* One replacement tracer: one exporter thread (named by itself as
+         * it starts; it has run by the time the flush returned). */
+        CHECK(threads_named("spanguard-expor") == 1);
         /* What arrived is counted in the sink by the parent below. */
         CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
         spanguard_tracer_free(t);
@@ -66,11 +83,12 @@ int main(int argc, char **argv) {
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Both shut down cleanly: neither left a crash file or anything else. */
+    CHECK(files_in_dir(spool, "") == 0);
     CHECK(count_in_dir(dir, "\"name\":\"before-fork\"") == 50);
     CHECK(count_in_dir(dir, "\"name\":\"open-at-fork\"") == 1);
     CHECK(count_in_dir(dir, "\"name\":\"after-fork\"") == 20);
     CHECK(count_in_dir(dir, "\"name\":\"in-child\"") == 30);
     spanguard_tracer_free(t);
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }

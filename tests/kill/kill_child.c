@@ -8,13 +8,17 @@
  * from 'a' + n % 26 on), which must arrive whole: the payload pool's
  * chunks are in the crash dump and the flight recorder's file.
  *
- * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US
+ * kill_child ENDPOINT SPOOL_DIR THREADS FLIGHT(0|1) CRASH(none|segv|overflow|abort) CRASH_AFTER_MS TRIAL PAUSE_US [HOST]
  *
  * PAUSE_US 0 is full speed; the test suite pauses a little per span so that
- * its Python receiver keeps up. */
+ * its Python receiver keeps up. HOST is the SIGTERM handler the host
+ * installed before the tracer: none (default), exit (it ends the process
+ * with _exit(3), as many servers do) or return (it asks the main thread to
+ * shut the tracer down and exit 0). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,9 +96,29 @@ static void *work(void *arg) {
     return NULL;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void host_exits(int signal) {
+    (void)signal;
+    _exit(3);
+}
+
+static void host_returns(int signal) {
+    (void)signal;
+    stop_requested = 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 9) return 2;
     pause_us = atol(argv[8]);
+    const char *host = argc > 9 ? argv[9] : "none";
+    if (strcmp(host, "none") != 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = strcmp(host, "exit") == 0 ? host_exits : host_returns;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     for (size_t i = 0; i < sizeof letters; i++) letters[i] = (char)('a' + i % 26);
     char resource[128];
     snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);
@@ -142,5 +166,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(crash, "abort") == 0) {
         abort();
     }
-    for (;;) pause(); /* wait for the parent's signal */
+    /* Wait for the parent's signal (which the watchdog thread handles, so
+     * a returning host handler reports back through a flag). */
+    struct timespec poll = {0, 1000000L};
+    while (!stop_requested) nanosleep(&poll, NULL);
+    spanguard_result rc = spanguard_shutdown(tracer, 5000);
+    if (rc != SPANGUARD_RESULT_OK) fprintf(stderr, "kill_child: shutdown: %s\n", spanguard_strerror(rc));
+    _exit(rc == SPANGUARD_RESULT_OK ? 0 : 4);
 }

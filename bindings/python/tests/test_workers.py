@@ -102,22 +102,8 @@ def test_every_worker_span_arrives_once(tmp_path_factory, method, how):
     assert [s["name"] for s in spans if s["name"] != "work"] == ["fan-out"]
 
 
-# The library's side (issue 14, the files part) is not on main yet: a
-# forked child replaces its inherited tracer twice and leaves the first
-# replacement's pending crash files (deterministic: strict), and a worker
-# terminated by SIGTERM leaves its dump for a later start instead of the
-# parent's running tracer taking it in (racy: whether the dump is written
-# depends on when the signal lands). Both marks go when that lands.
-FORK_REPLACED_TWICE = pytest.mark.xfail(strict=True, reason="library: a forked child's tracer is replaced twice")
-DUMP_NOT_RECOVERED = pytest.mark.xfail(strict=False, reason="library: a terminated worker's dump is not recovered")
-
-
 @HOWS
 @METHODS
-def test_nothing_is_left_in_the_spool_directory(tmp_path_factory, request, method, how):
-    if how == "terminate":
-        request.applymarker(DUMP_NOT_RECOVERED)
-    elif method == "fork":
-        request.applymarker(FORK_REPLACED_TWICE)
+def test_nothing_is_left_in_the_spool_directory(tmp_path_factory, method, how):
     _, left = run_pool(tmp_path_factory, method, how)
     assert left == [], f"left in the spool directory: {left}"

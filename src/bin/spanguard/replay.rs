@@ -193,17 +193,25 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
-    for path in recovery::leftover_files(&options.dir, &[]) {
-        let Some(claimed) = recovery::claim(&path) else {
-            continue; // a live process's file
-        };
-        if let Some(recovered) = &claimed.recovered {
-            delivery.deliver_recovered(recovered, &mut encoder, &mut tally);
-        }
-        claimed.finish();
-    }
+    // A live process's files are left to it.
+    recovery::recover_dir(
+        &options.dir,
+        &[],
+        config.max_export_batch_size as usize,
+        &mut delivery,
+        &mut encoder,
+        &mut tally,
+    );
     // One pass: a file kept (the backend stopped answering) ends it.
     delivery.replay_spool(&mut tally);
+    // Files that could not be read were renamed, never sent: say which.
+    for file in delivery.spool().take_set_aside() {
+        eprintln!(
+            "spanguard replay: {} set aside, unread: {}",
+            file.path.display(),
+            file.reason
+        );
+    }
     let left = delivery.spool().list().len();
     println!(
         "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {left} files left in {}",

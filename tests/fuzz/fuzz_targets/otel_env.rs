@@ -51,12 +51,18 @@ fuzz_target!(|data: &[u8]| {
     let vars: Vec<(&str, String)> = text
         .lines()
         .filter_map(|line| {
-            let (first, rest) = line.split_at(line.char_indices().nth(1).map_or(line.len(), |(i, _)| i));
+            let (first, rest) =
+                line.split_at(line.char_indices().nth(1).map_or(line.len(), |(i, _)| i));
             let index = first.bytes().next()? as usize % NAMES.len();
             Some((NAMES[index], rest.to_string()))
         })
         .collect();
-    let lookup = |name: &str| vars.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+    let lookup = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut config = TracerConfig::default();
     match config.apply_env(&lookup) {
         Ok(()) => {

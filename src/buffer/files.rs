@@ -1,0 +1,508 @@
+//! Files in spanguard's own directories (the spool and the sink): how they
+//! are made and how what is found there is opened.
+//!
+//! What sits in those directories is input from outside: another version,
+//! a dead writer, another local user or a hostile one may have put anything
+//! there. So:
+//! - a directory is used only when it belongs to this user; one that other
+//!   users may write to is made private first (it is ours), one that
+//!   belongs to someone else is refused;
+//! - files and directories are made 0600 and 0700 whatever the umask;
+//! - nothing is opened through a symbolic link, and a file found there is
+//!   opened only when it is a regular file of ours, without blocking (a
+//!   FIFO would block `open` forever);
+//! - every descriptor is close-on-exec, and the ones that hold a lock are
+//!   known by number, so that a forked child can close them before it goes
+//!   on (a lock inherited by a child would keep a dead parent's files from
+//!   being recovered for as long as the child lives).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Mode of every file spanguard makes.
+pub(crate) const FILE_MODE: u32 = 0o600;
+/// Mode of every directory spanguard makes.
+pub(crate) const DIR_MODE: u32 = 0o700;
+/// Appended to the name of a file that cannot be used, so that it is never
+/// looked at again and stays for a person to inspect.
+pub const SET_ASIDE_SUFFIX: &str = ".unreadable";
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Makes `dir` (and missing parents, 0700) if needed and checks that it may
+/// hold our files: a directory owned by this user that nobody else may
+/// write to. One owned by another user is refused (PermissionDenied, with a
+/// message that names it), as OpenSSH refuses such a `~/.ssh`, and so is a
+/// shared one (sticky, like /tmp: others may write there by design, and
+/// taking it private would break them). One of ours that group or others
+/// may read or write is made 0700.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let c = c_path(dir)?;
+    // The directory itself may be a symbolic link (a spool moved to
+    // another disk): what counts is whose directory it leads to.
+    // SAFETY: a NUL-terminated path; the fd is owned below.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let handle = unsafe { File::from_raw_fd(fd) };
+    let meta = handle.metadata()?;
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            ForeignDirectory(format!(
+                "it belongs to uid {}, not to this user (uid {me}): spanguard will not \
+                 keep spans in a directory another user controls",
+                meta.uid()
+            )),
+        ));
+    }
+    if meta.mode() & libc::S_ISVTX != 0 && meta.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            ForeignDirectory(
+                "it is a shared directory (sticky, others may write to it): spanguard \
+                 keeps spans only in a directory of the user's own"
+                    .to_string(),
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        // Ours, but others could read our spans or plant files in it.
+        // SAFETY: fchmod on our own open directory.
+        if unsafe { libc::fchmod(handle.as_raw_fd(), DIR_MODE as libc::mode_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The error inside `ensure_private_dir`'s refusal of a directory that
+/// belongs to another user (as opposed to one that merely cannot be made).
+#[derive(Debug)]
+pub struct ForeignDirectory(pub String);
+
+impl std::fmt::Display for ForeignDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForeignDirectory {}
+
+/// Whether `e` is `ensure_private_dir` refusing another user's directory.
+pub fn is_foreign_directory(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<ForeignDirectory>().is_some())
+}
+
+fn open_raw(path: &Path, flags: libc::c_int) -> io::Result<File> {
+    let c = c_path(path)?;
+    // SAFETY: a NUL-terminated path; the mode is only used with O_CREAT.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            FILE_MODE as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Creates `path`, which must not exist yet, 0600, for writing (and
+/// reading, with `read`).
+pub fn create_new(path: &Path, read: bool) -> io::Result<File> {
+    let access = if read { libc::O_RDWR } else { libc::O_WRONLY };
+    open_raw(path, access | libc::O_CREAT | libc::O_EXCL)
+}
+
+/// Opens `path` for appending, creating it 0600 if needed. An existing
+/// path must be a regular file of ours (never a link, a FIFO or another
+/// user's file: the sink would write spans wherever it leads).
+pub fn open_append(path: &Path) -> io::Result<File> {
+    let file = open_raw(
+        path,
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK,
+    )
+    .map_err(|e| explain_open_error(path, e))?;
+    let meta = file.metadata()?;
+    check_ours(&meta).map_err(|why| refused(path, why))?;
+    if meta.mode() & 0o077 != 0 {
+        // Ours, from a version that made files 0644: private from now on.
+        // SAFETY: fchmod on our own open file.
+        unsafe { libc::fchmod(file.as_raw_fd(), FILE_MODE as libc::mode_t) };
+    }
+    Ok(file)
+}
+
+/// Why a file found in a directory of ours was not opened.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It is gone (another process took it meanwhile).
+    Gone,
+    /// It is not a file we made: a link, a FIFO, a socket, a device, a
+    /// directory, or another user's. Set it aside; never read it.
+    Foreign(String),
+    /// Opening failed for a reason that may pass (no descriptors left, ...).
+    Failed(io::Error),
+}
+
+/// Opens a file found in a directory of ours, for reading (and writing,
+/// with `write`): only a regular file owned by this user, never through a
+/// link, and without blocking.
+pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
+    // Look before opening: opening a device can have effects of its own.
+    let before = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
+        Err(e) => return Err(Refusal::Failed(e)),
+    };
+    check_ours(&before).map_err(Refusal::Foreign)?;
+    let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
+    let file = match open_raw(path, access | libc::O_NONBLOCK) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
+        Err(e) => {
+            return Err(match e.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::EISDIR) => {
+                    Refusal::Foreign("not a regular file".to_string())
+                }
+                _ => Refusal::Failed(e),
+            });
+        }
+    };
+    let after = file.metadata().map_err(Refusal::Failed)?;
+    check_ours(&after).map_err(Refusal::Foreign)?;
+    if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
+        // Swapped between the look and the open: look again next time.
+        return Err(Refusal::Gone);
+    }
+    Ok(file)
+}
+
+/// None when `meta` is a regular file owned by this user; else why not.
+fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "a device"
+        };
+        return Err(what.to_string());
+    }
+    let me = effective_uid();
+    if meta.uid() != me {
+        return Err(format!("owned by uid {}, not {me}", meta.uid()));
+    }
+    Ok(())
+}
+
+fn refused(path: &Path, why: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{}: {why}: refusing it", path.display()),
+    )
+}
+
+fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => refused(path, "a symbolic link".to_string()),
+        Some(libc::ENXIO) => refused(path, "not a regular file".to_string()),
+        _ => e,
+    }
+}
+
+/// Renames a file that cannot be used to `<name>.unreadable` (never over
+/// another such file), so that nothing reads it again and a person can
+/// look at it. Returns the new path.
+pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    for n in 0..100u32 {
+        let target = if n == 0 {
+            path.with_file_name(format!("{name}{SET_ASIDE_SUFFIX}"))
+        } else {
+            path.with_file_name(format!("{name}.{n}{SET_ASIDE_SUFFIX}"))
+        };
+        if std::fs::symlink_metadata(&target).is_ok() {
+            continue;
+        }
+        std::fs::rename(path, &target)?;
+        return Ok(target);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "too many files set aside under this name",
+    ))
+}
+
+/// Takes an exclusive lock without waiting. False when another open file
+/// (another process, or another descriptor of ours) holds it.
+pub fn try_lock(file: &File) -> bool {
+    // SAFETY: flock on a valid fd; the lock lives as long as the open file.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Descriptors that hold a lock on a file of ours, by number, so that a
+/// forked child closes them (`close_held_locks_in_child`). Lock-free: the
+/// child runs it in a fork handler, where a lock held by another thread of
+/// the parent would never be released.
+static HELD_LOCKS: [AtomicI32; 1024] = [const { AtomicI32::new(-1) }; 1024];
+
+fn register_held(fd: RawFd) {
+    for slot in HELD_LOCKS.iter() {
+        // AcqRel/Acquire: a child sees every number registered before fork.
+        if slot
+            .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
+        }
+    }
+    // Full (over a thousand locked files): a child would keep this one
+    // locked until it exits; recovery retries it later.
+}
+
+fn unregister_held(fd: RawFd) {
+    for slot in HELD_LOCKS.iter() {
+        if slot
+            .compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// In a forked child, before anything else: closes every descriptor that
+/// holds a lock for the parent. The parent's lock stays (it is the open
+/// file's, and the parent keeps its own descriptor); the child just no
+/// longer shares it, so the parent's files become recoverable when the
+/// parent dies, whatever the child does. The structures that owned these
+/// descriptors belong to the parent's tracers, which the child never runs
+/// or drops.
+pub fn close_held_locks_in_child() {
+    for slot in HELD_LOCKS.iter() {
+        let fd = slot.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: the fd was registered by a LockedFile of the parent,
+            // which is never dropped in the child.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// A file this process holds a lock on (or means to): known to the fork
+/// handler while it is open. Dropping it unlocks and closes it.
+pub struct LockedFile {
+    file: File,
+}
+
+impl LockedFile {
+    /// Wraps `file` and takes its lock. The file is kept either way; `.1`
+    /// says whether the lock was free.
+    pub fn lock(file: File) -> (LockedFile, bool) {
+        register_held(file.as_raw_fd());
+        let locked = try_lock(&file);
+        (LockedFile { file }, locked)
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl std::borrow::Borrow<File> for LockedFile {
+    fn borrow(&self) -> &File {
+        &self.file
+    }
+}
+
+impl AsRawFd for LockedFile {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        // Unregistered before the File closes the number, which may then be
+        // reused by anything: the fork handler must never close that.
+        unregister_held(self.file.as_raw_fd());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sg-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn files_and_directories_are_private_whatever_the_umask() {
+        let dir = temp_dir("modes");
+        // SAFETY: umask only changes this process's creation mask.
+        let old = unsafe { libc::umask(0) };
+        let nested = dir.join("a/b");
+        ensure_private_dir(&nested).expect("dir");
+        let file = nested.join("f");
+        drop(create_new(&file, false).expect("create"));
+        let sink = nested.join("sink");
+        drop(open_append(&sink).expect("append"));
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&sink), 0o600);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_directory_of_ours_that_others_may_write_is_made_private() {
+        let dir = temp_dir("wide");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        ensure_private_dir(&dir).expect("ours");
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn links_fifos_and_directories_are_refused_without_blocking() {
+        let dir = temp_dir("found");
+        ensure_private_dir(&dir).expect("dir");
+        let fifo = dir.join("x.sgspool");
+        let c = c_path(&fifo).expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(open_found(&fifo, false), Err(Refusal::Foreign(_))));
+        let link = dir.join("y.sgspool");
+        std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink");
+        assert!(matches!(open_found(&link, false), Err(Refusal::Foreign(_))));
+        assert!(open_append(&link).is_err());
+        std::fs::create_dir(dir.join("z.sgspool")).expect("mkdir");
+        assert!(matches!(
+            open_found(&dir.join("z.sgspool"), false),
+            Err(Refusal::Foreign(_))
+        ));
+        assert!(matches!(
+            open_found(&dir.join("none"), false),
+            Err(Refusal::Gone)
+        ));
+        let regular = dir.join("r.sgspool");
+        std::fs::write(&regular, b"x").expect("write");
+        assert!(open_found(&regular, false).is_ok());
+        let aside = set_aside(&fifo).expect("set aside");
+        assert!(aside.to_string_lossy().ends_with(".sgspool.unreadable"));
+        // A second file of the same name never replaces the first.
+        std::fs::write(&fifo, b"again").expect("write");
+        let second = set_aside(&fifo).expect("set aside");
+        assert_ne!(aside, second);
+        assert!(std::fs::symlink_metadata(&aside).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_held_lock_is_known_until_its_file_closes() {
+        let dir = temp_dir("held");
+        ensure_private_dir(&dir).expect("dir");
+        let (held, locked) = LockedFile::lock(create_new(&dir.join("l"), false).expect("c"));
+        assert!(locked);
+        let fd = held.as_raw_fd();
+        // (After the drop another test may reuse the number: not checked.)
+        assert!(HELD_LOCKS.iter().any(|s| s.load(Ordering::Acquire) == fd));
+        drop(held);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_shared_directory_is_refused_and_left_as_it_is() {
+        let dir = temp_dir("sticky");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let e = ensure_private_dir(&dir).expect_err("shared");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert_eq!(
+            std::fs::symlink_metadata(&dir)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o1777
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn another_users_directory_is_refused() {
+        if effective_uid() != 0 {
+            return; // only root can give a directory away
+        }
+        let dir = temp_dir("theirs");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
+        let e = ensure_private_dir(&dir).expect_err("not ours");
+        assert!(is_foreign_directory(&e));
+        assert!(e.to_string().contains("65534"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,19 @@
+//! A spool file found in the spool directory: any bytes are either a batch
+//! whose body is exactly what its header says, or refused, never a panic
+//! and never an allocation the file's size and the cap do not allow.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use spanguard::export::spool::read_batch;
+
+const CAP: u64 = 1 << 16;
+
+fuzz_target!(|data: &[u8]| {
+    let path = std::env::temp_dir().join(format!("spanguard-fuzz-spool-{}", std::process::id()));
+    std::fs::write(&path, data).expect("temp file");
+    let file = std::fs::File::open(&path).expect("open");
+    if let Ok(batch) = read_batch(&file, CAP) {
+        assert_eq!(batch.body.len() + 22, data.len());
+        assert!(batch.body.len() as u64 <= CAP);
+    }
+});
