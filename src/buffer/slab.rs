@@ -93,6 +93,8 @@ pub struct SpanSlab {
     /// populated by the thread that raised it). Read by every begin,
     /// written only when the frontier moves: a line that stays shared.
     populated: AtomicU32,
+    /// The generation of a slot's first span (random, see `new`).
+    first_generation: u32,
     /// Slots the exporter has taken from `ended`, on a line of its own: the
     /// exporter bumps it per span, and the fields above are read by every
     /// recording call.
@@ -130,7 +132,8 @@ impl SpanSlab {
                 (libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(f))
             }
         };
-        // Zeroed memory: free slots, given their first generation below.
+        // Zeroed memory: free slots. A header still all zero is a slot
+        // never used, whose first span takes `first_generation`.
         let start = super::mapping::map(map_len, flags, fd, 0)?;
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
@@ -139,12 +142,9 @@ impl SpanSlab {
         // Generations start at random, not at 0: a handle kept from a freed
         // tracer whose number a new tracer got must not name that tracer's
         // first spans (handles are `tracer << 56 | slot << 32 | generation`).
+        // Given as slots are first taken (`take_free`), not written here:
+        // that would fault in the whole slab at start.
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
-        for i in 0..capacity as usize {
-            // SAFETY: in bounds of the fresh mapping; nothing else sees it yet.
-            let header = unsafe { &(*base.as_ptr().add(i)).header };
-            header.store(pack_header(first_generation, STATE_FREE), Ordering::Relaxed);
-        }
         let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,
@@ -154,6 +154,7 @@ impl SpanSlab {
             free,
             ended: ArrayQueue::new(capacity as usize),
             populated: AtomicU32::new(0),
+            first_generation,
             taken: ExporterLine::default(),
         })
     }
@@ -224,7 +225,14 @@ impl SpanSlab {
             }
         }
         let header = &self.slot(index).header;
-        let generation = header_generation(header.load(Ordering::Relaxed));
+        let h = header.load(Ordering::Relaxed);
+        // All zero: never used (or FREE after exactly 2^32 uses, when any
+        // generation will do): its first generation.
+        let generation = if h == 0 {
+            self.first_generation
+        } else {
+            header_generation(h)
+        };
         // Relaxed is enough: nobody else may look at the body of a slot that
         // is not OPEN or ENDED, and the later store of OPEN publishes it.
         header.store(pack_header(generation, STATE_WRITING), Ordering::Relaxed);
