@@ -225,6 +225,9 @@ fn spanguard_config(endpoint: &str) -> TracerConfig {
 fn regime_config(regime: Regime) -> TracerConfig {
     let mut c = spanguard_config("discard:");
     if regime == Regime::Idle {
+        // Room for a whole sample of the two-span and two-thread rows
+        // (100,000 spans) too, or they would wait for the idle exporter.
+        c.max_queue_size = 1 << 17;
         c.max_export_batch_size = c.max_queue_size;
         c.schedule_delay = Duration::from_secs(60);
     }
@@ -360,6 +363,8 @@ fn new_c_tracer_in(endpoint: &std::ffi::CStr, regime: Regime) -> CTracer {
     cfg.max_queue_size = 1 << 16;
     cfg.max_open_spans = 1 << 12;
     if regime == Regime::Idle {
+        // As in `regime_config`.
+        cfg.max_queue_size = 1 << 17;
         cfg.max_export_batch_size = cfg.max_queue_size;
         cfg.schedule_delay_ms = 60_000;
     }
