@@ -119,6 +119,13 @@ int main(int argc, char **argv) {
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
     }
+    /* A shell runs background jobs with SIGINT and SIGQUIT ignored, and
+     * the ignored disposition survives exec; spanguard rightly leaves an
+     * ignored signal alone, so a test run started in the background would
+     * send SIGINT to a child that never dies. Start as a foreground
+     * program does. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
     for (size_t i = 0; i < sizeof letters; i++) letters[i] = (char)('a' + i % 26);
     char resource[128];
     snprintf(resource, sizeof resource, "kill.trial=%s", argv[7]);

@@ -169,12 +169,19 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
         large = [s for s in work if s["attributes"]["n"] % PROMPT_EVERY == 0]
         large_children = [s for s in spans if s["name"] == "child" and s["parent_span_id"] in n_of
                           and n_of[s["parent_span_id"]] % PROMPT_EVERY == 0]
+        # A reported span had its prompt set, and so had its child, before
+        # the report; a span killed while its prompt was being copied may
+        # come back without it, but never with a part of it.
         for s in large:
-            assert s["attributes"].get("gen_ai.prompt") == prompt(s["attributes"]["n"]), \
-                f"trial {trial}: span {s['attributes']['n']} lost its prompt"
+            n = s["attributes"]["n"]
+            got_prompt = s["attributes"].get("gen_ai.prompt")
+            if n in want or got_prompt is not None:
+                assert got_prompt == prompt(n), f"trial {trial}: span {n} lost its prompt"
         for s in large_children:
-            assert s["attributes"].get("gen_ai.prompt") == prompt(n_of[s["parent_span_id"]]), \
-                f"trial {trial}: the child of {n_of[s['parent_span_id']]} lost its prompt"
+            n = n_of[s["parent_span_id"]]
+            got_prompt = s["attributes"].get("gen_ai.prompt")
+            if n in want or got_prompt is not None:
+                assert got_prompt == prompt(n), f"trial {trial}: the child of {n} lost its prompt"
         # The span open from the child's start to its end: killed, it comes
         # back interrupted with the signal (which SIGKILL cannot leave);
         # when the process lived on and shut down, unended. Its 100 KB
