@@ -26,7 +26,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench soak demo venv install clean
+        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -305,12 +305,21 @@ build/bench/idle_rss: bench/c/idle_rss.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss dist-python
+build/bench/startup: bench/c/startup.c include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss build/bench/startup dist-python
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund
 	cd bench/go && $(GO) mod download
 	$(GO_ENV) python3 bench/run.py $(BENCH_ARGS) | tee build/bench.md
+
+# The same report from fewer, shorter samples: checks the whole bench runs
+# end to end (figures too noisy to quote).
+bench-quick:
+	$(MAKE) bench BENCH_ARGS=--quick
 
 # A long run at a steady rate, reporting RSS at start and end and its slope.
 soak: build

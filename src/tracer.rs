@@ -823,6 +823,30 @@ impl Tracer {
     /// Ends a span (`end_unix_ns` 0 means now) and hands it to the exporter.
     /// Hot path: one wake-up call per full batch at most.
     pub fn end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
+        self.stamp_end(s, end_unix_ns)?;
+        let p = &self.pipeline;
+        p.slab.publish_ended(s.slot, s.generation);
+        // Reading the queue's length touches the line the exporter writes as
+        // it pops, so an end looks only when its slot's number plus the
+        // slot's generation is a multiple of `every` (a power of two up to
+        // 16): one end in `every` of each slot's uses, spread over the slots
+        // by their numbers, with no per-thread state to look up. A batch is
+        // then at most that many uses of each slot late (the schedule delay
+        // and a full slab wake the exporter regardless).
+        let every = 1u32 << (p.config.max_export_batch_size / 32).clamp(1, 16).ilog2();
+        if s.slot.wrapping_add(s.generation) & (every - 1) == 0
+            && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
+        {
+            p.signal.nudge_for_batch();
+        }
+        Ok(())
+    }
+
+    /// `end` up to the handoff: checks the tracer is running, takes the
+    /// slot (WRITING) and stamps the end time. Shared by `end` and
+    /// `end_in_place_for_bench`, so the floor runs the same code.
+    #[inline(always)]
+    fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
         let p = &self.pipeline;
         if p.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             // Shutdown already exported this span as unended (or it is stale).
@@ -843,20 +867,24 @@ impl Tracer {
         // Never before the start: an explicit time may be, and so may the
         // clock when it was re-anchored in between (see span::clock).
         r.end_unix_ns = end.max(r.start_unix_ns);
-        p.slab.publish_ended(s.slot, s.generation);
-        // Reading the queue's length touches the line the exporter writes as
-        // it pops, so an end looks only when its slot's number plus the
-        // slot's generation is a multiple of `every` (a power of two up to
-        // 16): one end in `every` of each slot's uses, spread over the slots
-        // by their numbers, with no per-thread state to look up. A batch is
-        // then at most that many uses of each slot late (the schedule delay
-        // and a full slab wake the exporter regardless).
-        let every = 1u32 << (p.config.max_export_batch_size / 32).clamp(1, 16).ilog2();
-        if s.slot.wrapping_add(s.generation) & (every - 1) == 0
-            && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
-        {
-            p.signal.nudge_for_batch();
-        }
+        Ok(())
+    }
+
+    /// Benchmarks only: `end`, except that the slot is freed at once
+    /// (generation + 1, back on top of the free stack) instead of handed to
+    /// the exporter. A loop of begin, set, `end_in_place_for_bench` reuses
+    /// one slot and exports nothing: what the recording calls cost with
+    /// every line in this core's cache, the floor `end` is measured
+    /// against. A separate entry point, so `end` carries no test-only
+    /// branch. The span is begun but never counted as ended or exported.
+    #[doc(hidden)]
+    pub fn end_in_place_for_bench(&self, s: SpanRef) -> Result<(), SpanError> {
+        self.stamp_end(s, 0)?;
+        let p = &self.pipeline;
+        // An empty list: a span of the floor loop holds no payload chunks,
+        // and one that did would hand them back here.
+        let mut chunks = Vec::new();
+        p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
         Ok(())
     }
 

@@ -120,4 +120,5 @@ def main():
     provider.shutdown()
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -19,10 +19,20 @@
 //! the "double buffer": new spans land in the queue while the exporter drains
 //! what it has popped). Both queues hold at most `capacity` numbers and each
 //! slot number is in at most one of them, so a push can never fail.
+//!
+//! Memory: the mapping is not populated at start, so a tracer that records
+//! little costs little. The free stack hands out never-used slots in
+//! address order (they start below every slot that comes back), so the
+//! slots in use stay below a frontier; the begin that first crosses it
+//! populates the next range of slots with one `madvise` (a thread's
+//! warm-up, and later the growth of a load that needs more slots than it
+//! has used), and a slot that comes back is resident already: a steady load
+//! takes no page fault. A flight recorder file stays sparse past the
+//! frontier.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -79,6 +89,12 @@ pub struct SpanSlab {
     records_offset: usize,
     free: FreeStack,
     ended: ArrayQueue<u32>,
+    /// Slots below this have had their pages populated (or are being
+    /// populated by the thread that raised it). Read by every begin,
+    /// written only when the frontier moves: a line that stays shared.
+    populated: AtomicU32,
+    /// The generation of a slot's first span (random, see `new`).
+    first_generation: u32,
     /// Slots the exporter has taken from `ended`, on a line of its own: the
     /// exporter bumps it per span, and the fields above are read by every
     /// recording call.
@@ -107,21 +123,17 @@ impl SpanSlab {
         }
         let records_offset = prefix.next_multiple_of(64);
         let map_len = records_offset + capacity as usize * std::mem::size_of::<SpanRecord>();
+        // Not populated: see "Memory" above.
         let (flags, fd) = match &backing {
-            // MAP_POPULATE: memory is taken at start, not page by page on the hot path.
-            SlabBacking::Anonymous => (
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-            ),
+            SlabBacking::Anonymous => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
             SlabBacking::File(f) => {
+                // A sparse file: blocks come as slots are first used.
                 f.set_len(map_len as u64)?;
-                (
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    std::os::fd::AsRawFd::as_raw_fd(f),
-                )
+                (libc::MAP_SHARED, std::os::fd::AsRawFd::as_raw_fd(f))
             }
         };
-        // Zeroed memory: free slots, given their first generation below.
+        // Zeroed memory: free slots. A header still all zero is a slot
+        // never used, whose first span takes `first_generation`.
         let start = super::mapping::map(map_len, flags, fd, 0)?;
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
@@ -130,12 +142,9 @@ impl SpanSlab {
         // Generations start at random, not at 0: a handle kept from a freed
         // tracer whose number a new tracer got must not name that tracer's
         // first spans (handles are `tracer << 56 | slot << 32 | generation`).
+        // Given as slots are first taken (`take_free`), not written here:
+        // that would fault in the whole slab at start.
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
-        for i in 0..capacity as usize {
-            // SAFETY: in bounds of the fresh mapping; nothing else sees it yet.
-            let header = unsafe { &(*base.as_ptr().add(i)).header };
-            header.store(pack_header(first_generation, STATE_FREE), Ordering::Relaxed);
-        }
         let free = FreeStack::full(capacity);
         Ok(SpanSlab {
             base,
@@ -144,6 +153,8 @@ impl SpanSlab {
             records_offset,
             free,
             ended: ArrayQueue::new(capacity as usize),
+            populated: AtomicU32::new(0),
+            first_generation,
             taken: ExporterLine::default(),
         })
     }
@@ -191,6 +202,11 @@ impl SpanSlab {
     #[inline]
     pub fn take_free(&self) -> Option<(u32, u32)> {
         let index = self.free.pop()?;
+        // Relaxed: only a hint of which pages are resident; a slot's memory
+        // reads as zero whether populated or not.
+        if index >= self.populated.load(Ordering::Relaxed) {
+            self.populate_through(index);
+        }
         // The exporter freed the next slot on the stack, so its lines sit in
         // the exporter's cache: start moving them here now, so that the next
         // span does not wait for them. Every line a span writes and this
@@ -209,11 +225,53 @@ impl SpanSlab {
             }
         }
         let header = &self.slot(index).header;
-        let generation = header_generation(header.load(Ordering::Relaxed));
+        let h = header.load(Ordering::Relaxed);
+        // All zero: never used (or FREE after exactly 2^32 uses, when any
+        // generation will do): its first generation.
+        let generation = if h == 0 {
+            self.first_generation
+        } else {
+            header_generation(h)
+        };
         // Relaxed is enough: nobody else may look at the body of a slot that
         // is not OPEN or ENDED, and the later store of OPEN publishes it.
         header.store(pack_header(generation, STATE_WRITING), Ordering::Relaxed);
         Some((index, generation))
+    }
+
+    /// Moves the frontier past `index` to the next multiple of
+    /// `POPULATE_SLOTS`, and populates the pages of the slots it passed
+    /// with one call rather than a fault per page later on the recording
+    /// path. Two threads crossing at once populate disjoint ranges; one
+    /// that sees the frontier raised before its pages are in takes those
+    /// few faults itself.
+    #[cold]
+    #[inline(never)]
+    fn populate_through(&self, index: u32) {
+        let end = (index / POPULATE_SLOTS + 1)
+            .saturating_mul(POPULATE_SLOTS)
+            .min(self.capacity);
+        // Relaxed: as in `take_free`.
+        let start = self.populated.fetch_max(end, Ordering::Relaxed);
+        if start >= end {
+            return;
+        }
+        let page = page_size();
+        let from = self.slot(start) as *const SpanRecord as usize & !(page - 1);
+        let to = (self.slot(end - 1) as *const SpanRecord as usize
+            + std::mem::size_of::<SpanRecord>())
+        .next_multiple_of(page);
+        // SAFETY: the page-rounded range lies inside our mapping (which
+        // starts and ends on page boundaries); MADV_POPULATE_WRITE only
+        // faults pages in, writable, and changes no byte. Kernels before
+        // 5.14 refuse it: their pages then fault as first written.
+        unsafe {
+            libc::madvise(
+                from as *mut libc::c_void,
+                to - from,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
     }
 
     /// Prefetches, for writing, the lines a span in slot `index` writes
@@ -364,6 +422,17 @@ impl SpanSlab {
     }
 }
 
+/// Slots populated at a time as the frontier moves (see "Memory" above):
+/// about 200 KiB with today's record, a handful of `madvise` calls in a
+/// thread's warm-up.
+const POPULATE_SLOTS: u32 = 64;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
 /// Where a record's text arena starts.
 const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// The lines a span with a few attributes writes, and encoding reads first:
@@ -478,5 +547,80 @@ mod tests {
         let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
         assert!(slab.take_free().is_some());
         assert!(slab.take_free().is_none());
+    }
+
+    /// Pages of `slab`'s slots `range` that are resident (mincore).
+    fn resident_pages(slab: &SpanSlab, range: std::ops::Range<u32>) -> usize {
+        let page = page_size();
+        let from = slab.slot(range.start) as *const SpanRecord as usize & !(page - 1);
+        let to = (slab.slot(range.end - 1) as *const SpanRecord as usize
+            + std::mem::size_of::<SpanRecord>())
+        .next_multiple_of(page);
+        let mut vec = vec![0u8; (to - from) / page];
+        // SAFETY: the range is inside the slab's mapping, and vec has one
+        // byte per page of it.
+        let rc = unsafe { libc::mincore(from as *mut libc::c_void, to - from, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
+        vec.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    #[test]
+    fn slots_take_memory_as_they_are_first_used_not_at_start() {
+        let capacity = 16 * POPULATE_SLOTS;
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        assert_eq!(
+            resident_pages(&slab, 0..capacity),
+            0,
+            "nothing resident at start"
+        );
+        // The first span populates the first range, and only it.
+        let (i, g) = slab.take_free().expect("free slot");
+        assert_eq!(i, 0);
+        let first = resident_pages(&slab, 0..POPULATE_SLOTS);
+        assert!(first > 0);
+        assert_eq!(resident_pages(&slab, 0..capacity), first);
+        // A span that ends and comes back reuses slot 0: nothing more.
+        slab.publish_ended(i, g);
+        let taken = slab.take_ended().expect("ended");
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        slab.release_all(&[taken], &pool, &mut Vec::new());
+        assert_eq!(slab.take_free().map(|(i, _)| i), Some(0));
+        assert_eq!(resident_pages(&slab, 0..capacity), first);
+        // Spans that outgrow the range populate the next one as they cross
+        // into it, and no further.
+        for _ in 1..=POPULATE_SLOTS {
+            slab.take_free().expect("free slot");
+        }
+        let two = resident_pages(&slab, 0..2 * POPULATE_SLOTS);
+        assert!(two > first);
+        assert_eq!(resident_pages(&slab, 0..capacity), two);
+    }
+
+    #[test]
+    fn a_flight_file_stays_sparse_past_the_used_slots() {
+        let capacity = 16 * POPULATE_SLOTS;
+        let dir = std::env::temp_dir().join(format!("sg-slab-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("flight");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("file");
+        let slab = SpanSlab::new(capacity, SlabBacking::File(file), 0).expect("map");
+        for _ in 0..=POPULATE_SLOTS {
+            slab.take_free().expect("free slot");
+        }
+        let allocated =
+            512 * std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).expect("stat"));
+        let used = 2 * POPULATE_SLOTS as u64 * std::mem::size_of::<SpanRecord>() as u64;
+        assert!(
+            allocated <= used + 2 * page_size() as u64,
+            "{allocated} bytes allocated for {used} used"
+        );
+        drop(slab);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

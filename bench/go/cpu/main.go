@@ -1,0 +1,134 @@
+// What a span costs the process in Go: CPU time of every thread (user +
+// system, getrusage) per span, for spanguard's Go binding and for
+// go.opentelemetry.io/otel/sdk/trace with its real OTLP/HTTP protobuf
+// exporter (otlptracehttp), both sending to the same loopback sink, each
+// run ending with every span delivered. Interleaved rounds, medians; one
+// JSON line for bench/run.py.
+//
+// go run ./cpu SINK_URL [--quick]
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+func cpuNs() int64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		panic(err)
+	}
+	return u.Utime.Nano() + u.Stime.Nano()
+}
+
+// received asks the sink how many spans it has counted.
+func received(url string) int64 {
+	base := url[:strings.Index(url[len("http://"):], "/")+len("http://")]
+	resp, err := http.Get(base + "/count")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func measure(url string, chunks, chunk int, emit func(int), flush func()) (float64, int64) {
+	// Two whole chunks first: threads, connections, buffers, and memory
+	// faulted in as it is first used are one-time costs, not a span's.
+	for i := 0; i < 2; i++ {
+		emit(chunk)
+		flush()
+	}
+	before := received(url)
+	c0 := cpuNs()
+	for i := 0; i < chunks; i++ {
+		emit(chunk)
+		flush()
+	}
+	c1 := cpuNs()
+	return float64(c1-c0) / float64(chunks*chunk), received(url) - before
+}
+
+func spanguardRun(url string, chunks, chunk int) (float64, int64) {
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12})
+	if err != nil {
+		panic(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	return measure(url, chunks, chunk, func(n int) {
+		for i := 0; i < n; i++ {
+			_, s, _ := tr.Start(ctx, "op")
+			s.SetAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"), spanguard.Bool("stream", true))
+			s.End()
+		}
+	}, func() {
+		if ok, err := tr.Flush(60 * time.Second); !ok || err != nil {
+			panic(fmt.Sprint("flush: ", ok, err))
+		}
+	})
+}
+
+func otelRun(url string, chunks, chunk int) (float64, int64) {
+	ctx := context.Background()
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
+	if err != nil {
+		panic(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(1<<16)))
+	defer tp.Shutdown(ctx)
+	tr := tp.Tracer("bench")
+	return measure(url, chunks, chunk, func(n int) {
+		for i := 0; i < n; i++ {
+			_, s := tr.Start(ctx, "op")
+			s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
+			s.End()
+		}
+	}, func() {
+		if err := tp.ForceFlush(ctx); err != nil {
+			panic(err)
+		}
+	})
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+func main() {
+	url := os.Args[1]
+	rounds, chunks, chunk := 5, 4, 50000
+	if len(os.Args) > 2 && os.Args[2] == "--quick" {
+		rounds, chunks, chunk = 3, 2, 20000
+	}
+	var sg, ot []float64
+	var sgGot, otGot int64
+	for r := 0; r < rounds; r++ {
+		ns, got := spanguardRun(url, chunks, chunk)
+		sg, sgGot = append(sg, ns), sgGot+got
+		ns, got = otelRun(url, chunks, chunk)
+		ot, otGot = append(ot, ns), otGot+got
+	}
+	fmt.Printf("{\"lang\": \"Go\", \"case\": \"begin+3 attrs+end\", \"spanguard\": \"Go binding (cgo)\", \"spanguard_cpu_ns\": %.0f, \"spanguard_received\": %d, "+
+		"\"peer\": \"go.opentelemetry.io/otel/sdk/trace + otlptracehttp\", \"peer_cpu_ns\": %.0f, \"peer_received\": %d, \"spans\": %d, \"rounds\": %d}\n",
+		median(sg), sgGot, median(ot), otGot, rounds*chunks*chunk, rounds)
+}

@@ -1,0 +1,100 @@
+"""What a span costs the process in Python: CPU time of every thread (user +
+system, getrusage) per span, for spanguard's Python binding and for
+opentelemetry-sdk with its real OTLP/HTTP protobuf exporter
+(opentelemetry-exporter-otlp-proto-http), both sending to the same loopback
+sink, each run ending with every span delivered. Interleaved rounds,
+medians; one JSON line for bench/run.py.
+
+python cpu.py SINK_URL [--quick]"""
+
+import json
+import resource
+import statistics
+import sys
+import urllib.request
+
+import spanguard
+from bench import otel_cases, sg_cases
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+URL = sys.argv[1]
+QUICK = "--quick" in sys.argv
+ROUNDS, CHUNKS, CHUNK = (3, 2, 2000) if QUICK else (5, 4, 5000)
+
+
+def cpu_ns():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return int((u.ru_utime + u.ru_stime) * 1e9)
+
+
+def received():
+    base = URL.split("/v1/")[0]
+    with urllib.request.urlopen(base + "/count") as r:
+        return int(r.read().decode().strip())
+
+
+def measure(emit, flush):
+    # Two whole chunks first: threads, connections, buffers, and memory
+    # faulted in as it is first used are one-time costs, not a span's.
+    for _ in range(2):
+        emit(CHUNK)
+        flush()
+    before = received()
+    c0 = cpu_ns()
+    for _ in range(CHUNKS):
+        emit(CHUNK)
+        flush()
+    c1 = cpu_ns()
+    return (c1 - c0) / (CHUNKS * CHUNK), received() - before
+
+
+def spanguard_run():
+    sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16)
+
+    emit = sg_cases(sg)[1]  # begin+3 attrs+end, as in bench.py
+
+    def flush():
+        if not sg.flush(60):
+            raise RuntimeError("flush timed out")
+
+    r = measure(emit, flush)
+    sg.close()
+    return r
+
+
+def otel_run():
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=URL), max_queue_size=1 << 16))
+    ot = provider.get_tracer("bench")
+
+    emit = otel_cases(ot)[1]  # begin+3 attrs+end, as in bench.py
+
+    def flush():
+        if not provider.force_flush(60_000):
+            raise RuntimeError("force_flush timed out")
+
+    r = measure(emit, flush)
+    provider.shutdown()
+    return r
+
+
+def main():
+    sg, ot = [], []
+    sg_got = ot_got = 0
+    for _ in range(ROUNDS):
+        a, ga = spanguard_run()
+        sg.append(a)
+        sg_got += ga
+        b, gb = otel_run()
+        ot.append(b)
+        ot_got += gb
+    print(json.dumps({
+        "lang": "Python", "case": "begin+3 attrs+end", "spanguard": "Python binding",
+        "spanguard_cpu_ns": statistics.median(sg), "spanguard_received": sg_got,
+        "peer": "opentelemetry-sdk + exporter-otlp-proto-http", "peer_cpu_ns": statistics.median(ot),
+        "peer_received": ot_got, "spans": ROUNDS * CHUNKS * CHUNK, "rounds": ROUNDS}))
+
+
+main()

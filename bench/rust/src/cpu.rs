@@ -1,0 +1,141 @@
+//! What a span costs the process: CPU time of every thread (recording,
+//! encoding, sending) per span, from getrusage(RUSAGE_SELF) around a run
+//! that ends with every span delivered to a loopback OTLP/HTTP sink
+//! (`sink.rs`, another process, not counted). spanguard through its C ABI
+//! against opentelemetry_sdk with its real OTLP exporter
+//! (opentelemetry-otlp, HTTP protobuf), same case, same sink, same batch
+//! and queue sizes, interleaved rounds; one JSON line for run.py.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use spanguard::ffi::span::*;
+use spanguard::ffi::tracer::*;
+use spanguard::ffi::types::*;
+
+use crate::sink::received;
+
+/// User plus system CPU time of the whole process, in nanoseconds.
+pub fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct we own.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    ns(usage.ru_utime) + ns(usage.ru_stime)
+}
+
+/// Runs `chunks` chunks of `chunk` spans, each followed by `flush` (which
+/// returns once they are delivered); CPU ns per span and spans the sink
+/// received meanwhile.
+fn measure(url: &str, chunks: u64, chunk: u64, emit: &dyn Fn(u64), flush: &dyn Fn()) -> (f64, u64) {
+    // Two whole chunks first: threads, connections, buffers, and memory
+    // faulted in (spanguard populates slots as they are first used) are
+    // one-time costs, as a tracer start is, not a span's.
+    for _ in 0..2 {
+        emit(chunk);
+        flush();
+    }
+    let before = received(url);
+    let cpu0 = process_cpu_ns();
+    for _ in 0..chunks {
+        emit(chunk);
+        flush();
+    }
+    let cpu = process_cpu_ns() - cpu0;
+    (cpu as f64 / (chunks * chunk) as f64, received(url) - before)
+}
+
+fn spanguard_run(url: &str, chunks: u64, chunk: u64) -> (f64, u64) {
+    // The SDK's queue below: neither side waits for or drops at its queue.
+    let endpoint = std::ffi::CString::new(url).expect("url");
+    let p = crate::new_c_tracer(&endpoint);
+    let t = p.0;
+    let r = measure(
+        url,
+        chunks,
+        chunk,
+        &|n| {
+            let p = &p;
+            for i in 0..n {
+                let mut s = 0u64;
+                unsafe {
+                    spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
+                    crate::set_3_attributes_c(s, i);
+                    spanguard_span_end(s);
+                }
+            }
+        },
+        &|| {
+            assert_eq!(spanguard_flush(p.0, 60_000) as u32, 0, "flush");
+        },
+    );
+    unsafe { spanguard_tracer_free(t) };
+    r
+}
+
+fn otel_run(url: &str, chunks: u64, chunk: u64) -> (f64, u64) {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(url)
+        .with_timeout(Duration::from_secs(30))
+        .build()
+        .expect("OTLP exporter");
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 16).build())
+        .build();
+    let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+    let tracer = provider.tracer("bench");
+    let r = measure(
+        url,
+        chunks,
+        chunk,
+        &|n| {
+            for i in 0..n {
+                let mut s = tracer.start("op");
+                s.set_attribute(KeyValue::new("gen_ai.usage.input_tokens", i as i64));
+                s.set_attribute(KeyValue::new("gen_ai.request.model", "gpt-4o"));
+                s.set_attribute(KeyValue::new("stream", true));
+                s.end();
+            }
+        },
+        &|| {
+            provider.force_flush().expect("force_flush");
+        },
+    );
+    let _ = provider.shutdown();
+    r
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+/// Prints the Rust row's JSON line.
+pub fn rows(url: &str, quick: bool) {
+    let (rounds, chunks, chunk) = if quick { (3, 2, 20_000) } else { (5, 4, 50_000) };
+    let (mut sg, mut ot) = (Vec::new(), Vec::new());
+    let (mut sg_got, mut ot_got) = (0, 0);
+    for _ in 0..rounds {
+        let (ns, got) = spanguard_run(url, chunks, chunk);
+        sg.push(ns);
+        sg_got += got;
+        let (ns, got) = otel_run(url, chunks, chunk);
+        ot.push(ns);
+        ot_got += got;
+    }
+    let spans = rounds * chunks * chunk;
+    println!(
+        "{{\"lang\": \"Rust\", \"case\": \"begin+3 attrs+end\", \"spanguard\": \"C ABI\", \"spanguard_cpu_ns\": {:.0}, \"spanguard_received\": {sg_got}, \
+         \"peer\": \"opentelemetry_sdk + opentelemetry-otlp\", \"peer_cpu_ns\": {:.0}, \"peer_received\": {ot_got}, \"spans\": {spans}, \"rounds\": {rounds}}}",
+        median(sg),
+        median(ot)
+    );
+}
