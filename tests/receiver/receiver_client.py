@@ -235,6 +235,15 @@ class OtlpReceiverProcess:
         self._parsed_upto += complete
         return list(self._parsed)
 
+    def forget_records(self) -> None:
+        """Drops the records read so far from this client's memory (the
+        receiver's file keeps them): later calls see only what arrives
+        after this. For long tests that share one receiver across many
+        trials with large payloads."""
+        self._read_records()
+        self._parsed = []
+        self._records_after_stop = None if self._records_after_stop is None else []
+
     def accepted_records(self) -> list[dict]:
         return [r for r in self.records() if "rejected" not in r and "refused" not in r]
 
