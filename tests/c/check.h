@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "spanguard.h"
+
 static int checks, failures;
 
 #define CHECK(cond)                                                                              \
@@ -16,6 +18,18 @@ static int checks, failures;
             failures++;                                                                          \
             fprintf(stderr, "%s:%d (pid %d): check failed: %s\n", __FILE__, __LINE__, (int)getpid(), \
                     #cond);                                                                      \
+        }                                                                                        \
+    } while (0)
+
+/* A call's result, with its name and the code's text when it differs. */
+#define CHECK_RC(expr, want)                                                                     \
+    do {                                                                                         \
+        spanguard_result rc_ = (expr);                                                           \
+        checks++;                                                                                \
+        if (rc_ != (want)) {                                                                     \
+            failures++;                                                                          \
+            fprintf(stderr, "%s:%d (pid %d): %s returned %u (%s), want %s\n", __FILE__, __LINE__, \
+                    (int)getpid(), #expr, (unsigned)rc_, spanguard_strerror(rc_), #want);        \
         }                                                                                        \
     } while (0)
 

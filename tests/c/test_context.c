@@ -12,30 +12,8 @@
 #include <string.h>
 
 #include "spanguard.h"
+#include "check.h"
 #include "sink_count.h"
-
-static int failures = 0;
-static int checks = 0;
-
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        checks++;                                                                  \
-        if (!(cond)) {                                                             \
-            failures++;                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                       \
-    do {                                                                           \
-        spanguard_result rc_ = (expr);                                             \
-        checks++;                                                                  \
-        if (rc_ != (want)) {                                                       \
-            failures++;                                                            \
-            fprintf(stderr, "%s:%d: %s returned %u (%s), want %s\n", __FILE__,     \
-                    __LINE__, #expr, (unsigned)rc_, spanguard_strerror(rc_), #want); \
-        }                                                                          \
-    } while (0)
 
 #define S(str) (str), strlen(str)
 
@@ -470,6 +448,5 @@ int main(int argc, char **argv) {
     test_tracestate();
     test_disabled_passes_context_on();
     test_config_init_respects_the_callers_size();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return check_summary();
 }
