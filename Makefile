@@ -33,7 +33,10 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 build:
 	$(CARGO) build --release --lib --bin spanguard
 	mkdir -p $(LIBDIR)
-	cp target/release/libspanguard.so $(LIBDIR)/libspanguard.so.$(VERSION)
+	# Copied then renamed: cp writes into the installed file in place, and a
+	# process running with it mapped (a test, make stress) dies of SIGBUS.
+	cp target/release/libspanguard.so $(LIBDIR)/.libspanguard.so.$(VERSION).tmp
+	mv -f $(LIBDIR)/.libspanguard.so.$(VERSION).tmp $(LIBDIR)/libspanguard.so.$(VERSION)
 	ln -sf libspanguard.so.$(VERSION) $(LIBDIR)/libspanguard.so.$(SOMAJOR)
 	ln -sf libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so
 	cp target/release/libspanguard.a $(LIBDIR)/libspanguard.a
