@@ -14,17 +14,28 @@ use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 use spanguard::pipeline::{ExportEvent, FlushOutcome};
 use spanguard::tracer::{Parent, Tracer};
 
-/// The file sink, but the `panic_at`-th request panics.
-struct PanicsOnce {
+/// The file sink, but a request for which `panics_on(call number, body)`
+/// holds panics (an internal bug, injected).
+struct PanicsWhen {
     sink: FileSink,
     calls: usize,
-    panic_at: usize,
+    panics_on: fn(usize, &[u8]) -> bool,
 }
 
-impl Transport for PanicsOnce {
+impl PanicsWhen {
+    fn new(sink_dir: &Path, panics_on: fn(usize, &[u8]) -> bool) -> PanicsWhen {
+        PanicsWhen {
+            sink: FileSink::new(sink_dir, "panics"),
+            calls: 0,
+            panics_on,
+        }
+    }
+}
+
+impl Transport for PanicsWhen {
     fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
         self.calls += 1;
-        if self.calls == self.panic_at {
+        if (self.panics_on)(self.calls, body) {
             panic!("injected exporter bug");
         }
         self.sink.send(body, f, gz)
@@ -33,6 +44,18 @@ impl Transport for PanicsOnce {
     fn describe(&self) -> String {
         self.sink.describe()
     }
+}
+
+/// The tracer's callback events, as the test sees them.
+type Events = Arc<Mutex<Vec<(ExportEvent, String)>>>;
+
+fn record_events(tracer: &Tracer) -> Events {
+    let events = Events::default();
+    let seen = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    events
 }
 
 fn occurrences(dir: &Path, needle: &str) -> usize {
@@ -59,17 +82,10 @@ fn a_panicking_batch_is_counted_and_export_goes_on() {
         schedule_delay: Duration::from_secs(60),
         ..TracerConfig::default()
     };
-    let transport = PanicsOnce {
-        sink: FileSink::new(&sink_dir, "panics"),
-        calls: 0,
-        panic_at: 2,
-    };
+    // The second request panics.
+    let transport = PanicsWhen::new(&sink_dir, |call, _| call == 2);
     let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&events);
-    tracer.set_callback(Some(Box::new(move |event, message: &str| {
-        seen.lock().unwrap().push((event, message.to_string()));
-    })));
+    let events = record_events(&tracer);
 
     let mut flushes = Vec::new();
     for phase in ["before", "during", "after"] {
@@ -122,24 +138,6 @@ fn a_panicking_batch_is_counted_and_export_goes_on() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The file sink, but a request whose body holds `poison` panics.
-struct PanicsOnPoison {
-    sink: FileSink,
-}
-
-impl Transport for PanicsOnPoison {
-    fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
-        if body.windows(6).any(|w| w == b"poison") {
-            panic!("injected exporter bug on a spooled file");
-        }
-        self.sink.send(body, f, gz)
-    }
-
-    fn describe(&self) -> String {
-        self.sink.describe()
-    }
-}
-
 /// A spooled file whose sending panics is set aside after the first
 /// panic: replay does not hit it again and again, and export goes on.
 #[test]
@@ -168,15 +166,10 @@ fn a_spool_file_whose_sending_panics_is_set_aside_once() {
             body: br#"{"resourceSpans":[],"note":"poison"}"#.to_vec(),
         })
         .expect("spool file");
-    let transport = PanicsOnPoison {
-        sink: FileSink::new(&sink_dir, "poison"),
-    };
+    // A request that holds the spooled file's marker panics.
+    let transport = PanicsWhen::new(&sink_dir, |_, body| body.windows(6).any(|w| w == b"poison"));
     let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&events);
-    tracer.set_callback(Some(Box::new(move |event, message: &str| {
-        seen.lock().unwrap().push((event, message.to_string()));
-    })));
+    let events = record_events(&tracer);
     std::thread::sleep(Duration::from_millis(600));
     for i in 0..5 {
         let name = format!("fresh-{i}");

@@ -170,22 +170,20 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
         assert not orphans, f"trial {trial}: children of {len(orphans)} reported spans lost, e.g. {orphans[:5]}"
         # Large payloads survive too: every 50th span and its child, open
         # or queued at the kill, arrive with their 100 KB prompt whole.
-        large = [s for s in work if s["attributes"]["n"] % PROMPT_EVERY == 0]
-        large_children = [s for s in spans if s["name"] == "child" and s["parent_span_id"] in n_of
-                          and n_of[s["parent_span_id"]] % PROMPT_EVERY == 0]
+        # Each with the number of the span whose prompt it carries.
+        large = [(s, s["attributes"]["n"], "span") for s in work if s["attributes"]["n"] % PROMPT_EVERY == 0]
+        large += [(s, n_of[s["parent_span_id"]], "the child of span") for s in spans
+                  if s["name"] == "child" and s["parent_span_id"] in n_of
+                  and n_of[s["parent_span_id"]] % PROMPT_EVERY == 0]
         # A reported span had its prompt set, and so had its child, before
         # the report; a span killed while its prompt was being copied may
         # come back without it, but never with a part of it.
-        for s in large:
-            n = s["attributes"]["n"]
+        checked = 0
+        for s, n, who in large:
             got_prompt = s["attributes"].get("gen_ai.prompt")
             if n in want or got_prompt is not None:
-                assert got_prompt == prompt(n), f"trial {trial}: span {n} lost its prompt"
-        for s in large_children:
-            n = n_of[s["parent_span_id"]]
-            got_prompt = s["attributes"].get("gen_ai.prompt")
-            if n in want or got_prompt is not None:
-                assert got_prompt == prompt(n), f"trial {trial}: the child of {n} lost its prompt"
+                assert got_prompt == prompt(n), f"trial {trial}: {who} {n} lost its prompt"
+                checked += 1
         # The span open from the child's start to its end: killed, it comes
         # back interrupted with the signal (which SIGKILL cannot leave);
         # when the process lived on and shut down, unended. Its 100 KB
@@ -201,7 +199,7 @@ def test_every_reported_span_arrives_exactly_once(receiver, emitter, tmp_path, n
                 assert attrs.get("spanguard.signal") == int(sig), attrs
         assert attrs.get("gen_ai.prompt") == prompt(7), \
             f"trial {trial}: the open span's 100 KB prompt did not arrive whole"
-        totals["large"] += len(large) + len(large_children) + 1
+        totals["large"] += checked + 1
         dups = {n for n, times in Counter(got).items() if times > 1}
         if sig == signal.SIGKILL:
             # Nothing runs at SIGKILL: a batch the backend had accepted but
