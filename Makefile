@@ -26,7 +26,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick soak demo venv install clean
+        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick bench-compare soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -323,6 +323,11 @@ bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_pat
 # end to end (figures too noisy to quote).
 bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick
+
+# The small-span rows against another commit's library, same run, pairs
+# alternating: make bench-compare BASE=<commit> [PAIRS=5] [HEAD_COMMIT=<commit>].
+bench-compare: build
+	COMPARE_HEAD=$(HEAD_COMMIT) bench/compare.sh $(BASE) $(or $(PAIRS),5) $(COMPARE_ARGS)
 
 # A long run at a steady rate, reporting RSS at start and end and its slope.
 soak: build
