@@ -199,7 +199,7 @@ impl SpanSlab {
     }
 
     /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
-    #[inline]
+    #[inline(always)]
     pub fn take_free(&self) -> Option<(u32, u32)> {
         let index = self.free.pop()?;
         // Relaxed: only a hint of which pages are resident; a slot's memory

@@ -1000,9 +1000,29 @@ impl SpanRecord {
         self.store_other_value(value, limit, store)
     }
 
-    /// `store_value` for everything but a string: scalars, bytes, arrays.
+    /// `store_value` for everything but a string: scalars inline, bytes
+    /// and arrays out of line, so that the attribute path a small span
+    /// takes stays short (each array arm inlined here cost the scalar
+    /// setters registers and instructions).
     #[inline(always)]
     fn store_other_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: &ValueInput,
+        limit: usize,
+        store: &S,
+    ) -> (ValueKind, u64, TextOutcome) {
+        let none = TextOutcome::default();
+        match *value {
+            ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
+            ValueInput::Double(d) => (ValueKind::Double, d.to_bits(), none),
+            ValueInput::Bool(b) => (ValueKind::Bool, b as u64, none),
+            _ => self.store_sequence_value(value, limit, store),
+        }
+    }
+
+    /// `store_value` for strings, bytes and arrays: whatever has a length.
+    #[inline(never)]
+    fn store_sequence_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: &ValueInput,
         limit: usize,
@@ -1141,11 +1161,7 @@ impl SpanRecord {
                 }
         });
         if let Some(i) = existing {
-            let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
-            let a = &mut self.attributes[i];
-            a.value_kind = kind as u8;
-            a.value = word;
-            return Ok(outcome);
+            return Ok(self.replace_attribute_value(i, value, limits, store));
         }
         if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
             // The common case: a new key, and room in the slot's table.
@@ -1169,6 +1185,24 @@ impl SpanRecord {
             return Ok(outcome);
         }
         self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// `set_attribute` for a key the table already has: the new value
+    /// replaces the old one. Out of line: a key set twice is rare, and
+    /// inlined this took registers from the common path.
+    #[inline(never)]
+    fn replace_attribute_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        i: usize,
+        value: &ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> TextOutcome {
+        let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
+        let a = &mut self.attributes[i];
+        a.value_kind = kind as u8;
+        a.value = word;
+        outcome
     }
 
     /// `set_attribute` once the slot's table is full (or the limit is
