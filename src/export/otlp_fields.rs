@@ -299,7 +299,28 @@ pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>
 #[inline]
 pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
     let (a, b) = (a.record, b.record);
-    a.raw(a.scope_name) == b.raw(b.scope_name) && a.raw(a.scope_version) == b.raw(b.scope_version)
+    same_short_text(a.raw(a.scope_name), b.raw(b.scope_name))
+        && same_short_text(a.raw(a.scope_version), b.raw(b.scope_version))
+}
+
+/// `a == b` for short text, without a call to `memcmp`: the encoders
+/// compare every span's scope with its batch's scopes (four comparisons a
+/// span), mostly of equal or empty names, and those calls were a third of
+/// the exporter's time in a profile of small spans.
+#[inline]
+fn same_short_text(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut words_a = a.chunks_exact(8);
+    let mut words_b = b.chunks_exact(8);
+    for (x, y) in (&mut words_a).zip(&mut words_b) {
+        if u64::from_ne_bytes(x.try_into().unwrap()) != u64::from_ne_bytes(y.try_into().unwrap()) {
+            return false;
+        }
+    }
+    let (tail_a, tail_b) = (words_a.remainder(), words_b.remainder());
+    (0..tail_a.len()).all(|i| tail_a[i] == tail_b[i])
 }
 
 /// The instrumentation scopes of a batch in order of first appearance,
@@ -361,6 +382,25 @@ mod tests {
         // SAFETY: SpanRecord is plain data for which all-zero bytes are a
         // valid (empty) value.
         unsafe { Box::new(std::mem::zeroed()) }
+    }
+
+    #[test]
+    fn short_text_is_equal_only_when_every_byte_is() {
+        let text: Vec<u8> = (1..=40).collect();
+        for n in 0..=text.len() {
+            let a = &text[..n];
+            let copy = text.clone();
+            assert!(same_short_text(a, &copy[..n]), "{n}");
+            assert!(
+                !same_short_text(a, &text[..n.saturating_sub(1)]) || n == 0,
+                "{n}"
+            );
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x80;
+                assert!(!same_short_text(a, &b), "{n} {at}");
+            }
+        }
     }
 
     #[test]
