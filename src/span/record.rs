@@ -1153,15 +1153,14 @@ impl SpanRecord {
         let count = self.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
         let key = cut_key(key);
-        let existing = self.attributes[..inline].iter().position(|a| {
-            a.key_len as usize == key.len()
-                && match self.arena.get(a.key as usize..a.key as usize + key.len()) {
-                    Some(own) => own == key,
-                    None => self.text_equals(a.key_ref(), key, store),
-                }
-        });
-        if let Some(i) = existing {
-            return Ok(self.replace_attribute_value(i, value, limits, store));
+        // Lengths first, inline; the bytes of a key of the same length out
+        // of line (rare: a key set twice, or two keys of one length), so
+        // the loop holds few registers.
+        for i in 0..inline {
+            if self.attributes[i].key_len as usize == key.len() && self.inline_key_is(i, key, store)
+            {
+                return Ok(self.replace_attribute_value(i, value, limits, store));
+            }
         }
         if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
             // The common case: a new key, and room in the slot's table.
@@ -1185,6 +1184,16 @@ impl SpanRecord {
             return Ok(outcome);
         }
         self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// Whether entry `i` of the slot's table has `key` (of the same length).
+    #[inline(never)]
+    fn inline_key_is<S: ChunkStore + ?Sized>(&self, i: usize, key: &[u8], store: &S) -> bool {
+        let a = &self.attributes[i];
+        match self.arena.get(a.key as usize..a.key as usize + key.len()) {
+            Some(own) => own == key,
+            None => self.text_equals(a.key_ref(), key, store),
+        }
     }
 
     /// `set_attribute` for a key the table already has: the new value
