@@ -375,6 +375,26 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     }
 }
 
+/// Copies `n` bytes from `s` to `d`, `size_of::<T>() <= n <= 2 *
+/// size_of::<T>()`, by two loads and two stores of a `T` that overlap.
+///
+/// # Safety
+/// `s` must be readable and `d` writable for `n` bytes.
+#[inline(always)]
+unsafe fn copy_overlapping<T: Copy>(s: *const u8, d: *mut u8, n: usize) {
+    let w = std::mem::size_of::<T>();
+    // SAFETY: both pairs lie within the n bytes (w <= n), as the caller
+    // promises for s and d.
+    unsafe {
+        let (a, b) = (
+            s.cast::<T>().read_unaligned(),
+            s.add(n - w).cast::<T>().read_unaligned(),
+        );
+        d.cast::<T>().write_unaligned(a);
+        d.add(n - w).cast::<T>().write_unaligned(b);
+    }
+}
+
 /// `out.extend_from_slice(src)`, with short pieces (names, keys, most
 /// values) copied inline by two overlapping loads and stores: a call to
 /// memmove for each piece was a third of the exporter's time in a profile
@@ -395,26 +415,11 @@ fn append(out: &mut Vec<u8>, src: &[u8]) {
     unsafe {
         let (s, d) = (src.as_ptr(), out.as_mut_ptr().add(at));
         if n >= 16 {
-            let (a, b) = (
-                s.cast::<u128>().read_unaligned(),
-                s.add(n - 16).cast::<u128>().read_unaligned(),
-            );
-            d.cast::<u128>().write_unaligned(a);
-            d.add(n - 16).cast::<u128>().write_unaligned(b);
+            copy_overlapping::<u128>(s, d, n);
         } else if n >= 8 {
-            let (a, b) = (
-                s.cast::<u64>().read_unaligned(),
-                s.add(n - 8).cast::<u64>().read_unaligned(),
-            );
-            d.cast::<u64>().write_unaligned(a);
-            d.add(n - 8).cast::<u64>().write_unaligned(b);
+            copy_overlapping::<u64>(s, d, n);
         } else if n >= 4 {
-            let (a, b) = (
-                s.cast::<u32>().read_unaligned(),
-                s.add(n - 4).cast::<u32>().read_unaligned(),
-            );
-            d.cast::<u32>().write_unaligned(a);
-            d.add(n - 4).cast::<u32>().write_unaligned(b);
+            copy_overlapping::<u32>(s, d, n);
         } else if n > 0 {
             let (a, b, c) = (*s, *s.add(n / 2), *s.add(n - 1));
             *d = a;
