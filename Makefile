@@ -325,7 +325,9 @@ bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick
 
 # The small-span rows against another commit's library, same run, pairs
-# alternating: make bench-compare BASE=<commit> [PAIRS=5] [HEAD_COMMIT=<commit>].
+# alternating: make bench-compare BASE=<commit> [PAIRS=5] [HEAD_COMMIT=<commit>];
+# COMPARE_ARGS=--instructions counts instructions a span with callgrind
+# (needs valgrind) instead of timing.
 bench-compare: build
 	COMPARE_HEAD=$(HEAD_COMMIT) bench/compare.sh $(BASE) $(or $(PAIRS),5) $(COMPARE_ARGS)
 

@@ -11,10 +11,13 @@
 # "did this change make small spans slower", since one run's absolute
 # figures move with the host.
 #
-# bench/compare.sh BASE [PAIRS] [--quick]; COMPARE_HEAD=<commit> puts that
-# commit's library in place of this tree's build/lib.
+# bench/compare.sh BASE [PAIRS] [--quick|--instructions]; COMPARE_HEAD=<commit>
+# puts that commit's library in place of this tree's build/lib.
+# --instructions counts instead, with callgrind, the instructions a span
+# takes on the recording path (bench/c/span_instructions.c) with each
+# library: exact and repeatable where timings are not.
 set -eu
-base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick]}
+base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions]}
 pairs=${2:-5}
 quick=${3:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +25,8 @@ cc=${CC:-gcc}
 out="$repo/build/compare"
 mkdir -p "$out"
 
-# Builds the library at commit $1 (once), then hot_path.c against it;
-# prints the program's path.
+# Builds the library at commit $1 (once), then the bench programs against
+# it; prints what build_against prints.
 program_at() {
     rev=$(git -C "$repo" rev-parse --short "$1^{commit}")
     tree="$out/tree-$rev"
@@ -38,20 +41,41 @@ program_at() {
         cp "$tree/include/spanguard.h" "$out/include-$rev/"
         git -C "$repo" worktree remove --force "$tree"
     fi
-    # Today's source against that commit's header; the program finds its
-    # library through its rpath.
-    "$cc" -std=c11 -Wall -Wextra -Werror -O2 -I"$out/include-$rev" "$repo/bench/c/hot_path.c" \
-        -L"$out/lib-$rev" -lspanguard -Wl,-rpath,"$out/lib-$rev" -o "$out/hot_path-$rev"
-    echo "$rev=$out/hot_path-$rev"
+    build_against "$rev" "$out/include-$rev" "$out/lib-$rev"
+}
+
+# Today's sources against a header and library; each program finds its
+# library through its rpath. Prints LABEL=PATTERN, the programs' path with
+# %s for the program's name.
+build_against() {
+    for program in hot_path span_instructions; do
+        "$cc" -std=c11 -Wall -Wextra -Werror -O2 -I"$2" "$repo/bench/c/$program.c" \
+            -L"$3" -lspanguard -Wl,-rpath,"$3" -o "$out/$program-$1"
+    done
+    echo "$1=$out/%s-$1"
 }
 
 first=$(program_at "$base")
 if [ -n "${COMPARE_HEAD:-}" ]; then
     second=$(program_at "$COMPARE_HEAD")
 else
-    "$cc" -std=c11 -Wall -Wextra -Werror -O2 -I"$repo/include" "$repo/bench/c/hot_path.c" \
-        -L"$repo/build/lib" -lspanguard -Wl,-rpath,"$repo/build/lib" -o "$out/hot_path-head"
-    second="this tree=$out/hot_path-head"
+    second=$(build_against head "$repo/include" "$repo/build/lib" | sed 's/^head=/this tree=/')
 fi
 
-exec python3 "$repo/bench/compare.py" --pairs "$pairs" $quick "$first" "$second"
+if [ "$quick" = --instructions ]; then
+    for pair in "$first" "$second"; do
+        label=${pair%%=*}
+        program=$(printf "${pair#*=}" span_instructions)
+        for case in calls array; do
+            spans=$("$program" "$case")
+            valgrind --tool=callgrind --toggle-collect='spanguard_span_*' \
+                --callgrind-out-file="$out/callgrind.out" "$program" "$case" >/dev/null 2>&1
+            total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+            echo "$label: begin + 3 attributes ($case) + end: $((total / spans)) instructions a span (callgrind, $spans spans)"
+        done
+    done
+    exit 0
+fi
+
+exec python3 "$repo/bench/compare.py" --pairs "$pairs" $quick \
+    "${first%%=*}=$(printf "${first#*=}" hot_path)" "${second%%=*}=$(printf "${second#*=}" hot_path)"
