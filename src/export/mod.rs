@@ -1,5 +1,6 @@
 //! Everything after a span ends: batching, OTLP encoding, transport.
 
+pub mod append;
 pub mod batch_sizer;
 pub mod delivery;
 pub mod diagnostics;

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 
+use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_status,
     mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
@@ -266,7 +267,7 @@ fn key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
     }
     *first = false;
     out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
+    append(out, name.as_bytes());
     out.extend_from_slice(b"\":");
 }
 
@@ -439,7 +440,7 @@ fn put_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        out.extend_from_slice(&bytes[plain_from..i]);
+        append(out, &bytes[plain_from..i]);
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -454,7 +455,7 @@ fn put_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         }
         plain_from = i + 1;
     }
-    out.extend_from_slice(&bytes[plain_from..]);
+    append(out, &bytes[plain_from..]);
 }
 
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {
@@ -468,7 +469,7 @@ fn put_u64(out: &mut Vec<u8>, mut v: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    append(out, &digits[i..]);
 }
 
 /// 64-bit integers are strings in OTLP/JSON, because JavaScript numbers

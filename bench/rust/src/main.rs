@@ -20,6 +20,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
 use spanguard::config::{FullPolicy, TracerConfig};
 use spanguard::export::gzip::GzipWriter;
+use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
 use spanguard::ffi::span::*;
@@ -623,6 +624,26 @@ fn encode_throughput(runs: usize, prompt_bytes: usize, completion_bytes: usize) 
     (median(rates), median(payload_rates))
 }
 
+/// OTLP/JSON encoding of small spans (the local sink's lines), one core,
+/// spans a second: the median of `runs`.
+fn json_encode_throughput(runs: usize) -> f64 {
+    let pool = PayloadPool::with_mib(16).expect("pool");
+    let records = sample_records(512, 0, 0, &pool);
+    let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+    let resource = ResourceInfo::new("bench", &[]);
+    let mut enc = OtlpJsonEncoder::new();
+    let mut body = Vec::new();
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        for _ in 0..400 {
+            enc.encode(&resource, &views, &mut body);
+        }
+        rates.push((400 * views.len()) as f64 / t0.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -721,6 +742,7 @@ fn main() {
         }
         let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024);
         println!("small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload");
+        println!("OTLP/JSON (the local sink's format), small spans, no gzip: {:.0} spans/s", json_encode_throughput(9));
         return;
     }
     if args.iter().any(|a| a == "--llm") {
