@@ -300,7 +300,7 @@ $(BENCH_VENV)/.installed: bench/python/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/python/requirements.txt
 	touch $@
 
-build/bench/hot_path: bench/c/hot_path.c include/spanguard.h build
+build/bench/hot_path: bench/c/hot_path.c bench/c/common.h include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 

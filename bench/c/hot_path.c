@@ -15,6 +15,8 @@
 #define _POSIX_C_SOURCE 199309L
 #include <spanguard.h>
 
+#include "common.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,23 +42,6 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
-static void attributes(spanguard_attribute a[3], long i) {
-    memset(a, 0, 3 * sizeof a[0]);
-    a[0].key = "gen_ai.usage.input_tokens";
-    a[0].key_len = 25;
-    a[0].type_ = SPANGUARD_VALUE_INT;
-    a[0].int_value = i;
-    a[1].key = "gen_ai.request.model";
-    a[1].key_len = 20;
-    a[1].type_ = SPANGUARD_VALUE_STRING;
-    a[1].string_value = "gpt-4o";
-    a[1].string_len = 6;
-    a[2].key = "stream";
-    a[2].key_len = 6;
-    a[2].type_ = SPANGUARD_VALUE_BOOL;
-    a[2].bool_value = true;
-}
-
 /* Not inlined, so that each case's loop is the code a caller would have. */
 __attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long n) {
     for (long i = 0; i < n; i++) {
@@ -74,11 +59,11 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long
             break;
         case CASE_ATTRS3_ONE_CALL:
             spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
-            attributes(a, i);
+            bench_attributes(a, i);
             spanguard_span_set_attributes(s, a, 3);
             break;
         default:
-            attributes(a, i);
+            bench_attributes(a, i);
             spanguard_span_begin_with_attributes(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, a, 3, &s);
             break;
         }
@@ -89,24 +74,7 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long
 enum { BUSY, IDLE, REGIMES };
 static const char *const REGIME_LABELS[REGIMES] = {"(b) exporter busy", "(a) exporter idle"};
 
-static spanguard_tracer *new_tracer(int regime) {
-    spanguard_config cfg;
-    spanguard_config_init(&cfg, sizeof cfg);
-    cfg.endpoint = "discard:";
-    cfg.install_signal_handlers = 0;
-    cfg.max_queue_size = 1 << 16;
-    cfg.max_open_spans = 1 << 12;
-    if (regime == IDLE) {
-        cfg.max_export_batch_size = cfg.max_queue_size;
-        cfg.schedule_delay_ms = 60000;
-    }
-    spanguard_tracer *t;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "spanguard_tracer_new failed\n");
-        exit(1);
-    }
-    return t;
-}
+static spanguard_tracer *new_tracer(int regime) { return bench_tracer(regime == IDLE); }
 
 static uint64_t exported(spanguard_tracer *t) {
     spanguard_counters c;
