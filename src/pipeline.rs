@@ -161,6 +161,16 @@ pub struct Pipeline {
     pub frozen_by: AtomicI32,
     /// The lifecycle `thaw` puts back (running or shutting down).
     pub frozen_from: AtomicU32,
+    /// `end` looks at the queue's length when its slot's number plus
+    /// generation has none of these bits set (`end_check_mask`).
+    pub end_check_mask: u32,
+}
+
+/// One end in a power of two up to 16 looks whether a batch is ready: the
+/// batch size over 32, rounded down to a power of two; as a mask. Fixed by
+/// the configuration, so computed once rather than on every end.
+pub fn end_check_mask(max_export_batch_size: u32) -> u32 {
+    (1u32 << (max_export_batch_size / 32).clamp(1, 16).ilog2()) - 1
 }
 
 /// The batch the exporter is sending. Its slots were already given back, so
@@ -558,6 +568,22 @@ impl ExportSignal {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn one_end_in_a_power_of_two_up_to_16_looks_at_the_queue() {
+        for (batch, mask) in [
+            (1, 0),
+            (32, 0),
+            (63, 0),
+            (64, 1),
+            (100, 1),
+            (128, 3),
+            (512, 15),
+            (100_000, 15),
+        ] {
+            assert_eq!(end_check_mask(batch), mask, "batch of {batch}");
+        }
+    }
 
     /// A nudge made while the exporter was busy must not silence the
     /// nudges of its next wait. Before the flag was cleared as a wait

@@ -339,6 +339,7 @@ impl Tracer {
         };
         let file_sink = sink_path.is_some();
         let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
+        let config_batch_size = config.max_export_batch_size;
         let pipeline = Arc::new(Pipeline {
             config,
             slab,
@@ -354,6 +355,7 @@ impl Tracer {
             exporter_tid: Default::default(),
             frozen_by: Default::default(),
             frozen_from: Default::default(),
+            end_check_mask: crate::pipeline::end_check_mask(config_batch_size),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
@@ -828,13 +830,13 @@ impl Tracer {
         p.slab.publish_ended(s.slot, s.generation);
         // Reading the queue's length touches the line the exporter writes as
         // it pops, so an end looks only when its slot's number plus the
-        // slot's generation is a multiple of `every` (a power of two up to
-        // 16): one end in `every` of each slot's uses, spread over the slots
-        // by their numbers, with no per-thread state to look up. A batch is
-        // then at most that many uses of each slot late (the schedule delay
-        // and a full slab wake the exporter regardless).
-        let every = 1u32 << (p.config.max_export_batch_size / 32).clamp(1, 16).ilog2();
-        if s.slot.wrapping_add(s.generation) & (every - 1) == 0
+        // slot's generation is a multiple of a power of two up to 16
+        // (`pipeline::end_check_mask`): one end in that many of each slot's
+        // uses, spread over the slots by their numbers, with no per-thread
+        // state to look up. A batch is then at most that many uses of each
+        // slot late (the schedule delay and a full slab wake the exporter
+        // regardless).
+        if s.slot.wrapping_add(s.generation) & p.end_check_mask == 0
             && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
         {
             p.signal.nudge_for_batch();
