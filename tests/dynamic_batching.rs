@@ -22,7 +22,17 @@ fn a_thin_stream_goes_out_before_the_schedule_delay() {
         ..TracerConfig::default()
     })
     .expect("tracer");
-    for _ in 0..40 {
+    // Let the exporter finish starting and go to sleep first, so that only
+    // a nudge from an end can wake it before the delay.
+    std::thread::sleep(Duration::from_millis(200));
+    // 48 spans, not 40: an end looks at the queue only when its slot's
+    // number plus generation is a multiple of 16 (the generation starts at
+    // random), and the first threshold is 32 spans. Ends 32 to 48 cover
+    // all sixteen residues, so one of them sees a batch ready whatever the
+    // generation; with 40, seven generations in sixteen left no end to look
+    // after the 32nd, and the spans waited the whole delay whenever the
+    // exporter was already asleep before the 32nd span ended.
+    for _ in 0..48 {
         let (s, _) = tracer.begin(b"thin", Parent::None, 1).expect("begin");
         tracer.end(s, 0).expect("end");
     }
