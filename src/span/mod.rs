@@ -7,5 +7,6 @@ pub mod limits;
 pub mod passthrough;
 pub mod record;
 pub mod sampler;
+pub mod short_copy;
 pub mod traceparent;
 pub mod tracestate;

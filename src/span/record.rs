@@ -38,6 +38,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 use super::limits::*;
+use super::short_copy::copy_short;
 
 /// Where a piece of text sits in a span's virtual byte space.
 #[repr(C)]
@@ -391,36 +392,13 @@ pub struct SpanRecord {
 }
 
 /// `dst.copy_from_slice(src)`, with the short copies that names, keys and
-/// values mostly are done inline: a copy of unknown length is a call to
-/// libc's memmove, whose call and size dispatch cost more than moving a
-/// few bytes (perf put memmove at a tenth of a span's time, five calls a
-/// span with three attributes). Two overlapping loads and stores cover
-/// every length from n to 2n.
+/// values mostly are done inline (`short_copy`).
 #[inline(always)]
 fn copy_text(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    assert_eq!(dst.len(), n);
-    match n {
-        0 => {}
-        1..=3 => {
-            dst[0] = src[0];
-            dst[n / 2] = src[n / 2];
-            dst[n - 1] = src[n - 1];
-        }
-        4..=7 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..].copy_from_slice(&src[n - 4..]);
-        }
-        8..=15 => {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..].copy_from_slice(&src[n - 8..]);
-        }
-        16..=32 => {
-            dst[..16].copy_from_slice(&src[..16]);
-            dst[n - 16..].copy_from_slice(&src[n - 16..]);
-        }
-        _ => dst.copy_from_slice(src),
-    }
+    assert_eq!(dst.len(), src.len());
+    // SAFETY: dst is a slice of src's length, and a &mut slice cannot
+    // overlap the & slice src.
+    unsafe { copy_short(dst.as_mut_ptr(), src) }
 }
 
 /// Copies `src` (at most 32 bytes) into `dst` (of the same length) and
