@@ -339,7 +339,7 @@ impl Tracer {
         };
         let file_sink = sink_path.is_some();
         let first_batch_target = BatchSizer::first_threshold(config.batch_ceiling());
-        let config_batch_size = config.max_export_batch_size;
+        let end_check_mask = crate::pipeline::end_check_mask(config.max_export_batch_size);
         let pipeline = Arc::new(Pipeline {
             config,
             slab,
@@ -355,7 +355,7 @@ impl Tracer {
             exporter_tid: Default::default(),
             frozen_by: Default::default(),
             frozen_from: Default::default(),
-            end_check_mask: crate::pipeline::end_check_mask(config_batch_size),
+            end_check_mask,
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()

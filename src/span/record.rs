@@ -963,44 +963,12 @@ impl SpanRecord {
     }
 
     /// Stores a value: the packed word and what happened to its text.
+    /// Strings and scalars, what most attributes are, inline; bytes and
+    /// arrays out of line, so that the attribute path a small span takes
+    /// stays short (each array arm inlined here cost the scalar setters
+    /// registers and instructions).
     #[inline(always)]
     fn store_value<S: ChunkStore + ?Sized>(
-        &mut self,
-        value: &ValueInput,
-        limit: usize,
-        store: &S,
-    ) -> (ValueKind, u64, TextOutcome) {
-        // Strings first and inline: what most attributes are.
-        if let ValueInput::Str(s) = *value {
-            let (t, o) = self.store_text(s, limit, store);
-            return (ValueKind::String, pack(t), o);
-        }
-        self.store_other_value(value, limit, store)
-    }
-
-    /// `store_value` for everything but a string: scalars inline, bytes
-    /// and arrays out of line, so that the attribute path a small span
-    /// takes stays short (each array arm inlined here cost the scalar
-    /// setters registers and instructions).
-    #[inline(always)]
-    fn store_other_value<S: ChunkStore + ?Sized>(
-        &mut self,
-        value: &ValueInput,
-        limit: usize,
-        store: &S,
-    ) -> (ValueKind, u64, TextOutcome) {
-        let none = TextOutcome::default();
-        match *value {
-            ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
-            ValueInput::Double(d) => (ValueKind::Double, d.to_bits(), none),
-            ValueInput::Bool(b) => (ValueKind::Bool, b as u64, none),
-            _ => self.store_sequence_value(value, limit, store),
-        }
-    }
-
-    /// `store_value` for strings, bytes and arrays: whatever has a length.
-    #[inline(never)]
-    fn store_sequence_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: &ValueInput,
         limit: usize,
@@ -1015,6 +983,25 @@ impl SpanRecord {
             ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
             ValueInput::Double(d) => (ValueKind::Double, d.to_bits(), none),
             ValueInput::Bool(b) => (ValueKind::Bool, b as u64, none),
+            _ => self.store_sequence_value(value, limit, store),
+        }
+    }
+
+    /// `store_value`'s out-of-line part: bytes and arrays. (Strings and
+    /// scalars never come here; they go back to `store_value` only so that
+    /// the match names every kind.)
+    #[inline(never)]
+    fn store_sequence_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: &ValueInput,
+        limit: usize,
+        store: &S,
+    ) -> (ValueKind, u64, TextOutcome) {
+        match *value {
+            ValueInput::Str(_)
+            | ValueInput::Int(_)
+            | ValueInput::Double(_)
+            | ValueInput::Bool(_) => self.store_value(value, limit, store),
             ValueInput::Bytes(b) => {
                 let (t, o) = self.store_bytes(b, limit, store);
                 (ValueKind::Bytes, pack(t), o)
@@ -1164,14 +1151,11 @@ impl SpanRecord {
         self.set_attribute_past_table(key, value, limits, store)
     }
 
-    /// Whether entry `i` of the slot's table has `key` (of the same length).
+    /// Whether entry `i` of the slot's table has `key`. Out of line (see
+    /// `set_attribute`).
     #[inline(never)]
     fn inline_key_is<S: ChunkStore + ?Sized>(&self, i: usize, key: &[u8], store: &S) -> bool {
-        let a = &self.attributes[i];
-        match self.arena.get(a.key as usize..a.key as usize + key.len()) {
-            Some(own) => own == key,
-            None => self.text_equals(a.key_ref(), key, store),
-        }
+        self.text_equals(self.attributes[i].key_ref(), key, store)
     }
 
     /// `set_attribute` for a key the table already has: the new value
