@@ -7,7 +7,7 @@
 //! length from that size to twice it.
 
 /// The longest copy done inline; longer ones go to `copy_nonoverlapping`.
-pub const SHORT: usize = 32;
+pub(crate) const SHORT: usize = 32;
 
 /// Copies `src` to `dst`, inline up to `SHORT` bytes.
 ///
