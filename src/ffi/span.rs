@@ -845,14 +845,14 @@ fn with_attributes_in<const MAX: usize>(
     // three attributes.
     let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
         [const { std::mem::MaybeUninit::uninit() }; MAX];
-    for (i, item) in items.iter_mut().enumerate().take(n) {
-        // SAFETY: attrs holds n elements.
-        let a = unsafe { &*attrs.add(i) };
+    // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
+    let attrs = unsafe { elements(attrs, n) };
+    for (item, a) in items[..n].iter_mut().zip(attrs) {
         if a.key.is_null() {
             return spanguard_result::NullArgument;
         }
-        // SAFETY: key is valid for key_len bytes.
-        let key = unsafe { bytes(a.key, a.key_len) };
+        // SAFETY: key is not NULL and is valid for key_len bytes.
+        let key = unsafe { std::slice::from_raw_parts(a.key.cast::<u8>(), a.key_len) };
         let (data, n) = (a.string_value, a.string_len);
         // SAFETY (every slice below): string_value points at string_len
         // elements of the type `type_` names, as documented.

@@ -460,7 +460,8 @@ pub struct TextOutcome {
 }
 
 impl TextOutcome {
-    fn merge(&mut self, o: TextOutcome) {
+    #[inline(always)]
+    pub(crate) fn merge(&mut self, o: TextOutcome) {
         self.truncated |= o.truncated;
         self.replaced_utf8 |= o.replaced_utf8;
     }
