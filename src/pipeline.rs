@@ -277,7 +277,7 @@ impl Pipeline {
     fn end_open_spans(&self) -> u64 {
         let now = crate::span::clock::now_unix_ns();
         let mut ended = 0;
-        for slot in 0..self.slab.capacity() {
+        for slot in 0..self.slab.used_slots() {
             let h = self.slab.slot(slot).header.load(Ordering::Acquire);
             if header_state(h) != STATE_OPEN {
                 continue;

@@ -253,11 +253,12 @@ impl CrashFile {
     pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
         let mut header = self.header;
         header.signal = signal;
-        header.record_count = (0..slab.capacity())
-            .filter(|&i| slot_is_live(slab.slot(i)))
-            .count() as u32;
+        // Live slots lie below the frontier; one bound for both passes,
+        // so the count matches the records written.
+        let used = slab.used_slots();
+        header.record_count = (0..used).filter(|&i| slot_is_live(slab.slot(i))).count() as u32;
         self.slots.write_all(header.as_bytes());
-        for i in 0..slab.capacity() {
+        for i in 0..used {
             let r = slab.slot(i);
             if slot_is_live(r) {
                 // SAFETY: the slot is plain memory of the live mapping.
