@@ -666,14 +666,19 @@ impl Tracer {
         Ok(out)
     }
 
+    /// Sets one attribute. Generic over the value so that each scalar
+    /// setter gets its own copy of the locked section, with the value's
+    /// kind known when it is compiled: one shared copy matched the kind at
+    /// run time and cost an int attribute 24 more instructions than before
+    /// arrays and bytes joined the value kinds.
     #[inline(always)]
-    pub fn set_attribute(
+    pub fn set_attribute<'a>(
         &self,
         s: SpanRef,
         key: &[u8],
-        value: AttrInput,
+        value: impl Into<AttrInput<'a>>,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| set_attribute(p, r, key, value))?
+        self.with_open(s, |p, r| set_attribute(p, r, key, value.into()))?
     }
 
     /// Sets several attributes under one lock of the span: the same result
@@ -991,8 +996,18 @@ fn set_attributes(
     // three of them about 30 instructions.
     let mut text = TextOutcome::default();
     let mut full = false;
+    let (limits, pool) = (&p.config.limits, &p.pool);
     for (key, value) in attributes {
-        match r.set_attribute(key, value, &p.config.limits, &p.pool) {
+        // One arm per common kind: each inlines a copy of the setter made
+        // for that kind, where one shared copy matched the kind again
+        // inside (a span with three attributes: 1,166 -> 1,154 instructions).
+        let stored = match *value {
+            AttrInput::Str(v) => r.set_attribute(key, &AttrInput::Str(v), limits, pool),
+            AttrInput::Int(v) => r.set_attribute(key, &AttrInput::Int(v), limits, pool),
+            AttrInput::Bool(v) => r.set_attribute(key, &AttrInput::Bool(v), limits, pool),
+            other => r.set_attribute(key, &other, limits, pool),
+        };
+        match stored {
             Ok(o) => text.merge(o),
             Err(_) => full = true,
         }

@@ -11,6 +11,7 @@ use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::span::passthrough::{self, PassThroughContext};
+use crate::span::record::StrInput;
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{AttrInput, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef, Tracer};
@@ -538,7 +539,7 @@ unsafe fn set_scalar(
     span: spanguard_span,
     key: *const c_char,
     key_len: usize,
-    value: AttrInput,
+    value: impl Into<AttrInput<'static>> + Copy,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(key);
@@ -557,7 +558,7 @@ pub unsafe extern "C" fn spanguard_span_set_int(
     value: i64,
 ) -> spanguard_result {
     // SAFETY: key is valid for key_len bytes (the caller's contract).
-    unsafe { set_scalar(span, key, key_len, AttrInput::Int(value)) }
+    unsafe { set_scalar(span, key, key_len, value) }
 }
 
 /// Sets a double attribute.
@@ -569,7 +570,7 @@ pub unsafe extern "C" fn spanguard_span_set_double(
     value: f64,
 ) -> spanguard_result {
     // SAFETY: key is valid for key_len bytes (the caller's contract).
-    unsafe { set_scalar(span, key, key_len, AttrInput::Double(value)) }
+    unsafe { set_scalar(span, key, key_len, value) }
 }
 
 /// Sets a bool attribute.
@@ -581,7 +582,7 @@ pub unsafe extern "C" fn spanguard_span_set_bool(
     value: bool,
 ) -> spanguard_result {
     // SAFETY: key is valid for key_len bytes (the caller's contract).
-    unsafe { set_scalar(span, key, key_len, AttrInput::Bool(value)) }
+    unsafe { set_scalar(span, key, key_len, value) }
 }
 
 /// Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
@@ -606,7 +607,7 @@ pub unsafe extern "C" fn spanguard_span_set_string(
         // SAFETY: both are valid for their lengths.
         let (key, value) = unsafe { (bytes(key, key_len), bytes(value, value_len)) };
         with_span(span, |t, s| {
-            notice_or_error(t.set_attribute(s, key, AttrInput::Str(value)))
+            notice_or_error(t.set_attribute(s, key, StrInput(value)))
         })
     })
 }

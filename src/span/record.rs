@@ -176,6 +176,40 @@ pub enum ValueInput<'a> {
     BoolArray(&'a [u8]),
 }
 
+/// A string value (UTF-8, invalid bytes replaced), as its own type: a
+/// setter that passes it to `Tracer::set_attribute` gets a copy of the
+/// locked section made for strings (see there).
+#[derive(Clone, Copy, Debug)]
+pub struct StrInput<'a>(pub &'a [u8]);
+
+impl<'a> From<StrInput<'a>> for ValueInput<'a> {
+    #[inline(always)]
+    fn from(v: StrInput<'a>) -> Self {
+        ValueInput::Str(v.0)
+    }
+}
+
+impl From<i64> for ValueInput<'_> {
+    #[inline(always)]
+    fn from(v: i64) -> Self {
+        ValueInput::Int(v)
+    }
+}
+
+impl From<f64> for ValueInput<'_> {
+    #[inline(always)]
+    fn from(v: f64) -> Self {
+        ValueInput::Double(v)
+    }
+}
+
+impl From<bool> for ValueInput<'_> {
+    #[inline(always)]
+    fn from(v: bool) -> Self {
+        ValueInput::Bool(v)
+    }
+}
+
 /// One attribute: its key and value. For strings and bytes `value` is a
 /// `TextRef` packed as `offset | len << 32`; for arrays, the offset of the
 /// elements and their count (elements: `TextRef`s, i64s, f64 bits, or one
