@@ -156,9 +156,44 @@ pub struct ExplicitIds {
     pub parent_is_remote: bool,
 }
 
-/// Everything a span may begin with; `Tracer::begin_ex` takes it.
+/// Attributes handed to `Tracer::begin_ex` and `Tracer::set_attributes`:
+/// a slice of Rust values, or (from the C ABI) the caller's C array, read
+/// in place once it has been checked. Copying a C array into a slice of
+/// Rust values first cost a span with three attributes about 50
+/// instructions, and a stack frame big enough for the largest count.
+pub trait AttributeSource {
+    fn is_empty(&self) -> bool;
+    /// Gives `sink` each attribute's key and value, in order.
+    fn for_each<'s>(&'s self, sink: &mut impl AttributeSink<'s>);
+}
+
+/// What takes the attributes of an `AttributeSource`. A trait rather than
+/// a closure so that its method can be `inline(always)`: the source's
+/// match on the C value type and the setter's match on the value's kind
+/// then fold into one, which a closure too big for the inliner kept
+/// apart.
+pub trait AttributeSink<'s> {
+    fn attribute(&mut self, key: &'s [u8], value: AttrInput<'s>);
+}
+
+impl<'a> AttributeSource for [(&'a [u8], AttrInput<'a>)] {
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        <[_]>::is_empty(self)
+    }
+
+    #[inline(always)]
+    fn for_each<'s>(&'s self, sink: &mut impl AttributeSink<'s>) {
+        for &(key, value) in self {
+            sink.attribute(key, value);
+        }
+    }
+}
+
+/// Everything a span may begin with; `Tracer::begin_ex` takes it. The
+/// attributes are a slice unless `with_attributes` gave another source.
 #[derive(Clone, Copy, Debug)]
-pub struct BeginOptions<'a> {
+pub struct BeginOptions<'a, A: AttributeSource + ?Sized = [(&'a [u8], AttrInput<'a>)]> {
     pub name: &'a [u8],
     /// OTLP SpanKind, 0..=5.
     pub kind: u8,
@@ -172,7 +207,27 @@ pub struct BeginOptions<'a> {
     /// version); empty for spanguard's own.
     pub scope_name: &'a [u8],
     pub scope_version: &'a [u8],
-    pub attributes: &'a [(&'a [u8], AttrInput<'a>)],
+    pub attributes: &'a A,
+}
+
+impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
+    /// The same options with `attributes` instead.
+    #[inline(always)]
+    pub fn with_attributes<B: AttributeSource + ?Sized>(
+        &self,
+        attributes: &'a B,
+    ) -> BeginOptions<'a, B> {
+        BeginOptions {
+            name: self.name,
+            kind: self.kind,
+            parent: self.parent,
+            tracestate: self.tracestate,
+            start_unix_ns: self.start_unix_ns,
+            scope_name: self.scope_name,
+            scope_version: self.scope_version,
+            attributes,
+        }
+    }
 }
 
 impl<'a> BeginOptions<'a> {
@@ -425,7 +480,10 @@ impl Tracer {
     /// exported. Inlined into the callers above, where the options that are
     /// empty fold away.
     #[inline(always)]
-    pub fn begin_ex(&self, opts: &BeginOptions) -> Result<(SpanRef, Notice), SpanError> {
+    pub fn begin_ex<A: AttributeSource + ?Sized>(
+        &self,
+        opts: &BeginOptions<A>,
+    ) -> Result<(SpanRef, Notice), SpanError> {
         if !self.running() {
             return Err(SpanError::ShutDown);
         }
@@ -685,10 +743,10 @@ impl Tracer {
     /// as one `set_attribute` per attribute, with one compare-exchange on
     /// the slot instead of one each. Every attribute that fits is set;
     /// LimitReached if some did not (counted, as for one).
-    pub fn set_attributes(
+    pub fn set_attributes<A: AttributeSource + ?Sized>(
         &self,
         s: SpanRef,
-        attributes: &[(&[u8], AttrInput)],
+        attributes: &A,
     ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| match set_attributes(p, r, attributes) {
             (_, true) => Err(SpanError::LimitReached),
@@ -986,41 +1044,59 @@ fn set_attribute(
 
 /// Sets each of `attributes` on the span (see `set_attribute`): the merged
 /// notice, and whether any did not fit (counted).
-fn set_attributes(
+fn set_attributes<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
-    attributes: &[(&[u8], AttrInput)],
+    attributes: &A,
 ) -> (Notice, bool) {
-    // What happened to the text is gathered as it is stored and turned
-    // into a notice once: a notice merged per attribute cost a span with
-    // three of them about 30 instructions.
-    let mut text = TextOutcome::default();
-    let mut full = false;
-    let (limits, pool) = (&p.config.limits, &p.pool);
-    for (key, value) in attributes {
+    let mut setter = Setter {
+        limits: &p.config.limits,
+        pool: &p.pool,
+        r,
+        text: TextOutcome::default(),
+        full: false,
+    };
+    attributes.for_each(&mut setter);
+    (Notice::from_text(setter.text), setter.full)
+}
+
+/// `set_attributes`' sink. What happened to the text is gathered as it is
+/// stored and turned into a notice once: a notice merged per attribute
+/// cost a span with three of them about 30 instructions.
+struct Setter<'p, 'r> {
+    limits: &'p SpanLimits,
+    pool: &'p PayloadPool,
+    r: &'r mut SpanRecord,
+    text: TextOutcome,
+    full: bool,
+}
+
+impl<'s> AttributeSink<'s> for Setter<'_, '_> {
+    #[inline(always)]
+    fn attribute(&mut self, key: &'s [u8], value: AttrInput<'s>) {
+        let (r, limits, pool) = (&mut *self.r, self.limits, self.pool);
         // One arm per common kind: each inlines a copy of the setter made
         // for that kind, where one shared copy matched the kind again
         // inside (a span with three attributes: 1,166 -> 1,154 instructions).
-        let stored = match *value {
+        let stored = match value {
             AttrInput::Str(v) => r.set_attribute(key, &AttrInput::Str(v), limits, pool),
             AttrInput::Int(v) => r.set_attribute(key, &AttrInput::Int(v), limits, pool),
             AttrInput::Bool(v) => r.set_attribute(key, &AttrInput::Bool(v), limits, pool),
             other => r.set_attribute(key, &other, limits, pool),
         };
         match stored {
-            Ok(o) => text.merge(o),
-            Err(_) => full = true,
+            Ok(o) => self.text.merge(o),
+            Err(_) => self.full = true,
         }
     }
-    (Notice::from_text(text), full)
 }
 
 /// `set_attributes` for a call that goes on when an attribute does not fit
 /// (begin): the lost attribute, counted in the record, is reported as cut.
-fn set_attributes_cut(
+fn set_attributes_cut<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
-    attributes: &[(&[u8], AttrInput)],
+    attributes: &A,
 ) -> Notice {
     let (mut notice, full) = set_attributes(p, r, attributes);
     notice.truncated |= full;

@@ -14,7 +14,10 @@ use crate::span::passthrough::{self, PassThroughContext};
 use crate::span::record::StrInput;
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
-use crate::tracer::{AttrInput, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef, Tracer};
+use crate::tracer::{
+    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef,
+    Tracer,
+};
 
 #[inline]
 fn pack(id: u8, s: SpanRef) -> spanguard_span {
@@ -88,13 +91,13 @@ pub(super) fn notice_or_error(
 }
 
 #[inline(always)]
-fn begin_with(
+fn begin_with<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
     name: *const c_char,
     name_len: usize,
     parent: Parent,
     kind: u32,
-    attributes: &[(&[u8], AttrInput)],
+    attributes: &A,
     out: *mut spanguard_span,
 ) -> spanguard_result {
     if kind > SPANGUARD_KIND_CONSUMER {
@@ -103,10 +106,7 @@ fn begin_with(
     // SAFETY: name is valid for name_len bytes (checked non-null by callers
     // when name_len > 0).
     let name = unsafe { bytes(name, name_len) };
-    let opts = BeginOptions {
-        attributes,
-        ..BeginOptions::new(name, kind as u8, parent)
-    };
+    let opts = BeginOptions::new(name, kind as u8, parent).with_attributes(attributes);
     begin_opts(tracer, &opts, out)
 }
 
@@ -114,9 +114,9 @@ fn begin_with(
 /// hands out a handle that passes the parent's context on (see
 /// `span::passthrough`).
 #[inline(always)]
-fn begin_opts(
+fn begin_opts<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
-    opts: &BeginOptions,
+    opts: &BeginOptions<A>,
     out: *mut spanguard_span,
 ) -> spanguard_result {
     // SAFETY: callers checked tracer for NULL; it came from tracer_new.
@@ -141,7 +141,7 @@ fn begin_opts(
 /// root span has no context to pass on (`SPANGUARD_SPAN_NONE`); a child of
 /// a pass-through span is that same span.
 #[cold]
-fn pass_through(opts: &BeginOptions) -> spanguard_span {
+fn pass_through<A: AttributeSource + ?Sized>(opts: &BeginOptions<A>) -> spanguard_span {
     let (trace_id, span_id, trace_flags) = match opts.parent {
         Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags),
         Parent::Explicit(ids) => (ids.trace_id, ids.span_id, ids.trace_flags),
@@ -202,7 +202,7 @@ pub unsafe extern "C" fn spanguard_span_begin(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        begin_local(tracer, name, name_len, parent, kind, &[], out)
+        begin_local(tracer, name, name_len, parent, kind, NO_ATTRIBUTES, out)
     })
 }
 
@@ -226,9 +226,10 @@ pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        with_attributes(attrs, n_attrs, |items| {
-            begin_local(tracer, name, name_len, parent, kind, items, out)
-        })
+        match checked_attributes(attrs, n_attrs) {
+            Ok(attrs) => begin_local(tracer, name, name_len, parent, kind, &attrs, out),
+            Err(rc) => rc,
+        }
     })
 }
 
@@ -236,13 +237,13 @@ pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
 /// `spanguard_span_begin_with_attributes`: a parent given by handle must be
 /// a span of the same tracer (else stale), or `SPANGUARD_SPAN_NONE`.
 #[inline(always)]
-fn begin_local(
+fn begin_local<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
     name: *const c_char,
     name_len: usize,
     parent: spanguard_span,
     kind: u32,
-    attributes: &[(&[u8], AttrInput)],
+    attributes: &A,
     out: *mut spanguard_span,
 ) -> spanguard_result {
     require_non_null!(tracer, out);
@@ -289,7 +290,7 @@ pub unsafe extern "C" fn spanguard_span_begin_remote(
             name_len,
             Parent::Remote(remote),
             kind,
-            &[],
+            NO_ATTRIBUTES,
             out,
         )
     })
@@ -489,19 +490,21 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
         } else {
             Parent::None
         };
-        with_attributes(o.attributes, o.attribute_count, |items| {
-            let opts = BeginOptions {
-                name,
-                kind: o.kind as u8,
-                parent,
-                tracestate,
-                start_unix_ns: o.start_time_unix_ns,
-                scope_name,
-                scope_version,
-                attributes: items,
-            };
-            begin_opts(tracer, &opts, out)
-        })
+        let attrs = match checked_attributes(o.attributes, o.attribute_count) {
+            Ok(attrs) => attrs,
+            Err(rc) => return rc,
+        };
+        let opts = BeginOptions {
+            name,
+            kind: o.kind as u8,
+            parent,
+            tracestate,
+            start_unix_ns: o.start_time_unix_ns,
+            scope_name,
+            scope_version,
+            attributes: NO_ATTRIBUTES,
+        };
+        begin_opts(tracer, &opts.with_attributes(&attrs), out)
     })
 }
 
@@ -755,9 +758,10 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
     n_attrs: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        with_attributes(attrs, n_attrs, |items| {
-            with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
-        })
+        match checked_attributes(attrs, n_attrs) {
+            Ok(attrs) => with_span(span, |t, s| notice_or_error(t.set_attributes(s, &attrs))),
+            Err(rc) => rc,
+        }
     })
 }
 
@@ -799,6 +803,82 @@ unsafe fn elements<'a, T>(p: *const T, n: usize) -> &'a [T] {
     } else {
         // SAFETY: the caller's contract.
         unsafe { std::slice::from_raw_parts(p, n) }
+    }
+}
+
+/// No attributes, as a source `begin_ex` takes.
+const NO_ATTRIBUTES: &[(&[u8], AttrInput)] = &[];
+
+/// A C attribute array that `checked_attributes` accepted, read in place
+/// by the tracer (see `AttributeSource`).
+struct CAttributes<'a>(&'a [spanguard_attribute]);
+
+/// Checks a C attribute array before anything is begun or set: with a
+/// NULL pointer anywhere, an unknown value type, or more than
+/// `SPANGUARD_MAX_ATTRIBUTES` of them, the call does nothing.
+#[inline(always)]
+fn checked_attributes<'a>(
+    attrs: *const spanguard_attribute,
+    n: usize,
+) -> Result<CAttributes<'a>, spanguard_result> {
+    if n > 0 && attrs.is_null() {
+        return Err(spanguard_result::NullArgument);
+    }
+    if n > SPANGUARD_MAX_ATTRIBUTES as usize {
+        return Err(spanguard_result::LimitReached);
+    }
+    // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
+    let attrs = unsafe { elements(attrs, n) };
+    for a in attrs {
+        if a.key.is_null() {
+            return Err(spanguard_result::NullArgument);
+        }
+        match a.type_ {
+            SPANGUARD_VALUE_STRING if a.string_value.is_null() && a.string_len > 0 => {
+                return Err(spanguard_result::NullArgument);
+            }
+            SPANGUARD_VALUE_STRING
+            | SPANGUARD_VALUE_INT
+            | SPANGUARD_VALUE_DOUBLE
+            | SPANGUARD_VALUE_BOOL => {}
+            other => {
+                other_value(other, a.string_value, a.string_len)?;
+            }
+        }
+    }
+    Ok(CAttributes(attrs))
+}
+
+impl AttributeSource for CAttributes<'_> {
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline(always)]
+    fn for_each<'s>(&'s self, sink: &mut impl AttributeSink<'s>) {
+        for a in self.0 {
+            // SAFETY: checked: the key is not NULL and is valid for key_len
+            // bytes; string_value points at string_len elements of the type
+            // `type_` names.
+            let key = unsafe { std::slice::from_raw_parts(a.key.cast::<u8>(), a.key_len) };
+            let value = match a.type_ {
+                SPANGUARD_VALUE_STRING => {
+                    AttrInput::Str(unsafe { bytes(a.string_value, a.string_len) })
+                }
+                SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
+                SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
+                SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
+                other => match other_value(other, a.string_value, a.string_len) {
+                    Ok(v) => v,
+                    // Checked before: only a caller that changes its array
+                    // during the call (a data race on its side) gets here,
+                    // and that attribute is left out.
+                    Err(_) => continue,
+                },
+            };
+            sink.attribute(key, value);
+        }
     }
 }
 

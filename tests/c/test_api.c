@@ -236,6 +236,22 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_set_attributes(s, attrs, 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
     attrs[0].type_ = SPANGUARD_VALUE_INT;
     CHECK_RC(spanguard_span_set_attributes(SPANGUARD_SPAN_NONE, attrs, 1), SPANGUARD_RESULT_NON_RECORDING);
+    /* A bad attribute anywhere in the array sets none of them: the array is
+     * checked whole before the first is set. */
+    spanguard_attribute partial[3];
+    partial[0] = attr_int("batch.partial.first", 1);
+    partial[1] = attr_string("batch.partial.second", "x", 1);
+    partial[2] = attr_int("batch.partial.third", 3);
+    partial[2].key = NULL;
+    CHECK_RC(spanguard_span_set_attributes(s, partial, 3), SPANGUARD_RESULT_NULL_ARGUMENT);
+    partial[2] = attr_int("batch.partial.third", 3);
+    partial[2].type_ = 42;
+    CHECK_RC(spanguard_span_set_attributes(s, partial, 3), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    spanguard_string with_null[2] = {{"ok", 2}, {NULL, 1}};
+    partial[2].type_ = SPANGUARD_VALUE_STRING_ARRAY;
+    partial[2].string_value = (const char *)with_null;
+    partial[2].string_len = 2;
+    CHECK_RC(spanguard_span_set_attributes(s, partial, 3), SPANGUARD_RESULT_NULL_ARGUMENT);
     spanguard_attribute *many = one_too_many("fill");
     /* More than one call takes: refused whole. */
     CHECK_RC(spanguard_span_set_attributes(s, many, SPANGUARD_MAX_ATTRIBUTES + 1), SPANGUARD_RESULT_LIMIT_REACHED);
@@ -257,6 +273,7 @@ static void test_set_attributes(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "{\"key\":\"batch.utf8\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}") == 1);
     CHECK(count_in_dir(dir, "\"fill.122\"") == 1);
     CHECK(count_in_dir(dir, "\"fill.123\"") == 0);
+    CHECK(count_in_dir(dir, "batch.partial") == 0);
 }
 
 /* Appends one packed attribute (see spanguard_span_set_attributes_packed). */
