@@ -2,11 +2,12 @@
  * (bench/compare.sh --instructions runs it): a tracer whose exporter sleeps
  * (regime (a)), 20,000 spans to warm up, then 40,000 spans of one case,
  * begin + 3 attributes + end, with the attributes set by three set_* calls
- * ("calls") or by one spanguard_attribute array ("array"). Callgrind counts
+ * ("calls"), by one spanguard_attribute array ("array"), or by the same
+ * array given to spanguard_span_begin_with_attributes ("begin"). Callgrind counts
  * only inside spanguard_span_* (--toggle-collect), so what it reports,
  * divided by the spans, is the recording path's instructions a span.
  *
- * span_instructions calls|array */
+ * span_instructions calls|array|begin */
 #include <spanguard.h>
 
 #include "common.h"
@@ -16,11 +17,21 @@
 
 enum { WARM = 20000, SPANS = 40000 };
 
-__attribute__((noinline)) static void spans(spanguard_tracer *t, long n, int array) {
+enum span_case { CALLS, ARRAY, BEGIN };
+
+__attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum span_case c) {
     for (long i = 0; i < n; i++) {
         spanguard_span s;
+        if (c == BEGIN) {
+            spanguard_attribute a[3];
+            bench_attributes(a, i);
+            spanguard_span_begin_with_attributes(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, a, 3,
+                                                 &s);
+            spanguard_span_end(s);
+            continue;
+        }
         spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
-        if (array) {
+        if (c == ARRAY) {
             spanguard_attribute a[3];
             bench_attributes(a, i);
             spanguard_span_set_attributes(s, a, 3);
@@ -34,11 +45,16 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, int arr
 }
 
 int main(int argc, char **argv) {
-    int array = argc > 1 && strcmp(argv[1], "array") == 0;
+    enum span_case c = CALLS;
+    if (argc > 1 && strcmp(argv[1], "array") == 0) {
+        c = ARRAY;
+    } else if (argc > 1 && strcmp(argv[1], "begin") == 0) {
+        c = BEGIN;
+    }
     spanguard_tracer *t = bench_tracer(1);
-    spans(t, WARM, array);
+    spans(t, WARM, c);
     spanguard_flush(t, 30000);
-    spans(t, SPANS, array);
+    spans(t, SPANS, c);
     spanguard_tracer_free(t);
     printf("%d\n", WARM + SPANS);
     return 0;
