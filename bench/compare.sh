@@ -66,12 +66,12 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in calls array begin; do
+        for case in plain calls array begin; do
             spans=$("$program" "$case")
             valgrind --tool=callgrind --toggle-collect='spanguard_span_*' \
                 --callgrind-out-file="$out/callgrind.out" "$program" "$case" >/dev/null 2>&1
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
-            echo "$label: begin + 3 attributes ($case) + end: $((total / spans)) instructions a span (callgrind, $spans spans)"
+            echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
         done
     done
     exit 0

@@ -3,11 +3,12 @@
  * (regime (a)), 20,000 spans to warm up, then 40,000 spans of one case,
  * begin + 3 attributes + end, with the attributes set by three set_* calls
  * ("calls"), by one spanguard_attribute array ("array"), or by the same
- * array given to spanguard_span_begin_with_attributes ("begin"). Callgrind counts
+ * array given to spanguard_span_begin_with_attributes ("begin"); or
+ * begin + end with no attribute ("plain"). Callgrind counts
  * only inside spanguard_span_* (--toggle-collect), so what it reports,
  * divided by the spans, is the recording path's instructions a span.
  *
- * span_instructions calls|array|begin */
+ * span_instructions calls|array|begin|plain */
 #include <spanguard.h>
 
 #include "common.h"
@@ -17,7 +18,7 @@
 
 enum { WARM = 20000, SPANS = 40000 };
 
-enum span_case { CALLS, ARRAY, BEGIN };
+enum span_case { CALLS, ARRAY, BEGIN, PLAIN };
 
 __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum span_case c) {
     for (long i = 0; i < n; i++) {
@@ -31,7 +32,9 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum sp
             continue;
         }
         spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
-        if (c == ARRAY) {
+        if (c == PLAIN) {
+            /* begin + end only */
+        } else if (c == ARRAY) {
             spanguard_attribute a[3];
             bench_attributes(a, i);
             spanguard_span_set_attributes(s, a, 3);
@@ -50,6 +53,8 @@ int main(int argc, char **argv) {
         c = ARRAY;
     } else if (argc > 1 && strcmp(argv[1], "begin") == 0) {
         c = BEGIN;
+    } else if (argc > 1 && strcmp(argv[1], "plain") == 0) {
+        c = PLAIN;
     }
     spanguard_tracer *t = bench_tracer(1);
     spans(t, WARM, c);
