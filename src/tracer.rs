@@ -743,7 +743,18 @@ impl Tracer {
     /// as one `set_attribute` per attribute, with one compare-exchange on
     /// the slot instead of one each. Every attribute that fits is set;
     /// LimitReached if some did not (counted, as for one).
-    pub fn set_attributes<A: AttributeSource + ?Sized>(
+    #[inline]
+    pub fn set_attributes(
+        &self,
+        s: SpanRef,
+        attributes: &[(&[u8], AttrInput)],
+    ) -> Result<Notice, SpanError> {
+        self.set_attributes_from(s, attributes)
+    }
+
+    /// `set_attributes` from any source (the C ABI's: the caller's array,
+    /// read in place).
+    pub fn set_attributes_from<A: AttributeSource + ?Sized>(
         &self,
         s: SpanRef,
         attributes: &A,

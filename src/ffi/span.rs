@@ -759,7 +759,9 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         match checked_attributes(attrs, n_attrs) {
-            Ok(attrs) => with_span(span, |t, s| notice_or_error(t.set_attributes(s, &attrs))),
+            Ok(attrs) => with_span(span, |t, s| {
+                notice_or_error(t.set_attributes_from(s, &attrs))
+            }),
             Err(rc) => rc,
         }
     })
