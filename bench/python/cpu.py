@@ -36,11 +36,19 @@ def received():
 
 
 def measure(emit, flush):
-    # Two whole chunks first: threads, connections, buffers, and memory
-    # faulted in as it is first used are one-time costs, not a span's.
-    for _ in range(2):
+    # Threads, connections, buffers, and memory faulted in as it is first
+    # used are one-time costs, not a span's: whole chunks until one takes
+    # under one page fault per 1,000 spans (at least 2, at most 12), the
+    # rule bench/rust/src/cpu.rs explains.
+    warm = 0
+    while True:
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         emit(CHUNK)
         flush()
+        warm += 1
+        quiet = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * 1000 < CHUNK
+        if (warm >= 2 and quiet) or warm >= 12:
+            break
     before = received()
     c0 = cpu_ns()
     for _ in range(CHUNKS):

@@ -34,6 +34,15 @@ func cpuNs() int64 {
 	return u.Utime.Nano() + u.Stime.Nano()
 }
 
+// minorFaults is the process's minor page faults so far.
+func minorFaults() int64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		panic(err)
+	}
+	return u.Minflt
+}
+
 // received asks the sink how many spans it has counted.
 func received(url string) int64 {
 	base := url[:strings.Index(url[len("http://"):], "/")+len("http://")]
@@ -51,11 +60,18 @@ func received(url string) int64 {
 }
 
 func measure(url string, chunks, chunk int, emit func(int), flush func()) (float64, int64) {
-	// Two whole chunks first: threads, connections, buffers, and memory
-	// faulted in as it is first used are one-time costs, not a span's.
-	for i := 0; i < 2; i++ {
+	// Threads, connections, buffers, and memory faulted in as it is first
+	// used are one-time costs, not a span's: whole chunks until one takes
+	// under one page fault per 1,000 spans (at least 2, at most 12), the
+	// rule bench/rust/src/cpu.rs explains.
+	for w := 1; ; w++ {
+		f0 := minorFaults()
 		emit(chunk)
 		flush()
+		quiet := (minorFaults()-f0)*1000 < int64(chunk)
+		if (w >= 2 && quiet) || w >= 12 {
+			break
+		}
 	}
 	before := received(url)
 	c0 := cpuNs()
