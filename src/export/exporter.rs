@@ -332,25 +332,23 @@ impl Exporter {
             Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
             self.indexes = recording;
         }
-        {
-            let pool: &dyn OverflowSource = &p.pool;
-            let views: Vec<SpanView> = self
-                .indexes
-                .iter()
-                .map(|&i| SpanView::new(p.slab.slot(i), pool))
-                .collect();
-            count_record_losses(&p.stats, &views);
-        }
         let resource = Arc::clone(&self.resource);
         let total = self.indexes.len();
         let mut start = 0;
         while start < total {
             let n = {
+                // Views of the slots not yet sent, dropped before any of
+                // them is released below.
                 let pool: &dyn OverflowSource = &p.pool;
                 let views: Vec<SpanView> = self.indexes[start..]
                     .iter()
                     .map(|&i| SpanView::new(p.slab.slot(i), pool))
                     .collect();
+                if start == 0 {
+                    // These are every taken span: counted once, from the
+                    // views the first request is encoded from.
+                    count_record_losses(&p.stats, &views);
+                }
                 let n = self.encoder.encode_prefix(&resource, &views);
                 // Values the span budget cut to make a span fit.
                 Stats::add(&p.stats.values_truncated, self.encoder.take_cut_values());
