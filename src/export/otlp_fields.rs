@@ -36,6 +36,16 @@ impl Str<'_> {
         self.len() == 0
     }
 
+    /// The whole text as one slice, when it is one: a plain string, or
+    /// span text that lies in the record's arena.
+    #[inline]
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        match self {
+            Str::Plain(s) => Some(s.as_bytes()),
+            Str::Span(t) => t.in_arena(),
+        }
+    }
+
     /// Calls `f` with the text's pieces, at most `cap` bytes in all and
     /// ending on a character boundary (the encoders' byte budget).
     #[inline]

@@ -1728,6 +1728,16 @@ impl<'a> Text<'a> {
         self.text.len == 0
     }
 
+    /// The text as one slice when it lies whole in the record's arena:
+    /// names, keys and short values, nearly all text. The encoders write
+    /// it at once instead of piece by piece.
+    #[inline]
+    pub fn in_arena(&self) -> Option<&'a [u8]> {
+        let start = self.text.offset as usize;
+        let end = start.checked_add(self.text.len as usize)?;
+        (end <= ARENA_BYTES).then(|| &self.record.arena[start..end])
+    }
+
     /// Calls `f` with each piece, in order.
     #[inline]
     pub fn for_each_piece(&self, f: impl FnMut(&[u8])) {
