@@ -134,9 +134,15 @@ fn otel_run(url: &str, chunks: u64, chunk: u64) -> Measured {
         .build()
         .expect("OTLP exporter");
     let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 16).build())
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 16)
+                .build(),
+        )
         .build();
-    let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
     let tracer = provider.tracer("bench");
     let r = measure(
         url,
@@ -166,7 +172,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Prints the Rust row's JSON line.
 pub fn rows(url: &str, quick: bool) {
-    let (rounds, chunks, chunk) = if quick { (3, 2, 20_000) } else { (5, 4, 50_000) };
+    let (rounds, chunks, chunk) = if quick {
+        (3, 2, 20_000)
+    } else {
+        (5, 4, 50_000)
+    };
     let (mut sg, mut ot) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         sg.push(spanguard_run(url, chunks, chunk));

@@ -10,14 +10,17 @@ mod sink;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+};
+use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::config::{FullPolicy, TracerConfig};
 use spanguard::export::gzip::GzipWriter;
 use spanguard::export::otlp_json::OtlpJsonEncoder;
@@ -26,7 +29,6 @@ use spanguard::export::resource::ResourceInfo;
 use spanguard::ffi::span::*;
 use spanguard::ffi::tracer::*;
 use spanguard::ffi::types::*;
-use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::span::limits::SpanLimits;
 use spanguard::span::record::SpanView;
 use spanguard::tracer::{AttrInput, Parent, Tracer};
@@ -142,7 +144,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `body(n)` (which makes `spans` spans per call of n iterations) on
 /// `threads` threads, `samples` times; the median of each figure.
-fn measure(samples: usize, n: u64, spans_per_iter: u64, threads: usize, between: &dyn Fn(), body: &(dyn Fn(u64) + Sync)) -> (f64, f64) {
+fn measure(
+    samples: usize,
+    n: u64,
+    spans_per_iter: u64,
+    threads: usize,
+    between: &dyn Fn(),
+    body: &(dyn Fn(u64) + Sync),
+) -> (f64, f64) {
     let f = measure_with(samples, n, spans_per_iter, threads, between, &|| 0, body);
     (f.ns, f.allocs)
 }
@@ -189,7 +198,11 @@ fn measure_with(
         shares.push(e1.saturating_sub(e0) as f64 / spans);
         between();
     }
-    Figures { ns: median(ns), allocs: median(allocs), exported_share: median(shares) }
+    Figures {
+        ns: median(ns),
+        allocs: median(allocs),
+        exported_share: median(shares),
+    }
 }
 
 /// The median of each figure over rounds.
@@ -237,7 +250,9 @@ fn regime_config(regime: Regime) -> TracerConfig {
 
 fn bench_spanguard_rust(case: Case, regime: Regime, samples: usize, n: u64) -> Figures {
     if case == Case::Floor && regime == Regime::Busy {
-        return with_other_core_busy(|| bench_spanguard_rust_with(regime_config(Regime::Idle), case, samples, n));
+        return with_other_core_busy(|| {
+            bench_spanguard_rust_with(regime_config(Regime::Idle), case, samples, n)
+        });
     }
     bench_spanguard_rust_with(regime_config(regime), case, samples, n)
 }
@@ -255,7 +270,9 @@ fn with_other_core_busy<T>(f: impl FnOnce() -> T) -> T {
             let mut x = 1u64;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..10_000 {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     buf[(x & 4095) as usize] = buf[(x & 4095) as usize].wrapping_add(x);
                 }
             }
@@ -295,7 +312,8 @@ fn bench_spanguard_rust_with(config: TracerConfig, case: Case, samples: usize, n
             match case {
                 Case::BeginEnd | Case::Attrs3AtStart => {}
                 Case::Attrs3 | Case::TwoThreads | Case::Floor => {
-                    let _ = t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
+                    let _ =
+                        t.set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
                     let _ = t.set_attribute(s, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
                     let _ = t.set_attribute(s, b"stream", AttrInput::Bool(true));
                 }
@@ -378,7 +396,13 @@ fn new_c_tracer_in(endpoint: &std::ffi::CStr, regime: Regime) -> CTracer {
 pub(crate) fn set_3_attributes_c(s: spanguard_span, i: u64) {
     unsafe {
         spanguard_span_set_int(s, c"gen_ai.usage.input_tokens".as_ptr(), 25, i as i64);
-        spanguard_span_set_string(s, c"gen_ai.request.model".as_ptr(), 20, c"gpt-4o".as_ptr(), 6);
+        spanguard_span_set_string(
+            s,
+            c"gen_ai.request.model".as_ptr(),
+            20,
+            c"gpt-4o".as_ptr(),
+            6,
+        );
         spanguard_span_set_bool(s, c"stream".as_ptr(), 6, true);
     }
 }
@@ -408,7 +432,16 @@ fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figu
             unsafe {
                 if case == Case::Attrs3AtStart {
                     let attrs = c_attributes(i);
-                    spanguard_span_begin_with_attributes(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, attrs.as_ptr(), 3, &mut s);
+                    spanguard_span_begin_with_attributes(
+                        p.0,
+                        c"op".as_ptr(),
+                        2,
+                        SPANGUARD_SPAN_NONE,
+                        1,
+                        attrs.as_ptr(),
+                        3,
+                        &mut s,
+                    );
                 } else {
                     spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
                 }
@@ -436,9 +469,15 @@ fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figu
 fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
     // The same queue size as spanguard's in this benchmark.
     let processor = BatchSpanProcessor::builder(DiscardExporter)
-        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 16).build())
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 16)
+                .build(),
+        )
         .build();
-    let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
     let tracer = provider.tracer("bench");
     let flush = || {
         let _ = provider.force_flush();
@@ -522,7 +561,10 @@ fn loopback_sink() -> (String, Arc<AtomicU64>, Arc<AtomicBool>) {
                     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
                         .unwrap_or(0);
                     while have < head_end + len {
                         if head_end + len > buf.len() {
@@ -546,6 +588,8 @@ fn loopback_sink() -> (String, Arc<AtomicU64>, Arc<AtomicBool>) {
 
 /// `count` spans like an LLM call's, with a `prompt_bytes` prompt and a
 /// `completion_bytes` completion (0: none), in `pool`'s chunks.
+// Boxed: each record (3 KiB) is made zeroed on the heap, never on the stack.
+#[allow(clippy::vec_box)]
 fn sample_records(
     count: usize,
     prompt_bytes: usize,
@@ -557,7 +601,8 @@ fn sample_records(
     let completion = text(completion_bytes, b'A');
     (0..count)
         .map(|i| {
-            let mut r: Box<spanguard::span::record::SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            let mut r: Box<spanguard::span::record::SpanRecord> =
+                unsafe { Box::new(std::mem::zeroed()) };
             r.trace_id = [7; 16];
             r.span_id = (i as u64 + 1).to_be_bytes();
             r.parent_span_id = [1; 8];
@@ -566,7 +611,8 @@ fn sample_records(
             r.end_unix_ns = r.start_unix_ns + 12_345;
             let (name, _) = r.store_text(b"llm.chat", 256, pool);
             r.name = name;
-            let mut set = |k: &[u8], v: AttrInput| r.set_attribute(k, &v, &limits, pool).expect("fits");
+            let mut set =
+                |k: &[u8], v: AttrInput| r.set_attribute(k, &v, &limits, pool).expect("fits");
             set(b"gen_ai.usage.input_tokens", AttrInput::Int(i as i64));
             set(b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"));
             set(b"stream", AttrInput::Bool(true));
@@ -584,7 +630,18 @@ fn sample_records(
 /// Text that reads like words, so gzip's work is like a real prompt's.
 fn text(bytes: usize, first: u8) -> Vec<u8> {
     const WORDS: [&str; 12] = [
-        "the ", "model ", "answered ", "with ", "a ", "summary ", "of ", "every ", "tool ", "call ", "it ", "made. ",
+        "the ",
+        "model ",
+        "answered ",
+        "with ",
+        "a ",
+        "summary ",
+        "of ",
+        "every ",
+        "tool ",
+        "call ",
+        "it ",
+        "made. ",
     ];
     let mut out = Vec::with_capacity(bytes + 16);
     let mut i = first as usize;
@@ -647,7 +704,11 @@ fn json_encode_throughput(runs: usize) -> f64 {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4)
         .unwrap_or(0)
 }
@@ -661,8 +722,12 @@ fn rss_kib() -> u64 {
 /// Returns (mean spans per request, mean wait in seconds, spans that got
 /// no slot).
 fn steady_stream(url: &str, requests: &AtomicU64, rate: u64, secs: u64) -> (f64, f64, u64) {
-    let t = Tracer::new(TracerConfig { endpoint: Some(url.to_string()), install_signal_handlers: false, ..TracerConfig::default() })
-        .expect("tracer");
+    let t = Tracer::new(TracerConfig {
+        endpoint: Some(url.to_string()),
+        install_signal_handlers: false,
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
     let requests_before = requests.load(Ordering::Relaxed);
     let (mut emitted, mut backlog_sum, mut samples) = (0u64, 0u64, 0u64);
     let t0 = Instant::now();
@@ -686,13 +751,25 @@ fn steady_stream(url: &str, requests: &AtomicU64, rate: u64, secs: u64) -> (f64,
     let no_slot = t.stats().dropped_buffer_full;
     let sent = requests.load(Ordering::Relaxed) - requests_before;
     let _ = t.shutdown(Duration::from_secs(30));
-    let mean_batch = if sent == 0 { 0.0 } else { exported as f64 / sent as f64 };
-    (mean_batch, backlog_sum as f64 / samples as f64 / rate as f64, no_slot)
+    let mean_batch = if sent == 0 {
+        0.0
+    } else {
+        exported as f64 / sent as f64
+    };
+    (
+        mean_batch,
+        backlog_sum as f64 / samples as f64 / rate as f64,
+        no_slot,
+    )
 }
 
 fn burst(endpoint: &str, total: u64, threads: u64, default_sizes: bool) -> (f64, u64, u64, f64) {
     let mut cfg = if default_sizes {
-        TracerConfig { endpoint: Some(endpoint.to_string()), install_signal_handlers: false, ..TracerConfig::default() }
+        TracerConfig {
+            endpoint: Some(endpoint.to_string()),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        }
     } else {
         spanguard_config(endpoint)
     };
@@ -717,7 +794,12 @@ fn burst(endpoint: &str, total: u64, threads: u64, default_sizes: bool) -> (f64,
     let st = t.stats();
     let _ = t.shutdown(Duration::from_secs(30));
     let _ = emit;
-    (total as f64 / total_s, st.spans_exported, st.dropped_buffer_full + st.dropped_export_failed, total as f64 / emit)
+    (
+        total as f64 / total_s,
+        st.spans_exported,
+        st.dropped_buffer_full + st.dropped_export_failed,
+        total as f64 / emit,
+    )
 }
 
 fn main() {
@@ -741,8 +823,13 @@ fn main() {
             return;
         }
         let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024);
-        println!("small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload");
-        println!("OTLP/JSON (the local sink's format), small spans, no gzip: {:.0} spans/s", json_encode_throughput(9));
+        println!(
+            "small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload"
+        );
+        println!(
+            "OTLP/JSON (the local sink's format), small spans, no gzip: {:.0} spans/s",
+            json_encode_throughput(9)
+        );
         return;
     }
     if args.iter().any(|a| a == "--llm") {
@@ -757,19 +844,32 @@ fn main() {
     // the figures are medians over rounds: noise from a shared machine (a
     // neighbour's burst) then lands on all of them alike rather than on
     // whichever ran during it.
-    let (rounds, samples, n) = if quick { (3, 3, 20_000) } else { (7, 5, 50_000) };
+    let (rounds, samples, n) = if quick {
+        (3, 3, 20_000)
+    } else {
+        (7, 5, 50_000)
+    };
     if args.iter().any(|a| a == "--hot") {
         // Only the C ABI's begin+3 attrs+end rows in both regimes, two
         // threads, and the floor, in interleaved rounds: for tuning the hot
         // path.
-        let cases = [(Case::Attrs3, Regime::Busy), (Case::Attrs3, Regime::Idle), (Case::TwoThreads, Regime::Busy)];
+        let cases = [
+            (Case::Attrs3, Regime::Busy),
+            (Case::Attrs3, Regime::Idle),
+            (Case::TwoThreads, Regime::Busy),
+        ];
         let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 2];
         for _ in 0..rounds {
             for (k, &(case, regime)) in cases.iter().enumerate() {
                 figures[k].push(bench_spanguard_c(case, regime, samples, n));
             }
             figures[cases.len()].push(bench_spanguard_rust(Case::Floor, Regime::Idle, samples, n));
-            figures[cases.len() + 1].push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
+            figures[cases.len() + 1].push(bench_spanguard_rust(
+                Case::Floor,
+                Regime::Busy,
+                samples,
+                n,
+            ));
         }
         for (k, &(case, regime)) in cases.iter().enumerate() {
             let f = medians(&figures[k]);
@@ -788,19 +888,35 @@ fn main() {
         );
         return;
     }
-    println!("Latency from one or two threads making spans as fast as they can, in {n}-span samples; every spanguard figure is in one of two regimes (README, BENCHMARKS.md):");
-    println!("(b) the exporter busy: woken every 512-span batch, it encodes on the other core while the thread records (the steady state, and the one the goals hold in);");
-    println!("(a) the exporter idle: it sleeps through the sample and wakes only for the flush between samples.");
+    println!(
+        "Latency from one or two threads making spans as fast as they can, in {n}-span samples; every spanguard figure is in one of two regimes (README, BENCHMARKS.md):"
+    );
+    println!(
+        "(b) the exporter busy: woken every 512-span batch, it encodes on the other core while the thread records (the steady state, and the one the goals hold in);"
+    );
+    println!(
+        "(a) the exporter idle: it sleeps through the sample and wakes only for the flush between samples."
+    );
     println!();
-    println!("| case | spanguard Rust API ns/span (b) | spanguard C ABI ns/span (b) | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / C ABI (b)) | spanguard C ABI ns/span (a) | ratio (SDK / C ABI (a)) |");
+    println!(
+        "| case | spanguard Rust API ns/span (b) | spanguard C ABI ns/span (b) | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / C ABI (b)) | spanguard C ABI ns/span (a) | ratio (SDK / C ABI (a)) |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut otel_made = 0u64;
     // begin+3 attrs+end, one thread and two, regime (b): (Rust API, C ABI).
     let (mut single, mut two) = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
     // The exporter's share of a sample's spans during it, C ABI rows.
     let (mut busy_shares, mut idle_shares) = (Vec::new(), Vec::new());
-    for case in [Case::BeginEnd, Case::Attrs3, Case::Attrs3OneCall, Case::Attrs3AtStart, Case::Nested, Case::TwoThreads] {
-        let (mut rust, mut c_busy, mut c_idle, mut otel) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for case in [
+        Case::BeginEnd,
+        Case::Attrs3,
+        Case::Attrs3OneCall,
+        Case::Attrs3AtStart,
+        Case::Nested,
+        Case::TwoThreads,
+    ] {
+        let (mut rust, mut c_busy, mut c_idle, mut otel) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             rust.push(bench_spanguard_rust(case, Regime::Busy, samples, n));
             c_busy.push(bench_spanguard_c(case, Regime::Busy, samples, n));
@@ -835,7 +951,8 @@ fn main() {
     }
     // The floor, in the same interleaved way against the real Rust API
     // rows (the C ABI cannot reach the benchmark switch).
-    let (mut busy, mut idle, mut floor, mut floor_busy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut busy, mut idle, mut floor, mut floor_busy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         busy.push(bench_spanguard_rust(Case::Attrs3, Regime::Busy, samples, n));
         idle.push(bench_spanguard_rust(Case::Attrs3, Regime::Idle, samples, n));
@@ -844,7 +961,10 @@ fn main() {
     }
     let (busy, idle, floor) = (medians(&busy).ns, medians(&idle).ns, medians(&floor).ns);
     let floor_busy = medians(&floor_busy).ns;
-    println!("| {} | {floor:.1} | | 0.00 | | | | | |", Case::Floor.label());
+    println!(
+        "| {} | {floor:.1} | | 0.00 | | | | | |",
+        Case::Floor.label()
+    );
     println!(
         "| {}, the other core busy on unrelated work | {floor_busy:.1} | | 0.00 | | | | | |",
         Case::Floor.label()
@@ -902,18 +1022,27 @@ fn main() {
         fnn / pn
     );
     let (enc, _) = encode_throughput(if quick { 3 } else { 9 }, 0, 0);
-    println!("- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)", enc);
+    println!(
+        "- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)",
+        enc
+    );
     let (llm_spans, llm_mb) = encode_throughput(if quick { 3 } else { 9 }, 8 * 1024, 2 * 1024);
     println!(
         "- OTLP protobuf + gzip encoding of spans with an 8 KiB prompt and a 2 KiB completion, one core: {llm_mb:.0} MB/s of payload, {llm_spans:.0} spans/s (median of runs)"
     );
     let (url, requests, _stop) = loopback_sink();
-    let (e2e, exported, dropped, emit_rate) = burst(&url, if quick { 200_000 } else { 1_000_000 }, 1, false);
+    let (e2e, exported, dropped, emit_rate) =
+        burst(&url, if quick { 200_000 } else { 1_000_000 }, 1, false);
     println!(
         "- end to end to a loopback OTLP/HTTP sink, 1 thread: {e2e:.0} spans/s sustained (emit to last export), {exported} exported, {dropped} dropped, {} requests",
         requests.load(Ordering::Relaxed)
     );
-    let (_, null_exported, _, null_rate) = burst("discard:", if quick { 200_000 } else { 1_000_000 }, 1, false);
+    let (_, null_exported, _, null_rate) = burst(
+        "discard:",
+        if quick { 200_000 } else { 1_000_000 },
+        1,
+        false,
+    );
     println!(
         "- host emit rate with export to loopback: {emit_rate:.0} spans/s; to the null sink: {null_rate:.0} spans/s ({null_exported} exported); ratio {:.2}",
         emit_rate / null_rate
@@ -923,8 +1052,15 @@ fn main() {
         .iter()
         .map(|&rate| {
             let (batch, wait, no_slot) = steady_stream(&url, &requests, rate, secs);
-            let lost = if no_slot > 0 { format!(", {no_slot} got no slot") } else { String::new() };
-            format!("{rate} spans/s: {batch:.0} spans per request, mean wait {:.0} ms{lost}", wait * 1000.0)
+            let lost = if no_slot > 0 {
+                format!(", {no_slot} got no slot")
+            } else {
+                String::new()
+            };
+            format!(
+                "{rate} spans/s: {batch:.0} spans per request, mean wait {:.0} ms{lost}",
+                wait * 1000.0
+            )
         })
         .collect();
     println!(
@@ -941,7 +1077,12 @@ fn main() {
 
 fn soak(secs: u64) {
     let (url, _requests, _stop) = loopback_sink();
-    let t = Tracer::new(TracerConfig { endpoint: Some(url), install_signal_handlers: false, ..TracerConfig::default() }).expect("tracer");
+    let t = Tracer::new(TracerConfig {
+        endpoint: Some(url),
+        install_signal_handlers: false,
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
     let start_rss = rss_kib();
     let t0 = Instant::now();
     let mut points = Vec::new();
@@ -956,7 +1097,7 @@ fn soak(secs: u64) {
             i += 1;
         }
         std::thread::sleep(Duration::from_millis(10));
-        if i % 500_000 == 0 {
+        if i.is_multiple_of(500_000) {
             points.push((t0.elapsed().as_secs_f64(), rss_kib()));
         }
     }
@@ -964,13 +1105,26 @@ fn soak(secs: u64) {
     // The last spans are still queued: flush, so that exported is complete.
     let _ = t.flush(Duration::from_secs(30));
     let n = points.len().max(1) as f64;
-    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1 as f64).sum::<f64>() / n);
-    let slope = points.iter().map(|p| (p.0 - mx) * (p.1 as f64 - my)).sum::<f64>()
-        / points.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>().max(1e-9);
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / n,
+        points.iter().map(|p| p.1 as f64).sum::<f64>() / n,
+    );
+    let slope = points
+        .iter()
+        .map(|p| (p.0 - mx) * (p.1 as f64 - my))
+        .sum::<f64>()
+        / points
+            .iter()
+            .map(|p| (p.0 - mx).powi(2))
+            .sum::<f64>()
+            .max(1e-9);
     let st = t.stats();
     println!(
         "- soak {secs} s at ~50k spans/s: RSS {start_rss} KiB at start, {end_rss} KiB at end, slope {slope:.2} KiB/s over {} samples; {} spans, {} exported, {} dropped",
-        points.len(), st.spans_begun, st.spans_exported, st.dropped_buffer_full + st.dropped_export_failed
+        points.len(),
+        st.spans_begun,
+        st.spans_exported,
+        st.dropped_buffer_full + st.dropped_export_failed
     );
 }
 
@@ -984,13 +1138,24 @@ struct Llm {
 }
 
 const LLM_CASES: [Llm; 2] = [
-    Llm { label: "begin+8 KB prompt+2 KB completion+2 token counts+end", prompt: 8 * 1024, completion: 2 * 1024 },
-    Llm { label: "begin+100 KB prompt+2 token counts+end", prompt: 100 * 1024, completion: 0 },
+    Llm {
+        label: "begin+8 KB prompt+2 KB completion+2 token counts+end",
+        prompt: 8 * 1024,
+        completion: 2 * 1024,
+    },
+    Llm {
+        label: "begin+100 KB prompt+2 token counts+end",
+        prompt: 100 * 1024,
+        completion: 0,
+    },
 ];
 
 fn llm_config() -> TracerConfig {
     // A pool big enough that no sample cuts (the row says so if one did).
-    TracerConfig { payload_pool_mib: 1024, ..spanguard_config("discard:") }
+    TracerConfig {
+        payload_pool_mib: 1024,
+        ..spanguard_config("discard:")
+    }
 }
 
 fn bench_llm_rust(case: Llm, samples: usize, n: u64) -> (f64, f64, u64) {
@@ -1039,9 +1204,21 @@ fn bench_llm_c(case: Llm, samples: usize, n: u64) -> (f64, f64) {
             let mut s = 0u64;
             unsafe {
                 spanguard_span_begin(p.0, c"llm.chat".as_ptr(), 8, SPANGUARD_SPAN_NONE, 3, &mut s);
-                spanguard_span_set_string(s, c"gen_ai.prompt".as_ptr(), 13, prompt.as_ptr().cast(), prompt.len());
+                spanguard_span_set_string(
+                    s,
+                    c"gen_ai.prompt".as_ptr(),
+                    13,
+                    prompt.as_ptr().cast(),
+                    prompt.len(),
+                );
                 if !completion.is_empty() {
-                    spanguard_span_set_string(s, c"gen_ai.completion".as_ptr(), 17, completion.as_ptr().cast(), completion.len());
+                    spanguard_span_set_string(
+                        s,
+                        c"gen_ai.completion".as_ptr(),
+                        17,
+                        completion.as_ptr().cast(),
+                        completion.len(),
+                    );
                 }
                 spanguard_span_set_int(s, c"gen_ai.usage.input_tokens".as_ptr(), 25, i as i64);
                 spanguard_span_set_int(s, c"gen_ai.usage.output_tokens".as_ptr(), 26, 96);
@@ -1055,9 +1232,15 @@ fn bench_llm_c(case: Llm, samples: usize, n: u64) -> (f64, f64) {
 
 fn bench_llm_otel(case: Llm, samples: usize, n: u64) -> (f64, f64) {
     let processor = BatchSpanProcessor::builder(DiscardExporter)
-        .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 16).build())
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 16)
+                .build(),
+        )
         .build();
-    let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
     let tracer = provider.tracer("bench");
     // The SDK takes owned strings: the caller's copy is part of its cost,
     // as spanguard's copy into the pool is part of its.
@@ -1085,9 +1268,13 @@ fn bench_llm_otel(case: Llm, samples: usize, n: u64) -> (f64, f64) {
 /// The LLM-sized rows, each with the Rust SDK beside it, in the same
 /// interleaved rounds as the main table.
 fn llm_rows(rounds: usize, samples: usize, quick: bool) {
-    println!("### LLM-sized spans
-");
-    println!("| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |");
+    println!(
+        "### LLM-sized spans
+"
+    );
+    println!(
+        "| case | spanguard Rust API ns/span | allocs/span | spanguard C ABI ns/span | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / spanguard C ABI) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut cut = 0;
     for case in LLM_CASES {
@@ -1108,10 +1295,16 @@ fn llm_rows(rounds: usize, samples: usize, quick: bool) {
             }
         }
         let [rn, ra, cn, ca, on, oa] = figures.map(median);
-        println!("| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |", case.label, on / cn);
+        println!(
+            "| {} | {rn:.1} | {ra:.2} | {cn:.1} | {ca:.2} | {on:.1} | {oa:.2} | {:.2} |",
+            case.label,
+            on / cn
+        );
     }
     println!();
-    println!("- values cut because the payload pool (1 GiB here) was used up in these rows: {cut}\n");
+    println!(
+        "- values cut because the payload pool (1 GiB here) was used up in these rows: {cut}\n"
+    );
 }
 
 /// A burst of `total` spans with a 100 KB prompt each, default settings,
@@ -1119,7 +1312,11 @@ fn llm_rows(rounds: usize, samples: usize, quick: bool) {
 /// exported or counted.
 fn large_burst(total: u64) {
     let (url, _requests, _stop) = loopback_sink();
-    let config = TracerConfig { endpoint: Some(url), install_signal_handlers: false, ..TracerConfig::default() };
+    let config = TracerConfig {
+        endpoint: Some(url),
+        install_signal_handlers: false,
+        ..TracerConfig::default()
+    };
     let pool_mib = config.payload_pool_mib;
     let before = rss_kib();
     let t = Tracer::new(config).expect("tracer");

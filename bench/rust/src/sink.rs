@@ -35,12 +35,21 @@ pub fn serve_until_stdin_closes() {
 
 /// Spans received so far by the sink at `url` (its `GET /count`).
 pub fn received(url: &str) -> u64 {
-    let addr = url.trim_start_matches("http://").split('/').next().expect("host:port");
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port");
     let mut conn = TcpStream::connect(addr).expect("connect to the sink");
-    conn.write_all(b"GET /count HTTP/1.1\r\nHost: sink\r\nConnection: close\r\n\r\n").expect("ask the sink");
+    conn.write_all(b"GET /count HTTP/1.1\r\nHost: sink\r\nConnection: close\r\n\r\n")
+        .expect("ask the sink");
     let mut answer = String::new();
     conn.read_to_string(&mut answer).expect("the sink answers");
-    answer.rsplit("\r\n\r\n").next().and_then(|b| b.trim().parse().ok()).expect("a count")
+    answer
+        .rsplit("\r\n\r\n")
+        .next()
+        .and_then(|b| b.trim().parse().ok())
+        .expect("a count")
 }
 
 fn serve(conn: TcpStream, spans: &AtomicU64) -> std::io::Result<()> {
@@ -81,7 +90,8 @@ fn serve(conn: TcpStream, spans: &AtomicU64) -> std::io::Result<()> {
             loop {
                 line.clear();
                 reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
                 let at = body.len();
                 body.resize(at + size + 2, 0);
                 reader.read_exact(&mut body[at..])?;
@@ -98,12 +108,17 @@ fn serve(conn: TcpStream, spans: &AtomicU64) -> std::io::Result<()> {
         }
         if is_count {
             let count = spans.load(Ordering::Relaxed).to_string();
-            let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{count}", count.len());
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{count}",
+                count.len()
+            );
             // Asked with Connection: close (see `received`).
             return writer.write_all(answer.as_bytes());
         }
         spans.fetch_add(count_spans(&body), Ordering::Relaxed);
-        writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")?;
+        writer.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        )?;
     }
 }
 
