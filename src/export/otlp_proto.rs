@@ -753,10 +753,8 @@ mod tests {
     #[test]
     fn span_text_is_written_the_same_whole_in_the_arena_or_in_chunks() {
         use crate::buffer::payload_pool::PayloadPool;
-        use crate::span::limits::SpanLimits;
         use crate::span::record::SpanRecord;
         let pool = PayloadPool::with_mib(4).expect("pool");
-        let limits = SpanLimits::default();
         // SAFETY: all-zero bytes are an empty record.
         let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
         let short = "gpt-4o ✓".as_bytes();
