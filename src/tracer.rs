@@ -176,7 +176,7 @@ pub trait AttributeSink<'s> {
     fn attribute(&mut self, key: &'s [u8], value: AttrInput<'s>);
 }
 
-impl<'a> AttributeSource for [(&'a [u8], AttrInput<'a>)] {
+impl AttributeSource for AttributeSlice<'_> {
     #[inline(always)]
     fn is_empty(&self) -> bool {
         <[_]>::is_empty(self)
@@ -190,10 +190,15 @@ impl<'a> AttributeSource for [(&'a [u8], AttrInput<'a>)] {
     }
 }
 
+/// Attributes as Rust values: the `AttributeSource` of Rust callers.
+pub type AttributeSlice<'a> = [(&'a [u8], AttrInput<'a>)];
+
 /// Everything a span may begin with; `Tracer::begin_ex` takes it. The
-/// attributes are a slice unless `with_attributes` gave another source.
+/// attributes are an `AttributeSlice` unless `with_attributes` gave
+/// another source. (No default for `A`: cbindgen, which reads every
+/// struct of the crate, panics on a default it cannot parse.)
 #[derive(Clone, Copy, Debug)]
-pub struct BeginOptions<'a, A: AttributeSource + ?Sized = [(&'a [u8], AttrInput<'a>)]> {
+pub struct BeginOptions<'a, A: AttributeSource + ?Sized> {
     pub name: &'a [u8],
     /// OTLP SpanKind, 0..=5.
     pub kind: u8,
@@ -230,9 +235,9 @@ impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
     }
 }
 
-impl<'a> BeginOptions<'a> {
+impl<'a> BeginOptions<'a, AttributeSlice<'a>> {
     /// A span named `name` of `kind` under `parent`, with nothing else.
-    pub fn new(name: &'a [u8], kind: u8, parent: Parent) -> BeginOptions<'a> {
+    pub fn new(name: &'a [u8], kind: u8, parent: Parent) -> BeginOptions<'a, AttributeSlice<'a>> {
         BeginOptions {
             name,
             kind,
