@@ -11,7 +11,6 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use spanguard::ffi::span::*;
 use spanguard::ffi::tracer::*;
 use spanguard::ffi::types::*;
@@ -133,16 +132,7 @@ fn otel_run(url: &str, chunks: u64, chunk: u64) -> Measured {
         .with_timeout(Duration::from_secs(30))
         .build()
         .expect("OTLP exporter");
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(1 << 16)
-                .build(),
-        )
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
+    let provider = crate::otel_provider(exporter);
     let tracer = provider.tracer("bench");
     let r = measure(
         url,

@@ -466,18 +466,26 @@ fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figu
     r
 }
 
-fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
-    // The same queue size as spanguard's in this benchmark.
-    let processor = BatchSpanProcessor::builder(DiscardExporter)
+/// An SDK provider whose batch processor sends to `exporter`, with the
+/// queue size spanguard has in these benchmarks (65,536).
+pub(crate) fn otel_provider<E>(exporter: E) -> SdkTracerProvider
+where
+    E: SpanExporter + 'static,
+{
+    let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
                 .with_max_queue_size(1 << 16)
                 .build(),
         )
         .build();
-    let provider = SdkTracerProvider::builder()
+    SdkTracerProvider::builder()
         .with_span_processor(processor)
-        .build();
+        .build()
+}
+
+fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
+    let provider = otel_provider(DiscardExporter);
     let tracer = provider.tracer("bench");
     let flush = || {
         let _ = provider.force_flush();
@@ -1231,16 +1239,7 @@ fn bench_llm_c(case: Llm, samples: usize, n: u64) -> (f64, f64) {
 }
 
 fn bench_llm_otel(case: Llm, samples: usize, n: u64) -> (f64, f64) {
-    let processor = BatchSpanProcessor::builder(DiscardExporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(1 << 16)
-                .build(),
-        )
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
+    let provider = otel_provider(DiscardExporter);
     let tracer = provider.tracer("bench");
     // The SDK takes owned strings: the caller's copy is part of its cost,
     // as spanguard's copy into the pool is part of its.
