@@ -64,7 +64,10 @@ fn record(input: &mut Input, pool: &PayloadPool, limits: &SpanLimits, i: usize) 
         let key_len = (input.byte() % 24) as usize + 1;
         let key = input.bytes(key_len);
         let text = input.text();
-        let words: Vec<i64> = text.chunks(8).map(|c| c.iter().fold(0i64, |a, &b| a << 8 | b as i64)).collect();
+        let words: Vec<i64> = text
+            .chunks(8)
+            .map(|c| c.iter().fold(0i64, |a, &b| a << 8 | b as i64))
+            .collect();
         let strings: Vec<RawStr> = text.chunks(5).map(RawStr::new).collect();
         let value = match input.byte() % 7 {
             0 => ValueInput::Str(&text),
@@ -109,8 +112,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(from_proto.len(), part.len());
         assert!(from_proto == from_json, "the two formats disagree");
         for (decoded, view) in from_proto.iter().zip(part) {
-            assert_eq!(decoded.attributes.len(), view.record.attribute_count as usize);
-            assert_eq!(decoded.dropped_attributes, view.record.dropped_attributes as u32);
+            assert_eq!(
+                decoded.attributes.len(),
+                view.record.attribute_count as usize
+            );
+            assert_eq!(
+                decoded.dropped_attributes,
+                view.record.dropped_attributes as u32
+            );
         }
     }
 });
