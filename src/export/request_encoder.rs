@@ -20,6 +20,9 @@ pub struct RequestEncoder {
     gzip_writer: GzipWriter,
     encoded: Vec<u8>,
     compressed: Vec<u8>,
+    /// Bytes encoded so far, parts that did not fit included (the cost
+    /// of finding the parts; tests).
+    encoded_total: u64,
 }
 
 impl RequestEncoder {
@@ -33,6 +36,7 @@ impl RequestEncoder {
             gzip_writer: GzipWriter::new(),
             encoded: Vec::with_capacity((batch * 512).min(budget)),
             compressed: Vec::with_capacity((batch * 128).min(budget)),
+            encoded_total: 0,
         }
     }
 
@@ -53,7 +57,20 @@ impl RequestEncoder {
         let span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
         self.proto.set_span_budget(Some(span_budget));
         self.json.set_span_budget(Some(span_budget));
-        let mut n = records.len();
+        // Start from the spans the estimate says fit, not from them all: a
+        // batch of large spans (512 with 100 KB prompts is 51 MB) encoded
+        // whole to learn it is too big, once per part, cost the square of
+        // its size (about 1.4 GB encoded for it under the default 1 MB).
+        let framing = self.encoded.len();
+        let mut n = 0;
+        let mut guess = framing;
+        for s in records {
+            guess = guess.saturating_add(estimated_len(s, self.format));
+            if n > 0 && guess > self.budget {
+                break;
+            }
+            n += 1;
+        }
         loop {
             self.encode_plain(resource, &records[..n]);
             let len = self.encoded.len();
@@ -86,6 +103,7 @@ impl RequestEncoder {
             BodyFormat::Protobuf => self.proto.encode(resource, records, &mut self.encoded),
             BodyFormat::Json => self.json.encode(resource, records, &mut self.encoded),
         }
+        self.encoded_total += self.encoded.len() as u64;
     }
 
     /// The last encoded body, as it is sent (gzipped when configured).
@@ -97,8 +115,91 @@ impl RequestEncoder {
         }
     }
 
+    #[cfg(test)]
+    fn encoded_total(&self) -> u64 {
+        self.encoded_total
+    }
+
     /// The gzip state, lent to whoever must gzip a split request again.
     pub fn gzip_writer(&mut self) -> &mut GzipWriter {
         &mut self.gzip_writer
+    }
+}
+
+/// About how many bytes `s` takes in a request: what it stored (the arena
+/// it used and its bytes in the chunks: text, and the entries past the
+/// slot's tables) and a little for each field around it. Only a first
+/// guess at how many spans fit: an encoding decides.
+fn estimated_len(s: &SpanView, format: BodyFormat) -> usize {
+    let r = s.record;
+    let stored = r.arena_used as usize + r.overflow_used as usize;
+    let entries = r.attribute_count as usize + r.event_count as usize + r.link_count as usize;
+    let fields = 96 + 12 * entries;
+    match format {
+        BodyFormat::Protobuf => stored + fields,
+        // Hex ids, quoted names and keys. Text is mostly written as it is;
+        // base64 bytes and escapes make a guess short, which costs one
+        // more encoding (the shrink in `encode_prefix`).
+        BodyFormat::Json => stored + 4 * fields,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::payload_pool::PayloadPool;
+    use crate::span::limits::SpanLimits;
+    use crate::span::record::{SpanRecord, ValueInput};
+
+    #[test]
+    fn a_batch_of_large_spans_is_split_without_encoding_it_over_and_over() {
+        // 400 spans with a 20 KB prompt (8 MB) under a 1 MB budget: about
+        // eight parts. Encoding what is left before each part, as before,
+        // encoded about 44 MB to send 8.
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        let limits = SpanLimits::default();
+        let prompt = "the model answered with a summary. ".repeat(600);
+        let records: Vec<Box<SpanRecord>> = (0..400u64)
+            .map(|i| {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [1; 16];
+                r.span_id = (i + 1).to_be_bytes();
+                r.name = r.store_text(b"llm.chat", 256, &pool).0;
+                for (k, v) in [
+                    (&b"gen_ai.prompt"[..], ValueInput::Str(prompt.as_bytes())),
+                    (b"gen_ai.usage.input_tokens", ValueInput::Int(i as i64)),
+                ] {
+                    r.set_attribute(k, &v, &limits, &pool).expect("set");
+                }
+                r
+            })
+            .collect();
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let resource = ResourceInfo::new("split", &[]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let budget = 1_000_000;
+            let mut enc = RequestEncoder::new(format, false, budget, 512);
+            let (mut start, mut sent, mut parts) = (0, 0u64, 0);
+            while start < views.len() {
+                let n = enc.encode_prefix(&resource, &views[start..]);
+                assert!(n > 0, "{format:?}: a 20 KB span fits 1 MB");
+                assert!(enc.body().len() <= budget);
+                sent += enc.body().len() as u64;
+                start += n;
+                parts += 1;
+            }
+            assert_eq!(start, views.len(), "{format:?}: every span, once");
+            // Parts close to full, and each encoded about once.
+            assert!(
+                parts as u64 <= sent / (budget as u64 * 3 / 4) + 1,
+                "{format:?}: {parts} parts for {sent} bytes"
+            );
+            assert!(
+                enc.encoded_total() <= sent * 2,
+                "{format:?}: {} bytes encoded to send {sent}",
+                enc.encoded_total()
+            );
+        }
     }
 }
