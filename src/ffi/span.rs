@@ -502,9 +502,9 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
             start_unix_ns: o.start_time_unix_ns,
             scope_name,
             scope_version,
-            attributes: NO_ATTRIBUTES,
+            attributes: &attrs,
         };
-        begin_opts(tracer, &opts.with_attributes(&attrs), out)
+        begin_opts(tracer, &opts, out)
     })
 }
 
@@ -884,9 +884,11 @@ impl AttributeSource for CAttributes<'_> {
     }
 }
 
-/// Borrows a C attribute array as Rust inputs, on the stack (no
-/// allocation): up to `SMALL` in a small frame, the common case; up to
-/// `SPANGUARD_MAX_ATTRIBUTES` in a larger one, out of line.
+/// Borrows a C attribute array as a slice of Rust inputs, on the stack
+/// (no allocation), for the calls whose record takes a slice (events and
+/// links): checked and converted as `checked_attributes` and `CAttributes`
+/// do for span attributes. Up to `SMALL` in a small frame, the common
+/// case; up to `SPANGUARD_MAX_ATTRIBUTES` in a larger one, out of line.
 #[inline(always)]
 fn with_attributes(
     attrs: *const spanguard_attribute,
@@ -894,73 +896,64 @@ fn with_attributes(
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
     const SMALL: usize = 16;
-    if n > 0 && attrs.is_null() {
-        return spanguard_result::NullArgument;
-    }
-    if n > SPANGUARD_MAX_ATTRIBUTES as usize {
-        return spanguard_result::LimitReached;
-    }
+    let attrs = match checked_attributes(attrs, n) {
+        Ok(attrs) => attrs,
+        Err(rc) => return rc,
+    };
     if n <= SMALL {
-        with_attributes_in::<SMALL>(attrs, n, f)
+        with_attributes_in::<SMALL>(&attrs, f)
     } else {
-        with_many_attributes(attrs, n, f)
+        with_many_attributes(&attrs, f)
     }
 }
 
 #[cold]
 #[inline(never)]
 fn with_many_attributes(
-    attrs: *const spanguard_attribute,
-    n: usize,
+    attrs: &CAttributes,
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
-    with_attributes_in::<{ SPANGUARD_MAX_ATTRIBUTES as usize }>(attrs, n, f)
+    with_attributes_in::<{ SPANGUARD_MAX_ATTRIBUTES as usize }>(attrs, f)
 }
 
-/// `with_attributes` with room for `MAX` (>= n) on the stack.
+/// `with_attributes` with room for `MAX` (>= the count) on the stack.
 #[inline(always)]
 fn with_attributes_in<const MAX: usize>(
-    attrs: *const spanguard_attribute,
-    n: usize,
+    attrs: &CAttributes,
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
     // Uninitialised: filling every entry first cost more than setting
     // three attributes.
-    let mut items: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
+    let mut slots: [std::mem::MaybeUninit<(&[u8], AttrInput)>; MAX] =
         [const { std::mem::MaybeUninit::uninit() }; MAX];
-    // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
-    let attrs = unsafe { elements(attrs, n) };
-    for (item, a) in items[..n].iter_mut().zip(attrs) {
-        if a.key.is_null() {
-            return spanguard_result::NullArgument;
-        }
-        // SAFETY: key is not NULL and is valid for key_len bytes.
-        let key = unsafe { std::slice::from_raw_parts(a.key.cast::<u8>(), a.key_len) };
-        let (data, n) = (a.string_value, a.string_len);
-        // SAFETY (every slice below): string_value points at string_len
-        // elements of the type `type_` names, as documented.
-        // Strings and scalars first: what most attributes are. A pointer
-        // member that is NULL with a non-zero count is refused.
-        let value = match a.type_ {
-            SPANGUARD_VALUE_STRING if data.is_null() && n > 0 => {
-                return spanguard_result::NullArgument;
-            }
-            SPANGUARD_VALUE_STRING => AttrInput::Str(unsafe { bytes(data, n) }),
-            SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
-            SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
-            SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
-            other => match other_value(other, data, n) {
-                Ok(v) => v,
-                Err(rc) => return rc,
-            },
-        };
-        item.write((key, value));
-    }
-    // SAFETY: the loop above initialised the first n entries (it returns
-    // early otherwise), and MaybeUninit<T> has T's layout.
+    let mut filled = Filled {
+        slots: &mut slots,
+        n: 0,
+    };
+    attrs.for_each(&mut filled);
+    let n = filled.n;
+    // SAFETY: `Filled` initialised the first n entries, and MaybeUninit<T>
+    // has T's layout.
     let items =
-        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<(&[u8], AttrInput)>(), n) };
+        unsafe { std::slice::from_raw_parts(slots.as_ptr().cast::<(&[u8], AttrInput)>(), n) };
     f(items)
+}
+
+/// The sink `with_attributes_in` fills its stack array with.
+struct Filled<'s, 'a> {
+    slots: &'s mut [std::mem::MaybeUninit<(&'a [u8], AttrInput<'a>)>],
+    n: usize,
+}
+
+impl<'a> AttributeSink<'a> for Filled<'_, 'a> {
+    #[inline(always)]
+    fn attribute(&mut self, key: &'a [u8], value: AttrInput<'a>) {
+        // checked_attributes bounded the count by the array's room.
+        if let Some(slot) = self.slots.get_mut(self.n) {
+            slot.write((key, value));
+            self.n += 1;
+        }
+    }
 }
 
 /// Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.
