@@ -169,9 +169,8 @@ impl SpanSlab {
     /// the never-used pages beyond faults each one in, which made
     /// `spanguard_tracer_free` take 16-18 ms with a 65,536-span queue and
     /// 100 spans recorded (0.25 ms now), and 1-2 ms with default settings
-    /// (0.1-0.3 ms). A span whose
-    /// begin happened before the scan raised the frontier before it took
-    /// its slot, so the scan sees it.
+    /// (0.1-0.3 ms). A span whose begin happened before the scan raised
+    /// the frontier before it took its slot, so the scan sees it.
     pub fn used_slots(&self) -> u32 {
         // Relaxed is enough: whatever ordered that begin before the scan
         // orders its raise of the frontier too, and a load never reads a

@@ -720,7 +720,7 @@ mod tests {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::span::limits::SpanLimits;
         use crate::span::record::{SpanRecord, ValueInput};
-        // Requests whose length takes 1, 2, 3 and 4 bytes, in an order
+        // Requests whose length takes 2, 3 and 4 bytes, in an order
         // where each follows one of another size: the room the encoder
         // keeps from the last request is wrong for every one of them.
         let pool = PayloadPool::with_mib(16).expect("pool");

@@ -153,9 +153,9 @@ mod tests {
 
     #[test]
     fn a_batch_of_large_spans_is_split_without_encoding_it_over_and_over() {
-        // 400 spans with a 20 KB prompt (8 MB) under a 1 MB budget: about
-        // eight parts. Encoding what is left before each part, as before,
-        // encoded about 44 MB to send 8.
+        // 400 spans with a 20 KB prompt (8.4 MB) under a 1 MB budget: nine
+        // parts. Encoding what is left before each part, as before,
+        // encoded 48.2 MB to send 8.4.
         let pool = PayloadPool::with_mib(32).expect("pool");
         let limits = SpanLimits::default();
         let prompt = "the model answered with a summary. ".repeat(600);
