@@ -135,6 +135,12 @@ impl SpanSlab {
         // Zeroed memory: free slots. A header still all zero is a slot
         // never used, whose first span takes `first_generation`.
         let start = super::mapping::map(map_len, flags, fd, 0)?;
+        if matches!(backing, SlabBacking::Anonymous) {
+            // Huge pages past the first few hundred slots (see
+            // `prefer_huge_pages_past`). Not for the flight recorder: THP
+            // does not apply to a file's pages.
+            super::mapping::prefer_huge_pages_past(start, map_len, SMALL_PAGE_SLAB_BYTES);
+        }
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
         let base: NonNull<SpanRecord> =
@@ -437,6 +443,11 @@ impl SpanSlab {
     }
 }
 
+/// The start of an anonymous slab that keeps 4 KiB pages (about 680
+/// slots): a tracer that never needs more slots than that never has a
+/// huge page of them resident.
+const SMALL_PAGE_SLAB_BYTES: usize = super::mapping::HUGE_PAGE_BYTES;
+
 /// Slots populated at a time as the frontier moves (see "Memory" above):
 /// about 200 KiB with today's record, a handful of `madvise` calls in a
 /// thread's warm-up.
@@ -577,6 +588,69 @@ mod tests {
         let rc = unsafe { libc::mincore(from as *mut libc::c_void, to - from, vec.as_mut_ptr()) };
         assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
         vec.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    /// The `THPeligible` line of /proc/self/smaps for the mapping holding
+    /// `address`: whether the kernel would back it with huge pages.
+    fn huge_page_eligible(address: usize) -> Option<bool> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = (a..b).contains(&address);
+                continue;
+            }
+            if inside && let Some(v) = line.strip_prefix("THPeligible:") {
+                return Some(v.trim() == "1");
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn huge_pages_are_asked_for_only_past_the_first_slots() {
+        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .unwrap_or_default();
+        if !mode.contains("[madvise]") {
+            // "always": every mapping is eligible; "never" or no THP:
+            // none is. Only "madvise" shows what the slab asks for.
+            eprintln!("transparent huge pages are not in madvise mode ({mode:?}): skipped");
+            return;
+        }
+        // 4,096 slots: 12 MiB, several huge pages past the first 2 MiB.
+        let slab = SpanSlab::new(4096, SlabBacking::Anonymous, 0).expect("map");
+        let at = |slot: u32| slab.slot(slot) as *const SpanRecord as usize;
+        let Some(first) = huge_page_eligible(at(0)) else {
+            eprintln!("this kernel's smaps has no THPeligible: skipped");
+            return;
+        };
+        assert!(!first, "the first slots keep 4 KiB pages");
+        let past = (SMALL_PAGE_SLAB_BYTES + 2 * super::super::mapping::HUGE_PAGE_BYTES)
+            / std::mem::size_of::<SpanRecord>();
+        assert_eq!(huge_page_eligible(at(past as u32)), Some(true));
+        assert_eq!(
+            huge_page_eligible(at(4095)),
+            Some(true),
+            "up to the last slot's page"
+        );
+        // The flight recorder's file pages are not asked for them.
+        let dir = std::env::temp_dir().join(format!("sg-slab-thp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("flight"))
+            .expect("file");
+        let flight = SpanSlab::new(4096, SlabBacking::File(file), 0).expect("map");
+        let flight_at = flight.slot(past as u32) as *const SpanRecord as usize;
+        assert_eq!(huge_page_eligible(flight_at), Some(false));
+        drop(flight);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
