@@ -1,6 +1,7 @@
 //! Preallocated span storage and the lock-free handoff to the exporter.
 
 pub mod dump;
+pub mod ended_queue;
 pub mod files;
 pub mod free_stack;
 pub mod mapping;

@@ -34,8 +34,7 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crossbeam_queue::ArrayQueue;
-
+use super::ended_queue::EndedQueue;
 use super::free_stack::FreeStack;
 use super::payload_pool::PayloadPool;
 
@@ -88,7 +87,7 @@ pub struct SpanSlab {
     /// Byte offset of the first record inside the mapping.
     records_offset: usize,
     free: FreeStack,
-    ended: ArrayQueue<u32>,
+    ended: EndedQueue,
     /// Slots below this have had their pages populated (or are being
     /// populated by the thread that raised it). Read by every begin,
     /// written only when the frontier moves: a line that stays shared.
@@ -158,7 +157,7 @@ impl SpanSlab {
             map_len,
             records_offset,
             free,
-            ended: ArrayQueue::new(capacity as usize),
+            ended: EndedQueue::new(capacity),
             populated: AtomicU32::new(0),
             first_generation,
             taken: ExporterLine::default(),
@@ -371,8 +370,8 @@ impl SpanSlab {
         self.slot(index)
             .header
             .store(pack_header(generation, STATE_ENDED), Ordering::Release);
-        // Cannot fail: see the module comment.
-        let _ = self.ended.push(index);
+        // Always has room: see the module comment.
+        self.ended.push(index);
     }
 
     /// The exporter's side: the next ended slot, now EXPORTING.
@@ -506,6 +505,12 @@ fn prefetch(address: *const i8, for_write: bool) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (address, for_write);
+}
+
+/// `prefetch(address, true)`, for the ended queue's cells.
+#[inline(always)]
+pub(super) fn prefetch_for_write(address: *const i8) {
+    prefetch(address, true)
 }
 
 impl Drop for SpanSlab {

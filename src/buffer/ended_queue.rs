@@ -1,0 +1,259 @@
+//! The ended queue: slot numbers handed from the threads that end spans
+//! to the exporter, first in, first out.
+//!
+//! A bounded queue after Dmitry Vyukov's, in the form this handoff needs:
+//! many producers, one consumer, and never full (every slot number is in
+//! it at most once and it has a cell for each slot), so a push claims its
+//! position with one fetch-add, where crossbeam's `ArrayQueue` it replaces
+//! loaded the cell and retried a compare-exchange.
+//!
+//! Each cell holds a sequence number and a slot number, 8 bytes, so a
+//! cache line holds 8 cells (4 with `ArrayQueue`'s 16-byte cells). The
+//! consumer writes every cell it takes, so each line moves back and forth
+//! between the exporter's core and the recording core: a push prefetches,
+//! for writing, the line two lines ahead of its own, so that its successors
+//! find it here instead of waiting for it.
+//!
+//! A cell at position `p` (counting every push ever made) is free for the
+//! push of `p` when its sequence is `p`, and full when it is `p + 1`; the
+//! consumer frees it for the push one lap later by setting `p + cells`.
+//! Sequences are kept modulo 2^32: only equality is tested, and a lap is
+//! far shorter than 2^32.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+struct Cell {
+    sequence: AtomicU32,
+    slot: AtomicU32,
+}
+
+/// A counter on a cache line of its own (two lines: the adjacent-line
+/// prefetcher pulls pairs).
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+pub struct EndedQueue {
+    cells: Box<[Cell]>,
+    /// cells.len() - 1 (a power of two minus one).
+    mask: u64,
+    /// Positions claimed by pushes. Written by producers; the consumer
+    /// reads it only when the cell at its head is not yet full.
+    tail: Line,
+    /// Positions taken by the consumer; read by `len`.
+    head: Line,
+}
+
+/// Cells per 64-byte line.
+const CELLS_PER_LINE: u64 = 8;
+
+impl EndedQueue {
+    /// A queue for slot numbers of a slab of `capacity` slots.
+    pub fn new(capacity: u32) -> EndedQueue {
+        let len = (capacity.max(1) as usize)
+            .next_power_of_two()
+            .max(4 * CELLS_PER_LINE as usize);
+        let cells = (0..len)
+            .map(|i| Cell {
+                sequence: AtomicU32::new(i as u32),
+                slot: AtomicU32::new(0),
+            })
+            .collect();
+        EndedQueue {
+            cells,
+            mask: len as u64 - 1,
+            tail: Line(AtomicU64::new(0)),
+            head: Line(AtomicU64::new(0)),
+        }
+    }
+
+    #[inline(always)]
+    fn cell(&self, position: u64) -> &Cell {
+        // In bounds: masked by len - 1.
+        &self.cells[(position & self.mask) as usize]
+    }
+
+    /// Adds `slot`. The caller guarantees no more than `capacity` slot
+    /// numbers are in the queue at once (each slot at most once), so
+    /// there is always a cell.
+    #[inline]
+    pub fn push(&self, slot: u32) {
+        let position = self.tail.0.fetch_add(1, Ordering::Relaxed);
+        let cell = self.cell(position);
+        // The consumer frees a cell as it takes it, before it gives the
+        // slot back, so this wait is for a consumer still between the
+        // two stores: in practice never.
+        while cell.sequence.load(Ordering::Acquire) != position as u32 {
+            std::hint::spin_loop();
+        }
+        cell.slot.store(slot, Ordering::Relaxed);
+        // Release pairs with the consumer's Acquire: the slot number, and
+        // what the slot's header said before the push.
+        cell.sequence
+            .store((position as u32).wrapping_add(1), Ordering::Release);
+        super::slab::prefetch_for_write(
+            self.cell(position + 2 * CELLS_PER_LINE) as *const Cell as *const i8
+        );
+    }
+
+    /// The consumer's side: the oldest slot number, or None when the
+    /// queue is empty. Only one thread may pop (the exporter; shutdown
+    /// and tests after it has stopped).
+    pub fn pop(&self) -> Option<u32> {
+        let position = self.head.0.load(Ordering::Relaxed);
+        let cell = self.cell(position);
+        let mut spins = 0u32;
+        loop {
+            if cell.sequence.load(Ordering::Acquire) == (position as u32).wrapping_add(1) {
+                break;
+            }
+            // Not full: empty, or a push claimed it and has not filled it
+            // yet (a few instructions away, unless that thread was
+            // preempted between the two): wait for that one, as the
+            // queue is first in, first out and a flush counts on it.
+            if self.tail.0.load(Ordering::Acquire) <= position {
+                return None;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let slot = cell.slot.load(Ordering::Relaxed);
+        // Release pairs with the wait in `push`: the push one lap later
+        // writes this cell only after this read.
+        cell.sequence.store(
+            (position as u32).wrapping_add(self.cells.len() as u32),
+            Ordering::Release,
+        );
+        self.head.0.store(position + 1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Whether nothing is pushed (or being pushed) and not yet taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slot numbers pushed (or being pushed) and not yet taken.
+    pub fn len(&self) -> usize {
+        // Head first: a pop between the two reads then makes the length
+        // read larger than it was, never smaller (spans_ended counts on it);
+        // the tail is never behind a head read before it.
+        let head = self.head.0.load(Ordering::Relaxed);
+        let tail = self.tail.0.load(Ordering::Relaxed);
+        tail.saturating_sub(head) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::free_stack::FreeStack;
+    use std::sync::Arc;
+
+    #[test]
+    fn first_in_first_out_over_many_laps() {
+        let q = EndedQueue::new(5); // 32 cells
+        assert_eq!((q.pop(), q.len()), (None, 0));
+        let mut next_in = 0u32;
+        let mut next_out = 0u32;
+        for round in 0..1000u32 {
+            // At most 5 queued, as the caller guarantees; 1000 rounds go
+            // round the 32 cells many times.
+            while next_in - next_out < (round % 5) + 1 {
+                q.push(next_in);
+                next_in += 1;
+            }
+            assert_eq!(q.len() as u32, next_in - next_out);
+            for _ in 0..(round % 3) + 1 {
+                match q.pop() {
+                    Some(v) => {
+                        assert_eq!(v, next_out);
+                        next_out += 1;
+                    }
+                    None => assert_eq!(next_in, next_out),
+                }
+            }
+        }
+        while let Some(v) = q.pop() {
+            assert_eq!(v, next_out);
+            next_out += 1;
+        }
+        assert_eq!(next_out, next_in);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn producers_on_threads_lose_nothing_and_keep_their_order() {
+        // Four producers push 0..N tagged with their number; the consumer
+        // sees every value once, each producer's in order.
+        const N: u32 = 200_000;
+        const THREADS: u32 = 4;
+        // Room for every value at once: the caller's guarantee.
+        let q = Arc::new(EndedQueue::new(N * THREADS));
+        let producers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        q.push(t << 28 | i);
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u32; THREADS as usize];
+        let mut seen = 0;
+        while seen < N * THREADS {
+            if let Some(v) = q.pop() {
+                let (t, i) = ((v >> 28) as usize, v & ((1 << 28) - 1));
+                assert_eq!(i, next[t], "producer {t} out of order");
+                next[t] += 1;
+                seen += 1;
+            }
+        }
+        for p in producers {
+            p.join().expect("producer");
+        }
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_small_queue_reused_by_threads_at_its_bound() {
+        // Slots circulate as in the slab: a producer may push only a slot
+        // the consumer gave back, so at most `capacity` are ever queued,
+        // and the queue wraps thousands of times.
+        const CAPACITY: u32 = 64;
+        let q = Arc::new(EndedQueue::new(CAPACITY));
+        let free = Arc::new(FreeStack::full(CAPACITY));
+        let producers: Vec<_> = (0..3)
+            .map(|_| {
+                let (q, free) = (q.clone(), free.clone());
+                std::thread::spawn(move || {
+                    let mut pushed = 0;
+                    while pushed < 100_000 {
+                        if let Some(slot) = free.pop() {
+                            q.push(slot);
+                            pushed += 1;
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        while taken < 300_000 {
+            if let Some(slot) = q.pop() {
+                assert!(slot < CAPACITY);
+                free.push_all(&[slot]);
+                taken += 1;
+            }
+        }
+        for p in producers {
+            p.join().expect("producer");
+        }
+        assert_eq!(q.len(), 0);
+    }
+}
