@@ -40,6 +40,18 @@ fn minor_faults() -> u64 {
     usage.ru_minflt as u64
 }
 
+/// Bytes of the process resident in memory now (/proc/self/statm).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
 /// What one side's run measured.
 struct Measured {
     cpu_ns: f64,
@@ -64,17 +76,23 @@ fn measure(url: &str, chunks: u64, chunk: u64, emit: &dyn Fn(u64), flush: &dyn F
     // round to round). How far a burst reaches depends on how fast the
     // exporter drains it, which changes as the process warms. So the
     // warm-up runs whole chunks, the same rule for both sides, until one
-    // takes fewer than one page fault per 1,000 spans (at least two, at
+    // takes fewer than one page fault per 1,000 spans and grows the
+    // resident set by less than a page per 1,000 spans (at least two, at
     // most MAX_WARM_CHUNKS). Two fixed chunks left spanguard populating
     // its slab in the measured ones: 0.09 to 0.11 faults and about 130 ns
-    // of CPU a span, where the SDK, on its warm heap, took none.
+    // of CPU a span, where the SDK, on its warm heap, took none. Faults
+    // alone miss memory populated by madvise (a 2 MiB huge page of the
+    // slab is one fault or none, and its zeroing is the process's CPU):
+    // with huge pages the warm-up stopped at two chunks and the measured
+    // ones spent 9% of their CPU clearing pages.
     let mut warm_chunks = 0;
     loop {
-        let faults = minor_faults();
+        let (faults, resident) = (minor_faults(), resident_bytes());
         emit(chunk);
         flush();
         warm_chunks += 1;
-        let quiet = (minor_faults() - faults) * 1_000 < chunk;
+        let grown = resident_bytes().saturating_sub(resident);
+        let quiet = (minor_faults() - faults) * 1_000 < chunk && grown * 1_000 < chunk * 4096;
         if (warm_chunks >= 2 && quiet) || warm_chunks >= MAX_WARM_CHUNKS {
             break;
         }
