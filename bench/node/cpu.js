@@ -34,13 +34,17 @@ function received() {
 async function measure(emit, flush) {
   // Threads, connections, buffers, and memory faulted in as it is first
   // used are one-time costs, not a span's: whole chunks until one takes
-  // under one page fault per 1,000 spans (at least 2, at most 12), the
-  // rule bench/rust/src/cpu.rs explains.
+  // under one page fault and under a page of resident set per 1,000
+  // spans (at least 2, at most 12), the rule bench/rust/src/cpu.rs
+  // explains.
   for (let w = 1; ; w++) {
     const f0 = process.resourceUsage().minorPageFault;
+    const r0 = process.memoryUsage.rss();
     emit(CHUNK);
     await flush();
-    const quiet = (process.resourceUsage().minorPageFault - f0) * 1000 < CHUNK;
+    const grown = Math.max(process.memoryUsage.rss() - r0, 0);
+    const quiet =
+      (process.resourceUsage().minorPageFault - f0) * 1000 < CHUNK && grown * 1000 < CHUNK * 4096;
     if ((w >= 2 && quiet) || w >= 12) break;
   }
   const before = await received();

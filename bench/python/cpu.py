@@ -8,6 +8,7 @@ medians; one JSON line for bench/run.py.
 python cpu.py SINK_URL [--quick]"""
 
 import json
+import os
 import resource
 import statistics
 import sys
@@ -35,18 +36,26 @@ def received():
         return int(r.read().decode().strip())
 
 
+def resident_bytes():
+    """The process's resident set now (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def measure(emit, flush):
     # Threads, connections, buffers, and memory faulted in as it is first
     # used are one-time costs, not a span's: whole chunks until one takes
-    # under one page fault per 1,000 spans (at least 2, at most 12), the
-    # rule bench/rust/src/cpu.rs explains.
+    # under one page fault and under a page of resident set per 1,000
+    # spans (at least 2, at most 12), the rule bench/rust/src/cpu.rs
+    # explains.
     warm = 0
     while True:
-        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        f0, r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, resident_bytes()
         emit(CHUNK)
         flush()
         warm += 1
-        quiet = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * 1000 < CHUNK
+        grown = max(resident_bytes() - r0, 0)
+        quiet = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) * 1000 < CHUNK and grown * 1000 < CHUNK * 4096
         if (warm >= 2 and quiet) or warm >= 12:
             break
     before = received()

@@ -43,6 +43,20 @@ func minorFaults() int64 {
 	return u.Minflt
 }
 
+// residentBytes is the process's resident set now (/proc/self/statm).
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
 // received asks the sink how many spans it has counted.
 func received(url string) int64 {
 	base := url[:strings.Index(url[len("http://"):], "/")+len("http://")]
@@ -62,13 +76,15 @@ func received(url string) int64 {
 func measure(url string, chunks, chunk int, emit func(int), flush func()) (float64, int64) {
 	// Threads, connections, buffers, and memory faulted in as it is first
 	// used are one-time costs, not a span's: whole chunks until one takes
-	// under one page fault per 1,000 spans (at least 2, at most 12), the
-	// rule bench/rust/src/cpu.rs explains.
+	// under one page fault and under a page of resident set per 1,000
+	// spans (at least 2, at most 12), the rule bench/rust/src/cpu.rs
+	// explains.
 	for w := 1; ; w++ {
-		f0 := minorFaults()
+		f0, r0 := minorFaults(), residentBytes()
 		emit(chunk)
 		flush()
-		quiet := (minorFaults()-f0)*1000 < int64(chunk)
+		grown := max(residentBytes()-r0, 0)
+		quiet := (minorFaults()-f0)*1000 < int64(chunk) && grown*1000 < int64(chunk)*4096
 		if (w >= 2 && quiet) || w >= 12 {
 			break
 		}
