@@ -90,8 +90,9 @@ impl EndedQueue {
         // what the slot's header said before the push.
         cell.sequence
             .store((position as u32).wrapping_add(1), Ordering::Release);
-        super::slab::prefetch_for_write(
-            self.cell(position + 2 * CELLS_PER_LINE) as *const Cell as *const i8
+        super::prefetch::prefetch(
+            self.cell(position + 2 * CELLS_PER_LINE) as *const Cell as *const i8,
+            true,
         );
     }
 

@@ -6,4 +6,5 @@ pub mod files;
 pub mod free_stack;
 pub mod mapping;
 pub mod payload_pool;
+pub mod prefetch;
 pub mod slab;

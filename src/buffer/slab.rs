@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use super::ended_queue::EndedQueue;
 use super::free_stack::FreeStack;
 use super::payload_pool::PayloadPool;
+use super::prefetch::prefetch;
 
 use crate::span::limits::MAX_SLOTS;
 use crate::span::record::SpanRecord;
@@ -470,48 +471,6 @@ const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
 /// exporter reads it for every span (a span writes it only when it sets
 /// one of them).
 const COUNTERS_LINE: usize = std::mem::offset_of!(SpanRecord, chunk_count);
-
-/// Asks the CPU to bring the cache line at `address` here, ready for
-/// writing when `for_write`. A hint: no effect on what the program
-/// computes, and a no-op where the architecture has no stable intrinsic
-/// for it.
-///
-/// For writing, PREFETCHW, written out: `_mm_prefetch::<_MM_HINT_ET0>`
-/// compiles to a plain PREFETCHT0 unless the build enables the `prfchw`
-/// target feature, which a generic x86-64 build does not. A read prefetch
-/// of a line the exporter's core holds brings it here shared, and the
-/// write then waits for a second trip to take it over; PREFETCHW takes
-/// it over at once. With the exporter keeping up (98% of a sample's spans
-/// exported during it) begin+3 attrs+end went from 163-221 to 139-150 ns
-/// in most rounds (bench/c/hot_path.c-style loop, alternating libraries).
-/// CPUs without PREFETCHW (Intel before Broadwell) run its encoding as a
-/// NOP.
-#[inline(always)]
-fn prefetch(address: *const i8, for_write: bool) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address, and changes
-    // no register, flag or memory.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        if for_write {
-            std::arch::asm!(
-                "prefetchw [{0}]",
-                in(reg) address,
-                options(nostack, preserves_flags, readonly)
-            );
-        } else {
-            _mm_prefetch::<_MM_HINT_T0>(address)
-        }
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (address, for_write);
-}
-
-/// `prefetch(address, true)`, for the ended queue's cells.
-#[inline(always)]
-pub(super) fn prefetch_for_write(address: *const i8) {
-    prefetch(address, true)
-}
 
 impl Drop for SpanSlab {
     fn drop(&mut self) {
