@@ -22,6 +22,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::prefetch::prefetch;
+
 struct Cell {
     sequence: AtomicU32,
     slot: AtomicU32,
@@ -90,7 +92,7 @@ impl EndedQueue {
         // what the slot's header said before the push.
         cell.sequence
             .store((position as u32).wrapping_add(1), Ordering::Release);
-        super::prefetch::prefetch(
+        prefetch(
             self.cell(position + 2 * CELLS_PER_LINE) as *const Cell as *const i8,
             true,
         );

@@ -52,10 +52,10 @@ pub(crate) const HUGE_PAGE_BYTES: usize = 2 << 20;
 /// Why: a span slot is 3 KiB, so a thread that walks more slots than the
 /// TLB maps (a burst, or the slots a flush gave back) takes a TLB miss, a
 /// page walk (two-dimensional in a VM), on nearly every span. Huge pages
-/// took 10-15% off begin+end and begin+3 attrs+end with the exporter
-/// idle in `make bench-compare`. The first `small` bytes keep 4 KiB pages
-/// so that a tracer that records little stays small: a huge page is
-/// resident whole once any byte of it is written.
+/// took 4-15% off the four small-span cases with the exporter idle
+/// (`make bench-compare`, 5 pairs: 0.853 to 0.963). The first `small`
+/// bytes keep 4 KiB pages so that a tracer that records little stays
+/// small: a huge page is resident whole once any byte of it is written.
 pub fn prefer_huge_pages_past(start: NonNull<u8>, len: usize, small: usize) {
     let begin = start.as_ptr() as usize;
     let Some(from) = begin
