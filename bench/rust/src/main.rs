@@ -677,9 +677,14 @@ fn text(bytes: usize, first: u8) -> Vec<u8> {
     out
 }
 
-/// OTLP protobuf + gzip on this thread: spans per second and payload MB/s
-/// (median of runs).
-fn encode_throughput(runs: usize, prompt_bytes: usize, completion_bytes: usize) -> (f64, f64) {
+/// OTLP protobuf, then gzip when `gzip`, on this thread: spans per second
+/// and payload MB/s (median of runs).
+fn encode_throughput(
+    runs: usize,
+    prompt_bytes: usize,
+    completion_bytes: usize,
+    gzip: bool,
+) -> (f64, f64) {
     let pool = PayloadPool::with_mib(256).expect("pool");
     let count = if prompt_bytes > 0 { 64 } else { 512 };
     let records = sample_records(count, prompt_bytes, completion_bytes, &pool);
@@ -696,7 +701,9 @@ fn encode_throughput(runs: usize, prompt_bytes: usize, completion_bytes: usize) 
         let t0 = Instant::now();
         for _ in 0..batches {
             enc.encode(&resource, &views, &mut body);
-            gz.compress(&body, &mut zipped);
+            if gzip {
+                gz.compress(&body, &mut zipped);
+            }
         }
         let secs = t0.elapsed().as_secs_f64();
         rates.push((batches * views.len()) as f64 / secs);
@@ -841,12 +848,13 @@ fn main() {
     }
     if args.iter().any(|a| a == "--encode") {
         // Only the encoder's rows, for tuning it.
-        let (spans, _) = encode_throughput(9, 0, 0);
+        let gzip = !args.iter().any(|a| a == "--no-gzip");
+        let (spans, _) = encode_throughput(9, 0, 0, gzip);
         if args.iter().any(|a| a == "small") {
             println!("small spans: {spans:.0} spans/s");
             return;
         }
-        let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024);
+        let (llm_spans, llm_mb) = encode_throughput(9, 8 * 1024, 2 * 1024, gzip);
         println!(
             "small spans: {spans:.0} spans/s; 8 KiB + 2 KiB spans: {llm_spans:.0} spans/s, {llm_mb:.0} MB/s of payload"
         );
@@ -1045,12 +1053,13 @@ fn main() {
         "- flight recorder, begin+3 attrs+end (Rust API, regime (b)): {fnn:.1} ns/span on vs {pn:.1} ns/span off; ratio {:.2}",
         fnn / pn
     );
-    let (enc, _) = encode_throughput(if quick { 3 } else { 9 }, 0, 0);
+    let runs = if quick { 3 } else { 9 };
+    let (plain, _) = encode_throughput(runs, 0, 0, false);
+    let (enc, _) = encode_throughput(runs, 0, 0, true);
     println!(
-        "- OTLP protobuf + gzip encoding, one core: {:.0} spans/s (median of runs)",
-        enc
+        "- OTLP protobuf encoding, one core: {plain:.0} spans/s without gzip (the default), {enc:.0} spans/s with gzip (medians of runs)"
     );
-    let (llm_spans, llm_mb) = encode_throughput(if quick { 3 } else { 9 }, 8 * 1024, 2 * 1024);
+    let (llm_spans, llm_mb) = encode_throughput(runs, 8 * 1024, 2 * 1024, true);
     println!(
         "- OTLP protobuf + gzip encoding of spans with an 8 KiB prompt and a 2 KiB completion, one core: {llm_mb:.0} MB/s of payload, {llm_spans:.0} spans/s (median of runs)"
     );
