@@ -138,7 +138,7 @@ impl OtlpProtoEncoder {
             put_key_value(
                 out,
                 field::RESOURCE_ATTRIBUTES,
-                (Str::Plain(key), OtlpValue::from_resource(value)),
+                &(Str::Plain(key), OtlpValue::from_resource(value)),
                 usize::MAX,
             );
         }
@@ -150,8 +150,8 @@ impl OtlpProtoEncoder {
                 begin_message_reserving(out, field::RESOURCE_SPANS_SCOPE_SPANS, whole);
             let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
             let (name, version) = scope_of(resource, first);
-            put_str(out, field::SCOPE_NAME, name, usize::MAX);
-            put_str(out, field::SCOPE_VERSION, version, usize::MAX);
+            put_str(out, field::SCOPE_NAME, &name, usize::MAX);
+            put_str(out, field::SCOPE_VERSION, &version, usize::MAX);
             end_message(out, scope);
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
                 self.budget.put(out, span, put_span);
@@ -174,22 +174,22 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     put_str(
         out,
         field::SPAN_TRACE_STATE,
-        Str::Span(s.text(r.tracestate)),
+        &Str::Span(s.text(r.tracestate)),
         usize::MAX,
     );
     if !r.is_root() {
         put_bytes(out, field::SPAN_PARENT_SPAN_ID, &r.parent_span_id);
     }
     put_fixed32(out, field::SPAN_FLAGS, span_flags(s));
-    put_str(out, field::SPAN_NAME, Str::Span(s.name()), usize::MAX);
+    put_str(out, field::SPAN_NAME, &Str::Span(s.name()), usize::MAX);
     put_varint_field(out, field::SPAN_KIND, r.kind as u64);
     put_fixed64(out, field::SPAN_START_TIME, r.start_unix_ns);
     put_fixed64(out, field::SPAN_END_TIME, r.end_unix_ns);
     // Two loops, not a chain: a chained iterator's step did not inline and
     // cost an eighth of encoding a small span.
-    for_each_span_attribute(s, |kv| put_key_value(out, field::SPAN_ATTRIBUTES, kv, cap));
+    for_each_span_attribute(s, |kv| put_key_value(out, field::SPAN_ATTRIBUTES, &kv, cap));
     for kv in mark_attributes(s) {
-        put_key_value(out, field::SPAN_ATTRIBUTES, kv, cap);
+        put_key_value(out, field::SPAN_ATTRIBUTES, &kv, cap);
     }
     put_varint_field(
         out,
@@ -200,9 +200,9 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     for e in s.events() {
         let event = begin_message_reserving(out, field::SPAN_EVENTS, MEDIUM);
         put_fixed64(out, field::EVENT_TIME, e.entry.time_unix_ns);
-        put_str(out, field::EVENT_NAME, Str::Span(e.name()), usize::MAX);
+        put_str(out, field::EVENT_NAME, &Str::Span(e.name()), usize::MAX);
         for kv in from_span(e.attributes()) {
-            put_key_value(out, field::EVENT_ATTRIBUTES, kv, cap);
+            put_key_value(out, field::EVENT_ATTRIBUTES, &kv, cap);
         }
         put_varint_field(
             out,
@@ -220,11 +220,11 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         put_str(
             out,
             field::LINK_TRACE_STATE,
-            Str::Span(l.tracestate()),
+            &Str::Span(l.tracestate()),
             usize::MAX,
         );
         for kv in from_span(l.attributes()) {
-            put_key_value(out, field::LINK_ATTRIBUTES, kv, cap);
+            put_key_value(out, field::LINK_ATTRIBUTES, &kv, cap);
         }
         put_varint_field(
             out,
@@ -243,7 +243,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         put_str(
             out,
             field::STATUS_MESSAGE,
-            Str::Span(s.text(r.status_message)),
+            &Str::Span(s.text(r.status_message)),
             cap,
         );
         put_varint_field(out, field::STATUS_CODE, r.status_code as u64);
@@ -255,10 +255,10 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
 /// A `KeyValue`. Its `AnyValue` is always written, even for 0, false or "":
 /// the value is a oneof, so being present is what says which type it has.
 #[inline(always)]
-fn put_key_value(out: &mut Vec<u8>, field_number: u32, (key, value): KeyValue<'_>, cap: usize) {
+fn put_key_value(out: &mut Vec<u8>, field_number: u32, (key, value): &KeyValue<'_>, cap: usize) {
     let (kv_room, any_room) = match value {
-        OtlpValue::Str(s) => length_rooms(&key, s.cut_len(cap)),
-        OtlpValue::Bytes(b) => length_rooms(&key, b.len().min(cap)),
+        OtlpValue::Str(s) => length_rooms(key, s.cut_len(cap)),
+        OtlpValue::Bytes(b) => length_rooms(key, b.len().min(cap)),
         _ => (SMALL, SMALL),
     };
     let kv = begin_message_reserving(out, field_number, kv_room);
@@ -299,8 +299,8 @@ fn varint_len(v: u64) -> usize {
 
 /// The body of an `AnyValue`.
 #[inline(always)]
-fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
-    match value {
+fn put_any_value(out: &mut Vec<u8>, value: &OtlpValue<'_>, cap: usize) {
+    match *value {
         OtlpValue::Str(s) => {
             put_tag(out, field::ANY_STRING, WIRE_LEN);
             put_varint(out, s.cut_len(cap) as u64);
@@ -348,7 +348,7 @@ fn put_array(out: &mut Vec<u8>, a: crate::span::record::ArrayRef<'_>, cap: usize
             Element::Double(d) => OtlpValue::Double(d),
             Element::Bool(b) => OtlpValue::Bool(b),
         };
-        put_any_value(out, v, cap);
+        put_any_value(out, &v, cap);
         end_message(out, item);
     }
     end_message(out, array);
@@ -356,7 +356,7 @@ fn put_array(out: &mut Vec<u8>, a: crate::span::record::ArrayRef<'_>, cap: usize
 
 /// A string field, left out when empty, cut to `cap` bytes.
 #[inline(always)]
-fn put_str(out: &mut Vec<u8>, field_number: u32, s: Str<'_>, cap: usize) {
+fn put_str(out: &mut Vec<u8>, field_number: u32, s: &Str<'_>, cap: usize) {
     // Nearly every name, key and value: whole and in one piece, written at
     // once. Piece by piece, through the cut and the piece callbacks, cost
     // 82 instructions a string (callgrind, `spanguard-bench --encode`).
@@ -572,7 +572,7 @@ mod tests {
                 put_key_value(
                     &mut out,
                     1,
-                    (Str::Plain(key), OtlpValue::Str(Str::Plain(&value))),
+                    &(Str::Plain(key), OtlpValue::Str(Str::Plain(&value))),
                     usize::MAX,
                 );
                 // tag, then the KeyValue's length: as many bytes as reserved.
@@ -764,20 +764,25 @@ mod tests {
         let view = SpanView::new(&r, &pool);
         assert!(view.text(in_arena).in_arena().is_some());
         assert!(view.text(in_chunks).in_arena().is_none());
+        assert!(matches!(Str::of_span(view.text(in_arena)), Str::Arena(_)));
+        assert!(matches!(Str::of_span(view.text(in_chunks)), Str::Span(_)));
         for (t, bytes) in [(in_arena, short), (in_chunks, long.as_bytes())] {
             // Whole, then cut on a character boundary (one byte short of
-            // the whole cuts a character), then cut to nothing.
+            // the whole cuts a character), then cut to nothing; the same
+            // whether the text comes as a Text or as `of_span` makes it.
             for cap in [usize::MAX, bytes.len(), bytes.len() - 1, 0] {
-                let kept = Str::Span(view.text(t)).cut_len(cap);
-                assert!(kept <= cap.min(bytes.len()));
-                assert!(std::str::from_utf8(&bytes[..kept]).is_ok());
-                let mut got = Vec::new();
-                put_str(&mut got, 5, Str::Span(view.text(t)), cap);
-                let mut want = Vec::new();
-                if kept > 0 {
-                    put_bytes(&mut want, 5, &bytes[..kept]);
+                for s in [Str::Span(view.text(t)), Str::of_span(view.text(t))] {
+                    let kept = s.cut_len(cap);
+                    assert!(kept <= cap.min(bytes.len()));
+                    assert!(std::str::from_utf8(&bytes[..kept]).is_ok());
+                    let mut got = Vec::new();
+                    put_str(&mut got, 5, &s, cap);
+                    let mut want = Vec::new();
+                    if kept > 0 {
+                        put_bytes(&mut want, 5, &bytes[..kept]);
+                    }
+                    assert!(got == want, "{} bytes, cap {cap}", bytes.len());
                 }
-                assert!(got == want, "{} bytes, cap {cap}", bytes.len());
             }
         }
     }
@@ -785,14 +790,19 @@ mod tests {
     #[test]
     fn oneof_values_are_written_even_when_zero() {
         let mut out = Vec::new();
-        put_key_value(&mut out, 9, (Str::Plain(""), OtlpValue::Int(0)), usize::MAX);
+        put_key_value(
+            &mut out,
+            9,
+            &(Str::Plain(""), OtlpValue::Int(0)),
+            usize::MAX,
+        );
         // KeyValue{value: AnyValue{int_value: 0}}; the empty key is omitted.
         assert_eq!(out, [0x4a, 0x04, 0x12, 0x02, 0x18, 0x00]);
         out.clear();
         put_key_value(
             &mut out,
             9,
-            (Str::Plain("k"), OtlpValue::Double(0.5)),
+            &(Str::Plain("k"), OtlpValue::Double(0.5)),
             usize::MAX,
         );
         assert_eq!(
