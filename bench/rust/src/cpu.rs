@@ -53,6 +53,7 @@ fn resident_bytes() -> u64 {
 }
 
 /// What one side's run measured.
+#[derive(Default)]
 struct Measured {
     cpu_ns: f64,
     received: u64,
@@ -178,8 +179,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Prints the Rust row's JSON line.
-pub fn rows(url: &str, quick: bool) {
+/// Prints the Rust row's JSON line. `spanguard_only` leaves the peer out
+/// (its figures then read 0): for comparing two builds of spanguard, in
+/// alternating runs against one `--sink`.
+pub fn rows(url: &str, quick: bool, spanguard_only: bool) {
     let (rounds, chunks, chunk) = if quick {
         (3, 2, 20_000)
     } else {
@@ -188,7 +191,11 @@ pub fn rows(url: &str, quick: bool) {
     let (mut sg, mut ot) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         sg.push(spanguard_run(url, chunks, chunk));
-        ot.push(otel_run(url, chunks, chunk));
+        ot.push(if spanguard_only {
+            Measured::default()
+        } else {
+            otel_run(url, chunks, chunk)
+        });
     }
     let spans = rounds * chunks * chunk;
     let cpu = |v: &[Measured]| median(v.iter().map(|m| m.cpu_ns).collect());

@@ -1,8 +1,8 @@
 //! spanguard vs the OpenTelemetry Rust SDK, in one process, same machine,
 //! same run; plus spanguard's own throughput figures. Prints Markdown.
 //!
-//! spanguard-bench [--quick] [--soak SECONDS] [--large-burst] [--llm] [--encode [small]] [--hot]
-//!                 [--sink] [--cpu URL]
+//! spanguard-bench [--quick] [--soak SECONDS] [--large-burst] [--llm] [--encode [small] [--no-gzip]] [--hot]
+//!                 [--sink] [--cpu URL [--spanguard-only]]
 
 mod cpu;
 mod sink;
@@ -840,7 +840,8 @@ fn main() {
         return sink::serve_until_stdin_closes();
     }
     if let Some(i) = args.iter().position(|a| a == "--cpu") {
-        return cpu::rows(args.get(i + 1).expect("--cpu URL"), quick);
+        let spanguard_only = args.iter().any(|a| a == "--spanguard-only");
+        return cpu::rows(args.get(i + 1).expect("--cpu URL"), quick, spanguard_only);
     }
     if let Some(i) = args.iter().position(|a| a == "--soak") {
         let secs: u64 = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(600);
