@@ -132,7 +132,15 @@ impl RequestEncoder {
 /// guess at how many spans fit: an encoding decides.
 fn estimated_len(s: &SpanView, format: BodyFormat) -> usize {
     let r = s.record;
-    let stored = r.arena_used as usize + r.overflow_used as usize;
+    // A span without chunks has nothing past its arena, and its
+    // `overflow_used` sits on a line that nothing else the exporter does
+    // for such a span reads: one transfer from the recording core a span.
+    let overflow = if r.chunk_count > 0 {
+        r.overflow_used as usize
+    } else {
+        0
+    };
+    let stored = r.arena_used as usize + overflow;
     let entries = r.attribute_count as usize + r.event_count as usize + r.link_count as usize;
     let fields = 96 + 12 * entries;
     match format {
