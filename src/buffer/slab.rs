@@ -378,7 +378,11 @@ impl SpanSlab {
     /// The exporter's side: the next ended slot, now EXPORTING.
     pub fn take_ended(&self) -> Option<u32> {
         let index = self.ended.pop()?;
-        self.taken.0.fetch_add(1, Ordering::Relaxed);
+        // A load and a store, not a fetch-add: only the thread that pops
+        // writes this count, and the lock of a read-modify-write cost the
+        // take as much as its own work.
+        let taken = &self.taken.0;
+        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         let header = &self.slot(index).header;
         let current = header.load(Ordering::Acquire);
         header.store(
