@@ -80,6 +80,40 @@ impl FreeStack {
         }
     }
 
+    /// Pops up to `out.len()` slots with one compare-exchange, the top one
+    /// first in `out`; how many it took (0 when empty). The tag moves by
+    /// that many, so `pops` still counts every slot taken.
+    pub fn pop_many(&self, out: &mut [u32]) -> usize {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let mut index = head as u32;
+            let mut n = 0;
+            // Stale `next` reads are harmless: a pop or push in between
+            // changes the head (its tag or its index), and the
+            // compare-exchange fails.
+            while n < out.len() && index != EMPTY {
+                out[n] = index;
+                n += 1;
+                index = match self.next.get(index as usize) {
+                    Some(next) => next.load(Ordering::Relaxed),
+                    None => EMPTY,
+                };
+            }
+            if n == 0 {
+                return 0;
+            }
+            let new = ((head >> 32) + n as u64) << 32 | index as u64;
+            // Acquire pairs with the Release of the pushes that put them here.
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return n,
+                Err(current) => head = current,
+            }
+        }
+    }
+
     /// Pushes several slots with one compare-exchange, `indexes[0]` on top.
     /// The exporter gives a whole batch back this way: pushing one slot at a
     /// time took the head's cache line away from the application's `pop`

@@ -8,3 +8,4 @@ pub mod mapping;
 pub mod payload_pool;
 pub mod prefetch;
 pub mod slab;
+pub mod slot_cache;

@@ -32,12 +32,13 @@
 
 use std::io;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::ended_queue::EndedQueue;
-use super::free_stack::FreeStack;
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
+use super::slot_cache::{self, FreeSlots};
 
 use crate::span::limits::MAX_SLOTS;
 use crate::span::record::SpanRecord;
@@ -87,7 +88,7 @@ pub struct SpanSlab {
     map_len: usize,
     /// Byte offset of the first record inside the mapping.
     records_offset: usize,
-    free: FreeStack,
+    free: Arc<FreeSlots>,
     ended: EndedQueue,
     /// Slots below this have had their pages populated (or are being
     /// populated by the thread that raised it). Read by every begin,
@@ -151,7 +152,7 @@ impl SpanSlab {
         // Given as slots are first taken (`take_free`), not written here:
         // that would fault in the whole slab at start.
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
-        let free = FreeStack::full(capacity);
+        let free = FreeSlots::full(capacity);
         Ok(SpanSlab {
             base,
             capacity,
@@ -222,26 +223,27 @@ impl SpanSlab {
     /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
     #[inline(always)]
     pub fn take_free(&self) -> Option<(u32, u32)> {
-        let index = self.free.pop()?;
+        // From this thread's cache of free slots (`slot_cache`), which
+        // also says which slots it will take next.
+        let (index, [next, after]) = slot_cache::take(&self.free)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
         // reads as zero whether populated or not.
         if index >= self.populated.load(Ordering::Relaxed) {
             self.populate_through(index);
         }
-        // The exporter freed the next slot on the stack, so its lines sit in
-        // the exporter's cache: start moving them here now, so that the next
+        // The exporter freed the next slot, so its lines sit in the
+        // exporter's cache: start moving them here now, so that the next
         // span does not wait for them. Every line a span writes and this
         // misses costs a whole transfer between cores, and the compare-
         // exchange of the next attribute call waits for it. Taking the first
         // 128 bytes of the attribute table (6 attributes) and of the arena,
         // not 64, took a span with 3 attributes from 268 to 130 ns.
-        if let Some(next) = self.free.peek().filter(|&n| n < self.capacity) {
+        if let Some(next) = next.filter(|&n| n < self.capacity) {
             self.prefetch_slot(next);
-            // And the one after it, whose stack entry the last begin
-            // prefetched: in a burst that outruns the exporter, slots come
-            // from deep in the stack, their lines from memory, and one span
-            // ahead is not enough to hide that.
-            if let Some(after) = self.free.below(next).filter(|&n| n < self.capacity) {
+            // And the one after it: in a burst that outruns the exporter,
+            // slots come from deep in the stack, their lines from memory,
+            // and one span ahead is not enough to hide that.
+            if let Some(after) = after.filter(|&n| n < self.capacity) {
                 self.prefetch_slot(after);
             }
         }
@@ -296,7 +298,9 @@ impl SpanSlab {
     }
 
     /// Prefetches, for writing, the lines a span in slot `index` writes
-    /// first and the slot's entry in the free stack.
+    /// first and the slot's entry in the free stack (read when the slot is
+    /// popped: per span by a thread without a cache, at a refill by one
+    /// with).
     #[inline(always)]
     fn prefetch_slot(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
@@ -304,7 +308,7 @@ impl SpanSlab {
             // SAFETY: in bounds of the same record; only an address.
             prefetch(unsafe { record.add(offset) }, true);
         }
-        if let Some(entry) = self.free.next_entry(index) {
+        if let Some(entry) = self.free.stack.next_entry(index) {
             prefetch(entry.cast(), true);
         }
     }
@@ -411,17 +415,18 @@ impl SpanSlab {
             header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
         }
         pool.give_back(chunks);
-        self.free.push_all(indexes);
+        self.free.stack.push_all(indexes);
     }
 
     pub fn ended_len(&self) -> usize {
         self.ended.len()
     }
 
-    /// Spans begun: slots ever taken from the free stack. Counted by the
-    /// stack's compare-exchange itself, so recording keeps no counter.
+    /// Spans begun: slots ever taken for a span. Counted from the stack's
+    /// compare-exchanges and the threads' caches (`FreeSlots::taken`), so
+    /// recording keeps no counter.
     pub fn spans_begun(&self) -> u64 {
-        self.free.pops()
+        self.free.taken()
     }
 
     /// Spans ended: the exporter's take plus the queue. Read before
@@ -652,12 +657,13 @@ mod tests {
         let first = resident_pages(&slab, 0..POPULATE_SLOTS);
         assert!(first > 0);
         assert_eq!(resident_pages(&slab, 0..capacity), first);
-        // A span that ends and comes back reuses slot 0: nothing more.
+        // A span that ends and comes back, and the next span (from this
+        // thread's cache of slots, taken with slot 0): nothing more.
         slab.publish_ended(i, g);
         let taken = slab.take_ended().expect("ended");
         let pool = PayloadPool::with_mib(0).expect("pool");
         slab.release_all(&[taken], &pool, &mut Vec::new());
-        assert_eq!(slab.take_free().map(|(i, _)| i), Some(0));
+        assert!(slab.take_free().is_some_and(|(i, _)| i < POPULATE_SLOTS));
         assert_eq!(resident_pages(&slab, 0..capacity), first);
         // Spans that outgrow the range populate the next one as they cross
         // into it, and no further.
