@@ -579,7 +579,10 @@ typedef struct spanguard_config {
    */
   uint32_t export_timeout_ms;
   /*
-   Spans that may be open at once; default 2048.
+   Spans that may be open at once; default 2048. With `max_queue_size`,
+   the slots a tracer has; each recording thread keeps a few free ones
+   at hand (at most an eighth of them in all, README), which another
+   thread's burst cannot take.
    */
   uint32_t max_open_spans;
   /*

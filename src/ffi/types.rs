@@ -153,7 +153,10 @@ pub struct spanguard_config {
     pub max_export_batch_size: u32,
     /// Time for one batch including retries; default 30000.
     pub export_timeout_ms: u32,
-    /// Spans that may be open at once; default 2048.
+    /// Spans that may be open at once; default 2048. With `max_queue_size`,
+    /// the slots a tracer has; each recording thread keeps a few free ones
+    /// at hand (at most an eighth of them in all, README), which another
+    /// thread's burst cannot take.
     pub max_open_spans: u32,
     /// With `SPANGUARD_FULL_POLICY_WAIT`, the longest `begin` waits for a
     /// slot; default 200.
