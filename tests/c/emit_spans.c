@@ -78,9 +78,14 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     spanguard_counters st = {0};
     st.struct_size = sizeof st;
     (void)spanguard_stats(t, &st);
-    FILE *f = fopen(path, "w");
+    /* Written aside and renamed into place: the test polls for the file
+     * and reads it as soon as it exists, and once read it empty, between
+     * this open and the first write (a flaky "Expecting value"). */
+    char aside[4200];
+    snprintf(aside, sizeof aside, "%s.tmp", path);
+    FILE *f = fopen(aside, "w");
     if (!f) {
-        perror(path);
+        perror(aside);
         exit(2);
     }
 #define FIELD(name) fprintf(f, "%s\"" #name "\": %llu", first ? "" : ", ", (unsigned long long)st.name), first = 0
@@ -95,7 +100,10 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
                "\"shutdown_ms\": %llu}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms);
 #undef FIELD
-    fclose(f);
+    if (fclose(f) != 0 || rename(aside, path) != 0) {
+        perror(path);
+        exit(2);
+    }
 }
 
 int main(int argc, char **argv) {
