@@ -1,27 +1,34 @@
-/* What the C benchmarks share: the tracer they record into and the three
+/* What the C benchmarks share: the tracer they record into, the three
  * attributes every benchmark span gets (the same keys and values as the
- * Rust, Go, Node and Python benchmarks). */
+ * Rust, Go, Node and Python benchmarks), a clock and a median. Include it
+ * first: it asks for POSIX's clock_gettime before any system header. */
 #ifndef SPANGUARD_BENCH_COMMON_H
 #define SPANGUARD_BENCH_COMMON_H
+
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 199309L
+#endif
 
 #include <spanguard.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* A tracer that discards what it encodes (65,536 slots). With `idle`, its
- * exporter sleeps through a sample (regime (a): a batch as large as the
- * queue and a minute's schedule delay); otherwise it is woken every
- * 512-span batch and encodes while the thread records (regime (b)), its
- * CPU cap lifted: with the default 50% it rested through part or all of a
- * sample after the flush before it (bench/rust/src/main.rs, `Regime`). */
-static inline spanguard_tracer *bench_tracer(int idle) {
+/* A tracer that discards what it encodes, with room for `queue` ended
+ * spans. With `idle`, its exporter sleeps through a sample (regime (a): a
+ * batch as large as the queue and a minute's schedule delay); otherwise
+ * it is woken every 512-span batch and encodes while the thread records
+ * (regime (b)), its CPU cap lifted: with the default 50% it rested
+ * through part or all of a sample after the flush before it
+ * (bench/rust/src/main.rs, `Regime`). */
+static inline spanguard_tracer *bench_tracer_sized(int idle, uint32_t queue) {
     spanguard_config cfg;
     spanguard_config_init(&cfg, sizeof cfg);
     cfg.endpoint = "discard:";
     cfg.install_signal_handlers = 0;
-    cfg.max_queue_size = 1 << 16;
+    cfg.max_queue_size = queue;
     cfg.max_open_spans = 1 << 12;
     if (idle) {
         cfg.max_export_batch_size = cfg.max_queue_size;
@@ -35,6 +42,26 @@ static inline spanguard_tracer *bench_tracer(int idle) {
         exit(1);
     }
     return t;
+}
+
+/* bench_tracer_sized with room for 65,536 ended spans. */
+static inline spanguard_tracer *bench_tracer(int idle) { return bench_tracer_sized(idle, 1 << 16); }
+
+static inline double bench_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static inline int bench_by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n] (sorts v). */
+static inline double bench_median(double *v, int n) {
+    qsort(v, n, sizeof v[0], bench_by_value);
+    return v[n / 2];
 }
 
 static inline void bench_attributes(spanguard_attribute a[3], long i) {

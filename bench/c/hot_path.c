@@ -12,35 +12,15 @@
  * exporter exported while the sample ran.
  *
  * hot_path [--quick] */
-#define _POSIX_C_SOURCE 199309L
-#include <spanguard.h>
-
 #include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { CASE_BEGIN_END, CASE_ATTRS3, CASE_ATTRS3_ONE_CALL, CASE_ATTRS3_AT_START, CASES };
 static const char *const LABELS[CASES] = {
     "begin+end", "begin+3 attrs+end", "begin+3 attrs in one call+end", "begin with 3 attrs+end"};
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, n, sizeof v[0], by_value);
-    return v[n / 2];
-}
 
 /* Not inlined, so that each case's loop is the code a caller would have. */
 __attribute__((noinline)) static void spans(spanguard_tracer *t, int which, long n) {
@@ -93,7 +73,7 @@ int main(int argc, char **argv) {
      * read clock_gettime), as in any process that has run that long; the
      * Rust benchmark is past it by its first row. */
     spanguard_tracer *warm = new_tracer(BUSY);
-    for (double t0 = now_ns(); now_ns() - t0 < 5e8;) {
+    for (double t0 = bench_now_ns(); bench_now_ns() - t0 < 5e8;) {
         spans(warm, CASE_ATTRS3, 10000);
         spanguard_flush(warm, 30000);
     }
@@ -115,21 +95,21 @@ int main(int argc, char **argv) {
                 double per_span[5], share[5];
                 for (int k = 0; k < samples; k++) {
                     uint64_t e0 = exported(t);
-                    double t0 = now_ns();
+                    double t0 = bench_now_ns();
                     spans(t, which, n);
-                    per_span[k] = (now_ns() - t0) / n;
+                    per_span[k] = (bench_now_ns() - t0) / n;
                     share[k] = (double)(exported(t) - e0) / n;
                     spanguard_flush(t, 30000);
                 }
-                round_medians[regime][r] = median(per_span, samples);
-                round_shares[regime][r] = median(share, samples);
+                round_medians[regime][r] = bench_median(per_span, samples);
+                round_shares[regime][r] = bench_median(share, samples);
                 spanguard_tracer_free(t);
             }
         }
         for (int regime = 0; regime < REGIMES; regime++)
             printf("{\"case\": \"%s\", \"regime\": \"%s\", \"spanguard_ns\": %.1f, \"exported_share\": %.3f}\n",
-                   LABELS[which], REGIME_LABELS[regime], median(round_medians[regime], rounds),
-                   median(round_shares[regime], rounds));
+                   LABELS[which], REGIME_LABELS[regime], bench_median(round_medians[regime], rounds),
+                   bench_median(round_shares[regime], rounds));
     }
     return 0;
 }

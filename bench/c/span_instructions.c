@@ -9,8 +9,6 @@
  * divided by the spans, is the recording path's instructions a span.
  *
  * span_instructions calls|array|begin|plain */
-#include <spanguard.h>
-
 #include "common.h"
 
 #include <stdio.h>

@@ -6,31 +6,13 @@
  * 10 samples after 2 of warm-up (the slots a sample needs are faulted in
  * during those). Rounds alternate the four configurations. Not part of
  * make test: `make bench-threads`. */
-#define _POSIX_C_SOURCE 199309L
 #include "common.h"
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <time.h>
 
 enum { SAMPLES = 10, WARM = 2, ROUNDS = 3 };
 static const long N = 50000;
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, n, sizeof v[0], by_value);
-    return v[n / 2];
-}
 
 static void *spans(void *arg) {
     spanguard_tracer *t = arg;
@@ -47,36 +29,20 @@ static void *spans(void *arg) {
 
 /* The median ns a span of one tracer's samples on `threads` threads. */
 static double run(int threads, int idle) {
-    spanguard_config cfg;
-    spanguard_config_init(&cfg, sizeof cfg);
-    cfg.endpoint = "discard:";
-    cfg.install_signal_handlers = 0;
     /* Room for both threads' sample (100,000 spans) with the exporter
      * asleep, so that no begin waits for a slot. */
-    cfg.max_queue_size = 1 << 17;
-    cfg.max_open_spans = 1 << 12;
-    if (idle) {
-        cfg.max_export_batch_size = cfg.max_queue_size;
-        cfg.schedule_delay_ms = 60000;
-    } else {
-        cfg.exporter_max_cpu_percent = 100;
-    }
-    spanguard_tracer *t;
-    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
-        fprintf(stderr, "spanguard_tracer_new failed\n");
-        exit(1);
-    }
+    spanguard_tracer *t = bench_tracer_sized(idle, 1 << 17);
     double per_span[SAMPLES];
     for (int k = 0; k < WARM + SAMPLES; k++) {
         pthread_t th[2];
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, spans, t);
         for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
-        if (k >= WARM) per_span[k - WARM] = (now_ns() - t0) / (N * threads);
+        if (k >= WARM) per_span[k - WARM] = (bench_now_ns() - t0) / (N * threads);
         spanguard_flush(t, 30000);
     }
     spanguard_tracer_free(t);
-    return median(per_span, SAMPLES);
+    return bench_median(per_span, SAMPLES);
 }
 
 int main(void) {
@@ -89,7 +55,7 @@ int main(void) {
     printf("| regime | 1 thread ns/span | 2 threads ns/span (wall time over both threads' spans) | ratio |\n");
     printf("|---|---|---|---|\n");
     for (int idle = 0; idle < 2; idle++) {
-        double one = median(figures[idle][0], ROUNDS), two = median(figures[idle][1], ROUNDS);
+        double one = bench_median(figures[idle][0], ROUNDS), two = bench_median(figures[idle][1], ROUNDS);
         printf("| %s | %.1f | %.1f | %.2f |\n", REGIME[idle], one, two, two / one);
     }
     printf("(begin+3 attrs+end, 50,000 spans a thread a sample; medians of %d rounds of %d-sample medians)\n",
