@@ -80,26 +80,28 @@ impl EndedQueue {
             .next_power_of_two()
             .max(4 * CELLS_PER_LINE as usize);
         let cells = (0..len as u64 / CELLS_PER_LINE)
-            .map(|line| {
-                CellLine(std::array::from_fn(|k| {
-                    let i = line * CELLS_PER_LINE + k as u64;
-                    Cell {
-                        // The position whose cell this is, in the first
-                        // lap (the inverse of `cell`).
-                        sequence: AtomicU32::new(
-                            (i & !LANES_MASK | (i & 7) << 1 | (i >> 3) & 1) as u32,
-                        ),
-                        slot: AtomicU32::new(0),
-                    }
+            .map(|_| {
+                CellLine(std::array::from_fn(|_| Cell {
+                    sequence: AtomicU32::new(0),
+                    slot: AtomicU32::new(0),
                 }))
             })
             .collect();
-        EndedQueue {
+        let queue = EndedQueue {
             cells,
             mask: len as u64 - 1,
             tail: Line(AtomicU64::new(0)),
             head: Line(AtomicU64::new(0)),
+        };
+        // Each cell free for its position in the first lap, found through
+        // `cell` itself rather than its inverse written out.
+        for position in 0..len as u64 {
+            queue
+                .cell(position)
+                .sequence
+                .store(position as u32, Ordering::Relaxed);
         }
+        queue
     }
 
     /// Where the cell of `position` is: in each pair of lines (16

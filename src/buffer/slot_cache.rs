@@ -250,11 +250,8 @@ fn take_switching(slots: &Arc<FreeSlots>, t: &ThreadCaches) -> Option<(u32, [Opt
         *back.stack.borrow_mut() = Arc::downgrade(slots);
     }
     // Swap the two: the cache just used is looked at first.
-    let (id, cache) = (front.id.get(), front.cache.get());
-    front.id.set(back.id.get());
-    front.cache.set(back.cache.get());
-    back.id.set(id);
-    back.cache.set(cache);
+    front.id.swap(&back.id);
+    front.cache.swap(&back.cache);
     front.stack.swap(&back.stack);
     take_from(slots, front.cache.get())
 }
