@@ -75,8 +75,9 @@ class SpanguardError extends Error {
 // The codes that mean success (OK and the notices TRUNCATED, UTF8_REPLACED,
 // PARENT_STALE, NON_RECORDING, SPOOLED): spanguard_result_is_ok in
 // JavaScript, so that a check is not a second native call (a test compares
-// the two).
-const isOk = (code) => code === 0 || (code >= 15 && code <= 19);
+// the two). The addon's span calls return undefined for OK (making no
+// number saves a call into N-API on every crossing).
+const isOk = (code) => code === undefined || code === 0 || (code >= 15 && code <= 19);
 
 /** How a flush or shutdown ended: 'delivered', 'spooled' (done, but some spans
  * only reached the spool directory while the backend was down: safe on disk,
@@ -88,7 +89,7 @@ function flushStatus(code, op) {
 }
 
 function check(code, op) {
-  if (code !== 0 && !isOk(code)) throw new SpanguardError(code, op);
+  if (!isOk(code)) throw new SpanguardError(code, op);
   return code;
 }
 
@@ -118,13 +119,65 @@ function split(attrs) {
 // span holds as many as its limit allows, set in as many calls as needed.
 const MAX_ATTRIBUTES_PER_CALL = 128;
 
-/** Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a call. */
-function setAll(hi, lo, keys, values, from) {
+/**
+ * Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a
+ * call. `atStart`: the attributes of startSpan, where those over the span's
+ * limit are dropped and counted (as the one-call begin does) rather than
+ * thrown about, since a throw would lose the span just begun.
+ */
+function setAll(hi, lo, keys, values, from, atStart = false) {
   for (let i = from; i < keys.length; i += MAX_ATTRIBUTES_PER_CALL) {
     const end = i + MAX_ATTRIBUTES_PER_CALL;
     const whole = i === 0 && end >= keys.length;
-    check(native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end)),
-      'setAttributes');
+    const code = native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end));
+    if (!(atStart && code === RESULT.LIMIT_REACHED)) check(code, 'setAttributes');
+  }
+}
+
+// The most attributes beginKV takes as arguments (KV_PAIRS in the addon).
+const KV_PAIRS = 8;
+// beginKV's answer when the attributes are too many for it.
+const TOO_MANY_FOR_KV = -1;
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
+/**
+ * Begins a span with the attributes of object `attrs` in one native call,
+ * passed as arguments (key, value, key, value...) rather than two arrays,
+ * whose elements the addon would read one N-API call at a time. Returns
+ * the call's code, or TOO_MANY_FOR_KV (nothing begun) when `attrs` has
+ * more than KV_PAIRS keys.
+ */
+function beginKV(N, ptr, name, hi, lo, kind, attrs) {
+  // for...in, not Object.keys (an array a span); own keys only, as
+  // Object.keys has them.
+  let k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6, k7, v7;
+  let n = 0;
+  for (const k in attrs) {
+    if (!hasOwn(attrs, k)) continue;
+    const v = attrs[k];
+    switch (n++) {
+      case 0: k0 = k; v0 = v; break;
+      case 1: k1 = k; v1 = v; break;
+      case 2: k2 = k; v2 = v; break;
+      case 3: k3 = k; v3 = v; break;
+      case 4: k4 = k; v4 = v; break;
+      case 5: k5 = k; v5 = v; break;
+      case 6: k6 = k; v6 = v; break;
+      case 7: k7 = k; v7 = v; break;
+      default: return TOO_MANY_FOR_KV;
+    }
+  }
+  // A call of exactly as many arguments as pairs: the addon counts them.
+  switch (n) {
+    case 0: return N.begin(ptr, name, hi, lo, kind);
+    case 1: return N.beginKV(ptr, name, hi, lo, kind, k0, v0);
+    case 2: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1);
+    case 3: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2);
+    case 4: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2, k3, v3);
+    case 5: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4);
+    case 6: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5);
+    case 7: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6);
+    default: return N.beginKV(ptr, name, hi, lo, kind, k0, v0, k1, v1, k2, v2, k3, v3, k4, v4, k5, v5, k6, v6, k7, v7);
   }
 }
 
@@ -153,7 +206,7 @@ class Span {
         if (Array.isArray(value) || value instanceof Uint8Array) code = N.setAttributes(this.hi, this.lo, [key], [value]);
         else code = N.setString(this.hi, this.lo, key, String(value));
     }
-    if (code !== 0) check(code, `setAttribute(${key})`);
+    if (code !== undefined) check(code, `setAttribute(${key})`);
     return this;
   }
 
@@ -220,7 +273,7 @@ class Span {
       const [s, ns] = hrTime(endTime);
       code = native.endAt(this.hi, this.lo, s, ns);
     }
-    if (code !== 0 && code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
+    if (code !== undefined && code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
   }
 }
 
@@ -292,24 +345,30 @@ class Tracer {
         code = N.beginRemote(ptr, name, traceparent, kind);
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name);
-          return span.setAttributes(attributes);
+          const [keys, values] = split(attributes);
+          if (keys) setAll(span.hi, span.lo, keys, values, 0, true);
+          return span;
         }
       } else {
         const p = parent || storage.getStore();
-        const [hi, lo] = p && p.tracer === this ? [p.hi, p.lo] : [0, 0];
-        const [keys, values] = split(attributes);
-        if (keys && keys.length > MAX_ATTRIBUTES_PER_CALL) {
-          code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
-            values.slice(0, MAX_ATTRIBUTES_PER_CALL));
-          if (code !== 0) check(code, `startSpan(${name})`);
-          const span = new Span(this, OUT[0], OUT[1], name);
-          setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
-          return span;
+        let hi = 0, lo = 0;
+        if (p && p.tracer === this) { hi = p.hi; lo = p.lo; }
+        if (!attributes) code = N.begin(ptr, name, hi, lo, kind);
+        else {
+          code = beginKV(N, ptr, name, hi, lo, kind, attributes);
+          if (code === TOO_MANY_FOR_KV) {
+            const [keys, values] = split(attributes);
+            code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
+              values.slice(0, MAX_ATTRIBUTES_PER_CALL));
+            if (!isOk(code)) check(code, `startSpan(${name})`);
+            const span = new Span(this, OUT[0], OUT[1], name);
+            setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL, true);
+            return span;
+          }
         }
-        code = keys ? N.beginWithAttributes(ptr, name, hi, lo, kind, keys, values) : N.begin(ptr, name, hi, lo, kind);
       }
     }
-    if (code !== 0) check(code, `startSpan(${name})`);
+    if (code !== undefined) check(code, `startSpan(${name})`);
     return new Span(this, OUT[0], OUT[1], name);
   }
 
@@ -327,9 +386,9 @@ class Tracer {
       o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
-    if (code !== 0) check(code, `startForeignSpan(${name})`);
+    if (code !== undefined) check(code, `startForeignSpan(${name})`);
     const span = new Span(this, OUT[0], OUT[1], name);
-    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
+    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL, true);
     return span;
   }
 

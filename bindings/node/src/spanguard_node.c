@@ -5,11 +5,12 @@
  * nanoseconds, N-API tens (bench/node, `make bench`).
  *
  * Conventions. A span handle (uint64) crosses as two uint32 numbers (hi,
- * lo), since a JS number holds 53 bits. Hot calls return the spanguard
- * result code as a number; `begin*` write the new handle into the
- * Uint32Array given to `init`, so they allocate no JS object. Times cross
- * as (seconds, nanoseconds), OpenTelemetry's HrTime. Attribute lists cross
- * as two arrays, keys and values; a value's type follows from typeof
+ * lo), since a JS number holds 53 bits. Span calls return undefined for
+ * OK and any other spanguard result code as a number; `begin*` write the
+ * new handle into the Uint32Array given to `init`, so they allocate no JS
+ * object. Times cross as (seconds, nanoseconds), OpenTelemetry's HrTime.
+ * Attribute lists cross as two arrays, keys and values (or, for beginKV,
+ * as arguments); a value's type follows from typeof
  * (integral numbers and BigInts are ints); an Array is an array attribute
  * (numbers: int64 when every element is a safe integer, else doubles), a
  * Uint8Array or Buffer a bytes attribute.
@@ -59,6 +60,13 @@ static napi_value code_value(napi_env env, spanguard_result rc) {
     napi_value out = NULL;
     napi_create_uint32(env, (uint32_t)rc, &out);
     return out;
+}
+
+/* What a span call returns: undefined for OK (a callback returning NULL
+ * makes no value: one N-API call fewer a crossing, and a span makes three
+ * to five), else the code as a number. */
+static napi_value result_value(napi_env env, spanguard_result rc) {
+    return rc == SPANGUARD_RESULT_OK ? NULL : code_value(env, rc);
 }
 
 /* ---- the memory of one call ------------------------------------------- */
@@ -152,15 +160,27 @@ static void *arena_alloc(napi_env env, text_arena *a, size_t n, size_t align) {
 /* The UTF-8 bytes of string `v` (a non-string is converted with String()),
  * kept until text_free. NULL with a JS exception pending on failure. */
 static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
-    napi_valuetype t;
-    if (napi_typeof(env, v, &t) != napi_ok) return NULL;
-    if (t != napi_string && napi_coerce_to_string(env, v, &v) != napi_ok) return NULL;
     size_t room;
     char *dst = arena_free_space(a, &room);
+    /* A string read first, a non-string converted only when that read
+     * says so: no napi_typeof on the hot path (keys and values are
+     * strings there). */
+    napi_status st = napi_string_expected;
+    if (room > 1) st = napi_get_value_string_utf8(env, v, dst, room, len);
+    else {
+        napi_valuetype t;
+        if (napi_typeof(env, v, &t) != napi_ok) return NULL;
+        if (t == napi_string) st = napi_ok;
+    }
+    if (st == napi_string_expected) {
+        if (napi_coerce_to_string(env, v, &v) != napi_ok) return NULL;
+        if (room > 1 && napi_get_value_string_utf8(env, v, dst, room, len) != napi_ok) return NULL;
+    } else if (st != napi_ok) {
+        return NULL;
+    }
     if (room > 1) {
         /* Written whole when it fits; napi always NUL-terminates, so a copy
          * of room - 1 bytes may have been cut: then ask the real length. */
-        if (napi_get_value_string_utf8(env, v, dst, room, len) != napi_ok) return NULL;
         if (*len < room - 1) {
             arena_commit(a, *len + 1);
             return dst;
@@ -175,7 +195,9 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
 
 /* ---- arguments -------------------------------------------------------- */
 
-#define MAX_ARGS 16
+/* beginKV's 5 arguments and KV_PAIRS key/value pairs. */
+#define KV_PAIRS 8
+#define MAX_ARGS (5 + 2 * KV_PAIRS)
 typedef struct {
     size_t argc;
     napi_value argv[MAX_ARGS];
@@ -376,6 +398,17 @@ static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attri
     return at->string_value != NULL;
 }
 
+/* Key `k` and value `v` as the next attribute of `l` (room checked by the
+ * caller); false with an exception pending. */
+static bool attr_push(napi_env env, attr_list *l, napi_value k, napi_value v) {
+    spanguard_attribute *at = &l->items[l->n];
+    memset(at, 0, sizeof *at);
+    at->key = text_of(env, &l->text, k, &at->key_len);
+    if (!at->key || !attr_value(env, l, v, at)) return false;
+    l->n++;
+    return true;
+}
+
 /* Reads arrays `keys` and `values` (same length) into `l`, made by
  * attrs_init; attrs_free releases it whatever happened. */
 static bool attrs_read(napi_env env, napi_value keys, napi_value values, attr_list *l) {
@@ -397,14 +430,10 @@ static bool attrs_read(napi_env env, napi_value keys, napi_value values, attr_li
         }
     }
     for (uint32_t i = 0; i < n; i++) {
-        spanguard_attribute *at = &l->items[i];
-        memset(at, 0, sizeof *at);
         napi_value k, v;
         if (napi_get_element(env, keys, i, &k) != napi_ok) return false;
         if (napi_get_element(env, values, i, &v) != napi_ok) return false;
-        at->key = text_of(env, &l->text, k, &at->key_len);
-        if (!at->key || !attr_value(env, l, v, at)) return false;
-        l->n++;
+        if (!attr_push(env, l, k, v)) return false;
     }
     return true;
 }
@@ -431,7 +460,7 @@ static napi_value js_begin(napi_env env, napi_callback_info info) {
     spanguard_result rc = spanguard_span_begin(t, name, nl, parent, kind, &s);
     text_free(&text);
     write_handle(&a, s);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* beginWithAttributes(tracer, name, parentHi, parentLo, kind, keys, values) */
@@ -458,7 +487,39 @@ static napi_value js_begin_with_attributes(napi_env env, napi_callback_info info
     text_free(&text);
     attrs_free(&l);
     write_handle(&a, s);
-    return code_value(env, rc);
+    return result_value(env, rc);
+}
+
+/* beginKV(tracer, name, parentHi, parentLo, kind, key0, value0, key1,
+ * value1, ...): at most KV_PAIRS attributes as arguments rather than two
+ * arrays, since reading an array's element is an N-API call of its own
+ * (index.js uses it for the attributes of startSpan). */
+static napi_value js_begin_kv(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 5)) return NULL;
+    if (a.argc > MAX_ARGS || (a.argc - 5) % 2 != 0) {
+        napi_throw_type_error(env, NULL, "spanguard addon: beginKV takes at most 8 key/value pairs");
+        return NULL;
+    }
+    spanguard_tracer *t;
+    spanguard_span parent, s = SPANGUARD_SPAN_NONE;
+    uint32_t kind;
+    if (!tracer_arg(env, a.argv[0], &t) || !span_arg(env, &a, 2, &parent) || !u32_arg(env, a.argv[4], &kind))
+        return throw_last(env, "beginKV");
+    attr_list l;
+    attrs_init(&l);
+    size_t nl;
+    const char *name = text_of(env, &l.text, a.argv[1], &nl);
+    bool ok = name != NULL;
+    for (size_t i = 5; ok && i < a.argc; i += 2) ok = attr_push(env, &l, a.argv[i], a.argv[i + 1]);
+    if (!ok) {
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_span_begin_with_attributes(t, name, nl, parent, kind, l.n ? l.items : NULL, l.n, &s);
+    attrs_free(&l);
+    write_handle(&a, s);
+    return result_value(env, rc);
 }
 
 /* beginRemote(tracer, name, traceparent, kind) */
@@ -481,7 +542,7 @@ static napi_value js_begin_remote(napi_env env, napi_callback_info info) {
     spanguard_result rc = spanguard_span_begin_remote(t, name, nl, tp, tl, kind, &s);
     text_free(&text);
     write_handle(&a, s);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* `hex` (2 * n digits) as n bytes; false when it is not that. */
@@ -547,7 +608,7 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
     attrs_free(&l);
     if (!ok) return NULL;
     write_handle(&a, s);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* The body of setString, setInt, setDouble and setBool (hi, lo, key,
@@ -588,7 +649,7 @@ static napi_value set_one(napi_env env, napi_callback_info info, uint32_t type) 
         default: rc = spanguard_span_set_bool(s, at.key, at.key_len, at.bool_value); break;
     }
     text_free(&text);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 static napi_value js_set_string(napi_env env, napi_callback_info info) { return set_one(env, info, SPANGUARD_VALUE_STRING); }
@@ -611,7 +672,7 @@ static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_set_attributes(s, l.items, l.n);
     attrs_free(&l);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* end(hi, lo) */
@@ -620,7 +681,7 @@ static napi_value js_end(napi_env env, napi_callback_info info) {
     if (!get_args(env, info, &a, 2)) return NULL;
     spanguard_span s;
     if (!span_arg(env, &a, 0, &s)) return throw_last(env, "end");
-    return code_value(env, spanguard_span_end(s));
+    return result_value(env, spanguard_span_end(s));
 }
 
 /* endAt(hi, lo, seconds, nanoseconds) */
@@ -630,7 +691,7 @@ static napi_value js_end_at(napi_env env, napi_callback_info info) {
     spanguard_span s;
     uint64_t when;
     if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "endAt");
-    return code_value(env, spanguard_span_end_at(s, when));
+    return result_value(env, spanguard_span_end_at(s, when));
 }
 
 /* ---- the rest of a span ----------------------------------------------- */
@@ -642,7 +703,7 @@ static napi_value js_set_start_time(napi_env env, napi_callback_info info) {
     spanguard_span s;
     uint64_t when;
     if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "setStartTime");
-    return code_value(env, spanguard_span_set_start_time(s, when));
+    return result_value(env, spanguard_span_set_start_time(s, when));
 }
 
 /* addEvent(hi, lo, name, seconds, nanoseconds, keys, values) */
@@ -666,7 +727,7 @@ static napi_value js_add_event(napi_env env, napi_callback_info info) {
     spanguard_result rc = spanguard_span_add_event(s, name, nl, when, l.n ? l.items : NULL, l.n);
     text_free(&text);
     attrs_free(&l);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* addLink(hi, lo, traceparent, keys, values, tracestate) */
@@ -690,7 +751,7 @@ static napi_value js_add_link(napi_env env, napi_callback_info info) {
     spanguard_result rc = spanguard_span_add_link_with_tracestate(s, tp, tl, ts, sl, l.n ? l.items : NULL, l.n);
     text_free(&text);
     attrs_free(&l);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* setStatus(hi, lo, code, message) */
@@ -710,7 +771,7 @@ static napi_value js_set_status(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_set_status(s, code, m, ml);
     text_free(&text);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* addDroppedCounts(hi, lo, attributes, events, links) */
@@ -722,7 +783,7 @@ static napi_value js_add_dropped_counts(napi_env env, napi_callback_info info) {
     if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[2], &attributes) || !u32_arg(env, a.argv[3], &events) ||
         !u32_arg(env, a.argv[4], &links))
         return throw_last(env, "addDroppedCounts");
-    return code_value(env, spanguard_span_add_dropped_counts(s, attributes, events, links));
+    return result_value(env, spanguard_span_add_dropped_counts(s, attributes, events, links));
 }
 
 /* updateName(hi, lo, name) */
@@ -741,7 +802,7 @@ static napi_value js_update_name(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_update_name(s, name, nl);
     text_free(&text);
-    return code_value(env, rc);
+    return result_value(env, rc);
 }
 
 /* traceparent(hi, lo) -> string, or the result code (a number) on failure */
@@ -1070,6 +1131,7 @@ NAPI_MODULE_INIT() {
         FN("sinkPath", js_sink_path),
         FN("begin", js_begin),
         FN("beginWithAttributes", js_begin_with_attributes),
+        FN("beginKV", js_begin_kv),
         FN("beginRemote", js_begin_remote),
         FN("beginEx", js_begin_ex),
         FN("setString", js_set_string),

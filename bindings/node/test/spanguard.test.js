@@ -156,6 +156,47 @@ test('attributes of every type, set one by one, at start and all at once', async
   await tracer.close();
 });
 
+test('attributes at start: any count, any type, own keys only, children keep their parent', async () => {
+  const { tracer, sink } = newTracer();
+  // 0 to 9 keys (8 go as arguments of one call, 9 as arrays) and 200 (several calls).
+  for (const n of [0, 1, 2, 7, 8, 9, 200]) {
+    const attrs = {};
+    for (let i = 0; i < n; i++) attrs[`k${i}`] = i % 2 ? `v${i}` : i;
+    tracer.startSpan(`count-${n}`, { attributes: attrs }).end();
+  }
+  const typed = { s: 'é', i: -5, big: 2n ** 62n, d: 0.25, b: false, arr: [1, 2], strs: ['a', 'b'], bytes: Buffer.from([1, 2]) };
+  const parent = tracer.startSpan('parent', { attributes: typed });
+  const inherited = Object.create({ fromProto: 'no' });
+  inherited.own = 'yes';
+  tracer.startSpan('child', { parent, attributes: inherited }).end();
+  parent.end();
+  assert.strictEqual(await tracer.flush(10000), true);
+  const spans = readSpans(sink);
+  for (const n of [0, 1, 2, 7, 8, 9, 200]) {
+    const [got] = spans.filter((s) => s.name === `count-${n}`);
+    assert.strictEqual(Object.keys(got.attrs).length, Math.min(n, 128), `count-${n}: attributes (128 is the default limit)`);
+    assert.strictEqual(got.droppedAttributesCount || 0, Math.max(0, n - 128), `count-${n}: dropped and counted`);
+    for (let i = 0; i < Math.min(n, 128); i++) {
+      const want = i % 2 ? { stringValue: `v${i}` } : { intValue: String(i) };
+      assert.deepStrictEqual(got.attrs[`k${i}`], want, `count-${n}: k${i}`);
+    }
+  }
+  const p = spans.find((s) => s.name === 'parent');
+  assert.deepStrictEqual(p.attrs.s, { stringValue: 'é' });
+  assert.deepStrictEqual(p.attrs.i, { intValue: '-5' });
+  assert.deepStrictEqual(p.attrs.big, { intValue: String(2n ** 62n) });
+  assert.deepStrictEqual(p.attrs.d, { doubleValue: 0.25 });
+  assert.deepStrictEqual(p.attrs.b, { boolValue: false });
+  assert.deepStrictEqual(p.attrs.arr, { arrayValue: { values: [{ intValue: '1' }, { intValue: '2' }] } });
+  assert.deepStrictEqual(p.attrs.strs, { arrayValue: { values: [{ stringValue: 'a' }, { stringValue: 'b' }] } });
+  assert.deepStrictEqual(p.attrs.bytes, { bytesValue: Buffer.from([1, 2]).toString('base64') });
+  const c = spans.find((s) => s.name === 'child');
+  assert.deepStrictEqual(c.attrs, { own: { stringValue: 'yes' } });
+  assert.strictEqual(c.parentSpanId, p.spanId);
+  assert.strictEqual(c.traceId, p.traceId);
+  await tracer.close();
+});
+
 test('flush tells delivered from spooled', async () => {
   const net = require('net');
   const port = await new Promise((resolve) => {
