@@ -45,6 +45,7 @@ def go_rows():
         who, case, ns, allocs = m.group(1), m.group(2), float(m.group(3)), int(m.group(4))
         samples.setdefault((case, who), []).append((ns, allocs))
     labels = {"BeginEnd": ("begin+end", 1), "Attrs3": ("begin+3 attrs+end", 1),
+              "StartAttrs3": ("begin with 3 attrs+end", 1),
               "Nested": ("nested (parent+child), per span", 2), "Parallel": ("2 goroutines (RunParallel), begin+3 attrs+end", 1)}
     rows = []
     for case, (label, per) in labels.items():

@@ -1147,6 +1147,24 @@ spanguard_result spanguard_span_set_attributes_packed(spanguard_span span,
                                                       size_t len);
 
 /*
+ `spanguard_span_begin_with_attributes` with the attributes packed into
+ `len` bytes at `buf`, laid out as `spanguard_span_set_attributes_packed`
+ says: one crossing for a span begun with attributes, for bindings that
+ cannot pass an attribute array (Go's `Start` with `WithAttributes`,
+ where begin then set took two cgo calls). The buffer is parsed first: a
+ buffer that does not parse, or more than `SPANGUARD_MAX_ATTRIBUTES`
+ attributes, begins no span and leaves `*out` unwritten.
+ */
+spanguard_result spanguard_span_begin_packed(const struct spanguard_tracer *tracer,
+                                             const char *name,
+                                             size_t name_len,
+                                             spanguard_span parent,
+                                             uint32_t kind,
+                                             const uint8_t *buf,
+                                             size_t len,
+                                             spanguard_span *out);
+
+/*
  Fills `cfg` with every default and sets `struct_size`; pass
  `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
  program built against an older, smaller struct is never overrun by a

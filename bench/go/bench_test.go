@@ -16,7 +16,7 @@ import (
 type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                            { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 func spanguardTracer(b *testing.B) *spanguard.Tracer {
 	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: "discard:"})
@@ -67,6 +67,24 @@ func BenchmarkOtel_Attrs3(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_, s := tr.Start(ctx, "op")
 		s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
+		s.End()
+	}
+}
+
+func BenchmarkSpanguard_StartAttrs3(b *testing.B) {
+	tr, ctx := spanguardTracer(b), context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, s, _ := tr.Start(ctx, "op", spanguard.WithAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"), spanguard.Bool("stream", true)))
+		s.End()
+	}
+}
+
+func BenchmarkOtel_StartAttrs3(b *testing.B) {
+	tr, ctx := otelTracer(b), context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, s := tr.Start(ctx, "op", trace.WithAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true)))
 		s.End()
 	}
 }

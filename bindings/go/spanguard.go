@@ -26,6 +26,8 @@ package spanguard
 #cgo nocallback spanguard_span_begin
 #cgo noescape spanguard_span_begin_remote
 #cgo nocallback spanguard_span_begin_remote
+#cgo noescape spanguard_span_begin_packed
+#cgo nocallback spanguard_span_begin_packed
 #cgo noescape spanguard_span_set_attributes_packed
 #cgo nocallback spanguard_span_set_attributes_packed
 #cgo noescape spanguard_span_end

@@ -217,14 +217,25 @@ func TestMoreAttributesThanOneCallTakesAreAllSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	later.End()
+	// At start: 128 scalars go packed in the begin call, more (or an
+	// array) through begin and SetAttributes.
+	_, atStart, _ := tr.Start(context.Background(), "many.start", spanguard.WithAttributes(many...))
+	atStart.End()
+	_, packed, _ := tr.Start(context.Background(), "packed.start", spanguard.WithAttributes(many[:128]...))
+	packed.End()
 	foreign, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "many.foreign", TraceFlags: 1,
 		TraceID: [16]byte{9}, SpanID: [8]byte{9}, Attributes: many})
 	if err != nil {
 		t.Fatal(err)
 	}
 	foreign.End()
-	spans := arrived(t, rx, tr, 2)
-	for _, name := range []string{"many.later", "many.foreign"} {
+	spans := arrived(t, rx, tr, 4)
+	wantPacked := map[string]any{}
+	for i := 0; i < 128; i++ {
+		wantPacked[fmt.Sprintf("k%d", i)] = json.Number(fmt.Sprint(i))
+	}
+	sameAttributes(t, "packed.start", spans["packed.start"].Attributes, wantPacked)
+	for _, name := range []string{"many.later", "many.start", "many.foreign"} {
 		sameAttributes(t, name, spans[name].Attributes, want)
 	}
 }

@@ -5,9 +5,11 @@
 
 use super::boundary::ffi_boundary;
 use super::result::spanguard_result;
-use super::span::{notice_or_error, with_span};
+use super::span::{begin_local, notice_or_error, with_span};
+use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::tracer::AttrInput;
+use std::ffi::c_char;
 
 /// Reads a little-endian integer of `N` bytes at `*at`, advancing it.
 #[inline]
@@ -84,18 +86,53 @@ pub unsafe extern "C" fn spanguard_span_set_attributes_packed(
     len: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        if buf.is_null() && len > 0 {
-            return spanguard_result::NullArgument;
+        match packed_bytes(buf, len) {
+            Ok(buf) => with_packed(buf, |items| {
+                with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
+            }),
+            Err(rc) => rc,
         }
-        let buf = if len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: buf is valid for len bytes, as the contract says.
-            unsafe { std::slice::from_raw_parts(buf, len) }
-        };
-        with_packed(buf, |items| {
-            with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
-        })
+    })
+}
+
+/// The bytes of a packed buffer; NULL is the empty buffer only when `len`
+/// is 0.
+fn packed_bytes<'a>(buf: *const u8, len: usize) -> Result<&'a [u8], spanguard_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if buf.is_null() {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY: buf is valid for len bytes, as the contract says.
+    Ok(unsafe { std::slice::from_raw_parts(buf, len) })
+}
+
+/// `spanguard_span_begin_with_attributes` with the attributes packed into
+/// `len` bytes at `buf`, laid out as `spanguard_span_set_attributes_packed`
+/// says: one crossing for a span begun with attributes, for bindings that
+/// cannot pass an attribute array (Go's `Start` with `WithAttributes`,
+/// where begin then set took two cgo calls). The buffer is parsed first: a
+/// buffer that does not parse, or more than `SPANGUARD_MAX_ATTRIBUTES`
+/// attributes, begins no span and leaves `*out` unwritten.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_begin_packed(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: spanguard_span,
+    kind: u32,
+    buf: *const u8,
+    len: usize,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        match packed_bytes(buf, len) {
+            Ok(buf) => with_packed(buf, |items| {
+                begin_local(tracer, name, name_len, parent, kind, items, out)
+            }),
+            Err(rc) => rc,
+        }
     })
 }
 

@@ -237,7 +237,7 @@ pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
 /// `spanguard_span_begin_with_attributes`: a parent given by handle must be
 /// a span of the same tracer (else stale), or `SPANGUARD_SPAN_NONE`.
 #[inline(always)]
-fn begin_local<A: AttributeSource + ?Sized>(
+pub(super) fn begin_local<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
     name: *const c_char,
     name_len: usize,

@@ -321,6 +321,49 @@ static void test_set_attributes_packed(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "\"packed.partial\"") == 0);
 }
 
+static void test_begin_packed(spanguard_tracer *t, const char *dir) {
+    spanguard_counters before = stats_of(t);
+    uint8_t buf[256];
+    int64_t tokens = 99;
+    uint8_t no = 0;
+    size_t n = pack(buf, 0, SPANGUARD_VALUE_STRING, "bp.model", "gpt-bp", 6);
+    n = pack(buf, n, SPANGUARD_VALUE_INT, "bp.tokens", &tokens, 8);
+    n = pack(buf, n, SPANGUARD_VALUE_BOOL, "bp.stream", &no, 1);
+    spanguard_span root, child, plain;
+    CHECK_RC(spanguard_span_begin_packed(t, S("bp.root"), SPANGUARD_SPAN_NONE, 2, buf, n, &root), SPANGUARD_RESULT_OK);
+    /* A child of it, with a notice from a value; and none at all. */
+    size_t u = pack(buf + n, 0, SPANGUARD_VALUE_STRING, "bp.utf8", "x\xff", 2);
+    CHECK_RC(spanguard_span_begin_packed(t, S("bp.child"), root, 0, buf + n, u, &child), SPANGUARD_RESULT_UTF8_REPLACED);
+    CHECK_RC(spanguard_span_begin_packed(t, S("bp.none"), SPANGUARD_SPAN_NONE, 0, NULL, 0, &plain), SPANGUARD_RESULT_OK);
+    /* Bad input begins nothing and leaves *out alone. */
+    spanguard_span untouched = 12345;
+    CHECK_RC(spanguard_span_begin_packed(t, S("x"), SPANGUARD_SPAN_NONE, 0, NULL, 1, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_packed(t, S("x"), SPANGUARD_SPAN_NONE, 0, buf, n - 1, &untouched),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_packed(NULL, S("x"), SPANGUARD_SPAN_NONE, 0, buf, n, &untouched),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_packed(t, S("x"), SPANGUARD_SPAN_NONE, 0, buf, n, NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    /* SPANGUARD_MAX_ATTRIBUTES + 1 attributes: too many for one call. */
+    static uint8_t many[(SPANGUARD_MAX_ATTRIBUTES + 1) * 16];
+    size_t m = 0;
+    for (int i = 0; i <= SPANGUARD_MAX_ATTRIBUTES; i++) m = pack(many, m, SPANGUARD_VALUE_BOOL, "bp.many", &no, 1);
+    CHECK_RC(spanguard_span_begin_packed(t, S("x"), SPANGUARD_SPAN_NONE, 0, many, m, &untouched),
+             SPANGUARD_RESULT_LIMIT_REACHED);
+    CHECK(untouched == 12345);
+    CHECK(stats_of(t).spans_begun == before.spans_begun + 3);
+    CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(plain), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(root), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "{\"key\":\"bp.model\",\"value\":{\"stringValue\":\"gpt-bp\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"bp.tokens\",\"value\":{\"intValue\":\"99\"}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"bp.stream\",\"value\":{\"boolValue\":false}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"bp.utf8\",\"value\":{\"stringValue\":\"x\xef\xbf\xbd\"}}") == 1);
+    CHECK(count_in_dir(dir, "\"bp.many\"") == 0);
+    CHECK(count_in_dir(dir, "\"name\":\"bp.") == 3);
+}
+
 static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_counters before = stats_of(t);
     spanguard_attribute attrs[4];
@@ -816,6 +859,7 @@ int main(int argc, char **argv) {
     test_begin_with_attributes(t, dir);
     test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
+    test_begin_packed(t, dir);
     test_update_name(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
