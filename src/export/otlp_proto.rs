@@ -376,18 +376,6 @@ fn put_str(out: &mut Vec<u8>, field_number: u32, s: &Str<'_>, cap: usize) {
     }
 }
 
-/// Writes `v` as a varint into `buf`; returns how many bytes it took.
-fn encode_varint(mut v: u64, buf: &mut [u8; MAX_VARINT]) -> usize {
-    let mut n = 0;
-    while v >= 0x80 {
-        buf[n] = v as u8 | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    buf[n] = v as u8;
-    n + 1
-}
-
 #[inline(always)]
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.reserve(MAX_VARINT);
@@ -497,12 +485,18 @@ fn end_message(out: &mut Vec<u8>, mark: Mark) {
         out[mark.at] = body_len as u8;
         return;
     }
-    let mut len = [0u8; MAX_VARINT];
-    let n = encode_varint(body_len as u64, &mut len);
+    let n = varint_len(body_len as u64);
     if n != mark.reserved {
         move_body(out, mark, body_len, n);
     }
-    out[mark.at..mark.at + n].copy_from_slice(&len[..n]);
+    // Byte by byte in place: a copy of a length-`n` slice was a call to
+    // memcpy for two bytes, 2% of the exporter's CPU.
+    let mut v = body_len as u64;
+    for b in &mut out[mark.at..mark.at + n - 1] {
+        *b = v as u8 | 0x80;
+        v >>= 7;
+    }
+    out[mark.at + n - 1] = v as u8;
 }
 
 /// Moves a body so that `n` bytes of length fit before it.
