@@ -101,6 +101,8 @@ export declare class Span {
   setAttribute(key: string, value: AttributeValue): this;
   /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs: Record<string, AttributeValue>): this;
+  /** setAttributes with the attributes as two lists of the same length (the bridge's form). */
+  setAttributeLists(keys: string[], values: AttributeValue[]): this;
   /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
   updateName(name: string): this;
   /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
@@ -120,6 +122,8 @@ export declare class Tracer {
   startSpan(name: string, options?: SpanOptions): Span;
   /** Starts a span with the ids, parent, start and scope another SDK gave it (see otel.js). */
   startForeignSpan(name: string, options: ForeignSpanOptions): Span;
+  /** startForeignSpan with the attributes as [keys, values]; `options.attributes` is not read. */
+  beginForeign(name: string, options: ForeignSpanOptions, attributes: [string[], AttributeValue[]]): Span;
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
   /** 'spooled': done, but some spans only reached the spool (backend down). */

@@ -217,6 +217,12 @@ class Span {
     return this;
   }
 
+  /** setAttributes with the attributes as two lists, keys and values (the bridge's form). */
+  setAttributeLists(keys, values) {
+    if (keys.length > 0) setAll(this.hi, this.lo, keys, values, 0);
+    return this;
+  }
+
   /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
   updateName(name) {
     check(native.updateName(this.hi, this.lo, name), 'updateName');
@@ -379,7 +385,16 @@ class Tracer {
    * `kind` (KIND.*), `scopeName`, `scopeVersion`, `attributes`.
    */
   startForeignSpan(name, o) {
-    const [keys, values] = split(o.attributes);
+    return this.beginForeign(name, o, split(o.attributes));
+  }
+
+  /**
+   * startForeignSpan with the attributes as [keys, values] (the bridge
+   * builds those in one pass over the SDK's attributes); `o.attributes` is
+   * not read.
+   */
+  beginForeign(name, o, [keys, values]) {
+    if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
     const code = native.beginEx(this.live(), name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,

@@ -20,20 +20,39 @@
  */
 const { Tracer } = require('./index.js');
 
+const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+
 /**
- * OpenTelemetry attributes as spanguard takes them, arrays as arrays;
- * undefined and null values are left out, as the SDK leaves them out. An
- * array holding null or undefined (which OpenTelemetry allows and
- * spanguard's arrays cannot hold) is left out too, and counted in
- * `processor.failures`.
+ * OpenTelemetry attributes as spanguard takes them, as two lists (keys and
+ * values, arrays as arrays), in one pass and with no object in between;
+ * undefined and null values are left out, as the SDK leaves them out, and
+ * so are those equal to `unchanged`'s (the attributes a span started
+ * with, at its end). An array holding null or undefined (which
+ * OpenTelemetry allows and spanguard's arrays cannot hold) is left out
+ * too, and counted in `processor.failures`.
  */
-function attributesOf(attributes, processor) {
-  const out = {};
-  for (const [key, v] of Object.entries(attributes || {})) {
-    if (v === undefined || v === null) continue;
+function attributeLists(attributes, processor, unchanged) {
+  const keys = [];
+  const values = [];
+  if (!attributes) return [keys, values];
+  for (const key in attributes) {
+    if (!hasOwn(attributes, key)) continue;
+    const v = attributes[key];
+    if (v === undefined || v === null || (unchanged !== undefined && unchanged[key] === v)) continue;
     if (Array.isArray(v) && v.some((e) => e === undefined || e === null)) processor.failures++;
-    else out[key] = v;
+    else {
+      keys.push(key);
+      values.push(v);
+    }
   }
+  return [keys, values];
+}
+
+/** The same as an object, for the calls that take one (links, events). */
+function attributesOf(attributes, processor) {
+  const [keys, values] = attributeLists(attributes, processor);
+  const out = {};
+  for (let i = 0; i < keys.length; i++) out[keys[i]] = values[i];
   return out;
 }
 
@@ -57,7 +76,7 @@ class SpanguardSpanProcessor {
       const parent = otelSpan.parentSpanContext;
       const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
       const atStart = { ...otelSpan.attributes };
-      const span = this.tracer.startForeignSpan(otelSpan.name, {
+      const span = this.tracer.beginForeign(otelSpan.name, {
         kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
         traceId: ctx.traceId,
         spanId: ctx.spanId,
@@ -68,8 +87,7 @@ class SpanguardSpanProcessor {
         startTime: otelSpan.startTime,
         scopeName: scope.name,
         scopeVersion: scope.version,
-        attributes: attributesOf(atStart, this),
-      });
+      }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);
       this.open.set(otelSpan, { span, name: otelSpan.name, attributes: atStart, links: links.length });
@@ -96,17 +114,16 @@ class SpanguardSpanProcessor {
       try { fn(); } catch (_) { this.failures++; }
     };
     // What was set after the start, in one native call per 128.
-    const later = {};
-    for (const [key, v] of Object.entries(otelSpan.attributes || {})) {
-      if (entry.attributes[key] !== v) later[key] = v;
-    }
-    attempt(() => span.setAttributes(attributesOf(later, this)));
+    const [keys, values] = attributeLists(otelSpan.attributes, this, entry.attributes);
+    if (keys.length > 0) attempt(() => span.setAttributeLists(keys, values));
     if (otelSpan.name !== entry.name) attempt(() => span.updateName(otelSpan.name));
-    for (const link of (otelSpan.links || []).slice(entry.links)) this.link(span, link);
+    const links = otelSpan.links || [];
+    for (let i = entry.links; i < links.length; i++) this.link(span, links[i]);
     // What the SDK's own limits left out (an event's or link's own count is not carried).
-    const dropped = [otelSpan.droppedAttributesCount, otelSpan.droppedEventsCount, otelSpan.droppedLinksCount]
-      .map((n) => n || 0);
-    if (dropped.some((n) => n > 0)) attempt(() => span.addDroppedCounts(...dropped));
+    const da = otelSpan.droppedAttributesCount || 0;
+    const de = otelSpan.droppedEventsCount || 0;
+    const dl = otelSpan.droppedLinksCount || 0;
+    if (da > 0 || de > 0 || dl > 0) attempt(() => span.addDroppedCounts(da, de, dl));
     for (const event of otelSpan.events || []) {
       attempt(() => span.addEvent(event.name, attributesOf(event.attributes, this), event.time));
     }
