@@ -17,6 +17,7 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
+	github.com/spanguard/spanguard/bindings/go/otelbridge v0.0.0
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
@@ -32,3 +33,5 @@ require (
 )
 
 replace github.com/spanguard/spanguard/bindings/go => ../../bindings/go
+
+replace github.com/spanguard/spanguard/bindings/go/otelbridge => ../../bindings/go/otelbridge

@@ -3,13 +3,16 @@
 // system, process.cpuUsage) per span, for spanguard's Node binding and for
 // @opentelemetry/sdk-trace-base with its real OTLP/HTTP protobuf exporter
 // (@opentelemetry/exporter-trace-otlp-proto), both sending to the same
-// loopback sink, each run ending with every span delivered. Interleaved
-// rounds, medians; one JSON line for bench/run.py.
+// loopback sink, each run ending with every span delivered; and the same
+// SDK with spanguard's bridge (SpanguardSpanProcessor) in place of its
+// batch processor and exporter, what a user already on OpenTelemetry
+// runs. Interleaved rounds, medians; JSON lines for bench/run.py.
 //
 // node cpu.js SINK_URL [--quick]
 const path = require('path');
 const http = require('http');
 const spanguard = require(path.join(__dirname, '..', '..', 'bindings', 'node'));
+const { SpanguardSpanProcessor } = require(path.join(__dirname, '..', '..', 'bindings', 'node', 'otel.js'));
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
 const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-proto');
 
@@ -79,6 +82,16 @@ async function spanguardRun() {
   return r;
 }
 
+async function bridgeRun() {
+  const sg = new spanguard.Tracer({ fromEnv: false, endpoint: URL_, maxQueueSize: 1 << 16, installSignalHandlers: false });
+  const provider = new BasicTracerProvider({ spanProcessors: [new SpanguardSpanProcessor(sg)] });
+  const r = await measure(attrs3(provider.getTracer('bench')), async () => {
+    if (!(await sg.flush(60000))) throw new Error('flush timed out');
+  });
+  await provider.shutdown();
+  return r;
+}
+
 async function otelRun() {
   // Its default of 30 requests in flight is less than a flush of a chunk
   // needs (a chunk is 40 batches of 512): the SDK then fails the export.
@@ -91,17 +104,21 @@ async function otelRun() {
 }
 
 (async () => {
-  const sg = [], ot = [];
-  let sgGot = 0, otGot = 0;
+  const sg = [], br = [], ot = [];
+  let sgGot = 0, brGot = 0, otGot = 0;
   for (let r = 0; r < ROUNDS; r++) {
     const [a, ga] = await spanguardRun();
     sg.push(a); sgGot += ga;
+    const [c, gc] = await bridgeRun();
+    br.push(c); brGot += gc;
     const [b, gb] = await otelRun();
     ot.push(b); otGot += gb;
   }
+  const peer = { peer: '@opentelemetry/sdk-trace-base + exporter-trace-otlp-proto', peer_cpu_ns: median(ot), peer_received: otGot };
+  const common = { lang: 'Node.js', case: 'begin+3 attrs+end', spans: ROUNDS * CHUNKS * CHUNK, rounds: ROUNDS };
+  console.log(JSON.stringify({ ...common, spanguard: 'Node binding', spanguard_cpu_ns: median(sg), spanguard_received: sgGot, ...peer }));
   console.log(JSON.stringify({
-    lang: 'Node.js', case: 'begin+3 attrs+end', spanguard: 'Node binding', spanguard_cpu_ns: median(sg), spanguard_received: sgGot,
-    peer: '@opentelemetry/sdk-trace-base + exporter-trace-otlp-proto', peer_cpu_ns: median(ot), peer_received: otGot,
-    spans: ROUNDS * CHUNKS * CHUNK, rounds: ROUNDS,
+    ...common, spanguard: 'sdk-trace-base + spanguard bridge (SpanguardSpanProcessor)', spanguard_cpu_ns: median(br),
+    spanguard_received: brGot, ...peer,
   }));
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -2,8 +2,10 @@
 system, getrusage) per span, for spanguard's Python binding and for
 opentelemetry-sdk with its real OTLP/HTTP protobuf exporter
 (opentelemetry-exporter-otlp-proto-http), both sending to the same loopback
-sink, each run ending with every span delivered. Interleaved rounds,
-medians; one JSON line for bench/run.py.
+sink, each run ending with every span delivered; and the same SDK with
+spanguard's bridge (SpanguardSpanProcessor) in place of its batch processor
+and exporter, what a user already on OpenTelemetry runs. Interleaved
+rounds, medians; JSON lines for bench/run.py.
 
 python cpu.py SINK_URL [--quick]"""
 
@@ -16,6 +18,7 @@ import urllib.request
 
 import spanguard
 from bench import otel_cases, sg_cases
+from spanguard.otel import SpanguardSpanProcessor
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -81,6 +84,24 @@ def spanguard_run():
     return r
 
 
+def bridge_run():
+    """The SDK with spanguard's bridge in place of its batch processor and
+    exporter: what a user already on OpenTelemetry runs."""
+    sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(sg))
+    emit = otel_cases(provider.get_tracer("bench"))[1]
+
+    def flush():
+        if not sg.flush(60):
+            raise RuntimeError("flush timed out")
+
+    r = measure(emit, flush)
+    provider.shutdown()
+    sg.close()
+    return r
+
+
 def otel_run():
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=URL), max_queue_size=1 << 16))
@@ -98,20 +119,25 @@ def otel_run():
 
 
 def main():
-    sg, ot = [], []
-    sg_got = ot_got = 0
+    sg, br, ot = [], [], []
+    sg_got = br_got = ot_got = 0
     for _ in range(ROUNDS):
         a, ga = spanguard_run()
         sg.append(a)
         sg_got += ga
+        c, gc = bridge_run()
+        br.append(c)
+        br_got += gc
         b, gb = otel_run()
         ot.append(b)
         ot_got += gb
-    print(json.dumps({
-        "lang": "Python", "case": "begin+3 attrs+end", "spanguard": "Python binding",
-        "spanguard_cpu_ns": statistics.median(sg), "spanguard_received": sg_got,
-        "peer": "opentelemetry-sdk + exporter-otlp-proto-http", "peer_cpu_ns": statistics.median(ot),
-        "peer_received": ot_got, "spans": ROUNDS * CHUNKS * CHUNK, "rounds": ROUNDS}))
+    for who, ns, got in (("Python binding", sg, sg_got),
+                         ("opentelemetry-sdk + spanguard bridge (SpanguardSpanProcessor)", br, br_got)):
+        print(json.dumps({
+            "lang": "Python", "case": "begin+3 attrs+end", "spanguard": who,
+            "spanguard_cpu_ns": statistics.median(ns), "spanguard_received": got,
+            "peer": "opentelemetry-sdk + exporter-otlp-proto-http", "peer_cpu_ns": statistics.median(ot),
+            "peer_received": ot_got, "spans": ROUNDS * CHUNKS * CHUNK, "rounds": ROUNDS}))
 
 
 main()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/otelbridge"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -119,6 +120,31 @@ func spanguardRun(url string, chunks, chunk int) (float64, int64) {
 	})
 }
 
+// bridgeRun: the Go SDK with spanguard's bridge (otelbridge) in place of
+// its batcher and exporter, what a user already on OpenTelemetry runs.
+func bridgeRun(url string, chunks, chunk int) (float64, int64) {
+	st, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12})
+	if err != nil {
+		panic(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(st)))
+	defer tp.Shutdown(ctx)
+	tr := tp.Tracer("bench")
+	return measure(url, chunks, chunk, func(n int) {
+		for i := 0; i < n; i++ {
+			_, s := tr.Start(ctx, "op")
+			s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
+			s.End()
+		}
+	}, func() {
+		if ok, err := st.Flush(60 * time.Second); !ok || err != nil {
+			panic(fmt.Sprint("flush: ", ok, err))
+		}
+	})
+}
+
 func otelRun(url string, chunks, chunk int) (float64, int64) {
 	ctx := context.Background()
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
@@ -152,15 +178,21 @@ func main() {
 	if len(os.Args) > 2 && os.Args[2] == "--quick" {
 		rounds, chunks, chunk = 3, 2, 20000
 	}
-	var sg, ot []float64
-	var sgGot, otGot int64
+	var sg, br, ot []float64
+	var sgGot, brGot, otGot int64
 	for r := 0; r < rounds; r++ {
 		ns, got := spanguardRun(url, chunks, chunk)
 		sg, sgGot = append(sg, ns), sgGot+got
+		ns, got = bridgeRun(url, chunks, chunk)
+		br, brGot = append(br, ns), brGot+got
 		ns, got = otelRun(url, chunks, chunk)
 		ot, otGot = append(ot, ns), otGot+got
 	}
-	fmt.Printf("{\"lang\": \"Go\", \"case\": \"begin+3 attrs+end\", \"spanguard\": \"Go binding (cgo)\", \"spanguard_cpu_ns\": %.0f, \"spanguard_received\": %d, "+
-		"\"peer\": \"go.opentelemetry.io/otel/sdk/trace + otlptracehttp\", \"peer_cpu_ns\": %.0f, \"peer_received\": %d, \"spans\": %d, \"rounds\": %d}\n",
-		median(sg), sgGot, median(ot), otGot, rounds*chunks*chunk, rounds)
+	row := func(who string, ns float64, got int64) {
+		fmt.Printf("{\"lang\": \"Go\", \"case\": \"begin+3 attrs+end\", \"spanguard\": %q, \"spanguard_cpu_ns\": %.0f, \"spanguard_received\": %d, "+
+			"\"peer\": \"go.opentelemetry.io/otel/sdk/trace + otlptracehttp\", \"peer_cpu_ns\": %.0f, \"peer_received\": %d, \"spans\": %d, \"rounds\": %d}\n",
+			who, ns, got, median(ot), otGot, rounds*chunks*chunk, rounds)
+	}
+	row("Go binding (cgo)", median(sg), sgGot)
+	row("go.opentelemetry.io/otel/sdk/trace + spanguard bridge (otelbridge)", median(br), brGot)
 }
