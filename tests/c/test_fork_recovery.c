@@ -78,9 +78,27 @@ static void record_then_wait(const char *tag, int ready, int hold) {
     for (;;) pause();
 }
 
+/* Whether the flight file of process `pid` is still in the spool. */
+static int flight_file_left(pid_t pid) {
+    char mark[32];
+    snprintf(mark, sizeof mark, "-%010d-", (int)pid);
+    DIR *d = opendir(spool);
+    if (!d) return 0;
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, mark) && strstr(e->d_name, ".sgflight")) found = 1;
+    closedir(d);
+    return found;
+}
+
 /* Forks a recording process, waits until it has recorded, kills it. The
- * write end of `hold` stays with this process only. */
-static pid_t record_and_kill(const char *tag, int hold, int hold_write) {
+ * write end of `hold` stays with this process only. With `recovered` > 0,
+ * that process's flight file is gone before the kill: a tracer started
+ * now (this process's, or the orphaned child's) recovers it, and a
+ * recovery the kill cut short would send again what it had sent
+ * (recovery is at least once), where this test counts each span once. */
+static pid_t record_and_kill(const char *tag, int hold, int hold_write, pid_t recovered) {
     int ready[2];
     if (pipe(ready) != 0) exit(2);
     pid_t pid = fork();
@@ -96,6 +114,7 @@ static pid_t record_and_kill(const char *tag, int hold, int hold_write) {
     CHECK(read(ready[0], bytes, 1) == 1);
     if (hold >= 0) CHECK(read(ready[0], bytes + 1, 1) == 1);
     close(ready[0]);
+    for (int waited = 0; recovered > 0 && flight_file_left(recovered) && waited < 10000; waited += 5) usleep(5000);
     kill(pid, SIGKILL);
     int status;
     CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
@@ -151,10 +170,13 @@ int main(int argc, char **argv) {
     /* The first dies leaving a child that holds what it inherited. */
     int hold[2];
     if (pipe(hold) != 0) return 2;
-    record_and_kill("orphaned", hold[0], hold[1]);
+    pid_t first = record_and_kill("orphaned", hold[0], hold[1], 0);
     close(hold[0]);
-    /* The second's file is locked here while the tracer starts. */
-    pid_t second = record_and_kill("locked", -1, hold[1]);
+    /* The second's file is locked here while the tracer starts. The first's
+     * spans are recovered at the latest by the second's own tracer (their
+     * child still lives, its lock let go): what this test asks of a tracer
+     * started now. The second is killed once that is done. */
+    pid_t second = record_and_kill("locked", -1, hold[1], first);
     int held = lock_flight_file_of(second);
     CHECK(held >= 0);
 
