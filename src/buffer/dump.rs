@@ -192,6 +192,32 @@ impl PreparedFile {
         }
     }
 
+    /// Async-signal-safe: writes all of `bytes` at `offset` (pwrite, so
+    /// the file's position stays at its end), or stops at the first error.
+    pub fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) {
+        let fd = self.file.as_raw_fd();
+        while !bytes.is_empty() {
+            // SAFETY: pwrite from a valid slice to our own fd.
+            let n = unsafe {
+                libc::pwrite(
+                    fd,
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    offset as libc::off_t,
+                )
+            };
+            if n <= 0 {
+                // SAFETY: reading this thread's errno.
+                if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                    continue;
+                }
+                return;
+            }
+            bytes = &bytes[n as usize..];
+            offset += n as u64;
+        }
+    }
+
     /// Async-signal-safe: makes what was written durable and gives the
     /// file its final name.
     pub fn publish(&self) {
@@ -250,17 +276,25 @@ impl CrashFile {
 
     /// Async-signal-safe: writes the header and every live slot of `slab`
     /// with its chunks from `pool`, then publishes the file.
+    ///
+    /// One pass, the count written into the header last: threads the
+    /// signal did not stop may still begin a span during the dump (one
+    /// that passed the running check before the freeze), so a count taken
+    /// in a first pass could be short of the records a second pass wrote,
+    /// and the reader, trusting it, left the last of them unread. Until the
+    /// count is written the header says 0, which a reader takes as "read
+    /// to the file's end" (the writer may die in the middle).
     pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
         let mut header = self.header;
         header.signal = signal;
-        // Live slots lie below the frontier; one bound for both passes,
-        // so the count matches the records written.
-        let used = slab.used_slots();
-        header.record_count = (0..used).filter(|&i| slot_is_live(slab.slot(i))).count() as u32;
+        header.record_count = 0;
         self.slots.write_all(header.as_bytes());
+        let used = slab.used_slots();
+        let mut written = 0u32;
         for i in 0..used {
             let r = slab.slot(i);
             if slot_is_live(r) {
+                written += 1;
                 // SAFETY: the slot is plain memory of the live mapping.
                 let bytes = unsafe {
                     std::slice::from_raw_parts(
@@ -284,6 +318,8 @@ impl CrashFile {
                 }
             }
         }
+        header.record_count = written;
+        self.slots.write_all_at(header.as_bytes(), 0);
         self.slots.publish();
     }
 
@@ -729,6 +765,8 @@ mod tests {
         crash.dump_slots(&slab, &pool, libc::SIGTERM);
         let mut reader = open(&dir.join("a")).expect("readable");
         assert_eq!(reader.header().service_name(), "svc");
+        // The count written last, over the records of the one pass.
+        assert_eq!(reader.header().record_count, 5);
         let first = reader.next_records(2).expect("read");
         let rest = reader.next_records(10).expect("read");
         assert!(reader.next_records(10).expect("read").is_empty());
