@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func cpuNs() int64 {
@@ -120,6 +121,18 @@ func spanguardRun(url string, chunks, chunk int) (float64, int64) {
 	})
 }
 
+// otelSpans makes n begin+3 attrs+end spans through an OpenTelemetry
+// tracer: the SDK's own pipeline or spanguard's bridge under it.
+func otelSpans(ctx context.Context, tr trace.Tracer) func(int) {
+	return func(n int) {
+		for i := 0; i < n; i++ {
+			_, s := tr.Start(ctx, "op")
+			s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
+			s.End()
+		}
+	}
+}
+
 // bridgeRun: the Go SDK with spanguard's bridge (otelbridge) in place of
 // its batcher and exporter, what a user already on OpenTelemetry runs.
 func bridgeRun(url string, chunks, chunk int) (float64, int64) {
@@ -131,14 +144,7 @@ func bridgeRun(url string, chunks, chunk int) (float64, int64) {
 	ctx := context.Background()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(st)))
 	defer tp.Shutdown(ctx)
-	tr := tp.Tracer("bench")
-	return measure(url, chunks, chunk, func(n int) {
-		for i := 0; i < n; i++ {
-			_, s := tr.Start(ctx, "op")
-			s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
-			s.End()
-		}
-	}, func() {
+	return measure(url, chunks, chunk, otelSpans(ctx, tp.Tracer("bench")), func() {
 		if ok, err := st.Flush(60 * time.Second); !ok || err != nil {
 			panic(fmt.Sprint("flush: ", ok, err))
 		}
@@ -153,14 +159,7 @@ func otelRun(url string, chunks, chunk int) (float64, int64) {
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(1<<16)))
 	defer tp.Shutdown(ctx)
-	tr := tp.Tracer("bench")
-	return measure(url, chunks, chunk, func(n int) {
-		for i := 0; i < n; i++ {
-			_, s := tr.Start(ctx, "op")
-			s.SetAttributes(attribute.Int("gen_ai.usage.input_tokens", i), attribute.String("gen_ai.request.model", "gpt-4o"), attribute.Bool("stream", true))
-			s.End()
-		}
-	}, func() {
+	return measure(url, chunks, chunk, otelSpans(ctx, tp.Tracer("bench")), func() {
 		if err := tp.ForceFlush(ctx); err != nil {
 			panic(err)
 		}
