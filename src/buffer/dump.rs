@@ -176,35 +176,26 @@ impl PreparedFile {
 
     /// Async-signal-safe: writes all of `bytes` (retrying on EINTR), or
     /// stops at the first error.
-    pub fn write_all(&self, mut bytes: &[u8]) {
-        let fd = self.file.as_raw_fd();
-        while !bytes.is_empty() {
-            // SAFETY: write from a valid slice to our own fd.
-            let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-            if n <= 0 {
-                // SAFETY: reading this thread's errno.
-                if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
-                    continue;
-                }
-                return;
-            }
-            bytes = &bytes[n as usize..];
-        }
+    pub fn write_all(&self, bytes: &[u8]) {
+        self.write_fully(bytes, None);
     }
 
-    /// Async-signal-safe: writes all of `bytes` at `offset` (pwrite, so
-    /// the file's position stays at its end), or stops at the first error.
-    pub fn write_all_at(&self, mut bytes: &[u8], mut offset: u64) {
+    /// `write_all` at `offset` (pwrite: the file's position stays at its
+    /// end, where the next `write_all` goes).
+    pub fn write_all_at(&self, bytes: &[u8], offset: u64) {
+        self.write_fully(bytes, Some(offset));
+    }
+
+    fn write_fully(&self, mut bytes: &[u8], mut offset: Option<u64>) {
         let fd = self.file.as_raw_fd();
         while !bytes.is_empty() {
-            // SAFETY: pwrite from a valid slice to our own fd.
+            let (ptr, len) = (bytes.as_ptr().cast(), bytes.len());
+            // SAFETY: write or pwrite from a valid slice to our own fd.
             let n = unsafe {
-                libc::pwrite(
-                    fd,
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    offset as libc::off_t,
-                )
+                match offset {
+                    None => libc::write(fd, ptr, len),
+                    Some(at) => libc::pwrite(fd, ptr, len, at as libc::off_t),
+                }
             };
             if n <= 0 {
                 // SAFETY: reading this thread's errno.
@@ -214,7 +205,9 @@ impl PreparedFile {
                 return;
             }
             bytes = &bytes[n as usize..];
-            offset += n as u64;
+            if let Some(at) = offset.as_mut() {
+                *at += n as u64;
+            }
         }
     }
 
