@@ -92,7 +92,7 @@ export interface TracerOptions {
   logLevel?: string;
   fromEnv?: boolean;
 }
-/** A failed call; `code` is one of RESULT. */
+/** A call the program got wrong (a bad config or argument); `code` is one of RESULT. A span's calls do not throw for what the library did not record (counted in stats(), warned about once). */
 export declare class SpanguardError extends Error {
   code: number;
 }

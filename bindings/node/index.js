@@ -93,6 +93,35 @@ function check(code, op) {
   return code;
 }
 
+// What a recording call may answer when the library did less than asked
+// and the program is not wrong: counted in stats() and warned about once
+// per kind (process.emitWarning), never thrown. OpenTelemetry's API never
+// throws from a span, and an agent must not crash because every slot is
+// taken, a limit was reached or a header from outside was bad. The
+// Python binding does the same.
+const SOFT = new Map([
+  [RESULT.LIMIT_REACHED, "a span's attribute, event or link limit was reached; the rest were dropped "
+    + '(counted in stats(): attributes_dropped, events_dropped, links_dropped)'],
+  [RESULT.BUFFER_FULL, 'every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; '
+    + 'raise maxOpenSpans)'],
+  [RESULT.SHUT_DOWN, 'the tracer is shut down; spans begun now are not recorded'],
+  [RESULT.STALE_SPAN, 'a span was used after it ended; the call did nothing (spans end once)'],
+  [RESULT.ALREADY_ENDED, 'a span was used after it ended; the call did nothing (spans end once)'],
+  [RESULT.INVALID_TRACEPARENT, 'a traceparent was not valid W3C text; the span began a new trace '
+    + '(or the link was left out)'],
+]);
+const warned = new Set();
+
+/** Throws for a failure of the program's own making; warns once for the rest (SOFT). */
+function recorded(code, op) {
+  if (isOk(code)) return;
+  const why = SOFT.get(code);
+  if (why === undefined) throw new SpanguardError(code, op);
+  if (warned.has(why)) return;
+  warned.add(why);
+  process.emitWarning(`spanguard: ${why}`, { code: 'SPANGUARD_NOT_RECORDED', detail: `${op}: code ${code}` });
+}
+
 const storage = new AsyncLocalStorage();
 
 /**
@@ -119,18 +148,13 @@ function split(attrs) {
 // span holds as many as its limit allows, set in as many calls as needed.
 const MAX_ATTRIBUTES_PER_CALL = 128;
 
-/**
- * Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a
- * call. `atStart`: the attributes of startSpan, where those over the span's
- * limit are dropped and counted (as the one-call begin does) rather than
- * thrown about, since a throw would lose the span just begun.
- */
-function setAll(hi, lo, keys, values, from, atStart = false) {
+/** Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a call. */
+function setAll(hi, lo, keys, values, from) {
   for (let i = from; i < keys.length; i += MAX_ATTRIBUTES_PER_CALL) {
     const end = i + MAX_ATTRIBUTES_PER_CALL;
     const whole = i === 0 && end >= keys.length;
     const code = native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end));
-    if (!(atStart && code === RESULT.LIMIT_REACHED)) check(code, 'setAttributes');
+    recorded(code, 'setAttributes');
   }
 }
 
@@ -206,7 +230,7 @@ class Span {
         if (Array.isArray(value) || value instanceof Uint8Array) code = N.setAttributes(this.hi, this.lo, [key], [value]);
         else code = N.setString(this.hi, this.lo, key, String(value));
     }
-    if (code !== undefined) check(code, `setAttribute(${key})`);
+    if (code !== undefined) recorded(code, `setAttribute(${key})`);
     return this;
   }
 
@@ -225,7 +249,7 @@ class Span {
 
   /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
   updateName(name) {
-    check(native.updateName(this.hi, this.lo, name), 'updateName');
+    recorded(native.updateName(this.hi, this.lo, name), 'updateName');
     this.name = name;
     return this;
   }
@@ -234,25 +258,25 @@ class Span {
   addEvent(name, attrs = {}, time = undefined) {
     const [keys, values] = split(attrs);
     const [s, ns] = hrTime(time);
-    check(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
+    recorded(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
     return this;
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
   addLink(traceparent, attrs = {}, tracestate = '') {
     const [keys, values] = split(attrs);
-    check(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
+    recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
     return this;
   }
 
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge). */
   addDroppedCounts(attributes = 0, events = 0, links = 0) {
-    check(native.addDroppedCounts(this.hi, this.lo, attributes, events, links), 'addDroppedCounts');
+    recorded(native.addDroppedCounts(this.hi, this.lo, attributes, events, links), 'addDroppedCounts');
     return this;
   }
 
   setStatus(code, message = '') {
-    check(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
+    recorded(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
     return this;
   }
 
@@ -279,7 +303,8 @@ class Span {
       const [s, ns] = hrTime(endTime);
       code = native.endAt(this.hi, this.lo, s, ns);
     }
-    if (code !== undefined && code !== RESULT.SHUT_DOWN) check(code, `end(${this.name})`);
+    // SHUT_DOWN: the shutdown already exported it, marked unended.
+    if (code !== undefined && code !== RESULT.SHUT_DOWN) recorded(code, `end(${this.name})`);
   }
 }
 
@@ -339,7 +364,11 @@ class Tracer {
    * else a new trace; or, with `traceparent`, of a span in another process.
    */
   startSpan(name, options) {
-    const ptr = this.live();
+    if (this.closed) {
+      recorded(RESULT.SHUT_DOWN, `startSpan(${name})`);
+      return new Span(this, 0, 0, name);
+    }
+    const ptr = this.ptr;
     const N = native;
     let code;
     if (options === undefined) {
@@ -349,10 +378,16 @@ class Tracer {
       const { kind = KIND.INTERNAL, parent, attributes, traceparent } = options;
       if (traceparent && !parent) {
         code = N.beginRemote(ptr, name, traceparent, kind);
+        if (code === RESULT.INVALID_TRACEPARENT) {
+          // A bad header from outside: a new trace, as a propagator that
+          // finds no valid parent would start.
+          recorded(code, `startSpan(${name})`);
+          return this.startSpan(name, { ...options, traceparent: undefined });
+        }
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name);
           const [keys, values] = split(attributes);
-          if (keys) setAll(span.hi, span.lo, keys, values, 0, true);
+          if (keys) setAll(span.hi, span.lo, keys, values, 0);
           return span;
         }
       } else {
@@ -366,15 +401,17 @@ class Tracer {
             const [keys, values] = split(attributes);
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
-            if (!isOk(code)) check(code, `startSpan(${name})`);
+            recorded(code, `startSpan(${name})`);
             const span = new Span(this, OUT[0], OUT[1], name);
-            setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL, true);
+            setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
             return span;
           }
         }
       }
     }
-    if (code !== undefined) check(code, `startSpan(${name})`);
+    // A span not begun (every slot taken, say) is a non-recording one: its
+    // calls succeed and do nothing.
+    if (code !== undefined) recorded(code, `startSpan(${name})`);
     return new Span(this, OUT[0], OUT[1], name);
   }
 
@@ -394,16 +431,20 @@ class Tracer {
    * not read.
    */
   beginForeign(name, o, [keys, values]) {
+    if (this.closed) {
+      recorded(RESULT.SHUT_DOWN, `startForeignSpan(${name})`);
+      return new Span(this, 0, 0, name);
+    }
     if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
-    const code = native.beginEx(this.live(), name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
+    const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
-    if (code !== undefined) check(code, `startForeignSpan(${name})`);
+    if (code !== undefined) recorded(code, `startForeignSpan(${name})`);
     const span = new Span(this, OUT[0], OUT[1], name);
-    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL, true);
+    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
     return span;
   }
 

@@ -59,7 +59,7 @@ test('withSpan nests across awaits and records errors', async () => {
   await tracer.close();
 });
 
-test('traceparent continues a trace; bad input is an error', async () => {
+test('traceparent continues a trace; a bad one starts a new trace; a bad config is an error', async () => {
   const { tracer } = newTracer();
   const client = tracer.startSpan('client');
   const tp = client.traceparent();
@@ -67,8 +67,11 @@ test('traceparent continues a trace; bad input is an error', async () => {
   assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
   const server = tracer.startSpan('server', { traceparent: tp });
   assert.strictEqual(server.traceparent().slice(3, 35), tp.slice(3, 35));
-  assert.throws(() => tracer.startSpan('bad', { traceparent: '00-nothex' }),
-    (e) => e instanceof spanguard.SpanguardError && e.code === spanguard.RESULT.INVALID_TRACEPARENT);
+  // A header from outside never throws: a new trace, warned about once.
+  const bad = tracer.startSpan('bad', { traceparent: '00-nothex', attributes: { kept: 'yes' } });
+  assert.match(bad.traceparent(), /^00-[0-9a-f]{32}-[0-9a-f]{16}-03$/);
+  assert.notStrictEqual(bad.traceparent().slice(3, 35), tp.slice(3, 35));
+  bad.end();
   assert.throws(() => new spanguard.Tracer({ fromEnv: false, endpoint: 'ftp://nope' }),
     (e) => e.code === spanguard.RESULT.INVALID_CONFIG
       && e.message.includes('endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=ftp://nope'));
@@ -82,17 +85,38 @@ test('traceparent continues a trace; bad input is an error', async () => {
   await tracer.close();
 });
 
-test('shutdown exports open spans; calls after it fail clearly', async () => {
+test('shutdown exports open spans; spans after it record nothing and never throw', async () => {
   const { tracer, sink } = newTracer();
   const open = tracer.startSpan('still.open');
   assert.strictEqual(await tracer.shutdown(10000), true);
   assert.strictEqual(await tracer.shutdown(10000), true);
   assert.strictEqual(tracer.stats().spans_unended_at_shutdown, 1);
   open.end();
-  assert.throws(() => tracer.startSpan('late'), (e) => e.code === spanguard.RESULT.SHUT_DOWN);
+  // After shutdown a span records nothing and its calls do not throw.
+  const late = tracer.startSpan('late');
+  late.setAttribute('k', 'v').addEvent('e');
+  late.end();
+  assert.strictEqual(tracer.stats().spans_begun, 1);
   const [span] = readSpans(sink);
   assert.deepStrictEqual(span.attrs['spanguard.unended'], { boolValue: true });
   await tracer.close();
+  await tracer.close();
+});
+
+test('every slot taken: startSpan gives a span that records nothing, counted, warned about once', async () => {
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 8, maxQueueSize: 8 });
+  const warnings = [];
+  const onWarning = (w) => { if (w.code === 'SPANGUARD_NOT_RECORDED') warnings.push(w.message); };
+  process.on('warning', onWarning);
+  const spans = [];
+  for (let i = 0; i < 18; i++) spans.push(tracer.startSpan(`open.${i}`));
+  const stats = tracer.stats();
+  assert.strictEqual(stats.spans_begun + stats.dropped_buffer_full, 18);
+  assert.ok(stats.dropped_buffer_full >= 2, `dropped ${stats.dropped_buffer_full}`);
+  for (const s of spans) s.setAttribute('a', 1).end();
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', onWarning);
+  assert.deepStrictEqual(warnings.filter((m) => m.includes('every span slot was taken')).length, 1);
   await tracer.close();
 });
 

@@ -164,9 +164,10 @@ test('the limits are options; updateName renames', async (t) => {
     eventAttributeCountLimit: 1, linkAttributeCountLimit: 1, payloadPoolMib: 1 });
   const span = tracer.startSpan('first.name');
   span.setAttributes({ a: 'abcdefgh', b: ['abcdefgh', 'xy'] });
-  assert.throws(() => span.setAttribute('c', 3), (e) => e.code === spanguard.RESULT.LIMIT_REACHED);
+  // Past a limit: dropped and counted, never thrown (OpenTelemetry's API never throws from a span).
+  span.setAttribute('c', 3);
   span.addEvent('e1', { x: 1, y: 2 });
-  assert.throws(() => span.addEvent('e2'), (e) => e.code === spanguard.RESULT.LIMIT_REACHED);
+  span.addEvent('e2');
   span.addLink('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', { x: 1, y: 2 });
   span.updateName('second.name');
   assert.strictEqual(span.name, 'second.name');
