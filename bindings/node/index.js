@@ -286,11 +286,17 @@ class Span {
     return this.setStatus(STATUS.ERROR, message);
   }
 
-  /** The W3C traceparent, to pass to another process. */
+  /**
+   * The W3C traceparent, to pass to another process; '' for a span that
+   * records nothing, or one ended and already exported.
+   */
   traceparent() {
     const out = native.traceparent(this.hi, this.lo);
-    if (typeof out === 'number') throw new SpanguardError(out, 'traceparent');
-    return out;
+    if (typeof out !== 'number') return out;
+    // A span whose slot went to a newer span (ended long ago): '' as for a
+    // span that records nothing, and a warning, not a throw.
+    recorded(out, 'traceparent');
+    return '';
   }
 
   /** Ends the span, now or at `endTime` (HrTime, Date or epoch milliseconds). Once. */
