@@ -5,7 +5,7 @@
 
 use super::boundary::ffi_boundary;
 use super::result::spanguard_result;
-use super::span::{begin_local, notice_or_error, with_span};
+use super::span::{begin_local, notice_or_error, text_arg, with_span};
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::tracer::AttrInput;
@@ -86,26 +86,15 @@ pub unsafe extern "C" fn spanguard_span_set_attributes_packed(
     len: usize,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        match packed_bytes(buf, len) {
+        // SAFETY: buf is valid for len bytes, or NULL with len 0, as the
+        // contract says (a NULL with a length is refused).
+        match unsafe { text_arg(buf.cast(), len) } {
             Ok(buf) => with_packed(buf, |items| {
                 with_span(span, |t, s| notice_or_error(t.set_attributes(s, items)))
             }),
             Err(rc) => rc,
         }
     })
-}
-
-/// The bytes of a packed buffer; NULL is the empty buffer only when `len`
-/// is 0.
-fn packed_bytes<'a>(buf: *const u8, len: usize) -> Result<&'a [u8], spanguard_result> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if buf.is_null() {
-        return Err(spanguard_result::NullArgument);
-    }
-    // SAFETY: buf is valid for len bytes, as the contract says.
-    Ok(unsafe { std::slice::from_raw_parts(buf, len) })
 }
 
 /// `spanguard_span_begin_with_attributes` with the attributes packed into
@@ -127,7 +116,9 @@ pub unsafe extern "C" fn spanguard_span_begin_packed(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        match packed_bytes(buf, len) {
+        // SAFETY: buf is valid for len bytes, or NULL with len 0, as the
+        // contract says (a NULL with a length is refused).
+        match unsafe { text_arg(buf.cast(), len) } {
             Ok(buf) => with_packed(buf, |items| {
                 begin_local(tracer, name, name_len, parent, kind, items, out)
             }),

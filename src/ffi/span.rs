@@ -67,13 +67,16 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
-/// The bytes of a (pointer, length) text argument; a NULL pointer is
-/// refused unless the length is 0.
+/// The bytes of a (pointer, length) argument (text, or a packed buffer);
+/// a NULL pointer is refused unless the length is 0.
 ///
 /// # Safety
 /// `p` must be valid for `len` bytes when it is not NULL.
 #[inline]
-unsafe fn text_arg<'a>(p: *const c_char, len: usize) -> Result<&'a [u8], spanguard_result> {
+pub(super) unsafe fn text_arg<'a>(
+    p: *const c_char,
+    len: usize,
+) -> Result<&'a [u8], spanguard_result> {
     if p.is_null() && len > 0 {
         return Err(spanguard_result::NullArgument);
     }
@@ -428,12 +431,7 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
         }
         // SAFETY (all `text` calls): the caller's pointers are valid for
         // their lengths, or NULL with length 0.
-        let text = |p: *const c_char, n: usize| -> Result<&[u8], spanguard_result> {
-            if p.is_null() && n > 0 {
-                return Err(spanguard_result::NullArgument);
-            }
-            Ok(unsafe { bytes(p, n) })
-        };
+        let text = |p: *const c_char, n: usize| unsafe { text_arg(p, n) };
         let fields = (|| {
             Ok::<_, spanguard_result>((
                 text(o.name, o.name_len)?,
