@@ -157,36 +157,34 @@ static void *arena_alloc(napi_env env, text_arena *a, size_t n, size_t align) {
     return b->data;
 }
 
+/* napi_get_value_string_utf8 of `*v` (with `buf` NULL: its length only),
+ * a non-string first converted with String() (then `*v` is that string).
+ * The read itself says whether `*v` is a string: no napi_typeof, one
+ * N-API call fewer on the hot path, where keys and values are strings. */
+static bool utf8_of(napi_env env, napi_value *v, char *buf, size_t size, size_t *len) {
+    napi_status st = napi_get_value_string_utf8(env, *v, buf, size, len);
+    if (st == napi_string_expected) {
+        if (napi_coerce_to_string(env, *v, v) != napi_ok) return false;
+        st = napi_get_value_string_utf8(env, *v, buf, size, len);
+    }
+    return st == napi_ok;
+}
+
 /* The UTF-8 bytes of string `v` (a non-string is converted with String()),
  * kept until text_free. NULL with a JS exception pending on failure. */
 static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
     size_t room;
     char *dst = arena_free_space(a, &room);
-    /* A string read first, a non-string converted only when that read
-     * says so: no napi_typeof on the hot path (keys and values are
-     * strings there). */
-    napi_status st = napi_string_expected;
-    if (room > 1) st = napi_get_value_string_utf8(env, v, dst, room, len);
-    else {
-        napi_valuetype t;
-        if (napi_typeof(env, v, &t) != napi_ok) return NULL;
-        if (t == napi_string) st = napi_ok;
-    }
-    if (st == napi_string_expected) {
-        if (napi_coerce_to_string(env, v, &v) != napi_ok) return NULL;
-        if (room > 1 && napi_get_value_string_utf8(env, v, dst, room, len) != napi_ok) return NULL;
-    } else if (st != napi_ok) {
-        return NULL;
-    }
     if (room > 1) {
         /* Written whole when it fits; napi always NUL-terminates, so a copy
          * of room - 1 bytes may have been cut: then ask the real length. */
+        if (!utf8_of(env, &v, dst, room, len)) return NULL;
         if (*len < room - 1) {
             arena_commit(a, *len + 1);
             return dst;
         }
     }
-    if (napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok) return NULL;
+    if (!utf8_of(env, &v, NULL, 0, len)) return NULL;
     char *p = arena_alloc(env, a, *len + 1, 1);
     if (!p) return NULL;
     if (napi_get_value_string_utf8(env, v, p, *len + 1, len) != napi_ok) return NULL;
