@@ -73,21 +73,25 @@ function attrs3(tracer) {
   };
 }
 
-async function spanguardRun() {
+// A spanguard tracer sending to the sink, and the flush that ends a chunk.
+function spanguardTracer() {
   const sg = new spanguard.Tracer({ fromEnv: false, endpoint: URL_, maxQueueSize: 1 << 16, installSignalHandlers: false });
-  const r = await measure(attrs3(sg), async () => {
+  return [sg, async () => {
     if (!(await sg.flush(60000))) throw new Error('flush timed out');
-  });
+  }];
+}
+
+async function spanguardRun() {
+  const [sg, flush] = spanguardTracer();
+  const r = await measure(attrs3(sg), flush);
   await sg.close();
   return r;
 }
 
 async function bridgeRun() {
-  const sg = new spanguard.Tracer({ fromEnv: false, endpoint: URL_, maxQueueSize: 1 << 16, installSignalHandlers: false });
+  const [sg, flush] = spanguardTracer();
   const provider = new BasicTracerProvider({ spanProcessors: [new SpanguardSpanProcessor(sg)] });
-  const r = await measure(attrs3(provider.getTracer('bench')), async () => {
-    if (!(await sg.flush(60000))) throw new Error('flush timed out');
-  });
+  const r = await measure(attrs3(provider.getTracer('bench')), flush);
   await provider.shutdown();
   return r;
 }

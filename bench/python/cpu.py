@@ -70,16 +70,20 @@ def measure(emit, flush):
     return (c1 - c0) / (CHUNKS * CHUNK), received() - before
 
 
-def spanguard_run():
+def spanguard_tracer():
+    """A spanguard tracer sending to the sink, and the flush that ends a chunk."""
     sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16)
-
-    emit = sg_cases(sg)[1]  # begin+3 attrs+end, as in bench.py
 
     def flush():
         if not sg.flush(60):
             raise RuntimeError("flush timed out")
 
-    r = measure(emit, flush)
+    return sg, flush
+
+
+def spanguard_run():
+    sg, flush = spanguard_tracer()
+    r = measure(sg_cases(sg)[1], flush)  # begin+3 attrs+end, as in bench.py
     sg.close()
     return r
 
@@ -87,16 +91,10 @@ def spanguard_run():
 def bridge_run():
     """The SDK with spanguard's bridge in place of its batch processor and
     exporter: what a user already on OpenTelemetry runs."""
-    sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16)
+    sg, flush = spanguard_tracer()
     provider = TracerProvider()
     provider.add_span_processor(SpanguardSpanProcessor(sg))
-    emit = otel_cases(provider.get_tracer("bench"))[1]
-
-    def flush():
-        if not sg.flush(60):
-            raise RuntimeError("flush timed out")
-
-    r = measure(emit, flush)
+    r = measure(otel_cases(provider.get_tracer("bench"))[1], flush)
     provider.shutdown()
     sg.close()
     return r

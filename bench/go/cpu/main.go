@@ -101,11 +101,22 @@ func measure(url string, chunks, chunk int, emit func(int), flush func()) (float
 	return float64(c1-c0) / float64(chunks*chunk), received(url) - before
 }
 
-func spanguardRun(url string, chunks, chunk int) (float64, int64) {
+// spanguardTracer: a spanguard tracer sending to the sink, and the flush
+// that ends a chunk.
+func spanguardTracer(url string) (*spanguard.Tracer, func()) {
 	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12})
 	if err != nil {
 		panic(err)
 	}
+	return tr, func() {
+		if ok, err := tr.Flush(60 * time.Second); !ok || err != nil {
+			panic(fmt.Sprint("flush: ", ok, err))
+		}
+	}
+}
+
+func spanguardRun(url string, chunks, chunk int) (float64, int64) {
+	tr, flush := spanguardTracer(url)
 	defer tr.Close()
 	ctx := context.Background()
 	return measure(url, chunks, chunk, func(n int) {
@@ -114,11 +125,7 @@ func spanguardRun(url string, chunks, chunk int) (float64, int64) {
 			s.SetAttributes(spanguard.Int("gen_ai.usage.input_tokens", i), spanguard.String("gen_ai.request.model", "gpt-4o"), spanguard.Bool("stream", true))
 			s.End()
 		}
-	}, func() {
-		if ok, err := tr.Flush(60 * time.Second); !ok || err != nil {
-			panic(fmt.Sprint("flush: ", ok, err))
-		}
-	})
+	}, flush)
 }
 
 // otelSpans makes n begin+3 attrs+end spans through an OpenTelemetry
@@ -136,19 +143,12 @@ func otelSpans(ctx context.Context, tr trace.Tracer) func(int) {
 // bridgeRun: the Go SDK with spanguard's bridge (otelbridge) in place of
 // its batcher and exporter, what a user already on OpenTelemetry runs.
 func bridgeRun(url string, chunks, chunk int) (float64, int64) {
-	st, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12})
-	if err != nil {
-		panic(err)
-	}
+	st, flush := spanguardTracer(url)
 	defer st.Close()
 	ctx := context.Background()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(st)))
 	defer tp.Shutdown(ctx)
-	return measure(url, chunks, chunk, otelSpans(ctx, tp.Tracer("bench")), func() {
-		if ok, err := st.Flush(60 * time.Second); !ok || err != nil {
-			panic(fmt.Sprint("flush: ", ok, err))
-		}
-	})
+	return measure(url, chunks, chunk, otelSpans(ctx, tp.Tracer("bench")), flush)
 }
 
 func otelRun(url string, chunks, chunk int) (float64, int64) {
