@@ -243,7 +243,7 @@ class Span {
 
   /** setAttributes with the attributes as two lists, keys and values (the bridge's form). */
   setAttributeLists(keys, values) {
-    if (keys.length > 0) setAll(this.hi, this.lo, keys, values, 0);
+    setAll(this.hi, this.lo, keys, values, 0);
     return this;
   }
 
