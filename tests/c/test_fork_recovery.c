@@ -78,18 +78,28 @@ static void record_then_wait(const char *tag, int ready, int hold) {
     for (;;) pause();
 }
 
-/* Whether the flight file of process `pid` is still in the spool. */
-static int flight_file_left(pid_t pid) {
+/* The path of the flight file of process `pid` in the spool, into `path`;
+ * 0 when there is none. */
+static int flight_file_of(pid_t pid, char *path, size_t size) {
     char mark[32];
     snprintf(mark, sizeof mark, "-%010d-", (int)pid);
     DIR *d = opendir(spool);
     if (!d) return 0;
     struct dirent *e;
     int found = 0;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, mark) && strstr(e->d_name, ".sgflight")) found = 1;
+    while (!found && (e = readdir(d)))
+        if (strstr(e->d_name, mark) && strstr(e->d_name, ".sgflight")) {
+            snprintf(path, size, "%s/%s", spool, e->d_name);
+            found = 1;
+        }
     closedir(d);
     return found;
+}
+
+/* Whether the flight file of process `pid` is still in the spool. */
+static int flight_file_left(pid_t pid) {
+    char path[1024];
+    return flight_file_of(pid, path, sizeof path);
 }
 
 /* Forks a recording process, waits until it has recorded, kills it. The
@@ -140,23 +150,13 @@ static int arrived(const char *tag) {
 
 /* Opens and locks the flight file of process `pid`; -1 if none. */
 static int lock_flight_file_of(pid_t pid) {
-    char mark[32];
-    snprintf(mark, sizeof mark, "-%010d-", (int)pid);
-    DIR *d = opendir(spool);
-    if (!d) return -1;
-    struct dirent *e;
-    int fd = -1;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, mark) && strstr(e->d_name, ".sgflight")) {
-            char path[1024];
-            snprintf(path, sizeof path, "%s/%s", spool, e->d_name);
-            fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-                close(fd);
-                fd = -1;
-            }
-        }
-    closedir(d);
+    char path[1024];
+    if (!flight_file_of(pid, path, sizeof path)) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        fd = -1;
+    }
     return fd;
 }
 
