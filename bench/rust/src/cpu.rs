@@ -52,6 +52,21 @@ fn resident_bytes() -> u64 {
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
+/// Tells `perf record --control fifo:CTL -D -1` to sample only the
+/// measured chunks, when SPANGUARD_BENCH_PERF_CTL names that fifo: the
+/// warm-up (slab pages cleared, connections made) would otherwise be most
+/// of a profile.
+fn perf_control(command: &str) {
+    if let Some(path) = std::env::var_os("SPANGUARD_BENCH_PERF_CTL") {
+        use std::io::Write;
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("perf control fifo");
+        writeln!(fifo, "{command}").expect("perf control");
+    }
+}
+
 /// What one side's run measured.
 #[derive(Default)]
 struct Measured {
@@ -100,12 +115,14 @@ fn measure(url: &str, chunks: u64, chunk: u64, emit: &dyn Fn(u64), flush: &dyn F
     }
     let before = received(url);
     let faults0 = minor_faults();
+    perf_control("enable");
     let cpu0 = process_cpu_ns();
     for _ in 0..chunks {
         emit(chunk);
         flush();
     }
     let cpu = process_cpu_ns() - cpu0;
+    perf_control("disable");
     let spans = (chunks * chunk) as f64;
     Measured {
         cpu_ns: cpu as f64 / spans,
