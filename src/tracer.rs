@@ -588,8 +588,9 @@ impl Tracer {
         if !opts.scope_name.is_empty() || !opts.scope_version.is_empty() {
             let (n, o1) = r.store_text(opts.scope_name, MAX_SCOPE_BYTES, &p.pool);
             let (v, o2) = r.store_text(opts.scope_version, MAX_SCOPE_BYTES, &p.pool);
-            r.scope_name = n;
-            r.scope_version = v;
+            let rest = r.rest_mut();
+            rest.scope_name = n;
+            rest.scope_version = v;
             notice = notice.merge(o1).merge(o2);
         }
         let (name_ref, outcome) = r.store_text(opts.name, MAX_NAME_BYTES, &p.pool);
@@ -680,7 +681,7 @@ impl Tracer {
             if std::ptr::read_volatile(&r.marks) & MARK_HAS_TRACESTATE == 0 {
                 0
             } else {
-                let t = std::ptr::read_volatile(&r.tracestate);
+                let t = r.stored_tracestate();
                 let bytes = r.raw(t);
                 let n = bytes.len().min(MAX_TRACESTATE_BYTES);
                 for (o, b) in out.iter_mut().zip(&bytes[..n]) {
@@ -702,7 +703,7 @@ impl Tracer {
             && len > 0
         {
             let (t, _) = child.store_text(&bytes[..len], MAX_TRACESTATE_BYTES, &self.pipeline.pool);
-            child.tracestate = t;
+            child.rest_mut().tracestate = t;
             child.marks |= MARK_HAS_TRACESTATE;
         }
     }
@@ -836,10 +837,13 @@ impl Tracer {
             r.status_code = code;
             if code == STATUS_ERROR {
                 let (m, outcome) = r.store_text(message, p.config.limits.value_len(), &p.pool);
-                r.status_message = m;
+                r.rest_mut().status_message = m;
                 Notice::from_text(outcome)
             } else {
-                r.status_message = TextRef::default();
+                // Only a span that has a message writes the line to clear it.
+                if r.rest().status_message.len != 0 {
+                    r.rest_mut().status_message = TextRef::default();
+                }
                 Notice::default()
             }
         })
@@ -869,9 +873,10 @@ impl Tracer {
         let add =
             |field: &mut u16, n: u32| *field = field.saturating_add(n.min(u16::MAX as u32) as u16);
         self.with_open(s, |_, r| {
-            add(&mut r.dropped_attributes, attributes);
-            add(&mut r.dropped_events, events);
-            add(&mut r.dropped_links, links);
+            let rest = r.rest_mut();
+            add(&mut rest.dropped_attributes, attributes);
+            add(&mut rest.dropped_events, events);
+            add(&mut rest.dropped_links, links);
         })
     }
 
@@ -1028,10 +1033,11 @@ fn store_tracestate(r: &mut SpanRecord, text: &[u8], notice: &mut Notice, pool: 
         && !ts.is_empty()
     {
         let (t, _) = r.store_text(ts.as_bytes(), MAX_TRACESTATE_BYTES, pool);
-        r.tracestate = t;
+        r.rest_mut().tracestate = t;
         r.marks |= MARK_HAS_TRACESTATE;
         if ts.cut_members > 0 {
-            r.truncated_values = r.truncated_values.saturating_add(1);
+            let rest = r.rest_mut();
+            rest.truncated_values = rest.truncated_values.saturating_add(1);
             notice.truncated = true;
         }
     }

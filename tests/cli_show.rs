@@ -132,7 +132,7 @@ fn write_dump(dir: &Path) {
     let mut failed = record(0xe5, 0x52, 0x51, "embed.batch", 30_410, 30_900);
     failed.header = AtomicU64::new(7 << 32 | STATE_ENDED as u64);
     failed.status_code = STATUS_ERROR;
-    failed.status_message = failed.store_text(b"CUDA out of memory", 1024, &no_pool()).0;
+    failed.rest_mut().status_message = failed.store_text(b"CUDA out of memory", 1024, &no_pool()).0;
     let mut bytes = header.as_bytes().to_vec();
     for r in [&done, &open, &failed] {
         // SAFETY: a record is plain data; its bytes are what the crash

@@ -61,8 +61,8 @@ fn rich_span(n: u8, pool: &PayloadPool) -> Box<SpanRecord> {
     r.end_unix_ns = 1_700_000_000_000_000_999;
     r.status_code = STATUS_ERROR;
     r.name = r.store_text("span \"name\"\n€".as_bytes(), 256, pool).0;
-    r.status_message = r.store_text(b"boom", usize::MAX, pool).0;
-    r.tracestate = r.store_text(b"a=b", 256, pool).0;
+    r.rest_mut().status_message = r.store_text(b"boom", usize::MAX, pool).0;
+    r.rest_mut().tracestate = r.store_text(b"a=b", 256, pool).0;
     let big = vec![b'p'; 9_000];
     let strs = [RawStr::new(b"a"), RawStr::new(b"bc")];
     let attrs: Vec<(&[u8], ValueInput)> = vec![
@@ -93,7 +93,7 @@ fn rich_span(n: u8, pool: &PayloadPool) -> Box<SpanRecord> {
         pool,
     )
     .expect("link");
-    r.dropped_events = 2;
+    r.rest_mut().dropped_events = 2;
     r
 }
 

@@ -646,8 +646,8 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
         r.signal = signal;
     }
     if let Some((name, version)) = &sp.scope {
-        r.scope_name = store(&mut r, pool, name, MAX_SCOPE_BYTES, false);
-        r.scope_version = store(&mut r, pool, version, MAX_SCOPE_BYTES, false);
+        r.rest_mut().scope_name = store(&mut r, pool, name, MAX_SCOPE_BYTES, false);
+        r.rest_mut().scope_version = store(&mut r, pool, version, MAX_SCOPE_BYTES, false);
     }
     r.name = store(
         &mut r,
@@ -656,8 +656,14 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
         MAX_NAME_BYTES,
         sp.name_kept.is_some(),
     );
-    r.tracestate = store(&mut r, pool, &sp.tracestate, MAX_TRACESTATE_BYTES, false);
-    r.status_message = store(&mut r, pool, &sp.status_message, usize::MAX, false);
+    // Written only when there is one, as the tracer does: most fixtures
+    // then leave the record's rest line unmarked.
+    if !sp.tracestate.is_empty() {
+        r.rest_mut().tracestate = store(&mut r, pool, &sp.tracestate, MAX_TRACESTATE_BYTES, false);
+    }
+    if !sp.status_message.is_empty() {
+        r.rest_mut().status_message = store(&mut r, pool, &sp.status_message, usize::MAX, false);
+    }
     for a in &sp.attrs {
         with_inputs(std::slice::from_ref(a), |items| {
             let outcome = r
@@ -705,12 +711,14 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
     }
     if sp.attrs.len() > INLINE_ATTRIBUTES {
         assert!(
-            r.chunk_count > 0,
+            r.rest().chunk_count > 0,
             "attributes past the table went to chunks"
         );
     }
-    r.dropped_events = sp.dropped_events;
-    r.dropped_links = sp.dropped_links;
+    if sp.dropped_events != 0 || sp.dropped_links != 0 {
+        r.rest_mut().dropped_events = sp.dropped_events;
+        r.rest_mut().dropped_links = sp.dropped_links;
+    }
     r
 }
 

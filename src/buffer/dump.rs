@@ -28,7 +28,8 @@ use crate::buffer::slab::{
 };
 use crate::span::limits::CHUNK_BYTES;
 use crate::span::record::{
-    ChunkStore, MARK_INTERRUPTED, OverflowSource, OwnedOverflow, SpanRecord, StoreSource,
+    CHUNK_COUNT_AT, ChunkStore, MARK_HAS_REST, MARK_INTERRUPTED, OverflowSource, OwnedOverflow,
+    SpanRecord, StoreSource,
 };
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
@@ -297,8 +298,7 @@ impl CrashFile {
                 };
                 // The count the chunks below match: read once, as the slot
                 // may still be written by a thread the signal did not stop.
-                // SAFETY: a plain u32 of the live mapping.
-                let chunks = unsafe { std::ptr::read_volatile(&r.chunk_count) };
+                let chunks = r.stored_chunk_count();
                 self.slots.write_all(&bytes[..CHUNK_COUNT_AT]);
                 self.slots.write_all(&chunks.to_ne_bytes());
                 self.slots.write_all(&bytes[CHUNK_COUNT_AT + 4..]);
@@ -329,8 +329,6 @@ impl CrashFile {
         self.batch.unpublish();
     }
 }
-
-const CHUNK_COUNT_AT: usize = std::mem::offset_of!(SpanRecord, chunk_count);
 
 /// Whether a slot holds a span worth saving: open, being written, ended, or
 /// in export (delivery unconfirmed).
@@ -505,6 +503,10 @@ impl<F: Borrow<File>> DumpReader<F> {
             }
             self.offset += rsize;
             self.records_left -= 1;
+            // Read every field: a file written before `MARK_HAS_REST`
+            // existed has the rest line without the mark, and records from
+            // disk are few.
+            r.marks |= MARK_HAS_REST;
             let overflow = if self.header.magic == MAGIC_FLIGHT {
                 self.flight_chunks(&mut r)
             } else {
@@ -523,7 +525,7 @@ impl<F: Borrow<File>> DumpReader<F> {
     /// may keep.
     fn inline_chunks(&mut self, r: &mut SpanRecord) -> Result<Vec<u8>, DumpError> {
         let available = (self.end.saturating_sub(self.offset) / CHUNK_BYTES as u64) as usize;
-        let present = (r.chunk_count as usize).min(available);
+        let present = (r.rest().chunk_count as usize).min(available);
         let kept = present.min(MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES);
         let mut copied = vec![0u8; kept * CHUNK_BYTES];
         match self.file.borrow().read_exact_at(&mut copied, self.offset) {
@@ -535,7 +537,7 @@ impl<F: Borrow<File>> DumpReader<F> {
             Err(e) => return Err(DumpError::Io(e)),
         }
         self.offset += (present * CHUNK_BYTES) as u64;
-        r.chunk_count = (copied.len() / CHUNK_BYTES) as u32;
+        r.rest_mut().chunk_count = (copied.len() / CHUNK_BYTES) as u32;
         Ok(copied)
     }
 
@@ -552,6 +554,7 @@ impl<F: Borrow<File>> DumpReader<F> {
         };
         let src = StoreSource(&store);
         let count = r
+            .rest()
             .chunk_count
             .min(self.header.pool_chunks)
             .min((MAX_SPAN_OVERFLOW_BYTES / CHUNK_BYTES) as u32);
@@ -564,7 +567,7 @@ impl<F: Borrow<File>> DumpReader<F> {
             }
             kept += 1;
         }
-        r.chunk_count = kept;
+        r.rest_mut().chunk_count = kept;
         copied
     }
 

@@ -41,7 +41,7 @@ use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
 
 use crate::span::limits::MAX_SLOTS;
-use crate::span::record::SpanRecord;
+use crate::span::record::{MARK_HAS_REST, REST_AT, SpanRecord};
 
 pub const STATE_FREE: u32 = 0;
 pub const STATE_OPEN: u32 = 1;
@@ -444,10 +444,22 @@ impl SpanSlab {
     /// encoding, they overlap instead of stalling the encoder one by one.
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
-        let record = self.slot(index) as *const SpanRecord as *const i8;
-        for offset in FIRST_LINES.into_iter().chain([COUNTERS_LINE]) {
+        let r = self.slot(index);
+        let record = r as *const SpanRecord as *const i8;
+        for offset in [0, 64, ARENA] {
             // SAFETY: every offset is inside the same record; only an address.
             prefetch(unsafe { record.add(offset) }, false);
+        }
+        // Only the lines the span wrote: the first line says which (read
+        // already, by `take_ended`). A line nobody wrote costs a fetch all
+        // the same, and line fetches are what the exporter waits for.
+        if r.arena_used as usize > 64 {
+            // SAFETY: as above.
+            prefetch(unsafe { record.add(ARENA + 64) }, false);
+        }
+        if r.marks & MARK_HAS_REST != 0 {
+            // SAFETY: as above.
+            prefetch(unsafe { record.add(REST_AT) }, false);
         }
     }
 }
@@ -472,14 +484,9 @@ fn page_size() -> usize {
 const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// The lines a span with a few attributes writes, and encoding reads first:
 /// the record's first two (the fields every span sets and the first three
-/// attributes, see `SpanRecord`) and the first two of its arena. Both sides
-/// prefetch these.
+/// attributes, see `SpanRecord`) and the first two of its arena. The
+/// recording side prefetches these, the exporter those the span wrote.
 const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
-
-/// The line of a record's counters, status, tracestate and scope: the
-/// exporter reads it for every span (a span writes it only when it sets
-/// one of them).
-const COUNTERS_LINE: usize = std::mem::offset_of!(SpanRecord, chunk_count);
 
 impl Drop for SpanSlab {
     fn drop(&mut self) {
@@ -521,14 +528,15 @@ mod tests {
         // SAFETY: take_free gave us the slot.
         let r = unsafe { slab.slot_mut(i) };
         r.reset();
-        r.status_message = TextRef { offset: 1, len: 2 };
-        r.tracestate = TextRef { offset: 3, len: 4 };
+        let rest = r.rest_mut();
+        rest.status_message = TextRef { offset: 1, len: 2 };
+        rest.tracestate = TextRef { offset: 3, len: 4 };
+        rest.dropped_attributes = 1;
+        rest.dropped_events = 2;
+        rest.dropped_links = 3;
+        rest.truncated_values = 4;
+        rest.replaced_utf8 = 5;
         r.signal = 11;
-        r.dropped_attributes = 1;
-        r.dropped_events = 2;
-        r.dropped_links = 3;
-        r.truncated_values = 4;
-        r.replaced_utf8 = 5;
         r.attribute_count = 6;
         slab.publish_ended(i, g);
         assert_eq!(slab.take_ended(), Some(i));
@@ -542,17 +550,20 @@ mod tests {
         // SAFETY: take_free gave us the slot.
         let r = unsafe { slab.slot_mut(j) };
         r.reset();
+        assert_eq!((r.signal, r.attribute_count), (0, 0));
+        // What the line holds, not what `rest` answers for an unmarked
+        // span: the exporter cleared it because the span had marked it.
+        let rest = *r.rest_mut();
         assert_eq!(
-            (r.status_message, r.tracestate),
+            (rest.status_message, rest.tracestate),
             (TextRef::default(), TextRef::default())
         );
-        assert_eq!((r.signal, r.attribute_count), (0, 0));
         let counts = [
-            r.dropped_attributes,
-            r.dropped_events,
-            r.dropped_links,
-            r.truncated_values,
-            r.replaced_utf8,
+            rest.dropped_attributes,
+            rest.dropped_events,
+            rest.dropped_links,
+            rest.truncated_values,
+            rest.replaced_utf8,
         ];
         assert_eq!(counts, [0; 5]);
     }

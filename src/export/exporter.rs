@@ -713,7 +713,8 @@ fn count_record_losses(stats: &Stats, views: &[SpanView]) {
         (0u64, 0u64, 0u64, 0u64, 0u64);
     for v in views {
         let r = v.record;
-        attrs += r.dropped_attributes as u64;
+        let rest = r.rest();
+        attrs += rest.dropped_attributes as u64;
         if r.event_count > 0 {
             attrs += v
                 .events()
@@ -726,10 +727,10 @@ fn count_record_losses(stats: &Stats, views: &[SpanView]) {
                 .map(|l| l.entry.dropped_attributes as u64)
                 .sum::<u64>();
         }
-        events += r.dropped_events as u64;
-        links += r.dropped_links as u64;
-        truncated += r.truncated_values as u64;
-        replaced += r.replaced_utf8 as u64;
+        events += rest.dropped_events as u64;
+        links += rest.dropped_links as u64;
+        truncated += rest.truncated_values as u64;
+        replaced += rest.replaced_utf8 as u64;
     }
     Stats::add(&stats.attributes_dropped, attrs);
     Stats::add(&stats.events_dropped, events);

@@ -798,8 +798,8 @@ mod tests {
         )
         .expect("link");
         r.status_code = STATUS_ERROR;
-        r.status_message = r.store_text(b"rate limited", 1024, pool).0;
-        r.marks = MARK_INTERRUPTED;
+        r.rest_mut().status_message = r.store_text(b"rate limited", 1024, pool).0;
+        r.marks |= MARK_INTERRUPTED;
         r.signal = 15;
         r
     }

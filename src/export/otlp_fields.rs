@@ -217,7 +217,7 @@ pub fn for_each_value_len(view: &SpanView, mut f: impl FnMut(usize)) {
         }
     }
     value(OtlpValue::Str(Str::Span(
-        view.text(view.record.status_message),
+        view.text(view.record.rest().status_message),
     )));
 }
 
@@ -306,13 +306,13 @@ pub fn span_flags(view: &SpanView) -> u32 {
 /// Whether the span has a status worth sending; an unset status with no
 /// message is the proto default and is left out.
 pub fn has_status(view: &SpanView) -> bool {
-    view.record.status_code != 0 || view.record.status_message.len != 0
+    view.record.status_code != 0 || view.record.rest().status_message.len != 0
 }
 
 /// The instrumentation scope of a span: its own, or spanguard's for spans
 /// that name none.
 pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>, Str<'a>) {
-    let r = span.record;
+    let r = span.record.rest();
     if r.scope_name.len == 0 && r.scope_version.len == 0 {
         (
             Str::Plain(&resource.scope_name),
@@ -332,8 +332,9 @@ pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>
 #[inline]
 pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
     let (a, b) = (a.record, b.record);
-    same_short_text(a.raw(a.scope_name), b.raw(b.scope_name))
-        && same_short_text(a.raw(a.scope_version), b.raw(b.scope_version))
+    let (ra, rb) = (a.rest(), b.rest());
+    same_short_text(a.raw(ra.scope_name), b.raw(rb.scope_name))
+        && same_short_text(a.raw(ra.scope_version), b.raw(rb.scope_version))
 }
 
 /// `a == b` for short text, without a call to `memcmp`: the encoders
@@ -442,7 +443,7 @@ mod tests {
         let mut r = blank();
         r.trace_flags = 1;
         assert_eq!(span_flags(&SpanView::new(&r, &pool)), 0x101);
-        r.marks = MARK_PARENT_REMOTE;
+        r.marks |= MARK_PARENT_REMOTE;
         assert_eq!(span_flags(&SpanView::new(&r, &pool)), 0x301);
     }
 
@@ -461,7 +462,7 @@ mod tests {
         let pool = PayloadPool::with_mib(0).expect("pool");
         let mut r = blank();
         assert!(keys(&SpanView::new(&r, &pool)).is_empty());
-        r.marks = MARK_UNENDED | MARK_INTERRUPTED;
+        r.marks |= MARK_UNENDED | MARK_INTERRUPTED;
         assert_eq!(
             keys(&SpanView::new(&r, &pool)),
             ["spanguard.unended", "spanguard.interrupted"]
@@ -485,7 +486,7 @@ mod tests {
         r.attributes[0].value_kind = 99;
         let view = SpanView::new(&r, &pool);
         assert_eq!(keys(&view), ["b"]);
-        r.dropped_attributes = 2;
+        r.rest_mut().dropped_attributes = 2;
         assert_eq!(SpanView::new(&r, &pool).dropped_attributes(), 3);
     }
 

@@ -100,13 +100,14 @@ impl OtlpJsonEncoder {
 /// budget's last resort).
 fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     let r = s.record;
+    let rest = r.rest();
     out.push(b'{');
     let mut first = true;
     key(out, &mut first, "traceId");
     put_hex(out, &r.trace_id);
     key(out, &mut first, "spanId");
     put_hex(out, &r.span_id);
-    let trace_state = Str::Span(s.text(r.tracestate));
+    let trace_state = Str::Span(s.text(rest.tracestate));
     if !trace_state.is_empty() {
         key(out, &mut first, "traceState");
         put_str(out, trace_state, usize::MAX);
@@ -177,7 +178,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         out,
         &mut first,
         "droppedEventsCount",
-        r.dropped_events as u32,
+        rest.dropped_events as u32,
     );
 
     let mut links = List::new("links");
@@ -212,13 +213,18 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         out.push(b'}');
     }
     links.close(out);
-    put_count(out, &mut first, "droppedLinksCount", r.dropped_links as u32);
+    put_count(
+        out,
+        &mut first,
+        "droppedLinksCount",
+        rest.dropped_links as u32,
+    );
 
     if has_status(s) {
         key(out, &mut first, "status");
         out.push(b'{');
         let mut first = true;
-        let message = Str::Span(s.text(r.status_message));
+        let message = Str::Span(s.text(rest.status_message));
         if !message.is_empty() {
             key(out, &mut first, "message");
             put_str(out, message, cap);

@@ -168,13 +168,14 @@ impl OtlpProtoEncoder {
 /// budget's last resort, see `fit_span`).
 fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     let r = s.record;
+    let rest = r.rest();
     let span = begin_message_reserving(out, field::SCOPE_SPANS_SPANS, MEDIUM);
     put_bytes(out, field::SPAN_TRACE_ID, &r.trace_id);
     put_bytes(out, field::SPAN_SPAN_ID, &r.span_id);
     put_str(
         out,
         field::SPAN_TRACE_STATE,
-        &Str::Span(s.text(r.tracestate)),
+        &Str::Span(s.text(rest.tracestate)),
         usize::MAX,
     );
     if !r.is_root() {
@@ -211,7 +212,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         );
         end_message(out, event);
     }
-    put_varint_field(out, field::SPAN_DROPPED_EVENTS, r.dropped_events as u64);
+    put_varint_field(out, field::SPAN_DROPPED_EVENTS, rest.dropped_events as u64);
 
     for l in s.links() {
         let link = begin_message_reserving(out, field::SPAN_LINKS, MEDIUM);
@@ -236,14 +237,14 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
         put_fixed32(out, field::LINK_FLAGS, l.entry.trace_flags as u32);
         end_message(out, link);
     }
-    put_varint_field(out, field::SPAN_DROPPED_LINKS, r.dropped_links as u64);
+    put_varint_field(out, field::SPAN_DROPPED_LINKS, rest.dropped_links as u64);
 
     if has_status(s) {
         let status = begin_message(out, field::SPAN_STATUS);
         put_str(
             out,
             field::STATUS_MESSAGE,
-            &Str::Span(s.text(r.status_message)),
+            &Str::Span(s.text(rest.status_message)),
             cap,
         );
         put_varint_field(out, field::STATUS_CODE, r.status_code as u64);

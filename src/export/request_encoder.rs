@@ -135,7 +135,7 @@ fn estimated_len(s: &SpanView, format: BodyFormat) -> usize {
     // A span without chunks has nothing past its arena, and its
     // `overflow_used` sits on a line that nothing else the exporter does
     // for such a span reads: one transfer from the recording core a span.
-    let overflow = if r.chunk_count > 0 {
+    let overflow = if r.rest().chunk_count > 0 {
         r.overflow_used as usize
     } else {
         0

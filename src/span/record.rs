@@ -342,51 +342,23 @@ pub const MARK_NON_RECORDING: u8 = 8;
 /// The span has a tracestate (in `tracestate`). On the first line, so a
 /// child learns whether to copy it from the line it reads anyway.
 pub const MARK_HAS_TRACESTATE: u8 = 16;
+/// The span wrote its `SpanRest` line (`SpanRecord::rest_mut`); when clear,
+/// that line is all zero and nobody needs to read it.
+pub const MARK_HAS_REST: u8 = 32;
 
-/// Status codes, numbered as in OTLP.
-pub const STATUS_UNSET: u8 = 0;
-pub const STATUS_OK: u8 = 1;
-pub const STATUS_ERROR: u8 = 2;
-
-/// The layout puts what every span writes together: the fields below up to
-/// `attributes`, and the first attributes, share the record's first two
-/// cache lines, and the arena starts on a line of its own, so a span with
-/// three attributes and short text writes three lines (it wrote six when
-/// the rarely used fields sat before the table and records were not
-/// line-aligned). Every line a span writes is fetched from the exporter's
-/// core or from memory, and fetched again by the exporter. The fields
-/// between the table and the arena (status, counters, the chunk map and
-/// list heads) are written only by spans that use them, and cleared by the
-/// exporter as it frees the slot (`reset_rest`).
-#[repr(C, align(64))]
-pub struct SpanRecord {
-    /// `generation << 32 | state`: the slot's commit marker. See
-    /// `buffer::slab` for the state machine.
-    pub header: AtomicU64,
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
-    /// All zero for a root span.
-    pub parent_span_id: [u8; 8],
-    pub trace_flags: u8,
-    /// OTLP SpanKind (0 unspecified .. 5 consumer).
-    pub kind: u8,
-    pub status_code: u8,
-    pub marks: u8,
-    /// Span attributes, in the slot's table and past it.
-    pub attribute_count: u16,
-    /// Bytes of the arena in use.
-    pub arena_used: u16,
-    pub name: TextRef,
-    pub start_unix_ns: u64,
-    pub end_unix_ns: u64,
-    pub event_count: u16,
-    pub link_count: u16,
-    /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
-    /// only on records read back from disk).
-    pub signal: i32,
-    pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
-    // One line from here: what the exporter reads of every span besides
-    // the first two, and clears as it frees the slot.
+/// What a span rarely sets, on a line of its own past the attribute table:
+/// the counters of what it could not hold, its status message, tracestate,
+/// scope and chunk count. A span that sets none of them never writes the
+/// line, and `MARK_HAS_REST`, on the first line, says whether one did: the
+/// exporter then neither reads nor clears it. That is one line fewer a
+/// small span fetched by the exporter from the recording core, where line
+/// fetches are what the exporter waits for (a profile of the CPU-per-span
+/// bench: the stall moves to whichever pass reads a slot's lines first).
+/// The field is private to the record, so every write goes through
+/// `rest_mut`, which sets the mark: a field can never be set unseen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpanRest {
     /// Chunks the span owns (data chunks, not index chunks).
     pub chunk_count: u32,
     pub dropped_attributes: u16,
@@ -406,6 +378,75 @@ pub struct SpanRecord {
     /// begin before anything long, so always in the arena.
     pub scope_name: TextRef,
     pub scope_version: TextRef,
+}
+
+impl SpanRest {
+    const NONE: TextRef = TextRef { offset: 0, len: 0 };
+    /// What a span that never wrote the line holds there.
+    pub const CLEAR: SpanRest = SpanRest {
+        chunk_count: 0,
+        dropped_attributes: 0,
+        dropped_events: 0,
+        dropped_links: 0,
+        truncated_values: 0,
+        replaced_utf8: 0,
+        _reserved2: 0,
+        status_message: Self::NONE,
+        tracestate: Self::NONE,
+        scope_name: Self::NONE,
+        scope_version: Self::NONE,
+    };
+}
+
+/// Status codes, numbered as in OTLP.
+pub const STATUS_UNSET: u8 = 0;
+pub const STATUS_OK: u8 = 1;
+pub const STATUS_ERROR: u8 = 2;
+
+/// The layout puts what every span writes together: the fields below up to
+/// `attributes`, and the first attributes, share the record's first two
+/// cache lines, and the arena starts on a line of its own, so a span with
+/// three attributes and short text writes three lines (it wrote six when
+/// the rarely used fields sat before the table and records were not
+/// line-aligned). Every line a span writes is fetched from the exporter's
+/// core or from memory, and fetched again by the exporter. The fields
+/// between the table and the arena (status, counters, the chunk map and
+/// list heads) are written only by spans that use them, and read and
+/// cleared by the exporter only for those (`SpanRest`, `reset_rest`): a
+/// small span's export reads three lines.
+#[repr(C, align(64))]
+pub struct SpanRecord {
+    /// `generation << 32 | state`: the slot's commit marker. See
+    /// `buffer::slab` for the state machine.
+    pub header: AtomicU64,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// All zero for a root span.
+    pub parent_span_id: [u8; 8],
+    pub trace_flags: u8,
+    /// OTLP SpanKind (0 unspecified .. 5 consumer).
+    pub kind: u8,
+    pub status_code: u8,
+    /// `MARK_*` bits. Add them with `|=` once the span has begun: one of
+    /// them (`MARK_HAS_REST`) says which lines were written, and clearing
+    /// it would leave a written line unread and uncleared.
+    pub marks: u8,
+    /// Span attributes, in the slot's table and past it.
+    pub attribute_count: u16,
+    /// Bytes of the arena in use.
+    pub arena_used: u16,
+    pub name: TextRef,
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+    pub event_count: u16,
+    pub link_count: u16,
+    /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
+    /// only on records read back from disk).
+    pub signal: i32,
+    pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
+    /// One line from here: read through `rest` and written through
+    /// `rest_mut` only (see `SpanRest`).
+    rest: SpanRest,
     // Lines only a span with chunks, nodes, events or links touches.
     /// Bytes of the chunks in use.
     pub overflow_used: u32,
@@ -424,6 +465,16 @@ pub struct SpanRecord {
     pub _to_line: [u8; 28],
     pub arena: [u8; ARENA_BYTES],
 }
+
+/// Adds one to a span's counter of something it could not hold.
+#[inline]
+fn count_one(counter: &mut u16) {
+    *counter = counter.saturating_add(1);
+}
+
+/// Where a record's `SpanRest` line starts, and its chunk count within it.
+pub const REST_AT: usize = std::mem::offset_of!(SpanRecord, rest);
+pub const CHUNK_COUNT_AT: usize = REST_AT + std::mem::offset_of!(SpanRest, chunk_count);
 
 /// `dst.copy_from_slice(src)`, with the short copies that names, keys and
 /// values mostly are done inline (`short_copy`).
@@ -598,6 +649,42 @@ fn emit_text(input: &[u8], plan: &TextPlan, budget: usize, mut emit: impl FnMut(
 }
 
 impl SpanRecord {
+    /// The span's rarely set fields: all zero, without reading their line,
+    /// when the span never wrote them.
+    #[inline(always)]
+    pub fn rest(&self) -> &SpanRest {
+        if self.marks & MARK_HAS_REST != 0 {
+            &self.rest
+        } else {
+            &SpanRest::CLEAR
+        }
+    }
+
+    /// The chunk count as stored, whether the mark is set or not, read
+    /// once: for a crash dump copying a slot that a thread the signal did
+    /// not stop may still be writing.
+    #[inline]
+    pub fn stored_chunk_count(&self) -> u32 {
+        // SAFETY: a plain u32 of this record.
+        unsafe { std::ptr::read_volatile(&self.rest.chunk_count) }
+    }
+
+    /// The tracestate as stored, read once: for a child reading its
+    /// parent's while the parent's thread may write it (`MARK_HAS_TRACESTATE`,
+    /// read first, says whether it is there).
+    #[inline]
+    pub fn stored_tracestate(&self) -> TextRef {
+        // SAFETY: a plain TextRef of this record.
+        unsafe { std::ptr::read_volatile(&self.rest.tracestate) }
+    }
+
+    /// The span's rarely set fields, for writing: marks them written.
+    #[inline(always)]
+    pub fn rest_mut(&mut self) -> &mut SpanRest {
+        self.marks |= MARK_HAS_REST;
+        &mut self.rest
+    }
+
     /// Clears the fields every span sets, ready for a new span: those in
     /// the record's first two lines. Only the slot's current writer may
     /// call it. The rest is clear already: a slot is zero when mapped, and
@@ -625,8 +712,8 @@ impl SpanRecord {
     }
 
     /// Clears the fields `reset` leaves: the exporter's part, when it
-    /// frees the slot (its encoder has just read them, so the line is in
-    /// its cache). Call after the chunks were given back.
+    /// frees the slot (its encoder has just read those the span wrote, so
+    /// their lines are in its cache). Call after the chunks were given back.
     #[inline]
     pub fn reset_rest(&mut self) {
         // On the first line, which the exporter only reads: written only in
@@ -634,24 +721,17 @@ impl SpanRecord {
         if self.signal != 0 {
             self.signal = 0;
         }
-        self.status_message = TextRef::default();
-        self.tracestate = TextRef::default();
-        self.scope_name = TextRef::default();
-        self.scope_version = TextRef::default();
-        self.dropped_attributes = 0;
-        self.dropped_events = 0;
-        self.dropped_links = 0;
-        self.truncated_values = 0;
-        self.replaced_utf8 = 0;
         // The chunk map and list heads sit on lines a small span never
-        // touches: cleared only when the counts on the lines read anyway
-        // say they were used (an index chunk exists only past the direct
-        // chunks, a list only with its count above zero).
-        if self.chunk_count != 0 {
-            self.chunk_count = 0;
-            self.overflow_used = 0;
-            self.index_head = 0;
-            self.index_tail = 0;
+        // touches: cleared only when the counts say they were used (an
+        // index chunk exists only past the direct chunks, a list only with
+        // its count above zero). The rest's line only when it was written.
+        if self.marks & MARK_HAS_REST != 0 {
+            if self.rest.chunk_count != 0 {
+                self.overflow_used = 0;
+                self.index_head = 0;
+                self.index_tail = 0;
+            }
+            self.rest = SpanRest::CLEAR;
         }
         if self.attribute_count as usize > INLINE_ATTRIBUTES {
             self.overflow_attributes = [0; 2];
@@ -673,7 +753,7 @@ impl SpanRecord {
         ordinal: u32,
         bytes_of: impl Fn(u32) -> Option<*const u8>,
     ) -> Option<u32> {
-        if ordinal >= self.chunk_count {
+        if ordinal >= self.rest().chunk_count {
             return None;
         }
         let k = ordinal as usize;
@@ -701,14 +781,14 @@ impl SpanRecord {
     /// for the exporter to give back.
     #[inline]
     pub fn owned_chunks<S: ChunkStore + ?Sized>(&self, store: &S, mut f: impl FnMut(u32)) {
-        if self.chunk_count == 0 {
+        if self.rest().chunk_count == 0 {
             return; // and the map's lines stay untouched
         }
-        let direct = (self.chunk_count as usize).min(DIRECT_CHUNKS);
+        let direct = (self.rest().chunk_count as usize).min(DIRECT_CHUNKS);
         for &c in &self.direct_chunks[..direct] {
             f(c);
         }
-        let mut left = (self.chunk_count as usize).saturating_sub(DIRECT_CHUNKS);
+        let mut left = (self.rest().chunk_count as usize).saturating_sub(DIRECT_CHUNKS);
         let mut index = self.index_head;
         while index != 0 {
             let Some(ptr) = store.chunk_ptr(index - 1) else {
@@ -729,7 +809,7 @@ impl SpanRecord {
     /// Takes one more chunk from `store` for the span. False when the pool
     /// is used up (or the span's virtual space is).
     fn add_chunk<S: ChunkStore + ?Sized>(&mut self, store: &S) -> bool {
-        let k = self.chunk_count as usize;
+        let k = self.rest().chunk_count as usize;
         if (k + 1) * CHUNK_BYTES > (u32::MAX - OVERFLOW_BASE) as usize {
             return false;
         }
@@ -738,7 +818,7 @@ impl SpanRecord {
                 return false;
             };
             self.direct_chunks[k] = c;
-            self.chunk_count += 1;
+            self.rest_mut().chunk_count += 1;
             return true;
         }
         let slot = (k - DIRECT_CHUNKS) % INDEX_ENTRIES;
@@ -787,7 +867,7 @@ impl SpanRecord {
         };
         // SAFETY: the tail index chunk is ours; slot < INDEX_ENTRIES.
         unsafe { tail.as_ptr().cast::<u32>().add(slot).write_unaligned(c) };
-        self.chunk_count += 1;
+        self.rest_mut().chunk_count += 1;
         true
     }
 
@@ -796,7 +876,7 @@ impl SpanRecord {
     /// the pool ran out).
     fn reserve_overflow<S: ChunkStore + ?Sized>(&mut self, want: usize, store: &S) -> (u32, usize) {
         let start = self.overflow_used as usize;
-        let mut have = self.chunk_count as usize * CHUNK_BYTES - start;
+        let mut have = self.rest().chunk_count as usize * CHUNK_BYTES - start;
         while have < want && self.add_chunk(store) {
             have += CHUNK_BYTES;
         }
@@ -939,10 +1019,10 @@ impl SpanRecord {
             replaced_utf8: plan.replaced_utf8,
         };
         if outcome.truncated {
-            self.truncated_values = self.truncated_values.saturating_add(1);
+            count_one(&mut self.rest_mut().truncated_values);
         }
         if outcome.replaced_utf8 {
-            self.replaced_utf8 = self.replaced_utf8.saturating_add(1);
+            count_one(&mut self.rest_mut().replaced_utf8);
         }
         (
             TextRef {
@@ -983,7 +1063,7 @@ impl SpanRecord {
         self.write_at(at, &input[..got], store);
         let truncated = got < input.len();
         if truncated {
-            self.truncated_values = self.truncated_values.saturating_add(1);
+            count_one(&mut self.rest_mut().truncated_values);
         }
         (
             TextRef {
@@ -1094,7 +1174,7 @@ impl SpanRecord {
         }
         let truncated = kept < n;
         if truncated {
-            self.truncated_values = self.truncated_values.saturating_add(1);
+            count_one(&mut self.rest_mut().truncated_values);
         }
         (
             TextRef {
@@ -1168,7 +1248,7 @@ impl SpanRecord {
             // fit leaves nothing to undo.
             let (key_ref, key_outcome) = self.store_key(key, store);
             let Some(key_ref) = key_ref else {
-                self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+                count_one(&mut self.rest_mut().dropped_attributes);
                 return Err(NotStored::NoRoom);
             };
             let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
@@ -1233,14 +1313,14 @@ impl SpanRecord {
             return Ok(outcome);
         }
         if count >= limits.attribute_count as usize || count >= MAX_COUNT_LIMIT as usize {
-            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::Limit);
         }
         let arena_before = self.arena_used;
         let overflow_before = self.overflow_used;
         let (key_ref, key_outcome) = self.store_key(key, store);
         let Some(key_ref) = key_ref else {
-            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::NoRoom);
         };
         // The node before the value, so a value that takes the last of the
@@ -1248,7 +1328,7 @@ impl SpanRecord {
         let Some(node_at) = self.alloc(std::mem::size_of::<AttributeNode>(), store) else {
             self.arena_used = arena_before;
             self.overflow_used = overflow_before;
-            self.dropped_attributes = self.dropped_attributes.saturating_add(1);
+            count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::NoRoom);
         };
         let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
@@ -1500,8 +1580,8 @@ impl SpanRecord {
         };
         let refuse = |r: &mut SpanRecord, why: NotStored| {
             match item.list {
-                ListName::Links => r.dropped_links = r.dropped_links.saturating_add(1),
-                _ => r.dropped_events = r.dropped_events.saturating_add(1),
+                ListName::Links => count_one(&mut r.rest_mut().dropped_links),
+                _ => count_one(&mut r.rest_mut().dropped_events),
             }
             Err(why)
         };
@@ -1531,14 +1611,14 @@ impl SpanRecord {
     /// The chunks' bytes in use, for the crash dump: how many whole chunks
     /// hold the span's data.
     pub fn chunks_in_use(&self) -> u32 {
-        self.chunk_count
+        self.rest().chunk_count
     }
 
     /// Calls `f` with each of the span's chunks, in order (the crash dump
     /// writes them after the slot). Async-signal-safe: reads only.
     pub fn for_each_chunk<S: ChunkStore + ?Sized>(&self, store: &S, mut f: impl FnMut(&[u8])) {
         let src = StoreSource(store);
-        for ordinal in 0..self.chunk_count {
+        for ordinal in 0..self.rest().chunk_count {
             match src.chunk(self, ordinal) {
                 Some(bytes) => f(bytes),
                 None => f(&[0u8; CHUNK_BYTES]),
@@ -2020,7 +2100,7 @@ impl<'a> SpanView<'a> {
             unreadable += ValueKind::from_u8(a.value_kind).is_none() as u32;
         }
         let lost = (self.record.attribute_count as u32).saturating_sub(seen);
-        self.record.dropped_attributes as u32 + unreadable + lost
+        self.record.rest().dropped_attributes as u32 + unreadable + lost
     }
 
     /// An attribute table of an event or link.
@@ -2106,8 +2186,8 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 // The layout the comment on SpanRecord describes.
 const _: () = {
     // What the exporter reads and clears of every span: one line.
-    assert!(std::mem::offset_of!(SpanRecord, chunk_count) == 848);
-    assert!(std::mem::offset_of!(SpanRecord, scope_version) + 8 <= 896);
+    assert!(CHUNK_COUNT_AT == 848);
+    assert!(REST_AT + std::mem::size_of::<SpanRest>() <= 896);
     assert!(std::mem::offset_of!(SpanRecord, attributes) + 3 * 16 <= 128);
     assert!(std::mem::offset_of!(SpanRecord, arena).is_multiple_of(64));
     assert!(std::mem::size_of::<SpanRecord>().is_multiple_of(64));
@@ -2201,7 +2281,7 @@ mod tests {
         let mut r = blank();
         let (t, o) = r.store_text(&ascii[..20], 8, &store);
         assert_eq!((r.arena_bytes(t), o.truncated), (Some(&ascii[..8]), true));
-        assert_eq!(r.truncated_values, 1);
+        assert_eq!(r.rest().truncated_values, 1);
     }
 
     #[test]
@@ -2218,7 +2298,11 @@ mod tests {
             let (t, o) = r.store_text(input, 8, &store);
             assert_eq!(r.arena_bytes(t), Some(want), "{input:?}");
             assert!(o.truncated && o.replaced_utf8, "{input:?} {o:?}");
-            assert_eq!((r.truncated_values, r.replaced_utf8), (1, 1), "{input:?}");
+            assert_eq!(
+                (r.rest().truncated_values, r.rest().replaced_utf8),
+                (1, 1),
+                "{input:?}"
+            );
         }
     }
 
@@ -2252,7 +2336,7 @@ mod tests {
         let view = SpanView::new(&r, &src);
         assert_eq!(view.text(t).to_string_lossy(), prompt);
         assert!(
-            r.chunk_count as usize > DIRECT_CHUNKS,
+            r.rest().chunk_count as usize > DIRECT_CHUNKS,
             "index chunks in use"
         );
         // Every chunk owned once: data chunks plus one index chunk.
@@ -2260,7 +2344,7 @@ mod tests {
         r.owned_chunks(&store, |c| owned.push(c));
         owned.sort();
         owned.dedup();
-        assert_eq!(owned.len(), r.chunk_count as usize + 1);
+        assert_eq!(owned.len(), r.rest().chunk_count as usize + 1);
         assert_eq!(owned.len() as u32, store.next.get());
     }
 
@@ -2311,7 +2395,7 @@ mod tests {
         // An existing key still takes a new value at the limit.
         r.set_attribute(b"a", &ValueInput::Int(9), &limits, &store)
             .expect("replace");
-        assert_eq!(r.dropped_attributes, 1);
+        assert_eq!(r.rest().dropped_attributes, 1);
     }
 
     #[test]
@@ -2349,7 +2433,7 @@ mod tests {
             assert!(!k.is_empty(), "an attribute without its key");
         }
         assert_eq!(view.attributes().count(), r.attribute_count as usize);
-        assert_eq!(r.dropped_attributes as usize, dropped);
+        assert_eq!(r.rest().dropped_attributes as usize, dropped);
     }
 
     #[test]
@@ -2398,7 +2482,7 @@ mod tests {
         }
         let links: Vec<_> = view.links().collect();
         assert_eq!(links[0].tracestate().to_string_lossy(), "k=v");
-        assert_eq!(r.dropped_attributes, 0, "not counted on the span");
+        assert_eq!(r.rest().dropped_attributes, 0, "not counted on the span");
     }
 
     #[test]
