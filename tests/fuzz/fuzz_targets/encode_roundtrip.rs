@@ -118,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(
                 decoded.dropped_attributes,
-                view.record.dropped_attributes as u32
+                view.record.rest().dropped_attributes as u32
             );
         }
     }
