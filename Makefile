@@ -65,6 +65,8 @@ lint:
 	# The benchmark crate: formatting only, which needs no build (its
 	# peers' SDKs would add minutes to make test to compile for clippy).
 	cd bench/rust && $(CARGO) fmt -- --check
+	# The fuzz crate: formatting here; make test's fuzz-build compiles it.
+	cd tests/fuzz && $(CARGO) fmt -- --check
 	cd bindings/python && $(CARGO) fmt -- --check && PYO3_PYTHON=$(PYTHON3) CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
 	  $(CARGO) clippy --locked --all-targets -- -D warnings
 
