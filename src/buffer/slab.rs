@@ -381,19 +381,33 @@ impl SpanSlab {
 
     /// The exporter's side: the next ended slot, now EXPORTING.
     pub fn take_ended(&self) -> Option<u32> {
+        let index = self.pop_ended()?;
+        self.mark_exporting(index);
+        Some(index)
+    }
+
+    /// The exporter's side, first half of `take_ended`: the next ended
+    /// slot, counted as taken, its lines not read yet (its header still
+    /// says ENDED until `mark_exporting`). Reads only the queue's cells, so
+    /// a batch of these runs without waiting on the slots' lines.
+    pub fn pop_ended(&self) -> Option<u32> {
         let index = self.ended.pop()?;
         // A load and a store, not a fetch-add: only the thread that pops
         // writes this count, and the lock of a read-modify-write cost the
         // take as much as its own work.
         let taken = &self.taken.0;
         taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Some(index)
+    }
+
+    /// The second half of `take_ended`, for a slot `pop_ended` gave.
+    pub fn mark_exporting(&self, index: u32) {
         let header = &self.slot(index).header;
         let current = header.load(Ordering::Acquire);
         header.store(
             pack_header(header_generation(current), STATE_EXPORTING),
             Ordering::Relaxed,
         );
-        Some(index)
     }
 
     /// Gives exported slots back, with one update of the free stack for
@@ -442,17 +456,24 @@ impl SpanSlab {
     /// that encoding reads first. The application's core wrote them, so
     /// each is a transfer between cores; issued for a whole batch before
     /// encoding, they overlap instead of stalling the encoder one by one.
+    /// The header's line for writing: `mark_exporting` writes it next.
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
+        let record = self.slot(index) as *const SpanRecord as *const i8;
+        // SAFETY (each): inside the same record; only an address.
+        prefetch(record, true);
+        prefetch(unsafe { record.add(64) }, false);
+        prefetch(unsafe { record.add(ARENA) }, false);
+    }
+
+    /// The exporter's side, after `mark_exporting`: the lines of a taken
+    /// slot that only some spans write, when the first line (read by
+    /// then) says this one did. A line nobody wrote costs a fetch all the
+    /// same, and line fetches are what the exporter waits for.
+    #[inline]
+    pub fn prefetch_written(&self, index: u32) {
         let r = self.slot(index);
         let record = r as *const SpanRecord as *const i8;
-        for offset in [0, 64, ARENA] {
-            // SAFETY: every offset is inside the same record; only an address.
-            prefetch(unsafe { record.add(offset) }, false);
-        }
-        // Only the lines the span wrote: the first line says which (read
-        // already, by `take_ended`). A line nobody wrote costs a fetch all
-        // the same, and line fetches are what the exporter waits for.
         if r.arena_used as usize > 64 {
             // SAFETY: as above.
             prefetch(unsafe { record.add(ARENA + 64) }, false);

@@ -303,14 +303,24 @@ impl Exporter {
     /// Takes up to `batch` ended spans and exports them; leaves how many it
     /// took in `self.taken`.
     fn drain_one_batch(&mut self, batch: usize) {
+        let slab = &self.pipeline.slab;
+        // Two passes: the first reads only queue cells and asks for every
+        // slot's first lines, so their fetches overlap; the second reads
+        // each header (there by then, or on its way) and asks for the
+        // lines the span wrote past them. One pass waited for each
+        // header before asking for the next.
         while self.indexes.len() < batch {
-            match self.pipeline.slab.take_ended() {
+            match slab.pop_ended() {
                 Some(i) => {
-                    self.pipeline.slab.prefetch_for_encoding(i);
+                    slab.prefetch_for_encoding(i);
                     self.indexes.push(i);
                 }
                 None => break,
             }
+        }
+        for &i in &self.indexes {
+            slab.mark_exporting(i);
+            slab.prefetch_written(i);
         }
         self.taken = self.indexes.len();
         if !self.indexes.is_empty() {
