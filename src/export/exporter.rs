@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::{Compression, Protocol};
-use crate::pipeline::{ExportEvent, Pipeline};
+use crate::pipeline::{ExportEvent, ExportSignal, Pipeline};
 use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
@@ -130,7 +130,7 @@ impl Exporter {
         loop {
             let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
             let wait = self.idle_wait(p.config.schedule_delay);
-            p.signal.wait_for_work(wait, || {
+            wait_calibrating(&p.signal, wait, || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_pending()
                     || p.slab.ended_len() >= batch
@@ -715,6 +715,26 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: a valid timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `signal.wait_for_work(wait, ready)`, waking on the way only to sample
+/// the clock when its first anchor is due (`span::clock::first_anchor_due_in`):
+/// the wait ends when it would have, and nothing is drained early (a batch
+/// stays whole, an idle exporter idle).
+fn wait_calibrating(signal: &ExportSignal, wait: Duration, ready: impl Fn() -> bool) {
+    let until = crate::span::clock::instant_after(Instant::now(), wait);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        // A millisecond past it, so that the sample is due when taken.
+        let due = crate::span::clock::first_anchor_due_in()
+            .map(|d| d + Duration::from_millis(1))
+            .filter(|d| *d < left);
+        signal.wait_for_work(due.unwrap_or(left), &ready);
+        if due.is_none() || ready() {
+            return;
+        }
+        crate::span::clock::recalibrate();
+    }
 }
 
 /// Adds what each record could not hold to the tracer's counters.
