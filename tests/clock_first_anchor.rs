@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use spanguard::config::TracerConfig;
 use spanguard::span::clock::first_anchor_due_in;
-use spanguard::tracer::{Parent, Tracer};
+use spanguard::tracer::Parent;
+
+mod support;
 
 #[test]
 fn an_idle_exporter_still_anchors_the_clock() {
@@ -17,19 +18,9 @@ fn an_idle_exporter_still_anchors_the_clock() {
         eprintln!("the TSC is not used on this machine: nothing to check");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sg-anchor-{}", std::process::id()));
-    let tracer = Tracer::new(TracerConfig {
-        endpoint: Some("discard:".to_string()),
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        // Nothing wakes the exporter for a minute: no batch fills, nobody
-        // flushes.
-        schedule_delay: Duration::from_secs(60),
-        max_export_batch_size: 512,
-        ..TracerConfig::default()
-    })
-    .expect("tracer");
+    // Nothing wakes the exporter for a minute: no batch fills, nobody
+    // flushes.
+    let (tracer, dir) = support::discarding_tracer("anchor", Duration::from_secs(60));
     let (s, _) = tracer.begin(b"one", Parent::None, 1).expect("begin");
     tracer.end(s, 0).expect("end");
     // The first anchor needs two samples 200 ms apart; allow for a slow

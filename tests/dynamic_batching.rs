@@ -4,24 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use spanguard::config::TracerConfig;
-use spanguard::tracer::{Parent, Tracer};
+use spanguard::tracer::Parent;
+
+mod support;
 
 #[test]
 fn a_thin_stream_goes_out_before_the_schedule_delay() {
-    let dir = std::env::temp_dir().join(format!("sg-dynbatch-{}", std::process::id()));
-    let tracer = Tracer::new(TracerConfig {
-        endpoint: Some("discard:".to_string()),
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        // With a fixed threshold, 40 spans would wait the full minute: they
-        // are far from a batch of 512 and nobody flushes.
-        schedule_delay: Duration::from_secs(60),
-        max_export_batch_size: 512,
-        ..TracerConfig::default()
-    })
-    .expect("tracer");
+    // With a fixed threshold, 40 spans would wait the full minute: they
+    // are far from a batch of 512 and nobody flushes.
+    let (tracer, dir) = support::discarding_tracer("dynbatch", Duration::from_secs(60));
     // Let the exporter finish starting and go to sleep first, so that only
     // a nudge from an end can wake it before the delay.
     std::thread::sleep(Duration::from_millis(200));
