@@ -326,10 +326,17 @@ fn skip_value(b: &[u8], pos: usize) -> Option<usize> {
             }
         }
         _ => {
-            // A number, true, false or null: up to the next delimiter.
+            // A number, true, false or null: the bytes they are made of.
+            // Anything else ends it, and the caller then finds no delimiter
+            // there and refuses the text. (Up to the next delimiter, as it
+            // was, took a brace or quote inside as part of a number, while
+            // the counting of nesting above saw it: a request that was read
+            // one way and split another, its second half unreadable.)
             let len = b[pos..]
                 .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .position(
+                    |c| !matches!(c, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.'),
+                )
                 .unwrap_or(b.len() - pos);
             (len > 0).then_some(pos + len)
         }
@@ -458,6 +465,16 @@ mod tests {
         for bad in [&b"{\"resourceSpans\":[{"[..], b"[[[[[[", b"", b"\"x"] {
             assert!(split_in_two(bad, BodyFormat::Json, false, &mut gz).is_none());
         }
+        // A brace inside what reads as a number (found by `make fuzz`): it
+        // was taken as part of the number by the member walk and as an
+        // opening by the nesting count, so the request was counted, split,
+        // and its second half could not be read back.
+        let brace_in_number = br#"{"resourceSpans":[{"resource":{},"scopeSpans":[{"scope":{"name":"s"},"spans":[{"spanId":"00"},{"spanId":"02"},-{"span"3:"d"I0]}}]}]}"#;
+        assert_eq!(count_spans(brace_in_number, BodyFormat::Json), None);
+        assert!(split_in_two(brace_in_number, BodyFormat::Json, false, &mut gz).is_none());
+        // Numbers and literals themselves still read.
+        let scalars = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"a":-1.5e+3,"b":true,"c":null},{"d":false}]}]}]}"#;
+        assert_eq!(count_spans(scalars, BodyFormat::Json), Some(2));
         let mut trunc = proto_request();
         trunc.pop();
         assert!(split_in_two(&trunc, BodyFormat::Protobuf, false, &mut gz).is_none());
