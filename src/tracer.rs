@@ -1036,8 +1036,7 @@ fn store_tracestate(r: &mut SpanRecord, text: &[u8], notice: &mut Notice, pool: 
         r.rest_mut().tracestate = t;
         r.marks |= MARK_HAS_TRACESTATE;
         if ts.cut_members > 0 {
-            let rest = r.rest_mut();
-            rest.truncated_values = rest.truncated_values.saturating_add(1);
+            count_one(&mut r.rest_mut().truncated_values);
             notice.truncated = true;
         }
     }

@@ -41,7 +41,7 @@ use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
 
 use crate::span::limits::MAX_SLOTS;
-use crate::span::record::{MARK_HAS_REST, REST_AT, SpanRecord};
+use crate::span::record::{REST_AT, SpanRecord};
 
 pub const STATE_FREE: u32 = 0;
 pub const STATE_OPEN: u32 = 1;
@@ -478,7 +478,7 @@ impl SpanSlab {
             // SAFETY: as above.
             prefetch(unsafe { record.add(ARENA + 64) }, false);
         }
-        if r.marks & MARK_HAS_REST != 0 {
+        if r.wrote_rest() {
             // SAFETY: as above.
             prefetch(unsafe { record.add(REST_AT) }, false);
         }

@@ -468,7 +468,7 @@ pub struct SpanRecord {
 
 /// Adds one to a span's counter of something it could not hold.
 #[inline]
-fn count_one(counter: &mut u16) {
+pub fn count_one(counter: &mut u16) {
     *counter = counter.saturating_add(1);
 }
 
@@ -653,11 +653,17 @@ impl SpanRecord {
     /// when the span never wrote them.
     #[inline(always)]
     pub fn rest(&self) -> &SpanRest {
-        if self.marks & MARK_HAS_REST != 0 {
+        if self.wrote_rest() {
             &self.rest
         } else {
             &SpanRest::CLEAR
         }
+    }
+
+    /// Whether the span wrote its `SpanRest` line (`MARK_HAS_REST`).
+    #[inline(always)]
+    pub fn wrote_rest(&self) -> bool {
+        self.marks & MARK_HAS_REST != 0
     }
 
     /// The chunk count as stored, whether the mark is set or not, read
@@ -725,7 +731,7 @@ impl SpanRecord {
         // touches: cleared only when the counts say they were used (an
         // index chunk exists only past the direct chunks, a list only with
         // its count above zero). The rest's line only when it was written.
-        if self.marks & MARK_HAS_REST != 0 {
+        if self.wrote_rest() {
             if self.rest.chunk_count != 0 {
                 self.overflow_used = 0;
                 self.index_head = 0;
