@@ -365,15 +365,18 @@ class Tracer {
     return this.ptr;
   }
 
+  /** What `op` gives on a closed tracer: a span that records nothing, warned about once, not thrown. */
+  afterClose(name, op) {
+    recorded(RESULT.SHUT_DOWN, `${op}(${name})`);
+    return new Span(this, 0, 0, name);
+  }
+
   /**
    * Starts a span: a child of `parent`, else of the current span (withSpan),
    * else a new trace; or, with `traceparent`, of a span in another process.
    */
   startSpan(name, options) {
-    if (this.closed) {
-      recorded(RESULT.SHUT_DOWN, `startSpan(${name})`);
-      return new Span(this, 0, 0, name);
-    }
+    if (this.closed) return this.afterClose(name, 'startSpan');
     const ptr = this.ptr;
     const N = native;
     let code;
@@ -437,10 +440,7 @@ class Tracer {
    * not read.
    */
   beginForeign(name, o, [keys, values]) {
-    if (this.closed) {
-      recorded(RESULT.SHUT_DOWN, `startForeignSpan(${name})`);
-      return new Span(this, 0, 0, name);
-    }
+    if (this.closed) return this.afterClose(name, 'startForeignSpan');
     if (keys && keys.length === 0) keys = values = null;
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
