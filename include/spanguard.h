@@ -323,6 +323,12 @@ enum spanguard_result
    process, the next one to start, or `spanguard replay`).
    */
   SPANGUARD_RESULT_SPOOLED = 19,
+  /*
+   Every span slot was taken and the tracer's full policy is to wait for
+   one, which `spanguard_span_try_begin_packed` does not do: no span was
+   begun and nothing was counted. Begin it with a call that may wait.
+   */
+  SPANGUARD_RESULT_WOULD_WAIT = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1163,6 +1169,25 @@ spanguard_result spanguard_span_begin_packed(const struct spanguard_tracer *trac
                                              const uint8_t *buf,
                                              size_t len,
                                              spanguard_span *out);
+
+/*
+ `spanguard_span_begin_packed` for a caller that must not block: where
+ every slot is taken and the tracer's full policy is to wait for one
+ (`SPANGUARD_FULL_POLICY=wait`, the default), it returns
+ `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing and counts
+ nothing, and the caller begins the span again with
+ `spanguard_span_begin_packed` where it may wait. Otherwise the same call.
+ A runtime that runs this without telling its scheduler (Go's binding
+ does) needs that promise: no call here waits.
+ */
+spanguard_result spanguard_span_try_begin_packed(const struct spanguard_tracer *tracer,
+                                                 const char *name,
+                                                 size_t name_len,
+                                                 spanguard_span parent,
+                                                 uint32_t kind,
+                                                 const uint8_t *buf,
+                                                 size_t len,
+                                                 spanguard_span *out);
 
 /*
  Fills `cfg` with every default and sets `struct_size`; pass

@@ -213,6 +213,10 @@ pub struct BeginOptions<'a, A: AttributeSource + ?Sized> {
     pub scope_name: &'a [u8],
     pub scope_version: &'a [u8],
     pub attributes: &'a A,
+    /// false: when every slot is taken and the full policy is to wait,
+    /// fail with `SpanError::WouldWait` (nothing counted) instead, for a
+    /// caller that must not block (see `spanguard_span_try_begin_packed`).
+    pub may_wait: bool,
 }
 
 impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
@@ -231,6 +235,7 @@ impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
             scope_name: self.scope_name,
             scope_version: self.scope_version,
             attributes,
+            may_wait: self.may_wait,
         }
     }
 }
@@ -247,6 +252,7 @@ impl<'a> BeginOptions<'a, AttributeSlice<'a>> {
             scope_name: &[],
             scope_version: &[],
             attributes: &[],
+            may_wait: true,
         }
     }
 }
@@ -305,6 +311,9 @@ pub enum SpanError {
     ShutDown,
     /// Every slot is taken and the full policy gave up; counted.
     BufferFull,
+    /// Every slot is taken and the full policy is to wait, which the caller
+    /// refused (`BeginOptions::may_wait`); nothing was counted.
+    WouldWait,
     /// The span's attribute, event or link table is full; counted.
     LimitReached,
     /// The kind or status code is out of range.
@@ -558,7 +567,7 @@ impl Tracer {
         } else {
             now_unix_ns()
         };
-        let (slot, generation) = self.take_slot()?;
+        let (slot, generation) = self.take_slot(opts.may_wait)?;
         // SAFETY: take_slot moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(slot) };
         r.reset();
@@ -606,16 +615,16 @@ impl Tracer {
     /// A free slot, now WRITING: the lock-free pop inline, the full
     /// policy out of line.
     #[inline(always)]
-    fn take_slot(&self) -> Result<(u32, u32), SpanError> {
+    fn take_slot(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
         match self.pipeline.slab.take_free() {
             Some(s) => Ok(s),
-            None => self.take_slot_when_full(),
+            None => self.take_slot_when_full(may_wait),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn take_slot_when_full(&self) -> Result<(u32, u32), SpanError> {
+    fn take_slot_when_full(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
         let p = &self.pipeline;
         if let Some(s) = p.slab.take_free() {
             return Ok(s);
@@ -623,6 +632,10 @@ impl Tracer {
         // Full: the exporter frees slots as it encodes, so wake it.
         p.signal.wake();
         if p.config.full_policy == FullPolicy::Wait {
+            if !may_wait {
+                // The caller begins again where it may wait: not a drop.
+                return Err(SpanError::WouldWait);
+            }
             let deadline = Instant::now() + p.config.full_wait;
             while Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(50));

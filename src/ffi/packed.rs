@@ -115,12 +115,53 @@ pub unsafe extern "C" fn spanguard_span_begin_packed(
     len: usize,
     out: *mut spanguard_span,
 ) -> spanguard_result {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { begin_packed(tracer, name, name_len, parent, kind, buf, len, true, out) }
+}
+
+/// `spanguard_span_begin_packed` for a caller that must not block: where
+/// every slot is taken and the tracer's full policy is to wait for one
+/// (`SPANGUARD_FULL_POLICY=wait`, the default), it returns
+/// `SPANGUARD_RESULT_WOULD_WAIT` at once, begins nothing and counts
+/// nothing, and the caller begins the span again with
+/// `spanguard_span_begin_packed` where it may wait. Otherwise the same call.
+/// A runtime that runs this without telling its scheduler (Go's binding
+/// does) needs that promise: no call here waits.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_try_begin_packed(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: spanguard_span,
+    kind: u32,
+    buf: *const u8,
+    len: usize,
+    out: *mut spanguard_span,
+) -> spanguard_result {
+    // SAFETY: the caller's promises, passed on.
+    unsafe { begin_packed(tracer, name, name_len, parent, kind, buf, len, false, out) }
+}
+
+/// Both packed begins; `may_wait` as in `BeginOptions`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn begin_packed(
+    tracer: *const spanguard_tracer,
+    name: *const c_char,
+    name_len: usize,
+    parent: spanguard_span,
+    kind: u32,
+    buf: *const u8,
+    len: usize,
+    may_wait: bool,
+    out: *mut spanguard_span,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         // SAFETY: buf is valid for len bytes, or NULL with len 0, as the
         // contract says (a NULL with a length is refused).
         match unsafe { text_arg(buf.cast(), len) } {
             Ok(buf) => with_packed(buf, |items| {
-                begin_local(tracer, name, name_len, parent, kind, items, out)
+                begin_local(tracer, name, name_len, parent, kind, items, may_wait, out)
             }),
             Err(rc) => rc,
         }

@@ -71,13 +71,17 @@ pub enum spanguard_result {
     /// on disk and are sent when the backend answers again (by this
     /// process, the next one to start, or `spanguard replay`).
     Spooled = 19,
+    /// Every span slot was taken and the tracer's full policy is to wait for
+    /// one, which `spanguard_span_try_begin_packed` does not do: no span was
+    /// begun and nothing was counted. Begin it with a call that may wait.
+    WouldWait = 20,
 }
 
 impl spanguard_result {
     /// The result a number from C names, if any: a number outside the
     /// enum must never be read as one (undefined behaviour in Rust).
     pub fn from_code(code: u32) -> Option<spanguard_result> {
-        const KNOWN: [spanguard_result; 20] = [
+        const KNOWN: [spanguard_result; 21] = [
             spanguard_result::Ok,
             spanguard_result::NullArgument,
             spanguard_result::InvalidArgument,
@@ -98,6 +102,7 @@ impl spanguard_result {
             spanguard_result::ParentStale,
             spanguard_result::NonRecording,
             spanguard_result::Spooled,
+            spanguard_result::WouldWait,
         ];
         KNOWN.iter().copied().find(|k| *k as u32 == code)
     }
@@ -144,6 +149,9 @@ impl spanguard_result {
             spanguard_result::Spooled => {
                 "done; some spans were written to the spool, not delivered (yet)\0"
             }
+            spanguard_result::WouldWait => {
+                "every span slot was taken and waiting for one was refused; nothing was begun or counted\0"
+            }
         }
     }
 
@@ -169,6 +177,7 @@ impl From<SpanError> for spanguard_result {
             SpanError::Ended => spanguard_result::AlreadyEnded,
             SpanError::ShutDown => spanguard_result::ShutDown,
             SpanError::BufferFull => spanguard_result::BufferFull,
+            SpanError::WouldWait => spanguard_result::WouldWait,
             SpanError::LimitReached => spanguard_result::LimitReached,
             SpanError::InvalidArgument => spanguard_result::InvalidArgument,
             SpanError::NonRecording => spanguard_result::NonRecording,

@@ -93,6 +93,8 @@ pub(super) fn notice_or_error(
     }
 }
 
+// The C call's arguments, one by one, and whether the begin may wait.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn begin_with<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
@@ -101,6 +103,7 @@ fn begin_with<A: AttributeSource + ?Sized>(
     parent: Parent,
     kind: u32,
     attributes: &A,
+    may_wait: bool,
     out: *mut spanguard_span,
 ) -> spanguard_result {
     if kind > SPANGUARD_KIND_CONSUMER {
@@ -109,8 +112,11 @@ fn begin_with<A: AttributeSource + ?Sized>(
     // SAFETY: name is valid for name_len bytes (checked non-null by callers
     // when name_len > 0).
     let name = unsafe { bytes(name, name_len) };
-    let opts = BeginOptions::new(name, kind as u8, parent).with_attributes(attributes);
-    begin_opts(tracer, &opts, out)
+    let opts = BeginOptions {
+        may_wait,
+        ..BeginOptions::new(name, kind as u8, parent)
+    };
+    begin_opts(tracer, &opts.with_attributes(attributes), out)
 }
 
 /// Begins a span as `opts` says on `tracer`, or, for a disabled tracer,
@@ -205,7 +211,16 @@ pub unsafe extern "C" fn spanguard_span_begin(
     out: *mut spanguard_span,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
-        begin_local(tracer, name, name_len, parent, kind, NO_ATTRIBUTES, out)
+        begin_local(
+            tracer,
+            name,
+            name_len,
+            parent,
+            kind,
+            NO_ATTRIBUTES,
+            true,
+            out,
+        )
     })
 }
 
@@ -230,15 +245,17 @@ pub unsafe extern "C" fn spanguard_span_begin_with_attributes(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         match checked_attributes(attrs, n_attrs) {
-            Ok(attrs) => begin_local(tracer, name, name_len, parent, kind, &attrs, out),
+            Ok(attrs) => begin_local(tracer, name, name_len, parent, kind, &attrs, true, out),
             Err(rc) => rc,
         }
     })
 }
 
-/// The checks and body of `spanguard_span_begin` and
-/// `spanguard_span_begin_with_attributes`: a parent given by handle must be
-/// a span of the same tracer (else stale), or `SPANGUARD_SPAN_NONE`.
+/// The checks and body of `spanguard_span_begin`,
+/// `spanguard_span_begin_with_attributes` and the packed begins: a parent
+/// given by handle must be a span of the same tracer (else stale), or
+/// `SPANGUARD_SPAN_NONE`. `may_wait` as in `BeginOptions`.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn begin_local<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
@@ -247,6 +264,7 @@ pub(super) fn begin_local<A: AttributeSource + ?Sized>(
     parent: spanguard_span,
     kind: u32,
     attributes: &A,
+    may_wait: bool,
     out: *mut spanguard_span,
 ) -> spanguard_result {
     require_non_null!(tracer, out);
@@ -263,7 +281,9 @@ pub(super) fn begin_local<A: AttributeSource + ?Sized>(
         }
         Parent::Local(s)
     };
-    begin_with(tracer, name, name_len, parent, kind, attributes, out)
+    begin_with(
+        tracer, name, name_len, parent, kind, attributes, may_wait, out,
+    )
 }
 
 /// Starts a span whose parent lives in another process, given as a W3C
@@ -294,6 +314,7 @@ pub unsafe extern "C" fn spanguard_span_begin_remote(
             Parent::Remote(remote),
             kind,
             NO_ATTRIBUTES,
+            true,
             out,
         )
     })
@@ -501,6 +522,7 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
             scope_name,
             scope_version,
             attributes: &attrs,
+            may_wait: true,
         };
         begin_opts(tracer, &opts, out)
     })

@@ -48,7 +48,7 @@ static void test_codes_and_version(void) {
     snprintf(want, sizeof want, "%d.%d.%d", SPANGUARD_VERSION_MAJOR, SPANGUARD_VERSION_MINOR,
              SPANGUARD_VERSION_PATCH);
     CHECK(strcmp(spanguard_version(), want) == 0);
-    for (unsigned c = 0; c <= SPANGUARD_RESULT_SPOOLED; c++) {
+    for (unsigned c = 0; c <= SPANGUARD_RESULT_WOULD_WAIT; c++) {
         const char *m = spanguard_strerror(c);
         CHECK(m != NULL && strlen(m) > 0 && strcmp(m, "unknown result code") != 0);
     }
@@ -56,6 +56,7 @@ static void test_codes_and_version(void) {
     CHECK(spanguard_result_is_ok(SPANGUARD_RESULT_TRUNCATED));
     CHECK(spanguard_result_is_ok(SPANGUARD_RESULT_SPOOLED)); /* a notice: done, safe on disk */
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_STALE_SPAN));
+    CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_WOULD_WAIT)); /* nothing was begun */
     CHECK(!spanguard_result_is_ok(9999)); /* an unknown number is no success */
 }
 
@@ -830,6 +831,52 @@ static void test_flush_tells_delivered_from_spooled(const char *dir) {
     spanguard_tracer_free(t);
 }
 
+/* A full buffer: spanguard_span_try_begin_packed never waits. Under the
+ * wait policy it says WOULD_WAIT and counts nothing (the caller begins the
+ * span again where it may wait); under the drop policy it drops and
+ * counts, as spanguard_span_begin_packed does. */
+static void test_try_begin_when_full(void) {
+    for (uint32_t policy = SPANGUARD_FULL_POLICY_WAIT;; policy = SPANGUARD_FULL_POLICY_DROP) {
+        spanguard_config cfg;
+        CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
+        cfg.endpoint = "discard:";
+        cfg.install_signal_handlers = 0;
+        cfg.log_level = "none";
+        cfg.max_queue_size = 16;
+        cfg.max_open_spans = 16;
+        cfg.full_policy = policy;
+        cfg.full_wait_ms = 20;
+        spanguard_tracer *t = NULL;
+        CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+        spanguard_span open[4096];
+        int n = 0;
+        spanguard_result rc;
+        while ((rc = spanguard_span_try_begin_packed(t, S("full"), SPANGUARD_SPAN_NONE, 0, NULL, 0, &open[n])) ==
+               SPANGUARD_RESULT_OK) {
+            CHECK(++n < 4096);
+        }
+        if (policy == SPANGUARD_FULL_POLICY_WAIT) {
+            CHECK_RC(rc, SPANGUARD_RESULT_WOULD_WAIT);
+            CHECK(stats_of(t).dropped_buffer_full == 0);
+            /* The waiting begin waits full_wait_ms, then drops and counts. */
+            spanguard_span dropped;
+            CHECK_RC(spanguard_span_begin_packed(t, S("full"), SPANGUARD_SPAN_NONE, 0, NULL, 0, &dropped),
+                     SPANGUARD_RESULT_BUFFER_FULL);
+        } else {
+            CHECK_RC(rc, SPANGUARD_RESULT_BUFFER_FULL);
+        }
+        CHECK(stats_of(t).dropped_buffer_full == 1);
+        for (int i = 0; i < n; i++) CHECK_RC(spanguard_span_end(open[i]), SPANGUARD_RESULT_OK);
+        CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+        spanguard_span again;
+        CHECK_RC(spanguard_span_try_begin_packed(t, S("again"), SPANGUARD_SPAN_NONE, 0, NULL, 0, &again),
+                 SPANGUARD_RESULT_OK);
+        CHECK_RC(spanguard_span_end(again), SPANGUARD_RESULT_OK);
+        spanguard_tracer_free(t);
+        if (policy == SPANGUARD_FULL_POLICY_DROP) break;
+    }
+}
+
 static void test_disabled(void) {
     setenv("OTEL_SDK_DISABLED", "true", 1);
     spanguard_tracer *t = NULL;
@@ -860,6 +907,7 @@ int main(int argc, char **argv) {
     test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
     test_begin_packed(t, dir);
+    test_try_begin_when_full();
     test_update_name(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
