@@ -158,9 +158,12 @@ dev-install:
 
 # vet, tests with the race detector (the binding, then its OpenTelemetry
 # bridge, a module of its own, whose tests send to the loopback receiver),
-# the sample agent.
+# the sample agent. The binding's tests run twice: as users build it (hot
+# calls on the thread's C stack, bindings/go/hotcall.c) and with plain cgo
+# calls (-tags spanguard_cgocall, what other architectures get).
 test-go: dev-install venv
-	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd bindings/go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) vet -tags spanguard_cgocall ./... && \
+	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo

@@ -3,6 +3,7 @@ package spanguard
 /*
 #include <stdlib.h>
 #include "spanguard.h"
+#include "hotcall.h"
 */
 import "C"
 
@@ -220,7 +221,9 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			}
 		}
 		if !begun {
-			rc = C.spanguard_span_begin(t.ptr, n, nl, parent, C.uint32_t(kind), &span.handle)
+			a := C.spanguard_go_begin_args{tracer: t.ptr, name: n, name_len: nl, parent: parent, kind: C.uint32_t(kind)}
+			callBegin(&a)
+			span.handle, rc = a.out, a.result
 		}
 	}
 	t.mu.RUnlock()
@@ -246,9 +249,10 @@ func beginPacked(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spangu
 	if !packed {
 		return 0, 0, false
 	}
-	var h C.spanguard_span
-	rc := C.spanguard_span_begin_packed(tp, n, nl, parent, C.uint32_t(kind), (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &h)
-	return h, rc, true
+	a := C.spanguard_go_begin_args{tracer: tp, name: n, name_len: nl, parent: parent, kind: C.uint32_t(kind),
+		packed: (*C.uint8_t)(unsafe.Pointer(&buf[0])), packed_len: C.size_t(len(buf))}
+	callBegin(&a)
+	return a.out, a.result, true
 }
 
 // packedStack is what SetAttributes packs on the stack; more goes to the heap.
@@ -309,8 +313,9 @@ func (s Span) setAttributes(attrs []Attribute) error {
 	var stack [packedStack]byte
 	buf, packed := packAttributes(stack[:0], attrs)
 	if packed {
-		rc := C.spanguard_span_set_attributes_packed(s.handle, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
-		return check(rc, "set_attributes")
+		a := C.spanguard_go_span_args{span: s.handle, packed: (*C.uint8_t)(unsafe.Pointer(&buf[0])), packed_len: C.size_t(len(buf))}
+		callSetPacked(&a)
+		return check(a.result, "set_attributes")
 	}
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
@@ -477,7 +482,9 @@ func (s Span) Traceparent() (string, error) {
 
 // End ends the span. Ending twice returns ErrAlreadyEnded (or ErrStaleSpan).
 func (s Span) End() error {
-	return endResult(C.spanguard_span_end(s.handle))
+	a := C.spanguard_go_span_args{span: s.handle}
+	callEnd(&a)
+	return endResult(a.result)
 }
 
 // EndAt ends the span at `at` (not before its start).

@@ -22,16 +22,8 @@ package spanguard
 // The hot calls keep no pointer past the call and never call back into Go:
 // saying so lets a pointer to a stack variable stay on the stack and makes
 // each call cheaper.
-#cgo noescape spanguard_span_begin
-#cgo nocallback spanguard_span_begin
 #cgo noescape spanguard_span_begin_remote
 #cgo nocallback spanguard_span_begin_remote
-#cgo noescape spanguard_span_begin_packed
-#cgo nocallback spanguard_span_begin_packed
-#cgo noescape spanguard_span_set_attributes_packed
-#cgo nocallback spanguard_span_set_attributes_packed
-#cgo noescape spanguard_span_end
-#cgo nocallback spanguard_span_end
 #include <stdlib.h>
 #include "spanguard.h"
 */
@@ -92,6 +84,7 @@ var (
 	ErrStaleSpan          = &Error{Code: C.SPANGUARD_RESULT_STALE_SPAN}
 	ErrAlreadyEnded       = &Error{Code: C.SPANGUARD_RESULT_ALREADY_ENDED}
 	ErrShutDown           = &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN}
+	ErrBufferFull         = &Error{Code: C.SPANGUARD_RESULT_BUFFER_FULL}
 	ErrInvalidTraceparent = &Error{Code: C.SPANGUARD_RESULT_INVALID_TRACEPARENT}
 	ErrInvalidConfig      = &Error{Code: C.SPANGUARD_RESULT_INVALID_CONFIG}
 )

@@ -208,6 +208,47 @@ func TestGoroutinesLoseNothing(t *testing.T) {
 	}
 }
 
+// A full buffer under the default policy (wait): Start finds no free slot
+// without waiting, waits for one through cgo (which lets other goroutines
+// run), and when none frees in time the span is dropped and counted once.
+func TestAFullBufferIsWaitedForAndCountedOnce(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", SinkDir: filepath.Join(dir, "sink"),
+		SpoolDir: filepath.Join(dir, "spool"), MaxQueueSize: 16, MaxOpenSpans: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var open []spanguard.Span
+	for {
+		_, s, err := tr.Start(context.Background(), "held")
+		if err != nil {
+			if !errors.Is(err, spanguard.ErrBufferFull) {
+				t.Fatalf("Start on a full buffer: %v", err)
+			}
+			break
+		}
+		open = append(open, s)
+		if len(open) > 4096 {
+			t.Fatal("the buffer never filled")
+		}
+	}
+	if st, _ := tr.Stats(); st.DroppedBufferFull != 1 {
+		t.Fatalf("%d spans counted dropped, want 1", st.DroppedBufferFull)
+	}
+	for _, s := range open {
+		s.End()
+	}
+	if ok, err := tr.Flush(10 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	_, s, err := tr.Start(context.Background(), "after")
+	if err != nil {
+		t.Fatalf("Start once slots are free: %v", err)
+	}
+	s.End()
+}
+
 func TestFlushTellsDeliveredFromSpooled(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
