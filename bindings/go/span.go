@@ -221,7 +221,9 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			}
 		}
 		if !begun {
-			a := C.spanguard_go_begin_args{tracer: t.ptr, name: n, name_len: nl, parent: parent, kind: C.uint32_t(kind)}
+			// Field by field: a composite literal was built aside and copied.
+			var a C.spanguard_go_begin_args
+			a.tracer, a.name, a.name_len, a.parent, a.kind = t.ptr, n, nl, parent, C.uint32_t(kind)
 			callBegin(&a)
 			span.handle, rc = a.out, a.result
 		}
@@ -249,8 +251,9 @@ func beginPacked(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spangu
 	if !packed {
 		return 0, 0, false
 	}
-	a := C.spanguard_go_begin_args{tracer: tp, name: n, name_len: nl, parent: parent, kind: C.uint32_t(kind),
-		packed: (*C.uint8_t)(unsafe.Pointer(&buf[0])), packed_len: C.size_t(len(buf))}
+	var a C.spanguard_go_begin_args
+	a.tracer, a.name, a.name_len, a.parent, a.kind = tp, n, nl, parent, C.uint32_t(kind)
+	a.packed, a.packed_len = (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))
 	callBegin(&a)
 	return a.out, a.result, true
 }
