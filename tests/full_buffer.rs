@@ -2,6 +2,8 @@
 //! one that may not (`BeginOptions::may_wait`, what
 //! `spanguard_span_try_begin_packed` asks): only a real drop is counted.
 
+mod support;
+
 use std::time::Duration;
 
 use spanguard::config::{FullPolicy, TracerConfig};
@@ -10,20 +12,16 @@ use spanguard::tracer::{BeginOptions, Parent, SpanError, Tracer};
 const KIND_INTERNAL: u8 = 1;
 
 fn small_tracer(name: &str, full_policy: FullPolicy) -> (Tracer, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
-    let tracer = Tracer::new(TracerConfig {
-        endpoint: Some("discard:".to_string()),
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        max_queue_size: 16,
-        max_open_spans: 16,
-        full_policy,
-        full_wait: Duration::from_millis(20),
-        ..TracerConfig::default()
-    })
-    .expect("tracer");
-    (tracer, dir)
+    support::discarding_tracer_with(
+        name,
+        TracerConfig {
+            max_queue_size: 16,
+            max_open_spans: 16,
+            full_policy,
+            full_wait: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    )
 }
 
 fn try_begin(t: &Tracer) -> Result<spanguard::tracer::SpanRef, SpanError> {
