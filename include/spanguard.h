@@ -693,6 +693,13 @@ typedef struct spanguard_config {
    "warn" (default), "info" or "debug".
    */
   const char *log_level;
+  /*
+   1: populate every span slot's memory at start
+   (SPANGUARD_PREFAULT_SLOTS), so that no span takes a page fault; the
+   slots' whole size is then resident from the start. Default 0: a
+   slot takes memory when first used.
+   */
+  uint32_t prefault_slots;
 } spanguard_config;
 
 /*

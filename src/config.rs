@@ -120,6 +120,10 @@ pub struct TracerConfig {
     pub spool_max_bytes: u64,
     pub install_signal_handlers: bool,
     pub flight_recorder: bool,
+    /// Populate every span slot at start (SPANGUARD_PREFAULT_SLOTS): no
+    /// span takes a page fault, for the slab's whole size resident from
+    /// the start. Off by default: slots take memory as first used.
+    pub prefault_slots: bool,
     /// How long the signal watchdog may flush before the process dies.
     pub signal_flush_timeout: Duration,
     /// The most CPU the exporter thread may use, in percent of one core,
@@ -190,6 +194,7 @@ impl Default for TracerConfig {
             spool_max_bytes: 64 << 20,
             install_signal_handlers: true,
             flight_recorder: false,
+            prefault_slots: false,
             signal_flush_timeout: Duration::from_secs(3),
             exporter_max_cpu_percent: 50,
             payload_pool_mib: DEFAULT_PAYLOAD_POOL_MIB,
@@ -669,6 +674,9 @@ impl TracerConfig {
         if let Some(v) = boolean("SPANGUARD_FLIGHT_RECORDER")? {
             self.flight_recorder = v;
         }
+        if let Some(v) = boolean("SPANGUARD_PREFAULT_SLOTS")? {
+            self.prefault_slots = v;
+        }
         if let Some(n) = count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", 1)? {
             if n > 100 {
                 return Err(err(
@@ -939,6 +947,7 @@ mod tests {
             ("SPANGUARD_FULL_WAIT_MS", "x", "SPANGUARD_FULL_WAIT_MS=x: not a whole number of milliseconds".into()),
             ("SPANGUARD_SIGNAL_HANDLERS", "no", "SPANGUARD_SIGNAL_HANDLERS=no: not true or false".into()),
             ("SPANGUARD_FLIGHT_RECORDER", "on", "SPANGUARD_FLIGHT_RECORDER=on: not true or false".into()),
+            ("SPANGUARD_PREFAULT_SLOTS", "yes", "SPANGUARD_PREFAULT_SLOTS=yes: not true or false".into()),
             ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "150", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=150: not between 1 and 100".into()),
             ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "0", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=0: must be at least 1".into()),
             ("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS", "3s", "SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS=3s: not a whole number of milliseconds".into()),

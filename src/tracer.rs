@@ -388,6 +388,9 @@ impl Tracer {
         // The first sample of the clock's calibration (see span::clock).
         crate::span::clock::recalibrate();
         let (slab, pool, flight) = make_slab(&config).map_err(TracerError::Io)?;
+        if config.prefault_slots {
+            slab.populate_all();
+        }
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,

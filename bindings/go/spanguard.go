@@ -146,6 +146,9 @@ type Config struct {
 	// default in Go (see FlushOnSignals).
 	InstallSignalHandlers bool
 	FlightRecorder        bool
+	// PrefaultSlots populates every span slot at start: no span takes a
+	// page fault, and the slots' whole size is resident from the start.
+	PrefaultSlots bool
 	// PayloadPoolMiB sizes the payload pool: what spans hold past their
 	// slots (long prompts and completions, many attributes, events,
 	// links); default 64.
@@ -238,6 +241,9 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	}
 	if cfg.FlightRecorder {
 		c.flight_recorder = 1
+	}
+	if cfg.PrefaultSlots {
+		c.prefault_slots = 1
 	}
 	var ptr *C.spanguard_tracer
 	message := (*C.char)(C.malloc(C.SPANGUARD_ERROR_MESSAGE_SIZE))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -247,6 +248,40 @@ func TestAFullBufferIsWaitedForAndCountedOnce(t *testing.T) {
 		t.Fatalf("Start once slots are free: %v", err)
 	}
 	s.End()
+}
+
+// residentBytes is this process's resident set (/proc/self/statm).
+func residentBytes(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		t.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
+func TestPrefaultSlotsMakesTheSlotsResidentAtStart(t *testing.T) {
+	dir := t.TempDir()
+	// 8,192 + 2,048 slots of 3 KiB: about 30 MiB, resident at once.
+	before := residentBytes(t)
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", SinkDir: filepath.Join(dir, "sink"),
+		SpoolDir: filepath.Join(dir, "spool"), MaxQueueSize: 8192, PrefaultSlots: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	grown := residentBytes(t) - before
+	_, s, _ := tr.Start(context.Background(), "after")
+	s.End()
+	if ok, err := tr.Flush(10 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	if grown < 25<<20 {
+		t.Fatalf("resident set grew %d bytes", grown)
+	}
 }
 
 func TestFlushTellsDeliveredFromSpooled(t *testing.T) {

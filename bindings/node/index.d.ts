@@ -60,6 +60,8 @@ export interface TracerOptions {
   maxExportBatchSize?: number;
   maxOpenSpans?: number;
   flightRecorder?: boolean;
+  /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */
+  prefaultSlots?: boolean;
   installSignalHandlers?: boolean;
   spoolMaxMib?: number;
   signalFlushTimeoutMs?: number;

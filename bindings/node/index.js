@@ -319,7 +319,7 @@ const SETTINGS = {
   headers: 'headers', sinkDir: 'sink_dir', spoolDir: 'spool_dir', requestTimeoutMs: 'request_timeout_ms',
   scheduleDelayMs: 'schedule_delay_ms', maxQueueSize: 'max_queue_size',
   maxExportBatchSize: 'max_export_batch_size', exportTimeoutMs: 'export_timeout_ms',
-  maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder',
+  maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder', prefaultSlots: 'prefault_slots',
   installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
   signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
   payloadPoolMib: 'payload_pool_mib', valueLengthLimit: 'value_length_limit',

@@ -262,6 +262,15 @@ impl SpanSlab {
         Some((index, generation))
     }
 
+    /// Populates every slot's pages now (`TracerConfig::prefault_slots`):
+    /// no span then takes a page fault or waits for a page to be cleared,
+    /// at the cost of the whole slab resident from the start.
+    pub fn populate_all(&self) {
+        if self.capacity > 0 {
+            self.populate_through(self.capacity - 1);
+        }
+    }
+
     /// Moves the frontier past `index` to the next multiple of
     /// `POPULATE_SLOTS`, and populates the pages of the slots it passed
     /// with one call rather than a fault per page later on the recording
@@ -713,6 +722,25 @@ mod tests {
             .count();
         assert_eq!(live, POPULATE_SLOTS as usize + 1);
         assert_eq!(resident_pages(&slab, 0..capacity), two);
+    }
+
+    #[test]
+    fn populate_all_makes_every_slot_resident_and_takes_none() {
+        let capacity = 16 * POPULATE_SLOTS;
+        let slab = SpanSlab::new(capacity, SlabBacking::Anonymous, 0).expect("map");
+        slab.populate_all();
+        let pages = resident_pages(&slab, 0..capacity);
+        let page = page_size();
+        let span = capacity as usize * std::mem::size_of::<SpanRecord>();
+        assert!(
+            pages * page >= span,
+            "{pages} pages resident for {span} bytes of slots"
+        );
+        // No slot is taken; a scan for live spans covers them all (each is
+        // resident now), and a span begun populates nothing more.
+        assert_eq!(slab.used_slots(), capacity);
+        assert!(slab.take_free().is_some());
+        assert_eq!(resident_pages(&slab, 0..capacity), pages);
     }
 
     #[test]

@@ -145,6 +145,7 @@ pub unsafe extern "C" fn spanguard_config_init(
             max_request_bytes: d.max_request_bytes as u32,
             sink_max_line_bytes: d.sink_max_line_bytes as u32,
             log_level: std::ptr::null(),
+            prefault_slots: d.prefault_slots as u32,
         };
         // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
         unsafe {
@@ -346,6 +347,7 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
     t.full_wait = ms_or(c.full_wait_ms, t.full_wait);
     t.install_signal_handlers = c.install_signal_handlers != 0;
     t.flight_recorder = c.flight_recorder != 0;
+    t.prefault_slots = c.prefault_slots != 0;
     if c.spool_max_mib != 0 {
         t.spool_max_bytes = (c.spool_max_mib as u64) << 20;
     }

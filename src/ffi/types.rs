@@ -220,6 +220,11 @@ pub struct spanguard_config {
     /// What spanguard writes to stderr (OTEL_LOG_LEVEL): "none", "error",
     /// "warn" (default), "info" or "debug".
     pub log_level: *const c_char,
+    /// 1: populate every span slot's memory at start
+    /// (SPANGUARD_PREFAULT_SLOTS), so that no span takes a page fault; the
+    /// slots' whole size is then resident from the start. Default 0: a
+    /// slot takes memory when first used.
+    pub prefault_slots: u32,
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with

@@ -875,6 +875,7 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_u32(env, o, "full_wait_ms", &cfg.full_wait_ms) &&
               cfg_u32(env, o, "install_signal_handlers", &cfg.install_signal_handlers) &&
               cfg_u32(env, o, "flight_recorder", &cfg.flight_recorder) &&
+              cfg_u32(env, o, "prefault_slots", &cfg.prefault_slots) &&
               cfg_u32(env, o, "spool_max_mib", &cfg.spool_max_mib) &&
               cfg_u32(env, o, "signal_flush_timeout_ms", &cfg.signal_flush_timeout_ms) &&
               cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent) &&

@@ -221,6 +221,7 @@ fn config(
             "sampler_ratio" => cfg.sampler_ratio = v.extract()?,
             "install_signal_handlers" => cfg.install_signal_handlers = v.is_truthy()? as u32,
             "flight_recorder" => cfg.flight_recorder = v.is_truthy()? as u32,
+            "prefault_slots" => cfg.prefault_slots = v.is_truthy()? as u32,
             "request_timeout_ms" => cfg.request_timeout_ms = v.extract()?,
             "schedule_delay_ms" => cfg.schedule_delay_ms = v.extract()?,
             "max_queue_size" => cfg.max_queue_size = v.extract()?,
