@@ -177,7 +177,9 @@ def main():
               f"{r['peer']} | {r['peer_cpu_ns']:.0f} | {r['peer_received']} / {r['spans']} | {r['peer_cpu_ns'] / r['spanguard_cpu_ns']:.2f} |")
     print("\nEvery side of every row warms up with whole chunks until one takes under one page fault and grows "
           "the resident set by under a page per 1,000 spans (at least 2, at most 12): memory grows until a "
-          "chunk's burst needs no more, a one-time cost (bench/rust/src/cpu.rs says why).")
+          "chunk's burst needs no more, a one-time cost; spanguard's tracers populate their slots at start "
+          "(prefault_slots), where a burst that outruns the exporter would otherwise keep reaching fresh ones "
+          "(bench/rust/src/cpu.rs says why).")
     for r in cpu:
         if "spanguard_warm_chunks" in r:
             print(f"{r['lang']}: median {r['spanguard_warm_chunks']:.0f} warm-up chunks for spanguard and "

@@ -73,9 +73,11 @@ function attrs3(tracer) {
   };
 }
 
-// A spanguard tracer sending to the sink, and the flush that ends a chunk.
+// A spanguard tracer sending to the sink, and the flush that ends a chunk;
+// its slots populated at start (bench/rust/src/cpu.rs says why).
 function spanguardTracer() {
-  const sg = new spanguard.Tracer({ fromEnv: false, endpoint: URL_, maxQueueSize: 1 << 16, installSignalHandlers: false });
+  const sg = new spanguard.Tracer({ fromEnv: false, endpoint: URL_, maxQueueSize: 1 << 16, installSignalHandlers: false,
+    prefaultSlots: true });
   return [sg, async () => {
     if (!(await sg.flush(60000))) throw new Error('flush timed out');
   }];

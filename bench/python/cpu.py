@@ -71,8 +71,10 @@ def measure(emit, flush):
 
 
 def spanguard_tracer():
-    """A spanguard tracer sending to the sink, and the flush that ends a chunk."""
-    sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16)
+    """A spanguard tracer sending to the sink, and the flush that ends a chunk;
+    its slots populated at start (bench/rust/src/cpu.rs says why)."""
+    sg = spanguard.Tracer(from_env=False, endpoint=URL, install_signal_handlers=False, max_queue_size=1 << 16,
+                          prefault_slots=True)
 
     def flush():
         if not sg.flush(60):

@@ -102,9 +102,10 @@ func measure(url string, chunks, chunk int, emit func(int), flush func()) (float
 }
 
 // spanguardTracer: a spanguard tracer sending to the sink, and the flush
-// that ends a chunk.
+// that ends a chunk; its slots populated at start (bench/rust/src/cpu.rs
+// says why).
 func spanguardTracer(url string) (*spanguard.Tracer, func()) {
-	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12})
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, MaxQueueSize: 1 << 16, MaxOpenSpans: 1 << 12, PrefaultSlots: true})
 	if err != nil {
 		panic(err)
 	}

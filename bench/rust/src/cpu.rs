@@ -101,6 +101,18 @@ fn measure(url: &str, chunks: u64, chunk: u64, emit: &dyn Fn(u64), flush: &dyn F
     // slab is one fault or none, and its zeroing is the process's CPU):
     // with huge pages the warm-up stopped at two chunks and the measured
     // ones spent 9% of their CPU clearing pages.
+    //
+    // Nor did that rule hold where a chunk's burst goes deep: how deep
+    // depends on how fast the exporter drains, so the deepest burst so far
+    // kept rising in measured chunks, and each new depth populated fresh
+    // slots (a profile of the measured chunks alone, 2026-12-01: 600-700
+    // populates of 64 slots a round, 28% to 54% of the samples clearing
+    // pages, on a host where that had become slow). The exporter drains
+    // as a warm-up burst runs, so no burst reliably reaches the bottom. So
+    // spanguard's tracers here populate their slots at start
+    // (`prefault_slots`, every language's row): what a long-running
+    // process pays once, outside any span, as the SDK's heap is warm from
+    // earlier rounds.
     let mut warm_chunks = 0;
     loop {
         let (faults, resident) = (minor_faults(), resident_bytes());

@@ -379,16 +379,18 @@ pub(crate) struct CTracer(pub *mut spanguard_tracer);
 unsafe impl Sync for CTracer {}
 
 /// A C ABI tracer with the benchmarks' queue and the default exporter
-/// (CPU cap included).
+/// (CPU cap included), its slots populated at start (`prefault_slots`):
+/// the CPU rows' tracer (cpu.rs says why).
 pub(crate) fn new_c_tracer(endpoint: &std::ffi::CStr) -> CTracer {
-    new_c_tracer_in(endpoint, None)
+    new_c_tracer_in(endpoint, None, true)
 }
 
 /// A C ABI tracer set up for `regime` (see `regime_config`), or with the
 /// default exporter for None.
-fn new_c_tracer_in(endpoint: &std::ffi::CStr, regime: Option<Regime>) -> CTracer {
+fn new_c_tracer_in(endpoint: &std::ffi::CStr, regime: Option<Regime>, prefault: bool) -> CTracer {
     let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
     unsafe { spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
+    cfg.prefault_slots = prefault as u32;
     cfg.endpoint = endpoint.as_ptr();
     cfg.install_signal_handlers = 0;
     cfg.max_queue_size = 1 << 16;
@@ -433,7 +435,7 @@ fn c_spans_exported(t: *mut spanguard_tracer) -> u64 {
 }
 
 fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figures {
-    let p = new_c_tracer_in(c"discard:", Some(regime));
+    let p = new_c_tracer_in(c"discard:", Some(regime), false);
     let t = p.0;
     let flush = || {
         let _ = spanguard_flush(p.0, 30_000);
