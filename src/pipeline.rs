@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::dump::CrashFile;
 use crate::buffer::payload_pool::PayloadPool;
-use crate::buffer::slab::{STATE_OPEN, SpanSlab, header_generation, header_state};
+use crate::buffer::slab::{STATE_OPEN, STATE_WRITING, SpanSlab, header_generation, header_state};
 use crate::config::TracerConfig;
 use crate::span::record::MARK_UNENDED;
 use crate::stats::Stats;
@@ -236,7 +236,7 @@ impl Pipeline {
         }
         let left = || deadline.saturating_duration_since(Instant::now());
         let mut outcome = self.signal.request_flush_and_wait(left());
-        let unended = self.end_open_spans();
+        let unended = self.end_open_spans(deadline);
         Stats::add(&self.stats.spans_unended_at_shutdown, unended);
         outcome = outcome.and(self.signal.request_flush_and_wait(left()));
         // What the exporter spools once stopped (it no longer waits for
@@ -274,12 +274,23 @@ impl Pipeline {
     }
 
     /// Ends every open span as of now, marked unended. Returns how many.
-    fn end_open_spans(&self) -> u64 {
+    fn end_open_spans(&self, deadline: Instant) -> u64 {
+        // Calls that passed their lifecycle check before it moved finish
+        // what they write first (as `freeze_recording` lets them): a begin
+        // then shows its slot to the scan below, or sees the lifecycle
+        // moved after publishing and takes its span back
+        // (`Tracer::taken_back`).
+        std::thread::sleep(Duration::from_millis(2));
         let now = crate::span::clock::now_unix_ns();
         let mut ended = 0;
         for slot in 0..self.slab.used_slots() {
             let h = self.slab.slot(slot).header.load(Ordering::Acquire);
-            if header_state(h) != STATE_OPEN {
+            // A span being written (a begin not yet published, an attribute
+            // call, an end) is waited for, not skipped: skipped, it was
+            // left open for good when that call returned. `lock_open`
+            // waits for the writer; ended or reused meanwhile, it fails.
+            let state = header_state(h);
+            if state != STATE_OPEN && !(state == STATE_WRITING && Instant::now() < deadline) {
                 continue;
             }
             let generation = header_generation(h);

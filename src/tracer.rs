@@ -19,7 +19,8 @@ use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
 use crate::export::transport::Transport;
 use crate::pipeline::{
-    ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_RUNNING, LIFECYCLE_SHUT_DOWN, Pipeline,
+    ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_FROZEN, LIFECYCLE_RUNNING,
+    LIFECYCLE_SHUT_DOWN, Pipeline,
 };
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
@@ -591,6 +592,9 @@ impl Tracer {
         if !recording {
             r.marks |= MARK_NON_RECORDING;
             p.slab.publish_open(slot, generation);
+            if !self.running() && self.taken_back(slot, generation) {
+                return Err(SpanError::ShutDown);
+            }
             notice.non_recording = true;
             return Ok((SpanRef { slot, generation }, notice));
         }
@@ -612,7 +616,37 @@ impl Tracer {
             notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
         }
         p.slab.publish_open(slot, generation);
+        // A shutdown that began since the check above may have scanned
+        // this slot before it was published: see `taken_back`.
+        if !self.running() && self.taken_back(slot, generation) {
+            return Err(SpanError::ShutDown);
+        }
         Ok((SpanRef { slot, generation }, notice))
+    }
+
+    /// For a span published while a shutdown (or a fatal signal's freeze)
+    /// began: whether it took the span back, which then was never begun.
+    /// Shutdown moves the lifecycle, waits a grace period, then ends every
+    /// span it finds open or being written (`Pipeline::end_open_spans`);
+    /// a begin past its lifecycle check may still publish after that scan
+    /// passed its slot, and nothing would ever export the span. So a begin
+    /// that sees the lifecycle moved after publishing takes its slot back
+    /// unless the scan ended the span first (then the span is exported,
+    /// marked unended, and the begin succeeds). Frozen (a fatal signal) is
+    /// left alone: the dump reads what is published, and the process is
+    /// ending or thaws back to running.
+    #[cold]
+    #[inline(never)]
+    fn taken_back(&self, slot: u32, generation: u32) -> bool {
+        let p = &self.pipeline;
+        if p.lifecycle() == LIFECYCLE_FROZEN {
+            return false;
+        }
+        if p.slab.lock_open(slot, generation).is_err() {
+            return false; // ended by the shutdown's scan: exported
+        }
+        p.slab.take_back(slot, &p.pool);
+        true
     }
 
     /// A free slot, now WRITING: the lock-free pop inline, the full

@@ -441,6 +441,24 @@ impl SpanSlab {
         self.free.stack.push_all(indexes);
     }
 
+    /// Frees a slot its begin published and then took back (WRITING, held
+    /// by the caller): its payload chunks and the slot itself, which no
+    /// longer counts as a span begun.
+    pub fn take_back(&self, index: u32, pool: &PayloadPool) {
+        // SAFETY: the caller holds the slot (WRITING) until the store of
+        // FREE below.
+        let record = unsafe { self.slot_mut(index) };
+        let mut chunks = Vec::new();
+        record.owned_chunks(pool, |c| chunks.push(c));
+        record.reset_rest();
+        pool.give_back(&chunks);
+        let header = &self.slot(index).header;
+        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
+        // Relaxed: the free stack's Release publishes these stores.
+        header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
+        self.free.give_back_unbegun(index);
+    }
+
     pub fn ended_len(&self) -> usize {
         self.ended.len()
     }

@@ -126,6 +126,13 @@ impl FreeSlots {
         cache.claimed.store(0, Ordering::Release);
     }
 
+    /// Gives back a slot taken for a span that was then not begun (a begin
+    /// that met a shutdown): free again, and not counted as begun.
+    pub fn give_back_unbegun(&self, index: u32) {
+        self.stack.push_all(&[index]);
+        self.returned.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn claim(&self) -> Option<usize> {
         self.caches.iter().position(|c| {
             c.claimed.load(Ordering::Relaxed) == 0
