@@ -427,35 +427,40 @@ impl SpanSlab {
     pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
         chunks.clear();
         for &index in indexes {
-            // SAFETY: the exporter owns an EXPORTING slot until the store of
-            // FREE below.
-            let record = unsafe { self.slot_mut(index) };
-            record.owned_chunks(pool, |c| chunks.push(c));
-            record.reset_rest();
-            let header = &self.slot(index).header;
-            let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
-            // Relaxed: the free stack's Release publishes these stores.
-            header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
+            // SAFETY: the exporter owns an EXPORTING slot until it is FREE.
+            unsafe { self.clear_for_reuse(index, pool, chunks) };
         }
         pool.give_back(chunks);
         self.free.stack.push_all(indexes);
+    }
+
+    /// Adds the slot's payload chunks to `chunks`, clears what a next span
+    /// must not inherit, and marks it FREE under its next generation;
+    /// pushing it on the free stack (whose Release publishes these stores)
+    /// is the caller's.
+    ///
+    /// # Safety
+    /// The caller owns the slot (EXPORTING, or WRITING under its lock).
+    #[inline(always)]
+    unsafe fn clear_for_reuse(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
+        // SAFETY: owned by the caller until the store of FREE below.
+        let record = unsafe { self.slot_mut(index) };
+        record.owned_chunks(pool, |c| chunks.push(c));
+        record.reset_rest();
+        let header = &self.slot(index).header;
+        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
+        // Relaxed: the free stack's Release publishes these stores.
+        header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
     }
 
     /// Frees a slot its begin published and then took back (WRITING, held
     /// by the caller): its payload chunks and the slot itself, which no
     /// longer counts as a span begun.
     pub fn take_back(&self, index: u32, pool: &PayloadPool) {
-        // SAFETY: the caller holds the slot (WRITING) until the store of
-        // FREE below.
-        let record = unsafe { self.slot_mut(index) };
         let mut chunks = Vec::new();
-        record.owned_chunks(pool, |c| chunks.push(c));
-        record.reset_rest();
+        // SAFETY: the caller holds the slot (WRITING).
+        unsafe { self.clear_for_reuse(index, pool, &mut chunks) };
         pool.give_back(&chunks);
-        let header = &self.slot(index).header;
-        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
-        // Relaxed: the free stack's Release publishes these stores.
-        header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
         self.free.give_back_unbegun(index);
     }
 
