@@ -1,8 +1,9 @@
 //! `Span`: a spanguard span handle with OpenTelemetry-like methods, and the
 //! context variable that holds the current span.
 
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -13,7 +14,6 @@ use spanguard::ffi::types::*;
 
 use crate::report::{self, Problem};
 use crate::text::utf8;
-use crate::tracer::Tracer;
 use crate::values::{Attributes, Value, value};
 
 /// The `contextvars.ContextVar` holding the current span, and its bound
@@ -71,23 +71,24 @@ pub fn current_handle(py: Python<'_>) -> spanguard_span {
 pub struct Span {
     pub(crate) handle: spanguard_span,
     ended: AtomicBool,
-    tracer: Py<Tracer>,
+    /// The tracer's count of values it could not pass on, shared.
+    rejected: Arc<AtomicU64>,
+    /// The tracer object, kept alive while its spans are (opaque here:
+    /// a span needs nothing of it but this).
+    _tracer: Py<PyAny>,
     /// The context token of the innermost `with` on this span.
     token: Mutex<Option<Py<PyAny>>>,
 }
 
 impl Span {
-    pub fn new(handle: spanguard_span, tracer: Py<Tracer>) -> Span {
+    pub fn new(handle: spanguard_span, rejected: Arc<AtomicU64>, tracer: Py<PyAny>) -> Span {
         Span {
             handle,
             ended: AtomicBool::new(false),
-            tracer,
+            rejected,
+            _tracer: tracer,
             token: Mutex::new(None),
         }
-    }
-
-    fn rejected<'a>(&'a self, py: Python<'a>) -> &'a std::sync::atomic::AtomicU64 {
-        &self.tracer.bind(py).get().values_rejected
     }
 
     fn set_one(
@@ -96,7 +97,7 @@ impl Span {
         key: &Bound<'_, PyAny>,
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let Some(value) = value(v, self.rejected(py)) else {
+        let Some(value) = value(v, &self.rejected) else {
             return Ok(());
         };
         let key_text = utf8(key);
@@ -115,7 +116,7 @@ impl Span {
             Value::Bool(b) => unsafe { c::spanguard_span_set_bool(h, kp, kn, b) },
             // Bytes and arrays: one attribute array of one.
             Value::Compound => {
-                return set_all(py, h, &Attributes::one(key, v, self.rejected(py)), 0);
+                return set_all(py, h, &Attributes::one(key, v, &self.rejected), 0);
             }
         };
         report::recording(py, code)
@@ -170,7 +171,7 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         time_unix_ns: u64,
     ) -> PyResult<()> {
-        let attrs = Attributes::from_mapping(attributes, self.rejected(py));
+        let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let name = utf8(name);
         let n = name.as_bytes();
         // SAFETY: name and the attributes (kept alive by `attrs`) are valid
@@ -275,7 +276,7 @@ impl Span {
     /// Sets several attributes with one call into the library (one per
     /// 128 attributes).
     fn set_attributes(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
-        let attrs = Attributes::from_mapping(Some(attributes), self.rejected(py));
+        let attrs = Attributes::from_mapping(Some(attributes), &self.rejected);
         set_all(py, self.handle, &attrs, 0)
     }
 
@@ -326,7 +327,7 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         tracestate: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let attrs = Attributes::from_mapping(attributes, self.rejected(py));
+        let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let tp = utf8(traceparent);
         let t = tp.as_bytes();
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
@@ -344,7 +345,7 @@ impl Span {
             )
         };
         if code == spanguard_result::InvalidTraceparent {
-            self.rejected(py).fetch_add(1, Ordering::Relaxed);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
         }
         report::recording(py, code)
     }

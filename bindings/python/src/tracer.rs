@@ -3,6 +3,7 @@
 //! for what is plain Python (decorators, exit and fork hooks).
 
 use std::ffi::{CString, c_char};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -28,7 +29,7 @@ pub struct Tracer {
     raw: AtomicPtr<spanguard_tracer>,
     /// Attribute values, traceparents and links the binding could not pass
     /// on (wrong type, out of range, invalid).
-    pub(crate) values_rejected: AtomicU64,
+    pub(crate) values_rejected: Arc<AtomicU64>,
 }
 
 /// A tracer pointer that may cross into a thread without the GIL.
@@ -299,7 +300,11 @@ impl Tracer {
     }
 
     fn span_of(slf: &Bound<'_, Self>, handle: spanguard_span) -> PyResult<Py<Span>> {
-        Py::new(slf.py(), Span::new(handle, slf.clone().unbind()))
+        let rejected = Arc::clone(&slf.get().values_rejected);
+        Py::new(
+            slf.py(),
+            Span::new(handle, rejected, slf.clone().into_any().unbind()),
+        )
     }
 
     /// Begins with `opts` (the general path) and sets the attributes one
@@ -393,7 +398,7 @@ impl Tracer {
         }
         Ok(Tracer {
             raw: AtomicPtr::new(raw),
-            values_rejected: AtomicU64::new(0),
+            values_rejected: Arc::new(AtomicU64::new(0)),
         })
     }
 
