@@ -297,7 +297,7 @@ fuzz: fuzz-build
 # The C API test under valgrind's memcheck: any invalid access or leak
 # definitely lost fails it.
 check-memory: build/tests/test_api
-	rm -rf build/c-valgrind-spans
+	rm -rf build/c-valgrind-spans build/c-valgrind-spans-llm
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=tests/c/valgrind.supp build/tests/test_api build/c-valgrind-spans
 
