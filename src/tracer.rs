@@ -591,10 +591,7 @@ impl Tracer {
         }
         if !recording {
             r.marks |= MARK_NON_RECORDING;
-            p.slab.publish_open(slot, generation);
-            if !self.running() && self.taken_back(slot, generation) {
-                return Err(SpanError::ShutDown);
-            }
+            self.publish_begun(slot, generation)?;
             notice.non_recording = true;
             return Ok((SpanRef { slot, generation }, notice));
         }
@@ -615,13 +612,20 @@ impl Tracer {
         if !opts.attributes.is_empty() {
             notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
         }
-        p.slab.publish_open(slot, generation);
-        // A shutdown that began since the check above may have scanned
-        // this slot before it was published: see `taken_back`.
+        self.publish_begun(slot, generation)?;
+        Ok((SpanRef { slot, generation }, notice))
+    }
+
+    /// Publishes a span `begin_ex` wrote (OPEN). A shutdown that began since
+    /// begin's lifecycle check may have scanned this slot before it was
+    /// published: see `taken_back`, which makes the begin fail instead.
+    #[inline(always)]
+    fn publish_begun(&self, slot: u32, generation: u32) -> Result<(), SpanError> {
+        self.pipeline.slab.publish_open(slot, generation);
         if !self.running() && self.taken_back(slot, generation) {
             return Err(SpanError::ShutDown);
         }
-        Ok((SpanRef { slot, generation }, notice))
+        Ok(())
     }
 
     /// For a span published while a shutdown (or a fatal signal's freeze)
