@@ -221,11 +221,7 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			}
 		}
 		if !begun {
-			// Field by field: a composite literal was built aside and copied.
-			var a C.spanguard_go_begin_args
-			a.tracer, a.name, a.name_len, a.parent, a.kind = t.ptr, n, nl, parent, C.uint32_t(kind)
-			callBegin(&a)
-			span.handle, rc = a.out, a.result
+			span.handle, rc = beginCall(t.ptr, n, nl, parent, kind, nil)
 		}
 	}
 	t.mu.RUnlock()
@@ -251,11 +247,21 @@ func beginPacked(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spangu
 	if !packed {
 		return 0, 0, false
 	}
+	h, rc := beginCall(tp, n, nl, parent, kind, buf)
+	return h, rc, true
+}
+
+// beginCall begins a span with the attributes packed in buf (none when
+// empty), through callBegin.
+func beginCall(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spanguard_span, kind uint32, buf []byte) (C.spanguard_span, C.spanguard_result) {
+	// Field by field: a composite literal was built aside and copied.
 	var a C.spanguard_go_begin_args
 	a.tracer, a.name, a.name_len, a.parent, a.kind = tp, n, nl, parent, C.uint32_t(kind)
-	a.packed, a.packed_len = (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))
+	if len(buf) > 0 {
+		a.packed, a.packed_len = (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))
+	}
 	callBegin(&a)
-	return a.out, a.result, true
+	return a.out, a.result
 }
 
 // packedStack is what SetAttributes packs on the stack; more goes to the heap.
