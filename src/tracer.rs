@@ -20,7 +20,7 @@ use crate::export::http::HttpTransport;
 use crate::export::transport::Transport;
 use crate::pipeline::{
     ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_FROZEN, LIFECYCLE_RUNNING,
-    LIFECYCLE_SHUT_DOWN, Pipeline,
+    LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN, Pipeline,
 };
 use crate::span::clock::now_unix_ns;
 use crate::span::ids::{new_root_ids, new_span_id};
@@ -762,6 +762,31 @@ impl Tracer {
         }
     }
 
+    /// Takes an open span for writing (WRITING), for a call past its check
+    /// that the tracer runs.
+    #[inline(always)]
+    fn lock_span(&self, s: SpanRef) -> Result<(), SpanError> {
+        match self.pipeline.slab.lock_open(s.slot, s.generation) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.lock_refused(e)),
+        }
+    }
+
+    /// Why a span could not be taken for writing. A call that passed its
+    /// lifecycle check as a shutdown began finds the span ended by the
+    /// shutdown's scan (or already exported and its slot freed): that is
+    /// SHUT_DOWN, as for a call made a moment later, not "ended" or
+    /// "stale", which would blame the caller for the race. (A fatal
+    /// signal's freeze ends no span: its refusals are the caller's.)
+    #[cold]
+    #[inline(never)]
+    fn lock_refused(&self, e: SlotError) -> SpanError {
+        match self.pipeline.lifecycle() {
+            LIFECYCLE_SHUTTING_DOWN | LIFECYCLE_SHUT_DOWN => SpanError::ShutDown,
+            _ => e.into(),
+        }
+    }
+
     /// Runs `f` on a span this caller may write, then publishes it again.
     #[inline]
     fn with_open<T>(
@@ -772,8 +797,8 @@ impl Tracer {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
-        self.pipeline.slab.lock_open(s.slot, s.generation)?;
-        // SAFETY: lock_open moved the slot to WRITING for us.
+        self.lock_span(s)?;
+        // SAFETY: lock_span moved the slot to WRITING for us.
         let r = unsafe { self.pipeline.slab.slot_mut(s.slot) };
         if r.marks & MARK_NON_RECORDING != 0 {
             self.pipeline.slab.publish_open(s.slot, s.generation);
@@ -1001,8 +1026,8 @@ impl Tracer {
         } else {
             end_unix_ns
         };
-        p.slab.lock_open(s.slot, s.generation)?;
-        // SAFETY: lock_open moved the slot to WRITING for us.
+        self.lock_span(s)?;
+        // SAFETY: lock_span moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(s.slot) };
         // Never before the start: an explicit time may be, and so may the
         // clock when it was re-anchored in between (see span::clock).

@@ -3,7 +3,8 @@
 //! marked unended if shutdown ended it. None is left open in the slab, or
 //! ended after the exporter stopped, where nothing would ever export it.
 //! Before the fix, the first round failed: a begin past its lifecycle
-//! check published after shutdown's scan had passed its slot.
+//! check published after shutdown's scan had passed its slot. Calls on a
+//! span that meet the shutdown say ShutDown, not Ended or Stale.
 
 mod support;
 
@@ -41,7 +42,17 @@ fn no_span_begun_during_shutdown_is_left_open() {
                             // Ended, or shutdown ended it first: either way
                             // it is accounted for.
                             Ok((s, _)) => {
-                                let _ = t.end(s, 0);
+                                // A call on the span that meets the
+                                // shutdown is refused as after it, never
+                                // as ended or stale (the shutdown ended
+                                // the span, not the caller).
+                                let set = t.set_attribute(s, b"k", 1i64).map(|_| ());
+                                for r in [set, t.end(s, 0)] {
+                                    match r {
+                                        Ok(()) | Err(SpanError::ShutDown) => {}
+                                        Err(e) => panic!("a call racing shutdown: {e:?}"),
+                                    }
+                                }
                             }
                             Err(SpanError::ShutDown) => {}
                             Err(e) => panic!("begin: {e:?}"),
