@@ -1271,6 +1271,19 @@ spanguard_result spanguard_flush(const struct spanguard_tracer *tracer, uint32_t
 spanguard_result spanguard_shutdown(const struct spanguard_tracer *tracer, uint32_t timeout_ms);
 
 /*
+ Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
+ exported marked unended, exporter stopped, within the tracer's export
+ timeout) but keeps its memory: calls on it and on its spans, made
+ later or still running on other threads, return
+ `SPANGUARD_RESULT_SHUT_DOWN` instead of touching freed memory. For
+ bindings whose tracer object is freed by a garbage collector, which
+ cannot know that no call on a span is running when the program closes
+ the tracer: they close at once and free when the object is garbage.
+ Returns what `spanguard_shutdown` does. Thread-safe; blocks.
+ */
+spanguard_result spanguard_tracer_close(const struct spanguard_tracer *tracer);
+
+/*
  Shuts the tracer down if needed (with its export timeout) and frees it.
  NULL is accepted. Call once, after every other call on this tracer and
  its spans has returned.

@@ -608,6 +608,15 @@ fn timeout(ms: u32) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
+/// The result of `spanguard_shutdown` and `spanguard_tracer_close`.
+fn shut_down(t: &Tracer, timeout: Duration) -> spanguard_result {
+    match t.shutdown(timeout) {
+        Ok(outcome) => flush_result(outcome),
+        Err(SpanError::ShutDown) => spanguard_result::ShutDown,
+        Err(e) => e.into(),
+    }
+}
+
 fn flush_result(outcome: FlushOutcome) -> spanguard_result {
     match outcome {
         FlushOutcome::Delivered => spanguard_result::Ok,
@@ -651,11 +660,24 @@ pub extern "C" fn spanguard_shutdown(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        with_tracer(tracer, |t| match t.shutdown(timeout(timeout_ms)) {
-            Ok(outcome) => flush_result(outcome),
-            Err(SpanError::ShutDown) => spanguard_result::ShutDown,
-            Err(e) => e.into(),
-        })
+        with_tracer(tracer, |t| shut_down(t, timeout(timeout_ms)))
+    })
+}
+
+/// Shuts the tracer down as `spanguard_tracer_free` does (flush, open spans
+/// exported marked unended, exporter stopped, within the tracer's export
+/// timeout) but keeps its memory: calls on it and on its spans, made
+/// later or still running on other threads, return
+/// `SPANGUARD_RESULT_SHUT_DOWN` instead of touching freed memory. For
+/// bindings whose tracer object is freed by a garbage collector, which
+/// cannot know that no call on a span is running when the program closes
+/// the tracer: they close at once and free when the object is garbage.
+/// Returns what `spanguard_shutdown` does. Thread-safe; blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_tracer_close(tracer: *const spanguard_tracer) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        with_tracer(tracer, |t| shut_down(t, t.config().export_timeout))
     })
 }
 

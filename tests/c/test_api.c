@@ -786,6 +786,29 @@ static void test_shutdown_exports_open_spans(spanguard_tracer *t, const char *di
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
 }
 
+/* spanguard_tracer_close shuts down as spanguard_tracer_free would and
+ * keeps the memory: every later call on the tracer or its spans gets
+ * SHUT_DOWN, not freed memory, until the free. */
+static void test_close_keeps_the_tracer_until_free(const char *dir) {
+    spanguard_tracer *t = make_tracer(dir, 0);
+    spanguard_span done, open;
+    CHECK_RC(spanguard_span_begin(t, S("closed.ended"), SPANGUARD_SPAN_NONE, 0, &done), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(done), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin(t, S("closed.open"), SPANGUARD_SPAN_NONE, 0, &open), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_tracer_close(t), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"name\":\"closed.ended\"") == 1);
+    CHECK(count_in_dir(dir, "\"name\":\"closed.open\"") == 1);
+    spanguard_span late;
+    CHECK_RC(spanguard_span_begin(t, S("closed.late"), SPANGUARD_SPAN_NONE, 0, &late), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_span_set_int(open, S("n"), 1), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_tracer_close(t), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK(stats_of(t).spans_exported == 2);
+    CHECK_RC(spanguard_tracer_close(NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    spanguard_tracer_free(t);
+}
+
 /* A loopback port nothing listens on: connections to it are refused. */
 static int closed_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -914,6 +937,7 @@ int main(int argc, char **argv) {
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t, dir);
     spanguard_tracer_free(t);
+    test_close_keeps_the_tracer_until_free(dir);
     test_flush_tells_delivered_from_spooled(dir);
     char llm_dir[512];
     snprintf(llm_dir, sizeof llm_dir, "%s-llm", dir);
