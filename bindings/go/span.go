@@ -192,12 +192,9 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			root = true
 		}
 	}
-	// Not t.live(): its unlock closure is an allocation per span.
-	t.mu.RLock()
-	if t.ptr == nil {
-		t.mu.RUnlock()
+	if t.closed.Load() {
 		c.span = SpanFromContext(c.Context)
-		return Span{}, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+		return Span{}, errClosed
 	}
 	span := Span{t: t}
 	n, nl := cstr(name)
@@ -224,7 +221,7 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			span.handle, rc = beginCall(t.ptr, n, nl, parent, kind, nil)
 		}
 	}
-	t.mu.RUnlock()
+	runtime.KeepAlive(t)
 	runtime.KeepAlive(name)
 	if err := check(rc, "span_begin"); err != nil {
 		c.span = SpanFromContext(c.Context)
@@ -324,11 +321,14 @@ func (s Span) setAttributes(attrs []Attribute) error {
 	if packed {
 		a := C.spanguard_go_span_args{span: s.handle, packed: (*C.uint8_t)(unsafe.Pointer(&buf[0])), packed_len: C.size_t(len(buf))}
 		callSetPacked(&a)
+		runtime.KeepAlive(s.t) // see Tracer
 		return check(a.result, "set_attributes")
 	}
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
-	return check(C.spanguard_span_set_attributes(s.handle, arr, C.size_t(len(attrs))), "set_attributes")
+	rc := C.spanguard_span_set_attributes(s.handle, arr, C.size_t(len(attrs)))
+	runtime.KeepAlive(s.t)
+	return check(rc, "set_attributes")
 }
 
 // cAttributes copies attrs into C memory (a spanguard_attribute array, its
@@ -424,6 +424,7 @@ func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
 	defer C.free(block)
 	n, nl := cstr(name)
 	rc := C.spanguard_span_add_event(s.handle, n, nl, unixNanos(at), arr, C.size_t(len(attrs)))
+	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(name)
 	return check(rc, "add_event")
 }
@@ -441,6 +442,7 @@ func (s Span) AddLinkWithTracestate(traceparent, tracestate string, attrs ...Att
 	tp, tl := cstr(traceparent)
 	ts, sl := cstr(tracestate)
 	rc := C.spanguard_span_add_link_with_tracestate(s.handle, tp, tl, ts, sl, arr, C.size_t(len(attrs)))
+	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(traceparent)
 	runtime.KeepAlive(tracestate)
 	return check(rc, "add_link")
@@ -449,14 +451,17 @@ func (s Span) AddLinkWithTracestate(traceparent, tracestate string, attrs ...Att
 // AddDroppedCounts adds to the span's dropped counts what another SDK
 // dropped before the span reached spanguard (the OpenTelemetry bridge).
 func (s Span) AddDroppedCounts(attributes, events, links uint32) error {
-	return check(C.spanguard_span_add_dropped_counts(s.handle, C.uint32_t(attributes), C.uint32_t(events),
-		C.uint32_t(links)), "add_dropped_counts")
+	rc := C.spanguard_span_add_dropped_counts(s.handle, C.uint32_t(attributes), C.uint32_t(events),
+		C.uint32_t(links))
+	runtime.KeepAlive(s.t)
+	return check(rc, "add_dropped_counts")
 }
 
 // SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.
 func (s Span) SetStatus(code uint32, message string) error {
 	m, ml := cstr(message)
 	rc := C.spanguard_span_set_status(s.handle, C.uint32_t(code), m, ml)
+	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(message)
 	return check(rc, "set_status")
 }
@@ -476,6 +481,7 @@ func (s Span) RecordError(err error) error {
 func (s Span) UpdateName(name string) error {
 	n, nl := cstr(name)
 	rc := C.spanguard_span_update_name(s.handle, n, nl)
+	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(name)
 	return check(rc, "update_name")
 }
@@ -483,7 +489,9 @@ func (s Span) UpdateName(name string) error {
 // Traceparent is the W3C traceparent to pass to another process.
 func (s Span) Traceparent() (string, error) {
 	var buf [C.SPANGUARD_TRACEPARENT_SIZE]C.char
-	if err := check(C.spanguard_span_traceparent(s.handle, &buf[0], C.size_t(len(buf))), "traceparent"); err != nil {
+	rc := C.spanguard_span_traceparent(s.handle, &buf[0], C.size_t(len(buf)))
+	runtime.KeepAlive(s.t)
+	if err := check(rc, "traceparent"); err != nil {
 		return "", err
 	}
 	return C.GoString(&buf[0]), nil
@@ -493,12 +501,15 @@ func (s Span) Traceparent() (string, error) {
 func (s Span) End() error {
 	a := C.spanguard_go_span_args{span: s.handle}
 	callEnd(&a)
+	runtime.KeepAlive(s.t) // see Tracer
 	return endResult(a.result)
 }
 
 // EndAt ends the span at `at` (not before its start).
 func (s Span) EndAt(at time.Time) error {
-	return endResult(C.spanguard_span_end_at(s.handle, unixNanos(at)))
+	rc := C.spanguard_span_end_at(s.handle, unixNanos(at))
+	runtime.KeepAlive(s.t)
+	return endResult(rc)
 }
 
 func endResult(rc C.spanguard_result) error {
@@ -579,11 +590,10 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	}
 	o.attributes, o.attribute_count = attrs, C.size_t(len(first))
 
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.ptr == nil {
-		return Span{}, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+	if t.closed.Load() {
+		return Span{}, errClosed
 	}
+	defer runtime.KeepAlive(t)
 	span := Span{t: t}
 	if err := check(C.spanguard_span_begin_ex(t.ptr, o, &span.handle), "span_begin_ex"); err != nil {
 		return Span{}, err

@@ -36,7 +36,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -175,9 +175,30 @@ func millis(d time.Duration) C.uint32_t {
 
 // Tracer records spans and exports them from its own thread. Safe for
 // concurrent use. Close it when done (Close is safe to call twice).
+//
+// Close shuts the C tracer down; only the finalizer frees it, once the
+// Tracer and every Span of it are garbage. So no call takes a lock: a
+// call on a Span keeps its Tracer reachable until the call returns
+// (runtime.KeepAlive), and a call made after or during Close gets
+// SHUT_DOWN from the library instead of freed memory. (With a lock, a
+// span's End on one goroutine could race Close on another, and each
+// Start paid for two locked adds.)
 type Tracer struct {
-	mu  sync.RWMutex // Close waits for calls in progress
-	ptr *C.spanguard_tracer
+	ptr    *C.spanguard_tracer // valid for as long as the Tracer is reachable
+	closed atomic.Bool
+}
+
+// closedNotFreed counts tracers closed but not yet collected: each holds
+// one of the library's 255 tracer numbers until its finalizer runs.
+var closedNotFreed atomic.Int64
+
+// free is the finalizer: the Tracer and its Spans are garbage, so no call
+// on it can be running.
+func (t *Tracer) free() {
+	C.spanguard_tracer_free(t.ptr)
+	if t.closed.Load() {
+		closedNotFreed.Add(-1)
+	}
 }
 
 func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
@@ -248,13 +269,26 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 	var ptr *C.spanguard_tracer
 	message := (*C.char)(C.malloc(C.SPANGUARD_ERROR_MESSAGE_SIZE))
 	defer C.free(unsafe.Pointer(message))
-	rc := C.spanguard_tracer_new_with_error(&c, C.bool(fromEnv), &ptr, message, C.SPANGUARD_ERROR_MESSAGE_SIZE, nil)
+	create := func() C.spanguard_result {
+		return C.spanguard_tracer_new_with_error(&c, C.bool(fromEnv), &ptr, message, C.SPANGUARD_ERROR_MESSAGE_SIZE, nil)
+	}
+	rc := create()
+	// Closed tracers whose Tracer is garbage but not yet collected still
+	// hold their numbers: collect them, give the finalizers a moment to
+	// run, and try again (about a second at most).
+	for wait := time.Millisecond; rc == C.SPANGUARD_RESULT_TOO_MANY_TRACERS &&
+		closedNotFreed.Load() > 0 && wait < time.Second; wait *= 2 {
+		runtime.GC()
+		time.Sleep(wait)
+		rc = create()
+	}
 	if rc != C.SPANGUARD_RESULT_OK {
 		return nil, &Error{Code: uint32(rc), Op: "tracer_new", Message: C.GoString(message)}
 	}
 	t := &Tracer{ptr: ptr}
-	// A backstop only: call Close.
-	runtime.SetFinalizer(t, func(t *Tracer) { t.Close() })
+	// Frees the C tracer (shutting it down first if Close was not called:
+	// a backstop only).
+	runtime.SetFinalizer(t, (*Tracer).free)
 	return t, nil
 }
 
@@ -278,14 +312,16 @@ func NewTracer(cfg Config) (*Tracer, error) { return newTracer(cfg, false) }
 // variables applied on top.
 func NewTracerFromEnv(cfg Config) (*Tracer, error) { return newTracer(cfg, true) }
 
-func (t *Tracer) live() (*C.spanguard_tracer, func(), error) {
-	t.mu.RLock()
-	if t.ptr == nil {
-		t.mu.RUnlock()
-		return nil, nil, &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
+// live is the C tracer, or an error after Close. The caller keeps t
+// reachable (runtime.KeepAlive) until its C call returns.
+func (t *Tracer) live() (*C.spanguard_tracer, error) {
+	if t.closed.Load() {
+		return nil, errClosed
 	}
-	return t.ptr, t.mu.RUnlock, nil
+	return t.ptr, nil
 }
+
+var errClosed = &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
 
 // Flush waits until every span ended before the call is exported; false
 // when the timeout passed first.
@@ -321,11 +357,11 @@ func flushResult(rc C.spanguard_result, op string) (FlushResult, error) {
 // FlushStatus is Flush, saying whether the spans were delivered or only
 // spooled.
 func (t *Tracer) FlushStatus(timeout time.Duration) (FlushResult, error) {
-	p, done, err := t.live()
+	p, err := t.live()
 	if err != nil {
 		return TimedOut, err
 	}
-	defer done()
+	defer runtime.KeepAlive(t)
 	return flushResult(C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond)), "flush")
 }
 
@@ -339,11 +375,11 @@ func (t *Tracer) Shutdown(timeout time.Duration) (bool, error) {
 // ShutdownStatus is Shutdown, saying whether the spans were delivered or
 // only spooled.
 func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
-	p, done, err := t.live()
+	p, err := t.live()
 	if err != nil {
 		return Delivered, nil
 	}
-	defer done()
+	defer runtime.KeepAlive(t)
 	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
 		return Delivered, nil
@@ -351,27 +387,29 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	return flushResult(rc, "shutdown")
 }
 
-// Close shuts down (if needed) and frees the tracer. Safe to call twice.
+// Close shuts the tracer down (if needed; with its export timeout) and
+// stops its exporter: every span ended is exported, and one still open is
+// exported marked unended. Calls on the tracer and its spans afterwards,
+// or still running on other goroutines, return ErrShutDown. Its memory
+// is freed once the Tracer and its Spans are garbage. Safe to call twice.
 func (t *Tracer) Close() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ptr == nil {
+	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	C.spanguard_tracer_free(t.ptr) // shuts down first
-	t.ptr = nil
-	runtime.SetFinalizer(t, nil)
+	closedNotFreed.Add(1)
+	C.spanguard_tracer_close(t.ptr)
+	runtime.KeepAlive(t)
 	return nil
 }
 
 // SinkPath is the file the local sink appends to, where the spans go when
 // no endpoint is configured; "" with an endpoint.
 func (t *Tracer) SinkPath() (string, error) {
-	p, done, err := t.live()
+	p, err := t.live()
 	if err != nil {
 		return "", err
 	}
-	defer done()
+	defer runtime.KeepAlive(t)
 	var n C.size_t
 	// The first call asks the length (a path always needs at least the NUL).
 	if rc := C.spanguard_tracer_sink_path(p, nil, 0, &n); rc != C.SPANGUARD_RESULT_BUFFER_TOO_SMALL {
@@ -396,11 +434,11 @@ type Stats struct {
 
 // Stats reads the counters.
 func (t *Tracer) Stats() (Stats, error) {
-	p, done, err := t.live()
+	p, err := t.live()
 	if err != nil {
 		return Stats{}, err
 	}
-	defer done()
+	defer runtime.KeepAlive(t)
 	var c C.spanguard_counters
 	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
 	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {

@@ -1,0 +1,103 @@
+package spanguard_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+)
+
+// Spans begun, written and ended on other goroutines while the tracer is
+// closed: no call touches freed memory (Close shuts down; the memory goes
+// when the Tracer is garbage), every call after the close says
+// ErrShutDown (End: nil, the span was exported unended), never
+// ErrStaleSpan, and every span a Start returned arrives.
+func TestSpanCallsRacingCloseLoseNothing(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		sink := filepath.Join(t.TempDir(), "sink")
+		tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: sink, ScheduleDelay: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var begun atomic.Int64
+		var wg sync.WaitGroup
+		closed := make(chan struct{})
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var open []spanguard.Span
+				for i := 0; ; i++ {
+					_, s, err := tr.Start(context.Background(), "racing")
+					if errors.Is(err, spanguard.ErrShutDown) {
+						break
+					}
+					if err != nil {
+						t.Errorf("Start: %v", err)
+						return
+					}
+					begun.Add(1)
+					open = append(open, s)
+					if err := s.SetAttributes(spanguard.Int("i", i)); err != nil &&
+						!errors.Is(err, spanguard.ErrShutDown) {
+						t.Errorf("SetAttributes: %v", err)
+					}
+					if len(open) > 8 {
+						if err := open[0].End(); err != nil {
+							t.Errorf("End: %v", err)
+						}
+						open = open[1:]
+					}
+				}
+				<-closed
+				// Spans still held after Close: their calls are refused
+				// cleanly; the spans themselves were exported unended.
+				for _, s := range open {
+					if err := s.SetAttributes(spanguard.Bool("late", true)); !errors.Is(err, spanguard.ErrShutDown) {
+						t.Errorf("SetAttributes after Close: %v", err)
+					}
+					if err := s.End(); err != nil {
+						t.Errorf("End after Close: %v", err)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(1+round%5) * time.Millisecond)
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(closed)
+		wg.Wait()
+		if got := len(readSpans(t, sink)); int64(got) != begun.Load() {
+			t.Fatalf("round %d: %d spans begun, %d arrived", round, begun.Load(), got)
+		}
+	}
+}
+
+// A program that makes and closes tracers one after another never runs
+// out of the library's 255 tracer numbers, though each closed tracer
+// holds its number until it is collected.
+func TestManyTracersClosedInARow(t *testing.T) {
+	for i := 0; i < 600; i++ {
+		tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: "discard:", MaxQueueSize: 64})
+		if err != nil {
+			t.Fatalf("tracer %d: %v", i, err)
+		}
+		_, s, err := tr.Start(context.Background(), "one")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.End()
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Stats(); !errors.Is(err, spanguard.ErrShutDown) {
+			t.Fatalf("Stats after Close: %v", err)
+		}
+	}
+}
