@@ -205,14 +205,16 @@ impl Pipeline {
     }
 
     /// `flush` for the application: waits for a thaw first (see
-    /// `await_thaw`). None when the tracer is (still) not running.
+    /// `await_thaw`). None when the tracer is (still) not running, or shut
+    /// down while this flush waited (its spans went with the shutdown's).
     pub fn flush_running(&self, timeout: Duration) -> Option<FlushOutcome> {
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
         if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return None;
         }
-        Some(self.flush(deadline.saturating_duration_since(Instant::now())))
+        self.signal
+            .request_flush_unless_gone(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// Flush, then end and export the spans still open (marked
@@ -257,6 +259,7 @@ impl Pipeline {
             // bounded by one request timeout.
             let _ = handle.join();
         }
+        self.signal.mark_exporter_gone();
         self.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
         if self.stats.spooled_spans.load(Ordering::Relaxed) != spooled_before {
             outcome = outcome.and(FlushOutcome::Spooled);
@@ -428,6 +431,9 @@ pub struct ExportSignal {
     /// that the hot path makes at most one wake-up call per batch.
     pub wake_pending: AtomicBool,
     pub stop: AtomicBool,
+    /// Set once the stopped exporter has been joined: no flush will be
+    /// answered any more (`mark_exporter_gone`).
+    exporter_gone: AtomicBool,
     /// When the shutdown that set `stop` gives up (`clock::monotonic_ns`):
     /// the exporter replays the spool after a stop only while time is left.
     pub stop_deadline_ns: AtomicU64,
@@ -450,6 +456,19 @@ pub struct ExportSignal {
 pub struct ReadMostly(pub AtomicU32);
 
 impl ExportSignal {
+    /// The stopped exporter is joined: flushes still waiting (called as the
+    /// shutdown ran) return instead of waiting out their timeouts.
+    pub fn mark_exporter_gone(&self) {
+        let _guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Under the mutex: a waiter checks the flag and waits on `done`
+        // under it too, so it cannot miss this wake-up.
+        self.exporter_gone.store(true, Ordering::Release);
+        self.done.notify_all();
+    }
+
     /// A signal whose exporter is first woken by `batch_target` ended spans.
     pub fn new(batch_target: u32) -> ExportSignal {
         ExportSignal {
@@ -542,6 +561,15 @@ impl ExportSignal {
 
     /// Asks for a flush and waits until it is done or `timeout` passes.
     pub fn request_flush_and_wait(&self, timeout: Duration) -> FlushOutcome {
+        self.request_flush_unless_gone(timeout)
+            .unwrap_or(FlushOutcome::TimedOut)
+    }
+
+    /// `request_flush_and_wait`, or None when the exporter stopped for good
+    /// before answering: a flush that raced a shutdown, whose own flushes
+    /// and final drain took this caller's spans. Without it such a flush
+    /// waited out its whole timeout for an answer that never came.
+    pub fn request_flush_unless_gone(&self, timeout: Duration) -> Option<FlushOutcome> {
         // AcqRel: every span this caller ended happened before this bump, and
         // the exporter's Acquire load of the epoch sees them queued.
         let epoch = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
@@ -557,15 +585,18 @@ impl ExportSignal {
         self.work.notify_one();
         loop {
             if self.flush_completed.load(Ordering::Acquire) >= epoch {
-                return if self.flush_spooled.load(Ordering::Relaxed) >= epoch {
+                return Some(if self.flush_spooled.load(Ordering::Relaxed) >= epoch {
                     FlushOutcome::Spooled
                 } else {
                     FlushOutcome::Delivered
-                };
+                });
+            }
+            if self.exporter_gone.load(Ordering::Acquire) {
+                return None;
             }
             let now = std::time::Instant::now();
             if now >= deadline {
-                return FlushOutcome::TimedOut;
+                return Some(FlushOutcome::TimedOut);
             }
             guard = match self.done.wait_timeout(guard, deadline - now) {
                 Ok((g, _)) => g,
