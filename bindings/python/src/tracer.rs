@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, c_char};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -21,12 +21,18 @@ use crate::text::utf8;
 use crate::values::Attributes;
 
 /// A spanguard tracer. Every method may be called from any thread at once,
-/// except `close()`, which must come after every other call on the tracer
-/// and its spans has returned.
+/// `close()` included: it shuts the library's tracer down
+/// (`spanguard_tracer_close`) and keeps its memory, which is freed when
+/// this object is (`Drop`). A flush detached from the GIL on one thread,
+/// or a span call on another, may still be running when `close()` runs;
+/// freeing there unmapped the slab under it.
 #[pyclass(module = "spanguard._native", subclass, frozen)]
 pub struct Tracer {
-    /// NULL once closed (freed).
+    /// Valid for the object's life (freed in `Drop`); never changes (an
+    /// atomic only so that the class is Sync without an unsafe impl).
     raw: AtomicPtr<spanguard_tracer>,
+    /// Set by the first `close()`.
+    closed: AtomicBool,
     /// Attribute values, traceparents and links the binding could not pass
     /// on (wrong type, out of range, invalid).
     pub(crate) values_rejected: Arc<AtomicU64>,
@@ -38,6 +44,19 @@ struct RawTracer(*mut spanguard_tracer);
 // SAFETY: every spanguard call taking a tracer is thread-safe (the C
 // ABI's contract), except tracer_free, which close() calls alone.
 unsafe impl Send for RawTracer {}
+
+impl Drop for Tracer {
+    /// Frees a closed tracer: nothing can be running on it now (a call
+    /// holds a reference to this object, and every span holds one too). A
+    /// tracer never closed is left running, as before: the exit hooks shut
+    /// it down, and freeing would shut it down here, in a destructor.
+    fn drop(&mut self) {
+        if self.closed.load(Ordering::Acquire) {
+            // SAFETY: from tracer_new; freed once, here.
+            unsafe { ct::spanguard_tracer_free(self.raw.load(Ordering::Relaxed)) }
+        }
+    }
+}
 
 /// A config string: `str`, `os.PathLike`, or a dict for the `k=v,...`
 /// settings.
@@ -286,17 +305,16 @@ fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
 
 impl Tracer {
     fn raw(&self, py: Python<'_>) -> PyResult<*mut spanguard_tracer> {
-        // Acquire pairs with the Release store in close(): a closed tracer
-        // is never used.
-        let raw = self.raw.load(Ordering::Acquire);
-        if raw.is_null() {
+        // A closed tracer is refused here; a call already past this check
+        // still has live memory, and the library answers SHUT_DOWN.
+        if self.closed.load(Ordering::Acquire) {
             return Err(report::error(
                 py,
                 spanguard_result::ShutDown as u32,
                 "the tracer is closed",
             ));
         }
-        Ok(raw)
+        Ok(self.raw.load(Ordering::Relaxed))
     }
 
     fn span_of(slf: &Bound<'_, Self>, handle: spanguard_span) -> PyResult<Py<Span>> {
@@ -398,6 +416,7 @@ impl Tracer {
         }
         Ok(Tracer {
             raw: AtomicPtr::new(raw),
+            closed: AtomicBool::new(false),
             values_rejected: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -583,11 +602,10 @@ impl Tracer {
     /// Like `shutdown`, saying what `flush_status` says.
     #[pyo3(signature = (timeout_s=5.0))]
     fn shutdown_status(&self, py: Python<'_>, timeout_s: f64) -> PyResult<&'static str> {
-        let raw = self.raw.load(Ordering::Acquire);
-        if raw.is_null() {
+        if self.closed.load(Ordering::Acquire) {
             return Ok(DELIVERED);
         }
-        let raw = RawTracer(raw);
+        let raw = RawTracer(self.raw.load(Ordering::Relaxed));
         let ms = timeout_ms(timeout_s);
         let code = py.detach(move || {
             let raw = raw;
@@ -599,20 +617,20 @@ impl Tracer {
         }
     }
 
-    /// Shuts down (if needed) and frees the tracer. Safe to call twice;
-    /// the tracer raises SpanguardError when used after it.
+    /// Shuts the tracer down (if needed), as `shutdown` with the tracer's
+    /// export timeout. Safe to call twice, and while other threads still
+    /// use the tracer or its spans: the tracer raises SpanguardError when
+    /// used after it, a span's recording calls do nothing, and its memory
+    /// is freed with this object.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        // AcqRel: pairs with the Acquire loads in raw(); only one close
-        // gets the pointer.
-        let raw = self.raw.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        if raw.is_null() {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let raw = RawTracer(raw);
+        let raw = RawTracer(self.raw.load(Ordering::Relaxed));
         py.detach(move || {
             let raw = raw;
-            // SAFETY: raw came from tracer_new and is freed once (the swap).
-            unsafe { ct::spanguard_tracer_free(raw.0) }
+            // SAFETY: raw came from tracer_new and lives until Drop.
+            ct::spanguard_tracer_close(raw.0)
         });
         Ok(())
     }
@@ -644,7 +662,7 @@ impl Tracer {
     /// Whether close() has been called.
     #[getter]
     fn closed(&self) -> bool {
-        self.raw.load(Ordering::Acquire).is_null()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The tracer's counters (`spanguard_counters`) and the binding's
