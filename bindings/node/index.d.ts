@@ -133,6 +133,7 @@ export declare class Tracer {
   flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
   shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
+  /** Shuts down and frees the tracer; a pending flush settles first. Safe to call twice. */
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;

@@ -358,6 +358,17 @@ class Tracer {
     if (code !== RESULT.OK) throw new SpanguardError(code, 'tracer_new', message);
     this.ptr = ptr;
     this.closed = false;
+    // Flushes and shutdowns run on libuv's pool with the tracer's pointer:
+    // close() frees only once they have settled.
+    this.inflight = new Set();
+  }
+
+  /** Tracks a flush or shutdown running on libuv's pool until it settles. */
+  blocking(promise) {
+    this.inflight.add(promise);
+    const settled = () => this.inflight.delete(promise);
+    promise.then(settled, settled);
+    return promise;
   }
 
   live() {
@@ -474,7 +485,7 @@ class Tracer {
 
   /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
   async flushStatus(timeoutMs = 5000) {
-    return flushStatus(await native.flush(this.live(), timeoutMs), 'flush');
+    return flushStatus(await this.blocking(native.flush(this.live(), timeoutMs)), 'flush');
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
@@ -485,17 +496,24 @@ class Tracer {
   /** Like shutdown, resolving 'delivered', 'spooled' or 'timeout'. */
   async shutdownStatus(timeoutMs = 5000) {
     if (this.closed) return 'delivered';
-    const code = await native.shutdown(this.ptr, timeoutMs);
+    const code = await this.blocking(native.shutdown(this.ptr, timeoutMs));
     if (code === RESULT.SHUT_DOWN) return 'delivered';
     return flushStatus(code, 'shutdown');
   }
 
-  /** Shuts down and frees the tracer. Safe to call twice. */
+  /**
+   * Shuts down and frees the tracer. Safe to call twice, and while a flush
+   * is pending: that flush settles (a flush the shutdown overtook rejects
+   * with SHUT_DOWN) before the memory goes.
+   */
   async close() {
     if (this.closed) return;
     await this.shutdown();
     if (this.closed) return;
     this.closed = true;
+    // A flush started before close() may still run on the pool: freeing
+    // under it ran it on freed memory.
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     native.tracerFree(this.ptr);
   }
 

@@ -103,6 +103,26 @@ test('shutdown exports open spans; spans after it record nothing and never throw
   await tracer.close();
 });
 
+test('close() while a flush is pending: the flush settles before the tracer is freed', async () => {
+  // A backend that accepts and never answers, so the flush is still
+  // waiting on libuv's pool when close() shuts the tracer down.
+  const net = require('net');
+  const server = net.createServer(() => {});
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: `http://127.0.0.1:${server.address().port}/v1/traces`,
+    spoolDir: path.join(dir, 'spool'), requestTimeoutMs: 500, exportTimeoutMs: 1000, logLevel: 'none' });
+  tracer.startSpan('waiting').end();
+  let settled = false;
+  const pending = tracer.flush(60000).then(() => { settled = true; }, (e) => { settled = true; return e; });
+  await tracer.close();
+  assert.strictEqual(settled, true, 'close() freed the tracer under a pending flush');
+  const outcome = await pending;
+  // The shutdown overtook it: SHUT_DOWN, or done (the span was spooled).
+  assert.ok(outcome === undefined || outcome.code === spanguard.RESULT.SHUT_DOWN, String(outcome));
+  server.close();
+});
+
 test('every slot taken: startSpan gives a span that records nothing, counted, warned about once', async () => {
   const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 8, maxQueueSize: 8 });
   const warnings = [];
