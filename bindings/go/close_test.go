@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,4 +101,27 @@ func TestManyTracersClosedInARow(t *testing.T) {
 			t.Fatalf("Stats after Close: %v", err)
 		}
 	}
+}
+
+// A tracer never closed is shut down and freed once it is garbage (the
+// finalizer, a backstop): its ended span, which its exporter would not
+// send for a minute, arrives.
+func TestATracerNeverClosedIsShutDownWhenCollected(t *testing.T) {
+	sink := filepath.Join(t.TempDir(), "sink")
+	func() {
+		tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: sink, ScheduleDelay: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, s, _ := tr.Start(context.Background(), "left.behind")
+		s.End()
+	}()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+		if spans := readSpans(t, sink); len(spans) == 1 && spans[0].Name == "left.behind" {
+			return
+		}
+	}
+	t.Fatalf("the span of a tracer left to the collector never arrived: %+v", readSpans(t, sink))
 }
