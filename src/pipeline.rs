@@ -199,14 +199,10 @@ impl Pipeline {
     }
 
     /// Waits until every span ended before this call is exported (or failed
-    /// for good, or spooled), or `timeout` passes.
-    pub fn flush(&self, timeout: Duration) -> FlushOutcome {
-        self.signal.request_flush_and_wait(timeout)
-    }
-
-    /// `flush` for the application: waits for a thaw first (see
-    /// `await_thaw`). None when the tracer is (still) not running, or shut
-    /// down while this flush waited (its spans went with the shutdown's).
+    /// for good, or spooled), or `timeout` passes; for the application, so
+    /// after a thaw (see `await_thaw`). None when the tracer is (still) not
+    /// running, or shut down while this flush waited (its spans went with
+    /// the shutdown's).
     pub fn flush_running(&self, timeout: Duration) -> Option<FlushOutcome> {
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
