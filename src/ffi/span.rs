@@ -829,7 +829,7 @@ unsafe fn elements<'a, T>(p: *const T, n: usize) -> &'a [T] {
 }
 
 /// No attributes, as a source `begin_ex` takes.
-const NO_ATTRIBUTES: &[(&[u8], AttrInput)] = &[];
+pub(super) const NO_ATTRIBUTES: &[(&[u8], AttrInput)] = &[];
 
 /// A C attribute array that `checked_attributes` accepted, read in place
 /// by the tracer (see `AttributeSource`).
