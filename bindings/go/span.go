@@ -192,16 +192,17 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 			root = true
 		}
 	}
-	if t.closed.Load() {
+	ptr, err := t.live()
+	if err != nil {
 		c.span = SpanFromContext(c.Context)
-		return Span{}, errClosed
+		return Span{}, err
 	}
 	span := Span{t: t}
 	n, nl := cstr(name)
 	var rc C.spanguard_result
 	if traceparent != "" {
 		tp, tl := cstr(traceparent)
-		rc = C.spanguard_span_begin_remote(t.ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
+		rc = C.spanguard_span_begin_remote(ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
 		runtime.KeepAlive(traceparent)
 	} else {
 		parent := C.spanguard_span(C.SPANGUARD_SPAN_NONE)
@@ -212,13 +213,13 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 		}
 		begun := false
 		if len(attrs) > 0 && len(attrs) <= maxAttributesPerCall {
-			span.handle, rc, begun = beginPacked(t.ptr, n, nl, parent, kind, attrs)
+			span.handle, rc, begun = beginPacked(ptr, n, nl, parent, kind, attrs)
 			if begun {
 				attrs = nil
 			}
 		}
 		if !begun {
-			span.handle, rc = beginCall(t.ptr, n, nl, parent, kind, nil)
+			span.handle, rc = beginCall(ptr, n, nl, parent, kind, nil)
 		}
 	}
 	runtime.KeepAlive(t)
@@ -590,12 +591,13 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	}
 	o.attributes, o.attribute_count = attrs, C.size_t(len(first))
 
-	if t.closed.Load() {
-		return Span{}, errClosed
+	ptr, err := t.live()
+	if err != nil {
+		return Span{}, err
 	}
 	defer runtime.KeepAlive(t)
 	span := Span{t: t}
-	if err := check(C.spanguard_span_begin_ex(t.ptr, o, &span.handle), "span_begin_ex"); err != nil {
+	if err := check(C.spanguard_span_begin_ex(ptr, o, &span.handle), "span_begin_ex"); err != nil {
 		return Span{}, err
 	}
 	if len(rest) > 0 {

@@ -42,7 +42,8 @@ pub struct Tracer {
 #[derive(Clone, Copy)]
 struct RawTracer(*mut spanguard_tracer);
 // SAFETY: every spanguard call taking a tracer is thread-safe (the C
-// ABI's contract), except tracer_free, which close() calls alone.
+// ABI's contract), tracer_close included; tracer_free, which is not, is
+// Drop's alone.
 unsafe impl Send for RawTracer {}
 
 impl Drop for Tracer {
