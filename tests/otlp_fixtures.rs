@@ -643,7 +643,7 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
     }
     if let Some(signal) = sp.interrupted {
         r.marks |= MARK_INTERRUPTED;
-        r.signal = signal;
+        r.signal = signal as i16;
     }
     if let Some((name, version)) = &sp.scope {
         r.rest_mut().scope_name = store(&mut r, pool, name, MAX_SCOPE_BYTES, false);

@@ -613,7 +613,9 @@ impl<F: Borrow<File>> DumpReader<F> {
         sanitize(&mut r);
         if matches!(state, STATE_OPEN | STATE_WRITING) {
             r.marks |= MARK_INTERRUPTED;
-            r.signal = self.header.signal;
+            // A number no signal has (the file is outside input) reads as
+            // none.
+            r.signal = i16::try_from(self.header.signal).unwrap_or(0);
             r.end_unix_ns = self.died_at_ns.max(r.start_unix_ns);
         }
         Some(r)
@@ -771,7 +773,7 @@ mod tests {
         let interrupted: Vec<_> = all
             .iter()
             .filter(|(r, _)| r.marks & MARK_INTERRUPTED != 0)
-            .map(|(r, _)| (r.signal, r.end_unix_ns))
+            .map(|(r, _)| (r.signal as i32, r.end_unix_ns))
             .collect();
         assert_eq!(interrupted, vec![(libc::SIGTERM, 42); 2]);
         let names: Vec<String> = all

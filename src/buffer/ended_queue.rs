@@ -25,16 +25,25 @@
 //! 0.99 to 1.00), begin + end alone 1.03 with the exporter busy. (One
 //! line per position in turn, a full stride, did as well for two threads
 //! but cost one thread 1-4%: 8 times the lines for the exporter to take
-//! back.) The cells start on a cache line (`CellLine`), so that a line
+//! back.) The cells start on a page (their own mapping), so that a line
 //! of cells is one line of the cache.
 //!
 //! A cell at position `p` (counting every push ever made) is free for the
-//! push of `p` when its sequence is `p`, and full when it is `p + 1`; the
-//! consumer frees it for the push one lap later by setting `p + cells`.
+//! push of `p` when it holds `lap(p)`, the position its lap starts at, and
+//! full when it holds `lap(p) + 1`; the consumer frees it for the push one
+//! lap later by storing `lap(p) + cells`. (Vyukov's cells hold `p` itself;
+//! counting from the lap's start instead makes all-zero memory a queue
+//! whose every cell is free for the first lap, so a fresh mapping is a
+//! queue with nothing written: its pages are resident only once used.)
 //! Sequences are kept modulo 2^32: only equality is tested, and a lap is
 //! far shorter than 2^32.
+//!
+//! A slab has one such queue for each thread's cache of free slots and one
+//! shared (`SpanSlab::ended`): see there for why.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::prefetch::prefetch;
 
@@ -43,13 +52,9 @@ struct Cell {
     slot: AtomicU32,
 }
 
-/// Cells on one cache line: the array of them starts on a line, so that
-/// a line of cells is a line of the cache.
-#[repr(align(64))]
-struct CellLine(
-    // Read through a cast of the array to cells (`cell_at`).
-    #[allow(dead_code)] [Cell; CELLS_PER_LINE as usize],
-);
+/// Cells on one cache line: the mapping starts on a page, so that a line
+/// of cells is a line of the cache.
+const LINE_BYTES: usize = 64;
 
 /// A counter on a cache line of its own (two lines: the adjacent-line
 /// prefetcher pulls pairs).
@@ -57,9 +62,13 @@ struct CellLine(
 struct Line(AtomicU64);
 
 pub struct EndedQueue {
-    cells: Box<[CellLine]>,
-    /// cells.len() - 1 (a power of two minus one).
+    /// `mask + 1` cells in a private anonymous mapping of `map_len` bytes.
+    cells: NonNull<Cell>,
+    map_len: usize,
+    /// The number of cells - 1 (a power of two minus one).
     mask: u64,
+    /// Whether `populate` has run (or is running).
+    populated: AtomicBool,
     /// Positions claimed by pushes. Written by producers; the consumer
     /// reads it only when the cell at its head is not yet full.
     tail: Line,
@@ -74,34 +83,52 @@ const CELLS_PER_LINE: u64 = 8;
 const LANES_MASK: u64 = 2 * CELLS_PER_LINE - 1;
 
 impl EndedQueue {
-    /// A queue for slot numbers of a slab of `capacity` slots.
-    pub fn new(capacity: u32) -> EndedQueue {
+    /// A queue for slot numbers of a slab of `capacity` slots: mapped, not
+    /// written (see the module comment), so nothing of it is resident
+    /// until it is used or `populate` asks for it.
+    pub fn new(capacity: u32) -> io::Result<EndedQueue> {
         let len = (capacity.max(1) as usize)
             .next_power_of_two()
             .max(4 * CELLS_PER_LINE as usize);
-        let cells = (0..len as u64 / CELLS_PER_LINE)
-            .map(|_| {
-                CellLine(std::array::from_fn(|_| Cell {
-                    sequence: AtomicU32::new(0),
-                    slot: AtomicU32::new(0),
-                }))
-            })
-            .collect();
-        let queue = EndedQueue {
-            cells,
+        let map_len = len * std::mem::size_of::<Cell>();
+        let start = super::mapping::map(map_len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)?;
+        debug_assert_eq!(start.as_ptr() as usize % LINE_BYTES, 0);
+        Ok(EndedQueue {
+            cells: start.cast(),
+            map_len,
             mask: len as u64 - 1,
+            populated: AtomicBool::new(false),
             tail: Line(AtomicU64::new(0)),
             head: Line(AtomicU64::new(0)),
-        };
-        // Each cell free for its position in the first lap, found through
-        // `cell` itself rather than its inverse written out.
-        for position in 0..len as u64 {
-            queue
-                .cell(position)
-                .sequence
-                .store(position as u32, Ordering::Relaxed);
+        })
+    }
+
+    /// Faults the queue's pages in now, once, so that pushes do not take
+    /// a page fault each time they reach a new page in the first lap: for
+    /// the thread that will use it, on its first span (a cold path), as
+    /// the slab populates slots before they are used. Later calls return
+    /// at once.
+    pub fn populate(&self) {
+        if self.populated.load(Ordering::Relaxed) || self.populated.swap(true, Ordering::Relaxed) {
+            return;
         }
-        queue
+        // SAFETY: the whole mapping made in `new`; MADV_POPULATE_WRITE only
+        // faults pages in and changes no byte. Kernels before 5.14 refuse
+        // it: the pages then fault as first written.
+        unsafe {
+            libc::madvise(
+                self.cells.as_ptr().cast(),
+                self.map_len,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+    }
+
+    /// The sequence that makes a cell free for `position`: where its lap
+    /// starts (modulo 2^32).
+    #[inline(always)]
+    fn lap(&self, position: u64) -> u32 {
+        (position & !self.mask) as u32
     }
 
     /// Where the cell of `position` is: in each pair of lines (16
@@ -117,10 +144,8 @@ impl EndedQueue {
     #[inline(always)]
     fn cell_at(&self, index: u64) -> &Cell {
         let index = (index & self.mask) as usize;
-        // SAFETY: masked below len, the number of cells, and `CellLine` is
-        // an array of cells with no padding (8 cells of 8 bytes, 64 bytes).
-        // (Indexing line, then cell, took 7 instructions more a span.)
-        unsafe { &*self.cells.as_ptr().cast::<Cell>().add(index) }
+        // SAFETY: masked below the number of cells in the mapping.
+        unsafe { &*self.cells.as_ptr().add(index) }
     }
 
     #[inline(always)]
@@ -139,14 +164,14 @@ impl EndedQueue {
         // The consumer frees a cell as it takes it, before it gives the
         // slot back, so this wait is for a consumer still between the
         // two stores: in practice never.
-        while cell.sequence.load(Ordering::Acquire) != position as u32 {
+        let lap = self.lap(position);
+        while cell.sequence.load(Ordering::Acquire) != lap {
             std::hint::spin_loop();
         }
         cell.slot.store(slot, Ordering::Relaxed);
         // Release pairs with the consumer's Acquire: the slot number, and
         // what the slot's header said before the push.
-        cell.sequence
-            .store((position as u32).wrapping_add(1), Ordering::Release);
+        cell.sequence.store(lap.wrapping_add(1), Ordering::Release);
         // Its lane's line in the next pair: 16 cells on.
         prefetch(
             self.cell_at(index + 2 * CELLS_PER_LINE) as *const Cell as *const i8,
@@ -160,15 +185,17 @@ impl EndedQueue {
     pub fn pop(&self) -> Option<u32> {
         let position = self.head.0.load(Ordering::Relaxed);
         let cell = self.cell(position);
+        let lap = self.lap(position);
         let mut spins = 0u32;
         loop {
-            if cell.sequence.load(Ordering::Acquire) == (position as u32).wrapping_add(1) {
+            if cell.sequence.load(Ordering::Acquire) == lap.wrapping_add(1) {
                 break;
             }
             // Not full: empty, or a push claimed it and has not filled it
             // yet (a few instructions away, unless that thread was
             // preempted between the two): wait for that one, as the
-            // queue is first in, first out and a flush counts on it.
+            // queue is first in, first out, and a flush waits for the
+            // head to pass the tail it saw (`SpanSlab::ended_marks`).
             if self.tail.0.load(Ordering::Acquire) <= position {
                 return None;
             }
@@ -182,12 +209,21 @@ impl EndedQueue {
         let slot = cell.slot.load(Ordering::Relaxed);
         // Release pairs with the wait in `push`: the push one lap later
         // writes this cell only after this read.
-        cell.sequence.store(
-            (position as u32).wrapping_add(self.mask as u32 + 1),
-            Ordering::Release,
-        );
+        cell.sequence
+            .store(lap.wrapping_add(self.mask as u32 + 1), Ordering::Release);
         self.head.0.store(position + 1, Ordering::Relaxed);
         Some(slot)
+    }
+
+    /// Positions claimed by pushes so far (a push may still be filling the
+    /// last ones).
+    pub fn tail(&self) -> u64 {
+        self.tail.0.load(Ordering::Acquire)
+    }
+
+    /// Positions taken by the consumer so far.
+    pub fn head(&self) -> u64 {
+        self.head.0.load(Ordering::Acquire)
     }
 
     /// Whether nothing is pushed (or being pushed) and not yet taken.
@@ -206,6 +242,19 @@ impl EndedQueue {
     }
 }
 
+// SAFETY: the cells are atomics in a mapping the queue owns; the protocol
+// above is what makes pushes and pops on several threads correct.
+unsafe impl Send for EndedQueue {}
+// SAFETY: as above.
+unsafe impl Sync for EndedQueue {}
+
+impl Drop for EndedQueue {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.cells.as_ptr().cast(), self.map_len) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,7 +263,7 @@ mod tests {
 
     #[test]
     fn every_position_of_a_lap_has_a_cell_of_its_own_ready_for_it() {
-        let q = EndedQueue::new(100); // 128 cells
+        let q = EndedQueue::new(100).expect("map"); // 128 cells
         let mut seen = std::collections::HashSet::new();
         for position in 0..128u64 {
             let cell = q.cell(position);
@@ -222,7 +271,7 @@ mod tests {
                 seen.insert(cell as *const Cell as usize),
                 "position {position}"
             );
-            assert_eq!(cell.sequence.load(Ordering::Relaxed), position as u32);
+            assert_eq!(cell.sequence.load(Ordering::Relaxed), q.lap(position));
         }
         // Even and odd positions of a pair of lines on lines of their own,
         // lines of the cache.
@@ -235,7 +284,7 @@ mod tests {
 
     #[test]
     fn first_in_first_out_over_many_laps() {
-        let q = EndedQueue::new(5); // 32 cells
+        let q = EndedQueue::new(5).expect("map"); // 32 cells
         assert_eq!((q.pop(), q.len()), (None, 0));
         let mut next_in = 0u32;
         let mut next_out = 0u32;
@@ -272,7 +321,7 @@ mod tests {
         const N: u32 = 200_000;
         const THREADS: u32 = 4;
         // Room for every value at once: the caller's guarantee.
-        let q = Arc::new(EndedQueue::new(N * THREADS));
+        let q = Arc::new(EndedQueue::new(N * THREADS).expect("map"));
         let producers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let q = q.clone();
@@ -305,7 +354,7 @@ mod tests {
         // the consumer gave back, so at most `capacity` are ever queued,
         // and the queue wraps thousands of times.
         const CAPACITY: u32 = 64;
-        let q = Arc::new(EndedQueue::new(CAPACITY));
+        let q = Arc::new(EndedQueue::new(CAPACITY).expect("map"));
         let free = Arc::new(FreeStack::full(CAPACITY));
         let producers: Vec<_> = (0..3)
             .map(|_| {

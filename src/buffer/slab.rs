@@ -14,11 +14,26 @@
 //! matches is stale and touches nothing. Only the thread that moved a slot to
 //! WRITING (or the exporter, for ENDED/EXPORTING slots) writes its body.
 //!
-//! The handoff to the exporter is the `ended` queue: producers push while the
+//! The handoff to the exporter is the `ended` queues: producers push while the
 //! exporter pops, so a flush never makes a new span wait or get lost (this is
-//! the "double buffer": new spans land in the queue while the exporter drains
-//! what it has popped). Both queues hold at most `capacity` numbers and each
-//! slot number is in at most one of them, so a push can never fail.
+//! the "double buffer": new spans land in a queue while the exporter drains
+//! what it has popped). Every queue has a cell for each slot and each slot
+//! number is in at most one of them at once, so a push can never fail.
+//!
+//! One ended queue per thread: each cache of free slots (`slot_cache`, one
+//! per recording thread) has an ended queue of its own, and a span goes to
+//! the queue of the cache its slot came from (`SpanRecord::ended_queue`,
+//! written as the slot is taken), whichever thread ends it; threads without
+//! a cache share queue 0. One shared queue had every end of every thread
+//! claim its position with a fetch-add on one line: with two threads
+//! recording, that line moved between their cores on nearly every span, and
+//! two threads recorded no faster than one (each thread's span took twice
+//! as long; two threads on two tracers, which share no line, ran twice as
+//! fast as one, BENCHMARKS.md). A queue's pages are faulted in when its
+//! cache is first used. The exporter takes from the queues in turn, a run
+//! at a time (`pop_ended`); a flush waits until every queue's head has
+//! passed the tail it had when the flush was asked (`ended_marks`), since
+//! no order holds across queues.
 //!
 //! Memory: the mapping is not populated at start, so a tracer that records
 //! little costs little. The free stack hands out never-used slots in
@@ -89,22 +104,40 @@ pub struct SpanSlab {
     /// Byte offset of the first record inside the mapping.
     records_offset: usize,
     free: Arc<FreeSlots>,
-    ended: EndedQueue,
+    /// Queue 0 for threads without a cache of free slots, queue `i + 1`
+    /// for cache `i` (see the module comment).
+    ended: Box<[EndedQueue]>,
+    /// Queues a span may have been pushed to: 1 plus the highest cache
+    /// number used so far. The exporter looks at no queue past it.
+    queues_in_use: AtomicU32,
     /// Slots below this have had their pages populated (or are being
     /// populated by the thread that raised it). Read by every begin,
     /// written only when the frontier moves: a line that stays shared.
     populated: AtomicU32,
     /// The generation of a slot's first span (random, see `new`).
     first_generation: u32,
-    /// Slots the exporter has taken from `ended`, on a line of its own: the
-    /// exporter bumps it per span, and the fields above are read by every
-    /// recording call.
+    /// The exporter's own state, on a line of its own: it changes per span
+    /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
 }
 
+/// What only the exporter (the one consumer) writes.
 #[repr(align(128))]
 #[derive(Default)]
-struct ExporterLine(AtomicU64);
+struct ExporterLine {
+    /// Slots taken from the ended queues.
+    taken: AtomicU64,
+    /// The queue `pop_ended` takes from, and how many it took from it in a
+    /// row.
+    queue: AtomicU32,
+    run: AtomicU32,
+}
+
+/// Spans `pop_ended` takes from one queue before it looks at the next: a
+/// thread that ends spans faster than the exporter takes them must not
+/// keep another's waiting (a flush waits for every queue). Long enough that
+/// the exporter reads each queue's cells a few whole lines at a time.
+const RUN: u32 = 64;
 
 // SAFETY: the slab hands out access to slots only under the header protocol
 // above; the queues are thread-safe.
@@ -153,13 +186,19 @@ impl SpanSlab {
         // that would fault in the whole slab at start.
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
         let free = FreeSlots::full(capacity);
+        let ended = (0..=free.cache_count())
+            .map(|_| EndedQueue::new(capacity))
+            .collect::<io::Result<Box<[EndedQueue]>>>()?;
+        // The shared queue now, as before; a cache's when it is first used.
+        ended[0].populate();
         Ok(SpanSlab {
             base,
             capacity,
             map_len,
             records_offset,
             free,
-            ended: EndedQueue::new(capacity),
+            ended,
+            queues_in_use: AtomicU32::new(1),
             populated: AtomicU32::new(0),
             first_generation,
             taken: ExporterLine::default(),
@@ -225,7 +264,11 @@ impl SpanSlab {
     pub fn take_free(&self) -> Option<(u32, u32)> {
         // From this thread's cache of free slots (`slot_cache`), which
         // also says which slots it will take next.
-        let (index, [next, after]) = slot_cache::take(&self.free)?;
+        let slot_cache::Taken {
+            index,
+            next: [next, after],
+            cache,
+        } = slot_cache::take(&self.free)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
         // reads as zero whether populated or not.
         if index >= self.populated.load(Ordering::Relaxed) {
@@ -259,7 +302,40 @@ impl SpanSlab {
         // Relaxed is enough: nobody else may look at the body of a slot that
         // is not OPEN or ENDED, and the later store of OPEN publishes it.
         header.store(pack_header(generation, STATE_WRITING), Ordering::Relaxed);
+        if cache as u32 >= self.queues_in_use.load(Ordering::Relaxed) {
+            self.first_use_of_queue(cache);
+        }
+        // SAFETY: in bounds (as in `slot`), and WRITING now, so ours to
+        // write (the header protocol); through a pointer to the one byte,
+        // as readers may look at the header meanwhile.
+        unsafe {
+            std::ptr::addr_of_mut!((*self.base.as_ptr().add(index as usize)).ended_queue)
+                .write(cache)
+        };
         Some((index, generation))
+    }
+
+    /// A cache's first span (on this thread, or ever): its ended queue's
+    /// pages are faulted in now rather than one by one on the recording
+    /// path, and the exporter looks at the queue from now on. Relaxed: a
+    /// flush that must see a span of this queue is asked after the span
+    /// ended, which follows this in the ending thread's order (or in the
+    /// order that made another thread's end come first).
+    #[cold]
+    #[inline(never)]
+    fn first_use_of_queue(&self, cache: u8) {
+        if let Some(queue) = self.ended.get(cache as usize) {
+            queue.populate();
+            self.queues_in_use
+                .fetch_max(cache as u32 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// The queues the exporter looks at.
+    #[inline]
+    fn queues(&self) -> &[EndedQueue] {
+        let n = (self.queues_in_use.load(Ordering::Acquire) as usize).min(self.ended.len());
+        &self.ended[..n]
     }
 
     /// Populates every slot's pages now (`TracerConfig::prefault_slots`):
@@ -381,11 +457,18 @@ impl SpanSlab {
     #[inline]
     pub fn publish_ended(&self, index: u32, generation: u32) {
         // Release pairs with the Acquire in `take_ended`.
-        self.slot(index)
+        let record = self.slot(index);
+        // Read before the store below: once ENDED the slot is the
+        // exporter's. (Every value comes from `take_free`; the bound is a
+        // guard.)
+        let queue = (record.ended_queue as usize).min(self.ended.len() - 1);
+        record
             .header
             .store(pack_header(generation, STATE_ENDED), Ordering::Release);
         // Always has room: see the module comment.
-        self.ended.push(index);
+        // SAFETY: below the length, by the line above (never empty: queue 0
+        // is always there).
+        unsafe { self.ended.get_unchecked(queue) }.push(index);
     }
 
     /// The exporter's side: the next ended slot, now EXPORTING.
@@ -399,14 +482,54 @@ impl SpanSlab {
     /// slot, counted as taken, its lines not read yet (its header still
     /// says ENDED until `mark_exporting`). Reads only the queue's cells, so
     /// a batch of these runs without waiting on the slots' lines.
+    /// Takes from the queues in turn, up to `RUN` from each.
     pub fn pop_ended(&self) -> Option<u32> {
-        let index = self.ended.pop()?;
-        // A load and a store, not a fetch-add: only the thread that pops
-        // writes this count, and the lock of a read-modify-write cost the
-        // take as much as its own work.
-        let taken = &self.taken.0;
-        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        Some(index)
+        let queues = self.queues();
+        let line = &self.taken;
+        // Loads and stores, not read-modify-writes: only the thread that
+        // pops writes these, and the lock of a fetch-add cost the take as
+        // much as its own work.
+        let mut q = line.queue.load(Ordering::Relaxed) as usize;
+        let mut run = line.run.load(Ordering::Relaxed);
+        // Every queue once, and the first one again: its run may have
+        // ended with spans left in it.
+        for _ in 0..=queues.len() {
+            if q >= queues.len() {
+                q = 0;
+            }
+            if run < RUN
+                && let Some(index) = queues[q].pop()
+            {
+                line.queue.store(q as u32, Ordering::Relaxed);
+                line.run.store(run + 1, Ordering::Relaxed);
+                let taken = &line.taken;
+                taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                return Some(index);
+            }
+            q += 1;
+            run = 0;
+        }
+        line.queue.store(q as u32, Ordering::Relaxed);
+        line.run.store(0, Ordering::Relaxed);
+        None
+    }
+
+    /// Where each queue's tail is now: a flush asked now is answered once
+    /// `ended_passed` says the exporter took everything up to these.
+    /// Fills `marks` (the caller's, kept so that this allocates nothing
+    /// once grown).
+    pub fn ended_marks(&self, marks: &mut Vec<u64>) {
+        marks.clear();
+        marks.extend(self.queues().iter().map(|q| q.tail()));
+    }
+
+    /// Whether every queue's head has reached its mark (a queue that came
+    /// into use after the marks were taken holds nothing a flush waits for).
+    pub fn ended_passed(&self, marks: &[u64]) -> bool {
+        self.ended
+            .iter()
+            .zip(marks)
+            .all(|(q, &mark)| q.head() >= mark)
     }
 
     /// The second half of `take_ended`, for a slot `pop_ended` gave.
@@ -464,8 +587,9 @@ impl SpanSlab {
         self.free.give_back_unbegun(index);
     }
 
+    /// Spans ended and not yet taken, over every queue.
     pub fn ended_len(&self) -> usize {
-        self.ended.len()
+        self.queues().iter().map(|q| q.len()).sum()
     }
 
     /// Spans begun: slots ever taken for a span. Counted from the stack's
@@ -480,8 +604,8 @@ impl SpanSlab {
     /// the queue (a span moving from the queue to the take between the two
     /// reads is missed, never counted twice), it is never the larger.
     pub fn spans_ended(&self) -> u64 {
-        let taken = self.taken.0.load(Ordering::Relaxed);
-        taken + self.ended.len() as u64
+        let taken = self.taken.taken.load(Ordering::Relaxed);
+        taken + self.ended_len() as u64
     }
 
     /// The exporter's side: asks the CPU to fetch the lines of a taken slot
@@ -552,6 +676,97 @@ impl Drop for SpanSlab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A thread that begins and ends spans when asked and keeps its cache
+    /// of free slots (and so its ended queue) until dropped.
+    struct Recorder {
+        ask: std::sync::mpsc::Sender<usize>,
+        slots: std::sync::mpsc::Receiver<Vec<u32>>,
+    }
+
+    impl Recorder {
+        fn new(slab: &Arc<SpanSlab>) -> Recorder {
+            let (ask, asked) = std::sync::mpsc::channel::<usize>();
+            let (done, slots) = std::sync::mpsc::channel();
+            let slab = Arc::clone(slab);
+            std::thread::spawn(move || {
+                for n in asked {
+                    let ended = (0..n)
+                        .map(|_| {
+                            let (i, g) = slab.take_free().expect("free slot");
+                            slab.publish_ended(i, g);
+                            i
+                        })
+                        .collect();
+                    done.send(ended).expect("send");
+                }
+            });
+            Recorder { ask, slots }
+        }
+
+        /// Ends `n` spans; their slots, in order.
+        fn end(&self, n: usize) -> Vec<u32> {
+            self.ask.send(n).expect("ask");
+            self.slots.recv().expect("slots")
+        }
+    }
+
+    #[test]
+    fn each_thread_ends_into_its_own_queue_and_the_exporter_takes_them_in_turn() {
+        let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
+        // 8 caches, so 9 queues; a thread's first span puts its cache's
+        // queue in use.
+        assert_eq!((slab.ended.len(), slab.queues().len()), (9, 1));
+        let (one, two) = (Recorder::new(&slab), Recorder::new(&slab));
+        let a = one.end(100);
+        let b = two.end(150);
+        let c = one.end(50);
+        assert_eq!(slab.queues().len(), 3);
+        assert_eq!(slab.ended_len(), 300);
+        let mut marks = Vec::new();
+        slab.ended_marks(&mut marks);
+        assert_eq!(marks, vec![0, 150, 150]);
+        // A run of the first thread's, then of the second's, and so on,
+        // each queue in its order.
+        let order: Vec<u32> = std::iter::from_fn(|| slab.pop_ended()).collect();
+        let first: Vec<u32> = a.iter().chain(&c).copied().collect();
+        let run = RUN as usize;
+        assert_eq!(order[..run], first[..run]);
+        assert_eq!(order[run..2 * run], b[..run]);
+        assert_eq!(order[2 * run..3 * run], first[run..2 * run]);
+        let (from_first, from_second): (Vec<u32>, Vec<u32>) =
+            order.iter().partition(|i| first.contains(i));
+        assert_eq!((from_first, from_second), (first, b));
+        assert!(slab.ended_passed(&marks));
+        assert_eq!((slab.spans_begun(), slab.spans_ended()), (300, 300));
+    }
+
+    #[test]
+    fn a_flush_mark_is_passed_only_once_every_queue_has_reached_it() {
+        let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
+        let (one, two) = (Recorder::new(&slab), Recorder::new(&slab));
+        let earlier = one.end(100);
+        let last = two.end(1)[0];
+        let mut marks = Vec::new();
+        slab.ended_marks(&mut marks);
+        assert_eq!(marks, vec![0, 100, 1]);
+        // Spans after the marks, on a queue the marks cover and on one
+        // that came into use after them.
+        one.end(100);
+        let third = Recorder::new(&slab);
+        third.end(5);
+        let mut taken = Vec::new();
+        while !slab.ended_passed(&marks) {
+            taken.push(slab.pop_ended().expect("ended"));
+        }
+        // A run of the first thread's, the second's one span, the third's
+        // five, then the rest of the first thread's earlier spans: every
+        // span ended before the marks, and nothing of the first thread's
+        // after them.
+        assert_eq!(taken.len(), 100 + 1 + 5);
+        assert!(taken.contains(&last));
+        assert!(earlier.iter().all(|i| taken.contains(i)));
+    }
 
     #[test]
     fn a_slot_cycles_and_old_handles_go_stale() {

@@ -133,6 +133,11 @@ impl FreeSlots {
         self.returned.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many caches threads can claim (0 for a small slab).
+    pub fn cache_count(&self) -> usize {
+        self.caches.len()
+    }
+
     fn claim(&self) -> Option<usize> {
         self.caches.iter().position(|c| {
             c.claimed.load(Ordering::Relaxed) == 0
@@ -185,12 +190,21 @@ thread_local! {
     static THREAD: ThreadCaches = const { ThreadCaches([const { Held::none() }; CACHES_PER_THREAD]) };
 }
 
+/// A slot taken for a span (`take`).
+pub struct Taken {
+    pub index: u32,
+    /// The slots this thread will most likely take next, for the caller's
+    /// prefetch.
+    pub next: [Option<u32>; 2],
+    /// The cache it came from, plus one; 0 when this thread has none. The
+    /// slab hands the span, once ended, to the queue of that number.
+    pub cache: u8,
+}
+
 /// Takes a free slot of `slots` for a span: from this thread's cache,
 /// refilled from the stack when empty; None when the stack is empty too.
-/// Also says which slots this thread will most likely take next, for the
-/// caller's prefetch.
 #[inline]
-pub fn take(slots: &Arc<FreeSlots>) -> Option<(u32, [Option<u32>; 2])> {
+pub fn take(slots: &Arc<FreeSlots>) -> Option<Taken> {
     THREAD
         .try_with(|t| {
             let held = &t.0[0];
@@ -205,16 +219,22 @@ pub fn take(slots: &Arc<FreeSlots>) -> Option<(u32, [Option<u32>; 2])> {
 }
 
 #[inline]
-fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<(u32, [Option<u32>; 2])> {
+fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
     let Some(i) = cache else {
         let index = slots.stack.pop()?;
         let next = slots.stack.peek();
-        return Some((index, [next, next.and_then(|n| slots.stack.below(n))]));
+        return Some(Taken {
+            index,
+            next: [next, next.and_then(|n| slots.stack.below(n))],
+            cache: 0,
+        });
     };
+    // Below MAX_CACHES (64), so the number fits.
+    let number = i as u8 + 1;
     let cache = &slots.caches[i];
     let len = cache.len.load(Ordering::Relaxed) as usize;
     if len == 0 {
-        return refill(slots, cache);
+        return refill(slots, cache, number);
     }
     let index = cache.slots[len - 1].load(Ordering::Relaxed);
     cache.len.store(len as u32 - 1, Ordering::Relaxed);
@@ -223,12 +243,16 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<(u32, [Option<u3
             .then(|| cache.slots[len - 1 - k].load(Ordering::Relaxed))
             .or_else(|| slots.stack.peek())
     };
-    Some((index, [at(1), at(2)]))
+    Some(Taken {
+        index,
+        next: [at(1), at(2)],
+        cache: number,
+    })
 }
 
 #[cold]
 #[inline(never)]
-fn refill(slots: &FreeSlots, cache: &Cache) -> Option<(u32, [Option<u32>; 2])> {
+fn refill(slots: &FreeSlots, cache: &Cache, number: u8) -> Option<Taken> {
     let mut got = [0u32; CACHE_SLOTS];
     let n = slots.stack.pop_many(&mut got);
     if n == 0 {
@@ -240,7 +264,11 @@ fn refill(slots: &FreeSlots, cache: &Cache) -> Option<(u32, [Option<u32>; 2])> {
     }
     cache.len.store(n as u32 - 1, Ordering::Relaxed);
     let next = |k: usize| (k < n).then(|| got[k]);
-    Some((got[0], [next(1), next(2)]))
+    Some(Taken {
+        index: got[0],
+        next: [next(1), next(2)],
+        cache: number,
+    })
 }
 
 /// The first take from `slots` on this thread, or after another tracer's:
@@ -248,7 +276,7 @@ fn refill(slots: &FreeSlots, cache: &Cache) -> Option<(u32, [Option<u32>; 2])> {
 /// one given back to make room).
 #[cold]
 #[inline(never)]
-fn take_switching(slots: &Arc<FreeSlots>, t: &ThreadCaches) -> Option<(u32, [Option<u32>; 2])> {
+fn take_switching(slots: &Arc<FreeSlots>, t: &ThreadCaches) -> Option<Taken> {
     let [front, back] = &t.0;
     if back.id.get() != slots.id {
         back.release();
@@ -273,7 +301,7 @@ mod tests {
         let slots = FreeSlots::full(1024); // 8 caches
         let mut seen = HashSet::new();
         for n in 1..=100u64 {
-            let (i, _) = take(&slots).expect("slot");
+            let i = take(&slots).expect("slot").index;
             assert!(seen.insert(i), "slot {i} twice");
             assert_eq!(slots.taken(), n);
         }
@@ -282,7 +310,7 @@ mod tests {
         slots.stack.push_all(&back);
         assert_eq!(slots.taken(), 100);
         let mut all = HashSet::new();
-        while let Some((i, _)) = take(&slots) {
+        while let Some(Taken { index: i, .. }) = take(&slots) {
             assert!(all.insert(i), "slot {i} twice");
         }
         assert_eq!(all.len(), 1024);
@@ -360,7 +388,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut done = 0;
                     while done < PER_THREAD {
-                        let Some((i, _)) = take(&s) else {
+                        let Some(Taken { index: i, .. }) = take(&s) else {
                             std::thread::yield_now();
                             continue;
                         };
@@ -418,7 +446,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut mine = Vec::new();
                     for _ in 0..20 {
-                        mine.push(take(&s).expect("slot").0);
+                        mine.push(take(&s).expect("slot").index);
                     }
                     // Hold on until every thread took its share.
                     std::thread::sleep(std::time::Duration::from_millis(50));

@@ -42,8 +42,12 @@ pub struct Exporter {
     indexes: Vec<u32>,
     /// The chunks of a batch's spans, given back with their slots.
     chunks: Vec<u32>,
-    /// Spans the last batch took from the queue (sampled out or not).
+    /// Spans the last batch took from the queues (sampled out or not).
     taken: usize,
+    /// Each ended queue's tail when the flush being answered was asked
+    /// (`SpanSlab::ended_marks`); kept between flushes, so that answering
+    /// one allocates nothing.
+    flush_marks: Vec<u64>,
     /// How many of `indexes` were given back to the slab (the rest are
     /// still held: a panic gives them back and counts them lost).
     released: usize,
@@ -98,6 +102,7 @@ impl Exporter {
             indexes: Vec::with_capacity(batch),
             chunks: Vec::new(),
             taken: 0,
+            flush_marks: Vec::new(),
             released: 0,
             replays_spool: !file_sink,
             file_sink,
@@ -249,20 +254,21 @@ impl Exporter {
     /// the way. Returns how many spans it took.
     ///
     /// A flush is answered once the spans ended before it are sent, not when
-    /// the queue is empty, which under steady load it may never be. The
-    /// epoch is read before the queue's length, so every span ended before
-    /// that flush call is among the first `owed` spans of the (FIFO) queue.
+    /// the queues are empty, which under steady load they may never be. The
+    /// epoch is read before the queues' tails, so every span ended before
+    /// that flush call is below its queue's mark (`flush_marks`).
     fn drain(&mut self) -> usize {
         let p = Arc::clone(&self.pipeline);
         let mut total = 0;
         let signal = &p.signal;
         let batch = p.config.max_export_batch_size as usize;
-        // The flush being answered, and how many queued spans it waits for.
-        let mut answering: Option<(u64, usize)> = None;
+        // The flush being answered (its marks are in `flush_marks`).
+        let mut answering: Option<u64> = None;
         loop {
             let requested = signal.flush_requested.load(Ordering::Acquire);
             if answering.is_none() && requested > signal.flush_completed.load(Ordering::Acquire) {
-                answering = Some((requested, p.slab.ended_len()));
+                p.slab.ended_marks(&mut self.flush_marks);
+                answering = Some(requested);
             }
             // SeqCst pairs with `watchdog::crash::freeze_and_dump`: either it sees us
             // busy and waits, or we see it frozen and take nothing.
@@ -278,15 +284,14 @@ impl Exporter {
             let taken = self.taken;
             total += taken;
             signal.busy.store(false, Ordering::SeqCst);
-            if let Some((epoch, owed)) = answering {
-                let owed = owed.saturating_sub(taken);
-                answering = if owed == 0 || taken == 0 {
+            if let Some(epoch) = answering {
+                // Nothing taken means every queue was empty, so past its
+                // mark too.
+                if taken == 0 || p.slab.ended_passed(&self.flush_marks) {
                     let spooled = std::mem::take(&mut self.host.spooled_since_answer);
                     signal.complete_flush(epoch, spooled);
-                    None
-                } else {
-                    Some((epoch, owed))
-                };
+                    answering = None;
+                }
             }
             // Go on while there is a flush to answer, a stop, or another
             // batch's worth: a remainder that arrived during this send

@@ -442,7 +442,13 @@ pub struct SpanRecord {
     pub link_count: u16,
     /// The signal that interrupted the span, when `MARK_INTERRUPTED` (set
     /// only on records read back from disk).
-    pub signal: i32,
+    pub signal: i16,
+    /// Which of the slab's ended queues the span goes to when it ends:
+    /// the number of the cache of free slots its slot came from (see
+    /// `buffer::slab`). Written as the slot is taken; meaningless in a
+    /// record read back from disk.
+    pub ended_queue: u8,
+    pub _reserved: u8,
     pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
     /// One line from here: read through `rest` and written through
     /// `rest_mut` only (see `SpanRest`).
