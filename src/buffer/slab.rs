@@ -680,8 +680,19 @@ mod tests {
     /// A thread that begins and ends spans when asked and keeps its cache
     /// of free slots (and so its ended queue) until dropped.
     struct Recorder {
-        ask: std::sync::mpsc::Sender<usize>,
+        ask: Option<std::sync::mpsc::Sender<usize>>,
         slots: std::sync::mpsc::Receiver<Vec<u32>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Recorder {
+        /// Ends the thread and waits for it: its cache is given back then.
+        fn drop(&mut self) {
+            self.ask.take();
+            if let Some(thread) = self.thread.take() {
+                thread.join().expect("recorder");
+            }
+        }
     }
 
     impl Recorder {
@@ -689,7 +700,7 @@ mod tests {
             let (ask, asked) = std::sync::mpsc::channel::<usize>();
             let (done, slots) = std::sync::mpsc::channel();
             let slab = Arc::clone(slab);
-            std::thread::spawn(move || {
+            let thread = std::thread::spawn(move || {
                 for n in asked {
                     let ended = (0..n)
                         .map(|_| {
@@ -701,12 +712,16 @@ mod tests {
                     done.send(ended).expect("send");
                 }
             });
-            Recorder { ask, slots }
+            Recorder {
+                ask: Some(ask),
+                slots,
+                thread: Some(thread),
+            }
         }
 
         /// Ends `n` spans; their slots, in order.
         fn end(&self, n: usize) -> Vec<u32> {
-            self.ask.send(n).expect("ask");
+            self.ask.as_ref().expect("running").send(n).expect("ask");
             self.slots.recv().expect("slots")
         }
     }
@@ -739,6 +754,21 @@ mod tests {
         assert_eq!((from_first, from_second), (first, b));
         assert!(slab.ended_passed(&marks));
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (300, 300));
+    }
+
+    #[test]
+    fn spans_a_thread_ended_before_it_exited_are_still_taken() {
+        let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
+        // Each recorder's thread exits when it is dropped, its spans still
+        // queued; the next thread takes the cache it gave back, and its
+        // queue with it.
+        let first = Recorder::new(&slab).end(40);
+        let second = Recorder::new(&slab).end(40);
+        assert_eq!(slab.queues().len(), 2, "one cache, taken in turn");
+        let taken: Vec<u32> = std::iter::from_fn(|| slab.pop_ended()).collect();
+        let ended: Vec<u32> = first.iter().chain(&second).copied().collect();
+        assert_eq!(taken, ended, "every span, in the order they were ended");
+        assert_eq!((slab.spans_begun(), slab.spans_ended()), (80, 80));
     }
 
     #[test]
