@@ -6,8 +6,6 @@
 //! waiting in a longer queue, while it took later spans from a shorter one.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -16,6 +14,8 @@ use std::time::Duration;
 use spanguard::config::{Compression, FullPolicy, TracerConfig};
 use spanguard::pipeline::FlushOutcome;
 use spanguard::tracer::{Parent, Tracer};
+
+mod support;
 
 /// Ends one span named `name`, retrying while the buffer is full.
 fn end_one(tracer: &Tracer, name: &str) {
@@ -36,66 +36,24 @@ type Received = Arc<Mutex<HashSet<String>>>;
 /// names are plain bytes in an uncompressed protobuf body, and a marker's
 /// ends with a dot (the byte after it is the next field's tag).
 fn slow_backend() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     let received: Received = Arc::default();
     let seen = Arc::clone(&received);
-    thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let seen = Arc::clone(&seen);
-            thread::spawn(move || serve(conn, seen));
+    let (url, _) = support::slow_backend(Duration::from_millis(5), move |body| {
+        let mut seen = seen.lock().unwrap();
+        for (at, _) in body
+            .windows(7)
+            .enumerate()
+            .filter(|(_, w)| *w == b"marker-")
+        {
+            let name: Vec<u8> = body[at..]
+                .iter()
+                .take_while(|b| **b != b'.')
+                .copied()
+                .collect();
+            seen.insert(String::from_utf8_lossy(&name).into_owned() + ".");
         }
     });
     (url, received)
-}
-
-fn serve(conn: TcpStream, seen: Received) {
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut writer = conn;
-    loop {
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        {
-            let mut seen = seen.lock().unwrap();
-            for (at, _) in body
-                .windows(7)
-                .enumerate()
-                .filter(|(_, w)| *w == b"marker-")
-            {
-                let name: Vec<u8> = body[at..]
-                    .iter()
-                    .take_while(|b| **b != b'.')
-                    .copied()
-                    .collect();
-                seen.insert(String::from_utf8_lossy(&name).into_owned() + ".");
-            }
-        }
-        thread::sleep(Duration::from_millis(5));
-        let answer =
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
 }
 
 #[test]

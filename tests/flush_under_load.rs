@@ -4,8 +4,6 @@
 //! only ever time out (and the signal watchdog, which flushes before it
 //! dumps, would run out of time with a batch still in flight).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -15,58 +13,12 @@ use spanguard::config::{FullPolicy, TracerConfig};
 use spanguard::pipeline::FlushOutcome;
 use spanguard::tracer::{Parent, Tracer};
 
+mod support;
+
 /// A backend that takes 20 ms per request: 16-span batches then leave at
 /// most 800 spans a second, far below what one thread can end.
 fn slow_backend() -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    let closed = Arc::new(AtomicBool::new(false));
-    let stop = Arc::clone(&closed);
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            if stop.load(Ordering::Acquire) {
-                return;
-            }
-            if let Ok(conn) = conn {
-                thread::spawn(move || serve(conn));
-            }
-        }
-    });
-    (url, closed)
-}
-
-fn serve(conn: TcpStream) {
-    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-    let mut writer = conn;
-    loop {
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-        let answer =
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
-    }
+    support::slow_backend(Duration::from_millis(20), |_| {})
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! What several Rust integration tests share.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
 use spanguard::config::TracerConfig;
@@ -35,4 +40,67 @@ pub fn discarding_tracer_with(name: &str, config: TracerConfig) -> (Tracer, Path
     })
     .expect("tracer");
     (tracer, dir)
+}
+
+/// An OTLP/HTTP backend on loopback that takes `delay` to answer each
+/// request (200, empty body) and hands every request body to `on_body`
+/// first. Returns its URL and a flag that, once set, makes it stop taking
+/// connections.
+#[allow(dead_code)]
+pub fn slow_backend(
+    delay: Duration,
+    on_body: impl Fn(&[u8]) + Send + Sync + 'static,
+) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let closed = Arc::new(AtomicBool::new(false));
+    let stop = Arc::clone(&closed);
+    let on_body = Arc::new(on_body);
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            if let Ok(conn) = conn {
+                let on_body = Arc::clone(&on_body);
+                thread::spawn(move || serve(conn, delay, &*on_body));
+            }
+        }
+    });
+    (url, closed)
+}
+
+fn serve(conn: TcpStream, delay: Duration, on_body: &dyn Fn(&[u8])) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut writer = conn;
+    loop {
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        on_body(&body);
+        thread::sleep(delay);
+        let answer =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
