@@ -315,12 +315,15 @@ impl SpanSlab {
         Some((index, generation))
     }
 
-    /// A cache's first span (on this thread, or ever): its ended queue's
-    /// pages are faulted in now rather than one by one on the recording
-    /// path, and the exporter looks at the queue from now on. Relaxed: a
-    /// flush that must see a span of this queue is asked after the span
-    /// ended, which follows this in the ending thread's order (or in the
-    /// order that made another thread's end come first).
+    /// The first span from a cache numbered past the queues in use: its
+    /// ended queue's pages are faulted in now rather than one by one on the
+    /// recording path, and the exporter looks at the queue from now on. (A
+    /// cache numbered below one already in use skips this when first used:
+    /// its pages then fault as its first lap writes them, a cost in time
+    /// only, as zeroed cells are an empty queue.) Relaxed: a flush that
+    /// must see a span of this queue is asked after the span ended, which
+    /// follows this in the ending thread's order (or in the order that
+    /// made another thread's end come after this thread's begin).
     #[cold]
     #[inline(never)]
     fn first_use_of_queue(&self, cache: u8) {
