@@ -112,16 +112,8 @@ impl EndedQueue {
         if self.populated.load(Ordering::Relaxed) || self.populated.swap(true, Ordering::Relaxed) {
             return;
         }
-        // SAFETY: the whole mapping made in `new`; MADV_POPULATE_WRITE only
-        // faults pages in and changes no byte. Kernels before 5.14 refuse
-        // it: the pages then fault as first written.
-        unsafe {
-            libc::madvise(
-                self.cells.as_ptr().cast(),
-                self.map_len,
-                libc::MADV_POPULATE_WRITE,
-            )
-        };
+        // The whole mapping made in `new`.
+        super::mapping::populate(self.cells.as_ptr().cast(), self.map_len);
     }
 
     /// The sequence that makes a cell free for `position`: where its lap

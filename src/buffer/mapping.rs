@@ -41,6 +41,16 @@ pub fn map(
     Ok(unsafe { NonNull::new_unchecked(ptr.cast::<u8>()) })
 }
 
+/// Faults in, writable, the pages of `[start, start + len)`, which must
+/// be page-aligned and inside one of our mappings, with one call rather
+/// than a fault per page later. Changes no byte. Kernels before 5.14
+/// refuse MADV_POPULATE_WRITE: their pages then fault as first written.
+pub fn populate(start: *mut u8, len: usize) {
+    // SAFETY: advice on the caller's page-aligned range of its own mapping;
+    // MADV_POPULATE_WRITE only faults pages in.
+    unsafe { libc::madvise(start.cast(), len, libc::MADV_POPULATE_WRITE) };
+}
+
 /// The size of a transparent huge page on x86-64 and most arm64 kernels.
 pub(crate) const HUGE_PAGE_BYTES: usize = 2 << 20;
 

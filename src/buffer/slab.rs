@@ -372,17 +372,9 @@ impl SpanSlab {
         let to = (self.slot(end - 1) as *const SpanRecord as usize
             + std::mem::size_of::<SpanRecord>())
         .next_multiple_of(page);
-        // SAFETY: the page-rounded range lies inside our mapping (which
-        // starts and ends on page boundaries); MADV_POPULATE_WRITE only
-        // faults pages in, writable, and changes no byte. Kernels before
-        // 5.14 refuse it: their pages then fault as first written.
-        unsafe {
-            libc::madvise(
-                from as *mut libc::c_void,
-                to - from,
-                libc::MADV_POPULATE_WRITE,
-            )
-        };
+        // The page-rounded range lies inside our mapping, which starts and
+        // ends on page boundaries.
+        super::mapping::populate(from as *mut u8, to - from);
     }
 
     /// Prefetches, for writing, the lines a span in slot `index` writes
@@ -483,9 +475,9 @@ impl SpanSlab {
 
     /// The exporter's side, first half of `take_ended`: the next ended
     /// slot, counted as taken, its lines not read yet (its header still
-    /// says ENDED until `mark_exporting`). Reads only the queue's cells, so
-    /// a batch of these runs without waiting on the slots' lines.
-    /// Takes from the queues in turn, up to `RUN` from each.
+    /// says ENDED until `mark_exporting`), from the queues in turn, up to
+    /// `RUN` from each. Reads only the queues' cells, so a batch of these
+    /// runs without waiting on the slots' lines.
     pub fn pop_ended(&self) -> Option<u32> {
         let queues = self.queues();
         let line = &self.taken;
