@@ -304,26 +304,39 @@ fn put_small_key_value(
     let Some(key) = key.contiguous().filter(|k| k.len() < SHORT_BODY) else {
         return false;
     };
+    /// What follows the AnyValue's one tag.
+    enum Payload<'a> {
+        /// A length (one byte here) and the bytes.
+        Text(&'a [u8]),
+        Varint(u64),
+        Fixed64(u64),
+    }
     // The AnyValue's body: its one field's tag, then its payload.
-    let (any_tag, text, word, any_len) = match value {
+    let (any_tag, payload, any_len) = match value {
         OtlpValue::Str(v) => match v
             .contiguous()
             .filter(|v| v.len() <= cap && v.len() < SHORT_BODY)
         {
-            Some(t) => (field::ANY_STRING << 3 | WIRE_LEN, t, 0, 2 + t.len()),
+            Some(t) => (
+                field::ANY_STRING << 3 | WIRE_LEN,
+                Payload::Text(t),
+                2 + t.len(),
+            ),
             None => return false,
         },
-        OtlpValue::Bool(b) => (field::ANY_BOOL << 3 | WIRE_VARINT, &[][..], *b as u64, 2),
+        OtlpValue::Bool(b) => (
+            field::ANY_BOOL << 3 | WIRE_VARINT,
+            Payload::Varint(*b as u64),
+            2,
+        ),
         OtlpValue::Int(i) => (
             field::ANY_INT << 3 | WIRE_VARINT,
-            &[][..],
-            *i as u64,
+            Payload::Varint(*i as u64),
             1 + varint_len(*i as u64),
         ),
         OtlpValue::Double(d) => (
             field::ANY_DOUBLE << 3 | WIRE_FIXED64,
-            &[][..],
-            d.to_bits(),
+            Payload::Fixed64(d.to_bits()),
             9,
         ),
         _ => return false,
@@ -343,42 +356,30 @@ fn put_small_key_value(
         let start = out.len();
         let base = out.as_mut_ptr().add(start);
         let mut at = 0;
-        let mut byte = |b: u8| {
-            *base.add(at) = b;
-            at += 1;
+        let mut bytes = |b: &[u8]| {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), base.add(at), b.len());
+            at += b.len();
         };
-        byte((field_number << 3 | WIRE_LEN) as u8);
-        byte(kv_len as u8);
+        bytes(&[(field_number << 3 | WIRE_LEN) as u8, kv_len as u8]);
         if !key.is_empty() {
-            byte((field::KEY_VALUE_KEY << 3 | WIRE_LEN) as u8);
-            byte(key.len() as u8);
-            for &b in key {
-                byte(b);
-            }
+            bytes(&[
+                (field::KEY_VALUE_KEY << 3 | WIRE_LEN) as u8,
+                key.len() as u8,
+            ]);
+            bytes(key);
         }
-        byte((field::KEY_VALUE_VALUE << 3 | WIRE_LEN) as u8);
-        byte(any_len as u8);
-        byte(any_tag as u8);
-        match *value {
-            OtlpValue::Str(_) => {
-                byte(text.len() as u8);
-                for &b in text {
-                    byte(b);
-                }
+        bytes(&[
+            (field::KEY_VALUE_VALUE << 3 | WIRE_LEN) as u8,
+            any_len as u8,
+            any_tag as u8,
+        ]);
+        match payload {
+            Payload::Text(t) => {
+                bytes(&[t.len() as u8]);
+                bytes(t);
             }
-            OtlpValue::Double(_) => {
-                for b in word.to_le_bytes() {
-                    byte(b);
-                }
-            }
-            _ => {
-                let mut v = word;
-                while v >= 0x80 {
-                    byte(v as u8 | 0x80);
-                    v >>= 7;
-                }
-                byte(v as u8);
-            }
+            Payload::Fixed64(w) => bytes(&w.to_le_bytes()),
+            Payload::Varint(v) => at += write_varint(base.add(at), v),
         }
         debug_assert_eq!(at, 2 + kv_len);
         out.set_len(start + at);
@@ -513,21 +514,33 @@ fn put_tag_and_varint(out: &mut Vec<u8>, field_number: u32, wire_type: u32, v: u
 /// `out` must have room for MAX_VARINT more bytes (a varint takes at most
 /// that many).
 #[inline(always)]
-unsafe fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+unsafe fn push_varint(out: &mut Vec<u8>, v: u64) {
     let at = out.len();
     // SAFETY: the caller's reservation covers MAX_VARINT bytes past `at`;
     // set_len covers only bytes written.
     unsafe {
-        let d = out.as_mut_ptr().add(at);
-        let mut n = 0;
+        let n = write_varint(out.as_mut_ptr().add(at), v);
+        out.set_len(at + n);
+    }
+}
+
+/// Writes the varint `v` at `d`; returns how many bytes it took.
+///
+/// # Safety
+/// `d` must be valid for writing `varint_len(v)` bytes (MAX_VARINT at most).
+#[inline(always)]
+unsafe fn write_varint(d: *mut u8, mut v: u64) -> usize {
+    let mut n = 0;
+    // SAFETY: the caller's promise covers every byte written.
+    unsafe {
         while v >= 0x80 {
             *d.add(n) = v as u8 | 0x80;
             v >>= 7;
             n += 1;
         }
         *d.add(n) = v as u8;
-        out.set_len(at + n + 1);
     }
+    n + 1
 }
 
 fn put_tag(out: &mut Vec<u8>, field_number: u32, wire_type: u32) {
