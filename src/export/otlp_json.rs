@@ -8,8 +8,8 @@ use std::io::Write;
 
 use super::append::append;
 use super::otlp_fields::{
-    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_status,
-    mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
+    has_status, mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -129,21 +129,18 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
 
     let mut attrs = List::new("attributes");
     // Two loops, not a chain: see otlp_proto's put_span.
-    for_each_span_attribute(s, |kv| {
+    let dropped = for_each_span_attribute(s, |kv| {
         attrs.item(out, &mut first);
         put_key_value(out, kv, cap);
     });
-    for kv in mark_attributes(s) {
-        attrs.item(out, &mut first);
-        put_key_value(out, kv, cap);
+    if has_mark_attributes(s) {
+        for kv in mark_attributes(s) {
+            attrs.item(out, &mut first);
+            put_key_value(out, kv, cap);
+        }
     }
     attrs.close(out);
-    put_count(
-        out,
-        &mut first,
-        "droppedAttributesCount",
-        s.dropped_attributes(),
-    );
+    put_count(out, &mut first, "droppedAttributesCount", dropped);
 
     let mut events = List::new("events");
     for e in s.events() {
