@@ -501,35 +501,77 @@ impl ExportSignal {
     /// The exporter's sleep: returns when `ready()` holds, the timeout passes
     /// or someone wakes it.
     pub fn wait_for_work(&self, timeout: Duration, ready: impl Fn() -> bool) {
-        let deadline = crate::span::clock::instant_after(std::time::Instant::now(), timeout);
+        self.wait_for_work_paced(timeout, Duration::ZERO, ready);
+    }
+
+    /// `wait_for_work`, whose first `quiet` (at most the timeout) no nudge
+    /// interrupts: the exporter looks at `ready()` when it ends, as if it
+    /// had been woken then. What still wakes it at once is what calls
+    /// `wake` itself (a flush, the stop, a thread out of slots).
+    ///
+    /// Why: a nudge that wakes a sleeping exporter is a system call on the
+    /// recording thread, and waking a thread on an idle CPU takes an
+    /// interrupt sent to that CPU (in a VM, an exit to the hypervisor).
+    /// With an exporter faster than the threads it serves, that was one
+    /// each batch: `make bench-compare` put the one-thread rows of regime
+    /// (b) 5-15% slower once the exporter got faster (043d1fe against
+    /// f109fc6), with twice the futex calls. When spans come steadily the
+    /// exporter knows about when the next batch is due (`export::pacer`)
+    /// and sleeps until then on its own timer, and the recording thread
+    /// calls no one.
+    pub fn wait_for_work_paced(
+        &self,
+        timeout: Duration,
+        quiet: Duration,
+        ready: impl Fn() -> bool,
+    ) {
+        let now = std::time::Instant::now();
+        let deadline = crate::span::clock::instant_after(now, timeout);
+        let quiet_until = crate::span::clock::instant_after(now, quiet.min(timeout));
         let mut guard = match self.mutex.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        // Cleared as the wait begins, under the mutex: a nudge made while
-        // the exporter was busy set the flag, and clearing it only after
-        // the wait (as before) let every nudge during the wait see it set
-        // and call no one, so a full batch waited for the schedule delay
-        // (or for a thread out of slots). The first nudge from now on sees
-        // it clear and wakes us (its wake takes the mutex, so it cannot
-        // fall between the look below and the wait); later ones during
+        // Cleared as a wait begins, under the mutex: a nudge made while the
+        // exporter was busy set the flag, and clearing it only after the
+        // wait (as once) let every nudge during the wait see it set and
+        // call no one, so a full batch waited for the schedule delay (or
+        // for a thread out of slots). The first nudge from then on sees it
+        // clear and wakes us (its wake takes the mutex, so it cannot fall
+        // between the look at `ready` and the wait); later ones during
         // this wait do not, so a wait costs the hot path one wake at most.
-        self.wake_pending.store(false, Ordering::Release);
+        // It is left set after a wait: a nudge while the exporter is busy
+        // would wake no one (the exporter looks for another batch before
+        // it sleeps) and only cost the recording thread a system call.
+        //
+        // A quiet stretch sets it instead, so that no nudge calls anyone;
+        // a nudge that saw it clear just before calls `wake`, which waits
+        // for the mutex and then wakes us early (harmless).
+        let mut in_quiet = !quiet.is_zero();
+        self.wake_pending.store(in_quiet, Ordering::Release);
+        let mut until = if in_quiet { quiet_until } else { deadline };
         loop {
             if ready() {
                 break;
             }
             let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
+            if now >= until {
+                if !in_quiet {
+                    break;
+                }
+                // The quiet stretch is over and the batch is not there (the
+                // spans slowed down): wait as usual for the rest.
+                in_quiet = false;
+                until = deadline;
+                self.wake_pending.store(false, Ordering::Release);
+                continue;
             }
-            guard = match self.work.wait_timeout(guard, deadline - now) {
+            guard = match self.work.wait_timeout(guard, until - now) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };
         }
         drop(guard);
-        self.wake_pending.store(false, Ordering::Release);
     }
 
     /// A sleep of the exporter's that `stop` cuts short (retry backoff).
@@ -641,6 +683,84 @@ mod tests {
             })
         };
         std::thread::sleep(Duration::from_millis(100));
+        ready.store(true, Ordering::Release);
+        signal.nudge_for_batch();
+        let waited = waiter.join().expect("waiter");
+        assert!(waited < Duration::from_secs(30), "woken after {waited:?}");
+    }
+
+    /// A waiter on its own thread: `wait_for_work_paced(timeout, quiet)`
+    /// until `ready`; returns how long it waited.
+    fn paced_waiter(
+        signal: &Arc<ExportSignal>,
+        ready: &Arc<AtomicBool>,
+        timeout: Duration,
+        quiet: Duration,
+    ) -> std::thread::JoinHandle<Duration> {
+        let (signal, ready) = (Arc::clone(signal), Arc::clone(ready));
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            signal.wait_for_work_paced(timeout, quiet, || ready.load(Ordering::Acquire));
+            start.elapsed()
+        })
+    }
+
+    /// Nudges in the quiet stretch call no one: the batch there after 20 ms
+    /// is taken when the stretch ends, at 300 ms. (Without the stretch the
+    /// nudge woke the waiter at once.)
+    #[test]
+    fn nudges_during_the_quiet_stretch_wake_no_one() {
+        let signal = Arc::new(ExportSignal::new(1));
+        let ready = Arc::new(AtomicBool::new(false));
+        let quiet = Duration::from_millis(300);
+        let waiter = paced_waiter(&signal, &ready, Duration::from_secs(60), quiet);
+        std::thread::sleep(Duration::from_millis(20));
+        ready.store(true, Ordering::Release);
+        for _ in 0..10 {
+            signal.nudge_for_batch();
+        }
+        let waited = waiter.join().expect("waiter");
+        assert!(
+            waited >= quiet,
+            "woken after {waited:?}, in the quiet stretch"
+        );
+        assert!(waited < Duration::from_secs(30), "woken after {waited:?}");
+    }
+
+    /// What calls `wake` itself (a flush, the stop, a thread out of slots)
+    /// still wakes the exporter in a quiet stretch; the bound is a liveness
+    /// check against the stretch's 60 s.
+    #[test]
+    fn a_wake_cuts_the_quiet_stretch_short() {
+        let signal = Arc::new(ExportSignal::new(1));
+        let ready = Arc::new(AtomicBool::new(false));
+        let waiter = paced_waiter(
+            &signal,
+            &ready,
+            Duration::from_secs(120),
+            Duration::from_secs(60),
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        ready.store(true, Ordering::Release);
+        signal.wake();
+        let waited = waiter.join().expect("waiter");
+        assert!(waited < Duration::from_secs(30), "woken after {waited:?}");
+    }
+
+    /// A stretch that ends with no batch (the spans slowed down) goes on
+    /// as a plain wait, which the next nudge wakes; before the flag was
+    /// cleared as the stretch ended, this waited the whole 60 s.
+    #[test]
+    fn after_the_quiet_stretch_a_nudge_wakes_the_exporter() {
+        let signal = Arc::new(ExportSignal::new(1));
+        let ready = Arc::new(AtomicBool::new(false));
+        let waiter = paced_waiter(
+            &signal,
+            &ready,
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+        );
+        std::thread::sleep(Duration::from_millis(300));
         ready.store(true, Ordering::Release);
         signal.nudge_for_batch();
         let waited = waiter.join().expect("waiter");
