@@ -343,6 +343,14 @@ pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>
 pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
     let (a, b) = (a.record, b.record);
     let (ra, rb) = (a.rest(), b.rest());
+    // Nearly every span names no scope of its own (the tracer's is used):
+    // two such spans are alike without looking at any text. Slicing and
+    // comparing two empty texts, twice a span, was 6% of the exporter's
+    // instructions on small spans (callgrind).
+    let named = |r: &crate::span::record::SpanRest| (r.scope_name.len | r.scope_version.len) != 0;
+    if !named(ra) && !named(rb) {
+        return true;
+    }
     same_short_text(a.raw(ra.scope_name), b.raw(rb.scope_name))
         && same_short_text(a.raw(ra.scope_version), b.raw(rb.scope_version))
 }
@@ -490,6 +498,42 @@ mod tests {
             keys(&SpanView::new(&r, &pool)).last().map(String::as_str),
             Some("spanguard.signal")
         );
+    }
+
+    #[test]
+    fn spans_share_a_scope_exactly_when_name_and_version_are_equal() {
+        let pool = PayloadPool::with_mib(0).expect("pool");
+        let limits = SpanLimits::default();
+        let scopes: [(&[u8], &[u8]); 6] = [
+            (b"", b""),
+            (b"a", b""),
+            (b"a", b"1"),
+            (b"", b"1"),
+            (b"b", b"1"),
+            (b"openinference.instrumentation.openai", b"0.1.2"),
+        ];
+        let mut records = Vec::new();
+        for (name, version) in scopes {
+            for wrote_rest in [false, true] {
+                let mut r = blank();
+                if wrote_rest || !name.is_empty() || !version.is_empty() {
+                    let name = r.store_text(name, usize::MAX, &pool).0;
+                    let version = r.store_text(version, usize::MAX, &pool).0;
+                    let rest = r.rest_mut();
+                    (rest.scope_name, rest.scope_version) = (name, version);
+                }
+                // An attribute first, so the scope's text is not at offset 0.
+                r.set_attribute(b"k", &ValueInput::Int(1), &limits, &pool)
+                    .expect("set");
+                records.push(((name, version), r));
+            }
+        }
+        for (sa, a) in &records {
+            for (sb, b) in &records {
+                let (va, vb) = (SpanView::new(a, &pool), SpanView::new(b, &pool));
+                assert_eq!(same_scope(&va, &vb), sa == sb, "{sa:?} against {sb:?}");
+            }
+        }
     }
 
     #[test]
