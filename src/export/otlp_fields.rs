@@ -7,7 +7,8 @@
 
 use super::resource::{AttrValue, ResourceInfo};
 use crate::span::record::{
-    ArrayRef, Bytes, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SpanView, Text, Value,
+    ArrayRef, Bytes, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SmallValue, SpanView,
+    Text, Value,
 };
 
 /// `Span.flags` bit: the is-remote bit below is meaningful.
@@ -180,11 +181,49 @@ pub type KeyValue<'a> = (Str<'a>, OtlpValue<'a>);
 /// the records.
 #[inline]
 pub fn for_each_span_attribute<'a>(view: &SpanView<'a>, mut f: impl FnMut(KeyValue<'a>)) -> u32 {
+    each_span_attribute(
+        view,
+        &mut (),
+        None::<fn(&mut (), &[u8], SmallValue) -> bool>,
+        |_, kv| f(kv),
+    )
+}
+
+/// `for_each_span_attribute`, offering each attribute that
+/// `SpanView::small_attribute` reads (nearly all) to `small` first, as
+/// its key's and value's bytes: building the general views of key and
+/// value cost the protobuf encoder a third of a small attribute's
+/// instructions (callgrind). An attribute `small` declines (false) goes
+/// to `f`. Both get `out`, which both write.
+#[inline]
+pub fn for_each_span_attribute_small_first<'a, O>(
+    view: &SpanView<'a>,
+    out: &mut O,
+    small: impl FnMut(&mut O, &'a [u8], SmallValue<'a>) -> bool,
+    f: impl FnMut(&mut O, KeyValue<'a>),
+) -> u32 {
+    each_span_attribute(view, out, Some(small), f)
+}
+
+#[inline(always)]
+fn each_span_attribute<'a, O>(
+    view: &SpanView<'a>,
+    out: &mut O,
+    mut small: Option<impl FnMut(&mut O, &'a [u8], SmallValue<'a>) -> bool>,
+    mut f: impl FnMut(&mut O, KeyValue<'a>),
+) -> u32 {
     let mut readable = 0u32;
     for a in view.attribute_records() {
+        if let Some(small) = &mut small
+            && let Some((k, v)) = view.small_attribute(&a)
+            && small(out, k, v)
+        {
+            readable += 1;
+            continue;
+        }
         if let Some((k, v)) = view.attribute(&a) {
             readable += 1;
-            f((Str::of_span(k), OtlpValue::from_span(v)));
+            f(out, (Str::of_span(k), OtlpValue::from_span(v)));
         }
     }
     // Every record not read, whether unreadable or past a broken list.

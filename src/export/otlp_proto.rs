@@ -7,11 +7,12 @@
 
 use super::append::append;
 use super::otlp_fields::{
-    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
-    has_status, mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute_small_first, from_span,
+    has_mark_attributes, has_status, mark_attributes, same_scope, scope_leaders, scope_of,
+    span_flags,
 };
 use super::resource::ResourceInfo;
-use crate::span::record::{Element, SpanView};
+use crate::span::record::{Element, SmallValue, SpanView};
 use crate::span::short_copy::copy_short;
 
 /// Field numbers from opentelemetry-proto: collector/trace/v1/trace_service.proto,
@@ -176,8 +177,12 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     }
     // Two loops, not a chain: a chained iterator's step did not inline and
     // cost an eighth of encoding a small span.
-    let dropped =
-        for_each_span_attribute(s, |kv| put_key_value(out, field::SPAN_ATTRIBUTES, &kv, cap));
+    let dropped = for_each_span_attribute_small_first(
+        s,
+        out,
+        |out, key, value| put_small_key_value_bytes(out, field::SPAN_ATTRIBUTES, key, value, cap),
+        |out, kv| put_key_value(out, field::SPAN_ATTRIBUTES, &kv, cap),
+    );
     if has_mark_attributes(s) {
         for kv in mark_attributes(s) {
             put_key_value(out, field::SPAN_ATTRIBUTES, &kv, cap);
@@ -373,10 +378,36 @@ fn put_small_key_value(
     value: &OtlpValue<'_>,
     cap: usize,
 ) -> bool {
-    const SHORT_BODY: usize = 0x80;
-    let Some(key) = key.contiguous().filter(|k| k.len() < SHORT_BODY) else {
+    let Some(key) = key.contiguous() else {
         return false;
     };
+    let value = match value {
+        OtlpValue::Str(v) => match v.contiguous() {
+            Some(t) => SmallValue::Str(t),
+            None => return false,
+        },
+        OtlpValue::Bool(b) => SmallValue::Bool(*b),
+        OtlpValue::Int(i) => SmallValue::Int(*i),
+        OtlpValue::Double(d) => SmallValue::Double(*d),
+        _ => return false,
+    };
+    put_small_key_value_bytes(out, field_number, key, value, cap)
+}
+
+/// `put_small_key_value` of a key's and a value's bytes (a span's
+/// attribute read straight from its record: `SpanView::small_attribute`).
+#[inline(always)]
+fn put_small_key_value_bytes(
+    out: &mut Vec<u8>,
+    field_number: u32,
+    key: &[u8],
+    value: SmallValue<'_>,
+    cap: usize,
+) -> bool {
+    const SHORT_BODY: usize = 0x80;
+    if key.len() >= SHORT_BODY {
+        return false;
+    }
     /// What follows the AnyValue's one tag.
     enum Payload<'a> {
         /// A length (one byte here) and the bytes.
@@ -386,33 +417,27 @@ fn put_small_key_value(
     }
     // The AnyValue's body: its one field's tag, then its payload.
     let (any_tag, payload, any_len) = match value {
-        OtlpValue::Str(v) => match v
-            .contiguous()
-            .filter(|v| v.len() <= cap && v.len() < SHORT_BODY)
-        {
-            Some(t) => (
-                field::ANY_STRING << 3 | WIRE_LEN,
-                Payload::Text(t),
-                2 + t.len(),
-            ),
-            None => return false,
-        },
-        OtlpValue::Bool(b) => (
+        SmallValue::Str(t) if t.len() <= cap && t.len() < SHORT_BODY => (
+            field::ANY_STRING << 3 | WIRE_LEN,
+            Payload::Text(t),
+            2 + t.len(),
+        ),
+        SmallValue::Str(_) => return false,
+        SmallValue::Bool(b) => (
             field::ANY_BOOL << 3 | WIRE_VARINT,
-            Payload::Varint(*b as u64),
+            Payload::Varint(b as u64),
             2,
         ),
-        OtlpValue::Int(i) => (
+        SmallValue::Int(i) => (
             field::ANY_INT << 3 | WIRE_VARINT,
-            Payload::Varint(*i as u64),
-            1 + varint_len(*i as u64),
+            Payload::Varint(i as u64),
+            1 + varint_len(i as u64),
         ),
-        OtlpValue::Double(d) => (
+        SmallValue::Double(d) => (
             field::ANY_DOUBLE << 3 | WIRE_FIXED64,
             Payload::Fixed64(d.to_bits()),
             9,
         ),
-        _ => return false,
     };
     // An empty key is left out, as `put_str` does.
     let key_part = if key.is_empty() { 0 } else { 2 + key.len() };
@@ -1142,6 +1167,59 @@ mod tests {
         }
         // Every name but the one too long for the arena, without a tracestate.
         assert_eq!(taken, 8 * 4, "the fast path was taken {taken} times");
+    }
+
+    /// A span's attributes read straight from the record (the fast path)
+    /// encode to the bytes the general path writes: the same span read as
+    /// from disk takes the general path for every attribute.
+    #[test]
+    fn attributes_read_straight_from_the_record_are_the_same_bytes() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        let limits = SpanLimits::default();
+        let long_key = "k".repeat(200);
+        let long_value = "é".repeat(20_000);
+        let medium = "m".repeat(127);
+        let values: Vec<(&[u8], ValueInput)> = vec![
+            (b"gen_ai.usage.input_tokens", ValueInput::Int(25)),
+            (b"negative", ValueInput::Int(-1)),
+            (b"gen_ai.request.model", ValueInput::Str(b"gpt-4o")),
+            (b"empty", ValueInput::Str(b"")),
+            (b"", ValueInput::Str(b"an empty key")),
+            (b"stream", ValueInput::Bool(true)),
+            (b"off", ValueInput::Bool(false)),
+            (b"temperature", ValueInput::Double(0.7)),
+            (b"medium", ValueInput::Str(medium.as_bytes())),
+            (long_key.as_bytes(), ValueInput::Int(1)),
+            (b"prompt", ValueInput::Str(long_value.as_bytes())),
+            (b"raw", ValueInput::Bytes(b"\x00\x01")),
+            (b"ints", ValueInput::IntArray(&[1, 2, 3])),
+        ];
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        r.name = r.store_text(b"op", usize::MAX, &pool).0;
+        (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+        let mut limits_wide = limits;
+        limits_wide.attribute_count = 64;
+        for (k, v) in &values {
+            r.set_attribute(k, v, &limits_wide, &pool).expect("set");
+        }
+        let live = SpanView::new(&r, &pool);
+        let small = live
+            .attribute_records()
+            .filter(|a| live.small_attribute(a).is_some())
+            .count();
+        assert!(small >= 9, "only {small} attributes took the fast path");
+        for cap in [usize::MAX, 100, 3] {
+            let (mut fast, mut general) = (Vec::new(), Vec::new());
+            put_span(&mut fast, &live, cap);
+            put_span(&mut general, &SpanView::from_disk(&r, &pool), cap);
+            assert!(fast == general, "cap {cap}");
+        }
     }
 
     #[test]

@@ -1844,6 +1844,16 @@ impl<'a> Text<'a> {
     }
 }
 
+/// A scalar or a string that lies whole in its record's arena
+/// (`SpanView::small_attribute`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SmallValue<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
 /// Raw bytes read from a span (a bytes value).
 #[derive(Clone, Copy)]
 pub struct Bytes<'a> {
@@ -2075,6 +2085,34 @@ impl<'a> SpanView<'a> {
             }),
         };
         Some((self.text(a.key_ref()), value))
+    }
+
+    /// An attribute whose key, and string value if it has one, lie whole
+    /// in the record's arena, with a scalar or string value, read straight
+    /// from its record for the encoders' fast path; None for anything
+    /// else, and for every attribute of a span read back from disk (its
+    /// text must be checked: `attribute`). The same key and value as
+    /// `attribute` where it answers.
+    #[inline(always)]
+    pub fn small_attribute(&self, a: &AttributeRecord) -> Option<(&'a [u8], SmallValue<'a>)> {
+        if self.checked {
+            return None;
+        }
+        let arena = &self.record.arena;
+        let in_arena = |t: TextRef| {
+            let (start, len) = (t.offset as usize, t.len as usize);
+            // Both under 2^32: no overflow on 64-bit.
+            (start + len <= ARENA_BYTES).then(|| &arena[start..start + len])
+        };
+        let key = in_arena(a.key_ref())?;
+        let value = match a.value_kind {
+            k if k == ValueKind::String as u8 => SmallValue::Str(in_arena(a.text_value())?),
+            k if k == ValueKind::Int as u8 => SmallValue::Int(a.value as i64),
+            k if k == ValueKind::Double as u8 => SmallValue::Double(f64::from_bits(a.value)),
+            k if k == ValueKind::Bool as u8 => SmallValue::Bool(a.value != 0),
+            _ => return None,
+        };
+        Some((key, value))
     }
 
     /// The span's attribute records: the table's, then the nodes', in the
@@ -2517,5 +2555,52 @@ mod tests {
         r.events = [0x7fff_fff0, 0x7fff_fff0];
         r.event_count = 3;
         assert_eq!(SpanView::from_disk(&r, &NoOverflow).events().count(), 0);
+    }
+
+    #[test]
+    fn a_small_attribute_is_what_attribute_reads_and_a_disk_record_has_none() {
+        use crate::buffer::payload_pool::PayloadPool;
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        let limits = SpanLimits::default();
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        let long = "x".repeat(5_000);
+        let inputs: [(&[u8], ValueInput); 7] = [
+            (b"i", ValueInput::Int(-7)),
+            (b"d", ValueInput::Double(1.5)),
+            (b"b", ValueInput::Bool(true)),
+            (b"s", ValueInput::Str(b"short")),
+            (b"long", ValueInput::Str(long.as_bytes())),
+            (b"bytes", ValueInput::Bytes(b"ab")),
+            (b"arr", ValueInput::IntArray(&[1])),
+        ];
+        for (k, v) in &inputs {
+            r.set_attribute(k, v, &limits, &pool).expect("set");
+        }
+        let view = SpanView::new(&r, &pool);
+        let mut answered = 0;
+        for a in view.attribute_records() {
+            let Some((key, value)) = view.small_attribute(&a) else {
+                continue;
+            };
+            answered += 1;
+            let (k, v) = view.attribute(&a).expect("readable");
+            assert_eq!(key, k.in_arena().expect("key in the arena"));
+            match (value, v) {
+                (SmallValue::Str(s), Value::Str(t)) => assert_eq!(Some(s), t.in_arena()),
+                (SmallValue::Int(x), Value::Int(y)) => assert_eq!(x, y),
+                (SmallValue::Double(x), Value::Double(y)) => assert_eq!(x.to_bits(), y.to_bits()),
+                (SmallValue::Bool(x), Value::Bool(y)) => assert_eq!(x, y),
+                (s, _) => panic!("{s:?} read as another kind"),
+            }
+        }
+        // The three scalars and the short string; not the long string (in
+        // chunks), the bytes or the array.
+        assert_eq!(answered, 4);
+        let disk = SpanView::from_disk(&r, &pool);
+        assert!(
+            disk.attribute_records()
+                .all(|a| disk.small_attribute(&a).is_none())
+        );
     }
 }
