@@ -278,7 +278,7 @@ fn put_span_head(out: &mut Vec<u8>, s: &SpanView) {
 #[inline(always)]
 fn put_small_span_head(out: &mut Vec<u8>, s: &SpanView) -> bool {
     let r = s.record;
-    if r.wrote_rest() && r.rest().tracestate.len != 0 {
+    if r.rest().tracestate.len != 0 {
         return false;
     }
     let Some(name) = s.name().in_arena() else {

@@ -1045,6 +1045,15 @@ impl SpanRecord {
         )
     }
 
+    /// The text `t` names, when it lies whole in the arena (nearly every
+    /// name, key and short value); None when any of it is in chunks.
+    #[inline(always)]
+    pub fn arena_text(&self, t: TextRef) -> Option<&[u8]> {
+        let start = t.offset as usize;
+        let end = start.checked_add(t.len as usize)?;
+        (end <= ARENA_BYTES).then(|| &self.arena[start..end])
+    }
+
     /// The raw bytes a `TextRef` names, bounded by the arena: for text
     /// known to be there (tracestate, scope), compared without a UTF-8
     /// check.
@@ -1825,9 +1834,7 @@ impl<'a> Text<'a> {
     /// it at once instead of piece by piece.
     #[inline]
     pub fn in_arena(&self) -> Option<&'a [u8]> {
-        let start = self.text.offset as usize;
-        let end = start.checked_add(self.text.len as usize)?;
-        (end <= ARENA_BYTES).then(|| &self.record.arena[start..end])
+        self.record.arena_text(self.text)
     }
 
     /// Calls `f` with each piece, in order.
@@ -2098,18 +2105,13 @@ impl<'a> SpanView<'a> {
         if self.checked {
             return None;
         }
-        let arena = &self.record.arena;
-        let in_arena = |t: TextRef| {
-            let (start, len) = (t.offset as usize, t.len as usize);
-            // Both under 2^32: no overflow on 64-bit.
-            (start + len <= ARENA_BYTES).then(|| &arena[start..start + len])
-        };
-        let key = in_arena(a.key_ref())?;
-        let value = match a.value_kind {
-            k if k == ValueKind::String as u8 => SmallValue::Str(in_arena(a.text_value())?),
-            k if k == ValueKind::Int as u8 => SmallValue::Int(a.value as i64),
-            k if k == ValueKind::Double as u8 => SmallValue::Double(f64::from_bits(a.value)),
-            k if k == ValueKind::Bool as u8 => SmallValue::Bool(a.value != 0),
+        let record: &'a SpanRecord = self.record;
+        let key = record.arena_text(a.key_ref())?;
+        let value = match ValueKind::from_u8(a.value_kind)? {
+            ValueKind::String => SmallValue::Str(record.arena_text(a.text_value())?),
+            ValueKind::Int => SmallValue::Int(a.value as i64),
+            ValueKind::Double => SmallValue::Double(f64::from_bits(a.value)),
+            ValueKind::Bool => SmallValue::Bool(a.value != 0),
             _ => return None,
         };
         Some((key, value))
