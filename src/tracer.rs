@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
-use crate::buffer::slab::{SlabBacking, SlotError, SpanSlab, header_generation, header_state};
+use crate::buffer::slab::{
+    Hold, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
+};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
 use crate::export::discard::DiscardTransport;
@@ -762,12 +764,12 @@ impl Tracer {
         }
     }
 
-    /// Takes an open span for writing (WRITING), for a call past its check
-    /// that the tracer runs.
+    /// Takes an open span for writing (under its bias, or WRITING), for a
+    /// call past its check that the tracer runs.
     #[inline(always)]
-    fn lock_span(&self, s: SpanRef) -> Result<(), SpanError> {
-        match self.pipeline.slab.lock_open(s.slot, s.generation) {
-            Ok(()) => Ok(()),
+    fn lock_span(&self, s: SpanRef) -> Result<Hold<'_>, SpanError> {
+        match self.pipeline.slab.hold_open(s.slot, s.generation) {
+            Ok(hold) => Ok(hold),
             Err(e) => Err(self.lock_refused(e)),
         }
     }
@@ -797,15 +799,15 @@ impl Tracer {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return Err(SpanError::ShutDown);
         }
-        self.lock_span(s)?;
-        // SAFETY: lock_span moved the slot to WRITING for us.
+        let hold = self.lock_span(s)?;
+        // SAFETY: lock_span gave us the slot (its bias, or WRITING).
         let r = unsafe { self.pipeline.slab.slot_mut(s.slot) };
         if r.marks & MARK_NON_RECORDING != 0 {
-            self.pipeline.slab.publish_open(s.slot, s.generation);
+            self.pipeline.slab.release_open(s.slot, s.generation, hold);
             return Err(SpanError::NonRecording);
         }
         let out = f(&self.pipeline, r);
-        self.pipeline.slab.publish_open(s.slot, s.generation);
+        self.pipeline.slab.release_open(s.slot, s.generation, hold);
         Ok(out)
     }
 
@@ -988,9 +990,9 @@ impl Tracer {
     /// Ends a span (`end_unix_ns` 0 means now) and hands it to the exporter.
     /// Hot path: one wake-up call per full batch at most.
     pub fn end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
-        self.stamp_end(s, end_unix_ns)?;
+        let hold = self.stamp_end(s, end_unix_ns)?;
         let p = &self.pipeline;
-        p.slab.publish_ended(s.slot, s.generation);
+        p.slab.publish_ended_held(s.slot, s.generation, hold);
         // Reading the queue's length touches the line the exporter writes as
         // it pops, so an end looks only when its slot's number plus the
         // slot's generation is a multiple of a power of two up to 16
@@ -1011,7 +1013,7 @@ impl Tracer {
     /// slot (WRITING) and stamps the end time. Shared by `end` and
     /// `end_in_place_for_bench`, so the floor runs the same code.
     #[inline(always)]
-    fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<(), SpanError> {
+    fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<Hold<'_>, SpanError> {
         let p = &self.pipeline;
         if p.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             // Shutdown already exported this span as unended (or it is stale).
@@ -1026,13 +1028,13 @@ impl Tracer {
         } else {
             end_unix_ns
         };
-        self.lock_span(s)?;
-        // SAFETY: lock_span moved the slot to WRITING for us.
+        let hold = self.lock_span(s)?;
+        // SAFETY: lock_span gave us the slot (its bias, or WRITING).
         let r = unsafe { p.slab.slot_mut(s.slot) };
         // Never before the start: an explicit time may be, and so may the
         // clock when it was re-anchored in between (see span::clock).
         r.end_unix_ns = end.max(r.start_unix_ns);
-        Ok(())
+        Ok(hold)
     }
 
     /// Benchmarks only: `end`, except that the slot is freed at once
@@ -1044,12 +1046,15 @@ impl Tracer {
     /// branch. The span is begun but never counted as ended or exported.
     #[doc(hidden)]
     pub fn end_in_place_for_bench(&self, s: SpanRef) -> Result<(), SpanError> {
-        self.stamp_end(s, 0)?;
+        let hold = self.stamp_end(s, 0)?;
         let p = &self.pipeline;
         // An empty list: a span of the floor loop holds no payload chunks,
         // and one that did would hand them back here.
         let mut chunks = Vec::new();
         p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
+        if let Hold::Biased(owner) = hold {
+            crate::buffer::bias::leave(owner);
+        }
         Ok(())
     }
 
@@ -1068,6 +1073,13 @@ impl Tracer {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.pipeline.stats.snapshot(&self.pipeline.slab)
+    }
+
+    /// Tests and benchmarks: spans taken from the thread that began them
+    /// (`buffer::bias`), and whether new spans are still biased.
+    #[doc(hidden)]
+    pub fn bias_counts(&self) -> (u64, bool) {
+        self.pipeline.slab.bias_counts()
     }
 
     /// Replaces the error callback; see `pipeline::CallbackSlot` for when

@@ -12,7 +12,11 @@
 //!
 //! A handle names a slot and a generation; a call whose generation no longer
 //! matches is stale and touches nothing. Only the thread that moved a slot to
-//! WRITING (or the exporter, for ENDED/EXPORTING slots) writes its body.
+//! WRITING (or the exporter, for ENDED/EXPORTING slots) writes its body, or
+//! the thread that began the span while the slot is biased to it: it then
+//! writes an OPEN slot with no locked instruction, and anyone else must take
+//! the bias away before moving the slot to WRITING (`hold_open`, `unbias`,
+//! `super::bias`).
 //!
 //! The handoff to the exporter is the `ended` queues: producers push while the
 //! exporter pops, so a flush never makes a new span wait or get lost (this is
@@ -48,8 +52,9 @@
 use std::io;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
@@ -114,11 +119,36 @@ pub struct SpanSlab {
     /// populated by the thread that raised it). Read by every begin,
     /// written only when the frontier moves: a line that stays shared.
     populated: AtomicU32,
+    /// Whether new spans are biased to the thread that begins them
+    /// (`bias`): read by every begin, cleared for good once too many
+    /// spans had to be taken from their owner (`UnbiasLine`).
+    biasing: AtomicBool,
     /// The generation of a slot's first span (random, see `new`).
     first_generation: u32,
     /// The exporter's own state, on a line of its own: it changes per span
     /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
+    unbiased: UnbiasLine,
+}
+
+/// Spans taken from their owner's bias (`SpanSlab::unbias`), on a line of
+/// its own: written only on that slow path.
+#[repr(align(128))]
+#[derive(Default)]
+struct UnbiasLine(AtomicU64);
+
+/// A tracer stops biasing new spans once more than one span begun in this
+/// many had its bias taken (and at least this many had): each of those
+/// cost a membarrier call, as much as many spans' locked instructions.
+const UNBIAS_RATIO: u64 = 64;
+
+/// How a caller holds a slot it writes: by its lock (WRITING in its
+/// header), or by the slot's bias (its owner's `busy` word names it; the
+/// header stays OPEN).
+#[derive(Clone, Copy)]
+pub enum Hold<'a> {
+    Locked,
+    Biased(&'a Owner),
 }
 
 /// What only the exporter (the one consumer) writes.
@@ -200,8 +230,10 @@ impl SpanSlab {
             ended,
             queues_in_use: AtomicU32::new(1),
             populated: AtomicU32::new(0),
+            biasing: AtomicBool::new(bias::available()),
             first_generation,
             taken: ExporterLine::default(),
+            unbiased: UnbiasLine::default(),
         })
     }
 
@@ -312,6 +344,14 @@ impl SpanSlab {
             std::ptr::addr_of_mut!((*self.base.as_ptr().add(index as usize)).ended_queue)
                 .write(cache)
         };
+        // Biased to this thread's cache (0: none, for a thread without
+        // one): read by later calls on the span, cleared by another caller.
+        let biased = if self.biasing.load(Ordering::Relaxed) {
+            cache
+        } else {
+            0
+        };
+        self.slot(index).bias.store(biased, Ordering::Relaxed);
         Some((index, generation))
     }
 
@@ -393,9 +433,47 @@ impl SpanSlab {
         }
     }
 
+    /// Takes an OPEN slot of `generation` for writing: under its bias when
+    /// this thread owns it (no locked instruction), else by `lock_open`.
+    /// Release with `release_open` or `publish_ended_held`.
+    #[inline(always)]
+    pub fn hold_open(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        match self.enter_biased(index, generation) {
+            Some(owner) => Ok(Hold::Biased(owner)),
+            None => self.lock_open(index, generation).map(|()| Hold::Locked),
+        }
+    }
+
+    /// The owner's side of the biased lock (see `bias`): Some when this
+    /// thread owns the slot's bias and the span is still OPEN under it.
+    #[inline(always)]
+    fn enter_biased(&self, index: u32, generation: u32) -> Option<&Owner> {
+        if index >= self.capacity {
+            return None;
+        }
+        let record = self.slot(index);
+        let number = record.bias.load(Ordering::Relaxed);
+        let owner = self.free.owner(number)?;
+        if owner.thread.load(Ordering::Relaxed) != bias::this_thread() {
+            return None;
+        }
+        let open = pack_header(generation, STATE_OPEN);
+        bias::enter(owner, index, &record.header, open, &record.bias, number).then_some(owner)
+    }
+
+    /// Ends a write begun by `hold_open`: the span is OPEN (again).
+    #[inline(always)]
+    pub fn release_open(&self, index: u32, generation: u32, hold: Hold) {
+        match hold {
+            Hold::Locked => self.publish_open(index, generation),
+            Hold::Biased(owner) => bias::leave(owner),
+        }
+    }
+
     /// Moves an OPEN slot of `generation` to WRITING, waiting out another
     /// writer of the same span (a short copy; contention only happens when two
-    /// threads touch one span at once).
+    /// threads touch one span at once), and takes it from its owner if it
+    /// is biased (`unbias`).
     #[inline]
     pub fn lock_open(&self, index: u32, generation: u32) -> Result<(), SlotError> {
         if index >= self.capacity {
@@ -412,6 +490,8 @@ impl SpanSlab {
                 STATE_OPEN => {
                     // Acquire pairs with the Release in `unlock_open`/`publish_open`:
                     // we see the body the last writer left.
+                    // Its owner may have ended it meanwhile (`unbias`
+                    // false): the loop then reads ENDED (or later).
                     if header
                         .compare_exchange_weak(
                             current,
@@ -420,6 +500,7 @@ impl SpanSlab {
                             Ordering::Relaxed,
                         )
                         .is_ok()
+                        && self.unbias(index, generation)
                     {
                         return Ok(());
                     }
@@ -447,10 +528,52 @@ impl SpanSlab {
             .store(pack_header(generation, STATE_OPEN), Ordering::Release);
     }
 
+    /// After `lock_open`'s compare-exchange: if the slot is biased, clears
+    /// the bias and waits until its owner is not writing it (`bias`). False
+    /// when the owner's end stored ENDED over our WRITING meanwhile: the
+    /// slot is not ours.
+    #[inline(always)]
+    fn unbias(&self, index: u32, generation: u32) -> bool {
+        let number = self.slot(index).bias.load(Ordering::Relaxed);
+        number == 0 || self.unbias_slow(index, generation, number)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unbias_slow(&self, index: u32, generation: u32, number: u8) -> bool {
+        let record = self.slot(index);
+        record.bias.store(0, Ordering::Relaxed);
+        let n = self.unbiased.0.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(UNBIAS_RATIO) && n * UNBIAS_RATIO > self.free.taken() {
+            self.biasing.store(false, Ordering::Relaxed);
+        }
+        if let Some(owner) = self.free.owner(number) {
+            bias::wait_for_owner(owner, index);
+        }
+        record.header.load(Ordering::Acquire) == pack_header(generation, STATE_WRITING)
+    }
+
+    /// Spans taken from their owner's bias so far, and whether new spans
+    /// are still biased.
+    pub fn bias_counts(&self) -> (u64, bool) {
+        (
+            self.unbiased.0.load(Ordering::Relaxed),
+            self.biasing.load(Ordering::Relaxed),
+        )
+    }
+
     /// Marks a slot the caller holds in WRITING as ENDED and hands it to the
     /// exporter.
     #[inline]
     pub fn publish_ended(&self, index: u32, generation: u32) {
+        self.publish_ended_held(index, generation, Hold::Locked);
+    }
+
+    /// `publish_ended` for a slot held either way (`hold_open`): under its
+    /// bias, ENDED is stored before the owner leaves, so that a caller
+    /// waiting for it reads ENDED.
+    #[inline(always)]
+    pub fn publish_ended_held(&self, index: u32, generation: u32, hold: Hold) {
         // Release pairs with the Acquire in `take_ended`.
         let record = self.slot(index);
         // Read before the store below: once ENDED the slot is the
@@ -460,6 +583,9 @@ impl SpanSlab {
         record
             .header
             .store(pack_header(generation, STATE_ENDED), Ordering::Release);
+        if let Hold::Biased(owner) = hold {
+            bias::leave(owner);
+        }
         // Always has room: see the module comment.
         // SAFETY: below the length, by the line above (never empty: queue 0
         // is always there).
@@ -791,6 +917,140 @@ mod tests {
         assert_eq!(taken.len(), 100 + 1 + 5);
         assert!(taken.contains(&last));
         assert!(earlier.iter().all(|i| taken.contains(i)));
+    }
+
+    /// A slab with caches of free slots, and a span begun on this thread
+    /// (biased to it) and published.
+    fn biased_span() -> (Arc<SpanSlab>, u32, u32) {
+        let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
+        let (i, g) = slab.take_free().expect("free slot");
+        slab.publish_open(i, g);
+        assert!(bias::available(), "membarrier: nothing would be biased");
+        assert_ne!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
+        (slab, i, g)
+    }
+
+    fn state(slab: &SpanSlab, i: u32) -> u32 {
+        header_state(slab.slot(i).header.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn the_thread_that_began_a_span_writes_it_under_its_bias_until_another_takes_it() {
+        let (slab, i, g) = biased_span();
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Biased(_)));
+        // No store to the header: it stays OPEN.
+        assert_eq!(state(&slab, i), STATE_OPEN);
+        slab.release_open(i, g, hold);
+        assert_eq!(slab.bias_counts(), (0, true));
+        // Another thread takes it with the lock, and the bias with it.
+        let other = Arc::clone(&slab);
+        std::thread::spawn(move || {
+            let hold = other.hold_open(i, g).expect("open");
+            assert!(matches!(hold, Hold::Locked));
+            assert_eq!(state(&other, i), STATE_WRITING);
+            other.release_open(i, g, hold);
+        })
+        .join()
+        .expect("taker");
+        assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
+        assert_eq!(slab.bias_counts(), (1, true));
+        // The owner now locks like anyone else; a stale or ended span is
+        // refused either way.
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Locked));
+        slab.publish_ended_held(i, g, hold);
+        assert_eq!(slab.hold_open(i, g).err(), Some(SlotError::Ended));
+        assert_eq!(
+            slab.hold_open(i, g.wrapping_add(1)).err(),
+            Some(SlotError::Stale)
+        );
+        let (j, h) = slab.take_free().expect("free slot");
+        slab.publish_open(j, h);
+        let hold = slab.hold_open(j, h).expect("open");
+        assert!(matches!(hold, Hold::Biased(_)));
+        slab.publish_ended_held(j, h, hold);
+        assert_eq!(state(&slab, j), STATE_ENDED);
+        assert_eq!(slab.hold_open(j, h).err(), Some(SlotError::Ended));
+        assert_eq!((slab.take_ended(), slab.take_ended()), (Some(i), Some(j)));
+        assert_eq!(slab.take_ended(), None);
+    }
+
+    /// The owner holds its span under the bias while another thread asks
+    /// for it; returns what the other thread's `lock_open` answered and
+    /// whether the owner had finished (`finish`) by then.
+    fn take_while_the_owner_writes(
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, bool) {
+        use std::sync::atomic::AtomicBool;
+        let (slab, i, g) = biased_span();
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Biased(_)));
+        let done = Arc::new(AtomicBool::new(false));
+        let (other, seen) = (Arc::clone(&slab), Arc::clone(&done));
+        let taker = std::thread::spawn(move || {
+            let got = other.lock_open(i, g);
+            let done = seen.load(Ordering::SeqCst);
+            if got.is_ok() {
+                other.publish_open(i, g);
+            }
+            (got, done)
+        });
+        // Long enough for the taker to reach its wait.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        done.store(true, Ordering::SeqCst);
+        finish(&slab, i, g, hold);
+        taker.join().expect("taker")
+    }
+
+    #[test]
+    fn a_taker_waits_until_the_owner_has_left_the_span() {
+        let (got, owner_done) = take_while_the_owner_writes(|slab, i, g, hold| {
+            slab.release_open(i, g, hold);
+        });
+        assert_eq!(got, Ok(()));
+        assert!(
+            owner_done,
+            "the taker had the span while its owner wrote it"
+        );
+    }
+
+    #[test]
+    fn an_owner_ending_its_span_wins_over_a_taker_waiting_for_it() {
+        let (got, owner_done) = take_while_the_owner_writes(|slab, i, g, hold| {
+            slab.publish_ended_held(i, g, hold);
+            assert_eq!(slab.take_ended(), Some(i));
+            assert_eq!(slab.take_ended(), None);
+        });
+        assert_eq!(got, Err(SlotError::Ended));
+        assert!(owner_done);
+    }
+
+    #[test]
+    fn spans_stop_being_biased_when_most_are_taken_by_other_threads() {
+        let (slab, i, g) = biased_span();
+        let take_on_another_thread = |i: u32, g: u32| {
+            let other = Arc::clone(&slab);
+            std::thread::spawn(move || {
+                other.lock_open(i, g).expect("open");
+                other.publish_ended(i, g);
+            })
+            .join()
+            .expect("taker");
+        };
+        take_on_another_thread(i, g);
+        let mut n = 1;
+        while slab.bias_counts().1 {
+            let (i, g) = slab.take_free().expect("free slot");
+            assert_ne!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
+            slab.publish_open(i, g);
+            take_on_another_thread(i, g);
+            n += 1;
+            assert!(n <= UNBIAS_RATIO, "still biasing after {n} taken");
+        }
+        assert_eq!(slab.bias_counts(), (UNBIAS_RATIO, false));
+        let (i, _) = slab.take_free().expect("free slot");
+        assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
     }
 
     #[test]

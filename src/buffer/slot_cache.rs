@@ -32,6 +32,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use super::bias::{self, Owner};
 use super::free_stack::FreeStack;
 
 /// Slots a refill takes at most (one is used at once, the rest cached).
@@ -59,6 +60,9 @@ struct Cache {
     /// Slots in `slots[..len]`; the next one taken is `slots[len - 1]`.
     /// Written only by the thread that claimed the cache.
     len: AtomicU32,
+    /// The claiming thread, and what it writes under a span's bias
+    /// (`bias`): slots taken from this cache are biased to it.
+    owner: Owner,
     slots: [AtomicU32; CACHE_SLOTS],
 }
 
@@ -67,6 +71,7 @@ impl Cache {
         Cache {
             claimed: AtomicU32::new(0),
             len: AtomicU32::new(0),
+            owner: Owner::default(),
             slots: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
@@ -130,6 +135,9 @@ impl FreeSlots {
         cache.len.store(0, Ordering::Relaxed);
         self.stack.push_all(&slots[..len]);
         self.returned.fetch_add(len as u64, Ordering::Relaxed);
+        // No thread owns the spans biased to it until the next claim: a
+        // thread whose pointer is this one's (once it has exited) must not.
+        cache.owner.thread.store(0, Ordering::Relaxed);
         cache.claimed.store(0, Ordering::Release);
     }
 
@@ -145,13 +153,29 @@ impl FreeSlots {
         self.caches.len()
     }
 
+    /// The owner of the spans biased to cache `number` (1-based, as in
+    /// `Taken::cache`); None for 0 or a number past the caches.
+    #[inline(always)]
+    pub fn owner(&self, number: u8) -> Option<&Owner> {
+        self.caches
+            .get((number as usize).wrapping_sub(1))
+            .map(|c| &c.owner)
+    }
+
+    /// Claims a free cache for this thread, which then owns the spans
+    /// biased to it.
     fn claim(&self) -> Option<usize> {
-        self.caches.iter().position(|c| {
+        let i = self.caches.iter().position(|c| {
             c.claimed.load(Ordering::Relaxed) == 0
                 && c.claimed
                     .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
-        })
+        })?;
+        self.caches[i]
+            .owner
+            .thread
+            .store(bias::this_thread(), Ordering::Relaxed);
+        Some(i)
     }
 }
 

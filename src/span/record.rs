@@ -35,7 +35,7 @@
 //! The exporter gives the chunks back with the slot (`owned_chunks`).
 
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64};
 
 use super::limits::*;
 use super::short_copy::copy_short;
@@ -448,7 +448,11 @@ pub struct SpanRecord {
     /// `buffer::slab`). Written as the slot is taken; meaningless in a
     /// record read back from disk.
     pub ended_queue: u8,
-    pub _reserved: u8,
+    /// The cache of free slots whose claiming thread may write this span
+    /// with no locked instruction (`buffer::bias`), 0 for none. Written as
+    /// the slot is taken, cleared by the first other caller; meaningless
+    /// in a record read back from disk.
+    pub bias: AtomicU8,
     pub attributes: [AttributeRecord; INLINE_ATTRIBUTES],
     /// One line from here: read through `rest` and written through
     /// `rest_mut` only (see `SpanRest`).
