@@ -150,7 +150,9 @@ impl Diagnostics {
                     s.started.elapsed().as_secs()
                 ),
             );
-        } else {
+        } else if self.enabled(LogLevel::Debug) {
+            // Asked first: every accepted request comes here, and the
+            // message would be formatted (allocated) for nothing.
             self.emit(
                 LogLevel::Debug,
                 &format!("a request was accepted by {target}"),

@@ -43,6 +43,9 @@ pub struct Exporter {
     indexes: Vec<u32>,
     /// The chunks of a batch's spans, given back with their slots.
     chunks: Vec<u32>,
+    /// The views a request is encoded from: kept empty between requests
+    /// (`ViewBuffer`), so that a batch allocates none once it has grown.
+    views: ViewBuffer,
     /// Spans the last batch took from the queues (sampled out or not).
     taken: usize,
     /// Each ended queue's tail when the flush being answered was asked
@@ -104,6 +107,7 @@ impl Exporter {
             host,
             indexes: Vec::with_capacity(batch),
             chunks: Vec::new(),
+            views: ViewBuffer::default(),
             taken: 0,
             flush_marks: Vec::new(),
             released: 0,
@@ -369,16 +373,19 @@ impl Exporter {
                 // Views of the slots not yet sent, dropped before any of
                 // them is released below.
                 let pool: &dyn OverflowSource = &p.pool;
-                let views: Vec<SpanView> = self.indexes[start..]
-                    .iter()
-                    .map(|&i| SpanView::new(p.slab.slot(i), pool))
-                    .collect();
+                let mut views = self.views.lend();
+                views.extend(
+                    self.indexes[start..]
+                        .iter()
+                        .map(|&i| SpanView::new(p.slab.slot(i), pool)),
+                );
                 if start == 0 {
                     // These are every taken span: counted once, from the
                     // views the first request is encoded from.
                     count_record_losses(&p.stats, &views);
                 }
                 let n = self.encoder.encode_prefix(&resource, &views);
+                self.views.give_back(views);
                 // Values the span budget cut to make a span fit.
                 Stats::add(&p.stats.values_truncated, self.encoder.take_cut_values());
                 n
@@ -762,6 +769,39 @@ fn wait_calibrating(
 }
 
 /// Adds what each record could not hold to the tracer's counters.
+/// The allocation of a `Vec<SpanView>`, kept between requests. A view
+/// borrows the slab for as long as a request is encoded, so the exporter
+/// cannot keep the views themselves: it keeps an empty vector's memory and
+/// lends it out for each request's lifetime.
+#[derive(Default)]
+struct ViewBuffer(Vec<SpanView<'static>>);
+
+// SAFETY: the vector is always empty while kept here (`lend` and
+// `give_back` clear it), so it shares no view, and so no reference to the
+// pool or the slab, with any thread: it is memory only.
+unsafe impl Send for ViewBuffer {}
+
+impl ViewBuffer {
+    /// The kept memory as an empty vector of views of any lifetime.
+    fn lend<'a>(&mut self) -> Vec<SpanView<'a>> {
+        let mut kept = std::mem::take(&mut self.0);
+        kept.clear();
+        let mut kept = std::mem::ManuallyDrop::new(kept);
+        // SAFETY: an empty vector holds no view, so no reference outlives
+        // anything; lifetimes do not change a type's layout, so the pointer
+        // and capacity describe the same allocation for `SpanView<'a>`.
+        unsafe { Vec::from_raw_parts(kept.as_mut_ptr().cast(), 0, kept.capacity()) }
+    }
+
+    /// Takes the memory back once the views are no longer needed.
+    fn give_back(&mut self, mut views: Vec<SpanView<'_>>) {
+        views.clear();
+        let mut views = std::mem::ManuallyDrop::new(views);
+        // SAFETY: as in `lend`: empty, and the same layout.
+        self.0 = unsafe { Vec::from_raw_parts(views.as_mut_ptr().cast(), 0, views.capacity()) };
+    }
+}
+
 fn count_record_losses(stats: &Stats, views: &[SpanView]) {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);

@@ -1,0 +1,108 @@
+//! Once warm, the exporter thread allocates nothing per batch either:
+//! taking, encoding, sending (to the discarding endpoint) and giving the
+//! slots back. Counted with a global allocator that counts only on the
+//! exporter's thread (found by its name in /proc), not with a timing.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use spanguard::config::TracerConfig;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
+
+/// The thread id counted (0: none yet).
+static WATCHED: AtomicI32 = AtomicI32::new(0);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+struct CountingAllocator;
+
+impl CountingAllocator {
+    fn count(&self) {
+        let watched = WATCHED.load(Ordering::Relaxed);
+        // SAFETY: gettid takes nothing and cannot fail.
+        if watched != 0 && unsafe { libc::gettid() } == watched {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.count();
+        // SAFETY: same layout contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.count();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// The id of this process's thread named `name` (as the kernel keeps it:
+/// its first 15 bytes).
+fn thread_named(name: &str) -> i32 {
+    std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            (comm.trim_end() == &name[..name.len().min(15)])
+                .then(|| t.file_name().to_str()?.parse().ok())?
+        })
+        .next()
+        .unwrap_or_else(|| panic!("no thread named {name}"))
+}
+
+fn batches(tracer: &Tracer, n: usize) {
+    for b in 0..n {
+        for i in 0..64 {
+            let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+            tracer
+                .set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(i))
+                .expect("set");
+            tracer
+                .set_attribute(s, b"gen_ai.request.model", AttrInput::Str(b"gpt-4o"))
+                .expect("set");
+            tracer.end(s, 0).expect("end");
+        }
+        // Every other batch waits for its export, so that the exporter
+        // also answers flushes while counted.
+        if b % 2 == 0 {
+            tracer.flush(Duration::from_secs(30)).expect("flush");
+        }
+    }
+    tracer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+#[test]
+fn the_exporter_allocates_nothing_per_batch_once_warm() {
+    let config = TracerConfig {
+        endpoint: Some("discard:".to_string()),
+        install_signal_handlers: false,
+        max_export_batch_size: 64,
+        schedule_delay: Duration::from_millis(1),
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::new(config).expect("tracer");
+    // Warm: the request buffers and the views' vector have grown.
+    batches(&tracer, 20);
+    WATCHED.store(thread_named("spanguard-export"), Ordering::SeqCst);
+    batches(&tracer, 200);
+    WATCHED.store(0, Ordering::SeqCst);
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 220 * 64, "{stats:?}");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "allocations on the exporter thread over 200 batches"
+    );
+}
