@@ -9,6 +9,13 @@
 //! thread now takes slots from its own cache, a line only it writes, and
 //! touches the stack's head once every `CACHE_SLOTS` spans.
 //!
+//! A thread finds its cache in a small table of the stack's, indexed by a
+//! hash of its thread pointer and checked against the cache's owner
+//! (`hinted_cache`), and falls back to its thread-local only when the
+//! table does not name it: from a shared library, a thread-local is a call
+//! to `__tls_get_addr`. A begin with its attributes took 0.90 of the time
+//! (`make bench-compare`, 7 pairs, 7 of 7 faster), other rows unchanged.
+//!
 //! What a cache must not break:
 //! - **Counting.** `spans_begun` was the stack's pop count. A slot in a
 //!   cache is popped but not begun, so the count is now pops, less the
@@ -77,10 +84,25 @@ impl Cache {
     }
 }
 
+/// Entries of the hint table (`FreeSlots::hints`).
+const HINTS: usize = 256;
+
+/// A thread's entry in the hint table: thread pointers are the addresses
+/// of thread control blocks, at least a page apart, and the high bits of a
+/// Fibonacci product spread them.
+#[inline(always)]
+fn hint_index(thread: usize) -> usize {
+    ((thread as u64 >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % HINTS
+}
+
 /// The free slots of one slab.
 pub struct FreeSlots {
     pub stack: FreeStack,
     caches: Box<[Cache]>,
+    /// Cache number + 1 by thread pointer (`hint_index`), 0 for none: a
+    /// recording thread finds its cache here. Read by every begin, written
+    /// when a thread first records (or its entry's cache was given back).
+    hints: Box<[std::sync::atomic::AtomicU8]>,
     /// Slots caches gave back unused: pops that began no span.
     returned: AtomicU64,
     /// Names this stack for the life of the process (an address may be
@@ -97,6 +119,7 @@ impl FreeSlots {
         Arc::new(FreeSlots {
             stack: FreeStack::full(capacity),
             caches: (0..caches).map(|_| Cache::new()).collect(),
+            hints: (0..HINTS).map(|_| Default::default()).collect(),
             returned: AtomicU64::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -160,6 +183,36 @@ impl FreeSlots {
         self.caches
             .get((number as usize).wrapping_sub(1))
             .map(|c| &c.owner)
+    }
+
+    /// The cache this thread claimed, if the hint table names it: one
+    /// entry read and the cache's owner compared with this thread, in
+    /// place of the thread-local lookup (a call to `__tls_get_addr` from a
+    /// shared library).
+    #[inline(always)]
+    fn hinted_cache(&self, thread: usize) -> Option<usize> {
+        let number = self.hints[hint_index(thread)].load(Ordering::Relaxed);
+        let cache = self.caches.get((number as usize).wrapping_sub(1))?;
+        // Only the claiming thread stores its pointer there, and clears it
+        // before giving the cache back: a match is this thread's claim.
+        (thread != 0 && cache.owner.thread.load(Ordering::Relaxed) == thread)
+            .then_some(number as usize - 1)
+    }
+
+    /// Names cache `i` for `thread` in the hint table, unless the entry
+    /// names another live thread's (two threads sharing an entry would
+    /// otherwise take it from each other on every span: the second keeps
+    /// the thread-local lookup).
+    fn hint(&self, thread: usize, i: usize) {
+        let entry = &self.hints[hint_index(thread)];
+        let current = entry.load(Ordering::Relaxed);
+        let taken = self
+            .caches
+            .get((current as usize).wrapping_sub(1))
+            .is_some_and(|c| c.owner.thread.load(Ordering::Relaxed) != 0);
+        if !taken && thread != 0 {
+            entry.store(i as u8 + 1, Ordering::Relaxed);
+        }
     }
 
     /// Claims a free cache for this thread, which then owns the spans
@@ -236,13 +289,28 @@ pub struct Taken {
 /// refilled from the stack when empty; None when the stack is empty too.
 #[inline]
 pub fn take(slots: &Arc<FreeSlots>) -> Option<Taken> {
+    let thread = bias::this_thread();
+    if let Some(i) = slots.hinted_cache(thread) {
+        return take_from(slots, Some(i));
+    }
+    take_by_thread_local(slots, thread)
+}
+
+/// `take` for a thread the hint table did not name: its cache through its
+/// thread-local, which it then names in the table if the entry is free.
+#[cold]
+#[inline(never)]
+fn take_by_thread_local(slots: &Arc<FreeSlots>, thread: usize) -> Option<Taken> {
     THREAD
         .try_with(|t| {
             let held = &t.0[0];
-            if held.id.get() == slots.id {
-                return take_from(slots, held.cache.get());
+            if held.id.get() != slots.id {
+                return take_switching(slots, t);
             }
-            take_switching(slots, t)
+            if let Some(i) = held.cache.get() {
+                slots.hint(thread, i);
+            }
+            take_from(slots, held.cache.get())
         })
         // This thread is exiting (a span begun by another thread-local's
         // destructor): straight from the stack.
@@ -346,6 +414,69 @@ mod tests {
         }
         assert_eq!(all.len(), 1024);
         assert_eq!(slots.taken(), 1124);
+    }
+
+    /// A made-up thread pointer with the same hint entry as `thread`.
+    fn sharing_an_entry_with(thread: usize) -> usize {
+        (1..)
+            .map(|k: usize| thread.wrapping_add(k << 12))
+            .find(|&t| hint_index(t) == hint_index(thread))
+            .expect("one")
+    }
+
+    #[test]
+    fn a_thread_finds_its_cache_by_the_hint_table_and_no_other_thread_does() {
+        let slots = FreeSlots::full(1024);
+        let here = bias::this_thread();
+        assert_eq!(slots.hinted_cache(here), None);
+        take(&slots).expect("slot"); // claims a cache
+        take(&slots).expect("slot"); // names it in the table
+        let mine = slots.hinted_cache(here).expect("named");
+        assert_eq!(
+            slots.caches[mine].owner.thread.load(Ordering::Relaxed),
+            here
+        );
+        // Another thread on the same entry is not given this cache, and
+        // does not take the entry from a live owner.
+        let other = sharing_an_entry_with(here);
+        assert_eq!(slots.hinted_cache(other), None);
+        slots.hint(other, (mine + 1) % slots.cache_count());
+        assert_eq!(slots.hinted_cache(here), Some(mine));
+        // Taking through the table is taking from this thread's cache.
+        let len = slots.caches[mine].len.load(Ordering::Relaxed);
+        take(&slots).expect("slot");
+        assert_eq!(slots.caches[mine].len.load(Ordering::Relaxed), len - 1);
+    }
+
+    #[test]
+    fn an_exited_threads_entry_names_no_cache_and_goes_to_the_next_thread() {
+        let slots = FreeSlots::full(1024);
+        let s = Arc::clone(&slots);
+        let gone = std::thread::spawn(move || {
+            take(&s).expect("slot");
+            take(&s).expect("slot");
+            let here = bias::this_thread();
+            assert!(s.hinted_cache(here).is_some());
+            here
+        })
+        .join()
+        .expect("thread");
+        // Its cache was given back: a thread that gets its pointer (or one
+        // that shares its entry) is not given that cache.
+        assert_eq!(slots.hinted_cache(gone), None);
+        let entry = hint_index(gone);
+        assert_ne!(slots.hints[entry].load(Ordering::Relaxed), 0);
+        // This thread's cache, named for a pointer on that entry.
+        take(&slots).expect("slot");
+        let here = bias::this_thread();
+        take(&slots).expect("slot");
+        let mine = slots.hinted_cache(here).expect("named");
+        let next = sharing_an_entry_with(gone);
+        slots.hint(next, mine);
+        assert_eq!(
+            slots.hints[entry].load(Ordering::Relaxed) as usize,
+            mine + 1
+        );
     }
 
     #[test]
