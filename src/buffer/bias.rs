@@ -44,15 +44,30 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
-/// The part of a thread's cache of free slots that the biased lock uses:
-/// on the cache's own line, written only by its claiming thread (and
-/// `thread` by the claim and release).
-#[derive(Default)]
+/// The part of a thread's cache of free slots that the biased lock uses.
+/// `thread` is written only by the claim and the release, and read by
+/// other threads (one whose entry in the slot cache's hint table names
+/// this cache, a caller on a biased span), so it has a line to itself
+/// (with the cache's claim word): `busy`, written on every call, would
+/// make each such read a transfer between cores.
+#[repr(C)]
 pub struct Owner {
     /// The claiming thread's pointer (`this_thread`), 0 while unclaimed.
     pub thread: AtomicUsize,
+    _to_line: [u8; 56],
     /// The slot number + 1 the owner is writing under its bias, 0 for none.
+    /// Written only by the claiming thread.
     pub busy: AtomicU32,
+}
+
+impl Default for Owner {
+    fn default() -> Owner {
+        Owner {
+            thread: AtomicUsize::new(0),
+            _to_line: [0; 56],
+            busy: AtomicU32::new(0),
+        }
+    }
 }
 
 /// This thread's identity: its thread pointer (the address of its thread

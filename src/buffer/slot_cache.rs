@@ -13,8 +13,12 @@
 //! hash of its thread pointer and checked against the cache's owner
 //! (`hinted_cache`), and falls back to its thread-local only when the
 //! table does not name it: from a shared library, a thread-local is a call
-//! to `__tls_get_addr`. A begin with its attributes took 0.90 of the time
+//! to `__tls_get_addr`. A begin with its attributes took 0.92 of the time
 //! (`make bench-compare`, 7 pairs, 7 of 7 faster), other rows unchanged.
+//! An entry is taken over unless another live thread of that entry holds
+//! it: one left naming a cache another thread claimed since sent two
+//! threads to each other's cache lines on every span (two threads' spans
+//! 114-122 ns with the exporter idle, against 75-80; `make bench-threads`).
 //!
 //! What a cache must not break:
 //! - **Counting.** `spans_begun` was the stack's pop count. A slot in a
@@ -59,17 +63,19 @@ const MAX_CACHES: usize = 64;
 /// alternates between two tracers keeps both.
 const CACHES_PER_THREAD: usize = 2;
 
-/// One thread's cache, on lines of its own.
-#[repr(align(128))]
+/// One thread's cache, on lines of its own: the first holds what changes
+/// only as threads claim and give it back (`claimed`, `owner.thread`),
+/// read by other threads; the rest what its thread writes per span.
+#[repr(C, align(128))]
 struct Cache {
     /// Whether a thread has claimed it.
     claimed: AtomicU32,
-    /// Slots in `slots[..len]`; the next one taken is `slots[len - 1]`.
-    /// Written only by the thread that claimed the cache.
-    len: AtomicU32,
     /// The claiming thread, and what it writes under a span's bias
     /// (`bias`): slots taken from this cache are biased to it.
     owner: Owner,
+    /// Slots in `slots[..len]`; the next one taken is `slots[len - 1]`.
+    /// Written only by the thread that claimed the cache.
+    len: AtomicU32,
     slots: [AtomicU32; CACHE_SLOTS],
 }
 
@@ -95,6 +101,13 @@ fn hint_index(thread: usize) -> usize {
     ((thread as u64 >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % HINTS
 }
 
+/// The hint table, on lines of its own: every begin reads it, and a line
+/// shared with memory another thread writes would move between cores on
+/// every span (a heap neighbour did: two threads' spans took 114-122 ns
+/// with the exporter idle against 75-80 before the table).
+#[repr(align(128))]
+struct Hints([std::sync::atomic::AtomicU8; HINTS]);
+
 /// The free slots of one slab.
 pub struct FreeSlots {
     pub stack: FreeStack,
@@ -102,7 +115,7 @@ pub struct FreeSlots {
     /// Cache number + 1 by thread pointer (`hint_index`), 0 for none: a
     /// recording thread finds its cache here. Read by every begin, written
     /// when a thread first records (or its entry's cache was given back).
-    hints: Box<[std::sync::atomic::AtomicU8]>,
+    hints: Box<Hints>,
     /// Slots caches gave back unused: pops that began no span.
     returned: AtomicU64,
     /// Names this stack for the life of the process (an address may be
@@ -119,7 +132,7 @@ impl FreeSlots {
         Arc::new(FreeSlots {
             stack: FreeStack::full(capacity),
             caches: (0..caches).map(|_| Cache::new()).collect(),
-            hints: (0..HINTS).map(|_| Default::default()).collect(),
+            hints: Box::new(Hints(std::array::from_fn(|_| Default::default()))),
             returned: AtomicU64::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -191,7 +204,7 @@ impl FreeSlots {
     /// shared library).
     #[inline(always)]
     fn hinted_cache(&self, thread: usize) -> Option<usize> {
-        let number = self.hints[hint_index(thread)].load(Ordering::Relaxed);
+        let number = self.hints.0[hint_index(thread)].load(Ordering::Relaxed);
         let cache = self.caches.get((number as usize).wrapping_sub(1))?;
         // Only the claiming thread stores its pointer there, and clears it
         // before giving the cache back: a match is this thread's claim.
@@ -200,17 +213,22 @@ impl FreeSlots {
     }
 
     /// Names cache `i` for `thread` in the hint table, unless the entry
-    /// names another live thread's (two threads sharing an entry would
-    /// otherwise take it from each other on every span: the second keeps
-    /// the thread-local lookup).
+    /// names the cache of another live thread whose entry it is too (two
+    /// threads sharing an entry would otherwise take it from each other on
+    /// every span: the second keeps the thread-local lookup). An entry
+    /// left by a thread that exited, or naming a cache claimed since by a
+    /// thread of another entry, is taken over: kept, it would send this
+    /// thread to its thread-local, and to another cache's line, every span.
     fn hint(&self, thread: usize, i: usize) {
-        let entry = &self.hints[hint_index(thread)];
+        let index = hint_index(thread);
+        let entry = &self.hints.0[index];
         let current = entry.load(Ordering::Relaxed);
-        let taken = self
+        let shared = self
             .caches
             .get((current as usize).wrapping_sub(1))
-            .is_some_and(|c| c.owner.thread.load(Ordering::Relaxed) != 0);
-        if !taken && thread != 0 {
+            .map(|c| c.owner.thread.load(Ordering::Relaxed))
+            .is_some_and(|owner| owner != 0 && owner != thread && hint_index(owner) == index);
+        if !shared && thread != 0 {
             entry.store(i as u8 + 1, Ordering::Relaxed);
         }
     }
@@ -465,7 +483,7 @@ mod tests {
         // that shares its entry) is not given that cache.
         assert_eq!(slots.hinted_cache(gone), None);
         let entry = hint_index(gone);
-        assert_ne!(slots.hints[entry].load(Ordering::Relaxed), 0);
+        assert_ne!(slots.hints.0[entry].load(Ordering::Relaxed), 0);
         // This thread's cache, named for a pointer on that entry.
         take(&slots).expect("slot");
         let here = bias::this_thread();
@@ -474,9 +492,38 @@ mod tests {
         let next = sharing_an_entry_with(gone);
         slots.hint(next, mine);
         assert_eq!(
-            slots.hints[entry].load(Ordering::Relaxed) as usize,
+            slots.hints.0[entry].load(Ordering::Relaxed) as usize,
             mine + 1
         );
+    }
+
+    #[test]
+    fn an_entry_naming_a_cache_now_claimed_by_a_thread_of_another_entry_is_taken_over() {
+        let slots = FreeSlots::full(1024);
+        let s = Arc::clone(&slots);
+        // A thread names its cache (0) in its entry, and exits.
+        let gone = std::thread::spawn(move || {
+            take(&s).expect("slot");
+            take(&s).expect("slot");
+            bias::this_thread()
+        })
+        .join()
+        .expect("thread");
+        let entry = hint_index(gone);
+        assert_eq!(slots.hints.0[entry].load(Ordering::Relaxed), 1);
+        // This thread claims that cache, and names it in its own entry.
+        take(&slots).expect("slot");
+        take(&slots).expect("slot");
+        let here = bias::this_thread();
+        assert_eq!(slots.hinted_cache(here), Some(0));
+        if hint_index(here) == entry {
+            return; // the two share an entry: the case of the test above
+        }
+        // A thread of the old entry is not kept from it by this thread's
+        // claim: else it would read this cache's line on every span.
+        let next = sharing_an_entry_with(gone);
+        slots.hint(next, 1);
+        assert_eq!(slots.hints.0[entry].load(Ordering::Relaxed), 2);
     }
 
     #[test]
