@@ -1,6 +1,8 @@
 /* fork: the child gets a working tracer (one: one exporter thread), handles
  * from before the fork are stale in it, and no span is exported by both
- * processes. Both write to one sink directory (one file per process); the
+ * processes. In the child, a span begun on its thread (biased to it) is
+ * ended on another thread: taking it away needs membarrier in the child,
+ * whatever the kernel carried over of the parent's registration. Both write to one sink directory (one file per process); the
  * parent then counts every span name across all files. After both shut
  * down cleanly, nothing of either is left in the spool directory. */
 #define _POSIX_C_SOURCE 200809L
@@ -8,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +37,10 @@ static int threads_named(const char *prefix) {
     }
     closedir(d);
     return n;
+}
+
+static void *end_here(void *span) {
+    return (void *)(long)spanguard_span_end(*(spanguard_span *)span);
 }
 
 static void emit(spanguard_tracer *t, const char *name, int n) {
@@ -66,6 +73,17 @@ int main(int argc, char **argv) {
     if (pid == 0) {
         CHECK(spanguard_span_end(open_in_parent) == SPANGUARD_RESULT_STALE_SPAN);
         emit(t, "in-child", 30);
+        spanguard_span moved;
+        CHECK(spanguard_span_begin(t, S("moved-in-child"), SPANGUARD_SPAN_NONE, 0, &moved) ==
+              SPANGUARD_RESULT_OK);
+        CHECK(spanguard_span_set_int(moved, S("n"), 1) == SPANGUARD_RESULT_OK);
+        pthread_t other;
+        void *ended = NULL;
+        CHECK(pthread_create(&other, NULL, end_here, &moved) == 0);
+        CHECK(pthread_join(other, &ended) == 0);
+        CHECK((long)ended == SPANGUARD_RESULT_OK);
+        spanguard_result again = spanguard_span_end(moved);
+        CHECK(again == SPANGUARD_RESULT_ALREADY_ENDED || again == SPANGUARD_RESULT_STALE_SPAN);
         CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
         /* One replacement tracer: one exporter thread (named by itself as
          * it starts; it has run by the time the flush returned). */
@@ -89,6 +107,7 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(dir, "\"name\":\"open-at-fork\"") == 1);
     CHECK(count_in_dir(dir, "\"name\":\"after-fork\"") == 20);
     CHECK(count_in_dir(dir, "\"name\":\"in-child\"") == 30);
+    CHECK(count_in_dir(dir, "\"name\":\"moved-in-child\"") == 1);
     spanguard_tracer_free(t);
     return check_summary();
 }
