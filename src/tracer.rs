@@ -768,10 +768,10 @@ impl Tracer {
     /// call past its check that the tracer runs.
     #[inline(always)]
     fn lock_span(&self, s: SpanRef) -> Result<Hold<'_>, SpanError> {
-        match self.pipeline.slab.hold_open(s.slot, s.generation) {
-            Ok(hold) => Ok(hold),
-            Err(e) => Err(self.lock_refused(e)),
-        }
+        self.pipeline
+            .slab
+            .hold_open(s.slot, s.generation)
+            .map_err(|e| self.lock_refused(e))
     }
 
     /// Why a span could not be taken for writing. A call that passed its
@@ -1052,9 +1052,7 @@ impl Tracer {
         // and one that did would hand them back here.
         let mut chunks = Vec::new();
         p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
-        if let Hold::Biased(owner) = hold {
-            crate::buffer::bias::leave(owner);
-        }
+        hold.leave_bias();
         Ok(())
     }
 

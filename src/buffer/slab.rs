@@ -151,6 +151,17 @@ pub enum Hold<'a> {
     Biased(&'a Owner),
 }
 
+impl Hold<'_> {
+    /// Lets go of the bias, if held by it: the owner's word cleared (a
+    /// lock is let go of by whatever header store ends the write).
+    #[inline(always)]
+    pub fn leave_bias(self) {
+        if let Hold::Biased(owner) = self {
+            bias::leave(owner);
+        }
+    }
+}
+
 /// What only the exporter (the one consumer) writes.
 #[repr(align(128))]
 #[derive(Default)]
@@ -466,7 +477,7 @@ impl SpanSlab {
     pub fn release_open(&self, index: u32, generation: u32, hold: Hold) {
         match hold {
             Hold::Locked => self.publish_open(index, generation),
-            Hold::Biased(owner) => bias::leave(owner),
+            Hold::Biased(_) => hold.leave_bias(),
         }
     }
 
@@ -583,9 +594,7 @@ impl SpanSlab {
         record
             .header
             .store(pack_header(generation, STATE_ENDED), Ordering::Release);
-        if let Hold::Biased(owner) = hold {
-            bias::leave(owner);
-        }
+        hold.leave_bias();
         // Always has room: see the module comment.
         // SAFETY: below the length, by the line above (never empty: queue 0
         // is always there).
@@ -982,7 +991,6 @@ mod tests {
     fn take_while_the_owner_writes(
         finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
     ) -> (Result<(), SlotError>, bool) {
-        use std::sync::atomic::AtomicBool;
         let (slab, i, g) = biased_span();
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));

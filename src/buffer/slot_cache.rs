@@ -101,10 +101,8 @@ fn hint_index(thread: usize) -> usize {
     ((thread as u64 >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % HINTS
 }
 
-/// The hint table, on lines of its own: every begin reads it, and a line
-/// shared with memory another thread writes would move between cores on
-/// every span (a heap neighbour did: two threads' spans took 114-122 ns
-/// with the exporter idle against 75-80 before the table).
+/// The hint table, on lines of its own: every begin reads it, so it must
+/// share no line with memory another thread writes per span.
 #[repr(align(128))]
 struct Hints([std::sync::atomic::AtomicU8; HINTS]);
 
@@ -193,9 +191,14 @@ impl FreeSlots {
     /// `Taken::cache`); None for 0 or a number past the caches.
     #[inline(always)]
     pub fn owner(&self, number: u8) -> Option<&Owner> {
-        self.caches
-            .get((number as usize).wrapping_sub(1))
-            .map(|c| &c.owner)
+        self.numbered(number).map(|c| &c.owner)
+    }
+
+    /// Cache `number` (1-based, 0 for none), as spans and the hint table
+    /// name caches.
+    #[inline(always)]
+    fn numbered(&self, number: u8) -> Option<&Cache> {
+        self.caches.get((number as usize).wrapping_sub(1))
     }
 
     /// The cache this thread claimed, if the hint table names it: one
@@ -205,7 +208,7 @@ impl FreeSlots {
     #[inline(always)]
     fn hinted_cache(&self, thread: usize) -> Option<usize> {
         let number = self.hints.0[hint_index(thread)].load(Ordering::Relaxed);
-        let cache = self.caches.get((number as usize).wrapping_sub(1))?;
+        let cache = self.numbered(number)?;
         // Only the claiming thread stores its pointer there, and clears it
         // before giving the cache back: a match is this thread's claim.
         (thread != 0 && cache.owner.thread.load(Ordering::Relaxed) == thread)
@@ -224,8 +227,7 @@ impl FreeSlots {
         let entry = &self.hints.0[index];
         let current = entry.load(Ordering::Relaxed);
         let shared = self
-            .caches
-            .get((current as usize).wrapping_sub(1))
+            .numbered(current)
             .map(|c| c.owner.thread.load(Ordering::Relaxed))
             .is_some_and(|owner| owner != 0 && owner != thread && hint_index(owner) == index);
         if !shared && thread != 0 {
@@ -315,7 +317,7 @@ pub fn take(slots: &Arc<FreeSlots>) -> Option<Taken> {
 }
 
 /// `take` for a thread the hint table did not name: its cache through its
-/// thread-local, which it then names in the table if the entry is free.
+/// thread-local, which it then names in the table (`hint` says when not).
 #[cold]
 #[inline(never)]
 fn take_by_thread_local(slots: &Arc<FreeSlots>, thread: usize) -> Option<Taken> {

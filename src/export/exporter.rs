@@ -768,7 +768,6 @@ fn wait_calibrating(
     }
 }
 
-/// Adds what each record could not hold to the tracer's counters.
 /// The allocation of a `Vec<SpanView>`, kept between requests. A view
 /// borrows the slab for as long as a request is encoded, so the exporter
 /// cannot keep the views themselves: it keeps an empty vector's memory and
@@ -802,6 +801,7 @@ impl ViewBuffer {
     }
 }
 
+/// Adds what each record could not hold to the tracer's counters.
 fn count_record_losses(stats: &Stats, views: &[SpanView]) {
     let (mut attrs, mut events, mut links, mut truncated, mut replaced) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
