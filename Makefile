@@ -26,7 +26,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads soak demo venv install clean
+        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -325,6 +325,15 @@ build/bench/threads: bench/c/threads.c bench/c/common.h include/spanguard.h buil
 # where two threads' time goes).
 bench-threads: build/bench/threads
 	build/bench/threads
+
+build/bench/host_state: bench/c/host_state.c bench/c/common.h include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+# The recording path's speed beside the core's state, sample by sample
+# (BENCHMARKS.md, "What the host's slow state is").
+bench-host-state: build/bench/host_state
+	build/bench/host_state
 
 build/bench/startup: bench/c/startup.c include/spanguard.h build
 	mkdir -p build/bench

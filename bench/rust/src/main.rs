@@ -5,6 +5,7 @@
 //!                 [--sink] [--cpu URL [--spanguard-only]]
 
 mod cpu;
+mod host;
 mod sink;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -140,6 +141,42 @@ struct Figures {
     ns: f64,
     allocs: f64,
     exported_share: f64,
+}
+
+/// One round of the begin+3 attrs+end row: the core's issue width around
+/// it (`host::issue_width`, the lower of a probe before and one after)
+/// and the round's own ratios, SDK / C ABI.
+struct RoundState {
+    width: Option<f64>,
+    ratio_busy: f64,
+    ratio_idle: f64,
+}
+
+/// The begin+3 attrs+end ratios by the state of the core: each round with
+/// its probe (a core whose other hardware thread is busy measures about
+/// half what it does idle; `make bench-host-state` shows the recording
+/// path's cost against it sample by sample).
+fn host_state_line(rounds: &[RoundState]) -> String {
+    if rounds.iter().all(|r| r.width.is_none()) {
+        return "- the core's state during the begin+3 attrs+end rounds: no probe on this architecture".into();
+    }
+    let mut by_width: Vec<&RoundState> = rounds.iter().collect();
+    by_width.sort_by(|a, b| a.width.unwrap_or(0.0).total_cmp(&b.width.unwrap_or(0.0)));
+    let each: Vec<String> = by_width
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.1} / {:.2} / {:.2}",
+                r.width.unwrap_or(f64::NAN),
+                r.ratio_busy,
+                r.ratio_idle
+            )
+        })
+        .collect();
+    format!(
+        "- the core's state during the begin+3 attrs+end rounds (bench/rust/src/host.rs: independent additions a cycle, about 4 on an idle AMD Zen 3 core, about half while the core's other hardware thread is busy), each round as probe / ratio SDK / C ABI (b) / ratio SDK / C ABI (a), narrowest probe first: {}",
+        each.join(", ")
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -942,6 +979,7 @@ fn main() {
     let (mut single, mut two) = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
     // The exporter's share of a sample's spans during it, C ABI rows.
     let (mut busy_shares, mut idle_shares) = (Vec::new(), Vec::new());
+    let mut attrs3_rounds = Vec::new();
     for case in [
         Case::BeginEnd,
         Case::Attrs3,
@@ -953,10 +991,21 @@ fn main() {
         let (mut rust, mut c_busy, mut c_idle, mut otel) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
+            let before = host::issue_width();
             rust.push(bench_spanguard_rust(case, Regime::Busy, samples, n));
             c_busy.push(bench_spanguard_c(case, Regime::Busy, samples, n));
             otel.push(bench_otel(case, samples, n));
             c_idle.push(bench_spanguard_c(case, Regime::Idle, samples, n));
+            if case == Case::Attrs3 {
+                // The core's state around the round: the lower of the two.
+                let width = before.zip(host::issue_width()).map(|(x, y)| x.min(y));
+                let last = c_busy.len() - 1;
+                attrs3_rounds.push(RoundState {
+                    width,
+                    ratio_busy: otel[last].0 / c_busy[last].ns,
+                    ratio_idle: otel[last].0 / c_idle[last].ns,
+                });
+            }
         }
         let (r, cb, ci) = (medians(&rust), medians(&c_busy), medians(&c_idle));
         let on = median(otel.iter().map(|o| o.0).collect());
@@ -1031,6 +1080,7 @@ fn main() {
         single.0,
         two.0 / single.0
     );
+    println!("{}", host_state_line(&attrs3_rounds));
     println!();
     llm_rows(rounds, samples, quick);
     let otel_exported = OTEL_EXPORTED.load(Ordering::Relaxed);
