@@ -64,6 +64,17 @@ static inline double bench_median(double *v, int n) {
     return v[n / 2];
 }
 
+/* One benchmark span through the calls a C program makes: begin, the
+ * three attributes one call each, end. */
+static inline void bench_span_attrs3(spanguard_tracer *t, long i) {
+    spanguard_span s;
+    spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
+    spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
+    spanguard_span_set_string(s, "gen_ai.request.model", 20, "gpt-4o", 6);
+    spanguard_span_set_bool(s, "stream", 6, true);
+    spanguard_span_end(s);
+}
+
 static inline void bench_attributes(spanguard_attribute a[3], long i) {
     memset(a, 0, 3 * sizeof a[0]);
     a[0].key = "gen_ai.usage.input_tokens";

@@ -57,12 +57,7 @@ static double probe(void) { return 0; }
 
 static void spans(spanguard_tracer *t, long n) {
     for (long i = 0; i < n; i++) {
-        spanguard_span s;
-        spanguard_span_begin(t, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
-        spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
-        spanguard_span_set_string(s, "gen_ai.request.model", 20, "gpt-4o", 6);
-        spanguard_span_set_bool(s, "stream", 6, true);
-        spanguard_span_end(s);
+        bench_span_attrs3(t, i);
     }
 }
 
