@@ -134,6 +134,28 @@ mod tests {
     }
 
     #[test]
+    fn ids_from_two_threads_do_not_repeat() {
+        // 2 x 100,000 span ids and trace ids: a repeat would mean a broken
+        // generator (a birthday repeat among 64-bit numbers is ~1e-9 here).
+        let draw = || {
+            (0..100_000)
+                .map(|_| {
+                    let (trace, span) = new_root_ids();
+                    (u128::from_be_bytes(trace), u64::from_be_bytes(span))
+                })
+                .collect::<Vec<_>>()
+        };
+        let other = std::thread::spawn(draw);
+        let mine = draw();
+        let all: Vec<_> = mine.into_iter().chain(other.join().unwrap()).collect();
+        let traces: std::collections::HashSet<u128> = all.iter().map(|a| a.0).collect();
+        let spans: std::collections::HashSet<u64> = all.iter().map(|a| a.1).collect();
+        assert_eq!(traces.len(), all.len());
+        assert_eq!(spans.len(), all.len());
+        assert!(!traces.contains(&0) && !spans.contains(&0));
+    }
+
+    #[test]
     fn hex_round_trips() {
         let id = [0xde, 0xad, 0xbe, 0xef];
         let mut hex = [0u8; 8];
