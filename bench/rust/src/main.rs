@@ -991,7 +991,7 @@ fn main() {
         let (mut rust, mut c_busy, mut c_idle, mut otel) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let before = host::issue_width();
+            let before = (case == Case::Attrs3).then(host::issue_width).flatten();
             rust.push(bench_spanguard_rust(case, Regime::Busy, samples, n));
             c_busy.push(bench_spanguard_c(case, Regime::Busy, samples, n));
             otel.push(bench_otel(case, samples, n));
