@@ -17,7 +17,9 @@ pub struct RequestEncoder {
     budget: usize,
     proto: OtlpProtoEncoder,
     json: OtlpJsonEncoder,
-    gzip_writer: GzipWriter,
+    /// Made at the first request that needs it: a deflate state is about
+    /// 260 KiB that the file sink and uncompressed requests never use.
+    gzip_writer: Option<GzipWriter>,
     encoded: Vec<u8>,
     compressed: Vec<u8>,
     /// Bytes encoded so far, parts that did not fit included (the cost
@@ -33,7 +35,7 @@ impl RequestEncoder {
             budget,
             proto: OtlpProtoEncoder::new(),
             json: OtlpJsonEncoder::new(),
-            gzip_writer: GzipWriter::new(),
+            gzip_writer: None,
             encoded: Vec::with_capacity((batch * 512).min(budget)),
             compressed: Vec::with_capacity((batch * 128).min(budget)),
             encoded_total: 0,
@@ -87,6 +89,7 @@ impl RequestEncoder {
         }
         if self.gzip {
             self.gzip_writer
+                .get_or_insert_with(GzipWriter::new)
                 .compress(&self.encoded, &mut self.compressed);
         }
         n
@@ -122,7 +125,7 @@ impl RequestEncoder {
 
     /// The gzip state, lent to whoever must gzip a split request again.
     pub fn gzip_writer(&mut self) -> &mut GzipWriter {
-        &mut self.gzip_writer
+        self.gzip_writer.get_or_insert_with(GzipWriter::new)
     }
 }
 
@@ -209,5 +212,27 @@ mod tests {
                 enc.encoded_total()
             );
         }
+    }
+
+    #[test]
+    fn the_deflate_state_is_made_only_for_gzipped_requests() {
+        let resource = ResourceInfo::new("gzip", &[]);
+        let mut plain = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 512);
+        plain.encode_prefix(&resource, &[]);
+        assert!(plain.gzip_writer.is_none(), "no deflate state without gzip");
+        let mut gzipped = RequestEncoder::new(BodyFormat::Protobuf, true, 1 << 20, 512);
+        assert!(
+            gzipped.gzip_writer.is_none(),
+            "none before the first request"
+        );
+        gzipped.encode_prefix(&resource, &[]);
+        assert!(gzipped.gzip_writer.is_some());
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(gzipped.body()),
+            &mut inflated,
+        )
+        .expect("a gzip member");
+        assert_eq!(inflated, plain.body(), "the same request, gzipped");
     }
 }
