@@ -144,6 +144,10 @@ impl Exporter {
                 .diagnostics
                 .info(&format!("no endpoint configured: writing spans to {path}"));
         }
+        // Before any request: the crash handler writes the one in flight there.
+        if let Some(crash) = &p.crash_file {
+            let _ = crash.prepare_batch();
+        }
         // What earlier processes left: crash dumps and flight files, then the
         // spool.
         self.guarded(|e| e.recover_leftovers());

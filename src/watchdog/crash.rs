@@ -24,8 +24,9 @@ pub const CRASH_SIGNALS: [libc::c_int; 5] = [
 ];
 
 /// Makes a tracer's crash files in `dir`: the slot dump (`.sgdump-pending`,
-/// published as `.sgdump`) and the file for the batch in flight, which is
-/// published as an ordinary spool file.
+/// published as `.sgdump`) now, and names the file for the batch in flight
+/// (`.sgspool-pending`, published as an ordinary spool file), which the
+/// exporter makes (`CrashFile::prepare_batch`).
 pub fn create_crash_file(
     dir: &Path,
     tracer_tag: u64,
@@ -41,11 +42,12 @@ pub fn create_crash_file(
         &dir.join(format!("{stem}.sgdump-pending")),
         &dir.join(format!("{stem}.sgdump")),
     )?;
-    let batch = PreparedFile::create(
-        &dir.join(format!("{stem}.sgspool-pending")),
-        &dir.join(format!("{stem}{}", crate::export::spool::SUFFIX)),
-    )?;
-    Ok(CrashFile::new(slots, batch, header))
+    Ok(CrashFile::new(
+        slots,
+        dir.join(format!("{stem}.sgspool-pending")),
+        dir.join(format!("{stem}{}", crate::export::spool::SUFFIX)),
+        header,
+    ))
 }
 
 /// Writes a pipeline's live slots and its batch in flight, once per
@@ -68,9 +70,11 @@ fn dump(p: &Pipeline, signal: libc::c_int) {
 /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
 fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
     let body = p.in_flight.body.load(Ordering::Acquire);
-    if body.is_null() {
+    // The exporter made the file before it published any body; without
+    // one, the batch's spans are in the slots just dumped.
+    let (false, Some(batch)) = (body.is_null(), crash.batch()) else {
         return;
-    }
+    };
     let len = p.in_flight.len.load(Ordering::Relaxed);
     let flags = p.in_flight.flags.load(Ordering::Relaxed);
     let format = if flags & 1 != 0 {
@@ -84,13 +88,11 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
         p.in_flight.spans.load(Ordering::Relaxed),
         len,
     );
-    crash.batch.write_all(&header);
+    batch.write_all(&header);
     // SAFETY: the exporter keeps this buffer alive and unchanged while
     // the pointer is published.
-    crash
-        .batch
-        .write_all(unsafe { std::slice::from_raw_parts(body, len) });
-    crash.batch.publish();
+    batch.write_all(unsafe { std::slice::from_raw_parts(body, len) });
+    batch.publish();
 }
 
 /// For a process that `signal` may end: flushes within `timeout`, then
