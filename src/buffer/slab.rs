@@ -227,11 +227,7 @@ impl SpanSlab {
         // that would fault in the whole slab at start.
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
         let free = FreeSlots::full(capacity);
-        let ended = (0..=free.cache_count())
-            .map(|_| EndedQueue::new(capacity))
-            .collect::<io::Result<Box<[EndedQueue]>>>()?;
-        // The shared queue now, as before; a cache's when it is first used.
-        ended[0].populate();
+        let ended = EndedQueue::many(free.cache_count() + 1, capacity)?;
         Ok(SpanSlab {
             base,
             capacity,
@@ -383,6 +379,14 @@ impl SpanSlab {
             self.queues_in_use
                 .fetch_max(cache as u32 + 1, Ordering::Relaxed);
         }
+    }
+
+    /// Faults in the shared queue's pages (a cache's are when the cache is
+    /// first used): the exporter's first act, not `new`'s, 20 us of
+    /// `spanguard_tracer_new` on a VM. A thread that pushes before then
+    /// faults the pages it writes, as zeroed cells are an empty queue.
+    pub fn populate_shared_queue(&self) {
+        self.ended[0].populate();
     }
 
     /// The queues the exporter looks at.

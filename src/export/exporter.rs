@@ -144,6 +144,7 @@ impl Exporter {
                 .diagnostics
                 .info(&format!("no endpoint configured: writing spans to {path}"));
         }
+        p.slab.populate_shared_queue();
         // Before any request: the crash handler writes the one in flight there.
         if let Some(crash) = &p.crash_file {
             let _ = crash.prepare_batch();
