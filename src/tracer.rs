@@ -103,6 +103,7 @@ fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<
     if uses_sink {
         dirs.push(("sink_dir (SPANGUARD_SINK_DIR)", &config.sink_dir));
     }
+    let mut checked: Vec<&std::path::PathBuf> = Vec::with_capacity(4);
     for (setting, dir) in dirs {
         // The default state directory is ours too: another user who made
         // it first (it may be in a shared /tmp) would control what is in
@@ -112,6 +113,13 @@ fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<
             &state,
         ));
         for (name, d) in own_root.into_iter().chain([(setting, dir)]) {
+            // Each directory once: by default the state directory is the
+            // root of both, and a sink in the spool directory is common
+            // (6-7 system calls a check).
+            if checked.contains(&d) {
+                continue;
+            }
+            checked.push(d);
             if let Err(e) = files::ensure_private_dir(d)
                 && files::is_foreign_directory(&e)
             {
