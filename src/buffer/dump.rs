@@ -753,6 +753,17 @@ mod tests {
         d
     }
 
+    /// A crash file of service "svc" in `dir`: slots to `a`, the batch to `b`.
+    fn crash_file_in(dir: &Path) -> CrashFile {
+        let slots = PreparedFile::create(&dir.join("a-pending"), &dir.join("a")).expect("slots");
+        CrashFile::new(
+            slots,
+            dir.join("b-pending"),
+            dir.join("b"),
+            DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
+        )
+    }
+
     fn open(path: &Path) -> Result<DumpReader, DumpError> {
         let (file, _) = LockedFile::lock(std::fs::File::open(path).expect("open"));
         DumpReader::open(file, 42)
@@ -789,13 +800,7 @@ mod tests {
                 slab.publish_open(i, g);
             }
         }
-        let slots = PreparedFile::create(&dir.join("a-pending"), &dir.join("a")).expect("slots");
-        let crash = CrashFile::new(
-            slots,
-            dir.join("b-pending"),
-            dir.join("b"),
-            DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
-        );
+        let crash = crash_file_in(&dir);
         crash.dump_slots(&slab, &pool, libc::SIGTERM);
         let mut reader = open(&dir.join("a")).expect("readable");
         assert_eq!(reader.header().service_name(), "svc");
@@ -824,13 +829,7 @@ mod tests {
     #[test]
     fn the_batch_file_is_made_when_the_exporter_asks_and_removed_with_the_dump() {
         let dir = temp_dir("batch");
-        let slots = PreparedFile::create(&dir.join("a-pending"), &dir.join("a")).expect("slots");
-        let crash = CrashFile::new(
-            slots,
-            dir.join("b-pending"),
-            dir.join("b"),
-            DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &[]),
-        );
+        let crash = crash_file_in(&dir);
         assert!(crash.batch().is_none() && !dir.join("b-pending").exists());
         crash.prepare_batch().expect("made");
         // Once: a second call keeps the file (and its lock) it made.
