@@ -440,13 +440,10 @@ impl Tracer {
             frozen_from: Default::default(),
             end_check_mask,
         });
-        let exporter_pipeline = Arc::clone(&pipeline);
+        let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
             .name("spanguard-export".to_string())
-            // Built on its own thread: the first writes to its encoders'
-            // buffers fault pages in, 0.15-0.2 ms of the caller's start-up
-            // on a VM when it was built here. Nothing records through it.
-            .spawn(move || Exporter::new(exporter_pipeline, transport, file_sink).run())
+            .spawn(move || exporter.run())
             .map_err(TracerError::Io)?;
         if let Ok(mut slot) = pipeline.exporter_thread.lock() {
             *slot = Some(handle);
