@@ -25,8 +25,9 @@
 //! 0.99 to 1.00), begin + end alone 1.03 with the exporter busy. (One
 //! line per position in turn, a full stride, did as well for two threads
 //! but cost one thread 1-4%: 8 times the lines for the exporter to take
-//! back.) The cells start on a page (their own mapping), so that a line
-//! of cells is one line of the cache.
+//! back.) The cells start on a page (a slab's queues share one mapping,
+//! each from a page boundary), so that a line of cells is one line of the
+//! cache.
 //!
 //! A cell at position `p` (counting every push ever made) is free for the
 //! push of `p` when it holds `lap(p)`, the position its lap starts at, and
