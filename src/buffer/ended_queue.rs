@@ -109,10 +109,11 @@ impl EndedQueue {
             .max(4 * CELLS_PER_LINE as usize);
         let map_len = len * std::mem::size_of::<Cell>();
         let stride = map_len.next_multiple_of(PAGE_BYTES);
-        let total = stride * count.max(1);
+        let count = count.max(1);
+        let total = stride * count;
         let start = super::mapping::map(total, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)?;
         debug_assert_eq!(start.as_ptr() as usize % LINE_BYTES, 0);
-        Ok((0..count.max(1))
+        Ok((0..count)
             .map(|i| EndedQueue {
                 // SAFETY: i * stride + map_len <= total, inside the mapping.
                 cells: unsafe { start.add(i * stride) }.cast(),

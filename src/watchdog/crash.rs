@@ -70,9 +70,12 @@ fn dump(p: &Pipeline, signal: libc::c_int) {
 /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
 fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
     let body = p.in_flight.body.load(Ordering::Acquire);
+    if body.is_null() {
+        return;
+    }
     // The exporter made the file before it published any body; without
     // one, the batch's spans are in the slots just dumped.
-    let (false, Some(batch)) = (body.is_null(), crash.batch()) else {
+    let Some(batch) = crash.batch() else {
         return;
     };
     let len = p.in_flight.len.load(Ordering::Relaxed);
