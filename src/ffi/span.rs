@@ -132,7 +132,7 @@ fn begin_opts<A: AttributeSource + ?Sized>(
     let t = unsafe { &*tracer };
     let Some(inner) = &t.tracer else {
         // SAFETY: out is non-null (checked by callers).
-        unsafe { out.write(pass_through(opts)) };
+        unsafe { out.write(pass_through(opts.parent, opts.tracestate)) };
         return spanguard_result::NonRecording;
     };
     match inner.begin_ex(opts) {
@@ -148,10 +148,13 @@ fn begin_opts<A: AttributeSource + ?Sized>(
 /// A disabled tracer's span: OpenTelemetry's non-recording span that
 /// carries its parent's context, so what came in goes out unchanged. A
 /// root span has no context to pass on (`SPANGUARD_SPAN_NONE`); a child of
-/// a pass-through span is that same span.
+/// a pass-through span is that same span. Takes the two options it reads,
+/// not the options: a reference to them made every begin write them all
+/// to the stack first (about 20 stores).
 #[cold]
-fn pass_through<A: AttributeSource + ?Sized>(opts: &BeginOptions<A>) -> spanguard_span {
-    let (trace_id, span_id, trace_flags) = match opts.parent {
+#[inline(never)]
+fn pass_through(parent: Parent, tracestate: &[u8]) -> spanguard_span {
+    let (trace_id, span_id, trace_flags) = match parent {
         Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags),
         Parent::Explicit(ids) => (ids.trace_id, ids.span_id, ids.trace_flags),
         Parent::Local(s) => return pack(0, s),
@@ -161,7 +164,7 @@ fn pass_through<A: AttributeSource + ?Sized>(opts: &BeginOptions<A>) -> spanguar
         trace_id,
         span_id,
         trace_flags,
-        tracestate: Tracestate::parse(opts.tracestate).unwrap_or_default(),
+        tracestate: Tracestate::parse(tracestate).unwrap_or_default(),
     };
     let (index, generation) = passthrough::store(&context);
     pack(
