@@ -305,7 +305,7 @@ impl SpanSlab {
         // also says which slots it will take next.
         let slot_cache::Taken {
             index,
-            next: [next, after],
+            prefetch: [soon, later],
             cache,
         } = slot_cache::take(&self.free)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
@@ -313,20 +313,20 @@ impl SpanSlab {
         if index >= self.populated.load(Ordering::Relaxed) {
             self.populate_through(index);
         }
-        // The exporter freed the next slot, so its lines sit in the
-        // exporter's cache: start moving them here now, so that the next
-        // span does not wait for them. Every line a span writes and this
+        // The exporter freed the slots to come, so their lines sit in the
+        // exporter's cache: start moving them here now, so that the spans
+        // to come do not wait for them. Every line a span writes and this
         // misses costs a whole transfer between cores, and the compare-
         // exchange of the next attribute call waits for it. Taking the first
         // 128 bytes of the attribute table (6 attributes) and of the arena,
-        // not 64, took a span with 3 attributes from 268 to 130 ns.
-        if let Some(next) = next.filter(|&n| n < self.capacity) {
-            self.prefetch_slot(next);
-            // And the one after it: in a burst that outruns the exporter,
-            // slots come from deep in the stack, their lines from memory,
-            // and one span ahead is not enough to hide that.
-            if let Some(after) = after.filter(|&n| n < self.capacity) {
-                self.prefetch_slot(after);
+        // not 64, took a span with 3 attributes from 268 to 130 ns. Two
+        // spans ahead: in a burst that outruns the exporter, slots come
+        // from deep in the stack, their lines from memory, and one span
+        // ahead is not enough to hide that (`Taken::prefetch` says which).
+        if let Some(soon) = soon.filter(|&n| n < self.capacity) {
+            self.prefetch_slot(soon);
+            if let Some(later) = later.filter(|&n| n < self.capacity) {
+                self.prefetch_slot(later);
             }
         }
         let header = &self.slot(index).header;
