@@ -749,7 +749,7 @@ fn thread_cpu_ns() -> u64 {
 }
 
 /// `signal.wait_for_work_paced(wait, quiet, ready)`, waking on the way only to sample
-/// the clock when its first anchor is due (`span::clock::first_anchor_due_in`):
+/// the clock when an anchor is due (`span::clock::anchor_due_in`):
 /// the wait ends when it would have, and nothing is drained early (a batch
 /// stays whole, an idle exporter idle).
 fn wait_calibrating(
@@ -762,7 +762,7 @@ fn wait_calibrating(
     loop {
         let left = until.saturating_duration_since(Instant::now());
         // A millisecond past it, so that the sample is due when taken.
-        let due = crate::span::clock::first_anchor_due_in()
+        let due = crate::span::clock::anchor_due_in()
             .map(|d| d + Duration::from_millis(1))
             .filter(|d| *d < left);
         signal.wait_for_work_paced(due.unwrap_or(left), std::mem::take(&mut quiet), &ready);

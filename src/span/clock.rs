@@ -15,10 +15,17 @@
 //! re-anchor whose prediction missed the system clock by more than
 //! `MAX_MISS_NS` (a step, or a TSC that is not what the kernel said) drops
 //! back to `clock_gettime` until the next interval has been measured.
-//! Until the first interval is measured, and everywhere the TSC is not the
-//! kernel's clocksource, `now_unix_ns` is plain `clock_gettime`; an
-//! exporter with nothing to do wakes once when that interval is up
-//! (`first_anchor_due_in`), so an idle tracer does not stay on it.
+//!
+//! The first anchor is provisional: measured over `FIRST_INTERVAL_NS`
+//! (10 ms), a few parts in a million off, then refined over
+//! `MIN_INTERVAL_NS` from the same first sample. Spans read
+//! `clock_gettime` only until it is out: a first anchor that waited for
+//! the long interval left a process's first 200 ms on the system clock,
+//! and a process that lives that long (a command-line agent, a test)
+//! never used the TSC at all. Until then, and everywhere the TSC is not
+//! the kernel's clocksource, `now_unix_ns` is plain `clock_gettime`; an
+//! exporter with nothing to do wakes when an anchor is due
+//! (`anchor_due_in`), so an idle tracer does not stay on it.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 
@@ -76,28 +83,38 @@ pub fn recalibrate() {
 
 /// How long until a sample would give the TSC its first anchor (its next
 /// one, after a miss withdrew it), while spans read `clock_gettime` for
-/// want of one; None when there is an anchor or the TSC is not used. An
-/// exporter whose schedule would let it sleep past that wakes then, only to
-/// take the sample: a tracer whose exporter is idle (a long schedule delay,
-/// a quiet start) otherwise read the system clock, 23 ns against 10, twice
-/// a span until its first batch.
-pub fn first_anchor_due_in() -> Option<std::time::Duration> {
+/// want of one, or refine a provisional one; None when the anchor is a
+/// full one or the TSC is not used. An exporter whose schedule would let
+/// it sleep past that wakes then, only to take the sample: a tracer whose
+/// exporter is idle (a long schedule delay, a quiet start) otherwise read
+/// the system clock, 23 ns against 10, twice a span until its first
+/// batch, and kept a provisional anchor's few parts in a million for as
+/// long.
+pub fn anchor_due_in() -> Option<std::time::Duration> {
     #[cfg(target_arch = "x86_64")]
-    return tsc::first_anchor_due_in().map(std::time::Duration::from_nanos);
+    return tsc::anchor_due_in().map(std::time::Duration::from_nanos);
     #[cfg(not(target_arch = "x86_64"))]
     None
 }
 
-/// For a forked child, which has only the forking thread: a calibrator
-/// lock some other parent thread held would stay taken forever, and the
-/// anchor would never be renewed, so the child reads `clock_gettime`.
+/// For a forked child, which has only the forking thread: the calibrator,
+/// which another parent thread may have held at the fork (and left half
+/// written), starts over; the parent's anchor, the same counter and
+/// clock, stays in use meanwhile unless the fork caught it being written.
+/// (The child used to give up the TSC for good: a worker of a pre-fork
+/// server then read `clock_gettime` twice a span for its whole life.)
 pub fn after_fork_in_child() {
     #[cfg(target_arch = "x86_64")]
-    tsc::disable();
+    tsc::reset_in_child();
 }
 
-/// Shortest interval the tick rate is measured over: the two samples'
-/// reading error (tens of ns) over it stays below a part in a million.
+/// The interval a first, provisional anchor is measured over: with each
+/// sample read to within `MAX_SPREAD_TICKS` (usually about a tenth of
+/// that), a few parts in a million, at worst a few tens.
+const FIRST_INTERVAL_NS: u64 = 10_000_000;
+/// Shortest interval a full anchor's tick rate is measured over: the two
+/// samples' reading error (tens of ns) over it stays below a part in a
+/// million.
 const MIN_INTERVAL_NS: u64 = 200_000_000;
 /// How often the anchor is renewed at most.
 const RENEW_INTERVAL_NS: u64 = 1_000_000_000;
@@ -132,6 +149,10 @@ struct Calibrator {
     /// The sample the next interval is measured from.
     last: Option<(u64, u64)>,
     anchor: Option<Anchor>,
+    /// The anchor was measured over less than `MIN_INTERVAL_NS`; `last` is
+    /// still the sample it was measured from, so that refining it
+    /// measures the longer interval from there.
+    provisional: bool,
 }
 
 /// What `Calibrator::observe` decided.
@@ -151,16 +172,17 @@ impl Calibrator {
             self.last = Some((tsc, ns));
             return Decision::Keep;
         };
-        let due = if self.anchor.is_some() {
-            RENEW_INTERVAL_NS
-        } else {
-            MIN_INTERVAL_NS
+        let due = match self.anchor {
+            None => FIRST_INTERVAL_NS,
+            Some(_) if self.provisional => MIN_INTERVAL_NS,
+            Some(_) => RENEW_INTERVAL_NS,
         };
         if ns < ns0 || tsc <= tsc0 {
             // The clock went back (a step) or the counter did: start over.
             return self.restart(tsc, ns);
         }
-        if ns - ns0 < due {
+        let elapsed = ns - ns0;
+        if elapsed < due {
             return Decision::Keep;
         }
         if let Some(a) = self.anchor
@@ -176,25 +198,31 @@ impl Calibrator {
             return self.restart(tsc, ns);
         };
         let anchor = Anchor { tsc, ns, mult };
-        self.last = Some((tsc, ns));
+        self.provisional = elapsed < MIN_INTERVAL_NS;
+        if !self.provisional {
+            self.last = Some((tsc, ns));
+        }
         self.anchor = Some(anchor);
         Decision::Publish(anchor)
     }
 
     /// Nanoseconds from `now_ns` until a sample would publish the first
-    /// anchor: None once there is one.
-    fn first_anchor_due(&self, now_ns: u64) -> Option<u64> {
-        if self.anchor.is_some() {
-            return None;
-        }
+    /// anchor or refine a provisional one: None once there is a full one.
+    fn anchor_due(&self, now_ns: u64) -> Option<u64> {
+        let interval = match self.anchor {
+            None => FIRST_INTERVAL_NS,
+            Some(_) if self.provisional => MIN_INTERVAL_NS,
+            Some(_) => return None,
+        };
         Some(match self.last {
             None => 0,
-            Some((_, ns0)) => ns0.saturating_add(MIN_INTERVAL_NS).saturating_sub(now_ns),
+            Some((_, ns0)) => ns0.saturating_add(interval).saturating_sub(now_ns),
         })
     }
 
     fn restart(&mut self, tsc: u64, ns: u64) -> Decision {
         self.last = Some((tsc, ns));
+        self.provisional = false;
         match self.anchor.take() {
             Some(_) => Decision::Withdraw,
             None => Decision::Keep,
@@ -203,11 +231,12 @@ impl Calibrator {
 }
 
 /// The most a (TSC before, clock_gettime, TSC after) reading may spread and
-/// still be used: clock_gettime takes well under a thousand ticks, so a
-/// wider spread means an interrupt or preemption came between the reads,
-/// and the pair could be tens of microseconds apart, enough to skew the
-/// measured rate.
-const MAX_SPREAD_TICKS: u64 = 20_000;
+/// still be used: clock_gettime takes a hundred or two ticks, so a wider
+/// spread means an interrupt or preemption came between the reads, and the
+/// pair could be tens of microseconds apart, enough to skew the measured
+/// rate. (Half of it over `FIRST_INTERVAL_NS`, at 3 GHz: 17 parts in a
+/// million; it was 20,000 ticks while the shortest interval was 200 ms.)
+const MAX_SPREAD_TICKS: u64 = 1_000;
 
 /// From (TSC before, wall ns, TSC after) readings, the pair with the
 /// narrowest spread, the TSC taken halfway; None when every reading was
@@ -223,7 +252,8 @@ fn pick_sample(readings: &[(u64, u64, u64)]) -> Option<(u64, u64)> {
 
 #[cfg(target_arch = "x86_64")]
 mod tsc {
-    use std::sync::Mutex;
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::AtomicBool;
 
     use super::*;
 
@@ -247,10 +277,54 @@ mod tsc {
     /// Whether the kernel keeps time with the TSC: 0 not checked yet, 1 yes, 2 no.
     static USABLE: AtomicU8 = AtomicU8::new(0);
     /// The re-anchoring state; a thread that finds it taken skips its turn.
-    static CALIBRATOR: Mutex<Calibrator> = Mutex::new(Calibrator {
-        last: None,
-        anchor: None,
-    });
+    static CALIBRATOR: CalibratorCell = CalibratorCell::new();
+
+    /// The calibrator behind a try-lock that a forked child can take back:
+    /// a `Mutex` held by a parent thread at the fork stays taken in the
+    /// child for good.
+    pub(super) struct CalibratorCell {
+        busy: AtomicBool,
+        state: UnsafeCell<Calibrator>,
+    }
+
+    // SAFETY: `state` is only reached through `try_with`, which `busy`
+    // keeps to one thread at a time (and `reset_in_child`, in a process of
+    // one thread).
+    unsafe impl Sync for CalibratorCell {}
+
+    impl CalibratorCell {
+        pub(super) const fn new() -> CalibratorCell {
+            CalibratorCell {
+                busy: AtomicBool::new(false),
+                state: UnsafeCell::new(Calibrator {
+                    last: None,
+                    anchor: None,
+                    provisional: false,
+                }),
+            }
+        }
+
+        /// Runs `f` on the calibrator; None when another thread has it.
+        pub(super) fn try_with<R>(&self, f: impl FnOnce(&mut Calibrator) -> R) -> Option<R> {
+            if self.busy.swap(true, Ordering::Acquire) {
+                return None;
+            }
+            // SAFETY: `busy` was false and is ours now: no other thread is
+            // in here until we store false.
+            let r = f(unsafe { &mut *self.state.get() });
+            self.busy.store(false, Ordering::Release);
+            Some(r)
+        }
+
+        /// In a forked child, the only thread: whoever held the
+        /// calibrator at the fork is not here to finish; start it over.
+        pub(super) fn reset_in_child(&self) {
+            // SAFETY: one thread in this process, not inside `try_with`
+            // (an atfork handler runs outside any spanguard call).
+            unsafe { *self.state.get() = Calibrator::default() };
+            self.busy.store(false, Ordering::Release);
+        }
+    }
 
     #[inline]
     fn rdtsc() -> u64 {
@@ -310,36 +384,40 @@ mod tsc {
         if !usable() {
             return;
         }
-        let Ok(mut calibrator) = CALIBRATOR.try_lock() else {
-            return;
-        };
-        let Some((tsc, ns)) = sample() else {
-            return; // interrupted every time: try at the next wake-up
-        };
-        match calibrator.observe(tsc, ns) {
-            Decision::Keep => {}
-            Decision::Publish(a) => publish(a),
-            Decision::Withdraw => publish(Anchor {
-                tsc: 0,
-                ns: 0,
-                mult: 0,
-            }),
-        }
+        CALIBRATOR.try_with(|calibrator| {
+            let Some((tsc, ns)) = sample() else {
+                return; // interrupted every time: try at the next wake-up
+            };
+            match calibrator.observe(tsc, ns) {
+                Decision::Keep => {}
+                Decision::Publish(a) => publish(a),
+                Decision::Withdraw => publish(Anchor {
+                    tsc: 0,
+                    ns: 0,
+                    mult: 0,
+                }),
+            }
+        });
     }
 
-    pub fn first_anchor_due_in() -> Option<u64> {
+    pub fn anchor_due_in() -> Option<u64> {
         if !usable() {
             return None;
         }
         // Taken: another thread is sampling right now; ask again later.
-        let calibrator = CALIBRATOR.try_lock().ok()?;
-        calibrator.first_anchor_due(realtime_ns())
+        CALIBRATOR
+            .try_with(|calibrator| calibrator.anchor_due(realtime_ns()))
+            .flatten()
     }
 
-    pub fn disable() {
-        USABLE.store(2, Ordering::Relaxed);
-        // Even or odd, a reader seeing 0 falls back to the system clock.
-        SHARED.seq.store(0, Ordering::Release);
+    pub fn reset_in_child() {
+        CALIBRATOR.reset_in_child();
+        // Caught being written (odd): none. A reader seeing 0 falls back
+        // to the system clock; the next anchor comes from the child's own
+        // samples.
+        if SHARED.seq.load(Ordering::Relaxed) & 1 == 1 {
+            SHARED.seq.store(0, Ordering::Release);
+        }
     }
 
     /// Seqlock write: odd, the fields, even again.
@@ -394,24 +472,86 @@ mod tests {
     }
 
     #[test]
-    fn the_first_anchor_is_due_an_interval_after_the_first_sample() {
+    fn the_first_anchor_is_due_a_short_interval_after_the_first_sample() {
         let mut c = Calibrator::default();
-        assert_eq!(c.first_anchor_due(T0), Some(0), "no sample yet: now");
+        assert_eq!(c.anchor_due(T0), Some(0), "no sample yet: now");
         c.observe(tick(0), T0);
-        assert_eq!(c.first_anchor_due(T0 + 50), Some(MIN_INTERVAL_NS - 50));
-        assert_eq!(c.first_anchor_due(T0 + MIN_INTERVAL_NS + 1), Some(0));
-        // A sample at the time it said publishes the anchor; then none is due.
-        let due = T0 + MIN_INTERVAL_NS;
+        assert_eq!(c.anchor_due(T0 + 50), Some(FIRST_INTERVAL_NS - 50));
+        assert_eq!(c.anchor_due(T0 + FIRST_INTERVAL_NS + 1), Some(0));
+        // A sample at the time it said publishes a provisional anchor; its
+        // refinement is due the long interval after the first sample.
+        let due = T0 + FIRST_INTERVAL_NS;
         assert!(matches!(
-            c.observe(tick(MIN_INTERVAL_NS), due),
+            c.observe(tick(FIRST_INTERVAL_NS), due),
             Decision::Publish(_)
         ));
-        assert_eq!(c.first_anchor_due(due + 1), None);
-        // A step withdraws it: due again an interval after the new sample.
+        assert_eq!(c.anchor_due(due), Some(MIN_INTERVAL_NS - FIRST_INTERVAL_NS));
+        assert!(matches!(
+            c.observe(tick(MIN_INTERVAL_NS), T0 + MIN_INTERVAL_NS),
+            Decision::Publish(_)
+        ));
+        assert_eq!(c.anchor_due(T0 + MIN_INTERVAL_NS + 1), None);
+        // A step withdraws it: due again a short interval after the new
+        // sample.
         let t = MIN_INTERVAL_NS + RENEW_INTERVAL_NS;
         let hour = 3_600_000_000_000;
         assert_eq!(c.observe(tick(t), T0 + t + hour), Decision::Withdraw);
-        assert_eq!(c.first_anchor_due(T0 + t + hour), Some(MIN_INTERVAL_NS));
+        assert_eq!(c.anchor_due(T0 + t + hour), Some(FIRST_INTERVAL_NS));
+    }
+
+    #[test]
+    fn a_provisional_anchor_is_refined_over_the_long_interval_from_the_first_sample() {
+        let mut c = Calibrator::default();
+        c.observe(tick(0), T0);
+        // The provisional anchor's second sample read the clock 300 ns
+        // late (within a reading's spread): its rate is 30 ppm fast.
+        let Decision::Publish(rough) =
+            c.observe(tick(FIRST_INTERVAL_NS), T0 + FIRST_INTERVAL_NS + 300)
+        else {
+            panic!("no provisional anchor after {FIRST_INTERVAL_NS} ns");
+        };
+        let second = 1_000_000_000;
+        let off = rough
+            .convert(tick(FIRST_INTERVAL_NS + second))
+            .abs_diff(T0 + FIRST_INTERVAL_NS + second);
+        assert!((25_000..=35_000).contains(&off), "{off}");
+        // Samples before the long interval is up keep it.
+        let t = MIN_INTERVAL_NS / 2;
+        assert_eq!(c.observe(tick(t), T0 + t), Decision::Keep);
+        // The refinement measures from the first sample, not from the late
+        // one, over the whole interval: within a ns a second.
+        let Decision::Publish(fine) = c.observe(tick(MIN_INTERVAL_NS), T0 + MIN_INTERVAL_NS) else {
+            panic!("not refined after {MIN_INTERVAL_NS} ns");
+        };
+        let later = MIN_INTERVAL_NS + second;
+        assert!(fine.convert(tick(later)).abs_diff(T0 + later) <= 1);
+        // Then renewed at most once a second, as any full anchor.
+        let t = MIN_INTERVAL_NS + RENEW_INTERVAL_NS / 2;
+        assert_eq!(c.observe(tick(t), T0 + t), Decision::Keep);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_forked_child_takes_back_a_calibrator_held_at_the_fork() {
+        let cell = tsc::CalibratorCell::new();
+        assert_eq!(
+            cell.try_with(|c| c.observe(tick(0), T0)),
+            Some(Decision::Keep)
+        );
+        // As if a parent thread held it when the process forked: taken,
+        // half way through.
+        let held = cell.try_with(|_| cell.try_with(|_| ()));
+        assert_eq!(held, Some(None), "taken while held");
+        cell.try_with(|c| {
+            c.provisional = true;
+            // The child's reset runs in place of the holder's exit.
+            cell.reset_in_child();
+        });
+        assert_eq!(
+            cell.try_with(|c| (c.last, c.anchor, c.provisional)),
+            Some((None, None, false)),
+            "started over"
+        );
     }
 
     #[test]
