@@ -339,7 +339,11 @@ build/bench/startup: bench/c/startup.c include/spanguard.h build
 	mkdir -p build/bench
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
 
-bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss build/bench/startup dist-python
+build/bench/early_spans: bench/c/early_spans.c bench/c/common.h include/spanguard.h build
+	mkdir -p build/bench
+	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -Wl,-rpath,$(LIBDIR) -o $@
+
+bench: build dev-install node-addon $(BENCH_VENV)/.installed build/bench/hot_path build/bench/idle_rss build/bench/startup build/bench/early_spans dist-python
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd bench/rust && $(CARGO) build --release
 	cd bench/node && npm ci --no-audit --no-fund

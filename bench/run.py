@@ -101,6 +101,24 @@ def startup_lines():
     return "\n".join(lines) + "\n"
 
 
+def early_lines():
+    """The recording path early in a process's life and in a forked child
+    (bench/c/early_spans.c), in fresh processes: medians."""
+    runs = 3 if QUICK else 9
+    program = str(REPO / "build" / "bench" / "early_spans")
+    got = {mode: [] for mode in ("fresh", "fork")}
+    for _ in range(runs):
+        for mode in got:
+            out = run([program, *(["fork"] if mode == "fork" else [])])
+            got[mode].append(json.loads(out)["ns_per_span"])
+    med = {mode: statistics.median(v) for mode, v in got.items()}
+    return (f"- early spans (C program, bench/c/early_spans.c; begin+3 attrs+end, regime (a)): "
+            f"{med['fresh']:.1f} ns/span 50 ms after spanguard_tracer_new in a fresh process; "
+            f"{med['fork']:.1f} ns/span in a child forked from a process whose tracer had run 300 ms "
+            f"(medians of {runs} processes each; the C program rows (bench/c/hot_path.c) are the same "
+            "spans in a process past its first second)")
+
+
 def cpu_rows(url):
     """One JSON line per language: CPU per span over all threads, spanguard
     and the SDK, each with real OTLP/HTTP protobuf export to `url`."""
@@ -129,6 +147,7 @@ def main():
           f"spanguard_tracer_new, {idle['rss_idle_tracer_kib']} KiB a second after; address space reserved "
           f"{idle['address_space_added_kib']} KiB (the payload pool is reserved, not resident)")
     print(startup_lines())
+    print(early_lines())
     print(run([RUST_BENCH, "--large-burst", *quick]))
     print("## C program through libspanguard.so\n")
     print("The C ABI column above calls the library linked into the benchmark. A C program "
