@@ -1,6 +1,8 @@
 /* fork: the child gets a working tracer (one: one exporter thread), handles
  * from before the fork are stale in it, and no span is exported by both
- * processes. In the child, a span begun on its thread (biased to it) is
+ * processes. The child keeps its parent's clock anchor (the parent's
+ * tracer has run long enough to have one): a span it times reads the
+ * system clock's time. In the child, a span begun on its thread (biased to it) is
  * ended on another thread: taking it away needs membarrier in the child,
  * whatever the kernel carried over of the parent's registration. Both write to one sink directory (one file per process); the
  * parent then counts every span name across all files. After both shut
@@ -12,6 +14,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spanguard.h"
@@ -19,6 +22,36 @@
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
+
+static unsigned long long realtime_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+/* Where `needle` first occurs in the sink files of `dir`: a pointer just
+ * past it, in a line kept until the next call; NULL when it is not there. */
+static const char *find_in_sink(const char *dir, const char *needle) {
+    static char line[2 << 20]; /* longer than any sink line (1 MiB) */
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    const char *found = NULL;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (!strstr(e->d_name, ".jsonl")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (!found && fgets(line, sizeof line, f)) {
+            char *p = strstr(line, needle);
+            if (p) found = p + strlen(needle);
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
 
 /* This process's threads whose name starts with `prefix`. */
 static int threads_named(const char *prefix) {
@@ -65,6 +98,10 @@ int main(int argc, char **argv) {
     spanguard_tracer *t;
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) return 2;
     emit(t, "before-fork", 50); /* buffered, not yet exported */
+    /* Long enough for the clock's first anchor (10 ms), which the child
+     * keeps. */
+    struct timespec anchored = {0, 50 * 1000000L};
+    nanosleep(&anchored, NULL);
     spanguard_span open_in_parent;
     CHECK(spanguard_span_begin(t, S("open-at-fork"), SPANGUARD_SPAN_NONE, 0, &open_in_parent) ==
           SPANGUARD_RESULT_OK);
@@ -73,6 +110,14 @@ int main(int argc, char **argv) {
     if (pid == 0) {
         CHECK(spanguard_span_end(open_in_parent) == SPANGUARD_RESULT_STALE_SPAN);
         emit(t, "in-child", 30);
+        /* A span between two readings of the system clock; the bounds go
+         * out in the name of another span, for the parent to compare. */
+        unsigned long long before = realtime_ns();
+        emit(t, "timed-in-child", 1);
+        unsigned long long after = realtime_ns();
+        char bounds[96];
+        snprintf(bounds, sizeof bounds, "bounds-%llu-%llu", before, after);
+        emit(t, bounds, 1);
         spanguard_span moved;
         CHECK(spanguard_span_begin(t, S("moved-in-child"), SPANGUARD_SPAN_NONE, 0, &moved) ==
               SPANGUARD_RESULT_OK);
@@ -108,6 +153,17 @@ int main(int argc, char **argv) {
     CHECK(count_in_dir(dir, "\"name\":\"after-fork\"") == 20);
     CHECK(count_in_dir(dir, "\"name\":\"in-child\"") == 30);
     CHECK(count_in_dir(dir, "\"name\":\"moved-in-child\"") == 1);
+    /* The child's timed span lies between its readings of the system
+     * clock, give or take the 1 ms a TSC anchor may miss by before it is
+     * withdrawn. */
+    unsigned long long start = 0, end = 0, before = 0, after = 0;
+    const char *timed = find_in_sink(dir, "\"name\":\"timed-in-child\",\"kind\":0,");
+    CHECK(timed && sscanf(timed, "\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\"", &start,
+                          &end) == 2);
+    const char *bounds = find_in_sink(dir, "\"name\":\"bounds-");
+    CHECK(bounds && sscanf(bounds, "%llu-%llu", &before, &after) == 2);
+    const unsigned long long ms = 1000000ull;
+    CHECK(before > 0 && start + ms >= before && start <= end && end <= after + ms);
     spanguard_tracer_free(t);
     return check_summary();
 }
