@@ -29,30 +29,6 @@ static unsigned long long realtime_ns(void) {
     return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
 }
 
-/* Where `needle` first occurs in the sink files of `dir`: a pointer just
- * past it, in a line kept until the next call; NULL when it is not there. */
-static const char *find_in_sink(const char *dir, const char *needle) {
-    static char line[2 << 20]; /* longer than any sink line (1 MiB) */
-    DIR *d = opendir(dir);
-    if (!d) return NULL;
-    const char *found = NULL;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        while (!found && fgets(line, sizeof line, f)) {
-            char *p = strstr(line, needle);
-            if (p) found = p + strlen(needle);
-        }
-        fclose(f);
-    }
-    closedir(d);
-    return found;
-}
-
 /* This process's threads whose name starts with `prefix`. */
 static int threads_named(const char *prefix) {
     int n = 0;
