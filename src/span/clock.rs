@@ -99,8 +99,9 @@ pub fn anchor_due_in() -> Option<std::time::Duration> {
 
 /// For a forked child, which has only the forking thread: the calibrator,
 /// which another parent thread may have held at the fork (and left half
-/// written), starts over; the parent's anchor, the same counter and
-/// clock, stays in use meanwhile unless the fork caught it being written.
+/// written), starts over from the parent's anchor (the same counter and
+/// clock), renewing it as the parent would have, unless the fork caught
+/// it being written.
 /// (The child used to give up the TSC for good: a worker of a pre-fork
 /// server then read `clock_gettime` twice a span for its whole life.)
 pub fn after_fork_in_child() {
@@ -317,11 +318,19 @@ mod tsc {
         }
 
         /// In a forked child, the only thread: whoever held the
-        /// calibrator at the fork is not here to finish; start it over.
-        pub(super) fn reset_in_child(&self) {
+        /// calibrator at the fork is not here to finish; start it over
+        /// from `anchor`, the one in use (renewed a second after the
+        /// child's first sample, as any full anchor), or from nothing.
+        pub(super) fn reset_in_child(&self, anchor: Option<Anchor>) {
             // SAFETY: one thread in this process, not inside `try_with`
             // (an atfork handler runs outside any spanguard call).
-            unsafe { *self.state.get() = Calibrator::default() };
+            unsafe {
+                *self.state.get() = Calibrator {
+                    last: None,
+                    anchor,
+                    provisional: false,
+                }
+            };
             self.busy.store(false, Ordering::Release);
         }
     }
@@ -411,13 +420,23 @@ mod tsc {
     }
 
     pub fn reset_in_child() {
-        CALIBRATOR.reset_in_child();
+        let seq = SHARED.seq.load(Ordering::Relaxed);
         // Caught being written (odd): none. A reader seeing 0 falls back
         // to the system clock; the next anchor comes from the child's own
         // samples.
-        if SHARED.seq.load(Ordering::Relaxed) & 1 == 1 {
+        if seq & 1 == 1 {
             SHARED.seq.store(0, Ordering::Release);
         }
+        // The anchor in use goes on as a full one: a fresh calibrator
+        // would replace it with a provisional one 10 ms on.
+        let anchor = (seq != 0 && seq & 1 == 0)
+            .then(|| Anchor {
+                tsc: SHARED.tsc.load(Ordering::Relaxed),
+                ns: SHARED.ns.load(Ordering::Relaxed),
+                mult: SHARED.mult.load(Ordering::Relaxed),
+            })
+            .filter(|a| a.mult != 0);
+        CALIBRATOR.reset_in_child(anchor);
     }
 
     /// Seqlock write: odd, the fields, even again.
@@ -545,13 +564,28 @@ mod tests {
         cell.try_with(|c| {
             c.provisional = true;
             // The child's reset runs in place of the holder's exit.
-            cell.reset_in_child();
+            cell.reset_in_child(None);
         });
         assert_eq!(
             cell.try_with(|c| (c.last, c.anchor, c.provisional)),
             Some((None, None, false)),
             "started over"
         );
+        // With the parent's anchor: nothing due; the child's first sample
+        // starts its renewal interval, and a second later it is renewed
+        // (checked against the parent's, not withdrawn).
+        let (_, parent) = first_anchor();
+        let now = MIN_INTERVAL_NS + 5 * RENEW_INTERVAL_NS;
+        cell.reset_in_child(Some(parent));
+        let renewed = cell.try_with(|c| {
+            assert_eq!(c.anchor_due(T0 + now), None);
+            assert_eq!(c.observe(tick(now), T0 + now), Decision::Keep);
+            let t = now + RENEW_INTERVAL_NS / 2;
+            assert_eq!(c.observe(tick(t), T0 + t), Decision::Keep);
+            let t = now + RENEW_INTERVAL_NS;
+            c.observe(tick(t), T0 + t)
+        });
+        assert!(matches!(renewed, Some(Decision::Publish(_))), "{renewed:?}");
     }
 
     #[test]
