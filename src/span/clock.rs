@@ -344,6 +344,13 @@ mod tsc {
 
     #[inline]
     pub fn now() -> Option<u64> {
+        read_anchor().map(|anchor| anchor.convert(rdtsc()))
+    }
+
+    /// The published anchor (seqlock read): None when there is none, it
+    /// was withdrawn, or a writer is at it.
+    #[inline]
+    fn read_anchor() -> Option<Anchor> {
         let seq = SHARED.seq.load(Ordering::Acquire);
         if seq == 0 || seq & 1 == 1 {
             return None;
@@ -358,7 +365,7 @@ mod tsc {
         if SHARED.seq.load(Ordering::Relaxed) != seq || anchor.mult == 0 {
             return None;
         }
-        Some(anchor.convert(rdtsc()))
+        Some(anchor)
     }
 
     pub(super) fn usable() -> bool {
@@ -420,23 +427,15 @@ mod tsc {
     }
 
     pub fn reset_in_child() {
-        let seq = SHARED.seq.load(Ordering::Relaxed);
         // Caught being written (odd): none. A reader seeing 0 falls back
         // to the system clock; the next anchor comes from the child's own
         // samples.
-        if seq & 1 == 1 {
+        if SHARED.seq.load(Ordering::Relaxed) & 1 == 1 {
             SHARED.seq.store(0, Ordering::Release);
         }
         // The anchor in use goes on as a full one: a fresh calibrator
         // would replace it with a provisional one 10 ms on.
-        let anchor = (seq != 0 && seq & 1 == 0)
-            .then(|| Anchor {
-                tsc: SHARED.tsc.load(Ordering::Relaxed),
-                ns: SHARED.ns.load(Ordering::Relaxed),
-                mult: SHARED.mult.load(Ordering::Relaxed),
-            })
-            .filter(|a| a.mult != 0);
-        CALIBRATOR.reset_in_child(anchor);
+        CALIBRATOR.reset_in_child(read_anchor());
     }
 
     /// Seqlock write: odd, the fields, even again.
