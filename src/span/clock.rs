@@ -168,16 +168,31 @@ enum Decision {
 }
 
 impl Calibrator {
+    /// Starting from `anchor` (a full one), or from nothing.
+    const fn starting_from(anchor: Option<Anchor>) -> Calibrator {
+        Calibrator {
+            last: None,
+            anchor,
+            provisional: false,
+        }
+    }
+
+    /// How long after `last` a sample changes the anchor: makes the first
+    /// (provisional) one, refines it, or renews a full one.
+    fn interval(&self) -> u64 {
+        match self.anchor {
+            None => FIRST_INTERVAL_NS,
+            Some(_) if self.provisional => MIN_INTERVAL_NS,
+            Some(_) => RENEW_INTERVAL_NS,
+        }
+    }
+
     fn observe(&mut self, tsc: u64, ns: u64) -> Decision {
         let Some((tsc0, ns0)) = self.last else {
             self.last = Some((tsc, ns));
             return Decision::Keep;
         };
-        let due = match self.anchor {
-            None => FIRST_INTERVAL_NS,
-            Some(_) if self.provisional => MIN_INTERVAL_NS,
-            Some(_) => RENEW_INTERVAL_NS,
-        };
+        let due = self.interval();
         if ns < ns0 || tsc <= tsc0 {
             // The clock went back (a step) or the counter did: start over.
             return self.restart(tsc, ns);
@@ -210,14 +225,12 @@ impl Calibrator {
     /// Nanoseconds from `now_ns` until a sample would publish the first
     /// anchor or refine a provisional one: None once there is a full one.
     fn anchor_due(&self, now_ns: u64) -> Option<u64> {
-        let interval = match self.anchor {
-            None => FIRST_INTERVAL_NS,
-            Some(_) if self.provisional => MIN_INTERVAL_NS,
-            Some(_) => return None,
-        };
+        if self.anchor.is_some() && !self.provisional {
+            return None;
+        }
         Some(match self.last {
             None => 0,
-            Some((_, ns0)) => ns0.saturating_add(interval).saturating_sub(now_ns),
+            Some((_, ns0)) => ns0.saturating_add(self.interval()).saturating_sub(now_ns),
         })
     }
 
@@ -297,11 +310,7 @@ mod tsc {
         pub(super) const fn new() -> CalibratorCell {
             CalibratorCell {
                 busy: AtomicBool::new(false),
-                state: UnsafeCell::new(Calibrator {
-                    last: None,
-                    anchor: None,
-                    provisional: false,
-                }),
+                state: UnsafeCell::new(Calibrator::starting_from(None)),
             }
         }
 
@@ -324,13 +333,7 @@ mod tsc {
         pub(super) fn reset_in_child(&self, anchor: Option<Anchor>) {
             // SAFETY: one thread in this process, not inside `try_with`
             // (an atfork handler runs outside any spanguard call).
-            unsafe {
-                *self.state.get() = Calibrator {
-                    last: None,
-                    anchor,
-                    provisional: false,
-                }
-            };
+            unsafe { *self.state.get() = Calibrator::starting_from(anchor) };
             self.busy.store(false, Ordering::Release);
         }
     }
