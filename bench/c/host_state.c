@@ -6,7 +6,10 @@
  * bench/rust/src/host.rs). A core retires one addition of a dependent
  * chain per cycle whatever runs beside it, independent ones as fast as
  * it has ALUs (4 on an idle AMD Zen 3 core), and about half that while
- * its other hardware thread is busy. Prints each sample as ns/probe, then
+ * its other hardware thread is busy. The additions add a register, not a
+ * constant: newer Intel cores (Golden Cove on) fold a chain of constant
+ * additions at rename, and the probe then read 1.0 on an idle core.
+ * Prints each sample as ns/probe, then
  * a table: the samples grouped by their probe, the median ns/span of
  * each group.
  *
@@ -21,38 +24,46 @@ enum { PROBE_ROUNDS = 2000 };
 
 /* ns an addition of a dependent chain takes, over 128,000 of them. */
 static double chain_ns(void) {
-    uint64_t a = 1;
+    uint64_t a = 1, one = 1;
+    __asm__ volatile("" : "+r"(one)); /* not a constant to the compiler */
     double t0 = bench_now_ns();
     for (int i = 0; i < PROBE_ROUNDS; i++) {
-        __asm__ volatile(REPT64("add $1, %0\n") : "+r"(a));
+        __asm__ volatile(REPT64("add %1, %0\n") : "+r"(a) : "r"(one));
     }
     return (bench_now_ns() - t0) / (PROBE_ROUNDS * 64.0);
 }
 
 /* ns an addition takes in four independent chains, over 512,000. */
 static double wide_ns(void) {
-    uint64_t a = 1, b = 2, c = 3, d = 4;
+    uint64_t a = 1, b = 2, c = 3, d = 4, one = 1;
+    __asm__ volatile("" : "+r"(one));
     double t0 = bench_now_ns();
     for (int i = 0; i < PROBE_ROUNDS; i++) {
-        __asm__ volatile(REPT64("add $1, %0\nadd $1, %1\nadd $1, %2\nadd $1, %3\n")
-                         : "+r"(a), "+r"(b), "+r"(c), "+r"(d));
+        __asm__ volatile(REPT64("add %4, %0\nadd %4, %1\nadd %4, %2\nadd %4, %3\n")
+                         : "+r"(a), "+r"(b), "+r"(c), "+r"(d)
+                         : "r"(one));
     }
     return (bench_now_ns() - t0) / (PROBE_ROUNDS * 256.0);
 }
 
 /* The two parts in turn, 16 times (about 3 ms, a share of a sample's
  * time: the neighbour's load changes within milliseconds), then the
- * ratio of their totals. */
-static double probe(void) {
+ * ratio of their totals; *ghz is the core's clock (a dependent addition
+ * takes one cycle). */
+static double probe(double *ghz) {
     double chain = 0, wide = 0;
     for (int i = 0; i < 16; i++) {
         chain += chain_ns();
         wide += wide_ns();
     }
+    *ghz = 16 / chain;
     return chain / wide;
 }
 #else
-static double probe(void) { return 0; }
+static double probe(double *ghz) {
+    *ghz = 0;
+    return 0;
+}
 #endif
 
 static void spans(spanguard_tracer *t, long n) {
@@ -74,19 +85,21 @@ int main(int argc, char **argv) {
     return 0;
 #endif
     spanguard_tracer *t = bench_tracer(1);
-    static double ns[MAX_SAMPLES], width[MAX_SAMPLES];
+    static double ns[MAX_SAMPLES], width[MAX_SAMPLES], ghz[MAX_SAMPLES];
     spans(t, 2 * N); /* warm-up: the thread's slots faulted in */
     for (int k = 0; k < samples; k++) {
         spanguard_flush(t, 30000);
         double t0 = bench_now_ns();
         spans(t, N);
         ns[k] = (bench_now_ns() - t0) / N;
-        width[k] = probe();
+        width[k] = probe(&ghz[k]);
         printf("%.0f/%.1f%s", ns[k], width[k], k + 1 < samples ? " " : "\n");
     }
     /* The samples by their probe, in steps of half an addition a cycle:
      * what the recording path costs at each share of the core. */
-    printf("begin+3 attrs+end, regime (a), %d samples of %d spans\n", samples, N);
+    printf("begin+3 attrs+end, regime (a), %d samples of %d spans; the core's clock %.2f GHz (median of the "
+           "probes)\n",
+           samples, N, bench_median(ghz, samples));
     printf("| probe (additions a cycle) | samples | median ns/span |\n|---|---|---|\n");
     for (int step = 0; step < 16; step++) {
         static double in_step[MAX_SAMPLES];

@@ -3,7 +3,11 @@
 //!
 //! A core retires one addition of a dependent chain per cycle whatever
 //! runs beside it, but independent additions as fast as it has ALUs (4 on
-//! an idle AMD Zen 3 core). When the core's other hardware thread is busy
+//! an idle AMD Zen 3 core). The additions add a register, not a constant:
+//! newer Intel cores (Golden Cove on) fold a chain of constant additions
+//! at rename, so that chain ran as fast as four independent ones and the
+//! probe read 1.0 on an idle core. A dependent addition taking one cycle,
+//! the chain also gives the core's clock. When the core's other hardware thread is busy
 //! (on these VMs, often work of another tenant, invisible from inside),
 //! the two threads share the ALUs and the figure drops to 2-3. The
 //! recording path retires several instructions a cycle and loses about
@@ -12,11 +16,18 @@
 
 use std::time::Instant;
 
-/// Independent additions per cycle: the two parts in turn, 16 times
-/// (about 3 ms: the neighbour's load changes within milliseconds), then
-/// the ratio of their totals; None where the probe has no code (not
-/// x86-64).
-pub fn issue_width() -> Option<f64> {
+/// What the probe measured: independent additions per cycle, and the
+/// core's clock in GHz (one dependent addition a cycle).
+#[derive(Clone, Copy)]
+pub struct Probe {
+    pub width: f64,
+    pub ghz: f64,
+}
+
+/// The two parts in turn, 16 times (about 3 ms: the neighbour's load
+/// changes within milliseconds), then the ratio of their totals; None
+/// where the probe has no code (not x86-64).
+pub fn probe() -> Option<Probe> {
     #[cfg(target_arch = "x86_64")]
     {
         let (mut chain, mut wide) = (0.0, 0.0);
@@ -24,7 +35,10 @@ pub fn issue_width() -> Option<f64> {
             chain += chain_secs();
             wide += wide_secs();
         }
-        Some(chain / wide)
+        Some(Probe {
+            width: chain / wide,
+            ghz: 16.0 / chain / 1e9,
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -39,14 +53,16 @@ const ROUNDS: u32 = 2_000;
 #[cfg(target_arch = "x86_64")]
 fn chain_secs() -> f64 {
     let mut a = 1u64;
+    let one = std::hint::black_box(1u64);
     let t = Instant::now();
     for _ in 0..ROUNDS {
         // 64 additions, each waiting for the one before.
         // SAFETY: register arithmetic only.
         unsafe {
             std::arch::asm!(
-                ".rept 64", "add {a}, 1", ".endr",
+                ".rept 64", "add {a}, {one}", ".endr",
                 a = inout(reg) a,
+                one = in(reg) one,
                 options(nomem, nostack)
             );
         }
@@ -59,17 +75,19 @@ fn chain_secs() -> f64 {
 #[cfg(target_arch = "x86_64")]
 fn wide_secs() -> f64 {
     let (mut a, mut b, mut c, mut d) = (1u64, 2u64, 3u64, 4u64);
+    let one = std::hint::black_box(1u64);
     let t = Instant::now();
     for _ in 0..ROUNDS {
         // 256 additions in four independent chains.
         // SAFETY: register arithmetic only.
         unsafe {
             std::arch::asm!(
-                ".rept 64", "add {a}, 1", "add {b}, 1", "add {c}, 1", "add {d}, 1", ".endr",
+                ".rept 64", "add {a}, {one}", "add {b}, {one}", "add {c}, {one}", "add {d}, {one}", ".endr",
                 a = inout(reg) a,
                 b = inout(reg) b,
                 c = inout(reg) c,
                 d = inout(reg) d,
+                one = in(reg) one,
                 options(nomem, nostack)
             );
         }

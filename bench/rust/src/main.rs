@@ -143,11 +143,11 @@ struct Figures {
     exported_share: f64,
 }
 
-/// One round of the begin+3 attrs+end row: the core's issue width around
-/// it (`host::issue_width`, the lower of a probe before and one after)
-/// and the round's own ratios, SDK / C ABI.
+/// One round of the begin+3 attrs+end row: the core around it
+/// (`host::probe`, the narrower of a probe before and one after) and the
+/// round's own ratios, SDK / C ABI.
 struct RoundState {
-    width: Option<f64>,
+    probe: Option<host::Probe>,
     ratio_busy: f64,
     ratio_idle: f64,
 }
@@ -157,24 +157,24 @@ struct RoundState {
 /// half what it does idle; `make bench-host-state` shows the recording
 /// path's cost against it sample by sample).
 fn host_state_line(rounds: &[RoundState]) -> String {
-    if rounds.iter().all(|r| r.width.is_none()) {
+    if rounds.iter().all(|r| r.probe.is_none()) {
         return "- the core's state during the begin+3 attrs+end rounds: no probe on this architecture".into();
     }
     let mut by_width: Vec<&RoundState> = rounds.iter().collect();
-    by_width.sort_by(|a, b| a.width.unwrap_or(0.0).total_cmp(&b.width.unwrap_or(0.0)));
+    let width = |r: &RoundState| r.probe.map_or(0.0, |p| p.width);
+    by_width.sort_by(|a, b| width(a).total_cmp(&width(b)));
     let each: Vec<String> = by_width
         .iter()
         .map(|r| {
+            let (w, ghz) = r.probe.map_or((f64::NAN, f64::NAN), |p| (p.width, p.ghz));
             format!(
-                "{:.1} / {:.2} / {:.2}",
-                r.width.unwrap_or(f64::NAN),
-                r.ratio_busy,
-                r.ratio_idle
+                "{w:.1} / {ghz:.1} GHz / {:.2} / {:.2}",
+                r.ratio_busy, r.ratio_idle
             )
         })
         .collect();
     format!(
-        "- the core's state during the begin+3 attrs+end rounds (bench/rust/src/host.rs: independent additions a cycle, about 4 on an idle AMD Zen 3 core, about half while the core's other hardware thread is busy), each round as probe / ratio SDK / C ABI (b) / ratio SDK / C ABI (a), narrowest probe first: {}",
+        "- the core's state during the begin+3 attrs+end rounds (bench/rust/src/host.rs: independent additions a cycle, about 4 on an idle AMD Zen 3 core, about half while the core's other hardware thread is busy; and the core's clock, one dependent addition a cycle), each round as probe / clock / ratio SDK / C ABI (b) / ratio SDK / C ABI (a), narrowest probe first: {}",
         each.join(", ")
     )
 }
@@ -991,17 +991,19 @@ fn main() {
         let (mut rust, mut c_busy, mut c_idle, mut otel) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let before = (case == Case::Attrs3).then(host::issue_width).flatten();
+            let before = (case == Case::Attrs3).then(host::probe).flatten();
             rust.push(bench_spanguard_rust(case, Regime::Busy, samples, n));
             c_busy.push(bench_spanguard_c(case, Regime::Busy, samples, n));
             otel.push(bench_otel(case, samples, n));
             c_idle.push(bench_spanguard_c(case, Regime::Idle, samples, n));
             if case == Case::Attrs3 {
-                // The core's state around the round: the lower of the two.
-                let width = before.zip(host::issue_width()).map(|(x, y)| x.min(y));
+                // The core's state around the round: the narrower of the two.
+                let probe = before
+                    .zip(host::probe())
+                    .map(|(x, y)| if y.width < x.width { y } else { x });
                 let last = c_busy.len() - 1;
                 attrs3_rounds.push(RoundState {
-                    width,
+                    probe,
                     ratio_busy: otel[last].0 / c_busy[last].ns,
                     ratio_idle: otel[last].0 / c_idle[last].ns,
                 });
