@@ -17,8 +17,10 @@
 #include "common.h"
 
 #include <stdint.h>
+#include <time.h>
 
 #if defined(__x86_64__)
+#include <x86intrin.h>
 #define REPT64(x) ".rept 64\n" x ".endr\n"
 enum { PROBE_ROUNDS = 2000 };
 
@@ -65,6 +67,30 @@ static double probe(double *ghz) {
     return 0;
 }
 #endif
+
+/* ns one read of each clock a span may take its times from (twice a
+ * span): the TSC, and clock_gettime before the TSC is anchored or
+ * without it. In a loop, a million reads each. */
+static void clock_reads(double *tsc_ns, double *gettime_ns) {
+    enum { READS = 1000000 };
+    uint64_t sum = 0;
+    double t0 = bench_now_ns();
+#if defined(__x86_64__)
+    for (int i = 0; i < READS; i++) {
+        sum += __rdtsc();
+    }
+#endif
+    double t1 = bench_now_ns();
+    for (int i = 0; i < READS; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sum += (uint64_t)ts.tv_nsec;
+    }
+    double t2 = bench_now_ns();
+    __asm__ volatile("" : : "r"(sum));
+    *tsc_ns = (t1 - t0) / READS;
+    *gettime_ns = (t2 - t1) / READS;
+}
 
 static void spans(spanguard_tracer *t, long n) {
     for (long i = 0; i < n; i++) {
@@ -113,6 +139,11 @@ int main(int argc, char **argv) {
             printf("| %.1f to %.1f | %d | %.1f |\n", step / 2.0, (step + 1) / 2.0, n, bench_median(in_step, n));
         }
     }
+    double tsc_ns, gettime_ns;
+    clock_reads(&tsc_ns, &gettime_ns);
+    printf("a clock read here: rdtsc %.1f ns, clock_gettime(CLOCK_REALTIME) %.1f ns (a span reads one of them "
+           "twice)\n",
+           tsc_ns, gettime_ns);
     spanguard_tracer_free(t);
     return 0;
 }
