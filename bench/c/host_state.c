@@ -7,8 +7,8 @@
  * chain per cycle whatever runs beside it, independent ones as fast as
  * it has ALUs (4 on an idle AMD Zen 3 core), and about half that while
  * its other hardware thread is busy. The additions add a register, not a
- * constant: newer Intel cores (Golden Cove on) fold a chain of constant
- * additions at rename, and the probe then read 1.0 on an idle core.
+ * constant: some newer Intel cores fold a chain of constant additions at
+ * rename, and the probe then read 1.0 whatever the core's state.
  * Prints each sample as ns/probe, then
  * a table: the samples grouped by their probe, the median ns/span of
  * each group.

@@ -4,9 +4,9 @@
 //! A core retires one addition of a dependent chain per cycle whatever
 //! runs beside it, but independent additions as fast as it has ALUs (4 on
 //! an idle AMD Zen 3 core). The additions add a register, not a constant:
-//! newer Intel cores (Golden Cove on) fold a chain of constant additions
-//! at rename, so that chain ran as fast as four independent ones and the
-//! probe read 1.0 on an idle core. A dependent addition taking one cycle,
+//! some newer Intel cores (the Xeon of runs 55 and 56 among them) fold a
+//! chain of constant additions at rename, so that chain ran as fast as
+//! four independent ones and the probe read 1.0 whatever the core's state. A dependent addition taking one cycle,
 //! the chain also gives the core's clock. When the core's other hardware thread is busy
 //! (on these VMs, often work of another tenant, invisible from inside),
 //! the two threads share the ALUs and the figure drops to 2-3. The
