@@ -1,5 +1,5 @@
 """spanguard's Python package (the wheel's compiled extension) vs opentelemetry-sdk (BatchSpanProcessor with a
-discarding exporter), same process, same run. Prints one JSON line per case:
+discarding exporter), same process, same run, their samples taken in turn. Prints one JSON line per case:
 {"lang": "python", "case": ..., "spanguard_ns": median, "peer_ns": median}.
 Allocation counts are not measured for Python (the interpreter allocates on
 its own schedule), so the table shows them as n/a."""
@@ -82,23 +82,40 @@ def otel_cases(tracer):
     return begin_end, attrs3, nested, with_attrs3
 
 
-def measure(fn, per, threads, flush):
-    fn(N // 10)
+def sample(fn, per, threads, flush):
+    """ns per span of one sample of fn (in `threads` threads), then its
+    flush (not timed)."""
+    t0 = time.perf_counter_ns()
+    if threads == 1:
+        fn(N)
+    else:
+        ts = [threading.Thread(target=fn, args=(N,)) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    ns = (time.perf_counter_ns() - t0) / (N * per * threads)
     flush()
-    results = []
-    for _ in range(SAMPLES):
-        t0 = time.perf_counter_ns()
-        if threads == 1:
-            fn(N)
+    return ns
+
+
+def measure_pair(a, flush_a, b, flush_b, per, threads):
+    """Medians of SAMPLES samples of a and of b, taken in turn (a first in
+    even rounds, b first in odd ones), so that both sides meet the same
+    moments of a noisy host; a whole sample of each first, as warm-up."""
+    a(N)
+    flush_a()
+    b(N)
+    flush_b()
+    xs, ys = [], []
+    for s in range(SAMPLES):
+        if s % 2 == 0:
+            xs.append(sample(a, per, threads, flush_a))
+            ys.append(sample(b, per, threads, flush_b))
         else:
-            ts = [threading.Thread(target=fn, args=(N,)) for _ in range(threads)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
-        results.append((time.perf_counter_ns() - t0) / (N * per * threads))
-        flush()
-    return statistics.median(results)
+            ys.append(sample(b, per, threads, flush_b))
+            xs.append(sample(a, per, threads, flush_a))
+    return statistics.median(xs), statistics.median(ys)
 
 
 def main():
@@ -112,8 +129,7 @@ def main():
             ("with span (current) + 3 attrs + end", 3, 1, 1), ("nested (parent+child), per span", 2, 2, 1),
             ("2 threads, begin+3 attrs+end", 1, 1, 2)]
     for label, i, per, threads in rows:
-        a = measure(sgc[i], per, threads, lambda: sg.flush(30))
-        b = measure(otc[i], per, threads, lambda: provider.force_flush())
+        a, b = measure_pair(sgc[i], lambda: sg.flush(30), otc[i], lambda: provider.force_flush(), per, threads)
         print(json.dumps({"lang": "python", "case": label, "spanguard_ns": a, "peer_ns": b,
                           "peer": "opentelemetry-sdk"}))
     sg.close()
