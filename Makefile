@@ -358,7 +358,9 @@ bench-quick:
 # The small-span rows against another commit's library, same run, pairs
 # alternating: make bench-compare BASE=<commit> [PAIRS=5] [HEAD_COMMIT=<commit>];
 # COMPARE_ARGS=--instructions counts instructions a span with callgrind
-# (needs valgrind) instead of timing.
+# (needs valgrind) instead of timing; COMPARE_ARGS=--interleaved times both
+# libraries in one process, sample by sample (PAIRS=100 or more: its pairs
+# take milliseconds).
 bench-compare: build
 	COMPARE_HEAD=$(HEAD_COMMIT) bench/compare.sh $(BASE) $(or $(PAIRS),5) $(COMPARE_ARGS)
 

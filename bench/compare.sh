@@ -11,13 +11,17 @@
 # "did this change make small spans slower", since one run's absolute
 # figures move with the host.
 #
-# bench/compare.sh BASE [PAIRS] [--quick|--instructions]; COMPARE_HEAD=<commit>
-# puts that commit's library in place of this tree's build/lib.
-# --instructions counts instead, with callgrind, the instructions a span
-# takes on the recording path (bench/c/span_instructions.c) with each
-# library: exact and repeatable where timings are not.
+# bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved];
+# COMPARE_HEAD=<commit> puts that commit's library in place of this tree's
+# build/lib. --instructions counts instead, with callgrind, the instructions
+# a span takes on the recording path (bench/c/span_instructions.c) with
+# each library: exact and repeatable where timings are not. --interleaved
+# times begin+3 attrs+end with both libraries loaded in one process,
+# sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
+# regime: on a host whose state moves within minutes, two processes in
+# turn meet different minutes.
 set -eu
-base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions]}
+base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved]}
 pairs=${2:-5}
 quick=${3:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +77,34 @@ if [ "$quick" = --instructions ]; then
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
         done
+    done
+    exit 0
+fi
+
+if [ "$quick" = --interleaved ]; then
+    # Both libraries in one process, sample by sample (bench/c/interleaved.c),
+    # in both orders: the library loaded second ran about 2% apart from the
+    # first with the same library twice (A against A), so each order alone
+    # carries that; the geometric mean of the two orders' ratios cancels it.
+    "$cc" -std=c11 -Wall -Wextra -Werror -O2 -I"$repo/include" "$repo/bench/c/interleaved.c" -ldl \
+        -o "$out/interleaved"
+    libdir() {
+        case "$1" in
+        "this tree") echo "$repo/build/lib" ;;
+        *) echo "$out/lib-$1" ;;
+        esac
+    }
+    a=$(libdir "${first%%=*}")/libspanguard.so.0
+    b=$(libdir "${second%%=*}")/libspanguard.so.0
+    for regime in "" --idle; do
+        ab=$("$out/interleaved" "$a" "$b" "$pairs" $regime | tail -1)
+        ba=$("$out/interleaved" "$b" "$a" "$pairs" $regime | tail -1)
+        echo "A=${first%%=*} B=${second%%=*}: $ab"
+        echo "A=${second%%=*} B=${first%%=*}: $ba"
+        echo "$ab|$ba" | awk -F'|' -v base="${first%%=*}" -v head="${second%%=*}" '{
+            split($1, x, "pair ratio B/A "); split($2, y, "pair ratio B/A ");
+            r = sqrt((x[2] + 0) / (y[2] + 0));
+            printf "%s over %s, both orders: %.3f (geometric mean of the two medians)\n", head, base, r }'
     done
     exit 0
 fi

@@ -16,26 +16,32 @@
 #include <string.h>
 #include <time.h>
 
-/* A tracer that discards what it encodes, with room for `queue` ended
- * spans. With `idle`, its exporter sleeps through a sample (regime (a): a
+/* Settings (after spanguard_config_init) for a tracer that discards what
+ * it encodes, with room for `queue` ended spans. With `idle`, its
+ * exporter sleeps through a sample (regime (a): a
  * batch as large as the queue and a minute's schedule delay); otherwise
  * it is woken every 512-span batch and encodes while the thread records
  * (regime (b)), its CPU cap lifted: with the default 50% it rested
  * through part or all of a sample after the flush before it
  * (bench/rust/src/main.rs, `Regime`). */
+static inline void bench_settings(spanguard_config *cfg, int idle, uint32_t queue) {
+    cfg->endpoint = "discard:";
+    cfg->install_signal_handlers = 0;
+    cfg->max_queue_size = queue;
+    cfg->max_open_spans = 1 << 12;
+    if (idle) {
+        cfg->max_export_batch_size = cfg->max_queue_size;
+        cfg->schedule_delay_ms = 60000;
+    } else {
+        cfg->exporter_max_cpu_percent = 100;
+    }
+}
+
+/* A tracer with bench_settings. */
 static inline spanguard_tracer *bench_tracer_sized(int idle, uint32_t queue) {
     spanguard_config cfg;
     spanguard_config_init(&cfg, sizeof cfg);
-    cfg.endpoint = "discard:";
-    cfg.install_signal_handlers = 0;
-    cfg.max_queue_size = queue;
-    cfg.max_open_spans = 1 << 12;
-    if (idle) {
-        cfg.max_export_batch_size = cfg.max_queue_size;
-        cfg.schedule_delay_ms = 60000;
-    } else {
-        cfg.exporter_max_cpu_percent = 100;
-    }
+    bench_settings(&cfg, idle, queue);
     spanguard_tracer *t;
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "spanguard_tracer_new failed\n");

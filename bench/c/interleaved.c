@@ -1,0 +1,154 @@
+/* Two builds of libspanguard.so in one process, sample by sample:
+ * begin + 3 attributes + end through each library in turn, 50,000 spans a
+ * sample, the first library of each pair alternating. Why: on a shared VM
+ * the host's state moves within minutes (BENCHMARKS.md: a busy neighbour
+ * cost a thread 0.99x to 2.69x of the floor within one hour), so two
+ * processes run one after the other, as bench/compare.sh runs them, meet
+ * different minutes, and a 3% change hides in pair ratios that scatter by
+ * 10%. Here the two samples of a pair are a few milliseconds apart.
+ *
+ * Each library is loaded by path (dlopen, RTLD_LOCAL: its own statics,
+ * thread-locals and exporter thread) and called through dlsym, so the two
+ * need only agree on the calls below; each gets its own tracer from the
+ * same settings (bench/c/common.h's, regime (b) unless --idle).
+ *
+ * interleaved LIB_A LIB_B [pairs] [--idle]
+ * Prints each pair's ratio (B over A), then the medians of A, of B and of
+ * the pair ratios, and in how many pairs B was faster. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <dlfcn.h>
+
+typedef spanguard_result (*config_init_fn)(spanguard_config *, size_t);
+typedef spanguard_result (*tracer_new_fn)(const spanguard_config *, spanguard_tracer **);
+typedef spanguard_result (*begin_fn)(const spanguard_tracer *, const char *, size_t, spanguard_span, uint32_t,
+                                     spanguard_span *);
+typedef spanguard_result (*set_int_fn)(spanguard_span, const char *, size_t, int64_t);
+typedef spanguard_result (*set_string_fn)(spanguard_span, const char *, size_t, const char *, size_t);
+typedef spanguard_result (*set_bool_fn)(spanguard_span, const char *, size_t, bool);
+typedef spanguard_result (*end_fn)(spanguard_span);
+typedef spanguard_result (*flush_fn)(const spanguard_tracer *, uint32_t);
+typedef void (*tracer_free_fn)(spanguard_tracer *);
+
+/* One library's calls, and the tracer made through them. */
+struct lib {
+    const char *path;
+    config_init_fn config_init;
+    tracer_new_fn tracer_new;
+    begin_fn begin;
+    set_int_fn set_int;
+    set_string_fn set_string;
+    set_bool_fn set_bool;
+    end_fn end;
+    flush_fn flush;
+    tracer_free_fn tracer_free;
+    spanguard_tracer *tracer;
+};
+
+static void *symbol(void *handle, const char *path, const char *name) {
+    void *f = dlsym(handle, name);
+    if (f == NULL) {
+        fprintf(stderr, "interleaved: %s has no %s\n", path, name);
+        exit(2);
+    }
+    return f;
+}
+
+static void load(struct lib *l, const char *path, int idle) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        fprintf(stderr, "interleaved: %s\n", dlerror());
+        exit(2);
+    }
+    l->path = path;
+    l->config_init = (config_init_fn)symbol(h, path, "spanguard_config_init");
+    l->tracer_new = (tracer_new_fn)symbol(h, path, "spanguard_tracer_new");
+    l->begin = (begin_fn)symbol(h, path, "spanguard_span_begin");
+    l->set_int = (set_int_fn)symbol(h, path, "spanguard_span_set_int");
+    l->set_string = (set_string_fn)symbol(h, path, "spanguard_span_set_string");
+    l->set_bool = (set_bool_fn)symbol(h, path, "spanguard_span_set_bool");
+    l->end = (end_fn)symbol(h, path, "spanguard_span_end");
+    l->flush = (flush_fn)symbol(h, path, "spanguard_flush");
+    l->tracer_free = (tracer_free_fn)symbol(h, path, "spanguard_tracer_free");
+    /* bench_tracer's settings, through this library's calls. */
+    spanguard_config cfg;
+    if (l->config_init(&cfg, sizeof cfg) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "interleaved: spanguard_config_init failed in %s\n", path);
+        exit(2);
+    }
+    bench_settings(&cfg, idle, 1 << 16);
+    if (l->tracer_new(&cfg, &l->tracer) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "interleaved: spanguard_tracer_new failed in %s\n", path);
+        exit(2);
+    }
+}
+
+enum { N = 50000, MAX_PAIRS = 1000 };
+
+/* bench_span_attrs3 through `l`, n times; ns a span. */
+static double sample(const struct lib *l, long n) {
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        spanguard_span s;
+        l->begin(l->tracer, "op", 2, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &s);
+        l->set_int(s, "gen_ai.usage.input_tokens", 25, i);
+        l->set_string(s, "gen_ai.request.model", 20, "gpt-4o", 6);
+        l->set_bool(s, "stream", 6, true);
+        l->end(s);
+    }
+    return (bench_now_ns() - t0) / n;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: interleaved LIB_A LIB_B [pairs] [--idle]\n");
+        return 2;
+    }
+    int pairs = 40, idle = 0;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--idle") == 0) {
+            idle = 1;
+        } else {
+            pairs = atoi(argv[i]);
+        }
+    }
+    if (pairs < 1 || pairs > MAX_PAIRS) {
+        fprintf(stderr, "interleaved: 1 to %d pairs\n", MAX_PAIRS);
+        return 2;
+    }
+    static struct lib libs[2];
+    load(&libs[0], argv[1], idle);
+    load(&libs[1], argv[2], idle);
+    for (int k = 0; k < 2; k++) {
+        sample(&libs[k], 4 * N); /* warm-up: the thread's slots faulted in */
+        libs[k].flush(libs[k].tracer, 30000);
+    }
+    static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS];
+    int b_faster = 0;
+    for (int p = 0; p < pairs; p++) {
+        double ns[2];
+        for (int j = 0; j < 2; j++) {
+            int k = (p + j) % 2; /* A first in even pairs, B first in odd */
+            /* Each sample starts with both exporters' queues empty: the
+             * other library's exporter finishing its spans would run
+             * beside this sample. */
+            libs[0].flush(libs[0].tracer, 30000);
+            libs[1].flush(libs[1].tracer, 30000);
+            ns[k] = sample(&libs[k], N);
+        }
+        a[p] = ns[0];
+        b[p] = ns[1];
+        ratio[p] = ns[1] / ns[0];
+        b_faster += ratio[p] < 1;
+        printf("%.3f%s", ratio[p], p + 1 < pairs ? " " : "\n");
+    }
+    printf("begin+3 attrs+end, regime %s, %d pairs of %d-span samples: A %.1f ns/span, B %.1f, "
+           "pair ratio B/A %.3f (median), B faster in %d of %d\n",
+           idle ? "(a)" : "(b)", pairs, N, bench_median(a, pairs), bench_median(b, pairs),
+           bench_median(ratio, pairs), b_faster, pairs);
+    for (int k = 0; k < 2; k++) {
+        libs[k].tracer_free(libs[k].tracer);
+    }
+    return 0;
+}
