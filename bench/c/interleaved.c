@@ -33,7 +33,6 @@ typedef void (*tracer_free_fn)(spanguard_tracer *);
 
 /* One library's calls, and the tracer made through them. */
 struct lib {
-    const char *path;
     config_init_fn config_init;
     tracer_new_fn tracer_new;
     begin_fn begin;
@@ -61,7 +60,6 @@ static void load(struct lib *l, const char *path, int idle) {
         fprintf(stderr, "interleaved: %s\n", dlerror());
         exit(2);
     }
-    l->path = path;
     l->config_init = (config_init_fn)symbol(h, path, "spanguard_config_init");
     l->tracer_new = (tracer_new_fn)symbol(h, path, "spanguard_tracer_new");
     l->begin = (begin_fn)symbol(h, path, "spanguard_span_begin");

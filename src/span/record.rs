@@ -234,10 +234,7 @@ impl AttributeRecord {
 
     /// The packed offset and length (or count) of a string, bytes or array.
     pub fn text_value(&self) -> TextRef {
-        TextRef {
-            offset: self.value as u32,
-            len: (self.value >> 32) as u32,
-        }
+        unpack(self.value)
     }
 }
 
@@ -245,7 +242,7 @@ fn pack(t: TextRef) -> u64 {
     t.offset as u64 | (t.len as u64) << 32
 }
 
-/// `pack`'s inverse.
+/// `pack`'s inverse: a packed word back into its offset and length.
 #[inline(always)]
 fn unpack(word: u64) -> TextRef {
     TextRef {
