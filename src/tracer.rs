@@ -11,7 +11,7 @@ use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{
-    Hold, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
+    EndedUnqueued, Hold, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
 };
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -1062,6 +1062,25 @@ impl Tracer {
         p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
         hold.leave_bias();
         Ok(())
+    }
+
+    /// Tests only: `end` stopped between its halves, as a thread preempted
+    /// there is: the span says ENDED and is in no queue until
+    /// `queue_ended_for_test` (`SpanSlab::mark_ended_held`). A separate
+    /// entry point, like `end_in_place_for_bench`.
+    #[doc(hidden)]
+    pub fn end_unqueued_for_test(&self, s: SpanRef) -> Result<EndedUnqueued, SpanError> {
+        let hold = self.stamp_end(s, 0)?;
+        Ok(self
+            .pipeline
+            .slab
+            .mark_ended_held(s.slot, s.generation, hold))
+    }
+
+    /// Tests only: the second half of `end_unqueued_for_test`'s end.
+    #[doc(hidden)]
+    pub fn queue_ended_for_test(&self, ended: EndedUnqueued) {
+        self.pipeline.slab.queue_ended(ended);
     }
 
     /// Waits until every span ended before this call is exported (or failed

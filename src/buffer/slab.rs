@@ -162,6 +162,14 @@ impl Hold<'_> {
     }
 }
 
+/// A slot `mark_ended_held` marked ENDED, for `queue_ended` to queue:
+/// made only there (its queue is in bounds), used once (not Copy).
+#[must_use = "a slot marked ENDED and never queued is never exported"]
+pub struct EndedUnqueued {
+    index: u32,
+    queue: usize,
+}
+
 /// What only the exporter (the one consumer) writes.
 #[repr(align(128))]
 #[derive(Default)]
@@ -589,6 +597,17 @@ impl SpanSlab {
     /// waiting for it reads ENDED.
     #[inline(always)]
     pub fn publish_ended_held(&self, index: u32, generation: u32, hold: Hold) {
+        let ended = self.mark_ended_held(index, generation, hold);
+        self.queue_ended(ended);
+    }
+
+    /// `publish_ended_held`'s first half: ENDED stored, the writer gone.
+    /// Returns what the second half needs. Between the two halves the
+    /// slot says ENDED and is in no queue: a stopping exporter waits for
+    /// such slots (`ended_unqueued`), or a span ended while the tracer
+    /// shuts down would be queued after the exporter stopped.
+    #[inline(always)]
+    pub fn mark_ended_held(&self, index: u32, generation: u32, hold: Hold) -> EndedUnqueued {
         // Release pairs with the Acquire in `take_ended`.
         let record = self.slot(index);
         // Read before the store below: once ENDED the slot is the
@@ -599,10 +618,18 @@ impl SpanSlab {
             .header
             .store(pack_header(generation, STATE_ENDED), Ordering::Release);
         hold.leave_bias();
+        EndedUnqueued { index, queue }
+    }
+
+    /// `publish_ended_held`'s second half: the slot on its ended queue,
+    /// where the exporter takes it.
+    #[inline(always)]
+    pub fn queue_ended(&self, ended: EndedUnqueued) {
         // Always has room: see the module comment.
-        // SAFETY: below the length, by the line above (never empty: queue 0
-        // is always there).
-        unsafe { self.ended.get_unchecked(queue) }.push(index);
+        // SAFETY: below the length: `mark_ended_held` bounded it, and only
+        // it makes an `EndedUnqueued` (never empty: queue 0 is always
+        // there).
+        unsafe { self.ended.get_unchecked(ended.queue) }.push(ended.index);
     }
 
     /// The exporter's side: the next ended slot, now EXPORTING.
@@ -719,6 +746,17 @@ impl SpanSlab {
         unsafe { self.clear_for_reuse(index, pool, &mut chunks) };
         pool.give_back(&chunks);
         self.free.give_back_unbegun(index);
+    }
+
+    /// Whether a slot says ENDED and is not taken yet. Asked by a stopping
+    /// exporter once the queues are empty: such a slot is then between
+    /// `mark_ended_held` and `queue_ended` (or was queued since), a span
+    /// ended during the shutdown that must still be exported. One pass
+    /// over the slots used so far, once per stop.
+    pub fn any_slot_ended(&self) -> bool {
+        (0..self.used_slots()).any(|index| {
+            header_state(self.slot(index).header.load(Ordering::Acquire)) == STATE_ENDED
+        })
     }
 
     /// Spans ended and not yet taken, over every queue.

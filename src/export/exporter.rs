@@ -186,6 +186,18 @@ impl Exporter {
             }
             self.throttle(cpu0, wall0);
             if p.signal.stop.load(Ordering::Acquire) && p.slab.ended_len() == 0 {
+                // An end caught between its halves (its slot ENDED, so the
+                // shutdown's scan passed it, but not queued yet: a thread
+                // preempted there) queues its span in a moment: wait for
+                // it while the shutdown has time, or the span is counted
+                // ended and never exported.
+                if p.slab.any_slot_ended()
+                    && crate::span::clock::monotonic_ns()
+                        < p.signal.stop_deadline_ns.load(Ordering::Relaxed)
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                    continue;
+                }
                 // A last look, so that what a worker process left while
                 // this one ran is sent before it stops.
                 self.guarded(|e| e.recover_leftovers());
