@@ -362,7 +362,13 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
     let at = |k: usize| {
         (len > k)
             .then(|| cache.slots[len - 1 - k].load(Ordering::Relaxed))
-            .or_else(|| slots.stack.peek())
+            .or_else(|| {
+                let top = slots.stack.peek();
+                if let Some(top) = top {
+                    slots.stack.prefetch_chain(top);
+                }
+                top
+            })
     };
     // Only the one after next: each take prefetching both fetched every
     // slot twice, at 20-odd instructions a slot (1,230 -> 1,207 a span).

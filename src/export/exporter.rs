@@ -430,6 +430,16 @@ impl Exporter {
             // while this part is sent and retried, however long a hanging
             // backend takes. A crash from here on spools the bytes (crash
             // handler); the parts not yet encoded are still in their slots.
+            // Given back in slot order (in place: nothing allocated). The
+            // free stack links them in the order given, and a thread's
+            // refill walks that chain, each read of `next` waiting for the
+            // one before. Refills interleave batches, so in the order taken
+            // the chain became a random walk over the array, nearly every
+            // step a line fetched from this core (refill: 4.3% of a
+            // recording loop's samples with the exporter busy); in slot
+            // order it runs through a few lines that the thread asks for
+            // ahead (`FreeStack::prefetch_chain`).
+            self.indexes[start..end].sort_unstable();
             p.slab
                 .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
             self.released = end;
