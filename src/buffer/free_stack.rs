@@ -29,11 +29,17 @@ pub struct FreeStack {
     pops_at_push: AtomicU64,
 }
 
-/// The pop count whose low 32 bits are `head`'s tag, given an earlier
-/// count `before` that is less than 2^32 pops behind.
+/// The pop count whose low 32 bits are `head`'s tag, given a count
+/// `before` fewer than 2^31 pops away from it, on either side. Behind it
+/// is the usual case; ahead of it when a `push_all` whose compare-exchange
+/// replaced an older head reads the count another push published since
+/// (fewer pops than there are slots ahead). Read as only behind, such a
+/// count unwrapped a whole 2^32 too far, and `fetch_max` kept it so.
 fn unwrap_tag(before: u64, head: u64) -> u64 {
     let tag = (head >> 32) as u32;
-    before + tag.wrapping_sub(before as u32) as u64
+    // The signed distance from `before` to the tag.
+    let ahead = tag.wrapping_sub(before as u32) as i32;
+    before.wrapping_add_signed(ahead as i64)
 }
 
 impl FreeStack {
@@ -242,15 +248,19 @@ mod tests {
         assert_eq!(s.pops(), 3);
         s.pop().expect("slot");
         assert_eq!(s.pops(), 4);
-        // As if 2^32 - 2 more pops had happened: the tag wraps to 2.
+        // As if 2^32 more pops had happened, in four stretches each ended
+        // by a push that publishes the count (between two pushes there
+        // are fewer pops than slots): the tag wraps to 4.
         const WRAP: u64 = 1 << 32;
-        s.head.fetch_add((WRAP - 2) << 32, Ordering::Relaxed);
-        s.push_all(&[]);
-        s.push_all(&[0]);
-        assert_eq!(s.pops(), WRAP + 2);
+        for _ in 0..4 {
+            s.head.fetch_add((WRAP / 4 - 1) << 32, Ordering::Relaxed);
+            let i = s.pop().expect("slot");
+            s.push_all(&[i]);
+        }
+        assert_eq!(s.pops(), WRAP + 4);
         s.pop().expect("slot");
         s.pop().expect("slot");
-        assert_eq!(s.pops(), WRAP + 4, "past the wrap");
+        assert_eq!(s.pops(), WRAP + 6, "past the wrap");
         assert_eq!(unwrap_tag(WRAP + 4, 9 << 32 | 7), WRAP + 9);
     }
 
@@ -305,5 +315,47 @@ mod tests {
         }
         assert_eq!(seen.len(), 64);
         assert_eq!(s.pops(), popped + 64, "every pop counted");
+    }
+
+    /// A push that replaced the head before another push's count was
+    /// published, and reads that newer count after: the count is ahead of
+    /// the head it replaced, by fewer pops than there are slots.
+    #[test]
+    fn a_count_ahead_of_the_replaced_head_unwraps_back_to_it() {
+        const WRAP: u64 = 1 << 32;
+        assert_eq!(unwrap_tag(10, 7 << 32), 7);
+        assert_eq!(unwrap_tag(WRAP + 3, (WRAP - 2) << 32), WRAP - 2);
+        assert_eq!(unwrap_tag(7, 10 << 32), 10);
+        assert_eq!(unwrap_tag(WRAP - 2, 3 << 32), WRAP + 3);
+    }
+
+    /// Pushes racing each other: the count is every pop, exactly. Before
+    /// `unwrap_tag` took the count being ahead into account, a push that
+    /// read another's newer count set it 2^32 too high for good (a
+    /// tracer's spans_begun then read 4,294,992,381 for 25,085).
+    #[test]
+    fn racing_pushes_count_every_pop_exactly() {
+        let s = std::sync::Arc::new(FreeStack::full(64));
+        let handles: Vec<_> = (0..4u32)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut held = Vec::with_capacity(8);
+                    let mut popped = 0u64;
+                    for round in 0..50_000u32 {
+                        while held.len() < (round % 8) as usize + 1 {
+                            let Some(i) = s.pop() else { break };
+                            held.push(i);
+                            popped += 1;
+                        }
+                        s.push_all(&held);
+                        held.clear();
+                    }
+                    popped
+                })
+            })
+            .collect();
+        let popped: u64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+        assert_eq!(s.pops(), popped);
     }
 }
