@@ -256,9 +256,11 @@ interop: build build/tests/emit_spans
 	tests/interop/build-collector.sh
 	tests/interop/run-interop.sh
 
-# The kill test, ten times longer and faster (not part of make test).
+# The kill test, ten times longer and faster, and the shutdown race test with
+# ten times its rounds (not part of make test).
 stress: venv build build/tests/emit_spans build/tests/kill_child
 	SPANGUARD_KILL_TRIALS=50 SPANGUARD_KILL_PAUSE_US=50 $(VENV_PY) -m pytest -q -s tests/python/test_kill.py
+	SPANGUARD_SHUTDOWN_ROUNDS=600 $(CARGO) test --release --quiet --test begin_during_shutdown
 
 # Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
 # the OTEL_* variables, Retry-After, partial-success bodies, encoded requests
