@@ -17,9 +17,9 @@ use spanguard::tracer::Parent;
 const KIND_INTERNAL: u8 = 1;
 
 /// Ends a span up to its queue (on the thread that began it, under its
-/// bias, or on another, under its lock), shuts down on a third thread,
-/// and queues the span only once the shutdown has returned or has had a
-/// second to: before the fix it returned first, every time.
+/// bias, or on another, under its lock), shuts down on a thread of its
+/// own, and queues the span only once the shutdown has returned or has had
+/// a second to: before the fix it returned first, every time.
 fn an_end_paused_before_its_queue_is_exported(name: &str, on_another_thread: bool) {
     let (t, dir) = support::discarding_tracer_with(name, TracerConfig::default());
     let t = Arc::new(t);

@@ -604,7 +604,7 @@ impl SpanSlab {
     /// `publish_ended_held`'s first half: ENDED stored, the writer gone.
     /// Returns what the second half needs. Between the two halves the
     /// slot says ENDED and is in no queue: a stopping exporter waits for
-    /// such slots (`ended_unqueued`), or a span ended while the tracer
+    /// such slots (`any_slot_ended`), or a span ended while the tracer
     /// shuts down would be queued after the exporter stopped.
     #[inline(always)]
     pub fn mark_ended_held(&self, index: u32, generation: u32, hold: Hold) -> EndedUnqueued {

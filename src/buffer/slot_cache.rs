@@ -363,11 +363,10 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
         (len > k)
             .then(|| cache.slots[len - 1 - k].load(Ordering::Relaxed))
             .or_else(|| {
-                let top = slots.stack.peek();
-                if let Some(top) = top {
-                    slots.stack.prefetch_chain(top);
-                }
-                top
+                slots
+                    .stack
+                    .peek()
+                    .inspect(|&top| slots.stack.prefetch_chain(top))
             })
     };
     // Only the one after next: each take prefetching both fetched every
