@@ -10,3 +10,4 @@ pub mod payload_pool;
 pub mod prefetch;
 pub mod slab;
 pub mod slot_cache;
+pub mod slot_order;

@@ -1,0 +1,131 @@
+//! Puts a batch's slot numbers in ascending order before the exporter gives
+//! the slots back, so that the free stack's chain runs through consecutive
+//! slots (see `Exporter::export_taken`).
+//!
+//! A radix sort, not `sort_unstable`: slot numbers are small integers
+//! (below 2^24), a batch is hundreds of them, and they arrive in nearly
+//! random order. The comparison sort spent 124 instructions a span on the
+//! exporter (11% of its instructions in a regime (b) loop, callgrind),
+//! with branches that random input mispredicts; this one spends 46 in the
+//! same loop, none of its branches depending on the numbers' order. The
+//! exporter shares its core with the recording thread on hosts whose
+//! vCPUs are hardware threads of one core.
+
+/// Below this many numbers an insertion-friendly comparison sort beats the
+/// radix sort's fixed cost (a 256-entry count per pass).
+const SMALL: usize = 64;
+
+/// Sorts `numbers` ascending. `scratch` is working space, grown to the
+/// length of `numbers` on first use and kept by the caller, so that a
+/// batch allocates nothing once warm. Least significant byte first, one
+/// pass per byte the largest number uses; a pass in which every number
+/// has the same byte moves nothing.
+pub fn sort_slot_numbers(numbers: &mut [u32], scratch: &mut Vec<u32>) {
+    let n = numbers.len();
+    if n < SMALL {
+        numbers.sort_unstable();
+        return;
+    }
+    let all_bits = numbers.iter().fold(0u32, |acc, &x| acc | x);
+    let bytes = (u32::BITS - all_bits.leading_zeros()).div_ceil(8);
+    if scratch.len() < n {
+        scratch.resize(n, 0);
+    }
+    let scratch = &mut scratch[..n];
+    // Where the numbers are after each pass: a pass copies them from one
+    // buffer to the other.
+    let mut in_scratch = false;
+    for byte in 0..bytes {
+        let shift = byte * 8;
+        let digit = |x: u32| ((x >> shift) & 0xff) as usize;
+        let (from, to): (&[u32], &mut [u32]) = if in_scratch {
+            (&*scratch, &mut *numbers)
+        } else {
+            (&*numbers, &mut *scratch)
+        };
+        let mut starts = [0u32; 256];
+        for &x in from.iter() {
+            starts[digit(x)] += 1;
+        }
+        if starts[digit(from[0])] as usize == n {
+            continue; // one digit for all: already in order by it
+        }
+        let mut sum = 0;
+        for s in starts.iter_mut() {
+            let count = *s;
+            *s = sum;
+            sum += count;
+        }
+        for &x in from.iter() {
+            let d = digit(x);
+            to[starts[d] as usize] = x;
+            starts[d] += 1;
+        }
+        in_scratch = !in_scratch;
+    }
+    if in_scratch {
+        numbers.copy_from_slice(scratch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so a failure repeats.
+    fn numbers(len: usize, below: u32, seed: u64) -> Vec<u32> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % below as u64) as u32
+            })
+            .collect()
+    }
+
+    fn check(mut v: Vec<u32>, scratch: &mut Vec<u32>) {
+        let mut expected = v.clone();
+        expected.sort_unstable();
+        sort_slot_numbers(&mut v, scratch);
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn sorts_every_size_and_range_a_batch_can_have() {
+        let mut scratch = Vec::new();
+        for len in [0, 1, 2, 63, 64, 65, 511, 512, 513, 4096] {
+            // One, two, three and four bytes of slot number (a pass of
+            // each parity, so the result ends in either buffer).
+            for below in [200, 1 << 12, 70_000, 1 << 24, u32::MAX] {
+                for seed in 1..4 {
+                    check(numbers(len, below, seed), &mut scratch);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keeps_repeats_and_runs_that_are_already_in_order() {
+        let mut scratch = Vec::new();
+        check(vec![7; 300], &mut scratch);
+        check((0..1000).collect(), &mut scratch);
+        check((0..1000).rev().collect(), &mut scratch);
+        // A byte shared by every number but the lowest: that pass is skipped.
+        check(
+            (0..300).map(|i| 0x0100_0000 | ((i * 7919) % 256)).collect(),
+            &mut scratch,
+        );
+    }
+
+    #[test]
+    fn a_warm_scratch_is_not_grown_again() {
+        let mut scratch = Vec::new();
+        check(numbers(512, 70_000, 9), &mut scratch);
+        let (ptr, cap) = (scratch.as_ptr(), scratch.capacity());
+        check(numbers(512, 70_000, 10), &mut scratch);
+        check(numbers(300, 70_000, 11), &mut scratch);
+        assert_eq!((scratch.as_ptr(), scratch.capacity()), (ptr, cap));
+    }
+}
