@@ -502,6 +502,9 @@ fn copy_text(dst: &mut [u8], src: &[u8]) {
     unsafe { copy_short(dst.as_mut_ptr(), src) }
 }
 
+/// The longest text `store_text` copies inline (`copy_short_ascii`).
+const SHORT_TEXT: usize = 32;
+
 /// Copies `src` (at most 32 bytes) into `dst` (of the same length) and
 /// says whether every byte was ASCII. The same loads serve the check and
 /// the copy; two overlapping words cover every length from n to 2n, as in
@@ -550,6 +553,63 @@ fn copy_short_ascii(dst: &mut [u8], src: &[u8]) -> bool {
             put(dst, n - 8, d);
             (a | b | c | d) & HIGH_BITS == 0
         }
+    }
+}
+
+/// Copies `src` into `dst` (of the same length) while checking that every
+/// byte is ASCII, and says whether it was: one read of a long value where
+/// a check and then a copy read it twice. Stops at the first 64-byte block
+/// that is not ASCII, so text that is not pays for at most one block
+/// copied in vain past its ASCII prefix; `dst` is then partly written.
+fn copy_long_ascii(dst: &mut [u8], src: &[u8]) -> bool {
+    assert_eq!(dst.len(), src.len());
+    let mut to = dst.chunks_exact_mut(64);
+    let mut from = src.chunks_exact(64);
+    for (d, s) in (&mut to).zip(&mut from) {
+        if !copy_block_ascii(
+            d.try_into().expect("64 bytes"),
+            s.try_into().expect("64 bytes"),
+        ) {
+            return false;
+        }
+    }
+    let (d, s) = (to.into_remainder(), from.remainder());
+    d.copy_from_slice(s);
+    s.is_ascii()
+}
+
+/// One block of `copy_long_ascii`. With SSE2 (every x86-64): four 16-byte
+/// loads and stores, and one mask of the high bits; in plain Rust the
+/// compiler made that eight 8-byte loads and stores, and the loop took
+/// twice the cycles the stores need.
+#[inline(always)]
+fn copy_block_ascii(dst: &mut [u8; 64], src: &[u8; 64]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86-64; every load reads inside `src` and
+    // every store writes inside `dst` (16 bytes at 0, 16, 32 and 48 of 64),
+    // unaligned loads and stores.
+    unsafe {
+        use std::arch::x86_64::{
+            __m128i, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_storeu_si128,
+        };
+        let s = src.as_ptr().cast::<__m128i>();
+        let d = dst.as_mut_ptr().cast::<__m128i>();
+        let (a, b, c, e) = (
+            _mm_loadu_si128(s),
+            _mm_loadu_si128(s.add(1)),
+            _mm_loadu_si128(s.add(2)),
+            _mm_loadu_si128(s.add(3)),
+        );
+        _mm_storeu_si128(d, a);
+        _mm_storeu_si128(d.add(1), b);
+        _mm_storeu_si128(d.add(2), c);
+        _mm_storeu_si128(d.add(3), e);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, e))) == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        dst.copy_from_slice(src);
+        src.is_ascii()
     }
 }
 
@@ -949,10 +1009,26 @@ impl SpanRecord {
 
     /// Writes `bytes` at virtual offset `at`, which the span reserved.
     fn write_at<S: ChunkStore + ?Sized>(&mut self, at: u32, bytes: &[u8], store: &S) {
+        self.copy_at(at, bytes, store, |dst, src| {
+            copy_text(dst, src);
+            true
+        });
+    }
+
+    /// Copies `bytes` to virtual offset `at`, which the span reserved, a
+    /// piece at a time (the arena's, or each chunk's) with `copy`, which
+    /// may refuse a piece: then the copy stops there, and the answer is
+    /// false.
+    fn copy_at<S: ChunkStore + ?Sized>(
+        &mut self,
+        at: u32,
+        bytes: &[u8],
+        store: &S,
+        mut copy: impl FnMut(&mut [u8], &[u8]) -> bool,
+    ) -> bool {
         if (at as usize) < ARENA_BYTES {
             let at = at as usize;
-            copy_text(&mut self.arena[at..at + bytes.len()], bytes);
-            return;
+            return copy(&mut self.arena[at..at + bytes.len()], bytes);
         }
         let mut pos = (at - OVERFLOW_BASE) as usize;
         let mut rest = bytes;
@@ -963,14 +1039,18 @@ impl SpanRecord {
                 store.chunk_ptr(i).map(|p| p.as_ptr() as *const u8)
             });
             if let Some(ptr) = index.and_then(|i| store.chunk_ptr(i)) {
-                // SAFETY: the chunk is the span's; within + n <= CHUNK_BYTES.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(rest.as_ptr(), ptr.as_ptr().add(within), n)
-                };
+                // SAFETY: the chunk is the span's (no one else reads or
+                // writes it while the span holds it); within + n <=
+                // CHUNK_BYTES.
+                let dst = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().add(within), n) };
+                if !copy(dst, &rest[..n]) {
+                    return false;
+                }
             }
             rest = &rest[n..];
             pos += n;
         }
+        true
     }
 
     fn write_plain<T: Plain, S: ChunkStore + ?Sized>(&mut self, at: u32, v: &T, store: &S) {
@@ -1002,7 +1082,7 @@ impl SpanRecord {
         // (The general path cost 90 instructions for a 6-byte key.)
         let start = self.arena_used as usize;
         let n = input.len();
-        if n <= 32
+        if n <= SHORT_TEXT
             && n <= limit
             && n <= ARENA_BYTES - start
             && copy_short_ascii(&mut self.arena[start..start + n], input)
@@ -1030,8 +1110,60 @@ impl SpanRecord {
         limit: usize,
         store: &S,
     ) -> (u64, u8) {
+        if input.len() > SHORT_TEXT
+            && let Some((t, o)) = self.store_long_ascii(input, limit, store)
+        {
+            return (pack(t), o.bits());
+        }
         let (t, o) = self.store_text_general(input, limit, store, true);
         (pack(t), o.bits())
+    }
+
+    /// `store_text_general` for long text that is ASCII, as nearly every
+    /// prompt and completion is: checked as it is copied (`copy_long_ascii`),
+    /// where the general path reads it once to plan and once to copy. Cut
+    /// at `limit` on any byte (every one is a character boundary). None,
+    /// with nothing kept, when the text holds a byte that is not ASCII
+    /// (before the limit) or the pool cannot hold it: the general path then
+    /// stores it, in the space given back here.
+    fn store_long_ascii<S: ChunkStore + ?Sized>(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        store: &S,
+    ) -> Option<(TextRef, TextOutcome)> {
+        let text = &input[..input.len().min(limit)];
+        let (arena_before, overflow_before) = (self.arena_used, self.overflow_used);
+        let start = arena_before as usize;
+        let at = if text.len() <= ARENA_BYTES - start {
+            self.arena_used = (start + text.len()) as u16;
+            start as u32
+        } else {
+            let (at, got) = self.reserve_overflow(text.len(), store);
+            if got < text.len() {
+                self.overflow_used = overflow_before;
+                return None;
+            }
+            at
+        };
+        if !self.copy_at(at, text, store, copy_long_ascii) {
+            (self.arena_used, self.overflow_used) = (arena_before, overflow_before);
+            return None;
+        }
+        let truncated = text.len() < input.len();
+        if truncated {
+            count_one(&mut self.rest_mut().truncated_values);
+        }
+        Some((
+            TextRef {
+                offset: at,
+                len: text.len() as u32,
+            },
+            TextOutcome {
+                truncated,
+                replaced_utf8: false,
+            },
+        ))
     }
 
     /// `store_text` for any input; with `cut` false it stores the whole
@@ -2384,6 +2516,90 @@ mod tests {
         let (t, o) = r.store_text(&ascii[..20], 8, &store);
         assert_eq!((r.arena_bytes(t), o.truncated), (Some(&ascii[..8]), true));
         assert_eq!(r.rest().truncated_values, 1);
+    }
+
+    #[test]
+    fn copy_long_ascii_copies_every_byte_and_finds_any_high_bit() {
+        let src: Vec<u8> = (0..300).map(|i| b' ' + (i % 90) as u8).collect();
+        for n in [0, 1, 15, 16, 63, 64, 65, 127, 128, 200, 300] {
+            let mut dst = vec![0u8; n];
+            assert!(copy_long_ascii(&mut dst, &src[..n]), "{n}");
+            assert_eq!(dst, src[..n]);
+            for bad in [0, n / 3, n.saturating_sub(1)] {
+                if bad >= n {
+                    continue;
+                }
+                for high in [0x80, 0xc3, 0xff] {
+                    let mut input = src[..n].to_vec();
+                    input[bad] = high;
+                    assert!(
+                        !copy_long_ascii(&mut vec![0u8; n], &input),
+                        "{n} {bad} {high}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_text_stores_as_the_general_path_does() {
+        // The long ASCII path (copy and check in one pass) against the
+        // general one (plan, then copy) for every kind of long text: in
+        // the arena or the chunks, cut by the limit or by the pool, and
+        // text that is not ASCII before the limit, after it, or at all.
+        let ascii: Vec<u8> = (0..9000).map(|i| b'a' + (i % 26) as u8).collect();
+        let with = |at: usize, bytes: &[u8]| {
+            let mut t = ascii.clone();
+            t.splice(at..at + bytes.len(), bytes.iter().copied());
+            t
+        };
+        let inputs: Vec<Vec<u8>> = vec![
+            ascii[..33].to_vec(),
+            ascii[..400].to_vec(),
+            ascii.clone(),
+            with(0, "é".as_bytes()),
+            with(4100, "😀".as_bytes()),
+            with(8990, b"\xff"),
+            "ab€😀ü".repeat(900).into_bytes(),
+        ];
+        for input in &inputs {
+            for limit in [40, 100, 4096, 8995, usize::MAX] {
+                for pool in [0, 1, 3] {
+                    let fast_store = TestStore::new(pool);
+                    let general_store = TestStore::new(pool);
+                    let (mut fast, mut general) = (blank(), blank());
+                    fast.store_text(b"name", 64, &fast_store);
+                    general.store_text(b"name", 64, &general_store);
+                    let (ft, fo) = fast.store_text(input, limit, &fast_store);
+                    let (gt, go) = general.store_text_general(input, limit, &general_store, true);
+                    let what = format!("{} bytes, limit {limit}, pool {pool}", input.len());
+                    assert_eq!((ft, fo), (gt, go), "{what}");
+                    let (fs, gs) = (StoreSource(&fast_store), StoreSource(&general_store));
+                    assert_eq!(
+                        SpanView::new(&fast, &fs).text(ft).to_string_lossy(),
+                        SpanView::new(&general, &gs).text(gt).to_string_lossy(),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        (fast.arena_used, fast.overflow_used, fast.rest().chunk_count),
+                        (
+                            general.arena_used,
+                            general.overflow_used,
+                            general.rest().chunk_count
+                        ),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        (fast.rest().truncated_values, fast.rest().replaced_utf8),
+                        (
+                            general.rest().truncated_values,
+                            general.rest().replaced_utf8
+                        ),
+                        "{what}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
