@@ -362,7 +362,8 @@ bench-quick:
 # COMPARE_ARGS=--instructions counts instructions a span with callgrind
 # (needs valgrind) instead of timing; COMPARE_ARGS=--interleaved times both
 # libraries in one process, sample by sample (PAIRS=100 or more: its pairs
-# take milliseconds).
+# take milliseconds); COMPARE_ARGS=--llm times LLM-sized spans
+# (bench/c/llm_spans.c) instead.
 bench-compare: build
 	COMPARE_HEAD=$(HEAD_COMMIT) bench/compare.sh $(BASE) $(or $(PAIRS),5) $(COMPARE_ARGS)
 

@@ -11,7 +11,7 @@
 # "did this change make small spans slower", since one run's absolute
 # figures move with the host.
 #
-# bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved];
+# bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved|--llm];
 # COMPARE_HEAD=<commit> puts that commit's library in place of this tree's
 # build/lib. --instructions counts instead, with callgrind, the instructions
 # a span takes on the recording path (bench/c/span_instructions.c) with
@@ -19,9 +19,11 @@
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
-# turn meet different minutes.
+# turn meet different minutes. --llm times LLM-sized spans instead (an
+# 8 KB prompt and a 2 KB completion, bench/c/llm_spans.c), the two
+# programs in turn, PAIRS pairs, alternating which goes first.
 set -eu
-base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved]}
+base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved|--llm]}
 pairs=${2:-5}
 quick=${3:-}
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +54,7 @@ program_at() {
 # library through its rpath. Prints LABEL=PATTERN, the programs' path with
 # %s for the program's name.
 build_against() {
-    for program in hot_path span_instructions; do
+    for program in hot_path span_instructions llm_spans; do
         "$cc" -std=c11 -Wall -Wextra -Werror -O2 -I"$2" "$repo/bench/c/$program.c" \
             -L"$3" -lspanguard -Wl,-rpath,"$3" -o "$out/$program-$1"
     done
@@ -78,6 +80,33 @@ if [ "$quick" = --instructions ]; then
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
         done
     done
+    exit 0
+fi
+
+if [ "$quick" = --llm ]; then
+    a=$(printf "${first#*=}" llm_spans)
+    b=$(printf "${second#*=}" llm_spans)
+    i=0
+    while [ "$i" -lt "$pairs" ]; do
+        if [ $((i % 2)) -eq 0 ]; then
+            x=$("$a"); y=$("$b")
+        else
+            y=$("$b"); x=$("$a")
+        fi
+        echo "$x" | sed 's/.*: \([0-9.]*\) ns.*/\1/' | tr '\n' ' '
+        echo "$y" | sed 's/.*: \([0-9.]*\) ns.*/\1/'
+        i=$((i + 1))
+    done | awk -v A="${first%%=*}" -v B="${second%%=*}" '
+        { a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 < $1) faster++ }
+        function median(v, n,   i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        END {
+            n = NR
+            printf "A=%s B=%s: LLM-sized spans (8 KB prompt, 2 KB completion), %d pairs: A %.1f ns/span, B %.1f, pair ratio B/A %.3f (median), B faster in %d of %d\n",
+                A, B, n, median(a, n), median(b, n), median(r, n), faster, n
+        }'
     exit 0
 fi
 

@@ -1,0 +1,86 @@
+/* LLM-sized spans from C: begin, a prompt and a completion (ASCII text
+ * that reads like words), two token counts, end; the median ns a span over
+ * 9 samples, the exporter encoding on the other core as it does by default
+ * (discarding what it encodes). `make bench-compare BASE=<commit>
+ * COMPARE_ARGS=--llm` runs it against two libraries in turn; for the
+ * instructions a span's text costs, run it under
+ * `valgrind --tool=callgrind --toggle-collect=spanguard_span_set_string`.
+ *
+ * llm_spans [SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES]]]
+ * (defaults 20000, 8192, 2048: the first LLM-sized row of `make bench`). */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { SAMPLES = 9 };
+
+/* `n` bytes of text cycling through `words`. */
+static char *text(size_t n, const char *words) {
+    char *t = malloc(n ? n : 1);
+    size_t k = strlen(words);
+    if (!t) {
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i] = words[i % k];
+    }
+    return t;
+}
+
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 20000;
+    long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
+    long completion_len = argc > 3 ? atol(argv[3]) : 2048;
+    if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
+        completion_len > (1 << 24)) {
+        fprintf(stderr, "usage: llm_spans [SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES]]]\n");
+        return 2;
+    }
+    char *prompt = text((size_t)prompt_len, "the user asks about the weather in Lisbon ");
+    char *completion = text((size_t)completion_len, "It will be sunny and 21 degrees tomorrow. ");
+    spanguard_config cfg;
+    spanguard_config_init(&cfg, sizeof cfg);
+    cfg.endpoint = "discard:";
+    cfg.install_signal_handlers = 0;
+    cfg.max_queue_size = 1 << 16;
+    cfg.max_open_spans = 1 << 12;
+    /* Room for every span in flight: no sample cuts a value. */
+    cfg.payload_pool_mib = 1024;
+    spanguard_tracer *t;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "spanguard_tracer_new failed\n");
+        return 1;
+    }
+    double ns[SAMPLES];
+    for (int r = -1; r < SAMPLES; r++) { /* r = -1: warm-up */
+        double t0 = bench_now_ns();
+        for (long i = 0; i < n; i++) {
+            spanguard_span s;
+            spanguard_span_begin(t, "llm.chat", 8, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_CLIENT, &s);
+            spanguard_span_set_string(s, "gen_ai.prompt", 13, prompt, (size_t)prompt_len);
+            if (completion_len > 0) {
+                spanguard_span_set_string(s, "gen_ai.completion", 17, completion, (size_t)completion_len);
+            }
+            spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
+            spanguard_span_set_int(s, "gen_ai.usage.output_tokens", 26, 96);
+            spanguard_span_end(s);
+        }
+        if (r >= 0) {
+            ns[r] = (bench_now_ns() - t0) / n;
+        }
+        spanguard_flush(t, 60000);
+    }
+    struct spanguard_counters st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    spanguard_stats(t, &st);
+    printf("llm spans (%ld B prompt, %ld B completion): %.1f ns/span (median of %d samples of %ld), "
+           "values cut %llu\n",
+           prompt_len, completion_len, bench_median(ns, SAMPLES), SAMPLES, n,
+           (unsigned long long)st.values_truncated);
+    spanguard_tracer_free(t);
+    free(prompt);
+    free(completion);
+    return 0;
+}
