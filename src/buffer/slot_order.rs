@@ -11,8 +11,10 @@
 //! exporter shares its core with the recording thread on hosts whose
 //! vCPUs are hardware threads of one core.
 
-/// Below this many numbers an insertion-friendly comparison sort beats the
-/// radix sort's fixed cost (a 256-entry count per pass).
+/// Under this many numbers the radix sort's fixed cost (256 counts
+/// cleared and summed a pass) is about a comparison sort's whole work, so
+/// the simpler sort does them (a part of a batch can be that small; a
+/// full batch is 512).
 const SMALL: usize = 64;
 
 /// Sorts `numbers` ascending. `scratch` is working space, grown to the

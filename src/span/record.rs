@@ -579,9 +579,9 @@ fn copy_long_ascii(dst: &mut [u8], src: &[u8]) -> bool {
 }
 
 /// One block of `copy_long_ascii`. With SSE2 (every x86-64): four 16-byte
-/// loads and stores, and one mask of the high bits; in plain Rust the
-/// compiler made that eight 8-byte loads and stores, and the loop took
-/// twice the cycles the stores need.
+/// loads and stores, and one mask of the high bits. The same block in
+/// plain Rust compiled to eight 8-byte loads and stores: an LLM-sized span
+/// took 0.89 of b3b3908's time with it, 0.85 with this.
 #[inline(always)]
 fn copy_block_ascii(dst: &mut [u8; 64], src: &[u8; 64]) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -1039,9 +1039,9 @@ impl SpanRecord {
                 store.chunk_ptr(i).map(|p| p.as_ptr() as *const u8)
             });
             if let Some(ptr) = index.and_then(|i| store.chunk_ptr(i)) {
-                // SAFETY: the chunk is the span's (no one else reads or
-                // writes it while the span holds it); within + n <=
-                // CHUNK_BYTES.
+                // SAFETY: the chunk is the span's, written only by whoever
+                // holds the span (a crash dump reads it as it reads the
+                // arena, a torn write and all); within + n <= CHUNK_BYTES.
                 let dst = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr().add(within), n) };
                 if !copy(dst, &rest[..n]) {
                     return false;
