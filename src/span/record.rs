@@ -697,6 +697,13 @@ fn plan_text(input: &[u8], limit: usize) -> TextPlan {
             break;
         }
         if !chunk.invalid().is_empty() {
+            if out_len == limit {
+                // The kept text ends where the invalid bytes begin: they
+                // lie past the limit, so they are cut, not replaced (as
+                // any byte past the limit is).
+                cut = true;
+                break;
+            }
             replaced = true;
             if limit - out_len < REPLACEMENT.len() {
                 cut = true;
@@ -2599,6 +2606,78 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn random_long_text_stores_as_the_general_path_does() {
+        // Mostly ASCII with a few bytes of anything (valid characters cut
+        // anywhere, stray continuation bytes, 0xff) at random places, any
+        // limit, any pool: the long path must give what the general one
+        // gives, or leave the text to it.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let odd: [&[u8]; 6] = [
+            b"\xff",
+            b"\x80",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "😀".as_bytes(),
+            &[0xf0, 0x9f],
+        ];
+        for case in 0..3000 {
+            let len = 33 + (next() % 12_000) as usize;
+            let mut input: Vec<u8> = (0..len).map(|_| b' ' + (next() % 95) as u8).collect();
+            for _ in 0..(next() % 3) {
+                let bytes = odd[(next() % odd.len() as u64) as usize];
+                let at = (next() as usize) % len;
+                let end = (at + bytes.len()).min(len);
+                input[at..end].copy_from_slice(&bytes[..end - at]);
+            }
+            let limit = match next() % 3 {
+                0 => usize::MAX,
+                _ => (next() % (len as u64 + 10)) as usize,
+            };
+            let pool = (next() % 5) as u32;
+            let (fast_store, general_store) = (TestStore::new(pool), TestStore::new(pool));
+            let (mut fast, mut general) = (blank(), blank());
+            let name_len = (next() % 2000) as usize;
+            let name = vec![b'n'; name_len];
+            fast.store_text(&name, usize::MAX, &fast_store);
+            general.store_text(&name, usize::MAX, &general_store);
+            let (ft, fo) = fast.store_text(&input, limit, &fast_store);
+            let (gt, go) = general.store_text_general(&input, limit, &general_store, true);
+            let what =
+                format!("case {case}: {len} bytes, limit {limit}, pool {pool}, name {name_len}");
+            assert_eq!((ft, fo), (gt, go), "{what}");
+            let (fs, gs) = (StoreSource(&fast_store), StoreSource(&general_store));
+            assert_eq!(
+                SpanView::new(&fast, &fs).text(ft).to_string_lossy(),
+                SpanView::new(&general, &gs).text(gt).to_string_lossy(),
+                "{what}"
+            );
+            assert_eq!(
+                (fast.arena_used, fast.overflow_used, fast.rest().chunk_count),
+                (
+                    general.arena_used,
+                    general.overflow_used,
+                    general.rest().chunk_count
+                ),
+                "{what}"
+            );
+            assert_eq!(
+                (fast.rest().truncated_values, fast.rest().replaced_utf8),
+                (
+                    general.rest().truncated_values,
+                    general.rest().replaced_utf8
+                ),
+                "{what}"
+            );
         }
     }
 
