@@ -20,8 +20,9 @@
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
 # turn meet different minutes. --llm times LLM-sized spans instead (an
-# 8 KB prompt and a 2 KB completion, bench/c/llm_spans.c), the two
-# programs in turn, PAIRS pairs, alternating which goes first.
+# 8 KB prompt and a 2 KB completion, bench/c/llm_spans.c; ASCII text, then
+# text with a non-ASCII character every 40 bytes or so), the two programs
+# in turn, PAIRS pairs, alternating which goes first.
 set -eu
 base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved|--llm]}
 pairs=${2:-5}
@@ -86,27 +87,29 @@ fi
 if [ "$quick" = --llm ]; then
     a=$(printf "${first#*=}" llm_spans)
     b=$(printf "${second#*=}" llm_spans)
-    i=0
-    while [ "$i" -lt "$pairs" ]; do
-        if [ $((i % 2)) -eq 0 ]; then
-            x=$("$a"); y=$("$b")
-        else
-            y=$("$b"); x=$("$a")
-        fi
-        echo "$x" | sed 's/.*: \([0-9.]*\) ns.*/\1/' | tr '\n' ' '
-        echo "$y" | sed 's/.*: \([0-9.]*\) ns.*/\1/'
-        i=$((i + 1))
-    done | awk -v A="${first%%=*}" -v B="${second%%=*}" '
-        { a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 < $1) faster++ }
-        function median(v, n,   i, j, t) {
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-        }
-        END {
-            n = NR
-            printf "A=%s B=%s: LLM-sized spans (8 KB prompt, 2 KB completion), %d pairs: A %.1f ns/span, B %.1f, pair ratio B/A %.3f (median), B faster in %d of %d\n",
-                A, B, n, median(a, n), median(b, n), median(r, n), faster, n
-        }'
+    for text in ascii unicode; do
+        i=0
+        while [ "$i" -lt "$pairs" ]; do
+            if [ $((i % 2)) -eq 0 ]; then
+                x=$("$a" 20000 8192 2048 "$text"); y=$("$b" 20000 8192 2048 "$text")
+            else
+                y=$("$b" 20000 8192 2048 "$text"); x=$("$a" 20000 8192 2048 "$text")
+            fi
+            echo "$x" | sed 's/.*: \([0-9.]*\) ns.*/\1/' | tr '\n' ' '
+            echo "$y" | sed 's/.*: \([0-9.]*\) ns.*/\1/'
+            i=$((i + 1))
+        done | awk -v A="${first%%=*}" -v B="${second%%=*}" -v T="$text" '
+            { a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 < $1) faster++ }
+            function median(v, n,   i, j, t) {
+                for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+                return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            }
+            END {
+                n = NR
+                printf "A=%s B=%s: LLM-sized spans (8 KB prompt, 2 KB completion, %s), %d pairs: A %.1f ns/span, B %.1f, pair ratio B/A %.3f (median), B faster in %d of %d\n",
+                    A, B, T, n, median(a, n), median(b, n), median(r, n), faster + 0, n
+            }'
+    done
     exit 0
 fi
 

@@ -6,8 +6,12 @@
  * instructions a span's text costs, run it under
  * `valgrind --tool=callgrind --toggle-collect=spanguard_span_set_string`.
  *
- * llm_spans [SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES]]]
- * (defaults 20000, 8192, 2048: the first LLM-sized row of `make bench`). */
+ * llm_spans [SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]
+ * (defaults 20000, 8192, 2048, ascii: the first LLM-sized row of
+ * `make bench`). With `unicode` the words hold a curly apostrophe and a
+ * dash, as model output often does (valid UTF-8, a non-ASCII character
+ * every 40 bytes or so; the byte counts are cut on a character boundary
+ * by `text`). */
 #include "common.h"
 
 #include <stdio.h>
@@ -15,15 +19,19 @@
 
 enum { SAMPLES = 9 };
 
-/* `n` bytes of text cycling through `words`. */
-static char *text(size_t n, const char *words) {
-    char *t = malloc(n ? n : 1);
+/* About `*n` bytes of text cycling through `words`, cut back to a
+ * character boundary (`*n` is set to the length). */
+static char *text(long *n, const char *words) {
+    char *t = malloc(*n ? (size_t)*n : 1);
     size_t k = strlen(words);
     if (!t) {
         exit(1);
     }
-    for (size_t i = 0; i < n; i++) {
-        t[i] = words[i % k];
+    for (long i = 0; i < *n; i++) {
+        t[i] = words[(size_t)i % k];
+    }
+    while (*n > 0 && ((unsigned char)words[(size_t)*n % k] & 0xc0) == 0x80) {
+        (*n)--; /* the next byte continues a character: end before it */
     }
     return t;
 }
@@ -32,13 +40,17 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 20000;
     long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
     long completion_len = argc > 3 ? atol(argv[3]) : 2048;
+    int unicode = argc > 4 && strcmp(argv[4], "unicode") == 0;
     if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
-        completion_len > (1 << 24)) {
-        fprintf(stderr, "usage: llm_spans [SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES]]]\n");
+        completion_len > (1 << 24) || (argc > 4 && !unicode && strcmp(argv[4], "ascii") != 0)) {
+        fprintf(stderr,
+                "usage: llm_spans [SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]\n");
         return 2;
     }
-    char *prompt = text((size_t)prompt_len, "the user asks about the weather in Lisbon ");
-    char *completion = text((size_t)completion_len, "It will be sunny and 21 degrees tomorrow. ");
+    char *prompt = text(&prompt_len, unicode ? "the user\u2019s question \u2014 the weather in Lisbon "
+                                             : "the user asks about the weather in Lisbon ");
+    char *completion = text(&completion_len, unicode ? "It\u2019ll be sunny \u2014 21 degrees tomorrow. "
+                                                     : "It will be sunny and 21 degrees tomorrow. ");
     spanguard_config cfg;
     spanguard_config_init(&cfg, sizeof cfg);
     cfg.endpoint = "discard:";
@@ -75,9 +87,9 @@ int main(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     st.struct_size = sizeof st;
     spanguard_stats(t, &st);
-    printf("llm spans (%ld B prompt, %ld B completion): %.1f ns/span (median of %d samples of %ld), "
+    printf("llm spans (%ld B prompt, %ld B completion, %s): %.1f ns/span (median of %d samples of %ld), "
            "values cut %llu\n",
-           prompt_len, completion_len, bench_median(ns, SAMPLES), SAMPLES, n,
+           prompt_len, completion_len, unicode ? "unicode" : "ascii", bench_median(ns, SAMPLES), SAMPLES, n,
            (unsigned long long)st.values_truncated);
     spanguard_tracer_free(t);
     free(prompt);
