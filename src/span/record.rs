@@ -2552,6 +2552,47 @@ mod tests {
         }
     }
 
+    /// A small deterministic generator (xorshift64), so that a failure of
+    /// a randomized test repeats.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// Stores `name` and then `input` in two spans, each with a pool of
+    /// `pool` chunks: through `store_text` (the long ASCII path, where it
+    /// applies) and through the general path. Both must keep the same
+    /// text, say and count the same, and use the same space.
+    fn assert_long_path_matches_general(
+        name: &[u8],
+        input: &[u8],
+        limit: usize,
+        pool: u32,
+        what: &str,
+    ) {
+        let (fast_store, general_store) = (TestStore::new(pool), TestStore::new(pool));
+        let (mut fast, mut general) = (blank(), blank());
+        fast.store_text(name, usize::MAX, &fast_store);
+        general.store_text(name, usize::MAX, &general_store);
+        let (ft, fo) = fast.store_text(input, limit, &fast_store);
+        let (gt, go) = general.store_text_general(input, limit, &general_store, true);
+        assert_eq!((ft, fo), (gt, go), "{what}");
+        let (fs, gs) = (StoreSource(&fast_store), StoreSource(&general_store));
+        assert_eq!(
+            SpanView::new(&fast, &fs).text(ft).to_string_lossy(),
+            SpanView::new(&general, &gs).text(gt).to_string_lossy(),
+            "{what}"
+        );
+        let space = |r: &SpanRecord| (r.arena_used, r.overflow_used, r.rest().chunk_count);
+        assert_eq!(space(&fast), space(&general), "{what}");
+        let counts = |r: &SpanRecord| (r.rest().truncated_values, r.rest().replaced_utf8);
+        assert_eq!(counts(&fast), counts(&general), "{what}");
+    }
+
     #[test]
     fn long_text_stores_as_the_general_path_does() {
         // The long ASCII path (copy and check in one pass) against the
@@ -2576,38 +2617,8 @@ mod tests {
         for input in &inputs {
             for limit in [40, 100, 4096, 8995, usize::MAX] {
                 for pool in [0, 1, 3] {
-                    let fast_store = TestStore::new(pool);
-                    let general_store = TestStore::new(pool);
-                    let (mut fast, mut general) = (blank(), blank());
-                    fast.store_text(b"name", 64, &fast_store);
-                    general.store_text(b"name", 64, &general_store);
-                    let (ft, fo) = fast.store_text(input, limit, &fast_store);
-                    let (gt, go) = general.store_text_general(input, limit, &general_store, true);
                     let what = format!("{} bytes, limit {limit}, pool {pool}", input.len());
-                    assert_eq!((ft, fo), (gt, go), "{what}");
-                    let (fs, gs) = (StoreSource(&fast_store), StoreSource(&general_store));
-                    assert_eq!(
-                        SpanView::new(&fast, &fs).text(ft).to_string_lossy(),
-                        SpanView::new(&general, &gs).text(gt).to_string_lossy(),
-                        "{what}"
-                    );
-                    assert_eq!(
-                        (fast.arena_used, fast.overflow_used, fast.rest().chunk_count),
-                        (
-                            general.arena_used,
-                            general.overflow_used,
-                            general.rest().chunk_count
-                        ),
-                        "{what}"
-                    );
-                    assert_eq!(
-                        (fast.rest().truncated_values, fast.rest().replaced_utf8),
-                        (
-                            general.rest().truncated_values,
-                            general.rest().replaced_utf8
-                        ),
-                        "{what}"
-                    );
+                    assert_long_path_matches_general(b"name", input, limit, pool, &what);
                 }
             }
         }
@@ -2619,13 +2630,7 @@ mod tests {
         // anywhere, stray continuation bytes, 0xff) at random places, any
         // limit, any pool: the long path must give what the general one
         // gives, or leave the text to it.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let odd: [&[u8]; 6] = [
             b"\xff",
             b"\x80",
@@ -2648,40 +2653,12 @@ mod tests {
                 _ => (next() % (len as u64 + 10)) as usize,
             };
             let pool = (next() % 5) as u32;
-            let (fast_store, general_store) = (TestStore::new(pool), TestStore::new(pool));
-            let (mut fast, mut general) = (blank(), blank());
-            let name_len = (next() % 2000) as usize;
-            let name = vec![b'n'; name_len];
-            fast.store_text(&name, usize::MAX, &fast_store);
-            general.store_text(&name, usize::MAX, &general_store);
-            let (ft, fo) = fast.store_text(&input, limit, &fast_store);
-            let (gt, go) = general.store_text_general(&input, limit, &general_store, true);
-            let what =
-                format!("case {case}: {len} bytes, limit {limit}, pool {pool}, name {name_len}");
-            assert_eq!((ft, fo), (gt, go), "{what}");
-            let (fs, gs) = (StoreSource(&fast_store), StoreSource(&general_store));
-            assert_eq!(
-                SpanView::new(&fast, &fs).text(ft).to_string_lossy(),
-                SpanView::new(&general, &gs).text(gt).to_string_lossy(),
-                "{what}"
+            let name = vec![b'n'; (next() % 2000) as usize];
+            let what = format!(
+                "case {case}: {len} bytes, limit {limit}, pool {pool}, name {}",
+                name.len()
             );
-            assert_eq!(
-                (fast.arena_used, fast.overflow_used, fast.rest().chunk_count),
-                (
-                    general.arena_used,
-                    general.overflow_used,
-                    general.rest().chunk_count
-                ),
-                "{what}"
-            );
-            assert_eq!(
-                (fast.rest().truncated_values, fast.rest().replaced_utf8),
-                (
-                    general.rest().truncated_values,
-                    general.rest().replaced_utf8
-                ),
-                "{what}"
-            );
+            assert_long_path_matches_general(&name, &input, limit, pool, &what);
         }
     }
 
@@ -2704,13 +2681,7 @@ mod tests {
             b"\xf4\x8f\xbf\xbf",
             b"\xc2\x80",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut inputs: Vec<Vec<u8>> = Vec::new();
         for e in edges {
             inputs.push(e.to_vec());
@@ -2719,7 +2690,7 @@ mod tests {
         for _ in 0..5000 {
             let len = (next() % 80) as usize;
             let mut v: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            if next() % 2 == 0 {
+            if next().is_multiple_of(2) {
                 v = [vec![b'x'; (next() % 100) as usize], v].concat();
             }
             inputs.push(v);
