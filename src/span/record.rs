@@ -1145,18 +1145,7 @@ impl SpanRecord {
     ) -> Option<(TextRef, TextOutcome)> {
         let text = &input[..input.len().min(limit)];
         let (arena_before, overflow_before) = (self.arena_used, self.overflow_used);
-        let start = arena_before as usize;
-        let at = if text.len() <= ARENA_BYTES - start {
-            self.arena_used = (start + text.len()) as u16;
-            start as u32
-        } else {
-            let (at, got) = self.reserve_overflow(text.len(), store);
-            if got < text.len() {
-                self.overflow_used = overflow_before;
-                return None;
-            }
-            at
-        };
+        let at = self.alloc(text.len(), store)?;
         if !self.copy_at(at, text, store, copy_long_ascii) {
             (self.arena_used, self.overflow_used) = (arena_before, overflow_before);
             return None;
