@@ -1,4 +1,4 @@
-"""Run two builds of bench/c/hot_path.c in turn and compare them pair by pair.
+"""Run two builds of bench/c/hot_path.c (or llm_spans.c) in turn and compare them pair by pair.
 
 Each argument is LABEL=PROGRAM. A pair runs both programs once, the first
 of them alternating from pair to pair, so that a slow spell of the host
@@ -30,6 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="short samples: checks it runs")
+    parser.add_argument("--name", default="bench/c/hot_path.c", help="what the programs are built from")
     parser.add_argument("programs", nargs=2, metavar="LABEL=PROGRAM")
     args = parser.parse_args()
     (label_a, prog_a), (label_b, prog_b) = (p.split("=", 1) for p in args.programs)
@@ -44,7 +45,7 @@ def main():
             runs_a.append(run(prog_a, args.quick))
         print(f"pair {pair + 1} of {args.pairs} done", file=sys.stderr)
 
-    print(f"bench/c/hot_path.c, {args.pairs} pairs, alternating which runs first; "
+    print(f"{args.name}, {args.pairs} pairs, alternating which runs first; "
           f"ns a span are medians over pairs of each run's median; the ratio is "
           f"the median over pairs of {label_b} / {label_a} (above 1: {label_b} slower)\n")
     print(f"| case | regime | {label_a} ns/span | {label_b} ns/span | ratio | "

@@ -85,32 +85,8 @@ if [ "$quick" = --instructions ]; then
 fi
 
 if [ "$quick" = --llm ]; then
-    a=$(printf "${first#*=}" llm_spans)
-    b=$(printf "${second#*=}" llm_spans)
-    for text in ascii unicode; do
-        i=0
-        while [ "$i" -lt "$pairs" ]; do
-            if [ $((i % 2)) -eq 0 ]; then
-                x=$("$a" 20000 8192 2048 "$text"); y=$("$b" 20000 8192 2048 "$text")
-            else
-                y=$("$b" 20000 8192 2048 "$text"); x=$("$a" 20000 8192 2048 "$text")
-            fi
-            echo "$x" | sed 's/.*: \([0-9.]*\) ns.*/\1/' | tr '\n' ' '
-            echo "$y" | sed 's/.*: \([0-9.]*\) ns.*/\1/'
-            i=$((i + 1))
-        done | awk -v A="${first%%=*}" -v B="${second%%=*}" -v T="$text" '
-            { a[NR] = $1; b[NR] = $2; r[NR] = $2 / $1; if ($2 < $1) faster++ }
-            function median(v, n,   i, j, t) {
-                for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-                return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-            }
-            END {
-                n = NR
-                printf "A=%s B=%s: LLM-sized spans (8 KB prompt, 2 KB completion, %s), %d pairs: A %.1f ns/span, B %.1f, pair ratio B/A %.3f (median), B faster in %d of %d\n",
-                    A, B, T, n, median(a, n), median(b, n), median(r, n), faster + 0, n
-            }'
-    done
-    exit 0
+    exec python3 "$repo/bench/compare.py" --pairs "$pairs" --name bench/c/llm_spans.c \
+        "${first%%=*}=$(printf "${first#*=}" llm_spans)" "${second%%=*}=$(printf "${second#*=}" llm_spans)"
 fi
 
 if [ "$quick" = --interleaved ]; then

@@ -1,19 +1,22 @@
-/* LLM-sized spans from C: begin, a prompt and a completion (ASCII text
- * that reads like words), two token counts, end; the median ns a span over
- * 9 samples, the exporter encoding on the other core as it does by default
- * (discarding what it encodes). `make bench-compare BASE=<commit>
- * COMPARE_ARGS=--llm` runs it against two libraries in turn; for the
- * instructions a span's text costs, run it under
+/* LLM-sized spans from C: begin, a prompt and a completion (text that
+ * reads like words), two token counts, end; the median ns a span over 9
+ * samples, the exporter encoding on the other core as it does by default
+ * (discarding what it encodes). Prints one JSON row per kind of text, as
+ * bench/c/hot_path.c does (case, regime, spanguard_ns, exported_share),
+ * so that `make bench-compare BASE=<commit> COMPARE_ARGS=--llm` compares
+ * two libraries with bench/compare.py. For the instructions a span's text
+ * costs, run it under
  * `valgrind --tool=callgrind --toggle-collect=spanguard_span_set_string`.
  *
- * llm_spans [SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]
- * (defaults 20000, 8192, 2048, ascii: the first LLM-sized row of
- * `make bench`). With `unicode` the words hold a curly apostrophe and a
- * dash, as model output often does (valid UTF-8, a non-ASCII character
- * every 40 bytes or so; the byte counts are cut on a character boundary
- * by `text`). */
+ * llm_spans [--quick | SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]
+ * (defaults 20000 (--quick: 2000), 8192, 2048, both kinds: ASCII text,
+ * the first LLM-sized row of `make bench`, then `unicode` text, the same
+ * words with a curly apostrophe and a dash, as model output often has
+ * (valid UTF-8, a non-ASCII character every 40 bytes or so; the byte
+ * counts are cut back to a character boundary by `text`)). */
 #include "common.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,17 +39,17 @@ static char *text(long *n, const char *words) {
     return t;
 }
 
-int main(int argc, char **argv) {
-    long n = argc > 1 ? atol(argv[1]) : 20000;
-    long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
-    long completion_len = argc > 3 ? atol(argv[3]) : 2048;
-    int unicode = argc > 4 && strcmp(argv[4], "unicode") == 0;
-    if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
-        completion_len > (1 << 24) || (argc > 4 && !unicode && strcmp(argv[4], "ascii") != 0)) {
-        fprintf(stderr,
-                "usage: llm_spans [SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]\n");
-        return 2;
-    }
+/* Spans exported so far. */
+static uint64_t exported(spanguard_tracer *t) {
+    struct spanguard_counters st;
+    memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
+    spanguard_stats(t, &st);
+    return st.spans_exported;
+}
+
+/* One kind of text: prints its JSON row. */
+static void run(long n, long prompt_len, long completion_len, int unicode) {
     char *prompt = text(&prompt_len, unicode ? "the user\u2019s question \u2014 the weather in Lisbon "
                                              : "the user asks about the weather in Lisbon ");
     char *completion = text(&completion_len, unicode ? "It\u2019ll be sunny \u2014 21 degrees tomorrow. "
@@ -62,10 +65,11 @@ int main(int argc, char **argv) {
     spanguard_tracer *t;
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "spanguard_tracer_new failed\n");
-        return 1;
+        exit(1);
     }
-    double ns[SAMPLES];
+    double ns[SAMPLES], share[SAMPLES];
     for (int r = -1; r < SAMPLES; r++) { /* r = -1: warm-up */
+        uint64_t e0 = exported(t);
         double t0 = bench_now_ns();
         for (long i = 0; i < n; i++) {
             spanguard_span s;
@@ -80,6 +84,7 @@ int main(int argc, char **argv) {
         }
         if (r >= 0) {
             ns[r] = (bench_now_ns() - t0) / n;
+            share[r] = (double)(exported(t) - e0) / n;
         }
         spanguard_flush(t, 60000);
     }
@@ -87,12 +92,30 @@ int main(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     st.struct_size = sizeof st;
     spanguard_stats(t, &st);
-    printf("llm spans (%ld B prompt, %ld B completion, %s): %.1f ns/span (median of %d samples of %ld), "
-           "values cut %llu\n",
-           prompt_len, completion_len, unicode ? "unicode" : "ascii", bench_median(ns, SAMPLES), SAMPLES, n,
-           (unsigned long long)st.values_truncated);
+    printf("{\"case\": \"%ld B prompt+%ld B completion, %s\", \"regime\": \"default settings\", "
+           "\"spanguard_ns\": %.1f, \"exported_share\": %.3f, \"values_cut\": %llu}\n",
+           prompt_len, completion_len, unicode ? "unicode" : "ascii", bench_median(ns, SAMPLES),
+           bench_median(share, SAMPLES), (unsigned long long)st.values_truncated);
     spanguard_tracer_free(t);
     free(prompt);
     free(completion);
+}
+
+int main(int argc, char **argv) {
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    long n = quick ? 2000 : argc > 1 ? atol(argv[1]) : 20000;
+    long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
+    long completion_len = argc > 3 ? atol(argv[3]) : 2048;
+    int kinds = argc > 4 ? 1 : 2;
+    int unicode = argc > 4 && strcmp(argv[4], "unicode") == 0;
+    if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
+        completion_len > (1 << 24) || (argc > 4 && !unicode && strcmp(argv[4], "ascii") != 0)) {
+        fprintf(stderr, "usage: llm_spans [--quick | SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES "
+                        "[ascii|unicode]]]]\n");
+        return 2;
+    }
+    for (int k = 0; k < kinds; k++) {
+        run(n, prompt_len, completion_len, kinds == 2 ? k : unicode);
+    }
     return 0;
 }
