@@ -637,7 +637,10 @@ typedef struct spanguard_config {
    */
   uint32_t payload_pool_mib;
   /*
-   Longest string or bytes value kept (each element of an array), in
+   Longest value kept (each element of an array; also an error
+   status's message): a string's length in characters, as
+   OpenTelemetry counts it (any character as 1, an invalid UTF-8
+   sequence as the one U+FFFD that replaces it), a bytes value's in
    bytes; default `SPANGUARD_NO_LENGTH_LIMIT`
    (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT).
    */
@@ -986,8 +989,8 @@ spanguard_result spanguard_span_set_bool(spanguard_span span,
  Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
  bytes replaced). Any length: a value that does not fit the span's slot
  goes to the payload pool; it is cut (on a character boundary, notice
- `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit` or
- when the pool is used up. The key is always kept whole with its value,
+ `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit`
+ (in characters) or when the pool is used up. The key is always kept whole with its value,
  or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
  */
 spanguard_result spanguard_span_set_string(spanguard_span span,

@@ -925,7 +925,8 @@ impl Tracer {
             }
             r.status_code = code;
             if code == STATUS_ERROR {
-                let (m, outcome) = r.store_text(message, p.config.limits.value_len(), &p.pool);
+                let (m, outcome) =
+                    r.store_value_text(message, p.config.limits.value_len(), &p.pool);
                 r.rest_mut().status_message = m;
                 Notice::from_text(outcome)
             } else {

@@ -154,9 +154,10 @@ type Config struct {
 	// links); default 64.
 	PayloadPoolMiB uint32
 	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with
-	// NewTracerFromEnv). ValueLengthLimit is the longest string or bytes
-	// value (each array element too), in bytes; default none. The count
-	// limits default to 128.
+	// NewTracerFromEnv). ValueLengthLimit is the longest value (each array
+	// element too): a string's characters (runes, as OpenTelemetry counts
+	// them), a bytes value's bytes; default none. The count limits default
+	// to 128.
 	ValueLengthLimit         uint32
 	AttributeCountLimit      uint32
 	EventCountLimit          uint32

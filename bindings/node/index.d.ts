@@ -69,7 +69,7 @@ export interface TracerOptions {
   exporterMaxCpuPercent?: number;
   /** The payload pool in MiB: what spans hold past their slots (default 64). */
   payloadPoolMib?: number;
-  /** The longest string or bytes value, each array element too, in bytes (default: none). */
+  /** The longest value, each array element too: a string's characters (code points, as OpenTelemetry counts them), a bytes value's bytes (default: none). */
   valueLengthLimit?: number;
   /** Attributes per span (default 128). */
   attributeCountLimit?: number;

@@ -614,8 +614,8 @@ pub unsafe extern "C" fn spanguard_span_set_bool(
 /// Sets a string attribute: `value_len` bytes at `value`, UTF-8 (invalid
 /// bytes replaced). Any length: a value that does not fit the span's slot
 /// goes to the payload pool; it is cut (on a character boundary, notice
-/// `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit` or
-/// when the pool is used up. The key is always kept whole with its value,
+/// `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit`
+/// (in characters) or when the pool is used up. The key is always kept whole with its value,
 /// or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_string(

@@ -41,8 +41,10 @@ pub const DIRECT_CHUNKS: usize = 16;
 /// agent's prompts are what it records, and the pool bounds them anyway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanLimits {
-    /// Longest string (or bytes) value kept, in bytes; per array element
-    /// for arrays. `u32::MAX`: no limit but the pool.
+    /// Longest value kept: a string's characters (as OpenTelemetry counts
+    /// them: any character as 1, an invalid UTF-8 sequence as the one
+    /// U+FFFD that replaces it), a bytes value's bytes; per element for
+    /// arrays. `u32::MAX`: no limit but the pool.
     pub attribute_value_length: u32,
     /// Attributes of a span.
     pub attribute_count: u32,
@@ -78,7 +80,8 @@ impl Default for SpanLimits {
 }
 
 impl SpanLimits {
-    /// The value length limit as a byte count.
+    /// The value length limit: characters of a string value
+    /// (`SpanRecord::store_value_text`), bytes of a bytes value.
     #[inline]
     pub fn value_len(&self) -> usize {
         self.attribute_value_length as usize

@@ -724,6 +724,56 @@ fn plan_text(input: &[u8], limit: usize) -> TextPlan {
     }
 }
 
+/// The byte limit under which `store_text` keeps the first `chars`
+/// characters of `input` once sanitized (each invalid UTF-8 sequence
+/// replaced by U+FFFD, one character): OpenTelemetry counts a string
+/// value's length limit in characters ("counting any character in it as
+/// 1"), so that a limit of 1,000 keeps 1,000 characters of Chinese or of
+/// emoji, as the SDKs do, not a third or a quarter of them; the store
+/// counts bytes. No input byte makes more than one character, so text no
+/// longer in bytes than the limit needs no cut (`usize::MAX`): one compare
+/// for every value when no limit is set.
+#[inline(always)]
+fn value_byte_limit(input: &[u8], chars: usize) -> usize {
+    if input.len() <= chars {
+        usize::MAX
+    } else {
+        char_prefix_bytes(input, chars)
+    }
+}
+
+/// The sanitized byte length of `input`'s first `chars` characters (all of
+/// it when it has fewer). `input` is longer than `chars` bytes.
+#[cold]
+#[inline(never)]
+fn char_prefix_bytes(input: &[u8], chars: usize) -> usize {
+    if input[..chars].is_ascii() {
+        // Byte `chars` begins the next character, whatever it is.
+        return chars;
+    }
+    let (mut out, mut left) = (0usize, chars);
+    for chunk in input.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut seen = 0usize;
+        for (at, _) in valid.char_indices() {
+            if seen == left {
+                return out + at;
+            }
+            seen += 1;
+        }
+        out += valid.len();
+        left -= seen;
+        if !chunk.invalid().is_empty() {
+            if left == 0 {
+                return out;
+            }
+            out += REPLACEMENT.len();
+            left -= 1;
+        }
+    }
+    out
+}
+
 /// Calls `emit` with the sanitized text's pieces, at most `budget` bytes
 /// in all and ending on a character boundary. Returns the bytes emitted.
 fn emit_text(input: &[u8], plan: &TextPlan, budget: usize, mut emit: impl FnMut(&[u8])) -> usize {
@@ -1109,6 +1159,19 @@ impl SpanRecord {
         (unpack(word), TextOutcome::from_bits(outcome))
     }
 
+    /// `store_text` for a string value (an attribute's, an array
+    /// element's, a status message): its limit, `value_length_limit`, counts
+    /// characters (`value_byte_limit`).
+    #[inline(always)]
+    pub fn store_value_text<S: ChunkStore + ?Sized>(
+        &mut self,
+        input: &[u8],
+        char_limit: usize,
+        store: &S,
+    ) -> (TextRef, TextOutcome) {
+        self.store_text(input, value_byte_limit(input, char_limit), store)
+    }
+
     /// `store_text_general` (cutting) with its result in two registers.
     /// Returned as a struct it came back through the stack, and the fast
     /// path above then wrote the two halves of its `TextRef` there for the
@@ -1295,7 +1358,7 @@ impl SpanRecord {
         let none = TextOutcome::default();
         match *value {
             ValueInput::Str(s) => {
-                let (t, o) = self.store_text(s, limit, store);
+                let (t, o) = self.store_value_text(s, limit, store);
                 (ValueKind::String, pack(t), o)
             }
             ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
@@ -1341,7 +1404,7 @@ impl SpanRecord {
                 // element that no longer fits is kept cut (or empty).
                 let (t, mut o) = self.store_array(v.len(), 8, store, |_| [0; 8]);
                 for (i, s) in v.iter().enumerate().take(t.len as usize) {
-                    let (e, eo) = self.store_text(s.bytes(), limit, store);
+                    let (e, eo) = self.store_value_text(s.bytes(), limit, store);
                     o.merge(eo);
                     self.write_plain(t.offset + 8 * i as u32, &e, store);
                 }
@@ -2726,6 +2789,102 @@ mod tests {
             "aé"
         );
         assert!(o.truncated);
+    }
+
+    /// What OpenTelemetry keeps of `input` under a value length limit of
+    /// `chars`: its first `chars` characters once invalid UTF-8 is
+    /// replaced (as `String::from_utf8_lossy` replaces it).
+    fn first_chars(input: &[u8], chars: usize) -> String {
+        String::from_utf8_lossy(input).chars().take(chars).collect()
+    }
+
+    /// Stores `input` as a string value under `chars`, in the arena or the
+    /// chunks, and checks the text, the outcome and the counters against
+    /// `first_chars`.
+    fn assert_value_keeps_first_chars(input: &[u8], chars: usize, store: &TestStore) {
+        let mut r = blank();
+        let (t, o) = r.store_value_text(input, chars, store);
+        let want = first_chars(input, chars);
+        let cut = String::from_utf8_lossy(input).chars().count() > chars;
+        let got = SpanView::new(&r, &StoreSource(store))
+            .text(t)
+            .to_string_lossy();
+        let case = format!(
+            "{} bytes from {:?}, limit {chars}",
+            input.len(),
+            &input[..input.len().min(24)]
+        );
+        assert!(
+            got == want,
+            "{case}: kept {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
+        assert_eq!(o.truncated, cut, "{case}");
+        assert_eq!(o.replaced_utf8, want.contains('\u{FFFD}'), "{case}");
+        assert_eq!(r.rest().truncated_values, cut as u16, "{case}");
+    }
+
+    #[test]
+    fn a_value_limit_counts_characters_as_opentelemetry_does() {
+        // "counting any character in it as 1" (OpenTelemetry's attribute
+        // limits): 5 keeps "héllo" (6 bytes), five CJK characters (15
+        // bytes), five emoji (20 bytes); each invalid sequence is one
+        // character, its U+FFFD.
+        let store = TestStore::new(64);
+        let cases: [&[u8]; 9] = [
+            b"hello world",
+            "héllo wörld".as_bytes(),
+            "日本語のテキストです".as_bytes(),
+            "😀😁😂🤣😃😄".as_bytes(),
+            "héllo".as_bytes(),
+            b"ab\xffcdefgh",
+            b"\xff\xfe\xfd\xfc\xfb\xfa\xf9",
+            b"abcde\xff",
+            "abcdé\u{1F600}".as_bytes(),
+        ];
+        for input in cases {
+            for chars in [0, 1, 4, 5, 6, 7, 64, usize::MAX] {
+                assert_value_keeps_first_chars(input, chars, &store);
+            }
+        }
+        let mut r = blank();
+        let (t, o) = r.store_value_text("日本語のテキストです".as_bytes(), 5, &store);
+        assert_eq!(r.arena_bytes(t), Some("日本語のテ".as_bytes()));
+        assert!(o.truncated);
+        // Long text in the chunks, cut by characters there too.
+        let prompt = "ab€😀ü".repeat(3_000);
+        assert_value_keeps_first_chars(prompt.as_bytes(), 10_001, &store);
+        assert_value_keeps_first_chars(prompt.repeat(2).as_bytes(), 15_000, &store);
+    }
+
+    #[test]
+    fn random_values_keep_their_first_characters() {
+        // Any mix of ASCII, 2- to 4-byte characters and invalid bytes,
+        // under any limit: the kept text is always the first characters.
+        let mut next = xorshift(0x5eed_c4a2);
+        let pieces: [&[u8]; 7] = [
+            b"a",
+            b"xyz ",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "😀".as_bytes(),
+            b"\xff",
+            b"\xe2\x82",
+        ];
+        let store = TestStore::new(64);
+        for _ in 0..3_000 {
+            let n = (next() % 200) as usize;
+            let input: Vec<u8> = (0..n)
+                .flat_map(|_| {
+                    pieces[(next() % pieces.len() as u64) as usize]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let chars = (next() % (n as u64 + 8)) as usize;
+            assert_value_keeps_first_chars(&input, chars, &store);
+        }
     }
 
     #[test]

@@ -567,7 +567,9 @@ static void test_llm_sized_span(const char *dir) {
     CHECK(count_in_dir(dir, "{\"key\":\"link.bytes\",\"value\":{\"bytesValue\":\"AP8QgA==\"}}") == 1);
     CHECK(count_in_dir(dir, "\"broken\"") == 0);
 
-    /* A value length limit cuts, and says so. */
+    /* A value length limit cuts, and says so. It counts characters, as
+     * OpenTelemetry does: 16 keeps 16 of a Japanese completion's 3-byte
+     * characters (48 bytes), and a completion of 16 whole. */
     char limited_dir[512];
     snprintf(limited_dir, sizeof limited_dir, "%s/limited", dir);
     cfg.sink_dir = limited_dir;
@@ -575,14 +577,22 @@ static void test_llm_sized_span(const char *dir) {
     t = NULL;
     CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
     if (!t) return;
+    static const char japanese[] = "\u65e5\u672c\u8a9e\u306e\u56de\u7b54\u3067\u3059\u3002"
+                                   "\u3053\u308c\u306f\u9577\u3044\u6587\u7ae0\u3067\u3059\u3002";
+    CHECK(strlen(japanese) == 19 * 3);
     CHECK_RC(spanguard_span_begin(t, S("limited"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_string(s, S("gen_ai.prompt"), prompt, sizeof prompt), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion"), japanese, strlen(japanese)),
+             SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion.short"), japanese, 16 * 3), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
     st = stats_of(t);
-    CHECK(st.values_truncated == 1);
+    CHECK(st.values_truncated == 2);
     spanguard_tracer_free(t);
     CHECK(count_string_attr(limited_dir, "gen_ai.prompt", prompt, 16) == 1);
+    CHECK(count_string_attr(limited_dir, "gen_ai.completion", japanese, 16 * 3) == 1);
+    CHECK(count_string_attr(limited_dir, "gen_ai.completion.short", japanese, 16 * 3) == 1);
 }
 
 /* A span renamed after it began (OpenTelemetry's updateName) is exported

@@ -125,6 +125,35 @@ def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(
     tracer.close()
 
 
+def test_a_value_the_sdk_limited_arrives_as_the_sdk_kept_it(receiver, tmp_path, monkeypatch):
+    # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is read by the SDK and by spanguard
+    # alike, and both count characters (OpenTelemetry's rule): a Japanese
+    # completion or an emoji the SDK cut to 5 characters is not cut again
+    # to 5 bytes (which kept one character of it before).
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "5")
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(service_name="bridge-limits", endpoint=receiver.traces_url,
+                              spool_dir=tmp_path / "spool", sink_dir=tmp_path / "sink", schedule_delay_ms=50,
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("limits").start_as_current_span("limited.text") as span:
+        span.set_attribute("gen_ai.completion", "日本語の回答です。")
+        span.set_attribute("emoji", "😀😁😂🤣😃😄")
+        span.set_attribute("list", ["héllo wörld", "ok"])
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert otel_span.attributes["gen_ai.completion"] == "日本語の回"
+    (got,) = receiver.spans()[start:]
+    assert got["attributes"] == {"gen_ai.completion": "日本語の回", "emoji": "😀😁😂🤣😃",
+                                 "list": ["héllo", "ok"]}
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
+
+
 def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):
     provider, memory, arrived = bridged
     tracer = provider.get_tracer("server")
