@@ -779,11 +779,12 @@ fn char_prefix_bytes(input: &[u8], chars: usize) -> usize {
 fn emit_text(input: &[u8], plan: &TextPlan, budget: usize, mut emit: impl FnMut(&[u8])) -> usize {
     let budget = budget.min(plan.out_len);
     if plan.valid {
-        // A valid input's prefix, cut on a character boundary.
+        // A valid input's prefix, cut on a character boundary (found from
+        // the bytes: the pool ran short; the text was validated once).
         let take = if budget == plan.out_len {
             budget
         } else {
-            floor_char_boundary(std::str::from_utf8(input).unwrap_or(""), budget)
+            floor_boundary_of_valid(input, budget)
         };
         emit(&input[..take]);
         return take;
@@ -2469,6 +2470,20 @@ fn cut_long_key(key: &[u8]) -> &[u8] {
 }
 
 /// The largest index `<= max` that is a character boundary of `s`.
+/// `floor_char_boundary` over bytes known to be valid UTF-8: a character
+/// begins at any byte that does not continue one (`10xxxxxx`), so it
+/// looks at most three bytes back instead of validating the text again.
+fn floor_boundary_of_valid(text: &[u8], max: usize) -> usize {
+    if max >= text.len() {
+        return text.len();
+    }
+    let mut i = max;
+    while i > 0 && text[i] & 0xC0 == 0x80 {
+        i -= 1;
+    }
+    i
+}
+
 fn floor_char_boundary(s: &str, max: usize) -> usize {
     if max >= s.len() {
         return s.len();
@@ -2856,6 +2871,26 @@ mod tests {
         let prompt = "ab€😀ü".repeat(3_000);
         assert_value_keeps_first_chars(prompt.as_bytes(), 10_001, &store);
         assert_value_keeps_first_chars(prompt.repeat(2).as_bytes(), 15_000, &store);
+    }
+
+    #[test]
+    fn the_byte_boundary_of_valid_text_is_the_char_boundary() {
+        for text in [
+            "",
+            "a",
+            "héllo wörld",
+            "日本語のテキスト",
+            "😀a😁bc€",
+            "ab€😀ü",
+        ] {
+            for max in 0..text.len() + 3 {
+                assert_eq!(
+                    floor_boundary_of_valid(text.as_bytes(), max),
+                    floor_char_boundary(text, max),
+                    "{text} at {max}"
+                );
+            }
+        }
     }
 
     #[test]
