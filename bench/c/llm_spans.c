@@ -8,12 +8,14 @@
  * costs, run it under
  * `valgrind --tool=callgrind --toggle-collect=spanguard_span_set_string`.
  *
- * llm_spans [--quick | SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode]]]]
- * (defaults 20000 (--quick: 2000), 8192, 2048, both kinds: ASCII text,
- * the first LLM-sized row of `make bench`, then `unicode` text, the same
+ * llm_spans [--quick | SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode|dashed]]]]
+ * (defaults 20000 (--quick: 2000), 8192, 2048, every kind: ASCII text,
+ * the first LLM-sized row of `make bench`; `unicode` text, the same
  * words with a curly apostrophe and a dash, as model output often has
  * (valid UTF-8, a non-ASCII character every 40 bytes or so; the byte
- * counts are cut back to a character boundary by `text`)). */
+ * counts are cut back to a character boundary by `text`); and `dashed`,
+ * the ASCII text with one dash (U+2014) halfway through each value, as
+ * English model output often has one somewhere). */
 #include "common.h"
 
 #include <stdint.h>
@@ -48,12 +50,26 @@ static uint64_t exported(spanguard_tracer *t) {
     return st.spans_exported;
 }
 
+enum kind { ASCII, UNICODE, DASHED, KINDS };
+static const char *const kind_names[KINDS] = {"ascii", "unicode", "dashed"};
+
+/* Puts a dash (3 bytes of UTF-8) over the ASCII bytes halfway through. */
+static void dash_halfway(char *t, long n) {
+    if (n >= 3) {
+        memcpy(t + n / 2 - 1, "\u2014", 3);
+    }
+}
+
 /* One kind of text: prints its JSON row. */
-static void run(long n, long prompt_len, long completion_len, int unicode) {
-    char *prompt = text(&prompt_len, unicode ? "the user\u2019s question \u2014 the weather in Lisbon "
-                                             : "the user asks about the weather in Lisbon ");
-    char *completion = text(&completion_len, unicode ? "It\u2019ll be sunny \u2014 21 degrees tomorrow. "
-                                                     : "It will be sunny and 21 degrees tomorrow. ");
+static void run(long n, long prompt_len, long completion_len, enum kind kind) {
+    char *prompt = text(&prompt_len, kind == UNICODE ? "the user\u2019s question \u2014 the weather in Lisbon "
+                                                     : "the user asks about the weather in Lisbon ");
+    char *completion = text(&completion_len, kind == UNICODE ? "It\u2019ll be sunny \u2014 21 degrees tomorrow. "
+                                                             : "It will be sunny and 21 degrees tomorrow. ");
+    if (kind == DASHED) {
+        dash_halfway(prompt, prompt_len);
+        dash_halfway(completion, completion_len);
+    }
     spanguard_config cfg;
     spanguard_config_init(&cfg, sizeof cfg);
     cfg.endpoint = "discard:";
@@ -94,7 +110,7 @@ static void run(long n, long prompt_len, long completion_len, int unicode) {
     spanguard_stats(t, &st);
     printf("{\"case\": \"%ld B prompt+%ld B completion, %s\", \"regime\": \"default settings\", "
            "\"spanguard_ns\": %.1f, \"exported_share\": %.3f, \"values_cut\": %llu}\n",
-           prompt_len, completion_len, unicode ? "unicode" : "ascii", bench_median(ns, SAMPLES),
+           prompt_len, completion_len, kind_names[kind], bench_median(ns, SAMPLES),
            bench_median(share, SAMPLES), (unsigned long long)st.values_truncated);
     spanguard_tracer_free(t);
     free(prompt);
@@ -106,16 +122,22 @@ int main(int argc, char **argv) {
     long n = quick ? 2000 : argc > 1 ? atol(argv[1]) : 20000;
     long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
     long completion_len = argc > 3 ? atol(argv[3]) : 2048;
-    int kinds = argc > 4 ? 1 : 2;
-    int unicode = argc > 4 && strcmp(argv[4], "unicode") == 0;
+    int only = -1; /* every kind */
+    for (int k = 0; argc > 4 && k < KINDS; k++) {
+        if (strcmp(argv[4], kind_names[k]) == 0) {
+            only = k;
+        }
+    }
     if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
-        completion_len > (1 << 24) || (argc > 4 && !unicode && strcmp(argv[4], "ascii") != 0)) {
+        completion_len > (1 << 24) || (argc > 4 && only < 0)) {
         fprintf(stderr, "usage: llm_spans [--quick | SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES "
-                        "[ascii|unicode]]]]\n");
+                        "[ascii|unicode|dashed]]]]\n");
         return 2;
     }
-    for (int k = 0; k < kinds; k++) {
-        run(n, prompt_len, completion_len, kinds == 2 ? k : unicode);
+    for (int k = 0; k < KINDS; k++) {
+        if (only < 0 || only == k) {
+            run(n, prompt_len, completion_len, (enum kind)k);
+        }
     }
     return 0;
 }

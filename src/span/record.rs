@@ -557,25 +557,30 @@ fn copy_short_ascii(dst: &mut [u8], src: &[u8]) -> bool {
 }
 
 /// Copies `src` into `dst` (of the same length) while checking that every
-/// byte is ASCII, and says whether it was: one read of a long value where
-/// a check and then a copy read it twice. Stops at the first 64-byte block
-/// that is not ASCII, so text that is not pays for at most one block
-/// copied in vain past its ASCII prefix; `dst` is then partly written.
-fn copy_long_ascii(dst: &mut [u8], src: &[u8]) -> bool {
+/// byte is ASCII: one read of a long value where a check and then a copy
+/// read it twice. Returns how many bytes from the start it copied and found
+/// ASCII: `src.len()` when all are. Stops at the first 64-byte block that
+/// is not ASCII (the count is that block's start, less than 64 bytes
+/// before the first high byte), so text that is not pays for at most one
+/// block copied in vain past its ASCII prefix; `dst` is then partly
+/// written.
+fn copy_long_ascii(dst: &mut [u8], src: &[u8]) -> usize {
     assert_eq!(dst.len(), src.len());
     let mut to = dst.chunks_exact_mut(64);
     let mut from = src.chunks_exact(64);
+    let mut done = 0;
     for (d, s) in (&mut to).zip(&mut from) {
         if !copy_block_ascii(
             d.try_into().expect("64 bytes"),
             s.try_into().expect("64 bytes"),
         ) {
-            return false;
+            return done;
         }
+        done += 64;
     }
     let (d, s) = (to.into_remainder(), from.remainder());
     d.copy_from_slice(s);
-    s.is_ascii()
+    if s.is_ascii() { src.len() } else { done }
 }
 
 /// One block of `copy_long_ascii`. With SSE2 (every x86-64): four 16-byte
@@ -1197,10 +1202,15 @@ impl SpanRecord {
     /// `store_text_general` for long text that is ASCII, as nearly every
     /// prompt and completion is: checked as it is copied (`copy_long_ascii`),
     /// where the general path reads it once to plan and once to copy. Cut
-    /// at `limit` on any byte (every one is a character boundary). None,
-    /// with nothing kept, when the text holds a byte that is not ASCII
-    /// (before the limit) or the pool cannot hold it: the general path then
-    /// stores it, in the space given back here.
+    /// at `limit` on any byte (every one is a character boundary). Text
+    /// that turns out not to be ASCII (English with a curly quote or a
+    /// dash somewhere, as model output often has) keeps the ASCII prefix
+    /// copied so far: when the whole input is valid UTF-8 and the limit
+    /// falls on a character boundary, the rest is copied after it, read
+    /// twice (validated, copied) instead of the whole text three times.
+    /// None, with nothing kept, when the input is not valid UTF-8, the
+    /// limit would cut inside a character, or the pool cannot hold it: the
+    /// general path then stores it, in the space given back here.
     fn store_long_ascii<S: ChunkStore + ?Sized>(
         &mut self,
         input: &[u8],
@@ -1210,9 +1220,22 @@ impl SpanRecord {
         let text = &input[..input.len().min(limit)];
         let (arena_before, overflow_before) = (self.arena_used, self.overflow_used);
         let at = self.alloc(text.len(), store)?;
-        if !self.copy_at(at, text, store, copy_long_ascii) {
-            (self.arena_used, self.overflow_used) = (arena_before, overflow_before);
-            return None;
+        let mut ascii = 0;
+        let all_ascii = self.copy_at(at, text, store, |dst, src| {
+            let n = copy_long_ascii(dst, src);
+            ascii += n;
+            n == src.len()
+        });
+        if !all_ascii {
+            // As plan_text decides: valid means the whole input is (the
+            // ASCII prefix is); a cut at the limit must then not split a
+            // character (`store_text_general` keeps less then).
+            let at_boundary = text.len() == input.len() || input[text.len()] & 0xC0 != 0x80;
+            if !at_boundary || simdutf8::basic::from_utf8(&input[ascii..]).is_err() {
+                (self.arena_used, self.overflow_used) = (arena_before, overflow_before);
+                return None;
+            }
+            self.write_at(at + ascii as u32, &text[ascii..], store);
         }
         let truncated = text.len() < input.len();
         if truncated {
@@ -2601,7 +2624,7 @@ mod tests {
         let src: Vec<u8> = (0..300).map(|i| b' ' + (i % 90) as u8).collect();
         for n in [0, 1, 15, 16, 63, 64, 65, 127, 128, 200, 300] {
             let mut dst = vec![0u8; n];
-            assert!(copy_long_ascii(&mut dst, &src[..n]), "{n}");
+            assert_eq!(copy_long_ascii(&mut dst, &src[..n]), n);
             assert_eq!(dst, src[..n]);
             for bad in [0, n / 3, n.saturating_sub(1)] {
                 if bad >= n {
@@ -2610,10 +2633,15 @@ mod tests {
                 for high in [0x80, 0xc3, 0xff] {
                     let mut input = src[..n].to_vec();
                     input[bad] = high;
+                    let mut dst = vec![0u8; n];
+                    let ascii = copy_long_ascii(&mut dst, &input);
+                    // The ASCII prefix it reports is copied, and ends less
+                    // than a block before the high byte.
                     assert!(
-                        !copy_long_ascii(&mut vec![0u8; n], &input),
-                        "{n} {bad} {high}"
+                        ascii <= bad && bad - ascii < 64,
+                        "{n} {bad} {high}: {ascii}"
                     );
+                    assert_eq!(dst[..ascii], input[..ascii], "{n} {bad} {high}");
                 }
             }
         }
@@ -2680,6 +2708,16 @@ mod tests {
             with(4100, "😀".as_bytes()),
             with(8990, b"\xff"),
             "ab€😀ü".repeat(900).into_bytes(),
+            // A dash late in English text (the prefix is kept, the rest
+            // copied after it), one the limit cuts through, and one with
+            // an invalid byte after it (the general path's).
+            with(5000, "\u{2014}".as_bytes()),
+            with(4094, "😀".as_bytes()),
+            {
+                let mut t = with(8990, b"\xff");
+                t.splice(5000..5003, "\u{2014}".bytes());
+                t
+            },
         ];
         for input in &inputs {
             for limit in [40, 100, 4096, 8995, usize::MAX] {
