@@ -919,18 +919,22 @@ impl Tracer {
             return Err(SpanError::InvalidArgument);
         }
         self.with_open(s, |p, r| {
-            // OK is final: a later ERROR or UNSET does not override it (spec).
-            if r.status_code == STATUS_OK {
+            // OK is final: a later ERROR or UNSET does not override it; and
+            // "an attempt to set value Unset SHOULD be ignored" (the spec),
+            // so a `finally` that resets the status keeps an ERROR.
+            if r.status_code == STATUS_OK || code == STATUS_UNSET {
                 return Notice::default();
             }
             r.status_code = code;
             if code == STATUS_ERROR {
-                let (m, outcome) =
-                    r.store_value_text(message, p.config.limits.value_len(), &p.pool);
+                // Not cut at value_length_limit: OpenTelemetry's limits
+                // "apply only to attribute collections"; the pool bounds it.
+                let (m, outcome) = r.store_text(message, usize::MAX, &p.pool);
                 r.rest_mut().status_message = m;
                 Notice::from_text(outcome)
             } else {
-                // Only a span that has a message writes the line to clear it.
+                // OK after ERROR: OK has no message. Only a span that has
+                // one writes the line to clear it.
                 if r.rest().status_message.len != 0 {
                     r.rest_mut().status_message = TextRef::default();
                 }

@@ -1089,8 +1089,10 @@ pub extern "C" fn spanguard_span_add_dropped_counts(
     })
 }
 
-/// Sets the status: `SPANGUARD_STATUS_UNSET`, `_OK` or `_ERROR` with a
-/// message (kept for ERROR only). OK is final, as the spec says.
+/// Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
+/// (kept for ERROR only, whole: `value_length_limit` applies to attribute
+/// values only). As the OpenTelemetry spec says, OK is final and
+/// `SPANGUARD_STATUS_UNSET` is ignored (a status once set is not unset).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_status(
     span: spanguard_span,

@@ -185,8 +185,8 @@ pub struct spanguard_config {
     /// are cut and counted. Default `SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB`
     /// (SPANGUARD_PAYLOAD_POOL_MIB).
     pub payload_pool_mib: u32,
-    /// Longest value kept (each element of an array; also an error
-    /// status's message): a string's length in characters, as
+    /// Longest attribute value kept (each element of an array): a
+    /// string's length in characters, as
     /// OpenTelemetry counts it (any character as 1, an invalid UTF-8
     /// sequence as the one U+FFFD that replaces it), a bytes value's in
     /// bytes; default `SPANGUARD_NO_LENGTH_LIMIT`

@@ -1166,8 +1166,8 @@ impl SpanRecord {
     }
 
     /// `store_text` for a string value (an attribute's, an array
-    /// element's, a status message): its limit, `value_length_limit`, counts
-    /// characters (`value_byte_limit`).
+    /// element's): its limit, `value_length_limit`, counts characters
+    /// (`value_byte_limit`).
     #[inline(always)]
     pub fn store_value_text<S: ChunkStore + ?Sized>(
         &mut self,

@@ -585,6 +585,9 @@ static void test_llm_sized_span(const char *dir) {
     CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion"), japanese, strlen(japanese)),
              SPANGUARD_RESULT_TRUNCATED);
     CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion.short"), japanese, 16 * 3), SPANGUARD_RESULT_OK);
+    /* The limit is the attributes' only: a status message is kept whole. */
+    CHECK_RC(spanguard_span_set_status(s, SPANGUARD_STATUS_ERROR, S("limited.status.message.longer.than.16")),
+             SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
     st = stats_of(t);
@@ -593,6 +596,32 @@ static void test_llm_sized_span(const char *dir) {
     CHECK(count_string_attr(limited_dir, "gen_ai.prompt", prompt, 16) == 1);
     CHECK(count_string_attr(limited_dir, "gen_ai.completion", japanese, 16 * 3) == 1);
     CHECK(count_string_attr(limited_dir, "gen_ai.completion.short", japanese, 16 * 3) == 1);
+    CHECK(count_in_dir(limited_dir, "\"message\":\"limited.status.message.longer.than.16\"") == 1);
+}
+
+/* OpenTelemetry's status rules: "an attempt to set value Unset SHOULD be
+ * ignored" (an ERROR survives a later reset), OK is final, and OK after
+ * ERROR drops the message. */
+static void test_status_rules(spanguard_tracer *t, const char *dir) {
+    spanguard_span a, b, c;
+    CHECK_RC(spanguard_span_begin(t, S("status.error.then.unset"), SPANGUARD_SPAN_NONE, 0, &a), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(a, SPANGUARD_STATUS_ERROR, S("status.boom")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(a, SPANGUARD_STATUS_UNSET, S("")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(a), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin(t, S("status.error.then.ok"), SPANGUARD_SPAN_NONE, 0, &b), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(b, SPANGUARD_STATUS_ERROR, S("status.gone")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(b, SPANGUARD_STATUS_OK, S("")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(b, SPANGUARD_STATUS_UNSET, S("")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(b), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin(t, S("status.ok.then.error"), SPANGUARD_SPAN_NONE, 0, &c), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(c, SPANGUARD_STATUS_OK, S("")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_status(c, SPANGUARD_STATUS_ERROR, S("status.late")), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(c), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"status\":{\"message\":\"status.boom\",\"code\":2}") == 1);
+    CHECK(count_in_dir(dir, "status.gone") == 0);
+    CHECK(count_in_dir(dir, "status.late") == 0);
+    CHECK(count_in_dir(dir, "\"status\":{\"code\":1}") == 2);
 }
 
 /* A span renamed after it began (OpenTelemetry's updateName) is exported
@@ -942,6 +971,7 @@ int main(int argc, char **argv) {
     test_begin_packed(t, dir);
     test_try_begin_when_full();
     test_update_name(t, dir);
+    test_status_rules(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);
