@@ -637,8 +637,8 @@ typedef struct spanguard_config {
    */
   uint32_t payload_pool_mib;
   /*
-   Longest value kept (each element of an array; also an error
-   status's message): a string's length in characters, as
+   Longest attribute value kept (each element of an array): a
+   string's length in characters, as
    OpenTelemetry counts it (any character as 1, an invalid UTF-8
    sequence as the one U+FFFD that replaces it), a bytes value's in
    bytes; default `SPANGUARD_NO_LENGTH_LIMIT`
@@ -1110,8 +1110,10 @@ spanguard_result spanguard_span_add_dropped_counts(spanguard_span span,
                                                    uint32_t links);
 
 /*
- Sets the status: `SPANGUARD_STATUS_UNSET`, `_OK` or `_ERROR` with a
- message (kept for ERROR only). OK is final, as the spec says.
+ Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
+ (kept for ERROR only, whole: `value_length_limit` applies to attribute
+ values only). As the OpenTelemetry spec says, OK is final and
+ `SPANGUARD_STATUS_UNSET` is ignored (a status once set is not unset).
  */
 spanguard_result spanguard_span_set_status(spanguard_span span,
                                            uint32_t code,
