@@ -329,6 +329,14 @@ enum spanguard_result
    begun and nothing was counted. Begin it with a call that may wait.
    */
   SPANGUARD_RESULT_WOULD_WAIT = 20,
+  /*
+   An attribute's key was empty, which OpenTelemetry forbids ("the
+   attribute key MUST be a non-null and non-empty string"): that
+   attribute was not recorded and is counted in `attributes_dropped`
+   (and the span's dropped attributes); the others of the call were
+   set.
+   */
+  SPANGUARD_RESULT_EMPTY_KEY = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -962,7 +970,10 @@ spanguard_result spanguard_span_begin_ex(const struct spanguard_tracer *tracer,
                                          spanguard_span *out);
 
 /*
- Sets an int64 attribute. A key set again gets the new value.
+ Sets an int64 attribute. A key set again gets the new value. An empty
+ key sets nothing (`SPANGUARD_RESULT_EMPTY_KEY`, counted in
+ `attributes_dropped`), as for every setter: OpenTelemetry's keys are
+ non-empty.
  */
 spanguard_result spanguard_span_set_int(spanguard_span span,
                                         const char *key,
@@ -1054,7 +1065,9 @@ spanguard_result spanguard_span_set_bool_array(spanguard_span span,
  attribute, but the span is locked once instead of once per attribute
  (and a binding crosses into the library once). Every attribute that fits
  is set; `SPANGUARD_RESULT_LIMIT_REACHED` if some did not (counted), or
- when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set).
+ when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set);
+ else `SPANGUARD_RESULT_EMPTY_KEY` if one had an empty key (that one is
+ not set, and counted).
  */
 spanguard_result spanguard_span_set_attributes(spanguard_span span,
                                                const struct spanguard_attribute *attrs,

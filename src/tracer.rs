@@ -329,6 +329,9 @@ pub enum SpanError {
     LimitReached,
     /// The kind or status code is out of range.
     InvalidArgument,
+    /// An attribute's key was empty (OpenTelemetry forbids it): not set,
+    /// counted as dropped.
+    EmptyKey,
     /// The span is not recording (the sampler left it out): nothing was
     /// done, which is not a failure.
     NonRecording,
@@ -837,7 +840,8 @@ impl Tracer {
     /// Sets several attributes under one lock of the span: the same result
     /// as one `set_attribute` per attribute, with one compare-exchange on
     /// the slot instead of one each. Every attribute that fits is set;
-    /// LimitReached if some did not (counted, as for one).
+    /// LimitReached if some did not (counted, as for one), else EmptyKey if
+    /// one had an empty key (not set, counted).
     #[inline]
     pub fn set_attributes(
         &self,
@@ -855,8 +859,8 @@ impl Tracer {
         attributes: &A,
     ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| match set_attributes(p, r, attributes) {
-            (_, true) => Err(SpanError::LimitReached),
-            (notice, false) => Ok(notice),
+            (_, Some(lost)) => Err(lost),
+            (notice, None) => Ok(notice),
         })?
     }
 
@@ -1181,25 +1185,37 @@ fn set_attribute(
 ) -> Result<Notice, SpanError> {
     r.set_attribute(key, &value, &p.config.limits, &p.pool)
         .map(Notice::from_text)
-        .map_err(|_| SpanError::LimitReached)
+        .map_err(|why| match why {
+            NotStored::EmptyKey => SpanError::EmptyKey,
+            NotStored::Limit | NotStored::NoRoom => SpanError::LimitReached,
+        })
 }
 
 /// Sets each of `attributes` on the span (see `set_attribute`): the merged
-/// notice, and whether any did not fit (counted).
+/// notice, and the error for any that was not set (counted): LimitReached
+/// when one did not fit, else EmptyKey when one had an empty key.
 fn set_attributes<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
-) -> (Notice, bool) {
+) -> (Notice, Option<SpanError>) {
     let mut setter = Setter {
         limits: &p.config.limits,
         pool: &p.pool,
         r,
         text: TextOutcome::default(),
         full: false,
+        empty_key: false,
     };
     attributes.for_each(&mut setter);
-    (Notice::from_text(setter.text), setter.full)
+    let lost = if setter.full {
+        Some(SpanError::LimitReached)
+    } else if setter.empty_key {
+        Some(SpanError::EmptyKey)
+    } else {
+        None
+    };
+    (Notice::from_text(setter.text), lost)
 }
 
 /// `set_attributes`' sink. What happened to the text is gathered as it is
@@ -1211,6 +1227,7 @@ struct Setter<'p, 'r> {
     r: &'r mut SpanRecord,
     text: TextOutcome,
     full: bool,
+    empty_key: bool,
 }
 
 impl<'s> AttributeSink<'s> for Setter<'_, '_> {
@@ -1228,7 +1245,8 @@ impl<'s> AttributeSink<'s> for Setter<'_, '_> {
         };
         match stored {
             Ok(o) => self.text.merge(o),
-            Err(_) => self.full = true,
+            Err(NotStored::EmptyKey) => self.empty_key = true,
+            Err(NotStored::Limit | NotStored::NoRoom) => self.full = true,
         }
     }
 }
@@ -1240,7 +1258,7 @@ fn set_attributes_cut<A: AttributeSource + ?Sized>(
     r: &mut SpanRecord,
     attributes: &A,
 ) -> Notice {
-    let (mut notice, full) = set_attributes(p, r, attributes);
-    notice.truncated |= full;
+    let (mut notice, lost) = set_attributes(p, r, attributes);
+    notice.truncated |= lost.is_some();
     notice
 }

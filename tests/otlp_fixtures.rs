@@ -236,7 +236,6 @@ fn cases() -> Vec<Case> {
         ),
         s("separators", "\u{2028}\u{2029}\u{feff}</script>"),
         s("empty", ""),
-        s("", "empty key"),
         s("ключ \u{1F511}", "значение"),
         s("quotes", "\"'\\/\\\""),
     ];

@@ -87,6 +87,9 @@ var (
 	ErrBufferFull         = &Error{Code: C.SPANGUARD_RESULT_BUFFER_FULL}
 	ErrInvalidTraceparent = &Error{Code: C.SPANGUARD_RESULT_INVALID_TRACEPARENT}
 	ErrInvalidConfig      = &Error{Code: C.SPANGUARD_RESULT_INVALID_CONFIG}
+	// ErrEmptyKey: an attribute's key was empty (OpenTelemetry forbids
+	// it); that attribute was left out and counted, the others were set.
+	ErrEmptyKey = &Error{Code: C.SPANGUARD_RESULT_EMPTY_KEY}
 )
 
 func check(rc C.spanguard_result, op string) error {

@@ -17,7 +17,7 @@ const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
   INVALID_CONFIG: 11, IO: 12, TOO_MANY_TRACERS: 13, PANIC: 14, TRUNCATED: 15, UTF8_REPLACED: 16,
-  PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19, WOULD_WAIT: 20,
+  PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19, WOULD_WAIT: 20, EMPTY_KEY: 21,
 };
 
 // The platforms this package carries a native build for, and where.
@@ -109,6 +109,8 @@ const SOFT = new Map([
   [RESULT.ALREADY_ENDED, 'a span was used after it ended; the call did nothing (spans end once)'],
   [RESULT.INVALID_TRACEPARENT, 'a traceparent was not valid W3C text; the span began a new trace '
     + '(or the link was left out)'],
+  [RESULT.EMPTY_KEY, 'an attribute had an empty key, which OpenTelemetry forbids; it was left out '
+    + '(counted in stats().attributes_dropped)'],
 ]);
 const warned = new Set();
 

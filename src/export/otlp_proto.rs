@@ -1187,7 +1187,6 @@ mod tests {
             (b"negative", ValueInput::Int(-1)),
             (b"gen_ai.request.model", ValueInput::Str(b"gpt-4o")),
             (b"empty", ValueInput::Str(b"")),
-            (b"", ValueInput::Str(b"an empty key")),
             (b"stream", ValueInput::Bool(true)),
             (b"off", ValueInput::Bool(false)),
             (b"temperature", ValueInput::Double(0.7)),

@@ -75,13 +75,19 @@ pub enum spanguard_result {
     /// one, which `spanguard_span_try_begin_packed` does not do: no span was
     /// begun and nothing was counted. Begin it with a call that may wait.
     WouldWait = 20,
+    /// An attribute's key was empty, which OpenTelemetry forbids ("the
+    /// attribute key MUST be a non-null and non-empty string"): that
+    /// attribute was not recorded and is counted in `attributes_dropped`
+    /// (and the span's dropped attributes); the others of the call were
+    /// set.
+    EmptyKey = 21,
 }
 
 impl spanguard_result {
     /// The result a number from C names, if any: a number outside the
     /// enum must never be read as one (undefined behaviour in Rust).
     pub fn from_code(code: u32) -> Option<spanguard_result> {
-        const KNOWN: [spanguard_result; 21] = [
+        const KNOWN: [spanguard_result; 22] = [
             spanguard_result::Ok,
             spanguard_result::NullArgument,
             spanguard_result::InvalidArgument,
@@ -103,6 +109,7 @@ impl spanguard_result {
             spanguard_result::NonRecording,
             spanguard_result::Spooled,
             spanguard_result::WouldWait,
+            spanguard_result::EmptyKey,
         ];
         KNOWN.iter().copied().find(|k| *k as u32 == code)
     }
@@ -152,6 +159,9 @@ impl spanguard_result {
             spanguard_result::WouldWait => {
                 "every span slot was taken and waiting for one was refused; nothing was begun or counted\0"
             }
+            spanguard_result::EmptyKey => {
+                "an attribute's key was empty; the attribute was dropped and counted\0"
+            }
         }
     }
 
@@ -186,6 +196,7 @@ impl From<SpanError> for spanguard_result {
             SpanError::WouldWait => spanguard_result::WouldWait,
             SpanError::LimitReached => spanguard_result::LimitReached,
             SpanError::InvalidArgument => spanguard_result::InvalidArgument,
+            SpanError::EmptyKey => spanguard_result::EmptyKey,
             SpanError::NonRecording => spanguard_result::NonRecording,
         }
     }

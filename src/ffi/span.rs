@@ -575,7 +575,10 @@ unsafe fn set_scalar(
     })
 }
 
-/// Sets an int64 attribute. A key set again gets the new value.
+/// Sets an int64 attribute. A key set again gets the new value. An empty
+/// key sets nothing (`SPANGUARD_RESULT_EMPTY_KEY`, counted in
+/// `attributes_dropped`), as for every setter: OpenTelemetry's keys are
+/// non-empty.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_int(
     span: spanguard_span,
@@ -773,7 +776,9 @@ pub unsafe extern "C" fn spanguard_span_set_bool_array(
 /// attribute, but the span is locked once instead of once per attribute
 /// (and a binding crosses into the library once). Every attribute that fits
 /// is set; `SPANGUARD_RESULT_LIMIT_REACHED` if some did not (counted), or
-/// when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set).
+/// when `n_attrs` is over `SPANGUARD_MAX_ATTRIBUTES` (then none is set);
+/// else `SPANGUARD_RESULT_EMPTY_KEY` if one had an empty key (that one is
+/// not set, and counted).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_attributes(
     span: spanguard_span,

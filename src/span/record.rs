@@ -654,6 +654,9 @@ pub enum NotStored {
     Limit,
     /// Its key (or its entry) did not fit: the pool ran out.
     NoRoom,
+    /// Its key is empty: "the attribute key MUST be a non-null and
+    /// non-empty string" (OpenTelemetry's common spec).
+    EmptyKey,
 }
 
 /// The sanitized form of some input text: how long it is once invalid
@@ -1520,6 +1523,12 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> Result<TextOutcome, NotStored> {
+        if key.is_empty() {
+            // Never exported keyless; counted as dropped, as the Go SDK
+            // counts an attribute with an invalid key.
+            count_one(&mut self.rest_mut().dropped_attributes);
+            return Err(NotStored::EmptyKey);
+        }
         let count = self.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
         let key = cut_key(key);
@@ -1727,16 +1736,20 @@ impl SpanRecord {
         store: &S,
     ) -> (u32, u16, u16, TextOutcome) {
         let key_of = |k: &[u8]| -> usize { cut_key(k).len() };
+        // An empty key is dropped and counted (OpenTelemetry: a key is a
+        // non-empty string), never stored.
+        let empty = attributes.iter().filter(|(k, _)| k.is_empty()).count();
         let distinct: usize = (0..attributes.len())
             .filter(|&i| {
                 let k = &attributes[i].0[..key_of(attributes[i].0)];
-                !attributes[i + 1..]
-                    .iter()
-                    .any(|(later, _)| &later[..key_of(later)] == k)
+                !k.is_empty()
+                    && !attributes[i + 1..]
+                        .iter()
+                        .any(|(later, _)| &later[..key_of(later)] == k)
             })
             .count();
         let keep = distinct.min(limit as usize).min(MAX_COUNT_LIMIT as usize);
-        let mut dropped = distinct - keep;
+        let mut dropped = distinct - keep + empty;
         let size = std::mem::size_of::<AttributeRecord>();
         let mut outcome = TextOutcome::default();
         let Some(table) = self.alloc(keep * size, store) else {
@@ -1748,11 +1761,12 @@ impl SpanRecord {
                 break;
             }
             let key = &key[..key_of(key)];
-            if attributes[i + 1..]
-                .iter()
-                .any(|(later, _)| &later[..key_of(later)] == key)
+            if key.is_empty()
+                || attributes[i + 1..]
+                    .iter()
+                    .any(|(later, _)| &later[..key_of(later)] == key)
             {
-                continue; // a later value of the same key wins
+                continue; // dropped (counted above), or a later value wins
             }
             let (key_ref, key_outcome) = self.store_key(key, store);
             let Some(key_ref) = key_ref else {
@@ -2909,6 +2923,20 @@ mod tests {
         let prompt = "ab€😀ü".repeat(3_000);
         assert_value_keeps_first_chars(prompt.as_bytes(), 10_001, &store);
         assert_value_keeps_first_chars(prompt.repeat(2).as_bytes(), 15_000, &store);
+    }
+
+    #[test]
+    fn an_empty_key_is_never_stored_and_is_counted() {
+        let store = TestStore::new(0);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        assert_eq!(
+            r.set_attribute(b"", &ValueInput::Int(1), &limits, &store),
+            Err(NotStored::EmptyKey)
+        );
+        assert_eq!(r.attribute_count, 0);
+        assert_eq!(r.rest().dropped_attributes, 1);
+        assert_eq!(r.arena_used, 0, "nothing reserved for it");
     }
 
     #[test]

@@ -48,7 +48,7 @@ static void test_codes_and_version(void) {
     snprintf(want, sizeof want, "%d.%d.%d", SPANGUARD_VERSION_MAJOR, SPANGUARD_VERSION_MINOR,
              SPANGUARD_VERSION_PATCH);
     CHECK(strcmp(spanguard_version(), want) == 0);
-    for (unsigned c = 0; c <= SPANGUARD_RESULT_WOULD_WAIT; c++) {
+    for (unsigned c = 0; c <= SPANGUARD_RESULT_EMPTY_KEY; c++) {
         const char *m = spanguard_strerror(c);
         CHECK(m != NULL && strlen(m) > 0 && strcmp(m, "unknown result code") != 0);
     }
@@ -57,6 +57,7 @@ static void test_codes_and_version(void) {
     CHECK(spanguard_result_is_ok(SPANGUARD_RESULT_SPOOLED)); /* a notice: done, safe on disk */
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_STALE_SPAN));
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_WOULD_WAIT)); /* nothing was begun */
+    CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_EMPTY_KEY));  /* that attribute was not set */
     CHECK(!spanguard_result_is_ok(9999)); /* an unknown number is no success */
 }
 
@@ -599,6 +600,32 @@ static void test_llm_sized_span(const char *dir) {
     CHECK(count_in_dir(limited_dir, "\"message\":\"limited.status.message.longer.than.16\"") == 1);
 }
 
+/* "The attribute key MUST be a non-null and non-empty string"
+ * (OpenTelemetry): an empty key sets nothing, is counted as a dropped
+ * attribute (the span's and the tracer's), and the other attributes of the
+ * same call are set; an event's or a link's empty key is dropped too. */
+static void test_empty_keys(spanguard_tracer *t, const char *dir) {
+    spanguard_counters before = stats_of(t);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("empty.keys"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_int(s, "", 0, 1), SPANGUARD_RESULT_EMPTY_KEY);
+    CHECK_RC(spanguard_span_set_string(s, "", 0, S("x")), SPANGUARD_RESULT_EMPTY_KEY);
+    spanguard_attribute a[2];
+    a[0] = attr_int("empty.keys.kept", 7);
+    a[1] = attr_int("", 8);
+    CHECK_RC(spanguard_span_set_attributes(s, a, 2), SPANGUARD_RESULT_EMPTY_KEY);
+    /* An event's lost attribute is reported as for its limit. */
+    CHECK_RC(spanguard_span_add_event(s, S("empty.keys.event"), 0, a, 2), SPANGUARD_RESULT_TRUNCATED);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    spanguard_counters after = stats_of(t);
+    CHECK(after.attributes_dropped - before.attributes_dropped == 4);
+    CHECK(count_in_dir(dir, "\"key\":\"\"") == 0);
+    CHECK(count_in_dir(dir, "{\"key\":\"empty.keys.kept\",\"value\":{\"intValue\":\"7\"}}") == 2);
+    CHECK(count_in_dir(dir, "\"droppedAttributesCount\":3") == 1); /* the span's three */
+    CHECK(count_in_dir(dir, "\"name\":\"empty.keys.event\"") == 1);
+}
+
 /* OpenTelemetry's status rules: "an attempt to set value Unset SHOULD be
  * ignored" (an ERROR survives a later reset), OK is final, and OK after
  * ERROR drops the message. */
@@ -972,6 +999,7 @@ int main(int argc, char **argv) {
     test_try_begin_when_full();
     test_update_name(t, dir);
     test_status_rules(t, dir);
+    test_empty_keys(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);

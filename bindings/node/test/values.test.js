@@ -180,3 +180,19 @@ test('the limits are options; updateName renames', async (t) => {
   assert.deepStrictEqual(got.links.map((l) => l.dropped_attributes_count), [1]);
   await tracer.close();
 });
+
+test('an empty key is left out and counted, never thrown', async (t) => {
+  // OpenTelemetry: "the attribute key MUST be a non-null and non-empty string".
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const span = tracer.startSpan('empty.key');
+  span.setAttribute('', 1);
+  span.setAttributes({ '': 'x', kept: 2 });
+  span.end();
+  const { 'empty.key': got } = await arrived(rx, 0, tracer, 1);
+  assert.deepStrictEqual(got.attributes, { kept: 2 });
+  assert.strictEqual(got.dropped_attributes_count, 2);
+  assert.strictEqual(tracer.stats().attributes_dropped, 2);
+  await tracer.close();
+});

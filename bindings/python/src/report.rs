@@ -56,6 +56,7 @@ pub enum Problem {
     MixedArray,
     BadTraceparent,
     Internal,
+    EmptyKey,
 }
 
 static WARNED: AtomicU64 = AtomicU64::new(0);
@@ -84,6 +85,9 @@ impl Problem {
             }
             Problem::MixedArray => {
                 "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (OpenTelemetry's arrays are homogeneous, and spanguard's hold no None); it was left out (counted in stats().values_rejected)"
+            }
+            Problem::EmptyKey => {
+                "an attribute had an empty key, which OpenTelemetry forbids; it was left out (counted in stats().attributes_dropped)"
             }
             Problem::BadTraceparent => {
                 "a traceparent was not valid W3C text; the span began a new trace / the link was left out (counted in stats().values_rejected)"
@@ -121,6 +125,7 @@ pub fn recording(py: Python<'_>, code: spanguard_result) -> PyResult<()> {
         R::Truncated => Problem::Truncated,
         R::Utf8Replaced => Problem::Utf8Replaced,
         R::LimitReached => Problem::LimitReached,
+        R::EmptyKey => Problem::EmptyKey,
         R::StaleSpan | R::AlreadyEnded => Problem::EndedSpan,
         R::ShutDown => Problem::ShutDown,
         R::BufferFull => Problem::BufferFull,

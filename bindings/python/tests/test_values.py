@@ -163,6 +163,22 @@ def test_the_limits_are_settings(receiver, tmp_path):
         spanguard.Tracer(from_env=False, attribute_count_limit="many")
 
 
+def test_an_empty_key_is_left_out_counted_and_never_raises(receiver, tmp_path):
+    # OpenTelemetry: "the attribute key MUST be a non-null and non-empty
+    # string"; the SDK leaves such an attribute out with a warning.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    dropped = tracer.stats().attributes_dropped
+    with tracer.span("empty.key") as span:
+        span.set_attribute("", 1)
+        span.set_attributes({"": "x", "kept": 2})
+    (got,) = arrived(receiver, before, tracer).values()
+    assert got["attributes"] == {"kept": 2}
+    assert got["dropped_attributes_count"] == 2
+    assert tracer.stats().attributes_dropped - dropped == 2
+    tracer.close()
+
+
 def test_update_name_renames_the_span(receiver, tmp_path):
     before = len(receiver.spans())
     tracer = tracer_to(receiver, tmp_path)
