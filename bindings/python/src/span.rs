@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pyo3::prelude::*;
@@ -11,6 +12,7 @@ use pyo3::types::{PyDict, PyString};
 use spanguard::ffi::result::spanguard_result;
 use spanguard::ffi::span as c;
 use spanguard::ffi::types::*;
+use spanguard::span::traceparent::TRACEPARENT_LEN;
 
 use crate::report::{self, Problem};
 use crate::text::utf8;
@@ -49,19 +51,27 @@ pub fn current_span_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(current_var(py)?.var.clone_ref(py))
 }
 
-/// The current span's handle in this context, or `SPANGUARD_SPAN_NONE`.
+/// The current span in this context, if any.
 #[inline]
-pub fn current_handle(py: Python<'_>) -> spanguard_span {
-    let Ok(cv) = current_var(py) else {
-        return SPANGUARD_SPAN_NONE;
-    };
-    match cv.get.bind(py).call0() {
-        Ok(obj) => match obj.cast::<Span>() {
-            Ok(span) => span.get().handle,
-            Err(_) => SPANGUARD_SPAN_NONE,
-        },
-        Err(_) => SPANGUARD_SPAN_NONE,
-    }
+pub fn current_span(py: Python<'_>) -> Option<Bound<'_, Span>> {
+    let cv = current_var(py).ok()?;
+    let obj = cv.get.bind(py).call0().ok()?;
+    obj.cast_into::<Span>().ok()
+}
+
+/// The context a span keeps from its end on. Its handle names a slot that
+/// is given to another span once this one is exported, and the
+/// OpenTelemetry API wants an ended span's context to stay the same for
+/// its whole life and to parent spans still (an asyncio task, or a
+/// streamed response, outliving the span that started it).
+pub struct KeptContext {
+    /// The W3C traceparent the library gave while the span was open.
+    pub traceparent: [u8; TRACEPARENT_LEN],
+    /// Its W3C tracestate ("" for none).
+    pub tracestate: String,
+    /// The span is a disabled tracer's (its end said NON_RECORDING): it
+    /// only passes its parent's context on, and so must its children.
+    pub passes_through: bool,
 }
 
 /// A span. Ends once: by `end()`, or by leaving its `with` block (which
@@ -78,17 +88,76 @@ pub struct Span {
     _tracer: Py<PyAny>,
     /// The context token of the innermost `with` on this span.
     token: Mutex<Option<Py<PyAny>>>,
+    /// Set by `end`; None before, and for a span with no context to keep.
+    kept: OnceLock<KeptContext>,
+    /// Whether the span may have a tracestate: it began with one, or its
+    /// parent may have had one. Only then does `end` read it, a second
+    /// call the many spans without one are spared.
+    pub(crate) may_have_tracestate: bool,
 }
 
 impl Span {
-    pub fn new(handle: spanguard_span, rejected: Arc<AtomicU64>, tracer: Py<PyAny>) -> Span {
+    pub fn new(
+        handle: spanguard_span,
+        rejected: Arc<AtomicU64>,
+        tracer: Py<PyAny>,
+        may_have_tracestate: bool,
+    ) -> Span {
         Span {
             handle,
             ended: AtomicBool::new(false),
             rejected,
             _tracer: tracer,
             token: Mutex::new(None),
+            kept: OnceLock::new(),
+            may_have_tracestate,
         }
+    }
+
+    /// The context kept at the span's end; None while it is open (its
+    /// handle is good then) and for a span that had none to keep.
+    pub fn kept(&self) -> Option<&KeptContext> {
+        self.kept.get()
+    }
+
+    /// The span's context, read from the library while the span is still
+    /// open. None when it has none to propagate (`SPANGUARD_SPAN_NONE`, a
+    /// disabled tracer's root span) or its handle is no good already
+    /// (the tracer shut down and exported it): then nothing is kept, and
+    /// the span behaves after its end as it did before.
+    fn read_context(&self) -> Option<KeptContext> {
+        if self.handle == SPANGUARD_SPAN_NONE {
+            return None;
+        }
+        let mut buf = [0u8; SPANGUARD_TRACEPARENT_SIZE as usize];
+        // SAFETY: the buffer is valid for its length.
+        let code = unsafe {
+            c::spanguard_span_traceparent(self.handle, buf.as_mut_ptr().cast(), buf.len())
+        };
+        if code != spanguard_result::Ok {
+            return None;
+        }
+        let mut traceparent = [0u8; TRACEPARENT_LEN];
+        traceparent.copy_from_slice(&buf[..TRACEPARENT_LEN]);
+        let tracestate = if self.may_have_tracestate {
+            self.tracestate_of_handle()
+        } else {
+            String::new()
+        };
+        Some(KeptContext {
+            traceparent,
+            tracestate,
+            passes_through: false,
+        })
+    }
+
+    fn tracestate_of_handle(&self) -> String {
+        let h = self.handle;
+        // SAFETY: the buffer is valid for its length; out_len may be NULL.
+        self.text_out(
+            |buf, len| unsafe { c::spanguard_span_tracestate(h, buf, len, std::ptr::null_mut()) },
+            SPANGUARD_MAX_TRACESTATE_BYTES as usize + 1,
+        )
     }
 
     fn set_one(
@@ -208,11 +277,22 @@ impl Span {
         if self.ended.swap(true, Ordering::Relaxed) {
             return Ok(());
         }
+        // Read before the end: once ended, the span may be exported and its
+        // slot reused at any moment. No other Python thread runs until
+        // this method returns (it holds the GIL throughout), so none sees
+        // the span ended with its context not kept yet.
+        let kept = self.read_context();
         let code = if end_unix_ns == 0 {
             c::spanguard_span_end(self.handle)
         } else {
             c::spanguard_span_end_at(self.handle, end_unix_ns)
         };
+        if let Some(mut kept) = kept {
+            // End answers NON_RECORDING only for a span of no tracer that
+            // records (a disabled one's); an unsampled span ends OK.
+            kept.passes_through = code == spanguard_result::NonRecording;
+            let _ = self.kept.set(kept);
+        }
         // A span the shutdown already exported (marked unended) is fine.
         if code == spanguard_result::ShutDown {
             return Ok(());
@@ -379,8 +459,11 @@ impl Span {
     }
 
     /// The W3C traceparent to pass to another process ("" when there is
-    /// none to pass).
+    /// none to pass). The same for the span's whole life, after its end too.
     fn traceparent(&self) -> String {
+        if let Some(kept) = self.kept.get() {
+            return String::from_utf8_lossy(&kept.traceparent).into_owned();
+        }
         let h = self.handle;
         // SAFETY: the buffer is valid for its length.
         self.text_out(
@@ -391,12 +474,10 @@ impl Span {
 
     /// The W3C tracestate to pass along with the traceparent ("" for none).
     fn tracestate(&self) -> String {
-        let h = self.handle;
-        // SAFETY: the buffer is valid for its length; out_len may be NULL.
-        self.text_out(
-            |buf, len| unsafe { c::spanguard_span_tracestate(h, buf, len, std::ptr::null_mut()) },
-            SPANGUARD_MAX_TRACESTATE_BYTES as usize + 1,
-        )
+        if let Some(kept) = self.kept.get() {
+            return kept.tracestate.clone();
+        }
+        self.tracestate_of_handle()
     }
 
     /// Ends the span now, or at `end_time` (Unix nanoseconds). Once; a

@@ -14,9 +14,10 @@ use spanguard::ffi::span as c;
 use spanguard::ffi::tracer as ct;
 use spanguard::ffi::tracer::spanguard_tracer;
 use spanguard::ffi::types::*;
+use spanguard::span::traceparent;
 
 use crate::report::{self, Problem};
-use crate::span::{Span, began, current_handle, set_all};
+use crate::span::{KeptContext, Span, began, current_span, set_all};
 use crate::text::utf8;
 use crate::values::Attributes;
 
@@ -318,11 +319,20 @@ impl Tracer {
         Ok(self.raw.load(Ordering::Relaxed))
     }
 
-    fn span_of(slf: &Bound<'_, Self>, handle: spanguard_span) -> PyResult<Py<Span>> {
+    fn span_of(
+        slf: &Bound<'_, Self>,
+        handle: spanguard_span,
+        may_have_tracestate: bool,
+    ) -> PyResult<Py<Span>> {
         let rejected = Arc::clone(&slf.get().values_rejected);
         Py::new(
             slf.py(),
-            Span::new(handle, rejected, slf.clone().into_any().unbind()),
+            Span::new(
+                handle,
+                rejected,
+                slf.clone().into_any().unbind(),
+                may_have_tracestate,
+            ),
         )
     }
 
@@ -334,6 +344,7 @@ impl Tracer {
         raw: *mut spanguard_tracer,
         opts: &mut spanguard_span_options,
         attrs: &Attributes<'_>,
+        may_have_tracestate: bool,
     ) -> PyResult<Py<Span>> {
         let py = slf.py();
         let first = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
@@ -360,11 +371,57 @@ impl Tracer {
             code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
         }
         let handle = began(py, code, out)?;
-        let span = Tracer::span_of(slf, handle)?;
+        let span = Tracer::span_of(slf, handle, may_have_tracestate)?;
         if handle != SPANGUARD_SPAN_NONE {
             set_all(py, handle, attrs, first)?;
         }
         Ok(span)
+    }
+
+    /// Begins a child of an ended span from the context the span kept:
+    /// the parent's trace, its span id as the parent, its sampled flag
+    /// (the decision a parent-based sampler takes from a parent) and its
+    /// tracestate, and a local parent still (not remote), as the child of
+    /// an open span would have. The span id is made here, by the
+    /// library's own generator: explicit ids are how the C ABI takes a
+    /// parent known by its ids.
+    fn begin_under_kept(
+        slf: &Bound<'_, Self>,
+        raw: *mut spanguard_tracer,
+        name: &[u8],
+        kind: u32,
+        parent: &KeptContext,
+        attrs: &Attributes<'_>,
+        start_unix_ns: u64,
+    ) -> PyResult<Py<Span>> {
+        let mut opts = Tracer::options();
+        opts.kind = kind;
+        opts.name = name.as_ptr().cast();
+        opts.name_len = name.len();
+        opts.start_time_unix_ns = start_unix_ns;
+        let ts = parent.tracestate.as_bytes();
+        opts.tracestate = ts.as_ptr().cast();
+        opts.tracestate_len = ts.len();
+        let ids = traceparent::parse(&parent.traceparent);
+        let span_id = spanguard::span::ids::new_span_id();
+        if parent.passes_through {
+            // A disabled tracer's span passes its parent's context on
+            // unchanged, and a remote parent is what such a tracer passes
+            // through; it records nothing, so nothing is marked remote.
+            opts.traceparent = parent.traceparent.as_ptr().cast();
+            opts.traceparent_len = parent.traceparent.len();
+        } else if let Some(ids) = &ids {
+            opts.trace_id = ids.trace_id.as_ptr();
+            opts.span_id = span_id.as_ptr();
+            opts.parent_span_id = ids.span_id.as_ptr();
+            opts.trace_flags = ids.trace_flags as u32;
+        } else {
+            // Not reached (the library wrote the text): a new trace, as
+            // under a parent with no context.
+            opts.tracestate = std::ptr::null();
+            opts.tracestate_len = 0;
+        }
+        Tracer::begin_ex(slf, raw, &mut opts, attrs, !ts.is_empty())
     }
 
     fn options() -> spanguard_span_options {
@@ -443,16 +500,27 @@ impl Tracer {
         let py = slf.py();
         let this = slf.get();
         let raw = this.raw(py)?;
-        let parent_handle = match parent {
+        let parent_span = match parent {
             Some(p) if !p.is_none() => match p.cast::<Span>() {
-                Ok(s) => s.get().handle,
+                Ok(s) => Some(s.clone()),
                 Err(_) => return Err(PyTypeError::new_err("parent must be a spanguard Span")),
             },
-            _ if traceparent.is_some_and(|t| !t.is_none()) => SPANGUARD_SPAN_NONE,
-            _ => current_handle(py),
+            _ if traceparent.is_some_and(|t| !t.is_none()) => None,
+            _ => current_span(py),
         };
+        let parent_span = parent_span.as_ref().map(|p| p.get());
         let name = utf8(name);
         let n = name.as_bytes();
+        if let Some(kept) = parent_span.and_then(Span::kept) {
+            // An ended parent: its handle may name another span by now, so
+            // its children begin from the context it kept.
+            let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
+            let start = unix_ns(start_time)?;
+            return Tracer::begin_under_kept(slf, raw, n, kind, kept, &attrs, start);
+        }
+        let parent_handle = parent_span.map_or(SPANGUARD_SPAN_NONE, |p| p.handle);
+        // A child inherits its local parent's tracestate.
+        let inherits_tracestate = parent_span.is_some_and(|p| p.may_have_tracestate);
         let simple = attributes.is_none_or(|a| a.is_none())
             && traceparent.is_none_or(|t| t.is_none())
             && start_time.is_none_or(|t| t.is_none());
@@ -485,7 +553,7 @@ impl Tracer {
                 };
             }
             let handle = began(py, code, out)?;
-            return Tracer::span_of(slf, handle);
+            return Tracer::span_of(slf, handle, inherits_tracestate);
         }
         let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
         let mut opts = Tracer::options();
@@ -496,6 +564,7 @@ impl Tracer {
         opts.start_time_unix_ns = unix_ns(start_time)?;
         let tp = traceparent.filter(|t| !t.is_none()).map(utf8);
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
+        let mut may_have_tracestate = inherits_tracestate;
         if parent_handle == SPANGUARD_SPAN_NONE
             && let Some(tp) = &tp
         {
@@ -504,9 +573,10 @@ impl Tracer {
             if let Some(ts) = &ts {
                 opts.tracestate = ts.as_bytes().as_ptr().cast();
                 opts.tracestate_len = ts.as_bytes().len();
+                may_have_tracestate = !ts.as_bytes().is_empty();
             }
         }
-        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
     }
 
     /// Begins a span with the ids another SDK gave it (the OpenTelemetry
@@ -570,7 +640,8 @@ impl Tracer {
             }
         }
         opts.start_time_unix_ns = unix_ns(start_time)?;
-        Tracer::begin_ex(slf, raw, &mut opts, &attrs)
+        let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
+        Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
     }
 
     /// Waits until every span ended before the call is delivered or
