@@ -84,8 +84,8 @@ pub struct Span {
     /// The tracer's count of values it could not pass on, shared.
     rejected: Arc<AtomicU64>,
     /// The tracer object, kept alive while its spans are (opaque here:
-    /// a span needs nothing of it but this).
-    _tracer: Py<PyAny>,
+    /// a span needs nothing of it but this, and to know it).
+    tracer: Py<PyAny>,
     /// The context token of the innermost `with` on this span.
     token: Mutex<Option<Py<PyAny>>>,
     /// Set by `end`; None before, and for a span with no context to keep.
@@ -107,7 +107,7 @@ impl Span {
             handle,
             ended: AtomicBool::new(false),
             rejected,
-            _tracer: tracer,
+            tracer,
             token: Mutex::new(None),
             kept: OnceLock::new(),
             may_have_tracestate,
@@ -118,6 +118,11 @@ impl Span {
     /// handle is good then) and for a span that had none to keep.
     pub fn kept(&self) -> Option<&KeptContext> {
         self.kept.get()
+    }
+
+    /// Whether `tracer` began this span.
+    pub fn is_of(&self, tracer: &Bound<'_, PyAny>) -> bool {
+        self.tracer.bind(tracer.py()).is(tracer)
     }
 
     /// The span's context, read from the library while the span is still

@@ -511,9 +511,13 @@ impl Tracer {
         let parent_span = parent_span.as_ref().map(|p| p.get());
         let name = utf8(name);
         let n = name.as_bytes();
-        if let Some(kept) = parent_span.and_then(Span::kept) {
+        let ended_parent = parent_span
+            .filter(|p| p.is_of(slf.as_any()))
+            .and_then(Span::kept);
+        if let Some(kept) = ended_parent {
             // An ended parent: its handle may name another span by now, so
-            // its children begin from the context it kept.
+            // its children begin from the context it kept. (Another
+            // tracer's span parents nothing here, ended or not.)
             let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
             let start = unix_ns(start_time)?;
             return Tracer::begin_under_kept(slf, raw, n, kind, kept, &attrs, start);
