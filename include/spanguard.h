@@ -305,8 +305,16 @@ enum spanguard_result
    */
   SPANGUARD_RESULT_UTF8_REPLACED = 16,
   /*
-   Done, but the parent span had been exported already, so the span began
-   a new trace. Keep a traceparent to parent late children.
+   Done, but the parent span had been exported already (its handle is
+   stale), so the span began a new trace. An ended span may still
+   parent spans, as OpenTelemetry asks: to parent children begun after
+   its export, keep its context while it is open (its
+   `spanguard_span_traceparent`, and `spanguard_span_tracestate`, read
+   before `spanguard_span_end`) and begin them with
+   `spanguard_span_begin_ex` and explicit ids: its trace id, a new span
+   id, its span id as `parent_span_id`, its trace flags and tracestate,
+   without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python, Node and
+   Go bindings do so themselves: their ended spans stay usable as parents.
    */
   SPANGUARD_RESULT_PARENT_STALE = 17,
   /*

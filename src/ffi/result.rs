@@ -58,8 +58,16 @@ pub enum spanguard_result {
     /// Done, but invalid UTF-8 in a string was replaced with U+FFFD (counted
     /// in `utf8_replaced`).
     Utf8Replaced = 16,
-    /// Done, but the parent span had been exported already, so the span began
-    /// a new trace. Keep a traceparent to parent late children.
+    /// Done, but the parent span had been exported already (its handle is
+    /// stale), so the span began a new trace. An ended span may still
+    /// parent spans, as OpenTelemetry asks: to parent children begun after
+    /// its export, keep its context while it is open (its
+    /// `spanguard_span_traceparent`, and `spanguard_span_tracestate`, read
+    /// before `spanguard_span_end`) and begin them with
+    /// `spanguard_span_begin_ex` and explicit ids: its trace id, a new span
+    /// id, its span id as `parent_span_id`, its trace flags and tracestate,
+    /// without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python, Node and
+    /// Go bindings do so themselves: their ended spans stay usable as parents.
     ParentStale = 17,
     /// Done: the tracer is disabled (OTEL_SDK_DISABLED), the sampler left
     /// the span out, or the span is `SPANGUARD_SPAN_NONE`, so nothing is
