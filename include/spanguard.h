@@ -942,6 +942,22 @@ spanguard_result spanguard_span_begin_remote(const struct spanguard_tracer *trac
 spanguard_result spanguard_span_traceparent(spanguard_span span, char *buf, size_t len);
 
 /*
+ Writes the span's ids and W3C trace flags as bytes: 16 at `trace_id`,
+ 8 at `span_id`, one at `trace_flags` (what `spanguard_span_traceparent`
+ writes as text, without formatting or reading a tracestate). For a
+ binding that keeps a span's context as the span ends, so that the span
+ still parents spans once its slot has gone to another (an ended span
+ stays usable as a parent, OpenTelemetry's API says). Returns
+ `SPANGUARD_RESULT_NON_RECORDING` and writes nothing for
+ `SPANGUARD_SPAN_NONE` or a disabled tracer's root span, which have no
+ context. No allocation, lock or system call.
+ */
+spanguard_result spanguard_span_ids(spanguard_span span,
+                                    uint8_t *trace_id,
+                                    uint8_t *span_id,
+                                    uint8_t *trace_flags);
+
+/*
  Writes the span's W3C tracestate, NUL-terminated, into `buf` (`len`
  bytes; `SPANGUARD_MAX_TRACESTATE_BYTES + 1` always suffice) and its
  length without the NUL to `*out_len` (when not NULL). The tracestate is

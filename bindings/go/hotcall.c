@@ -6,7 +6,7 @@
 // in C, so that its processor can run other goroutines meanwhile. A begin
 // that does not wait for a free slot (spanguard_span_try_begin_packed),
 // setting packed attributes and end (now or at a time, with the read of
-// the span's traceparent before it) never block: no lock but a span's own
+// the span's ids before it) never block: no lock but a span's own
 // (held for a copy), no system call once the thread is warm, bounded work.
 // For such calls the hand-off is pure cost. The Go runtime sees one as a
 // stretch of Go code that it cannot preempt (well under a microsecond): the
@@ -96,24 +96,10 @@ void spanguard_go_set_packed(void *args) {
 	a->result = spanguard_span_set_attributes_packed(a->span, a->packed, a->packed_len);
 }
 
-// `n` bytes from 2 * n lower-case hex digits.
-static bool from_hex(const char *hex, uint8_t *out, size_t n) {
-	for (size_t i = 0; i < 2 * n; i++) {
-		char c = hex[i];
-		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-		if (v < 0) return false;
-		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
-	}
-	return true;
-}
-
-// The span's ids and flags, from its W3C traceparent
-// ("00-" trace id "-" span id "-" flags, in hex).
+// The span's ids and flags as bytes (spanguard_span_ids: no traceparent
+// text formatted here and parsed back, on every span's end).
 static bool read_context(spanguard_go_end_args *a) {
-	char tp[SPANGUARD_TRACEPARENT_SIZE];
-	if (spanguard_span_traceparent(a->span, tp, sizeof tp) != SPANGUARD_RESULT_OK) return false;
-	return from_hex(tp + 3, a->trace_id, 16) && from_hex(tp + 36, a->span_id, 8) &&
-	       from_hex(tp + 53, &a->trace_flags, 1);
+	return spanguard_span_ids(a->span, a->trace_id, a->span_id, &a->trace_flags) == SPANGUARD_RESULT_OK;
 }
 
 void spanguard_go_end(void *args) {

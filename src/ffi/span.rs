@@ -363,6 +363,56 @@ pub unsafe extern "C" fn spanguard_span_traceparent(
     })
 }
 
+/// Writes the span's ids and W3C trace flags as bytes: 16 at `trace_id`,
+/// 8 at `span_id`, one at `trace_flags` (what `spanguard_span_traceparent`
+/// writes as text, without formatting or reading a tracestate). For a
+/// binding that keeps a span's context as the span ends, so that the span
+/// still parents spans once its slot has gone to another (an ended span
+/// stays usable as a parent, OpenTelemetry's API says). Returns
+/// `SPANGUARD_RESULT_NON_RECORDING` and writes nothing for
+/// `SPANGUARD_SPAN_NONE` or a disabled tracer's root span, which have no
+/// context. No allocation, lock or system call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_ids(
+    span: spanguard_span,
+    trace_id: *mut u8,
+    span_id: *mut u8,
+    trace_flags: *mut u8,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(trace_id);
+        require_non_null!(span_id);
+        require_non_null!(trace_flags);
+        let (id, s) = unpack(span);
+        let ids = if id == 0 {
+            if s.slot == 0 {
+                None
+            } else {
+                passthrough::load(s.slot - 1, s.generation)
+                    .map(|c| (c.trace_id, c.span_id, c.trace_flags))
+            }
+        } else {
+            let Some(t) = super::tracer::live_tracer(id) else {
+                return spanguard_result::StaleSpan;
+            };
+            match t.span_context(s) {
+                Ok(c) => Some((c.trace_id, c.span_id, c.trace_flags)),
+                Err(e) => return e.into(),
+            }
+        };
+        let Some((t_id, s_id, flags)) = ids else {
+            return spanguard_result::NonRecording;
+        };
+        // SAFETY: the caller's buffers hold 16, 8 and 1 bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(t_id.as_ptr(), trace_id, 16);
+            std::ptr::copy_nonoverlapping(s_id.as_ptr(), span_id, 8);
+            *trace_flags = flags;
+        }
+        spanguard_result::Ok
+    })
+}
+
 /// Writes the span's W3C tracestate, NUL-terminated, into `buf` (`len`
 /// bytes; `SPANGUARD_MAX_TRACESTATE_BYTES + 1` always suffice) and its
 /// length without the NUL to `*out_len` (when not NULL). The tracestate is

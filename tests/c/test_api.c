@@ -152,12 +152,27 @@ static void test_one_span_of_everything(spanguard_tracer *t, const char *dir) {
     CHECK(strncmp(tp, tp_remote, 35) == 0);   /* same trace id */
     CHECK(strncmp(tp + 36, tp_remote + 36, 16) != 0); /* its own span id */
 
+    /* The same ids as bytes (what a binding keeps as a span ends). */
+    uint8_t trace_id[16], span_id[8], flags = 0xee;
+    CHECK_RC(spanguard_span_ids(root, trace_id, span_id, &flags), SPANGUARD_RESULT_OK);
+    char hex[SPANGUARD_TRACEPARENT_SIZE];
+    int at = snprintf(hex, sizeof hex, "00-");
+    for (int i = 0; i < 16; i++) at += snprintf(hex + at, sizeof hex - (size_t)at, "%02x", trace_id[i]);
+    at += snprintf(hex + at, sizeof hex - (size_t)at, "-");
+    for (int i = 0; i < 8; i++) at += snprintf(hex + at, sizeof hex - (size_t)at, "%02x", span_id[i]);
+    snprintf(hex + at, sizeof hex - (size_t)at, "-%02x", flags);
+    CHECK(strcmp(hex, tp) == 0);
+    CHECK_RC(spanguard_span_ids(root, NULL, span_id, &flags), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_ids(SPANGUARD_SPAN_NONE, trace_id, span_id, &flags), SPANGUARD_RESULT_NON_RECORDING);
+
     CHECK_RC(spanguard_span_end(remote), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_ALREADY_ENDED);
     CHECK_RC(spanguard_span_set_int(child, S("late"), 1), SPANGUARD_RESULT_ALREADY_ENDED);
     CHECK_RC(spanguard_span_end(root), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    /* Exported: its handle names no span any more; keep the ids before. */
+    CHECK_RC(spanguard_span_ids(root, trace_id, span_id, &flags), SPANGUARD_RESULT_STALE_SPAN);
     /* Exported: the slot was reused or freed, the handle is stale now. */
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_STALE_SPAN);
     /* Judged by what arrived in the sink. */
