@@ -313,8 +313,8 @@ enum spanguard_result
    before `spanguard_span_end`) and begin them with
    `spanguard_span_begin_ex` and explicit ids: its trace id, a new span
    id, its span id as `parent_span_id`, its trace flags and tracestate,
-   without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python, Node and
-   Go bindings do so themselves: their ended spans stay usable as parents.
+   without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python binding
+   does so itself: its ended spans stay usable as parents.
    */
   SPANGUARD_RESULT_PARENT_STALE = 17,
   /*

@@ -5,8 +5,7 @@
 // cgo's entry and exit tell the Go scheduler that the goroutine may block
 // in C, so that its processor can run other goroutines meanwhile. A begin
 // that does not wait for a free slot (spanguard_span_try_begin_packed),
-// setting packed attributes and end (now or at a time, with the read of
-// the span's ids before it) never block: no lock but a span's own
+// setting packed attributes and end never block: no lock but a span's own
 // (held for a copy), no system call once the thread is warm, bounded work.
 // For such calls the hand-off is pure cost. The Go runtime sees one as a
 // stretch of Go code that it cannot preempt (well under a microsecond): the
@@ -21,7 +20,6 @@
 // fault in Go code: a nil dereference becomes a panic a recover() could
 // catch, where cgo's path always crashes (README says so).
 #include <pthread.h>
-#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -96,17 +94,7 @@ void spanguard_go_set_packed(void *args) {
 	a->result = spanguard_span_set_attributes_packed(a->span, a->packed, a->packed_len);
 }
 
-// The span's ids and flags as bytes (spanguard_span_ids: no traceparent
-// text formatted here and parsed back, on every span's end).
-static bool read_context(spanguard_go_end_args *a) {
-	return spanguard_span_ids(a->span, a->trace_id, a->span_id, &a->trace_flags) == SPANGUARD_RESULT_OK;
-}
-
 void spanguard_go_end(void *args) {
-	spanguard_go_end_args *a = args;
-	// Read before the end: once ended, the span may be exported and its
-	// slot reused at any moment. In the end's own call, not a crossing of
-	// its own.
-	if (a->keep) a->keep = read_context(a);
-	a->result = a->at ? spanguard_span_end_at(a->span, a->end_unix_ns) : spanguard_span_end(a->span);
+	spanguard_go_span_args *a = args;
+	a->result = spanguard_span_end(a->span);
 }

@@ -27,25 +27,11 @@ typedef struct spanguard_go_span_args {
 	spanguard_result result;
 } spanguard_go_span_args;
 
-typedef struct spanguard_go_end_args {
-	spanguard_span span;
-	uint64_t end_unix_ns; // with at: when the span ended
-	spanguard_result result;
-	uint8_t at;           // end at end_unix_ns, not now
-	// In: read the span's context before it ends. Out: whether it was read
-	// (a span with none to propagate, or one gone already, has none).
-	uint8_t keep;
-	uint8_t trace_flags;
-	uint8_t trace_id[16];
-	uint8_t span_id[8];
-} spanguard_go_end_args;
-
 // Begins without waiting: SPANGUARD_RESULT_WOULD_WAIT where the full
 // policy would wait, for spanguard_go_begin to begin it through cgo.
 void spanguard_go_try_begin(void *args);
 void spanguard_go_begin(void *args);
 void spanguard_go_set_packed(void *args);
-// Ends a span (spanguard_go_end_args), now or at a time.
 void spanguard_go_end(void *args);
 
 // Runs fn(arg) here, on the stack cgo gave this call, after giving the

@@ -59,6 +59,6 @@ func callSetPacked(a *C.spanguard_go_span_args) {
 	hotcall(hotSetPacked, unsafe.Pointer(a))
 }
 
-func callEnd(a *C.spanguard_go_end_args) {
+func callEnd(a *C.spanguard_go_span_args) {
 	hotcall(hotEnd, unsafe.Pointer(a))
 }

@@ -22,4 +22,4 @@ func callBegin(a *C.spanguard_go_begin_args) { C.spanguard_go_begin(unsafe.Point
 
 func callSetPacked(a *C.spanguard_go_span_args) { C.spanguard_go_set_packed(unsafe.Pointer(a)) }
 
-func callEnd(a *C.spanguard_go_end_args) { C.spanguard_go_end(unsafe.Pointer(a)) }
+func callEnd(a *C.spanguard_go_span_args) { C.spanguard_go_end(unsafe.Pointer(a)) }

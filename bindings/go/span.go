@@ -10,12 +10,9 @@ import "C"
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"runtime"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -23,50 +20,22 @@ import (
 // Span is a started span: a small value, copied freely. End it exactly
 // once (`defer span.End()`). The zero Span records nothing: its calls
 // succeed and do nothing, so the Span a failed Start returns is safe to use.
-//
-// An ended span stays usable as OpenTelemetry's API asks: its Traceparent
-// stays what it was, and it still parents spans begun from a context that
-// carries it, after it was exported and its handle names another span too.
 type Span struct {
 	t      *Tracer
 	handle C.spanguard_span
-	// The context Start made for the span, where End keeps the span's
-	// context for every copy of the Span and every context carrying it.
-	// Nil for spans not begun by Start (StartForeign's: the bridge's
-	// SDK keeps their context itself).
-	home *spanContext
-	// The W3C tracestate the span began with or inherited, for its
-	// children begun after it ended.
-	traceState string
 }
 
 // spanContext is the context carrying a span: its parent's, plus the span.
 type spanContext struct {
 	context.Context
 	span Span
-	// For the span Start began here: what End kept of its context,
-	// published by kept (keptOpen while the span is open).
-	kept       atomic.Uint32
-	traceID    [16]byte
-	spanID     [8]byte
-	traceFlags byte
 }
-
-// spanContext.kept: keptIDs and keptPassThrough publish the ids; the
-// others mean the span's handle is all there is.
-const (
-	keptOpen        = iota
-	keptEnding      // an End is reading the context
-	keptNothing     // ended with no context to keep
-	keptIDs         // ended; its ids are kept
-	keptPassThrough // ended; a disabled tracer's span, which passes its parent's context on
-)
 
 func (c *spanContext) Value(key any) any {
 	if _, ok := key.(spanKey); ok {
-		// The context itself: converting the Span to `any` would
-		// allocate, and the Span's kept context lives here.
-		return c
+		// A pointer into the context: converting the Span itself to `any`
+		// would allocate.
+		return &c.span
 	}
 	return c.Context.Value(key)
 }
@@ -75,41 +44,13 @@ type spanKey struct{}
 
 // SpanFromContext returns the span that Start put in ctx, or the zero Span.
 func SpanFromContext(ctx context.Context) Span {
-	c, ok := ctx.(*spanContext)
-	if !ok {
-		if c, ok = ctx.Value(spanKey{}).(*spanContext); !ok {
-			return Span{}
-		}
+	if c, ok := ctx.(*spanContext); ok {
+		return c.span
 	}
-	s := c.span
-	// The span Start began here is stored without its home (the context
-	// pointing at itself would make every context escape to the heap).
-	if s.home == nil && s.handle != 0 {
-		s.home = c
+	if s, ok := ctx.Value(spanKey{}).(*Span); ok {
+		return *s
 	}
-	return s
-}
-
-// keptContext is where the span's context was kept at its end; nil while
-// the span is open, and for a span with nothing kept (then its handle is
-// used as before).
-func (s Span) keptContext() *spanContext {
-	if s.home == nil || s.home.kept.Load() < keptIDs {
-		return nil
-	}
-	return s.home
-}
-
-// traceparent is the kept context as W3C text.
-func (c *spanContext) traceparent() string {
-	var b [55]byte
-	copy(b[:], "00-")
-	hex.Encode(b[3:35], c.traceID[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], c.spanID[:])
-	b[52] = '-'
-	hex.Encode(b[53:55], []byte{c.traceFlags})
-	return string(b[:])
+	return Span{}
 }
 
 // ContextWithSpan returns a context carrying s, for Start's children.
@@ -267,14 +208,7 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 		parent := C.spanguard_span(C.SPANGUARD_SPAN_NONE)
 		if !root {
 			if p := SpanFromContext(c.Context); p.t == t {
-				if kept := p.keptContext(); kept != nil {
-					// An ended parent: its handle may name another span
-					// by now, so the child begins from what it kept.
-					return t.beginUnderEnded(c, kept, p.traceState, name, kind, attrs)
-				}
 				parent = p.handle
-				// A child inherits its local parent's tracestate.
-				span.traceState = p.traceState
 			}
 		}
 		begun := false
@@ -295,66 +229,8 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 		return Span{}, err
 	}
 	c.span = span
-	// The span as returned knows its home; the one c holds does not (see
-	// SpanFromContext). A variable of its own: escape analysis does not
-	// see the order of assignments, and c holding itself sends every
-	// context to the heap.
-	begun := span
-	begun.home = c
 	if len(attrs) > 0 {
-		return begun, begun.SetAttributes(attrs...)
-	}
-	return begun, nil
-}
-
-// beginUnderEnded begins a child of an ended span from the context the
-// span kept: its trace, its span id as the parent, its sampled flag (the
-// decision a parent-based sampler takes from a parent) and its
-// tracestate, and a local parent still (not remote), as a child of an open
-// span has; the span id is made here. c then carries the child, as in begin.
-func (t *Tracer) beginUnderEnded(c *spanContext, parent *spanContext, traceState, name string, kind uint32,
-	attrs []Attribute) (Span, error) {
-	var span Span
-	var err error
-	if parent.kept.Load() == keptPassThrough {
-		// A disabled tracer passes a remote parent's context on unchanged,
-		// which is what its ended span's children must carry; it records
-		// nothing, so nothing is marked remote.
-		span, err = t.beginRemote(name, parent.traceparent(), kind)
-	} else {
-		f := ForeignSpan{Name: name, Kind: kind, TraceID: parent.traceID, ParentSpanID: parent.spanID,
-			TraceFlags: parent.traceFlags, TraceState: traceState, Attributes: attrs}
-		for f.SpanID == ([8]byte{}) {
-			binary.BigEndian.PutUint64(f.SpanID[:], rand.Uint64())
-		}
-		span, err = t.StartForeign(&f)
-	}
-	if span.handle == 0 {
-		c.span = SpanFromContext(c.Context)
-		return Span{}, err
-	}
-	span.traceState = traceState
-	c.span = span
-	begun := span // as in begin
-	begun.home = c
-	return begun, err
-}
-
-// beginRemote begins a span under a remote parent given as a traceparent.
-func (t *Tracer) beginRemote(name, traceparent string, kind uint32) (Span, error) {
-	ptr, err := t.live()
-	if err != nil {
-		return Span{}, err
-	}
-	span := Span{t: t}
-	n, nl := cstr(name)
-	tp, tl := cstr(traceparent)
-	rc := C.spanguard_span_begin_remote(ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
-	runtime.KeepAlive(t)
-	runtime.KeepAlive(name)
-	runtime.KeepAlive(traceparent)
-	if err := check(rc, "span_begin"); err != nil {
-		return Span{}, err
+		return span, span.SetAttributes(attrs...)
 	}
 	return span, nil
 }
@@ -611,12 +487,8 @@ func (s Span) UpdateName(name string) error {
 	return check(rc, "update_name")
 }
 
-// Traceparent is the W3C traceparent to pass to another process; the same
-// after the span ended.
+// Traceparent is the W3C traceparent to pass to another process.
 func (s Span) Traceparent() (string, error) {
-	if kept := s.keptContext(); kept != nil {
-		return kept.traceparent(), nil
-	}
 	var buf [C.SPANGUARD_TRACEPARENT_SIZE]C.char
 	rc := C.spanguard_span_traceparent(s.handle, &buf[0], C.size_t(len(buf)))
 	runtime.KeepAlive(s.t)
@@ -628,45 +500,17 @@ func (s Span) Traceparent() (string, error) {
 
 // End ends the span. Ending twice returns ErrAlreadyEnded (or ErrStaleSpan).
 func (s Span) End() error {
-	a := C.spanguard_go_end_args{span: s.handle}
-	return s.end(&a)
+	a := C.spanguard_go_span_args{span: s.handle}
+	callEnd(&a)
+	runtime.KeepAlive(s.t) // see Tracer
+	return endResult(a.result)
 }
 
 // EndAt ends the span at `at` (not before its start).
 func (s Span) EndAt(at time.Time) error {
-	a := C.spanguard_go_end_args{span: s.handle, end_unix_ns: unixNanos(at), at: 1}
-	return s.end(&a)
-}
-
-// end ends the span as a says and keeps its context (read in the same
-// call, just before the end) where Start put the span: once exported,
-// its handle names another span.
-func (s Span) end(a *C.spanguard_go_end_args) error {
-	home := s.home
-	// The first End keeps the context; the library refuses a second end.
-	keeping := home != nil && home.kept.CompareAndSwap(keptOpen, keptEnding)
-	if keeping {
-		a.keep = 1
-	}
-	callEnd(a)
-	runtime.KeepAlive(s.t) // see Tracer
-	switch {
-	case !keeping:
-	case a.keep == 0:
-		home.kept.Store(keptNothing)
-	default:
-		home.traceID = *(*[16]byte)(unsafe.Pointer(&a.trace_id))
-		home.spanID = *(*[8]byte)(unsafe.Pointer(&a.span_id))
-		home.traceFlags = byte(a.trace_flags)
-		// End answers NON_RECORDING only for a span of no tracer that
-		// records (a disabled one's); an unsampled span ends OK.
-		if a.result == C.SPANGUARD_RESULT_NON_RECORDING {
-			home.kept.Store(keptPassThrough)
-		} else {
-			home.kept.Store(keptIDs)
-		}
-	}
-	return endResult(a.result)
+	rc := C.spanguard_span_end_at(s.handle, unixNanos(at))
+	runtime.KeepAlive(s.t)
+	return endResult(rc)
 }
 
 func endResult(rc C.spanguard_result) error {
@@ -752,7 +596,7 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 		return Span{}, err
 	}
 	defer runtime.KeepAlive(t)
-	span := Span{t: t, traceState: f.TraceState}
+	span := Span{t: t}
 	if err := check(C.spanguard_span_begin_ex(ptr, o, &span.handle), "span_begin_ex"); err != nil {
 		return Span{}, err
 	}

@@ -115,7 +115,7 @@ export declare class Span {
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   setStatus(code: number, message?: string): this;
   recordException(err: unknown): this;
-  /** The W3C traceparent; '' for a span that records nothing. The same after the span ended. */
+  /** The W3C traceparent; '' for a span that records nothing, or one ended and already exported. */
   traceparent(): string;
   /** Ends the span, now or at `endTime`. Once. */
   end(endTime?: TimeInput): void;

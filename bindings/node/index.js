@@ -207,32 +207,14 @@ function beginKV(N, ptr, name, hi, lo, kind, attrs) {
   }
 }
 
-/** A random span id (16 hex digits, not all zero): Math.random, as the OpenTelemetry SDKs' id generators use a fast non-cryptographic generator. */
-function newSpanId() {
-  for (;;) {
-    const hi = Math.floor(Math.random() * 0x100000000);
-    const lo = Math.floor(Math.random() * 0x100000000);
-    if (hi !== 0 || lo !== 0) return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
-  }
-}
-
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */
 class Span {
-  /** `traceState`: the W3C tracestate the span began with or inherited ('' for none). */
-  constructor(tracer, hi, lo, name, traceState = '') {
+  constructor(tracer, hi, lo, name) {
     this.tracer = tracer;
     this.hi = hi;
     this.lo = lo;
     this.name = name;
     this.ended = false;
-    this.traceState = traceState;
-    // From end on: the traceparent the span had while open (null when it
-    // had none). Its handle names another span once it is exported, and
-    // OpenTelemetry's API wants an ended span's context to stay the same
-    // and to parent spans still (Tracer.beginUnderEnded).
-    this.kept = null;
-    // A disabled tracer's span, which only passes its parent's context on.
-    this.passesThrough = false;
   }
 
   setAttribute(key, value) {
@@ -308,10 +290,9 @@ class Span {
 
   /**
    * The W3C traceparent, to pass to another process; '' for a span that
-   * records nothing. The same after the span ended (kept at its end).
+   * records nothing, or one ended and already exported.
    */
   traceparent() {
-    if (this.kept !== null) return this.kept;
     const out = native.traceparent(this.hi, this.lo);
     if (typeof out !== 'number') return out;
     // A span whose slot went to a newer span (ended long ago): '' as for a
@@ -324,29 +305,14 @@ class Span {
   end(endTime = undefined) {
     if (this.ended) return;
     this.ended = true;
-    let out;
-    if (endTime === undefined) out = native.end(this.hi, this.lo);
+    let code;
+    if (endTime === undefined) code = native.end(this.hi, this.lo);
     else {
       const [s, ns] = hrTime(endTime);
-      out = native.endAt(this.hi, this.lo, s, ns);
-    }
-    // The usual answer: ended, and the traceparent it had, to keep.
-    if (typeof out === 'string') {
-      this.kept = out;
-      return;
-    }
-    if (out === RESULT.NON_RECORDING && (this.hi !== 0 || this.lo !== 0)) {
-      // A disabled tracer's span (an unsampled one ends OK): its context
-      // outlives its end, so it is read now.
-      const tp = native.traceparent(this.hi, this.lo);
-      if (typeof tp === 'string' && tp !== '') {
-        this.kept = tp;
-        this.passesThrough = true;
-      }
-      return;
+      code = native.endAt(this.hi, this.lo, s, ns);
     }
     // SHUT_DOWN: the shutdown already exported it, marked unended.
-    if (out !== undefined && out !== RESULT.SHUT_DOWN) recorded(out, `end(${this.name})`);
+    if (code !== undefined && code !== RESULT.SHUT_DOWN) recorded(code, `end(${this.name})`);
   }
 }
 
@@ -427,14 +393,9 @@ class Tracer {
     const ptr = this.ptr;
     const N = native;
     let code;
-    let parentTraceState = '';
     if (options === undefined) {
       const p = storage.getStore();
-      if (p && p.tracer === this) {
-        if (p.kept !== null) return this.beginUnderEnded(name, KIND.INTERNAL, p, undefined);
-        code = N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL);
-        parentTraceState = p.traceState;
-      } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
+      code = p && p.tracer === this ? N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL) : N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
       const { kind = KIND.INTERNAL, parent, attributes, traceparent } = options;
       if (traceparent && !parent) {
@@ -454,11 +415,7 @@ class Tracer {
       } else {
         const p = parent || storage.getStore();
         let hi = 0, lo = 0;
-        if (p && p.tracer === this) {
-          if (p.kept !== null) return this.beginUnderEnded(name, kind, p, attributes);
-          hi = p.hi; lo = p.lo;
-          parentTraceState = p.traceState;
-        }
+        if (p && p.tracer === this) { hi = p.hi; lo = p.lo; }
         if (!attributes) code = N.begin(ptr, name, hi, lo, kind);
         else {
           code = beginKV(N, ptr, name, hi, lo, kind, attributes);
@@ -467,7 +424,7 @@ class Tracer {
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
             recorded(code, `startSpan(${name})`);
-            const span = new Span(this, OUT[0], OUT[1], name, parentTraceState);
+            const span = new Span(this, OUT[0], OUT[1], name);
             setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
             return span;
           }
@@ -477,31 +434,7 @@ class Tracer {
     // A span not begun (every slot taken, say) is a non-recording one: its
     // calls succeed and do nothing.
     if (code !== undefined) recorded(code, `startSpan(${name})`);
-    return new Span(this, OUT[0], OUT[1], name, parentTraceState);
-  }
-
-  /**
-   * Begins a child of an ended span from the context the span kept: its
-   * trace, its span id as the parent, its sampled flag (the decision a
-   * parent-based sampler takes from a parent) and tracestate, and a local
-   * parent still (not remote), as a child of an open span has; the span id
-   * is made here. A child of an open span begins from the parent's handle.
-   */
-  beginUnderEnded(name, kind, parent, attributes) {
-    const tp = parent.kept;
-    if (parent.passesThrough) {
-      // A disabled tracer passes a remote parent's context on unchanged,
-      // which is what its ended span's children must carry; it records
-      // nothing, so nothing is marked remote.
-      recorded(native.beginRemote(this.ptr, name, tp, kind), `startSpan(${name})`);
-      return new Span(this, OUT[0], OUT[1], name, parent.traceState);
-    }
-    const span = this.beginForeign(name, {
-      kind, traceId: tp.slice(3, 35), spanId: newSpanId(), parentSpanId: tp.slice(36, 52),
-      traceFlags: parseInt(tp.slice(53, 55), 16), traceState: parent.traceState,
-    }, split(attributes));
-    span.traceState = parent.traceState;
-    return span;
+    return new Span(this, OUT[0], OUT[1], name);
   }
 
   /**
@@ -529,7 +462,7 @@ class Tracer {
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
     if (code !== undefined) recorded(code, `startForeignSpan(${name})`);
-    const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
+    const span = new Span(this, OUT[0], OUT[1], name);
     if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
     return span;
   }

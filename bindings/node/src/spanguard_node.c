@@ -673,43 +673,23 @@ static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
     return result_value(env, rc);
 }
 
-/* What end and endAt answer: the span's traceparent, read before it
- * ended, when it ended OK; else the end's code (a number), or undefined
- * for OK with no context to keep. The span keeps that traceparent: once
- * exported, its handle names another span, and OpenTelemetry's API wants
- * an ended span's context to stay the same and to parent spans still. In
- * the end's own call, not a second crossing into the addon. */
-static napi_value ended_value(napi_env env, spanguard_result rc, spanguard_result traceparent_rc,
-                              const char *traceparent) {
-    if (rc != SPANGUARD_RESULT_OK || traceparent_rc != SPANGUARD_RESULT_OK) return result_value(env, rc);
-    napi_value out;
-    CALL(env, napi_create_string_latin1(env, traceparent, SPANGUARD_TRACEPARENT_SIZE - 1, &out));
-    return out;
-}
-
-/* end(hi, lo) -> traceparent, code or undefined (ended_value) */
+/* end(hi, lo) */
 static napi_value js_end(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 2)) return NULL;
     spanguard_span s;
     if (!span_arg(env, &a, 0, &s)) return throw_last(env, "end");
-    // Before the end: once ended, the span may be exported and its slot
-    // reused at any moment.
-    char tp[SPANGUARD_TRACEPARENT_SIZE];
-    spanguard_result tp_rc = spanguard_span_traceparent(s, tp, sizeof tp);
-    return ended_value(env, spanguard_span_end(s), tp_rc, tp);
+    return result_value(env, spanguard_span_end(s));
 }
 
-/* endAt(hi, lo, seconds, nanoseconds) -> as end */
+/* endAt(hi, lo, seconds, nanoseconds) */
 static napi_value js_end_at(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 4)) return NULL;
     spanguard_span s;
     uint64_t when;
     if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "endAt");
-    char tp[SPANGUARD_TRACEPARENT_SIZE];
-    spanguard_result tp_rc = spanguard_span_traceparent(s, tp, sizeof tp);
-    return ended_value(env, spanguard_span_end_at(s, when), tp_rc, tp);
+    return result_value(env, spanguard_span_end_at(s, when));
 }
 
 /* ---- the rest of a span ----------------------------------------------- */
