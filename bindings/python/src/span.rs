@@ -134,16 +134,23 @@ impl Span {
         if self.handle == SPANGUARD_SPAN_NONE {
             return None;
         }
-        let mut buf = [0u8; SPANGUARD_TRACEPARENT_SIZE as usize];
-        // SAFETY: the buffer is valid for its length.
+        // The ids as bytes (spanguard_span_traceparent would also read and
+        // check the span's tracestate, on every span's end).
+        let (mut trace_id, mut span_id, mut flags) = ([0u8; 16], [0u8; 8], 0u8);
+        // SAFETY: the buffers hold 16, 8 and 1 bytes.
         let code = unsafe {
-            c::spanguard_span_traceparent(self.handle, buf.as_mut_ptr().cast(), buf.len())
+            c::spanguard_span_ids(
+                self.handle,
+                trace_id.as_mut_ptr(),
+                span_id.as_mut_ptr(),
+                &mut flags,
+            )
         };
         if code != spanguard_result::Ok {
             return None;
         }
         let mut traceparent = [0u8; TRACEPARENT_LEN];
-        traceparent.copy_from_slice(&buf[..TRACEPARENT_LEN]);
+        spanguard::span::traceparent::format(&trace_id, &span_id, flags, &mut traceparent);
         let tracestate = if self.may_have_tracestate {
             self.tracestate_of_handle()
         } else {
