@@ -18,6 +18,9 @@
 //! - a handle is followed from begin to end: a live span's handle is never
 //!   called stale or ended, an ended one never succeeds again (no double
 //!   end), and a handle no begin returned never ends a span;
+//! - SHUT_DOWN is answered only after shutdown, and then to every begin,
+//!   end and recording call on this tracer's spans whose other arguments
+//!   are fine;
 //! - the counters agree with the calls, while running (at each flush) and
 //!   after shutdown: spans_begun = the begins that succeeded,
 //!   dropped_buffer_full = the begins refused BUFFER_FULL, spans_ended =
@@ -356,6 +359,25 @@ impl Attributes {
     }
 }
 
+/// What the target knows of a call's arguments other than the span.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Args {
+    /// All documented as taken: the call fails only for its span or
+    /// tracer (or a limit).
+    Fine,
+    /// One is documented as refused: the call must not succeed.
+    Refused,
+    /// A packed buffer, whose parse the target does not repeat: it may be
+    /// refused (INVALID_ARGUMENT) before the span is looked at.
+    Unchecked,
+}
+
+impl From<bool> for Args {
+    fn from(refused: bool) -> Args {
+        if refused { Args::Refused } else { Args::Fine }
+    }
+}
+
 /// What the target knows of a handle a begin returned.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Span {
@@ -538,10 +560,20 @@ impl Harness {
     }
 
     /// After a begin of any kind: the code, `*out`, the handle's novelty.
-    fn begun(&mut self, call: &str, rc: R, out: u64, refused: bool, parent: u64, extra: &[R]) {
+    fn begun(&mut self, call: &str, rc: R, out: u64, args: Args, parent: u64, extra: &[R]) {
         check(call, rc, &[BEGIN, extra].concat());
-        if refused || self.shut {
+        if args == Args::Refused {
             assert!(!rc.is_ok(), "{call}: succeeded with a refused argument");
+        }
+        // Shutdown is told as SHUT_DOWN, and only after it; a parent of
+        // another tracer is told first (STALE_SPAN).
+        let own_parent = parent == SPANGUARD_SPAN_NONE || self.spans.contains_key(&parent);
+        if !self.shut {
+            assert!(rc != R::ShutDown, "{call}: SHUT_DOWN before shutdown");
+        } else if args == Args::Fine && own_parent {
+            assert_eq!(rc, R::ShutDown, "{call} after shutdown");
+        } else {
+            assert!(!rc.is_ok(), "{call}: succeeded after shutdown");
         }
         if parent != SPANGUARD_SPAN_NONE && self.spans.get(&parent) == Some(&Span::Live) {
             assert!(
@@ -567,10 +599,15 @@ impl Harness {
     }
 
     /// After a call on a span that is not an end.
-    fn on_span(&self, call: &str, h: u64, rc: R, refused: bool, allowed: &[R]) {
+    fn on_span(&self, call: &str, h: u64, rc: R, args: Args, allowed: &[R]) {
         check(call, rc, allowed);
-        if refused {
+        if args == Args::Refused {
             assert!(!rc.is_ok(), "{call}: succeeded with a refused argument");
+        }
+        if !self.shut {
+            assert!(rc != R::ShutDown, "{call}: SHUT_DOWN before shutdown");
+        } else if args == Args::Fine && self.spans.contains_key(&h) {
+            assert_eq!(rc, R::ShutDown, "{call} after shutdown");
         }
         match self.spans.get(&h) {
             Some(Span::Live) => assert!(
@@ -590,6 +627,11 @@ impl Harness {
 
     fn on_end(&mut self, call: &str, h: u64, rc: R) {
         check(call, rc, END);
+        if !self.shut {
+            assert!(rc != R::ShutDown, "{call}: SHUT_DOWN before shutdown");
+        } else if self.spans.contains_key(&h) {
+            assert_eq!(rc, R::ShutDown, "{call} after shutdown");
+        }
         match self.spans.get(&h) {
             Some(Span::Live) => {
                 assert_eq!(rc, R::Ok, "{call}: a live span not ended");
@@ -673,7 +715,7 @@ impl Harness {
                     spanguard_span_begin(tracer, name.ptr(), name.len(), parent, kind, out_ptr)
                 };
                 let refused = tracer.is_null() || out_null || name.refused() || kind > 5;
-                self.begun("begin", rc, out, refused, parent, &[]);
+                self.begun("begin", rc, out, refused.into(), parent, &[]);
             }
             4 => {
                 let name = input.text();
@@ -695,7 +737,14 @@ impl Harness {
                     )
                 };
                 let refused = name.refused() || kind > 5 || attrs.refused;
-                self.begun("begin_with_attributes", rc, out, refused, parent, &[]);
+                self.begun(
+                    "begin_with_attributes",
+                    rc,
+                    out,
+                    refused.into(),
+                    parent,
+                    &[],
+                );
             }
             5 => {
                 let name = input.text();
@@ -722,14 +771,20 @@ impl Harness {
                         &mut out,
                     )
                 };
-                let refused = name.refused() || kind > 5 || buf.refused();
+                let args = if name.refused() || kind > 5 || buf.refused() {
+                    Args::Refused
+                } else if buf.len() > 0 {
+                    Args::Unchecked
+                } else {
+                    Args::Fine
+                };
                 // Only the try begin of a tracer that waits refuses to wait.
                 let extra: &[R] = if try_begin && self.full_policy_wait {
                     &[R::WouldWait]
                 } else {
                     &[]
                 };
-                self.begun("begin_packed", rc, out, refused, parent, extra);
+                self.begun("begin_packed", rc, out, args, parent, extra);
             }
             6 => {
                 let name = input.text();
@@ -752,7 +807,14 @@ impl Harness {
                     || kind > 5
                     || tp.null
                     || traceparent::parse(&tp.bytes).is_none();
-                self.begun("begin_remote", rc, out, refused, SPANGUARD_SPAN_NONE, &[]);
+                self.begun(
+                    "begin_remote",
+                    rc,
+                    out,
+                    refused.into(),
+                    SPANGUARD_SPAN_NONE,
+                    &[],
+                );
             }
             7 => self.begin_ex(input),
             8 => {
@@ -764,7 +826,7 @@ impl Harness {
                     spanguard_span_set_string(h, key.ptr(), key.len(), value.ptr(), value.len())
                 };
                 let refused = key.null || value.refused();
-                self.on_span("set_string", h, rc, refused, SPAN_CALL);
+                self.on_span("set_string", h, rc, refused.into(), SPAN_CALL);
             }
             9 => {
                 let h = self.handle(input);
@@ -778,7 +840,7 @@ impl Harness {
                         _ => spanguard_span_set_bool(h, key.ptr(), key.len(), v & 1 != 0),
                     }
                 };
-                self.on_span("set_scalar", h, rc, key.null, SPAN_CALL);
+                self.on_span("set_scalar", h, rc, key.null.into(), SPAN_CALL);
             }
             10 => self.set_array(input),
             11 => {
@@ -786,7 +848,7 @@ impl Harness {
                 let attrs = input.attributes();
                 // SAFETY: every pointer is NULL or valid for its length.
                 let rc = unsafe { spanguard_span_set_attributes(h, attrs.ptr(), attrs.len()) };
-                self.on_span("set_attributes", h, rc, attrs.refused, SPAN_CALL);
+                self.on_span("set_attributes", h, rc, attrs.refused.into(), SPAN_CALL);
             }
             12 => {
                 let h = self.handle(input);
@@ -794,7 +856,12 @@ impl Harness {
                 // SAFETY: every pointer is NULL or valid for its length.
                 let rc =
                     unsafe { spanguard_span_set_attributes_packed(h, buf.ptr().cast(), buf.len()) };
-                self.on_span("set_attributes_packed", h, rc, buf.refused(), SPAN_CALL);
+                let args = match (buf.refused(), buf.len()) {
+                    (true, _) => Args::Refused,
+                    (false, 0) => Args::Fine,
+                    (false, _) => Args::Unchecked,
+                };
+                self.on_span("set_attributes_packed", h, rc, args, SPAN_CALL);
             }
             13 => {
                 let h = self.handle(input);
@@ -817,7 +884,7 @@ impl Harness {
                     )
                 };
                 let refused = name.refused() || attrs.refused;
-                self.on_span("add_event", h, rc, refused, SPAN_CALL);
+                self.on_span("add_event", h, rc, refused.into(), SPAN_CALL);
             }
             14 => {
                 let h = self.handle(input);
@@ -845,7 +912,7 @@ impl Harness {
                     || traceparent::parse(&tp.bytes).is_none()
                     || (with_state && state.refused())
                     || attrs.refused;
-                self.on_span("add_link", h, rc, refused, LINK_CALL);
+                self.on_span("add_link", h, rc, refused.into(), LINK_CALL);
             }
             15 => {
                 let h = self.handle(input);
@@ -855,14 +922,14 @@ impl Harness {
                 let rc =
                     unsafe { spanguard_span_set_status(h, code, message.ptr(), message.len()) };
                 let refused = message.refused() || code > SPANGUARD_STATUS_ERROR;
-                self.on_span("set_status", h, rc, refused, SPAN_CALL);
+                self.on_span("set_status", h, rc, refused.into(), SPAN_CALL);
             }
             16 => {
                 let h = self.handle(input);
                 let name = input.text();
                 // SAFETY: every pointer is NULL or valid for its length.
                 let rc = unsafe { spanguard_span_update_name(h, name.ptr(), name.len()) };
-                self.on_span("update_name", h, rc, name.refused(), SPAN_CALL);
+                self.on_span("update_name", h, rc, name.refused().into(), SPAN_CALL);
             }
             17 => {
                 let h = self.handle(input);
@@ -872,7 +939,7 @@ impl Harness {
                     let n = input.u64();
                     spanguard_span_add_dropped_counts(h, n as u32, (n >> 32) as u32, n as u32 >> 7)
                 };
-                self.on_span("set_start_time/add_dropped", h, rc, false, SPAN_CALL);
+                self.on_span("set_start_time/add_dropped", h, rc, Args::Fine, SPAN_CALL);
             }
             // Ends: a program ends what it begins.
             18..=20 => {
@@ -1033,7 +1100,7 @@ impl Harness {
         } else {
             parent
         };
-        self.begun("begin_ex", rc, out, refused, local, &[]);
+        self.begun("begin_ex", rc, out, refused.into(), local, &[]);
     }
 
     fn set_array(&mut self, input: &mut Input) {
@@ -1081,7 +1148,7 @@ impl Harness {
                 unsafe { spanguard_span_set_double_array(h, key.ptr(), key.len(), p.cast(), n) }
             }
         };
-        self.on_span("set_array", h, rc, refused, SPAN_CALL);
+        self.on_span("set_array", h, rc, refused.into(), SPAN_CALL);
     }
 
     /// The traceparent and tracestate calls (what a program injects).
@@ -1124,6 +1191,9 @@ impl Harness {
 
     fn on_propagate(&self, call: &str, h: u64, rc: R, null_buf: bool) {
         check(call, rc, PROPAGATE);
+        if !self.shut {
+            assert!(rc != R::ShutDown, "{call}: SHUT_DOWN before shutdown");
+        }
         if null_buf {
             assert_eq!(rc, R::NullArgument, "{call}: NULL buffer");
         }
@@ -1142,7 +1212,7 @@ impl Harness {
             let key = c"k";
             // SAFETY: key is valid for 1 byte.
             let rc = unsafe { spanguard_span_set_int(h, key.as_ptr(), 1, 7) };
-            self.on_span("set_int after shutdown", h, rc, false, SPAN_CALL);
+            self.on_span("set_int after shutdown", h, rc, Args::Fine, SPAN_CALL);
             assert_eq!(rc, R::ShutDown, "set_int after shutdown");
             let rc = spanguard_span_end(h);
             self.on_end("end after shutdown", h, rc);
@@ -1154,7 +1224,7 @@ impl Harness {
             // SAFETY: the name is valid for 1 byte; out is a u64.
             let rc =
                 unsafe { spanguard_span_begin(self.tracer, c"s".as_ptr(), 1, parent, 1, &mut out) };
-            self.begun("begin after shutdown", rc, out, true, parent, &[]);
+            self.begun("begin after shutdown", rc, out, Args::Fine, parent, &[]);
             assert_eq!(rc, R::ShutDown, "begin after shutdown");
         }
         check(
