@@ -318,7 +318,12 @@ pub struct spanguard_attribute {
 }
 
 /// Counters, filled by `spanguard_stats`. Set `struct_size` to
-/// `sizeof(spanguard_counters)` before the call.
+/// `sizeof(spanguard_counters)` before the call. While the tracer runs
+/// they are read one after another, not as one snapshot: a span the
+/// exporter takes between two reads can be missed for that call
+/// (`spans_ended` one low, `spans_open` one high), never counted twice;
+/// the identities below hold exactly once the tracer is shut down (or
+/// `queue_depth` is 0 and nothing is in flight).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct spanguard_counters {

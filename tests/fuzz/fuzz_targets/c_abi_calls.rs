@@ -394,6 +394,7 @@ const SPAN_CALL: &[R] = &[
     R::AlreadyEnded,
     R::ShutDown,
     R::LimitReached,
+    R::EmptyKey,
     R::Truncated,
     R::Utf8Replaced,
     R::NonRecording,
