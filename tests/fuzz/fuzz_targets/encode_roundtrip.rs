@@ -17,27 +17,11 @@ use spanguard::export::resource::ResourceInfo;
 use spanguard::span::limits::SpanLimits;
 use spanguard::span::record::{RawStr, SpanRecord, SpanView, ValueInput};
 
-/// Reads the fuzz input a byte or a slice at a time; zeros past its end.
-struct Input<'a>(&'a [u8]);
+mod input;
+use input::Input;
 
-impl<'a> Input<'a> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
-    }
-
+/// This target's readings of the input, beside `input`'s bytes.
+impl Input<'_> {
     /// Up to 63 bytes of the input, repeated up to 4,096 times.
     fn text(&mut self) -> Vec<u8> {
         let n = (self.byte() % 64) as usize;
