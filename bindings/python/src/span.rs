@@ -94,6 +94,11 @@ pub struct Span {
     /// parent may have had one. Only then does `end` read it, a second
     /// call the many spans without one are spared.
     pub(crate) may_have_tracestate: bool,
+    /// The sampler kept it (its begin did not answer NON_RECORDING): a
+    /// sampled-out span still has a handle, for the context it passes on,
+    /// and must still say it is not recording (OpenTelemetry: a DROP
+    /// decision means `IsRecording` is false).
+    recording: bool,
 }
 
 impl Span {
@@ -102,6 +107,7 @@ impl Span {
         rejected: Arc<AtomicU64>,
         tracer: Py<PyAny>,
         may_have_tracestate: bool,
+        recording: bool,
     ) -> Span {
         Span {
             handle,
@@ -111,6 +117,7 @@ impl Span {
             token: Mutex::new(None),
             kept: OnceLock::new(),
             may_have_tracestate,
+            recording,
         }
     }
 
@@ -345,10 +352,11 @@ impl Span {
         self.handle
     }
 
-    /// Whether the span records anything (False when the tracer is shut
-    /// down or disabled, or every slot was taken).
+    /// Whether the span records anything (False when the sampler left it
+    /// out, the tracer is shut down or disabled, or every slot was taken;
+    /// and once it ended).
     fn is_recording(&self) -> bool {
-        self.handle != SPANGUARD_SPAN_NONE && !self.ended.load(Ordering::Relaxed)
+        self.recording && self.handle != SPANGUARD_SPAN_NONE && !self.ended.load(Ordering::Relaxed)
     }
 
     /// Sets one attribute: str, bool, int (64-bit), float; bytes,

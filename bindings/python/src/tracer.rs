@@ -323,6 +323,7 @@ impl Tracer {
         slf: &Bound<'_, Self>,
         handle: spanguard_span,
         may_have_tracestate: bool,
+        code: spanguard_result,
     ) -> PyResult<Py<Span>> {
         let rejected = Arc::clone(&slf.get().values_rejected);
         Py::new(
@@ -332,6 +333,7 @@ impl Tracer {
                 rejected,
                 slf.clone().into_any().unbind(),
                 may_have_tracestate,
+                code != spanguard_result::NonRecording,
             ),
         )
     }
@@ -371,7 +373,7 @@ impl Tracer {
             code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
         }
         let handle = began(py, code, out)?;
-        let span = Tracer::span_of(slf, handle, may_have_tracestate)?;
+        let span = Tracer::span_of(slf, handle, may_have_tracestate, code)?;
         if handle != SPANGUARD_SPAN_NONE {
             set_all(py, handle, attrs, first)?;
         }
@@ -557,7 +559,7 @@ impl Tracer {
                 };
             }
             let handle = began(py, code, out)?;
-            return Tracer::span_of(slf, handle, inherits_tracestate);
+            return Tracer::span_of(slf, handle, inherits_tracestate, code);
         }
         let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
         let mut opts = Tracer::options();

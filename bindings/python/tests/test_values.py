@@ -206,3 +206,18 @@ def test_prefault_slots_makes_the_slots_resident_at_start(tmp_path):
     assert tracer.flush(10)
     tracer.close()
     assert grown >= 25 << 20, f"resident set grew {grown} bytes"
+
+
+def test_a_sampled_out_span_is_not_recording(tmp_path):
+    # OpenTelemetry: a DROP decision means IsRecording is false; the span
+    # still carries its context (the sampled flag clear) for what it calls
+    # downstream.
+    for sampler, recording in (("always_off", False), ("always_on", True)):
+        tracer = spanguard.Tracer(from_env=False, endpoint="discard:", sampler=sampler,
+                                  install_signal_handlers=False, spool_dir=tmp_path / sampler)
+        span = tracer.start_span("sampled." + sampler)
+        assert span.is_recording() is recording
+        assert int(span.traceparent()[-2:], 16) & 1 == recording
+        span.end()
+        assert span.is_recording() is False
+        tracer.close()
