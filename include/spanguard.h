@@ -552,7 +552,8 @@ typedef struct spanguard_config {
    */
   uint32_t full_policy;
   /*
-   service.name; default "unknown_service".
+   service.name; default "unknown_service:" and the process's
+   executable name (as OpenTelemetry's resource conventions say).
    */
   const char *service_name;
   /*

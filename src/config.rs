@@ -166,11 +166,24 @@ fn current_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// The service name when none is given: "unknown_service:" and the
+/// process's executable name (`/proc/self/comm`, the Name of
+/// /proc/<pid>/status), as OpenTelemetry's resource conventions say an SDK
+/// MUST fall back to ("unknown_service:bash"), so that the processes of a
+/// host that set none are told apart; "unknown_service" when there is no
+/// name to read.
+fn default_service_name() -> String {
+    match std::fs::read_to_string("/proc/self/comm") {
+        Ok(name) if !name.trim().is_empty() => format!("unknown_service:{}", name.trim()),
+        _ => "unknown_service".to_string(),
+    }
+}
+
 impl Default for TracerConfig {
     fn default() -> Self {
         let state = default_state_dir();
         TracerConfig {
-            service_name: "unknown_service".to_string(),
+            service_name: default_service_name(),
             resource_attributes: Vec::new(),
             endpoint: None,
             headers: Vec::new(),
@@ -862,6 +875,16 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_default_service_name_is_unknown_service_and_the_executable() {
+        // The test binary's name as the kernel keeps it (at most 15 bytes).
+        let comm = std::fs::read_to_string("/proc/self/comm").expect("comm");
+        assert_eq!(
+            TracerConfig::default().service_name,
+            format!("unknown_service:{}", comm.trim())
+        );
     }
 
     #[test]
