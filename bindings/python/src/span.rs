@@ -65,13 +65,31 @@ pub fn current_span(py: Python<'_>) -> Option<Bound<'_, Span>> {
 /// its whole life and to parent spans still (an asyncio task, or a
 /// streamed response, outliving the span that started it).
 pub struct KeptContext {
-    /// The W3C traceparent the library gave while the span was open.
-    pub traceparent: [u8; TRACEPARENT_LEN],
+    /// The ids and W3C trace flags the library gave while the span was
+    /// open (as bytes: a child begins from them, and only a call to
+    /// `traceparent()` needs them as text).
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_flags: u8,
     /// Its W3C tracestate ("" for none).
     pub tracestate: String,
     /// The span is a disabled tracer's (its end said NON_RECORDING): it
     /// only passes its parent's context on, and so must its children.
     pub passes_through: bool,
+}
+
+impl KeptContext {
+    /// The kept context as a W3C traceparent.
+    pub fn traceparent(&self) -> [u8; TRACEPARENT_LEN] {
+        let mut text = [0u8; TRACEPARENT_LEN];
+        spanguard::span::traceparent::format(
+            &self.trace_id,
+            &self.span_id,
+            self.trace_flags,
+            &mut text,
+        );
+        text
+    }
 }
 
 /// A span. Ends once: by `end()`, or by leaving its `with` block (which
@@ -156,15 +174,15 @@ impl Span {
         if code != spanguard_result::Ok {
             return None;
         }
-        let mut traceparent = [0u8; TRACEPARENT_LEN];
-        spanguard::span::traceparent::format(&trace_id, &span_id, flags, &mut traceparent);
         let tracestate = if self.may_have_tracestate {
             self.tracestate_of_handle()
         } else {
             String::new()
         };
         Some(KeptContext {
-            traceparent,
+            trace_id,
+            span_id,
+            trace_flags: flags,
             tracestate,
             passes_through: false,
         })
@@ -482,7 +500,7 @@ impl Span {
     /// none to pass). The same for the span's whole life, after its end too.
     fn traceparent(&self) -> String {
         if let Some(kept) = self.kept.get() {
-            return String::from_utf8_lossy(&kept.traceparent).into_owned();
+            return String::from_utf8_lossy(&kept.traceparent()).into_owned();
         }
         let h = self.handle;
         // SAFETY: the buffer is valid for its length.

@@ -14,7 +14,6 @@ use spanguard::ffi::span as c;
 use spanguard::ffi::tracer as ct;
 use spanguard::ffi::tracer::spanguard_tracer;
 use spanguard::ffi::types::*;
-use spanguard::span::traceparent;
 
 use crate::report::{self, Problem};
 use crate::span::{KeptContext, Span, began, current_span, set_all};
@@ -404,24 +403,21 @@ impl Tracer {
         let ts = parent.tracestate.as_bytes();
         opts.tracestate = ts.as_ptr().cast();
         opts.tracestate_len = ts.len();
-        let ids = traceparent::parse(&parent.traceparent);
         let span_id = spanguard::span::ids::new_span_id();
+        // Outlives the begin that reads it.
+        let traceparent;
         if parent.passes_through {
             // A disabled tracer's span passes its parent's context on
             // unchanged, and a remote parent is what such a tracer passes
             // through; it records nothing, so nothing is marked remote.
-            opts.traceparent = parent.traceparent.as_ptr().cast();
-            opts.traceparent_len = parent.traceparent.len();
-        } else if let Some(ids) = &ids {
-            opts.trace_id = ids.trace_id.as_ptr();
-            opts.span_id = span_id.as_ptr();
-            opts.parent_span_id = ids.span_id.as_ptr();
-            opts.trace_flags = ids.trace_flags as u32;
+            traceparent = parent.traceparent();
+            opts.traceparent = traceparent.as_ptr().cast();
+            opts.traceparent_len = traceparent.len();
         } else {
-            // Not reached (the library wrote the text): a new trace, as
-            // under a parent with no context.
-            opts.tracestate = std::ptr::null();
-            opts.tracestate_len = 0;
+            opts.trace_id = parent.trace_id.as_ptr();
+            opts.span_id = span_id.as_ptr();
+            opts.parent_span_id = parent.span_id.as_ptr();
+            opts.trace_flags = parent.trace_flags as u32;
         }
         Tracer::begin_ex(slf, raw, &mut opts, attrs, !ts.is_empty())
     }
