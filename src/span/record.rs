@@ -1233,7 +1233,7 @@ impl SpanRecord {
             // As plan_text decides: valid means the whole input is (the
             // ASCII prefix is); a cut at the limit must then not split a
             // character (`store_text_general` keeps less then).
-            let at_boundary = text.len() == input.len() || input[text.len()] & 0xC0 != 0x80;
+            let at_boundary = floor_boundary_of_valid(input, text.len()) == text.len();
             if !at_boundary || simdutf8::basic::from_utf8(&input[ascii..]).is_err() {
                 (self.arena_used, self.overflow_used) = (arena_before, overflow_before);
                 return None;
@@ -2506,10 +2506,11 @@ fn cut_long_key(key: &[u8]) -> &[u8] {
     &key[..end]
 }
 
-/// The largest index `<= max` that is a character boundary of `s`.
-/// `floor_char_boundary` over bytes known to be valid UTF-8: a character
-/// begins at any byte that does not continue one (`10xxxxxx`), so it
-/// looks at most three bytes back instead of validating the text again.
+/// The largest index `<= max` that is a character boundary of `text`,
+/// bytes known to be valid UTF-8 (or whose prefix up to the next character
+/// after `max` is): a character begins at any byte that does not continue
+/// one (`10xxxxxx`), so it looks at most three bytes back instead of
+/// validating the text again.
 fn floor_boundary_of_valid(text: &[u8], max: usize) -> usize {
     if max >= text.len() {
         return text.len();
@@ -2521,15 +2522,9 @@ fn floor_boundary_of_valid(text: &[u8], max: usize) -> usize {
     i
 }
 
+/// `floor_boundary_of_valid` for a `str`.
 fn floor_char_boundary(s: &str, max: usize) -> usize {
-    if max >= s.len() {
-        return s.len();
-    }
-    let mut i = max;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+    floor_boundary_of_valid(s.as_bytes(), max)
 }
 
 // The layout the comment on SpanRecord describes.
@@ -2950,9 +2945,14 @@ mod tests {
             "ab€😀ü",
         ] {
             for max in 0..text.len() + 3 {
+                // std's own boundary test, independent of ours.
+                let want = (0..=max.min(text.len()))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .expect("0 is a boundary");
                 assert_eq!(
                     floor_boundary_of_valid(text.as_bytes(), max),
-                    floor_char_boundary(text, max),
+                    want,
                     "{text} at {max}"
                 );
             }
