@@ -19,8 +19,10 @@
 #include <stdint.h>
 
 /*
- A buffer size that holds any message `spanguard_tracer_new_with_error`
- writes (a bad value is shown to at most 200 characters).
+ A buffer size that holds any failure's message
+ `spanguard_tracer_new_with_error` writes (a bad value is shown to at
+ most 200 characters); on success, several ignored variables may need
+ more (`*message_len` says how much).
  */
 #define SPANGUARD_ERROR_MESSAGE_SIZE 512
 
@@ -1264,7 +1266,11 @@ spanguard_result spanguard_tracer_new(const struct spanguard_config *cfg,
 /*
  Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
  standard OTEL_* variables and SPANGUARD_* variables applied on top.
- Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
+ A variable whose value is wrong (unknown, out of range, not a number)
+ is ignored, as if unset, as the OpenTelemetry SDKs do, and named in a
+ warning on stderr when the tracer starts (OTEL_LOG_LEVEL warn or more):
+ only an error in `cfg` fails. Thread-safe.
+ `spanguard_tracer_new_with_error` says what was wrong or ignored.
  */
 __attribute__((warn_unused_result))
 spanguard_result spanguard_tracer_new_from_env(const struct spanguard_config *cfg,
@@ -1274,15 +1280,19 @@ spanguard_result spanguard_tracer_new_from_env(const struct spanguard_config *cf
  Makes a tracer like `spanguard_tracer_new` (`from_env` false) or
  `spanguard_tracer_new_from_env` (`from_env` true; `cfg` may then be
  NULL) and, when it fails, says why in a sentence that names the
- environment variable or config field and its bad value, e.g.
- `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...)`
- (header values are never shown: they may hold secrets).
+ config field and its bad value, e.g.
+ `endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=localhost:4318: not a URL
+ starting with http:// or https:// (or discard:)` (header values are never
+ shown: they may hold secrets).
 
  The sentence is written to `message` (NUL-terminated UTF-8, cut on a
  character boundary to fit `message_cap` bytes; `SPANGUARD_ERROR_MESSAGE_SIZE`
- always suffices) and its full length, without the NUL, to `*message_len`
- when that is not NULL. On success the message is empty. `message` may be
- NULL when `message_cap` is 0.
+ suffices for a failure) and its full length, without the NUL, to
+ `*message_len` when that is not NULL. On success the message names the
+ environment variables that were ignored, a line each, e.g.
+ `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...);
+ ignored`, and is empty when none was. `message` may be NULL when
+ `message_cap` is 0.
 
  The message belongs to this call: no thread-local "last error" is kept,
  so it is right even where calls hop threads (goroutines, worker pools).

@@ -143,6 +143,11 @@ pub struct TracerConfig {
     /// `Tracer::new` afresh each time (so a forked child gets its own),
     /// never by callers. `resource_attributes` override it key by key.
     pub detected_resource: Vec<(String, String)>,
+    /// Environment variables `apply_env` left out because their values
+    /// were wrong, each with its reason: told on stderr as warnings when
+    /// the tracer starts, and in `spanguard_tracer_new_with_error`'s
+    /// message.
+    pub ignored_env: Vec<ConfigError>,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`,
@@ -214,6 +219,7 @@ impl Default for TracerConfig {
             limits: crate::span::limits::SpanLimits::default(),
             sampler: crate::span::sampler::Sampler::default(),
             detected_resource: Vec::new(),
+            ignored_env: Vec::new(),
         }
     }
 }
@@ -446,12 +452,23 @@ impl TracerConfig {
     }
 
     /// Applies the environment on top of `self`, as `lookup` reports it (so
-    /// tests need not touch the process environment). Every variable read
-    /// is checked; an error names it and shows its value.
+    /// tests need not touch the process environment).
+    ///
+    /// A variable whose value is wrong is left out, as if unset, and noted
+    /// in `ignored_env` (named, with its value and what is wrong): the
+    /// OpenTelemetry SDK rules say an invalid or unknown value is warned
+    /// about and ignored, never fatal, so that a process configured for the
+    /// official SDKs (OTEL_EXPORTER_OTLP_PROTOCOL=grpc, a sampler we lack)
+    /// still starts and still records. Only what the caller's own struct
+    /// got wrong is an error.
     pub fn apply_env(
         &mut self,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
+        // The caller's settings, checked first: their errors are theirs.
+        self.validate()?;
+        let given = self.clone();
+        let mut ignored: Vec<ConfigError> = Vec::new();
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         // The value is looked up again for the message, so every error says
         // what it was without each caller passing it.
@@ -467,17 +484,19 @@ impl TracerConfig {
                     .map_err(|_| err(name, "not a whole number of milliseconds")),
             }
         };
-        let count = |name: &str, least: u32| -> Result<Option<u32>, ConfigError> {
+        let count = |name: &str, least: u32, most: u32| -> Result<Option<u32>, ConfigError> {
             match get(name) {
                 None => Ok(None),
                 Some(v) => match v.trim().parse::<u32>() {
-                    Ok(n) if n >= least => Ok(Some(n)),
-                    Ok(_) => Err(err(name, &format!("must be at least {least}"))),
+                    Ok(n) if n < least => Err(err(name, &format!("must be at least {least}"))),
+                    Ok(n) if n > most => Err(err(name, &format!("must be at most {most}"))),
+                    Ok(n) => Ok(Some(n)),
                     Err(_) => Err(err(name, "not a whole number")),
                 },
             }
         };
-        let boolean = |name: &str| -> Result<Option<bool>, ConfigError> {
+        // Our own switches: true/false or 1/0.
+        let switch = |name: &str| -> Result<Option<bool>, ConfigError> {
             match get(name).map(|v| v.trim().to_ascii_lowercase()) {
                 None => Ok(None),
                 Some(v) if v == "true" || v == "1" => Ok(Some(true)),
@@ -504,62 +523,121 @@ impl TracerConfig {
                 }
             }
         };
+        // A checked value, or None with the error noted.
+        fn kept<T>(ignored: &mut Vec<ConfigError>, r: Result<Option<T>, ConfigError>) -> Option<T> {
+            r.unwrap_or_else(|e| {
+                ignored.push(e);
+                None
+            })
+        }
 
-        if let Some(v) = boolean("OTEL_SDK_DISABLED")? {
-            self.disabled = v;
+        // An OpenTelemetry boolean: only "true" (any case) is true; anything
+        // else is false, and a value other than "false" is warned about.
+        if let Some(v) = get("OTEL_SDK_DISABLED") {
+            let v = v.trim().to_ascii_lowercase();
+            self.disabled = v == "true";
+            if v != "true" && v != "false" {
+                ignored.push(err(
+                    "OTEL_SDK_DISABLED",
+                    "not true or false (taken as false: only true disables)",
+                ));
+            }
         }
         if let Some(name) = get("OTEL_TRACES_SAMPLER") {
             let arg = get("OTEL_TRACES_SAMPLER_ARG");
-            self.sampler = crate::span::sampler::Sampler::from_names(&name, arg.as_deref())
-                .map_err(|reason| sampler_error(&reason))?;
-        }
-        if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
-            let parsed = parse_key_values_checked(&attrs)
-                .map_err(|reason| err("OTEL_RESOURCE_ATTRIBUTES", &reason))?;
-            for (k, v) in parsed {
-                if k == "service.name" {
-                    self.service_name = v;
-                } else {
-                    self.resource_attributes
-                        .retain(|(existing, _)| *existing != k);
-                    self.resource_attributes.push((k, v));
+            use crate::span::sampler::Sampler;
+            match Sampler::from_names(&name, arg.as_deref()) {
+                Ok(s) => self.sampler = s,
+                // A bad argument: the sampler as if the argument were unset.
+                Err(reason) if reason.starts_with("OTEL_TRACES_SAMPLER_ARG") => {
+                    ignored.push(sampler_error(&reason));
+                    if let Ok(s) = Sampler::from_names(&name, None) {
+                        self.sampler = s;
+                    }
                 }
+                Err(reason) => ignored.push(sampler_error(&reason)),
+            }
+        }
+        // Resource values given in code win over the environment's (the
+        // resource SDK merges the environment's as the secondary resource).
+        // A name equal to the default is taken as not given.
+        let service_name_given = self.service_name != default_service_name()
+            || self
+                .resource_attributes
+                .iter()
+                .any(|(k, _)| k == "service.name");
+        // process.runtime.* comes from the bindings (the runtime they run
+        // in), detected like host.name, not chosen by the user.
+        let given_in_code = |key: &str| {
+            !key.starts_with("process.runtime.")
+                && given.resource_attributes.iter().any(|(g, _)| g == key)
+        };
+        if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
+            match parse_key_values_checked(&attrs) {
+                Ok(parsed) => {
+                    for (k, v) in parsed {
+                        if k == "service.name" {
+                            if !service_name_given {
+                                self.service_name = v;
+                            }
+                        } else if !given_in_code(&k) {
+                            self.resource_attributes
+                                .retain(|(existing, _)| *existing != k);
+                            self.resource_attributes.push((k, v));
+                        }
+                    }
+                }
+                // The whole value is discarded, as the resource SDK says.
+                Err(reason) => ignored.push(err("OTEL_RESOURCE_ATTRIBUTES", &reason)),
             }
         }
         // OTEL_SERVICE_NAME wins over service.name in the resource attributes.
-        if let Some(name) = get("OTEL_SERVICE_NAME") {
+        if let Some(name) = get("OTEL_SERVICE_NAME")
+            && !service_name_given
+        {
             self.service_name = name.trim().to_string();
         }
         if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             let url = url.trim();
-            if !is_endpoint_url(url) {
-                return Err(err("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ENDPOINT_RULE));
+            if is_endpoint_url(url) {
+                self.endpoint = Some(url.to_string());
+            } else {
+                ignored.push(err("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ENDPOINT_RULE));
             }
-            self.endpoint = Some(url.to_string());
         } else if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             // The generic endpoint is a base URL: the signal's path is appended.
             let base = base.trim().trim_end_matches('/');
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                return Err(err(
+            if base.starts_with("http://") || base.starts_with("https://") {
+                self.endpoint = Some(format!("{base}/v1/traces"));
+            } else {
+                ignored.push(err(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
                     "not a URL starting with http:// or https://",
                 ));
             }
-            self.endpoint = Some(format!("{base}/v1/traces"));
         }
         if let Some((name, h)) = either(
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             "OTEL_EXPORTER_OTLP_HEADERS",
         ) {
-            let headers = parse_key_values_checked(&h).map_err(|_| {
-                err(
-                    name,
-                    "not name=value,... (an entry has no '=' or an empty name)",
-                )
-            })?;
-            check_headers(&headers).map_err(|reason| err(name, &reason))?;
-            self.headers = headers;
+            let headers = parse_key_values_checked(&h)
+                .map_err(|_| {
+                    err(
+                        name,
+                        "not name=value,... (an entry has no '=' or an empty name)",
+                    )
+                })
+                .and_then(|headers| {
+                    check_headers(&headers).map_err(|reason| err(name, &reason))?;
+                    Ok(headers)
+                });
+            match headers {
+                Ok(headers) => self.headers = headers,
+                Err(e) => ignored.push(e),
+            }
         }
+        // The variables that named the client pair's halves.
+        let mut pair_names: [Option<&str>; 2] = [None, None];
         for (traces, generic, slot) in [
             (
                 "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
@@ -579,19 +657,42 @@ impl TracerConfig {
         ] {
             if let Some((name, path)) = either(traces, generic) {
                 let path = PathBuf::from(path.trim());
-                if !path.is_file() {
-                    return Err(err(name, "not a readable file"));
+                if path.is_file() {
+                    *slot = Some(path);
+                    if generic.ends_with("CLIENT_CERTIFICATE") {
+                        pair_names[0] = Some(name);
+                    } else if generic.ends_with("CLIENT_KEY") {
+                        pair_names[1] = Some(name);
+                    }
+                } else {
+                    ignored.push(err(name, "not a readable file"));
                 }
-                *slot = Some(path);
             }
         }
+        // A client certificate and its key go together: half a pair from
+        // the environment is left out with its half.
+        if self.tls.client_certificate.is_some() != self.tls.client_key.is_some() {
+            let reason = if self.tls.client_certificate.is_some() {
+                "a client certificate without its key (OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+            } else {
+                "a client key without its certificate (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+            };
+            // The environment set one half at least (the struct was valid).
+            let name = pair_names[0]
+                .or(pair_names[1])
+                .unwrap_or("OTEL_EXPORTER_OTLP_CLIENT_KEY");
+            ignored.push(err(name, reason));
+            self.tls.client_certificate = given.tls.client_certificate.clone();
+            self.tls.client_key = given.tls.client_key.clone();
+        }
         if let Some(level) = get("OTEL_LOG_LEVEL") {
-            self.log_level = LogLevel::parse(&level).ok_or_else(|| {
-                err(
+            match LogLevel::parse(&level) {
+                Some(l) => self.log_level = l,
+                None => ignored.push(err(
                     "OTEL_LOG_LEVEL",
                     "not one of none, error, warn, info, debug",
-                )
-            })?;
+                )),
+            }
         }
         for (name, slot) in [
             ("SPANGUARD_MAX_REQUEST_BYTES", &mut self.max_request_bytes),
@@ -601,169 +702,222 @@ impl TracerConfig {
             ),
         ] {
             if let Some(n) = get(name) {
-                *slot = n
+                match n
                     .trim()
                     .parse::<usize>()
                     .ok()
                     .filter(|&n| n >= MIN_REQUEST_BYTES)
-                    .ok_or_else(|| err(name, "not a whole number of bytes, at least 4096"))?;
+                {
+                    Some(n) => *slot = n,
+                    None => ignored.push(err(name, "not a whole number of bytes, at least 4096")),
+                }
             }
         }
         if let Some((name, c)) = either(
             "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
             "OTEL_EXPORTER_OTLP_COMPRESSION",
         ) {
-            self.compression = match c.trim() {
-                "gzip" => Compression::Gzip,
-                "none" => Compression::None,
-                _ => return Err(err(name, "not gzip or none")),
-            };
+            match c.trim() {
+                "gzip" => self.compression = Compression::Gzip,
+                "none" => self.compression = Compression::None,
+                _ => ignored.push(err(name, "not gzip or none")),
+            }
         }
         if let Some((name, p)) = either(
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
         ) {
-            self.protocol = match p.trim() {
-                "http/protobuf" => Protocol::HttpProtobuf,
-                "http/json" => Protocol::HttpJson,
-                "grpc" => {
-                    return Err(err(
-                        name,
-                        "not http/protobuf or http/json (grpc is not supported: spanguard \
-                         sends OTLP over HTTP; a Collector takes both on port 4318)",
-                    ));
-                }
-                _ => return Err(err(name, "not http/protobuf or http/json")),
-            };
+            match p.trim() {
+                "http/protobuf" => self.protocol = Protocol::HttpProtobuf,
+                "http/json" => self.protocol = Protocol::HttpJson,
+                "grpc" => ignored.push(err(
+                    name,
+                    "not http/protobuf or http/json (grpc is not supported: spanguard \
+                     sends OTLP over HTTP; a Collector takes both on port 4318)",
+                )),
+                _ => ignored.push(err(name, "not http/protobuf or http/json")),
+            }
         }
-        if let Some(t) =
-            millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")?.or(millis("OTEL_EXPORTER_OTLP_TIMEOUT")?)
-        {
+        let traces_timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"));
+        let timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        if let Some(t) = traces_timeout.or(timeout) {
             self.request_timeout = t;
         }
-        if let Some(t) = millis("OTEL_BSP_SCHEDULE_DELAY")? {
+        if let Some(t) = kept(&mut ignored, millis("OTEL_BSP_SCHEDULE_DELAY")) {
             self.schedule_delay = t;
         }
-        if let Some(n) = count("OTEL_BSP_MAX_QUEUE_SIZE", 1)? {
+        let below_slots = crate::span::limits::MAX_SLOTS - 1;
+        if let Some(n) = kept(
+            &mut ignored,
+            count("OTEL_BSP_MAX_QUEUE_SIZE", 1, below_slots),
+        ) {
             self.max_queue_size = n;
         }
-        if let Some(n) = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1)? {
+        if let Some(n) = kept(
+            &mut ignored,
+            count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, u32::MAX),
+        ) {
             self.max_export_batch_size = n;
         }
-        if let Some(t) = millis("OTEL_BSP_EXPORT_TIMEOUT")? {
+        if let Some(t) = kept(&mut ignored, millis("OTEL_BSP_EXPORT_TIMEOUT")) {
             self.export_timeout = t;
         }
-        if let Some(d) = directory("SPANGUARD_SINK_DIR")? {
+        if let Some(d) = kept(&mut ignored, directory("SPANGUARD_SINK_DIR")) {
             self.sink_dir = d;
         }
-        if let Some(d) = directory("SPANGUARD_SPOOL_DIR")? {
+        if let Some(d) = kept(&mut ignored, directory("SPANGUARD_SPOOL_DIR")) {
             self.spool_dir = d;
         }
         if let Some(n) = get("SPANGUARD_SPOOL_MAX_BYTES") {
-            self.spool_max_bytes = n.trim().parse().map_err(|_| {
-                err(
+            match n.trim().parse() {
+                Ok(n) => self.spool_max_bytes = n,
+                Err(_) => ignored.push(err(
                     "SPANGUARD_SPOOL_MAX_BYTES",
                     "not a whole number of bytes (this variable is in bytes, no unit; \
                      the config struct's spool_max_mib is in MiB)",
-                )
-            })?;
+                )),
+            }
         }
-        if let Some(n) = count("SPANGUARD_MAX_OPEN_SPANS", 0)? {
+        let open_spans = kept(
+            &mut ignored,
+            count("SPANGUARD_MAX_OPEN_SPANS", 0, below_slots),
+        );
+        if let Some(n) = open_spans {
             self.max_open_spans = n;
         }
-        if let Some(p) = get("SPANGUARD_FULL_POLICY") {
-            self.full_policy = match p.trim() {
-                "drop" => FullPolicy::Drop,
-                "wait" => FullPolicy::Wait,
-                _ => return Err(err("SPANGUARD_FULL_POLICY", "not drop or wait")),
+        // Each is below the limit alone; together they must be too.
+        if self.slot_count() >= crate::span::limits::MAX_SLOTS {
+            let name = if open_spans.is_some() {
+                "SPANGUARD_MAX_OPEN_SPANS"
+            } else {
+                "OTEL_BSP_MAX_QUEUE_SIZE"
             };
+            ignored.push(err(
+                name,
+                &format!(
+                    "with max_queue_size {} and max_open_spans {} it makes {} span slots, not below {}",
+                    self.max_queue_size,
+                    self.max_open_spans,
+                    u64::from(self.max_queue_size) + u64::from(self.max_open_spans),
+                    crate::span::limits::MAX_SLOTS
+                ),
+            ));
+            self.max_queue_size = given.max_queue_size;
+            self.max_open_spans = given.max_open_spans;
         }
-        if let Some(t) = millis("SPANGUARD_FULL_WAIT_MS")? {
+        if let Some(p) = get("SPANGUARD_FULL_POLICY") {
+            match p.trim() {
+                "drop" => self.full_policy = FullPolicy::Drop,
+                "wait" => self.full_policy = FullPolicy::Wait,
+                _ => ignored.push(err("SPANGUARD_FULL_POLICY", "not drop or wait")),
+            }
+        }
+        if let Some(t) = kept(&mut ignored, millis("SPANGUARD_FULL_WAIT_MS")) {
             self.full_wait = t;
         }
-        if let Some(v) = boolean("SPANGUARD_SIGNAL_HANDLERS")? {
+        if let Some(v) = kept(&mut ignored, switch("SPANGUARD_SIGNAL_HANDLERS")) {
             self.install_signal_handlers = v;
         }
-        if let Some(v) = boolean("SPANGUARD_FLIGHT_RECORDER")? {
+        if let Some(v) = kept(&mut ignored, switch("SPANGUARD_FLIGHT_RECORDER")) {
             self.flight_recorder = v;
         }
-        if let Some(v) = boolean("SPANGUARD_PREFAULT_SLOTS")? {
+        if let Some(v) = kept(&mut ignored, switch("SPANGUARD_PREFAULT_SLOTS")) {
             self.prefault_slots = v;
         }
-        if let Some(n) = count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", 1)? {
-            if n > 100 {
-                return Err(err(
-                    "SPANGUARD_EXPORTER_MAX_CPU_PERCENT",
-                    "not between 1 and 100",
-                ));
-            }
+        if let Some(n) = kept(
+            &mut ignored,
+            count("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", 1, 100),
+        ) {
             self.exporter_max_cpu_percent = n;
         }
-        if let Some(t) = millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")? {
+        if let Some(t) = kept(&mut ignored, millis("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS")) {
             self.signal_flush_timeout = t;
         }
-        if let Some(n) = count("SPANGUARD_PAYLOAD_POOL_MIB", 0)? {
+        if let Some(n) = kept(
+            &mut ignored,
+            count("SPANGUARD_PAYLOAD_POOL_MIB", 0, MAX_PAYLOAD_POOL_MIB),
+        ) {
             self.payload_pool_mib = n;
         }
         // The span-specific variable wins over the general one (SDK spec).
-        let limit = |span: &str, general: &str| -> Result<Option<u32>, ConfigError> {
-            Ok(count(span, 0)?.or(count(general, 0)?))
+        let most = crate::span::limits::MAX_COUNT_LIMIT;
+        let mut limit = |span: &str, general: &str, most: u32| {
+            let specific = kept(&mut ignored, count(span, 0, most));
+            let general = kept(&mut ignored, count(general, 0, most));
+            specific.or(general)
         };
         if let Some(n) = limit(
             "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
             "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-        )? {
+            u32::MAX,
+        ) {
             self.limits.attribute_value_length = n;
         }
         if let Some(n) = limit(
             "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
             "OTEL_ATTRIBUTE_COUNT_LIMIT",
-        )? {
+            most,
+        ) {
             self.limits.attribute_count = n;
         }
-        if let Some(n) = count("OTEL_SPAN_EVENT_COUNT_LIMIT", 0)? {
-            self.limits.event_count = n;
+        for (name, slot) in [
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", &mut self.limits.event_count),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", &mut self.limits.link_count),
+            (
+                "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                &mut self.limits.event_attribute_count,
+            ),
+            (
+                "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+                &mut self.limits.link_attribute_count,
+            ),
+        ] {
+            if let Some(n) = kept(&mut ignored, count(name, 0, most)) {
+                *slot = n;
+            }
         }
-        if let Some(n) = count("OTEL_SPAN_LINK_COUNT_LIMIT", 0)? {
-            self.limits.link_count = n;
-        }
-        if let Some(n) = count("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", 0)? {
-            self.limits.event_attribute_count = n;
-        }
-        if let Some(n) = count("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", 0)? {
-            self.limits.link_attribute_count = n;
-        }
-        // Read by the clock itself, process-wide; checked here so that a
-        // typo is reported rather than ignored.
+        // Read by the clock itself, process-wide (any other value leaves the
+        // TSC in use); checked here so that a typo is reported.
         if let Some(c) = get("SPANGUARD_CLOCK")
             && c.trim() != "system"
         {
-            return Err(err(
+            ignored.push(err(
                 "SPANGUARD_CLOCK",
                 "not system (the only value; unset, the TSC is used where the kernel's clocksource is)",
             ));
         }
-        self.validate()
+        // Every variable was checked alone and the pairs together, so this
+        // holds; should a rule be added to `validate` and not here, the
+        // environment is left out whole rather than the tracer not made.
+        if let Err(e) = self.validate() {
+            *self = given;
+            ignored.push(ConfigError {
+                reason: format!("{} (with it every variable of the environment)", e.reason),
+                ..e
+            });
+        }
+        self.ignored_env.extend(ignored);
+        Ok(())
     }
 
     /// `apply_env` with this process's environment. A variable whose value
-    /// is not UTF-8 is an error naming it (it cannot be what was meant).
+    /// is not UTF-8 is ignored like any invalid value (it cannot be what
+    /// was meant).
     pub fn apply_process_env(&mut self) -> Result<(), ConfigError> {
-        let not_unicode = std::cell::RefCell::new(None);
+        let not_unicode = std::cell::RefCell::new(Vec::new());
         let result = self.apply_env(&|name| match std::env::var(name) {
             Ok(v) => Some(v),
             Err(std::env::VarError::NotPresent) => None,
             Err(std::env::VarError::NotUnicode(_)) => {
-                not_unicode
-                    .borrow_mut()
-                    .get_or_insert_with(|| ConfigError::new(name, None, "not valid UTF-8"));
+                let mut seen = not_unicode.borrow_mut();
+                if !seen.iter().any(|e: &ConfigError| e.variable == name) {
+                    seen.push(ConfigError::new(name, None, "not valid UTF-8"));
+                }
                 None
             }
         });
-        match not_unicode.into_inner() {
-            Some(e) => Err(e),
-            None => result,
-        }
+        self.ignored_env.extend(not_unicode.into_inner());
+        result
     }
 }
 
@@ -877,6 +1031,18 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// Applies `pairs` to the defaults, which must succeed (the
+    /// environment alone is never an error), and returns what was ignored;
+    /// an ignored value must have changed nothing.
+    fn ignored(pairs: &[(&str, &str)]) -> Vec<ConfigError> {
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(pairs))
+            .expect("the environment is never fatal");
+        let ignored = std::mem::take(&mut c.ignored_env);
+        assert_eq!(c, TracerConfig::default(), "{pairs:?} changed a setting");
+        ignored
+    }
+
     #[test]
     fn the_default_service_name_is_unknown_service_and_the_executable() {
         // The test binary's name as the kernel keeps it (at most 15 bytes).
@@ -946,7 +1112,7 @@ mod tests {
         std::fs::write(&dir_as_file, b"x").expect("write");
         let file = dir_as_file.to_str().expect("utf-8 temp dir").to_string();
         let cases: Vec<(&str, &str, String)> = vec![
-            ("OTEL_SDK_DISABLED", "maybe", "OTEL_SDK_DISABLED=maybe: not true or false".into()),
+            ("OTEL_SDK_DISABLED", "maybe", "OTEL_SDK_DISABLED=maybe: not true or false (taken as false".into()),
             ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER=sometimes: not always_on".into()),
             ("OTEL_RESOURCE_ATTRIBUTES", "a=1,b", "OTEL_RESOURCE_ATTRIBUTES=a=1,b: entry 2 (\"b\") is not key=value".into()),
             ("OTEL_RESOURCE_ATTRIBUTES", "=1", "OTEL_RESOURCE_ATTRIBUTES==1: entry 1 (\"=1\") has an empty key".into()),
@@ -971,16 +1137,22 @@ mod tests {
             ("SPANGUARD_SIGNAL_HANDLERS", "no", "SPANGUARD_SIGNAL_HANDLERS=no: not true or false".into()),
             ("SPANGUARD_FLIGHT_RECORDER", "on", "SPANGUARD_FLIGHT_RECORDER=on: not true or false".into()),
             ("SPANGUARD_PREFAULT_SLOTS", "yes", "SPANGUARD_PREFAULT_SLOTS=yes: not true or false".into()),
-            ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "150", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=150: not between 1 and 100".into()),
+            ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "150", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=150: must be at most 100".into()),
+            ("SPANGUARD_PAYLOAD_POOL_MIB", "2000000", "SPANGUARD_PAYLOAD_POOL_MIB=2000000: must be at most 1048576".into()),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "40000", "OTEL_SPAN_EVENT_COUNT_LIMIT=40000: must be at most 32767".into()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "16777216", "OTEL_BSP_MAX_QUEUE_SIZE=16777216: must be at most 16777215".into()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/no/such/key.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY=/no/such/key.pem: not a readable file".into()),
+            ("SPANGUARD_MAX_REQUEST_BYTES", "12", "SPANGUARD_MAX_REQUEST_BYTES=12: not a whole number of bytes, at least 4096".into()),
+            ("OTEL_LOG_LEVEL", "loud", "OTEL_LOG_LEVEL=loud: not one of none".into()),
             ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "0", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=0: must be at least 1".into()),
             ("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS", "3s", "SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS=3s: not a whole number of milliseconds".into()),
             ("SPANGUARD_CLOCK", "tsc", "SPANGUARD_CLOCK=tsc: not system".into()),
         ];
         for (k, v, want) in cases {
-            let mut c = TracerConfig::default();
-            let e = c.apply_env(&env(&[(k, v)])).expect_err(k);
-            assert_eq!(e.variable, k);
-            let message = e.to_string();
+            let ignored = ignored(&[(k, v)]);
+            assert_eq!(ignored.len(), 1, "{k}: {ignored:?}");
+            assert_eq!(ignored[0].variable, k);
+            let message = ignored[0].to_string();
             assert!(
                 message.starts_with(&want),
                 "{k}: {message:?} does not start with {want:?}"
@@ -995,20 +1167,15 @@ mod tests {
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
-            let e = TracerConfig::default()
-                .apply_env(&env(&[(k, "authorization=Bearer sk-secret,broken")]))
-                .expect_err(k);
-            let message = e.to_string();
+            let message = ignored(&[(k, "authorization=Bearer sk-secret,broken")])[0].to_string();
             assert!(message.starts_with(&format!("{k}=")), "{message}");
             assert!(!message.contains("sk-secret"), "{message}");
             assert!(!message.contains("broken"), "{message}");
         }
-        let e = TracerConfig::default()
-            .apply_env(&env(&[(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "htp://user:hunter2@collector:4318",
-            )]))
-            .expect_err("bad scheme");
+        let e = &ignored(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "htp://user:hunter2@collector:4318",
+        )])[0];
         assert_eq!(
             e.to_string(),
             "OTEL_EXPORTER_OTLP_ENDPOINT=htp://***@collector:4318: not a URL starting with http:// or https://"
@@ -1045,16 +1212,13 @@ mod tests {
     #[test]
     fn odd_values_are_shown_escaped_and_bounded() {
         let long = "x".repeat(500);
-        let e = TracerConfig::default()
-            .apply_env(&env(&[("OTEL_BSP_SCHEDULE_DELAY", &long)]))
-            .expect_err("long");
+        let e = &ignored(&[("OTEL_BSP_SCHEDULE_DELAY", &long)])[0];
         assert!(e.to_string().len() < 300, "{e}");
-        let e = TracerConfig::default()
-            .apply_env(&env(&[("OTEL_SDK_DISABLED", "yes\nplease")]))
-            .expect_err("newline");
-        assert_eq!(
-            e.to_string(),
-            "OTEL_SDK_DISABLED=yes\\nplease: not true or false"
+        let e = &ignored(&[("OTEL_SDK_DISABLED", "yes\nplease")])[0];
+        assert!(
+            e.to_string()
+                .starts_with("OTEL_SDK_DISABLED=yes\\nplease: not true or false"),
+            "{e}"
         );
     }
 
@@ -1070,8 +1234,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_HEADERS", "bad%20name=v"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x%0D%0AInjected=v"),
         ] {
-            let mut c = TracerConfig::default();
-            let e = c.apply_env(&env(&[(var, value)])).expect_err(value);
+            let e = &ignored(&[(var, value)])[0];
             assert_eq!(e.variable, var, "{value}");
             assert!(!e.reason.contains("abc"), "the value is not repeated");
         }
@@ -1110,25 +1273,12 @@ mod tests {
         assert_eq!(c.max_request_bytes, 65536);
         assert_eq!(c.sink_max_line_bytes, 8192);
         assert_eq!(c.log_level, LogLevel::Debug);
-        for (k, v) in [
-            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/no/such/key.pem"),
-            ("SPANGUARD_MAX_REQUEST_BYTES", "12"),
-            ("OTEL_LOG_LEVEL", "loud"),
-        ] {
-            let e = TracerConfig::default()
-                .apply_env(&env(&[(k, v)]))
-                .expect_err(k);
-            assert_eq!(e.variable, k);
-        }
-        // A client certificate without its key is half a setting.
-        let mut c = TracerConfig::default();
-        let e = c
-            .apply_env(&env(&[(
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                ca.to_str().unwrap(),
-            )]))
-            .expect_err("no key");
-        assert!(e.variable.starts_with("client_certificate"), "{e}");
+        // A client certificate without its key is half a setting: left out.
+        let e = &ignored(&[(
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ca.to_str().unwrap(),
+        )])[0];
+        assert_eq!(e.variable, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -1169,14 +1319,16 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(c.limits.attribute_count, 20);
+        // The span-specific variable, when wrong, leaves the general one
+        // to apply.
         let mut c = TracerConfig::default();
-        let e = c
-            .apply_env(&env(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", "40000")]))
-            .expect_err("too many");
-        assert_eq!(
-            e.variable,
-            "event_count_limit (OTEL_SPAN_EVENT_COUNT_LIMIT)"
-        );
+        c.apply_env(&env(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "10"),
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "many"),
+        ]))
+        .expect("never fatal");
+        assert_eq!(c.limits.attribute_count, 10);
+        assert_eq!(c.ignored_env[0].variable, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT");
     }
 
     #[test]
@@ -1185,6 +1337,20 @@ mod tests {
         c.apply_env(&env(&[("OTEL_SDK_DISABLED", "TRUE")]))
             .expect("valid");
         assert!(c.disabled);
+        // Only "true" is true (the SDK rule for booleans): "1" is false,
+        // and said to be.
+        let mut c = TracerConfig {
+            disabled: true,
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&[("OTEL_SDK_DISABLED", "1")]))
+            .expect("never fatal");
+        assert!(!c.disabled);
+        assert_eq!(c.ignored_env[0].variable, "OTEL_SDK_DISABLED");
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[("OTEL_SDK_DISABLED", "false")]))
+            .expect("valid");
+        assert!(!c.disabled && c.ignored_env.is_empty());
     }
 
     #[test]
@@ -1204,16 +1370,28 @@ mod tests {
                 parent_based: true
             }
         );
-        let e = TracerConfig::default()
-            .apply_env(&env(&[
-                ("OTEL_TRACES_SAMPLER", "traceidratio"),
-                ("OTEL_TRACES_SAMPLER_ARG", "half"),
-            ]))
-            .unwrap_err();
+        // A bad argument is ignored: the sampler as if it were unset
+        // (traceidratio's ratio is then 1).
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "half"),
+        ]))
+        .expect("never fatal");
         assert_eq!(
-            e.to_string(),
+            c.sampler,
+            Sampler {
+                root: RootSampler::TraceIdRatio(1.0),
+                parent_based: false
+            }
+        );
+        assert_eq!(
+            c.ignored_env[0].to_string(),
             "OTEL_TRACES_SAMPLER_ARG=half: not a probability between 0 and 1"
         );
+        // A sampler spanguard lacks leaves the default.
+        let e = &ignored(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")])[0];
+        assert_eq!(e.variable, "OTEL_TRACES_SAMPLER");
     }
 
     #[test]
@@ -1223,12 +1401,15 @@ mod tests {
                 ("service.instance.id".into(), "detected".into()),
                 ("host.name".into(), "box".into()),
             ],
-            resource_attributes: vec![("team".into(), "a".into())],
+            resource_attributes: vec![
+                ("process.runtime.name".into(), "go".into()),
+                ("team".into(), "a".into()),
+            ],
             ..TracerConfig::default()
         };
         c.apply_env(&env(&[(
             "OTEL_RESOURCE_ATTRIBUTES",
-            "service.instance.id=mine,team=b",
+            "service.instance.id=mine,team=b,zone=eu,process.runtime.name=tinygo",
         )]))
         .expect("valid");
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -1241,9 +1422,61 @@ mod tests {
             pairs(&[
                 ("service.instance.id", "mine"),
                 ("host.name", "box"),
-                ("team", "b"),
-            ])
+                ("team", "a"),
+                ("zone", "eu"),
+                ("process.runtime.name", "tinygo"),
+            ]),
+            "the code's team wins over the environment's; a binding's runtime does not"
         );
+    }
+
+    #[test]
+    fn a_service_name_given_in_code_wins_over_the_environment() {
+        let env_pairs = [
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+        ];
+        let mut c = TracerConfig {
+            service_name: "from-code".into(),
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&env_pairs)).expect("valid");
+        assert_eq!(c.service_name, "from-code");
+        // As a resource attribute given in code, too.
+        let mut c = TracerConfig {
+            resource_attributes: vec![("service.name".into(), "from-code".into())],
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&env_pairs)).expect("valid");
+        assert_eq!(c.service_name, TracerConfig::default().service_name);
+        // Not given: OTEL_SERVICE_NAME, then the attribute.
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&env_pairs)).expect("valid");
+        assert_eq!(c.service_name, "from-env");
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&env_pairs[1..])).expect("valid");
+        assert_eq!(c.service_name, "from-attrs");
+    }
+
+    #[test]
+    fn the_struct_is_still_checked_and_its_errors_are_fatal() {
+        let mut c = TracerConfig {
+            exporter_max_cpu_percent: 0,
+            ..TracerConfig::default()
+        };
+        let e = c
+            .apply_env(&env(&[("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "50")]))
+            .expect_err("the struct's own error");
+        assert!(e.variable.starts_with("exporter_max_cpu_percent"), "{e}");
+    }
+
+    #[test]
+    fn slot_counts_too_big_together_are_left_out_together() {
+        let e = &ignored(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "9000000"),
+            ("SPANGUARD_MAX_OPEN_SPANS", "9000000"),
+        ])[0];
+        assert_eq!(e.variable, "SPANGUARD_MAX_OPEN_SPANS", "{e}");
     }
 
     #[test]

@@ -332,8 +332,19 @@ fn the_defaults_come_from_the_library_variables() {
         "{}",
         text(&empty.stderr)
     );
-    let bad = run(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf"));
+    // A variable with a wrong value is ignored, as by the library, and said.
+    let bad = run(&[
+        ("SPANGUARD_SINK_DIR", "fixtures"),
+        ("SPANGUARD_SPOOL_DIR", "none"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ]);
+    assert_eq!(bad.status.code(), Some(0), "{}", text(&bad.stderr));
+    assert!(text(&bad.stdout).contains("trace 4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert!(
+        text(&bad.stderr)
+            .contains("spanguard: warn: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf"),
+        "{}",
+        text(&bad.stderr)
+    );
     std::fs::remove_dir_all(&root).ok();
 }

@@ -313,7 +313,9 @@ func runtimeAttributes() string {
 func NewTracer(cfg Config) (*Tracer, error) { return newTracer(cfg, false) }
 
 // NewTracerFromEnv makes a tracer from cfg with the OTEL_* and SPANGUARD_*
-// variables applied on top.
+// variables applied on top (a resource attribute or ServiceName set in cfg
+// wins). A wrong field of cfg is an error; a wrong variable is ignored, as
+// the OpenTelemetry SDKs ignore one, and named in a warning on stderr.
 func NewTracerFromEnv(cfg Config) (*Tracer, error) { return newTracer(cfg, true) }
 
 // live is the C tracer, or an error after Close. The caller keeps t

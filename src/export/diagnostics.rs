@@ -216,6 +216,10 @@ impl Diagnostics {
         );
     }
 
+    pub fn warn(&mut self, message: &str) {
+        self.emit(LogLevel::Warn, message);
+    }
+
     pub fn info(&mut self, message: &str) {
         self.emit(LogLevel::Info, message);
     }

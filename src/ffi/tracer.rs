@@ -456,11 +456,12 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
 
 /// The one body of the three `spanguard_tracer_new*` calls: the struct
 /// (or the defaults when `cfg` is NULL), then the environment if asked.
+/// Returns what the environment had that was ignored, a line each.
 fn create(
     cfg: *const spanguard_config,
     from_env: bool,
     out: *mut *mut spanguard_tracer,
-) -> Result<(), CreateError> {
+) -> Result<String, CreateError> {
     let mut config = if cfg.is_null() {
         TracerConfig::default()
     } else {
@@ -480,7 +481,14 @@ fn create(
     if from_env {
         config.apply_process_env().map_err(CreateError::config)?;
     }
-    start(config, out)
+    let ignored = config
+        .ignored_env
+        .iter()
+        .map(|e| format!("{e}; ignored"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    start(config, out)?;
+    Ok(ignored)
 }
 
 /// Makes a tracer from `cfg` alone (no environment variables are read).
@@ -494,7 +502,7 @@ pub unsafe extern "C" fn spanguard_tracer_new(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(cfg, out);
         match create(cfg, false, out) {
-            Ok(()) => spanguard_result::Ok,
+            Ok(_) => spanguard_result::Ok,
             Err(e) => e.code,
         }
     })
@@ -502,7 +510,11 @@ pub unsafe extern "C" fn spanguard_tracer_new(
 
 /// Makes a tracer from `cfg` (or the defaults when `cfg` is NULL) with the
 /// standard OTEL_* variables and SPANGUARD_* variables applied on top.
-/// Thread-safe. `spanguard_tracer_new_with_error` says what was wrong.
+/// A variable whose value is wrong (unknown, out of range, not a number)
+/// is ignored, as if unset, as the OpenTelemetry SDKs do, and named in a
+/// warning on stderr when the tracer starts (OTEL_LOG_LEVEL warn or more):
+/// only an error in `cfg` fails. Thread-safe.
+/// `spanguard_tracer_new_with_error` says what was wrong or ignored.
 #[unsafe(no_mangle)]
 #[must_use]
 pub unsafe extern "C" fn spanguard_tracer_new_from_env(
@@ -512,28 +524,34 @@ pub unsafe extern "C" fn spanguard_tracer_new_from_env(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(out);
         match create(cfg, true, out) {
-            Ok(()) => spanguard_result::Ok,
+            Ok(_) => spanguard_result::Ok,
             Err(e) => e.code,
         }
     })
 }
 
-/// A buffer size that holds any message `spanguard_tracer_new_with_error`
-/// writes (a bad value is shown to at most 200 characters).
+/// A buffer size that holds any failure's message
+/// `spanguard_tracer_new_with_error` writes (a bad value is shown to at
+/// most 200 characters); on success, several ignored variables may need
+/// more (`*message_len` says how much).
 pub const SPANGUARD_ERROR_MESSAGE_SIZE: u32 = 512;
 
 /// Makes a tracer like `spanguard_tracer_new` (`from_env` false) or
 /// `spanguard_tracer_new_from_env` (`from_env` true; `cfg` may then be
 /// NULL) and, when it fails, says why in a sentence that names the
-/// environment variable or config field and its bad value, e.g.
-/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...)`
-/// (header values are never shown: they may hold secrets).
+/// config field and its bad value, e.g.
+/// `endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=localhost:4318: not a URL
+/// starting with http:// or https:// (or discard:)` (header values are never
+/// shown: they may hold secrets).
 ///
 /// The sentence is written to `message` (NUL-terminated UTF-8, cut on a
 /// character boundary to fit `message_cap` bytes; `SPANGUARD_ERROR_MESSAGE_SIZE`
-/// always suffices) and its full length, without the NUL, to `*message_len`
-/// when that is not NULL. On success the message is empty. `message` may be
-/// NULL when `message_cap` is 0.
+/// suffices for a failure) and its full length, without the NUL, to
+/// `*message_len` when that is not NULL. On success the message names the
+/// environment variables that were ignored, a line each, e.g.
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (...);
+/// ignored`, and is empty when none was. `message` may be NULL when
+/// `message_cap` is 0.
 ///
 /// The message belongs to this call: no thread-local "last error" is kept,
 /// so it is right even where calls hop threads (goroutines, worker pools).
@@ -561,7 +579,7 @@ pub unsafe extern "C" fn spanguard_tracer_new_with_error(
             )
         } else {
             match create(cfg, from_env, out) {
-                Ok(()) => (spanguard_result::Ok, String::new()),
+                Ok(ignored) => (spanguard_result::Ok, ignored),
                 Err(e) => (e.code, e.message),
             }
         };

@@ -1,6 +1,6 @@
 //! The directories the subcommands default to, from the same OTEL_* and
-//! SPANGUARD_* variables the library reads (a bad one is reported as the
-//! library would report it).
+//! SPANGUARD_* variables the library reads (a bad one is ignored and
+//! reported as the library would).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,13 @@ use spanguard::config::TracerConfig;
 pub fn from_env() -> Result<TracerConfig, ExitCode> {
     let mut config = TracerConfig::default();
     match config.apply_process_env() {
-        Ok(()) => Ok(config),
+        Ok(()) => {
+            // Ignored as the library ignores them, and said as it says them.
+            for ignored in &config.ignored_env {
+                eprintln!("spanguard: warn: {ignored}; ignored");
+            }
+            Ok(config)
+        }
         Err(e) => {
             eprintln!("spanguard: {e}");
             Err(ExitCode::from(2))

@@ -200,7 +200,9 @@ class Tracer(_native.Tracer):
     attribute_count_limit, event_count_limit, link_count_limit,
     event_attribute_count_limit, link_attribute_count_limit); with
     from_env=True (the default) the OTEL_* and SPANGUARD_* variables apply
-    on top.
+    on top (a resource attribute or service_name given here wins). A wrong
+    setting given here raises SpanguardError; a wrong variable is ignored,
+    as the OpenTelemetry SDKs ignore one, and named in a warning on stderr.
 
     Shut down at interpreter exit, and at the exit of a multiprocessing
     worker, if not before. Every method may be called from any thread."""
