@@ -11,8 +11,10 @@ export declare const RESULT: {
  * else a double), a BigInt (int64), a boolean; an Array of strings, of
  * numbers (an int64 array when every element is a safe integer, else
  * doubles: [1, 2] is ints, [1, 2.5] doubles), of booleans or of BigInts
- * (OpenTelemetry's homogeneous arrays; mixed elements, null or undefined
- * are a TypeError); or a Uint8Array or Buffer (a bytes value).
+ * (OpenTelemetry's homogeneous arrays); or a Uint8Array or Buffer (a bytes
+ * value). null and undefined are ignored; anything else (an object, an
+ * array of mixed elements or holding null) is left out with a warning
+ * given once, never thrown, as OpenTelemetry's setAttribute does.
  */
 export type AttributeValue =
   | string | number | bigint | boolean

@@ -93,6 +93,10 @@ function check(code, op) {
   return code;
 }
 
+// The addon's own notice (ADDON_VALUE_LEFT_OUT): the call succeeded and
+// left out values OpenTelemetry does not take, as its setAttribute does.
+const VALUE_LEFT_OUT = 100;
+
 // What a recording call may answer when the library did less than asked
 // and the program is not wrong: counted in stats() and warned about once
 // per kind (process.emitWarning), never thrown. OpenTelemetry's API never
@@ -111,6 +115,8 @@ const SOFT = new Map([
     + '(or the link was left out)'],
   [RESULT.EMPTY_KEY, 'an attribute had an empty key, which OpenTelemetry forbids; it was left out '
     + '(counted in stats().attributes_dropped)'],
+  [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (an object, a function, a symbol, '
+    + 'an array of mixed types, or an array holding null or undefined); it was left out'],
 ]);
 const warned = new Set();
 
@@ -227,10 +233,14 @@ class Span {
       case 'number':
         code = Number.isInteger(value) ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
         break;
+      case 'undefined': return this; // ignored, as OpenTelemetry's setAttribute ignores it
       default:
-        // Arrays and Uint8Arrays (Buffers) through the attribute-array call.
+        // Arrays and Uint8Arrays (Buffers) through the attribute-array call;
+        // null is ignored; other objects, functions and symbols are not
+        // attribute values: left out, warned about once, never thrown.
         if (Array.isArray(value) || value instanceof Uint8Array) code = N.setAttributes(this.hi, this.lo, [key], [value]);
-        else code = N.setString(this.hi, this.lo, key, String(value));
+        else if (value === null) return this;
+        else code = VALUE_LEFT_OUT;
     }
     if (code !== undefined) recorded(code, `setAttribute(${key})`);
     return this;

@@ -249,26 +249,42 @@ typedef struct {
     spanguard_attribute stack[ATTRS_STACK];
     spanguard_attribute *items;
     size_t n;
+    /* Values OpenTelemetry does not take (an object, a function, an array
+     * of mixed types or holding null), left out: a call that left one out
+     * answers ADDON_VALUE_LEFT_OUT, which index.js warns about once. */
+    size_t left_out;
     text_arena text;
 } attr_list;
+
+/* The addon's own notice, beside spanguard's codes: the call succeeded and
+ * some values were left out (RESULT.VALUE_LEFT_OUT in index.js). */
+#define ADDON_VALUE_LEFT_OUT 100
 
 static void attrs_init(attr_list *l) {
     l->items = l->stack;
     l->n = 0;
+    l->left_out = 0;
     text_init(&l->text);
+}
+
+/* What a value became: stored in the list; left out, without a word (null
+ * and undefined, which OpenTelemetry's setAttribute ignores) or with one
+ * (a value it does not take); or an exception is pending. */
+typedef enum { VALUE_THREW, VALUE_STORED, VALUE_SKIPPED, VALUE_LEFT_OUT } value_fate;
+
+/* A call's answer: ADDON_VALUE_LEFT_OUT when it succeeded but left values
+ * out, else spanguard's code. */
+static napi_value list_result(napi_env env, spanguard_result rc, const attr_list *l) {
+    if (rc != SPANGUARD_RESULT_OK || !l->left_out) return result_value(env, rc);
+    napi_value out = NULL;
+    napi_create_uint32(env, ADDON_VALUE_LEFT_OUT, &out);
+    return out;
 }
 
 static void attrs_free(attr_list *l) {
     if (l->items && l->items != l->stack) free(l->items);
     l->items = NULL;
     text_free(&l->text);
-}
-
-static bool array_mixed(napi_env env) {
-    napi_throw_type_error(env, NULL,
-                          "spanguard: an array attribute's elements must be all strings, all numbers, all "
-                          "booleans or all BigInts (no null or undefined)");
-    return false;
 }
 
 /* A number is a safe integer (Number.isSafeInteger). */
@@ -279,40 +295,44 @@ static bool safe_integer(double d) {
 /* An Array into `at` as a spanguard array attribute: strings, booleans,
  * BigInts (int64), or numbers (int64 when every element is a safe
  * integer, else doubles). An empty Array is an empty array. Elements of
- * different types are a TypeError. */
-static bool array_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+ * different types, or other than those (null, undefined, an object, an
+ * array), leave the attribute out: OpenTelemetry's arrays are of one
+ * primitive type, and spanguard cannot yet keep a null element as it is,
+ * so the whole attribute is left out, as the Python SDK's OTLP exporter
+ * leaves out an array holding None. */
+static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     uint32_t n = 0;
-    if (napi_get_array_length(env, v, &n) != napi_ok) return false;
+    if (napi_get_array_length(env, v, &n) != napi_ok) return VALUE_THREW;
     at->type_ = SPANGUARD_VALUE_STRING_ARRAY;
     at->string_value = NULL;
     at->string_len = n;
-    if (n == 0) return true;
+    if (n == 0) return VALUE_STORED;
     napi_value e;
     napi_valuetype first, t;
-    if (napi_get_element(env, v, 0, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return false;
+    if (napi_get_element(env, v, 0, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return VALUE_THREW;
     size_t size = first == napi_string    ? sizeof(spanguard_string)
                   : first == napi_boolean ? sizeof(bool)
                   : first == napi_number || first == napi_bigint ? 8
                                                                  : 0;
-    if (size == 0) return array_mixed(env);
+    if (size == 0) return VALUE_LEFT_OUT;
     char *data = arena_alloc(env, &l->text, (size_t)n * size, 8);
-    if (!data) return false;
+    if (!data) return VALUE_THREW;
     bool all_safe = true;
     for (uint32_t i = 0; i < n; i++) {
-        if (i > 0 && napi_get_element(env, v, i, &e) != napi_ok) return false;
-        if (napi_typeof(env, e, &t) != napi_ok) return false;
-        if (t != first) return array_mixed(env);
+        if (i > 0 && napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
+        if (napi_typeof(env, e, &t) != napi_ok) return VALUE_THREW;
+        if (t != first) return VALUE_LEFT_OUT;
         if (t == napi_string) {
             spanguard_string *s = (spanguard_string *)data + i;
-            if (!(s->ptr = text_of(env, &l->text, e, &s->len))) return false;
+            if (!(s->ptr = text_of(env, &l->text, e, &s->len))) return VALUE_THREW;
         } else if (t == napi_boolean) {
-            if (napi_get_value_bool(env, e, (bool *)data + i) != napi_ok) return false;
+            if (napi_get_value_bool(env, e, (bool *)data + i) != napi_ok) return VALUE_THREW;
         } else if (t == napi_bigint) {
             bool lossless;
-            if (napi_get_value_bigint_int64(env, e, (int64_t *)data + i, &lossless) != napi_ok) return false;
+            if (napi_get_value_bigint_int64(env, e, (int64_t *)data + i, &lossless) != napi_ok) return VALUE_THREW;
         } else {
             double *d = (double *)data + i;
-            if (napi_get_value_double(env, e, d) != napi_ok) return false;
+            if (napi_get_value_double(env, e, d) != napi_ok) return VALUE_THREW;
             all_safe = all_safe && safe_integer(*d);
         }
     }
@@ -330,7 +350,7 @@ static bool array_value(napi_env env, attr_list *l, napi_value v, spanguard_attr
                 : first == napi_bigint || all_safe ? SPANGUARD_VALUE_INT_ARRAY
                                                    : SPANGUARD_VALUE_DOUBLE_ARRAY;
     at->string_value = data;
-    return true;
+    return VALUE_STORED;
 }
 
 /* A Uint8Array (a Buffer is one) into `at` as a bytes attribute, copied:
@@ -359,22 +379,31 @@ static bool is_uint8_array(napi_env env, napi_value v) {
     return type == napi_uint8_array;
 }
 
-/* One value into `at`; false with an exception pending. */
-static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+#define FATE(ok) ((ok) ? VALUE_STORED : VALUE_THREW)
+
+/* One value into `at`, as OpenTelemetry's setAttribute takes values: a
+ * string, number, boolean, BigInt, Uint8Array, or an array of one of the
+ * first four; null and undefined are ignored, anything else left out. */
+static value_fate attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     napi_valuetype t;
-    if (napi_typeof(env, v, &t) != napi_ok) return false;
+    if (napi_typeof(env, v, &t) != napi_ok) return VALUE_THREW;
+    if (t == napi_string) {
+        at->type_ = SPANGUARD_VALUE_STRING;
+        at->string_value = text_of(env, &l->text, v, &at->string_len);
+        return FATE(at->string_value != NULL);
+    }
     if (t == napi_boolean) {
         at->type_ = SPANGUARD_VALUE_BOOL;
-        return napi_get_value_bool(env, v, &at->bool_value) == napi_ok;
+        return FATE(napi_get_value_bool(env, v, &at->bool_value) == napi_ok);
     }
     if (t == napi_bigint) {
         bool lossless;
         at->type_ = SPANGUARD_VALUE_INT;
-        return napi_get_value_bigint_int64(env, v, &at->int_value, &lossless) == napi_ok;
+        return FATE(napi_get_value_bigint_int64(env, v, &at->int_value, &lossless) == napi_ok);
     }
     if (t == napi_number) {
         double d;
-        if (napi_get_value_double(env, v, &d) != napi_ok) return false;
+        if (napi_get_value_double(env, v, &d) != napi_ok) return VALUE_THREW;
         /* Number.isInteger within int64: an int, as index.js decides. */
         if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d) {
             at->type_ = SPANGUARD_VALUE_INT;
@@ -383,27 +412,31 @@ static bool attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attri
             at->type_ = SPANGUARD_VALUE_DOUBLE;
             at->double_value = d;
         }
-        return true;
+        return VALUE_STORED;
     }
+    if (t == napi_null || t == napi_undefined) return VALUE_SKIPPED;
     if (t == napi_object) {
         bool is = false;
-        if (napi_is_array(env, v, &is) != napi_ok) return false;
+        if (napi_is_array(env, v, &is) != napi_ok) return VALUE_THREW;
         if (is) return array_value(env, l, v, at);
-        if (is_uint8_array(env, v)) return bytes_value(env, l, v, at);
+        if (is_uint8_array(env, v)) return FATE(bytes_value(env, l, v, at));
     }
-    at->type_ = SPANGUARD_VALUE_STRING;
-    at->string_value = text_of(env, &l->text, v, &at->string_len);
-    return at->string_value != NULL;
+    return VALUE_LEFT_OUT;
 }
 
 /* Key `k` and value `v` as the next attribute of `l` (room checked by the
- * caller); false with an exception pending. */
+ * caller), or left out and counted; false with an exception pending. */
 static bool attr_push(napi_env env, attr_list *l, napi_value k, napi_value v) {
     spanguard_attribute *at = &l->items[l->n];
     memset(at, 0, sizeof *at);
     at->key = text_of(env, &l->text, k, &at->key_len);
-    if (!at->key || !attr_value(env, l, v, at)) return false;
-    l->n++;
+    if (!at->key) return false;
+    switch (attr_value(env, l, v, at)) {
+        case VALUE_THREW: return false;
+        case VALUE_STORED: l->n++; break;
+        case VALUE_SKIPPED: break;
+        case VALUE_LEFT_OUT: l->left_out++; break;
+    }
     return true;
 }
 
@@ -483,9 +516,10 @@ static napi_value js_begin_with_attributes(napi_env env, napi_callback_info info
     }
     spanguard_result rc = spanguard_span_begin_with_attributes(t, name, nl, parent, kind, l.items, l.n, &s);
     text_free(&text);
+    napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
     write_handle(&a, s);
-    return result_value(env, rc);
+    return out;
 }
 
 /* beginKV(tracer, name, parentHi, parentLo, kind, key0, value0, key1,
@@ -515,9 +549,10 @@ static napi_value js_begin_kv(napi_env env, napi_callback_info info) {
         return NULL;
     }
     spanguard_result rc = spanguard_span_begin_with_attributes(t, name, nl, parent, kind, l.n ? l.items : NULL, l.n, &s);
+    napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
     write_handle(&a, s);
-    return result_value(env, rc);
+    return out;
 }
 
 /* beginRemote(tracer, name, traceparent, kind) */
@@ -603,10 +638,11 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
         rc = spanguard_span_begin_ex(t, &o, &s);
     }
     text_free(&text);
+    napi_value out = ok ? list_result(env, rc, &l) : NULL;
     attrs_free(&l);
     if (!ok) return NULL;
     write_handle(&a, s);
-    return result_value(env, rc);
+    return out;
 }
 
 /* The body of setString, setInt, setDouble and setBool (hi, lo, key,
@@ -669,8 +705,9 @@ static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
         return NULL;
     }
     spanguard_result rc = spanguard_span_set_attributes(s, l.items, l.n);
+    napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
-    return result_value(env, rc);
+    return out;
 }
 
 /* end(hi, lo) */
@@ -724,8 +761,9 @@ static napi_value js_add_event(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_add_event(s, name, nl, when, l.n ? l.items : NULL, l.n);
     text_free(&text);
+    napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
-    return result_value(env, rc);
+    return out;
 }
 
 /* addLink(hi, lo, traceparent, keys, values, tracestate) */
@@ -748,8 +786,9 @@ static napi_value js_add_link(napi_env env, napi_callback_info info) {
     }
     spanguard_result rc = spanguard_span_add_link_with_tracestate(s, tp, tl, ts, sl, l.n ? l.items : NULL, l.n);
     text_free(&text);
+    napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
-    return result_value(env, rc);
+    return out;
 }
 
 /* setStatus(hi, lo, code, message) */
