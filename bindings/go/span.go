@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"reflect"
 	"runtime"
 	"time"
 	"unsafe"
@@ -467,14 +468,32 @@ func (s Span) SetStatus(code uint32, message string) error {
 	return check(rc, "set_status")
 }
 
-// RecordError adds an exception event and sets the status to error.
-func (s Span) RecordError(err error) error {
+// RecordError adds an exception event, as the OpenTelemetry Go SDK's
+// RecordError does (exception.type and exception.message, then attrs),
+// and, unlike it, sets the status to error: a span that recorded an error
+// failed.
+func (s Span) RecordError(err error, attrs ...Attribute) error {
 	if err == nil {
 		return nil
 	}
+	all := append([]Attribute{
+		String("exception.type", errorType(err)),
+		String("exception.message", err.Error()),
+	}, attrs...)
 	return errors.Join(
-		s.AddEvent("exception", String("exception.message", err.Error())),
+		s.AddEvent("exception", all...),
 		s.SetStatus(StatusError, err.Error()))
+}
+
+// errorType names err's type as the Go SDK's exception.type does: the
+// package path and name ("net.OpError"), or the type's text for an
+// unnamed one ("*errors.errorString").
+func errorType(err error) string {
+	t := reflect.TypeOf(err)
+	if t.PkgPath() == "" && t.Name() == "" {
+		return t.String()
+	}
+	return t.PkgPath() + "." + t.Name()
 }
 
 // UpdateName renames the span (OpenTelemetry's SetName): it is exported

@@ -30,6 +30,13 @@ type exported struct {
 		Code    int
 		Message string
 	}
+	Events []struct {
+		Name       string
+		Attributes []struct {
+			Key   string
+			Value map[string]any
+		}
+	}
 }
 
 func readSpans(t *testing.T, dir string) []exported {
@@ -90,7 +97,7 @@ func TestContextCarriesTheParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := llm.RecordError(errors.New("rate limited")); err != nil {
+	if err := llm.RecordError(errors.New("rate limited"), spanguard.Int("retry", 2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := llm.End(); err != nil {
@@ -121,6 +128,19 @@ func TestContextCarriesTheParent(t *testing.T) {
 	}
 	if child.Status.Code != spanguard.StatusError || child.Status.Message != "rate limited" {
 		t.Fatalf("status %+v", child.Status)
+	}
+	// The exception event as the Go SDK's RecordError makes it, and the
+	// caller's attributes.
+	if len(child.Events) != 1 || child.Events[0].Name != "exception" {
+		t.Fatalf("events %+v", child.Events)
+	}
+	exc := map[string]map[string]any{}
+	for _, a := range child.Events[0].Attributes {
+		exc[a.Key] = a.Value
+	}
+	if exc["exception.type"]["stringValue"] != "*errors.errorString" ||
+		exc["exception.message"]["stringValue"] != "rate limited" || exc["retry"]["intValue"] != "2" {
+		t.Fatalf("exception event %v", exc)
 	}
 	got := map[string]map[string]any{}
 	for _, a := range child.Attributes {

@@ -116,7 +116,8 @@ export declare class Span {
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   setStatus(code: number, message?: string): this;
-  recordException(err: unknown): this;
+  /** An `exception` event (type, message, stacktrace) at `time`, and status ERROR. */
+  recordException(err: unknown, time?: TimeInput): this;
   /** The W3C traceparent; '' for a span that records nothing, or one ended and already exported. */
   traceparent(): string;
   /** Ends the span, now or at `endTime`. Once. */

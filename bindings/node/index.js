@@ -292,10 +292,24 @@ class Span {
     return this;
   }
 
-  recordException(err) {
-    const message = err && err.message ? err.message : String(err);
-    this.addEvent('exception', { 'exception.type': (err && err.name) || 'Error', 'exception.message': message });
-    return this.setStatus(STATUS.ERROR, message);
+  /**
+   * Records an exception as OpenTelemetry's recordException does (an
+   * `exception` event with exception.type from its code or name, .message
+   * and .stacktrace, at `time`) and, unlike it, sets status ERROR: a span
+   * that recorded an exception failed.
+   */
+  recordException(err, time = undefined) {
+    const attrs = {};
+    if (typeof err === 'string' || err === null || typeof err !== 'object') {
+      attrs['exception.message'] = String(err);
+    } else {
+      if (err.code !== undefined && err.code !== null && err.code !== '') attrs['exception.type'] = String(err.code);
+      else if (err.name) attrs['exception.type'] = String(err.name);
+      if (err.message) attrs['exception.message'] = String(err.message);
+      if (err.stack) attrs['exception.stacktrace'] = String(err.stack);
+    }
+    this.addEvent('exception', attrs, time);
+    return this.setStatus(STATUS.ERROR, attrs['exception.message'] || attrs['exception.type'] || 'error');
   }
 
   /**

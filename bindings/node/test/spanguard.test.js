@@ -56,6 +56,11 @@ test('withSpan nests across awaits and records errors', async () => {
   assert.deepStrictEqual(spans['llm.chat'].attrs.temperature, { doubleValue: 0.25 });
   assert.deepStrictEqual(spans['tool.call'].status, { code: spanguard.STATUS.ERROR, message: 'upstream timeout' });
   assert.strictEqual(spans['tool.call'].events[0].name, 'exception');
+  // As OpenTelemetry's recordException records one: the type, message and stack.
+  const exc = Object.fromEntries(spans['tool.call'].events[0].attributes.map((a) => [a.key, a.value.stringValue]));
+  assert.strictEqual(exc['exception.type'], 'Error');
+  assert.strictEqual(exc['exception.message'], 'upstream timeout');
+  assert.match(exc['exception.stacktrace'], /^Error: upstream timeout\n\s+at /);
   await tracer.close();
 });
 

@@ -231,12 +231,30 @@ impl Span {
     /// Records `exc` as OpenTelemetry does: an `exception` event with
     /// `exception.type`, `exception.message`, `exception.stacktrace`, and
     /// status ERROR with `Type: message`.
-    fn record(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, set_status: bool) -> PyResult<()> {
+    /// The `exception` event of `exc` (type, message, stacktrace, then
+    /// `extra` attributes over them, as OpenTelemetry's Python SDK records
+    /// one) at `time_unix_ns` (0: now), and status ERROR if `set_status`.
+    fn record(
+        &self,
+        py: Python<'_>,
+        exc: &Bound<'_, PyAny>,
+        extra: Option<&Bound<'_, PyAny>>,
+        time_unix_ns: u64,
+        set_status: bool,
+    ) -> PyResult<()> {
         let ty = exc.get_type();
-        let type_name = ty
+        let qualname = ty
             .qualname()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "Exception".into());
+        // The SDK's exception.type: the module-qualified name, but for
+        // builtins ("ValueError", "openai.RateLimitError").
+        let type_name = match ty.module().map(|m| m.to_string()) {
+            Ok(module) if !module.is_empty() && module != "builtins" => {
+                format!("{module}.{qualname}")
+            }
+            _ => qualname,
+        };
         let message = exc.str().map(|s| s.to_string()).unwrap_or_default();
         let stacktrace = py
             .import("traceback")
@@ -253,11 +271,23 @@ impl Span {
         attrs.set_item("exception.type", &type_name)?;
         attrs.set_item("exception.message", &message)?;
         attrs.set_item("exception.stacktrace", stacktrace)?;
+        // The caller's attributes over the recorded ones; a mapping that
+        // cannot be read leaves them alone (never raise while recording).
+        if let Some(extra) = extra.filter(|e| !e.is_none())
+            && let Ok(extra) = extra.cast::<pyo3::types::PyMapping>()
+            && let Ok(items) = extra.items()
+        {
+            for item in items.iter() {
+                if let Ok((k, v)) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
+                    attrs.set_item(k, v)?;
+                }
+            }
+        }
         self.event(
             py,
             &PyString::new(py, "exception").into_any(),
             Some(attrs.as_any()),
-            0,
+            time_unix_ns,
         )?;
         if set_status {
             let description = if message.is_empty() {
@@ -484,16 +514,25 @@ impl Span {
         }
     }
 
-    /// Records an exception: an `exception` event (type, message,
-    /// stacktrace) and status ERROR.
-    #[pyo3(signature = (exception, set_status=true))]
+    /// Records an exception as OpenTelemetry's `Span.record_exception`
+    /// does (the same signature, so code written for it works here): an
+    /// `exception` event with exception.type, .message and .stacktrace,
+    /// `attributes` added over them, at `timestamp` (Unix nanoseconds,
+    /// default now). `escaped` is taken and not recorded (the attribute is
+    /// deprecated). Unlike the SDK's, it also sets status ERROR unless
+    /// `set_status=False`: a span that recorded an exception failed.
+    #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false, *, set_status=true))]
     fn record_exception(
         &self,
         py: Python<'_>,
         exception: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        escaped: bool,
         set_status: bool,
     ) -> PyResult<()> {
-        self.record(py, exception, set_status)
+        let _ = escaped;
+        self.record(py, exception, attributes, time_ns(timestamp)?, set_status)
     }
 
     /// The W3C traceparent to pass to another process ("" when there is
@@ -563,7 +602,7 @@ impl Span {
             // Closing a generator early is no error.
             let generator_exit = exc.is_instance_of::<pyo3::exceptions::PyGeneratorExit>();
             if !generator_exit && this.is_recording() {
-                this.record(py, exc, true)?;
+                this.record(py, exc, None, 0, true)?;
             }
         }
         this.end_at(py, 0)?;

@@ -76,6 +76,31 @@ def test_an_exception_is_recorded_the_opentelemetry_way_and_propagates(tracer, s
     assert 'raise ValueError("upstream timeout")' in attrs["exception.stacktrace"]
 
 
+def test_record_exception_takes_the_opentelemetry_signature(tracer, sink):
+    # Code written for OpenTelemetry's Span.record_exception works on a
+    # spanguard span: attributes over the recorded ones, a timestamp, escaped.
+    import json.decoder
+
+    with tracer.span("parsing") as span:
+        try:
+            json.loads("{")
+        except json.decoder.JSONDecodeError as e:
+            span.record_exception(e, {"exception.message": "bad reply", "retry": 2}, 1_700_000_000_000_000_000, True)
+        span.record_exception(KeyError("k"), set_status=False)
+    assert tracer.flush(10)
+    (span,) = read_sink(sink)
+    first, second = span["events"]
+    # Module-qualified, as the SDK names a type outside builtins.
+    assert first["attributes"]["exception.type"] == "json.decoder.JSONDecodeError"
+    assert first["attributes"]["exception.message"] == "bad reply"
+    assert first["attributes"]["retry"] == 2
+    assert "exception.escaped" not in first["attributes"]
+    assert first["time"] == 1_700_000_000_000_000_000
+    assert second["attributes"]["exception.type"] == "KeyError"
+    assert span["status_code"] == spanguard.STATUS_ERROR
+    assert span["status_message"].startswith("json.decoder.JSONDecodeError: Expecting")
+
+
 def test_traceparent_round_trip_continues_the_trace(tracer, sink):
     with tracer.span("client") as client:
         tp = client.traceparent()
