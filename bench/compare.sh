@@ -73,7 +73,7 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin; do
+        for case in plain calls array begin child; do
             spans=$("$program" "$case")
             valgrind --tool=callgrind --toggle-collect='spanguard_span_*' \
                 --callgrind-out-file="$out/callgrind.out" "$program" "$case" >/dev/null 2>&1

@@ -4,11 +4,13 @@
  * begin + 3 attributes + end, with the attributes set by three set_* calls
  * ("calls"), by one spanguard_attribute array ("array"), or by the same
  * array given to spanguard_span_begin_with_attributes ("begin"); or
- * begin + end with no attribute ("plain"). Callgrind counts
+ * begin + end with no attribute ("plain"), or a child's begin + end
+ * under a parent kept open ("child": the parent's context is read each
+ * time). Callgrind counts
  * only inside spanguard_span_* (--toggle-collect), so what it reports,
  * divided by the spans, is the recording path's instructions a span.
  *
- * span_instructions calls|array|begin|plain */
+ * span_instructions calls|array|begin|plain|child */
 #include "common.h"
 
 #include <stdio.h>
@@ -16,11 +18,18 @@
 
 enum { WARM = 20000, SPANS = 40000 };
 
-enum span_case { CALLS, ARRAY, BEGIN, PLAIN };
+enum span_case { CALLS, ARRAY, BEGIN, PLAIN, CHILD };
 
 __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum span_case c) {
+    spanguard_span parent = SPANGUARD_SPAN_NONE;
+    if (c == CHILD) spanguard_span_begin(t, "parent", 6, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_SERVER, &parent);
     for (long i = 0; i < n; i++) {
         spanguard_span s;
+        if (c == CHILD) {
+            spanguard_span_begin(t, "op", 2, parent, SPANGUARD_KIND_INTERNAL, &s);
+            spanguard_span_end(s);
+            continue;
+        }
         if (c == BEGIN) {
             spanguard_attribute a[3];
             bench_attributes(a, i);
@@ -43,6 +52,7 @@ __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum sp
         }
         spanguard_span_end(s);
     }
+    if (c == CHILD) spanguard_span_end(parent);
 }
 
 int main(int argc, char **argv) {
@@ -53,6 +63,8 @@ int main(int argc, char **argv) {
         c = BEGIN;
     } else if (argc > 1 && strcmp(argv[1], "plain") == 0) {
         c = PLAIN;
+    } else if (argc > 1 && strcmp(argv[1], "child") == 0) {
+        c = CHILD;
     }
     spanguard_tracer *t = bench_tracer(1);
     spans(t, WARM, c);
