@@ -966,6 +966,25 @@ spanguard_result spanguard_span_ids(spanguard_span span,
                                     uint8_t *trace_flags);
 
 /*
+ Ends the span as `spanguard_span_end_at` does (`end_unix_ns` 0: now),
+ having first written its ids as `spanguard_span_ids` does and set
+ `*kept` when it has a context (`*kept` false, nothing written, when it
+ has none: `SPANGUARD_SPAN_NONE`, a handle no longer live). A disabled
+ tracer's span has the context it passes on, and ends with
+ `SPANGUARD_RESULT_NON_RECORDING`. For a binding that keeps every ended
+ span's context, so that the span still parents spans once its slot has
+ gone to another (OpenTelemetry's API: "it MUST still be possible to use
+ an ended span as parent"): one call where `spanguard_span_ids` and
+ `spanguard_span_end` would be two. No allocation, lock or system call.
+ */
+spanguard_result spanguard_span_end_keeping_ids(spanguard_span span,
+                                                uint64_t end_unix_ns,
+                                                uint8_t *trace_id,
+                                                uint8_t *span_id,
+                                                uint8_t *trace_flags,
+                                                bool *kept);
+
+/*
  Writes the span's W3C tracestate, NUL-terminated, into `buf` (`len`
  bytes; `SPANGUARD_MAX_TRACESTATE_BYTES + 1` always suffice) and its
  length without the NUL to `*out_len` (when not NULL). The tracestate is

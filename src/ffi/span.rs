@@ -383,33 +383,93 @@ pub unsafe extern "C" fn spanguard_span_ids(
         require_non_null!(trace_id);
         require_non_null!(span_id);
         require_non_null!(trace_flags);
-        let (id, s) = unpack(span);
-        let ids = if id == 0 {
-            if s.slot == 0 {
-                None
-            } else {
-                passthrough::load(s.slot - 1, s.generation)
-                    .map(|c| (c.trace_id, c.span_id, c.trace_flags))
+        match context_of(span) {
+            Ok(ids) => {
+                // SAFETY: the caller's buffers hold 16, 8 and 1 bytes.
+                unsafe { write_ids(&ids, trace_id, span_id, trace_flags) };
+                spanguard_result::Ok
             }
-        } else {
-            let Some(t) = super::tracer::live_tracer(id) else {
-                return spanguard_result::StaleSpan;
-            };
-            match t.span_context(s) {
-                Ok(c) => Some((c.trace_id, c.span_id, c.trace_flags)),
-                Err(e) => return e.into(),
-            }
-        };
-        let Some((t_id, s_id, flags)) = ids else {
-            return spanguard_result::NonRecording;
-        };
-        // SAFETY: the caller's buffers hold 16, 8 and 1 bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(t_id.as_ptr(), trace_id, 16);
-            std::ptr::copy_nonoverlapping(s_id.as_ptr(), span_id, 8);
-            *trace_flags = flags;
+            Err(code) => code,
         }
-        spanguard_result::Ok
+    })
+}
+
+/// The ids and flags of a span's context: a live span's, or the context a
+/// disabled tracer's span passes on. `NonRecording` for none
+/// (`SPANGUARD_SPAN_NONE`, a disabled tracer's root span), `StaleSpan` and
+/// the like for a handle that names no live span.
+fn context_of(span: spanguard_span) -> Result<([u8; 16], [u8; 8], u8), spanguard_result> {
+    let (id, s) = unpack(span);
+    if id == 0 {
+        if s.slot == 0 {
+            return Err(spanguard_result::NonRecording);
+        }
+        return passthrough::load(s.slot - 1, s.generation)
+            .map(|c| (c.trace_id, c.span_id, c.trace_flags))
+            .ok_or(spanguard_result::NonRecording);
+    }
+    let Some(t) = super::tracer::live_tracer(id) else {
+        return Err(spanguard_result::StaleSpan);
+    };
+    t.span_context(s)
+        .map(|c| (c.trace_id, c.span_id, c.trace_flags))
+        .map_err(Into::into)
+}
+
+/// Copies `ids` out as `spanguard_span_ids` documents.
+///
+/// # Safety
+/// The pointers must be valid for 16, 8 and 1 bytes.
+unsafe fn write_ids(
+    ids: &([u8; 16], [u8; 8], u8),
+    trace_id: *mut u8,
+    span_id: *mut u8,
+    trace_flags: *mut u8,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ids.0.as_ptr(), trace_id, 16);
+        std::ptr::copy_nonoverlapping(ids.1.as_ptr(), span_id, 8);
+        *trace_flags = ids.2;
+    }
+}
+
+/// Ends the span as `spanguard_span_end_at` does (`end_unix_ns` 0: now),
+/// having first written its ids as `spanguard_span_ids` does and set
+/// `*kept` when it has a context (`*kept` false, nothing written, when it
+/// has none: `SPANGUARD_SPAN_NONE`, a handle no longer live). A disabled
+/// tracer's span has the context it passes on, and ends with
+/// `SPANGUARD_RESULT_NON_RECORDING`. For a binding that keeps every ended
+/// span's context, so that the span still parents spans once its slot has
+/// gone to another (OpenTelemetry's API: "it MUST still be possible to use
+/// an ended span as parent"): one call where `spanguard_span_ids` and
+/// `spanguard_span_end` would be two. No allocation, lock or system call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_end_keeping_ids(
+    span: spanguard_span,
+    end_unix_ns: u64,
+    trace_id: *mut u8,
+    span_id: *mut u8,
+    trace_flags: *mut u8,
+    kept: *mut bool,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(trace_id, span_id, trace_flags, kept);
+        // Read before the end: once ended, the span may be exported and its
+        // slot reused at any moment.
+        let ids = context_of(span);
+        // SAFETY: the caller's buffers hold 16, 8 and 1 bytes, and a bool.
+        unsafe {
+            if let Ok(ids) = &ids {
+                write_ids(ids, trace_id, span_id, trace_flags);
+            }
+            *kept = ids.is_ok();
+        }
+        let at = if end_unix_ns == 0 { 0 } else { end_unix_ns.max(1) };
+        with_span(span, |t, s| match t.end(s, at) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
     })
 }
 

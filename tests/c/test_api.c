@@ -165,7 +165,23 @@ static void test_one_span_of_everything(spanguard_tracer *t, const char *dir) {
     CHECK_RC(spanguard_span_ids(root, NULL, span_id, &flags), SPANGUARD_RESULT_NULL_ARGUMENT);
     CHECK_RC(spanguard_span_ids(SPANGUARD_SPAN_NONE, trace_id, span_id, &flags), SPANGUARD_RESULT_NON_RECORDING);
 
-    CHECK_RC(spanguard_span_end(remote), SPANGUARD_RESULT_OK);
+    /* Ended and its ids kept in one call: the ids spanguard_span_ids gave. */
+    uint8_t kept_trace[16], kept_span[8], kept_flags = 0xee;
+    bool kept = false;
+    uint8_t remote_trace[16], remote_span[8], remote_flags;
+    CHECK_RC(spanguard_span_ids(remote, remote_trace, remote_span, &remote_flags), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end_keeping_ids(remote, 0, NULL, kept_span, &kept_flags, &kept),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_end_keeping_ids(remote, 0, kept_trace, kept_span, &kept_flags, &kept),
+             SPANGUARD_RESULT_OK);
+    CHECK(kept && memcmp(kept_trace, remote_trace, 16) == 0 && memcmp(kept_span, remote_span, 8) == 0 &&
+          kept_flags == remote_flags);
+    CHECK_RC(spanguard_span_end_keeping_ids(remote, 0, kept_trace, kept_span, &kept_flags, &kept),
+             SPANGUARD_RESULT_ALREADY_ENDED);
+    kept = true;
+    CHECK_RC(spanguard_span_end_keeping_ids(SPANGUARD_SPAN_NONE, 0, kept_trace, kept_span, &kept_flags, &kept),
+             SPANGUARD_RESULT_NON_RECORDING);
+    CHECK(!kept);
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(child), SPANGUARD_RESULT_ALREADY_ENDED);
     CHECK_RC(spanguard_span_set_int(child, S("late"), 1), SPANGUARD_RESULT_ALREADY_ENDED);
