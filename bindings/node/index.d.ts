@@ -118,7 +118,7 @@ export declare class Span {
   setStatus(code: number, message?: string): this;
   /** An `exception` event (type, message, stacktrace) at `time`, and status ERROR. */
   recordException(err: unknown, time?: TimeInput): this;
-  /** The W3C traceparent; '' for a span that records nothing, or one ended and already exported. */
+  /** The W3C traceparent; '' for a span that records nothing. The same after its end: an ended span keeps its context and still parents spans. */
   traceparent(): string;
   /** Ends the span, now or at `endTime`. Once. */
   end(endTime?: TimeInput): void;

@@ -8,6 +8,7 @@
  * The library's own signal handlers are OFF by default here (Node owns
  * signals); call installProcessHooks() to flush on SIGTERM/SIGINT/beforeExit.
  */
+const crypto = require('crypto');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 
@@ -45,8 +46,9 @@ function prebuildDir() {
 }
 
 let native = null;
-// Where begin* write the new span's handle: [hi, lo].
-const OUT = new Uint32Array(2);
+// Where begin* write the new span's handle ([hi, lo]) and end writes the
+// ended span's ids ([2..10], as the addon's ended_ids says).
+const OUT = new Uint32Array(11);
 
 /** Loads the addon (and with it libspanguard) once. */
 function load() {
@@ -213,14 +215,47 @@ function beginKV(N, ptr, name, hi, lo, kind, attrs) {
   }
 }
 
+/** A random span id (16 hex digits, not all zero). */
+function newSpanId() {
+  for (;;) {
+    const id = crypto.randomBytes(8).toString('hex');
+    if (id !== '0000000000000000') return id;
+  }
+}
+
+const hex24 = (n) => n.toString(16).padStart(6, '0');
+
+// Span.kept: 0, or the ended span's trace flags with KEPT set, and
+// PASSES_THROUGH for a disabled tracer's span (which records nothing and
+// passes its parent's context on).
+const KEPT = 0x100;
+const PASSES_THROUGH = 0x200;
+
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */
 class Span {
-  constructor(tracer, hi, lo, name) {
+  /** `traceState`: the W3C tracestate the span began with or inherited, as far as JavaScript knows it ('' for none). */
+  constructor(tracer, hi, lo, name, traceState) {
     this.tracer = tracer;
     this.hi = hi;
     this.lo = lo;
     this.name = name;
     this.ended = false;
+    this.traceState = traceState;
+    // From its end on: the span's ids, three bytes a number (small
+    // integers, stored unboxed), read by its end. Once exported, its handle
+    // names another span, and OpenTelemetry's API wants an ended span's
+    // context to stay the same and to parent spans still
+    // (Tracer.beginUnderEnded).
+    this.kept = 0;
+    this.i0 = 0; this.i1 = 0; this.i2 = 0; this.i3 = 0;
+    this.i4 = 0; this.i5 = 0; this.i6 = 0; this.i7 = 0;
+  }
+
+  /** The traceparent of the ids the span kept at its end. */
+  keptTraceparent() {
+    const ids = hex24(this.i0) + hex24(this.i1) + hex24(this.i2) + hex24(this.i3)
+      + hex24(this.i4) + hex24(this.i5) + hex24(this.i6) + hex24(this.i7);
+    return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${(this.kept & 0xff).toString(16).padStart(2, '0')}`;
   }
 
   setAttribute(key, value) {
@@ -314,9 +349,10 @@ class Span {
 
   /**
    * The W3C traceparent, to pass to another process; '' for a span that
-   * records nothing, or one ended and already exported.
+   * records nothing. The same after the span's end (kept by it).
    */
   traceparent() {
+    if (this.kept !== 0) return this.keptTraceparent();
     const out = native.traceparent(this.hi, this.lo);
     if (typeof out !== 'number') return out;
     // A span whose slot went to a newer span (ended long ago): '' as for a
@@ -334,6 +370,14 @@ class Span {
     else {
       const [s, ns] = hrTime(endTime);
       code = native.endAt(this.hi, this.lo, s, ns);
+    }
+    const kept = OUT[10];
+    if (kept !== 0) {
+      this.i0 = OUT[2]; this.i1 = OUT[3]; this.i2 = OUT[4]; this.i3 = OUT[5];
+      this.i4 = OUT[6]; this.i5 = OUT[7]; this.i6 = OUT[8]; this.i7 = OUT[9];
+      // End answers NON_RECORDING only for a disabled tracer's span (an
+      // unsampled one ends OK).
+      this.kept = code === RESULT.NON_RECORDING ? kept | PASSES_THROUGH : kept;
     }
     // SHUT_DOWN: the shutdown already exported it, marked unended.
     if (code !== undefined && code !== RESULT.SHUT_DOWN) recorded(code, `end(${this.name})`);
@@ -405,7 +449,7 @@ class Tracer {
   /** What `op` gives on a closed tracer: a span that records nothing, warned about once, not thrown. */
   afterClose(name, op) {
     recorded(RESULT.SHUT_DOWN, `${op}(${name})`);
-    return new Span(this, 0, 0, name);
+    return new Span(this, 0, 0, name, '');
   }
 
   /**
@@ -417,9 +461,14 @@ class Tracer {
     const ptr = this.ptr;
     const N = native;
     let code;
+    let traceState = '';
     if (options === undefined) {
       const p = storage.getStore();
-      code = p && p.tracer === this ? N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL) : N.begin(ptr, name, 0, 0, KIND.INTERNAL);
+      if (p && p.tracer === this) {
+        if (p.kept !== 0) return this.beginUnderEnded(name, KIND.INTERNAL, p, undefined);
+        code = N.begin(ptr, name, p.hi, p.lo, KIND.INTERNAL);
+        traceState = p.traceState;
+      } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
       const { kind = KIND.INTERNAL, parent, attributes, traceparent } = options;
       if (traceparent && !parent) {
@@ -431,7 +480,7 @@ class Tracer {
           return this.startSpan(name, { ...options, traceparent: undefined });
         }
         if (isOk(code) && attributes) {
-          const span = new Span(this, OUT[0], OUT[1], name);
+          const span = new Span(this, OUT[0], OUT[1], name, '');
           const [keys, values] = split(attributes);
           if (keys) setAll(span.hi, span.lo, keys, values, 0);
           return span;
@@ -439,7 +488,11 @@ class Tracer {
       } else {
         const p = parent || storage.getStore();
         let hi = 0, lo = 0;
-        if (p && p.tracer === this) { hi = p.hi; lo = p.lo; }
+        if (p && p.tracer === this) {
+          if (p.kept !== 0) return this.beginUnderEnded(name, kind, p, attributes);
+          hi = p.hi; lo = p.lo;
+          traceState = p.traceState;
+        }
         if (!attributes) code = N.begin(ptr, name, hi, lo, kind);
         else {
           code = beginKV(N, ptr, name, hi, lo, kind, attributes);
@@ -448,7 +501,7 @@ class Tracer {
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
             recorded(code, `startSpan(${name})`);
-            const span = new Span(this, OUT[0], OUT[1], name);
+            const span = new Span(this, OUT[0], OUT[1], name, traceState);
             setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
             return span;
           }
@@ -458,7 +511,29 @@ class Tracer {
     // A span not begun (every slot taken, say) is a non-recording one: its
     // calls succeed and do nothing.
     if (code !== undefined) recorded(code, `startSpan(${name})`);
-    return new Span(this, OUT[0], OUT[1], name);
+    return new Span(this, OUT[0], OUT[1], name, traceState);
+  }
+
+  /**
+   * Begins a child of an ended span from the ids the span kept: its trace,
+   * its span id as the parent, its trace flags (the decision a parent-based
+   * sampler takes from a parent) and tracestate, and a local parent still
+   * (not remote), as a child of an open span has; the span id is made
+   * here. A child of an open span begins from the parent's handle.
+   */
+  beginUnderEnded(name, kind, parent, attributes) {
+    const tp = parent.keptTraceparent();
+    if ((parent.kept & PASSES_THROUGH) !== 0) {
+      // A disabled tracer passes a remote parent's context on unchanged,
+      // which is what its ended span's children must carry; it records
+      // nothing, so nothing is marked remote.
+      recorded(native.beginRemote(this.ptr, name, tp, kind), `startSpan(${name})`);
+      return new Span(this, OUT[0], OUT[1], name, parent.traceState);
+    }
+    return this.beginForeign(name, {
+      kind, traceId: tp.slice(3, 35), spanId: newSpanId(), parentSpanId: tp.slice(36, 52),
+      traceFlags: parent.kept & 0xff, traceState: parent.traceState,
+    }, split(attributes));
   }
 
   /**
@@ -486,7 +561,7 @@ class Tracer {
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
     if (code !== undefined) recorded(code, `startForeignSpan(${name})`);
-    const span = new Span(this, OUT[0], OUT[1], name);
+    const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
     if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
     return span;
   }

@@ -27,9 +27,15 @@
 
 /* Per environment (each worker thread loads the addon anew). */
 typedef struct {
-    uint32_t *out; /* [hi, lo] of the last span begun */
+    /* [hi, lo] of the last span begun; after an end, OUT_IDS words of the
+     * ended span's ids (ended_ids). */
+    uint32_t *out;
     napi_ref out_ref;
 } addon_state;
+
+/* The words init's Uint32Array holds: the handle, then the kept ids. */
+#define OUT_WORDS 11
+#define OUT_IDS 2
 
 #define CALL(env, expr)                                                      \
     do {                                                                     \
@@ -710,23 +716,47 @@ static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
     return out;
 }
 
-/* end(hi, lo) */
+/* Ends `s` (at `when`, 0: now) and writes its ids, read just before, to
+ * out[OUT_IDS..]: its 16 trace id bytes, 8 span id bytes and flags byte as
+ * nine numbers of at most 24 bits (three bytes each, the flags last with
+ * 0x100 set), so that index.js keeps them as small integers (V8 stores
+ * larger ones boxed, one allocation each); out[OUT_IDS + 8] is 0 when the
+ * span has no context. An ended span is exported and its slot reused at any
+ * moment, so its end is the last time its handle reliably names it, and
+ * OpenTelemetry's API wants its context to stay the same and to parent
+ * spans still. */
+static napi_value end_keeping_ids(napi_env env, const args *a, spanguard_span s, uint64_t when) {
+    uint8_t ids[27] = {0};
+    bool kept = false;
+    spanguard_result rc = spanguard_span_end_keeping_ids(s, when, ids, ids + 16, ids + 24, &kept);
+    uint32_t *out = a->state->out + OUT_IDS;
+    if (kept) {
+        for (int i = 0; i < 8; i++)
+            out[i] = (uint32_t)ids[3 * i] << 16 | (uint32_t)ids[3 * i + 1] << 8 | ids[3 * i + 2];
+        out[8] = 0x100u | ids[24];
+    } else {
+        out[8] = 0;
+    }
+    return result_value(env, rc);
+}
+
+/* end(hi, lo); the span's ids in out[] (end_keeping_ids) */
 static napi_value js_end(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 2)) return NULL;
     spanguard_span s;
     if (!span_arg(env, &a, 0, &s)) return throw_last(env, "end");
-    return result_value(env, spanguard_span_end(s));
+    return end_keeping_ids(env, &a, s, 0);
 }
 
-/* endAt(hi, lo, seconds, nanoseconds) */
+/* endAt(hi, lo, seconds, nanoseconds); the ids as end */
 static napi_value js_end_at(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 4)) return NULL;
     spanguard_span s;
     uint64_t when;
     if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 2, &when)) return throw_last(env, "endAt");
-    return result_value(env, spanguard_span_end_at(s, when));
+    return end_keeping_ids(env, &a, s, when ? when : 1);
 }
 
 /* ---- the rest of a span ----------------------------------------------- */
@@ -1128,8 +1158,8 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     size_t length;
     void *data;
     CALL(env, napi_get_typedarray_info(env, a.argv[0], &type, &length, &data, NULL, NULL));
-    if (type != napi_uint32_array || length < 2) {
-        napi_throw_type_error(env, NULL, "spanguard addon: init wants a Uint32Array(2)");
+    if (type != napi_uint32_array || length < OUT_WORDS) {
+        napi_throw_type_error(env, NULL, "spanguard addon: init wants a Uint32Array(11)");
         return NULL;
     }
     if (a.state->out_ref) napi_delete_reference(env, a.state->out_ref);
@@ -1149,7 +1179,7 @@ static void state_finalize(napi_env env, void *data, void *hint) {
 NAPI_MODULE_INIT() {
     addon_state *state = calloc(1, sizeof *state);
     if (!state) return NULL;
-    static uint32_t no_out[2];
+    static uint32_t no_out[OUT_WORDS];
     state->out = no_out;
     if (napi_set_instance_data(env, state, state_finalize, NULL) != napi_ok) {
         free(state);
