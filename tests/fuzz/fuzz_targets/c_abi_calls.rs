@@ -31,7 +31,10 @@
 //!   `spanguard_counters` (include/spanguard.h, README "Counters") holds:
 //!   spans_ended = spans_exported + spooled_spans + dropped_export_failed
 //!   + dropped_rejected + spans_unsampled; exporter_panics = 0 (each is an
-//!   internal bug); calls after shutdown change none of it.
+//!   internal bug); calls after shutdown change none of it;
+//! - `spanguard_span_ids` agrees with the traceparent's text, and
+//!   `spanguard_span_end_keeping_ids` keeps a live span's ids (none for
+//!   `SPANGUARD_SPAN_NONE`) and ends as the other ends do.
 #![no_main]
 
 use std::collections::HashMap;
@@ -939,8 +942,39 @@ impl Harness {
             }
             21 => {
                 let h = self.handle(input);
-                let rc = spanguard_span_end_at(h, input.u64());
-                self.on_end("end_at", h, rc);
+                if input.byte() % 2 == 0 {
+                    let rc = spanguard_span_end_at(h, input.u64());
+                    self.on_end("end_at", h, rc);
+                } else {
+                    let live = self.spans.get(&h) == Some(&Span::Live) && !self.shut;
+                    let (mut trace_id, mut span_id, mut flags, mut kept) =
+                        ([0u8; 16], [0u8; 8], 0u8, true);
+                    let at = [0, 1, input.u64()][input.byte() as usize % 3];
+                    // SAFETY: the buffers hold 16, 8 and 1 bytes; kept is a bool.
+                    let rc = unsafe {
+                        spanguard_span_end_keeping_ids(
+                            h,
+                            at,
+                            trace_id.as_mut_ptr(),
+                            span_id.as_mut_ptr(),
+                            &mut flags,
+                            &mut kept,
+                        )
+                    };
+                    self.on_end("end_keeping_ids", h, rc);
+                    // A live span has a context to keep (valid ids); no
+                    // handle at all has none.
+                    if live {
+                        assert!(kept, "end_keeping_ids: a live span kept nothing");
+                        assert!(
+                            trace_id != [0; 16] && span_id != [0; 8],
+                            "end_keeping_ids: zero ids"
+                        );
+                    }
+                    if h == SPANGUARD_SPAN_NONE {
+                        assert!(!kept, "end_keeping_ids: SPAN_NONE kept ids");
+                    }
+                }
             }
             22 => self.propagate(input),
             23 => {
@@ -1147,7 +1181,30 @@ impl Harness {
         } else {
             buf.as_mut_ptr().cast()
         };
-        if input.byte() % 2 == 0 {
+        let which = input.byte() % 3;
+        if which == 2 {
+            // The ids as bytes agree with the traceparent's text.
+            let (mut trace_id, mut span_id, mut flags) = ([0u8; 16], [0u8; 8], 0u8);
+            // SAFETY: the buffers hold 16, 8 and 1 bytes.
+            let rc = unsafe {
+                spanguard_span_ids(h, trace_id.as_mut_ptr(), span_id.as_mut_ptr(), &mut flags)
+            };
+            self.on_propagate("span_ids", h, rc, false);
+            if rc == R::Ok {
+                let mut text = [0u8; 56];
+                // SAFETY: text holds 56 bytes.
+                let tp = unsafe { spanguard_span_traceparent(h, text.as_mut_ptr().cast(), 56) };
+                if tp == R::Ok {
+                    let hex: String = trace_id
+                        .iter()
+                        .chain(&span_id)
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let want = format!("00-{}-{}-{flags:02x}", &hex[..32], &hex[32..]);
+                    assert_eq!(&text[..55], want.as_bytes(), "span_ids against traceparent");
+                }
+            }
+        } else if which == 0 {
             // SAFETY: buf holds cap bytes, or is NULL.
             let rc = unsafe { spanguard_span_traceparent(h, ptr, cap) };
             self.on_propagate("traceparent", h, rc, null_buf);
