@@ -6,41 +6,15 @@
 // response that outlives the span of the request that began it.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const spanguard = require('..');
-
+const { readSpans, byName, newTracer } = require('./sink');
 // OTLP span flags: bit 8 says whether the parent is known to be remote,
 // bit 9 that it is.
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
 
-function readSpans(dir) {
-  const spans = {};
-  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (!f.endsWith('.jsonl')) continue;
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)) {
-      for (const rs of JSON.parse(line).resourceSpans) {
-        for (const ss of rs.scopeSpans) {
-          for (const s of ss.spans || []) {
-            assert.ok(!(s.name in spans), `two spans named ${s.name}`);
-            spans[s.name] = s;
-          }
-        }
-      }
-    }
-  }
-  return spans;
-}
-
-function newTracer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-ended-'));
-  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'node-test', sinkDir: path.join(dir, 'sink'),
-    spoolDir: path.join(dir, 'spool'), scheduleDelayMs: 50 });
-  return { tracer, sink: path.join(dir, 'sink') };
-}
 
 /**
  * Exports the ended spans and begins and ends others until their slots went
@@ -92,7 +66,7 @@ test('an ended and exported span keeps its traceparent and still parents, explic
   await streaming;
   assert.strictEqual(await tracer.flush(10000), true);
 
-  const spans = readSpans(sink);
+  const spans = byName(readSpans(sink));
   const parent = spans.request;
   assert.strictEqual(traceparent.slice(3, 35), parent.traceId);
   assert.strictEqual(traceparent.slice(36, 52), parent.spanId);
@@ -117,7 +91,7 @@ test("an ended remote child and an unsampled span keep their parent's decision a
   assert.strictEqual(unsampled.traceparent(), unsampledTraceparent);
   assert.strictEqual(await tracer.flush(10000), true);
 
-  const spans = readSpans(sink);
+  const spans = byName(readSpans(sink));
   assert.ok(spans.server.flags & IS_REMOTE, 'its own parent is remote');
   assertChildOf(spans.handler, spans.server);
   assert.ok(!('unsampled' in spans) && !('late' in spans), 'unsampled, as the parent');

@@ -7,30 +7,7 @@ const path = require('path');
 const { spawnSync } = require('child_process');
 const spanguard = require('..');
 
-function readSpans(dir) {
-  const spans = [];
-  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (!f.endsWith('.jsonl')) continue;
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)) {
-      for (const rs of JSON.parse(line).resourceSpans) {
-        for (const ss of rs.scopeSpans) {
-          for (const s of ss.spans || []) {
-            s.attrs = Object.fromEntries((s.attributes || []).map((a) => [a.key, a.value]));
-            spans.push(s);
-          }
-        }
-      }
-    }
-  }
-  return spans;
-}
-
-function newTracer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
-  const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'node-test', sinkDir: path.join(dir, 'sink'),
-    spoolDir: path.join(dir, 'spool'), scheduleDelayMs: 50 });
-  return { tracer, sink: path.join(dir, 'sink') };
-}
+const { readSpans, newTracer } = require('./sink');
 
 test('withSpan nests across awaits and records errors', async () => {
   const { tracer, sink } = newTracer();

@@ -228,12 +228,10 @@ impl Span {
         report::recording(py, code)
     }
 
-    /// Records `exc` as OpenTelemetry does: an `exception` event with
-    /// `exception.type`, `exception.message`, `exception.stacktrace`, and
-    /// status ERROR with `Type: message`.
     /// The `exception` event of `exc` (type, message, stacktrace, then
     /// `extra` attributes over them, as OpenTelemetry's Python SDK records
-    /// one) at `time_unix_ns` (0: now), and status ERROR if `set_status`.
+    /// one) at `time_unix_ns` (0: now), and status ERROR (`Type: message`)
+    /// if `set_status`.
     fn record(
         &self,
         py: Python<'_>,
