@@ -10,11 +10,11 @@ const os = require('os');
 const path = require('path');
 const { spawnSync } = require('child_process');
 const { readSpans, byName, newTracer } = require('./sink');
+
 // OTLP span flags: bit 8 says whether the parent is known to be remote,
 // bit 9 that it is.
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
-
 
 /**
  * Exports the ended spans and begins and ends others until their slots went
