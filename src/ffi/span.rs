@@ -465,8 +465,8 @@ pub unsafe extern "C" fn spanguard_span_end_keeping_ids(
             }
             *kept = ids.is_ok();
         }
-        let at = if end_unix_ns == 0 { 0 } else { end_unix_ns.max(1) };
-        with_span(span, |t, s| match t.end(s, at) {
+        // 0 is now for Tracer::end, as here.
+        with_span(span, |t, s| match t.end(s, end_unix_ns) {
             Ok(()) => spanguard_result::Ok,
             Err(e) => e.into(),
         })
