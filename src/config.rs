@@ -504,13 +504,6 @@ impl TracerConfig {
                 Some(_) => Err(err(name, "not true or false")),
             }
         };
-        // The traces form wins over the generic one, and errors name the
-        // variable that was used.
-        let either = |traces: &'static str, generic: &'static str| {
-            get(traces)
-                .map(|v| (traces, v))
-                .or_else(|| get(generic).map(|v| (generic, v)))
-        };
         let directory = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
             match get(name) {
                 None => Ok(None),
@@ -529,6 +522,25 @@ impl TracerConfig {
                 ignored.push(e);
                 None
             })
+        }
+        // The traces form wins over the generic one; one that is wrong is
+        // noted and, as if unset, leaves the generic one to apply. `take`
+        // gets the variable's name and value.
+        fn traces_or_generic<T>(
+            [traces, generic]: [&'static str; 2],
+            get: &dyn Fn(&str) -> Option<String>,
+            ignored: &mut Vec<ConfigError>,
+            take: &dyn Fn(&'static str, &str) -> Result<T, ConfigError>,
+        ) -> Option<(&'static str, T)> {
+            for name in [traces, generic] {
+                if let Some(v) = get(name) {
+                    match take(name, &v) {
+                        Ok(t) => return Some((name, t)),
+                        Err(e) => ignored.push(e),
+                    }
+                }
+            }
+            None
         }
 
         // An OpenTelemetry boolean: only "true" (any case) is true; anything
@@ -597,44 +609,55 @@ impl TracerConfig {
         {
             self.service_name = name.trim().to_string();
         }
-        if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            let url = url.trim();
-            if is_endpoint_url(url) {
-                self.endpoint = Some(url.to_string());
-            } else {
-                ignored.push(err("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ENDPOINT_RULE));
-            }
-        } else if let Some(base) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            // The generic endpoint is a base URL: the signal's path is appended.
-            let base = base.trim().trim_end_matches('/');
-            if base.starts_with("http://") || base.starts_with("https://") {
-                self.endpoint = Some(format!("{base}/v1/traces"));
-            } else {
-                ignored.push(err(
-                    "OTEL_EXPORTER_OTLP_ENDPOINT",
-                    "not a URL starting with http:// or https://",
-                ));
-            }
+        let endpoint = traces_or_generic(
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ],
+            &get,
+            &mut ignored,
+            &|name, url| {
+                let url = url.trim();
+                if name == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" {
+                    return if is_endpoint_url(url) {
+                        Ok(url.to_string())
+                    } else {
+                        Err(err(name, ENDPOINT_RULE))
+                    };
+                }
+                // The generic endpoint is a base URL: the signal's path is
+                // appended.
+                let base = url.trim_end_matches('/');
+                if base.starts_with("http://") || base.starts_with("https://") {
+                    Ok(format!("{base}/v1/traces"))
+                } else {
+                    Err(err(name, "not a URL starting with http:// or https://"))
+                }
+            },
+        );
+        if let Some((_, url)) = endpoint {
+            self.endpoint = Some(url);
         }
-        if let Some((name, h)) = either(
-            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ) {
-            let headers = parse_key_values_checked(&h)
-                .map_err(|_| {
+        let headers = traces_or_generic(
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ],
+            &get,
+            &mut ignored,
+            &|name, h| {
+                let headers = parse_key_values_checked(h).map_err(|_| {
                     err(
                         name,
                         "not name=value,... (an entry has no '=' or an empty name)",
                     )
-                })
-                .and_then(|headers| {
-                    check_headers(&headers).map_err(|reason| err(name, &reason))?;
-                    Ok(headers)
-                });
-            match headers {
-                Ok(headers) => self.headers = headers,
-                Err(e) => ignored.push(e),
-            }
+                })?;
+                check_headers(&headers).map_err(|reason| err(name, &reason))?;
+                Ok(headers)
+            },
+        );
+        if let Some((_, headers)) = headers {
+            self.headers = headers;
         }
         // The variables that named the client pair's halves.
         let mut pair_names: [Option<&str>; 2] = [None, None];
@@ -655,17 +678,20 @@ impl TracerConfig {
                 &mut self.tls.client_key,
             ),
         ] {
-            if let Some((name, path)) = either(traces, generic) {
+            let file = traces_or_generic([traces, generic], &get, &mut ignored, &|name, path| {
                 let path = PathBuf::from(path.trim());
                 if path.is_file() {
-                    *slot = Some(path);
-                    if generic.ends_with("CLIENT_CERTIFICATE") {
-                        pair_names[0] = Some(name);
-                    } else if generic.ends_with("CLIENT_KEY") {
-                        pair_names[1] = Some(name);
-                    }
+                    Ok(path)
                 } else {
-                    ignored.push(err(name, "not a readable file"));
+                    Err(err(name, "not a readable file"))
+                }
+            });
+            if let Some((name, path)) = file {
+                *slot = Some(path);
+                if generic.ends_with("CLIENT_CERTIFICATE") {
+                    pair_names[0] = Some(name);
+                } else if generic.ends_with("CLIENT_KEY") {
+                    pair_names[1] = Some(name);
                 }
             }
         }
@@ -713,30 +739,42 @@ impl TracerConfig {
                 }
             }
         }
-        if let Some((name, c)) = either(
-            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-            "OTEL_EXPORTER_OTLP_COMPRESSION",
-        ) {
-            match c.trim() {
-                "gzip" => self.compression = Compression::Gzip,
-                "none" => self.compression = Compression::None,
-                _ => ignored.push(err(name, "not gzip or none")),
-            }
+        let compression = traces_or_generic(
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            ],
+            &get,
+            &mut ignored,
+            &|name, c| match c.trim() {
+                "gzip" => Ok(Compression::Gzip),
+                "none" => Ok(Compression::None),
+                _ => Err(err(name, "not gzip or none")),
+            },
+        );
+        if let Some((_, c)) = compression {
+            self.compression = c;
         }
-        if let Some((name, p)) = either(
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        ) {
-            match p.trim() {
-                "http/protobuf" => self.protocol = Protocol::HttpProtobuf,
-                "http/json" => self.protocol = Protocol::HttpJson,
-                "grpc" => ignored.push(err(
+        let protocol = traces_or_generic(
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+            &get,
+            &mut ignored,
+            &|name, p| match p.trim() {
+                "http/protobuf" => Ok(Protocol::HttpProtobuf),
+                "http/json" => Ok(Protocol::HttpJson),
+                "grpc" => Err(err(
                     name,
                     "not http/protobuf or http/json (grpc is not supported: spanguard \
                      sends OTLP over HTTP; a Collector takes both on port 4318)",
                 )),
-                _ => ignored.push(err(name, "not http/protobuf or http/json")),
-            }
+                _ => Err(err(name, "not http/protobuf or http/json")),
+            },
+        );
+        if let Some((_, p)) = protocol {
+            self.protocol = p;
         }
         let traces_timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"));
         let timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
@@ -1104,6 +1142,40 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(c.endpoint.as_deref(), Some("http://b:9999/custom"));
+    }
+
+    #[test]
+    fn a_wrong_traces_form_leaves_the_generic_one_to_apply() {
+        // Ignored is as if unset: the generic variable then applies.
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "broken"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]))
+        .expect("never fatal");
+        assert_eq!(
+            c.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(c.headers, vec![("x-api-key".to_string(), "k".to_string())]);
+        assert_eq!(c.protocol, Protocol::HttpJson);
+        assert_eq!(c.compression, Compression::Gzip);
+        let named: Vec<&str> = c.ignored_env.iter().map(|e| e.variable.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            ]
+        );
     }
 
     #[test]
