@@ -256,9 +256,14 @@ def test_headers_that_would_inject_another_are_refused(emitter, tmp_path):
                              env=dict(os.environ, OTEL_EXPORTER_OTLP_HEADERS="api-key=abc%0D%0AX-Injected: yes"))
         time.sleep(0.3)
         records = rx.records()
-    assert out.returncode == 2 and "invalid configuration" in out.stderr
+    # The variable is ignored, as the SDKs ignore a wrong one, and said to
+    # be (its value never shown); the spans go out without it.
+    assert out.returncode == 0, out.stderr
+    assert "spanguard: warn: OTEL_EXPORTER_OTLP_HEADERS" in out.stderr and "; ignored" in out.stderr
+    assert "abc" not in out.stderr
+    assert sum(len(r.get("spans", [])) for r in records) == 2, records
     assert not any("x-injected" in r.get("headers", {}) for r in records)
-    assert records == []
+    assert not any("api-key" in r.get("headers", {}) for r in records)
 
 
 def test_a_retry_after_wait_gives_way_to_a_filling_queue(emitter, tmp_path):

@@ -63,7 +63,9 @@ def test_two_runs_of_one_service_are_told_apart(tmp_path):
         resources = resources_of(path)
         assert resources
         for r in resources:
-            assert r["service.name"] == "same-service"
+            # Given in code, it wins over OTEL_SERVICE_NAME: the resource SDK
+            # merges the environment's resource as the secondary one.
+            assert r["service.name"] == "demo-agent"
             assert UUID4.match(r["service.instance.id"]), r["service.instance.id"]
             assert r["process.pid"] == pid  # an int, as the conventions type it
             assert r["host.name"] == socket.gethostname()
