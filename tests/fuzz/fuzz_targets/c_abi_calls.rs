@@ -291,6 +291,11 @@ impl Input<'_> {
     }
 }
 
+/// `p`, or NULL for an argument the input passes as NULL.
+fn null_or<T>(null: bool, p: *const T) -> *const T {
+    if null { std::ptr::null() } else { p }
+}
+
 /// Text for a pointer-and-length argument.
 struct Text {
     bytes: Vec<u8>,
@@ -300,11 +305,7 @@ struct Text {
 
 impl Text {
     fn ptr(&self) -> *const c_char {
-        if self.null {
-            null()
-        } else {
-            self.bytes.as_ptr().cast()
-        }
+        null_or(self.null, self.bytes.as_ptr().cast())
     }
 
     fn len(&self) -> usize {
@@ -334,11 +335,7 @@ struct Attributes {
 
 impl Attributes {
     fn ptr(&self) -> *const spanguard_attribute {
-        if self.null {
-            null()
-        } else {
-            self.list.as_ptr()
-        }
+        null_or(self.null, self.list.as_ptr())
     }
 
     fn len(&self) -> usize {
