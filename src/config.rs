@@ -179,10 +179,14 @@ fn current_uid() -> u32 {
 /// name to read.
 fn default_service_name() -> String {
     match std::fs::read_to_string("/proc/self/comm") {
-        Ok(name) if !name.trim().is_empty() => format!("unknown_service:{}", name.trim()),
-        _ => "unknown_service".to_string(),
+        Ok(name) if !name.trim().is_empty() => format!("{UNKNOWN_SERVICE}:{}", name.trim()),
+        _ => UNKNOWN_SERVICE.to_string(),
     }
 }
+
+/// What every default service name starts with: a name that does says no
+/// service was given.
+const UNKNOWN_SERVICE: &str = "unknown_service";
 
 impl Default for TracerConfig {
     fn default() -> Self {
@@ -247,6 +251,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// The sentence for a variable `apply_env` ignored, as the exporter's
+    /// warning, the command line and `spanguard_tracer_new_with_error` say it.
+    pub fn as_ignored(&self) -> String {
+        format!("{self}; ignored")
+    }
+
     /// An error about `variable`, showing `value` unless it may be a secret.
     pub fn new(variable: &str, value: Option<&str>, reason: &str) -> ConfigError {
         ConfigError {
@@ -572,8 +582,10 @@ impl TracerConfig {
         }
         // Resource values given in code win over the environment's (the
         // resource SDK merges the environment's as the secondary resource).
-        // A name equal to the default is taken as not given.
-        let service_name_given = self.service_name != default_service_name()
+        // A default name (unknown_service...) is taken as not given; that
+        // test reads no file, where comparing with default_service_name()
+        // would read /proc/self/comm a second time.
+        let service_name_given = !self.service_name.starts_with(UNKNOWN_SERVICE)
             || self
                 .resource_attributes
                 .iter()

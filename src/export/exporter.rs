@@ -145,7 +145,7 @@ impl Exporter {
         // Said once, here rather than where the tracer was made: this
         // thread is the one that writes to stderr (export::diagnostics).
         for ignored in &p.config.ignored_env {
-            self.host.diagnostics.warn(&format!("{ignored}; ignored"));
+            self.host.diagnostics.warn(&ignored.as_ignored());
         }
         if self.file_sink {
             let path = self.host.target.trim_start_matches("file:").to_string();

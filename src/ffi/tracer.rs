@@ -484,7 +484,7 @@ fn create(
     let ignored = config
         .ignored_env
         .iter()
-        .map(|e| format!("{e}; ignored"))
+        .map(crate::config::ConfigError::as_ignored)
         .collect::<Vec<_>>()
         .join("\n");
     start(config, out)?;

@@ -15,7 +15,7 @@ pub fn from_env() -> Result<TracerConfig, ExitCode> {
         Ok(()) => {
             // Ignored as the library ignores them, and said as it says them.
             for ignored in &config.ignored_env {
-                eprintln!("spanguard: warn: {ignored}; ignored");
+                eprintln!("spanguard: warn: {}", ignored.as_ignored());
             }
             Ok(config)
         }
