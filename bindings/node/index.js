@@ -47,7 +47,7 @@ function prebuildDir() {
 
 let native = null;
 // Where begin* write the new span's handle ([hi, lo]) and end writes the
-// ended span's ids ([2..10], as the addon's ended_ids says).
+// ended span's ids ([2..10], as the addon's end_keeping_ids says).
 const OUT = new Uint32Array(11);
 
 /** Loads the addon (and with it libspanguard) once. */
@@ -225,10 +225,9 @@ function newSpanId() {
 
 const hex24 = (n) => n.toString(16).padStart(6, '0');
 
-// Span.kept: 0, or the ended span's trace flags with KEPT set, and
-// PASSES_THROUGH for a disabled tracer's span (which records nothing and
-// passes its parent's context on).
-const KEPT = 0x100;
+// Span.kept: 0, or the ended span's trace flags with 0x100 set (by the
+// addon), and PASSES_THROUGH for a disabled tracer's span (which records
+// nothing and passes its parent's context on).
 const PASSES_THROUGH = 0x200;
 
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */

@@ -28,7 +28,7 @@
 /* Per environment (each worker thread loads the addon anew). */
 typedef struct {
     /* [hi, lo] of the last span begun; after an end, OUT_IDS words of the
-     * ended span's ids (ended_ids). */
+     * ended span's ids (end_keeping_ids). */
     uint32_t *out;
     napi_ref out_ref;
 } addon_state;
