@@ -315,8 +315,10 @@ enum spanguard_result
    before `spanguard_span_end`) and begin them with
    `spanguard_span_begin_ex` and explicit ids: its trace id, a new span
    id, its span id as `parent_span_id`, its trace flags and tracestate,
-   without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python binding
-   does so itself: its ended spans stay usable as parents.
+   without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`; or keep the context
+   `spanguard_span_begin_packed_keeping_ids` wrote at its begin and give
+   it with the handle to that call. The Python, Node and Go bindings do
+   so themselves: their ended spans stay usable as parents.
    */
   SPANGUARD_RESULT_PARENT_STALE = 17,
   /*
@@ -529,6 +531,16 @@ typedef struct spanguard_string {
   const char *ptr;
   size_t len;
 } spanguard_string;
+
+/*
+ A span's context as a binding keeps it: its ids and W3C trace flags
+ (`spanguard_span_begin_packed_keeping_ids`). All zero: none.
+ */
+typedef struct spanguard_span_context {
+  uint8_t trace_id[16];
+  uint8_t span_id[8];
+  uint8_t trace_flags;
+} spanguard_span_context;
 
 /*
  Tracer settings. Fill it with `spanguard_config_init` (which sets
@@ -1264,6 +1276,37 @@ spanguard_result spanguard_span_try_begin_packed(const struct spanguard_tracer *
                                                  const uint8_t *buf,
                                                  size_t len,
                                                  spanguard_span *out);
+
+/*
+ `spanguard_span_begin_packed` (`may_wait` true) or
+ `spanguard_span_try_begin_packed` (false) for a binding whose span
+ values are copied, so that an ended span stays a parent (OpenTelemetry's
+ API: "it MUST still be possible to use an ended span as parent"). The
+ parent is given twice: by its handle, and by the context it kept from
+ its own begin (`parent_context`, or NULL / all zero for none). While
+ the handle is live the span is its child as with `parent` alone (its
+ tracestate inherited); once the parent has been exported (its handle
+ stale), or when the handle is another tracer's, the span is a child
+ of the kept context: the same trace, a local parent, no tracestate.
+ The new span's context is written to `*out_context` (when not NULL)
+ for its own children: all zero when the call began nothing or the
+ span has no context (a disabled tracer's root). Go's `Start` keeps it
+ in each `Span` value, with no allocation: an ended span's copies then
+ parent spans, where the handle alone would begin a new trace
+ (`SPANGUARD_RESULT_PARENT_STALE`). No allocation, lock or system call
+ once the thread is warm.
+ */
+spanguard_result spanguard_span_begin_packed_keeping_ids(const struct spanguard_tracer *tracer,
+                                                         const char *name,
+                                                         size_t name_len,
+                                                         spanguard_span parent,
+                                                         const struct spanguard_span_context *parent_context,
+                                                         uint32_t kind,
+                                                         const uint8_t *buf,
+                                                         size_t len,
+                                                         bool may_wait,
+                                                         spanguard_span *out,
+                                                         struct spanguard_span_context *out_context);
 
 /*
  Fills `cfg` with every default and sets `struct_size`; pass

@@ -153,6 +153,14 @@ pub enum Parent {
     /// Ids another tracer chose (a bridge from an OpenTelemetry SDK): the
     /// span has exactly these, and its sampled flag is the decision.
     Explicit(ExplicitIds),
+    /// A local parent known by its handle (when it has one in this tracer)
+    /// and by the context it had when it began. A binding whose span values
+    /// are copied (Go's) keeps that context in each copy: a child begun
+    /// after the parent was exported (its handle stale) still joins the
+    /// parent's trace, as OpenTelemetry asks of an ended span. While the
+    /// handle is live it is `Local` (the parent's tracestate inherited).
+    /// No handle: a `SpanRef` whose slot is past the slab's.
+    Kept(SpanRef, RemoteParent),
 }
 
 /// The ids of a span made by another tracer.
@@ -540,6 +548,18 @@ impl Tracer {
         &self,
         opts: &BeginOptions<A>,
     ) -> Result<(SpanRef, Notice), SpanError> {
+        self.begin_keeping_ids(opts)
+            .map(|(s, notice, _)| (s, notice))
+    }
+
+    /// `begin_ex` that also gives the span's context (its ids and flags),
+    /// for a binding that keeps it in each copy of its span value; what
+    /// the others do not use folds away.
+    #[inline(always)]
+    pub fn begin_keeping_ids<A: AttributeSource + ?Sized>(
+        &self,
+        opts: &BeginOptions<A>,
+    ) -> Result<(SpanRef, Notice, RemoteParent), SpanError> {
         if !self.running() {
             return Err(SpanError::ShutDown);
         }
@@ -581,6 +601,27 @@ impl Tracer {
                     root_context(sampler)
                 }
             },
+            Parent::Kept(s, kept) => match self.read_parent(s) {
+                Some(view) => (
+                    view.trace_id,
+                    new_span_id(),
+                    view.span_id,
+                    child_flags(view.trace_flags, &view.trace_id),
+                    0,
+                    (view.marks & MARK_HAS_TRACESTATE != 0).then_some(s),
+                ),
+                // Gone (or another tracer's): the context it kept, still a
+                // local parent, without its tracestate, which only a live
+                // span holds.
+                None => (
+                    kept.trace_id,
+                    new_span_id(),
+                    kept.span_id,
+                    child_flags(kept.trace_flags & KNOWN_FLAGS, &kept.trace_id),
+                    0,
+                    None,
+                ),
+            },
             Parent::Explicit(ids) => (
                 ids.trace_id,
                 ids.span_id,
@@ -593,6 +634,11 @@ impl Tracer {
                 },
                 None,
             ),
+        };
+        let context = RemoteParent {
+            trace_id,
+            span_id,
+            trace_flags: flags,
         };
         let recording = flags & FLAG_SAMPLED != 0;
         if p.config.install_signal_handlers {
@@ -631,7 +677,7 @@ impl Tracer {
             r.marks |= MARK_NON_RECORDING;
             self.publish_begun(slot, generation)?;
             notice.non_recording = true;
-            return Ok((SpanRef { slot, generation }, notice));
+            return Ok((SpanRef { slot, generation }, notice, context));
         }
         // The scope before the name: short (MAX_SCOPE_BYTES) and stored
         // while the arena is nearly empty, it is always there, where the
@@ -651,7 +697,7 @@ impl Tracer {
             notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
         }
         self.publish_begun(slot, generation)?;
-        Ok((SpanRef { slot, generation }, notice))
+        Ok((SpanRef { slot, generation }, notice, context))
     }
 
     /// Publishes a span `begin_ex` wrote (OPEN). A shutdown that began since

@@ -66,8 +66,10 @@ pub enum spanguard_result {
     /// before `spanguard_span_end`) and begin them with
     /// `spanguard_span_begin_ex` and explicit ids: its trace id, a new span
     /// id, its span id as `parent_span_id`, its trace flags and tracestate,
-    /// without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`. The Python binding
-    /// does so itself: its ended spans stay usable as parents.
+    /// without `SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE`; or keep the context
+    /// `spanguard_span_begin_packed_keeping_ids` wrote at its begin and give
+    /// it with the handle to that call. The Python, Node and Go bindings do
+    /// so themselves: their ended spans stay usable as parents.
     ParentStale = 17,
     /// Done: the tracer is disabled (OTEL_SDK_DISABLED), the sampler left
     /// the span out, or the span is `SPANGUARD_SPAN_NONE`, so nothing is

@@ -25,7 +25,7 @@ fn pack(id: u8, s: SpanRef) -> spanguard_span {
 }
 
 #[inline]
-fn unpack(h: spanguard_span) -> (u8, SpanRef) {
+pub(super) fn unpack(h: spanguard_span) -> (u8, SpanRef) {
     (
         (h >> 56) as u8,
         SpanRef {
@@ -96,7 +96,7 @@ pub(super) fn notice_or_error(
 // The C call's arguments, one by one, and whether the begin may wait.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn begin_with<A: AttributeSource + ?Sized>(
+pub(super) fn begin_with<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
     name: *const c_char,
     name_len: usize,
@@ -128,17 +128,52 @@ fn begin_opts<A: AttributeSource + ?Sized>(
     opts: &BeginOptions<A>,
     out: *mut spanguard_span,
 ) -> spanguard_result {
+    begin_opts_keeping_ids(tracer, opts, out, std::ptr::null_mut())
+}
+
+/// `begin_opts` that also writes the new span's context to `out_context`
+/// when it is not NULL (left alone when nothing was begun). NULL folds the
+/// write away for the other begins.
+#[inline(always)]
+pub(super) fn begin_opts_keeping_ids<A: AttributeSource + ?Sized>(
+    tracer: *const spanguard_tracer,
+    opts: &BeginOptions<A>,
+    out: *mut spanguard_span,
+    out_context: *mut spanguard_span_context,
+) -> spanguard_result {
     // SAFETY: callers checked tracer for NULL; it came from tracer_new.
     let t = unsafe { &*tracer };
     let Some(inner) = &t.tracer else {
-        // SAFETY: out is non-null (checked by callers).
-        unsafe { out.write(pass_through(opts.parent, opts.tracestate)) };
+        let span = pass_through(opts.parent, opts.tracestate);
+        // SAFETY: out is non-null (checked by callers); out_context is
+        // NULL or writable.
+        unsafe {
+            out.write(span);
+            if !out_context.is_null()
+                && let Ok((trace_id, span_id, trace_flags)) = context_of(span)
+            {
+                out_context.write(spanguard_span_context {
+                    trace_id,
+                    span_id,
+                    trace_flags,
+                });
+            }
+        }
         return spanguard_result::NonRecording;
     };
-    match inner.begin_ex(opts) {
-        Ok((s, notice)) => {
-            // SAFETY: out is non-null.
-            unsafe { out.write(pack(t.id, s)) };
+    match inner.begin_keeping_ids(opts) {
+        Ok((s, notice, c)) => {
+            // SAFETY: out is non-null; out_context is NULL or writable.
+            unsafe {
+                out.write(pack(t.id, s));
+                if !out_context.is_null() {
+                    out_context.write(spanguard_span_context {
+                        trace_id: c.trace_id,
+                        span_id: c.span_id,
+                        trace_flags: c.trace_flags,
+                    });
+                }
+            }
             spanguard_result::from_notice(notice)
         }
         Err(e) => e.into(),
@@ -157,6 +192,7 @@ fn pass_through(parent: Parent, tracestate: &[u8]) -> spanguard_span {
     let (trace_id, span_id, trace_flags) = match parent {
         Parent::Remote(r) => (r.trace_id, r.span_id, r.trace_flags),
         Parent::Explicit(ids) => (ids.trace_id, ids.span_id, ids.trace_flags),
+        Parent::Kept(_, k) => (k.trace_id, k.span_id, k.trace_flags),
         Parent::Local(s) => return pack(0, s),
         Parent::None => return SPANGUARD_SPAN_NONE,
     };
@@ -398,7 +434,9 @@ pub unsafe extern "C" fn spanguard_span_ids(
 /// disabled tracer's span passes on. `NonRecording` for none
 /// (`SPANGUARD_SPAN_NONE`, a disabled tracer's root span), `StaleSpan` and
 /// the like for a handle that names no live span.
-fn context_of(span: spanguard_span) -> Result<([u8; 16], [u8; 8], u8), spanguard_result> {
+pub(super) fn context_of(
+    span: spanguard_span,
+) -> Result<([u8; 16], [u8; 8], u8), spanguard_result> {
     let (id, s) = unpack(span);
     if id == 0 {
         if s.slot == 0 {

@@ -287,6 +287,16 @@ pub struct spanguard_span_options {
     pub attribute_count: usize,
 }
 
+/// A span's context as a binding keeps it: its ids and W3C trace flags
+/// (`spanguard_span_begin_packed_keeping_ids`). All zero: none.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct spanguard_span_context {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_flags: u8,
+}
+
 /// One string of a string array (`SPANGUARD_VALUE_STRING_ARRAY`): a
 /// pointer and a length, UTF-8 (invalid bytes replaced).
 #[repr(C)]

@@ -397,6 +397,97 @@ static void test_begin_packed(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "\"name\":\"bp.") == 3);
 }
 
+/* Lower-case hex of n bytes, NUL-terminated, into out (2n + 1 bytes). */
+static void hex_of(const uint8_t *b, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* A parent given by its handle and by the context it kept from its begin:
+ * its child while it lives, and still after its export (its handle stale),
+ * where the handle alone begins a new trace. */
+static void test_begin_keeping_ids(spanguard_tracer *t, const char *dir) {
+    spanguard_span parent, live_child, late_child, lost, other;
+    spanguard_span_context pctx, ctx, zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.parent"), SPANGUARD_SPAN_NONE, NULL, 0, NULL, 0,
+                                                     true, &parent, &pctx),
+             SPANGUARD_RESULT_OK);
+    /* The context written is the span's own. */
+    uint8_t trace_id[16], span_id[8], flags;
+    CHECK_RC(spanguard_span_ids(parent, trace_id, span_id, &flags), SPANGUARD_RESULT_OK);
+    CHECK(memcmp(pctx.trace_id, trace_id, 16) == 0 && memcmp(pctx.span_id, span_id, 8) == 0 &&
+          pctx.trace_flags == flags && (flags & 1));
+    uint8_t buf[64];
+    int64_t n_attr = 5;
+    size_t n = pack(buf, 0, SPANGUARD_VALUE_INT, "kept.n", &n_attr, 8);
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.live"), parent, &pctx, 0, buf, n, false,
+                                                     &live_child, &ctx),
+             SPANGUARD_RESULT_OK);
+    CHECK(memcmp(ctx.trace_id, pctx.trace_id, 16) == 0 && memcmp(ctx.span_id, pctx.span_id, 8) != 0);
+    CHECK_RC(spanguard_span_end(live_child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(parent), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    /* Exported: the handle is stale, the kept context still parents. */
+    CHECK_RC(spanguard_span_ids(parent, trace_id, span_id, &flags), SPANGUARD_RESULT_STALE_SPAN);
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.late"), parent, &pctx, 0, buf, n, true,
+                                                     &late_child, &ctx),
+             SPANGUARD_RESULT_OK);
+    CHECK(memcmp(ctx.trace_id, pctx.trace_id, 16) == 0);
+    /* Without it: a new trace, as spanguard_span_begin does. */
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.lost"), parent, NULL, 0, NULL, 0, true, &lost, &ctx),
+             SPANGUARD_RESULT_PARENT_STALE);
+    CHECK(memcmp(ctx.trace_id, pctx.trace_id, 16) != 0);
+    spanguard_span lost2;
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.lost"), parent, &zero, 0, NULL, 0, true, &lost2, NULL),
+             SPANGUARD_RESULT_PARENT_STALE);
+    /* Another tracer's handle: its kept context, or a stale handle. */
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.other"), 0x7700000000000001ull, &pctx, 0, NULL, 0,
+                                                     true, &other, &ctx),
+             SPANGUARD_RESULT_OK);
+    CHECK(memcmp(ctx.trace_id, pctx.trace_id, 16) == 0);
+    spanguard_span untouched = 12345;
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("x"), 0x7700000000000001ull, NULL, 0, NULL, 0, true,
+                                                     &untouched, &ctx),
+             SPANGUARD_RESULT_STALE_SPAN);
+    /* Bad input begins nothing, leaves *out alone and zeroes the context. */
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(NULL, S("x"), SPANGUARD_SPAN_NONE, &pctx, 0, NULL, 0, true,
+                                                     &untouched, &ctx),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK(memcmp(&ctx, &zero, sizeof ctx) == 0);
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("x"), SPANGUARD_SPAN_NONE, &pctx, 0, buf, n - 1, true,
+                                                     &untouched, &ctx),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("x"), SPANGUARD_SPAN_NONE, &pctx, 9, NULL, 0, true,
+                                                     &untouched, &ctx),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK(untouched == 12345 && memcmp(&ctx, &zero, sizeof ctx) == 0);
+    /* An unsampled parent's kept flags: its children are not sampled. */
+    spanguard_span_context unsampled = pctx, uctx;
+    unsampled.trace_flags = 0;
+    spanguard_span quiet;
+    CHECK_RC(spanguard_span_begin_packed_keeping_ids(t, S("kept.quiet"), SPANGUARD_SPAN_NONE, &unsampled, 0, NULL, 0,
+                                                     true, &quiet, &uctx),
+             SPANGUARD_RESULT_NON_RECORDING);
+    CHECK(memcmp(uctx.trace_id, pctx.trace_id, 16) == 0 && uctx.trace_flags == 0);
+    CHECK_RC(spanguard_span_end(quiet), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(late_child), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(lost), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(lost2), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(other), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    /* In the sink: both children name the parent, in its trace. */
+    char trace_hex[33], span_hex[17], needle[128];
+    hex_of(pctx.trace_id, 16, trace_hex);
+    hex_of(pctx.span_id, 8, span_hex);
+    snprintf(needle, sizeof needle, "\"parentSpanId\":\"%s\"", span_hex);
+    CHECK(count_in_dir(dir, needle) == 3); /* live, late, other */
+    snprintf(needle, sizeof needle, "\"traceId\":\"%s\"", trace_hex);
+    CHECK(count_in_dir(dir, needle) == 4); /* parent, live, late, other */
+    CHECK(count_in_dir(dir, "\"name\":\"kept.lost\"") == 2);
+    CHECK(count_in_dir(dir, "\"name\":\"kept.quiet\"") == 0);
+    CHECK(count_in_dir(dir, "{\"key\":\"kept.n\",\"value\":{\"intValue\":\"5\"}}") == 2);
+}
+
 static void test_begin_with_attributes(spanguard_tracer *t, const char *dir) {
     spanguard_counters before = stats_of(t);
     spanguard_attribute attrs[4];
@@ -1031,6 +1122,7 @@ int main(int argc, char **argv) {
     test_no_attribute_without_its_key(t, dir);
     test_set_attributes_packed(t, dir);
     test_begin_packed(t, dir);
+    test_begin_keeping_ids(t, dir);
     test_try_begin_when_full();
     test_update_name(t, dir);
     test_status_rules(t, dir);

@@ -464,6 +464,9 @@ struct Harness {
     held: Vec<u64>,
     /// Traceparents the tracer wrote, as remote parents and links.
     traceparents: Vec<Vec<u8>>,
+    /// Contexts `spanguard_span_begin_packed_keeping_ids` wrote, as kept
+    /// parents.
+    contexts: Vec<spanguard_span_context>,
     /// Begins that succeeded; begins refused BUFFER_FULL; ends that
     /// succeeded.
     begun: u64,
@@ -581,6 +584,95 @@ impl Harness {
         self.spans.insert(out, Span::Live);
         self.begun += 1;
         self.hold(out);
+    }
+
+    /// `spanguard_span_begin_packed_keeping_ids` under `parent` and a kept
+    /// context: none, all zero, one a begin wrote (its span live, ended
+    /// or exported), or random bytes. A kept context never leaves a
+    /// parent stale; what the call writes is the new span's context.
+    #[allow(clippy::too_many_arguments)]
+    fn begin_keeping_ids(
+        &mut self,
+        input: &mut Input,
+        name: &Text,
+        parent: u64,
+        kind: u32,
+        buf: &Text,
+        try_begin: bool,
+        out: &mut u64,
+    ) -> R {
+        let kept = match input.byte() % 4 {
+            0 => None,
+            1 => Some(spanguard_span_context::default()),
+            2 if !self.contexts.is_empty() => {
+                Some(self.contexts[input.byte() as usize % self.contexts.len()])
+            }
+            _ => {
+                let mut c = spanguard_span_context::default();
+                c.trace_id
+                    .copy_from_slice(input.bytes(16).get(..16).unwrap_or(&[7; 16]));
+                c.span_id
+                    .copy_from_slice(input.bytes(8).get(..8).unwrap_or(&[7; 8]));
+                c.trace_flags = input.byte();
+                Some(c)
+            }
+        };
+        let mut written = spanguard_span_context {
+            trace_flags: 0xee,
+            ..Default::default()
+        };
+        // SAFETY: every pointer is NULL or valid for its length.
+        let rc = unsafe {
+            spanguard_span_begin_packed_keeping_ids(
+                self.tracer,
+                name.ptr(),
+                name.len(),
+                parent,
+                kept.as_ref().map_or(null(), |k| k as *const _),
+                kind,
+                buf.ptr().cast(),
+                buf.len(),
+                !try_begin,
+                out,
+                &mut written,
+            )
+        };
+        if kept.is_some_and(|k| k.trace_id != [0; 16]) {
+            assert!(
+                rc != R::ParentStale && rc != R::StaleSpan,
+                "begin_keeping_ids: stale ({rc:?}) with a kept context"
+            );
+        }
+        if !rc.is_ok() {
+            assert_eq!(
+                written,
+                spanguard_span_context::default(),
+                "begin_keeping_ids: failed ({rc:?}) but wrote a context"
+            );
+            return rc;
+        }
+        let (mut trace_id, mut span_id, mut flags) = ([0u8; 16], [0u8; 8], 0u8);
+        // SAFETY: the buffers hold 16, 8 and 1 bytes.
+        let ids = unsafe {
+            spanguard_span_ids(
+                *out,
+                trace_id.as_mut_ptr(),
+                span_id.as_mut_ptr(),
+                &mut flags,
+            )
+        };
+        if ids == R::Ok {
+            assert_eq!(
+                (written.trace_id, written.span_id, written.trace_flags),
+                (trace_id, span_id, flags),
+                "begin_keeping_ids: the context written is not the span's"
+            );
+            if self.contexts.len() == 16 {
+                self.contexts.remove(0);
+            }
+            self.contexts.push(written);
+        }
+        rc
     }
 
     /// After a call on a span that is not an end.
@@ -737,24 +829,29 @@ impl Harness {
                 let kind = input.byte() as u32 % 7;
                 let buf = input.packed();
                 let try_begin = input.byte() % 2 == 0;
+                let keeping_ids = input.byte() % 2 == 0;
                 let mut out = UNWRITTEN;
-                // SAFETY: every pointer is NULL or valid for its length.
-                let rc = unsafe {
-                    let f = if try_begin {
-                        spanguard_span_try_begin_packed
-                    } else {
-                        spanguard_span_begin_packed
-                    };
-                    f(
-                        t,
-                        name.ptr(),
-                        name.len(),
-                        parent,
-                        kind,
-                        buf.ptr().cast(),
-                        buf.len(),
-                        &mut out,
-                    )
+                let rc = if keeping_ids {
+                    self.begin_keeping_ids(input, &name, parent, kind, &buf, try_begin, &mut out)
+                } else {
+                    // SAFETY: every pointer is NULL or valid for its length.
+                    unsafe {
+                        let f = if try_begin {
+                            spanguard_span_try_begin_packed
+                        } else {
+                            spanguard_span_begin_packed
+                        };
+                        f(
+                            t,
+                            name.ptr(),
+                            name.len(),
+                            parent,
+                            kind,
+                            buf.ptr().cast(),
+                            buf.len(),
+                            &mut out,
+                        )
+                    }
                 };
                 let args = if name.refused() || kind > 5 || buf.refused() {
                     Args::Refused
@@ -1371,6 +1468,7 @@ fuzz_target!(|data: &[u8]| {
         spans: HashMap::new(),
         held: Vec::new(),
         traceparents: Vec::new(),
+        contexts: Vec::new(),
         begun: 0,
         buffer_full: 0,
         ended: 0,
