@@ -77,17 +77,15 @@ void spanguard_go_stack_use(size_t *used, size_t *size) {
 	*size = SPANGUARD_GO_STACK_BYTES - (size_t)getpagesize();
 }
 
-void spanguard_go_try_begin(void *args) {
-	spanguard_go_begin_args *a = args;
-	a->result = spanguard_span_try_begin_packed(a->tracer, a->name, a->name_len, a->parent, a->kind,
-	                                            a->packed, a->packed_len, &a->out);
+static void begin(spanguard_go_begin_args *a, bool may_wait) {
+	a->result = spanguard_span_begin_packed_keeping_ids(a->tracer, a->name, a->name_len, a->parent,
+	                                                    &a->parent_context, a->kind, a->packed,
+	                                                    a->packed_len, may_wait, &a->out, &a->out_context);
 }
 
-void spanguard_go_begin(void *args) {
-	spanguard_go_begin_args *a = args;
-	a->result = spanguard_span_begin_packed(a->tracer, a->name, a->name_len, a->parent, a->kind,
-	                                        a->packed, a->packed_len, &a->out);
-}
+void spanguard_go_try_begin(void *args) { begin(args, false); }
+
+void spanguard_go_begin(void *args) { begin(args, true); }
 
 void spanguard_go_set_packed(void *args) {
 	spanguard_go_span_args *a = args;

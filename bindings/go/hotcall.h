@@ -18,6 +18,10 @@ typedef struct spanguard_go_begin_args {
 	const uint8_t *packed; // NULL, with packed_len 0: no attributes
 	size_t packed_len;
 	spanguard_span out;
+	// The parent's context, kept in its Span value from its begin (all
+	// zero: none), and the new span's, for its Span value.
+	spanguard_span_context parent_context;
+	spanguard_span_context out_context;
 } spanguard_go_begin_args;
 
 typedef struct spanguard_go_span_args {

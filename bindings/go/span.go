@@ -1,6 +1,8 @@
 package spanguard
 
 /*
+#cgo noescape spanguard_span_ids
+#cgo nocallback spanguard_span_ids
 #include <stdlib.h>
 #include "spanguard.h"
 #include "hotcall.h"
@@ -24,6 +26,13 @@ import (
 type Span struct {
 	t      *Tracer
 	handle C.spanguard_span
+	// The span's context from its begin, in every copy: once the span has
+	// ended and been exported its handle names nothing, and this is what
+	// still parents its children (OpenTelemetry: "it MUST still be
+	// possible to use an ended span as parent") and gives its traceparent.
+	// A value, not a pointer: a Span pointing at memory would move the
+	// context Start returns to the heap.
+	ids C.spanguard_span_context
 }
 
 // spanContext is the context carrying a span: its parent's, plus the span.
@@ -206,28 +215,34 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 		rc = C.spanguard_span_begin_remote(ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
 		runtime.KeepAlive(traceparent)
 	} else {
-		parent := C.spanguard_span(C.SPANGUARD_SPAN_NONE)
+		// Field by field: a composite literal was built aside and copied.
+		var a C.spanguard_go_begin_args
+		a.tracer, a.name, a.name_len, a.kind = ptr, n, nl, C.uint32_t(kind)
+		a.parent = C.SPANGUARD_SPAN_NONE
 		if !root {
-			if p := SpanFromContext(c.Context); p.t == t {
-				parent = p.handle
+			// Another tracer's span, or one exported already, parents by
+			// the context it kept.
+			p := SpanFromContext(c.Context)
+			if p.t == t {
+				a.parent = p.handle
 			}
+			a.parent_context = p.ids
 		}
-		begun := false
-		if len(attrs) > 0 && len(attrs) <= maxAttributesPerCall {
-			span.handle, rc, begun = beginPacked(ptr, n, nl, parent, kind, attrs)
-			if begun {
-				attrs = nil
-			}
+		if len(attrs) > 0 && len(attrs) <= maxAttributesPerCall && beginPacked(&a, attrs) {
+			attrs = nil
+		} else {
+			callBegin(&a)
 		}
-		if !begun {
-			span.handle, rc = beginCall(ptr, n, nl, parent, kind, nil)
-		}
+		span.handle, span.ids, rc = a.out, a.out_context, a.result
 	}
 	runtime.KeepAlive(t)
 	runtime.KeepAlive(name)
 	if err := check(rc, "span_begin"); err != nil {
 		c.span = SpanFromContext(c.Context)
 		return Span{}, err
+	}
+	if traceparent != "" {
+		span.keepIDs()
 	}
 	c.span = span
 	if len(attrs) > 0 {
@@ -239,28 +254,28 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 // beginPacked begins a span with attrs packed into the begin call: one cgo
 // crossing for the span and its attributes, not two (Start with
 // WithAttributes, what instrumentations do). false (nothing begun) when an
-// attribute does not pack.
-func beginPacked(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spanguard_span, kind uint32, attrs []Attribute) (C.spanguard_span, C.spanguard_result, bool) {
+// attribute does not pack. Apart from begin, so that a Start without
+// attributes does not clear the buffer.
+func beginPacked(a *C.spanguard_go_begin_args, attrs []Attribute) bool {
 	var stack [packedStack]byte
 	buf, packed := packAttributes(stack[:0], attrs)
 	if !packed {
-		return 0, 0, false
+		return false
 	}
-	h, rc := beginCall(tp, n, nl, parent, kind, buf)
-	return h, rc, true
+	// A copy that points at the buffer: *a pointing at it would move the
+	// buffer to the heap.
+	b := *a
+	b.packed, b.packed_len = (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))
+	callBegin(&b)
+	a.out, a.out_context, a.result = b.out, b.out_context, b.result
+	return true
 }
 
-// beginCall begins a span with the attributes packed in buf (none when
-// empty), through callBegin.
-func beginCall(tp *C.spanguard_tracer, n *C.char, nl C.size_t, parent C.spanguard_span, kind uint32, buf []byte) (C.spanguard_span, C.spanguard_result) {
-	// Field by field: a composite literal was built aside and copied.
-	var a C.spanguard_go_begin_args
-	a.tracer, a.name, a.name_len, a.parent, a.kind = tp, n, nl, parent, C.uint32_t(kind)
-	if len(buf) > 0 {
-		a.packed, a.packed_len = (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf))
-	}
-	callBegin(&a)
-	return a.out, a.result
+// keepIDs reads the span's context into s.ids (spans begun through cgo).
+func (s *Span) keepIDs() {
+	var flags C.uint8_t
+	C.spanguard_span_ids(s.handle, &s.ids.trace_id[0], &s.ids.span_id[0], &flags)
+	s.ids.trace_flags = flags
 }
 
 // packedStack is what SetAttributes packs on the stack; more goes to the heap.
@@ -506,8 +521,12 @@ func (s Span) UpdateName(name string) error {
 	return check(rc, "update_name")
 }
 
-// Traceparent is the W3C traceparent to pass to another process.
+// Traceparent is the W3C traceparent to pass to another process; an ended
+// span's too, as long as its Span value lives.
 func (s Span) Traceparent() (string, error) {
+	if s.ids.trace_id != ([16]C.uint8_t{}) {
+		return formatTraceparent(&s.ids), nil
+	}
 	var buf [C.SPANGUARD_TRACEPARENT_SIZE]C.char
 	rc := C.spanguard_span_traceparent(s.handle, &buf[0], C.size_t(len(buf)))
 	runtime.KeepAlive(s.t)
@@ -530,6 +549,27 @@ func (s Span) EndAt(at time.Time) error {
 	rc := C.spanguard_span_end_at(s.handle, unixNanos(at))
 	runtime.KeepAlive(s.t)
 	return endResult(rc)
+}
+
+// formatTraceparent is the W3C traceparent of a context: version 00,
+// lower-case hex.
+func formatTraceparent(c *C.spanguard_span_context) string {
+	const digits = "0123456789abcdef"
+	var b [55]byte
+	at := copy(b[:], "00-")
+	for _, v := range c.trace_id {
+		b[at], b[at+1] = digits[v>>4], digits[v&15]
+		at += 2
+	}
+	b[at] = '-'
+	at++
+	for _, v := range c.span_id {
+		b[at], b[at+1] = digits[v>>4], digits[v&15]
+		at += 2
+	}
+	b[at] = '-'
+	b[at+1], b[at+2] = digits[c.trace_flags>>4], digits[c.trace_flags&15]
+	return string(b[:])
 }
 
 func endResult(rc C.spanguard_result) error {
@@ -619,6 +659,7 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	if err := check(C.spanguard_span_begin_ex(ptr, o, &span.handle), "span_begin_ex"); err != nil {
 		return Span{}, err
 	}
+	span.keepIDs()
 	if len(rest) > 0 {
 		return span, span.SetAttributes(rest...)
 	}

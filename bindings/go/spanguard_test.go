@@ -22,6 +22,8 @@ type exported struct {
 	TraceID, SpanID, ParentSpanID, Name string
 	StartTimeUnixNano, EndTimeUnixNano  string
 	Kind                                int
+	Flags                               int
+	TraceState                          string
 	Attributes                          []struct {
 		Key   string
 		Value map[string]any
