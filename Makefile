@@ -119,11 +119,13 @@ test-c-asan: build/tests/test_api_asan
 	rm -rf build/c-asan-spans build/c-asan-spans-llm
 	ASAN_OPTIONS=detect_leaks=1 build/tests/test_api_asan build/c-asan-spans
 
+# Three at a time (pytest-xdist): the suites mostly wait (on servers that
+# hang, signals, retry timers), so this took 171 s one at a time and 62 s so.
 test-python: venv build build/tests/emit_spans build/tests/kill_child build/examples/agent_demo cli
 	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
-	  $(VENV_PY) -m pytest -q tests/python tests/receiver tests/w3c
+	  $(VENV_PY) -m pytest -q -n 3 tests/python tests/receiver tests/w3c
 
 # The spanguard command as a person sees it: the HTML page rendered by headless
 # Chromium (the distribution's package, installed here when missing) and its
