@@ -125,6 +125,35 @@ def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(
     tracer.close()
 
 
+@pytest.mark.parametrize("later, kept, dropped", [
+    # a, b at start; c, d, e later: the SDK evicts a and b, spanguard keeps
+    # a, b, c and drops d and e itself.
+    (("c", "d", "e"), ["a", "b", "c"], 2),
+    # c is set and evicted before the end: the bridge never sees it, so
+    # its drop is the SDK's to tell; e and f are spanguard's own.
+    (("c", "d", "e", "f"), ["a", "b", "d"], 3),
+])
+def test_attributes_past_the_limit_are_counted_once(receiver, tmp_path, monkeypatch, later, kept, dropped):
+    # One limit for both (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, read by the SDK
+    # and by spanguard): every key set is either exported or counted, once.
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    with provider.get_tracer("limited").start_as_current_span("many", attributes={"a": 1, "b": 2}) as span:
+        for key in later:
+            span.set_attribute(key, 0)
+    assert provider.force_flush()
+    (got,) = receiver.spans()[start:]
+    assert sorted(got["attributes"]) == kept
+    assert got["dropped_attributes_count"] == dropped
+    assert len(kept) + dropped == 2 + len(later)
+    provider.shutdown()
+    tracer.close()
+
+
 def test_a_value_the_sdk_limited_arrives_as_the_sdk_kept_it(receiver, tmp_path, monkeypatch):
     # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is read by the SDK and by spanguard
     # alike, and both count characters (OpenTelemetry's rule): a Japanese

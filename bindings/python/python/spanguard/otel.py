@@ -153,8 +153,16 @@ class SpanguardSpanProcessor(SpanProcessor):
             sg.add_event(event.name, event.attributes, event.timestamp)
         for link in tuple(span.links or ())[opened.links:]:
             _link(sg, link)
-        dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
-        if any(dropped):  # what the SDK's own limits left out
+        # What the SDK's own limits left out. Attributes: the SDK counts
+        # every key it dropped, also those the bridge passed on before the
+        # SDK evicted them (it drops the oldest), which spanguard holds or
+        # counts itself; added here are only the keys the bridge never saw
+        # (set and evicted between begin and end). Counting the SDK's
+        # figure whole counted those twice.
+        seen = len(before.keys() | later.keys())
+        unseen = max(0, len(span.attributes or {}) + span.dropped_attributes - seen)
+        dropped = (unseen, span.dropped_events, span.dropped_links)
+        if any(dropped):
             sg.add_dropped_counts(*dropped)
         status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
