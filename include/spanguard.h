@@ -443,8 +443,9 @@ typedef struct spanguard_attribute {
 
 /*
  How `spanguard_span_begin_ex` begins a span. Fill it with
- `spanguard_span_options_init` (which sets `struct_size` and clears the
- rest), then set what you need. Strings are pointer + length (UTF-8; not
+ `spanguard_span_options_init_sized(opts, sizeof *opts)` (which sets
+ `struct_size` and clears the rest; `spanguard_span_options_init` fills
+ the first version's fields only), then set what you need. Strings are pointer + length (UTF-8; not
  NUL-terminated); NULL with length 0 is "none".
 
  The parent is one of: a local span (`parent`), a remote one given as W3C
@@ -521,6 +522,16 @@ typedef struct spanguard_span_options {
    */
   const struct spanguard_attribute *attributes;
   size_t attribute_count;
+  /*
+   The instrumentation scope's schema URL (an OpenTelemetry tracer's
+   `schema_url`, e.g. `https://opentelemetry.io/schemas/1.28.0`),
+   exported as its `ScopeSpans.schema_url`; empty: none. Spans are
+   grouped by scope name, version and schema URL. Added after the
+   first version: read only when `struct_size` covers it (fill the
+   struct with `spanguard_span_options_init_sized`).
+   */
+  const char *scope_schema_url;
+  size_t scope_schema_url_len;
 } spanguard_span_options;
 
 /*
@@ -1012,10 +1023,25 @@ spanguard_result spanguard_span_tracestate(spanguard_span span,
                                            size_t *out_len);
 
 /*
- Fills `opts` for `spanguard_span_begin_ex`: `struct_size` set, every
- other field zero (no parent, kind unspecified, start now). Thread-safe.
+ Fills `opts` for `spanguard_span_begin_ex` as its first version was:
+ `struct_size` set to that size, every field up to `attribute_count`
+ zero (no parent, kind unspecified, start now), nothing past it written:
+ a program built against an older header passes a struct of that size.
+ To set a field added later (`scope_schema_url`), fill the struct with
+ `spanguard_span_options_init_sized(opts, sizeof *opts)` instead.
+ Thread-safe.
  */
 spanguard_result spanguard_span_options_init(struct spanguard_span_options *opts);
+
+/*
+ Fills the first `opts_size` bytes of `opts` (pass `sizeof *opts`) for
+ `spanguard_span_begin_ex`: `struct_size` set to `opts_size` (or this
+ library's size, when the caller's is larger), every other field zero.
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` for a size below the first
+ version's. Thread-safe.
+ */
+spanguard_result spanguard_span_options_init_sized(struct spanguard_span_options *opts,
+                                                   size_t opts_size);
 
 /*
  Begins a span as `opts` says (see `spanguard_span_options`): a local,

@@ -231,6 +231,8 @@ pub struct BeginOptions<'a, A: AttributeSource + ?Sized> {
     /// version); empty for spanguard's own.
     pub scope_name: &'a [u8],
     pub scope_version: &'a [u8],
+    /// The scope's schema URL (`ScopeSpans.schema_url`); empty for none.
+    pub scope_schema_url: &'a [u8],
     pub attributes: &'a A,
     /// false: when every slot is taken and the full policy is to wait,
     /// fail with `SpanError::WouldWait` (nothing counted) instead, for a
@@ -253,6 +255,7 @@ impl<'a, A: AttributeSource + ?Sized> BeginOptions<'a, A> {
             start_unix_ns: self.start_unix_ns,
             scope_name: self.scope_name,
             scope_version: self.scope_version,
+            scope_schema_url: self.scope_schema_url,
             attributes,
             may_wait: self.may_wait,
         }
@@ -270,6 +273,7 @@ impl<'a> BeginOptions<'a, AttributeSlice<'a>> {
             start_unix_ns: 0,
             scope_name: &[],
             scope_version: &[],
+            scope_schema_url: &[],
             attributes: &[],
             may_wait: true,
         }
@@ -682,13 +686,21 @@ impl Tracer {
         // The scope before the name: short (MAX_SCOPE_BYTES) and stored
         // while the arena is nearly empty, it is always there, where the
         // encoders compare scopes byte for byte.
-        if !opts.scope_name.is_empty() || !opts.scope_version.is_empty() {
+        if !opts.scope_name.is_empty()
+            || !opts.scope_version.is_empty()
+            || !opts.scope_schema_url.is_empty()
+        {
             let (n, o1) = r.store_text(opts.scope_name, MAX_SCOPE_BYTES, &p.pool);
             let (v, o2) = r.store_text(opts.scope_version, MAX_SCOPE_BYTES, &p.pool);
+            // Right after the version: its place is found from it.
+            let (u, o3) = r.store_text(opts.scope_schema_url, MAX_SCOPE_BYTES, &p.pool);
             let rest = r.rest_mut();
             rest.scope_name = n;
             rest.scope_version = v;
-            notice = notice.merge(o1).merge(o2);
+            if u.offset == v.offset + v.len {
+                rest.scope_schema_url_len = u.len as u16;
+            }
+            notice = notice.merge(o1).merge(o2).merge(o3);
         }
         let (name_ref, outcome) = r.store_text(opts.name, MAX_NAME_BYTES, &p.pool);
         r.name = name_ref;

@@ -107,6 +107,7 @@ pub struct DecodedSpan {
     pub resource: Arc<Attributes>,
     pub scope_name: String,
     pub scope_version: String,
+    pub scope_schema_url: String,
     pub trace_id: [u8; 16],
     pub span_id: [u8; 8],
     /// All zero for a root span.
@@ -373,7 +374,7 @@ fn scope_spans(
     resource: &Arc<Attributes>,
     out: &mut Vec<DecodedSpan>,
 ) -> Result<(), DecodeError> {
-    let (mut name, mut version) = (String::new(), String::new());
+    let (mut name, mut version, mut schema_url) = (String::new(), String::new(), String::new());
     let mut spans = Vec::new();
     each_field(buf, |n, w| {
         match n {
@@ -386,6 +387,7 @@ fn scope_spans(
                 Ok(())
             })?,
             field::SCOPE_SPANS_SPANS => spans.push(span(w.bytes())?),
+            field::SCOPE_SPANS_SCHEMA_URL => schema_url = w.text(),
             _ => {}
         }
         Ok(())
@@ -394,6 +396,7 @@ fn scope_spans(
         s.resource = Arc::clone(resource);
         s.scope_name = name.clone();
         s.scope_version = version.clone();
+        s.scope_schema_url = schema_url.clone();
         out.push(s);
     }
     Ok(())
@@ -552,11 +555,13 @@ pub fn decode_json(text: &[u8]) -> Result<Vec<DecodedSpan>, DecodeError> {
                     .to_string()
             };
             let (scope_name, scope_version) = (text(scope, "name"), text(scope, "version"));
+            let scope_schema_url = text(Some(ss), "schemaUrl");
             for s in ss.get("spans").map_or(&[][..], |v| v.as_array()) {
                 let mut span = json_span(s)?;
                 span.resource = Arc::clone(&resource);
                 span.scope_name = scope_name.clone();
                 span.scope_version = scope_version.clone();
+                span.scope_schema_url = scope_schema_url.clone();
                 out.push(span);
             }
         }

@@ -358,21 +358,32 @@ pub fn has_status(view: &SpanView) -> bool {
     view.record.status_code != 0 || view.record.rest().status_message.len != 0
 }
 
-/// The instrumentation scope of a span: its own, or spanguard's for spans
-/// that name none.
-pub fn scope_of<'a>(resource: &'a ResourceInfo, span: &SpanView<'a>) -> (Str<'a>, Str<'a>) {
+/// The instrumentation scope of a span, its name, version and schema URL:
+/// its own, or spanguard's (no schema URL) for spans that name none.
+pub fn scope_of<'a>(
+    resource: &'a ResourceInfo,
+    span: &SpanView<'a>,
+) -> (Str<'a>, Str<'a>, Str<'a>) {
     let r = span.record.rest();
-    if r.scope_name.len == 0 && r.scope_version.len == 0 {
+    if !named_scope(r) {
         (
             Str::Plain(&resource.scope_name),
             Str::Plain(&resource.scope_version),
+            Str::Plain(""),
         )
     } else {
         (
             Str::Span(span.text(r.scope_name)),
             Str::Span(span.text(r.scope_version)),
+            Str::Span(span.text(r.scope_schema_url())),
         )
     }
+}
+
+/// Whether a span names a scope of its own.
+#[inline]
+fn named_scope(r: &crate::span::record::SpanRest) -> bool {
+    (r.scope_name.len | r.scope_version.len | r.scope_schema_url_len as u32) != 0
 }
 
 /// Whether two spans came from the same instrumentation scope. A span's
@@ -386,12 +397,12 @@ pub fn same_scope(a: &SpanView, b: &SpanView) -> bool {
     // two such spans are alike without looking at any text. Slicing and
     // comparing two empty texts, twice a span, was 6% of the exporter's
     // instructions on small spans (callgrind).
-    let named = |r: &crate::span::record::SpanRest| (r.scope_name.len | r.scope_version.len) != 0;
-    if !named(ra) && !named(rb) {
+    if !named_scope(ra) && !named_scope(rb) {
         return true;
     }
     same_short_text(a.raw(ra.scope_name), b.raw(rb.scope_name))
         && same_short_text(a.raw(ra.scope_version), b.raw(rb.scope_version))
+        && same_short_text(a.raw(ra.scope_schema_url()), b.raw(rb.scope_schema_url()))
 }
 
 /// `a == b` for short text, without a call to `memcmp`: the encoders
@@ -540,31 +551,41 @@ mod tests {
     }
 
     #[test]
-    fn spans_share_a_scope_exactly_when_name_and_version_are_equal() {
+    fn spans_share_a_scope_exactly_when_name_version_and_schema_url_are_equal() {
         let pool = PayloadPool::with_mib(0).expect("pool");
         let limits = SpanLimits::default();
-        let scopes: [(&[u8], &[u8]); 6] = [
-            (b"", b""),
-            (b"a", b""),
-            (b"a", b"1"),
-            (b"", b"1"),
-            (b"b", b"1"),
-            (b"openinference.instrumentation.openai", b"0.1.2"),
+        let schema: &[u8] = b"https://opentelemetry.io/schemas/1.28.0";
+        let scopes: [(&[u8], &[u8], &[u8]); 10] = [
+            (b"", b"", b""),
+            (b"a", b"", b""),
+            (b"a", b"1", b""),
+            (b"", b"1", b""),
+            (b"b", b"1", b""),
+            (b"openinference.instrumentation.openai", b"0.1.2", b""),
+            (b"", b"", schema),
+            (b"a", b"", schema),
+            (b"a", b"1", schema),
+            // The version's and the URL's bytes run together in the arena:
+            // "1h" + "ttps..." is another scope than "1" + "https...".
+            (b"a", b"1h", &schema[1..]),
         ];
         let mut records = Vec::new();
-        for (name, version) in scopes {
+        for (name, version, url) in scopes {
             for wrote_rest in [false, true] {
                 let mut r = blank();
-                if wrote_rest || !name.is_empty() || !version.is_empty() {
+                if wrote_rest || !name.is_empty() || !version.is_empty() || !url.is_empty() {
                     let name = r.store_text(name, usize::MAX, &pool).0;
                     let version = r.store_text(version, usize::MAX, &pool).0;
+                    let url = r.store_text(url, usize::MAX, &pool).0;
                     let rest = r.rest_mut();
                     (rest.scope_name, rest.scope_version) = (name, version);
+                    rest.scope_schema_url_len = url.len as u16;
+                    assert_eq!(rest.scope_schema_url(), url);
                 }
                 // An attribute first, so the scope's text is not at offset 0.
                 r.set_attribute(b"k", &ValueInput::Int(1), &limits, &pool)
                     .expect("set");
-                records.push(((name, version), r));
+                records.push(((name, version, url), r));
             }
         }
         for (sa, a) in &records {

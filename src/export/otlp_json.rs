@@ -67,7 +67,7 @@ impl OtlpJsonEncoder {
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"scope\":{");
-                let (name, version) = scope_of(resource, lead);
+                let (name, version, schema_url) = scope_of(resource, lead);
                 let mut first = true;
                 if !name.is_empty() {
                     key(out, &mut first, "name");
@@ -88,7 +88,12 @@ impl OtlpJsonEncoder {
                     }
                     self.budget.put(out, span, put_span);
                 }
-                out.extend_from_slice(b"]}");
+                out.push(b']');
+                if !schema_url.is_empty() {
+                    out.extend_from_slice(b",\"schemaUrl\":");
+                    put_str(out, schema_url, usize::MAX);
+                }
+                out.push(b'}');
             }
             out.push(b']');
         }

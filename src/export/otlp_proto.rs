@@ -26,6 +26,7 @@ pub(crate) mod field {
 
     pub(crate) const SCOPE_SPANS_SCOPE: u32 = 1;
     pub(crate) const SCOPE_SPANS_SPANS: u32 = 2;
+    pub(crate) const SCOPE_SPANS_SCHEMA_URL: u32 = 3;
     pub(crate) const SCOPE_NAME: u32 = 1;
     pub(crate) const SCOPE_VERSION: u32 = 2;
 
@@ -151,13 +152,14 @@ impl OtlpProtoEncoder {
             let scope_spans =
                 begin_message_reserving(out, field::RESOURCE_SPANS_SCOPE_SPANS, whole);
             let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
-            let (name, version) = scope_of(resource, first);
+            let (name, version, schema_url) = scope_of(resource, first);
             put_str(out, field::SCOPE_NAME, &name, usize::MAX);
             put_str(out, field::SCOPE_VERSION, &version, usize::MAX);
             end_message(out, scope);
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
                 self.budget.put(out, span, put_span);
             }
+            put_str(out, field::SCOPE_SPANS_SCHEMA_URL, &schema_url, usize::MAX);
             end_message(out, scope_spans);
         }
 

@@ -557,20 +557,48 @@ pub unsafe extern "C" fn spanguard_span_tracestate(
     })
 }
 
-/// Fills `opts` for `spanguard_span_begin_ex`: `struct_size` set, every
-/// other field zero (no parent, kind unspecified, start now). Thread-safe.
+/// The size of `spanguard_span_options` as its first version had it (up to
+/// `attribute_count`): what `spanguard_span_options_init` fills.
+const SPAN_OPTIONS_FIRST_SIZE: usize =
+    std::mem::offset_of!(spanguard_span_options, scope_schema_url);
+
+/// Fills `opts` for `spanguard_span_begin_ex` as its first version was:
+/// `struct_size` set to that size, every field up to `attribute_count`
+/// zero (no parent, kind unspecified, start now), nothing past it written:
+/// a program built against an older header passes a struct of that size.
+/// To set a field added later (`scope_schema_url`), fill the struct with
+/// `spanguard_span_options_init_sized(opts, sizeof *opts)` instead.
+/// Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_options_init(
     opts: *mut spanguard_span_options,
 ) -> spanguard_result {
+    // SAFETY: the caller's struct holds at least the first version's size.
+    unsafe { spanguard_span_options_init_sized(opts, SPAN_OPTIONS_FIRST_SIZE) }
+}
+
+/// Fills the first `opts_size` bytes of `opts` (pass `sizeof *opts`) for
+/// `spanguard_span_begin_ex`: `struct_size` set to `opts_size` (or this
+/// library's size, when the caller's is larger), every other field zero.
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for a size below the first
+/// version's. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_options_init_sized(
+    opts: *mut spanguard_span_options,
+    opts_size: usize,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(opts);
+        if opts_size < SPAN_OPTIONS_FIRST_SIZE {
+            return spanguard_result::InvalidArgument;
+        }
+        let n = opts_size.min(std::mem::size_of::<spanguard_span_options>());
         // SAFETY: all-zero is a valid value of this plain C struct (NULL
-        // pointers, zero numbers); opts is non-null and the caller's.
+        // pointers, zero numbers); opts is non-null and the caller's, and
+        // holds n bytes.
         unsafe {
-            let mut o: spanguard_span_options = std::mem::zeroed();
-            o.struct_size = std::mem::size_of::<spanguard_span_options>() as u32;
-            opts.write(o);
+            std::ptr::write_bytes(opts.cast::<u8>(), 0, n);
+            (*opts).struct_size = n as u32;
         }
         spanguard_result::Ok
     })
@@ -611,9 +639,10 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
                 text(o.tracestate, o.tracestate_len)?,
                 text(o.scope_name, o.scope_name_len)?,
                 text(o.scope_version, o.scope_version_len)?,
+                text(o.scope_schema_url, o.scope_schema_url_len)?,
             ))
         })();
-        let (name, tp, tracestate, scope_name, scope_version) = match fields {
+        let (name, tp, tracestate, scope_name, scope_version, scope_schema_url) = match fields {
             Ok(f) => f,
             Err(e) => return e,
         };
@@ -672,6 +701,7 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
             start_unix_ns: o.start_time_unix_ns,
             scope_name,
             scope_version,
+            scope_schema_url,
             attributes: &attrs,
             may_wait: true,
         };

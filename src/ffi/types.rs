@@ -232,8 +232,9 @@ pub struct spanguard_config {
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with
-/// `spanguard_span_options_init` (which sets `struct_size` and clears the
-/// rest), then set what you need. Strings are pointer + length (UTF-8; not
+/// `spanguard_span_options_init_sized(opts, sizeof *opts)` (which sets
+/// `struct_size` and clears the rest; `spanguard_span_options_init` fills
+/// the first version's fields only), then set what you need. Strings are pointer + length (UTF-8; not
 /// NUL-terminated); NULL with length 0 is "none".
 ///
 /// The parent is one of: a local span (`parent`), a remote one given as W3C
@@ -285,6 +286,14 @@ pub struct spanguard_span_options {
     /// Attributes at creation (see `spanguard_span_begin_with_attributes`).
     pub attributes: *const spanguard_attribute,
     pub attribute_count: usize,
+    /// The instrumentation scope's schema URL (an OpenTelemetry tracer's
+    /// `schema_url`, e.g. `https://opentelemetry.io/schemas/1.28.0`),
+    /// exported as its `ScopeSpans.schema_url`; empty: none. Spans are
+    /// grouped by scope name, version and schema URL. Added after the
+    /// first version: read only when `struct_size` covers it (fill the
+    /// struct with `spanguard_span_options_init_sized`).
+    pub scope_schema_url: *const c_char,
+    pub scope_schema_url_len: usize,
 }
 
 /// A span's context as a binding keeps it: its ids and W3C trace flags

@@ -374,7 +374,10 @@ pub struct SpanRest {
     pub truncated_values: u16,
     /// Strings whose invalid UTF-8 was replaced with U+FFFD.
     pub replaced_utf8: u16,
-    pub _reserved2: u16,
+    /// The scope's schema URL (an OpenTelemetry tracer's `schema_url`):
+    /// its length; its bytes follow `scope_version`'s in the arena (both
+    /// stored together at begin), so this line keeps its size.
+    pub scope_schema_url_len: u16,
     pub status_message: TextRef,
     /// The W3C tracestate (`MARK_HAS_TRACESTATE` says it is set); stored
     /// first at begin, so always in the arena.
@@ -387,6 +390,15 @@ pub struct SpanRest {
 }
 
 impl SpanRest {
+    /// Where the scope's schema URL is (see `scope_schema_url_len`).
+    #[inline]
+    pub fn scope_schema_url(&self) -> TextRef {
+        TextRef {
+            offset: self.scope_version.offset + self.scope_version.len,
+            len: self.scope_schema_url_len as u32,
+        }
+    }
+
     const NONE: TextRef = TextRef { offset: 0, len: 0 };
     /// What a span that never wrote the line holds there.
     pub const CLEAR: SpanRest = SpanRest {
@@ -396,7 +408,7 @@ impl SpanRest {
         dropped_links: 0,
         truncated_values: 0,
         replaced_utf8: 0,
-        _reserved2: 0,
+        scope_schema_url_len: 0,
         status_message: Self::NONE,
         tracestate: Self::NONE,
         scope_name: Self::NONE,

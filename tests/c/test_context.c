@@ -58,7 +58,7 @@ static void test_explicit_ids_and_scope(void) {
     char dir[600];
     spanguard_tracer *t = make_tracer("explicit", SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON, 1.0, dir, sizeof dir);
     spanguard_span_options o;
-    CHECK_RC(spanguard_span_options_init(&o), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_options_init_sized(&o, sizeof o), SPANGUARD_RESULT_OK);
     CHECK(o.struct_size == sizeof o && o.trace_id == NULL && o.start_time_unix_ns == 0);
     o.name = "agent.run";
     o.name_len = strlen(o.name);
@@ -71,6 +71,8 @@ static void test_explicit_ids_and_scope(void) {
     o.scope_name_len = strlen(o.scope_name);
     o.scope_version = "2.1b0";
     o.scope_version_len = strlen(o.scope_version);
+    o.scope_schema_url = "https://opentelemetry.io/schemas/1.28.0";
+    o.scope_schema_url_len = strlen(o.scope_schema_url);
     spanguard_attribute a;
     memset(&a, 0, sizeof a);
     a.key = "gen_ai.system";
@@ -97,6 +99,8 @@ static void test_explicit_ids_and_scope(void) {
     o.scope_name_len = strlen(o.scope_name);
     o.scope_version = NULL;
     o.scope_version_len = 0;
+    o.scope_schema_url = NULL;
+    o.scope_schema_url_len = 0;
     o.attributes = NULL;
     o.attribute_count = 0;
     CHECK_RC(spanguard_span_begin_ex(t, &o, &child), SPANGUARD_RESULT_OK);
@@ -113,6 +117,9 @@ static void test_explicit_ids_and_scope(void) {
     CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"opentelemetry.instrumentation.openai_v2\",\"version\":\"2.1b0\"},\"spans\":[{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"spanId\":\"00f067aa0ba902b7\"") == 1);
     CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"@opentelemetry/instrumentation-http\"},\"spans\":[{\"traceId\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"spanId\":\"1122334455667788\"") == 1);
     CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"spanguard\"") == 1);
+    /* The scope's schema URL closes its ScopeSpans; the others have none. */
+    CHECK(count_in_dir(dir, "}],\"schemaUrl\":\"https://opentelemetry.io/schemas/1.28.0\"}") == 1);
+    CHECK(count_in_dir(dir, "schemaUrl") == 1);
     CHECK(count_in_dir(dir, "\"name\":\"spanguard.own\"") == 1);
     spanguard_tracer_free(t);
 }
@@ -126,6 +133,17 @@ static void test_bad_options(void) {
     spanguard_counters before = stats_of(t);
     spanguard_span_options o;
     CHECK_RC(spanguard_span_options_init(NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_options_init_sized(NULL, sizeof o), SPANGUARD_RESULT_NULL_ARGUMENT);
+    /* A program built before scope_schema_url: options_init writes the
+     * first version's fields, nothing past them, and says so. */
+    const size_t first = offsetof(spanguard_span_options, scope_schema_url);
+    memset(&o, 0xab, sizeof o);
+    CHECK_RC(spanguard_span_options_init(&o), SPANGUARD_RESULT_OK);
+    CHECK(o.struct_size == first && o.attribute_count == 0 && o.attributes == NULL);
+    for (size_t i = first; i < sizeof o; i++) CHECK(((const unsigned char *)&o)[i] == 0xab);
+    CHECK_RC(spanguard_span_options_init_sized(&o, first - 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_options_init_sized(&o, sizeof o + 64), SPANGUARD_RESULT_OK);
+    CHECK(o.struct_size == sizeof o && o.scope_schema_url == NULL);
     CHECK_RC(spanguard_span_options_init(&o), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_begin_ex(NULL, &o, &untouched), SPANGUARD_RESULT_NULL_ARGUMENT);
     CHECK_RC(spanguard_span_begin_ex(t, NULL, &untouched), SPANGUARD_RESULT_NULL_ARGUMENT);

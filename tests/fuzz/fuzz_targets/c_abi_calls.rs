@@ -1121,7 +1121,9 @@ impl Harness {
         // SAFETY: all-zero is a valid value of the plain C struct.
         let mut o: spanguard_span_options = unsafe { std::mem::zeroed() };
         // SAFETY: o is a whole struct.
-        let rc = unsafe { spanguard_span_options_init(&mut o) };
+        let rc = unsafe {
+            spanguard_span_options_init_sized(&mut o, std::mem::size_of::<spanguard_span_options>())
+        };
         check("options_init", rc, &[R::Ok]);
         let name = input.text();
         let kind = input.byte() as u32 % 7;
