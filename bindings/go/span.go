@@ -594,6 +594,7 @@ type ForeignSpan struct {
 	Start          time.Time
 	ScopeName      string // the instrumentation scope (an OpenTelemetry tracer's name)
 	ScopeVersion   string
+	ScopeSchemaURL string // the scope's schema URL (an OpenTelemetry tracer's)
 	Attributes     []Attribute
 }
 
@@ -612,11 +613,11 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	// sit in memory passed to C.
 	size := int(unsafe.Sizeof(C.spanguard_span_options{}))
 	ids := len(f.TraceID) + len(f.SpanID) + len(f.ParentSpanID)
-	text := len(f.Name) + len(f.TraceState) + len(f.ScopeName) + len(f.ScopeVersion)
+	text := len(f.Name) + len(f.TraceState) + len(f.ScopeName) + len(f.ScopeVersion) + len(f.ScopeSchemaURL)
 	block := C.malloc(C.size_t(size + ids + text + 1))
 	defer C.free(block)
 	o := (*C.spanguard_span_options)(block)
-	C.spanguard_span_options_init(o)
+	C.spanguard_span_options_init_sized(o, C.size_t(size))
 	bytes := unsafe.Slice((*byte)(unsafe.Add(block, size)), ids+text+1)
 	at := 0
 	place := func(b []byte) *C.uint8_t {
@@ -647,6 +648,9 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	if f.ScopeName != "" || f.ScopeVersion != "" {
 		o.scope_name, o.scope_name_len = placeText(f.ScopeName)
 		o.scope_version, o.scope_version_len = placeText(f.ScopeVersion)
+	}
+	if f.ScopeSchemaURL != "" {
+		o.scope_schema_url, o.scope_schema_url_len = placeText(f.ScopeSchemaURL)
 	}
 	o.attributes, o.attribute_count = attrs, C.size_t(len(first))
 

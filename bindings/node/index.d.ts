@@ -34,6 +34,8 @@ export interface ForeignSpanOptions {
   kind?: number;
   scopeName?: string;
   scopeVersion?: string;
+  /** The scope's schema URL (an OpenTelemetry tracer's schemaUrl). */
+  scopeSchemaUrl?: string;
   attributes?: Record<string, AttributeValue>;
 }
 export interface SpanOptions {

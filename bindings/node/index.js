@@ -539,7 +539,8 @@ class Tracer {
    * Starts a span whose ids another SDK chose (the OpenTelemetry bridge):
    * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
    * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
-   * `kind` (KIND.*), `scopeName`, `scopeVersion`, `attributes`.
+   * `kind` (KIND.*), `scopeName`, `scopeVersion`, `scopeSchemaUrl` (the
+   * scope's schema URL), `attributes`.
    */
   startForeignSpan(name, o) {
     return this.beginForeign(name, o, split(o.attributes));
@@ -558,7 +559,7 @@ class Tracer {
     const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
       o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
-      more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values);
+      more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
     if (code !== undefined) recorded(code, `startForeignSpan(${name})`);
     const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
     if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);

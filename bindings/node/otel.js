@@ -87,6 +87,7 @@ class SpanguardSpanProcessor {
         startTime: otelSpan.startTime,
         scopeName: scope.name,
         scopeVersion: scope.version,
+        scopeSchemaUrl: scope.schemaUrl,
       }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);

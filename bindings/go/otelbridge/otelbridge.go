@@ -125,16 +125,17 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	sc, parent, atStart := s.SpanContext(), s.Parent(), s.Attributes()
 	f := spanguard.ForeignSpan{
-		Name:         s.Name(),
-		Kind:         uint32(s.SpanKind()), // numbered as in OTLP
-		TraceID:      sc.TraceID(),
-		SpanID:       sc.SpanID(),
-		TraceFlags:   byte(sc.TraceFlags()),
-		TraceState:   sc.TraceState().String(),
-		Start:        s.StartTime(),
-		ScopeName:    s.InstrumentationScope().Name,
-		ScopeVersion: s.InstrumentationScope().Version,
-		Attributes:   attributes(atStart),
+		Name:           s.Name(),
+		Kind:           uint32(s.SpanKind()), // numbered as in OTLP
+		TraceID:        sc.TraceID(),
+		SpanID:         sc.SpanID(),
+		TraceFlags:     byte(sc.TraceFlags()),
+		TraceState:     sc.TraceState().String(),
+		Start:          s.StartTime(),
+		ScopeName:      s.InstrumentationScope().Name,
+		ScopeVersion:   s.InstrumentationScope().Version,
+		ScopeSchemaURL: s.InstrumentationScope().SchemaURL,
+		Attributes:     attributes(atStart),
 	}
 	if parent.IsValid() {
 		f.ParentSpanID, f.ParentIsRemote = parent.SpanID(), parent.IsRemote()

@@ -103,6 +103,7 @@ func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiv
 		check("start", got.Start, nanos(o.StartTime))
 		check("end", got.End, nanos(o.EndTime))
 		check("scope", got.Scope+" "+got.ScopeVersion, o.InstrumentationScope.Name+" "+o.InstrumentationScope.Version)
+		check("scope schema URL", got.ScopeSchemaURL, o.InstrumentationScope.SchemaURL)
 		check("attributes", got.Attributes, expected(o.Attributes))
 		var events, wantEvents []string
 		for _, e := range got.Events {
@@ -161,7 +162,8 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	defer server.Close()
 	client := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, opts...)}
 
-	tracer := tp.Tracer("agent-scope", trace.WithInstrumentationVersion("1.2.3"))
+	tracer := tp.Tracer("agent-scope", trace.WithInstrumentationVersion("1.2.3"),
+		trace.WithSchemaURL("https://opentelemetry.io/schemas/1.28.0"))
 	_, earlier := tracer.Start(context.Background(), "earlier.step")
 	earlier.End()
 	ctx, step := tracer.Start(context.Background(), "agent.step",

@@ -598,12 +598,13 @@ static bool hex_bytes(const char *hex, size_t len, uint8_t *out, size_t n) {
 
 /* beginEx(tracer, name, kind, traceId, spanId, parentSpanId, traceFlags,
  *         parentIsRemote, tracestate, startSeconds, startNanoseconds,
- *         scopeName, scopeVersion, keys, values) -> code; handle in out[].
+ *         scopeName, scopeVersion, keys, values, scopeSchemaUrl) -> code;
+ *         handle in out[].
  * A span whose ids an OpenTelemetry SDK chose (hex text; parentSpanId ''
  * for a root): spanguard_span_begin_ex with explicit ids. */
 static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
     args a;
-    if (!get_args(env, info, &a, 15)) return NULL;
+    if (!get_args(env, info, &a, 16)) return NULL;
     spanguard_tracer *t;
     uint32_t kind, trace_flags;
     bool remote;
@@ -613,7 +614,7 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
         !time_arg(env, &a, 9, &start))
         return throw_last(env, "beginEx");
     spanguard_span_options o;
-    spanguard_span_options_init(&o);
+    spanguard_span_options_init_sized(&o, sizeof o);
     attr_list l;
     attrs_init(&l);
     text_arena text;
@@ -627,6 +628,7 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
               (o.tracestate = text_of(env, &text, a.argv[8], &o.tracestate_len)) &&
               (o.scope_name = text_of(env, &text, a.argv[11], &o.scope_name_len)) &&
               (o.scope_version = text_of(env, &text, a.argv[12], &o.scope_version_len)) &&
+              (o.scope_schema_url = text_of(env, &text, a.argv[15], &o.scope_schema_url_len)) &&
               attrs_read(env, a.argv[13], a.argv[14], &l);
     spanguard_result rc = SPANGUARD_RESULT_INVALID_ARGUMENT;
     spanguard_span s = SPANGUARD_SPAN_NONE;

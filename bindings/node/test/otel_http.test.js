@@ -43,7 +43,7 @@ test('spans of instrumentation-http arrive as the SDK made them', async (t) => {
     }).on('error', reject);
   });
 
-  const otelTracer = provider.getTracer('agent-scope', '1.2.3');
+  const otelTracer = provider.getTracer('agent-scope', '1.2.3', { schemaUrl: 'https://opentelemetry.io/schemas/1.28.0' });
   const earlier = otelTracer.startSpan('earlier.step');
   earlier.end();
   await otelTracer.startActiveSpan('agent.step', {

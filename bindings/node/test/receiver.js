@@ -87,6 +87,7 @@ function assertSameSpans(sdkSpans, arrived) {
     assert.strictEqual(got.end, ns(o.endTime), `${what}: end`);
     assert.strictEqual(got.scope, o.instrumentationScope.name, `${what}: scope`);
     assert.strictEqual(got.scope_version, o.instrumentationScope.version || '', `${what}: scope version`);
+    assert.strictEqual(got.scope_schema_url, o.instrumentationScope.schemaUrl || '', `${what}: scope schema URL`);
     assert.deepStrictEqual(got.attributes, expectedAttributes(o.attributes), `${what}: attributes`);
     assert.deepStrictEqual(got.events.map((e) => [e.name, e.time, e.attributes]),
       o.events.map((e) => [e.name, ns(e.time), expectedAttributes(e.attributes)]), `${what}: events`);

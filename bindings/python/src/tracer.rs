@@ -427,7 +427,12 @@ impl Tracer {
         // struct_size.
         let mut opts: spanguard_span_options = unsafe { std::mem::zeroed() };
         // SAFETY: opts is a valid struct.
-        unsafe { c::spanguard_span_options_init(&mut opts) };
+        unsafe {
+            c::spanguard_span_options_init_sized(
+                &mut opts,
+                std::mem::size_of::<spanguard_span_options>(),
+            )
+        };
         opts
     }
 }
@@ -584,8 +589,9 @@ impl Tracer {
     /// Begins a span with the ids another SDK gave it (the OpenTelemetry
     /// bridge): trace id (16 bytes or int), span id and parent span id (8
     /// bytes or int; parent None for a root), W3C trace flags, tracestate,
-    /// start time, kind, instrumentation scope and attributes.
-    #[pyo3(signature = (name, kind, trace_id, span_id, parent_span_id, trace_flags, parent_is_remote=false, tracestate=None, start_time=None, scope_name=None, scope_version=None, attributes=None))]
+    /// start time, kind, instrumentation scope (name, version, schema URL)
+    /// and attributes.
+    #[pyo3(signature = (name, kind, trace_id, span_id, parent_span_id, trace_flags, parent_is_remote=false, tracestate=None, start_time=None, scope_name=None, scope_version=None, attributes=None, scope_schema_url=None))]
     #[allow(clippy::too_many_arguments)]
     fn start_span_with_ids(
         slf: &Bound<'_, Self>,
@@ -601,6 +607,7 @@ impl Tracer {
         scope_name: Option<&Bound<'_, PyAny>>,
         scope_version: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
+        scope_schema_url: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Span>> {
         let py = slf.py();
         let this = slf.get();
@@ -618,6 +625,7 @@ impl Tracer {
                 .map(|t| utf8(t).as_bytes().to_vec())
         };
         let (ts, sn, sv) = (text(tracestate), text(scope_name), text(scope_version));
+        let su = text(scope_schema_url);
         let mut opts = Tracer::options();
         opts.kind = kind;
         opts.name = name.as_bytes().as_ptr().cast();
@@ -635,6 +643,11 @@ impl Tracer {
             (&mut opts.tracestate, &mut opts.tracestate_len, &ts),
             (&mut opts.scope_name, &mut opts.scope_name_len, &sn),
             (&mut opts.scope_version, &mut opts.scope_version_len, &sv),
+            (
+                &mut opts.scope_schema_url,
+                &mut opts.scope_schema_url_len,
+                &su,
+            ),
         ] {
             if let Some(v) = value {
                 *field = v.as_ptr().cast();

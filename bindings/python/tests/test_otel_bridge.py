@@ -49,6 +49,7 @@ def assert_same(otel_span, got: dict):
     assert (got["start"], got["end"]) == (otel_span.start_time, otel_span.end_time)
     assert got["scope"] == otel_span.instrumentation_scope.name
     assert got["scope_version"] == (otel_span.instrumentation_scope.version or "")
+    assert got["scope_schema_url"] == (otel_span.instrumentation_scope.schema_url or "")
     assert got["status_code"] == otel_span.status.status_code.value
     assert got["status_message"] == (otel_span.status.description or "")
     assert got["attributes"] == as_received(otel_span.attributes)
@@ -71,7 +72,7 @@ def as_received(attributes) -> dict:
 
 def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
     provider, memory, arrived = bridged
-    agent_tracer = provider.get_tracer("my.agent", "1.4.0")
+    agent_tracer = provider.get_tracer("my.agent", "1.4.0", schema_url="https://opentelemetry.io/schemas/1.28.0")
     tool_tracer = provider.get_tracer("my.tools")
     with agent_tracer.start_as_current_span("agent.run", kind=trace.SpanKind.SERVER,
                                             attributes={"session.id": "s-1", "turn": 3}) as agent:

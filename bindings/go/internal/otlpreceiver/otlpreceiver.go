@@ -28,23 +28,24 @@ type Receiver struct {
 // Span is a span as the receiver recorded it. Numbers stay json.Number, so
 // int64 values keep every digit.
 type Span struct {
-	TraceID       string         `json:"trace_id"`
-	SpanID        string         `json:"span_id"`
-	ParentSpanID  string         `json:"parent_span_id"`
-	Name          string         `json:"name"`
-	Kind          int            `json:"kind"`
-	Start         json.Number    `json:"start"`
-	End           json.Number    `json:"end"`
-	StatusCode    int            `json:"status_code"`
-	StatusMsg     string         `json:"status_message"`
-	Attributes    map[string]any `json:"attributes"`
-	Scope         string         `json:"scope"`
-	ScopeVersion  string         `json:"scope_version"`
-	TraceState    string         `json:"trace_state"`
-	Dropped       int            `json:"dropped_attributes_count"`
-	DroppedEvents int            `json:"dropped_events_count"`
-	DroppedLinks  int            `json:"dropped_links_count"`
-	Events        []struct {
+	TraceID        string         `json:"trace_id"`
+	SpanID         string         `json:"span_id"`
+	ParentSpanID   string         `json:"parent_span_id"`
+	Name           string         `json:"name"`
+	Kind           int            `json:"kind"`
+	Start          json.Number    `json:"start"`
+	End            json.Number    `json:"end"`
+	StatusCode     int            `json:"status_code"`
+	StatusMsg      string         `json:"status_message"`
+	Attributes     map[string]any `json:"attributes"`
+	Scope          string         `json:"scope"`
+	ScopeVersion   string         `json:"scope_version"`
+	ScopeSchemaURL string         `json:"scope_schema_url"`
+	TraceState     string         `json:"trace_state"`
+	Dropped        int            `json:"dropped_attributes_count"`
+	DroppedEvents  int            `json:"dropped_events_count"`
+	DroppedLinks   int            `json:"dropped_links_count"`
+	Events         []struct {
 		Name       string         `json:"name"`
 		Time       json.Number    `json:"time"`
 		Attributes map[string]any `json:"attributes"`

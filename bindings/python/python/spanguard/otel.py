@@ -133,6 +133,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             scope_name=scope.name if scope is not None else None,
             scope_version=(scope.version or None) if scope is not None else None,
             attributes=attributes,
+            scope_schema_url=(getattr(scope, "schema_url", None) or None) if scope is not None else None,
         )
         links = span.links or ()
         for link in links:
