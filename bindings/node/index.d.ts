@@ -12,13 +12,16 @@ export declare const RESULT: {
  * numbers (an int64 array when every element is a safe integer, else
  * doubles: [1, 2] is ints, [1, 2.5] doubles), of booleans or of BigInts
  * (OpenTelemetry's homogeneous arrays); or a Uint8Array or Buffer (a bytes
- * value). null and undefined are ignored; anything else (an object, an
- * array of mixed elements or holding null) is left out with a warning
- * given once, never thrown, as OpenTelemetry's setAttribute does.
+ * value). null and undefined are ignored; in an array they are the
+ * elements' zero ('', 0, false: OpenTelemetry keeps nulls in arrays, or
+ * lets an exporter send those). Anything else (an object, an array of
+ * mixed elements) is left out with a warning given once, never thrown, as
+ * OpenTelemetry's setAttribute does.
  */
 export type AttributeValue =
   | string | number | bigint | boolean
-  | string[] | number[] | boolean[] | bigint[]
+  | Array<string | null | undefined> | Array<number | null | undefined>
+  | Array<boolean | null | undefined> | Array<bigint | null | undefined>
   | Uint8Array;
 /** [seconds, nanoseconds] since the epoch (OpenTelemetry's HrTime), a Date, or epoch milliseconds. */
 export type TimeInput = [number, number] | Date | number;

@@ -118,7 +118,7 @@ const SOFT = new Map([
   [RESULT.EMPTY_KEY, 'an attribute had an empty key, which OpenTelemetry forbids; it was left out '
     + '(counted in stats().attributes_dropped)'],
   [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (an object, a function, a symbol, '
-    + 'an array of mixed types, or an array holding null or undefined); it was left out'],
+    + 'an array of mixed types, or an array holding objects or arrays); it was left out'],
 ]);
 const warned = new Set();
 

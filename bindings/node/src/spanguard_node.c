@@ -298,14 +298,18 @@ static bool safe_integer(double d) {
     return d >= -9007199254740991.0 && d <= 9007199254740991.0 && d == (double)(int64_t)d;
 }
 
+/* Whether an element is null or undefined. */
+static bool no_value(napi_valuetype t) { return t == napi_null || t == napi_undefined; }
+
 /* An Array into `at` as a spanguard array attribute: strings, booleans,
  * BigInts (int64), or numbers (int64 when every element is a safe
- * integer, else doubles). An empty Array is an empty array. Elements of
- * different types, or other than those (null, undefined, an object, an
- * array), leave the attribute out: OpenTelemetry's arrays are of one
- * primitive type, and spanguard cannot yet keep a null element as it is,
- * so the whole attribute is left out, as the Python SDK's OTLP exporter
- * leaves out an array holding None. */
+ * integer, else doubles). An empty Array is an empty array. A null or
+ * undefined element is its type's zero ('', false, 0; an Array of only
+ * those: strings): OpenTelemetry keeps nulls in arrays (the JS SDK takes
+ * them) and lets an exporter that cannot send a null send those instead;
+ * spanguard's arrays are typed. Elements of different types, or other
+ * than those (an object, an array), leave the attribute out:
+ * OpenTelemetry's arrays are of one primitive type. */
 static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     uint32_t n = 0;
     if (napi_get_array_length(env, v, &n) != napi_ok) return VALUE_THREW;
@@ -314,8 +318,11 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     at->string_len = n;
     if (n == 0) return VALUE_STORED;
     napi_value e;
-    napi_valuetype first, t;
-    if (napi_get_element(env, v, 0, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return VALUE_THREW;
+    napi_valuetype first = napi_undefined, t;
+    for (uint32_t i = 0; i < n && no_value(first); i++) {
+        if (napi_get_element(env, v, i, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return VALUE_THREW;
+    }
+    if (no_value(first)) first = napi_string;
     size_t size = first == napi_string    ? sizeof(spanguard_string)
                   : first == napi_boolean ? sizeof(bool)
                   : first == napi_number || first == napi_bigint ? 8
@@ -323,10 +330,13 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     if (size == 0) return VALUE_LEFT_OUT;
     char *data = arena_alloc(env, &l->text, (size_t)n * size, 8);
     if (!data) return VALUE_THREW;
+    /* Zero: what a null element stays ({NULL, 0} is the empty string). */
+    memset(data, 0, (size_t)n * size);
     bool all_safe = true;
     for (uint32_t i = 0; i < n; i++) {
-        if (i > 0 && napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
+        if (napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
         if (napi_typeof(env, e, &t) != napi_ok) return VALUE_THREW;
+        if (no_value(t)) continue;
         if (t != first) return VALUE_LEFT_OUT;
         if (t == napi_string) {
             spanguard_string *s = (spanguard_string *)data + i;

@@ -105,20 +105,20 @@ test('values OpenTelemetry does not take are left out, warned about once, never 
   const onWarning = (w) => { if (w.code === 'SPANGUARD_NOT_RECORDED') warnings.push(w.message); };
   process.on('warning', onWarning);
   t.after(() => process.off('warning', onWarning));
-  const BAD = [[1, 'two'], [true, 1], ['a', null], [undefined], [[1]], [1, 2n], { toString: () => 'obj' },
+  const BAD = [[1, 'two'], [true, 1], [null, 'a', 1], [[1]], [1, 2n], { toString: () => 'obj' },
     () => 1, Symbol('s'), new Date(0), new Map()];
   const span = tracer.startSpan('refused', { attributes: { 'start.kept': 1, 'start.bad': [1, 'x'], 'start.null': null } });
   for (const bad of BAD) span.setAttribute('bad', bad);
   span.setAttribute('null', null).setAttribute('undefined', undefined);
   span.setAttributes({ kept: ['fine'], bad: [1, 'x'], obj: {}, gone: undefined, 'also.kept': 2 });
-  span.addEvent('event', { 'event.kept': 'yes', 'event.bad': ['a', null] });
+  span.addEvent('event', { 'event.kept': 'yes', 'event.bad': ['a', {}] });
   const linked = tracer.startSpan('linked');
   span.addLink(linked.traceparent(), { 'link.kept': true, 'link.bad': [{}] });
   linked.end();
   span.end();
   // More attributes than beginKV takes as arguments: the array form.
   const many = Object.fromEntries([...Array(10).keys()].map((i) => [`k${i}`, i]));
-  tracer.startSpan('many', { attributes: { ...many, bad: [null] } }).end();
+  tracer.startSpan('many', { attributes: { ...many, bad: [null, {}] } }).end();
   tracer.startForeignSpan('foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: { 'foreign.kept': 'x', 'foreign.bad': [1, 'x'] } }).end();
   const spans = await arrived(rx, 0, tracer, 4);
@@ -131,6 +131,20 @@ test('values OpenTelemetry does not take are left out, warned about once, never 
   await new Promise((r) => setImmediate(r));
   const leftOut = warnings.filter((w) => w.includes('not one OpenTelemetry takes'));
   assert.strictEqual(leftOut.length, 1, warnings.join('\n'));
+  await tracer.close();
+});
+
+test('a null or undefined in an array arrives as its type\'s zero', async (t) => {
+  // OpenTelemetry keeps nulls in arrays and lets an exporter that cannot
+  // send one send '', 0 or false: the other elements arrive.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  tracer.startSpan('nulls', { attributes: { s: ['a', null, 'c'], i: [undefined, 2], f: [1.5, null], b: [null, true],
+    'all.null': [null, undefined] } }).end();
+  const spans = await arrived(rx, 0, tracer, 1);
+  assert.deepStrictEqual(spans.nulls.attributes, { s: ['a', '', 'c'], i: [0, 2], f: [1.5, 0], b: [false, true],
+    'all.null': ['', ''] });
   await tracer.close();
 });
 

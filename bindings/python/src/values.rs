@@ -83,6 +83,15 @@ enum ElementType {
     Float,
 }
 
+/// An array element: the type's zero for None, else what `read` gives.
+fn zero_if_none<T: Default>(e: &Bound<'_, PyAny>, read: impl FnOnce() -> Option<T>) -> Option<T> {
+    if e.is_none() {
+        Some(T::default())
+    } else {
+        read()
+    }
+}
+
 fn element_type(e: &Bound<'_, PyAny>) -> Option<ElementType> {
     if e.is_instance_of::<PyString>() {
         Some(ElementType::Str)
@@ -269,21 +278,30 @@ impl<'py> Attributes<'py> {
 
     /// The elements as one C array, when they all have one type (an empty
     /// sequence is an empty array); the string elements are kept alive in
-    /// `self`.
+    /// `self`. A None element is its type's zero ("", 0, 0.0, False; a
+    /// sequence of Nones, strings): OpenTelemetry keeps nulls in arrays
+    /// (the Python SDK takes them), and lets an exporter that cannot send
+    /// a null send those instead. spanguard's arrays are typed; leaving
+    /// the attribute out, as before, lost the other elements too.
     fn array(&mut self, elements: &[Bound<'py, PyAny>]) -> Option<Elements> {
-        let Some(first) = elements.first() else {
-            return Some(Elements::Strings(Vec::new()));
+        let ty = match elements.iter().find(|e| !e.is_none()) {
+            Some(e) => element_type(e)?,
+            None => ElementType::Str,
         };
-        let ty = element_type(first)?;
-        if elements.iter().any(|e| element_type(e) != Some(ty)) {
+        if elements
+            .iter()
+            .any(|e| !e.is_none() && element_type(e) != Some(ty))
+        {
             return None;
         }
         Some(match ty {
             ElementType::Str => {
                 let mut out = Vec::with_capacity(elements.len());
                 for e in elements {
-                    let s = e.cast::<PyString>().ok()?;
-                    let (ptr, len) = self.keep(str_utf8(s));
+                    let (ptr, len) = match e.cast::<PyString>() {
+                        Ok(s) => self.keep(str_utf8(s)),
+                        Err(_) => ("".as_ptr().cast(), 0),
+                    };
                     out.push(spanguard_string { ptr, len });
                 }
                 // The elements' UTF-8 lives in the str objects: keep them.
@@ -293,19 +311,19 @@ impl<'py> Attributes<'py> {
             ElementType::Bool => Elements::Bools(
                 elements
                     .iter()
-                    .map(|e| e.cast::<PyBool>().map(|b| b.is_true()).ok())
+                    .map(|e| zero_if_none(e, || e.cast::<PyBool>().map(|b| b.is_true()).ok()))
                     .collect::<Option<Vec<bool>>>()?,
             ),
             ElementType::Int => Elements::Ints(
                 elements
                     .iter()
-                    .map(|e| e.extract::<i64>().ok())
+                    .map(|e| zero_if_none(e, || e.extract::<i64>().ok()))
                     .collect::<Option<Vec<i64>>>()?,
             ),
             ElementType::Float => Elements::Doubles(
                 elements
                     .iter()
-                    .map(|e| e.cast::<PyFloat>().map(|f| f.value()).ok())
+                    .map(|e| zero_if_none(e, || e.cast::<PyFloat>().map(|f| f.value()).ok()))
                     .collect::<Option<Vec<f64>>>()?,
             ),
         })

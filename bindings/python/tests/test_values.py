@@ -88,13 +88,28 @@ def test_sequences_that_are_not_opentelemetry_arrays_stay_out_counted_and_never_
         span.set_attribute("mixed", [1, "two"])
         span.set_attribute("int.and.float", (1, 2.5))
         span.set_attribute("bool.and.int", [True, 1])
-        span.set_attribute("with.none", ["a", None])
+        span.set_attribute("none.and.mixed", [None, "a", 1])
         span.set_attribute("nested", [[1], [2]])
         span.set_attribute("int.too.big", [1, 2 ** 64])
         span.set_attributes({"kept": ["fine"], "mixed.too": ("x", 1)})
     spans = arrived(receiver, before, tracer)
     assert spans["refused"]["attributes"] == {"kept": ["fine"]}
     assert tracer.stats().values_rejected == 7
+    tracer.close()
+
+
+def test_a_none_in_an_array_arrives_as_its_types_zero(receiver, tmp_path):
+    # OpenTelemetry keeps nulls in arrays and lets an exporter that cannot
+    # send one send "", 0 or false: the other elements arrive.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    with tracer.span("nulls") as span:
+        span.set_attributes({"s": ["a", None, "c"], "i": (None, 2), "f": [1.5, None], "b": [None, True],
+                             "all.none": [None, None]})
+    spans = arrived(receiver, before, tracer)
+    assert spans["nulls"]["attributes"] == {"s": ["a", "", "c"], "i": [0, 2], "f": [1.5, 0.0], "b": [False, True],
+                                           "all.none": ["", ""]}
+    assert tracer.stats().values_rejected == 0
     tracer.close()
 
 
