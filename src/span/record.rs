@@ -391,10 +391,15 @@ pub struct SpanRest {
 
 impl SpanRest {
     /// Where the scope's schema URL is (see `scope_schema_url_len`).
+    /// Saturating: a record read back from disk may hold anything, and
+    /// an offset past the arena is checked as any other then.
     #[inline]
     pub fn scope_schema_url(&self) -> TextRef {
         TextRef {
-            offset: self.scope_version.offset + self.scope_version.len,
+            offset: self
+                .scope_version
+                .offset
+                .saturating_add(self.scope_version.len),
             len: self.scope_schema_url_len as u32,
         }
     }
