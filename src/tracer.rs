@@ -591,22 +591,9 @@ impl Tracer {
                 MARK_PARENT_REMOTE,
                 None,
             ),
-            Parent::Local(s) => match self.read_parent(s) {
-                Some(view) => (
-                    view.trace_id,
-                    new_span_id(),
-                    view.span_id,
-                    child_flags(view.trace_flags, &view.trace_id),
-                    0,
-                    (view.marks & MARK_HAS_TRACESTATE != 0).then_some(s),
-                ),
-                None => {
-                    notice.parent_stale = true;
-                    root_context(sampler)
-                }
-            },
-            Parent::Kept(s, kept) => match self.read_parent(s) {
-                Some(view) => (
+            // A parent kept by its handle is the same child while it lives.
+            Parent::Local(s) | Parent::Kept(s, _) => match (self.read_parent(s), opts.parent) {
+                (Some(view), _) => (
                     view.trace_id,
                     new_span_id(),
                     view.span_id,
@@ -617,7 +604,7 @@ impl Tracer {
                 // Gone (or another tracer's): the context it kept, still a
                 // local parent, without its tracestate, which only a live
                 // span holds.
-                None => (
+                (None, Parent::Kept(_, kept)) => (
                     kept.trace_id,
                     new_span_id(),
                     kept.span_id,
@@ -625,6 +612,10 @@ impl Tracer {
                     0,
                     None,
                 ),
+                (None, _) => {
+                    notice.parent_stale = true;
+                    root_context(sampler)
+                }
             },
             Parent::Explicit(ids) => (
                 ids.trace_id,
