@@ -96,7 +96,7 @@ pub(super) fn notice_or_error(
 // The C call's arguments, one by one, and whether the begin may wait.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn begin_with<A: AttributeSource + ?Sized>(
+fn begin_with<A: AttributeSource + ?Sized>(
     tracer: *const spanguard_tracer,
     name: *const c_char,
     name_len: usize,
@@ -434,9 +434,7 @@ pub unsafe extern "C" fn spanguard_span_ids(
 /// disabled tracer's span passes on. `NonRecording` for none
 /// (`SPANGUARD_SPAN_NONE`, a disabled tracer's root span), `StaleSpan` and
 /// the like for a handle that names no live span.
-pub(super) fn context_of(
-    span: spanguard_span,
-) -> Result<([u8; 16], [u8; 8], u8), spanguard_result> {
+fn context_of(span: spanguard_span) -> Result<([u8; 16], [u8; 8], u8), spanguard_result> {
     let (id, s) = unpack(span);
     if id == 0 {
         if s.slot == 0 {

@@ -298,9 +298,10 @@ impl<'py> Attributes<'py> {
             ElementType::Str => {
                 let mut out = Vec::with_capacity(elements.len());
                 for e in elements {
-                    let (ptr, len) = match e.cast::<PyString>() {
-                        Ok(s) => self.keep(str_utf8(s)),
-                        Err(_) => ("".as_ptr().cast(), 0),
+                    let (ptr, len) = if e.is_none() {
+                        ("".as_ptr().cast(), 0)
+                    } else {
+                        self.keep(str_utf8(e.cast::<PyString>().ok()?))
                     };
                     out.push(spanguard_string { ptr, len });
                 }
