@@ -319,8 +319,11 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     if (n == 0) return VALUE_STORED;
     napi_value e;
     napi_valuetype first = napi_undefined, t;
-    for (uint32_t i = 0; i < n && no_value(first); i++) {
-        if (napi_get_element(env, v, i, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok) return VALUE_THREW;
+    uint32_t typed_at = 0; /* the element that gave the type, still in `e` */
+    for (; typed_at < n; typed_at++) {
+        if (napi_get_element(env, v, typed_at, &e) != napi_ok || napi_typeof(env, e, &first) != napi_ok)
+            return VALUE_THREW;
+        if (!no_value(first)) break;
     }
     if (no_value(first)) first = napi_string;
     size_t size = first == napi_string    ? sizeof(spanguard_string)
@@ -334,7 +337,8 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     memset(data, 0, (size_t)n * size);
     bool all_safe = true;
     for (uint32_t i = 0; i < n; i++) {
-        if (napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
+        /* Element 0 was read already when it gave the type (the common case). */
+        if ((i > 0 || typed_at > 0) && napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
         if (napi_typeof(env, e, &t) != napi_ok) return VALUE_THREW;
         if (no_value(t)) continue;
         if (t != first) return VALUE_LEFT_OUT;
