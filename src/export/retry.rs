@@ -77,7 +77,11 @@ impl RetryPolicy {
     /// `elapsed` after the first one started. A server's Retry-After is
     /// honoured while it fits in what is left of the budget; one beyond the
     /// budget is never a reason to stop sending for longer: the request is
-    /// kept and the backend probed again in about a second.
+    /// kept and the backend probed again in about a second. Retry-After is
+    /// a floor, never a shortcut past the backoff: a server answering
+    /// `Retry-After: 0` (or a date in the past) to every request would
+    /// otherwise get them back to back, tens of thousands a second, until
+    /// the budget ran out (as the Go SDK does, the longer of the two).
     pub fn after_failure(
         &self,
         attempt: u32,
@@ -85,7 +89,8 @@ impl RetryPolicy {
         elapsed: Duration,
         random: u64,
     ) -> RetryStep {
-        let wait = retry_after.unwrap_or_else(|| self.backoff.delay(attempt, random));
+        let backoff = self.backoff.delay(attempt, random);
+        let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
         let fits = elapsed
             .checked_add(wait)
             .is_some_and(|end| end <= self.budget);
@@ -263,6 +268,24 @@ mod tests {
         assert_eq!(
             p.after_failure(2, Some(asked), Duration::from_secs(28), 7),
             RetryStep::GiveUp { down_for: asked }
+        );
+    }
+
+    #[test]
+    fn a_retry_after_shorter_than_the_backoff_waits_the_backoff() {
+        // Retry-After: 0 (or a date in the past) to every request: the
+        // waits still grow as the backoff's, never back to back.
+        let p = RetryPolicy::new(Duration::from_secs(30));
+        for attempt in 1..=4 {
+            assert_eq!(
+                p.after_failure(attempt, Some(Duration::ZERO), Duration::ZERO, 0),
+                RetryStep::Wait(p.backoff.delay(attempt, 0)),
+                "attempt {attempt}"
+            );
+        }
+        assert_eq!(
+            p.after_failure(1, Some(Duration::ZERO), Duration::ZERO, 0),
+            RetryStep::Wait(Duration::from_millis(50))
         );
     }
 
