@@ -152,11 +152,13 @@ pub fn create_new(path: &Path, read: bool) -> io::Result<File> {
 
 /// Opens `path` for appending, creating it 0600 if needed. An existing
 /// path must be a regular file of ours (never a link, a FIFO or another
-/// user's file: the sink would write spans wherever it leads).
+/// user's file: the sink would write spans wherever it leads). Readable
+/// too: the sink looks at the last byte to know whether a line was left
+/// half written.
 pub fn open_append(path: &Path) -> io::Result<File> {
     let file = open_raw(
         path,
-        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK,
+        libc::O_RDWR | libc::O_APPEND | libc::O_CREAT | libc::O_NONBLOCK,
     )
     .map_err(|e| explain_open_error(path, e))?;
     let meta = file.metadata()?;

@@ -13,6 +13,10 @@ pub struct FileSink {
     dir: PathBuf,
     path: PathBuf,
     file: Option<File>,
+    /// The open file's last line is not whole (a write cut short that
+    /// could not be taken back): the next line starts on a line of its
+    /// own, so that it stays readable.
+    torn: bool,
 }
 
 impl FileSink {
@@ -34,6 +38,7 @@ impl FileSink {
             dir: dir.to_path_buf(),
             path,
             file: None,
+            torn: false,
         }
     }
 
@@ -44,10 +49,40 @@ impl FileSink {
     /// Opens (0600, in a 0700 directory of ours) the sink file: never
     /// through a symbolic link, never a FIFO or another user's file, which
     /// would make the sink write spans wherever they lead.
+    /// Appends `body` as one line.
+    fn append(&mut self, body: &[u8]) -> std::io::Result<()> {
+        self.open()?;
+        let torn = self.torn;
+        let f = self.file.as_mut().expect("opened above");
+        // One write per line, so a reader never sees half a request
+        // followed by another's start.
+        let start = f.metadata()?.len();
+        let mut line = Vec::with_capacity(body.len() + 2);
+        if torn {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(body);
+        line.push(b'\n');
+        if let Err(e) = f.write_all(&line) {
+            // A full disk cuts a write short: what got written is taken
+            // back, or the retry's whole line would follow half of this
+            // one on the same line, and neither would parse while the
+            // spans counted as exported. Truncating frees space, so it
+            // works where the write did not; if it does not, the next
+            // line starts a line of its own.
+            self.torn = f.set_len(start).is_err() || torn;
+            return Err(e);
+        }
+        self.torn = false;
+        Ok(())
+    }
+
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
             crate::buffer::files::ensure_private_dir(&self.dir)?;
-            self.file = Some(crate::buffer::files::open_append(&self.path)?);
+            let file = crate::buffer::files::open_append(&self.path)?;
+            self.torn = !ends_a_line(&file)?;
+            self.file = Some(file);
         }
         Ok(self.file.as_mut().expect("opened above"))
     }
@@ -69,14 +104,7 @@ impl Transport for FileSink {
                 retry_after: None,
             });
         }
-        let result = self.open().and_then(|f| {
-            // One write per line, so a reader never sees half a request
-            // followed by another's start.
-            let mut line = Vec::with_capacity(body.len() + 1);
-            line.extend_from_slice(body);
-            line.push(b'\n');
-            f.write_all(&line)
-        });
+        let result = self.append(body);
         result.map(|_| Accepted::default()).map_err(|e| {
             // The file may have been removed or the disk filled: reopen next
             // time, and let the retry logic decide.
@@ -91,6 +119,18 @@ impl Transport for FileSink {
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
     }
+}
+
+/// Whether `file` is empty or its last byte ends a line.
+fn ends_a_line(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 #[cfg(test)]
@@ -116,6 +156,94 @@ mod tests {
                 .starts_with("my_agent_1-")
         );
         assert!(sink.send(b"x", BodyFormat::Protobuf, false).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A write the disk cuts short (here the file size limit, as a full
+    /// disk would) leaves no half line: it is taken back, so the next line
+    /// (the retry) is whole and every line parses. Run again in a child
+    /// process whose files may not grow past 4 KiB.
+    #[test]
+    fn a_write_cut_short_leaves_no_half_line() {
+        const CHILD: &str = "SG_SINK_SHORT_WRITE_DIR";
+        let body = |c: u8, n: usize| [b"\"".as_slice(), &vec![c; n - 2], b"\""].concat();
+        let Some(dir) = std::env::var_os(CHILD) else {
+            use std::os::unix::process::CommandExt;
+            let dir = std::env::temp_dir().join(format!("sg-sink-short-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut child = std::process::Command::new(std::env::current_exe().expect("exe"));
+            child
+                .args([
+                    "--exact",
+                    "export::file_sink::tests::a_write_cut_short_leaves_no_half_line",
+                ])
+                .env(CHILD, &dir);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                child.pre_exec(|| {
+                    let limit = libc::rlimit {
+                        rlim_cur: 4096,
+                        rlim_max: 4096,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+            let out = child.output().expect("run the child");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            // The child's file (named after its process).
+            let file = std::fs::read_dir(&dir)
+                .expect("the sink directory")
+                .next()
+                .expect("one file")
+                .expect("entry")
+                .path();
+            let text = std::fs::read_to_string(file).expect("read");
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 4, "{text:.200}");
+            assert!(lines.iter().all(|l| l.starts_with('"') && l.ends_with('"')));
+            std::fs::remove_dir_all(&dir).ok();
+            return;
+        };
+        let mut sink = FileSink::new(std::path::Path::new(&dir), "svc");
+        for c in [b'a', b'b', b'c'] {
+            sink.send(&body(c, 1000), BodyFormat::Json, false)
+                .expect("fits");
+        }
+        // 3,003 bytes written: 2,000 more are cut at 4,096.
+        assert!(
+            sink.send(&body(b'd', 2000), BodyFormat::Json, false)
+                .is_err()
+        );
+        assert_eq!(std::fs::metadata(sink.path()).expect("stat").len(), 3003);
+        sink.send(&body(b'e', 500), BodyFormat::Json, false)
+            .expect("the retry fits");
+    }
+
+    /// A file left with a half line (by a run that could not take it back)
+    /// gets the next line on a line of its own.
+    #[test]
+    fn a_half_line_left_before_is_not_continued() {
+        let dir = std::env::temp_dir().join(format!("sg-sink-half-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut sink = FileSink::new(&dir, "svc");
+        sink.send(b"{\"a\":1}", BodyFormat::Json, false)
+            .expect("write");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(sink.path())
+            .expect("open");
+        f.write_all(b"{\"cut").expect("write");
+        let mut sink = FileSink::new(&dir, "svc");
+        sink.send(b"{\"b\":2}", BodyFormat::Json, false)
+            .expect("write");
+        let text = std::fs::read_to_string(sink.path()).expect("read");
+        assert_eq!(text, "{\"a\":1}\n{\"cut\n{\"b\":2}\n");
         std::fs::remove_dir_all(&dir).ok();
     }
 
