@@ -62,9 +62,23 @@ fn make_slab(
                 other => std::io::Error::other(format!("{}: {other:?}", path.display())),
             })?;
             let prefix = std::mem::size_of::<DumpHeader>();
-            let slab = SpanSlab::new(slots, SlabBacking::File(mapped.try_clone()?), prefix)?;
-            let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
-            let pool = PayloadPool::new(chunks, PoolBacking::File(mapped, pool_offset))?;
+            let made = (|| {
+                let slab = SpanSlab::new(slots, SlabBacking::File(mapped.try_clone()?), prefix)?;
+                // The header's and the slots' disk blocks, now: a slot page
+                // the disk had no room for would be a SIGBUS at the span
+                // that first writes it. No room: no flight recorder (the
+                // pool reserves its own as it goes; see payload_pool).
+                files::reserve(&mapped, 0, slab.mapping_len() as u64).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
+                let pool = PayloadPool::new(chunks, PoolBacking::File(mapped, pool_offset))?;
+                Ok::<_, std::io::Error>((slab, pool, pool_offset))
+            })();
+            let (slab, pool, pool_offset) = made.inspect_err(|_| {
+                // Nothing of ours in it yet: not left for recovery to find.
+                let _ = std::fs::remove_file(&path);
+            })?;
             let mut header = DumpHeader::new(
                 MAGIC_FLIGHT,
                 slots,

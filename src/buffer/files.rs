@@ -150,6 +150,28 @@ pub fn create_new(path: &Path, read: bool) -> io::Result<File> {
     open_raw(path, access | libc::O_CREAT | libc::O_EXCL)
 }
 
+/// Gives `file` disk blocks for `[offset, offset + len)` now
+/// (`posix_fallocate`), so that writing them through a shared mapping
+/// cannot fail later: a page of a sparse file that the disk has no room
+/// for is a SIGBUS at the store that first writes it, which would kill the
+/// program; a reservation that fails here is an error to handle instead.
+pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    loop {
+        // SAFETY: an fd we own; the call changes no byte of the file.
+        let err = unsafe {
+            libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
+        };
+        match err {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
 /// Opens `path` for appending, creating it 0600 if needed. An existing
 /// path must be a regular file of ours (never a link, a FIFO or another
 /// user's file: the sink would write spans wherever it leads). Readable

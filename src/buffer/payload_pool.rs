@@ -16,10 +16,17 @@
 //! encoded the span, gives it back with the slot (`give_back`, one update
 //! of the stack per batch). When the pool is used up, `take` says so and
 //! the span cuts what does not fit; it never takes another span's chunk.
+//!
+//! In the flight recorder's file, chunks never used get their disk blocks
+//! a mebibyte at a time as the bump index reaches them (`reserve_through`,
+//! off the common path), never by the store that first writes a page: on
+//! a full disk that store would be a SIGBUS, the end of the program. A
+//! reservation that fails is a pool used up (values cut, counted) until
+//! the exporter gives chunks back, when it is tried again.
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::free_stack::FreeStack;
 use crate::span::limits::CHUNK_BYTES;
@@ -43,11 +50,25 @@ pub struct PayloadPool {
     /// Chunks never used start here; on a line of its own, as producers
     /// bump it while others pop the stack.
     bump: BumpLine,
+    /// The file and the pool's offset in it (the flight recorder), whose
+    /// blocks `reserve_through` reserves; None for memory.
+    file: Option<(std::fs::File, u64)>,
+    /// The last reservation failed (a full disk): not tried again, a
+    /// system call per large value, until chunks come back.
+    reserve_failed: AtomicBool,
 }
+
+/// Chunks reserved on disk at a time: a mebibyte.
+const RESERVE_CHUNKS: u32 = (1 << 20) / CHUNK_BYTES as u32;
 
 #[repr(align(128))]
 #[derive(Default)]
-struct BumpLine(AtomicU32);
+struct BumpLine {
+    next: AtomicU32,
+    /// Chunks below this have their disk blocks (all of them, in memory):
+    /// beside `next`, which is read with it.
+    reserved: AtomicU32,
+}
 
 // SAFETY: chunks are handed out under the ownership protocol above; the
 // stack and bump index are atomics.
@@ -59,6 +80,7 @@ impl PayloadPool {
     /// Reserves `capacity` chunks (0: a pool that is always used up).
     pub fn new(capacity: u32, backing: PoolBacking) -> io::Result<PayloadPool> {
         let map_len = capacity as usize * CHUNK_BYTES;
+        let mut file = None;
         let base = if map_len == 0 {
             NonNull::dangling()
         } else {
@@ -72,6 +94,8 @@ impl PayloadPool {
                     if f.metadata()?.len() < offset + map_len as u64 {
                         f.set_len(offset + map_len as u64)?;
                     }
+                    // Each mapping keeps its own reference to the file.
+                    file = Some((f.try_clone()?, *offset));
                     (
                         libc::MAP_SHARED | libc::MAP_NORESERVE,
                         std::os::fd::AsRawFd::as_raw_fd(f),
@@ -82,12 +106,18 @@ impl PayloadPool {
             // No MAP_POPULATE: pages come as chunks are first written.
             super::mapping::map(map_len, flags, fd, offset)?
         };
+        let reserved = if file.is_some() { 0 } else { capacity };
         Ok(PayloadPool {
             base,
             capacity,
             map_len,
             free: FreeStack::empty(capacity),
-            bump: BumpLine::default(),
+            bump: BumpLine {
+                next: AtomicU32::new(0),
+                reserved: AtomicU32::new(reserved),
+            },
+            file,
+            reserve_failed: AtomicBool::new(false),
         })
     }
 
@@ -107,11 +137,16 @@ impl PayloadPool {
         if let Some(c) = self.free.pop() {
             return Some(c);
         }
-        let mut next = self.bump.0.load(Ordering::Relaxed);
+        let mut next = self.bump.next.load(Ordering::Relaxed);
         while next < self.capacity {
+            // Acquire: the disk blocks of the chunks below it were reserved
+            // before it was raised.
+            if next >= self.bump.reserved.load(Ordering::Acquire) && !self.reserve_through(next) {
+                return None;
+            }
             // Relaxed: the chunk's memory is fresh (zero, never handed out);
             // the slot header's Release publishes what the span writes.
-            match self.bump.0.compare_exchange_weak(
+            match self.bump.next.compare_exchange_weak(
                 next,
                 next + 1,
                 Ordering::Relaxed,
@@ -124,15 +159,58 @@ impl PayloadPool {
         None
     }
 
+    /// Reserves the disk blocks of the file-backed chunks from the
+    /// reserved frontier through the mebibyte that holds chunk `next`.
+    /// False when that failed (the disk is full), or failed before and no
+    /// chunk came back since. Two threads may reserve the same range: the
+    /// second call finds the blocks there.
+    #[cold]
+    #[inline(never)]
+    fn reserve_through(&self, next: u32) -> bool {
+        let Some((file, offset)) = &self.file else {
+            return false;
+        };
+        if self.reserve_failed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let from = self.bump.reserved.load(Ordering::Acquire);
+        if next < from {
+            return true;
+        }
+        let end = (next / RESERVE_CHUNKS + 1)
+            .saturating_mul(RESERVE_CHUNKS)
+            .min(self.capacity);
+        let chunk = CHUNK_BYTES as u64;
+        match super::files::reserve(
+            file,
+            offset + from as u64 * chunk,
+            (end - from) as u64 * chunk,
+        ) {
+            Ok(()) => {
+                self.bump.reserved.fetch_max(end, Ordering::Release);
+                true
+            }
+            Err(_) => {
+                self.reserve_failed.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
     /// Gives chunks back, with one update of the stack for all of them.
     pub fn give_back(&self, chunks: &[u32]) {
         debug_assert!(chunks.iter().all(|&c| c < self.capacity));
         self.free.push_all(chunks);
+        // Space may have come back too: the next chunk never used tries
+        // its reservation again.
+        if self.reserve_failed.load(Ordering::Relaxed) {
+            self.reserve_failed.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Chunks ever handed out for the first time (the pool's touched part).
     pub fn touched(&self) -> u32 {
-        self.bump.0.load(Ordering::Relaxed).min(self.capacity)
+        self.bump.next.load(Ordering::Relaxed).min(self.capacity)
     }
 
     /// The chunks' memory, for the flight recorder's reader and tests.
