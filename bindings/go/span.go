@@ -57,6 +57,10 @@ func SpanFromContext(ctx context.Context) Span {
 	if c, ok := ctx.(*spanContext); ok {
 		return c.span
 	}
+	if ctx == nil {
+		// As OpenTelemetry's SpanFromContext takes a nil context.
+		return Span{}
+	}
 	if s, ok := ctx.Value(spanKey{}).(*Span); ok {
 		return *s
 	}
@@ -164,7 +168,10 @@ func WithKind(kind uint32) StartOption { return StartOption{apply: optKind, kind
 // WithAttributes sets attributes at start.
 func WithAttributes(a ...Attribute) StartOption { return StartOption{apply: optAttributes, attrs: a} }
 
-// WithRemoteParent continues the trace of a W3C traceparent from another process.
+// WithRemoteParent continues the trace of a W3C traceparent from another
+// process. A traceparent that is not valid W3C text is ignored, as
+// OpenTelemetry's propagators ignore it: the span is a child of the span in
+// ctx, or begins a new trace.
 func WithRemoteParent(traceparent string) StartOption {
 	return StartOption{apply: optRemoteParent, traceparent: traceparent}
 }
@@ -186,6 +193,10 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...StartOption) (c
 // it fails, c carries that parent instead, so the context Start returns
 // parents children as ctx would have; the Span returned is then the zero one.
 func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []StartOption) (Span, error) {
+	if ctx == nil {
+		// As OpenTelemetry's Tracer.Start takes a nil context: no parent.
+		ctx = context.Background()
+	}
 	c.Context = ctx
 	kind, root := uint32(KindInternal), false
 	var attrs []Attribute
@@ -214,7 +225,15 @@ func (t *Tracer) begin(c *spanContext, ctx context.Context, name string, opts []
 		tp, tl := cstr(traceparent)
 		rc = C.spanguard_span_begin_remote(ptr, n, nl, tp, tl, C.uint32_t(kind), &span.handle)
 		runtime.KeepAlive(traceparent)
-	} else {
+		if rc == C.SPANGUARD_RESULT_INVALID_TRACEPARENT {
+			// A bad header from outside (a client's, upper case, all-zero
+			// ids, garbage) is ignored, as OpenTelemetry's propagators and
+			// W3C Trace Context ignore it: the span begins as if none was
+			// given, never lost to it.
+			traceparent = ""
+		}
+	}
+	if traceparent == "" {
 		// Field by field: a composite literal was built aside and copied.
 		var a C.spanguard_go_begin_args
 		a.tracer, a.name, a.name_len, a.kind = ptr, n, nl, C.uint32_t(kind)
@@ -603,6 +622,9 @@ type ForeignSpan struct {
 // (spanguard_span_begin_ex), so that what the other SDK propagates names
 // the span spanguard exports.
 func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
+	if f == nil {
+		return Span{}, &Error{Code: C.SPANGUARD_RESULT_INVALID_ARGUMENT, Op: "start_foreign: nil span"}
+	}
 	first, rest := f.Attributes, []Attribute(nil)
 	if len(first) > maxAttributesPerCall {
 		first, rest = first[:maxAttributesPerCall], first[maxAttributesPerCall:]

@@ -321,7 +321,7 @@ func NewTracerFromEnv(cfg Config) (*Tracer, error) { return newTracer(cfg, true)
 // live is the C tracer, or an error after Close. The caller keeps t
 // reachable (runtime.KeepAlive) until its C call returns.
 func (t *Tracer) live() (*C.spanguard_tracer, error) {
-	if t.closed.Load() {
+	if t == nil || t.closed.Load() {
 		return nil, errClosed
 	}
 	return t.ptr, nil
@@ -399,7 +399,7 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 // or still running on other goroutines, return ErrShutDown. Its memory
 // is freed once the Tracer and its Spans are garbage. Safe to call twice.
 func (t *Tracer) Close() error {
-	if !t.closed.CompareAndSwap(false, true) {
+	if t == nil || !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	closedNotFreed.Add(1)

@@ -169,12 +169,70 @@ func TestTraceparentContinuesTheTrace(t *testing.T) {
 	if stp[3:35] != tp[3:35] {
 		t.Fatalf("trace id changed: %s vs %s", stp, tp)
 	}
-	_, _, err = tr.Start(context.Background(), "bad", spanguard.WithRemoteParent("00-nothex"))
-	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
-		t.Fatalf("bad traceparent: %v", err)
-	}
 	server.End()
 	client.End()
+}
+
+// A traceparent from outside that is not valid W3C text (a client's upper
+// case, all-zero ids, garbage) is ignored, as OpenTelemetry's propagators
+// ignore it: the span is recorded, a child of the span in ctx or the root
+// of a new trace, and its children are its own.
+func TestAnInvalidTraceparentIsIgnoredNotTheSpan(t *testing.T) {
+	tr, sink := newTracer(t)
+	ctx, parent, _ := tr.Start(context.Background(), "parent")
+	headers := []string{
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-nothex",
+	}
+	for i, header := range headers {
+		for _, under := range []context.Context{context.Background(), ctx} {
+			req, server, err := tr.Start(under, fmt.Sprintf("server-%d", i), spanguard.WithRemoteParent(header))
+			if err != nil || server == (spanguard.Span{}) {
+				t.Fatalf("%q: %v", header, err)
+			}
+			_, child, _ := tr.Start(req, fmt.Sprintf("child-%d", i))
+			child.End()
+			server.End()
+		}
+	}
+	parent.End()
+	tr.Flush(10 * time.Second)
+	spans := readSpans(t, sink)
+	if len(spans) != 1+2*2*len(headers) {
+		t.Fatalf("%d spans, want %d", len(spans), 1+2*2*len(headers))
+	}
+	var root exported
+	servers := map[string][]exported{}
+	for _, s := range spans {
+		if s.Name == "parent" {
+			root = s
+		}
+	}
+	for _, s := range spans {
+		if strings.HasPrefix(s.Name, "server-") {
+			servers[s.Name] = append(servers[s.Name], s)
+		}
+	}
+	for name, pair := range servers {
+		var underParent, alone int
+		for _, s := range pair {
+			switch {
+			case s.ParentSpanID == root.SpanID && s.TraceID == root.TraceID:
+				underParent++
+			case s.ParentSpanID == "" && s.TraceID != root.TraceID:
+				alone++
+			}
+			for _, c := range spans {
+				if c.ParentSpanID == s.SpanID && (c.TraceID != s.TraceID || !strings.HasPrefix(c.Name, "child-")) {
+					t.Fatalf("%s's child %+v", name, c)
+				}
+			}
+		}
+		if underParent != 1 || alone != 1 {
+			t.Fatalf("%s: %+v", name, pair)
+		}
+	}
 }
 
 func TestGoroutinesLoseNothing(t *testing.T) {
@@ -368,8 +426,9 @@ func TestPlainSpansAllocateNothing(t *testing.T) {
 func TestFailedStartKeepsTheParentInTheContext(t *testing.T) {
 	tr, sink := newTracer(t)
 	ctx, parent, _ := tr.Start(context.Background(), "parent")
-	bad, none, err := tr.Start(ctx, "bad", spanguard.WithRemoteParent("00-nothex"))
-	if !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+	bad, none, err := tr.Start(ctx, "bad", spanguard.WithKind(99))
+	var e *spanguard.Error
+	if !errors.As(err, &e) || e.Code != 2 { // SPANGUARD_RESULT_INVALID_ARGUMENT: no such kind
 		t.Fatalf("got %v", err)
 	}
 	if err := none.End(); err != nil {
@@ -551,5 +610,43 @@ func TestStartForeignKeepsTheIDsAndTimes(t *testing.T) {
 	}
 	if _, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "no ids"}); !errors.Is(err, &spanguard.Error{Code: 2}) {
 		t.Fatalf("zero ids: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// A nil context, a nil *Tracer and a nil *ForeignSpan fail no call with a
+// panic: OpenTelemetry's Start and SpanFromContext take a nil context.
+func TestNilInputsDoNotPanic(t *testing.T) {
+	tr, sink := newTracer(t)
+	var none context.Context
+	if s := spanguard.SpanFromContext(none); s != (spanguard.Span{}) {
+		t.Fatalf("a nil context holds %+v", s)
+	}
+	ctx, s, err := tr.Start(none, "from a nil context")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, child, _ := tr.Start(ctx, "child")
+	child.End()
+	s.End()
+	var nobody *spanguard.Tracer
+	if _, _, err := nobody.Start(context.Background(), "x"); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("nil tracer: %v", err)
+	}
+	if err := nobody.Close(); err != nil {
+		t.Fatalf("nil tracer's Close: %v", err)
+	}
+	if _, err := nobody.Stats(); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("nil tracer's Stats: %v", err)
+	}
+	if _, err := tr.StartForeign(nil); err == nil {
+		t.Fatal("StartForeign(nil) began a span")
+	}
+	tr.Flush(10 * time.Second)
+	byName := map[string]exported{}
+	for _, e := range readSpans(t, sink) {
+		byName[e.Name] = e
+	}
+	if p := byName["from a nil context"]; p.SpanID == "" || p.ParentSpanID != "" || byName["child"].ParentSpanID != p.SpanID {
+		t.Fatalf("%+v", byName)
 	}
 }
