@@ -635,7 +635,9 @@ typedef struct spanguard_config {
   uint32_t max_open_spans;
   /*
    With `SPANGUARD_FULL_POLICY_WAIT`, the longest `begin` waits for a
-   slot; default 200.
+   slot; default 200. It waits only while the exporter can give one
+   back: not when every slot holds an open span, nor after a wait in
+   vain until the exporter has taken spans again.
    */
   uint32_t full_wait_ms;
   /*

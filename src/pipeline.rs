@@ -4,7 +4,7 @@
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,15 @@ pub struct Pipeline {
     /// `end` looks at the queue's length when its slot's number plus
     /// generation has none of these bits set (`end_check_mask`).
     pub end_check_mask: u32,
+    /// One more than the exporter's take count (`SpanSlab::exporter_taken`)
+    /// when a begin last waited for a slot in vain (0: never): until the
+    /// exporter takes spans again, waiting cannot help, and a begin that
+    /// finds the slots full does not wait (see `Tracer::take_slot_when_full`).
+    pub full_wait_in_vain_at: std::sync::atomic::AtomicU64,
+    /// Shared with the HTTP transport: the monotonic time past which a
+    /// request in flight is abandoned (0: none). `shutdown` sets it to its
+    /// deadline.
+    pub abort_requests_at: Arc<AtomicU64>,
 }
 
 /// One end in a power of two up to 16 looks whether a batch is ready: the
@@ -245,14 +254,22 @@ impl Pipeline {
             crate::span::clock::monotonic_ns().saturating_add(left_ns),
             Ordering::Relaxed,
         );
+        // A request still in flight at the deadline is abandoned (its batch
+        // spooled), so a backend that never answers holds this up by a
+        // second at most past the timeout (curl's progress callback).
+        self.abort_requests_at.store(
+            crate::span::clock::monotonic_ns().saturating_add(left_ns),
+            Ordering::Relaxed,
+        );
         // Release: the deadline is read by whoever sees `stop`.
         self.signal.stop.store(true, Ordering::Release);
         self.signal.wake();
         if let Ok(mut guard) = self.exporter_thread.lock()
             && let Some(handle) = guard.take()
         {
-            // The exporter stops retrying once `stop` is set, so this join is
-            // bounded by one request timeout.
+            // The exporter stops retrying once `stop` is set, and a request
+            // in flight is abandoned at the deadline: this join ends about
+            // then.
             let _ = handle.join();
         }
         self.signal.mark_exporter_gone();

@@ -412,6 +412,7 @@ pub struct Tracer {
 impl Tracer {
     pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
+        let abort_requests_at = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (transport, sink_path): (Box<dyn Transport>, _) = match &config.endpoint {
             Some(url) if url == DISCARD_ENDPOINT => (Box::new(DiscardTransport), None),
             Some(url) => (
@@ -420,6 +421,7 @@ impl Tracer {
                     &config.headers,
                     &config.tls,
                     config.request_timeout,
+                    std::sync::Arc::clone(&abort_requests_at),
                 )),
                 None,
             ),
@@ -429,7 +431,7 @@ impl Tracer {
                 (Box::new(sink), Some(path))
             }
         };
-        Tracer::start(config, transport, sink_path)
+        Tracer::start(config, transport, sink_path, abort_requests_at)
     }
 
     /// A tracer that sends every request through `transport` instead of
@@ -439,13 +441,15 @@ impl Tracer {
         transport: Box<dyn Transport>,
     ) -> Result<Tracer, TracerError> {
         config.validate().map_err(TracerError::Config)?;
-        Tracer::start(config, transport, None)
+        Tracer::start(config, transport, None, Default::default())
     }
 
+    /// `abort_requests_at` is the transport's (see `Pipeline`).
     fn start(
         mut config: TracerConfig,
         transport: Box<dyn Transport>,
         sink_path: Option<std::path::PathBuf>,
+        abort_requests_at: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Tracer, TracerError> {
         refuse_foreign_directories(&config, sink_path.is_some())?;
         // Each tracer is a new instance, also a forked child's replacement.
@@ -493,6 +497,8 @@ impl Tracer {
             frozen_by: Default::default(),
             frozen_from: Default::default(),
             end_check_mask,
+            full_wait_in_vain_at: Default::default(),
+            abort_requests_at,
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
@@ -778,12 +784,29 @@ impl Tracer {
                 // The caller begins again where it may wait: not a drop.
                 return Err(SpanError::WouldWait);
             }
-            let deadline = Instant::now() + p.config.full_wait;
-            while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(50));
-                if let Some(s) = p.slab.take_free() {
-                    return Ok(s);
+            // Slots come back only from the exporter, as it takes ended
+            // spans. So a wait is in vain when every slot holds an open
+            // span (more spans open at once than slots: only ends can
+            // help, and on an event loop, Node's or asyncio's, the thread
+            // that would end them is this one, blocked), or when the
+            // exporter takes nothing (stuck sending to a backend that does
+            // not answer). A begin waited 200 ms and dropped its span
+            // either way, each time, stalling the application for minutes
+            // (found by the Node and Python audits). Now a wait ends as
+            // soon as nothing is left for the exporter to take, and after
+            // a wait in vain the next begins do not wait until the
+            // exporter has taken spans again.
+            let taken = p.slab.exporter_taken();
+            if p.full_wait_in_vain_at.load(Ordering::Relaxed) != taken + 1 {
+                let deadline = Instant::now() + p.config.full_wait;
+                while Instant::now() < deadline && !p.slab.every_slot_open() {
+                    std::thread::sleep(Duration::from_micros(50));
+                    if let Some(s) = p.slab.take_free() {
+                        return Ok(s);
+                    }
                 }
+                p.full_wait_in_vain_at
+                    .store(p.slab.exporter_taken() + 1, Ordering::Relaxed);
             }
         }
         Stats::add(&p.stats.dropped_buffer_full, 1);

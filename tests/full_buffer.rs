@@ -84,3 +84,118 @@ fn under_the_drop_policy_a_begin_that_may_not_wait_drops_as_any_other() {
     t.shutdown(Duration::from_secs(10)).expect("shutdown");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// More spans open at once than slots: nothing is left for the exporter to
+/// give back, so a begin that may wait does not wait (on an event loop the
+/// thread that would end the spans is the one waiting). The drop is
+/// counted. (The bound is half the configured wait: this checks that no
+/// wait happened at all, not how fast a begin is.)
+#[test]
+fn when_every_slot_holds_an_open_span_a_begin_does_not_wait() {
+    let (t, dir) = support::discarding_tracer_with(
+        "full-all-open",
+        TracerConfig {
+            max_queue_size: 16,
+            max_open_spans: 16,
+            full_wait: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    let (open, _) = fill(&t);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(
+            t.begin(b"one too many", Parent::None, KIND_INTERNAL)
+                .map(|_| ()),
+            Err(SpanError::BufferFull)
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a begin waited"
+    );
+    assert_eq!(t.stats().dropped_buffer_full, 3);
+    for s in open {
+        t.end(s, 0).expect("end");
+    }
+    t.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.spans_ended, stats.spans_exported);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The exporter stuck sending to a backend that does not answer: the
+/// queue fills, a begin waits its full_wait in vain and drops; the begins
+/// after it do not wait again (each waited 200 ms by default, stalling the
+/// application for minutes) until the exporter takes spans again.
+#[test]
+fn after_a_wait_in_vain_begins_do_not_wait_until_the_exporter_moves() {
+    let (got_one, first_request) = std::sync::mpsc::sync_channel(64);
+    let (url, closed) = support::slow_backend(Duration::from_secs(3600), move |_| {
+        let _ = got_one.try_send(());
+    });
+    let dir = std::env::temp_dir().join(format!("sg-full-stuck-{}", std::process::id()));
+    let t = Tracer::new(TracerConfig {
+        endpoint: Some(url),
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        max_queue_size: 16,
+        max_open_spans: 16,
+        max_export_batch_size: 8,
+        schedule_delay: Duration::from_millis(1),
+        full_wait: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(3600),
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
+    // A first batch, which the exporter sends and then waits on for good.
+    for _ in 0..8 {
+        let s = try_begin(&t).expect("a slot");
+        t.end(s, 0).expect("end");
+    }
+    first_request
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first request");
+    // Ended spans until the exporter, stuck on that request, leaves no
+    // slot free.
+    loop {
+        match try_begin(&t) {
+            Ok(s) => t.end(s, 0).expect("end"),
+            Err(SpanError::WouldWait) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    // The first begin that may wait waits (its 5 s) in vain.
+    assert_eq!(
+        t.begin(b"waits", Parent::None, KIND_INTERNAL).map(|_| ()),
+        Err(SpanError::BufferFull)
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            t.begin(b"does not wait", Parent::None, KIND_INTERNAL)
+                .map(|_| ()),
+            Err(SpanError::BufferFull)
+        );
+    }
+    // 20 waits would be 100 s; one is 5.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a begin waited again"
+    );
+    assert_eq!(t.stats().dropped_buffer_full, 21);
+    closed.store(true, std::sync::atomic::Ordering::Release);
+    // The request in flight is abandoned at the shutdown's deadline (it
+    // held the shutdown up for the request timeout, an hour here), and
+    // every span ended is spooled.
+    let started = std::time::Instant::now();
+    let _ = t.shutdown(Duration::from_millis(500));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "shutdown waited for the request"
+    );
+    let stats = t.stats();
+    assert_eq!(stats.spans_ended, stats.spooled_spans, "{stats:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

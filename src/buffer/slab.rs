@@ -771,6 +771,20 @@ impl SpanSlab {
         self.free.taken()
     }
 
+    /// Spans the exporter has taken from the queues, ever: it gives their
+    /// slots back as it encodes them.
+    pub fn exporter_taken(&self) -> u64 {
+        self.taken.taken.load(Ordering::Relaxed)
+    }
+
+    /// Whether every slot holds a span begun and not ended: none is queued
+    /// for the exporter or being exported, so none will come back before
+    /// a span ends.
+    pub fn every_slot_open(&self) -> bool {
+        let ended = self.spans_ended();
+        self.spans_begun().saturating_sub(ended) >= self.capacity as u64
+    }
+
     /// Spans ended: the exporter's take plus the queue. Read before
     /// `spans_begun` (a span is begun before it ends), and the take before
     /// the queue (a span moving from the queue to the take between the two

@@ -1,6 +1,8 @@
 //! OTLP/HTTP over one long-lived curl handle: keep-alive, so a steady stream
 //! of batches reuses one connection.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use curl::easy::{Easy2, Handler, List, WriteError};
@@ -14,10 +16,11 @@ use crate::config::TlsFiles;
 const RESPONSE_BODY_MAX: usize = 64 * 1024;
 
 /// Collects what the server answers.
-#[derive(Default)]
 struct Response {
     body: Vec<u8>,
     retry_after: Option<String>,
+    /// See `HttpTransport::abort_at`.
+    abort_at: Arc<AtomicU64>,
 }
 
 impl Handler for Response {
@@ -36,6 +39,13 @@ impl Handler for Response {
         }
         true
     }
+
+    /// Called by curl as the transfer moves and at least once a second
+    /// while it waits: false aborts it.
+    fn progress(&mut self, _: f64, _: f64, _: f64, _: f64) -> bool {
+        let at = self.abort_at.load(Ordering::Relaxed);
+        at == 0 || crate::span::clock::monotonic_ns() < at
+    }
 }
 
 pub struct HttpTransport {
@@ -47,6 +57,14 @@ pub struct HttpTransport {
     timeout: Duration,
     secrets: Secrets,
     easy: Option<Easy2<Response>>,
+    /// A monotonic time (`clock::monotonic_ns`; 0: none) past which a
+    /// request in flight is abandoned: a stopping tracer's deadline, so
+    /// that a backend that never answers holds `spanguard_shutdown` up
+    /// past its timeout by a second at most, not by a whole request
+    /// timeout (10 s by default, more than a container's grace period
+    /// leaves). The request then fails as any other, and its batch is
+    /// spooled.
+    abort_at: Arc<AtomicU64>,
 }
 
 impl HttpTransport {
@@ -55,6 +73,7 @@ impl HttpTransport {
         headers: &[(String, String)],
         tls: &TlsFiles,
         timeout: Duration,
+        abort_at: Arc<AtomicU64>,
     ) -> HttpTransport {
         HttpTransport {
             url: url.to_string(),
@@ -64,12 +83,17 @@ impl HttpTransport {
             timeout,
             secrets: Secrets::new(url, headers),
             easy: None,
+            abort_at,
         }
     }
 
     fn handle(&mut self) -> Result<&mut Easy2<Response>, curl::Error> {
         if self.easy.is_none() {
-            let mut easy = Easy2::new(Response::default());
+            let mut easy = Easy2::new(Response {
+                body: Vec::new(),
+                retry_after: None,
+                abort_at: Arc::clone(&self.abort_at),
+            });
             // The configuration lets only http:// and https:// URLs here,
             // and redirects stay off (curl's default), so curl never reads
             // a file:// URL or follows one elsewhere.
@@ -80,6 +104,7 @@ impl HttpTransport {
             // Signals are the host's: curl must not install SIGALRM/SIGPIPE
             // handlers of its own in a library.
             easy.signal(false)?;
+            easy.progress(true)?;
             easy.tcp_nodelay(true)?;
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
             if let Some(ca) = &self.tls.certificate {
@@ -135,6 +160,8 @@ impl HttpTransport {
             "connection refused or unreachable"
         } else if e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
             "DNS lookup failed"
+        } else if e.is_aborted_by_callback() {
+            "abandoned at the shutdown's deadline"
         } else if e.is_operation_timedout() {
             "timed out"
         } else if e.is_peer_failed_verification() || e.is_ssl_cacert() || e.is_ssl_cacert_badfile()

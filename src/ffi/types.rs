@@ -160,7 +160,9 @@ pub struct spanguard_config {
     /// thread's burst cannot take.
     pub max_open_spans: u32,
     /// With `SPANGUARD_FULL_POLICY_WAIT`, the longest `begin` waits for a
-    /// slot; default 200.
+    /// slot; default 200. It waits only while the exporter can give one
+    /// back: not when every slot holds an open span, nor after a wait in
+    /// vain until the exporter has taken spans again.
     pub full_wait_ms: u32,
     /// 1: install the signal watchdog (default); 0: leave signals to the
     /// host (Go, Node) and call flush/shutdown from its hooks.

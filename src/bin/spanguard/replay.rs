@@ -160,6 +160,7 @@ pub fn run(args: &[String]) -> ExitCode {
         &config.headers,
         &config.tls,
         config.request_timeout,
+        Default::default(),
     );
     // No cap: replaying must never delete what it was asked to send.
     let spool = SpoolDir::new(&options.dir, u64::MAX);
