@@ -18,7 +18,7 @@
  * Like the SDK's own processors it never throws into the application: a
  * span or a part of one that spanguard refuses is counted in `failures`.
  */
-const { Tracer } = require('./index.js');
+const { Tracer, SpanguardError, RESULT } = require('./index.js');
 
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -133,9 +133,18 @@ class SpanguardSpanProcessor {
     attempt(() => span.end(otelSpan.endTime));
   }
 
-  /** Resolves when every span ended so far has been exported (or the flush timed out). */
+  /**
+   * Resolves when every span ended so far has been exported (or the flush
+   * timed out). After shutdown it resolves at once: a processor ignores
+   * calls after shutdown (the specification's SHOULD), where a rejection
+   * would be an unhandled one in a late request handler.
+   */
   async forceFlush() {
-    await this.tracer.flush();
+    try {
+      await this.tracer.flush();
+    } catch (err) {
+      if (!(err instanceof SpanguardError && err.code === RESULT.SHUT_DOWN)) throw err;
+    }
   }
 
   /** Flushes, exports spans still open (marked unended) and stops the tracer. */

@@ -32,3 +32,13 @@ test('what the SDK limits dropped is counted, and links keep their tracestate', 
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });
+
+test('a flush after shutdown resolves: calls after shutdown are ignored, never rejected', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { bridge, provider } = bridgedProvider(rx, 'otel-late-flush-test');
+  provider.getTracer('late').startSpan('before').end();
+  await provider.shutdown();
+  await provider.forceFlush();
+  await bridge.forceFlush();
+});

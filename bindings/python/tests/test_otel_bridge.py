@@ -234,3 +234,20 @@ def test_the_processor_sets_no_global_provider_and_shutdown_is_the_tracer(tmp_pa
     assert got["span_id"] == f"{span.get_span_context().span_id:016x}"
     assert got["attributes"]["spanguard.unended"] is True
     tracer.close()
+
+
+def test_calls_after_the_tracer_closed_are_ignored_not_raised(tmp_path, caplog):
+    """A provider flushed or used after its spanguard tracer closed (a
+    `with spanguard.Tracer()` block that ended): force_flush says False,
+    spans are not recorded and nothing is raised or logged as a failure,
+    as the specification asks of calls after shutdown."""
+    with spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                          install_signal_handlers=False) as tracer:
+        provider = TracerProvider()
+        provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        with provider.get_tracer("t").start_as_current_span("late"):
+            pass
+        assert provider.force_flush() is False
+        provider.shutdown()
+    assert not [r for r in caplog.records if "bridge failed" in r.getMessage()]

@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from . import Span as _SpanguardSpan
-from . import Tracer
+from . import SpanguardError, Tracer
 
 __all__ = ["SpanguardSpanProcessor"]
 
@@ -47,6 +47,8 @@ _logger = logging.getLogger("spanguard")
 # from UNSPECIFIED = 0.
 _KIND = {kind: kind.value + 1 for kind in SpanKind}
 _STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+# SPANGUARD_RESULT_SHUT_DOWN: the tracer was shut down or closed.
+_SHUT_DOWN = 5
 _MISSING = object()
 
 
@@ -90,8 +92,8 @@ class SpanguardSpanProcessor(SpanProcessor):
             return
         try:
             opened = self._begin(span, ctx)
-        except Exception:  # noqa: BLE001 - a processor must not throw into the SDK
-            self._failed("on_start")
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_start", e)
             return
         self._open[(ctx.trace_id, ctx.span_id)] = opened
 
@@ -104,14 +106,22 @@ class SpanguardSpanProcessor(SpanProcessor):
             if opened is None:  # began before this processor was added
                 opened = self._begin(span, ctx)
             self._complete(span, opened)
-        except Exception:  # noqa: BLE001 - a processor must not throw into the SDK
-            self._failed("on_end")
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_end", e)
 
     def shutdown(self) -> None:
-        self._tracer.shutdown()
+        try:
+            self._tracer.shutdown()
+        except SpanguardError:
+            pass  # closed already: shut down, as asked
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._tracer.flush(timeout_millis / 1000)
+        # After the tracer closed, False rather than an exception: a
+        # processor reports a failed flush, never raises into the SDK.
+        try:
+            return self._tracer.flush(timeout_millis / 1000)
+        except SpanguardError:
+            return False
 
     # -- the work -------------------------------------------------------------
 
@@ -170,7 +180,9 @@ class SpanguardSpanProcessor(SpanProcessor):
             sg.set_status(_STATUS[status.status_code], status.description or "")
         sg.end(span.end_time)
 
-    def _failed(self, where: str) -> None:
+    def _failed(self, where: str, error: Exception) -> None:
+        if isinstance(error, SpanguardError) and getattr(error, "code", None) == _SHUT_DOWN:
+            return  # a call after shutdown is ignored, as the specification asks, not reported
         with self._lock:
             if self._failed_once:
                 return
