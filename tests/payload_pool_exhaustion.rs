@@ -1,6 +1,7 @@
 //! A payload pool far too small for what many threads put in it: values
 //! are cut and counted, never corrupted, never mixed with another span's,
-//! and every attribute keeps its key. Judged by what the file sink wrote.
+//! never cut to nothing while the slot has room, and every attribute keeps
+//! its key. Judged by what the file sink wrote.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,13 @@ fn a_used_up_pool_cuts_and_counts_and_never_corrupts() {
         );
         if got.len() < want.len() {
             cut += 1;
+            // What the slot's arena could hold, not "" (which reads as an
+            // empty prompt): about half the arena's room.
+            assert!(
+                got.len() >= 512,
+                "span {n}: its cut prompt kept {} bytes",
+                got.len()
+            );
         }
         assert!(
             span.contains(

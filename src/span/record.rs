@@ -1287,7 +1287,8 @@ impl SpanRecord {
     ) -> (TextRef, TextOutcome) {
         let plan = plan_text(input, limit);
         let start = self.arena_used as usize;
-        let (at, room) = if plan.out_len <= ARENA_BYTES - start {
+        let arena_room = ARENA_BYTES - start;
+        let (at, room) = if plan.out_len <= arena_room {
             (start as u32, plan.out_len)
         } else {
             let before = self.overflow_used;
@@ -1302,7 +1303,18 @@ impl SpanRecord {
                     },
                 );
             }
-            (at, got)
+            if got < arena_room / 2 {
+                // The pool ran out: half the arena's room keeps more of
+                // the value than the chunks could (a prompt arrived as ""
+                // when the pool was used up, which reads as an empty
+                // prompt); the other half stays for the attributes set
+                // after it (token counts, the completion), whose keys
+                // need room too.
+                self.overflow_used = before;
+                (start as u32, arena_room / 2)
+            } else {
+                (at, got)
+            }
         };
         let mut pos = at;
         let written = emit_text(input, &plan, room, |piece| {
@@ -1364,11 +1376,22 @@ impl SpanRecord {
     ) -> (TextRef, TextOutcome) {
         let want = input.len().min(limit);
         let start = self.arena_used as usize;
-        let (at, got) = if want <= ARENA_BYTES - start {
+        let arena_room = ARENA_BYTES - start;
+        let (at, got) = if want <= arena_room {
             self.arena_used = (start + want) as u16;
             (start as u32, want)
         } else {
-            self.reserve_overflow(want, store)
+            let before = self.overflow_used;
+            match self.reserve_overflow(want, store) {
+                // The pool ran out: half the arena's room keeps more (as
+                // for text).
+                (_, got) if got < arena_room / 2 => {
+                    self.overflow_used = before;
+                    self.arena_used = (start + arena_room / 2) as u16;
+                    (start as u32, arena_room / 2)
+                }
+                reserved => reserved,
+            }
         };
         self.write_at(at, &input[..got], store);
         let truncated = got < input.len();
