@@ -140,11 +140,22 @@ const storage = new AsyncLocalStorage();
  */
 function hrTime(t) {
   if (t === undefined || t === null) return [0, 0];
-  if (Array.isArray(t)) return t;
-  const ms = t instanceof Date ? t.getTime() : Number(t);
+  if (Array.isArray(t)) {
+    // Not a time (NaN, negative, a string inside): "now", as for any
+    // input that is no time, rather than a time in the year 2262.
+    return t.length === 2 && t[0] >= 0 && t[1] >= 0 && Number.isFinite(t[0]) && Number.isFinite(t[1]) ? t : [0, 0];
+  }
+  const ms = t instanceof Date ? t.getTime() : typeof t === 'number' ? t : NaN;
+  if (!(ms >= 0) || !Number.isFinite(ms)) return [0, 0];
   const s = Math.floor(ms / 1000);
   return [s, Math.round((ms - s * 1000) * 1e6)];
 }
+
+// int64's bounds, for numbers and BigInts that are integers beyond them:
+// a double, or (a BigInt) left out, never wrapped or saturated.
+const INT64_BOUND = 2 ** 63;
+const INT64_MIN_BIG = -(2n ** 63n);
+const INT64_MAX_BIG = 2n ** 63n - 1n;
 
 /** [keys, values] of an attribute object, for one native call. */
 function split(attrs) {
@@ -263,9 +274,12 @@ class Span {
     switch (typeof value) {
       case 'string': code = N.setString(this.hi, this.lo, key, value); break;
       case 'boolean': code = N.setBool(this.hi, this.lo, key, value); break;
-      case 'bigint': code = N.setInt(this.hi, this.lo, key, value); break;
+      case 'bigint':
+        code = value >= INT64_MIN_BIG && value <= INT64_MAX_BIG ? N.setInt(this.hi, this.lo, key, value) : VALUE_LEFT_OUT;
+        break;
       case 'number':
-        code = Number.isInteger(value) ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
+        code = Number.isInteger(value) && value >= -INT64_BOUND && value < INT64_BOUND
+          ? N.setInt(this.hi, this.lo, key, value) : N.setDouble(this.hi, this.lo, key, value);
         break;
       case 'undefined': return this; // ignored, as OpenTelemetry's setAttribute ignores it
       default:
@@ -365,7 +379,7 @@ class Span {
     if (this.ended) return;
     this.ended = true;
     let code;
-    if (endTime === undefined) code = native.end(this.hi, this.lo);
+    if (endTime === undefined || endTime === null) code = native.end(this.hi, this.lo);
     else {
       const [s, ns] = hrTime(endTime);
       code = native.endAt(this.hi, this.lo, s, ns);

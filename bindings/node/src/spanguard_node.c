@@ -238,7 +238,9 @@ static bool time_arg(napi_env env, const args *a, size_t i, uint64_t *out) {
     double s = 0, ns = 0;
     if (napi_get_value_double(env, a->argv[i], &s) != napi_ok) return false;
     if (napi_get_value_double(env, a->argv[i + 1], &ns) != napi_ok) return false;
-    if (s < 0 || ns < 0) s = ns = 0;
+    /* NaN, negative or past 2554 (u64 nanoseconds): "now", never a
+     * conversion C leaves undefined. index.js sends none of these. */
+    if (!(s >= 0 && s < 1.8e10) || !(ns >= 0 && ns < 1e18)) s = ns = 0;
     *out = (uint64_t)s * 1000000000ull + (uint64_t)ns;
     return true;
 }
@@ -350,6 +352,7 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
         } else if (t == napi_bigint) {
             bool lossless;
             if (napi_get_value_bigint_int64(env, e, (int64_t *)data + i, &lossless) != napi_ok) return VALUE_THREW;
+            if (!lossless) return VALUE_LEFT_OUT; /* beyond int64: never wrapped */
         } else {
             double *d = (double *)data + i;
             if (napi_get_value_double(env, e, d) != napi_ok) return VALUE_THREW;
@@ -419,7 +422,8 @@ static value_fate attr_value(napi_env env, attr_list *l, napi_value v, spanguard
     if (t == napi_bigint) {
         bool lossless;
         at->type_ = SPANGUARD_VALUE_INT;
-        return FATE(napi_get_value_bigint_int64(env, v, &at->int_value, &lossless) == napi_ok);
+        if (napi_get_value_bigint_int64(env, v, &at->int_value, &lossless) != napi_ok) return VALUE_THREW;
+        return lossless ? VALUE_STORED : VALUE_LEFT_OUT; /* beyond int64: never wrapped */
     }
     if (t == napi_number) {
         double d;

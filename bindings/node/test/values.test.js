@@ -134,6 +134,46 @@ test('values OpenTelemetry does not take are left out, warned about once, never 
   await tracer.close();
 });
 
+test('integers beyond int64 are doubles or (BigInts) left out, never wrapped', async (t) => {
+  // The types are read from the OTLP/JSON the local sink writes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-int64-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, spoolDir: path.join(dir, 'spool') });
+  const span = tracer.startSpan('wide');
+  span.setAttribute('big', 1e20).setAttribute('small', -1e19).setAttribute('edge', 2 ** 63)
+    .setAttribute('max', 9223372036854775807n).setAttribute('huge', 2n ** 64n).setAttribute('tiny', -(2n ** 63n) - 1n)
+    .setAttribute('huge.array', [1n, 2n ** 64n]);
+  span.end();
+  await tracer.close();
+  const text = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('');
+  assert.match(text, /{"key":"big","value":{"doubleValue":1(\.0)?e\+?20}}/);
+  assert.match(text, /{"key":"small","value":{"doubleValue":-1(\.0)?e\+?19}}/);
+  assert.match(text, /{"key":"edge","value":{"doubleValue":9\.223372036854776e\+?18}}/);
+  assert.match(text, /{"key":"max","value":{"intValue":"9223372036854775807"}}/);
+  for (const gone of ['huge', 'tiny', 'huge.array']) assert.ok(!text.includes(`"key":"${gone}"`), gone);
+});
+
+test('a time that is no time is now, not the year 2262', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const before = BigInt(Date.now()) * 1000000n;
+  for (const [name, time] of [['bad.date', new Date('bad')], ['text', '2024-01-01'], ['nan', NaN],
+    ['nan.hrtime', [NaN, 0]], ['null', null]]) {
+    const span = tracer.startSpan(name, { startTime: time });
+    span.addEvent('e', {}, time);
+    span.end(time);
+  }
+  const spans = await arrived(rx, 0, tracer, 5);
+  const after = BigInt(Date.now()) * 1000000n;
+  for (const s of Object.values(spans)) {
+    for (const at of [s.start, s.end, s.events[0].time]) {
+      assert.ok(BigInt(at) >= before - 1000000000n && BigInt(at) <= after, `${s.name}: ${at}`);
+    }
+  }
+  await tracer.close();
+});
+
 test('a null or undefined in an array arrives as its type\'s zero', async (t) => {
   // OpenTelemetry keeps nulls in arrays and lets an exporter that cannot
   // send one send '', 0 or false: the other elements arrive.
