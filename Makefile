@@ -201,6 +201,7 @@ bindings/node/node_modules/.installed: bindings/node/package-lock.json
 # The OpenTelemetry bridge's tests send to the loopback receiver, which runs
 # in the test virtualenv.
 test-node: node-addon bindings/node/node_modules/.installed venv
+	cd bindings/node && node_modules/.bin/tsc -p test/types
 	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) node --test --test-timeout=120000 test/
 	rm -rf build/node-demo
 	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \

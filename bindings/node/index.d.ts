@@ -23,6 +23,11 @@ export type AttributeValue =
   | Array<string | null | undefined> | Array<number | null | undefined>
   | Array<boolean | null | undefined> | Array<bigint | null | undefined>
   | Uint8Array;
+/**
+ * Attributes by key. A null or undefined value is ignored (OpenTelemetry's
+ * own `Attributes` type allows undefined), so such a record is taken as is.
+ */
+export type Attributes = Record<string, AttributeValue | null | undefined>;
 /** [seconds, nanoseconds] since the epoch (OpenTelemetry's HrTime), a Date, or epoch milliseconds. */
 export type TimeInput = [number, number] | Date | number;
 /** A span whose ids another SDK chose (the OpenTelemetry bridge). */
@@ -39,7 +44,7 @@ export interface ForeignSpanOptions {
   scopeVersion?: string;
   /** The scope's schema URL (an OpenTelemetry tracer's schemaUrl). */
   scopeSchemaUrl?: string;
-  attributes?: Record<string, AttributeValue>;
+  attributes?: Attributes;
 }
 export interface SpanOptions {
   /** KIND.*; INTERNAL by default. */
@@ -47,7 +52,7 @@ export interface SpanOptions {
   /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
   parent?: Span;
   /** Attributes the span has from its start (one native call). */
-  attributes?: Record<string, AttributeValue>;
+  attributes?: Attributes;
   /** A W3C traceparent from another process, to continue its trace. */
   traceparent?: string;
 }
@@ -107,17 +112,17 @@ export declare class SpanguardError extends Error {
 }
 export declare class Span {
   readonly name: string;
-  setAttribute(key: string, value: AttributeValue): this;
+  setAttribute(key: string, value: AttributeValue | null | undefined): this;
   /** Sets several attributes in one native call (one per 128 attributes). */
-  setAttributes(attrs: Record<string, AttributeValue>): this;
+  setAttributes(attrs: Attributes): this;
   /** setAttributes with the attributes as two lists of the same length (the bridge's form). */
-  setAttributeLists(keys: string[], values: AttributeValue[]): this;
+  setAttributeLists(keys: string[], values: Array<AttributeValue | null | undefined>): this;
   /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
   updateName(name: string): this;
   /** An event at `time` (an OpenTelemetry HrTime [s, ns], a Date or epoch milliseconds; default now). */
-  addEvent(name: string, attrs?: Record<string, AttributeValue>, time?: TimeInput): this;
+  addEvent(name: string, attrs?: Attributes, time?: TimeInput): this;
   /** A link to another span, given as a W3C traceparent, with the linked span's tracestate if it has one. */
-  addLink(traceparent: string, attrs?: Record<string, AttributeValue>, tracestate?: string): this;
+  addLink(traceparent: string, attrs?: Attributes, tracestate?: string): this;
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   setStatus(code: number, message?: string): this;

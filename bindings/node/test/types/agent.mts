@@ -1,0 +1,20 @@
+// Type-checked by `make test-node` (tsc --noEmit): what a TypeScript agent
+// writes against spanguard's types, with OpenTelemetry's own types beside
+// them. Never run.
+import type { Attributes as OtelAttributes } from '@opentelemetry/api';
+import { Tracer, type Attributes } from 'spanguard';
+import { SpanguardSpanProcessor } from 'spanguard/otel';
+
+const tracer = new Tracer({ serviceName: 'typed-agent' });
+// OpenTelemetry's Attributes (values may be undefined) are taken as they are.
+const fromOtel: OtelAttributes = { 'gen_ai.request.model': 'gpt-4o', 'gen_ai.request.temperature': undefined };
+const span = tracer.startSpan('llm.chat', { attributes: fromOtel });
+span.setAttributes(fromOtel);
+// null and undefined are ignored, in a record and alone.
+const mine: Attributes = { 'tool.name': 'search', 'tool.error': null, 'tool.retries': undefined, ids: [1n, null] };
+span.setAttributes(mine).setAttribute('maybe', undefined).setAttribute('none', null);
+span.addEvent('gen_ai.choice', { index: 0, finish_reason: 'stop' }, new Date());
+span.end([1_700_000_000, 5]);
+const processor: SpanguardSpanProcessor = new SpanguardSpanProcessor(tracer);
+void processor.forceFlush();
+void tracer.close();
