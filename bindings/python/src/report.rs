@@ -57,6 +57,7 @@ pub enum Problem {
     BadTraceparent,
     Internal,
     EmptyKey,
+    BadTime,
 }
 
 static WARNED: AtomicU64 = AtomicU64::new(0);
@@ -65,7 +66,7 @@ impl Problem {
     fn message(self) -> &'static str {
         match self {
             Problem::Truncated => {
-                "a value was longer than spanguard's limit and was cut (counted in stats().values_truncated)"
+                "a value was cut: longer than its length limit, or the payload pool (payload_pool_mib) was used up by the spans in flight (counted in stats().values_truncated)"
             }
             Problem::Utf8Replaced => {
                 "a string was not valid UTF-8; the bad bytes were replaced (counted in stats().utf8_replaced)"
@@ -93,6 +94,9 @@ impl Problem {
                 "a traceparent was not valid W3C text; the span began a new trace / the link was left out (counted in stats().values_rejected)"
             }
             Problem::Internal => "spanguard hit an internal error; the call was abandoned safely",
+            Problem::BadTime => {
+                "a time was not an int or float of Unix nanoseconds or a datetime (or was negative); now was used instead (counted in stats().values_rejected)"
+            }
         }
     }
 

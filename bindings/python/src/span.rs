@@ -380,15 +380,6 @@ impl Span {
     }
 }
 
-/// Nanoseconds since the Unix epoch from an optional int (`None`: now).
-fn time_ns(t: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-    match t {
-        None => Ok(0),
-        Some(t) if t.is_none() => Ok(0),
-        Some(t) => t.extract::<u64>(),
-    }
-}
-
 #[pymethods]
 impl Span {
     /// The span's handle (a `spanguard_span`); 0 for a span that records
@@ -460,7 +451,12 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        self.event(py, name, attributes, time_ns(timestamp)?)
+        self.event(
+            py,
+            name,
+            attributes,
+            crate::values::unix_time_ns(timestamp, &self.rejected),
+        )
     }
 
     /// Links the span to another, given as a W3C traceparent (and the
@@ -530,7 +526,13 @@ impl Span {
         set_status: bool,
     ) -> PyResult<()> {
         let _ = escaped;
-        self.record(py, exception, attributes, time_ns(timestamp)?, set_status)
+        self.record(
+            py,
+            exception,
+            attributes,
+            crate::values::unix_time_ns(timestamp, &self.rejected),
+            set_status,
+        )
     }
 
     /// The W3C traceparent to pass to another process ("" when there is
@@ -559,7 +561,7 @@ impl Span {
     /// second call does nothing.
     #[pyo3(signature = (end_time=None))]
     fn end(&self, py: Python<'_>, end_time: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.end_at(py, time_ns(end_time)?)
+        self.end_at(py, crate::values::unix_time_ns(end_time, &self.rejected))
     }
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {

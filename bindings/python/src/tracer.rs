@@ -276,14 +276,6 @@ fn timeout_ms(timeout_s: f64) -> u32 {
     (timeout_s * 1000.0).clamp(0.0, u32::MAX as f64) as u32
 }
 
-/// An optional Unix-nanosecond time (`None`: now).
-fn unix_ns(t: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-    match t {
-        Some(t) if !t.is_none() => t.extract::<u64>(),
-        _ => Ok(0),
-    }
-}
-
 /// Explicit ids for a bridged span: `n` bytes, or an int.
 fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
     if let Ok(b) = v.cast::<PyBytes>() {
@@ -522,7 +514,7 @@ impl Tracer {
             // its children begin from the context it kept. (Another
             // tracer's span parents nothing here, ended or not.)
             let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
-            let start = unix_ns(start_time)?;
+            let start = crate::values::unix_time_ns(start_time, &this.values_rejected);
             return Tracer::begin_under_kept(slf, raw, n, kind, kept, &attrs, start);
         }
         let parent_handle = parent_span.map_or(SPANGUARD_SPAN_NONE, |p| p.handle);
@@ -568,7 +560,7 @@ impl Tracer {
         opts.name = n.as_ptr().cast();
         opts.name_len = n.len();
         opts.parent = parent_handle;
-        opts.start_time_unix_ns = unix_ns(start_time)?;
+        opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
         let tp = traceparent.filter(|t| !t.is_none()).map(utf8);
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
         let mut may_have_tracestate = inherits_tracestate;
@@ -654,7 +646,7 @@ impl Tracer {
                 *len = v.len();
             }
         }
-        opts.start_time_unix_ns = unix_ns(start_time)?;
+        opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
         let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
         Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
     }

@@ -60,6 +60,40 @@ fn is_compound(v: &Bound<'_, PyAny>) -> bool {
         || v.is_instance_of::<PyMemoryView>()
 }
 
+/// A time in Unix nanoseconds for the C ABI (0: now) from what a caller
+/// gave: None (now), an int of nanoseconds (OpenTelemetry's unit), a float
+/// of nanoseconds (`time.time_ns() * 1.0`), or a `datetime` (naive: local
+/// time, as `datetime.timestamp` reads it). Anything else, a negative or
+/// a non-finite time is now, counted in `values_rejected` and warned once:
+/// a recording call never raises, and an `end` or a `record_exception` in
+/// an `except` block must not fail over a timestamp.
+pub fn unix_time_ns(t: Option<&Bound<'_, PyAny>>, rejected: &AtomicU64) -> u64 {
+    let Some(t) = t.filter(|t| !t.is_none()) else {
+        return 0;
+    };
+    if let Ok(ns) = t.extract::<u64>() {
+        return ns;
+    }
+    let ns = if t.is_instance_of::<pyo3::types::PyFloat>() {
+        t.extract::<f64>().ok()
+    } else if t.is_instance_of::<pyo3::types::PyDateTime>() {
+        t.call_method0("timestamp")
+            .and_then(|s| s.extract::<f64>())
+            .ok()
+            .map(|s| s * 1e9)
+    } else {
+        None
+    };
+    match ns {
+        // Below 2^64 ns (the year 2554), not negative, a number.
+        Some(ns) if (0.0..1.8e19).contains(&ns) => ns.round() as u64,
+        _ => {
+            reject(t.py(), Problem::BadTime, rejected);
+            0
+        }
+    }
+}
+
 fn reject(py: Python<'_>, problem: Problem, rejected: &AtomicU64) {
     // Relaxed: a statistic, read by stats() with no ordering to keep.
     rejected.fetch_add(1, Ordering::Relaxed);

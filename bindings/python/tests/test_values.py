@@ -236,3 +236,38 @@ def test_a_sampled_out_span_is_not_recording(tmp_path):
         span.end()
         assert span.is_recording() is False
         tracer.close()
+
+
+def test_a_time_of_any_type_never_raises(receiver, tmp_path):
+    """Recording calls never raise: a float of nanoseconds and a datetime are
+    times; a string, a negative or a NaN is now, counted in values_rejected.
+    (An end() that raised left its span open; a record_exception() that
+    raised in an except block replaced the application's exception.)"""
+    import datetime
+    import math
+    import time
+
+    tracer = tracer_to(receiver, tmp_path)
+    before = len(receiver.spans())
+    at = 1_700_000_000_123_456_789
+    as_datetime = datetime.datetime.fromtimestamp(1_700_000_000.5, tz=datetime.timezone.utc)
+    span = tracer.start_span("floats", start_time=float(at))
+    span.add_event("as.datetime", timestamp=as_datetime)
+    span.record_exception(ValueError("x"), timestamp=float(at))
+    span.end(end_time=float(at + 1_000_000))
+    t0 = time.time_ns()
+    rejected = tracer.stats().values_rejected
+    bad = tracer.start_span("bad", start_time="yesterday")
+    for when in (-5, math.nan, "now", object()):
+        bad.add_event("bad.time", timestamp=when)
+    bad.end(end_time=-1)
+    t1 = time.time_ns()
+    assert tracer.stats().values_rejected - rejected == 6
+    spans = arrived(receiver, before, tracer)
+    floats = spans["floats"]
+    assert abs(floats["start"] - at) < 1000 and abs(floats["end"] - (at + 1_000_000)) < 1000
+    assert floats["events"][0]["time"] == 1_700_000_000_500_000_000
+    assert abs(floats["events"][1]["time"] - at) < 1000
+    for t in [spans["bad"]["start"], spans["bad"]["end"]] + [e["time"] for e in spans["bad"]["events"]]:
+        assert t0 - 10**9 <= t <= t1 + 10**9
+    tracer.close()

@@ -1,6 +1,7 @@
 """Type stubs of the compiled extension (bindings/python/src)."""
 
 from contextvars import ContextVar
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Mapping
 
@@ -22,6 +23,9 @@ AttributeValue = (
     | tuple[str, ...] | tuple[bool, ...] | tuple[int, ...] | tuple[float, ...]
 )
 Attributes = Mapping[str, AttributeValue]
+# Unix nanoseconds (OpenTelemetry's unit) as an int or a float, or a datetime;
+# anything else is now, counted in values_rejected (never raised).
+Time = int | float | datetime
 
 def strerror(code: int) -> str: ...
 
@@ -35,7 +39,7 @@ class Span:
     def set_attribute(self, key: str, value: AttributeValue) -> None: ...
     def set_attributes(self, attributes: Attributes) -> None: ...
     def update_name(self, name: str) -> None: ...
-    def add_event(self, name: str, attributes: Attributes | None = None, timestamp: int | None = None) -> None: ...
+    def add_event(self, name: str, attributes: Attributes | None = None, timestamp: Time | None = None) -> None: ...
     def add_link(self, traceparent: str, attributes: Attributes | None = None,
                  tracestate: str | None = None) -> None: ...
     def add_dropped_counts(self, attributes: int = 0, events: int = 0, links: int = 0) -> None: ...
@@ -44,14 +48,14 @@ class Span:
         self,
         exception: BaseException,
         attributes: Mapping[str, object] | None = None,
-        timestamp: int | None = None,
+        timestamp: Time | None = None,
         escaped: bool = False,
         *,
         set_status: bool = True,
     ) -> None: ...
     def traceparent(self) -> str: ...
     def tracestate(self) -> str: ...
-    def end(self, end_time: int | None = None) -> None: ...
+    def end(self, end_time: Time | None = None) -> None: ...
     def __enter__(self) -> Span: ...
     def __exit__(
         self,
@@ -70,7 +74,7 @@ class Tracer:
         attributes: Attributes | None = None,
         traceparent: str | None = None,
         tracestate: str | None = None,
-        start_time: int | None = None,
+        start_time: Time | None = None,
     ) -> Span: ...
     def start_span_with_ids(
         self,
@@ -82,7 +86,7 @@ class Tracer:
         trace_flags: int,
         parent_is_remote: bool = False,
         tracestate: str | None = None,
-        start_time: int | None = None,
+        start_time: Time | None = None,
         scope_name: str | None = None,
         scope_version: str | None = None,
         attributes: Attributes | None = None,
