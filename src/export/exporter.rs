@@ -641,14 +641,19 @@ impl DeliveryHost for ExporterHost {
     }
 
     /// Replay gives way to spans waiting (a half-full queue, a flush); once
-    /// stopping, it goes on only while the shutdown has time left for one
-    /// more request.
+    /// stopping, it goes on until the shutdown's deadline. (It used to stop
+    /// unless a whole request timeout was left, 10 s by default: with the
+    /// README's 5 s shutdown a short-lived process replayed almost nothing
+    /// at its stop, and spool files piled up. A request still in flight at
+    /// the deadline is abandoned, its file kept for the next replay.)
     fn busy(&self) -> bool {
         let p = &self.pipeline;
         if p.signal.flush_pending() || p.slab.ended_len() >= self.pressure {
             return true;
         }
-        p.signal.stop.load(Ordering::Acquire) && !self.time_left_after(Duration::ZERO)
+        p.signal.stop.load(Ordering::Acquire)
+            && crate::span::clock::monotonic_ns()
+                >= p.signal.stop_deadline_ns.load(Ordering::Relaxed)
     }
 
     fn record(&mut self, outcome: Outcome<'_>) {

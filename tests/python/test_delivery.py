@@ -230,3 +230,30 @@ def test_a_hanging_backend_never_blocks_the_application_and_every_drop_is_counte
     if run.stats["dropped_buffer_full"]:
         told = [line for line in run.log_lines if "every span slot was taken" in line]
         assert len(told) == 1 and told[0].startswith("spanguard: warn:"), run.log_lines
+
+
+def test_a_stopping_tracer_replays_the_spool_until_its_deadline(emitter, tmp_path):
+    """A short-lived process with 200 spool files waiting and a healthy
+    backend: its shutdown (5 s, shorter than the 10 s request timeout)
+    replays them all. It replayed only what its start had reached (5 to 22
+    files of 300): replay at a stop went on only while a whole request
+    timeout was left, and spool files piled up."""
+    seed = tmp_path / "seed"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        emit(emitter, rx.endpoint, tmp_path, "seed", count=1, spool=seed,
+             extra=["--export-timeout-ms", "500", "--shutdown-timeout-ms", "3000"])
+    (one,) = seed.glob("*.sgspool")
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    for i in range(200):
+        (spool / f"{1796340000000000000 + i:020d}-0000099999-000000.sgspool").write_bytes(one.read_bytes())
+    stats = tmp_path / "stop.stats.json"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="ok") as rx:
+        run = subprocess.run([str(emitter), "--endpoint", rx.endpoint, "--run-id", "stop", "--count", "1",
+                              "--manifest", str(tmp_path / "stop.manifest.json"), "--spool-dir", str(spool),
+                              "--stats-json", str(stats), "--request-timeout-ms", "10000",
+                              "--shutdown-timeout-ms", "5000"],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+    assert json.loads(stats.read_text())["replayed_batches"] == 200
+    assert not list(spool.glob("*.sgspool"))
