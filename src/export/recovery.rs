@@ -152,7 +152,7 @@ pub struct Recovery {
 /// cannot send), moves whole unpublished batches into the spool, deletes
 /// what held nothing and sets aside what cannot be read (noted in the
 /// spool for its owner to report). Files a live process holds are left for
-/// a later look. Lengths are bounded by the spool's cap. The exporter and
+/// a later look. Lengths are bounded by the spool's read limit. The exporter and
 /// `spanguard replay` both recover through this.
 pub fn recover_dir(
     dir: &Path,
@@ -164,7 +164,7 @@ pub fn recover_dir(
 ) -> Recovery {
     let mut done = Recovery::default();
     let spool = delivery.spool().clone();
-    let spool_max_bytes = spool.max_bytes();
+    let spool_max_bytes = spool.read_limit();
     spool.remove_dead_temp_files();
     for path in leftover_files(dir, own) {
         let claimed = match claim(&path, spool_max_bytes) {

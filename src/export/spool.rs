@@ -11,8 +11,8 @@
 //!
 //! Whatever else is in the directory is input from outside: a file is
 //! opened only if it is a regular file of ours (`buffer::files`), its
-//! header is checked against the file's real size and the spool's cap
-//! before anything is allocated, and a file that cannot be a batch is set
+//! header is checked against the file's real size and the read limit
+//! (the cap, or 64 MiB if more) before anything is allocated, and a file that cannot be a batch is set
 //! aside (`<name>.unreadable`) and reported, never resent and never
 //! deleted. A writer's temporary file (`.tmp-*`) is locked while the
 //! writer lives; one left by a dead writer is deleted.
@@ -40,6 +40,14 @@ const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(600);
 /// The largest body read whatever the cap says (a `spanguard replay` has
 /// no cap): a header may claim anything.
 const MAX_BODY_BYTES: u64 = 1 << 32;
+
+/// The size below which a spool file is always read, whatever this
+/// process's cap (the default cap): a smaller cap here than the one that
+/// wrote a file (another process's, or this program's before its setting
+/// was lowered) must not make a whole, valid batch look hostile and set it
+/// aside, never sent. Reading stays bounded: a file is read only up to
+/// the larger of this and the cap.
+const ALWAYS_READ_BYTES: u64 = 64 << 20;
 
 /// A spool file name: the time first, so names sort oldest first across
 /// processes, then the pid and a tag that makes it unique.
@@ -121,6 +129,12 @@ impl SpoolDir {
     /// The cap: no batch of this spool is larger.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
+    }
+
+    /// The largest spool file read: the cap, or `ALWAYS_READ_BYTES` if
+    /// that is larger. A file over it is no batch this reader takes.
+    pub fn read_limit(&self) -> u64 {
+        self.max_bytes.max(ALWAYS_READ_BYTES)
     }
 
     /// Spool files, oldest first (writers' temporary files are not).
@@ -306,12 +320,15 @@ impl SpoolDir {
 
     fn evict_over_cap(&self, keep: &Path) -> Eviction {
         let mut eviction = Eviction::default();
-        // No batch of ours is larger than the cap: a file that is (a sparse
+        // No batch is larger than the read limit: a file that is (a sparse
         // file with a lying header, say) would otherwise push every real
-        // batch out. It is set aside, not counted.
+        // batch out. It is set aside, not counted. One merely larger than
+        // this cap (written under a larger one) is a batch like any other:
+        // sent, or evicted and counted.
+        let read_limit = self.read_limit();
         for path in self.list() {
-            if path != keep && fs::symlink_metadata(&path).is_ok_and(|m| m.len() > self.max_bytes) {
-                self.put_aside(&path, "larger than the spool's cap");
+            if path != keep && fs::symlink_metadata(&path).is_ok_and(|m| m.len() > read_limit) {
+                self.put_aside(&path, "larger than any spool batch read here");
             }
         }
         let mut total = self.total_bytes();
@@ -353,7 +370,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
-            let batch = match read_batch(file.file(), self.max_bytes) {
+            let batch = match read_batch(file.file(), self.read_limit()) {
                 Ok(b) => b,
                 Err(BatchError::Unreadable(why)) => {
                     // A torn or foreign file: set aside, never resent blindly.
@@ -569,6 +586,35 @@ mod tests {
         });
         assert_eq!(left, vec![3, 4, 5]);
         assert!(spool.write(&batch(9, 1000)).is_err());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batch written under a larger cap (another process's, or before
+    /// the setting was lowered) is read and sent under a smaller one, not
+    /// set aside as if hostile; and when a new batch needs room, it is
+    /// evicted and counted like any other.
+    #[test]
+    fn a_batch_larger_than_this_cap_is_a_batch_like_any_other() {
+        let dir = temp_dir("lowered");
+        SpoolDir::new(&dir, 1 << 20)
+            .write(&batch(7, 4000))
+            .expect("write");
+        let lowered = SpoolDir::new(&dir, 1000);
+        assert_eq!(lowered.replay(|_| ReplayVerdict::Delivered), (1, 7));
+        assert!(lowered.list().is_empty());
+        SpoolDir::new(&dir, 1 << 20)
+            .write(&batch(7, 4000))
+            .expect("write");
+        let e = SpoolDir::new(&dir, 1000)
+            .write(&batch(1, 10))
+            .expect("write");
+        assert_eq!((e.files, e.spans), (1, 7), "evicted, counted");
+        assert!(!fs::read_dir(&dir).expect("dir").any(|f| {
+            f.expect("entry")
+                .path()
+                .to_string_lossy()
+                .ends_with(".unreadable")
+        }));
         fs::remove_dir_all(&dir).ok();
     }
 
