@@ -642,10 +642,13 @@ impl TracerConfig {
                 // The generic endpoint is a base URL: the signal's path is
                 // appended.
                 let base = url.trim_end_matches('/');
-                if base.starts_with("http://") || base.starts_with("https://") {
+                if base != "discard:" && is_endpoint_url(base) {
                     Ok(format!("{base}/v1/traces"))
                 } else {
-                    Err(err(name, "not a URL starting with http:// or https://"))
+                    Err(err(
+                        name,
+                        "not a URL starting with http:// or https://, without spaces or control characters",
+                    ))
                 }
             },
         );
@@ -988,10 +991,15 @@ fn sampler_error(message: &str) -> ConfigError {
 }
 
 /// What an endpoint must look like.
-const ENDPOINT_RULE: &str = "not a URL starting with http:// or https:// (or discard:)";
+const ENDPOINT_RULE: &str = "not a URL starting with http:// or https:// (or discard:), without spaces or control characters";
 
+/// An endpoint spanguard can send to. No space or control character: a URL
+/// has none (RFC 3986), and one with a line break would be printed as is in
+/// messages (a forged `spanguard: error:` line on stderr) while no request
+/// could ever use it, its spans spooled for good.
 fn is_endpoint_url(e: &str) -> bool {
-    e.starts_with("http://") || e.starts_with("https://") || e == "discard:"
+    (e.starts_with("http://") || e.starts_with("https://") || e == "discard:")
+        && !e.bytes().any(|b| b <= b' ' || b == 0x7f)
 }
 
 /// The smallest request or sink line limit accepted.
@@ -1264,7 +1272,7 @@ mod tests {
         )])[0];
         assert_eq!(
             e.to_string(),
-            "OTEL_EXPORTER_OTLP_ENDPOINT=htp://***@collector:4318: not a URL starting with http:// or https://"
+            "OTEL_EXPORTER_OTLP_ENDPOINT=htp://***@collector:4318: not a URL starting with http:// or https://, without spaces or control characters"
         );
     }
 
@@ -1282,7 +1290,7 @@ mod tests {
         c.endpoint = Some("localhost:4318".into());
         assert_eq!(
             c.validate().expect_err("no scheme").to_string(),
-            "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=localhost:4318: not a URL starting with http:// or https:// (or discard:)"
+            "endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=localhost:4318: not a URL starting with http:// or https:// (or discard:), without spaces or control characters"
         );
         c.endpoint = None;
         c.max_queue_size = 1 << 24;

@@ -43,13 +43,16 @@ impl Secrets {
             let rest = &url[scheme_end..];
             let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
             if let Some(at) = authority.rfind('@') {
-                let (user, pass) = authority[..at]
-                    .split_once(':')
-                    .unwrap_or((&authority[..at], ""));
-                texts.extend([pass.to_string(), user.to_string()]);
+                let userinfo = &authority[..at];
+                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                // The whole user:password as it appears in the URL, and each
+                // part where a message names it alone; as for header values,
+                // not a part under 3 bytes: a one-letter password masked
+                // everywhere made "connection ref***sed" of messages.
+                texts.extend([userinfo, pass, user].map(str::to_string));
             }
         }
-        texts.retain(|t| !t.is_empty());
+        texts.retain(|t| t.len() >= 3);
         // Longest first, so a secret that contains another is masked whole.
         texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
         Secrets { texts }
@@ -101,8 +104,20 @@ mod tests {
         );
         assert_eq!(
             s.scrub("HTTP 401: bad key abc123 for bob:hunter2@h"),
-            "HTTP 401: bad key *** for ***:***@h"
+            "HTTP 401: bad key *** for ***@h"
         );
+        assert_eq!(s.scrub("hunter2 alone"), "*** alone");
         assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    /// A one-letter user or password is masked where the URL shows it,
+    /// not wherever its letter appears.
+    #[test]
+    fn short_credentials_are_masked_in_the_url_only() {
+        let s = Secrets::new("http://u:p@h:1/v1/traces", &[]);
+        assert_eq!(
+            s.scrub("connection refused or unreachable: http://u:p@h:1/v1/traces"),
+            "connection refused or unreachable: http://***@h:1/v1/traces"
+        );
     }
 }
