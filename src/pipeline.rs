@@ -239,6 +239,16 @@ impl Pipeline {
             )
             .is_err()
         {
+            // Another caller is shutting down (a signal's flush beside the
+            // program's own Close, an exit hook beside a watchdog): wait
+            // for it, within this call's timeout. Returning at once let the
+            // program exit while the open spans were still being exported
+            // (Go: FlushOnSignals' shutdown and a graceful Close lost them).
+            while self.lifecycle.load(Ordering::Acquire) == LIFECYCLE_SHUTTING_DOWN
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             return None;
         }
         let left = || deadline.saturating_duration_since(Instant::now());

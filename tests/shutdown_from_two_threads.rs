@@ -1,0 +1,50 @@
+//! Two shutdowns at once (a signal's flush beside the program's own close,
+//! an exit hook beside the watchdog): the second returns only once the
+//! first has exported everything, open spans included, so a program that
+//! exits when its own call returns loses nothing.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spanguard::config::TracerConfig;
+use spanguard::tracer::{Parent, Tracer};
+
+#[test]
+fn the_second_shutdown_waits_for_the_first() {
+    // A backend that takes 300 ms a request: the first shutdown is still
+    // exporting when the second is called.
+    let (url, _closed) = support::slow_backend(Duration::from_millis(300), |_| {});
+    let dir = std::env::temp_dir().join(format!("sg-two-shutdowns-{}", std::process::id()));
+    let tracer = Arc::new(
+        Tracer::new(TracerConfig {
+            endpoint: Some(url),
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        })
+        .expect("tracer"),
+    );
+    let (ended, _) = tracer.begin(b"ended", Parent::None, 1).expect("begin");
+    tracer.end(ended, 0).expect("end");
+    let _open = tracer.begin(b"open", Parent::None, 1).expect("begin");
+    let first = {
+        let tracer = Arc::clone(&tracer);
+        std::thread::spawn(move || tracer.shutdown(Duration::from_secs(30)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        tracer.shutdown(Duration::from_secs(30)).is_err(),
+        "shut down already"
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_unended_at_shutdown, 1, "{stats:?}");
+    assert_eq!(
+        stats.spans_exported, 2,
+        "returned before the export: {stats:?}"
+    );
+    first.join().expect("thread").expect("the first shutdown");
+    let _ = std::fs::remove_dir_all(dir);
+}
