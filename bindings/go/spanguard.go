@@ -465,9 +465,13 @@ func (t *Tracer) Stats() (Stats, error) {
 }
 
 // FlushOnSignals flushes and shuts the tracer down when one of sigs (by
-// default SIGTERM and SIGINT) arrives, then stops listening and re-sends the
-// signal to this process with Go's default handling restored, so it dies
-// the way it would have. Cancel ctx to stop watching.
+// default SIGTERM and SIGINT) arrives (spans still open are exported,
+// marked unended), then stops listening and sends the signal to this
+// process again: a program that does not handle it dies the way it would
+// have; one that does (signal.NotifyContext for a graceful shutdown) gets
+// it on its own channel and goes on. (Its spans begun after that are not
+// recorded: such a program needs no FlushOnSignals, its own shutdown path
+// calls Shutdown or Close.) Cancel ctx to stop watching.
 func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
@@ -475,12 +479,16 @@ func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)
 	go func() {
-		defer signal.Stop(ch)
 		select {
 		case <-ctx.Done():
+			signal.Stop(ch)
 		case s := <-ch:
 			_, _ = t.Shutdown(timeout)
-			signal.Reset(s)
+			// Only this channel: signal.Reset undid the program's own
+			// Notify too, so the signal sent again killed a program in the
+			// middle of its graceful shutdown. With no channel left for
+			// the signal, Go's runtime ends the process as it would have.
+			signal.Stop(ch)
 			if sys, ok := s.(syscall.Signal); ok {
 				_ = syscall.Kill(os.Getpid(), sys)
 			}

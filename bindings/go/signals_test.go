@@ -1,0 +1,116 @@
+package spanguard_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+)
+
+// signalChild is the program TestFlushOnSignals runs in a child process
+// (this test binary again, with SPANGUARD_SIGNAL_CHILD set): a tracer with
+// FlushOnSignals, one span ended and one left open; "graceful" also
+// handles SIGTERM itself, as servers do, and exits 0 after its drain.
+func signalChild(mode, dir string) {
+	tr, err := spanguard.NewTracer(spanguard.Config{ServiceName: "signals",
+		SinkDir: filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool")})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	var stop context.CancelFunc
+	if mode == "graceful" {
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM)
+		defer stop()
+	}
+	tr.FlushOnSignals(context.Background(), 5*time.Second)
+	_, ended, _ := tr.Start(context.Background(), "ended")
+	ended.End()
+	_, _, _ = tr.Start(context.Background(), "open")
+	fmt.Println("ready")
+	<-ctx.Done()
+	tr.Close()
+	fmt.Println("graceful exit")
+	os.Exit(0)
+}
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("SPANGUARD_SIGNAL_CHILD"); mode != "" {
+		signalChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// SIGTERM to a program with FlushOnSignals: its spans are exported (the
+// open one marked unended) and then it dies of the signal, as it would
+// have; a program that handles SIGTERM itself goes on with its graceful
+// shutdown and exits 0 (signal.Reset undid its handler and the signal sent
+// again killed it, status 143).
+func TestFlushOnSignals(t *testing.T) {
+	for _, mode := range []string{"plain", "graceful"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "SPANGUARD_SIGNAL_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			lines := bufio.NewScanner(out)
+			if !lines.Scan() || lines.Text() != "ready" {
+				t.Fatalf("the child did not start: %q", lines.Text())
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			var rest []string
+			for lines.Scan() {
+				rest = append(rest, lines.Text())
+			}
+			err = cmd.Wait()
+			var exit *exec.ExitError
+			switch mode {
+			case "plain":
+				if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+					t.Fatalf("the child did not die of SIGTERM: %v", err)
+				}
+			case "graceful":
+				if err != nil || strings.Join(rest, "\n") != "graceful exit" {
+					t.Fatalf("the graceful shutdown did not finish: %v %q", err, rest)
+				}
+			}
+			byName := map[string]exported{}
+			for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
+				byName[s.Name] = s
+			}
+			if _, ok := byName["ended"]; !ok {
+				t.Fatalf("the ended span is missing: %+v", byName)
+			}
+			open, ok := byName["open"]
+			if !ok {
+				t.Fatalf("the open span is missing: %+v", byName)
+			}
+			unended := false
+			for _, a := range open.Attributes {
+				unended = unended || a.Key == "spanguard.unended"
+			}
+			if !unended {
+				t.Fatalf("the open span is not marked unended: %+v", open)
+			}
+		})
+	}
+}
