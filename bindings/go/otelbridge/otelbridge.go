@@ -19,6 +19,7 @@ package otelbridge
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,21 +195,39 @@ func timeout(ctx context.Context, def time.Duration) time.Duration {
 	return def
 }
 
+// within runs call (a flush or a shutdown, given ctx's time left) and
+// returns its answer, or ctx.Err() as soon as ctx is done, as the SDK's
+// processors do (the call goes on in the background: a context cancelled
+// by a caller that gives up must not hold it for 30 s).
+func within(ctx context.Context, call func(time.Duration) (bool, error)) error {
+	answer := make(chan error, 1)
+	go func() {
+		done, err := call(timeout(ctx, 30*time.Second))
+		if err == nil && !done {
+			err = context.DeadlineExceeded
+		}
+		answer <- err
+	}()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // ForceFlush waits until every span ended so far is exported, within ctx.
+// After Shutdown it does nothing: a processor ignores calls after shutdown.
 func (p *SpanProcessor) ForceFlush(ctx context.Context) error {
-	done, err := p.tracer.Flush(timeout(ctx, 30*time.Second))
-	if err == nil && !done {
-		return context.DeadlineExceeded
+	err := within(ctx, p.tracer.Flush)
+	if errors.Is(err, spanguard.ErrShutDown) {
+		return nil
 	}
 	return err
 }
 
 // Shutdown flushes, exports spans still open (marked unended) and stops the
-// tracer.
+// tracer, within ctx.
 func (p *SpanProcessor) Shutdown(ctx context.Context) error {
-	done, err := p.tracer.Shutdown(timeout(ctx, 30*time.Second))
-	if err == nil && !done {
-		return context.DeadlineExceeded
-	}
-	return err
+	return within(ctx, p.tracer.Shutdown)
 }

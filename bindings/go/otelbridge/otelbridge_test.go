@@ -249,6 +249,40 @@ func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.
 	tp.Shutdown(context.Background())
 }
 
+// A backend that never answers: ForceFlush and Shutdown return as soon as
+// their context is done (they waited 30 s and 11 s with a cancelled one),
+// and ForceFlush after Shutdown does nothing, as a processor should.
+func TestFlushAndShutdownReturnWhenTheirContextIsDone(t *testing.T) {
+	hang := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer backend.Close()
+	defer close(hang)
+	bridge := otelbridge.New(newTracer(t, backend.URL+"/v1/traces"))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
+	_, span := tp.Tracer("stuck").Start(context.Background(), "waits")
+	span.End()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	started := time.Now()
+	if err := bridge.ForceFlush(ctx); err != context.Canceled {
+		t.Fatalf("ForceFlush: %v, want context.Canceled", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := bridge.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Shutdown: %v, want context.DeadlineExceeded", err)
+	}
+	// Both ended with their contexts, not after the 30 s fallback (a
+	// bound far from any timing: this is not a speed check).
+	if elapsed := time.Since(started); elapsed > 20*time.Second {
+		t.Fatalf("took %v", elapsed)
+	}
+	// Once the shutdown is done, a flush is ignored.
+	for bridge.ForceFlush(context.Background()) != nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // The child of TestAnOpenSpanArrivesWhenTheProcessIsStopped: a span open
 // when SIGTERM arrives.
 func TestMain(m *testing.M) {
