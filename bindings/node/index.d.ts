@@ -47,8 +47,8 @@ export interface ForeignSpanOptions {
   attributes?: Attributes;
 }
 export interface SpanOptions {
-  /** KIND.*; INTERNAL by default. */
-  kind?: number;
+  /** One of KIND (OTLP's numbers), or its name ('client'); default INTERNAL. */
+  kind?: number | 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
   /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
   parent?: Span;
   /** Attributes the span has from its start (one native call). */
@@ -125,7 +125,12 @@ export declare class Span {
   addLink(traceparent: string, attrs?: Attributes, tracestate?: string): this;
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
-  setStatus(code: number, message?: string): this;
+  /**
+   * Sets the status: a code of STATUS (UNSET, OK, ERROR, OpenTelemetry's
+   * SpanStatusCode numbers too) or its name, or OpenTelemetry's SpanStatus
+   * object ({ code, message }). Anything else sets nothing (warned once).
+   */
+  setStatus(code: number | 'UNSET' | 'OK' | 'ERROR' | { code: number; message?: string }, message?: string): this;
   /** An `exception` event (type, message, stacktrace) at `time`, and status ERROR. */
   recordException(err: unknown, time?: TimeInput): this;
   /** The W3C traceparent; '' for a span that records nothing. The same after its end: an ended span keeps its context and still parents spans. */

@@ -98,6 +98,22 @@ function check(code, op) {
 // The addon's own notice (ADDON_VALUE_LEFT_OUT): the call succeeded and
 // left out values OpenTelemetry does not take, as its setAttribute does.
 const VALUE_LEFT_OUT = 100;
+// This file's own: a recording call got an argument of no use to it (a
+// status that is no status) and did nothing, warned once, never thrown.
+const ARGUMENT_LEFT_OUT = 101;
+
+/**
+ * A span kind: one of KIND, or its name ('client', 'SERVER'); anything
+ * else is INTERNAL, as OpenTelemetry's default. (OpenTelemetry's own
+ * SpanKind numbers differ from OTLP's: KIND's are OTLP's.)
+ */
+function kindOf(kind) {
+  if (kind === undefined) return KIND.INTERNAL;
+  if (typeof kind === 'string') kind = KIND[kind.toUpperCase()];
+  if (Number.isInteger(kind) && kind >= KIND.UNSPECIFIED && kind <= KIND.CONSUMER) return kind;
+  recorded(ARGUMENT_LEFT_OUT, 'startSpan (kind)');
+  return KIND.INTERNAL;
+}
 
 // What a recording call may answer when the library did less than asked
 // and the program is not wrong: counted in stats() and warned about once
@@ -119,6 +135,8 @@ const SOFT = new Map([
     + '(counted in stats().attributes_dropped)'],
   [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (an object, a function, a symbol, '
     + 'an array of mixed types, or an array holding objects or arrays); it was left out'],
+  [ARGUMENT_LEFT_OUT, 'a call got an argument it does not take (a status that is not UNSET, OK or ERROR, '
+    + 'a kind that is not one of KIND); the status was not set, or the span is INTERNAL'],
 ]);
 const warned = new Set();
 
@@ -336,6 +354,16 @@ class Span {
   }
 
   setStatus(code, message = '') {
+    if (code !== null && typeof code === 'object') {
+      // OpenTelemetry's SpanStatus, { code, message }: its codes are ours.
+      message = code.message;
+      code = code.code;
+    } else if (typeof code === 'string') code = STATUS[code.toUpperCase()];
+    if (code !== STATUS.UNSET && code !== STATUS.OK && code !== STATUS.ERROR) {
+      recorded(ARGUMENT_LEFT_OUT, 'setStatus');
+      return this;
+    }
+    message = message === undefined || message === null ? '' : String(message);
     recorded(native.setStatus(this.hi, this.lo, code, message), 'setStatus');
     return this;
   }
@@ -483,7 +511,8 @@ class Tracer {
         traceState = p.traceState;
       } else code = N.begin(ptr, name, 0, 0, KIND.INTERNAL);
     } else {
-      const { kind = KIND.INTERNAL, parent, attributes, traceparent } = options;
+      const { parent, attributes, traceparent } = options;
+      const kind = kindOf(options.kind);
       if (traceparent && !parent) {
         code = N.beginRemote(ptr, name, traceparent, kind);
         if (code === RESULT.INVALID_TRACEPARENT) {

@@ -274,3 +274,19 @@ test('an empty key is left out and counted, never thrown', async (t) => {
   assert.strictEqual(tracer.stats().attributes_dropped, 2);
   await tracer.close();
 });
+
+test('setStatus takes OpenTelemetry\'s SpanStatus and names; a wrong status or kind never throws', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  tracer.startSpan('otel.shape').setStatus({ code: spanguard.STATUS.ERROR, message: 'rate limited' }).end();
+  tracer.startSpan('by.name', { kind: 'client' }).setStatus('ok').end();
+  const odd = tracer.startSpan('odd', { kind: 'sideways' });
+  odd.setStatus({ code: 7 }).setStatus('broken').setStatus(undefined);
+  odd.end();
+  const spans = await arrived(rx, 0, tracer, 3);
+  assert.deepStrictEqual([spans['otel.shape'].status_code, spans['otel.shape'].status_message], [2, 'rate limited']);
+  assert.deepStrictEqual([spans['by.name'].status_code, spans['by.name'].kind], [1, spanguard.KIND.CLIENT]);
+  assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, spanguard.KIND.INTERNAL]);
+  await tracer.close();
+});

@@ -18,3 +18,7 @@ span.end([1_700_000_000, 5]);
 const processor: SpanguardSpanProcessor = new SpanguardSpanProcessor(tracer);
 void processor.forceFlush();
 void tracer.close();
+// OpenTelemetry's SpanStatus, and kinds by name.
+const call = tracer.startSpan('tool.call', { kind: 'client' });
+call.setStatus({ code: 2, message: 'rate limited' }).setStatus('OK');
+call.end();
