@@ -28,8 +28,8 @@ const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
  * undefined and null values are left out, as the SDK leaves them out, and
  * so are those equal to `unchanged`'s (the attributes a span started
  * with, at its end). An array holding null or undefined (which
- * OpenTelemetry allows and spanguard's arrays cannot hold) is left out
- * too, and counted in `processor.failures`.
+ * OpenTelemetry allows) goes as it is: the binding sends those elements
+ * as their type's zero, as OpenTelemetry lets an exporter do.
  */
 function attributeLists(attributes, processor, unchanged) {
   const keys = [];
@@ -39,11 +39,8 @@ function attributeLists(attributes, processor, unchanged) {
     if (!hasOwn(attributes, key)) continue;
     const v = attributes[key];
     if (v === undefined || v === null || (unchanged !== undefined && unchanged[key] === v)) continue;
-    if (Array.isArray(v) && v.some((e) => e === undefined || e === null)) processor.failures++;
-    else {
-      keys.push(key);
-      values.push(v);
-    }
+    keys.push(key);
+    values.push(v);
   }
   return [keys, values];
 }

@@ -42,3 +42,21 @@ test('a flush after shutdown resolves: calls after shutdown are ignored, never r
   await provider.forceFlush();
   await bridge.forceFlush();
 });
+
+test('an array holding null arrives with its other elements', async (t) => {
+  // OpenTelemetry keeps null in arrays; the bridge left the whole attribute
+  // out. The binding sends such an element as its type's zero.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { bridge, provider } = bridgedProvider(rx, 'otel-null-array-test');
+  const span = provider.getTracer('nulls').startSpan('with.nulls', { attributes: { reasons: ['stop', null] } });
+  span.setAttribute('later', [1, undefined, 3]);
+  span.addEvent('e', { flags: [true, null] });
+  span.end();
+  await provider.forceFlush();
+  const [got] = await rx.waitFor(1);
+  assert.deepStrictEqual(got.attributes, { reasons: ['stop', ''], later: [1, 0, 3] });
+  assert.deepStrictEqual(got.events[0].attributes, { flags: [true, false] });
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});
