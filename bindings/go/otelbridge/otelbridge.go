@@ -47,7 +47,7 @@ type openSpan struct {
 	span       spanguard.Span
 	name       string               // the name at start
 	attributes []attribute.KeyValue // the attributes at start
-	links      int                  // links added at start
+	links      int                  // links added at start: kept and dropped by the SDK's limit
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
@@ -149,7 +149,7 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	links := s.Links()
 	p.addLinks(span, links)
 	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()},
-		openSpan{span: span, name: s.Name(), attributes: atStart, links: len(links)})
+		openSpan{span: span, name: s.Name(), attributes: atStart, links: len(links) + s.DroppedLinks()})
 }
 
 // OnEnd adds what the end knows and ends the span at the SDK's end time.
@@ -167,8 +167,12 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if name := s.Name(); name != o.name { // renamed with SetName
 		p.failed(o.span.UpdateName(name))
 	}
-	if links := s.Links(); len(links) > o.links {
-		p.addLinks(o.span, links[o.links:])
+	// The links added since the start are the last ones: the SDK's limit
+	// evicts the oldest, so they are not at the positions after the
+	// start's (which kept an evicted link and lost the one it kept).
+	links := s.Links()
+	if added := len(links) + s.DroppedLinks() - o.links; added > 0 {
+		p.addLinks(o.span, links[len(links)-min(added, len(links)):])
 	}
 	// What the SDK's own limits left out (an event's or link's own count
 	// is not carried).

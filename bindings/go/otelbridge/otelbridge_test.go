@@ -249,6 +249,38 @@ func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.
 	tp.Shutdown(context.Background())
 }
 
+// Links added after the start under the SDK's link limit, which evicts
+// the oldest: the ones the SDK kept arrive (the bridge took them by their
+// positions after the start's, keeping an evicted one and losing a kept one).
+func TestLinksAddedLaterArriveWhenTheLimitEvictedOlderOnes(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(newTracer(t, rx.URL))),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: -1,
+			EventCountLimit: -1, LinkCountLimit: 2, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1}))
+	link := func(b byte) trace.Link {
+		return trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{b}, SpanID: trace.SpanID{b}, TraceFlags: trace.FlagsSampled})}
+	}
+	_, span := tp.Tracer("links").Start(context.Background(), "batch", trace.WithLinks(link(1)))
+	span.AddLink(link(2))
+	span.AddLink(link(3))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	arrived := rx.WaitFor(t, 1)
+	got := map[string]bool{}
+	for _, l := range arrived[0].Links {
+		got[l.SpanID] = true
+	}
+	for _, want := range []string{trace.SpanID{2}.String(), trace.SpanID{3}.String()} {
+		if !got[want] {
+			t.Fatalf("link %s missing: %+v", want, arrived[0].Links)
+		}
+	}
+	tp.Shutdown(context.Background())
+}
+
 // A backend that never answers: ForceFlush and Shutdown return as soon as
 // their context is done (they waited 30 s and 11 s with a cancelled one),
 // and ForceFlush after Shutdown does nothing, as a processor should.
