@@ -134,21 +134,19 @@ fn after_a_wait_in_vain_begins_do_not_wait_until_the_exporter_moves() {
     let (url, closed) = support::slow_backend(Duration::from_secs(3600), move |_| {
         let _ = got_one.try_send(());
     });
-    let dir = std::env::temp_dir().join(format!("sg-full-stuck-{}", std::process::id()));
-    let t = Tracer::new(TracerConfig {
-        endpoint: Some(url),
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        max_queue_size: 16,
-        max_open_spans: 16,
-        max_export_batch_size: 8,
-        schedule_delay: Duration::from_millis(1),
-        full_wait: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(3600),
-        ..TracerConfig::default()
-    })
-    .expect("tracer");
+    let (t, dir) = support::tracer_to(
+        "full-stuck",
+        &url,
+        TracerConfig {
+            max_queue_size: 16,
+            max_open_spans: 16,
+            max_export_batch_size: 8,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(3600),
+            ..TracerConfig::default()
+        },
+    );
     // A first batch, which the exporter sends and then waits on for good.
     for _ in 0..8 {
         let s = try_begin(&t).expect("a slot");

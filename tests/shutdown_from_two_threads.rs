@@ -9,24 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spanguard::config::TracerConfig;
-use spanguard::tracer::{Parent, Tracer};
+use spanguard::tracer::Parent;
 
 #[test]
 fn the_second_shutdown_waits_for_the_first() {
     // A backend that takes 300 ms a request: the first shutdown is still
     // exporting when the second is called.
     let (url, _closed) = support::slow_backend(Duration::from_millis(300), |_| {});
-    let dir = std::env::temp_dir().join(format!("sg-two-shutdowns-{}", std::process::id()));
-    let tracer = Arc::new(
-        Tracer::new(TracerConfig {
-            endpoint: Some(url),
-            sink_dir: dir.join("spans"),
-            spool_dir: dir.join("spool"),
-            install_signal_handlers: false,
-            ..TracerConfig::default()
-        })
-        .expect("tracer"),
-    );
+    let (tracer, dir) = support::tracer_to("two-shutdowns", &url, TracerConfig::default());
+    let tracer = Arc::new(tracer);
     let (ended, _) = tracer.begin(b"ended", Parent::None, 1).expect("begin");
     tracer.end(ended, 0).expect("end");
     let _open = tracer.begin(b"open", Parent::None, 1).expect("begin");

@@ -30,9 +30,16 @@ pub fn discarding_tracer(name: &str, schedule_delay: Duration) -> (Tracer, PathB
 /// own (returned, for the test to remove) and no signal handlers.
 #[allow(dead_code)]
 pub fn discarding_tracer_with(name: &str, config: TracerConfig) -> (Tracer, PathBuf) {
+    tracer_to(name, "discard:", config)
+}
+
+/// `config` sending to `endpoint`, its files in a directory of its own
+/// (returned, for the test to remove) and no signal handlers.
+#[allow(dead_code)]
+pub fn tracer_to(name: &str, endpoint: &str, config: TracerConfig) -> (Tracer, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let tracer = Tracer::new(TracerConfig {
-        endpoint: Some("discard:".to_string()),
+        endpoint: Some(endpoint.to_string()),
         sink_dir: dir.join("spans"),
         spool_dir: dir.join("spool"),
         install_signal_handlers: false,
