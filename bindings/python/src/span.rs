@@ -549,6 +549,20 @@ impl Span {
         )
     }
 
+    /// Keeps the span's context now, as its end would (called on the
+    /// current span before `os.fork`): in a forked child the library has
+    /// given the tracer a fresh pipeline, where this span's handle names
+    /// nothing, and the child's spans under it would otherwise begin new
+    /// traces (`multiprocessing`'s fork workers under a span). In this
+    /// process the context is the one the handle gives.
+    fn _keep_context_for_fork(&self) {
+        if self.kept.get().is_none()
+            && let Some(context) = self.read_context()
+        {
+            let _ = self.kept.set(context);
+        }
+    }
+
     /// The W3C tracestate to pass along with the traceparent ("" for none).
     fn tracestate(&self) -> String {
         if let Some(kept) = self.kept.get() {

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import read_sink
+from conftest import read_sink, run_python
 
 AGENT = textwrap.dedent("""
     import multiprocessing
@@ -107,3 +107,45 @@ def test_every_worker_span_arrives_once(tmp_path_factory, method, how):
 def test_nothing_is_left_in_the_spool_directory(tmp_path_factory, method, how):
     _, left = run_pool(tmp_path_factory, method, how)
     assert left == [], f"left in the spool directory: {left}"
+
+
+def test_spans_of_forked_children_join_the_current_spans_trace(tmp_path):
+    """The span current when the process forks (os.fork in a span,
+    multiprocessing's fork workers made under one) is the parent of the
+    children's spans, and its traceparent is the same there: they began
+    new traces (the child's fresh pipeline knows no handle of the parent's)."""
+    code = f'''
+import json, multiprocessing, os
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="forks", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False)
+def task(i):
+    with tracer.span("worker.task"):
+        pass
+with tracer.span("fan-out") as root:
+    pid = os.fork()
+    if pid == 0:
+        assert root.traceparent() and root.traceparent() == spanguard.current_span().traceparent()
+        with tracer.span("forked.child"):
+            pass
+        tracer.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(task, range(2))
+        pool.close()
+        pool.join()
+    with tracer.span("after.fork"):
+        pass
+    print(root.traceparent())
+tracer.close()
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    root_trace, root_id = run.stdout.split()[-1].split("-")[1:3]
+    spans = read_sink(tmp_path / "sink")
+    names = sorted(s["name"] for s in spans)
+    assert names == ["after.fork", "fan-out", "forked.child", "worker.task", "worker.task"], names
+    for s in spans:
+        if s["name"] != "fan-out":
+            assert (s["trace_id"], s["parent_span_id"]) == (root_trace, root_id), s

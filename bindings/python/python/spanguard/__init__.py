@@ -164,6 +164,15 @@ def _rearm_worker_exit(_anchor) -> None:
         _arm_worker_exit()
 
 
+def _before_fork() -> None:
+    # The span current in the forking thread keeps its context: the child's
+    # spans under it (multiprocessing's fork workers, an os.fork in a span)
+    # join its trace, though its handle names nothing in the child.
+    span = _CURRENT.get(None)
+    if span is not None:
+        span._keep_context_for_fork()
+
+
 def _after_fork_in_child() -> None:
     # The library has given each tracer a fresh pipeline in the child (the
     # parent's spans stay the parent's); what the child ends must be sent
@@ -173,7 +182,7 @@ def _after_fork_in_child() -> None:
 
 
 atexit.register(_shutdown_all)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 # --- the tracer ---------------------------------------------------------------
