@@ -327,6 +327,9 @@ class Span {
 
   /** Renames the span (OpenTelemetry's updateName): it is exported with its last name. */
   updateName(name) {
+    // A name that is not a string is its text, as for any recording call:
+    // the addon would throw on it.
+    if (typeof name !== 'string') name = String(name);
     recorded(native.updateName(this.hi, this.lo, name), 'updateName');
     this.name = name;
     return this;
@@ -334,6 +337,7 @@ class Span {
 
   /** Adds an event, at `time` (HrTime, Date or epoch milliseconds; default now). */
   addEvent(name, attrs = {}, time = undefined) {
+    if (typeof name !== 'string') name = String(name);
     const [keys, values] = split(attrs);
     const [s, ns] = hrTime(time);
     recorded(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
@@ -342,6 +346,8 @@ class Span {
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
   addLink(traceparent, attrs = {}, tracestate = '') {
+    if (typeof traceparent !== 'string') traceparent = String(traceparent);
+    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
     const [keys, values] = split(attrs);
     recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
     return this;
@@ -379,7 +385,10 @@ class Span {
     if (typeof err === 'string' || err === null || typeof err !== 'object') {
       attrs['exception.message'] = String(err);
     } else {
-      if (err.code !== undefined && err.code !== null && err.code !== '') attrs['exception.type'] = String(err.code);
+      // As the JS SDK: a code that is a string or a number names the type.
+      if ((typeof err.code === 'string' && err.code !== '') || typeof err.code === 'number') {
+        attrs['exception.type'] = String(err.code);
+      }
       else if (err.name) attrs['exception.type'] = String(err.name);
       if (err.message) attrs['exception.message'] = String(err.message);
       if (err.stack) attrs['exception.stacktrace'] = String(err.stack);

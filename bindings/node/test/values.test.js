@@ -290,3 +290,21 @@ test('setStatus takes OpenTelemetry\'s SpanStatus and names; a wrong status or k
   assert.deepStrictEqual([spans.odd.status_code, spans.odd.kind], [0, spanguard.KIND.INTERNAL]);
   await tracer.close();
 });
+
+test('names, links and exceptions of odd types are taken as their text, never thrown', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const span = tracer.startSpan('odd.args');
+  span.updateName(42).addEvent(7).addLink(123, {}, null);
+  const err = new Error('boom');
+  err.code = { nested: true };
+  span.recordException(err);
+  span.end();
+  const spans = await arrived(rx, 0, tracer, 1);
+  const got = spans['42'];
+  assert.ok(got, Object.keys(spans).join());
+  assert.strictEqual(got.events[0].name, '7');
+  assert.strictEqual(got.events[1].attributes['exception.type'], 'Error');
+  await tracer.close();
+});
