@@ -1439,6 +1439,23 @@ spanguard_result spanguard_tracer_close(const struct spanguard_tracer *tracer);
 void spanguard_tracer_free(struct spanguard_tracer *tracer);
 
 /*
+ Sets resource attributes over the tracer's own for every batch encoded
+ after the call: what a bridge passes for the OpenTelemetry SDK provider
+ whose spans it records (its `Resource`), so that they arrive under that
+ provider's `service.name` and attributes, as its own exporter would
+ send them. The given attributes win over the configured ones, except a
+ `service.name` that is the SDK's fallback (`unknown_service...`). A
+ call replaces what an earlier call gave. Scalar values only (an array
+ is skipped); text is UTF-8, invalid bytes replaced. Crash dumps and
+ flight files written before keep the tracer's own resource.
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
+ `SPANGUARD_MAX_ATTRIBUTES` attributes (none set).
+ */
+spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tracer,
+                                               const struct spanguard_attribute *attrs,
+                                               size_t n_attrs);
+
+/*
  Copies the tracer's counters into `*out` (set `out->struct_size` first;
  only that many bytes are written). Thread-safe.
  */

@@ -84,6 +84,16 @@ pub enum FullPolicy {
     Wait,
 }
 
+/// A resource attribute's value given at run time (a bridged SDK
+/// provider's resource: `Tracer::set_resource`), typed as given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResourceValue {
+    Str(String),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct TracerConfig {
     pub service_name: String,

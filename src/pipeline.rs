@@ -173,6 +173,11 @@ pub struct Pipeline {
     /// request in flight is abandoned (0: none). `shutdown` sets it to its
     /// deadline.
     pub abort_requests_at: Arc<AtomicU64>,
+    /// Resource attributes set at run time over the configured ones
+    /// (`Tracer::set_resource`), for the exporter to take at its next
+    /// batch; `resource_changed` says there is a new set.
+    pub resource_update: Mutex<Option<Vec<(String, crate::config::ResourceValue)>>>,
+    pub resource_changed: AtomicBool,
 }
 
 /// One end in a power of two up to 16 looks whether a batch is ready: the

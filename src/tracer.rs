@@ -499,6 +499,8 @@ impl Tracer {
             end_check_mask,
             full_wait_in_vain_at: Default::default(),
             abort_requests_at,
+            resource_update: Mutex::new(None),
+            resource_changed: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let handle = std::thread::Builder::new()
@@ -1214,6 +1216,22 @@ impl Tracer {
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
         self.pipeline.shutdown(timeout).ok_or(SpanError::ShutDown)
+    }
+
+    /// Sets resource attributes over the configured ones for every batch
+    /// encoded from now on: what a bridge passes for the OpenTelemetry SDK
+    /// provider whose spans it records, so that they arrive under that
+    /// provider's `service.name` and attributes rather than this tracer's
+    /// own. The given attributes win, except a `service.name` that is the
+    /// SDK's fallback (`unknown_service...`) over one this tracer has. A
+    /// crash dump or flight file already written keeps the tracer's own.
+    pub fn set_resource(&self, attributes: Vec<(String, crate::config::ResourceValue)>) {
+        let p = &self.pipeline;
+        if let Ok(mut slot) = p.resource_update.lock() {
+            *slot = Some(attributes);
+            p.resource_changed.store(true, Ordering::Release);
+        }
+        p.signal.wake();
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -391,6 +391,15 @@ impl Exporter {
             Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
             self.indexes = recording;
         }
+        if p.resource_changed.swap(false, Ordering::AcqRel)
+            && let Some(given) = p.resource_update.lock().ok().and_then(|g| g.clone())
+        {
+            // Set at run time (a bridged provider's): over the configured
+            // resource, from this batch on.
+            self.resource = Arc::new(
+                ResourceInfo::new(&p.config.service_name, &p.config.resource()).overridden(&given),
+            );
+        }
         let resource = Arc::clone(&self.resource);
         let total = self.indexes.len();
         let mut start = 0;

@@ -27,6 +27,38 @@ pub const INSTANCE_ID_KEY: &str = "service.instance.id";
 const INT_KEYS: [&str; 2] = ["process.pid", "process.parent_pid"];
 
 impl ResourceInfo {
+    /// This resource with `given` set over it (a bridged SDK provider's,
+    /// `Tracer::set_resource`): each given key replaces this one's value
+    /// or is added, except a `service.name` that is the SDK's fallback
+    /// (`unknown_service`, `unknown_service:<process>`), which names no
+    /// service and leaves this one's.
+    pub fn overridden(&self, given: &[(String, crate::config::ResourceValue)]) -> ResourceInfo {
+        use crate::config::ResourceValue;
+        let mut out = self.clone();
+        for (k, v) in given {
+            if k == "service.name"
+                && matches!(v, ResourceValue::Str(s) if s.starts_with("unknown_service"))
+            {
+                continue;
+            }
+            let value = match v {
+                ResourceValue::Str(s) => AttrValue::Str(s.clone()),
+                ResourceValue::Int(i) => AttrValue::Int(*i),
+                ResourceValue::Double(d) => AttrValue::Double(*d),
+                ResourceValue::Bool(b) => AttrValue::Bool(*b),
+            };
+            match out
+                .attributes
+                .iter_mut()
+                .find(|(existing, _)| existing == k)
+            {
+                Some(slot) => slot.1 = value,
+                None => out.attributes.push((k.clone(), value)),
+            }
+        }
+        out
+    }
+
     /// The resource for `service_name` plus `extra` attributes (detected
     /// ones and OTEL_RESOURCE_ATTRIBUTES or config, see
     /// `TracerConfig::resource`). `service_name` wins over a `service.name`

@@ -718,6 +718,74 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
     })
 }
 
+/// Sets resource attributes over the tracer's own for every batch encoded
+/// after the call: what a bridge passes for the OpenTelemetry SDK provider
+/// whose spans it records (its `Resource`), so that they arrive under that
+/// provider's `service.name` and attributes, as its own exporter would
+/// send them. The given attributes win over the configured ones, except a
+/// `service.name` that is the SDK's fallback (`unknown_service...`). A
+/// call replaces what an earlier call gave. Scalar values only (an array
+/// is skipped); text is UTF-8, invalid bytes replaced. Crash dumps and
+/// flight files written before keep the tracer's own resource.
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
+/// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_set_resource(
+    tracer: *const spanguard_tracer,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        if attrs.is_null() && n_attrs > 0 {
+            return spanguard_result::NullArgument;
+        }
+        if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
+            return spanguard_result::InvalidArgument;
+        }
+        let text = |p: *const c_char, len: usize| -> Option<String> {
+            if p.is_null() && len > 0 {
+                return None;
+            }
+            // SAFETY: valid for len bytes (the caller's contract).
+            let bytes = if len == 0 {
+                &[][..]
+            } else {
+                unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+            };
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        };
+        let mut given = Vec::with_capacity(n_attrs);
+        for i in 0..n_attrs {
+            // SAFETY: attrs is valid for n_attrs elements.
+            let a = unsafe { &*attrs.add(i) };
+            let Some(key) = text(a.key, a.key_len).filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            use crate::config::ResourceValue;
+            let value = match a.type_ {
+                SPANGUARD_VALUE_STRING => match text(a.string_value, a.string_len) {
+                    Some(v) => ResourceValue::Str(v),
+                    None => continue,
+                },
+                SPANGUARD_VALUE_INT => ResourceValue::Int(a.int_value),
+                SPANGUARD_VALUE_DOUBLE => ResourceValue::Double(a.double_value),
+                SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
+                _ => continue,
+            };
+            given.push((key, value));
+        }
+        // SAFETY: tracer is non-null and came from tracer_new.
+        match unsafe { &(*tracer).tracer } {
+            Some(t) => {
+                t.set_resource(given);
+                spanguard_result::Ok
+            }
+            None => spanguard_result::ShutDown,
+        }
+    })
+}
+
 /// Copies the tracer's counters into `*out` (set `out->struct_size` first;
 /// only that many bytes are written). Thread-safe.
 #[unsafe(no_mangle)]

@@ -405,6 +405,26 @@ static void hex_of(const uint8_t *b, size_t n, char *out) {
 /* A parent given by its handle and by the context it kept from its begin:
  * its child while it lives, and still after its export (its handle stale),
  * where the handle alone begins a new trace. */
+/* spanguard_tracer_set_resource's bad input: an error code, nothing set
+ * (what it sets is checked by tests/resource_set_at_run_time.rs and the
+ * bridges' tests). An empty set changes nothing. */
+static void test_set_resource_input(spanguard_tracer *t) {
+    spanguard_attribute a[SPANGUARD_MAX_ATTRIBUTES + 1];
+    memset(a, 0, sizeof a);
+    CHECK_RC(spanguard_tracer_set_resource(NULL, a, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_resource(t, NULL, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_resource(t, a, SPANGUARD_MAX_ATTRIBUTES + 1), SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_resource(t, NULL, 0), SPANGUARD_RESULT_OK);
+    /* Keys with no bytes, unknown types and NULL text are skipped. */
+    a[0].type_ = 99;
+    a[1].key = "k";
+    a[1].key_len = 1;
+    a[1].type_ = SPANGUARD_VALUE_STRING;
+    a[1].string_len = 3; /* NULL text of 3 bytes */
+    CHECK_RC(spanguard_tracer_set_resource(t, a, 2), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_tracer_set_resource(t, NULL, 0), SPANGUARD_RESULT_OK);
+}
+
 static void test_begin_keeping_ids(spanguard_tracer *t, const char *dir) {
     spanguard_span parent, live_child, late_child, lost, other;
     spanguard_span_context pctx, ctx, zero;
@@ -1123,6 +1143,7 @@ int main(int argc, char **argv) {
     test_set_attributes_packed(t, dir);
     test_begin_packed(t, dir);
     test_begin_keeping_ids(t, dir);
+    test_set_resource_input(t);
     test_try_begin_when_full();
     test_update_name(t, dir);
     test_status_rules(t, dir);
