@@ -438,6 +438,26 @@ type Stats struct {
 	SpooledSpans, ReplayedSpans, RecoveredSpans, ValuesTruncated uint64
 }
 
+// SetResource sets resource attributes over the tracer's own for every
+// batch exported from now on: what the OpenTelemetry bridge passes for the
+// SDK provider's Resource, so that spans arrive under the provider's
+// service.name and attributes. Scalar values only (slices are skipped); at
+// most 128. A service.name that is the SDK's fallback ("unknown_service...")
+// leaves the tracer's. A later call replaces what an earlier one gave.
+func (t *Tracer) SetResource(attrs ...Attribute) error {
+	p, err := t.live()
+	if err != nil {
+		return err
+	}
+	defer runtime.KeepAlive(t)
+	if len(attrs) > maxAttributesPerCall {
+		attrs = attrs[:maxAttributesPerCall]
+	}
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
+	return check(C.spanguard_tracer_set_resource(p, arr, C.size_t(len(attrs))), "set_resource")
+}
+
 // Stats reads the counters.
 func (t *Tracer) Stats() (Stats, error) {
 	p, err := t.live()

@@ -155,6 +155,8 @@ export declare class Tracer {
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;
+  /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
+  setResource(attrs: Attributes): void;
   stats(): Record<string, number>;
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }

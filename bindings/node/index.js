@@ -677,6 +677,19 @@ class Tracer {
     return out;
   }
 
+  /**
+   * Sets resource attributes over the tracer's own for every batch
+   * exported from now on: what the OpenTelemetry bridge passes for the SDK
+   * provider's Resource, so that spans arrive under its service.name and
+   * attributes. A service.name that is the SDK's fallback
+   * ('unknown_service...') leaves the tracer's. A later call replaces an
+   * earlier one's.
+   */
+  setResource(attrs) {
+    const [keys, values] = split(attrs);
+    recorded(native.setResource(this.live(), keys || [], values || []), 'setResource');
+  }
+
   stats() {
     const [code, counters] = native.stats(this.live());
     check(code, 'stats');

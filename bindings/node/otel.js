@@ -68,6 +68,18 @@ class SpanguardSpanProcessor {
 
   onStart(otelSpan) {
     try {
+      // The provider's resource, once (an identity check a span): spans
+      // arrive under its service.name and attributes, as with the SDK's
+      // own exporter. (Attributes a detector still resolves are left to
+      // the next resource the provider gives.)
+      const resource = otelSpan.resource;
+      if (resource && resource !== this.resource) {
+        this.resource = resource;
+        const [keys, values] = attributeLists(resource.attributes, this);
+        const attrs = {};
+        for (let i = 0; i < keys.length; i++) attrs[keys[i]] = values[i];
+        this.tracer.setResource(attrs);
+      }
       const ctx = otelSpan.spanContext();
       // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
       const parent = otelSpan.parentSpanContext;

@@ -27,6 +27,7 @@ import (
 	spanguard "github.com/spanguard/spanguard/bindings/go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -36,6 +37,8 @@ type SpanProcessor struct {
 	tracer   *spanguard.Tracer
 	open     sync.Map // spanKey -> openSpan
 	failures atomic.Uint64
+	// The provider's resource last passed to the tracer (SetResource).
+	resource atomic.Pointer[resource.Resource]
 }
 
 type spanKey struct {
@@ -124,6 +127,12 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
 
 // OnStart begins the span in spanguard.
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	// The provider's resource, once (a pointer compare a span): spans
+	// arrive under its service.name and attributes, as with its exporter.
+	if r := s.Resource(); r != nil && p.resource.Load() != r {
+		p.resource.Store(r)
+		p.failed(p.tracer.SetResource(attributes(r.Attributes())...))
+	}
 	sc, parent, atStart := s.SpanContext(), s.Parent(), s.Attributes()
 	f := spanguard.ForeignSpan{
 		Name:           s.Name(),

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -277,6 +278,30 @@ func TestLinksAddedLaterArriveWhenTheLimitEvictedOlderOnes(t *testing.T) {
 		if !got[want] {
 			t.Fatalf("link %s missing: %+v", want, arrived[0].Links)
 		}
+	}
+	tp.Shutdown(context.Background())
+}
+
+// The provider's resource is the spans' resource, as with its own
+// exporter (the spans arrived as unknown_service with spanguard's).
+func TestSpansCarryTheProvidersResource(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	res := resource.NewSchemaless(attribute.String("service.name", "checkout-agent"),
+		attribute.String("deployment.environment.name", "prod"), attribute.Int("replicas", 3))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge), sdktrace.WithResource(res))
+	_, span := tp.Tracer("res").Start(context.Background(), "op")
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := rx.WaitFor(t, 1)[0].Resource
+	if got["service.name"] != "checkout-agent" || got["deployment.environment.name"] != "prod" ||
+		fmt.Sprint(got["replicas"]) != "3" {
+		t.Fatalf("resource %v", got)
+	}
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
 	}
 	tp.Shutdown(context.Background())
 }

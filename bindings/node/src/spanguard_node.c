@@ -736,6 +736,26 @@ static napi_value js_set_attributes(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* setResource(tracer, keys, values): the OpenTelemetry provider's resource
+ * over the tracer's own for the batches exported from now on (the bridge
+ * passes it on a span's start). */
+static napi_value js_set_resource(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 3)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "setResource");
+    attr_list l;
+    attrs_init(&l);
+    if (!attrs_read(env, a.argv[1], a.argv[2], &l)) {
+        attrs_free(&l);
+        return NULL;
+    }
+    spanguard_result rc = spanguard_tracer_set_resource(t, l.items, l.n);
+    napi_value out = list_result(env, rc, &l);
+    attrs_free(&l);
+    return out;
+}
+
 /* Ends `s` (at `when`, 0: now) and writes its ids, read just before, to
  * out[OUT_IDS..]: its 16 trace id bytes, 8 span id bytes and flags byte as
  * nine numbers of at most 24 bits (three bytes each, the flags last with
@@ -1221,6 +1241,7 @@ NAPI_MODULE_INIT() {
         FN("beginWithAttributes", js_begin_with_attributes),
         FN("beginKV", js_begin_kv),
         FN("beginRemote", js_begin_remote),
+        FN("setResource", js_set_resource),
         FN("beginEx", js_begin_ex),
         FN("setString", js_set_string),
         FN("setInt", js_set_int),

@@ -60,3 +60,21 @@ test('an array holding null arrives with its other elements', async (t) => {
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });
+
+test('spans carry the provider\'s resource, as with the SDK\'s own exporter', async (t) => {
+  // They arrived with spanguard's (service.name and all).
+  const { resourceFromAttributes } = require('@opentelemetry/resources');
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { bridge, provider } = bridgedProvider(rx, 'otel-resource-test', {
+    resource: resourceFromAttributes({ 'service.name': 'checkout-agent', 'deployment.environment.name': 'prod', replicas: 3 }),
+  });
+  provider.getTracer('res').startSpan('op').end();
+  await provider.forceFlush();
+  const [got] = await rx.waitFor(1);
+  assert.strictEqual(got.resource['service.name'], 'checkout-agent');
+  assert.strictEqual(got.resource['deployment.environment.name'], 'prod');
+  assert.strictEqual(got.resource.replicas, 3);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

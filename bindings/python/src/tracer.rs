@@ -651,6 +651,25 @@ impl Tracer {
         Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
     }
 
+    /// Sets resource attributes over the tracer's own for every batch
+    /// exported from now on: what the OpenTelemetry bridge passes for the
+    /// SDK provider's Resource, so that spans arrive under its
+    /// service.name and attributes. Scalar values only (at most 128); a
+    /// service.name that is the SDK's fallback ("unknown_service...")
+    /// leaves the tracer's. A later call replaces an earlier one's.
+    fn set_resource(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
+        let raw = self.raw(py)?;
+        let attrs = Attributes::from_mapping(Some(attributes), &self.values_rejected);
+        let n = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        // SAFETY: raw is a live tracer; the attributes (kept alive by
+        // `attrs`) are valid for the call.
+        let code = unsafe { ct::spanguard_tracer_set_resource(raw, attrs.as_ptr(), n) };
+        if code != spanguard_result::Ok {
+            return Err(report::error(py, code as u32, "set_resource"));
+        }
+        Ok(())
+    }
+
     /// Waits until every span ended before the call is delivered or
     /// spooled, at most `timeout_s`. True when it was; False on timeout.
     #[pyo3(signature = (timeout_s=5.0))]

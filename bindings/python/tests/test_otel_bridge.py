@@ -251,3 +251,25 @@ def test_calls_after_the_tracer_closed_are_ignored_not_raised(tmp_path, caplog):
         assert provider.force_flush() is False
         provider.shutdown()
     assert not [r for r in caplog.records if "bridge failed" in r.getMessage()]
+
+
+def test_spans_carry_the_providers_resource(receiver, tmp_path):
+    """The provider's Resource is the spans' resource, as with the SDK's own
+    exporter (they arrived with spanguard's, service.name and all)."""
+    from opentelemetry.sdk.resources import Resource
+    tracer = spanguard.Tracer(from_env=False, service_name="spanguard-own", endpoint=receiver.traces_url,
+                              spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout-agent",
+                                                        "deployment.environment.name": "prod", "replicas": 3}))
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    start = len(receiver.spans())
+    with provider.get_tracer("res").start_as_current_span("op"):
+        pass
+    assert provider.force_flush()
+    (got,) = receiver.spans()[start:]
+    assert got["resource"]["service.name"] == "checkout-agent"
+    assert got["resource"]["deployment.environment.name"] == "prod"
+    assert got["resource"]["replicas"] == 3
+    assert got["resource"]["telemetry.sdk.language"] == "python"
+    provider.shutdown()
+    tracer.close()

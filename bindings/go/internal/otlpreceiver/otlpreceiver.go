@@ -38,6 +38,7 @@ type Span struct {
 	StatusCode     int            `json:"status_code"`
 	StatusMsg      string         `json:"status_message"`
 	Attributes     map[string]any `json:"attributes"`
+	Resource       map[string]any `json:"resource"`
 	Scope          string         `json:"scope"`
 	ScopeVersion   string         `json:"scope_version"`
 	ScopeSchemaURL string         `json:"scope_schema_url"`

@@ -80,6 +80,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         if not isinstance(tracer, Tracer):
             raise TypeError("SpanguardSpanProcessor needs a spanguard.Tracer")
         self._tracer = tracer
+        self._resource = None  # the provider's resource last passed on
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
         self._lock = threading.Lock()
@@ -90,6 +91,16 @@ class SpanguardSpanProcessor(SpanProcessor):
         ctx = span.get_span_context()
         if not ctx.trace_flags.sampled:
             return
+        resource = getattr(span, "resource", None)
+        if resource is not None and resource is not self._resource:
+            # The provider's resource, once (an identity check a span):
+            # spans arrive under its service.name and attributes, as with
+            # the SDK's own exporter.
+            self._resource = resource
+            try:
+                self._tracer.set_resource(dict(resource.attributes))
+            except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+                self._failed("on_start", e)
         try:
             opened = self._begin(span, ctx)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
