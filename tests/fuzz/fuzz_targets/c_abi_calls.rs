@@ -1091,6 +1091,18 @@ impl Harness {
                 }
             }
             _ => {
+                // A bridged provider's resource (any attributes: NULL text
+                // and empty keys are skipped, never read).
+                if input.byte() % 4 == 0 {
+                    let attrs = input.attributes();
+                    // SAFETY: every pointer is NULL or valid for its length.
+                    let rc = unsafe { spanguard_tracer_set_resource(t, attrs.ptr(), attrs.len()) };
+                    check(
+                        "set_resource",
+                        rc,
+                        &[R::Ok, R::NullArgument, R::InvalidArgument, R::ShutDown],
+                    );
+                }
                 // Calls that only read: the sink path, the counters.
                 let mut buf = [0u8; 64];
                 let mut len = 0usize;
