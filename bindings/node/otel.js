@@ -70,10 +70,10 @@ class SpanguardSpanProcessor {
     try {
       // The provider's resource, once (an identity check a span): spans
       // arrive under its service.name and attributes, as with the SDK's
-      // own exporter. (Attributes a detector still resolves are left to
-      // the next resource the provider gives.)
+      // own exporter. One whose detectors are still resolving (NodeSDK's
+      // async attributes) is taken at a later span, once they are done.
       const resource = otelSpan.resource;
-      if (resource && resource !== this.resource) {
+      if (resource && resource !== this.resource && !resource.asyncAttributesPending) {
         this.resource = resource;
         const [keys, values] = attributeLists(resource.attributes, this);
         const attrs = {};
