@@ -1077,6 +1077,24 @@ impl SpanRecord {
         (OVERFLOW_BASE + start as u32, got)
     }
 
+    /// Where a value that may be cut goes, once `reserve_overflow` (called
+    /// with `overflow_used` at `before`) got `got` bytes at `at`: there, or,
+    /// when the pool ran out and gave less than half the arena's room, in
+    /// that half of the arena instead, reserved (the chunks' bytes given
+    /// back). A prompt arrived as "" when the pool was used up, which reads
+    /// as an empty prompt; the other half stays for the attributes set
+    /// after it (token counts, the completion), whose keys need room too.
+    fn arena_if_the_pool_ran_out(&mut self, before: u32, at: u32, got: usize) -> (u32, usize) {
+        let start = self.arena_used as usize;
+        let half = (ARENA_BYTES - start) / 2;
+        if got >= half {
+            return (at, got);
+        }
+        self.overflow_used = before;
+        self.arena_used = (start + half) as u16;
+        (start as u32, half)
+    }
+
     /// Reserves exactly `n` bytes, in the arena when they fit, else in the
     /// chunks; None (and nothing reserved) when they do not fit.
     fn alloc<S: ChunkStore + ?Sized>(&mut self, n: usize, store: &S) -> Option<u32> {
@@ -1287,8 +1305,7 @@ impl SpanRecord {
     ) -> (TextRef, TextOutcome) {
         let plan = plan_text(input, limit);
         let start = self.arena_used as usize;
-        let arena_room = ARENA_BYTES - start;
-        let (at, room) = if plan.out_len <= arena_room {
+        let (at, room) = if plan.out_len <= ARENA_BYTES - start {
             (start as u32, plan.out_len)
         } else {
             let before = self.overflow_used;
@@ -1303,18 +1320,7 @@ impl SpanRecord {
                     },
                 );
             }
-            if got < arena_room / 2 {
-                // The pool ran out: half the arena's room keeps more of
-                // the value than the chunks could (a prompt arrived as ""
-                // when the pool was used up, which reads as an empty
-                // prompt); the other half stays for the attributes set
-                // after it (token counts, the completion), whose keys
-                // need room too.
-                self.overflow_used = before;
-                (start as u32, arena_room / 2)
-            } else {
-                (at, got)
-            }
+            self.arena_if_the_pool_ran_out(before, at, got)
         };
         let mut pos = at;
         let written = emit_text(input, &plan, room, |piece| {
@@ -1376,22 +1382,13 @@ impl SpanRecord {
     ) -> (TextRef, TextOutcome) {
         let want = input.len().min(limit);
         let start = self.arena_used as usize;
-        let arena_room = ARENA_BYTES - start;
-        let (at, got) = if want <= arena_room {
+        let (at, got) = if want <= ARENA_BYTES - start {
             self.arena_used = (start + want) as u16;
             (start as u32, want)
         } else {
             let before = self.overflow_used;
-            match self.reserve_overflow(want, store) {
-                // The pool ran out: half the arena's room keeps more (as
-                // for text).
-                (_, got) if got < arena_room / 2 => {
-                    self.overflow_used = before;
-                    self.arena_used = (start + arena_room / 2) as u16;
-                    (start as u32, arena_room / 2)
-                }
-                reserved => reserved,
-            }
+            let (at, got) = self.reserve_overflow(want, store);
+            self.arena_if_the_pool_ran_out(before, at, got)
         };
         self.write_at(at, &input[..got], store);
         let truncated = got < input.len();
