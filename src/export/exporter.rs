@@ -120,7 +120,7 @@ impl Exporter {
             buffer_full_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             pacer: Pacer::new(),
-            resource: Arc::new(ResourceInfo::new(&config.service_name, &config.resource())),
+            resource: Arc::new(ResourceInfo::configured(config)),
             pipeline,
         }
     }
@@ -392,13 +392,11 @@ impl Exporter {
             self.indexes = recording;
         }
         if p.resource_changed.swap(false, Ordering::AcqRel)
-            && let Some(given) = p.resource_update.lock().ok().and_then(|g| g.clone())
+            && let Some(given) = p.resource_update.lock().ok().and_then(|mut g| g.take())
         {
             // Set at run time (a bridged provider's): over the configured
             // resource, from this batch on.
-            self.resource = Arc::new(
-                ResourceInfo::new(&p.config.service_name, &p.config.resource()).overridden(&given),
-            );
+            self.resource = Arc::new(ResourceInfo::configured(&p.config).overridden(&given));
         }
         let resource = Arc::clone(&self.resource);
         let total = self.indexes.len();

@@ -27,6 +27,12 @@ pub const INSTANCE_ID_KEY: &str = "service.instance.id";
 const INT_KEYS: [&str; 2] = ["process.pid", "process.parent_pid"];
 
 impl ResourceInfo {
+    /// The resource `config` names: its service name over its resource
+    /// attributes (see `new`).
+    pub fn configured(config: &crate::config::TracerConfig) -> ResourceInfo {
+        ResourceInfo::new(&config.service_name, &config.resource())
+    }
+
     /// This resource with `given` set over it (a bridged SDK provider's,
     /// `Tracer::set_resource`): each given key replaces this one's value
     /// or is added, except a `service.name` that is the SDK's fallback
