@@ -743,16 +743,10 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
         if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
             return spanguard_result::InvalidArgument;
         }
+        // NULL text of a length is skipped (`text_arg` refuses it).
         let text = |p: *const c_char, len: usize| -> Option<String> {
-            if p.is_null() && len > 0 {
-                return None;
-            }
-            // SAFETY: valid for len bytes (the caller's contract).
-            let bytes = if len == 0 {
-                &[][..]
-            } else {
-                unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
-            };
+            // SAFETY: valid for len bytes when not NULL (the caller's contract).
+            let bytes = unsafe { super::span::text_arg(p, len) }.ok()?;
             Some(String::from_utf8_lossy(bytes).into_owned())
         };
         let mut given = Vec::with_capacity(n_attrs);
