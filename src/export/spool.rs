@@ -14,8 +14,9 @@
 //! header is checked against the file's real size and the read limit
 //! (the cap, or 64 MiB if more) before anything is allocated, and a
 //! file that cannot be a batch is set aside (`<name>.unreadable`) and
-//! reported, never resent and never deleted. A writer's temporary file (`.tmp-*`) is locked while the
-//! writer lives; one left by a dead writer is deleted.
+//! reported, never resent and never deleted. A writer's temporary file
+//! (`.tmp-*`) is locked while the writer lives; one left by a dead writer
+//! is deleted.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
