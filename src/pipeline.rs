@@ -433,6 +433,28 @@ impl Pipeline {
         }
     }
 
+    /// Sets the resource that a crash dump or the flight file names for
+    /// the spans in it (`Tracer::set_resource`), so that spans recovered
+    /// from them arrive under the resource the live ones are sent with.
+    /// Callers serialize their calls (one writer at a time).
+    pub fn set_dump_resource(&self, service_name: &str, resource: &[(String, String)]) {
+        use crate::buffer::dump::DumpHeader;
+        if let Some(c) = &self.crash_file {
+            c.set_resource(service_name, resource);
+        }
+        if self.flight.is_some() {
+            let header = self.slab.mapping_start().cast::<DumpHeader>();
+            // SAFETY: a flight slab's mapping starts with its DumpHeader;
+            // this header is read whole, then its resource written back
+            // (the only writer of those fields).
+            unsafe {
+                let mut next = header.read_volatile();
+                next.set_resource(service_name, resource);
+                next.write_resource_into(header);
+            }
+        }
+    }
+
     /// Tells the application, from the exporter thread only.
     pub fn report(&self, event: ExportEvent, message: &str) {
         self.callback.call(event, message);

@@ -19,6 +19,7 @@ use crate::export::discard::DiscardTransport;
 use crate::export::exporter::Exporter;
 use crate::export::file_sink::FileSink;
 use crate::export::http::HttpTransport;
+use crate::export::resource::ResourceInfo;
 use crate::export::transport::Transport;
 use crate::pipeline::{
     ExportSignal, FlightFile, FlushOutcome, LIFECYCLE_FROZEN, LIFECYCLE_RUNNING,
@@ -1224,10 +1225,18 @@ impl Tracer {
     /// provider's `service.name` and attributes rather than this tracer's
     /// own. The given attributes win, except a `service.name` that is the
     /// SDK's fallback (`unknown_service...`) over one this tracer has. A
-    /// crash dump or flight file already written keeps the tracer's own.
+    /// crash dump or flight file names it from now on too, as text: spans
+    /// recovered from one arrive under it.
     pub fn set_resource(&self, attributes: Vec<(String, crate::config::ResourceValue)>) {
         let p = &self.pipeline;
         if let Ok(mut slot) = p.resource_update.lock() {
+            // Under the lock: one writer of the dump headers at a time.
+            if p.crash_file.is_some() || p.flight.is_some() {
+                let resource = ResourceInfo::configured(&p.config).overridden(&attributes);
+                let given: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
+                let (service, entries) = resource.dump_entries(&given);
+                p.set_dump_resource(&service, &entries);
+            }
             *slot = Some(attributes);
             p.resource_changed.store(true, Ordering::Release);
         }

@@ -91,12 +91,19 @@ impl DumpHeader {
             service_name: [0; SERVICE_NAME_BYTES],
             resource_text: [0; RESOURCE_TEXT_BYTES],
         };
+        h.set_resource(service_name, resource);
+        h
+    }
+
+    /// Sets the service name and the resource text. Whole entries, in the
+    /// order given (the most telling first), as many as fit: a long one
+    /// (an executable's path) that does not fit is left out rather than cut
+    /// or taking the rest with it.
+    pub fn set_resource(&mut self, service_name: &str, resource: &[(String, String)]) {
         let name = &service_name.as_bytes()[..service_name.len().min(SERVICE_NAME_BYTES)];
-        h.service_name[..name.len()].copy_from_slice(name);
-        h.service_name_len = name.len() as u32;
-        // Whole entries, in the order given (the most telling first), as
-        // many as fit: a long one (an executable's path) that does not fit
-        // is left out rather than cut or taking the rest with it.
+        self.service_name = [0; SERVICE_NAME_BYTES];
+        self.service_name[..name.len()].copy_from_slice(name);
+        self.service_name_len = name.len() as u32;
         let mut text = String::new();
         for (k, v) in resource {
             let entry = format!("{}={}", percent_encode(k), percent_encode(v));
@@ -108,9 +115,36 @@ impl DumpHeader {
                 text.push_str(&entry);
             }
         }
-        h.resource_text[..text.len()].copy_from_slice(text.as_bytes());
-        h.resource_text_len = text.len() as u32;
-        h
+        self.resource_text = [0; RESOURCE_TEXT_BYTES];
+        self.resource_text[..text.len()].copy_from_slice(text.as_bytes());
+        self.resource_text_len = text.len() as u32;
+    }
+
+    /// Copies this header's service name and resource text over those of
+    /// the header at `dst` (a flight file's, in its shared mapping), which
+    /// a SIGKILL may leave half written at any store: the lengths go to 0
+    /// first and are written last, so a reader finds the old resource, none
+    /// (the recovering tracer's fallback), or the new one, never a mix.
+    ///
+    /// # Safety
+    /// `dst` is valid for writes of a `DumpHeader`, and no other thread
+    /// writes its resource meanwhile.
+    pub unsafe fn write_resource_into(&self, dst: *mut DumpHeader) {
+        use std::ptr::addr_of_mut;
+        use std::sync::atomic::{Ordering, fence};
+        // SAFETY: in bounds of *dst by the caller's contract; volatile, so
+        // that the stores are made, and in this order, to memory a dead
+        // process leaves behind.
+        unsafe {
+            addr_of_mut!((*dst).service_name_len).write_volatile(0);
+            addr_of_mut!((*dst).resource_text_len).write_volatile(0);
+            fence(Ordering::SeqCst);
+            addr_of_mut!((*dst).service_name).write_volatile(self.service_name);
+            addr_of_mut!((*dst).resource_text).write_volatile(self.resource_text);
+            fence(Ordering::SeqCst);
+            addr_of_mut!((*dst).resource_text_len).write_volatile(self.resource_text_len);
+            addr_of_mut!((*dst).service_name_len).write_volatile(self.service_name_len);
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -264,7 +298,48 @@ pub struct CrashFile {
     batch: OnceLock<PreparedFile>,
     /// Its pending and published names.
     batch_names: (PathBuf, PathBuf),
-    header: DumpHeader,
+    header: HeaderCell,
+}
+
+/// The crash dump's header, written by a tracer whose resource changes at
+/// run time (`set_resource`) and read by the crash handler, which may
+/// interrupt that write on its own thread or run beside it on another: a
+/// sequence lock, as a signal handler may take no lock. The writer makes
+/// the sequence odd, writes, makes it even; the reader copies and keeps
+/// the copy only when the sequence was the same even number before and
+/// after.
+struct HeaderCell {
+    sequence: std::sync::atomic::AtomicU32,
+    header: std::cell::UnsafeCell<DumpHeader>,
+}
+
+// SAFETY: writes are serialized by `CrashFile::set_resource`'s caller and
+// published through `sequence`; readers copy and check it (`read`).
+unsafe impl Sync for HeaderCell {}
+
+impl HeaderCell {
+    /// Async-signal-safe. A handler that interrupted the write on the
+    /// writer's own thread would wait for it forever: after a few tries
+    /// it takes the header with no resource text (the lengths clamped to
+    /// 0), which recovery reads as the recovering tracer's fallback.
+    fn read(&self) -> DumpHeader {
+        for _ in 0..1000 {
+            let before = self.sequence.load(Ordering::Acquire);
+            // SAFETY: a plain-data copy; a copy torn by a writer is thrown
+            // away below.
+            let copy = unsafe { self.header.get().read_volatile() };
+            std::sync::atomic::fence(Ordering::Acquire);
+            if before.is_multiple_of(2) && self.sequence.load(Ordering::Relaxed) == before {
+                return copy;
+            }
+            std::hint::spin_loop();
+        }
+        // SAFETY: as above.
+        let mut copy = unsafe { self.header.get().read_volatile() };
+        copy.service_name_len = 0;
+        copy.resource_text_len = 0;
+        copy
+    }
 }
 
 impl CrashFile {
@@ -280,8 +355,24 @@ impl CrashFile {
             slots,
             batch: OnceLock::new(),
             batch_names: (batch_pending, batch_done),
-            header,
+            header: HeaderCell {
+                sequence: Default::default(),
+                header: std::cell::UnsafeCell::new(header),
+            },
         }
+    }
+
+    /// Sets the resource the dump will carry (`DumpHeader::set_resource`).
+    /// Callers serialize their calls (one writer at a time).
+    pub fn set_resource(&self, service_name: &str, resource: &[(String, String)]) {
+        let cell = &self.header;
+        let mut next = cell.read();
+        next.set_resource(service_name, resource);
+        cell.sequence.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: the only writer (the caller's contract); readers see the
+        // odd sequence and retry.
+        unsafe { cell.header.get().write_volatile(next) };
+        cell.sequence.fetch_add(1, Ordering::Release);
     }
 
     /// Makes the batch file, once; the exporter calls it before its first
@@ -311,7 +402,7 @@ impl CrashFile {
     /// count is written the header says 0, which a reader takes as "read
     /// to the file's end" (the writer may die in the middle).
     pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
-        let mut header = self.header;
+        let mut header = self.header.read();
         header.signal = signal;
         header.record_count = 0;
         self.slots.write_all(header.as_bytes());
@@ -773,6 +864,38 @@ mod tests {
         DumpHeader::new(magic, count, "svc", &[])
             .as_bytes()
             .to_vec()
+    }
+
+    #[test]
+    fn a_resource_set_later_replaces_the_headers_and_keeps_the_rest() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let dir = temp_dir("set-resource");
+        let crash = crash_file_in(&dir);
+        crash.set_resource("checkout", &[kv("deployment.environment.name", "prod")]);
+        let h = crash.header.read();
+        assert_eq!(h.service_name(), "checkout");
+        assert_eq!(
+            h.resource_attributes(),
+            vec![kv("deployment.environment.name", "prod")]
+        );
+        assert_eq!(h.magic, MAGIC_CRASH_DUMP);
+
+        // In place, as in a flight file: a shorter resource leaves nothing
+        // of the longer one it replaces; the other fields are untouched.
+        let mut at = DumpHeader::new(
+            MAGIC_FLIGHT,
+            7,
+            "a-long-service-name",
+            &[kv("k", "v".repeat(100).as_str())],
+        );
+        let mut next = at;
+        next.set_resource("s", &[kv("a", "b")]);
+        // SAFETY: a header of our own, written by this thread only.
+        unsafe { next.write_resource_into(&mut at) };
+        assert_eq!(at.service_name(), "s");
+        assert_eq!(at.resource_attributes(), vec![kv("a", "b")]);
+        assert_eq!((at.magic, at.record_count), (MAGIC_FLIGHT, 7));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -65,6 +65,34 @@ impl ResourceInfo {
         out
     }
 
+    /// This resource as a dump header holds it (`DumpHeader::set_resource`):
+    /// its service name, and its other attributes as text, those named in
+    /// `first` before the others (a header keeps the entries that fit, in
+    /// order). What `new` makes of them again is this resource, but for
+    /// values typed other than text (sent as text, but for `INT_KEYS`) and
+    /// entries the header had no room for.
+    pub fn dump_entries(&self, first: &[&str]) -> (String, Vec<(String, String)>) {
+        let text = |v: &AttrValue| match v {
+            AttrValue::Str(s) => s.clone(),
+            AttrValue::Int(i) => i.to_string(),
+            AttrValue::Double(d) => d.to_string(),
+            AttrValue::Bool(b) => b.to_string(),
+        };
+        let mut service = String::new();
+        let (mut named, mut rest) = (Vec::new(), Vec::new());
+        for (k, v) in &self.attributes {
+            if k == "service.name" {
+                service = text(v);
+            } else if first.contains(&k.as_str()) {
+                named.push((k.clone(), text(v)));
+            } else {
+                rest.push((k.clone(), text(v)));
+            }
+        }
+        named.extend(rest);
+        (service, named)
+    }
+
     /// The resource for `service_name` plus `extra` attributes (detected
     /// ones and OTEL_RESOURCE_ATTRIBUTES or config, see
     /// `TracerConfig::resource`). `service_name` wins over a `service.name`
@@ -87,12 +115,18 @@ impl ResourceInfo {
             attributes.push((k.to_string(), AttrValue::Str(v.to_string())));
         }
         for (k, v) in extra {
-            if !attributes.iter().any(|(existing, _)| existing == k) {
-                let value = match v.parse::<i64>() {
-                    Ok(n) if INT_KEYS.contains(&k.as_str()) => AttrValue::Int(n),
-                    _ => AttrValue::Str(v.clone()),
-                };
-                attributes.push((k.clone(), value));
+            let value = match v.parse::<i64>() {
+                Ok(n) if INT_KEYS.contains(&k.as_str()) => AttrValue::Int(n),
+                _ => AttrValue::Str(v.clone()),
+            };
+            match attributes.iter_mut().find(|(existing, _)| existing == k) {
+                // The SDK's own `telemetry.sdk.*` give way to a value the
+                // user (OTEL_RESOURCE_ATTRIBUTES), or a bridged SDK's
+                // provider through a dump header, set: OpenTelemetry's
+                // SDKs merge the user's resource over their defaults.
+                Some(slot) if slot.0.starts_with("telemetry.sdk.") => slot.1 = value,
+                Some(_) => {}
+                None => attributes.push((k.clone(), value)),
             }
         }
         ResourceInfo {

@@ -725,8 +725,9 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// send them. The given attributes win over the configured ones, except a
 /// `service.name` that is the SDK's fallback (`unknown_service...`). A
 /// call replaces what an earlier call gave. Scalar values only (an array
-/// is skipped); text is UTF-8, invalid bytes replaced. Crash dumps and
-/// flight files written before keep the tracer's own resource.
+/// is skipped); text is UTF-8, invalid bytes replaced. The tracer's crash
+/// dump and flight file name it from then on (as text), so that spans
+/// recovered from them after a crash or SIGKILL arrive under it too.
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
 /// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set).
 #[unsafe(no_mangle)]

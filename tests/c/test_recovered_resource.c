@@ -1,0 +1,159 @@
+/* Spans recovered after a process died arrive under the resource its live
+ * spans were sent with, also when that resource was set at run time
+ * (spanguard_tracer_set_resource: what the OpenTelemetry bridges pass for
+ * their SDK provider's Resource).
+ *
+ * A child starts a tracer named "own-service", records ended spans and
+ * one open span (nothing exported: a minute's schedule delay), sets the
+ * provider's resource, and dies: with the flight recorder on, by SIGKILL
+ * (nothing of its own runs); with it off, by SIGSEGV (the crash handler
+ * writes a crash dump). A tracer started afterwards recovers its spans
+ * into the file sink, where each of their lines must name the provider's
+ * service and attributes, and none the tracer's own name. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+#define S(str) (str), strlen(str)
+#define SPANS 10
+
+static char sink[512], spool[512];
+
+static spanguard_tracer *start_tracer(int flight, int handlers) {
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.service_name = "own-service";
+    cfg.sink_dir = sink;
+    cfg.spool_dir = spool;
+    cfg.flight_recorder = (uint32_t)flight;
+    cfg.install_signal_handlers = (uint32_t)handlers;
+    cfg.schedule_delay_ms = 60000; /* nothing is exported before the death */
+    spanguard_tracer *t = NULL;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "tracer_new failed\n");
+        exit(2);
+    }
+    return t;
+}
+
+static spanguard_attribute text_attr(const char *key, const char *value) {
+    spanguard_attribute a;
+    memset(&a, 0, sizeof a);
+    a.key = key;
+    a.key_len = strlen(key);
+    a.type_ = SPANGUARD_VALUE_STRING;
+    a.string_value = value;
+    a.string_len = strlen(value);
+    return a;
+}
+
+/* In the child: records, sets the provider's resource, says so on `ready`
+ * and dies as `flight` says. */
+static void record_then_die(const char *tag, int flight, int ready) {
+    spanguard_tracer *t = start_tracer(flight, !flight);
+    for (int i = 0; i < SPANS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%d", tag, i);
+        spanguard_span s;
+        if (spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s) == SPANGUARD_RESULT_OK)
+            (void)spanguard_span_end(s);
+    }
+    char open_name[64];
+    snprintf(open_name, sizeof open_name, "%s-open", tag);
+    spanguard_span open_span;
+    (void)spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open_span);
+    spanguard_attribute resource[3] = {
+        text_attr("service.name", "checkout-agent"),
+        text_attr("deployment.environment.name", "prod"),
+        text_attr("telemetry.sdk.language", "python"),
+    };
+    if (spanguard_tracer_set_resource(t, resource, 3) != SPANGUARD_RESULT_OK) _exit(3);
+    if (!flight) raise(SIGSEGV); /* the crash handler dumps, then dies */
+    if (write(ready, "r", 1) != 1) _exit(3);
+    for (;;) pause();
+}
+
+static void record_and_die(const char *tag, int flight) {
+    int ready[2];
+    CHECK(pipe(ready) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(ready[0]);
+        record_then_die(tag, flight, ready[1]);
+    }
+    close(ready[1]);
+    if (flight) {
+        char byte;
+        CHECK(read(ready[0], &byte, 1) == 1);
+        kill(pid, SIGKILL);
+    }
+    close(ready[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == (flight ? SIGKILL : SIGSEGV));
+}
+
+/* Lines of the sink holding spans of `tag`, and of those, how many also
+ * hold `needle`. */
+static void lines_with(const char *tag, const char *needle, long *tagged, long *both) {
+    *tagged = *both = 0;
+    DIR *d = opendir(sink);
+    CHECK(d != NULL);
+    struct dirent *e;
+    static char line[2 << 20];
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".jsonl")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", sink, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (fgets(line, sizeof line, f))
+            if (strstr(line, tag)) {
+                (*tagged)++;
+                if (strstr(line, needle)) (*both)++;
+            }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+static void check_recovered(const char *tag) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"%s-", tag);
+    CHECK(count_in_dir(sink, needle) == SPANS + 1);
+    long tagged, both;
+    lines_with(needle, "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"checkout-agent\"}}", &tagged,
+               &both);
+    CHECK(tagged > 0 && both == tagged);
+    lines_with(needle, "{\"key\":\"deployment.environment.name\",\"value\":{\"stringValue\":\"prod\"}}", &tagged,
+               &both);
+    CHECK(both == tagged);
+    lines_with(needle, "{\"key\":\"telemetry.sdk.language\",\"value\":{\"stringValue\":\"python\"}}", &tagged,
+               &both);
+    CHECK(both == tagged);
+    lines_with(needle, "own-service", &tagged, &both);
+    CHECK(both == 0);
+}
+
+int main(int argc, char **argv) {
+    const char *base = argc > 1 ? argv[1] : "build/test_recovered_resource-spans";
+    snprintf(sink, sizeof sink, "%s", base);
+    snprintf(spool, sizeof spool, "%s-spool", base);
+    record_and_die("flight", 1);
+    record_and_die("crash", 0);
+    spanguard_tracer *t = start_tracer(0, 0);
+    CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
+    CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
+    spanguard_tracer_free(t);
+    check_recovered("flight");
+    check_recovered("crash");
+    return check_summary();
+}
