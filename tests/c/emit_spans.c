@@ -73,6 +73,21 @@ static unsigned long long now_ms(void) {
     return (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull;
 }
 
+/* This process's peak resident memory in KiB (VmHWM), -1 if unknown. Not
+ * getrusage's ru_maxrss, nor wait4's: a child started with vfork, as
+ * Python's subprocess does, is charged its parent's peak at exec, so a
+ * test that had read a large file measured that instead of the tracer. */
+static long peak_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+    fclose(f);
+    return kib;
+}
+
 static void write_stats(const char *path, spanguard_tracer *t, spanguard_result rc, int not_begun,
                         int flush_rc, unsigned long long flush_ms, unsigned long long shutdown_ms) {
     spanguard_counters st = {0};
@@ -98,7 +113,8 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
     FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled); FIELD(files_set_aside);
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
-               "\"shutdown_ms\": %llu}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms);
+               "\"shutdown_ms\": %llu, \"peak_rss_kib\": %ld}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms,
+            peak_rss_kib());
 #undef FIELD
     if (fclose(f) != 0 || rename(aside, path) != 0) {
         perror(path);
