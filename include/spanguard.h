@@ -202,7 +202,7 @@
 /*
  The payload pool's default size in MiB (`payload_pool_mib`).
  */
-#define SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB 64
+#define SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB 256
 
 /*
  Bytes `spanguard_span_traceparent` writes, with the terminating NUL.

@@ -238,9 +238,11 @@ impl Default for TracerConfig {
     }
 }
 
-/// The payload pool's default size: 64 MiB holds 600 spans with a 100 KB
-/// prompt at once, or 6,000 with 8 KB, and costs nothing until used.
-pub const DEFAULT_PAYLOAD_POOL_MIB: u32 = 64;
+/// The payload pool's default size: 256 MiB holds 2,600 spans with a 100
+/// KB prompt at once, or 30,000 with 8 KB, and costs nothing until used
+/// (its free stack's 256 KiB aside). 64 MiB cut prompts in a Python agent
+/// server with 400 LLM calls of 200 KB in flight.
+pub const DEFAULT_PAYLOAD_POOL_MIB: u32 = 256;
 /// The largest payload pool: chunk numbers must fit 32 bits.
 pub const MAX_PAYLOAD_POOL_MIB: u32 = 1 << 20;
 

@@ -103,7 +103,7 @@ pub const SPANGUARD_MAX_LINKS: u32 = 128;
 /// `value_length_limit`: no limit on a value's length but the pool.
 pub const SPANGUARD_NO_LENGTH_LIMIT: u32 = 0xFFFF_FFFF;
 /// The payload pool's default size in MiB (`payload_pool_mib`).
-pub const SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB: u32 = 64;
+pub const SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB: u32 = 256;
 /// Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
 pub const SPANGUARD_TRACEPARENT_SIZE: u32 = 56;
 /// The longest tracestate a span keeps, in bytes (the 512 characters W3C
