@@ -422,8 +422,10 @@ $(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
 	# maturin repairs the extension where cargo left it (renaming the
 	# OpenSSL it links to the copies it bundles): when only Python sources
 	# changed, cargo would not link it again and maturin would find the
-	# bundled names it wrote last time. Removed, cargo links it anew.
-	rm -f $(CURDIR)/build/python-target/maturin/lib_native.so
+	# bundled names it wrote last time. Removed, cargo links it anew: both
+	# names, as cargo's copy in release/deps is the same file (a hard
+	# link), repaired along with it, and cargo would link that one back.
+	rm -f $(CURDIR)/build/python-target/maturin/lib_native.so $(CURDIR)/build/python-target/release/deps/lib_native.so
 	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(CURDIR)/build/python-target \
 	  maturin build --release --strip --locked --quiet --out $(PY_WHEEL_DIR)
 	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
