@@ -209,14 +209,23 @@ fn measure_with(
     exported: &dyn Fn() -> u64,
     body: &(dyn Fn(u64) + Sync),
 ) -> Figures {
-    // Warm up with two whole samples: every thread-local and buffer, and
-    // the slots a sample needs (memory faulted in as it is first used is a
-    // one-time cost, like a tracer's start, not a span's; how many slots a
-    // sample needs depends on how far the exporter keeps up during it).
-    body(n);
-    between();
-    body(n);
-    between();
+    // Warm up with whole samples: every thread-local and buffer, and the
+    // slots a sample needs (memory faulted in as it is first used is a
+    // one-time cost, like a tracer's start, not a span's). How many slots a
+    // sample needs depends on how far the exporter keeps up during it: with
+    // two threads outrunning it, the spans in flight reach further into
+    // the slab sample after sample, so two warm-up samples left the slots'
+    // first faults (huge pages zeroed, 8% of a two-thread run by perf) in
+    // the measured ones. At least two, then until one adds under a MiB of
+    // resident memory (at most 12).
+    for k in 0..12 {
+        let before = rss_kib();
+        body(n);
+        between();
+        if k >= 1 && rss_kib().saturating_sub(before) < 1024 {
+            break;
+        }
+    }
     let mut ns = Vec::new();
     let mut allocs = Vec::new();
     let mut shares = Vec::new();
