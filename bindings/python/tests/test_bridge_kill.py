@@ -5,7 +5,7 @@ answer; the test kills the agent with SIGTERM (the signal watchdog) or
 SIGKILL (the flight recorder), then a tracer started on the same spool
 directory delivers what the agent left. The open agent and LLM spans must
 arrive at the loopback receiver with the SDK's ids, marked
-`spanguard.interrupted`."""
+`spanguard.interrupted`, with what was set on them after their start."""
 
 import json
 import os
@@ -44,7 +44,10 @@ AGENT = textwrap.dedent("""
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0, timeout=600)
     agent = provider.get_tracer("weather.agent")
-    with agent.start_as_current_span("agent.run"):
+    with agent.start_as_current_span("agent.run") as run:
+        # Set while the span is open: no Python runs before the dump.
+        run.set_attribute("agent.goal", "weather")
+        run.add_event("agent.step", {"step": 1})
         with agent.start_as_current_span("plan"):
             pass
         client.chat.completions.create(model="gpt-4o-mini",
@@ -89,4 +92,6 @@ def test_a_killed_agent_still_delivers_its_open_llm_span(receiver, tmp_path, sig
         assert span["attributes"]["spanguard.interrupted"] is True, span
     assert llm["parent_span_id"] == run["span_id"] == plan["parent_span_id"]
     assert llm["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
+    assert run["attributes"]["agent.goal"] == "weather", run
+    assert [(e["name"], e["attributes"]) for e in run["events"]] == [("agent.step", {"step": 1})], run
     assert llm["scope"].startswith("opentelemetry") and run["scope"] == "weather.agent"

@@ -126,6 +126,28 @@ def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(
     tracer.close()
 
 
+def test_events_passed_on_while_open_are_counted_once_when_the_sdk_evicts_them(receiver, tmp_path):
+    # Events are passed on as they are added while the SDK's list has room
+    # (so a span killed by SIGTERM carries them); past its limit the SDK
+    # evicts its oldest, which spanguard already holds: every event is
+    # exported or counted, once.
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(span_limits=SpanLimits(max_events=3))
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    with provider.get_tracer("events").start_as_current_span("many.events") as span:
+        for i in range(5):
+            span.add_event(f"e{i}")
+    assert provider.force_flush()
+    (got,) = receiver.spans()[start:]
+    names = [e["name"] for e in got["events"]]
+    assert names[:2] == ["e0", "e1"] and sorted(names) == sorted(set(names)), names
+    assert len(names) + got["dropped_events_count"] == 5
+    provider.shutdown()
+    tracer.close()
+
+
 @pytest.mark.parametrize("later, kept, dropped", [
     # a, b at start; c, d, e later: the SDK evicts a and b, spanguard keeps
     # a, b, c and drops d and e itself.

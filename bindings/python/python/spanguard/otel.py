@@ -14,15 +14,18 @@ id, span id, parent, trace flags, tracestate, start time, kind, name,
 instrumentation scope, attributes and links, so what the SDK propagates
 downstream names spans spanguard exports, and a process killed in the
 middle of a call still delivers the open span (marked
-`spanguard.interrupted`). `on_end` adds what came later (attributes,
-events, links, status, a new name) and ends it at the OpenTelemetry end
-time. Attribute values keep their types: arrays (tuples) stay arrays,
+`spanguard.interrupted`). What the application sets on the span while it
+is open (attributes, events, links, a new name, its status) is passed on
+as it is set, so that span carries it too: on SIGTERM and SIGKILL no Python
+code runs before the open spans are dumped. `on_end` adds anything that
+came another way and ends it at the OpenTelemetry end time. Attribute values keep their types: arrays (tuples) stay arrays,
 bytes stay bytes. Links keep their tracestate, and what the SDK's span
 limits dropped is counted on the span (its dropped attribute, event and
 link counts; an event's or a link's own dropped count is not carried).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
-The spans carry spanguard's resource (service.name from the spanguard
-tracer or OTEL_SERVICE_NAME), not the provider's.
+The spans carry the provider's resource (its service.name and attributes
+over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
+exporter would send them.
 
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
@@ -62,13 +65,74 @@ def _link(sg: _SpanguardSpan, link) -> None:
 
 
 class _Open:
-    """A span begun at on_start: what on_end must not send twice."""
+    """A span begun at on_start: what on_end must not send twice.
 
-    __slots__ = ("span", "name", "attributes", "events", "links")
+    Events and links are counted as the SDK's span has had them, dropped
+    ones included (the SDK evicts its oldest when full): those numbered
+    from `*_from` (what the SDK had dropped when the bridge first passed
+    them) up to `events` and `links` were passed on."""
 
-    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, events: int, links: int):
-        self.span, self.name = span, name
-        self.attributes, self.events, self.links = attributes, events, links
+    __slots__ = ("span", "name", "attributes", "events", "events_from", "links", "links_from")
+
+    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, events: tuple[int, int],
+                 links: tuple[int, int]):
+        self.span, self.name, self.attributes = span, name, attributes
+        self.events_from, self.events = events
+        self.links_from, self.links = links
+
+
+def _room(count: int, limit) -> bool:
+    """Whether an SDK list or map holding `count` (dropped ones counted)
+    has never reached `limit` (None: no limit), so none of it was evicted."""
+    return limit is None or count < limit
+
+
+def _evicted_unpassed(dropped: int, passed_from: int, passed_to: int) -> int:
+    """Of the first `dropped` items an SDK list ever had (those it
+    evicted), how many the bridge did not pass on (it passed those numbered
+    `passed_from` to `passed_to`)."""
+    return dropped - max(0, min(passed_to, dropped) - passed_from)
+
+
+# The SDK span's setters `_follow` passes on.
+_FOLLOWED = ("set_attribute", "set_attributes", "add_event", "add_link", "update_name", "set_status")
+
+
+def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
+    """A subclass of the SDK's span class whose setters also pass on what
+    they set (`SpanguardSpanProcessor._forward`). `record_exception` adds
+    its event through `add_event`."""
+
+    def set_attribute(self, key, value):
+        base.set_attribute(self, key, value)
+        processor._forward(self, keys=(key,))
+
+    def set_attributes(self, attributes):
+        base.set_attributes(self, attributes)
+        if attributes:
+            processor._forward(self, keys=tuple(attributes))
+
+    def add_event(self, *args, **kwargs):
+        base.add_event(self, *args, **kwargs)
+        processor._forward(self, events=True)
+
+    def add_link(self, *args, **kwargs):
+        base.add_link(self, *args, **kwargs)
+        processor._forward(self, links=True)
+
+    def update_name(self, name):
+        base.update_name(self, name)
+        processor._forward(self, name=True)
+
+    def set_status(self, *args, **kwargs):
+        base.set_status(self, *args, **kwargs)
+        processor._forward(self, status=True)
+
+    namespace = {"__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__}
+    for method in (set_attribute, set_attributes, add_event, add_link, update_name, set_status):
+        method.__qualname__ = f"{base.__qualname__}.{method.__name__}"
+        namespace[method.__name__] = method
+    return type(base.__name__, (base,), namespace)
 
 
 class SpanguardSpanProcessor(SpanProcessor):
@@ -84,6 +148,8 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
         self._lock = threading.Lock()
+        # Span class -> its following subclass (`_follow`).
+        self._following: dict[type, type] = {}
 
     # -- SpanProcessor --------------------------------------------------------
 
@@ -107,6 +173,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._failed("on_start", e)
             return
         self._open[(ctx.trace_id, ctx.span_id)] = opened
+        self._follow(span)
 
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
@@ -162,7 +229,79 @@ class SpanguardSpanProcessor(SpanProcessor):
         events = span.events or ()
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        return _Open(sg, span.name, attributes, len(events), len(links))
+        dropped_events, dropped_links = span.dropped_events, span.dropped_links
+        return _Open(sg, span.name, attributes, (dropped_events, dropped_events + len(events)),
+                     (dropped_links, dropped_links + len(links)))
+
+    def _follow(self, span) -> None:
+        """Makes what is set on the open span reach spanguard as it is set.
+
+        The SDK tells a processor nothing between on_start and on_end, so
+        the span's class is swapped for a subclass whose setters pass on
+        what the SDK kept (`_forward`) after doing their own work: no
+        per-span closure (one would tie the span into a reference cycle),
+        no new slot (the object's layout is unchanged). A span of a class
+        that cannot take it keeps its own and is completed at on_end."""
+        base = type(span)
+        sub = self._following.get(base)
+        if sub is None:
+            if not all(callable(getattr(base, m, None)) for m in _FOLLOWED):
+                return
+            sub = self._following[base] = _following_class(base, self)
+        try:
+            span.__class__ = sub
+        except TypeError:
+            pass  # an object layout that does not allow it
+
+    def _forward(self, span, keys=(), events=False, links=False, name=False, status=False) -> None:
+        """Passes on what a setter of the open `span` just set (the SDK's
+        value, after its limits), once: `_Open` records what was passed,
+        and on_end sends only what it does not hold.
+
+        Attributes, events and links only while the span has fewer than
+        its SDK limit allows (counting what the SDK dropped): past it, the
+        SDK evicts its oldest, which spanguard cannot take back, so what
+        comes then is left to on_end, as before this forwarding. A span
+        whose limits are not known (not the SDK's `Span`) forwards none."""
+        try:
+            if span.end_time is not None:
+                return  # ended meanwhile: on_end completes it
+            ctx = span.get_span_context()
+            opened = self._open.get((ctx.trace_id, ctx.span_id))
+            if opened is None:
+                return
+            sg = opened.span
+            limits = getattr(span, "_limits", None)
+            if keys and limits is not None:
+                current, before = span.attributes, opened.attributes
+                if _room(len(current) + span.dropped_attributes, limits.max_span_attributes):
+                    out = {}
+                    for k in keys:
+                        v = current.get(k, _MISSING)
+                        if v is not _MISSING and before.get(k, _MISSING) is not v:
+                            out[k] = v
+                    if out:
+                        sg.set_attributes(out)
+                        before.update(out)
+            if events and limits is not None:
+                now, dropped = tuple(span.events or ()), span.dropped_events
+                if _room(len(now) + dropped, limits.max_events):
+                    for event in now[max(0, opened.events - dropped):]:
+                        sg.add_event(event.name, event.attributes, event.timestamp)
+                    opened.events = dropped + len(now)
+            if links and limits is not None:
+                now, dropped = tuple(span.links or ()), span.dropped_links
+                if _room(len(now) + dropped, limits.max_links):
+                    for link in now[max(0, opened.links - dropped):]:
+                        _link(sg, link)
+                    opened.links = dropped + len(now)
+            if name and span.name != opened.name:
+                sg.update_name(span.name)
+                opened.name = span.name
+            if status and span.status is not None and span.status.status_code is not StatusCode.UNSET:
+                sg.set_status(_STATUS[span.status.status_code], span.status.description or "")
+        except Exception as e:  # noqa: BLE001 - a setter must not raise for the bridge
+            self._failed("a setter", e)
 
     def _complete(self, span: ReadableSpan, opened: _Open) -> None:
         sg, before = opened.span, opened.attributes
@@ -171,9 +310,11 @@ class SpanguardSpanProcessor(SpanProcessor):
         later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
         if later:
             sg.set_attributes(later)
-        for event in tuple(span.events or ())[opened.events:]:
+        # The events and links the SDK holds are the last it had (the ones
+        # numbered from its dropped count): those past what was passed on.
+        for event in tuple(span.events or ())[max(0, opened.events - span.dropped_events):]:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        for link in tuple(span.links or ())[opened.links:]:
+        for link in tuple(span.links or ())[max(0, opened.links - span.dropped_links):]:
             _link(sg, link)
         # What the SDK's own limits left out. Attributes: the SDK counts
         # every key it dropped, also those the bridge passed on before the
@@ -183,7 +324,10 @@ class SpanguardSpanProcessor(SpanProcessor):
         # figure whole counted those twice.
         seen = len(before.keys() | later.keys())
         unseen = max(0, len(span.attributes or {}) + span.dropped_attributes - seen)
-        dropped = (unseen, span.dropped_events, span.dropped_links)
+        # Events and links: those the SDK evicted after the bridge passed
+        # them on are held by spanguard, not dropped.
+        dropped = (unseen, _evicted_unpassed(span.dropped_events, opened.events_from, opened.events),
+                   _evicted_unpassed(span.dropped_links, opened.links_from, opened.links))
         if any(dropped):
             sg.add_dropped_counts(*dropped)
         status = span.status
