@@ -11,7 +11,7 @@ use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::span::passthrough::{self, PassThroughContext};
-use crate::span::record::StrInput;
+use crate::span::record::{LinkContext, StrInput};
 use crate::span::traceparent::{self, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{
@@ -1235,14 +1235,33 @@ pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
         let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
-        let cut = state.cut_members > 0;
-        with_attributes(attrs, n_attrs, |items| {
-            with_span(span, |t, s| {
-                notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
-                    n.truncated |= cut;
-                    n
-                }))
-            })
+        let to = LinkContext {
+            trace_id: to.trace_id,
+            span_id: to.span_id,
+            trace_flags: to.trace_flags,
+            remote: None,
+        };
+        add_link_to(span, to, &state, attrs, n_attrs)
+    })
+}
+
+/// The part of the link calls after their own arguments are read: the
+/// attributes, then the span.
+#[inline(always)]
+fn add_link_to(
+    span: spanguard_span,
+    to: LinkContext,
+    state: &Tracestate,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    let cut = state.cut_members > 0;
+    with_attributes(attrs, n_attrs, |items| {
+        with_span(span, |t, s| {
+            notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
+                n.truncated |= cut;
+                n
+            }))
         })
     })
 }
