@@ -139,6 +139,19 @@
 #define SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE 1
 
 /*
+ `spanguard_span_add_link_ids` `link_flags`: the linked span context
+ came from another process (OpenTelemetry's `SpanContext.isRemote`).
+ Neither this nor `SPANGUARD_LINK_LOCAL`: not known.
+ */
+#define SPANGUARD_LINK_REMOTE 1
+
+/*
+ `spanguard_span_add_link_ids` `link_flags`: the linked span context
+ was made in this process.
+ */
+#define SPANGUARD_LINK_LOCAL 2
+
+/*
  `spanguard_config.full_policy`: what `spanguard_span_begin` does when
  every span slot is taken.
  */
@@ -275,7 +288,9 @@ enum spanguard_result
    */
   SPANGUARD_RESULT_BUFFER_TOO_SMALL = 9,
   /*
-   The traceparent text is not a valid W3C traceparent.
+   The traceparent text is not a valid W3C traceparent; or
+   (`spanguard_span_add_link_ids`) the linked span context is invalid
+   (all-zero ids) and the link has nothing else to record.
    */
   SPANGUARD_RESULT_INVALID_TRACEPARENT = 10,
   /*
@@ -1187,9 +1202,10 @@ spanguard_result spanguard_span_add_link(spanguard_span span,
 /*
  `spanguard_span_add_link` with the linked span's W3C tracestate
  (`ts_len` bytes at `tracestate`; NULL with 0 for none), exported on
- the link: what a bridge passes for an OpenTelemetry link, whose span
- context carries one. Checked as a span's: an invalid tracestate is
+ the link. Checked as a span's: an invalid tracestate is
  discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
+ Whether the linked span was remote is not known, and the export says
+ so; a bridge that knows calls `spanguard_span_add_link_ids`.
  Thread-safe; no allocation, lock or system call once the thread is warm.
  */
 spanguard_result spanguard_span_add_link_with_tracestate(spanguard_span span,
@@ -1199,6 +1215,41 @@ spanguard_result spanguard_span_add_link_with_tracestate(spanguard_span span,
                                                          size_t ts_len,
                                                          const struct spanguard_attribute *attrs,
                                                          size_t n_attrs);
+
+/*
+ Links the span to another span given by its ids: 16 bytes at
+ `trace_id`, 8 at `span_id`, its W3C `trace_flags` (the bits W3C
+ defines are kept, the others sent as zero), its tracestate as
+ `spanguard_span_add_link_with_tracestate` takes it, and `n_attrs`
+ attributes. `link_flags` says whether the linked span context came
+ from another process: `SPANGUARD_LINK_REMOTE`, `SPANGUARD_LINK_LOCAL`,
+ or 0 for not known; the export carries it in the link's flags
+ (OTLP's HAS_IS_REMOTE and IS_REMOTE bits), as OpenTelemetry's own
+ exporters do. What an OpenTelemetry bridge passes for a link: the
+ span context's ids as bytes (nothing to format or parse) and its
+ `isRemote`.
+
+ A link whose span context is invalid (an all-zero trace id or span id)
+ is recorded as given, zero ids and all, when it has attributes
+ (`n_attrs > 0`) or a tracestate that is kept, as OpenTelemetry's SDK
+ specification asks; without either it is refused with
+ `SPANGUARD_RESULT_INVALID_TRACEPARENT` and nothing is recorded.
+
+ Errors: `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL `trace_id` or
+ `span_id`, or a NULL `tracestate` with `ts_len > 0`;
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` for `link_flags` with both bits or
+ an unknown one; then as `spanguard_span_add_link`. Thread-safe; no
+ allocation, lock or system call once the thread is warm.
+ */
+spanguard_result spanguard_span_add_link_ids(spanguard_span span,
+                                             const uint8_t *trace_id,
+                                             const uint8_t *span_id,
+                                             uint8_t trace_flags,
+                                             const char *tracestate,
+                                             size_t ts_len,
+                                             uint32_t link_flags,
+                                             const struct spanguard_attribute *attrs,
+                                             size_t n_attrs);
 
 /*
  Adds to the span's dropped counts (OTLP `dropped_attributes_count`,

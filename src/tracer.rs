@@ -1008,20 +1008,12 @@ impl Tracer {
     pub fn add_link(
         &self,
         s: SpanRef,
-        to: RemoteParent,
+        to: LinkContext,
         tracestate: &[u8],
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| {
-            match r.add_link(
-                to.trace_id,
-                to.span_id,
-                to.trace_flags,
-                tracestate,
-                attributes,
-                &p.config.limits,
-                &p.pool,
-            ) {
+            match r.add_link(to, tracestate, attributes, &p.config.limits, &p.pool) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;

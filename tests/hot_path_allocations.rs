@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use spanguard::config::TracerConfig;
+use spanguard::span::record::LinkContext;
 use spanguard::tracer::{AttrInput, Parent, Tracer};
 
 struct CountingAllocator;
@@ -72,6 +73,20 @@ fn begin_attributes_end_allocate_nothing_on_a_warm_thread() {
                 &[(b"attempt".as_slice(), AttrInput::Int(2))],
             )
             .expect("event");
+        let linked = LinkContext {
+            trace_id: [0x0a; 16],
+            span_id: [0xb7; 8],
+            trace_flags: 1,
+            remote: Some(true),
+        };
+        tracer
+            .add_link(
+                child,
+                linked,
+                b"congo=t61rcWkgMzE",
+                &[(b"why".as_slice(), AttrInput::Str(b"retry of"))],
+            )
+            .expect("link");
         tracer.end(child, 0).expect("end");
         tracer.end(root, 0).expect("end");
     };

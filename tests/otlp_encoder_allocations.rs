@@ -10,7 +10,8 @@ use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
 use spanguard::span::limits::SpanLimits;
 use spanguard::span::record::{
-    MARK_INTERRUPTED, MARK_PARENT_REMOTE, RawStr, STATUS_ERROR, SpanRecord, SpanView, ValueInput,
+    LinkContext, MARK_INTERRUPTED, MARK_PARENT_REMOTE, RawStr, STATUS_ERROR, SpanRecord, SpanView,
+    ValueInput,
 };
 
 struct CountingAllocator;
@@ -84,9 +85,12 @@ fn rich_span(n: u8, pool: &PayloadPool) -> Box<SpanRecord> {
     r.add_event(b"event", 1, &[(b"e", ValueInput::Int(1))], &limits, pool)
         .expect("event");
     r.add_link(
-        [3; 16],
-        [4; 8],
-        1,
+        LinkContext {
+            trace_id: [3; 16],
+            span_id: [4; 8],
+            trace_flags: 1,
+            remote: Some(true),
+        },
         b"a=b",
         &[(b"l", ValueInput::Str(b"v"))],
         &limits,

@@ -21,8 +21,8 @@ use spanguard::span::limits::{
     SpanLimits,
 };
 use spanguard::span::record::{
-    MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, RawStr, STATUS_ERROR, STATUS_OK,
-    STATUS_UNSET, SpanRecord, SpanView, TextRef, ValueInput,
+    LinkContext, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, RawStr, STATUS_ERROR,
+    STATUS_OK, STATUS_UNSET, SpanRecord, SpanView, TextRef, ValueInput,
 };
 
 // ---- What a case puts in ----
@@ -94,6 +94,8 @@ struct Link {
     span_id: [u8; 8],
     tracestate: String,
     flags: u8,
+    /// Whether the linked context was remote, if the caller knew.
+    remote: Option<bool>,
     attrs: Vec<Attr>,
     over_limit: Vec<Attr>,
 }
@@ -311,14 +313,17 @@ fn cases() -> Vec<Case> {
         .collect();
     rich.links = (0..6u8)
         .map(|l| Link {
-            trace_id: trace_id(100 + l),
-            span_id: span_id(100 + l),
+            // Link 4 has an invalid context (all-zero ids) and is kept for
+            // its attributes and tracestate, as OpenTelemetry's SDK spec asks.
+            trace_id: if l == 4 { [0; 16] } else { trace_id(100 + l) },
+            span_id: if l == 4 { [0; 8] } else { span_id(100 + l) },
             tracestate: if l == 0 {
                 String::new()
             } else {
                 format!("congo=t{l},rojo=00f067aa0ba902b7")
             },
             flags: l % 2,
+            remote: [None, Some(true), Some(false)][l as usize % 3],
             attrs: if l == 3 {
                 vec![]
             } else {
@@ -690,9 +695,12 @@ fn build(sp: &Span, limits: &SpanLimits, pool: &PayloadPool) -> Box<SpanRecord> 
         with_inputs(&all, |items| {
             let (outcome, dropped) = r
                 .add_link(
-                    l.trace_id,
-                    l.span_id,
-                    l.flags,
+                    LinkContext {
+                        trace_id: l.trace_id,
+                        span_id: l.span_id,
+                        trace_flags: l.flags,
+                        remote: l.remote,
+                    },
                     l.tracestate.as_bytes(),
                     items,
                     limits,
@@ -889,8 +897,14 @@ fn expected_span(out: &mut String, sp: &Span) {
         json_hex(out, &l.span_id);
         out.push_str(",\"trace_state\":");
         json_string(out, &l.tracestate);
-        // Link remoteness is not recorded: only the W3C bits.
-        let _ = write!(out, ",\"flags\":{},\"attributes\":", l.flags);
+        // W3C flags; HAS_IS_REMOTE when known, IS_REMOTE for a remote one.
+        let flags = l.flags as u32
+            | match l.remote {
+                None => 0,
+                Some(false) => 0x100,
+                Some(true) => 0x300,
+            };
+        let _ = write!(out, ",\"flags\":{flags},\"attributes\":");
         json_attrs(out, l.attrs.iter().map(|a| (a.key.as_str(), &a.value)));
         let _ = write!(
             out,

@@ -484,6 +484,37 @@ func (s Span) AddLinkWithTracestate(traceparent, tracestate string, attrs ...Att
 	return check(rc, "add_link")
 }
 
+// LinkOrigin says whether a linked span context came from another
+// process (OpenTelemetry's SpanContext.IsRemote), for AddLinkIDs.
+type LinkOrigin uint32
+
+const (
+	// LinkOriginUnknown: not known (what AddLink records).
+	LinkOriginUnknown LinkOrigin = 0
+	// LinkRemote: the linked context came from another process.
+	LinkRemote LinkOrigin = C.SPANGUARD_LINK_REMOTE
+	// LinkLocal: the linked context was made in this process.
+	LinkLocal LinkOrigin = C.SPANGUARD_LINK_LOCAL
+)
+
+// AddLinkIDs links the span to another span given by its ids, W3C trace
+// flags and tracestate, and whether its context was remote, which the
+// export carries in the link's flags. A link whose ids are all zero (an
+// invalid context) is kept when it has attributes or a tracestate, and
+// refused (ErrInvalidTraceparent) without either.
+func (s Span) AddLinkIDs(traceID [16]byte, spanID [8]byte, traceFlags byte, tracestate string,
+	origin LinkOrigin, attrs ...Attribute) error {
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
+	ts, sl := cstr(tracestate)
+	rc := C.spanguard_span_add_link_ids(s.handle, (*C.uint8_t)(unsafe.Pointer(&traceID[0])),
+		(*C.uint8_t)(unsafe.Pointer(&spanID[0])), C.uint8_t(traceFlags), ts, sl, C.uint32_t(origin),
+		arr, C.size_t(len(attrs)))
+	runtime.KeepAlive(s.t)
+	runtime.KeepAlive(tracestate)
+	return check(rc, "add_link_ids")
+}
+
 // AddDroppedCounts adds to the span's dropped counts what another SDK
 // dropped before the span reached spanguard (the OpenTelemetry bridge).
 func (s Span) AddDroppedCounts(attributes, events, links uint32) error {

@@ -613,6 +613,30 @@ func TestStartForeignKeepsTheIDsAndTimes(t *testing.T) {
 	}
 }
 
+// AddLinkIDs refuses what the C call refuses: a link with an invalid
+// context and nothing else, both remote bits.
+func TestAddLinkIDsRefusesABareInvalidContext(t *testing.T) {
+	tr, _ := newTracer(t)
+	_, s, err := tr.Start(context.Background(), "linked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.End()
+	id, span := [16]byte{1}, [8]byte{2}
+	if err := s.AddLinkIDs(id, span, 1, "", spanguard.LinkRemote); err != nil {
+		t.Fatalf("a remote link: %v", err)
+	}
+	if err := s.AddLinkIDs([16]byte{}, [8]byte{}, 0, "", spanguard.LinkLocal, spanguard.Int("n", 1)); err != nil {
+		t.Fatalf("an invalid context with an attribute: %v", err)
+	}
+	if err := s.AddLinkIDs([16]byte{}, span, 0, "", spanguard.LinkLocal); !errors.Is(err, spanguard.ErrInvalidTraceparent) {
+		t.Fatalf("an invalid context alone: %v, want ErrInvalidTraceparent", err)
+	}
+	if err := s.AddLinkIDs(id, span, 0, "", spanguard.LinkRemote|spanguard.LinkLocal); !errors.Is(err, &spanguard.Error{Code: 2}) {
+		t.Fatalf("both remote bits: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
 // A nil context, a nil *Tracer and a nil *ForeignSpan fail no call with a
 // panic: OpenTelemetry's Start and SpanFromContext take a nil context.
 func TestNilInputsDoNotPanic(t *testing.T) {

@@ -123,6 +123,13 @@ export declare class Span {
   addEvent(name: string, attrs?: Attributes, time?: TimeInput): this;
   /** A link to another span, given as a W3C traceparent, with the linked span's tracestate if it has one. */
   addLink(traceparent: string, attrs?: Attributes, tracestate?: string): this;
+  /**
+   * A link to another span given by its ids (hex), W3C trace flags, attributes,
+   * tracestate and whether its context was remote (undefined: not known). A
+   * link with all-zero ids is kept when it has attributes or a tracestate.
+   */
+  addLinkIds(traceId: string, spanId: string, traceFlags?: number, attrs?: Attributes, tracestate?: string,
+    isRemote?: boolean): this;
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   /**

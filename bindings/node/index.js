@@ -14,6 +14,9 @@ const { AsyncLocalStorage } = require('async_hooks');
 
 const KIND = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
+// spanguard_span_add_link_ids' link_flags (SPANGUARD_LINK_REMOTE, _LOCAL).
+const LINK_REMOTE = 1;
+const LINK_LOCAL = 2;
 const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
@@ -350,6 +353,23 @@ class Span {
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
     const [keys, values] = split(attrs);
     recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
+    return this;
+  }
+
+  /**
+   * Links this span to another given by its ids (hex, as an OpenTelemetry
+   * SpanContext holds them), W3C trace flags and tracestate, and whether its
+   * context was remote (`isRemote`: true, false, or undefined for not known),
+   * which the export carries in the link's flags. A link whose ids are all
+   * zero (an invalid context) is kept when it has attributes or a tracestate,
+   * and left out (a warning, as for a bad traceparent) without either.
+   */
+  addLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined) {
+    if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
+    const [keys, values] = split(attrs);
+    const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
+    recorded(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
+      values, tracestate, linkFlags), 'addLinkIds');
     return this;
   }
 

@@ -5,7 +5,9 @@
  * the SDK's own trace and span ids, parent, flags, tracestate, start and end
  * times, name (a rename with updateName included), kind, instrumentation
  * scope, attributes (arrays as arrays), events, links (with their
- * tracestate), status, and the counts of what its span limits dropped.
+ * tracestate and whether their context was remote; one with an invalid
+ * context kept when it has attributes or a tracestate), status, and the
+ * counts of what its span limits dropped.
  *
  * Each span begins in spanguard when the SDK starts it (onStart), so a
  * process killed in the middle of a call still exports the open span; what
@@ -51,10 +53,6 @@ function attributesOf(attributes, processor) {
   const out = {};
   for (let i = 0; i < keys.length; i++) out[keys[i]] = values[i];
   return out;
-}
-
-function traceparentOf(ctx) {
-  return `00-${ctx.traceId}-${ctx.spanId}-${((ctx.traceFlags || 0) & 0xff).toString(16).padStart(2, '0')}`;
 }
 
 class SpanguardSpanProcessor {
@@ -106,10 +104,15 @@ class SpanguardSpanProcessor {
     }
   }
 
+  // A link by its ids, with its tracestate and isRemote; one with an
+  // invalid context is passed too (spanguard keeps it when it has
+  // attributes or a tracestate, as OpenTelemetry's spec asks).
   link(span, link) {
     try {
-      const state = link.context.traceState;
-      span.addLink(traceparentOf(link.context), attributesOf(link.attributes, this), state ? state.serialize() : '');
+      const ctx = link.context;
+      const state = ctx.traceState;
+      span.addLinkIds(ctx.traceId, ctx.spanId, ctx.traceFlags, attributesOf(link.attributes, this),
+        state ? state.serialize() : '', Boolean(ctx.isRemote));
     } catch (_) {
       this.failures++;
     }

@@ -762,7 +762,9 @@ mod tests {
     use crate::export::otlp_proto::OtlpProtoEncoder;
     use crate::export::resource::ResourceInfo;
     use crate::span::limits::SpanLimits;
-    use crate::span::record::{MARK_INTERRUPTED, STATUS_ERROR, SpanRecord, SpanView, ValueInput};
+    use crate::span::record::{
+        LinkContext, MARK_INTERRUPTED, STATUS_ERROR, SpanRecord, SpanView, ValueInput,
+    };
 
     fn record(pool: &PayloadPool) -> Box<SpanRecord> {
         // SAFETY: SpanRecord is plain data for which all-zero bytes are a
@@ -793,15 +795,34 @@ mod tests {
         )
         .expect("event");
         r.add_link(
-            [0xcd; 16],
-            [0xef; 8],
-            1,
+            LinkContext {
+                trace_id: [0xcd; 16],
+                span_id: [0xef; 8],
+                trace_flags: 1,
+                remote: None,
+            },
             b"",
             &[(b"why", ValueInput::Str(b"retry of"))],
             &limits,
             pool,
         )
         .expect("link");
+        // A bridge's links: remote, local, and one with an invalid context
+        // (zero ids) kept for its attribute.
+        for (trace_id, span_id, remote) in [
+            ([0x11; 16], [0x12; 8], true),
+            ([0x21; 16], [0x22; 8], false),
+            ([0; 16], [0; 8], true),
+        ] {
+            let to = LinkContext {
+                trace_id,
+                span_id,
+                trace_flags: remote as u8,
+                remote: Some(remote),
+            };
+            r.add_link(to, b"", &[(b"n", ValueInput::Int(1))], &limits, pool)
+                .expect("link");
+        }
         r.status_code = STATUS_ERROR;
         r.rest_mut().status_message = r.store_text(b"rate limited", 1024, pool).0;
         r.marks |= MARK_INTERRUPTED;
@@ -848,7 +869,19 @@ mod tests {
         );
         assert_eq!(s.links[0].trace_id, [0xcd; 16]);
         assert_eq!(s.links[0].span_id, [0xef; 8]);
-        assert_eq!(s.links[0].flags, 1);
+        assert_eq!(s.links[0].flags, 1, "not known: HAS_IS_REMOTE clear");
+        let links: Vec<_> = s.links[1..]
+            .iter()
+            .map(|l| (l.trace_id, l.span_id, l.flags, l.attributes.len()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ([0x11; 16], [0x12; 8], 0x301, 1),
+                ([0x21; 16], [0x22; 8], 0x100, 1),
+                ([0; 16], [0; 8], 0x301, 1),
+            ]
+        );
         assert_eq!(
             (s.status_code, s.status_message.as_str()),
             (2, "rate limited")

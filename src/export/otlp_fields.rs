@@ -7,8 +7,8 @@
 
 use super::resource::{AttrValue, ResourceInfo};
 use crate::span::record::{
-    ArrayRef, Bytes, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SmallValue, SpanView,
-    Text, Value,
+    ArrayRef, Bytes, LinkEntry, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SmallValue,
+    SpanView, Text, Value,
 };
 
 /// `Span.flags` bit: the is-remote bit below is meaningful.
@@ -350,6 +350,18 @@ pub fn span_flags(view: &SpanView) -> u32 {
         flags |= FLAG_IS_REMOTE;
     }
     flags
+}
+
+/// `Span.Link.flags`: the linked context's W3C trace flags in the low byte,
+/// HAS_IS_REMOTE and IS_REMOTE when the caller said whether it was remote
+/// (a bridge does; a link given as a traceparent leaves it unknown).
+pub fn link_flags(link: &LinkEntry) -> u32 {
+    let flags = link.trace_flags as u32;
+    match link.is_remote() {
+        None => flags,
+        Some(false) => flags | FLAG_HAS_IS_REMOTE,
+        Some(true) => flags | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE,
+    }
 }
 
 /// Whether the span has a status worth sending; an unset status with no

@@ -9,7 +9,7 @@ use std::io::Write;
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
-    has_status, mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
+    has_status, link_flags, mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -209,9 +209,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
             "droppedAttributesCount",
             l.entry.dropped_attributes as u32,
         );
-        // Whether a linked context was remote is not recorded, so only the
-        // W3C bits are sent and HAS_IS_REMOTE stays clear.
-        put_count(out, &mut first, "flags", l.entry.trace_flags as u32);
+        put_count(out, &mut first, "flags", link_flags(&l.entry));
         out.push(b'}');
     }
     links.close(out);

@@ -8,8 +8,8 @@
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute_small_first, from_span,
-    has_mark_attributes, has_status, mark_attributes, same_scope, scope_leaders, scope_of,
-    span_flags,
+    has_mark_attributes, has_status, link_flags, mark_attributes, same_scope, scope_leaders,
+    scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{Element, SmallValue, SpanView};
@@ -226,9 +226,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
             field::LINK_DROPPED_ATTRIBUTES,
             l.entry.dropped_attributes as u64,
         );
-        // Whether a linked context was remote is not recorded, so only the
-        // W3C bits are sent and HAS_IS_REMOTE stays clear.
-        put_fixed32(out, field::LINK_FLAGS, l.entry.trace_flags as u32);
+        put_fixed32(out, field::LINK_FLAGS, link_flags(&l.entry));
         end_message(out, link);
     }
     put_varint_field(out, field::SPAN_DROPPED_LINKS, rest.dropped_links as u64);

@@ -40,7 +40,9 @@ pub enum spanguard_result {
     Timeout = 8,
     /// The output buffer is too small; nothing was written.
     BufferTooSmall = 9,
-    /// The traceparent text is not a valid W3C traceparent.
+    /// The traceparent text is not a valid W3C traceparent; or
+    /// (`spanguard_span_add_link_ids`) the linked span context is invalid
+    /// (all-zero ids) and the link has nothing else to record.
     InvalidTraceparent = 10,
     /// The configuration (a config field or an OTEL_* or SPANGUARD_* variable)
     /// is invalid.

@@ -11,8 +11,8 @@ use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::span::passthrough::{self, PassThroughContext};
-use crate::span::record::StrInput;
-use crate::span::traceparent::{self, TRACEPARENT_LEN};
+use crate::span::record::{LinkContext, StrInput};
+use crate::span::traceparent::{self, KNOWN_FLAGS, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{
     AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef,
@@ -1210,9 +1210,10 @@ pub unsafe extern "C" fn spanguard_span_add_link(
 
 /// `spanguard_span_add_link` with the linked span's W3C tracestate
 /// (`ts_len` bytes at `tracestate`; NULL with 0 for none), exported on
-/// the link: what a bridge passes for an OpenTelemetry link, whose span
-/// context carries one. Checked as a span's: an invalid tracestate is
+/// the link. Checked as a span's: an invalid tracestate is
 /// discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
+/// Whether the linked span was remote is not known, and the export says
+/// so; a bridge that knows calls `spanguard_span_add_link_ids`.
 /// Thread-safe; no allocation, lock or system call once the thread is warm.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
@@ -1235,14 +1236,100 @@ pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
         let Some(to) = traceparent::parse(unsafe { bytes(traceparent, tp_len) }) else {
             return spanguard_result::InvalidTraceparent;
         };
-        let cut = state.cut_members > 0;
-        with_attributes(attrs, n_attrs, |items| {
-            with_span(span, |t, s| {
-                notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
-                    n.truncated |= cut;
-                    n
-                }))
-            })
+        let to = LinkContext {
+            trace_id: to.trace_id,
+            span_id: to.span_id,
+            trace_flags: to.trace_flags,
+            remote: None,
+        };
+        add_link_to(span, to, &state, attrs, n_attrs)
+    })
+}
+
+/// Links the span to another span given by its ids: 16 bytes at
+/// `trace_id`, 8 at `span_id`, its W3C `trace_flags` (the bits W3C
+/// defines are kept, the others sent as zero), its tracestate as
+/// `spanguard_span_add_link_with_tracestate` takes it, and `n_attrs`
+/// attributes. `link_flags` says whether the linked span context came
+/// from another process: `SPANGUARD_LINK_REMOTE`, `SPANGUARD_LINK_LOCAL`,
+/// or 0 for not known; the export carries it in the link's flags
+/// (OTLP's HAS_IS_REMOTE and IS_REMOTE bits), as OpenTelemetry's own
+/// exporters do. What an OpenTelemetry bridge passes for a link: the
+/// span context's ids as bytes (nothing to format or parse) and its
+/// `isRemote`.
+///
+/// A link whose span context is invalid (an all-zero trace id or span id)
+/// is recorded as given, zero ids and all, when it has attributes
+/// (`n_attrs > 0`) or a tracestate that is kept, as OpenTelemetry's SDK
+/// specification asks; without either it is refused with
+/// `SPANGUARD_RESULT_INVALID_TRACEPARENT` and nothing is recorded.
+///
+/// Errors: `SPANGUARD_RESULT_NULL_ARGUMENT` for a NULL `trace_id` or
+/// `span_id`, or a NULL `tracestate` with `ts_len > 0`;
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for `link_flags` with both bits or
+/// an unknown one; then as `spanguard_span_add_link`. Thread-safe; no
+/// allocation, lock or system call once the thread is warm.
+#[allow(clippy::too_many_arguments)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_link_ids(
+    span: spanguard_span,
+    trace_id: *const u8,
+    span_id: *const u8,
+    trace_flags: u8,
+    tracestate: *const c_char,
+    ts_len: usize,
+    link_flags: u32,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(trace_id, span_id);
+        let remote = match link_flags {
+            0 => None,
+            SPANGUARD_LINK_REMOTE => Some(true),
+            SPANGUARD_LINK_LOCAL => Some(false),
+            _ => return spanguard_result::InvalidArgument,
+        };
+        // SAFETY: tracestate is valid for ts_len bytes.
+        let state = match unsafe { text_arg(tracestate, ts_len) } {
+            Ok(text) => Tracestate::parse(text).unwrap_or_default(),
+            Err(e) => return e,
+        };
+        // SAFETY: the caller gives 16 and 8 bytes at these pointers (any
+        // alignment).
+        let to = unsafe {
+            LinkContext {
+                trace_id: std::ptr::read_unaligned(trace_id.cast::<[u8; 16]>()),
+                span_id: std::ptr::read_unaligned(span_id.cast::<[u8; 8]>()),
+                trace_flags: trace_flags & KNOWN_FLAGS,
+                remote,
+            }
+        };
+        let valid = to.trace_id != [0; 16] && to.span_id != [0; 8];
+        if !valid && n_attrs == 0 && state.as_bytes().is_empty() {
+            return spanguard_result::InvalidTraceparent;
+        }
+        add_link_to(span, to, &state, attrs, n_attrs)
+    })
+}
+
+/// The part of the link calls after their own arguments are read: the
+/// attributes, then the span.
+#[inline(always)]
+fn add_link_to(
+    span: spanguard_span,
+    to: LinkContext,
+    state: &Tracestate,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    let cut = state.cut_members > 0;
+    with_attributes(attrs, n_attrs, |items| {
+        with_span(span, |t, s| {
+            notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
+                n.truncated |= cut;
+                n
+            }))
         })
     })
 }

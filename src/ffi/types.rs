@@ -69,6 +69,14 @@ pub const SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO: u32 = 5;
 /// span in another process.
 pub const SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE: u32 = 1;
 
+/// `spanguard_span_add_link_ids` `link_flags`: the linked span context
+/// came from another process (OpenTelemetry's `SpanContext.isRemote`).
+/// Neither this nor `SPANGUARD_LINK_LOCAL`: not known.
+pub const SPANGUARD_LINK_REMOTE: u32 = 1;
+/// `spanguard_span_add_link_ids` `link_flags`: the linked span context
+/// was made in this process.
+pub const SPANGUARD_LINK_LOCAL: u32 = 2;
+
 /// `spanguard_config.full_policy`: what `spanguard_span_begin` does when
 /// every span slot is taken.
 pub const SPANGUARD_FULL_POLICY_WAIT: u32 = 0;

@@ -285,8 +285,48 @@ pub struct LinkEntry {
     pub attribute_count: u16,
     pub dropped_attributes: u16,
     pub trace_flags: u8,
-    pub _reserved: [u8; 3],
+    /// `LINK_HAS_IS_REMOTE` and `LINK_IS_REMOTE`: once spare bytes, zero in
+    /// a file an older build wrote, which reads as "not known".
+    pub remote: u8,
+    pub _reserved: [u8; 2],
     pub next: Link,
+}
+
+/// `LinkEntry::remote`: whether the linked context was remote is known.
+const LINK_HAS_IS_REMOTE: u8 = 1;
+/// `LinkEntry::remote`: the linked context came from another process.
+const LINK_IS_REMOTE: u8 = 2;
+
+/// What a link points at: the linked span's ids and W3C trace flags, and
+/// whether its context came from another process (`None`: not known, as
+/// for a link given as a traceparent). The ids may be all zero: a link
+/// with an invalid context is kept when it has attributes or a
+/// tracestate (the caller decides, as OpenTelemetry's SDK spec asks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub trace_flags: u8,
+    pub remote: Option<bool>,
+}
+
+impl LinkContext {
+    /// The `LinkEntry::remote` byte.
+    fn remote_bits(&self) -> u8 {
+        match self.remote {
+            None => 0,
+            Some(false) => LINK_HAS_IS_REMOTE,
+            Some(true) => LINK_HAS_IS_REMOTE | LINK_IS_REMOTE,
+        }
+    }
+}
+
+impl LinkEntry {
+    /// Whether the linked context was remote, if known. Reads only the two
+    /// defined bits, so a torn file's stray bits say nothing.
+    pub fn is_remote(&self) -> Option<bool> {
+        (self.remote & LINK_HAS_IS_REMOTE != 0).then_some(self.remote & LINK_IS_REMOTE != 0)
+    }
 }
 
 /// Plain-data values that may be copied to and from the virtual space as
@@ -1867,12 +1907,9 @@ impl SpanRecord {
     }
 
     /// Adds a link with its attributes, like `add_event`.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_link<S: ChunkStore + ?Sized>(
         &mut self,
-        trace_id: [u8; 16],
-        span_id: [u8; 8],
-        trace_flags: u8,
+        to: LinkContext,
         tracestate: &[u8],
         attributes: &[(&[u8], ValueInput)],
         limits: &SpanLimits,
@@ -1890,14 +1927,15 @@ impl SpanRecord {
             limits,
             store,
             |tracestate, attributes, kept, dropped| LinkEntry {
-                trace_id,
-                span_id,
+                trace_id: to.trace_id,
+                span_id: to.span_id,
                 tracestate,
                 attributes,
                 attribute_count: kept,
                 dropped_attributes: dropped,
-                trace_flags,
-                _reserved: [0; 3],
+                trace_flags: to.trace_flags,
+                remote: to.remote_bits(),
+                _reserved: [0; 2],
                 next: 0,
             },
         )
@@ -3164,9 +3202,12 @@ mod tests {
             .expect("event");
         assert!(!o.truncated && dropped);
         r.add_link(
-            [1; 16],
-            [2; 8],
-            1,
+            LinkContext {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                trace_flags: 1,
+                remote: Some(true),
+            },
             b"k=v",
             &[(b"l", ValueInput::Bool(true))],
             &limits,
@@ -3187,6 +3228,7 @@ mod tests {
         }
         let links: Vec<_> = view.links().collect();
         assert_eq!(links[0].tracestate().to_string_lossy(), "k=v");
+        assert_eq!(links[0].entry.is_remote(), Some(true));
         assert_eq!(r.rest().dropped_attributes, 0, "not counted on the span");
     }
 

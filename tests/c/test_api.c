@@ -848,6 +848,73 @@ static void test_link_tracestate_and_dropped_counts(spanguard_tracer *t, const c
     CHECK(count_in_dir(dir, "\"droppedLinksCount\":1") == 1);
 }
 
+/* Links given by their ids, as the bridges give them: whether the linked
+ * context was remote arrives in the link's flags (0x100 HAS_IS_REMOTE,
+ * 0x200 IS_REMOTE, over the W3C bits); a link with an invalid context is
+ * kept when it has attributes or a tracestate; bad input gets its code. */
+static void test_link_ids(spanguard_tracer *t, const char *dir) {
+    static const uint8_t trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                         0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+    static const uint8_t remote_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+    static const uint8_t local_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb8};
+    static const uint8_t unknown_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb9};
+    static const uint8_t zero_trace[16] = {0};
+    static const uint8_t zero_span[8] = {0};
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("links.by.ids"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    spanguard_attribute why = attr_string("link.why", "zero ids kept", 13);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, SPANGUARD_LINK_REMOTE, NULL, 0),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, local_id, 1, S("k=v"), SPANGUARD_LINK_LOCAL, NULL, 0),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, unknown_id, 0, NULL, 0, 0, NULL, 0), SPANGUARD_RESULT_OK);
+    /* An invalid context: kept with an attribute or a tracestate... */
+    CHECK_RC(spanguard_span_add_link_ids(s, zero_trace, zero_span, 0, NULL, 0, SPANGUARD_LINK_REMOTE, &why, 1),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_ids(s, zero_trace, remote_id, 0, S("only=state"), SPANGUARD_LINK_LOCAL, NULL, 0),
+             SPANGUARD_RESULT_OK);
+    /* ...refused with neither (an invalid tracestate is none). */
+    CHECK_RC(spanguard_span_add_link_ids(s, zero_trace, zero_span, 1, NULL, 0, SPANGUARD_LINK_REMOTE, NULL, 0),
+             SPANGUARD_RESULT_INVALID_TRACEPARENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, zero_span, 1, S("not a tracestate"), 0, NULL, 0),
+             SPANGUARD_RESULT_INVALID_TRACEPARENT);
+    /* Bad input: a code, nothing recorded. */
+    CHECK_RC(spanguard_span_add_link_ids(s, NULL, remote_id, 1, NULL, 0, 0, NULL, 0), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, NULL, 1, NULL, 0, 0, NULL, 0), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 4, 0, NULL, 0),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 0, NULL, 1),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0,
+                                         SPANGUARD_LINK_REMOTE | SPANGUARD_LINK_LOCAL, NULL, 0),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 4, NULL, 0),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    spanguard_attribute bad_type = attr_int("k", 1);
+    bad_type.type_ = 99;
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 0, &bad_type, 1),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    /* Bad UTF-8 in an attribute is replaced: the link is kept. */
+    spanguard_attribute bad_utf8 = attr_string("link.text", "a\xff" "b", 3);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, unknown_id, 1, NULL, 0, SPANGUARD_LINK_REMOTE, &bad_utf8, 1),
+             SPANGUARD_RESULT_UTF8_REPLACED);
+    CHECK_RC(spanguard_span_add_link_ids(SPANGUARD_SPAN_NONE, trace_id, remote_id, 1, NULL, 0, 0, NULL, 0),
+             SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_link_ids(s, trace_id, remote_id, 1, NULL, 0, 0, NULL, 0),
+             SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b7\",\"flags\":769}") == 1);
+    CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b8\",\"traceState\":\"k=v\",\"flags\":257}") == 1);
+    CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b9\"}") == 1); /* not known: no flags at all */
+    CHECK(count_in_dir(dir, "{\"traceId\":\"00000000000000000000000000000000\",\"spanId\":\"0000000000000000\","
+                            "\"attributes\":[{\"key\":\"link.why\",\"value\":{\"stringValue\":\"zero ids kept\"}}],"
+                            "\"flags\":768}") == 1);
+    CHECK(count_in_dir(dir, "\"spanId\":\"00f067aa0ba902b7\",\"traceState\":\"only=state\",\"flags\":256}") == 1);
+    CHECK(count_in_dir(dir, "\"key\":\"link.text\",\"value\":{\"stringValue\":\"a\xef\xbf\xbd" "b\"}}],\"flags\":769}") == 1);
+    CHECK(count_in_dir(dir, "not a tracestate") == 0);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -990,6 +1057,9 @@ static void test_shutdown_exports_open_spans(spanguard_tracer *t, const char *di
     spanguard_span s2;
     CHECK_RC(spanguard_span_begin(t, S("late"), SPANGUARD_SPAN_NONE, 0, &s2), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
+    static const uint8_t trace_id[16] = {1}, span_id[8] = {2};
+    CHECK_RC(spanguard_span_add_link_ids(open, trace_id, span_id, 1, NULL, 0, SPANGUARD_LINK_REMOTE, NULL, 0),
+             SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_flush(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
 }
@@ -1149,6 +1219,7 @@ int main(int argc, char **argv) {
     test_status_rules(t, dir);
     test_empty_keys(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
+    test_link_ids(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t, dir);

@@ -2,7 +2,8 @@
 // TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
 // span in spanguard when the SDK starts it, with the SDK's trace and span
 // ids, parent, flags, tracestate, start time, kind, instrumentation scope,
-// attributes (slices as arrays) and links (with their tracestate), and
+// attributes (slices as arrays) and links (with their tracestate and
+// whether their context was remote), and
 // adds at its end the later attributes, a new name (SetName), links,
 // events, status, the counts of what the SDK's span limits dropped and the
 // SDK's end time. A process stopped in the middle of
@@ -114,14 +115,18 @@ func later(start, end []attribute.KeyValue) []attribute.KeyValue {
 	return out
 }
 
-func traceparent(sc trace.SpanContext) string {
-	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
-}
-
+// addLinks passes the links with their ids, tracestate and IsRemote; a
+// link whose context is invalid is passed too when it has attributes or
+// a tracestate (the SDK keeps such links, as OpenTelemetry's spec asks).
 func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
 	for _, l := range links {
-		p.failed(s.AddLinkWithTracestate(traceparent(l.SpanContext), l.SpanContext.TraceState().String(),
-			attributes(l.Attributes)...))
+		sc := l.SpanContext
+		origin := spanguard.LinkLocal
+		if sc.IsRemote() {
+			origin = spanguard.LinkRemote
+		}
+		p.failed(s.AddLinkIDs(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
+			origin, attributes(l.Attributes)...))
 	}
 }
 

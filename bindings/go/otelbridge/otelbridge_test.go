@@ -250,6 +250,53 @@ func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.
 	tp.Shutdown(context.Background())
 }
 
+// A link keeps whether its context was remote, in the link's OTLP flags as
+// the SDK's own exporter sends them (0x100 HAS_IS_REMOTE, 0x200 IS_REMOTE,
+// over the W3C bits), and a link with an invalid context (zero ids) that
+// the SDK kept for its attributes arrives too.
+func TestLinksKeepIsRemoteAndInvalidContextsWithAttributes(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x0a, 1}, SpanID: trace.SpanID{0xb7, 1},
+		TraceFlags: trace.FlagsSampled, Remote: true})
+	local := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x0a, 2}, SpanID: trace.SpanID{0xb7, 2},
+		TraceFlags: trace.FlagsSampled})
+	_, span := tp.Tracer("links").Start(context.Background(), "linked", trace.WithLinks(
+		trace.Link{SpanContext: remote}, trace.Link{SpanContext: local}))
+	// Added later: the one with attributes is kept, the bare one is not
+	// (by the SDK, nor by spanguard).
+	span.AddLink(trace.Link{Attributes: []attribute.KeyValue{attribute.String("link.why", "context lost")}})
+	span.AddLink(trace.Link{})
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 || len(sdk[0].Links) != 3 {
+		t.Fatalf("the SDK did not keep the links the test means it to: %+v", sdk)
+	}
+	arrived := rx.WaitFor(t, 1)
+	flags := map[string]string{}
+	for _, l := range arrived[0].Links {
+		flags[l.TraceID+" "+l.SpanID] = fmt.Sprintf("%#x", l.Flags)
+	}
+	want := map[string]string{
+		remote.TraceID().String() + " " + remote.SpanID().String(): "0x301",
+		local.TraceID().String() + " " + local.SpanID().String():   "0x101",
+		trace.TraceID{}.String() + " " + trace.SpanID{}.String():   "0x100",
+	}
+	if fmt.Sprint(flags) != fmt.Sprint(want) {
+		t.Errorf("links arrived with flags %v, want %v", flags, want)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
 // Links added after the start under the SDK's link limit, which evicts
 // the oldest: the ones the SDK kept arrive (the bridge took them by their
 // positions after the start's, keeping an evicted one and losing a kept one).

@@ -861,6 +861,42 @@ static napi_value js_add_link(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* addLinkIds(hi, lo, traceId, spanId, traceFlags, keys, values, tracestate,
+ *            linkFlags): a link by its ids (hex text, as an OpenTelemetry
+ * SpanContext holds them) and whether its context was remote (linkFlags:
+ * SPANGUARD_LINK_REMOTE, _LOCAL or 0), through spanguard_span_add_link_ids.
+ * Ids that are not hex of the right length: INVALID_ARGUMENT. */
+static napi_value js_add_link_ids(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 9)) return NULL;
+    spanguard_span s;
+    uint32_t trace_flags, link_flags;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[4], &trace_flags) || !u32_arg(env, a.argv[8], &link_flags))
+        return throw_last(env, "addLinkIds");
+    attr_list l;
+    attrs_init(&l);
+    text_arena text;
+    text_init(&text);
+    size_t tl = 0, sl = 0, stl = 0;
+    const char *tid = NULL, *sid = NULL, *ts = NULL;
+    bool ok = (tid = text_of(env, &text, a.argv[2], &tl)) && (sid = text_of(env, &text, a.argv[3], &sl)) &&
+              (ts = text_of(env, &text, a.argv[7], &stl)) && attrs_read(env, a.argv[5], a.argv[6], &l);
+    if (!ok) {
+        text_free(&text);
+        attrs_free(&l);
+        return NULL;
+    }
+    uint8_t trace_id[16], span_id[8];
+    spanguard_result rc = SPANGUARD_RESULT_INVALID_ARGUMENT;
+    if (hex_bytes(tid, tl, trace_id, 16) && hex_bytes(sid, sl, span_id, 8))
+        rc = spanguard_span_add_link_ids(s, trace_id, span_id, (uint8_t)(trace_flags & 0xff), ts, stl, link_flags,
+                                         l.n ? l.items : NULL, l.n);
+    text_free(&text);
+    napi_value out = list_result(env, rc, &l);
+    attrs_free(&l);
+    return out;
+}
+
 /* setStatus(hi, lo, code, message) */
 static napi_value js_set_status(napi_env env, napi_callback_info info) {
     args a;
@@ -1251,6 +1287,7 @@ NAPI_MODULE_INIT() {
         FN("setStartTime", js_set_start_time),
         FN("addEvent", js_add_event),
         FN("addLink", js_add_link),
+        FN("addLinkIds", js_add_link_ids),
         FN("setStatus", js_set_status),
         FN("updateName", js_update_name),
         FN("addDroppedCounts", js_add_dropped_counts),

@@ -33,6 +33,33 @@ test('what the SDK limits dropped is counted, and links keep their tracestate', 
   await provider.shutdown();
 });
 
+test('links keep isRemote in their flags, and one with an invalid context arrives with its attributes', async (t) => {
+  // OTLP link flags: the W3C bits, 0x100 HAS_IS_REMOTE, 0x200 IS_REMOTE, as
+  // the SDK's own exporter sends them. A link whose context is invalid is
+  // kept by the SDK and must be recorded when it has attributes.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-link-flags-test');
+  const remote = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true };
+  const local = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203332', traceFlags: 1, isRemote: false };
+  const invalid = { traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 };
+  const span = provider.getTracer('links').startSpan('linked', {
+    links: [{ context: remote }, { context: local }],
+  });
+  span.addLink({ context: invalid, attributes: { 'link.why': 'context lost' } });
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.strictEqual(sdkSpan.links.length, 3, 'the SDK kept the links the test means it to');
+  const arrived = await rx.waitFor(1);
+  assert.deepStrictEqual(arrived[0].links.map((l) => [l.span_id, l.flags]),
+    [['b7ad6b7169203331', 0x301], ['b7ad6b7169203332', 0x101], ['0000000000000000', 0x100]]);
+  assert.strictEqual(arrived[0].links[2].trace_id, '0'.repeat(32));
+  assertSameSpans([sdkSpan], arrived);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});
+
 test('a flush after shutdown resolves: calls after shutdown are ignored, never rejected', async (t) => {
   const rx = await startReceiver();
   t.after(() => rx.stop());

@@ -492,6 +492,56 @@ impl Span {
         report::recording(py, code)
     }
 
+    /// Links the span to another given by its ids (ints, as an
+    /// OpenTelemetry `SpanContext` holds them), W3C trace flags and
+    /// tracestate, and whether its context was remote (`is_remote`: True,
+    /// False, or None for not known), which the export carries in the
+    /// link's flags. A link whose ids are zero (an invalid context) is
+    /// kept when it has attributes or a tracestate, and left out (counted,
+    /// as a bad traceparent) without either.
+    #[pyo3(signature = (trace_id, span_id, trace_flags=0, attributes=None, tracestate=None, is_remote=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_link_ids(
+        &self,
+        py: Python<'_>,
+        trace_id: u128,
+        span_id: u64,
+        trace_flags: u32,
+        attributes: Option<&Bound<'_, PyAny>>,
+        tracestate: Option<&Bound<'_, PyAny>>,
+        is_remote: Option<bool>,
+    ) -> PyResult<()> {
+        let attrs = Attributes::from_mapping(attributes, &self.rejected);
+        let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
+        let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
+        let trace_id = trace_id.to_be_bytes();
+        let span_id = span_id.to_be_bytes();
+        let link_flags = match is_remote {
+            None => 0,
+            Some(true) => SPANGUARD_LINK_REMOTE,
+            Some(false) => SPANGUARD_LINK_LOCAL,
+        };
+        // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
+        // are valid for the call.
+        let code = unsafe {
+            c::spanguard_span_add_link_ids(
+                self.handle,
+                trace_id.as_ptr(),
+                span_id.as_ptr(),
+                (trace_flags & 0xff) as u8,
+                s.as_ptr().cast(),
+                s.len(),
+                link_flags,
+                attrs.as_ptr(),
+                attrs.len(),
+            )
+        };
+        if code == spanguard_result::InvalidTraceparent {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        report::recording(py, code)
+    }
+
     /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR` with
     /// a description (kept for ERROR only). An unknown code raises
     /// ValueError (a programming error).

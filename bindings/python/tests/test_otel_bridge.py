@@ -148,6 +148,28 @@ def test_events_passed_on_while_open_are_counted_once_when_the_sdk_evicts_them(r
     tracer.close()
 
 
+def test_links_keep_is_remote_and_an_invalid_context_with_attributes_arrives(bridged):
+    # OTLP link flags: the W3C bits, 0x100 HAS_IS_REMOTE, 0x200 IS_REMOTE,
+    # as the SDK's own exporter sends them. A link whose context is invalid
+    # is kept by the SDK when it has attributes, and must arrive.
+    provider, memory, arrived = bridged
+    remote = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(1))
+    local = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203332, is_remote=False,
+                              trace_flags=trace.TraceFlags(1))
+    with provider.get_tracer("links").start_as_current_span(
+            "linked", links=[trace.Link(remote), trace.Link(local)]) as span:
+        span.add_link(trace.INVALID_SPAN_CONTEXT, {"link.why": "context lost"})
+        span.add_link(trace.INVALID_SPAN_CONTEXT)  # nothing to record: the SDK drops it
+    (otel_span,) = memory.get_finished_spans()
+    assert len(otel_span.links) == 3, "the SDK kept the links the test means it to"
+    got = arrived()[f"{otel_span.get_span_context().span_id:016x}"]
+    assert [(ln["span_id"], ln["flags"]) for ln in got["links"]] == \
+        [("b7ad6b7169203331", 0x301), ("b7ad6b7169203332", 0x101), ("0" * 16, 0x100)]
+    assert got["links"][2]["trace_id"] == "0" * 32
+    assert_same(otel_span, got)
+
+
 @pytest.mark.parametrize("later, kept, dropped", [
     # a, b at start; c, d, e later: the SDK evicts a and b, spanguard keeps
     # a, b, c and drops d and e itself.

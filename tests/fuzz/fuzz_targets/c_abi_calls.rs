@@ -968,6 +968,50 @@ impl Harness {
                 let refused = name.refused() || attrs.refused;
                 self.on_span("add_event", h, rc, refused.into(), SPAN_CALL);
             }
+            14 if input.byte() % 4 == 0 => {
+                // A bridge's link: ids as bytes (zero ids too, which are
+                // kept only with attributes or a tracestate), any flags
+                // (both remote bits, or an unknown one, are refused).
+                let h = self.handle(input);
+                let trace_id = input.id_bytes::<16>();
+                let span_id = input.id_bytes::<8>();
+                let null_ids = input.byte();
+                let trace_flags = input.byte();
+                let link_flags = input.byte() as u32 % 5;
+                let state = input.tracestate();
+                let attrs = input.attributes();
+                let id_ptr = |null: bool, id: &[u8]| null_or(null, id.as_ptr());
+                // SAFETY: every pointer is NULL or valid for its length;
+                // the ids for 16 and 8 bytes.
+                let rc = unsafe {
+                    spanguard_span_add_link_ids(
+                        h,
+                        id_ptr(null_ids == 1, &trace_id),
+                        id_ptr(null_ids == 2, &span_id),
+                        trace_flags,
+                        state.ptr(),
+                        state.len(),
+                        link_flags,
+                        attrs.ptr(),
+                        attrs.len(),
+                    )
+                };
+                let invalid = trace_id == [0; 16] || span_id == [0; 8];
+                let refused = null_ids == 1
+                    || null_ids == 2
+                    || link_flags > SPANGUARD_LINK_LOCAL
+                    || state.refused()
+                    || attrs.refused
+                    || (invalid && attrs.len() == 0 && state.bytes.is_empty());
+                // An invalid context with only a tracestate is kept when
+                // the tracestate is: the target does not repeat its parse.
+                let args = if !refused && invalid && attrs.len() == 0 {
+                    Args::Unchecked
+                } else {
+                    refused.into()
+                };
+                self.on_span("add_link_ids", h, rc, args, LINK_CALL);
+            }
             14 => {
                 let h = self.handle(input);
                 let tp = input.traceparent(&self.traceparents);

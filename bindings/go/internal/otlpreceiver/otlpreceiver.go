@@ -56,6 +56,7 @@ type Span struct {
 		TraceID    string         `json:"trace_id"`
 		SpanID     string         `json:"span_id"`
 		TraceState string         `json:"trace_state"`
+		Flags      uint32         `json:"flags"`
 		Attributes map[string]any `json:"attributes"`
 		Dropped    int            `json:"dropped_attributes_count"`
 	} `json:"links"`

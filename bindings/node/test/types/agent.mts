@@ -14,6 +14,7 @@ span.setAttributes(fromOtel);
 const mine: Attributes = { 'tool.name': 'search', 'tool.error': null, 'tool.retries': undefined, ids: [1n, null] };
 span.setAttributes(mine).setAttribute('maybe', undefined).setAttribute('none', null);
 span.addEvent('gen_ai.choice', { index: 0, finish_reason: 'stop' }, new Date());
+span.addLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1, { why: 'retry' }, '', true);
 span.end([1_700_000_000, 5]);
 const processor: SpanguardSpanProcessor = new SpanguardSpanProcessor(tracer);
 void processor.forceFlush();

@@ -18,8 +18,11 @@ middle of a call still delivers the open span (marked
 is open (attributes, events, links, a new name, its status) is passed on
 as it is set, so that span carries it too: on SIGTERM and SIGKILL no Python
 code runs before the open spans are dumped. `on_end` adds anything that
-came another way and ends it at the OpenTelemetry end time. Attribute values keep their types: arrays (tuples) stay arrays,
-bytes stay bytes. Links keep their tracestate, and what the SDK's span
+came another way and ends it at the OpenTelemetry end time. Attribute
+values keep their types: arrays (tuples) stay arrays, bytes stay bytes.
+Links keep their tracestate and whether their context was remote (a link
+with an invalid context is kept when it has attributes or a tracestate),
+and what the SDK's span
 limits dropped is counted on the span (its dropped attribute, event and
 link counts; an event's or a link's own dropped count is not carried).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
@@ -55,13 +58,14 @@ _SHUT_DOWN = 5
 _MISSING = object()
 
 
-def _traceparent(ctx: SpanContext) -> str:
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags) & 0xff:02x}"
-
-
 def _link(sg: _SpanguardSpan, link) -> None:
-    state = link.context.trace_state
-    sg.add_link(_traceparent(link.context), link.attributes, tracestate=state.to_header() if state else None)
+    # By its ids, with its tracestate and is_remote; one with an invalid
+    # context is passed too (the SDK keeps it when it has attributes or a
+    # tracestate, and so does spanguard).
+    ctx = link.context
+    state = ctx.trace_state
+    sg.add_link_ids(ctx.trace_id, ctx.span_id, int(ctx.trace_flags), link.attributes,
+                    tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote))
 
 
 class _Open:
