@@ -36,6 +36,12 @@ export interface ForeignSpanOptions {
   spanId: string;
   parentSpanId?: string;
   parentIsRemote?: boolean;
+  /**
+   * The SDK applied its span limits already (the bridge sets it): the
+   * tracer's count and value length limits do not apply to this span, so
+   * what the SDK kept arrives whole (up to 32767 of each).
+   */
+  limitedByCaller?: boolean;
   traceFlags?: number;
   traceState?: string;
   startTime?: TimeInput;

@@ -14,6 +14,8 @@ const { AsyncLocalStorage } = require('async_hooks');
 
 const KIND = { UNSPECIFIED: 0, INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
+// spanguard_span_options.flags (SPANGUARD_SPAN_OPTION_*).
+const SPAN_OPTION = { PARENT_IS_REMOTE: 1, LIMITED_BY_CALLER: 2 };
 const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
@@ -592,7 +594,9 @@ class Tracer {
    * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
    * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
    * `kind` (KIND.*), `scopeName`, `scopeVersion`, `scopeSchemaUrl` (the
-   * scope's schema URL), `attributes`.
+   * scope's schema URL), `attributes`; `limitedByCaller`: the SDK applied
+   * its span limits already, so the tracer's count and value length
+   * limits do not apply to this span (what the SDK kept is kept whole).
    */
   startForeignSpan(name, o) {
     return this.beginForeign(name, o, split(o.attributes));
@@ -609,7 +613,9 @@ class Tracer {
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
     const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
-      o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
+      o.parentSpanId || '', o.traceFlags || 0,
+      (o.parentIsRemote ? SPAN_OPTION.PARENT_IS_REMOTE : 0) | (o.limitedByCaller ? SPAN_OPTION.LIMITED_BY_CALLER : 0),
+      o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
     if (code !== undefined) recorded(code, `startForeignSpan(${name})`);

@@ -97,6 +97,9 @@ class SpanguardSpanProcessor {
         scopeName: scope.name,
         scopeVersion: scope.version,
         scopeSchemaUrl: scope.schemaUrl,
+        // The SDK's span limits applied (its user's); spanguard's own would
+        // cut what it kept (128 of the 1000 attributes a provider allowed).
+        limitedByCaller: true,
       }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);
