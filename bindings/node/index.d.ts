@@ -62,6 +62,13 @@ export interface SpanOptions {
   /** A W3C traceparent from another process, to continue its trace. */
   traceparent?: string;
 }
+/**
+ * A spanguard tracer's options. An option of the wrong type (a string for a
+ * number, a number out of 0..4294967295 or not whole, an unknown protocol)
+ * throws SpanguardError (RESULT.INVALID_CONFIG) naming it and what it
+ * takes; undefined or null leaves it unset; an unknown option throws
+ * TypeError.
+ */
 export interface TracerOptions {
   serviceName?: string;
   endpoint?: string;
