@@ -20,6 +20,11 @@ time. Attribute values keep their types: arrays (tuples) stay arrays,
 bytes stay bytes. Links keep their tracestate, and what the SDK's span
 limits dropped is counted on the span (its dropped attribute, event and
 link counts; an event's or a link's own dropped count is not carried).
+The provider's span limits (`span_limits`, or the OTEL_*_LIMIT variables
+the SDK reads) are the ones that apply: the spanguard tracer's own count
+and value length limits are not applied on top (they still apply to its
+own spans), so what the SDK kept arrives whole, up to spanguard's bounds
+(32767 attributes, events or links a span; values to its payload pool).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry spanguard's resource (service.name from the spanguard
 tracer or OTEL_SERVICE_NAME), not the provider's.
@@ -155,6 +160,9 @@ class SpanguardSpanProcessor(SpanProcessor):
             scope_version=(scope.version or None) if scope is not None else None,
             attributes=attributes,
             scope_schema_url=(getattr(scope, "schema_url", None) or None) if scope is not None else None,
+            # The SDK's span limits applied (its user's); spanguard's own
+            # would cut what it kept (128 of the 1000 attributes allowed).
+            limited_by_caller=True,
         )
         links = span.links or ()
         for link in links:
@@ -168,21 +176,30 @@ class SpanguardSpanProcessor(SpanProcessor):
         sg, before = opened.span, opened.attributes
         if span.name != opened.name:  # renamed with update_name
             sg.update_name(span.name)
-        later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
+        kept = span.attributes or {}
+        later = {k: v for k, v in kept.items() if before.get(k, _MISSING) is not v}
+        # The SDK drops its oldest attribute for a new one past its limit
+        # (BoundedAttributes), also one the bridge passed on at the start,
+        # which spanguard cannot unset. So no more new keys go on than the
+        # SDK kept in all (the first ones set): the span then holds as many
+        # attributes as the SDK's, each one the SDK was given.
+        new = [k for k in later if k not in before]
+        room = max(0, len(kept) - len(before))
+        if len(new) > room:
+            left_out = set(new[room:])
+            later = {k: v for k, v in later.items() if k not in left_out}
         if later:
             sg.set_attributes(later)
         for event in tuple(span.events or ())[opened.events:]:
             sg.add_event(event.name, event.attributes, event.timestamp)
         for link in tuple(span.links or ())[opened.links:]:
             _link(sg, link)
-        # What the SDK's own limits left out. Attributes: the SDK counts
-        # every key it dropped, also those the bridge passed on before the
-        # SDK evicted them (it drops the oldest), which spanguard holds or
-        # counts itself; added here are only the keys the bridge never saw
-        # (set and evicted between begin and end). Counting the SDK's
-        # figure whole counted those twice.
-        seen = len(before.keys() | later.keys())
-        unseen = max(0, len(span.attributes or {}) + span.dropped_attributes - seen)
+        # What the SDK's own limits left out. Attributes: every key the SDK
+        # was given is held by spanguard or counted, once: what the SDK
+        # kept and dropped, less what spanguard holds (counting the SDK's
+        # figure whole counted twice a key it evicted after the start).
+        held = len(before) + min(len(new), room)
+        unseen = max(0, len(kept) + span.dropped_attributes - held)
         dropped = (unseen, span.dropped_events, span.dropped_links)
         if any(dropped):
             sg.add_dropped_counts(*dropped)
