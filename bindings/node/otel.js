@@ -58,7 +58,10 @@ function traceparentOf(ctx) {
 }
 
 class SpanguardSpanProcessor {
-  /** @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one. */
+  /**
+   * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
+   *   The provider's span limits apply to its spans, not the tracer's (see onStart).
+   */
   constructor(tracer = {}) {
     this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
     // SDK span -> { span: spanguard Span, name, attributes and links at start }.
