@@ -139,6 +139,16 @@
 #define SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE 1
 
 /*
+ `spanguard_span_options.flags`, with `trace_id`: the span comes from
+ another SDK that applied its own span limits (an OpenTelemetry bridge),
+ so the tracer's (`attribute_count_limit` and the others,
+ `value_length_limit`) do not apply to it: what the SDK kept is kept
+ whole, up to `SPANGUARD_MAX_COUNT_LIMIT` of each and the payload pool.
+ Pass what the SDK dropped with `spanguard_span_add_dropped_counts`.
+ */
+#define SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER 2
+
+/*
  `spanguard_span_add_link_ids` `link_flags`: the linked span context
  came from another process (OpenTelemetry's `SpanContext.isRemote`).
  Neither this nor `SPANGUARD_LINK_LOCAL`: not known.

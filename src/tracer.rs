@@ -188,6 +188,9 @@ pub struct ExplicitIds {
     pub trace_flags: u8,
     /// The parent's context came from another process.
     pub parent_is_remote: bool,
+    /// The other SDK applied its span limits already: the tracer's do not
+    /// apply to this span (see `MARK_LIMITED_BY_CALLER`).
+    pub limited_by_caller: bool,
 }
 
 /// Attributes handed to `Tracer::begin_ex` and `Tracer::set_attributes`:
@@ -645,8 +648,12 @@ impl Tracer {
                 ids.span_id,
                 ids.parent_span_id,
                 ids.trace_flags & KNOWN_FLAGS,
-                if ids.parent_is_remote && ids.parent_span_id != [0; 8] {
+                (if ids.parent_is_remote && ids.parent_span_id != [0; 8] {
                     MARK_PARENT_REMOTE
+                } else {
+                    0
+                }) | if ids.limited_by_caller {
+                    MARK_LIMITED_BY_CALLER
                 } else {
                     0
                 },
@@ -994,7 +1001,7 @@ impl Tracer {
             time_unix_ns
         };
         self.with_open(s, |p, r| {
-            match r.add_event(name, time, attributes, &p.config.limits, &p.pool) {
+            match r.add_event(name, time, attributes, limits_of(p, r), &p.pool) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;
@@ -1013,7 +1020,7 @@ impl Tracer {
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| {
-            match r.add_link(to, tracestate, attributes, &p.config.limits, &p.pool) {
+            match r.add_link(to, tracestate, attributes, limits_of(p, r), &p.pool) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;
@@ -1306,6 +1313,21 @@ fn merge(a: Notice, b: Notice) -> Notice {
     }
 }
 
+/// What a span another SDK already limited is held to.
+const LIMITED_BY_CALLER: SpanLimits = SpanLimits::widest();
+
+/// The limits `r` is held to: the tracer's, or for a span another SDK
+/// already limited, the record's own bounds only. A branch on a field of
+/// the line the setter reads anyway.
+#[inline(always)]
+fn limits_of<'p>(p: &'p Pipeline, r: &SpanRecord) -> &'p SpanLimits {
+    if r.marks & MARK_LIMITED_BY_CALLER != 0 {
+        &LIMITED_BY_CALLER
+    } else {
+        &p.config.limits
+    }
+}
+
 #[inline(always)]
 fn set_attribute(
     p: &Pipeline,
@@ -1313,7 +1335,7 @@ fn set_attribute(
     key: &[u8],
     value: AttrInput,
 ) -> Result<Notice, SpanError> {
-    r.set_attribute(key, &value, &p.config.limits, &p.pool)
+    r.set_attribute(key, &value, limits_of(p, r), &p.pool)
         .map(Notice::from_text)
         .map_err(|why| match why {
             NotStored::EmptyKey => SpanError::EmptyKey,
@@ -1330,7 +1352,7 @@ fn set_attributes<A: AttributeSource + ?Sized>(
     attributes: &A,
 ) -> (Notice, Option<SpanError>) {
     let mut setter = Setter {
-        limits: &p.config.limits,
+        limits: limits_of(p, r),
         pool: &p.pool,
         r,
         text: TextOutcome::default(),

@@ -646,6 +646,12 @@ type ForeignSpan struct {
 	ScopeVersion   string
 	ScopeSchemaURL string // the scope's schema URL (an OpenTelemetry tracer's)
 	Attributes     []Attribute
+
+	// LimitedByCaller: the other SDK applied its span limits already (the
+	// bridge sets it), so the tracer's count and value length limits do
+	// not apply to this span: what the SDK kept is kept whole (up to
+	// 32767 attributes, events or links).
+	LimitedByCaller bool
 }
 
 // StartForeign begins a span with exactly the ids, parent, flags,
@@ -692,6 +698,9 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 		if f.ParentIsRemote {
 			o.flags = C.SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE
 		}
+	}
+	if f.LimitedByCaller {
+		o.flags |= C.SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER
 	}
 	o.trace_flags = C.uint32_t(f.TraceFlags)
 	if f.TraceState != "" {

@@ -36,6 +36,12 @@ export interface ForeignSpanOptions {
   spanId: string;
   parentSpanId?: string;
   parentIsRemote?: boolean;
+  /**
+   * The SDK applied its span limits already (the bridge sets it): the
+   * tracer's count and value length limits do not apply to this span, so
+   * what the SDK kept arrives whole (up to 32767 of each).
+   */
+  limitedByCaller?: boolean;
   traceFlags?: number;
   traceState?: string;
   startTime?: TimeInput;
@@ -56,6 +62,13 @@ export interface SpanOptions {
   /** A W3C traceparent from another process, to continue its trace. */
   traceparent?: string;
 }
+/**
+ * A spanguard tracer's options. An option of the wrong type (a string for a
+ * number, a number out of 0..4294967295 or not whole, an unknown protocol)
+ * throws SpanguardError (RESULT.INVALID_CONFIG) naming it and what it
+ * takes; undefined or null leaves it unset; an unknown option throws
+ * TypeError.
+ */
 export interface TracerOptions {
   serviceName?: string;
   endpoint?: string;

@@ -17,6 +17,8 @@ const STATUS = { UNSET: 0, OK: 1, ERROR: 2 };
 // spanguard_span_add_link_ids' link_flags (SPANGUARD_LINK_REMOTE, _LOCAL).
 const LINK_REMOTE = 1;
 const LINK_LOCAL = 2;
+// spanguard_span_options.flags (SPANGUARD_SPAN_OPTION_*).
+const SPAN_OPTION = { PARENT_IS_REMOTE: 1, LIMITED_BY_CALLER: 2 };
 const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
@@ -454,21 +456,75 @@ class Span {
   }
 }
 
+// Each option: its spanguard_config field and what it takes. 'number': a
+// whole number that fits the field (uint32); 'boolean'; 'string'; 'pairs':
+// a string 'k=v,k2=v2' or an object of such pairs; an object: one of its
+// keys, sent as its value.
 const SETTINGS = {
-  serviceName: 'service_name', resourceAttributes: 'resource_attributes', endpoint: 'endpoint',
-  headers: 'headers', sinkDir: 'sink_dir', spoolDir: 'spool_dir', requestTimeoutMs: 'request_timeout_ms',
-  scheduleDelayMs: 'schedule_delay_ms', maxQueueSize: 'max_queue_size',
-  maxExportBatchSize: 'max_export_batch_size', exportTimeoutMs: 'export_timeout_ms',
-  maxOpenSpans: 'max_open_spans', flightRecorder: 'flight_recorder', prefaultSlots: 'prefault_slots',
-  installSignalHandlers: 'install_signal_handlers', spoolMaxMib: 'spool_max_mib',
-  signalFlushTimeoutMs: 'signal_flush_timeout_ms', exporterMaxCpuPercent: 'exporter_max_cpu_percent',
-  payloadPoolMib: 'payload_pool_mib', valueLengthLimit: 'value_length_limit',
-  attributeCountLimit: 'attribute_count_limit', eventCountLimit: 'event_count_limit',
-  linkCountLimit: 'link_count_limit', eventAttributeCountLimit: 'event_attribute_count_limit',
-  linkAttributeCountLimit: 'link_attribute_count_limit',
-  certificate: 'certificate', clientCertificate: 'client_certificate', clientKey: 'client_key',
-  maxRequestBytes: 'max_request_bytes', sinkMaxLineBytes: 'sink_max_line_bytes', logLevel: 'log_level',
+  serviceName: ['service_name', 'string'], resourceAttributes: ['resource_attributes', 'pairs'],
+  endpoint: ['endpoint', 'string'], headers: ['headers', 'pairs'], sinkDir: ['sink_dir', 'string'],
+  spoolDir: ['spool_dir', 'string'], protocol: ['protocol', { 'http/protobuf': 0, 'http/json': 1 }],
+  compression: ['compression', { none: 0, gzip: 1 }], requestTimeoutMs: ['request_timeout_ms', 'number'],
+  scheduleDelayMs: ['schedule_delay_ms', 'number'], maxQueueSize: ['max_queue_size', 'number'],
+  maxExportBatchSize: ['max_export_batch_size', 'number'], exportTimeoutMs: ['export_timeout_ms', 'number'],
+  maxOpenSpans: ['max_open_spans', 'number'], flightRecorder: ['flight_recorder', 'boolean'],
+  prefaultSlots: ['prefault_slots', 'boolean'], installSignalHandlers: ['install_signal_handlers', 'boolean'],
+  spoolMaxMib: ['spool_max_mib', 'number'], signalFlushTimeoutMs: ['signal_flush_timeout_ms', 'number'],
+  exporterMaxCpuPercent: ['exporter_max_cpu_percent', 'number'], payloadPoolMib: ['payload_pool_mib', 'number'],
+  valueLengthLimit: ['value_length_limit', 'number'], attributeCountLimit: ['attribute_count_limit', 'number'],
+  eventCountLimit: ['event_count_limit', 'number'], linkCountLimit: ['link_count_limit', 'number'],
+  eventAttributeCountLimit: ['event_attribute_count_limit', 'number'],
+  linkAttributeCountLimit: ['link_attribute_count_limit', 'number'],
+  certificate: ['certificate', 'string'], clientCertificate: ['client_certificate', 'string'],
+  clientKey: ['client_key', 'string'], maxRequestBytes: ['max_request_bytes', 'number'],
+  sinkMaxLineBytes: ['sink_max_line_bytes', 'number'], logLevel: ['log_level', 'string'],
+  fromEnv: [null, 'boolean'],
 };
+
+/** A value as an error message names it. */
+function described(v) {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${v}`;
+  if (typeof v === 'bigint') return `the bigint ${v}n`;
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/** A wrong option: a SpanguardError (INVALID_CONFIG), as the library's own config errors are. */
+function badOption(name, expected, v) {
+  return new SpanguardError(RESULT.INVALID_CONFIG, 'tracer_new', `option ${name}: expected ${expected}, got ${described(v)}`);
+}
+
+/** Option `name`'s value `v` (neither undefined nor null) as its config field takes it; throws when it is of the wrong type. */
+function optionValue(name, kind, v) {
+  if (kind === 'number') {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw badOption(name, 'a whole number from 0 to 4294967295', v);
+    }
+    return v;
+  }
+  if (kind === 'boolean') {
+    if (typeof v !== 'boolean') throw badOption(name, 'true or false', v);
+    return Number(v);
+  }
+  if (kind === 'string') {
+    if (typeof v !== 'string') throw badOption(name, 'a string', v);
+    return v;
+  }
+  if (kind === 'pairs') {
+    if (typeof v === 'string') return v;
+    if (typeof v !== 'object' || Array.isArray(v)) throw badOption(name, "a string 'k=v,...' or an object of strings", v);
+    return Object.entries(v).map(([k, value]) => {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        throw badOption(`${name}.${k}`, 'a string, number or boolean', value);
+      }
+      return `${k}=${value}`;
+    }).join(',');
+  }
+  const names = Object.keys(kind);
+  if (typeof v !== 'string' || !hasOwn(kind, v)) throw badOption(name, `one of '${names.join("', '")}'`, v);
+  return kind[v];
+}
 
 /** A spanguard tracer. */
 class Tracer {
@@ -479,15 +535,17 @@ class Tracer {
    */
   constructor(options = {}) {
     const N = load();
+    if (options === null) options = {};
+    if (typeof options !== 'object' || Array.isArray(options)) throw badOption('options', 'an object', options);
     const cfg = { install_signal_handlers: 0 };
     for (const [k, v] of Object.entries(options)) {
-      if (k === 'fromEnv') continue;
-      if (k === 'protocol') cfg.protocol = v === 'http/json' ? 1 : 0;
-      else if (k === 'compression') cfg.compression = v === 'gzip' ? 1 : 0;
-      else if (k === 'headers' || k === 'resourceAttributes') {
-        cfg[SETTINGS[k]] = typeof v === 'object' ? Object.entries(v).map(([a, b]) => `${a}=${b}`).join(',') : v;
-      } else if (SETTINGS[k]) cfg[SETTINGS[k]] = typeof v === 'boolean' ? Number(v) : v;
-      else throw new TypeError(`unknown spanguard option ${k}`);
+      if (!hasOwn(SETTINGS, k)) throw new TypeError(`unknown spanguard option ${k}`);
+      // Checked here, each with its name: the addon would throw a bare
+      // N-API error ("A number was expected") or take -1 as 4294967295.
+      if (v === undefined || v === null) continue;
+      const [field, kind] = SETTINGS[k];
+      const value = optionValue(k, kind, v);
+      if (field) cfg[field] = value;
     }
     // process.runtime.* as OpenTelemetry's Node SDK reports it; first, so
     // that the caller's own attributes override it.
@@ -612,7 +670,9 @@ class Tracer {
    * `traceId` and `spanId` (hex), `parentSpanId` (hex, absent for a root),
    * `traceFlags`, `parentIsRemote`, `traceState` (W3C text), `startTime`,
    * `kind` (KIND.*), `scopeName`, `scopeVersion`, `scopeSchemaUrl` (the
-   * scope's schema URL), `attributes`.
+   * scope's schema URL), `attributes`; `limitedByCaller`: the SDK applied
+   * its span limits already, so the tracer's count and value length
+   * limits do not apply to this span (what the SDK kept is kept whole).
    */
   startForeignSpan(name, o) {
     return this.beginForeign(name, o, split(o.attributes));
@@ -629,7 +689,9 @@ class Tracer {
     const more = keys && keys.length > MAX_ATTRIBUTES_PER_CALL;
     const [s, ns] = hrTime(o.startTime);
     const code = native.beginEx(this.ptr, name, o.kind === undefined ? KIND.INTERNAL : o.kind, o.traceId, o.spanId,
-      o.parentSpanId || '', o.traceFlags || 0, Boolean(o.parentIsRemote), o.traceState || '', s, ns,
+      o.parentSpanId || '', o.traceFlags || 0,
+      (o.parentIsRemote ? SPAN_OPTION.PARENT_IS_REMOTE : 0) | (o.limitedByCaller ? SPAN_OPTION.LIMITED_BY_CALLER : 0),
+      o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
     if (code !== undefined) recorded(code, `startForeignSpan(${name})`);

@@ -7,6 +7,12 @@ import type { Tracer, TracerOptions } from './index';
  * Structurally an SDK SpanProcessor; it never sets a global provider.
  */
 export declare class SpanguardSpanProcessor {
+  /**
+   * A spanguard Tracer, or options to make one (a wrong one throws
+   * SpanguardError, RESULT.INVALID_CONFIG, naming it). The provider's span
+   * limits are the ones that apply to its spans: the tracer's count and
+   * value length limits apply only to spans started with it directly.
+   */
   constructor(tracer?: Tracer | TracerOptions);
   readonly tracer: Tracer;
   /** SDK spans, or parts of them, that spanguard refused (the processor never throws). */

@@ -56,7 +56,10 @@ function attributesOf(attributes, processor) {
 }
 
 class SpanguardSpanProcessor {
-  /** @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one. */
+  /**
+   * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
+   *   The provider's span limits apply to its spans, not the tracer's (see onStart).
+   */
   constructor(tracer = {}) {
     this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
     // SDK span -> { span: spanguard Span, name, attributes and links at start }.
@@ -95,6 +98,9 @@ class SpanguardSpanProcessor {
         scopeName: scope.name,
         scopeVersion: scope.version,
         scopeSchemaUrl: scope.schemaUrl,
+        // The SDK's span limits applied (its user's); spanguard's own would
+        // cut what it kept (128 of the 1000 attributes a provider allowed).
+        limitedByCaller: true,
       }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);

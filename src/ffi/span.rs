@@ -666,6 +666,7 @@ pub unsafe extern "C" fn spanguard_span_begin_ex(
                     },
                     trace_flags: (o.trace_flags & 0xff) as u8,
                     parent_is_remote: o.flags & SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE != 0,
+                    limited_by_caller: o.flags & SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER != 0,
                 }
             };
             if ids.trace_id == [0; 16] || ids.span_id == [0; 8] {

@@ -68,6 +68,13 @@ pub const SPANGUARD_SAMPLER_PARENTBASED_TRACEIDRATIO: u32 = 5;
 /// `spanguard_span_options.flags`: the explicit parent span id names a
 /// span in another process.
 pub const SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE: u32 = 1;
+/// `spanguard_span_options.flags`, with `trace_id`: the span comes from
+/// another SDK that applied its own span limits (an OpenTelemetry bridge),
+/// so the tracer's (`attribute_count_limit` and the others,
+/// `value_length_limit`) do not apply to it: what the SDK kept is kept
+/// whole, up to `SPANGUARD_MAX_COUNT_LIMIT` of each and the payload pool.
+/// Pass what the SDK dropped with `spanguard_span_add_dropped_counts`.
+pub const SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER: u32 = 2;
 
 /// `spanguard_span_add_link_ids` `link_flags`: the linked span context
 /// came from another process (OpenTelemetry's `SpanContext.isRemote`).

@@ -80,6 +80,23 @@ impl Default for SpanLimits {
 }
 
 impl SpanLimits {
+    /// What a span another SDK already limited is held to (a bridge's
+    /// span, `MARK_LIMITED_BY_CALLER`): the record's own bounds only. The
+    /// SDK's limits are the ones its user set; applying the tracer's on
+    /// top cut a span the SDK kept whole (128 of the 1000 attributes an
+    /// OpenTelemetry provider allowed). (A function, not an associated
+    /// constant, which cbindgen would put in the C header.)
+    pub const fn widest() -> SpanLimits {
+        SpanLimits {
+            attribute_value_length: NO_LENGTH_LIMIT,
+            attribute_count: MAX_COUNT_LIMIT,
+            event_count: MAX_COUNT_LIMIT,
+            link_count: MAX_COUNT_LIMIT,
+            event_attribute_count: MAX_COUNT_LIMIT,
+            link_attribute_count: MAX_COUNT_LIMIT,
+        }
+    }
+
     /// The value length limit: characters of a string value
     /// (`SpanRecord::store_value_text`), bytes of a bytes value.
     #[inline]

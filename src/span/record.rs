@@ -391,6 +391,9 @@ pub const MARK_HAS_TRACESTATE: u8 = 16;
 /// The span wrote its `SpanRest` line (`SpanRecord::rest_mut`); when clear,
 /// that line is all zero and nobody needs to read it.
 pub const MARK_HAS_REST: u8 = 32;
+/// Another SDK applied its span limits before the span reached spanguard
+/// (a bridge's span): the tracer's own do not apply (`SpanLimits::widest`).
+pub const MARK_LIMITED_BY_CALLER: u8 = 64;
 
 /// What a span rarely sets, on a line of its own past the attribute table:
 /// the counters of what it could not hold, its status message, tracestate,

@@ -6,7 +6,9 @@
 // whether their context was remote), and
 // adds at its end the later attributes, a new name (SetName), links,
 // events, status, the counts of what the SDK's span limits dropped and the
-// SDK's end time. A process stopped in the middle of
+// SDK's end time. The provider's span limits are the ones that apply: the
+// tracer's own are not applied on top (they still apply to spans started
+// with the tracer directly). A process stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals).
 //
@@ -151,6 +153,9 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 		ScopeVersion:   s.InstrumentationScope().Version,
 		ScopeSchemaURL: s.InstrumentationScope().SchemaURL,
 		Attributes:     attributes(atStart),
+		// The SDK's span limits applied (its user's); the tracer's own
+		// would cut what it kept (128 of the 1000 attributes allowed).
+		LimitedByCaller: true,
 	}
 	if parent.IsValid() {
 		f.ParentSpanID, f.ParentIsRemote = parent.SpanID(), parent.IsRemote()

@@ -329,6 +329,89 @@ func TestLinksAddedLaterArriveWhenTheLimitEvictedOlderOnes(t *testing.T) {
 	tp.Shutdown(context.Background())
 }
 
+// manySpan ends a span of 200 attributes (100 at its start, 100 later, as
+// an LLM instrumentation flattens a long conversation), 150 events and 150
+// links, made by tp, and returns what the SDK exported and what arrived.
+func manySpan(t *testing.T, rx *otlpreceiver.Receiver, memory *tracetest.InMemoryExporter,
+	tp *sdktrace.TracerProvider) (tracetest.SpanStubs, []otlpreceiver.Span) {
+	t.Helper()
+	var atStart, later []attribute.KeyValue
+	for i := range 200 {
+		kv := attribute.String(fmt.Sprintf("gen_ai.prompt.%d.content", i), fmt.Sprintf("message %d", i))
+		if i < 100 {
+			atStart = append(atStart, kv)
+		} else {
+			later = append(later, kv)
+		}
+	}
+	var links []trace.Link
+	for i := range 150 {
+		links = append(links, trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{0x0a, 0xf7}, SpanID: trace.SpanID{byte(i + 1)}, TraceFlags: trace.FlagsSampled}),
+			Attributes: []attribute.KeyValue{attribute.Int("n", i)}})
+	}
+	_, span := tp.Tracer("limits").Start(context.Background(), "llm.chat", trace.WithAttributes(atStart...),
+		trace.WithLinks(links...))
+	span.SetAttributes(later...)
+	for i := range 150 {
+		span.AddEvent(fmt.Sprintf("chunk.%d", i), trace.WithAttributes(attribute.Int("i", i)))
+	}
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return memory.GetSpans(), rx.WaitFor(t, 1)
+}
+
+// A provider that allowed 1000 attributes got 128 of 200 (72 counted
+// dropped): the bridge's tracer cut again at its own default.
+func TestTheProvidersSpanLimitsApplyNotTheTracersOnTop(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: 1000,
+			EventCountLimit: 1000, LinkCountLimit: 1000, AttributePerEventCountLimit: 128, AttributePerLinkCountLimit: 128}))
+	sdk, arrived := manySpan(t, rx, memory, tp)
+	if len(arrived) != 1 {
+		t.Fatalf("%d spans arrived", len(arrived))
+	}
+	got := arrived[0]
+	if len(got.Attributes) != 200 || len(got.Events) != 150 || len(got.Links) != 150 ||
+		got.Dropped+got.DroppedEvents+got.DroppedLinks != 0 {
+		t.Errorf("arrived with %d attributes, %d events, %d links, dropped %d %d %d; want 200 150 150, none dropped",
+			len(got.Attributes), len(got.Events), len(got.Links), got.Dropped, got.DroppedEvents, got.DroppedLinks)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
+// Under the SDK's default limits what it dropped arrives counted once.
+func TestWithTheSDKsDefaultLimitsWhatItDroppedIsCountedOnce(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
+	sdk, arrived := manySpan(t, rx, memory, tp)
+	if len(sdk) != 1 || sdk[0].DroppedAttributes != 72 || sdk[0].DroppedEvents != 22 || sdk[0].DroppedLinks != 22 {
+		t.Fatalf("the SDK did not drop what the test means it to")
+	}
+	got := arrived[0]
+	if len(got.Attributes) != 128 || got.Dropped != 72 || len(got.Events) != 128 || got.DroppedEvents != 22 ||
+		len(got.Links) != 128 || got.DroppedLinks != 22 {
+		t.Errorf("arrived with %d attributes, %d events, %d links, dropped %d %d %d; want 128 each, dropped 72 22 22",
+			len(got.Attributes), len(got.Events), len(got.Links), got.Dropped, got.DroppedEvents, got.DroppedLinks)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
 // The provider's resource is the spans' resource, as with its own
 // exporter (the spans arrived as unknown_service with spanguard's).
 func TestSpansCarryTheProvidersResource(t *testing.T) {

@@ -615,7 +615,7 @@ static bool hex_bytes(const char *hex, size_t len, uint8_t *out, size_t n) {
 }
 
 /* beginEx(tracer, name, kind, traceId, spanId, parentSpanId, traceFlags,
- *         parentIsRemote, tracestate, startSeconds, startNanoseconds,
+ *         flags (SPANGUARD_SPAN_OPTION_* bits), tracestate, startSeconds, startNanoseconds,
  *         scopeName, scopeVersion, keys, values, scopeSchemaUrl) -> code;
  *         handle in out[].
  * A span whose ids an OpenTelemetry SDK chose (hex text; parentSpanId ''
@@ -624,12 +624,10 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
     args a;
     if (!get_args(env, info, &a, 16)) return NULL;
     spanguard_tracer *t;
-    uint32_t kind, trace_flags;
-    bool remote;
+    uint32_t kind, trace_flags, flags;
     uint64_t start;
     if (!tracer_arg(env, a.argv[0], &t) || !u32_arg(env, a.argv[2], &kind) ||
-        !u32_arg(env, a.argv[6], &trace_flags) || napi_get_value_bool(env, a.argv[7], &remote) != napi_ok ||
-        !time_arg(env, &a, 9, &start))
+        !u32_arg(env, a.argv[6], &trace_flags) || !u32_arg(env, a.argv[7], &flags) || !time_arg(env, &a, 9, &start))
         return throw_last(env, "beginEx");
     spanguard_span_options o;
     spanguard_span_options_init_sized(&o, sizeof o);
@@ -657,7 +655,8 @@ static napi_value js_begin_ex(napi_env env, napi_callback_info info) {
         o.span_id = span_id;
         o.parent_span_id = pl ? parent_id : NULL;
         o.trace_flags = trace_flags;
-        o.flags = remote && pl ? SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE : 0;
+        /* A root span has no parent to be remote. */
+        o.flags = pl ? flags : flags & ~(uint32_t)SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE;
         o.start_time_unix_ns = start;
         o.attributes = l.n ? l.items : NULL;
         o.attribute_count = l.n;

@@ -105,3 +105,55 @@ test('spans carry the provider\'s resource, as with the SDK\'s own exporter', as
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });
+
+/**
+ * A span of 200 attributes (100 at its start, 100 later), 150 events and
+ * 150 links, made by `provider`; what the SDK kept of it.
+ */
+function manySpan(provider, memory) {
+  const linked = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 };
+  const atStart = {};
+  for (let i = 0; i < 100; i++) atStart[`gen_ai.prompt.${i}.content`] = `message ${i}`;
+  const links = [];
+  for (let i = 0; i < 150; i++) links.push({ context: linked, attributes: { n: i } });
+  const span = provider.getTracer('limits').startSpan('llm.chat', { attributes: atStart, links });
+  for (let i = 100; i < 200; i++) span.setAttribute(`gen_ai.prompt.${i}.content`, `message ${i}`);
+  for (let i = 0; i < 150; i++) span.addEvent(`chunk.${i}`, { i });
+  span.end();
+  return memory.getFinishedSpans()[0];
+}
+
+test('the provider\'s span limits apply to its spans, not spanguard\'s own on top', async (t) => {
+  // A provider that allowed 1000 attributes got 128 of 200 (72 counted
+  // dropped): the bridge's tracer cut again at its own default.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-raised-limits-test',
+    { spanLimits: { attributeCountLimit: 1000, eventCountLimit: 1000, linkCountLimit: 1000 } });
+  const sdkSpan = manySpan(provider, memory);
+  await provider.forceFlush();
+  const [got] = await rx.waitFor(1);
+  assert.strictEqual(Object.keys(got.attributes).length, 200);
+  assert.strictEqual(got.events.length, 150);
+  assert.strictEqual(got.links.length, 150);
+  assert.deepStrictEqual([got.dropped_attributes_count, got.dropped_events_count, got.dropped_links_count], [0, 0, 0]);
+  assertSameSpans([sdkSpan], [got]);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});
+
+test('with the SDK\'s default limits what it dropped is counted once', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-default-limits-test');
+  const sdkSpan = manySpan(provider, memory);
+  await provider.forceFlush();
+  const [got] = await rx.waitFor(1);
+  assert.strictEqual(Object.keys(got.attributes).length, 128);
+  assert.strictEqual(got.events.length, 128);
+  assert.strictEqual(got.links.length, 128);
+  assert.deepStrictEqual([got.dropped_attributes_count, got.dropped_events_count, got.dropped_links_count], [72, 22, 22]);
+  assertSameSpans([sdkSpan], [got]);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

@@ -582,8 +582,10 @@ impl Tracer {
     /// bridge): trace id (16 bytes or int), span id and parent span id (8
     /// bytes or int; parent None for a root), W3C trace flags, tracestate,
     /// start time, kind, instrumentation scope (name, version, schema URL)
-    /// and attributes.
-    #[pyo3(signature = (name, kind, trace_id, span_id, parent_span_id, trace_flags, parent_is_remote=false, tracestate=None, start_time=None, scope_name=None, scope_version=None, attributes=None, scope_schema_url=None))]
+    /// and attributes. `limited_by_caller`: the SDK applied its span
+    /// limits already, so the tracer's count and value length limits do
+    /// not apply to this span (what the SDK kept is kept whole).
+    #[pyo3(signature = (name, kind, trace_id, span_id, parent_span_id, trace_flags, parent_is_remote=false, tracestate=None, start_time=None, scope_name=None, scope_version=None, attributes=None, scope_schema_url=None, limited_by_caller=false))]
     #[allow(clippy::too_many_arguments)]
     fn start_span_with_ids(
         slf: &Bound<'_, Self>,
@@ -600,6 +602,7 @@ impl Tracer {
         scope_version: Option<&Bound<'_, PyAny>>,
         attributes: Option<&Bound<'_, PyAny>>,
         scope_schema_url: Option<&Bound<'_, PyAny>>,
+        limited_by_caller: bool,
     ) -> PyResult<Py<Span>> {
         let py = slf.py();
         let this = slf.get();
@@ -630,6 +633,9 @@ impl Tracer {
         opts.trace_flags = trace_flags;
         if parent_is_remote {
             opts.flags |= SPANGUARD_SPAN_OPTION_PARENT_IS_REMOTE;
+        }
+        if limited_by_caller {
+            opts.flags |= SPANGUARD_SPAN_OPTION_LIMITED_BY_CALLER;
         }
         for (field, len, value) in [
             (&mut opts.tracestate, &mut opts.tracestate_len, &ts),

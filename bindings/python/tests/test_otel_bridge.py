@@ -171,16 +171,18 @@ def test_links_keep_is_remote_and_an_invalid_context_with_attributes_arrives(bri
 
 
 @pytest.mark.parametrize("later, kept, dropped", [
-    # a, b at start; c, d, e later: the SDK evicts a and b, spanguard keeps
-    # a, b, c and drops d and e itself.
+    # a, b at start; c, d, e later: the SDK evicts a and b (passed on
+    # already), so the bridge passes on c, as many as the SDK kept, and
+    # counts d and e dropped.
     (("c", "d", "e"), ["a", "b", "c"], 2),
-    # c is set and evicted before the end: the bridge never sees it, so
-    # its drop is the SDK's to tell; e and f are spanguard's own.
+    # c is set and evicted before the end: the bridge never sees it.
     (("c", "d", "e", "f"), ["a", "b", "d"], 3),
 ])
 def test_attributes_past_the_limit_are_counted_once(receiver, tmp_path, monkeypatch, later, kept, dropped):
-    # One limit for both (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, read by the SDK
-    # and by spanguard): every key set is either exported or counted, once.
+    # The SDK's limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT; spanguard's tracer
+    # reads it too, but the bridge's spans are the SDK's to limit): as
+    # many keys arrive as the SDK kept, and every other key set is
+    # counted, once.
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
     start = len(receiver.spans())
     tracer = spanguard.Tracer(endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
@@ -315,5 +317,64 @@ def test_spans_carry_the_providers_resource(receiver, tmp_path):
     assert got["resource"]["deployment.environment.name"] == "prod"
     assert got["resource"]["replicas"] == 3
     assert got["resource"]["telemetry.sdk.language"] == "python"
+    provider.shutdown()
+    tracer.close()
+
+
+def many_span(provider) -> None:
+    """A span of 200 attributes (100 at its start, 100 later, as an LLM
+    instrumentation flattens a long conversation), 150 events, 150 links."""
+    linked = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(1))
+    at_start = {f"gen_ai.prompt.{i}.content": f"message {i}" for i in range(100)}
+    links = [trace.Link(linked, {"n": i}) for i in range(150)]
+    with provider.get_tracer("limits").start_as_current_span("llm.chat", attributes=at_start, links=links) as span:
+        for i in range(100, 200):
+            span.set_attribute(f"gen_ai.prompt.{i}.content", f"message {i}")
+        for i in range(150):
+            span.add_event(f"chunk.{i}", {"i": i})
+
+
+def provider_and_tracer(receiver, tmp_path, **provider_args):
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(**provider_args)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, memory, tracer
+
+
+def test_the_providers_span_limits_apply_not_spanguards_on_top(receiver, tmp_path):
+    # A provider that allowed 1000 attributes got 128 of 200 (72 counted
+    # dropped): the bridge's tracer cut again at its own default.
+    start = len(receiver.spans())
+    provider, memory, tracer = provider_and_tracer(
+        receiver, tmp_path, span_limits=SpanLimits(max_span_attributes=1000, max_events=1000, max_links=1000))
+    many_span(provider)
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    (got,) = receiver.spans()[start:]
+    assert (len(got["attributes"]), len(got["events"]), len(got["links"])) == (200, 150, 150)
+    assert (got["dropped_attributes_count"], got["dropped_events_count"], got["dropped_links_count"]) == (0, 0, 0)
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
+
+
+def test_with_the_sdks_default_limits_what_it_dropped_is_counted_once(receiver, tmp_path):
+    start = len(receiver.spans())
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path)
+    many_span(provider)
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert (otel_span.dropped_attributes, otel_span.dropped_events, otel_span.dropped_links) == (72, 22, 22)
+    (got,) = receiver.spans()[start:]
+    assert (len(got["attributes"]), len(got["events"]), len(got["links"])) == (128, 128, 128)
+    assert (got["dropped_attributes_count"], got["dropped_events_count"], got["dropped_links_count"]) == (72, 22, 22)
+    # The SDK evicted its oldest attributes, 72 of them passed on at the
+    # start: as many arrive as the SDK kept, each one the SDK was given.
+    assert set(got["attributes"]) <= {f"gen_ai.prompt.{i}.content" for i in range(200)}
+    assert [(e["name"], e["time"]) for e in got["events"]] == [(e.name, e.timestamp) for e in otel_span.events]
     provider.shutdown()
     tracer.close()

@@ -22,9 +22,14 @@ came another way and ends it at the OpenTelemetry end time. Attribute
 values keep their types: arrays (tuples) stay arrays, bytes stay bytes.
 Links keep their tracestate and whether their context was remote (a link
 with an invalid context is kept when it has attributes or a tracestate),
-and what the SDK's span
-limits dropped is counted on the span (its dropped attribute, event and
-link counts; an event's or a link's own dropped count is not carried).
+and what the SDK's span limits dropped is counted on the span (its dropped
+attribute, event and link counts; an event's or a link's own dropped count
+is not carried).
+The provider's span limits (`span_limits`, or the OTEL_*_LIMIT variables
+the SDK reads) are the ones that apply: the spanguard tracer's own count
+and value length limits are not applied on top (they still apply to its
+own spans), so what the SDK kept arrives whole, up to spanguard's bounds
+(32767 attributes, events or links a span; values to its payload pool).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry the provider's resource (its service.name and attributes
 over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
@@ -91,11 +96,18 @@ def _room(count: int, limit) -> bool:
     return limit is None or count < limit
 
 
-def _evicted_unpassed(dropped: int, passed_from: int, passed_to: int) -> int:
-    """Of the first `dropped` items an SDK list ever had (those it
-    evicted), how many the bridge did not pass on (it passed those numbered
-    `passed_from` to `passed_to`)."""
-    return dropped - max(0, min(passed_to, dropped) - passed_from)
+def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int) -> tuple[tuple, int]:
+    """What on_end sends of an SDK span's events or links, and how many it
+    counts dropped. The SDK keeps the last of those it was given (`kept`;
+    the `dropped` first ones it evicted); the bridge passed on those
+    numbered `passed_from` to `passed_to`, which spanguard holds even if
+    the SDK evicted them since. Sent: those the SDK kept that were not
+    passed, as many as leave spanguard holding what the SDK kept in all;
+    each one given is then held or counted, once."""
+    kept = tuple(kept or ())
+    passed = passed_to - passed_from
+    send = kept[max(0, passed_to - dropped):][: max(0, len(kept) - passed)]
+    return send, len(kept) + dropped - passed - len(send)
 
 
 # The SDK span's setters `_follow` passes on.
@@ -226,6 +238,9 @@ class SpanguardSpanProcessor(SpanProcessor):
             scope_version=(scope.version or None) if scope is not None else None,
             attributes=attributes,
             scope_schema_url=(getattr(scope, "schema_url", None) or None) if scope is not None else None,
+            # The SDK's span limits applied (its user's); spanguard's own
+            # would cut what it kept (128 of the 1000 attributes allowed).
+            limited_by_caller=True,
         )
         links = span.links or ()
         for link in links:
@@ -311,27 +326,36 @@ class SpanguardSpanProcessor(SpanProcessor):
         sg, before = opened.span, opened.attributes
         if span.name != opened.name:  # renamed with update_name
             sg.update_name(span.name)
-        later = {k: v for k, v in (span.attributes or {}).items() if before.get(k, _MISSING) is not v}
+        kept = span.attributes or {}
+        later = {k: v for k, v in kept.items() if before.get(k, _MISSING) is not v}
+        # The SDK drops its oldest attribute for a new one past its limit
+        # (BoundedAttributes), also one the bridge passed on at the start,
+        # which spanguard cannot unset. So no more new keys go on than the
+        # SDK kept in all (the first ones set): the span then holds as many
+        # attributes as the SDK's, each one the SDK was given.
+        new = [k for k in later if k not in before]
+        room = max(0, len(kept) - len(before))
+        if len(new) > room:
+            left_out = set(new[room:])
+            later = {k: v for k, v in later.items() if k not in left_out}
         if later:
             sg.set_attributes(later)
-        # The events and links the SDK holds are the last it had (the ones
-        # numbered from its dropped count): those past what was passed on.
-        for event in tuple(span.events or ())[max(0, opened.events - span.dropped_events):]:
+        # Events and links as for attributes: as many as the SDK kept, the
+        # others counted.
+        events, dropped_events = _still_to_send(span.events, span.dropped_events, opened.events_from,
+                                                opened.events)
+        for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        for link in tuple(span.links or ())[max(0, opened.links - span.dropped_links):]:
+        links, dropped_links = _still_to_send(span.links, span.dropped_links, opened.links_from, opened.links)
+        for link in links:
             _link(sg, link)
-        # What the SDK's own limits left out. Attributes: the SDK counts
-        # every key it dropped, also those the bridge passed on before the
-        # SDK evicted them (it drops the oldest), which spanguard holds or
-        # counts itself; added here are only the keys the bridge never saw
-        # (set and evicted between begin and end). Counting the SDK's
-        # figure whole counted those twice.
-        seen = len(before.keys() | later.keys())
-        unseen = max(0, len(span.attributes or {}) + span.dropped_attributes - seen)
-        # Events and links: those the SDK evicted after the bridge passed
-        # them on are held by spanguard, not dropped.
-        dropped = (unseen, _evicted_unpassed(span.dropped_events, opened.events_from, opened.events),
-                   _evicted_unpassed(span.dropped_links, opened.links_from, opened.links))
+        # What the SDK's own limits left out. Attributes: every key the SDK
+        # was given is held by spanguard or counted, once: what the SDK
+        # kept and dropped, less what spanguard holds (counting the SDK's
+        # figure whole counted twice a key it evicted after the start).
+        held = len(before) + min(len(new), room)
+        unseen = max(0, len(kept) + span.dropped_attributes - held)
+        dropped = (unseen, dropped_events, dropped_links)
         if any(dropped):
             sg.add_dropped_counts(*dropped)
         status = span.status
