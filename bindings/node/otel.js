@@ -10,10 +10,12 @@
  * counts of what its span limits dropped.
  *
  * Each span begins in spanguard when the SDK starts it (onStart), so a
- * process killed in the middle of a call still exports the open span; what
- * only the end knows (attributes set later, events, links added later,
- * status, end time) is added at onEnd. Add it to a provider you make; it
- * never sets a global provider:
+ * process killed in the middle of a call still exports the open span, and
+ * what the application sets on it while it is open (attributes, events,
+ * links, a new name, status) is passed on as it is set, so that span
+ * carries it too (a SIGKILL runs no JavaScript; neither does a crash).
+ * What only the end knows (the end time) is added at onEnd. Add it to a
+ * provider you make; it never sets a global provider:
  *
  *   const provider = new NodeTracerProvider({ spanProcessors: [new SpanguardSpanProcessor({ serviceName: 'agent' })] });
  *
@@ -53,6 +55,26 @@ function attributesOf(attributes, processor) {
   const out = {};
   for (let i = 0; i < keys.length; i++) out[keys[i]] = values[i];
   return out;
+}
+
+/** The SDK span's setters `follow` needs (addLink and addLinks it wraps where the SDK has them). */
+const FOLLOWED = ['setAttribute', 'setAttributes', 'addEvent', 'updateName', 'setStatus'];
+
+/**
+ * What onEnd sends of an SDK span's events or links, and how many it counts
+ * dropped. The SDK keeps the last of those it was given (`kept`; the
+ * `dropped` first ones it evicted); the bridge passed on those numbered
+ * `from` to `to`, which spanguard holds even if the SDK evicted them
+ * since. Sent: those the SDK kept that were not passed, as many as leave
+ * spanguard holding what the SDK kept in all; each one given is then held
+ * or counted, once.
+ */
+function stillToSend(kept, dropped, from, to) {
+  const all = kept || [];
+  const gone = dropped || 0;
+  const passed = to - from;
+  const send = all.slice(Math.max(0, to - gone)).slice(0, Math.max(0, all.length - passed));
+  return [send, all.length + gone - passed - send.length];
 }
 
 class SpanguardSpanProcessor {
@@ -104,7 +126,117 @@ class SpanguardSpanProcessor {
       }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
       for (const link of links) this.link(span, link);
-      this.open.set(otelSpan, { span, name: otelSpan.name, attributes: atStart, links: links.length });
+      const droppedLinks = otelSpan.droppedLinksCount || 0;
+      const entry = {
+        span, name: otelSpan.name, attributes: atStart,
+        // Events and links numbered as the SDK span has had them (those it
+        // evicted included): from*, up to events and links, passed on.
+        eventsFrom: 0, events: 0, linksFrom: droppedLinks, links: droppedLinks + links.length,
+        ended: false, inSetAttributes: false,
+      };
+      this.open.set(otelSpan, entry);
+      this.follow(otelSpan, entry);
+    } catch (_) {
+      this.failures++;
+    }
+  }
+
+  /**
+   * Makes what is set on the open span reach spanguard as it is set: the
+   * SDK tells a processor nothing between onStart and onEnd. Its setters
+   * are wrapped on the instance (recordException adds its event through
+   * addEvent, setAttributes sets through setAttribute) and pass on what
+   * the SDK kept after doing their own work.
+   */
+  follow(otelSpan, entry) {
+    for (const name of FOLLOWED) if (typeof otelSpan[name] !== 'function') return;
+    const processor = this;
+    const wrap = (name, what) => {
+      const own = otelSpan[name];
+      otelSpan[name] = function followed(...args) {
+        const result = own.apply(this, args);
+        processor.forward(otelSpan, entry, what, args);
+        return result;
+      };
+    };
+    const ownSetAttributes = otelSpan.setAttributes;
+    otelSpan.setAttributes = function followed(attributes) {
+      // Its keys in one native call, not one each through setAttribute.
+      entry.inSetAttributes = true;
+      let result;
+      try {
+        result = ownSetAttributes.call(this, attributes);
+      } finally {
+        entry.inSetAttributes = false;
+      }
+      processor.forward(otelSpan, entry, 'attributes', [attributes]);
+      return result;
+    };
+    wrap('setAttribute', 'attribute');
+    wrap('addEvent', 'events');
+    if (typeof otelSpan.addLink === 'function') wrap('addLink', 'links');
+    if (typeof otelSpan.addLinks === 'function') wrap('addLinks', 'links');
+    wrap('updateName', 'name');
+    wrap('setStatus', 'status');
+  }
+
+  /**
+   * Passes on what a setter of the open span just set (the SDK's value,
+   * after its limits), once: `entry` records what was passed, and onEnd
+   * sends only what it does not hold. Events and links only while the
+   * SDK's list has never been full: past its limit the SDK drops its
+   * oldest, which spanguard cannot take back, so what comes then is left
+   * to onEnd. (Attributes past the limit the SDK refuses, keeping the
+   * first: those it kept may all go on.)
+   */
+  forward(otelSpan, entry, what, args) {
+    if (entry.ended) return;
+    try {
+      const { span } = entry;
+      if (what === 'attribute' || what === 'attributes') {
+        if (what === 'attribute' && entry.inSetAttributes) return;
+        const given = what === 'attribute' ? { [args[0]]: true } : (args[0] || {});
+        const kept = otelSpan.attributes || {};
+        const keys = [];
+        const values = [];
+        for (const key in given) {
+          if (!hasOwn(given, key) || !hasOwn(kept, key)) continue;
+          const v = kept[key];
+          if (v === undefined || v === null || entry.attributes[key] === v) continue;
+          keys.push(key);
+          values.push(v);
+          entry.attributes[key] = v;
+        }
+        if (keys.length > 0) span.setAttributeLists(keys, values);
+      } else if (what === 'events' || what === 'links') {
+        const limits = otelSpan._spanLimits;
+        const limit = limits && (what === 'events' ? limits.eventCountLimit : limits.linkCountLimit);
+        const now = (what === 'events' ? otelSpan.events : otelSpan.links) || [];
+        const dropped = (what === 'events' ? otelSpan.droppedEventsCount : otelSpan.droppedLinksCount) || 0;
+        if (!limits || (limit !== undefined && now.length + dropped >= limit)) return;
+        const from = Math.max(0, entry[what] - dropped);
+        for (let i = from; i < now.length; i++) {
+          if (what === 'events') this.event(span, now[i]);
+          else this.link(span, now[i]);
+        }
+        entry[what] = dropped + now.length;
+      } else if (what === 'name') {
+        if (otelSpan.name !== entry.name) {
+          span.updateName(otelSpan.name);
+          entry.name = otelSpan.name;
+        }
+      } else if (what === 'status') {
+        const status = otelSpan.status || {};
+        if (status.code) span.setStatus(status.code, status.message || '');
+      }
+    } catch (_) {
+      this.failures++;
+    }
+  }
+
+  event(span, event) {
+    try {
+      span.addEvent(event.name, attributesOf(event.attributes, this), event.time);
     } catch (_) {
       this.failures++;
     }
@@ -128,6 +260,7 @@ class SpanguardSpanProcessor {
     const entry = this.open.get(otelSpan);
     if (!entry) return;
     this.open.delete(otelSpan);
+    entry.ended = true;
     const { span } = entry;
     const attempt = (fn) => {
       try { fn(); } catch (_) { this.failures++; }
@@ -136,16 +269,15 @@ class SpanguardSpanProcessor {
     const [keys, values] = attributeLists(otelSpan.attributes, this, entry.attributes);
     if (keys.length > 0) attempt(() => span.setAttributeLists(keys, values));
     if (otelSpan.name !== entry.name) attempt(() => span.updateName(otelSpan.name));
-    const links = otelSpan.links || [];
-    for (let i = entry.links; i < links.length; i++) this.link(span, links[i]);
+    // Events and links: as many as the SDK kept, the others counted.
+    const [links, dl] = stillToSend(otelSpan.links, otelSpan.droppedLinksCount, entry.linksFrom, entry.links);
+    for (const link of links) this.link(span, link);
+    const [events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
+      entry.events);
+    for (const event of events) this.event(span, event);
     // What the SDK's own limits left out (an event's or link's own count is not carried).
     const da = otelSpan.droppedAttributesCount || 0;
-    const de = otelSpan.droppedEventsCount || 0;
-    const dl = otelSpan.droppedLinksCount || 0;
     if (da > 0 || de > 0 || dl > 0) attempt(() => span.addDroppedCounts(da, de, dl));
-    for (const event of otelSpan.events || []) {
-      attempt(() => span.addEvent(event.name, attributesOf(event.attributes, this), event.time));
-    }
     const status = otelSpan.status || {};
     if (status.code) attempt(() => span.setStatus(status.code, status.message || ''));
     attempt(() => span.end(otelSpan.endTime));

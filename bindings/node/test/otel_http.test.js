@@ -88,6 +88,11 @@ test('a span open when the process is stopped still arrives, with the SDK\'s ids
       spoolDir: ${JSON.stringify(path.join(dir, 'spool'))} }).installProcessHooks();
     const provider = new BasicTracerProvider({ spanProcessors: [new SpanguardSpanProcessor(tracer)] });
     const span = provider.getTracer('killed-scope').startSpan('llm.call', { attributes: { 'gen_ai.request.model': 'gpt-4o' } });
+    // Set while the span is open: the SDK tells a processor nothing of it.
+    span.setAttribute('gen_ai.prompt', 'what is the weather?');
+    span.setAttributes({ 'gen_ai.request.temperature': 0.5, 'agent.step': 2 });
+    span.addEvent('gen_ai.content.prompt', { n: 1 });
+    span.updateName('llm.chat');
     const c = span.spanContext();
     console.log(c.traceId + ' ' + c.spanId);
     setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
@@ -100,8 +105,12 @@ test('a span open when the process is stopped still arrives, with the SDK\'s ids
   assert.ok(got, 'the open span arrived');
   assert.strictEqual(got.trace_id, traceId);
   assert.strictEqual(got.span_id, spanId);
-  assert.strictEqual(got.name, 'llm.call');
+  assert.strictEqual(got.name, 'llm.chat');
   assert.strictEqual(got.scope, 'killed-scope');
   assert.strictEqual(got.attributes['gen_ai.request.model'], 'gpt-4o');
+  assert.strictEqual(got.attributes['gen_ai.prompt'], 'what is the weather?');
+  assert.strictEqual(got.attributes['gen_ai.request.temperature'], 0.5);
+  assert.strictEqual(got.attributes['agent.step'], 2);
+  assert.deepStrictEqual(got.events.map((e) => [e.name, e.attributes]), [['gen_ai.content.prompt', { n: 1 }]]);
   assert.strictEqual(got.attributes['spanguard.unended'], true);
 });
