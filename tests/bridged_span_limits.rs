@@ -31,10 +31,11 @@ fn span_with_many(tracer: &Tracer, parent: Parent) {
     for i in 0..LINKS {
         let mut span_id = [0u8; 8];
         span_id[..4].copy_from_slice(&(i as u32 + 1).to_be_bytes());
-        let to = spanguard::span::traceparent::RemoteParent {
+        let to = spanguard::span::record::LinkContext {
             trace_id: [7; 16],
             span_id,
             trace_flags: 1,
+            remote: Some(true),
         };
         let _ = tracer.add_link(s, to, b"", &[(b"link.to", AttrInput::Int(i as i64))]);
     }
