@@ -182,10 +182,14 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
     size_t room;
     char *dst = arena_free_space(a, &room);
     if (room > 1) {
-        /* Written whole when it fits; napi always NUL-terminates, so a copy
-         * of room - 1 bytes may have been cut: then ask the real length. */
+        /* Written whole when it fits. napi NUL-terminates and copies whole
+         * characters only, so a string it cut fills the room to within 3
+         * bytes (a character of up to 4 that did not fit): a copy that
+         * ends closer than that may have been cut, and the real length is
+         * asked. (Read as whole when merely shorter than the room, a CJK
+         * prompt of 120 KB arrived as its first 4 KB, nothing counted.) */
         if (!utf8_of(env, &v, dst, room, len)) return NULL;
-        if (*len < room - 1) {
+        if (*len + 4 < room) {
             arena_commit(a, *len + 1);
             return dst;
         }

@@ -219,6 +219,41 @@ test('an LLM-sized span arrives whole with every key', async (t) => {
   await tracer.close();
 });
 
+test('non-ASCII text of any size arrives whole, wherever it goes', async (t) => {
+  // A character of 2 to 4 bytes that straddles the end of the addon's
+  // buffer was left out by N-API, and the shorter copy taken as the whole
+  // string: a 120 KB CJK prompt arrived as its first 4 KB, nothing
+  // counted. Sizes around the buffer's end, and an LLM-sized one, in each
+  // place a value goes.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const text = (n) => Array.from({ length: n }, (_, i) => ['天', 'é', '🙂', 'a'][i % 4]).join('');
+  const sizes = [...Array.from({ length: 40 }, (_, i) => 1000 + 100 * i), 40000];
+  for (const n of sizes) {
+    const value = text(n);
+    const span = tracer.startSpan(`utf8.${n}`, { attributes: { 'at.start': value } });
+    span.setAttribute('one', value);
+    span.setAttributes({ many: value, other: 1 });
+    span.addEvent('gen_ai.content.prompt', { 'gen_ai.prompt': value });
+    span.end();
+  }
+  const spans = await arrived(rx, 0, tracer, sizes.length);
+  for (const n of sizes) {
+    const got = spans[`utf8.${n}`];
+    const value = text(n);
+    for (const key of ['at.start', 'one', 'many']) {
+      assert.strictEqual(got.attributes[key].length, value.length, `${n}: ${key}`);
+      assert.strictEqual(got.attributes[key], value, `${n}: ${key}`);
+    }
+    assert.strictEqual(got.events[0].attributes['gen_ai.prompt'], value, `${n}: event`);
+  }
+  const stats = tracer.stats();
+  assert.strictEqual(stats.values_truncated, 0);
+  assert.strictEqual(stats.utf8_replaced, 0);
+  await tracer.close();
+});
+
 test('more attributes than one call takes are all set, at start and later', async (t) => {
   // 300 values of 100 bytes: more than one call takes (128), and more text
   // than a call converts on its stack.
