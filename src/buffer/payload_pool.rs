@@ -56,6 +56,10 @@ pub struct PayloadPool {
     /// The last reservation failed (a full disk): not tried again, a
     /// system call per large value, until chunks come back.
     reserve_failed: AtomicBool,
+    /// A `take` found no chunk since the exporter last looked
+    /// (`take_ran_out`): values were cut, which it tells a person. Written
+    /// only on that (cold) path, and only when not set already.
+    ran_out: AtomicBool,
 }
 
 /// Chunks reserved on disk at a time: a mebibyte.
@@ -118,6 +122,7 @@ impl PayloadPool {
             },
             file,
             reserve_failed: AtomicBool::new(false),
+            ran_out: AtomicBool::new(false),
         })
     }
 
@@ -142,6 +147,7 @@ impl PayloadPool {
             // Acquire: the disk blocks of the chunks below it were reserved
             // before it was raised.
             if next >= self.bump.reserved.load(Ordering::Acquire) && !self.reserve_through(next) {
+                self.note_ran_out();
                 return None;
             }
             // Relaxed: the chunk's memory is fresh (zero, never handed out);
@@ -156,7 +162,23 @@ impl PayloadPool {
                 Err(now) => next = now,
             }
         }
+        self.note_ran_out();
         None
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_ran_out(&self) {
+        // A load first: a pool that stays used up is not a line every
+        // recording thread writes on every value.
+        if !self.ran_out.load(Ordering::Relaxed) {
+            self.ran_out.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a `take` found the pool used up since the last call.
+    pub fn take_ran_out(&self) -> bool {
+        self.ran_out.load(Ordering::Relaxed) && self.ran_out.swap(false, Ordering::Relaxed)
     }
 
     /// Reserves the disk blocks of the file-backed chunks from the

@@ -26,6 +26,7 @@ pub struct Diagnostics {
     streak: Option<Streak>,
     losses: Limiter,
     buffer_full: Limiter,
+    pool_used_up: Limiter,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -68,6 +69,7 @@ impl Diagnostics {
             streak: None,
             losses: Limiter::default(),
             buffer_full: Limiter::default(),
+            pool_used_up: Limiter::default(),
         }
     }
 
@@ -196,6 +198,18 @@ impl Diagnostics {
                 LogLevel::Warn,
                 &format!(
                     "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
+                ),
+            );
+        }
+    }
+
+    /// A value found the payload pool (`mib` MiB) used up and was cut.
+    pub fn pool_used_up(&mut self, mib: u32) {
+        if self.pool_used_up.due(Instant::now(), 1).is_some() {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "the payload pool ({mib} MiB) was used up: long values were cut (values_truncated counts them); it must hold the text of every open and queued span (raise payload_pool_mib or SPANGUARD_PAYLOAD_POOL_MIB)"
                 ),
             );
         }

@@ -186,6 +186,7 @@ impl Exporter {
             self.pacer.took(taken);
             self.guarded(|e| {
                 e.notice_buffer_full();
+                e.notice_pool_used_up();
                 e.replay_if_due();
             });
             let target = sizer.observe(taken, Instant::now());
@@ -578,6 +579,15 @@ impl Exporter {
             self.host.spooled_since_answer = false;
         }
         self.report_set_aside();
+    }
+
+    /// Tells that values were cut for want of pool room since the last
+    /// look (noted on the recording path, told here, never there).
+    fn notice_pool_used_up(&mut self) {
+        if self.pipeline.pool.take_ran_out() {
+            let mib = self.pipeline.config.payload_pool_mib;
+            self.host.diagnostics.pool_used_up(mib);
+        }
     }
 
     /// Tells of spans that found no free slot since the last look (counted

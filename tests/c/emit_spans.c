@@ -112,6 +112,7 @@ static void write_stats(const char *path, spanguard_tracer *t, spanguard_result 
     FIELD(bytes_sent); FIELD(retries); FIELD(spooled_batches); FIELD(spooled_spans); FIELD(replayed_batches);
     FIELD(replayed_spans); FIELD(spool_bytes); FIELD(recovered_spans); FIELD(dropped_replay_failed);
     FIELD(dropped_replay_rejected); FIELD(exporter_panics); FIELD(spans_unsampled); FIELD(files_set_aside);
+    FIELD(values_truncated);
     fprintf(f, ", \"shutdown_result\": %u, \"not_begun\": %d, \"flush_result\": %d, \"flush_ms\": %llu, "
                "\"shutdown_ms\": %llu, \"peak_rss_kib\": %ld}\n", (unsigned)rc, not_begun, flush_rc, flush_ms, shutdown_ms,
             peak_rss_kib());
@@ -255,8 +256,11 @@ int main(int argc, char **argv) {
             spanguard_span_set_double(s, S("double"), dbl_value) != SPANGUARD_RESULT_OK ||
             spanguard_span_set_bool(s, S("bool"), i % 2 == 0) != SPANGUARD_RESULT_OK)
             die("set attribute", SPANGUARD_RESULT_INVALID_ARGUMENT);
-        if (fixed_prompt_bytes && spanguard_span_set_string(s, S("gen_ai.prompt"), fixed_prompt, fixed_prompt_bytes) != SPANGUARD_RESULT_OK)
-            die("set prompt", SPANGUARD_RESULT_INVALID_ARGUMENT);
+        if (fixed_prompt_bytes) {
+            /* A prompt cut (a pool used up) is a loss --allow-loss accepts. */
+            spanguard_result prc = spanguard_span_set_string(s, S("gen_ai.prompt"), fixed_prompt, fixed_prompt_bytes);
+            if (prc != SPANGUARD_RESULT_OK && !(allow_loss && prc == SPANGUARD_RESULT_TRUNCATED)) die("set prompt", prc);
+        }
         if (fixed_completion_bytes &&
             spanguard_span_set_string(s, S("gen_ai.completion"), fixed_completion, fixed_completion_bytes) != SPANGUARD_RESULT_OK)
             die("set completion", SPANGUARD_RESULT_INVALID_ARGUMENT);

@@ -55,3 +55,15 @@ def test_info_says_where_the_local_sink_writes(emitter, tmp_path):
                         extra=["--sink-dir", str(sink)])
     (path,) = sink.glob("*.jsonl")
     assert any(line.startswith("spanguard: info:") and str(path) in line for line in lines), lines
+
+
+def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
+    # 20 spans with a 300 KB prompt, 7 to a batch, against a 1 MiB pool:
+    # prompts are cut, and a person is told why and what to raise, once.
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_PAYLOAD_POOL_MIB": "1"}, count=20,
+                            extra=["--prompt-bytes", "300000"])
+    assert stats["values_truncated"] > 0
+    told = [line for line in lines if "payload pool (1 MiB) was used up" in line]
+    assert len(told) == 1, lines
+    assert told[0].startswith("spanguard: warn:") and "SPANGUARD_PAYLOAD_POOL_MIB" in told[0]
