@@ -36,6 +36,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -190,6 +191,35 @@ func millis(d time.Duration) C.uint32_t {
 type Tracer struct {
 	ptr    *C.spanguard_tracer // valid for as long as the Tracer is reachable
 	closed atomic.Bool
+	// What runs before the tracer stops (OnStop).
+	stopMu    sync.Mutex
+	stopHooks []func()
+}
+
+// OnStop registers f to run once, before the tracer first stops
+// (Shutdown, ShutdownStatus, Close, and so FlushOnSignals). A bridge uses
+// it to pass on what the spans its SDK still has open hold by then
+// (otelbridge): they are exported marked unended, with what was set on
+// them after their start.
+func (t *Tracer) OnStop(f func()) {
+	if t == nil || f == nil {
+		return
+	}
+	t.stopMu.Lock()
+	t.stopHooks = append(t.stopHooks, f)
+	t.stopMu.Unlock()
+}
+
+// runStopHooks runs the OnStop functions, each once, outside the lock (a
+// hook may call the tracer).
+func (t *Tracer) runStopHooks() {
+	t.stopMu.Lock()
+	hooks := t.stopHooks
+	t.stopHooks = nil
+	t.stopMu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
 }
 
 // closedNotFreed counts tracers closed but not yet collected: each holds
@@ -385,6 +415,7 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	if err != nil {
 		return Delivered, nil
 	}
+	t.runStopHooks()
 	defer runtime.KeepAlive(t)
 	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
@@ -399,7 +430,11 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 // or still running on other goroutines, return ErrShutDown. Its memory
 // is freed once the Tracer and its Spans are garbage. Safe to call twice.
 func (t *Tracer) Close() error {
-	if t == nil || !t.closed.CompareAndSwap(false, true) {
+	if t == nil {
+		return nil
+	}
+	t.runStopHooks()
+	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	closedNotFreed.Add(1)

@@ -10,7 +10,9 @@
 // tracer's own are not applied on top (they still apply to spans started
 // with the tracer directly). A process stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
-// spanguard.Tracer.FlushOnSignals).
+// spanguard.Tracer.FlushOnSignals), with what was set on it by then: the
+// tracer's stop (spanguard.Tracer.OnStop) passes on what each open span
+// holds first.
 //
 // Register it on a provider you make; it never sets a global one:
 //
@@ -49,17 +51,30 @@ type spanKey struct {
 	span  trace.SpanID
 }
 
+// openSpan is a span begun in spanguard and not yet ended there. Its
+// fields after sdk say what was passed on: at the start, and again by
+// passOpen at the tracer's stop (so OnEnd, if the process goes on, sends
+// only what came after).
 type openSpan struct {
+	sdk        sdktrace.ReadWriteSpan
 	span       spanguard.Span
-	name       string               // the name at start
-	attributes []attribute.KeyValue // the attributes at start
-	links      int                  // links added at start: kept and dropped by the SDK's limit
+	mu         sync.Mutex // OnEnd against passOpen
+	ended      bool
+	name       string               // the name passed
+	attributes []attribute.KeyValue // the attributes passed
+	links      int                  // links passed, counted with those the SDK's limit dropped
+	events     int                  // events passed, counted likewise
+	status     codes.Code           // the status passed
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
 
 // New returns a processor recording into tracer. Shutdown shuts tracer down.
-func New(tracer *spanguard.Tracer) *SpanProcessor { return &SpanProcessor{tracer: tracer} }
+func New(tracer *spanguard.Tracer) *SpanProcessor {
+	p := &SpanProcessor{tracer: tracer}
+	tracer.OnStop(p.passOpen)
+	return p
+}
 
 // Failures counts spans, or parts of spans, that spanguard refused.
 func (p *SpanProcessor) Failures() uint64 { return p.failures.Load() }
@@ -168,7 +183,61 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	links := s.Links()
 	p.addLinks(span, links)
 	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()},
-		openSpan{span: span, name: s.Name(), attributes: atStart, links: len(links) + s.DroppedLinks()})
+		&openSpan{sdk: s, span: span, name: s.Name(), attributes: atStart, links: len(links) + s.DroppedLinks()})
+}
+
+// passOpen passes on what the spans still open have had set since their
+// start (attributes, name, events, links, status), before the tracer stops
+// and exports them marked unended: the SDK tells a processor nothing
+// between OnStart and OnEnd.
+func (p *SpanProcessor) passOpen() {
+	p.open.Range(func(_, v any) bool {
+		o := v.(*openSpan)
+		o.mu.Lock()
+		if !o.ended {
+			p.passLater(o, o.sdk)
+		}
+		o.mu.Unlock()
+		return true
+	})
+}
+
+// passLater passes on what s has beyond what o says was passed, and
+// records it as passed. Under o.mu.
+func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
+	now := s.Attributes()
+	if attrs := later(o.attributes, now); len(attrs) > 0 {
+		p.failed(o.span.SetAttributes(attributes(attrs)...))
+	}
+	o.attributes = now
+	if name := s.Name(); name != o.name { // renamed with SetName
+		p.failed(o.span.UpdateName(name))
+		o.name = name
+	}
+	// Links and events added since are the last ones: the SDK's limit
+	// evicts the oldest, so they are not at the positions after those
+	// passed (which kept an evicted link and lost the one it kept).
+	links := s.Links()
+	if added := len(links) + s.DroppedLinks() - o.links; added > 0 {
+		p.addLinks(o.span, links[len(links)-min(added, len(links)):])
+	}
+	o.links = len(links) + s.DroppedLinks()
+	events := s.Events()
+	if added := len(events) + s.DroppedEvents() - o.events; added > 0 {
+		for _, e := range events[len(events)-min(added, len(events)):] {
+			p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
+		}
+	}
+	o.events = len(events) + s.DroppedEvents()
+	if st := s.Status(); st.Code != o.status {
+		switch st.Code {
+		case codes.Error:
+			p.failed(o.span.SetStatus(spanguard.StatusError, st.Description))
+		case codes.Ok:
+			p.failed(o.span.SetStatus(spanguard.StatusOK, ""))
+		}
+		o.status = st.Code
+	}
 }
 
 // OnEnd adds what the end knows and ends the span at the SDK's end time.
@@ -178,34 +247,18 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !ok {
 		return
 	}
-	o := v.(openSpan)
-	// What was set after the start, in one call per 128 attributes.
-	if attrs := later(o.attributes, s.Attributes()); len(attrs) > 0 {
-		p.failed(o.span.SetAttributes(attributes(attrs)...))
-	}
-	if name := s.Name(); name != o.name { // renamed with SetName
-		p.failed(o.span.UpdateName(name))
-	}
-	// The links added since the start are the last ones: the SDK's limit
-	// evicts the oldest, so they are not at the positions after the
-	// start's (which kept an evicted link and lost the one it kept).
-	links := s.Links()
-	if added := len(links) + s.DroppedLinks() - o.links; added > 0 {
-		p.addLinks(o.span, links[len(links)-min(added, len(links)):])
-	}
+	o := v.(*openSpan)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = true
+	passedEvents := o.events
+	p.passLater(o, s)
 	// What the SDK's own limits left out (an event's or link's own count
-	// is not carried).
-	if a, e, l := s.DroppedAttributes(), s.DroppedEvents(), s.DroppedLinks(); a+e+l > 0 {
+	// is not carried). Events passed at a stop and evicted by the SDK
+	// since are held by spanguard, not dropped.
+	e := s.DroppedEvents() - min(passedEvents, s.DroppedEvents())
+	if a, l := s.DroppedAttributes(), s.DroppedLinks(); a+e+l > 0 {
 		p.failed(o.span.AddDroppedCounts(uint32(a), uint32(e), uint32(l)))
-	}
-	for _, e := range s.Events() {
-		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
-	}
-	switch st := s.Status(); st.Code {
-	case codes.Error:
-		p.failed(o.span.SetStatus(spanguard.StatusError, st.Description))
-	case codes.Ok:
-		p.failed(o.span.SetStatus(spanguard.StatusOK, ""))
 	}
 	p.failed(o.span.EndAt(s.EndTime()))
 }

@@ -483,6 +483,10 @@ func TestMain(m *testing.M) {
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)))
 		_, span := tp.Tracer("killed-scope").Start(context.Background(), "llm.call",
 			trace.WithAttributes(attribute.String("gen_ai.request.model", "gpt-4o")))
+		// Set while the span is open: the SDK tells a processor nothing of it.
+		span.SetAttributes(attribute.String("gen_ai.prompt", "what is the weather?"))
+		span.AddEvent("gen_ai.content.prompt", trace.WithAttributes(attribute.Int("n", 1)))
+		span.SetName("llm.chat")
 		fmt.Println(span.SpanContext().TraceID(), span.SpanContext().SpanID())
 		syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		time.Sleep(30 * time.Second)
@@ -491,6 +495,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// An open span arrives with what was set on it after its start (passed on
+// at the tracer's stop, OnStop), and its new name.
 func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 	rx := otlpreceiver.Start(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -507,8 +513,12 @@ func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 		t.Fatalf("%d spans arrived; the child said %q", len(got), out)
 	}
 	s := got[0]
-	if s.TraceID != ids[0] || s.SpanID != ids[1] || s.Name != "llm.call" || s.Scope != "killed-scope" ||
-		s.Attributes["gen_ai.request.model"] != "gpt-4o" || s.Attributes["spanguard.unended"] != true {
+	if s.TraceID != ids[0] || s.SpanID != ids[1] || s.Name != "llm.chat" || s.Scope != "killed-scope" ||
+		s.Attributes["gen_ai.request.model"] != "gpt-4o" || s.Attributes["spanguard.unended"] != true ||
+		s.Attributes["gen_ai.prompt"] != "what is the weather?" {
 		t.Fatalf("arrived %+v, the child had %v", s, ids)
+	}
+	if len(s.Events) != 1 || s.Events[0].Name != "gen_ai.content.prompt" {
+		t.Fatalf("events %+v: the one added while open should arrive", s.Events)
 	}
 }
