@@ -180,6 +180,12 @@
  */
 #define SPANGUARD_MAX_NAME_BYTES 1024
 
+/*
+ Longest attribute key kept, in bytes: a longer one is cut on a character
+ boundary, the call returns `SPANGUARD_RESULT_TRUNCATED` and the cut is
+ counted in `values_truncated` (two keys alike in their first 1 KiB are
+ one key).
+ */
 #define SPANGUARD_MAX_KEY_BYTES 1024
 
 /*

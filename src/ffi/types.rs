@@ -97,6 +97,10 @@ pub const SPANGUARD_FULL_POLICY_DROP: u32 = 1;
 /// (`SPANGUARD_MAX_VALUE_BYTES` and `SPANGUARD_MAX_SPAN_TEXT_BYTES`, the
 /// 1 KiB and 2 KiB caps of earlier versions, are retired.)
 pub const SPANGUARD_MAX_NAME_BYTES: u32 = 1024;
+/// Longest attribute key kept, in bytes: a longer one is cut on a character
+/// boundary, the call returns `SPANGUARD_RESULT_TRUNCATED` and the cut is
+/// counted in `values_truncated` (two keys alike in their first 1 KiB are
+/// one key).
 pub const SPANGUARD_MAX_KEY_BYTES: u32 = 1024;
 /// An instrumentation scope's name or version (`spanguard_span_options`).
 pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;

@@ -1609,9 +1609,11 @@ impl SpanRecord {
             count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::EmptyKey);
         }
+        if key.len() > MAX_KEY_BYTES {
+            return self.set_attribute_long_key(key, value, limits, store);
+        }
         let count = self.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
-        let key = cut_key(key);
         // Lengths first, inline; the bytes of a key of the same length out
         // of line (rare: a key set twice, or two keys of one length), so
         // the loop holds few registers.
@@ -1643,6 +1645,25 @@ impl SpanRecord {
             return Ok(outcome);
         }
         self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// `set_attribute` for a key longer than `MAX_KEY_BYTES`: set under the
+    /// key cut to it, and the cut told (`TRUNCATED`) and counted (in
+    /// `truncated_values`, a cut of its own beside any of the value's), as a key cut in silence could take another long key's value
+    /// with none the wiser (found by the LLM-sized data audit).
+    #[cold]
+    #[inline(never)]
+    fn set_attribute_long_key<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: &ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<TextOutcome, NotStored> {
+        let mut outcome = self.set_attribute(cut_long_key(key), value, limits, store)?;
+        count_one(&mut self.rest_mut().truncated_values);
+        outcome.truncated = true;
+        Ok(outcome)
     }
 
     /// Whether entry `i` of the slot's table has `key`. Out of line (see
@@ -1854,6 +1875,11 @@ impl SpanRecord {
                 continue;
             };
             let (kind, word, o) = self.store_value(value, value_limit, store);
+            if key.len() < attributes[i].0.len() {
+                // A key past MAX_KEY_BYTES, cut: told, as in set_attribute.
+                count_one(&mut self.rest_mut().truncated_values);
+                outcome.truncated = true;
+            }
             outcome.merge(o);
             outcome.merge(key_outcome);
             let record = AttributeRecord {
@@ -3010,6 +3036,43 @@ mod tests {
         assert_eq!(r.attribute_count, 0);
         assert_eq!(r.rest().dropped_attributes, 1);
         assert_eq!(r.arena_used, 0, "nothing reserved for it");
+    }
+
+    #[test]
+    fn a_key_past_the_key_limit_is_cut_told_and_counted() {
+        // Two keys that differ only past MAX_KEY_BYTES: both cut to the same
+        // key, so the second replaces the first's value; each cut is said
+        // (TRUNCATED) and counted, where both were taken in silence.
+        let store = TestStore::new(4);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let long =
+            |tail: &str| -> Vec<u8> { format!("{}{tail}", "k".repeat(MAX_KEY_BYTES)).into_bytes() };
+        for (key, value) in [(long("first"), 1), (long("second"), 2)] {
+            let o = r
+                .set_attribute(&key, &ValueInput::Int(value), &limits, &store)
+                .expect("set");
+            assert!(o.truncated);
+        }
+        assert_eq!((r.attribute_count, r.rest().truncated_values), (1, 2));
+        // An event's attribute the same.
+        let key = long("event");
+        let (o, _) = r
+            .add_event(b"e", 5, &[(&key[..], ValueInput::Int(3))], &limits, &store)
+            .expect("event");
+        assert!(o.truncated);
+        assert_eq!(r.rest().truncated_values, 3);
+        // A key of exactly MAX_KEY_BYTES is whole and says nothing.
+        let o = r
+            .set_attribute(
+                &long("")[..MAX_KEY_BYTES],
+                &ValueInput::Int(4),
+                &limits,
+                &store,
+            )
+            .expect("set");
+        assert!(!o.truncated);
+        assert_eq!(r.rest().truncated_values, 3);
     }
 
     #[test]
