@@ -1335,6 +1335,36 @@ fn set_attribute(
     key: &[u8],
     value: AttrInput,
 ) -> Result<Notice, SpanError> {
+    if key.len() > MAX_KEY_BYTES {
+        return set_attribute_long_key(p, r, key, value);
+    }
+    set_attribute_any(p, r, key, value)
+}
+
+/// `set_attribute` for a key past `MAX_KEY_BYTES`: the record cuts it; the
+/// cut is counted and said (TRUNCATED). Out of line, so that the common
+/// path stays as it was.
+#[cold]
+#[inline(never)]
+fn set_attribute_long_key(
+    p: &Pipeline,
+    r: &mut SpanRecord,
+    key: &[u8],
+    value: AttrInput,
+) -> Result<Notice, SpanError> {
+    let mut n = set_attribute_any(p, r, key, value)?;
+    r.note_cut_key();
+    n.truncated = true;
+    Ok(n)
+}
+
+#[inline(always)]
+fn set_attribute_any(
+    p: &Pipeline,
+    r: &mut SpanRecord,
+    key: &[u8],
+    value: AttrInput,
+) -> Result<Notice, SpanError> {
     r.set_attribute(key, &value, limits_of(p, r), &p.pool)
         .map(Notice::from_text)
         .map_err(|why| match why {
@@ -1399,6 +1429,11 @@ impl<'s> AttributeSink<'s> for Setter<'_, '_> {
             Ok(o) => self.text.merge(o),
             Err(NotStored::EmptyKey) => self.empty_key = true,
             Err(NotStored::Limit | NotStored::NoRoom) => self.full = true,
+        }
+        if key.len() > MAX_KEY_BYTES && stored.is_ok() {
+            // Cut by the record: counted and said, as in `set_attribute`.
+            self.r.note_cut_key();
+            self.text.truncated = true;
         }
     }
 }

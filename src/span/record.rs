@@ -1609,11 +1609,9 @@ impl SpanRecord {
             count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::EmptyKey);
         }
-        if key.len() > MAX_KEY_BYTES {
-            return self.set_attribute_long_key(key, value, limits, store);
-        }
         let count = self.attribute_count as usize;
         let inline = count.min(INLINE_ATTRIBUTES);
+        let key = cut_key(key);
         // Lengths first, inline; the bytes of a key of the same length out
         // of line (rare: a key set twice, or two keys of one length), so
         // the loop holds few registers.
@@ -1647,23 +1645,14 @@ impl SpanRecord {
         self.set_attribute_past_table(key, value, limits, store)
     }
 
-    /// `set_attribute` for a key longer than `MAX_KEY_BYTES`: set under the
-    /// key cut to it, and the cut told (`TRUNCATED`) and counted (in
-    /// `truncated_values`, a cut of its own beside any of the value's), as a key cut in silence could take another long key's value
-    /// with none the wiser (found by the LLM-sized data audit).
+    /// Counts a key cut to `MAX_KEY_BYTES`: `set_attribute` cuts it, and
+    /// its caller, which answers TRUNCATED, counts it here (out of the
+    /// record's common path). A key cut in silence could take another long
+    /// key's value with none the wiser (found by the LLM-sized data audit).
     #[cold]
     #[inline(never)]
-    fn set_attribute_long_key<S: ChunkStore + ?Sized>(
-        &mut self,
-        key: &[u8],
-        value: &ValueInput,
-        limits: &SpanLimits,
-        store: &S,
-    ) -> Result<TextOutcome, NotStored> {
-        let mut outcome = self.set_attribute(cut_long_key(key), value, limits, store)?;
+    pub fn note_cut_key(&mut self) {
         count_one(&mut self.rest_mut().truncated_values);
-        outcome.truncated = true;
-        Ok(outcome)
     }
 
     /// Whether entry `i` of the slot's table has `key`. Out of line (see
@@ -1876,8 +1865,9 @@ impl SpanRecord {
             };
             let (kind, word, o) = self.store_value(value, value_limit, store);
             if key.len() < attributes[i].0.len() {
-                // A key past MAX_KEY_BYTES, cut: told, as in set_attribute.
-                count_one(&mut self.rest_mut().truncated_values);
+                // A key past MAX_KEY_BYTES, cut: said and counted, as for
+                // a span's attributes (`note_cut_key`).
+                self.note_cut_key();
                 outcome.truncated = true;
             }
             outcome.merge(o);
@@ -3039,40 +3029,37 @@ mod tests {
     }
 
     #[test]
-    fn a_key_past_the_key_limit_is_cut_told_and_counted() {
-        // Two keys that differ only past MAX_KEY_BYTES: both cut to the same
-        // key, so the second replaces the first's value; each cut is said
-        // (TRUNCATED) and counted, where both were taken in silence.
+    fn a_key_past_the_key_limit_is_cut_and_an_items_cut_key_counted() {
+        // Two keys that differ only past MAX_KEY_BYTES are cut to one key:
+        // the second replaces the first's value (the tracer says and counts
+        // each cut, tests/long_keys.rs). An event's attribute is cut, said
+        // and counted here.
         let store = TestStore::new(4);
         let limits = SpanLimits::default();
         let mut r = blank();
         let long =
             |tail: &str| -> Vec<u8> { format!("{}{tail}", "k".repeat(MAX_KEY_BYTES)).into_bytes() };
         for (key, value) in [(long("first"), 1), (long("second"), 2)] {
-            let o = r
-                .set_attribute(&key, &ValueInput::Int(value), &limits, &store)
+            r.set_attribute(&key, &ValueInput::Int(value), &limits, &store)
                 .expect("set");
-            assert!(o.truncated);
         }
-        assert_eq!((r.attribute_count, r.rest().truncated_values), (1, 2));
-        // An event's attribute the same.
+        assert_eq!(r.attribute_count, 1);
         let key = long("event");
         let (o, _) = r
             .add_event(b"e", 5, &[(&key[..], ValueInput::Int(3))], &limits, &store)
             .expect("event");
         assert!(o.truncated);
-        assert_eq!(r.rest().truncated_values, 3);
-        // A key of exactly MAX_KEY_BYTES is whole and says nothing.
-        let o = r
-            .set_attribute(
-                &long("")[..MAX_KEY_BYTES],
-                &ValueInput::Int(4),
+        assert_eq!(r.rest().truncated_values, 1);
+        let (o, _) = r
+            .add_event(
+                b"e",
+                5,
+                &[(&key[..MAX_KEY_BYTES], ValueInput::Int(3))],
                 &limits,
                 &store,
             )
-            .expect("set");
-        assert!(!o.truncated);
-        assert_eq!(r.rest().truncated_values, 3);
+            .expect("event");
+        assert!(!o.truncated, "a key of exactly MAX_KEY_BYTES is whole");
     }
 
     #[test]
