@@ -12,6 +12,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
+mod args;
 mod boundary;
 pub mod result;
 pub mod span;

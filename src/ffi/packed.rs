@@ -3,11 +3,10 @@
 //! pointers, such as a key's bytes, from crossing into C), so that setting
 //! several attributes stays one crossing instead of one per attribute.
 
+use super::args::text_arg;
 use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
-use super::span::{
-    NO_ATTRIBUTES, begin_local, begin_opts_keeping_ids, notice_or_error, text_arg, with_span,
-};
+use super::span::{NO_ATTRIBUTES, begin_local, begin_opts_keeping_ids, notice_or_error, with_span};
 use super::tracer::spanguard_tracer;
 use super::types::*;
 use crate::span::traceparent::RemoteParent;

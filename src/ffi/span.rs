@@ -6,6 +6,7 @@
 
 use std::ffi::c_char;
 
+use super::args::{bytes, text_arg};
 use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
@@ -51,37 +52,6 @@ pub(super) fn with_span(
         Some(t) => f(t, s),
         None => spanguard_result::StaleSpan,
     }
-}
-
-/// Bytes of a (pointer, length) pair; an empty slice for length 0.
-///
-/// # Safety
-/// `p` must be valid for `len` bytes when `len > 0`.
-#[inline]
-unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
-    if len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(p.cast(), len) }
-    }
-}
-
-/// The bytes of a (pointer, length) argument (text, or a packed buffer);
-/// a NULL pointer is refused unless the length is 0.
-///
-/// # Safety
-/// `p` must be valid for `len` bytes when it is not NULL.
-#[inline]
-pub(super) unsafe fn text_arg<'a>(
-    p: *const c_char,
-    len: usize,
-) -> Result<&'a [u8], spanguard_result> {
-    if p.is_null() && len > 0 {
-        return Err(spanguard_result::NullArgument);
-    }
-    // SAFETY: the caller's contract.
-    Ok(unsafe { bytes(p, len) })
 }
 
 pub(super) fn notice_or_error(

@@ -747,7 +747,7 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
         // NULL text of a length is skipped (`text_arg` refuses it).
         let text = |p: *const c_char, len: usize| -> Option<String> {
             // SAFETY: valid for len bytes when not NULL (the caller's contract).
-            let bytes = unsafe { super::span::text_arg(p, len) }.ok()?;
+            let bytes = unsafe { super::args::text_arg(p, len) }.ok()?;
             Some(String::from_utf8_lossy(bytes).into_owned())
         };
         let mut given = Vec::with_capacity(n_attrs);
