@@ -348,3 +348,36 @@ fn the_defaults_come_from_the_library_variables() {
     );
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn a_megabyte_status_message_is_cut_on_the_span_line() {
+    // An exception's whole text as the status message: `show` printed it
+    // on the span's one line (a 5 MB line in the LLM-sized data audit).
+    let root = std::env::temp_dir().join(format!("sg-cli-status-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let message = "boom ".repeat(200_000);
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        message
+    );
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(printed.contains("ERROR boom boom"), "{printed}");
+    let longest = printed
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 400, "a line of {longest} characters");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -147,6 +147,9 @@ fn signal_name(signal: i64) -> &'static str {
 }
 
 /// The status words after a span's bar, and their colour.
+/// The most characters of a status message a span's line shows.
+const STATUS_CHARS: usize = 160;
+
 pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
     let mut words = Vec::new();
     let mut color = None;
@@ -155,7 +158,9 @@ pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'sta
         words.push(if message.is_empty() {
             "ERROR".to_string()
         } else {
-            format!("ERROR {}", clean(message))
+            // Cut: a status message can be megabytes (an exception's
+            // whole text), printed on the span's one line.
+            format!("ERROR {}", clean(&fit(message, STATUS_CHARS)))
         });
         color = Some(RED_BOLD);
     }
