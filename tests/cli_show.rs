@@ -381,3 +381,38 @@ fn a_megabyte_status_message_is_cut_on_the_span_line() {
     assert!(longest < 400, "a line of {longest} characters");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_html_page_shows_a_long_value_in_part() {
+    // Every value whole made a 120 MB page of two spans of 5 MB values
+    // that took a browser a minute and a half to open (the LLM-sized data
+    // audit); a value past 256 K characters shows its head and says how
+    // much more the file holds.
+    let root = std::env::temp_dir().join(format!("sg-cli-html-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let prompt = "tell me more ".repeat(100_000);
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        prompt
+    );
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(page.contains(&prompt[..1000]));
+    let more = prompt.len() - 256 * 1024;
+    assert!(
+        page.contains(&format!("{more} more characters")),
+        "the note"
+    );
+    assert!(page.len() < 600_000, "a page of {} bytes", page.len());
+    let _ = std::fs::remove_dir_all(&root);
+}

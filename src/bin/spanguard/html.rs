@@ -57,14 +57,34 @@ fn table(out: &mut String, title: &str, attrs: &Attributes) {
     }
     out.push_str("<table class=\"kv\">");
     for (k, v) in attrs {
-        let _ = write!(
-            out,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            esc(k),
-            esc(&v.to_string())
-        );
+        let v = v.to_string();
+        let (shown, more) = head_chars(&v, SHOWN_VALUE_CHARS);
+        let _ = write!(out, "<tr><th>{}</th><td>{}", esc(k), esc(shown));
+        if more > 0 {
+            // The whole value stays in the file the page was made from.
+            let _ = write!(
+                out,
+                "<span class=\"note\"> … {more} more characters, in the file</span>"
+            );
+        }
+        out.push_str("</td></tr>");
     }
     out.push_str("</table>");
+}
+
+/// The most characters of one value the page shows, and searches: a page
+/// with every value whole was 120 MB for two spans of 5 MB values, and took
+/// a browser a minute and a half to open (the LLM-sized data audit). A
+/// prompt of 256 K characters is shown whole.
+const SHOWN_VALUE_CHARS: usize = 256 * 1024;
+const SEARCHED_VALUE_CHARS: usize = 4096;
+
+/// The first `n` characters of `s`, and how many more it has.
+fn head_chars(s: &str, n: usize) -> (&str, usize) {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => (&s[..at], s[at..].chars().count()),
+        None => (s, 0),
+    }
 }
 
 fn details(out: &mut String, n: &Node, origin: &Origin) {
@@ -170,7 +190,8 @@ fn search_text(s: &DecodedSpan) -> String {
         .iter()
         .chain(s.events.iter().flat_map(|e| e.attributes.iter()))
     {
-        let _ = write!(t, " {k}={v}");
+        let v = v.to_string();
+        let _ = write!(t, " {k}={}", head_chars(&v, SEARCHED_VALUE_CHARS).0);
     }
     for e in &s.events {
         let _ = write!(t, " {}", e.name);
