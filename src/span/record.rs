@@ -1574,9 +1574,11 @@ impl SpanRecord {
     // old value's chunks are not given back to the pool: a crash dump
     // copying this span from another thread, or the flight file a SIGKILL
     // leaves, could then show another span's data as this one's. Instead
-    // a value that is the last thing the span stored is written over (the
-    // streaming case), and any other replaced value keeps its old text
-    // when the new one would be cut shorter (the pool used up).
+    // the new value is written over the old one when that is the last
+    // thing the span stored (the streaming case: it may grow past it) or
+    // when the new one is no longer; otherwise it takes fresh room (the
+    // old one's stays unused until export), and when the pool cuts it
+    // shorter than the old one, the old one is kept.
 
     /// Stores a value in place of `old` (a kind byte and its packed word)
     /// with `put`, and says the kind and word to keep, and what happened
@@ -1597,7 +1599,11 @@ impl SpanRecord {
         put: impl FnOnce(&mut Self, &S) -> (u8, u64, TextOutcome),
     ) -> (u8, u64, TextOutcome) {
         let extent = stored_extent(old.0, old.1);
-        if let Some(at) = extent.filter(|&t| self.is_last_stored(t)) {
+        // Over the old value when it is the last thing stored (the new
+        // one may grow past it) or the new one ends inside it (the end of
+        // what is used is put back after, so what follows stays as it is).
+        let last = extent.is_some_and(|t| self.is_last_stored(t));
+        if let Some(at) = extent.filter(|&t| last || new.is_some_and(|n| n.fits_in(t))) {
             let shared = new.map_or(0, |n| self.shared_prefix(at, n, store));
             publish(
                 self,
@@ -1611,12 +1617,21 @@ impl SpanRecord {
             // change (pairs with nothing in-process; it orders the stores
             // that a crash dump or a dead process's file shows).
             fence(Ordering::Release);
-            if (at.offset as usize) < ARENA_BYTES {
+            let in_arena = (at.offset as usize) < ARENA_BYTES;
+            let ends = (self.arena_used, self.overflow_used);
+            if in_arena {
                 self.arena_used = at.offset as u16;
             } else {
                 self.overflow_used = at.offset - OVERFLOW_BASE;
             }
             let kept = put(self, store);
+            // Put back only the end that was moved: the text may have gone
+            // to the arena's free end instead of the chunks.
+            match (last, in_arena) {
+                (true, _) => {}
+                (false, true) => self.arena_used = ends.0,
+                (false, false) => self.overflow_used = ends.1,
+            }
             // Release: the new bytes before the word that names them.
             fence(Ordering::Release);
             return kept;
@@ -2223,6 +2238,15 @@ struct NewText<'a> {
 }
 
 impl<'a> NewText<'a> {
+    /// Whether the stored text is sure to be no longer than `old`: valid
+    /// UTF-8 (nothing replaced, which could make it longer) or bytes, no
+    /// longer than `old` once the limit cut it. (A check of the whole
+    /// input, on the rare path of a value set again.)
+    fn fits_in(&self, old: TextRef) -> bool {
+        self.input.len().min(self.limit_bytes) <= old.len as usize
+            && (!self.utf8 || simdutf8::basic::from_utf8(self.input).is_ok())
+    }
+
     /// The text of `value` when the old value (`old_kind`) is text of the
     /// same kind.
     fn of(old_kind: u8, value: &ValueInput<'a>, char_limit: usize) -> Option<NewText<'a>> {
@@ -3741,11 +3765,14 @@ mod tests {
         let limits = SpanLimits::default();
         let x = growing(24_000);
         let old = &x[..20_000];
-        // The same first 9000 bytes, then other text.
+        // The same first 9000 bytes, then other text: longer, written over
+        // the old value at the end of the chunks; or shorter, written over
+        // it with another value after it.
         let mut new = x[..9_000].to_vec();
         new.extend(x[9_000..24_000].iter().map(|b| b.to_ascii_uppercase()));
         let (mut died, mut lived) = (0, 0);
-        for n in 0..64 {
+        for (n, shorter) in (0..64).flat_map(|n| [(n, false), (n, true)]) {
+            let new = &new[..if shorter { 15_000 } else { 24_000 }];
             let store = DyingStore {
                 inner: TestStore::new(8),
                 calls_left: Cell::new(u32::MAX),
@@ -3753,13 +3780,22 @@ mod tests {
             let mut r = blank();
             r.set_attribute(b"v", &ValueInput::Str(old), &limits, &store)
                 .expect("set");
+            if shorter {
+                r.set_attribute(b"after", &ValueInput::Str(&x[..3_000]), &limits, &store)
+                    .expect("set");
+            }
+            let used = r.overflow_used;
             store.calls_left.set(n);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                r.set_attribute(b"v", &ValueInput::Str(&new), &limits, &store)
+                r.set_attribute(b"v", &ValueInput::Str(new), &limits, &store)
             }));
             store.calls_left.set(u32::MAX);
             match result {
-                Ok(_) => lived += 1,
+                Ok(_) => {
+                    lived += 1;
+                    // The shorter one over the old value, in its room.
+                    assert!(!shorter || r.overflow_used == used);
+                }
                 Err(e) => {
                     assert!(e.is::<Died>());
                     died += 1;
@@ -3775,5 +3811,38 @@ mod tests {
             );
         }
         assert!(died > 5 && lived > 0, "{died} died, {lived} lived");
+    }
+
+    #[test]
+    fn a_value_set_again_no_longer_than_before_takes_its_own_room() {
+        // "a" in the chunks and "b" after it: "a" set again, no longer,
+        // 100 times is written over itself, as is "s" in the arena (with
+        // keys after it). Without that, 100 versions of "a" would need
+        // 100 times the three chunks the store has.
+        let store = TestStore::new(3);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(6_000);
+        let set = |r: &mut SpanRecord, k: &[u8], v: &[u8]| {
+            r.set_attribute(k, &ValueInput::Str(v), &limits, &store)
+                .expect("set")
+        };
+        set(&mut r, b"s", &text[..300]);
+        set(&mut r, b"a", &text[..6_000]);
+        set(&mut r, b"b", &text[..3_000]);
+        let used = (r.arena_used, r.overflow_used, r.rest().chunk_count);
+        for i in 0..100 {
+            assert!(!set(&mut r, b"a", &text[i..6_000 - i * 7]).truncated);
+            assert!(!set(&mut r, b"s", &text[i..300]).truncated);
+        }
+        assert_eq!((r.arena_used, r.overflow_used, r.rest().chunk_count), used);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(
+            string(&view, "a").expect("set").as_bytes(),
+            &text[99..6_000 - 693]
+        );
+        assert_eq!(string(&view, "s").expect("set").as_bytes(), &text[99..300]);
+        assert_eq!(string(&view, "b").expect("set").as_bytes(), &text[..3_000]);
     }
 }
