@@ -32,7 +32,10 @@
 //! When the pool has no chunk left, text is cut on a character boundary
 //! and counted (the caller hears TRUNCATED); an attribute whose key cannot
 //! be stored whole is dropped and counted, never stored without its key.
-//! The exporter gives the chunks back with the slot (`owned_chunks`).
+//! The exporter gives the chunks back with the slot (`owned_chunks`), never
+//! earlier: a value set again goes over the old one's room instead
+//! (`store_replacing`), so a crash dump or the flight file, which read a
+//! live span's chunks, never show another span's data as this one's.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
