@@ -1125,6 +1125,10 @@ spanguard_result spanguard_span_set_bool(spanguard_span span,
  `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit`
  (in characters) or when the pool is used up. The key is always kept whole with its value,
  or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
+ A key set again, as a streamed completion is each time it grows, takes
+ the room of its longest value, not of every value it had; when the pool
+ cuts the new value shorter than the old one, the old one is kept
+ (`SPANGUARD_RESULT_TRUNCATED`, counted).
  */
 spanguard_result spanguard_span_set_string(spanguard_span span,
                                            const char *key,

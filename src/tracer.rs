@@ -1046,9 +1046,7 @@ impl Tracer {
             if code == STATUS_ERROR {
                 // Not cut at value_length_limit: OpenTelemetry's limits
                 // "apply only to attribute collections"; the pool bounds it.
-                let (m, outcome) = r.store_text(message, usize::MAX, &p.pool);
-                r.rest_mut().status_message = m;
-                Notice::from_text(outcome)
+                Notice::from_text(r.set_status_message(message, &p.pool))
             } else {
                 // OK after ERROR: OK has no message. Only a span that has
                 // one writes the line to clear it.
@@ -1061,14 +1059,9 @@ impl Tracer {
     }
 
     /// Renames the span (OpenTelemetry's `updateName`): the name is cut at
-    /// `MAX_NAME_BYTES` like a name given at begin. The old name's bytes stay
-    /// where they were (a rename is rare; the slot is reset when exported).
+    /// `MAX_NAME_BYTES` like a name given at begin (`SpanRecord::replace_name`).
     pub fn update_name(&self, s: SpanRef, name: &[u8]) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| {
-            let (name_ref, outcome) = r.store_text(name, MAX_NAME_BYTES, &p.pool);
-            r.name = name_ref;
-            Notice::from_text(outcome)
-        })
+        self.with_open(s, |p, r| Notice::from_text(r.replace_name(name, &p.pool)))
     }
 
     /// Adds to the span's own dropped counts (OTLP `dropped_*_count`) what

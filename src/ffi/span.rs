@@ -767,6 +767,10 @@ pub unsafe extern "C" fn spanguard_span_set_bool(
 /// `SPANGUARD_RESULT_TRUNCATED`, counted) only at `value_length_limit`
 /// (in characters) or when the pool is used up. The key is always kept whole with its value,
 /// or the attribute is not set at all (`SPANGUARD_RESULT_LIMIT_REACHED`).
+/// A key set again, as a streamed completion is each time it grows, takes
+/// the room of its longest value, not of every value it had; when the pool
+/// cuts the new value shorter than the old one, the old one is kept
+/// (`SPANGUARD_RESULT_TRUNCATED`, counted).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_string(
     span: spanguard_span,

@@ -32,10 +32,13 @@
 //! When the pool has no chunk left, text is cut on a character boundary
 //! and counted (the caller hears TRUNCATED); an attribute whose key cannot
 //! be stored whole is dropped and counted, never stored without its key.
-//! The exporter gives the chunks back with the slot (`owned_chunks`).
+//! The exporter gives the chunks back with the slot (`owned_chunks`), never
+//! earlier: a value set again goes over the old one's room instead
+//! (`store_replacing`), so a crash dump or the flight file, which read a
+//! live span's chunks, never show another span's data as this one's.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 
 use super::limits::*;
 use super::short_copy::copy_short;
@@ -259,6 +262,10 @@ struct AttributeNode {
     next: Link,
     _reserved: u32,
 }
+
+/// Where an attribute node's value word is, from the node's start.
+const NODE_VALUE_AT: u32 = (std::mem::offset_of!(AttributeNode, attribute)
+    + std::mem::offset_of!(AttributeRecord, value)) as u32;
 
 /// An event, in the virtual space; its `attribute_count` attributes
 /// (`AttributeRecord`s) follow it at `attributes`.
@@ -1561,6 +1568,194 @@ impl SpanRecord {
         )
     }
 
+    // ---- Replacing a stored value ----
+    //
+    // A span's storage is bumped, never freed while the span lives: a
+    // value set again would otherwise leave the old one's bytes (and
+    // chunks) behind, and a completion re-set as it streams in used up
+    // the shared pool (a 400 KB completion in 1 KB steps held 80 MB). The
+    // old value's chunks are not given back to the pool: a crash dump
+    // copying this span from another thread, or the flight file a SIGKILL
+    // leaves, could then show another span's data as this one's. Instead
+    // the new value is written over the old one when that is the last
+    // thing the span stored (the streaming case: it may grow past it) or
+    // when the new one is no longer; otherwise it takes fresh room (the
+    // old one's stays unused until export), and when the pool cuts it
+    // shorter than the old one, the old one is kept.
+
+    /// Stores a value in place of `old` (a kind byte and its packed word)
+    /// with `put`, and says the kind and word to keep, and what happened
+    /// to the text. `new` is the new value's input when it is text of the
+    /// old one's kind (`NewText::of`). `publish` writes a word where
+    /// readers find the value (a crash dump, the flight file): before the
+    /// old bytes are written over, it is given the old value cut to the
+    /// bytes the new one starts with, which both share, so a reader sees
+    /// the old value, that prefix of it, or the new one, and never text
+    /// half old and half new.
+    #[inline(never)]
+    fn store_replacing<S: ChunkStore + ?Sized>(
+        &mut self,
+        old: (u8, u64),
+        new: Option<NewText>,
+        store: &S,
+        publish: impl FnOnce(&mut Self, u64, &S),
+        put: impl FnOnce(&mut Self, &S) -> (u8, u64, TextOutcome),
+    ) -> (u8, u64, TextOutcome) {
+        let extent = stored_extent(old.0, old.1);
+        // Over the old value when it is the last thing stored (the new
+        // one may grow past it) or the new one ends inside it (the end of
+        // what is used is put back after, so what follows stays as it is).
+        let last = extent.is_some_and(|t| self.is_last_stored(t));
+        if let Some(at) = extent.filter(|&t| last || new.is_some_and(|n| n.fits_in(t))) {
+            let shared = new.map_or(0, |n| self.shared_prefix(at, n, store));
+            publish(
+                self,
+                pack(TextRef {
+                    offset: at.offset,
+                    len: shared,
+                }),
+                store,
+            );
+            // Release: the cut word is in place before the bytes past it
+            // change (pairs with nothing in-process; it orders the stores
+            // that a crash dump or a dead process's file shows).
+            fence(Ordering::Release);
+            let in_arena = (at.offset as usize) < ARENA_BYTES;
+            let ends = (self.arena_used, self.overflow_used);
+            if in_arena {
+                self.arena_used = at.offset as u16;
+            } else {
+                self.overflow_used = at.offset - OVERFLOW_BASE;
+            }
+            let kept = put(self, store);
+            // Put back only the end that was moved: the text may have gone
+            // to the arena's free end instead of the chunks.
+            match (last, in_arena) {
+                (true, _) => {}
+                (false, true) => self.arena_used = ends.0,
+                (false, false) => self.overflow_used = ends.1,
+            }
+            // Release: the new bytes before the word that names them.
+            fence(Ordering::Release);
+            return kept;
+        }
+        let before = (self.arena_used, self.overflow_used);
+        let (kind, word, outcome) = put(self, store);
+        if let (Some(n), Some(at)) = (new, extent) {
+            let got = unpack(word).len as usize;
+            // Cut by room (the limit would have kept more) to less than
+            // the old value held: keep the old one, and the space back.
+            if outcome.truncated && got < at.len as usize && got + 4 <= n.limit_bytes {
+                (self.arena_used, self.overflow_used) = before;
+                return (old.0, old.1, outcome);
+            }
+        }
+        fence(Ordering::Release);
+        (kind, word, outcome)
+    }
+
+    /// Whether `t` ends where the arena's or the chunks' used bytes end:
+    /// the last thing stored there, which nothing else refers to.
+    fn is_last_stored(&self, t: TextRef) -> bool {
+        let end = t.offset as u64 + t.len as u64;
+        if t.len == 0 {
+            false
+        } else if (t.offset as usize) < ARENA_BYTES {
+            end == self.arena_used as u64
+        } else {
+            end == OVERFLOW_BASE as u64 + self.overflow_used as u64
+        }
+    }
+
+    /// How many leading bytes of the stored `old` the new text begins
+    /// with, cut back to a character boundary for UTF-8 text: those bytes
+    /// are the same in both values (the new text is sanitized only past
+    /// them), so rewriting them changes nothing a reader sees.
+    fn shared_prefix<S: ChunkStore + ?Sized>(&self, old: TextRef, new: NewText, store: &S) -> u32 {
+        let src = StoreSource(store);
+        let (mut same, mut last_start, mut next_byte) = (0usize, 0usize, None);
+        for_each_piece(self, &src, old, |piece| {
+            if next_byte.is_some() {
+                return;
+            }
+            let rest = new.input.get(same..).unwrap_or(&[]);
+            let n = piece.iter().zip(rest).take_while(|(a, b)| a == b).count();
+            for (k, &b) in piece[..n].iter().enumerate() {
+                if b & 0xC0 != 0x80 {
+                    last_start = same + k;
+                }
+            }
+            same += n;
+            if n < piece.len() {
+                next_byte = Some(piece[n]);
+            }
+        });
+        let at_boundary = match next_byte {
+            None => same == old.len as usize,
+            Some(b) => b & 0xC0 != 0x80,
+        };
+        if !new.utf8 || at_boundary {
+            same.min(old.len as usize) as u32
+        } else {
+            last_start as u32
+        }
+    }
+
+    /// Renames the span (OpenTelemetry's `updateName`), the name cut at
+    /// `MAX_NAME_BYTES` as at begin; the old name's room is used again
+    /// when it was the last thing stored (`store_replacing`).
+    pub fn replace_name<S: ChunkStore + ?Sized>(&mut self, name: &[u8], store: &S) -> TextOutcome {
+        let new = NewText {
+            input: name,
+            utf8: true,
+            limit_bytes: MAX_NAME_BYTES,
+        };
+        let (_, word, outcome) = self.store_replacing(
+            (ValueKind::String as u8, pack(self.name)),
+            Some(new),
+            store,
+            // SAFETY: a field of this record; volatile so that the store is
+            // made before the bytes it guards (only `len` changes).
+            |r, w, _| unsafe { std::ptr::addr_of_mut!(r.name).write_volatile(unpack(w)) },
+            |r, s| {
+                let (t, o) = r.store_text(name, MAX_NAME_BYTES, s);
+                (ValueKind::String as u8, pack(t), o)
+            },
+        );
+        self.name = unpack(word);
+        outcome
+    }
+
+    /// Sets the status message (not cut at a limit: OpenTelemetry's limits
+    /// "apply only to attribute collections"; the pool bounds it), over
+    /// a message set before as `replace_name` does.
+    pub fn set_status_message<S: ChunkStore + ?Sized>(
+        &mut self,
+        message: &[u8],
+        store: &S,
+    ) -> TextOutcome {
+        let new = NewText {
+            input: message,
+            utf8: true,
+            limit_bytes: usize::MAX,
+        };
+        let (_, word, outcome) = self.store_replacing(
+            (ValueKind::String as u8, pack(self.rest().status_message)),
+            Some(new),
+            store,
+            // SAFETY: as in `replace_name`.
+            |r, w, _| unsafe {
+                std::ptr::addr_of_mut!(r.rest_mut().status_message).write_volatile(unpack(w))
+            },
+            |r, s| {
+                let (t, o) = r.store_text(message, usize::MAX, s);
+                (ValueKind::String as u8, pack(t), o)
+            },
+        );
+        self.rest_mut().status_message = unpack(word);
+        outcome
+    }
+
     // ---- Attributes ----
 
     /// The raw bytes of a key stored in the arena, for the fast compare;
@@ -1673,10 +1868,23 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> TextOutcome {
-        let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
+        let a = self.attributes[i];
+        let limit = limits.value_len();
+        let (kind, word, outcome) = self.store_replacing(
+            (a.value_kind, a.value),
+            NewText::of(a.value_kind, value, limit),
+            store,
+            // SAFETY: a field of this record; volatile so that the store is
+            // made, whole (an aligned word), before the bytes it guards.
+            |r, w, _| unsafe { std::ptr::addr_of_mut!(r.attributes[i].value).write_volatile(w) },
+            |r, s| {
+                let (kind, word, outcome) = r.store_value(value, limit, s);
+                (kind as u8, word, outcome)
+            },
+        );
         let a = &mut self.attributes[i];
-        a.value_kind = kind as u8;
         a.value = word;
+        a.value_kind = kind;
         outcome
     }
 
@@ -1694,9 +1902,21 @@ impl SpanRecord {
         if count > INLINE_ATTRIBUTES
             && let Some((at, node)) = self.find_overflow_attribute(key, store)
         {
-            let (kind, word, outcome) = self.store_value(value, limits.value_len(), store);
+            let limit = limits.value_len();
+            let old = (node.attribute.value_kind, node.attribute.value);
+            let value_at = at + NODE_VALUE_AT;
+            let (kind, word, outcome) = self.store_replacing(
+                old,
+                NewText::of(old.0, value, limit),
+                store,
+                |r, w, s| r.write_at(value_at, &w.to_ne_bytes(), s),
+                |r, s| {
+                    let (kind, word, outcome) = r.store_value(value, limit, s);
+                    (kind as u8, word, outcome)
+                },
+            );
             let mut node = node;
-            node.attribute.value_kind = kind as u8;
+            node.attribute.value_kind = kind;
             node.attribute.value = word;
             self.write_plain(at, &node, store);
             return Ok(outcome);
@@ -2023,6 +2243,62 @@ impl SpanRecord {
             }
         }
     }
+}
+
+/// The new value's text, when it replaces text of its kind
+/// (`SpanRecord::store_replacing`).
+#[derive(Clone, Copy)]
+struct NewText<'a> {
+    input: &'a [u8],
+    /// UTF-8 text (cut and shared on character boundaries), not bytes.
+    utf8: bool,
+    /// The bytes the limit alone would keep of it (`usize::MAX`: all).
+    limit_bytes: usize,
+}
+
+impl<'a> NewText<'a> {
+    /// Whether the stored text is sure to be no longer than `old`: valid
+    /// UTF-8 (nothing replaced, which could make it longer) or bytes, no
+    /// longer than `old` once the limit cut it. (A check of the whole
+    /// input, on the rare path of a value set again.)
+    fn fits_in(&self, old: TextRef) -> bool {
+        self.input.len().min(self.limit_bytes) <= old.len as usize
+            && (!self.utf8 || simdutf8::basic::from_utf8(self.input).is_ok())
+    }
+
+    /// The text of `value` when the old value (`old_kind`) is text of the
+    /// same kind.
+    fn of(old_kind: u8, value: &ValueInput<'a>, char_limit: usize) -> Option<NewText<'a>> {
+        match *value {
+            ValueInput::Str(s) if old_kind == ValueKind::String as u8 => Some(NewText {
+                input: s,
+                utf8: true,
+                limit_bytes: value_byte_limit(s, char_limit),
+            }),
+            ValueInput::Bytes(b) if old_kind == ValueKind::Bytes as u8 => Some(NewText {
+                input: b,
+                utf8: false,
+                limit_bytes: char_limit,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes a stored value takes in its span's virtual space: a string's
+/// or a bytes value's, a scalar array's elements; None for scalars, and
+/// for string arrays, whose elements' text follows their table anywhere.
+fn stored_extent(kind: u8, word: u64) -> Option<TextRef> {
+    let t = unpack(word);
+    let size = match ValueKind::from_u8(kind)? {
+        ValueKind::String | ValueKind::Bytes | ValueKind::BoolArray => 1,
+        ValueKind::IntArray | ValueKind::DoubleArray => 8,
+        _ => return None,
+    };
+    Some(TextRef {
+        offset: t.offset,
+        len: t.len.checked_mul(size)?,
+    })
 }
 
 /// What `add_item` stores for an event or a link besides its attributes.
@@ -3352,5 +3628,274 @@ mod tests {
             disk.attribute_records()
                 .all(|a| disk.small_attribute(&a).is_none())
         );
+    }
+
+    /// A text of `n` bytes that shows a byte put in the wrong place.
+    fn growing(n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| b'a' + ((i * 7 + i / 4093) % 26) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn a_value_set_again_as_it_grows_takes_the_room_of_its_longest() {
+        // 8 chunks (32 KB): far less than the 30 versions' 465 KB.
+        let store = TestStore::new(8);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(30_000);
+        for n in (1_000..=30_000).step_by(1_000) {
+            let o = r
+                .set_attribute(
+                    b"gen_ai.completion",
+                    &ValueInput::Str(&text[..n]),
+                    &limits,
+                    &store,
+                )
+                .expect("set");
+            assert!(!o.truncated, "cut at {n}");
+            r.set_attribute(b"tokens", &ValueInput::Int(n as i64), &limits, &store)
+                .expect("set");
+        }
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(
+            string(&view, "gen_ai.completion").expect("set").as_bytes(),
+            &text[..]
+        );
+        assert_eq!(r.rest().truncated_values, 0);
+        assert_eq!(r.rest().chunk_count, 8);
+    }
+
+    #[test]
+    fn a_value_set_again_past_the_table_takes_the_room_of_its_longest() {
+        let store = TestStore::new(8);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        for i in 0..INLINE_ATTRIBUTES {
+            r.set_attribute(
+                format!("k{i}").as_bytes(),
+                &ValueInput::Int(1),
+                &limits,
+                &store,
+            )
+            .expect("set");
+        }
+        let text = growing(25_000);
+        for n in (500..=25_000).step_by(500) {
+            let o = r
+                .set_attribute(
+                    b"gen_ai.completion",
+                    &ValueInput::Str(&text[..n]),
+                    &limits,
+                    &store,
+                )
+                .expect("set");
+            assert!(!o.truncated, "cut at {n}");
+        }
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(
+            string(&view, "gen_ai.completion").expect("set").as_bytes(),
+            &text[..]
+        );
+        assert_eq!(r.attribute_count as usize, INLINE_ATTRIBUTES + 1);
+    }
+
+    #[test]
+    fn a_value_that_no_longer_fits_keeps_the_longer_one_set_before() {
+        // 4 chunks: "a" (6000 bytes), then "b" after it; "a" set again
+        // longer finds 4384 bytes left: less than it held.
+        let store = TestStore::new(4);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(8_000);
+        let set = |r: &mut SpanRecord, k: &[u8], n: usize| {
+            r.set_attribute(k, &ValueInput::Str(&text[..n]), &limits, &store)
+                .expect("set")
+        };
+        assert!(!set(&mut r, b"a", 6_000).truncated);
+        assert!(!set(&mut r, b"b", 6_000).truncated);
+        let o = set(&mut r, b"a", 8_000);
+        assert!(o.truncated, "the caller hears it was cut");
+        assert_eq!(r.rest().truncated_values, 1, "and it is counted");
+        {
+            let src = StoreSource(&store);
+            let view = SpanView::new(&r, &src);
+            assert_eq!(string(&view, "a").expect("set").as_bytes(), &text[..6_000]);
+            assert_eq!(string(&view, "b").expect("set").as_bytes(), &text[..6_000]);
+        }
+        // A shorter value that fits replaces it, in the room given back.
+        assert!(!set(&mut r, b"a", 4_000).truncated);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(string(&view, "a").expect("set").as_bytes(), &text[..4_000]);
+    }
+
+    #[test]
+    fn a_name_and_a_status_message_set_again_take_no_more_room() {
+        let store = TestStore::new(2);
+        let mut r = blank();
+        let text = growing(3_000);
+        for i in 0..200 {
+            let name = &text[i % 7..1_000];
+            assert!(!r.replace_name(name, &store).truncated, "name cut at {i}");
+            let message = &text[..2_000 + i];
+            assert!(
+                !r.set_status_message(message, &store).truncated,
+                "message cut at {i}"
+            );
+        }
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(
+            view.text(r.name).to_string_lossy().as_bytes(),
+            &text[199 % 7..1_000]
+        );
+        assert_eq!(
+            view.text(r.rest().status_message)
+                .to_string_lossy()
+                .as_bytes(),
+            &text[..2_199]
+        );
+    }
+
+    #[test]
+    fn the_bytes_kept_while_a_value_is_written_over_are_shared_whole_characters() {
+        let store = TestStore::new(2);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        // Across the arena's end into a chunk and across chunks.
+        let old = "x".repeat(5_000) + "aé€b";
+        r.set_attribute(b"v", &ValueInput::Str(old.as_bytes()), &limits, &store)
+            .expect("set");
+        let at = r.attributes[0].text_value();
+        let shared = |new: &str, utf8: bool| {
+            let n = NewText {
+                input: new.as_bytes(),
+                utf8,
+                limit_bytes: usize::MAX,
+            };
+            r.shared_prefix(at, n, &store)
+        };
+        assert_eq!(shared(&old, true), old.len() as u32);
+        assert_eq!(shared(&(old.clone() + "more"), true), old.len() as u32);
+        // "é" (c3 a9) against "ê" (c3 aa): the shared c3 is half a character.
+        assert_eq!(shared(&("x".repeat(5_000) + "aê"), true), 5_001);
+        assert_eq!(shared(&("x".repeat(5_000) + "aê"), false), 5_002);
+        assert_eq!(shared("xx", true), 2);
+        assert_eq!(shared("", true), 0);
+        assert_eq!(shared(&("x".repeat(4_999) + "y"), true), 4_999);
+    }
+
+    /// A store that dies at its `calls_left`-th touch of a chunk, as a
+    /// process killed mid-update: what the record then holds is what a
+    /// crash dump or the flight file shows.
+    struct DyingStore {
+        inner: TestStore,
+        calls_left: Cell<u32>,
+    }
+
+    struct Died;
+
+    impl ChunkStore for DyingStore {
+        fn take_chunk(&self) -> Option<u32> {
+            self.inner.take_chunk()
+        }
+        fn chunk_ptr(&self, index: u32) -> Option<NonNull<u8>> {
+            let left = self.calls_left.get();
+            if left == 0 {
+                // resume_unwind: no panic message for each death.
+                std::panic::resume_unwind(Box::new(Died));
+            }
+            self.calls_left.set(left - 1);
+            self.inner.chunk_ptr(index)
+        }
+    }
+
+    #[test]
+    fn a_value_cut_off_while_written_over_reads_as_a_prefix_of_old_or_new() {
+        let limits = SpanLimits::default();
+        let x = growing(24_000);
+        let old = &x[..20_000];
+        // The same first 9000 bytes, then other text: longer, written over
+        // the old value at the end of the chunks; or shorter, written over
+        // it with another value after it.
+        let mut new = x[..9_000].to_vec();
+        new.extend(x[9_000..24_000].iter().map(|b| b.to_ascii_uppercase()));
+        let (mut died, mut lived) = (0, 0);
+        for (n, shorter) in (0..64).flat_map(|n| [(n, false), (n, true)]) {
+            let new = &new[..if shorter { 15_000 } else { 24_000 }];
+            let store = DyingStore {
+                inner: TestStore::new(8),
+                calls_left: Cell::new(u32::MAX),
+            };
+            let mut r = blank();
+            r.set_attribute(b"v", &ValueInput::Str(old), &limits, &store)
+                .expect("set");
+            if shorter {
+                r.set_attribute(b"after", &ValueInput::Str(&x[..3_000]), &limits, &store)
+                    .expect("set");
+            }
+            let used = r.overflow_used;
+            store.calls_left.set(n);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                r.set_attribute(b"v", &ValueInput::Str(new), &limits, &store)
+            }));
+            store.calls_left.set(u32::MAX);
+            match result {
+                Ok(_) => {
+                    lived += 1;
+                    // The shorter one over the old value, in its room.
+                    assert!(!shorter || r.overflow_used == used);
+                }
+                Err(e) => {
+                    assert!(e.is::<Died>());
+                    died += 1;
+                }
+            }
+            let src = StoreSource(&store);
+            let view = SpanView::new(&r, &src);
+            let got = string(&view, "v").expect("set");
+            assert!(
+                old.starts_with(got.as_bytes()) || new.starts_with(got.as_bytes()),
+                "died after {n} chunk touches: {} bytes, neither value's",
+                got.len()
+            );
+        }
+        assert!(died > 5 && lived > 0, "{died} died, {lived} lived");
+    }
+
+    #[test]
+    fn a_value_set_again_no_longer_than_before_takes_its_own_room() {
+        // "a" in the chunks and "b" after it: "a" set again, no longer,
+        // 100 times is written over itself, as is "s" in the arena (with
+        // keys after it). Without that, 100 versions of "a" would need
+        // 100 times the three chunks the store has.
+        let store = TestStore::new(3);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(6_000);
+        let set = |r: &mut SpanRecord, k: &[u8], v: &[u8]| {
+            r.set_attribute(k, &ValueInput::Str(v), &limits, &store)
+                .expect("set")
+        };
+        set(&mut r, b"s", &text[..300]);
+        set(&mut r, b"a", &text[..6_000]);
+        set(&mut r, b"b", &text[..3_000]);
+        let used = (r.arena_used, r.overflow_used, r.rest().chunk_count);
+        for i in 0..100 {
+            assert!(!set(&mut r, b"a", &text[i..6_000 - i * 7]).truncated);
+            assert!(!set(&mut r, b"s", &text[i..300]).truncated);
+        }
+        assert_eq!((r.arena_used, r.overflow_used, r.rest().chunk_count), used);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(
+            string(&view, "a").expect("set").as_bytes(),
+            &text[99..6_000 - 693]
+        );
+        assert_eq!(string(&view, "s").expect("set").as_bytes(), &text[99..300]);
+        assert_eq!(string(&view, "b").expect("set").as_bytes(), &text[..3_000]);
     }
 }

@@ -1,0 +1,133 @@
+/* A process killed (SIGKILL) while it sets a value again must leave in its
+ * flight file a value that was set, whole, or (only when the new value
+ * does not begin with the old one) an empty one: never one half old and
+ * half new, and never another span's value cut or changed.
+ *
+ * The child keeps a span with a 50 KB prompt open, and on another span
+ * sets `gen_ai.completion` again and again, (v % 200 + 1) KB for version
+ * v. Streaming trials (even): each version begins with the one before, as
+ * a completion streamed in does, so the old value stays readable while
+ * the new one is written. Rewriting trials (odd): version v is letters
+ * shifted by v, so two versions share no prefix and a value torn between
+ * two reads as letters that do not follow one shift. Each value is the
+ * last thing its span stored, so each is written over the one before. The
+ * parent kills the child at a random moment, recovers its flight file
+ * and checks what arrived. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+#define S(str) (str), strlen(str)
+#define TRIALS 12
+#define STEP 1000
+#define VERSIONS 200
+#define PROMPT_BYTES 50000
+
+static char sink[512], spool[512];
+static char text[VERSIONS * STEP + 26];
+
+static spanguard_tracer *start_tracer(int flight) {
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.service_name = "kill-set-again";
+    cfg.sink_dir = sink;
+    cfg.spool_dir = spool;
+    cfg.flight_recorder = (uint32_t)flight;
+    cfg.payload_pool_mib = 2;
+    cfg.schedule_delay_ms = 60000; /* nothing is exported before the kill */
+    spanguard_tracer *t = NULL;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "tracer_new failed\n");
+        exit(2);
+    }
+    return t;
+}
+
+/* The child: never returns; says "r" on `ready` once it sets values
+ * again. */
+static void set_again_until_killed(int ready, int shifted) {
+    spanguard_tracer *t = start_tracer(1);
+    spanguard_span other, s;
+    if (spanguard_span_begin(t, S("other"), SPANGUARD_SPAN_NONE, 0, &other) != SPANGUARD_RESULT_OK) _exit(3);
+    (void)spanguard_span_set_string(other, S("gen_ai.prompt"), text, PROMPT_BYTES);
+    if (spanguard_span_begin(t, S("stream"), SPANGUARD_SPAN_NONE, 0, &s) != SPANGUARD_RESULT_OK) _exit(3);
+    for (long v = 0;; v++) {
+        (void)spanguard_span_set_string(s, S("gen_ai.completion"), text + (shifted ? v % 26 : 0),
+                                        (size_t)(v % VERSIONS + 1) * STEP);
+        if (v == 10 && write(ready, "r", 1) != 1) _exit(3);
+    }
+}
+
+/* The string value after `needle` in the sink, its length in `*len`. */
+static const char *value_of(const char *needle, size_t *len) {
+    const char *v = find_in_sink(sink, needle);
+    if (v) *len = strcspn(v, "\"");
+    return v;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "build/kill-set-again-spans";
+    for (size_t i = 0; i < sizeof text; i++) text[i] = (char)('a' + i % 26);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    int torn = 0, empty = 0, whole = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        snprintf(sink, sizeof sink, "%s/%d", dir, trial);
+        snprintf(spool, sizeof spool, "%s/%d-spool", dir, trial);
+        int ready[2];
+        if (pipe(ready) != 0) return 2;
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(ready[0]);
+            set_again_until_killed(ready[1], trial % 2);
+        }
+        close(ready[1]);
+        char byte;
+        CHECK(read(ready[0], &byte, 1) == 1);
+        close(ready[0]);
+        usleep((useconds_t)(rand() % 20000));
+        kill(pid, SIGKILL);
+        int status;
+        CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+
+        spanguard_tracer *t = start_tracer(0); /* recovers the flight file */
+        CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
+        spanguard_tracer_free(t);
+
+        size_t len = 0;
+        const char *p = value_of("{\"key\":\"gen_ai.prompt\",\"value\":{\"stringValue\":\"", &len);
+        CHECK(p && len == PROMPT_BYTES && memcmp(p, text, PROMPT_BYTES) == 0);
+        const char *c = value_of("{\"key\":\"gen_ai.completion\",\"value\":{\"stringValue\":\"", &len);
+        CHECK(c != NULL);
+        if (!c) continue;
+        if (len == 0) {
+            /* The value being set is lost; only when it shares no prefix. */
+            CHECK(trial % 2 == 1);
+            empty++;
+            continue;
+        }
+        /* One version whole: its length, and its letters from one shift. */
+        int shift = c[0] - 'a';
+        int ok = len % STEP == 0 && len <= VERSIONS * STEP && shift >= 0 && shift < 26 &&
+                 memcmp(c, text + shift, len) == 0;
+        if (!ok) {
+            torn++;
+            fprintf(stderr, "trial %d: a completion of %zu bytes is no version set\n", trial, len);
+        } else {
+            whole++;
+        }
+    }
+    CHECK(torn == 0);
+    CHECK(whole >= TRIALS / 2);
+    printf("%d whole, %d empty (killed mid-update), %d torn; ", whole, empty, torn);
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures != 0;
+}

@@ -1,0 +1,116 @@
+//! A value set again and again on one open span, as a streaming agent sets
+//! its completion each time tokens arrive, takes the room of its largest
+//! version, not of all of them: a 600 KB completion set in 4 KB steps
+//! (45 MB if every version kept its chunks) arrives whole from a 1 MiB
+//! pool, and the pool is whole again once the span is exported. Judged by
+//! what the file sink wrote.
+
+use std::time::Duration;
+
+use spanguard::config::TracerConfig;
+use spanguard::span::limits::CHUNK_BYTES;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
+
+/// The completion's final length and the step it grows by.
+const FINAL: usize = 600_000;
+const STEP: usize = 4_000;
+
+/// The completion as it stands after `n` bytes: a text that never repeats
+/// at a chunk's period, so a chunk put in the wrong place shows.
+fn completion(n: usize) -> String {
+    (0..n)
+        .map(|i| (b'a' + ((i * 7 + i / 4093) % 26) as u8) as char)
+        .collect()
+}
+
+/// The string value of `key` in the sink's `text`, if any.
+fn string_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("{{\"key\":\"{key}\",\"value\":{{\"stringValue\":\"");
+    let at = text.find(&needle)? + needle.len();
+    let end = text[at..].find('"')?;
+    Some(&text[at..at + end])
+}
+
+#[test]
+fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
+    let dir = std::env::temp_dir().join(format!("sg-set-again-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        sink_max_line_bytes: 64 << 20,
+        payload_pool_mib: 1,
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::new(config).expect("tracer");
+    let text = completion(FINAL);
+
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    let mut n = STEP;
+    while n <= FINAL {
+        let notice = tracer
+            .set_attribute(
+                s,
+                b"gen_ai.completion",
+                AttrInput::Str(&text.as_bytes()[..n]),
+            )
+            .expect("set");
+        assert!(!notice.truncated, "cut at {n} bytes");
+        // The token count after it, as a streaming agent sets it: a
+        // scalar, which takes no room after the completion.
+        tracer
+            .set_attribute(
+                s,
+                b"gen_ai.usage.output_tokens",
+                AttrInput::Int(n as i64 / 4),
+            )
+            .expect("tokens");
+        n += STEP;
+    }
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    assert_eq!(tracer.stats().values_truncated, 0);
+
+    // Every chunk is back: a value that needs the whole pool (255 chunks
+    // and the index chunk that lists those past the first 16) is stored
+    // whole by the next span.
+    let whole_pool = 255 * CHUNK_BYTES;
+    let big = completion(whole_pool);
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    let notice = tracer
+        .set_attribute(s, b"gen_ai.prompt", AttrInput::Str(big.as_bytes()))
+        .expect("set");
+    assert!(!notice.truncated, "the pool did not get its chunks back");
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    assert_eq!(tracer.stats().spans_exported, 2);
+    assert_eq!(tracer.stats().values_truncated, 0);
+
+    let sink = std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink");
+    let got = string_value(&sink, "gen_ai.completion").expect("the completion's key");
+    assert_eq!(got.len(), FINAL, "the completion arrived cut");
+    assert!(got == text, "the completion arrived changed");
+    assert!(sink.contains(&format!(
+        "{{\"key\":\"gen_ai.usage.output_tokens\",\"value\":{{\"intValue\":\"{}\"}}}}",
+        FINAL / 4
+    )));
+    let prompt = string_value(&sink, "gen_ai.prompt").expect("the prompt's key");
+    assert!(
+        prompt == big,
+        "the whole-pool prompt arrived cut or changed"
+    );
+    drop(tracer);
+    std::fs::remove_dir_all(&dir).ok();
+}
