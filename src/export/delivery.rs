@@ -12,9 +12,10 @@ use super::gzip::GzipWriter;
 use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{RetryPolicy, RetryStep};
-use super::split::{Part, split_in_two};
+use super::split::{Part, plain_body, split_in_two};
 use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
+use super::value_cut::cut_to_fit;
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -91,6 +92,10 @@ pub enum Outcome<'a> {
         reason: &'a str,
         written: bool,
     },
+    /// `values` string and bytes values were cut to make their spans fit
+    /// a size limit (counted as truncated when the cut is made, whatever
+    /// then becomes of the spans).
+    Cut { origin: Origin, values: u64 },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
     /// An attempt got no acceptable answer.
@@ -129,6 +134,9 @@ enum Fate {
     Keep(String),
     /// The request must go as two smaller ones.
     Split(Part, Part),
+    /// The server refused the request for its size and it holds one span:
+    /// it goes again with the span's values cut.
+    TooLarge(String),
 }
 
 pub struct Delivery {
@@ -201,8 +209,21 @@ impl Delivery {
     }
 
     fn settle(&mut self, request: &Request, host: &mut dyn DeliveryHost, whole: bool) -> bool {
-        match self.attempt(request, host) {
+        let fate = self.attempt(request, host);
+        self.follow(fate, request, host, whole)
+    }
+
+    /// Does what an attempt's fate asks of the request.
+    fn follow(
+        &mut self,
+        fate: Fate,
+        request: &Request,
+        host: &mut dyn DeliveryHost,
+        whole: bool,
+    ) -> bool {
+        match fate {
             Fate::Done => true,
+            Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
             Fate::Split(first, second) => {
                 for part in [first, second] {
                     let piece = Request {
@@ -216,6 +237,66 @@ impl Delivery {
                 true
             }
             Fate::Keep(reason) => self.keep(request, &reason, host, whole),
+        }
+    }
+
+    /// A one-span request the server refused for its size goes again with
+    /// its values cut, to half the size refused each time, until it is
+    /// accepted (or kept, or refused otherwise) or nothing is left to cut:
+    /// ids, times and small attributes arrive, as for a span over
+    /// `max_request_bytes`. Each cut is made from the request as it came,
+    /// so a value is counted cut once however many tries it took. True:
+    /// a spool file it came from is done with (its span went elsewhere).
+    fn settle_cut(
+        &mut self,
+        request: &Request,
+        mut reason: String,
+        host: &mut dyn DeliveryHost,
+    ) -> bool {
+        let plain = plain_body(request.body, request.gzipped);
+        let mut last = plain.as_ref().map_or(0, Vec::len);
+        loop {
+            let cut = plain
+                .as_deref()
+                .and_then(|p| cut_to_fit(p, request.format, last / 2))
+                .filter(|c| c.body.len() < last);
+            let Some(cut) = cut else {
+                host.record(Outcome::Lost {
+                    origin: request.origin,
+                    spans: request.spans,
+                    reason: &format!(
+                        "{reason} (one span, or a request that cannot be split, is over the \
+                         backend's size limit even with its values cut)"
+                    ),
+                });
+                return true;
+            };
+            last = cut.body.len();
+            let body = if request.gzipped {
+                let mut packed = Vec::new();
+                self.gzip
+                    .get_or_insert_with(GzipWriter::new)
+                    .compress(&cut.body, &mut packed);
+                packed
+            } else {
+                cut.body
+            };
+            let piece = Request {
+                body: &body,
+                origin: request.origin.of_part(),
+                ..*request
+            };
+            match self.attempt(&piece, host) {
+                Fate::TooLarge(again) => reason = again,
+                fate => {
+                    host.record(Outcome::Cut {
+                        origin: piece.origin,
+                        values: cut.values,
+                    });
+                    self.follow(fate, &piece, host, false);
+                    return true;
+                }
+            }
         }
     }
 
@@ -277,14 +358,7 @@ impl Delivery {
                     if let Some((a, b)) = self.split(request) {
                         return Fate::Split(a, b);
                     }
-                    host.record(Outcome::Lost {
-                        origin: request.origin,
-                        spans: request.spans,
-                        reason: &format!(
-                            "{reason} (one span, or a request that cannot be split, is over the backend's size limit)"
-                        ),
-                    });
-                    return Fate::Done;
+                    return Fate::TooLarge(reason);
                 }
                 Err(SendError::Transient {
                     reason,
@@ -510,6 +584,7 @@ mod tests {
         delivered: u64,
         kept: u64,
         lost: u64,
+        cut: u64,
     }
 
     impl DeliveryHost for Host {
@@ -522,6 +597,7 @@ mod tests {
                 Outcome::Delivered { spans, .. } => self.delivered += spans,
                 Outcome::Kept { spans, .. } => self.kept += spans,
                 Outcome::Lost { spans, .. } | Outcome::Rejected { spans, .. } => self.lost += spans,
+                Outcome::Cut { values, .. } => self.cut += values,
                 _ => {}
             }
         }
@@ -638,6 +714,161 @@ mod tests {
             d.spool().list().is_empty(),
             "a kept spool file is not copied"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Refuses with 413 every body over `limit` bytes, keeps those it takes.
+    struct SizeLimited {
+        limit: usize,
+        accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+        refused: Arc<Mutex<u64>>,
+    }
+
+    impl Transport for SizeLimited {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            if body.len() > self.limit {
+                *self.refused.lock().unwrap() += 1;
+                return Err(SendError::TooLarge {
+                    reason: "HTTP 413".to_string(),
+                });
+            }
+            self.accepted.lock().unwrap().push(body.to_vec());
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "size-limited:".to_string()
+        }
+    }
+
+    /// One span with a prompt of `prompt` bytes (and a small attribute),
+    /// encoded under a 100 MB budget as the exporter would.
+    fn one_big_span(format: BodyFormat, gzip: bool, prompt: usize) -> Vec<u8> {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [7; 16];
+        r.span_id = [9; 8];
+        r.start_unix_ns = 1_700_000_000_000_000_000;
+        r.end_unix_ns = r.start_unix_ns + 5;
+        r.name = r.store_text(b"llm.chat", 256, &pool).0;
+        let text: Vec<u8> = (0..prompt).map(|i| b'a' + (i % 26) as u8).collect();
+        for (k, v) in [
+            (&b"gen_ai.prompt"[..], ValueInput::Str(&text)),
+            (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
+        ] {
+            r.set_attribute(k, &v, &SpanLimits::default(), &pool)
+                .expect("set");
+        }
+        let views = [SpanView::new(&r, &pool)];
+        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, 1);
+        assert_eq!(enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views), 1);
+        enc.body().to_vec()
+    }
+
+    #[test]
+    fn a_413_on_one_span_sends_it_again_with_its_values_cut() {
+        // A backend that takes at most 1,000,000 bytes, a span with a 3 MB
+        // prompt: it was lost whole; now it arrives, its prompt cut.
+        for (format, gzip) in [
+            (BodyFormat::Protobuf, false),
+            (BodyFormat::Json, false),
+            (BodyFormat::Protobuf, true),
+        ] {
+            for origin in [Origin::Fresh, Origin::SpoolFile, Origin::Recovered] {
+                let body = one_big_span(format, gzip, 3_000_000);
+                let dir = std::env::temp_dir().join(format!(
+                    "sg-delivery-cut-{format:?}-{gzip}-{origin:?}-{}",
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                let accepted = Arc::new(Mutex::new(Vec::new()));
+                let refused = Arc::new(Mutex::new(0));
+                // Gzipped, 3 MB of a repeated alphabet is small: the limit
+                // is on what is sent, as a server sees it.
+                let limit = if gzip { body.len() / 3 } else { 1_000_000 };
+                let transport = SizeLimited {
+                    limit,
+                    accepted: Arc::clone(&accepted),
+                    refused: Arc::clone(&refused),
+                };
+                let mut d = Delivery::new(
+                    Box::new(transport),
+                    SpoolDir::new(&dir, 1 << 30),
+                    Duration::from_secs(30),
+                    100_000_000,
+                );
+                let mut host = Host::default();
+                let request = Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin,
+                };
+                let what = format!("{format:?} gzip={gzip} {origin:?}");
+                assert!(d.deliver(&request, &mut host), "{what}: done with");
+                assert_eq!((host.delivered, host.lost, host.kept), (1, 0, 0), "{what}");
+                assert_eq!(host.cut, 1, "{what}: the prompt, counted once");
+                assert!(*refused.lock().unwrap() >= 2, "{what}: the 413s");
+                let accepted = accepted.lock().unwrap();
+                assert_eq!(accepted.len(), 1, "{what}");
+                assert!(accepted[0].len() <= limit, "{what}");
+                let spans = crate::export::otlp_decode::decode_body(&accepted[0], format, gzip)
+                    .expect("a request that decodes");
+                assert_eq!(spans.len(), 1, "{what}");
+                let span = &spans[0];
+                assert_eq!((span.trace_id, span.span_id), ([7; 16], [9; 8]), "{what}");
+                assert_eq!(span.name, "llm.chat", "{what}");
+                assert_eq!(span.end_unix_ns - span.start_unix_ns, 5, "{what}");
+                assert_eq!(
+                    span.attribute("gen_ai.usage.input_tokens")
+                        .and_then(|v| v.as_i64()),
+                    Some(42),
+                    "{what}: small attributes whole"
+                );
+                let prompt = span
+                    .attribute("gen_ai.prompt")
+                    .and_then(|v| v.as_str())
+                    .expect("the prompt, cut");
+                let whole: String = (0..3_000_000)
+                    .map(|i| (b'a' + (i % 26) as u8) as char)
+                    .collect();
+                assert!(whole.starts_with(prompt), "{what}: its beginning");
+                assert!(
+                    prompt.len() > 100_000 && prompt.len() < 1_000_000,
+                    "{what}: cut, not emptied ({} bytes)",
+                    prompt.len()
+                );
+                assert!(d.spool().list().is_empty(), "{what}");
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_with_nothing_left_to_cut_is_lost_and_no_cut_counted() {
+        let body = one_big_span(BodyFormat::Protobuf, false, 3_000_000);
+        let (mut d, _sent, dir) = delivery("nothing-to-cut", vec![]);
+        d.transport = Box::new(SizeLimited {
+            limit: 10,
+            accepted: Arc::default(),
+            refused: Arc::default(),
+        });
+        let mut host = Host::default();
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 1,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 }
