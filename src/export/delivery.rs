@@ -518,6 +518,15 @@ impl Delivery {
         let mut start = 0;
         while start < records.len() {
             let n = encoder.encode_prefix(&resource, &records[start..]);
+            // Cut to today's limit (the dead process may have had a larger
+            // one): counted now, not with the next batch that encoder makes.
+            let values = encoder.take_cut_values();
+            if values > 0 {
+                host.record(Outcome::Cut {
+                    origin: Origin::Recovered,
+                    values,
+                });
+            }
             if n == 0 {
                 host.record(Outcome::Lost {
                     origin: Origin::Recovered,
@@ -869,6 +878,47 @@ mod tests {
             &mut host,
         );
         assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn values_cut_in_recovered_spans_are_counted_when_cut() {
+        // A dead process's span, over today's limit: its value is cut to
+        // fit. The cut was never counted here, and the shared encoder's
+        // count went to the next batch of fresh spans.
+        use crate::buffer::dump::{DumpHeader, Recovered};
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{OwnedOverflow, ValueInput};
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [3; 16];
+        r.span_id = [4; 8];
+        r.name = r.store_text(b"llm.chat", 256, &pool).0;
+        r.set_attribute(
+            b"gen_ai.prompt",
+            &ValueInput::Str(&[b'p'; 600]),
+            &SpanLimits::default(),
+            &pool,
+        )
+        .expect("set");
+        assert_eq!(r.rest().chunk_count, 0, "in the arena: no chunks to carry");
+        let recovered = Recovered {
+            header: DumpHeader::new(*b"SGDUMP02", 1, "svc", &[]),
+            records: vec![(r, OwnedOverflow(Vec::new()))],
+        };
+        let (mut d, sent, dir) = delivery("recovered-cut", vec![]);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1200, 8);
+        let mut host = Host::default();
+        d.deliver_recovered(&recovered, &mut encoder, &mut host);
+        assert_eq!(sent.lock().unwrap().len(), 1);
+        assert_eq!((host.delivered, host.cut), (1, 1), "cut, and counted then");
+        assert_eq!(
+            encoder.take_cut_values(),
+            0,
+            "nothing left for the next batch"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }
