@@ -431,6 +431,25 @@ impl Delivery {
             Some(journal) if whole => Ok(self.spool.keep(&journal.path)),
             journal => {
                 self.journal = journal;
+                // Larger than the spool's cap (max_request_bytes above it):
+                // kept in parts rather than every span lost for the size of
+                // the whole. Parts of at most half the cap, so that the cap's
+                // eviction (the parts cannot all stay) takes as few spans as
+                // it can: four 20 MB spans under 64 MiB keep three, not two.
+                if !self.spool.fits(request.body.len())
+                    && let Some((a, b)) = self.split(request)
+                {
+                    for part in [a, b] {
+                        let piece = Request {
+                            body: &part.body,
+                            spans: part.spans,
+                            origin: request.origin.of_part(),
+                            ..*request
+                        };
+                        self.keep_in_parts(&piece, reason, host);
+                    }
+                    return true;
+                }
                 self.spool.write(&SpooledBatch {
                     format: request.format,
                     gzipped: request.gzipped,
@@ -464,6 +483,29 @@ impl Delivery {
             }),
         }
         true
+    }
+
+    /// Keeps a part of a request over the spool's cap: in halves while
+    /// over half the cap and more than one span (`keep`).
+    fn keep_in_parts(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        let halves = if request.spans > 1 && !self.spool.fits(request.body.len().saturating_mul(2))
+        {
+            self.split(request)
+        } else {
+            None
+        };
+        let Some((a, b)) = halves else {
+            self.keep(request, reason, host, false);
+            return;
+        };
+        for part in [a, b] {
+            let piece = Request {
+                body: &part.body,
+                spans: part.spans,
+                ..*request
+            };
+            self.keep_in_parts(&piece, reason, host);
+        }
     }
 
     /// Sends the spool's files, oldest first, while the backend takes them
@@ -594,6 +636,7 @@ mod tests {
         kept: u64,
         lost: u64,
         cut: u64,
+        evicted: u64,
     }
 
     impl DeliveryHost for Host {
@@ -607,6 +650,7 @@ mod tests {
                 Outcome::Kept { spans, .. } => self.kept += spans,
                 Outcome::Lost { spans, .. } | Outcome::Rejected { spans, .. } => self.lost += spans,
                 Outcome::Cut { values, .. } => self.cut += values,
+                Outcome::Evicted { spans, .. } => self.evicted += spans,
                 _ => {}
             }
         }
@@ -752,28 +796,41 @@ mod tests {
     /// One span with a prompt of `prompt` bytes (and a small attribute),
     /// encoded under a 100 MB budget as the exporter would.
     fn one_big_span(format: BodyFormat, gzip: bool, prompt: usize) -> Vec<u8> {
+        big_spans(format, gzip, prompt, 1)
+    }
+
+    /// `count` such spans in one request.
+    fn big_spans(format: BodyFormat, gzip: bool, prompt: usize, count: u8) -> Vec<u8> {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::span::limits::SpanLimits;
         use crate::span::record::ValueInput;
         let pool = PayloadPool::with_mib(32).expect("pool");
-        // SAFETY: all-zero bytes are an empty record.
-        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
-        r.trace_id = [7; 16];
-        r.span_id = [9; 8];
-        r.start_unix_ns = 1_700_000_000_000_000_000;
-        r.end_unix_ns = r.start_unix_ns + 5;
-        r.name = r.store_text(b"llm.chat", 256, &pool).0;
         let text: Vec<u8> = (0..prompt).map(|i| b'a' + (i % 26) as u8).collect();
-        for (k, v) in [
-            (&b"gen_ai.prompt"[..], ValueInput::Str(&text)),
-            (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
-        ] {
-            r.set_attribute(k, &v, &SpanLimits::default(), &pool)
-                .expect("set");
-        }
-        let views = [SpanView::new(&r, &pool)];
-        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, 1);
-        assert_eq!(enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views), 1);
+        let records: Vec<Box<SpanRecord>> = (0..count)
+            .map(|i| {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [7; 16];
+                r.span_id = [9 + i; 8];
+                r.start_unix_ns = 1_700_000_000_000_000_000;
+                r.end_unix_ns = r.start_unix_ns + 5;
+                r.name = r.store_text(b"llm.chat", 256, &pool).0;
+                for (k, v) in [
+                    (&b"gen_ai.prompt"[..], ValueInput::Str(&text)),
+                    (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
+                ] {
+                    r.set_attribute(k, &v, &SpanLimits::default(), &pool)
+                        .expect("set");
+                }
+                r
+            })
+            .collect();
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, count as usize);
+        assert_eq!(
+            enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views),
+            count as usize
+        );
         enc.body().to_vec()
     }
 
@@ -919,6 +976,45 @@ mod tests {
             0,
             "nothing left for the next batch"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_request_larger_than_the_spool_cap_is_spooled_in_parts() {
+        // max_request_bytes above the spool's cap (here 1 MiB): a request
+        // of four 400 KB spans, the backend down. All four were lost ("batch
+        // larger than the spool cap") though each alone fits. In parts of
+        // at most half the cap (one span each here), the spool keeps what
+        // its cap holds: the two newest, the older evicted and counted as
+        // the cap's.
+        let body = big_spans(BodyFormat::Protobuf, false, 400_000, 4);
+        assert!(body.len() > 1 << 20);
+        let (_, sent, dir) = delivery("spool-cap", vec![]);
+        let mut d = Delivery::new(
+            Box::new(Scripted {
+                answers: Arc::new(Mutex::new(vec![busy(None)])),
+                sent,
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            100_000_000,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 4,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!((host.kept, host.lost, host.evicted), (4, 0, 2));
+        assert_eq!(d.spool().list().len(), 2, "the two newest spans");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
