@@ -130,6 +130,8 @@ pub trait DeliveryHost {
 enum Fate {
     /// Every span is accounted for.
     Done,
+    /// Refused for good: every span is counted lost.
+    Refused,
     /// Nothing was delivered; keep the request for later.
     Keep(String),
     /// The request must go as two smaller ones.
@@ -222,7 +224,7 @@ impl Delivery {
         whole: bool,
     ) -> bool {
         match fate {
-            Fate::Done => true,
+            Fate::Done | Fate::Refused => true,
             Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
             Fate::Split(first, second) => {
                 for part in [first, second] {
@@ -288,6 +290,8 @@ impl Delivery {
             };
             match self.attempt(&piece, host) {
                 Fate::TooLarge(again) => reason = again,
+                // A lost span's values are not counted as cut.
+                Fate::Refused => return true,
                 fate => {
                     host.record(Outcome::Cut {
                         origin: piece.origin,
@@ -350,7 +354,7 @@ impl Delivery {
                         spans: request.spans,
                         reason: &reason,
                     });
-                    return Fate::Done;
+                    return Fate::Refused;
                 }
                 Err(SendError::TooLarge { reason }) => {
                     self.down_until = None;
@@ -1015,6 +1019,32 @@ mod tests {
         );
         assert_eq!((host.kept, host.lost, host.evicted), (4, 0, 2));
         assert_eq!(d.spool().list().len(), 2, "the two newest spans");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_cut_span_then_refused_is_lost_and_its_cut_not_counted() {
+        let body = one_big_span(BodyFormat::Protobuf, false, 300_000);
+        let too_large = Err(SendError::TooLarge {
+            reason: "HTTP 413".to_string(),
+        });
+        let refused = Err(SendError::Permanent {
+            reason: "HTTP 400".to_string(),
+        });
+        let (mut d, sent, dir) = delivery("cut-refused", vec![too_large, refused]);
+        let mut host = Host::default();
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 1,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!(sent.lock().unwrap().len(), 2);
+        assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -259,3 +259,82 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
     }
     out.push(b'"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::otlp_decode::{Value, decode_json};
+
+    /// An OTLP/JSON request of one span with these attribute values.
+    fn json_request(values: &[&str]) -> Vec<u8> {
+        let attributes: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!(r#"{{"key":"k{i}","value":{v}}}"#))
+            .collect();
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"07070707070707070707070707070707","spanId":"0909090909090909","name":"llm.chat","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{}],"status":{{"message":"{}","code":2}}}}]}}]}}]}}"#,
+            attributes.join(","),
+            "m".repeat(50)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn json_text_is_cut_on_characters_and_escapes_and_base64_on_whole_groups() {
+        // 3000 "é" (2 bytes each), 3000 escaped control characters (6 bytes
+        // each in JSON, 1 decoded), 3000 bytes as base64, and a short value.
+        let accents = format!(r#"{{"stringValue":"{}"}}"#, "é".repeat(3000));
+        let controls = format!(r#"{{"stringValue":"{}"}}"#, "\\u0001".repeat(3000));
+        let bytes = format!(r#"{{"bytesValue":"{}"}}"#, "QUJD".repeat(1000));
+        let short = r#"{"stringValue":"short"}"#.to_string();
+        let body = json_request(&[&accents, &controls, &bytes, &short]);
+        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() / 4).expect("cut");
+        assert!(cut.body.len() <= body.len() / 4);
+        assert_eq!(
+            cut.values, 3,
+            "the three long values, not the short one nor the status"
+        );
+        let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
+        let span = &spans[0];
+        assert_eq!(span.name, "llm.chat");
+        assert_eq!(span.status_message, "m".repeat(50));
+        let text = |k: &str| {
+            span.attribute(k)
+                .and_then(Value::as_str)
+                .expect(k)
+                .to_string()
+        };
+        let a = text("k0");
+        assert!(
+            !a.is_empty() && a.chars().all(|c| c == 'é'),
+            "whole characters"
+        );
+        let c = text("k1");
+        assert!(!c.is_empty() && c.bytes().all(|b| b == 1));
+        assert_eq!(text("k3"), "short");
+        match span.attribute("k2") {
+            Some(Value::Bytes(b)) => {
+                assert!(!b.is_empty() && b.len() < 3000 && b.len() % 3 == 0);
+                assert!(b.chunks(3).all(|g| g == b"ABC"));
+            }
+            other => panic!("bytes expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_with_no_value_to_cut_is_left_alone() {
+        let body = json_request(&[r#"{"intValue":"5"}"#]);
+        // The status message is a value too: emptied at most.
+        let cut = cut_to_fit(&body, BodyFormat::Json, 10).expect("the status message");
+        assert_eq!(cut.values, 1);
+        let plain = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"name":"{}"}}]}}]}}]}}"#,
+            "n".repeat(5000)
+        );
+        assert!(
+            cut_to_fit(plain.as_bytes(), BodyFormat::Json, 10).is_none(),
+            "names are not cut"
+        );
+    }
+}
