@@ -757,7 +757,8 @@ typedef struct spanguard_config {
   /*
    The largest request body, in bytes before compression
    (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as several
-   requests, and a 413 answer splits a request again. Default 1000000.
+   requests, and a 413 answer splits a request again, or cuts the
+   values of a span alone in it (`values_truncated`). Default 1000000.
    */
   uint32_t max_request_bytes;
   /*

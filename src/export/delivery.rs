@@ -12,9 +12,10 @@ use super::gzip::GzipWriter;
 use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{RetryPolicy, RetryStep};
-use super::split::{Part, split_in_two};
+use super::split::{Part, plain_body, split_in_two};
 use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
+use super::value_cut::cut_to_fit;
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -91,6 +92,10 @@ pub enum Outcome<'a> {
         reason: &'a str,
         written: bool,
     },
+    /// `values` string and bytes values were cut to make their spans fit
+    /// a size limit (counted as truncated when the cut is made, whatever
+    /// then becomes of the spans).
+    Cut { origin: Origin, values: u64 },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
     /// An attempt got no acceptable answer.
@@ -125,10 +130,15 @@ pub trait DeliveryHost {
 enum Fate {
     /// Every span is accounted for.
     Done,
+    /// Refused for good: every span is counted lost.
+    Refused,
     /// Nothing was delivered; keep the request for later.
     Keep(String),
     /// The request must go as two smaller ones.
     Split(Part, Part),
+    /// The server refused the request for its size and it holds one span:
+    /// it goes again with the span's values cut.
+    TooLarge(String),
 }
 
 pub struct Delivery {
@@ -201,8 +211,21 @@ impl Delivery {
     }
 
     fn settle(&mut self, request: &Request, host: &mut dyn DeliveryHost, whole: bool) -> bool {
-        match self.attempt(request, host) {
-            Fate::Done => true,
+        let fate = self.attempt(request, host);
+        self.follow(fate, request, host, whole)
+    }
+
+    /// Does what an attempt's fate asks of the request.
+    fn follow(
+        &mut self,
+        fate: Fate,
+        request: &Request,
+        host: &mut dyn DeliveryHost,
+        whole: bool,
+    ) -> bool {
+        match fate {
+            Fate::Done | Fate::Refused => true,
+            Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
             Fate::Split(first, second) => {
                 for part in [first, second] {
                     let piece = Request {
@@ -216,6 +239,68 @@ impl Delivery {
                 true
             }
             Fate::Keep(reason) => self.keep(request, &reason, host, whole),
+        }
+    }
+
+    /// A one-span request the server refused for its size goes again with
+    /// its values cut, to half the size refused each time, until it is
+    /// accepted (or kept, or refused otherwise) or nothing is left to cut:
+    /// ids, times and small attributes arrive, as for a span over
+    /// `max_request_bytes`. Each cut is made from the request as it came,
+    /// so a value is counted cut once however many tries it took. True:
+    /// a spool file it came from is done with (its span went elsewhere).
+    fn settle_cut(
+        &mut self,
+        request: &Request,
+        mut reason: String,
+        host: &mut dyn DeliveryHost,
+    ) -> bool {
+        let plain = plain_body(request.body, request.gzipped);
+        let mut last = plain.as_ref().map_or(0, Vec::len);
+        loop {
+            let cut = plain
+                .as_deref()
+                .and_then(|p| cut_to_fit(p, request.format, last / 2))
+                .filter(|c| c.body.len() < last);
+            let Some(cut) = cut else {
+                host.record(Outcome::Lost {
+                    origin: request.origin,
+                    spans: request.spans,
+                    reason: &format!(
+                        "{reason} (one span, or a request that cannot be split, is over the \
+                         backend's size limit even with its values cut)"
+                    ),
+                });
+                return true;
+            };
+            last = cut.body.len();
+            let body = if request.gzipped {
+                let mut packed = Vec::new();
+                self.gzip
+                    .get_or_insert_with(GzipWriter::new)
+                    .compress(&cut.body, &mut packed);
+                packed
+            } else {
+                cut.body
+            };
+            let piece = Request {
+                body: &body,
+                origin: request.origin.of_part(),
+                ..*request
+            };
+            match self.attempt(&piece, host) {
+                Fate::TooLarge(again) => reason = again,
+                // A lost span's values are not counted as cut.
+                Fate::Refused => return true,
+                fate => {
+                    host.record(Outcome::Cut {
+                        origin: piece.origin,
+                        values: cut.values,
+                    });
+                    self.follow(fate, &piece, host, false);
+                    return true;
+                }
+            }
         }
     }
 
@@ -269,7 +354,7 @@ impl Delivery {
                         spans: request.spans,
                         reason: &reason,
                     });
-                    return Fate::Done;
+                    return Fate::Refused;
                 }
                 Err(SendError::TooLarge { reason }) => {
                     self.down_until = None;
@@ -277,14 +362,7 @@ impl Delivery {
                     if let Some((a, b)) = self.split(request) {
                         return Fate::Split(a, b);
                     }
-                    host.record(Outcome::Lost {
-                        origin: request.origin,
-                        spans: request.spans,
-                        reason: &format!(
-                            "{reason} (one span, or a request that cannot be split, is over the backend's size limit)"
-                        ),
-                    });
-                    return Fate::Done;
+                    return Fate::TooLarge(reason);
                 }
                 Err(SendError::Transient {
                     reason,
@@ -357,6 +435,25 @@ impl Delivery {
             Some(journal) if whole => Ok(self.spool.keep(&journal.path)),
             journal => {
                 self.journal = journal;
+                // Larger than the spool's cap (max_request_bytes above it):
+                // kept in parts rather than every span lost for the size of
+                // the whole. Parts of at most half the cap, so that the cap's
+                // eviction (the parts cannot all stay) takes as few spans as
+                // it can: four 20 MB spans under 64 MiB keep three, not two.
+                if !self.spool.fits(request.body.len())
+                    && let Some((a, b)) = self.split(request)
+                {
+                    for part in [a, b] {
+                        let piece = Request {
+                            body: &part.body,
+                            spans: part.spans,
+                            origin: request.origin.of_part(),
+                            ..*request
+                        };
+                        self.keep_in_parts(&piece, reason, host);
+                    }
+                    return true;
+                }
                 self.spool.write(&SpooledBatch {
                     format: request.format,
                     gzipped: request.gzipped,
@@ -390,6 +487,29 @@ impl Delivery {
             }),
         }
         true
+    }
+
+    /// Keeps a part of a request over the spool's cap: in halves while
+    /// over half the cap and more than one span (`keep`).
+    fn keep_in_parts(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        let halves = if request.spans > 1 && !self.spool.fits(request.body.len().saturating_mul(2))
+        {
+            self.split(request)
+        } else {
+            None
+        };
+        let Some((a, b)) = halves else {
+            self.keep(request, reason, host, false);
+            return;
+        };
+        for part in [a, b] {
+            let piece = Request {
+                body: &part.body,
+                spans: part.spans,
+                ..*request
+            };
+            self.keep_in_parts(&piece, reason, host);
+        }
     }
 
     /// Sends the spool's files, oldest first, while the backend takes them
@@ -444,6 +564,15 @@ impl Delivery {
         let mut start = 0;
         while start < records.len() {
             let n = encoder.encode_prefix(&resource, &records[start..]);
+            // Cut to today's limit (the dead process may have had a larger
+            // one): counted now, not with the next batch that encoder makes.
+            let values = encoder.take_cut_values();
+            if values > 0 {
+                host.record(Outcome::Cut {
+                    origin: Origin::Recovered,
+                    values,
+                });
+            }
             if n == 0 {
                 host.record(Outcome::Lost {
                     origin: Origin::Recovered,
@@ -510,6 +639,8 @@ mod tests {
         delivered: u64,
         kept: u64,
         lost: u64,
+        cut: u64,
+        evicted: u64,
     }
 
     impl DeliveryHost for Host {
@@ -522,6 +653,8 @@ mod tests {
                 Outcome::Delivered { spans, .. } => self.delivered += spans,
                 Outcome::Kept { spans, .. } => self.kept += spans,
                 Outcome::Lost { spans, .. } | Outcome::Rejected { spans, .. } => self.lost += spans,
+                Outcome::Cut { values, .. } => self.cut += values,
+                Outcome::Evicted { spans, .. } => self.evicted += spans,
                 _ => {}
             }
         }
@@ -638,6 +771,280 @@ mod tests {
             d.spool().list().is_empty(),
             "a kept spool file is not copied"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Refuses with 413 every body over `limit` bytes, keeps those it takes.
+    struct SizeLimited {
+        limit: usize,
+        accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+        refused: Arc<Mutex<u64>>,
+    }
+
+    impl Transport for SizeLimited {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            if body.len() > self.limit {
+                *self.refused.lock().unwrap() += 1;
+                return Err(SendError::TooLarge {
+                    reason: "HTTP 413".to_string(),
+                });
+            }
+            self.accepted.lock().unwrap().push(body.to_vec());
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "size-limited:".to_string()
+        }
+    }
+
+    /// One span with a prompt of `prompt` bytes (and a small attribute),
+    /// encoded under a 100 MB budget as the exporter would.
+    fn one_big_span(format: BodyFormat, gzip: bool, prompt: usize) -> Vec<u8> {
+        big_spans(format, gzip, prompt, 1)
+    }
+
+    /// `count` such spans in one request.
+    fn big_spans(format: BodyFormat, gzip: bool, prompt: usize, count: u8) -> Vec<u8> {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        let text: Vec<u8> = (0..prompt).map(|i| b'a' + (i % 26) as u8).collect();
+        let records: Vec<Box<SpanRecord>> = (0..count)
+            .map(|i| {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [7; 16];
+                r.span_id = [9 + i; 8];
+                r.start_unix_ns = 1_700_000_000_000_000_000;
+                r.end_unix_ns = r.start_unix_ns + 5;
+                r.name = r.store_text(b"llm.chat", 256, &pool).0;
+                for (k, v) in [
+                    (&b"gen_ai.prompt"[..], ValueInput::Str(&text)),
+                    (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
+                ] {
+                    r.set_attribute(k, &v, &SpanLimits::default(), &pool)
+                        .expect("set");
+                }
+                r
+            })
+            .collect();
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, count as usize);
+        assert_eq!(
+            enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views),
+            count as usize
+        );
+        enc.body().to_vec()
+    }
+
+    #[test]
+    fn a_413_on_one_span_sends_it_again_with_its_values_cut() {
+        // A backend that takes at most 1,000,000 bytes, a span with a 3 MB
+        // prompt: it was lost whole; now it arrives, its prompt cut.
+        for (format, gzip) in [
+            (BodyFormat::Protobuf, false),
+            (BodyFormat::Json, false),
+            (BodyFormat::Protobuf, true),
+        ] {
+            for origin in [Origin::Fresh, Origin::SpoolFile, Origin::Recovered] {
+                let body = one_big_span(format, gzip, 3_000_000);
+                let dir = std::env::temp_dir().join(format!(
+                    "sg-delivery-cut-{format:?}-{gzip}-{origin:?}-{}",
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                let accepted = Arc::new(Mutex::new(Vec::new()));
+                let refused = Arc::new(Mutex::new(0));
+                // Gzipped, 3 MB of a repeated alphabet is small: the limit
+                // is on what is sent, as a server sees it.
+                let limit = if gzip { body.len() / 3 } else { 1_000_000 };
+                let transport = SizeLimited {
+                    limit,
+                    accepted: Arc::clone(&accepted),
+                    refused: Arc::clone(&refused),
+                };
+                let mut d = Delivery::new(
+                    Box::new(transport),
+                    SpoolDir::new(&dir, 1 << 30),
+                    Duration::from_secs(30),
+                    100_000_000,
+                );
+                let mut host = Host::default();
+                let request = Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin,
+                };
+                let what = format!("{format:?} gzip={gzip} {origin:?}");
+                assert!(d.deliver(&request, &mut host), "{what}: done with");
+                assert_eq!((host.delivered, host.lost, host.kept), (1, 0, 0), "{what}");
+                assert_eq!(host.cut, 1, "{what}: the prompt, counted once");
+                assert!(*refused.lock().unwrap() >= 2, "{what}: the 413s");
+                let accepted = accepted.lock().unwrap();
+                assert_eq!(accepted.len(), 1, "{what}");
+                assert!(accepted[0].len() <= limit, "{what}");
+                let spans = crate::export::otlp_decode::decode_body(&accepted[0], format, gzip)
+                    .expect("a request that decodes");
+                assert_eq!(spans.len(), 1, "{what}");
+                let span = &spans[0];
+                assert_eq!((span.trace_id, span.span_id), ([7; 16], [9; 8]), "{what}");
+                assert_eq!(span.name, "llm.chat", "{what}");
+                assert_eq!(span.end_unix_ns - span.start_unix_ns, 5, "{what}");
+                assert_eq!(
+                    span.attribute("gen_ai.usage.input_tokens")
+                        .and_then(|v| v.as_i64()),
+                    Some(42),
+                    "{what}: small attributes whole"
+                );
+                let prompt = span
+                    .attribute("gen_ai.prompt")
+                    .and_then(|v| v.as_str())
+                    .expect("the prompt, cut");
+                let whole: String = (0..3_000_000)
+                    .map(|i| (b'a' + (i % 26) as u8) as char)
+                    .collect();
+                assert!(whole.starts_with(prompt), "{what}: its beginning");
+                assert!(
+                    prompt.len() > 100_000 && prompt.len() < 1_000_000,
+                    "{what}: cut, not emptied ({} bytes)",
+                    prompt.len()
+                );
+                assert!(d.spool().list().is_empty(), "{what}");
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_with_nothing_left_to_cut_is_lost_and_no_cut_counted() {
+        let body = one_big_span(BodyFormat::Protobuf, false, 3_000_000);
+        let (mut d, _sent, dir) = delivery("nothing-to-cut", vec![]);
+        d.transport = Box::new(SizeLimited {
+            limit: 10,
+            accepted: Arc::default(),
+            refused: Arc::default(),
+        });
+        let mut host = Host::default();
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 1,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn values_cut_in_recovered_spans_are_counted_when_cut() {
+        // A dead process's span, over today's limit: its value is cut to
+        // fit. The cut was never counted here, and the shared encoder's
+        // count went to the next batch of fresh spans.
+        use crate::buffer::dump::{DumpHeader, Recovered};
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{OwnedOverflow, ValueInput};
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [3; 16];
+        r.span_id = [4; 8];
+        r.name = r.store_text(b"llm.chat", 256, &pool).0;
+        r.set_attribute(
+            b"gen_ai.prompt",
+            &ValueInput::Str(&[b'p'; 600]),
+            &SpanLimits::default(),
+            &pool,
+        )
+        .expect("set");
+        assert_eq!(r.rest().chunk_count, 0, "in the arena: no chunks to carry");
+        let recovered = Recovered {
+            header: DumpHeader::new(*b"SGDUMP02", 1, "svc", &[]),
+            records: vec![(r, OwnedOverflow(Vec::new()))],
+        };
+        let (mut d, sent, dir) = delivery("recovered-cut", vec![]);
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1200, 8);
+        let mut host = Host::default();
+        d.deliver_recovered(&recovered, &mut encoder, &mut host);
+        assert_eq!(sent.lock().unwrap().len(), 1);
+        assert_eq!((host.delivered, host.cut), (1, 1), "cut, and counted then");
+        assert_eq!(
+            encoder.take_cut_values(),
+            0,
+            "nothing left for the next batch"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_request_larger_than_the_spool_cap_is_spooled_in_parts() {
+        // max_request_bytes above the spool's cap (here 1 MiB): a request
+        // of four 400 KB spans, the backend down. All four were lost ("batch
+        // larger than the spool cap") though each alone fits. In parts of
+        // at most half the cap (one span each here), the spool keeps what
+        // its cap holds: the two newest, the older evicted and counted as
+        // the cap's.
+        let body = big_spans(BodyFormat::Protobuf, false, 400_000, 4);
+        assert!(body.len() > 1 << 20);
+        let (_, sent, dir) = delivery("spool-cap", vec![]);
+        let mut d = Delivery::new(
+            Box::new(Scripted {
+                answers: Arc::new(Mutex::new(vec![busy(None)])),
+                sent,
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            100_000_000,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 4,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!((host.kept, host.lost, host.evicted), (4, 0, 2));
+        assert_eq!(d.spool().list().len(), 2, "the two newest spans");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_cut_span_then_refused_is_lost_and_its_cut_not_counted() {
+        let body = one_big_span(BodyFormat::Protobuf, false, 300_000);
+        let too_large = Err(SendError::TooLarge {
+            reason: "HTTP 413".to_string(),
+        });
+        let refused = Err(SendError::Permanent {
+            reason: "HTTP 400".to_string(),
+        });
+        let (mut d, sent, dir) = delivery("cut-refused", vec![too_large, refused]);
+        let mut host = Host::default();
+        d.deliver(
+            &Request {
+                body: &body,
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: 1,
+                origin: Origin::Fresh,
+            },
+            &mut host,
+        );
+        assert_eq!(sent.lock().unwrap().len(), 2);
+        assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -764,6 +764,7 @@ impl DeliveryHost for ExporterHost {
                 );
                 self.diagnostics.spooled(spans, &self.spool_dir, reason);
             }
+            Outcome::Cut { values, .. } => Stats::add(&s.values_truncated, values),
             Outcome::Evicted { files, spans } => {
                 Stats::add(&s.dropped_spool_overflow, spans);
                 let text =

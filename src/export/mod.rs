@@ -26,3 +26,4 @@ pub mod retry;
 pub mod split;
 pub mod spool;
 pub mod transport;
+pub mod value_cut;

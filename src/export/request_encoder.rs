@@ -25,6 +25,10 @@ pub struct RequestEncoder {
     /// Bytes encoded so far, parts that did not fit included (the cost
     /// of finding the parts; tests).
     encoded_total: u64,
+    /// Values the span budget cut in the requests kept since the last
+    /// `take_cut_values`: encodings thrown away (a part that did not fit)
+    /// cut values no request carries, and are not counted.
+    cut_values: u64,
 }
 
 impl RequestEncoder {
@@ -39,6 +43,7 @@ impl RequestEncoder {
             encoded: Vec::with_capacity((batch * 512).min(budget)),
             compressed: Vec::with_capacity((batch * 128).min(budget)),
             encoded_total: 0,
+            cut_values: 0,
         }
     }
 
@@ -54,11 +59,11 @@ impl RequestEncoder {
     /// nothing is encoded: the caller counts it lost).
     pub fn encode_prefix(&mut self, resource: &ResourceInfo, records: &[SpanView]) -> usize {
         // The framing every request of this resource carries, and a margin
-        // for a scope of its own and the span's field header.
+        // for a scope of its own and the span's field header. A span whose
+        // scope takes more than the margin gets a smaller budget below.
         self.encode_plain(resource, &[]);
-        let span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
-        self.proto.set_span_budget(Some(span_budget));
-        self.json.set_span_budget(Some(span_budget));
+        let mut span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
+        self.set_span_budget(span_budget);
         // Start from the spans the estimate says fit, not from them all: a
         // batch of large spans (512 with 100 KB prompts is 51 MB) encoded
         // whole to learn it is too big, once per part, cost the square of
@@ -75,13 +80,26 @@ impl RequestEncoder {
         }
         loop {
             self.encode_plain(resource, &records[..n]);
+            // Only the encoding kept may count its cuts.
+            let cut = self.proto.take_cut_values() + self.json.take_cut_values();
             let len = self.encoded.len();
             if len <= self.budget {
+                self.cut_values += cut;
                 break;
             }
             if n <= 1 {
-                self.encoded.clear();
-                return 0;
+                // One span, over by what its scope (name, version, schema
+                // URL: each up to MAX_SCOPE_BYTES) took beyond the margin:
+                // its values are cut by that much more. Nothing left to cut
+                // from: lost, and none of its values counted as cut.
+                let over = len - self.budget;
+                if n == 0 || span_budget == 0 {
+                    self.encoded.clear();
+                    return 0;
+                }
+                span_budget = span_budget.saturating_sub(over);
+                self.set_span_budget(span_budget);
+                continue;
             }
             // Shrink in proportion to the excess: one or two encodings find
             // a part that fits, whatever the spans' sizes.
@@ -95,10 +113,15 @@ impl RequestEncoder {
         n
     }
 
-    /// Values the span budget cut since the last call (counted as
-    /// truncated).
+    fn set_span_budget(&mut self, bytes: usize) {
+        self.proto.set_span_budget(Some(bytes));
+        self.json.set_span_budget(Some(bytes));
+    }
+
+    /// Values the span budget cut in the requests encoded since the last
+    /// call (counted as truncated).
     pub fn take_cut_values(&mut self) -> u64 {
-        self.proto.take_cut_values() + self.json.take_cut_values()
+        std::mem::take(&mut self.cut_values)
     }
 
     fn encode_plain(&mut self, resource: &ResourceInfo, records: &[SpanView]) {
@@ -212,6 +235,99 @@ mod tests {
                 enc.encoded_total()
             );
         }
+    }
+
+    /// A span with `value` in `gen_ai.prompt` and, when `scope` > 0, a
+    /// scope name, version and schema URL of `scope` bytes each.
+    fn span_with(pool: &PayloadPool, id: u64, value: &[u8], scope: usize) -> Box<SpanRecord> {
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = id.to_be_bytes();
+        if scope > 0 {
+            let text = vec![b's'; scope];
+            let (n, _) = r.store_text(&text, scope, pool);
+            let (v, _) = r.store_text(&text, scope, pool);
+            let (u, _) = r.store_text(&text, scope, pool);
+            assert_eq!(
+                u.offset,
+                v.offset + v.len,
+                "the schema URL follows the version"
+            );
+            let rest = r.rest_mut();
+            rest.scope_name = n;
+            rest.scope_version = v;
+            rest.scope_schema_url_len = u.len as u16;
+        }
+        r.name = r.store_text(b"llm.chat", 256, pool).0;
+        let limits = SpanLimits::default();
+        r.set_attribute(b"gen_ai.prompt", &ValueInput::Str(value), &limits, pool)
+            .expect("set");
+        r
+    }
+
+    #[test]
+    fn a_span_with_a_long_scope_is_cut_to_fit_not_lost() {
+        // Scope name, version and schema URL of 256 bytes each (768 past
+        // the 512-byte margin the span budget left) and a 2 MB prompt: the
+        // prompt was cut to the budget, the request came out over it, and
+        // the span was lost with its cut counted.
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        let prompt = vec![b'p'; 2_000_000];
+        let record = span_with(&pool, 1, &prompt, 256);
+        let views = [SpanView::new(&record, &pool)];
+        let resource = ResourceInfo::new("scope", &[]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let budget = 1_000_000;
+            let mut enc = RequestEncoder::new(format, false, budget, 512);
+            assert_eq!(enc.encode_prefix(&resource, &views), 1, "{format:?}: sent");
+            assert!(enc.body().len() <= budget, "{format:?}");
+            assert!(
+                enc.body().len() > budget - 4096,
+                "{format:?}: cut no more than needed"
+            );
+            assert_eq!(enc.take_cut_values(), 1, "{format:?}: the prompt, once");
+        }
+    }
+
+    #[test]
+    fn a_span_that_cannot_fit_is_lost_without_a_cut_counted() {
+        // A budget smaller than the framing: nothing fits, and a lost
+        // span's values are not "truncated".
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        let record = span_with(&pool, 1, &vec![b'p'; 100_000], 200);
+        let views = [SpanView::new(&record, &pool)];
+        let resource = ResourceInfo::new("tiny", &[]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let mut enc = RequestEncoder::new(format, false, 300, 512);
+            assert_eq!(enc.encode_prefix(&resource, &views), 0, "{format:?}");
+            assert_eq!(enc.take_cut_values(), 0, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_cuts_of_the_requests_sent_are_counted() {
+        // Two spans, each with one 180 KB value of control characters: in
+        // JSON each is 1.08 MB (6 bytes a character), so each is cut once
+        // to fit 1 MB. The estimate put both in one request; that encoding,
+        // thrown away, cut both too, and 4 cuts were counted.
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        let control = vec![0x01u8; 180_000];
+        let records = [
+            span_with(&pool, 1, &control, 0),
+            span_with(&pool, 2, &control, 0),
+        ];
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let resource = ResourceInfo::new("control", &[]);
+        let mut enc = RequestEncoder::new(BodyFormat::Json, false, 1_000_000, 512);
+        let (mut start, mut cut) = (0, 0);
+        while start < views.len() {
+            let n = enc.encode_prefix(&resource, &views[start..]);
+            assert!(n > 0);
+            cut += enc.take_cut_values();
+            start += n;
+        }
+        assert_eq!(cut, 2, "each value cut once");
     }
 
     #[test]

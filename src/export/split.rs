@@ -34,19 +34,7 @@ pub fn split_in_two(
     gzipped: bool,
     gzip: &mut GzipWriter,
 ) -> Option<(Part, Part)> {
-    let plain = if gzipped {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(body)
-            .take(MAX_DECODED_BYTES + 1)
-            .read_to_end(&mut out)
-            .ok()?;
-        if out.len() as u64 > MAX_DECODED_BYTES {
-            return None;
-        }
-        out
-    } else {
-        body.to_vec()
-    };
+    let plain = plain_body(body, gzipped)?;
     let total = count_spans(&plain, format)?;
     if total < 2 {
         return None;
@@ -66,6 +54,23 @@ pub fn split_in_two(
         }
     }
     Some((first, second))
+}
+
+/// The request body uncompressed; None when it does not gunzip, or to
+/// more than `MAX_DECODED_BYTES`.
+pub fn plain_body(body: &[u8], gzipped: bool) -> Option<Vec<u8>> {
+    if !gzipped {
+        return Some(body.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(MAX_DECODED_BYTES + 1)
+        .read_to_end(&mut out)
+        .ok()?;
+    if out.len() as u64 > MAX_DECODED_BYTES {
+        return None;
+    }
+    Some(out)
 }
 
 /// How many spans the request holds.

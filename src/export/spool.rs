@@ -132,6 +132,12 @@ impl SpoolDir {
         self.max_bytes
     }
 
+    /// Whether a request body of `len` bytes fits in one spool file (the
+    /// cap bounds the directory, so one file too).
+    pub fn fits(&self, len: usize) -> bool {
+        (HEADER_LEN + len) as u64 <= self.max_bytes
+    }
+
     /// The largest spool file read: the cap, or `ALWAYS_READ_BYTES` if
     /// that is larger. A file over it is no batch this reader takes.
     pub fn read_limit(&self) -> u64 {
@@ -279,8 +285,7 @@ impl SpoolDir {
         body: &[u8],
         sync: bool,
     ) -> io::Result<(PathBuf, LockedFile)> {
-        let size = (HEADER_LEN + body.len()) as u64;
-        if size > self.max_bytes {
+        if !self.fits(body.len()) {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 "batch larger than the spool cap",

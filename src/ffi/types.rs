@@ -236,7 +236,8 @@ pub struct spanguard_config {
     pub client_key: *const c_char,
     /// The largest request body, in bytes before compression
     /// (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as several
-    /// requests, and a 413 answer splits a request again. Default 1000000.
+    /// requests, and a 413 answer splits a request again, or cuts the
+    /// values of a span alone in it (`values_truncated`). Default 1000000.
     pub max_request_bytes: u32,
     /// The longest line the local sink writes, newline included
     /// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry

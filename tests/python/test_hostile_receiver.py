@@ -220,6 +220,30 @@ def test_a_413_above_a_size_leads_to_smaller_requests_and_no_loss(emitter, tmp_p
     assert run.stats["replayed_spans"] == 128 and run.stats["spans_exported"] == 64
 
 
+def test_a_413_on_a_span_alone_cuts_its_values_and_loses_nothing(emitter, tmp_path):
+    """Spans with a 300 KB prompt, max_request_bytes raised to 100 MB, a receiver
+    that takes at most 100 KB: the spool files (the backend was down) and the
+    fresh batches are split down to one span, which the receiver still
+    refuses. Each span was lost whole; now it goes again with its prompt cut
+    (to half the size refused, until taken), counted once in values_truncated."""
+    limit, prompt = 100_000, 300_000
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        run = run_through(emitter, rx, tmp_path, {"mode": "refuse"}, after={"mode": f"too_large:{limit}"},
+                          first=4, then=2, env={"SPANGUARD_MAX_REQUEST_BYTES": "100000000"},
+                          extra=["--from-env", "--batch", "4", "--prompt-bytes", str(prompt)])
+        got = check_every_span_arrived_or_is_counted(run, rx)
+        accepted, spans = rx.accepted_records(), rx.spans()
+    assert got == run.keys, "a span was lost to the 413"
+    assert all(r["body_bytes"] <= limit for r in accepted)
+    assert run.stats["values_truncated"] == len(run.keys), "each prompt cut, counted once"
+    whole = {(s["trace_id"], s["span_id"]): s["attributes"]["gen_ai.prompt"]["value"] for s in run.manifest["spans"]}
+    for s in spans:
+        cut = s["attributes"]["gen_ai.prompt"]
+        assert limit // 4 < len(cut) < limit, len(cut)
+        assert whole[(s["trace_id"], s["span_id"])].startswith(cut)
+        assert s["attributes"]["str"] == f"value-{int(s['name'].split()[0][3:])}", "small attributes whole"
+
+
 def test_requests_stay_under_the_configured_size(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
         run = run_through(emitter, rx, tmp_path, {"mode": "ok"}, first=120, then=1,

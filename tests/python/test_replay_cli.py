@@ -10,6 +10,7 @@ import os
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,3 +140,48 @@ def test_crash_dumps_and_flight_files_are_replayed_too(tmp_path, how, flight, le
     assert numbers <= got, f"{len(numbers - got)} reported spans did not arrive"
     left = [p.name for p in spool.iterdir() if p.suffix in (".sgspool", ".sgdump", ".sgflight")]
     assert left == []
+
+
+LIB = Path(os.environ.get("SPANGUARD_LIB", REPO / "build" / "lib" / "libspanguard.so"))
+
+# Ends one span with a prompt of PROMPT bytes through the C ABI (the tracer
+# from the environment, its flight recorder on), then dies by SIGKILL before
+# the exporter wakes: the span is left in the flight file.
+KILLED_WITH_A_BIG_SPAN = r"""
+import ctypes, os, signal, sys
+lib = ctypes.CDLL(sys.argv[1])
+vp, u64 = ctypes.c_void_p, ctypes.c_uint64
+lib.spanguard_tracer_new_from_env.argtypes = [vp, ctypes.POINTER(vp)]
+lib.spanguard_span_begin.argtypes = [vp, ctypes.c_char_p, ctypes.c_size_t, u64, ctypes.c_uint32, ctypes.POINTER(u64)]
+lib.spanguard_span_set_string.argtypes = [u64, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+lib.spanguard_span_end.argtypes = [u64]
+t, s = vp(), u64()
+assert lib.spanguard_tracer_new_from_env(None, ctypes.byref(t)) == 0
+assert lib.spanguard_span_begin(t, b"llm.chat", 8, 0, 0, ctypes.byref(s)) == 0
+prompt = b"p" * int(sys.argv[2])
+assert lib.spanguard_span_set_string(s, b"gen_ai.prompt", 13, prompt, len(prompt)) == 0
+assert lib.spanguard_span_end(s) == 0
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
+    """A process with max_request_bytes raised to 100 MB dies with a span of
+    a 3 MB prompt in its flight file; `spanguard replay` with the default
+    1,000,000-byte limit cuts the prompt to fit. It said nothing of it."""
+    spool = tmp_path / "spool"
+    child_env = {**CLEAN_ENV, "SPANGUARD_SPOOL_DIR": str(spool), "SPANGUARD_FLIGHT_RECORDER": "true",
+                 "SPANGUARD_MAX_REQUEST_BYTES": "100000000", "OTEL_BSP_SCHEDULE_DELAY": "60000",
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces"}
+    child = subprocess.run([sys.executable, "-c", KILLED_WITH_A_BIG_SPAN, str(LIB), "3000000"],
+                           env=child_env, capture_output=True, text=True, timeout=60)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert list(spool.glob("*.sgflight")), "no flight file left"
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint)
+        spans = rx.spans()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "; 1 values cut;" in out.stdout, out.stdout
+    assert "spanguard replay: 1 values cut to fit" in out.stderr, out.stderr
+    assert len(spans) == 1 and spans[0]["name"] == "llm.chat"
+    assert 0 < len(spans[0]["attributes"]["gen_ai.prompt"]) < 1_000_000

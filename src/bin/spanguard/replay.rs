@@ -42,8 +42,13 @@ TLS settings come from OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE an
 ..._CLIENT_KEY (and their _TRACES_ forms); retries from OTEL_BSP_EXPORT_TIMEOUT;
 messages on stderr from OTEL_LOG_LEVEL.
 
-Exit status: 0 when everything was delivered, 1 when something could not be
-(it stays in DIR, or was refused for good and is counted), 2 on a usage error.";
+Spans over the size limit (SPANGUARD_MAX_REQUEST_BYTES, or a backend's 413) are
+sent with their largest string and bytes values cut to fit; how many values were
+cut is printed, and said on stderr.
+
+Exit status: 0 when every span was delivered (values cut included), 1 when one
+could not be (it stays in DIR, or was refused for good and is counted), 2 on a
+usage error.";
 
 /// What the command was asked to do.
 struct Options {
@@ -104,6 +109,8 @@ struct Tally {
     delivered: u64,
     refused: u64,
     kept: u64,
+    /// String and bytes values cut to make spans fit the size limit.
+    cut: u64,
 }
 
 impl DeliveryHost for Tally {
@@ -130,6 +137,7 @@ impl DeliveryHost for Tally {
                 self.diagnostics.lost(spans, reason);
             }
             Outcome::Kept { spans, .. } => self.kept += spans,
+            Outcome::Cut { values, .. } => self.cut += values,
             Outcome::AttemptFailed { reason } => {
                 self.diagnostics.attempt_failed(&self.target, reason)
             }
@@ -191,6 +199,7 @@ pub fn run(args: &[String]) -> ExitCode {
         delivered: 0,
         refused: 0,
         kept: 0,
+        cut: 0,
     };
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
@@ -213,14 +222,26 @@ pub fn run(args: &[String]) -> ExitCode {
             file.reason
         );
     }
+    // Spans delivered with values cut are delivered (the exit status is
+    // about spans), but what was cut is gone: said on stderr, as the
+    // library counts it in values_truncated.
+    if tally.cut > 0 {
+        eprintln!(
+            "spanguard replay: {} values cut to fit the size limit ({} bytes a request, \
+             SPANGUARD_MAX_REQUEST_BYTES, or the backend's)",
+            tally.cut, config.max_request_bytes
+        );
+    }
     let left = delivery.spool().list().len();
     println!(
-        "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {left} files left in {}",
+        "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {} values cut; \
+         {left} files left in {}",
         tally.requests,
         tally.delivered,
         tally.target,
         tally.refused,
         tally.kept,
+        tally.cut,
         options.dir.display()
     );
     if tally.refused == 0 && tally.kept == 0 && left == 0 {

@@ -1,0 +1,340 @@
+//! Cuts the values of an encoded ExportTraceServiceRequest so that it takes
+//! fewer bytes, for a server that answered 413 to a request that cannot be
+//! split (one span) when the span's record is gone: a fresh request (its
+//! slots were given back once encoded), a spool file or a recovered dump's
+//! request alike. It cuts what the encoders' span budget cuts
+//! (`otlp_fields::budget_cap`): string and bytes attribute values of the
+//! span, its events and links (array elements too) and the status message,
+//! each to at most the same cap, the largest first and no more than needed.
+//! Ids, times, names, keys and everything else are copied as they are.
+
+use super::json_value::JsonValue;
+use super::proto_reader::{WIRE_LEN, fields, write_len_field};
+use super::transport::BodyFormat;
+
+/// A request cut to fit: its body (not gzipped) and how many values the
+/// cut shortened.
+#[derive(Debug)]
+pub struct CutRequest {
+    pub body: Vec<u8>,
+    pub values: u64,
+}
+
+/// `plain` (an uncompressed request) with its values cut to the largest
+/// cap that makes it at most `target` bytes; with every value emptied when
+/// even that is over. None when the body cannot be read or has no value
+/// to cut.
+pub fn cut_to_fit(plain: &[u8], format: BodyFormat, target: usize) -> Option<CutRequest> {
+    let tree = match format {
+        BodyFormat::Protobuf => None,
+        BodyFormat::Json => Some(JsonValue::parse(plain).ok()?),
+    };
+    let write = |cap: usize| -> Option<(Vec<u8>, Walk)> {
+        let mut walk = Walk {
+            cap,
+            cut: 0,
+            largest: 0,
+        };
+        let mut out = Vec::with_capacity(plain.len());
+        match &tree {
+            None => proto(plain, Msg::Request, &mut walk, &mut out)?,
+            Some(tree) => json(tree, Msg::Request, &mut walk, &mut out),
+        }
+        Some((out, walk))
+    };
+    let (_, whole) = write(usize::MAX)?;
+    if whole.largest == 0 {
+        return None;
+    }
+    // As `budget_cap`: `hi` does not fit (the whole request did not), `lo`
+    // is the best cap known to fit (or 0).
+    let (mut lo, mut hi) = (0usize, whole.largest);
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if write(mid)?.0.len() <= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let (body, walk) = write(lo)?;
+    Some(CutRequest {
+        body,
+        values: walk.cut,
+    })
+}
+
+/// The cap on each value, the values it cut, and the longest value seen.
+struct Walk {
+    cap: usize,
+    cut: u64,
+    largest: usize,
+}
+
+impl Walk {
+    /// How many of `len` bytes are kept; counts a cut.
+    fn keep(&mut self, len: usize) -> usize {
+        self.largest = self.largest.max(len);
+        if len > self.cap {
+            self.cut += 1;
+            self.cap
+        } else {
+            len
+        }
+    }
+
+    /// `text` cut to the cap on a character boundary.
+    fn text<'a>(&mut self, text: &'a [u8]) -> &'a [u8] {
+        let mut end = self.keep(text.len());
+        while end < text.len() && end > 0 && text[end] & 0xc0 == 0x80 {
+            end -= 1;
+        }
+        &text[..end]
+    }
+}
+
+/// The OTLP messages on the way from the request to the values that may
+/// be cut; `Other` is copied as it is.
+#[derive(Clone, Copy)]
+enum Msg {
+    Request,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Event,
+    Link,
+    Status,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+    /// A string value (AnyValue.string_value, Status.message).
+    Text,
+    /// AnyValue.bytes_value.
+    Bytes,
+    Other,
+}
+
+impl Msg {
+    /// The message a protobuf field of this one holds.
+    fn proto_child(self, number: u64) -> Msg {
+        match (self, number) {
+            (Msg::Request, 1) => Msg::ResourceSpans,
+            (Msg::ResourceSpans, 2) => Msg::ScopeSpans,
+            (Msg::ScopeSpans, 2) => Msg::Span,
+            (Msg::Span, 9) | (Msg::Event, 3) | (Msg::Link, 4) | (Msg::KeyValueList, 1) => {
+                Msg::KeyValue
+            }
+            (Msg::Span, 11) => Msg::Event,
+            (Msg::Span, 13) => Msg::Link,
+            (Msg::Span, 15) => Msg::Status,
+            (Msg::Status, 2) | (Msg::AnyValue, 1) => Msg::Text,
+            (Msg::KeyValue, 2) | (Msg::ArrayValue, 1) => Msg::AnyValue,
+            (Msg::AnyValue, 5) => Msg::ArrayValue,
+            (Msg::AnyValue, 6) => Msg::KeyValueList,
+            (Msg::AnyValue, 7) => Msg::Bytes,
+            _ => Msg::Other,
+        }
+    }
+
+    /// The message an OTLP/JSON member of this one holds (lowerCamelCase
+    /// as spanguard writes it, or the proto's names).
+    fn json_child(self, key: &str) -> Msg {
+        match (self, key) {
+            (Msg::Request, "resourceSpans" | "resource_spans") => Msg::ResourceSpans,
+            (Msg::ResourceSpans, "scopeSpans" | "scope_spans") => Msg::ScopeSpans,
+            (Msg::ScopeSpans, "spans") => Msg::Span,
+            (Msg::Span | Msg::Event | Msg::Link, "attributes") | (Msg::KeyValueList, "values") => {
+                Msg::KeyValue
+            }
+            (Msg::Span, "events") => Msg::Event,
+            (Msg::Span, "links") => Msg::Link,
+            (Msg::Span, "status") => Msg::Status,
+            (Msg::Status, "message") | (Msg::AnyValue, "stringValue" | "string_value") => Msg::Text,
+            (Msg::KeyValue, "value") | (Msg::ArrayValue, "values") => Msg::AnyValue,
+            (Msg::AnyValue, "arrayValue" | "array_value") => Msg::ArrayValue,
+            (Msg::AnyValue, "kvlistValue" | "kvlist_value") => Msg::KeyValueList,
+            (Msg::AnyValue, "bytesValue" | "bytes_value") => Msg::Bytes,
+            _ => Msg::Other,
+        }
+    }
+}
+
+/// Writes the protobuf message `buf` of kind `msg` to `out`, cut.
+fn proto(buf: &[u8], msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) -> Option<()> {
+    for f in fields(buf)? {
+        let child = msg.proto_child(f.number);
+        if f.wire_type != WIRE_LEN || matches!(child, Msg::Other) {
+            out.extend_from_slice(f.raw);
+            continue;
+        }
+        match child {
+            Msg::Text => {
+                // Cut on a character boundary only when it is text: a
+                // value that is not UTF-8 is cut as bytes.
+                let kept = if std::str::from_utf8(f.bytes).is_ok() {
+                    walk.text(f.bytes)
+                } else {
+                    &f.bytes[..walk.keep(f.bytes.len())]
+                };
+                write_len_field(out, f.number, kept);
+            }
+            Msg::Bytes => {
+                let n = walk.keep(f.bytes.len());
+                write_len_field(out, f.number, &f.bytes[..n]);
+            }
+            _ => {
+                let mut inner = Vec::with_capacity(f.bytes.len());
+                proto(f.bytes, child, walk, &mut inner)?;
+                write_len_field(out, f.number, &inner);
+            }
+        }
+    }
+    Some(())
+}
+
+/// Writes the JSON value `v`, a `msg`, to `out`, cut.
+fn json(v: &JsonValue, msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) {
+    match (v, msg) {
+        (JsonValue::String(s), Msg::Text) => {
+            let kept = walk.text(s.as_bytes());
+            // Whole characters of valid UTF-8 (a JSON string's), so valid.
+            json_string(std::str::from_utf8(kept).unwrap_or(""), out);
+        }
+        (JsonValue::String(s), Msg::Bytes) => {
+            // Base64: whole groups of 4 characters are whole groups of 3
+            // bytes, so the cut text is valid base64 of the first bytes.
+            let t = s.trim_end_matches('=');
+            let len = t.len() / 4 * 3 + (t.len() % 4).saturating_sub(1);
+            let keep = walk.keep(len);
+            if keep < len {
+                json_string(&s[..keep / 3 * 4], out);
+            } else {
+                json_string(s, out);
+            }
+        }
+        (JsonValue::Null, _) => out.extend_from_slice(b"null"),
+        (JsonValue::Bool(b), _) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        (JsonValue::Number(n), _) => out.extend_from_slice(n.as_bytes()),
+        (JsonValue::String(s), _) => json_string(s, out),
+        (JsonValue::Array(items), _) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json(item, msg, walk, out);
+            }
+            out.push(b']');
+        }
+        (JsonValue::Object(members), _) => {
+            out.push(b'{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_string(key, out);
+                out.push(b':');
+                json(value, msg.json_child(key), walk, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0..0x20 | 0x7f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::otlp_decode::{Value, decode_json};
+
+    /// An OTLP/JSON request of one span with these attribute values.
+    fn json_request(values: &[&str]) -> Vec<u8> {
+        let attributes: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!(r#"{{"key":"k{i}","value":{v}}}"#))
+            .collect();
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"07070707070707070707070707070707","spanId":"0909090909090909","name":"llm.chat","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{}],"status":{{"message":"{}","code":2}}}}]}}]}}]}}"#,
+            attributes.join(","),
+            "m".repeat(50)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn json_text_is_cut_on_characters_and_escapes_and_base64_on_whole_groups() {
+        // 3000 "é" (2 bytes each), 3000 escaped control characters (6 bytes
+        // each in JSON, 1 decoded), 3000 bytes as base64, and a short value.
+        let accents = format!(r#"{{"stringValue":"{}"}}"#, "é".repeat(3000));
+        let controls = format!(r#"{{"stringValue":"{}"}}"#, "\\u0001".repeat(3000));
+        let bytes = format!(r#"{{"bytesValue":"{}"}}"#, "QUJD".repeat(1000));
+        let short = r#"{"stringValue":"short"}"#.to_string();
+        let body = json_request(&[&accents, &controls, &bytes, &short]);
+        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() / 4).expect("cut");
+        assert!(cut.body.len() <= body.len() / 4);
+        assert_eq!(
+            cut.values, 3,
+            "the three long values, not the short one nor the status"
+        );
+        let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
+        let span = &spans[0];
+        assert_eq!(span.name, "llm.chat");
+        assert_eq!(span.status_message, "m".repeat(50));
+        let text = |k: &str| {
+            span.attribute(k)
+                .and_then(Value::as_str)
+                .expect(k)
+                .to_string()
+        };
+        let a = text("k0");
+        assert!(
+            !a.is_empty() && a.chars().all(|c| c == 'é'),
+            "whole characters"
+        );
+        let c = text("k1");
+        assert!(!c.is_empty() && c.bytes().all(|b| b == 1));
+        assert_eq!(text("k3"), "short");
+        match span.attribute("k2") {
+            Some(Value::Bytes(b)) => {
+                assert!(!b.is_empty() && b.len() < 3000 && b.len() % 3 == 0);
+                assert!(b.chunks(3).all(|g| g == b"ABC"));
+            }
+            other => panic!("bytes expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_with_no_value_to_cut_is_left_alone() {
+        let body = json_request(&[r#"{"intValue":"5"}"#]);
+        // The status message is a value too: emptied at most.
+        let cut = cut_to_fit(&body, BodyFormat::Json, 10).expect("the status message");
+        assert_eq!(cut.values, 1);
+        let plain = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"name":"{}"}}]}}]}}]}}"#,
+            "n".repeat(5000)
+        );
+        assert!(
+            cut_to_fit(plain.as_bytes(), BodyFormat::Json, 10).is_none(),
+            "names are not cut"
+        );
+    }
+}
