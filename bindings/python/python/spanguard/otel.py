@@ -126,33 +126,40 @@ def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
     they set (`SpanguardSpanProcessor._forward`). `record_exception` adds
     its event through `add_event`."""
 
+    def open_of(span):
+        # The span's _Open while spanguard's span is open (on_end marks it).
+        opened = span.__dict__.get(_OPEN_ATTR)
+        return opened if opened is not None and not opened.ended else None
+
     def set_attribute(self, key, value):
         base.set_attribute(self, key, value)
-        opened = self.__dict__.get(_OPEN_ATTR)
-        if opened is not None and not opened.ended:
+        if opened := open_of(self):
             processor._forward_attributes(self, opened, (key,))
 
     def set_attributes(self, attributes):
         base.set_attributes(self, attributes)
-        opened = self.__dict__.get(_OPEN_ATTR)
-        if attributes and opened is not None and not opened.ended:
+        if attributes and (opened := open_of(self)):
             processor._forward_attributes(self, opened, attributes)
 
     def add_event(self, *args, **kwargs):
         base.add_event(self, *args, **kwargs)
-        processor._forward(self, events=True)
+        if opened := open_of(self):
+            processor._forward(self, opened, events=True)
 
     def add_link(self, *args, **kwargs):
         base.add_link(self, *args, **kwargs)
-        processor._forward(self, links=True)
+        if opened := open_of(self):
+            processor._forward(self, opened, links=True)
 
     def update_name(self, name):
         base.update_name(self, name)
-        processor._forward(self, name=True)
+        if opened := open_of(self):
+            processor._forward(self, opened, name=True)
 
     def set_status(self, *args, **kwargs):
         base.set_status(self, *args, **kwargs)
-        processor._forward(self, status=True)
+        if opened := open_of(self):
+            processor._forward(self, opened, status=True)
 
     namespace = {"__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__}
     for method in (set_attribute, set_attributes, add_event, add_link, update_name, set_status):
@@ -314,32 +321,24 @@ class SpanguardSpanProcessor(SpanProcessor):
         except Exception as e:  # noqa: BLE001 - a setter must not raise for the bridge
             self._failed("a setter", e)
 
-    def _forward(self, span, events=False, links=False, name=False, status=False) -> None:
+    def _forward(self, span, opened: _Open, events=False, links=False, name=False, status=False) -> None:
         """Passes on what a setter of the open `span` just set (the SDK's
         value, after its limits), once: `_Open` records what was passed,
         and on_end sends only what it does not hold.
 
-        Events and links only while the span has fewer than
-        its SDK limit allows (counting what the SDK dropped): past it, the
-        SDK evicts its oldest, which spanguard cannot take back, so what
-        comes then is left to on_end, as before this forwarding. A span
-        whose limits are not known (not the SDK's `Span`) forwards none."""
+        Events and links only while the span has fewer than its SDK limit
+        allows (counting what the SDK dropped): past it, the SDK evicts its
+        oldest, which spanguard cannot take back, so what comes then is
+        left to on_end. (`_follow` follows only spans with `_limits`.)"""
         try:
-            if span.end_time is not None:
-                return  # ended meanwhile: on_end completes it
-            ctx = span.get_span_context()
-            opened = self._open.get((ctx.trace_id, ctx.span_id))
-            if opened is None:
-                return
-            sg = opened.span
-            limits = getattr(span, "_limits", None)
-            if events and limits is not None:
+            sg, limits = opened.span, span._limits
+            if events:
                 now, dropped = tuple(span.events or ()), span.dropped_events
                 if _room(len(now) + dropped, limits.max_events):
                     for event in now[max(0, opened.events - dropped):]:
                         sg.add_event(event.name, event.attributes, event.timestamp)
                     opened.events = dropped + len(now)
-            if links and limits is not None:
+            if links:
                 now, dropped = tuple(span.links or ()), span.dropped_links
                 if _room(len(now) + dropped, limits.max_links):
                     for link in now[max(0, opened.links - dropped):]:
