@@ -194,6 +194,12 @@
 #define SPANGUARD_MAX_SCOPE_BYTES 256
 
 /*
+ The most instrumentation scopes that have attributes at once
+ (`spanguard_tracer_set_scope_attributes`).
+ */
+#define SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES 256
+
+/*
  The most attributes one call takes in a `spanguard_attribute` array
  (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done). Also the
  default of every count limit below; a span holds as many attributes,
@@ -290,8 +296,9 @@ enum spanguard_result
    */
   SPANGUARD_RESULT_BUFFER_FULL = 6,
   /*
-   The span's attribute, event or link table is full; the item was not
-   recorded and is counted.
+   A table is full and the item was not recorded: the span's
+   attribute, event or link table (counted), or the tracer's table of
+   scopes with attributes (`spanguard_tracer_set_scope_attributes`).
    */
   SPANGUARD_RESULT_LIMIT_REACHED = 7,
   /*
@@ -1527,6 +1534,31 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
 spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tracer,
                                                const struct spanguard_attribute *attrs,
                                                size_t n_attrs);
+
+/*
+ Sets the attributes of an instrumentation scope (an OpenTelemetry
+ tracer's `attributes`, given to its `get_tracer`), sent on the
+ `InstrumentationScope` of that scope's spans in every batch encoded
+ after the call. A scope is the name, version and schema URL its spans
+ give (`spanguard_span_options`); all empty: spanguard's own. A call
+ replaces what an earlier one gave that scope; none (`n_attrs` 0): it
+ has none again. Scalar values only (an array is skipped); text is
+ UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
+ flight file are sent without them.
+ `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
+ `SPANGUARD_MAX_ATTRIBUTES` attributes, `SPANGUARD_RESULT_LIMIT_REACHED`
+ for a new scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have
+ attributes (nothing set either way).
+ */
+spanguard_result spanguard_tracer_set_scope_attributes(const struct spanguard_tracer *tracer,
+                                                       const char *scope_name,
+                                                       size_t scope_name_len,
+                                                       const char *scope_version,
+                                                       size_t scope_version_len,
+                                                       const char *scope_schema_url,
+                                                       size_t scope_schema_url_len,
+                                                       const struct spanguard_attribute *attrs,
+                                                       size_t n_attrs);
 
 /*
  Copies the tracer's counters into `*out` (set `out->struct_size` first;

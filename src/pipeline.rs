@@ -177,7 +177,21 @@ pub struct Pipeline {
     /// (`Tracer::set_resource`), for the exporter to take at its next
     /// batch; `resource_changed` says there is a new set.
     pub resource_update: Mutex<Option<Vec<(String, crate::config::ResourceValue)>>>,
+    /// Instrumentation scopes given attributes (`Tracer::set_scope_attributes`),
+    /// the whole table, which the exporter copies when `resource_changed`.
+    pub scope_table: Mutex<Vec<ScopeGiven>>,
+    /// Set by `set_resource` and `set_scope_attributes`.
     pub resource_changed: AtomicBool,
+}
+
+/// An instrumentation scope (its name, version and schema URL, as spans
+/// are grouped) and the attributes its OpenTelemetry tracer was given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopeGiven {
+    pub name: String,
+    pub version: String,
+    pub schema_url: String,
+    pub attributes: Vec<(String, crate::config::ResourceValue)>,
 }
 
 /// One end in a power of two up to 16 looks whether a batch is ready: the

@@ -504,6 +504,7 @@ impl Tracer {
             full_wait_in_vain_at: Default::default(),
             abort_requests_at,
             resource_update: Mutex::new(None),
+            scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
@@ -1233,6 +1234,48 @@ impl Tracer {
             p.resource_changed.store(true, Ordering::Release);
         }
         p.signal.wake();
+    }
+
+    /// Sets the attributes of an instrumentation scope (an OpenTelemetry
+    /// tracer's, given to `get_tracer`), sent on its `InstrumentationScope`
+    /// in every batch encoded from now on; a scope is its name, version and
+    /// schema URL, as spans name it (empty: spanguard's own). A call
+    /// replaces what an earlier one gave that scope; no attributes: it has
+    /// none again. Err(LimitReached), nothing changed, for a new scope when
+    /// `MAX_SCOPES_WITH_ATTRIBUTES` have attributes. Spans recovered from a
+    /// crash dump or flight file are sent without them (the next process
+    /// has not been told them when it recovers).
+    pub fn set_scope_attributes(
+        &self,
+        scope: crate::pipeline::ScopeGiven,
+    ) -> Result<(), SpanError> {
+        use crate::span::limits::MAX_SCOPES_WITH_ATTRIBUTES;
+        if !self.running() {
+            return Err(SpanError::ShutDown);
+        }
+        let p = &self.pipeline;
+        {
+            let mut table = p.scope_table.lock().unwrap_or_else(|e| e.into_inner());
+            let same = |s: &crate::pipeline::ScopeGiven| {
+                s.name == scope.name
+                    && s.version == scope.version
+                    && s.schema_url == scope.schema_url
+            };
+            match table.iter().position(same) {
+                Some(i) if scope.attributes.is_empty() => {
+                    table.remove(i);
+                }
+                Some(i) => table[i] = scope,
+                None if scope.attributes.is_empty() => return Ok(()),
+                None if table.len() >= MAX_SCOPES_WITH_ATTRIBUTES => {
+                    return Err(SpanError::LimitReached);
+                }
+                None => table.push(scope),
+            }
+            p.resource_changed.store(true, Ordering::Release);
+        }
+        p.signal.wake();
+        Ok(())
     }
 
     pub fn stats(&self) -> StatsSnapshot {

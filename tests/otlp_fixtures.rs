@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use spanguard::buffer::payload_pool::PayloadPool;
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
-use spanguard::export::resource::{AttrValue, ResourceInfo};
+use spanguard::export::resource::{AttrValue, ResourceInfo, ScopeAttributes};
 use spanguard::span::limits::{
     INLINE_ATTRIBUTES, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_SCOPE_BYTES, MAX_TRACESTATE_BYTES,
     SpanLimits,
@@ -432,6 +432,44 @@ fn cases() -> Vec<Case> {
         ],
     });
 
+    // The same with scope attributes (a bridged tracer's, set at run
+    // time): on the scopes given some only, typed as given; a scope
+    // differing only in its version has none.
+    let mut with_scope_attributes = default_resource();
+    with_scope_attributes.scopes = vec![
+        ScopeAttributes {
+            name: "opentelemetry.instrumentation.openai_v2".into(),
+            version: "2.1b0".into(),
+            schema_url: String::new(),
+            attributes: vec![
+                ("library.kind".into(), AttrValue::Str("llm ünï".into())),
+                ("tier".into(), AttrValue::Int(-2)),
+                ("sampled".into(), AttrValue::Bool(true)),
+                ("weight".into(), AttrValue::Double(0.5)),
+            ],
+        },
+        ScopeAttributes {
+            name: "spanguard".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            schema_url: String::new(),
+            attributes: vec![("own".into(), AttrValue::Bool(false))],
+        },
+    ];
+    cases.push(Case {
+        name: "scope_attributes",
+        limits: SpanLimits::default(),
+        resource: with_scope_attributes,
+        spans: vec![
+            scoped(110, openai),
+            scoped(111, http),
+            scoped(112, None),
+            scoped(
+                113,
+                Some(("opentelemetry.instrumentation.openai_v2", "2.2")),
+            ),
+        ],
+    });
+
     cases.push(Case {
         name: "empty_batch",
         limits: SpanLimits::default(),
@@ -467,6 +505,7 @@ fn cases() -> Vec<Case> {
             ],
             scope_name: "custom.scope/ünï".into(),
             scope_version: String::new(),
+            scopes: Vec::new(),
         },
         spans: vec![span(90, "under a typed resource", 4)],
     });
@@ -807,6 +846,15 @@ fn array(out: &mut String, values: impl Iterator<Item = Val>) {
     out.push(']');
 }
 
+fn val_of(v: &AttrValue) -> Val {
+    match v {
+        AttrValue::Str(s) => Val::Str(s.clone()),
+        AttrValue::Int(v) => Val::Int(*v),
+        AttrValue::Double(v) => Val::Double(*v),
+        AttrValue::Bool(v) => Val::Bool(*v),
+    }
+}
+
 fn json_attrs<'a>(out: &mut String, attrs: impl Iterator<Item = (&'a str, &'a Val)>) {
     out.push('[');
     for (n, (key, value)) in attrs.enumerate() {
@@ -930,12 +978,7 @@ fn expected(case: &Case) -> String {
         .resource
         .attributes
         .iter()
-        .map(|(_, v)| match v {
-            AttrValue::Str(s) => Val::Str(s.clone()),
-            AttrValue::Int(v) => Val::Int(*v),
-            AttrValue::Double(v) => Val::Double(*v),
-            AttrValue::Bool(v) => Val::Bool(*v),
-        })
+        .map(|(_, v)| val_of(v))
         .collect();
     json_attrs(
         &mut out,
@@ -966,6 +1009,23 @@ fn expected(case: &Case) -> String {
         json_string(&mut out, &scope.0);
         out.push_str(",\"version\":");
         json_string(&mut out, &scope.1);
+        let given = case
+            .resource
+            .scopes
+            .iter()
+            .find(|s| s.name == scope.0 && s.version == scope.1 && s.schema_url.is_empty());
+        if let Some(given) = given {
+            out.push_str(",\"attributes\":");
+            let values: Vec<Val> = given.attributes.iter().map(|(_, v)| val_of(v)).collect();
+            json_attrs(
+                &mut out,
+                given
+                    .attributes
+                    .iter()
+                    .zip(&values)
+                    .map(|((k, _), v)| (k.as_str(), v)),
+            );
+        }
         out.push_str("},\"spans\":[");
         for (n, sp) in case
             .spans

@@ -24,7 +24,7 @@ use super::diagnostics::Diagnostics;
 use super::pacer::Pacer;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
-use super::resource::ResourceInfo;
+use super::resource::{ResourceInfo, ScopeAttributes, attr_values};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
 use super::transport::{BodyFormat, Transport};
@@ -392,12 +392,27 @@ impl Exporter {
             Stats::add(&p.stats.spans_unsampled, unsampled.len() as u64);
             self.indexes = recording;
         }
-        if p.resource_changed.swap(false, Ordering::AcqRel)
-            && let Some(given) = p.resource_update.lock().ok().and_then(|mut g| g.take())
-        {
-            // Set at run time (a bridged provider's): over the configured
-            // resource, from this batch on.
-            self.resource = Arc::new(ResourceInfo::configured(&p.config).overridden(&given));
+        if p.resource_changed.swap(false, Ordering::AcqRel) {
+            // Set at run time (a bridged provider's resource, over the
+            // configured one; its tracers' scope attributes), from this
+            // batch on.
+            let given = p.resource_update.lock().ok().and_then(|mut g| g.take());
+            let mut resource = match given {
+                Some(given) => ResourceInfo::configured(&p.config).overridden(&given),
+                None => (*self.resource).clone(),
+            };
+            if let Ok(table) = p.scope_table.lock() {
+                resource.scopes = table
+                    .iter()
+                    .map(|s| ScopeAttributes {
+                        name: s.name.clone(),
+                        version: s.version.clone(),
+                        schema_url: s.schema_url.clone(),
+                        attributes: attr_values(s.attributes.clone()),
+                    })
+                    .collect();
+            }
+            self.resource = Arc::new(resource);
         }
         let resource = Arc::clone(&self.resource);
         let total = self.indexes.len();

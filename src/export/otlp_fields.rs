@@ -103,6 +103,19 @@ impl Str<'_> {
         end
     }
 
+    /// Whether the text is `want`, byte for byte.
+    pub fn equals(&self, want: &str) -> bool {
+        if self.len() != want.len() {
+            return false;
+        }
+        let (want, mut at, mut same) = (want.as_bytes(), 0usize, true);
+        self.for_each_piece(usize::MAX, |p| {
+            same &= want[at..at + p.len()] == *p;
+            at += p.len();
+        });
+        same
+    }
+
     fn byte_at(&self, at: usize) -> Option<u8> {
         match self {
             Str::Plain(s) => s.as_bytes().get(at).copied(),
@@ -390,6 +403,19 @@ pub fn scope_of<'a>(
             Str::Span(span.text(r.scope_schema_url())),
         )
     }
+}
+
+/// The attributes given to the scope `scope_of` names (none for nearly
+/// every scope: `ResourceInfo::scopes` is empty unless a bridge set some).
+pub fn scope_attributes<'r>(
+    resource: &'r ResourceInfo,
+    (name, version, schema_url): &(Str, Str, Str),
+) -> &'r [(String, crate::export::resource::AttrValue)] {
+    if resource.scopes.is_empty() {
+        return &[];
+    }
+    let parts = [name, version, schema_url];
+    resource.scope_attributes(|want, i| parts[i].equals(want))
 }
 
 /// Whether a span names a scope of its own.

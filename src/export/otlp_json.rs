@@ -9,7 +9,8 @@ use std::io::Write;
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
-    has_status, link_flags, mark_attributes, same_scope, scope_leaders, scope_of, span_flags,
+    has_status, link_flags, mark_attributes, same_scope, scope_attributes, scope_leaders, scope_of,
+    span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -76,6 +77,22 @@ impl OtlpJsonEncoder {
                 if !version.is_empty() {
                     key(out, &mut first, "version");
                     put_str(out, version, usize::MAX);
+                }
+                let given = scope_attributes(resource, &(name, version, schema_url));
+                if !given.is_empty() {
+                    key(out, &mut first, "attributes");
+                    out.push(b'[');
+                    for (i, (k, v)) in given.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        put_key_value(
+                            out,
+                            (Str::Plain(k), OtlpValue::from_resource(v)),
+                            usize::MAX,
+                        );
+                    }
+                    out.push(b']');
                 }
                 out.extend_from_slice(b"},\"spans\":[");
                 for (i, span) in spans[leader..]

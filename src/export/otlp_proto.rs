@@ -8,8 +8,8 @@
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute_small_first, from_span,
-    has_mark_attributes, has_status, link_flags, mark_attributes, same_scope, scope_leaders,
-    scope_of, span_flags,
+    has_mark_attributes, has_status, link_flags, mark_attributes, same_scope, scope_attributes,
+    scope_leaders, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{Element, SmallValue, SpanView};
@@ -29,6 +29,7 @@ pub(crate) mod field {
     pub(crate) const SCOPE_SPANS_SCHEMA_URL: u32 = 3;
     pub(crate) const SCOPE_NAME: u32 = 1;
     pub(crate) const SCOPE_VERSION: u32 = 2;
+    pub(crate) const SCOPE_ATTRIBUTES: u32 = 3;
 
     pub(crate) const SPAN_TRACE_ID: u32 = 1;
     pub(crate) const SPAN_SPAN_ID: u32 = 2;
@@ -152,10 +153,19 @@ impl OtlpProtoEncoder {
             let scope_spans =
                 begin_message_reserving(out, field::RESOURCE_SPANS_SCOPE_SPANS, whole);
             let scope = begin_message(out, field::SCOPE_SPANS_SCOPE);
-            let (name, version, schema_url) = scope_of(resource, first);
-            put_str(out, field::SCOPE_NAME, &name, usize::MAX);
-            put_str(out, field::SCOPE_VERSION, &version, usize::MAX);
+            let named = scope_of(resource, first);
+            put_str(out, field::SCOPE_NAME, &named.0, usize::MAX);
+            put_str(out, field::SCOPE_VERSION, &named.1, usize::MAX);
+            for (key, value) in scope_attributes(resource, &named) {
+                put_key_value(
+                    out,
+                    field::SCOPE_ATTRIBUTES,
+                    &(Str::Plain(key), OtlpValue::from_resource(value)),
+                    usize::MAX,
+                );
+            }
             end_message(out, scope);
+            let schema_url = named.2;
             for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
                 self.budget.put(out, span, put_span);
             }

@@ -17,6 +17,21 @@ pub struct ResourceInfo {
     pub attributes: Vec<(String, AttrValue)>,
     pub scope_name: String,
     pub scope_version: String,
+    /// Instrumentation scopes given attributes (`Tracer::set_scope_attributes`),
+    /// at most `limits::MAX_SCOPES_WITH_ATTRIBUTES`; few, so looked up in turn.
+    pub scopes: Vec<ScopeAttributes>,
+}
+
+/// One instrumentation scope's attributes (an OpenTelemetry tracer's
+/// `attributes`, given to its `get_tracer`), sent in the
+/// `InstrumentationScope` of every batch's spans of that scope: a scope is
+/// its name, version and schema URL, as spans are grouped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopeAttributes {
+    pub name: String,
+    pub version: String,
+    pub schema_url: String,
+    pub attributes: Vec<(String, AttrValue)>,
 }
 
 /// The key whose value tells two runs of one service apart.
@@ -133,8 +148,35 @@ impl ResourceInfo {
             attributes,
             scope_name: "spanguard".to_string(),
             scope_version: env!("CARGO_PKG_VERSION").to_string(),
+            scopes: Vec::new(),
         }
     }
+
+    /// The attributes of the scope named `name`, `version`, `schema_url`
+    /// (each compared by `equals`), or none.
+    pub fn scope_attributes(&self, equals: impl Fn(&str, usize) -> bool) -> &[(String, AttrValue)] {
+        self.scopes
+            .iter()
+            .find(|s| equals(&s.name, 0) && equals(&s.version, 1) && equals(&s.schema_url, 2))
+            .map_or(&[], |s| &s.attributes)
+    }
+}
+
+/// `AttrValue`s of what a caller gave (`ResourceValue`s).
+pub fn attr_values(given: Vec<(String, crate::config::ResourceValue)>) -> Vec<(String, AttrValue)> {
+    use crate::config::ResourceValue;
+    given
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                ResourceValue::Str(s) => AttrValue::Str(s),
+                ResourceValue::Int(i) => AttrValue::Int(i),
+                ResourceValue::Double(d) => AttrValue::Double(d),
+                ResourceValue::Bool(b) => AttrValue::Bool(b),
+            };
+            (k, value)
+        })
+        .collect()
 }
 
 /// What a tracer finds out about itself when it starts, most telling

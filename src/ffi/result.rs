@@ -32,8 +32,9 @@ pub enum spanguard_result {
     /// Every span slot was taken and the full policy gave up; the span was not
     /// recorded and is counted in `dropped_buffer_full`.
     BufferFull = 6,
-    /// The span's attribute, event or link table is full; the item was not
-    /// recorded and is counted.
+    /// A table is full and the item was not recorded: the span's
+    /// attribute, event or link table (counted), or the tracer's table of
+    /// scopes with attributes (`spanguard_tracer_set_scope_attributes`).
     LimitReached = 7,
     /// A flush or shutdown ran out of time before everything was exported;
     /// the export goes on in the background.
@@ -150,7 +151,7 @@ impl spanguard_result {
                 "every span slot was taken; the span was dropped and counted\0"
             }
             spanguard_result::LimitReached => {
-                "the span's attribute, event or link table is full; the item was dropped and counted\0"
+                "a table is full (a span's attributes, events or links: dropped and counted; or the tracer's scopes with attributes)\0"
             }
             spanguard_result::Timeout => "timed out before everything was exported\0",
             spanguard_result::BufferTooSmall => "the output buffer is too small\0",

@@ -744,38 +744,122 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
         if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
             return spanguard_result::InvalidArgument;
         }
-        // NULL text of a length is skipped (`text_arg` refuses it).
-        let text = |p: *const c_char, len: usize| -> Option<String> {
-            // SAFETY: valid for len bytes when not NULL (the caller's contract).
-            let bytes = unsafe { super::args::text_arg(p, len) }.ok()?;
-            Some(String::from_utf8_lossy(bytes).into_owned())
-        };
-        let mut given = Vec::with_capacity(n_attrs);
-        for i in 0..n_attrs {
-            // SAFETY: attrs is valid for n_attrs elements.
-            let a = unsafe { &*attrs.add(i) };
-            let Some(key) = text(a.key, a.key_len).filter(|k| !k.is_empty()) else {
-                continue;
-            };
-            use crate::config::ResourceValue;
-            let value = match a.type_ {
-                SPANGUARD_VALUE_STRING => match text(a.string_value, a.string_len) {
-                    Some(v) => ResourceValue::Str(v),
-                    None => continue,
-                },
-                SPANGUARD_VALUE_INT => ResourceValue::Int(a.int_value),
-                SPANGUARD_VALUE_DOUBLE => ResourceValue::Double(a.double_value),
-                SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
-                _ => continue,
-            };
-            given.push((key, value));
-        }
+        // SAFETY: attrs is valid for n_attrs elements (checked non-NULL).
+        let given = unsafe { scalar_attributes(attrs, n_attrs) };
         // SAFETY: tracer is non-null and came from tracer_new.
         match unsafe { &(*tracer).tracer } {
             Some(t) => {
                 t.set_resource(given);
                 spanguard_result::Ok
             }
+            None => spanguard_result::ShutDown,
+        }
+    })
+}
+
+/// The scalar attributes of `attrs[..n_attrs]` (text as UTF-8, invalid
+/// bytes replaced), for resource and scope attributes: an array, an empty
+/// key, or NULL text with a length is skipped.
+///
+/// # Safety
+/// `attrs` is valid for `n_attrs` elements, each key and text value for
+/// its length.
+unsafe fn scalar_attributes(
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> Vec<(String, crate::config::ResourceValue)> {
+    use crate::config::ResourceValue;
+    // NULL text of a length is skipped (`text_arg` refuses it).
+    let text = |p: *const c_char, len: usize| -> Option<String> {
+        // SAFETY: valid for len bytes when not NULL (the caller's contract).
+        let bytes = unsafe { super::args::text_arg(p, len) }.ok()?;
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    };
+    let mut given = Vec::with_capacity(n_attrs);
+    for i in 0..n_attrs {
+        // SAFETY: attrs is valid for n_attrs elements.
+        let a = unsafe { &*attrs.add(i) };
+        let Some(key) = text(a.key, a.key_len).filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        let value = match a.type_ {
+            SPANGUARD_VALUE_STRING => match text(a.string_value, a.string_len) {
+                Some(v) => ResourceValue::Str(v),
+                None => continue,
+            },
+            SPANGUARD_VALUE_INT => ResourceValue::Int(a.int_value),
+            SPANGUARD_VALUE_DOUBLE => ResourceValue::Double(a.double_value),
+            SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
+            _ => continue,
+        };
+        given.push((key, value));
+    }
+    given
+}
+
+/// Sets the attributes of an instrumentation scope (an OpenTelemetry
+/// tracer's `attributes`, given to its `get_tracer`), sent on the
+/// `InstrumentationScope` of that scope's spans in every batch encoded
+/// after the call. A scope is the name, version and schema URL its spans
+/// give (`spanguard_span_options`); all empty: spanguard's own. A call
+/// replaces what an earlier one gave that scope; none (`n_attrs` 0): it
+/// has none again. Scalar values only (an array is skipped); text is
+/// UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
+/// flight file are sent without them.
+/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
+/// `SPANGUARD_MAX_ATTRIBUTES` attributes, `SPANGUARD_RESULT_LIMIT_REACHED`
+/// for a new scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have
+/// attributes (nothing set either way).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
+    tracer: *const spanguard_tracer,
+    scope_name: *const c_char,
+    scope_name_len: usize,
+    scope_version: *const c_char,
+    scope_version_len: usize,
+    scope_schema_url: *const c_char,
+    scope_schema_url_len: usize,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(tracer);
+        if attrs.is_null() && n_attrs > 0 {
+            return spanguard_result::NullArgument;
+        }
+        if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
+            return spanguard_result::InvalidArgument;
+        }
+        // NULL with a length is refused; NULL with 0 is empty.
+        let text = |p: *const c_char, len: usize| -> Result<String, spanguard_result> {
+            if p.is_null() && len == 0 {
+                return Ok(String::new());
+            }
+            // SAFETY: valid for len bytes when not NULL (the caller's contract).
+            let bytes = unsafe { super::args::text_arg(p, len) }
+                .map_err(|_| spanguard_result::NullArgument)?;
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        };
+        let scope = match (
+            text(scope_name, scope_name_len),
+            text(scope_version, scope_version_len),
+            text(scope_schema_url, scope_schema_url_len),
+        ) {
+            (Ok(name), Ok(version), Ok(schema_url)) => crate::pipeline::ScopeGiven {
+                name,
+                version,
+                schema_url,
+                // SAFETY: attrs is valid for n_attrs elements (checked non-NULL).
+                attributes: unsafe { scalar_attributes(attrs, n_attrs) },
+            },
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        };
+        // SAFETY: tracer is non-null and came from tracer_new.
+        match unsafe { &(*tracer).tracer } {
+            Some(t) => match t.set_scope_attributes(scope) {
+                Ok(()) => spanguard_result::Ok,
+                Err(e) => e.into(),
+            },
             None => spanguard_result::ShutDown,
         }
     })

@@ -104,6 +104,9 @@ pub const SPANGUARD_MAX_NAME_BYTES: u32 = 1024;
 pub const SPANGUARD_MAX_KEY_BYTES: u32 = 1024;
 /// An instrumentation scope's name or version (`spanguard_span_options`).
 pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;
+/// The most instrumentation scopes that have attributes at once
+/// (`spanguard_tracer_set_scope_attributes`).
+pub const SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES: u32 = 256;
 /// The most attributes one call takes in a `spanguard_attribute` array
 /// (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done). Also the
 /// default of every count limit below; a span holds as many attributes,
@@ -493,6 +496,10 @@ mod tests {
         assert_eq!(SPANGUARD_MAX_NAME_BYTES as usize, limits::MAX_NAME_BYTES);
         assert_eq!(SPANGUARD_MAX_KEY_BYTES as usize, limits::MAX_KEY_BYTES);
         assert_eq!(SPANGUARD_MAX_SCOPE_BYTES as usize, limits::MAX_SCOPE_BYTES);
+        assert_eq!(
+            SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES as usize,
+            limits::MAX_SCOPES_WITH_ATTRIBUTES
+        );
         assert_eq!(
             SPANGUARD_MAX_TRACESTATE_BYTES as usize,
             limits::MAX_TRACESTATE_BYTES

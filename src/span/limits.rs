@@ -22,6 +22,11 @@ pub const MAX_TRACESTATE_BYTES: usize = 512;
 /// enough that a span's scope, stored first, always sits in the arena,
 /// where the encoders compare scopes byte for byte.
 pub const MAX_SCOPE_BYTES: usize = 256;
+/// Instrumentation scopes that may have attributes at once
+/// (`Tracer::set_scope_attributes`): a process has a tracer for each
+/// library it instruments, tens at most; a program that makes scopes
+/// without end (a name per request) must not grow every request with them.
+pub const MAX_SCOPES_WITH_ATTRIBUTES: usize = 256;
 /// Span attributes that live in the slot; more go to the span's chunks.
 pub const INLINE_ATTRIBUTES: usize = 48;
 /// Slots one tracer may have: span handles carry the slot number in 24 bits.

@@ -457,9 +457,96 @@ static void test_config_init_respects_the_callers_size(void) {
     CHECK_RC(spanguard_config_init(NULL, sizeof(spanguard_config)), SPANGUARD_RESULT_NULL_ARGUMENT);
 }
 
+/* An OpenTelemetry tracer's scope attributes (what bridges pass with
+ * spanguard_tracer_set_scope_attributes): on the InstrumentationScope of
+ * that scope's spans only, replaced by a later call, gone after an empty
+ * one; bad input gets its error code and sets nothing. */
+static void test_scope_attributes(void) {
+    char dir[600];
+    spanguard_tracer *t = make_tracer("scope-attributes", SPANGUARD_SAMPLER_PARENTBASED_ALWAYS_ON, 1.0, dir, sizeof dir);
+    spanguard_attribute a[2];
+    memset(a, 0, sizeof a);
+    a[0].key = "library.kind";
+    a[0].key_len = strlen(a[0].key);
+    a[0].type_ = SPANGUARD_VALUE_STRING;
+    a[0].string_value = "llm";
+    a[0].string_len = 3;
+    a[1].key = "tier";
+    a[1].key_len = 4;
+    a[1].type_ = SPANGUARD_VALUE_INT;
+    a[1].int_value = 2;
+    const char *name = "openinference.instrumentation.openai", *version = "0.1.9";
+    const char *url = "https://opentelemetry.io/schemas/1.28.0";
+    CHECK_RC(spanguard_tracer_set_scope_attributes(NULL, S(name), S(version), S(url), a, 2),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S(version), S(url), NULL, 2),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, NULL, 4, S(version), S(url), a, 2),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S(version), S(url), a, SPANGUARD_MAX_ATTRIBUTES + 1),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S(version), S(url), a, 2), SPANGUARD_RESULT_OK);
+    /* A scope differing only in its version is another scope. */
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S("0.2.0"), S(url), a + 1, 1), SPANGUARD_RESULT_OK);
+
+    spanguard_span_options o;
+    CHECK_RC(spanguard_span_options_init_sized(&o, sizeof o), SPANGUARD_RESULT_OK);
+    o.name = "chat";
+    o.name_len = 4;
+    o.kind = SPANGUARD_KIND_CLIENT;
+    o.scope_name = name;
+    o.scope_name_len = strlen(name);
+    o.scope_version = version;
+    o.scope_version_len = strlen(version);
+    o.scope_schema_url = url;
+    o.scope_schema_url_len = strlen(url);
+    spanguard_span s, plain;
+    CHECK_RC(spanguard_span_begin_ex(t, &o, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin(t, S("spanguard.own"), SPANGUARD_SPAN_NONE, 0, &plain), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(plain), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"openinference.instrumentation.openai\",\"version\":\"0.1.9\","
+                            "\"attributes\":[{\"key\":\"library.kind\",\"value\":{\"stringValue\":\"llm\"}},"
+                            "{\"key\":\"tier\",\"value\":{\"intValue\":\"2\"}}]},\"spans\":[") == 1);
+    /* spanguard's own scope has none. */
+    CHECK(count_in_dir(dir, "\"attributes\":[{\"key\":\"library.kind\"") == 1);
+
+    /* Replaced, then taken away. */
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S(version), S(url), a + 1, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin_ex(t, &o, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"version\":\"0.1.9\",\"attributes\":[{\"key\":\"tier\",\"value\":{\"intValue\":\"2\"}}]},"
+                            "\"spans\":[") == 1);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S(name), S(version), S(url), NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin_ex(t, &o, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"openinference.instrumentation.openai\",\"version\":\"0.1.9\"},"
+                            "\"spans\":[") == 1);
+
+    /* At most SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES scopes have attributes; a new one past that is refused,
+     * one already there may still change. */
+    char scope[32];
+    int refused = 0;
+    for (int i = 0; i < 300; i++) {
+        snprintf(scope, sizeof scope, "scope-%d", i);
+        spanguard_result rc = spanguard_tracer_set_scope_attributes(t, S(scope), NULL, 0, NULL, 0, a, 1);
+        refused += rc == SPANGUARD_RESULT_LIMIT_REACHED;
+        CHECK(rc == SPANGUARD_RESULT_OK || rc == SPANGUARD_RESULT_LIMIT_REACHED);
+    }
+    CHECK(refused == 300 - (SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES - 1));
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S("scope-0"), NULL, 0, NULL, 0, a + 1, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, S("late"), NULL, 0, NULL, 0, a, 1), SPANGUARD_RESULT_SHUT_DOWN);
+    spanguard_tracer_free(t);
+}
+
 int main(int argc, char **argv) {
     snprintf(dir_base, sizeof dir_base, "%s", argc > 1 ? argv[1] : "build/c-context-spans");
     test_explicit_ids_and_scope();
+    test_scope_attributes();
     test_bad_options();
     test_sampling_rules();
     test_ratio();

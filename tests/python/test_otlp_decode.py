@@ -275,7 +275,7 @@ def check_request(request, exp, label):
         where = f"{label}.scope_spans[{g}]"
         assert ss.scope.name == group["scope"]["name"], f"{where}.scope.name"
         assert ss.scope.version == group["scope"]["version"], f"{where}.scope.version"
-        assert len(ss.scope.attributes) == 0
+        check_attributes(ss.scope.attributes, group["scope"].get("attributes", []), f"{where}.scope.attributes")
         assert len(ss.spans) == len(group["spans"]), f"{where}: span count"
         for i, (span, e) in enumerate(zip(ss.spans, group["spans"])):
             check_span(span, e, f"{where}.spans[{i}]")

@@ -96,7 +96,7 @@ the hang ends.
   client left during a delay) adds "mode".
 A span is {"trace_id", "span_id", "parent_span_id" (hex, "" if none), "name",
 "kind", "start", "end", "status_code", "status_message", "attributes",
-"events", "links", "resource", "scope", "scope_version", "scope_schema_url", "trace_state", "flags",
+"events", "links", "resource", "scope", "scope_version", "scope_schema_url", "scope_attributes", "trace_state", "flags",
 "dropped_attributes_count", "dropped_events_count", "dropped_links_count"}.
 Attribute values become JSON values; bytes become {"bytes": hex}.
 """
@@ -430,6 +430,7 @@ def span_dicts(req: ExportTraceServiceRequest) -> list[dict]:
                     "scope": ss.scope.name,
                     "scope_version": ss.scope.version,
                     "scope_schema_url": ss.schema_url,
+                    "scope_attributes": key_values(ss.scope.attributes),
                     "trace_state": sp.trace_state,
                     "flags": sp.flags,
                     "dropped_attributes_count": sp.dropped_attributes_count,

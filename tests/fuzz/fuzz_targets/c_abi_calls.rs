@@ -1147,6 +1147,37 @@ impl Harness {
                         &[R::Ok, R::NullArgument, R::InvalidArgument, R::ShutDown],
                     );
                 }
+                // A bridged tracer's scope attributes (any scope text: NULL
+                // with a length is refused; up to the scope table's limit).
+                if input.byte() % 4 == 0 {
+                    let (name, version, url) = (input.text(), input.text(), input.text());
+                    let attrs = input.attributes();
+                    // SAFETY: every pointer is NULL or valid for its length.
+                    let rc = unsafe {
+                        spanguard_tracer_set_scope_attributes(
+                            t,
+                            name.ptr(),
+                            name.len(),
+                            version.ptr(),
+                            version.len(),
+                            url.ptr(),
+                            url.len(),
+                            attrs.ptr(),
+                            attrs.len(),
+                        )
+                    };
+                    check(
+                        "set_scope_attributes",
+                        rc,
+                        &[
+                            R::Ok,
+                            R::NullArgument,
+                            R::InvalidArgument,
+                            R::LimitReached,
+                            R::ShutDown,
+                        ],
+                    );
+                }
                 // Calls that only read: the sink path, the counters.
                 let mut buf = [0u8; 64];
                 let mut len = 0usize;
