@@ -676,6 +676,47 @@ impl Tracer {
         Ok(())
     }
 
+    /// Sets the attributes of an instrumentation scope (an OpenTelemetry
+    /// tracer's, given to `get_tracer`), sent with that scope's spans in
+    /// every batch exported from now on; the scope is its name, version and
+    /// schema URL as spans give them (`start_span_with_ids`). Scalar values
+    /// only (at most 128); a later call replaces an earlier one's, and no
+    /// attributes take them away. At most 256 scopes have attributes: a
+    /// new one past that raises SpanguardError (LIMIT_REACHED).
+    #[pyo3(signature = (name, version=None, schema_url=None, attributes=None))]
+    fn set_scope_attributes(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: Option<&str>,
+        schema_url: Option<&str>,
+        attributes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let raw = self.raw(py)?;
+        let attrs = Attributes::from_mapping(attributes, &self.values_rejected);
+        let n = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        let (version, schema_url) = (version.unwrap_or(""), schema_url.unwrap_or(""));
+        // SAFETY: raw is a live tracer; the texts and the attributes (kept
+        // alive by `attrs`) are valid for the call.
+        let code = unsafe {
+            ct::spanguard_tracer_set_scope_attributes(
+                raw,
+                name.as_ptr().cast(),
+                name.len(),
+                version.as_ptr().cast(),
+                version.len(),
+                schema_url.as_ptr().cast(),
+                schema_url.len(),
+                attrs.as_ptr(),
+                n,
+            )
+        };
+        if code != spanguard_result::Ok {
+            return Err(report::error(py, code as u32, "set_scope_attributes"));
+        }
+        Ok(())
+    }
+
     /// Waits until every span ended before the call is delivered or
     /// spooled, at most `timeout_s`. True when it was; False on timeout.
     #[pyo3(signature = (timeout_s=5.0))]

@@ -321,6 +321,23 @@ def test_spans_carry_the_providers_resource(receiver, tmp_path):
     tracer.close()
 
 
+def test_spans_carry_their_tracers_scope_attributes(bridged):
+    """A tracer's scope attributes (`get_tracer(..., attributes=...)`)
+    arrive on its spans' InstrumentationScope, as with the SDK's own
+    exporter; another tracer's spans have none (they arrived with none)."""
+    provider, _, arrived = bridged
+    tagged = provider.get_tracer("agent.lib", "1.2.0", schema_url="https://opentelemetry.io/schemas/1.28.0",
+                                 attributes={"library.kind": "llm", "tier": 2})
+    plain = provider.get_tracer("other.lib", "1.2.0")
+    with tagged.start_as_current_span("tagged") as a, plain.start_as_current_span("plain") as b:
+        pass
+    got = arrived()
+    one, other = got[f"{a.get_span_context().span_id:016x}"], got[f"{b.get_span_context().span_id:016x}"]
+    assert (one["scope"], one["scope_version"]) == ("agent.lib", "1.2.0")
+    assert one["scope_attributes"] == {"library.kind": "llm", "tier": 2}
+    assert other["scope_attributes"] == {}
+
+
 def many_span(provider) -> None:
     """A span of 200 attributes (100 at its start, 100 later, as an LLM
     instrumentation flattens a long conversation), 150 events, 150 links."""

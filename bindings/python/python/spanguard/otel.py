@@ -61,6 +61,9 @@ _STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
 # SPANGUARD_RESULT_SHUT_DOWN: the tracer was shut down or closed.
 _SHUT_DOWN = 5
 _MISSING = object()
+# Scopes `_pass_scope` remembers: past this, new ones are left without
+# their attributes (spanguard holds those of 256 at most).
+_MAX_SCOPES_SEEN = 1024
 # Where `_follow` keeps a span's `_Open` on the SDK's span object (its
 # own dict: the _Open refers to no SDK object, so no reference cycle).
 _OPEN_ATTR = "_spanguard_open"
@@ -178,6 +181,10 @@ class SpanguardSpanProcessor(SpanProcessor):
             raise TypeError("SpanguardSpanProcessor needs a spanguard.Tracer")
         self._tracer = tracer
         self._resource = None  # the provider's resource last passed on
+        # Instrumentation scopes seen (by identity; kept, so that an id is
+        # not reused), whose attributes were passed on (`_pass_scope`).
+        self._scope = None
+        self._scopes: dict[int, object] = {}
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
         self._lock = threading.Lock()
@@ -200,6 +207,10 @@ class SpanguardSpanProcessor(SpanProcessor):
                 self._tracer.set_resource(dict(resource.attributes))
             except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
                 self._failed("on_start", e)
+        scope = getattr(span, "instrumentation_scope", None)
+        if scope is not None and scope is not self._scope:
+            self._scope = scope
+            self._pass_scope(scope)
         try:
             opened = self._begin(span, ctx)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
@@ -236,6 +247,24 @@ class SpanguardSpanProcessor(SpanProcessor):
             return False
 
     # -- the work -------------------------------------------------------------
+
+    def _pass_scope(self, scope) -> None:
+        """Passes on the attributes of an SDK tracer's instrumentation scope
+        (`get_tracer(..., attributes=...)`) the first time one of its spans
+        starts, so that its spans arrive with them as with the SDK's own
+        exporter. A tracer keeps one scope object: one identity check a span
+        (`on_start`), a dict lookup when the scope changes."""
+        if id(scope) in self._scopes or len(self._scopes) >= _MAX_SCOPES_SEEN:
+            return
+        self._scopes[id(scope)] = scope
+        attributes = getattr(scope, "attributes", None)
+        if not attributes:
+            return
+        try:
+            self._tracer.set_scope_attributes(scope.name, scope.version or None,
+                                              getattr(scope, "schema_url", None) or None, dict(attributes))
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed("on_start", e)
 
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
