@@ -91,6 +91,10 @@ var (
 	// ErrEmptyKey: an attribute's key was empty (OpenTelemetry forbids
 	// it); that attribute was left out and counted, the others were set.
 	ErrEmptyKey = &Error{Code: C.SPANGUARD_RESULT_EMPTY_KEY}
+	// ErrLimitReached: a table was full and the item was not recorded (a
+	// span's attributes, events or links; the tracer's scopes with
+	// attributes).
+	ErrLimitReached = &Error{Code: C.SPANGUARD_RESULT_LIMIT_REACHED}
 )
 
 func check(rc C.spanguard_result, op string) error {
@@ -491,6 +495,43 @@ func (t *Tracer) SetResource(attrs ...Attribute) error {
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
 	return check(C.spanguard_tracer_set_resource(p, arr, C.size_t(len(attrs))), "set_resource")
+}
+
+// SetScopeAttributes sets the attributes of an instrumentation scope (an
+// OpenTelemetry tracer's, given with trace.WithInstrumentationAttributes),
+// sent with that scope's spans in every batch exported from now on; the
+// scope is the name, version and schema URL its spans give (ForeignSpan's
+// Scope fields). Scalar values only (slices are skipped); at most 128. A
+// later call replaces an earlier one's, and none take them away. At most
+// 256 scopes have attributes: a new one past that returns ErrLimitReached
+// and sets nothing.
+func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...Attribute) error {
+	p, err := t.live()
+	if err != nil {
+		return err
+	}
+	defer runtime.KeepAlive(t)
+	if len(attrs) > maxAttributesPerCall {
+		attrs = attrs[:maxAttributesPerCall]
+	}
+	arr, block := cAttributes(attrs)
+	defer C.free(block)
+	// The three texts in one C block: cgo lets no Go pointer sit in memory
+	// passed to C.
+	text := C.malloc(C.size_t(len(name) + len(version) + len(schemaURL) + 1))
+	defer C.free(text)
+	bytes := unsafe.Slice((*byte)(text), len(name)+len(version)+len(schemaURL)+1)
+	at := 0
+	place := func(s string) (*C.char, C.size_t) {
+		ptr := (*C.char)(unsafe.Pointer(&bytes[at]))
+		at += copy(bytes[at:], s)
+		return ptr, C.size_t(len(s))
+	}
+	n, nl := place(name)
+	v, vl := place(version)
+	u, ul := place(schemaURL)
+	return check(C.spanguard_tracer_set_scope_attributes(p, n, nl, v, vl, u, ul, arr, C.size_t(len(attrs))),
+		"set_scope_attributes")
 }
 
 // Stats reads the counters.

@@ -44,6 +44,10 @@ type SpanProcessor struct {
 	failures atomic.Uint64
 	// The provider's resource last passed to the tracer (SetResource).
 	resource atomic.Pointer[resource.Resource]
+	// Scopes whose attributes were passed on (SetScopeAttributes), by
+	// name, version, schema URL and attribute set: what the SDK's
+	// tracers are told apart by.
+	scopes sync.Map // instrumentation.Scope -> struct{}
 }
 
 type spanKey struct {
@@ -155,6 +159,15 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 		p.resource.Store(r)
 		p.failed(p.tracer.SetResource(attributes(r.Attributes())...))
 	}
+	scope := s.InstrumentationScope()
+	if scope.Attributes.Len() > 0 {
+		// A tracer's scope attributes (WithInstrumentationAttributes),
+		// once a scope: a map lookup a span of such a tracer.
+		if _, seen := p.scopes.LoadOrStore(scope, struct{}{}); !seen {
+			p.failed(p.tracer.SetScopeAttributes(scope.Name, scope.Version, scope.SchemaURL,
+				attributes(scope.Attributes.ToSlice())...))
+		}
+	}
 	sc, parent, atStart := s.SpanContext(), s.Parent(), s.Attributes()
 	f := spanguard.ForeignSpan{
 		Name:           s.Name(),
@@ -164,9 +177,9 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 		TraceFlags:     byte(sc.TraceFlags()),
 		TraceState:     sc.TraceState().String(),
 		Start:          s.StartTime(),
-		ScopeName:      s.InstrumentationScope().Name,
-		ScopeVersion:   s.InstrumentationScope().Version,
-		ScopeSchemaURL: s.InstrumentationScope().SchemaURL,
+		ScopeName:      scope.Name,
+		ScopeVersion:   scope.Version,
+		ScopeSchemaURL: scope.SchemaURL,
 		Attributes:     attributes(atStart),
 		// The SDK's span limits applied (its user's); the tracer's own
 		// would cut what it kept (128 of the 1000 attributes allowed).

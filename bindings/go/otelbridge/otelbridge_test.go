@@ -436,6 +436,41 @@ func TestSpansCarryTheProvidersResource(t *testing.T) {
 	tp.Shutdown(context.Background())
 }
 
+// A tracer's scope attributes (WithInstrumentationAttributes) arrive on
+// its spans' InstrumentationScope, as with the SDK's own exporter; another
+// tracer's spans have none (they arrived with none).
+func TestSpansCarryTheirTracersScopeAttributes(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
+	tagged := tp.Tracer("agent.lib", trace.WithInstrumentationVersion("1.2.0"),
+		trace.WithInstrumentationAttributes(attribute.String("library.kind", "llm"), attribute.Int("tier", 2)))
+	_, a := tagged.Start(context.Background(), "tagged")
+	a.End()
+	_, b := tp.Tracer("other.lib").Start(context.Background(), "plain")
+	b.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range rx.WaitFor(t, 2) {
+		switch got.Name {
+		case "tagged":
+			if got.Scope != "agent.lib" || got.ScopeVersion != "1.2.0" || got.ScopeAttrs["library.kind"] != "llm" ||
+				fmt.Sprint(got.ScopeAttrs["tier"]) != "2" || len(got.ScopeAttrs) != 2 {
+				t.Fatalf("tagged: scope %q %q %v", got.Scope, got.ScopeVersion, got.ScopeAttrs)
+			}
+		default:
+			if len(got.ScopeAttrs) != 0 {
+				t.Fatalf("plain: scope attributes %v", got.ScopeAttrs)
+			}
+		}
+	}
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
 // A backend that never answers: ForceFlush and Shutdown return as soon as
 // their context is done (they waited 30 s and 11 s with a cancelled one),
 // and ForceFlush after Shutdown does nothing, as a processor should.

@@ -42,6 +42,7 @@ type Span struct {
 	Scope          string         `json:"scope"`
 	ScopeVersion   string         `json:"scope_version"`
 	ScopeSchemaURL string         `json:"scope_schema_url"`
+	ScopeAttrs     map[string]any `json:"scope_attributes"`
 	TraceState     string         `json:"trace_state"`
 	Dropped        int            `json:"dropped_attributes_count"`
 	DroppedEvents  int            `json:"dropped_events_count"`
