@@ -13,7 +13,7 @@ use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
-use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
+use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
 use super::value_cut::{cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
@@ -465,6 +465,11 @@ impl Delivery {
                     }
                     return true;
                 }
+                if !self.spool.fits(request.body.len()) {
+                    // One span: kept cut, not lost.
+                    self.keep_cut(request, reason, host);
+                    return true;
+                }
                 self.spool.write(&SpooledBatch {
                     format: request.format,
                     gzipped: request.gzipped,
@@ -473,6 +478,76 @@ impl Delivery {
                 })
             }
         };
+        self.record_written(request, reason, written, host);
+        true
+    }
+
+    /// A span alone over the spool's cap (it cannot be split) is kept with
+    /// its values cut, as after a 413, to half the cap, as a part of a
+    /// request over the cap is (`keep`); counted cut once kept. Lost when
+    /// even its values emptied do not make it fit the cap.
+    fn keep_cut(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        let half = (self.spool.max_bytes() / 2) as usize;
+        let cut = plain_body(request.body, request.gzipped).and_then(|plain| {
+            cut_to_fit(
+                &plain,
+                request.format,
+                half.saturating_sub(HEADER_LEN),
+                request.cut_counted,
+            )
+        });
+        let Some(cut) = cut else {
+            return self.lost_over_cap(request, reason, host);
+        };
+        let body = if request.gzipped {
+            let mut packed = Vec::new();
+            self.gzip
+                .get_or_insert_with(GzipWriter::new)
+                .compress(&cut.body, &mut packed);
+            packed
+        } else {
+            cut.body
+        };
+        if !self.spool.fits(body.len()) {
+            return self.lost_over_cap(request, reason, host);
+        }
+        let batch = SpooledBatch {
+            format: request.format,
+            gzipped: request.gzipped,
+            spans: request.spans.min(u32::MAX as u64) as u32,
+            body,
+        };
+        let written = self.spool.write(&batch);
+        if written.is_ok() {
+            // A lost span's values are not counted as cut.
+            host.record(Outcome::Cut {
+                origin: request.origin,
+                values: cut.values,
+            });
+        }
+        self.record_written(request, reason, written, host);
+    }
+
+    fn lost_over_cap(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        host.record(Outcome::Lost {
+            origin: request.origin,
+            spans: request.spans,
+            reason: &format!(
+                "{reason}; one span is larger than the spool's cap ({} bytes) even with its \
+                 values cut",
+                self.spool.max_bytes()
+            ),
+        });
+    }
+
+    /// Records what became of a request written to the spool.
+    fn record_written(
+        &mut self,
+        request: &Request,
+        reason: &str,
+        written: std::io::Result<super::spool::Eviction>,
+        host: &mut dyn DeliveryHost,
+    ) {
         match written {
             Ok(eviction) => {
                 host.record(Outcome::Kept {
@@ -497,7 +572,6 @@ impl Delivery {
                 reason: &format!("{reason}; the spool could not take it: {e}"),
             }),
         }
-        true
     }
 
     /// Keeps a part of a request over the spool's cap: in halves while
@@ -1197,5 +1271,63 @@ mod tests {
         assert_eq!(sent.lock().unwrap().len(), 2);
         assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_span_alone_over_the_spool_cap_is_kept_cut_to_half_the_cap() {
+        for (format, gzip) in [
+            (BodyFormat::Protobuf, false),
+            (BodyFormat::Json, false),
+            (BodyFormat::Protobuf, true),
+        ] {
+            let what = format!("{format:?} gzip={gzip}");
+            let body = one_big_span(format, gzip, 300_000);
+            let (_, sent, dir) = delivery(&format!("spool-cut-{format:?}-{gzip}"), vec![]);
+            // Gzipped, the repeated alphabet is small: a cap just under it.
+            let cap = if gzip { body.len() as u64 } else { 64 << 10 };
+            let mut d = Delivery::new(
+                Box::new(Scripted {
+                    answers: Arc::new(Mutex::new(vec![busy(None)])),
+                    sent,
+                }),
+                SpoolDir::new(&dir, cap),
+                Duration::from_secs(30),
+                100_000_000,
+            );
+            let mut host = Host {
+                interrupt_waits: true,
+                ..Host::default()
+            };
+            d.deliver(
+                &Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin: Origin::Fresh,
+                    cut_counted: 0,
+                },
+                &mut host,
+            );
+            assert_eq!((host.kept, host.lost, host.cut), (1, 0, 1), "{what}");
+            let files = d.spool().list();
+            assert_eq!(files.len(), 1, "{what}");
+            let file = std::fs::File::open(&files[0]).expect("open");
+            let batch = crate::export::spool::read_batch(&file, cap).expect("a batch");
+            assert!(batch.body.len() as u64 <= cap / 2, "{what}");
+            let spans = crate::export::otlp_decode::decode_body(&batch.body, format, gzip)
+                .expect("decodes");
+            let prompt = spans[0]
+                .attribute("gen_ai.prompt")
+                .and_then(|v| v.as_str())
+                .expect("the prompt");
+            assert!(!prompt.is_empty(), "{what}: cut, not emptied");
+            assert!(
+                gzip || prompt.len() > 16_000,
+                "{what}: {} bytes",
+                prompt.len()
+            );
+            std::fs::remove_dir_all(&dir).ok();
+        }
     }
 }
