@@ -13,9 +13,9 @@ use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
-use super::spool::{Journal, ReplayVerdict, SpoolDir, SpooledBatch};
+use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
-use super::value_cut::cut_to_fit;
+use super::value_cut::{cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -59,6 +59,11 @@ pub struct Request<'a> {
     pub gzipped: bool,
     pub spans: u64,
     pub origin: Origin,
+    /// Values of it already cut to fit a size limit and counted (the
+    /// encoders' span budget, an earlier cut after a 413): a cut leaves
+    /// them the longest of their span, so a later cut finds them and
+    /// counts only the values it cuts besides (`value_cut::cut_to_fit`).
+    pub cut_counted: u64,
 }
 
 /// What happened to (some of) a request's spans. Each span of a request
@@ -227,11 +232,13 @@ impl Delivery {
             Fate::Done | Fate::Refused => true,
             Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
             Fate::Split(first, second) => {
-                for part in [first, second] {
+                let counted = counted_in_parts(request, &first, &second);
+                for (part, cut_counted) in [first, second].iter().zip(counted) {
                     let piece = Request {
                         body: &part.body,
                         spans: part.spans,
                         origin: request.origin.of_part(),
+                        cut_counted,
                         ..*request
                     };
                     self.settle(&piece, host, false);
@@ -247,7 +254,8 @@ impl Delivery {
     /// accepted (or kept, or refused otherwise) or nothing is left to cut:
     /// ids, times and small attributes arrive, as for a span over
     /// `max_request_bytes`. Each cut is made from the request as it came,
-    /// so a value is counted cut once however many tries it took. True:
+    /// so a value is counted cut once however many tries it took, and once
+    /// too when it came cut (`Request::cut_counted`). True:
     /// a spool file it came from is done with (its span went elsewhere).
     fn settle_cut(
         &mut self,
@@ -260,7 +268,7 @@ impl Delivery {
         loop {
             let cut = plain
                 .as_deref()
-                .and_then(|p| cut_to_fit(p, request.format, last / 2))
+                .and_then(|p| cut_to_fit(p, request.format, last / 2, request.cut_counted))
                 .filter(|c| c.body.len() < last);
             let Some(cut) = cut else {
                 host.record(Outcome::Lost {
@@ -286,6 +294,7 @@ impl Delivery {
             let piece = Request {
                 body: &body,
                 origin: request.origin.of_part(),
+                cut_counted: cut.shortened,
                 ..*request
             };
             match self.attempt(&piece, host) {
@@ -443,15 +452,22 @@ impl Delivery {
                 if !self.spool.fits(request.body.len())
                     && let Some((a, b)) = self.split(request)
                 {
-                    for part in [a, b] {
+                    let counted = counted_in_parts(request, &a, &b);
+                    for (part, cut_counted) in [a, b].iter().zip(counted) {
                         let piece = Request {
                             body: &part.body,
                             spans: part.spans,
                             origin: request.origin.of_part(),
+                            cut_counted,
                             ..*request
                         };
                         self.keep_in_parts(&piece, reason, host);
                     }
+                    return true;
+                }
+                if !self.spool.fits(request.body.len()) {
+                    // One span: kept cut, not lost.
+                    self.keep_cut(request, reason, host);
                     return true;
                 }
                 self.spool.write(&SpooledBatch {
@@ -462,6 +478,76 @@ impl Delivery {
                 })
             }
         };
+        self.record_written(request, reason, written, host);
+        true
+    }
+
+    /// A span alone over the spool's cap (it cannot be split) is kept with
+    /// its values cut, as after a 413, to half the cap, as a part of a
+    /// request over the cap is (`keep`); counted cut once kept. Lost when
+    /// even its values emptied do not make it fit the cap.
+    fn keep_cut(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        let half = (self.spool.max_bytes() / 2) as usize;
+        let cut = plain_body(request.body, request.gzipped).and_then(|plain| {
+            cut_to_fit(
+                &plain,
+                request.format,
+                half.saturating_sub(HEADER_LEN),
+                request.cut_counted,
+            )
+        });
+        let Some(cut) = cut else {
+            return self.lost_over_cap(request, reason, host);
+        };
+        let body = if request.gzipped {
+            let mut packed = Vec::new();
+            self.gzip
+                .get_or_insert_with(GzipWriter::new)
+                .compress(&cut.body, &mut packed);
+            packed
+        } else {
+            cut.body
+        };
+        if !self.spool.fits(body.len()) {
+            return self.lost_over_cap(request, reason, host);
+        }
+        let batch = SpooledBatch {
+            format: request.format,
+            gzipped: request.gzipped,
+            spans: request.spans.min(u32::MAX as u64) as u32,
+            body,
+        };
+        let written = self.spool.write(&batch);
+        if written.is_ok() {
+            // A lost span's values are not counted as cut.
+            host.record(Outcome::Cut {
+                origin: request.origin,
+                values: cut.values,
+            });
+        }
+        self.record_written(request, reason, written, host);
+    }
+
+    fn lost_over_cap(&mut self, request: &Request, reason: &str, host: &mut dyn DeliveryHost) {
+        host.record(Outcome::Lost {
+            origin: request.origin,
+            spans: request.spans,
+            reason: &format!(
+                "{reason}; one span is larger than the spool's cap ({} bytes) even with its \
+                 values cut",
+                self.spool.max_bytes()
+            ),
+        });
+    }
+
+    /// Records what became of a request written to the spool.
+    fn record_written(
+        &mut self,
+        request: &Request,
+        reason: &str,
+        written: std::io::Result<super::spool::Eviction>,
+        host: &mut dyn DeliveryHost,
+    ) {
         match written {
             Ok(eviction) => {
                 host.record(Outcome::Kept {
@@ -486,7 +572,6 @@ impl Delivery {
                 reason: &format!("{reason}; the spool could not take it: {e}"),
             }),
         }
-        true
     }
 
     /// Keeps a part of a request over the spool's cap: in halves while
@@ -502,10 +587,12 @@ impl Delivery {
             self.keep(request, reason, host, false);
             return;
         };
-        for part in [a, b] {
+        let counted = counted_in_parts(request, &a, &b);
+        for (part, cut_counted) in [a, b].iter().zip(counted) {
             let piece = Request {
                 body: &part.body,
                 spans: part.spans,
+                cut_counted,
                 ..*request
             };
             self.keep_in_parts(&piece, reason, host);
@@ -529,6 +616,7 @@ impl Delivery {
                 gzipped: batch.gzipped,
                 spans: batch.spans as u64,
                 origin: Origin::SpoolFile,
+                cut_counted: 0,
             };
             if self.deliver(&request, host) {
                 ReplayVerdict::Delivered
@@ -588,10 +676,31 @@ impl Delivery {
                 gzipped: encoder.gzip,
                 spans: n as u64,
                 origin: Origin::Recovered,
+                cut_counted: values,
             };
             self.deliver(&request, host);
             start += n;
         }
+    }
+}
+
+/// How a request's `cut_counted` goes to its two parts: whole to the part
+/// with the longest value. The values were cut to fit one span alone in a
+/// request, which leaves them the longest, and room for little else: two
+/// such spans do not fit one request.
+fn counted_in_parts(request: &Request, first: &Part, second: &Part) -> [u64; 2] {
+    if request.cut_counted == 0 {
+        return [0, 0];
+    }
+    let longest = |part: &Part| {
+        plain_body(&part.body, request.gzipped)
+            .and_then(|plain| longest_value(&plain, request.format))
+            .unwrap_or(0)
+    };
+    if longest(second) > longest(first) {
+        [0, request.cut_counted]
+    } else {
+        [request.cut_counted, 0]
     }
 }
 
@@ -696,6 +805,7 @@ mod tests {
             gzipped: false,
             spans,
             origin: Origin::Fresh,
+            cut_counted: 0,
         }
     }
 
@@ -805,17 +915,34 @@ mod tests {
 
     /// `count` such spans in one request.
     fn big_spans(format: BodyFormat, gzip: bool, prompt: usize, count: u8) -> Vec<u8> {
+        let prompts = vec![prompt; count as usize];
+        let (body, n, cut) = spans_with_prompts(format, gzip, &prompts, 100_000_000);
+        assert_eq!((n, cut), (count as usize, 0));
+        body
+    }
+
+    /// A request of the first spans with these prompt lengths that fit in
+    /// `budget` bytes, as the exporter encodes it: its body, its spans and
+    /// the values the encoder cut.
+    fn spans_with_prompts(
+        format: BodyFormat,
+        gzip: bool,
+        prompts: &[usize],
+        budget: usize,
+    ) -> (Vec<u8>, usize, u64) {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::span::limits::SpanLimits;
         use crate::span::record::ValueInput;
         let pool = PayloadPool::with_mib(32).expect("pool");
-        let text: Vec<u8> = (0..prompt).map(|i| b'a' + (i % 26) as u8).collect();
-        let records: Vec<Box<SpanRecord>> = (0..count)
-            .map(|i| {
+        let records: Vec<Box<SpanRecord>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, &prompt)| {
+                let text: Vec<u8> = (0..prompt).map(|i| b'a' + (i % 26) as u8).collect();
                 // SAFETY: all-zero bytes are an empty record.
                 let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
                 r.trace_id = [7; 16];
-                r.span_id = [9 + i; 8];
+                r.span_id = [9 + i as u8; 8];
                 r.start_unix_ns = 1_700_000_000_000_000_000;
                 r.end_unix_ns = r.start_unix_ns + 5;
                 r.name = r.store_text(b"llm.chat", 256, &pool).0;
@@ -830,12 +957,106 @@ mod tests {
             })
             .collect();
         let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
-        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, count as usize);
-        assert_eq!(
-            enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views),
-            count as usize
+        let mut enc = RequestEncoder::new(format, gzip, budget, prompts.len());
+        let n = enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views);
+        let cut = enc.take_cut_values();
+        (enc.body().to_vec(), n, cut)
+    }
+
+    /// Delivers `body` (`spans` spans, `cut_counted` values cut by the
+    /// encoder) to a backend that answers 413 over `limit` bytes; returns
+    /// what the host counted and the prompt lengths that arrived.
+    fn deliver_to_size_limited(
+        name: &str,
+        body: &[u8],
+        format: BodyFormat,
+        gzip: bool,
+        (spans, cut_counted): (u64, u64),
+        limit: usize,
+    ) -> (Host, Vec<usize>) {
+        let (mut d, _sent, dir) = delivery(name, vec![]);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        d.transport = Box::new(SizeLimited {
+            limit,
+            accepted: Arc::clone(&accepted),
+            refused: Arc::default(),
+        });
+        let mut host = Host::default();
+        d.deliver(
+            &Request {
+                body,
+                format,
+                gzipped: gzip,
+                spans,
+                origin: Origin::Fresh,
+                cut_counted,
+            },
+            &mut host,
         );
-        enc.body().to_vec()
+        std::fs::remove_dir_all(&dir).ok();
+        let prompts = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, gzip).unwrap())
+            .filter_map(|s| {
+                s.attribute("gen_ai.prompt")
+                    .and_then(|v| v.as_str())
+                    .map(str::len)
+            })
+            .collect();
+        (host, prompts)
+    }
+
+    #[test]
+    fn a_value_the_encoder_cut_and_a_413_cuts_again_is_counted_once() {
+        // A 300 KB prompt cut by the encoder to fit 100 KB (counted then);
+        // a backend that takes 40 KB cuts it again after its 413: it was
+        // counted a second time.
+        for (format, gzip) in [
+            (BodyFormat::Protobuf, false),
+            (BodyFormat::Json, false),
+            (BodyFormat::Protobuf, true),
+        ] {
+            let what = format!("{format:?} gzip={gzip}");
+            let (body, n, cut) = spans_with_prompts(format, gzip, &[300_000], 100_000);
+            assert_eq!((n, cut), (1, 1), "{what}: the prompt cut to fit");
+            let limit = if gzip { body.len() / 2 } else { 40_000 };
+            let name = format!("cut-twice-{format:?}-{gzip}");
+            let (host, prompts) =
+                deliver_to_size_limited(&name, &body, format, gzip, (1, cut), limit);
+            assert_eq!((host.delivered, host.lost), (1, 0), "{what}");
+            assert!(prompts[0] < 90_000, "{what}: cut again ({prompts:?})");
+            assert_eq!(host.cut, 0, "{what}: the prompt was counted already");
+        }
+    }
+
+    #[test]
+    fn a_split_request_counts_a_cut_value_with_the_part_that_holds_it() {
+        // A small span, then a span whose prompt the encoder cut, in one
+        // request (two requests' bodies, one after the other: a protobuf
+        // request of both). The 413 splits it; the part with the prompt is
+        // cut again, and the prompt counted once.
+        let (small, _, _) = spans_with_prompts(BodyFormat::Protobuf, false, &[10], 100_000);
+        let (big, _, cut) = spans_with_prompts(BodyFormat::Protobuf, false, &[300_000], 100_000);
+        let plain = [small, big].concat();
+        for gzip in [false, true] {
+            let body = if gzip {
+                let mut packed = Vec::new();
+                GzipWriter::new().compress(&plain, &mut packed);
+                packed
+            } else {
+                plain.clone()
+            };
+            let limit = if gzip { body.len() / 2 } else { 40_000 };
+            let name = format!("cut-split-{gzip}");
+            let (host, mut prompts) =
+                deliver_to_size_limited(&name, &body, BodyFormat::Protobuf, gzip, (2, cut), limit);
+            prompts.sort();
+            assert_eq!((host.delivered, host.lost), (2, 0), "gzip={gzip}");
+            assert!(prompts[0] == 10 && prompts[1] < 90_000, "{prompts:?}");
+            assert_eq!(host.cut, 0, "gzip={gzip}: the prompt was counted already");
+        }
     }
 
     #[test]
@@ -877,6 +1098,7 @@ mod tests {
                     gzipped: gzip,
                     spans: 1,
                     origin,
+                    cut_counted: 0,
                 };
                 let what = format!("{format:?} gzip={gzip} {origin:?}");
                 assert!(d.deliver(&request, &mut host), "{what}: done with");
@@ -935,6 +1157,7 @@ mod tests {
                 gzipped: false,
                 spans: 1,
                 origin: Origin::Fresh,
+                cut_counted: 0,
             },
             &mut host,
         );
@@ -1014,6 +1237,7 @@ mod tests {
                 gzipped: false,
                 spans: 4,
                 origin: Origin::Fresh,
+                cut_counted: 0,
             },
             &mut host,
         );
@@ -1040,11 +1264,70 @@ mod tests {
                 gzipped: false,
                 spans: 1,
                 origin: Origin::Fresh,
+                cut_counted: 0,
             },
             &mut host,
         );
         assert_eq!(sent.lock().unwrap().len(), 2);
         assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_span_alone_over_the_spool_cap_is_kept_cut_to_half_the_cap() {
+        for (format, gzip) in [
+            (BodyFormat::Protobuf, false),
+            (BodyFormat::Json, false),
+            (BodyFormat::Protobuf, true),
+        ] {
+            let what = format!("{format:?} gzip={gzip}");
+            let body = one_big_span(format, gzip, 300_000);
+            let (_, sent, dir) = delivery(&format!("spool-cut-{format:?}-{gzip}"), vec![]);
+            // Gzipped, the repeated alphabet is small: a cap just under it.
+            let cap = if gzip { body.len() as u64 } else { 64 << 10 };
+            let mut d = Delivery::new(
+                Box::new(Scripted {
+                    answers: Arc::new(Mutex::new(vec![busy(None)])),
+                    sent,
+                }),
+                SpoolDir::new(&dir, cap),
+                Duration::from_secs(30),
+                100_000_000,
+            );
+            let mut host = Host {
+                interrupt_waits: true,
+                ..Host::default()
+            };
+            d.deliver(
+                &Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin: Origin::Fresh,
+                    cut_counted: 0,
+                },
+                &mut host,
+            );
+            assert_eq!((host.kept, host.lost, host.cut), (1, 0, 1), "{what}");
+            let files = d.spool().list();
+            assert_eq!(files.len(), 1, "{what}");
+            let file = std::fs::File::open(&files[0]).expect("open");
+            let batch = crate::export::spool::read_batch(&file, cap).expect("a batch");
+            assert!(batch.body.len() as u64 <= cap / 2, "{what}");
+            let spans = crate::export::otlp_decode::decode_body(&batch.body, format, gzip)
+                .expect("decodes");
+            let prompt = spans[0]
+                .attribute("gen_ai.prompt")
+                .and_then(|v| v.as_str())
+                .expect("the prompt");
+            assert!(!prompt.is_empty(), "{what}: cut, not emptied");
+            assert!(
+                gzip || prompt.len() > 16_000,
+                "{what}: {} bytes",
+                prompt.len()
+            );
+            std::fs::remove_dir_all(&dir).ok();
+        }
     }
 }

@@ -418,7 +418,7 @@ impl Exporter {
         let total = self.indexes.len();
         let mut start = 0;
         while start < total {
-            let n = {
+            let (n, cut) = {
                 // Views of the slots not yet sent, dropped before any of
                 // them is released below.
                 let pool: &dyn OverflowSource = &p.pool;
@@ -435,9 +435,12 @@ impl Exporter {
                 }
                 let n = self.encoder.encode_prefix(&resource, &views);
                 self.views.give_back(views);
-                // Values the span budget cut to make a span fit.
-                Stats::add(&p.stats.values_truncated, self.encoder.take_cut_values());
-                n
+                // Values the span budget cut to make a span fit: counted
+                // now, and carried with the request so that a later cut of
+                // them (a 413) does not count them again.
+                let cut = self.encoder.take_cut_values();
+                Stats::add(&p.stats.values_truncated, cut);
+                (n, cut)
             };
             if n == 0 {
                 // Alone over the limit: nothing to send.
@@ -476,7 +479,7 @@ impl Exporter {
             p.slab
                 .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
             self.released = end;
-            self.send_encoded(n as u64);
+            self.send_encoded(n as u64, cut);
             start = end;
         }
     }
@@ -503,7 +506,7 @@ impl Exporter {
 
     /// Delivers the encoded request, publishing it for the crash handler
     /// while it is in flight.
-    fn send_encoded(&mut self, spans: u64) {
+    fn send_encoded(&mut self, spans: u64, cut_counted: u64) {
         let p = Arc::clone(&self.pipeline);
         let body = self.encoder.body();
         let inflight = &p.in_flight;
@@ -523,6 +526,7 @@ impl Exporter {
             gzipped: self.encoder.gzip,
             spans,
             origin: Origin::Fresh,
+            cut_counted,
         };
         self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);

@@ -12,11 +12,13 @@ use super::json_value::JsonValue;
 use super::proto_reader::{WIRE_LEN, fields, write_len_field};
 use super::transport::BodyFormat;
 
-/// A request cut to fit: its body (not gzipped) and how many values the
-/// cut shortened.
+/// A request cut to fit: its body (not gzipped), how many values the cut
+/// shortened, and how many of those no earlier cut had shortened (the
+/// ones to count as truncated).
 #[derive(Debug)]
 pub struct CutRequest {
     pub body: Vec<u8>,
+    pub shortened: u64,
     pub values: u64,
 }
 
@@ -24,7 +26,21 @@ pub struct CutRequest {
 /// cap that makes it at most `target` bytes; with every value emptied when
 /// even that is over. None when the body cannot be read or has no value
 /// to cut.
-pub fn cut_to_fit(plain: &[u8], format: BodyFormat, target: usize) -> Option<CutRequest> {
+///
+/// `counted`: values of `plain` an earlier cut shortened (the encoders'
+/// span budget, or an earlier cut of this request) and counted. A cut
+/// leaves them the longest of their span, each at least the cap then
+/// applied less 3 bytes (a character boundary), so at least the longest
+/// value less 3. Kept under that, the cap cuts each of them again: the
+/// values cut now are those `counted` and `values` new ones, and a value
+/// cut twice is counted once. (A cap under 4 bytes left some empty,
+/// which no cut shortens again: then `values` may count one short.)
+pub fn cut_to_fit(
+    plain: &[u8],
+    format: BodyFormat,
+    target: usize,
+    counted: u64,
+) -> Option<CutRequest> {
     let tree = match format {
         BodyFormat::Protobuf => None,
         BodyFormat::Json => Some(JsonValue::parse(plain).ok()?),
@@ -47,8 +63,14 @@ pub fn cut_to_fit(plain: &[u8], format: BodyFormat, target: usize) -> Option<Cut
         return None;
     }
     // As `budget_cap`: `hi` does not fit (the whole request did not), `lo`
-    // is the best cap known to fit (or 0).
-    let (mut lo, mut hi) = (0usize, whole.largest);
+    // is the best cap known to fit (or 0). With values cut before, `hi`
+    // is also the first cap that might leave one of them as it is.
+    let hi = if counted > 0 {
+        whole.largest.saturating_sub(3)
+    } else {
+        whole.largest
+    };
+    let (mut lo, mut hi) = (0usize, hi);
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
         if write(mid)?.0.len() <= target {
@@ -60,8 +82,30 @@ pub fn cut_to_fit(plain: &[u8], format: BodyFormat, target: usize) -> Option<Cut
     let (body, walk) = write(lo)?;
     Some(CutRequest {
         body,
-        values: walk.cut,
+        shortened: walk.cut,
+        values: walk.cut.saturating_sub(counted),
     })
+}
+
+/// The length of the longest value `cut_to_fit` could cut in `plain` (0
+/// when none); None when it cannot be read.
+pub fn longest_value(plain: &[u8], format: BodyFormat) -> Option<usize> {
+    let mut walk = Walk {
+        cap: usize::MAX,
+        cut: 0,
+        largest: 0,
+    };
+    let mut out = Vec::with_capacity(plain.len());
+    match format {
+        BodyFormat::Protobuf => proto(plain, Msg::Request, &mut walk, &mut out)?,
+        BodyFormat::Json => json(
+            &JsonValue::parse(plain).ok()?,
+            Msg::Request,
+            &mut walk,
+            &mut out,
+        ),
+    }
+    Some(walk.largest)
 }
 
 /// The cap on each value, the values it cut, and the longest value seen.
@@ -289,7 +333,7 @@ mod tests {
         let bytes = format!(r#"{{"bytesValue":"{}"}}"#, "QUJD".repeat(1000));
         let short = r#"{"stringValue":"short"}"#.to_string();
         let body = json_request(&[&accents, &controls, &bytes, &short]);
-        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() / 4).expect("cut");
+        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() / 4, 0).expect("cut");
         assert!(cut.body.len() <= body.len() / 4);
         assert_eq!(
             cut.values, 3,
@@ -326,15 +370,35 @@ mod tests {
     fn a_request_with_no_value_to_cut_is_left_alone() {
         let body = json_request(&[r#"{"intValue":"5"}"#]);
         // The status message is a value too: emptied at most.
-        let cut = cut_to_fit(&body, BodyFormat::Json, 10).expect("the status message");
+        let cut = cut_to_fit(&body, BodyFormat::Json, 10, 0).expect("the status message");
         assert_eq!(cut.values, 1);
         let plain = format!(
             r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"name":"{}"}}]}}]}}]}}"#,
             "n".repeat(5000)
         );
         assert!(
-            cut_to_fit(plain.as_bytes(), BodyFormat::Json, 10).is_none(),
+            cut_to_fit(plain.as_bytes(), BodyFormat::Json, 10, 0).is_none(),
             "names are not cut"
+        );
+    }
+
+    #[test]
+    fn values_cut_before_are_cut_again_and_not_counted_again() {
+        // An earlier cut to 999 bytes left "é"s at 998 (a character
+        // boundary) and counted it; a value of 1000 bytes beside it was
+        // shorter than that cut's cap, so kept. A cap of 999 would now cut
+        // only the new one, and subtracting the earlier count would count
+        // none: kept under 997, both are cut, the new one counted.
+        let cut_before = format!(r#"{{"stringValue":"{}"}}"#, "é".repeat(499));
+        let whole = format!(r#"{{"stringValue":"{}"}}"#, "x".repeat(1000));
+        let body = json_request(&[&cut_before, &whole]);
+        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() - 1, 1).expect("cut");
+        assert_eq!((cut.shortened, cut.values), (2, 1));
+        let cut = cut_to_fit(&body, BodyFormat::Json, body.len() - 1, 0).expect("cut");
+        assert_eq!(
+            (cut.shortened, cut.values),
+            (1, 1),
+            "no earlier cut: the least"
         );
     }
 }

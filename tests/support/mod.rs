@@ -58,26 +58,38 @@ pub fn slow_backend(
     delay: Duration,
     on_body: impl Fn(&[u8]) + Send + Sync + 'static,
 ) -> (String, Arc<AtomicBool>) {
+    backend(move |body| {
+        on_body(body);
+        thread::sleep(delay);
+        200
+    })
+}
+
+/// An OTLP/HTTP backend on loopback that answers each request with the
+/// status `answer` gives for its body (empty body). Returns its URL and a
+/// flag that, once set, makes it stop taking connections.
+#[allow(dead_code)]
+pub fn backend(answer: impl Fn(&[u8]) -> u16 + Send + Sync + 'static) -> (String, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     let closed = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&closed);
-    let on_body = Arc::new(on_body);
+    let answer = Arc::new(answer);
     thread::spawn(move || {
         for conn in listener.incoming() {
             if stop.load(Ordering::Acquire) {
                 return;
             }
             if let Ok(conn) = conn {
-                let on_body = Arc::clone(&on_body);
-                thread::spawn(move || serve(conn, delay, &*on_body));
+                let answer = Arc::clone(&answer);
+                thread::spawn(move || serve(conn, &*answer));
             }
         }
     });
     (url, closed)
 }
 
-fn serve(conn: TcpStream, delay: Duration, on_body: &dyn Fn(&[u8])) {
+fn serve(conn: TcpStream, answer: &dyn Fn(&[u8]) -> u16) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut writer = conn;
     loop {
@@ -102,10 +114,15 @@ fn serve(conn: TcpStream, delay: Duration, on_body: &dyn Fn(&[u8])) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        on_body(&body);
-        thread::sleep(delay);
-        let answer =
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+        let status = answer(&body);
+        let reason = match status {
+            200 => "OK",
+            413 => "Content Too Large",
+            _ => "Status",
+        };
+        let answer = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+        );
         if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }

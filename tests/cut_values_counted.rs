@@ -1,0 +1,191 @@
+//! A value cut to make its span fit is counted in `values_truncated` once,
+//! however many cuts it took: the counter counts values cut, not cuts.
+//! Judged by what a loopback backend took.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use spanguard::config::{Compression, TracerConfig};
+use spanguard::export::otlp_decode::decode_body;
+use spanguard::export::transport::BodyFormat;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
+
+mod support;
+
+/// A prompt of `n` bytes that never repeats at a short period, so a cut
+/// shows as a prefix.
+fn prompt(n: usize) -> String {
+    (0..n)
+        .map(|i| (b'a' + ((i * 7 + i / 4093) % 26) as u8) as char)
+        .collect()
+}
+
+/// A backend that answers 413 to bodies over `limit` bytes and 200 to the
+/// rest, which it keeps.
+fn size_limited_backend(limit: usize) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let taken: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let keep = Arc::clone(&taken);
+    let (url, _) = support::backend(move |body| {
+        if body.len() > limit {
+            return 413;
+        }
+        keep.lock().unwrap().push(body.to_vec());
+        200
+    });
+    (url, taken)
+}
+
+/// Ends one span with `text` in `gen_ai.prompt` and a small attribute.
+fn end_span_with(tracer: &Tracer, text: &str) {
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    tracer
+        .set_attribute(s, b"gen_ai.prompt", AttrInput::Str(text.as_bytes()))
+        .expect("prompt");
+    tracer
+        .set_attribute(s, b"gen_ai.usage.input_tokens", AttrInput::Int(42))
+        .expect("tokens");
+    tracer.end(s, 0).expect("end");
+}
+
+#[test]
+fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
+    // A 300 KB prompt under max_request_bytes 100 KB: the encoder cuts it
+    // to fit the request (one value cut). The backend takes at most 40 KB:
+    // its 413 on the span alone cuts the prompt again. One value was cut,
+    // counted twice.
+    let (url, taken) = size_limited_backend(40_000);
+    let (tracer, dir) = support::tracer_to(
+        "cut-counted-once",
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            max_request_bytes: 100_000,
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    let text = prompt(300_000);
+    end_span_with(&tracer, &text);
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(stats.spans_exported, 1);
+    let taken = taken.lock().unwrap();
+    assert_eq!(taken.len(), 1);
+    let spans = decode_body(&taken[0], BodyFormat::Protobuf, false).expect("decodes");
+    let got = spans[0]
+        .attribute("gen_ai.prompt")
+        .and_then(|v| v.as_str())
+        .expect("the prompt, cut");
+    assert!(
+        got.len() < 40_000 && got.len() > 10_000,
+        "{} bytes",
+        got.len()
+    );
+    assert!(text.starts_with(got), "the prompt's beginning");
+    assert_eq!(stats.values_truncated, 1, "one value cut, counted once");
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_span_alone_over_the_spool_cap_is_spooled_with_its_values_cut() {
+    // The backend down, a spool cap of 64 KiB, a span with a 300 KB prompt:
+    // the span was lost ("batch larger than the spool cap"). Its values are
+    // cut to fit, as after a 413, counted once, and it is spooled; a tracer
+    // that finds the backend up replays it.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}/v1/traces", down.local_addr().unwrap());
+    drop(down);
+    let config = TracerConfig {
+        compression: Compression::None,
+        spool_max_bytes: 64 << 10,
+        schedule_delay: Duration::from_millis(20),
+        export_timeout: Duration::from_millis(200),
+        ..TracerConfig::default()
+    };
+    let (tracer, dir) = support::tracer_to("spool-cap-cut", &dead, config.clone());
+    let text = prompt(300_000);
+    end_span_with(&tracer, &text);
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    let stats = tracer.stats();
+    assert_eq!(
+        (stats.spooled_spans, stats.dropped_export_failed),
+        (1, 0),
+        "spooled, not lost"
+    );
+    assert_eq!(stats.values_truncated, 1, "the prompt, cut once");
+    drop(tracer);
+
+    let (url, taken) = size_limited_backend(usize::MAX);
+    let (tracer, _) = support::tracer_to("spool-cap-cut", &url, config);
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    assert_eq!(tracer.stats().replayed_spans, 1);
+    let taken = taken.lock().unwrap();
+    let spans: Vec<_> = taken
+        .iter()
+        .flat_map(|b| decode_body(b, BodyFormat::Protobuf, false).expect("decodes"))
+        .collect();
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    assert_eq!(span.name, "llm.chat");
+    assert_eq!(
+        span.attribute("gen_ai.usage.input_tokens")
+            .and_then(|v| v.as_i64()),
+        Some(42),
+        "small attributes whole"
+    );
+    let got = span
+        .attribute("gen_ai.prompt")
+        .and_then(|v| v.as_str())
+        .expect("the prompt, cut");
+    assert!(text.starts_with(got), "the prompt's beginning");
+    assert!(
+        got.len() > 16_000 && got.len() <= 32 << 10,
+        "cut to half the cap ({} bytes)",
+        got.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_span_over_the_spool_cap_even_with_its_values_cut_is_lost_and_says_why() {
+    let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}/v1/traces", down.local_addr().unwrap());
+    drop(down);
+    let (tracer, dir) = support::tracer_to(
+        "spool-cap-lost",
+        &dead,
+        TracerConfig {
+            compression: Compression::None,
+            spool_max_bytes: 40,
+            schedule_delay: Duration::from_millis(20),
+            export_timeout: Duration::from_millis(200),
+            ..TracerConfig::default()
+        },
+    );
+    let said: Arc<Mutex<Vec<String>>> = Arc::default();
+    let told = Arc::clone(&said);
+    tracer.set_callback(Some(Box::new(move |_, message: &str| {
+        told.lock().unwrap().push(message.to_string())
+    })));
+    end_span_with(&tracer, &prompt(300_000));
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    let stats = tracer.stats();
+    assert_eq!((stats.spooled_spans, stats.dropped_export_failed), (0, 1));
+    assert_eq!(
+        stats.values_truncated, 0,
+        "a lost span's values are not counted cut"
+    );
+    let said = said.lock().unwrap();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("larger than the spool's cap")),
+        "{said:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
