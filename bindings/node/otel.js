@@ -75,25 +75,26 @@ const FORWARDED = [['addEvent', 'events'], ['addLink', 'links'], ['addLinks', 'l
 /**
  * A prototype over the SDK span's own (`base`) whose setters do its work
  * and then pass on what it kept to `processor` (`forward`), for a span
- * whose entry is in `processor.open`, as long as it is there (onEnd takes
- * it out). One a prototype and processor, made at its first span: a span
- * then costs one prototype change, not a closure a setter.
+ * that holds its entry (under `processor.entryKey`), as long as it holds
+ * it (onEnd takes it off). One a prototype and processor, made at its
+ * first span: a span then costs one prototype change, not a closure a
+ * setter.
  */
 function followingPrototype(base, processor) {
-  const open = processor.open;
+  const ENTRY = processor.entryKey;
   const proto = Object.create(base);
   const define = (name, fn) => Object.defineProperty(proto, name, {
     value: fn, writable: true, configurable: true, enumerable: false,
   });
   define('setAttribute', function setAttribute(key, value) {
     const result = base.setAttribute.call(this, key, value);
-    const entry = open.get(this);
+    const entry = this[ENTRY];
     // Within setAttributes (the SDK's sets through setAttribute) its keys go on in one call.
     if (entry !== undefined && !entry.inSetAttributes) processor.forwardAttribute(this, entry, key);
     return result;
   });
   define('setAttributes', function setAttributes(attributes) {
-    const entry = open.get(this);
+    const entry = this[ENTRY];
     if (entry === undefined) return base.setAttributes.call(this, attributes);
     entry.inSetAttributes = true;
     let result;
@@ -109,7 +110,7 @@ function followingPrototype(base, processor) {
     if (typeof base[name] !== 'function') continue; // addLink, addLinks: SDKs since 1.24
     define(name, function followed(...args) {
       const result = base[name].apply(this, args);
-      const entry = open.get(this);
+      const entry = this[ENTRY];
       if (entry !== undefined) processor.forward(this, entry, what);
       return result;
     });
@@ -143,7 +144,11 @@ class SpanguardSpanProcessor {
    */
   constructor(tracer = {}) {
     this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
-    // SDK span -> { span: spanguard Span, name, attributes and links at start }.
+    // An SDK span's entry ({ span: spanguard Span, name, attributes and
+    // links at start, ... }) is its property of this key while it is open:
+    // a property read costs a setter less than a WeakMap's lookup. A span
+    // that cannot take a property has its entry in `open`.
+    this.entryKey = Symbol('spanguard');
     this.open = new WeakMap();
     // The SDK span's prototype -> its following prototype (`follow`), or null for one that cannot be followed.
     this.following = new Map();
@@ -195,7 +200,8 @@ class SpanguardSpanProcessor {
         eventsFrom: 0, events: 0, linksFrom: droppedLinks, links: droppedLinks + links.length,
         inSetAttributes: false,
       };
-      this.open.set(otelSpan, entry);
+      if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
+      else this.open.set(otelSpan, entry);
       this.follow(otelSpan);
     } catch (_) {
       this.failures++;
@@ -312,10 +318,16 @@ class SpanguardSpanProcessor {
   }
 
   onEnd(otelSpan) {
-    const entry = this.open.get(otelSpan);
-    if (!entry) return;
-    // Out of `open`: the setters pass nothing more on.
-    this.open.delete(otelSpan);
+    let entry = otelSpan[this.entryKey];
+    if (entry) {
+      // Off the span: the setters pass nothing more on (undefined, not
+      // deleted, which would make the span's properties a dictionary).
+      otelSpan[this.entryKey] = undefined;
+    } else {
+      entry = this.open.get(otelSpan);
+      if (!entry) return;
+      this.open.delete(otelSpan);
+    }
     const { span } = entry;
     try {
       // What was set after the start and not passed on (past the
