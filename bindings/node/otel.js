@@ -25,6 +25,9 @@
 const { Tracer, SpanguardError, RESULT } = require('./index.js');
 
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+const NONE = Object.freeze([]);
+/** No attributes, as attributeLists gives them (its lists are only read). */
+const NO_LISTS = Object.freeze([NONE, NONE]);
 
 /**
  * OpenTelemetry attributes as spanguard takes them, as two lists (keys and
@@ -33,20 +36,26 @@ const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
  * so are those equal to `unchanged`'s (the attributes a span started
  * with, at its end). An array holding null or undefined (which
  * OpenTelemetry allows) goes as it is: the binding sends those elements
- * as their type's zero, as OpenTelemetry lets an exporter do.
+ * as their type's zero, as OpenTelemetry lets an exporter do. None
+ * (usually so at an end, where what was set came as it was set): the
+ * lists of NO_LISTS, none made.
  */
 function attributeLists(attributes, processor, unchanged) {
-  const keys = [];
-  const values = [];
-  if (!attributes) return [keys, values];
+  let keys = null;
+  let values = null;
+  if (!attributes) return NO_LISTS;
   for (const key in attributes) {
     if (!hasOwn(attributes, key)) continue;
     const v = attributes[key];
     if (v === undefined || v === null || (unchanged !== undefined && unchanged[key] === v)) continue;
+    if (keys === null) {
+      keys = [];
+      values = [];
+    }
     keys.push(key);
     values.push(v);
   }
-  return [keys, values];
+  return keys === null ? NO_LISTS : [keys, values];
 }
 
 /** The same as an object, for the calls that take one (links, events). */
@@ -57,8 +66,57 @@ function attributesOf(attributes, processor) {
   return out;
 }
 
-/** The SDK span's setters `follow` needs (addLink and addLinks it wraps where the SDK has them). */
+/** The SDK span's setters `follow` needs (addLink and addLinks it follows where the SDK has them). */
 const FOLLOWED = ['setAttribute', 'setAttributes', 'addEvent', 'updateName', 'setStatus'];
+/** The setters that pass on through `forward`, and what they set. */
+const FORWARDED = [['addEvent', 'events'], ['addLink', 'links'], ['addLinks', 'links'], ['updateName', 'name'],
+  ['setStatus', 'status']];
+
+/**
+ * A prototype over the SDK span's own (`base`) whose setters do its work
+ * and then pass on what it kept to `processor` (`forward`), for a span
+ * that holds its entry (under `processor.entryKey`), as long as it holds
+ * it (onEnd takes it off). One a prototype and processor, made at its
+ * first span: a span then costs one prototype change, not a closure a
+ * setter.
+ */
+function followingPrototype(base, processor) {
+  const ENTRY = processor.entryKey;
+  const proto = Object.create(base);
+  const define = (name, fn) => Object.defineProperty(proto, name, {
+    value: fn, writable: true, configurable: true, enumerable: false,
+  });
+  define('setAttribute', function setAttribute(key, value) {
+    const result = base.setAttribute.call(this, key, value);
+    const entry = this[ENTRY];
+    // Within setAttributes (the SDK's sets through setAttribute) its keys go on in one call.
+    if (entry !== undefined && !entry.inSetAttributes) processor.forwardAttribute(this, entry, key);
+    return result;
+  });
+  define('setAttributes', function setAttributes(attributes) {
+    const entry = this[ENTRY];
+    if (entry === undefined) return base.setAttributes.call(this, attributes);
+    entry.inSetAttributes = true;
+    let result;
+    try {
+      result = base.setAttributes.call(this, attributes);
+    } finally {
+      entry.inSetAttributes = false;
+    }
+    processor.forward(this, entry, 'attributes', attributes);
+    return result;
+  });
+  for (const [name, what] of FORWARDED) {
+    if (typeof base[name] !== 'function') continue; // addLink, addLinks: SDKs since 1.24
+    define(name, function followed(...args) {
+      const result = base[name].apply(this, args);
+      const entry = this[ENTRY];
+      if (entry !== undefined) processor.forward(this, entry, what);
+      return result;
+    });
+  }
+  return proto;
+}
 
 /**
  * What onEnd sends of an SDK span's events or links, and how many it counts
@@ -72,6 +130,8 @@ const FOLLOWED = ['setAttribute', 'setAttributes', 'addEvent', 'updateName', 'se
 function stillToSend(kept, dropped, from, to) {
   const all = kept || [];
   const gone = dropped || 0;
+  // Every one the SDK had was passed on (no events, say): nothing to copy.
+  if (all.length + gone === to) return [NONE, from];
   const passed = to - from;
   const send = all.slice(Math.max(0, to - gone)).slice(0, Math.max(0, all.length - passed));
   return [send, all.length + gone - passed - send.length];
@@ -84,8 +144,14 @@ class SpanguardSpanProcessor {
    */
   constructor(tracer = {}) {
     this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
-    // SDK span -> { span: spanguard Span, name, attributes and links at start }.
+    // An SDK span's entry ({ span: spanguard Span, name, attributes and
+    // links at start, ... }) is its property of this key while it is open:
+    // a property read costs a setter less than a WeakMap's lookup. A span
+    // that cannot take a property has its entry in `open`.
+    this.entryKey = Symbol('spanguard');
     this.open = new WeakMap();
+    // The SDK span's prototype -> its following prototype (`follow`), or null for one that cannot be followed.
+    this.following = new Map();
     this.failures = 0;
   }
 
@@ -132,10 +198,11 @@ class SpanguardSpanProcessor {
         // Events and links numbered as the SDK span has had them (those it
         // evicted included): from*, up to events and links, passed on.
         eventsFrom: 0, events: 0, linksFrom: droppedLinks, links: droppedLinks + links.length,
-        ended: false, inSetAttributes: false,
+        inSetAttributes: false,
       };
-      this.open.set(otelSpan, entry);
-      this.follow(otelSpan, entry);
+      if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
+      else this.open.set(otelSpan, entry);
+      this.follow(otelSpan);
     } catch (_) {
       this.failures++;
     }
@@ -143,41 +210,37 @@ class SpanguardSpanProcessor {
 
   /**
    * Makes what is set on the open span reach spanguard as it is set: the
-   * SDK tells a processor nothing between onStart and onEnd. Its setters
-   * are wrapped on the instance (recordException adds its event through
-   * addEvent, setAttributes sets through setAttribute) and pass on what
-   * the SDK kept after doing their own work.
+   * SDK tells a processor nothing between onStart and onEnd. The span's
+   * prototype is swapped for one over it whose setters pass on what the
+   * SDK kept after doing their own work (`followingPrototype`;
+   * recordException adds its event through addEvent, setAttributes sets
+   * through setAttribute). A span that cannot take another prototype, or
+   * whose setters are its own properties (which hide the prototype's), is
+   * completed at onEnd.
    */
-  follow(otelSpan, entry) {
-    for (const name of FOLLOWED) if (typeof otelSpan[name] !== 'function') return;
-    const processor = this;
-    const wrap = (name, what) => {
-      const own = otelSpan[name];
-      otelSpan[name] = function followed(...args) {
-        const result = own.apply(this, args);
-        processor.forward(otelSpan, entry, what, args);
-        return result;
-      };
-    };
-    const ownSetAttributes = otelSpan.setAttributes;
-    otelSpan.setAttributes = function followed(attributes) {
-      // Its keys in one native call, not one each through setAttribute.
-      entry.inSetAttributes = true;
-      let result;
-      try {
-        result = ownSetAttributes.call(this, attributes);
-      } finally {
-        entry.inSetAttributes = false;
-      }
-      processor.forward(otelSpan, entry, 'attributes', [attributes]);
-      return result;
-    };
-    wrap('setAttribute', 'attribute');
-    wrap('addEvent', 'events');
-    if (typeof otelSpan.addLink === 'function') wrap('addLink', 'links');
-    if (typeof otelSpan.addLinks === 'function') wrap('addLinks', 'links');
-    wrap('updateName', 'name');
-    wrap('setStatus', 'status');
+  follow(otelSpan) {
+    const base = Object.getPrototypeOf(otelSpan);
+    let proto = this.following.get(base);
+    if (proto === undefined) {
+      const ok = base !== null && FOLLOWED.every((name) => typeof base[name] === 'function');
+      proto = ok ? followingPrototype(base, this) : null;
+      this.following.set(base, proto);
+    }
+    if (proto !== null) Reflect.setPrototypeOf(otelSpan, proto); // false for a span that cannot take it: left as it is
+  }
+
+  /** `forward` for one attribute, the setter instrumentations call most. */
+  forwardAttribute(otelSpan, entry, key) {
+    try {
+      const kept = otelSpan.attributes;
+      if (!kept || !hasOwn(kept, key)) return;
+      const v = kept[key];
+      if (v === undefined || v === null || entry.attributes[key] === v) return;
+      entry.attributes[key] = v;
+      entry.span.setAttribute(key, v);
+    } catch (_) {
+      this.failures++;
+    }
   }
 
   /**
@@ -189,13 +252,11 @@ class SpanguardSpanProcessor {
    * to onEnd. (Attributes past the limit the SDK refuses, keeping the
    * first: those it kept may all go on.)
    */
-  forward(otelSpan, entry, what, args) {
-    if (entry.ended) return;
+  forward(otelSpan, entry, what, attributes) {
     try {
       const { span } = entry;
-      if (what === 'attribute' || what === 'attributes') {
-        if (what === 'attribute' && entry.inSetAttributes) return;
-        const given = what === 'attribute' ? { [args[0]]: true } : (args[0] || {});
+      if (what === 'attributes') {
+        const given = attributes || {};
         const kept = otelSpan.attributes || {};
         const keys = [];
         const values = [];
@@ -257,30 +318,55 @@ class SpanguardSpanProcessor {
   }
 
   onEnd(otelSpan) {
-    const entry = this.open.get(otelSpan);
-    if (!entry) return;
-    this.open.delete(otelSpan);
-    entry.ended = true;
+    let entry = otelSpan[this.entryKey];
+    if (entry) {
+      // Off the span: the setters pass nothing more on (undefined, not
+      // deleted, which would make the span's properties a dictionary).
+      otelSpan[this.entryKey] = undefined;
+    } else {
+      entry = this.open.get(otelSpan);
+      if (!entry) return;
+      this.open.delete(otelSpan);
+    }
     const { span } = entry;
-    const attempt = (fn) => {
-      try { fn(); } catch (_) { this.failures++; }
-    };
-    // What was set after the start, in one native call per 128.
-    const [keys, values] = attributeLists(otelSpan.attributes, this, entry.attributes);
-    if (keys.length > 0) attempt(() => span.setAttributeLists(keys, values));
-    if (otelSpan.name !== entry.name) attempt(() => span.updateName(otelSpan.name));
+    try {
+      // What was set after the start and not passed on (past the
+      // limit, or on a span that could not be followed), in one native
+      // call per 128: usually nothing.
+      const [keys, values] = attributeLists(otelSpan.attributes, this, entry.attributes);
+      if (keys.length > 0) span.setAttributeLists(keys, values);
+    } catch (_) {
+      this.failures++;
+    }
+    try {
+      if (otelSpan.name !== entry.name) span.updateName(otelSpan.name);
+    } catch (_) {
+      this.failures++;
+    }
     // Events and links: as many as the SDK kept, the others counted.
     const [links, dl] = stillToSend(otelSpan.links, otelSpan.droppedLinksCount, entry.linksFrom, entry.links);
     for (const link of links) this.link(span, link);
     const [events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
       entry.events);
     for (const event of events) this.event(span, event);
-    // What the SDK's own limits left out (an event's or link's own count is not carried).
-    const da = otelSpan.droppedAttributesCount || 0;
-    if (da > 0 || de > 0 || dl > 0) attempt(() => span.addDroppedCounts(da, de, dl));
-    const status = otelSpan.status || {};
-    if (status.code) attempt(() => span.setStatus(status.code, status.message || ''));
-    attempt(() => span.end(otelSpan.endTime));
+    try {
+      // What the SDK's own limits left out (an event's or link's own count is not carried).
+      const da = otelSpan.droppedAttributesCount || 0;
+      if (da > 0 || de > 0 || dl > 0) span.addDroppedCounts(da, de, dl);
+    } catch (_) {
+      this.failures++;
+    }
+    try {
+      const status = otelSpan.status;
+      if (status && status.code) span.setStatus(status.code, status.message || '');
+    } catch (_) {
+      this.failures++;
+    }
+    try {
+      span.end(otelSpan.endTime);
+    } catch (_) {
+      this.failures++;
+    }
   }
 
   /**

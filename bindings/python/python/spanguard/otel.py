@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from operator import is_
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from . import Span as _SpanguardSpan
 from . import SpanguardError, Tracer
@@ -55,18 +56,19 @@ __all__ = ["SpanguardSpanProcessor"]
 _logger = logging.getLogger("spanguard")
 
 # OpenTelemetry's SpanKind counts from INTERNAL = 0; OTLP (and spanguard)
-# from UNSPECIFIED = 0.
-_KIND = {kind: kind.value + 1 for kind in SpanKind}
-_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+# from UNSPECIFIED = 0. Both maps are keyed by the member's id: an Enum
+# member hashes in Python (Enum.__hash__), a cost on every span, and the
+# members live as long as their enum.
+_KIND = {id(kind): kind.value + 1 for kind in SpanKind}
+_STATUS = {id(code): n for code, n in ((StatusCode.UNSET, 0), (StatusCode.OK, 1), (StatusCode.ERROR, 2))}
 # SPANGUARD_RESULT_SHUT_DOWN: the tracer was shut down or closed.
 _SHUT_DOWN = 5
 _MISSING = object()
 # Scopes `_pass_scope` remembers: past this, new ones are left without
 # their attributes (spanguard holds those of 256 at most).
 _MAX_SCOPES_SEEN = 1024
-# Where `_follow` keeps a span's `_Open` on the SDK's span object (its
-# own dict: the _Open refers to no SDK object, so no reference cycle).
-_OPEN_ATTR = "_spanguard_open"
+# TraceFlags' sampled bit (its `sampled` property costs a Python call).
+_SAMPLED = TraceFlags.SAMPLED
 
 
 def _link(sg: _SpanguardSpan, link) -> None:
@@ -79,22 +81,50 @@ def _link(sg: _SpanguardSpan, link) -> None:
                     tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote))
 
 
+def _own_attributes(span):
+    """The SDK span's own BoundedAttributes (its `_attributes`, with `_dict`
+    and `dropped`), or None: its public `attributes` copies its keys under
+    a lock and reads each value through a Python `__getitem__`, the
+    largest part of what the bridge cost a span."""
+    own = getattr(span, "_attributes", None)
+    return own if type(getattr(own, "_dict", None)) is dict and hasattr(own, "dropped") else None
+
+
+def _had(span, field: str) -> int:
+    """How many events or links the SDK span has had, those its limit
+    dropped counted, from its own list (`_events`, `_links`, a BoundedList,
+    or a sequence without a dropped count), or -1 when it has none: the
+    public properties copy the list into a tuple under a lock."""
+    own = getattr(span, field, None)
+    return -1 if own is None else len(own) + getattr(own, "dropped", 0)
+
+
+def _scope_fields(scope) -> tuple:
+    """The instrumentation scope's name, version and schema URL as
+    spanguard takes them (None for none)."""
+    if scope is None:
+        return None, None, None
+    return scope.name, scope.version or None, getattr(scope, "schema_url", None) or None
+
+
 class _Open:
     """A span begun at on_start: what on_end must not send twice.
 
     Events and links are counted as the SDK's span has had them, dropped
     ones included (the SDK evicts its oldest when full): those numbered
     from `*_from` (what the SDK had dropped when the bridge first passed
-    them) up to `events` and `links` were passed on."""
+    them) up to `events` and `links` were passed on. It refers to nothing
+    that refers to the SDK's span (`kept` is the span's attribute map), so
+    keeping it on the span makes no reference cycle."""
 
-    __slots__ = ("span", "name", "attributes", "events", "events_from", "links", "links_from", "attribute_limit",
-                 "ended")
+    __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "links", "links_from",
+                 "attribute_limit", "ended")
 
-    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, events: tuple[int, int],
-                 links: tuple[int, int], attribute_limit):
-        self.span, self.name, self.attributes = span, name, attributes
-        self.events_from, self.events = events
-        self.links_from, self.links = links
+    def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
+                 links_from: int, links: int, attribute_limit):
+        self.span, self.name, self.attributes, self.kept = span, name, attributes, kept
+        self.events_from, self.events = events_from, events
+        self.links_from, self.links = links_from, links
         # The SDK span's attribute limit (None: none).
         self.attribute_limit = attribute_limit
         self.ended = False  # on_end has it: setters pass nothing more
@@ -120,6 +150,15 @@ def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int) -> tupl
     return send, len(kept) + dropped - passed - len(send)
 
 
+def _unsent(span, field: str, public: str, dropped: str, passed_from: int, passed_to: int) -> tuple[tuple, int]:
+    """`_still_to_send` for the span's events or links, without copying
+    them when every one the SDK had was passed on (then none is sent and
+    those the SDK had dropped before the first was passed are counted)."""
+    if _had(span, field) == passed_to:
+        return (), passed_from
+    return _still_to_send(getattr(span, public), getattr(span, dropped), passed_from, passed_to)
+
+
 # The SDK span's setters `_follow` passes on.
 _FOLLOWED = ("set_attribute", "set_attributes", "add_event", "add_link", "update_name", "set_status")
 
@@ -127,44 +166,62 @@ _FOLLOWED = ("set_attribute", "set_attributes", "add_event", "add_link", "update
 def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
     """A subclass of the SDK's span class whose setters also pass on what
     they set (`SpanguardSpanProcessor._forward`). `record_exception` adds
-    its event through `add_event`."""
-
-    def open_of(span):
-        # The span's _Open while spanguard's span is open (on_end marks it).
-        opened = span.__dict__.get(_OPEN_ATTR)
-        return opened if opened is not None and not opened.ended else None
+    its event through `add_event`. The span's `_Open` is its attribute
+    `_spanguard_open` (`_follow`); once on_end has it, `ended` says so."""
 
     def set_attribute(self, key, value):
         base.set_attribute(self, key, value)
-        if opened := open_of(self):
-            processor._forward_attributes(self, opened, (key,))
+        opened = self._spanguard_open
+        if opened is not None and not opened.ended:
+            # `_forward_attributes` for one key, inline: the setter
+            # instrumentations call most.
+            try:
+                kept = opened.kept
+                limit = opened.attribute_limit
+                if limit is None or len(kept._dict) + kept.dropped < limit:
+                    v = kept._dict.get(key, _MISSING)
+                    before = opened.attributes
+                    old = before.get(key, _MISSING)
+                    if v is not _MISSING and old is not v:
+                        opened.span.set_attribute(key, v)
+                        if old is not _MISSING:
+                            del before[key]  # the SDK moves a key set again to its end
+                        before[key] = v
+            except Exception as e:  # noqa: BLE001 - a setter must not raise for the bridge
+                processor._failed("a setter", e)
 
     def set_attributes(self, attributes):
         base.set_attributes(self, attributes)
-        if attributes and (opened := open_of(self)):
-            processor._forward_attributes(self, opened, attributes)
+        opened = self._spanguard_open
+        if attributes and opened is not None and not opened.ended:
+            processor._forward_attributes(opened, attributes)
 
     def add_event(self, *args, **kwargs):
         base.add_event(self, *args, **kwargs)
-        if opened := open_of(self):
+        opened = self._spanguard_open
+        if opened is not None and not opened.ended:
             processor._forward(self, opened, events=True)
 
     def add_link(self, *args, **kwargs):
         base.add_link(self, *args, **kwargs)
-        if opened := open_of(self):
+        opened = self._spanguard_open
+        if opened is not None and not opened.ended:
             processor._forward(self, opened, links=True)
 
     def update_name(self, name):
         base.update_name(self, name)
-        if opened := open_of(self):
+        opened = self._spanguard_open
+        if opened is not None and not opened.ended:
             processor._forward(self, opened, name=True)
 
     def set_status(self, *args, **kwargs):
         base.set_status(self, *args, **kwargs)
-        if opened := open_of(self):
+        opened = self._spanguard_open
+        if opened is not None and not opened.ended:
             processor._forward(self, opened, status=True)
 
-    namespace = {"__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__}
+    namespace = {"__slots__": (), "__module__": base.__module__, "__qualname__": base.__qualname__,
+                 "_spanguard_open": None}
     for method in (set_attribute, set_attributes, add_event, add_link, update_name, set_status):
         method.__qualname__ = f"{base.__qualname__}.{method.__name__}"
         namespace[method.__name__] = method
@@ -183,19 +240,21 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._resource = None  # the provider's resource last passed on
         # Instrumentation scopes seen (by identity; kept, so that an id is
         # not reused), whose attributes were passed on (`_pass_scope`).
-        self._scope = None
         self._scopes: dict[int, object] = {}
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
         self._lock = threading.Lock()
-        # Span class -> its following subclass (`_follow`).
-        self._following: dict[type, type] = {}
+        # Span class -> its following subclass, or None for a class that
+        # cannot be followed (`_follow`).
+        self._following: dict[type, type | None] = {}
+        # The last scope seen and its fields: a tracer's spans share one.
+        self._scope: tuple = (None, *_scope_fields(None))
 
     # -- SpanProcessor --------------------------------------------------------
 
     def on_start(self, span, parent_context=None) -> None:
         ctx = span.get_span_context()
-        if not ctx.trace_flags.sampled:
+        if not ctx.trace_flags & _SAMPLED:
             return
         resource = getattr(span, "resource", None)
         if resource is not None and resource is not self._resource:
@@ -207,10 +266,6 @@ class SpanguardSpanProcessor(SpanProcessor):
                 self._tracer.set_resource(dict(resource.attributes))
             except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
                 self._failed("on_start", e)
-        scope = getattr(span, "instrumentation_scope", None)
-        if scope is not None and scope is not self._scope:
-            self._scope = scope
-            self._pass_scope(scope)
         try:
             opened = self._begin(span, ctx)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
@@ -221,7 +276,7 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
-        if not ctx.trace_flags.sampled:
+        if not ctx.trace_flags & _SAMPLED:
             return
         try:
             opened = self._open.pop((ctx.trace_id, ctx.span_id), None)
@@ -253,7 +308,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         (`get_tracer(..., attributes=...)`) the first time one of its spans
         starts, so that its spans arrive with them as with the SDK's own
         exporter. A tracer keeps one scope object: one identity check a span
-        (`on_start`), a dict lookup when the scope changes."""
+        (`_begin`), a dict lookup when the scope changes."""
         if id(scope) in self._scopes or len(self._scopes) >= _MAX_SCOPES_SEEN:
             return
         self._scopes[id(scope)] = scope
@@ -269,37 +324,48 @@ class SpanguardSpanProcessor(SpanProcessor):
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
         scope = getattr(span, "instrumentation_scope", None) or getattr(span, "instrumentation_info", None)
-        attributes = dict(span.attributes or {})
-        trace_state = ctx.trace_state.to_header() if ctx.trace_state else None
+        cached = self._scope
+        if cached[0] is not scope:
+            # An InstrumentationScope is immutable: its fields are read once,
+            # and its attributes passed on once.
+            cached = self._scope = (scope, *_scope_fields(scope))
+            if scope is not None:
+                self._pass_scope(scope)
+        kept = _own_attributes(span)
+        # A copy of the SDK's dict is one C call (atomic under the GIL).
+        attributes = kept._dict.copy() if kept is not None else dict(span.attributes or {})
+        state = ctx.trace_state
+        name = span.name
+        # Positionally: the native call parses keywords by name, a cost a span.
         sg = self._tracer.start_span_with_ids(
-            span.name,
-            _KIND.get(span.kind, 1),
+            name,
+            _KIND.get(id(span.kind), 1),
             ctx.trace_id,
             ctx.span_id,
             parent.span_id if parent is not None else None,
             int(ctx.trace_flags),
-            parent_is_remote=bool(parent is not None and parent.is_remote),
-            tracestate=trace_state or None,
-            start_time=span.start_time,
-            scope_name=scope.name if scope is not None else None,
-            scope_version=(scope.version or None) if scope is not None else None,
-            attributes=attributes,
-            scope_schema_url=(getattr(scope, "schema_url", None) or None) if scope is not None else None,
-            # The SDK's span limits applied (its user's); spanguard's own
-            # would cut what it kept (128 of the 1000 attributes allowed).
-            limited_by_caller=True,
+            parent is not None and bool(parent.is_remote),  # parent_is_remote
+            (state.to_header() or None) if state else None,  # tracestate
+            span.start_time,
+            cached[1],  # scope_name
+            cached[2],  # scope_version
+            attributes or None,
+            cached[3],  # scope_schema_url
+            # limited_by_caller: the SDK's span limits applied (its
+            # user's); spanguard's own would cut what it kept (128 of the
+            # 1000 attributes allowed).
+            True,
         )
-        links = span.links or ()
+        # An SDK span has no events at the start, and links only when given.
+        links, dropped_links = ((), 0) if _had(span, "_links") == 0 else (span.links or (), span.dropped_links)
         for link in links:
             _link(sg, link)
-        events = span.events or ()
+        events, dropped_events = ((), 0) if _had(span, "_events") == 0 else (span.events or (), span.dropped_events)
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        dropped_events, dropped_links = span.dropped_events, span.dropped_links
         limits = getattr(span, "_limits", None)
-        return _Open(sg, span.name, attributes, (dropped_events, dropped_events + len(events)),
-                     (dropped_links, dropped_links + len(links)),
-                     limits.max_span_attributes if limits is not None else None)
+        return _Open(sg, name, attributes, kept, dropped_events, dropped_events + len(events), dropped_links,
+                     dropped_links + len(links), limits.max_span_attributes if limits is not None else None)
 
     def _follow(self, span, opened: _Open) -> None:
         """Makes what is set on the open span reach spanguard as it is set.
@@ -311,34 +377,35 @@ class SpanguardSpanProcessor(SpanProcessor):
         no new slot (the object's layout is unchanged). A span of a class
         that cannot take it keeps its own and is completed at on_end."""
         base = type(span)
-        sub = self._following.get(base)
-        if sub is None:
-            if not all(callable(getattr(base, m, None)) for m in _FOLLOWED):
-                return
-            sub = self._following[base] = _following_class(base, self)
-        if not (hasattr(getattr(span, "_attributes", None), "dropped") and hasattr(span, "_limits")
-                and hasattr(span, "__dict__")):
+        sub = self._following.get(base, _MISSING)
+        if sub is _MISSING:
+            ok = all(callable(getattr(base, m, None)) for m in _FOLLOWED)
+            sub = self._following[base] = _following_class(base, self) if ok else None
+        if sub is None or opened.kept is None or getattr(span, "_limits", None) is None:
             return  # not the SDK's span as this bridge knows it
+        try:
+            span._spanguard_open = opened
+        except AttributeError:
+            return  # no __dict__ to hold it
         try:
             span.__class__ = sub
         except TypeError:
-            return  # an object layout that does not allow it
-        span.__dict__[_OPEN_ATTR] = opened
+            del span._spanguard_open  # an object layout that does not allow it
 
-    def _forward_attributes(self, span, opened: _Open, keys) -> None:
+    def _forward_attributes(self, opened: _Open, keys) -> None:
         """`_forward` for attributes, the setters instrumentations call most,
         kept short (through `_forward` it cost 2.7 us an attribute): the
-        span's `_Open` from its own dict, the SDK's attributes read from
-        its bounded map (`_follow` checked it has one)."""
+        SDK's attributes read from its bounded map (`_follow` follows only
+        spans with one)."""
         try:
-            kept = span._attributes
+            kept = opened.kept
             limit = opened.attribute_limit
-            if limit is not None and len(kept) + kept.dropped >= limit:
+            if limit is not None and len(kept._dict) + kept.dropped >= limit:
                 return
-            before = opened.attributes
+            now, before = kept._dict, opened.attributes
             out = {}
             for k in keys:
-                v = kept.get(k, _MISSING)
+                v = now.get(k, _MISSING)
                 if v is not _MISSING and before.get(k, _MISSING) is not v:
                     out[k] = v
             if len(out) == 1:
@@ -377,49 +444,67 @@ class SpanguardSpanProcessor(SpanProcessor):
                 sg.update_name(span.name)
                 opened.name = span.name
             if status and span.status is not None and span.status.status_code is not StatusCode.UNSET:
-                sg.set_status(_STATUS[span.status.status_code], span.status.description or "")
+                sg.set_status(_STATUS[id(span.status.status_code)], span.status.description or "")
         except Exception as e:  # noqa: BLE001 - a setter must not raise for the bridge
             self._failed("a setter", e)
 
     def _complete(self, span: ReadableSpan, opened: _Open) -> None:
         sg, before = opened.span, opened.attributes
-        if span.name != opened.name:  # renamed with update_name
-            sg.update_name(span.name)
-        kept = span.attributes or {}
-        later = {k: v for k, v in kept.items() if before.get(k, _MISSING) is not v}
-        # The SDK drops its oldest attribute for a new one past its limit
-        # (BoundedAttributes), also one the bridge passed on at the start,
-        # which spanguard cannot unset. So no more new keys go on than the
-        # SDK kept in all (the first ones set): the span then holds as many
-        # attributes as the SDK's, each one the SDK was given.
-        new = [k for k in later if k not in before]
-        room = max(0, len(kept) - len(before))
-        if len(new) > room:
-            left_out = set(new[room:])
-            later = {k: v for k, v in later.items() if k not in left_out}
+        name = span.name
+        if name != opened.name:  # renamed with update_name
+            sg.update_name(name)
+        own = _own_attributes(span)
+        kept = own._dict if own is not None else (span.attributes or {})
+        # What was set after the start and not passed on (past the limit,
+        # or on a span that could not be followed): usually nothing, seen
+        # by a comparison in C when `before` mirrors the SDK's map, the
+        # same keys in the same order with the same values (the setters
+        # keep its order).
+        later = None
+        if not (len(kept) == len(before) and all(map(is_, kept, before))
+                and all(map(is_, kept.values(), before.values()))):
+            for k, v in kept.items():
+                if before.get(k, _MISSING) is not v:
+                    if later is None:
+                        later = {}
+                    later[k] = v
+        new = 0
+        room = len(kept) - len(before)
         if later:
-            sg.set_attributes(later)
+            # The SDK drops its oldest attribute for a new one past its
+            # limit (BoundedAttributes), also one the bridge passed on at the
+            # start, which spanguard cannot unset. So no more new keys go on
+            # than the SDK kept in all (the first ones set): the span then
+            # holds as many attributes as the SDK's, each one the SDK was
+            # given.
+            fresh = [k for k in later if k not in before]
+            new = len(fresh)
+            if new > max(0, room):
+                for k in fresh[max(0, room):]:
+                    del later[k]
+            if later:
+                sg.set_attributes(later)
         # Events and links as for attributes: as many as the SDK kept, the
         # others counted.
-        events, dropped_events = _still_to_send(span.events, span.dropped_events, opened.events_from,
-                                                opened.events)
+        events, dropped_events = _unsent(span, "_events", "events", "dropped_events", opened.events_from,
+                                         opened.events)
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        links, dropped_links = _still_to_send(span.links, span.dropped_links, opened.links_from, opened.links)
+        links, dropped_links = _unsent(span, "_links", "links", "dropped_links", opened.links_from,
+                                       opened.links)
         for link in links:
             _link(sg, link)
         # What the SDK's own limits left out. Attributes: every key the SDK
         # was given is held by spanguard or counted, once: what the SDK
         # kept and dropped, less what spanguard holds (counting the SDK's
         # figure whole counted twice a key it evicted after the start).
-        held = len(before) + min(len(new), room)
-        unseen = max(0, len(kept) + span.dropped_attributes - held)
-        dropped = (unseen, dropped_events, dropped_links)
-        if any(dropped):
-            sg.add_dropped_counts(*dropped)
+        held = len(before) + min(new, max(0, room))
+        unseen = max(0, len(kept) + (own.dropped if own is not None else span.dropped_attributes) - held)
+        if unseen or dropped_events or dropped_links:
+            sg.add_dropped_counts(unseen, dropped_events, dropped_links)
         status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
-            sg.set_status(_STATUS[status.status_code], status.description or "")
+            sg.set_status(_STATUS[id(status.status_code)], status.description or "")
         sg.end(span.end_time)
 
     def _failed(self, where: str, error: Exception) -> None:
