@@ -416,3 +416,60 @@ fn the_html_page_shows_a_long_value_in_part() {
     assert!(page.len() < 600_000, "a page of {} bytes", page.len());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn openinference_spans_show_their_model_and_tokens() {
+    // OpenInference (which the README's bridge section names) records the
+    // model and token counts as llm.model_name and llm.token_count.*, not
+    // gen_ai.*: its LLM spans showed neither, and the trace no token sum.
+    let root = std::env::temp_dir().join(format!("sg-cli-openinference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let span = |id: &str, parent: &str, name: &str, attributes: &str| {
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{}",{}"name":"{}","kind":3,"#,
+                r#""startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[{}]}}"#
+            ),
+            id,
+            parent,
+            name,
+            T0,
+            T0 + 5 * MS,
+            attributes
+        )
+    };
+    let s = |k: &str, v: &str| format!(r#"{{"key":"{k}","value":{{"stringValue":"{v}"}}}}"#);
+    let i = |k: &str, v: i64| format!(r#"{{"key":"{k}","value":{{"intValue":"{v}"}}}}"#);
+    let chat = span(
+        "b7ad6b7169203332",
+        r#""parentSpanId":"b7ad6b7169203331","#,
+        "ChatCompletion",
+        &[
+            s("openinference.span.kind", "LLM"),
+            s("llm.model_name", "gpt-4o"),
+            i("llm.token_count.prompt", 37503),
+            i("llm.token_count.completion", 30000),
+            i("llm.token_count.total", 67503),
+        ]
+        .join(","),
+    );
+    let root_span = span("b7ad6b7169203331", "", "agent.session", "");
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{}]}},"scopeSpans":[{{"scope":{{"name":"openinference.instrumentation.openai"}},"spans":[{},{}]}}]}}]}}"#,
+        s("service.name", "svc"),
+        root_span,
+        chat
+    );
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(printed.contains("tokens 37503 in, 30000 out"), "{printed}");
+    let chat_line = printed
+        .lines()
+        .find(|l| l.contains("ChatCompletion"))
+        .expect("the LLM span's line");
+    assert!(chat_line.contains("gpt-4o 37503→30000 tokens"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -159,7 +159,7 @@ type Config struct {
 	PrefaultSlots bool
 	// PayloadPoolMiB sizes the payload pool: what spans hold past their
 	// slots (long prompts and completions, many attributes, events,
-	// links); default 64.
+	// links); default 256.
 	PayloadPoolMiB uint32
 	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with
 	// NewTracerFromEnv). ValueLengthLimit is the longest value (each array

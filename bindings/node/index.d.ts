@@ -92,7 +92,7 @@ export interface TracerOptions {
   signalFlushTimeoutMs?: number;
   /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
   exporterMaxCpuPercent?: number;
-  /** The payload pool in MiB: what spans hold past their slots (default 64). */
+  /** The payload pool in MiB: what spans hold past their slots (default 256). */
   payloadPoolMib?: number;
   /** The longest value, each array element too: a string's characters (code points, as OpenTelemetry counts them), a bytes value's bytes (default: none). */
   valueLengthLimit?: number;

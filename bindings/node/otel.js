@@ -159,16 +159,9 @@ class SpanguardSpanProcessor {
     try {
       // The provider's resource, once (an identity check a span): spans
       // arrive under its service.name and attributes, as with the SDK's
-      // own exporter. One whose detectors are still resolving (NodeSDK's
-      // async attributes) is taken at a later span, once they are done.
+      // own exporter.
       const resource = otelSpan.resource;
-      if (resource && resource !== this.resource && !resource.asyncAttributesPending) {
-        this.resource = resource;
-        const [keys, values] = attributeLists(resource.attributes, this);
-        const attrs = {};
-        for (let i = 0; i < keys.length; i++) attrs[keys[i]] = values[i];
-        this.tracer.setResource(attrs);
-      }
+      if (resource && resource !== this.resource) this.passResource(resource);
       const ctx = otelSpan.spanContext();
       // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
       const parent = otelSpan.parentSpanContext;
@@ -370,12 +363,49 @@ class SpanguardSpanProcessor {
   }
 
   /**
+   * Passes the provider's resource to the tracer. One whose detectors are
+   * still resolving (NodeSDK's: a promise an attribute) stays pending until
+   * someone calls its waitForAsyncAttributes(), as the SDK's own span
+   * processors do before they export; with this bridge the only processor,
+   * no one else would. So its settled attributes (service.name among them)
+   * go now, and the whole resource once it has settled.
+   */
+  passResource(resource) {
+    this.resource = resource;
+    const set = (attributes) => {
+      const [keys, values] = attributeLists(attributes, this);
+      const attrs = {};
+      for (let i = 0; i < keys.length; i++) attrs[keys[i]] = values[i];
+      this.tracer.setResource(attrs);
+    };
+    if (!resource.asyncAttributesPending || typeof resource.waitForAsyncAttributes !== 'function') {
+      set(resource.attributes);
+      return;
+    }
+    if (typeof resource.getRawAttributes === 'function') {
+      // Not `attributes`, which logs an error while some are pending.
+      const settled = {};
+      for (const [k, v] of resource.getRawAttributes()) {
+        if (v != null && typeof v.then !== 'function' && !(k in settled)) settled[k] = v;
+      }
+      set(settled);
+    }
+    this.resourceSettling = resource.waitForAsyncAttributes().then(() => {
+      if (this.resource === resource) set(resource.attributes);
+    }).catch(() => { this.failures++; }).finally(() => {
+      if (this.resource === resource) this.resourceSettling = null;
+    });
+  }
+
+  /**
    * Resolves when every span ended so far has been exported (or the flush
    * timed out). After shutdown it resolves at once: a processor ignores
    * calls after shutdown (the specification's SHOULD), where a rejection
    * would be an unhandled one in a late request handler.
    */
   async forceFlush() {
+    // Spans flushed now go out under the whole resource (passResource).
+    if (this.resourceSettling) await this.resourceSettling;
     try {
       await this.tracer.flush();
     } catch (err) {
@@ -385,6 +415,7 @@ class SpanguardSpanProcessor {
 
   /** Flushes, exports spans still open (marked unended) and stops the tracer. */
   async shutdown() {
+    if (this.resourceSettling) await this.resourceSettling;
     await this.tracer.shutdown();
   }
 }

@@ -106,6 +106,40 @@ test('spans carry the provider\'s resource, as with the SDK\'s own exporter', as
   await provider.shutdown();
 });
 
+test('a resource whose detectors are still resolving arrives whole, with the bridge as the only processor', async () => {
+  // NodeSDK's resource holds its detectors' attributes as promises, and
+  // stays "pending" until someone calls waitForAsyncAttributes(), which the
+  // SDK's own span processors do before they export. With spanguard's
+  // bridge as the only processor nobody did: every span arrived under the
+  // tracer's service.name, never NodeSDK's serviceName.
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const { resourceFromAttributes } = require('@opentelemetry/resources');
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const spanguard = require('..');
+  const { SpanguardSpanProcessor } = require('../otel');
+  const { readSpans } = require('./sink');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-otel-async-resource-'));
+  const bridge = new SpanguardSpanProcessor(new spanguard.Tracer({ fromEnv: false, serviceName: 'the-tracers-own',
+    sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') }));
+  const resource = resourceFromAttributes({ 'service.name': 'detected-agent', team: 'search',
+    'host.id': new Promise((r) => setTimeout(() => r('machine-1'), 20)) });
+  assert.ok(resource.asyncAttributesPending);
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [bridge] });
+  provider.getTracer('res').startSpan('op').end();
+  await provider.shutdown();
+  const spans = readSpans(path.join(dir, 'sink'));
+  assert.strictEqual(spans.length, 1);
+  const [line] = fs.readdirSync(path.join(dir, 'sink')).map((f) => fs.readFileSync(path.join(dir, 'sink', f), 'utf8'));
+  const attrs = Object.fromEntries(JSON.parse(line.split('\n')[0]).resourceSpans[0].resource.attributes
+    .map((a) => [a.key, a.value.stringValue]));
+  assert.strictEqual(attrs['service.name'], 'detected-agent');
+  assert.strictEqual(attrs.team, 'search');
+  assert.strictEqual(attrs['host.id'], 'machine-1');
+  assert.strictEqual(bridge.failures, 0);
+});
+
 /**
  * A span of 200 attributes (100 at its start, 100 later), 150 events and
  * 150 links, made by `provider`; what the SDK kept of it.

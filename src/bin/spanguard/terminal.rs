@@ -192,6 +192,7 @@ pub fn genai_words(span: &DecodedSpan) -> String {
     let model = span
         .attribute("gen_ai.response.model")
         .or_else(|| span.attribute("gen_ai.request.model"))
+        .or_else(|| span.attribute("llm.model_name"))
         .and_then(|v| v.as_str());
     if let Some(m) = model {
         parts.push(clean(m));

@@ -120,11 +120,12 @@ pub fn ending(span: &DecodedSpan, live: bool) -> Ending {
     }
 }
 
-/// A GenAI token count of a span: the current name, or the older one
-/// OpenLLMetry and others still send.
-pub fn tokens(span: &DecodedSpan, current: &str, older: &str) -> Option<i64> {
-    span.attribute(current)
-        .or_else(|| span.attribute(older))
+/// A token count of an LLM span: the first of `keys` it has (GenAI's
+/// current name, the older one OpenLLMetry and others still send,
+/// OpenInference's).
+pub fn tokens(span: &DecodedSpan, keys: &[&str]) -> Option<i64> {
+    keys.iter()
+        .find_map(|k| span.attribute(k))
         .and_then(|v| match v {
             Value::Int(i) => Some(*i),
             Value::Double(d) => Some(*d as i64),
@@ -136,16 +137,22 @@ pub fn tokens(span: &DecodedSpan, current: &str, older: &str) -> Option<i64> {
 pub fn input_tokens(span: &DecodedSpan) -> Option<i64> {
     tokens(
         span,
-        "gen_ai.usage.input_tokens",
-        "gen_ai.usage.prompt_tokens",
+        &[
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.prompt_tokens",
+            "llm.token_count.prompt",
+        ],
     )
 }
 
 pub fn output_tokens(span: &DecodedSpan) -> Option<i64> {
     tokens(
         span,
-        "gen_ai.usage.output_tokens",
-        "gen_ai.usage.completion_tokens",
+        &[
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ],
     )
 }
 

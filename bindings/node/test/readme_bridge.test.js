@@ -1,0 +1,54 @@
+'use strict';
+// The README's bridge example, as a user copies it, keeps the README's
+// promise that a process stopped in the middle of a call still exports the
+// open span. Node owns its signals (the library's handlers are off), so
+// that holds only when the example installs the tracer's process hooks:
+// without them a SIGTERM ended the process with nothing in the sink, not
+// even the spans that had ended.
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const { readSpans, byName } = require('./sink');
+
+const PACKAGE = path.resolve(__dirname, '..');
+
+/** The program of the README's `<!-- example: NAME ... -->` block. */
+function readmeExample(name) {
+  const text = fs.readFileSync(path.join(PACKAGE, 'README.md'), 'utf8');
+  const at = text.indexOf(`<!-- example: ${name} `);
+  assert.ok(at >= 0, `README.md has no example ${name}`);
+  const m = /```[a-z]*\n([\s\S]*?)```/.exec(text.slice(at));
+  return m[1];
+}
+
+test('the README bridge example, stopped by SIGTERM, still exports its spans', () => {
+  const example = readmeExample('bridge.cjs');
+  // The example as written up to where its span ends; then a second span
+  // is left open, and the process is stopped as a service manager would.
+  const cut = example.indexOf('span.end();');
+  assert.ok(cut >= 0, 'the example ends a span');
+  const program = `${example.slice(0, cut)}span.end();
+const open = provider.getTracer('my-agent', '1.0.0').startSpan('llm.stream');
+open.setAttribute('gen_ai.prompt', 'p'.repeat(100000));
+setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+setInterval(() => {}, 1000);
+`;
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-readme-bridge-'));
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('SPANGUARD_') && !k.startsWith('OTEL_')));
+  env.XDG_STATE_HOME = state;
+  // -e resolves 'spanguard/otel' from the working directory: this package
+  // (a self-reference through its "exports").
+  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(run.signal, 'SIGTERM', `the example ended by its signal: ${run.stderr}`);
+  const spans = byName(readSpans(path.join(state, 'spanguard', 'spans')));
+  assert.deepStrictEqual(Object.keys(spans).sort(), ['llm.chat', 'llm.stream'],
+    `both spans arrived in the sink: ${run.stderr}`);
+  assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
+  assert.strictEqual(spans['llm.stream'].attrs['gen_ai.prompt'].stringValue.length, 100000);
+  assert.strictEqual(spans['llm.stream'].attrs['spanguard.unended'].boolValue, true);
+});
