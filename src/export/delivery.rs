@@ -98,9 +98,13 @@ pub enum Outcome<'a> {
         written: bool,
     },
     /// `values` string and bytes values were cut to make their spans fit
-    /// a size limit (counted as truncated when the cut is made, whatever
-    /// then becomes of the spans).
-    Cut { origin: Origin, values: u64 },
+    /// `limit` (counted as truncated when the cut is made, whatever then
+    /// becomes of the spans; `limit` says which and what raises it).
+    Cut {
+        origin: Origin,
+        values: u64,
+        limit: &'a str,
+    },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
     /// An attempt got no acceptable answer.
@@ -305,6 +309,7 @@ impl Delivery {
                     host.record(Outcome::Cut {
                         origin: piece.origin,
                         values: cut.values,
+                        limit: "what the server takes (it answered 413, Payload Too Large)",
                     });
                     self.follow(fate, &piece, host, false);
                     return true;
@@ -523,6 +528,7 @@ impl Delivery {
             host.record(Outcome::Cut {
                 origin: request.origin,
                 values: cut.values,
+                limit: "the spool's cap (raise SPANGUARD_SPOOL_MAX_BYTES to keep them whole while the backend is away)",
             });
         }
         self.record_written(request, reason, written, host);
@@ -659,6 +665,7 @@ impl Delivery {
                 host.record(Outcome::Cut {
                     origin: Origin::Recovered,
                     values,
+                    limit: "one request of this process's size limit (a recovered span)",
                 });
             }
             if n == 0 {

@@ -27,6 +27,7 @@ pub struct Diagnostics {
     losses: Limiter,
     buffer_full: Limiter,
     pool_used_up: Limiter,
+    values_cut: Limiter,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -70,6 +71,7 @@ impl Diagnostics {
             losses: Limiter::default(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
+            values_cut: Limiter::default(),
         }
     }
 
@@ -210,6 +212,24 @@ impl Diagnostics {
                 LogLevel::Warn,
                 &format!(
                     "the payload pool ({mib} MiB) was used up: long values were cut (values_truncated counts them); it must hold the text of every open and queued span (raise payload_pool_mib or SPANGUARD_PAYLOAD_POOL_MIB)"
+                ),
+            );
+        }
+    }
+
+    /// `newly` values were cut to make their spans fit `limit` (which
+    /// says what to raise to keep them whole): counted in
+    /// `values_truncated`, and said, since a prompt cut in silence looks
+    /// like the model's own.
+    pub fn values_cut(&mut self, newly: u64, limit: &str) {
+        if newly == 0 {
+            return;
+        }
+        if let Some(total) = self.values_cut.due(Instant::now(), newly) {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
                 ),
             );
         }

@@ -440,6 +440,10 @@ impl Exporter {
                 // them (a 413) does not count them again.
                 let cut = self.encoder.take_cut_values();
                 Stats::add(&p.stats.values_truncated, cut);
+                if cut > 0 {
+                    let limit = self.size_limit_text();
+                    self.host.diagnostics.values_cut(cut, &limit);
+                }
                 (n, cut)
             };
             if n == 0 {
@@ -481,6 +485,23 @@ impl Exporter {
             self.released = end;
             self.send_encoded(n as u64, cut);
             start = end;
+        }
+    }
+
+    /// The size limit a span's encoding must fit, and what raises it, for
+    /// the line that says values were cut to fit it.
+    fn size_limit_text(&self) -> String {
+        let config = &self.pipeline.config;
+        if self.file_sink {
+            format!(
+                "one line of the local sink ({} bytes; SPANGUARD_SINK_MAX_LINE_BYTES raises it, but a Collector's otlpjsonfile receiver drops lines over its max_log_size, 1 MiB by default)",
+                config.sink_max_line_bytes
+            )
+        } else {
+            format!(
+                "one request ({} bytes; raise SPANGUARD_MAX_REQUEST_BYTES if the backend takes larger ones)",
+                config.max_request_bytes
+            )
         }
     }
 
@@ -783,7 +804,10 @@ impl DeliveryHost for ExporterHost {
                 );
                 self.diagnostics.spooled(spans, &self.spool_dir, reason);
             }
-            Outcome::Cut { values, .. } => Stats::add(&s.values_truncated, values),
+            Outcome::Cut { values, limit, .. } => {
+                Stats::add(&s.values_truncated, values);
+                self.diagnostics.values_cut(values, limit);
+            }
             Outcome::Evicted { files, spans } => {
                 Stats::add(&s.dropped_spool_overflow, spans);
                 let text =

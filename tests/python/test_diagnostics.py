@@ -67,3 +67,26 @@ def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
     told = [line for line in lines if "payload pool (1 MiB) was used up" in line]
     assert len(told) == 1, lines
     assert told[0].startswith("spanguard: warn:") and "SPANGUARD_PAYLOAD_POOL_MIB" in told[0]
+
+
+def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
+    # 20 spans with a 300 KB prompt into the local sink with lines of at
+    # most 64 KiB: each prompt is cut to fit its line, and a person is told
+    # so, once, with what to raise (a newcomer's OpenInference spans, whose
+    # prompt and completion appear twice, were cut with nothing said).
+    sink = tmp_path / "sink"
+    lines, stats = emit(emitter, "sink", tmp_path, {"SPANGUARD_SINK_MAX_LINE_BYTES": "65536"}, count=20,
+                        extra=["--sink-dir", str(sink), "--prompt-bytes", "300000"])
+    assert stats["values_truncated"] >= 20
+    told = [line for line in lines if "long values were cut to fit their spans into one line" in line]
+    assert len(told) == 1, lines
+    assert told[0].startswith("spanguard: warn:") and "SPANGUARD_SINK_MAX_LINE_BYTES" in told[0], told
+
+
+def test_values_cut_to_fit_a_request_are_told(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_MAX_REQUEST_BYTES": "65536"}, count=5,
+                            extra=["--prompt-bytes", "300000"])
+    assert stats["values_truncated"] >= 5
+    told = [line for line in lines if "long values were cut to fit their spans into one request (65536 bytes" in line]
+    assert len(told) == 1 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
