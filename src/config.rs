@@ -111,7 +111,7 @@ pub struct TracerConfig {
     pub log_level: LogLevel,
     pub protocol: Protocol,
     pub compression: Compression,
-    /// Time allowed for one HTTP request.
+    /// Time allowed for one HTTP request; at least a millisecond.
     pub request_timeout: Duration,
     pub schedule_delay: Duration,
     /// Ended spans that may wait for export.
@@ -319,6 +319,7 @@ fn shown_value(variable: &str, value: &str) -> String {
 /// field that either may have set.
 fn variable_of(field: &str) -> Option<&'static str> {
     Some(match field {
+        "request_timeout" => "OTEL_EXPORTER_OTLP_TIMEOUT",
         "max_queue_size" => "OTEL_BSP_MAX_QUEUE_SIZE",
         "max_export_batch_size" => "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
         "max_open_spans" => "SPANGUARD_MAX_OPEN_SPANS",
@@ -385,6 +386,14 @@ impl TracerConfig {
         }
         if self.max_export_batch_size == 0 {
             return bad("max_export_batch_size", "0", "must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            // curl's "never": see apply_env.
+            return bad(
+                "request_timeout",
+                "0",
+                "must be at least 1 ms (0 would let a request that is never answered hang the exporter)",
+            );
         }
         if !(1..=100).contains(&self.exporter_max_cpu_percent) {
             return bad(
@@ -803,8 +812,23 @@ impl TracerConfig {
         if let Some((_, p)) = protocol {
             self.protocol = p;
         }
-        let traces_timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"));
-        let timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        // A request timeout of 0 is curl's "never": one request to a
+        // backend that accepts the connection and never answers would hold
+        // the exporter for good (nothing spooled, every later span dropped
+        // once the slots fill). The struct's 0 means the default; here it
+        // is a value to ignore.
+        let request_millis = |name: &str| match millis(name) {
+            Ok(Some(t)) if t.is_zero() => Err(err(
+                name,
+                "must be at least 1 (0 would let a request that is never answered hang the exporter)",
+            )),
+            other => other,
+        };
+        let traces_timeout = kept(
+            &mut ignored,
+            request_millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
+        );
+        let timeout = kept(&mut ignored, request_millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
         if let Some(t) = traces_timeout.or(timeout) {
             self.request_timeout = t;
         }
@@ -1228,6 +1252,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/xml: not http/protobuf or http/json".into()),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT=10s: not a whole number of milliseconds".into()),
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=-1: not a whole number of milliseconds".into()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "OTEL_EXPORTER_OTLP_TIMEOUT=0: must be at least 1".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=0: must be at least 1".into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon", "OTEL_BSP_SCHEDULE_DELAY=soon: not a whole number of milliseconds".into()),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "OTEL_BSP_MAX_QUEUE_SIZE=0: must be at least 1".into()),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many: not a whole number".into()),
@@ -1310,6 +1336,16 @@ mod tests {
                 "max_queue_size (OTEL_BSP_MAX_QUEUE_SIZE)=16777216: the queue plus max_open_spans"
             ),
             "{message}"
+        );
+        c.max_queue_size = 2048;
+        c.request_timeout = Duration::ZERO;
+        assert!(
+            c.validate()
+                .expect_err("no timeout")
+                .to_string()
+                .starts_with(
+                    "request_timeout (OTEL_EXPORTER_OTLP_TIMEOUT)=0: must be at least 1 ms"
+                )
         );
     }
 
