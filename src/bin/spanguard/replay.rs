@@ -216,9 +216,10 @@ pub fn run(args: &[String]) -> ExitCode {
     delivery.replay_spool(&mut tally);
     // Files that could not be read were renamed, never sent: say which.
     for file in delivery.spool().take_set_aside() {
+        // The name is whoever made the file's: no line or escape of its own.
         eprintln!(
             "spanguard replay: {} set aside, unread: {}",
-            file.path.display(),
+            super::terminal::clean(&file.path.display().to_string()),
             file.reason
         );
     }
