@@ -1039,15 +1039,33 @@ fn is_endpoint_url(e: &str) -> bool {
 /// The smallest request or sink line limit accepted.
 pub(crate) const MIN_REQUEST_BYTES: usize = 4096;
 
+/// Headers that describe the request body, which spanguard sets itself: a
+/// user's value would replace curl's and misdescribe it. With
+/// `content-length=0` a server read an empty request and answered 200, so
+/// the batch's spans were counted as exported and never arrived (and the
+/// body that followed was read as the connection's next request).
+const OWN_HEADERS: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "content-type",
+];
+
 /// Checks HTTP headers before they reach the wire: a name must be an HTTP
-/// token and a value must hold no CR, LF or NUL (which would end the
-/// header and start another: header injection) nor other control bytes.
+/// token and not one of `OWN_HEADERS`, and a value must hold no CR, LF or
+/// NUL (which would end the header and start another: header injection)
+/// nor other control bytes.
 pub fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     for (name, value) in headers {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             return Err(format!(
                 "header name {name:?} is not a valid HTTP header name"
+            ));
+        }
+        if OWN_HEADERS.iter().any(|own| name.eq_ignore_ascii_case(own)) {
+            return Err(format!(
+                "header {name} is spanguard's own (it describes the body it sends)"
             ));
         }
         if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -1387,6 +1405,33 @@ mod tests {
         assert!(!e.to_string().contains("a\\r\\nb"), "{e}");
         c.headers = vec![("x-key".to_string(), "tab\tok".to_string())];
         assert!(c.validate().is_ok());
+    }
+
+    /// A header that describes the body is spanguard's: `content-length=0`
+    /// made a server read an empty request, answer 200, and the spans were
+    /// counted as exported without arriving.
+    #[test]
+    fn headers_that_describe_the_body_are_refused() {
+        for value in [
+            "content-length=0",
+            "x-key=k,Transfer-Encoding=chunked",
+            "CONTENT-ENCODING=gzip",
+            "content-type=text/plain",
+        ] {
+            let e = &ignored(&[("OTEL_EXPORTER_OTLP_HEADERS", value)])[0];
+            assert!(e.reason.contains("spanguard's own"), "{value}: {e}");
+        }
+        let c = TracerConfig {
+            headers: vec![("Content-Length".to_string(), "0".to_string())],
+            ..TracerConfig::default()
+        };
+        assert!(c.validate().is_err());
+        // Others pass.
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[("OTEL_EXPORTER_OTLP_HEADERS", "host=h,x-key=k")]))
+            .expect("env");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        assert_eq!(c.headers.len(), 2);
     }
 
     #[test]

@@ -346,3 +346,21 @@ def test_a_span_alone_over_the_request_size_is_cut_to_fit_not_lost(emitter, tmp_
     for s in large:
         assert 0 < len(s["attributes"]["gen_ai.prompt"]) < 100_000, "the prompt was cut, not dropped"
         assert len([k for k in s["attributes"] if k.startswith("extra.")]) == 100
+
+
+def test_headers_that_would_misdescribe_the_body_are_refused(emitter, tmp_path):
+    """content-length=0 in the headers made the receiver read an empty
+    request and answer 200: the spans were counted as exported and never
+    arrived. Such a header is spanguard's own: the variable is ignored."""
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        stats = tmp_path / "s.json"
+        out = subprocess.run([str(emitter), "--endpoint", rx.endpoint, "--manifest", str(tmp_path / "m.json"),
+                              "--count", "5", "--spool-dir", str(tmp_path / "spool"), "--from-env",
+                              "--stats-json", str(stats), "--allow-loss"],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, OTEL_EXPORTER_OTLP_HEADERS="content-length=0"))
+        assert out.returncode == 0, out.stderr
+        assert "spanguard: warn: OTEL_EXPORTER_OTLP_HEADERS" in out.stderr and "; ignored" in out.stderr
+        s = json.loads(stats.read_text())
+        assert s["spans_exported"] == 5, s
+        assert len(rx.wait_for_spans(5)) == 5
