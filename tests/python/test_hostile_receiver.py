@@ -364,3 +364,47 @@ def test_headers_that_would_misdescribe_the_body_are_refused(emitter, tmp_path):
         s = json.loads(stats.read_text())
         assert s["spans_exported"] == 5, s
         assert len(rx.wait_for_spans(5)) == 5
+
+
+def test_a_redirect_keeps_the_spans_for_the_endpoint_it_leads_to(emitter, tmp_path):
+    """A 3xx is not followed (the headers, an API key among them, would go
+    wherever it points) and is no refusal of the data either: the spans are
+    kept in the spool, the message says where the redirect leads, and a
+    replay to that endpoint delivers every one."""
+    import http.server
+    import threading
+
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        class Redirect(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(308)
+                self.send_header("Location", rx.traces_url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            spool, stats = tmp_path / "spool", tmp_path / "s.json"
+            out = subprocess.run([str(emitter), "--endpoint", f"http://127.0.0.1:{server.server_port}/v1/traces",
+                                  "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
+                                  "--stats-json", str(stats), "--export-timeout-ms", "300",
+                                  "--shutdown-timeout-ms", "2000", "--header", "x-api-key=sk-live-abcdef",
+                                  "--allow-loss"],
+                                 capture_output=True, text=True, timeout=60)
+        finally:
+            server.shutdown()
+        assert out.returncode == 0, out.stderr
+        s = json.loads(stats.read_text())
+        assert s["spooled_spans"] == 5 and s["dropped_export_failed"] == 0, s
+        assert f"a redirect to {rx.traces_url}, not followed" in out.stderr, out.stderr
+        assert rx.records() == [], "the redirect was followed"
+        replay = subprocess.run([str(REPO / "target" / "release" / "spanguard"), "replay", str(spool),
+                                 "--endpoint", rx.traces_url], capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        keys = {(sp["trace_id"], sp["span_id"]) for sp in json.loads((tmp_path / "m.json").read_text())["spans"]}
+        assert {(sp["trace_id"], sp["span_id"]) for sp in rx.wait_for_spans(5)} == keys
