@@ -177,8 +177,13 @@ impl HttpTransport {
             "TLS certificate verification failed"
         } else if e.is_ssl_connect_error() || e.is_ssl_certproblem() {
             "TLS handshake failed"
-        } else if e.is_url_malformed() || e.is_unsupported_protocol() {
+        } else if e.is_url_malformed() {
             "the endpoint URL is not usable"
+        } else if e.is_unsupported_protocol() {
+            // The URL's scheme was checked (http or https): at send time
+            // this is the server's answer that curl cannot read (no status
+            // line, an HTTP/0.9 reply, a status code that is not one).
+            "the server's answer is not HTTP"
         } else {
             e.description()
         };
@@ -287,6 +292,29 @@ fn body_start(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer curl cannot read as HTTP is the server's doing, not the
+    /// endpoint's: the message must not send the user to check the URL.
+    #[test]
+    fn an_answer_that_is_not_http_is_not_blamed_on_the_url() {
+        let t = HttpTransport::new(
+            "http://127.0.0.1:4318/v1/traces",
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(1),
+            Default::default(),
+        );
+        // CURLE_UNSUPPORTED_PROTOCOL (curl-sys is not a dependency of ours).
+        let e = curl::Error::new(1);
+        let text = t.explain(&e);
+        assert!(
+            text.starts_with("the server's answer is not HTTP"),
+            "{text}"
+        );
+        // CURLE_URL_MALFORMAT.
+        let e = curl::Error::new(3);
+        assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
+    }
 
     #[test]
     fn answers_are_classified_as_the_otlp_spec_says() {
