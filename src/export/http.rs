@@ -21,6 +21,9 @@ struct Response {
     retry_after: Option<String>,
     /// A redirect's target, for the message (redirects are not followed).
     location: Option<String>,
+    /// The body went past RESPONSE_BODY_MAX and the transfer was stopped
+    /// there: the answer's status stands, its body is cut.
+    cut: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -29,6 +32,14 @@ impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         let room = RESPONSE_BODY_MAX.saturating_sub(self.body.len());
         self.body.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            // More than any answer of OTLP's: stop reading (a short count
+            // aborts the transfer). A 200 whose body never ends was read
+            // until the request timed out, gigabytes on loopback, and its
+            // accepted batch sent again, and again from the spool.
+            self.cut = true;
+            return Ok(room);
+        }
         Ok(data.len())
     }
 
@@ -99,6 +110,7 @@ impl HttpTransport {
                 body: Vec::new(),
                 retry_after: None,
                 location: None,
+                cut: false,
                 abort_at: Arc::clone(&self.abort_at),
             });
             // The configuration lets only http:// and https:// URLs here,
@@ -155,9 +167,17 @@ impl HttpTransport {
         easy.get_mut().body.clear();
         easy.get_mut().retry_after = None;
         easy.get_mut().location = None;
+        easy.get_mut().cut = false;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
-        easy.perform()?;
+        match easy.perform() {
+            Ok(()) => {}
+            // Stopped by `write` past the body's limit: the status line
+            // came, and is the answer.
+            // (curl closes a connection whose transfer was stopped.)
+            Err(e) if e.is_write_error() && easy.get_ref().cut => {}
+            Err(e) => return Err(e),
+        }
         easy.response_code()
     }
 

@@ -408,3 +408,63 @@ def test_a_redirect_keeps_the_spans_for_the_endpoint_it_leads_to(emitter, tmp_pa
         assert replay.returncode == 0, replay.stdout + replay.stderr
         keys = {(sp["trace_id"], sp["span_id"]) for sp in json.loads((tmp_path / "m.json").read_text())["spans"]}
         assert {(sp["trace_id"], sp["span_id"]) for sp in rx.wait_for_spans(5)} == keys
+
+
+def test_a_200_whose_body_never_ends_is_taken_as_the_answer(emitter, tmp_path):
+    """A server answers 200 and then sends body without end. The status is
+    the answer: the body is read as far as any OTLP answer goes and no
+    further, and the batch is delivered once, not read until the request
+    times out (gigabytes on loopback) and sent again and again."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    requests = []
+
+    def serve(conn):
+        with conn:
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                requests.append(body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                chunk = b"%x\r\n%s\r\n" % (65536, bytes(65536))
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    conn.sendall(chunk)
+            except OSError:
+                pass
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        stats = tmp_path / "s.json"
+        out = subprocess.run([str(emitter), "--endpoint", f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces",
+                              "--manifest", str(tmp_path / "m.json"), "--count", "5", "--batch", "50",
+                              "--spool-dir", str(tmp_path / "spool"), "--stats-json", str(stats),
+                              "--request-timeout-ms", "2000", "--export-timeout-ms", "4000",
+                              "--shutdown-timeout-ms", "5000", "--allow-loss"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        listener.close()
+    assert out.returncode == 0, out.stderr
+    s = json.loads(stats.read_text())
+    assert s["spans_exported"] == 5 and s["spooled_spans"] == 0, s
+    # (The spans may go in more than one request, each sent once.)
+    assert len(requests) == len(set(requests)), f"{len(requests) - len(set(requests))} requests were sent again"
