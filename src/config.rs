@@ -111,7 +111,7 @@ pub struct TracerConfig {
     pub log_level: LogLevel,
     pub protocol: Protocol,
     pub compression: Compression,
-    /// Time allowed for one HTTP request.
+    /// Time allowed for one HTTP request; at least a millisecond.
     pub request_timeout: Duration,
     pub schedule_delay: Duration,
     /// Ended spans that may wait for export.
@@ -319,6 +319,7 @@ fn shown_value(variable: &str, value: &str) -> String {
 /// field that either may have set.
 fn variable_of(field: &str) -> Option<&'static str> {
     Some(match field {
+        "request_timeout" => "OTEL_EXPORTER_OTLP_TIMEOUT",
         "max_queue_size" => "OTEL_BSP_MAX_QUEUE_SIZE",
         "max_export_batch_size" => "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
         "max_open_spans" => "SPANGUARD_MAX_OPEN_SPANS",
@@ -385,6 +386,14 @@ impl TracerConfig {
         }
         if self.max_export_batch_size == 0 {
             return bad("max_export_batch_size", "0", "must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            // curl's "never": see apply_env.
+            return bad(
+                "request_timeout",
+                "0",
+                "must be at least 1 ms (0 would let a request that is never answered hang the exporter)",
+            );
         }
         if !(1..=100).contains(&self.exporter_max_cpu_percent) {
             return bad(
@@ -803,8 +812,23 @@ impl TracerConfig {
         if let Some((_, p)) = protocol {
             self.protocol = p;
         }
-        let traces_timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"));
-        let timeout = kept(&mut ignored, millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        // A request timeout of 0 is curl's "never": one request to a
+        // backend that accepts the connection and never answers would hold
+        // the exporter for good (nothing spooled, every later span dropped
+        // once the slots fill). The struct's 0 means the default; here it
+        // is a value to ignore.
+        let request_millis = |name: &str| match millis(name) {
+            Ok(Some(t)) if t.is_zero() => Err(err(
+                name,
+                "must be at least 1 (0 would let a request that is never answered hang the exporter)",
+            )),
+            other => other,
+        };
+        let traces_timeout = kept(
+            &mut ignored,
+            request_millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
+        );
+        let timeout = kept(&mut ignored, request_millis("OTEL_EXPORTER_OTLP_TIMEOUT"));
         if let Some(t) = traces_timeout.or(timeout) {
             self.request_timeout = t;
         }
@@ -1015,15 +1039,33 @@ fn is_endpoint_url(e: &str) -> bool {
 /// The smallest request or sink line limit accepted.
 pub(crate) const MIN_REQUEST_BYTES: usize = 4096;
 
+/// Headers that describe the request body, which spanguard sets itself: a
+/// user's value would replace curl's and misdescribe it. With
+/// `content-length=0` a server read an empty request and answered 200, so
+/// the batch's spans were counted as exported and never arrived (and the
+/// body that followed was read as the connection's next request).
+const OWN_HEADERS: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "content-type",
+];
+
 /// Checks HTTP headers before they reach the wire: a name must be an HTTP
-/// token and a value must hold no CR, LF or NUL (which would end the
-/// header and start another: header injection) nor other control bytes.
+/// token and not one of `OWN_HEADERS`, and a value must hold no CR, LF or
+/// NUL (which would end the header and start another: header injection)
+/// nor other control bytes.
 pub fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     for (name, value) in headers {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             return Err(format!(
                 "header name {name:?} is not a valid HTTP header name"
+            ));
+        }
+        if OWN_HEADERS.iter().any(|own| name.eq_ignore_ascii_case(own)) {
+            return Err(format!(
+                "header {name} is spanguard's own (it describes the body it sends)"
             ));
         }
         if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
@@ -1228,6 +1270,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/xml", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/xml: not http/protobuf or http/json".into()),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "OTEL_EXPORTER_OTLP_TIMEOUT=10s: not a whole number of milliseconds".into()),
             ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=-1: not a whole number of milliseconds".into()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "OTEL_EXPORTER_OTLP_TIMEOUT=0: must be at least 1".into()),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=0: must be at least 1".into()),
             ("OTEL_BSP_SCHEDULE_DELAY", "soon", "OTEL_BSP_SCHEDULE_DELAY=soon: not a whole number of milliseconds".into()),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "OTEL_BSP_MAX_QUEUE_SIZE=0: must be at least 1".into()),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many: not a whole number".into()),
@@ -1311,6 +1355,16 @@ mod tests {
             ),
             "{message}"
         );
+        c.max_queue_size = 2048;
+        c.request_timeout = Duration::ZERO;
+        assert!(
+            c.validate()
+                .expect_err("no timeout")
+                .to_string()
+                .starts_with(
+                    "request_timeout (OTEL_EXPORTER_OTLP_TIMEOUT)=0: must be at least 1 ms"
+                )
+        );
     }
 
     #[test]
@@ -1351,6 +1405,33 @@ mod tests {
         assert!(!e.to_string().contains("a\\r\\nb"), "{e}");
         c.headers = vec![("x-key".to_string(), "tab\tok".to_string())];
         assert!(c.validate().is_ok());
+    }
+
+    /// A header that describes the body is spanguard's: `content-length=0`
+    /// made a server read an empty request, answer 200, and the spans were
+    /// counted as exported without arriving.
+    #[test]
+    fn headers_that_describe_the_body_are_refused() {
+        for value in [
+            "content-length=0",
+            "x-key=k,Transfer-Encoding=chunked",
+            "CONTENT-ENCODING=gzip",
+            "content-type=text/plain",
+        ] {
+            let e = &ignored(&[("OTEL_EXPORTER_OTLP_HEADERS", value)])[0];
+            assert!(e.reason.contains("spanguard's own"), "{value}: {e}");
+        }
+        let c = TracerConfig {
+            headers: vec![("Content-Length".to_string(), "0".to_string())],
+            ..TracerConfig::default()
+        };
+        assert!(c.validate().is_err());
+        // Others pass.
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[("OTEL_EXPORTER_OTLP_HEADERS", "host=h,x-key=k")]))
+            .expect("env");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        assert_eq!(c.headers.len(), 2);
     }
 
     #[test]

@@ -61,8 +61,25 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     let c = c_path(dir)?;
+    let me = effective_uid();
     // The directory itself may be a symbolic link (a spool moved to
-    // another disk): what counts is whose directory it leads to.
+    // another disk): what counts is whose directory it leads to. But only
+    // a link of the user's own (or root's): another user's link in a
+    // shared /tmp, made first under the fallback state directory's name,
+    // would lead the tracer into any directory of the user's (their home),
+    // which it would then make 0700 and fill with spans. The kernel's
+    // protected_symlinks refuses such a link only where it is switched on.
+    let link = std::fs::symlink_metadata(dir)?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            ForeignDirectory(format!(
+                "it is a symbolic link that belongs to uid {}, not to this user (uid {me}): \
+                 spanguard will not follow another user's link to a directory",
+                link.uid()
+            )),
+        ));
+    }
     // SAFETY: a NUL-terminated path; the fd is owned below.
     let fd = unsafe {
         libc::open(
@@ -76,7 +93,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     // SAFETY: a fresh fd we own.
     let handle = unsafe { File::from_raw_fd(fd) };
     let meta = handle.metadata()?;
-    let me = effective_uid();
     if meta.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -527,6 +543,30 @@ mod tests {
         let e = ensure_private_dir(&dir).expect_err("not ours");
         assert!(is_foreign_directory(&e));
         assert!(e.to_string().contains("65534"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn another_users_link_to_a_directory_of_ours_is_not_followed() {
+        if effective_uid() != 0 {
+            return; // only root can give a link away
+        }
+        let dir = temp_dir("their-link");
+        let ours = dir.join("home");
+        std::fs::create_dir_all(&ours).expect("mkdir");
+        std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let link = dir.join("spanguard-0");
+        std::os::unix::fs::symlink(&ours, &link).expect("symlink");
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).expect("lchown");
+        let e = ensure_private_dir(&link).expect_err("their link");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(e.to_string().contains("65534"), "{e}");
+        // The directory it leads to is left as it was.
+        assert_eq!(mode(&ours), 0o755);
+        // A link of the user's own is followed.
+        std::os::unix::fs::lchown(&link, Some(0), Some(0)).expect("lchown");
+        ensure_private_dir(&link).expect("our link");
+        assert_eq!(mode(&ours), 0o700);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

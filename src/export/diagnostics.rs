@@ -98,7 +98,11 @@ impl Diagnostics {
         if !self.enabled(level) {
             return;
         }
-        let line = format!("spanguard: {}: {message}", level.name());
+        let line = format!(
+            "spanguard: {}: {}",
+            level.name(),
+            crate::pipeline::printable(message)
+        );
         match &mut self.sink {
             // One write per line, so lines of threads and processes sharing
             // stderr do not interleave mid-line.
@@ -299,5 +303,23 @@ mod tests {
         quiet.error("y");
         quiet.attempt_failed("t", "r");
         assert!(quiet.lines().is_empty());
+    }
+
+    /// A file name found in the spool directory is text from outside: a
+    /// line break in it must not start a line of ours, nor an escape
+    /// sequence reach the terminal.
+    #[test]
+    fn text_from_outside_cannot_forge_a_line_or_drive_the_terminal() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.set_aside(
+            "/spool/a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool",
+            "bad header",
+        );
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: /spool/a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool set aside, unread: bad header"
+            ]
+        );
     }
 }

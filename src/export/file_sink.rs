@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use super::transport::{Accepted, BodyFormat, SendError, Transport};
 
+/// The most of the service name a sink file's name keeps (one byte each:
+/// other characters become `_`).
+const SERVICE_NAME_MAX_CHARS: usize = 200;
+
 pub struct FileSink {
     dir: PathBuf,
     path: PathBuf,
@@ -23,8 +27,13 @@ impl FileSink {
     /// One file per process, so that processes sharing the directory never
     /// interleave lines.
     pub fn new(dir: &Path, service_name: &str) -> FileSink {
+        // Cut to leave room for "-<pid>.jsonl" in a file name's 255 bytes:
+        // a longer service name (it comes from the environment too) would
+        // make every write fail (ENAMETOOLONG) and keep every span in the
+        // spool for good.
         let safe: String = service_name
             .chars()
+            .take(SERVICE_NAME_MAX_CHARS)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                     c
@@ -156,6 +165,18 @@ mod tests {
                 .starts_with("my_agent_1-")
         );
         assert!(sink.send(b"x", BodyFormat::Protobuf, false).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A service name longer than a file name may be still gives a sink
+    /// that works.
+    #[test]
+    fn a_long_service_name_still_gives_a_sink_file() {
+        let dir = std::env::temp_dir().join(format!("sg-sink-long-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut sink = FileSink::new(&dir, &"a".repeat(300));
+        sink.send(b"{}", BodyFormat::Json, false).expect("write");
+        assert_eq!(std::fs::read(sink.path()).expect("read"), b"{}\n");
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -19,6 +19,11 @@ const RESPONSE_BODY_MAX: usize = 64 * 1024;
 struct Response {
     body: Vec<u8>,
     retry_after: Option<String>,
+    /// A redirect's target, for the message (redirects are not followed).
+    location: Option<String>,
+    /// The body went past RESPONSE_BODY_MAX and the transfer was stopped
+    /// there: the answer's status stands, its body is cut.
+    cut: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -27,15 +32,27 @@ impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         let room = RESPONSE_BODY_MAX.saturating_sub(self.body.len());
         self.body.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            // More than any answer of OTLP's: stop reading (a short count
+            // aborts the transfer). A 200 whose body never ends was read
+            // until the request timed out, gigabytes on loopback, and its
+            // accepted batch sent again, and again from the spool.
+            self.cut = true;
+            return Ok(room);
+        }
         Ok(data.len())
     }
 
     fn header(&mut self, data: &[u8]) -> bool {
         if let Ok(line) = std::str::from_utf8(data)
             && let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("retry-after")
         {
-            self.retry_after = Some(value.trim().chars().take(64).collect());
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("retry-after") {
+                self.retry_after = Some(value.trim().chars().take(64).collect());
+            } else if name.eq_ignore_ascii_case("location") {
+                self.location = Some(value.trim().chars().take(200).collect());
+            }
         }
         true
     }
@@ -92,6 +109,8 @@ impl HttpTransport {
             let mut easy = Easy2::new(Response {
                 body: Vec::new(),
                 retry_after: None,
+                location: None,
+                cut: false,
                 abort_at: Arc::clone(&self.abort_at),
             });
             // The configuration lets only http:// and https:// URLs here,
@@ -147,9 +166,18 @@ impl HttpTransport {
         let easy = self.handle()?;
         easy.get_mut().body.clear();
         easy.get_mut().retry_after = None;
+        easy.get_mut().location = None;
+        easy.get_mut().cut = false;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
-        easy.perform()?;
+        match easy.perform() {
+            Ok(()) => {}
+            // Stopped by `write` past the body's limit: the status line
+            // came, and is the answer.
+            // (curl closes a connection whose transfer was stopped.)
+            Err(e) if e.is_write_error() && easy.get_ref().cut => {}
+            Err(e) => return Err(e),
+        }
         easy.response_code()
     }
 
@@ -169,8 +197,13 @@ impl HttpTransport {
             "TLS certificate verification failed"
         } else if e.is_ssl_connect_error() || e.is_ssl_certproblem() {
             "TLS handshake failed"
-        } else if e.is_url_malformed() || e.is_unsupported_protocol() {
+        } else if e.is_url_malformed() {
             "the endpoint URL is not usable"
+        } else if e.is_unsupported_protocol() {
+            // The URL's scheme was checked (http or https): at send time
+            // this is the server's answer that curl cannot read (no status
+            // line, an HTTP/0.9 reply, a status code that is not one).
+            "the server's answer is not HTTP"
         } else {
             e.description()
         };
@@ -213,6 +246,7 @@ impl Transport for HttpTransport {
             code,
             &response.body,
             response.retry_after.as_deref(),
+            response.location.as_deref(),
             format,
             now_s,
         )
@@ -232,16 +266,28 @@ impl Transport for HttpTransport {
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
 /// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
-/// every other code is final.
+/// every other 4xx and 5xx is final. A redirect (3xx, to `location`) is
+/// not followed, since the headers (an API key) would go wherever it
+/// points, and it is no refusal of the data either (the spec leaves codes
+/// other than 4xx and 5xx to HTTP): its spans are kept, as for a backend
+/// that does not answer, until the endpoint is set to where it leads.
 pub fn classify(
     code: u32,
     body: &[u8],
     retry_after: Option<&str>,
+    location: Option<&str>,
     format: BodyFormat,
     now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
     match code {
         200..=299 => Ok(super::partial_success::parse(body, format)),
+        300..=399 => Err(SendError::Transient {
+            reason: format!(
+                "HTTP {code}: a redirect to {}, not followed (set the endpoint to where it leads)",
+                body_start(location.unwrap_or("nowhere").as_bytes())
+            ),
+            retry_after: None,
+        }),
         429 | 502 | 503 | 504 => Err(SendError::Transient {
             reason: format!("HTTP {code}"),
             retry_after: retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s)),
@@ -267,12 +313,35 @@ fn body_start(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// An answer curl cannot read as HTTP is the server's doing, not the
+    /// endpoint's: the message must not send the user to check the URL.
+    #[test]
+    fn an_answer_that_is_not_http_is_not_blamed_on_the_url() {
+        let t = HttpTransport::new(
+            "http://127.0.0.1:4318/v1/traces",
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(1),
+            Default::default(),
+        );
+        // CURLE_UNSUPPORTED_PROTOCOL (curl-sys is not a dependency of ours).
+        let e = curl::Error::new(1);
+        let text = t.explain(&e);
+        assert!(
+            text.starts_with("the server's answer is not HTTP"),
+            "{text}"
+        );
+        // CURLE_URL_MALFORMAT.
+        let e = curl::Error::new(3);
+        assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
+    }
+
     #[test]
     fn answers_are_classified_as_the_otlp_spec_says() {
         let p = BodyFormat::Protobuf;
-        assert!(classify(200, b"", None, p, 0).is_ok());
+        assert!(classify(200, b"", None, None, p, 0).is_ok());
         assert_eq!(
-            classify(503, b"", Some("3"), p, 0),
+            classify(503, b"", Some("3"), None, p, 0),
             Err(SendError::Transient {
                 reason: "HTTP 503".to_string(),
                 retry_after: Some(Duration::from_secs(3))
@@ -285,6 +354,7 @@ mod tests {
                 429,
                 b"",
                 Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+                None,
                 p,
                 nov_6_1994 - 7
             ),
@@ -294,12 +364,23 @@ mod tests {
             })
         );
         assert!(matches!(
-            classify(413, b"too big", None, p, 0),
+            classify(413, b"too big", None, None, p, 0),
             Err(SendError::TooLarge { .. })
         ));
         assert!(matches!(
-            classify(400, b"bad\r\nthing", None, p, 0),
+            classify(400, b"bad\r\nthing", None, None, p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
         ));
+        // A redirect keeps its spans (they would be lost for good as a
+        // refusal) and says where it leads.
+        assert_eq!(
+            classify(308, b"", None, Some("https://collector/v1/traces"), p, 0),
+            Err(SendError::Transient {
+                reason: "HTTP 308: a redirect to https://collector/v1/traces, not followed \
+                         (set the endpoint to where it leads)"
+                    .to_string(),
+                retry_after: None
+            })
+        );
     }
 }

@@ -5,11 +5,29 @@ use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 use super::transport::{Accepted, BodyFormat};
 
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
-    match format {
+    let mut out = match format {
         BodyFormat::Protobuf => parse_proto(body),
         BodyFormat::Json => parse_json(body),
     }
-    .unwrap_or_default()
+    .unwrap_or_default();
+    out.message = printable(&out.message);
+    out
+}
+
+/// The most of a server's message kept, in characters.
+const MESSAGE_MAX_CHARS: usize = 200;
+
+/// A server's message as it may be shown: it goes to stderr and to the
+/// error callback, so a control character (a line break that would forge
+/// a `spanguard: error:` line of its own, an escape sequence that rewrites
+/// the terminal) becomes a space, and a long one is cut, as HTTP error
+/// bodies are.
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .take(MESSAGE_MAX_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
@@ -91,5 +109,31 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    #[test]
+    fn a_servers_message_cannot_forge_a_line_or_drive_the_terminal() {
+        let hostile = "quota\x1b[2J\nspanguard: error: forged\r\x07\u{9b}";
+        let mut inner = vec![0x08, 0x02, 0x12, hostile.len() as u8];
+        inner.extend_from_slice(hostile.as_bytes());
+        let mut body = vec![0x0a, inner.len() as u8];
+        body.extend_from_slice(&inner);
+        let shown = "quota [2J spanguard: error: forged   ";
+        assert_eq!(parse(&body, BodyFormat::Protobuf).message, shown);
+        let json =
+            format!(r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{hostile}"}}}}"#);
+        assert_eq!(parse(json.as_bytes(), BodyFormat::Json).message, shown);
+        // A long message is cut.
+        let long = format!(
+            r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{}"}}}}"#,
+            "x".repeat(60_000)
+        );
+        assert_eq!(
+            parse(long.as_bytes(), BodyFormat::Json)
+                .message
+                .chars()
+                .count(),
+            MESSAGE_MAX_CHARS
+        );
     }
 }

@@ -127,6 +127,18 @@ impl SpoolDir {
         &self.dir
     }
 
+    /// Refuses a directory that another user controls (theirs, or shared),
+    /// as a tracer refuses it (`files::ensure_private_dir`): read from
+    /// here, each of their files would be set aside unread, so that
+    /// neither this process nor theirs would ever send it. A missing
+    /// directory is fine: nothing waits in it.
+    pub fn check_ours(&self) -> io::Result<()> {
+        match fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            _ => files::ensure_private_dir(&self.dir),
+        }
+    }
+
     /// The cap: no batch of this spool is larger.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes

@@ -68,6 +68,7 @@ unsafe extern "C" fn after_fork_in_child() {
                 continue;
             };
             let config = old.config().clone();
+            let log_level = config.log_level;
             let old_id = wrapper.id;
             std::mem::forget(old);
             let new_id = crate::registry::reserve();
@@ -83,8 +84,24 @@ unsafe extern "C" fn after_fork_in_child() {
                     }
                     WRAPPERS[new_id as usize].store(ptr, Ordering::Release);
                 }
-                // No tracer: the wrapper records nothing (like a disabled one).
-                Err(_) => crate::registry::release(new_id),
+                // No tracer: the wrapper records nothing (like a disabled
+                // one). Said once, or the child's spans would vanish with
+                // nothing but "not recorded" codes to show for it.
+                Err(e) => {
+                    crate::registry::release(new_id);
+                    if log_level != crate::config::LogLevel::None {
+                        let e = match e {
+                            crate::tracer::TracerError::Config(c) => c.to_string(),
+                            crate::tracer::TracerError::Io(io) => io.to_string(),
+                        };
+                        let line = format!(
+                            "spanguard: error: this forked process (pid {}) could not start \
+                             its tracer, so its spans are not recorded: {e}\n",
+                            std::process::id()
+                        );
+                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                    }
+                }
             }
         }
     });

@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 
+import pytest
+
 from receiver_client import OtlpReceiverProcess
 
 from conftest import REPO
@@ -79,3 +81,45 @@ def test_an_empty_or_missing_spool_is_not_an_error(cli, tmp_path):
     env = dict(os.environ, SPANGUARD_SPOOL_DIR=str(tmp_path / "empty"))
     run = subprocess.run([str(cli), "spool"], capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0 and str(tmp_path / "empty") in run.stdout
+
+
+def test_a_hostile_file_name_is_shown_on_one_line_without_its_escapes(cli, tmp_path):
+    """Whoever made a file in the spool directory named it: a line break and
+    an escape sequence in the name are shown as escapes, by `spool` and by
+    `replay`, never acted on by the terminal nor starting a line."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    name = "00000000000000000001-0000000001-a\n\x1b[2Jforged.sgspool"
+    (spool / name).write_bytes(b"garbage")
+    report = spool_report(cli, spool)
+    assert "\x1b" not in report and "forged" not in report.replace("a\\n\\x1b[2Jforged", ""), report
+    assert re.search(r"^batch .* 00000000000000000001-0000000001-a\\n\\x1b\[2Jforged\.sgspool", report, re.M), report
+    replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", "http://127.0.0.1:9/v1/traces"],
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    told = [line for line in replay.stderr.splitlines() if "set aside" in line]
+    assert len(told) == 1 and "\x1b" not in replay.stderr, replay.stderr
+    assert "-a\\n\\x1b[2Jforged.sgspool.unreadable set aside" in told[0], replay.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_replay_leaves_another_users_spool_to_them(cli, tmp_path):
+    """Root draining a user's spool: every file there is the user's, and
+    read by root each would be set aside unread, sent by nobody ever. The
+    directory is refused whole and left as it was."""
+    emitter = REPO / "build" / "tests" / "emit_spans"
+    spool = tmp_path / "spool"
+    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
+                          "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
+                          "--export-timeout-ms", "200", "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    before = sorted(p.name for p in spool.iterdir())
+    assert before
+    for p in [spool, *spool.iterdir()]:
+        os.chown(p, 65534, 65534)
+    replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", "http://127.0.0.1:9/v1/traces"],
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 2, replay.stdout + replay.stderr
+    assert "65534" in replay.stderr and "as the user who owns it" in replay.stderr, replay.stderr
+    assert sorted(p.name for p in spool.iterdir()) == before, "the user's files were touched"

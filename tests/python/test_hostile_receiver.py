@@ -346,3 +346,125 @@ def test_a_span_alone_over_the_request_size_is_cut_to_fit_not_lost(emitter, tmp_
     for s in large:
         assert 0 < len(s["attributes"]["gen_ai.prompt"]) < 100_000, "the prompt was cut, not dropped"
         assert len([k for k in s["attributes"] if k.startswith("extra.")]) == 100
+
+
+def test_headers_that_would_misdescribe_the_body_are_refused(emitter, tmp_path):
+    """content-length=0 in the headers made the receiver read an empty
+    request and answer 200: the spans were counted as exported and never
+    arrived. Such a header is spanguard's own: the variable is ignored."""
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        stats = tmp_path / "s.json"
+        out = subprocess.run([str(emitter), "--endpoint", rx.endpoint, "--manifest", str(tmp_path / "m.json"),
+                              "--count", "5", "--spool-dir", str(tmp_path / "spool"), "--from-env",
+                              "--stats-json", str(stats), "--allow-loss"],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, OTEL_EXPORTER_OTLP_HEADERS="content-length=0"))
+        assert out.returncode == 0, out.stderr
+        assert "spanguard: warn: OTEL_EXPORTER_OTLP_HEADERS" in out.stderr and "; ignored" in out.stderr
+        s = json.loads(stats.read_text())
+        assert s["spans_exported"] == 5, s
+        assert len(rx.wait_for_spans(5)) == 5
+
+
+def test_a_redirect_keeps_the_spans_for_the_endpoint_it_leads_to(emitter, tmp_path):
+    """A 3xx is not followed (the headers, an API key among them, would go
+    wherever it points) and is no refusal of the data either: the spans are
+    kept in the spool, the message says where the redirect leads, and a
+    replay to that endpoint delivers every one."""
+    import http.server
+    import threading
+
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        class Redirect(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(308)
+                self.send_header("Location", rx.traces_url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            spool, stats = tmp_path / "spool", tmp_path / "s.json"
+            out = subprocess.run([str(emitter), "--endpoint", f"http://127.0.0.1:{server.server_port}/v1/traces",
+                                  "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
+                                  "--stats-json", str(stats), "--export-timeout-ms", "300",
+                                  "--shutdown-timeout-ms", "2000", "--header", "x-api-key=sk-live-abcdef",
+                                  "--allow-loss"],
+                                 capture_output=True, text=True, timeout=60)
+        finally:
+            server.shutdown()
+        assert out.returncode == 0, out.stderr
+        s = json.loads(stats.read_text())
+        assert s["spooled_spans"] == 5 and s["dropped_export_failed"] == 0, s
+        assert f"a redirect to {rx.traces_url}, not followed" in out.stderr, out.stderr
+        assert rx.records() == [], "the redirect was followed"
+        replay = subprocess.run([str(REPO / "target" / "release" / "spanguard"), "replay", str(spool),
+                                 "--endpoint", rx.traces_url], capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        keys = {(sp["trace_id"], sp["span_id"]) for sp in json.loads((tmp_path / "m.json").read_text())["spans"]}
+        assert {(sp["trace_id"], sp["span_id"]) for sp in rx.wait_for_spans(5)} == keys
+
+
+def test_a_200_whose_body_never_ends_is_taken_as_the_answer(emitter, tmp_path):
+    """A server answers 200 and then sends body without end. The status is
+    the answer: the body is read as far as any OTLP answer goes and no
+    further, and the batch is delivered once, not read until the request
+    times out (gigabytes on loopback) and sent again and again."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    requests = []
+
+    def serve(conn):
+        with conn:
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                requests.append(body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                chunk = b"%x\r\n%s\r\n" % (65536, bytes(65536))
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    conn.sendall(chunk)
+            except OSError:
+                pass
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        stats = tmp_path / "s.json"
+        out = subprocess.run([str(emitter), "--endpoint", f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces",
+                              "--manifest", str(tmp_path / "m.json"), "--count", "5", "--batch", "50",
+                              "--spool-dir", str(tmp_path / "spool"), "--stats-json", str(stats),
+                              "--request-timeout-ms", "2000", "--export-timeout-ms", "4000",
+                              "--shutdown-timeout-ms", "5000", "--allow-loss"],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        listener.close()
+    assert out.returncode == 0, out.stderr
+    s = json.loads(stats.read_text())
+    assert s["spans_exported"] == 5 and s["spooled_spans"] == 0, s
+    # (The spans may go in more than one request, each sent once.)
+    assert len(requests) == len(set(requests)), f"{len(requests) - len(set(requests))} requests were sent again"

@@ -374,3 +374,28 @@ def test_the_fallback_state_directory_of_another_user_is_refused(tmp_path):
     assert run.returncode != 0, run.stdout
     assert "invalid configuration" in run.stderr, run.stderr
     assert list(theirs.rglob("*")) == [], "spans were written into another user's directory"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a link of another user needs root")
+def test_another_users_link_in_place_of_the_fallback_state_directory_is_not_followed(tmp_path):
+    """Another user who put a symbolic link where $TMPDIR/spanguard-<uid> goes
+    (in a shared /tmp, where protected_symlinks may be off) must not lead the
+    tracer into a directory of the user's: it would make it 0700 and write
+    spans there."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    link = shared / f"spanguard-{os.geteuid()}"
+    link.symlink_to(home)
+    os.lchown(link, 65534, 65534)
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_STATE_HOME") and not k.startswith("SPANGUARD_")}
+    env["TMPDIR"] = str(shared)
+    demo = os.environ.get("SPANGUARD_DEMO", str(REPO / "build" / "examples" / "agent_demo"))
+    run = subprocess.run([demo], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0, run.stdout
+    assert "invalid configuration" in run.stderr, run.stderr
+    assert list(home.rglob("*")) == [], "spans were written where another user's link led"
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o755, "the directory the link led to was changed"

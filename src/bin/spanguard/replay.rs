@@ -48,7 +48,7 @@ cut is printed, and said on stderr.
 
 Exit status: 0 when every span was delivered (values cut included), 1 when one
 could not be (it stays in DIR, or was refused for good and is counted), 2 on a
-usage error.";
+usage error or a DIR that another user owns (run it as that user).";
 
 /// What the command was asked to do.
 struct Options {
@@ -172,6 +172,15 @@ pub fn run(args: &[String]) -> ExitCode {
     );
     // No cap: replaying must never delete what it was asked to send.
     let spool = SpoolDir::new(&options.dir, u64::MAX);
+    // Another user's spool (root draining it, say) is theirs to replay:
+    // read from here, every file of theirs would be set aside for good.
+    if let Err(e) = spool.check_ours() {
+        eprintln!(
+            "spanguard replay: {}: {e} (run spanguard replay as the user who owns it)",
+            super::terminal::clean(&options.dir.display().to_string())
+        );
+        return ExitCode::from(2);
+    }
     let mut delivery = Delivery::new(
         Box::new(transport),
         spool,
@@ -216,9 +225,10 @@ pub fn run(args: &[String]) -> ExitCode {
     delivery.replay_spool(&mut tally);
     // Files that could not be read were renamed, never sent: say which.
     for file in delivery.spool().take_set_aside() {
+        // The name is whoever made the file's: no line or escape of its own.
         eprintln!(
             "spanguard replay: {} set aside, unread: {}",
-            file.path.display(),
+            super::terminal::clean(&file.path.display().to_string()),
             file.reason
         );
     }

@@ -271,7 +271,8 @@ pub fn run(args: &[String]) -> ExitCode {
             size_text(r.size),
             age(r.age_ns),
             held,
-            r.name
+            // Whoever made the file named it: no line or escape of its own.
+            super::terminal::clean(&r.name)
         );
     }
     ExitCode::SUCCESS

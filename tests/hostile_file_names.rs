@@ -1,0 +1,90 @@
+//! A file in the spool directory is named by whoever put it there: a name
+//! with a line break and an escape sequence, set aside, is told to the
+//! error callback with those characters written as `\xNN`, so that an
+//! application printing the message prints one line of plain text.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use spanguard::config::{Protocol, TracerConfig};
+use spanguard::export::file_sink::FileSink;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+use spanguard::pipeline::ExportEvent;
+use spanguard::tracer::{Parent, Tracer};
+
+/// The file sink, but down for the first request: its batch is spooled, so
+/// the exporter reads the spool directory again once the sink answers.
+struct DownOnce {
+    sink: FileSink,
+    calls: usize,
+}
+
+impl Transport for DownOnce {
+    fn send(&mut self, body: &[u8], f: BodyFormat, gz: bool) -> Result<Accepted, SendError> {
+        self.calls += 1;
+        if self.calls == 1 {
+            return Err(SendError::Transient {
+                reason: "down".to_string(),
+                retry_after: None,
+            });
+        }
+        self.sink.send(body, f, gz)
+    }
+
+    fn describe(&self) -> String {
+        self.sink.describe()
+    }
+}
+
+#[test]
+fn a_hostile_file_name_reaches_the_callback_as_plain_text() {
+    let dir = std::env::temp_dir().join(format!("sg-hostile-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).expect("mkdir");
+    let config = TracerConfig {
+        protocol: Protocol::HttpJson,
+        sink_dir: dir.join("spans"),
+        spool_dir: spool.clone(),
+        install_signal_handlers: false,
+        export_timeout: Duration::from_millis(50),
+        ..TracerConfig::default()
+    };
+    let transport = DownOnce {
+        sink: FileSink::new(&dir.join("spans"), "names"),
+        calls: 0,
+    };
+    let tracer = Tracer::with_transport(config, Box::new(transport)).expect("tracer");
+    let events: Arc<Mutex<Vec<(ExportEvent, String)>>> = Arc::default();
+    let seen = Arc::clone(&events);
+    tracer.set_callback(Some(Box::new(move |event, message: &str| {
+        seen.lock().unwrap().push((event, message.to_string()));
+    })));
+    // Planted once the tracer runs (the callback set): found when the
+    // spool is read again.
+    let name = "00000000000000000001-0000000001-a\n\x1b[2Jspanguard: error: forged\u{9b}.sgspool";
+    std::fs::write(spool.join(name), b"not a spool file").expect("plant");
+    // The first span's request fails and is spooled; the second's, past
+    // the probe's second, is delivered, and the spool is replayed.
+    for _ in 0..2 {
+        let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+        let _ = tracer.flush(Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let events = events.lock().unwrap();
+    let told: Vec<&String> = events
+        .iter()
+        .filter(|(e, _)| *e == ExportEvent::FileSetAside)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(told.len(), 1, "{events:?}");
+    assert!(!told[0].chars().any(char::is_control), "{:?}", told[0]);
+    assert!(
+        told[0].contains("-a\\x0a\\x1b[2Jspanguard: error: forged\\x9b.sgspool"),
+        "{:?}",
+        told[0]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
