@@ -755,14 +755,11 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        if attrs.is_null() && n_attrs > 0 {
-            return spanguard_result::NullArgument;
-        }
-        if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
-            return spanguard_result::InvalidArgument;
-        }
-        // SAFETY: attrs is valid for n_attrs elements (checked non-NULL).
-        let given = unsafe { scalar_attributes(attrs, n_attrs) };
+        // SAFETY: attrs is valid for n_attrs elements (the caller's contract).
+        let given = match unsafe { scalar_attributes(attrs, n_attrs) } {
+            Ok(given) => given,
+            Err(e) => return e,
+        };
         // SAFETY: tracer is non-null and came from tracer_new.
         match unsafe { &(*tracer).tracer } {
             Some(t) => {
@@ -776,16 +773,24 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 
 /// The scalar attributes of `attrs[..n_attrs]` (text as UTF-8, invalid
 /// bytes replaced), for resource and scope attributes: an array, an empty
-/// key, or NULL text with a length is skipped.
+/// key, or NULL text with a length is skipped. `NullArgument` for NULL
+/// `attrs` with a count, `InvalidArgument` for more than
+/// `SPANGUARD_MAX_ATTRIBUTES`.
 ///
 /// # Safety
-/// `attrs` is valid for `n_attrs` elements, each key and text value for
-/// its length.
+/// `attrs` is NULL or valid for `n_attrs` elements, each key and text
+/// value for its length.
 unsafe fn scalar_attributes(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
-) -> Vec<(String, crate::config::ResourceValue)> {
+) -> Result<Vec<(String, crate::config::ResourceValue)>, spanguard_result> {
     use crate::config::ResourceValue;
+    if attrs.is_null() && n_attrs > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
+        return Err(spanguard_result::InvalidArgument);
+    }
     // NULL text of a length is skipped (`text_arg` refuses it).
     let text = |p: *const c_char, len: usize| -> Option<String> {
         // SAFETY: valid for len bytes when not NULL (the caller's contract).
@@ -811,7 +816,7 @@ unsafe fn scalar_attributes(
         };
         given.push((key, value));
     }
-    given
+    Ok(given)
 }
 
 /// Sets the attributes of an instrumentation scope (an OpenTelemetry
@@ -841,12 +846,11 @@ pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        if attrs.is_null() && n_attrs > 0 {
-            return spanguard_result::NullArgument;
-        }
-        if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
-            return spanguard_result::InvalidArgument;
-        }
+        // SAFETY: attrs is valid for n_attrs elements (the caller's contract).
+        let attributes = match unsafe { scalar_attributes(attrs, n_attrs) } {
+            Ok(given) => given,
+            Err(e) => return e,
+        };
         // NULL with a length is refused; NULL with 0 is empty.
         let text = |p: *const c_char, len: usize| -> Result<String, spanguard_result> {
             if p.is_null() && len == 0 {
@@ -866,8 +870,7 @@ pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
                 name,
                 version,
                 schema_url,
-                // SAFETY: attrs is valid for n_attrs elements (checked non-NULL).
-                attributes: unsafe { scalar_attributes(attrs, n_attrs) },
+                attributes,
             },
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
         };
