@@ -111,7 +111,15 @@ impl EndedQueue {
         let stride = map_len.next_multiple_of(PAGE_BYTES);
         let count = count.max(1);
         let total = stride * count;
-        let start = super::mapping::map(total, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)?;
+        // MAP_NORESERVE: the cells take memory as they are first used
+        // (a large queue's many cells must not fail the tracer's start;
+        // see `SpanSlab::new`).
+        let start = super::mapping::map(
+            total,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )?;
         debug_assert_eq!(start.as_ptr() as usize % LINE_BYTES, 0);
         Ok((0..count)
             .map(|i| EndedQueue {

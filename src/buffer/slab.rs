@@ -207,8 +207,16 @@ impl SpanSlab {
         let records_offset = prefix.next_multiple_of(64);
         let map_len = records_offset + capacity as usize * std::mem::size_of::<SpanRecord>();
         // Not populated: see "Memory" above.
+        // No swap reserved (MAP_NORESERVE), as for the payload pool: the
+        // slots take memory as they are first used, and a large queue
+        // (OTEL_BSP_MAX_QUEUE_SIZE=16000000, a valid value) must not make
+        // the kernel's overcommit check refuse the tracer at start
+        // (ENOMEM: no tracer at all) for memory it may never touch.
         let (flags, fd) = match &backing {
-            SlabBacking::Anonymous => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+            SlabBacking::Anonymous => (
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+            ),
             SlabBacking::File(f) => {
                 // A sparse file: blocks come as slots are first used.
                 f.set_len(map_len as u64)?;
