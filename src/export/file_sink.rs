@@ -89,7 +89,17 @@ impl FileSink {
     fn open(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
             crate::buffer::files::ensure_private_dir(&self.dir)?;
-            let file = crate::buffer::files::open_append(&self.path)?;
+            let file = match crate::buffer::files::open_append(&self.path) {
+                Ok(file) => file,
+                // Something not ours took the file's name (planted before
+                // this process wrote, while the directory was open to
+                // others): moved aside, unread, or every batch would go
+                // to the spool for the rest of the process.
+                Err(e) => match crate::buffer::files::set_aside_if_foreign(&self.path) {
+                    Ok(true) => crate::buffer::files::open_append(&self.path)?,
+                    _ => return Err(e),
+                },
+            };
             self.torn = !ends_a_line(&file)?;
             self.file = Some(file);
         }
@@ -268,20 +278,43 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    /// Another user (or anything) who planted a link where the sink file
-    /// goes must not make the sink append spans to the file it names.
+    /// Another user (or anything) who planted a link or a FIFO where the
+    /// sink file goes must not make the sink append spans to what it
+    /// names, nor keep it from writing: the planted name is moved aside,
+    /// unread, and the sink writes a file of its own there (before, every
+    /// batch was refused and went to the spool for the process's life).
     #[test]
-    fn a_link_in_place_of_the_sink_file_is_never_followed() {
+    fn a_link_or_fifo_in_place_of_the_sink_file_is_moved_aside_never_followed() {
         let dir = std::env::temp_dir().join(format!("sg-sink-link-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("mkdir");
         let target = dir.join("victim.txt");
         std::fs::write(&target, b"keep\n").expect("write");
-        let mut sink = FileSink::new(&dir.join("spans"), "svc");
-        std::fs::create_dir_all(dir.join("spans")).expect("mkdir");
+        let spans = dir.join("spans");
+        std::fs::create_dir_all(&spans).expect("mkdir");
+        let mut sink = FileSink::new(&spans, "svc");
         std::os::unix::fs::symlink(&target, sink.path()).expect("symlink");
-        assert!(sink.send(b"{}", BodyFormat::Json, false).is_err());
+        sink.send(b"{}", BodyFormat::Json, false)
+            .expect("written to a file of its own");
         assert_eq!(std::fs::read(&target).expect("read"), b"keep\n");
+        assert_eq!(std::fs::read(sink.path()).expect("sink"), b"{}\n");
+        let names: Vec<String> = std::fs::read_dir(&spans)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().any(|n| n.contains(".foreign-")), "{names:?}");
+        // A FIFO: opening one for writing could block or feed a reader.
+        let mut sink = FileSink::new(&spans, "fifo");
+        let c = std::ffi::CString::new(sink.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+        sink.send(b"{}", BodyFormat::Json, false)
+            .expect("written to a file of its own");
+        assert!(
+            std::fs::symlink_metadata(sink.path())
+                .expect("stat")
+                .is_file()
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }
