@@ -209,11 +209,11 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Moves what sits at `path` in a directory of ours out of the way when it
-/// is not a file we made (a link, a FIFO, a device, another user's file),
-/// to `<name>.foreign-<pid>-<ns>`, without opening or following it: a
-/// file name of ours that something else took must not keep us from
-/// writing there for good. Ok(true) when something was moved.
+/// Sets aside (`set_aside`) what sits at `path` in a directory of ours
+/// when it is not a file we made (a link, a FIFO, a device, another
+/// user's file), without opening or following it: a file name of ours
+/// that something else took must not keep us from writing there for good.
+/// Ok(true) when something was moved.
 pub fn set_aside_if_foreign(path: &Path) -> io::Result<bool> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -223,12 +223,7 @@ pub fn set_aside_if_foreign(path: &Path) -> io::Result<bool> {
     if check_ours(&meta).is_ok() {
         return Ok(false);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(".foreign-{}-{now}", std::process::id()));
-    std::fs::rename(path, &aside)?;
+    set_aside(path)?;
     Ok(true)
 }
 

@@ -302,7 +302,12 @@ mod tests {
             .expect("ls")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().any(|n| n.contains(".foreign-")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .any(|n| n.ends_with(crate::buffer::files::SET_ASIDE_SUFFIX)),
+            "{names:?}"
+        );
         // A FIFO: opening one for writing could block or feed a reader.
         let mut sink = FileSink::new(&spans, "fifo");
         let c = std::ffi::CString::new(sink.path().as_os_str().as_encoded_bytes()).unwrap();
