@@ -24,7 +24,7 @@ use super::diagnostics::Diagnostics;
 use super::pacer::Pacer;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
-use super::resource::{ResourceInfo, ScopeAttributes, attr_values};
+use super::resource::{ResourceInfo, ScopeAttributes, attr_value};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
 use super::transport::{BodyFormat, Transport};
@@ -408,7 +408,11 @@ impl Exporter {
                         name: s.name.clone(),
                         version: s.version.clone(),
                         schema_url: s.schema_url.clone(),
-                        attributes: attr_values(s.attributes.clone()),
+                        attributes: s
+                            .attributes
+                            .iter()
+                            .map(|(k, v)| (k.clone(), attr_value(v)))
+                            .collect(),
                     })
                     .collect();
             }

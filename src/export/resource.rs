@@ -62,12 +62,7 @@ impl ResourceInfo {
             {
                 continue;
             }
-            let value = match v {
-                ResourceValue::Str(s) => AttrValue::Str(s.clone()),
-                ResourceValue::Int(i) => AttrValue::Int(*i),
-                ResourceValue::Double(d) => AttrValue::Double(*d),
-                ResourceValue::Bool(b) => AttrValue::Bool(*b),
-            };
+            let value = attr_value(v);
             match out
                 .attributes
                 .iter_mut()
@@ -162,21 +157,16 @@ impl ResourceInfo {
     }
 }
 
-/// `AttrValue`s of what a caller gave (`ResourceValue`s).
-pub fn attr_values(given: Vec<(String, crate::config::ResourceValue)>) -> Vec<(String, AttrValue)> {
+/// A value a caller gave (a bridged provider's resource, a scope's
+/// attributes) as the encoders take it.
+pub fn attr_value(v: &crate::config::ResourceValue) -> AttrValue {
     use crate::config::ResourceValue;
-    given
-        .into_iter()
-        .map(|(k, v)| {
-            let value = match v {
-                ResourceValue::Str(s) => AttrValue::Str(s),
-                ResourceValue::Int(i) => AttrValue::Int(i),
-                ResourceValue::Double(d) => AttrValue::Double(d),
-                ResourceValue::Bool(b) => AttrValue::Bool(b),
-            };
-            (k, value)
-        })
-        .collect()
+    match v {
+        ResourceValue::Str(s) => AttrValue::Str(s.clone()),
+        ResourceValue::Int(i) => AttrValue::Int(*i),
+        ResourceValue::Double(d) => AttrValue::Double(*d),
+        ResourceValue::Bool(b) => AttrValue::Bool(*b),
+    }
 }
 
 /// What a tracer finds out about itself when it starts, most telling
