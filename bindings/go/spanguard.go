@@ -484,6 +484,15 @@ type Stats struct {
 // most 128. A service.name that is the SDK's fallback ("unknown_service...")
 // leaves the tracer's. A later call replaces what an earlier one gave.
 func (t *Tracer) SetResource(attrs ...Attribute) error {
+	return t.withAttributes(attrs, func(p *C.spanguard_tracer, arr *C.spanguard_attribute, n C.size_t) error {
+		return check(C.spanguard_tracer_set_resource(p, arr, n), "set_resource")
+	})
+}
+
+// withAttributes calls call with the live tracer and attrs (at most 128)
+// as a C array, for the tracer-wide attribute calls (resource, scope).
+func (t *Tracer) withAttributes(attrs []Attribute,
+	call func(p *C.spanguard_tracer, arr *C.spanguard_attribute, n C.size_t) error) error {
 	p, err := t.live()
 	if err != nil {
 		return err
@@ -494,7 +503,7 @@ func (t *Tracer) SetResource(attrs ...Attribute) error {
 	}
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
-	return check(C.spanguard_tracer_set_resource(p, arr, C.size_t(len(attrs))), "set_resource")
+	return call(p, arr, C.size_t(len(attrs)))
 }
 
 // SetScopeAttributes sets the attributes of an instrumentation scope (an
@@ -506,32 +515,24 @@ func (t *Tracer) SetResource(attrs ...Attribute) error {
 // 256 scopes have attributes: a new one past that returns ErrLimitReached
 // and sets nothing.
 func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...Attribute) error {
-	p, err := t.live()
-	if err != nil {
-		return err
-	}
-	defer runtime.KeepAlive(t)
-	if len(attrs) > maxAttributesPerCall {
-		attrs = attrs[:maxAttributesPerCall]
-	}
-	arr, block := cAttributes(attrs)
-	defer C.free(block)
-	// The three texts in one C block: cgo lets no Go pointer sit in memory
-	// passed to C.
-	text := C.malloc(C.size_t(len(name) + len(version) + len(schemaURL) + 1))
-	defer C.free(text)
-	bytes := unsafe.Slice((*byte)(text), len(name)+len(version)+len(schemaURL)+1)
-	at := 0
-	place := func(s string) (*C.char, C.size_t) {
-		ptr := (*C.char)(unsafe.Pointer(&bytes[at]))
-		at += copy(bytes[at:], s)
-		return ptr, C.size_t(len(s))
-	}
-	n, nl := place(name)
-	v, vl := place(version)
-	u, ul := place(schemaURL)
-	return check(C.spanguard_tracer_set_scope_attributes(p, n, nl, v, vl, u, ul, arr, C.size_t(len(attrs))),
-		"set_scope_attributes")
+	return t.withAttributes(attrs, func(p *C.spanguard_tracer, arr *C.spanguard_attribute, count C.size_t) error {
+		// The three texts in one C block: cgo lets no Go pointer sit in
+		// memory passed to C.
+		text := C.malloc(C.size_t(len(name) + len(version) + len(schemaURL) + 1))
+		defer C.free(text)
+		bytes := unsafe.Slice((*byte)(text), len(name)+len(version)+len(schemaURL)+1)
+		at := 0
+		place := func(s string) (*C.char, C.size_t) {
+			ptr := (*C.char)(unsafe.Pointer(&bytes[at]))
+			at += copy(bytes[at:], s)
+			return ptr, C.size_t(len(s))
+		}
+		n, nl := place(name)
+		v, vl := place(version)
+		u, ul := place(schemaURL)
+		return check(C.spanguard_tracer_set_scope_attributes(p, n, nl, v, vl, u, ul, arr, count),
+			"set_scope_attributes")
+	})
 }
 
 // Stats reads the counters.
