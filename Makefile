@@ -329,9 +329,9 @@ build/bench/threads: bench/c/threads.c bench/c/common.h include/spanguard.h buil
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
 # One recording thread against two, in both regimes (BENCHMARKS.md says
-# where two threads' time goes).
+# where two threads' time goes); SPANS=N spans a thread a sample.
 bench-threads: build/bench/threads
-	build/bench/threads
+	build/bench/threads $(SPANS)
 
 build/bench/host_state: bench/c/host_state.c bench/c/common.h include/spanguard.h build
 	mkdir -p build/bench
