@@ -170,13 +170,18 @@ impl DumpHeader {
     }
 }
 
+/// `s` with the three bytes the key=value text gives a meaning escaped;
+/// every other character as it is (a byte at a time, each byte of a
+/// character not ASCII would come back as a character of its own).
 fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b',' | b'=' | b'%' => format!("%{b:02X}"),
-            _ => (b as char).to_string(),
-        })
-        .collect::<String>()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ',' | '=' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A file made ahead of time, empty and locked under a pending name, so
