@@ -178,17 +178,24 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 ForeignDirectory(format!(
-                    "the directory {} on the way to it belongs to uid {}, neither this user                      (uid {me}) nor root: that user could put a directory of their own in                      its place; spanguard keeps spans only where the whole way is the                      user's or root's",
+                    "the directory {} on the way to it belongs to uid {}, neither this user \
+                    (uid {me}) nor root: that user could put a directory of their own in \
+                    its place; spanguard keeps spans only where the whole way is the \
+                    user's or root's",
                     path.display(),
                     meta.uid()
                 )),
             ));
         }
-        if meta.mode() & 0o022 != 0 && meta.mode() & libc::S_ISVTX == 0 {
+        let others_write = meta.mode() & 0o002 != 0
+            || meta.mode() & 0o020 != 0 && !private_group(meta.uid(), meta.gid());
+        if others_write && meta.mode() & libc::S_ISVTX == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 ForeignDirectory(format!(
-                    "the directory {} on the way to it may be written by {} (mode {:o},                      not sticky): another user could put a directory of their own in its                      place; spanguard keeps spans only where the whole way is the user's                      or root's",
+                    "the directory {} on the way to it may be written by {} (mode {:o}, not \
+                    sticky): another user could put a directory of their own in its place; \
+                    spanguard keeps spans only where the whole way is the user's or root's",
                     path.display(),
                     if meta.mode() & 0o002 != 0 {
                         "anyone"
@@ -219,7 +226,9 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     ForeignDirectory(format!(
-                        "the way to it passes through {}, a symbolic link that belongs to                          uid {}, not to this user (uid {me}) or root: spanguard will not                          follow another user's link to a directory",
+                        "the way to it passes through {}, a symbolic link that belongs to uid \
+                        {}, not to this user (uid {me}) or root: spanguard will not follow \
+                        another user's link to a directory",
                         next.display(),
                         meta.uid()
                     )),
@@ -247,6 +256,65 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
         here = next;
     }
     Ok(true)
+}
+
+/// Whether group `gid` is the user private group of `owner`: its primary
+/// group, with no other user named as a member. Debian and Ubuntu give
+/// each user such a group and a umask of 002, so the directories a user
+/// makes (`~/.local`, `~/.local/state`) are group-writable and yet only
+/// theirs; refusing those refused spanguard's default directories on a
+/// stock desktop. (Debian's OpenSSH allows them in StrictModes for the
+/// same reason.) A group that others are members of is not private. A
+/// user or group that cannot be looked up is not either.
+fn private_group(owner: u32, gid: u32) -> bool {
+    // Grown on ERANGE, as getpwuid_r and getgrgid_r ask (large groups
+    // need more than the usual few kilobytes).
+    let mut buf = vec![0u8; 4096];
+    // SAFETY (both lookups): plain data, all-zero is a valid value, and
+    // the strings they point to live in `buf`, read before it changes.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let name = loop {
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                owner,
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_gid != gid || pw.pw_name.is_null() {
+            return false;
+        }
+        break unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_owned();
+    };
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    loop {
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() {
+            return false;
+        }
+        break;
+    }
+    if gr.gr_mem.is_null() {
+        return true;
+    }
+    (0..)
+        .map(|i| unsafe { *gr.gr_mem.add(i) })
+        .take_while(|m| !m.is_null())
+        .all(|m| unsafe { std::ffi::CStr::from_ptr(m) } == name.as_c_str())
 }
 
 /// The error inside `ensure_private_dir`'s refusal of a directory that
@@ -751,7 +819,14 @@ mod tests {
         let open = dir.join("open");
         std::fs::create_dir_all(&open).expect("mkdir");
         let spool = open.join("x/spool");
-        for wide in [0o775, 0o777] {
+        // Writable by its group, when others are in that group (a group
+        // of nobody's here: only root can give one away).
+        let mut wide_modes = vec![0o777];
+        if effective_uid() == 0 {
+            std::os::unix::fs::chown(&open, None, Some(4242)).expect("chgrp");
+            wide_modes.push(0o775);
+        }
+        for wide in wide_modes {
             std::fs::set_permissions(&open, std::fs::Permissions::from_mode(wide)).expect("chmod");
             let e = ensure_private_dir(&spool).expect_err("writable by others on the way");
             assert!(is_foreign_directory(&e), "{e}");
@@ -763,6 +838,28 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
         ensure_private_dir(&spool).expect("sticky on the way");
         assert_eq!(mode(&spool), 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A user's own group-writable directories, as a umask of 002 makes
+    /// them on Debian and Ubuntu (`~/.local/state`, the default state
+    /// directory's parent): their group is the user's private group.
+    #[test]
+    fn a_directory_on_the_way_writable_by_the_users_private_group_is_accepted() {
+        // SAFETY: no arguments, no failure.
+        let primary = unsafe { libc::getegid() };
+        if !private_group(effective_uid(), primary) {
+            return; // this user's group has other members here
+        }
+        let dir = temp_dir("private-group");
+        let local = dir.join("local");
+        std::fs::create_dir_all(&local).expect("mkdir");
+        std::os::unix::fs::chown(&local, None, Some(primary)).expect("chgrp");
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        let state = local.join("state/spanguard");
+        ensure_private_dir(&state).expect("the user's own group may write on the way");
+        assert_eq!(mode(&local), 0o775, "judged, not changed");
+        assert!(!private_group(effective_uid(), primary.wrapping_add(4242)));
         std::fs::remove_dir_all(&dir).ok();
     }
 
