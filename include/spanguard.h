@@ -1529,7 +1529,10 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  dump and flight file name it from then on (as text), so that spans
  recovered from them after a crash or SIGKILL arrive under it too.
  `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
- `SPANGUARD_MAX_ATTRIBUTES` attributes (none set).
+ `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
+ `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
+ `spanguard_tracer_close`, as every call on the tracer (none set: no
+ batch would carry it).
  */
 spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tracer,
                                                const struct spanguard_attribute *attrs,

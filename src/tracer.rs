@@ -1219,8 +1219,15 @@ impl Tracer {
     /// own. The given attributes win, except a `service.name` that is the
     /// SDK's fallback (`unknown_service...`) over one this tracer has. A
     /// crash dump or flight file names it from now on too, as text: spans
-    /// recovered from one arrive under it.
-    pub fn set_resource(&self, attributes: Vec<(String, crate::config::ResourceValue)>) {
+    /// recovered from one arrive under it. Err(ShutDown), nothing set,
+    /// once the tracer is shut down (no batch would carry it).
+    pub fn set_resource(
+        &self,
+        attributes: Vec<(String, crate::config::ResourceValue)>,
+    ) -> Result<(), SpanError> {
+        if !self.running() {
+            return Err(SpanError::ShutDown);
+        }
         let p = &self.pipeline;
         if let Ok(mut slot) = p.resource_update.lock() {
             // Under the lock: one writer of the dump headers at a time.
@@ -1234,6 +1241,7 @@ impl Tracer {
             p.resource_changed.store(true, Ordering::Release);
         }
         p.signal.wake();
+        Ok(())
     }
 
     /// Sets the attributes of an instrumentation scope (an OpenTelemetry

@@ -34,3 +34,20 @@ fn a_resource_too_long_for_the_header_keeps_every_entry_that_fits() {
     );
     assert_eq!(header.service_name(), "svc");
 }
+
+/// A value that is not ASCII comes back as it was: each byte of "é" came
+/// back as a character of its own ("Ã©"), so the spans recovered from a
+/// dump of a service in "Zürich" arrived under "ZÃ¼rich".
+#[test]
+fn a_value_that_is_not_ascii_survives_the_header() {
+    let resource = vec![
+        (
+            "deployment.environment.name".to_string(),
+            "Zürich, café=1%".to_string(),
+        ),
+        ("région".to_string(), "東京".to_string()),
+    ];
+    let header = DumpHeader::new(*b"SGDUMP02", 0, "sérvice", &resource);
+    assert_eq!(header.resource_attributes(), resource);
+    assert_eq!(header.service_name(), "sérvice");
+}

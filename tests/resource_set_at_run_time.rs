@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use spanguard::config::{ResourceValue, TracerConfig};
-use spanguard::tracer::{Parent, Tracer};
+use spanguard::tracer::{Parent, SpanError, Tracer};
 
 fn sink_text(tracer: &Tracer) -> String {
     std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink file")
@@ -33,26 +33,30 @@ fn the_providers_resource_is_exported_over_the_tracers() {
     })
     .expect("tracer");
     one_span(&tracer);
-    tracer.set_resource(vec![
-        (
-            "service.name".into(),
-            ResourceValue::Str("checkout-agent".into()),
-        ),
-        (
-            "deployment.environment.name".into(),
-            ResourceValue::Str("prod".into()),
-        ),
-        (
-            "telemetry.sdk.language".into(),
-            ResourceValue::Str("go".into()),
-        ),
-        ("replicas".into(), ResourceValue::Int(3)),
-    ]);
+    tracer
+        .set_resource(vec![
+            (
+                "service.name".into(),
+                ResourceValue::Str("checkout-agent".into()),
+            ),
+            (
+                "deployment.environment.name".into(),
+                ResourceValue::Str("prod".into()),
+            ),
+            (
+                "telemetry.sdk.language".into(),
+                ResourceValue::Str("go".into()),
+            ),
+            ("replicas".into(), ResourceValue::Int(3)),
+        ])
+        .expect("running");
     one_span(&tracer);
-    tracer.set_resource(vec![(
-        "service.name".into(),
-        ResourceValue::Str("unknown_service:node".into()),
-    )]);
+    tracer
+        .set_resource(vec![(
+            "service.name".into(),
+            ResourceValue::Str("unknown_service:node".into()),
+        )])
+        .expect("running");
     one_span(&tracer);
     let text = sink_text(&tracer);
     let lines: Vec<&str> = text.lines().collect();
@@ -100,6 +104,15 @@ fn the_providers_resource_is_exported_over_the_tracers() {
         ),
         "{}",
         lines[2]
+    );
+    // After shutdown, as every other call: ShutDown, nothing set.
+    tracer.shutdown(Duration::from_secs(30)).expect("shutdown");
+    assert_eq!(
+        tracer.set_resource(vec![(
+            "service.name".into(),
+            ResourceValue::Str("late".into())
+        )]),
+        Err(SpanError::ShutDown)
     );
     drop(tracer);
     let _ = std::fs::remove_dir_all(&dir);

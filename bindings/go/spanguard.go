@@ -483,6 +483,7 @@ type Stats struct {
 // service.name and attributes. Scalar values only (slices are skipped); at
 // most 128. A service.name that is the SDK's fallback ("unknown_service...")
 // leaves the tracer's. A later call replaces what an earlier one gave.
+// After Shutdown or Close: ErrShutDown, nothing set.
 func (t *Tracer) SetResource(attrs ...Attribute) error {
 	return t.withAttributes(attrs, func(p *C.spanguard_tracer, arr *C.spanguard_attribute, n C.size_t) error {
 		return check(C.spanguard_tracer_set_resource(p, arr, n), "set_resource")

@@ -470,6 +470,10 @@ func TestShutdownAndCloseTwice(t *testing.T) {
 	if _, _, err := tr.Start(context.Background(), "late"); !errors.Is(err, spanguard.ErrShutDown) {
 		t.Fatalf("Start after shutdown: %v", err)
 	}
+	// As every other call: no resource is set that no batch would carry.
+	if err := tr.SetResource(spanguard.String("service.name", "late")); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("SetResource after shutdown: %v", err)
+	}
 	tr.Close()
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)

@@ -46,6 +46,12 @@ pub fn magic_of(flight: bool) -> [u8; 8] {
 }
 pub(crate) const RESOURCE_TEXT_BYTES: usize = 1024;
 pub(crate) const SERVICE_NAME_BYTES: usize = 256;
+/// A service name this long or longer fills the header's field: it may
+/// have been cut there (a cut falls on a character boundary, up to three
+/// bytes short of the field's end). Such a name is also written whole in
+/// the resource text (`DumpHeader::set_resource`).
+const SERVICE_NAME_FILLS: usize = SERVICE_NAME_BYTES - 3;
+const SERVICE_NAME_KEY: &str = "service.name";
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -99,13 +105,31 @@ impl DumpHeader {
     /// order given (the most telling first), as many as fit: a long one
     /// (an executable's path) that does not fit is left out rather than cut
     /// or taking the rest with it.
+    ///
+    /// A service name longer than its field (256 bytes) is cut there, on a
+    /// character boundary, and also written whole as the first entry of the
+    /// resource text (`service.name=...`) when it fits there (1 KiB): a
+    /// reader of this version takes the whole name from it (`service_name`);
+    /// an older one keeps the field's, since a dump's service name wins over
+    /// a `service.name` in its resource, so the format stays as it was. A
+    /// `service.name` among `resource` is left out: the field's wins anyway.
     pub fn set_resource(&mut self, service_name: &str, resource: &[(String, String)]) {
-        let name = &service_name.as_bytes()[..service_name.len().min(SERVICE_NAME_BYTES)];
+        let mut end = service_name.len().min(SERVICE_NAME_BYTES);
+        while !service_name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let name = &service_name.as_bytes()[..end];
         self.service_name = [0; SERVICE_NAME_BYTES];
         self.service_name[..name.len()].copy_from_slice(name);
         self.service_name_len = name.len() as u32;
+        let whole =
+            (service_name.len() >= SERVICE_NAME_FILLS).then_some((SERVICE_NAME_KEY, service_name));
+        let others = resource
+            .iter()
+            .filter(|(k, _)| k != SERVICE_NAME_KEY)
+            .map(|(k, v)| (k.as_str(), v.as_str()));
         let mut text = String::new();
-        for (k, v) in resource {
+        for (k, v) in whole.into_iter().chain(others) {
             let entry = format!("{}={}", percent_encode(k), percent_encode(v));
             let sep = usize::from(!text.is_empty());
             if text.len() + sep + entry.len() <= RESOURCE_TEXT_BYTES {
@@ -158,9 +182,29 @@ impl DumpHeader {
         }
     }
 
+    /// The service name, whole (see `set_resource`).
     pub fn service_name(&self) -> String {
+        self.service_name_whole().0
+    }
+
+    /// The service name, and whether it is known to be whole: false when
+    /// it fills the header's field and the resource text does not hold it
+    /// whole (longer than the text's room, or written by a version that
+    /// cut it at the field and kept nothing more: then it may be whole).
+    pub fn service_name_whole(&self) -> (String, bool) {
         let n = (self.service_name_len as usize).min(SERVICE_NAME_BYTES);
-        String::from_utf8_lossy(&self.service_name[..n]).into_owned()
+        let field = String::from_utf8_lossy(&self.service_name[..n]).into_owned();
+        if n < SERVICE_NAME_FILLS {
+            return (field, true);
+        }
+        match self
+            .resource_attributes()
+            .into_iter()
+            .find(|(k, _)| k == SERVICE_NAME_KEY)
+        {
+            Some((_, whole)) if whole.starts_with(&field) => (whole, true),
+            _ => (field, false),
+        }
     }
 
     pub fn resource_attributes(&self) -> Vec<(String, String)> {
@@ -170,13 +214,18 @@ impl DumpHeader {
     }
 }
 
+/// `s` with the three bytes the key=value text gives a meaning escaped;
+/// every other character as it is (a byte at a time, each byte of a
+/// character not ASCII would come back as a character of its own).
 fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b',' | b'=' | b'%' => format!("%{b:02X}"),
-            _ => (b as char).to_string(),
-        })
-        .collect::<String>()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ',' | '=' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// A file made ahead of time, empty and locked under a pending name, so
@@ -896,6 +945,57 @@ mod tests {
         assert_eq!(at.resource_attributes(), vec![kv("a", "b")]);
         assert_eq!((at.magic, at.record_count), (MAGIC_FLIGHT, 7));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A service name over the field's 256 bytes was cut there, and its
+    /// recovered spans arrived under the cut name with nothing said.
+    #[test]
+    fn a_long_service_name_is_kept_whole_and_an_older_reader_still_reads_the_header() {
+        use crate::export::resource::{AttrValue, ResourceInfo};
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        // 600 bytes, a two-byte character across the field's end, and the
+        // characters the resource text escapes.
+        let long = format!("{}é{}", "a".repeat(255), "b,c=d%e".repeat(49));
+        assert!(long.len() == 600 && !long.is_char_boundary(256));
+        let resource = [
+            kv("service.name", "other"),
+            kv("deployment.environment.name", "prod"),
+        ];
+        let h = DumpHeader::new(MAGIC_FLIGHT, 1, &long, &resource);
+        assert_eq!(h.service_name_whole(), (long.clone(), true));
+        assert_eq!(h.service_name(), long);
+        // What a reader of an older version reads: the field (cut on a
+        // character boundary, valid UTF-8) and entries it can parse, among
+        // which a service.name that its resource gives way to the field's.
+        let field = &h.service_name[..h.service_name_len as usize];
+        assert_eq!(std::str::from_utf8(field).expect("UTF-8"), &long[..255]);
+        let older = ResourceInfo::new(&long[..255], &h.resource_attributes());
+        assert_eq!(
+            older.attributes[0],
+            (
+                "service.name".to_string(),
+                AttrValue::Str(long[..255].to_string())
+            )
+        );
+        assert!(
+            h.resource_attributes()
+                .contains(&kv("deployment.environment.name", "prod"))
+        );
+        // Longer than the resource text too: cut, and known to be.
+        let huge = "s".repeat(3000);
+        let h = DumpHeader::new(MAGIC_CRASH_DUMP, 0, &huge, &resource);
+        assert_eq!(h.service_name_whole(), (huge[..256].to_string(), false));
+        assert_eq!(
+            h.resource_attributes(),
+            vec![kv("deployment.environment.name", "prod")]
+        );
+        // A short name: as before, the field alone.
+        let h = DumpHeader::new(MAGIC_CRASH_DUMP, 0, "svc", &resource);
+        assert_eq!(h.service_name_whole(), ("svc".to_string(), true));
+        assert_eq!(
+            h.resource_attributes(),
+            vec![kv("deployment.environment.name", "prod")]
+        );
     }
 
     #[test]

@@ -50,7 +50,14 @@ fn effective_uid() -> u32 {
 /// shared one (sticky, like /tmp: others may write there by design, and
 /// taking it private would break them). One of ours that group or others
 /// may read or write is made 0700.
+///
+/// The way there counts too (`check_way_to`): every directory the path
+/// passes through must be one that only this user or root can change, or
+/// another user could rename a directory on the way and put their own in
+/// its place after the check. Checked before anything is made (nothing is
+/// made inside another user's directory) and again after.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    let complete = check_way_to(dir)?;
     match std::fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
@@ -59,6 +66,11 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
+    }
+    if !complete {
+        // What was made is ours; anything another user put on the way
+        // meanwhile (in a sticky /tmp) is seen now.
+        check_way_to(dir)?;
     }
     let c = c_path(dir)?;
     let me = effective_uid();
@@ -121,6 +133,188 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Links followed on the way to a directory before giving up (the kernel's
+/// own limit, ELOOP).
+const MAX_LINKS: u32 = 40;
+
+/// Checks the way to `dir` as OpenSSH's StrictModes checks the way to
+/// `authorized_keys`: each directory the path passes through (its
+/// ancestors, and those on the way to where a symbolic link leads) must
+/// belong to this user or root and must not be writable by group or others
+/// unless it is sticky (like /tmp, where nobody may rename or remove what
+/// is not theirs), and each link on the way must be this user's or root's.
+/// Otherwise the owner of that directory (or link) could swap what the
+/// path leads to at any time, and spans would go where they choose. `dir`
+/// itself is `ensure_private_dir`'s to judge. Ok(false) when a component
+/// is missing (the rest is checked after it is made); a refusal is a
+/// `ForeignDirectory` that names the directory or link.
+fn check_way_to(dir: &Path) -> io::Result<bool> {
+    use std::ffi::OsString;
+    use std::path::Component;
+    let me = effective_uid();
+    let trusted = |uid: u32| uid == me || uid == 0;
+    let absolute = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    // Components still to walk, the next one last.
+    let mut pending: Vec<OsString> = Vec::new();
+    let push_reversed = |pending: &mut Vec<OsString>, path: &Path| {
+        for c in path.components().rev() {
+            match c {
+                Component::Normal(n) => pending.push(n.to_os_string()),
+                Component::ParentDir => pending.push(OsString::from("..")),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push_reversed(&mut pending, &absolute);
+    let mut here = PathBuf::from("/");
+    let check_directory = |path: &Path, meta: &std::fs::Metadata| -> io::Result<()> {
+        if !trusted(meta.uid()) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                ForeignDirectory(format!(
+                    "the directory {} on the way to it belongs to uid {}, neither this user \
+                    (uid {me}) nor root: that user could put a directory of their own in \
+                    its place; spanguard keeps spans only where the whole way is the \
+                    user's or root's",
+                    path.display(),
+                    meta.uid()
+                )),
+            ));
+        }
+        let others_write = meta.mode() & 0o002 != 0
+            || meta.mode() & 0o020 != 0 && !private_group(meta.uid(), meta.gid());
+        if others_write && meta.mode() & libc::S_ISVTX == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                ForeignDirectory(format!(
+                    "the directory {} on the way to it may be written by {} (mode {:o}, not \
+                    sticky): another user could put a directory of their own in its place; \
+                    spanguard keeps spans only where the whole way is the user's or root's",
+                    path.display(),
+                    if meta.mode() & 0o002 != 0 {
+                        "anyone"
+                    } else {
+                        "its group"
+                    },
+                    meta.mode() & 0o7777
+                )),
+            ));
+        }
+        Ok(())
+    };
+    check_directory(&here, &std::fs::metadata(&here)?)?;
+    let mut links = 0u32;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            here.pop();
+            continue;
+        }
+        let next = here.join(&name);
+        let meta = match std::fs::symlink_metadata(&next) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() {
+            if !trusted(meta.uid()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    ForeignDirectory(format!(
+                        "the way to it passes through {}, a symbolic link that belongs to uid \
+                        {}, not to this user (uid {me}) or root: spanguard will not follow \
+                        another user's link to a directory",
+                        next.display(),
+                        meta.uid()
+                    )),
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = std::fs::read_link(&next)?;
+            if target.is_absolute() {
+                here = PathBuf::from("/");
+            }
+            push_reversed(&mut pending, &target);
+            continue;
+        }
+        if !meta.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        // The directory itself (the last component) is the caller's to
+        // judge: ours, made private.
+        if !pending.is_empty() {
+            check_directory(&next, &meta)?;
+        }
+        here = next;
+    }
+    Ok(true)
+}
+
+/// Whether group `gid` is the user private group of `owner`: its primary
+/// group, with no other user named as a member. Debian and Ubuntu give
+/// each user such a group and a umask of 002, so the directories a user
+/// makes (`~/.local`, `~/.local/state`) are group-writable and yet only
+/// theirs; refusing those refused spanguard's default directories on a
+/// stock desktop. (Debian's OpenSSH allows them in StrictModes for the
+/// same reason.) A group that others are members of is not private. A
+/// user or group that cannot be looked up is not either.
+fn private_group(owner: u32, gid: u32) -> bool {
+    // Grown on ERANGE, as getpwuid_r and getgrgid_r ask (large groups
+    // need more than the usual few kilobytes).
+    let mut buf = vec![0u8; 4096];
+    // SAFETY (both lookups): plain data, all-zero is a valid value, and
+    // the strings they point to live in `buf`, read before it changes.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let name = loop {
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                owner,
+                &mut pw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_gid != gid || pw.pw_name.is_null() {
+            return false;
+        }
+        break unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_owned();
+    };
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    loop {
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() {
+            return false;
+        }
+        break;
+    }
+    if gr.gr_mem.is_null() {
+        return true;
+    }
+    (0..)
+        .map(|i| unsafe { *gr.gr_mem.add(i) })
+        .take_while(|m| !m.is_null())
+        .all(|m| unsafe { std::ffi::CStr::from_ptr(m) } == name.as_c_str())
 }
 
 /// The error inside `ensure_private_dir`'s refusal of a directory that
@@ -585,6 +779,118 @@ mod tests {
         std::os::unix::fs::lchown(&link, Some(0), Some(0)).expect("lchown");
         ensure_private_dir(&link).expect("our link");
         assert_eq!(mode(&ours), 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A directory of another uid (4242, nobody's) on the way to ours, as
+    /// in SPANGUARD_SPOOL_DIR=/tmp/shared/x/spool with /tmp/shared theirs:
+    /// they could rename x and put their own in its place.
+    #[test]
+    fn another_users_directory_on_the_way_is_refused() {
+        if effective_uid() != 0 {
+            return; // only root can give a directory away
+        }
+        let dir = temp_dir("their-ancestor");
+        let shared = dir.join("shared");
+        std::fs::create_dir_all(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::chown(&shared, Some(4242), Some(4242)).expect("chown");
+        // Missing below theirs: refused, and nothing made in their directory.
+        let spool = shared.join("x/spool");
+        let e = ensure_private_dir(&spool).expect_err("their directory on the way");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(e.to_string().contains("4242"), "{e}");
+        assert!(e.to_string().contains(&*shared.to_string_lossy()), "{e}");
+        assert!(std::fs::read_dir(&shared).expect("ls").next().is_none());
+        // Already there (ours, private), under theirs: refused all the same.
+        std::fs::create_dir_all(&spool).expect("mkdir");
+        std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let e = ensure_private_dir(&spool).expect_err("their directory on the way");
+        assert!(is_foreign_directory(&e), "{e}");
+        // Given back to root: fine.
+        std::os::unix::fs::chown(&shared, Some(0), Some(0)).expect("chown");
+        ensure_private_dir(&spool).expect("the whole way is root's");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_directory_on_the_way_that_others_may_write_is_refused_unless_sticky() {
+        let dir = temp_dir("wide-ancestor");
+        let open = dir.join("open");
+        std::fs::create_dir_all(&open).expect("mkdir");
+        let spool = open.join("x/spool");
+        // Writable by its group, when others are in that group (a group
+        // of nobody's here: only root can give one away).
+        let mut wide_modes = vec![0o777];
+        if effective_uid() == 0 {
+            std::os::unix::fs::chown(&open, None, Some(4242)).expect("chgrp");
+            wide_modes.push(0o775);
+        }
+        for wide in wide_modes {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(wide)).expect("chmod");
+            let e = ensure_private_dir(&spool).expect_err("writable by others on the way");
+            assert!(is_foreign_directory(&e), "{e}");
+            assert!(e.to_string().contains(&*open.to_string_lossy()), "{e}");
+            // Ours: judged, not changed (it is not spanguard's directory).
+            assert_eq!(mode(&open), wide);
+        }
+        // Sticky, like /tmp: others cannot rename what is ours there.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        ensure_private_dir(&spool).expect("sticky on the way");
+        assert_eq!(mode(&spool), 0o700);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A user's own group-writable directories, as a umask of 002 makes
+    /// them on Debian and Ubuntu (`~/.local/state`, the default state
+    /// directory's parent): their group is the user's private group.
+    #[test]
+    fn a_directory_on_the_way_writable_by_the_users_private_group_is_accepted() {
+        // SAFETY: no arguments, no failure.
+        let primary = unsafe { libc::getegid() };
+        if !private_group(effective_uid(), primary) {
+            return; // this user's group has other members here
+        }
+        let dir = temp_dir("private-group");
+        let local = dir.join("local");
+        std::fs::create_dir_all(&local).expect("mkdir");
+        std::os::unix::fs::chown(&local, None, Some(primary)).expect("chgrp");
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        let state = local.join("state/spanguard");
+        ensure_private_dir(&state).expect("the user's own group may write on the way");
+        assert_eq!(mode(&local), 0o775, "judged, not changed");
+        assert!(!private_group(effective_uid(), primary.wrapping_add(4242)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_way_through_a_link_is_checked_where_it_leads() {
+        if effective_uid() != 0 {
+            return; // only root can give a directory or a link away
+        }
+        let dir = temp_dir("link-on-the-way");
+        let theirs = dir.join("theirs");
+        std::fs::create_dir_all(theirs.join("x")).expect("mkdir");
+        std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).expect("chown");
+        // A link of ours that leads into their directory.
+        let ours = dir.join("ours");
+        std::os::unix::fs::symlink(theirs.join("x"), &ours).expect("symlink");
+        let e = ensure_private_dir(&ours.join("spool")).expect_err("leads into theirs");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(e.to_string().contains("4242"), "{e}");
+        // Their link on the way, to a directory of ours.
+        let safe = dir.join("safe");
+        std::fs::create_dir_all(&safe).expect("mkdir");
+        let link = dir.join("their-link");
+        std::os::unix::fs::symlink(&safe, &link).expect("symlink");
+        std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).expect("lchown");
+        let e = ensure_private_dir(&link.join("spool")).expect_err("their link");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(!safe.join("spool").exists());
+        // Our link to our directory: followed.
+        std::os::unix::fs::lchown(&link, Some(0), Some(0)).expect("lchown");
+        ensure_private_dir(&link.join("spool")).expect("our link");
+        assert!(safe.join("spool").is_dir());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

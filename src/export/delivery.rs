@@ -672,7 +672,12 @@ impl Delivery {
                 host.record(Outcome::Lost {
                     origin: Origin::Recovered,
                     spans: 1,
-                    reason: &too_large(encoder.budget()),
+                    reason: &encoder
+                        .no_room_reason(&format!(
+                            "the request size limit ({} bytes)",
+                            encoder.budget()
+                        ))
+                        .unwrap_or_else(|| too_large(encoder.budget())),
                 });
                 start += 1;
                 continue;

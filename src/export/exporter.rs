@@ -455,7 +455,10 @@ impl Exporter {
                 p.slab
                     .release_all(&self.indexes[start..start + 1], &p.pool, &mut self.chunks);
                 self.released = start + 1;
-                let reason = too_large(self.encoder.budget());
+                let reason = self
+                    .encoder
+                    .no_room_reason(&self.size_limit_text())
+                    .unwrap_or_else(|| too_large(self.encoder.budget()));
                 self.host.record(Outcome::Lost {
                     origin: Origin::Fresh,
                     spans: 1,

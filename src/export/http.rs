@@ -21,6 +21,10 @@ struct Response {
     retry_after: Option<String>,
     /// A redirect's target, for the message (redirects are not followed).
     location: Option<String>,
+    /// The last status line, escaped, when its code is not exactly three
+    /// digits: curl reads the first three ("2000" is 200), so the code
+    /// it reports is no answer of the server's.
+    bad_status_line: Option<String>,
     /// The body went past RESPONSE_BODY_MAX and the transfer was stopped
     /// there: the answer's status stands, its body is cut.
     cut: bool,
@@ -44,6 +48,12 @@ impl Handler for Response {
     }
 
     fn header(&mut self, data: &[u8]) -> bool {
+        if data.starts_with(b"HTTP/") {
+            // A status line (one per answer: an interim 1xx, then the
+            // final one, which decides).
+            self.bad_status_line = (!status_code_is_three_digits(data)).then(|| escaped_line(data));
+            return true;
+        }
         if let Ok(line) = std::str::from_utf8(data)
             && let Some((name, value)) = line.split_once(':')
         {
@@ -110,6 +120,7 @@ impl HttpTransport {
                 body: Vec::new(),
                 retry_after: None,
                 location: None,
+                bad_status_line: None,
                 cut: false,
                 abort_at: Arc::clone(&self.abort_at),
             });
@@ -167,6 +178,7 @@ impl HttpTransport {
         easy.get_mut().body.clear();
         easy.get_mut().retry_after = None;
         easy.get_mut().location = None;
+        easy.get_mut().bad_status_line = None;
         easy.get_mut().cut = false;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
@@ -241,6 +253,18 @@ impl Transport for HttpTransport {
             .as_ref()
             .expect("perform succeeded on this handle")
             .get_ref();
+        if let Some(line) = &response.bad_status_line {
+            // Not an answer: kept, as for a server that does not speak
+            // HTTP (curl's "Unsupported protocol"), never delivered.
+            let reason = self.secrets.scrub(&format!(
+                "the server's answer is not HTTP: its status line is \"{line}\""
+            ));
+            self.easy = None;
+            return Err(SendError::Transient {
+                reason,
+                retry_after: None,
+            });
+        }
         let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
         classify(
             code,
@@ -299,6 +323,41 @@ pub fn classify(
             reason: format!("HTTP {code}: {}", body_start(body)),
         }),
     }
+}
+
+/// Whether an HTTP status line (`HTTP/<version> <code>[ <reason>]`, as
+/// curl hands it to the header callback, CRLF included) has a code of
+/// exactly three digits, as RFC 9112 asks.
+fn status_code_is_three_digits(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(space) = line.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let rest = &line[space + 1..];
+    rest.len() >= 3
+        && rest[..3].iter().all(u8::is_ascii_digit)
+        && (rest.len() == 3 || rest[3] == b' ')
+}
+
+/// A server's line as messages show it: at most 100 bytes, its line end
+/// dropped, every byte that is not printable ASCII written as `\xNN` (it
+/// must not forge a line of ours or drive a terminal).
+fn escaped_line(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut out = String::new();
+    for &b in &line[..line.len().min(100)] {
+        if (0x20..0x7f).contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if line.len() > 100 {
+        out.push_str("...");
+    }
+    out
 }
 
 /// The first 200 bytes of an error body, printable.
@@ -382,5 +441,130 @@ mod tests {
                 retry_after: None
             })
         );
+    }
+
+    /// A loopback server that answers every request with `answer`, then
+    /// closes the connection. Returns its URL.
+    fn answering(answer: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                // The request: headers, then a body of Content-Length.
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                let end = loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                    if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(at + 4);
+                    }
+                };
+                let Some(end) = end else { continue };
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while got.len() < end + length {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(answer);
+            }
+        });
+        url
+    }
+
+    fn send_to(url: &str) -> Result<Accepted, SendError> {
+        let mut t = HttpTransport::new(
+            url,
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(5),
+            Default::default(),
+        );
+        t.send(b"spans", BodyFormat::Protobuf, false)
+    }
+
+    /// curl reads the first three digits of a status code: "2000" was 200,
+    /// and its batch counted as delivered. A code that is not exactly
+    /// three digits is no HTTP answer: the batch is kept (retried, then
+    /// spooled), and the message shows the server's line, escaped.
+    #[test]
+    fn a_status_code_that_is_not_three_digits_is_not_delivered() {
+        for (answer, shown) in [
+            (
+                &b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                "HTTP/1.1 2000 OK",
+            ),
+            (
+                &b"HTTP/1.1 2001\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                "HTTP/1.1 2001",
+            ),
+            (
+                &b"HTTP/1.1 200x \x1b[31mOK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                "HTTP/1.1 200x \\x1b[31mOK",
+            ),
+            (
+                &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 20000 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                "HTTP/1.1 20000 OK",
+            ),
+        ] {
+            let url = answering(answer);
+            match send_to(&url) {
+                Err(SendError::Transient { reason, .. }) => {
+                    assert!(reason.contains("not HTTP"), "{reason}");
+                    assert!(reason.contains(shown), "{reason}");
+                    assert!(!reason.chars().any(char::is_control), "{reason}");
+                }
+                other => panic!("{shown}: {other:?}"),
+            }
+        }
+        // A real 200, with and without a reason phrase: delivered.
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+            &b"HTTP/1.1 200\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+        ] {
+            let url = answering(answer);
+            assert!(send_to(&url).is_ok(), "{}", String::from_utf8_lossy(answer));
+        }
+    }
+
+    /// Through a tracer: the span behind a "2000" answer is spooled and
+    /// counted so, not counted as exported.
+    #[test]
+    fn a_span_answered_with_a_four_digit_status_is_spooled_not_exported() {
+        use crate::config::TracerConfig;
+        use crate::pipeline::FlushOutcome;
+        use crate::tracer::{Parent, Tracer};
+        let url = answering(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let dir = std::env::temp_dir().join(format!("sg-http-2000-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: Some(url),
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: false,
+            export_timeout: Duration::from_millis(300),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+        tracer.end(span, 0).expect("end");
+        let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
+        let stats = tracer.stats();
+        assert_eq!(outcome, FlushOutcome::Spooled);
+        assert_eq!((stats.spans_exported, stats.spooled_spans), (0, 1));
+        drop(tracer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

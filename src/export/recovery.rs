@@ -178,6 +178,19 @@ pub fn recover_dir(
         match claimed.content {
             Leftover::Spans(mut reader) => {
                 let header = *reader.header();
+                if !header.service_name_whole().1 {
+                    // The header had no room for the whole name: its spans
+                    // arrive with it cut, counted and said as a value cut
+                    // (once a file).
+                    host.record(super::delivery::Outcome::Cut {
+                        origin: super::delivery::Origin::Recovered,
+                        values: 1,
+                        limit: "the header of a dead process's crash dump or flight file (a \
+                                service.name that fills its 256 bytes and does not fit whole \
+                                in the 1 KiB of resource text beside them; its recovered spans \
+                                carry the name cut)",
+                    });
+                }
                 let mut spans = 0u64;
                 let read_whole = loop {
                     match reader.next_records(batch) {

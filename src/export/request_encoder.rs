@@ -29,6 +29,10 @@ pub struct RequestEncoder {
     /// `take_cut_values`: encodings thrown away (a part that did not fit)
     /// cut values no request carries, and are not counted.
     cut_values: u64,
+    /// The bytes of the last `encode_prefix`'s framing (the resource, a
+    /// request's envelope) when it returned 0 and they took half the budget
+    /// or more: the resource is why (`no_room_reason`).
+    framing_over: Option<usize>,
 }
 
 impl RequestEncoder {
@@ -44,11 +48,27 @@ impl RequestEncoder {
             compressed: Vec::with_capacity((batch * 128).min(budget)),
             encoded_total: 0,
             cut_values: 0,
+            framing_over: None,
         }
     }
 
     pub fn budget(&self) -> usize {
         self.budget
+    }
+
+    /// Why the last `encode_prefix` returned 0, when the resource is the
+    /// cause: every span of this resource would be lost the same way, and
+    /// the span is not what to make smaller. `limit` names the limit and
+    /// the setting that raises it. None when the span alone is too large.
+    pub fn no_room_reason(&self, limit: &str) -> Option<String> {
+        self.framing_over.map(|framing| {
+            format!(
+                "the resource (service.name and resource attributes: {framing} bytes encoded, \
+                 with a request's envelope) leaves no room for a span in {limit}; every span \
+                 of this resource is lost until the resource is made smaller or the limit \
+                 raised above it"
+            )
+        })
     }
 
     /// Encodes the longest prefix of `records` that fits in the budget as
@@ -63,6 +83,7 @@ impl RequestEncoder {
         // scope takes more than the margin gets a smaller budget below.
         self.encode_plain(resource, &[]);
         let mut span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
+        self.framing_over = None;
         self.set_span_budget(span_budget);
         // Start from the spans the estimate says fit, not from them all: a
         // batch of large spans (512 with 100 KB prompts is 51 MB) encoded
@@ -94,6 +115,9 @@ impl RequestEncoder {
                 // from: lost, and none of its values counted as cut.
                 let over = len - self.budget;
                 if n == 0 || span_budget == 0 {
+                    // The resource's doing when it takes half the limit
+                    // or more: a span is not what to make smaller then.
+                    self.framing_over = (framing * 2 >= self.budget).then_some(framing);
                     self.encoded.clear();
                     return 0;
                 }

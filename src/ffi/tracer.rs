@@ -746,7 +746,10 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// dump and flight file name it from then on (as text), so that spans
 /// recovered from them after a crash or SIGKILL arrive under it too.
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
-/// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set).
+/// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
+/// `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
+/// `spanguard_tracer_close`, as every call on the tracer (none set: no
+/// batch would carry it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_tracer_set_resource(
     tracer: *const spanguard_tracer,
@@ -762,10 +765,10 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
         };
         // SAFETY: tracer is non-null and came from tracer_new.
         match unsafe { &(*tracer).tracer } {
-            Some(t) => {
-                t.set_resource(given);
-                spanguard_result::Ok
-            }
+            Some(t) => match t.set_resource(given) {
+                Ok(()) => spanguard_result::Ok,
+                Err(e) => e.into(),
+            },
             None => spanguard_result::ShutDown,
         }
     })

@@ -1061,6 +1061,11 @@ static void test_shutdown_exports_open_spans(spanguard_tracer *t, const char *di
     CHECK_RC(spanguard_span_add_link_ids(open, trace_id, span_id, 1, NULL, 0, SPANGUARD_LINK_REMOTE, NULL, 0),
              SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_flush(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    /* Like every other call: a resource set now would name no batch. */
+    spanguard_attribute r[1] = {{.key = "service.name", .key_len = 12, .type_ = SPANGUARD_VALUE_STRING,
+                                 .string_value = "late", .string_len = 4}};
+    CHECK_RC(spanguard_tracer_set_resource(t, r, 1), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_tracer_set_resource(t, NULL, 0), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
 }
 
@@ -1082,6 +1087,7 @@ static void test_close_keeps_the_tracer_until_free(const char *dir) {
     CHECK_RC(spanguard_span_end(open), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_tracer_close(t), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK_RC(spanguard_shutdown(t, 10), SPANGUARD_RESULT_SHUT_DOWN);
+    CHECK_RC(spanguard_tracer_set_resource(t, NULL, 0), SPANGUARD_RESULT_SHUT_DOWN);
     CHECK(stats_of(t).spans_exported == 2);
     CHECK_RC(spanguard_tracer_close(NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
     spanguard_tracer_free(t);

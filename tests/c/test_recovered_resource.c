@@ -9,7 +9,11 @@
  * (nothing of its own runs); with it off, by SIGSEGV (the crash handler
  * writes a crash dump). A tracer started afterwards recovers its spans
  * into the file sink, where each of their lines must name the provider's
- * service and attributes, and none the tracer's own name. */
+ * service and attributes, and none the tracer's own name.
+ *
+ * A service name longer than the header's 256-byte field arrives whole
+ * (it was cut there, with nothing said); one longer than the header's
+ * whole room arrives cut, counted in values_truncated. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +30,8 @@
 #define SPANS 10
 
 static char sink[512], spool[512];
+/* The provider's service name, set in main(). */
+static char service[4096];
 
 static spanguard_tracer *start_tracer(int flight, int handlers) {
     spanguard_config cfg;
@@ -71,7 +77,7 @@ static void record_then_die(const char *tag, int flight, int ready) {
     spanguard_span open_span;
     (void)spanguard_span_begin(t, S(open_name), SPANGUARD_SPAN_NONE, 0, &open_span);
     spanguard_attribute resource[3] = {
-        text_attr("service.name", "checkout-agent"),
+        text_attr("service.name", service),
         text_attr("deployment.environment.name", "prod"),
         text_attr("telemetry.sdk.language", "python"),
     };
@@ -125,13 +131,15 @@ static void lines_with(const char *tag, const char *needle, long *tagged, long *
     closedir(d);
 }
 
-static void check_recovered(const char *tag) {
+/* `name` is the service name the spans of `tag` must arrive under. */
+static void check_recovered(const char *tag, const char *name) {
     char needle[64];
     snprintf(needle, sizeof needle, "\"%s-", tag);
     CHECK(count_in_dir(sink, needle) == SPANS + 1);
     long tagged, both;
-    lines_with(needle, "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"checkout-agent\"}}", &tagged,
-               &both);
+    static char named[4200];
+    snprintf(named, sizeof named, "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"%s\"}}", name);
+    lines_with(needle, named, &tagged, &both);
     CHECK(tagged > 0 && both == tagged);
     lines_with(needle, "{\"key\":\"deployment.environment.name\",\"value\":{\"stringValue\":\"prod\"}}", &tagged,
                &both);
@@ -147,13 +155,33 @@ int main(int argc, char **argv) {
     const char *base = argc > 1 ? argv[1] : "build/test_recovered_resource-spans";
     snprintf(sink, sizeof sink, "%s", base);
     snprintf(spool, sizeof spool, "%s-spool", base);
+    snprintf(service, sizeof service, "checkout-agent");
     record_and_die("flight", 1);
     record_and_die("crash", 0);
+    /* 600 bytes: over the header's field, within its resource text. */
+    static char long_name[601];
+    memset(long_name, 'l', 600);
+    snprintf(service, sizeof service, "%s", long_name);
+    record_and_die("longflight", 1);
+    record_and_die("longcrash", 0);
+    /* 3000 bytes: more than the whole header holds. */
+    memset(service, 'h', 3000);
+    service[3000] = 0;
+    record_and_die("huge", 1);
     spanguard_tracer *t = start_tracer(0, 0);
     CHECK(spanguard_flush(t, 10000) == SPANGUARD_RESULT_OK);
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    CHECK(spanguard_stats(t, &c) == SPANGUARD_RESULT_OK);
+    CHECK(c.values_truncated == 1); /* the huge name, once for its file */
     CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
     spanguard_tracer_free(t);
-    check_recovered("flight");
-    check_recovered("crash");
+    check_recovered("flight", "checkout-agent");
+    check_recovered("crash", "checkout-agent");
+    check_recovered("longflight", long_name);
+    check_recovered("longcrash", long_name);
+    service[256] = 0;
+    check_recovered("huge", service);
     return check_summary();
 }

@@ -663,6 +663,8 @@ impl Tracer {
     /// service.name and attributes. Scalar values only (at most 128); a
     /// service.name that is the SDK's fallback ("unknown_service...")
     /// leaves the tracer's. A later call replaces an earlier one's.
+    /// Raises SpanguardError (SHUT_DOWN) after shutdown, as every call
+    /// that configures the tracer does (the bridge ignores it).
     fn set_resource(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
         let raw = self.raw(py)?;
         let attrs = Attributes::from_mapping(Some(attributes), &self.values_rejected);

@@ -299,6 +299,24 @@ def test_calls_after_the_tracer_closed_are_ignored_not_raised(tmp_path, caplog):
     assert not [r for r in caplog.records if "bridge failed" in r.getMessage()]
 
 
+def test_a_resource_passed_after_the_tracer_shut_down_is_ignored_not_raised(tmp_path, caplog):
+    """The bridge passes a provider's resource on its first span: after the
+    spanguard tracer shut down (SHUT_DOWN from set_resource), that span
+    starts without an exception and nothing is logged as a failure."""
+    from opentelemetry.sdk.resources import Resource
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    assert tracer.shutdown(10)
+    provider = TracerProvider(resource=Resource.create({"service.name": "late-agent"}))
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        with provider.get_tracer("t").start_as_current_span("late"):
+            pass
+        provider.shutdown()
+    assert not [r for r in caplog.records if "bridge failed" in r.getMessage()]
+    tracer.close()
+
+
 def test_spans_carry_the_providers_resource(receiver, tmp_path):
     """The provider's Resource is the spans' resource, as with the SDK's own
     exporter (they arrived with spanguard's, service.name and all)."""

@@ -141,6 +141,11 @@ def test_recording_never_raises(tracer, sink):
     assert not late.is_recording()
     late.set_attribute("k", "v")
     late.end()
+    # A call that configures the tracer says so, as set_scope_attributes
+    # does (it answered OK and set a resource no batch would carry).
+    with pytest.raises(spanguard.SpanguardError) as shut:
+        tracer.set_resource({"service.name": "late"})
+    assert shut.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
 
 
 def test_a_span_under_another_tracers_span_is_recorded(tmp_path):
