@@ -141,6 +141,10 @@ struct Figures {
     ns: f64,
     allocs: f64,
     exported_share: f64,
+    /// Resident memory the measured samples added, KiB in all: memory
+    /// first used inside them (slots reached for the first time), which
+    /// the warm-up is meant to leave out.
+    grown_kib: f64,
 }
 
 /// One round of the begin+3 attrs+end row: the core around it
@@ -229,6 +233,7 @@ fn measure_with(
     let mut ns = Vec::new();
     let mut allocs = Vec::new();
     let mut shares = Vec::new();
+    let resident_before = rss_kib();
     for _ in 0..samples {
         let e0 = exported();
         let a0 = ALLOCS.load(Ordering::Relaxed);
@@ -253,6 +258,7 @@ fn measure_with(
         ns: median(ns),
         allocs: median(allocs),
         exported_share: median(shares),
+        grown_kib: rss_kib().saturating_sub(resident_before) as f64,
     }
 }
 
@@ -262,6 +268,7 @@ fn medians(rounds: &[Figures]) -> Figures {
         ns: median(rounds.iter().map(|f| f.ns).collect()),
         allocs: median(rounds.iter().map(|f| f.allocs).collect()),
         exported_share: median(rounds.iter().map(|f| f.exported_share).collect()),
+        grown_kib: median(rounds.iter().map(|f| f.grown_kib).collect()),
     }
 }
 
@@ -481,7 +488,19 @@ fn c_spans_exported(t: *mut spanguard_tracer) -> u64 {
 }
 
 fn bench_spanguard_c(case: Case, regime: Regime, samples: usize, n: u64) -> Figures {
-    let p = new_c_tracer_in(c"discard:", Some(regime), false);
+    bench_spanguard_c_with(case, regime, false, samples, n)
+}
+
+/// `bench_spanguard_c`, its tracer's slots populated at start or not
+/// (`prefault_slots`).
+fn bench_spanguard_c_with(
+    case: Case,
+    regime: Regime,
+    prefault: bool,
+    samples: usize,
+    n: u64,
+) -> Figures {
+    let p = new_c_tracer_in(c"discard:", Some(regime), prefault);
     let t = p.0;
     let flush = || {
         let _ = spanguard_flush(p.0, 30_000);
@@ -986,6 +1005,8 @@ fn main() {
     let mut otel_made = 0u64;
     // begin+3 attrs+end, one thread and two, regime (b): (Rust API, C ABI).
     let (mut single, mut two) = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
+    // Resident memory the C ABI two-thread row's measured samples added.
+    let mut two_grown_mib = f64::NAN;
     // The exporter's share of a sample's spans during it, C ABI rows.
     let (mut busy_shares, mut idle_shares) = (Vec::new(), Vec::new());
     let mut attrs3_rounds = Vec::new();
@@ -1040,10 +1061,37 @@ fn main() {
         );
         match case {
             Case::Attrs3 => single = (r.ns, cb.ns),
-            Case::TwoThreads => two = (r.ns, cb.ns),
+            Case::TwoThreads => {
+                two = (r.ns, cb.ns);
+                two_grown_mib = cb.grown_kib / 1024.0;
+            }
             _ => {}
         }
     }
+    // Two threads outrun the exporter, so the spans waiting for it reach
+    // slots never used before, sample after sample, and the warm-up
+    // leaves some of that first use of memory (pages zeroed) inside the
+    // measured samples (the line below says how much). The same two rows
+    // again with every slot populated at start, as the CPU rows' tracers
+    // are (cpu.rs): the recording path once memory is in place.
+    let (mut one_pf, mut two_pf) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one_pf.push(bench_spanguard_c_with(
+            Case::Attrs3,
+            Regime::Busy,
+            true,
+            samples,
+            n,
+        ));
+        two_pf.push(bench_spanguard_c_with(
+            Case::TwoThreads,
+            Regime::Busy,
+            true,
+            samples,
+            n,
+        ));
+    }
+    let (one_pf, two_pf) = (medians(&one_pf).ns, medians(&two_pf).ns);
     // The floor, in the same interleaved way against the real Rust API
     // rows (the C ABI cannot reach the benchmark switch).
     let (mut busy, mut idle, mut floor, mut floor_busy) =
@@ -1090,6 +1138,10 @@ fn main() {
         two.0,
         single.0,
         two.0 / single.0
+    );
+    println!(
+        "- the same, C ABI, every slot populated at start (prefault_slots; the row above's measured samples added {two_grown_mib:.0} MiB of resident memory, a median round): {two_pf:.1} vs {one_pf:.1}, ratio {:.2}",
+        two_pf / one_pf
     );
     println!("{}", host_state_line(&attrs3_rounds));
     println!();
