@@ -60,3 +60,49 @@ fn a_spool_or_sink_under_another_users_directory_is_refused() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The default directories' parents as a Debian or Ubuntu user has them: a
+/// umask of 002 makes `~/.local` and `~/.local/state` writable by the
+/// user's group, which is the user's alone (a user private group). The
+/// tracer starts there; the same directories writable by a group others
+/// share (a made-up one, given by root) are refused.
+#[test]
+fn the_default_directories_under_a_users_group_writable_local_start() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: getegid cannot fail and has no preconditions.
+    let primary = unsafe { libc::getegid() };
+    let dir = std::env::temp_dir().join(format!("sg-private-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let local = dir.join("home/.local");
+    let state = local.join("state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let make = || {
+        Tracer::new(TracerConfig {
+            spool_dir: state.join("spanguard/spool"),
+            sink_dir: state.join("spanguard/spans"),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        })
+    };
+    let groups = if is_root() {
+        vec![primary, THEIR_UID]
+    } else {
+        vec![primary]
+    };
+    for gid in groups {
+        for d in [&local, &state] {
+            std::os::unix::fs::chown(d, None, Some(gid)).expect("chgrp");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        }
+        match (gid == primary, make()) {
+            (true, Ok(t)) => drop(t),
+            (true, Err(e)) => panic!("refused under the user's own group-writable ~/.local: {e:?}"),
+            (false, Err(TracerError::Config(e))) => {
+                assert!(e.to_string().contains(&*local.to_string_lossy()), "{e}");
+            }
+            (false, Err(e)) => panic!("not a configuration error: {e:?}"),
+            (false, Ok(_)) => panic!("a group others share may write on the way"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
