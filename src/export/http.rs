@@ -340,24 +340,19 @@ fn status_code_is_three_digits(line: &[u8]) -> bool {
         && (rest.len() == 3 || rest[3] == b' ')
 }
 
-/// A server's line as messages show it: at most 100 bytes, its line end
-/// dropped, every byte that is not printable ASCII written as `\xNN` (it
-/// must not forge a line of ours or drive a terminal).
+/// A server's line as messages show it: at most 100 characters, its line
+/// end dropped, control characters written as `\xNN` by the escaping
+/// every message of spanguard's gets (`pipeline::printable`), so that it
+/// cannot forge a line of ours or drive a terminal.
 fn escaped_line(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut out = String::new();
-    for &b in &line[..line.len().min(100)] {
-        if (0x20..0x7f).contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
+    let text = String::from_utf8_lossy(line);
+    let mut shown: String = text.chars().take(100).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
     }
-    if line.len() > 100 {
-        out.push_str("...");
-    }
-    out
+    crate::pipeline::printable(&shown).into_owned()
 }
 
 /// The first 200 bytes of an error body, printable.
