@@ -75,23 +75,13 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     let c = c_path(dir)?;
     let me = effective_uid();
     // The directory itself may be a symbolic link (a spool moved to
-    // another disk): what counts is whose directory it leads to. But only
-    // a link of the user's own (or root's): another user's link in a
-    // shared /tmp, made first under the fallback state directory's name,
-    // would lead the tracer into any directory of the user's (their home),
-    // which it would then make 0700 and fill with spans. The kernel's
-    // protected_symlinks refuses such a link only where it is switched on.
-    let link = std::fs::symlink_metadata(dir)?;
-    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            ForeignDirectory(format!(
-                "it is a symbolic link that belongs to uid {}, not to this user (uid {me}): \
-                 spanguard will not follow another user's link to a directory",
-                link.uid()
-            )),
-        ));
-    }
+    // another disk): what counts is whose directory it leads to. The link
+    // itself must be the user's own or root's, which `check_way_to` checks
+    // with every link on the way: another user's link in a shared /tmp,
+    // made first under the fallback state directory's name, would lead the
+    // tracer into any directory of the user's (their home), which it would
+    // then make 0700 and fill with spans. (The kernel's protected_symlinks
+    // refuses such a link only where it is switched on.)
     // SAFETY: a NUL-terminated path; the fd is owned below.
     let fd = unsafe {
         libc::open(
