@@ -257,46 +257,25 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
 /// same reason.) A group that others are members of is not private. A
 /// user or group that cannot be looked up is not either.
 fn private_group(owner: u32, gid: u32) -> bool {
-    // Grown on ERANGE, as getpwuid_r and getgrgid_r ask (large groups
-    // need more than the usual few kilobytes).
     let mut buf = vec![0u8; 4096];
-    // SAFETY (both lookups): plain data, all-zero is a valid value, and
-    // the strings they point to live in `buf`, read before it changes.
+    // SAFETY (both lookups and the reads after them): plain data, all-zero
+    // is a valid value; a lookup that found its entry wrote it through
+    // `found`, and the strings it points to live in `buf`, read before the
+    // next lookup reuses it.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let name = loop {
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwuid_r(
-                owner,
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || pw.pw_gid != gid || pw.pw_name.is_null() {
-            return false;
-        }
-        break unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_owned();
-    };
+    let found = looked_up(&mut buf, |buf, found: &mut *mut libc::passwd| unsafe {
+        libc::getpwuid_r(owner, &mut pw, buf.as_mut_ptr().cast(), buf.len(), found)
+    });
+    if !found || pw.pw_gid != gid || pw.pw_name.is_null() {
+        return false;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_owned();
     let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    loop {
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut found)
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() {
-            return false;
-        }
-        break;
+    let found = looked_up(&mut buf, |buf, found: &mut *mut libc::group| unsafe {
+        libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), found)
+    });
+    if !found {
+        return false;
     }
     if gr.gr_mem.is_null() {
         return true;
@@ -305,6 +284,25 @@ fn private_group(owner: u32, gid: u32) -> bool {
         .map(|i| unsafe { *gr.gr_mem.add(i) })
         .take_while(|m| !m.is_null())
         .all(|m| unsafe { std::ffi::CStr::from_ptr(m) } == name.as_c_str())
+}
+
+/// Runs a `get*_r` lookup into `buf`, grown on ERANGE as those calls ask
+/// (a large group needs more than the usual few kilobytes; at most a
+/// mebibyte): whether it found its entry.
+fn looked_up<T>(
+    buf: &mut Vec<u8>,
+    mut lookup: impl FnMut(&mut Vec<u8>, &mut *mut T) -> libc::c_int,
+) -> bool {
+    loop {
+        let mut found: *mut T = std::ptr::null_mut();
+        let rc = lookup(buf, &mut found);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            let grown = buf.len() * 2;
+            buf.resize(grown, 0);
+            continue;
+        }
+        return rc == 0 && !found.is_null();
+    }
 }
 
 /// The error inside `ensure_private_dir`'s refusal of a directory that
