@@ -810,6 +810,14 @@ mod tests {
 
     const BODY: &[u8] = b"not really protobuf";
 
+    /// The bodies a request can be (format, gzipped) that the cutting tests
+    /// go through: protobuf, JSON, and gzipped protobuf.
+    const BODY_FORMATS: [(BodyFormat, bool); 3] = [
+        (BodyFormat::Protobuf, false),
+        (BodyFormat::Json, false),
+        (BodyFormat::Protobuf, true),
+    ];
+
     fn fresh(spans: u64) -> Request<'static> {
         Request {
             body: BODY,
@@ -1025,11 +1033,7 @@ mod tests {
         // A 300 KB prompt cut by the encoder to fit 100 KB (counted then);
         // a backend that takes 40 KB cuts it again after its 413: it was
         // counted a second time.
-        for (format, gzip) in [
-            (BodyFormat::Protobuf, false),
-            (BodyFormat::Json, false),
-            (BodyFormat::Protobuf, true),
-        ] {
+        for (format, gzip) in BODY_FORMATS {
             let what = format!("{format:?} gzip={gzip}");
             let (body, n, cut) = spans_with_prompts(format, gzip, &[300_000], 100_000);
             assert_eq!((n, cut), (1, 1), "{what}: the prompt cut to fit");
@@ -1075,11 +1079,7 @@ mod tests {
     fn a_413_on_one_span_sends_it_again_with_its_values_cut() {
         // A backend that takes at most 1,000,000 bytes, a span with a 3 MB
         // prompt: it was lost whole; now it arrives, its prompt cut.
-        for (format, gzip) in [
-            (BodyFormat::Protobuf, false),
-            (BodyFormat::Json, false),
-            (BodyFormat::Protobuf, true),
-        ] {
+        for (format, gzip) in BODY_FORMATS {
             for origin in [Origin::Fresh, Origin::SpoolFile, Origin::Recovered] {
                 let body = one_big_span(format, gzip, 3_000_000);
                 let dir = std::env::temp_dir().join(format!(
@@ -1287,11 +1287,7 @@ mod tests {
 
     #[test]
     fn a_span_alone_over_the_spool_cap_is_kept_cut_to_half_the_cap() {
-        for (format, gzip) in [
-            (BodyFormat::Protobuf, false),
-            (BodyFormat::Json, false),
-            (BodyFormat::Protobuf, true),
-        ] {
+        for (format, gzip) in BODY_FORMATS {
             let what = format!("{format:?} gzip={gzip}");
             let body = one_big_span(format, gzip, 300_000);
             let (_, sent, dir) = delivery(&format!("spool-cut-{format:?}-{gzip}"), vec![]);
