@@ -672,12 +672,10 @@ impl Delivery {
                 host.record(Outcome::Lost {
                     origin: Origin::Recovered,
                     spans: 1,
-                    reason: &encoder
-                        .no_room_reason(&format!(
-                            "the request size limit ({} bytes)",
-                            encoder.budget()
-                        ))
-                        .unwrap_or_else(|| too_large(encoder.budget())),
+                    reason: &encoder.nothing_fits_reason(&format!(
+                        "the request size limit ({} bytes)",
+                        encoder.budget()
+                    )),
                 });
                 start += 1;
                 continue;
@@ -719,11 +717,6 @@ fn counted_in_parts(request: &Request, first: &Part, second: &Part) -> [u64; 2] 
 /// Whether a record is exported: the sampler did not leave it out.
 pub fn is_recording(r: &SpanRecord) -> bool {
     r.marks & MARK_NON_RECORDING == 0
-}
-
-/// Why a span that alone is over the request budget is lost.
-pub fn too_large(budget: usize) -> String {
-    format!("a span alone is larger than the request size limit ({budget} bytes)")
 }
 
 #[cfg(test)]

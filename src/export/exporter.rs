@@ -19,7 +19,7 @@ use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
-use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording, too_large};
+use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording};
 use super::diagnostics::Diagnostics;
 use super::pacer::Pacer;
 use super::recovery;
@@ -455,10 +455,7 @@ impl Exporter {
                 p.slab
                     .release_all(&self.indexes[start..start + 1], &p.pool, &mut self.chunks);
                 self.released = start + 1;
-                let reason = self
-                    .encoder
-                    .no_room_reason(&self.size_limit_text())
-                    .unwrap_or_else(|| too_large(self.encoder.budget()));
+                let reason = self.encoder.nothing_fits_reason(&self.size_limit_text());
                 self.host.record(Outcome::Lost {
                     origin: Origin::Fresh,
                     spans: 1,

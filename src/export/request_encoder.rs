@@ -56,19 +56,24 @@ impl RequestEncoder {
         self.budget
     }
 
-    /// Why the last `encode_prefix` returned 0, when the resource is the
-    /// cause: every span of this resource would be lost the same way, and
-    /// the span is not what to make smaller. `limit` names the limit and
-    /// the setting that raises it. None when the span alone is too large.
-    pub fn no_room_reason(&self, limit: &str) -> Option<String> {
-        self.framing_over.map(|framing| {
-            format!(
+    /// Why the span is lost when the last `encode_prefix` returned 0: the
+    /// resource, when it took half the budget or more (every span of this
+    /// resource would be lost the same way, and the span is not what to
+    /// make smaller; `limit` names the limit and the setting that raises
+    /// it), else the span alone being over the budget.
+    pub fn nothing_fits_reason(&self, limit: &str) -> String {
+        match self.framing_over {
+            Some(framing) => format!(
                 "the resource (service.name and resource attributes: {framing} bytes encoded, \
                  with a request's envelope) leaves no room for a span in {limit}; every span \
                  of this resource is lost until the resource is made smaller or the limit \
                  raised above it"
-            )
-        })
+            ),
+            None => format!(
+                "a span alone is larger than the request size limit ({} bytes)",
+                self.budget
+            ),
+        }
     }
 
     /// Encodes the longest prefix of `records` that fits in the budget as
