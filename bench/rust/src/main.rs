@@ -57,6 +57,8 @@ static GLOBAL: Counting = Counting;
 /// spans silently when its queue is full, and a drop is cheaper than an
 /// export, so the table says how many were dropped.
 static OTEL_EXPORTED: AtomicU64 = AtomicU64::new(0);
+/// Spans the SDK's table rows made, warm-up included (its length varies).
+static OTEL_MADE: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug)]
 struct DiscardExporter;
@@ -221,10 +223,20 @@ fn measure_with(
     // the slab sample after sample, so two warm-up samples left the slots'
     // first faults (huge pages zeroed, 8% of a two-thread run by perf) in
     // the measured ones. At least two, then until one adds under a MiB of
-    // resident memory (at most 12).
+    // resident memory (at most 12). On as many threads as the measured
+    // samples: on one, the warm-up never reached the slots two threads'
+    // backlog reaches, and the two-thread rows faulted all of them in
+    // inside their measured samples.
+    let run_sample = || {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| body(n));
+            }
+        })
+    };
     for k in 0..12 {
         let before = rss_kib();
-        body(n);
+        run_sample();
         between();
         if k >= 1 && rss_kib().saturating_sub(before) < 1024 {
             break;
@@ -238,11 +250,7 @@ fn measure_with(
         let e0 = exported();
         let a0 = ALLOCS.load(Ordering::Relaxed);
         let t0 = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| body(n));
-            }
-        });
+        run_sample();
         let elapsed = t0.elapsed().as_nanos() as f64;
         let a1 = ALLOCS.load(Ordering::Relaxed);
         let e1 = exported();
@@ -613,6 +621,7 @@ fn bench_otel(case: Case, samples: usize, n: u64) -> (f64, f64) {
             }
             s.end();
         }
+        OTEL_MADE.fetch_add(n * per, Ordering::Relaxed);
     });
     let _ = provider.shutdown();
     r
@@ -1002,7 +1011,6 @@ fn main() {
         "| case | spanguard Rust API ns/span (b) | spanguard C ABI ns/span (b) | allocs/span | opentelemetry_sdk ns/span | allocs/span | ratio (SDK / C ABI (b)) | spanguard C ABI ns/span (a) | ratio (SDK / C ABI (a)) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let mut otel_made = 0u64;
     // begin+3 attrs+end, one thread and two, regime (b): (Rust API, C ABI).
     let (mut single, mut two) = ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN));
     // Resident memory the C ABI two-thread row's measured samples added.
@@ -1044,11 +1052,6 @@ fn main() {
         let oa = median(otel.iter().map(|o| o.1).collect());
         busy_shares.push(cb.exported_share);
         idle_shares.push(ci.exported_share);
-        let per = if case == Case::Nested { 2 } else { 1 };
-        let threads = if case == Case::TwoThreads { 2 } else { 1 };
-        // measure() runs a warm-up of 2n on one thread, then `samples`
-        // runs of n on each thread.
-        otel_made += rounds as u64 * (2 * n + samples as u64 * n * threads as u64) * per;
         println!(
             "| {} | {:.1} | {:.1} | {:.2} | {on:.1} | {oa:.2} | {:.2} | {:.1} | {:.2} |",
             case.label(),
@@ -1147,6 +1150,7 @@ fn main() {
     println!();
     llm_rows(rounds, samples, quick);
     let otel_exported = OTEL_EXPORTED.load(Ordering::Relaxed);
+    let otel_made = OTEL_MADE.load(Ordering::Relaxed);
     println!(
         "- opentelemetry_sdk's BatchSpanProcessor (queue 65536, as spanguard's here) exported {otel_exported} of the {otel_made} spans above; it dropped {} when its queue was full (spanguard waits instead: 0 dropped)",
         otel_made.saturating_sub(otel_exported)
