@@ -3,8 +3,9 @@
  * (BENCHMARKS.md). Each sample is N begin+3 attrs+end spans a thread
  * (50,000, or the first argument), timed from the first thread's start to
  * the last one's end, then a flush; the figure is wall time per span over
- * all threads' spans, the median of 10 samples after 2 of warm-up (the
- * slots a sample needs are faulted in during those). Rounds alternate the
+ * all threads' spans, the median of 10 samples after a warm-up of at least
+ * 2 (the slots a sample needs are faulted in during those; until a sample
+ * adds under a MiB of resident memory, at most 12). Rounds alternate the
  * four configurations (two, exporter busy only, for samples longer than
  * the idle regime's queue holds). Not part of make test: `make bench-threads`
  * (`make bench-threads SPANS=500000` for samples long enough to pass the
@@ -26,7 +27,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-enum { SAMPLES = 10, WARM = 2, ROUNDS = 3, QUEUE = 1 << 17 };
+enum { SAMPLES = 10, WARM = 2, MAX_WARM = 12, ROUNDS = 3, QUEUE = 1 << 17 };
 static long N = 50000;
 
 struct worker {
@@ -67,28 +68,40 @@ struct figures {
     long grown_kib;
 };
 
+/* One sample on `threads` threads: its wall, recording and rest-of-process
+ * CPU ns a span, and the KiB of resident memory it added; then a flush. */
+static struct figures sample(spanguard_tracer *t, int threads) {
+    pthread_t th[2];
+    struct worker w[2] = {{t, 0}, {t, 0}};
+    long rss0 = resident_kib();
+    double p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), t0 = bench_now_ns();
+    for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, spans, &w[i]);
+    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    double t1 = bench_now_ns(), p1 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    double spans_made = (double)N * threads, own = w[0].cpu_ns + w[1].cpu_ns;
+    struct figures f = {(t1 - t0) / spans_made, own / spans_made, ((p1 - p0) - own) / spans_made,
+                        resident_kib() - rss0};
+    spanguard_flush(t, 30000);
+    return f;
+}
+
 static struct figures run(int threads, int idle) {
     /* Room for both threads' sample (100,000 spans) with the exporter
      * asleep, so that no begin waits for a slot. */
     spanguard_tracer *t = bench_tracer_sized(idle, QUEUE);
+    /* Warm-up, as bench/rust's: at least WARM samples, then until one adds
+     * under a MiB of resident memory (at most MAX_WARM). */
+    for (int k = 0; k < MAX_WARM; k++) {
+        if (sample(t, threads).grown_kib < 1024 && k + 1 >= WARM) break;
+    }
     double wall[SAMPLES], recording[SAMPLES], rest[SAMPLES];
     long grown = 0;
-    for (int k = 0; k < WARM + SAMPLES; k++) {
-        pthread_t th[2];
-        struct worker w[2] = {{t, 0}, {t, 0}};
-        long rss0 = resident_kib();
-        double p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), t0 = bench_now_ns();
-        for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, spans, &w[i]);
-        for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
-        double t1 = bench_now_ns(), p1 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
-        if (k >= WARM) {
-            double spans_made = (double)N * threads, own = w[0].cpu_ns + w[1].cpu_ns;
-            wall[k - WARM] = (t1 - t0) / spans_made;
-            recording[k - WARM] = own / spans_made;
-            rest[k - WARM] = ((p1 - p0) - own) / spans_made;
-            grown += resident_kib() - rss0;
-        }
-        spanguard_flush(t, 30000);
+    for (int k = 0; k < SAMPLES; k++) {
+        struct figures f = sample(t, threads);
+        wall[k] = f.wall;
+        recording[k] = f.recording;
+        rest[k] = f.rest;
+        grown += f.grown_kib;
     }
     spanguard_tracer_free(t);
     return (struct figures){bench_median(wall, SAMPLES), bench_median(recording, SAMPLES),
