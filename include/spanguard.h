@@ -1293,6 +1293,18 @@ spanguard_result spanguard_span_add_dropped_counts(spanguard_span span,
                                                    uint32_t links);
 
 /*
+ Drops the span's `events` oldest events and `links` oldest links
+ (all it holds when it holds fewer) and counts them in its dropped
+ counts, as an OpenTelemetry SDK evicts its oldest past its span limits:
+ for a bridge that passed events or links on while the span was open
+ and whose SDK evicted some of them since, so that the span ends with
+ the SDK's last ones. Their room in the payload pool is freed with the
+ span. Thread-safe; no allocation, lock or system call once the thread
+ is warm.
+ */
+spanguard_result spanguard_span_drop_oldest(spanguard_span span, uint32_t events, uint32_t links);
+
+/*
  Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
  (kept for ERROR only, whole: `value_length_limit` applies to attribute
  values only). As the OpenTelemetry spec says, OK is final and

@@ -1085,6 +1085,13 @@ impl Tracer {
         })
     }
 
+    /// Drops the span's `events` oldest events and `links` oldest links,
+    /// counted dropped (`SpanRecord::drop_oldest`): a bridge whose SDK
+    /// evicted, past its limit, events or links it had passed on.
+    pub fn drop_oldest(&self, s: SpanRef, events: u32, links: u32) -> Result<(), SpanError> {
+        self.with_open(s, |p, r| r.drop_oldest(events, links, &p.pool))
+    }
+
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
         self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)

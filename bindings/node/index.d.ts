@@ -146,6 +146,11 @@ export declare class Span {
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   /**
+   * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when the
+   * SDK evicted, past its limit, some it had passed on.
+   */
+  dropOldest(events?: number, links?: number): this;
+  /**
    * Sets the status: a code of STATUS (UNSET, OK, ERROR, OpenTelemetry's
    * SpanStatusCode numbers too) or its name, or OpenTelemetry's SpanStatus
    * object ({ code, message }). Anything else sets nothing (warned once).

@@ -381,6 +381,15 @@ class Span {
     return this;
   }
 
+  /**
+   * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when
+   * the SDK evicted, past its limit, some it had passed on.
+   */
+  dropOldest(events = 0, links = 0) {
+    recorded(native.dropOldest(this.hi, this.lo, events, links), 'dropOldest');
+    return this;
+  }
+
   setStatus(code, message = '') {
     if (code !== null && typeof code === 'object') {
       // OpenTelemetry's SpanStatus, { code, message }: its codes are ours.

@@ -119,22 +119,23 @@ function followingPrototype(base, processor) {
 }
 
 /**
- * What onEnd sends of an SDK span's events or links, and how many it counts
- * dropped. The SDK keeps the last of those it was given (`kept`; the
- * `dropped` first ones it evicted); the bridge passed on those numbered
- * `from` to `to`, which spanguard holds even if the SDK evicted them
- * since. Sent: those the SDK kept that were not passed, as many as leave
- * spanguard holding what the SDK kept in all; each one given is then held
- * or counted, once.
+ * What onEnd does with an SDK span's events or links: how many of the
+ * oldest spanguard holds it drops, which it sends, and how many more it
+ * counts dropped. The SDK keeps the last of those it was given (`kept`;
+ * the `dropped` first ones it evicted); the bridge passed on those
+ * numbered `from` to `to`. Those of them the SDK evicted since are
+ * spanguard's oldest: dropped there (and counted by spanguard), and those
+ * the SDK kept that were not passed are sent, so that spanguard ends with
+ * the SDK's own, in order, and each one given is held or counted once.
  */
 function stillToSend(kept, dropped, from, to) {
   const all = kept || [];
   const gone = dropped || 0;
-  // Every one the SDK had was passed on (no events, say): nothing to copy.
-  if (all.length + gone === to) return [NONE, from];
-  const passed = to - from;
-  const send = all.slice(Math.max(0, to - gone)).slice(0, Math.max(0, all.length - passed));
-  return [send, all.length + gone - passed - send.length];
+  // Every one the SDK had was passed on (no events, say): then it evicted
+  // none since (they are passed on only while it has room); nothing to copy.
+  if (all.length + gone === to) return [0, NONE, from];
+  const evicted = Math.max(0, Math.min(to, gone) - from);
+  return [evicted, all.slice(Math.max(0, to - gone)), gone - evicted];
 }
 
 class SpanguardSpanProcessor {
@@ -241,9 +242,13 @@ class SpanguardSpanProcessor {
    * after its limits), once: `entry` records what was passed, and onEnd
    * sends only what it does not hold. Events and links only while the
    * SDK's list has never been full: past its limit the SDK drops its
-   * oldest, which spanguard cannot take back, so what comes then is left
-   * to onEnd. (Attributes past the limit the SDK refuses, keeping the
-   * first: those it kept may all go on.)
+   * oldest, and passing each new one on would leave spanguard holding
+   * every one evicted (its room in the payload pool is not given back
+   * before the span ends: an LLM span streaming thousands of events would
+   * hold them all), so what comes then is left to onEnd, which drops from
+   * spanguard those the SDK evicted. A span killed before its end holds
+   * the first ones. (Attributes past the limit the SDK refuses, keeping
+   * the first: those it kept may all go on.)
    */
   forward(otelSpan, entry, what, attributes) {
     try {
@@ -336,11 +341,21 @@ class SpanguardSpanProcessor {
     } catch (_) {
       this.failures++;
     }
-    // Events and links: as many as the SDK kept, the others counted.
-    const [links, dl] = stillToSend(otelSpan.links, otelSpan.droppedLinksCount, entry.linksFrom, entry.links);
-    for (const link of links) this.link(span, link);
-    const [events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
+    // Events and links: those the SDK kept (its last ones), in order, the
+    // others counted. Those passed on that the SDK evicted since are
+    // dropped from spanguard first.
+    const [evictedLinks, links, dl] = stillToSend(otelSpan.links, otelSpan.droppedLinksCount, entry.linksFrom,
+      entry.links);
+    const [evictedEvents, events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
       entry.events);
+    if (evictedEvents > 0 || evictedLinks > 0) {
+      try {
+        span.dropOldest(evictedEvents, evictedLinks);
+      } catch (_) {
+        this.failures++;
+      }
+    }
+    for (const link of links) this.link(span, link);
     for (const event of events) this.event(span, event);
     try {
       // What the SDK's own limits left out (an event's or link's own count is not carried).

@@ -1332,6 +1332,28 @@ pub extern "C" fn spanguard_span_add_dropped_counts(
     })
 }
 
+/// Drops the span's `events` oldest events and `links` oldest links
+/// (all it holds when it holds fewer) and counts them in its dropped
+/// counts, as an OpenTelemetry SDK evicts its oldest past its span limits:
+/// for a bridge that passed events or links on while the span was open
+/// and whose SDK evicted some of them since, so that the span ends with
+/// the SDK's last ones. Their room in the payload pool is freed with the
+/// span. Thread-safe; no allocation, lock or system call once the thread
+/// is warm.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_drop_oldest(
+    span: spanguard_span,
+    events: u32,
+    links: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.drop_oldest(s, events, links) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
 /// Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
 /// (kept for ERROR only, whole: `value_length_limit` applies to attribute
 /// values only). As the OpenTelemetry spec says, OK is final and

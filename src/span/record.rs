@@ -2222,6 +2222,63 @@ impl SpanRecord {
         Ok((outcome, dropped > 0))
     }
 
+    /// Drops the span's `events` oldest events and `links` oldest links
+    /// (fewer when it holds fewer), counting them in its dropped counts:
+    /// what an OpenTelemetry SDK does past its limit, for a bridge whose
+    /// SDK evicted events or links it had already passed on. Their room in
+    /// the span's chunks stays taken until the span is freed.
+    pub fn drop_oldest<S: ChunkStore + ?Sized>(&mut self, events: u32, links: u32, store: &S) {
+        let gone = self.unlink_oldest::<EventEntry, S>(ListName::Events, events, store);
+        if gone > 0 {
+            let rest = self.rest_mut();
+            rest.dropped_events = rest.dropped_events.saturating_add(gone);
+        }
+        let gone = self.unlink_oldest::<LinkEntry, S>(ListName::Links, links, store);
+        if gone > 0 {
+            let rest = self.rest_mut();
+            rest.dropped_links = rest.dropped_links.saturating_add(gone);
+        }
+    }
+
+    /// Takes the first `n` entries off a list (events or links); how many
+    /// it took. A list left empty has no ends: `append_to_list` would link
+    /// a new entry after a stale tail, and `reset_rest` clears the ends
+    /// only of a list its count says is used.
+    fn unlink_oldest<E: ListEntry, S: ChunkStore + ?Sized>(
+        &mut self,
+        list: ListName,
+        n: u32,
+        store: &S,
+    ) -> u16 {
+        let (ends, count) = match list {
+            ListName::Links => (self.links, self.link_count),
+            _ => (self.events, self.event_count),
+        };
+        let mut head = ends[0];
+        let mut gone = 0u16;
+        while (gone as u32) < n && gone < count && head != 0 {
+            let Some(entry) = self.read_plain_own::<E, S>(head - 1, store) else {
+                break; // a list whose entry cannot be read ends there
+            };
+            head = entry.next();
+            gone += 1;
+        }
+        if gone == 0 {
+            return 0;
+        }
+        let left = count - gone;
+        let (ends, count) = match list {
+            ListName::Links => (&mut self.links, &mut self.link_count),
+            _ => (&mut self.events, &mut self.event_count),
+        };
+        if left == 0 || head == 0 {
+            (*ends, *count) = ([0; 2], 0);
+        } else {
+            (ends[0], *count) = (head, left);
+        }
+        gone
+    }
+
     pub fn is_root(&self) -> bool {
         self.parent_span_id == [0; 8]
     }
@@ -3559,6 +3616,50 @@ mod tests {
         assert_eq!(links[0].tracestate().to_string_lossy(), "k=v");
         assert_eq!(links[0].entry.is_remote(), Some(true));
         assert_eq!(r.rest().dropped_attributes, 0, "not counted on the span");
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_last_events_and_links_and_counts_the_rest() {
+        // What a bridge does when its SDK evicted what it had passed on:
+        // the last ones stay, in order, and a list emptied takes new ones.
+        let store = TestStore::new(8);
+        let mut r = blank();
+        let limits = SpanLimits::default();
+        let link = |n: u8| LinkContext {
+            trace_id: [1; 16],
+            span_id: [n; 8],
+            trace_flags: 1,
+            remote: None,
+        };
+        for i in 0..5u8 {
+            r.add_event(format!("e{i}").as_bytes(), 1, &[], &limits, &store)
+                .expect("event");
+            r.add_link(link(i + 1), b"", &[], &limits, &store)
+                .expect("link");
+        }
+        let names = |r: &SpanRecord| -> Vec<String> {
+            let src = StoreSource(&store);
+            let view = SpanView::new(r, &src);
+            let names = view.events().map(|e| e.name().to_string_lossy());
+            names.collect()
+        };
+        let link_ids = |r: &SpanRecord| -> Vec<u8> {
+            let src = StoreSource(&store);
+            let view = SpanView::new(r, &src);
+            view.links().map(|l| l.entry.span_id[0]).collect()
+        };
+        r.drop_oldest(3, 1, &store);
+        assert_eq!(names(&r), ["e3", "e4"]);
+        assert_eq!(link_ids(&r), [2, 3, 4, 5]);
+        assert_eq!((r.rest().dropped_events, r.rest().dropped_links), (3, 1));
+        r.add_event(b"e5", 1, &[], &limits, &store).expect("event");
+        assert_eq!(names(&r), ["e3", "e4", "e5"]);
+        // More than it holds: all of them, counted as many as there were.
+        r.drop_oldest(10, 0, &store);
+        assert_eq!((r.event_count, r.events), (0, [0, 0]));
+        assert_eq!(r.rest().dropped_events, 6);
+        r.add_event(b"e6", 1, &[], &limits, &store).expect("event");
+        assert_eq!(names(&r), ["e6"]);
     }
 
     #[test]

@@ -189,11 +189,60 @@ test('with the SDK\'s default limits what it dropped is counted once', async (t)
   assert.deepStrictEqual([got.dropped_attributes_count, got.dropped_events_count, got.dropped_links_count], [72, 22, 22]);
   // Events are passed on as they are added while the SDK has room for them
   // (so that a span killed mid-call carries them): the first 127, which the
-  // SDK evicted later to keep its last 128. As many arrive as the SDK kept,
-  // each one it was given, in order; the rest is as the SDK had it.
+  // SDK evicted later to keep its last 128. Those arrive that the SDK kept,
+  // in order, as does the rest.
   const names = got.events.map((e) => e.name);
-  assert.deepStrictEqual(names, Array.from({ length: 128 }, (_, i) => `chunk.${i}`));
-  assertSameSpans([Object.create(sdkSpan, { events: { value: [] } })], [{ ...got, events: [] }]);
+  assert.deepStrictEqual(names, Array.from({ length: 128 }, (_, i) => `chunk.${i + 22}`));
+  assertSameSpans([sdkSpan], [got]);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});
+
+for (const own of [undefined, 2]) {
+  test(`past the SDK's limit its last events and links arrive (spanguard's own limit ${own || 'default'})`, async (t) => {
+    // Events and links are passed on as they are added while the SDK's list
+    // has room (so that a span killed mid-call carries them); past its limit
+    // the SDK evicts its oldest. The span arrived with the first ones passed
+    // on (e0, e1, e2, then e6) where the SDK kept e6 to e9. It must arrive as
+    // the SDK holds it at its end: its last ones, in order, the others
+    // counted; spanguard's own (lower) limits do not apply to the bridge's spans.
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const { memory, bridge, provider } = bridgedProvider(rx, 'otel-last-events-test',
+      { spanLimits: { eventCountLimit: 4, linkCountLimit: 4 } }, own ? { eventCountLimit: own, linkCountLimit: own } : {});
+    const span = provider.getTracer('events').startSpan('many.events');
+    for (let i = 0; i < 10; i++) span.addEvent(`e${i}`, { i });
+    for (let i = 0; i < 10; i++) {
+      span.addLink({ context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: (i + 1).toString(16).padStart(16, '0'),
+        traceFlags: 1 }, attributes: { n: i } });
+    }
+    span.end();
+    await provider.forceFlush();
+    const [sdkSpan] = memory.getFinishedSpans();
+    assert.deepStrictEqual(sdkSpan.events.map((e) => e.name), ['e6', 'e7', 'e8', 'e9'], 'the SDK keeps its last ones');
+    assert.deepStrictEqual([sdkSpan.droppedEventsCount, sdkSpan.droppedLinksCount], [6, 6]);
+    assertSameSpans([sdkSpan], await rx.waitFor(1));
+    assert.strictEqual(bridge.failures, 0);
+    await provider.shutdown();
+  });
+}
+
+test('links given at the start and evicted later arrive as the SDK holds them', async (t) => {
+  // The SDK kept the last of the links given at the start before the bridge
+  // saw them; those added later evict those passed on.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-start-links-test', { spanLimits: { linkCountLimit: 3 } });
+  const linked = Array.from({ length: 7 }, (_, i) => ({ context: { traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: (i + 1).toString(16).padStart(16, '0'), traceFlags: 1, isRemote: true }, attributes: { n: i } }));
+  const span = provider.getTracer('links').startSpan('linked', { links: linked.slice(0, 5) });
+  span.addLink(linked[5]);
+  span.addLink(linked[6]);
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.deepStrictEqual(sdkSpan.links.map((l) => l.attributes.n), [4, 5, 6], 'the SDK keeps its last ones');
+  assertSameSpans([sdkSpan], await rx.waitFor(1));
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });

@@ -104,10 +104,10 @@ function assertSameSpans(sdkSpans, arrived) {
 
 /**
  * A NodeTracerProvider with an in-memory exporter and the bridge, whose
- * spanguard tracer sends to `rx`; the API's context manager set globally
+ * spanguard tracer (made with `tracerOptions` too) sends to `rx`; the API's context manager set globally
  * (the instrumentations need it), the provider not.
  */
-function bridgedProvider(rx, serviceName, providerOptions = {}) {
+function bridgedProvider(rx, serviceName, providerOptions = {}, tracerOptions = {}) {
   /* eslint-disable global-require */
   const api = require('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
@@ -117,7 +117,7 @@ function bridgedProvider(rx, serviceName, providerOptions = {}) {
   const { SpanguardSpanProcessor } = require('../otel');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-otel-'));
   const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: rx.url, spoolDir: path.join(dir, 'spool'),
-    scheduleDelayMs: 50, serviceName });
+    scheduleDelayMs: 50, serviceName, ...tracerOptions });
   const memory = new InMemorySpanExporter();
   const bridge = new SpanguardSpanProcessor(tracer);
   const provider = new NodeTracerProvider({ ...providerOptions, spanProcessors: [new SimpleSpanProcessor(memory), bridge] });

@@ -442,6 +442,15 @@ impl Span {
         report::recording(py, code)
     }
 
+    /// Drops the span's `events` oldest events and `links` oldest links,
+    /// counted dropped: what the OpenTelemetry bridge does when the SDK
+    /// evicted, past its limit, some it had passed on.
+    #[pyo3(signature = (events=0, links=0))]
+    fn drop_oldest(&self, py: Python<'_>, events: u32, links: u32) -> PyResult<()> {
+        let code = c::spanguard_span_drop_oldest(self.handle, events, links);
+        report::recording(py, code)
+    }
+
     /// Adds an event; `timestamp` in Unix nanoseconds (default now).
     #[pyo3(signature = (name, attributes=None, timestamp=None))]
     fn add_event(

@@ -126,24 +126,59 @@ def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(
     tracer.close()
 
 
-def test_events_passed_on_while_open_are_counted_once_when_the_sdk_evicts_them(receiver, tmp_path):
-    # Events are passed on as they are added while the SDK's list has room
-    # (so a span killed by SIGTERM carries them); past its limit the SDK
-    # evicts its oldest, which spanguard already holds: every event is
-    # exported or counted, once.
+@pytest.mark.parametrize("own_limit", [None, 2], ids=["spanguard-default", "spanguard-lower"])
+def test_past_the_sdks_limit_its_last_events_and_links_arrive(receiver, tmp_path, own_limit):
+    # Events and links are passed on as they are added while the SDK's
+    # list has room (so a span killed by SIGTERM carries them); past its
+    # limit the SDK evicts its oldest. The span arrived with the first ones
+    # passed on (e0, e1, e2, then e6) where the SDK kept e6 to e9. It must
+    # arrive as the SDK holds it at its end: its last events and links, in
+    # order, the others counted; spanguard's own (lower) limits do not
+    # apply to the bridge's spans.
+    start = len(receiver.spans())
+    own = {"event_count_limit": own_limit, "link_count_limit": own_limit} if own_limit else {}
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False, **own)
+    provider = TracerProvider(span_limits=SpanLimits(max_events=4, max_links=4))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("events").start_as_current_span("many.events") as span:
+        for i in range(10):
+            span.add_event(f"e{i}", {"i": i})
+        for i in range(10):
+            span.add_link(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, i + 1, is_remote=False),
+                          {"n": i})
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert [e.name for e in otel_span.events] == ["e6", "e7", "e8", "e9"], "the SDK keeps its last ones"
+    assert (otel_span.dropped_events, otel_span.dropped_links) == (6, 6)
+    (got,) = receiver.spans()[start:]
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
+
+
+def test_links_given_at_the_start_and_evicted_later_arrive_as_the_sdk_holds_them(receiver, tmp_path):
+    # Links given at the start past the limit: the SDK kept the last ones
+    # before the bridge saw them; those added later evict those passed on.
     start = len(receiver.spans())
     tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
                               schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(span_limits=SpanLimits(max_events=3))
+    provider = TracerProvider(span_limits=SpanLimits(max_links=3))
+    memory = InMemorySpanExporter()
     provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    with provider.get_tracer("events").start_as_current_span("many.events") as span:
-        for i in range(5):
-            span.add_event(f"e{i}")
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    linked = [trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, i + 1, is_remote=True) for i in range(7)]
+    with provider.get_tracer("links").start_as_current_span(
+            "linked", links=[trace.Link(c, {"n": i}) for i, c in enumerate(linked[:5])]) as span:
+        span.add_link(linked[5], {"n": 5})
+        span.add_link(linked[6], {"n": 6})
     assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert [ln.attributes["n"] for ln in otel_span.links] == [4, 5, 6] and otel_span.dropped_links == 4
     (got,) = receiver.spans()[start:]
-    names = [e["name"] for e in got["events"]]
-    assert names[:2] == ["e0", "e1"] and sorted(names) == sorted(set(names)), names
-    assert len(names) + got["dropped_events_count"] == 5
+    assert_same(otel_span, got)
     provider.shutdown()
     tracer.close()
 
@@ -412,9 +447,10 @@ def test_with_the_sdks_default_limits_what_it_dropped_is_counted_once(receiver, 
     assert set(got["attributes"]) <= {f"gen_ai.prompt.{i}.content" for i in range(200)}
     # Events are passed on as they are added while the SDK has room for
     # them (so that a span killed mid-call carries them): the first 127,
-    # which the SDK evicted later to keep its last 128. As many arrive as
-    # the SDK kept, each one it was given, in order.
+    # which the SDK evicted later to keep its last 128. Those arrive that
+    # the SDK kept, in order; links likewise.
     names = [e["name"] for e in got["events"]]
-    assert names == [f"chunk.{i}" for i in range(127)] + ["chunk.127"]
+    assert names == [e.name for e in otel_span.events] == [f"chunk.{i}" for i in range(22, 150)]
+    assert [ln["attributes"]["n"] for ln in got["links"]] == [ln.attributes["n"] for ln in otel_span.links]
     provider.shutdown()
     tracer.close()

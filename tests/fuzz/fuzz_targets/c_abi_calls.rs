@@ -1059,13 +1059,31 @@ impl Harness {
             }
             17 => {
                 let h = self.handle(input);
-                let rc = if input.byte() % 2 == 0 {
-                    spanguard_span_set_start_time(h, input.u64())
-                } else {
-                    let n = input.u64();
-                    spanguard_span_add_dropped_counts(h, n as u32, (n >> 32) as u32, n as u32 >> 7)
+                let rc = match input.byte() % 3 {
+                    0 => spanguard_span_set_start_time(h, input.u64()),
+                    1 => {
+                        let n = input.u64();
+                        spanguard_span_add_dropped_counts(
+                            h,
+                            n as u32,
+                            (n >> 32) as u32,
+                            n as u32 >> 7,
+                        )
+                    }
+                    // Small counts mostly: a span's lists are short.
+                    _ => spanguard_span_drop_oldest(
+                        h,
+                        (input.byte() % 8).into(),
+                        (input.byte() % 8).into(),
+                    ),
                 };
-                self.on_span("set_start_time/add_dropped", h, rc, Args::Fine, SPAN_CALL);
+                self.on_span(
+                    "set_start_time/add_dropped/drop_oldest",
+                    h,
+                    rc,
+                    Args::Fine,
+                    SPAN_CALL,
+                );
             }
             // Ends: a program ends what it begins.
             18..=20 => {

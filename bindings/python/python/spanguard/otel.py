@@ -113,7 +113,8 @@ class _Open:
     Events and links are counted as the SDK's span has had them, dropped
     ones included (the SDK evicts its oldest when full): those numbered
     from `*_from` (what the SDK had dropped when the bridge first passed
-    them) up to `events` and `links` were passed on. It refers to nothing
+    them) up to `events` and `links` were passed on, and are spanguard's
+    oldest. It refers to nothing
     that refers to the SDK's span (`kept` is the span's attribute map), so
     keeping it on the span makes no reference cycle."""
 
@@ -136,26 +137,30 @@ def _room(count: int, limit) -> bool:
     return limit is None or count < limit
 
 
-def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int) -> tuple[tuple, int]:
-    """What on_end sends of an SDK span's events or links, and how many it
-    counts dropped. The SDK keeps the last of those it was given (`kept`;
-    the `dropped` first ones it evicted); the bridge passed on those
-    numbered `passed_from` to `passed_to`, which spanguard holds even if
-    the SDK evicted them since. Sent: those the SDK kept that were not
-    passed, as many as leave spanguard holding what the SDK kept in all;
-    each one given is then held or counted, once."""
+def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int) -> tuple[int, tuple, int]:
+    """What on_end does with an SDK span's events or links: how many of
+    the oldest spanguard holds it drops, which it sends, and how many more
+    it counts dropped. The SDK keeps the last of those it was given
+    (`kept`; the `dropped` first ones it evicted); the bridge passed on
+    those numbered `passed_from` to `passed_to`. Those of them the SDK
+    evicted since are spanguard's oldest: dropped there (and counted by
+    spanguard), and those the SDK kept that were not passed are sent, so
+    that spanguard ends with the SDK's own, in order, and each one given
+    is held or counted once."""
     kept = tuple(kept or ())
-    passed = passed_to - passed_from
-    send = kept[max(0, passed_to - dropped):][: max(0, len(kept) - passed)]
-    return send, len(kept) + dropped - passed - len(send)
+    evicted = max(0, min(passed_to, dropped) - passed_from)
+    return evicted, kept[max(0, passed_to - dropped):], dropped - evicted
 
 
-def _unsent(span, field: str, public: str, dropped: str, passed_from: int, passed_to: int) -> tuple[tuple, int]:
+def _unsent(span, field: str, public: str, dropped: str, passed_from: int,
+            passed_to: int) -> tuple[int, tuple, int]:
     """`_still_to_send` for the span's events or links, without copying
-    them when every one the SDK had was passed on (then none is sent and
-    those the SDK had dropped before the first was passed are counted)."""
+    them when every one the SDK had was passed on (then the SDK has
+    evicted none since: the bridge passes on only while it has room; none
+    is sent and those the SDK had dropped before the first was passed are
+    counted)."""
     if _had(span, field) == passed_to:
-        return (), passed_from
+        return 0, (), passed_from
     return _still_to_send(getattr(span, public), getattr(span, dropped), passed_from, passed_to)
 
 
@@ -424,8 +429,13 @@ class SpanguardSpanProcessor(SpanProcessor):
 
         Events and links only while the span has fewer than its SDK limit
         allows (counting what the SDK dropped): past it, the SDK evicts its
-        oldest, which spanguard cannot take back, so what comes then is
-        left to on_end. (`_follow` follows only spans with `_limits`.)"""
+        oldest, and passing each new one on would leave spanguard holding
+        every one evicted (its room in the payload pool is not given back
+        before the span ends: an LLM span streaming thousands of events
+        would hold them all), so what comes then is left to on_end, which
+        drops from spanguard those the SDK evicted. A span killed before
+        its end holds the first ones. (`_follow` follows only spans with
+        `_limits`.)"""
         try:
             sg, limits = opened.span, span._limits
             if events:
@@ -484,14 +494,17 @@ class SpanguardSpanProcessor(SpanProcessor):
                     del later[k]
             if later:
                 sg.set_attributes(later)
-        # Events and links as for attributes: as many as the SDK kept, the
-        # others counted.
-        events, dropped_events = _unsent(span, "_events", "events", "dropped_events", opened.events_from,
-                                         opened.events)
+        # Events and links: those the SDK kept (its last ones), in order,
+        # the others counted. Those passed on that the SDK evicted since
+        # are dropped from spanguard first.
+        evicted_events, events, dropped_events = _unsent(span, "_events", "events", "dropped_events",
+                                                         opened.events_from, opened.events)
+        evicted_links, links, dropped_links = _unsent(span, "_links", "links", "dropped_links", opened.links_from,
+                                                      opened.links)
+        if evicted_events or evicted_links:
+            sg.drop_oldest(evicted_events, evicted_links)
         for event in events:
             sg.add_event(event.name, event.attributes, event.timestamp)
-        links, dropped_links = _unsent(span, "_links", "links", "dropped_links", opened.links_from,
-                                       opened.links)
         for link in links:
             _link(sg, link)
         # What the SDK's own limits left out. Attributes: every key the SDK
