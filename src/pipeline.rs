@@ -210,6 +210,9 @@ pub struct InFlightBatch {
     pub body: AtomicPtr<u8>,
     pub len: AtomicUsize,
     pub spans: AtomicU32,
+    /// Values of it the encoder cut and counted (`Request::cut_counted`),
+    /// for the spool file's header.
+    pub cut_counted: AtomicU64,
     /// Bit 0: JSON (else protobuf); bit 1: gzipped.
     pub flags: AtomicU32,
 }

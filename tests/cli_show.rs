@@ -97,6 +97,7 @@ fn write_spool(dir: &Path) {
             format: BodyFormat::Protobuf,
             gzipped: true,
             spans: 2,
+            cut_counted: 0,
             body: gz.finish().expect("gzip"),
         })
         .expect("spool");

@@ -93,6 +93,68 @@ fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
 }
 
 #[test]
+fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
+    // A 300 KB prompt under max_request_bytes 100 KB: the encoder cuts it
+    // (counted by the tracer that cut it), and the backend is down: the
+    // request is spooled. A tracer that finds the backend up, taking at
+    // most 40 KB, replays it: its 413 cuts the prompt again, and that
+    // tracer counted the value cut as well, since the spool file did not
+    // say it was counted. With the flight recorder, the spool file is the
+    // journal written before the request was sent.
+    for flight_recorder in [false, true] {
+        let what = format!("flight_recorder={flight_recorder}");
+        let name = format!("cut-spooled-replayed-{flight_recorder}");
+        let down = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let dead = format!("http://{}/v1/traces", down.local_addr().unwrap());
+        drop(down);
+        let config = TracerConfig {
+            compression: Compression::None,
+            max_request_bytes: 100_000,
+            flight_recorder,
+            schedule_delay: Duration::from_millis(20),
+            export_timeout: Duration::from_millis(200),
+            ..TracerConfig::default()
+        };
+        let (tracer, dir) = support::tracer_to(&name, &dead, config.clone());
+        let text = prompt(300_000);
+        end_span_with(&tracer, &text);
+        tracer.shutdown(Duration::from_secs(5)).ok();
+        let stats = tracer.stats();
+        assert_eq!(stats.spooled_spans, 1, "{what}");
+        assert_eq!(stats.values_truncated, 1, "{what}: cut to fit the request");
+        drop(tracer);
+
+        let (url, taken) = size_limited_backend(40_000);
+        let (tracer, _) = support::tracer_to(&name, &url, config);
+        tracer.shutdown(Duration::from_secs(10)).ok();
+        let stats = tracer.stats();
+        assert_eq!(stats.replayed_spans, 1, "{what}");
+        let taken = taken.lock().unwrap();
+        let spans: Vec<_> = taken
+            .iter()
+            .flat_map(|b| decode_body(b, BodyFormat::Protobuf, false).expect("decodes"))
+            .collect();
+        assert_eq!(spans.len(), 1, "{what}");
+        let got = spans[0]
+            .attribute("gen_ai.prompt")
+            .and_then(|v| v.as_str())
+            .expect("the prompt, cut");
+        assert!(text.starts_with(got), "{what}: the prompt's beginning");
+        assert!(
+            got.len() < 40_000,
+            "{what}: cut again ({} bytes)",
+            got.len()
+        );
+        assert_eq!(
+            stats.values_truncated, 0,
+            "{what}: counted by the tracer that cut it, not again"
+        );
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
 fn a_span_alone_over_the_spool_cap_is_spooled_with_its_values_cut() {
     // The backend down, a spool cap of 64 KiB, a span with a 300 KB prompt:
     // the span was lost ("batch larger than the spool cap"). Its values are

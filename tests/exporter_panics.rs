@@ -163,6 +163,7 @@ fn a_spool_file_whose_sending_panics_is_set_aside_once() {
             format: BodyFormat::Json,
             gzipped: false,
             spans: 3,
+            cut_counted: 0,
             body: br#"{"resourceSpans":[],"note":"poison"}"#.to_vec(),
         })
         .expect("spool file");

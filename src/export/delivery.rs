@@ -63,6 +63,7 @@ pub struct Request<'a> {
     /// encoders' span budget, an earlier cut after a 413): a cut leaves
     /// them the longest of their span, so a later cut finds them and
     /// counts only the values it cuts besides (`value_cut::cut_to_fit`).
+    /// A spool file keeps it in its header, for the replay.
     pub cut_counted: u64,
 }
 
@@ -479,6 +480,7 @@ impl Delivery {
                     format: request.format,
                     gzipped: request.gzipped,
                     spans: request.spans.min(u32::MAX as u64) as u32,
+                    cut_counted: request.cut_counted,
                     body: request.body.to_vec(),
                 })
             }
@@ -520,6 +522,8 @@ impl Delivery {
             format: request.format,
             gzipped: request.gzipped,
             spans: request.spans.min(u32::MAX as u64) as u32,
+            // Those counted before and those counted now: all of them.
+            cut_counted: cut.shortened,
             body,
         };
         let written = self.spool.write(&batch);
@@ -622,7 +626,9 @@ impl Delivery {
                 gzipped: batch.gzipped,
                 spans: batch.spans as u64,
                 origin: Origin::SpoolFile,
-                cut_counted: 0,
+                // Counted when they were cut (by this process or the one
+                // that spooled them): a 413 now cuts them again, uncounted.
+                cut_counted: batch.cut_counted,
             };
             if self.deliver(&request, host) {
                 ReplayVerdict::Delivered
@@ -1007,9 +1013,13 @@ mod tests {
             &mut host,
         );
         std::fs::remove_dir_all(&dir).ok();
-        let prompts = accepted
-            .lock()
-            .unwrap()
+        let prompts = prompt_lengths(&accepted.lock().unwrap(), format, gzip);
+        (host, prompts)
+    }
+
+    /// The lengths of the prompts in these request bodies.
+    fn prompt_lengths(bodies: &[Vec<u8>], format: BodyFormat, gzip: bool) -> Vec<usize> {
+        bodies
             .iter()
             .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, gzip).unwrap())
             .filter_map(|s| {
@@ -1017,8 +1027,127 @@ mod tests {
                     .and_then(|v| v.as_str())
                     .map(str::len)
             })
-            .collect();
-        (host, prompts)
+            .collect()
+    }
+
+    /// Spools `request` (`cut_counted` as it says) with the backend down,
+    /// then replays the spool through another delivery (another process's,
+    /// or this one's later) to a backend that answers 413 over `limit`
+    /// bytes, or over half the spooled body when `limit` is 0. Returns what
+    /// spooling counted, what the replay counted and the prompt lengths
+    /// that arrived. `answers`: the backend's answers before it is down.
+    fn spool_then_replay_to_size_limited(
+        name: &str,
+        request: &Request,
+        answers: Vec<Result<Accepted, SendError>>,
+        limit: usize,
+    ) -> (Host, Host, Vec<usize>) {
+        let answers = [answers, vec![busy(None)]].concat();
+        let (mut d, _sent, dir) = delivery(name, answers);
+        let mut spooling = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        d.deliver(request, &mut spooling);
+        let files = d.spool().list();
+        assert_eq!(files.len(), 1, "{name}: spooled");
+        let file = std::fs::File::open(&files[0]).expect("open");
+        let spooled = crate::export::spool::read_batch(&file, 1 << 20).expect("a batch");
+        let limit = if limit == 0 {
+            spooled.body.len() / 2
+        } else {
+            limit
+        };
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let mut replayer = Delivery::new(
+            Box::new(SizeLimited {
+                limit,
+                accepted: Arc::clone(&accepted),
+                refused: Arc::default(),
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut replaying = Host::default();
+        assert!(replayer.replay_spool(&mut replaying), "{name}: drained");
+        std::fs::remove_dir_all(&dir).ok();
+        let prompts = prompt_lengths(&accepted.lock().unwrap(), request.format, request.gzipped);
+        (spooling, replaying, prompts)
+    }
+
+    #[test]
+    fn a_value_the_encoder_cut_cut_again_on_replay_is_counted_once() {
+        // A 300 KB prompt cut by the encoder to fit 100 KB (counted then),
+        // spooled while the backend was down. Replayed to a backend that
+        // answers 413 over 40 KB, the prompt is cut again: the spool file
+        // did not say it was counted, and the replay counted it again.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (body, n, cut) = spans_with_prompts(format, gzip, &[300_000], 100_000);
+            assert_eq!((n, cut), (1, 1), "{what}: the prompt cut to fit");
+            let request = Request {
+                body: &body,
+                format,
+                gzipped: gzip,
+                spans: 1,
+                origin: Origin::Fresh,
+                cut_counted: cut,
+            };
+            let limit = if gzip { 0 } else { 40_000 };
+            let name = format!("encoder-cut-spooled-{format:?}-{gzip}");
+            let (spooling, replaying, prompts) =
+                spool_then_replay_to_size_limited(&name, &request, vec![], limit);
+            assert_eq!((spooling.kept, spooling.cut), (1, 0), "{what}");
+            assert_eq!((replaying.delivered, replaying.lost), (1, 0), "{what}");
+            assert!(prompts[0] < 90_000, "{what}: cut again ({prompts:?})");
+            assert_eq!(replaying.cut, 0, "{what}: the prompt was counted already");
+        }
+    }
+
+    #[test]
+    fn a_value_cut_before_it_was_spooled_cut_again_on_replay_is_counted_once() {
+        // A 600 KB prompt that a 413 cuts (counted), the cut request then
+        // finding the backend down: spooled cut. Or a 3 MB prompt, the
+        // backend down at once: the span, alone over the spool's cap (1
+        // MiB), is spooled cut (counted). Replayed to a backend that takes
+        // half of what was spooled, it is cut again, and was counted a
+        // second time.
+        let too_large = || {
+            Err(SendError::TooLarge {
+                reason: "HTTP 413".to_string(),
+            })
+        };
+        for (format, gzip) in BODY_FORMATS {
+            for (how, prompt, answers) in [
+                ("a 413", 600_000, vec![too_large()]),
+                ("the spool's cap", 3_000_000, vec![]),
+            ] {
+                if gzip && answers.is_empty() {
+                    continue; // 3 MB of the alphabet gzipped is well under the cap
+                }
+                let what = format!("{format:?} gzip={gzip}, cut for {how}");
+                let body = one_big_span(format, gzip, prompt);
+                let request = Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin: Origin::Fresh,
+                    cut_counted: 0,
+                };
+                let name = format!("cut-spooled-{format:?}-{gzip}-{prompt}");
+                let (spooling, replaying, prompts) =
+                    spool_then_replay_to_size_limited(&name, &request, answers, 0);
+                assert_eq!((spooling.kept, spooling.cut), (1, 1), "{what}");
+                assert_eq!((replaying.delivered, replaying.lost), (1, 0), "{what}");
+                assert!(
+                    prompts[0] > 0 && prompts[0] < prompt / 2,
+                    "{what}: cut again ({prompts:?})"
+                );
+                assert_eq!(replaying.cut, 0, "{what}: the prompt was counted already");
+            }
+        }
     }
 
     #[test]

@@ -468,7 +468,7 @@ impl Exporter {
             // The flight recorder's journal must hold the bytes before the
             // slots stop holding the spans, or a SIGKILL in between would
             // lose them.
-            self.journal_encoded(n as u64);
+            self.journal_encoded(n as u64, cut);
             // The bytes hold the spans now: the slots can take new spans
             // while this part is sent and retried, however long a hanging
             // backend takes. A crash from here on spools the bytes (crash
@@ -511,8 +511,9 @@ impl Exporter {
 
     /// With the flight recorder, writes the encoded request to the spool
     /// (not fsynced: it must outlive the process, not the machine), locked
-    /// while it is in flight.
-    fn journal_encoded(&mut self, spans: u64) {
+    /// while it is in flight; with the values the encoder cut and counted,
+    /// so that a replay that cuts them again does not count them again.
+    fn journal_encoded(&mut self, spans: u64, cut_counted: u64) {
         if self.pipeline.flight.is_none() {
             return;
         }
@@ -522,7 +523,7 @@ impl Exporter {
             .write_journal(
                 self.encoder.format,
                 self.encoder.gzip,
-                spans as u32,
+                (spans as u32, cut_counted),
                 self.encoder.body(),
             )
             .ok();
@@ -537,6 +538,7 @@ impl Exporter {
         let inflight = &p.in_flight;
         inflight.len.store(body.len(), Ordering::Relaxed);
         inflight.spans.store(spans as u32, Ordering::Relaxed);
+        inflight.cut_counted.store(cut_counted, Ordering::Relaxed);
         inflight.flags.store(
             (self.encoder.format == BodyFormat::Json) as u32 | (self.encoder.gzip as u32) << 1,
             Ordering::Relaxed,

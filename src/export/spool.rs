@@ -3,11 +3,14 @@
 //!
 //! A file is `SGSPOOL1` + format (1 byte: 0 protobuf, 1 JSON) + gzipped
 //! (1 byte) + span count (u32 LE) + body length (u64 LE) + the request body
-//! exactly as it would be sent. Files are written crash-consistently (temp
-//! name, fsync, rename, fsync of the directory) and named so that sorting
-//! by name is oldest first across processes. A replayer holds an exclusive
-//! flock on a file from before sending until after deleting it, so two
-//! processes sharing the spool never send one batch twice.
+//! exactly as it would be sent. A body with values already cut and counted
+//! as truncated is written as `SGSPOOL2`: the same fields, then the count
+//! of those values (u64 LE), before the body (see `encode_header`). Files
+//! are written crash-consistently (temp name, fsync, rename, fsync of the
+//! directory) and named so that sorting by name is oldest first across
+//! processes. A replayer holds an exclusive flock on a file from before
+//! sending until after deleting it, so two processes sharing the spool
+//! never send one batch twice.
 //!
 //! Whatever else is in the directory is input from outside: a file is
 //! opened only if it is a regular file of ours (`buffer::files`), its
@@ -30,7 +33,14 @@ use super::transport::BodyFormat;
 use crate::buffer::files::{self, LockedFile, Refusal};
 
 const MAGIC: &[u8; 8] = b"SGSPOOL1";
-pub(crate) const HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
+/// A batch with values cut and counted already: `MAGIC`'s header, then
+/// their count.
+const MAGIC_CUT: &[u8; 8] = b"SGSPOOL2";
+/// The length of `MAGIC`'s header.
+const UNCUT_HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
+/// The longest header (`MAGIC_CUT`'s): what a batch's body leaves of the cap
+/// is reckoned with it.
+pub(crate) const HEADER_LEN: usize = UNCUT_HEADER_LEN + 8;
 pub(crate) const SUFFIX: &str = ".sgspool";
 /// A writer's file before its rename: never a spool file.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -60,23 +70,56 @@ pub fn spool_file_name(tag: &str) -> String {
     )
 }
 
-/// The fixed header in front of a spooled body.
+/// Whether a file that starts with these bytes is a spool file (of this
+/// version or an earlier one).
+pub fn is_magic(bytes: &[u8]) -> bool {
+    bytes == MAGIC || bytes == MAGIC_CUT
+}
+
+/// A spool file's header, as written (async-signal-safe to make: the
+/// crash handler writes one).
+pub struct EncodedHeader {
+    bytes: [u8; HEADER_LEN],
+    len: usize,
+}
+
+impl EncodedHeader {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The fixed header in front of a spooled body. `cut_counted`: values of
+/// the body already cut to fit a size limit and counted as truncated
+/// (`delivery::Request::cut_counted`). A replay that must cut the body
+/// again (a 413) cuts those again too, and without their count here it
+/// counted them a second time. With none, the header is `MAGIC`'s, as
+/// before the count was kept, so that an older spanguard sharing the
+/// directory still sends such files; only a file with cut values is
+/// `MAGIC_CUT`, which an older one sets aside unsent.
 pub fn encode_header(
     format: BodyFormat,
     gzipped: bool,
     spans: u32,
+    cut_counted: u64,
     body_len: usize,
-) -> [u8; HEADER_LEN] {
-    let mut header = [0u8; HEADER_LEN];
-    header[..8].copy_from_slice(MAGIC);
-    header[8] = match format {
+) -> EncodedHeader {
+    let mut bytes = [0u8; HEADER_LEN];
+    bytes[..8].copy_from_slice(if cut_counted > 0 { MAGIC_CUT } else { MAGIC });
+    bytes[8] = match format {
         BodyFormat::Protobuf => 0,
         BodyFormat::Json => 1,
     };
-    header[9] = gzipped as u8;
-    header[10..14].copy_from_slice(&spans.to_le_bytes());
-    header[14..22].copy_from_slice(&(body_len as u64).to_le_bytes());
-    header
+    bytes[9] = gzipped as u8;
+    bytes[10..14].copy_from_slice(&spans.to_le_bytes());
+    bytes[14..22].copy_from_slice(&(body_len as u64).to_le_bytes());
+    let len = if cut_counted > 0 {
+        bytes[22..30].copy_from_slice(&cut_counted.to_le_bytes());
+        HEADER_LEN
+    } else {
+        UNCUT_HEADER_LEN
+    };
+    EncodedHeader { bytes, len }
 }
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -87,6 +130,9 @@ pub struct SpooledBatch {
     pub format: BodyFormat,
     pub gzipped: bool,
     pub spans: u32,
+    /// Values of the body already cut and counted as truncated (0 in a
+    /// file of an earlier version, which did not say).
+    pub cut_counted: u64,
     pub body: Vec<u8>,
 }
 
@@ -256,8 +302,14 @@ impl SpoolDir {
     /// its cap (never the file just written unless it alone is over the cap,
     /// in which case it is not kept). Returns what eviction cost.
     pub fn write(&self, batch: &SpooledBatch) -> io::Result<Eviction> {
-        let (path, _unlocked) =
-            self.write_file(batch.format, batch.gzipped, batch.spans, &batch.body, true)?;
+        let header = encode_header(
+            batch.format,
+            batch.gzipped,
+            batch.spans,
+            batch.cut_counted,
+            batch.body.len(),
+        );
+        let (path, _unlocked) = self.write_file(&header, &batch.body, true)?;
         Ok(self.evict_over_cap(&path))
     }
 
@@ -270,10 +322,11 @@ impl SpoolDir {
         &self,
         format: BodyFormat,
         gzipped: bool,
-        spans: u32,
+        (spans, cut_counted): (u32, u64),
         body: &[u8],
     ) -> io::Result<Journal> {
-        let (path, lock) = self.write_file(format, gzipped, spans, body, false)?;
+        let header = encode_header(format, gzipped, spans, cut_counted, body.len());
+        let (path, lock) = self.write_file(&header, body, false)?;
         Ok(Journal { path, _lock: lock })
     }
 
@@ -291,9 +344,7 @@ impl SpoolDir {
     /// Writes a spool file; the returned handle holds an exclusive lock on it.
     fn write_file(
         &self,
-        format: BodyFormat,
-        gzipped: bool,
-        spans: u32,
+        header: &EncodedHeader,
         body: &[u8],
         sync: bool,
     ) -> io::Result<(PathBuf, LockedFile)> {
@@ -310,13 +361,12 @@ impl SpoolDir {
         ));
         let tmp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
         let path = self.dir.join(&name);
-        let header = encode_header(format, gzipped, spans, body.len());
         let result = (|| {
             // Locked from its first moment: a temporary file that is not
             // locked belongs to a writer that died.
             let (f, _) = LockedFile::lock(files::create_new(&tmp, false)?);
             let mut w = f.file();
-            w.write_all(&header)?;
+            w.write_all(header.as_bytes())?;
             w.write_all(body)?;
             if sync {
                 w.sync_all()?;
@@ -362,7 +412,7 @@ impl SpoolDir {
                 continue;
             };
             let len = file.file().metadata().map(|m| m.len()).unwrap_or(0);
-            let Some((_, _, spans, _)) = read_header(file.file()) else {
+            let Some(Header { spans, .. }) = read_header(file.file()) else {
                 self.put_aside(&path, "not a spool file (bad header)");
                 total = total.saturating_sub(len);
                 continue;
@@ -463,20 +513,48 @@ fn process_exists(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
-fn read_header(mut file: &File) -> Option<(BodyFormat, bool, u32, u64)> {
+/// What a spool file's header says.
+struct Header {
+    format: BodyFormat,
+    gzipped: bool,
+    spans: u32,
+    cut_counted: u64,
+    body_len: u64,
+    /// The header's own length (it depends on its magic).
+    len: u64,
+}
+
+fn read_header(mut file: &File) -> Option<Header> {
     let mut header = [0u8; HEADER_LEN];
-    file.read_exact(&mut header).ok()?;
-    if &header[..8] != MAGIC {
+    file.read_exact(&mut header[..UNCUT_HEADER_LEN]).ok()?;
+    let magic = &header[..8];
+    let len = if magic == MAGIC {
+        UNCUT_HEADER_LEN
+    } else if magic == MAGIC_CUT {
+        file.read_exact(&mut header[UNCUT_HEADER_LEN..]).ok()?;
+        HEADER_LEN
+    } else {
         return None;
-    }
+    };
     let format = match header[8] {
         0 => BodyFormat::Protobuf,
         1 => BodyFormat::Json,
         _ => return None,
     };
-    let spans = u32::from_le_bytes(header[10..14].try_into().ok()?);
-    let len = u64::from_le_bytes(header[14..22].try_into().ok()?);
-    Some((format, header[9] != 0, spans, len))
+    // Only counting follows from `cut_counted`: a hostile count can at
+    // worst leave a replay's cuts uncounted, never change what is sent.
+    let cut_counted = match len {
+        HEADER_LEN => u64::from_le_bytes(header[22..30].try_into().ok()?),
+        _ => 0,
+    };
+    Some(Header {
+        format,
+        gzipped: header[9] != 0,
+        spans: u32::from_le_bytes(header[10..14].try_into().ok()?),
+        cut_counted,
+        body_len: u64::from_le_bytes(header[14..22].try_into().ok()?),
+        len: len as u64,
+    })
 }
 
 /// Reads one spool file as it is, without locking, renaming or deleting it
@@ -503,20 +581,21 @@ pub enum BatchError {
 /// allocation itself may fail without aborting the process.
 pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, BatchError> {
     let unreadable = |why: String| Err(BatchError::Unreadable(why));
-    let Some((format, gzipped, spans, len)) = read_header(file) else {
+    let Some(header) = read_header(file) else {
         return unreadable("not a spool file (bad header)".to_string());
     };
+    let len = header.body_len;
     let actual = file.metadata().map_err(BatchError::Io)?.len();
     let limit = max_bytes.min(MAX_BODY_BYTES);
-    if len > limit.saturating_sub(HEADER_LEN as u64) {
+    if len > limit.saturating_sub(header.len) {
         return unreadable(format!(
             "its header claims a body of {len} bytes, more than a batch can have ({limit})"
         ));
     }
-    if actual != HEADER_LEN as u64 + len {
+    if actual != header.len + len {
         return unreadable(format!(
             "torn: {actual} bytes where its header says {}",
-            HEADER_LEN as u64 + len
+            header.len + len
         ));
     }
     let mut body = Vec::new();
@@ -525,9 +604,10 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
     body.resize(len as usize, 0);
     file.read_exact(&mut body).map_err(BatchError::Io)?;
     Ok(SpooledBatch {
-        format,
-        gzipped,
-        spans,
+        format: header.format,
+        gzipped: header.gzipped,
+        spans: header.spans,
+        cut_counted: header.cut_counted,
         body,
     })
 }
@@ -547,6 +627,7 @@ mod tests {
             format: BodyFormat::Protobuf,
             gzipped: true,
             spans,
+            cut_counted: 0,
             body: vec![spans as u8; size],
         }
     }
@@ -566,6 +647,75 @@ mod tests {
         assert_eq!(seen, vec![1, 2, 3]);
         assert_eq!((batches, spans), (3, 6));
         assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file as spanguard wrote them before they said how many values
+    /// were cut: `SGSPOOL1`, format (protobuf), gzipped, spans, body length.
+    fn first_layout(spans: u32, body: &[u8]) -> Vec<u8> {
+        [
+            &b"SGSPOOL1"[..],
+            &[0, 1],
+            &spans.to_le_bytes(),
+            &(body.len() as u64).to_le_bytes(),
+            body,
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_batch_says_how_many_of_its_values_were_cut_and_counted() {
+        // A replay that must cut a spooled body again (a 413) cuts the
+        // values cut before it was spooled again too: the file did not say
+        // they were counted, and the replay counted them a second time.
+        let dir = temp_dir("cut-count");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let cut = SpooledBatch {
+            cut_counted: 3,
+            ..batch(2, 10)
+        };
+        spool.write(&cut).expect("write");
+        let journal = spool
+            .write_journal(BodyFormat::Json, false, (1, 5), b"{}")
+            .expect("journal");
+        let read = |path: &Path| read_batch(&File::open(path).expect("open"), 1 << 20);
+        let files = spool.list();
+        assert_eq!(files.len(), 2);
+        assert_eq!(read(&files[0]).expect("a batch"), cut);
+        assert_eq!(read(&journal.path).expect("a batch").cut_counted, 5);
+        assert_eq!(&fs::read(&files[0]).expect("read")[..8], MAGIC_CUT);
+        drop(journal);
+        // Torn, it is no batch: its longer header is reckoned with.
+        let bytes = fs::read(&files[0]).expect("read");
+        fs::write(&files[0], &bytes[..bytes.len() - 3]).expect("truncate");
+        match read(&files[0]) {
+            Err(BatchError::Unreadable(why)) => assert!(why.contains("torn"), "{why}"),
+            other => panic!("a torn file read: {other:?}"),
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_batch_with_no_value_cut_is_written_and_read_as_before() {
+        // Written as earlier versions wrote it, so that one sharing the
+        // directory still sends it; and what they wrote is read, with no
+        // value counted cut (they did not say), a body shorter than the
+        // count's field too.
+        let dir = temp_dir("first-layout");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(2, 10)).expect("write");
+        assert_eq!(
+            fs::read(&spool.list()[0]).expect("read"),
+            first_layout(2, &[2; 10])
+        );
+        fs::write(dir.join(spool_file_name("000000")), first_layout(1, b"abc")).expect("write");
+        let mut seen = Vec::new();
+        spool.replay(|b| {
+            seen.push((b.spans, b.cut_counted, b.body.clone()));
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![(2, 0, vec![2; 10]), (1, 0, b"abc".to_vec())]);
+        assert!(spool.take_set_aside().is_empty());
         fs::remove_dir_all(&dir).ok();
     }
 
@@ -677,14 +827,12 @@ mod tests {
         let path = dir.join(spool_file_name("000000"));
         {
             let f = fs::File::create(&path).expect("create");
-            (&f).write_all(&encode_header(
-                BodyFormat::Protobuf,
-                false,
-                7,
-                claimed as usize,
-            ))
+            (&f).write_all(
+                encode_header(BodyFormat::Protobuf, false, 7, 0, claimed as usize).as_bytes(),
+            )
             .expect("header");
-            f.set_len(HEADER_LEN as u64 + claimed).expect("sparse");
+            f.set_len(UNCUT_HEADER_LEN as u64 + claimed)
+                .expect("sparse");
         }
         let mut sent = Vec::new();
         let (batches, _) = spool.replay(|b| {
@@ -721,11 +869,12 @@ mod tests {
         let dir = temp_dir("temps");
         let spool = SpoolDir::new(&dir, 1 << 20);
         spool.write(&batch(1, 10)).expect("write");
-        let full = encode_header(BodyFormat::Protobuf, false, 5, 3);
+        let header = encode_header(BodyFormat::Protobuf, false, 5, 0, 3);
+        let full = header.as_bytes();
         let dead = dir.join(format!(".tmp-{:020}-{:010}-000001{SUFFIX}", 1, i32::MAX));
-        fs::write(&dead, [&full[..], b"abc"].concat()).expect("write");
+        fs::write(&dead, [full, b"abc"].concat()).expect("write");
         let live = dir.join(format!(".tmp-{:020}-{:010}-000002{SUFFIX}", 1, i32::MAX));
-        fs::write(&live, [&full[..], b"abc"].concat()).expect("write");
+        fs::write(&live, [full, b"abc"].concat()).expect("write");
         let holder = File::open(&live).expect("open");
         assert!(files::try_lock(&holder));
         let mut sent = Vec::new();

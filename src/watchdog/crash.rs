@@ -89,9 +89,10 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
         format,
         flags & 2 != 0,
         p.in_flight.spans.load(Ordering::Relaxed),
+        p.in_flight.cut_counted.load(Ordering::Relaxed),
         len,
     );
-    batch.write_all(&header);
+    batch.write_all(header.as_bytes());
     // SAFETY: the exporter keeps this buffer alive and unchanged while
     // the pointer is published.
     batch.write_all(unsafe { std::slice::from_raw_parts(body, len) });

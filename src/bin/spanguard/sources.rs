@@ -65,7 +65,7 @@ impl Kind {
             .and_then(|mut f| f.read(&mut magic))
             .unwrap_or(0);
         match &magic[..n] {
-            b"SGSPOOL1" => Kind::Spool,
+            m if spanguard::export::spool::is_magic(m) => Kind::Spool,
             m if m.starts_with(b"SGDUMP") => Kind::CrashDump,
             m if m.starts_with(b"SGFLITE") => Kind::Flight,
             _ => Kind::Sink,
@@ -244,5 +244,27 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
         }
         let n = buf.len();
         reader.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spanguard::export::spool::encode_header;
+    use spanguard::export::transport::BodyFormat;
+
+    #[test]
+    fn a_spool_file_of_either_header_is_known_by_its_first_bytes() {
+        // Named on the command line without its suffix: a batch with cut
+        // values (its header says how many) was read as sink lines.
+        let dir = std::env::temp_dir().join(format!("sg-sources-magic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for cut_counted in [0, 2] {
+            let path = dir.join(format!("batch-{cut_counted}"));
+            let header = encode_header(BodyFormat::Json, false, 1, cut_counted, 2);
+            std::fs::write(&path, [header.as_bytes(), b"{}"].concat()).expect("write");
+            assert_eq!(Kind::of_file(&path), Kind::Spool, "{cut_counted} cut");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
