@@ -524,6 +524,18 @@ func (s Span) AddDroppedCounts(attributes, events, links uint32) error {
 	return check(rc, "add_dropped_counts")
 }
 
+// DropOldest drops the span's `events` oldest events and `links` oldest
+// links (all it holds when it holds fewer) and counts them in its dropped
+// counts, as an OpenTelemetry SDK evicts its oldest past its span limits:
+// for a bridge (package otelbridge) that passed on events or links its
+// SDK evicted since, so that the span ends with the SDK's last ones.
+// Their room in the payload pool is freed with the span.
+func (s Span) DropOldest(events, links uint32) error {
+	rc := C.spanguard_span_drop_oldest(s.handle, C.uint32_t(events), C.uint32_t(links))
+	runtime.KeepAlive(s.t)
+	return check(rc, "drop_oldest")
+}
+
 // SetStatus sets StatusOK, StatusError (with a message) or StatusUnset.
 func (s Span) SetStatus(code uint32, message string) error {
 	m, ml := cstr(message)

@@ -3,6 +3,7 @@ package spanguard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -276,4 +277,63 @@ func TestAnArrayIsReadWhenSet(t *testing.T) {
 	got := arrived(t, rx, tr, 1)["read.when.set"]
 	sameAttributes(t, "read.when.set", got.Attributes,
 		decoded(t, `{"values": ["before"], "raw": {"bytes": "`+fmt.Sprintf("%x", "before")+`"}}`))
+}
+
+// DropOldest drops a span's oldest events and links and counts them
+// dropped, as an OpenTelemetry SDK evicts its oldest past its limits (the
+// bridge's call, otelbridge); asked for more than the span holds, it drops
+// all it holds. The zero Span's call does nothing; after Shutdown it is
+// ErrShutDown, as every span call.
+func TestDropOldestDropsTheOldestAndCountsThem(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{})
+	ctx := context.Background()
+	traceparent := func(i int) string { return fmt.Sprintf("00-0af7651916cd43dd8448eb211c80319c-%016x-01", i) }
+	_, some, _ := tr.Start(ctx, "oldest.dropped")
+	for i := range 5 {
+		some.AddEvent(fmt.Sprintf("e%d", i))
+	}
+	for i := range 3 {
+		some.AddLink(traceparent(i + 1))
+	}
+	if err := some.DropOldest(2, 1); err != nil {
+		t.Fatal(err)
+	}
+	some.AddEvent("e5")
+	some.End()
+	_, all, _ := tr.Start(ctx, "all.dropped")
+	all.AddEvent("only")
+	all.AddLink(traceparent(9))
+	if err := all.DropOldest(10, 10); err != nil {
+		t.Fatal(err)
+	}
+	all.End()
+	spans := arrived(t, rx, tr, 2)
+	held := func(s otlpreceiver.Span) string {
+		var names []string
+		for _, e := range s.Events {
+			names = append(names, e.Name)
+		}
+		for _, l := range s.Links {
+			names = append(names, l.SpanID)
+		}
+		return fmt.Sprint(names, s.DroppedEvents, s.DroppedLinks)
+	}
+	if got, want := held(spans["oldest.dropped"]), "[e2 e3 e4 e5 0000000000000002 0000000000000003] 2 1"; got != want {
+		t.Errorf("oldest.dropped: events, links, dropped counts %s, want %s", got, want)
+	}
+	if got, want := held(spans["all.dropped"]), "[] 1 1"; got != want {
+		t.Errorf("all.dropped: events, links, dropped counts %s, want %s", got, want)
+	}
+	if err := (spanguard.Span{}).DropOldest(1, 1); err != nil {
+		t.Errorf("the zero Span: %v", err)
+	}
+	_, open, _ := tr.Start(ctx, "open.at.shutdown")
+	open.AddEvent("e")
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := open.DropOldest(1, 0); !errors.Is(err, spanguard.ErrShutDown) {
+		t.Errorf("after Shutdown: %v, want ErrShutDown", err)
+	}
 }

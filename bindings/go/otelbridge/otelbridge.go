@@ -8,7 +8,9 @@
 // events, status, the counts of what the SDK's span limits dropped and the
 // SDK's end time. The provider's span limits are the ones that apply: the
 // tracer's own are not applied on top (they still apply to spans started
-// with the tracer directly). A process stopped in the middle of
+// with the tracer directly). Past its event or link limit the span ends
+// with the SDK's last ones, in order, as its own exporter sends them, the
+// others counted dropped. A process stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals), with what was set on it by then: the
 // tracer's stop (spanguard.Tracer.OnStop) passes on what each open span
@@ -60,15 +62,39 @@ type spanKey struct {
 // passOpen at the tracer's stop (so OnEnd, if the process goes on, sends
 // only what came after).
 type openSpan struct {
-	sdk        sdktrace.ReadWriteSpan
-	span       spanguard.Span
-	mu         sync.Mutex // OnEnd against passOpen
-	ended      bool
-	name       string               // the name passed
-	attributes []attribute.KeyValue // the attributes passed
-	links      int                  // links passed, counted with those the SDK's limit dropped
-	events     int                  // events passed, counted likewise
-	status     codes.Code           // the status passed
+	sdk               sdktrace.ReadWriteSpan
+	span              spanguard.Span
+	mu                sync.Mutex // OnEnd against passOpen
+	ended             bool
+	name              string               // the name passed
+	attributes        []attribute.KeyValue // the attributes passed
+	droppedAttributes int                  // the SDK's dropped attributes, counted
+	links             passed
+	events            passed
+	status            codes.Code // the status passed
+}
+
+// passed says which of a span's links or events, numbered in the order
+// the SDK was given them, spanguard holds: from..to-1, in order. Of
+// those before, it counted `counted` dropped.
+type passed struct{ from, to, counted int }
+
+// catchUp brings spanguard's copy of a list to what the SDK holds now:
+// the last `kept` of the `given` it was given (past its limit it evicts
+// the oldest, including some spanguard may hold, passed on at the start
+// or at a stop). It returns how many of spanguard's oldest to drop
+// (Span.DropOldest, which counts them: passed, evicted since), how many
+// more to count dropped (evicted before they could be passed), and the
+// first of the SDK's kept to send (those not passed). Then spanguard
+// holds the SDK's own, in order, and each one given is held or counted
+// dropped once, as the SDK's own exporter sends the span.
+func (q *passed) catchUp(kept, given int) (evicted, uncounted, send int) {
+	dropped := given - kept
+	evicted = max(0, min(q.to, dropped)-q.from)
+	uncounted = dropped - q.counted - evicted
+	send = max(q.to, dropped) - dropped
+	*q = passed{from: dropped, to: given, counted: dropped}
+	return evicted, uncounted, send
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
@@ -193,10 +219,12 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 		p.failed(err)
 		return
 	}
-	links := s.Links()
+	// The links given at the start: the SDK's last ones past its limit.
+	// What it dropped is counted when the rest is passed (passLater).
+	links, dropped := s.Links(), s.DroppedLinks()
 	p.addLinks(span, links)
-	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()},
-		&openSpan{sdk: s, span: span, name: s.Name(), attributes: atStart, links: len(links) + s.DroppedLinks()})
+	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, &openSpan{sdk: s, span: span, name: s.Name(),
+		attributes: atStart, links: passed{from: dropped, to: dropped + len(links)}})
 }
 
 // passOpen passes on what the spans still open have had set since their
@@ -216,7 +244,8 @@ func (p *SpanProcessor) passOpen() {
 }
 
 // passLater passes on what s has beyond what o says was passed, and
-// records it as passed. Under o.mu.
+// records it as passed: spanguard's span then holds what the SDK's does,
+// and its dropped counts are the SDK's. Under o.mu.
 func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	now := s.Attributes()
 	if attrs := later(o.attributes, now); len(attrs) > 0 {
@@ -227,21 +256,33 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 		p.failed(o.span.UpdateName(name))
 		o.name = name
 	}
-	// Links and events added since are the last ones: the SDK's limit
-	// evicts the oldest, so they are not at the positions after those
-	// passed (which kept an evicted link and lost the one it kept).
-	links := s.Links()
-	if added := len(links) + s.DroppedLinks() - o.links; added > 0 {
-		p.addLinks(o.span, links[len(links)-min(added, len(links)):])
+	// Links and events: the SDK's, its last ones past its limit, which
+	// may have evicted some passed on at the start or at a stop (left in
+	// spanguard, they would arrive beside those the SDK kept and be
+	// counted dropped as well). Those are dropped from spanguard first,
+	// then those the SDK kept that were not passed are sent (catchUp).
+	// The room of those dropped is freed with the span; as the SDK tells
+	// a processor nothing between OnStart and OnEnd, the passes are the
+	// start, a stop and the end, so that is at most the SDK's limit twice.
+	links, events := s.Links(), s.Events()
+	evictedLinks, uncountedLinks, sendLinks := o.links.catchUp(len(links), len(links)+s.DroppedLinks())
+	evictedEvents, uncountedEvents, sendEvents := o.events.catchUp(len(events), len(events)+s.DroppedEvents())
+	if evictedEvents+evictedLinks > 0 {
+		p.failed(o.span.DropOldest(uint32(evictedEvents), uint32(evictedLinks)))
 	}
-	o.links = len(links) + s.DroppedLinks()
-	events := s.Events()
-	if added := len(events) + s.DroppedEvents() - o.events; added > 0 {
-		for _, e := range events[len(events)-min(added, len(events)):] {
-			p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
-		}
+	p.addLinks(o.span, links[sendLinks:])
+	for _, e := range events[sendEvents:] {
+		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
 	}
-	o.events = len(events) + s.DroppedEvents()
+	// What else the SDK's own limits left out (an event's or link's own
+	// count is not carried), counted once: at a stop the span is exported
+	// with what it had then.
+	uncountedAttributes := s.DroppedAttributes() - o.droppedAttributes
+	o.droppedAttributes = s.DroppedAttributes()
+	if uncountedAttributes+uncountedEvents+uncountedLinks > 0 {
+		p.failed(o.span.AddDroppedCounts(uint32(uncountedAttributes), uint32(uncountedEvents),
+			uint32(uncountedLinks)))
+	}
 	if st := s.Status(); st.Code != o.status {
 		switch st.Code {
 		case codes.Error:
@@ -264,15 +305,7 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true
-	passedEvents := o.events
 	p.passLater(o, s)
-	// What the SDK's own limits left out (an event's or link's own count
-	// is not carried). Events passed at a stop and evicted by the SDK
-	// since are held by spanguard, not dropped.
-	e := s.DroppedEvents() - min(passedEvents, s.DroppedEvents())
-	if a, l := s.DroppedAttributes(), s.DroppedLinks(); a+e+l > 0 {
-		p.failed(o.span.AddDroppedCounts(uint32(a), uint32(e), uint32(l)))
-	}
 	p.failed(o.span.EndAt(s.EndTime()))
 }
 

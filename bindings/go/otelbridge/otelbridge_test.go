@@ -106,25 +106,7 @@ func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiv
 		check("scope", got.Scope+" "+got.ScopeVersion, o.InstrumentationScope.Name+" "+o.InstrumentationScope.Version)
 		check("scope schema URL", got.ScopeSchemaURL, o.InstrumentationScope.SchemaURL)
 		check("attributes", got.Attributes, expected(o.Attributes))
-		var events, wantEvents []string
-		for _, e := range got.Events {
-			events = append(events, fmt.Sprintf("%s %s %v", e.Name, e.Time, e.Attributes))
-		}
-		for _, e := range o.Events {
-			wantEvents = append(wantEvents, fmt.Sprintf("%s %s %v", e.Name, nanos(e.Time), expected(e.Attributes)))
-		}
-		check("events", events, wantEvents)
-		var links, wantLinks []string
-		for _, l := range got.Links {
-			links = append(links, fmt.Sprintf("%s %s %q %v", l.TraceID, l.SpanID, l.TraceState, l.Attributes))
-		}
-		for _, l := range o.Links {
-			wantLinks = append(wantLinks, fmt.Sprintf("%s %s %q %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(),
-				l.SpanContext.TraceState().String(), expected(l.Attributes)))
-		}
-		check("links", links, wantLinks)
-		check("dropped counts", fmt.Sprint(got.Dropped, got.DroppedEvents, got.DroppedLinks),
-			fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
+		sameEventsAndLinks(check, o, got)
 		wantCode, wantMsg := 0, ""
 		switch o.Status.Code {
 		case codes.Ok:
@@ -139,9 +121,39 @@ func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiv
 	}
 }
 
+// sameEventsAndLinks checks (with check) that what arrived holds the SDK
+// span's events and links, in order, and its dropped counts.
+func sameEventsAndLinks(check func(what string, a, b any), o tracetest.SpanStub, got otlpreceiver.Span) {
+	var events, wantEvents []string
+	for _, e := range got.Events {
+		events = append(events, fmt.Sprintf("%s %s %v", e.Name, e.Time, e.Attributes))
+	}
+	for _, e := range o.Events {
+		wantEvents = append(wantEvents, fmt.Sprintf("%s %s %v", e.Name, nanos(e.Time), expected(e.Attributes)))
+	}
+	check("events", events, wantEvents)
+	var links, wantLinks []string
+	for _, l := range got.Links {
+		links = append(links, fmt.Sprintf("%s %s %q %v", l.TraceID, l.SpanID, l.TraceState, l.Attributes))
+	}
+	for _, l := range o.Links {
+		wantLinks = append(wantLinks, fmt.Sprintf("%s %s %q %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(),
+			l.SpanContext.TraceState().String(), expected(l.Attributes)))
+	}
+	check("links", links, wantLinks)
+	check("dropped counts", fmt.Sprint(got.Dropped, got.DroppedEvents, got.DroppedLinks),
+		fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
+}
+
 func newTracer(t *testing.T, endpoint string) *spanguard.Tracer {
-	tr, err := spanguard.NewTracer(spanguard.Config{ServiceName: "otel-go-test", Endpoint: endpoint,
-		SpoolDir: filepath.Join(t.TempDir(), "spool"), ScheduleDelay: 50 * time.Millisecond})
+	return newTracerWith(t, endpoint, spanguard.Config{})
+}
+
+// newTracerWith is newTracer with cfg's limits.
+func newTracerWith(t *testing.T, endpoint string, cfg spanguard.Config) *spanguard.Tracer {
+	cfg.ServiceName, cfg.Endpoint = "otel-go-test", endpoint
+	cfg.SpoolDir, cfg.ScheduleDelay = filepath.Join(t.TempDir(), "spool"), 50*time.Millisecond
+	tr, err := spanguard.NewTracer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,34 +310,132 @@ func TestLinksKeepIsRemoteAndInvalidContextsWithAttributes(t *testing.T) {
 }
 
 // Links added after the start under the SDK's link limit, which evicts
-// the oldest: the ones the SDK kept arrive (the bridge took them by their
-// positions after the start's, keeping an evicted one and losing a kept one).
+// the oldest: the span ends with the ones the SDK kept, the evicted one
+// counted dropped once (the bridge took them by their positions after the
+// start's, keeping an evicted one and losing a kept one; then it kept the
+// one passed at the start that the SDK evicted, and counted it dropped too).
 func TestLinksAddedLaterArriveWhenTheLimitEvictedOlderOnes(t *testing.T) {
 	rx := otlpreceiver.Start(t)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(newTracer(t, rx.URL))),
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
 		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: -1,
 			EventCountLimit: -1, LinkCountLimit: 2, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1}))
-	link := func(b byte) trace.Link {
-		return trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: trace.TraceID{b}, SpanID: trace.SpanID{b}, TraceFlags: trace.FlagsSampled})}
-	}
-	_, span := tp.Tracer("links").Start(context.Background(), "batch", trace.WithLinks(link(1)))
-	span.AddLink(link(2))
-	span.AddLink(link(3))
+	_, span := tp.Tracer("links").Start(context.Background(), "batch", trace.WithLinks(numberedLink(1)))
+	span.AddLink(numberedLink(2))
+	span.AddLink(numberedLink(3))
 	span.End()
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 || len(sdk[0].Links) != 2 || sdk[0].DroppedLinks != 1 {
+		t.Fatalf("the SDK did not evict what the test means it to: %+v", sdk)
+	}
+	assertSameSpans(t, sdk, rx.WaitFor(t, 1))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
+// numberedLink is a link to a span numbered i, with i as an attribute.
+func numberedLink(i int) trace.Link {
+	return trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x0a, byte(i)}, SpanID: trace.SpanID{byte(i)}, TraceFlags: trace.FlagsSampled}),
+		Attributes: []attribute.KeyValue{attribute.Int("n", i)}}
+}
+
+// lastFourLimits: the SDK keeps a span's last 4 events and last 4 links.
+var lastFourLimits = sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1,
+	AttributeCountLimit: -1, EventCountLimit: 4, LinkCountLimit: 4, AttributePerEventCountLimit: -1,
+	AttributePerLinkCountLimit: -1})
+
+// tenOfEach starts a span with the first atStart of 10 links, adds the
+// others and 10 events, under tp's limits, and returns it open.
+func tenOfEach(tp *sdktrace.TracerProvider, name string, atStart int) trace.Span {
+	var links []trace.Link
+	for i := range 10 {
+		links = append(links, numberedLink(i+1))
+	}
+	_, span := tp.Tracer("limits").Start(context.Background(), name, trace.WithLinks(links[:atStart]...))
+	for i, l := range links[atStart:] {
+		span.AddLink(l)
+		span.AddEvent(fmt.Sprintf("e%d", i), trace.WithAttributes(attribute.Int("i", i)))
+	}
+	for i := 10 - atStart; i < 10; i++ {
+		span.AddEvent(fmt.Sprintf("e%d", i), trace.WithAttributes(attribute.Int("i", i)))
+	}
+	return span
+}
+
+// Past the SDK's limits of 4 events and 4 links, a span of 10 of each
+// (links given at the start, added later, or both) ends with the SDK's
+// last 4 of each, in order, the 6 others counted dropped, as the SDK's own
+// exporter sends it; the tracer's own limits (2 here) are not applied on
+// top. With 3 links at the start and 7 added, the bridge ended the span
+// holding the 3 it passed at the start, which the SDK evicted, and the 4
+// it kept, and counted 6 dropped: 13 for 10.
+func TestPastTheSDKsLimitsASpanEndsWithItsLastEventsAndLinks(t *testing.T) {
+	for _, own := range []uint32{0, 2} {
+		t.Run(fmt.Sprintf("tracer limits %d", own), func(t *testing.T) {
+			rx := otlpreceiver.Start(t)
+			bridge := otelbridge.New(newTracerWith(t, rx.URL, spanguard.Config{EventCountLimit: own, LinkCountLimit: own}))
+			memory := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+				lastFourLimits)
+			for _, atStart := range []int{10, 0, 3, 6} {
+				tenOfEach(tp, fmt.Sprintf("links.at.start.%d", atStart), atStart).End()
+			}
+			if err := tp.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sdk := memory.GetSpans()
+			for _, s := range sdk {
+				if len(s.Events) != 4 || s.DroppedEvents != 6 || len(s.Links) != 4 || s.DroppedLinks != 6 {
+					t.Fatalf("the SDK did not keep what the test means it to: %+v", s)
+				}
+			}
+			assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+			if n := bridge.Failures(); n != 0 {
+				t.Fatalf("%d failures", n)
+			}
+			tp.Shutdown(context.Background())
+		})
+	}
+}
+
+// A span still open when the tracer stops, past the SDK's limits: it
+// arrives (unended) with what the SDK held then, its last 4 events and
+// links, the others counted dropped, and the attribute the SDK refused
+// counted too (it arrived with the 3 links passed at the start, which the
+// SDK had evicted, beside the 4 it kept, and no dropped counts at all).
+func TestASpanOpenAtTheStopArrivesWithTheSDKsLastEventsAndLinks(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := newTracer(t, rx.URL)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: 1,
+			EventCountLimit: 4, LinkCountLimit: 4, AttributePerEventCountLimit: -1, AttributePerLinkCountLimit: -1}))
+	span := tenOfEach(tp, "open.at.stop", 3)
+	span.SetAttributes(attribute.String("kept", "k"), attribute.String("refused", "r"))
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
 	arrived := rx.WaitFor(t, 1)
-	got := map[string]bool{}
-	for _, l := range arrived[0].Links {
-		got[l.SpanID] = true
+	sdk := tracetest.SpanStubFromReadOnlySpan(span.(sdktrace.ReadOnlySpan))
+	if len(sdk.Links) != 4 || sdk.DroppedLinks != 6 || len(sdk.Events) != 4 || sdk.DroppedEvents != 6 ||
+		sdk.DroppedAttributes != 1 {
+		t.Fatalf("the SDK did not keep what the test means it to: %+v", sdk)
 	}
-	for _, want := range []string{trace.SpanID{2}.String(), trace.SpanID{3}.String()} {
-		if !got[want] {
-			t.Fatalf("link %s missing: %+v", want, arrived[0].Links)
+	if len(arrived) != 1 || arrived[0].Attributes["spanguard.unended"] != true || arrived[0].Attributes["kept"] != "k" {
+		t.Fatalf("arrived %+v, want the open span marked unended", arrived)
+	}
+	sameEventsAndLinks(func(what string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("%s: arrived %v, the SDK had %v", what, a, b)
 		}
-	}
+	}, sdk, arrived[0])
+	span.End()
 	tp.Shutdown(context.Background())
 }
 
