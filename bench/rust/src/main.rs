@@ -57,7 +57,8 @@ static GLOBAL: Counting = Counting;
 /// spans silently when its queue is full, and a drop is cheaper than an
 /// export, so the table says how many were dropped.
 static OTEL_EXPORTED: AtomicU64 = AtomicU64::new(0);
-/// Spans the SDK's table rows made, warm-up included (its length varies).
+/// Spans the SDK's rows made (the latency and LLM-sized tables), warm-up
+/// included (its length varies).
 static OTEL_MADE: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug)]
@@ -1404,6 +1405,7 @@ fn bench_llm_otel(case: Llm, samples: usize, n: u64) -> (f64, f64) {
             s.set_attribute(KeyValue::new("gen_ai.usage.output_tokens", 96i64));
             s.end();
         }
+        OTEL_MADE.fetch_add(n, Ordering::Relaxed);
     });
     let _ = provider.shutdown();
     r
