@@ -15,7 +15,11 @@
 # COMPARE_HEAD=<commit> puts that commit's library in place of this tree's
 # build/lib. --instructions counts instead, with callgrind, the instructions
 # a span takes on the recording path (bench/c/span_instructions.c) with
-# each library: exact and repeatable where timings are not. --interleaved
+# each library: exact and repeatable where timings are not; and, as
+# "export", those the exporter thread takes for each of the "calls" case's
+# spans (everything under Exporter::run: taking, encoding, giving back;
+# the exporter sleeps until the flushes, so its batches do not depend on
+# timing). --interleaved
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
@@ -73,10 +77,13 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin child; do
-            spans=$("$program" "$case")
-            valgrind --tool=callgrind --toggle-collect='spanguard_span_*' \
-                --callgrind-out-file="$out/callgrind.out" "$program" "$case" >/dev/null 2>&1
+        for case in plain calls array begin child export; do
+            # The exporter's share of the "calls" spans, or the recording path.
+            run=$case collect='spanguard_span_*'
+            [ "$case" = export ] && run=calls collect='*Exporter::run*'
+            spans=$("$program" "$run")
+            valgrind --tool=callgrind --toggle-collect="$collect" \
+                --callgrind-out-file="$out/callgrind.out" "$program" "$run" >/dev/null 2>&1
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
         done
