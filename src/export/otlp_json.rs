@@ -9,8 +9,8 @@ use std::io::Write;
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
-    has_status, link_flags, mark_attributes, same_scope, scope_attributes, scope_leaders, scope_of,
-    span_flags,
+    has_status, in_tracer_scope, link_flags, mark_attributes, scope_attributes, scope_leaders,
+    scope_members, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::ids::write_hex;
@@ -62,6 +62,7 @@ impl OtlpJsonEncoder {
         // Empty, the list is a default value: left out, as proto3 JSON does.
         if !spans.is_empty() {
             out.extend_from_slice(b",\"scopeSpans\":[");
+            let one = in_tracer_scope(spans);
             for (n, leader) in scope_leaders(spans).enumerate() {
                 let lead = &spans[leader];
                 if n > 0 {
@@ -95,11 +96,7 @@ impl OtlpJsonEncoder {
                     out.push(b']');
                 }
                 out.extend_from_slice(b"},\"spans\":[");
-                for (i, span) in spans[leader..]
-                    .iter()
-                    .filter(|s| same_scope(s, lead))
-                    .enumerate()
-                {
+                for (i, span) in scope_members(spans, leader, one).enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }

@@ -8,8 +8,8 @@
 use super::append::append;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute_small_first, from_span,
-    has_mark_attributes, has_status, link_flags, mark_attributes, same_scope, scope_attributes,
-    scope_leaders, scope_of, span_flags,
+    has_mark_attributes, has_status, in_tracer_scope, link_flags, mark_attributes,
+    scope_attributes, scope_leaders, scope_members, scope_of, span_flags,
 };
 use super::resource::ResourceInfo;
 use crate::span::record::{Element, SmallValue, SpanView};
@@ -148,6 +148,7 @@ impl OtlpProtoEncoder {
         }
         end_message(out, res);
 
+        let one = in_tracer_scope(spans);
         for leader in scope_leaders(spans) {
             let first = &spans[leader];
             let scope_spans =
@@ -166,7 +167,7 @@ impl OtlpProtoEncoder {
             }
             end_message(out, scope);
             let schema_url = named.2;
-            for span in spans[leader..].iter().filter(|s| same_scope(s, first)) {
+            for span in scope_members(spans, leader, one) {
                 self.budget.put(out, span, put_span);
             }
             put_str(out, field::SCOPE_SPANS_SCHEMA_URL, &schema_url, usize::MAX);
