@@ -818,13 +818,24 @@ mod tests {
     ];
 
     fn fresh(spans: u64) -> Request<'static> {
+        fresh_body(BODY, (BodyFormat::Protobuf, false), spans, 0)
+    }
+
+    /// A request of this process's spans: `body` in `format`, gzipped or
+    /// not, with `cut_counted` of its values cut and counted already.
+    fn fresh_body(
+        body: &[u8],
+        (format, gzipped): (BodyFormat, bool),
+        spans: u64,
+        cut_counted: u64,
+    ) -> Request<'_> {
         Request {
-            body: BODY,
-            format: BodyFormat::Protobuf,
-            gzipped: false,
+            body,
+            format,
+            gzipped,
             spans,
             origin: Origin::Fresh,
-            cut_counted: 0,
+            cut_counted,
         }
     }
 
@@ -1002,14 +1013,7 @@ mod tests {
         });
         let mut host = Host::default();
         d.deliver(
-            &Request {
-                body,
-                format,
-                gzipped: gzip,
-                spans,
-                origin: Origin::Fresh,
-                cut_counted,
-            },
+            &fresh_body(body, (format, gzip), spans, cut_counted),
             &mut host,
         );
         std::fs::remove_dir_all(&dir).ok();
@@ -1086,14 +1090,7 @@ mod tests {
             let what = format!("{format:?} gzip={gzip}");
             let (body, n, cut) = spans_with_prompts(format, gzip, &[300_000], 100_000);
             assert_eq!((n, cut), (1, 1), "{what}: the prompt cut to fit");
-            let request = Request {
-                body: &body,
-                format,
-                gzipped: gzip,
-                spans: 1,
-                origin: Origin::Fresh,
-                cut_counted: cut,
-            };
+            let request = fresh_body(&body, (format, gzip), 1, cut);
             let limit = if gzip { 0 } else { 40_000 };
             let name = format!("encoder-cut-spooled-{format:?}-{gzip}");
             let (spooling, replaying, prompts) =
@@ -1128,14 +1125,7 @@ mod tests {
                 }
                 let what = format!("{format:?} gzip={gzip}, cut for {how}");
                 let body = one_big_span(format, gzip, prompt);
-                let request = Request {
-                    body: &body,
-                    format,
-                    gzipped: gzip,
-                    spans: 1,
-                    origin: Origin::Fresh,
-                    cut_counted: 0,
-                };
+                let request = fresh_body(&body, (format, gzip), 1, 0);
                 let name = format!("cut-spooled-{format:?}-{gzip}-{prompt}");
                 let (spooling, replaying, prompts) =
                     spool_then_replay_to_size_limited(&name, &request, answers, 0);
@@ -1285,14 +1275,7 @@ mod tests {
         });
         let mut host = Host::default();
         d.deliver(
-            &Request {
-                body: &body,
-                format: BodyFormat::Protobuf,
-                gzipped: false,
-                spans: 1,
-                origin: Origin::Fresh,
-                cut_counted: 0,
-            },
+            &fresh_body(&body, (BodyFormat::Protobuf, false), 1, 0),
             &mut host,
         );
         assert_eq!((host.delivered, host.lost, host.cut), (0, 1, 0));
@@ -1365,14 +1348,7 @@ mod tests {
             ..Host::default()
         };
         d.deliver(
-            &Request {
-                body: &body,
-                format: BodyFormat::Protobuf,
-                gzipped: false,
-                spans: 4,
-                origin: Origin::Fresh,
-                cut_counted: 0,
-            },
+            &fresh_body(&body, (BodyFormat::Protobuf, false), 4, 0),
             &mut host,
         );
         assert_eq!((host.kept, host.lost, host.evicted), (4, 0, 2));
@@ -1392,14 +1368,7 @@ mod tests {
         let (mut d, sent, dir) = delivery("cut-refused", vec![too_large, refused]);
         let mut host = Host::default();
         d.deliver(
-            &Request {
-                body: &body,
-                format: BodyFormat::Protobuf,
-                gzipped: false,
-                spans: 1,
-                origin: Origin::Fresh,
-                cut_counted: 0,
-            },
+            &fresh_body(&body, (BodyFormat::Protobuf, false), 1, 0),
             &mut host,
         );
         assert_eq!(sent.lock().unwrap().len(), 2);
@@ -1428,17 +1397,7 @@ mod tests {
                 interrupt_waits: true,
                 ..Host::default()
             };
-            d.deliver(
-                &Request {
-                    body: &body,
-                    format,
-                    gzipped: gzip,
-                    spans: 1,
-                    origin: Origin::Fresh,
-                    cut_counted: 0,
-                },
-                &mut host,
-            );
+            d.deliver(&fresh_body(&body, (format, gzip), 1, 0), &mut host);
             assert_eq!((host.kept, host.lost, host.cut), (1, 0, 1), "{what}");
             let files = d.spool().list();
             assert_eq!(files.len(), 1, "{what}");
