@@ -303,3 +303,28 @@ for (const later of [100, 70]) {
     await provider.shutdown();
   });
 }
+
+test('a link spanguard refused costs none the SDK kept, and is counted', async (t) => {
+  // The SDK keeps a link whose context is invalid even with no attributes
+  // and no tracestate; spanguard finds nothing to record in it and refuses
+  // it without counting it. Given at the start between links spanguard
+  // took, and evicted later with the first of them, it made the bridge drop
+  // from spanguard one the SDK kept in its stead.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-refused-link-test', { spanLimits: { linkCountLimit: 4 } });
+  const link = (n) => ({ context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: n.toString(16).padStart(16, '0'),
+    traceFlags: 1 }, attributes: { n } });
+  const refused = { context: { traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 } };
+  const span = provider.getTracer('links').startSpan('refused.link', { links: [link(1), refused, link(3), link(4)] });
+  span.addLink(link(5));
+  span.addLink(link(6));
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.deepStrictEqual([sdkSpan.links.map((l) => l.attributes.n), sdkSpan.droppedLinksCount], [[3, 4, 5, 6], 2],
+    'the SDK keeps what the test means it to');
+  assertSameSpans([sdkSpan], await rx.waitFor(1));
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

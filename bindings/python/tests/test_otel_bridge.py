@@ -514,3 +514,35 @@ def test_what_spanguard_refused_while_its_pool_was_used_up_costs_none_the_sdk_ke
         assert_same(otel_span, got["refused"])
     provider.shutdown()
     tracer.close()
+
+
+def test_a_link_spanguard_refused_costs_none_the_sdk_kept(receiver, tmp_path):
+    # A link the SDK keeps and spanguard refuses: an invalid context whose
+    # one tracestate member (a key and a value of 256 bytes, 513 with its
+    # '=') is longer than any tracestate spanguard keeps, so that the link
+    # has nothing to record (neither held nor counted by spanguard). Given
+    # at the start between links spanguard took, and evicted later with the
+    # first of them, it must cost none of those the SDK kept, and be counted.
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(span_limits=SpanLimits(max_links=4))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    link = lambda n: trace.Link(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, n, is_remote=False),  # noqa: E731
+                                {"n": n})
+    long_state = trace.TraceState([("k" + "a" * 255, "v" * 256)])
+    refused = trace.Link(trace.SpanContext(0, 0, is_remote=False, trace_state=long_state))
+    with provider.get_tracer("links").start_as_current_span("refused.link",
+                                                            links=[link(1), refused, link(3), link(4)]) as span:
+        span.add_link(link(5).context, {"n": 5})
+        span.add_link(link(6).context, {"n": 6})
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert [ln.attributes.get("n") for ln in otel_span.links] == [3, 4, 5, 6] and otel_span.dropped_links == 2, \
+        "the SDK kept what the test means it to"
+    (got,) = receiver.spans()[start:]
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
