@@ -143,6 +143,16 @@ export declare class Span {
    */
   addLinkIds(traceId: string, spanId: string, traceFlags?: number, attrs?: Attributes, tracestate?: string,
     isRemote?: boolean): this;
+  /**
+   * `addEvent`, answering what became of the event: true, the span holds it (its name cut, maybe); false, refused
+   * and counted in the span's dropped events (its event limit, or no room left in the payload pool); null, neither
+   * (an ended span, a shut-down tracer, a span that records nothing). For a bridge that must know which of those it
+   * passed on the span holds.
+   */
+  tryAddEvent(name: string, attrs?: Attributes, time?: TimeInput): boolean | null;
+  /** `addLinkIds`, answering what became of the link as `tryAddEvent` does (null too for a link left out). */
+  tryAddLinkIds(traceId: string, spanId: string, traceFlags?: number, attrs?: Attributes, tracestate?: string,
+    isRemote?: boolean): boolean | null;
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   /**

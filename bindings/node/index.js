@@ -155,6 +155,21 @@ function recorded(code, op) {
   process.emitWarning(`spanguard: ${why}`, { code: 'SPANGUARD_NOT_RECORDED', detail: `${op}: code ${code}` });
 }
 
+/**
+ * What became of the one event or link a call added, from its code (warned
+ * about or thrown as `recorded` does): true, the span holds it (its text
+ * cut or its UTF-8 mended, maybe, or an attribute value left out); false,
+ * refused and counted in the span's dropped events or links (its limit, or
+ * no room left in the payload pool for it); null, neither (an invalid link,
+ * an ended span, a shut-down tracer, a span that records nothing).
+ */
+function held(code, op) {
+  recorded(code, op);
+  if (code === undefined || code === RESULT.OK || code === RESULT.TRUNCATED || code === RESULT.UTF8_REPLACED
+    || code === VALUE_LEFT_OUT) return true;
+  return code === RESULT.LIMIT_REACHED ? false : null;
+}
+
 const storage = new AsyncLocalStorage();
 
 /**
@@ -342,11 +357,23 @@ class Span {
 
   /** Adds an event, at `time` (HrTime, Date or epoch milliseconds; default now). */
   addEvent(name, attrs = {}, time = undefined) {
+    this.tryAddEvent(name, attrs, time);
+    return this;
+  }
+
+  /**
+   * `addEvent`, answering what became of the event: true, the span holds it
+   * (its name cut, maybe); false, refused and counted in the span's dropped
+   * events (its event limit, or no room left in the payload pool); null,
+   * neither (an ended span, a shut-down tracer, a span that records
+   * nothing). For a bridge that must know which of those it passed on the
+   * span holds.
+   */
+  tryAddEvent(name, attrs = {}, time = undefined) {
     if (typeof name !== 'string') name = String(name);
     const [keys, values] = split(attrs);
     const [s, ns] = hrTime(time);
-    recorded(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
-    return this;
+    return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
@@ -367,12 +394,20 @@ class Span {
    * and left out (a warning, as for a bad traceparent) without either.
    */
   addLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined) {
+    this.tryAddLinkIds(traceId, spanId, traceFlags, attrs, tracestate, isRemote);
+    return this;
+  }
+
+  /**
+   * `addLinkIds`, answering what became of the link as `tryAddEvent` does
+   * (null too for a link left out as having nothing to record).
+   */
+  tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined) {
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
     const [keys, values] = split(attrs);
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
-    recorded(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
+    return held(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
       values, tracestate, linkFlags), 'addLinkIds');
-    return this;
   }
 
   /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge). */

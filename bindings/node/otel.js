@@ -123,19 +123,23 @@ function followingPrototype(base, processor) {
  * oldest spanguard holds it drops, which it sends, and how many more it
  * counts dropped. The SDK keeps the last of those it was given (`kept`;
  * the `dropped` first ones it evicted); the bridge passed on those
- * numbered `from` to `to`. Those of them the SDK evicted since are
- * spanguard's oldest: dropped there (and counted by spanguard), and those
- * the SDK kept that were not passed are sent, so that spanguard ends with
- * the SDK's own, in order, and each one given is held or counted once.
+ * numbered `from` to `to`, and spanguard took those of them not in
+ * `refused` (counted dropped when refused). Those it took that the SDK
+ * evicted since are spanguard's oldest: dropped there (and counted by
+ * spanguard); no more, or it would drop ones the SDK kept in the stead of
+ * those it never held. Those the SDK kept that were not passed are sent,
+ * so that spanguard ends with the SDK's own, in order (less those it
+ * refused), and each one given is held or counted once.
  */
-function stillToSend(kept, dropped, from, to) {
+function stillToSend(kept, dropped, from, to, refused) {
   const all = kept || [];
   const gone = dropped || 0;
   // Every one the SDK had was passed on (no events, say): then it evicted
   // none since (they are passed on only while it has room); nothing to copy.
   if (all.length + gone === to) return [0, NONE, from];
   const evicted = Math.max(0, Math.min(to, gone) - from);
-  return [evicted, all.slice(Math.max(0, to - gone)), gone - evicted];
+  const held = refused ? evicted - refused.filter((n) => n < gone).length : evicted;
+  return [held, all.slice(Math.max(0, to - gone)), gone - evicted];
 }
 
 class SpanguardSpanProcessor {
@@ -185,14 +189,20 @@ class SpanguardSpanProcessor {
         limitedByCaller: true,
       }, attributeLists(atStart, this));
       const links = otelSpan.links || [];
-      for (const link of links) this.link(span, link);
       const droppedLinks = otelSpan.droppedLinksCount || 0;
+      let linksRefused = null;
+      for (let i = 0; i < links.length; i++) {
+        if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
+      }
       const entry = {
         span, name: otelSpan.name, attributes: atStart,
         // Events and links numbered as the SDK span has had them (those it
-        // evicted included): from*, up to events and links, passed on.
-        eventsFrom: 0, events: 0, linksFrom: droppedLinks, links: droppedLinks + links.length,
-        inSetAttributes: false,
+        // evicted included): from*, up to events and links, passed on;
+        // *Refused, those of them spanguard did not take (counted dropped
+        // when refused; null while there are none), which onEnd must not
+        // drop from spanguard in the stead of ones the SDK kept.
+        eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
+        linksRefused, inSetAttributes: false,
       };
       if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
       else this.open.set(otelSpan, entry);
@@ -274,9 +284,11 @@ class SpanguardSpanProcessor {
         const dropped = (what === 'events' ? otelSpan.droppedEventsCount : otelSpan.droppedLinksCount) || 0;
         if (!limits || (limit !== undefined && now.length + dropped >= limit)) return;
         const from = Math.max(0, entry[what] - dropped);
+        const refused = what === 'events' ? 'eventsRefused' : 'linksRefused';
         for (let i = from; i < now.length; i++) {
-          if (what === 'events') this.event(span, now[i]);
-          else this.link(span, now[i]);
+          if (!(what === 'events' ? this.event(span, now[i]) : this.link(span, now[i]))) {
+            (entry[refused] || (entry[refused] = [])).push(dropped + i);
+          }
         }
         entry[what] = dropped + now.length;
       } else if (what === 'name') {
@@ -293,26 +305,53 @@ class SpanguardSpanProcessor {
     }
   }
 
+  /** Passes on an event; whether spanguard holds it (`held`). */
   event(span, event) {
+    let answer = null;
     try {
-      span.addEvent(event.name, attributesOf(event.attributes, this), event.time);
+      answer = span.tryAddEvent(event.name, attributesOf(event.attributes, this), event.time);
     } catch (_) {
       this.failures++;
     }
+    return this.held(span, answer, 1, 0);
   }
 
-  // A link by its ids, with its tracestate and isRemote; one with an
-  // invalid context is passed too (spanguard keeps it when it has
-  // attributes or a tracestate, as OpenTelemetry's spec asks).
+  /**
+   * Passes on a link by its ids, with its tracestate and isRemote; one with
+   * an invalid context is passed too (spanguard keeps it when it has
+   * attributes or a tracestate, as OpenTelemetry's spec asks). Whether
+   * spanguard holds it (`held`).
+   */
   link(span, link) {
+    let answer = null;
     try {
       const ctx = link.context;
       const state = ctx.traceState;
-      span.addLinkIds(ctx.traceId, ctx.spanId, ctx.traceFlags, attributesOf(link.attributes, this),
+      answer = span.tryAddLinkIds(ctx.traceId, ctx.spanId, ctx.traceFlags, attributesOf(link.attributes, this),
         state ? state.serialize() : '', Boolean(ctx.isRemote));
     } catch (_) {
       this.failures++;
     }
+    return this.held(span, answer, 0, 1);
+  }
+
+  /**
+   * Whether spanguard holds the event or link a call passed on, from what
+   * it answered: true (held, cut maybe); false (refused: the span's count
+   * limit, or no room in the payload pool for it, and counted dropped by
+   * spanguard); null (neither held nor counted, as a link spanguard finds
+   * nothing to record in, or a call that threw: counted here, so that each
+   * one the SDK kept is held or counted once).
+   */
+  held(span, answer, events, links) {
+    if (answer === null) {
+      try {
+        span.addDroppedCounts(0, events, links);
+      } catch (_) {
+        this.failures++;
+      }
+    }
+    return answer === true;
   }
 
   onEnd(otelSpan) {
@@ -342,12 +381,12 @@ class SpanguardSpanProcessor {
       this.failures++;
     }
     // Events and links: those the SDK kept (its last ones), in order, the
-    // others counted. Those passed on that the SDK evicted since are
-    // dropped from spanguard first.
+    // others counted. Those passed on (and taken by spanguard) that the SDK
+    // evicted since are dropped from spanguard first.
     const [evictedLinks, links, dl] = stillToSend(otelSpan.links, otelSpan.droppedLinksCount, entry.linksFrom,
-      entry.links);
+      entry.links, entry.linksRefused);
     const [evictedEvents, events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
-      entry.events);
+      entry.events, entry.eventsRefused);
     if (evictedEvents > 0 || evictedLinks > 0) {
       try {
         span.dropOldest(evictedEvents, evictedLinks);

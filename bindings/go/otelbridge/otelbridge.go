@@ -10,7 +10,9 @@
 // tracer's own are not applied on top (they still apply to spans started
 // with the tracer directly). Past its event or link limit the span ends
 // with the SDK's last ones, in order, as its own exporter sends them, the
-// others counted dropped. A process stopped in the middle of
+// others counted dropped (and so is one spanguard refuses, its payload
+// pool used up, say: it costs none of those the SDK kept). A process
+// stopped in the middle of
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals), with what was set on it by then: the
 // tracer's stop (spanguard.Tracer.OnStop) passes on what each open span
@@ -75,26 +77,67 @@ type openSpan struct {
 }
 
 // passed says which of a span's links or events, numbered in the order
-// the SDK was given them, spanguard holds: from..to-1, in order. Of
-// those before, it counted `counted` dropped.
-type passed struct{ from, to, counted int }
+// the SDK was given them, were passed on: from..to-1, in order, which
+// spanguard holds but for those in refused (it did not take them: no room
+// for them in the payload pool, its own bound, or nothing to record in
+// them, as a link whose context is invalid and whose tracestate it cannot
+// keep). A refused one is counted dropped once: by spanguard when it says
+// so (ErrLimitReached), else by the bridge (uncounted, until its next
+// pass). Of those before from, it counted `counted` dropped.
+type passed struct {
+	from, to, counted int
+	refused           []int
+	uncounted         int
+}
 
 // catchUp brings spanguard's copy of a list to what the SDK holds now:
 // the last `kept` of the `given` it was given (past its limit it evicts
 // the oldest, including some spanguard may hold, passed on at the start
 // or at a stop). It returns how many of spanguard's oldest to drop
-// (Span.DropOldest, which counts them: passed, evicted since), how many
-// more to count dropped (evicted before they could be passed), and the
-// first of the SDK's kept to send (those not passed). Then spanguard
-// holds the SDK's own, in order, and each one given is held or counted
-// dropped once, as the SDK's own exporter sends the span.
+// (Span.DropOldest, which counts them: passed, taken, evicted since; no
+// more, or it would drop in the stead of a refused one one the SDK kept),
+// how many more to count dropped (evicted before they could be passed),
+// and the first of the SDK's kept to send (those not passed). Then
+// spanguard holds the SDK's own, in order, less those it refused, and each
+// one given is held or counted dropped once, as the SDK's own exporter
+// sends the span.
 func (q *passed) catchUp(kept, given int) (evicted, uncounted, send int) {
 	dropped := given - kept
-	evicted = max(0, min(q.to, dropped)-q.from)
-	uncounted = dropped - q.counted - evicted
+	gone := max(0, min(q.to, dropped)-q.from)
+	evicted = gone
+	var refused []int
+	for _, n := range q.refused {
+		if n < dropped {
+			evicted-- // evicted, and never held
+		} else {
+			refused = append(refused, n)
+		}
+	}
+	uncounted = dropped - q.counted - gone
 	send = max(q.to, dropped) - dropped
-	*q = passed{from: dropped, to: given, counted: dropped}
+	*q = passed{from: dropped, to: given, counted: dropped, refused: refused, uncounted: q.uncounted}
 	return evicted, uncounted, send
+}
+
+// took records what became of the one numbered n, passed on with the
+// answer err: a refusal (any error) is remembered, and one spanguard did
+// not count is left for the bridge to count (settle).
+func (q *passed) took(n int, err error) {
+	if err == nil {
+		return
+	}
+	q.refused = append(q.refused, n)
+	if !errors.Is(err, spanguard.ErrLimitReached) {
+		q.uncounted++
+	}
+}
+
+// settle returns how many refused ones spanguard did not count since the
+// last settle, for the bridge to count now.
+func (q *passed) settle() int {
+	n := q.uncounted
+	q.uncounted = 0
+	return n
 }
 
 var _ sdktrace.SpanProcessor = (*SpanProcessor)(nil)
@@ -165,15 +208,18 @@ func later(start, end []attribute.KeyValue) []attribute.KeyValue {
 // addLinks passes the links with their ids, tracestate and IsRemote; a
 // link whose context is invalid is passed too when it has attributes or
 // a tracestate (the SDK keeps such links, as OpenTelemetry's spec asks).
-func (p *SpanProcessor) addLinks(s spanguard.Span, links []sdktrace.Link) {
-	for _, l := range links {
+// The first is numbered first in q, which records those refused (took).
+func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links []sdktrace.Link) {
+	for i, l := range links {
 		sc := l.SpanContext
 		origin := spanguard.LinkLocal
 		if sc.IsRemote() {
 			origin = spanguard.LinkRemote
 		}
-		p.failed(s.AddLinkIDs(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
-			origin, attributes(l.Attributes)...))
+		err := s.AddLinkIDs(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
+			origin, attributes(l.Attributes)...)
+		p.failed(err)
+		q.took(first+i, err)
 	}
 }
 
@@ -222,9 +268,10 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	// The links given at the start: the SDK's last ones past its limit.
 	// What it dropped is counted when the rest is passed (passLater).
 	links, dropped := s.Links(), s.DroppedLinks()
-	p.addLinks(span, links)
-	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, &openSpan{sdk: s, span: span, name: s.Name(),
-		attributes: atStart, links: passed{from: dropped, to: dropped + len(links)}})
+	o := &openSpan{sdk: s, span: span, name: s.Name(), attributes: atStart,
+		links: passed{from: dropped, to: dropped + len(links)}}
+	p.addLinks(span, &o.links, dropped, links)
+	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, o)
 }
 
 // passOpen passes on what the spans still open have had set since their
@@ -270,13 +317,18 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	if evictedEvents+evictedLinks > 0 {
 		p.failed(o.span.DropOldest(uint32(evictedEvents), uint32(evictedLinks)))
 	}
-	p.addLinks(o.span, links[sendLinks:])
-	for _, e := range events[sendEvents:] {
-		p.failed(o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...))
+	p.addLinks(o.span, &o.links, s.DroppedLinks()+sendLinks, links[sendLinks:])
+	for i, e := range events[sendEvents:] {
+		err := o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...)
+		p.failed(err)
+		o.events.took(s.DroppedEvents()+sendEvents+i, err)
 	}
 	// What else the SDK's own limits left out (an event's or link's own
-	// count is not carried), counted once: at a stop the span is exported
-	// with what it had then.
+	// count is not carried), and those spanguard refused without counting
+	// them, counted once: at a stop the span is exported with what it had
+	// then.
+	uncountedLinks += o.links.settle()
+	uncountedEvents += o.events.settle()
 	uncountedAttributes := s.DroppedAttributes() - o.droppedAttributes
 	o.droppedAttributes = s.DroppedAttributes()
 	if uncountedAttributes+uncountedEvents+uncountedLinks > 0 {

@@ -667,3 +667,38 @@ func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 		t.Fatalf("events %+v: the one added while open should arrive", s.Events)
 	}
 }
+
+// A link the SDK keeps and spanguard refuses: an invalid context whose one
+// tracestate member (a key and a value of 256 bytes, 513 with its '=') is
+// longer than any tracestate spanguard keeps, so that the link has nothing
+// to record (ErrInvalidTraceparent: neither held nor counted). Given at the
+// start between links spanguard took, and evicted later with the first of
+// them, it made the bridge drop from spanguard as many as the SDK evicted:
+// one the SDK kept went in its stead, and the refused one was not counted.
+func TestALinkSpanguardRefusedCostsNoneTheSDKKept(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		lastFourLimits)
+	long, err := trace.TraceState{}.Insert("k"+strings.Repeat("a", 255), strings.Repeat("v", 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceState: long})}
+	_, span := tp.Tracer("links").Start(context.Background(), "refused.link",
+		trace.WithLinks(numberedLink(1), refused, numberedLink(3), numberedLink(4)))
+	span.AddLink(numberedLink(5))
+	span.AddLink(numberedLink(6))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 || len(sdk[0].Links) != 4 || sdk[0].DroppedLinks != 2 ||
+		sdk[0].Links[0].SpanContext.SpanID() != numberedLink(3).SpanContext.SpanID() {
+		t.Fatalf("the SDK did not keep what the test means it to: %+v", sdk)
+	}
+	assertSameSpans(t, sdk, rx.WaitFor(t, 1))
+	tp.Shutdown(context.Background())
+}

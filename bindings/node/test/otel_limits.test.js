@@ -246,3 +246,85 @@ test('links given at the start and evicted later arrive as the SDK holds them', 
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });
+
+for (const later of [100, 70]) {
+  test(`what spanguard refused while its pool was used up costs none the SDK kept (${later} later)`, async (t) => {
+    // Spans in flight that use up the payload pool make spanguard refuse
+    // the events and links passed on once a span's own room is full (their
+    // entries have nowhere to go): counted dropped, not held. When room
+    // comes back the later ones are held. Past its limit the SDK evicts its
+    // oldest, and the bridge drops from spanguard those of them it holds:
+    // counting the refused ones as held, it dropped as many more of those
+    // the SDK kept (the first ones added after the pool had room).
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const { memory, bridge, provider } = bridgedProvider(rx, 'otel-refused-test',
+      { spanLimits: { eventCountLimit: 100, linkCountLimit: 100 } }, { payloadPoolMib: 1 });
+    const { tracer } = bridge;
+    const hog = tracer.startSpan('pool.hog');
+    for (let i = 0; i < 24; i++) hog.setAttribute(`big.${i}`, 'x'.repeat(65536)); // more than the pool's MiB
+    const probe = tracer.startSpan('probe');
+    const span = provider.getTracer('refused').startSpan('refused');
+    const early = 60;
+    const add = (n) => {
+      span.addEvent(`event.${n}`, { n });
+      span.addLink({ context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: (n + 1).toString(16).padStart(16, '0'),
+        traceFlags: 1 }, attributes: { n } });
+    };
+    for (let n = 0; n < early; n++) {
+      add(n);
+      probe.addEvent(`event.${n}`, { n });
+      probe.addLink(`00-0af7651916cd43dd8448eb211c80319c-${(n + 1).toString(16).padStart(16, '0')}-01`, { n });
+    }
+    hog.end();
+    probe.end();
+    assert.ok(await tracer.flush(), "the pool's room given back");
+    for (let n = early; n < early + later; n++) add(n);
+    span.end();
+    await provider.forceFlush();
+    const arrived = await rx.waitFor(3);
+    const got = Object.fromEntries(arrived.map((s) => [s.name, s]));
+    assert.ok(got.probe.events.length < early && got.probe.links.length < early,
+      'spanguard refused some of the first ones (the pool was used up)');
+    const [sdkSpan] = memory.getFinishedSpans();
+    assert.strictEqual(sdkSpan.droppedEventsCount, early + later - 100);
+    for (const [field, sdk] of [['events', sdkSpan.events], ['links', sdkSpan.links]]) {
+      const kept = sdk.map((e) => e.attributes.n);
+      const held = got.refused[field].map((e) => e.attributes.n);
+      // Those the SDK kept, in order, less some of the first ones (those
+      // refused); every one added once the pool had room; each one given
+      // held or counted once.
+      assert.deepStrictEqual(held, kept.filter((n) => held.includes(n)), field);
+      assert.deepStrictEqual(held.filter((n) => n >= early), kept.filter((n) => n >= early), field);
+      assert.strictEqual(held.length + got.refused[`dropped_${field}_count`], early + later, field);
+    }
+    if (later === 100) assertSameSpans([sdkSpan], [got.refused]); // the SDK's own are all among those added with room
+    assert.strictEqual(bridge.failures, 0);
+    await provider.shutdown();
+  });
+}
+
+test('a link spanguard refused costs none the SDK kept, and is counted', async (t) => {
+  // The SDK keeps a link whose context is invalid even with no attributes
+  // and no tracestate; spanguard finds nothing to record in it and refuses
+  // it without counting it. Given at the start between links spanguard
+  // took, and evicted later with the first of them, it made the bridge drop
+  // from spanguard one the SDK kept in its stead.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-refused-link-test', { spanLimits: { linkCountLimit: 4 } });
+  const link = (n) => ({ context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: n.toString(16).padStart(16, '0'),
+    traceFlags: 1 }, attributes: { n } });
+  const refused = { context: { traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 } };
+  const span = provider.getTracer('links').startSpan('refused.link', { links: [link(1), refused, link(3), link(4)] });
+  span.addLink(link(5));
+  span.addLink(link(6));
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.deepStrictEqual([sdkSpan.links.map((l) => l.attributes.n), sdkSpan.droppedLinksCount], [[3, 4, 5, 6], 2],
+    'the SDK keeps what the test means it to');
+  assertSameSpans([sdkSpan], await rx.waitFor(1));
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

@@ -275,3 +275,21 @@ test('prefaultSlots makes the slots resident at start', async () => {
   await tracer.close();
   assert.ok(grown >= 25 * 2 ** 20, `resident set grew ${grown} bytes`);
 });
+
+test('tryAddEvent and tryAddLinkIds answer whether the span holds what they added', async () => {
+  // true: held; false: refused and counted dropped (here the span's limit);
+  // null: neither (an invalid link with nothing to record, an ended span).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool'),
+    eventCountLimit: 1, linkCountLimit: 1 });
+  const span = tracer.startSpan('answers');
+  const traceId = '0af7651916cd43dd8448eb211c80319c';
+  assert.strictEqual(span.tryAddEvent('e0'), true);
+  assert.strictEqual(span.tryAddEvent('e1'), false);
+  assert.strictEqual(span.tryAddLinkIds('0'.repeat(32), '0'.repeat(16)), null);
+  assert.strictEqual(span.tryAddLinkIds(traceId, 'b7ad6b7169203331', 1), true);
+  assert.strictEqual(span.tryAddLinkIds(traceId, 'b7ad6b7169203332', 1), false);
+  span.end();
+  assert.strictEqual(span.tryAddEvent('late'), null);
+  await tracer.close();
+});

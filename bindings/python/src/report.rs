@@ -144,3 +144,21 @@ pub fn recording(py: Python<'_>, code: spanguard_result) -> PyResult<()> {
     problem.warn_once(py);
     Ok(())
 }
+
+/// `recording` for a call that adds one event or link, with what became
+/// of it: Some(true) when the span holds it (whole, or its text cut),
+/// Some(false) when it was refused and counted in the span's dropped
+/// events or links (its count limit, or no room left in the payload pool
+/// for its entry), None when it was neither held nor counted (a link with
+/// nothing to record, an ended span, a shut-down tracer, a span that
+/// records nothing). What an OpenTelemetry bridge needs to know which of
+/// those it passed on spanguard holds.
+pub fn held(py: Python<'_>, code: spanguard_result) -> PyResult<Option<bool>> {
+    use spanguard_result as R;
+    recording(py, code)?;
+    Ok(match code {
+        R::Ok | R::Truncated | R::Utf8Replaced => Some(true),
+        R::LimitReached => Some(false),
+        _ => None,
+    })
+}

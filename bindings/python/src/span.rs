@@ -304,7 +304,7 @@ impl Span {
         name: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         time_unix_ns: u64,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let name = utf8(name);
         let n = name.as_bytes();
@@ -320,7 +320,7 @@ impl Span {
                 attrs.len(),
             )
         };
-        report::recording(py, code)
+        report::held(py, code)
     }
 
     fn status(&self, py: Python<'_>, code: u32, description: &[u8]) -> PyResult<()> {
@@ -451,7 +451,11 @@ impl Span {
         report::recording(py, code)
     }
 
-    /// Adds an event; `timestamp` in Unix nanoseconds (default now).
+    /// Adds an event; `timestamp` in Unix nanoseconds (default now). True
+    /// when the span holds it (its name cut, maybe), False when it was
+    /// refused and counted dropped (the span's event limit, or no room left
+    /// in the payload pool), None when it was neither (an ended span, a
+    /// shut-down tracer, a span that records nothing).
     #[pyo3(signature = (name, attributes=None, timestamp=None))]
     fn add_event(
         &self,
@@ -459,7 +463,7 @@ impl Span {
         name: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<bool>> {
         self.event(
             py,
             name,
@@ -469,7 +473,8 @@ impl Span {
     }
 
     /// Links the span to another, given as a W3C traceparent (and the
-    /// linked span's tracestate, if it has one).
+    /// linked span's tracestate, if it has one). What became of it, as
+    /// `add_event` says (None too for a traceparent that is not W3C text).
     #[pyo3(signature = (traceparent, attributes=None, tracestate=None))]
     fn add_link(
         &self,
@@ -477,7 +482,7 @@ impl Span {
         traceparent: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         tracestate: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let tp = utf8(traceparent);
         let t = tp.as_bytes();
@@ -498,7 +503,7 @@ impl Span {
         if code == spanguard_result::InvalidTraceparent {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        report::recording(py, code)
+        report::held(py, code)
     }
 
     /// Links the span to another given by its ids (ints, as an
@@ -507,7 +512,8 @@ impl Span {
     /// False, or None for not known), which the export carries in the
     /// link's flags. A link whose ids are zero (an invalid context) is
     /// kept when it has attributes or a tracestate, and left out (counted,
-    /// as a bad traceparent) without either.
+    /// as a bad traceparent, in `values_rejected`; None) without either.
+    /// What became of it, as `add_event` says.
     #[pyo3(signature = (trace_id, span_id, trace_flags=0, attributes=None, tracestate=None, is_remote=None))]
     #[allow(clippy::too_many_arguments)]
     fn add_link_ids(
@@ -519,7 +525,7 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         tracestate: Option<&Bound<'_, PyAny>>,
         is_remote: Option<bool>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
         let s = ts.as_ref().map_or(&[][..], |s| s.as_bytes());
@@ -548,7 +554,7 @@ impl Span {
         if code == spanguard_result::InvalidTraceparent {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
-        report::recording(py, code)
+        report::held(py, code)
     }
 
     /// Sets the status: `STATUS_UNSET`, `STATUS_OK` or `STATUS_ERROR` with

@@ -454,3 +454,95 @@ def test_with_the_sdks_default_limits_what_it_dropped_is_counted_once(receiver, 
     assert [ln["attributes"]["n"] for ln in got["links"]] == [ln.attributes["n"] for ln in otel_span.links]
     provider.shutdown()
     tracer.close()
+
+
+
+@pytest.mark.parametrize("later", [100, 70], ids=["refused-all-evicted", "refused-some-kept"])
+def test_what_spanguard_refused_while_its_pool_was_used_up_costs_none_the_sdk_kept(receiver, tmp_path, later):
+    # Spans in flight that use up the payload pool make spanguard refuse
+    # the events and links passed on once a span's own room is full (their
+    # entries have nowhere to go): counted dropped, not held. When room
+    # comes back the later ones are held. Past its limit the SDK evicts
+    # its oldest, and the bridge drops from spanguard those of them it
+    # holds: counting the refused ones as held, it dropped as many more of
+    # those the SDK kept (the first ones added after the pool had room).
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False, payload_pool_mib=1)
+    provider = TracerProvider(span_limits=SpanLimits(max_events=100, max_links=100))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hog = tracer.start_span("pool.hog")
+    for i in range(24):  # 24 values of 64 KiB: more than the pool's MiB
+        hog.set_attribute(f"big.{i}", "x" * 65536)
+    probe = tracer.start_span("probe")
+    span = provider.get_tracer("refused").start_span("refused")
+    early = 60
+
+    def add(n):
+        span.add_event(f"event.{n}", {"n": n})
+        span.add_link(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, n + 1, is_remote=False), {"n": n})
+
+    for n in range(early):
+        add(n)
+        probe.add_event(f"event.{n}", {"n": n})
+        probe.add_link(f"00-0af7651916cd43dd8448eb211c80319c-{n + 1:016x}-00", {"n": n})
+    hog.end()
+    probe.end()
+    assert tracer.flush(5.0), "the pool's room given back"
+    for n in range(early, early + later):
+        add(n)
+    span.end()
+    assert provider.force_flush()
+    got = {s["name"]: s for s in receiver.spans()[start:]}
+    assert len(got["probe"]["events"]) < early and len(got["probe"]["links"]) < early, \
+        "spanguard refused some of the first ones (the pool was used up)"
+    (otel_span,) = memory.get_finished_spans()
+    assert otel_span.dropped_events == early + later - 100
+    given = early + later
+    for field, sdk in (("events", [e.attributes["n"] for e in otel_span.events]),
+                       ("links", [ln.attributes["n"] for ln in otel_span.links])):
+        held = [e["attributes"]["n"] for e in got["refused"][field]]
+        # Those the SDK kept, in order, less some of the first ones (those
+        # refused); every one added once the pool had room; each one given
+        # held or counted once.
+        assert held == [n for n in sdk if n in set(held)], field
+        assert [n for n in sdk if n >= early] == [n for n in held if n >= early], field
+        assert len(held) + got["refused"][f"dropped_{field}_count"] == given, field
+    if later == 100:  # the SDK's own are all among those added with room
+        assert_same(otel_span, got["refused"])
+    provider.shutdown()
+    tracer.close()
+
+
+def test_a_link_spanguard_refused_costs_none_the_sdk_kept(receiver, tmp_path):
+    # A link the SDK keeps and spanguard refuses: an invalid context whose
+    # one tracestate member (a key and a value of 256 bytes, 513 with its
+    # '=') is longer than any tracestate spanguard keeps, so that the link
+    # has nothing to record (neither held nor counted by spanguard). Given
+    # at the start between links spanguard took, and evicted later with the
+    # first of them, it must cost none of those the SDK kept, and be counted.
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False)
+    provider = TracerProvider(span_limits=SpanLimits(max_links=4))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    link = lambda n: trace.Link(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, n, is_remote=False),  # noqa: E731
+                                {"n": n})
+    long_state = trace.TraceState([("k" + "a" * 255, "v" * 256)])
+    refused = trace.Link(trace.SpanContext(0, 0, is_remote=False, trace_state=long_state))
+    with provider.get_tracer("links").start_as_current_span("refused.link",
+                                                            links=[link(1), refused, link(3), link(4)]) as span:
+        span.add_link(link(5).context, {"n": 5})
+        span.add_link(link(6).context, {"n": 6})
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    assert [ln.attributes.get("n") for ln in otel_span.links] == [3, 4, 5, 6] and otel_span.dropped_links == 2, \
+        "the SDK kept what the test means it to"
+    (got,) = receiver.spans()[start:]
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()

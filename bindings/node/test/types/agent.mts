@@ -15,6 +15,8 @@ const mine: Attributes = { 'tool.name': 'search', 'tool.error': null, 'tool.retr
 span.setAttributes(mine).setAttribute('maybe', undefined).setAttribute('none', null);
 span.addEvent('gen_ai.choice', { index: 0, finish_reason: 'stop' }, new Date());
 span.addLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1, { why: 'retry' }, '', true);
+const held: boolean | null = span.tryAddEvent('gen_ai.choice', { index: 1 });
+if (held === false) span.tryAddLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203332');
 span.end([1_700_000_000, 5]);
 const processor: SpanguardSpanProcessor = new SpanguardSpanProcessor(tracer);
 void processor.forceFlush();

@@ -29,7 +29,9 @@ The provider's span limits (`span_limits`, or the OTEL_*_LIMIT variables
 the SDK reads) are the ones that apply: the spanguard tracer's own count
 and value length limits are not applied on top (they still apply to its
 own spans), so what the SDK kept arrives whole, up to spanguard's bounds
-(32767 attributes, events or links a span; values to its payload pool).
+(32767 attributes, events or links a span; values to its payload pool: an
+event or link it has no room for is counted dropped, and costs none of the
+others the SDK kept).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry the provider's resource (its service.name and attributes
 over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
@@ -71,14 +73,33 @@ _MAX_SCOPES_SEEN = 1024
 _SAMPLED = TraceFlags.SAMPLED
 
 
-def _link(sg: _SpanguardSpan, link) -> None:
-    # By its ids, with its tracestate and is_remote; one with an invalid
-    # context is passed too (the SDK keeps it when it has attributes or a
-    # tracestate, and so does spanguard).
+def _link(sg: _SpanguardSpan, link) -> bool:
+    """Passes on a link by its ids, with its tracestate and is_remote; one
+    with an invalid context is passed too (the SDK keeps it when it has
+    attributes or a tracestate, and so does spanguard). Whether spanguard
+    holds it (`_held`)."""
     ctx = link.context
     state = ctx.trace_state
-    sg.add_link_ids(ctx.trace_id, ctx.span_id, int(ctx.trace_flags), link.attributes,
-                    tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote))
+    return _held(sg, sg.add_link_ids(ctx.trace_id, ctx.span_id, int(ctx.trace_flags), link.attributes,
+                                     tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote)),
+                 links=1)
+
+
+def _event(sg: _SpanguardSpan, event) -> bool:
+    """Passes on an event; whether spanguard holds it (`_held`)."""
+    return _held(sg, sg.add_event(event.name, event.attributes, event.timestamp), events=1)
+
+
+def _held(sg: _SpanguardSpan, held, events: int = 0, links: int = 0) -> bool:
+    """Whether spanguard holds the event or link a call passed on, from
+    what the call answered: True (held, cut maybe); False (refused: the
+    span's count limit, or no room in the payload pool for it, and counted
+    dropped by spanguard); None (neither held nor counted, as a link
+    spanguard finds nothing to record in: counted here, so that each one
+    the SDK kept is held or counted once)."""
+    if held is None:
+        sg.add_dropped_counts(0, events, links)
+    return bool(held)
 
 
 def _own_attributes(span):
@@ -113,19 +134,22 @@ class _Open:
     Events and links are counted as the SDK's span has had them, dropped
     ones included (the SDK evicts its oldest when full): those numbered
     from `*_from` (what the SDK had dropped when the bridge first passed
-    them) up to `events` and `links` were passed on, and are spanguard's
-    oldest. It refers to nothing
-    that refers to the SDK's span (`kept` is the span's attribute map), so
-    keeping it on the span makes no reference cycle."""
+    them) up to `events` and `links` were passed on, and those of them
+    spanguard took are its oldest; `*_refused` numbers those it did not
+    take (counted dropped when refused), None while there are none: on_end
+    must not drop from spanguard, in their stead, ones the SDK kept. It
+    refers to nothing that refers to the SDK's span (`kept` is the span's
+    attribute map), so keeping it on the span makes no reference cycle."""
 
-    __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "links", "links_from",
-                 "attribute_limit", "ended")
+    __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "events_refused", "links",
+                 "links_from", "links_refused", "attribute_limit", "ended")
 
     def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
-                 links_from: int, links: int, attribute_limit):
+                 links_from: int, links: int, attribute_limit, events_refused: list | None = None,
+                 links_refused: list | None = None):
         self.span, self.name, self.attributes, self.kept = span, name, attributes, kept
-        self.events_from, self.events = events_from, events
-        self.links_from, self.links = links_from, links
+        self.events_from, self.events, self.events_refused = events_from, events, events_refused
+        self.links_from, self.links, self.links_refused = links_from, links, links_refused
         # The SDK span's attribute limit (None: none).
         self.attribute_limit = attribute_limit
         self.ended = False  # on_end has it: setters pass nothing more
@@ -137,23 +161,27 @@ def _room(count: int, limit) -> bool:
     return limit is None or count < limit
 
 
-def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int) -> tuple[int, tuple, int]:
+def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int,
+                   refused: list | None = None) -> tuple[int, tuple, int]:
     """What on_end does with an SDK span's events or links: how many of
     the oldest spanguard holds it drops, which it sends, and how many more
     it counts dropped. The SDK keeps the last of those it was given
     (`kept`; the `dropped` first ones it evicted); the bridge passed on
-    those numbered `passed_from` to `passed_to`. Those of them the SDK
-    evicted since are spanguard's oldest: dropped there (and counted by
-    spanguard), and those the SDK kept that were not passed are sent, so
-    that spanguard ends with the SDK's own, in order, and each one given
-    is held or counted once."""
+    those numbered `passed_from` to `passed_to`, and spanguard took those
+    of them not in `refused` (counted dropped when refused). Those it took
+    that the SDK evicted since are spanguard's oldest: dropped there (and
+    counted by spanguard); no more, or it would drop ones the SDK kept in
+    the stead of those it never held. Those the SDK kept that were not
+    passed are sent, so that spanguard ends with the SDK's own, in order
+    (less those it refused), and each one given is held or counted once."""
     kept = tuple(kept or ())
     evicted = max(0, min(passed_to, dropped) - passed_from)
-    return evicted, kept[max(0, passed_to - dropped):], dropped - evicted
+    held = evicted - sum(1 for n in refused if n < dropped) if refused else evicted
+    return held, kept[max(0, passed_to - dropped):], dropped - evicted
 
 
 def _unsent(span, field: str, public: str, dropped: str, passed_from: int,
-            passed_to: int) -> tuple[int, tuple, int]:
+            passed_to: int, refused: list | None) -> tuple[int, tuple, int]:
     """`_still_to_send` for the span's events or links, without copying
     them when every one the SDK had was passed on (then the SDK has
     evicted none since: the bridge passes on only while it has room; none
@@ -161,7 +189,7 @@ def _unsent(span, field: str, public: str, dropped: str, passed_from: int,
     counted)."""
     if _had(span, field) == passed_to:
         return 0, (), passed_from
-    return _still_to_send(getattr(span, public), getattr(span, dropped), passed_from, passed_to)
+    return _still_to_send(getattr(span, public), getattr(span, dropped), passed_from, passed_to, refused)
 
 
 # The SDK span's setters `_follow` passes on.
@@ -363,14 +391,14 @@ class SpanguardSpanProcessor(SpanProcessor):
         )
         # An SDK span has no events at the start, and links only when given.
         links, dropped_links = ((), 0) if _had(span, "_links") == 0 else (span.links or (), span.dropped_links)
-        for link in links:
-            _link(sg, link)
+        # Those spanguard refuses numbered (`_Open`); no list without links.
+        links_refused = [dropped_links + i for i, link in enumerate(links) if not _link(sg, link)] if links else None
         events, dropped_events = ((), 0) if _had(span, "_events") == 0 else (span.events or (), span.dropped_events)
-        for event in events:
-            sg.add_event(event.name, event.attributes, event.timestamp)
+        events_refused = [dropped_events + i for i, ev in enumerate(events) if not _event(sg, ev)] if events else None
         limits = getattr(span, "_limits", None)
         return _Open(sg, name, attributes, kept, dropped_events, dropped_events + len(events), dropped_links,
-                     dropped_links + len(links), limits.max_span_attributes if limits is not None else None)
+                     dropped_links + len(links), limits.max_span_attributes if limits is not None else None,
+                     events_refused or None, links_refused or None)
 
     def _follow(self, span, opened: _Open) -> None:
         """Makes what is set on the open span reach spanguard as it is set.
@@ -441,14 +469,16 @@ class SpanguardSpanProcessor(SpanProcessor):
             if events:
                 now, dropped = tuple(span.events or ()), span.dropped_events
                 if _room(len(now) + dropped, limits.max_events):
-                    for event in now[max(0, opened.events - dropped):]:
-                        sg.add_event(event.name, event.attributes, event.timestamp)
+                    for i in range(max(0, opened.events - dropped), len(now)):
+                        if not _event(sg, now[i]):
+                            opened.events_refused = (opened.events_refused or []) + [dropped + i]
                     opened.events = dropped + len(now)
             if links:
                 now, dropped = tuple(span.links or ()), span.dropped_links
                 if _room(len(now) + dropped, limits.max_links):
-                    for link in now[max(0, opened.links - dropped):]:
-                        _link(sg, link)
+                    for i in range(max(0, opened.links - dropped), len(now)):
+                        if not _link(sg, now[i]):
+                            opened.links_refused = (opened.links_refused or []) + [dropped + i]
                     opened.links = dropped + len(now)
             if name and span.name != opened.name:
                 sg.update_name(span.name)
@@ -495,16 +525,16 @@ class SpanguardSpanProcessor(SpanProcessor):
             if later:
                 sg.set_attributes(later)
         # Events and links: those the SDK kept (its last ones), in order,
-        # the others counted. Those passed on that the SDK evicted since
-        # are dropped from spanguard first.
+        # the others counted. Those passed on (and taken by spanguard) that
+        # the SDK evicted since are dropped from spanguard first.
         evicted_events, events, dropped_events = _unsent(span, "_events", "events", "dropped_events",
-                                                         opened.events_from, opened.events)
+                                                         opened.events_from, opened.events, opened.events_refused)
         evicted_links, links, dropped_links = _unsent(span, "_links", "links", "dropped_links", opened.links_from,
-                                                      opened.links)
+                                                      opened.links, opened.links_refused)
         if evicted_events or evicted_links:
             sg.drop_oldest(evicted_events, evicted_links)
         for event in events:
-            sg.add_event(event.name, event.attributes, event.timestamp)
+            _event(sg, event)
         for link in links:
             _link(sg, link)
         # What the SDK's own limits left out. Attributes: every key the SDK
