@@ -153,11 +153,15 @@ export declare class Span {
   /** `addLinkIds`, answering what became of the link as `tryAddEvent` does (null too for a link left out). */
   tryAddLinkIds(traceId: string, spanId: string, traceFlags?: number, attrs?: Attributes, tracestate?: string,
     isRemote?: boolean): boolean | null;
-  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. */
+  /**
+   * Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. Each count is a
+   * whole number from 0 to 4294967295; another value throws a SpanguardError (INVALID_ARGUMENT).
+   */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   /**
    * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when the
-   * SDK evicted, past its limit, some it had passed on.
+   * SDK evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295; another
+   * value throws a SpanguardError (INVALID_ARGUMENT).
    */
   dropOldest(events?: number, links?: number): this;
   /**

@@ -410,18 +410,25 @@ class Span {
       values, tracestate, linkFlags), 'addLinkIds');
   }
 
-  /** Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge). */
+  /**
+   * Adds to the span's dropped counts what another SDK dropped before the span reached spanguard (the bridge).
+   * Each count is a whole number from 0 to 4294967295; another value throws (INVALID_ARGUMENT), nothing added.
+   */
   addDroppedCounts(attributes = 0, events = 0, links = 0) {
-    recorded(native.addDroppedCounts(this.hi, this.lo, attributes, events, links), 'addDroppedCounts');
+    const op = 'addDroppedCounts';
+    recorded(native.addDroppedCounts(this.hi, this.lo, count(attributes, 'attributes', op), count(events, 'events', op),
+      count(links, 'links', op)), op);
     return this;
   }
 
   /**
    * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when
-   * the SDK evicted, past its limit, some it had passed on.
+   * the SDK evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295;
+   * another value throws (INVALID_ARGUMENT), nothing dropped.
    */
   dropOldest(events = 0, links = 0) {
-    recorded(native.dropOldest(this.hi, this.lo, events, links), 'dropOldest');
+    const op = 'dropOldest';
+    recorded(native.dropOldest(this.hi, this.lo, count(events, 'events', op), count(links, 'links', op)), op);
     return this;
   }
 
@@ -525,8 +532,22 @@ const SETTINGS = {
   fromEnv: [null, 'boolean'],
 };
 
+/**
+ * A count a span call passes to C as a uint32_t, checked here: N-API's
+ * conversion wraps (-1 is 4294967295, so dropOldest(-1) dropped every
+ * event; 2 ** 32 + 1 is 1, 1.9 is 1, NaN 0), and a count is never the
+ * program's data from outside, so a wrong one is the caller's mistake,
+ * thrown rather than guessed at.
+ */
+function count(v, name, op) {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+  throw new SpanguardError(RESULT.INVALID_ARGUMENT, op,
+    `${name}: expected a whole number from 0 to 4294967295, got ${described(v)}`);
+}
+
 /** A value as an error message names it. */
 function described(v) {
+  if (v === null) return 'null';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
   if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${v}`;
   if (typeof v === 'bigint') return `the bigint ${v}n`;

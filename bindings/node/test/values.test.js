@@ -294,6 +294,34 @@ test('the limits are options; updateName renames', async (t) => {
   await tracer.close();
 });
 
+
+test('a count that is no uint32 is refused by name, never wrapped', async (t) => {
+  // dropOldest(-1) dropped every event and link (N-API's uint32
+  // conversion makes -1 4294967295), 2 ** 32 + 1 dropped one, 1.9 one,
+  // NaN none, all silently; a string threw "N-API call failed".
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const span = tracer.startSpan('counts');
+  span.addEvent('e0').addEvent('e1').addEvent('e2');
+  span.addLink('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  const refused = (what) => (e) => e instanceof spanguard.SpanguardError && e.code === spanguard.RESULT.INVALID_ARGUMENT
+    && e.message.includes(what);
+  for (const bad of [-1, 2 ** 32 + 1, 1.9, NaN, Infinity, '1', null, 1n]) {
+    assert.throws(() => span.dropOldest(bad, 0), refused('events'), String(bad));
+    assert.throws(() => span.dropOldest(0, bad), refused('links'), String(bad));
+    assert.throws(() => span.addDroppedCounts(bad), refused('attributes'), String(bad));
+    assert.throws(() => span.addDroppedCounts(0, 0, bad), refused('links'), String(bad));
+  }
+  // The largest count is one: all it holds, counted once.
+  span.dropOldest(1, 0xffffffff).addDroppedCounts(0, 0, 0);
+  span.end();
+  const { counts: got } = await arrived(rx, 0, tracer, 1);
+  assert.deepStrictEqual(got.events.map((e) => e.name), ['e1', 'e2']);
+  assert.deepStrictEqual([got.links.length, got.dropped_events_count, got.dropped_links_count], [0, 1, 1]);
+  assert.strictEqual(got.dropped_attributes_count, 0);
+  await tracer.close();
+});
 test('an empty key is left out and counted, never thrown', async (t) => {
   // OpenTelemetry: "the attribute key MUST be a non-null and non-empty string".
   const rx = await startReceiver();
