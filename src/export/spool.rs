@@ -559,11 +559,20 @@ fn read_header(mut file: &File) -> Option<Header> {
 
 /// Reads one spool file as it is, without locking, renaming or deleting it
 /// (`spanguard show` looks and changes nothing). Opened and bounded as the
-/// exporter's reads are: None when it is not a regular file of this user's
-/// holding a whole spool batch.
-pub fn read_spool_file(path: &Path) -> Option<SpooledBatch> {
-    let file = files::open_found(path, false).ok()?;
-    read_batch(&file, MAX_BODY_BYTES).ok()
+/// exporter's reads are; when it is not a regular file of this user's
+/// holding a whole spool batch, says why, in the words a replay that sets
+/// it aside uses ("torn: 5274 bytes where its header says 5282", "a
+/// symbolic link"): the CLI printed only "torn or foreign" for all of them.
+pub fn read_spool_file(path: &Path) -> Result<SpooledBatch, String> {
+    let file = files::open_found(path, false).map_err(|refusal| match refusal {
+        Refusal::Gone => "gone (another process took it)".to_string(),
+        Refusal::Foreign(why) => why,
+        Refusal::Failed(e) => format!("could not be opened: {e}"),
+    })?;
+    read_batch(&file, MAX_BODY_BYTES).map_err(|e| match e {
+        BatchError::Unreadable(why) => why,
+        BatchError::Io(e) => format!("could not be read: {e}"),
+    })
 }
 
 /// Why a spool file was not read.

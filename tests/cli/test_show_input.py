@@ -85,6 +85,8 @@ def test_hostile_files_are_reported_by_name_and_never_crash(cli, tmp_path):
         "short.sgspool": lambda p: spool_file(p, b"\x0a\xff\xff\xff\x0f\x12"),
         # An unknown body format byte.
         "format.sgspool": lambda p: p.write_bytes(b"SGSPOOL1\x07\x00" + struct.pack("<IQ", 1, 0)),
+        # A body shorter than its header says (a writer killed mid-write).
+        "torn.sgspool": lambda p: p.write_bytes(b"SGSPOOL1\x00\x00" + struct.pack("<IQ", 1, 10) + b"abcde"),
         # JSON nested far deeper than any OTLP document.
         "deep.sgspool": lambda p: spool_file(p, b"[" * 200_000, fmt=1),
         # A dump's magic with nothing after it, and a foreign dump version.
@@ -103,15 +105,18 @@ def test_hostile_files_are_reported_by_name_and_never_crash(cli, tmp_path):
     assert "still.shown\\x1b[2J" in run.stdout  # escaped: it cannot clear the screen
     assert "\x1b" not in run.stdout
     for name in ["huge-claim.sgspool", "not-gzip.sgspool", "short.sgspool", "format.sgspool", "deep.sgspool",
-                 "torn.sgdump", "old.sgflight", "binary.jsonl"]:
+                 "torn.sgspool", "torn.sgdump", "old.sgflight", "binary.jsonl"]:
         assert name in run.stderr, f"{name} not reported:\n{run.stderr}"
+    # Each with why, in the words a replay that sets it aside uses.
+    assert "torn: 27 bytes where its header says 32" in run.stderr, run.stderr
+    assert "more than a batch can have" in run.stderr, run.stderr
     # Named on the command line, a pipe is refused rather than read.
     run = show(cli, d / "pipe.jsonl")
     assert run.returncode == 1 and "not a regular file" in run.stderr
     # The spool listing survives the same directory.
     run = subprocess.run([str(cli), "spool", str(d)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert "unreadable" in run.stdout
+    assert "unreadable: torn: 27 bytes where its header says 32" in run.stdout, run.stdout
 
 
 def test_help_version_and_mistakes(cli):

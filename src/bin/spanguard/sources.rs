@@ -157,7 +157,7 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
     let result = match kind {
         Kind::Sink => read_sink(path, origin, loaded),
         Kind::Spool => read_spool_file(path)
-            .ok_or_else(|| "not a whole spool file (torn or foreign)".to_string())
+            .map_err(|why| format!("not a whole spool file: {why}"))
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
         Kind::CrashDump | Kind::Flight => {

@@ -109,7 +109,7 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
     let mut note = String::new();
     let spans = match entry {
         Entry::Batch | Entry::CrashBatch => match read_spool_file(path) {
-            Some(b) => {
+            Ok(b) => {
                 note = format!(
                     "{}{}",
                     match b.format {
@@ -120,8 +120,8 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
                 );
                 Some(b.spans as u64)
             }
-            None => {
-                note = "unreadable: torn or foreign".to_string();
+            Err(why) => {
+                note = format!("unreadable: {why}");
                 None
             }
         },
