@@ -2,8 +2,9 @@
 //! its completion each time tokens arrive, takes the room of its largest
 //! version, not of all of them: a 600 KB completion set in 4 KB steps
 //! (45 MB if every version kept its chunks) arrives whole from a 1 MiB
-//! pool, and the pool is whole again once the span is exported. Judged by
-//! what the file sink wrote.
+//! pool, and the pool is whole again once the span is exported; two values
+//! set again in turn as they grow take room in proportion to their final
+//! size. Judged by what the file sink wrote.
 
 use std::time::Duration;
 
@@ -111,6 +112,64 @@ fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
         prompt == big,
         "the whole-pool prompt arrived cut or changed"
     );
+    drop(tracer);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Two values set again in turn as they grow, as an instrumentation that
+/// sets both `gen_ai.completion` and `llm.output_messages.0.message.content`
+/// (or a prompt and a completion) chunk by chunk: neither is the last thing
+/// the span stored when its turn comes. Each version taking fresh room
+/// would need 40 MB for two 200 KB values; they arrive whole from a 2 MiB
+/// pool, five times their final size.
+#[test]
+fn two_values_set_in_turn_as_they_grow_arrive_whole() {
+    const FINAL: usize = 200_000;
+    const STEP: usize = 1_000;
+    let dir = std::env::temp_dir().join(format!("sg-set-in-turn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        sink_max_line_bytes: 64 << 20,
+        payload_pool_mib: 2,
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::new(config).expect("tracer");
+    let text = completion(FINAL + 1);
+    let keys = ["gen_ai.completion", "llm.output_messages.0.message.content"];
+
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    for n in (STEP..=FINAL).step_by(STEP) {
+        for (k, key) in keys.iter().enumerate() {
+            let notice = tracer
+                .set_attribute(
+                    s,
+                    key.as_bytes(),
+                    AttrInput::Str(&text.as_bytes()[k..k + n]),
+                )
+                .expect("set");
+            assert!(!notice.truncated, "{key} cut at {n} bytes");
+        }
+    }
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    assert_eq!(tracer.stats().spans_exported, 1);
+    assert_eq!(tracer.stats().values_truncated, 0);
+
+    let sink = std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink");
+    for (k, key) in keys.iter().enumerate() {
+        let got = string_value(&sink, key).expect("the key");
+        assert_eq!(got.len(), FINAL, "{key} arrived cut");
+        assert!(got == &text[k..k + FINAL], "{key} arrived changed");
+    }
     drop(tracer);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -35,7 +35,9 @@
 //! The exporter gives the chunks back with the slot (`owned_chunks`), never
 //! earlier: a value set again goes over the old one's room instead
 //! (`store_replacing`), so a crash dump or the flight file, which read a
-//! live span's chunks, never show another span's data as this one's.
+//! live span's chunks, never show another span's data as this one's; one
+//! that must move takes room to grow into with it, so values set again in
+//! turn as they grow take room in proportion to their size.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
@@ -223,7 +225,13 @@ pub struct AttributeRecord {
     pub key: u32,
     pub key_len: u16,
     pub value_kind: u8,
-    pub _reserved: u8,
+    /// The room a string or bytes value in the chunks owns, when a set
+    /// again moved it and reserved room after it (`store_replacing`): its
+    /// log2 (the room is `1 << room` bytes from the value's offset); 0 for
+    /// exactly the value's own bytes. Only the span's writer reads it: a
+    /// reader of a crash dump or flight file (which a build before it left
+    /// zero, a spare byte then) needs only the value's offset and length.
+    pub room: u8,
     pub value: u64,
 }
 
@@ -1577,36 +1585,70 @@ impl SpanRecord {
     // old value's chunks are not given back to the pool: a crash dump
     // copying this span from another thread, or the flight file a SIGKILL
     // leaves, could then show another span's data as this one's. Instead
-    // the new value is written over the old one when that is the last
-    // thing the span stored (the streaming case: it may grow past it) or
-    // when the new one is no longer; otherwise it takes fresh room (the
-    // old one's stays unused until export), and when the pool cuts it
-    // shorter than the old one, the old one is kept.
+    // the new value is written over the old one when it fits in the room
+    // the old one owns, or when that room is the last thing the span
+    // stored (the streaming case: it may grow past it); otherwise it
+    // takes fresh room (the old one's stays unused until export), and
+    // when the pool cuts it shorter than the old one, the old one is kept.
+    //
+    // A value that takes fresh room when set again (two values set again
+    // in turn as they grow, a prompt and a completion: neither is the
+    // last thing stored when its turn comes) also takes room after it,
+    // up to the next power of two above its length, and the attribute
+    // notes that room (`AttributeRecord::room`): the next versions are
+    // written over it until they outgrow it, and the one that does takes
+    // twice the room. Each room at least twice the one before, the last
+    // at most twice the value, a value's rooms add up to at most about
+    // four times its longest version, as a Vec's growth, where fresh room
+    // for every version added up to the square (two 200 KB values set in
+    // turn in 1 KB steps took 40 MB; 1 MB now). The price: a value in the
+    // chunks set again once, longer, with something stored after it, holds
+    // up to twice its length of the pool until export. A value that leaves
+    // the arena, or is cut, takes no room to grow into (see below). Room
+    // reserved for a value counts in `overflow_used`, which the exporter's
+    // first guess at a span's size reads (`estimated_len`): a guess a
+    // little high, never a value cut. The room is the value's alone:
+    // nothing else is stored in it and no reader is pointed at its unused
+    // bytes, so a dump shows what it showed before. A power of two, so
+    // that one byte notes it where the attribute has a spare byte: the
+    // dump's layout is the same. Only attributes note it; a span's name
+    // and status message (`replace_name`, `set_status_message`) are set
+    // again one at a time if at all, and keep taking exactly their own
+    // room.
 
     /// Stores a value in place of `old` (a kind byte and its packed word)
-    /// with `put`, and says the kind and word to keep, and what happened
-    /// to the text. `new` is the new value's input when it is text of the
-    /// old one's kind (`NewText::of`). `publish` writes a word where
-    /// readers find the value (a crash dump, the flight file): before the
-    /// old bytes are written over, it is given the old value cut to the
-    /// bytes the new one starts with, which both share, so a reader sees
-    /// the old value, that prefix of it, or the new one, and never text
-    /// half old and half new.
+    /// with `put`, and says the kind, word and room (`AttributeRecord::room`)
+    /// to keep, and what happened to the text. `room` is the room `old`
+    /// owns, None when the caller cannot keep a note of room (then none is
+    /// reserved). `new` is the new value's input when it is text of the old
+    /// one's kind (`NewText::of`). `publish` writes a word where readers
+    /// find the value (a crash dump, the flight file): before the old bytes
+    /// are written over, it is given the old value cut to the bytes the new
+    /// one starts with, which both share, so a reader sees the old value,
+    /// that prefix of it, or the new one, and never text half old and half
+    /// new.
     #[inline(never)]
     fn store_replacing<S: ChunkStore + ?Sized>(
         &mut self,
         old: (u8, u64),
+        room: Option<u8>,
         new: Option<NewText>,
         store: &S,
         publish: impl FnOnce(&mut Self, u64, &S),
         put: impl FnOnce(&mut Self, &S) -> (u8, u64, TextOutcome),
-    ) -> (u8, u64, TextOutcome) {
+    ) -> (u8, u64, u8, TextOutcome) {
         let extent = stored_extent(old.0, old.1);
-        // Over the old value when it is the last thing stored (the new
-        // one may grow past it) or the new one ends inside it (the end of
-        // what is used is put back after, so what follows stays as it is).
-        let last = extent.is_some_and(|t| self.is_last_stored(t));
-        if let Some(at) = extent.filter(|&t| last || new.is_some_and(|n| n.fits_in(t))) {
+        let (noted, room) = (room.is_some(), room.unwrap_or(0));
+        let owned = extent.map(|t| owned_room(t, room));
+        // Over the old value when the new one ends inside the room it owns
+        // (the end of what is used is put back after, so what follows, the
+        // rest of that room included, stays as it is), or when that room is
+        // the last thing stored (the new one may grow past it; the end of
+        // what is used is then the new value's, and its room just its own).
+        let fits = new.is_some_and(|n| owned.is_some_and(|t| n.fits_in(t)));
+        let last = owned.is_some_and(|t| self.is_last_stored(t));
+        let at_the_end = last && !(fits && room != 0);
+        if let Some(at) = extent.filter(|_| fits || last) {
             let shared = new.map_or(0, |n| self.shared_prefix(at, n, store));
             publish(
                 self,
@@ -1627,31 +1669,72 @@ impl SpanRecord {
             } else {
                 self.overflow_used = at.offset - OVERFLOW_BASE;
             }
-            let kept = put(self, store);
+            let (kind, word, outcome) = put(self, store);
             // Put back only the end that was moved: the text may have gone
-            // to the arena's free end instead of the chunks.
-            match (last, in_arena) {
-                (true, _) => {}
-                (false, true) => self.arena_used = ends.0,
-                (false, false) => self.overflow_used = ends.1,
-            }
+            // to the arena's free end instead of the chunks (and left the
+            // room it owned).
+            let kept_room = match (at_the_end, in_arena) {
+                (true, _) => 0,
+                (false, true) => {
+                    self.arena_used = ends.0;
+                    0
+                }
+                (false, false) => {
+                    self.overflow_used = ends.1;
+                    if unpack(word).offset == at.offset {
+                        room
+                    } else {
+                        0
+                    }
+                }
+            };
             // Release: the new bytes before the word that names them.
             fence(Ordering::Release);
-            return kept;
+            return (kind, word, kept_room, outcome);
         }
         let before = (self.arena_used, self.overflow_used);
         let (kind, word, outcome) = put(self, store);
+        let mut new_room = 0;
         if let (Some(n), Some(at)) = (new, extent) {
             let got = unpack(word).len as usize;
             // Cut by room (the limit would have kept more) to less than
             // the old value held: keep the old one, and the space back.
             if outcome.truncated && got < at.len as usize && got + 4 <= n.limit_bytes {
                 (self.arena_used, self.overflow_used) = before;
-                return (old.0, old.1, outcome);
+                return (old.0, old.1, room, outcome);
+            }
+            // Moved, whole, from the chunks: room for it to grow into. Not
+            // for a value cut (it reached its limit or the pool's end, and
+            // grows no more), nor for one that leaves the arena: a value set
+            // once more, as a placeholder filled in later, then takes no
+            // more than its own room; one that keeps growing moves once
+            // more, from the chunks.
+            if noted && !outcome.truncated && at.offset >= OVERFLOW_BASE {
+                new_room = self.reserve_room_after(unpack(word), store);
             }
         }
         fence(Ordering::Release);
-        (kind, word, outcome)
+        (kind, word, new_room, outcome)
+    }
+
+    /// Reserves room after text `t`, just stored at the end of the chunks,
+    /// up to the next power of two above its length, all of it or none;
+    /// says the power (`AttributeRecord::room`), 0 for none. (A chunk taken
+    /// for room that could not be had whole stays the span's, for what it
+    /// stores next.)
+    fn reserve_room_after<S: ChunkStore + ?Sized>(&mut self, t: TextRef, store: &S) -> u8 {
+        if (t.offset as usize) < ARENA_BYTES || !self.is_last_stored(t) {
+            return 0;
+        }
+        let room = (t.len as u64 + 1).next_power_of_two();
+        let spare = (room - t.len as u64) as usize;
+        let before = self.overflow_used;
+        let (_, got) = self.reserve_overflow(spare, store);
+        if got < spare {
+            self.overflow_used = before;
+            return 0;
+        }
+        room.trailing_zeros() as u8
     }
 
     /// Whether `t` ends where the arena's or the chunks' used bytes end:
@@ -1710,8 +1793,9 @@ impl SpanRecord {
             utf8: true,
             limit_bytes: MAX_NAME_BYTES,
         };
-        let (_, word, outcome) = self.store_replacing(
+        let (_, word, _, outcome) = self.store_replacing(
             (ValueKind::String as u8, pack(self.name)),
+            None,
             Some(new),
             store,
             // SAFETY: a field of this record; volatile so that the store is
@@ -1739,8 +1823,9 @@ impl SpanRecord {
             utf8: true,
             limit_bytes: usize::MAX,
         };
-        let (_, word, outcome) = self.store_replacing(
+        let (_, word, _, outcome) = self.store_replacing(
             (ValueKind::String as u8, pack(self.rest().status_message)),
+            None,
             Some(new),
             store,
             // SAFETY: as in `replace_name`.
@@ -1831,7 +1916,7 @@ impl SpanRecord {
                 key: key_ref.offset,
                 key_len: key_ref.len as u16,
                 value_kind: kind as u8,
-                _reserved: 0,
+                room: 0,
                 value: word,
             };
             self.attribute_count += 1;
@@ -1870,8 +1955,9 @@ impl SpanRecord {
     ) -> TextOutcome {
         let a = self.attributes[i];
         let limit = limits.value_len();
-        let (kind, word, outcome) = self.store_replacing(
+        let (kind, word, room, outcome) = self.store_replacing(
             (a.value_kind, a.value),
+            Some(a.room),
             NewText::of(a.value_kind, value, limit),
             store,
             // SAFETY: a field of this record; volatile so that the store is
@@ -1885,6 +1971,7 @@ impl SpanRecord {
         let a = &mut self.attributes[i];
         a.value = word;
         a.value_kind = kind;
+        a.room = room;
         outcome
     }
 
@@ -1905,8 +1992,9 @@ impl SpanRecord {
             let limit = limits.value_len();
             let old = (node.attribute.value_kind, node.attribute.value);
             let value_at = at + NODE_VALUE_AT;
-            let (kind, word, outcome) = self.store_replacing(
+            let (kind, word, room, outcome) = self.store_replacing(
                 old,
+                Some(node.attribute.room),
                 NewText::of(old.0, value, limit),
                 store,
                 |r, w, s| r.write_at(value_at, &w.to_ne_bytes(), s),
@@ -1918,6 +2006,7 @@ impl SpanRecord {
             let mut node = node;
             node.attribute.value_kind = kind;
             node.attribute.value = word;
+            node.attribute.room = room;
             self.write_plain(at, &node, store);
             return Ok(outcome);
         }
@@ -1947,7 +2036,7 @@ impl SpanRecord {
                 key: key_ref.offset,
                 key_len: key_ref.len as u16,
                 value_kind: kind as u8,
-                _reserved: 0,
+                room: 0,
                 value: word,
             },
             next: 0,
@@ -2096,7 +2185,7 @@ impl SpanRecord {
                 key: key_ref.offset,
                 key_len: key_ref.len as u16,
                 value_kind: kind as u8,
-                _reserved: 0,
+                room: 0,
                 value: word,
             };
             self.write_plain(table + (kept * size) as u32, &record, store);
@@ -2356,6 +2445,20 @@ fn stored_extent(kind: u8, word: u64) -> Option<TextRef> {
         offset: t.offset,
         len: t.len.checked_mul(size)?,
     })
+}
+
+/// The bytes a stored value `t` (`stored_extent`) owns: its own, or the
+/// room a set again reserved with it (`AttributeRecord::room`), which only
+/// a value in the chunks has. A room byte no power fits reads as none.
+fn owned_room(t: TextRef, room: u8) -> TextRef {
+    let reserved = match 1u32.checked_shl(room as u32) {
+        Some(bytes) if room != 0 && t.offset >= OVERFLOW_BASE => bytes,
+        _ => 0,
+    };
+    TextRef {
+        offset: t.offset,
+        len: t.len.max(reserved),
+    }
 }
 
 /// What `add_item` stores for an event or a link besides its attributes.
@@ -3998,5 +4101,140 @@ mod tests {
         );
         assert_eq!(string(&view, "s").expect("set").as_bytes(), &text[99..300]);
         assert_eq!(string(&view, "b").expect("set").as_bytes(), &text[..3_000]);
+    }
+
+    #[test]
+    fn values_set_again_in_turn_as_they_grow_take_room_in_proportion_to_their_size() {
+        // A prompt and a completion (or two keys for one completion) set
+        // again in turn, 1 KB longer each time, up to 200 KB each: neither
+        // is ever the last thing stored when it is set again. Had each
+        // version taken fresh room, they would need 40 MB; the store holds
+        // three times their final 400 KB.
+        const FINAL: usize = 200_000;
+        const STEP: usize = 1_000;
+        let chunks = (3 * 2 * FINAL / CHUNK_BYTES) as u32;
+        let store = TestStore::new(chunks);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(FINAL + 7);
+        let keys: [&[u8]; 2] = [
+            b"gen_ai.completion",
+            b"llm.output_messages.0.message.content",
+        ];
+        for n in (STEP..=FINAL).step_by(STEP) {
+            for (k, key) in keys.iter().enumerate() {
+                let o = r
+                    .set_attribute(key, &ValueInput::Str(&text[k..k + n]), &limits, &store)
+                    .expect("set");
+                assert!(!o.truncated, "{} cut at {n}", k);
+            }
+        }
+        assert_eq!(r.rest().truncated_values, 0);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        for (k, key) in keys.iter().enumerate() {
+            let got = string(&view, std::str::from_utf8(key).expect("ascii")).expect("set");
+            assert!(got.as_bytes() == &text[k..k + FINAL], "{k} arrived changed");
+        }
+        // As a crash dump or the flight file reads them back: the chunks
+        // copied in order, the record checked.
+        let mut copied = Vec::new();
+        r.for_each_chunk(&store, |c| copied.extend_from_slice(c));
+        let disk = OwnedOverflow(copied);
+        let view = SpanView::from_disk(&r, &disk);
+        for (k, key) in keys.iter().enumerate() {
+            let got = string(&view, std::str::from_utf8(key).expect("ascii")).expect("set");
+            assert!(
+                got.as_bytes() == &text[k..k + FINAL],
+                "{k} read back changed"
+            );
+        }
+        // The room used: a few times the final values, as a Vec's growth
+        // (each version that must move takes twice the room it needs).
+        let used = r.overflow_used as usize;
+        assert!(used <= 4 * 2 * FINAL, "{used} bytes used for 2 x {FINAL}");
+    }
+
+    #[test]
+    fn a_value_cut_off_while_written_in_the_room_it_owns_reads_as_a_prefix_of_old_or_new() {
+        let limits = SpanLimits::default();
+        let x = growing(24_000);
+        // The same first 9000 bytes, then other text, longer than the old
+        // value: written in the room "v" took when it moved, with "b" after
+        // that room.
+        let mut new = x[..9_000].to_vec();
+        new.extend(x[9_000..24_000].iter().map(|b| b.to_ascii_uppercase()));
+        let old = &x[..20_000];
+        let (mut died, mut lived) = (0, 0);
+        for n in 0..64 {
+            let store = DyingStore {
+                inner: TestStore::new(16),
+                calls_left: Cell::new(u32::MAX),
+            };
+            let mut r = blank();
+            let set = |r: &mut SpanRecord, k: &[u8], v: &[u8]| {
+                r.set_attribute(k, &ValueInput::Str(v), &limits, &store)
+                    .expect("set")
+            };
+            set(&mut r, b"v", &x[..10_000]);
+            set(&mut r, b"a", &x[..3_000]);
+            // Moved past "a", with room after it; then "b" after that room.
+            set(&mut r, b"v", old);
+            assert_ne!(r.attributes[0].room, 0, "no room reserved");
+            set(&mut r, b"b", &x[..3_000]);
+            let used = r.overflow_used;
+            store.calls_left.set(n);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                r.set_attribute(b"v", &ValueInput::Str(&new), &limits, &store)
+            }));
+            store.calls_left.set(u32::MAX);
+            match result {
+                Ok(_) => {
+                    lived += 1;
+                    // Written in its room: nothing more used.
+                    assert_eq!(r.overflow_used, used);
+                }
+                Err(e) => {
+                    assert!(e.is::<Died>());
+                    died += 1;
+                }
+            }
+            let src = StoreSource(&store);
+            let view = SpanView::new(&r, &src);
+            let got = string(&view, "v").expect("set");
+            assert!(
+                old.starts_with(got.as_bytes()) || new.starts_with(got.as_bytes()),
+                "died after {n} chunk touches: {} bytes, neither value's",
+                got.len()
+            );
+            for k in ["a", "b"] {
+                assert_eq!(string(&view, k).expect("set").as_bytes(), &x[..3_000]);
+            }
+        }
+        assert!(died > 5 && lived > 0, "{died} died, {lived} lived");
+    }
+
+    #[test]
+    fn a_value_that_leaves_the_arena_or_is_cut_takes_only_its_own_room() {
+        // A placeholder filled in later, with another value between: the
+        // prompt moves to the chunks once and grows no more.
+        let store = TestStore::new(8);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let text = growing(20_000);
+        let set = |r: &mut SpanRecord, k: &[u8], v: &[u8]| {
+            r.set_attribute(k, &ValueInput::Str(v), &limits, &store)
+                .expect("set")
+        };
+        set(&mut r, b"prompt", b"");
+        set(&mut r, b"model", b"gpt");
+        set(&mut r, b"prompt", &text[..10_000]);
+        assert_eq!((r.attributes[0].room, r.overflow_used), (0, 10_000));
+        // Moved from the chunks but cut by the pool: no room either.
+        set(&mut r, b"after", &text[..5_000]);
+        let o = set(&mut r, b"prompt", &text[..20_000]);
+        assert!(o.truncated);
+        assert_eq!(r.attributes[0].room, 0);
+        assert_eq!(r.overflow_used as usize, 8 * CHUNK_BYTES);
     }
 }

@@ -9,10 +9,13 @@
  * a completion streamed in does, so the old value stays readable while
  * the new one is written. Rewriting trials (odd): version v is letters
  * shifted by v, so two versions share no prefix and a value torn between
- * two reads as letters that do not follow one shift. Each value is the
- * last thing its span stored, so each is written over the one before. The
- * parent kills the child at a random moment, recovers its flight file
- * and checks what arrived. */
+ * two reads as letters that do not follow one shift. In half the trials
+ * the value is the last thing its span stored, so each is written over
+ * the one before; in the other half `llm.output_messages.0.message.content`
+ * is set after it, the same way, as an instrumentation that sets both
+ * does: each value then goes in the room it took to grow into when it
+ * last moved, or moves. The parent kills the child at a random moment,
+ * recovers its flight file and checks what arrived. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -54,7 +57,7 @@ static spanguard_tracer *start_tracer(int flight) {
 
 /* The child: never returns; says "r" on `ready` once it sets values
  * again. */
-static void set_again_until_killed(int ready, int shifted) {
+static void set_again_until_killed(int ready, int shifted, int in_turn) {
     spanguard_tracer *t = start_tracer(1);
     spanguard_span other, s;
     if (spanguard_span_begin(t, S("other"), SPANGUARD_SPAN_NONE, 0, &other) != SPANGUARD_RESULT_OK) _exit(3);
@@ -63,6 +66,10 @@ static void set_again_until_killed(int ready, int shifted) {
     for (long v = 0;; v++) {
         (void)spanguard_span_set_string(s, S("gen_ai.completion"), text + (shifted ? v % 26 : 0),
                                         (size_t)(v % VERSIONS + 1) * STEP);
+        if (in_turn)
+            (void)spanguard_span_set_string(s, S("llm.output_messages.0.message.content"),
+                                            text + (shifted ? v % 26 : 0),
+                                            (size_t)(v % VERSIONS + 1) * STEP);
         if (v == 10 && write(ready, "r", 1) != 1) _exit(3);
     }
 }
@@ -74,11 +81,39 @@ static const char *value_of(const char *needle, size_t *len) {
     return v;
 }
 
+static int torn = 0, empty = 0, whole = 0;
+
+/* Checks the completion under `key`: one version whole, or (only when the
+ * versions share no prefix) empty. */
+static void check_version(int trial, const char *key, int shifted) {
+    char needle[128];
+    snprintf(needle, sizeof needle, "{\"key\":\"%s\",\"value\":{\"stringValue\":\"", key);
+    size_t len = 0;
+    const char *c = value_of(needle, &len);
+    CHECK(c != NULL);
+    if (!c) return;
+    if (len == 0) {
+        /* The value being set is lost; only when it shares no prefix. */
+        CHECK(shifted);
+        empty++;
+        return;
+    }
+    /* One version whole: its length, and its letters from one shift. */
+    int shift = c[0] - 'a';
+    int ok = len % STEP == 0 && len <= VERSIONS * STEP && shift >= 0 && shift < 26 &&
+             memcmp(c, text + shift, len) == 0;
+    if (!ok) {
+        torn++;
+        fprintf(stderr, "trial %d: a %s of %zu bytes is no version set\n", trial, key, len);
+    } else {
+        whole++;
+    }
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "build/kill-set-again-spans";
     for (size_t i = 0; i < sizeof text; i++) text[i] = (char)('a' + i % 26);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    int torn = 0, empty = 0, whole = 0;
     for (int trial = 0; trial < TRIALS; trial++) {
         snprintf(sink, sizeof sink, "%s/%d", dir, trial);
         snprintf(spool, sizeof spool, "%s/%d-spool", dir, trial);
@@ -87,7 +122,7 @@ int main(int argc, char **argv) {
         pid_t pid = fork();
         if (pid == 0) {
             close(ready[0]);
-            set_again_until_killed(ready[1], trial % 2);
+            set_again_until_killed(ready[1], trial % 2, trial / 2 % 2);
         }
         close(ready[1]);
         char byte;
@@ -105,25 +140,8 @@ int main(int argc, char **argv) {
         size_t len = 0;
         const char *p = value_of("{\"key\":\"gen_ai.prompt\",\"value\":{\"stringValue\":\"", &len);
         CHECK(p && len == PROMPT_BYTES && memcmp(p, text, PROMPT_BYTES) == 0);
-        const char *c = value_of("{\"key\":\"gen_ai.completion\",\"value\":{\"stringValue\":\"", &len);
-        CHECK(c != NULL);
-        if (!c) continue;
-        if (len == 0) {
-            /* The value being set is lost; only when it shares no prefix. */
-            CHECK(trial % 2 == 1);
-            empty++;
-            continue;
-        }
-        /* One version whole: its length, and its letters from one shift. */
-        int shift = c[0] - 'a';
-        int ok = len % STEP == 0 && len <= VERSIONS * STEP && shift >= 0 && shift < 26 &&
-                 memcmp(c, text + shift, len) == 0;
-        if (!ok) {
-            torn++;
-            fprintf(stderr, "trial %d: a completion of %zu bytes is no version set\n", trial, len);
-        } else {
-            whole++;
-        }
+        check_version(trial, "gen_ai.completion", trial % 2);
+        if (trial / 2 % 2) check_version(trial, "llm.output_messages.0.message.content", trial % 2);
     }
     CHECK(torn == 0);
     CHECK(whole >= TRIALS / 2);
