@@ -491,9 +491,9 @@ pub fn scope_members<'a>(
 /// each as the index of its first span: the encoders write one ScopeSpans
 /// per scope, holding every span of that scope (`same_scope`). Allocates
 /// nothing; O(spans x scopes) for up to 32 scopes in a batch, and still
-/// right (if slower) beyond.
-pub fn scope_leaders<'a>(spans: &'a [SpanView<'a>]) -> impl Iterator<Item = usize> + 'a {
-    let one = in_tracer_scope(spans);
+/// right (if slower) beyond. `one` is `in_tracer_scope`'s answer for the
+/// batch, which the encoder asks once for this and `scope_members`.
+pub fn scope_leaders<'a>(spans: &'a [SpanView<'a>], one: bool) -> impl Iterator<Item = usize> + 'a {
     let mut leaders = [0usize; 32];
     let mut count = 0;
     (0..spans.len()).filter(move |&i| {
@@ -685,7 +685,7 @@ mod tests {
             let base = views.as_ptr() as usize;
             let size = std::mem::size_of::<SpanView>();
             let index = |v: &SpanView| (v as *const SpanView as usize - base) / size;
-            let leaders: Vec<usize> = scope_leaders(&views).collect();
+            let leaders: Vec<usize> = scope_leaders(&views, one).collect();
             let members = leaders
                 .iter()
                 .map(|&l| scope_members(&views, l, one).map(index).collect())

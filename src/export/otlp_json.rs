@@ -63,7 +63,7 @@ impl OtlpJsonEncoder {
         if !spans.is_empty() {
             out.extend_from_slice(b",\"scopeSpans\":[");
             let one = in_tracer_scope(spans);
-            for (n, leader) in scope_leaders(spans).enumerate() {
+            for (n, leader) in scope_leaders(spans, one).enumerate() {
                 let lead = &spans[leader];
                 if n > 0 {
                     out.push(b',');

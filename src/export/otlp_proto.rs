@@ -149,7 +149,7 @@ impl OtlpProtoEncoder {
         end_message(out, res);
 
         let one = in_tracer_scope(spans);
-        for leader in scope_leaders(spans) {
+        for leader in scope_leaders(spans, one) {
             let first = &spans[leader];
             let scope_spans =
                 begin_message_reserving(out, field::RESOURCE_SPANS_SCOPE_SPANS, whole);
