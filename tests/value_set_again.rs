@@ -6,6 +6,8 @@
 //! set again in turn as they grow take room in proportion to their final
 //! size. Judged by what the file sink wrote.
 
+mod support;
+
 use std::time::Duration;
 
 use spanguard::config::TracerConfig;
@@ -15,6 +17,20 @@ use spanguard::tracer::{AttrInput, Parent, Tracer};
 /// The completion's final length and the step it grows by.
 const FINAL: usize = 600_000;
 const STEP: usize = 4_000;
+
+/// A tracer writing to its file sink, with lines long enough for the
+/// whole values and a payload pool of `pool_mib`; its directory.
+fn sink_tracer(name: &str, pool_mib: u32) -> (Tracer, std::path::PathBuf) {
+    support::tracer_in(
+        name,
+        TracerConfig {
+            schedule_delay: Duration::from_millis(20),
+            sink_max_line_bytes: 64 << 20,
+            payload_pool_mib: pool_mib,
+            ..TracerConfig::default()
+        },
+    )
+}
 
 /// The completion as it stands after `n` bytes: a text that never repeats
 /// at a chunk's period, so a chunk put in the wrong place shows.
@@ -34,18 +50,7 @@ fn string_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 #[test]
 fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
-    let dir = std::env::temp_dir().join(format!("sg-set-again-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = TracerConfig {
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        schedule_delay: Duration::from_millis(20),
-        sink_max_line_bytes: 64 << 20,
-        payload_pool_mib: 1,
-        ..TracerConfig::default()
-    };
-    let tracer = Tracer::new(config).expect("tracer");
+    let (tracer, dir) = sink_tracer("set-again", 1);
     let text = completion(FINAL);
 
     let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
@@ -126,18 +131,7 @@ fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
 fn two_values_set_in_turn_as_they_grow_arrive_whole() {
     const FINAL: usize = 200_000;
     const STEP: usize = 1_000;
-    let dir = std::env::temp_dir().join(format!("sg-set-in-turn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = TracerConfig {
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        schedule_delay: Duration::from_millis(20),
-        sink_max_line_bytes: 64 << 20,
-        payload_pool_mib: 2,
-        ..TracerConfig::default()
-    };
-    let tracer = Tracer::new(config).expect("tracer");
+    let (tracer, dir) = sink_tracer("set-in-turn", 2);
     let text = completion(FINAL + 1);
     let keys = ["gen_ai.completion", "llm.output_messages.0.message.content"];
 

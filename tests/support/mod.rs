@@ -37,9 +37,22 @@ pub fn discarding_tracer_with(name: &str, config: TracerConfig) -> (Tracer, Path
 /// (returned, for the test to remove) and no signal handlers.
 #[allow(dead_code)]
 pub fn tracer_to(name: &str, endpoint: &str, config: TracerConfig) -> (Tracer, PathBuf) {
+    tracer_in(
+        name,
+        TracerConfig {
+            endpoint: Some(endpoint.to_string()),
+            ..config
+        },
+    )
+}
+
+/// `config` (its endpoint as it says: none writes to the file sink, whose
+/// file `Tracer::sink_path` names), its files in a directory of its own
+/// (returned, for the test to remove) and no signal handlers.
+#[allow(dead_code)]
+pub fn tracer_in(name: &str, config: TracerConfig) -> (Tracer, PathBuf) {
     let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let tracer = Tracer::new(TracerConfig {
-        endpoint: Some(endpoint.to_string()),
         sink_dir: dir.join("spans"),
         spool_dir: dir.join("spool"),
         install_signal_handlers: false,
