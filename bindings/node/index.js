@@ -540,9 +540,14 @@ const SETTINGS = {
  * thrown rather than guessed at.
  */
 function count(v, name, op) {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+  if (isUint32(v)) return v;
   throw new SpanguardError(RESULT.INVALID_ARGUMENT, op,
     `${name}: expected a whole number from 0 to 4294967295, got ${described(v)}`);
+}
+
+/** Whether `v` is a number C takes as a uint32_t whole: N-API's conversion would wrap any other. */
+function isUint32(v) {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 }
 
 /** A value as an error message names it. */
@@ -563,7 +568,7 @@ function badOption(name, expected, v) {
 /** Option `name`'s value `v` (neither undefined nor null) as its config field takes it; throws when it is of the wrong type. */
 function optionValue(name, kind, v) {
   if (kind === 'number') {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    if (!isUint32(v)) {
       throw badOption(name, 'a whole number from 0 to 4294967295', v);
     }
     return v;
