@@ -18,16 +18,17 @@ pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
 const MESSAGE_MAX_CHARS: usize = 200;
 
 /// A server's message as it may be shown: it goes to stderr and to the
-/// error callback, so a control character (a line break that would forge
-/// a `spanguard: error:` line of its own, an escape sequence that rewrites
-/// the terminal) becomes a space, and a long one is cut, as HTTP error
-/// bodies are.
+/// error callback, so it gets the escaping every message of spanguard's
+/// gets (`pipeline::printable`: a control character, a line break that
+/// would forge a `spanguard: error:` line of its own or an escape sequence
+/// that rewrites the terminal, is written `\xNN`), and a long one is cut,
+/// with "..." after it, as a malformed status line is.
 fn printable(message: &str) -> String {
-    message
-        .chars()
-        .take(MESSAGE_MAX_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let mut shown: String = message.chars().take(MESSAGE_MAX_CHARS).collect();
+    if shown.len() < message.len() {
+        shown.push_str("...");
+    }
+    crate::pipeline::printable(&shown).into_owned()
 }
 
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
@@ -118,22 +119,24 @@ mod tests {
         inner.extend_from_slice(hostile.as_bytes());
         let mut body = vec![0x0a, inner.len() as u8];
         body.extend_from_slice(&inner);
-        let shown = "quota [2J spanguard: error: forged   ";
+        let shown = r"quota\x1b[2J\x0aspanguard: error: forged\x0d\x07\x9b";
         assert_eq!(parse(&body, BodyFormat::Protobuf).message, shown);
         let json =
             format!(r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{hostile}"}}}}"#);
         assert_eq!(parse(json.as_bytes(), BodyFormat::Json).message, shown);
-        // A long message is cut.
+        // A long message is cut, and says so.
         let long = format!(
             r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{}"}}}}"#,
             "x".repeat(60_000)
         );
-        assert_eq!(
-            parse(long.as_bytes(), BodyFormat::Json)
-                .message
-                .chars()
-                .count(),
-            MESSAGE_MAX_CHARS
+        let message = parse(long.as_bytes(), BodyFormat::Json).message;
+        assert_eq!(message, format!("{}...", "x".repeat(MESSAGE_MAX_CHARS)));
+        // One just as long as the most kept is whole.
+        let whole = format!(
+            r#"{{"partialSuccess":{{"rejectedSpans":1,"errorMessage":"{}"}}}}"#,
+            "\u{e9}".repeat(MESSAGE_MAX_CHARS)
         );
+        let message = parse(whole.as_bytes(), BodyFormat::Json).message;
+        assert_eq!(message, "\u{e9}".repeat(MESSAGE_MAX_CHARS));
     }
 }
