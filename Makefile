@@ -267,7 +267,8 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 
 # Fuzzing every decoder of outside input (tests/fuzz: traceparent, tracestate,
 # the OTEL_* variables, Retry-After, partial-success bodies, encoded requests
-# split on a 413, spool files, crash dumps and flight files), the
+# split on a 413, spool files, crash dumps and flight files, request bodies
+# as `spanguard show` reads them from spool and sink files), the
 # encoders' round trip through the independent decoder, and the C ABI
 # itself (c_abi_calls: random call sequences with bad input, checked
 # against the result codes and the counters' identity), with cargo-fuzz
@@ -275,7 +276,7 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 
