@@ -384,6 +384,84 @@ fn a_megabyte_status_message_is_cut_on_the_span_line() {
 }
 
 #[test]
+fn a_deep_chain_of_spans_is_drawn_in_bounded_lines() {
+    // An agent that nests each step in the one before (or a hostile file):
+    // every level was drawn, so 100,000 nested spans made 15 GB of lines
+    // (quadratic in the depth) and took 5 GB to place. Lines now stay
+    // within the terminal's width whatever the depth, the deeper spans
+    // saying their depth, and the page's indent stops growing.
+    let root = std::env::temp_dir().join(format!("sg-cli-deep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    const DEPTH: u64 = 3000;
+    let spans: Vec<String> = (0..DEPTH)
+        .map(|i| {
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                format!(r#""parentSpanId":"{i:016x}","#)
+            };
+            format!(
+                concat!(
+                    r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:016x}",{}"#,
+                    r#""name":"step{}","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}"#
+                ),
+                i + 1,
+                parent,
+                i,
+                T0 + i,
+                T0 + 5 * MS
+            )
+        })
+        .collect();
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{}]}}]}}]}}"#
+        ),
+        spans.join(",")
+    );
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let longest = printed
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    // COLUMNS is 100 (a span's line may take a cell or two more); drawn in
+    // full, the deepest line took 9,000.
+    assert!(longest <= 110, "a line of {longest} characters");
+    let deepest = printed
+        .lines()
+        .find(|l| l.contains("step2999"))
+        .expect("the deepest span drawn");
+    assert!(deepest.contains("…2999 └─ step2999"), "{deepest}");
+    // Near the top, the tree is drawn in full.
+    assert!(printed.contains("\n  └─ step1 "), "{printed}");
+    assert!(printed.contains("\n     └─ step2 "), "{printed}");
+
+    let page = root.join("deep.html");
+    let page_arg = page.to_str().expect("path");
+    let out = show(&root, &["--html", page_arg, "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).expect("page");
+    let widest = html
+        .split("padding-left:")
+        .skip(1)
+        .filter_map(|rest| rest.split("px").next()?.parse::<u64>().ok())
+        .max()
+        .expect("indents");
+    assert!(widest <= 8 + 16 * 32, "an indent of {widest}px");
+    assert!(
+        html.contains("data-depth=\"2999\""),
+        "the depth kept as data"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn the_html_page_shows_a_long_value_in_part() {
     // Every value whole made a 120 MB page of two spans of 5 MB values
     // that took a browser a minute and a half to open (the LLM-sized data

@@ -11,7 +11,7 @@ use spanguard::export::otlp_decode::{Attributes, DecodedSpan};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::terminal::{genai_words, status_words};
-use super::traces::{Ending, Node, Trace, hex, service_of};
+use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, service_of};
 
 /// Text made safe for HTML content and attribute values.
 fn esc(s: &str) -> String {
@@ -291,7 +291,7 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
             n.depth,
             esc(&search_text(s)),
             hue(service_of(s)),
-            8 + 16 * n.depth,
+            8 + 16 * n.depth.min(DRAWN_LEVELS),
             esc(&s.name)
         );
         if !kind.is_empty() && kind != "internal" {

@@ -9,7 +9,7 @@ use spanguard::export::otlp_decode::DecodedSpan;
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::traces::{Ending, Node, Trace, hex, input_tokens, output_tokens};
+use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, input_tokens, output_tokens};
 
 /// How output looks.
 #[derive(Clone, Copy, Debug)]
@@ -104,26 +104,41 @@ pub fn fit(s: &str, n: usize) -> String {
     }
 }
 
+/// The tree's levels above a span, at most `levels` of them: their
+/// vertical lines, then, for a span deeper than that, its depth ("…40 "),
+/// or as many spaces (`depth_shown`).
+fn rails(n: &Node, levels: usize, depth_shown: bool) -> String {
+    let drawn = n.rails.len().min(levels);
+    let mut p = String::new();
+    for &more in &n.rails[..drawn] {
+        p.push_str(if more { "│  " } else { "   " });
+    }
+    if n.depth > drawn + 1 {
+        let depth = format!("…{} ", n.depth);
+        if depth_shown {
+            p.push_str(&depth);
+        } else {
+            p.push_str(&" ".repeat(cells(&depth)));
+        }
+    }
+    p
+}
+
 /// The tree drawn in front of a span's name.
-fn tree_prefix(n: &Node) -> String {
+fn tree_prefix(n: &Node, levels: usize) -> String {
     if n.depth == 0 {
         return String::new();
     }
-    let mut p = String::new();
-    for &more in &n.rails {
-        p.push_str(if more { "│  " } else { "   " });
-    }
+    let mut p = rails(n, levels, true);
     p.push_str(if n.last { "└─ " } else { "├─ " });
     p
 }
 
 /// What goes under a span's tree line (its events and attributes).
-fn continuation(n: &Node, has_children: bool) -> String {
+fn continuation(n: &Node, levels: usize, has_children: bool) -> String {
     let mut p = String::new();
     if n.depth > 0 {
-        for &more in &n.rails {
-            p.push_str(if more { "│  " } else { "   " });
-        }
+        p = rails(n, levels, false);
         p.push_str(if n.last { "   " } else { "│  " });
     }
     p.push_str(if has_children { "│ " } else { "  " });
@@ -267,11 +282,14 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let _ = writeln!(out, "{}", style.paint(DIM, &line));
     }
 
-    // Columns: name | offset | duration | bar | status.
+    // Columns: name | offset | duration | bar | status. The tree takes at
+    // most half the name column (3 cells a level), so that names stay
+    // readable however deep; deeper spans show their depth instead.
+    let levels = (w * 2 / 5 / 2 / 3).clamp(2, DRAWN_LEVELS);
     let name_cells = t
         .nodes
         .iter()
-        .map(|n| cells(&tree_prefix(n)) + cells(&clean(&n.span.name)))
+        .map(|n| cells(&tree_prefix(n, levels)) + cells(&clean(&n.span.name)))
         .max()
         .unwrap_or(0)
         .clamp(12, w * 2 / 5);
@@ -280,7 +298,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         .saturating_sub(2 + name_cells + 2 * (NUM + 1) + 2)
         .clamp(10, 60);
     for (i, n) in t.nodes.iter().enumerate() {
-        let prefix = tree_prefix(n);
+        let prefix = tree_prefix(n, levels);
         let name = fit(
             &clean(&n.span.name),
             name_cells.saturating_sub(cells(&prefix)).max(1),
@@ -337,7 +355,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         );
         let _ = writeln!(out, "{}", line.trim_end());
         let has_children = t.nodes.get(i + 1).is_some_and(|next| next.depth > n.depth);
-        let under = format!("  {}", continuation(n, has_children));
+        let under = format!("  {}", continuation(n, levels, has_children));
         for e in &n.span.events {
             let attrs: Vec<String> = e
                 .attributes

@@ -20,15 +20,22 @@ pub enum Ending {
     StillOpen,
 }
 
+/// The most levels of a trace's tree drawn. A deeper span (an agent that
+/// nests each step in the one before, a hostile file) is drawn at this
+/// depth with its own depth in front of its name, so that a line, and the
+/// memory that places the lines, stay bounded whatever the depth: drawn in
+/// full, 100,000 nested spans took 5 GB to place and made 15 GB of lines.
+pub const DRAWN_LEVELS: usize = 32;
+
 /// One span in its trace's tree.
 pub struct Node {
     pub span: DecodedSpan,
     pub origin: usize,
     pub depth: usize,
-    /// For each level above this span: whether a later sibling follows
-    /// there (the tree's vertical lines), then whether this span is the
-    /// last of its siblings.
+    /// For each level above this span, down to `DRAWN_LEVELS`: whether a
+    /// later sibling follows there (the tree's vertical lines).
     pub rails: Vec<bool>,
+    /// Whether this span is the last of its siblings.
     pub last: bool,
     /// Its parent id names a span that is not here.
     pub orphan: bool,
@@ -212,16 +219,20 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         order(list);
     }
     // Depth first from the roots; spans left unvisited sit on a cycle of
-    // parents (a hostile file) and become roots of their own.
+    // parents (a hostile file) and become roots of their own, found by one
+    // pass over the spans (`unplaced`), not one for each cycle.
     let mut visited = vec![false; spans.len()];
+    let mut unplaced = 0;
     let mut placed: Vec<(usize, usize, Vec<bool>, bool)> = Vec::new();
     let mut stack: Vec<(usize, usize, Vec<bool>, bool)> = Vec::new();
     let mut pending_roots = roots;
     loop {
         if stack.is_empty() {
-            let extra: Vec<usize> = (0..spans.len()).filter(|&i| !visited[i]).collect();
             let next: Vec<usize> = if pending_roots.is_empty() {
-                extra.into_iter().take(1).collect()
+                while unplaced < spans.len() && visited[unplaced] {
+                    unplaced += 1;
+                }
+                (unplaced..spans.len()).take(1).collect()
             } else {
                 std::mem::take(&mut pending_roots)
             };
@@ -247,7 +258,7 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         let n = kids.len();
         for (k, &c) in kids.iter().enumerate().rev() {
             let mut r = rails.clone();
-            if depth > 0 {
+            if depth > 0 && r.len() < DRAWN_LEVELS {
                 r.push(!last);
             }
             stack.push((c, depth + 1, r, k + 1 == n));
