@@ -462,6 +462,58 @@ fn a_deep_chain_of_spans_is_drawn_in_bounded_lines() {
 }
 
 #[test]
+fn a_trace_of_many_services_names_the_first_ones() {
+    // A file whose every span names a service of its own: the heading
+    // listed them all (a line of half a megabyte for 50,000). It names
+    // eight and counts the rest; --service still finds any of them.
+    let root = std::env::temp_dir().join(format!("sg-cli-services-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let resources: Vec<String> = (0..20u64)
+        .map(|i| {
+            format!(
+                concat!(
+                    r#"{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc{}"}}}}]}},"#,
+                    r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+                    r#""spanId":"{:016x}","name":"op{}","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}]}}]}}"#
+                ),
+                i,
+                i + 1,
+                i,
+                T0 + i,
+                T0 + 5 * MS
+            )
+        })
+        .collect();
+    let line = format!(r#"{{"resourceSpans":[{}]}}"#, resources.join(","));
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    for args in [&["svc-1.jsonl"][..], &["--service", "svc19", "svc-1.jsonl"]] {
+        let out = show(&root, args, &[]);
+        let printed = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let heading = printed.lines().next().expect("a heading");
+        assert!(
+            heading.contains("  svc0, svc1, svc2, svc3, svc4, svc5, svc6, svc7 and 12 more  "),
+            "{heading}"
+        );
+    }
+    let page = root.join("services.html");
+    let out = show(
+        &root,
+        &["--html", page.to_str().expect("path"), "svc-1.jsonl"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(
+        html.contains("svc6, svc7 and 12 more"),
+        "the page's heading too"
+    );
+    assert!(!html.contains("svc7, svc8"), "no ninth service named");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn the_html_page_shows_a_long_value_in_part() {
     // Every value whole made a 120 MB page of two spans of 5 MB values
     // that took a browser a minute and a half to open (the LLM-sized data

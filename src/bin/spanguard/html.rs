@@ -213,7 +213,7 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
          <span class=\"trace-name\">{}</span><span class=\"svc\">{}</span>\
          <span class=\"muted\">{}</span><span>{}</span><span class=\"muted\">{} spans</span>",
         esc(root),
-        esc(&t.services.join(", ")),
+        esc(&t.services_named()),
         esc(&utc(t.start_ns)),
         esc(&duration(t.end_ns - t.start_ns)),
         t.nodes.len()

@@ -242,7 +242,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     let head = format!(
         "trace {}  {}  {}",
         hex(&t.trace_id),
-        clean(&t.services.join(", ")),
+        clean(&t.services_named()),
         utc(t.start_ns)
     );
     let _ = writeln!(out, "{}", style.paint(BOLD, &head));

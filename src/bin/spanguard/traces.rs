@@ -43,6 +43,9 @@ pub struct Node {
     pub error: bool,
 }
 
+/// The most services a trace's heading names; the rest are counted.
+const SERVICES_NAMED: usize = 8;
+
 pub struct Trace {
     pub trace_id: [u8; 16],
     /// Depth first, parents before children, siblings by start time.
@@ -54,6 +57,22 @@ pub struct Trace {
     pub interrupted: usize,
     pub input_tokens: i64,
     pub output_tokens: i64,
+}
+
+impl Trace {
+    /// The trace's services as its heading names them: the first
+    /// `SERVICES_NAMED` in the order their spans come, then how many more
+    /// (a file of 50,000 services made a heading line of half a megabyte).
+    pub fn services_named(&self) -> String {
+        let mut named = self.services[..self.services.len().min(SERVICES_NAMED)].join(", ");
+        if self.services.len() > SERVICES_NAMED {
+            named.push_str(&format!(
+                " and {} more",
+                self.services.len() - SERVICES_NAMED
+            ));
+        }
+        named
+    }
 }
 
 /// What `show` keeps.
@@ -277,6 +296,9 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         input_tokens: 0,
         output_tokens: 0,
     };
+    // Looked up in a set: a file whose every span names a service of its
+    // own made the list's own search quadratic.
+    let mut seen_services: HashSet<String> = HashSet::new();
     for (i, depth, rails, last) in placed {
         let (span, origin) = slots[i].take().expect("each span is placed once");
         let orphan = !span.is_root() && depth == 0;
@@ -284,9 +306,10 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         let error = span.status_code == 2;
         t.start_ns = t.start_ns.min(span.start_unix_ns);
         t.end_ns = t.end_ns.max(span.end_unix_ns.max(span.start_unix_ns));
-        let service = service_of(&span).to_string();
-        if !t.services.contains(&service) {
-            t.services.push(service);
+        let service = service_of(&span);
+        if !seen_services.contains(service) {
+            seen_services.insert(service.to_string());
+            t.services.push(service.to_string());
         }
         t.errors += usize::from(error);
         t.interrupted += usize::from(ending == Ending::Interrupted);
