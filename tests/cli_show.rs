@@ -514,6 +514,74 @@ fn a_trace_of_many_services_names_the_first_ones() {
 }
 
 #[test]
+fn hostile_token_counts_and_bidi_controls_are_not_shown_as_they_are() {
+    // Token counts at i64's ends wrapped the trace's sums (here to "-2 in,
+    // 0 out"; a debug build panicked), and a right-to-left override in a
+    // name turned the rest of its line around on a terminal.
+    let root = std::env::temp_dir().join(format!("sg-cli-odd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let span = |id: u64, name: &str, key: &str, count: &str| {
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:016x}","name":"{}","kind":1,"#,
+                r#""startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{{"key":"{}","value":{{"intValue":"{}"}}}}]}}"#
+            ),
+            id,
+            name,
+            T0,
+            T0 + MS,
+            key,
+            count
+        )
+    };
+    let spans = [
+        span(
+            1,
+            "llm.a",
+            "gen_ai.usage.input_tokens",
+            "9223372036854775807",
+        ),
+        span(
+            2,
+            "llm.b",
+            "gen_ai.usage.input_tokens",
+            "9223372036854775807",
+        ),
+        span(
+            3,
+            "llm.c",
+            "gen_ai.usage.input_tokens",
+            "9223372036854775807",
+        ),
+        span(
+            4,
+            "llm.d",
+            "gen_ai.usage.output_tokens",
+            "-9223372036854775808",
+        ),
+        span(5, "llm.e", "gen_ai.usage.output_tokens", "40"),
+        span(6, "tool\\u202e.evil", "x", "1"),
+    ];
+    let line = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        printed.contains("tokens 9223372036854775807 in, 40 out"),
+        "{printed}"
+    );
+    assert!(printed.contains("tool\\u{202e}.evil"), "{printed}");
+    assert!(!printed.contains('\u{202e}'), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn the_html_page_shows_a_long_value_in_part() {
     // Every value whole made a 120 MB page of two spans of 5 MB values
     // that took a browser a minute and a half to open (the LLM-sized data

@@ -149,6 +149,9 @@ pub fn ending(span: &DecodedSpan, live: bool) -> Ending {
 /// A token count of an LLM span: the first of `keys` it has (GenAI's
 /// current name, the older one OpenLLMetry and others still send,
 /// OpenInference's).
+/// A token count from the first of `keys` the span has; None for one that
+/// is no count (not a number, or below zero: summed, a hostile file's
+/// `i64::MIN` turned a trace's total into nonsense).
 pub fn tokens(span: &DecodedSpan, keys: &[&str]) -> Option<i64> {
     keys.iter()
         .find_map(|k| span.attribute(k))
@@ -158,6 +161,7 @@ pub fn tokens(span: &DecodedSpan, keys: &[&str]) -> Option<i64> {
             Value::Str(s) => s.trim().parse().ok(),
             _ => None,
         })
+        .filter(|n| *n >= 0)
 }
 
 pub fn input_tokens(span: &DecodedSpan) -> Option<i64> {
@@ -313,8 +317,14 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         }
         t.errors += usize::from(error);
         t.interrupted += usize::from(ending == Ending::Interrupted);
-        t.input_tokens += input_tokens(&span).unwrap_or(0);
-        t.output_tokens += output_tokens(&span).unwrap_or(0);
+        // Saturating: counts near i64::MAX in a hostile file wrapped the
+        // sum below zero (and a debug build panicked).
+        t.input_tokens = t
+            .input_tokens
+            .saturating_add(input_tokens(&span).unwrap_or(0));
+        t.output_tokens = t
+            .output_tokens
+            .saturating_add(output_tokens(&span).unwrap_or(0));
         t.nodes.push(Node {
             span,
             origin,
