@@ -102,3 +102,27 @@ def test_tail_without_a_sink_yet_waits_for_it(cli, demo, tmp_path):
     proc = f.proc
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_file_named_to_drive_the_terminal_is_named_cleanly(cli, tmp_path):
+    # Anyone who can write in the sink directory names its files: a name
+    # holding an escape sequence went raw to stderr in tail's complaint
+    # about the file's line (and in show's), where it could recolour or
+    # clear the terminal.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    f = Follower(cli, sink)
+    time.sleep(0.3)
+    (sink / "x\x1b[2Jy.jsonl").write_text("{not json}\n")
+    complaints = []
+    threading.Thread(target=lambda: complaints.extend(f.proc.stderr), daemon=True).start()
+    deadline = time.monotonic() + 60
+    while not any("not OTLP/JSON" in c for c in complaints):
+        assert f.proc.poll() is None and time.monotonic() < deadline, "no complaint about the line"
+        time.sleep(0.1)
+    complaint = next(c for c in complaints if "not OTLP/JSON" in c)
+    assert "\x1b" not in complaint, repr(complaint)
+    assert "x\\x1b[2Jy.jsonl" in complaint, complaint
+    assert f.stop() == 0
+    shown = subprocess.run([str(cli), "show", str(sink)], capture_output=True, text=True, timeout=60)
+    assert "x\\x1b[2Jy.jsonl" in shown.stderr and "\x1b" not in shown.stderr, repr(shown.stderr)

@@ -114,8 +114,10 @@ pub fn run(args: &[String]) -> ExitCode {
     };
 
     let loaded = load(&inputs);
+    // A problem names its file, whose name anyone who can write in the
+    // directory chose: cleaned like any text from a span.
     for p in &loaded.problems {
-        eprintln!("spanguard: {p}");
+        eprintln!("spanguard: {}", super::terminal::clean(p));
     }
     let read_anything = !loaded.origins.is_empty();
     let (traces, origins, duplicates) = assemble(loaded);

@@ -260,8 +260,9 @@ impl Tailer {
                 match decode_json(line) {
                     Ok(s) => spans.extend(s),
                     Err(e) => eprintln!(
-                        "spanguard: {}: a line that is not OTLP/JSON: {e}",
-                        path.display()
+                        "spanguard: {}: a line that is not OTLP/JSON: {}",
+                        clean(&path.display().to_string()),
+                        clean(&e.to_string())
                     ),
                 }
             }
@@ -271,7 +272,7 @@ impl Tailer {
         if follow.partial.len() > MAX_LINE_BYTES {
             eprintln!(
                 "spanguard: {}: a line longer than 64 MiB: skipped",
-                path.display()
+                clean(&path.display().to_string())
             );
             follow.partial.clear();
         }
