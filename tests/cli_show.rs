@@ -182,6 +182,15 @@ fn fixtures(test: &str) -> PathBuf {
     root
 }
 
+/// A directory of its own for `test`, holding one sink file of `line`.
+fn sink_of(test: &str, line: String) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    root
+}
+
 fn show(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
     c.current_dir(root).arg("show").args(args);
@@ -354,9 +363,6 @@ fn the_defaults_come_from_the_library_variables() {
 fn a_megabyte_status_message_is_cut_on_the_span_line() {
     // An exception's whole text as the status message: `show` printed it
     // on the span's one line (a 5 MB line in the LLM-sized data audit).
-    let root = std::env::temp_dir().join(format!("sg-cli-status-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     let message = "boom ".repeat(200_000);
     let line = format!(
         concat!(
@@ -369,7 +375,7 @@ fn a_megabyte_status_message_is_cut_on_the_span_line() {
         T0 + 5 * MS,
         message
     );
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("status", line);
     let out = show(&root, &["svc-1.jsonl"], &[]);
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -390,9 +396,6 @@ fn a_deep_chain_of_spans_is_drawn_in_bounded_lines() {
     // (quadratic in the depth) and took 5 GB to place. Lines now stay
     // within the terminal's width whatever the depth, the deeper spans
     // saying their depth, and the page's indent stops growing.
-    let root = std::env::temp_dir().join(format!("sg-cli-deep-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     const DEPTH: u64 = 3000;
     let spans: Vec<String> = (0..DEPTH)
         .map(|i| {
@@ -421,7 +424,7 @@ fn a_deep_chain_of_spans_is_drawn_in_bounded_lines() {
         ),
         spans.join(",")
     );
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("deep", line);
     let out = show(&root, &["svc-1.jsonl"], &[]);
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -466,9 +469,6 @@ fn a_trace_of_many_services_names_the_first_ones() {
     // A file whose every span names a service of its own: the heading
     // listed them all (a line of half a megabyte for 50,000). It names
     // eight and counts the rest; --service still finds any of them.
-    let root = std::env::temp_dir().join(format!("sg-cli-services-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     let resources: Vec<String> = (0..20u64)
         .map(|i| {
             format!(
@@ -486,7 +486,7 @@ fn a_trace_of_many_services_names_the_first_ones() {
         })
         .collect();
     let line = format!(r#"{{"resourceSpans":[{}]}}"#, resources.join(","));
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("services", line);
     for args in [&["svc-1.jsonl"][..], &["--service", "svc19", "svc-1.jsonl"]] {
         let out = show(&root, args, &[]);
         let printed = text(&out.stdout);
@@ -518,9 +518,6 @@ fn hostile_token_counts_and_bidi_controls_are_not_shown_as_they_are() {
     // Token counts at i64's ends wrapped the trace's sums (here to "-2 in,
     // 0 out"; a debug build panicked), and a right-to-left override in a
     // name turned the rest of its line around on a terminal.
-    let root = std::env::temp_dir().join(format!("sg-cli-odd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     let span = |id: u64, name: &str, key: &str, count: &str| {
         format!(
             concat!(
@@ -568,7 +565,7 @@ fn hostile_token_counts_and_bidi_controls_are_not_shown_as_they_are() {
         r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
         spans.join(",")
     );
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("odd", line);
     let out = show(&root, &["svc-1.jsonl"], &[]);
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -587,9 +584,6 @@ fn the_html_page_shows_a_long_value_in_part() {
     // that took a browser a minute and a half to open (the LLM-sized data
     // audit); a value past 256 K characters shows its head and says how
     // much more the file holds.
-    let root = std::env::temp_dir().join(format!("sg-cli-html-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     let prompt = "tell me more ".repeat(100_000);
     let line = format!(
         concat!(
@@ -602,7 +596,7 @@ fn the_html_page_shows_a_long_value_in_part() {
         T0 + 5 * MS,
         prompt
     );
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("html", line);
     let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let page = std::fs::read_to_string(root.join("page.html")).expect("page");
@@ -621,9 +615,6 @@ fn openinference_spans_show_their_model_and_tokens() {
     // OpenInference (which the README's bridge section names) records the
     // model and token counts as llm.model_name and llm.token_count.*, not
     // gen_ai.*: its LLM spans showed neither, and the trace no token sum.
-    let root = std::env::temp_dir().join(format!("sg-cli-openinference-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
     let span = |id: &str, parent: &str, name: &str, attributes: &str| {
         format!(
             concat!(
@@ -660,7 +651,7 @@ fn openinference_spans_show_their_model_and_tokens() {
         root_span,
         chat
     );
-    std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
+    let root = sink_of("openinference", line);
     let out = show(&root, &["svc-1.jsonl"], &[]);
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
