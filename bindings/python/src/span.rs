@@ -204,7 +204,7 @@ impl Span {
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let Some(value) = value(v, &self.rejected) else {
-            return Ok(());
+            return count_left_out(py, self.handle, 1);
         };
         let key_text = utf8(key);
         let k = key_text.as_bytes();
@@ -398,9 +398,10 @@ impl Span {
 
     /// Sets one attribute: str, bool, int (64-bit), float; bytes,
     /// bytearray or memoryview (a bytes value); a list or tuple of str, of
-    /// bool, of int or of float (an array). Anything else, a mixed or
-    /// None-holding sequence too, is left out, counted in
-    /// `stats().values_rejected` and warned once.
+    /// bool, of int or of float (an array; a None element is its type's
+    /// zero). Anything else, a mixed sequence too, is left out, counted in
+    /// `stats().values_rejected` and in the span's dropped attributes
+    /// count, and warned once.
     fn set_attribute(
         &self,
         py: Python<'_>,
@@ -708,7 +709,21 @@ pub fn set_all(
         report::recording(py, code)?;
         start += n;
     }
-    Ok(())
+    count_left_out(py, handle, attrs.left_out())
+}
+
+/// Counts on the span, in its dropped attributes, `n` attributes left out
+/// for a value spanguard cannot record (a dict, a mixed array, None, an
+/// int past 64 bits: what OpenTelemetry's Python SDK now keeps). Counted
+/// in `values_rejected` alone, the span arrived saying it had lost
+/// nothing, and the OpenTelemetry bridge, which passes each key the SDK
+/// kept, counted none of them either; an empty key is counted there too,
+/// by the library, as the SDK counts the attributes it refuses.
+fn count_left_out(py: Python<'_>, handle: spanguard_span, n: u32) -> PyResult<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    report::recording(py, c::spanguard_span_add_dropped_counts(handle, n, 0, 0))
 }
 
 /// `spanguard_span_begin*` results that still give a usable span: OK and

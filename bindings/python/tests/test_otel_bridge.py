@@ -265,6 +265,23 @@ def test_a_value_the_sdk_limited_arrives_as_the_sdk_kept_it(receiver, tmp_path, 
     tracer.close()
 
 
+def test_values_the_sdk_keeps_and_spanguard_cannot_hold_are_counted_dropped(bridged):
+    # The SDK keeps any value now (a dict, None, a mixed or nested
+    # sequence, an int past 64 bits); spanguard holds none of them. Each
+    # key the SDK kept is held or counted: the span says it lost them.
+    provider, memory, arrived = bridged
+    with provider.get_tracer("extended").start_as_current_span(
+            "chat", attributes={"gen_ai.input.messages": [{"role": "user", "content": "hi"}], "ok": 1}) as span:
+        span.set_attribute("gen_ai.request.metadata", {"tenant": "t-1"})
+        span.set_attribute("nothing", None)
+        span.set_attributes({"mixed": (1, "a"), "too.big": 2 ** 64, "model": "gpt-4o"})
+    (otel_span,) = memory.get_finished_spans()
+    assert len(otel_span.attributes) == 7 and otel_span.dropped_attributes == 0
+    got = arrived()[f"{otel_span.get_span_context().span_id:016x}"]
+    assert got["attributes"] == {"ok": 1, "model": "gpt-4o"}
+    assert got["dropped_attributes_count"] == 5
+
+
 def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):
     provider, memory, arrived = bridged
     tracer = provider.get_tracer("server")
