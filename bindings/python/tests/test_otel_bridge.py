@@ -391,6 +391,35 @@ def test_spans_carry_the_providers_resource(receiver, tmp_path):
     tracer.close()
 
 
+def test_providers_with_different_resources_on_one_tracer_are_warned_about(tmp_path, caplog):
+    """A spanguard tracer sends one resource with every batch (the last one
+    passed on): the spans of two providers with different resources on it
+    arrive under one of them. That used to happen in silence; it is said,
+    once, naming both. Providers with the same resource are not warned of."""
+    from opentelemetry.sdk.resources import Resource
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    shared = SpanguardSpanProcessor(tracer)
+    providers = []
+    for service in ("billing-agent", "billing-agent", "search-agent", "search-agent", "billing-agent"):
+        providers.append(TracerProvider(resource=Resource.create({"service.name": service})))
+        providers[-1].add_span_processor(shared)
+    # A second processor on the same tracer sees what the first passed on.
+    own = TracerProvider(resource=Resource.create({"service.name": "search-agent"}))
+    own.add_span_processor(SpanguardSpanProcessor(tracer))
+    with caplog.at_level("WARNING", logger="spanguard"):
+        providers[0].get_tracer("t").start_span("a").end()
+        providers[1].get_tracer("t").start_span("b").end()
+        assert not [r for r in caplog.records if "resources" in r.getMessage()]
+        for provider in providers[2:]:
+            provider.get_tracer("t").start_span("c").end()
+        own.get_tracer("t").start_span("d").end()
+    warned = [r.getMessage() for r in caplog.records if "resources" in r.getMessage()]
+    assert len(warned) == 2, warned  # once by each processor
+    assert "'billing-agent'" in warned[0] and "'search-agent'" in warned[0]
+    tracer.close()
+
+
 def test_spans_carry_their_tracers_scope_attributes(bridged):
     """A tracer's scope attributes (`get_tracer(..., attributes=...)`)
     arrive on its spans' InstrumentationScope, as with the SDK's own

@@ -35,7 +35,10 @@ others the SDK kept).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
 The spans carry the provider's resource (its service.name and attributes
 over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
-exporter would send them.
+exporter would send them. A spanguard tracer sends one resource with each
+batch: providers with different resources each need their own tracer
+(given one, their spans go under the last resource passed on, and a
+warning says so).
 
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from operator import is_
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -71,6 +75,9 @@ _MISSING = object()
 _MAX_SCOPES_SEEN = 1024
 # TraceFlags' sampled bit (its `sampled` property costs a Python call).
 _SAMPLED = TraceFlags.SAMPLED
+# The resource attributes last passed on to each spanguard tracer, by any
+# processor: a tracer has one resource for every batch it exports.
+_RESOURCE_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _link(sg: _SpanguardSpan, link) -> bool:
@@ -276,6 +283,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._scopes: dict[int, object] = {}
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
+        self._warned_resources = False  # `_warn_if_resources_differ`
         self._lock = threading.Lock()
         # Span class -> its following subclass, or None for a class that
         # cannot be followed (`_follow`).
@@ -296,7 +304,9 @@ class SpanguardSpanProcessor(SpanProcessor):
             # the SDK's own exporter.
             self._resource = resource
             try:
-                self._tracer.set_resource(dict(resource.attributes))
+                attributes = dict(resource.attributes)
+                self._warn_if_resources_differ(attributes)
+                self._tracer.set_resource(attributes)
             except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
                 self._failed("on_start", e)
         try:
@@ -353,6 +363,23 @@ class SpanguardSpanProcessor(SpanProcessor):
                                               getattr(scope, "schema_url", None) or None, dict(attributes))
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
+
+    def _warn_if_resources_differ(self, attributes: dict) -> None:
+        """Says, once per processor, that spans of providers with different
+        resources share one spanguard tracer: it sends one resource with
+        every batch, the last one passed on, so the other provider's spans
+        arrive under it (the SDK's own exporter sends each span's). Left
+        unsaid, one service's spans were silently filed under another's
+        service.name; the fix is a spanguard tracer per provider."""
+        previous = _RESOURCE_OF.get(self._tracer)
+        _RESOURCE_OF[self._tracer] = attributes
+        if previous is None or previous == attributes or self._warned_resources:
+            return
+        self._warned_resources = True
+        _logger.warning("spanguard: spans of TracerProviders with different resources (service.name %r, then %r) "
+                        "go to one spanguard tracer, which sends the last resource passed on with every batch: "
+                        "some spans arrive under the other provider's; give each provider its own "
+                        "spanguard.Tracer", previous.get("service.name"), attributes.get("service.name"))
 
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
