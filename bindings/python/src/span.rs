@@ -615,6 +615,26 @@ impl Span {
         )
     }
 
+    /// Ends a span that nothing can end any more, marked
+    /// `spanguard.unended` as a shutdown marks the spans still open: the
+    /// OpenTelemetry bridge's, when the SDK span it follows was
+    /// garbage-collected open (a stream never read to its end). Left open,
+    /// each held a slot until shutdown, and once they filled every slot no
+    /// span was recorded. Silent whatever the library answers: it runs
+    /// from a garbage collection, maybe in a forked child, where the
+    /// handle names nothing.
+    fn _end_unended(&self) {
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let key = "spanguard.unended";
+        // SAFETY: the key is valid for its length.
+        let _ = unsafe {
+            c::spanguard_span_set_bool(self.handle, key.as_ptr().cast(), key.len(), true)
+        };
+        let _ = c::spanguard_span_end(self.handle);
+    }
+
     /// Keeps the span's context now, as its end would (called on the
     /// current span before `os.fork`): in a forked child the library has
     /// given the tracer a fresh pipeline, where this span's handle names

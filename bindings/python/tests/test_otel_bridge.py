@@ -334,6 +334,38 @@ def test_the_processor_sets_no_global_provider_and_shutdown_is_the_tracer(tmp_pa
     tracer.close()
 
 
+def test_spans_collected_open_are_ended_marked_and_hold_no_slot(receiver, tmp_path):
+    """An SDK span garbage-collected without ending (a streamed answer never
+    read to its end) can never be ended: its spanguard span is ended then,
+    marked unended as at shutdown. Each one used to hold a slot for the
+    life of the process, and once they filled every slot the spans of the
+    rest of the program were dropped."""
+    import gc
+    start = len(receiver.spans())
+    tracer = spanguard.Tracer(from_env=False, service_name="leaky", endpoint=receiver.traces_url,
+                              spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False,
+                              max_open_spans=32, max_queue_size=64)
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    otel = provider.get_tracer("leaky")
+    for i in range(300):
+        otel.start_span(f"stream.{i}", attributes={"i": i})  # dropped open
+        if i % 16 == 0:
+            assert provider.force_flush()
+    gc.collect()
+    with otel.start_as_current_span("afterwards"):
+        pass
+    assert provider.force_flush()
+    got = {s["name"]: s for s in receiver.spans()[start:]}
+    assert "afterwards" in got
+    assert "spanguard.unended" not in got["afterwards"]["attributes"]
+    assert got["stream.299"]["attributes"] == {"i": 299, "spanguard.unended": True}
+    assert tracer.stats().dropped_buffer_full == 0
+    assert len(got) == 301
+    provider.shutdown()
+    tracer.close()
+
+
 def test_calls_after_the_tracer_closed_are_ignored_not_raised(tmp_path, caplog):
     """A provider flushed or used after its spanguard tracer closed (a
     `with spanguard.Tracer()` block that ended): force_flush says False,

@@ -33,6 +33,9 @@ own spans), so what the SDK kept arrives whole, up to spanguard's bounds
 event or link it has no room for is counted dropped, and costs none of the
 others the SDK kept).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
+A span garbage-collected open (a stream never read to its end) is ended
+then, marked `spanguard.unended` as at shutdown: nothing else could end
+it, and it would hold one of the tracer's slots for good.
 The spans carry the provider's resource (its service.name and attributes
 over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
 exporter would send them. A spanguard tracer sends one resource with each
@@ -135,6 +138,14 @@ def _scope_fields(scope) -> tuple:
     return scope.name, scope.version or None, getattr(scope, "schema_url", None) or None
 
 
+class _Watch(weakref.ref):
+    """A weak reference to an open SDK span (`_Open.watch`) that knows the
+    key of its `_Open` (a slot: cheaper, a span, than a callback made for
+    each one)."""
+
+    __slots__ = ("key",)
+
+
 class _Open:
     """A span begun at on_start: what on_end must not send twice.
 
@@ -146,10 +157,11 @@ class _Open:
     take (counted dropped when refused), None while there are none: on_end
     must not drop from spanguard, in their stead, ones the SDK kept. It
     refers to nothing that refers to the SDK's span (`kept` is the span's
-    attribute map), so keeping it on the span makes no reference cycle."""
+    attribute map; `watch` a weak reference), so keeping it on the span
+    makes no reference cycle."""
 
     __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "events_refused", "links",
-                 "links_from", "links_refused", "attribute_limit", "ended")
+                 "links_from", "links_refused", "attribute_limit", "ended", "watch")
 
     def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
                  links_from: int, links: int, attribute_limit, events_refused: list | None = None,
@@ -160,6 +172,9 @@ class _Open:
         # The SDK span's attribute limit (None: none).
         self.attribute_limit = attribute_limit
         self.ended = False  # on_end has it: setters pass nothing more
+        # A weak reference to the SDK span, whose callback ends the
+        # spanguard span if the SDK span is collected open (`_abandoned`).
+        self.watch = None
 
 
 def _room(count: int, limit) -> bool:
@@ -284,6 +299,8 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
         self._warned_resources = False  # `_warn_if_resources_differ`
+        # `_abandoned`, bound once: a span's weak reference costs no more.
+        self._on_collected = self._abandoned
         self._lock = threading.Lock()
         # Span class -> its following subclass, or None for a class that
         # cannot be followed (`_follow`).
@@ -314,7 +331,13 @@ class SpanguardSpanProcessor(SpanProcessor):
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
             return
-        self._open[(ctx.trace_id, ctx.span_id)] = opened
+        key = (ctx.trace_id, ctx.span_id)
+        self._open[key] = opened
+        try:
+            watch = opened.watch = _Watch(span, self._on_collected)
+            watch.key = key
+        except TypeError:
+            pass  # a span class that takes no weak reference: ended at shutdown
         self._follow(span, opened)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -326,6 +349,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             if opened is None:  # began before this processor was added
                 opened = self._begin(span, ctx)
             opened.ended = True
+            opened.watch = None  # its callback has nothing left to do
             self._complete(span, opened)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_end", e)
@@ -345,6 +369,23 @@ class SpanguardSpanProcessor(SpanProcessor):
             return False
 
     # -- the work -------------------------------------------------------------
+
+    def _abandoned(self, watch: _Watch) -> None:
+        """The SDK span `key` names was garbage-collected without ending (a
+        stream never read to its end, a span started and dropped): nothing
+        can end it now. Its spanguard span is ended, marked
+        `spanguard.unended` as a shutdown marks the spans still open, and
+        the bridge lets go of it. Kept open, each one held a slot of the
+        tracer and an entry here for the life of the process, and once
+        such spans filled every slot no span was recorded any more (the
+        SDK's own processors hold nothing for a span before its end)."""
+        try:
+            opened = self._open.pop(watch.key, None)
+            if opened is not None and not opened.ended:
+                opened.ended = True
+                opened.span._end_unended()
+        except Exception as e:  # noqa: BLE001 - a garbage collection must not raise
+            self._failed("a collected span", e)
 
     def _pass_scope(self, scope) -> None:
         """Passes on the attributes of an SDK tracer's instrumentation scope
