@@ -452,6 +452,55 @@ def test_providers_with_different_resources_on_one_tracer_are_warned_about(tmp_p
     tracer.close()
 
 
+@pytest.mark.parametrize("renews_resource", [True, False], ids=["sdk-renews-resource", "older-sdk"])
+def test_a_forked_childs_spans_carry_the_resource_and_scope_attributes(tmp_path, renews_resource):
+    """In a forked child (a prefork server's workers) the library replaces
+    each tracer, without what the bridge passed on in the parent, which it
+    passed once: the child's spans lost their scope attributes, and with an
+    SDK that does not renew the provider's resource at a fork (before
+    1.45; `_handle_fork` skipped here to be one) its service.name too."""
+    from conftest import read_sink, run_python
+    code = f"""
+import os, threading
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+import spanguard
+from spanguard.otel import SpanguardSpanProcessor
+
+class OlderProvider(TracerProvider):
+    def _handle_fork(self):
+        self._tracers_lock = threading.Lock()
+
+tracer = spanguard.Tracer(from_env=False, service_name="spanguard-own", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False)
+provider = ({renews_resource!r} and TracerProvider or OlderProvider)(
+    resource=Resource.create({{"service.name": "prefork-agent"}}))
+provider.add_span_processor(SpanguardSpanProcessor(tracer))
+otel = provider.get_tracer("agent.scope", "1.0", attributes={{"scope.team": "search"}})
+with otel.start_as_current_span("in.parent"):
+    pass
+assert provider.force_flush()
+pid = os.fork()
+if pid == 0:
+    try:
+        with otel.start_as_current_span("in.child"):
+            pass
+        provider.shutdown()
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+provider.shutdown()
+"""
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    spans = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert sorted(spans) == ["in.child", "in.parent"]
+    for s in spans.values():
+        assert s["resource"]["service.name"] == "prefork-agent", s["name"]
+        assert s["scope_attributes"] == {"scope.team": "search"}, s["name"]
+    assert "resources" not in run.stderr  # a fork is no second provider
+
+
 def test_spans_carry_their_tracers_scope_attributes(bridged):
     """A tracer's scope attributes (`get_tracer(..., attributes=...)`)
     arrive on its spans' InstrumentationScope, as with the SDK's own

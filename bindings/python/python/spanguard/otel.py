@@ -50,6 +50,7 @@ the tracer's; the provider's shutdown shuts the tracer down.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from operator import is_
@@ -81,6 +82,25 @@ _SAMPLED = TraceFlags.SAMPLED
 # The resource attributes last passed on to each spanguard tracer, by any
 # processor: a tracer has one resource for every batch it exports.
 _RESOURCE_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Every processor, for `_forget_what_was_passed_in_child`.
+_PROCESSORS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_what_was_passed_in_child() -> None:
+    """In a forked child, each spanguard tracer is a new one (the library
+    replaces it: the parent's spans stay the parent's), without the
+    resource and scope attributes the bridge passed on in the parent; and
+    the bridge passes each on once. The child's spans (a prefork server's
+    workers, multiprocessing's fork workers) arrived without their scope
+    attributes, and under spanguard's own service.name with an SDK that
+    does not renew the provider's resource at a fork. Forgotten, they are
+    passed on again with the child's first span."""
+    _RESOURCE_OF.clear()
+    for processor in list(_PROCESSORS):
+        processor._forget_what_was_passed()
+
+
+os.register_at_fork(after_in_child=_forget_what_was_passed_in_child)
 
 
 def _link(sg: _SpanguardSpan, link) -> bool:
@@ -301,6 +321,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._warned_resources = False  # `_warn_if_resources_differ`
         # `_abandoned`, bound once: a span's weak reference costs no more.
         self._on_collected = self._abandoned
+        _PROCESSORS.add(self)
         self._lock = threading.Lock()
         # Span class -> its following subclass, or None for a class that
         # cannot be followed (`_follow`).
@@ -404,6 +425,13 @@ class SpanguardSpanProcessor(SpanProcessor):
                                               getattr(scope, "schema_url", None) or None, dict(attributes))
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
+
+    def _forget_what_was_passed(self) -> None:
+        """Forgets the resource and scopes passed on, so that the next span
+        passes them on again (`_forget_what_was_passed_in_child`)."""
+        self._resource = None
+        self._scopes = {}
+        self._scope = (None, *_scope_fields(None))
 
     def _warn_if_resources_differ(self, attributes: dict) -> None:
         """Says, once per processor, that spans of providers with different
