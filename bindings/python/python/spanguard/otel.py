@@ -392,9 +392,9 @@ class SpanguardSpanProcessor(SpanProcessor):
     # -- the work -------------------------------------------------------------
 
     def _abandoned(self, watch: _Watch) -> None:
-        """The SDK span `key` names was garbage-collected without ending (a
-        stream never read to its end, a span started and dropped): nothing
-        can end it now. Its spanguard span is ended, marked
+        """The SDK span `watch` referred to was garbage-collected without
+        ending (a stream never read to its end, a span started and
+        dropped): nothing can end it now. Its spanguard span is ended, marked
         `spanguard.unended` as a shutdown marks the spans still open, and
         the bridge lets go of it. Kept open, each one held a slot of the
         tracer and an entry here for the life of the process, and once
