@@ -82,10 +82,10 @@ impl Problem {
                 "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
             }
             Problem::BadValue => {
-                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected)"
+                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count)"
             }
             Problem::MixedArray => {
-                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (OpenTelemetry's arrays are homogeneous, and spanguard's hold no None); it was left out (counted in stats().values_rejected)"
+                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (spanguard's arrays are homogeneous; a None element is its type's zero); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count)"
             }
             Problem::EmptyKey => {
                 "an attribute had an empty key, which OpenTelemetry forbids; it was left out (counted in stats().attributes_dropped)"

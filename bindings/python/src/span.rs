@@ -204,7 +204,7 @@ impl Span {
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let Some(value) = value(v, &self.rejected) else {
-            return Ok(());
+            return count_left_out(py, self.handle, 1);
         };
         let key_text = utf8(key);
         let k = key_text.as_bytes();
@@ -398,9 +398,10 @@ impl Span {
 
     /// Sets one attribute: str, bool, int (64-bit), float; bytes,
     /// bytearray or memoryview (a bytes value); a list or tuple of str, of
-    /// bool, of int or of float (an array). Anything else, a mixed or
-    /// None-holding sequence too, is left out, counted in
-    /// `stats().values_rejected` and warned once.
+    /// bool, of int or of float (an array; a None element is its type's
+    /// zero). Anything else, a mixed sequence too, is left out, counted in
+    /// `stats().values_rejected` and in the span's dropped attributes
+    /// count, and warned once.
     fn set_attribute(
         &self,
         py: Python<'_>,
@@ -614,6 +615,26 @@ impl Span {
         )
     }
 
+    /// Ends a span that nothing can end any more, marked
+    /// `spanguard.unended` as a shutdown marks the spans still open: the
+    /// OpenTelemetry bridge's, when the SDK span it follows was
+    /// garbage-collected open (a stream never read to its end). Left open,
+    /// each held a slot until shutdown, and once they filled every slot no
+    /// span was recorded. Silent whatever the library answers: it runs
+    /// from a garbage collection, maybe in a forked child, where the
+    /// handle names nothing.
+    fn _end_unended(&self) {
+        if self.ended.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let key = "spanguard.unended";
+        // SAFETY: the key is valid for its length.
+        let _ = unsafe {
+            c::spanguard_span_set_bool(self.handle, key.as_ptr().cast(), key.len(), true)
+        };
+        let _ = c::spanguard_span_end(self.handle);
+    }
+
     /// Keeps the span's context now, as its end would (called on the
     /// current span before `os.fork`): in a forked child the library has
     /// given the tracer a fresh pipeline, where this span's handle names
@@ -708,7 +729,21 @@ pub fn set_all(
         report::recording(py, code)?;
         start += n;
     }
-    Ok(())
+    count_left_out(py, handle, attrs.left_out())
+}
+
+/// Counts on the span, in its dropped attributes, `n` attributes left out
+/// for a value spanguard cannot record (a dict, a mixed array, None, an
+/// int past 64 bits: what OpenTelemetry's Python SDK now keeps). Counted
+/// in `values_rejected` alone, the span arrived saying it had lost
+/// nothing, and the OpenTelemetry bridge, which passes each key the SDK
+/// kept, counted none of them either; an empty key is counted there too,
+/// by the library, as the SDK counts the attributes it refuses.
+fn count_left_out(py: Python<'_>, handle: spanguard_span, n: u32) -> PyResult<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    report::recording(py, c::spanguard_span_add_dropped_counts(handle, n, 0, 0))
 }
 
 /// `spanguard_span_begin*` results that still give a usable span: OK and

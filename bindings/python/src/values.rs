@@ -144,6 +144,9 @@ fn element_type(e: &Bound<'_, PyAny>) -> Option<ElementType> {
 /// into kept alive until the call returns.
 pub struct Attributes<'py> {
     items: Vec<spanguard_attribute>,
+    /// How many of the call's attributes were left out for their value
+    /// (`value`, `compound`): a span counts them dropped (`span::set_all`).
+    left_out: u32,
     owned: Vec<Vec<u8>>,
     arrays: Vec<Elements>,
     _alive: Vec<Bound<'py, PyAny>>,
@@ -153,6 +156,7 @@ impl<'py> Attributes<'py> {
     fn with_capacity(n: usize) -> Attributes<'py> {
         Attributes {
             items: Vec::with_capacity(n),
+            left_out: 0,
             owned: Vec::new(),
             arrays: Vec::new(),
             _alive: Vec::with_capacity(2 * n),
@@ -207,6 +211,7 @@ impl<'py> Attributes<'py> {
 
     fn push(&mut self, key: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>, rejected: &AtomicU64) {
         let Some(value) = value(v, rejected) else {
+            self.left_out = self.left_out.saturating_add(1);
             return;
         };
         let mut a = spanguard_attribute {
@@ -240,6 +245,7 @@ impl<'py> Attributes<'py> {
             }
             Value::Compound => {
                 let Some((type_, p, n)) = self.compound(v, rejected) else {
+                    self.left_out = self.left_out.saturating_add(1);
                     return;
                 };
                 a.type_ = type_;
@@ -402,5 +408,10 @@ impl<'py> Attributes<'py> {
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// How many attributes were left out for their value.
+    pub fn left_out(&self) -> u32 {
+        self.left_out
     }
 }

@@ -98,6 +98,28 @@ def test_sequences_that_are_not_opentelemetry_arrays_stay_out_counted_and_never_
     tracer.close()
 
 
+def test_a_value_left_out_is_counted_on_its_span_as_a_dropped_attribute(receiver, tmp_path):
+    # OpenTelemetry's Python SDK counts an attribute it refuses in the
+    # span's dropped attributes (and spanguard counts an empty key there):
+    # a span whose values were left out must not arrive saying it lost none.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    with tracer.span("lossy", attributes={"at.start": {"a": 1}, "kept.at.start": 1}) as span:
+        span.set_attribute("a.dict", {"role": "user"})  # a scalar setter's value
+        span.set_attribute("too.big", 2 ** 64)
+        span.set_attribute("none", None)
+        span.set_attribute("mixed", [1, "two"])  # an array's
+        span.set_attributes({"kept": "fine", "obj": object(), "nested": ((1,), (2,))})
+    with tracer.span("whole") as span:
+        span.set_attributes({"kept": "fine", "n": 2 ** 63 - 1})
+    spans = arrived(receiver, before, tracer)
+    assert spans["lossy"]["attributes"] == {"kept.at.start": 1, "kept": "fine"}
+    assert spans["lossy"]["dropped_attributes_count"] == 7
+    assert spans["whole"]["dropped_attributes_count"] == 0
+    assert tracer.stats().values_rejected == 7
+    tracer.close()
+
+
 def test_a_none_in_an_array_arrives_as_its_types_zero(receiver, tmp_path):
     # OpenTelemetry keeps nulls in arrays and lets an exporter that cannot
     # send one send "", 0 or false: the other elements arrive.

@@ -33,9 +33,15 @@ own spans), so what the SDK kept arrives whole, up to spanguard's bounds
 event or link it has no room for is counted dropped, and costs none of the
 others the SDK kept).
 Unsampled spans are left out, as the SDK's BatchSpanProcessor leaves them.
+A span garbage-collected open (a stream never read to its end) is ended
+then, marked `spanguard.unended` as at shutdown: nothing else could end
+it, and it would hold one of the tracer's slots for good.
 The spans carry the provider's resource (its service.name and attributes
 over the spanguard tracer's own, `Tracer.set_resource`), as the SDK's own
-exporter would send them.
+exporter would send them. A spanguard tracer sends one resource with each
+batch: providers with different resources each need their own tracer
+(given one, their spans go under the last resource passed on, and a
+warning says so).
 
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
@@ -44,7 +50,9 @@ the tracer's; the provider's shutdown shuts the tracer down.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from operator import is_
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -71,6 +79,28 @@ _MISSING = object()
 _MAX_SCOPES_SEEN = 1024
 # TraceFlags' sampled bit (its `sampled` property costs a Python call).
 _SAMPLED = TraceFlags.SAMPLED
+# The resource attributes last passed on to each spanguard tracer, by any
+# processor: a tracer has one resource for every batch it exports.
+_RESOURCE_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Every processor, for `_forget_what_was_passed_in_child`.
+_PROCESSORS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_what_was_passed_in_child() -> None:
+    """In a forked child, each spanguard tracer is a new one (the library
+    replaces it: the parent's spans stay the parent's), without the
+    resource and scope attributes the bridge passed on in the parent; and
+    the bridge passes each on once. The child's spans (a prefork server's
+    workers, multiprocessing's fork workers) arrived without their scope
+    attributes, and under spanguard's own service.name with an SDK that
+    does not renew the provider's resource at a fork. Forgotten, they are
+    passed on again with the child's first span."""
+    _RESOURCE_OF.clear()
+    for processor in list(_PROCESSORS):
+        processor._forget_what_was_passed()
+
+
+os.register_at_fork(after_in_child=_forget_what_was_passed_in_child)
 
 
 def _link(sg: _SpanguardSpan, link) -> bool:
@@ -128,6 +158,14 @@ def _scope_fields(scope) -> tuple:
     return scope.name, scope.version or None, getattr(scope, "schema_url", None) or None
 
 
+class _Watch(weakref.ref):
+    """A weak reference to an open SDK span (`_Open.watch`) that knows the
+    key of its `_Open` (a slot: cheaper, a span, than a callback made for
+    each one)."""
+
+    __slots__ = ("key",)
+
+
 class _Open:
     """A span begun at on_start: what on_end must not send twice.
 
@@ -139,10 +177,11 @@ class _Open:
     take (counted dropped when refused), None while there are none: on_end
     must not drop from spanguard, in their stead, ones the SDK kept. It
     refers to nothing that refers to the SDK's span (`kept` is the span's
-    attribute map), so keeping it on the span makes no reference cycle."""
+    attribute map; `watch` a weak reference), so keeping it on the span
+    makes no reference cycle."""
 
     __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "events_refused", "links",
-                 "links_from", "links_refused", "attribute_limit", "ended")
+                 "links_from", "links_refused", "attribute_limit", "ended", "watch")
 
     def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
                  links_from: int, links: int, attribute_limit, events_refused: list | None = None,
@@ -153,6 +192,9 @@ class _Open:
         # The SDK span's attribute limit (None: none).
         self.attribute_limit = attribute_limit
         self.ended = False  # on_end has it: setters pass nothing more
+        # A weak reference to the SDK span, whose callback ends the
+        # spanguard span if the SDK span is collected open (`_abandoned`).
+        self.watch = None
 
 
 def _room(count: int, limit) -> bool:
@@ -276,6 +318,10 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._scopes: dict[int, object] = {}
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
+        self._warned_resources = False  # `_warn_if_resources_differ`
+        # `_abandoned`, bound once: a span's weak reference costs no more.
+        self._on_collected = self._abandoned
+        _PROCESSORS.add(self)
         self._lock = threading.Lock()
         # Span class -> its following subclass, or None for a class that
         # cannot be followed (`_follow`).
@@ -296,7 +342,9 @@ class SpanguardSpanProcessor(SpanProcessor):
             # the SDK's own exporter.
             self._resource = resource
             try:
-                self._tracer.set_resource(dict(resource.attributes))
+                attributes = dict(resource.attributes)
+                self._warn_if_resources_differ(attributes)
+                self._tracer.set_resource(attributes)
             except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
                 self._failed("on_start", e)
         try:
@@ -304,7 +352,13 @@ class SpanguardSpanProcessor(SpanProcessor):
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
             return
-        self._open[(ctx.trace_id, ctx.span_id)] = opened
+        key = (ctx.trace_id, ctx.span_id)
+        self._open[key] = opened
+        try:
+            watch = opened.watch = _Watch(span, self._on_collected)
+            watch.key = key
+        except TypeError:
+            pass  # a span class that takes no weak reference: ended at shutdown
         self._follow(span, opened)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -316,6 +370,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             if opened is None:  # began before this processor was added
                 opened = self._begin(span, ctx)
             opened.ended = True
+            opened.watch = None  # its callback has nothing left to do
             self._complete(span, opened)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_end", e)
@@ -336,6 +391,23 @@ class SpanguardSpanProcessor(SpanProcessor):
 
     # -- the work -------------------------------------------------------------
 
+    def _abandoned(self, watch: _Watch) -> None:
+        """The SDK span `watch` referred to was garbage-collected without
+        ending (a stream never read to its end, a span started and
+        dropped): nothing can end it now. Its spanguard span is ended, marked
+        `spanguard.unended` as a shutdown marks the spans still open, and
+        the bridge lets go of it. Kept open, each one held a slot of the
+        tracer and an entry here for the life of the process, and once
+        such spans filled every slot no span was recorded any more (the
+        SDK's own processors hold nothing for a span before its end)."""
+        try:
+            opened = self._open.pop(watch.key, None)
+            if opened is not None and not opened.ended:
+                opened.ended = True
+                opened.span._end_unended()
+        except Exception as e:  # noqa: BLE001 - a garbage collection must not raise
+            self._failed("a collected span", e)
+
     def _pass_scope(self, scope) -> None:
         """Passes on the attributes of an SDK tracer's instrumentation scope
         (`get_tracer(..., attributes=...)`) the first time one of its spans
@@ -353,6 +425,30 @@ class SpanguardSpanProcessor(SpanProcessor):
                                               getattr(scope, "schema_url", None) or None, dict(attributes))
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
             self._failed("on_start", e)
+
+    def _forget_what_was_passed(self) -> None:
+        """Forgets the resource and scopes passed on, so that the next span
+        passes them on again (`_forget_what_was_passed_in_child`)."""
+        self._resource = None
+        self._scopes = {}
+        self._scope = (None, *_scope_fields(None))
+
+    def _warn_if_resources_differ(self, attributes: dict) -> None:
+        """Says, once per processor, that spans of providers with different
+        resources share one spanguard tracer: it sends one resource with
+        every batch, the last one passed on, so the other provider's spans
+        arrive under it (the SDK's own exporter sends each span's). Left
+        unsaid, one service's spans were silently filed under another's
+        service.name; the fix is a spanguard tracer per provider."""
+        previous = _RESOURCE_OF.get(self._tracer)
+        _RESOURCE_OF[self._tracer] = attributes
+        if previous is None or previous == attributes or self._warned_resources:
+            return
+        self._warned_resources = True
+        _logger.warning("spanguard: spans of TracerProviders with different resources (service.name %r, then %r) "
+                        "go to one spanguard tracer, which sends the last resource passed on with every batch: "
+                        "some spans arrive under the other provider's; give each provider its own "
+                        "spanguard.Tracer", previous.get("service.name"), attributes.get("service.name"))
 
     def _begin(self, span, ctx: SpanContext) -> _Open:
         parent = span.parent
