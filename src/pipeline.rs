@@ -174,9 +174,11 @@ pub struct Pipeline {
     /// deadline.
     pub abort_requests_at: Arc<AtomicU64>,
     /// Resource attributes set at run time over the configured ones
-    /// (`Tracer::set_resource`), for the exporter to take at its next
-    /// batch; `resource_changed` says there is a new set.
-    pub resource_update: Mutex<Option<Vec<(String, crate::config::ResourceValue)>>>,
+    /// (`Tracer::set_resource`), the last set given: the exporter reads
+    /// them at its next batch (`resource_changed` says there is a new
+    /// set), and a forked child's tracer starts with them
+    /// (`Tracer::given_at_run_time`).
+    pub resource_given: Mutex<Option<Vec<(String, crate::config::ResourceValue)>>>,
     /// Instrumentation scopes given attributes (`Tracer::set_scope_attributes`),
     /// the whole table, which the exporter copies when `resource_changed`.
     pub scope_table: Mutex<Vec<ScopeGiven>>,

@@ -336,6 +336,12 @@ pub use crate::span::record::RawStr;
 /// An attribute value to record: strings, bytes, scalars and arrays.
 pub use crate::span::record::ValueInput as AttrInput;
 
+/// What a tracer was given at run time (`Tracer::given_at_run_time`).
+pub struct RunTimeGiven {
+    pub resource: Option<Vec<(String, crate::config::ResourceValue)>>,
+    pub scopes: Vec<crate::pipeline::ScopeGiven>,
+}
+
 /// A call did what was asked but changed the input to fit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Notice {
@@ -503,7 +509,7 @@ impl Tracer {
             end_check_mask,
             full_wait_in_vain_at: Default::default(),
             abort_requests_at,
-            resource_update: Mutex::new(None),
+            resource_given: Mutex::new(None),
             scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),
         });
@@ -523,6 +529,40 @@ impl Tracer {
 
     pub fn config(&self) -> &TracerConfig {
         &self.pipeline.config
+    }
+
+    /// What `set_resource` and `set_scope_attributes` gave this tracer
+    /// (the resource attributes, None if never set; the scopes given
+    /// attributes), for the tracer that replaces it in a forked child:
+    /// without them, a prefork server's workers sent their spans under
+    /// the configured service name and without their scopes' attributes.
+    /// Runs in the child, where a lock some thread of the parent held at
+    /// the fork stays held: None then (a fork during another thread's
+    /// `set_resource`), and the caller says so.
+    pub fn given_at_run_time(&self) -> Option<RunTimeGiven> {
+        fn read<T: Clone>(m: &Mutex<T>) -> Option<T> {
+            match m.try_lock() {
+                Ok(g) => Some(g.clone()),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+        let p = &self.pipeline;
+        Some(RunTimeGiven {
+            resource: read(&p.resource_given)?,
+            scopes: read(&p.scope_table)?,
+        })
+    }
+
+    /// Gives this tracer what another one was given at run time
+    /// (`given_at_run_time`).
+    pub fn give(&self, given: RunTimeGiven) {
+        if let Some(resource) = given.resource {
+            let _ = self.set_resource(resource);
+        }
+        for scope in given.scopes {
+            let _ = self.set_scope_attributes(scope);
+        }
     }
 
     pub fn pipeline(&self) -> &Arc<Pipeline> {
@@ -1236,7 +1276,7 @@ impl Tracer {
             return Err(SpanError::ShutDown);
         }
         let p = &self.pipeline;
-        if let Ok(mut slot) = p.resource_update.lock() {
+        if let Ok(mut slot) = p.resource_given.lock() {
             // Under the lock: one writer of the dump headers at a time.
             if p.crash_file.is_some() || p.flight.is_some() {
                 let resource = ResourceInfo::configured(&p.config).overridden(&attributes);

@@ -396,7 +396,8 @@ impl Exporter {
             // Set at run time (a bridged provider's resource, over the
             // configured one; its tracers' scope attributes), from this
             // batch on.
-            let given = p.resource_update.lock().ok().and_then(|mut g| g.take());
+            // Read, not taken: a forked child's tracer starts with it.
+            let given = p.resource_given.lock().ok().and_then(|g| g.clone());
             let mut resource = match given {
                 Some(given) => ResourceInfo::configured(&p.config).overridden(&given),
                 None => (*self.resource).clone(),

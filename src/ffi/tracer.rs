@@ -46,7 +46,8 @@ pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
 /// tracers' exporter and watchdog threads did not come along, their spans
 /// are the parent's to export, and their connection and files are shared
 /// with the parent. Each is replaced by a new tracer with the same config
-/// (new slots, thread, files, and a new id, so handles from before the fork
+/// and what it was given at run time (resource and scope attributes) (new
+/// slots, thread, files, and a new id, so handles from before the fork
 /// are stale rather than aliasing new spans); the old one is leaked, never
 /// run, so nothing of the parent's is exported twice. The wrappers are
 /// collected first: a replacement is published under its new id, which a
@@ -68,6 +69,7 @@ unsafe extern "C" fn after_fork_in_child() {
                 continue;
             };
             let config = old.config().clone();
+            let given = old.given_at_run_time();
             let log_level = config.log_level;
             let old_id = wrapper.id;
             std::mem::forget(old);
@@ -77,6 +79,20 @@ unsafe extern "C" fn after_fork_in_child() {
             let Some(new_id) = new_id else { continue };
             match Tracer::new(config) {
                 Ok(tracer) => {
+                    match given {
+                        Some(given) => tracer.give(given),
+                        None if log_level >= crate::config::LogLevel::Warn => {
+                            let line = format!(
+                                "spanguard: warning: this forked process (pid {}) sends its \
+                                 spans without the resource and scope attributes set at run \
+                                 time: another thread was setting them at the fork\n",
+                                std::process::id()
+                            );
+                            let _ =
+                                std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                        }
+                        None => {}
+                    }
                     wrapper.tracer = Some(tracer);
                     wrapper.id = new_id;
                     if let Some(t) = &wrapper.tracer {
