@@ -117,6 +117,25 @@ pub struct Span {
     /// and must still say it is not recording (OpenTelemetry: a DROP
     /// decision means `IsRecording` is false).
     recording: bool,
+    /// `handle` was read: whoever holds the number (C code, through
+    /// ctypes or an extension) may end the span, so dropping this object
+    /// does not (`Drop`).
+    handed_out: AtomicBool,
+}
+
+/// A span collected open (started, never ended, and nothing refers to it
+/// any more: an exception path that skipped its `end`, a generator never
+/// run to its end) is ended then, marked `spanguard.unended` as a shutdown
+/// marks the spans still open. Nothing else could end it, and kept open
+/// it held one of the tracer's slots for the life of the process: 4,096 of
+/// them and no span was recorded any more. Not one whose `handle` was
+/// read (`handed_out`): its holder may end it.
+impl Drop for Span {
+    fn drop(&mut self) {
+        if !self.handed_out.load(Ordering::Relaxed) && self.handle != SPANGUARD_SPAN_NONE {
+            self._end_unended();
+        }
+    }
 }
 
 impl Span {
@@ -136,6 +155,7 @@ impl Span {
             kept: OnceLock::new(),
             may_have_tracestate,
             recording,
+            handed_out: AtomicBool::new(false),
         }
     }
 
@@ -383,9 +403,11 @@ impl Span {
 #[pymethods]
 impl Span {
     /// The span's handle (a `spanguard_span`); 0 for a span that records
-    /// nothing.
+    /// nothing. Once read, the span is its holder's to end: collected
+    /// open, it is no longer ended for it.
     #[getter]
     fn handle(&self) -> u64 {
+        self.handed_out.store(true, Ordering::Relaxed);
         self.handle
     }
 
@@ -616,9 +638,10 @@ impl Span {
     }
 
     /// Ends a span that nothing can end any more, marked
-    /// `spanguard.unended` as a shutdown marks the spans still open: the
-    /// OpenTelemetry bridge's, when the SDK span it follows was
-    /// garbage-collected open (a stream never read to its end). Left open,
+    /// `spanguard.unended` as a shutdown marks the spans still open: one
+    /// collected open (`Drop`), and the OpenTelemetry bridge's, when the
+    /// SDK span it follows was garbage-collected open (a stream never read
+    /// to its end). Left open,
     /// each held a slot until shutdown, and once they filled every slot no
     /// span was recorded. Silent whatever the library answers: it runs
     /// from a garbage collection, maybe in a forked child, where the

@@ -1,6 +1,7 @@
 """The native API against the real library: spans go to a sink directory
 and are read back with opentelemetry-proto."""
 
+import gc
 import os
 import threading
 import time
@@ -270,11 +271,37 @@ def test_close_while_other_threads_record_and_flush_loses_nothing(tmp_path):
 
 
 def test_open_spans_are_exported_at_shutdown(tracer, sink):
-    tracer.start_span("forgotten")
+    still_open = tracer.start_span("still-open")  # noqa: F841 - kept open until the shutdown
     assert tracer.shutdown(10)
     (span,) = read_sink(sink)
     assert span["attributes"]["spanguard.unended"] is True
     assert tracer.stats().spans_unended_at_shutdown == 1
+
+
+def test_a_span_collected_open_is_ended_and_marked(tmp_path):
+    # Spans started and dropped without end (an exception path that skips
+    # it, a generator never run to its end) each held a slot for the life
+    # of the process: after 4,096 of them nothing more was recorded. One
+    # collected open is ended then, marked unended; one whose handle was
+    # read is its holder's to end, and stays open.
+    t = spanguard.Tracer(**tracer_settings(tmp_path))
+    for i in range(5000):
+        t.start_span(f"dropped-{i}")
+    handed = t.start_span("handed-out")
+    handle = handed.handle
+    del handed
+    gc.collect()
+    with t.span("afterwards"):
+        pass
+    assert t.stats().spans_open == 1, "only the one whose handle was read"
+    assert t.flush(10)
+    spans = by_name(read_sink(tmp_path / "sink"))
+    assert "afterwards" in spans
+    assert all(spans[f"dropped-{i}"]["attributes"]["spanguard.unended"] is True for i in range(5000))
+    assert "handed-out" not in spans
+    assert handle != 0
+    t.close()
+    assert by_name(read_sink(tmp_path / "sink"))["handed-out"]["attributes"]["spanguard.unended"] is True
 
 
 def test_the_resource_names_the_python_runtime(tmp_path):
