@@ -2,7 +2,8 @@
 // TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
 // span in spanguard when the SDK starts it, with the SDK's trace and span
 // ids, parent, flags, tracestate, start time, kind, instrumentation scope,
-// attributes (slices as arrays) and links (with their tracestate and
+// attributes (slices as arrays, byte slices as bytes) and links (with
+// their tracestate and
 // whether their context was remote), and
 // adds at its end the later attributes, a new name (SetName), links,
 // events, status, the counts of what the SDK's span limits dropped and the
@@ -180,9 +181,49 @@ func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 			out = append(out, spanguard.Float64s(k, kv.Value.AsFloat64Slice()))
 		case attribute.STRINGSLICE:
 			out = append(out, spanguard.Strings(k, kv.Value.AsStringSlice()))
-		default: // a type newer than this bridge: its text, as the SDK's Emit gives it
+		case attribute.BYTESLICE: // OTLP bytes_value, as the SDK's exporter sends it
+			out = append(out, spanguard.Bytes(k, kv.Value.AsByteSlice()))
+		case attribute.SLICE:
+			out = append(out, slice(k, kv.Value))
+		default: // a map, or a type newer than this bridge: its text, as the SDK's Emit gives it
 			out = append(out, spanguard.String(k, kv.Value.Emit()))
 		}
+	}
+	return out
+}
+
+// slice converts an attribute.Slice whose elements are all of one scalar
+// type to an array of that type: the OTLP array the SDK's exporter sends
+// for it. Others (elements of mixed types or nested), which spanguard's
+// arrays cannot hold, are their text, as the SDK's Emit gives it.
+func slice(k string, v attribute.Value) spanguard.Attribute {
+	elems := v.AsSlice()
+	if len(elems) == 0 {
+		return spanguard.Strings(k, nil)
+	}
+	typ := elems[0].Type()
+	for _, e := range elems[1:] {
+		if e.Type() != typ {
+			return spanguard.String(k, v.Emit())
+		}
+	}
+	switch typ {
+	case attribute.BOOL:
+		return spanguard.Bools(k, each(elems, attribute.Value.AsBool))
+	case attribute.INT64:
+		return spanguard.Int64s(k, each(elems, attribute.Value.AsInt64))
+	case attribute.FLOAT64:
+		return spanguard.Float64s(k, each(elems, attribute.Value.AsFloat64))
+	case attribute.STRING:
+		return spanguard.Strings(k, each(elems, attribute.Value.AsString))
+	}
+	return spanguard.String(k, v.Emit())
+}
+
+func each[T any](elems []attribute.Value, as func(attribute.Value) T) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = as(e)
 	}
 	return out
 }
