@@ -266,6 +266,26 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links [
 
 // OnStart begins the span in spanguard.
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	sc := s.SpanContext()
+	key := spanKey{sc.TraceID(), sc.SpanID()}
+	o := p.begin(s)
+	if o == nil {
+		// Counted: OnEnd must not begin it again (begun at its end, it
+		// would be counted refused and arrive too).
+		p.open.Store(key, refusedAtStart)
+		return
+	}
+	o.sdk = s
+	p.open.Store(key, o)
+}
+
+// refusedAtStart stands in the open spans for a span spanguard refused at
+// its start (counted then).
+var refusedAtStart = &openSpan{ended: true}
+
+// begin begins s in spanguard with what it holds now (the attributes and
+// links given at its start, for OnStart), or returns nil, counted.
+func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) *openSpan {
 	// The provider's resource, once (a pointer compare a span): spans
 	// arrive under its service.name and attributes, as with its exporter.
 	if r := s.Resource(); r != nil && p.resource.Load() != r {
@@ -304,15 +324,15 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	span, err := p.tracer.StartForeign(&f)
 	if err != nil {
 		p.failed(err)
-		return
+		return nil
 	}
 	// The links given at the start: the SDK's last ones past its limit.
 	// What it dropped is counted when the rest is passed (passLater).
 	links, dropped := s.Links(), s.DroppedLinks()
-	o := &openSpan{sdk: s, span: span, name: s.Name(), attributes: atStart,
+	o := &openSpan{span: span, name: s.Name(), attributes: atStart,
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
-	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, o)
+	return o
 }
 
 // passOpen passes on what the spans still open have had set since their
@@ -390,11 +410,19 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 // OnEnd adds what the end knows and ends the span at the SDK's end time.
 func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
-	v, ok := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
-	if !ok {
+	v, _ := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
+	o, ok := v.(*openSpan)
+	if o == refusedAtStart {
 		return
 	}
-	o := v.(*openSpan)
+	if !ok {
+		// Started before this processor was registered
+		// (TracerProvider.RegisterSpanProcessor): the SDK's own processors
+		// export it at its end, so it is begun now, with what it holds.
+		if o = p.begin(s); o == nil {
+			return
+		}
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true

@@ -268,6 +268,56 @@ func TestByteSlicesAndSlicesArriveAsTheSDKsExporterSendsThem(t *testing.T) {
 	tp.Shutdown(context.Background())
 }
 
+// A span the SDK started before the bridge was registered on its provider
+// (RegisterSpanProcessor) arrives, whole, as it does through the SDK's own
+// processors registered with it: it was lost, uncounted. One spanguard
+// refused at its start is counted once, not begun again at its end.
+func TestASpanStartedBeforeTheBridgeWasRegisteredArrives(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(lastFourLimits)
+	_, earlier := tp.Tracer("late").Start(context.Background(), "earlier")
+	_, span := tp.Tracer("late", trace.WithInstrumentationVersion("2")).Start(context.Background(), "agent.run",
+		trace.WithAttributes(attribute.String("gen_ai.prompt", "hello")),
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: []attribute.KeyValue{attribute.Int("n", 1)}}))
+	tp.RegisterSpanProcessor(bridge)
+	tp.RegisterSpanProcessor(sdktrace.NewSimpleSpanProcessor(memory))
+	for i := range 6 {
+		span.AddEvent(fmt.Sprint("step ", i))
+	}
+	span.SetAttributes(attribute.String("gen_ai.completion", "hi"))
+	span.SetName("agent.run done")
+	span.SetStatus(codes.Error, "tool failed")
+	span.End()
+	earlier.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 2 || sdk[0].DroppedEvents != 2 {
+		t.Fatalf("the SDK did not keep what the test means it to: %+v", sdk)
+	}
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+
+	closed := newTracer(t, rx.URL)
+	closed.Close()
+	refusing := otelbridge.New(closed)
+	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(refusing))
+	for i := range 2 {
+		before := refusing.Failures() // the first span's includes the refused resource
+		_, span = tp.Tracer("late").Start(context.Background(), "refused")
+		span.End()
+		if n := refusing.Failures() - before; n != 1 && i > 0 {
+			t.Fatalf("a span refused at its start: %d failures, want 1", n)
+		}
+	}
+}
+
 // The bridge passes on what the SDK's span limits dropped (the span's
 // dropped attribute, event and link counts) and each link's tracestate.
 func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.T) {
