@@ -337,3 +337,44 @@ func TestDropOldestDropsTheOldestAndCountsThem(t *testing.T) {
 		t.Errorf("after Shutdown: %v, want ErrShutDown", err)
 	}
 }
+
+// An event or a link with more attributes than one call takes (128)
+// arrives with as many as its limit keeps, the rest counted dropped on it,
+// as an OpenTelemetry SDK keeps them: it was refused whole
+// (ErrLimitReached) and counted nowhere.
+func TestAnEventOrLinkWithManyAttributesKeepsWhatItsLimitAllows(t *testing.T) {
+	const n = 200
+	many := make([]spanguard.Attribute, n)
+	for i := range many {
+		many[i] = spanguard.Int(fmt.Sprint("tool.arg.", i), i)
+	}
+	for _, limit := range []uint32{0, 1000} { // the default (128), and one over n
+		rx := otlpreceiver.Start(t)
+		tr := tracerTo(t, rx, spanguard.Config{EventAttributeCountLimit: limit, LinkAttributeCountLimit: limit})
+		_, span, _ := tr.Start(context.Background(), "many.attributes")
+		if err := span.AddEvent("tool.call", many...); err != nil {
+			t.Fatalf("limit %d: add_event: %v", limit, err)
+		}
+		if err := span.AddLink("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", many...); err != nil {
+			t.Fatalf("limit %d: add_link: %v", limit, err)
+		}
+		span.End()
+		got := arrived(t, rx, tr, 1)["many.attributes"]
+		kept := n
+		if limit < n {
+			kept = 128
+		}
+		if len(got.Events) != 1 || len(got.Links) != 1 {
+			t.Fatalf("limit %d: %d events and %d links arrived, want 1 of each (dropped: %d, %d)",
+				limit, len(got.Events), len(got.Links), got.DroppedEvents, got.DroppedLinks)
+		}
+		e, l := got.Events[0], got.Links[0]
+		if len(e.Attributes) != kept || e.Dropped != n-kept || len(l.Attributes) != kept || l.Dropped != n-kept {
+			t.Fatalf("limit %d: the event has %d attributes (%d dropped), the link %d (%d dropped); want %d (%d)",
+				limit, len(e.Attributes), e.Dropped, len(l.Attributes), l.Dropped, kept, n-kept)
+		}
+		if e.Attributes["tool.arg.0"] != json.Number("0") || l.Attributes[fmt.Sprint("tool.arg.", kept-1)] != json.Number(fmt.Sprint(kept-1)) {
+			t.Fatalf("limit %d: not the first %d: %v", limit, kept, e.Attributes)
+		}
+	}
+}

@@ -318,6 +318,37 @@ func TestASpanStartedBeforeTheBridgeWasRegisteredArrives(t *testing.T) {
 	}
 }
 
+// With the SDK's per-event and per-link attribute limits raised past 128
+// (what one spanguard call took), an event and a link arrive with all the
+// attributes the SDK kept: they were refused whole and counted nowhere.
+func TestAnEventAndALinkWithMoreThan128AttributesArriveWhole(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: -1,
+			EventCountLimit: -1, LinkCountLimit: -1, AttributePerEventCountLimit: 300, AttributePerLinkCountLimit: 300}))
+	var many []attribute.KeyValue
+	for i := range 200 {
+		many = append(many, attribute.Int(fmt.Sprint("tool.arg.", i), i))
+	}
+	_, earlier := tp.Tracer("many").Start(context.Background(), "earlier")
+	earlier.End()
+	_, span := tp.Tracer("many").Start(context.Background(), "many.attributes",
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: many}))
+	span.AddEvent("tool.call", trace.WithAttributes(many...))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
 // The bridge passes on what the SDK's span limits dropped (the span's
 // dropped attribute, event and link counts) and each link's tracestate.
 func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.T) {
