@@ -161,6 +161,17 @@ type Config struct {
 	// slots (long prompts and completions, many attributes, events,
 	// links); default 256.
 	PayloadPoolMiB uint32
+	// MaxRequestBytes is the largest request body, in bytes before
+	// compression (SPANGUARD_MAX_REQUEST_BYTES); default 1000000. A span
+	// bigger than that goes alone with its longest values cut, counted in
+	// Stats.ValuesTruncated: raise it for prompts and completions of a
+	// megabyte or more that the backend takes.
+	MaxRequestBytes uint32
+	// SinkMaxLineBytes is the longest line the local sink writes
+	// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1 MiB, the OpenTelemetry
+	// Collector's otlpjsonfile receiver's limit. Longer spans' values
+	// are cut the same way.
+	SinkMaxLineBytes uint32
 	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with
 	// NewTracerFromEnv). ValueLengthLimit is the longest value (each array
 	// element too): a string's characters (runes, as OpenTelemetry counts
@@ -283,6 +294,8 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		{&c.spool_max_mib, C.uint32_t(cfg.SpoolMaxMiB)},
 		{&c.exporter_max_cpu_percent, C.uint32_t(cfg.ExporterMaxCPUPercent)},
 		{&c.payload_pool_mib, C.uint32_t(cfg.PayloadPoolMiB)},
+		{&c.max_request_bytes, C.uint32_t(cfg.MaxRequestBytes)},
+		{&c.sink_max_line_bytes, C.uint32_t(cfg.SinkMaxLineBytes)},
 		{&c.value_length_limit, C.uint32_t(cfg.ValueLengthLimit)},
 		{&c.attribute_count_limit, C.uint32_t(cfg.AttributeCountLimit)},
 		{&c.event_count_limit, C.uint32_t(cfg.EventCountLimit)},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -375,6 +376,52 @@ func TestAnEventOrLinkWithManyAttributesKeepsWhatItsLimitAllows(t *testing.T) {
 		}
 		if e.Attributes["tool.arg.0"] != json.Number("0") || l.Attributes[fmt.Sprint("tool.arg.", kept-1)] != json.Number(fmt.Sprint(kept-1)) {
 			t.Fatalf("limit %d: not the first %d: %v", limit, kept, e.Attributes)
+		}
+	}
+}
+
+// A prompt of 1.5 MB arrives whole once MaxRequestBytes lets its request
+// through, to the backend and to the local sink (SinkMaxLineBytes); by
+// default it is cut to fit 1 MB, and counted. A Go program could raise
+// neither limit but through NewTracerFromEnv's variables, which the
+// warning on stderr named.
+func TestMaxRequestAndSinkLineBytesLetAnLLMSizedValueThroughWhole(t *testing.T) {
+	prompt := strings.Repeat("Summarise this report. ", 1500000/23)
+	for _, raised := range []bool{false, true} {
+		cfg := spanguard.Config{}
+		if raised {
+			cfg.MaxRequestBytes, cfg.SinkMaxLineBytes = 4<<20, 4<<20
+		}
+		rx := otlpreceiver.Start(t)
+		tr := tracerTo(t, rx, cfg)
+		sinkCfg := cfg
+		sinkCfg.SinkDir, sinkCfg.SpoolDir = filepath.Join(t.TempDir(), "sink"), filepath.Join(t.TempDir(), "spool")
+		toSink, err := spanguard.NewTracer(sinkCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []*spanguard.Tracer{tr, toSink} {
+			_, span, _ := to.Start(context.Background(), "llm.call", spanguard.WithAttributes(spanguard.String("gen_ai.prompt", prompt)))
+			span.End()
+			if ok, err := to.Flush(20 * time.Second); !ok || err != nil {
+				t.Fatalf("flush: %v %v", ok, err)
+			}
+		}
+		sent := arrived(t, rx, tr, 1)["llm.call"].Attributes["gen_ai.prompt"].(string)
+		stats, _ := tr.Stats()
+		sinkStats, _ := toSink.Stats()
+		toSink.Close()
+		path, _ := filepath.Glob(filepath.Join(sinkCfg.SinkDir, "*.jsonl"))
+		line, _ := os.ReadFile(path[0])
+		written := strings.Count(string(line), "Summarise this report. ")
+		whole := strings.Count(prompt, "Summarise this report. ")
+		if raised && (sent != prompt || written != whole || stats.ValuesTruncated != 0 || sinkStats.ValuesTruncated != 0) {
+			t.Fatalf("raised: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
+				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
+		}
+		if !raised && (len(sent) >= len(prompt) || written >= whole || stats.ValuesTruncated != 1 || sinkStats.ValuesTruncated != 1) {
+			t.Fatalf("default: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
+				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
 		}
 	}
 }
