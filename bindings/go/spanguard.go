@@ -481,13 +481,73 @@ func (t *Tracer) SinkPath() (string, error) {
 	return string(buf[:n]), nil
 }
 
-// Stats are the tracer's counters (spanguard_counters).
+// Stats are the tracer's counters (spanguard_counters), every one: what
+// was dropped, cut, replaced or lost on the way is counted in one of them.
 type Stats struct {
 	SpansBegun, SpansEnded, SpansExported, QueueDepth, SpansOpen uint64
 	DroppedBufferFull, DroppedExportFailed, DroppedRejected      uint64
 	DroppedSpoolOverflow, SpansUnendedAtShutdown                 uint64
 	BatchesSent, BatchesFailed, BytesSent, Retries               uint64
-	SpooledSpans, ReplayedSpans, RecoveredSpans, ValuesTruncated uint64
+	// What spans' limits left out (OpenTelemetry's dropped counts, summed).
+	AttributesDropped, EventsDropped, LinksDropped uint64
+	// Values cut (a limit), and texts whose invalid UTF-8 was replaced.
+	ValuesTruncated, UTF8Replaced uint64
+	// The spool: requests and spans written to it on their first trip,
+	// delivered from it later, and the bytes it holds now.
+	SpooledBatches, SpooledSpans, ReplayedBatches, ReplayedSpans, SpoolBytes uint64
+	// Spans recovered from dead processes' crash dumps and flight files.
+	RecoveredSpans uint64
+	// Nanoseconds the exporter rested to stay within its CPU cap.
+	ExporterThrottledNs uint64
+	// Spans the sampler left out (never exported, by design).
+	SpansUnsampled uint64
+	// Spans from the spool the backend refused for good, or rejected in a
+	// partial success, when replayed.
+	DroppedReplayFailed, DroppedReplayRejected uint64
+	// Panics the exporter thread caught (an internal bug).
+	ExporterPanics uint64
+	// Files in the spool directory that could not be used, set aside.
+	FilesSetAside uint64
+}
+
+// countersInC is how many counters spanguard_counters holds (all uint64
+// after its 8-byte header), for the test that Stats has each.
+func countersInC() int {
+	var c C.spanguard_counters
+	return int((unsafe.Sizeof(c) - unsafe.Offsetof(c.spans_begun)) / 8)
+}
+
+// Stats reads the counters.
+func (t *Tracer) Stats() (Stats, error) {
+	p, err := t.live()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer runtime.KeepAlive(t)
+	var c C.spanguard_counters
+	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
+	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
+		return Stats{}, err
+	}
+	return Stats{
+		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
+		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
+		SpansOpen: uint64(c.spans_open), DroppedBufferFull: uint64(c.dropped_buffer_full),
+		DroppedExportFailed: uint64(c.dropped_export_failed), DroppedRejected: uint64(c.dropped_rejected),
+		DroppedSpoolOverflow:   uint64(c.dropped_spool_overflow),
+		SpansUnendedAtShutdown: uint64(c.spans_unended_at_shutdown),
+		BatchesSent:            uint64(c.batches_sent), BatchesFailed: uint64(c.batches_failed),
+		BytesSent: uint64(c.bytes_sent), Retries: uint64(c.retries),
+		AttributesDropped: uint64(c.attributes_dropped), EventsDropped: uint64(c.events_dropped),
+		LinksDropped: uint64(c.links_dropped), ValuesTruncated: uint64(c.values_truncated),
+		UTF8Replaced: uint64(c.utf8_replaced), SpooledBatches: uint64(c.spooled_batches),
+		SpooledSpans: uint64(c.spooled_spans), ReplayedBatches: uint64(c.replayed_batches),
+		ReplayedSpans: uint64(c.replayed_spans), SpoolBytes: uint64(c.spool_bytes),
+		RecoveredSpans: uint64(c.recovered_spans), ExporterThrottledNs: uint64(c.exporter_throttled_ns),
+		SpansUnsampled: uint64(c.spans_unsampled), DroppedReplayFailed: uint64(c.dropped_replay_failed),
+		DroppedReplayRejected: uint64(c.dropped_replay_rejected), ExporterPanics: uint64(c.exporter_panics),
+		FilesSetAside: uint64(c.files_set_aside),
+	}, nil
 }
 
 // SetResource sets resource attributes over the tracer's own for every
@@ -547,32 +607,6 @@ func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...At
 		return check(C.spanguard_tracer_set_scope_attributes(p, n, nl, v, vl, u, ul, arr, count),
 			"set_scope_attributes")
 	})
-}
-
-// Stats reads the counters.
-func (t *Tracer) Stats() (Stats, error) {
-	p, err := t.live()
-	if err != nil {
-		return Stats{}, err
-	}
-	defer runtime.KeepAlive(t)
-	var c C.spanguard_counters
-	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
-	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
-		return Stats{}, err
-	}
-	return Stats{
-		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
-		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
-		SpansOpen: uint64(c.spans_open), DroppedBufferFull: uint64(c.dropped_buffer_full),
-		DroppedExportFailed: uint64(c.dropped_export_failed), DroppedRejected: uint64(c.dropped_rejected),
-		DroppedSpoolOverflow:   uint64(c.dropped_spool_overflow),
-		SpansUnendedAtShutdown: uint64(c.spans_unended_at_shutdown),
-		BatchesSent:            uint64(c.batches_sent), BatchesFailed: uint64(c.batches_failed),
-		BytesSent: uint64(c.bytes_sent), Retries: uint64(c.retries),
-		SpooledSpans: uint64(c.spooled_spans), ReplayedSpans: uint64(c.replayed_spans),
-		RecoveredSpans: uint64(c.recovered_spans), ValuesTruncated: uint64(c.values_truncated),
-	}, nil
 }
 
 // FlushOnSignals flushes and shuts the tracer down when one of sigs (by

@@ -425,3 +425,22 @@ func TestMaxRequestAndSinkLineBytesLetAnLLMSizedValueThroughWhole(t *testing.T) 
 		}
 	}
 }
+
+// The counters of what the library cut, replaced or dropped from a span
+// reach a Go program: an empty key, invalid UTF-8, an event past its
+// span's event limit.
+func TestStatsCountWhatWasReplacedAndDropped(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{EventCountLimit: 1})
+	_, span, _ := tr.Start(context.Background(), "counted")
+	span.SetAttributes(spanguard.String("", "no key"), spanguard.String("reply", "caf\xe9"))
+	span.AddEvent("first")
+	span.AddEvent("second")
+	span.End()
+	arrived(t, rx, tr, 1)
+	stats, err := tr.Stats()
+	if err != nil || stats.AttributesDropped != 1 || stats.UTF8Replaced != 1 || stats.EventsDropped != 1 {
+		t.Fatalf("%v: %d attributes dropped, %d UTF-8 replaced, %d events dropped; want 1 of each",
+			err, stats.AttributesDropped, stats.UTF8Replaced, stats.EventsDropped)
+	}
+}
