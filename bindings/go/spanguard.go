@@ -32,6 +32,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -185,12 +186,16 @@ type Config struct {
 	LinkAttributeCountLimit  uint32
 }
 
-// millis converts d for a config field; 0 keeps the library default.
+// millis converts d to whole milliseconds for a uint32 field or argument:
+// none below 0 (for a config field, 0 keeps the library default; for a
+// flush, 0 does not wait), the most a uint32 holds (49 days) above it.
+// Converted as it was, a negative timeout (time.Until a deadline passed)
+// wrapped to 49 days, and one past 49 days to what was left over.
 func millis(d time.Duration) C.uint32_t {
 	if d <= 0 {
 		return 0
 	}
-	return C.uint32_t(d / time.Millisecond)
+	return C.uint32_t(min(d/time.Millisecond, math.MaxUint32))
 }
 
 // Tracer records spans and exports them from its own thread. Safe for
@@ -415,7 +420,7 @@ func (t *Tracer) FlushStatus(timeout time.Duration) (FlushResult, error) {
 		return TimedOut, err
 	}
 	defer runtime.KeepAlive(t)
-	return flushResult(C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond)), "flush")
+	return flushResult(C.spanguard_flush(p, millis(timeout)), "flush")
 }
 
 // Shutdown flushes, exports spans still open (marked unended) and stops the
@@ -434,7 +439,7 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	}
 	t.runStopHooks()
 	defer runtime.KeepAlive(t)
-	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
+	rc := C.spanguard_shutdown(p, millis(timeout))
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
 		return Delivered, nil
 	}
