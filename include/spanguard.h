@@ -201,7 +201,8 @@
 
 /*
  The most attributes one call takes in a `spanguard_attribute` array
- (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done). Also the
+ (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done), but for
+ an event's or a link's, which take any number. Also the
  default of every count limit below; a span holds as many attributes,
  events and links as its limits allow (`spanguard_config`), no longer a
  fixed number.
@@ -1208,7 +1209,9 @@ spanguard_result spanguard_span_set_attributes(spanguard_span span,
                                                size_t n_attrs);
 
 /*
- Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.
+ Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes
+ (any number: the event attribute count limit keeps what it allows and
+ counts the rest dropped on the event, `SPANGUARD_RESULT_TRUNCATED`).
  */
 spanguard_result spanguard_span_add_event(spanguard_span span,
                                           const char *name,
@@ -1219,7 +1222,8 @@ spanguard_result spanguard_span_add_event(spanguard_span span,
 
 /*
  Links the span to another span given as a W3C traceparent, with
- `n_attrs` attributes.
+ `n_attrs` attributes (any number, as `spanguard_span_add_event` takes
+ them, under the link attribute count limit).
  */
 spanguard_result spanguard_span_add_link(spanguard_span span,
                                          const char *traceparent,
@@ -1234,7 +1238,8 @@ spanguard_result spanguard_span_add_link(spanguard_span span,
  discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
  Whether the linked span was remote is not known, and the export says
  so; a bridge that knows calls `spanguard_span_add_link_ids`.
- Thread-safe; no allocation, lock or system call once the thread is warm.
+ Thread-safe; no allocation, lock or system call once the thread is warm
+ (up to `SPANGUARD_MAX_ATTRIBUTES` attributes).
  */
 spanguard_result spanguard_span_add_link_with_tracestate(spanguard_span span,
                                                          const char *traceparent,
@@ -1267,7 +1272,8 @@ spanguard_result spanguard_span_add_link_with_tracestate(spanguard_span span,
  `span_id`, or a NULL `tracestate` with `ts_len > 0`;
  `SPANGUARD_RESULT_INVALID_ARGUMENT` for `link_flags` with both bits or
  an unknown one; then as `spanguard_span_add_link`. Thread-safe; no
- allocation, lock or system call once the thread is warm.
+ allocation, lock or system call once the thread is warm (up to
+ `SPANGUARD_MAX_ATTRIBUTES` attributes).
  */
 spanguard_result spanguard_span_add_link_ids(spanguard_span span,
                                              const uint8_t *trace_id,

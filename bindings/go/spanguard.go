@@ -32,6 +32,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -161,6 +162,17 @@ type Config struct {
 	// slots (long prompts and completions, many attributes, events,
 	// links); default 256.
 	PayloadPoolMiB uint32
+	// MaxRequestBytes is the largest request body, in bytes before
+	// compression (SPANGUARD_MAX_REQUEST_BYTES); default 1000000. A span
+	// bigger than that goes alone with its longest values cut, counted in
+	// Stats.ValuesTruncated: raise it for prompts and completions of a
+	// megabyte or more that the backend takes.
+	MaxRequestBytes uint32
+	// SinkMaxLineBytes is the longest line the local sink writes
+	// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1 MiB, the OpenTelemetry
+	// Collector's otlpjsonfile receiver's limit. Longer spans' values
+	// are cut the same way.
+	SinkMaxLineBytes uint32
 	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with
 	// NewTracerFromEnv). ValueLengthLimit is the longest value (each array
 	// element too): a string's characters (runes, as OpenTelemetry counts
@@ -174,12 +186,16 @@ type Config struct {
 	LinkAttributeCountLimit  uint32
 }
 
-// millis converts d for a config field; 0 keeps the library default.
+// millis converts d to whole milliseconds for a uint32 field or argument:
+// none below 0 (for a config field, 0 keeps the library default; for a
+// flush, 0 does not wait), the most a uint32 holds (49 days) above it.
+// Converted as it was, a negative timeout (time.Until a deadline passed)
+// wrapped to 49 days, and one past 49 days to what was left over.
 func millis(d time.Duration) C.uint32_t {
 	if d <= 0 {
 		return 0
 	}
-	return C.uint32_t(d / time.Millisecond)
+	return C.uint32_t(min(d/time.Millisecond, math.MaxUint32))
 }
 
 // Tracer records spans and exports them from its own thread. Safe for
@@ -283,6 +299,8 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		{&c.spool_max_mib, C.uint32_t(cfg.SpoolMaxMiB)},
 		{&c.exporter_max_cpu_percent, C.uint32_t(cfg.ExporterMaxCPUPercent)},
 		{&c.payload_pool_mib, C.uint32_t(cfg.PayloadPoolMiB)},
+		{&c.max_request_bytes, C.uint32_t(cfg.MaxRequestBytes)},
+		{&c.sink_max_line_bytes, C.uint32_t(cfg.SinkMaxLineBytes)},
 		{&c.value_length_limit, C.uint32_t(cfg.ValueLengthLimit)},
 		{&c.attribute_count_limit, C.uint32_t(cfg.AttributeCountLimit)},
 		{&c.event_count_limit, C.uint32_t(cfg.EventCountLimit)},
@@ -402,7 +420,7 @@ func (t *Tracer) FlushStatus(timeout time.Duration) (FlushResult, error) {
 		return TimedOut, err
 	}
 	defer runtime.KeepAlive(t)
-	return flushResult(C.spanguard_flush(p, C.uint32_t(timeout/time.Millisecond)), "flush")
+	return flushResult(C.spanguard_flush(p, millis(timeout)), "flush")
 }
 
 // Shutdown flushes, exports spans still open (marked unended) and stops the
@@ -421,7 +439,7 @@ func (t *Tracer) ShutdownStatus(timeout time.Duration) (FlushResult, error) {
 	}
 	t.runStopHooks()
 	defer runtime.KeepAlive(t)
-	rc := C.spanguard_shutdown(p, C.uint32_t(timeout/time.Millisecond))
+	rc := C.spanguard_shutdown(p, millis(timeout))
 	if rc == C.SPANGUARD_RESULT_SHUT_DOWN {
 		return Delivered, nil
 	}
@@ -468,13 +486,73 @@ func (t *Tracer) SinkPath() (string, error) {
 	return string(buf[:n]), nil
 }
 
-// Stats are the tracer's counters (spanguard_counters).
+// Stats are the tracer's counters (spanguard_counters), every one: what
+// was dropped, cut, replaced or lost on the way is counted in one of them.
 type Stats struct {
 	SpansBegun, SpansEnded, SpansExported, QueueDepth, SpansOpen uint64
 	DroppedBufferFull, DroppedExportFailed, DroppedRejected      uint64
 	DroppedSpoolOverflow, SpansUnendedAtShutdown                 uint64
 	BatchesSent, BatchesFailed, BytesSent, Retries               uint64
-	SpooledSpans, ReplayedSpans, RecoveredSpans, ValuesTruncated uint64
+	// What spans' limits left out (OpenTelemetry's dropped counts, summed).
+	AttributesDropped, EventsDropped, LinksDropped uint64
+	// Values cut (a limit), and texts whose invalid UTF-8 was replaced.
+	ValuesTruncated, UTF8Replaced uint64
+	// The spool: requests and spans written to it on their first trip,
+	// delivered from it later, and the bytes it holds now.
+	SpooledBatches, SpooledSpans, ReplayedBatches, ReplayedSpans, SpoolBytes uint64
+	// Spans recovered from dead processes' crash dumps and flight files.
+	RecoveredSpans uint64
+	// Nanoseconds the exporter rested to stay within its CPU cap.
+	ExporterThrottledNs uint64
+	// Spans the sampler left out (never exported, by design).
+	SpansUnsampled uint64
+	// Spans from the spool the backend refused for good, or rejected in a
+	// partial success, when replayed.
+	DroppedReplayFailed, DroppedReplayRejected uint64
+	// Panics the exporter thread caught (an internal bug).
+	ExporterPanics uint64
+	// Files in the spool directory that could not be used, set aside.
+	FilesSetAside uint64
+}
+
+// countersInC is how many counters spanguard_counters holds (all uint64
+// after its 8-byte header), for the test that Stats has each.
+func countersInC() int {
+	var c C.spanguard_counters
+	return int((unsafe.Sizeof(c) - unsafe.Offsetof(c.spans_begun)) / 8)
+}
+
+// Stats reads the counters.
+func (t *Tracer) Stats() (Stats, error) {
+	p, err := t.live()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer runtime.KeepAlive(t)
+	var c C.spanguard_counters
+	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
+	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
+		return Stats{}, err
+	}
+	return Stats{
+		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
+		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
+		SpansOpen: uint64(c.spans_open), DroppedBufferFull: uint64(c.dropped_buffer_full),
+		DroppedExportFailed: uint64(c.dropped_export_failed), DroppedRejected: uint64(c.dropped_rejected),
+		DroppedSpoolOverflow:   uint64(c.dropped_spool_overflow),
+		SpansUnendedAtShutdown: uint64(c.spans_unended_at_shutdown),
+		BatchesSent:            uint64(c.batches_sent), BatchesFailed: uint64(c.batches_failed),
+		BytesSent: uint64(c.bytes_sent), Retries: uint64(c.retries),
+		AttributesDropped: uint64(c.attributes_dropped), EventsDropped: uint64(c.events_dropped),
+		LinksDropped: uint64(c.links_dropped), ValuesTruncated: uint64(c.values_truncated),
+		UTF8Replaced: uint64(c.utf8_replaced), SpooledBatches: uint64(c.spooled_batches),
+		SpooledSpans: uint64(c.spooled_spans), ReplayedBatches: uint64(c.replayed_batches),
+		ReplayedSpans: uint64(c.replayed_spans), SpoolBytes: uint64(c.spool_bytes),
+		RecoveredSpans: uint64(c.recovered_spans), ExporterThrottledNs: uint64(c.exporter_throttled_ns),
+		SpansUnsampled: uint64(c.spans_unsampled), DroppedReplayFailed: uint64(c.dropped_replay_failed),
+		DroppedReplayRejected: uint64(c.dropped_replay_rejected), ExporterPanics: uint64(c.exporter_panics),
+		FilesSetAside: uint64(c.files_set_aside),
+	}, nil
 }
 
 // SetResource sets resource attributes over the tracer's own for every
@@ -534,32 +612,6 @@ func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...At
 		return check(C.spanguard_tracer_set_scope_attributes(p, n, nl, v, vl, u, ul, arr, count),
 			"set_scope_attributes")
 	})
-}
-
-// Stats reads the counters.
-func (t *Tracer) Stats() (Stats, error) {
-	p, err := t.live()
-	if err != nil {
-		return Stats{}, err
-	}
-	defer runtime.KeepAlive(t)
-	var c C.spanguard_counters
-	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
-	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
-		return Stats{}, err
-	}
-	return Stats{
-		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
-		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
-		SpansOpen: uint64(c.spans_open), DroppedBufferFull: uint64(c.dropped_buffer_full),
-		DroppedExportFailed: uint64(c.dropped_export_failed), DroppedRejected: uint64(c.dropped_rejected),
-		DroppedSpoolOverflow:   uint64(c.dropped_spool_overflow),
-		SpansUnendedAtShutdown: uint64(c.spans_unended_at_shutdown),
-		BatchesSent:            uint64(c.batches_sent), BatchesFailed: uint64(c.batches_failed),
-		BytesSent: uint64(c.bytes_sent), Retries: uint64(c.retries),
-		SpooledSpans: uint64(c.spooled_spans), ReplayedSpans: uint64(c.replayed_spans),
-		RecoveredSpans: uint64(c.recovered_spans), ValuesTruncated: uint64(c.values_truncated),
-	}, nil
 }
 
 // FlushOnSignals flushes and shuts the tracer down when one of sigs (by

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -676,5 +679,47 @@ func TestNilInputsDoNotPanic(t *testing.T) {
 	}
 	if p := byName["from a nil context"]; p.SpanID == "" || p.ParentSpanID != "" || byName["child"].ParentSpanID != p.SpanID {
 		t.Fatalf("%+v", byName)
+	}
+}
+
+// A flush given a timeout already passed (time.Until a deadline gone by)
+// does not wait, and one of more than 49 days waits for its spans: their
+// milliseconds wrapped around uint32, the first to 49 days (stuck behind a
+// backend that never answers), the second to what was left over (1 ms).
+func TestFlushTimeoutsOutOfRangeAreNotWrapped(t *testing.T) {
+	hang := make(chan struct{})
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-release:
+		}
+	}))
+	defer backend.Close()
+	defer close(hang)
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: backend.URL + "/v1/traces",
+		SpoolDir: filepath.Join(t.TempDir(), "spool"), ScheduleDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, span, _ := tr.Start(context.Background(), "waits")
+	span.End()
+	done := make(chan bool, 1)
+	go func() { ok, _ := tr.Flush(-time.Second); done <- ok }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("a flush with no time left said its span was delivered")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a flush with no time left waited")
+	}
+	// 49.7 days and 1 ms: it wrapped to 1 ms, and timed out at once.
+	go func() { ok, _ := tr.Flush(time.Duration(math.MaxUint32+1) * time.Millisecond); done <- ok }()
+	time.Sleep(500 * time.Millisecond)
+	close(release) // the backend answers now
+	if ok := <-done; !ok {
+		t.Fatal("a flush of more than 49 days timed out before its span was delivered")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -335,5 +336,111 @@ func TestDropOldestDropsTheOldestAndCountsThem(t *testing.T) {
 	}
 	if err := open.DropOldest(1, 0); !errors.Is(err, spanguard.ErrShutDown) {
 		t.Errorf("after Shutdown: %v, want ErrShutDown", err)
+	}
+}
+
+// An event or a link with more attributes than one call takes (128)
+// arrives with as many as its limit keeps, the rest counted dropped on it,
+// as an OpenTelemetry SDK keeps them: it was refused whole
+// (ErrLimitReached) and counted nowhere.
+func TestAnEventOrLinkWithManyAttributesKeepsWhatItsLimitAllows(t *testing.T) {
+	const n = 200
+	many := make([]spanguard.Attribute, n)
+	for i := range many {
+		many[i] = spanguard.Int(fmt.Sprint("tool.arg.", i), i)
+	}
+	for _, limit := range []uint32{0, 1000} { // the default (128), and one over n
+		rx := otlpreceiver.Start(t)
+		tr := tracerTo(t, rx, spanguard.Config{EventAttributeCountLimit: limit, LinkAttributeCountLimit: limit})
+		_, span, _ := tr.Start(context.Background(), "many.attributes")
+		if err := span.AddEvent("tool.call", many...); err != nil {
+			t.Fatalf("limit %d: add_event: %v", limit, err)
+		}
+		if err := span.AddLink("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", many...); err != nil {
+			t.Fatalf("limit %d: add_link: %v", limit, err)
+		}
+		span.End()
+		got := arrived(t, rx, tr, 1)["many.attributes"]
+		kept := n
+		if limit < n {
+			kept = 128
+		}
+		if len(got.Events) != 1 || len(got.Links) != 1 {
+			t.Fatalf("limit %d: %d events and %d links arrived, want 1 of each (dropped: %d, %d)",
+				limit, len(got.Events), len(got.Links), got.DroppedEvents, got.DroppedLinks)
+		}
+		e, l := got.Events[0], got.Links[0]
+		if len(e.Attributes) != kept || e.Dropped != n-kept || len(l.Attributes) != kept || l.Dropped != n-kept {
+			t.Fatalf("limit %d: the event has %d attributes (%d dropped), the link %d (%d dropped); want %d (%d)",
+				limit, len(e.Attributes), e.Dropped, len(l.Attributes), l.Dropped, kept, n-kept)
+		}
+		if e.Attributes["tool.arg.0"] != json.Number("0") || l.Attributes[fmt.Sprint("tool.arg.", kept-1)] != json.Number(fmt.Sprint(kept-1)) {
+			t.Fatalf("limit %d: not the first %d: %v", limit, kept, e.Attributes)
+		}
+	}
+}
+
+// A prompt of 1.5 MB arrives whole once MaxRequestBytes lets its request
+// through, to the backend and to the local sink (SinkMaxLineBytes); by
+// default it is cut to fit 1 MB, and counted. A Go program could raise
+// neither limit but through NewTracerFromEnv's variables, which the
+// warning on stderr named.
+func TestMaxRequestAndSinkLineBytesLetAnLLMSizedValueThroughWhole(t *testing.T) {
+	prompt := strings.Repeat("Summarise this report. ", 1500000/23)
+	for _, raised := range []bool{false, true} {
+		cfg := spanguard.Config{}
+		if raised {
+			cfg.MaxRequestBytes, cfg.SinkMaxLineBytes = 4<<20, 4<<20
+		}
+		rx := otlpreceiver.Start(t)
+		tr := tracerTo(t, rx, cfg)
+		sinkCfg := cfg
+		sinkCfg.SinkDir, sinkCfg.SpoolDir = filepath.Join(t.TempDir(), "sink"), filepath.Join(t.TempDir(), "spool")
+		toSink, err := spanguard.NewTracer(sinkCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, to := range []*spanguard.Tracer{tr, toSink} {
+			_, span, _ := to.Start(context.Background(), "llm.call", spanguard.WithAttributes(spanguard.String("gen_ai.prompt", prompt)))
+			span.End()
+			if ok, err := to.Flush(20 * time.Second); !ok || err != nil {
+				t.Fatalf("flush: %v %v", ok, err)
+			}
+		}
+		sent := arrived(t, rx, tr, 1)["llm.call"].Attributes["gen_ai.prompt"].(string)
+		stats, _ := tr.Stats()
+		sinkStats, _ := toSink.Stats()
+		toSink.Close()
+		path, _ := filepath.Glob(filepath.Join(sinkCfg.SinkDir, "*.jsonl"))
+		line, _ := os.ReadFile(path[0])
+		written := strings.Count(string(line), "Summarise this report. ")
+		whole := strings.Count(prompt, "Summarise this report. ")
+		if raised && (sent != prompt || written != whole || stats.ValuesTruncated != 0 || sinkStats.ValuesTruncated != 0) {
+			t.Fatalf("raised: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
+				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
+		}
+		if !raised && (len(sent) >= len(prompt) || written >= whole || stats.ValuesTruncated != 1 || sinkStats.ValuesTruncated != 1) {
+			t.Fatalf("default: %d of %d bytes arrived, the sink wrote %d of %d sentences; %d and %d cut",
+				len(sent), len(prompt), written, whole, stats.ValuesTruncated, sinkStats.ValuesTruncated)
+		}
+	}
+}
+
+// The counters of what the library cut, replaced or dropped from a span
+// reach a Go program: an empty key, invalid UTF-8, an event past its
+// span's event limit.
+func TestStatsCountWhatWasReplacedAndDropped(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := tracerTo(t, rx, spanguard.Config{EventCountLimit: 1})
+	_, span, _ := tr.Start(context.Background(), "counted")
+	span.SetAttributes(spanguard.String("", "no key"), spanguard.String("reply", "caf\xe9"))
+	span.AddEvent("first")
+	span.AddEvent("second")
+	span.End()
+	arrived(t, rx, tr, 1)
+	stats, err := tr.Stats()
+	if err != nil || stats.AttributesDropped != 1 || stats.UTF8Replaced != 1 || stats.EventsDropped != 1 {
+		t.Fatalf("%v: %d attributes dropped, %d UTF-8 replaced, %d events dropped; want 1 of each",
+			err, stats.AttributesDropped, stats.UTF8Replaced, stats.EventsDropped)
 	}
 }

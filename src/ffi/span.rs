@@ -1002,10 +1002,20 @@ fn checked_attributes<'a>(
     attrs: *const spanguard_attribute,
     n: usize,
 ) -> Result<CAttributes<'a>, spanguard_result> {
+    checked_attributes_up_to(attrs, n, SPANGUARD_MAX_ATTRIBUTES as usize)
+}
+
+/// `checked_attributes` with at most `max` of them.
+#[inline(always)]
+fn checked_attributes_up_to<'a>(
+    attrs: *const spanguard_attribute,
+    n: usize,
+    max: usize,
+) -> Result<CAttributes<'a>, spanguard_result> {
     if n > 0 && attrs.is_null() {
         return Err(spanguard_result::NullArgument);
     }
-    if n > SPANGUARD_MAX_ATTRIBUTES as usize {
+    if n > max {
         return Err(spanguard_result::LimitReached);
     }
     // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
@@ -1067,7 +1077,12 @@ impl AttributeSource for CAttributes<'_> {
 /// (no allocation), for the calls whose record takes a slice (events and
 /// links): checked and converted as `checked_attributes` and `CAttributes`
 /// do for span attributes. Up to `SMALL` in a small frame, the common
-/// case; up to `SPANGUARD_MAX_ATTRIBUTES` in a larger one, out of line.
+/// case; up to `SPANGUARD_MAX_ATTRIBUTES` in a larger one, out of line;
+/// more on the heap. An event or a link is given all its attributes in
+/// one call, so none is refused for their number: the event's or link's
+/// attribute count limit keeps what it allows and counts the rest dropped,
+/// as an OpenTelemetry SDK does (an event of 200 attributes was refused
+/// whole, and counted nowhere).
 #[inline(always)]
 fn with_attributes(
     attrs: *const spanguard_attribute,
@@ -1075,15 +1090,35 @@ fn with_attributes(
     f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
 ) -> spanguard_result {
     const SMALL: usize = 16;
-    let attrs = match checked_attributes(attrs, n) {
+    let attrs = match checked_attributes_up_to(attrs, n, usize::MAX) {
         Ok(attrs) => attrs,
         Err(rc) => return rc,
     };
     if n <= SMALL {
         with_attributes_in::<SMALL>(&attrs, f)
-    } else {
+    } else if n <= SPANGUARD_MAX_ATTRIBUTES as usize {
         with_many_attributes(&attrs, f)
+    } else {
+        with_more_attributes(&attrs, f)
     }
+}
+
+/// `with_attributes` past what its stack array holds.
+#[cold]
+#[inline(never)]
+fn with_more_attributes(
+    attrs: &CAttributes,
+    f: impl FnOnce(&[(&[u8], AttrInput)]) -> spanguard_result,
+) -> spanguard_result {
+    struct Collected<'a>(Vec<(&'a [u8], AttrInput<'a>)>);
+    impl<'a> AttributeSink<'a> for Collected<'a> {
+        fn attribute(&mut self, key: &'a [u8], value: AttrInput<'a>) {
+            self.0.push((key, value));
+        }
+    }
+    let mut all = Collected(Vec::with_capacity(attrs.0.len()));
+    attrs.for_each(&mut all);
+    f(&all.0)
 }
 
 #[cold]
@@ -1135,7 +1170,9 @@ impl<'a> AttributeSink<'a> for Filled<'_, 'a> {
     }
 }
 
-/// Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes.
+/// Adds an event at `time_unix_ns` (0: now) with `n_attrs` attributes
+/// (any number: the event attribute count limit keeps what it allows and
+/// counts the rest dropped on the event, `SPANGUARD_RESULT_TRUNCATED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_add_event(
     span: spanguard_span,
@@ -1160,7 +1197,8 @@ pub unsafe extern "C" fn spanguard_span_add_event(
 }
 
 /// Links the span to another span given as a W3C traceparent, with
-/// `n_attrs` attributes.
+/// `n_attrs` attributes (any number, as `spanguard_span_add_event` takes
+/// them, under the link attribute count limit).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_add_link(
     span: spanguard_span,
@@ -1189,7 +1227,8 @@ pub unsafe extern "C" fn spanguard_span_add_link(
 /// discarded, a long one cut by whole members (`SPANGUARD_RESULT_TRUNCATED`).
 /// Whether the linked span was remote is not known, and the export says
 /// so; a bridge that knows calls `spanguard_span_add_link_ids`.
-/// Thread-safe; no allocation, lock or system call once the thread is warm.
+/// Thread-safe; no allocation, lock or system call once the thread is warm
+/// (up to `SPANGUARD_MAX_ATTRIBUTES` attributes).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
     span: spanguard_span,
@@ -1243,7 +1282,8 @@ pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
 /// `span_id`, or a NULL `tracestate` with `ts_len > 0`;
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for `link_flags` with both bits or
 /// an unknown one; then as `spanguard_span_add_link`. Thread-safe; no
-/// allocation, lock or system call once the thread is warm.
+/// allocation, lock or system call once the thread is warm (up to
+/// `SPANGUARD_MAX_ATTRIBUTES` attributes).
 #[allow(clippy::too_many_arguments)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_add_link_ids(

@@ -2,7 +2,8 @@
 // TracerProvider in spanguard: a sdktrace.SpanProcessor that begins each
 // span in spanguard when the SDK starts it, with the SDK's trace and span
 // ids, parent, flags, tracestate, start time, kind, instrumentation scope,
-// attributes (slices as arrays) and links (with their tracestate and
+// attributes (slices as arrays, byte slices as bytes) and links (with
+// their tracestate and
 // whether their context was remote), and
 // adds at its end the later attributes, a new name (SetName), links,
 // events, status, the counts of what the SDK's span limits dropped and the
@@ -180,9 +181,49 @@ func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 			out = append(out, spanguard.Float64s(k, kv.Value.AsFloat64Slice()))
 		case attribute.STRINGSLICE:
 			out = append(out, spanguard.Strings(k, kv.Value.AsStringSlice()))
-		default: // a type newer than this bridge: its text, as the SDK's Emit gives it
+		case attribute.BYTESLICE: // OTLP bytes_value, as the SDK's exporter sends it
+			out = append(out, spanguard.Bytes(k, kv.Value.AsByteSlice()))
+		case attribute.SLICE:
+			out = append(out, slice(k, kv.Value))
+		default: // a map, or a type newer than this bridge: its text, as the SDK's Emit gives it
 			out = append(out, spanguard.String(k, kv.Value.Emit()))
 		}
+	}
+	return out
+}
+
+// slice converts an attribute.Slice whose elements are all of one scalar
+// type to an array of that type: the OTLP array the SDK's exporter sends
+// for it. Others (elements of mixed types or nested), which spanguard's
+// arrays cannot hold, are their text, as the SDK's Emit gives it.
+func slice(k string, v attribute.Value) spanguard.Attribute {
+	elems := v.AsSlice()
+	if len(elems) == 0 {
+		return spanguard.Strings(k, nil)
+	}
+	typ := elems[0].Type()
+	for _, e := range elems[1:] {
+		if e.Type() != typ {
+			return spanguard.String(k, v.Emit())
+		}
+	}
+	switch typ {
+	case attribute.BOOL:
+		return spanguard.Bools(k, each(elems, attribute.Value.AsBool))
+	case attribute.INT64:
+		return spanguard.Int64s(k, each(elems, attribute.Value.AsInt64))
+	case attribute.FLOAT64:
+		return spanguard.Float64s(k, each(elems, attribute.Value.AsFloat64))
+	case attribute.STRING:
+		return spanguard.Strings(k, each(elems, attribute.Value.AsString))
+	}
+	return spanguard.String(k, v.Emit())
+}
+
+func each[T any](elems []attribute.Value, as func(attribute.Value) T) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = as(e)
 	}
 	return out
 }
@@ -225,6 +266,26 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links [
 
 // OnStart begins the span in spanguard.
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	sc := s.SpanContext()
+	key := spanKey{sc.TraceID(), sc.SpanID()}
+	o := p.begin(s)
+	if o == nil {
+		// Counted: OnEnd must not begin it again (begun at its end, it
+		// would be counted refused and arrive too).
+		p.open.Store(key, refusedAtStart)
+		return
+	}
+	o.sdk = s
+	p.open.Store(key, o)
+}
+
+// refusedAtStart stands in the open spans for a span spanguard refused at
+// its start (counted then).
+var refusedAtStart = &openSpan{ended: true}
+
+// begin begins s in spanguard with what it holds now (the attributes and
+// links given at its start, for OnStart), or returns nil, counted.
+func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) *openSpan {
 	// The provider's resource, once (a pointer compare a span): spans
 	// arrive under its service.name and attributes, as with its exporter.
 	if r := s.Resource(); r != nil && p.resource.Load() != r {
@@ -263,15 +324,15 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	span, err := p.tracer.StartForeign(&f)
 	if err != nil {
 		p.failed(err)
-		return
+		return nil
 	}
 	// The links given at the start: the SDK's last ones past its limit.
 	// What it dropped is counted when the rest is passed (passLater).
 	links, dropped := s.Links(), s.DroppedLinks()
-	o := &openSpan{sdk: s, span: span, name: s.Name(), attributes: atStart,
+	o := &openSpan{span: span, name: s.Name(), attributes: atStart,
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
-	p.open.Store(spanKey{sc.TraceID(), sc.SpanID()}, o)
+	return o
 }
 
 // passOpen passes on what the spans still open have had set since their
@@ -349,11 +410,19 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 // OnEnd adds what the end knows and ends the span at the SDK's end time.
 func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
-	v, ok := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
-	if !ok {
+	v, _ := p.open.LoadAndDelete(spanKey{sc.TraceID(), sc.SpanID()})
+	o, ok := v.(*openSpan)
+	if o == refusedAtStart {
 		return
 	}
-	o := v.(*openSpan)
+	if !ok {
+		// Started before this processor was registered
+		// (TracerProvider.RegisterSpanProcessor): the SDK's own processors
+		// export it at its end, so it is begun now, with what it holds.
+		if o = p.begin(s); o == nil {
+			return
+		}
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true

@@ -2,6 +2,7 @@ package otelbridge_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,35 +31,44 @@ import (
 )
 
 // expected is OpenTelemetry attributes as the receiver reports what
-// spanguard exported (JSON numbers as json.Number, slices as arrays).
+// spanguard exported (JSON numbers as json.Number, slices as arrays, byte
+// slices as {"bytes": hex}): what the SDK's own OTLP exporter sends.
 func expected(kvs []attribute.KeyValue) map[string]any {
 	out := map[string]any{}
+	for _, kv := range kvs {
+		out[string(kv.Key)] = expectedValue(kv.Value)
+	}
+	return out
+}
+
+func expectedValue(v attribute.Value) any {
 	number := func(v any) json.Number {
 		if f, ok := v.(float64); ok {
 			return json.Number(strconv.FormatFloat(f, 'f', -1, 64))
 		}
 		return json.Number(fmt.Sprint(v))
 	}
-	for _, kv := range kvs {
-		k := string(kv.Key)
-		switch kv.Value.Type() {
-		case attribute.BOOL:
-			out[k] = kv.Value.AsBool()
-		case attribute.INT64, attribute.FLOAT64:
-			out[k] = number(kv.Value.AsInterface())
-		case attribute.STRING:
-			out[k] = kv.Value.AsString()
-		case attribute.BOOLSLICE:
-			out[k] = toAny(kv.Value.AsBoolSlice(), func(b bool) any { return b })
-		case attribute.INT64SLICE:
-			out[k] = toAny(kv.Value.AsInt64Slice(), func(i int64) any { return number(i) })
-		case attribute.FLOAT64SLICE:
-			out[k] = toAny(kv.Value.AsFloat64Slice(), func(f float64) any { return number(f) })
-		case attribute.STRINGSLICE:
-			out[k] = toAny(kv.Value.AsStringSlice(), func(s string) any { return s })
-		}
+	switch v.Type() {
+	case attribute.BOOL:
+		return v.AsBool()
+	case attribute.INT64, attribute.FLOAT64:
+		return number(v.AsInterface())
+	case attribute.STRING:
+		return v.AsString()
+	case attribute.BOOLSLICE:
+		return toAny(v.AsBoolSlice(), func(b bool) any { return b })
+	case attribute.INT64SLICE:
+		return toAny(v.AsInt64Slice(), func(i int64) any { return number(i) })
+	case attribute.FLOAT64SLICE:
+		return toAny(v.AsFloat64Slice(), func(f float64) any { return number(f) })
+	case attribute.STRINGSLICE:
+		return toAny(v.AsStringSlice(), func(s string) any { return s })
+	case attribute.BYTESLICE:
+		return map[string]any{"bytes": hex.EncodeToString(v.AsByteSlice())}
+	case attribute.SLICE:
+		return toAny(v.AsSlice(), expectedValue)
 	}
-	return out
+	return nil
 }
 
 func toAny[T any](v []T, f func(T) any) []any {
@@ -220,6 +230,123 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Byte slices arrive as OTLP bytes and slices of one scalar type as
+// arrays, as the SDK's own exporter sends them (they arrived as text: a
+// byte slice as its base64, a slice as JSON), at the start, later, on
+// events and on links.
+func TestByteSlicesAndSlicesArriveAsTheSDKsExporterSendsThem(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
+	values := []attribute.KeyValue{
+		attribute.ByteSlice("image.png", []byte{0x89, 'P', 'N', 'G', 0, 0xff}),
+		attribute.ByteSlice("empty.bytes", []byte{}),
+		attribute.Slice("messages", attribute.StringValue("hi"), attribute.StringValue("")),
+		attribute.Slice("token.ids", attribute.Int64Value(7), attribute.Int64Value(-1)),
+		attribute.Slice("scores", attribute.Float64Value(0.5), attribute.Float64Value(-2.25)),
+		attribute.Slice("flags", attribute.BoolValue(true), attribute.BoolValue(false)),
+		attribute.Slice("none"),
+	}
+	_, earlier := tp.Tracer("values").Start(context.Background(), "earlier")
+	earlier.End()
+	_, span := tp.Tracer("values").Start(context.Background(), "typed.values", trace.WithAttributes(values...),
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: values}))
+	span.AddEvent("values", trace.WithAttributes(values...))
+	span.SetAttributes(attribute.ByteSlice("later.bytes", []byte("\x00later")))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
+// A span the SDK started before the bridge was registered on its provider
+// (RegisterSpanProcessor) arrives, whole, as it does through the SDK's own
+// processors registered with it: it was lost, uncounted. One spanguard
+// refused at its start is counted once, not begun again at its end.
+func TestASpanStartedBeforeTheBridgeWasRegisteredArrives(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(lastFourLimits)
+	_, earlier := tp.Tracer("late").Start(context.Background(), "earlier")
+	_, span := tp.Tracer("late", trace.WithInstrumentationVersion("2")).Start(context.Background(), "agent.run",
+		trace.WithAttributes(attribute.String("gen_ai.prompt", "hello")),
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: []attribute.KeyValue{attribute.Int("n", 1)}}))
+	tp.RegisterSpanProcessor(bridge)
+	tp.RegisterSpanProcessor(sdktrace.NewSimpleSpanProcessor(memory))
+	for i := range 6 {
+		span.AddEvent(fmt.Sprint("step ", i))
+	}
+	span.SetAttributes(attribute.String("gen_ai.completion", "hi"))
+	span.SetName("agent.run done")
+	span.SetStatus(codes.Error, "tool failed")
+	span.End()
+	earlier.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 2 || sdk[0].DroppedEvents != 2 {
+		t.Fatalf("the SDK did not keep what the test means it to: %+v", sdk)
+	}
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+
+	closed := newTracer(t, rx.URL)
+	closed.Close()
+	refusing := otelbridge.New(closed)
+	tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(refusing))
+	for i := range 2 {
+		before := refusing.Failures() // the first span's includes the refused resource
+		_, span = tp.Tracer("late").Start(context.Background(), "refused")
+		span.End()
+		if n := refusing.Failures() - before; n != 1 && i > 0 {
+			t.Fatalf("a span refused at its start: %d failures, want 1", n)
+		}
+	}
+}
+
+// With the SDK's per-event and per-link attribute limits raised past 128
+// (what one spanguard call took), an event and a link arrive with all the
+// attributes the SDK kept: they were refused whole and counted nowhere.
+func TestAnEventAndALinkWithMoreThan128AttributesArriveWhole(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: -1,
+			EventCountLimit: -1, LinkCountLimit: -1, AttributePerEventCountLimit: 300, AttributePerLinkCountLimit: 300}))
+	var many []attribute.KeyValue
+	for i := range 200 {
+		many = append(many, attribute.Int(fmt.Sprint("tool.arg.", i), i))
+	}
+	_, earlier := tp.Tracer("many").Start(context.Background(), "earlier")
+	earlier.End()
+	_, span := tp.Tracer("many").Start(context.Background(), "many.attributes",
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: many}))
+	span.AddEvent("tool.call", trace.WithAttributes(many...))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
 }
 
 // The bridge passes on what the SDK's span limits dropped (the span's

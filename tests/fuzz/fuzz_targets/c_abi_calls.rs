@@ -182,7 +182,8 @@ impl Input<'_> {
         };
         // NULL with a count: refused.
         a.null = c == 0xfe;
-        a.refused = n > SPANGUARD_MAX_ATTRIBUTES as usize || (a.null && n > 0);
+        a.too_many = n > SPANGUARD_MAX_ATTRIBUTES as usize;
+        a.refused = a.null && n > 0;
         for _ in 0..n {
             let key = self.text();
             // Any NULL key is refused, with a length or not.
@@ -331,9 +332,16 @@ struct Attributes {
     null: bool,
     /// The call must refuse this array.
     refused: bool,
+    /// More than one call takes, but for an event's or a link's.
+    too_many: bool,
 }
 
 impl Attributes {
+    /// A call that takes at most `SPANGUARD_MAX_ATTRIBUTES` must refuse it.
+    fn refused_in_one_call(&self) -> bool {
+        self.refused || self.too_many
+    }
+
     fn ptr(&self) -> *const spanguard_attribute {
         null_or(self.null, self.list.as_ptr())
     }
@@ -813,7 +821,7 @@ impl Harness {
                         &mut out,
                     )
                 };
-                let refused = name.refused() || kind > 5 || attrs.refused;
+                let refused = name.refused() || kind > 5 || attrs.refused_in_one_call();
                 self.begun(
                     "begin_with_attributes",
                     rc,
@@ -930,7 +938,13 @@ impl Harness {
                 let attrs = input.attributes();
                 // SAFETY: every pointer is NULL or valid for its length.
                 let rc = unsafe { spanguard_span_set_attributes(h, attrs.ptr(), attrs.len()) };
-                self.on_span("set_attributes", h, rc, attrs.refused.into(), SPAN_CALL);
+                self.on_span(
+                    "set_attributes",
+                    h,
+                    rc,
+                    attrs.refused_in_one_call().into(),
+                    SPAN_CALL,
+                );
             }
             12 => {
                 let h = self.handle(input);
@@ -1304,7 +1318,7 @@ impl Harness {
                 refused |= remote && !tp.null && traceparent::parse(&tp.bytes).is_none();
                 refused |=
                     explicit && (o.span_id.is_null() || trace_id == [0; 16] || span_id == [0; 8]);
-                refused |= attrs.refused;
+                refused |= attrs.refused_in_one_call();
             }
         }
         if let Some(size) = short {
