@@ -75,7 +75,7 @@ impl Problem {
                 "a span's attribute, event or link limit was reached; the rest were dropped (counted in stats().attributes_dropped, events_dropped, links_dropped)"
             }
             Problem::EndedSpan => {
-                "a span was used after it ended; the call did nothing (spans end once)"
+                "a span was used after it ended (spans end once), or in a forked child after it began in the parent (the child's tracer is a new one; such a span is the parent's to end); the call did nothing"
             }
             Problem::ShutDown => "the tracer is shut down; spans begun now are not recorded",
             Problem::BufferFull => {

@@ -270,6 +270,31 @@ def test_close_while_other_threads_record_and_flush_loses_nothing(tmp_path):
     assert "used after it ended" not in result.stderr, result.stderr
 
 
+def test_a_span_of_the_parent_ended_in_a_forked_child_is_said_to_be_the_parents(tmp_path):
+    # A span begun before a fork and ended in the child (a worker that
+    # inherited it) does nothing there: the child's tracer is a new one.
+    # The warning said "used after it ended", which it had not been.
+    result = run_python(f"""
+        import os
+        import spanguard
+        from conftest import tracer_settings
+        from pathlib import Path
+        t = spanguard.Tracer(**tracer_settings(Path({str(tmp_path)!r})))
+        inherited = t.start_span("begun-in-parent")
+        pid = os.fork()
+        if pid == 0:
+            inherited.end()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        inherited.end()
+        t.close()
+        print("ok")
+        """, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "in a forked child after it began in the parent" in result.stderr, result.stderr
+
+
 def test_open_spans_are_exported_at_shutdown(tracer, sink):
     still_open = tracer.start_span("still-open")  # noqa: F841 - kept open until the shutdown
     assert tracer.shutdown(10)
