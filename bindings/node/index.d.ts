@@ -190,12 +190,13 @@ export declare class Tracer {
   flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
   shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
-  /** Shuts down and frees the tracer; a pending flush settles first. Safe to call twice. */
+  /** Shuts down and frees the tracer; a pending flush settles first. Safe to call twice. stats() and sinkPath() answer after it with what they said then. */
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;
   /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
   setResource(attrs: Attributes): void;
+  /** The library's counters; after close(), those it had then. */
   stats(): Record<string, number>;
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }

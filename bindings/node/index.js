@@ -629,6 +629,8 @@ class Tracer {
     // Flushes and shutdowns run on libuv's pool with the tracer's pointer:
     // close() frees only once they have settled.
     this.inflight = new Set();
+    // After close(): { stats, sinkPath } as they were as it freed the tracer.
+    this.final = null;
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -809,7 +811,8 @@ class Tracer {
   /**
    * Shuts down and frees the tracer. Safe to call twice, and while a flush
    * is pending: that flush settles (a flush the shutdown overtook rejects
-   * with SHUT_DOWN) before the memory goes.
+   * with SHUT_DOWN) before the memory goes. stats() and sinkPath() still
+   * answer after it, with what they said as it freed the tracer.
    */
   async close() {
     if (this.closed) return;
@@ -819,12 +822,19 @@ class Tracer {
     // A flush started before close() may still run on the pool: freeing
     // under it ran it on freed memory.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    // The counters of a shut-down tracer are final (spans_unended_at_shutdown
+    // is only known then): kept for a program that reads them after.
+    this.final = { stats: this.readStats(), sinkPath: this.readSinkPath() };
     native.tracerFree(this.ptr);
   }
 
   /** The file the local sink appends to, where spans go with no endpoint; '' with an endpoint. */
   sinkPath() {
-    const out = native.sinkPath(this.live());
+    return this.final ? this.final.sinkPath : this.readSinkPath();
+  }
+
+  readSinkPath() {
+    const out = native.sinkPath(this.ptr);
     if (typeof out === 'number') throw new SpanguardError(out, 'sinkPath');
     return out;
   }
@@ -842,8 +852,13 @@ class Tracer {
     recorded(native.setResource(this.live(), keys || [], values || []), 'setResource');
   }
 
+  /** The library's counters (after close(), those it had then). */
   stats() {
-    const [code, counters] = native.stats(this.live());
+    return this.final ? { ...this.final.stats } : this.readStats();
+  }
+
+  readStats() {
+    const [code, counters] = native.stats(this.ptr);
     check(code, 'stats');
     return counters;
   }
