@@ -198,6 +198,10 @@ export declare class Tracer {
   setResource(attrs: Attributes): void;
   /** The library's counters; after close(), those it had then. */
   stats(): Record<string, number>;
+  /**
+   * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
+   * only when the program has no listener of its own for it), and on beforeExit.
+   */
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }
 export declare function currentSpan(): Span | undefined;

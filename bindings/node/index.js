@@ -596,6 +596,10 @@ function optionValue(name, kind, v) {
   return kind[v];
 }
 
+// Signal -> how many tracers' installProcessHooks handlers are shutting
+// down for it: the last to finish raises it again.
+const hooksShuttingDown = new Map();
+
 /** A spanguard tracer. */
 class Tracer {
   /**
@@ -864,14 +868,31 @@ class Tracer {
   }
 
   /**
-   * Flushes on SIGTERM/SIGINT (then re-raises with Node's default handling,
-   * so the process ends as it would have) and on beforeExit.
+   * Shuts down on SIGTERM/SIGINT (then re-raises with Node's default
+   * handling, so the process ends as it would have) and on beforeExit.
+   * The signal is raised again only by the last of these hooks to finish
+   * (each tracer's), and only when the program has no listener of its own
+   * for it: a program that handles the signal ends itself, as it would
+   * have without spanguard.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
     for (const sig of signals) {
       const handler = async () => {
         process.removeListener(sig, handler);
-        try { await this.shutdown(timeoutMs); } finally { process.kill(process.pid, sig); }
+        hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
+        try {
+          await this.shutdown(timeoutMs);
+        } catch (_) {
+          // Closed already, say: the signal is raised all the same.
+        } finally {
+          const left = hooksShuttingDown.get(sig) - 1;
+          hooksShuttingDown.set(sig, left);
+          // Raised while another tracer's shutdown ran, it ended the
+          // process before that one's spans were sent or spooled; raised
+          // with the program's own listener there, it ran that listener a
+          // second time (a second SIGTERM: "force quit", to many).
+          if (left === 0 && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+        }
       };
       process.on(sig, handler);
     }
