@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uchar.h>
 
 #include "spanguard.h"
 
@@ -176,8 +177,62 @@ static bool utf8_of(napi_env env, napi_value *v, char *buf, size_t size, size_t 
     return st == napi_ok;
 }
 
+/* String `v` (a string) as UTF-8 with each lone surrogate as the three
+ * bytes of its code point (WTF-8), which are not UTF-8: the library
+ * replaces them and counts them in utf8_replaced, as it does those the
+ * Python binding passes. NULL with a JS exception pending on failure. */
+static const char *wtf8_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
+    size_t n = 0;
+    if (napi_get_value_string_utf16(env, v, NULL, 0, &n) != napi_ok) return NULL;
+    char16_t *u = arena_alloc(env, a, (n + 1) * sizeof *u, _Alignof(char16_t));
+    if (!u || napi_get_value_string_utf16(env, v, u, n + 1, &n) != napi_ok) return NULL;
+    /* At most 3 bytes a UTF-16 unit (a pair's 4 bytes are 2 units' worth). */
+    unsigned char *out = arena_alloc(env, a, 3 * n + 1, 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = u[i];
+        if (c >= 0xD800 && c <= 0xDBFF && i + 1 < n && u[i + 1] >= 0xDC00 && u[i + 1] <= 0xDFFF) {
+            c = 0x10000 + ((c - 0xD800) << 10) + (u[i + 1] - 0xDC00u);
+            i++;
+        }
+        if (c < 0x80) {
+            out[o++] = (unsigned char)c;
+        } else if (c < 0x800) {
+            out[o++] = (unsigned char)(0xC0 | c >> 6);
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out[o++] = (unsigned char)(0xE0 | c >> 12);
+            out[o++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        } else {
+            out[o++] = (unsigned char)(0xF0 | c >> 18);
+            out[o++] = (unsigned char)(0x80 | (c >> 12 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return (const char *)out;
+}
+
+/* Whether UTF-8 that V8 wrote may have held a lone surrogate: V8 writes
+ * one as U+FFFD, silently, so that a prompt cut inside a surrogate pair
+ * (the SDK's attributeValueLengthLimit cuts UTF-16 units) arrived mended
+ * and counted nowhere. Only then (or for a real U+FFFD) is the string
+ * read again, by wtf8_of. */
+static bool may_hold_lone_surrogate(const char *p, size_t len) {
+    const char *end = p + len;
+    for (const char *q = p; (q = memchr(q, 0xEF, (size_t)(end - q))) != NULL && end - q >= 3; q++) {
+        if ((unsigned char)q[1] == 0xBF && (unsigned char)q[2] == 0xBD) return true;
+    }
+    return false;
+}
+
 /* The UTF-8 bytes of string `v` (a non-string is converted with String()),
- * kept until text_free. NULL with a JS exception pending on failure. */
+ * kept until text_free; a lone surrogate as wtf8_of has it. NULL with a
+ * JS exception pending on failure. */
 static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
     size_t room;
     char *dst = arena_free_space(a, &room);
@@ -191,14 +246,14 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
         if (!utf8_of(env, &v, dst, room, len)) return NULL;
         if (*len + 4 < room) {
             arena_commit(a, *len + 1);
-            return dst;
+            return may_hold_lone_surrogate(dst, *len) ? wtf8_of(env, a, v, len) : dst;
         }
     }
     if (!utf8_of(env, &v, NULL, 0, len)) return NULL;
     char *p = arena_alloc(env, a, *len + 1, 1);
     if (!p) return NULL;
     if (napi_get_value_string_utf8(env, v, p, *len + 1, len) != napi_ok) return NULL;
-    return p;
+    return may_hold_lone_surrogate(p, *len) ? wtf8_of(env, a, v, len) : p;
 }
 
 /* ---- arguments -------------------------------------------------------- */
