@@ -200,7 +200,8 @@ export declare class Tracer {
   stats(): Record<string, number>;
   /**
    * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
-   * only when the program has no listener of its own for it), and on beforeExit.
+   * only when the program has no listener of its own for it), and on beforeExit. In a worker thread, which
+   * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
    */
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }

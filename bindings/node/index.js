@@ -829,6 +829,9 @@ class Tracer {
     // The counters of a shut-down tracer are final (spans_unended_at_shutdown
     // is only known then): kept for a program that reads them after.
     this.final = { stats: this.readStats(), sinkPath: this.readSinkPath() };
+    // Off the process hooks' list first (waiting for a shutdown of its
+    // tracers under way): a signal must not reach freed memory.
+    native.hookRemove(this.ptr);
     native.tracerFree(this.ptr);
   }
 
@@ -873,14 +876,21 @@ class Tracer {
    * The signal is raised again only by the last of these hooks to finish
    * (each tracer's), and only when the program has no listener of its own
    * for it: a program that handles the signal ends itself, as it would
-   * have without spanguard.
+   * have without spanguard. Signals reach the main thread only: a worker
+   * thread's tracer with its hooks installed is shut down by the main
+   * thread's hook (which the main thread must install, for a tracer of
+   * its own), with every other such tracer of the process.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
+    native.hookAdd(this.live());
     for (const sig of signals) {
       const handler = async () => {
         process.removeListener(sig, handler);
         hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
         try {
+          // Every hooked tracer of the process, workers' too; this one's
+          // answer (delivered, spooled) is its own shutdown's.
+          await native.shutdownHooked(timeoutMs);
           await this.shutdown(timeoutMs);
         } catch (_) {
           // Closed already, say: the signal is raised all the same.

@@ -18,10 +18,12 @@
  * Thread-safety: everything runs on the JS thread of its environment
  * except flush and shutdown, whose blocking C call runs on libuv's pool. */
 #include <node_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uchar.h>
 
 #include "spanguard.h"
@@ -1201,6 +1203,114 @@ static napi_value start_blocking(napi_env env, napi_callback_info info, bool shu
 static napi_value js_flush(napi_env env, napi_callback_info info) { return start_blocking(env, info, false); }
 static napi_value js_shutdown(napi_env env, napi_callback_info info) { return start_blocking(env, info, true); }
 
+/* ---- process hooks across threads ------------------------------------- */
+
+/* The tracers of every thread (the main one and each worker's, which load
+ * this addon into the same process) whose program installed the process
+ * hooks. Signals reach the main thread's JavaScript only: a worker's own
+ * SIGTERM listener never runs, and the main thread's hook, which ended the
+ * process once its own tracer had shut down, lost every span a worker's
+ * tracer still held. The main thread's hook shuts all of these down.
+ * Held under `hooked_lock` while they shut down, so that a worker's
+ * close() (hookRemove, then free) waits for that rather than freeing
+ * under it. The library holds at most 255 tracers. */
+static pthread_mutex_t hooked_lock = PTHREAD_MUTEX_INITIALIZER;
+static spanguard_tracer *hooked[255];
+static size_t hooked_count;
+
+/* hookAdd(tracer): its thread's program installed the process hooks. */
+static napi_value js_hook_add(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "hookAdd");
+    pthread_mutex_lock(&hooked_lock);
+    bool known = false;
+    for (size_t i = 0; i < hooked_count && !known; i++) known = hooked[i] == t;
+    if (!known && hooked_count < sizeof hooked / sizeof hooked[0]) hooked[hooked_count++] = t;
+    pthread_mutex_unlock(&hooked_lock);
+    return NULL;
+}
+
+/* hookRemove(tracer): before it is freed; waits for a shutdown of the
+ * hooked tracers under way. */
+static napi_value js_hook_remove(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "hookRemove");
+    pthread_mutex_lock(&hooked_lock);
+    for (size_t i = 0; i < hooked_count; i++) {
+        if (hooked[i] == t) {
+            hooked[i] = hooked[--hooked_count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hooked_lock);
+    return NULL;
+}
+
+typedef struct {
+    napi_async_work work;
+    napi_deferred deferred;
+    uint32_t timeout_ms;
+} hooked_shutdown;
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Shuts every hooked tracer down, all within the one timeout. */
+static void hooked_shutdown_execute(napi_env env, void *data) {
+    (void)env;
+    hooked_shutdown *c = data;
+    uint64_t deadline = now_ms() + c->timeout_ms;
+    pthread_mutex_lock(&hooked_lock);
+    for (size_t i = 0; i < hooked_count; i++) {
+        uint64_t now = now_ms();
+        spanguard_shutdown(hooked[i], now < deadline ? (uint32_t)(deadline - now) : 0);
+    }
+    pthread_mutex_unlock(&hooked_lock);
+}
+
+static void hooked_shutdown_complete(napi_env env, napi_status status, void *data) {
+    (void)status;
+    hooked_shutdown *c = data;
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, c->deferred, undefined);
+    napi_delete_async_work(env, c->work);
+    free(c);
+}
+
+/* shutdownHooked(timeoutMs) -> Promise, settled once every hooked tracer
+ * (of every thread) has shut down; on libuv's pool. */
+static napi_value js_shutdown_hooked(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    hooked_shutdown *c = calloc(1, sizeof *c);
+    if (!c) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    napi_value promise, name;
+    if (!u32_arg(env, a.argv[0], &c->timeout_ms) || napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+        napi_create_string_utf8(env, "spanguard.shutdownHooked", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_async_work(env, NULL, name, hooked_shutdown_execute, hooked_shutdown_complete, c, &c->work) !=
+            napi_ok) {
+        free(c);
+        return throw_last(env, "shutdownHooked");
+    }
+    if (napi_queue_async_work(env, c->work) != napi_ok) {
+        napi_delete_async_work(env, c->work);
+        free(c);
+        return throw_last(env, "queue");
+    }
+    return promise;
+}
+
 /* stats(tracer) -> [code, {counter: number}] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
     args a;
@@ -1340,6 +1450,9 @@ NAPI_MODULE_INIT() {
         FN("tracerFree", js_tracer_free),
         FN("flush", js_flush),
         FN("shutdown", js_shutdown),
+        FN("hookAdd", js_hook_add),
+        FN("hookRemove", js_hook_remove),
+        FN("shutdownHooked", js_shutdown_hooked),
         FN("stats", js_stats),
         FN("sinkPath", js_sink_path),
         FN("begin", js_begin),

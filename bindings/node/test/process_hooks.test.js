@@ -69,3 +69,31 @@ test('with two tracers hooked, the signal ends the process only once both have s
   const spooled = fs.existsSync(path.join(dir, 'spool-slow')) ? fs.readdirSync(path.join(dir, 'spool-slow')) : [];
   assert.ok(spooled.some((f) => f.endsWith('.sgspool')), `the slow tracer's span was spooled: ${spooled}`);
 });
+
+test("a worker thread's hooked tracer is shut down by the main thread's hook: its spans are exported", () => {
+  // Signals reach the main thread only: the worker's own listener never
+  // ran, and the main thread's hook ended the process with the spans the
+  // worker's tracer held (queued for a minute here) nowhere.
+  const worker = `
+    const { workerData, parentPort } = require('worker_threads');
+    const spanguard = require(workerData.pkg);
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'worker', sinkDir: workerData.dir + '/sink',
+      spoolDir: workerData.dir + '/spool-worker', scheduleDelayMs: 60000 }).installProcessHooks();
+    tracer.startSpan('worker.span').end();
+    tracer.startSpan('worker.open');
+    parentPort.postMessage('ready');
+    setInterval(() => {}, 1000);
+  `;
+  const { run, dir } = runChild(`
+    const { Worker } = require('worker_threads');
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
+      spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 }).installProcessHooks();
+    tracer.startSpan('main.span').end();
+    new Worker(${JSON.stringify(worker)}, { eval: true, workerData: { dir, pkg: ${JSON.stringify(PACKAGE)} } })
+      .on('message', () => process.kill(process.pid, 'SIGTERM'));
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  const spans = readSpans(path.join(dir, 'sink'));
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['main.span', 'worker.open', 'worker.span']);
+  assert.deepStrictEqual(spans.find((s) => s.name === 'worker.open').attrs['spanguard.unended'], { boolValue: true });
+});
