@@ -596,6 +596,16 @@ function optionValue(name, kind, v) {
   return kind[v];
 }
 
+/** `promise`, or RESULT.TIMEOUT if it has not settled by `deadline` (epoch milliseconds). */
+function untilDeadline(promise, deadline) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(RESULT.TIMEOUT), Math.max(0, deadline - Date.now()));
+    // The flush it waits for keeps the process alive; the timer need not.
+    timer.unref();
+    promise.then((code) => { clearTimeout(timer); resolve(code); }, (err) => { clearTimeout(timer); reject(err); });
+  });
+}
+
 // Signal -> how many tracers' installProcessHooks handlers are shutting
 // down for it: the last to finish raises it again.
 const hooksShuttingDown = new Map();
@@ -633,6 +643,9 @@ class Tracer {
     // Flushes and shutdowns run on libuv's pool with the tracer's pointer:
     // close() frees only once they have settled.
     this.inflight = new Set();
+    // The flush running on the pool, and the one the calls made meanwhile share (sharedFlush).
+    this.flushRunning = null;
+    this.flushNext = null;
     // After close(): { stats, sinkPath } as they were as it freed the tracer.
     this.final = null;
   }
@@ -796,7 +809,47 @@ class Tracer {
 
   /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
   async flushStatus(timeoutMs = 5000) {
-    return flushStatus(await this.blocking(native.flush(this.live(), timeoutMs)), 'flush');
+    return flushStatus(await this.sharedFlush(this.live(), timeoutMs), 'flush');
+  }
+
+  /**
+   * The code of a flush of every span ended before the call, within
+   * `timeoutMs`. A flush holds one of libuv's pool threads (4 by default)
+   * until it ends, up to its timeout while the backend is slow: flushes
+   * called together (a forceFlush at the end of each request) took every
+   * one, and the application's file reads, DNS lookups and zlib calls
+   * waited seconds behind them. So a tracer runs one at a time: the calls
+   * made while one runs (which may have begun before their spans ended)
+   * share the next, given the latest of their deadlines, and each still
+   * answers TIMEOUT at its own.
+   */
+  sharedFlush(ptr, timeoutMs) {
+    if (!this.flushRunning) return this.runFlush(ptr, timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    let next = this.flushNext;
+    if (next) next.deadline = Math.max(next.deadline, deadline);
+    else {
+      next = { deadline };
+      this.flushNext = next;
+      const start = () => {
+        this.flushNext = null;
+        // Closed meanwhile: the memory may be gone; a flush now would find it shut down.
+        return this.closed ? RESULT.SHUT_DOWN : this.runFlush(ptr, Math.max(0, next.deadline - Date.now()));
+      };
+      next.promise = this.flushRunning.then(start, start);
+    }
+    return untilDeadline(next.promise, deadline);
+  }
+
+  /** Starts a flush on the pool: the one running (sharedFlush) until it settles. */
+  runFlush(ptr, timeoutMs) {
+    const running = this.blocking(native.flush(ptr, timeoutMs));
+    this.flushRunning = running;
+    const settled = () => {
+      if (this.flushRunning === running) this.flushRunning = null;
+    };
+    running.then(settled, settled);
+    return running;
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
