@@ -190,13 +190,19 @@ export declare class Tracer {
   flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
   shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
-  /** Shuts down and frees the tracer; a pending flush settles first. Safe to call twice. */
+  /** Shuts down and frees the tracer; a pending flush settles first. Safe to call twice. stats() and sinkPath() answer after it with what they said then. */
   close(): Promise<void>;
   /** The file the local sink appends to (where spans go with no endpoint); '' with an endpoint. */
   sinkPath(): string;
   /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
   setResource(attrs: Attributes): void;
+  /** The library's counters; after close(), those it had then. */
   stats(): Record<string, number>;
+  /**
+   * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
+   * only when the program has no listener of its own for it), and on beforeExit. In a worker thread, which
+   * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
+   */
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }
 export declare function currentSpan(): Span | undefined;

@@ -596,6 +596,20 @@ function optionValue(name, kind, v) {
   return kind[v];
 }
 
+/** `promise`, or RESULT.TIMEOUT if it has not settled by `deadline` (epoch milliseconds). */
+function untilDeadline(promise, deadline) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(RESULT.TIMEOUT), Math.max(0, deadline - Date.now()));
+    // The flush it waits for keeps the process alive; the timer need not.
+    timer.unref();
+    promise.then((code) => { clearTimeout(timer); resolve(code); }, (err) => { clearTimeout(timer); reject(err); });
+  });
+}
+
+// Signal -> how many tracers' installProcessHooks handlers are shutting
+// down for it: the last to finish raises it again.
+const hooksShuttingDown = new Map();
+
 /** A spanguard tracer. */
 class Tracer {
   /**
@@ -629,6 +643,11 @@ class Tracer {
     // Flushes and shutdowns run on libuv's pool with the tracer's pointer:
     // close() frees only once they have settled.
     this.inflight = new Set();
+    // The flush running on the pool, and the one the calls made meanwhile share (sharedFlush).
+    this.flushRunning = null;
+    this.flushNext = null;
+    // After close(): { stats, sinkPath } as they were as it freed the tracer.
+    this.final = null;
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -790,7 +809,47 @@ class Tracer {
 
   /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
   async flushStatus(timeoutMs = 5000) {
-    return flushStatus(await this.blocking(native.flush(this.live(), timeoutMs)), 'flush');
+    return flushStatus(await this.sharedFlush(this.live(), timeoutMs), 'flush');
+  }
+
+  /**
+   * The code of a flush of every span ended before the call, within
+   * `timeoutMs`. A flush holds one of libuv's pool threads (4 by default)
+   * until it ends, up to its timeout while the backend is slow: flushes
+   * called together (a forceFlush at the end of each request) took every
+   * one, and the application's file reads, DNS lookups and zlib calls
+   * waited seconds behind them. So a tracer runs one at a time: the calls
+   * made while one runs (which may have begun before their spans ended)
+   * share the next, given the latest of their deadlines, and each still
+   * answers TIMEOUT at its own.
+   */
+  sharedFlush(ptr, timeoutMs) {
+    if (!this.flushRunning) return this.runFlush(ptr, timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    let next = this.flushNext;
+    if (next) next.deadline = Math.max(next.deadline, deadline);
+    else {
+      next = { deadline };
+      this.flushNext = next;
+      const start = () => {
+        this.flushNext = null;
+        // Closed meanwhile: the memory may be gone; a flush now would find it shut down.
+        return this.closed ? RESULT.SHUT_DOWN : this.runFlush(ptr, Math.max(0, next.deadline - Date.now()));
+      };
+      next.promise = this.flushRunning.then(start, start);
+    }
+    return untilDeadline(next.promise, deadline);
+  }
+
+  /** Starts a flush on the pool: the one running (sharedFlush) until it settles. */
+  runFlush(ptr, timeoutMs) {
+    const running = this.blocking(native.flush(ptr, timeoutMs));
+    this.flushRunning = running;
+    const settled = () => {
+      if (this.flushRunning === running) this.flushRunning = null;
+    };
+    running.then(settled, settled);
+    return running;
   }
 
   /** Flush, export open spans (marked unended), stop. Safe to call twice. */
@@ -809,7 +868,8 @@ class Tracer {
   /**
    * Shuts down and frees the tracer. Safe to call twice, and while a flush
    * is pending: that flush settles (a flush the shutdown overtook rejects
-   * with SHUT_DOWN) before the memory goes.
+   * with SHUT_DOWN) before the memory goes. stats() and sinkPath() still
+   * answer after it, with what they said as it freed the tracer.
    */
   async close() {
     if (this.closed) return;
@@ -819,12 +879,22 @@ class Tracer {
     // A flush started before close() may still run on the pool: freeing
     // under it ran it on freed memory.
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    // The counters of a shut-down tracer are final (spans_unended_at_shutdown
+    // is only known then): kept for a program that reads them after.
+    this.final = { stats: this.readStats(), sinkPath: this.readSinkPath() };
+    // Off the process hooks' list first (waiting for a shutdown of its
+    // tracers under way): a signal must not reach freed memory.
+    native.hookRemove(this.ptr);
     native.tracerFree(this.ptr);
   }
 
   /** The file the local sink appends to, where spans go with no endpoint; '' with an endpoint. */
   sinkPath() {
-    const out = native.sinkPath(this.live());
+    return this.final ? this.final.sinkPath : this.readSinkPath();
+  }
+
+  readSinkPath() {
+    const out = native.sinkPath(this.ptr);
     if (typeof out === 'number') throw new SpanguardError(out, 'sinkPath');
     return out;
   }
@@ -842,21 +912,50 @@ class Tracer {
     recorded(native.setResource(this.live(), keys || [], values || []), 'setResource');
   }
 
+  /** The library's counters (after close(), those it had then). */
   stats() {
-    const [code, counters] = native.stats(this.live());
+    return this.final ? { ...this.final.stats } : this.readStats();
+  }
+
+  readStats() {
+    const [code, counters] = native.stats(this.ptr);
     check(code, 'stats');
     return counters;
   }
 
   /**
-   * Flushes on SIGTERM/SIGINT (then re-raises with Node's default handling,
-   * so the process ends as it would have) and on beforeExit.
+   * Shuts down on SIGTERM/SIGINT (then re-raises with Node's default
+   * handling, so the process ends as it would have) and on beforeExit.
+   * The signal is raised again only by the last of these hooks to finish
+   * (each tracer's), and only when the program has no listener of its own
+   * for it: a program that handles the signal ends itself, as it would
+   * have without spanguard. Signals reach the main thread only: a worker
+   * thread's tracer with its hooks installed is shut down by the main
+   * thread's hook (which the main thread must install, for a tracer of
+   * its own), with every other such tracer of the process.
    */
   installProcessHooks({ timeoutMs = 3000, signals = ['SIGTERM', 'SIGINT'] } = {}) {
+    native.hookAdd(this.live());
     for (const sig of signals) {
       const handler = async () => {
         process.removeListener(sig, handler);
-        try { await this.shutdown(timeoutMs); } finally { process.kill(process.pid, sig); }
+        hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
+        try {
+          // Every hooked tracer of the process, workers' too; this one's
+          // answer (delivered, spooled) is its own shutdown's.
+          await native.shutdownHooked(timeoutMs);
+          await this.shutdown(timeoutMs);
+        } catch (_) {
+          // Closed already, say: the signal is raised all the same.
+        } finally {
+          const left = hooksShuttingDown.get(sig) - 1;
+          hooksShuttingDown.set(sig, left);
+          // Raised while another tracer's shutdown ran, it ended the
+          // process before that one's spans were sent or spooled; raised
+          // with the program's own listener there, it ran that listener a
+          // second time (a second SIGTERM: "force quit", to many).
+          if (left === 0 && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+        }
       };
       process.on(sig, handler);
     }

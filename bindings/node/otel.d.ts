@@ -20,6 +20,12 @@ export declare class SpanguardSpanProcessor {
   onStart(span: unknown, parentContext?: unknown): void;
   onEnd(span: unknown): void;
   forceFlush(): Promise<void>;
+  /**
+   * Flushes, exports the spans still open (marked unended) and stops the
+   * tracer; one made from options is freed too (its stats() and sinkPath()
+   * still answer); a Tracer passed in stays its owner's to close(). What is
+   * set on or ends a span after it is ignored.
+   */
   shutdown(): Promise<void>;
 }
 declare const bridge: { SpanguardSpanProcessor: typeof SpanguardSpanProcessor };

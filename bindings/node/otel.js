@@ -148,7 +148,9 @@ class SpanguardSpanProcessor {
    *   The provider's span limits apply to its spans, not the tracer's (see onStart).
    */
   constructor(tracer = {}) {
-    this.tracer = tracer instanceof Tracer ? tracer : new Tracer(tracer);
+    // A tracer made here is this processor's alone: shutdown frees it.
+    this.ownsTracer = !(tracer instanceof Tracer);
+    this.tracer = this.ownsTracer ? new Tracer(tracer) : tracer;
     // An SDK span's entry ({ span: spanguard Span, name, attributes and
     // links at start, ... }) is its property of this key while it is open:
     // a property read costs a setter less than a WeakMap's lookup. A span
@@ -158,6 +160,19 @@ class SpanguardSpanProcessor {
     // The SDK span's prototype -> its following prototype (`follow`), or null for one that cannot be followed.
     this.following = new Map();
     this.failures = 0;
+    this.shutDown = false;
+  }
+
+  /**
+   * Whether shutdown has run (or the tracer was closed): what is set on or
+   * ends a span after it is ignored, as the specification asks of a
+   * processor. The tracer exported the spans open then, marked unended;
+   * passing more on got a warning that spans begun now are not recorded
+   * (none was begun), and on a tracer this processor made and freed the
+   * span's handle names nothing.
+   */
+  stopped() {
+    return this.shutDown || this.tracer.closed;
   }
 
   onStart(otelSpan) {
@@ -235,6 +250,7 @@ class SpanguardSpanProcessor {
 
   /** `forward` for one attribute, the setter instrumentations call most. */
   forwardAttribute(otelSpan, entry, key) {
+    if (this.stopped()) return;
     try {
       const kept = otelSpan.attributes;
       if (!kept || !hasOwn(kept, key)) return;
@@ -261,6 +277,7 @@ class SpanguardSpanProcessor {
    * the first: those it kept may all go on.)
    */
   forward(otelSpan, entry, what, attributes) {
+    if (this.stopped()) return;
     try {
       const { span } = entry;
       if (what === 'attributes') {
@@ -365,6 +382,7 @@ class SpanguardSpanProcessor {
       if (!entry) return;
       this.open.delete(otelSpan);
     }
+    if (this.stopped()) return;
     const { span } = entry;
     try {
       // What was set after the start and not passed on (past the
@@ -467,10 +485,22 @@ class SpanguardSpanProcessor {
     }
   }
 
-  /** Flushes, exports spans still open (marked unended) and stops the tracer. */
+  /**
+   * Flushes, exports spans still open (marked unended) and stops the
+   * tracer; one this processor made is freed too (its stats() and
+   * sinkPath() still answer): each one the library holds counts towards
+   * the 255 it allows, and an application that makes and shuts down
+   * providers (a test file each, a recycled worker) ran out. A tracer
+   * passed in stays its owner's to close().
+   */
   async shutdown() {
     if (this.resourceSettling) await this.resourceSettling;
-    await this.tracer.shutdown();
+    try {
+      if (this.ownsTracer) await this.tracer.close();
+      else await this.tracer.shutdown();
+    } finally {
+      this.shutDown = true;
+    }
   }
 }
 

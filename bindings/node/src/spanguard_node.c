@@ -18,10 +18,13 @@
  * Thread-safety: everything runs on the JS thread of its environment
  * except flush and shutdown, whose blocking C call runs on libuv's pool. */
 #include <node_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <uchar.h>
 
 #include "spanguard.h"
 
@@ -176,8 +179,62 @@ static bool utf8_of(napi_env env, napi_value *v, char *buf, size_t size, size_t 
     return st == napi_ok;
 }
 
+/* String `v` (a string) as UTF-8 with each lone surrogate as the three
+ * bytes of its code point (WTF-8), which are not UTF-8: the library
+ * replaces them and counts them in utf8_replaced, as it does those the
+ * Python binding passes. NULL with a JS exception pending on failure. */
+static const char *wtf8_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
+    size_t n = 0;
+    if (napi_get_value_string_utf16(env, v, NULL, 0, &n) != napi_ok) return NULL;
+    char16_t *u = arena_alloc(env, a, (n + 1) * sizeof *u, _Alignof(char16_t));
+    if (!u || napi_get_value_string_utf16(env, v, u, n + 1, &n) != napi_ok) return NULL;
+    /* At most 3 bytes a UTF-16 unit (a pair's 4 bytes are 2 units' worth). */
+    unsigned char *out = arena_alloc(env, a, 3 * n + 1, 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = u[i];
+        if (c >= 0xD800 && c <= 0xDBFF && i + 1 < n && u[i + 1] >= 0xDC00 && u[i + 1] <= 0xDFFF) {
+            c = 0x10000 + ((c - 0xD800) << 10) + (u[i + 1] - 0xDC00u);
+            i++;
+        }
+        if (c < 0x80) {
+            out[o++] = (unsigned char)c;
+        } else if (c < 0x800) {
+            out[o++] = (unsigned char)(0xC0 | c >> 6);
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out[o++] = (unsigned char)(0xE0 | c >> 12);
+            out[o++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        } else {
+            out[o++] = (unsigned char)(0xF0 | c >> 18);
+            out[o++] = (unsigned char)(0x80 | (c >> 12 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+            out[o++] = (unsigned char)(0x80 | (c & 0x3F));
+        }
+    }
+    out[o] = '\0';
+    *len = o;
+    return (const char *)out;
+}
+
+/* Whether UTF-8 that V8 wrote may have held a lone surrogate: V8 writes
+ * one as U+FFFD, silently, so that a prompt cut inside a surrogate pair
+ * (the SDK's attributeValueLengthLimit cuts UTF-16 units) arrived mended
+ * and counted nowhere. Only then (or for a real U+FFFD) is the string
+ * read again, by wtf8_of. */
+static bool may_hold_lone_surrogate(const char *p, size_t len) {
+    const char *end = p + len;
+    for (const char *q = p; (q = memchr(q, 0xEF, (size_t)(end - q))) != NULL && end - q >= 3; q++) {
+        if ((unsigned char)q[1] == 0xBF && (unsigned char)q[2] == 0xBD) return true;
+    }
+    return false;
+}
+
 /* The UTF-8 bytes of string `v` (a non-string is converted with String()),
- * kept until text_free. NULL with a JS exception pending on failure. */
+ * kept until text_free; a lone surrogate as wtf8_of has it. NULL with a
+ * JS exception pending on failure. */
 static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *len) {
     size_t room;
     char *dst = arena_free_space(a, &room);
@@ -191,14 +248,14 @@ static const char *text_of(napi_env env, text_arena *a, napi_value v, size_t *le
         if (!utf8_of(env, &v, dst, room, len)) return NULL;
         if (*len + 4 < room) {
             arena_commit(a, *len + 1);
-            return dst;
+            return may_hold_lone_surrogate(dst, *len) ? wtf8_of(env, a, v, len) : dst;
         }
     }
     if (!utf8_of(env, &v, NULL, 0, len)) return NULL;
     char *p = arena_alloc(env, a, *len + 1, 1);
     if (!p) return NULL;
     if (napi_get_value_string_utf8(env, v, p, *len + 1, len) != napi_ok) return NULL;
-    return p;
+    return may_hold_lone_surrogate(p, *len) ? wtf8_of(env, a, v, len) : p;
 }
 
 /* ---- arguments -------------------------------------------------------- */
@@ -1146,6 +1203,114 @@ static napi_value start_blocking(napi_env env, napi_callback_info info, bool shu
 static napi_value js_flush(napi_env env, napi_callback_info info) { return start_blocking(env, info, false); }
 static napi_value js_shutdown(napi_env env, napi_callback_info info) { return start_blocking(env, info, true); }
 
+/* ---- process hooks across threads ------------------------------------- */
+
+/* The tracers of every thread (the main one and each worker's, which load
+ * this addon into the same process) whose program installed the process
+ * hooks. Signals reach the main thread's JavaScript only: a worker's own
+ * SIGTERM listener never runs, and the main thread's hook, which ended the
+ * process once its own tracer had shut down, lost every span a worker's
+ * tracer still held. The main thread's hook shuts all of these down.
+ * Held under `hooked_lock` while they shut down, so that a worker's
+ * close() (hookRemove, then free) waits for that rather than freeing
+ * under it. The library holds at most 255 tracers. */
+static pthread_mutex_t hooked_lock = PTHREAD_MUTEX_INITIALIZER;
+static spanguard_tracer *hooked[255];
+static size_t hooked_count;
+
+/* hookAdd(tracer): its thread's program installed the process hooks. */
+static napi_value js_hook_add(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "hookAdd");
+    pthread_mutex_lock(&hooked_lock);
+    bool known = false;
+    for (size_t i = 0; i < hooked_count && !known; i++) known = hooked[i] == t;
+    if (!known && hooked_count < sizeof hooked / sizeof hooked[0]) hooked[hooked_count++] = t;
+    pthread_mutex_unlock(&hooked_lock);
+    return NULL;
+}
+
+/* hookRemove(tracer): before it is freed; waits for a shutdown of the
+ * hooked tracers under way. */
+static napi_value js_hook_remove(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    spanguard_tracer *t;
+    if (!tracer_arg(env, a.argv[0], &t)) return throw_last(env, "hookRemove");
+    pthread_mutex_lock(&hooked_lock);
+    for (size_t i = 0; i < hooked_count; i++) {
+        if (hooked[i] == t) {
+            hooked[i] = hooked[--hooked_count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hooked_lock);
+    return NULL;
+}
+
+typedef struct {
+    napi_async_work work;
+    napi_deferred deferred;
+    uint32_t timeout_ms;
+} hooked_shutdown;
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Shuts every hooked tracer down, all within the one timeout. */
+static void hooked_shutdown_execute(napi_env env, void *data) {
+    (void)env;
+    hooked_shutdown *c = data;
+    uint64_t deadline = now_ms() + c->timeout_ms;
+    pthread_mutex_lock(&hooked_lock);
+    for (size_t i = 0; i < hooked_count; i++) {
+        uint64_t now = now_ms();
+        spanguard_shutdown(hooked[i], now < deadline ? (uint32_t)(deadline - now) : 0);
+    }
+    pthread_mutex_unlock(&hooked_lock);
+}
+
+static void hooked_shutdown_complete(napi_env env, napi_status status, void *data) {
+    (void)status;
+    hooked_shutdown *c = data;
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, c->deferred, undefined);
+    napi_delete_async_work(env, c->work);
+    free(c);
+}
+
+/* shutdownHooked(timeoutMs) -> Promise, settled once every hooked tracer
+ * (of every thread) has shut down; on libuv's pool. */
+static napi_value js_shutdown_hooked(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 1)) return NULL;
+    hooked_shutdown *c = calloc(1, sizeof *c);
+    if (!c) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return NULL;
+    }
+    napi_value promise, name;
+    if (!u32_arg(env, a.argv[0], &c->timeout_ms) || napi_create_promise(env, &c->deferred, &promise) != napi_ok ||
+        napi_create_string_utf8(env, "spanguard.shutdownHooked", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_async_work(env, NULL, name, hooked_shutdown_execute, hooked_shutdown_complete, c, &c->work) !=
+            napi_ok) {
+        free(c);
+        return throw_last(env, "shutdownHooked");
+    }
+    if (napi_queue_async_work(env, c->work) != napi_ok) {
+        napi_delete_async_work(env, c->work);
+        free(c);
+        return throw_last(env, "queue");
+    }
+    return promise;
+}
+
 /* stats(tracer) -> [code, {counter: number}] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
     args a;
@@ -1285,6 +1450,9 @@ NAPI_MODULE_INIT() {
         FN("tracerFree", js_tracer_free),
         FN("flush", js_flush),
         FN("shutdown", js_shutdown),
+        FN("hookAdd", js_hook_add),
+        FN("hookRemove", js_hook_remove),
+        FN("shutdownHooked", js_shutdown_hooked),
         FN("stats", js_stats),
         FN("sinkPath", js_sink_path),
         FN("begin", js_begin),

@@ -108,6 +108,40 @@ test('close() while a flush is pending: the flush settles before the tracer is f
   server.close();
 });
 
+test('flushes called together leave libuv\'s pool to the application, and each answers by its own timeout', async () => {
+  // A backend that accepts and never answers: a flush waits out its
+  // timeout. Each one held a pool thread meanwhile: more than the pool's
+  // (4) took them all, a file read waited behind them, and the calls past
+  // the fourth answered a timeout later than their own.
+  const net = require('net');
+  // (Unref'd: a failed assertion must not leave the test process waiting on it.)
+  const server = net.createServer((c) => { c.unref(); c.on('data', () => {}); }).unref();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: `http://127.0.0.1:${server.address().port}/v1/traces`,
+    spoolDir: path.join(dir, 'spool'), requestTimeoutMs: 4000, logLevel: 'none' });
+  tracer.startSpan('waiting').end();
+  const timeoutMs = 1500;
+  const events = [];
+  const started = Date.now();
+  const flushes = Array.from({ length: 6 }, (_, i) => tracer.flush(timeoutMs).then((ok) => {
+    events.push(`flush.${i}`);
+    return [ok, Date.now() - started];
+  }));
+  await fs.promises.readFile(__filename);
+  events.push('read');
+  const answers = await Promise.all(flushes);
+  assert.strictEqual(events[0], 'read', `the file read waited for the flushes: ${events}`);
+  for (const [ok, ms] of answers) {
+    assert.strictEqual(ok, false, 'the backend never answered');
+    assert.ok(ms < 2 * timeoutMs, `a flush of ${timeoutMs} ms answered after ${ms} ms`);
+  }
+  tracer.startSpan('later').end();
+  assert.strictEqual(await tracer.flush(timeoutMs), false, 'flushes still run after');
+  await tracer.close();
+  server.close();
+});
+
 test('every slot taken: startSpan gives a span that records nothing, counted, warned about once', async () => {
   const tracer = new spanguard.Tracer({ fromEnv: false, endpoint: 'discard:', maxOpenSpans: 8, maxQueueSize: 8 });
   const warnings = [];

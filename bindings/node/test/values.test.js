@@ -8,7 +8,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const spanguard = require('..');
-const { startReceiver, expectedAttributes } = require('./receiver');
+const { startReceiver, expectedAttributes, bridgedProvider } = require('./receiver');
 
 function tracerTo(rx, options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-values-'));
@@ -251,6 +251,44 @@ test('non-ASCII text of any size arrives whole, wherever it goes', async (t) => 
   const stats = tracer.stats();
   assert.strictEqual(stats.values_truncated, 0);
   assert.strictEqual(stats.utf8_replaced, 0);
+  await tracer.close();
+});
+
+test('a lone surrogate is replaced and counted, wherever it goes, through the binding and the bridge', async (t) => {
+  // JavaScript strings may hold one (the SDK's attributeValueLengthLimit
+  // cuts UTF-16 units, so a prompt cut inside an emoji ends in one); UTF-8
+  // cannot. V8 wrote it as U+FFFD, silently: utf8_replaced said 0. It now
+  // reaches the library as the Python binding passes it, to be replaced
+  // and counted. A real U+FFFD and a whole pair are left alone.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const tracer = tracerTo(rx);
+  const lone = ['cut \ud83d', '\udc00 first', 'mid\udbffdle', `${'a'.repeat(5000)}\ud800`];
+  const whole = { real: 'a real \ufffd stays', pair: 'an emoji 🙂 stays' };
+  const attributes = { ...whole };
+  lone.forEach((v, i) => { attributes[`lone.${i}`] = v; });
+  const span = tracer.startSpan('lone.native', { attributes });
+  span.setAttribute('lone.later', lone[0]);
+  span.end();
+
+  const { bridge, provider } = bridgedProvider(rx, 'node-values-bridge', { spanLimits: { attributeValueLengthLimit: 7 } },
+    { protocol: 'http/protobuf' });
+  const sdkSpan = provider.getTracer('lone').startSpan('lone.bridge');
+  sdkSpan.setAttribute('gen_ai.prompt', 'hello 🙂 world'); // kept as 'hello \ud83d'
+  sdkSpan.end();
+  await provider.forceFlush();
+  assert.strictEqual(bridge.tracer.stats().utf8_replaced, 1);
+
+  const spans = await arrived(rx, 0, tracer, 1);
+  assert.strictEqual(tracer.stats().utf8_replaced, lone.length + 1, 'each value holding one was counted');
+  const got = spans['lone.native'].attributes;
+  const mended = (v) => v.replace(/[\ud800-\udfff]/g, '\ufffd\ufffd\ufffd');
+  lone.forEach((v, i) => assert.strictEqual(got[`lone.${i}`], mended(v), `lone.${i}`));
+  assert.strictEqual(got['lone.later'], mended(lone[0]));
+  for (const [k, v] of Object.entries(whole)) assert.strictEqual(got[k], v, k);
+  const [bridged] = (await rx.waitFor(2)).filter((s) => s.name === 'lone.bridge');
+  assert.strictEqual(bridged.attributes['gen_ai.prompt'], mended('hello \ud83d'));
+  await provider.shutdown();
   await tracer.close();
 });
 

@@ -1,0 +1,99 @@
+'use strict';
+// installProcessHooks in a process that is sent SIGTERM: each hooked
+// tracer's spans are sent or spooled before the process ends, and a
+// program's own listener for the signal runs once, as it would without
+// spanguard.
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { readSpans } = require('./sink');
+
+const PACKAGE = path.resolve(__dirname, '..');
+
+/** Runs `body` in a child node with `spanguard` and `dir` (a fresh directory) defined; its spawnSync result. */
+function runChild(body) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-'));
+  const program = `
+    const spanguard = require(${JSON.stringify(PACKAGE)});
+    const dir = ${JSON.stringify(dir)};
+    ${body}
+  `;
+  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, encoding: 'utf8', timeout: 30000 });
+  return { run, dir };
+}
+
+test("a program's own SIGTERM listener runs once, and the spans are exported", () => {
+  // A graceful shutdown of its own (close the server, then exit): the
+  // hook's re-raised signal ran it a second time, which many programs
+  // take as "force quit".
+  const { run, dir } = runChild(`
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'hooks', sinkDir: dir + '/sink',
+      spoolDir: dir + '/spool' }).installProcessHooks();
+    let calls = 0;
+    process.on('SIGTERM', () => {
+      calls++;
+      setTimeout(() => { console.log('listener calls ' + calls); process.exit(0); }, 1000);
+    });
+    tracer.startSpan('ended').end();
+    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+    setInterval(() => {}, 1000);
+  `);
+  assert.strictEqual(run.status, 0, `the program ended itself: ${run.signal} ${run.stderr}`);
+  assert.strictEqual(run.stdout.trim(), 'listener calls 1');
+  assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name), ['ended']);
+});
+
+test('with two tracers hooked, the signal ends the process only once both have shut down', () => {
+  // One tracer's backend never answers: its shutdown ends by spooling the
+  // span once the request times out. The other's, quick, re-raised the
+  // signal first and the process ended with the slow one's span nowhere.
+  const { run, dir } = runChild(`
+    const net = require('net');
+    const silent = net.createServer((c) => c.on('data', () => {}));
+    silent.listen(0, '127.0.0.1', () => {
+      const quick = new spanguard.Tracer({ fromEnv: false, serviceName: 'quick', sinkDir: dir + '/sink',
+        spoolDir: dir + '/spool-quick' }).installProcessHooks();
+      const slow = new spanguard.Tracer({ fromEnv: false, serviceName: 'slow',
+        endpoint: 'http://127.0.0.1:' + silent.address().port + '/v1/traces', requestTimeoutMs: 500,
+        spoolDir: dir + '/spool-slow' }).installProcessHooks();
+      quick.startSpan('quick.span').end();
+      slow.startSpan('slow.span').end();
+      setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+    });
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(readSpans(path.join(dir, 'sink')).map((s) => s.name), ['quick.span']);
+  const spooled = fs.existsSync(path.join(dir, 'spool-slow')) ? fs.readdirSync(path.join(dir, 'spool-slow')) : [];
+  assert.ok(spooled.some((f) => f.endsWith('.sgspool')), `the slow tracer's span was spooled: ${spooled}`);
+});
+
+test("a worker thread's hooked tracer is shut down by the main thread's hook: its spans are exported", () => {
+  // Signals reach the main thread only: the worker's own listener never
+  // ran, and the main thread's hook ended the process with the spans the
+  // worker's tracer held (queued for a minute here) nowhere.
+  const worker = `
+    const { workerData, parentPort } = require('worker_threads');
+    const spanguard = require(workerData.pkg);
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'worker', sinkDir: workerData.dir + '/sink',
+      spoolDir: workerData.dir + '/spool-worker', scheduleDelayMs: 60000 }).installProcessHooks();
+    tracer.startSpan('worker.span').end();
+    tracer.startSpan('worker.open');
+    parentPort.postMessage('ready');
+    setInterval(() => {}, 1000);
+  `;
+  const { run, dir } = runChild(`
+    const { Worker } = require('worker_threads');
+    const tracer = new spanguard.Tracer({ fromEnv: false, serviceName: 'main', sinkDir: dir + '/sink',
+      spoolDir: dir + '/spool-main', scheduleDelayMs: 60000 }).installProcessHooks();
+    tracer.startSpan('main.span').end();
+    new Worker(${JSON.stringify(worker)}, { eval: true, workerData: { dir, pkg: ${JSON.stringify(PACKAGE)} } })
+      .on('message', () => process.kill(process.pid, 'SIGTERM'));
+  `);
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  const spans = readSpans(path.join(dir, 'sink'));
+  assert.deepStrictEqual(spans.map((s) => s.name).sort(), ['main.span', 'worker.open', 'worker.span']);
+  assert.deepStrictEqual(spans.find((s) => s.name === 'worker.open').attrs['spanguard.unended'], { boolValue: true });
+});
