@@ -142,6 +142,27 @@ function stillToSend(kept, dropped, from, to, refused) {
   return [held, all.slice(Math.max(0, to - gone)), gone - evicted];
 }
 
+/**
+ * SDK spans let go of open (garbage-collected without an end: a stream
+ * never read to its end, a span started on a path that skipped its end):
+ * their spanguard span is ended then, marked `spanguard.unended` as a
+ * shutdown marks the spans still open. Nothing else could end it, and
+ * open it held one of the tracer's slots for the life of the process:
+ * after 4,096 such spans no span was recorded any more (the SDK's own
+ * processors hold nothing for a span before its end). The held value is
+ * the spanguard span and its processor, neither of which refers to the
+ * SDK span; the entry is the token onEnd unregisters with.
+ */
+const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor }) => {
+  if (span.ended || processor.stopped()) return;
+  try {
+    span.setAttribute('spanguard.unended', true);
+    span.end();
+  } catch (_) {
+    processor.failures++;
+  }
+});
+
 class SpanguardSpanProcessor {
   /**
    * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
@@ -221,6 +242,7 @@ class SpanguardSpanProcessor {
       };
       if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
       else this.open.set(otelSpan, entry);
+      COLLECTED_OPEN.register(otelSpan, { span, processor: this }, entry);
       this.follow(otelSpan);
     } catch (_) {
       this.failures++;
@@ -382,6 +404,7 @@ class SpanguardSpanProcessor {
       if (!entry) return;
       this.open.delete(otelSpan);
     }
+    COLLECTED_OPEN.unregister(entry);
     if (this.stopped()) return;
     const { span } = entry;
     try {

@@ -59,3 +59,42 @@ for (const made of ['made from options', 'given a tracer']) {
       [['open.at.shutdown', { boolValue: true }]], 'the open span was exported at the shutdown, marked unended');
   });
 }
+
+test('an SDK span collected open is ended, marked unended: spans dropped without end do not use up the slots', async () => {
+  // A span started and let go of without end (a stream never read to its
+  // end) held a slot of the tracer for good: after 4,096 of them, no span
+  // was recorded any more.
+  const v8 = require('v8');
+  const vm = require('vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-otel-collected-'));
+  const sink = path.join(dir, 'sink');
+  const processor = new SpanguardSpanProcessor({ fromEnv: false, serviceName: 'collected', sinkDir: sink,
+    spoolDir: path.join(dir, 'spool') });
+  const provider = new BasicTracerProvider({ spanProcessors: [processor] });
+  const tracer = provider.getTracer('collected');
+  const rounds = 4;
+  const perRound = 2000;
+  for (let r = 0; r < rounds; r++) {
+    (() => {
+      for (let i = 0; i < perRound; i++) tracer.startSpan(`dropped.${r}.${i}`);
+    })();
+    for (let k = 0; k < 20 && processor.tracer.stats().spans_open > 0; k++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  tracer.startSpan('afterwards').end();
+  await provider.forceFlush();
+  const stats = processor.tracer.stats();
+  assert.strictEqual(stats.dropped_buffer_full, 0, 'no span was refused for want of a slot');
+  assert.strictEqual(stats.spans_open, 0);
+  const spans = readSpans(sink);
+  const dropped = spans.filter((s) => s.name.startsWith('dropped.'));
+  assert.strictEqual(dropped.length, rounds * perRound);
+  assert.ok(dropped.every((s) => s.attrs['spanguard.unended'].boolValue === true));
+  assert.ok(spans.some((s) => s.name === 'afterwards'));
+  assert.strictEqual(processor.failures, 0);
+  await provider.shutdown();
+});
