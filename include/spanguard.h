@@ -1542,9 +1542,10 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  provider's `service.name` and attributes, as its own exporter would
  send them. The given attributes win over the configured ones, except a
  `service.name` that is the SDK's fallback (`unknown_service...`). A
- call replaces what an earlier call gave. Scalar values only (an array
- is skipped); text is UTF-8, invalid bytes replaced. The tracer's crash
- dump and flight file name it from then on (as text), so that spans
+ call replaces what an earlier call gave. Scalars and arrays (as the
+ SDKs detect `process.command_args`; a bytes value is skipped); text is
+ UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
+ name it from then on (as text, an array as a JSON list), so that spans
  recovered from them after a crash or SIGKILL arrive under it too.
  `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
  `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
@@ -1563,7 +1564,7 @@ spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tr
  after the call. A scope is the name, version and schema URL its spans
  give (`spanguard_span_options`); all empty: spanguard's own. A call
  replaces what an earlier one gave that scope; none (`n_attrs` 0): it
- has none again. Scalar values only (an array is skipped); text is
+ has none again. Scalars and arrays (a bytes value is skipped); text is
  UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
  flight file are sent without them.
  `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than

@@ -92,6 +92,9 @@ pub enum ResourceValue {
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// Elements of one scalar type (never an array): what OpenTelemetry's
+    /// SDKs detect as lists, `process.command_args` for one.
+    Array(Vec<ResourceValue>),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -446,6 +446,13 @@ fn cases() -> Vec<Case> {
                 ("tier".into(), AttrValue::Int(-2)),
                 ("sampled".into(), AttrValue::Bool(true)),
                 ("weight".into(), AttrValue::Double(0.5)),
+                (
+                    "features".into(),
+                    AttrValue::Array(vec![
+                        AttrValue::Str("stream".into()),
+                        AttrValue::Str("tools".into()),
+                    ]),
+                ),
             ],
         },
         ScopeAttributes {
@@ -502,6 +509,27 @@ fn cases() -> Vec<Case> {
                 ("host.nan".into(), AttrValue::Double(f64::NAN)),
                 ("container".into(), AttrValue::Bool(false)),
                 ("empty".into(), AttrValue::Str(String::new())),
+                // Arrays, as the SDKs detect `process.command_args`.
+                (
+                    "process.command_args".into(),
+                    AttrValue::Array(vec![
+                        AttrValue::Str("node".into()),
+                        AttrValue::Str("app ünï.js".into()),
+                    ]),
+                ),
+                (
+                    "ports".into(),
+                    AttrValue::Array(vec![AttrValue::Int(80), AttrValue::Int(-443)]),
+                ),
+                (
+                    "ratios".into(),
+                    AttrValue::Array(vec![AttrValue::Double(0.5), AttrValue::Double(-2e10)]),
+                ),
+                (
+                    "flags".into(),
+                    AttrValue::Array(vec![AttrValue::Bool(true), AttrValue::Bool(false)]),
+                ),
+                ("none".into(), AttrValue::Array(vec![])),
             ],
             scope_name: "custom.scope/ünï".into(),
             scope_version: String::new(),
@@ -846,12 +874,37 @@ fn array(out: &mut String, values: impl Iterator<Item = Val>) {
     out.push(']');
 }
 
+/// The elements of an array `f` reads.
+fn each<T>(elements: &[AttrValue], f: impl Fn(&AttrValue) -> Option<T>) -> Vec<T> {
+    elements.iter().filter_map(f).collect()
+}
+
 fn val_of(v: &AttrValue) -> Val {
     match v {
         AttrValue::Str(s) => Val::Str(s.clone()),
         AttrValue::Int(v) => Val::Int(*v),
         AttrValue::Double(v) => Val::Double(*v),
         AttrValue::Bool(v) => Val::Bool(*v),
+        // Elements of one scalar type (an empty array encodes the same
+        // whatever its type).
+        AttrValue::Array(e) => match e.first() {
+            Some(AttrValue::Int(_)) => Val::IntArray(each(e, |v| match v {
+                AttrValue::Int(i) => Some(*i),
+                _ => None,
+            })),
+            Some(AttrValue::Double(_)) => Val::DoubleArray(each(e, |v| match v {
+                AttrValue::Double(d) => Some(*d),
+                _ => None,
+            })),
+            Some(AttrValue::Bool(_)) => Val::BoolArray(each(e, |v| match v {
+                AttrValue::Bool(b) => Some(*b),
+                _ => None,
+            })),
+            _ => Val::StrArray(each(e, |v| match v {
+                AttrValue::Str(s) => Some(s.clone()),
+                _ => None,
+            })),
+        },
     }
 }
 

@@ -117,3 +117,56 @@ fn the_providers_resource_is_exported_over_the_tracers() {
     drop(tracer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn arrays_in_the_resource_arrive_as_arrays() {
+    // OpenTelemetry SDKs detect `process.command_args` as an array (Node's
+    // default resource has it): set_resource left arrays out, counted
+    // nowhere. They arrive as OTLP arrays, in the sink's JSON as in
+    // protobuf (which the bindings' receiver tests read), and read back.
+    use spanguard::export::otlp_decode::{Value, decode_json};
+    let dir = std::env::temp_dir().join(format!("sg-resource-arrays-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tracer = Tracer::new(TracerConfig {
+        service_name: "spanguard-own".into(),
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        ..TracerConfig::default()
+    })
+    .expect("tracer");
+    let text = |s: &str| ResourceValue::Str(s.into());
+    tracer
+        .set_resource(vec![
+            (
+                "process.command_args".into(),
+                ResourceValue::Array(vec![text("node"), text("app.js"), text("--port=\"80\"")]),
+            ),
+            (
+                "ports".into(),
+                ResourceValue::Array(vec![ResourceValue::Int(80), ResourceValue::Int(443)]),
+            ),
+            ("none".into(), ResourceValue::Array(vec![])),
+        ])
+        .expect("running");
+    one_span(&tracer);
+    let sink = sink_text(&tracer);
+    assert!(
+        sink.contains(
+            r#"{"key":"process.command_args","value":{"arrayValue":{"values":[{"stringValue":"node"},{"stringValue":"app.js"},{"stringValue":"--port=\"80\""}]}}}"#
+        ),
+        "{sink}"
+    );
+    let spans = decode_json(sink.lines().next().expect("a line").as_bytes()).expect("decodes");
+    let resource = |key: &str| spans[0].resource_attribute(key).cloned();
+    assert_eq!(
+        resource("ports"),
+        Some(Value::Array(vec![Value::Int(80), Value::Int(443)]))
+    );
+    assert_eq!(resource("none"), Some(Value::Array(vec![])));
+    assert_eq!(
+        resource("service.name"),
+        Some(Value::Str("spanguard-own".into()))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

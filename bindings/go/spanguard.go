@@ -558,8 +558,8 @@ func (t *Tracer) Stats() (Stats, error) {
 // SetResource sets resource attributes over the tracer's own for every
 // batch exported from now on: what the OpenTelemetry bridge passes for the
 // SDK provider's Resource, so that spans arrive under the provider's
-// service.name and attributes. Scalar values only (slices are skipped); at
-// most 128. A service.name that is the SDK's fallback ("unknown_service...")
+// service.name and attributes. Scalars and slices (a byte slice is
+// skipped); at most 128. A service.name that is the SDK's fallback ("unknown_service...")
 // leaves the tracer's. A later call replaces what an earlier one gave.
 // After Shutdown or Close: ErrShutDown, nothing set.
 func (t *Tracer) SetResource(attrs ...Attribute) error {
@@ -589,7 +589,8 @@ func (t *Tracer) withAttributes(attrs []Attribute,
 // OpenTelemetry tracer's, given with trace.WithInstrumentationAttributes),
 // sent with that scope's spans in every batch exported from now on; the
 // scope is the name, version and schema URL its spans give (ForeignSpan's
-// Scope fields). Scalar values only (slices are skipped); at most 128. A
+// Scope fields). Scalars and slices (a byte slice is skipped); at most
+// 128. A
 // later call replaces an earlier one's, and none take them away. At most
 // 256 scopes have attributes: a new one past that returns ErrLimitReached
 // and sets nothing.

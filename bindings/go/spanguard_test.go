@@ -511,6 +511,37 @@ func TestTheResourceNamesTheGoRuntime(t *testing.T) {
 	}
 }
 
+// A resource's slices (the SDK's process detector gives
+// process.command_args as one) were left out by the library, counted
+// nowhere; they arrive as OTLP arrays.
+func TestResourceSlicesArriveAsArrays(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SetResource(spanguard.Strings("process.command_args", []string{"/srv/agent", "-v"}),
+		spanguard.Int64s("ports", []int64{80, 443})); err != nil {
+		t.Fatal(err)
+	}
+	_, span, _ := tr.Start(context.Background(), "one")
+	span.End()
+	tr.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("sink files: %v", files)
+	}
+	text, _ := os.ReadFile(files[0])
+	for _, want := range []string{
+		`{"key":"process.command_args","value":{"arrayValue":{"values":[{"stringValue":"/srv/agent"},{"stringValue":"-v"}]}}}`,
+		`{"key":"ports","value":{"arrayValue":{"values":[{"intValue":"80"},{"intValue":"443"}]}}}`,
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the resource lacks %s:\n%s", want, text)
+		}
+	}
+}
+
 func TestBadConfigIsAnError(t *testing.T) {
 	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {

@@ -145,6 +145,8 @@ pub enum OtlpValue<'a> {
     Bool(bool),
     Bytes(Bytes<'a>),
     Array(ArrayRef<'a>),
+    /// A resource's or scope's array (`AttrValue::Array`).
+    List(&'a [AttrValue]),
 }
 
 impl<'a> OtlpValue<'a> {
@@ -154,6 +156,7 @@ impl<'a> OtlpValue<'a> {
             AttrValue::Int(i) => OtlpValue::Int(*i),
             AttrValue::Double(d) => OtlpValue::Double(*d),
             AttrValue::Bool(b) => OtlpValue::Bool(*b),
+            AttrValue::Array(elements) => OtlpValue::List(elements),
         }
     }
 

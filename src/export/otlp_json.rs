@@ -348,7 +348,22 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
             out.push(b'"');
         }
         OtlpValue::Array(a) => put_array(out, a, cap),
+        OtlpValue::List(elements) => put_list(out, elements, cap),
     }
+    out.push(b'}');
+}
+
+/// A resource's or scope's `arrayValue` (out of line, as `put_array`).
+#[inline(never)]
+fn put_list(out: &mut Vec<u8>, elements: &[crate::export::resource::AttrValue], cap: usize) {
+    out.extend_from_slice(b"{\"arrayValue\":{");
+    let mut first = true;
+    let mut values = List::new("values");
+    for e in elements {
+        values.item(out, &mut first);
+        put_any_value(out, OtlpValue::from_resource(e), cap);
+    }
+    values.close(out);
     out.push(b'}');
 }
 

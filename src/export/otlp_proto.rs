@@ -602,7 +602,20 @@ fn put_any_value(out: &mut Vec<u8>, value: &OtlpValue<'_>, cap: usize) {
             });
         }
         OtlpValue::Array(a) => put_array(out, a, cap),
+        OtlpValue::List(elements) => put_list(out, elements, cap),
     }
+}
+
+/// A resource's or scope's `ArrayValue` (out of line, as `put_array`).
+#[inline(never)]
+fn put_list(out: &mut Vec<u8>, elements: &[crate::export::resource::AttrValue], cap: usize) {
+    let array = begin_message_reserving(out, field::ANY_ARRAY, MEDIUM);
+    for e in elements {
+        let item = begin_message(out, field::ARRAY_VALUES);
+        put_any_value(out, &OtlpValue::from_resource(e), cap);
+        end_message(out, item);
+    }
+    end_message(out, array);
 }
 
 /// An `ArrayValue` (out of line: `put_any_value` is inlined, and arrays

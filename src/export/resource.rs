@@ -9,6 +9,8 @@ pub enum AttrValue {
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// Elements of one scalar type (`config::ResourceValue::Array`).
+    Array(Vec<AttrValue>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,12 +84,7 @@ impl ResourceInfo {
     /// values typed other than text (sent as text, but for `INT_KEYS`) and
     /// entries the header had no room for.
     pub fn dump_entries(&self, first: &[&str]) -> (String, Vec<(String, String)>) {
-        let text = |v: &AttrValue| match v {
-            AttrValue::Str(s) => s.clone(),
-            AttrValue::Int(i) => i.to_string(),
-            AttrValue::Double(d) => d.to_string(),
-            AttrValue::Bool(b) => b.to_string(),
-        };
+        let text = |v: &AttrValue| v.text();
         let mut service = String::new();
         let (mut named, mut rest) = (Vec::new(), Vec::new());
         for (k, v) in &self.attributes {
@@ -166,6 +163,48 @@ pub fn attr_value(v: &crate::config::ResourceValue) -> AttrValue {
         ResourceValue::Int(i) => AttrValue::Int(*i),
         ResourceValue::Double(d) => AttrValue::Double(*d),
         ResourceValue::Bool(b) => AttrValue::Bool(*b),
+        ResourceValue::Array(elements) => {
+            AttrValue::Array(elements.iter().map(attr_value).collect())
+        }
+    }
+}
+
+/// `s` as a JSON string.
+fn json_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl AttrValue {
+    /// The value as text, as a crash dump's or flight file's header keeps
+    /// it: an array as JSON's list of its elements (`["node","app.js"]`).
+    pub fn text(&self) -> String {
+        match self {
+            AttrValue::Str(s) => s.clone(),
+            AttrValue::Int(i) => i.to_string(),
+            AttrValue::Double(d) => d.to_string(),
+            AttrValue::Bool(b) => b.to_string(),
+            AttrValue::Array(elements) => {
+                let each: Vec<String> = elements
+                    .iter()
+                    .map(|e| match e {
+                        AttrValue::Str(s) => json_quoted(s),
+                        e => e.text(),
+                    })
+                    .collect();
+                format!("[{}]", each.join(","))
+            }
+        }
     }
 }
 
@@ -253,6 +292,18 @@ fn host_arch() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_array_is_a_json_list_as_a_dump_header_keeps_it() {
+        let args = AttrValue::Array(vec![
+            AttrValue::Str("node".into()),
+            AttrValue::Str("say \"hi\"\\\n".into()),
+        ]);
+        assert_eq!(args.text(), r#"["node","say \"hi\"\\\u000a"]"#);
+        let ports = AttrValue::Array(vec![AttrValue::Int(80), AttrValue::Int(443)]);
+        assert_eq!(ports.text(), "[80,443]");
+        assert_eq!(AttrValue::Array(vec![]).text(), "[]");
+    }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -757,9 +757,10 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// provider's `service.name` and attributes, as its own exporter would
 /// send them. The given attributes win over the configured ones, except a
 /// `service.name` that is the SDK's fallback (`unknown_service...`). A
-/// call replaces what an earlier call gave. Scalar values only (an array
-/// is skipped); text is UTF-8, invalid bytes replaced. The tracer's crash
-/// dump and flight file name it from then on (as text), so that spans
+/// call replaces what an earlier call gave. Scalars and arrays (as the
+/// SDKs detect `process.command_args`; a bytes value is skipped); text is
+/// UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
+/// name it from then on (as text, an array as a JSON list), so that spans
 /// recovered from them after a crash or SIGKILL arrive under it too.
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
 /// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
@@ -775,7 +776,7 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
         // SAFETY: attrs is valid for n_attrs elements (the caller's contract).
-        let given = match unsafe { scalar_attributes(attrs, n_attrs) } {
+        let given = match unsafe { given_attributes(attrs, n_attrs) } {
             Ok(given) => given,
             Err(e) => return e,
         };
@@ -790,16 +791,16 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
     })
 }
 
-/// The scalar attributes of `attrs[..n_attrs]` (text as UTF-8, invalid
-/// bytes replaced), for resource and scope attributes: an array, an empty
-/// key, or NULL text with a length is skipped. `NullArgument` for NULL
+/// The attributes of `attrs[..n_attrs]` (text as UTF-8, invalid bytes
+/// replaced), for resource and scope attributes: scalars and arrays; a
+/// bytes value, an empty key, or NULL text with a length is skipped. `NullArgument` for NULL
 /// `attrs` with a count, `InvalidArgument` for more than
 /// `SPANGUARD_MAX_ATTRIBUTES`.
 ///
 /// # Safety
 /// `attrs` is NULL or valid for `n_attrs` elements, each key and text
 /// value for its length.
-unsafe fn scalar_attributes(
+unsafe fn given_attributes(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
 ) -> Result<Vec<(String, crate::config::ResourceValue)>, spanguard_result> {
@@ -831,7 +832,12 @@ unsafe fn scalar_attributes(
             SPANGUARD_VALUE_INT => ResourceValue::Int(a.int_value),
             SPANGUARD_VALUE_DOUBLE => ResourceValue::Double(a.double_value),
             SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
-            _ => continue,
+            // Arrays (OpenTelemetry SDKs detect `process.command_args` as
+            // one): left out before, and counted nowhere.
+            other => match super::span::array_value(other, a.string_value, a.string_len) {
+                Some(v) => v,
+                None => continue,
+            },
         };
         given.push((key, value));
     }
@@ -844,7 +850,7 @@ unsafe fn scalar_attributes(
 /// after the call. A scope is the name, version and schema URL its spans
 /// give (`spanguard_span_options`); all empty: spanguard's own. A call
 /// replaces what an earlier one gave that scope; none (`n_attrs` 0): it
-/// has none again. Scalar values only (an array is skipped); text is
+/// has none again. Scalars and arrays (a bytes value is skipped); text is
 /// UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
 /// flight file are sent without them.
 /// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
@@ -866,7 +872,7 @@ pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
         // SAFETY: attrs is valid for n_attrs elements (the caller's contract).
-        let attributes = match unsafe { scalar_attributes(attrs, n_attrs) } {
+        let attributes = match unsafe { given_attributes(attrs, n_attrs) } {
             Ok(given) => given,
             Err(e) => return e,
         };

@@ -89,12 +89,15 @@ test('an array holding null arrives with its other elements', async (t) => {
 });
 
 test('spans carry the provider\'s resource, as with the SDK\'s own exporter', async (t) => {
-  // They arrived with spanguard's (service.name and all).
+  // They arrived with spanguard's (service.name and all); its arrays (the
+  // process detector's process.command_args) were left out, counted
+  // nowhere.
   const { resourceFromAttributes } = require('@opentelemetry/resources');
   const rx = await startReceiver();
   t.after(() => rx.stop());
   const { bridge, provider } = bridgedProvider(rx, 'otel-resource-test', {
-    resource: resourceFromAttributes({ 'service.name': 'checkout-agent', 'deployment.environment.name': 'prod', replicas: 3 }),
+    resource: resourceFromAttributes({ 'service.name': 'checkout-agent', 'deployment.environment.name': 'prod', replicas: 3,
+      'process.command_args': ['/usr/bin/node', 'agent.js', '--model=gpt-4o'], ports: [80, 443] }),
   });
   provider.getTracer('res').startSpan('op').end();
   await provider.forceFlush();
@@ -102,6 +105,8 @@ test('spans carry the provider\'s resource, as with the SDK\'s own exporter', as
   assert.strictEqual(got.resource['service.name'], 'checkout-agent');
   assert.strictEqual(got.resource['deployment.environment.name'], 'prod');
   assert.strictEqual(got.resource.replicas, 3);
+  assert.deepStrictEqual(got.resource['process.command_args'], ['/usr/bin/node', 'agent.js', '--model=gpt-4o']);
+  assert.deepStrictEqual(got.resource.ports, [80, 443]);
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });

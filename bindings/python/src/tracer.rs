@@ -660,7 +660,8 @@ impl Tracer {
     /// Sets resource attributes over the tracer's own for every batch
     /// exported from now on: what the OpenTelemetry bridge passes for the
     /// SDK provider's Resource, so that spans arrive under its
-    /// service.name and attributes. Scalar values only (at most 128); a
+    /// service.name and attributes. Scalars and lists or tuples of one
+    /// scalar type (at most 128; a bytes value is left out); a
     /// service.name that is the SDK's fallback ("unknown_service...")
     /// leaves the tracer's. A later call replaces an earlier one's.
     /// Raises SpanguardError (SHUT_DOWN) after shutdown, as every call
@@ -681,8 +682,8 @@ impl Tracer {
     /// Sets the attributes of an instrumentation scope (an OpenTelemetry
     /// tracer's, given to `get_tracer`), sent with that scope's spans in
     /// every batch exported from now on; the scope is its name, version and
-    /// schema URL as spans give them (`start_span_with_ids`). Scalar values
-    /// only (at most 128); a later call replaces an earlier one's, and no
+    /// schema URL as spans give them (`start_span_with_ids`). Scalars and
+    /// arrays (at most 128); a later call replaces an earlier one's, and no
     /// attributes take them away. At most 256 scopes have attributes: a
     /// new one past that raises SpanguardError (LIMIT_REACHED).
     #[pyo3(signature = (name, version=None, schema_url=None, attributes=None))]

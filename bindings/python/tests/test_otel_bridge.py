@@ -403,15 +403,20 @@ def test_a_resource_passed_after_the_tracer_shut_down_is_ignored_not_raised(tmp_
 
 def test_spans_carry_the_providers_resource(receiver, tmp_path):
     """The provider's Resource is the spans' resource, as with the SDK's own
-    exporter (they arrived with spanguard's, service.name and all)."""
+    exporter (they arrived with spanguard's, service.name and all), its
+    arrays too (the SDKs' process detectors give `process.command_args`
+    as one; it was left out, counted nowhere), and so are a tracer's scope
+    attributes."""
     from opentelemetry.sdk.resources import Resource
     tracer = spanguard.Tracer(from_env=False, service_name="spanguard-own", endpoint=receiver.traces_url,
                               spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(resource=Resource.create({"service.name": "checkout-agent",
-                                                        "deployment.environment.name": "prod", "replicas": 3}))
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": "checkout-agent", "deployment.environment.name": "prod", "replicas": 3,
+        "process.command_args": ["python3", "agent.py", "--model", "gpt-4o"], "ports": [80, 443],
+        "weights": [0.5, 1.5], "flags": [True, False]}))
     provider.add_span_processor(SpanguardSpanProcessor(tracer))
     start = len(receiver.spans())
-    with provider.get_tracer("res").start_as_current_span("op"):
+    with provider.get_tracer("res", attributes={"lib.features": ["stream", "tools"]}).start_as_current_span("op"):
         pass
     assert provider.force_flush()
     (got,) = receiver.spans()[start:]
@@ -419,6 +424,11 @@ def test_spans_carry_the_providers_resource(receiver, tmp_path):
     assert got["resource"]["deployment.environment.name"] == "prod"
     assert got["resource"]["replicas"] == 3
     assert got["resource"]["telemetry.sdk.language"] == "python"
+    assert got["resource"]["process.command_args"] == ["python3", "agent.py", "--model", "gpt-4o"]
+    assert got["resource"]["ports"] == [80, 443]
+    assert got["resource"]["weights"] == [0.5, 1.5]
+    assert got["resource"]["flags"] == [True, False]
+    assert got["scope_attributes"] == {"lib.features": ["stream", "tools"]}
     provider.shutdown()
     tracer.close()
 
