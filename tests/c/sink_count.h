@@ -7,50 +7,61 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Calls `each(line, ctx)` with every line of the .jsonl files of `dir`
+ * (in a buffer longer than any sink line, 1 MiB, kept until the next
+ * walk) until it returns nonzero; that value, 0 when none did, or -1 when
+ * the directory cannot be read. */
+static inline int each_sink_line(const char *dir, int (*each)(const char *line, void *ctx), void *ctx) {
+    static char line[2 << 20];
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int stop = 0;
+    struct dirent *e;
+    while (!stop && (e = readdir(d))) {
+        if (!strstr(e->d_name, ".jsonl")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        while (!stop && fgets(line, sizeof line, f)) stop = each(line, ctx);
+        fclose(f);
+    }
+    closedir(d);
+    return stop;
+}
+
+struct sink_count_ {
+    const char *needle;
+    long total;
+    const char *found;
+};
+
+static inline int sink_count_line_(const char *line, void *ctx) {
+    struct sink_count_ *c = ctx;
+    for (const char *p = line; (p = strstr(p, c->needle)); p += strlen(c->needle)) c->total++;
+    return 0;
+}
+
 /* Occurrences of `needle` in the .jsonl files of `dir`; -1 when the
  * directory cannot be read. */
 static inline long count_in_dir(const char *dir, const char *needle) {
-    long total = 0;
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        static char line[2 << 20]; /* longer than any sink line (1 MiB) */
-        while (fgets(line, sizeof line, f))
-            for (char *p = line; (p = strstr(p, needle)); p += strlen(needle)) total++;
-        fclose(f);
-    }
-    closedir(d);
-    return total;
+    struct sink_count_ c = {needle, 0, NULL};
+    return each_sink_line(dir, sink_count_line_, &c) < 0 ? -1 : c.total;
+}
+
+static inline int sink_find_line_(const char *line, void *ctx) {
+    struct sink_count_ *c = ctx;
+    const char *p = strstr(line, c->needle);
+    if (p) c->found = p + strlen(c->needle);
+    return p != NULL;
 }
 
 /* Where `needle` first occurs in the sink files of `dir`: a pointer just
- * past it, in a line kept until the next call; NULL when it is not there. */
+ * past it, in a line kept until the next walk (`each_sink_line`); NULL
+ * when it is not there. */
 static inline const char *find_in_sink(const char *dir, const char *needle) {
-    static char line[2 << 20]; /* longer than any sink line (1 MiB) */
-    DIR *d = opendir(dir);
-    if (!d) return NULL;
-    const char *found = NULL;
-    struct dirent *e;
-    while (!found && (e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        while (!found && fgets(line, sizeof line, f)) {
-            char *p = strstr(line, needle);
-            if (p) found = p + strlen(needle);
-        }
-        fclose(f);
-    }
-    closedir(d);
-    return found;
+    struct sink_count_ c = {needle, 0, NULL};
+    return each_sink_line(dir, sink_find_line_, &c) > 0 ? c.found : NULL;
 }
 
 /* Entries of `dir` whose name contains `needle` ("" for every entry but

@@ -15,26 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "attrs.h"
 #include "check.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
-
-static spanguard_attribute text_attr(const char *key, const char *value) {
-    spanguard_attribute a;
-    memset(&a, 0, sizeof a);
-    a.key = key;
-    a.key_len = strlen(key);
-    a.type_ = SPANGUARD_VALUE_STRING;
-    a.string_value = value;
-    a.string_len = strlen(value);
-    return a;
-}
 
 /* A span of scope "agent.lib" 1.0. */
 static void emit(spanguard_tracer *t, const char *name) {
@@ -54,30 +43,23 @@ static void emit(spanguard_tracer *t, const char *name) {
 
 /* Sink lines holding `needle`, and of those, how many hold all of
  * `wanted` and none of `unwanted`. */
-static void lines_with(const char *dir, const char *needle, const char *const *wanted, int n_wanted,
-                       const char *unwanted, int *lines, int *good) {
-    static char line[2 << 20];
-    *lines = *good = 0;
-    DIR *d = opendir(dir);
-    CHECK(d != NULL);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strstr(e->d_name, ".jsonl")) continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        while (fgets(line, sizeof line, f)) {
-            if (!strstr(line, needle)) continue;
-            (*lines)++;
-            int ok = !strstr(line, unwanted);
-            for (int i = 0; i < n_wanted; i++) ok = ok && strstr(line, wanted[i]);
-            if (ok) (*good)++;
-            else fprintf(stderr, "a line of %s without what was given:\n%.2000s\n", needle, line);
-        }
-        fclose(f);
-    }
-    closedir(d);
+struct lines_with {
+    const char *needle;
+    const char *const *wanted;
+    int n_wanted;
+    const char *unwanted;
+    int lines, good;
+};
+
+static int line_with(const char *line, void *ctx) {
+    struct lines_with *c = ctx;
+    if (!strstr(line, c->needle)) return 0;
+    c->lines++;
+    int ok = !strstr(line, c->unwanted);
+    for (int i = 0; i < c->n_wanted; i++) ok = ok && strstr(line, c->wanted[i]);
+    if (ok) c->good++;
+    else fprintf(stderr, "a line of %s without what was given:\n%.2000s\n", c->needle, line);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -106,7 +88,8 @@ int main(int argc, char **argv) {
     pid_t pid = fork();
     if (pid == 0) {
         emit(t, "in-child");
-        _exit(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK ? 0 : 3);
+        CHECK(spanguard_shutdown(t, 10000) == SPANGUARD_RESULT_OK);
+        _exit(check_summary());
     }
     CHECK(pid > 0);
     int status = 0;
@@ -119,13 +102,11 @@ int main(int argc, char **argv) {
     const char *wanted[] = {"\"prefork-agent\"", "\"staging-7\"", "\"gold-3\""};
     const char *names[] = {"\"before-fork\"", "\"in-child\"", "\"after-fork\""};
     for (int i = 0; i < 3; i++) {
-        int lines, good;
-        lines_with(dir, names[i], wanted, 3, "\"configured-service\"", &lines, &good);
-        if (lines < 1 || good != lines) {
-            fprintf(stderr, "%s: %d sink lines, %d with what was given\n", names[i], lines, good);
-            return 1;
-        }
+        struct lines_with c = {names[i], wanted, 3, "\"configured-service\"", 0, 0};
+        CHECK(each_sink_line(dir, line_with, &c) == 0);
+        if (c.lines < 1 || c.good != c.lines)
+            fprintf(stderr, "%s: %d sink lines, %d with what was given\n", names[i], c.lines, c.good);
+        CHECK(c.lines >= 1 && c.good == c.lines);
     }
-    printf("test_fork_resource: ok\n");
-    return 0;
+    return check_summary();
 }

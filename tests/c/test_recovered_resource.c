@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "attrs.h"
 #include "check.h"
 #include "sink_count.h"
 
@@ -48,17 +49,6 @@ static spanguard_tracer *start_tracer(int flight, int handlers) {
         exit(2);
     }
     return t;
-}
-
-static spanguard_attribute text_attr(const char *key, const char *value) {
-    spanguard_attribute a;
-    memset(&a, 0, sizeof a);
-    a.key = key;
-    a.key_len = strlen(key);
-    a.type_ = SPANGUARD_VALUE_STRING;
-    a.string_value = value;
-    a.string_len = strlen(value);
-    return a;
 }
 
 /* In the child: records, sets the provider's resource, says so on `ready`
