@@ -486,11 +486,21 @@ func TestShutdownAndCloseTwice(t *testing.T) {
 	}
 }
 
-func TestTheResourceNamesTheGoRuntime(t *testing.T) {
+// resourceHas records one span with a tracer of cfg (its sink: a
+// directory of its own), after set if not nil, and checks that the sink's
+// line holds each of want.
+func resourceHas(t *testing.T, cfg spanguard.Config, set func(*spanguard.Tracer) error, want ...string) {
+	t.Helper()
 	dir := t.TempDir()
-	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, ResourceAttributes: "team=search"})
+	cfg.SinkDir = dir
+	tr, err := spanguard.NewTracer(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if set != nil {
+		if err := set(tr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, span, _ := tr.Start(context.Background(), "one")
 	span.End()
@@ -500,46 +510,30 @@ func TestTheResourceNamesTheGoRuntime(t *testing.T) {
 		t.Fatalf("sink files: %v", files)
 	}
 	text, _ := os.ReadFile(files[0])
-	for _, want := range []string{
-		`{"key":"process.runtime.name","value":{"stringValue":"go"}}`,
-		`{"key":"process.runtime.version","value":{"stringValue":"` + strings.TrimPrefix(runtime.Version(), "go") + `"}}`,
-		`{"key":"team","value":{"stringValue":"search"}}`,
-	} {
-		if !strings.Contains(string(text), want) {
-			t.Errorf("the resource lacks %s", want)
+	for _, w := range want {
+		if !strings.Contains(string(text), w) {
+			t.Errorf("the resource lacks %s:\n%s", w, text)
 		}
 	}
+}
+
+func TestTheResourceNamesTheGoRuntime(t *testing.T) {
+	resourceHas(t, spanguard.Config{ResourceAttributes: "team=search"}, nil,
+		`{"key":"process.runtime.name","value":{"stringValue":"go"}}`,
+		`{"key":"process.runtime.version","value":{"stringValue":"`+strings.TrimPrefix(runtime.Version(), "go")+`"}}`,
+		`{"key":"team","value":{"stringValue":"search"}}`)
 }
 
 // A resource's slices (the SDK's process detector gives
 // process.command_args as one) were left out by the library, counted
 // nowhere; they arrive as OTLP arrays.
 func TestResourceSlicesArriveAsArrays(t *testing.T) {
-	dir := t.TempDir()
-	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.SetResource(spanguard.Strings("process.command_args", []string{"/srv/agent", "-v"}),
-		spanguard.Int64s("ports", []int64{80, 443})); err != nil {
-		t.Fatal(err)
-	}
-	_, span, _ := tr.Start(context.Background(), "one")
-	span.End()
-	tr.Close()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if len(files) != 1 {
-		t.Fatalf("sink files: %v", files)
-	}
-	text, _ := os.ReadFile(files[0])
-	for _, want := range []string{
+	resourceHas(t, spanguard.Config{}, func(tr *spanguard.Tracer) error {
+		return tr.SetResource(spanguard.Strings("process.command_args", []string{"/srv/agent", "-v"}),
+			spanguard.Int64s("ports", []int64{80, 443}))
+	},
 		`{"key":"process.command_args","value":{"arrayValue":{"values":[{"stringValue":"/srv/agent"},{"stringValue":"-v"}]}}}`,
-		`{"key":"ports","value":{"arrayValue":{"values":[{"intValue":"80"},{"intValue":"443"}]}}}`,
-	} {
-		if !strings.Contains(string(text), want) {
-			t.Errorf("the resource lacks %s:\n%s", want, text)
-		}
-	}
+		`{"key":"ports","value":{"arrayValue":{"values":[{"intValue":"80"},{"intValue":"443"}]}}}`)
 }
 
 func TestBadConfigIsAnError(t *testing.T) {
