@@ -155,6 +155,18 @@ func sameEventsAndLinks(check func(what string, a, b any), o tracetest.SpanStub,
 		fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
 }
 
+// arrivedAsTheSDKKeptThem checks that the spans the receiver got are the
+// SDK's own, field by field (assertSameSpans), and that the bridge failed
+// at nothing.
+func arrivedAsTheSDKKeptThem(t *testing.T, sdk tracetest.SpanStubs, rx *otlpreceiver.Receiver,
+	bridge *otelbridge.SpanProcessor) {
+	t.Helper()
+	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+}
+
 func newTracer(t *testing.T, endpoint string) *spanguard.Tracer {
 	return newTracerWith(t, endpoint, spanguard.Config{})
 }
@@ -223,10 +235,7 @@ func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
 	if len(sdk) != 4 || kinds[trace.SpanKindServer].Parent.SpanID() != kinds[trace.SpanKindClient].SpanContext.SpanID() {
 		t.Fatalf("the SDK spans are not what the test means to make: %d spans", len(sdk))
 	}
-	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-	if n := bridge.Failures(); n != 0 {
-		t.Fatalf("%d failures", n)
-	}
+	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -261,10 +270,7 @@ func TestByteSlicesAndSlicesArriveAsTheSDKsExporterSendsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdk := memory.GetSpans()
-	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-	if n := bridge.Failures(); n != 0 {
-		t.Fatalf("%d failures", n)
-	}
+	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
 	tp.Shutdown(context.Background())
 }
 
@@ -298,10 +304,7 @@ func TestASpanStartedBeforeTheBridgeWasRegisteredArrives(t *testing.T) {
 	if len(sdk) != 2 || sdk[0].DroppedEvents != 2 {
 		t.Fatalf("the SDK did not keep what the test means it to: %+v", sdk)
 	}
-	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-	if n := bridge.Failures(); n != 0 {
-		t.Fatalf("%d failures", n)
-	}
+	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
 	tp.Shutdown(context.Background())
 
 	closed := newTracer(t, rx.URL)
@@ -342,10 +345,7 @@ func TestAnEventAndALinkWithMoreThan128AttributesArriveWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	sdk := memory.GetSpans()
-	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-	if n := bridge.Failures(); n != 0 {
-		t.Fatalf("%d failures", n)
-	}
+	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
 	tp.Shutdown(context.Background())
 }
 
@@ -523,10 +523,7 @@ func TestPastTheSDKsLimitsASpanEndsWithItsLastEventsAndLinks(t *testing.T) {
 					t.Fatalf("the SDK did not keep what the test means it to: %+v", s)
 				}
 			}
-			assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-			if n := bridge.Failures(); n != 0 {
-				t.Fatalf("%d failures", n)
-			}
+			arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
 			tp.Shutdown(context.Background())
 		})
 	}
