@@ -20,3 +20,4 @@ pub mod span;
 pub mod packed;
 pub mod tracer;
 pub mod types;
+mod values;

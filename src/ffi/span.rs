@@ -11,13 +11,13 @@ use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
+use super::values::{elements, other_value, string_array};
 use crate::span::passthrough::{self, PassThroughContext};
 use crate::span::record::{LinkContext, StrInput};
 use crate::span::traceparent::{self, KNOWN_FLAGS, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{
-    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, RawStr, SpanRef,
-    Tracer,
+    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, SpanRef, Tracer,
 };
 
 #[inline]
@@ -857,19 +857,6 @@ pub unsafe extern "C" fn spanguard_span_set_string_array(
     unsafe { set_slice(span, key, key_len, values, n, string_array) }
 }
 
-/// A C string array as the record's input, after checking its elements.
-fn string_array<'a>(items: &'a [spanguard_string]) -> Option<AttrInput<'a>> {
-    if items.iter().any(|s| s.ptr.is_null() && s.len > 0) {
-        return None;
-    }
-    // SAFETY: spanguard_string and RawStr are both repr(C) { pointer,
-    // length } (a test checks the sizes), and the caller vouched for the
-    // strings for the call.
-    let raw =
-        unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<RawStr<'a>>(), items.len()) };
-    Some(AttrInput::StrArray(raw))
-}
-
 /// Sets an array-of-int64 attribute: `n` values at `values`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_set_int_array(
@@ -944,70 +931,6 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
             Err(rc) => rc,
         }
     })
-}
-
-/// A bytes or array value of a `spanguard_attribute`: `n` elements at
-/// `data`, of the type `type_` names.
-#[inline(never)]
-fn other_value<'a>(
-    type_: u32,
-    data: *const c_char,
-    n: usize,
-) -> Result<AttrInput<'a>, spanguard_result> {
-    if data.is_null() && n > 0 {
-        return Err(spanguard_result::NullArgument);
-    }
-    // SAFETY (every slice below): data points at n elements of the type
-    // `type_` names, as documented.
-    Ok(match type_ {
-        SPANGUARD_VALUE_BYTES => AttrInput::Bytes(unsafe { bytes(data, n) }),
-        SPANGUARD_VALUE_STRING_ARRAY => {
-            match string_array(unsafe { elements(data.cast::<spanguard_string>(), n) }) {
-                Some(v) => v,
-                None => return Err(spanguard_result::NullArgument),
-            }
-        }
-        SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
-        SPANGUARD_VALUE_DOUBLE_ARRAY => AttrInput::DoubleArray(unsafe { elements(data.cast(), n) }),
-        SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
-        _ => return Err(spanguard_result::InvalidArgument),
-    })
-}
-
-/// A resource's or scope's array attribute (`spanguard_tracer_set_resource`):
-/// the elements at `data`, of the array type `type_` names, strings as
-/// UTF-8 with invalid bytes replaced; None for bytes, a type that is no
-/// array, or a NULL with a count.
-pub(crate) fn array_value(
-    type_: u32,
-    data: *const c_char,
-    n: usize,
-) -> Option<crate::config::ResourceValue> {
-    use crate::config::ResourceValue as V;
-    let elements: Vec<V> = match other_value(type_, data, n).ok()? {
-        AttrInput::StrArray(v) => v
-            .iter()
-            .map(|s| V::Str(String::from_utf8_lossy(s.bytes()).into_owned()))
-            .collect(),
-        AttrInput::IntArray(v) => v.iter().map(|&i| V::Int(i)).collect(),
-        AttrInput::DoubleArray(v) => v.iter().map(|&d| V::Double(d)).collect(),
-        AttrInput::BoolArray(v) => v.iter().map(|&b| V::Bool(b != 0)).collect(),
-        _ => return None,
-    };
-    Some(V::Array(elements))
-}
-
-/// `n` elements at `p`; empty for n == 0 (whatever `p` is).
-///
-/// # Safety
-/// `p` must be valid for `n` elements when `n > 0`.
-unsafe fn elements<'a, T>(p: *const T, n: usize) -> &'a [T] {
-    if n == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(p, n) }
-    }
 }
 
 /// No attributes, as a source `begin_ex` takes.

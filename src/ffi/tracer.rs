@@ -834,7 +834,7 @@ unsafe fn given_attributes(
             SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
             // Arrays (OpenTelemetry SDKs detect `process.command_args` as
             // one): left out before, and counted nowhere.
-            other => match super::span::array_value(other, a.string_value, a.string_len) {
+            other => match super::values::array_value(other, a.string_value, a.string_len) {
                 Some(v) => v,
                 None => continue,
             },
