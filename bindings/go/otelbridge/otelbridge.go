@@ -17,7 +17,10 @@
 // a call still exports the open span (flush it from your signal handling:
 // spanguard.Tracer.FlushOnSignals), with what was set on it by then: the
 // tracer's stop (spanguard.Tracer.OnStop) passes on what each open span
-// holds first.
+// holds first. An SDK span let go of without its end (a stream never read
+// to its end, a path that skipped `defer span.End()`) is ended when it is
+// garbage-collected, marked spanguard.unended, with what it had at its
+// start, rather than holding one of the tracer's slots for good.
 //
 // Register it on a provider you make; it never sets a global one:
 //
@@ -30,9 +33,13 @@ package otelbridge
 import (
 	"context"
 	"errors"
+	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+	"weak"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
 	"go.opentelemetry.io/otel/attribute"
@@ -61,13 +68,14 @@ type spanKey struct {
 }
 
 // openSpan is a span begun in spanguard and not yet ended there. Its
-// fields after sdk say what was passed on: at the start, and again by
+// fields from name on say what was passed on: at the start, and again by
 // passOpen at the tracer's stop (so OnEnd, if the process goes on, sends
 // only what came after).
 type openSpan struct {
-	sdk               sdktrace.ReadWriteSpan
+	sdk               heldSpan
 	span              spanguard.Span
-	mu                sync.Mutex // OnEnd against passOpen
+	collected         runtime.Cleanup // endCollected, stopped by OnEnd
+	mu                sync.Mutex      // OnEnd against passOpen and endCollected
 	ended             bool
 	name              string               // the name passed
 	attributes        []attribute.KeyValue // the attributes passed
@@ -89,6 +97,91 @@ type passed struct {
 	from, to, counted int
 	refused           []int
 	uncounted         int
+}
+
+// heldSpan is the SDK span an openSpan was begun for, for passOpen. The
+// SDK's own spans are held weakly: one let go of without its end (a
+// stream never read to its end, a path that skipped `defer span.End()`)
+// is collected, and its spanguard span ended then (endCollected); held,
+// it kept one of the tracer's slots for the life of the process, and
+// once they were all taken every later span was refused as buffer full.
+// The SDK's own processors hold nothing for a span before its end. A span
+// of another type (a wrapper another processor made, which may be let go
+// of while the span it wraps goes on) is held as it is.
+type heldSpan struct {
+	weak   weak.Pointer[byte] // the start of the SDK's span
+	typ    reflect.Type       // its pointer type, to make it a span again
+	strong sdktrace.ReadWriteSpan
+}
+
+// sdkPackage is the package of the SDK's span types.
+var sdkPackage = reflect.TypeFor[sdktrace.Link]().PkgPath()
+
+// ownStart is where s starts if it is one of the SDK's own spans (a
+// pointer to what the SDK allocated), else nil.
+func ownStart(s sdktrace.ReadWriteSpan) *byte {
+	v := reflect.ValueOf(s)
+	if t := v.Type(); t.Kind() != reflect.Pointer || t.Elem().PkgPath() != sdkPackage ||
+		t.Elem().Size() == 0 || v.IsNil() {
+		return nil
+	}
+	return (*byte)(v.UnsafePointer())
+}
+
+// hold holds s: weakly if it is one of the SDK's own spans, which starts
+// at start (ownStart), as it is if start is nil.
+func hold(s sdktrace.ReadWriteSpan, start *byte) heldSpan {
+	if start == nil {
+		return heldSpan{strong: s}
+	}
+	return heldSpan{weak: weak.Make(start), typ: reflect.TypeOf(s)}
+}
+
+// get returns the span, or nil once it has been collected.
+func (h *heldSpan) get() sdktrace.ReadWriteSpan {
+	if h.typ == nil {
+		return h.strong
+	}
+	start := h.weak.Value()
+	if start == nil {
+		return nil
+	}
+	return reflect.NewAt(h.typ.Elem(), unsafe.Pointer(start)).Interface().(sdktrace.ReadWriteSpan)
+}
+
+// collected is what endCollected needs of an SDK span collected without
+// its end: none of it refers to the span.
+type collected struct {
+	p   *SpanProcessor
+	o   *openSpan
+	key spanKey
+}
+
+// endCollected runs once an SDK span is collected (runtime.AddCleanup)
+// unless OnEnd stopped it: the span was let go of without its end, so its
+// spanguard span is ended now, marked spanguard.unended as the tracer's
+// stop marks the spans still open, with what was passed on by then (the
+// SDK's span, gone, cannot say what it had since), and its slot freed;
+// the bridge's entry goes too (for a span refused at its start, that is
+// all there is to do).
+// Under o.mu, after ended is read: OnEnd, or the cleanup of a span that
+// ended, ends nothing twice.
+func endCollected(c collected) {
+	c.p.open.CompareAndDelete(c.key, c.o)
+	o := c.o
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return
+	}
+	o.ended = true
+	err := o.span.SetAttributes(spanguard.Bool("spanguard.unended", true))
+	if errors.Is(err, spanguard.ErrShutDown) {
+		return // the tracer's stop exported it, marked unended
+	}
+	p := c.p
+	p.failed(err)
+	p.failed(o.span.End())
 }
 
 // catchUp brings spanguard's copy of a list to what the SDK holds now:
@@ -269,13 +362,21 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	sc := s.SpanContext()
 	key := spanKey{sc.TraceID(), sc.SpanID()}
 	o := p.begin(s)
+	start := ownStart(s)
 	if o == nil {
 		// Counted: OnEnd must not begin it again (begun at its end, it
-		// would be counted refused and arrive too).
+		// would be counted refused and arrive too). The entry goes with
+		// the span if it is let go of without its end.
 		p.open.Store(key, refusedAtStart)
+		if start != nil {
+			runtime.AddCleanup(start, endCollected, collected{p, refusedAtStart, key})
+		}
 		return
 	}
-	o.sdk = s
+	o.sdk = hold(s, start)
+	if start != nil {
+		o.collected = runtime.AddCleanup(start, endCollected, collected{p, o, key})
+	}
 	p.open.Store(key, o)
 }
 
@@ -344,7 +445,11 @@ func (p *SpanProcessor) passOpen() {
 		o := v.(*openSpan)
 		o.mu.Lock()
 		if !o.ended {
-			p.passLater(o, o.sdk)
+			// Once collected, it has nothing more to pass on: its
+			// cleanup ends it, or the stop exports it marked unended.
+			if s := o.sdk.get(); s != nil {
+				p.passLater(o, s)
+			}
 		}
 		o.mu.Unlock()
 		return true
@@ -415,7 +520,9 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if o == refusedAtStart {
 		return
 	}
-	if !ok {
+	if ok {
+		o.collected.Stop() // ended: nothing for endCollected to do
+	} else {
 		// Started before this processor was registered
 		// (TracerProvider.RegisterSpanProcessor): the SDK's own processors
 		// export it at its end, so it is begun now, with what it holds.

@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -759,6 +761,7 @@ func TestMain(m *testing.M) {
 		fmt.Println(span.SpanContext().TraceID(), span.SpanContext().SpanID())
 		syscall.Kill(os.Getpid(), syscall.SIGTERM)
 		time.Sleep(30 * time.Second)
+		runtime.KeepAlive(span) // open, not let go of, when the process is stopped
 		os.Exit(3)
 	}
 	os.Exit(m.Run())
@@ -825,4 +828,163 @@ func TestALinkSpanguardRefusedCostsNoneTheSDKKept(t *testing.T) {
 	}
 	assertSameSpans(t, sdk, rx.WaitFor(t, 1))
 	tp.Shutdown(context.Background())
+}
+
+// SDK spans let go of without their end (streams never read to their
+// end), in rounds: each is ended once collected, marked spanguard.unended,
+// with what it had at its start, and frees its slot for later spans. Held
+// open by the bridge, the 3,000 took the tracer's 2,048 slots and every
+// span after them was refused as buffer full.
+func TestSpansLetGoOfWithoutTheirEndAreEndedWhenCollected(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := newTracerWith(t, rx.URL, spanguard.Config{MaxOpenSpans: 1024, MaxQueueSize: 1024})
+	bridge := otelbridge.New(tr)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
+	tracer := tp.Tracer("streams")
+	const rounds, each = 3, 1000
+	for r := range rounds {
+		for i := r * each; i < (r+1)*each; i++ {
+			tracer.Start(context.Background(), fmt.Sprintf("stream.%d", i), trace.WithAttributes(attribute.Int("i", i)))
+		}
+		collectedOpen(t, tr)
+	}
+	_, last := tracer.Start(context.Background(), "afterwards")
+	last.End()
+	stats, err := tr.Stats()
+	if err != nil || stats.DroppedBufferFull != 0 {
+		t.Fatalf("%d spans refused as buffer full (%v)", stats.DroppedBufferFull, err)
+	}
+	byName := map[string]otlpreceiver.Span{}
+	for _, s := range rx.WaitFor(t, rounds*each+1) {
+		byName[s.Name] = s
+	}
+	if s, ok := byName["afterwards"]; !ok || s.Attributes["spanguard.unended"] != nil {
+		t.Errorf("the span ended afterwards: arrived %v, %+v", ok, s)
+	}
+	for i := range rounds * each {
+		s := byName[fmt.Sprintf("stream.%d", i)]
+		if s.Attributes["spanguard.unended"] != true || s.Attributes["i"] != json.Number(strconv.Itoa(i)) {
+			t.Fatalf("stream.%d arrived as %+v, want it marked unended", i, s)
+		}
+	}
+	if len(byName) != rounds*each+1 || bridge.Failures() != 0 {
+		t.Fatalf("%d spans arrived, %d failures", len(byName), bridge.Failures())
+	}
+	tp.Shutdown(context.Background())
+}
+
+// Spans ended and spans let go of, on several goroutines, while garbage
+// is collected, then the tracer stops, the spans kept open till then are
+// let go of, and garbage is collected again: each arrives once (none
+// ended by both its end and its cleanup, or by its cleanup and the stop),
+// those let go of marked unended (by their cleanup or by the stop), the
+// others not, and nothing failed (a cleanup after the stop has nothing to
+// end: the stop exported its span).
+func TestSpansEndedAndLetGoOfWhileCollectingArriveOnce(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := newTracer(t, rx.URL)
+	bridge := otelbridge.New(tr)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
+	tracer := tp.Tracer("mixed")
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
+	}()
+	const workers, each = 4, 500
+	var wg sync.WaitGroup
+	keptOpen := make([][]trace.Span, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				_, span := tracer.Start(context.Background(), fmt.Sprintf("%d.%d", w, i))
+				switch i % 4 {
+				case 0, 2:
+					span.End()
+				case 1:
+					keptOpen[w] = append(keptOpen[w], span)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	close(stop)
+	<-stopped
+	if len(keptOpen[0]) != each/4 {
+		t.Fatalf("kept %d open", len(keptOpen[0]))
+	}
+	keptOpen = nil
+	for range 3 { // their cleanups run soon after a collection
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	seen := map[string]int{}
+	for _, s := range rx.WaitFor(t, workers*each) {
+		seen[s.Name]++
+		var w, i int
+		fmt.Sscanf(s.Name, "%d.%d", &w, &i)
+		if unended := s.Attributes["spanguard.unended"] == true; unended != (i%2 == 1) {
+			t.Errorf("span %s arrived marked unended: %v", s.Name, unended)
+		}
+	}
+	for w := range workers {
+		for i := range each {
+			if n := seen[fmt.Sprintf("%d.%d", w, i)]; n != 1 {
+				t.Errorf("span %d.%d arrived %d times", w, i, n)
+			}
+		}
+	}
+	if n := bridge.Failures(); n != 0 {
+		t.Errorf("%d failures", n)
+	}
+}
+
+// collectedOpen collects garbage until tr has no span open, or says how
+// many are still open after 5 s.
+func collectedOpen(t *testing.T, tr *spanguard.Tracer) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		runtime.GC()
+		stats, err := tr.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stats.SpansOpen == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d spans still open, their SDK spans collected", stats.SpansOpen)
+			return
+		}
+	}
+}
+
+// A span started and ended through the bridge, with an attribute at its
+// start and one later: what the bridge costs an instrumented call, beside
+// the SDK's own span.
+func BenchmarkBridgedSpan(b *testing.B) {
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)))
+	defer tp.Shutdown(context.Background())
+	tracer, ctx := tp.Tracer("bench"), context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, span := tracer.Start(ctx, "op", trace.WithAttributes(attribute.String("a", "x")))
+		span.SetAttributes(attribute.Int("b", 1))
+		span.End()
+	}
 }
