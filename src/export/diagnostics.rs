@@ -3,8 +3,9 @@
 //! back, spans recovered from dead processes, spans dropped and why, where
 //! the local sink writes. Only the exporter thread (or the command line)
 //! writes here, never a signal handler or a recording call; repeated news
-//! is rate-limited, and no line holds a credential (messages come from the
-//! transport's redacted text).
+//! is rate-limited (what was held back is told when the streak ends and at
+//! the stop, so the numbers add up), and no line holds a credential
+//! (messages come from the transport's redacted text).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,9 +26,14 @@ pub struct Diagnostics {
     sink: Sink,
     streak: Option<Streak>,
     losses: Limiter,
+    /// The reason of the last loss held back: told with their number when
+    /// the streak ends or the exporter stops.
+    last_loss: String,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     values_cut: Limiter,
+    /// The limit of the last cut held back, for the same line.
+    last_cut_limit: String,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -60,6 +66,11 @@ impl Limiter {
         self.told_at = Some(now);
         Some(std::mem::take(&mut self.held_back))
     }
+
+    /// What was held back and not told yet (told now, so not again).
+    fn untold(&mut self) -> u64 {
+        std::mem::take(&mut self.held_back)
+    }
 }
 
 impl Diagnostics {
@@ -69,9 +80,11 @@ impl Diagnostics {
             sink: Sink::Stderr,
             streak: None,
             losses: Limiter::default(),
+            last_loss: String::new(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
+            last_cut_limit: String::new(),
         }
     }
 
@@ -150,6 +163,10 @@ impl Diagnostics {
     /// A request was accepted: ends a failure streak.
     pub fn delivered(&mut self, target: &str) {
         if let Some(s) = self.streak.take() {
+            // The streak's first loss was told with its number; the rest
+            // were held back, and "7 spans lost" for a streak that lost 40
+            // would mislead.
+            self.tell_untold_losses();
             self.emit(
                 LogLevel::Warn,
                 &format!(
@@ -192,21 +209,40 @@ impl Diagnostics {
 
     /// Spans are lost for good.
     pub fn lost(&mut self, spans: u64, reason: &str) {
-        if let Some(total) = self.losses.due(Instant::now(), spans) {
-            self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}"));
+        match self.losses.due(Instant::now(), spans) {
+            Some(total) => self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}")),
+            None => {
+                self.last_loss.clear();
+                self.last_loss.push_str(reason);
+            }
+        }
+    }
+
+    fn tell_untold_losses(&mut self) {
+        let untold = self.losses.untold();
+        if untold > 0 {
+            let reason = std::mem::take(&mut self.last_loss);
+            self.emit(
+                LogLevel::Error,
+                &format!("{untold} more spans lost; the last: {reason}"),
+            );
         }
     }
 
     /// `newly` more spans found every slot taken and were not recorded.
     pub fn buffer_full(&mut self, newly: u64) {
         if let Some(total) = self.buffer_full.due(Instant::now(), newly) {
-            self.emit(
-                LogLevel::Warn,
-                &format!(
-                    "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
-                ),
-            );
+            self.tell_buffer_full(total);
         }
+    }
+
+    fn tell_buffer_full(&mut self, total: u64) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
+            ),
+        );
     }
 
     /// A value found the payload pool (`mib` MiB) used up and was cut.
@@ -229,11 +265,45 @@ impl Diagnostics {
         if newly == 0 {
             return;
         }
-        if let Some(total) = self.values_cut.due(Instant::now(), newly) {
+        match self.values_cut.due(Instant::now(), newly) {
+            Some(total) => self.tell_values_cut(total, limit),
+            None => {
+                self.last_cut_limit.clear();
+                self.last_cut_limit.push_str(limit);
+            }
+        }
+    }
+
+    fn tell_values_cut(&mut self, total: u64, limit: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
+            ),
+        );
+    }
+
+    /// The exporter stops: what the rate limits held back is told now (a
+    /// process that stops within a minute of its first loss would
+    /// otherwise leave only the first batch's number on stderr), and,
+    /// while the backend still fails, where the spans it could not send
+    /// wait: `spool_left`, the spool directory when it holds some.
+    pub fn stopped(&mut self, spool_left: Option<&str>) {
+        self.tell_untold_losses();
+        let full = self.buffer_full.untold();
+        if full > 0 {
+            self.tell_buffer_full(full);
+        }
+        let cut = self.values_cut.untold();
+        if cut > 0 {
+            let limit = std::mem::take(&mut self.last_cut_limit);
+            self.tell_values_cut(cut, &limit);
+        }
+        if let (Some(_), Some(dir)) = (&self.streak, spool_left) {
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
+                    "stopping with spans waiting in the spool ({dir}): the next process that uses it sends them, or `spanguard replay {dir}`"
                 ),
             );
         }
@@ -286,6 +356,43 @@ mod tests {
                 "spanguard: warn: export to http://h/v1/traces failed: connection refused",
                 "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
                 "spanguard: warn: export to http://h/v1/traces: delivering again after 50 failed attempts over 0 s",
+            ]
+        );
+    }
+
+    /// A streak that lost 40 spans, 7 a batch, told "7 spans lost" and
+    /// nothing more: the rest is told when it ends, and at the stop.
+    #[test]
+    fn losses_held_back_are_told_when_the_streak_ends_and_at_the_stop() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for _ in 0..3 {
+            d.attempt_failed("http://h/v1/traces", "HTTP 500: oops");
+            d.lost(7, "HTTP 500: oops");
+        }
+        d.delivered("http://h/v1/traces");
+        d.attempt_failed("http://h/v1/traces", "connection refused");
+        d.spooled(7, "/spool", "connection refused");
+        d.lost(5, "the spool could not take it");
+        d.buffer_full(2);
+        d.buffer_full(3);
+        d.stopped(Some("/spool"));
+        assert_eq!(
+            d.lines()[..3],
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: HTTP 500: oops",
+                "spanguard: error: 7 spans lost: HTTP 500: oops",
+                "spanguard: error: 14 more spans lost; the last: HTTP 500: oops",
+            ]
+        );
+        assert_eq!(
+            d.lines()[4..],
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: connection refused",
+                "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
+                "spanguard: warn: 2 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                "spanguard: error: 5 more spans lost; the last: the spool could not take it",
+                "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay /spool`",
             ]
         );
     }

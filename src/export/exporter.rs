@@ -218,6 +218,10 @@ impl Exporter {
                 self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
+        let spool_left = self.replays_spool && self.host.spool_pending;
+        let host = &mut self.host;
+        host.diagnostics
+            .stopped(spool_left.then_some(host.spool_dir.as_str()));
     }
 
     /// How long to sleep with nothing to export: the schedule delay, or

@@ -1,10 +1,12 @@
 """What spanguard says on stderr (OTEL_LOG_LEVEL): one warning naming the
 reason for a streak of failures, not one per batch; the switch back
-("delivering again"); nothing at all with `none`; where the local sink
+("delivering again"); losses the rate limit held back, and where unsent
+spans wait, at the stop; nothing at all with `none`; where the local sink
 writes at `info`. Lines start with `spanguard: ` and the level."""
 
 import json
 import os
+import re
 import subprocess
 
 from receiver_client import OtlpReceiverProcess
@@ -23,6 +25,11 @@ def emit(emitter, endpoint, tmp_path, env, count=60, extra=()):
     return lines, json.loads(stats.read_text())
 
 
+def leading_number(line):
+    """The count a line starts with, after `spanguard: LEVEL: `."""
+    return int(re.match(r"spanguard: \w+: (\d+) ", line).group(1))
+
+
 def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {})
@@ -32,6 +39,26 @@ def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
     assert reasons[0].startswith("spanguard: warn: export to http://127.0.0.1:")
     assert any("spool" in line for line in lines if line.startswith("spanguard: warn:"))
     assert len(lines) <= 3, lines
+
+
+def test_every_lost_span_is_told_not_only_the_first_batch(emitter, tmp_path):
+    # A backend that refuses every request (401: no API key) for a run
+    # shorter than the rate limit's minute: stderr said "7 spans lost" for
+    # 40 lost, the rest held back and never told.
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:401") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=40)
+    assert stats["dropped_export_failed"] == 40
+    told = [leading_number(line) for line in lines if " spans lost" in line]
+    assert len(told) == 2 and sum(told) == 40, lines
+
+
+def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=10)
+    assert stats["spooled_spans"] == 10 and stats["replayed_spans"] == 0
+    spool = tmp_path / "spool"
+    assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): the next "
+                         f"process that uses it sends them, or `spanguard replay {spool}`"), lines
 
 
 def test_the_way_back_is_told_too(emitter, tmp_path):
@@ -73,13 +100,14 @@ def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
     # 20 spans with a 300 KB prompt into the local sink with lines of at
     # most 64 KiB: each prompt is cut to fit its line, and a person is told
     # so, once, with what to raise (a newcomer's OpenInference spans, whose
-    # prompt and completion appear twice, were cut with nothing said).
+    # prompt and completion appear twice, were cut with nothing said), and
+    # the number held back since at the stop.
     sink = tmp_path / "sink"
     lines, stats = emit(emitter, "sink", tmp_path, {"SPANGUARD_SINK_MAX_LINE_BYTES": "65536"}, count=20,
                         extra=["--sink-dir", str(sink), "--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 20
     told = [line for line in lines if "long values were cut to fit their spans into one line" in line]
-    assert len(told) == 1, lines
+    assert len(told) == 2 and sum(leading_number(line) for line in told) == stats["values_truncated"], lines
     assert told[0].startswith("spanguard: warn:") and "SPANGUARD_SINK_MAX_LINE_BYTES" in told[0], told
 
 
@@ -89,4 +117,5 @@ def test_values_cut_to_fit_a_request_are_told(emitter, tmp_path):
                             extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 5
     told = [line for line in lines if "long values were cut to fit their spans into one request (65536 bytes" in line]
-    assert len(told) == 1 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
+    assert 1 <= len(told) <= 2 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
+    assert sum(leading_number(line) for line in told) == stats["values_truncated"], lines

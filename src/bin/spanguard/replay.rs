@@ -223,6 +223,8 @@ pub fn run(args: &[String]) -> ExitCode {
     );
     // One pass: a file kept (the backend stopped answering) ends it.
     delivery.replay_spool(&mut tally);
+    // Losses held back by the rate limit: stderr's numbers add up.
+    tally.diagnostics.stopped(None);
     // Files that could not be read were renamed, never sent: say which.
     for file in delivery.spool().take_set_aside() {
         // The name is whoever made the file's: no line or escape of its own.
