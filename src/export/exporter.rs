@@ -149,9 +149,23 @@ impl Exporter {
         }
         if self.file_sink {
             let path = self.host.target.trim_start_matches("file:").to_string();
-            self.host
-                .diagnostics
-                .info(&format!("no endpoint configured: writing spans to {path}"));
+            // An endpoint was set but could not be used: where the spans
+            // go instead is news to whoever set it (it was said only at
+            // info, and the spans seemed to vanish).
+            let endpoint_ignored = p
+                .config
+                .ignored_env
+                .iter()
+                .any(|e| e.variable.ends_with("_ENDPOINT"));
+            if endpoint_ignored {
+                self.host.diagnostics.warn(&format!(
+                    "no usable endpoint: writing spans to {path} instead"
+                ));
+            } else {
+                self.host
+                    .diagnostics
+                    .info(&format!("no endpoint configured: writing spans to {path}"));
+            }
         }
         p.slab.populate_shared_queue();
         // Before any request: the crash handler writes the one in flight there.

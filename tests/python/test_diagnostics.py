@@ -8,8 +8,11 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 from receiver_client import OtlpReceiverProcess
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def emit(emitter, endpoint, tmp_path, env, count=60, extra=()):
@@ -82,6 +85,26 @@ def test_info_says_where_the_local_sink_writes(emitter, tmp_path):
                         extra=["--sink-dir", str(sink)])
     (path,) = sink.glob("*.jsonl")
     assert any(line.startswith("spanguard: info:") and str(path) in line for line in lines), lines
+
+
+def test_an_ignored_endpoint_says_where_the_spans_go_instead(tmp_path):
+    # OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318 (no scheme) is ignored; the
+    # spans went to the local sink with that said only at info: at the
+    # default level they seemed to vanish.
+    demo = os.environ.get("SPANGUARD_DEMO", str(REPO / "build" / "examples" / "agent_demo"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    sink = tmp_path / "sink"
+    out = subprocess.run([demo], capture_output=True, text=True, timeout=60,
+                         env={**clean, "OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318",
+                              "SPANGUARD_SINK_DIR": str(sink), "SPANGUARD_SPOOL_DIR": str(tmp_path / "spool")})
+    assert out.returncode == 0, out.stderr
+    (path,) = sink.glob("*.jsonl")
+    lines = [line for line in out.stderr.splitlines() if line.startswith("spanguard:")]
+    assert lines == [
+        "spanguard: warn: OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318: not a URL starting with http:// or "
+        "https://, without spaces or control characters; ignored",
+        f"spanguard: warn: no usable endpoint: writing spans to {path} instead",
+    ], lines
 
 
 def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
