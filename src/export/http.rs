@@ -320,8 +320,25 @@ pub fn classify(
             reason: format!("HTTP 413: {}", body_start(body)),
         }),
         _ => Err(SendError::Permanent {
-            reason: format!("HTTP {code}: {}", body_start(body)),
+            reason: format!("HTTP {code}: {}{}", body_start(body), refusal_hint(code)),
         }),
+    }
+}
+
+/// What to change for the final refusals a configuration causes: a
+/// missing or wrong API key, a URL where nothing takes traces. The body
+/// is the server's and seldom names the setting.
+fn refusal_hint(code: u32) -> &'static str {
+    match code {
+        401 | 403 => {
+            " (the backend refused the credentials: set the header it expects, e.g. its API key, \
+             in OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
+        }
+        404 => {
+            " (nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
+             /v1/traces is added to, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is)"
+        }
+        _ => "",
     }
 }
 
@@ -424,6 +441,21 @@ mod tests {
         assert!(matches!(
             classify(400, b"bad\r\nthing", None, None, p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
+        ));
+        // The refusals a setting causes name the setting.
+        for code in [401, 403] {
+            assert!(matches!(
+                classify(code, b"no key", None, None, p, 0),
+                Err(SendError::Permanent { reason })
+                    if reason.starts_with(&format!("HTTP {code}: no key (the backend refused the credentials"))
+                        && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
+            ));
+        }
+        assert!(matches!(
+            classify(404, b"", None, None, p, 0),
+            Err(SendError::Permanent { reason })
+                if reason.starts_with("HTTP 404:  (nothing takes traces at this URL")
+                    && reason.contains("/v1/traces is added to")
         ));
         // A redirect keeps its spans (they would be lost for good as a
         // refusal) and says where it leads.
