@@ -219,11 +219,22 @@ impl HttpTransport {
         } else {
             e.description()
         };
-        let detail = match e.extra_description() {
+        let mut detail = match e.extra_description() {
             Some(extra) => format!("{what}: {extra}"),
             None if what != e.description() => format!("{what} ({})", e.description()),
             None => what.to_string(),
         };
+        // OpenSSL's words for a plain-HTTP answer to its hello: an https://
+        // endpoint on a Collector's plain port, the commonest cause, which
+        // the words themselves do not suggest.
+        if e.is_ssl_connect_error()
+            && e.extra_description()
+                .is_some_and(|x| x.contains("wrong version number"))
+        {
+            detail.push_str(
+                " (the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port)",
+            );
+        }
         self.secrets.scrub(&detail)
     }
 }
@@ -405,6 +416,37 @@ mod tests {
         // CURLE_URL_MALFORMAT.
         let e = curl::Error::new(3);
         assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
+    }
+
+    /// https:// to a plain-HTTP port: OpenSSL says "wrong version number",
+    /// which does not point at the scheme; the message does.
+    #[test]
+    fn https_to_a_plain_http_port_says_to_use_http() {
+        let t = HttpTransport::new(
+            "https://127.0.0.1:4318/v1/traces",
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(1),
+            Default::default(),
+        );
+        // CURLE_SSL_CONNECT_ERROR, with the words curl gives from OpenSSL.
+        let mut e = curl::Error::new(35);
+        e.set_extra(
+            "TLS connect error: error:0A00010B:SSL routines::wrong version number".to_string(),
+        );
+        let text = t.explain(&e);
+        assert!(
+            text.starts_with("TLS handshake failed: TLS connect error"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("use an http:// endpoint, or the server's TLS port)"),
+            "{text}"
+        );
+        // Another handshake failure gets no such advice.
+        let mut e = curl::Error::new(35);
+        e.set_extra("TLS connect error: sslv3 alert handshake failure".to_string());
+        assert!(!t.explain(&e).contains("http://"));
     }
 
     #[test]
