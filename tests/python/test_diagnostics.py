@@ -64,6 +64,21 @@ def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
                          f"process that uses it sends them, or `spanguard replay {spool}`"), lines
 
 
+def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):
+    # The backend is away and the spool directory cannot be made (here a
+    # file is where its parent should be; in the field a read-only or full
+    # disk): the loss said "the spool could not take it: Not a directory"
+    # without saying which directory, or what sets it.
+    (tmp_path / "a-file").write_text("")
+    spool = tmp_path / "a-file" / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_SPOOL_DIR": str(spool)}, count=10)
+    assert stats["dropped_export_failed"] == 10
+    told = [line for line in lines if " spans lost" in line]
+    assert told and f"the spool ({spool}) could not take it: Not a directory" in told[0], lines
+    assert "SPANGUARD_SPOOL_DIR" in told[0], lines
+
+
 def test_the_way_back_is_told_too(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path, mode="status:503", count=1) as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=5)
