@@ -323,10 +323,23 @@ pub fn classify(
             ),
             retry_after: None,
         }),
-        429 | 502 | 503 | 504 => Err(SendError::Transient {
-            reason: format!("HTTP {code}"),
-            retry_after: retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s)),
-        }),
+        429 | 502 | 503 | 504 => {
+            let retry_after =
+                retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
+            // The server's wait is why nothing is sent for a while (spans
+            // are kept meanwhile): said, or the quiet looks like a hang.
+            let reason = match retry_after {
+                Some(wait) => format!(
+                    "HTTP {code} (the server asks to wait {} s: Retry-After)",
+                    wait.as_secs()
+                ),
+                None => format!("HTTP {code}"),
+            };
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            })
+        }
         413 => Err(SendError::TooLarge {
             reason: format!("HTTP 413: {}", body_start(body)),
         }),
@@ -456,7 +469,7 @@ mod tests {
         assert_eq!(
             classify(503, b"", Some("3"), None, p, 0),
             Err(SendError::Transient {
-                reason: "HTTP 503".to_string(),
+                reason: "HTTP 503 (the server asks to wait 3 s: Retry-After)".to_string(),
                 retry_after: Some(Duration::from_secs(3))
             })
         );
@@ -472,10 +485,20 @@ mod tests {
                 nov_6_1994 - 7
             ),
             Err(SendError::Transient {
-                reason: "HTTP 429".to_string(),
+                reason: "HTTP 429 (the server asks to wait 7 s: Retry-After)".to_string(),
                 retry_after: Some(Duration::from_secs(7))
             })
         );
+        // Without Retry-After (or one that does not parse), the code alone.
+        for header in [None, Some("soon")] {
+            assert_eq!(
+                classify(429, b"", header, None, p, 0),
+                Err(SendError::Transient {
+                    reason: "HTTP 429".to_string(),
+                    retry_after: None
+                })
+            );
+        }
         assert!(matches!(
             classify(413, b"too big", None, None, p, 0),
             Err(SendError::TooLarge { .. })
