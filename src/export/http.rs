@@ -341,10 +341,10 @@ pub fn classify(
             })
         }
         413 => Err(SendError::TooLarge {
-            reason: format!("HTTP 413: {}", body_start(body)),
+            reason: format!("HTTP 413: {}", answer_text(body)),
         }),
         _ => Err(SendError::Permanent {
-            reason: format!("HTTP {code}: {}{}", body_start(body), refusal_hint(code)),
+            reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
     }
 }
@@ -397,6 +397,30 @@ fn escaped_line(line: &[u8]) -> String {
 }
 
 /// The first 200 bytes of an error body, printable.
+/// The words of a server's error answer: the message of the
+/// google.rpc.Status an OTLP server answers with in protobuf (shown as
+/// text, its field tags and lengths put stray characters before the words,
+/// "HTTP 500:   Aunknown..."), else the body's start as it is.
+fn answer_text(body: &[u8]) -> String {
+    use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
+    // Status: code = 1, message = 2, details = 3; anything else is no Status.
+    let message = fields(body).and_then(|fields| {
+        let mut message = None;
+        for f in fields {
+            match (f.number, f.wire_type) {
+                (1, WIRE_VARINT) | (3, WIRE_LEN) => {}
+                (2, WIRE_LEN) => message = Some(std::str::from_utf8(f.bytes).ok()?),
+                _ => return None,
+            }
+        }
+        message
+    });
+    match message {
+        Some(m) if !m.trim().is_empty() => body_start(m.as_bytes()),
+        _ => body_start(body),
+    }
+}
+
 fn body_start(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(200)])
         .chars()
@@ -521,6 +545,21 @@ mod tests {
             Err(SendError::Permanent { reason })
                 if reason.starts_with("HTTP 404:  (nothing takes traces at this URL")
                     && reason.contains("/v1/traces is added to")
+        ));
+        // A google.rpc.Status body (a Collector's answer in protobuf): its
+        // message, without the wire format's bytes shown as text.
+        let mut status = Vec::new();
+        crate::export::proto_reader::write_varint(&mut status, 1 << 3);
+        crate::export::proto_reader::write_varint(&mut status, 13);
+        crate::export::proto_reader::write_len_field(&mut status, 2, "A".repeat(65).as_bytes());
+        assert!(matches!(
+            classify(500, &status, None, None, p, 0),
+            Err(SendError::Permanent { reason }) if reason == format!("HTTP 500: {}", "A".repeat(65))
+        ));
+        // Text that is no Status is shown as it came.
+        assert!(matches!(
+            classify(500, b"upstream connect error", None, None, p, 0),
+            Err(SendError::Permanent { reason }) if reason == "HTTP 500: upstream connect error"
         ));
         // A redirect keeps its spans (they would be lost for good as a
         // refusal) and says where it leads.
