@@ -34,6 +34,9 @@ pub struct Diagnostics {
     values_cut: Limiter,
     /// The limit of the last cut held back, for the same line.
     last_cut_limit: String,
+    /// Whether this exporter sends what it spools once the target takes
+    /// spans again: not when the target is the local sink.
+    spool_read_back: bool,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -85,7 +88,15 @@ impl Diagnostics {
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
             last_cut_limit: String::new(),
+            spool_read_back: true,
         }
+    }
+
+    /// The target is the local sink, whose exporter never reads the spool
+    /// back: what it spools waits for `spanguard replay`.
+    pub fn spool_not_read_back(mut self) -> Diagnostics {
+        self.spool_read_back = false;
+        self
     }
 
     /// Keeps lines in memory instead (tests).
@@ -194,7 +205,16 @@ impl Diagnostics {
             }
             _ => false,
         };
-        if first_of_streak {
+        if first_of_streak && !self.spool_read_back {
+            // "Until the backend answers" was untrue here: the sink took
+            // spans again and those spooled stayed, unsaid.
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "keeping spans in the spool ({dir}), which a process writing to the local sink does not read back: `spanguard replay {dir}` sends them to an OTLP endpoint"
+                ),
+            );
+        } else if first_of_streak {
             self.emit(
                 LogLevel::Warn,
                 &format!("keeping spans in the spool ({dir}) until the backend answers"),
@@ -299,7 +319,14 @@ impl Diagnostics {
             let limit = std::mem::take(&mut self.last_cut_limit);
             self.tell_values_cut(cut, &limit);
         }
-        if let (Some(_), Some(dir)) = (&self.streak, spool_left) {
+        if let (false, Some(dir)) = (self.spool_read_back, spool_left) {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "stopping with spans the local sink could not take in the spool ({dir}): `spanguard replay {dir}` sends them to an OTLP endpoint"
+                ),
+            );
+        } else if let (Some(_), Some(dir)) = (&self.streak, spool_left) {
             self.emit(
                 LogLevel::Warn,
                 &format!(
@@ -393,6 +420,27 @@ mod tests {
                 "spanguard: error: 5 more spans lost; the last: the spool could not take it",
                 "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
                 "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay /spool`",
+            ]
+        );
+    }
+
+    /// The local sink's exporter never reads the spool back: its lines
+    /// say so, at the switch and at the stop, even after the sink took
+    /// spans again.
+    #[test]
+    fn what_the_local_sink_spooled_is_said_to_wait_for_replay() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn).spool_not_read_back();
+        d.attempt_failed("file:/s/a.jsonl", "Not a directory");
+        d.spooled(7, "/spool", "Not a directory");
+        d.delivered("file:/s/a.jsonl");
+        d.stopped(Some("/spool"));
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: export to file:/s/a.jsonl failed: Not a directory",
+                "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay /spool` sends them to an OTLP endpoint",
+                "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempts over 0 s",
+                "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay /spool` sends them to an OTLP endpoint",
             ]
         );
     }

@@ -95,7 +95,11 @@ impl Exporter {
         let delivery = Delivery::new(transport, spool, config.export_timeout, budget);
         let host = ExporterHost {
             pipeline: Arc::clone(&pipeline),
-            diagnostics: Diagnostics::new(config.log_level),
+            diagnostics: if file_sink {
+                Diagnostics::new(config.log_level).spool_not_read_back()
+            } else {
+                Diagnostics::new(config.log_level)
+            },
             target: delivery.target(),
             spool_dir: config.spool_dir.display().to_string(),
             unsettled: 0,
@@ -232,7 +236,9 @@ impl Exporter {
                 self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
-        let spool_left = self.replays_spool && self.host.spool_pending;
+        // The local sink's exporter starts with nothing pending and never
+        // replays: pending then means spooled in this run.
+        let spool_left = self.host.spool_pending;
         let host = &mut self.host;
         host.diagnostics
             .stopped(spool_left.then_some(host.spool_dir.as_str()));

@@ -122,6 +122,22 @@ def test_an_ignored_endpoint_says_where_the_spans_go_instead(tmp_path):
     ], lines
 
 
+def test_what_the_local_sink_could_not_take_is_said_to_wait_for_replay(emitter, tmp_path):
+    # The sink's directory cannot be made (a file is in the way): spans go
+    # to the spool, which a process writing to the local sink never reads
+    # back, not even once the sink takes spans again; stderr said "until
+    # the backend answers", and nothing at the stop.
+    blocker = tmp_path / "in-the-way"
+    blocker.write_text("")
+    lines, stats = emit(emitter, "sink", tmp_path, {}, count=20, extra=["--sink-dir", str(blocker / "sink")])
+    assert stats["spooled_spans"] == 20, (stats, lines)
+    spool = tmp_path / "spool"
+    assert sum(f"`spanguard replay {spool}` sends them to an OTLP endpoint" in line for line in lines) == 2, lines
+    assert not any("until the backend answers" in line for line in lines), lines
+    assert lines[-1].startswith(f"spanguard: warn: stopping with spans the local sink could not take in the "
+                                f"spool ({spool})"), lines
+
+
 def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
     # 20 spans with a 300 KB prompt, 7 to a batch, against a 1 MiB pool:
     # prompts are cut, and a person is told why and what to raise, once.
