@@ -579,7 +579,13 @@ impl Delivery {
             Err(e) => host.record(Outcome::Lost {
                 origin: request.origin,
                 spans: request.spans,
-                reason: &format!("{reason}; the spool could not take it: {e}"),
+                // Which directory, and what sets it: "Read-only file
+                // system" alone left the user to guess where.
+                reason: &format!(
+                    "{reason}; the spool ({}) could not take it: {e} (SPANGUARD_SPOOL_DIR sets \
+                     where it is)",
+                    self.spool.dir().display()
+                ),
             }),
         }
     }

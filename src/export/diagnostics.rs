@@ -3,8 +3,9 @@
 //! back, spans recovered from dead processes, spans dropped and why, where
 //! the local sink writes. Only the exporter thread (or the command line)
 //! writes here, never a signal handler or a recording call; repeated news
-//! is rate-limited, and no line holds a credential (messages come from the
-//! transport's redacted text).
+//! is rate-limited (what was held back is told when the streak ends and at
+//! the stop, so the numbers add up), and no line holds a credential
+//! (messages come from the transport's redacted text).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,9 +26,17 @@ pub struct Diagnostics {
     sink: Sink,
     streak: Option<Streak>,
     losses: Limiter,
+    /// The reason of the last loss held back: told with their number when
+    /// the streak ends or the exporter stops.
+    last_loss: String,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     values_cut: Limiter,
+    /// The limit of the last cut held back, for the same line.
+    last_cut_limit: String,
+    /// Whether this exporter sends what it spools once the target takes
+    /// spans again: not when the target is the local sink.
+    spool_read_back: bool,
 }
 
 /// A run of failed attempts, from the first failure to the next success.
@@ -60,6 +69,11 @@ impl Limiter {
         self.told_at = Some(now);
         Some(std::mem::take(&mut self.held_back))
     }
+
+    /// What was held back and not told yet (told now, so not again).
+    fn untold(&mut self) -> u64 {
+        std::mem::take(&mut self.held_back)
+    }
 }
 
 impl Diagnostics {
@@ -69,10 +83,20 @@ impl Diagnostics {
             sink: Sink::Stderr,
             streak: None,
             losses: Limiter::default(),
+            last_loss: String::new(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
+            last_cut_limit: String::new(),
+            spool_read_back: true,
         }
+    }
+
+    /// The target is the local sink, whose exporter never reads the spool
+    /// back: what it spools waits for `spanguard replay`.
+    pub fn spool_not_read_back(mut self) -> Diagnostics {
+        self.spool_read_back = false;
+        self
     }
 
     /// Keeps lines in memory instead (tests).
@@ -150,6 +174,10 @@ impl Diagnostics {
     /// A request was accepted: ends a failure streak.
     pub fn delivered(&mut self, target: &str) {
         if let Some(s) = self.streak.take() {
+            // The streak's first loss was told with its number; the rest
+            // were held back, and "7 spans lost" for a streak that lost 40
+            // would mislead.
+            self.tell_untold_losses();
             self.emit(
                 LogLevel::Warn,
                 &format!(
@@ -177,7 +205,16 @@ impl Diagnostics {
             }
             _ => false,
         };
-        if first_of_streak {
+        if first_of_streak && !self.spool_read_back {
+            // "Until the backend answers" was untrue here: the sink took
+            // spans again and those spooled stayed, unsaid.
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "keeping spans in the spool ({dir}), which a process writing to the local sink does not read back: `spanguard replay {dir}` sends them to an OTLP endpoint"
+                ),
+            );
+        } else if first_of_streak {
             self.emit(
                 LogLevel::Warn,
                 &format!("keeping spans in the spool ({dir}) until the backend answers"),
@@ -192,21 +229,40 @@ impl Diagnostics {
 
     /// Spans are lost for good.
     pub fn lost(&mut self, spans: u64, reason: &str) {
-        if let Some(total) = self.losses.due(Instant::now(), spans) {
-            self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}"));
+        match self.losses.due(Instant::now(), spans) {
+            Some(total) => self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}")),
+            None => {
+                self.last_loss.clear();
+                self.last_loss.push_str(reason);
+            }
+        }
+    }
+
+    fn tell_untold_losses(&mut self) {
+        let untold = self.losses.untold();
+        if untold > 0 {
+            let reason = std::mem::take(&mut self.last_loss);
+            self.emit(
+                LogLevel::Error,
+                &format!("{untold} more spans lost; the last: {reason}"),
+            );
         }
     }
 
     /// `newly` more spans found every slot taken and were not recorded.
     pub fn buffer_full(&mut self, newly: u64) {
         if let Some(total) = self.buffer_full.due(Instant::now(), newly) {
-            self.emit(
-                LogLevel::Warn,
-                &format!(
-                    "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
-                ),
-            );
+            self.tell_buffer_full(total);
         }
+    }
+
+    fn tell_buffer_full(&mut self, total: u64) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
+            ),
+        );
     }
 
     /// A value found the payload pool (`mib` MiB) used up and was cut.
@@ -229,11 +285,52 @@ impl Diagnostics {
         if newly == 0 {
             return;
         }
-        if let Some(total) = self.values_cut.due(Instant::now(), newly) {
+        match self.values_cut.due(Instant::now(), newly) {
+            Some(total) => self.tell_values_cut(total, limit),
+            None => {
+                self.last_cut_limit.clear();
+                self.last_cut_limit.push_str(limit);
+            }
+        }
+    }
+
+    fn tell_values_cut(&mut self, total: u64, limit: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
+            ),
+        );
+    }
+
+    /// The exporter stops: what the rate limits held back is told now (a
+    /// process that stops within a minute of its first loss would
+    /// otherwise leave only the first batch's number on stderr), and,
+    /// while the backend still fails, where the spans it could not send
+    /// wait: `spool_left`, the spool directory when it holds some.
+    pub fn stopped(&mut self, spool_left: Option<&str>) {
+        self.tell_untold_losses();
+        let full = self.buffer_full.untold();
+        if full > 0 {
+            self.tell_buffer_full(full);
+        }
+        let cut = self.values_cut.untold();
+        if cut > 0 {
+            let limit = std::mem::take(&mut self.last_cut_limit);
+            self.tell_values_cut(cut, &limit);
+        }
+        if let (false, Some(dir)) = (self.spool_read_back, spool_left) {
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
+                    "stopping with spans the local sink could not take in the spool ({dir}): `spanguard replay {dir}` sends them to an OTLP endpoint"
+                ),
+            );
+        } else if let (Some(_), Some(dir)) = (&self.streak, spool_left) {
+            self.emit(
+                LogLevel::Warn,
+                &format!(
+                    "stopping with spans waiting in the spool ({dir}): the next process that uses it sends them, or `spanguard replay {dir}`"
                 ),
             );
         }
@@ -286,6 +383,64 @@ mod tests {
                 "spanguard: warn: export to http://h/v1/traces failed: connection refused",
                 "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
                 "spanguard: warn: export to http://h/v1/traces: delivering again after 50 failed attempts over 0 s",
+            ]
+        );
+    }
+
+    /// A streak that lost 40 spans, 7 a batch, told "7 spans lost" and
+    /// nothing more: the rest is told when it ends, and at the stop.
+    #[test]
+    fn losses_held_back_are_told_when_the_streak_ends_and_at_the_stop() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for _ in 0..3 {
+            d.attempt_failed("http://h/v1/traces", "HTTP 500: oops");
+            d.lost(7, "HTTP 500: oops");
+        }
+        d.delivered("http://h/v1/traces");
+        d.attempt_failed("http://h/v1/traces", "connection refused");
+        d.spooled(7, "/spool", "connection refused");
+        d.lost(5, "the spool could not take it");
+        d.buffer_full(2);
+        d.buffer_full(3);
+        d.stopped(Some("/spool"));
+        assert_eq!(
+            d.lines()[..3],
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: HTTP 500: oops",
+                "spanguard: error: 7 spans lost: HTTP 500: oops",
+                "spanguard: error: 14 more spans lost; the last: HTTP 500: oops",
+            ]
+        );
+        assert_eq!(
+            d.lines()[4..],
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: connection refused",
+                "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
+                "spanguard: warn: 2 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                "spanguard: error: 5 more spans lost; the last: the spool could not take it",
+                "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay /spool`",
+            ]
+        );
+    }
+
+    /// The local sink's exporter never reads the spool back: its lines
+    /// say so, at the switch and at the stop, even after the sink took
+    /// spans again.
+    #[test]
+    fn what_the_local_sink_spooled_is_said_to_wait_for_replay() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn).spool_not_read_back();
+        d.attempt_failed("file:/s/a.jsonl", "Not a directory");
+        d.spooled(7, "/spool", "Not a directory");
+        d.delivered("file:/s/a.jsonl");
+        d.stopped(Some("/spool"));
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: export to file:/s/a.jsonl failed: Not a directory",
+                "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay /spool` sends them to an OTLP endpoint",
+                "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempts over 0 s",
+                "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay /spool` sends them to an OTLP endpoint",
             ]
         );
     }

@@ -95,7 +95,11 @@ impl Exporter {
         let delivery = Delivery::new(transport, spool, config.export_timeout, budget);
         let host = ExporterHost {
             pipeline: Arc::clone(&pipeline),
-            diagnostics: Diagnostics::new(config.log_level),
+            diagnostics: if file_sink {
+                Diagnostics::new(config.log_level).spool_not_read_back()
+            } else {
+                Diagnostics::new(config.log_level)
+            },
             target: delivery.target(),
             spool_dir: config.spool_dir.display().to_string(),
             unsettled: 0,
@@ -149,9 +153,23 @@ impl Exporter {
         }
         if self.file_sink {
             let path = self.host.target.trim_start_matches("file:").to_string();
-            self.host
-                .diagnostics
-                .info(&format!("no endpoint configured: writing spans to {path}"));
+            // An endpoint was set but could not be used: where the spans
+            // go instead is news to whoever set it (it was said only at
+            // info, and the spans seemed to vanish).
+            let endpoint_ignored = p
+                .config
+                .ignored_env
+                .iter()
+                .any(|e| e.variable.ends_with("_ENDPOINT"));
+            if endpoint_ignored {
+                self.host.diagnostics.warn(&format!(
+                    "no usable endpoint: writing spans to {path} instead"
+                ));
+            } else {
+                self.host
+                    .diagnostics
+                    .info(&format!("no endpoint configured: writing spans to {path}"));
+            }
         }
         p.slab.populate_shared_queue();
         // Before any request: the crash handler writes the one in flight there.
@@ -218,6 +236,12 @@ impl Exporter {
                 self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
             }
         }
+        // The local sink's exporter starts with nothing pending and never
+        // replays: pending then means spooled in this run.
+        let spool_left = self.host.spool_pending;
+        let host = &mut self.host;
+        host.diagnostics
+            .stopped(spool_left.then_some(host.spool_dir.as_str()));
     }
 
     /// How long to sleep with nothing to export: the schedule delay, or

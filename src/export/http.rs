@@ -219,11 +219,22 @@ impl HttpTransport {
         } else {
             e.description()
         };
-        let detail = match e.extra_description() {
+        let mut detail = match e.extra_description() {
             Some(extra) => format!("{what}: {extra}"),
             None if what != e.description() => format!("{what} ({})", e.description()),
             None => what.to_string(),
         };
+        // OpenSSL's words for a plain-HTTP answer to its hello: an https://
+        // endpoint on a Collector's plain port, the commonest cause, which
+        // the words themselves do not suggest.
+        if e.is_ssl_connect_error()
+            && e.extra_description()
+                .is_some_and(|x| x.contains("wrong version number"))
+        {
+            detail.push_str(
+                " (the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port)",
+            );
+        }
         self.secrets.scrub(&detail)
     }
 }
@@ -312,16 +323,46 @@ pub fn classify(
             ),
             retry_after: None,
         }),
-        429 | 502 | 503 | 504 => Err(SendError::Transient {
-            reason: format!("HTTP {code}"),
-            retry_after: retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s)),
-        }),
+        429 | 502 | 503 | 504 => {
+            let retry_after =
+                retry_after.and_then(|v| super::retry::parse_retry_after(v, now_unix_s));
+            // The server's wait is why nothing is sent for a while (spans
+            // are kept meanwhile): said, or the quiet looks like a hang.
+            let reason = match retry_after {
+                Some(wait) => format!(
+                    "HTTP {code} (the server asks to wait {} s: Retry-After)",
+                    wait.as_secs()
+                ),
+                None => format!("HTTP {code}"),
+            };
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            })
+        }
         413 => Err(SendError::TooLarge {
-            reason: format!("HTTP 413: {}", body_start(body)),
+            reason: format!("HTTP 413: {}", answer_text(body)),
         }),
         _ => Err(SendError::Permanent {
-            reason: format!("HTTP {code}: {}", body_start(body)),
+            reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
+    }
+}
+
+/// What to change for the final refusals a configuration causes: a
+/// missing or wrong API key, a URL where nothing takes traces. The body
+/// is the server's and seldom names the setting.
+fn refusal_hint(code: u32) -> &'static str {
+    match code {
+        401 | 403 => {
+            " (the backend refused the credentials: set the header it expects, e.g. its API key, \
+             in OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
+        }
+        404 => {
+            " (nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
+             /v1/traces is added to, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is)"
+        }
+        _ => "",
     }
 }
 
@@ -356,6 +397,30 @@ fn escaped_line(line: &[u8]) -> String {
 }
 
 /// The first 200 bytes of an error body, printable.
+/// The words of a server's error answer: the message of the
+/// google.rpc.Status an OTLP server answers with in protobuf (shown as
+/// text, its field tags and lengths put stray characters before the words,
+/// "HTTP 500:   Aunknown..."), else the body's start as it is.
+fn answer_text(body: &[u8]) -> String {
+    use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
+    // Status: code = 1, message = 2, details = 3; anything else is no Status.
+    let message = fields(body).and_then(|fields| {
+        let mut message = None;
+        for f in fields {
+            match (f.number, f.wire_type) {
+                (1, WIRE_VARINT) | (3, WIRE_LEN) => {}
+                (2, WIRE_LEN) => message = Some(std::str::from_utf8(f.bytes).ok()?),
+                _ => return None,
+            }
+        }
+        message
+    });
+    match message {
+        Some(m) if !m.trim().is_empty() => body_start(m.as_bytes()),
+        _ => body_start(body),
+    }
+}
+
 fn body_start(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(200)])
         .chars()
@@ -390,6 +455,37 @@ mod tests {
         assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
     }
 
+    /// https:// to a plain-HTTP port: OpenSSL says "wrong version number",
+    /// which does not point at the scheme; the message does.
+    #[test]
+    fn https_to_a_plain_http_port_says_to_use_http() {
+        let t = HttpTransport::new(
+            "https://127.0.0.1:4318/v1/traces",
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(1),
+            Default::default(),
+        );
+        // CURLE_SSL_CONNECT_ERROR, with the words curl gives from OpenSSL.
+        let mut e = curl::Error::new(35);
+        e.set_extra(
+            "TLS connect error: error:0A00010B:SSL routines::wrong version number".to_string(),
+        );
+        let text = t.explain(&e);
+        assert!(
+            text.starts_with("TLS handshake failed: TLS connect error"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("use an http:// endpoint, or the server's TLS port)"),
+            "{text}"
+        );
+        // Another handshake failure gets no such advice.
+        let mut e = curl::Error::new(35);
+        e.set_extra("TLS connect error: sslv3 alert handshake failure".to_string());
+        assert!(!t.explain(&e).contains("http://"));
+    }
+
     #[test]
     fn answers_are_classified_as_the_otlp_spec_says() {
         let p = BodyFormat::Protobuf;
@@ -397,7 +493,7 @@ mod tests {
         assert_eq!(
             classify(503, b"", Some("3"), None, p, 0),
             Err(SendError::Transient {
-                reason: "HTTP 503".to_string(),
+                reason: "HTTP 503 (the server asks to wait 3 s: Retry-After)".to_string(),
                 retry_after: Some(Duration::from_secs(3))
             })
         );
@@ -413,10 +509,20 @@ mod tests {
                 nov_6_1994 - 7
             ),
             Err(SendError::Transient {
-                reason: "HTTP 429".to_string(),
+                reason: "HTTP 429 (the server asks to wait 7 s: Retry-After)".to_string(),
                 retry_after: Some(Duration::from_secs(7))
             })
         );
+        // Without Retry-After (or one that does not parse), the code alone.
+        for header in [None, Some("soon")] {
+            assert_eq!(
+                classify(429, b"", header, None, p, 0),
+                Err(SendError::Transient {
+                    reason: "HTTP 429".to_string(),
+                    retry_after: None
+                })
+            );
+        }
         assert!(matches!(
             classify(413, b"too big", None, None, p, 0),
             Err(SendError::TooLarge { .. })
@@ -424,6 +530,36 @@ mod tests {
         assert!(matches!(
             classify(400, b"bad\r\nthing", None, None, p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
+        ));
+        // The refusals a setting causes name the setting.
+        for code in [401, 403] {
+            assert!(matches!(
+                classify(code, b"no key", None, None, p, 0),
+                Err(SendError::Permanent { reason })
+                    if reason.starts_with(&format!("HTTP {code}: no key (the backend refused the credentials"))
+                        && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
+            ));
+        }
+        assert!(matches!(
+            classify(404, b"", None, None, p, 0),
+            Err(SendError::Permanent { reason })
+                if reason.starts_with("HTTP 404:  (nothing takes traces at this URL")
+                    && reason.contains("/v1/traces is added to")
+        ));
+        // A google.rpc.Status body (a Collector's answer in protobuf): its
+        // message, without the wire format's bytes shown as text.
+        let mut status = Vec::new();
+        crate::export::proto_reader::write_varint(&mut status, 1 << 3);
+        crate::export::proto_reader::write_varint(&mut status, 13);
+        crate::export::proto_reader::write_len_field(&mut status, 2, "A".repeat(65).as_bytes());
+        assert!(matches!(
+            classify(500, &status, None, None, p, 0),
+            Err(SendError::Permanent { reason }) if reason == format!("HTTP 500: {}", "A".repeat(65))
+        ));
+        // Text that is no Status is shown as it came.
+        assert!(matches!(
+            classify(500, b"upstream connect error", None, None, p, 0),
+            Err(SendError::Permanent { reason }) if reason == "HTTP 500: upstream connect error"
         ));
         // A redirect keeps its spans (they would be lost for good as a
         // refusal) and says where it leads.

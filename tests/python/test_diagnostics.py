@@ -1,13 +1,18 @@
 """What spanguard says on stderr (OTEL_LOG_LEVEL): one warning naming the
 reason for a streak of failures, not one per batch; the switch back
-("delivering again"); nothing at all with `none`; where the local sink
+("delivering again"); losses the rate limit held back, and where unsent
+spans wait, at the stop; nothing at all with `none`; where the local sink
 writes at `info`. Lines start with `spanguard: ` and the level."""
 
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 from receiver_client import OtlpReceiverProcess
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def emit(emitter, endpoint, tmp_path, env, count=60, extra=()):
@@ -23,6 +28,11 @@ def emit(emitter, endpoint, tmp_path, env, count=60, extra=()):
     return lines, json.loads(stats.read_text())
 
 
+def leading_number(line):
+    """The count a line starts with, after `spanguard: LEVEL: `."""
+    return int(re.match(r"spanguard: \w+: (\d+) ", line).group(1))
+
+
 def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {})
@@ -32,6 +42,41 @@ def test_an_unreachable_backend_is_told_once_with_its_reason(emitter, tmp_path):
     assert reasons[0].startswith("spanguard: warn: export to http://127.0.0.1:")
     assert any("spool" in line for line in lines if line.startswith("spanguard: warn:"))
     assert len(lines) <= 3, lines
+
+
+def test_every_lost_span_is_told_not_only_the_first_batch(emitter, tmp_path):
+    # A backend that refuses every request (401: no API key) for a run
+    # shorter than the rate limit's minute: stderr said "7 spans lost" for
+    # 40 lost, the rest held back and never told.
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:401") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=40)
+    assert stats["dropped_export_failed"] == 40
+    told = [leading_number(line) for line in lines if " spans lost" in line]
+    assert len(told) == 2 and sum(told) == 40, lines
+
+
+def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=10)
+    assert stats["spooled_spans"] == 10 and stats["replayed_spans"] == 0
+    spool = tmp_path / "spool"
+    assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): the next "
+                         f"process that uses it sends them, or `spanguard replay {spool}`"), lines
+
+
+def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):
+    # The backend is away and the spool directory cannot be made (here a
+    # file is where its parent should be; in the field a read-only or full
+    # disk): the loss said "the spool could not take it: Not a directory"
+    # without saying which directory, or what sets it.
+    (tmp_path / "a-file").write_text("")
+    spool = tmp_path / "a-file" / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_SPOOL_DIR": str(spool)}, count=10)
+    assert stats["dropped_export_failed"] == 10
+    told = [line for line in lines if " spans lost" in line]
+    assert told and f"the spool ({spool}) could not take it: Not a directory" in told[0], lines
+    assert "SPANGUARD_SPOOL_DIR" in told[0], lines
 
 
 def test_the_way_back_is_told_too(emitter, tmp_path):
@@ -57,6 +102,42 @@ def test_info_says_where_the_local_sink_writes(emitter, tmp_path):
     assert any(line.startswith("spanguard: info:") and str(path) in line for line in lines), lines
 
 
+def test_an_ignored_endpoint_says_where_the_spans_go_instead(tmp_path):
+    # OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318 (no scheme) is ignored; the
+    # spans went to the local sink with that said only at info: at the
+    # default level they seemed to vanish.
+    demo = os.environ.get("SPANGUARD_DEMO", str(REPO / "build" / "examples" / "agent_demo"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    sink = tmp_path / "sink"
+    out = subprocess.run([demo], capture_output=True, text=True, timeout=60,
+                         env={**clean, "OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318",
+                              "SPANGUARD_SINK_DIR": str(sink), "SPANGUARD_SPOOL_DIR": str(tmp_path / "spool")})
+    assert out.returncode == 0, out.stderr
+    (path,) = sink.glob("*.jsonl")
+    lines = [line for line in out.stderr.splitlines() if line.startswith("spanguard:")]
+    assert lines == [
+        "spanguard: warn: OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318: not a URL starting with http:// or "
+        "https://, without spaces or control characters; ignored",
+        f"spanguard: warn: no usable endpoint: writing spans to {path} instead",
+    ], lines
+
+
+def test_what_the_local_sink_could_not_take_is_said_to_wait_for_replay(emitter, tmp_path):
+    # The sink's directory cannot be made (a file is in the way): spans go
+    # to the spool, which a process writing to the local sink never reads
+    # back, not even once the sink takes spans again; stderr said "until
+    # the backend answers", and nothing at the stop.
+    blocker = tmp_path / "in-the-way"
+    blocker.write_text("")
+    lines, stats = emit(emitter, "sink", tmp_path, {}, count=20, extra=["--sink-dir", str(blocker / "sink")])
+    assert stats["spooled_spans"] == 20, (stats, lines)
+    spool = tmp_path / "spool"
+    assert sum(f"`spanguard replay {spool}` sends them to an OTLP endpoint" in line for line in lines) == 2, lines
+    assert not any("until the backend answers" in line for line in lines), lines
+    assert lines[-1].startswith(f"spanguard: warn: stopping with spans the local sink could not take in the "
+                                f"spool ({spool})"), lines
+
+
 def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
     # 20 spans with a 300 KB prompt, 7 to a batch, against a 1 MiB pool:
     # prompts are cut, and a person is told why and what to raise, once.
@@ -73,13 +154,14 @@ def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
     # 20 spans with a 300 KB prompt into the local sink with lines of at
     # most 64 KiB: each prompt is cut to fit its line, and a person is told
     # so, once, with what to raise (a newcomer's OpenInference spans, whose
-    # prompt and completion appear twice, were cut with nothing said).
+    # prompt and completion appear twice, were cut with nothing said), and
+    # the number held back since at the stop.
     sink = tmp_path / "sink"
     lines, stats = emit(emitter, "sink", tmp_path, {"SPANGUARD_SINK_MAX_LINE_BYTES": "65536"}, count=20,
                         extra=["--sink-dir", str(sink), "--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 20
     told = [line for line in lines if "long values were cut to fit their spans into one line" in line]
-    assert len(told) == 1, lines
+    assert len(told) == 2 and sum(leading_number(line) for line in told) == stats["values_truncated"], lines
     assert told[0].startswith("spanguard: warn:") and "SPANGUARD_SINK_MAX_LINE_BYTES" in told[0], told
 
 
@@ -89,4 +171,5 @@ def test_values_cut_to_fit_a_request_are_told(emitter, tmp_path):
                             extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 5
     told = [line for line in lines if "long values were cut to fit their spans into one request (65536 bytes" in line]
-    assert len(told) == 1 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
+    assert 1 <= len(told) <= 2 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
+    assert sum(leading_number(line) for line in told) == stats["values_truncated"], lines
