@@ -359,7 +359,21 @@ impl Delivery {
                     }
                     return Fate::Done;
                 }
-                Err(SendError::Permanent { reason }) => {
+                Err(SendError::Misdirected { reason }) if !request.origin.is_fresh() => {
+                    // Spans from the spool directory (kept through an
+                    // outage, recovered after a crash) refused for who sent
+                    // them or where, not for what they are: a token missing
+                    // or expired, `spanguard replay` run without its
+                    // --headers or with a base URL. They stay for a sender
+                    // set up right; deleted, every spooled span was lost to
+                    // a forgotten flag.
+                    self.down_until = None;
+                    host.record(Outcome::AttemptFailed { reason: &reason });
+                    return Fate::Keep(format!(
+                        "{reason}; spans from the spool kept for a sender set up right"
+                    ));
+                }
+                Err(SendError::Permanent { reason } | SendError::Misdirected { reason }) => {
                     // A real answer: the backend is up, and resending this
                     // data, now or from the spool, would be refused again.
                     self.down_until = None;

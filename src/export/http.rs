@@ -301,7 +301,8 @@ impl Transport for HttpTransport {
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
 /// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
-/// every other 4xx and 5xx is final. A redirect (3xx, to `location`) is
+/// 401, 403, 404, 405 and 407 refuse the sender or the URL
+/// (`SendError::Misdirected`), every other 4xx and 5xx is final. A redirect (3xx, to `location`) is
 /// not followed, since the headers (an API key) would go wherever it
 /// points, and it is no refusal of the data either (the spec leaves codes
 /// other than 4xx and 5xx to HTTP): its spans are kept, as for a backend
@@ -342,6 +343,9 @@ pub fn classify(
         }
         413 => Err(SendError::TooLarge {
             reason: format!("HTTP 413: {}", answer_text(body)),
+        }),
+        401 | 403 | 404 | 405 | 407 => Err(SendError::Misdirected {
+            reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
         _ => Err(SendError::Permanent {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
@@ -531,21 +535,34 @@ mod tests {
             classify(400, b"bad\r\nthing", None, None, p, 0),
             Err(SendError::Permanent { reason }) if reason == "HTTP 400: bad  thing"
         ));
-        // The refusals a setting causes name the setting.
+        // The refusals a setting causes name the setting, and are told
+        // apart from refusals of the data (`SendError::Misdirected`).
         for code in [401, 403] {
             assert!(matches!(
                 classify(code, b"no key", None, None, p, 0),
-                Err(SendError::Permanent { reason })
+                Err(SendError::Misdirected { reason })
                     if reason.starts_with(&format!("HTTP {code}: no key (the backend refused the credentials"))
                         && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
             ));
         }
         assert!(matches!(
             classify(404, b"", None, None, p, 0),
-            Err(SendError::Permanent { reason })
+            Err(SendError::Misdirected { reason })
                 if reason.starts_with("HTTP 404:  (nothing takes traces at this URL")
                     && reason.contains("/v1/traces is added to")
         ));
+        for code in [405, 407] {
+            assert!(matches!(
+                classify(code, b"", None, None, p, 0),
+                Err(SendError::Misdirected { .. })
+            ));
+        }
+        for code in [400, 409, 410, 415, 422, 500, 501] {
+            assert!(matches!(
+                classify(code, b"", None, None, p, 0),
+                Err(SendError::Permanent { .. })
+            ));
+        }
         // A google.rpc.Status body (a Collector's answer in protobuf): its
         // message, without the wire format's bytes shown as text.
         let mut status = Vec::new();

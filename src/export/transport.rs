@@ -25,6 +25,12 @@ pub enum SendError {
     /// The server refused the data for good (other 4xx, 500): sending it
     /// again would be refused again.
     Permanent { reason: String },
+    /// The server refused the request for where it went or who sent it
+    /// (401, 403, 404, 405, 407: a credential missing or wrong, a URL
+    /// without its path), not for what it holds: final for spans on their
+    /// first trip, as OTLP asks, but spans from the spool directory stay
+    /// there for a sender set up right (`Delivery::attempt`).
+    Misdirected { reason: String },
 }
 
 impl SendError {
@@ -32,7 +38,8 @@ impl SendError {
         match self {
             SendError::Transient { reason, .. }
             | SendError::TooLarge { reason }
-            | SendError::Permanent { reason } => reason,
+            | SendError::Permanent { reason }
+            | SendError::Misdirected { reason } => reason,
         }
     }
 
@@ -50,6 +57,9 @@ impl SendError {
                 reason: secrets.scrub(&reason),
             },
             SendError::Permanent { reason } => SendError::Permanent {
+                reason: secrets.scrub(&reason),
+            },
+            SendError::Misdirected { reason } => SendError::Misdirected {
                 reason: secrets.scrub(&reason),
             },
         }

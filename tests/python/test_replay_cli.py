@@ -102,6 +102,30 @@ def test_a_refused_file_is_counted_and_the_exit_status_says_so(emitter, tmp_path
     assert not list(spool.glob("*.sgspool")), "a file the server refused for good is done with"
 
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_server_refusing_the_sender_keeps_every_file(emitter, tmp_path, status):
+    # A replay without its --headers (401/403), or to a base URL whose
+    # path is missing (404): the server refused who sent the spans or
+    # where, not the spans. Every file was deleted as refused for good:
+    # a forgotten flag lost the whole spool.
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode=f"status:{status}") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint)
+        assert arrived(rx) == set()
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert sorted(spool.glob("*.sgspool")) == files, "every file is still there"
+    assert f"; 0 spans refused; {len(keys)} spans kept;" in out.stdout, out.stdout
+    hint = "OTEL_EXPORTER_OTLP_HEADERS" if status != 404 else "/v1/traces"
+    assert f"HTTP {status}" in out.stderr and hint in out.stderr, out.stderr
+    # With the sender set up right, they go.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx2") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint)
+        assert out.returncode == 0, out.stdout + out.stderr
+        rx.wait_for_spans(len(keys))
+        assert arrived(rx) == keys
+    assert not list(spool.glob("*.sgspool"))
+
+
 def kill_child_leftovers(tmp_path, endpoint, how, flight):
     """Runs the kill test's child against `endpoint` and kills it: returns
     the spool it left and the numbers of the spans it reported ended."""

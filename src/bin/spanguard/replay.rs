@@ -31,7 +31,9 @@ Sends every batch waiting in the spool directory DIR (default: SPANGUARD_SPOOL_D
 else $XDG_STATE_HOME/spanguard/spool), oldest first, and the spans that dead
 processes left there in crash dumps and flight files, to the OTLP/HTTP endpoint.
 Each file is deleted once the backend answered for it; a connection error, a
-DNS failure or a busy backend keeps it. Safe to run while tracers use the spool.
+DNS failure, a busy backend or a refusal of the sender or the URL (401, 403, 404,
+405, 407: set --headers or --endpoint and run it again) keeps it. Safe to run
+while tracers use the spool.
 
   --endpoint URL      http:// or https:// base URL (/v1/traces is appended) or full
                       traces URL; default OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
