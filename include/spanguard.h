@@ -202,7 +202,8 @@
 /*
  The most attributes one call takes in a `spanguard_attribute` array
  (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done), but for
- an event's or a link's, which take any number. Also the
+ an event's or a link's and a resource's or scope's, which take any
+ number. Also the
  default of every count limit below; a span holds as many attributes,
  events and links as its limits allow (`spanguard_config`), no longer a
  fixed number.
@@ -1547,8 +1548,7 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
  name it from then on (as text, an array as a JSON list), so that spans
  recovered from them after a crash or SIGKILL arrive under it too.
- `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
- `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
+ Any number of attributes.
  `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
  `spanguard_tracer_close`, as every call on the tracer (none set: no
  batch would carry it).
@@ -1567,10 +1567,9 @@ spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tr
  has none again. Scalars and arrays (a bytes value is skipped); text is
  UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
  flight file are sent without them.
- `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
- `SPANGUARD_MAX_ATTRIBUTES` attributes, `SPANGUARD_RESULT_LIMIT_REACHED`
- for a new scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have
- attributes (nothing set either way).
+ Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new
+ scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have attributes
+ (nothing set).
  */
 spanguard_result spanguard_tracer_set_scope_attributes(const struct spanguard_tracer *tracer,
                                                        const char *scope_name,

@@ -559,7 +559,7 @@ func (t *Tracer) Stats() (Stats, error) {
 // batch exported from now on: what the OpenTelemetry bridge passes for the
 // SDK provider's Resource, so that spans arrive under the provider's
 // service.name and attributes. Scalars and slices (a byte slice is
-// skipped); at most 128. A service.name that is the SDK's fallback ("unknown_service...")
+// skipped); any number. A service.name that is the SDK's fallback ("unknown_service...")
 // leaves the tracer's. A later call replaces what an earlier one gave.
 // After Shutdown or Close: ErrShutDown, nothing set.
 func (t *Tracer) SetResource(attrs ...Attribute) error {
@@ -568,8 +568,9 @@ func (t *Tracer) SetResource(attrs ...Attribute) error {
 	})
 }
 
-// withAttributes calls call with the live tracer and attrs (at most 128)
-// as a C array, for the tracer-wide attribute calls (resource, scope).
+// withAttributes calls call with the live tracer and attrs (any number:
+// cut to 128, a large resource lost the rest silently) as a C array, for
+// the tracer-wide attribute calls (resource, scope).
 func (t *Tracer) withAttributes(attrs []Attribute,
 	call func(p *C.spanguard_tracer, arr *C.spanguard_attribute, n C.size_t) error) error {
 	p, err := t.live()
@@ -577,9 +578,6 @@ func (t *Tracer) withAttributes(attrs []Attribute,
 		return err
 	}
 	defer runtime.KeepAlive(t)
-	if len(attrs) > maxAttributesPerCall {
-		attrs = attrs[:maxAttributesPerCall]
-	}
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
 	return call(p, arr, C.size_t(len(attrs)))
@@ -589,8 +587,8 @@ func (t *Tracer) withAttributes(attrs []Attribute,
 // OpenTelemetry tracer's, given with trace.WithInstrumentationAttributes),
 // sent with that scope's spans in every batch exported from now on; the
 // scope is the name, version and schema URL its spans give (ForeignSpan's
-// Scope fields). Scalars and slices (a byte slice is skipped); at most
-// 128. A
+// Scope fields). Scalars and slices (a byte slice is skipped); any
+// number. A
 // later call replaces an earlier one's, and none take them away. At most
 // 256 scopes have attributes: a new one past that returns ErrLimitReached
 // and sets nothing.

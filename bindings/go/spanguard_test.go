@@ -536,6 +536,18 @@ func TestResourceSlicesArriveAsArrays(t *testing.T) {
 		`{"key":"ports","value":{"arrayValue":{"values":[{"intValue":"80"},{"intValue":"443"}]}}}`)
 }
 
+// Past 128 attributes (one call's worth) the binding cut a resource,
+// silently: a provider's detectors together can give more.
+func TestAResourceOfManyAttributesArrivesWhole(t *testing.T) {
+	attrs := make([]spanguard.Attribute, 300)
+	want := make([]string, 300)
+	for i := range attrs {
+		attrs[i] = spanguard.Int64(fmt.Sprint("detected.", i), int64(i))
+		want[i] = fmt.Sprintf(`{"key":"detected.%d","value":{"intValue":"%d"}}`, i, i)
+	}
+	resourceHas(t, spanguard.Config{}, func(tr *spanguard.Tracer) error { return tr.SetResource(attrs...) }, want...)
+}
+
 func TestBadConfigIsAnError(t *testing.T) {
 	_, err := spanguard.NewTracer(spanguard.Config{Endpoint: "ftp://nope"})
 	if !errors.Is(err, spanguard.ErrInvalidConfig) {

@@ -762,8 +762,7 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
 /// name it from then on (as text, an array as a JSON list), so that spans
 /// recovered from them after a crash or SIGKILL arrive under it too.
-/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
-/// `SPANGUARD_MAX_ATTRIBUTES` attributes (none set);
+/// Any number of attributes.
 /// `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
 /// `spanguard_tracer_close`, as every call on the tracer (none set: no
 /// batch would carry it).
@@ -793,9 +792,8 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 
 /// The attributes of `attrs[..n_attrs]` (text as UTF-8, invalid bytes
 /// replaced), for resource and scope attributes: scalars and arrays; a
-/// bytes value, an empty key, or NULL text with a length is skipped. `NullArgument` for NULL
-/// `attrs` with a count, `InvalidArgument` for more than
-/// `SPANGUARD_MAX_ATTRIBUTES`.
+/// bytes value, an empty key, or NULL text with a length is skipped.
+/// `NullArgument` for NULL `attrs` with a count.
 ///
 /// # Safety
 /// `attrs` is NULL or valid for `n_attrs` elements, each key and text
@@ -808,9 +806,9 @@ unsafe fn given_attributes(
     if attrs.is_null() && n_attrs > 0 {
         return Err(spanguard_result::NullArgument);
     }
-    if n_attrs > SPANGUARD_MAX_ATTRIBUTES as usize {
-        return Err(spanguard_result::InvalidArgument);
-    }
+    // Any number: a provider's resource (a Kubernetes, cloud and process
+    // detector's together) may hold more than one span call takes, and
+    // past 128 the bindings cut it, silently. Set once, on the heap.
     // NULL text of a length is skipped (`text_arg` refuses it).
     let text = |p: *const c_char, len: usize| -> Option<String> {
         // SAFETY: valid for len bytes when not NULL (the caller's contract).
@@ -853,10 +851,9 @@ unsafe fn given_attributes(
 /// has none again. Scalars and arrays (a bytes value is skipped); text is
 /// UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
 /// flight file are sent without them.
-/// `SPANGUARD_RESULT_INVALID_ARGUMENT` for more than
-/// `SPANGUARD_MAX_ATTRIBUTES` attributes, `SPANGUARD_RESULT_LIMIT_REACHED`
-/// for a new scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have
-/// attributes (nothing set either way).
+/// Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new
+/// scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have attributes
+/// (nothing set).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
     tracer: *const spanguard_tracer,

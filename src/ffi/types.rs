@@ -109,7 +109,8 @@ pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;
 pub const SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES: u32 = 256;
 /// The most attributes one call takes in a `spanguard_attribute` array
 /// (more: `SPANGUARD_RESULT_LIMIT_REACHED` and nothing is done), but for
-/// an event's or a link's, which take any number. Also the
+/// an event's or a link's and a resource's or scope's, which take any
+/// number. Also the
 /// default of every count limit below; a span holds as many attributes,
 /// events and links as its limits allow (`spanguard_config`), no longer a
 /// fixed number.

@@ -661,7 +661,7 @@ impl Tracer {
     /// exported from now on: what the OpenTelemetry bridge passes for the
     /// SDK provider's Resource, so that spans arrive under its
     /// service.name and attributes. Scalars and lists or tuples of one
-    /// scalar type (at most 128; a bytes value is left out); a
+    /// scalar type (any number; a bytes value is left out); a
     /// service.name that is the SDK's fallback ("unknown_service...")
     /// leaves the tracer's. A later call replaces an earlier one's.
     /// Raises SpanguardError (SHUT_DOWN) after shutdown, as every call
@@ -669,7 +669,7 @@ impl Tracer {
     fn set_resource(&self, py: Python<'_>, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
         let raw = self.raw(py)?;
         let attrs = Attributes::from_mapping(Some(attributes), &self.values_rejected);
-        let n = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        let n = attrs.len();
         // SAFETY: raw is a live tracer; the attributes (kept alive by
         // `attrs`) are valid for the call.
         let code = unsafe { ct::spanguard_tracer_set_resource(raw, attrs.as_ptr(), n) };
@@ -683,7 +683,7 @@ impl Tracer {
     /// tracer's, given to `get_tracer`), sent with that scope's spans in
     /// every batch exported from now on; the scope is its name, version and
     /// schema URL as spans give them (`start_span_with_ids`). Scalars and
-    /// arrays (at most 128); a later call replaces an earlier one's, and no
+    /// arrays (any number); a later call replaces an earlier one's, and no
     /// attributes take them away. At most 256 scopes have attributes: a
     /// new one past that raises SpanguardError (LIMIT_REACHED).
     #[pyo3(signature = (name, version=None, schema_url=None, attributes=None))]
@@ -697,7 +697,7 @@ impl Tracer {
     ) -> PyResult<()> {
         let raw = self.raw(py)?;
         let attrs = Attributes::from_mapping(attributes, &self.values_rejected);
-        let n = attrs.len().min(SPANGUARD_MAX_ATTRIBUTES as usize);
+        let n = attrs.len();
         let (version, schema_url) = (version.unwrap_or(""), schema_url.unwrap_or(""));
         // SAFETY: raw is a live tracer; the texts and the attributes (kept
         // alive by `attrs`) are valid for the call.

@@ -270,6 +270,20 @@ def test_close_while_other_threads_record_and_flush_loses_nothing(tmp_path):
     assert "used after it ended" not in result.stderr, result.stderr
 
 
+def test_a_resource_and_a_scope_of_many_attributes_arrive_whole(tmp_path):
+    # Past 128 attributes (one call's worth) the binding cut them, silently:
+    # a provider's detectors together can give more.
+    t = spanguard.Tracer(**tracer_settings(tmp_path))
+    t.set_resource({f"detected.{i}": i for i in range(300)})
+    t.set_scope_attributes("lib", attributes={f"lib.{i}": str(i) for i in range(200)})
+    with t.span("op"):
+        pass
+    t.close()
+    lines = [line for f in (tmp_path / "sink").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert len(lines) == 1
+    assert all(f'"key":"detected.{i}","value":{{"intValue":"{i}"}}' in lines[0] for i in range(300))
+
+
 def test_a_span_of_the_parent_ended_in_a_forked_child_is_said_to_be_the_parents(tmp_path):
     # A span begun before a fork and ended in the child (a worker that
     # inherited it) does nothing there: the child's tracer is a new one.
