@@ -15,16 +15,24 @@ import spanguard
 from spanguard.otel import SpanguardSpanProcessor
 
 
+def provider_and_tracer(receiver, tmp_path, tracer_settings=None, **provider_args):
+    """A provider (`provider_args`) with the bridge, over a spanguard tracer
+    sending to the receiver (`tracer_settings` added to its own), and an
+    in-memory exporter side by side: what the SDK kept, to compare with."""
+    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False, **(tracer_settings or {}))
+    provider = TracerProvider(**provider_args)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, memory, tracer
+
+
 @pytest.fixture
 def bridged(receiver, tmp_path):
     """A provider with the bridge and an in-memory exporter side by side."""
     start = len(receiver.spans())
-    tracer = spanguard.Tracer(from_env=False, service_name="bridge-test", endpoint=receiver.traces_url,
-                              spool_dir=tmp_path / "spool", schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider()
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path, {"service_name": "bridge-test"})
 
     def arrived():
         assert provider.force_flush()
@@ -100,12 +108,8 @@ def test_spans_arrive_with_the_sdk_ids_and_everything_the_sdk_recorded(bridged):
 
 def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(receiver, tmp_path):
     start = len(receiver.spans())
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_events=1, max_links=1))
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(
+        receiver, tmp_path, span_limits=SpanLimits(max_span_attributes=2, max_events=1, max_links=1))
     linked = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
                                trace_flags=trace.TraceFlags(1),
                                trace_state=trace.TraceState([("congo", "t61rcWkgMzE"), ("rojo", "00f067aa0ba902b7")]))
@@ -137,12 +141,8 @@ def test_past_the_sdks_limit_its_last_events_and_links_arrive(receiver, tmp_path
     # apply to the bridge's spans.
     start = len(receiver.spans())
     own = {"event_count_limit": own_limit, "link_count_limit": own_limit} if own_limit else {}
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False, **own)
-    provider = TracerProvider(span_limits=SpanLimits(max_events=4, max_links=4))
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path, own,
+                                                   span_limits=SpanLimits(max_events=4, max_links=4))
     with provider.get_tracer("events").start_as_current_span("many.events") as span:
         for i in range(10):
             span.add_event(f"e{i}", {"i": i})
@@ -163,12 +163,7 @@ def test_links_given_at_the_start_and_evicted_later_arrive_as_the_sdk_holds_them
     # Links given at the start past the limit: the SDK kept the last ones
     # before the bridge saw them; those added later evict those passed on.
     start = len(receiver.spans())
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(span_limits=SpanLimits(max_links=3))
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path, span_limits=SpanLimits(max_links=3))
     linked = [trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, i + 1, is_remote=True) for i in range(7)]
     with provider.get_tracer("links").start_as_current_span(
             "linked", links=[trace.Link(c, {"n": i}) for i, c in enumerate(linked[:5])]) as span:
@@ -542,16 +537,6 @@ def many_span(provider) -> None:
             span.add_event(f"chunk.{i}", {"i": i})
 
 
-def provider_and_tracer(receiver, tmp_path, **provider_args):
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(**provider_args)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return provider, memory, tracer
-
-
 def test_the_providers_span_limits_apply_not_spanguards_on_top(receiver, tmp_path):
     # A provider that allowed 1000 attributes got 128 of 200 (72 counted
     # dropped): the bridge's tracer cut again at its own default.
@@ -604,12 +589,8 @@ def test_what_spanguard_refused_while_its_pool_was_used_up_costs_none_the_sdk_ke
     # holds: counting the refused ones as held, it dropped as many more of
     # those the SDK kept (the first ones added after the pool had room).
     start = len(receiver.spans())
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False, payload_pool_mib=1)
-    provider = TracerProvider(span_limits=SpanLimits(max_events=100, max_links=100))
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path, {"payload_pool_mib": 1},
+                                                   span_limits=SpanLimits(max_events=100, max_links=100))
     hog = tracer.start_span("pool.hog")
     for i in range(24):  # 24 values of 64 KiB: more than the pool's MiB
         hog.set_attribute(f"big.{i}", "x" * 65536)
@@ -661,12 +642,7 @@ def test_a_link_spanguard_refused_costs_none_the_sdk_kept(receiver, tmp_path):
     # at the start between links spanguard took, and evicted later with the
     # first of them, it must cost none of those the SDK kept, and be counted.
     start = len(receiver.spans())
-    tracer = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
-                              schedule_delay_ms=50, install_signal_handlers=False)
-    provider = TracerProvider(span_limits=SpanLimits(max_links=4))
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SpanguardSpanProcessor(tracer))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider, memory, tracer = provider_and_tracer(receiver, tmp_path, span_limits=SpanLimits(max_links=4))
     link = lambda n: trace.Link(trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, n, is_remote=False),  # noqa: E731
                                 {"n": n})
     long_state = trace.TraceState([("k" + "a" * 255, "v" * 256)])
