@@ -4017,6 +4017,51 @@ mod tests {
         }
     }
 
+    impl DyingStore {
+        fn new(chunks: u32) -> DyingStore {
+            DyingStore {
+                inner: TestStore::new(chunks),
+                calls_left: Cell::new(u32::MAX),
+            }
+        }
+
+        /// Sets "v" to `new` with the store dying at its `n`th chunk touch:
+        /// true when the set ran to its end, false when it died there.
+        fn set_v_dying_at(
+            &self,
+            r: &mut SpanRecord,
+            n: u32,
+            new: &[u8],
+            limits: &SpanLimits,
+        ) -> bool {
+            self.calls_left.set(n);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                r.set_attribute(b"v", &ValueInput::Str(new), limits, self)
+            }));
+            self.calls_left.set(u32::MAX);
+            match result {
+                Ok(_) => true,
+                Err(e) => {
+                    assert!(e.is::<Died>());
+                    false
+                }
+            }
+        }
+
+        /// What "v" reads, after dying at chunk touch `n` or not: a prefix
+        /// of the old value or of the new one, never a mix.
+        fn assert_v_reads_a_prefix(&self, r: &SpanRecord, old: &[u8], new: &[u8], n: u32) {
+            let src = StoreSource(self);
+            let view = SpanView::new(r, &src);
+            let got = string(&view, "v").expect("set");
+            assert!(
+                old.starts_with(got.as_bytes()) || new.starts_with(got.as_bytes()),
+                "died after {n} chunk touches: {} bytes, neither value's",
+                got.len()
+            );
+        }
+    }
+
     #[test]
     fn a_value_cut_off_while_written_over_reads_as_a_prefix_of_old_or_new() {
         let limits = SpanLimits::default();
@@ -4030,10 +4075,7 @@ mod tests {
         let (mut died, mut lived) = (0, 0);
         for (n, shorter) in (0..64).flat_map(|n| [(n, false), (n, true)]) {
             let new = &new[..if shorter { 15_000 } else { 24_000 }];
-            let store = DyingStore {
-                inner: TestStore::new(8),
-                calls_left: Cell::new(u32::MAX),
-            };
+            let store = DyingStore::new(8);
             let mut r = blank();
             r.set_attribute(b"v", &ValueInput::Str(old), &limits, &store)
                 .expect("set");
@@ -4042,30 +4084,14 @@ mod tests {
                     .expect("set");
             }
             let used = r.overflow_used;
-            store.calls_left.set(n);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                r.set_attribute(b"v", &ValueInput::Str(new), &limits, &store)
-            }));
-            store.calls_left.set(u32::MAX);
-            match result {
-                Ok(_) => {
-                    lived += 1;
-                    // The shorter one over the old value, in its room.
-                    assert!(!shorter || r.overflow_used == used);
-                }
-                Err(e) => {
-                    assert!(e.is::<Died>());
-                    died += 1;
-                }
+            if store.set_v_dying_at(&mut r, n, new, &limits) {
+                lived += 1;
+                // The shorter one over the old value, in its room.
+                assert!(!shorter || r.overflow_used == used);
+            } else {
+                died += 1;
             }
-            let src = StoreSource(&store);
-            let view = SpanView::new(&r, &src);
-            let got = string(&view, "v").expect("set");
-            assert!(
-                old.starts_with(got.as_bytes()) || new.starts_with(got.as_bytes()),
-                "died after {n} chunk touches: {} bytes, neither value's",
-                got.len()
-            );
+            store.assert_v_reads_a_prefix(&r, old, new, n);
         }
         assert!(died > 5 && lived > 0, "{died} died, {lived} lived");
     }
@@ -4167,10 +4193,7 @@ mod tests {
         let old = &x[..20_000];
         let (mut died, mut lived) = (0, 0);
         for n in 0..64 {
-            let store = DyingStore {
-                inner: TestStore::new(16),
-                calls_left: Cell::new(u32::MAX),
-            };
+            let store = DyingStore::new(16);
             let mut r = blank();
             let set = |r: &mut SpanRecord, k: &[u8], v: &[u8]| {
                 r.set_attribute(k, &ValueInput::Str(v), &limits, &store)
@@ -4183,30 +4206,16 @@ mod tests {
             assert_ne!(r.attributes[0].room, 0, "no room reserved");
             set(&mut r, b"b", &x[..3_000]);
             let used = r.overflow_used;
-            store.calls_left.set(n);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                r.set_attribute(b"v", &ValueInput::Str(&new), &limits, &store)
-            }));
-            store.calls_left.set(u32::MAX);
-            match result {
-                Ok(_) => {
-                    lived += 1;
-                    // Written in its room: nothing more used.
-                    assert_eq!(r.overflow_used, used);
-                }
-                Err(e) => {
-                    assert!(e.is::<Died>());
-                    died += 1;
-                }
+            if store.set_v_dying_at(&mut r, n, &new, &limits) {
+                lived += 1;
+                // Written in its room: nothing more used.
+                assert_eq!(r.overflow_used, used);
+            } else {
+                died += 1;
             }
+            store.assert_v_reads_a_prefix(&r, old, &new, n);
             let src = StoreSource(&store);
             let view = SpanView::new(&r, &src);
-            let got = string(&view, "v").expect("set");
-            assert!(
-                old.starts_with(got.as_bytes()) || new.starts_with(got.as_bytes()),
-                "died after {n} chunk touches: {} bytes, neither value's",
-                got.len()
-            );
             for k in ["a", "b"] {
                 assert_eq!(string(&view, k).expect("set").as_bytes(), &x[..3_000]);
             }
