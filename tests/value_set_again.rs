@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use spanguard::config::TracerConfig;
 use spanguard::span::limits::CHUNK_BYTES;
-use spanguard::tracer::{AttrInput, Parent, Tracer};
+use spanguard::tracer::{AttrInput, Parent, SpanRef, Tracer};
 
 /// The completion's final length and the step it grows by.
 const FINAL: usize = 600_000;
@@ -48,6 +48,19 @@ fn string_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&text[at..at + end])
 }
 
+/// Ends `s`, flushes until every span ended is exported, and checks that
+/// no value was cut on the way.
+fn end_and_flush(tracer: &Tracer, s: SpanRef) {
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    assert_eq!(tracer.stats().values_truncated, 0);
+}
+
 #[test]
 fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
     let (tracer, dir) = sink_tracer("set-again", 1);
@@ -75,14 +88,7 @@ fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
             .expect("tokens");
         n += STEP;
     }
-    tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
-    assert_eq!(tracer.stats().values_truncated, 0);
+    end_and_flush(&tracer, s);
 
     // Every chunk is back: a value that needs the whole pool (255 chunks
     // and the index chunk that lists those past the first 16) is stored
@@ -94,15 +100,8 @@ fn a_value_set_as_it_grows_arrives_whole_and_gives_its_room_back() {
         .set_attribute(s, b"gen_ai.prompt", AttrInput::Str(big.as_bytes()))
         .expect("set");
     assert!(!notice.truncated, "the pool did not get its chunks back");
-    tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    end_and_flush(&tracer, s);
     assert_eq!(tracer.stats().spans_exported, 2);
-    assert_eq!(tracer.stats().values_truncated, 0);
 
     let sink = std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink");
     let got = string_value(&sink, "gen_ai.completion").expect("the completion's key");
@@ -148,15 +147,8 @@ fn two_values_set_in_turn_as_they_grow_arrive_whole() {
             assert!(!notice.truncated, "{key} cut at {n} bytes");
         }
     }
-    tracer.end(s, 0).expect("end");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    end_and_flush(&tracer, s);
     assert_eq!(tracer.stats().spans_exported, 1);
-    assert_eq!(tracer.stats().values_truncated, 0);
 
     let sink = std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink");
     for (k, key) in keys.iter().enumerate() {
