@@ -10,6 +10,7 @@ pub mod exporter;
 pub mod file_sink;
 pub mod gzip;
 pub mod http;
+pub mod json_escape;
 pub mod json_value;
 pub mod otlp_decode;
 pub mod otlp_fields;

@@ -7,6 +7,7 @@
 use std::io::Write;
 
 use super::append::append;
+use super::json_escape::put_escaped;
 use super::otlp_fields::{
     KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute, from_span, has_mark_attributes,
     has_status, in_tracer_scope, link_flags, mark_attributes, scope_attributes, scope_leaders,
@@ -466,31 +467,6 @@ fn put_str(out: &mut Vec<u8>, s: Str<'_>, cap: usize) {
     out.push(b'"');
     s.for_each_piece(cap, |bytes| put_escaped(out, bytes));
     out.push(b'"');
-}
-
-fn put_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut plain_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        append(out, &bytes[plain_from..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 15) as usize],
-            ]),
-        }
-        plain_from = i + 1;
-    }
-    append(out, &bytes[plain_from..]);
 }
 
 fn put_u64(out: &mut Vec<u8>, mut v: u64) {

@@ -169,22 +169,6 @@ pub fn attr_value(v: &crate::config::ResourceValue) -> AttrValue {
     }
 }
 
-/// `s` as a JSON string.
-fn json_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 impl AttrValue {
     /// The value as text, as a crash dump's or flight file's header keeps
     /// it: an array as JSON's list of its elements (`["node","app.js"]`).
@@ -198,7 +182,7 @@ impl AttrValue {
                 let each: Vec<String> = elements
                     .iter()
                     .map(|e| match e {
-                        AttrValue::Str(s) => json_quoted(s),
+                        AttrValue::Str(s) => super::json_escape::quoted(s),
                         e => e.text(),
                     })
                     .collect();
