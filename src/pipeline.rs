@@ -500,6 +500,17 @@ pub fn printable(message: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `printable`, of the first `max_chars` characters of `text` and "..."
+/// after them when there were more: a server's words in a message (its
+/// malformed status line, its partial success's message).
+pub fn printable_cut(text: &str, max_chars: usize) -> String {
+    let mut shown: String = text.chars().take(max_chars).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    printable(&shown).into_owned()
+}
+
 /// Wakes the exporter and lets flushers wait for it.
 #[derive(Default)]
 pub struct ExportSignal {

@@ -392,15 +392,9 @@ fn status_code_is_three_digits(line: &[u8]) -> bool {
 fn escaped_line(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = String::from_utf8_lossy(line);
-    let mut shown: String = text.chars().take(100).collect();
-    if shown.len() < text.len() {
-        shown.push_str("...");
-    }
-    crate::pipeline::printable(&shown).into_owned()
+    crate::pipeline::printable_cut(&String::from_utf8_lossy(line), 100)
 }
 
-/// The first 200 bytes of an error body, printable.
 /// The words of a server's error answer: the message of the
 /// google.rpc.Status an OTLP server answers with in protobuf (shown as
 /// text, its field tags and lengths put stray characters before the words,
@@ -425,6 +419,7 @@ fn answer_text(body: &[u8]) -> String {
     }
 }
 
+/// The first 200 bytes of an error body, printable.
 fn body_start(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(200)])
         .chars()

@@ -24,11 +24,7 @@ const MESSAGE_MAX_CHARS: usize = 200;
 /// that rewrites the terminal, is written `\xNN`), and a long one is cut,
 /// with "..." after it, as a malformed status line is.
 fn printable(message: &str) -> String {
-    let mut shown: String = message.chars().take(MESSAGE_MAX_CHARS).collect();
-    if shown.len() < message.len() {
-        shown.push_str("...");
-    }
-    crate::pipeline::printable(&shown).into_owned()
+    crate::pipeline::printable_cut(message, MESSAGE_MAX_CHARS)
 }
 
 fn parse_proto(body: &[u8]) -> Option<Accepted> {
