@@ -1,10 +1,16 @@
 """The OpenTelemetry span exporter (`spanguard.otel.SpanguardSpanExporter`),
-for what takes only an exporter (`Traceloop.init(exporter=...)`). What
-the loopback receiver or the sink gets must be the spans an in-memory
-exporter on the same provider got."""
+for what takes only an exporter: zero-code instrumentation
+(`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python app.py`),
+`Traceloop.init(exporter=...)`. What the loopback receiver or the sink
+gets must be the spans an in-memory exporter on the same provider got."""
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import read_sink
@@ -184,3 +190,62 @@ def test_a_span_it_cannot_read_fails_the_export_without_raising(tmp_path, caplog
 def test_it_takes_only_a_spanguard_tracer():
     with pytest.raises(TypeError):
         SpanguardSpanExporter("http://localhost:4318")
+
+
+# What `opentelemetry-instrument python agent.py` runs: the application
+# makes its spans through the global API and sets up nothing.
+ZERO_CODE_AGENT = textwrap.dedent("""
+    import json
+    import sys
+
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("zero.code.agent")
+    with tracer.start_as_current_span("agent.session") as session:
+        with tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+            llm.set_attribute("gen_ai.prompt.0.content", sys.argv[1] * 4000)
+    print(json.dumps({"provider": type(trace.get_tracer_provider()).__name__,
+                      "trace_id": f"{session.get_span_context().trace_id:032x}",
+                      "session": f"{session.get_span_context().span_id:016x}",
+                      "llm": f"{llm.get_span_context().span_id:016x}"}))
+""")
+
+
+def zero_code_env(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env.update(OTEL_TRACES_EXPORTER="spanguard", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_SERVICE_NAME="zero-code-agent", SPANGUARD_SINK_DIR=str(tmp_path / "sink"),
+               SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"), XDG_STATE_HOME=str(tmp_path / "state"), **extra)
+    return env
+
+
+@pytest.mark.parametrize("protocol", [None, "http/protobuf"], ids=["distro-default-protocol", "http-protobuf"])
+def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
+    """`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python
+    agent.py`: the SDK's configurator finds the exporter by its entry point
+    and the spans reach the sink under OTEL_SERVICE_NAME at the exit. The
+    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset:
+    spanguard names it on stderr and still starts and records."""
+    (tmp_path / "agent.py").write_text(ZERO_CODE_AGENT)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else {}
+    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py"), "tokens "],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=zero_code_env(tmp_path, **extra))
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr, proc.stderr
+    made = json.loads(proc.stdout.splitlines()[-1])
+    assert made["provider"] == "TracerProvider", proc.stderr
+    got = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert sorted(got) == ["agent.session", "llm.chat"], proc.stderr
+    session, llm = got["agent.session"], got["llm.chat"]
+    assert (session["trace_id"], session["span_id"], session["parent_span_id"]) == \
+        (made["trace_id"], made["session"], "")
+    assert (llm["trace_id"], llm["span_id"], llm["parent_span_id"]) == \
+        (made["trace_id"], made["llm"], made["session"])
+    assert llm["attributes"]["gen_ai.prompt.0.content"] == "tokens " * 4000
+    for span in got.values():
+        assert span["resource"]["service.name"] == "zero-code-agent"
+        assert span["resource"]["telemetry.sdk.language"] == "python"
+        assert span["scope"] == "zero.code.agent"
+    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is None)
