@@ -45,6 +45,14 @@ warning says so).
 
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
+
+Where only a span exporter can be given (zero-code instrumentation,
+`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python app.py`;
+OpenLLMetry's `Traceloop.init(exporter=...)`), `SpanguardSpanExporter`
+records each finished span whole, as the processor records one it never
+saw start. It sees a span only once it has ended and left the SDK's span
+processor: prefer the processor where it can be added, as it alone
+delivers the spans open when the process is killed.
 """
 
 from __future__ import annotations
@@ -56,12 +64,13 @@ import weakref
 from operator import is_
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from . import Span as _SpanguardSpan
 from . import SpanguardError, Tracer
 
-__all__ = ["SpanguardSpanProcessor"]
+__all__ = ["SpanguardSpanProcessor", "SpanguardSpanExporter"]
 
 _logger = logging.getLogger("spanguard")
 
@@ -335,18 +344,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         ctx = span.get_span_context()
         if not ctx.trace_flags & _SAMPLED:
             return
-        resource = getattr(span, "resource", None)
-        if resource is not None and resource is not self._resource:
-            # The provider's resource, once (an identity check a span):
-            # spans arrive under its service.name and attributes, as with
-            # the SDK's own exporter.
-            self._resource = resource
-            try:
-                attributes = dict(resource.attributes)
-                self._warn_if_resources_differ(attributes)
-                self._tracer.set_resource(attributes)
-            except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
-                self._failed("on_start", e)
+        self._pass_resource(span, "on_start")
         try:
             opened = self._begin(span, ctx)
         except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
@@ -407,6 +405,21 @@ class SpanguardSpanProcessor(SpanProcessor):
                 opened.span._end_unended()
         except Exception as e:  # noqa: BLE001 - a garbage collection must not raise
             self._failed("a collected span", e)
+
+    def _pass_resource(self, span, where: str) -> None:
+        """Passes on the provider's resource the first time one of its
+        spans comes (an identity check a span): spans arrive under its
+        service.name and attributes, as with the SDK's own exporter."""
+        resource = getattr(span, "resource", None)
+        if resource is None or resource is self._resource:
+            return
+        self._resource = resource
+        try:
+            attributes = dict(resource.attributes)
+            self._warn_if_resources_differ(attributes)
+            self._tracer.set_resource(attributes)
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._failed(where, e)
 
     def _pass_scope(self, scope) -> None:
         """Passes on the attributes of an SDK tracer's instrumentation scope
@@ -655,3 +668,100 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._failed_once = True
         _logger.warning("spanguard: the OpenTelemetry bridge failed in %s; that span is incomplete", where,
                         exc_info=True)
+
+
+class SpanguardSpanExporter(SpanExporter):
+    """A SpanExporter that records each finished span in spanguard, whole,
+    for what takes only an exporter: zero-code instrumentation
+    (`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument ...`, through
+    the `opentelemetry_traces_exporter` entry point), OpenLLMetry's
+    `Traceloop.init(exporter=...)`, a library's "additional exporters".
+
+    Without `tracer` it makes its own `spanguard.Tracer()`, configured from
+    the SPANGUARD_* and OTEL_* variables (the configurator constructs
+    exporters with no arguments), and its `shutdown` shuts that tracer
+    down. A tracer passed in stays its owner's: `shutdown` leaves it
+    running (it may hold other spans; it is shut down at interpreter exit
+    or by its owner).
+
+    Each span arrives as the SDK's own OTLP exporter would send it: its
+    ids, parent, times, name, kind, scope, attributes, events, links,
+    status, dropped counts and the provider's resource (a span is recorded
+    as `SpanguardSpanProcessor.on_end` records one it never saw start).
+    `export` answers SUCCESS once spanguard holds every span (its exporter
+    retries and spools them from there), FAILURE for one it could not take
+    (counted by the tracer, or after shutdown). Thread-safe (the SDK's
+    BatchSpanProcessor calls `export` from its worker thread, the
+    SimpleSpanProcessor from whichever thread ends a span); never raises
+    into the SDK.
+
+    An exporter sees a span only once it has ended and left the SDK's
+    span processor: open spans, and spans still in a BatchSpanProcessor's
+    queue, are not spanguard's until then (lost on SIGKILL, and on SIGTERM
+    unless the SDK flushes first). `SpanguardSpanProcessor` is what records
+    a span from its start, so that a killed process still delivers it."""
+
+    def __init__(self, tracer: Tracer | None = None):
+        # A tracer of its own when none is given; its shutdown is ours.
+        self._owns_tracer = tracer is None
+        self._tracer = Tracer() if tracer is None else tracer
+        # The processor's path for a span it never saw start (`_begin`,
+        # then `_complete`), with its resource and scope passing; `_open`
+        # and the setters' following are never used (`on_start` is not).
+        self._bridge = SpanguardSpanProcessor(self._tracer)
+        self._shut_down = False
+
+    def export(self, spans) -> SpanExportResult:
+        if self._shut_down:
+            return SpanExportResult.FAILURE
+        bridge = self._bridge
+        held = True
+        for span in spans:
+            try:
+                ctx = span.get_span_context()
+                if not ctx.trace_flags & _SAMPLED:
+                    continue  # left out, as the SDK's processors leave it
+                bridge._pass_resource(span, "export")
+                opened = bridge._begin(span, ctx)
+                # Not recording: the tracer shut down, or it had no room
+                # (counted there); the span is not spanguard's.
+                held = opened.span.is_recording() and held
+                opened.ended = True
+                bridge._complete(span, opened)
+            except Exception as e:  # noqa: BLE001 - an exporter must not throw into the SDK
+                held = False
+                bridge._failed("export", e)
+        return SpanExportResult.SUCCESS if held else SpanExportResult.FAILURE
+
+    def shutdown(self, timeout_millis: float = 5000) -> None:
+        """Later exports answer FAILURE. A tracer the exporter made is shut
+        down (flushed, in `timeout_millis`; the BatchSpanProcessor passes
+        what is left of its own timeout); one passed in is left to its
+        owner."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if not self._owns_tracer:
+            return
+        try:
+            self._tracer.shutdown(max(0.0, timeout_millis) / 1000)
+        except SpanguardError:
+            pass  # closed already: shut down, as asked
+        except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
+            _logger.warning("spanguard: the exporter's tracer failed to shut down", exc_info=True)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flushes the spanguard tracer: True once the spans exported so far
+        were delivered or spooled. (The SDK's span processors' force_flush
+        does not call it: they hand their spans to `export` and return.)"""
+        if self._shut_down:
+            return False
+        # After the tracer closed, False rather than an exception, as the
+        # processor answers.
+        try:
+            return self._tracer.flush(max(0.0, timeout_millis) / 1000)
+        except SpanguardError:
+            return False
+        except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
+            _logger.warning("spanguard: the exporter's flush failed", exc_info=True)
+            return False

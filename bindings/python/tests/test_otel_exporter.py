@@ -1,0 +1,251 @@
+"""The OpenTelemetry span exporter (`spanguard.otel.SpanguardSpanExporter`),
+for what takes only an exporter: zero-code instrumentation
+(`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python app.py`),
+`Traceloop.init(exporter=...)`. What the loopback receiver or the sink
+gets must be the spans an in-memory exporter on the same provider got."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import read_sink
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_otel_bridge import assert_same
+
+import spanguard
+from spanguard.otel import SpanguardSpanExporter
+
+# An LLM-sized prompt: it must arrive whole.
+PROMPT = "".join(chr(ord("a") + i % 26) for i in range(100_000))
+
+
+def spanguard_tracer(receiver, tmp_path, **settings):
+    return spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=tmp_path / "spool",
+                            schedule_delay_ms=50, install_signal_handlers=False, **settings)
+
+
+def agent_spans(provider) -> None:
+    """An agent's spans, with everything an exporter carries: a remote-less
+    parent and child, a 100 KB prompt, arrays, bytes, events, a link, an
+    exception, an error status, a renamed span."""
+    agent = provider.get_tracer("my.agent", "1.4.0", schema_url="https://opentelemetry.io/schemas/1.28.0")
+    with agent.start_as_current_span("agent.session", kind=trace.SpanKind.SERVER,
+                                     attributes={"session.id": "s-1", "turn": 3}) as session:
+        session.add_event("plan.ready", {"steps": 2, "tools": ("search", "calc")})
+        with agent.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT,
+                                         links=[trace.Link(session.get_span_context(), {"why": "origin"})]) as llm:
+            llm.set_attributes({"gen_ai.prompt.0.content": PROMPT, "gen_ai.usage.input_tokens": 25_000,
+                                "gen_ai.response.finish_reasons": ("stop",), "raw": b"\x00\xff"})
+            llm.update_name("llm.chat gpt-4o")
+            llm.set_status(trace.StatusCode.OK)
+        with agent.start_as_current_span("tool.search") as tool:
+            tool.record_exception(TimeoutError("upstream timeout"))
+            tool.set_status(trace.Status(trace.StatusCode.ERROR, "upstream timeout"))
+
+
+def one_finished_span() -> tuple:
+    """One finished SDK span, as a span processor hands it on."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("finished"):
+        pass
+    provider.shutdown()
+    return memory.get_finished_spans()
+
+
+@pytest.mark.parametrize("processor", [SimpleSpanProcessor, BatchSpanProcessor])
+def test_spans_arrive_as_the_sdk_recorded_them(receiver, tmp_path, processor):
+    start = len(receiver.spans())
+    tracer = spanguard_tracer(receiver, tmp_path, service_name="spanguard-own")
+    exporter = SpanguardSpanExporter(tracer)
+    provider = TracerProvider(resource=Resource.create({"service.name": "exported-agent", "replicas": 3}))
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(processor(exporter))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    agent_spans(provider)
+    # A processor's force_flush hands its spans to export; the exporter's
+    # flushes spanguard.
+    assert provider.force_flush()
+    assert exporter.force_flush()
+    got = {s["span_id"]: s for s in receiver.spans()[start:]}
+    finished = memory.get_finished_spans()
+    assert len(finished) == 3 and len(got) == 3
+    for otel_span in finished:
+        sent = got[f"{otel_span.get_span_context().span_id:016x}"]
+        assert_same(otel_span, sent)
+        assert sent["resource"]["service.name"] == "exported-agent"
+        assert sent["resource"]["replicas"] == 3
+        assert sent["resource"]["telemetry.sdk.language"] == "python"
+    llm = next(s for s in got.values() if s["name"] == "llm.chat gpt-4o")
+    assert llm["attributes"]["gen_ai.prompt.0.content"] == PROMPT
+    assert tracer.stats().values_truncated == 0
+    provider.shutdown()
+    tracer.close()
+
+
+def test_spans_ended_on_many_threads_all_arrive(receiver, tmp_path):
+    """The SimpleSpanProcessor exports each span on the thread that ends it."""
+    start = len(receiver.spans())
+    tracer = spanguard_tracer(receiver, tmp_path)
+    exporter = SpanguardSpanExporter(tracer)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otel = provider.get_tracer("threads")
+
+    def work(t):
+        for i in range(50):
+            with otel.start_as_current_span(f"t{t}.{i}", attributes={"i": i}):
+                pass
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert exporter.force_flush()
+    got = receiver.spans()[start:]
+    assert sorted(s["name"] for s in got) == sorted(f"t{t}.{i}" for t in range(8) for i in range(50))
+    provider.shutdown()
+    tracer.close()
+
+
+def test_a_tracer_passed_in_is_left_running_at_shutdown(tmp_path):
+    """The exporter's shutdown is the provider's: a spanguard tracer the
+    application passed in may hold its other spans, and stays its own."""
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("exported"):
+        pass
+    provider.shutdown()
+    with tracer.span("after the provider") as native:
+        assert native.is_recording()
+    assert exporter.export(one_finished_span()) is SpanExportResult.FAILURE
+    assert exporter.force_flush() is False
+    assert tracer.shutdown(10)
+    assert sorted(s["name"] for s in read_sink(tmp_path / "sink")) == ["after the provider", "exported"]
+    tracer.close()
+
+
+def test_a_tracer_of_its_own_comes_from_the_environment_and_is_shut_down(tmp_path, monkeypatch):
+    """With no arguments (how the SDK's configurator constructs it) the
+    exporter makes a tracer from the SPANGUARD_* and OTEL_* variables, and
+    the provider's shutdown delivers its spans (nothing else would before
+    the interpreter's exit)."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "SPANGUARD_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPANGUARD_SINK_DIR", str(tmp_path / "sink"))
+    monkeypatch.setenv("SPANGUARD_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("SPANGUARD_SIGNAL_HANDLERS", "false")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # nothing sent before the shutdown
+    exporter = SpanguardSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "env-agent"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("exported"):
+        pass
+    provider.shutdown()
+    (got,) = read_sink(tmp_path / "sink")
+    assert (got["name"], got["resource"]["service.name"]) == ("exported", "env-agent")
+    assert exporter.export(one_finished_span()) is SpanExportResult.FAILURE
+
+
+def test_export_after_the_tracer_closed_fails_without_raising(tmp_path, caplog):
+    """A span the tracer cannot take answers FAILURE, never an exception
+    into the SDK, and a closed tracer is not reported as a failure."""
+    with spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                          install_signal_handlers=False) as tracer:
+        exporter = SpanguardSpanExporter(tracer)
+    spans = one_finished_span()
+    with caplog.at_level("WARNING", logger="spanguard"):
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert exporter.force_flush() is False
+        exporter.shutdown()
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+
+
+def test_a_span_it_cannot_read_fails_the_export_without_raising(tmp_path, caplog):
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    with caplog.at_level("WARNING", logger="spanguard"):
+        assert exporter.export([object(), *one_finished_span()]) is SpanExportResult.FAILURE
+    assert [r for r in caplog.records if "bridge failed in export" in r.getMessage()]
+    assert tracer.shutdown(10)
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["finished"]  # the one it could read
+    tracer.close()
+
+
+def test_it_takes_only_a_spanguard_tracer():
+    with pytest.raises(TypeError):
+        SpanguardSpanExporter("http://localhost:4318")
+
+
+# What `opentelemetry-instrument python agent.py` runs: the application
+# makes its spans through the global API and sets up nothing.
+ZERO_CODE_AGENT = textwrap.dedent("""
+    import json
+    import sys
+
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("zero.code.agent")
+    with tracer.start_as_current_span("agent.session") as session:
+        with tracer.start_as_current_span("llm.chat", kind=trace.SpanKind.CLIENT) as llm:
+            llm.set_attribute("gen_ai.prompt.0.content", sys.argv[1] * 4000)
+    print(json.dumps({"provider": type(trace.get_tracer_provider()).__name__,
+                      "trace_id": f"{session.get_span_context().trace_id:032x}",
+                      "session": f"{session.get_span_context().span_id:016x}",
+                      "llm": f"{llm.get_span_context().span_id:016x}"}))
+""")
+
+
+def zero_code_env(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env.update(OTEL_TRACES_EXPORTER="spanguard", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_SERVICE_NAME="zero-code-agent", SPANGUARD_SINK_DIR=str(tmp_path / "sink"),
+               SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"), XDG_STATE_HOME=str(tmp_path / "state"), **extra)
+    return env
+
+
+@pytest.mark.parametrize("protocol", [None, "http/protobuf"], ids=["distro-default-protocol", "http-protobuf"])
+def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
+    """`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python
+    agent.py`: the SDK's configurator finds the exporter by its entry point
+    and the spans reach the sink under OTEL_SERVICE_NAME at the exit. The
+    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset:
+    spanguard names it on stderr and still starts and records."""
+    (tmp_path / "agent.py").write_text(ZERO_CODE_AGENT)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else {}
+    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py"), "tokens "],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=zero_code_env(tmp_path, **extra))
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr, proc.stderr
+    made = json.loads(proc.stdout.splitlines()[-1])
+    assert made["provider"] == "TracerProvider", proc.stderr
+    got = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert sorted(got) == ["agent.session", "llm.chat"], proc.stderr
+    session, llm = got["agent.session"], got["llm.chat"]
+    assert (session["trace_id"], session["span_id"], session["parent_span_id"]) == \
+        (made["trace_id"], made["session"], "")
+    assert (llm["trace_id"], llm["span_id"], llm["parent_span_id"]) == \
+        (made["trace_id"], made["llm"], made["session"])
+    assert llm["attributes"]["gen_ai.prompt.0.content"] == "tokens " * 4000
+    for span in got.values():
+        assert span["resource"]["service.name"] == "zero-code-agent"
+        assert span["resource"]["telemetry.sdk.language"] == "python"
+        assert span["scope"] == "zero.code.agent"
+    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is None)
