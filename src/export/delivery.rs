@@ -106,6 +106,10 @@ pub enum Outcome<'a> {
         values: u64,
         limit: &'a str,
     },
+    /// A resource took over half of `limit` (which says what raises it):
+    /// its requests carry it without `attributes` of its attributes (its
+    /// `dropped_attributes_count`). Once a resource, not once a request.
+    ResourceCut { attributes: u64, limit: &'a str },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
     /// An attempt got no acceptable answer.
@@ -687,6 +691,13 @@ impl Delivery {
             // Cut to today's limit (the dead process may have had a larger
             // one): counted now, not with the next batch that encoder makes.
             let values = encoder.take_cut_values();
+            let attributes = encoder.take_resource_attributes_dropped();
+            if attributes > 0 {
+                host.record(Outcome::ResourceCut {
+                    attributes,
+                    limit: "one request of this process's size limit (a recovered span's resource)",
+                });
+            }
             if values > 0 {
                 host.record(Outcome::Cut {
                     origin: Origin::Recovered,

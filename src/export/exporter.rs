@@ -473,6 +473,14 @@ impl Exporter {
                     let limit = self.size_limit_text();
                     self.host.diagnostics.values_cut(cut, &limit);
                 }
+                let attributes = self.encoder.take_resource_attributes_dropped();
+                if attributes > 0 {
+                    let limit = self.size_limit_text();
+                    self.host.record(Outcome::ResourceCut {
+                        attributes,
+                        limit: &limit,
+                    });
+                }
                 (n, cut)
             };
             if n == 0 {
@@ -838,6 +846,10 @@ impl DeliveryHost for ExporterHost {
             Outcome::Cut { values, limit, .. } => {
                 Stats::add(&s.values_truncated, values);
                 self.diagnostics.values_cut(values, limit);
+            }
+            Outcome::ResourceCut { attributes, limit } => {
+                Stats::add(&s.attributes_dropped, attributes);
+                self.diagnostics.resource_cut(attributes, limit);
             }
             Outcome::Evicted { files, spans } => {
                 Stats::add(&s.dropped_spool_overflow, spans);
