@@ -250,7 +250,7 @@ impl Exporter {
         if !(self.replays_spool && self.host.spool_pending) {
             return schedule_delay;
         }
-        let probe = match self.delivery.down_until() {
+        let probe = match self.delivery.replay_held_until() {
             Some(until) => until.saturating_duration_since(Instant::now()),
             None => PROBE_INTERVAL,
         };
