@@ -242,8 +242,49 @@ impl Pipeline {
         if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
             return None;
         }
-        self.signal
-            .request_flush_unless_gone(deadline.saturating_duration_since(Instant::now()))
+        let outcome = self
+            .signal
+            .request_flush_unless_gone(deadline.saturating_duration_since(Instant::now()));
+        // Out of time with nothing to wait for (a flush with no timeout
+        // while nothing is pending, as OpenTelemetry SDKs' force_flush
+        // answers true then): done, not timed out.
+        if outcome == Some(FlushOutcome::TimedOut)
+            && let Some(settled) = self.nothing_to_flush()
+        {
+            return Some(settled);
+        }
+        outcome
+    }
+
+    /// When every span ended so far has been dealt with (delivered,
+    /// spooled, refused, left out by the sampler): what a flush answers
+    /// then, Spooled while spans spooled since the last answer are still
+    /// only in the spool. None while any is still queued or in the
+    /// exporter's hands.
+    fn nothing_to_flush(&self) -> Option<FlushOutcome> {
+        let ended = self.slab.spans_ended_at_least();
+        let s = &self.stats;
+        // spooled_spans with Acquire: the exporter sets `spooled_unanswered`
+        // before it adds to it with Release, so it is seen set here.
+        let spooled = s.spooled_spans.load(Ordering::Acquire);
+        let settled = [
+            &s.spans_exported,
+            &s.dropped_export_failed,
+            &s.dropped_rejected,
+            &s.spans_unsampled,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum::<u64>()
+            + spooled;
+        if settled < ended {
+            return None;
+        }
+        Some(if self.signal.spooled_unanswered.load(Ordering::Relaxed) {
+            FlushOutcome::Spooled
+        } else {
+            FlushOutcome::Delivered
+        })
     }
 
     /// Flush, then end and export the spans still open (marked
@@ -523,6 +564,10 @@ pub struct ExportSignal {
     pub flush_completed: AtomicU64,
     /// The highest epoch answered with spans that were only spooled.
     pub flush_spooled: AtomicU64,
+    /// Spans were spooled since the last flush was answered (and the
+    /// spool not emptied since): what that answer says, read by the
+    /// exporter when it answers and by a flush with nothing to wait for.
+    pub spooled_unanswered: AtomicBool,
     /// When the most impatient pending flush gives up (`clock::monotonic_ns`),
     /// u64::MAX when none waits: the exporter spools rather than wait out a
     /// retry past it.

@@ -93,7 +93,8 @@ counters! {
     bytes_sent,
     /// Send attempts after a first failure.
     retries,
-    /// Attributes (of spans, events, links) that did not fit.
+    /// Attributes (of spans, events, links) that did not fit, and those of
+    /// a resource over half the request size limit (once a resource).
     attributes_dropped,
     /// Events that did not fit.
     events_dropped,

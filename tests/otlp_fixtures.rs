@@ -531,6 +531,7 @@ fn cases() -> Vec<Case> {
                 ),
                 ("none".into(), AttrValue::Array(vec![])),
             ],
+            dropped_attributes: 0,
             scope_name: "custom.scope/ünï".into(),
             scope_version: String::new(),
             scopes: Vec::new(),

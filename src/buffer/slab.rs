@@ -802,6 +802,15 @@ impl SpanSlab {
         taken + self.ended_len() as u64
     }
 
+    /// Spans ended, read the other way round: the queue before the take,
+    /// so a span moving from one to the other between the two reads is
+    /// counted twice, never missed: never the smaller (what a flush with
+    /// nothing to wait for compares the spans dealt with against).
+    pub fn spans_ended_at_least(&self) -> u64 {
+        let queued = self.ended_len() as u64;
+        queued + self.taken.taken.load(Ordering::Acquire)
+    }
+
     /// The exporter's side: asks the CPU to fetch the lines of a taken slot
     /// that encoding reads first. The application's core wrote them, so
     /// each is a transfer between cores; issued for a whole batch before

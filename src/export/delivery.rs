@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::gzip::GzipWriter;
 use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
-use super::retry::{RetryPolicy, RetryStep};
+use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
@@ -106,6 +106,10 @@ pub enum Outcome<'a> {
         values: u64,
         limit: &'a str,
     },
+    /// A resource took over half of `limit` (which says what raises it):
+    /// its requests carry it without `attributes` of its attributes (its
+    /// `dropped_attributes_count`). Once a resource, not once a request.
+    ResourceCut { attributes: u64, limit: &'a str },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
     /// An attempt got no acceptable answer.
@@ -151,6 +155,18 @@ enum Fate {
     TooLarge(String),
 }
 
+/// How long a spool replay waits after the server refused a spool file for
+/// who sent it or where (401, 403, 404, 405, 407: `SendError::Misdirected`):
+/// a token missing or a wrong path is not set right within a second, and
+/// each of the exporter's wake-ups sent the first file again (a request
+/// wasted and a failure on stderr each time). Backs off, with jitter, from
+/// 2 s to 5 min; a request accepted ends it.
+const REPLAY_AFTER_REFUSAL: Backoff = Backoff {
+    initial: Duration::from_secs(2),
+    max: Duration::from_secs(300),
+    multiplier: 2,
+};
+
 pub struct Delivery {
     transport: Box<dyn Transport>,
     spool: SpoolDir,
@@ -166,6 +182,13 @@ pub struct Delivery {
     journal: Option<Journal>,
     /// For gzipping the parts of a split request; made when first needed.
     gzip: Option<GzipWriter>,
+    /// A spool file was kept because the server refused who sent it or
+    /// where (`SendError::Misdirected`), since `replay_spool` began.
+    misdirected: bool,
+    /// Replays the server refused so in a row, and when the next may
+    /// start (`REPLAY_AFTER_REFUSAL`); reset by any request accepted.
+    replay_refusals: u32,
+    replay_held_until: Option<Instant>,
 }
 
 impl Delivery {
@@ -184,6 +207,9 @@ impl Delivery {
             down_until: None,
             journal: None,
             gzip: None,
+            misdirected: false,
+            replay_refusals: 0,
+            replay_held_until: None,
         }
     }
 
@@ -199,6 +225,14 @@ impl Delivery {
     /// When the backend may be tried again, while it counts as down.
     pub fn down_until(&self) -> Option<Instant> {
         self.down_until.filter(|&t| t > Instant::now())
+    }
+
+    /// When the spool may be replayed next, while that is later than now:
+    /// the backend is down, or it refused the last replay for who sent it
+    /// or where (`REPLAY_AFTER_REFUSAL`).
+    pub fn replay_held_until(&self) -> Option<Instant> {
+        let held = self.replay_held_until.filter(|&t| t > Instant::now());
+        self.down_until().max(held)
     }
 
     /// Gives the delivery the flight recorder's journal of the next fresh
@@ -344,6 +378,10 @@ impl Delivery {
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
+                    // The server takes what this sender sends (a token set
+                    // right, the path fixed): the spool may go now.
+                    self.replay_refusals = 0;
+                    self.replay_held_until = None;
                     let rejected = accepted.rejected_spans.min(request.spans);
                     host.record(Outcome::Delivered {
                         origin: request.origin,
@@ -368,6 +406,7 @@ impl Delivery {
                     // set up right; deleted, every spooled span was lost to
                     // a forgotten flag.
                     self.down_until = None;
+                    self.misdirected = true;
                     host.record(Outcome::AttemptFailed { reason: &reason });
                     return Fate::Keep(format!(
                         "{reason}; spans from the spool kept for a sender set up right"
@@ -403,16 +442,10 @@ impl Delivery {
                             Some(instant_after(Instant::now(), super::retry::PROBE_INTERVAL));
                         return Fate::Keep(format!("{reason}; stopping"));
                     }
-                    self.rng = self
-                        .rng
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let step = self.policy.after_failure(
-                        attempt,
-                        retry_after,
-                        started.elapsed(),
-                        self.rng >> 11,
-                    );
+                    let random = self.next_random();
+                    let step =
+                        self.policy
+                            .after_failure(attempt, retry_after, started.elapsed(), random);
                     match step {
                         RetryStep::Wait(wait) => {
                             let wait_started = Instant::now();
@@ -632,7 +665,15 @@ impl Delivery {
     /// Sends the spool's files, oldest first, while the backend takes them
     /// and nothing else needs the thread. True when the spool was emptied
     /// (of files not locked by another replayer).
+    ///
+    /// After the server refused a replay for who sent it or where, the
+    /// next waits (`REPLAY_AFTER_REFUSAL`), unless a request is accepted
+    /// meanwhile: false, nothing sent.
     pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
+        if self.replay_held_until.is_some_and(|t| t > Instant::now()) {
+            return false;
+        }
+        self.misdirected = false;
         let spool = self.spool.clone();
         let mut drained = true;
         spool.replay(|batch| {
@@ -657,10 +698,24 @@ impl Delivery {
                 ReplayVerdict::Stop
             }
         });
+        if std::mem::take(&mut self.misdirected) {
+            self.replay_refusals = self.replay_refusals.saturating_add(1);
+            let hold = REPLAY_AFTER_REFUSAL.delay(self.replay_refusals, self.next_random());
+            self.replay_held_until = Some(instant_after(Instant::now(), hold));
+        }
         host.record(Outcome::SpoolSize {
             bytes: self.spool.total_bytes(),
         });
         drained
+    }
+
+    /// A new pseudo-random number, for jitter.
+    fn next_random(&mut self) -> u64 {
+        self.rng = self
+            .rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.rng >> 11
     }
 
     /// Delivers (or keeps in the spool) the spans a dead process left in a
@@ -687,6 +742,13 @@ impl Delivery {
             // Cut to today's limit (the dead process may have had a larger
             // one): counted now, not with the next batch that encoder makes.
             let values = encoder.take_cut_values();
+            let attributes = encoder.take_resource_attributes_dropped();
+            if attributes > 0 {
+                host.record(Outcome::ResourceCut {
+                    attributes,
+                    limit: "one request of this process's size limit (a recovered span's resource)",
+                });
+            }
             if values > 0 {
                 host.record(Outcome::Cut {
                     origin: Origin::Recovered,
@@ -857,6 +919,62 @@ mod tests {
             origin: Origin::Fresh,
             cut_counted,
         }
+    }
+
+    #[test]
+    fn a_spool_its_server_refuses_for_the_sender_is_not_replayed_at_every_wake_up() {
+        // A server answering 401 (no token yet) to every request: each of
+        // the exporter's wake-ups replayed the first spool file, a request
+        // and a failure each time.
+        let dir = std::env::temp_dir().join(format!("sg-delivery-401-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let answers = Arc::new(Mutex::new(vec![busy(None)]));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let mut d = Delivery::new(
+            Box::new(Scripted {
+                answers: Arc::clone(&answers),
+                sent: Arc::clone(&sent),
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        d.deliver(&fresh(3), &mut host);
+        assert_eq!((host.kept, d.spool().list().len()), (3, 1), "spooled");
+        // The outage is over; the server now wants a token.
+        d.down_until = None;
+        let refused = || {
+            Err(SendError::Misdirected {
+                reason: "HTTP 401".to_string(),
+            })
+        };
+        *answers.lock().unwrap() = (0..20).map(|_| refused()).collect();
+        let before = sent.lock().unwrap().len();
+        for _ in 0..10 {
+            assert!(!d.replay_spool(&mut host), "the file stays");
+        }
+        assert_eq!(
+            sent.lock().unwrap().len() - before,
+            1,
+            "one request for ten wake-ups"
+        );
+        let held = d.replay_held_until().expect("replays wait");
+        assert!(held >= Instant::now() + Duration::from_millis(500));
+        assert!(d.down_until().is_none(), "fresh spans still go");
+        assert_eq!(d.spool().list().len(), 1, "kept");
+        // The token set right: a fresh request is accepted, and the spool
+        // goes at the next wake-up, not after the wait.
+        answers.lock().unwrap().clear();
+        assert!(d.deliver(&fresh(2), &mut host));
+        assert!(d.replay_held_until().is_none());
+        assert!(d.replay_spool(&mut host), "drained");
+        assert_eq!(host.delivered, 5);
+        assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -303,6 +303,18 @@ impl Diagnostics {
         );
     }
 
+    /// A resource over half of `limit` (which says what raises it) is sent
+    /// without `attributes` of its attributes. Said each time, which is
+    /// once a resource: the encoder fits a resource once.
+    pub fn resource_cut(&mut self, attributes: u64, limit: &str) {
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "the resource (service.name and resource attributes) took over half of {limit}: its spans are sent with service.name and the resource attributes that fit, {attributes} left out (dropped_attributes_count in each request; counted in attributes_dropped)"
+            ),
+        );
+    }
+
     /// The exporter stops: what the rate limits held back is told now (a
     /// process that stops within a minute of its first loss would
     /// otherwise leave only the first batch's number on stderr), and,

@@ -103,7 +103,6 @@ impl Exporter {
             target: delivery.target(),
             spool_dir: config.spool_dir.display().to_string(),
             unsettled: 0,
-            spooled_since_answer: false,
             // Batches and crash leftovers of earlier processes are sent at start.
             spool_pending: !file_sink,
             pressure: (config.max_queue_size as usize / 2).max(1),
@@ -250,7 +249,7 @@ impl Exporter {
         if !(self.replays_spool && self.host.spool_pending) {
             return schedule_delay;
         }
-        let probe = match self.delivery.down_until() {
+        let probe = match self.delivery.replay_held_until() {
             Some(until) => until.saturating_duration_since(Instant::now()),
             None => PROBE_INTERVAL,
         };
@@ -357,7 +356,7 @@ impl Exporter {
                 // Nothing taken means every queue was empty, so past its
                 // mark too.
                 if taken == 0 || p.slab.ended_passed(&self.flush_marks) {
-                    let spooled = std::mem::take(&mut self.host.spooled_since_answer);
+                    let spooled = signal.spooled_unanswered.swap(false, Ordering::Relaxed);
                     signal.complete_flush(epoch, spooled);
                     answering = None;
                 }
@@ -472,6 +471,14 @@ impl Exporter {
                 if cut > 0 {
                     let limit = self.size_limit_text();
                     self.host.diagnostics.values_cut(cut, &limit);
+                }
+                let attributes = self.encoder.take_resource_attributes_dropped();
+                if attributes > 0 {
+                    let limit = self.size_limit_text();
+                    self.host.record(Outcome::ResourceCut {
+                        attributes,
+                        limit: &limit,
+                    });
                 }
                 (n, cut)
             };
@@ -647,7 +654,10 @@ impl Exporter {
         if self.delivery.replay_spool(&mut self.host) {
             self.host.spool_pending = false;
             // What was spooled has been delivered since.
-            self.host.spooled_since_answer = false;
+            self.pipeline
+                .signal
+                .spooled_unanswered
+                .store(false, Ordering::Relaxed);
         }
         self.report_set_aside();
     }
@@ -688,8 +698,6 @@ struct ExporterHost {
     /// Spans of the fresh request being delivered that no outcome has
     /// accounted for yet (a panic counts them lost).
     unsettled: u64,
-    /// Spans were spooled since the last flush was answered.
-    spooled_since_answer: bool,
     /// The spool holds files to replay.
     spool_pending: bool,
     /// Ended spans that make the exporter spool rather than wait.
@@ -822,8 +830,11 @@ impl DeliveryHost for ExporterHost {
                 self.spool_pending = true;
                 if origin.is_fresh() {
                     Stats::add(&s.spooled_batches, 1);
-                    Stats::add(&s.spooled_spans, spans);
-                    self.spooled_since_answer = true;
+                    // Set before the count (Release): a flush that sees
+                    // these spans dealt with sees them spooled
+                    // (`Pipeline::nothing_to_flush`).
+                    p.signal.spooled_unanswered.store(true, Ordering::Relaxed);
+                    s.spooled_spans.fetch_add(spans, Ordering::Release);
                 }
                 let what = if origin.is_fresh() { "" } else { "recovered " };
                 p.report(
@@ -838,6 +849,10 @@ impl DeliveryHost for ExporterHost {
             Outcome::Cut { values, limit, .. } => {
                 Stats::add(&s.values_truncated, values);
                 self.diagnostics.values_cut(values, limit);
+            }
+            Outcome::ResourceCut { attributes, limit } => {
+                Stats::add(&s.attributes_dropped, attributes);
+                self.diagnostics.resource_cut(attributes, limit);
             }
             Outcome::Evicted { files, spans } => {
                 Stats::add(&s.dropped_spool_overflow, spans);

@@ -105,6 +105,8 @@ pub struct DecodedLink {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DecodedSpan {
     pub resource: Arc<Attributes>,
+    /// The resource's attributes its sender left out.
+    pub resource_dropped_attributes: u32,
     pub scope_name: String,
     pub scope_version: String,
     pub scope_schema_url: String,
@@ -348,12 +350,15 @@ pub fn decode_proto(body: &[u8]) -> Result<Vec<DecodedSpan>, DecodeError> {
 
 fn resource_spans(buf: &[u8], out: &mut Vec<DecodedSpan>) -> Result<(), DecodeError> {
     let mut resource = Vec::new();
+    let mut dropped = 0;
     let mut scopes = Vec::new();
     each_field(buf, |n, w| {
         match n {
             field::RESOURCE_SPANS_RESOURCE => each_field(w.bytes(), |n, w| {
-                if n == field::RESOURCE_ATTRIBUTES {
-                    resource.push(key_value(w.bytes(), 0)?);
+                match n {
+                    field::RESOURCE_ATTRIBUTES => resource.push(key_value(w.bytes(), 0)?),
+                    field::RESOURCE_DROPPED_ATTRIBUTES => dropped = w.uint() as u32,
+                    _ => {}
                 }
                 Ok(())
             })?,
@@ -364,7 +369,11 @@ fn resource_spans(buf: &[u8], out: &mut Vec<DecodedSpan>) -> Result<(), DecodeEr
     })?;
     let resource = Arc::new(resource);
     for scope in scopes {
+        let first = out.len();
         scope_spans(scope, &resource, out)?;
+        for s in &mut out[first..] {
+            s.resource_dropped_attributes = dropped;
+        }
     }
     Ok(())
 }
@@ -543,6 +552,10 @@ pub fn decode_json(text: &[u8]) -> Result<Vec<DecodedSpan>, DecodeError> {
             .transpose()?
             .unwrap_or_default();
         let resource = Arc::new(resource);
+        let resource_dropped_attributes = json_u32(
+            rs.get("resource")
+                .and_then(|r| r.get_any(&["droppedAttributesCount", "dropped_attributes_count"])),
+        );
         for ss in rs
             .get_any(&["scopeSpans", "scope_spans"])
             .map_or(&[][..], |v| v.as_array())
@@ -559,6 +572,7 @@ pub fn decode_json(text: &[u8]) -> Result<Vec<DecodedSpan>, DecodeError> {
             for s in ss.get("spans").map_or(&[][..], |v| v.as_array()) {
                 let mut span = json_span(s)?;
                 span.resource = Arc::clone(&resource);
+                span.resource_dropped_attributes = resource_dropped_attributes;
                 span.scope_name = scope_name.clone();
                 span.scope_version = scope_version.clone();
                 span.scope_schema_url = scope_schema_url.clone();

@@ -59,6 +59,12 @@ impl OtlpJsonEncoder {
             );
         }
         attrs.close(out);
+        put_count(
+            out,
+            &mut first,
+            "droppedAttributesCount",
+            resource.dropped_attributes,
+        );
         out.push(b'}');
         // Empty, the list is a default value: left out, as proto3 JSON does.
         if !spans.is_empty() {

@@ -23,6 +23,7 @@ pub(crate) mod field {
     pub(crate) const RESOURCE_SPANS_RESOURCE: u32 = 1;
     pub(crate) const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
     pub(crate) const RESOURCE_ATTRIBUTES: u32 = 1;
+    pub(crate) const RESOURCE_DROPPED_ATTRIBUTES: u32 = 2;
 
     pub(crate) const SCOPE_SPANS_SCOPE: u32 = 1;
     pub(crate) const SCOPE_SPANS_SPANS: u32 = 2;
@@ -146,6 +147,11 @@ impl OtlpProtoEncoder {
                 usize::MAX,
             );
         }
+        put_varint_field(
+            out,
+            field::RESOURCE_DROPPED_ATTRIBUTES,
+            resource.dropped_attributes as u64,
+        );
         end_message(out, res);
 
         let one = in_tracer_scope(spans);

@@ -3,6 +3,8 @@
 //! point. A batch is encoded whole when it fits, else as consecutive parts,
 //! each as many spans as fit, while the records are still held.
 
+use std::sync::Arc;
+
 use super::gzip::GzipWriter;
 use super::otlp_json::OtlpJsonEncoder;
 use super::otlp_proto::OtlpProtoEncoder;
@@ -33,6 +35,12 @@ pub struct RequestEncoder {
     /// request's envelope) when it returned 0 and they took half the budget
     /// or more: the resource is why (`no_room_reason`).
     framing_over: Option<usize>,
+    /// The last resource given that took over half the budget, and what
+    /// the requests carry instead (`fit_resource`): made once a resource.
+    fitted: Option<(ResourceInfo, Arc<ResourceInfo>)>,
+    /// The attributes the last resource fitted left out, until
+    /// `take_resource_attributes_dropped`.
+    newly_dropped: u64,
 }
 
 impl RequestEncoder {
@@ -49,6 +57,8 @@ impl RequestEncoder {
             encoded_total: 0,
             cut_values: 0,
             framing_over: None,
+            fitted: None,
+            newly_dropped: 0,
         }
     }
 
@@ -64,10 +74,10 @@ impl RequestEncoder {
     pub fn nothing_fits_reason(&self, limit: &str) -> String {
         match self.framing_over {
             Some(framing) => format!(
-                "the resource (service.name and resource attributes: {framing} bytes encoded, \
-                 with a request's envelope) leaves no room for a span in {limit}; every span \
-                 of this resource is lost until the resource is made smaller or the limit \
-                 raised above it"
+                "the resource (its service.name, and the other resource attributes that fit \
+                 in half the limit: {framing} bytes encoded, with a request's envelope) leaves \
+                 no room for a span in {limit}; every span of this resource is lost until its \
+                 service.name is made shorter or the limit raised"
             ),
             None => format!(
                 "a span alone is larger than the request size limit ({} bytes)",
@@ -83,6 +93,11 @@ impl RequestEncoder {
     /// request's own framing); 0 means even that did not make it fit (then
     /// nothing is encoded: the caller counts it lost).
     pub fn encode_prefix(&mut self, resource: &ResourceInfo, records: &[SpanView]) -> usize {
+        // A resource over half the budget is sent with the attributes that
+        // fit in half (every request of it the same: a backend tells
+        // resources apart by their attributes).
+        let fitted = self.fitted_resource(resource);
+        let resource = fitted.as_deref().unwrap_or(resource);
         // The framing every request of this resource carries, and a margin
         // for a scope of its own and the span's field header. A span whose
         // scope takes more than the margin gets a smaller budget below.
@@ -140,6 +155,94 @@ impl RequestEncoder {
                 .compress(&self.encoded, &mut self.compressed);
         }
         n
+    }
+
+    /// What the requests carry for `resource`: None when it takes no more
+    /// than half the budget with a request's envelope (sent as it is),
+    /// else the resource cut to fit that half (`fit_resource`).
+    fn fitted_resource(&mut self, resource: &ResourceInfo) -> Option<Arc<ResourceInfo>> {
+        if let Some((given, fitted)) = &self.fitted
+            && given == resource
+        {
+            return Some(Arc::clone(fitted));
+        }
+        if self.framing_len(resource) * 2 <= self.budget {
+            return None;
+        }
+        let fitted = Arc::new(self.fit_resource(resource));
+        self.newly_dropped += (fitted.dropped_attributes - resource.dropped_attributes) as u64;
+        // Kept until another resource needs fitting: a recovered process's
+        // resource (small: a dump header's) between two batches does not
+        // make this one be fitted, counted and told again.
+        self.fitted = Some((resource.clone(), Arc::clone(&fitted)));
+        Some(fitted)
+    }
+
+    /// `resource` with `service.name` and, in their order, as many of its
+    /// other attributes as fit in half the budget with a request's
+    /// envelope; one that does not fit is left out and the next ones are
+    /// still tried. The number left out is in `dropped_attributes`.
+    ///
+    /// Attributes are left out rather than their values cut: OTLP's
+    /// `Resource` has `dropped_attributes_count` for attributes that were
+    /// not kept, so a backend can show that some are missing; a value cut
+    /// would arrive looking whole (a cut `process.executable.path` is
+    /// another path), and the specification's attribute limits, which
+    /// allow cutting values, do not apply to resources. A `service.name`
+    /// alone over the half is kept whole: spans get the room left, and
+    /// when there is none are lost, named as the resource's doing
+    /// (`nothing_fits_reason`).
+    fn fit_resource(&mut self, resource: &ResourceInfo) -> ResourceInfo {
+        let half = self.budget / 2;
+        let (names, others): (Vec<_>, Vec<_>) = resource
+            .attributes
+            .iter()
+            .partition(|(k, _)| k == "service.name");
+        // All but the name dropped: a count at its longest, so that the
+        // costs measured below hold as attributes are kept.
+        let mut fitted = ResourceInfo {
+            attributes: names.into_iter().cloned().collect(),
+            dropped_attributes: resource.dropped_attributes + others.len() as u32,
+            scope_name: resource.scope_name.clone(),
+            scope_version: resource.scope_version.clone(),
+            scopes: resource.scopes.clone(),
+        };
+        let base = self.framing_len(&fitted);
+        // What each attribute adds, measured alone beside the name (with
+        // the JSON comma before it); a few bytes short at most when kept
+        // together (a longer length prefix), checked below.
+        let mut probe = fitted.clone();
+        let mut used = base;
+        let mut kept = Vec::new();
+        for attribute in others {
+            probe.attributes.push(attribute.clone());
+            let cost = self.framing_len(&probe).saturating_sub(base);
+            probe.attributes.pop();
+            if used + cost <= half {
+                used += cost;
+                kept.push(attribute.clone());
+            }
+        }
+        fitted.dropped_attributes -= kept.len() as u32;
+        fitted.attributes.extend(kept);
+        while fitted.attributes.len() > 1 && self.framing_len(&fitted) > half {
+            fitted.attributes.pop();
+            fitted.dropped_attributes += 1;
+        }
+        fitted
+    }
+
+    /// The bytes of a request of `resource` with no span.
+    fn framing_len(&mut self, resource: &ResourceInfo) -> usize {
+        self.encode_plain(resource, &[]);
+        self.encoded.len()
+    }
+
+    /// Resource attributes left out of requests since the last call
+    /// (counted once a resource, not once a request: every request of it
+    /// leaves the same ones out).
+    pub fn take_resource_attributes_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.newly_dropped)
     }
 
     fn set_span_budget(&mut self, bytes: usize) {
@@ -357,6 +460,111 @@ mod tests {
             start += n;
         }
         assert_eq!(cut, 2, "each value cut once");
+    }
+
+    /// A resource named `service` with `attributes` of `len` bytes each
+    /// (`big.0`, `big.1`, ...) after the usual few.
+    fn resource_of(service: &str, attributes: usize, len: usize) -> ResourceInfo {
+        let extra: Vec<(String, String)> = (0..attributes)
+            .map(|i| (format!("big.{i}"), "v".repeat(len)))
+            .collect();
+        ResourceInfo::new(service, &extra)
+    }
+
+    fn decoded(enc: &RequestEncoder) -> Vec<crate::export::otlp_decode::DecodedSpan> {
+        crate::export::otlp_decode::decode_body(enc.body(), enc.format, enc.gzip).expect("decodes")
+    }
+
+    #[test]
+    fn a_resource_over_half_the_budget_is_sent_with_what_fits_not_lost() {
+        // 300 attributes of 1 KiB (over 300 KB) under a 64 KiB limit: every
+        // span of the resource was lost, reason "the resource".
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        let record = span_with(&pool, 1, b"hello", 0);
+        let views = [SpanView::new(&record, &pool), SpanView::new(&record, &pool)];
+        let resource = resource_of("agent", 300, 1024);
+        let given = resource.attributes.len() as u32;
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            for gzip in [false, true] {
+                let budget = 65_536;
+                let mut enc = RequestEncoder::new(format, gzip, budget, 512);
+                assert_eq!(enc.encode_prefix(&resource, &views), 2, "{format:?}: sent");
+                let spans = decoded(&enc);
+                assert_eq!(spans.len(), 2);
+                let s = &spans[0];
+                assert_eq!(
+                    s.resource_attribute("service.name")
+                        .and_then(|v| v.as_str()),
+                    Some("agent")
+                );
+                let kept = s.resource.len() as u32;
+                assert!(kept > 30, "{format:?}: as many as fit in half: {kept}");
+                assert!(s.resource_dropped_attributes > 0, "{format:?}");
+                assert_eq!(kept + s.resource_dropped_attributes, given, "{format:?}");
+                assert_eq!(
+                    enc.take_resource_attributes_dropped(),
+                    s.resource_dropped_attributes as u64,
+                    "{format:?}: counted"
+                );
+                // Kept in order: the first ones given.
+                let keys: Vec<&str> = s.resource.iter().map(|(k, _)| k.as_str()).collect();
+                let want: Vec<&str> = resource.attributes[..kept as usize]
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                assert_eq!(keys, want, "{format:?}");
+                let plain = enc.encoded.len();
+                assert!(plain <= budget, "{format:?}");
+                assert!(
+                    plain > budget / 2 - 1100,
+                    "{format:?}: no more left out than needed ({plain} bytes)"
+                );
+                // The next request carries the same resource, not counted again.
+                assert_eq!(enc.encode_prefix(&resource, &views[..1]), 1);
+                assert_eq!(decoded(&enc)[0].resource, s.resource);
+                assert_eq!(enc.take_resource_attributes_dropped(), 0, "{format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_attribute_that_does_not_fit_leaves_room_for_the_next() {
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        let record = span_with(&pool, 1, b"hello", 0);
+        let views = [SpanView::new(&record, &pool)];
+        let mut resource = resource_of("agent", 1, 40_000);
+        resource.attributes.push((
+            "deployment.environment".into(),
+            super::super::resource::AttrValue::Str("prod".into()),
+        ));
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let mut enc = RequestEncoder::new(format, false, 65_536, 512);
+            assert_eq!(enc.encode_prefix(&resource, &views), 1);
+            let s = &decoded(&enc)[0];
+            assert_eq!(s.resource_dropped_attributes, 1, "{format:?}");
+            assert!(s.resource_attribute("big.0").is_none());
+            assert!(
+                s.resource_attribute("deployment.environment").is_some(),
+                "{format:?}"
+            );
+            assert_eq!(s.resource.len(), resource.attributes.len() - 1);
+        }
+    }
+
+    #[test]
+    fn a_resource_within_half_the_budget_is_sent_whole() {
+        let pool = PayloadPool::with_mib(8).expect("pool");
+        let record = span_with(&pool, 1, b"hello", 0);
+        let views = [SpanView::new(&record, &pool)];
+        let resource = resource_of("agent", 20, 1024);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let mut enc = RequestEncoder::new(format, false, 65_536, 512);
+            assert_eq!(enc.encode_prefix(&resource, &views), 1);
+            let s = &decoded(&enc)[0];
+            assert_eq!(s.resource.len(), resource.attributes.len(), "{format:?}");
+            assert_eq!(s.resource_dropped_attributes, 0);
+            assert_eq!(enc.take_resource_attributes_dropped(), 0);
+        }
     }
 
     #[test]

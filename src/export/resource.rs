@@ -17,6 +17,10 @@ pub enum AttrValue {
 pub struct ResourceInfo {
     /// In order; keys are unique.
     pub attributes: Vec<(String, AttrValue)>,
+    /// Attributes left out of `attributes` (OTLP's
+    /// `Resource.dropped_attributes_count`): those of a resource too large
+    /// for the request size limit (`RequestEncoder`).
+    pub dropped_attributes: u32,
     pub scope_name: String,
     pub scope_version: String,
     /// Instrumentation scopes given attributes (`Tracer::set_scope_attributes`),
@@ -138,6 +142,7 @@ impl ResourceInfo {
         }
         ResourceInfo {
             attributes,
+            dropped_attributes: 0,
             scope_name: "spanguard".to_string(),
             scope_version: env!("CARGO_PKG_VERSION").to_string(),
             scopes: Vec::new(),

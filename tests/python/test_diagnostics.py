@@ -173,3 +173,30 @@ def test_values_cut_to_fit_a_request_are_told(emitter, tmp_path):
     told = [line for line in lines if "long values were cut to fit their spans into one request (65536 bytes" in line]
     assert 1 <= len(told) <= 2 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
     assert sum(leading_number(line) for line in told) == stats["values_truncated"], lines
+
+
+def test_a_resource_over_the_request_size_is_sent_cut_and_told_once(emitter, tmp_path):
+    # 100 resource attributes of 1 KiB (an environment variable holds at
+    # most 128 KiB) under a 64 KiB request limit: every span was lost, with
+    # "the resource" as the reason. They arrive, under the service.name and
+    # the attributes that fit, the rest counted in the request's
+    # Resource.dropped_attributes_count (read here by the official
+    # protobuf, from protobuf and from JSON) and in attributes_dropped, and
+    # a person is told once what raises the limit.
+    resource = ",".join(f"big.{i}={'v' * 1024}" for i in range(100))
+    for protocol in ("http/protobuf", "http/json"):
+        with OtlpReceiverProcess(workdir=tmp_path / protocol.replace("/", "-")) as rx:
+            env = {"SPANGUARD_MAX_REQUEST_BYTES": "65536", "OTEL_RESOURCE_ATTRIBUTES": resource,
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
+            lines, stats = emit(emitter, rx.endpoint, tmp_path, env, count=20)
+            spans = rx.wait_for_spans(20)
+        assert stats["spans_exported"] == 20 and stats["dropped_export_failed"] == 0, (protocol, stats)
+        dropped = {s["resource_dropped_attributes_count"] for s in spans}
+        assert len(dropped) == 1 and dropped.pop() > 0, protocol
+        s = spans[0]
+        assert s["resource"]["service.name"] == "spanguard-emitter", protocol  # given in code
+        assert s["resource"]["big.0"] == "v" * 1024, "kept in order, first ones first"
+        assert sum(k.startswith("big.") for k in s["resource"]) + s["resource_dropped_attributes_count"] == 100
+        assert stats["attributes_dropped"] == s["resource_dropped_attributes_count"], (protocol, stats)
+        told = [line for line in lines if "took over half of one request" in line]
+        assert len(told) == 1 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines

@@ -86,6 +86,31 @@ def test_two_runs_of_one_service_are_told_apart(tmp_path):
     assert heads[0] != heads[1], "the first kilobytes of the two runs' files are the same"
 
 
+def test_a_resource_over_half_a_sink_line_is_written_cut_not_lost(tmp_path):
+    # 100 attributes of 1 KiB under sink lines of at most 64 KiB: every
+    # span was lost ("the resource leaves no room"). They are written with
+    # service.name and the attributes that fit, in order, the rest counted
+    # in Resource.dropped_attributes_count.
+    sink = tmp_path / "sink"
+    big = ",".join(f"big.{i}={'v' * 1024}" for i in range(100))
+    run_demo(sink, OTEL_RESOURCE_ATTRIBUTES=big, SPANGUARD_SINK_MAX_LINE_BYTES="65536")
+    files = list(sink.glob("*.jsonl"))
+    assert len(files) == 1, files
+    spans = 0
+    for line in files[0].read_text().splitlines():
+        assert len(line.encode()) <= 65536
+        req, _ = decode_request(line.encode(), JSON, None, strict=True)
+        for rs in req.resource_spans:
+            r = key_values(rs.resource.attributes)
+            assert r["service.name"] == "demo-agent"
+            kept = [k for k in r if k.startswith("big.")]
+            assert kept == [f"big.{i}" for i in range(len(kept))], "the first ones, in order"
+            assert rs.resource.dropped_attributes_count > 0
+            assert len(kept) + rs.resource.dropped_attributes_count == 100
+            spans += sum(len(ss.spans) for ss in rs.scope_spans)
+    assert spans > 0
+
+
 def test_every_detected_attribute_can_be_overridden(tmp_path):
     sink = tmp_path / "sink"
     run_demo(sink, OTEL_RESOURCE_ATTRIBUTES="service.instance.id=blue-7,host.name=build-box,os.type=plan9")

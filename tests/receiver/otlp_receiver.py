@@ -96,7 +96,7 @@ the hang ends.
   client left during a delay) adds "mode".
 A span is {"trace_id", "span_id", "parent_span_id" (hex, "" if none), "name",
 "kind", "start", "end", "status_code", "status_message", "attributes",
-"events", "links", "resource", "scope", "scope_version", "scope_schema_url", "scope_attributes", "trace_state", "flags",
+"events", "links", "resource", "resource_dropped_attributes_count", "scope", "scope_version", "scope_schema_url", "scope_attributes", "trace_state", "flags",
 "dropped_attributes_count", "dropped_events_count", "dropped_links_count"}.
 Attribute values become JSON values; bytes become {"bytes": hex}.
 """
@@ -427,6 +427,7 @@ def span_dicts(req: ExportTraceServiceRequest) -> list[dict]:
                                "dropped_attributes_count": ln.dropped_attributes_count}
                               for ln in sp.links],
                     "resource": resource,
+                    "resource_dropped_attributes_count": rs.resource.dropped_attributes_count,
                     "scope": ss.scope.name,
                     "scope_version": ss.scope.version,
                     "scope_schema_url": ss.schema_url,

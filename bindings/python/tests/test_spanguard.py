@@ -428,3 +428,13 @@ def test_flush_tells_delivered_from_spooled(tmp_path):
         assert list((tmp_path / "spool").glob("*.sgspool")), "the spans are on disk"
     finally:
         t.close()
+
+
+def test_a_flush_without_time_is_true_when_nothing_is_pending(tracer):
+    # OpenTelemetry SDKs' force_flush answers True with nothing to flush;
+    # flush(0) answered False (timed out) whatever was pending.
+    assert tracer.flush(0) is True
+    assert tracer.flush_status(0) is spanguard.FlushStatus.DELIVERED
+    tracer.start_span("sent").end()
+    assert tracer.flush(10) is True
+    assert tracer.flush(0) is True

@@ -140,6 +140,9 @@ impl DeliveryHost for Tally {
             }
             Outcome::Kept { spans, .. } => self.kept += spans,
             Outcome::Cut { values, .. } => self.cut += values,
+            Outcome::ResourceCut { attributes, limit } => {
+                self.diagnostics.resource_cut(attributes, limit)
+            }
             Outcome::AttemptFailed { reason } => {
                 self.diagnostics.attempt_failed(&self.target, reason)
             }

@@ -1,0 +1,102 @@
+//! A flush with no time to wait (`flush(0)`, an OpenTelemetry SDK's
+//! force_flush(timeout_millis=0)) when every span ended before it has
+//! been dealt with is done, not timed out: OpenTelemetry's SDKs answer
+//! true when there is nothing to flush. It timed out whatever was pending,
+//! since the exporter had had no time to answer. A span still queued or
+//! in flight keeps it a time-out.
+
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spanguard::config::TracerConfig;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
+use spanguard::pipeline::FlushOutcome;
+use spanguard::tracer::{Parent, Tracer};
+
+/// Answers each request with what the test sends it, when it sends it.
+struct Gated(Arc<Mutex<Receiver<Result<Accepted, SendError>>>>);
+
+impl Transport for Gated {
+    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+        self.0
+            .lock()
+            .unwrap()
+            .recv()
+            .unwrap_or(Ok(Accepted::default()))
+    }
+
+    fn describe(&self) -> String {
+        "gated".to_string()
+    }
+}
+
+#[test]
+fn a_flush_without_time_is_done_when_nothing_is_pending() {
+    let dir = std::env::temp_dir().join(format!("sg-flush-zero-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        export_timeout: Duration::from_millis(200),
+        ..TracerConfig::default()
+    };
+    let (answer, answers) = channel();
+    let tracer = Tracer::with_transport(config, Box::new(Gated(Arc::new(Mutex::new(answers)))))
+        .expect("tracer");
+    let no_time = Duration::ZERO;
+    assert_eq!(
+        tracer.flush(no_time),
+        Ok(FlushOutcome::Delivered),
+        "nothing ended"
+    );
+
+    // A span held in a request the backend has not answered.
+    let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    assert_eq!(
+        tracer.flush(no_time),
+        Ok(FlushOutcome::TimedOut),
+        "one in flight"
+    );
+    answer.send(Ok(Accepted::default())).unwrap();
+    assert_eq!(
+        tracer.flush(Duration::from_secs(10)),
+        Ok(FlushOutcome::Delivered)
+    );
+    assert_eq!(
+        tracer.flush(no_time),
+        Ok(FlushOutcome::Delivered),
+        "all sent"
+    );
+    // Answered, so that no flush is left for the exporter to tell below's
+    // spooling to (an answer nobody waits for takes it).
+    assert_eq!(
+        tracer.flush(Duration::from_secs(10)),
+        Ok(FlushOutcome::Delivered)
+    );
+
+    // A span the backend did not take, spooled by the exporter on its own
+    // (no flush asked): a flush then says so, with time or without.
+    let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    for _ in 0..8 {
+        answer
+            .send(Err(SendError::Transient {
+                reason: "HTTP 503".into(),
+                retry_after: None,
+            }))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracer.stats().spooled_spans == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tracer.stats().spooled_spans, 1);
+    assert_eq!(tracer.flush(no_time), Ok(FlushOutcome::Spooled), "spooled");
+    drop(answer);
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    std::fs::remove_dir_all(&dir).ok();
+}
