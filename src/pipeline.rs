@@ -262,21 +262,27 @@ impl Pipeline {
     /// only in the spool. None while any is still queued or in the
     /// exporter's hands.
     fn nothing_to_flush(&self) -> Option<FlushOutcome> {
-        let ended = self.slab.spans_ended_at_least();
         let s = &self.stats;
-        // spooled_spans with Acquire: the exporter sets `spooled_unanswered`
-        // before it adds to it with Release, so it is seen set here.
-        let spooled = s.spooled_spans.load(Ordering::Acquire);
+        // The spans dealt with first, then the spans ended: a span is taken
+        // from its queue (counted in `spans_ended_at_least`) before the
+        // exporter counts what became of it (Release adds, read here with
+        // Acquire), so every span counted here is counted in `ended` too.
+        // Read the other way round, a span ended after the first read and
+        // sent at once (another thread's queue drained first) could stand
+        // in for one still queued, and a flush would say delivered with a
+        // span waiting. spooled_spans too: the exporter sets
+        // `spooled_unanswered` before it adds to it, so it is seen set here.
         let settled = [
             &s.spans_exported,
+            &s.spooled_spans,
             &s.dropped_export_failed,
             &s.dropped_rejected,
             &s.spans_unsampled,
         ]
         .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum::<u64>()
-            + spooled;
+        .map(|c| c.load(Ordering::Acquire))
+        .sum::<u64>();
+        let ended = self.slab.spans_ended_at_least();
         if settled < ended {
             return None;
         }
