@@ -1512,7 +1512,10 @@ spanguard_result spanguard_flush(const struct spanguard_tracer *tracer, uint32_t
  Flushes, then ends and exports every span still open (attribute
  `spanguard.unended=true`), then stops the exporter, within `timeout_ms`.
  Returns what `spanguard_flush` would (`SPANGUARD_RESULT_SPOOLED` when
- some spans only reached the spool). Later calls on the tracer return
+ some spans only reached the spool); `SPANGUARD_RESULT_TIMEOUT` only
+ when some span was still not dealt with once the exporter stopped (a
+ `timeout_ms` of 0 whose spans the stopping exporter sent or spooled is
+ not a timeout). Later calls on the tracer return
  `SPANGUARD_RESULT_SHUT_DOWN`. A second shutdown returns
  `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
  */

@@ -100,3 +100,37 @@ fn a_flush_without_time_is_done_when_nothing_is_pending() {
     tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A tracer shut down with no time (`shutdown(0)`, a provider's shutdown
+/// given no time) answered TimedOut whatever was left, though the exporter,
+/// stopped and joined, had dealt with every span on its way out.
+#[test]
+fn a_shutdown_without_time_is_done_once_the_exporter_dealt_with_every_span() {
+    for (case, spans) in [("nothing ended", 0), ("one span waiting", 1)] {
+        let dir =
+            std::env::temp_dir().join(format!("sg-shutdown-zero-{spans}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = TracerConfig {
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: false,
+            // The exporter does not wake on its own before the shutdown.
+            schedule_delay: Duration::from_secs(60),
+            ..TracerConfig::default()
+        };
+        let tracer = Tracer::new(config).expect("tracer");
+        for _ in 0..spans {
+            let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+            tracer.end(s, 0).expect("end");
+        }
+        let outcome = tracer.shutdown(Duration::ZERO).expect("shutdown");
+        assert!(outcome.is_done(), "{case}: {outcome:?}");
+        let stats = tracer.stats();
+        assert_eq!(
+            stats.spans_exported + stats.spooled_spans,
+            spans,
+            "{case}: every span delivered to the sink or spooled"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
