@@ -425,13 +425,36 @@ pub enum Refusal {
 /// with `write`): only a regular file owned by this user, never through a
 /// link, and without blocking.
 pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
+    let me = effective_uid();
+    open_found_of(path, write, [me, me])
+}
+
+/// Opens a file found in a spool directory to look at it only (`spanguard
+/// show` and `spanguard spool`, which lock, move and delete nothing), as
+/// `open_found` opens it, except that a file of the directory's owner is
+/// read too, not only one of this process's user: a person looking at
+/// another user's spool (root, or someone the owner let read it) sees what
+/// that user's tracers will send, where every batch used to read as
+/// "unreadable (never sent)"; a file of yet another user, which those
+/// tracers set aside unread, is refused here too.
+pub fn open_found_to_look(path: &Path) -> Result<File, Refusal> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let owner = std::fs::metadata(dir).map_err(Refusal::Failed)?.uid();
+    open_found_of(path, false, [effective_uid(), owner])
+}
+
+/// `open_found`, for a file that must belong to one of `owners`.
+fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Refusal> {
     // Look before opening: opening a device can have effects of its own.
     let before = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
         Err(e) => return Err(Refusal::Failed(e)),
     };
-    check_ours(&before).map_err(Refusal::Foreign)?;
+    check_owned(&before, owners).map_err(Refusal::Foreign)?;
     let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
     let file = match open_raw(path, access | libc::O_NONBLOCK) {
         Ok(f) => f,
@@ -446,7 +469,7 @@ pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
         }
     };
     let after = file.metadata().map_err(Refusal::Failed)?;
-    check_ours(&after).map_err(Refusal::Foreign)?;
+    check_owned(&after, owners).map_err(Refusal::Foreign)?;
     if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
         // Swapped between the look and the open: look again next time.
         return Err(Refusal::Gone);
@@ -456,6 +479,13 @@ pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
 
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
+    let me = effective_uid();
+    check_owned(meta, [me, me])
+}
+
+/// None when `meta` is a regular file owned by one of `owners` (the
+/// first: this user); else why not.
+fn check_owned(meta: &std::fs::Metadata, owners: [u32; 2]) -> Result<(), String> {
     let kind = meta.file_type();
     if !kind.is_file() {
         use std::os::unix::fs::FileTypeExt;
@@ -472,9 +502,12 @@ fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
         };
         return Err(what.to_string());
     }
-    let me = effective_uid();
-    if meta.uid() != me {
-        return Err(format!("owned by uid {}, not {me}", meta.uid()));
+    if !owners.contains(&meta.uid()) {
+        let whose = match owners {
+            [me, owner] if me == owner => format!("{me}"),
+            [me, owner] => format!("{me} or the directory's owner {owner}"),
+        };
+        return Err(format!("owned by uid {}, not {whose}", meta.uid()));
     }
     Ok(())
 }
