@@ -415,7 +415,9 @@ pub enum Refusal {
     /// It is gone (another process took it meanwhile).
     Gone,
     /// It is not a file we made: a link, a FIFO, a socket, a device, a
-    /// directory, or another user's. Set it aside; never read it.
+    /// directory, or another user's; or it is one of ours that this user
+    /// may not open (its mode or an access rule denies it), which no retry
+    /// would read either. Set it aside; never read it.
     Foreign(String),
     /// Opening failed for a reason that may pass (no descriptors left, ...).
     Failed(io::Error),
@@ -463,6 +465,13 @@ fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Ref
             return Err(match e.raw_os_error() {
                 Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::EISDIR) => {
                     Refusal::Foreign("not a regular file".to_string())
+                }
+                // A file of ours chmod 000 (or denied by an ACL or a
+                // security module): skipped as a passing failure, it was
+                // skipped at every start for good, its spans neither sent
+                // nor counted, and nothing said.
+                Some(libc::EACCES) | Some(libc::EPERM) => {
+                    Refusal::Foreign(format!("this user may not open it ({e})"))
                 }
                 _ => Refusal::Failed(e),
             });

@@ -743,6 +743,75 @@ mod tests {
         fs::remove_dir_all(&dir).ok();
     }
 
+    /// Runs `body` as a user who is not root, whom a file's mode can stop:
+    /// here when this process is not root, else in a copy of this test
+    /// binary running only `test` as nobody (uid 65534). Skipped when
+    /// nobody may run this binary.
+    fn as_a_user_not_root(test: &str, body: impl FnOnce()) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: geteuid cannot fail and has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            body();
+            return;
+        }
+        let exe = std::env::current_exe().expect("this test binary");
+        let run = std::process::Command::new(exe)
+            .args(["--exact", test, "--test-threads=1", "--nocapture"])
+            .env("TMPDIR", "/tmp")
+            .uid(65534)
+            .gid(65534)
+            .output();
+        let Ok(run) = run else {
+            return; // nobody may not run it (a private build directory)
+        };
+        let out = String::from_utf8_lossy(&run.stdout);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "as nobody: {out}{err}");
+        assert!(
+            out.contains("1 passed"),
+            "as nobody, {test} did not run: {out}{err}"
+        );
+    }
+
+    /// A batch of ours that this user may not read (chmod 000): every
+    /// replay skipped it as if opening it might work next time, so its
+    /// spans were neither sent nor counted, at every start, and nothing
+    /// said so. It is set aside, told with why, and the rest is sent.
+    #[test]
+    fn an_unreadable_batch_of_ours_is_set_aside_and_told() {
+        use std::os::unix::fs::PermissionsExt;
+        as_a_user_not_root(
+            "export::spool::tests::an_unreadable_batch_of_ours_is_set_aside_and_told",
+            || {
+                let dir = temp_dir("mode-000");
+                let spool = SpoolDir::new(&dir, 1 << 20);
+                spool.write(&batch(1, 10)).expect("write");
+                spool.write(&batch(2, 10)).expect("write");
+                let locked = spool.list()[0].clone();
+                fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
+                let mut seen = Vec::new();
+                spool.replay(|b| {
+                    seen.push(b.spans);
+                    ReplayVerdict::Delivered
+                });
+                assert_eq!(seen, vec![2]);
+                let aside = spool.take_set_aside();
+                assert_eq!(aside.len(), 1, "not set aside");
+                assert!(
+                    aside[0].reason.contains("may not open"),
+                    "{}",
+                    aside[0].reason
+                );
+                assert!(spool.list().is_empty());
+                assert!(
+                    fs::symlink_metadata(&aside[0].path).is_ok(),
+                    "kept to look at"
+                );
+                fs::remove_dir_all(&dir).ok();
+            },
+        );
+    }
+
     #[test]
     fn a_batch_with_no_value_cut_is_written_and_read_as_before() {
         // Written as earlier versions wrote it, so that one sharing the
