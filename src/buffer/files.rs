@@ -249,13 +249,18 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
 }
 
 /// Whether group `gid` is the user private group of `owner`: its primary
-/// group, with no other user named as a member. Debian and Ubuntu give
-/// each user such a group and a umask of 002, so the directories a user
-/// makes (`~/.local`, `~/.local/state`) are group-writable and yet only
-/// theirs; refusing those refused spanguard's default directories on a
-/// stock desktop. (Debian's OpenSSH allows them in StrictModes for the
-/// same reason.) A group that others are members of is not private. A
-/// user or group that cannot be looked up is not either.
+/// group, named as the user is (as useradd makes such a group), with no
+/// other user named as a member. Debian and Ubuntu give each user such a
+/// group and a umask of 002, so the directories a user makes (`~/.local`,
+/// `~/.local/state`) are group-writable and yet only theirs; refusing
+/// those refused spanguard's default directories on a stock desktop.
+/// (Debian's OpenSSH allows them in StrictModes for the same reason.) A
+/// group that others are members of is not private, and neither is one
+/// named otherwise: a group lists no member whose primary group it is, so
+/// "users" (gid 100, every user's primary group where a system gives them
+/// that one) looked private to each of them, and another user of it could
+/// rename a directory on the way and put their own in its place. A user
+/// or group that cannot be looked up is not private either.
 fn private_group(owner: u32, gid: u32) -> bool {
     let mut buf = vec![0u8; 4096];
     // SAFETY (both lookups and the reads after them): plain data, all-zero
@@ -274,7 +279,10 @@ fn private_group(owner: u32, gid: u32) -> bool {
     let found = looked_up(&mut buf, |buf, found: &mut *mut libc::group| unsafe {
         libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), found)
     });
-    if !found {
+    if !found || gr.gr_name.is_null() {
+        return false;
+    }
+    if unsafe { std::ffi::CStr::from_ptr(gr.gr_name) } != name.as_c_str() {
         return false;
     }
     if gr.gr_mem.is_null() {
@@ -919,6 +927,37 @@ mod tests {
         assert_eq!(mode(&local), 0o775, "judged, not changed");
         assert!(!private_group(effective_uid(), primary.wrapping_add(4242)));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A primary group named otherwise than its user is not that user's
+    /// alone, even with no member listed: others may have it as their
+    /// primary group too ("users"). nobody's group, "nogroup" on Debian
+    /// and Ubuntu, is such a group here; where it is named "nobody", the
+    /// case does not arise.
+    #[test]
+    fn a_primary_group_named_otherwise_is_not_private() {
+        // The group's name, and whether it names any member.
+        let group = |gid: u32| {
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: as in `private_group`.
+            let mut gr: libc::group = unsafe { std::mem::zeroed() };
+            let found = looked_up(&mut buf, |buf, found: &mut *mut libc::group| unsafe {
+                libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), found)
+            });
+            (found && !gr.gr_name.is_null()).then(|| {
+                let name = unsafe { std::ffi::CStr::from_ptr(gr.gr_name) }.to_owned();
+                let members = !gr.gr_mem.is_null() && !unsafe { *gr.gr_mem }.is_null();
+                (name.into_bytes(), members)
+            })
+        };
+        if group(65534) == Some((b"nogroup".to_vec(), false)) {
+            assert!(!private_group(65534, 65534), "nobody's group nogroup");
+        }
+        // root's group "root", naming no member, is root's own: the name
+        // is compared, not merely required to differ.
+        if group(0) == Some((b"root".to_vec(), false)) {
+            assert!(private_group(0, 0));
+        }
     }
 
     #[test]
