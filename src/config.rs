@@ -163,20 +163,41 @@ pub struct TracerConfig {
     pub ignored_env: Vec<ConfigError>,
 }
 
-/// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`,
-/// else `~/.local/state/spanguard`, else (no HOME, as in some containers
+/// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`
+/// (an absolute XDG_STATE_HOME), else `~/.local/state/spanguard`, else (no HOME, as in some containers
 /// and services) `$TMPDIR/spanguard-<uid>`. A shared temporary directory
 /// lets another user make that directory first: a tracer refuses to start
 /// when it (or any spool or sink directory) belongs to someone else, and
 /// makes it private when it is ours (`buffer::files::ensure_private_dir`).
 pub fn default_state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("spanguard");
+    state_dir_from(
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+        || std::env::temp_dir().join(format!("spanguard-{}", current_uid())),
+    )
+}
+
+/// `default_state_dir` from the values of XDG_STATE_HOME and HOME. A
+/// relative XDG_STATE_HOME is ignored, as the XDG Base Directory
+/// specification says it must be: it would put the spans under whatever
+/// directory the process happens to start in (a shared one, another
+/// user's), and a tracer started elsewhere, or `spanguard show`, would not
+/// find them.
+fn state_dir_from(
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+    temp: impl FnOnce() -> PathBuf,
+) -> PathBuf {
+    if let Some(d) = xdg_state_home
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return d.join("spanguard");
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+    if let Some(h) = home.filter(|d| !d.is_empty()) {
         return PathBuf::from(h).join(".local/state/spanguard");
     }
-    std::env::temp_dir().join(format!("spanguard-{}", current_uid()))
+    temp()
 }
 
 fn current_uid() -> u32 {
@@ -1136,6 +1157,28 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// XDG_STATE_HOME=state (relative, a slip in a unit file or a shell
+    /// profile) put the spool and the sink under the process's working
+    /// directory, wherever that was; the specification says to ignore it.
+    #[test]
+    fn a_relative_xdg_state_home_is_ignored() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        let temp = || PathBuf::from("/tmp/spanguard-7");
+        assert_eq!(
+            state_dir_from(os("/x/state"), os("/home/u"), temp),
+            PathBuf::from("/x/state/spanguard")
+        );
+        for relative in ["state", "./state", "../state", ""] {
+            assert_eq!(
+                state_dir_from(os(relative), os("/home/u"), temp),
+                PathBuf::from("/home/u/.local/state/spanguard"),
+                "XDG_STATE_HOME={relative:?}"
+            );
+            assert_eq!(state_dir_from(os(relative), None, temp), temp());
+        }
+        assert_eq!(state_dir_from(None, os(""), temp), temp());
+    }
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

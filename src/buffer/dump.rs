@@ -850,10 +850,11 @@ pub struct Recovered {
 
 /// Reads a whole crash dump or flight file for a person to look at
 /// (`spanguard show`), without locking, renaming or deleting it, opened
-/// and bounded as recovery reads it (`buffer::files`, `DumpReader`). None
-/// if it is not one of ours or cannot be read; torn records are skipped.
+/// and bounded as recovery reads it (`files::open_found_to_look`: a file of
+/// the directory's owner, who may be another user; `DumpReader`). None if
+/// it is not theirs or cannot be read; torn records are skipped.
 pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
-    let file = files::open_found(path, false).ok()?;
+    let file = files::open_found_to_look(path).ok()?;
     let mut reader = DumpReader::open(file, died_at_ns).ok()?;
     let mut records = Vec::new();
     loop {
@@ -1124,6 +1125,30 @@ mod tests {
         let absurd = dir.join("absurd.sgflight");
         std::fs::write(&absurd, h.as_bytes()).expect("write");
         assert!(matches!(open(&absurd), Err(DumpError::Unreadable(_))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `spanguard show` run by root on a user's spool: their dump is read
+    /// (it was "not a readable crash dump" for being theirs, not root's).
+    #[test]
+    fn a_look_at_another_users_dump_reads_it() {
+        // SAFETY: geteuid cannot fail and has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give files away
+        }
+        let dir = temp_dir("look-theirs");
+        let dump = dir.join("theirs.sgdump");
+        std::fs::write(&dump, header_bytes(MAGIC_CRASH_DUMP, 0)).expect("write");
+        for p in [&dump, &dir] {
+            std::os::unix::fs::chown(p, Some(4242), Some(4242)).expect("chown");
+        }
+        let read = read_file(&dump, 42).expect("their dump, read");
+        assert_eq!(read.header.service_name(), "svc");
+        std::os::unix::fs::chown(&dump, Some(4343), None).expect("chown");
+        assert!(
+            read_file(&dump, 42).is_none(),
+            "a stranger's file in their spool"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -249,13 +249,18 @@ fn check_way_to(dir: &Path) -> io::Result<bool> {
 }
 
 /// Whether group `gid` is the user private group of `owner`: its primary
-/// group, with no other user named as a member. Debian and Ubuntu give
-/// each user such a group and a umask of 002, so the directories a user
-/// makes (`~/.local`, `~/.local/state`) are group-writable and yet only
-/// theirs; refusing those refused spanguard's default directories on a
-/// stock desktop. (Debian's OpenSSH allows them in StrictModes for the
-/// same reason.) A group that others are members of is not private. A
-/// user or group that cannot be looked up is not either.
+/// group, named as the user is (as useradd makes such a group), with no
+/// other user named as a member. Debian and Ubuntu give each user such a
+/// group and a umask of 002, so the directories a user makes (`~/.local`,
+/// `~/.local/state`) are group-writable and yet only theirs; refusing
+/// those refused spanguard's default directories on a stock desktop.
+/// (Debian's OpenSSH allows them in StrictModes for the same reason.) A
+/// group that others are members of is not private, and neither is one
+/// named otherwise: a group lists no member whose primary group it is, so
+/// "users" (gid 100, every user's primary group where a system gives them
+/// that one) looked private to each of them, and another user of it could
+/// rename a directory on the way and put their own in its place. A user
+/// or group that cannot be looked up is not private either.
 fn private_group(owner: u32, gid: u32) -> bool {
     let mut buf = vec![0u8; 4096];
     // SAFETY (both lookups and the reads after them): plain data, all-zero
@@ -274,7 +279,10 @@ fn private_group(owner: u32, gid: u32) -> bool {
     let found = looked_up(&mut buf, |buf, found: &mut *mut libc::group| unsafe {
         libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), found)
     });
-    if !found {
+    if !found || gr.gr_name.is_null() {
+        return false;
+    }
+    if unsafe { std::ffi::CStr::from_ptr(gr.gr_name) } != name.as_c_str() {
         return false;
     }
     if gr.gr_mem.is_null() {
@@ -415,7 +423,9 @@ pub enum Refusal {
     /// It is gone (another process took it meanwhile).
     Gone,
     /// It is not a file we made: a link, a FIFO, a socket, a device, a
-    /// directory, or another user's. Set it aside; never read it.
+    /// directory, or another user's; or it is one of ours that this user
+    /// may not open (its mode or an access rule denies it), which no retry
+    /// would read either. Set it aside; never read it.
     Foreign(String),
     /// Opening failed for a reason that may pass (no descriptors left, ...).
     Failed(io::Error),
@@ -425,13 +435,36 @@ pub enum Refusal {
 /// with `write`): only a regular file owned by this user, never through a
 /// link, and without blocking.
 pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
+    let me = effective_uid();
+    open_found_of(path, write, [me, me])
+}
+
+/// Opens a file found in a spool directory to look at it only (`spanguard
+/// show` and `spanguard spool`, which lock, move and delete nothing), as
+/// `open_found` opens it, except that a file of the directory's owner is
+/// read too, not only one of this process's user: a person looking at
+/// another user's spool (root, or someone the owner let read it) sees what
+/// that user's tracers will send, where every batch used to read as
+/// "unreadable (never sent)"; a file of yet another user, which those
+/// tracers set aside unread, is refused here too.
+pub fn open_found_to_look(path: &Path) -> Result<File, Refusal> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let owner = std::fs::metadata(dir).map_err(Refusal::Failed)?.uid();
+    open_found_of(path, false, [effective_uid(), owner])
+}
+
+/// `open_found`, for a file that must belong to one of `owners`.
+fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Refusal> {
     // Look before opening: opening a device can have effects of its own.
     let before = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
         Err(e) => return Err(Refusal::Failed(e)),
     };
-    check_ours(&before).map_err(Refusal::Foreign)?;
+    check_owned(&before, owners).map_err(Refusal::Foreign)?;
     let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
     let file = match open_raw(path, access | libc::O_NONBLOCK) {
         Ok(f) => f,
@@ -441,12 +474,19 @@ pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
                 Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::EISDIR) => {
                     Refusal::Foreign("not a regular file".to_string())
                 }
+                // A file of ours chmod 000 (or denied by an ACL or a
+                // security module): skipped as a passing failure, it was
+                // skipped at every start for good, its spans neither sent
+                // nor counted, and nothing said.
+                Some(libc::EACCES) | Some(libc::EPERM) => {
+                    Refusal::Foreign(format!("this user may not open it ({e})"))
+                }
                 _ => Refusal::Failed(e),
             });
         }
     };
     let after = file.metadata().map_err(Refusal::Failed)?;
-    check_ours(&after).map_err(Refusal::Foreign)?;
+    check_owned(&after, owners).map_err(Refusal::Foreign)?;
     if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
         // Swapped between the look and the open: look again next time.
         return Err(Refusal::Gone);
@@ -456,6 +496,13 @@ pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
 
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
+    let me = effective_uid();
+    check_owned(meta, [me, me])
+}
+
+/// None when `meta` is a regular file owned by one of `owners` (the
+/// first: this user); else why not.
+fn check_owned(meta: &std::fs::Metadata, owners: [u32; 2]) -> Result<(), String> {
     let kind = meta.file_type();
     if !kind.is_file() {
         use std::os::unix::fs::FileTypeExt;
@@ -472,9 +519,12 @@ fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
         };
         return Err(what.to_string());
     }
-    let me = effective_uid();
-    if meta.uid() != me {
-        return Err(format!("owned by uid {}, not {me}", meta.uid()));
+    if !owners.contains(&meta.uid()) {
+        let whose = match owners {
+            [me, owner] if me == owner => format!("{me}"),
+            [me, owner] => format!("{me} or the directory's owner {owner}"),
+        };
+        return Err(format!("owned by uid {}, not {whose}", meta.uid()));
     }
     Ok(())
 }
@@ -636,19 +686,47 @@ mod tests {
             & 0o777
     }
 
+    /// Set in the copy of the test binary that runs a test under umask 0.
+    const UMASK_ZERO: &str = "SPANGUARD_TEST_UMASK_ZERO";
+
+    /// The umask is the whole process's: set here, it made the directories
+    /// that the tests running beside this one make 0777, which they then
+    /// refuse ("may be written by anyone"), now and then. So the test runs
+    /// alone, in a copy of this test binary started with umask 0.
     #[test]
     fn files_and_directories_are_private_whatever_the_umask() {
+        use std::os::unix::process::CommandExt;
+        if std::env::var_os(UMASK_ZERO).is_none() {
+            let test = "buffer::files::tests::files_and_directories_are_private_whatever_the_umask";
+            let mut run = std::process::Command::new(std::env::current_exe().expect("exe"));
+            run.args(["--exact", test, "--test-threads=1"])
+                .env(UMASK_ZERO, "1");
+            // SAFETY: umask is async-signal-safe and changes only the child.
+            unsafe {
+                run.pre_exec(|| {
+                    libc::umask(0);
+                    Ok(())
+                });
+            }
+            let out = run.output().expect("run under umask 0");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("1 passed"), "did not run: {text}");
+            return;
+        }
+        // SAFETY: reads the mask by setting it back at once.
+        assert_eq!(unsafe { libc::umask(0) }, 0, "started under umask 0");
         let dir = temp_dir("modes");
-        // SAFETY: umask only changes this process's creation mask.
-        let old = unsafe { libc::umask(0) };
         let nested = dir.join("a/b");
         ensure_private_dir(&nested).expect("dir");
         let file = nested.join("f");
         drop(create_new(&file, false).expect("create"));
         let sink = nested.join("sink");
         drop(open_append(&sink).expect("append"));
-        // SAFETY: as above.
-        unsafe { libc::umask(old) };
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&nested), 0o700);
         assert_eq!(mode(&file), 0o600);
@@ -849,6 +927,37 @@ mod tests {
         assert_eq!(mode(&local), 0o775, "judged, not changed");
         assert!(!private_group(effective_uid(), primary.wrapping_add(4242)));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A primary group named otherwise than its user is not that user's
+    /// alone, even with no member listed: others may have it as their
+    /// primary group too ("users"). nobody's group, "nogroup" on Debian
+    /// and Ubuntu, is such a group here; where it is named "nobody", the
+    /// case does not arise.
+    #[test]
+    fn a_primary_group_named_otherwise_is_not_private() {
+        // The group's name, and whether it names any member.
+        let group = |gid: u32| {
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: as in `private_group`.
+            let mut gr: libc::group = unsafe { std::mem::zeroed() };
+            let found = looked_up(&mut buf, |buf, found: &mut *mut libc::group| unsafe {
+                libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), found)
+            });
+            (found && !gr.gr_name.is_null()).then(|| {
+                let name = unsafe { std::ffi::CStr::from_ptr(gr.gr_name) }.to_owned();
+                let members = !gr.gr_mem.is_null() && !unsafe { *gr.gr_mem }.is_null();
+                (name.into_bytes(), members)
+            })
+        };
+        if group(65534) == Some((b"nogroup".to_vec(), false)) {
+            assert!(!private_group(65534, 65534), "nobody's group nogroup");
+        }
+        // root's group "root", naming no member, is root's own: the name
+        // is compared, not merely required to differ.
+        if group(0) == Some((b"root".to_vec(), false)) {
+            assert!(private_group(0, 0));
+        }
     }
 
     #[test]

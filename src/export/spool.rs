@@ -559,12 +559,13 @@ fn read_header(mut file: &File) -> Option<Header> {
 
 /// Reads one spool file as it is, without locking, renaming or deleting it
 /// (`spanguard show` looks and changes nothing). Opened and bounded as the
-/// exporter's reads are; when it is not a regular file of this user's
-/// holding a whole spool batch, says why, in the words a replay that sets
+/// exporter's reads are (`files::open_found_to_look`: a file of the
+/// directory's owner, who may be another user); when it is not a regular
+/// file of theirs holding a whole spool batch, says why, in the words a replay that sets
 /// it aside uses ("torn: 5274 bytes where its header says 5282", "a
 /// symbolic link"): the CLI printed only "torn or foreign" for all of them.
 pub fn read_spool_file(path: &Path) -> Result<SpooledBatch, String> {
-    let file = files::open_found(path, false).map_err(|refusal| match refusal {
+    let file = files::open_found_to_look(path).map_err(|refusal| match refusal {
         Refusal::Gone => "gone (another process took it)".to_string(),
         Refusal::Foreign(why) => why,
         Refusal::Failed(e) => format!("could not be opened: {e}"),
@@ -702,6 +703,113 @@ mod tests {
             other => panic!("a torn file read: {other:?}"),
         }
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Root (or anyone the owner lets in) looking at a user's spool with
+    /// `spanguard show` or `spanguard spool`: the user's batches are read
+    /// as they are, where each was "unreadable: owned by uid 4242, not 0"
+    /// and the listing said nothing waits to be sent. A file of yet another
+    /// user there, which the owner's tracers set aside, is still refused.
+    #[test]
+    fn a_look_at_another_users_spool_reads_their_batches() {
+        // SAFETY: geteuid cannot fail and has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give files away
+        }
+        let (theirs, stranger) = (4242, 4343);
+        let dir = temp_dir("look-theirs");
+        SpoolDir::new(&dir, 1 << 20)
+            .write(&batch(3, 10))
+            .expect("write");
+        let mine = spool_file_name("999999");
+        let strangers = spool_file_name("999998");
+        fs::write(dir.join(&strangers), first_layout(1, b"abc")).expect("write");
+        let made = SpoolDir::new(&dir, 1 << 20).list();
+        for path in made.iter().chain([&dir]) {
+            std::os::unix::fs::chown(path, Some(theirs), Some(theirs)).expect("chown");
+        }
+        std::os::unix::fs::chown(dir.join(&strangers), Some(stranger), None).expect("chown");
+        // Root's own file there is root's to look at, as anywhere.
+        fs::write(dir.join(&mine), first_layout(2, b"abc")).expect("write");
+        let read = |name: &Path| read_spool_file(&dir.join(name)).map(|b| b.spans);
+        let batch_name = made
+            .iter()
+            .find(|p| !p.ends_with(&strangers))
+            .expect("the batch");
+        assert_eq!(read(batch_name), Ok(3));
+        assert_eq!(read(Path::new(&mine)), Ok(2));
+        let refused = read(Path::new(&strangers)).expect_err("a stranger's file");
+        assert!(refused.contains("owned by uid 4343"), "{refused}");
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Runs `body` as a user who is not root, whom a file's mode can stop:
+    /// here when this process is not root, else in a copy of this test
+    /// binary running only `test` as nobody (uid 65534). Skipped when
+    /// nobody may run this binary.
+    fn as_a_user_not_root(test: &str, body: impl FnOnce()) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: geteuid cannot fail and has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            body();
+            return;
+        }
+        let exe = std::env::current_exe().expect("this test binary");
+        let run = std::process::Command::new(exe)
+            .args(["--exact", test, "--test-threads=1", "--nocapture"])
+            .env("TMPDIR", "/tmp")
+            .uid(65534)
+            .gid(65534)
+            .output();
+        let Ok(run) = run else {
+            return; // nobody may not run it (a private build directory)
+        };
+        let out = String::from_utf8_lossy(&run.stdout);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "as nobody: {out}{err}");
+        assert!(
+            out.contains("1 passed"),
+            "as nobody, {test} did not run: {out}{err}"
+        );
+    }
+
+    /// A batch of ours that this user may not read (chmod 000): every
+    /// replay skipped it as if opening it might work next time, so its
+    /// spans were neither sent nor counted, at every start, and nothing
+    /// said so. It is set aside, told with why, and the rest is sent.
+    #[test]
+    fn an_unreadable_batch_of_ours_is_set_aside_and_told() {
+        use std::os::unix::fs::PermissionsExt;
+        as_a_user_not_root(
+            "export::spool::tests::an_unreadable_batch_of_ours_is_set_aside_and_told",
+            || {
+                let dir = temp_dir("mode-000");
+                let spool = SpoolDir::new(&dir, 1 << 20);
+                spool.write(&batch(1, 10)).expect("write");
+                spool.write(&batch(2, 10)).expect("write");
+                let locked = spool.list()[0].clone();
+                fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
+                let mut seen = Vec::new();
+                spool.replay(|b| {
+                    seen.push(b.spans);
+                    ReplayVerdict::Delivered
+                });
+                assert_eq!(seen, vec![2]);
+                let aside = spool.take_set_aside();
+                assert_eq!(aside.len(), 1, "not set aside");
+                assert!(
+                    aside[0].reason.contains("may not open"),
+                    "{}",
+                    aside[0].reason
+                );
+                assert!(spool.list().is_empty());
+                assert!(
+                    fs::symlink_metadata(&aside[0].path).is_ok(),
+                    "kept to look at"
+                );
+                fs::remove_dir_all(&dir).ok();
+            },
+        );
     }
 
     #[test]

@@ -118,6 +118,14 @@ def test_replay_leaves_another_users_spool_to_them(cli, tmp_path):
     assert before
     for p in [spool, *spool.iterdir()]:
         os.chown(p, 65534, 65534)
+    # Looking is fine: root sees what the user's tracers will send (each
+    # batch used to be "unreadable (never sent)" for not being root's).
+    listing = subprocess.run([str(cli), "spool", str(spool)], capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert "5 spans wait to be sent" in listing.stdout and "unreadable" not in listing.stdout, listing.stdout
+    shown = subprocess.run([str(cli), "show", "--color", "never", str(spool)], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and not shown.stderr, shown.stdout + shown.stderr
     replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", "http://127.0.0.1:9/v1/traces"],
                             capture_output=True, text=True, timeout=60)
     assert replay.returncode == 2, replay.stdout + replay.stderr

@@ -8,6 +8,7 @@ mod args;
 mod clock_text;
 mod html;
 mod locks;
+mod page_file;
 mod replay;
 mod settings;
 mod show;

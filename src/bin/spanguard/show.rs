@@ -31,7 +31,9 @@ options:
   --until WHEN       traces that start at or before WHEN
   --errors           traces with an error or an interrupted span
   --attributes       every attribute under each span
-  --html OUT         write one self-contained HTML page to OUT (- for stdout)
+  --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
+                     file is readable by this user only, and OUT is refused when it
+                     is (or links to) another user's file
   --color WHEN       auto (default: on a terminal, unless NO_COLOR is set),
                      always or never
 
@@ -149,10 +151,10 @@ pub fn run(args: &[String]) -> ExitCode {
             use std::io::Write;
             std::io::stdout().write_all(page.as_bytes())
         } else {
-            std::fs::write(out, page)
+            super::page_file::write(std::path::Path::new(out), page.as_bytes())
         };
         if let Err(e) = written {
-            eprintln!("spanguard: writing {out}: {e}");
+            eprintln!("spanguard: writing {}: {e}", super::terminal::clean(out));
             return ExitCode::FAILURE;
         }
         if out != "-" {

@@ -61,7 +61,7 @@ impl Kind {
             return k;
         }
         let mut magic = [0u8; 8];
-        let n = File::open(path)
+        let n = open_regular(path)
             .and_then(|mut f| f.read(&mut magic))
             .unwrap_or(0);
         match &magic[..n] {
@@ -194,8 +194,29 @@ pub fn modified_ns(path: &Path) -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Opens a file to read, without waiting, and only if it is a regular
+/// file. The directory it is in may be another user's (root looking at a
+/// user's sink): between the listing that saw a regular file and the open,
+/// its owner can put a FIFO in its place, and opening a FIFO waits for a
+/// writer for as long as there is none, Ctrl-C or not (the open is
+/// restarted after the handler). A regular file ignores O_NONBLOCK.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let file = open_regular(path).map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
     for number in 1.. {
@@ -265,6 +286,36 @@ mod tests {
             std::fs::write(&path, [header.as_bytes(), b"{}"].concat()).expect("write");
             assert_eq!(Kind::of_file(&path), Kind::Spool, "{cut_counted} cut");
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// What sits at a sink file's name when it is read may not be what the
+    /// listing saw: in another user's directory, they can swap in a FIFO
+    /// meanwhile. Read, it is a problem that names it, at once (a reader
+    /// used to wait for a writer forever).
+    #[test]
+    fn a_fifo_in_a_sink_files_place_is_a_problem_not_a_wait() {
+        let dir = std::env::temp_dir().join(format!("sg-sources-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("svc-1.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let mut loaded = Loaded::default();
+            read_one(&mut loaded, Kind::Sink, &path);
+            let _ = tx.send(loaded.problems);
+        });
+        let problems = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO waited for a writer");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("svc-1.jsonl"), "{problems:?}");
+        assert!(problems[0].contains("not a regular file"), "{problems:?}");
+        assert_eq!(Kind::of_file(&fifo), Kind::Sink);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -4,7 +4,6 @@
 //! status 0.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -221,7 +220,7 @@ impl Tailer {
 
     /// The spans in what was appended to `path` since the last look.
     fn read_new(&mut self, path: &Path) -> Vec<DecodedSpan> {
-        let Ok(mut file) = File::open(path) else {
+        let Ok(mut file) = super::sources::open_regular(path) else {
             return Vec::new();
         };
         let Ok(meta) = file.metadata() else {
@@ -339,4 +338,47 @@ fn span_line(span: &DecodedSpan, style: &Style) -> String {
         line.push_str(&genai);
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tail` polls another user's sink (root following a user's agent):
+    /// a FIFO they swap in for a sink file after the listing is skipped at
+    /// once. Opening it used to wait for a writer for good, and Ctrl-C
+    /// could not stop that wait.
+    #[test]
+    fn a_fifo_swapped_in_for_a_sink_file_is_skipped_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("sg-tail-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("svc-1.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        let tail_dir = dir.clone();
+        std::thread::spawn(move || {
+            let mut tailer = Tailer {
+                dir: tail_dir,
+                files: HashMap::new(),
+                style: Style {
+                    color: false,
+                    width: 80,
+                    attributes: false,
+                },
+                trees: false,
+                held: Vec::new(),
+                origins: Vec::new(),
+            };
+            let _ = tx.send(tailer.read_new(&path).len());
+        });
+        let spans = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tail waited for a writer to the FIFO");
+        assert_eq!(spans, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
