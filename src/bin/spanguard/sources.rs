@@ -268,6 +268,20 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
     }
 }
 
+/// A fresh directory with a FIFO named as a sink file (`svc-1.jsonl`):
+/// what another user can swap in for one between a listing and a read.
+#[cfg(test)]
+pub fn fifo_as_sink_file(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sg-{test}-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fifo = dir.join("svc-1.jsonl");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    (dir, fifo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,13 +309,7 @@ mod tests {
     /// used to wait for a writer forever).
     #[test]
     fn a_fifo_in_a_sink_files_place_is_a_problem_not_a_wait() {
-        let dir = std::env::temp_dir().join(format!("sg-sources-fifo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let fifo = dir.join("svc-1.jsonl");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (dir, fifo) = fifo_as_sink_file("sources");
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
         std::thread::spawn(move || {

@@ -350,13 +350,7 @@ mod tests {
     /// could not stop that wait.
     #[test]
     fn a_fifo_swapped_in_for_a_sink_file_is_skipped_without_waiting() {
-        let dir = std::env::temp_dir().join(format!("sg-tail-fifo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let fifo = dir.join("svc-1.jsonl");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
-        // SAFETY: a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (dir, fifo) = crate::sources::fifo_as_sink_file("tail");
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
         let tail_dir = dir.clone();
