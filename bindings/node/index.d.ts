@@ -179,11 +179,16 @@ export declare class Span {
 }
 export declare class Tracer {
   constructor(options?: TracerOptions);
+  /**
+   * Starts a span; end it once. A span let go of without `end()` is ended when garbage-collected, marked
+   * `spanguard.unended` (until then it holds one of the tracer's slots).
+   */
   startSpan(name: string, options?: SpanOptions): Span;
   /** Starts a span with the ids, parent, start and scope another SDK gave it (see otel.js). */
   startForeignSpan(name: string, options: ForeignSpanOptions): Span;
   /** startForeignSpan with the attributes as [keys, values]; `options.attributes` is not read. */
   beginForeign(name: string, options: ForeignSpanOptions, attributes: [string[], AttributeValue[]]): Span;
+  /** Runs `fn(span)` with the span current; ends it when `fn` settles (or, if it never does, when the span is garbage-collected, marked `spanguard.unended`). */
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
   flush(timeoutMs?: number): Promise<boolean>;
   /** 'spooled': done, but some spans only reached the spool (backend down). */

@@ -279,6 +279,94 @@ const hex24 = (n) => n.toString(16).padStart(6, '0');
 // nothing and passes its parent's context on).
 const PASSES_THROUGH = 0x200;
 
+// Spans of startSpan and withSpan let go of open (an exception path that
+// skipped end(), a stream never read to its end, a withSpan whose fn never
+// settles) are ended as they are garbage-collected, marked
+// spanguard.unended, as the OpenTelemetry bridge ends the SDK spans it is
+// given: open, each held one of the tracer's slots for good, and once they
+// had taken every one nothing more was recorded.
+//
+// A FinalizationRegistry entry for every span cost about 40% of a span.
+// Most spans end in the tick that began them (synchronous work) and can
+// never be let go of open unnoticed: only a span still open once that
+// tick is over needs watching. So startSpan only pushes the span onto
+// `young` (and end() clears its place there); once a tick, setImmediate's
+// check registers the spans still open and empties the list. setImmediate,
+// not a microtask: microtasks run between the awaits of the very code that
+// began the spans, which would register spans about to end in the same
+// tick. A span begun and let go of in one tick is still open at the check
+// (`young` holds it until then), so it is registered too.
+
+// Span.watchedAt: the span's index in `young`, or one of these.
+const UNWATCHED = -1;
+const REGISTERED = -2;
+let young = [];
+// Whether registerStillOpen is scheduled (setImmediate).
+let checkScheduled = false;
+
+/**
+ * Ends a collected span's spanguard span, marked unended. The held value
+ * is its tracer and handle (never the Span, which would keep it alive).
+ * Its tracer closed: the shutdown exported the span already, and the
+ * handle may name a span of a tracer made since. Shut down but not
+ * closed: the calls answer SHUT_DOWN (exported already) and are left at
+ * that, unwarned. Nothing throws out of here, which would be an uncaught
+ * exception in the program.
+ */
+const COLLECTED_OPEN = new FinalizationRegistry((held) => {
+  if (held.tracer.closed) return;
+  try {
+    native.setBool(held.hi, held.lo, 'spanguard.unended', true);
+    native.end(held.hi, held.lo);
+  } catch (_) {
+    // Nothing to tell: the span is gone, and no caller is waiting.
+  }
+});
+
+/** Watches `span` (just begun) until its tick is over: see `young`. */
+function watch(span) {
+  span.watchedAt = young.length;
+  young.push(span);
+  if (!checkScheduled) {
+    checkScheduled = true;
+    setImmediate(registerStillOpen);
+  }
+}
+
+/**
+ * Takes an ended span (at `w`) off `young`. Spans mostly end in the reverse
+ * order of their beginnings (a loop's span before the next begins, a child
+ * before its parent): the last is popped, with any places of spans ended
+ * before it, so that `young` stays short in a long synchronous loop rather
+ * than holding a place for every span the tick began.
+ */
+function unwatchYoung(w) {
+  if (w !== young.length - 1) {
+    young[w] = undefined;
+    return;
+  }
+  young.pop();
+  while (young.length > 0 && young[young.length - 1] === undefined) young.pop();
+}
+
+/** The check once a tick: registers the spans of `young` still open (their ended ones are cleared). */
+function registerStillOpen() {
+  checkScheduled = false;
+  const spans = young;
+  young = [];
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i];
+    if (span === undefined) continue;
+    if (span.tracer.closed) {
+      span.watchedAt = UNWATCHED;
+      continue;
+    }
+    span.watchedAt = REGISTERED;
+    // The span is its own unregister token (held weakly).
+    COLLECTED_OPEN.register(span, { tracer: span.tracer, hi: span.hi, lo: span.lo }, span);
+  }
+}
+
 /** A started span. End it once (`end()`), or use `tracer.withSpan`. */
 class Span {
   /** `traceState`: the W3C tracestate the span began with or inherited, as far as JavaScript knows it ('' for none). */
@@ -297,6 +385,9 @@ class Span {
     this.kept = 0;
     this.i0 = 0; this.i1 = 0; this.i2 = 0; this.i3 = 0;
     this.i4 = 0; this.i5 = 0; this.i6 = 0; this.i7 = 0;
+    // Where it is watched until its end (`watch`): its index in `young`,
+    // UNWATCHED or REGISTERED.
+    this.watchedAt = UNWATCHED;
   }
 
   /** The traceparent of the ids the span kept at its end. */
@@ -488,6 +579,15 @@ class Span {
   end(endTime = undefined) {
     if (this.ended) return;
     this.ended = true;
+    const w = this.watchedAt;
+    if (w >= 0) {
+      // Its tick is not over: no longer kept alive by `young`, nor registered at the check.
+      unwatchYoung(w);
+      this.watchedAt = UNWATCHED;
+    } else if (w === REGISTERED) {
+      COLLECTED_OPEN.unregister(this);
+      this.watchedAt = UNWATCHED;
+    }
     let code;
     if (endTime === undefined || endTime === null) code = native.end(this.hi, this.lo);
     else {
@@ -672,8 +772,18 @@ class Tracer {
   /**
    * Starts a span: a child of `parent`, else of the current span (withSpan),
    * else a new trace; or, with `traceparent`, of a span in another process.
+   * A span let go of without end is ended when garbage-collected, marked
+   * spanguard.unended (see `young`).
    */
   startSpan(name, options) {
+    const span = this.beginUnwatched(name, options);
+    // A span that records nothing (handle 0: every slot taken, a closed tracer) holds no slot.
+    if (span.hi !== 0 || span.lo !== 0) watch(span);
+    return span;
+  }
+
+  /** startSpan, without the watch. */
+  beginUnwatched(name, options) {
     if (this.closed) return this.afterClose(name, 'startSpan');
     const ptr = this.ptr;
     const N = native;
@@ -695,7 +805,7 @@ class Tracer {
           // A bad header from outside: a new trace, as a propagator that
           // finds no valid parent would start.
           recorded(code, `startSpan(${name})`);
-          return this.startSpan(name, { ...options, traceparent: undefined });
+          return this.beginUnwatched(name, { ...options, traceparent: undefined });
         }
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name, '');
