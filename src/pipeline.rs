@@ -271,7 +271,7 @@ impl Pipeline {
         // sent at once (another thread's queue drained first) could stand
         // in for one still queued, and a flush would say delivered with a
         // span waiting. spooled_spans too: the exporter sets
-        // `spooled_unanswered` before it adds to it, so it is seen set here.
+        // `spooled_not_replayed` before it adds to it, so it is seen set here.
         let settled = [
             &s.spans_exported,
             &s.spooled_spans,
@@ -286,11 +286,13 @@ impl Pipeline {
         if settled < ended {
             return None;
         }
-        Some(if self.signal.spooled_unanswered.load(Ordering::Relaxed) {
-            FlushOutcome::Spooled
-        } else {
-            FlushOutcome::Delivered
-        })
+        Some(
+            if self.signal.spooled_not_replayed.load(Ordering::Relaxed) {
+                FlushOutcome::Spooled
+            } else {
+                FlushOutcome::Delivered
+            },
+        )
     }
 
     /// Flush, then end and export the spans still open (marked
@@ -578,10 +580,14 @@ pub struct ExportSignal {
     pub flush_completed: AtomicU64,
     /// The highest epoch answered with spans that were only spooled.
     pub flush_spooled: AtomicU64,
-    /// Spans were spooled since the last flush was answered (and the
-    /// spool not emptied since): what that answer says, read by the
-    /// exporter when it answers and by a flush with nothing to wait for.
-    pub spooled_unanswered: AtomicBool,
+    /// Spans this tracer ended were spooled, and no replay has emptied the
+    /// spool since: what a flush answers (Spooled: every span ended before
+    /// it is dealt with, some only on disk), read by the exporter when it
+    /// answers and by a flush with nothing to wait for. Cleared by a
+    /// replay alone: cleared at each answer, it made the flush after a
+    /// Spooled one (or after one that gave up, answered all the same)
+    /// say Delivered with those spans still only in the spool.
+    pub spooled_not_replayed: AtomicBool,
     /// When the most impatient pending flush gives up (`clock::monotonic_ns`),
     /// u64::MAX when none waits: the exporter spools rather than wait out a
     /// retry past it.

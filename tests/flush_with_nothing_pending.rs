@@ -134,3 +134,56 @@ fn a_shutdown_without_time_is_done_once_the_exporter_dealt_with_every_span() {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+/// A flush after one that answered Spooled answered Delivered, though the
+/// spans it had spooled were still only in the spool: the exporter took
+/// the "spooled" mark back at each answer (also at the answer to a flush
+/// that had given up). It now stays until a replay empties the spool.
+#[test]
+fn spans_only_in_the_spool_keep_every_flush_spooled_until_replayed() {
+    let dir = std::env::temp_dir().join(format!("sg-flush-spooled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = TracerConfig {
+        sink_dir: dir.join("spans"),
+        spool_dir: dir.join("spool"),
+        install_signal_handlers: false,
+        schedule_delay: Duration::from_millis(20),
+        export_timeout: Duration::from_millis(200),
+        ..TracerConfig::default()
+    };
+    let (answer, answers) = channel();
+    let tracer = Tracer::with_transport(config, Box::new(Gated(Arc::new(Mutex::new(answers)))))
+        .expect("tracer");
+    let down = || {
+        Err(SendError::Transient {
+            reason: "HTTP 503".into(),
+            retry_after: None,
+        })
+    };
+    let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+    tracer.end(s, 0).expect("end");
+    for _ in 0..8 {
+        answer.send(down()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracer.stats().spooled_spans == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tracer.stats().spooled_spans, 1);
+    let wait = Duration::from_secs(2);
+    assert_eq!(tracer.flush(wait), Ok(FlushOutcome::Spooled), "first");
+    // The backend still down for whatever replay the exporter tries.
+    for _ in 0..8 {
+        answer.send(down()).unwrap();
+    }
+    assert_eq!(tracer.flush(wait), Ok(FlushOutcome::Spooled), "second");
+    assert_eq!(
+        tracer.flush(Duration::ZERO),
+        Ok(FlushOutcome::Spooled),
+        "no time"
+    );
+    assert_eq!(tracer.stats().replayed_spans, 0, "still only in the spool");
+    drop(answer); // from here every request is accepted
+    tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -356,7 +356,10 @@ impl Exporter {
                 // Nothing taken means every queue was empty, so past its
                 // mark too.
                 if taken == 0 || p.slab.ended_passed(&self.flush_marks) {
-                    let spooled = signal.spooled_unanswered.swap(false, Ordering::Relaxed);
+                    // Not taken back at the answer: spans spooled before
+                    // a later flush are still only in the spool when it is
+                    // answered, until a replay empties the spool.
+                    let spooled = signal.spooled_not_replayed.load(Ordering::Relaxed);
                     signal.complete_flush(epoch, spooled);
                     answering = None;
                 }
@@ -656,7 +659,7 @@ impl Exporter {
             // What was spooled has been delivered since.
             self.pipeline
                 .signal
-                .spooled_unanswered
+                .spooled_not_replayed
                 .store(false, Ordering::Relaxed);
         }
         self.report_set_aside();
@@ -833,7 +836,7 @@ impl DeliveryHost for ExporterHost {
                     // Set before the count (Release): a flush that sees
                     // these spans dealt with sees them spooled
                     // (`Pipeline::nothing_to_flush`).
-                    p.signal.spooled_unanswered.store(true, Ordering::Relaxed);
+                    p.signal.spooled_not_replayed.store(true, Ordering::Relaxed);
                     s.spooled_spans.fetch_add(spans, Ordering::Release);
                 }
                 let what = if origin.is_fresh() { "" } else { "recovered " };
