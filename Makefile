@@ -216,9 +216,11 @@ test-propagation: dev-install node-addon
 # The Python package (the wheel of make dist, installed into the test venv):
 # its tests, and the sample agents (native API; bridge under OpenTelemetry). The tests run from build/, so that
 # `import spanguard` finds the installed wheel, not the source tree.
-test-python-binding: venv dist-python
+# The wheel's spanguard command is judged against the binary (cli).
+test-python-binding: venv dist-python cli
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
-	cd build && $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
+	cd build && SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \
+	  $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 	rm -rf build/py-demo
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
