@@ -192,6 +192,8 @@ node-addon: build
 	$(CC) $(CFLAGS_NODE) -I$(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include) -Iinclude \
 	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
 	  -o $(NODE_PREBUILD)/spanguard.node
+	# The spanguard command, for the package's bin (bin/spanguard.js).
+	strip --strip-unneeded -o $(NODE_PREBUILD)/spanguard target/release/spanguard
 
 # The Node binding and its OpenTelemetry bridge: node --test, the sample agent.
 bindings/node/node_modules/.installed: bindings/node/package-lock.json
@@ -202,7 +204,8 @@ bindings/node/node_modules/.installed: bindings/node/package-lock.json
 # in the test virtualenv.
 test-node: node-addon bindings/node/node_modules/.installed venv
 	cd bindings/node && node_modules/.bin/tsc -p test/types
-	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) node --test --test-timeout=120000 test/
+	cd bindings/node && SPANGUARD_TEST_PYTHON=$(VENV_PY) SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \
+	  node --test --test-timeout=120000 test/
 	rm -rf build/node-demo
 	cd bindings/node && SPANGUARD_SINK_DIR=$(CURDIR)/build/node-demo \
 	  SPANGUARD_SPOOL_DIR=$(CURDIR)/build/node-demo-spool node examples/agent.js
@@ -216,9 +219,11 @@ test-propagation: dev-install node-addon
 # The Python package (the wheel of make dist, installed into the test venv):
 # its tests, and the sample agents (native API; bridge under OpenTelemetry). The tests run from build/, so that
 # `import spanguard` finds the installed wheel, not the source tree.
-test-python-binding: venv dist-python
+# The wheel's spanguard command is judged against the binary (cli).
+test-python-binding: venv dist-python cli
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
-	cd build && $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
+	cd build && SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \
+	  $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 	rm -rf build/py-demo
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/agent.py

@@ -4,8 +4,18 @@
 //! current span in a `contextvars.ContextVar`, and turns results into what
 //! Python code expects. Recording calls never raise; see `report`.
 
+use std::io::Write;
+
 use pyo3::prelude::*;
 
+// The `spanguard` command (show, tail, spool, replay), compiled in from
+// the binary's own sources rather than shipped as a second binary: the
+// wheel then carries one copy of the library and of OpenSSL, and `pip
+// install` users get the command the README describes. Mounted by path,
+// its modules stay the binary's (src/bin/spanguard), where the library's
+// core modules cannot reach them.
+#[path = "../../../src/bin/spanguard/cli.rs"]
+mod cli;
 mod report;
 mod span;
 mod text;
@@ -37,6 +47,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("LIBRARY_VERSION", library_version())?;
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
+    m.add_function(wrap_pyfunction!(run_command, m)?)?;
     Ok(())
 }
 
@@ -53,4 +64,29 @@ fn library_version() -> String {
 #[pyfunction]
 fn strerror(code: u32) -> String {
     report::describe(code)
+}
+
+/// Runs the `spanguard` command line `args` (without the program name) and
+/// returns its exit status: `python -m spanguard` and the console script.
+/// The process is the command from then on: it takes SIGPIPE back to its
+/// default, and `tail` takes SIGINT and SIGTERM.
+#[pyfunction]
+fn run_command(py: Python<'_>, args: Vec<String>) -> u8 {
+    let version = library_version();
+    // Without the GIL: `tail` runs until Ctrl-C.
+    let code = py.detach(|| cli::run(&args, &version));
+    // Rust's stdout keeps an unfinished line until the process's Rust
+    // runtime exits, which in an extension module it never does.
+    let _ = std::io::stdout().flush();
+    exit_status(code)
+}
+
+/// The number an `ExitCode` holds. The standard library keeps it private
+/// (its getter is unstable), but every status the command returns is
+/// `ExitCode::from(n)` or SUCCESS (0) or FAILURE (1), which compare equal
+/// to the one made from the same number.
+fn exit_status(code: std::process::ExitCode) -> u8 {
+    (0..=u8::MAX)
+        .find(|&n| std::process::ExitCode::from(n) == code)
+        .unwrap_or(1)
 }

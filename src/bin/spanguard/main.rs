@@ -1,77 +1,16 @@
-//! `spanguard`: the command-line companion of the library. Each subcommand
-//! lives in a module of its own under `src/bin/spanguard/`; this file only
-//! dispatches.
+//! `spanguard`: the command-line companion of the library. The command
+//! lives in `cli.rs` and the modules beside it, which the Python extension
+//! module compiles in too; this file only hands it the command line.
 
 use std::process::ExitCode;
 
-mod args;
-mod clock_text;
-mod html;
-mod locks;
-mod page_file;
-mod replay;
-mod settings;
-mod show;
-mod sources;
-mod spool_status;
-mod tail;
-mod terminal;
-mod traces;
-
-const HELP: &str = "\
-spanguard: look at the spans spanguard recorded, and send what is waiting
-
-usage: spanguard COMMAND [ARGS]
-
-commands:
-  show [DIR|FILE...]         draw each trace as a waterfall: the local sink, the spool,
-                             crash dumps and flight files (nothing is sent or changed)
-  show --html OUT [DIR|FILE...]
-                             the same as one self-contained HTML page
-  tail [DIR]                 follow the local sink as spans arrive (Ctrl-C stops)
-  spool [DIR]                what is waiting to be sent: counts, sizes, ages, locks
-  replay [DIR] [--endpoint URL]
-                             send what the spool holds (spool files, crash dumps,
-                             flight files of dead processes) to an OTLP endpoint
-
-  spanguard COMMAND --help   a command's options
-  spanguard --version
-
-Without a DIR, the commands use the directories the library writes to, from the
-same variables: SPANGUARD_SINK_DIR (default $XDG_STATE_HOME/spanguard/spans,
-XDG_STATE_HOME defaulting to ~/.local/state) and SPANGUARD_SPOOL_DIR (default
-$XDG_STATE_HOME/spanguard/spool).
-
-Exit status: 0 done, 1 nothing to show or the job could not be done, 2 a usage
-or configuration error.
-";
+// Mounted by path, as the Python extension mounts it: a file loaded so
+// finds its submodules beside it (src/bin/spanguard/show.rs, ...), the
+// same directory for both.
+#[path = "cli.rs"]
+mod cli;
 
 fn main() -> ExitCode {
-    // Output piped into `head` that stops reading ends us quietly, as it
-    // does any command-line tool, rather than as a panic.
-    // SAFETY: restores the default disposition; no handler runs.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
-            ExitCode::SUCCESS
-        }
-        Some("-V" | "--version" | "version") => {
-            println!("spanguard {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some("show") => show::run(&args[1..]),
-        Some("tail") => tail::run(&args[1..]),
-        Some("spool") => spool_status::run(&args[1..]),
-        Some("replay") => replay::run(&args[1..]),
-        Some(other) => {
-            eprintln!("spanguard: unknown command {other:?} (spanguard --help lists them)");
-            ExitCode::from(2)
-        }
-        None => {
-            eprint!("{HELP}");
-            ExitCode::from(2)
-        }
-    }
+    cli::run(&args, env!("CARGO_PKG_VERSION"))
 }

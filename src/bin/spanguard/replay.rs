@@ -21,8 +21,8 @@ use spanguard::export::request_encoder::RequestEncoder;
 use spanguard::export::spool::{SpoolDir, read_spool_file};
 use spanguard::export::transport::BodyFormat;
 
-use crate::args::Args;
-use crate::settings;
+use super::args::Args;
+use super::settings;
 
 pub const USAGE: &str = "\
 usage: spanguard replay [DIR] [--endpoint URL] [--headers name=value,...] [--timeout-ms N]

@@ -350,7 +350,7 @@ mod tests {
     /// could not stop that wait.
     #[test]
     fn a_fifo_swapped_in_for_a_sink_file_is_skipped_without_waiting() {
-        let (dir, fifo) = crate::sources::fifo_as_sink_file("tail");
+        let (dir, fifo) = super::super::sources::fifo_as_sink_file("tail");
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
         let tail_dir = dir.clone();

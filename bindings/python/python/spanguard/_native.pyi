@@ -28,6 +28,7 @@ Attributes = Mapping[str, AttributeValue]
 Time = int | float | datetime
 
 def strerror(code: int) -> str: ...
+def run_command(args: list[str]) -> int: ...
 
 class SpanguardError(Exception):
     code: int
