@@ -47,10 +47,108 @@ fn end_span_with(tracer: &Tracer, text: &str) {
     tracer.end(s, 0).expect("end");
 }
 
+/// The prompts of the spans in these request bodies, and how many spans
+/// each body held.
+fn prompts_taken(taken: &[Vec<u8>]) -> (Vec<String>, Vec<usize>) {
+    let mut prompts = Vec::new();
+    let mut spans_a_request = Vec::new();
+    for body in taken {
+        let spans = decode_body(body, BodyFormat::Protobuf, false).expect("decodes");
+        spans_a_request.push(spans.len());
+        prompts.extend(spans.iter().filter_map(|s| {
+            s.attribute("gen_ai.prompt")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        }));
+    }
+    (prompts, spans_a_request)
+}
+
+#[test]
+fn a_long_prompt_arrives_whole_where_the_backend_takes_it() {
+    // A 1.5 MB prompt under the default max_request_bytes (1,000,000), to
+    // a backend that takes 20 MiB (the Collector's OTLP/HTTP default): it
+    // arrived cut to 1 MB, counted in values_truncated.
+    let (url, taken) = size_limited_backend(20 << 20);
+    let (tracer, dir) = support::tracer_to(
+        "whole-prompt",
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    let text = prompt(1_500_000);
+    end_span_with(&tracer, &text);
+    end_span_with(&tracer, "short");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_exported, stats.values_truncated), (2, 0));
+    let (prompts, _) = prompts_taken(&taken.lock().unwrap());
+    assert!(prompts.contains(&text), "whole");
+    assert!(prompts.contains(&"short".to_string()));
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_backend_that_refused_a_long_prompt_gets_the_next_cut_up_front() {
+    // A backend that answers 413 over 1,000,000 bytes: the first long
+    // span is refused and sent again cut; the second is cut to
+    // max_request_bytes before it is sent, not refused first.
+    let refused = Arc::new(Mutex::new(0));
+    let taken: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let (count, keep) = (Arc::clone(&refused), Arc::clone(&taken));
+    let (url, _) = support::backend(move |body| {
+        if body.len() > 1_000_000 {
+            *count.lock().unwrap() += 1;
+            return 413;
+        }
+        keep.lock().unwrap().push(body.to_vec());
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        "whole-prompt-strict",
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    let text = prompt(1_500_000);
+    for _ in 0..2 {
+        end_span_with(&tracer, &text);
+        assert!(
+            tracer
+                .flush(Duration::from_secs(30))
+                .expect("flush")
+                .is_done()
+        );
+    }
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_exported, stats.values_truncated), (2, 2));
+    assert_eq!(*refused.lock().unwrap(), 1, "one 413, for the first");
+    let (prompts, _) = prompts_taken(&taken.lock().unwrap());
+    assert_eq!(prompts.len(), 2);
+    assert!(prompts.iter().all(|p| text.starts_with(p.as_str())));
+    assert!(prompts[1].len() > 900_000, "{} bytes", prompts[1].len());
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
-    // A 300 KB prompt under max_request_bytes 100 KB: the encoder cuts it
-    // to fit the request (one value cut). The backend takes at most 40 KB:
+    // A 300 KB prompt under max_request_bytes 100 KB and a spool cap of
+    // 200 KB (a span alone goes whole up to half the cap, here no more
+    // than max_request_bytes): the encoder cuts it to fit the request (one
+    // value cut). The backend takes at most 40 KB:
     // its 413 on the span alone cuts the prompt again. One value was cut,
     // counted twice.
     let (url, taken) = size_limited_backend(40_000);
@@ -60,6 +158,7 @@ fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
         TracerConfig {
             compression: Compression::None,
             max_request_bytes: 100_000,
+            spool_max_bytes: 200_000,
             schedule_delay: Duration::from_millis(20),
             ..TracerConfig::default()
         },
@@ -94,7 +193,8 @@ fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
 
 #[test]
 fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
-    // A 300 KB prompt under max_request_bytes 100 KB: the encoder cuts it
+    // A 300 KB prompt under max_request_bytes 100 KB and a spool cap of
+    // 200 KB (no room for it whole: see above): the encoder cuts it
     // (counted by the tracer that cut it), and the backend is down: the
     // request is spooled. A tracer that finds the backend up, taking at
     // most 40 KB, replays it: its 413 cuts the prompt again, and that
@@ -110,6 +210,7 @@ fn a_value_cut_then_spooled_and_cut_again_on_replay_is_counted_once() {
         let config = TracerConfig {
             compression: Compression::None,
             max_request_bytes: 100_000,
+            spool_max_bytes: 200_000,
             flight_recorder,
             schedule_delay: Duration::from_millis(20),
             export_timeout: Duration::from_millis(200),

@@ -162,11 +162,12 @@ type Config struct {
 	// slots (long prompts and completions, many attributes, events,
 	// links); default 256.
 	PayloadPoolMiB uint32
-	// MaxRequestBytes is the largest request body, in bytes before
-	// compression (SPANGUARD_MAX_REQUEST_BYTES); default 1000000. A span
-	// bigger than that goes alone with its longest values cut, counted in
-	// Stats.ValuesTruncated: raise it for prompts and completions of a
-	// megabyte or more that the backend takes.
+	// MaxRequestBytes is the largest request body of several spans, in
+	// bytes before compression (SPANGUARD_MAX_REQUEST_BYTES); default
+	// 1000000. A span bigger than that goes whole in a request of its own,
+	// up to 64 MiB or half the spool's cap; beyond that, or once the
+	// backend answered 413 to such a span, its longest values are cut,
+	// counted in Stats.ValuesTruncated.
 	MaxRequestBytes uint32
 	// SinkMaxLineBytes is the longest line the local sink writes
 	// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1 MiB, the OpenTelemetry

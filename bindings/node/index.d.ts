@@ -111,7 +111,7 @@ export interface TracerOptions {
   /** PEM files of a client certificate and its key, for mutual TLS. */
   clientCertificate?: string;
   clientKey?: string;
-  /** The largest request body in bytes, before compression (default 1000000). */
+  /** The largest request body of several spans in bytes, before compression (default 1000000); a span alone over it goes whole in a request of its own, up to 64 MiB or half the spool's cap. */
   maxRequestBytes?: number;
   /** The longest local sink line in bytes, newline included (default 1048576). */
   sinkMaxLineBytes?: number;

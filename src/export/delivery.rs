@@ -167,13 +167,50 @@ const REPLAY_AFTER_REFUSAL: Backoff = Backoff {
     multiplier: 2,
 };
 
+/// The largest request of one span sent whole when the span alone is
+/// over `max_request_bytes` (its values are cut to fit beyond), unless half
+/// the spool's cap is less (`Delivery::send_lone_spans_whole`). Above what
+/// common backends take (the Collector's OTLP/HTTP receiver: 20 MiB by
+/// default), and a bound on memory: while it is sent the exporter holds
+/// the request encoded and gzipped, and a 413 a plain copy and its cut.
+const LONE_SPAN_CEILING: usize = 64 << 20;
+
+/// How long what 413s taught about one-span requests holds
+/// (`LoneSpanLesson`). A backend's size limit is configuration, changed
+/// rarely (a Collector redeployed with a larger max_request_body_size, a
+/// proxy in front of it replaced): forgotten after an hour, a strict
+/// backend costs one refused request an hour (that span still arrives, cut
+/// by the 413 path), and a raised limit is used within the hour.
+const LONE_LESSON_HOLDS: Duration = Duration::from_secs(3600);
+
+/// What the server's 413s said about requests of one span, in bytes
+/// before compression (a server that limits what is sent, gzipped, refuses
+/// a smaller size; a wrong guess costs one more 413, which cuts then).
+#[derive(Clone, Copy, Debug)]
+struct LoneSpanLesson {
+    /// The smallest one-span request it refused.
+    refused: usize,
+    /// The largest one-span request under `refused` it took once one was
+    /// refused (0: none yet).
+    accepted: usize,
+    /// When it last refused one: the lesson is forgotten
+    /// `LONE_LESSON_HOLDS` after.
+    at: Instant,
+}
+
 pub struct Delivery {
     transport: Box<dyn Transport>,
     spool: SpoolDir,
     policy: RetryPolicy,
     /// The most bytes one request's body may have; a spooled request over it
-    /// is split before it is sent.
+    /// is split before it is sent (a request of one span is sent as it is).
     max_request_bytes: usize,
+    /// The most bytes (before compression) a request of one span may have
+    /// when the span alone is over `max_request_bytes`: that limit itself
+    /// until `send_lone_spans_whole`.
+    lone_ceiling: usize,
+    /// What 413s on one-span requests taught, while it holds.
+    lone_lesson: Option<LoneSpanLesson>,
     rng: u64,
     /// While in the future, the backend counts as down: requests are kept
     /// without being sent, at a stop too (the server's Retry-After holds).
@@ -203,6 +240,8 @@ impl Delivery {
             spool,
             policy: RetryPolicy::new(export_timeout),
             max_request_bytes,
+            lone_ceiling: max_request_bytes,
+            lone_lesson: None,
             rng: crate::span::clock::monotonic_ns() | 1,
             down_until: None,
             journal: None,
@@ -210,6 +249,69 @@ impl Delivery {
             misdirected: false,
             replay_refusals: 0,
             replay_held_until: None,
+        }
+    }
+
+    /// Lets a span that alone is over `max_request_bytes` go whole in a
+    /// request of its own, up to `LONE_SPAN_CEILING` or half the spool's
+    /// cap (less its file header) if that is less: a request within half
+    /// the cap is kept whole when the backend is away (`keep` writes larger
+    /// ones in parts of half the cap and cuts a lone span to it), and
+    /// keeping it evicts no more than half the spool. Not for the file
+    /// sink, whose line limit is what the Collector's file receiver reads.
+    pub fn send_lone_spans_whole(&mut self) {
+        let half_cap = (self.spool.max_bytes() / 2).min(usize::MAX as u64) as usize;
+        self.lone_ceiling = half_cap
+            .saturating_sub(HEADER_LEN)
+            .min(LONE_SPAN_CEILING)
+            .max(self.max_request_bytes);
+    }
+
+    /// How large (before compression) a request of one span over
+    /// `max_request_bytes` may be encoded (`RequestEncoder::set_lone_limit`):
+    /// the ceiling, or, while the server's 413s are remembered, the largest
+    /// it took once it refused one (never under `max_request_bytes`), so
+    /// that a strict backend is not sent, and refused, every long span
+    /// whole before it is cut.
+    pub fn lone_span_limit(&mut self) -> usize {
+        self.lone_lesson = self
+            .lone_lesson
+            .filter(|l| l.at.elapsed() < LONE_LESSON_HOLDS);
+        match self.lone_lesson {
+            None => self.lone_ceiling,
+            Some(l) => l
+                .accepted
+                .max(self.max_request_bytes)
+                .min(self.lone_ceiling),
+        }
+    }
+
+    /// The server refused a request of one span of `plain` bytes for its
+    /// size. A size it took before and refuses now (its limit lowered)
+    /// is no longer known to pass.
+    fn learn_refused(&mut self, plain: usize) {
+        let lesson = match self.lone_lesson {
+            Some(l) if l.at.elapsed() < LONE_LESSON_HOLDS => LoneSpanLesson {
+                refused: l.refused.min(plain),
+                accepted: if l.accepted >= plain { 0 } else { l.accepted },
+                at: Instant::now(),
+            },
+            _ => LoneSpanLesson {
+                refused: plain,
+                accepted: 0,
+                at: Instant::now(),
+            },
+        };
+        self.lone_lesson = Some(lesson);
+    }
+
+    /// The server took a request of one span of `plain` bytes, cut after a
+    /// refusal.
+    fn learn_accepted(&mut self, plain: usize) {
+        if let Some(l) = &mut self.lone_lesson
+            && plain < l.refused
+        {
+            l.accepted = l.accepted.max(plain);
         }
     }
 
@@ -304,6 +406,10 @@ impl Delivery {
     ) -> bool {
         let plain = plain_body(request.body, request.gzipped);
         let mut last = plain.as_ref().map_or(0, Vec::len);
+        let lone = request.spans == 1 && last > 0;
+        if lone {
+            self.learn_refused(last);
+        }
         loop {
             let cut = plain
                 .as_deref()
@@ -337,10 +443,18 @@ impl Delivery {
                 ..*request
             };
             match self.attempt(&piece, host) {
-                Fate::TooLarge(again) => reason = again,
+                Fate::TooLarge(again) => {
+                    if lone {
+                        self.learn_refused(last);
+                    }
+                    reason = again
+                }
                 // A lost span's values are not counted as cut.
                 Fate::Refused => return true,
                 fate => {
+                    if lone && matches!(fate, Fate::Done) {
+                        self.learn_accepted(last);
+                    }
                     host.record(Outcome::Cut {
                         origin: piece.origin,
                         values: cut.values,
@@ -356,7 +470,10 @@ impl Delivery {
     /// Sends until accepted, refused, or there is no point waiting longer.
     fn attempt(&mut self, request: &Request, host: &mut dyn DeliveryHost) -> Fate {
         // A spooled request from a run with a larger limit goes in parts.
+        // One span goes as it is (not decoded to learn it cannot be split):
+        // only a 413 cuts it.
         if request.body.len() > self.max_request_bytes
+            && request.spans != 1
             && let Some((a, b)) = self.split(request)
         {
             return Fate::Split(a, b);
@@ -738,6 +855,7 @@ impl Delivery {
             .collect();
         let mut start = 0;
         while start < records.len() {
+            encoder.set_lone_limit(self.lone_span_limit());
             let n = encoder.encode_prefix(&resource, &records[start..]);
             // Cut to today's limit (the dead process may have had a larger
             // one): counted now, not with the next batch that encoder makes.
@@ -1098,11 +1216,26 @@ mod tests {
         prompts: &[usize],
         budget: usize,
     ) -> (Vec<u8>, usize, u64) {
-        use crate::buffer::payload_pool::PayloadPool;
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(32).expect("pool");
+        let records = prompt_records(&pool, prompts);
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, budget, prompts.len());
+        let n = enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views);
+        let cut = enc.take_cut_values();
+        (enc.body().to_vec(), n, cut)
+    }
+
+    /// Spans with prompts of these lengths (a repeated alphabet) and a
+    /// small attribute. Boxed: made zeroed in place, as slots are, rather
+    /// than moved through the stack.
+    #[allow(clippy::vec_box)]
+    fn prompt_records(
+        pool: &crate::buffer::payload_pool::PayloadPool,
+        prompts: &[usize],
+    ) -> Vec<Box<SpanRecord>> {
         use crate::span::limits::SpanLimits;
         use crate::span::record::ValueInput;
-        let pool = PayloadPool::with_mib(32).expect("pool");
-        let records: Vec<Box<SpanRecord>> = prompts
+        prompts
             .iter()
             .enumerate()
             .map(|(i, &prompt)| {
@@ -1113,22 +1246,17 @@ mod tests {
                 r.span_id = [9 + i as u8; 8];
                 r.start_unix_ns = 1_700_000_000_000_000_000;
                 r.end_unix_ns = r.start_unix_ns + 5;
-                r.name = r.store_text(b"llm.chat", 256, &pool).0;
+                r.name = r.store_text(b"llm.chat", 256, pool).0;
                 for (k, v) in [
                     (&b"gen_ai.prompt"[..], ValueInput::Str(&text)),
                     (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
                 ] {
-                    r.set_attribute(k, &v, &SpanLimits::default(), &pool)
+                    r.set_attribute(k, &v, &SpanLimits::default(), pool)
                         .expect("set");
                 }
                 r
             })
-            .collect();
-        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
-        let mut enc = RequestEncoder::new(format, gzip, budget, prompts.len());
-        let n = enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views);
-        let cut = enc.take_cut_values();
-        (enc.body().to_vec(), n, cut)
+            .collect()
     }
 
     /// Delivers `body` (`spans` spans, `cut_counted` values cut by the
@@ -1448,6 +1576,9 @@ mod tests {
             records: vec![(r, OwnedOverflow(Vec::new()))],
         };
         let (mut d, sent, dir) = delivery("recovered-cut", vec![]);
+        // Today's limit, the delivery's as the encoder's (as the exporter
+        // makes them): a span alone goes no larger.
+        (d.max_request_bytes, d.lone_ceiling) = (1200, 1200);
         let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1200, 8);
         let mut host = Host::default();
         d.deliver_recovered(&recovered, &mut encoder, &mut host);
@@ -1554,6 +1685,226 @@ mod tests {
                 "{what}: {} bytes",
                 prompt.len()
             );
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    /// A delivery, the bodies its backend took, how many it refused (413),
+    /// and its spool directory.
+    type WholeSpanDelivery = (
+        Delivery,
+        Arc<Mutex<Vec<Vec<u8>>>>,
+        Arc<Mutex<u64>>,
+        std::path::PathBuf,
+    );
+
+    /// A delivery with lone spans sent whole (`send_lone_spans_whole`), a
+    /// `max_request_bytes` of 1,000,000 and a spool capped at `cap`, to a
+    /// backend that answers 413 over `limit` bytes.
+    fn whole_span_delivery(name: &str, cap: u64, limit: usize) -> WholeSpanDelivery {
+        let dir = std::env::temp_dir().join(format!("sg-whole-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(Mutex::new(0));
+        let mut d = Delivery::new(
+            Box::new(SizeLimited {
+                limit,
+                accepted: Arc::clone(&accepted),
+                refused: Arc::clone(&refused),
+            }),
+            SpoolDir::new(&dir, cap),
+            Duration::from_secs(30),
+            1_000_000,
+        );
+        d.send_lone_spans_whole();
+        (d, accepted, refused, dir)
+    }
+
+    /// Sends spans with these prompt lengths as the exporter does: each
+    /// request encoded under the delivery's `max_request_bytes` and the
+    /// lone-span limit it gives, the encoder's cuts counted (in `host.cut`,
+    /// as values_truncated counts them) and carried with the request.
+    fn send_as_the_exporter(
+        d: &mut Delivery,
+        (format, gzip): (BodyFormat, bool),
+        prompts: &[usize],
+        host: &mut Host,
+    ) {
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(32).expect("pool");
+        let records = prompt_records(&pool, prompts);
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, d.max_request_bytes, prompts.len());
+        let resource = ResourceInfo::new("whole", &[]);
+        let mut start = 0;
+        while start < views.len() {
+            enc.set_lone_limit(d.lone_span_limit());
+            let n = enc.encode_prefix(&resource, &views[start..]);
+            assert!(n > 0, "{format:?}: sent");
+            let cut = enc.take_cut_values();
+            host.cut += cut;
+            let request = fresh_body(enc.body(), (format, gzip), n as u64, cut);
+            d.deliver(&request, host);
+            start += n;
+        }
+    }
+
+    #[test]
+    fn a_span_alone_over_max_request_bytes_arrives_whole_where_the_backend_takes_it() {
+        // A 1.5 MB prompt, max_request_bytes 1,000,000, a backend that
+        // takes 20 MiB (the Collector's OTLP/HTTP default): the prompt
+        // arrived cut to 1 MB, counted in values_truncated.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (mut d, accepted, refused, dir) =
+                whole_span_delivery(&format!("whole-{format:?}-{gzip}"), 64 << 20, 20 << 20);
+            let mut host = Host::default();
+            send_as_the_exporter(&mut d, (format, gzip), &[200, 1_500_000, 300], &mut host);
+            assert_eq!((host.delivered, host.lost, host.cut), (3, 0, 0), "{what}");
+            assert_eq!(*refused.lock().unwrap(), 0, "{what}");
+            let accepted = accepted.lock().unwrap();
+            let mut prompts = prompt_lengths(&accepted, format, gzip);
+            prompts.sort();
+            assert_eq!(prompts, [200, 300, 1_500_000], "{what}: whole");
+            // The long span in a request of its own.
+            for body in accepted.iter() {
+                let spans = crate::export::otlp_decode::decode_body(body, format, gzip).unwrap();
+                let long = spans.iter().any(|s| {
+                    s.attribute("gen_ai.prompt")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|p| p.len() == 1_500_000)
+                });
+                assert!(!long || spans.len() == 1, "{what}: alone");
+            }
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    #[test]
+    fn after_a_413_on_a_lone_span_the_next_is_cut_up_front() {
+        // A backend that answers 413 over 1,000,000 bytes: the first long
+        // span is refused once and sent again cut (counted); the second is
+        // cut before it is sent, not refused first.
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let what = format!("{format:?}");
+            let (mut d, accepted, refused, dir) =
+                whole_span_delivery(&format!("strict-{format:?}"), 64 << 20, 1_000_000);
+            let mut host = Host::default();
+            send_as_the_exporter(&mut d, (format, false), &[1_500_000], &mut host);
+            assert_eq!((host.delivered, host.lost, host.cut), (1, 0, 1), "{what}");
+            assert_eq!(*refused.lock().unwrap(), 1, "{what}: one 413");
+            send_as_the_exporter(&mut d, (format, false), &[1_500_000], &mut host);
+            assert_eq!((host.delivered, host.lost, host.cut), (2, 0, 2), "{what}");
+            assert_eq!(*refused.lock().unwrap(), 1, "{what}: no second 413");
+            let accepted = accepted.lock().unwrap();
+            assert_eq!(accepted.len(), 2, "{what}: three requests, one refused");
+            assert!(accepted.iter().all(|b| b.len() <= 1_000_000), "{what}");
+            let prompts = prompt_lengths(&accepted, format, false);
+            assert!(
+                prompts[1] >= prompts[0] && prompts[1] > 900_000,
+                "{what}: cut to max_request_bytes, no more ({prompts:?})"
+            );
+            // Forgotten after a while: a raised limit is tried again.
+            let lesson = d.lone_lesson.as_mut().expect("learned");
+            lesson.at = Instant::now()
+                .checked_sub(LONE_LESSON_HOLDS + Duration::from_secs(1))
+                .expect("an hour ago");
+            assert_eq!(d.lone_span_limit(), d.lone_ceiling, "{what}");
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    #[test]
+    fn a_batch_is_still_split_at_max_request_bytes_around_a_lone_span() {
+        // Ten 100 KB prompts around a 1.5 MB one: requests of many spans
+        // stay within max_request_bytes; only the long span's is over it.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (mut d, accepted, _refused, dir) =
+                whole_span_delivery(&format!("batch-{format:?}-{gzip}"), 64 << 20, 20 << 20);
+            let mut host = Host::default();
+            let mut prompts = vec![100_000; 5];
+            prompts.push(1_500_000);
+            prompts.extend([100_000; 5]);
+            send_as_the_exporter(&mut d, (format, gzip), &prompts, &mut host);
+            assert_eq!((host.delivered, host.lost, host.cut), (11, 0, 0), "{what}");
+            let accepted = accepted.lock().unwrap();
+            assert!(accepted.len() >= 3, "{what}: {} requests", accepted.len());
+            for body in accepted.iter() {
+                let plain = plain_body(body, gzip).expect("plain");
+                let spans = crate::export::otlp_decode::decode_body(body, format, gzip).unwrap();
+                assert!(
+                    plain.len() <= 1_000_000 || spans.len() == 1,
+                    "{what}: {} spans in {} bytes",
+                    spans.len(),
+                    plain.len()
+                );
+            }
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    #[test]
+    fn a_span_over_the_lone_span_ceiling_is_cut_before_it_is_sent() {
+        // The ceiling is half the spool's cap (here 4 MiB) when that is
+        // under 64 MiB: a 3 MB prompt is cut to fit 2 MiB before it is
+        // sent, even to a backend that would take it, and counted.
+        let (mut d, accepted, refused, dir) = whole_span_delivery("ceiling", 4 << 20, 20 << 20);
+        let ceiling = (2 << 20) - HEADER_LEN;
+        assert_eq!(d.lone_span_limit(), ceiling);
+        let mut host = Host::default();
+        send_as_the_exporter(
+            &mut d,
+            (BodyFormat::Protobuf, false),
+            &[3_000_000],
+            &mut host,
+        );
+        assert_eq!((host.delivered, host.lost, host.cut), (1, 0, 1));
+        assert_eq!(*refused.lock().unwrap(), 0);
+        let accepted = accepted.lock().unwrap();
+        assert_eq!(accepted.len(), 1);
+        assert!(accepted[0].len() <= ceiling);
+        assert!(
+            accepted[0].len() > ceiling - 4096,
+            "cut to the ceiling, no more"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+        // With a larger spool, the fixed ceiling.
+        let (mut d, _, _, dir) = whole_span_delivery("ceiling-fixed", 1 << 30, 20 << 20);
+        assert_eq!(d.lone_span_limit(), LONE_SPAN_CEILING);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_lone_span_over_max_request_bytes_is_spooled_and_replayed_whole() {
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (mut d, accepted, _refused, dir) =
+                whole_span_delivery(&format!("spool-{format:?}-{gzip}"), 64 << 20, 20 << 20);
+            let accepted_by_the_backend = accepted;
+            // The backend away: kept whole, one file.
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let up = std::mem::replace(
+                &mut d.transport,
+                Box::new(Scripted {
+                    answers: Arc::new(Mutex::new(vec![busy(None)])),
+                    sent,
+                }),
+            );
+            let mut host = Host {
+                interrupt_waits: true,
+                ..Host::default()
+            };
+            send_as_the_exporter(&mut d, (format, gzip), &[1_500_000], &mut host);
+            assert_eq!((host.kept, host.lost, host.cut), (1, 0, 0), "{what}");
+            assert_eq!(d.spool().list().len(), 1, "{what}");
+            // Back: replayed whole.
+            d.transport = up;
+            d.down_until = None;
+            let mut host = Host::default();
+            assert!(d.replay_spool(&mut host), "{what}");
+            assert_eq!((host.delivered, host.lost, host.cut), (1, 0, 0), "{what}");
+            let prompts = prompt_lengths(&accepted_by_the_backend.lock().unwrap(), format, gzip);
+            assert_eq!(prompts, [1_500_000], "{what}");
             std::fs::remove_dir_all(&dir).ok();
         }
     }

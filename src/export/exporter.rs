@@ -92,7 +92,12 @@ impl Exporter {
         };
         let batch = config.max_export_batch_size as usize;
         let spool = SpoolDir::new(&config.spool_dir, config.spool_max_bytes);
-        let delivery = Delivery::new(transport, spool, config.export_timeout, budget);
+        let mut delivery = Delivery::new(transport, spool, config.export_timeout, budget);
+        if !file_sink {
+            // A long prompt goes whole to a backend that takes it; the
+            // sink's lines keep their limit (the file receiver's).
+            delivery.send_lone_spans_whole();
+        }
         let host = ExporterHost {
             pipeline: Arc::clone(&pipeline),
             diagnostics: if file_sink {
@@ -464,6 +469,7 @@ impl Exporter {
                     // views the first request is encoded from.
                     count_record_losses(&p.stats, &views);
                 }
+                self.encoder.set_lone_limit(self.delivery.lone_span_limit());
                 let n = self.encoder.encode_prefix(&resource, &views);
                 self.views.give_back(views);
                 // Values the span budget cut to make a span fit: counted
@@ -472,7 +478,7 @@ impl Exporter {
                 let cut = self.encoder.take_cut_values();
                 Stats::add(&p.stats.values_truncated, cut);
                 if cut > 0 {
-                    let limit = self.size_limit_text();
+                    let limit = self.cut_limit_text();
                     self.host.diagnostics.values_cut(cut, &limit);
                 }
                 let attributes = self.encoder.take_resource_attributes_dropped();
@@ -527,8 +533,24 @@ impl Exporter {
         }
     }
 
-    /// The size limit a span's encoding must fit, and what raises it, for
-    /// the line that says values were cut to fit it.
+    /// The size limit a span alone must fit, and what sets it, for the
+    /// line that says values were cut to fit it: over `max_request_bytes`
+    /// a span goes whole in a request of its own up to the lone-span limit
+    /// (`Delivery::lone_span_limit`); only beyond it are values cut.
+    fn cut_limit_text(&self) -> String {
+        if self.file_sink {
+            return self.size_limit_text();
+        }
+        format!(
+            "a request of one span ({} bytes: SPANGUARD_MAX_REQUEST_BYTES or, if larger, 64 MiB \
+             or half SPANGUARD_SPOOL_MAX_BYTES, whichever is less; for an hour after the backend \
+             refused a larger one with 413, what it took)",
+            self.encoder.lone_limit()
+        )
+    }
+
+    /// The size limit a request must fit, and what raises it, for the
+    /// lines that say what was cut or lost to fit it.
     fn size_limit_text(&self) -> String {
         let config = &self.pipeline.config;
         if self.file_sink {

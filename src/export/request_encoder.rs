@@ -1,7 +1,9 @@
 //! Turns span records into request bodies no bigger than the byte budget
 //! (`max_request_bytes`, or the sink's line limit): the encoders' one entry
 //! point. A batch is encoded whole when it fits, else as consecutive parts,
-//! each as many spans as fit, while the records are still held.
+//! each as many spans as fit, while the records are still held. A span
+//! that alone is over the budget goes in a request of its own, whole up to
+//! the lone-span limit (`set_lone_limit`), cut to it beyond.
 
 use std::sync::Arc;
 
@@ -17,6 +19,10 @@ pub struct RequestEncoder {
     pub gzip: bool,
     /// The most bytes one body may have before compression.
     budget: usize,
+    /// The most bytes a body of one span may have before compression
+    /// (never less than `budget`): a span alone over the budget is sent
+    /// whole up to it, its values cut to fit it beyond (`set_lone_limit`).
+    lone_limit: usize,
     proto: OtlpProtoEncoder,
     json: OtlpJsonEncoder,
     /// Made at the first request that needs it: a deflate state is about
@@ -49,6 +55,7 @@ impl RequestEncoder {
             format,
             gzip,
             budget,
+            lone_limit: budget,
             proto: OtlpProtoEncoder::new(),
             json: OtlpJsonEncoder::new(),
             gzip_writer: None,
@@ -66,6 +73,24 @@ impl RequestEncoder {
         self.budget
     }
 
+    /// How large a request of one span may be (`set_lone_limit`).
+    pub fn lone_limit(&self) -> usize {
+        self.lone_limit
+    }
+
+    /// How large a request of one span may be (at least the budget): a
+    /// batch is still split at the budget, but a span that alone is over
+    /// it is encoded whole in a request of its own when that request is
+    /// within `bytes`, and cut to fit `bytes` only beyond. The budget is
+    /// what every backend takes in a request of many spans; a backend
+    /// that takes more (the Collector's OTLP/HTTP receiver: 20 MiB) gets
+    /// a long prompt whole rather than cut for a stricter one, and one
+    /// that does not answers 413, which cuts it then
+    /// (`Delivery::lone_span_limit` says how large, from the 413s).
+    pub fn set_lone_limit(&mut self, bytes: usize) {
+        self.lone_limit = bytes.max(self.budget);
+    }
+
     /// Why the span is lost when the last `encode_prefix` returned 0: the
     /// resource, when it took half the budget or more (every span of this
     /// resource would be lost the same way, and the span is not what to
@@ -80,19 +105,28 @@ impl RequestEncoder {
                  service.name is made shorter or the limit raised"
             ),
             None => format!(
-                "a span alone is larger than the request size limit ({} bytes)",
-                self.budget
+                "a span alone is larger than the size limit of a request of one span ({} bytes)",
+                self.lone_limit
             ),
         }
     }
 
     /// Encodes the longest prefix of `records` that fits in the budget as
     /// one request and returns its length; the body is `self.body()`. A
-    /// span that alone is over the budget has its largest values cut to
-    /// fit (the encoders' span budget: the request budget less the
-    /// request's own framing); 0 means even that did not make it fit (then
-    /// nothing is encoded: the caller counts it lost).
+    /// span that alone is over the budget is encoded alone, whole when
+    /// that fits the lone-span limit, else with its largest values cut to
+    /// fit it (the encoders' span budget: the limit less the request's own
+    /// framing); 0 means even that did not make it fit (then nothing is
+    /// encoded: the caller counts it lost).
     pub fn encode_prefix(&mut self, resource: &ResourceInfo, records: &[SpanView]) -> usize {
+        // A span sent whole over the budget grew the buffers to its size
+        // (up to the lone-span limit, tens of MiB): given back once it is
+        // sent rather than held for the process's life.
+        for buffer in [&mut self.encoded, &mut self.compressed] {
+            if buffer.capacity() > self.budget.saturating_mul(2) {
+                *buffer = Vec::with_capacity(self.budget);
+            }
+        }
         // A resource over half the budget is sent with the attributes that
         // fit in half (every request of it the same: a backend tells
         // resources apart by their attributes).
@@ -101,8 +135,11 @@ impl RequestEncoder {
         // The framing every request of this resource carries, and a margin
         // for a scope of its own and the span's field header. A span whose
         // scope takes more than the margin gets a smaller budget below.
+        // The span budget is the lone-span limit's: a span is cut only when
+        // even a request of its own would be over that; a span over the
+        // budget, uncut, makes the part end before it (it then goes alone).
         self.encode_plain(resource, &[]);
-        let mut span_budget = self.budget.saturating_sub(self.encoded.len() + 512);
+        let mut span_budget = self.lone_limit.saturating_sub(self.encoded.len() + 512);
         self.framing_over = None;
         self.set_span_budget(span_budget);
         // Start from the spans the estimate says fit, not from them all: a
@@ -124,7 +161,7 @@ impl RequestEncoder {
             // Only the encoding kept may count its cuts.
             let cut = self.proto.take_cut_values() + self.json.take_cut_values();
             let len = self.encoded.len();
-            if len <= self.budget {
+            if len <= self.budget || (n == 1 && len <= self.lone_limit) {
                 self.cut_values += cut;
                 break;
             }
@@ -133,7 +170,7 @@ impl RequestEncoder {
                 // URL: each up to MAX_SCOPE_BYTES) took beyond the margin:
                 // its values are cut by that much more. Nothing left to cut
                 // from: lost, and none of its values counted as cut.
-                let over = len - self.budget;
+                let over = len - self.lone_limit;
                 if n == 0 || span_budget == 0 {
                     // The resource's doing when it takes half the limit
                     // or more: a span is not what to make smaller then.
@@ -587,5 +624,55 @@ mod tests {
         )
         .expect("a gzip member");
         assert_eq!(inflated, plain.body(), "the same request, gzipped");
+    }
+
+    #[test]
+    fn a_span_alone_over_the_budget_goes_whole_in_a_request_of_its_own() {
+        // A 1.5 MB prompt between two small spans, a 1 MB budget and a
+        // 32 MiB lone-span limit: the prompt was cut to 1 MB.
+        let pool = PayloadPool::with_mib(32).expect("pool");
+        let prompt = vec![b'p'; 1_500_000];
+        let records = [
+            span_with(&pool, 1, b"hello", 0),
+            span_with(&pool, 2, &prompt, 0),
+            span_with(&pool, 3, b"bye", 0),
+        ];
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let resource = ResourceInfo::new("whole", &[]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let budget = 1_000_000;
+            let mut enc = RequestEncoder::new(format, false, budget, 512);
+            enc.set_lone_limit(32 << 20);
+            let mut parts = Vec::new();
+            let mut start = 0;
+            while start < views.len() {
+                let n = enc.encode_prefix(&resource, &views[start..]);
+                assert!(n > 0, "{format:?}");
+                let spans = decoded(&enc);
+                parts.push((n, enc.body().len(), spans));
+                start += n;
+            }
+            assert_eq!(enc.take_cut_values(), 0, "{format:?}: nothing cut");
+            let lengths: Vec<usize> = parts.iter().map(|p| p.0).collect();
+            assert_eq!(lengths, [1, 1, 1], "{format:?}: the long span alone");
+            let (_, len, spans) = &parts[1];
+            assert!(*len > budget, "{format:?}");
+            assert_eq!(
+                spans[0]
+                    .attribute("gen_ai.prompt")
+                    .and_then(|v| v.as_str())
+                    .map(str::len),
+                Some(prompt.len()),
+                "{format:?}: whole"
+            );
+            assert!(parts[0].1 <= budget && parts[2].1 <= budget);
+            // The buffers the long span grew are given back.
+            assert!(enc.encoded.capacity() <= 2 * budget, "{format:?}");
+            // Over the lone-span limit: cut to it, as over the budget before.
+            enc.set_lone_limit(1_200_000);
+            assert_eq!(enc.encode_prefix(&resource, &views[1..2]), 1);
+            assert!(enc.body().len() <= 1_200_000 && enc.body().len() > 1_200_000 - 4096);
+            assert_eq!(enc.take_cut_values(), 1, "{format:?}");
+        }
     }
 }

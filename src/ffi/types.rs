@@ -239,10 +239,13 @@ pub struct spanguard_config {
     /// neither.
     pub client_certificate: *const c_char,
     pub client_key: *const c_char,
-    /// The largest request body, in bytes before compression
-    /// (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as several
-    /// requests, and a 413 answer splits a request again, or cuts the
-    /// values of a span alone in it (`values_truncated`). Default 1000000.
+    /// The largest request body of several spans, in bytes before
+    /// compression (SPANGUARD_MAX_REQUEST_BYTES); bigger batches go as
+    /// several requests, and a 413 answer splits a request again, or cuts
+    /// the values of a span alone in it (`values_truncated`). A span alone
+    /// over it goes whole in a request of its own, up to 64 MiB or half the
+    /// spool's cap (cut to fit beyond), and for an hour after a 413 on such
+    /// a span is cut up front to what the backend took. Default 1000000.
     pub max_request_bytes: u32,
     /// The longest line the local sink writes, newline included
     /// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry

@@ -166,11 +166,15 @@ def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
 
 
 def test_values_cut_to_fit_a_request_are_told(emitter, tmp_path):
+    # A span alone goes whole up to half the spool's cap: with a 128 KiB
+    # cap, no more than the 64 KiB of a request, so 300 KB prompts are cut.
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
-        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_MAX_REQUEST_BYTES": "65536"}, count=5,
-                            extra=["--prompt-bytes", "300000"])
+        lines, stats = emit(emitter, rx.endpoint, tmp_path,
+                            {"SPANGUARD_MAX_REQUEST_BYTES": "65536", "SPANGUARD_SPOOL_MAX_BYTES": "131072"},
+                            count=5, extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] >= 5
-    told = [line for line in lines if "long values were cut to fit their spans into one request (65536 bytes" in line]
+    told = [line for line in lines
+            if "long values were cut to fit their spans into a request of one span (65536 bytes" in line]
     assert 1 <= len(told) <= 2 and "SPANGUARD_MAX_REQUEST_BYTES" in told[0], lines
     assert sum(leading_number(line) for line in told) == stats["values_truncated"], lines
 

@@ -327,15 +327,44 @@ def test_a_retry_after_wait_gives_way_to_a_filling_queue(emitter, tmp_path):
         assert delivered(rx) == keys
 
 
-def test_a_span_alone_over_the_request_size_is_cut_to_fit_not_lost(emitter, tmp_path):
+def test_a_span_alone_over_the_request_size_goes_whole_in_a_request_of_its_own(emitter, tmp_path):
     """Every third span carries a 100,000-byte prompt; requests may hold
-    65,536 bytes. Such a span alone is over the limit: its largest values are
-    cut until it fits, and it arrives with every key (never lost, never a
-    request over the limit)."""
+    65,536 bytes, the receiver takes 64 MiB. Such a span alone is over the
+    limit: it was cut to fit. It goes whole, alone in its request; requests
+    of several spans stay within the limit."""
     limit = 65536
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
         run = run_through(emitter, rx, tmp_path, {"mode": "ok"}, first=9, then=1,
                           env={"SPANGUARD_MAX_REQUEST_BYTES": str(limit)},
+                          extra=["--from-env", "--large", "3", "--batch", "10"])
+        got = check_every_span_arrived_or_is_counted(run, rx)
+        records = rx.accepted_records()
+        large = [s for s in rx.spans() if "gen_ai.usage.input_tokens" in s["attributes"]]
+    assert got == run.keys and run.stats["dropped_export_failed"] == 0
+    assert run.stats["values_truncated"] == 0, run.stats
+    for r in records:
+        assert r["decoded_bytes"] <= limit or len(r["spans"]) == 1, (r["decoded_bytes"], len(r["spans"]))
+    assert any(r["decoded_bytes"] > limit for r in records), "the long spans alone, over the limit"
+    whole = {(s["trace_id"], s["span_id"]): s["attributes"]["gen_ai.prompt"]["value"] for s in run.manifest["spans"]
+             if "gen_ai.prompt" in s["attributes"]}
+    assert len(large) == 4
+    for s in large:
+        assert s["attributes"]["gen_ai.prompt"] == whole[(s["trace_id"], s["span_id"])], "whole"
+        assert len(s["attributes"]["gen_ai.prompt"]) == 100_000
+        assert len([k for k in s["attributes"] if k.startswith("extra.")]) == 100
+
+
+def test_a_span_alone_over_the_request_size_and_half_the_spool_cap_is_cut_to_fit_not_lost(emitter, tmp_path):
+    """As above, with a spool capped at 128 KiB: a span alone goes whole only
+    up to half the cap (here no more than the 65,536 bytes of a request), so
+    that it can be spooled whole. Over that, its largest values are cut until
+    it fits, and it arrives with every key (never lost, never a request over
+    the limit)."""
+    limit = 65536
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        run = run_through(emitter, rx, tmp_path, {"mode": "ok"}, first=9, then=1,
+                          env={"SPANGUARD_MAX_REQUEST_BYTES": str(limit),
+                               "SPANGUARD_SPOOL_MAX_BYTES": str(2 * limit)},
                           extra=["--from-env", "--large", "3", "--batch", "10"])
         got = check_every_span_arrived_or_is_counted(run, rx)
         sizes = [r["decoded_bytes"] for r in rx.accepted_records()]

@@ -191,19 +191,27 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
-    """A process with max_request_bytes raised to 100 MB dies with a span of
-    a 3 MB prompt in its flight file; `spanguard replay` with the default
-    1,000,000-byte limit cuts the prompt to fit. It said nothing of it."""
+def killed_with_a_big_span(tmp_path, prompt_bytes):
+    """The spool directory a process with max_request_bytes raised to 100 MB
+    left when it was killed with a span of a `prompt_bytes` prompt in its
+    flight file."""
     spool = tmp_path / "spool"
     child_env = {**CLEAN_ENV, "SPANGUARD_SPOOL_DIR": str(spool), "SPANGUARD_FLIGHT_RECORDER": "true",
                  "SPANGUARD_MAX_REQUEST_BYTES": "100000000", "OTEL_BSP_SCHEDULE_DELAY": "60000",
                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces"}
-    child = subprocess.run([sys.executable, "-c", KILLED_WITH_A_BIG_SPAN, str(LIB), "3000000"],
+    child = subprocess.run([sys.executable, "-c", KILLED_WITH_A_BIG_SPAN, str(LIB), str(prompt_bytes)],
                            env=child_env, capture_output=True, text=True, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert list(spool.glob("*.sgflight")), "no flight file left"
-    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+    return spool
+
+
+def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
+    """A process dies with a span of a 3 MB prompt in its flight file;
+    `spanguard replay` sends it whole, alone, to a receiver that answers 413
+    over 1,000,000 bytes, and cuts the prompt to fit. It said nothing of it."""
+    spool = killed_with_a_big_span(tmp_path, 3_000_000)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="too_large:1000000") as rx:
         out = replay(spool, "--endpoint", rx.endpoint)
         spans = rx.spans()
     assert out.returncode == 0, out.stdout + out.stderr
@@ -211,3 +219,16 @@ def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
     assert "spanguard replay: 1 values cut to fit" in out.stderr, out.stderr
     assert len(spans) == 1 and spans[0]["name"] == "llm.chat"
     assert 0 < len(spans[0]["attributes"]["gen_ai.prompt"]) < 1_000_000
+
+
+def test_replay_sends_a_span_alone_over_the_request_limit_whole(tmp_path):
+    """The same span, to a receiver that takes it: `spanguard replay`'s
+    default 1,000,000-byte limit bounds requests of several spans; the 3 MB
+    prompt, alone in its request, arrives whole (it was cut to 1 MB)."""
+    spool = killed_with_a_big_span(tmp_path, 3_000_000)
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint)
+        spans = rx.spans()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "; 0 values cut;" in out.stdout and "values cut to fit" not in out.stderr, out.stdout + out.stderr
+    assert len(spans) == 1 and spans[0]["attributes"]["gen_ai.prompt"] == "p" * 3_000_000

@@ -44,9 +44,11 @@ TLS settings come from OTEL_EXPORTER_OTLP_CERTIFICATE, ..._CLIENT_CERTIFICATE an
 ..._CLIENT_KEY (and their _TRACES_ forms); retries from OTEL_BSP_EXPORT_TIMEOUT;
 messages on stderr from OTEL_LOG_LEVEL.
 
-Spans over the size limit (SPANGUARD_MAX_REQUEST_BYTES, or a backend's 413) are
-sent with their largest string and bytes values cut to fit; how many values were
-cut is printed, and said on stderr.
+Requests of several spans stay within SPANGUARD_MAX_REQUEST_BYTES; a span alone
+over it goes whole in a request of its own, up to 64 MiB or half
+SPANGUARD_SPOOL_MAX_BYTES. Spans over that, or refused with 413, are sent with
+their largest string and bytes values cut to fit; how many values were cut is
+printed, and said on stderr.
 
 Exit status: 0 when every span was delivered (values cut included), 1 when one
 could not be (it stays in DIR, or was refused for good and is counted), 2 on a
@@ -192,6 +194,8 @@ pub fn run(args: &[String]) -> ExitCode {
         config.export_timeout,
         config.max_request_bytes,
     );
+    // As the exporter sends them: a span alone over the limit goes whole.
+    delivery.send_lone_spans_whole();
     let format = match config.protocol {
         Protocol::HttpProtobuf => BodyFormat::Protobuf,
         Protocol::HttpJson => BodyFormat::Json,
@@ -244,9 +248,10 @@ pub fn run(args: &[String]) -> ExitCode {
     // library counts it in values_truncated.
     if tally.cut > 0 {
         eprintln!(
-            "spanguard replay: {} values cut to fit the size limit ({} bytes a request, \
-             SPANGUARD_MAX_REQUEST_BYTES, or the backend's)",
-            tally.cut, config.max_request_bytes
+            "spanguard replay: {} values cut to fit the size limit ({} bytes a request of \
+             one span, 64 MiB or half SPANGUARD_SPOOL_MAX_BYTES, or the backend's)",
+            tally.cut,
+            delivery.lone_span_limit()
         );
     }
     let left = delivery.spool().list();
