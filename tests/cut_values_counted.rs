@@ -47,6 +47,16 @@ fn end_span_with(tracer: &Tracer, text: &str) {
     tracer.end(s, 0).expect("end");
 }
 
+/// Flushes, the spans delivered or spooled within 30 s.
+fn flushed(tracer: &Tracer) {
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+}
+
 /// The prompts of the spans in these request bodies, and how many spans
 /// each body held.
 fn prompts_taken(taken: &[Vec<u8>]) -> (Vec<String>, Vec<usize>) {
@@ -82,12 +92,7 @@ fn a_long_prompt_arrives_whole_where_the_backend_takes_it() {
     let text = prompt(1_500_000);
     end_span_with(&tracer, &text);
     end_span_with(&tracer, "short");
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    flushed(&tracer);
     let stats = tracer.stats();
     assert_eq!((stats.spans_exported, stats.values_truncated), (2, 0));
     let (prompts, _) = prompts_taken(&taken.lock().unwrap());
@@ -125,12 +130,7 @@ fn a_backend_that_refused_a_long_prompt_gets_the_next_cut_up_front() {
     let text = prompt(1_500_000);
     for _ in 0..2 {
         end_span_with(&tracer, &text);
-        assert!(
-            tracer
-                .flush(Duration::from_secs(30))
-                .expect("flush")
-                .is_done()
-        );
+        flushed(&tracer);
     }
     let stats = tracer.stats();
     assert_eq!((stats.spans_exported, stats.values_truncated), (2, 2));
@@ -165,12 +165,7 @@ fn a_value_cut_by_the_encoder_and_again_after_a_413_is_counted_once() {
     );
     let text = prompt(300_000);
     end_span_with(&tracer, &text);
-    assert!(
-        tracer
-            .flush(Duration::from_secs(30))
-            .expect("flush")
-            .is_done()
-    );
+    flushed(&tracer);
     let stats = tracer.stats();
     assert_eq!(stats.spans_exported, 1);
     let taken = taken.lock().unwrap();

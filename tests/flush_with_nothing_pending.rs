@@ -5,7 +5,8 @@
 //! since the exporter had had no time to answer. A span still queued or
 //! in flight keeps it a time-out.
 
-use std::sync::mpsc::{Receiver, channel};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,13 @@ use spanguard::pipeline::FlushOutcome;
 use spanguard::tracer::{Parent, Tracer};
 
 /// Answers each request with what the test sends it, when it sends it.
-struct Gated(Arc<Mutex<Receiver<Result<Accepted, SendError>>>>);
+struct Gated(Arc<Mutex<Receiver<Answer>>>);
+
+/// What a request is answered.
+type Answer = Result<Accepted, SendError>;
 
 impl Transport for Gated {
-    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+    fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Answer {
         self.0
             .lock()
             .unwrap()
@@ -31,9 +35,10 @@ impl Transport for Gated {
     }
 }
 
-#[test]
-fn a_flush_without_time_is_done_when_nothing_is_pending() {
-    let dir = std::env::temp_dir().join(format!("sg-flush-zero-{}", std::process::id()));
+/// A tracer whose requests are answered by what the test sends on the
+/// channel, when it sends it (a closed channel: accepted); its directory.
+fn gated_tracer(name: &str) -> (Tracer, Sender<Answer>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = TracerConfig {
         sink_dir: dir.join("spans"),
@@ -46,6 +51,33 @@ fn a_flush_without_time_is_done_when_nothing_is_pending() {
     let (answer, answers) = channel();
     let tracer = Tracer::with_transport(config, Box::new(Gated(Arc::new(Mutex::new(answers)))))
         .expect("tracer");
+    (tracer, answer, dir)
+}
+
+/// The backend down (503).
+fn down() -> Answer {
+    Err(SendError::Transient {
+        reason: "HTTP 503".into(),
+        retry_after: None,
+    })
+}
+
+/// The span just ended, refused while the backend is down until the
+/// exporter spools it on its own (no flush asked).
+fn spooled_while_down(tracer: &Tracer, answer: &Sender<Answer>) {
+    for _ in 0..8 {
+        answer.send(down()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracer.stats().spooled_spans == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(tracer.stats().spooled_spans, 1);
+}
+
+#[test]
+fn a_flush_without_time_is_done_when_nothing_is_pending() {
+    let (tracer, answer, dir) = gated_tracer("flush-zero");
     let no_time = Duration::ZERO;
     assert_eq!(
         tracer.flush(no_time),
@@ -71,8 +103,8 @@ fn a_flush_without_time_is_done_when_nothing_is_pending() {
         Ok(FlushOutcome::Delivered),
         "all sent"
     );
-    // Answered, so that no flush is left for the exporter to tell below's
-    // spooling to (an answer nobody waits for takes it).
+    // Answered, so that no flush is left pending when the span below is
+    // spooled.
     assert_eq!(
         tracer.flush(Duration::from_secs(10)),
         Ok(FlushOutcome::Delivered)
@@ -82,19 +114,7 @@ fn a_flush_without_time_is_done_when_nothing_is_pending() {
     // (no flush asked): a flush then says so, with time or without.
     let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
     tracer.end(s, 0).expect("end");
-    for _ in 0..8 {
-        answer
-            .send(Err(SendError::Transient {
-                reason: "HTTP 503".into(),
-                retry_after: None,
-            }))
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tracer.stats().spooled_spans == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(tracer.stats().spooled_spans, 1);
+    spooled_while_down(&tracer, &answer);
     assert_eq!(tracer.flush(no_time), Ok(FlushOutcome::Spooled), "spooled");
     drop(answer);
     tracer.shutdown(Duration::from_secs(10)).expect("shutdown");
@@ -141,35 +161,10 @@ fn a_shutdown_without_time_is_done_once_the_exporter_dealt_with_every_span() {
 /// that had given up). It now stays until a replay empties the spool.
 #[test]
 fn spans_only_in_the_spool_keep_every_flush_spooled_until_replayed() {
-    let dir = std::env::temp_dir().join(format!("sg-flush-spooled-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = TracerConfig {
-        sink_dir: dir.join("spans"),
-        spool_dir: dir.join("spool"),
-        install_signal_handlers: false,
-        schedule_delay: Duration::from_millis(20),
-        export_timeout: Duration::from_millis(200),
-        ..TracerConfig::default()
-    };
-    let (answer, answers) = channel();
-    let tracer = Tracer::with_transport(config, Box::new(Gated(Arc::new(Mutex::new(answers)))))
-        .expect("tracer");
-    let down = || {
-        Err(SendError::Transient {
-            reason: "HTTP 503".into(),
-            retry_after: None,
-        })
-    };
+    let (tracer, answer, dir) = gated_tracer("flush-spooled");
     let (s, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
     tracer.end(s, 0).expect("end");
-    for _ in 0..8 {
-        answer.send(down()).unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tracer.stats().spooled_spans == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(tracer.stats().spooled_spans, 1);
+    spooled_while_down(&tracer, &answer);
     let wait = Duration::from_secs(2);
     assert_eq!(tracer.flush(wait), Ok(FlushOutcome::Spooled), "first");
     // The backend still down for whatever replay the exporter tries.
