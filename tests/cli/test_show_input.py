@@ -128,3 +128,12 @@ def test_help_version_and_mistakes(cli):
     for args in ([], ["bogus"], ["show", "--bogus"], ["show", "--since"], ["tail", "--interval", "x"]):
         run = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=60)
         assert run.returncode == 2 and run.stderr, args
+
+
+def test_an_argument_that_is_not_utf8_is_said_not_a_panic(cli, tmp_path):
+    # std::env::args panics on it: a file name in another encoding.
+    odd = os.fsencode(str(tmp_path)) + b"/r\xe9sum\xe9"
+    r = subprocess.run([str(cli), "show", odd], capture_output=True, timeout=60)
+    assert r.returncode == 2, r
+    assert b"argument 2 is not valid UTF-8" in r.stderr, r.stderr
+    assert b"panicked" not in r.stderr, r.stderr

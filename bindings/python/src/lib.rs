@@ -70,8 +70,25 @@ fn strerror(code: u32) -> String {
 /// returns its exit status: `python -m spanguard` and the console script.
 /// The process is the command from then on: it takes SIGPIPE back to its
 /// default, and `tail` takes SIGINT and SIGTERM.
+///
+/// `args` are the arguments' bytes (`os.fsencode`): one that is not UTF-8
+/// is said as the binary says it (`cli::not_utf8`), exit status 2.
 #[pyfunction]
-fn run_command(py: Python<'_>, args: Vec<String>) -> u8 {
+fn run_command(py: Python<'_>, args: Vec<Vec<u8>>) -> u8 {
+    let mut text = Vec::with_capacity(args.len());
+    for (i, arg) in args.into_iter().enumerate() {
+        match String::from_utf8(arg) {
+            Ok(a) => text.push(a),
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    cli::not_utf8(i + 1, &String::from_utf8_lossy(e.as_bytes()))
+                );
+                return 2;
+            }
+        }
+    }
+    let args = text;
     let version = library_version();
     // Without the GIL: `tail` runs until Ctrl-C.
     let code = py.detach(|| cli::run(&args, &version));

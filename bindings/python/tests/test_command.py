@@ -149,3 +149,15 @@ def test_output_into_a_closed_pipe_ends_the_command_quietly(tmp_path, binary):
         proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGPIPE, (program, err)
         assert err == "", err
+
+
+def test_an_argument_that_is_not_utf8_is_said_as_the_binary_says_it(tmp_path, binary):
+    # A directory name in another encoding: the binary panicked
+    # (std::env::args) and the console script raised a traceback.
+    odd = os.fsencode(str(tmp_path)) + b"/r\xe9sum\xe9"
+    for program in ([SCRIPT], [sys.executable, "-m", "spanguard"]):
+        got = subprocess.run([*program, b"show", odd], capture_output=True, timeout=60, env=clean_env())
+        want = subprocess.run([binary, b"show", odd], capture_output=True, timeout=60, env=clean_env())
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr)
+        assert got.returncode == 2, got
+        assert b"argument 2 is not valid UTF-8" in got.stderr and b"Traceback" not in got.stderr, got.stderr

@@ -51,6 +51,15 @@ or configuration error.
 
 /// Runs the command line `args` (without the program name) as this
 /// process, and returns its exit status.
+/// What the command says of argument `n` (from 1) that is not UTF-8, shown
+/// with its bad bytes replaced: it takes names and paths as UTF-8 only.
+pub fn not_utf8(n: usize, shown: &str) -> String {
+    format!(
+        "spanguard: argument {n} is not valid UTF-8 ({shown:?}); the command takes UTF-8 \
+         arguments only (rename such a file, or name its directory)"
+    )
+}
+
 pub fn run(args: &[String], version: &str) -> ExitCode {
     // Output piped into `head` that stops reading ends us quietly, as it
     // does any command-line tool, rather than as a panic. (Python, for

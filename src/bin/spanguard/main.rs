@@ -11,6 +11,18 @@ use std::process::ExitCode;
 mod cli;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // std::env::args panics on an argument that is not UTF-8 (a file name
+    // in another encoding, bytes pasted in): said, with the exit status of
+    // a bad argument, as `python -m spanguard` says it.
+    let mut args = Vec::new();
+    for (i, arg) in std::env::args_os().skip(1).enumerate() {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(raw) => {
+                eprintln!("{}", cli::not_utf8(i + 1, &raw.to_string_lossy()));
+                return ExitCode::from(2);
+            }
+        }
+    }
     cli::run(&args, env!("CARGO_PKG_VERSION"))
 }
