@@ -18,15 +18,20 @@ if (!fs.existsSync(command)) {
   process.exit(1);
 }
 
-const child = spawn(command, process.argv.slice(2), { stdio: 'inherit' });
-
 // Ctrl-C reaches the whole foreground group, so the command has it too:
 // this process waits for it (`tail` prints what it holds and exits 0)
 // rather than dying first. A signal sent to this process alone (a
-// supervisor's SIGTERM, kill) is passed on.
+// supervisor's SIGTERM, kill) is passed on. The listeners go in before the
+// command starts: a signal between the two would otherwise end this
+// process by its default action and leave the command running, holding
+// the caller's stdout and stderr open. One that comes before the spawn
+// below is handled once this script has run, when `child` is set.
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+let child;
 const forward = (signal) => { child.kill(signal); };
 for (const signal of FORWARDED) process.on(signal, forward);
+
+child = spawn(command, process.argv.slice(2), { stdio: 'inherit' });
 
 child.on('error', (e) => {
   // The binary needs glibc: on musl (Alpine) it cannot be started.
