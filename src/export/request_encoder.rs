@@ -132,13 +132,16 @@ impl RequestEncoder {
         // resources apart by their attributes).
         let fitted = self.fitted_resource(resource);
         let resource = fitted.as_deref().unwrap_or(resource);
-        // The framing every request of this resource carries, and a margin
-        // for a scope of its own and the span's field header. A span whose
-        // scope takes more than the margin gets a smaller budget below.
+        // The framing every request of this resource carries (encoded by
+        // `fitted_resource` when it answered None), and a margin for a
+        // scope of its own and the span's field header. A span whose scope
+        // takes more than the margin gets a smaller budget below.
         // The span budget is the lone-span limit's: a span is cut only when
         // even a request of its own would be over that; a span over the
         // budget, uncut, makes the part end before it (it then goes alone).
-        self.encode_plain(resource, &[]);
+        if fitted.is_some() {
+            self.encode_plain(resource, &[]);
+        }
         let mut span_budget = self.lone_limit.saturating_sub(self.encoded.len() + 512);
         self.framing_over = None;
         self.set_span_budget(span_budget);
@@ -195,8 +198,10 @@ impl RequestEncoder {
     }
 
     /// What the requests carry for `resource`: None when it takes no more
-    /// than half the budget with a request's envelope (sent as it is),
-    /// else the resource cut to fit that half (`fit_resource`).
+    /// than half the budget with a request's envelope (sent as it is; its
+    /// framing, a request with no span, is then what `self.encoded` holds,
+    /// which `encode_prefix` measures rather than encode it again), else
+    /// the resource cut to fit that half (`fit_resource`).
     fn fitted_resource(&mut self, resource: &ResourceInfo) -> Option<Arc<ResourceInfo>> {
         if let Some((given, fitted)) = &self.fitted
             && given == resource
