@@ -687,53 +687,6 @@ mod tests {
     }
 
     /// Set in the copy of the test binary that runs a test under umask 0.
-    const UMASK_ZERO: &str = "SPANGUARD_TEST_UMASK_ZERO";
-
-    /// The umask is the whole process's: set here, it made the directories
-    /// that the tests running beside this one make 0777, which they then
-    /// refuse ("may be written by anyone"), now and then. So the test runs
-    /// alone, in a copy of this test binary started with umask 0.
-    #[test]
-    fn files_and_directories_are_private_whatever_the_umask() {
-        use std::os::unix::process::CommandExt;
-        if std::env::var_os(UMASK_ZERO).is_none() {
-            let test = "buffer::files::tests::files_and_directories_are_private_whatever_the_umask";
-            let mut run = std::process::Command::new(std::env::current_exe().expect("exe"));
-            run.args(["--exact", test, "--test-threads=1"])
-                .env(UMASK_ZERO, "1");
-            // SAFETY: umask is async-signal-safe and changes only the child.
-            unsafe {
-                run.pre_exec(|| {
-                    libc::umask(0);
-                    Ok(())
-                });
-            }
-            let out = run.output().expect("run under umask 0");
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(text.contains("1 passed"), "did not run: {text}");
-            return;
-        }
-        // SAFETY: reads the mask by setting it back at once.
-        assert_eq!(unsafe { libc::umask(0) }, 0, "started under umask 0");
-        let dir = temp_dir("modes");
-        let nested = dir.join("a/b");
-        ensure_private_dir(&nested).expect("dir");
-        let file = nested.join("f");
-        drop(create_new(&file, false).expect("create"));
-        let sink = nested.join("sink");
-        drop(open_append(&sink).expect("append"));
-        assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&nested), 0o700);
-        assert_eq!(mode(&file), 0o600);
-        assert_eq!(mode(&sink), 0o600);
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
     #[test]
     fn a_directory_of_ours_that_others_may_write_is_made_private() {
         let dir = temp_dir("wide");
