@@ -23,16 +23,27 @@ fn prompt(n: usize) -> String {
 /// A backend that answers 413 to bodies over `limit` bytes and 200 to the
 /// rest, which it keeps.
 fn size_limited_backend(limit: usize) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let taken: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let keep = Arc::clone(&taken);
+    let (url, taken, _) = counting_size_limited_backend(limit);
+    (url, taken)
+}
+
+/// The request bodies a backend took.
+type Taken = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// `size_limited_backend`, and how many requests it refused.
+fn counting_size_limited_backend(limit: usize) -> (String, Taken, Arc<Mutex<u32>>) {
+    let taken: Taken = Arc::default();
+    let refused = Arc::new(Mutex::new(0));
+    let (keep, count) = (Arc::clone(&taken), Arc::clone(&refused));
     let (url, _) = support::backend(move |body| {
         if body.len() > limit {
+            *count.lock().unwrap() += 1;
             return 413;
         }
         keep.lock().unwrap().push(body.to_vec());
         200
     });
-    (url, taken)
+    (url, taken, refused)
 }
 
 /// Ends one span with `text` in `gen_ai.prompt` and a small attribute.
@@ -107,17 +118,7 @@ fn a_backend_that_refused_a_long_prompt_gets_the_next_cut_up_front() {
     // A backend that answers 413 over 1,000,000 bytes: the first long
     // span is refused and sent again cut; the second is cut to
     // max_request_bytes before it is sent, not refused first.
-    let refused = Arc::new(Mutex::new(0));
-    let taken: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let (count, keep) = (Arc::clone(&refused), Arc::clone(&taken));
-    let (url, _) = support::backend(move |body| {
-        if body.len() > 1_000_000 {
-            *count.lock().unwrap() += 1;
-            return 413;
-        }
-        keep.lock().unwrap().push(body.to_vec());
-        200
-    });
+    let (url, taken, refused) = counting_size_limited_backend(1_000_000);
     let (tracer, dir) = support::tracer_to(
         "whole-prompt-strict",
         &url,

@@ -855,11 +855,11 @@ impl DeliveryHost for ExporterHost {
                 self.spool_pending = true;
                 if origin.is_fresh() {
                     Stats::add(&s.spooled_batches, 1);
-                    // Set before the count (Release): a flush that sees
-                    // these spans dealt with sees them spooled
+                    // Set before the count (a Release add): a flush that
+                    // sees these spans dealt with sees them spooled
                     // (`Pipeline::nothing_to_flush`).
                     p.signal.spooled_not_replayed.store(true, Ordering::Relaxed);
-                    s.spooled_spans.fetch_add(spans, Ordering::Release);
+                    Stats::add(&s.spooled_spans, spans);
                 }
                 let what = if origin.is_fresh() { "" } else { "recovered " };
                 p.report(
