@@ -198,55 +198,64 @@ class SpanguardSpanProcessor {
 
   onStart(otelSpan) {
     try {
-      // The provider's resource, once (an identity check a span): spans
-      // arrive under its service.name and attributes, as with the SDK's
-      // own exporter.
-      const resource = otelSpan.resource;
-      if (resource && resource !== this.resource) this.passResource(resource);
-      const ctx = otelSpan.spanContext();
-      // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
-      const parent = otelSpan.parentSpanContext;
-      const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
-      const atStart = { ...otelSpan.attributes };
-      const span = this.tracer.beginForeign(otelSpan.name, {
-        kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
-        traceId: ctx.traceId,
-        spanId: ctx.spanId,
-        parentSpanId: parent ? parent.spanId : otelSpan.parentSpanId,
-        parentIsRemote: Boolean(parent && parent.isRemote),
-        traceFlags: ctx.traceFlags,
-        traceState: ctx.traceState ? ctx.traceState.serialize() : '',
-        startTime: otelSpan.startTime,
-        scopeName: scope.name,
-        scopeVersion: scope.version,
-        scopeSchemaUrl: scope.schemaUrl,
-        // The SDK's span limits applied (its user's); spanguard's own would
-        // cut what it kept (128 of the 1000 attributes a provider allowed).
-        limitedByCaller: true,
-      }, attributeLists(atStart, this));
-      const links = otelSpan.links || [];
-      const droppedLinks = otelSpan.droppedLinksCount || 0;
-      let linksRefused = null;
-      for (let i = 0; i < links.length; i++) {
-        if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
-      }
-      const entry = {
-        span, name: otelSpan.name, attributes: atStart,
-        // Events and links numbered as the SDK span has had them (those it
-        // evicted included): from*, up to events and links, passed on;
-        // *Refused, those of them spanguard did not take (counted dropped
-        // when refused; null while there are none), which onEnd must not
-        // drop from spanguard in the stead of ones the SDK kept.
-        eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
-        linksRefused, inSetAttributes: false,
-      };
+      const entry = this.begin(otelSpan);
       if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
       else this.open.set(otelSpan, entry);
-      COLLECTED_OPEN.register(otelSpan, { span, processor: this }, entry);
+      COLLECTED_OPEN.register(otelSpan, { span: entry.span, processor: this }, entry);
       this.follow(otelSpan);
     } catch (_) {
       this.failures++;
     }
+  }
+
+  /**
+   * Begins the SDK span in spanguard with what it holds now (its start, or
+   * all of it for an ended span the exporter is given) and returns its
+   * entry, which `complete` finishes from. Throws what the tracer throws.
+   */
+  begin(otelSpan) {
+    // The provider's resource, once (an identity check a span): spans
+    // arrive under its service.name and attributes, as with the SDK's
+    // own exporter.
+    const resource = otelSpan.resource;
+    if (resource && resource !== this.resource) this.passResource(resource);
+    const ctx = otelSpan.spanContext();
+    // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
+    const parent = otelSpan.parentSpanContext;
+    const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
+    const atStart = { ...otelSpan.attributes };
+    const span = this.tracer.beginForeign(otelSpan.name, {
+      kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
+      traceId: ctx.traceId,
+      spanId: ctx.spanId,
+      parentSpanId: parent ? parent.spanId : otelSpan.parentSpanId,
+      parentIsRemote: Boolean(parent && parent.isRemote),
+      traceFlags: ctx.traceFlags,
+      traceState: ctx.traceState ? ctx.traceState.serialize() : '',
+      startTime: otelSpan.startTime,
+      scopeName: scope.name,
+      scopeVersion: scope.version,
+      scopeSchemaUrl: scope.schemaUrl,
+      // The SDK's span limits applied (its user's); spanguard's own would
+      // cut what it kept (128 of the 1000 attributes a provider allowed).
+      limitedByCaller: true,
+    }, attributeLists(atStart, this));
+    const links = otelSpan.links || [];
+    const droppedLinks = otelSpan.droppedLinksCount || 0;
+    let linksRefused = null;
+    for (let i = 0; i < links.length; i++) {
+      if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
+    }
+    return {
+      span, name: otelSpan.name, attributes: atStart,
+      // Events and links numbered as the SDK span has had them (those it
+      // evicted included): from*, up to events and links, passed on;
+      // *Refused, those of them spanguard did not take (counted dropped
+      // when refused; null while there are none), which onEnd must not
+      // drop from spanguard in the stead of ones the SDK kept.
+      eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
+      linksRefused, inSetAttributes: false,
+    };
   }
 
   /**
@@ -406,6 +415,16 @@ class SpanguardSpanProcessor {
     }
     COLLECTED_OPEN.unregister(entry);
     if (this.stopped()) return;
+    this.complete(otelSpan, entry);
+  }
+
+  /**
+   * Ends the spanguard span of `entry` with what the ended SDK span holds
+   * that `entry` says spanguard does not (what was set and not passed on,
+   * the events and links the SDK kept, dropped counts, status), at its end
+   * time. Never throws: what spanguard refuses is counted in `failures`.
+   */
+  complete(otelSpan, entry) {
     const { span } = entry;
     try {
       // What was set after the start and not passed on (past the
