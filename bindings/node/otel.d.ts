@@ -28,5 +28,49 @@ export declare class SpanguardSpanProcessor {
    */
   shutdown(): Promise<void>;
 }
-declare const bridge: { SpanguardSpanProcessor: typeof SpanguardSpanProcessor };
+
+/** What `export` answers: @opentelemetry/core's ExportResult (code 0 SUCCESS, 1 FAILED). */
+export interface SpanguardExportResult {
+  code: 0 | 1;
+  /** With FAILED: why (no free span slot, a shut-down tracer, a span it could not read). */
+  error?: Error;
+}
+
+/**
+ * A SpanExporter for @opentelemetry/sdk-trace-base and sdk-trace-node, for
+ * what takes only an exporter (NodeSDK's `traceExporter`, OpenLLMetry's
+ * `traceloop.initialize({ exporter })`, a Simple- or BatchSpanProcessor):
+ * records each finished span in spanguard as the SDK's own OTLP exporter
+ * would send it (ids, parent, times, name, kind, scope, attributes, events,
+ * links, status, dropped counts, the provider's resource). Structurally an
+ * SDK SpanExporter. It sees a span only once it ended and left the SDK's
+ * processor: SpanguardSpanProcessor records it from its start.
+ */
+export declare class SpanguardSpanExporter {
+  /**
+   * A spanguard Tracer, or options to make one (a wrong one throws
+   * SpanguardError, RESULT.INVALID_CONFIG, naming it). One made from
+   * options is closed by shutdown; one passed in is flushed and left to its
+   * owner to close().
+   */
+  constructor(tracer?: Tracer | TracerOptions);
+  readonly tracer: Tracer;
+  /** Spans, or parts of them, that spanguard refused or could not read (the exporter never throws). */
+  readonly failures: number;
+  /**
+   * Records the sampled spans (unsampled ones are left out): SUCCESS once
+   * spanguard holds them all, FAILED with an error otherwise (a span with
+   * no free slot is counted in `tracer.stats().dropped_buffer_full`), and
+   * FAILED after shutdown.
+   */
+  export(spans: readonly unknown[], resultCallback: (result: SpanguardExportResult) => void): void;
+  /** Resolves once the spans exported so far were delivered or spooled (or the flush timed out). */
+  forceFlush(): Promise<void>;
+  /** Later exports answer FAILED; closes a tracer made from options, flushes one passed in. Never rejects. */
+  shutdown(): Promise<void>;
+}
+declare const bridge: {
+  SpanguardSpanProcessor: typeof SpanguardSpanProcessor;
+  SpanguardSpanExporter: typeof SpanguardSpanExporter;
+};
 export default bridge;

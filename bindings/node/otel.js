@@ -21,6 +21,9 @@
  *
  * Like the SDK's own processors it never throws into the application: a
  * span or a part of one that spanguard refuses is counted in `failures`.
+ *
+ * For what takes only an exporter, SpanguardSpanExporter (below) records
+ * each span once it has ended, through the same code.
  */
 const { Tracer, SpanguardError, RESULT } = require('./index.js');
 
@@ -198,55 +201,64 @@ class SpanguardSpanProcessor {
 
   onStart(otelSpan) {
     try {
-      // The provider's resource, once (an identity check a span): spans
-      // arrive under its service.name and attributes, as with the SDK's
-      // own exporter.
-      const resource = otelSpan.resource;
-      if (resource && resource !== this.resource) this.passResource(resource);
-      const ctx = otelSpan.spanContext();
-      // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
-      const parent = otelSpan.parentSpanContext;
-      const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
-      const atStart = { ...otelSpan.attributes };
-      const span = this.tracer.beginForeign(otelSpan.name, {
-        kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
-        traceId: ctx.traceId,
-        spanId: ctx.spanId,
-        parentSpanId: parent ? parent.spanId : otelSpan.parentSpanId,
-        parentIsRemote: Boolean(parent && parent.isRemote),
-        traceFlags: ctx.traceFlags,
-        traceState: ctx.traceState ? ctx.traceState.serialize() : '',
-        startTime: otelSpan.startTime,
-        scopeName: scope.name,
-        scopeVersion: scope.version,
-        scopeSchemaUrl: scope.schemaUrl,
-        // The SDK's span limits applied (its user's); spanguard's own would
-        // cut what it kept (128 of the 1000 attributes a provider allowed).
-        limitedByCaller: true,
-      }, attributeLists(atStart, this));
-      const links = otelSpan.links || [];
-      const droppedLinks = otelSpan.droppedLinksCount || 0;
-      let linksRefused = null;
-      for (let i = 0; i < links.length; i++) {
-        if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
-      }
-      const entry = {
-        span, name: otelSpan.name, attributes: atStart,
-        // Events and links numbered as the SDK span has had them (those it
-        // evicted included): from*, up to events and links, passed on;
-        // *Refused, those of them spanguard did not take (counted dropped
-        // when refused; null while there are none), which onEnd must not
-        // drop from spanguard in the stead of ones the SDK kept.
-        eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
-        linksRefused, inSetAttributes: false,
-      };
+      const entry = this.begin(otelSpan);
       if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
       else this.open.set(otelSpan, entry);
-      COLLECTED_OPEN.register(otelSpan, { span, processor: this }, entry);
+      COLLECTED_OPEN.register(otelSpan, { span: entry.span, processor: this }, entry);
       this.follow(otelSpan);
     } catch (_) {
       this.failures++;
     }
+  }
+
+  /**
+   * Begins the SDK span in spanguard with what it holds now (its start, or
+   * all of it for an ended span the exporter is given) and returns its
+   * entry, which `complete` finishes from. Throws what the tracer throws.
+   */
+  begin(otelSpan) {
+    // The provider's resource, once (an identity check a span): spans
+    // arrive under its service.name and attributes, as with the SDK's
+    // own exporter.
+    const resource = otelSpan.resource;
+    if (resource && resource !== this.resource) this.passResource(resource);
+    const ctx = otelSpan.spanContext();
+    // sdk-trace-base 2.x gives the parent's context; 1.x only its id.
+    const parent = otelSpan.parentSpanContext;
+    const scope = otelSpan.instrumentationScope || otelSpan.instrumentationLibrary || {};
+    const atStart = { ...otelSpan.attributes };
+    const span = this.tracer.beginForeign(otelSpan.name, {
+      kind: (otelSpan.kind || 0) + 1, // OpenTelemetry's SpanKind counts from INTERNAL = 0
+      traceId: ctx.traceId,
+      spanId: ctx.spanId,
+      parentSpanId: parent ? parent.spanId : otelSpan.parentSpanId,
+      parentIsRemote: Boolean(parent && parent.isRemote),
+      traceFlags: ctx.traceFlags,
+      traceState: ctx.traceState ? ctx.traceState.serialize() : '',
+      startTime: otelSpan.startTime,
+      scopeName: scope.name,
+      scopeVersion: scope.version,
+      scopeSchemaUrl: scope.schemaUrl,
+      // The SDK's span limits applied (its user's); spanguard's own would
+      // cut what it kept (128 of the 1000 attributes a provider allowed).
+      limitedByCaller: true,
+    }, attributeLists(atStart, this));
+    const links = otelSpan.links || [];
+    const droppedLinks = otelSpan.droppedLinksCount || 0;
+    let linksRefused = null;
+    for (let i = 0; i < links.length; i++) {
+      if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
+    }
+    return {
+      span, name: otelSpan.name, attributes: atStart,
+      // Events and links numbered as the SDK span has had them (those it
+      // evicted included): from*, up to events and links, passed on;
+      // *Refused, those of them spanguard did not take (counted dropped
+      // when refused; null while there are none), which onEnd must not
+      // drop from spanguard in the stead of ones the SDK kept.
+      eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
+      linksRefused, inSetAttributes: false,
+    };
   }
 
   /**
@@ -406,6 +418,16 @@ class SpanguardSpanProcessor {
     }
     COLLECTED_OPEN.unregister(entry);
     if (this.stopped()) return;
+    this.complete(otelSpan, entry);
+  }
+
+  /**
+   * Ends the spanguard span of `entry` with what the ended SDK span holds
+   * that `entry` says spanguard does not (what was set and not passed on,
+   * the events and links the SDK kept, dropped counts, status), at its end
+   * time. Never throws: what spanguard refuses is counted in `failures`.
+   */
+  complete(otelSpan, entry) {
     const { span } = entry;
     try {
       // What was set after the start and not passed on (past the
@@ -527,4 +549,135 @@ class SpanguardSpanProcessor {
   }
 }
 
-module.exports = { SpanguardSpanProcessor };
+// @opentelemetry/core's ExportResultCode (the package has no dependency to
+// import it from) and api's TraceFlags.SAMPLED.
+const EXPORT_SUCCESS = 0;
+const EXPORT_FAILED = 1;
+const SAMPLED = 1;
+
+/**
+ * A SpanExporter for @opentelemetry/sdk-trace-base and sdk-trace-node that
+ * records each finished span in spanguard, whole, for what takes only an
+ * exporter: OpenLLMetry's `traceloop.initialize({ exporter })`, NodeSDK's
+ * `traceExporter`, a Simple- or BatchSpanProcessor a framework builds.
+ *
+ * Each span arrives as the SDK's own OTLP exporter would send it: its ids,
+ * parent, times, name, kind, scope, attributes, events, links, status,
+ * dropped counts and the provider's resource (it is recorded as the
+ * processor records a span it never saw start: `begin`, then `complete`).
+ * `export` answers SUCCESS once spanguard holds every sampled span (its
+ * exporter retries and spools them from there), FAILED, with an error
+ * that says why, when one was not taken (no free span slot, counted in
+ * `tracer.stats().dropped_buffer_full`; a shut-down tracer; a span it could
+ * not read, counted in `failures`). It never throws into the SDK.
+ *
+ * An exporter sees a span only once it has ended and left the SDK's span
+ * processor: open spans, and spans still in a BatchSpanProcessor's queue,
+ * are not spanguard's until then (lost on SIGKILL or a crash).
+ * SpanguardSpanProcessor records a span from its start.
+ */
+class SpanguardSpanExporter {
+  /**
+   * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
+   *   One made here is the exporter's: shutdown closes it. One passed in
+   *   stays its owner's: shutdown flushes it and leaves it running.
+   */
+  constructor(tracer = {}) {
+    // The processor's path for a span it never saw start (begin, then
+    // complete), with its resource passing; its onStart, its following of
+    // the setters and its finalizers are never used.
+    this.bridge = new SpanguardSpanProcessor(tracer);
+    this.shutDown = false;
+  }
+
+  /** The spanguard Tracer the spans go to. */
+  get tracer() {
+    return this.bridge.tracer;
+  }
+
+  /** Spans, or parts of them, that spanguard refused or could not read (the exporter never throws). */
+  get failures() {
+    return this.bridge.failures;
+  }
+
+  export(spans, resultCallback) {
+    let result;
+    try {
+      result = this.record(spans);
+    } catch (err) {
+      this.bridge.failures++;
+      result = { code: EXPORT_FAILED, error: err instanceof Error ? err : new Error(String(err)) };
+    }
+    resultCallback(result);
+  }
+
+  /** Records the sampled spans of `spans`; the ExportResult that says whether spanguard holds them all. */
+  record(spans) {
+    const bridge = this.bridge;
+    if (this.shutDown || bridge.stopped()) {
+      return { code: EXPORT_FAILED, error: new Error('spanguard: the exporter is shut down; spans are not recorded') };
+    }
+    let refused = 0;
+    let unreadable = 0;
+    for (const otelSpan of spans) {
+      let entry;
+      try {
+        // Left out, as the SDK's processors leave it out (a processor of
+        // one's own may pass it on).
+        if ((otelSpan.spanContext().traceFlags & SAMPLED) === 0) continue;
+        entry = bridge.begin(otelSpan);
+      } catch (_) {
+        bridge.failures++;
+        unreadable++;
+        continue;
+      }
+      // A span with no handle records nothing: every span slot was taken
+      // (counted by the tracer), or the tracer was closed meanwhile.
+      if (entry.span.hi === 0 && entry.span.lo === 0) refused++;
+      else bridge.complete(otelSpan, entry);
+    }
+    if (refused === 0 && unreadable === 0) return { code: EXPORT_SUCCESS };
+    const why = [];
+    if (refused > 0) {
+      why.push(bridge.stopped() ? `${refused} not recorded: the tracer is shut down`
+        : `${refused} not recorded: every span slot was taken (counted in stats().dropped_buffer_full; `
+          + 'raise maxQueueSize or maxOpenSpans), or the tracer is shut down or disabled');
+    }
+    if (unreadable > 0) why.push(`${unreadable} not an OpenTelemetry ReadableSpan it could read (counted in failures)`);
+    return { code: EXPORT_FAILED, error: new Error(`spanguard: of ${spans.length} spans, ${why.join('; ')}`) };
+  }
+
+  /**
+   * Later exports answer FAILED. A tracer the exporter made is closed
+   * (flushed, spans delivered or spooled, freed); one passed in is flushed
+   * and left running, its owner's to close (it may hold other spans).
+   * Resolves, never rejects: the provider's shutdown goes on.
+   */
+  async shutdown() {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    try {
+      if (this.bridge.ownsTracer) await this.bridge.shutdown();
+      else await this.bridge.forceFlush();
+    } catch (_) {
+      this.bridge.failures++;
+    }
+  }
+
+  /**
+   * Resolves once the spans exported so far were delivered or spooled (or
+   * the flush timed out); at once after shutdown. The SDK's
+   * SimpleSpanProcessor calls it from its forceFlush; its
+   * BatchSpanProcessor does not (it only hands its queue to `export`).
+   */
+  async forceFlush() {
+    if (this.shutDown) return;
+    try {
+      await this.bridge.forceFlush();
+    } catch (_) {
+      this.bridge.failures++;
+    }
+  }
+}
+
+module.exports = { SpanguardSpanProcessor, SpanguardSpanExporter };

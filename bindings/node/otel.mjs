@@ -1,5 +1,5 @@
 // The ES module entry point of the OpenTelemetry bridge.
 import bridge from './otel.js';
 
-export const { SpanguardSpanProcessor } = bridge;
+export const { SpanguardSpanProcessor, SpanguardSpanExporter } = bridge;
 export default bridge;

@@ -1,10 +1,12 @@
 'use strict';
-// The README's bridge example, as a user copies it, keeps the README's
-// promise that a process stopped in the middle of a call still exports the
-// open span. Node owns its signals (the library's handlers are off), so
-// that holds only when the example installs the tracer's process hooks:
-// without them a SIGTERM ended the process with nothing in the sink, not
-// even the spans that had ended.
+// The README's bridge and exporter examples, as a user copies them, keep
+// the README's promises about a process stopped by SIGTERM. The bridge's:
+// a process stopped in the middle of a call still exports the open span.
+// Node owns its signals (the library's handlers are off), so that holds
+// only when the example installs the tracer's process hooks: without them
+// a SIGTERM ended the process with nothing in the sink, not even the spans
+// that had ended. The exporter's: the spans the SDK still queues reach
+// spanguard, when the example shuts the SDK down at the signal.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const { spawnSync } = require('child_process');
@@ -51,4 +53,27 @@ setInterval(() => {}, 1000);
   assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
   assert.strictEqual(spans['llm.stream'].attrs['gen_ai.prompt'].stringValue.length, 100000);
   assert.strictEqual(spans['llm.stream'].attrs['spanguard.unended'].boolValue, true);
+});
+
+test('the README exporter example, stopped by SIGTERM, hands the SDK\'s queued spans to spanguard', () => {
+  // The BatchSpanProcessor NodeSDK builds around the exporter holds ended
+  // spans for 5 s; a SIGTERM before then lost them unless its listener
+  // shuts the SDK down, as the example does.
+  const example = readmeExample('exporter.cjs');
+  const cut = example.indexOf('sdk.shutdown().then(');
+  assert.ok(cut >= 0, 'the example shuts the SDK down at its end');
+  const program = `${example.slice(0, cut)}
+setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
+setInterval(() => {}, 1000);
+`;
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-readme-exporter-'));
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('SPANGUARD_') && !k.startsWith('OTEL_')));
+  env.XDG_STATE_HOME = state;
+  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(run.signal, 'SIGTERM', `the example ended by its signal: ${run.stderr}`);
+  const spans = byName(readSpans(path.join(state, 'spanguard', 'spans')));
+  assert.deepStrictEqual(Object.keys(spans).sort(), ['agent.session', 'llm.chat'], `both spans arrived: ${run.stderr}`);
+  assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
+  assert.strictEqual(spans['llm.chat'].parentSpanId, spans['agent.session'].spanId);
 });

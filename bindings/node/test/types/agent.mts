@@ -3,7 +3,9 @@
 // them. Never run.
 import type { Attributes as OtelAttributes } from '@opentelemetry/api';
 import { Tracer, type Attributes } from 'spanguard';
-import { SpanguardSpanProcessor } from 'spanguard/otel';
+import { SpanguardSpanExporter, SpanguardSpanProcessor } from 'spanguard/otel';
+import { BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { ExportResultCode } from '@opentelemetry/core';
 
 const tracer = new Tracer({ serviceName: 'typed-agent' });
 // OpenTelemetry's Attributes (values may be undefined) are taken as they are.
@@ -25,3 +27,8 @@ void tracer.close();
 const call = tracer.startSpan('tool.call', { kind: 'client' });
 call.setStatus({ code: 2, message: 'rate limited' }).setStatus('OK');
 call.end();
+// The exporter goes where the SDK takes a SpanExporter.
+const exporter: SpanExporter = new SpanguardSpanExporter(tracer);
+const batched = new BatchSpanProcessor(new SpanguardSpanExporter({ serviceName: 'typed-agent' }));
+void batched.forceFlush();
+exporter.export([], (result) => { if (result.code !== ExportResultCode.SUCCESS) throw result.error; });
