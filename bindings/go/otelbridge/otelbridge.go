@@ -28,6 +28,12 @@
 //
 // Like the SDK's own processors it never fails the application: spans (or
 // parts of them) spanguard refuses are counted in Failures.
+//
+// Where only a sdktrace.SpanExporter is taken, NewExporter records each
+// span as the processor records one it never saw start, once it has
+// ended and been handed over (SpanExporter says what that loses):
+//
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(otelbridge.NewExporter(tracer)))
 package otelbridge
 
 import (
@@ -361,7 +367,7 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links [
 func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	sc := s.SpanContext()
 	key := spanKey{sc.TraceID(), sc.SpanID()}
-	o := p.begin(s)
+	o, _ := p.begin(s) // refused: counted
 	start := ownStart(s)
 	if o == nil {
 		// Counted: OnEnd must not begin it again (begun at its end, it
@@ -385,8 +391,9 @@ func (p *SpanProcessor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 var refusedAtStart = &openSpan{ended: true}
 
 // begin begins s in spanguard with what it holds now (the attributes and
-// links given at its start, for OnStart), or returns nil, counted.
-func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) *openSpan {
+// links given at its start, for OnStart), or returns spanguard's refusal,
+// counted.
+func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 	// The provider's resource, once (a pointer compare a span): spans
 	// arrive under its service.name and attributes, as with its exporter.
 	if r := s.Resource(); r != nil && p.resource.Load() != r {
@@ -425,7 +432,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) *openSpan {
 	span, err := p.tracer.StartForeign(&f)
 	if err != nil {
 		p.failed(err)
-		return nil
+		return nil, err
 	}
 	// The links given at the start: the SDK's last ones past its limit.
 	// What it dropped is counted when the rest is passed (passLater).
@@ -433,7 +440,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) *openSpan {
 	o := &openSpan{span: span, name: s.Name(), attributes: atStart,
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
-	return o
+	return o, nil
 }
 
 // passOpen passes on what the spans still open have had set since their
@@ -520,21 +527,41 @@ func (p *SpanProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if o == refusedAtStart {
 		return
 	}
-	if ok {
-		o.collected.Stop() // ended: nothing for endCollected to do
-	} else {
+	if !ok {
 		// Started before this processor was registered
 		// (TracerProvider.RegisterSpanProcessor): the SDK's own processors
-		// export it at its end, so it is begun now, with what it holds.
-		if o = p.begin(s); o == nil {
-			return
-		}
+		// export it at its end, so it is recorded now, with what it holds.
+		p.recordEnded(s) // refused: counted
+		return
 	}
+	o.collected.Stop() // ended: nothing for endCollected to do
+	p.end(o, s)
+}
+
+// recordEnded records s, a span that ended without the bridge seeing its
+// start, whole: begun with what it holds now, then ended as OnEnd ends a
+// span, so it arrives as the SDK's own exporter sends it. Used by OnEnd
+// for a span started before the processor was registered, and by
+// SpanExporter for every span. The error is spanguard's refusal of the
+// span (counted); nil once spanguard holds it.
+func (p *SpanProcessor) recordEnded(s sdktrace.ReadOnlySpan) error {
+	o, err := p.begin(s)
+	if err != nil {
+		return err
+	}
+	return p.end(o, s)
+}
+
+// end passes on what s has beyond what o says was passed and ends o's
+// span at s's end time, returning the end's answer (counted).
+func (p *SpanProcessor) end(o *openSpan, s sdktrace.ReadOnlySpan) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ended = true
 	p.passLater(o, s)
-	p.failed(o.span.EndAt(s.EndTime()))
+	err := o.span.EndAt(s.EndTime())
+	p.failed(err)
+	return err
 }
 
 // timeout is what is left of ctx's deadline, or def.

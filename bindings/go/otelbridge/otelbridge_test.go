@@ -158,10 +158,10 @@ func sameEventsAndLinks(check func(what string, a, b any), o tracetest.SpanStub,
 }
 
 // arrivedAsTheSDKKeptThem checks that the spans the receiver got are the
-// SDK's own, field by field (assertSameSpans), and that the bridge failed
-// at nothing.
+// SDK's own, field by field (assertSameSpans), and that the bridge (a
+// SpanProcessor or a SpanExporter) failed at nothing.
 func arrivedAsTheSDKKeptThem(t *testing.T, sdk tracetest.SpanStubs, rx *otlpreceiver.Receiver,
-	bridge *otelbridge.SpanProcessor) {
+	bridge interface{ Failures() uint64 }) {
 	t.Helper()
 	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
 	if n := bridge.Failures(); n != 0 {
