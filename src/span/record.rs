@@ -2355,55 +2355,118 @@ impl SpanRecord {
     /// SDK evicted events or links it had already passed on. Their room in
     /// the span's chunks stays taken until the span is freed.
     pub fn drop_oldest<S: ChunkStore + ?Sized>(&mut self, events: u32, links: u32, store: &S) {
-        let gone = self.unlink_oldest::<EventEntry, S>(ListName::Events, events, store);
-        if gone > 0 {
-            let rest = self.rest_mut();
-            rest.dropped_events = rest.dropped_events.saturating_add(gone);
-        }
-        let gone = self.unlink_oldest::<LinkEntry, S>(ListName::Links, links, store);
-        if gone > 0 {
-            let rest = self.rest_mut();
-            rest.dropped_links = rest.dropped_links.saturating_add(gone);
+        self.unlink_oldest(ItemList::Events, events, store);
+        self.unlink_oldest(ItemList::Links, links, store);
+    }
+
+    /// Takes the first `n` entries off a list (events or links; fewer when
+    /// it holds fewer), one at a time, each in the stores of
+    /// `UnlinkStore::IN_ORDER`, counting them dropped. A list whose entry
+    /// cannot be read ends there.
+    fn unlink_oldest<S: ChunkStore + ?Sized>(&mut self, list: ItemList, n: u32, store: &S) {
+        for _ in 0..n {
+            let Some(next) = self.first_entry_next(list, store) else {
+                return;
+            };
+            for step in UnlinkStore::IN_ORDER {
+                self.unlink_first_store(list, step, next);
+            }
         }
     }
 
-    /// Takes the first `n` entries off a list (events or links); how many
-    /// it took. A list left empty has no ends: `append_to_list` would link
-    /// a new entry after a stale tail, and `reset_rest` clears the ends
-    /// only of a list its count says is used.
-    fn unlink_oldest<E: ListEntry, S: ChunkStore + ?Sized>(
-        &mut self,
-        list: ListName,
-        n: u32,
+    /// The link of the first entry of `list` to the one after it: 0 for
+    /// none, and for the last one its count says it holds (the list is
+    /// then left empty, whatever a broken link says). None when the list
+    /// is empty or the entry cannot be read.
+    pub(crate) fn first_entry_next<S: ChunkStore + ?Sized>(
+        &self,
+        list: ItemList,
         store: &S,
-    ) -> u16 {
-        let (ends, count) = match list {
-            ListName::Links => (self.links, self.link_count),
-            _ => (self.events, self.event_count),
+    ) -> Option<Link> {
+        let (head, count) = match list {
+            ItemList::Links => (self.links[0], self.link_count),
+            ItemList::Events => (self.events[0], self.event_count),
         };
-        let mut head = ends[0];
-        let mut gone = 0u16;
-        while (gone as u32) < n && gone < count && head != 0 {
-            let Some(entry) = self.read_plain_own::<E, S>(head - 1, store) else {
-                break; // a list whose entry cannot be read ends there
-            };
-            head = entry.next();
-            gone += 1;
+        if count == 0 || head == 0 {
+            return None;
         }
-        if gone == 0 {
-            return 0;
-        }
-        let left = count - gone;
-        let (ends, count) = match list {
-            ListName::Links => (&mut self.links, &mut self.link_count),
-            _ => (&mut self.events, &mut self.event_count),
+        let next = match list {
+            ItemList::Links => self.read_plain_own::<LinkEntry, S>(head - 1, store)?.next(),
+            ItemList::Events => self
+                .read_plain_own::<EventEntry, S>(head - 1, store)?
+                .next(),
         };
-        if left == 0 || head == 0 {
-            (*ends, *count) = ([0; 2], 0);
-        } else {
-            (ends[0], *count) = (head, left);
+        Some(if count == 1 { 0 } else { next })
+    }
+
+    /// Makes one store (`step`) of taking the first entry off `list`, whose
+    /// link to the entry after it is `next`. The stores are made in the
+    /// order of `UnlinkStore::IN_ORDER`, each whole (volatile) and ordered
+    /// before the next (a Release fence, as `store_replacing` orders its
+    /// stores): a crash dump or a flight file holds the record as it was
+    /// at the instant the process died, and reads the list as the entries
+    /// from the head on, at most the count (`SpanView::entries`), and the
+    /// dropped count beside it. In this order every such instant reads as
+    /// a list whose every entry is either there or counted dropped:
+    /// - dropped + 1 first: the entry is then both there and counted, one
+    ///   dropped event or link too many. The other order (the head moved
+    ///   first) would lose it from both: a dump may over-count one entry,
+    ///   never lose one, since a count one high is a number a person can
+    ///   live with, and an event that vanishes with nothing said breaks
+    ///   the promise that every one is delivered or counted;
+    /// - then the head (and, the list left empty, the tail): the list
+    ///   reads from the next entry, its count one high, which the walk
+    ///   never reaches (the last entry links none): exact;
+    /// - then the count, one lower: exact.
+    ///
+    /// A list left empty has no ends: `append_to_list` would link a new
+    /// entry after a stale tail, and `reset_rest` clears the ends only of
+    /// a list its count says is used. (A copy made while another thread,
+    /// one the signal did not stop, keeps dropping entries reads the
+    /// fields at different instants and is not covered: a dump copies a
+    /// record as it is, see `CrashFile::dump_slots`.)
+    pub(crate) fn unlink_first_store(&mut self, list: ItemList, step: UnlinkStore, next: Link) {
+        match step {
+            UnlinkStore::CountDropped => {
+                let rest = self.rest_mut();
+                let counter = match list {
+                    ItemList::Links => &mut rest.dropped_links,
+                    ItemList::Events => &mut rest.dropped_events,
+                };
+                let dropped = counter.saturating_add(1);
+                // SAFETY: a field of this record.
+                unsafe { std::ptr::write_volatile(counter, dropped) };
+            }
+            UnlinkStore::Head => {
+                let ends = match list {
+                    ItemList::Links => &mut self.links,
+                    ItemList::Events => &mut self.events,
+                };
+                // SAFETY: fields of this record.
+                unsafe { std::ptr::write_volatile(&mut ends[0], next) };
+                if next == 0 {
+                    // SAFETY: as above.
+                    unsafe { std::ptr::write_volatile(&mut ends[1], 0) };
+                }
+            }
+            UnlinkStore::Length => {
+                let count = match list {
+                    ItemList::Links => &mut self.link_count,
+                    ItemList::Events => &mut self.event_count,
+                };
+                let left = if next == 0 {
+                    0
+                } else {
+                    count.saturating_sub(1)
+                };
+                // SAFETY: a field of this record.
+                unsafe { std::ptr::write_volatile(count, left) };
+            }
         }
-        gone
+        // Release: this store is in place before the next one is made
+        // (pairs with nothing in-process; it orders what a crash dump or a
+        // dead process's file shows).
+        fence(Ordering::Release);
     }
 
     pub fn is_root(&self) -> bool {
@@ -2513,6 +2576,35 @@ enum ListName {
     Attributes,
     Events,
     Links,
+}
+
+/// The lists `drop_oldest` takes entries off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ItemList {
+    Events,
+    Links,
+}
+
+/// The stores that take the first entry off an event or link list
+/// (`SpanRecord::unlink_first_store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnlinkStore {
+    /// The list's dropped count, one higher.
+    CountDropped,
+    /// The head, to the entry after the first (both ends, to none, when
+    /// there is none).
+    Head,
+    /// The list's count, one lower.
+    Length,
+}
+
+impl UnlinkStore {
+    /// The order they are made in: see `unlink_first_store`.
+    pub(crate) const IN_ORDER: [UnlinkStore; 3] = [
+        UnlinkStore::CountDropped,
+        UnlinkStore::Head,
+        UnlinkStore::Length,
+    ];
 }
 
 /// Reads a span's chunks through a `ChunkStore` (the pool, or any store).
