@@ -4,7 +4,8 @@
 //! (45 MB if every version kept its chunks) arrives whole from a 1 MiB
 //! pool, and the pool is whole again once the span is exported; two values
 //! set again in turn as they grow take room in proportion to their final
-//! size. Judged by what the file sink wrote.
+//! size, and so do a span's name and status message set again as they
+//! grow. Judged by what the file sink wrote.
 
 mod support;
 
@@ -156,6 +157,50 @@ fn two_values_set_in_turn_as_they_grow_arrive_whole() {
         assert_eq!(got.len(), FINAL, "{key} arrived cut");
         assert!(got == &text[k..k + FINAL], "{key} arrived changed");
     }
+    drop(tracer);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A span's status description set as it streams in, and its name set as
+/// an agent's step becomes known, in turn, each longer than before: each
+/// moves past the other every time. Had every version taken fresh room
+/// (16 MB for an 80 KB description in 200-byte steps), the 1 MiB pool
+/// would run out, and a prompt set on another open span afterwards would
+/// arrive cut; both spans arrive whole.
+#[test]
+fn a_name_and_a_status_message_set_as_they_grow_leave_the_pool_to_other_spans() {
+    const STEPS: usize = 400;
+    let (tracer, dir) = sink_tracer("name-status-again", 1);
+    let text = completion(200 * STEPS + 3);
+    let prompt = completion(600_000);
+
+    let (other, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    let (s, _) = tracer.begin(b"agent", Parent::None, 1).expect("begin");
+    for i in 1..=STEPS {
+        let name = &text.as_bytes()[3..3 + 2 * i];
+        assert!(!tracer.update_name(s, name).expect("name").truncated);
+        let message = &text.as_bytes()[..200 * i];
+        let notice = tracer.set_status(s, 2, message).expect("status");
+        assert!(!notice.truncated, "the message cut at step {i}");
+    }
+    let notice = tracer
+        .set_attribute(other, b"gen_ai.prompt", AttrInput::Str(prompt.as_bytes()))
+        .expect("set");
+    assert!(!notice.truncated, "the other span's prompt was cut");
+    tracer.end(other, 0).expect("end");
+    end_and_flush(&tracer, s);
+    assert_eq!(tracer.stats().spans_exported, 2);
+
+    let sink = std::fs::read_to_string(tracer.sink_path().expect("file sink")).expect("sink");
+    let got = string_value(&sink, "gen_ai.prompt").expect("the prompt's key");
+    assert!(got == prompt, "the prompt arrived cut or changed");
+    let name = &text[3..3 + 2 * STEPS];
+    assert!(sink.contains(&format!("\"name\":\"{name}\"")), "the name");
+    let message = &text[..200 * STEPS];
+    assert!(
+        sink.contains(&format!("\"message\":\"{message}\"")),
+        "the message"
+    );
     drop(tracer);
     std::fs::remove_dir_all(&dir).ok();
 }

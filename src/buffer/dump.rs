@@ -1050,6 +1050,109 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A crash or a SIGKILL in the middle of `drop_oldest` (a bridge whose
+    /// SDK evicted events): the dump made at any instant, between any two
+    /// of its stores, reads back every event and link either in its list,
+    /// in order, or counted dropped (one counted twice at most, until the
+    /// next store), never neither.
+    #[test]
+    fn a_dump_between_any_two_stores_of_drop_oldest_loses_no_event_or_link() {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{ItemList, LinkContext, SpanView, UnlinkStore};
+        let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(16, PoolBacking::Anonymous).expect("pool");
+        let (i, g) = slab.take_free().expect("slot");
+        // Names long enough that the later events live in the chunks.
+        let event_name = |e: usize| format!("e{e}:{}", "x".repeat(1_000));
+        let (events, links) = (4usize, 3usize);
+        {
+            // SAFETY: take_free gave us the slot.
+            let r = unsafe { slab.slot_mut(i) };
+            r.reset();
+            r.trace_id = [1; 16];
+            r.span_id = [1; 8];
+            r.start_unix_ns = 10;
+            let limits = SpanLimits::default();
+            for e in 0..events {
+                r.add_event(event_name(e).as_bytes(), 1, &[], &limits, &pool)
+                    .expect("event");
+            }
+            for l in 0..links {
+                let to = LinkContext {
+                    trace_id: [2; 16],
+                    span_id: [l as u8 + 1; 8],
+                    trace_flags: 1,
+                    remote: None,
+                };
+                r.add_link(to, b"", &[], &limits, &pool).expect("link");
+            }
+            assert!(r.rest().chunk_count > 0, "no event in the chunks");
+        }
+        slab.publish_open(i, g);
+
+        let mut dumps = 0;
+        // What a dump made now reads back: the events' names and the links'
+        // first span id byte, and the two dropped counts.
+        let mut read_back = || {
+            dumps += 1;
+            let dir = temp_dir(&format!("drop-oldest-{dumps}"));
+            crash_file_in(&dir).dump_slots(&slab, &pool, libc::SIGKILL);
+            let mut reader = open(&dir.join("a")).expect("readable");
+            let mut spans = reader.next_records(10).expect("read");
+            assert_eq!(spans.len(), 1);
+            let (r, chunks) = spans.pop().expect("one span");
+            let view = SpanView::from_disk(&r, &chunks);
+            let names: Vec<String> = view.events().map(|e| e.name().to_string_lossy()).collect();
+            let ids: Vec<u8> = view.links().map(|l| l.entry.span_id[0]).collect();
+            std::fs::remove_dir_all(&dir).ok();
+            (names, ids, r.rest().dropped_events, r.rest().dropped_links)
+        };
+        let check =
+            |(names, ids, dropped_events, dropped_links): (Vec<String>, Vec<u8>, u16, u16),
+             exact: bool| {
+                let want_names: Vec<String> =
+                    (events - names.len()..events).map(event_name).collect();
+                assert_eq!(names, want_names, "not the last events, in order");
+                let want_ids: Vec<u8> = (links - ids.len() + 1..=links).map(|l| l as u8).collect();
+                assert_eq!(ids, want_ids, "not the last links, in order");
+                let seen = (
+                    names.len() + dropped_events as usize,
+                    ids.len() + dropped_links as usize,
+                );
+                if exact {
+                    assert_eq!(seen, (events, links), "present + dropped");
+                } else {
+                    let ok = |n: usize, total: usize| n == total || n == total + 1;
+                    assert!(ok(seen.0, events) && ok(seen.1, links), "lost: {seen:?}");
+                }
+            };
+        check(read_back(), true);
+        // Every event (down to an empty list) and two of the links, one
+        // store at a time, a dump after each.
+        for (list, n) in [(ItemList::Events, events), (ItemList::Links, 2)] {
+            for _ in 0..n {
+                let next = slab
+                    .slot(i)
+                    .first_entry_next(list, &pool)
+                    .expect("an entry");
+                for step in UnlinkStore::IN_ORDER {
+                    // SAFETY: the span is ours (open, written by this thread).
+                    unsafe { slab.slot_mut(i) }.unlink_first_store(list, step, next);
+                    check(read_back(), false);
+                }
+                check(read_back(), true);
+            }
+        }
+        let (names, ids, dropped_events, dropped_links) = read_back();
+        assert_eq!(
+            (names.len(), ids, dropped_events, dropped_links),
+            (0, vec![3], 4, 2)
+        );
+        let r = slab.slot(i);
+        assert_eq!((r.events, r.event_count, r.link_count), ([0, 0], 0, 1));
+    }
+
     #[test]
     fn the_batch_file_is_made_when_the_exporter_asks_and_removed_with_the_dump() {
         let dir = temp_dir("batch");

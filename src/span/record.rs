@@ -552,8 +552,15 @@ pub struct SpanRecord {
     pub overflow_attributes: [Link; 2],
     pub events: [Link; 2],
     pub links: [Link; 2],
+    /// The room `name` and the status message own past their text, as
+    /// `AttributeRecord::room` notes an attribute's (see "Replacing a
+    /// stored value"); meaningful only while the text is in the chunks,
+    /// cleared with the chunk map. Taken from the padding below: the
+    /// record's layout, and so a dump's, is unchanged.
+    pub name_room: u8,
+    pub status_room: u8,
     /// Puts the arena at the start of a cache line.
-    pub _to_line: [u8; 28],
+    pub _to_line: [u8; 26],
     pub arena: [u8; ARENA_BYTES],
 }
 
@@ -980,6 +987,9 @@ impl SpanRecord {
                 self.overflow_used = 0;
                 self.index_head = 0;
                 self.index_tail = 0;
+                // Room is noted only for text in the chunks.
+                self.name_room = 0;
+                self.status_room = 0;
             }
             self.rest = SpanRest::CLEAR;
         }
@@ -1611,10 +1621,16 @@ impl SpanRecord {
     // nothing else is stored in it and no reader is pointed at its unused
     // bytes, so a dump shows what it showed before. A power of two, so
     // that one byte notes it where the attribute has a spare byte: the
-    // dump's layout is the same. Only attributes note it; a span's name
-    // and status message (`replace_name`, `set_status_message`) are set
-    // again one at a time if at all, and keep taking exactly their own
-    // room.
+    // dump's layout is the same. A span's name and status message
+    // (`replace_name`, `set_status_message`) note theirs the same way, in
+    // `name_room` and `status_room`, bytes of the record's padding: a
+    // status description set as it streams in, or a name set as an
+    // agent's step becomes known, in turn with each other or with
+    // anything stored between, took fresh room for every version and used
+    // up the shared pool, so that other spans' values were cut. Freeing
+    // the old version's chunk instead is not an option (a chunk is the
+    // span's until export, see above), nor is the arena (bumped, never
+    // freed, for the same reason): the doubling room is the bound.
 
     /// Stores a value in place of `old` (a kind byte and its packed word)
     /// with `put`, and says the kind, word and room (`AttributeRecord::room`)
@@ -1786,16 +1802,25 @@ impl SpanRecord {
 
     /// Renames the span (OpenTelemetry's `updateName`), the name cut at
     /// `MAX_NAME_BYTES` as at begin; the old name's room is used again
-    /// when it was the last thing stored (`store_replacing`).
+    /// when the new one fits in it or it was the last thing stored, and a
+    /// name that must move from the chunks takes room to grow into, noted
+    /// in `name_room` (`store_replacing`).
     pub fn replace_name<S: ChunkStore + ?Sized>(&mut self, name: &[u8], store: &S) -> TextOutcome {
         let new = NewText {
             input: name,
             utf8: true,
             limit_bytes: MAX_NAME_BYTES,
         };
-        let (_, word, _, outcome) = self.store_replacing(
+        // The room's line is read only for a name in the chunks: a small
+        // span renamed in its arena touches no line more than before.
+        let room = if self.name.offset >= OVERFLOW_BASE {
+            self.name_room
+        } else {
+            0
+        };
+        let (_, word, room, outcome) = self.store_replacing(
             (ValueKind::String as u8, pack(self.name)),
-            None,
+            Some(room),
             Some(new),
             store,
             // SAFETY: a field of this record; volatile so that the store is
@@ -1807,12 +1832,16 @@ impl SpanRecord {
             },
         );
         self.name = unpack(word);
+        if self.name_room != room {
+            self.name_room = room;
+        }
         outcome
     }
 
     /// Sets the status message (not cut at a limit: OpenTelemetry's limits
     /// "apply only to attribute collections"; the pool bounds it), over
-    /// a message set before as `replace_name` does.
+    /// a message set before as `replace_name` does, its room noted in
+    /// `status_room`.
     pub fn set_status_message<S: ChunkStore + ?Sized>(
         &mut self,
         message: &[u8],
@@ -1823,9 +1852,15 @@ impl SpanRecord {
             utf8: true,
             limit_bytes: usize::MAX,
         };
-        let (_, word, _, outcome) = self.store_replacing(
-            (ValueKind::String as u8, pack(self.rest().status_message)),
-            None,
+        let old = self.rest().status_message;
+        let room = if old.offset >= OVERFLOW_BASE {
+            self.status_room
+        } else {
+            0
+        };
+        let (_, word, room, outcome) = self.store_replacing(
+            (ValueKind::String as u8, pack(old)),
+            Some(room),
             Some(new),
             store,
             // SAFETY: as in `replace_name`.
@@ -1838,6 +1873,9 @@ impl SpanRecord {
             },
         );
         self.rest_mut().status_message = unpack(word);
+        if self.status_room != room {
+            self.status_room = room;
+        }
         outcome
     }
 
@@ -2317,55 +2355,118 @@ impl SpanRecord {
     /// SDK evicted events or links it had already passed on. Their room in
     /// the span's chunks stays taken until the span is freed.
     pub fn drop_oldest<S: ChunkStore + ?Sized>(&mut self, events: u32, links: u32, store: &S) {
-        let gone = self.unlink_oldest::<EventEntry, S>(ListName::Events, events, store);
-        if gone > 0 {
-            let rest = self.rest_mut();
-            rest.dropped_events = rest.dropped_events.saturating_add(gone);
-        }
-        let gone = self.unlink_oldest::<LinkEntry, S>(ListName::Links, links, store);
-        if gone > 0 {
-            let rest = self.rest_mut();
-            rest.dropped_links = rest.dropped_links.saturating_add(gone);
+        self.unlink_oldest(ItemList::Events, events, store);
+        self.unlink_oldest(ItemList::Links, links, store);
+    }
+
+    /// Takes the first `n` entries off a list (events or links; fewer when
+    /// it holds fewer), one at a time, each in the stores of
+    /// `UnlinkStore::IN_ORDER`, counting them dropped. A list whose entry
+    /// cannot be read ends there.
+    fn unlink_oldest<S: ChunkStore + ?Sized>(&mut self, list: ItemList, n: u32, store: &S) {
+        for _ in 0..n {
+            let Some(next) = self.first_entry_next(list, store) else {
+                return;
+            };
+            for step in UnlinkStore::IN_ORDER {
+                self.unlink_first_store(list, step, next);
+            }
         }
     }
 
-    /// Takes the first `n` entries off a list (events or links); how many
-    /// it took. A list left empty has no ends: `append_to_list` would link
-    /// a new entry after a stale tail, and `reset_rest` clears the ends
-    /// only of a list its count says is used.
-    fn unlink_oldest<E: ListEntry, S: ChunkStore + ?Sized>(
-        &mut self,
-        list: ListName,
-        n: u32,
+    /// The link of the first entry of `list` to the one after it: 0 for
+    /// none, and for the last one its count says it holds (the list is
+    /// then left empty, whatever a broken link says). None when the list
+    /// is empty or the entry cannot be read.
+    pub(crate) fn first_entry_next<S: ChunkStore + ?Sized>(
+        &self,
+        list: ItemList,
         store: &S,
-    ) -> u16 {
-        let (ends, count) = match list {
-            ListName::Links => (self.links, self.link_count),
-            _ => (self.events, self.event_count),
+    ) -> Option<Link> {
+        let (head, count) = match list {
+            ItemList::Links => (self.links[0], self.link_count),
+            ItemList::Events => (self.events[0], self.event_count),
         };
-        let mut head = ends[0];
-        let mut gone = 0u16;
-        while (gone as u32) < n && gone < count && head != 0 {
-            let Some(entry) = self.read_plain_own::<E, S>(head - 1, store) else {
-                break; // a list whose entry cannot be read ends there
-            };
-            head = entry.next();
-            gone += 1;
+        if count == 0 || head == 0 {
+            return None;
         }
-        if gone == 0 {
-            return 0;
-        }
-        let left = count - gone;
-        let (ends, count) = match list {
-            ListName::Links => (&mut self.links, &mut self.link_count),
-            _ => (&mut self.events, &mut self.event_count),
+        let next = match list {
+            ItemList::Links => self.read_plain_own::<LinkEntry, S>(head - 1, store)?.next(),
+            ItemList::Events => self
+                .read_plain_own::<EventEntry, S>(head - 1, store)?
+                .next(),
         };
-        if left == 0 || head == 0 {
-            (*ends, *count) = ([0; 2], 0);
-        } else {
-            (ends[0], *count) = (head, left);
+        Some(if count == 1 { 0 } else { next })
+    }
+
+    /// Makes one store (`step`) of taking the first entry off `list`, whose
+    /// link to the entry after it is `next`. The stores are made in the
+    /// order of `UnlinkStore::IN_ORDER`, each whole (volatile) and ordered
+    /// before the next (a Release fence, as `store_replacing` orders its
+    /// stores): a crash dump or a flight file holds the record as it was
+    /// at the instant the process died, and reads the list as the entries
+    /// from the head on, at most the count (`SpanView::entries`), and the
+    /// dropped count beside it. In this order every such instant reads as
+    /// a list whose every entry is either there or counted dropped:
+    /// - dropped + 1 first: the entry is then both there and counted, one
+    ///   dropped event or link too many. The other order (the head moved
+    ///   first) would lose it from both: a dump may over-count one entry,
+    ///   never lose one, since a count one high is a number a person can
+    ///   live with, and an event that vanishes with nothing said breaks
+    ///   the promise that every one is delivered or counted;
+    /// - then the head (and, the list left empty, the tail): the list
+    ///   reads from the next entry, its count one high, which the walk
+    ///   never reaches (the last entry links none): exact;
+    /// - then the count, one lower: exact.
+    ///
+    /// A list left empty has no ends: `append_to_list` would link a new
+    /// entry after a stale tail, and `reset_rest` clears the ends only of
+    /// a list its count says is used. (A copy made while another thread,
+    /// one the signal did not stop, keeps dropping entries reads the
+    /// fields at different instants and is not covered: a dump copies a
+    /// record as it is, see `CrashFile::dump_slots`.)
+    pub(crate) fn unlink_first_store(&mut self, list: ItemList, step: UnlinkStore, next: Link) {
+        match step {
+            UnlinkStore::CountDropped => {
+                let rest = self.rest_mut();
+                let counter = match list {
+                    ItemList::Links => &mut rest.dropped_links,
+                    ItemList::Events => &mut rest.dropped_events,
+                };
+                let dropped = counter.saturating_add(1);
+                // SAFETY: a field of this record.
+                unsafe { std::ptr::write_volatile(counter, dropped) };
+            }
+            UnlinkStore::Head => {
+                let ends = match list {
+                    ItemList::Links => &mut self.links,
+                    ItemList::Events => &mut self.events,
+                };
+                // SAFETY: fields of this record.
+                unsafe { std::ptr::write_volatile(&mut ends[0], next) };
+                if next == 0 {
+                    // SAFETY: as above.
+                    unsafe { std::ptr::write_volatile(&mut ends[1], 0) };
+                }
+            }
+            UnlinkStore::Length => {
+                let count = match list {
+                    ItemList::Links => &mut self.link_count,
+                    ItemList::Events => &mut self.event_count,
+                };
+                let left = if next == 0 {
+                    0
+                } else {
+                    count.saturating_sub(1)
+                };
+                // SAFETY: a field of this record.
+                unsafe { std::ptr::write_volatile(count, left) };
+            }
         }
-        gone
+        // Release: this store is in place before the next one is made
+        // (pairs with nothing in-process; it orders what a crash dump or a
+        // dead process's file shows).
+        fence(Ordering::Release);
     }
 
     pub fn is_root(&self) -> bool {
@@ -2475,6 +2576,35 @@ enum ListName {
     Attributes,
     Events,
     Links,
+}
+
+/// The lists `drop_oldest` takes entries off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ItemList {
+    Events,
+    Links,
+}
+
+/// The stores that take the first entry off an event or link list
+/// (`SpanRecord::unlink_first_store`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnlinkStore {
+    /// The list's dropped count, one higher.
+    CountDropped,
+    /// The head, to the entry after the first (both ends, to none, when
+    /// there is none).
+    Head,
+    /// The list's count, one lower.
+    Length,
+}
+
+impl UnlinkStore {
+    /// The order they are made in: see `unlink_first_store`.
+    pub(crate) const IN_ORDER: [UnlinkStore; 3] = [
+        UnlinkStore::CountDropped,
+        UnlinkStore::Head,
+        UnlinkStore::Length,
+    ];
 }
 
 /// Reads a span's chunks through a `ChunkStore` (the pool, or any store).
@@ -3962,6 +4092,43 @@ mod tests {
                 .as_bytes(),
             &text[..2_199]
         );
+    }
+
+    #[test]
+    fn a_name_and_a_status_message_growing_in_turn_take_room_in_proportion_to_their_size() {
+        // A status description set as it streams in, 200 bytes longer
+        // each time, and the name set as an agent's step becomes known, 5
+        // bytes longer: each moves past the other every time. Fresh room
+        // for every version would need 4 MB; they take a few times their
+        // final 41 KB.
+        const STEPS: usize = 200;
+        let text = growing(200 * STEPS + 7);
+        let store = TestStore::new(64);
+        let mut r = blank();
+        for i in 1..=STEPS {
+            let name = &text[3..3 + 5 * i];
+            assert!(!r.replace_name(name, &store).truncated, "name cut at {i}");
+            let message = &text[..200 * i];
+            let o = r.set_status_message(message, &store);
+            assert!(!o.truncated, "message cut at {i}");
+        }
+        assert_eq!(r.rest().truncated_values, 0);
+        let final_len = 5 * STEPS + 200 * STEPS;
+        let used = r.overflow_used as usize;
+        assert!(used <= 4 * final_len, "{used} bytes used for {final_len}");
+        // As written and as a dump reads them back.
+        let mut copied = Vec::new();
+        r.for_each_chunk(&store, |c| copied.extend_from_slice(c));
+        let (src, disk) = (StoreSource(&store), OwnedOverflow(copied));
+        for view in [SpanView::new(&r, &src), SpanView::from_disk(&r, &disk)] {
+            assert!(view.name().to_string_lossy().as_bytes() == &text[3..3 + 5 * STEPS]);
+            let message = view.text(r.rest().status_message).to_string_lossy();
+            assert!(message.as_bytes() == &text[..200 * STEPS]);
+        }
+        // The rooms are cleared with the chunks, for the slot's next span.
+        assert_ne!((r.name_room, r.status_room), (0, 0));
+        r.reset_rest();
+        assert_eq!((r.name_room, r.status_room), (0, 0));
     }
 
     #[test]

@@ -215,11 +215,23 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Reads the OTLP/JSON lines of a sink file as it was when opened: the
+/// lines that began within its size then, the last of them read whole
+/// (to its end, or the file's) even when a writer was in the middle of it.
+/// A tracer writing to the file faster than it is read kept a read to the
+/// end of the file going for as long as the tracer ran, and `show` (or
+/// `show --html`) never finished; lines written since are `tail`'s.
 fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
     let file = open_regular(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
+    // Where the next line begins.
+    let mut at = 0u64;
     for number in 1.. {
+        if at >= size {
+            break;
+        }
         line.clear();
         let n = reader
             .by_ref()
@@ -229,12 +241,16 @@ fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), Stri
         if n == 0 {
             break;
         }
+        at += n as u64;
         if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
             loaded.problems.push(format!(
                 "{}:{number}: a line longer than 64 MiB: skipped",
                 path.display()
             ));
-            skip_line(&mut reader).map_err(|e| e.to_string())?;
+            // No further than the size it had: a line that a writer is
+            // still making longer is not followed.
+            let mut within = reader.by_ref().take(size.saturating_sub(at));
+            at += skip_line(&mut within).map_err(|e| e.to_string())?;
             continue;
         }
         let text = line.trim_ascii();
@@ -252,19 +268,22 @@ fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), Stri
     Ok(())
 }
 
-/// Reads past the rest of an over-long line without keeping it.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+/// Reads past the rest of an over-long line without keeping it: the
+/// bytes it read.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(());
+            return Ok(skipped);
         }
         if let Some(at) = buf.iter().position(|&b| b == b'\n') {
             reader.consume(at + 1);
-            return Ok(());
+            return Ok(skipped + at as u64 + 1);
         }
         let n = buf.len();
         reader.consume(n);
+        skipped += n as u64;
     }
 }
 
