@@ -18,19 +18,9 @@ use super::transport::BodyFormat;
 /// The spans of a request body as sent or spooled; Err says why it is no
 /// OTLP request (then no server would take it either).
 pub fn count_body_spans(body: &[u8], format: BodyFormat, gzipped: bool) -> Result<u64, String> {
-    match (format, gzipped) {
-        (BodyFormat::Protobuf, false) => count_proto(&mut Stream::new(body)),
-        (BodyFormat::Protobuf, true) => {
-            let inflated = flate2::read::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
-            let mut stream = Stream::new(BufReader::new(inflated));
-            let counted = count_proto(&mut stream);
-            if stream.pos > MAX_DECODED_BYTES {
-                return Err(too_large());
-            }
-            // A gzip error is the stream's, not the protobuf's.
-            counted.map_err(|why| stream.failure.take().unwrap_or(why))
-        }
-        (BodyFormat::Json, _) => {
+    match format {
+        BodyFormat::Protobuf => count_proto_spans(body, gzipped),
+        BodyFormat::Json => {
             let plain = if gzipped {
                 plain_body(body, true).ok_or_else(|| {
                     format!("not gzip, or {}", too_large().trim_start_matches("it "))
@@ -45,6 +35,27 @@ pub fn count_body_spans(body: &[u8], format: BodyFormat, gzipped: bool) -> Resul
     }
 }
 
+/// The spans of a protobuf request body read from `body` (a spool file's,
+/// say, never read whole into memory); Err says why it is no request.
+pub fn count_proto_spans(body: impl BufRead, gzipped: bool) -> Result<u64, String> {
+    if !gzipped {
+        let mut stream = Stream::new(body);
+        let counted = count_proto(&mut stream);
+        return counted.map_err(|why| stream.failure.take().unwrap_or(why));
+    }
+    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let mut stream = Stream::new(BufReader::new(inflated));
+    let counted = count_proto(&mut stream);
+    if stream.pos > MAX_DECODED_BYTES {
+        return Err(too_large());
+    }
+    // A gzip error is the stream's, not the protobuf's.
+    counted.map_err(|why| match stream.failure.take() {
+        Some(e) => format!("gzip: {e}"),
+        None => why,
+    })
+}
+
 fn too_large() -> String {
     format!("it inflates to more than {} MiB", MAX_DECODED_BYTES >> 20)
 }
@@ -53,7 +64,7 @@ fn too_large() -> String {
 struct Stream<R> {
     r: R,
     pos: u64,
-    /// The reader's own error (gzip), kept to say it.
+    /// The reader's own error (gzip, I/O), kept to say it.
     failure: Option<String>,
 }
 
@@ -108,7 +119,7 @@ impl<R: BufRead> Stream<R> {
 
     fn fail<T>(&mut self, e: io::Error) -> Option<T> {
         if e.kind() != io::ErrorKind::UnexpectedEof {
-            self.failure = Some(format!("gzip: {e}"));
+            self.failure = Some(e.to_string());
         }
         None
     }

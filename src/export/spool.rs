@@ -25,7 +25,7 @@
 //! is deleted.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -276,21 +276,25 @@ impl SpoolDir {
         match count_in_body(batch) {
             Ok(None) => true,
             Ok(Some(claimed)) => {
-                let note = Miscounted {
-                    path: path.to_path_buf(),
-                    claimed,
-                    counted: batch.spans,
-                };
-                match self.miscounted.lock() {
-                    Ok(mut v) => v.push(note),
-                    Err(p) => p.into_inner().push(note),
-                }
+                self.note_miscounted(path, claimed, batch.spans);
                 true
             }
             Err(why) => {
                 self.put_aside(path, &why);
                 false
             }
+        }
+    }
+
+    fn note_miscounted(&self, path: &Path, claimed: u32, counted: u32) {
+        let note = Miscounted {
+            path: path.to_path_buf(),
+            claimed,
+            counted,
+        };
+        match self.miscounted.lock() {
+            Ok(mut v) => v.push(note),
+            Err(p) => p.into_inner().push(note),
         }
     }
 
@@ -467,10 +471,15 @@ impl SpoolDir {
                 continue;
             };
             let len = file.file().metadata().map(|m| m.len()).unwrap_or(0);
-            // Read and counted, not taken from the header: the spans lost
-            // are the ones the file held (`count_in_body`).
-            let mut batch = match read_batch(file.file(), read_limit) {
-                Ok(b) => b,
+            // Counted in the body, not taken from the header: the spans
+            // lost are the ones the file held (`count_in_body`).
+            let spans = match count_file(file.file(), read_limit) {
+                Ok((claimed, counted)) => {
+                    if claimed != counted {
+                        self.note_miscounted(&path, claimed, counted);
+                    }
+                    counted
+                }
                 Err(BatchError::Unreadable(why)) => {
                     self.put_aside(&path, &why);
                     total = total.saturating_sub(len);
@@ -478,14 +487,10 @@ impl SpoolDir {
                 }
                 Err(BatchError::Io(_)) => continue, // left for the next write
             };
-            if !self.count(&path, &mut batch) {
-                total = total.saturating_sub(len);
-                continue;
-            }
             if fs::remove_file(&path).is_ok() {
                 total = total.saturating_sub(len);
                 eviction.files += 1;
-                eviction.spans += batch.spans as u64;
+                eviction.spans += spans as u64;
             }
         }
         eviction
@@ -655,12 +660,8 @@ pub fn read_spool_file(path: &Path) -> Result<SpooledBatch, String> {
 /// no OTLP request (no server would take it, and sent, a 400 deleted it
 /// as lost spans nobody could count), said in words for setting it aside.
 pub fn count_in_body(batch: &mut SpooledBatch) -> Result<Option<u32>, String> {
-    let counted = count_body_spans(&batch.body, batch.format, batch.gzipped).map_err(|why| {
-        format!(
-            "its body is not an OTLP request ({why}); its header says {} spans",
-            batch.spans
-        )
-    })?;
+    let counted = count_body_spans(&batch.body, batch.format, batch.gzipped)
+        .map_err(|why| not_a_request(&why, batch.spans))?;
     // A body within the read limits cannot hold more than u32::MAX spans
     // (each is two bytes at least, and inflating stops at 512 MiB).
     let counted = counted.min(u32::MAX as u64) as u32;
@@ -682,6 +683,55 @@ pub enum BatchError {
 /// the file's real size and the cap before anything is allocated, and the
 /// allocation itself may fail without aborting the process.
 pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, BatchError> {
+    let header = checked_header(file, max_bytes)?;
+    let len = header.body_len;
+    let mut body = Vec::new();
+    body.try_reserve_exact(len as usize)
+        .map_err(|e| BatchError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
+    body.resize(len as usize, 0);
+    file.read_exact(&mut body).map_err(BatchError::Io)?;
+    Ok(SpooledBatch {
+        format: header.format,
+        gzipped: header.gzipped,
+        spans: header.spans,
+        cut_counted: header.cut_counted,
+        body,
+    })
+}
+
+/// The spans a spool file holds, counted in its body as `count_in_body`
+/// counts them, and its header's count: a protobuf body (the usual one)
+/// is counted as it is read, never held whole, so that the spool's cap
+/// deleting a 64 MiB file costs no 64 MiB of memory; JSON is read whole.
+fn count_file(mut file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
+    let header = checked_header(file, max_bytes)?;
+    let counted = match header.format {
+        BodyFormat::Protobuf => {
+            let body = io::BufReader::with_capacity(64 << 10, file.take(header.body_len));
+            super::span_count::count_proto_spans(body, header.gzipped).map(|n| {
+                // As `count_in_body` bounds it.
+                n.min(u32::MAX as u64) as u32
+            })
+        }
+        BodyFormat::Json => {
+            file.seek(io::SeekFrom::Start(0)).map_err(BatchError::Io)?;
+            let mut batch = read_batch(file, max_bytes)?;
+            count_in_body(&mut batch).map(|_| batch.spans)
+        }
+    };
+    counted
+        .map(|n| (header.spans, n))
+        .map_err(|why| BatchError::Unreadable(not_a_request(&why, header.spans)))
+}
+
+/// Why a batch whose body is no OTLP request is set aside.
+fn not_a_request(why: &str, claimed: u32) -> String {
+    format!("its body is not an OTLP request ({why}); its header says {claimed} spans")
+}
+
+/// Reads a spool file's header from its start and checks it against the
+/// file's real size and the read limit.
+fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
     let unreadable = |why: String| Err(BatchError::Unreadable(why));
     let Some(header) = read_header(file) else {
         return unreadable("not a spool file (bad header)".to_string());
@@ -700,18 +750,7 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
             header.len + len
         ));
     }
-    let mut body = Vec::new();
-    body.try_reserve_exact(len as usize)
-        .map_err(|e| BatchError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
-    body.resize(len as usize, 0);
-    file.read_exact(&mut body).map_err(BatchError::Io)?;
-    Ok(SpooledBatch {
-        format: header.format,
-        gzipped: header.gzipped,
-        spans: header.spans,
-        cut_counted: header.cut_counted,
-        body,
-    })
+    Ok(header)
 }
 
 #[cfg(test)]
