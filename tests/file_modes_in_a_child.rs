@@ -97,13 +97,23 @@ fn as_a_user_not_root(test: &str, body: impl FnOnce()) {
     });
 }
 
-fn batch(spans: u32, size: usize) -> SpooledBatch {
+/// A batch of `spans` empty spans (a replay counts them in the body).
+fn batch(spans: u32) -> SpooledBatch {
+    use spanguard::export::proto_reader::write_len_field;
+    let mut scope = Vec::new();
+    for _ in 0..spans {
+        write_len_field(&mut scope, 2, &[]);
+    }
+    let mut resource = Vec::new();
+    write_len_field(&mut resource, 2, &scope);
+    let mut body = Vec::new();
+    write_len_field(&mut body, 1, &resource);
     SpooledBatch {
         format: BodyFormat::Protobuf,
-        gzipped: true,
+        gzipped: false,
         spans,
         cut_counted: 0,
-        body: vec![spans as u8; size],
+        body,
     }
 }
 
@@ -116,8 +126,8 @@ fn an_unreadable_batch_of_ours_is_set_aside_and_told() {
     as_a_user_not_root("an_unreadable_batch_of_ours_is_set_aside_and_told", || {
         let dir = temp_dir("mode-000");
         let spool = SpoolDir::new(&dir, 1 << 20);
-        spool.write(&batch(1, 10)).expect("write");
-        spool.write(&batch(2, 10)).expect("write");
+        spool.write(&batch(1)).expect("write");
+        spool.write(&batch(2)).expect("write");
         let locked = spool.list()[0].clone();
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
         let mut seen = Vec::new();

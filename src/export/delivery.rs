@@ -1021,6 +1021,56 @@ mod tests {
         fresh_body(BODY, (BodyFormat::Protobuf, false), spans, 0)
     }
 
+    /// A protobuf request of `n` empty spans: what a replay counts.
+    fn proto_spans(n: u32) -> Vec<u8> {
+        use crate::export::proto_reader::write_len_field;
+        let mut scope = Vec::new();
+        for _ in 0..n {
+            write_len_field(&mut scope, 2, &[]);
+        }
+        let mut resource = Vec::new();
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = Vec::new();
+        write_len_field(&mut body, 1, &resource);
+        body
+    }
+
+    /// Spool files left by someone else whose headers say 0 spans, or 4
+    /// billion, over bodies of 4: replayed, the host was told "0 spans
+    /// delivered" (the exporter's replayed_spans, its "N spans from the
+    /// spool delivered", `spanguard replay`'s summary) or 4 billion lost
+    /// when the server refused them. It is told the 4 each file held.
+    #[test]
+    fn a_replay_tells_the_spans_a_file_held_whatever_its_header_says() {
+        let refused = Err(SendError::Permanent {
+            reason: "HTTP 400".to_string(),
+        });
+        for (answer, delivered, lost) in [(Ok(Accepted::default()), 8, 0), (refused, 0, 8)] {
+            let (mut d, _, dir) = delivery("miscounted", vec![answer.clone(), answer]);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let body = proto_spans(4);
+            for (tag, claimed) in [("000001", 0u32), ("000002", u32::MAX)] {
+                let header = super::super::spool::encode_header(
+                    BodyFormat::Protobuf,
+                    false,
+                    claimed,
+                    0,
+                    body.len(),
+                );
+                std::fs::write(
+                    dir.join(super::super::spool::spool_file_name(tag)),
+                    [header.as_bytes(), &body].concat(),
+                )
+                .expect("plant");
+            }
+            let mut host = Host::default();
+            assert!(d.replay_spool(&mut host), "drained");
+            assert_eq!((host.delivered, host.lost), (delivered, lost));
+            assert_eq!(d.spool().take_miscounted().len(), 2);
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
     /// A request of this process's spans: `body` in `format`, gzipped or
     /// not, with `cut_counted` of its values cut and counted already.
     fn fresh_body(
@@ -1061,7 +1111,11 @@ mod tests {
             interrupt_waits: true,
             ..Host::default()
         };
-        d.deliver(&fresh(3), &mut host);
+        let body = proto_spans(3);
+        d.deliver(
+            &fresh_body(&body, (BodyFormat::Protobuf, false), 3, 0),
+            &mut host,
+        );
         assert_eq!((host.kept, d.spool().list().len()), (3, 1), "spooled");
         // The outage is over; the server now wants a token.
         d.down_until = None;

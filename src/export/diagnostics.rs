@@ -34,6 +34,9 @@ pub struct Diagnostics {
     values_cut: Limiter,
     /// The limit of the last cut held back, for the same line.
     last_cut_limit: String,
+    miscounted: Limiter,
+    /// The last spool file whose header miscounted, held back.
+    last_miscounted: String,
     /// Whether this exporter sends what it spools once the target takes
     /// spans again: not when the target is the local sink.
     spool_read_back: bool,
@@ -88,6 +91,8 @@ impl Diagnostics {
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
             last_cut_limit: String::new(),
+            miscounted: Limiter::default(),
+            last_miscounted: String::new(),
             spool_read_back: true,
         }
     }
@@ -315,6 +320,33 @@ impl Diagnostics {
         );
     }
 
+    /// A spool file's header said `claimed` spans where its body holds
+    /// `counted`: the body's count is the one counted. Said once a minute
+    /// at most (a directory of such files is one trouble), adding up the
+    /// files held back.
+    pub fn spool_miscounted(&mut self, path: &str, claimed: u32, counted: u32) {
+        let file = format!("{path} said {claimed} spans and holds {counted}");
+        match self.miscounted.due(Instant::now(), 1) {
+            Some(files) => self.tell_miscounted(files, &file),
+            None => self.last_miscounted = file,
+        }
+    }
+
+    fn tell_miscounted(&mut self, files: u64, last: &str) {
+        let what = if files == 1 {
+            "a spool file's header miscounted its spans".to_string()
+        } else {
+            format!("{files} spool files' headers miscounted their spans")
+        };
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "{what} (the last: {last}; an older spanguard, a disk error, or someone else \
+                 wrote it): counted as its body holds them"
+            ),
+        );
+    }
+
     /// The exporter stops: what the rate limits held back is told now (a
     /// process that stops within a minute of its first loss would
     /// otherwise leave only the first batch's number on stderr), and,
@@ -330,6 +362,11 @@ impl Diagnostics {
         if cut > 0 {
             let limit = std::mem::take(&mut self.last_cut_limit);
             self.tell_values_cut(cut, &limit);
+        }
+        let miscounted = self.miscounted.untold();
+        if miscounted > 0 {
+            let last = std::mem::take(&mut self.last_miscounted);
+            self.tell_miscounted(miscounted, &last);
         }
         if let (false, Some(dir)) = (self.spool_read_back, spool_left) {
             self.emit(
@@ -470,6 +507,25 @@ mod tests {
         quiet.error("y");
         quiet.attempt_failed("t", "r");
         assert!(quiet.lines().is_empty());
+    }
+
+    /// Spool files whose headers miscounted: the first said, the rest of
+    /// the minute held back and told, with the last, at the stop.
+    #[test]
+    fn miscounting_spool_files_are_said_once_a_minute() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.spool_miscounted("/s/a.sgspool", 0, 5);
+        d.spool_miscounted("/s/b.sgspool", 9, 5);
+        d.spool_miscounted("/s/c.sgspool", 4294967295, 5);
+        assert_eq!(d.lines().len(), 1);
+        d.stopped(None);
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: a spool file's header miscounted its spans (the last: /s/a.sgspool said 0 spans and holds 5; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
+                "spanguard: warn: 2 spool files' headers miscounted their spans (the last: /s/c.sgspool said 4294967295 spans and holds 5; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
+            ]
+        );
     }
 
     /// A file name found in the spool directory is text from outside: a

@@ -655,6 +655,12 @@ impl Exporter {
             );
             self.host.diagnostics.set_aside(&path, &file.reason);
         }
+        for file in self.delivery.spool().take_miscounted() {
+            let path = file.path.display().to_string();
+            self.host
+                .diagnostics
+                .spool_miscounted(&path, file.claimed, file.counted);
+        }
     }
 
     /// Replays the spool when something waits in it and the backend is not

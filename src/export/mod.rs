@@ -24,6 +24,7 @@ pub mod redact;
 pub mod request_encoder;
 pub mod resource;
 pub mod retry;
+pub mod span_count;
 pub mod split;
 pub mod spool;
 pub mod transport;

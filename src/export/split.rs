@@ -16,7 +16,7 @@ use super::transport::BodyFormat;
 
 /// The most a body may gunzip to here: a spool file is input from outside,
 /// and a gzip bomb must not cost more memory than a large request.
-const MAX_DECODED_BYTES: u64 = 512 << 20;
+pub(crate) const MAX_DECODED_BYTES: u64 = 512 << 20;
 
 /// One half of a split request.
 #[derive(Debug, PartialEq, Eq)]

@@ -17,18 +17,22 @@
 //! header is checked against the file's real size and the read limit
 //! (the cap, or 64 MiB if more) before anything is allocated, and a
 //! file that cannot be a batch is set aside (`<name>.unreadable`) and
-//! reported, never resent and never deleted. A writer's temporary file
+//! reported, never resent and never deleted. A header's span count is a
+//! claim too: a batch read to be sent or evicted is counted in its body
+//! (`count_in_body`), which is what the counters and diagnostics say; a
+//! body that is no OTLP request is set aside. A writer's temporary file
 //! (`.tmp-*`) is locked while the writer lives; one left by a dead writer
 //! is deleted.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
 use crate::buffer::files::{self, LockedFile, Refusal};
 
@@ -129,6 +133,8 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 pub struct SpooledBatch {
     pub format: BodyFormat,
     pub gzipped: bool,
+    /// Read back, what the header says until `count_in_body` counts the
+    /// body (`SpoolDir::replay` and eviction do).
     pub spans: u32,
     /// Values of the body already cut and counted as truncated (0 in a
     /// file of an earlier version, which did not say).
@@ -143,6 +149,20 @@ pub struct SpoolDir {
     /// Files set aside since the owner last asked (`take_set_aside`);
     /// shared by the clones of one spool, so none is left untold.
     set_aside: Arc<Mutex<Vec<SetAside>>>,
+    /// Files whose header miscounted their spans since the owner last
+    /// asked (`take_miscounted`).
+    miscounted: Arc<Mutex<Vec<Miscounted>>>,
+}
+
+/// A batch whose header's span count was not what its body holds: the
+/// body's count was used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Miscounted {
+    pub path: PathBuf,
+    /// What the header said.
+    pub claimed: u32,
+    /// What the body holds.
+    pub counted: u32,
 }
 
 /// A file that could not be used, renamed out of the way.
@@ -166,6 +186,7 @@ impl SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
             set_aside: Arc::new(Mutex::new(Vec::new())),
+            miscounted: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -236,6 +257,44 @@ impl SpoolDir {
         match self.set_aside.lock() {
             Ok(mut v) => std::mem::take(&mut *v),
             Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    /// The files whose header miscounted their spans since the last call,
+    /// for the owner to report.
+    pub fn take_miscounted(&self) -> Vec<Miscounted> {
+        match self.miscounted.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    /// Counts a batch read from `path` in its body (`count_in_body`),
+    /// noting a header that miscounted. False: its body is no OTLP request
+    /// and the file was set aside.
+    fn count(&self, path: &Path, batch: &mut SpooledBatch) -> bool {
+        match count_in_body(batch) {
+            Ok(None) => true,
+            Ok(Some(claimed)) => {
+                self.note_miscounted(path, claimed, batch.spans);
+                true
+            }
+            Err(why) => {
+                self.put_aside(path, &why);
+                false
+            }
+        }
+    }
+
+    fn note_miscounted(&self, path: &Path, claimed: u32, counted: u32) {
+        let note = Miscounted {
+            path: path.to_path_buf(),
+            claimed,
+            counted,
+        };
+        match self.miscounted.lock() {
+            Ok(mut v) => v.push(note),
+            Err(p) => p.into_inner().push(note),
         }
     }
 
@@ -412,10 +471,21 @@ impl SpoolDir {
                 continue;
             };
             let len = file.file().metadata().map(|m| m.len()).unwrap_or(0);
-            let Some(Header { spans, .. }) = read_header(file.file()) else {
-                self.put_aside(&path, "not a spool file (bad header)");
-                total = total.saturating_sub(len);
-                continue;
+            // Counted in the body, not taken from the header: the spans
+            // lost are the ones the file held (`count_in_body`).
+            let spans = match count_file(file.file(), read_limit) {
+                Ok((claimed, counted)) => {
+                    if claimed != counted {
+                        self.note_miscounted(&path, claimed, counted);
+                    }
+                    counted
+                }
+                Err(BatchError::Unreadable(why)) => {
+                    self.put_aside(&path, &why);
+                    total = total.saturating_sub(len);
+                    continue;
+                }
+                Err(BatchError::Io(_)) => continue, // left for the next write
             };
             if fs::remove_file(&path).is_ok() {
                 total = total.saturating_sub(len);
@@ -429,7 +499,9 @@ impl SpoolDir {
     /// Sends every spool file, oldest first, through `send`, deleting each one
     /// `send` accepted. Stops at the first failure (the backend is still
     /// unwell; the order is kept). Files locked by another process are
-    /// skipped. Returns the batches and spans replayed.
+    /// skipped. Each batch is counted in its body (`count_in_body`) before
+    /// `send` sees it; one whose body is no OTLP request is set aside
+    /// unsent. Returns the batches and spans replayed.
     pub fn replay(&self, mut send: impl FnMut(&SpooledBatch) -> ReplayVerdict) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
         self.remove_dead_temp_files();
@@ -438,7 +510,7 @@ impl SpoolDir {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
-            let batch = match read_batch(file.file(), self.read_limit()) {
+            let mut batch = match read_batch(file.file(), self.read_limit()) {
                 Ok(b) => b,
                 Err(BatchError::Unreadable(why)) => {
                     // A torn or foreign file: set aside, never resent blindly.
@@ -447,6 +519,9 @@ impl SpoolDir {
                 }
                 Err(BatchError::Io(_)) => continue, // try again next time
             };
+            if !self.count(path.as_path(), &mut batch) {
+                continue;
+            }
             // A file whose sending panics (an internal bug it triggers)
             // would panic again at every replay, stopping all replay for
             // good: set it aside first, then let the exporter report it.
@@ -576,6 +651,24 @@ pub fn read_spool_file(path: &Path) -> Result<SpooledBatch, String> {
     })
 }
 
+/// Counts the spans in a batch's body and puts that count in place of its
+/// header's, which is a claim: a file of an older build, a bug, a disk
+/// error that kept the length, or another local user can say 0 spans or 4
+/// billion over a body of 500, and the counters, diagnostics and command
+/// line gave that figure as the spans delivered, refused or evicted.
+/// Some(the header's count) when it was not the body's. Err: the body is
+/// no OTLP request (no server would take it, and sent, a 400 deleted it
+/// as lost spans nobody could count), said in words for setting it aside.
+pub fn count_in_body(batch: &mut SpooledBatch) -> Result<Option<u32>, String> {
+    let counted = count_body_spans(&batch.body, batch.format, batch.gzipped)
+        .map_err(|why| not_a_request(&why, batch.spans))?;
+    // A body within the read limits cannot hold more than u32::MAX spans
+    // (each is two bytes at least, and inflating stops at 512 MiB).
+    let counted = counted.min(u32::MAX as u64) as u32;
+    let claimed = std::mem::replace(&mut batch.spans, counted);
+    Ok((claimed != counted).then_some(claimed))
+}
+
 /// Why a spool file was not read.
 #[derive(Debug)]
 pub enum BatchError {
@@ -590,6 +683,55 @@ pub enum BatchError {
 /// the file's real size and the cap before anything is allocated, and the
 /// allocation itself may fail without aborting the process.
 pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, BatchError> {
+    let header = checked_header(file, max_bytes)?;
+    let len = header.body_len;
+    let mut body = Vec::new();
+    body.try_reserve_exact(len as usize)
+        .map_err(|e| BatchError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
+    body.resize(len as usize, 0);
+    file.read_exact(&mut body).map_err(BatchError::Io)?;
+    Ok(SpooledBatch {
+        format: header.format,
+        gzipped: header.gzipped,
+        spans: header.spans,
+        cut_counted: header.cut_counted,
+        body,
+    })
+}
+
+/// The spans a spool file holds, counted in its body as `count_in_body`
+/// counts them, and its header's count: a protobuf body (the usual one)
+/// is counted as it is read, never held whole, so that the spool's cap
+/// deleting a 64 MiB file costs no 64 MiB of memory; JSON is read whole.
+fn count_file(mut file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
+    let header = checked_header(file, max_bytes)?;
+    let counted = match header.format {
+        BodyFormat::Protobuf => {
+            let body = io::BufReader::with_capacity(64 << 10, file.take(header.body_len));
+            super::span_count::count_proto_spans(body, header.gzipped).map(|n| {
+                // As `count_in_body` bounds it.
+                n.min(u32::MAX as u64) as u32
+            })
+        }
+        BodyFormat::Json => {
+            file.seek(io::SeekFrom::Start(0)).map_err(BatchError::Io)?;
+            let mut batch = read_batch(file, max_bytes)?;
+            count_in_body(&mut batch).map(|_| batch.spans)
+        }
+    };
+    counted
+        .map(|n| (header.spans, n))
+        .map_err(|why| BatchError::Unreadable(not_a_request(&why, header.spans)))
+}
+
+/// Why a batch whose body is no OTLP request is set aside.
+fn not_a_request(why: &str, claimed: u32) -> String {
+    format!("its body is not an OTLP request ({why}); its header says {claimed} spans")
+}
+
+/// Reads a spool file's header from its start and checks it against the
+/// file's real size and the read limit.
+fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
     let unreadable = |why: String| Err(BatchError::Unreadable(why));
     let Some(header) = read_header(file) else {
         return unreadable("not a spool file (bad header)".to_string());
@@ -608,18 +750,7 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
             header.len + len
         ));
     }
-    let mut body = Vec::new();
-    body.try_reserve_exact(len as usize)
-        .map_err(|e| BatchError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
-    body.resize(len as usize, 0);
-    file.read_exact(&mut body).map_err(BatchError::Io)?;
-    Ok(SpooledBatch {
-        format: header.format,
-        gzipped: header.gzipped,
-        spans: header.spans,
-        cut_counted: header.cut_counted,
-        body,
-    })
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -632,14 +763,190 @@ mod tests {
         d
     }
 
+    /// A protobuf request of `spans` empty spans, `size` bytes long (a
+    /// field no reader looks at fills it out), or as short as it gets (0).
+    fn proto_body(spans: u32, size: usize) -> Vec<u8> {
+        use crate::export::proto_reader::write_len_field;
+        let mut scope = Vec::new();
+        for _ in 0..spans {
+            write_len_field(&mut scope, 2, &[]);
+        }
+        let mut resource = Vec::new();
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = Vec::new();
+        write_len_field(&mut body, 1, &resource);
+        if size == 0 {
+            return body;
+        }
+        for filler in (0..size.saturating_sub(body.len())).rev() {
+            let mut padded = body.clone();
+            write_len_field(&mut padded, 9, &vec![0; filler]);
+            if padded.len() == size {
+                return padded;
+            }
+        }
+        assert_eq!(body.len(), size, "{spans} spans do not fit {size} bytes");
+        body
+    }
+
+    /// A request of `spans` spans in each format a spool file can hold.
+    fn request(format: BodyFormat, gzipped: bool, spans: u32) -> Vec<u8> {
+        let plain = match format {
+            BodyFormat::Protobuf => proto_body(spans, 0),
+            BodyFormat::Json => format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+                vec!["{}"; spans as usize].join(",")
+            )
+            .into_bytes(),
+        };
+        if !gzipped {
+            return plain;
+        }
+        let mut out = Vec::new();
+        crate::export::gzip::GzipWriter::new().compress(&plain, &mut out);
+        out
+    }
+
+    const FORMATS: [(BodyFormat, bool); 4] = [
+        (BodyFormat::Protobuf, false),
+        (BodyFormat::Protobuf, true),
+        (BodyFormat::Json, false),
+        (BodyFormat::Json, true),
+    ];
+
     fn batch(spans: u32, size: usize) -> SpooledBatch {
         SpooledBatch {
             format: BodyFormat::Protobuf,
-            gzipped: true,
+            gzipped: false,
             spans,
             cut_counted: 0,
-            body: vec![spans as u8; size],
+            body: proto_body(spans, size),
         }
+    }
+
+    /// Plants a file left by someone else: its header says `claimed` spans
+    /// over a body of `spans`.
+    fn plant(dir: &Path, tag: &str, format: BodyFormat, gzipped: bool, claimed: u32, spans: u32) {
+        let body = request(format, gzipped, spans);
+        let header = encode_header(format, gzipped, claimed, 0, body.len());
+        fs::create_dir_all(dir).expect("dir");
+        fs::write(
+            dir.join(spool_file_name(tag)),
+            [header.as_bytes(), &body].concat(),
+        )
+        .expect("plant");
+    }
+
+    /// A file whose header says 0 spans, or 4 billion, over a body of 5
+    /// (an older build, a bug, a disk error that kept the length, another
+    /// user): a replay said "0 spans from the spool delivered" for 5 that
+    /// arrived, or counted 4 billion replayed. The body's count is what
+    /// the replay sees and returns, and each miscount is noted once.
+    #[test]
+    fn a_replay_counts_the_spans_in_the_body_not_the_header() {
+        let dir = temp_dir("miscount");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let mut planted = 0;
+        for (i, (format, gzipped)) in FORMATS.into_iter().enumerate() {
+            for claimed in [0, u32::MAX, 5] {
+                plant(&dir, &format!("{i}{claimed}"), format, gzipped, claimed, 5);
+                planted += 1;
+            }
+        }
+        let mut seen = Vec::new();
+        let replayed = spool.replay(|b| {
+            seen.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(seen, vec![5; planted]);
+        assert_eq!(replayed, (planted as u64, 5 * planted as u64));
+        let miscounted = spool.take_miscounted();
+        assert_eq!(miscounted.len(), 2 * FORMATS.len(), "{miscounted:?}");
+        assert!(
+            miscounted
+                .iter()
+                .all(|m| m.counted == 5 && [0, u32::MAX].contains(&m.claimed))
+        );
+        assert!(spool.take_miscounted().is_empty(), "told once");
+        assert!(spool.take_set_aside().is_empty());
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The spool's cap deletes a file whose header says 4 billion spans
+    /// over a body of 2: dropped_spool_overflow grew by 4 billion.
+    #[test]
+    fn eviction_counts_the_spans_in_the_body_not_the_header() {
+        for (format, gzipped) in FORMATS {
+            let dir = temp_dir(&format!("evict-miscount-{format:?}-{gzipped}"));
+            plant(&dir, "000000", format, gzipped, u32::MAX, 2);
+            let planted = SpoolDir::new(&dir, 1 << 20).total_bytes();
+            let spool = SpoolDir::new(&dir, planted + 100);
+            let e = spool.write(&batch(1, 100)).expect("write");
+            assert_eq!((e.files, e.spans), (1, 2), "{format:?} {gzipped}");
+            let miscounted = spool.take_miscounted();
+            assert_eq!(miscounted.len(), 1, "{miscounted:?}");
+            assert_eq!(
+                (miscounted[0].claimed, miscounted[0].counted),
+                (u32::MAX, 2)
+            );
+            fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    /// A spool file whose body is not OTLP (whole, so not torn): it was
+    /// sent, a server answered 400 and it was deleted as the header's
+    /// number of spans lost (or, down, tried at every replay). It is set
+    /// aside unsent, saying why, and counted as a file set aside; evicted,
+    /// the same.
+    #[test]
+    fn a_body_that_is_no_request_is_set_aside_unsent() {
+        let dir = temp_dir("no-request");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let junk = [
+            (BodyFormat::Protobuf, false, vec![0xff; 40]),
+            (BodyFormat::Protobuf, true, vec![0x1f; 40]),
+            (BodyFormat::Json, false, b"{\"resourceSpans\":[".to_vec()),
+            (BodyFormat::Json, true, request(BodyFormat::Json, false, 2)),
+        ];
+        fs::create_dir_all(&dir).expect("dir");
+        for (i, (format, gzipped, body)) in junk.iter().enumerate() {
+            let header = encode_header(*format, *gzipped, 7, 0, body.len());
+            fs::write(
+                dir.join(spool_file_name(&format!("00000{i}"))),
+                [header.as_bytes(), body].concat(),
+            )
+            .expect("write");
+        }
+        plant(&dir, "000009", BodyFormat::Protobuf, false, 3, 3);
+        let mut sent = Vec::new();
+        let replayed = spool.replay(|b| {
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!((replayed, sent), ((1, 3), vec![3]));
+        let aside = spool.take_set_aside();
+        assert_eq!(aside.len(), junk.len(), "{aside:?}");
+        for a in &aside {
+            assert!(a.reason.contains("not an OTLP request"), "{}", a.reason);
+            assert!(a.reason.contains("says 7 spans"), "{}", a.reason);
+            assert!(a.path.exists());
+        }
+        assert!(spool.list().is_empty());
+        // Evicted: set aside too, not counted as 7 spans lost.
+        let body = [0xffu8; 40];
+        let header = encode_header(BodyFormat::Protobuf, false, 7, 0, body.len());
+        fs::write(
+            dir.join(spool_file_name("000010")),
+            [header.as_bytes(), &body[..]].concat(),
+        )
+        .expect("write");
+        let small = SpoolDir::new(&dir, HEADER_LEN as u64 + 100);
+        let e = small.write(&batch(1, 100)).expect("write");
+        assert_eq!((e.files, e.spans), (0, 0));
+        assert_eq!(small.take_set_aside().len(), 1);
+        assert_eq!(small.list().len(), 1);
+        fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
@@ -661,11 +968,12 @@ mod tests {
     }
 
     /// A file as spanguard wrote them before they said how many values
-    /// were cut: `SGSPOOL1`, format (protobuf), gzipped, spans, body length.
+    /// were cut: `SGSPOOL1`, format (protobuf), gzipped (no), spans, body
+    /// length.
     fn first_layout(spans: u32, body: &[u8]) -> Vec<u8> {
         [
             &b"SGSPOOL1"[..],
-            &[0, 1],
+            &[0, 0],
             &spans.to_le_bytes(),
             &(body.len() as u64).to_le_bytes(),
             body,
@@ -754,15 +1062,17 @@ mod tests {
         spool.write(&batch(2, 10)).expect("write");
         assert_eq!(
             fs::read(&spool.list()[0]).expect("read"),
-            first_layout(2, &[2; 10])
+            first_layout(2, &proto_body(2, 10))
         );
-        fs::write(dir.join(spool_file_name("000000")), first_layout(1, b"abc")).expect("write");
+        let short = proto_body(1, 0);
+        assert!(short.len() < 8);
+        fs::write(dir.join(spool_file_name("000000")), first_layout(1, &short)).expect("write");
         let mut seen = Vec::new();
         spool.replay(|b| {
             seen.push((b.spans, b.cut_counted, b.body.clone()));
             ReplayVerdict::Delivered
         });
-        assert_eq!(seen, vec![(2, 0, vec![2; 10]), (1, 0, b"abc".to_vec())]);
+        assert_eq!(seen, vec![(2, 0, proto_body(2, 10)), (1, 0, short)]);
         assert!(spool.take_set_aside().is_empty());
         fs::remove_dir_all(&dir).ok();
     }

@@ -6,6 +6,7 @@ same file once that process was killed, files set aside as unreadable."""
 import os
 import re
 import signal
+import struct
 import subprocess
 
 import pytest
@@ -131,3 +132,50 @@ def test_replay_leaves_another_users_spool_to_them(cli, tmp_path):
     assert replay.returncode == 2, replay.stdout + replay.stderr
     assert "65534" in replay.stderr and "as the user who owns it" in replay.stderr, replay.stderr
     assert sorted(p.name for p in spool.iterdir()) == before, "the user's files were touched"
+
+
+@pytest.mark.parametrize("protocol,compression", [("http/protobuf", "none"), ("http/protobuf", "gzip"),
+                                                  ("http/json", "none"), ("http/json", "gzip")])
+def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_path, protocol, compression):
+    """Spool files whose headers say 0 spans, or 4 billion, over what they
+    hold (an older build, a disk error that kept the length, another
+    user): `spanguard spool` said "4294967295 spans wait to be sent" and
+    `spanguard replay` "replayed 3 requests (4294967297 spans)" for the 21
+    that arrived. Both count what the files hold and say which header said
+    otherwise; a whole file whose body is no OTLP request is unreadable,
+    set aside unsent rather than sent to a 400."""
+    emitter = REPO / "build" / "tests" / "emit_spans"
+    spool = tmp_path / "spool"
+    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
+                          "--manifest", str(tmp_path / "m.json"), "--count", "21", "--spool-dir", str(spool),
+                          "--protocol", protocol, "--compression", compression,
+                          "--export-timeout-ms", "200", "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    files = sorted(spool.glob("*.sgspool"))
+    assert len(files) >= 2, files
+    # The span count sits after the magic, the format and the gzip flag.
+    for path, claimed in zip(files, [0, 0xFFFFFFFF]):
+        data = bytearray(path.read_bytes())
+        data[10:14] = struct.pack("<I", claimed)
+        path.write_bytes(bytes(data))
+    header = bytes(files[0].read_bytes()[:10]) + struct.pack("<IQ", 7, 12)
+    junk = spool / "00000000000000000001-0000000001-junk.sgspool"
+    junk.write_bytes(header + b"\xff" * 12)
+    junk.chmod(0o600)
+    report = spool_report(cli, spool)
+    assert waiting(report) == 21, report
+    assert "its header says 0 spans" in report and "its header says 4294967295 spans" in report, report
+    assert re.search(r"junk\.sgspool  \(unreadable: its body is not an OTLP request .*says 7 spans\)$", report,
+                     re.M), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert len(rx.wait_for_spans(21)) == 21
+    assert re.search(r"replayed \d+ requests \(21 spans\)", replay.stdout), replay.stdout
+    told = [line for line in replay.stderr.splitlines() if "said" in line and "spans and holds" in line]
+    assert len(told) == 2, replay.stderr
+    assert any("junk.sgspool.unreadable set aside, unread: its body is not an OTLP request" in line
+               for line in replay.stderr.splitlines()), replay.stderr
+    assert waiting(spool_report(cli, spool)) == 0

@@ -12,6 +12,7 @@ healthy receiver (and `spanguard replay` for what that short-lived process
 left) and judges by what the receiver decoded."""
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -399,3 +400,33 @@ def test_another_users_link_in_place_of_the_fallback_state_directory_is_not_foll
     assert "invalid configuration" in run.stderr, run.stderr
     assert list(home.rglob("*")) == [], "spans were written where another user's link led"
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o755, "the directory the link led to was changed"
+
+
+def test_headers_that_miscount_their_spans_change_no_count(emitter, receiver, tmp_path, legit_spool):
+    """Spool files whose headers say 0 spans, or 4 billion, over the legit
+    spans they hold: a tracer replaying them counted 0, or 4 billion,
+    replayed spans. What arrived is what is counted, the tracer's own
+    identity (spans ended = exported + spooled + dropped + unsampled) is
+    untouched by another process's files, and the miscount is said."""
+    case = Case(tmp_path, legit_spool)
+    for path, claimed in zip(case.files, [0, 0xFFFFFFFF]):
+        data = bytearray(path.read_bytes())
+        data[10:14] = struct.pack("<I", claimed)
+        path.write_bytes(bytes(data))
+    status, stats, err, _, man = run_emitter(emitter, receiver.endpoint, tmp_path, "miscounted", case.spool)
+    assert status == 0 and stats["shutdown_result"] == 0, err
+    identity = (stats["spans_exported"] + stats["spooled_spans"] + stats["dropped_export_failed"]
+                + stats["dropped_rejected"] + stats["spans_unsampled"])
+    assert identity == stats["spans_ended"] == len(man["spans"]), stats
+    # What the tracer left, `spanguard replay` sends (and counts) the same way.
+    replay = subprocess.run([str(CLI), "replay", str(case.spool), "--endpoint", receiver.endpoint],
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    by_cli = int(re.search(r"replayed \d+ requests \((\d+) spans\)", replay.stdout).group(1))
+    own = {(s["trace_id"], s["span_id"]) for s in man["spans"]}
+    case.expect_delivered(receiver, own, case.legit_keys)
+    assert stats["replayed_spans"] + by_cli == len(case.legit_keys), (stats, replay.stdout)
+    assert stats["dropped_replay_failed"] == stats["dropped_spool_overflow"] == 0, stats
+    told = err + replay.stderr
+    assert "miscounted" in told or "spans and holds" in told, told
+    assert ("said 0 spans and holds" in told) and ("said 4294967295 spans and holds" in told), told

@@ -18,7 +18,7 @@ use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
 use spanguard::export::redact::redact_url;
 use spanguard::export::request_encoder::RequestEncoder;
-use spanguard::export::spool::{SpoolDir, read_spool_file};
+use spanguard::export::spool::{SpoolDir, count_in_body, read_spool_file};
 use spanguard::export::transport::BodyFormat;
 
 use super::args::Args;
@@ -243,6 +243,15 @@ pub fn run(args: &[String]) -> ExitCode {
             file.reason
         );
     }
+    // Counted as their bodies hold them: say which headers said otherwise.
+    for file in delivery.spool().take_miscounted() {
+        eprintln!(
+            "spanguard replay: {} said {} spans and holds {}: counted as it holds them",
+            super::terminal::clean(&file.path.display().to_string()),
+            file.claimed,
+            file.counted
+        );
+    }
     // Spans delivered with values cut are delivered (the exit status is
     // about spans), but what was cut is gone: said on stderr, as the
     // library counts it in values_truncated.
@@ -258,10 +267,11 @@ pub fn run(args: &[String]) -> ExitCode {
     // Every span the files left hold, not only those of the request that
     // found the backend away (the pass ends there): "7 spans kept" of 40
     // read as 33 gone.
+    // Counted in their bodies, as a replay counts them: a header is a claim.
     let waiting: u64 = left
         .iter()
         .filter_map(|path| read_spool_file(path).ok())
-        .map(|batch| batch.spans as u64)
+        .filter_map(|mut batch| count_in_body(&mut batch).map(|_| batch.spans as u64).ok())
         .sum();
     println!(
         "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {} values cut; \

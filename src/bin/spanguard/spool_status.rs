@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use spanguard::export::dump_view::read_dump;
-use spanguard::export::spool::read_spool_file;
+use spanguard::export::spool::{count_in_body, read_spool_file};
 
 use super::args::Args;
 use super::clock_text::age;
@@ -108,15 +108,20 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
     let holder = super::locks::holder(path);
     let mut note = String::new();
     let spans = match entry {
-        Entry::Batch | Entry::CrashBatch => match read_spool_file(path) {
-            Ok(b) => {
+        // Counted in the body, as a replay counts them: the header's count
+        // is a claim (an older build, a disk error, another user).
+        Entry::Batch | Entry::CrashBatch => match read_spool_file(path)
+            .and_then(|mut b| count_in_body(&mut b).map(|claimed| (b, claimed)))
+        {
+            Ok((b, claimed)) => {
                 note = format!(
-                    "{}{}",
+                    "{}{}{}",
                     match b.format {
                         spanguard::export::transport::BodyFormat::Protobuf => "protobuf",
                         spanguard::export::transport::BodyFormat::Json => "JSON",
                     },
-                    if b.gzipped { ", gzip" } else { "" }
+                    if b.gzipped { ", gzip" } else { "" },
+                    claimed.map_or(String::new(), |n| format!(", its header says {n} spans"))
                 );
                 Some(b.spans as u64)
             }

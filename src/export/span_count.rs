@@ -1,0 +1,264 @@
+//! Counts the spans an encoded ExportTraceServiceRequest holds, for a
+//! body read back from the spool directory: its file's header says how
+//! many, but the header is a claim (a file of an older build, a bug, a
+//! disk error that kept the length, another local user), and the counters
+//! and the command line must give the spans that were really there.
+//!
+//! Protobuf is walked as a stream (ResourceSpans / ScopeSpans / Span, as
+//! `split::count_spans` walks it), so a gzipped body is inflated through a
+//! small buffer and never held whole: a gzip bomb in the spool directory
+//! costs time up to `split::MAX_DECODED_BYTES` inflated, not memory. JSON
+//! needs its text, inflated under the same bound (`split::plain_body`).
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use super::split::{MAX_DECODED_BYTES, count_spans, plain_body};
+use super::transport::BodyFormat;
+
+/// The spans of a request body as sent or spooled; Err says why it is no
+/// OTLP request (then no server would take it either).
+pub fn count_body_spans(body: &[u8], format: BodyFormat, gzipped: bool) -> Result<u64, String> {
+    match format {
+        BodyFormat::Protobuf => count_proto_spans(body, gzipped),
+        BodyFormat::Json => {
+            let plain = if gzipped {
+                plain_body(body, true).ok_or_else(|| {
+                    format!("not gzip, or {}", too_large().trim_start_matches("it "))
+                })?
+            } else {
+                Vec::new()
+            };
+            let text = if gzipped { &plain[..] } else { body };
+            count_spans(text, BodyFormat::Json)
+                .ok_or_else(|| "not an OTLP/JSON ExportTraceServiceRequest".to_string())
+        }
+    }
+}
+
+/// The spans of a protobuf request body read from `body` (a spool file's,
+/// say, never read whole into memory); Err says why it is no request.
+pub fn count_proto_spans(body: impl BufRead, gzipped: bool) -> Result<u64, String> {
+    if !gzipped {
+        let mut stream = Stream::new(body);
+        let counted = count_proto(&mut stream);
+        return counted.map_err(|why| stream.failure.take().unwrap_or(why));
+    }
+    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let mut stream = Stream::new(BufReader::new(inflated));
+    let counted = count_proto(&mut stream);
+    if stream.pos > MAX_DECODED_BYTES {
+        return Err(too_large());
+    }
+    // A gzip error is the stream's, not the protobuf's.
+    counted.map_err(|why| match stream.failure.take() {
+        Some(e) => format!("gzip: {e}"),
+        None => why,
+    })
+}
+
+fn too_large() -> String {
+    format!("it inflates to more than {} MiB", MAX_DECODED_BYTES >> 20)
+}
+
+/// A reader that knows how far it has read.
+struct Stream<R> {
+    r: R,
+    pos: u64,
+    /// The reader's own error (gzip, I/O), kept to say it.
+    failure: Option<String>,
+}
+
+impl<R: BufRead> Stream<R> {
+    fn new(r: R) -> Stream<R> {
+        Stream {
+            r,
+            pos: 0,
+            failure: None,
+        }
+    }
+
+    fn at_end(&mut self) -> Option<bool> {
+        match self.r.fill_buf() {
+            Ok(buf) => Some(buf.is_empty()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let mut b = [0u8];
+        match self.r.read_exact(&mut b) {
+            Ok(()) => {
+                self.pos += 1;
+                Some(b[0])
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, n: u64) -> Option<()> {
+        match io::copy(&mut (&mut self.r).take(n), &mut io::sink()) {
+            Ok(copied) => {
+                self.pos += copied;
+                (copied == n).then_some(())
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn fail<T>(&mut self, e: io::Error) -> Option<T> {
+        if e.kind() != io::ErrorKind::UnexpectedEof {
+            self.failure = Some(e.to_string());
+        }
+        None
+    }
+}
+
+fn count_proto<R: BufRead>(stream: &mut Stream<R>) -> Result<u64, String> {
+    let mut spans = 0;
+    walk(stream, None, 0, &mut spans)
+        .map(|()| spans)
+        .ok_or_else(|| "not an OTLP/protobuf ExportTraceServiceRequest".to_string())
+}
+
+/// Walks the fields of one message up to `end` (the stream's end at the
+/// top), counting the spans: ExportTraceServiceRequest { resource_spans = 1
+/// } (depth 0), ResourceSpans { scope_spans = 2 } (1), ScopeSpans { spans =
+/// 2 } (2). Every other field is skipped unread.
+fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut u64) -> Option<()> {
+    loop {
+        match end {
+            Some(end) if s.pos == end => return Some(()),
+            Some(_) => {}
+            None if s.at_end()? => return Some(()),
+            None => {}
+        }
+        let key = s.varint()?;
+        let (number, wire_type) = (key >> 3, key & 7);
+        match wire_type {
+            0 => {
+                s.varint()?;
+            }
+            1 => s.skip(8)?,
+            5 => s.skip(4)?,
+            2 => {
+                let len = s.varint()?;
+                let field_end = s.pos.checked_add(len)?;
+                match (depth, number) {
+                    (2, 2) => {
+                        *spans += 1;
+                        s.skip(len)?
+                    }
+                    (0, 1) | (1, 2) => walk(s, Some(field_end), depth + 1, spans)?,
+                    _ => s.skip(len)?,
+                }
+            }
+            _ => return None,
+        }
+        if end.is_some_and(|end| s.pos > end) {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::gzip::GzipWriter;
+    use crate::export::proto_reader::write_len_field;
+
+    /// A protobuf request of `per_scope` spans in each of its scopes.
+    fn proto(per_scope: &[usize]) -> Vec<u8> {
+        let mut resource = Vec::new();
+        write_len_field(&mut resource, 1, b"\x0a\x00"); // a resource
+        for &n in per_scope {
+            let mut scope = Vec::new();
+            write_len_field(&mut scope, 1, b"\x0a\x01s");
+            for i in 0..n {
+                write_len_field(
+                    &mut scope,
+                    2,
+                    &[0x08, i as u8, 0x11, 0, 0, 0, 0, 0, 0, 0, 0],
+                );
+            }
+            write_len_field(&mut resource, 2, &scope);
+        }
+        let mut out = Vec::new();
+        write_len_field(&mut out, 1, &resource);
+        out
+    }
+
+    fn gzip(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        GzipWriter::new().compress(body, &mut out);
+        out
+    }
+
+    #[test]
+    fn spans_are_counted_as_the_splitter_counts_them() {
+        for scopes in [&[][..], &[1], &[3, 0, 2], &[200]] {
+            let body = proto(scopes);
+            let want = count_spans(&body, BodyFormat::Protobuf).expect("well formed");
+            assert_eq!(want, scopes.iter().sum::<usize>() as u64);
+            assert_eq!(
+                count_body_spans(&body, BodyFormat::Protobuf, false),
+                Ok(want)
+            );
+            assert_eq!(
+                count_body_spans(&gzip(&body), BodyFormat::Protobuf, true),
+                Ok(want)
+            );
+        }
+        let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{}]},{"spans":[{}]}]}]}"#;
+        assert_eq!(count_body_spans(json, BodyFormat::Json, false), Ok(3));
+        assert_eq!(count_body_spans(&gzip(json), BodyFormat::Json, true), Ok(3));
+    }
+
+    #[test]
+    fn what_is_no_request_says_so() {
+        let body = proto(&[2]);
+        let torn = &body[..body.len() - 3];
+        for (body, format, gzipped) in [
+            (torn.to_vec(), BodyFormat::Protobuf, false),
+            (gzip(torn), BodyFormat::Protobuf, true),
+            (body.clone(), BodyFormat::Protobuf, true),
+            (b"{\"resourceSpans\":[".to_vec(), BodyFormat::Json, false),
+            (body.clone(), BodyFormat::Json, true),
+            (vec![0xff; 10], BodyFormat::Protobuf, false),
+        ] {
+            let counted = count_body_spans(&body, format, gzipped);
+            assert!(counted.is_err(), "{format:?} {gzipped}: {counted:?}");
+        }
+    }
+
+    /// A gzip bomb in the spool directory: counted through a small buffer
+    /// (never held whole), refused past the bound.
+    #[test]
+    fn a_gzip_bomb_is_refused_without_being_held() {
+        // A field of the request (one not read, so skipped) whose zeros
+        // run past the bound.
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut prefix = Vec::new();
+        crate::export::proto_reader::write_varint(&mut prefix, (5 << 3) | 2);
+        crate::export::proto_reader::write_varint(&mut prefix, MAX_DECODED_BYTES + 10);
+        io::Write::write_all(&mut bomb, &prefix).expect("gzip");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_DECODED_BYTES >> 20) + 1 {
+            io::Write::write_all(&mut bomb, &zeros).expect("gzip");
+        }
+        let bomb = bomb.finish().expect("gzip");
+        let why = count_body_spans(&bomb, BodyFormat::Protobuf, true).expect_err("refused");
+        assert!(why.contains("inflates to more than"), "{why}");
+    }
+}
