@@ -94,7 +94,12 @@ fn make_slab(
         })();
         match made {
             Ok((slab, pool, flight)) => return Ok((slab, pool, Some(flight))),
-            Err(e) => eprintln!("spanguard: flight recorder off: {e}"),
+            // Not eprintln!: this may run in a fork handler (a forked
+            // child's tracer), where Rust's stderr lock may be held for
+            // good (`diagnostics::write_to_stderr`).
+            Err(e) => crate::export::diagnostics::write_to_stderr(
+                format!("spanguard: flight recorder off: {e}\n").as_bytes(),
+            ),
         }
     }
     Ok((

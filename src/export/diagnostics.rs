@@ -7,13 +7,37 @@
 //! the stop, so the numbers add up), and no line holds a credential
 //! (messages come from the transport's redacted text).
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
 
 /// The least time between two lines about the same ongoing trouble.
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
+
+/// Writes `bytes` to file descriptor 2 with write(2) itself, never through
+/// `std::io::stderr()`: that handle is a process-wide lock, held for the
+/// whole write by the writing thread, and a write to a full pipe (a
+/// supervisor that reads its workers' stderr slowly) blocks with it held.
+/// A fork meanwhile gave the child that lock, held by a thread the child
+/// does not have: the child's exporter hung at its first line for good,
+/// and its flushes and shutdown with it (its spans neither sent, spooled
+/// nor counted). A short write is finished and EINTR retried; any other
+/// failure drops the line (there is nowhere left to say it).
+pub(crate) fn write_to_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: write(2) from a live buffer of `rest.len()` bytes.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n > 0 {
+            rest = &rest[n as usize..];
+        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
 
 /// Where lines go: stderr, or a test's list.
 enum Sink {
@@ -135,9 +159,7 @@ impl Diagnostics {
         match &mut self.sink {
             // One write per line, so lines of threads and processes sharing
             // stderr do not interleave mid-line.
-            Sink::Stderr => {
-                let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
-            }
+            Sink::Stderr => write_to_stderr(format!("{line}\n").as_bytes()),
             Sink::Memory(lines) => lines.push(line),
         }
     }

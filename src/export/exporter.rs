@@ -186,7 +186,13 @@ impl Exporter {
         self.guarded(|e| e.replay_if_due());
         loop {
             let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
-            let wait = self.idle_wait(p.config.schedule_delay);
+            // No later than the next look for what dead processes left: a
+            // long schedule delay (a minute) kept a worker's dump or a
+            // SIGKILLed worker's flight file unsent for as long.
+            let wait = self.idle_wait(p.config.schedule_delay).min(
+                self.next_leftover_scan
+                    .saturating_duration_since(Instant::now()),
+            );
             let quiet = self.pacer.quiet(Instant::now(), p.slab.ended_len(), batch);
             wait_calibrating(&p.signal, wait, quiet, || {
                 p.signal.stop.load(Ordering::Acquire)

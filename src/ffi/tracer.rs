@@ -88,8 +88,7 @@ unsafe extern "C" fn after_fork_in_child() {
                                  time: another thread was setting them at the fork\n",
                                 std::process::id()
                             );
-                            let _ =
-                                std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                            crate::export::diagnostics::write_to_stderr(line.as_bytes());
                         }
                         None => {}
                     }
@@ -115,7 +114,7 @@ unsafe extern "C" fn after_fork_in_child() {
                              its tracer, so its spans are not recorded: {e}\n",
                             std::process::id()
                         );
-                        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+                        crate::export::diagnostics::write_to_stderr(line.as_bytes());
                     }
                 }
             }

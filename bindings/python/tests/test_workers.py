@@ -149,3 +149,44 @@ tracer.close()
     for s in spans:
         if s["name"] != "fan-out":
             assert (s["trace_id"], s["parent_span_id"]) == (root_trace, root_id), s
+
+
+def test_a_child_forked_while_another_thread_makes_a_tracer_exits(tmp_path):
+    """A fork while another thread holds the lock of the live tracers (it
+    is making or closing a tracer: `spanguard._LIVE_LOCK`, held here until
+    the child is made, for a fork that lands there every time). The child
+    has no such thread, so the lock stayed taken in it for good: its exit
+    hook (which shuts its tracers down under that lock) hung the child at
+    its exit, and the spans it had ended were never sent. The child must
+    exit, with its span delivered once."""
+    code = f'''
+import os, signal, sys, threading
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="forks", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False,
+                          schedule_delay_ms=60000)
+held, release = threading.Event(), threading.Event()
+def making_a_tracer():
+    with spanguard._LIVE_LOCK:
+        held.set()
+        release.wait()
+maker = threading.Thread(target=making_a_tracer)
+maker.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a hang is a failure, not a stuck test
+    with tracer.span("in.child"):
+        pass
+    sys.exit(0)  # atexit: the tracers shut down
+release.set()
+maker.join()
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+tracer.close()
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert "child 0" in run.stdout, (run.stdout, run.stderr)
+    names = [s["name"] for s in read_sink(tmp_path / "sink")]
+    assert names.count("in.child") == 1, names

@@ -174,6 +174,12 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _LIVE_LOCK
+    # A lock of its own: a thread of the parent that held it at the fork
+    # (making or closing a tracer) is not in the child, where it stayed
+    # taken for good, and the exit hook that takes it hung the worker at
+    # its exit with its last spans unsent.
+    _LIVE_LOCK = threading.Lock()
     # The library has given each tracer a fresh pipeline in the child (the
     # parent's spans stay the parent's); what the child ends must be sent
     # before a worker's os._exit.
