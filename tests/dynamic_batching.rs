@@ -41,3 +41,22 @@ fn a_thin_stream_goes_out_before_the_schedule_delay() {
     let _ = tracer.shutdown(Duration::from_secs(10));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn spans_short_of_a_batch_wait_the_schedule_delay_through_the_looks_for_leftovers() {
+    // The exporter wakes every 3 s to look for what dead worker processes
+    // left (dumps, flight files); those wakes once also sent whatever was
+    // waiting, so a minute's schedule delay sent a few spans every 3 s.
+    let (tracer, dir) = support::discarding_tracer("lookwake", Duration::from_secs(60));
+    for _ in 0..5 {
+        let (s, _) = tracer.begin(b"few", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+    // Past the first look (3 s after the exporter started).
+    std::thread::sleep(Duration::from_millis(3600));
+    assert_eq!(tracer.stats().spans_exported, 0, "sent before the delay");
+    assert!(tracer.flush(Duration::from_secs(10)).is_ok());
+    assert_eq!(tracer.stats().spans_exported, 5);
+    let _ = tracer.shutdown(Duration::from_secs(10));
+    std::fs::remove_dir_all(&dir).ok();
+}

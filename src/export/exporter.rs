@@ -184,21 +184,29 @@ impl Exporter {
         // spool.
         self.guarded(|e| e.recover_leftovers());
         self.guarded(|e| e.replay_if_due());
+        // When the spans waiting are due to be sent whatever their number
+        // (the schedule delay after the last drain); None right after one.
+        let mut drain_due: Option<Instant> = None;
         loop {
             let batch = p.signal.batch_target.0.load(Ordering::Relaxed) as usize;
-            // No later than the next look for what dead processes left: a
-            // long schedule delay (a minute) kept a worker's dump or a
-            // SIGKILLed worker's flight file unsent for as long.
-            let wait = self.idle_wait(p.config.schedule_delay).min(
-                self.next_leftover_scan
-                    .saturating_duration_since(Instant::now()),
-            );
-            let quiet = self.pacer.quiet(Instant::now(), p.slab.ended_len(), batch);
-            wait_calibrating(&p.signal, wait, quiet, || {
+            let now = Instant::now();
+            let idle_due =
+                crate::span::clock::instant_after(now, self.idle_wait(p.config.schedule_delay));
+            let due = drain_due.map_or(idle_due, |d| d.min(idle_due));
+            drain_due = Some(due);
+            // Woken no later than the next look for what dead processes
+            // left: a long schedule delay (a minute) kept a worker's dump
+            // or a SIGKILLed worker's flight file unsent for as long.
+            let wait = due
+                .min(self.next_leftover_scan)
+                .saturating_duration_since(now);
+            let quiet = self.pacer.quiet(now, p.slab.ended_len(), batch);
+            let ready = || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_pending()
                     || p.slab.ended_len() >= batch
-            });
+            };
+            wait_calibrating(&p.signal, wait, quiet, ready);
             if p.signal.frozen.load(Ordering::Acquire) {
                 // The process is dying and what is left goes to the crash
                 // dump: idle (an unanswered flush would otherwise spin us).
@@ -208,6 +216,18 @@ impl Exporter {
                 p.signal.sleep_unless_stopped(p.config.schedule_delay);
                 continue;
             }
+            if !ready() && Instant::now() < due {
+                // Woken only for that look: the spans waiting stay for the
+                // rest of the schedule delay, so that a batch is sent no
+                // more often than the delay says (nor a benchmark's idle
+                // exporter woken to send one).
+                if Instant::now() >= self.next_leftover_scan {
+                    self.guarded(|e| e.recover_leftovers());
+                    self.next_leftover_scan = Instant::now() + LEFTOVER_RESCAN_INTERVAL;
+                }
+                continue;
+            }
+            drain_due = None;
             crate::span::clock::recalibrate();
             let (cpu0, wall0) = (thread_cpu_ns(), crate::span::clock::monotonic_ns());
             let taken = self.drain();
