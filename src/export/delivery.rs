@@ -1023,16 +1023,7 @@ mod tests {
 
     /// A protobuf request of `n` empty spans: what a replay counts.
     fn proto_spans(n: u32) -> Vec<u8> {
-        use crate::export::proto_reader::write_len_field;
-        let mut scope = Vec::new();
-        for _ in 0..n {
-            write_len_field(&mut scope, 2, &[]);
-        }
-        let mut resource = Vec::new();
-        write_len_field(&mut resource, 2, &scope);
-        let mut body = Vec::new();
-        write_len_field(&mut body, 1, &resource);
-        body
+        crate::export::spool::tests::proto_body(n, 0)
     }
 
     /// Spool files left by someone else whose headers say 0 spans, or 4

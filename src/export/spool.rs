@@ -754,7 +754,7 @@ fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -765,7 +765,7 @@ mod tests {
 
     /// A protobuf request of `spans` empty spans, `size` bytes long (a
     /// field no reader looks at fills it out), or as short as it gets (0).
-    fn proto_body(spans: u32, size: usize) -> Vec<u8> {
+    pub(crate) fn proto_body(spans: u32, size: usize) -> Vec<u8> {
         use crate::export::proto_reader::write_len_field;
         let mut scope = Vec::new();
         for _ in 0..spans {
