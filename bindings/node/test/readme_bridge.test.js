@@ -27,6 +27,23 @@ function readmeExample(name) {
   return m[1];
 }
 
+/**
+ * Runs `program` (the package resolving 'spanguard/otel' to itself) with
+ * its state in a new directory and no SPANGUARD_ or OTEL_ variables, to its
+ * end by SIGTERM; the spans in its sink, by name, and its stderr.
+ */
+function runToSigterm(program, prefix) {
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const env = Object.fromEntries(Object.entries(process.env)
+    .filter(([k]) => !k.startsWith('SPANGUARD_') && !k.startsWith('OTEL_')));
+  env.XDG_STATE_HOME = state;
+  // -e resolves 'spanguard/otel' from the working directory: this package
+  // (a self-reference through its "exports").
+  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 30000 });
+  assert.strictEqual(run.signal, 'SIGTERM', `the example ended by its signal: ${run.stderr}`);
+  return { spans: byName(readSpans(path.join(state, 'spanguard', 'spans'))), stderr: run.stderr };
+}
+
 test('the README bridge example, stopped by SIGTERM, still exports its spans', () => {
   const example = readmeExample('bridge.cjs');
   // The example as written up to where its span ends; then a second span
@@ -39,17 +56,9 @@ open.setAttribute('gen_ai.prompt', 'p'.repeat(100000));
 setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
 setInterval(() => {}, 1000);
 `;
-  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-readme-bridge-'));
-  const env = Object.fromEntries(Object.entries(process.env)
-    .filter(([k]) => !k.startsWith('SPANGUARD_') && !k.startsWith('OTEL_')));
-  env.XDG_STATE_HOME = state;
-  // -e resolves 'spanguard/otel' from the working directory: this package
-  // (a self-reference through its "exports").
-  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 30000 });
-  assert.strictEqual(run.signal, 'SIGTERM', `the example ended by its signal: ${run.stderr}`);
-  const spans = byName(readSpans(path.join(state, 'spanguard', 'spans')));
+  const { spans, stderr } = runToSigterm(program, 'sg-readme-bridge-');
   assert.deepStrictEqual(Object.keys(spans).sort(), ['llm.chat', 'llm.stream'],
-    `both spans arrived in the sink: ${run.stderr}`);
+    `both spans arrived in the sink: ${stderr}`);
   assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
   assert.strictEqual(spans['llm.stream'].attrs['gen_ai.prompt'].stringValue.length, 100000);
   assert.strictEqual(spans['llm.stream'].attrs['spanguard.unended'].boolValue, true);
@@ -66,14 +75,8 @@ test('the README exporter example, stopped by SIGTERM, hands the SDK\'s queued s
 setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);
 setInterval(() => {}, 1000);
 `;
-  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-readme-exporter-'));
-  const env = Object.fromEntries(Object.entries(process.env)
-    .filter(([k]) => !k.startsWith('SPANGUARD_') && !k.startsWith('OTEL_')));
-  env.XDG_STATE_HOME = state;
-  const run = spawnSync(process.execPath, ['-e', program], { cwd: PACKAGE, env, encoding: 'utf8', timeout: 30000 });
-  assert.strictEqual(run.signal, 'SIGTERM', `the example ended by its signal: ${run.stderr}`);
-  const spans = byName(readSpans(path.join(state, 'spanguard', 'spans')));
-  assert.deepStrictEqual(Object.keys(spans).sort(), ['agent.session', 'llm.chat'], `both spans arrived: ${run.stderr}`);
+  const { spans, stderr } = runToSigterm(program, 'sg-readme-exporter-');
+  assert.deepStrictEqual(Object.keys(spans).sort(), ['agent.session', 'llm.chat'], `both spans arrived: ${stderr}`);
   assert.strictEqual(spans['llm.chat'].attrs['gen_ai.request.model'].stringValue, 'gpt-4o');
   assert.strictEqual(spans['llm.chat'].parentSpanId, spans['agent.session'].spanId);
 });
