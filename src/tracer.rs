@@ -342,6 +342,7 @@ pub use crate::span::record::RawStr;
 pub use crate::span::record::ValueInput as AttrInput;
 
 /// What a tracer was given at run time (`Tracer::given_at_run_time`).
+#[derive(Clone)]
 pub struct RunTimeGiven {
     pub resource: Option<Vec<(String, crate::config::ResourceValue)>>,
     pub scopes: Vec<crate::pipeline::ScopeGiven>,
@@ -581,6 +582,15 @@ impl Tracer {
     #[inline]
     fn running(&self) -> bool {
         self.pipeline.lifecycle() == LIFECYCLE_RUNNING
+    }
+
+    /// Shut down, or being shut down (`shutdown`): a forked child's copy
+    /// stays so rather than coming back to life as a new tracer.
+    pub fn is_shut_down(&self) -> bool {
+        matches!(
+            self.pipeline.lifecycle(),
+            LIFECYCLE_SHUTTING_DOWN | LIFECYCLE_SHUT_DOWN
+        )
     }
 
     /// Starts a span. Hot path.

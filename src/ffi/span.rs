@@ -113,23 +113,27 @@ pub(super) fn begin_opts_keeping_ids<A: AttributeSource + ?Sized>(
 ) -> spanguard_result {
     // SAFETY: callers checked tracer for NULL; it came from tracer_new.
     let t = unsafe { &*tracer };
-    let Some(inner) = &t.tracer else {
-        let span = pass_through(opts.parent, opts.tracestate);
-        // SAFETY: out is non-null (checked by callers); out_context is
-        // NULL or writable.
-        unsafe {
-            out.write(span);
-            if !out_context.is_null()
-                && let Ok((trace_id, span_id, trace_flags)) = context_of(span)
-            {
-                out_context.write(spanguard_span_context {
-                    trace_id,
-                    span_id,
-                    trace_flags,
-                });
+    let inner = match t.made() {
+        Ok(inner) => inner,
+        Err(super::tracer::Absent::ShutDown) => return spanguard_result::ShutDown,
+        Err(super::tracer::Absent::Disabled) => {
+            let span = pass_through(opts.parent, opts.tracestate);
+            // SAFETY: out is non-null (checked by callers); out_context is
+            // NULL or writable.
+            unsafe {
+                out.write(span);
+                if !out_context.is_null()
+                    && let Ok((trace_id, span_id, trace_flags)) = context_of(span)
+                {
+                    out_context.write(spanguard_span_context {
+                        trace_id,
+                        span_id,
+                        trace_flags,
+                    });
+                }
             }
+            return spanguard_result::NonRecording;
         }
-        return spanguard_result::NonRecording;
     };
     match inner.begin_keeping_ids(opts) {
         Ok((s, notice, c)) => {

@@ -2,7 +2,8 @@
 //! callback, version.
 
 use std::ffi::{CStr, c_char, c_void};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::Duration;
 
 use super::boundary::{ffi_boundary, require_non_null};
@@ -18,43 +19,189 @@ use crate::tracer::{SpanError, Tracer, TracerError};
 /// call taking a tracer may be made from any thread at once, except
 /// `spanguard_tracer_free`.
 pub struct spanguard_tracer {
-    /// 1..=255: the tracer's number in span handles; 0 for a disabled tracer.
+    /// 1..=255: the tracer's number in span handles; 0 for a disabled
+    /// tracer (and a forked child's that stays shut down or got no number).
     pub(crate) id: u8,
-    /// None when OTEL_SDK_DISABLED: every call succeeds and records nothing.
-    pub(crate) tracer: Option<Tracer>,
+    /// The tracer in `tracer` once made, for the hot path (one load and a
+    /// test, as an `Option<Tracer>` was); null until then, and for none.
+    live: AtomicPtr<Tracer>,
+    /// The tracer, set once: when made, or in a forked child at its first
+    /// use (`made_after_fork`). Set to None: disabled (OTEL_SDK_DISABLED,
+    /// every call succeeds and records nothing), or a child's that could
+    /// not be made, or one shut down before it was made (`shut_down_unmade`).
+    pub(crate) tracer: OnceLock<Option<Tracer>>,
+    /// In a forked child: what its tracer is made from at its first use.
+    /// Written only by the fork handler, when the child has one thread.
+    forked: Option<Box<ForkedTracer>>,
+    /// Shut down with no tracer made (before the fork in the parent, or in
+    /// the child before its first use): calls answer SHUT_DOWN.
+    shut_down_unmade: AtomicBool,
 }
 
-/// The C wrappers of live tracers by id, for the fork handler, which must
-/// swap the tracer inside each one.
+/// What a forked child's tracer is made from: its parent's config and what
+/// the parent's was given at run time (None: another thread of the parent
+/// was setting it at the fork).
+struct ForkedTracer {
+    config: TracerConfig,
+    given: Option<crate::tracer::RunTimeGiven>,
+}
+
+/// Why a wrapper has no tracer to call.
+pub(crate) enum Absent {
+    /// Disabled, or a forked child's could not be made: nothing recorded.
+    Disabled,
+    /// Shut down before a tracer was made.
+    ShutDown,
+}
+
+impl spanguard_tracer {
+    fn new(id: u8, tracer: Option<Tracer>) -> spanguard_tracer {
+        spanguard_tracer {
+            id,
+            live: AtomicPtr::new(std::ptr::null_mut()),
+            tracer: OnceLock::from(tracer),
+            forked: None,
+            shut_down_unmade: AtomicBool::new(false),
+        }
+    }
+
+    /// The tracer to call, made first in a forked child that has not used
+    /// it yet. Hot path: a load and a test when it is there.
+    #[inline(always)]
+    pub(crate) fn made(&self) -> Result<&Tracer, Absent> {
+        let tracer = self.live.load(Ordering::Acquire);
+        if tracer.is_null() {
+            return self.made_after_fork();
+        }
+        // SAFETY: `live` points into `self.tracer`, set for good, which
+        // lives as long as the wrapper (`publish`).
+        Ok(unsafe { &*tracer })
+    }
+
+    /// Publishes the tracer just made (in `self.tracer`) for `made` and for
+    /// span handles (`live_tracer`). Two first uses at once publish the
+    /// same one.
+    fn publish(&self, tracer: &Tracer) {
+        let ptr = (tracer as *const Tracer).cast_mut();
+        self.live.store(ptr, Ordering::Release);
+        LIVE[self.id as usize].store(ptr, Ordering::Release);
+    }
+
+    /// `made` when the tracer is not there: disabled, shut down, or a
+    /// forked child's first use, which makes it. Two first uses at once
+    /// make one tracer (the other waits for it).
+    #[cold]
+    #[inline(never)]
+    fn made_after_fork(&self) -> Result<&Tracer, Absent> {
+        let made = match &self.forked {
+            Some(forked) => self.tracer.get_or_init(|| self.make(forked)),
+            None => self.tracer.get_or_init(|| None),
+        };
+        match made {
+            Some(tracer) => {
+                self.publish(tracer);
+                Ok(tracer)
+            }
+            None if self.shut_down_unmade.load(Ordering::Acquire) => Err(Absent::ShutDown),
+            None => Err(Absent::Disabled),
+        }
+    }
+
+    /// Not made yet in this forked child (nothing recorded in it so far).
+    fn unmade_in_child(&self) -> bool {
+        self.forked.is_some() && self.tracer.get().is_none()
+    }
+
+    /// Makes a forked child's tracer, at its first use: a new tracer with
+    /// its parent's config and what the parent's was given at run time (new
+    /// slots, thread, files, under the number the fork handler reserved),
+    /// and the child's signal watchdog if the fork put it off. None when it
+    /// cannot be made (said once on stderr, or the child's spans would
+    /// vanish with nothing but "not recorded" codes to show for it), or
+    /// the wrapper was shut down first.
+    fn make(&self, forked: &ForkedTracer) -> Option<Tracer> {
+        if self.shut_down_unmade.load(Ordering::Acquire) {
+            return None;
+        }
+        crate::watchdog::signals::restart_after_fork();
+        let log_level = forked.config.log_level;
+        match Tracer::new(forked.config.clone()) {
+            Ok(tracer) => {
+                match forked.given.clone() {
+                    Some(given) => tracer.give(given),
+                    None if log_level >= crate::config::LogLevel::Warn => {
+                        let line = format!(
+                            "spanguard: warning: this forked process (pid {}) sends its \
+                             spans without the resource and scope attributes set at run \
+                             time: another thread was setting them at the fork\n",
+                            std::process::id()
+                        );
+                        crate::export::diagnostics::write_to_stderr(line.as_bytes());
+                    }
+                    None => {}
+                }
+                crate::registry::publish(self.id, tracer.pipeline());
+                Some(tracer)
+            }
+            Err(e) => {
+                if log_level != crate::config::LogLevel::None {
+                    let e = match e {
+                        TracerError::Config(c) => c.to_string(),
+                        TracerError::Io(io) => io.to_string(),
+                    };
+                    let line = format!(
+                        "spanguard: error: this forked process (pid {}) could not start \
+                         its tracer, so its spans are not recorded: {e}\n",
+                        std::process::id()
+                    );
+                    crate::export::diagnostics::write_to_stderr(line.as_bytes());
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The C wrappers by id (made or not), for the fork handler, which must
+/// let go of the tracer inside each one.
 static WRAPPERS: [AtomicPtr<spanguard_tracer>; 256] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
+
+/// The made tracers by id, for span handles (which carry the id).
+static LIVE: [AtomicPtr<Tracer>; 256] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
 
 /// The live tracer with number `id`, for span handles (which carry it).
 #[inline]
 pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
-    let ptr = WRAPPERS[id as usize].load(Ordering::Acquire);
+    let ptr = LIVE[id as usize].load(Ordering::Acquire);
     if ptr.is_null() {
         return None;
     }
-    // SAFETY: a wrapper stays valid until spanguard_tracer_free, which
-    // unpublishes it first, and the C API requires that freeing a tracer
-    // does not race with other calls on it or its spans.
-    unsafe { (*ptr).tracer.as_ref() }
+    // SAFETY: a tracer stays in its wrapper until spanguard_tracer_free,
+    // which unpublishes it first, and the C API requires that freeing a
+    // tracer does not race with other calls on it or its spans.
+    Some(unsafe { &*ptr })
 }
 
 /// Runs in a forked child, which has one thread: this one. The inherited
 /// tracers' exporter and watchdog threads did not come along, their spans
 /// are the parent's to export, and their connection and files are shared
-/// with the parent. Each is replaced by a new tracer with the same config
-/// and what it was given at run time (resource and scope attributes) (new
-/// slots, thread, files, and a new id, so handles from before the fork
-/// are stale rather than aliasing new spans); the old one is leaked, never
-/// run, so nothing of the parent's is exported twice. The wrappers are
-/// collected first: a replacement is published under its new id, which a
-/// walk over the table would otherwise reach and replace again.
+/// with the parent. Each is forgotten (leaked, never run, so nothing of
+/// the parent's is exported twice), and its wrapper gets a new number (so
+/// handles from before the fork are stale rather than aliasing new spans)
+/// and what a new tracer is made from at the child's first use of it
+/// (`made_after_fork`): most children exec or exit without one (a shell
+/// command an agent runs), and making it here cost each of them a thread,
+/// files in the spool directory and a 256 MiB mapping. A tracer shut
+/// down before the fork stays shut down. The wrappers are collected
+/// first: one is published under its new number, which a walk over the
+/// table would otherwise reach again.
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
         crate::watchdog::fork::reset_process_state_in_child();
+        for slot in &LIVE {
+            slot.store(std::ptr::null_mut(), Ordering::Release);
+        }
         let inherited: Vec<*mut spanguard_tracer> = WRAPPERS
             .iter()
             .skip(1)
@@ -65,57 +212,42 @@ unsafe extern "C" fn after_fork_in_child() {
             // SAFETY: only this thread exists in the child, and the wrapper
             // lives until spanguard_tracer_free, which cannot run meanwhile.
             let wrapper = unsafe { &mut *ptr };
-            let Some(old) = wrapper.tracer.take() else {
-                continue;
-            };
-            let config = old.config().clone();
-            let given = old.given_at_run_time();
-            let log_level = config.log_level;
-            let old_id = wrapper.id;
-            std::mem::forget(old);
-            let new_id = crate::registry::reserve();
-            crate::registry::release(old_id);
-            wrapper.id = 0;
-            let Some(new_id) = new_id else { continue };
-            match Tracer::new(config) {
-                Ok(tracer) => {
-                    match given {
-                        Some(given) => tracer.give(given),
-                        None if log_level >= crate::config::LogLevel::Warn => {
-                            let line = format!(
-                                "spanguard: warning: this forked process (pid {}) sends its \
-                                 spans without the resource and scope attributes set at run \
-                                 time: another thread was setting them at the fork\n",
-                                std::process::id()
-                            );
-                            crate::export::diagnostics::write_to_stderr(line.as_bytes());
-                        }
-                        None => {}
-                    }
-                    wrapper.tracer = Some(tracer);
-                    wrapper.id = new_id;
-                    if let Some(t) = &wrapper.tracer {
-                        crate::registry::publish(new_id, t.pipeline());
-                    }
-                    WRAPPERS[new_id as usize].store(ptr, Ordering::Release);
+            // A first use another thread of the parent was in the middle
+            // of stays unfinished here (never waited for: get() looks).
+            *wrapper.live.get_mut() = std::ptr::null_mut();
+            let old = std::mem::replace(&mut wrapper.tracer, OnceLock::new());
+            let shut_down = match old.get() {
+                Some(Some(parent)) if parent.is_shut_down() => true,
+                Some(Some(parent)) => {
+                    wrapper.forked = Some(Box::new(ForkedTracer {
+                        config: parent.config().clone(),
+                        given: parent.given_at_run_time(),
+                    }));
+                    false
                 }
-                // No tracer: the wrapper records nothing (like a disabled
-                // one). Said once, or the child's spans would vanish with
-                // nothing but "not recorded" codes to show for it.
-                Err(e) => {
-                    crate::registry::release(new_id);
-                    if log_level != crate::config::LogLevel::None {
-                        let e = match e {
-                            crate::tracer::TracerError::Config(c) => c.to_string(),
-                            crate::tracer::TracerError::Io(io) => io.to_string(),
-                        };
-                        let line = format!(
-                            "spanguard: error: this forked process (pid {}) could not start \
-                             its tracer, so its spans are not recorded: {e}\n",
-                            std::process::id()
-                        );
-                        crate::export::diagnostics::write_to_stderr(line.as_bytes());
-                    }
+                // Unmade, being made, or not made (tried again here).
+                _ => *wrapper.shut_down_unmade.get_mut() || wrapper.forked.is_none(),
+            };
+            std::mem::forget(old);
+            let old_id = wrapper.id;
+            let new_id = if shut_down {
+                None
+            } else {
+                crate::registry::reserve()
+            };
+            crate::registry::release(old_id);
+            match new_id {
+                Some(id) => {
+                    wrapper.id = id;
+                    WRAPPERS[id as usize].store(ptr, Ordering::Release);
+                }
+                None => {
+                    // Answers as it did in the parent (shut down), or, with
+                    // no number left, records nothing.
+                    *wrapper.shut_down_unmade.get_mut() = shut_down;
+                    wrapper.id = 0;
+                    wrapper.forked = None;
+                    wrapper.tracer = OnceLock::from(None);
                 }
             }
         }
@@ -437,10 +569,7 @@ fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, CreateError> {
 /// Starts a tracer and registers it; writes it to `*out` on success.
 fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), CreateError> {
     if config.disabled {
-        let t = Box::into_raw(Box::new(spanguard_tracer {
-            id: 0,
-            tracer: None,
-        }));
+        let t = Box::into_raw(Box::new(spanguard_tracer::new(0, None)));
         // SAFETY: out is non-null (checked by callers).
         unsafe { out.write(t) };
         return Ok(());
@@ -455,18 +584,19 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
     let install_signals = config.install_signal_handlers;
     match Tracer::new(config) {
         Ok(tracer) => {
-            let t = Box::new(spanguard_tracer {
-                id,
-                tracer: Some(tracer),
-            });
-            if let Some(inner) = &t.tracer {
-                crate::registry::publish(id, inner.pipeline());
-            }
+            crate::registry::publish(id, tracer.pipeline());
+            let t = Box::new(spanguard_tracer::new(id, Some(tracer)));
+            // A forked child's first tracer of its own: its watchdog too,
+            // if the fork put it off.
+            crate::watchdog::signals::restart_after_fork();
             if install_signals {
                 crate::watchdog::ensure_installed();
             }
             crate::watchdog::ensure_exit_hook();
             crate::watchdog::ensure_fork_hook(after_fork_in_child);
+            if let Some(Some(tracer)) = t.tracer.get() {
+                t.publish(tracer);
+            }
             let raw = Box::into_raw(t);
             WRAPPERS[id as usize].store(raw, Ordering::Release);
             // SAFETY: out is non-null (checked by callers).
@@ -643,15 +773,46 @@ unsafe fn write_message(text: &str, buf: *mut c_char, cap: usize, len: *mut usiz
     }
 }
 
+/// The wrapper behind a pointer its caller checked for NULL.
+fn wrapper<'a>(t: *const spanguard_tracer) -> &'a spanguard_tracer {
+    // SAFETY: non-null checked by callers; the pointer came from tracer_new
+    // and stays valid until spanguard_tracer_free, which may not race.
+    unsafe { &*t }
+}
+
+/// Runs `f` on the tracer (made first in a forked child's first use);
+/// OK for a disabled one, SHUT_DOWN for one shut down before it was made.
 fn with_tracer(
     t: *const spanguard_tracer,
     f: impl FnOnce(&Tracer) -> spanguard_result,
 ) -> spanguard_result {
-    // SAFETY: non-null checked by callers; the pointer came from tracer_new.
-    match unsafe { &(*t).tracer } {
-        Some(tracer) => f(tracer),
-        None => spanguard_result::Ok,
+    match wrapper(t).made() {
+        Ok(tracer) => f(tracer),
+        Err(Absent::Disabled) => spanguard_result::Ok,
+        Err(Absent::ShutDown) => spanguard_result::ShutDown,
     }
+}
+
+/// `spanguard_shutdown` and `spanguard_tracer_close`. A forked child's
+/// tracer not made yet has recorded nothing: it is not made only to be
+/// shut down (a worker that shuts down before `_exit` without a span
+/// leaves no files), and answers SHUT_DOWN from then on.
+fn shut_down_wrapper(
+    t: *const spanguard_tracer,
+    timeout: impl FnOnce(&Tracer) -> Duration,
+) -> spanguard_result {
+    let w = wrapper(t);
+    if w.unmade_in_child() {
+        let first = !w.shut_down_unmade.swap(true, Ordering::AcqRel);
+        // A first use racing this one made the tracer first (it is shut
+        // down as any), or finds none from now on.
+        return match w.tracer.get_or_init(|| None) {
+            Some(tracer) => shut_down(tracer, timeout(tracer)),
+            None if first => spanguard_result::Ok,
+            None => spanguard_result::ShutDown,
+        };
+    }
+    with_tracer(t, |tracer| shut_down(tracer, timeout(tracer)))
 }
 
 fn timeout(ms: u32) -> Duration {
@@ -692,6 +853,11 @@ pub extern "C" fn spanguard_flush(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
+        let w = wrapper(tracer);
+        // A forked child's tracer not made yet has no span to wait for.
+        if w.unmade_in_child() && !w.shut_down_unmade.load(Ordering::Acquire) {
+            return spanguard_result::Ok;
+        }
         with_tracer(tracer, |t| match t.flush(timeout(timeout_ms)) {
             Ok(outcome) => flush_result(outcome),
             Err(e) => e.into(),
@@ -715,7 +881,7 @@ pub extern "C" fn spanguard_shutdown(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        with_tracer(tracer, |t| shut_down(t, timeout(timeout_ms)))
+        shut_down_wrapper(tracer, |_| timeout(timeout_ms))
     })
 }
 
@@ -732,7 +898,7 @@ pub extern "C" fn spanguard_shutdown(
 pub extern "C" fn spanguard_tracer_close(tracer: *const spanguard_tracer) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        with_tracer(tracer, |t| shut_down(t, t.config().export_timeout))
+        shut_down_wrapper(tracer, |t| t.config().export_timeout)
     })
 }
 
@@ -748,6 +914,7 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
         // SAFETY: made by Box::into_raw in start(); freed once per contract.
         let boxed = unsafe { Box::from_raw(tracer) };
         if boxed.id != 0 {
+            LIVE[boxed.id as usize].store(std::ptr::null_mut(), Ordering::Release);
             WRAPPERS[boxed.id as usize].store(std::ptr::null_mut(), Ordering::Release);
             crate::registry::release(boxed.id);
         }
@@ -784,12 +951,12 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
             Err(e) => return e,
         };
         // SAFETY: tracer is non-null and came from tracer_new.
-        match unsafe { &(*tracer).tracer } {
-            Some(t) => match t.set_resource(given) {
+        match unsafe { &*tracer }.made() {
+            Ok(t) => match t.set_resource(given) {
                 Ok(()) => spanguard_result::Ok,
                 Err(e) => e.into(),
             },
-            None => spanguard_result::ShutDown,
+            Err(_) => spanguard_result::ShutDown,
         }
     })
 }
@@ -901,12 +1068,12 @@ pub unsafe extern "C" fn spanguard_tracer_set_scope_attributes(
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
         };
         // SAFETY: tracer is non-null and came from tracer_new.
-        match unsafe { &(*tracer).tracer } {
-            Some(t) => match t.set_scope_attributes(scope) {
+        match unsafe { &*tracer }.made() {
+            Ok(t) => match t.set_scope_attributes(scope) {
                 Ok(()) => spanguard_result::Ok,
                 Err(e) => e.into(),
             },
-            None => spanguard_result::ShutDown,
+            Err(_) => spanguard_result::ShutDown,
         }
     })
 }
@@ -929,8 +1096,10 @@ pub unsafe extern "C" fn spanguard_stats(
             struct_size: size.min(std::mem::size_of::<spanguard_counters>()) as u32,
             ..Default::default()
         };
-        // SAFETY: tracer is non-null and came from tracer_new.
-        if let Some(t) = unsafe { &(*tracer).tracer } {
+        // SAFETY: tracer is non-null and came from tracer_new. A forked
+        // child's tracer not made yet counts nothing: all zero, not made.
+        let w = unsafe { &*tracer };
+        if let Some(Some(t)) = w.tracer.get() {
             let x = t.stats();
             s.spans_begun = x.spans_begun;
             s.spans_ended = x.spans_ended;
@@ -999,8 +1168,9 @@ pub unsafe extern "C" fn spanguard_tracer_sink_path(
             return spanguard_result::NullArgument;
         }
         // SAFETY: tracer is non-null and came from tracer_new.
-        let path = unsafe { &(*tracer).tracer }
-            .as_ref()
+        let path = unsafe { &*tracer }
+            .made()
+            .ok()
             .and_then(|t| t.sink_path())
             .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
             .unwrap_or(&[]);
@@ -1047,7 +1217,12 @@ pub extern "C" fn spanguard_set_error_callback(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(tracer);
-        with_tracer(tracer, |t| {
+        let Ok(t) = wrapper(tracer).made() else {
+            // Disabled, or shut down (which would never call it): OK, as
+            // for a tracer shut down in this process.
+            return spanguard_result::Ok;
+        };
+        {
             let cb = callback.map(|f| {
                 let data = UserData(user_data);
                 Box::new(move |event: ExportEvent, message: &str| {
@@ -1069,7 +1244,7 @@ pub extern "C" fn spanguard_set_error_callback(
             });
             t.set_callback(cb);
             spanguard_result::Ok
-        })
+        }
     })
 }
 

@@ -13,12 +13,15 @@ pub fn ensure_fork_hook(child: unsafe extern "C" fn()) {
 }
 
 /// In a forked child, which has one thread (the one that forked), before
-/// its tracers are replaced: lets go of the parent's locks, so a parent
+/// its tracers are let go of: lets go of the parent's locks, so a parent
 /// that dies first leaves files the next tracer can recover whatever the
-/// child does; gives the child its own ids, clock and signal watchdog.
+/// child does; gives the child its own ids and clock, and takes the
+/// parent's signal watchdog out of its way. The child's own watchdog
+/// starts with its first tracer (`signals::restart_after_fork`): a child
+/// that execs or exits without one starts no thread.
 pub fn reset_process_state_in_child() {
     crate::buffer::files::close_held_locks_in_child();
     crate::span::ids::reseed_after_fork();
     crate::span::clock::after_fork_in_child();
-    super::signals::restart_after_fork();
+    super::signals::detach_after_fork();
 }

@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Once;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -78,21 +78,69 @@ fn start_watchdog_thread() -> bool {
         .is_ok()
 }
 
-/// In a forked child: the watchdog thread did not come along and the pipe is
-/// shared with the parent (whose watchdog would read the child's signals),
-/// so give the child its own pipe and thread. Handlers stay installed.
+/// Set in a forked child whose watchdog was put off (`detach_after_fork`)
+/// until it makes a tracer (`restart_after_fork`).
+static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// In a forked child, at the fork: the watchdog thread did not come along
+/// and the pipe is shared with the parent (whose watchdog would read the
+/// child's signals). A child with no tracer of its own yet has nothing to
+/// flush, and most children exec at once (Node's child_process forks for
+/// every command an agent runs): so rather than a pipe and a thread now,
+/// the host's dispositions are put back until the child makes a tracer.
+/// When the list of them is held (another thread of the parent was
+/// installing or re-raising at the fork), the child gets its pipe and
+/// thread now, as it did before: signals must never go to nobody.
+pub fn detach_after_fork() {
+    if PIPE_WRITE.load(Ordering::Acquire) < 0 {
+        return;
+    }
+    let previous = match PREVIOUS.try_lock() {
+        Ok(previous) => previous,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            restart_now();
+            return;
+        }
+    };
+    restore(&previous);
+    drop(previous);
+    let old = PIPE_WRITE.swap(-1, Ordering::AcqRel);
+    if old >= 0 {
+        // SAFETY: the child's copy of the parent's write end is ours to
+        // close; no handler of ours is installed any more to write to it.
+        unsafe { libc::close(old) };
+    }
+    RESTART_PENDING.store(true, Ordering::Release);
+}
+
+/// In a forked child, as it makes its first tracer: its own pipe, watchdog
+/// thread and handlers, if the fork put them off (`detach_after_fork`).
+/// Does nothing otherwise (a parent, a child that has them already).
 pub fn restart_after_fork() {
-    if PIPE_WRITE.load(Ordering::Acquire) >= 0 && !start_watchdog_thread() {
+    if RESTART_PENDING.swap(false, Ordering::AcqRel) && start_watchdog_thread() {
+        install_handlers();
+    }
+}
+
+/// The watchdog in a child now (see `detach_after_fork`).
+fn restart_now() {
+    if !start_watchdog_thread() {
         // No watchdog: put the host's dispositions back rather than swallow
         // signals that nobody would act on.
         let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-        for signal in TERMINATION_SIGNALS {
-            if let Some(old) = previous.get(signal as usize).copied().flatten() {
-                // SAFETY: restores a disposition the process had before.
-                let _ = unsafe { sigaction(signal, &old) };
-            }
-        }
+        restore(&previous);
         PIPE_WRITE.store(-1, Ordering::Release);
+    }
+}
+
+/// Puts back the dispositions ours replaced.
+fn restore(previous: &[Option<SigAction>]) {
+    for signal in TERMINATION_SIGNALS {
+        if let Some(old) = previous.get(signal as usize).copied().flatten() {
+            // SAFETY: restores a disposition the process had before.
+            let _ = unsafe { sigaction(signal, &old) };
+        }
     }
 }
 
@@ -100,28 +148,34 @@ pub fn restart_after_fork() {
 /// Signals the host ignores (SIG_IGN, e.g. under nohup) are left alone.
 pub fn ensure_installed() {
     INSTALL.call_once(|| {
-        if !start_watchdog_thread() {
-            return;
-        }
-        let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-        previous.resize(65, None);
-        for signal in TERMINATION_SIGNALS {
-            let action = SigAction::new(
-                SigHandler::Handler(on_termination_signal),
-                SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
-                SigSet::empty(),
-            );
-            // SAFETY: the handler is async-signal-safe (see above).
-            if let Ok(old) = unsafe { sigaction(signal, &action) } {
-                if matches!(old.handler(), SigHandler::SigIgn) {
-                    // SAFETY: puts back exactly what was there.
-                    let _ = unsafe { sigaction(signal, &old) };
-                    continue;
-                }
-                previous[signal as usize] = Some(old);
-            }
+        if start_watchdog_thread() {
+            install_handlers();
         }
     });
+}
+
+/// Installs our handler for each termination signal the host does not
+/// ignore, keeping what was there in `PREVIOUS`.
+fn install_handlers() {
+    let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+    previous.clear();
+    previous.resize(65, None);
+    for signal in TERMINATION_SIGNALS {
+        let action = SigAction::new(
+            SigHandler::Handler(on_termination_signal),
+            SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        // SAFETY: the handler is async-signal-safe (see above).
+        if let Ok(old) = unsafe { sigaction(signal, &action) } {
+            if matches!(old.handler(), SigHandler::SigIgn) {
+                // SAFETY: puts back exactly what was there.
+                let _ = unsafe { sigaction(signal, &old) };
+                continue;
+            }
+            previous[signal as usize] = Some(old);
+        }
+    }
 }
 
 fn flush_deadline() -> Duration {

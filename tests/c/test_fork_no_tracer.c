@@ -1,9 +1,9 @@
-/* A forked child gets a tracer of its own, made in the fork handler. When
- * that cannot be made (here: the child has no address space left for it),
- * the child's spans are not recorded, and that must be said once on the
- * child's stderr: otherwise they vanish with nothing but "not recorded"
- * codes to show for it, no counter and no message. The parent's tracer
- * goes on. */
+/* A forked child gets a tracer of its own, made at its first use (here:
+ * its first begin). When that cannot be made (here: the child has no
+ * address space left for it), the child's spans are not recorded, and
+ * that must be said once on the child's stderr: otherwise they vanish
+ * with nothing but "not recorded" codes to show for it, no counter and no
+ * message. The parent's tracer goes on. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
