@@ -7,7 +7,8 @@
  *
  * Now it answers TIMEOUT within its timeout plus a grace, says so on
  * stderr, and writes the spans the exporter had not dealt with to the
- * crash dump; spanguard_tracer_free returns at once. Once the callback is
+ * crash dump (not the batch already spooled, whose outcome the callback
+ * was told); spanguard_tracer_free returns at once. Once the callback is
  * let go, the exporter left running ends without touching freed memory,
  * and a tracer started afterwards sends the dumped spans. */
 #define _GNU_SOURCE
@@ -70,6 +71,20 @@ static int threads_named(const char *name) {
         if (!f) continue;
         if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0) n++;
         fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Files in `dir` whose name ends with `suffix`. */
+static int files_ending(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name), s = strlen(suffix);
+        n += l >= s && strcmp(e->d_name + l - s, suffix) == 0;
     }
     closedir(d);
     return n;
@@ -142,6 +157,9 @@ int main(int argc, char **argv) {
     CHECK(took < 10.0);
     if (took >= 10.0) fprintf(stderr, "the shutdown took %.1f s\n", took);
     CHECK(files_in_dir(spool, ".sgdump") == 1);
+    /* The first span's batch, spooled before the callback blocked, is in
+     * one spool file: the dump did not write it again as a batch in flight. */
+    CHECK(files_ending(spool, ".sgspool") == 1);
 
     char text[4096] = "";
     FILE *f = fopen(errors, "r");
