@@ -929,7 +929,10 @@ typedef struct spanguard_counters {
  only during the call. The callback must not call `spanguard_flush`,
  `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
  wait for the exporter thread that is running the callback); it may call
- `spanguard_set_error_callback`, e.g. to remove itself.
+ `spanguard_set_error_callback`, e.g. to remove itself. A callback that
+ blocks holds up the export; a shutdown then returns
+ `SPANGUARD_RESULT_TIMEOUT` after its timeout plus 1.5 s and leaves that
+ thread running (see `spanguard_shutdown`).
  */
 typedef void (*spanguard_error_callback)(spanguard_event event,
                                          const char *message,
@@ -1520,7 +1523,17 @@ spanguard_result spanguard_flush(const struct spanguard_tracer *tracer, uint32_t
  `timeout_ms` of 0 whose spans the stopping exporter sent or spooled is
  not a timeout). Later calls on the tracer return
  `SPANGUARD_RESULT_SHUT_DOWN`. A second shutdown returns
- `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
+ `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks, for `timeout_ms`
+ plus 1.5 s at most: an exporter thread still not stopped by then is
+ stuck where no timeout reaches (the error callback blocked, a write to
+ a stderr pipe nobody reads, a resolver or file system that hangs). It
+ is left running, the shutdown returns `SPANGUARD_RESULT_TIMEOUT`
+ (unless every span was dealt with) and says so on stderr, and the spans
+ it had not dealt with are written to the crash dump (signal handlers
+ on) or stay in the flight recorder's file, for the next start to send;
+ the batch it was sending may arrive twice. `spanguard_tracer_free`
+ then returns at once and keeps the memory that thread uses until it
+ ends.
  */
 spanguard_result spanguard_shutdown(const struct spanguard_tracer *tracer, uint32_t timeout_ms);
 
@@ -1540,7 +1553,8 @@ spanguard_result spanguard_tracer_close(const struct spanguard_tracer *tracer);
 /*
  Shuts the tracer down if needed (with its export timeout) and frees it.
  NULL is accepted. Call once, after every other call on this tracer and
- its spans has returned.
+ its spans has returned. An exporter thread the shutdown left running
+ (see `spanguard_shutdown`) keeps what it uses until it ends.
  */
 void spanguard_tracer_free(struct spanguard_tracer *tracer);
 

@@ -44,6 +44,23 @@ pub enum ExportEvent {
     FileSetAside = 7,
 }
 
+/// How long past its deadline a shutdown waits for the exporter to stop
+/// before it leaves it running (`Pipeline::shutdown`): a request in flight
+/// is abandoned within a second of the deadline (curl's progress callback
+/// runs at least once a second), then its batch is spooled.
+pub const EXPORTER_STOP_GRACE: Duration = Duration::from_millis(1500);
+
+/// Held by the exporter thread for its whole body: dropped as the body
+/// returns or unwinds, it tells a waiting shutdown (`await_exporter_end`).
+/// Its Arc keeps the pipeline alive until then too.
+pub struct ExporterEnd(pub Arc<Pipeline>);
+
+impl Drop for ExporterEnd {
+    fn drop(&mut self) {
+        self.0.signal.mark_exporter_ended();
+    }
+}
+
 /// How a flush (or shutdown) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushOutcome {
@@ -347,19 +364,44 @@ impl Pipeline {
         // Release: the deadline is read by whoever sees `stop`.
         self.signal.stop.store(true, Ordering::Release);
         self.signal.wake();
-        if let Ok(mut guard) = self.exporter_thread.lock()
-            && let Some(handle) = guard.take()
-        {
-            // The exporter stops retrying once `stop` is set, and a request
-            // in flight is abandoned at the deadline: this join ends about
-            // then.
-            let _ = handle.join();
+        // The exporter stops retrying once `stop` is set, and a request in
+        // flight is abandoned at the deadline (within a second: curl's
+        // progress callback), so it ends by the deadline plus the grace.
+        // One that does not is stuck where nothing of ours cuts it short:
+        // the application's error callback blocked, a write to a stderr
+        // pipe nobody reads, a resolver that blocks, a hung file system.
+        // Joined without a bound, it held the shutdown (a container's
+        // SIGTERM hook, a binding's close, the exit hook) for good; it is
+        // left running instead, and what it did not deal with goes to
+        // the crash dump (`leave_stuck_exporter`).
+        let stopped = self
+            .signal
+            .await_exporter_end(crate::span::clock::instant_after(
+                deadline,
+                EXPORTER_STOP_GRACE,
+            ));
+        if stopped {
+            if let Ok(mut guard) = self.exporter_thread.lock()
+                && let Some(handle) = guard.take()
+            {
+                // It has ended (or is about to return from its body).
+                let _ = handle.join();
+            }
+        } else {
+            // Not joined: the JoinHandle stays in the pipeline and is
+            // dropped (detaching the thread) with its last Arc, which the
+            // thread itself holds.
+            if self.leave_stuck_exporter() {
+                outcome = FlushOutcome::TimedOut;
+            }
         }
         self.signal.mark_exporter_gone();
         self.lifecycle.store(LIFECYCLE_SHUT_DOWN, Ordering::Release);
         // Out of time for the flushes (a timeout of 0), but the exporter,
         // stopped and joined, dealt with every span on its way out: done,
-        // as with a longer timeout (and the crash file goes below).
+        // as with a longer timeout (and the crash file goes below). A stuck
+        // exporter may still have dealt with every span (stuck in the
+        // callback telling of the last batch spooled): done too.
         if outcome == FlushOutcome::TimedOut
             && let Some(settled) = self.nothing_to_flush()
         {
@@ -378,6 +420,50 @@ impl Pipeline {
             }
         }
         Some(outcome)
+    }
+
+    /// For a shutdown whose exporter did not stop in time (see `shutdown`):
+    /// stops it from taking more spans, then, unless every span is dealt
+    /// with, writes what is left (spans still in the slab, the batch it
+    /// holds) to the crash dump, as a fatal signal would, so the next
+    /// start sends them; with the flight recorder they are in its file
+    /// and the batch in its journal already. Without either they stay
+    /// with the exporter, which may still send them if it gets unstuck
+    /// while the process lives. The batch it holds may arrive twice (it
+    /// may yet finish it): at least once, as after a crash. Said on
+    /// stderr when it has room (a full stderr pipe may be what the
+    /// exporter is stuck on: this call must not block there too). True
+    /// when some span was not dealt with.
+    fn leave_stuck_exporter(&self) -> bool {
+        // SeqCst pairs with the exporter's busy/frozen handshake: it takes
+        // no span from now on, so none is both dumped and sent.
+        self.signal.frozen.store(true, Ordering::SeqCst);
+        let left = self.nothing_to_flush().is_none();
+        let dumped = left && self.crash_file.is_some();
+        if dumped {
+            crate::watchdog::crash::dump_now(self, 0);
+        }
+        if self.config.log_level >= crate::config::LogLevel::Warn {
+            let whereabouts = if !left {
+                "every span was dealt with"
+            } else if dumped {
+                "the spans it had not dealt with were written to the crash dump in the spool \
+                 directory, sent at the next start"
+            } else if self.flight.is_some() {
+                "the spans it had not dealt with stay in the flight recorder's file, sent at \
+                 the next start"
+            } else {
+                "the spans it had not dealt with are lost unless it gets unstuck (no crash \
+                 dump: signal handlers are off)"
+            };
+            let line = format!(
+                "spanguard: warn: the exporter thread did not stop within the shutdown's \
+                 timeout (blocked in the error callback, a write or a lookup): left running; \
+                 {whereabouts}\n"
+            );
+            crate::export::diagnostics::write_to_stderr_if_room(line.as_bytes());
+        }
+        left
     }
 
     /// Ends every open span as of now, marked unended. Returns how many.
@@ -596,9 +682,12 @@ pub struct ExportSignal {
     /// that the hot path makes at most one wake-up call per batch.
     pub wake_pending: AtomicBool,
     pub stop: AtomicBool,
-    /// Set once the stopped exporter has been joined: no flush will be
-    /// answered any more (`mark_exporter_gone`).
+    /// Set once the stopped exporter has been joined (or left stuck): no
+    /// flush will be answered any more (`mark_exporter_gone`).
     exporter_gone: AtomicBool,
+    /// Set as the exporter thread's body returns (or unwinds): what the
+    /// shutdown waits for, with a deadline, before it joins.
+    exporter_ended: AtomicBool,
     /// When the shutdown that set `stop` gives up (`clock::monotonic_ns`):
     /// the exporter replays the spool after a stop only while time is left.
     pub stop_deadline_ns: AtomicU64,
@@ -632,6 +721,39 @@ impl ExportSignal {
         // under it too, so it cannot miss this wake-up.
         self.exporter_gone.store(true, Ordering::Release);
         self.done.notify_all();
+    }
+
+    /// The exporter thread's body has returned or unwound (`ExporterEnd`).
+    fn mark_exporter_ended(&self) {
+        let _guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Under the mutex, as `mark_exporter_gone`: the waiter cannot miss it.
+        self.exporter_ended.store(true, Ordering::Release);
+        self.done.notify_all();
+    }
+
+    /// Waits until the exporter thread's body has ended or `deadline`
+    /// passes; whether it ended (std has no join with a timeout).
+    pub fn await_exporter_end(&self, deadline: Instant) -> bool {
+        let mut guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        loop {
+            if self.exporter_ended.load(Ordering::Acquire) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = match self.done.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     /// A signal whose exporter is first woken by `batch_target` ended spans.

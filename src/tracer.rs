@@ -520,9 +520,13 @@ impl Tracer {
             resource_changed: Default::default(),
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
+        let end = crate::pipeline::ExporterEnd(Arc::clone(&pipeline));
         let handle = std::thread::Builder::new()
             .name("spanguard-export".to_string())
-            .spawn(move || exporter.run())
+            .spawn(move || {
+                let _end = end;
+                exporter.run()
+            })
             .map_err(TracerError::Io)?;
         if let Ok(mut slot) = pipeline.exporter_thread.lock() {
             *slot = Some(handle);

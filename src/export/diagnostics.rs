@@ -11,6 +11,23 @@ use std::time::{Duration, Instant};
 
 use crate::config::LogLevel;
 
+/// `write_to_stderr` when fd 2 takes a line without waiting (a poll with
+/// no timeout says it is writable), else nothing: for a line written by a
+/// call that must return in time (a shutdown leaving a stuck exporter),
+/// when a stderr pipe nobody reads may be what holds things up.
+pub(crate) fn write_to_stderr_if_room(bytes: &[u8]) {
+    let mut fd = libc::pollfd {
+        fd: 2,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own, without waiting.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    if ready == 1 && fd.revents & libc::POLLOUT != 0 {
+        write_to_stderr(bytes);
+    }
+}
+
 /// The least time between two lines about the same ongoing trouble.
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
 

@@ -819,6 +819,16 @@ impl DeliveryHost for ExporterHost {
             && origin.is_fresh()
         {
             self.unsettled = self.unsettled.saturating_sub(spans);
+            if self.unsettled == 0 {
+                // Every span of the request in flight is on record (sent,
+                // spooled, counted lost): a dump from now on must not write
+                // it again. One was made while the callback told of this
+                // very outcome (a shutdown leaving this thread stuck in
+                // it, a crash there), and a spooled batch arrived twice.
+                p.in_flight
+                    .body
+                    .store(std::ptr::null_mut(), Ordering::Release);
+            }
         }
         match outcome {
             Outcome::Delivered {

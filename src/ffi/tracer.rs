@@ -873,7 +873,17 @@ pub extern "C" fn spanguard_flush(
 /// `timeout_ms` of 0 whose spans the stopping exporter sent or spooled is
 /// not a timeout). Later calls on the tracer return
 /// `SPANGUARD_RESULT_SHUT_DOWN`. A second shutdown returns
-/// `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks.
+/// `SPANGUARD_RESULT_SHUT_DOWN`. Thread-safe; blocks, for `timeout_ms`
+/// plus 1.5 s at most: an exporter thread still not stopped by then is
+/// stuck where no timeout reaches (the error callback blocked, a write to
+/// a stderr pipe nobody reads, a resolver or file system that hangs). It
+/// is left running, the shutdown returns `SPANGUARD_RESULT_TIMEOUT`
+/// (unless every span was dealt with) and says so on stderr, and the spans
+/// it had not dealt with are written to the crash dump (signal handlers
+/// on) or stay in the flight recorder's file, for the next start to send;
+/// the batch it was sending may arrive twice. `spanguard_tracer_free`
+/// then returns at once and keeps the memory that thread uses until it
+/// ends.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_shutdown(
     tracer: *const spanguard_tracer,
@@ -904,7 +914,8 @@ pub extern "C" fn spanguard_tracer_close(tracer: *const spanguard_tracer) -> spa
 
 /// Shuts the tracer down if needed (with its export timeout) and frees it.
 /// NULL is accepted. Call once, after every other call on this tracer and
-/// its spans has returned.
+/// its spans has returned. An exporter thread the shutdown left running
+/// (see `spanguard_shutdown`) keeps what it uses until it ends.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
     ffi_boundary!((), {

@@ -480,7 +480,10 @@ pub enum spanguard_event {
 /// only during the call. The callback must not call `spanguard_flush`,
 /// `spanguard_shutdown` or `spanguard_tracer_free` on the same tracer (they
 /// wait for the exporter thread that is running the callback); it may call
-/// `spanguard_set_error_callback`, e.g. to remove itself.
+/// `spanguard_set_error_callback`, e.g. to remove itself. A callback that
+/// blocks holds up the export; a shutdown then returns
+/// `SPANGUARD_RESULT_TIMEOUT` after its timeout plus 1.5 s and leaves that
+/// thread running (see `spanguard_shutdown`).
 pub type spanguard_error_callback = Option<
     unsafe extern "C" fn(
         event: spanguard_event,

@@ -1,0 +1,211 @@
+/* spanguard_shutdown returns by about its timeout even when the exporter
+ * thread is stuck where nothing of spanguard's cuts it short. Here the
+ * application's error callback blocks on a pipe read (a user's bug: a
+ * callback waiting on a lock or a queue that the program, shutting down,
+ * no longer serves). The shutdown joined that thread without a bound and
+ * never returned: in a container, the SIGTERM hook hung until SIGKILL.
+ *
+ * Now it answers TIMEOUT within its timeout plus a grace, says so on
+ * stderr, and writes the spans the exporter had not dealt with to the
+ * crash dump (not the batch already spooled, whose outcome the callback
+ * was told); spanguard_tracer_free returns at once. Once the callback is
+ * let go, the exporter left running ends without touching freed memory,
+ * and a tracer started afterwards sends the dumped spans. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+#define S(str) (str), strlen(str)
+#define TIMEOUT_MS 500
+#define AFTER 3
+#define EXPORTER "spanguard-expor" /* "spanguard-export", as the kernel keeps it */
+
+/* The callback tells `entered` it runs, then waits on `release`. */
+static int entered[2], release_cb[2];
+
+static void stuck_callback(spanguard_event event, const char *message, size_t len, void *user_data) {
+    (void)event, (void)message, (void)len, (void)user_data;
+    static int calls;
+    if (calls++ > 0) return;
+    char byte = 'x';
+    if (write(entered[1], &byte, 1) != 1) _exit(3);
+    (void)!read(release_cb[0], &byte, 1);
+}
+
+/* A loopback port that nothing listens on (bound, then closed). */
+static int closed_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0)
+        exit(2);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Threads of this process whose name starts with `name` (the kernel keeps
+ * 15 characters of one). */
+static int threads_named(const char *name) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0) n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Files in `dir` whose name ends with `suffix`. */
+static int files_ending(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name), s = strlen(suffix);
+        n += l >= s && strcmp(e->d_name + l - s, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void record(spanguard_tracer *t, const char *name) {
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+}
+
+int main(int argc, char **argv) {
+    alarm(30); /* a hang is a failure, not a stuck test */
+    const char *scratch = argc > 1 ? argv[1] : "build/test_shutdown_stuck_exporter-spans";
+    char spool[512], errors[512], endpoint[64];
+    snprintf(spool, sizeof spool, "%s-spool", scratch);
+    snprintf(errors, sizeof errors, "%s.stderr", scratch);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", closed_port());
+    CHECK(pipe(entered) == 0 && pipe(release_cb) == 0);
+
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.service_name = "shutdown-stuck-exporter";
+    cfg.endpoint = endpoint;
+    cfg.spool_dir = spool;
+    cfg.schedule_delay_ms = 10;
+    cfg.export_timeout_ms = 100;
+    cfg.request_timeout_ms = 200;
+    cfg.install_signal_handlers = 1; /* a crash dump to write to */
+    cfg.log_level = "warn";
+    spanguard_tracer *t = NULL;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) return 2;
+    CHECK_RC(spanguard_set_error_callback(t, stuck_callback, NULL), SPANGUARD_RESULT_OK);
+
+    /* The first span fails to reach the backend and is spooled; the
+     * callback told of it blocks. */
+    record(t, "before-stuck");
+    char byte;
+    CHECK(read(entered[0], &byte, 1) == 1);
+    /* What the exporter will not deal with: ended spans and an open one. */
+    for (int i = 0; i < AFTER; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "after-stuck-%d", i);
+        record(t, name);
+    }
+    spanguard_span unended;
+    CHECK_RC(spanguard_span_begin(t, S("open-at-shutdown"), SPANGUARD_SPAN_NONE, 0, &unended), SPANGUARD_RESULT_OK);
+
+    /* stderr to a file, for the line the shutdown writes. */
+    fflush(stderr);
+    int saved = dup(2);
+    int file = open(errors, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(saved >= 0 && file >= 0);
+    dup2(file, 2);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    spanguard_result rc = spanguard_shutdown(t, TIMEOUT_MS);
+    double took = seconds_since(&t0);
+    dup2(saved, 2);
+    close(file);
+    CHECK_RC(rc, SPANGUARD_RESULT_TIMEOUT);
+    /* A bound on a hang, not a speed: the timeout plus the 1.5 s grace,
+     * with room for a loaded machine. */
+    CHECK(took < 10.0);
+    if (took >= 10.0) fprintf(stderr, "the shutdown took %.1f s\n", took);
+    CHECK(files_in_dir(spool, ".sgdump") == 1);
+    /* The first span's batch, spooled before the callback blocked, is in
+     * one spool file: the dump did not write it again as a batch in flight. */
+    CHECK(files_ending(spool, ".sgspool") == 1);
+
+    char text[4096] = "";
+    FILE *f = fopen(errors, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(strstr(text, "the exporter thread did not stop") != NULL);
+    CHECK(strstr(text, "crash dump") != NULL);
+    if (!strstr(text, "crash dump")) fprintf(stderr, "the shutdown said: [%s]\n", text);
+
+    /* Shut down: later calls say so, and free returns at once. */
+    CHECK_RC(spanguard_shutdown(t, TIMEOUT_MS), SPANGUARD_RESULT_SHUT_DOWN);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    spanguard_tracer_free(t);
+    CHECK(seconds_since(&t0) < 5.0);
+    CHECK(threads_named(EXPORTER) == 1); /* still stuck */
+
+    /* Let the callback go: the exporter, left running past the free,
+     * ends (its pipeline was kept for it). */
+    CHECK(write(release_cb[1], &byte, 1) == 1);
+    for (int i = 0; i < 2000 && threads_named(EXPORTER) > 0; i++) {
+        struct timespec tick = {0, 10000000L};
+        nanosleep(&tick, NULL);
+    }
+    CHECK(threads_named(EXPORTER) == 0);
+
+    /* A tracer started now (its dump no longer held) sends the spans the
+     * stuck exporter had not dealt with, to a local sink. */
+    spanguard_config next;
+    (void)spanguard_config_init(&next, sizeof next);
+    next.service_name = "shutdown-stuck-exporter";
+    next.sink_dir = scratch;
+    next.spool_dir = spool;
+    next.install_signal_handlers = 0;
+    spanguard_tracer *r = NULL;
+    CHECK_RC(spanguard_tracer_new(&next, &r), SPANGUARD_RESULT_OK);
+    if (r) {
+        CHECK(spanguard_result_is_ok(spanguard_shutdown(r, 20000)));
+        spanguard_tracer_free(r);
+    }
+    for (int i = 0; i < AFTER; i++) {
+        char needle[48];
+        snprintf(needle, sizeof needle, "\"after-stuck-%d\"", i);
+        CHECK(count_in_dir(scratch, needle) >= 1);
+    }
+    CHECK(count_in_dir(scratch, "\"open-at-shutdown\"") >= 1);
+    CHECK(files_in_dir(spool, ".sgdump") == 0);
+    return check_summary();
+}
