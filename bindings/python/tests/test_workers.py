@@ -192,6 +192,38 @@ def test_every_billiard_worker_span_arrives_once(tmp_path_factory, how):
     assert left == [], f"left in the spool directory: {left}"
 
 
+def test_a_billiard_process_made_right_after_import_delivers(tmp_path):
+    """A tracer made right after `import billiard`, before anything loaded
+    multiprocessing.util, and a billiard Process of each start method.
+    billiard's fork start loads multiprocessing's registries (its util)
+    only inside the child's bootstrap, after the fork hooks: the worker's
+    exit hook was never armed there, and all the fork child's spans were
+    lost. Every span must arrive once."""
+    code = f'''
+import billiard
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="procs", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False)
+def child(method):
+    for i in range(20):
+        with tracer.span("child", attributes={{"method": method, "i": i}}):
+            pass
+if __name__ == "__main__":
+    for method in ("fork", "spawn"):
+        p = billiard.get_context(method).Process(target=child, args=(method,))
+        p.start()
+        p.join()
+        assert p.exitcode == 0, (method, p.exitcode)
+'''
+    script = tmp_path / "procs.py"
+    script.write_text(code)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    got = Counter((s["attributes"]["method"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink"))
+    assert sorted(got) == [(m, i) for m in ("fork", "spawn") for i in range(20)], sorted(got)
+    assert set(got.values()) == {1}, "a span arrived twice"
+
+
 def test_spans_of_forked_children_join_the_current_spans_trace(tmp_path):
     """The span current when the process forks (os.fork in a span,
     multiprocessing's fork workers made under one) is the parent of the

@@ -148,6 +148,12 @@ def _arm_worker_exit() -> None:
     global _worker_exit_pid, _after_forker_registered
     _arm_billiard_worker_exit()
     mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None and "billiard" in sys.modules:
+        # billiard's processes run multiprocessing's registries, but its fork
+        # start loads them only in the child's bootstrap, after this fork
+        # hook: a tracer made before then left the child unarmed. billiard
+        # is about to load the module anyway.
+        import multiprocessing.util as mp_util
     if mp_util is None:
         return
     if _worker_exit_pid != os.getpid():
