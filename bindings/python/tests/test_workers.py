@@ -69,12 +69,12 @@ def wait_for_session_end(sid: int, timeout_s: float = 60.0):
     raise AssertionError(f"processes of the run still alive after {timeout_s}s: {alive}")
 
 
-def run_pool(tmp_path_factory, method, how):
+def run_pool(tmp_path_factory, method, how, agent=AGENT):
     """Runs the agent once per start method and way of ending the pool."""
     if (method, how) not in RUNS:
         tmp = tmp_path_factory.mktemp(f"{method}-{how}")
         script = tmp / "pool_agent.py"
-        script.write_text(AGENT)
+        script.write_text(agent)
         sink, spool = tmp / "sink", tmp / "spool"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
         env.update(SPANGUARD_SINK_DIR=str(sink), SPANGUARD_SPOOL_DIR=str(spool), XDG_STATE_HOME=str(tmp / "state"))
@@ -107,6 +107,121 @@ def test_every_worker_span_arrives_once(tmp_path_factory, method, how):
 def test_nothing_is_left_in_the_spool_directory(tmp_path_factory, method, how):
     _, left = run_pool(tmp_path_factory, method, how)
     assert left == [], f"left in the spool directory: {left}"
+
+
+# Celery's prefork pool is billiard's Pool: a Celery worker's pool workers
+# are this agent's. maxtasksperchild=3 over 8 tasks recycles workers while
+# the pool runs (as Celery's max_tasks_per_child, max memory per child and a
+# pool shrink do). Then either the pool is closed and joined (a Celery warm
+# shutdown), or one more task keeps the worker busy until the pool
+# terminates it (SIGTERM; an idle worker would take the pool's stop
+# sentinel first and leave as a closed one does). One worker there: two
+# workers terminated at once can deadlock the pool whatever is traced
+# (billiard 4.3.2 blocks the pool's second SIGTERM around a worker's last
+# message in the main thread only, and a worker with a second thread, such
+# as spanguard's, can die holding the result queue's lock, which the other
+# worker then waits for forever). Spans of both APIs: the native one and
+# the OpenTelemetry SDK's through the bridge.
+BILLIARD_AGENT = textwrap.dedent("""
+    import os
+    import sys
+    import time
+
+    import billiard
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import spanguard
+    from spanguard.otel import SpanguardSpanProcessor
+
+    tracer = spanguard.Tracer(service_name="celery-agent")  # at import, as agents do
+    provider = TracerProvider()
+    provider.add_span_processor(SpanguardSpanProcessor(tracer))
+    otel = provider.get_tracer("celery-agent")
+
+
+    def task(t):
+        for i in range(50):
+            with tracer.span("work", attributes={"task": t, "i": i}):
+                pass
+            with otel.start_as_current_span("otel.work", attributes={"task": t, "i": i}):
+                pass
+        return os.getpid()
+
+
+    def busy_task(t):
+        task(t)
+        open(f"busy-{t}", "w").close()
+        time.sleep(120)  # until the pool terminates this worker
+
+
+    if __name__ == "__main__":
+        how = sys.argv[2]
+        with tracer.span("fan-out"):
+            if how == "close":
+                pool = billiard.Pool(2, maxtasksperchild=3)
+                pids = pool.map(task, range(8), chunksize=1)
+                pool.close()
+                pool.join()
+            else:  # the context manager terminates the worker
+                with billiard.Pool(1, maxtasksperchild=3) as pool:
+                    pids = pool.map(task, range(8), chunksize=1)
+                    pool.apply_async(busy_task, (8,))
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists("busy-8"):
+                        assert time.monotonic() < deadline, "the busy tasks did not start"
+                        time.sleep(0.01)
+        # The pool did recycle workers: more of them than it holds ran the tasks.
+        assert len(set(pids)) > 2, f"{len(set(pids))} workers ran the 8 tasks"
+""")
+
+
+@HOWS
+def test_every_billiard_worker_span_arrives_once(tmp_path_factory, how):
+    """billiard's pool workers leave through os._exit from inside their run
+    (billiard.pool.Worker._do_exit), so neither atexit nor the
+    multiprocessing finalizer runs there: what a worker had ended since its
+    exporter's last batch (all of it, for a worker of a few tasks) was lost,
+    uncounted, each time the pool recycled, closed or terminated a worker."""
+    spans, left = run_pool(tmp_path_factory, "billiard", how, agent=BILLIARD_AGENT)
+    tasks = 8 if how == "close" else 9
+    for name in ("work", "otel.work"):
+        got = Counter((s["attributes"]["task"], s["attributes"]["i"]) for s in spans if s["name"] == name)
+        assert len(got) == tasks * 50, f"{len(got)} of {tasks * 50} {name} spans arrived ({how})"
+        assert set(got.values()) == {1}, f"a {name} span arrived twice"
+    assert [s["name"] for s in spans if s["name"] not in ("work", "otel.work")] == ["fan-out"]
+    assert left == [], f"left in the spool directory: {left}"
+
+
+def test_a_billiard_process_made_right_after_import_delivers(tmp_path):
+    """A tracer made right after `import billiard`, before anything loaded
+    multiprocessing.util, and a billiard Process of each start method.
+    billiard's fork start loads multiprocessing's registries (its util)
+    only inside the child's bootstrap, after the fork hooks: the worker's
+    exit hook was never armed there, and all the fork child's spans were
+    lost. Every span must arrive once."""
+    code = f'''
+import billiard
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="procs", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False)
+def child(method):
+    for i in range(20):
+        with tracer.span("child", attributes={{"method": method, "i": i}}):
+            pass
+if __name__ == "__main__":
+    for method in ("fork", "spawn"):
+        p = billiard.get_context(method).Process(target=child, args=(method,))
+        p.start()
+        p.join()
+        assert p.exitcode == 0, (method, p.exitcode)
+'''
+    script = tmp_path / "procs.py"
+    script.write_text(code)
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    got = Counter((s["attributes"]["method"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink"))
+    assert sorted(got) == [(m, i) for m in ("fork", "spawn") for i in range(20)], sorted(got)
+    assert set(got.values()) == {1}, "a span arrived twice"
 
 
 def test_spans_of_forked_children_join_the_current_spans_trace(tmp_path):

@@ -11,7 +11,8 @@ spanguard's exporter, kill-safe; and a bridge from the OpenTelemetry SDK
 The recording path (`spanguard._native`) is a compiled extension over the
 spanguard library's C ABI; this module adds what is plain Python: the
 `traced` decorator, context helpers for thread pools, and the hooks that
-shut tracers down at interpreter exit and in multiprocessing workers.
+shut tracers down at interpreter exit, in multiprocessing workers and in
+billiard's (Celery's prefork pool's) workers.
 
 Errors: recording calls (beginning spans, setting attributes, events,
 links, status, ending) never raise; what they could not record is counted
@@ -145,7 +146,14 @@ def _arm_worker_exit() -> None:
     finalizers are not its own) and then runs the after-fork registry, so
     the finalizer is made again from there."""
     global _worker_exit_pid, _after_forker_registered
+    _arm_billiard_worker_exit()
     mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None and "billiard" in sys.modules:
+        # billiard's processes run multiprocessing's registries, but its fork
+        # start loads them only in the child's bootstrap, after this fork
+        # hook: a tracer made before then left the child unarmed. billiard
+        # is about to load the module anyway.
+        import multiprocessing.util as mp_util
     if mp_util is None:
         return
     if _worker_exit_pid != os.getpid():
@@ -155,6 +163,42 @@ def _arm_worker_exit() -> None:
     if not _after_forker_registered:
         mp_util.register_after_fork(_ANCHOR, _rearm_worker_exit)
         _after_forker_registered = True
+
+
+def _arm_billiard_worker_exit() -> None:
+    """In a billiard pool worker (Celery's prefork pool): the same, another
+    way. billiard.util re-exports multiprocessing's registries, so the
+    finalizer above is made in billiard's processes too, but a pool worker
+    never runs it: it leaves through os._exit from inside its run
+    (billiard.pool.Worker._do_exit: the pool's exit callback, a DEATH
+    message to the pool, os._exit), before the process would run the
+    finalizers; whether the pool recycles it (maxtasksperchild, max memory,
+    a shrink), closes or terminates it. The tracers shut down there,
+    after the exit callback: Celery's worker_process_shutdown signal, whose
+    handlers may end spans. Called where the finalizer is made (a tracer
+    made, a fork, a billiard process's start); billiard is never imported
+    here, and its pool's workers have it loaded."""
+    worker = getattr(sys.modules.get("billiard.pool"), "Worker", None)
+    do_exit = getattr(worker, "_do_exit", None)
+    if do_exit is None or getattr(do_exit, "_spanguard_shuts_down", False):
+        return  # no billiard pool here, or wrapped already (a fork inherits it)
+
+    @functools.wraps(do_exit)
+    def _do_exit(self, *args, **kwargs):
+        exit_callback = getattr(self, "on_exit", None)
+
+        def exit_callback_then_shut_down(*cb_args, **cb_kwargs):
+            try:
+                if exit_callback is not None:
+                    exit_callback(*cb_args, **cb_kwargs)
+            finally:
+                _shutdown_all()
+
+        self.on_exit = exit_callback_then_shut_down
+        return do_exit(self, *args, **kwargs)
+
+    _do_exit._spanguard_shuts_down = True
+    worker._do_exit = _do_exit
 
 
 def _rearm_worker_exit(_anchor) -> None:
@@ -219,8 +263,8 @@ class Tracer(_native.Tracer):
     setting given here raises SpanguardError; a wrong variable is ignored,
     as the OpenTelemetry SDKs ignore one, and named in a warning on stderr.
 
-    Shut down at interpreter exit, and at the exit of a multiprocessing
-    worker, if not before. Every method may be called from any thread."""
+    Shut down at interpreter exit, and at the exit of a multiprocessing or
+    billiard (Celery prefork) pool worker, if not before. Every method may be called from any thread."""
 
     def __init__(self, from_env: bool = True, **settings):
         super().__init__()
