@@ -541,6 +541,50 @@ impl Tracer {
         &self.pipeline.config
     }
 
+    /// A forked child's tracer, made at its first use from its parent's
+    /// config and what the parent's was given at run time (None: another
+    /// thread of the parent was setting it at the fork, said as a warning).
+    /// None when it cannot be made, said once on stderr, or the child's
+    /// spans would vanish with nothing but "not recorded" codes to show for
+    /// it. Lines go out by write(2) (`diagnostics::write_to_stderr`): the
+    /// child may hold Rust's stderr lock as its parent's thread left it.
+    pub fn new_in_forked_child(
+        config: TracerConfig,
+        given: Option<RunTimeGiven>,
+    ) -> Option<Tracer> {
+        let log_level = config.log_level;
+        let say = |line: String| crate::export::diagnostics::write_to_stderr(line.as_bytes());
+        match Tracer::new(config) {
+            Ok(tracer) => {
+                match given {
+                    Some(given) => tracer.give(given),
+                    None if log_level >= crate::config::LogLevel::Warn => say(format!(
+                        "spanguard: warning: this forked process (pid {}) sends its spans \
+                         without the resource and scope attributes set at run time: another \
+                         thread was setting them at the fork\n",
+                        std::process::id()
+                    )),
+                    None => {}
+                }
+                Some(tracer)
+            }
+            Err(e) => {
+                if log_level != crate::config::LogLevel::None {
+                    let e = match e {
+                        TracerError::Config(c) => c.to_string(),
+                        TracerError::Io(io) => io.to_string(),
+                    };
+                    say(format!(
+                        "spanguard: error: this forked process (pid {}) could not start its \
+                         tracer, so its spans are not recorded: {e}\n",
+                        std::process::id()
+                    ));
+                }
+                None
+            }
+        }
+    }
+
     /// What `set_resource` and `set_scope_attributes` gave this tracer
     /// (the resource attributes, None if never set; the scopes given
     /// attributes), for the tracer that replaces it in a forked child:

@@ -124,41 +124,9 @@ impl spanguard_tracer {
             return None;
         }
         crate::watchdog::signals::restart_after_fork();
-        let log_level = forked.config.log_level;
-        match Tracer::new(forked.config.clone()) {
-            Ok(tracer) => {
-                match forked.given.clone() {
-                    Some(given) => tracer.give(given),
-                    None if log_level >= crate::config::LogLevel::Warn => {
-                        let line = format!(
-                            "spanguard: warning: this forked process (pid {}) sends its \
-                             spans without the resource and scope attributes set at run \
-                             time: another thread was setting them at the fork\n",
-                            std::process::id()
-                        );
-                        crate::export::diagnostics::write_to_stderr(line.as_bytes());
-                    }
-                    None => {}
-                }
-                crate::registry::publish(self.id, tracer.pipeline());
-                Some(tracer)
-            }
-            Err(e) => {
-                if log_level != crate::config::LogLevel::None {
-                    let e = match e {
-                        TracerError::Config(c) => c.to_string(),
-                        TracerError::Io(io) => io.to_string(),
-                    };
-                    let line = format!(
-                        "spanguard: error: this forked process (pid {}) could not start \
-                         its tracer, so its spans are not recorded: {e}\n",
-                        std::process::id()
-                    );
-                    crate::export::diagnostics::write_to_stderr(line.as_bytes());
-                }
-                None
-            }
-        }
+        let tracer = Tracer::new_in_forked_child(forked.config.clone(), forked.given.clone())?;
+        crate::registry::publish(self.id, tracer.pipeline());
+        Some(tracer)
     }
 }
 
