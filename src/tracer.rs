@@ -521,13 +521,14 @@ impl Tracer {
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let end = crate::pipeline::ExporterEnd(Arc::clone(&pipeline));
-        let handle = std::thread::Builder::new()
-            .name("spanguard-export".to_string())
-            .spawn(move || {
+        let handle = crate::watchdog::signals::spawn_shielded(
+            std::thread::Builder::new().name("spanguard-export".to_string()),
+            move || {
                 let _end = end;
                 exporter.run()
-            })
-            .map_err(TracerError::Io)?;
+            },
+        )
+        .map_err(TracerError::Io)?;
         if let Ok(mut slot) = pipeline.exporter_thread.lock() {
             *slot = Some(handle);
         }

@@ -72,10 +72,47 @@ fn start_watchdog_thread() -> bool {
         // parent's pipe) is ours to close; the handler now uses the new one.
         unsafe { libc::close(old) };
     }
-    std::thread::Builder::new()
-        .name("spanguard-watchdog".to_string())
-        .spawn(move || watch(read_end))
-        .is_ok()
+    spawn_shielded(
+        std::thread::Builder::new().name("spanguard-watchdog".to_string()),
+        move || watch(read_end),
+    )
+    .is_ok()
+}
+
+/// The termination signals as a set, for thread masks.
+fn termination_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in TERMINATION_SIGNALS {
+        set.add(signal);
+    }
+    set
+}
+
+/// Starts one of the library's own threads (the exporter, the watchdog)
+/// with the termination signals blocked, inherited from a mask set around
+/// the spawn so that there is no moment when the thread takes one. A
+/// signal sent to the process goes to a thread that does not block it:
+/// ours took SIGTERM whenever the application's threads blocked it, as
+/// billiard (Celery's pool) blocks it while a worker reports its exit, and
+/// killed the worker there (holding the pool's result lock, so the next
+/// worker hung), or ran our handler when the application had chosen to
+/// hold the signal. The application's own threads alone decide now.
+pub fn spawn_shielded<F, T>(
+    builder: std::thread::Builder,
+    body: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let before = termination_set()
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+        .ok();
+    let spawned = builder.spawn(body);
+    if let Some(before) = before {
+        let _ = before.thread_set_mask();
+    }
+    spawned
 }
 
 /// Set in a forked child whose watchdog was put off (`detach_after_fork`)
@@ -228,15 +265,14 @@ fn reraise_with_previous(signal: Signal) {
     drop(previous);
     // SAFETY: restores a disposition the process had before.
     let ours = unsafe { sigaction(signal, &old) };
-    if matches!(old.handler(), SigHandler::SigDfl) {
-        // The default action for these signals ends the process: it must
-        // be delivered now, with the signal's own exit status. Unblock it
-        // on this thread and raise it here.
-        let mut set = SigSet::empty();
-        set.add(signal);
-        let _ = set.thread_unblock();
-    }
+    // This thread blocks it (`spawn_shielded`): unblocked, the raise is
+    // delivered here and now, the default action ending the process with
+    // the signal's own exit status, a host handler running on this thread.
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = set.thread_unblock();
     let _ = nix::sys::signal::raise(signal);
+    let _ = set.thread_block();
     if let Ok(ours) = ours {
         // SAFETY: reinstalls our async-signal-safe handler.
         let _ = unsafe { sigaction(signal, &ours) };
