@@ -50,6 +50,12 @@ pub enum ExportEvent {
 /// runs at least once a second), then its batch is spooled.
 pub const EXPORTER_STOP_GRACE: Duration = Duration::from_millis(1500);
 
+/// What a shutdown does with a pipeline whose exporter it left stuck
+/// (frozen, taking no more spans), told whether some span was not dealt
+/// with: the caller's, as the crash dump and stderr are not shared state's
+/// to know (`watchdog::crash::leave_stuck_exporter`).
+pub type LeftStuck = fn(&Pipeline, bool);
+
 /// Held by the exporter thread for its whole body: dropped as the body
 /// returns or unwinds, it tells a waiting shutdown (`await_exporter_end`).
 /// Its Arc keeps the pipeline alive until then too.
@@ -316,7 +322,7 @@ impl Pipeline {
     /// `spanguard.unended`), then stop the exporter, in that order, so no
     /// span is lost to ordering. None when another call shut it down
     /// already.
-    pub fn shutdown(&self, timeout: Duration) -> Option<FlushOutcome> {
+    pub fn shutdown(&self, timeout: Duration, stuck: LeftStuck) -> Option<FlushOutcome> {
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
         if self
@@ -391,7 +397,7 @@ impl Pipeline {
             // Not joined: the JoinHandle stays in the pipeline and is
             // dropped (detaching the thread) with its last Arc, which the
             // thread itself holds.
-            if self.leave_stuck_exporter() {
+            if self.leave_stuck_exporter(stuck) {
                 outcome = FlushOutcome::TimedOut;
             }
         }
@@ -423,46 +429,15 @@ impl Pipeline {
     }
 
     /// For a shutdown whose exporter did not stop in time (see `shutdown`):
-    /// stops it from taking more spans, then, unless every span is dealt
-    /// with, writes what is left (spans still in the slab, the batch it
-    /// holds) to the crash dump, as a fatal signal would, so the next
-    /// start sends them; with the flight recorder they are in its file
-    /// and the batch in its journal already. Without either they stay
-    /// with the exporter, which may still send them if it gets unstuck
-    /// while the process lives. The batch it holds may arrive twice (it
-    /// may yet finish it): at least once, as after a crash. Said on
-    /// stderr when it has room (a full stderr pipe may be what the
-    /// exporter is stuck on: this call must not block there too). True
-    /// when some span was not dealt with.
-    fn leave_stuck_exporter(&self) -> bool {
+    /// stops it from taking more spans, then hands the pipeline to
+    /// `stuck` (`LeftStuck`) with whether some span was not dealt with,
+    /// which it also returns.
+    fn leave_stuck_exporter(&self, stuck: LeftStuck) -> bool {
         // SeqCst pairs with the exporter's busy/frozen handshake: it takes
         // no span from now on, so none is both dumped and sent.
         self.signal.frozen.store(true, Ordering::SeqCst);
         let left = self.nothing_to_flush().is_none();
-        let dumped = left && self.crash_file.is_some();
-        if dumped {
-            crate::watchdog::crash::dump_now(self, 0);
-        }
-        if self.config.log_level >= crate::config::LogLevel::Warn {
-            let whereabouts = if !left {
-                "every span was dealt with"
-            } else if dumped {
-                "the spans it had not dealt with were written to the crash dump in the spool \
-                 directory, sent at the next start"
-            } else if self.flight.is_some() {
-                "the spans it had not dealt with stay in the flight recorder's file, sent at \
-                 the next start"
-            } else {
-                "the spans it had not dealt with are lost unless it gets unstuck (no crash \
-                 dump: signal handlers are off)"
-            };
-            let line = format!(
-                "spanguard: warn: the exporter thread did not stop within the shutdown's \
-                 timeout (blocked in the error callback, a write or a lookup): left running; \
-                 {whereabouts}\n"
-            );
-            crate::export::diagnostics::write_to_stderr_if_room(line.as_bytes());
-        }
+        stuck(self, left);
         left
     }
 

@@ -1320,7 +1320,9 @@ impl Tracer {
 
     /// See `Pipeline::shutdown`. A second call returns Err(ShutDown).
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushOutcome, SpanError> {
-        self.pipeline.shutdown(timeout).ok_or(SpanError::ShutDown)
+        self.pipeline
+            .shutdown(timeout, crate::watchdog::crash::leave_stuck_exporter)
+            .ok_or(SpanError::ShutDown)
     }
 
     /// Sets resource attributes over the configured ones for every batch

@@ -50,6 +50,43 @@ pub fn create_crash_file(
     ))
 }
 
+/// What a shutdown does when the exporter did not stop in time
+/// (`pipeline::LeftStuck`; it is frozen now): unless every span was dealt
+/// with (`left` false), writes what is left (spans still in the slab, the
+/// batch it holds) to the crash dump, as a fatal signal would, so the next
+/// start sends them; with the flight recorder they are in its file and the
+/// batch in its journal already. Without either they stay with the
+/// exporter, which may still send them if it gets unstuck while the
+/// process lives. The batch it holds may arrive twice (it may yet finish
+/// it): at least once, as after a crash. Said on stderr when it has room
+/// (a full stderr pipe may be what the exporter is stuck on: the shutdown
+/// must not block there too).
+pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
+    let dumped = left && p.crash_file.is_some();
+    if dumped {
+        dump_now(p, 0);
+    }
+    if p.config.log_level >= crate::config::LogLevel::Warn {
+        let whereabouts = if !left {
+            "every span was dealt with"
+        } else if dumped {
+            "the spans it had not dealt with were written to the crash dump in the spool \
+             directory, sent at the next start"
+        } else if p.flight.is_some() {
+            "the spans it had not dealt with stay in the flight recorder's file, sent at the \
+             next start"
+        } else {
+            "the spans it had not dealt with are lost unless it gets unstuck (no crash dump: \
+             signal handlers are off)"
+        };
+        let line = format!(
+            "spanguard: warn: the exporter thread did not stop within the shutdown's timeout \
+             (blocked in the error callback, a write or a lookup): left running; {whereabouts}\n"
+        );
+        crate::export::diagnostics::write_to_stderr_if_room(line.as_bytes());
+    }
+}
+
 /// Writes a pipeline's live slots and its batch in flight, once per
 /// process (a second call, or one racing the crash handler, does nothing).
 pub fn dump_now(p: &Pipeline, signal: libc::c_int) {

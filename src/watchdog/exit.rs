@@ -14,6 +14,7 @@ extern "C" fn flush_at_exit() {
                 p.config
                     .signal_flush_timeout
                     .max(Duration::from_millis(100)),
+                super::crash::leave_stuck_exporter,
             );
         });
     });
