@@ -82,4 +82,22 @@ static inline long files_in_dir(const char *dir, const char *needle) {
     return total;
 }
 
+/* Entries of `dir` whose name ends with `suffix` ("" for every entry but
+ * . and ..), told silently (the before/after counts of a test); 0 when
+ * the directory cannot be read. */
+static inline int files_ending(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    size_t slen = strlen(suffix);
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        size_t len = strlen(e->d_name);
+        n += len >= slen && strcmp(e->d_name + len - slen, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "loopback.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -1092,20 +1093,6 @@ static void test_close_keeps_the_tracer_until_free(const char *dir) {
     CHECK(stats_of(t).spans_exported == 2);
     CHECK_RC(spanguard_tracer_close(NULL), SPANGUARD_RESULT_NULL_ARGUMENT);
     spanguard_tracer_free(t);
-}
-
-/* A loopback port nothing listens on: connections to it are refused. */
-static int closed_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
-    close(fd);
-    return ntohs(addr.sin_port);
 }
 
 /* With the backend down, flush is done as soon as the spans are safe in the

@@ -30,20 +30,10 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "sink_count.h"
+#include "loopback.h"
 
 #define S(str) (str), strlen(str)
-
-/* A loopback port that nothing listens on (bound, then closed). */
-static int closed_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0)
-        exit(2);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 /* Whether a thread of this process is inside write(2) on fd 2. */
 static int a_thread_writes_to_stderr(void) {
@@ -64,20 +54,6 @@ static int a_thread_writes_to_stderr(void) {
     }
     closedir(d);
     return found;
-}
-
-/* Files in `dir` whose name ends with `suffix`. */
-static int files_ending(const char *dir, const char *suffix) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name), s = strlen(suffix);
-        n += l >= s && strcmp(e->d_name + l - s, suffix) == 0;
-    }
-    closedir(d);
-    return n;
 }
 
 int main(int argc, char **argv) {

@@ -23,6 +23,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "sink_count.h"
 
 #define S(str) (str), strlen(str)
 #define PROMPT_BYTES 100000
@@ -33,20 +34,6 @@ static int mount_small(const char *dir, const char *size) {
     snprintf(options, sizeof options, "size=%s,mode=0700", size);
     mkdir(dir, 0700);
     return mount("tmpfs", dir, "tmpfs", 0, options);
-}
-
-/* Files in `dir` whose name ends with `suffix`. */
-static int files_ending(const char *dir, const char *suffix) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name), slen = strlen(suffix);
-        if (len >= slen && strcmp(e->d_name + len - slen, suffix) == 0) n++;
-    }
-    closedir(d);
-    return n;
 }
 
 static spanguard_tracer *flight_tracer(const char *spool) {

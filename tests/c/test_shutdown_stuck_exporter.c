@@ -25,6 +25,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "loopback.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -44,18 +45,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     (void)!read(release_cb[0], &byte, 1);
 }
 
-/* A loopback port that nothing listens on (bound, then closed). */
-static int closed_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0)
-        exit(2);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 /* Threads of this process whose name starts with `name` (the kernel keeps
  * 15 characters of one). */
 static int threads_named(const char *name) {
@@ -71,20 +60,6 @@ static int threads_named(const char *name) {
         if (!f) continue;
         if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0) n++;
         fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
-/* Files in `dir` whose name ends with `suffix`. */
-static int files_ending(const char *dir, const char *suffix) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name), s = strlen(suffix);
-        n += l >= s && strcmp(e->d_name + l - s, suffix) == 0;
     }
     closedir(d);
     return n;

@@ -1,0 +1,24 @@
+/* A loopback port that nothing listens on, for a backend that is down:
+ * bound, read back, then closed. */
+#ifndef SPANGUARD_TEST_LOOPBACK_H
+#define SPANGUARD_TEST_LOOPBACK_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The port; the test exits with status 2 when no socket can be had. */
+static inline int closed_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0)
+        exit(2);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+#endif
