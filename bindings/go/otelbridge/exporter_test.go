@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -144,11 +142,9 @@ func TestUnsampledSpansAreLeftOut(t *testing.T) {
 // return an error saying so (ErrBufferFull), each counted once by the
 // tracer and in Failures; the others are recorded.
 func TestSpansSpanguardHasNoRoomForAreAnErrorAndCounted(t *testing.T) {
-	hang := make(chan struct{})
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
-	defer backend.Close()
-	defer close(hang)
-	tr := newTracerWith(t, backend.URL+"/v1/traces", spanguard.Config{MaxOpenSpans: 64, MaxQueueSize: 64,
+	backend, release := neverAnswering()
+	defer release()
+	tr := newTracerWith(t, backend+"/v1/traces", spanguard.Config{MaxOpenSpans: 64, MaxQueueSize: 64,
 		ExportTimeout: time.Second})
 	exporter := otelbridge.NewExporter(tr)
 	var spans tracetest.SpanStubs
@@ -226,11 +222,9 @@ func TestExporterAnswersItsContextAndShutdown(t *testing.T) {
 // A backend that never answers: Shutdown returns as soon as its context
 // is done, with the context's error.
 func TestExporterShutdownReturnsWhenItsContextIsDone(t *testing.T) {
-	hang := make(chan struct{})
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
-	defer backend.Close()
-	defer close(hang)
-	exporter := otelbridge.NewExporter(newTracer(t, backend.URL+"/v1/traces"))
+	backend, release := neverAnswering()
+	defer release()
+	exporter := otelbridge.NewExporter(newTracer(t, backend+"/v1/traces"))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exporter))
 	_, span := tp.Tracer("stuck").Start(context.Background(), "waits")
 	span.End()

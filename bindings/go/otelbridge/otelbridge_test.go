@@ -169,6 +169,18 @@ func arrivedAsTheSDKKeptThem(t *testing.T, sdk tracetest.SpanStubs, rx *otlprece
 	}
 }
 
+// neverAnswering starts a backend that takes requests and never answers
+// them: its URL, and what lets its handlers go and stops it (deferred by
+// the test, so that it runs before the tracer's cleanup closes it).
+func neverAnswering() (string, func()) {
+	hang := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	return backend.URL, func() {
+		close(hang)
+		backend.Close()
+	}
+}
+
 func newTracer(t *testing.T, endpoint string) *spanguard.Tracer {
 	return newTracerWith(t, endpoint, spanguard.Config{})
 }
@@ -711,11 +723,9 @@ func TestSpansCarryTheirTracersScopeAttributes(t *testing.T) {
 // their context is done (they waited 30 s and 11 s with a cancelled one),
 // and ForceFlush after Shutdown does nothing, as a processor should.
 func TestFlushAndShutdownReturnWhenTheirContextIsDone(t *testing.T) {
-	hang := make(chan struct{})
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
-	defer backend.Close()
-	defer close(hang)
-	bridge := otelbridge.New(newTracer(t, backend.URL+"/v1/traces"))
+	backend, release := neverAnswering()
+	defer release()
+	bridge := otelbridge.New(newTracer(t, backend+"/v1/traces"))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge))
 	_, span := tp.Tracer("stuck").Start(context.Background(), "waits")
 	span.End()
