@@ -148,10 +148,35 @@ pub struct SpoolDir {
     max_bytes: u64,
     /// Files set aside since the owner last asked (`take_set_aside`);
     /// shared by the clones of one spool, so none is left untold.
-    set_aside: Arc<Mutex<Vec<SetAside>>>,
+    set_aside: Notes<SetAside>,
     /// Files whose header miscounted their spans since the owner last
-    /// asked (`take_miscounted`).
-    miscounted: Arc<Mutex<Vec<Miscounted>>>,
+    /// asked (`take_miscounted`), shared the same way.
+    miscounted: Notes<Miscounted>,
+}
+
+/// What a spool noted for its owner to report, shared by its clones
+/// (a lock poisoned by a panic elsewhere still gives its notes).
+#[derive(Debug)]
+struct Notes<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Notes<T> {
+    fn clone(&self) -> Notes<T> {
+        Notes(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Notes<T> {
+    fn new() -> Notes<T> {
+        Notes(Arc::new(Mutex::new(Vec::new())))
+    }
+
+    fn push(&self, note: T) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(note);
+    }
+
+    fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// A batch whose header's span count was not what its body holds: the
@@ -185,8 +210,8 @@ impl SpoolDir {
         SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
-            set_aside: Arc::new(Mutex::new(Vec::new())),
-            miscounted: Arc::new(Mutex::new(Vec::new())),
+            set_aside: Notes::new(),
+            miscounted: Notes::new(),
         }
     }
 
@@ -254,19 +279,13 @@ impl SpoolDir {
     /// The files set aside since the last call, for the owner to count and
     /// report.
     pub fn take_set_aside(&self) -> Vec<SetAside> {
-        match self.set_aside.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        self.set_aside.take()
     }
 
     /// The files whose header miscounted their spans since the last call,
     /// for the owner to report.
     pub fn take_miscounted(&self) -> Vec<Miscounted> {
-        match self.miscounted.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
-        }
+        self.miscounted.take()
     }
 
     /// Counts a batch read from `path` in its body (`count_in_body`),
@@ -292,10 +311,7 @@ impl SpoolDir {
             claimed,
             counted,
         };
-        match self.miscounted.lock() {
-            Ok(mut v) => v.push(note),
-            Err(p) => p.into_inner().push(note),
-        }
+        self.miscounted.push(note);
     }
 
     /// Renames a file that cannot be used out of the way and notes it.
@@ -306,10 +322,7 @@ impl SpoolDir {
                 path: new,
                 reason: reason.to_string(),
             };
-            match self.set_aside.lock() {
-                Ok(mut v) => v.push(note),
-                Err(p) => p.into_inner().push(note),
-            }
+            self.set_aside.push(note);
         }
     }
 
