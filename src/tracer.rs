@@ -94,9 +94,9 @@ fn make_slab(
         })();
         match made {
             Ok((slab, pool, flight)) => return Ok((slab, pool, Some(flight))),
-            // Not eprintln!: this may run in a fork handler (a forked
-            // child's tracer), where Rust's stderr lock may be held for
-            // good (`diagnostics::write_to_stderr`).
+            // Not eprintln!: this may run in a forked child (its tracer is
+            // made at its first use), where Rust's stderr lock may be held
+            // for good by a thread of the parent (`diagnostics::write_to_stderr`).
             Err(e) => crate::export::diagnostics::write_to_stderr(
                 format!("spanguard: flight recorder off: {e}\n").as_bytes(),
             ),
