@@ -996,6 +996,18 @@ fn main() {
             medians(&figures[cases.len()]).ns,
             medians(&figures[cases.len() + 1]).ns
         );
+        // Round by round: the host's slow state comes and goes within
+        // seconds, so a median hides which rows it met. When the floor
+        // (one slot, every line in this core's cache, nothing exported)
+        // is slow in the same round as the real rows, the state is the
+        // core's, not anything the recording path shares.
+        println!(
+            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / floor / floor, other core busy"
+        );
+        for r in 0..rounds {
+            let each: Vec<String> = figures.iter().map(|f| format!("{:.1}", f[r].ns)).collect();
+            println!("  round {}: {}", r + 1, each.join(" / "));
+        }
         return;
     }
     println!(
