@@ -614,6 +614,80 @@ func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...At
 	})
 }
 
+// What FlushOnSignals runs before it shuts its tracer down: functions
+// that hand spanguard spans something else still holds for it (the
+// OpenTelemetry SDK's batcher in front of otelbridge's exporter, which
+// adds one). Shutting down first left those spans nowhere.
+var beforeSignal struct {
+	sync.Mutex
+	next    int
+	funcs   map[int]func(context.Context)
+	running chan struct{} // closed when the run under way is over; nil with none
+}
+
+// BeforeSignalShutdown adds f to what FlushOnSignals runs when its signal
+// arrives, before the tracer shuts down: f is given a context that ends
+// at FlushOnSignals's timeout (it is not waited for past it). Every
+// tracer's FlushOnSignals waits for the same run, so f runs once a
+// signal however many tracers watch for it. The returned function takes
+// f off again. For bridges (otelbridge's exporter flushes the SDK there).
+func BeforeSignalShutdown(f func(ctx context.Context)) (remove func()) {
+	beforeSignal.Lock()
+	defer beforeSignal.Unlock()
+	if beforeSignal.funcs == nil {
+		beforeSignal.funcs = map[int]func(context.Context){}
+	}
+	id := beforeSignal.next
+	beforeSignal.next++
+	beforeSignal.funcs[id] = f
+	return func() {
+		beforeSignal.Lock()
+		defer beforeSignal.Unlock()
+		delete(beforeSignal.funcs, id)
+	}
+}
+
+// runBeforeSignal runs the BeforeSignalShutdown functions, or waits for
+// the run under way, for timeout at most: one that never returns (an SDK
+// waiting on another exporter that never answers) must not keep the
+// process from its signal.
+func runBeforeSignal(timeout time.Duration) {
+	beforeSignal.Lock()
+	done := beforeSignal.running
+	if done == nil {
+		done = make(chan struct{})
+		beforeSignal.running = done
+		funcs := make([]func(context.Context), 0, len(beforeSignal.funcs))
+		for _, f := range beforeSignal.funcs {
+			funcs = append(funcs, f)
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			var wg sync.WaitGroup
+			for _, f := range funcs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					f(ctx)
+				}()
+			}
+			all := make(chan struct{})
+			go func() { wg.Wait(); close(all) }()
+			select {
+			case <-all:
+			case <-ctx.Done():
+			}
+			beforeSignal.Lock()
+			beforeSignal.running = nil
+			beforeSignal.Unlock()
+			close(done)
+		}()
+	}
+	beforeSignal.Unlock()
+	<-done
+}
+
 // FlushOnSignals flushes and shuts the tracer down when one of sigs (by
 // default SIGTERM and SIGINT) arrives (spans still open are exported,
 // marked unended), then stops listening and sends the signal to this
@@ -622,6 +696,12 @@ func (t *Tracer) SetScopeAttributes(name, version, schemaURL string, attrs ...At
 // it on its own channel and goes on. (Its spans begun after that are not
 // recorded: such a program needs no FlushOnSignals, its own shutdown path
 // calls Shutdown or Close.) Cancel ctx to stop watching.
+//
+// Before the shutdown it runs what BeforeSignalShutdown added, for up to
+// timeout: with otelbridge's exporter in the process, the global
+// OpenTelemetry provider's ForceFlush, which hands the spans its
+// batcher's queue holds to the exporter. The whole takes up to twice
+// timeout.
 func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
@@ -633,6 +713,7 @@ func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs
 		case <-ctx.Done():
 			signal.Stop(ch)
 		case s := <-ch:
+			runBeforeSignal(timeout)
 			_, _ = t.Shutdown(timeout)
 			// Only this channel: signal.Reset undid the program's own
 			// Notify too, so the signal sent again killed a program in the

@@ -710,6 +710,42 @@ function untilDeadline(promise, deadline) {
 // down for it: the last to finish raises it again.
 const hooksShuttingDown = new Map();
 
+// What the process hooks run before they shut spanguard down: functions
+// that hand spanguard the spans something else still holds for it (the
+// OpenTelemetry SDK's BatchSpanProcessor queue in front of
+// SpanguardSpanExporter, which otel.js adds), each returning a Promise or
+// nothing. Shutting down first left those spans nowhere: the exporter's
+// tracer refuses what the SDK hands it after its shutdown.
+const beforeHookedShutdown = new Set();
+// The run of them under way: every hook of one signal (a tracer's each)
+// waits for the same one, so they run once, and a second tracer's hook
+// cannot shut everything down under the first one's flush.
+let feeding = null;
+
+/**
+ * Runs the functions of beforeHookedShutdown, for `timeoutMs` at most
+ * (one that never settles, an SDK waiting on another exporter that never
+ * answers, must not keep the process from its signal). Never rejects.
+ */
+function feedBeforeShutdown(timeoutMs) {
+  if (feeding) return feeding;
+  if (beforeHookedShutdown.size === 0) return Promise.resolve();
+  const runs = [...beforeHookedShutdown].map((fn) => {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  });
+  feeding = new Promise((resolve) => {
+    // Not unref'd: the SIGTERM hook's process must stay up to shut down
+    // and raise its signal, even when nothing else holds the event loop.
+    const timer = setTimeout(resolve, timeoutMs);
+    Promise.allSettled(runs).then(() => { clearTimeout(timer); resolve(); });
+  }).then(() => { feeding = null; });
+  return feeding;
+}
+
 /** A spanguard tracer. */
 class Tracer {
   /**
@@ -1036,6 +1072,10 @@ class Tracer {
   /**
    * Shuts down on SIGTERM/SIGINT (then re-raises with Node's default
    * handling, so the process ends as it would have) and on beforeExit.
+   * First, with a SpanguardSpanExporter in the process, the global
+   * OpenTelemetry provider is flushed (for up to `timeoutMs`), so the
+   * spans its BatchSpanProcessor queue holds reach spanguard before it
+   * shuts down (for up to `timeoutMs` more).
    * The signal is raised again only by the last of these hooks to finish
    * (each tracer's), and only when the program has no listener of its own
    * for it: a program that handles the signal ends itself, as it would
@@ -1051,8 +1091,10 @@ class Tracer {
         process.removeListener(sig, handler);
         hooksShuttingDown.set(sig, (hooksShuttingDown.get(sig) || 0) + 1);
         try {
-          // Every hooked tracer of the process, workers' too; this one's
+          // What the SDK still holds for spanguard first; then every
+          // hooked tracer of the process, workers' too; this one's
           // answer (delivered, spooled) is its own shutdown's.
+          await feedBeforeShutdown(timeoutMs);
           await native.shutdownHooked(timeoutMs);
           await this.shutdown(timeoutMs);
         } catch (_) {
@@ -1069,7 +1111,11 @@ class Tracer {
       };
       process.on(sig, handler);
     }
-    process.once('beforeExit', () => { this.shutdown(timeoutMs).catch(() => {}); });
+    // Out of work with the SDK's queue still full (its timer does not
+    // keep the process up): that queue too, then the tracer.
+    process.once('beforeExit', () => {
+      feedBeforeShutdown(timeoutMs).then(() => this.shutdown(timeoutMs)).catch(() => {});
+    });
     return this;
   }
 }
@@ -1080,3 +1126,5 @@ const currentSpan = () => storage.getStore();
 module.exports = {
   Tracer, Span, SpanguardError, KIND, STATUS, RESULT, currentSpan, load, isOk, version: () => load().version(),
 };
+// For otel.js, not part of the API (index.d.ts leaves it out).
+Object.defineProperty(module.exports, 'beforeHookedShutdown', { value: beforeHookedShutdown });

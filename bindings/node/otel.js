@@ -25,7 +25,7 @@
  * For what takes only an exporter, SpanguardSpanExporter (below) records
  * each span once it has ended, through the same code.
  */
-const { Tracer, SpanguardError, RESULT } = require('./index.js');
+const { Tracer, SpanguardError, RESULT, beforeHookedShutdown } = require('./index.js');
 
 const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 const NONE = Object.freeze([]);
@@ -576,6 +576,42 @@ const SAMPLED = 1;
  * are not spanguard's until then (lost on SIGKILL or a crash).
  * SpanguardSpanProcessor records a span from its start.
  */
+// The exporters not shut down (weakly: one let go of without its
+// shutdown must not be kept), for the process hooks' flush below.
+const liveExporters = new Set();
+
+/**
+ * What the tracers' process hooks (installProcessHooks) run before they
+ * shut spanguard down when an exporter is live: the global OpenTelemetry
+ * provider's forceFlush, which hands its BatchSpanProcessor's queue to
+ * the exporter's `export` (NodeSDK's, a provider's register(), set it).
+ * The SDK never tells an exporter which provider holds it, so the global
+ * one is all there is to flush; the hooks bound the wait. Nothing with
+ * no exporter live (the processor records spans as they end, and has no
+ * queue in front of it) or no @opentelemetry/api to find a provider
+ * with.
+ */
+function flushGlobalProvider() {
+  let live = false;
+  for (const ref of liveExporters) {
+    const exporter = ref.deref();
+    if (exporter === undefined || exporter.shutDown) liveExporters.delete(ref);
+    else live = true;
+  }
+  if (!live) return undefined;
+  let api;
+  try {
+    api = require('@opentelemetry/api');
+  } catch (_) {
+    return undefined;
+  }
+  // A ProxyTracerProvider in front of the one set (which has forceFlush).
+  const global = api.trace.getTracerProvider();
+  const provider = typeof global.getDelegate === 'function' ? global.getDelegate() : global;
+  return typeof provider.forceFlush === 'function' ? provider.forceFlush() : undefined;
+}
+beforeHookedShutdown.add(flushGlobalProvider);
+
 class SpanguardSpanExporter {
   /**
    * @param {Tracer | import('./index').TracerOptions} [tracer] a spanguard Tracer, or options to make one.
@@ -588,6 +624,7 @@ class SpanguardSpanExporter {
     // the setters and its finalizers are never used.
     this.bridge = new SpanguardSpanProcessor(tracer);
     this.shutDown = false;
+    liveExporters.add(new WeakRef(this));
   }
 
   /** The spanguard Tracer the spans go to. */

@@ -215,6 +215,45 @@ fn install_handlers() {
     }
 }
 
+/// What a binding runs when a termination signal arrives, before the
+/// watchdog flushes and freezes the tracers: handing spanguard the spans
+/// something in the host still holds for it. The Python binding's runs
+/// the OpenTelemetry SDK's `force_flush`, whose BatchSpanProcessor queue
+/// feeds spanguard's exporter: frozen first, the tracers refused those
+/// spans and they died with the process. Given the flush deadline.
+pub type BeforeSignalFlush = fn(Duration);
+
+static BEFORE_FLUSH: std::sync::Mutex<Option<BeforeSignalFlush>> = std::sync::Mutex::new(None);
+
+/// Sets the function the watchdog runs before its flush (see
+/// `BeforeSignalFlush`); `None` takes it away.
+pub fn set_before_signal_flush(hook: Option<BeforeSignalFlush>) {
+    *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+}
+
+/// Runs the binding's `BeforeSignalFlush`, if any, on a thread of its own,
+/// waiting for it `deadline` at most: it may wait for what never comes
+/// (the Python interpreter's lock, held by a thread stuck in native code;
+/// an SDK waiting on an exporter that never answers), and the signal must
+/// still be acted on. A hook still running past that is left to the
+/// process's end (or finishes, harmlessly, when the process lives on).
+fn run_before_signal_flush(deadline: Duration) {
+    let Some(hook) = *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) else {
+        return;
+    };
+    let (done, finished) = std::sync::mpsc::channel();
+    let spawned = spawn_shielded(
+        std::thread::Builder::new().name("spanguard-before-flush".to_string()),
+        move || {
+            let _ = std::panic::catch_unwind(|| hook(deadline));
+            let _ = done.send(());
+        },
+    );
+    if spawned.is_ok() {
+        let _ = finished.recv_timeout(deadline);
+    }
+}
+
 fn flush_deadline() -> Duration {
     let mut longest = Duration::ZERO;
     crate::registry::for_each(|p| longest = longest.max(p.config.signal_flush_timeout));
@@ -244,6 +283,7 @@ fn watch(read_end: OwnedFd) {
         // lives on (a host handler returned), the dump is taken back and
         // the tracers go on: nothing is sent twice.
         let deadline = flush_deadline();
+        run_before_signal_flush(deadline);
         let _ = std::panic::catch_unwind(|| {
             crate::registry::for_each(|p| {
                 super::crash::freeze_and_dump(p, signal as i32, deadline);

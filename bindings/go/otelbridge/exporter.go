@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -24,7 +26,9 @@ import (
 // processor: a span still open when the process is killed, one let go of
 // without its end, and ended spans waiting in a BatchSpanProcessor's queue
 // (up to its batch timeout, 5 s by default) are not spanguard's yet, and
-// are lost with the process. SpanProcessor (New) records each span from
+// are lost with the process (on a signal spanguard's FlushOnSignals
+// watches for, the global provider is flushed first: see NewExporter).
+// SpanProcessor (New) records each span from
 // its start: where a processor can be added, add it rather than the
 // exporter (and not both: each span would arrive twice).
 //
@@ -42,9 +46,36 @@ var _ sdktrace.SpanExporter = (*SpanExporter)(nil)
 // NewExporter returns an exporter recording into tracer. The tracer stays
 // its owner's: Shutdown flushes it but leaves it running (it may record
 // other spans); shut it down yourself (Tracer.Close, Shutdown,
-// FlushOnSignals).
+// FlushOnSignals). Until the exporter's Shutdown, a signal that a
+// tracer's FlushOnSignals takes first flushes the global OpenTelemetry
+// provider (otel.SetTracerProvider's), within that call's timeout, so
+// the spans its batcher holds reach the exporter before the tracer shuts
+// down; a provider that is not the global one is yours to shut down on
+// the signal.
 func NewExporter(tracer *spanguard.Tracer) *SpanExporter {
+	liveExporters.Add(1)
+	flushAtSignal.Do(func() { spanguard.BeforeSignalShutdown(flushGlobalProvider) })
 	return &SpanExporter{bridge: &SpanProcessor{tracer: tracer}}
+}
+
+var (
+	// Exporters made and not shut down: while there are any, a signal
+	// FlushOnSignals watches for flushes the global provider first.
+	liveExporters atomic.Int64
+	flushAtSignal sync.Once
+)
+
+// flushGlobalProvider hands the spans the global provider's batcher
+// holds to its exporter, when an exporter is live: the SDK never tells an
+// exporter which provider holds it, so the global one (otel.SetTracerProvider)
+// is the one there is to flush. FlushOnSignals bounds it by ctx.
+func flushGlobalProvider(ctx context.Context) {
+	if liveExporters.Load() <= 0 {
+		return
+	}
+	if p, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
+		_ = p.ForceFlush(ctx)
+	}
 }
 
 // Failures counts spans, or parts of spans, the exporter was given and
@@ -113,6 +144,7 @@ func (e *SpanExporter) Shutdown(ctx context.Context) error {
 	if !e.shutDown.CompareAndSwap(false, true) {
 		return nil
 	}
+	liveExporters.Add(-1)
 	err := within(ctx, e.bridge.tracer.Flush)
 	if errors.Is(err, spanguard.ErrShutDown) {
 		return nil // its owner shut it down: its stop exported every span

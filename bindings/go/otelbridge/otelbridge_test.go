@@ -754,6 +754,9 @@ func TestFlushAndShutdownReturnWhenTheirContextIsDone(t *testing.T) {
 // The child of TestAnOpenSpanArrivesWhenTheProcessIsStopped: a span open
 // when SIGTERM arrives.
 func TestMain(m *testing.M) {
+	if url := os.Getenv("SPANGUARD_EXPORTER_CHILD_ENDPOINT"); url != "" {
+		exporterChild(url) // signal_exporter_test.go
+	}
 	if url := os.Getenv("SPANGUARD_BRIDGE_CHILD_ENDPOINT"); url != "" {
 		tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: os.Getenv("SPANGUARD_BRIDGE_CHILD_SPOOL")})
 		if err != nil {

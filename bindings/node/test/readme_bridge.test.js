@@ -6,7 +6,7 @@
 // only when the example installs the tracer's process hooks: without them
 // a SIGTERM ended the process with nothing in the sink, not even the spans
 // that had ended. The exporter's: the spans the SDK still queues reach
-// spanguard, when the example shuts the SDK down at the signal.
+// spanguard, the example's process hooks flushing the SDK at the signal.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const { spawnSync } = require('child_process');
@@ -66,8 +66,8 @@ setInterval(() => {}, 1000);
 
 test('the README exporter example, stopped by SIGTERM, hands the SDK\'s queued spans to spanguard', () => {
   // The BatchSpanProcessor NodeSDK builds around the exporter holds ended
-  // spans for 5 s; a SIGTERM before then lost them unless its listener
-  // shuts the SDK down, as the example does.
+  // spans for 5 s; a SIGTERM before then lost them unless something
+  // flushes the SDK first, as the example's process hooks do.
   const example = readmeExample('exporter.cjs');
   const cut = example.indexOf('sdk.shutdown().then(');
   assert.ok(cut >= 0, 'the example shuts the SDK down at its end');

@@ -48,7 +48,49 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LIBRARY_VERSION", library_version())?;
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
+    m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
     Ok(())
+}
+
+/// The Python callable the signal watchdog runs before its flush (see
+/// `set_before_signal_flush`).
+static BEFORE_SIGNAL_FLUSH: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+
+/// Sets `hook`, a callable taking the flush deadline in seconds, for the
+/// library's signal watchdog to call when a termination signal arrives,
+/// before it flushes and freezes the tracers (None takes it away):
+/// `spanguard.otel` flushes the OpenTelemetry SDK there, so that the spans
+/// its BatchSpanProcessor holds for spanguard's exporter reach spanguard
+/// first. The watchdog waits for it up to the deadline (the interpreter's
+/// lock may not come: a thread stuck in native code holding it).
+#[pyfunction]
+#[pyo3(signature = (hook))]
+fn set_before_signal_flush(hook: Option<Py<PyAny>>) {
+    let set = hook.is_some();
+    *BEFORE_SIGNAL_FLUSH
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = hook;
+    spanguard::watchdog::signals::set_before_signal_flush(set.then_some(run_before_signal_flush));
+}
+
+/// The watchdog's side (on a thread of its own): the Python hook, under
+/// the interpreter's lock. Not at all once the interpreter is shutting
+/// down (it cannot be entered then; the SDK's own atexit shutdown ran).
+fn run_before_signal_flush(deadline: std::time::Duration) {
+    let _ = Python::try_attach(|py| {
+        let hook = BEFORE_SIGNAL_FLUSH
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|hook| hook.clone_ref(py));
+        if let Some(hook) = hook {
+            // The hook logs its own failures; one that raises anyway is
+            // said on stderr, as Python says an exception no caller gets.
+            if let Err(err) = hook.call1(py, (deadline.as_secs_f64(),)) {
+                err.write_unraisable(py, None);
+            }
+        }
+    });
 }
 
 /// The version of the spanguard library inside this module.

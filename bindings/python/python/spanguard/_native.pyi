@@ -3,7 +3,7 @@
 from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 KIND_UNSPECIFIED: int
 KIND_INTERNAL: int
@@ -29,6 +29,7 @@ Time = int | float | datetime
 
 def strerror(code: int) -> str: ...
 def run_command(args: list[bytes]) -> int: ...
+def set_before_signal_flush(hook: Callable[[float], object] | None) -> None: ...
 
 class SpanguardError(Exception):
     code: int

@@ -63,12 +63,13 @@ import threading
 import weakref
 from operator import is_
 
+from opentelemetry import trace as _otel_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from . import Span as _SpanguardSpan
-from . import SpanguardError, Tracer
+from . import SpanguardError, Tracer, _native
 
 __all__ = ["SpanguardSpanProcessor", "SpanguardSpanExporter"]
 
@@ -670,6 +671,32 @@ class SpanguardSpanProcessor(SpanProcessor):
                         exc_info=True)
 
 
+# The exporters not shut down, for the signal watchdog's flush below
+# (weakly: one let go of without its shutdown is not kept for it).
+_live_exporters: weakref.WeakSet = weakref.WeakSet()
+
+
+def _flush_provider_before_signal(timeout_s: float) -> None:
+    """What the library's signal watchdog runs at SIGTERM (SIGINT, SIGHUP,
+    SIGQUIT), on a thread of its own, before it flushes and freezes the
+    tracers, once an exporter was made: the global provider's
+    `force_flush`, which hands the spans its BatchSpanProcessor holds to
+    the exporter's `export`. Frozen first, the tracers refused them, and a
+    process the signal ends took them along. The SDK never tells an
+    exporter which provider holds it: the global one
+    (`trace.set_tracer_provider`, what `opentelemetry-instrument` and
+    Traceloop set) is the one there is to flush. The watchdog waits for it
+    `timeout_s` at most. Never raises."""
+    if not any(not e._shut_down for e in list(_live_exporters)):
+        return
+    try:
+        force_flush = getattr(_otel_trace.get_tracer_provider(), "force_flush", None)
+        if force_flush is not None:
+            force_flush(max(1, int(timeout_s * 1000)))
+    except Exception:  # noqa: BLE001 - a signal's flush goes on without the SDK's
+        _logger.warning("spanguard: flushing the OpenTelemetry provider at a signal failed", exc_info=True)
+
+
 class SpanguardSpanExporter(SpanExporter):
     """A SpanExporter that records each finished span in spanguard, whole,
     for what takes only an exporter: zero-code instrumentation
@@ -697,9 +724,11 @@ class SpanguardSpanExporter(SpanExporter):
 
     An exporter sees a span only once it has ended and left the SDK's
     span processor: open spans, and spans still in a BatchSpanProcessor's
-    queue, are not spanguard's until then (lost on SIGKILL, and on SIGTERM
-    unless the SDK flushes first). `SpanguardSpanProcessor` is what records
-    a span from its start, so that a killed process still delivers it."""
+    queue, are not spanguard's until then (lost on SIGKILL; at SIGTERM,
+    SIGINT, SIGHUP and SIGQUIT spanguard's signal watchdog first flushes
+    the global provider, whose queue then reaches the exporter, while an
+    exporter is live). `SpanguardSpanProcessor` is what records a span
+    from its start, so that a killed process still delivers it."""
 
     def __init__(self, tracer: Tracer | None = None):
         # A tracer of its own when none is given; its shutdown is ours.
@@ -710,6 +739,10 @@ class SpanguardSpanExporter(SpanExporter):
         # and the setters' following are never used (`on_start` is not).
         self._bridge = SpanguardSpanProcessor(self._tracer)
         self._shut_down = False
+        _live_exporters.add(self)
+        # Again each time: a process that forked keeps it, and setting it
+        # twice sets the same function.
+        _native.set_before_signal_flush(_flush_provider_before_signal)
 
     def export(self, spans) -> SpanExportResult:
         if self._shut_down:

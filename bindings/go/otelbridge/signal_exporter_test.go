@@ -1,0 +1,137 @@
+package otelbridge_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
+	"github.com/spanguard/spanguard/bindings/go/otelbridge"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// How many spans the exporter child ends before it says it is ready.
+const queuedSpans = 20
+
+// The child of the FlushOnSignals exporter tests: NewExporter under the
+// SDK's batcher, which holds the spans for 30 s, the global provider, the
+// tracer's FlushOnSignals; it ends queuedSpans spans, says "ready" and
+// waits for its SIGTERM. SPANGUARD_EXPORTER_CHILD_STUCK: the provider has
+// a second processor whose ForceFlush never returns.
+func exporterChild(url string) {
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: os.Getenv("SPANGUARD_EXPORTER_CHILD_SPOOL")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	tr.FlushOnSignals(context.Background(), 2*time.Second)
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithBatcher(otelbridge.NewExporter(tr), sdktrace.WithBatchTimeout(30*time.Second)),
+	}
+	if os.Getenv("SPANGUARD_EXPORTER_CHILD_STUCK") != "" {
+		opts = append(opts, sdktrace.WithSpanProcessor(stuckProcessor{}))
+		// This one's own spans were exported before the signal.
+		if _, span, err := tr.Start(context.Background(), "own"); err == nil {
+			span.End()
+		}
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
+	otel.SetTracerProvider(tp)
+	for i := range queuedSpans {
+		_, span := otel.Tracer("agent").Start(context.Background(), "queued."+strconv.Itoa(i))
+		span.End()
+	}
+	fmt.Println("ready")
+	time.Sleep(60 * time.Second)
+	os.Exit(3)
+}
+
+// A span processor whose ForceFlush never returns: another exporter of
+// the provider's that waits on a backend that never answers, say.
+type stuckProcessor struct{}
+
+func (stuckProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (stuckProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (stuckProcessor) Shutdown(context.Context) error                  { return nil }
+func (stuckProcessor) ForceFlush(context.Context) error                { select {} }
+
+// runExporterChild starts the child with extra environment, sends it
+// SIGTERM once it is ready, and returns the names of the spans that
+// arrived (sorted) and how long the child took from the signal.
+func runExporterChild(t *testing.T, extra ...string) ([]string, time.Duration) {
+	t.Helper()
+	rx := otlpreceiver.Start(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SPANGUARD_EXPORTER_CHILD_ENDPOINT="+rx.URL,
+		"SPANGUARD_EXPORTER_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
+	cmd.Env = append(cmd.Env, extra...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		cmd.Process.Kill()
+		t.Fatalf("the child did not say ready: %q", lines.Text())
+	}
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	took := time.Since(signalled)
+	status, _ := err.(*exec.ExitError)
+	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("the child should end by its SIGTERM: %v", err)
+	}
+	var names []string
+	for _, s := range rx.Spans(t) {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names, took
+}
+
+// SIGTERM with the exporter under the SDK's batcher: the spans its queue
+// holds reach spanguard before FlushOnSignals shuts the tracer down (it
+// shut down at once, and they were lost with the process), and the
+// signal still ends the process.
+func TestFlushOnSignalsHandsTheBatchersQueueToTheExporter(t *testing.T) {
+	names, _ := runExporterChild(t)
+	var want []string
+	for i := range queuedSpans {
+		want = append(want, "queued."+strconv.Itoa(i))
+	}
+	sort.Strings(want)
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("arrived %v, want %v", names, want)
+	}
+}
+
+// A provider whose ForceFlush never returns holds the signal up for the
+// FlushOnSignals timeout only: then the tracer shuts down (its own span
+// arrives) and the signal ends the process.
+func TestFlushOnSignalsBoundsAProviderFlushThatNeverReturns(t *testing.T) {
+	names, took := runExporterChild(t, "SPANGUARD_EXPORTER_CHILD_STUCK=1")
+	if len(names) == 0 || names[0] != "own" {
+		t.Fatalf("arrived %v, want own first", names)
+	}
+	// A bound far from any timing (the child's timeout is 2 s): not a speed check.
+	if took > 20*time.Second {
+		t.Fatalf("took %v", took)
+	}
+}

@@ -1,0 +1,129 @@
+'use strict';
+// installProcessHooks with SpanguardSpanExporter under the SDK's
+// BatchSpanProcessor: the spans the SDK's queue holds when SIGTERM comes
+// (or when the process runs out of work) reach spanguard before it shuts
+// down. The hooks shut spanguard down at once, and the queue (here held
+// for 30 s) was lost with the process.
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { readSpans } = require('./sink');
+
+const PACKAGE = path.resolve(__dirname, '..');
+const SPANS = 20;
+
+/**
+ * Runs `body` in a child node with `dir` (a fresh directory), `provider`
+ * (a registered BasicTracerProvider, its BatchSpanProcessor over
+ * `exporter`, set up by `setup`, holding spans for 30 s) and `record()`
+ * (ends SPANS spans, then prints 'ready'); sends it SIGTERM once it says
+ * 'ready' when `signal`. Resolves with its exit status, signal, stdout,
+ * stderr and the spans in its sink.
+ */
+function runChild({ setup, body = 'record();', signal = true }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-'));
+  const program = `
+    const spanguard = require(${JSON.stringify(PACKAGE)});
+    const { SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+    const { trace } = require('@opentelemetry/api');
+    const dir = ${JSON.stringify(dir)};
+    const options = { fromEnv: false, serviceName: 'hooks-exporter', sinkDir: dir + '/sink', spoolDir: dir + '/spool' };
+    ${setup}
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 30000, maxExportBatchSize: 512 })],
+    });
+    trace.setGlobalTracerProvider(provider);
+    function record() {
+      const otel = trace.getTracer('agent');
+      for (let i = 0; i < ${SPANS}; i++) otel.startSpan('queued.' + i).end();
+      console.log('ready');
+    }
+    ${body}
+  `;
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
+    let stdout = '';
+    let stderr = '';
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (signal && stdout.includes('ready\n')) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (status, sig) => {
+      clearTimeout(killer);
+      resolve({ status, signal: sig, stdout, stderr, spans: readSpans(path.join(dir, 'sink')) });
+    });
+  });
+}
+
+const names = (spans) => spans.map((s) => s.name).sort();
+const expected = Array.from({ length: SPANS }, (_, i) => `queued.${i}`).sort();
+
+test("SIGTERM with the exporter's own tracer hooked: the SDK's queued spans arrive, and the signal ends the process", async () => {
+  const run = await runChild({
+    setup: `const exporter = new SpanguardSpanExporter(options);
+      exporter.tracer.installProcessHooks();
+      setInterval(() => {}, 1000);`,
+  });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+});
+
+test('SIGTERM with a tracer of the program hooked and passed to the exporter: the queued spans arrive', async () => {
+  const run = await runChild({
+    setup: `const tracer = new spanguard.Tracer(options).installProcessHooks();
+      const exporter = new SpanguardSpanExporter(tracer);
+      setInterval(() => {}, 1000);`,
+  });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+});
+
+test('SIGTERM with two tracers hooked: the SDK is flushed before either shuts down, and once', async () => {
+  // Each tracer's hook runs; the second one's shutdown of every hooked
+  // tracer must not overtake the first one's flush of the SDK.
+  const run = await runChild({
+    setup: `const other = new spanguard.Tracer({ ...options, serviceName: 'other' }).installProcessHooks();
+      const exporter = new SpanguardSpanExporter(options);
+      exporter.tracer.installProcessHooks();
+      setInterval(() => {}, 1000);`,
+    body: `const flush = provider.forceFlush.bind(provider);
+      provider.forceFlush = () => { console.log('flush'); return flush(); };
+      record();`,
+  });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+  assert.deepStrictEqual(run.stdout.split('\n').filter((l) => l === 'flush'), ['flush']);
+});
+
+test('a process that runs out of work with spans in the SDK\'s queue: beforeExit hands them to spanguard', async () => {
+  const run = await runChild({
+    setup: `const exporter = new SpanguardSpanExporter(options);
+      exporter.tracer.installProcessHooks();`,
+    signal: false,
+  });
+  assert.strictEqual(run.status, 0, run.stderr);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+});
+
+test('a provider whose forceFlush never settles holds the SIGTERM hook up for timeoutMs only', async () => {
+  // Another exporter of the provider's that never answers, say: the
+  // spans already in spanguard are still delivered, and the signal still
+  // ends the process.
+  const started = Date.now();
+  const run = await runChild({
+    setup: `const exporter = new SpanguardSpanExporter(options);
+      exporter.tracer.installProcessHooks({ timeoutMs: 500 });
+      exporter.tracer.startSpan('own').end();
+      setInterval(() => {}, 1000);`,
+    body: 'provider.forceFlush = () => new Promise(() => {}); record();',
+  });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(names(run.spans), ['own']);
+  assert.ok(Date.now() - started < 10000, `it took ${Date.now() - started} ms`);
+});
