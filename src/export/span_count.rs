@@ -135,7 +135,8 @@ fn count_proto<R: BufRead>(stream: &mut Stream<R>) -> Result<u64, String> {
 /// Walks the fields of one message up to `end` (the stream's end at the
 /// top), counting the spans: ExportTraceServiceRequest { resource_spans = 1
 /// } (depth 0), ResourceSpans { scope_spans = 2 } (1), ScopeSpans { spans =
-/// 2 } (2). Every other field is skipped unread.
+/// 2 } (2). Every other field is skipped unread, as a protobuf parser
+/// skips a field it does not know: a group too (`skip_group`).
 fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut u64) -> Option<()> {
     loop {
         match end {
@@ -164,12 +165,48 @@ fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut 
                     _ => s.skip(len)?,
                 }
             }
+            3 => skip_group(s, number)?,
             _ => return None,
         }
         if end.is_some_and(|end| s.pos > end) {
             return None;
         }
     }
+}
+
+/// How deep groups may nest: as deep as prost's and protobuf-java's
+/// recursion limit (a hostile body nests them without end).
+const MAX_GROUP_DEPTH: usize = 100;
+
+/// Skips the rest of a group (wire type 3, proto2's) whose start, field
+/// `number`, was just read: up to its end (wire type 4, the same number),
+/// over the fields and groups within. OTLP has none, but a parser skips an
+/// unknown one like any unknown field, and a server takes the request.
+fn skip_group<R: BufRead>(s: &mut Stream<R>, number: u64) -> Option<()> {
+    // The numbers of the groups open, innermost last: a loop, not
+    // recursion, and bounded.
+    let mut open = vec![number];
+    while let Some(&innermost) = open.last() {
+        let key = s.varint()?;
+        let (number, wire_type) = (key >> 3, key & 7);
+        match wire_type {
+            0 => {
+                s.varint()?;
+            }
+            1 => s.skip(8)?,
+            2 => {
+                let len = s.varint()?;
+                s.skip(len)?
+            }
+            3 if open.len() < MAX_GROUP_DEPTH => open.push(number),
+            4 if number == innermost => {
+                open.pop();
+            }
+            5 => s.skip(4)?,
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -239,6 +276,55 @@ mod tests {
         ] {
             let counted = count_body_spans(&body, format, gzipped);
             assert!(counted.is_err(), "{format:?} {gzipped}: {counted:?}");
+        }
+    }
+
+    /// Fields of wire types 3 and 4 (a group, from proto2) where OTLP has
+    /// none: unknown fields, which a protobuf parser skips (a Collector
+    /// takes the request). The body was set aside as "not an OTLP
+    /// request", never sent. A group that does not end, or ends with
+    /// another number, is no protobuf.
+    #[test]
+    fn unknown_groups_are_skipped_as_protobuf_skips_them() {
+        use crate::export::proto_reader::write_varint;
+        // Field `n` as a group holding a varint, a fixed64, a bytes field
+        // and a group nested in it.
+        let group = |n: u64| {
+            let mut g = Vec::new();
+            write_varint(&mut g, (n << 3) | 3);
+            g.extend_from_slice(&[0x08, 0x96, 0x01]);
+            g.extend_from_slice(&[0x11, 1, 2, 3, 4, 5, 6, 7, 8]);
+            write_len_field(&mut g, 3, b"abc");
+            g.extend_from_slice(&[0x23, 0x28, 0x01, 0x24]); // group 4 { 5: 1 }
+            write_varint(&mut g, (n << 3) | 4);
+            g
+        };
+        let mut scope = group(7);
+        write_len_field(&mut scope, 2, b"");
+        scope.extend(group(8));
+        write_len_field(&mut scope, 2, b"");
+        let mut resource = group(9);
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = group(10);
+        write_len_field(&mut body, 1, &resource);
+        body.extend(group(11));
+        assert_eq!(count_body_spans(&body, BodyFormat::Protobuf, false), Ok(2));
+        assert_eq!(
+            count_body_spans(&gzip(&body), BodyFormat::Protobuf, true),
+            Ok(2)
+        );
+        let mut unended = proto(&[1]);
+        unended.extend(&group(10)[..6]);
+        let mut mismatched = proto(&[1]);
+        mismatched.extend_from_slice(&[0x53, 0x08, 0x01, 0x5c]); // 10 ... 11
+        let mut stray_end = proto(&[1]);
+        stray_end.push(0x54);
+        let mut deep = proto(&[1]);
+        deep.extend(std::iter::repeat_n(0x53, 100_000));
+        deep.extend(std::iter::repeat_n(0x54, 100_000));
+        for bad in [unended, mismatched, stray_end, deep] {
+            let counted = count_body_spans(&bad, BodyFormat::Protobuf, false);
+            assert!(counted.is_err(), "{bad:x?}: {counted:?}");
         }
     }
 
