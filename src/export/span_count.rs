@@ -5,34 +5,59 @@
 //! and the command line must give the spans that were really there.
 //!
 //! Protobuf is walked as a stream (ResourceSpans / ScopeSpans / Span, as
-//! `split::count_spans` walks it), so a gzipped body is inflated through a
-//! small buffer and never held whole: a gzip bomb in the spool directory
-//! costs time up to `split::MAX_DECODED_BYTES` inflated, not memory. JSON
-//! needs its text, inflated under the same bound (`split::plain_body`).
+//! `split::count_spans` walks it), and JSON read as one (`json`), so a
+//! gzipped body is inflated through a small buffer and never held whole:
+//! a gzip bomb in the spool directory costs time up to
+//! `split::MAX_DECODED_BYTES` inflated, not memory.
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::split::{MAX_DECODED_BYTES, count_spans, plain_body};
+use super::split::MAX_DECODED_BYTES;
 use super::transport::BodyFormat;
+
+mod json;
 
 /// The spans of a request body as sent or spooled; Err says why it is no
 /// OTLP request (then no server would take it either).
 pub fn count_body_spans(body: &[u8], format: BodyFormat, gzipped: bool) -> Result<u64, String> {
+    count_stream_spans(body, format, gzipped)
+}
+
+/// `count_body_spans` of a body read from `body` (a spool file's, say,
+/// never read whole into memory).
+pub fn count_stream_spans(
+    body: impl BufRead,
+    format: BodyFormat,
+    gzipped: bool,
+) -> Result<u64, String> {
     match format {
         BodyFormat::Protobuf => count_proto_spans(body, gzipped),
-        BodyFormat::Json => {
-            let plain = if gzipped {
-                plain_body(body, true).ok_or_else(|| {
-                    format!("not gzip, or {}", too_large().trim_start_matches("it "))
-                })?
-            } else {
-                Vec::new()
-            };
-            let text = if gzipped { &plain[..] } else { body };
-            count_spans(text, BodyFormat::Json)
-                .ok_or_else(|| "not an OTLP/JSON ExportTraceServiceRequest".to_string())
-        }
+        BodyFormat::Json => count_json_spans(body, gzipped),
     }
+}
+
+/// The spans of an OTLP/JSON request body read from `body`.
+fn count_json_spans(body: impl BufRead, gzipped: bool) -> Result<u64, String> {
+    let not_json = || "not an OTLP/JSON ExportTraceServiceRequest".to_string();
+    if !gzipped {
+        let mut text = json::Text::new(body);
+        let counted = json::count(&mut text);
+        return counted.ok_or_else(|| match text.failure.take() {
+            Some(why) => format!("{}: {why}", not_json()),
+            None => not_json(),
+        });
+    }
+    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let mut text = json::Text::new(inflated);
+    let counted = json::count(&mut text);
+    if text.read > MAX_DECODED_BYTES {
+        return Err(too_large());
+    }
+    counted.ok_or_else(|| match text.failure.take() {
+        Some(e) if e == "not UTF-8" => format!("{}: {e}", not_json()),
+        Some(e) => format!("gzip: {e}"),
+        None => not_json(),
+    })
 }
 
 /// The spans of a protobuf request body read from `body` (a spool file's,
@@ -214,6 +239,7 @@ mod tests {
     use super::*;
     use crate::export::gzip::GzipWriter;
     use crate::export::proto_reader::write_len_field;
+    use crate::export::split::count_spans;
 
     /// A protobuf request of `per_scope` spans in each of its scopes.
     fn proto(per_scope: &[usize]) -> Vec<u8> {
@@ -325,6 +351,60 @@ mod tests {
         for bad in [unended, mismatched, stray_end, deep] {
             let counted = count_body_spans(&bad, BodyFormat::Protobuf, false);
             assert!(counted.is_err(), "{bad:x?}: {counted:?}");
+        }
+    }
+
+    /// OTLP/JSON read as a stream counts as the splitter counts the whole
+    /// text, and refuses what it refuses, read in one piece or a byte at a
+    /// time (a character cut between two reads).
+    #[test]
+    fn json_read_as_a_stream_counts_as_the_splitter_counts_it() {
+        /// Gives one byte per read.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let texts: &[&[u8]] = &[
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{}]},{"spans":[{}]}]}]}"#,
+            b" \n{ \"resource_spans\" : [ { \"scope_spans\" : [ { \"spans\" : [ { \"name\" : \"\xc3\xa9]}\\\"[\" } , 1 , null ] } ] } ] } ",
+            br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"kvlistValue":{"values":[]}}}]},"scopeSpans":[{"scope":{},"spans":[{"events":[[[]]]}]}],"schemaUrl":"x"}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}],"resourceSpans":[{"scopeSpans":[{"spans":[{},{}]}]}]}"#,
+            br#"{"resourceSp\u0061ns":[{"scopeSpans":[{"spans":[{}]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"n":"\u00e9"}]}]}],"x":{"spans":[{}]}}"#,
+            br#"{"resourceSpans":[]}"#,
+            b"{}",
+            br#"{"unknown":[1,2,{"a":"b"}],"resourceSpans":[{"scopeSpans":[]}]}"#,
+            // Refused by both.
+            b"",
+            b"[]",
+            br#"{"resourceSpans":null}"#,
+            br#"{"resourceSpans":[null]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}],}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}"#,
+            br#"{"resourceSpans" [] }"#,
+            br#"{"a":@}"#,
+            b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"n\":\"\xff\"}]}]}]}",
+            b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"n\":\"\xc3\"}]}]}]}",
+        ];
+        for text in texts {
+            let want = count_spans(text, BodyFormat::Json);
+            let whole = count_body_spans(text, BodyFormat::Json, false);
+            let trickled = count_stream_spans(
+                BufReader::with_capacity(1, Trickle(text)),
+                BodyFormat::Json,
+                false,
+            );
+            let zipped = count_body_spans(&gzip(text), BodyFormat::Json, true);
+            let shown = String::from_utf8_lossy(text);
+            for got in [whole, trickled, zipped] {
+                assert_eq!(got.clone().ok(), want, "{shown}: {got:?}");
+            }
         }
     }
 
