@@ -140,6 +140,18 @@ impl CallbackSlot {
         drop(old);
     }
 
+    /// Removes the callback without waiting for a call in progress (which
+    /// keeps its own copy): for a shutdown that leaves the exporter stuck
+    /// in that very call. Nothing calls it from then on.
+    pub fn detach(&self) {
+        let old = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(old);
+    }
+
     /// Calls the callback, if any, on this thread.
     pub fn call(&self, event: ExportEvent, message: &str) {
         let _calling = self.calling.lock().unwrap_or_else(|p| p.into_inner());
@@ -429,13 +441,24 @@ impl Pipeline {
     }
 
     /// For a shutdown whose exporter did not stop in time (see `shutdown`):
-    /// stops it from taking more spans, then hands the pipeline to
+    /// takes the application's callback from it, stops it from taking more
+    /// spans when they go to the crash dump, then hands the pipeline to
     /// `stuck` (`LeftStuck`) with whether some span was not dealt with,
     /// which it also returns.
     fn leave_stuck_exporter(&self, stuck: LeftStuck) -> bool {
-        // SeqCst pairs with the exporter's busy/frozen handshake: it takes
-        // no span from now on, so none is both dumped and sent.
-        self.signal.frozen.store(true, Ordering::SeqCst);
+        // The shutdown returns and the application may free what its
+        // callback uses (its user_data, with `spanguard_tracer_free`): the
+        // exporter, once let go, must not call it again.
+        self.callback.detach();
+        // With a crash dump, what is left is written there: SeqCst pairs
+        // with the exporter's busy/frozen handshake, so it takes no span
+        // from now on and none is both dumped and sent. Without one (signal
+        // handlers off) nothing else holds them: frozen, an exporter let go
+        // took none of them, and they were neither sent, spooled nor
+        // counted. It deals with them then, as a stopping exporter does.
+        if self.crash_file.is_some() {
+            self.signal.frozen.store(true, Ordering::SeqCst);
+        }
         let left = self.nothing_to_flush().is_none();
         stuck(self, left);
         left

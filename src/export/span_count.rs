@@ -5,34 +5,59 @@
 //! and the command line must give the spans that were really there.
 //!
 //! Protobuf is walked as a stream (ResourceSpans / ScopeSpans / Span, as
-//! `split::count_spans` walks it), so a gzipped body is inflated through a
-//! small buffer and never held whole: a gzip bomb in the spool directory
-//! costs time up to `split::MAX_DECODED_BYTES` inflated, not memory. JSON
-//! needs its text, inflated under the same bound (`split::plain_body`).
+//! `split::count_spans` walks it), and JSON read as one (`json`), so a
+//! gzipped body is inflated through a small buffer and never held whole:
+//! a gzip bomb in the spool directory costs time up to
+//! `split::MAX_DECODED_BYTES` inflated, not memory.
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::split::{MAX_DECODED_BYTES, count_spans, plain_body};
+use super::split::MAX_DECODED_BYTES;
 use super::transport::BodyFormat;
+
+mod json;
 
 /// The spans of a request body as sent or spooled; Err says why it is no
 /// OTLP request (then no server would take it either).
 pub fn count_body_spans(body: &[u8], format: BodyFormat, gzipped: bool) -> Result<u64, String> {
+    count_stream_spans(body, format, gzipped)
+}
+
+/// `count_body_spans` of a body read from `body` (a spool file's, say,
+/// never read whole into memory).
+pub fn count_stream_spans(
+    body: impl BufRead,
+    format: BodyFormat,
+    gzipped: bool,
+) -> Result<u64, String> {
     match format {
         BodyFormat::Protobuf => count_proto_spans(body, gzipped),
-        BodyFormat::Json => {
-            let plain = if gzipped {
-                plain_body(body, true).ok_or_else(|| {
-                    format!("not gzip, or {}", too_large().trim_start_matches("it "))
-                })?
-            } else {
-                Vec::new()
-            };
-            let text = if gzipped { &plain[..] } else { body };
-            count_spans(text, BodyFormat::Json)
-                .ok_or_else(|| "not an OTLP/JSON ExportTraceServiceRequest".to_string())
-        }
+        BodyFormat::Json => count_json_spans(body, gzipped),
     }
+}
+
+/// The spans of an OTLP/JSON request body read from `body`.
+fn count_json_spans(body: impl BufRead, gzipped: bool) -> Result<u64, String> {
+    let not_json = || "not an OTLP/JSON ExportTraceServiceRequest".to_string();
+    if !gzipped {
+        let mut text = json::Text::new(body);
+        let counted = json::count(&mut text);
+        return counted.ok_or_else(|| match text.failure.take() {
+            Some(why) => format!("{}: {why}", not_json()),
+            None => not_json(),
+        });
+    }
+    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let mut text = json::Text::new(inflated);
+    let counted = json::count(&mut text);
+    if text.read > MAX_DECODED_BYTES {
+        return Err(too_large());
+    }
+    counted.ok_or_else(|| match text.failure.take() {
+        Some(e) if e == "not UTF-8" => format!("{}: {e}", not_json()),
+        Some(e) => format!("gzip: {e}"),
+        None => not_json(),
+    })
 }
 
 /// The spans of a protobuf request body read from `body` (a spool file's,
@@ -135,7 +160,8 @@ fn count_proto<R: BufRead>(stream: &mut Stream<R>) -> Result<u64, String> {
 /// Walks the fields of one message up to `end` (the stream's end at the
 /// top), counting the spans: ExportTraceServiceRequest { resource_spans = 1
 /// } (depth 0), ResourceSpans { scope_spans = 2 } (1), ScopeSpans { spans =
-/// 2 } (2). Every other field is skipped unread.
+/// 2 } (2). Every other field is skipped unread, as a protobuf parser
+/// skips a field it does not know: a group too (`skip_group`).
 fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut u64) -> Option<()> {
     loop {
         match end {
@@ -164,6 +190,7 @@ fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut 
                     _ => s.skip(len)?,
                 }
             }
+            3 => skip_group(s, number)?,
             _ => return None,
         }
         if end.is_some_and(|end| s.pos > end) {
@@ -172,11 +199,47 @@ fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut 
     }
 }
 
+/// How deep groups may nest: as deep as prost's and protobuf-java's
+/// recursion limit (a hostile body nests them without end).
+const MAX_GROUP_DEPTH: usize = 100;
+
+/// Skips the rest of a group (wire type 3, proto2's) whose start, field
+/// `number`, was just read: up to its end (wire type 4, the same number),
+/// over the fields and groups within. OTLP has none, but a parser skips an
+/// unknown one like any unknown field, and a server takes the request.
+fn skip_group<R: BufRead>(s: &mut Stream<R>, number: u64) -> Option<()> {
+    // The numbers of the groups open, innermost last: a loop, not
+    // recursion, and bounded.
+    let mut open = vec![number];
+    while let Some(&innermost) = open.last() {
+        let key = s.varint()?;
+        let (number, wire_type) = (key >> 3, key & 7);
+        match wire_type {
+            0 => {
+                s.varint()?;
+            }
+            1 => s.skip(8)?,
+            2 => {
+                let len = s.varint()?;
+                s.skip(len)?
+            }
+            3 if open.len() < MAX_GROUP_DEPTH => open.push(number),
+            4 if number == innermost => {
+                open.pop();
+            }
+            5 => s.skip(4)?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::export::gzip::GzipWriter;
     use crate::export::proto_reader::write_len_field;
+    use crate::export::split::count_spans;
 
     /// A protobuf request of `per_scope` spans in each of its scopes.
     fn proto(per_scope: &[usize]) -> Vec<u8> {
@@ -239,6 +302,109 @@ mod tests {
         ] {
             let counted = count_body_spans(&body, format, gzipped);
             assert!(counted.is_err(), "{format:?} {gzipped}: {counted:?}");
+        }
+    }
+
+    /// Fields of wire types 3 and 4 (a group, from proto2) where OTLP has
+    /// none: unknown fields, which a protobuf parser skips (a Collector
+    /// takes the request). The body was set aside as "not an OTLP
+    /// request", never sent. A group that does not end, or ends with
+    /// another number, is no protobuf.
+    #[test]
+    fn unknown_groups_are_skipped_as_protobuf_skips_them() {
+        use crate::export::proto_reader::write_varint;
+        // Field `n` as a group holding a varint, a fixed64, a bytes field
+        // and a group nested in it.
+        let group = |n: u64| {
+            let mut g = Vec::new();
+            write_varint(&mut g, (n << 3) | 3);
+            g.extend_from_slice(&[0x08, 0x96, 0x01]);
+            g.extend_from_slice(&[0x11, 1, 2, 3, 4, 5, 6, 7, 8]);
+            write_len_field(&mut g, 3, b"abc");
+            g.extend_from_slice(&[0x23, 0x28, 0x01, 0x24]); // group 4 { 5: 1 }
+            write_varint(&mut g, (n << 3) | 4);
+            g
+        };
+        let mut scope = group(7);
+        write_len_field(&mut scope, 2, b"");
+        scope.extend(group(8));
+        write_len_field(&mut scope, 2, b"");
+        let mut resource = group(9);
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = group(10);
+        write_len_field(&mut body, 1, &resource);
+        body.extend(group(11));
+        assert_eq!(count_body_spans(&body, BodyFormat::Protobuf, false), Ok(2));
+        assert_eq!(
+            count_body_spans(&gzip(&body), BodyFormat::Protobuf, true),
+            Ok(2)
+        );
+        let mut unended = proto(&[1]);
+        unended.extend(&group(10)[..6]);
+        let mut mismatched = proto(&[1]);
+        mismatched.extend_from_slice(&[0x53, 0x08, 0x01, 0x5c]); // 10 ... 11
+        let mut stray_end = proto(&[1]);
+        stray_end.push(0x54);
+        let mut deep = proto(&[1]);
+        deep.extend(std::iter::repeat_n(0x53, 100_000));
+        deep.extend(std::iter::repeat_n(0x54, 100_000));
+        for bad in [unended, mismatched, stray_end, deep] {
+            let counted = count_body_spans(&bad, BodyFormat::Protobuf, false);
+            assert!(counted.is_err(), "{bad:x?}: {counted:?}");
+        }
+    }
+
+    /// OTLP/JSON read as a stream counts as the splitter counts the whole
+    /// text, and refuses what it refuses, read in one piece or a byte at a
+    /// time (a character cut between two reads).
+    #[test]
+    fn json_read_as_a_stream_counts_as_the_splitter_counts_it() {
+        /// Gives one byte per read.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let texts: &[&[u8]] = &[
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},{}]},{"spans":[{}]}]}]}"#,
+            b" \n{ \"resource_spans\" : [ { \"scope_spans\" : [ { \"spans\" : [ { \"name\" : \"\xc3\xa9]}\\\"[\" } , 1 , null ] } ] } ] } ",
+            br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"kvlistValue":{"values":[]}}}]},"scopeSpans":[{"scope":{},"spans":[{"events":[[[]]]}]}],"schemaUrl":"x"}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}],"resourceSpans":[{"scopeSpans":[{"spans":[{},{}]}]}]}"#,
+            br#"{"resourceSp\u0061ns":[{"scopeSpans":[{"spans":[{}]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"n":"\u00e9"}]}]}],"x":{"spans":[{}]}}"#,
+            br#"{"resourceSpans":[]}"#,
+            b"{}",
+            br#"{"unknown":[1,2,{"a":"b"}],"resourceSpans":[{"scopeSpans":[]}]}"#,
+            // Refused by both.
+            b"",
+            b"[]",
+            br#"{"resourceSpans":null}"#,
+            br#"{"resourceSpans":[null]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{},]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}]}]}],}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{}"#,
+            br#"{"resourceSpans" [] }"#,
+            br#"{"a":@}"#,
+            b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"n\":\"\xff\"}]}]}]}",
+            b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"n\":\"\xc3\"}]}]}]}",
+        ];
+        for text in texts {
+            let want = count_spans(text, BodyFormat::Json);
+            let whole = count_body_spans(text, BodyFormat::Json, false);
+            let trickled = count_stream_spans(
+                BufReader::with_capacity(1, Trickle(text)),
+                BodyFormat::Json,
+                false,
+            );
+            let zipped = count_body_spans(&gzip(text), BodyFormat::Json, true);
+            let shown = String::from_utf8_lossy(text);
+            for got in [whole, trickled, zipped] {
+                assert_eq!(got.clone().ok(), want, "{shown}: {got:?}");
+            }
         }
     }
 

@@ -156,9 +156,9 @@ fn select_proto(plain: &[u8], keep: &Range<u64>, index: &mut u64) -> Option<Vec<
     Some(out)
 }
 
-const RESOURCE_SPANS: [&str; 2] = ["resourceSpans", "resource_spans"];
-const SCOPE_SPANS: [&str; 2] = ["scopeSpans", "scope_spans"];
-const SPANS: [&str; 2] = ["spans", "spans"];
+pub(super) const RESOURCE_SPANS: [&str; 2] = ["resourceSpans", "resource_spans"];
+pub(super) const SCOPE_SPANS: [&str; 2] = ["scopeSpans", "scope_spans"];
+pub(super) const SPANS: [&str; 2] = ["spans", "spans"];
 
 fn select_json(text: &str, keep: &Range<u64>, index: &mut u64) -> Option<String> {
     // Each level: its other members as they are, then the filtered array.

@@ -25,7 +25,7 @@
 //! is deleted.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -713,25 +713,15 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
 }
 
 /// The spans a spool file holds, counted in its body as `count_in_body`
-/// counts them, and its header's count: a protobuf body (the usual one)
-/// is counted as it is read, never held whole, so that the spool's cap
-/// deleting a 64 MiB file costs no 64 MiB of memory; JSON is read whole.
-fn count_file(mut file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
+/// counts them, and its header's count: the body is counted as it is
+/// read, never held whole, so that the spool's cap deleting a 64 MiB file
+/// costs no 64 MiB of memory.
+fn count_file(file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
     let header = checked_header(file, max_bytes)?;
-    let counted = match header.format {
-        BodyFormat::Protobuf => {
-            let body = io::BufReader::with_capacity(64 << 10, file.take(header.body_len));
-            super::span_count::count_proto_spans(body, header.gzipped).map(|n| {
-                // As `count_in_body` bounds it.
-                n.min(u32::MAX as u64) as u32
-            })
-        }
-        BodyFormat::Json => {
-            file.seek(io::SeekFrom::Start(0)).map_err(BatchError::Io)?;
-            let mut batch = read_batch(file, max_bytes)?;
-            count_in_body(&mut batch).map(|_| batch.spans)
-        }
-    };
+    let body = io::BufReader::with_capacity(64 << 10, file.take(header.body_len));
+    let counted = super::span_count::count_stream_spans(body, header.format, header.gzipped)
+        // As `count_in_body` bounds it.
+        .map(|n| n.min(u32::MAX as u64) as u32);
     counted
         .map(|n| (header.spans, n))
         .map_err(|why| BatchError::Unreadable(not_a_request(&why, header.spans)))

@@ -848,8 +848,10 @@ pub extern "C" fn spanguard_flush(
 /// is left running, the shutdown returns `SPANGUARD_RESULT_TIMEOUT`
 /// (unless every span was dealt with) and says so on stderr, and the spans
 /// it had not dealt with are written to the crash dump (signal handlers
-/// on) or stay in the flight recorder's file, for the next start to send;
-/// the batch it was sending may arrive twice. `spanguard_tracer_free`
+/// on) or stay in the flight recorder's file, for the next start to send
+/// (without either, that thread sends or spools them if it gets unstuck);
+/// the batch it was sending may arrive twice. The error callback is not
+/// called after the shutdown returns. `spanguard_tracer_free`
 /// then returns at once and keeps the memory that thread uses until it
 /// ends.
 #[unsafe(no_mangle)]

@@ -51,13 +51,13 @@ pub fn create_crash_file(
 }
 
 /// What a shutdown does when the exporter did not stop in time
-/// (`pipeline::LeftStuck`; it is frozen now): unless every span was dealt
-/// with (`left` false), writes what is left (spans still in the slab, the
-/// batch it holds) to the crash dump, as a fatal signal would, so the next
-/// start sends them; with the flight recorder they are in its file and the
-/// batch in its journal already. Without either they stay with the
-/// exporter, which may still send them if it gets unstuck while the
-/// process lives. The batch it holds may arrive twice (it may yet finish
+/// (`pipeline::LeftStuck`; frozen now if there is a crash dump): unless
+/// every span was dealt with (`left` false), writes what is left (spans
+/// still in the slab, the batch it holds) to the crash dump, as a fatal
+/// signal would, so the next start sends them; with the flight recorder
+/// they are in its file and the batch in its journal already. Without a
+/// dump they stay with the exporter too, which sends or spools them if it
+/// gets unstuck while the process lives. The batch it holds may arrive twice (it may yet finish
 /// it): at least once, as after a crash. Said on stderr when it has room
 /// (a full stderr pipe may be what the exporter is stuck on: the shutdown
 /// must not block there too).
@@ -76,8 +76,8 @@ pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
             "the spans it had not dealt with stay in the flight recorder's file, sent at the \
              next start"
         } else {
-            "the spans it had not dealt with are lost unless it gets unstuck (no crash dump: \
-             signal handlers are off)"
+            "the spans it had not dealt with are sent or spooled if it gets unstuck, lost if \
+             the process ends first (no crash dump: signal handlers are off)"
         };
         let line = format!(
             "spanguard: warn: the exporter thread did not stop within the shutdown's timeout \

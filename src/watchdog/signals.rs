@@ -127,7 +127,11 @@ static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
 /// the host's dispositions are put back until the child makes a tracer.
 /// When the list of them is held (another thread of the parent was
 /// installing or re-raising at the fork), the child gets its pipe and
-/// thread now, as it did before: signals must never go to nobody.
+/// thread now, as it did before: signals must never go to nobody. So it
+/// does when the application installed a handler over one of ours (it
+/// may call ours in turn, which must then reach a watchdog): put back,
+/// the dispositions from before ours went over the application's own,
+/// and SIGTERM killed a child whose handler the application had set.
 pub fn detach_after_fork() {
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
         return;
@@ -140,6 +144,14 @@ pub fn detach_after_fork() {
             return;
         }
     };
+    let replaced = TERMINATION_SIGNALS.into_iter().any(|signal| {
+        previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
+    });
+    if replaced {
+        drop(previous);
+        restart_now();
+        return;
+    }
     restore(&previous);
     drop(previous);
     let old = PIPE_WRITE.swap(-1, Ordering::AcqRel);
@@ -169,6 +181,15 @@ fn restart_now() {
         restore(&previous);
         PIPE_WRITE.store(-1, Ordering::Release);
     }
+}
+
+/// Whether our handler is `signal`'s disposition now (the application
+/// may have installed its own over it).
+fn ours_installed(signal: Signal) -> bool {
+    // SAFETY: a sigaction that only reads the disposition into `now`.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
+    read == 0 && now.sa_sigaction == on_termination_signal as extern "C" fn(libc::c_int) as usize
 }
 
 /// Puts back the dispositions ours replaced.
