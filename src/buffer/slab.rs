@@ -314,6 +314,17 @@ impl SpanSlab {
         unsafe { &mut *self.base.as_ptr().add(index as usize) }
     }
 
+    /// Where slot `index` is, without touching it or checking the index:
+    /// for a caller that computes the address before taking the slot and
+    /// dereferences it only once `hold_open` (which checks the index)
+    /// succeeded. Taken after, the address meant loading the slab's base
+    /// again: the bias handshake's compiler fence (`bias::enter`) lets
+    /// nothing read before it be reused after it.
+    #[inline(always)]
+    pub fn slot_address(&self, index: u32) -> *mut SpanRecord {
+        self.base.as_ptr().wrapping_add(index as usize)
+    }
+
     /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
     #[inline(always)]
     pub fn take_free(&self) -> Option<(u32, u32)> {
