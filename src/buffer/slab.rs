@@ -314,6 +314,17 @@ impl SpanSlab {
         unsafe { &mut *self.base.as_ptr().add(index as usize) }
     }
 
+    /// Where slot `index` is, without touching it or checking the index:
+    /// for a caller that computes the address before taking the slot and
+    /// dereferences it only once `hold_open` (which checks the index)
+    /// succeeded. Taken after, the address meant loading the slab's base
+    /// again: the bias handshake's compiler fence (`bias::enter`) lets
+    /// nothing read before it be reused after it.
+    #[inline(always)]
+    pub fn slot_address(&self, index: u32) -> *mut SpanRecord {
+        self.base.as_ptr().wrapping_add(index as usize)
+    }
+
     /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
     #[inline(always)]
     pub fn take_free(&self) -> Option<(u32, u32)> {
@@ -345,7 +356,12 @@ impl SpanSlab {
                 self.prefetch_slot(later);
             }
         }
-        let header = &self.slot(index).header;
+        // One address for the three writes below: through `slot` each
+        // loaded the slab's base again, as the stores between them might
+        // (for all the compiler knows) have changed it.
+        let record = self.slot_address(index);
+        // SAFETY: in bounds (as in `slot`).
+        let header = unsafe { &(*record).header };
         let h = header.load(Ordering::Relaxed);
         // All zero: never used (or FREE after exactly 2^32 uses, when any
         // generation will do): its first generation.
@@ -363,10 +379,7 @@ impl SpanSlab {
         // SAFETY: in bounds (as in `slot`), and WRITING now, so ours to
         // write (the header protocol); through a pointer to the one byte,
         // as readers may look at the header meanwhile.
-        unsafe {
-            std::ptr::addr_of_mut!((*self.base.as_ptr().add(index as usize)).ended_queue)
-                .write(cache)
-        };
+        unsafe { std::ptr::addr_of_mut!((*record).ended_queue).write(cache) };
         // Biased to this thread's cache (0: none, for a thread without
         // one): read by later calls on the span, cleared by another caller.
         let biased = if self.biasing.load(Ordering::Relaxed) {
@@ -374,7 +387,8 @@ impl SpanSlab {
         } else {
             0
         };
-        self.slot(index).bias.store(biased, Ordering::Relaxed);
+        // SAFETY: in bounds (as in `slot`).
+        unsafe { (*record).bias.store(biased, Ordering::Relaxed) };
         Some((index, generation))
     }
 
