@@ -627,7 +627,7 @@ var beforeSignal struct {
 
 // BeforeSignalShutdown adds f to what FlushOnSignals runs when its signal
 // arrives, before the tracer shuts down: f is given a context that ends
-// at FlushOnSignals's timeout (it is not waited for past it). Every
+// at half of FlushOnSignals's timeout (it is not waited for past it). Every
 // tracer's FlushOnSignals waits for the same run, so f runs once a
 // signal however many tracers watch for it. The returned function takes
 // f off again. For bridges (otelbridge's exporter flushes the SDK there).
@@ -698,10 +698,10 @@ func runBeforeSignal(timeout time.Duration) {
 // calls Shutdown or Close.) Cancel ctx to stop watching.
 //
 // Before the shutdown it runs what BeforeSignalShutdown added, for up to
-// timeout: with otelbridge's exporter in the process, the global
+// half of timeout: with otelbridge's exporter in the process, the global
 // OpenTelemetry provider's ForceFlush, which hands the spans its
-// batcher's queue holds to the exporter. The whole takes up to twice
-// timeout.
+// batcher's queue holds to the exporter. The shutdown gets what is left:
+// the whole stays within timeout.
 func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs ...os.Signal) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{syscall.SIGTERM, syscall.SIGINT}
@@ -713,8 +713,14 @@ func (t *Tracer) FlushOnSignals(ctx context.Context, timeout time.Duration, sigs
 		case <-ctx.Done():
 			signal.Stop(ch)
 		case s := <-ch:
-			runBeforeSignal(timeout)
-			_, _ = t.Shutdown(timeout)
+			// The flush gets half of timeout at most and the shutdown
+			// what is left: the whole stays within timeout (a
+			// container's stop grace counts from the signal), and an SDK
+			// flush held up by another, slow exporter leaves spanguard's
+			// own shutdown half of it at least.
+			started := time.Now()
+			runBeforeSignal(timeout / 2)
+			_, _ = t.Shutdown(max(0, timeout-time.Since(started)))
 			// Only this channel: signal.Reset undid the program's own
 			// Notify too, so the signal sent again killed a program in the
 			// middle of its graceful shutdown. With no channel left for

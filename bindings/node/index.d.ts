@@ -208,7 +208,8 @@ export declare class Tracer {
    * only when the program has no listener of its own for it), and on beforeExit. In a worker thread, which
    * signals never reach, the tracer is shut down by the main thread's hook (installed for a tracer of its own).
    * With a SpanguardSpanExporter in the process, the global OpenTelemetry provider is flushed first (for up to
-   * timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down.
+   * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
+   * is left of timeoutMs.
    */
   installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
 }

@@ -746,6 +746,18 @@ function feedBeforeShutdown(timeoutMs) {
   return feeding;
 }
 
+/**
+ * feedBeforeShutdown for up to half of `timeoutMs`, resolving to what is
+ * left of `timeoutMs` for the shutdown after it: the hooks' whole work
+ * stays within their timeout, and an SDK flush that waits on another,
+ * slow exporter leaves spanguard's own shutdown half of it at least.
+ */
+async function feedWithinHalf(timeoutMs) {
+  const started = Date.now();
+  await feedBeforeShutdown(Math.floor(timeoutMs / 2));
+  return Math.max(0, timeoutMs - (Date.now() - started));
+}
+
 /** A spanguard tracer. */
 class Tracer {
   /**
@@ -1073,9 +1085,10 @@ class Tracer {
    * Shuts down on SIGTERM/SIGINT (then re-raises with Node's default
    * handling, so the process ends as it would have) and on beforeExit.
    * First, with a SpanguardSpanExporter in the process, the global
-   * OpenTelemetry provider is flushed (for up to `timeoutMs`), so the
-   * spans its BatchSpanProcessor queue holds reach spanguard before it
-   * shuts down (for up to `timeoutMs` more).
+   * OpenTelemetry provider is flushed (for up to half of `timeoutMs`), so
+   * the spans its BatchSpanProcessor queue holds reach spanguard before it
+   * shuts down in what is left of `timeoutMs`: the whole stays within
+   * `timeoutMs` (a container's stop grace is counted from the signal).
    * The signal is raised again only by the last of these hooks to finish
    * (each tracer's), and only when the program has no listener of its own
    * for it: a program that handles the signal ends itself, as it would
@@ -1094,9 +1107,9 @@ class Tracer {
           // What the SDK still holds for spanguard first; then every
           // hooked tracer of the process, workers' too; this one's
           // answer (delivered, spooled) is its own shutdown's.
-          await feedBeforeShutdown(timeoutMs);
-          await native.shutdownHooked(timeoutMs);
-          await this.shutdown(timeoutMs);
+          const left = await feedWithinHalf(timeoutMs);
+          await native.shutdownHooked(left);
+          await this.shutdown(left);
         } catch (_) {
           // Closed already, say: the signal is raised all the same.
         } finally {
@@ -1114,7 +1127,7 @@ class Tracer {
     // Out of work with the SDK's queue still full (its timer does not
     // keep the process up): that queue too, then the tracer.
     process.once('beforeExit', () => {
-      feedBeforeShutdown(timeoutMs).then(() => this.shutdown(timeoutMs)).catch(() => {});
+      feedWithinHalf(timeoutMs).then((left) => this.shutdown(left)).catch(() => {});
     });
     return this;
   }

@@ -48,7 +48,7 @@ var _ sdktrace.SpanExporter = (*SpanExporter)(nil)
 // other spans); shut it down yourself (Tracer.Close, Shutdown,
 // FlushOnSignals). Until the exporter's Shutdown, a signal that a
 // tracer's FlushOnSignals takes first flushes the global OpenTelemetry
-// provider (otel.SetTracerProvider's), within that call's timeout, so
+// provider (otel.SetTracerProvider's), within half of that call's timeout, so
 // the spans its batcher holds reach the exporter before the tracer shuts
 // down; a provider that is not the global one is yours to shut down on
 // the signal.
