@@ -95,8 +95,8 @@ pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
 /// stuck (shut down: it records nothing more, and the frozen exporter
 /// takes nothing) or when a termination signal froze it (until a thaw,
 /// which takes the dump back). A crash after either used to dump it
-/// again. Each pipeline has its files, so dumps of different ones may
-/// run at once.
+/// again. Each pipeline has its files, so dumps of different ones run at
+/// once (the exit hook and the watchdog deal with every tracer at once).
 pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
     if let Some(crash) = p.crash_file.as_ref()
         && crash.begin_dump()
@@ -144,25 +144,26 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
     batch.publish();
 }
 
-/// For a process that `signal` may end: flushes within `timeout`, then
+/// For a process that `signal` may end: flushes until `deadline`, then
 /// stops the exporter from taking more spans, waits for the batch it holds,
 /// and writes every span still in the slab (ended since the flush, or
 /// open: recovered as interrupted) to the crash file, so the next start
 /// sends each exactly once. Recording calls fail with ShutDown afterwards,
-/// until `Pipeline::thaw` (the process lived on). A tracer already shut
-/// down is left as it is; one shutting down is frozen too (a worker whose
-/// exit hook is shutting it down when its pool terminates it: its spans
-/// are not all sent yet).
-pub fn freeze_and_dump(p: &Pipeline, signal: i32, timeout: Duration) {
+/// until `Pipeline::thaw` by `thawer` (the thread that will thaw it if
+/// the process lives on: the watchdog, which may run this on a thread of
+/// its own per tracer). A tracer already shut down is left as it is; one
+/// shutting down is frozen too (a worker whose exit hook is shutting it
+/// down when its pool terminates it: its spans are not all sent yet).
+pub fn freeze_and_dump(p: &Pipeline, signal: i32, deadline: Instant, thawer: i32) {
     if p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN {
         return;
     }
-    let deadline = Instant::now() + timeout;
+    let timeout = deadline.saturating_duration_since(Instant::now());
     // A quarter of the time is kept for the batch the exporter holds when
     // the flush gives up (a slow backend): dumping that batch while it is
     // still being sent is what would make it arrive twice.
     let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
-    if !p.try_freeze_recording() {
+    if !p.try_freeze_recording(thawer) {
         return; // shut down meanwhile
     }
     // SeqCst pairs with the exporter's busy/frozen handshake.

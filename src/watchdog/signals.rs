@@ -14,16 +14,11 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-pub const TERMINATION_SIGNALS: [Signal; 4] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
+use super::shield::{TERMINATION_SIGNALS, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -77,42 +72,6 @@ fn start_watchdog_thread() -> bool {
         move || watch(read_end),
     )
     .is_ok()
-}
-
-/// The termination signals as a set, for thread masks.
-fn termination_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for signal in TERMINATION_SIGNALS {
-        set.add(signal);
-    }
-    set
-}
-
-/// Starts one of the library's own threads (the exporter, the watchdog)
-/// with the termination signals blocked, inherited from a mask set around
-/// the spawn so that there is no moment when the thread takes one. A
-/// signal sent to the process goes to a thread that does not block it:
-/// ours took SIGTERM whenever the application's threads blocked it, as
-/// billiard (Celery's pool) blocks it while a worker reports its exit, and
-/// killed the worker there (holding the pool's result lock, so the next
-/// worker hung), or ran our handler when the application had chosen to
-/// hold the signal. The application's own threads alone decide now.
-pub fn spawn_shielded<F, T>(
-    builder: std::thread::Builder,
-    body: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let before = termination_set()
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .ok();
-    let spawned = builder.spawn(body);
-    if let Some(before) = before {
-        let _ = before.thread_set_mask();
-    }
-    spawned
 }
 
 /// Set in a forked child whose watchdog was put off (`detach_after_fork`)
@@ -275,6 +234,10 @@ fn run_before_signal_flush(deadline: Duration) {
     }
 }
 
+/// How long the watchdog flushes: the longest of the tracers' timeouts,
+/// for all of them at once (`freeze_and_dump` on `all_at_once`). The
+/// process waits that long for the slowest anyway, and a tracer with a
+/// shorter timeout uses the time to deliver rather than dump.
 fn flush_deadline() -> Duration {
     let mut longest = Duration::ZERO;
     crate::registry::for_each(|p| longest = longest.max(p.config.signal_flush_timeout));
@@ -303,12 +266,20 @@ fn watch(read_end: OwnedFd) {
         // what is left, so nothing ended or open is lost. If the process
         // lives on (a host handler returned), the dump is taken back and
         // the tracers go on: nothing is sent twice.
-        let deadline = flush_deadline();
-        run_before_signal_flush(deadline);
-        let _ = std::panic::catch_unwind(|| {
-            crate::registry::for_each(|p| {
-                super::crash::freeze_and_dump(p, signal as i32, deadline);
-            });
+        //
+        // Every tracer at once, against one deadline: one after another,
+        // each with the whole timeout, N tracers whose backend did not
+        // answer held the signal for N timeouts, and a container's grace
+        // (10 s in all, often) ran out before the last ones were flushed
+        // or dumped. This thread thaws them if the process lives on. The
+        // binding's hook runs first, within a timeout of its own.
+        let timeout = flush_deadline();
+        run_before_signal_flush(timeout);
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        // SAFETY: gettid has no preconditions.
+        let watchdog = unsafe { libc::gettid() };
+        super::all_at_once::for_each_at_once(|p| {
+            super::crash::freeze_and_dump(p, signal as i32, deadline, watchdog);
         });
         reraise_with_previous(signal);
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
