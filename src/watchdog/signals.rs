@@ -13,7 +13,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -74,9 +74,14 @@ fn start_watchdog_thread() -> bool {
     .is_ok()
 }
 
-/// Set in a forked child whose watchdog was put off (`detach_after_fork`)
-/// until it makes a tracer (`restart_after_fork`).
-static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
+/// Where a forked child's watchdog, put off by the fork
+/// (`detach_after_fork`) until the child makes a tracer, is:
+/// `RESTART_PENDING` until then, `RESTARTING` while a first tracer starts
+/// it (`restart_after_fork`), `NOTHING_PENDING` otherwise.
+static RESTART: AtomicU8 = AtomicU8::new(NOTHING_PENDING);
+const NOTHING_PENDING: u8 = 0;
+const RESTART_PENDING: u8 = 1;
+const RESTARTING: u8 = 2;
 
 /// In a forked child, at the fork: the watchdog thread did not come along
 /// and the pipe is shared with the parent (whose watchdog would read the
@@ -91,27 +96,49 @@ static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
 /// may call ours in turn, which must then reach a watchdog): put back,
 /// the dispositions from before ours went over the application's own,
 /// and SIGTERM killed a child whose handler the application had set.
+///
+/// A parent that was itself a child starting its put-off watchdog at the
+/// fork (its first tracer being made on another thread) passes that on:
+/// the start did not come along, so this child starts its own at its
+/// first tracer. It was taken for started, and a grandchild forked then
+/// made its tracer with no watchdog, the host's handlers in place: SIGTERM
+/// ended it with its spans neither flushed nor dumped.
 pub fn detach_after_fork() {
+    let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
+        // The host's dispositions are in place (put back at the fork that
+        // made the parent, and ours not installed again yet).
+        if interrupted {
+            RESTART.store(RESTART_PENDING, Ordering::Release);
+        }
         return;
     }
     let previous = match PREVIOUS.try_lock() {
         Ok(previous) => previous,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
+            RESTART.store(NOTHING_PENDING, Ordering::Release);
             restart_now();
             return;
         }
     };
-    let replaced = TERMINATION_SIGNALS.into_iter().any(|signal| {
-        previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
-    });
+    // The parent's start had not installed ours yet: the dispositions are
+    // what it had before (the host's, or the application's own since),
+    // and stay; only the pipe it made is the parent's.
+    let before_ours = interrupted && !TERMINATION_SIGNALS.into_iter().any(ours_installed);
+    let replaced = !before_ours
+        && TERMINATION_SIGNALS.into_iter().any(|signal| {
+            previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
+        });
     if replaced {
         drop(previous);
+        RESTART.store(NOTHING_PENDING, Ordering::Release);
         restart_now();
         return;
     }
-    restore(&previous);
+    if !before_ours {
+        restore(&previous);
+    }
     drop(previous);
     let old = PIPE_WRITE.swap(-1, Ordering::AcqRel);
     if old >= 0 {
@@ -119,15 +146,28 @@ pub fn detach_after_fork() {
         // close; no handler of ours is installed any more to write to it.
         unsafe { libc::close(old) };
     }
-    RESTART_PENDING.store(true, Ordering::Release);
+    RESTART.store(RESTART_PENDING, Ordering::Release);
 }
 
 /// In a forked child, as it makes its first tracer: its own pipe, watchdog
 /// thread and handlers, if the fork put them off (`detach_after_fork`).
-/// Does nothing otherwise (a parent, a child that has them already).
+/// Does nothing otherwise (a parent, a child that has them already, one
+/// whose other thread is starting them).
 pub fn restart_after_fork() {
-    if RESTART_PENDING.swap(false, Ordering::AcqRel) && start_watchdog_thread() {
-        install_handlers();
+    if RESTART
+        .compare_exchange(
+            RESTART_PENDING,
+            RESTARTING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        if start_watchdog_thread() {
+            install_handlers();
+        }
+        // Only now: a fork before this line passes the start on.
+        RESTART.store(NOTHING_PENDING, Ordering::Release);
     }
 }
 
