@@ -509,11 +509,12 @@ impl Pipeline {
 
     /// `freeze_recording` for a tracer that is running or shutting down
     /// (a worker process whose exit hook is shutting it down when its pool
-    /// terminates it), by a thread that will `thaw` it if the process lives
-    /// on; one already shut down stays so. True when it froze it.
-    pub fn try_freeze_recording(&self) -> bool {
+    /// terminates it), on behalf of `thawer` (a kernel thread id), the
+    /// thread that will `thaw` it if the process lives on; one already shut
+    /// down stays so. True when it froze it.
+    pub fn try_freeze_recording(&self, thawer: i32) -> bool {
         // Relaxed: both are read after the lifecycle (SeqCst) says frozen.
-        self.frozen_by.store(this_thread(), Ordering::Relaxed);
+        self.frozen_by.store(thawer, Ordering::Relaxed);
         let mut frozen = false;
         for from in [LIFECYCLE_RUNNING, LIFECYCLE_SHUTTING_DOWN] {
             self.frozen_from.store(from, Ordering::Relaxed);

@@ -63,6 +63,13 @@ fn get(id: u8) -> Option<&'static Pipeline> {
     Some(unsafe { &*ptr })
 }
 
+/// Every live pipeline, for a hook that deals with them all at once on
+/// threads of its own (`for_each` lends one at a time): each is valid, as
+/// there, until its tracer is released.
+pub fn all() -> Vec<&'static Pipeline> {
+    (1..=255u8).filter_map(get).collect()
+}
+
 /// Every live pipeline. Async-signal-safe (atomic loads only).
 pub fn for_each(mut f: impl FnMut(&Pipeline)) {
     for id in 1..=255u8 {

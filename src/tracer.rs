@@ -521,7 +521,7 @@ impl Tracer {
         });
         let exporter = Exporter::new(Arc::clone(&pipeline), transport, file_sink);
         let end = crate::pipeline::ExporterEnd(Arc::clone(&pipeline));
-        let handle = crate::watchdog::signals::spawn_shielded(
+        let handle = crate::watchdog::shield::spawn_shielded(
             std::thread::Builder::new().name("spanguard-export".to_string()),
             move || {
                 let _end = end;

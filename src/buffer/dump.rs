@@ -348,6 +348,8 @@ pub struct CrashFile {
     /// Its pending and published names.
     batch_names: (PathBuf, PathBuf),
     header: HeaderCell,
+    /// A dump is being written (`begin_dump`).
+    writing: AtomicBool,
 }
 
 /// The crash dump's header, written by a tracer whose resource changes at
@@ -408,7 +410,39 @@ impl CrashFile {
                 sequence: Default::default(),
                 header: std::cell::UnsafeCell::new(header),
             },
+            writing: AtomicBool::new(false),
         }
+    }
+
+    /// Async-signal-safe: claims the files for one dump, which `end_dump`
+    /// lets go. False, and nothing to write, while another dump of them is
+    /// being written (on another thread, or on this one when that dump
+    /// itself crashed: the two would interleave) or when one is on disk
+    /// already (`is_on_disk`): a dump is written past the end of the files,
+    /// so a second one made them two dumps in one, the batch file torn
+    /// (set aside unread, its spans lost) and the slot dump's header
+    /// counting the second dump's records over the first's.
+    pub fn begin_dump(&self) -> bool {
+        if self.is_on_disk() || self.writing.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // A dump that ended between the look above and the claim.
+        if self.is_on_disk() {
+            self.end_dump();
+            return false;
+        }
+        true
+    }
+
+    /// Async-signal-safe: lets go of the claim `begin_dump` took.
+    pub fn end_dump(&self) {
+        self.writing.store(false, Ordering::Release);
+    }
+
+    /// Async-signal-safe: a dump was published and not taken back
+    /// (`unpublish`).
+    pub fn is_on_disk(&self) -> bool {
+        self.slots.published.load(Ordering::Acquire)
     }
 
     /// Sets the resource the dump will carry (`DumpHeader::set_resource`).

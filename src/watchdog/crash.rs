@@ -87,21 +87,29 @@ pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
     }
 }
 
-/// Writes a pipeline's live slots and its batch in flight, once per
-/// process (a second call, or one racing the crash handler, does nothing).
+/// Async-signal-safe: writes a pipeline's live slots, then its batch in
+/// flight, once: not while another thread dumps it (a crash beside a
+/// shutdown's or the watchdog's dump), nor again once its dump is on disk
+/// (`CrashFile::begin_dump`). A dump on disk holds everything there is
+/// to hold: a pipeline is dumped when its shutdown left its exporter
+/// stuck (shut down: it records nothing more, and the frozen exporter
+/// takes nothing) or when a termination signal froze it (until a thaw,
+/// which takes the dump back). A crash after either used to dump it
+/// again. Each pipeline has its files, so dumps of different ones run at
+/// once (the exit hook and the watchdog deal with every tracer at once).
 pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
-    if !IN_CRASH.swap(true, Ordering::AcqRel) {
-        dump(p, signal);
-        IN_CRASH.store(false, Ordering::Release);
+    if let Some(crash) = p.crash_file.as_ref()
+        && crash.begin_dump()
+    {
+        crash.dump_slots(&p.slab, &p.pool, signal);
+        dump_in_flight(p, crash);
+        crash.end_dump();
     }
 }
 
-/// Async-signal-safe: the live slots, then the batch in flight.
-fn dump(p: &Pipeline, signal: libc::c_int) {
-    if let Some(crash) = p.crash_file.as_ref() {
-        crash.dump_slots(&p.slab, &p.pool, signal);
-        dump_in_flight(p, crash);
-    }
+/// Async-signal-safe: whether a pipeline's dump is on disk already.
+fn dumped(p: &Pipeline) -> bool {
+    p.crash_file.as_ref().is_some_and(|c| c.is_on_disk())
 }
 
 /// Async-signal-safe: writes the batch in flight, if any, as a spool file.
@@ -136,25 +144,26 @@ fn dump_in_flight(p: &Pipeline, crash: &CrashFile) {
     batch.publish();
 }
 
-/// For a process that `signal` may end: flushes within `timeout`, then
+/// For a process that `signal` may end: flushes until `deadline`, then
 /// stops the exporter from taking more spans, waits for the batch it holds,
 /// and writes every span still in the slab (ended since the flush, or
 /// open: recovered as interrupted) to the crash file, so the next start
 /// sends each exactly once. Recording calls fail with ShutDown afterwards,
-/// until `Pipeline::thaw` (the process lived on). A tracer already shut
-/// down is left as it is; one shutting down is frozen too (a worker whose
-/// exit hook is shutting it down when its pool terminates it: its spans
-/// are not all sent yet).
-pub fn freeze_and_dump(p: &Pipeline, signal: i32, timeout: Duration) {
+/// until `Pipeline::thaw` by `thawer` (the thread that will thaw it if
+/// the process lives on: the watchdog, which may run this on a thread of
+/// its own per tracer). A tracer already shut down is left as it is; one
+/// shutting down is frozen too (a worker whose exit hook is shutting it
+/// down when its pool terminates it: its spans are not all sent yet).
+pub fn freeze_and_dump(p: &Pipeline, signal: i32, deadline: Instant, thawer: i32) {
     if p.lifecycle() == crate::pipeline::LIFECYCLE_SHUT_DOWN {
         return;
     }
-    let deadline = Instant::now() + timeout;
+    let timeout = deadline.saturating_duration_since(Instant::now());
     // A quarter of the time is kept for the batch the exporter holds when
     // the flush gives up (a slow backend): dumping that batch while it is
     // still being sent is what would make it arrive twice.
     let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
-    if !p.try_freeze_recording() {
+    if !p.try_freeze_recording(thawer) {
         return; // shut down meanwhile
     }
     // SeqCst pairs with the exporter's busy/frozen handshake.
@@ -180,6 +189,9 @@ extern "C" fn on_crash(
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
         crate::registry::for_each(|p| {
+            if dumped(p) {
+                return; // nothing new since (`dump_now`); nothing to wait for
+            }
             // Stop the exporter taking more spans and let the batch it holds
             // finish, within the signal budget, so that dumped spans are not
             // also sent: a batch still unanswered at the end of it is dumped
@@ -203,7 +215,7 @@ extern "C" fn on_crash(
                     unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
                 }
             }
-            dump(p, signal);
+            dump_now(p, signal);
             p.mark_flight_signal(signal);
         });
     }

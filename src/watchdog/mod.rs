@@ -1,9 +1,11 @@
 //! Process-level hooks: the signal watchdog, the crash handler, the exit
 //! flush.
 
+pub mod all_at_once;
 pub mod crash;
 pub mod exit;
 pub mod fork;
+pub mod shield;
 pub mod signals;
 
 pub use exit::ensure_exit_hook;

@@ -13,17 +13,12 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-pub const TERMINATION_SIGNALS: [Signal; 4] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
+use super::shield::{TERMINATION_SIGNALS, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -79,45 +74,14 @@ fn start_watchdog_thread() -> bool {
     .is_ok()
 }
 
-/// The termination signals as a set, for thread masks.
-fn termination_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for signal in TERMINATION_SIGNALS {
-        set.add(signal);
-    }
-    set
-}
-
-/// Starts one of the library's own threads (the exporter, the watchdog)
-/// with the termination signals blocked, inherited from a mask set around
-/// the spawn so that there is no moment when the thread takes one. A
-/// signal sent to the process goes to a thread that does not block it:
-/// ours took SIGTERM whenever the application's threads blocked it, as
-/// billiard (Celery's pool) blocks it while a worker reports its exit, and
-/// killed the worker there (holding the pool's result lock, so the next
-/// worker hung), or ran our handler when the application had chosen to
-/// hold the signal. The application's own threads alone decide now.
-pub fn spawn_shielded<F, T>(
-    builder: std::thread::Builder,
-    body: F,
-) -> std::io::Result<std::thread::JoinHandle<T>>
-where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let before = termination_set()
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .ok();
-    let spawned = builder.spawn(body);
-    if let Some(before) = before {
-        let _ = before.thread_set_mask();
-    }
-    spawned
-}
-
-/// Set in a forked child whose watchdog was put off (`detach_after_fork`)
-/// until it makes a tracer (`restart_after_fork`).
-static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
+/// Where a forked child's watchdog, put off by the fork
+/// (`detach_after_fork`) until the child makes a tracer, is:
+/// `RESTART_PENDING` until then, `RESTARTING` while a first tracer starts
+/// it (`restart_after_fork`), `NOTHING_PENDING` otherwise.
+static RESTART: AtomicU8 = AtomicU8::new(NOTHING_PENDING);
+const NOTHING_PENDING: u8 = 0;
+const RESTART_PENDING: u8 = 1;
+const RESTARTING: u8 = 2;
 
 /// In a forked child, at the fork: the watchdog thread did not come along
 /// and the pipe is shared with the parent (whose watchdog would read the
@@ -132,27 +96,49 @@ static RESTART_PENDING: AtomicBool = AtomicBool::new(false);
 /// may call ours in turn, which must then reach a watchdog): put back,
 /// the dispositions from before ours went over the application's own,
 /// and SIGTERM killed a child whose handler the application had set.
+///
+/// A parent that was itself a child starting its put-off watchdog at the
+/// fork (its first tracer being made on another thread) passes that on:
+/// the start did not come along, so this child starts its own at its
+/// first tracer. It was taken for started, and a grandchild forked then
+/// made its tracer with no watchdog, the host's handlers in place: SIGTERM
+/// ended it with its spans neither flushed nor dumped.
 pub fn detach_after_fork() {
+    let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
+        // The host's dispositions are in place (put back at the fork that
+        // made the parent, and ours not installed again yet).
+        if interrupted {
+            RESTART.store(RESTART_PENDING, Ordering::Release);
+        }
         return;
     }
     let previous = match PREVIOUS.try_lock() {
         Ok(previous) => previous,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
+            RESTART.store(NOTHING_PENDING, Ordering::Release);
             restart_now();
             return;
         }
     };
-    let replaced = TERMINATION_SIGNALS.into_iter().any(|signal| {
-        previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
-    });
+    // The parent's start had not installed ours yet: the dispositions are
+    // what it had before (the host's, or the application's own since),
+    // and stay; only the pipe it made is the parent's.
+    let before_ours = interrupted && !TERMINATION_SIGNALS.into_iter().any(ours_installed);
+    let replaced = !before_ours
+        && TERMINATION_SIGNALS.into_iter().any(|signal| {
+            previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
+        });
     if replaced {
         drop(previous);
+        RESTART.store(NOTHING_PENDING, Ordering::Release);
         restart_now();
         return;
     }
-    restore(&previous);
+    if !before_ours {
+        restore(&previous);
+    }
     drop(previous);
     let old = PIPE_WRITE.swap(-1, Ordering::AcqRel);
     if old >= 0 {
@@ -160,15 +146,28 @@ pub fn detach_after_fork() {
         // close; no handler of ours is installed any more to write to it.
         unsafe { libc::close(old) };
     }
-    RESTART_PENDING.store(true, Ordering::Release);
+    RESTART.store(RESTART_PENDING, Ordering::Release);
 }
 
 /// In a forked child, as it makes its first tracer: its own pipe, watchdog
 /// thread and handlers, if the fork put them off (`detach_after_fork`).
-/// Does nothing otherwise (a parent, a child that has them already).
+/// Does nothing otherwise (a parent, a child that has them already, one
+/// whose other thread is starting them).
 pub fn restart_after_fork() {
-    if RESTART_PENDING.swap(false, Ordering::AcqRel) && start_watchdog_thread() {
-        install_handlers();
+    if RESTART
+        .compare_exchange(
+            RESTART_PENDING,
+            RESTARTING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        if start_watchdog_thread() {
+            install_handlers();
+        }
+        // Only now: a fork before this line passes the start on.
+        RESTART.store(NOTHING_PENDING, Ordering::Release);
     }
 }
 
@@ -275,6 +274,10 @@ fn run_before_signal_flush(deadline: Duration) {
     }
 }
 
+/// How long the watchdog flushes: the longest of the tracers' timeouts,
+/// for all of them at once (`freeze_and_dump` on `all_at_once`). The
+/// process waits that long for the slowest anyway, and a tracer with a
+/// shorter timeout uses the time to deliver rather than dump.
 fn flush_deadline() -> Duration {
     let mut longest = Duration::ZERO;
     crate::registry::for_each(|p| longest = longest.max(p.config.signal_flush_timeout));
@@ -303,12 +306,20 @@ fn watch(read_end: OwnedFd) {
         // what is left, so nothing ended or open is lost. If the process
         // lives on (a host handler returned), the dump is taken back and
         // the tracers go on: nothing is sent twice.
-        let deadline = flush_deadline();
-        run_before_signal_flush(deadline);
-        let _ = std::panic::catch_unwind(|| {
-            crate::registry::for_each(|p| {
-                super::crash::freeze_and_dump(p, signal as i32, deadline);
-            });
+        //
+        // Every tracer at once, against one deadline: one after another,
+        // each with the whole timeout, N tracers whose backend did not
+        // answer held the signal for N timeouts, and a container's grace
+        // (10 s in all, often) ran out before the last ones were flushed
+        // or dumped. This thread thaws them if the process lives on. The
+        // binding's hook runs first, within a timeout of its own.
+        let timeout = flush_deadline();
+        run_before_signal_flush(timeout);
+        let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        // SAFETY: gettid has no preconditions.
+        let watchdog = unsafe { libc::gettid() };
+        super::all_at_once::for_each_at_once(|p| {
+            super::crash::freeze_and_dump(p, signal as i32, deadline, watchdog);
         });
         reraise_with_previous(signal);
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));

@@ -1,0 +1,68 @@
+//! The library's own threads (the exporter, the watchdog, the exit hook's
+//! and the watchdog's helpers) take no termination signal: it is left to
+//! the application's threads.
+
+use nix::sys::signal::{SigSet, Signal};
+
+pub const TERMINATION_SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The termination signals as a set, for thread masks.
+fn termination_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in TERMINATION_SIGNALS {
+        set.add(signal);
+    }
+    set
+}
+
+/// Starts one of the library's own threads (the exporter, the watchdog)
+/// with the termination signals blocked, inherited from a mask set around
+/// the spawn so that there is no moment when the thread takes one. A
+/// signal sent to the process goes to a thread that does not block it:
+/// ours took SIGTERM whenever the application's threads blocked it, as
+/// billiard (Celery's pool) blocks it while a worker reports its exit, and
+/// killed the worker there (holding the pool's result lock, so the next
+/// worker hung), or ran our handler when the application had chosen to
+/// hold the signal. The application's own threads alone decide now.
+pub fn spawn_shielded<F, T>(
+    builder: std::thread::Builder,
+    body: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    with_termination_signals_blocked(|| builder.spawn(body))
+}
+
+/// `spawn_shielded` for a thread of `scope` (the exit hook's and the
+/// watchdog's threads, one per tracer: `all_at_once`).
+pub fn spawn_scoped_shielded<'scope, F, T>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    builder: std::thread::Builder,
+    body: F,
+) -> std::io::Result<std::thread::ScopedJoinHandle<'scope, T>>
+where
+    F: FnOnce() -> T + Send + 'scope,
+    T: Send + 'scope,
+{
+    with_termination_signals_blocked(|| builder.spawn_scoped(scope, body))
+}
+
+/// Runs `spawn` with the termination signals blocked on this thread, so
+/// that the thread it starts inherits them blocked; the mask is put back.
+fn with_termination_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
+    let before = termination_set()
+        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+        .ok();
+    let spawned = spawn();
+    if let Some(before) = before {
+        let _ = before.thread_set_mask();
+    }
+    spawned
+}
