@@ -704,6 +704,8 @@ class SpanguardSpanExporter {
     }
     let refused = 0;
     let unreadable = 0;
+    let invalid = 0;
+    let invalidError = null; // the first, for the error
     for (const otelSpan of spans) {
       let entry;
       try {
@@ -711,9 +713,15 @@ class SpanguardSpanExporter {
         // one's own may pass it on).
         if ((otelSpan.spanContext().traceFlags & SAMPLED) === 0) continue;
         entry = bridge.begin(otelSpan);
-      } catch (_) {
+      } catch (err) {
         bridge.failures++;
-        unreadable++;
+        // A span spanguard refused to begin (its ids all zero or not hex,
+        // a kind out of range) was read: saying it was not a ReadableSpan
+        // sent its user looking in the wrong place.
+        if (err instanceof SpanguardError) {
+          invalid++;
+          if (invalidError === null) invalidError = err;
+        } else unreadable++;
         continue;
       }
       // A span with no handle records nothing: every span slot was taken
@@ -721,12 +729,16 @@ class SpanguardSpanExporter {
       if (entry.span.hi === 0 && entry.span.lo === 0) refused++;
       else bridge.complete(otelSpan, entry);
     }
-    if (refused === 0 && unreadable === 0) return { code: EXPORT_SUCCESS };
+    if (refused === 0 && unreadable === 0 && invalid === 0) return { code: EXPORT_SUCCESS };
     const why = [];
     if (refused > 0) {
       why.push(bridge.stopped() ? `${refused} not recorded: the tracer is shut down`
         : `${refused} not recorded: every span slot was taken (counted in stats().dropped_buffer_full; `
           + 'raise maxQueueSize or maxOpenSpans), or the tracer is shut down or disabled');
+    }
+    if (invalid > 0) {
+      why.push(`${invalid} refused by spanguard, counted in failures: an invalid trace, span or parent id (all zero, or not `
+        + `hex of its length) or kind, say (${invalid > 1 ? 'the first: ' : ''}${invalidError.message})`);
     }
     if (unreadable > 0) why.push(`${unreadable} not an OpenTelemetry ReadableSpan it could read (counted in failures)`);
     return { code: EXPORT_FAILED, error: new Error(`spanguard: of ${spans.length} spans, ${why.join('; ')}`) };

@@ -238,6 +238,28 @@ test('spans of providers with different resources on one tracer are warned about
   assert.strictEqual(exporter.failures + second.failures, 0);
 });
 
+test('a span whose ids spanguard refuses fails the export with an error that says so; the others are recorded', async () => {
+  // A ReadableSpan with an invalid (all-zero) trace and span id, as a
+  // processor of one's own or a span from elsewhere may hand over: it was
+  // said to be "not an OpenTelemetry ReadableSpan it could read".
+  const { tracer, sink } = newTracer();
+  const exporter = new SpanguardSpanExporter(tracer);
+  const [invalid, readable] = endedSpans((t) => {
+    t.startSpan('invalid.ids').end();
+    t.startSpan('readable').end();
+  });
+  const zeros = { ...invalid.spanContext(), traceId: '0'.repeat(32), spanId: '0'.repeat(16) };
+  invalid.spanContext = () => zeros;
+  const result = await exported(exporter, [invalid, readable]);
+  assert.strictEqual(result.code, ExportResultCode.FAILED);
+  assert.match(result.error.message, /of 2 spans, 1 refused by spanguard, counted in failures: an invalid trace, span or parent id/);
+  assert.match(result.error.message, /startForeignSpan\(invalid\.ids\): an argument was out of range/);
+  assert.doesNotMatch(result.error.message, /not an OpenTelemetry ReadableSpan/);
+  assert.strictEqual(exporter.failures, 1);
+  await tracer.close();
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name), ['readable']);
+});
+
 test('the ES module entry point exports the exporter', async () => {
   const esm = await import('../otel.mjs');
   assert.strictEqual(esm.SpanguardSpanExporter, SpanguardSpanExporter);
