@@ -156,6 +156,28 @@ function stillToSend(kept, dropped, from, to, refused) {
  * the spanguard span and its processor, neither of which refers to the
  * SDK span; the entry is the token onEnd unregisters with.
  */
+/**
+ * The resource attributes last passed on to each spanguard tracer, by any
+ * processor or exporter of this bridge: a tracer has one resource, which
+ * it sends with every batch (`noteResource`).
+ */
+const RESOURCE_OF = new WeakMap();
+
+/** Whether two resources' attributes (as `passResource` passes them) are the same. */
+function sameAttributes(a, b) {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    if (!hasOwn(b, k)) return false;
+    const x = a[k];
+    const y = b[k];
+    if (Array.isArray(x) && Array.isArray(y)) {
+      if (x.length !== y.length || x.some((v, i) => !Object.is(v, y[i]))) return false;
+    } else if (!Object.is(x, y)) return false;
+  }
+  return true;
+}
+
 const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor }) => {
   if (span.ended || processor.stopped()) return;
   try {
@@ -185,6 +207,7 @@ class SpanguardSpanProcessor {
     this.following = new Map();
     this.failures = 0;
     this.shutDown = false;
+    this.warnedResources = false; // noteResource
   }
 
   /**
@@ -489,14 +512,17 @@ class SpanguardSpanProcessor {
    */
   passResource(resource) {
     this.resource = resource;
-    const set = (attributes) => {
+    // `whole`: not the settled part of a resource still resolving (which
+    // differs from what it will be, and is not compared).
+    const set = (attributes, whole) => {
       const [keys, values] = attributeLists(attributes, this);
       const attrs = {};
       for (let i = 0; i < keys.length; i++) attrs[keys[i]] = values[i];
+      if (whole) this.noteResource(attrs);
       this.tracer.setResource(attrs);
     };
     if (!resource.asyncAttributesPending || typeof resource.waitForAsyncAttributes !== 'function') {
-      set(resource.attributes);
+      set(resource.attributes, true);
       return;
     }
     if (typeof resource.getRawAttributes === 'function') {
@@ -505,13 +531,35 @@ class SpanguardSpanProcessor {
       for (const [k, v] of resource.getRawAttributes()) {
         if (v != null && typeof v.then !== 'function' && !(k in settled)) settled[k] = v;
       }
-      set(settled);
+      set(settled, false);
     }
     this.resourceSettling = resource.waitForAsyncAttributes().then(() => {
-      if (this.resource === resource) set(resource.attributes);
+      if (this.resource === resource) set(resource.attributes, true);
     }).catch(() => { this.failures++; }).finally(() => {
       if (this.resource === resource) this.resourceSettling = null;
     });
+  }
+
+  /**
+   * Records `attrs` as the tracer's resource and says, once a processor
+   * (or exporter), when it differs from the one passed on before: a
+   * spanguard tracer sends one resource with every batch, the last one
+   * passed on, so the spans of providers with different resources that
+   * share it (one exporter given to two providers, say) arrive under one
+   * of them, where the SDK's own exporter sends each span under its
+   * provider's. That happened in silence, one service's spans filed
+   * under another's service.name; the fix is a tracer a provider.
+   */
+  noteResource(attrs) {
+    const previous = RESOURCE_OF.get(this.tracer);
+    RESOURCE_OF.set(this.tracer, attrs);
+    if (previous === undefined || this.warnedResources || sameAttributes(previous, attrs)) return;
+    this.warnedResources = true;
+    const name = (a) => (a['service.name'] === undefined ? 'none' : `'${a['service.name']}'`);
+    process.emitWarning(`spanguard: spans of TracerProviders with different resources (service.name ${name(previous)}, `
+      + `then ${name(attrs)}) go to one spanguard tracer, which sends the last resource passed on with every batch: `
+      + 'some spans arrive under the other provider\'s; give each provider its own spanguard Tracer (and its own '
+      + 'SpanguardSpanProcessor or SpanguardSpanExporter)', { code: 'SPANGUARD_RESOURCES_DIFFER' });
   }
 
   /**
@@ -656,6 +704,8 @@ class SpanguardSpanExporter {
     }
     let refused = 0;
     let unreadable = 0;
+    let invalid = 0;
+    let invalidError = null; // the first, for the error
     for (const otelSpan of spans) {
       let entry;
       try {
@@ -663,9 +713,15 @@ class SpanguardSpanExporter {
         // one's own may pass it on).
         if ((otelSpan.spanContext().traceFlags & SAMPLED) === 0) continue;
         entry = bridge.begin(otelSpan);
-      } catch (_) {
+      } catch (err) {
         bridge.failures++;
-        unreadable++;
+        // A span spanguard refused to begin (its ids all zero or not hex,
+        // a kind out of range) was read: saying it was not a ReadableSpan
+        // sent its user looking in the wrong place.
+        if (err instanceof SpanguardError) {
+          invalid++;
+          if (invalidError === null) invalidError = err;
+        } else unreadable++;
         continue;
       }
       // A span with no handle records nothing: every span slot was taken
@@ -673,12 +729,16 @@ class SpanguardSpanExporter {
       if (entry.span.hi === 0 && entry.span.lo === 0) refused++;
       else bridge.complete(otelSpan, entry);
     }
-    if (refused === 0 && unreadable === 0) return { code: EXPORT_SUCCESS };
+    if (refused === 0 && unreadable === 0 && invalid === 0) return { code: EXPORT_SUCCESS };
     const why = [];
     if (refused > 0) {
       why.push(bridge.stopped() ? `${refused} not recorded: the tracer is shut down`
         : `${refused} not recorded: every span slot was taken (counted in stats().dropped_buffer_full; `
           + 'raise maxQueueSize or maxOpenSpans), or the tracer is shut down or disabled');
+    }
+    if (invalid > 0) {
+      why.push(`${invalid} refused by spanguard, counted in failures: an invalid trace, span or parent id (all zero, or not `
+        + `hex of its length) or kind, say (${invalid > 1 ? 'the first: ' : ''}${invalidError.message})`);
     }
     if (unreadable > 0) why.push(`${unreadable} not an OpenTelemetry ReadableSpan it could read (counted in failures)`);
     return { code: EXPORT_FAILED, error: new Error(`spanguard: of ${spans.length} spans, ${why.join('; ')}`) };

@@ -11,6 +11,7 @@ import (
 	spanguard "github.com/spanguard/spanguard/bindings/go"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -238,5 +239,69 @@ func TestExporterShutdownReturnsWhenItsContextIsDone(t *testing.T) {
 	// not a speed check).
 	if elapsed := time.Since(started); elapsed > 20*time.Second {
 		t.Fatalf("took %v", elapsed)
+	}
+}
+
+// A spanguard tracer sends one resource with every batch (the last one
+// passed on): the spans of two providers with different resources that
+// share it (one exporter given to both) arrive under one of them. That
+// happened in silence; the Python bridge says so, and so must this one,
+// through OpenTelemetry's error handler (otel.Handle), once an exporter
+// or processor, naming both service names. Equal resources are not
+// reported.
+func TestProvidersWithDifferentResourcesOnOneTracerAreReported(t *testing.T) {
+	var reported []string
+	previous := otel.GetErrorHandler()
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		if strings.Contains(err.Error(), "different resources") {
+			reported = append(reported, err.Error())
+		}
+	}))
+	t.Cleanup(func() { otel.SetErrorHandler(previous) })
+	rx := otlpreceiver.Start(t)
+	tr := newTracer(t, rx.URL)
+	exporter := otelbridge.NewExporter(tr)
+	second := otelbridge.NewExporter(tr) // on the same tracer: it sees what the first passed on
+	under := func(service string, id byte) tracetest.SpanStub {
+		s := stub(service, id, trace.FlagsSampled)
+		s.Resource = resource.NewSchemaless(attribute.String("service.name", service),
+			attribute.String("deployment.environment.name", "prod"))
+		return s
+	}
+	same := tracetest.SpanStubs{under("billing-agent", 1), under("billing-agent", 2)}
+	if err := exporter.ExportSpans(context.Background(), same.Snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	if len(reported) != 0 {
+		t.Fatalf("equal resources reported: %q", reported)
+	}
+	mixed := tracetest.SpanStubs{under("search-agent", 3), under("billing-agent", 4), under("search-agent", 5)}
+	if err := exporter.ExportSpans(context.Background(), mixed.Snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ExportSpans(context.Background(), tracetest.SpanStubs{under("billing-agent", 6)}.Snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	if len(reported) != 2 || !strings.Contains(reported[0], `"billing-agent", then "search-agent"`) ||
+		!strings.Contains(reported[1], `"search-agent", then "billing-agent"`) ||
+		!strings.Contains(reported[0], "its own spanguard.Tracer") {
+		t.Fatalf("reported %q; want once by each exporter, naming both", reported)
+	}
+	if n := exporter.Failures() + second.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+}
+
+// A processor or exporter given no tracer records nothing (each call
+// answers closed) and panics into nothing: noting the provider's resource
+// for a nil tracer must not reach runtime.AddCleanup.
+func TestANilTracerRecordsNothingAndPanicsNot(t *testing.T) {
+	exporter := otelbridge.NewExporter(nil)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(nil)), sdktrace.WithSyncer(exporter))
+	_, span := tp.Tracer("nil").Start(context.Background(), "nowhere")
+	span.End()
+	if !errors.Is(exporter.ExportSpans(context.Background(), tracetest.SpanStubs{stub("direct", 1, trace.FlagsSampled)}.Snapshots()),
+		spanguard.ErrShutDown) {
+		t.Fatal("ExportSpans to a nil tracer did not answer closed")
 	}
 }

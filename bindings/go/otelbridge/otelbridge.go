@@ -29,6 +29,11 @@
 // Like the SDK's own processors it never fails the application: spans (or
 // parts of them) spanguard refuses are counted in Failures.
 //
+// A spanguard tracer sends one resource with every batch, the last one
+// passed on: give each provider with a resource of its own a tracer of its
+// own. Providers with different resources on one tracer are reported to
+// OpenTelemetry's error handler (otel.Handle), once a processor or exporter.
+//
 // Where only a sdktrace.SpanExporter is taken, NewExporter records each
 // span as the processor records one it never saw start, once it has
 // ended and been handed over (SpanExporter says what that loses):
@@ -39,6 +44,7 @@ package otelbridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"sync"
@@ -48,6 +54,7 @@ import (
 	"weak"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -62,6 +69,8 @@ type SpanProcessor struct {
 	failures atomic.Uint64
 	// The provider's resource last passed to the tracer (SetResource).
 	resource atomic.Pointer[resource.Resource]
+	// Whether noteResource reported resources that differ.
+	warnedResources atomic.Bool
 	// Scopes whose attributes were passed on (SetScopeAttributes), by
 	// name, version, schema URL and attribute set: what the SDK's
 	// tracers are told apart by.
@@ -398,6 +407,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 	// arrive under its service.name and attributes, as with its exporter.
 	if r := s.Resource(); r != nil && p.resource.Load() != r {
 		p.resource.Store(r)
+		p.noteResource(r)
 		p.failed(p.tracer.SetResource(attributes(r.Attributes())...))
 	}
 	scope := s.InstrumentationScope()
@@ -441,6 +451,44 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
 	return o, nil
+}
+
+// resourceOf holds, for each spanguard tracer (weakly: a tracer let go
+// of takes its entry with it), the resource last passed on to it by any
+// processor or exporter of this package (noteResource).
+var resourceOf sync.Map // weak.Pointer[spanguard.Tracer] -> *resource.Resource
+
+// noteResource records r as the tracer's resource and reports, once a
+// processor (or exporter), through OpenTelemetry's error handler, when it
+// differs from the one passed on before: a spanguard tracer sends one
+// resource with every batch, the last one passed on, so the spans of
+// providers with different resources that share it (one exporter given
+// to two providers, say) arrive under one of them, where the SDK's own
+// exporter sends each span under its provider's. That happened in
+// silence, one service's spans filed under another's service.name; the
+// fix is a tracer a provider.
+func (p *SpanProcessor) noteResource(r *resource.Resource) {
+	if p.tracer == nil {
+		return // it records nothing (every call answers closed); AddCleanup would panic
+	}
+	key := weak.Make(p.tracer)
+	previous, loaded := resourceOf.Swap(key, r)
+	if !loaded {
+		runtime.AddCleanup(p.tracer, func(k weak.Pointer[spanguard.Tracer]) { resourceOf.Delete(k) }, key)
+		return
+	}
+	before := previous.(*resource.Resource)
+	if before.Equal(r) || !p.warnedResources.CompareAndSwap(false, true) {
+		return
+	}
+	name := func(r *resource.Resource) string {
+		v, _ := r.Set().Value("service.name")
+		return v.Emit()
+	}
+	otel.Handle(fmt.Errorf("otelbridge: spans of TracerProviders with different resources (service.name %q, "+
+		"then %q) go to one spanguard tracer, which sends the last resource passed on with every batch: some "+
+		"spans arrive under the other provider's; give each provider its own spanguard.Tracer (and its own "+
+		"otelbridge processor or exporter)", name(before), name(r)))
 }
 
 // passOpen passes on what the spans still open have had set since their

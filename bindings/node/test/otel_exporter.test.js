@@ -203,6 +203,63 @@ test('a span it cannot read fails the export without throwing; the others are re
   assert.deepStrictEqual(readSpans(sink).map((s) => s.name), ['readable']);
 });
 
+test('spans of providers with different resources on one tracer are warned about, once, naming both', async () => {
+  // A tracer sends one resource with every batch (the last one passed on):
+  // the spans of two providers sharing one exporter arrive under one of
+  // them. That happened in silence; the Python bridge says so, and so
+  // must this one. Providers with the same resource are not warned of.
+  const endedUnder = (service, name) => endedSpans((t) => t.startSpan(name).end(),
+    { resource: resourceFromAttributes({ 'service.name': service, 'deployment.environment.name': 'prod' }) });
+  const { tracer } = newTracer();
+  const exporter = new SpanguardSpanExporter(tracer);
+  // A second exporter on the same tracer sees what the first passed on.
+  const second = new SpanguardSpanExporter(tracer);
+  const warnings = [];
+  const onWarning = (w) => { if (w.code === 'SPANGUARD_RESOURCES_DIFFER') warnings.push(w.message); };
+  process.on('warning', onWarning);
+  try {
+    const same = [...endedUnder('billing-agent', 'a'), ...endedUnder('billing-agent', 'b')];
+    assert.deepStrictEqual(await exported(exporter, same), { code: ExportResultCode.SUCCESS });
+    await new Promise((r) => setImmediate(r));
+    assert.deepStrictEqual(warnings, [], 'two providers with equal resources are not warned of');
+    const mixed = [...endedUnder('search-agent', 'c'), ...endedUnder('billing-agent', 'd'),
+      ...endedUnder('search-agent', 'e')];
+    assert.deepStrictEqual(await exported(exporter, mixed), { code: ExportResultCode.SUCCESS });
+    assert.deepStrictEqual(await exported(second, endedUnder('billing-agent', 'f')), { code: ExportResultCode.SUCCESS });
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.removeListener('warning', onWarning);
+  }
+  assert.strictEqual(warnings.length, 2, `once by each exporter: ${warnings}`);
+  assert.match(warnings[0], /'billing-agent'.*'search-agent'/);
+  assert.match(warnings[1], /'search-agent'.*'billing-agent'/);
+  assert.match(warnings[0], /its own spanguard Tracer/);
+  await tracer.close();
+  assert.strictEqual(exporter.failures + second.failures, 0);
+});
+
+test('a span whose ids spanguard refuses fails the export with an error that says so; the others are recorded', async () => {
+  // A ReadableSpan with an invalid (all-zero) trace and span id, as a
+  // processor of one's own or a span from elsewhere may hand over: it was
+  // said to be "not an OpenTelemetry ReadableSpan it could read".
+  const { tracer, sink } = newTracer();
+  const exporter = new SpanguardSpanExporter(tracer);
+  const [invalid, readable] = endedSpans((t) => {
+    t.startSpan('invalid.ids').end();
+    t.startSpan('readable').end();
+  });
+  const zeros = { ...invalid.spanContext(), traceId: '0'.repeat(32), spanId: '0'.repeat(16) };
+  invalid.spanContext = () => zeros;
+  const result = await exported(exporter, [invalid, readable]);
+  assert.strictEqual(result.code, ExportResultCode.FAILED);
+  assert.match(result.error.message, /of 2 spans, 1 refused by spanguard, counted in failures: an invalid trace, span or parent id/);
+  assert.match(result.error.message, /startForeignSpan\(invalid\.ids\): an argument was out of range/);
+  assert.doesNotMatch(result.error.message, /not an OpenTelemetry ReadableSpan/);
+  assert.strictEqual(exporter.failures, 1);
+  await tracer.close();
+  assert.deepStrictEqual(readSpans(sink).map((s) => s.name), ['readable']);
+});
+
 test('the ES module entry point exports the exporter', async () => {
   const esm = await import('../otel.mjs');
   assert.strictEqual(esm.SpanguardSpanExporter, SpanguardSpanExporter);

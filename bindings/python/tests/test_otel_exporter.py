@@ -138,6 +138,27 @@ def test_a_tracer_passed_in_is_left_running_at_shutdown(tmp_path):
     tracer.close()
 
 
+def test_the_providers_shutdown_delivers_what_went_to_a_tracer_passed_in(tmp_path):
+    """After the provider's shutdown the spans it exported are at the
+    backend (or spooled), as after the SDK's own exporter's and the Node
+    and Go exporters': with a tracer passed in they waited in its queue
+    (for its schedule, here a minute) and were lost to a process that
+    ended then without running its exit hooks (a multiprocessing worker,
+    which leaves by os._exit). The tracer stays running, its owner's."""
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=60_000, install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("exported"):
+        pass
+    provider.shutdown()
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["exported"]
+    with tracer.span("after the provider") as native:
+        assert native.is_recording()
+    tracer.close()
+
+
 def test_a_tracer_of_its_own_comes_from_the_environment_and_is_shut_down(tmp_path, monkeypatch):
     """With no arguments (how the SDK's configurator constructs it) the
     exporter makes a tracer from the SPANGUARD_* and OTEL_* variables, and

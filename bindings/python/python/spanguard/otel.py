@@ -707,9 +707,9 @@ class SpanguardSpanExporter(SpanExporter):
     Without `tracer` it makes its own `spanguard.Tracer()`, configured from
     the SPANGUARD_* and OTEL_* variables (the configurator constructs
     exporters with no arguments), and its `shutdown` shuts that tracer
-    down. A tracer passed in stays its owner's: `shutdown` leaves it
-    running (it may hold other spans; it is shut down at interpreter exit
-    or by its owner).
+    down. A tracer passed in stays its owner's: `shutdown` flushes it and
+    leaves it running (it may hold other spans; it is shut down at
+    interpreter exit or by its owner).
 
     Each span arrives as the SDK's own OTLP exporter would send it: its
     ids, parent, times, name, kind, scope, attributes, events, links,
@@ -767,21 +767,27 @@ class SpanguardSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS if held else SpanExportResult.FAILURE
 
     def shutdown(self, timeout_millis: float = 5000) -> None:
-        """Later exports answer FAILURE. A tracer the exporter made is shut
-        down (flushed, in `timeout_millis`; the BatchSpanProcessor passes
-        what is left of its own timeout); one passed in is left to its
-        owner."""
+        """Later exports answer FAILURE. The spans exported so far are
+        delivered or spooled when it returns (within `timeout_millis`; the
+        BatchSpanProcessor passes what is left of its own timeout), as
+        after the SDK's own exporter's shutdown: a tracer the exporter made
+        is shut down; one passed in is flushed and left running, its
+        owner's (it may hold other spans). Unflushed, they waited in its
+        queue, lost to a process that then ends without its exit hooks (a
+        multiprocessing worker leaves by os._exit)."""
         if self._shut_down:
             return
         self._shut_down = True
-        if not self._owns_tracer:
-            return
+        timeout = max(0.0, timeout_millis) / 1000
         try:
-            self._tracer.shutdown(max(0.0, timeout_millis) / 1000)
+            if self._owns_tracer:
+                self._tracer.shutdown(timeout)
+            else:
+                self._tracer.flush(timeout)
         except SpanguardError:
-            pass  # closed already: shut down, as asked
+            pass  # closed already: its shutdown delivered what it held
         except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
-            _logger.warning("spanguard: the exporter's tracer failed to shut down", exc_info=True)
+            _logger.warning("spanguard: the exporter's tracer failed to shut down or flush", exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Flushes the spanguard tracer: True once the spans exported so far
