@@ -312,10 +312,14 @@ fn watch(read_end: OwnedFd) {
         // answer held the signal for N timeouts, and a container's grace
         // (10 s in all, often) ran out before the last ones were flushed
         // or dumped. This thread thaws them if the process lives on. The
-        // binding's hook runs first, within a timeout of its own.
+        // binding's hook runs first, for half the timeout at most, and the
+        // tracers get what is left: the whole stays within the timeout (a
+        // container's stop grace counts from the signal; the hook, given
+        // all of it, made a signal take twice the timeout), and an SDK
+        // flush held up by another, slow exporter leaves them half of it.
         let timeout = flush_deadline();
-        run_before_signal_flush(timeout);
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        run_before_signal_flush(timeout / 2);
         // SAFETY: gettid has no preconditions.
         let watchdog = unsafe { libc::gettid() };
         super::all_at_once::for_each_at_once(|p| {
