@@ -25,6 +25,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "proc.h"
 #include "loopback.h"
 #include "sink_count.h"
 
@@ -50,12 +51,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     char byte = (char)me;
     if (write(entered[1], &byte, 1) != 1) _exit(3);
     (void)!read(never[0], &byte, 1);
-}
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 static void record(spanguard_tracer *t, const char *name) {

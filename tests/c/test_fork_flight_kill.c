@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "proc.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -47,12 +48,6 @@ static int each_once(const char *dir, const char *prefix, int n) {
         once += c == 1;
     }
     return once == n;
-}
-
-static double seconds_since(const struct timespec *start) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
 int main(int argc, char **argv) {

@@ -25,6 +25,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "proc.h"
 #include "loopback.h"
 #include "sink_count.h"
 
@@ -43,32 +44,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     char byte = 'x';
     if (write(entered[1], &byte, 1) != 1) _exit(3);
     (void)!read(release_cb[0], &byte, 1);
-}
-
-/* Threads of this process whose name starts with `name` (the kernel keeps
- * 15 characters of one). */
-static int threads_named(const char *name) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[300], comm[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0) n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
-}
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 static void record(spanguard_tracer *t, const char *name) {

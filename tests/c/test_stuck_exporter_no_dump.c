@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "proc.h"
 #include "loopback.h"
 
 #define S(str) (str), strlen(str)
@@ -41,24 +42,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     char byte = 'x';
     if (write(entered[1], &byte, 1) != 1) _exit(3);
     (void)!read(release_cb[0], &byte, 1);
-}
-
-static int threads_named(const char *name) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char path[300], comm[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        if (fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0) n++;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
 }
 
 /* How many spool files of `dir` hold `needle`. */
