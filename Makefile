@@ -26,7 +26,7 @@ STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
-        test-readme dist dist-node dist-python test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
+        test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
 
@@ -183,13 +183,17 @@ NODE_PREBUILD := bindings/node/prebuilds/linux-x64
 NODE_HEADERS := $(shell d=$$(dirname "$$(readlink -f "$$(command -v node)")")/../include/node; \
                   test -f "$$d/node_api.h" && cd "$$d" && pwd)
 NODE_API_HEADERS_VERSION := 1.9.0
+NODE_API_INCLUDE := $(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include)
+define fetch_node_api_headers
+@if [ -z "$(NODE_HEADERS)" ] && [ ! -f build/node-api-headers/node_modules/node-api-headers/include/node_api.h ]; then \
+  npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
+endef
 CFLAGS_NODE := -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -shared -fPIC -fvisibility=hidden
 node-addon: build
-	@if [ -z "$(NODE_HEADERS)" ] && [ ! -f build/node-api-headers/node_modules/node-api-headers/include/node_api.h ]; then \
-	  npm install --no-audit --no-fund --prefix build/node-api-headers node-api-headers@$(NODE_API_HEADERS_VERSION); fi
+	$(fetch_node_api_headers)
 	mkdir -p $(NODE_PREBUILD)
 	strip --strip-unneeded -o $(NODE_PREBUILD)/libspanguard.so.$(SOMAJOR) $(LIBDIR)/libspanguard.so.$(VERSION)
-	$(CC) $(CFLAGS_NODE) -I$(or $(NODE_HEADERS),build/node-api-headers/node_modules/node-api-headers/include) -Iinclude \
+	$(CC) $(CFLAGS_NODE) -I$(NODE_API_INCLUDE) -Iinclude \
 	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
 	  -o $(NODE_PREBUILD)/spanguard.node
 	# The spanguard command, for the package's bin (bin/spanguard.js).
@@ -254,7 +258,7 @@ test-install:
 # the README says from a scratch directory (tests/readme/run_examples.py),
 # against the scratch install above and the npm tarball and Python wheel of
 # make dist (the Python programs pip-install the wheel into a fresh venv).
-test-readme: test-install venv dist
+test-readme: test-install venv dist-node dist-python
 	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
@@ -397,13 +401,27 @@ demo: build/examples/agent_demo
 
 # --- shipping ---------------------------------------------------------------
 
-# build/dist: what users install (the npm package and the Python wheel).
-dist: dist-node dist-python
+# build/dist: what users install (the npm package and the Python wheel), for
+# linux-x64 and linux-arm64 (dist-arm64, below: the arm64 wheel is in
+# build/dist/linux-arm64/). The npm package is one for both: packed once
+# both addons are built, and checked to carry both.
+dist: dist-python dist-arm64
+	$(MAKE) --no-print-directory dist-node
+	@# Not grep -q: it would stop reading, and tar, killed by SIGPIPE, fail the pipe.
+	for p in $(NODE_PLATFORMS); do tar -tzf build/dist/spanguard-$(VERSION).tgz \
+	  | grep -x "package/prebuilds/$$p/spanguard.node" >/dev/null || { echo "the npm package lacks its $$p addon"; exit 1; }; done
 
+# The npm package with the addons built so far: make dist-node alone builds
+# this machine's (linux-x64); one built for linux-arm64 by an earlier
+# dist-arm64 goes in too. Where a platform's addon is missing, the package
+# says so to whoever loads it there (index.js).
+NODE_PLATFORMS := linux-x64 linux-arm64
 dist-node: node-addon
 	mkdir -p build/dist
 	rm -f build/dist/spanguard-*.tgz
 	cd bindings/node && npm pack --silent --pack-destination $(CURDIR)/build/dist
+	@for p in $(NODE_PLATFORMS); do test -f bindings/node/prebuilds/$$p/spanguard.node \
+	  || echo "note: build/dist/spanguard-$(VERSION).tgz carries no $$p addon (make dist builds every platform's)"; done
 
 # The Python wheel: maturin builds the extension (bindings/python, PyO3 over
 # the C ABI, the library linked in statically) and repairs the wheel the
@@ -436,6 +454,191 @@ $(PY_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(PY_SOURCES)
 	  maturin build --release --strip --locked --quiet --out $(PY_WHEEL_DIR)
 	ls $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl
 	touch $@
+
+# --- linux-arm64: cross-built on this x86-64 machine, tested under qemu ---
+#
+# make dist-arm64: the linux-arm64 builds (AWS Graviton, Docker on
+# Apple-silicon Macs): prebuilds/linux-arm64/ for the npm package (make dist
+# packs them beside linux-x64's in the one tarball) and a manylinux aarch64
+# wheel in build/dist/linux-arm64/ (a directory of its own, so that
+# `pip install build/dist/spanguard-*.whl` keeps meaning this machine's).
+# make test-arm64 runs them under qemu-aarch64. Neither is part of make
+# test: they need the cross toolchain below and emulation, and take minutes
+# (README, "linux-arm64").
+#
+# The toolchain, from Debian's archive: the cross compiler, qemu, and
+# (multiarch, beside the host's) the arm64 OpenSSL and zlib the library
+# links. Installed when missing, as root, the way CI's clean machine runs.
+# No libcurl among them on purpose: with no libcurl.pc for the target,
+# curl-sys compiles the libcurl it bundles into the library, as it does on
+# x86-64, so neither package needs a libcurl on the user's machine (the
+# check in arm64-lib holds that).
+ARM64_TARGET   := aarch64-unknown-linux-gnu
+ARM64_CC       := aarch64-linux-gnu-gcc
+ARM64_DEBS     := gcc-aarch64-linux-gnu libssl-dev:arm64 zlib1g-dev:arm64 qemu-user
+ARM64_TOOLS    := $(CURDIR)/build/arm64-tools
+ARM64_RELEASE  := target/$(ARM64_TARGET)/release
+ARM64_LIBDIR   := $(CURDIR)/build/arm64/lib
+ARM64_WHEEL_DIR := $(PY_WHEEL_DIR)/linux-arm64
+PY_TARGET_ARM64 := $(CURDIR)/build/python-target-arm64
+NODE_PREBUILD_ARM64 := bindings/node/prebuilds/linux-arm64
+# Cargo's and the cc crate's settings for the target only (the build
+# scripts in the same run still build for x86-64), and pkg-config pointed
+# at the arm64 .pc files alone.
+ARM64_ENV := CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=$(ARM64_CC) \
+             CC_aarch64_unknown_linux_gnu=$(ARM64_CC) AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+             PKG_CONFIG_ALLOW_CROSS_aarch64_unknown_linux_gnu=1 \
+             PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+             PKG_CONFIG_PATH_aarch64_unknown_linux_gnu=
+
+$(ARM64_TOOLS)/.installed:
+	@if ! dpkg --print-foreign-architectures | grep -qx arm64; then dpkg --add-architecture arm64; fi
+	@missing=; for p in $(ARM64_DEBS); do \
+	  dpkg-query -W -f '$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	rustup target list --installed | grep -qx $(ARM64_TARGET) || rustup target add $(ARM64_TARGET)
+	mkdir -p $(@D)
+	touch $@
+
+# libspanguard and the spanguard command for arm64, in build/arm64/lib as
+# make build lays out build/lib.
+arm64-lib: $(ARM64_TOOLS)/.installed
+	mkdir -p build/arm64
+	$(ARM64_ENV) $(CARGO) build --release --lib --bin spanguard --target $(ARM64_TARGET) 2>&1 | tee build/arm64/cargo.log
+	@# make lint holds the x86-64 build to no warning; code behind a
+	@# cfg(target_arch) shows its warnings in this build only (cargo
+	@# replays them when nothing was rebuilt).
+	@if grep -E '^(warning|error)' build/arm64/cargo.log; then echo "the arm64 build has warnings"; exit 1; fi
+	@if aarch64-linux-gnu-readelf -d $(ARM64_RELEASE)/libspanguard.so | grep 'NEEDED.*libcurl' >/dev/null; then \
+	  echo "the arm64 library links a system libcurl (a libcurl.pc for arm64 is installed?): users would need one"; \
+	  exit 1; fi
+	mkdir -p $(ARM64_LIBDIR)
+	cp $(ARM64_RELEASE)/libspanguard.so $(ARM64_LIBDIR)/.libspanguard.so.$(VERSION).tmp
+	mv -f $(ARM64_LIBDIR)/.libspanguard.so.$(VERSION).tmp $(ARM64_LIBDIR)/libspanguard.so.$(VERSION)
+	ln -sf libspanguard.so.$(VERSION) $(ARM64_LIBDIR)/libspanguard.so.$(SOMAJOR)
+	ln -sf libspanguard.so.$(SOMAJOR) $(ARM64_LIBDIR)/libspanguard.so
+
+# The addon as node-addon builds it, with the cross compiler (N-API's
+# headers are the same for every architecture).
+node-addon-arm64: arm64-lib
+	$(fetch_node_api_headers)
+	mkdir -p $(NODE_PREBUILD_ARM64)
+	aarch64-linux-gnu-strip --strip-unneeded -o $(NODE_PREBUILD_ARM64)/libspanguard.so.$(SOMAJOR) \
+	  $(ARM64_LIBDIR)/libspanguard.so.$(VERSION)
+	$(ARM64_CC) $(CFLAGS_NODE) -I$(NODE_API_INCLUDE) -Iinclude \
+	  bindings/node/src/spanguard_node.c -L$(NODE_PREBUILD_ARM64) -l:libspanguard.so.$(SOMAJOR) -Wl,-rpath,'$$ORIGIN' \
+	  -o $(NODE_PREBUILD_ARM64)/spanguard.node
+	aarch64-linux-gnu-strip --strip-unneeded -o $(NODE_PREBUILD_ARM64)/spanguard $(ARM64_RELEASE)/spanguard
+
+# The wheel as dist-python builds it, cross-compiled: maturin's repair
+# bundles the arm64 OpenSSL from /usr/lib/aarch64-linux-gnu, and the tag's
+# glibc floor is that of Debian's arm64 libc the extension was linked
+# against (what auditwheel finds; test-arm64 checks it). Its own cargo
+# directory: maturin repairs the extension where cargo left it (see
+# dist-python), and the x86-64 one must not be taken for it.
+dist-python-arm64: $(ARM64_WHEEL_DIR)/.python-wheel
+$(ARM64_WHEEL_DIR)/.python-wheel: $(PY_TOOLS)/.installed $(ARM64_TOOLS)/.installed $(PY_SOURCES)
+	mkdir -p $(ARM64_WHEEL_DIR)
+	rm -f $(ARM64_WHEEL_DIR)/spanguard-*.whl
+	rm -f $(PY_TARGET_ARM64)/maturin/lib_native.so $(PY_TARGET_ARM64)/$(ARM64_TARGET)/release/deps/lib_native.so
+	cd bindings/python && PATH=$(PY_TOOLS)/bin:$$PATH CARGO_TARGET_DIR=$(PY_TARGET_ARM64) $(ARM64_ENV) \
+	  maturin build --release --strip --locked --quiet --target $(ARM64_TARGET) --out $(ARM64_WHEEL_DIR)
+	ls $(ARM64_WHEEL_DIR)/spanguard-*-manylinux_*_aarch64.whl
+	touch $@
+
+dist-arm64: node-addon-arm64 dist-python-arm64
+
+# What test-arm64 runs the packages with: Debian's arm64 python3.11 and
+# node, downloaded and unpacked here (not installed: neither can sit beside
+# the host's own), with the arm64 libraries they need.
+ARM64_ROOT     := $(ARM64_TOOLS)/root
+ARM64_RUN_DEBS := python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libexpat1 libffi8 \
+                  nodejs libnode108 libuv1 libbrotli1 libc-ares2 libicu72 libnghttp2-14 libstdc++6
+# Debian's node loads these (JavaScript) from /usr/share/nodejs as it starts.
+ARM64_RUN_DEBS_ALL := node-acorn node-cjs-module-lexer node-undici
+AUDITWHEEL_VERSION := 6.8.2
+$(ARM64_TOOLS)/.runtimes: $(ARM64_TOOLS)/.installed
+	rm -rf $(ARM64_TOOLS)/debs $(ARM64_ROOT)
+	mkdir -p $(ARM64_TOOLS)/debs $(ARM64_ROOT)
+	cd $(ARM64_TOOLS)/debs && apt-get download -qq $(addsuffix :arm64,$(ARM64_RUN_DEBS)) $(ARM64_RUN_DEBS_ALL)
+	for d in $(ARM64_TOOLS)/debs/*.deb; do dpkg-deb -x $$d $(ARM64_ROOT); done
+	$(PYTHON3) -m venv $(ARM64_TOOLS)/venv
+	$(ARM64_TOOLS)/venv/bin/pip install --quiet --disable-pip-version-check auditwheel==$(AUDITWHEEL_VERSION)
+	touch $@
+
+# qemu-aarch64 (no binfmt_misc needed: it is called by name) finds the
+# arm64 loader and libc where multiarch put them (/lib/ld-linux-aarch64.so.1),
+# the unpacked libraries through the guest's LD_LIBRARY_PATH, and, with -L,
+# a file the programs open by absolute path (node's /usr/share/nodejs) in
+# the unpacked tree first. Python finds its standard library beside itself.
+ARM64_QEMU   := qemu-aarch64 -L $(ARM64_ROOT) \
+                -E LD_LIBRARY_PATH=$(ARM64_ROOT)/lib/aarch64-linux-gnu:$(ARM64_ROOT)/usr/lib/aarch64-linux-gnu
+ARM64_PYTHON := $(ARM64_QEMU) $(ARM64_ROOT)/usr/bin/python3.11
+ARM64_NODE   := $(ARM64_QEMU) $(ARM64_ROOT)/usr/bin/node
+ARM64_TEST   := $(CURDIR)/build/arm64-test
+
+build/arm64/tests/%: tests/c/%.c include/spanguard.h arm64-lib
+	mkdir -p build/arm64/tests
+	$(ARM64_CC) $(CFLAGS_TEST) $< -L$(ARM64_LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(ARM64_LIBDIR) -o $@
+
+build/arm64/examples/agent_demo: examples/c/agent_demo.c include/spanguard.h arm64-lib
+	mkdir -p build/arm64/examples
+	$(ARM64_CC) -std=c11 -Wall -Wextra -Werror -O2 -Iinclude $< -L$(ARM64_LIBDIR) -lspanguard -Wl,-rpath,$(ARM64_LIBDIR) -o $@
+
+# (1) C: the API test and the process tests as test-c runs them, then the
+# sink test (the demo agent's sink file, read on the host) and the HTTP
+# test (every span at a loopback receiver, field by field) with their
+# programs run under qemu. Not the process tests that fork while the
+# exporter thread runs (test_fork, test_workers, test_kill_set_again, ...)
+# nor those that exec: qemu-user 7.2 itself aborts in a child forked from
+# a threaded guest ("cpu_exec: assertion failed: (cpu == current_cpu)"),
+# and, without binfmt_misc, the kernel cannot exec an arm64 program. Nor
+# test_recovered_resource: under qemu's timing it once found the first
+# child's flight-recorder spans twice in the sink (the second child's
+# tracer recovered them, wrote them, and crashed on purpose before the
+# flight file was done with; the parent recovered them again), a race of
+# recovery against a crash, not of arm64, left to be looked at.
+ARM64_C_TESTS := test_context test_stale_handles test_callback_reentry test_config_errors test_full_disk \
+                 test_fork_shut_down test_shutdown_stuck_exporter test_signal_mask_threads
+# (2) The wheel: auditwheel says its tag is the one it carries; the arm64
+# pip installs it; the sample agent run with the arm64 python writes the
+# same spans as with this machine's (same_spans.py). (3) The npm package of
+# make dist, unpacked: the sample agent run with the arm64 node loads the
+# linux-arm64 addon and writes the same spans as with this machine's.
+test-arm64: dist build/arm64/tests/test_api build/arm64/tests/emit_spans build/arm64/examples/agent_demo \
+            $(addprefix build/arm64/tests/,$(ARM64_C_TESTS)) $(ARM64_TOOLS)/.runtimes venv
+	rm -rf $(ARM64_TEST) && mkdir -p $(ARM64_TEST)/bin
+	$(ARM64_QEMU) build/arm64/tests/test_api $(ARM64_TEST)/c-test-spans
+	for t in $(ARM64_C_TESTS); do $(ARM64_QEMU) build/arm64/tests/$$t $(ARM64_TEST)/$$t-spans; done
+	for p in emit_spans:tests/emit_spans agent_demo:examples/agent_demo; do \
+	  printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(ARM64_QEMU)" "$(CURDIR)/build/arm64/$${p#*:}" > $(ARM64_TEST)/bin/$${p%%:*}; \
+	  chmod +x $(ARM64_TEST)/bin/$${p%%:*}; done
+	SPANGUARD_EMIT_SPANS=$(ARM64_TEST)/bin/emit_spans SPANGUARD_DEMO=$(ARM64_TEST)/bin/agent_demo \
+	  $(VENV_PY) -m pytest -q -p no:cacheprovider tests/python/test_file_sink.py tests/python/test_http_export.py
+	# (2) the wheel
+	wheel=$$(ls $(ARM64_WHEEL_DIR)/spanguard-*-manylinux_*_aarch64.whl); tag=$$(basename $$wheel .whl); tag=$${tag##*-}; \
+	$(ARM64_TOOLS)/venv/bin/auditwheel show $$wheel | tr '\n' ' ' | grep "consistent with the following platform tag: \"$$tag\"" >/dev/null \
+	  || { echo "auditwheel does not find $$wheel consistent with its tag $$tag"; exit 1; }
+	$(ARM64_PYTHON) -c 'import platform, sys; assert platform.machine() == "aarch64", platform.machine()'
+	PYTHONPATH=/usr/lib/python3/dist-packages $(ARM64_PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	  --no-deps --no-index --target $(ARM64_TEST)/py-arm64 $(ARM64_WHEEL_DIR)/spanguard-*.whl
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-index \
+	  --target $(ARM64_TEST)/py-x86-64 $(PY_WHEEL_DIR)/spanguard-*.whl
+	cd $(ARM64_TEST) && PYTHONPATH=$(ARM64_TEST)/py-x86-64 SPANGUARD_SINK_DIR=$(ARM64_TEST)/py-sink-x86-64 \
+	  SPANGUARD_SPOOL_DIR=$(ARM64_TEST)/py-spool-x86-64 $(VENV_PY) $(CURDIR)/examples/python/agent.py
+	cd $(ARM64_TEST) && PYTHONPATH=$(ARM64_TEST)/py-arm64 SPANGUARD_SINK_DIR=$(ARM64_TEST)/py-sink-arm64 \
+	  SPANGUARD_SPOOL_DIR=$(ARM64_TEST)/py-spool-arm64 $(ARM64_PYTHON) $(CURDIR)/examples/python/agent.py
+	$(VENV_PY) tests/arm64/same_spans.py --ignore exception.stacktrace $(ARM64_TEST)/py-sink-x86-64 $(ARM64_TEST)/py-sink-arm64
+	# (3) the npm package
+	mkdir -p $(ARM64_TEST)/npm && tar -xzf $(PY_WHEEL_DIR)/spanguard-$(VERSION).tgz -C $(ARM64_TEST)/npm
+	mkdir -p $(ARM64_TEST)/npm/package/examples && cp bindings/node/examples/agent.js $(ARM64_TEST)/npm/package/examples/
+	cd $(ARM64_TEST) && SPANGUARD_SINK_DIR=$(ARM64_TEST)/node-sink-x86-64 SPANGUARD_SPOOL_DIR=$(ARM64_TEST)/node-spool-x86-64 \
+	  node npm/package/examples/agent.js
+	cd $(ARM64_TEST) && SPANGUARD_SINK_DIR=$(ARM64_TEST)/node-sink-arm64 SPANGUARD_SPOOL_DIR=$(ARM64_TEST)/node-spool-arm64 \
+	  $(ARM64_NODE) -e 'if (process.arch !== "arm64") throw new Error(process.arch); require("./npm/package/examples/agent.js")'
+	$(VENV_PY) tests/arm64/same_spans.py --ignore exception.stacktrace $(ARM64_TEST)/node-sink-x86-64 $(ARM64_TEST)/node-sink-arm64
+	@echo "test-arm64: the C library, the wheel and the npm package work on linux-arm64 (under qemu)"
 
 # PREFIX/lib: the shared library (SONAME libspanguard.so.0) and the static
 # one; PREFIX/include: spanguard.h and the C++ wrapper spanguard.hpp;

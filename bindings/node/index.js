@@ -2,13 +2,15 @@
 /**
  * spanguard for Node.js: crash-proof span export through a small N-API
  * addon over libspanguard. Both ship in this package, built for linux-x64
- * (glibc), under prebuilds/linux-x64/. A thin skin: all logic is in the C
+ * and linux-arm64 (glibc), under prebuilds/<platform>/, the one for this
+ * process.arch picked at load. A thin skin: all logic is in the C
  * library.
  *
  * The library's own signal handlers are OFF by default here (Node owns
  * signals); call installProcessHooks() to flush on SIGTERM/SIGINT/beforeExit.
  */
 const crypto = require('crypto');
+const fs = require('fs');
 const path = require('path');
 const { AsyncLocalStorage } = require('async_hooks');
 
@@ -27,7 +29,7 @@ const RESULT = {
 };
 
 // The platforms this package carries a native build for, and where.
-const PREBUILDS = { 'linux-x64': 'linux-x64' };
+const PREBUILDS = { 'linux-x64': 'linux-x64', 'linux-arm64': 'linux-arm64' };
 
 function isMusl() {
   // glibc's version is in the report header; musl has none.
@@ -47,7 +49,15 @@ function prebuildDir() {
     throw new Error('spanguard: the bundled native build is for glibc Linux; this Node.js runs on musl '
       + '(Alpine?). Use a glibc-based image, or build spanguard from source.');
   }
-  return path.join(__dirname, 'prebuilds', dir);
+  const full = path.join(__dirname, 'prebuilds', dir);
+  // A package packed by `make dist-node` alone carries this machine's
+  // build only: say so, rather than a bare "cannot find module".
+  if (!fs.existsSync(path.join(full, 'spanguard.node'))) {
+    throw new Error(`spanguard: this copy of the package was packed without its ${platform} build `
+      + `(${full} has no spanguard.node): install a release built with \`make dist\`, or build spanguard `
+      + 'from source on this platform.');
+  }
+  return full;
 }
 
 let native = null;

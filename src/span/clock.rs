@@ -27,8 +27,6 @@
 //! exporter with nothing to do wakes when an anchor is due
 //! (`anchor_due_in`), so an idle tracer does not stay on it.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
-
 /// Nanoseconds since the Unix epoch: converted from the TSC when it is
 /// anchored, else from `clock_gettime`. Async-signal-safe: it never waits
 /// (a torn anchor read falls back to the system clock).
@@ -109,21 +107,30 @@ pub fn after_fork_in_child() {
     tsc::reset_in_child();
 }
 
+// The anchor logic from here to mod tsc serves the x86-64 TSC reader
+// alone (elsewhere spans read clock_gettime); the tests run it on every
+// architecture.
+
 /// The interval a first, provisional anchor is measured over: with each
 /// sample read to within `MAX_SPREAD_TICKS` (usually about a tenth of
 /// that), a few parts in a million, at worst a few tens.
+#[cfg(any(target_arch = "x86_64", test))]
 const FIRST_INTERVAL_NS: u64 = 10_000_000;
 /// Shortest interval a full anchor's tick rate is measured over: the two
 /// samples' reading error (tens of ns) over it stays below a part in a
 /// million.
+#[cfg(any(target_arch = "x86_64", test))]
 const MIN_INTERVAL_NS: u64 = 200_000_000;
 /// How often the anchor is renewed at most.
+#[cfg(any(target_arch = "x86_64", test))]
 const RENEW_INTERVAL_NS: u64 = 1_000_000_000;
 /// A prediction further off than this from the system clock means the
 /// clock was stepped or the TSC is not steady: start over.
+#[cfg(any(target_arch = "x86_64", test))]
 const MAX_MISS_NS: u64 = 1_000_000;
 
 /// How a TSC reading becomes wall-clock ns: `ns + (tsc_now - tsc) * mult >> 32`.
+#[cfg(any(target_arch = "x86_64", test))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Anchor {
     tsc: u64,
@@ -132,6 +139,7 @@ struct Anchor {
     mult: u64,
 }
 
+#[cfg(any(target_arch = "x86_64", test))]
 impl Anchor {
     #[inline]
     fn convert(&self, tsc: u64) -> u64 {
@@ -145,6 +153,7 @@ impl Anchor {
 
 /// The anchor logic, apart from the hardware and the shared state, so that
 /// it can be tested with made-up samples.
+#[cfg(any(target_arch = "x86_64", test))]
 #[derive(Default)]
 struct Calibrator {
     /// The sample the next interval is measured from.
@@ -157,6 +166,7 @@ struct Calibrator {
 }
 
 /// What `Calibrator::observe` decided.
+#[cfg(any(target_arch = "x86_64", test))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Decision {
     /// Nothing to change.
@@ -167,6 +177,7 @@ enum Decision {
     Withdraw,
 }
 
+#[cfg(any(target_arch = "x86_64", test))]
 impl Calibrator {
     /// Starting from `anchor` (a full one), or from nothing.
     const fn starting_from(anchor: Option<Anchor>) -> Calibrator {
@@ -250,11 +261,13 @@ impl Calibrator {
 /// pair could be tens of microseconds apart, enough to skew the measured
 /// rate. (Half of it over `FIRST_INTERVAL_NS`, at 3 GHz: 17 parts in a
 /// million; it was 20,000 ticks while the shortest interval was 200 ms.)
+#[cfg(any(target_arch = "x86_64", test))]
 const MAX_SPREAD_TICKS: u64 = 1_000;
 
 /// From (TSC before, wall ns, TSC after) readings, the pair with the
 /// narrowest spread, the TSC taken halfway; None when every reading was
 /// interrupted.
+#[cfg(any(target_arch = "x86_64", test))]
 fn pick_sample(readings: &[(u64, u64, u64)]) -> Option<(u64, u64)> {
     readings
         .iter()
@@ -268,6 +281,7 @@ fn pick_sample(readings: &[(u64, u64, u64)]) -> Option<(u64, u64)> {
 mod tsc {
     use std::cell::UnsafeCell;
     use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 
     use super::*;
 

@@ -13,7 +13,7 @@ const path = require('path');
 const platform = `${process.platform}-${process.arch}`;
 const command = path.join(__dirname, '..', 'prebuilds', platform, 'spanguard');
 if (!fs.existsSync(command)) {
-  process.stderr.write(`spanguard: this package ships the spanguard command for linux-x64 only, not ${platform}: `
+  process.stderr.write(`spanguard: this package ships the spanguard command for linux-x64 and linux-arm64 only, not ${platform}: `
     + 'build spanguard from source (make install) on this platform.\n');
   process.exit(1);
 }

@@ -287,15 +287,35 @@ test('the JavaScript success check agrees with the library for every code', () =
   }
 });
 
+/** Starts a Tracer in a node that takes itself for platform-arch, from dir. */
+function pretendingTo(platform, arch, dir) {
+  const pretend = `Object.defineProperty(process, 'platform', { value: '${platform}' });`
+    + `Object.defineProperty(process, 'arch', { value: '${arch}' });`;
+  return spawnSync(process.execPath, ['-e', `${pretend} new (require('.').Tracer)()`],
+    { cwd: dir, encoding: 'utf8' });
+}
+
 test('a platform without a native build fails with a clear message', () => {
-  for (const [platform, arch] of [['darwin', 'arm64'], ['win32', 'x64'], ['linux', 'arm64']]) {
-    const pretend = `Object.defineProperty(process, 'platform', { value: '${platform}' });`
-      + `Object.defineProperty(process, 'arch', { value: '${arch}' });`;
-    const run = spawnSync(process.execPath, ['-e', `${pretend} new (require('.').Tracer)()`],
-      { cwd: path.resolve(__dirname, '..'), encoding: 'utf8' });
+  for (const [platform, arch] of [['darwin', 'arm64'], ['win32', 'x64'], ['linux', 's390x']]) {
+    const run = pretendingTo(platform, arch, path.resolve(__dirname, '..'));
     assert.notStrictEqual(run.status, 0);
     assert.match(run.stderr, new RegExp(`no native build for ${platform}-${arch}`));
-    assert.match(run.stderr, /linux-x64/);
+    assert.match(run.stderr, /linux-x64, linux-arm64/);
+  }
+});
+
+test('a package packed without the linux-arm64 build says so on arm64', () => {
+  // What `make dist-node` alone packs on x86-64: prebuilds/linux-x64 only.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spanguard-x64-only-'));
+  try {
+    fs.copyFileSync(path.resolve(__dirname, '..', 'index.js'), path.join(dir, 'index.js'));
+    fs.mkdirSync(path.join(dir, 'prebuilds', 'linux-x64'), { recursive: true });
+    const run = pretendingTo('linux', 'arm64', dir);
+    assert.notStrictEqual(run.status, 0);
+    assert.match(run.stderr, /packed without its linux-arm64 build/);
+    assert.match(run.stderr, /make dist/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
