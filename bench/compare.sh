@@ -19,7 +19,9 @@
 # "export", those the exporter thread takes for each of the "calls" case's
 # spans (everything under Exporter::run: taking, encoding, giving back;
 # the exporter sleeps until the flushes, so its batches do not depend on
-# timing). --interleaved
+# timing), and as "handlers" the "calls" case's recording path with the
+# crash and signal handlers installed (the users' default; the other rows
+# run without). --interleaved
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
@@ -77,13 +79,16 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin child export; do
-            # The exporter's share of the "calls" spans, or the recording path.
-            run=$case collect='spanguard_span_*'
+        for case in plain calls array begin child export handlers; do
+            # The exporter's share of the "calls" spans, or the recording
+            # path; "handlers": the "calls" spans with the crash and signal
+            # handlers installed, as users' tracers have them by default.
+            run=$case collect='spanguard_span_*' with=
             [ "$case" = export ] && run=calls collect='*Exporter::run*'
-            spans=$("$program" "$run")
+            [ "$case" = handlers ] && run=calls with=handlers
+            spans=$("$program" "$run" $with)
             valgrind --tool=callgrind --toggle-collect="$collect" \
-                --callgrind-out-file="$out/callgrind.out" "$program" "$run" >/dev/null 2>&1
+                --callgrind-out-file="$out/callgrind.out" "$program" "$run" $with >/dev/null 2>&1
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"
         done

@@ -771,13 +771,6 @@ impl Tracer {
             trace_flags: flags,
         };
         let recording = flags & FLAG_SAMPLED != 0;
-        if p.config.install_signal_handlers {
-            // Every thread that records spans can then still run the crash
-            // handler after a stack overflow (which dumps the slots, or
-            // with the flight recorder marks the signal and waits for the
-            // batch in flight).
-            crate::watchdog::crash::ensure_alt_stack();
-        }
         // Read before the slot is taken, as in `end`: the compare-exchange
         // and the clock read overlap.
         let start_unix_ns = if opts.start_unix_ns != 0 {
@@ -879,9 +872,24 @@ impl Tracer {
     /// policy out of line.
     #[inline(always)]
     fn take_slot(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
-        match self.pipeline.slab.take_free() {
+        match self.pipeline.slab.take_free(|| self.prepare_thread()) {
             Some(s) => Ok(s),
             None => self.take_slot_when_full(may_wait),
+        }
+    }
+
+    /// What a thread needs before it records into this tracer, run by the
+    /// slot cache on the thread's first span and on each span that misses
+    /// its cache's fast path (`slot_cache::take`), not on every begin (23
+    /// instructions a span, a thread-local's check): with signal handlers
+    /// installed, an alternate stack, so that every thread that records
+    /// spans can still run the crash handler after a stack overflow (which
+    /// dumps the slots, or with the flight recorder marks the signal and
+    /// waits for the batch in flight).
+    #[inline(always)]
+    fn prepare_thread(&self) {
+        if self.pipeline.config.install_signal_handlers {
+            crate::watchdog::crash::ensure_alt_stack();
         }
     }
 
@@ -889,7 +897,7 @@ impl Tracer {
     #[inline(never)]
     fn take_slot_when_full(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
         let p = &self.pipeline;
-        if let Some(s) = p.slab.take_free() {
+        if let Some(s) = p.slab.take_free(|| self.prepare_thread()) {
             return Ok(s);
         }
         // Full: the exporter frees slots as it encodes, so wake it.
@@ -916,7 +924,7 @@ impl Tracer {
                 let deadline = Instant::now() + p.config.full_wait;
                 while Instant::now() < deadline && !p.slab.every_slot_open() {
                     std::thread::sleep(Duration::from_micros(50));
-                    if let Some(s) = p.slab.take_free() {
+                    if let Some(s) = p.slab.take_free(|| self.prepare_thread()) {
                         return Ok(s);
                     }
                 }

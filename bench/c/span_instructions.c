@@ -10,7 +10,13 @@
  * only inside spanguard_span_* (--toggle-collect), so what it reports,
  * divided by the spans, is the recording path's instructions a span.
  *
- * span_instructions calls|array|begin|plain|child */
+ * A second argument "handlers" records with the crash and signal handlers
+ * installed, as users' tracers do by default (install_signal_handlers = 1;
+ * the other benchmarks turn them off): what the recording path does only
+ * then (the crash handler's alternate stack for each recording thread)
+ * shows in that count alone.
+ *
+ * span_instructions calls|array|begin|plain|child [handlers] */
 #include "common.h"
 
 #include <stdio.h>
@@ -66,7 +72,15 @@ int main(int argc, char **argv) {
     } else if (argc > 1 && strcmp(argv[1], "child") == 0) {
         c = CHILD;
     }
-    spanguard_tracer *t = bench_tracer(1);
+    spanguard_config cfg;
+    spanguard_config_init(&cfg, sizeof cfg);
+    bench_settings(&cfg, 1, 1 << 16);
+    if (argc > 2 && strcmp(argv[2], "handlers") == 0) cfg.install_signal_handlers = 1;
+    spanguard_tracer *t;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "spanguard_tracer_new failed\n");
+        return 1;
+    }
     spans(t, WARM, c);
     spanguard_flush(t, 30000);
     spans(t, SPANS, c);

@@ -1042,7 +1042,7 @@ mod tests {
         let pool = PayloadPool::new(16, PoolBacking::Anonymous).expect("pool");
         let long = vec![b'x'; 3 * CHUNK_BYTES];
         for n in 0..5u8 {
-            let (i, g) = slab.take_free().expect("slot");
+            let (i, g) = slab.take_free(|| {}).expect("slot");
             // SAFETY: take_free gave us the slot.
             let r = unsafe { slab.slot_mut(i) };
             r.reset();
@@ -1096,7 +1096,7 @@ mod tests {
         use crate::span::record::{ItemList, LinkContext, SpanView, UnlinkStore};
         let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("slab");
         let pool = PayloadPool::new(16, PoolBacking::Anonymous).expect("pool");
-        let (i, g) = slab.take_free().expect("slot");
+        let (i, g) = slab.take_free(|| {}).expect("slot");
         // Names long enough that the later events live in the chunks.
         let event_name = |e: usize| format!("e{e}:{}", "x".repeat(1_000));
         let (events, links) = (4usize, 3usize);

@@ -326,15 +326,17 @@ impl SpanSlab {
     }
 
     /// Takes a free slot and moves it to WRITING. Lock-free; no allocation.
+    /// `thread_setup` runs on a thread's first take and on the takes that
+    /// miss its cache's fast path (`slot_cache::take`).
     #[inline(always)]
-    pub fn take_free(&self) -> Option<(u32, u32)> {
+    pub fn take_free(&self, thread_setup: impl FnOnce()) -> Option<(u32, u32)> {
         // From this thread's cache of free slots (`slot_cache`), which
         // also says which slots it will take next.
         let slot_cache::Taken {
             index,
             prefetch: [soon, later],
             cache,
-        } = slot_cache::take(&self.free)?;
+        } = slot_cache::take(&self.free, thread_setup)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
         // reads as zero whether populated or not.
         if index >= self.populated.load(Ordering::Relaxed) {
@@ -921,7 +923,7 @@ mod tests {
                 for n in asked {
                     let ended = (0..n)
                         .map(|_| {
-                            let (i, g) = slab.take_free().expect("free slot");
+                            let (i, g) = slab.take_free(|| {}).expect("free slot");
                             slab.publish_ended(i, g);
                             i
                         })
@@ -1019,7 +1021,7 @@ mod tests {
     /// (biased to it) and published.
     fn biased_span() -> (Arc<SpanSlab>, u32, u32) {
         let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
-        let (i, g) = slab.take_free().expect("free slot");
+        let (i, g) = slab.take_free(|| {}).expect("free slot");
         slab.publish_open(i, g);
         assert!(bias::available(), "membarrier: nothing would be biased");
         assert_ne!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
@@ -1061,7 +1063,7 @@ mod tests {
             slab.hold_open(i, g.wrapping_add(1)).err(),
             Some(SlotError::Stale)
         );
-        let (j, h) = slab.take_free().expect("free slot");
+        let (j, h) = slab.take_free(|| {}).expect("free slot");
         slab.publish_open(j, h);
         let hold = slab.hold_open(j, h).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
@@ -1136,7 +1138,7 @@ mod tests {
         take_on_another_thread(i, g);
         let mut n = 1;
         while slab.bias_counts().1 {
-            let (i, g) = slab.take_free().expect("free slot");
+            let (i, g) = slab.take_free(|| {}).expect("free slot");
             assert_ne!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
             slab.publish_open(i, g);
             take_on_another_thread(i, g);
@@ -1144,14 +1146,14 @@ mod tests {
             assert!(n <= UNBIAS_RATIO, "still biasing after {n} taken");
         }
         assert_eq!(slab.bias_counts(), (UNBIAS_RATIO, false));
-        let (i, _) = slab.take_free().expect("free slot");
+        let (i, _) = slab.take_free(|| {}).expect("free slot");
         assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
     }
 
     #[test]
     fn a_slot_cycles_and_old_handles_go_stale() {
         let slab = SpanSlab::new(2, SlabBacking::Anonymous, 0).expect("map");
-        let (i, g) = slab.take_free().expect("free slot");
+        let (i, g) = slab.take_free(|| {}).expect("free slot");
         slab.publish_open(i, g);
         assert_eq!(slab.lock_open(i, g), Ok(()));
         slab.publish_ended(i, g);
@@ -1172,7 +1174,7 @@ mod tests {
     fn a_reused_slot_starts_clear() {
         use crate::span::record::TextRef;
         let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
-        let (i, g) = slab.take_free().expect("free slot");
+        let (i, g) = slab.take_free(|| {}).expect("free slot");
         // SAFETY: take_free gave us the slot.
         let r = unsafe { slab.slot_mut(i) };
         r.reset();
@@ -1193,7 +1195,7 @@ mod tests {
             &PayloadPool::with_mib(0).expect("pool"),
             &mut Vec::new(),
         );
-        let (j, _) = slab.take_free().expect("the same slot again");
+        let (j, _) = slab.take_free(|| {}).expect("the same slot again");
         assert_eq!(j, i);
         // SAFETY: take_free gave us the slot.
         let r = unsafe { slab.slot_mut(j) };
@@ -1219,8 +1221,8 @@ mod tests {
     #[test]
     fn running_out_of_slots_is_reported_not_hidden() {
         let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
-        assert!(slab.take_free().is_some());
-        assert!(slab.take_free().is_none());
+        assert!(slab.take_free(|| {}).is_some());
+        assert!(slab.take_free(|| {}).is_none());
     }
 
     /// Pages of `slab`'s slots `range` that are resident (mincore).
@@ -1311,7 +1313,7 @@ mod tests {
             "nothing resident at start"
         );
         // The first span populates the first range, and only it.
-        let (i, g) = slab.take_free().expect("free slot");
+        let (i, g) = slab.take_free(|| {}).expect("free slot");
         assert_eq!(i, 0);
         let first = resident_pages(&slab, 0..POPULATE_SLOTS);
         assert!(first > 0);
@@ -1322,12 +1324,15 @@ mod tests {
         let taken = slab.take_ended().expect("ended");
         let pool = PayloadPool::with_mib(0).expect("pool");
         slab.release_all(&[taken], &pool, &mut Vec::new());
-        assert!(slab.take_free().is_some_and(|(i, _)| i < POPULATE_SLOTS));
+        assert!(
+            slab.take_free(|| {})
+                .is_some_and(|(i, _)| i < POPULATE_SLOTS)
+        );
         assert_eq!(resident_pages(&slab, 0..capacity), first);
         // Spans that outgrow the range populate the next one as they cross
         // into it, and no further.
         for _ in 1..=POPULATE_SLOTS {
-            slab.take_free().expect("free slot");
+            slab.take_free(|| {}).expect("free slot");
         }
         let two = resident_pages(&slab, 0..2 * POPULATE_SLOTS);
         assert!(two > first);
@@ -1357,7 +1362,7 @@ mod tests {
         // No slot is taken; a scan for live spans covers them all (each is
         // resident now), and a span begun populates nothing more.
         assert_eq!(slab.used_slots(), capacity);
-        assert!(slab.take_free().is_some());
+        assert!(slab.take_free(|| {}).is_some());
         assert_eq!(resident_pages(&slab, 0..capacity), pages);
     }
 
@@ -1376,7 +1381,7 @@ mod tests {
             .expect("file");
         let slab = SpanSlab::new(capacity, SlabBacking::File(file), 0).expect("map");
         for _ in 0..=POPULATE_SLOTS {
-            slab.take_free().expect("free slot");
+            slab.take_free(|| {}).expect("free slot");
         }
         let allocated =
             512 * std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).expect("stat"));

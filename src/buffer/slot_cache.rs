@@ -309,20 +309,38 @@ pub struct Taken {
 
 /// Takes a free slot of `slots` for a span: from this thread's cache,
 /// refilled from the stack when empty; None when the stack is empty too.
-#[inline]
-pub fn take(slots: &Arc<FreeSlots>) -> Option<Taken> {
+///
+/// `thread_setup` is what a thread must have done before it records into
+/// `slots` (the crash handler's alternate stack): run on every take that
+/// does not come through the hint table, never on one that does. A thread
+/// is named there only by its own take through its thread-local
+/// (`take_by_thread_local`, which runs it first), and only for the cache
+/// it claimed from `slots` and still holds (`hinted_cache` compares the
+/// owner): so a thread's first take from a stack runs it, and a thread
+/// without a cache, or exiting, runs it on each take. A forked child
+/// records into a new tracer's stack (its hint table empty) and inherits
+/// its thread's alternate stack with the thread-local that says so.
+/// Always inline: with the closure, `#[inline]` left it a call of its own
+/// (4 instructions a span more).
+#[inline(always)]
+pub fn take(slots: &Arc<FreeSlots>, thread_setup: impl FnOnce()) -> Option<Taken> {
     let thread = bias::this_thread();
     if let Some(i) = slots.hinted_cache(thread) {
         return take_from(slots, Some(i));
     }
-    take_by_thread_local(slots, thread)
+    take_by_thread_local(slots, thread, thread_setup)
 }
 
 /// `take` for a thread the hint table did not name: its cache through its
 /// thread-local, which it then names in the table (`hint` says when not).
 #[cold]
 #[inline(never)]
-fn take_by_thread_local(slots: &Arc<FreeSlots>, thread: usize) -> Option<Taken> {
+fn take_by_thread_local(
+    slots: &Arc<FreeSlots>,
+    thread: usize,
+    thread_setup: impl FnOnce(),
+) -> Option<Taken> {
+    thread_setup();
     THREAD
         .try_with(|t| {
             let held = &t.0[0];
@@ -429,7 +447,7 @@ mod tests {
         let slots = FreeSlots::full(1024); // 4 caches
         let mut seen = HashSet::new();
         for n in 1..=100u64 {
-            let i = take(&slots).expect("slot").index;
+            let i = take(&slots, || {}).expect("slot").index;
             assert!(seen.insert(i), "slot {i} twice");
             assert_eq!(slots.taken(), n);
         }
@@ -438,11 +456,36 @@ mod tests {
         slots.stack.push_all(&back);
         assert_eq!(slots.taken(), 100);
         let mut all = HashSet::new();
-        while let Some(Taken { index: i, .. }) = take(&slots) {
+        while let Some(Taken { index: i, .. }) = take(&slots, || {}) {
             assert!(all.insert(i), "slot {i} twice");
         }
         assert_eq!(all.len(), 1024);
         assert_eq!(slots.taken(), 1124);
+    }
+
+    #[test]
+    fn thread_setup_runs_on_a_threads_first_take_and_off_the_fast_path_only() {
+        let runs = Cell::new(0);
+        let setup = || runs.set(runs.get() + 1);
+        let slots = FreeSlots::full(1024);
+        take(&slots, setup).expect("slot"); // claims a cache
+        take(&slots, setup).expect("slot"); // names it in the table
+        assert_eq!(runs.get(), 2);
+        // From the cache the table names, refills included: never.
+        for _ in 0..3 * CACHE_SLOTS {
+            take(&slots, setup).expect("slot");
+        }
+        assert_eq!(runs.get(), 2);
+        // Another stack's first take on this thread: again.
+        let other = FreeSlots::full(1024);
+        take(&other, setup).expect("slot");
+        assert_eq!(runs.get(), 3);
+        // A thread without a cache: on every take.
+        let small = FreeSlots::full(64);
+        for n in 1..=10 {
+            take(&small, setup).expect("slot");
+            assert_eq!(runs.get(), 3 + n);
+        }
     }
 
     /// A made-up thread pointer with the same hint entry as `thread`.
@@ -458,8 +501,8 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let here = bias::this_thread();
         assert_eq!(slots.hinted_cache(here), None);
-        take(&slots).expect("slot"); // claims a cache
-        take(&slots).expect("slot"); // names it in the table
+        take(&slots, || {}).expect("slot"); // claims a cache
+        take(&slots, || {}).expect("slot"); // names it in the table
         let mine = slots.hinted_cache(here).expect("named");
         assert_eq!(
             slots.caches[mine].owner.thread.load(Ordering::Relaxed),
@@ -473,7 +516,7 @@ mod tests {
         assert_eq!(slots.hinted_cache(here), Some(mine));
         // Taking through the table is taking from this thread's cache.
         let len = slots.caches[mine].len.load(Ordering::Relaxed);
-        take(&slots).expect("slot");
+        take(&slots, || {}).expect("slot");
         assert_eq!(slots.caches[mine].len.load(Ordering::Relaxed), len - 1);
     }
 
@@ -482,8 +525,8 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let s = Arc::clone(&slots);
         let gone = std::thread::spawn(move || {
-            take(&s).expect("slot");
-            take(&s).expect("slot");
+            take(&s, || {}).expect("slot");
+            take(&s, || {}).expect("slot");
             let here = bias::this_thread();
             assert!(s.hinted_cache(here).is_some());
             here
@@ -496,9 +539,9 @@ mod tests {
         let entry = hint_index(gone);
         assert_ne!(slots.hints.0[entry].load(Ordering::Relaxed), 0);
         // This thread's cache, named for a pointer on that entry.
-        take(&slots).expect("slot");
+        take(&slots, || {}).expect("slot");
         let here = bias::this_thread();
-        take(&slots).expect("slot");
+        take(&slots, || {}).expect("slot");
         let mine = slots.hinted_cache(here).expect("named");
         let next = sharing_an_entry_with(gone);
         slots.hint(next, mine);
@@ -514,8 +557,8 @@ mod tests {
         let s = Arc::clone(&slots);
         // A thread names its cache (0) in its entry, and exits.
         let gone = std::thread::spawn(move || {
-            take(&s).expect("slot");
-            take(&s).expect("slot");
+            take(&s, || {}).expect("slot");
+            take(&s, || {}).expect("slot");
             bias::this_thread()
         })
         .join()
@@ -523,8 +566,8 @@ mod tests {
         let entry = hint_index(gone);
         assert_eq!(slots.hints.0[entry].load(Ordering::Relaxed), 1);
         // This thread claims that cache, and names it in its own entry.
-        take(&slots).expect("slot");
-        take(&slots).expect("slot");
+        take(&slots, || {}).expect("slot");
+        take(&slots, || {}).expect("slot");
         let here = bias::this_thread();
         assert_eq!(slots.hinted_cache(here), Some(0));
         if hint_index(here) == entry {
@@ -542,7 +585,7 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let s = Arc::clone(&slots);
         std::thread::spawn(move || {
-            take(&s).expect("slot");
+            take(&s, || {}).expect("slot");
             // Its cache holds the rest of the refill.
             assert_eq!(
                 s.caches
@@ -573,20 +616,20 @@ mod tests {
         let small = FreeSlots::full(64);
         assert!(small.caches.is_empty());
         for _ in 0..64 {
-            take(&small).expect("slot");
+            take(&small, || {}).expect("slot");
         }
-        assert!(take(&small).is_none());
+        assert!(take(&small, || {}).is_none());
         assert_eq!(small.taken(), 64);
         // A tracer freed while this thread caches for it: the next take
         // from another stack must not touch the freed one.
         let first = FreeSlots::full(1024);
-        take(&first).expect("slot");
+        take(&first, || {}).expect("slot");
         drop(first);
         let second = FreeSlots::full(1024);
         let third = FreeSlots::full(1024);
         for _ in 0..3 {
-            take(&second).expect("slot");
-            take(&third).expect("slot");
+            take(&second, || {}).expect("slot");
+            take(&third, || {}).expect("slot");
         }
         assert_eq!((second.taken(), third.taken()), (3, 3));
     }
@@ -608,7 +651,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut done = 0;
                     while done < PER_THREAD {
-                        let Some(Taken { index: i, .. }) = take(&s) else {
+                        let Some(Taken { index: i, .. }) = take(&s, || {}) else {
                             std::thread::yield_now();
                             continue;
                         };
@@ -666,7 +709,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut mine = Vec::new();
                     for _ in 0..20 {
-                        mine.push(take(&s).expect("slot").index);
+                        mine.push(take(&s, || {}).expect("slot").index);
                     }
                     // Hold on until every thread took its share.
                     std::thread::sleep(std::time::Duration::from_millis(50));
