@@ -494,6 +494,27 @@ fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Ref
     Ok(file)
 }
 
+/// What `meta` (of `symlink_metadata`: a link is not followed) is when it
+/// is not a regular file, in the words a set-aside file is reported with
+/// ("a FIFO"); None for a regular file.
+pub fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    Some(if kind.is_file() {
+        return None;
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device"
+    })
+}
+
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
@@ -503,20 +524,7 @@ fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
 /// None when `meta` is a regular file owned by one of `owners` (the
 /// first: this user); else why not.
 fn check_owned(meta: &std::fs::Metadata, owners: [u32; 2]) -> Result<(), String> {
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let what = if kind.is_symlink() {
-            "a symbolic link"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_dir() {
-            "a directory"
-        } else {
-            "a device"
-        };
+    if let Some(what) = not_a_file(meta) {
         return Err(what.to_string());
     }
     if !owners.contains(&meta.uid()) {
