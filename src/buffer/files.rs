@@ -403,18 +403,17 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// when it is not a file we made (a link, a FIFO, a device, another
 /// user's file), without opening or following it: a file name of ours
 /// that something else took must not keep us from writing there for good.
-/// Ok(true) when something was moved.
-pub fn set_aside_if_foreign(path: &Path) -> io::Result<bool> {
+/// Its new name and why it was moved, when something was.
+pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<(PathBuf, String)>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if check_ours(&meta).is_ok() {
-        return Ok(false);
-    }
-    set_aside(path)?;
-    Ok(true)
+    let Err(why) = check_ours(&meta) else {
+        return Ok(None);
+    };
+    Ok(Some((set_aside(path)?, why)))
 }
 
 /// Why a file found in a directory of ours was not opened.
