@@ -201,6 +201,8 @@ def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cl
     os.mkfifo(spool / "9-9-x.sgflight")
     (spool / "9-9-y.sgdump").symlink_to("/nonexistent")
     (spool / "unrelated").mkdir()
+    os.mkfifo(spool / ".tmp-unrelated")
+    os.mkfifo(spool / ".hidden.sgspool")
     planted = {"00000000000000000001-0000000001-a.sgspool": "a FIFO",
                "00000000000000000002-0000000002-b.sgspool": "a symbolic link",
                "00000000000000000003-0000000003-c.sgspool": "a directory",
@@ -211,7 +213,7 @@ def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cl
     for name, what in planted.items():
         assert re.search(rf"^not a file .* {re.escape(name)}  \({what}: never read; a replay sets it aside\)$",
                          report, re.M), report
-    assert "unrelated" not in report, report
+    assert "unrelated" not in report and "hidden" not in report, report
     replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", "http://127.0.0.1:9/v1/traces",
                              "--timeout-ms", "200"], capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, OTEL_BSP_EXPORT_TIMEOUT="500"))

@@ -172,8 +172,13 @@ fn not_a_file_row(
     meta: &std::fs::Metadata,
     now: std::time::SystemTime,
 ) -> Option<Row> {
+    // What a replay looks at: no hidden name but a writer's temporary
+    // batch (`.tmp-*.sgspool`).
+    let hidden = name.starts_with('.') && !name.starts_with(".tmp-");
     let (entry, note) = match Entry::of(name, 0) {
         Entry::Other => return None,
+        _ if hidden => return None,
+        Entry::Writing if !name.ends_with(".sgspool") => return None,
         Entry::SetAside => (Entry::SetAside, what.to_string()),
         _ => (
             Entry::NotAFile,
