@@ -403,18 +403,17 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 /// when it is not a file we made (a link, a FIFO, a device, another
 /// user's file), without opening or following it: a file name of ours
 /// that something else took must not keep us from writing there for good.
-/// Ok(true) when something was moved.
-pub fn set_aside_if_foreign(path: &Path) -> io::Result<bool> {
+/// Its new name and why it was moved, when something was.
+pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<(PathBuf, String)>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if check_ours(&meta).is_ok() {
-        return Ok(false);
-    }
-    set_aside(path)?;
-    Ok(true)
+    let Err(why) = check_ours(&meta) else {
+        return Ok(None);
+    };
+    Ok(Some((set_aside(path)?, why)))
 }
 
 /// Why a file found in a directory of ours was not opened.
@@ -494,6 +493,27 @@ fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Ref
     Ok(file)
 }
 
+/// What `meta` (of `symlink_metadata`: a link is not followed) is when it
+/// is not a regular file, in the words a set-aside file is reported with
+/// ("a FIFO"); None for a regular file.
+pub fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    Some(if kind.is_file() {
+        return None;
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device"
+    })
+}
+
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
@@ -503,20 +523,7 @@ fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
 /// None when `meta` is a regular file owned by one of `owners` (the
 /// first: this user); else why not.
 fn check_owned(meta: &std::fs::Metadata, owners: [u32; 2]) -> Result<(), String> {
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let what = if kind.is_symlink() {
-            "a symbolic link"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_socket() {
-            "a socket"
-        } else if kind.is_dir() {
-            "a directory"
-        } else {
-            "a device"
-        };
+    if let Some(what) = not_a_file(meta) {
         return Err(what.to_string());
     }
     if !owners.contains(&meta.uid()) {

@@ -324,6 +324,12 @@ impl Delivery {
         &self.spool
     }
 
+    /// What the transport moved out of its way since the last call
+    /// (`Transport::take_set_aside`).
+    pub fn take_transport_set_aside(&mut self) -> Vec<super::spool::SetAside> {
+        self.transport.take_set_aside()
+    }
+
     /// When the backend may be tried again, while it counts as down.
     pub fn down_until(&self) -> Option<Instant> {
         self.down_until.filter(|&t| t > Instant::now())

@@ -640,6 +640,11 @@ impl Exporter {
         };
         self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);
+        if self.file_sink {
+            // The sink opens its file at its first write, and may have
+            // moved something planted at its name out of the way.
+            self.report_set_aside();
+        }
     }
 
     /// Sends the spans that dead processes left in crash dumps and flight
@@ -669,10 +674,13 @@ impl Exporter {
         self.report_set_aside();
     }
 
-    /// Counts and reports the files the spool or recovery set aside.
+    /// Counts and reports the files the spool, recovery or the file sink
+    /// set aside.
     fn report_set_aside(&mut self) {
         let p = Arc::clone(&self.pipeline);
-        for file in self.delivery.spool().take_set_aside() {
+        let mut set_aside = self.delivery.spool().take_set_aside();
+        set_aside.extend(self.delivery.take_transport_set_aside());
+        for file in set_aside {
             Stats::add(&p.stats.files_set_aside, 1);
             let path = file.path.display().to_string();
             p.report(

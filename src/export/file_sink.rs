@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::spool::SetAside;
 use super::transport::{Accepted, BodyFormat, SendError, Transport};
 
 /// The most of the service name a sink file's name keeps (one byte each:
@@ -21,6 +22,8 @@ pub struct FileSink {
     /// could not be taken back): the next line starts on a line of its
     /// own, so that it stays readable.
     torn: bool,
+    /// What was moved out of the sink file's way, not yet told.
+    set_aside: Vec<SetAside>,
 }
 
 impl FileSink {
@@ -48,6 +51,7 @@ impl FileSink {
             path,
             file: None,
             torn: false,
+            set_aside: Vec::new(),
         }
     }
 
@@ -96,7 +100,11 @@ impl FileSink {
                 // others): moved aside, unread, or every batch would go
                 // to the spool for the rest of the process.
                 Err(e) => match crate::buffer::files::set_aside_if_foreign(&self.path) {
-                    Ok(true) => crate::buffer::files::open_append(&self.path)?,
+                    Ok(Some((path, reason))) => {
+                        // Told: someone was in the sink's directory.
+                        self.set_aside.push(SetAside { path, reason });
+                        crate::buffer::files::open_append(&self.path)?
+                    }
                     _ => return Err(e),
                 },
             };
@@ -137,6 +145,10 @@ impl Transport for FileSink {
 
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
+    }
+
+    fn take_set_aside(&mut self) -> Vec<SetAside> {
+        std::mem::take(&mut self.set_aside)
     }
 }
 
@@ -320,6 +332,38 @@ mod tests {
                 .expect("stat")
                 .is_file()
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Through a tracer: a link planted where its sink file goes (by
+    /// another user, while the directory was open to them) is moved aside
+    /// as before, and now counted and said, as a spool file set aside is:
+    /// it was moved without a word, and the user never learnt that
+    /// someone had been in their sink directory.
+    #[test]
+    fn a_planted_sink_file_set_aside_is_counted_and_said() {
+        use crate::config::TracerConfig;
+        use crate::tracer::{Parent, Tracer};
+        let dir = std::env::temp_dir().join(format!("sg-sink-planted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: false,
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let sink = tracer.sink_path().expect("file sink").to_path_buf();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), &sink).expect("symlink");
+        let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+        tracer.end(span, 0).expect("end");
+        tracer
+            .flush(std::time::Duration::from_secs(30))
+            .expect("flush");
+        let stats = tracer.stats();
+        assert_eq!((stats.spans_exported, stats.files_set_aside), (1, 1));
+        drop(tracer);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -86,4 +86,11 @@ pub trait Transport: Send {
     /// A short name for messages and stats ("http://…", "file:/…"), with
     /// no credentials in it.
     fn describe(&self) -> String;
+
+    /// Files the transport moved out of its way since the last call (the
+    /// file sink: something not ours at its file's name), for the
+    /// exporter to count and report as it does the spool's.
+    fn take_set_aside(&mut self) -> Vec<super::spool::SetAside> {
+        Vec::new()
+    }
 }

@@ -179,3 +179,48 @@ def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_pa
     assert any("junk.sgspool.unreadable set aside, unread: its body is not an OTLP request" in line
                for line in replay.stderr.splitlines()), replay.stderr
     assert waiting(spool_report(cli, spool)) == 0
+
+
+def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cli, tmp_path):
+    """A FIFO, a symbolic link and a directory named like spool files (made
+    by a dead version, a mistake, or another local user where they could
+    write): `spanguard replay` sets each aside and says so, and `spanguard
+    spool` said nothing of them, before or after: "0 files" over a
+    directory that held six. Each is listed now, with what it is, and
+    counted with what is never sent."""
+    emitter = REPO / "build" / "tests" / "emit_spans"
+    spool = tmp_path / "spool"
+    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
+                          "--manifest", str(tmp_path / "m.json"), "--count", "4", "--spool-dir", str(spool),
+                          "--export-timeout-ms", "200", "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    os.mkfifo(spool / "00000000000000000001-0000000001-a.sgspool")
+    (spool / "00000000000000000002-0000000002-b.sgspool").symlink_to(tmp_path / "m.json")
+    (spool / "00000000000000000003-0000000003-c.sgspool").mkdir()
+    os.mkfifo(spool / "9-9-x.sgflight")
+    (spool / "9-9-y.sgdump").symlink_to("/nonexistent")
+    (spool / "unrelated").mkdir()
+    os.mkfifo(spool / ".tmp-unrelated")
+    os.mkfifo(spool / ".hidden.sgspool")
+    planted = {"00000000000000000001-0000000001-a.sgspool": "a FIFO",
+               "00000000000000000002-0000000002-b.sgspool": "a symbolic link",
+               "00000000000000000003-0000000003-c.sgspool": "a directory",
+               "9-9-x.sgflight": "a FIFO", "9-9-y.sgdump": "a symbolic link"}
+    report = spool_report(cli, spool)
+    assert waiting(report) == 4, report
+    assert f"; {len(planted)} unreadable (never sent)" in report, report
+    for name, what in planted.items():
+        assert re.search(rf"^not a file .* {re.escape(name)}  \({what}: never read; a replay sets it aside\)$",
+                         report, re.M), report
+    assert "unrelated" not in report and "hidden" not in report, report
+    replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", "http://127.0.0.1:9/v1/traces",
+                             "--timeout-ms", "200"], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, OTEL_BSP_EXPORT_TIMEOUT="500"))
+    told = [line for line in replay.stderr.splitlines() if "set aside, unread" in line]
+    assert len(told) == len(planted), replay.stderr
+    # Set aside, they are still there for a person to look at: listed as such.
+    report = spool_report(cli, spool)
+    assert f"; {len(planted)} unreadable (never sent)" in report, report
+    for name, what in planted.items():
+        assert re.search(rf"^set aside .* {re.escape(name)}\.unreadable  \({what}\)$", report, re.M), report

@@ -123,12 +123,14 @@ pub fn load(inputs: &[PathBuf]) -> Loaded {
             Ok(m) if m.is_dir() => match files_in(input) {
                 Ok(files) => {
                     for (kind, path) in files {
-                        read_one(&mut loaded, kind, &path);
+                        read_one(&mut loaded, kind, &path, Found::Listed);
                     }
                 }
                 Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
             },
-            Ok(m) if m.is_file() => read_one(&mut loaded, Kind::of_file(input), input),
+            Ok(m) if m.is_file() => {
+                read_one(&mut loaded, Kind::of_file(input), input, Found::Named)
+            }
             // A pipe or a device could block a read forever.
             Ok(_) => loaded.problems.push(format!(
                 "{}: not a regular file or directory",
@@ -140,7 +142,19 @@ pub fn load(inputs: &[PathBuf]) -> Loaded {
     loaded
 }
 
-fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
+/// How a file came to be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Named on the command line: a link there is the person's own to
+    /// follow.
+    Named,
+    /// In a directory's listing, which saw a regular file: whatever is at
+    /// its name now is the directory owner's doing, and a link is not
+    /// followed.
+    Listed,
+}
+
+fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found) {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > MAX_FILE_BYTES {
         loaded.problems.push(format!(
@@ -155,7 +169,7 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path) {
     let origin = loaded.origins.len();
     let mut live_pid = None;
     let result = match kind {
-        Kind::Sink => read_sink(path, origin, loaded),
+        Kind::Sink => read_sink(path, found, origin, loaded),
         Kind::Spool => read_spool_file(path)
             .map_err(|why| format!("not a whole spool file: {why}"))
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
@@ -201,10 +215,29 @@ pub fn modified_ns(path: &Path) -> u64 {
 /// writer for as long as there is none, Ctrl-C or not (the open is
 /// restarted after the handler). A regular file ignores O_NONBLOCK.
 pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_regular_with(path, 0)
+}
+
+/// `open_regular` for a file a directory's listing saw: never through a
+/// symbolic link. The directory's owner (another user, when root or
+/// someone else looks at their sink) can swap a link in for the file
+/// after the listing, to another user's sink file, whose spans were then
+/// shown as this directory's, or to any file the reader may read.
+pub fn open_listed(path: &Path) -> std::io::Result<File> {
+    open_regular_with(path, libc::O_NOFOLLOW).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a symbolic link in a file's place: not followed",
+        ),
+        _ => e,
+    })
+}
+
+fn open_regular_with(path: &Path, flags: libc::c_int) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | flags)
         .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
@@ -221,8 +254,12 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 /// A tracer writing to the file faster than it is read kept a read to the
 /// end of the file going for as long as the tracer ran, and `show` (or
 /// `show --html`) never finished; lines written since are `tail`'s.
-fn read_sink(path: &Path, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
-    let file = open_regular(path).map_err(|e| e.to_string())?;
+fn read_sink(path: &Path, found: Found, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
+    let file = match found {
+        Found::Named => open_regular(path),
+        Found::Listed => open_listed(path),
+    }
+    .map_err(|e| e.to_string())?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
     let mut reader = BufReader::new(file);
     let mut line = Vec::new();
@@ -301,6 +338,22 @@ pub fn fifo_as_sink_file(test: &str) -> (std::path::PathBuf, std::path::PathBuf)
     (dir, fifo)
 }
 
+/// A fresh directory with a symbolic link named as a sink file
+/// (`svc-1.jsonl`) to a sink file elsewhere that holds spans (another
+/// user's, say): what the owner of a directory can swap in for one of its
+/// files between a listing and a read.
+#[cfg(test)]
+pub fn link_as_sink_file(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sg-{test}-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let elsewhere =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/sample/billing-api-7120.jsonl");
+    let link = dir.join("svc-1.jsonl");
+    std::os::unix::fs::symlink(elsewhere, &link).expect("symlink");
+    (dir, link)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +386,7 @@ mod tests {
         let path = fifo.clone();
         std::thread::spawn(move || {
             let mut loaded = Loaded::default();
-            read_one(&mut loaded, Kind::Sink, &path);
+            read_one(&mut loaded, Kind::Sink, &path, Found::Listed);
             let _ = tx.send(loaded.problems);
         });
         let problems = rx
@@ -343,6 +396,33 @@ mod tests {
         assert!(problems[0].contains("svc-1.jsonl"), "{problems:?}");
         assert!(problems[0].contains("not a regular file"), "{problems:?}");
         assert_eq!(Kind::of_file(&fifo), Kind::Sink);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The listing of a directory saw regular files; its owner (another
+    /// user, root looking at their sink) can then put a link to someone
+    /// else's sink file in one's place. Found in a directory, it is not
+    /// followed: its spans were shown as that directory's.
+    #[test]
+    fn a_link_in_a_listed_sink_files_place_is_not_followed() {
+        let (dir, link) = link_as_sink_file("sources");
+        let mut loaded = Loaded::default();
+        read_one(&mut loaded, Kind::Sink, &link, Found::Listed);
+        assert!(
+            loaded.spans.is_empty(),
+            "{} spans read through a link",
+            loaded.spans.len()
+        );
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(
+            loaded.problems[0].contains("svc-1.jsonl"),
+            "{:?}",
+            loaded.problems
+        );
+        // Named on the command line, a link is the person's to follow.
+        let mut loaded = Loaded::default();
+        read_one(&mut loaded, Kind::Sink, &link, Found::Named);
+        assert!(!loaded.spans.is_empty(), "{:?}", loaded.problems);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use spanguard::buffer::files::not_a_file;
 use spanguard::export::dump_view::read_dump;
 use spanguard::export::spool::{count_in_body, read_spool_file};
 
@@ -21,7 +22,8 @@ sent: batches that could not be delivered (*.sgspool), crash dumps (*.sgdump) an
 flight files (*.sgflight) of processes that died, with their spans, sizes and ages,
 and which live process holds a file (a tracer writing it, or a replay sending it).
 Files set aside as unreadable (*.corrupt, *.unreadable) are listed too; they are
-never sent. The next tracer start, or spanguard replay, sends what waits.
+never sent. So is what is named like a spool file but is no regular file (a link,
+a FIFO, a directory): never read, it is set aside by the next replay. The next tracer start, or spanguard replay, sends what waits.
 
 Exit status: 0 when the directory could be read (or does not exist: nothing
 waits), 1 when it could not, 2 on a usage or configuration error.
@@ -39,6 +41,8 @@ enum Entry {
     /// A writer's temporary file.
     Writing,
     SetAside,
+    /// Named like one of the above, but a link, a FIFO, a directory...
+    NotAFile,
     Other,
 }
 
@@ -72,6 +76,7 @@ impl Entry {
             Entry::Prepared => "prepared",
             Entry::Writing => "being written",
             Entry::SetAside => "set aside",
+            Entry::NotAFile => "not a file",
             Entry::Other => "other",
         }
     }
@@ -157,6 +162,45 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
     }
 }
 
+/// A link, a FIFO, a directory... named like a file of the spool: never
+/// read, and set aside by the next replay or tracer start, which say so
+/// (`files::open_found`); listed here too, so that what `spool` shows is
+/// what a replay then reports. None for one named like nothing of ours.
+fn not_a_file_row(
+    name: &str,
+    what: &str,
+    meta: &std::fs::Metadata,
+    now: std::time::SystemTime,
+) -> Option<Row> {
+    // What a replay looks at: no hidden name but a writer's temporary
+    // batch (`.tmp-*.sgspool`).
+    let hidden = name.starts_with('.') && !name.starts_with(".tmp-");
+    let (entry, note) = match Entry::of(name, 0) {
+        Entry::Other => return None,
+        _ if hidden => return None,
+        Entry::Writing if !name.ends_with(".sgspool") => return None,
+        Entry::SetAside => (Entry::SetAside, what.to_string()),
+        _ => (
+            Entry::NotAFile,
+            format!("{what}: never read; a replay sets it aside"),
+        ),
+    };
+    Some(Row {
+        entry,
+        spans: None,
+        // A link's or a directory's own size holds no span.
+        size: 0,
+        age_ns: meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .map_or(0, |d| d.as_nanos() as u64),
+        holder: None,
+        name: name.to_string(),
+        note,
+    })
+}
+
 pub fn run(args: &[String]) -> ExitCode {
     let a = match Args::parse(args, &["--help", "-h"], &[]) {
         Ok(a) => a,
@@ -197,8 +241,10 @@ pub fn run(args: &[String]) -> ExitCode {
         .filter_map(|e| {
             let meta = std::fs::symlink_metadata(e.path()).ok()?;
             let name = e.file_name().to_string_lossy().into_owned();
-            meta.is_file()
-                .then(|| inspect(&e.path(), &name, &meta, now))
+            match not_a_file(&meta) {
+                None => Some(inspect(&e.path(), &name, &meta, now)),
+                Some(what) => not_a_file_row(&name, what, &meta, now),
+            }
         })
         .collect();
     rows.sort_by(|x, y| x.name.cmp(&y.name));
@@ -232,7 +278,8 @@ pub fn run(args: &[String]) -> ExitCode {
     let unreadable = rows
         .iter()
         .filter(|r| {
-            r.entry == Entry::SetAside || (r.spans.is_none() && r.note.starts_with("unreadable"))
+            matches!(r.entry, Entry::SetAside | Entry::NotAFile)
+                || (r.spans.is_none() && r.note.starts_with("unreadable"))
         })
         .count();
     let held = rows.iter().filter(|r| r.holder.is_some()).count();

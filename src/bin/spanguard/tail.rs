@@ -220,7 +220,8 @@ impl Tailer {
 
     /// The spans in what was appended to `path` since the last look.
     fn read_new(&mut self, path: &Path) -> Vec<DecodedSpan> {
-        let Ok(mut file) = super::sources::open_regular(path) else {
+        // Listed as a regular file: a link there now is not followed.
+        let Ok(mut file) = super::sources::open_listed(path) else {
             return Vec::new();
         };
         let Ok(meta) = file.metadata() else {
@@ -373,6 +374,28 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("tail waited for a writer to the FIFO");
         assert_eq!(spans, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A link to another sink file (another user's) swapped in for one of
+    /// the followed directory's files after the listing: not followed, its
+    /// spans used to be printed as that directory's.
+    #[test]
+    fn a_link_swapped_in_for_a_sink_file_is_not_followed() {
+        let (dir, link) = super::super::sources::link_as_sink_file("tail");
+        let mut tailer = Tailer {
+            dir: dir.clone(),
+            files: HashMap::new(),
+            style: Style {
+                color: false,
+                width: 80,
+                attributes: false,
+            },
+            trees: false,
+            held: Vec::new(),
+            origins: Vec::new(),
+        };
+        assert_eq!(tailer.read_new(&link).len(), 0);
         std::fs::remove_dir_all(&dir).ok();
     }
 }
