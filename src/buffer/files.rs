@@ -399,12 +399,21 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// A file that could not be used, renamed out of the way (by the spool,
+/// crash recovery or the local sink), for the exporter to count and tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its new name.
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// Sets aside (`set_aside`) what sits at `path` in a directory of ours
 /// when it is not a file we made (a link, a FIFO, a device, another
 /// user's file), without opening or following it: a file name of ours
 /// that something else took must not keep us from writing there for good.
 /// Its new name and why it was moved, when something was.
-pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<(PathBuf, String)>> {
+pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<SetAside>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -413,7 +422,10 @@ pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<(PathBuf, String)>
     let Err(why) = check_ours(&meta) else {
         return Ok(None);
     };
-    Ok(Some((set_aside(path)?, why)))
+    Ok(Some(SetAside {
+        path: set_aside(path)?,
+        reason: why,
+    }))
 }
 
 /// Why a file found in a directory of ours was not opened.

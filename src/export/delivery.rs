@@ -326,7 +326,7 @@ impl Delivery {
 
     /// What the transport moved out of its way since the last call
     /// (`Transport::take_set_aside`).
-    pub fn take_transport_set_aside(&mut self) -> Vec<super::spool::SetAside> {
+    pub fn take_transport_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
         self.transport.take_set_aside()
     }
 

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::spool::SetAside;
 use super::transport::{Accepted, BodyFormat, SendError, Transport};
+use crate::buffer::files::SetAside;
 
 /// The most of the service name a sink file's name keeps (one byte each:
 /// other characters become `_`).
@@ -100,9 +100,9 @@ impl FileSink {
                 // others): moved aside, unread, or every batch would go
                 // to the spool for the rest of the process.
                 Err(e) => match crate::buffer::files::set_aside_if_foreign(&self.path) {
-                    Ok(Some((path, reason))) => {
+                    Ok(Some(moved)) => {
                         // Told: someone was in the sink's directory.
-                        self.set_aside.push(SetAside { path, reason });
+                        self.set_aside.push(moved);
                         crate::buffer::files::open_append(&self.path)?
                     }
                     _ => return Err(e),

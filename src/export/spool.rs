@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
-use crate::buffer::files::{self, LockedFile, Refusal};
+use crate::buffer::files::{self, LockedFile, Refusal, SetAside};
 
 const MAGIC: &[u8; 8] = b"SGSPOOL1";
 /// A batch with values cut and counted already: `MAGIC`'s header, then
@@ -188,14 +188,6 @@ pub struct Miscounted {
     pub claimed: u32,
     /// What the body holds.
     pub counted: u32,
-}
-
-/// A file that could not be used, renamed out of the way.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetAside {
-    /// Its new name.
-    pub path: PathBuf,
-    pub reason: String,
 }
 
 /// What making room cost.

@@ -90,7 +90,7 @@ pub trait Transport: Send {
     /// Files the transport moved out of its way since the last call (the
     /// file sink: something not ours at its file's name), for the
     /// exporter to count and report as it does the spool's.
-    fn take_set_aside(&mut self) -> Vec<super::spool::SetAside> {
+    fn take_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
         Vec::new()
     }
 }
