@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"runtime"
@@ -683,6 +684,21 @@ type ForeignSpan struct {
 	LimitedByCaller bool
 }
 
+// invalidForeignIDs says what about f's ids spanguard refuses (an all-zero
+// trace or span id: an invalid span context), or "" when they are valid
+// (then the kind was out of range).
+func invalidForeignIDs(f *ForeignSpan) string {
+	switch {
+	case f.TraceID == [16]byte{}:
+		return fmt.Sprintf("the span %q has an all-zero trace id (an invalid span context, never exported)", f.Name)
+	case f.SpanID == [8]byte{}:
+		return fmt.Sprintf("the span %q has an all-zero span id (an invalid span context, never exported)", f.Name)
+	case f.Kind > KindConsumer:
+		return fmt.Sprintf("the span %q has kind %d (0 to %d)", f.Name, f.Kind, KindConsumer)
+	}
+	return ""
+}
+
 // StartForeign begins a span with exactly the ids, parent, flags,
 // tracestate, start time, scope and attributes f gives
 // (spanguard_span_begin_ex), so that what the other SDK propagates names
@@ -751,7 +767,13 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	}
 	defer runtime.KeepAlive(t)
 	span := Span{t: t}
-	if err := check(C.spanguard_span_begin_ex(ptr, o, &span.handle), "span_begin_ex"); err != nil {
+	rc := C.spanguard_span_begin_ex(ptr, o, &span.handle)
+	if err := check(rc, "span_begin_ex"); err != nil {
+		if e, ok := err.(*Error); ok && rc == C.SPANGUARD_RESULT_INVALID_ARGUMENT {
+			// "An argument was out of range" alone sent a bridge's user
+			// looking at the kind: say which id the library refused.
+			e.Message = invalidForeignIDs(f)
+		}
 		return Span{}, err
 	}
 	span.keepIDs()
