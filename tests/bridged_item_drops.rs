@@ -17,6 +17,9 @@ use spanguard::tracer::{AttrInput, Parent, Tracer};
 
 mod support;
 
+/// Attributes as the tracer's calls take them.
+type Attrs<'a> = [(&'a [u8], AttrInput<'a>)];
+
 /// Events and links keep `KEPT` attributes here.
 const KEPT: u32 = 2;
 
@@ -33,8 +36,7 @@ fn send_span(tracer: &Tracer) {
     ];
     let one = &four[..1];
     // (attributes given, dropped before spanguard)
-    let cases: [(&[(&[u8], AttrInput)], u32); 4] =
-        [(one, 0), (one, 5), (&four, 7), (&four, u32::MAX)];
+    let cases: [(&Attrs, u32); 4] = [(one, 0), (one, 5), (&four, 7), (&four, u32::MAX)];
     for (i, (attrs, before)) in cases.iter().enumerate() {
         let name = format!("event.{i}");
         // Over the limit the call says truncated: not a failure here.
