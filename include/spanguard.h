@@ -1228,6 +1228,23 @@ spanguard_result spanguard_span_add_event(spanguard_span span,
                                           size_t n_attrs);
 
 /*
+ `spanguard_span_add_event` for an event that already lost
+ `dropped_attributes` attributes before it reached spanguard (a bridge:
+ an OpenTelemetry event over its SDK's attribute-per-event limit). The
+ export's `dropped_attributes_count` on the event is that plus what
+ spanguard's own limit drops, saturating at 65535, as the SDK's own
+ exporter would send it. `SPANGUARD_RESULT_TRUNCATED` only for
+ spanguard's own drops. Errors as `spanguard_span_add_event`.
+ */
+spanguard_result spanguard_span_add_event_with_dropped(spanguard_span span,
+                                                       const char *name,
+                                                       size_t name_len,
+                                                       uint64_t time_unix_ns,
+                                                       const struct spanguard_attribute *attrs,
+                                                       size_t n_attrs,
+                                                       uint32_t dropped_attributes);
+
+/*
  Links the span to another span given as a W3C traceparent, with
  `n_attrs` attributes (any number, as `spanguard_span_add_event` takes
  them, under the link attribute count limit).
@@ -1291,6 +1308,28 @@ spanguard_result spanguard_span_add_link_ids(spanguard_span span,
                                              uint32_t link_flags,
                                              const struct spanguard_attribute *attrs,
                                              size_t n_attrs);
+
+/*
+ `spanguard_span_add_link_ids` for a link that already lost
+ `dropped_attributes` attributes before it reached spanguard (a bridge:
+ an OpenTelemetry link over its SDK's attribute-per-link limit),
+ exported in the link's `dropped_attributes_count` with spanguard's own
+ drops, as `spanguard_span_add_event_with_dropped` does for an event.
+ A link with an invalid span context and no attributes or tracestate
+ is refused even with a dropped count (the SDK's exporter would not see
+ it either: its attributes are what records it). Errors as
+ `spanguard_span_add_link_ids`.
+ */
+spanguard_result spanguard_span_add_link_ids_with_dropped(spanguard_span span,
+                                                          const uint8_t *trace_id,
+                                                          const uint8_t *span_id,
+                                                          uint8_t trace_flags,
+                                                          const char *tracestate,
+                                                          size_t ts_len,
+                                                          uint32_t link_flags,
+                                                          const struct spanguard_attribute *attrs,
+                                                          size_t n_attrs,
+                                                          uint32_t dropped_attributes);
 
 /*
  Adds to the span's dropped counts (OTLP `dropped_attributes_count`,

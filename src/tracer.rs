@@ -1114,13 +1114,30 @@ impl Tracer {
         time_unix_ns: u64,
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
+        self.add_event_with_dropped(s, name, time_unix_ns, attributes, 0)
+    }
+
+    /// `add_event` for an event another SDK already dropped
+    /// `dropped_before` attributes of (a bridge): exported in the event's
+    /// dropped count with spanguard's own, as that SDK's exporter would.
+    /// Only spanguard's own drops make the notice say truncated.
+    pub fn add_event_with_dropped(
+        &self,
+        s: SpanRef,
+        name: &[u8],
+        time_unix_ns: u64,
+        attributes: &[(&[u8], AttrInput)],
+        dropped_before: u32,
+    ) -> Result<Notice, SpanError> {
         let time = if time_unix_ns == 0 {
             now_unix_ns()
         } else {
             time_unix_ns
         };
         self.with_open(s, |p, r| {
-            match r.add_event(name, time, attributes, limits_of(p, r), &p.pool) {
+            let limits = limits_of(p, r);
+            match r.add_event_with_dropped(name, time, attributes, dropped_before, limits, &p.pool)
+            {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;
@@ -1138,8 +1155,29 @@ impl Tracer {
         tracestate: &[u8],
         attributes: &[(&[u8], AttrInput)],
     ) -> Result<Notice, SpanError> {
+        self.add_link_with_dropped(s, to, tracestate, attributes, 0)
+    }
+
+    /// `add_link` for a link another SDK already dropped `dropped_before`
+    /// attributes of, like `add_event_with_dropped`.
+    pub fn add_link_with_dropped(
+        &self,
+        s: SpanRef,
+        to: LinkContext,
+        tracestate: &[u8],
+        attributes: &[(&[u8], AttrInput)],
+        dropped_before: u32,
+    ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| {
-            match r.add_link(to, tracestate, attributes, limits_of(p, r), &p.pool) {
+            let limits = limits_of(p, r);
+            match r.add_link_with_dropped(
+                to,
+                tracestate,
+                attributes,
+                dropped_before,
+                limits,
+                &p.pool,
+            ) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"runtime"
@@ -456,10 +457,19 @@ func (s Span) AddEvent(name string, attrs ...Attribute) error {
 
 // AddEventAt records an event at `at` (the zero Time: now), with attributes.
 func (s Span) AddEventAt(name string, at time.Time, attrs ...Attribute) error {
+	return s.AddEventWithDropped(name, at, 0, attrs...)
+}
+
+// AddEventWithDropped is AddEventAt for an event another SDK already
+// dropped droppedAttributes attributes of (the OpenTelemetry bridge: its
+// AttributePerEventCountLimit): the export's dropped count on the event is
+// that plus what spanguard's own limit drops, as the SDK's exporter sends.
+func (s Span) AddEventWithDropped(name string, at time.Time, droppedAttributes uint32, attrs ...Attribute) error {
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
 	n, nl := cstr(name)
-	rc := C.spanguard_span_add_event(s.handle, n, nl, unixNanos(at), arr, C.size_t(len(attrs)))
+	rc := C.spanguard_span_add_event_with_dropped(s.handle, n, nl, unixNanos(at), arr, C.size_t(len(attrs)),
+		C.uint32_t(droppedAttributes))
 	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(name)
 	return check(rc, "add_event")
@@ -504,12 +514,20 @@ const (
 // refused (ErrInvalidTraceparent) without either.
 func (s Span) AddLinkIDs(traceID [16]byte, spanID [8]byte, traceFlags byte, tracestate string,
 	origin LinkOrigin, attrs ...Attribute) error {
+	return s.AddLinkIDsWithDropped(traceID, spanID, traceFlags, tracestate, origin, 0, attrs...)
+}
+
+// AddLinkIDsWithDropped is AddLinkIDs for a link another SDK already
+// dropped droppedAttributes attributes of, as AddEventWithDropped is for an
+// event.
+func (s Span) AddLinkIDsWithDropped(traceID [16]byte, spanID [8]byte, traceFlags byte, tracestate string,
+	origin LinkOrigin, droppedAttributes uint32, attrs ...Attribute) error {
 	arr, block := cAttributes(attrs)
 	defer C.free(block)
 	ts, sl := cstr(tracestate)
-	rc := C.spanguard_span_add_link_ids(s.handle, (*C.uint8_t)(unsafe.Pointer(&traceID[0])),
+	rc := C.spanguard_span_add_link_ids_with_dropped(s.handle, (*C.uint8_t)(unsafe.Pointer(&traceID[0])),
 		(*C.uint8_t)(unsafe.Pointer(&spanID[0])), C.uint8_t(traceFlags), ts, sl, C.uint32_t(origin),
-		arr, C.size_t(len(attrs)))
+		arr, C.size_t(len(attrs)), C.uint32_t(droppedAttributes))
 	runtime.KeepAlive(s.t)
 	runtime.KeepAlive(tracestate)
 	return check(rc, "add_link_ids")
@@ -666,6 +684,21 @@ type ForeignSpan struct {
 	LimitedByCaller bool
 }
 
+// invalidForeignIDs says what about f's ids spanguard refuses (an all-zero
+// trace or span id: an invalid span context), or "" when they are valid
+// (then the kind was out of range).
+func invalidForeignIDs(f *ForeignSpan) string {
+	switch {
+	case f.TraceID == [16]byte{}:
+		return fmt.Sprintf("the span %q has an all-zero trace id (an invalid span context, never exported)", f.Name)
+	case f.SpanID == [8]byte{}:
+		return fmt.Sprintf("the span %q has an all-zero span id (an invalid span context, never exported)", f.Name)
+	case f.Kind > KindConsumer:
+		return fmt.Sprintf("the span %q has kind %d (0 to %d)", f.Name, f.Kind, KindConsumer)
+	}
+	return ""
+}
+
 // StartForeign begins a span with exactly the ids, parent, flags,
 // tracestate, start time, scope and attributes f gives
 // (spanguard_span_begin_ex), so that what the other SDK propagates names
@@ -734,7 +767,13 @@ func (t *Tracer) StartForeign(f *ForeignSpan) (Span, error) {
 	}
 	defer runtime.KeepAlive(t)
 	span := Span{t: t}
-	if err := check(C.spanguard_span_begin_ex(ptr, o, &span.handle), "span_begin_ex"); err != nil {
+	rc := C.spanguard_span_begin_ex(ptr, o, &span.handle)
+	if err := check(rc, "span_begin_ex"); err != nil {
+		if e, ok := err.(*Error); ok && rc == C.SPANGUARD_RESULT_INVALID_ARGUMENT {
+			// "An argument was out of range" alone sent a bridge's user
+			// looking at the kind: say which id the library refused.
+			e.Message = invalidForeignIDs(f)
+		}
 		return Span{}, err
 	}
 	span.keepIDs()

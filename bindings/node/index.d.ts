@@ -149,10 +149,14 @@ export declare class Span {
    * (an ended span, a shut-down tracer, a span that records nothing). For a bridge that must know which of those it
    * passed on the span holds.
    */
-  tryAddEvent(name: string, attrs?: Attributes, time?: TimeInput): boolean | null;
-  /** `addLinkIds`, answering what became of the link as `tryAddEvent` does (null too for a link left out). */
+  tryAddEvent(name: string, attrs?: Attributes, time?: TimeInput, droppedAttributes?: number): boolean | null;
+  /**
+   * `addLinkIds`, answering what became of the link as `tryAddEvent` does (null too for a link left out).
+   * `droppedAttributes` (both): what another SDK already dropped of the event's or link's attributes, exported in
+   * its dropped count with spanguard's own.
+   */
   tryAddLinkIds(traceId: string, spanId: string, traceFlags?: number, attrs?: Attributes, tracestate?: string,
-    isRemote?: boolean): boolean | null;
+    isRemote?: boolean, droppedAttributes?: number): boolean | null;
   /**
    * Adds to the span's dropped counts what another SDK dropped before the span reached spanguard. Each count is a
    * whole number from 0 to 4294967295; another value throws a SpanguardError (INVALID_ARGUMENT).

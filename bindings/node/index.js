@@ -205,6 +205,15 @@ const INT64_BOUND = 2 ** 63;
 const INT64_MIN_BIG = -(2n ** 63n);
 const INT64_MAX_BIG = 2n ** 63n - 1n;
 
+/**
+ * A dropped-attribute count another SDK gives (an event's or link's
+ * droppedAttributesCount) as the addon takes it: a whole number from 0 to
+ * 2^32-1; anything else (undefined, NaN, negative) is 0.
+ */
+function droppedCount(n) {
+  return typeof n === 'number' && n > 0 ? Math.min(Math.floor(n), 0xffffffff) : 0;
+}
+
 /** [keys, values] of an attribute object, for one native call. */
 function split(attrs) {
   if (!attrs) return [null, null];
@@ -470,11 +479,12 @@ class Span {
    * nothing). For a bridge that must know which of those it passed on the
    * span holds.
    */
-  tryAddEvent(name, attrs = {}, time = undefined) {
+  tryAddEvent(name, attrs = {}, time = undefined, droppedAttributes = 0) {
     if (typeof name !== 'string') name = String(name);
     const [keys, values] = split(attrs);
     const [s, ns] = hrTime(time);
-    return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values), 'addEvent');
+    return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
+      'addEvent');
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
@@ -503,12 +513,13 @@ class Span {
    * `addLinkIds`, answering what became of the link as `tryAddEvent` does
    * (null too for a link left out as having nothing to record).
    */
-  tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined) {
+  tryAddLinkIds(traceId, spanId, traceFlags = 0, attrs = {}, tracestate = '', isRemote = undefined,
+    droppedAttributes = 0) {
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
     const [keys, values] = split(attrs);
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
     return held(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
-      values, tracestate, linkFlags), 'addLinkIds');
+      values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds');
   }
 
   /**

@@ -383,7 +383,10 @@ class SpanguardSpanProcessor {
   event(span, event) {
     let answer = null;
     try {
-      answer = span.tryAddEvent(event.name, attributesOf(event.attributes, this), event.time);
+      // The SDK's drops past attributePerEventCountLimit: its own OTLP
+      // exporter sends them in the event's droppedAttributesCount.
+      answer = span.tryAddEvent(event.name, attributesOf(event.attributes, this), event.time,
+        event.droppedAttributesCount);
     } catch (_) {
       this.failures++;
     }
@@ -402,7 +405,7 @@ class SpanguardSpanProcessor {
       const ctx = link.context;
       const state = ctx.traceState;
       answer = span.tryAddLinkIds(ctx.traceId, ctx.spanId, ctx.traceFlags, attributesOf(link.attributes, this),
-        state ? state.serialize() : '', Boolean(ctx.isRemote));
+        state ? state.serialize() : '', Boolean(ctx.isRemote), link.droppedAttributesCount);
     } catch (_) {
       this.failures++;
     }

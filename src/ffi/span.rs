@@ -1132,6 +1132,29 @@ pub unsafe extern "C" fn spanguard_span_add_event(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
 ) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented; nothing dropped before.
+    unsafe {
+        spanguard_span_add_event_with_dropped(span, name, name_len, time_unix_ns, attrs, n_attrs, 0)
+    }
+}
+
+/// `spanguard_span_add_event` for an event that already lost
+/// `dropped_attributes` attributes before it reached spanguard (a bridge:
+/// an OpenTelemetry event over its SDK's attribute-per-event limit). The
+/// export's `dropped_attributes_count` on the event is that plus what
+/// spanguard's own limit drops, saturating at 65535, as the SDK's own
+/// exporter would send it. `SPANGUARD_RESULT_TRUNCATED` only for
+/// spanguard's own drops. Errors as `spanguard_span_add_event`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_event_with_dropped(
+    span: spanguard_span,
+    name: *const c_char,
+    name_len: usize,
+    time_unix_ns: u64,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+    dropped_attributes: u32,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         // SAFETY: name is valid for name_len bytes.
         let name = match unsafe { text_arg(name, name_len) } {
@@ -1140,7 +1163,13 @@ pub unsafe extern "C" fn spanguard_span_add_event(
         };
         with_attributes(attrs, n_attrs, |items| {
             with_span(span, |t, s| {
-                notice_or_error(t.add_event(s, name, time_unix_ns, items))
+                notice_or_error(t.add_event_with_dropped(
+                    s,
+                    name,
+                    time_unix_ns,
+                    items,
+                    dropped_attributes,
+                ))
             })
         })
     })
@@ -1206,7 +1235,7 @@ pub unsafe extern "C" fn spanguard_span_add_link_with_tracestate(
             trace_flags: to.trace_flags,
             remote: None,
         };
-        add_link_to(span, to, &state, attrs, n_attrs)
+        add_link_to(span, to, &state, attrs, n_attrs, 0)
     })
 }
 
@@ -1247,6 +1276,46 @@ pub unsafe extern "C" fn spanguard_span_add_link_ids(
     attrs: *const spanguard_attribute,
     n_attrs: usize,
 ) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented; nothing dropped before.
+    unsafe {
+        spanguard_span_add_link_ids_with_dropped(
+            span,
+            trace_id,
+            span_id,
+            trace_flags,
+            tracestate,
+            ts_len,
+            link_flags,
+            attrs,
+            n_attrs,
+            0,
+        )
+    }
+}
+
+/// `spanguard_span_add_link_ids` for a link that already lost
+/// `dropped_attributes` attributes before it reached spanguard (a bridge:
+/// an OpenTelemetry link over its SDK's attribute-per-link limit),
+/// exported in the link's `dropped_attributes_count` with spanguard's own
+/// drops, as `spanguard_span_add_event_with_dropped` does for an event.
+/// A link with an invalid span context and no attributes or tracestate
+/// is refused even with a dropped count (the SDK's exporter would not see
+/// it either: its attributes are what records it). Errors as
+/// `spanguard_span_add_link_ids`.
+#[allow(clippy::too_many_arguments)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_add_link_ids_with_dropped(
+    span: spanguard_span,
+    trace_id: *const u8,
+    span_id: *const u8,
+    trace_flags: u8,
+    tracestate: *const c_char,
+    ts_len: usize,
+    link_flags: u32,
+    attrs: *const spanguard_attribute,
+    n_attrs: usize,
+    dropped_attributes: u32,
+) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(trace_id, span_id);
         let remote = match link_flags {
@@ -1274,7 +1343,7 @@ pub unsafe extern "C" fn spanguard_span_add_link_ids(
         if !valid && n_attrs == 0 && state.as_bytes().is_empty() {
             return spanguard_result::InvalidTraceparent;
         }
-        add_link_to(span, to, &state, attrs, n_attrs)
+        add_link_to(span, to, &state, attrs, n_attrs, dropped_attributes)
     })
 }
 
@@ -1287,11 +1356,13 @@ fn add_link_to(
     state: &Tracestate,
     attrs: *const spanguard_attribute,
     n_attrs: usize,
+    dropped_before: u32,
 ) -> spanguard_result {
     let cut = state.cut_members > 0;
     with_attributes(attrs, n_attrs, |items| {
         with_span(span, |t, s| {
-            notice_or_error(t.add_link(s, to, state.as_bytes(), items).map(|mut n| {
+            let added = t.add_link_with_dropped(s, to, state.as_bytes(), items, dropped_before);
+            notice_or_error(added.map(|mut n| {
                 n.truncated |= cut;
                 n
             }))

@@ -2249,11 +2249,28 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> Result<(TextOutcome, bool), NotStored> {
+        self.add_event_with_dropped(name, time_unix_ns, attributes, 0, limits, store)
+    }
+
+    /// `add_event` for an event that already lost `dropped_before`
+    /// attributes (another SDK's limit, before it reached spanguard): the
+    /// event's dropped count is theirs plus spanguard's own, saturating.
+    /// The bool says whether spanguard itself dropped any.
+    pub fn add_event_with_dropped<S: ChunkStore + ?Sized>(
+        &mut self,
+        name: &[u8],
+        time_unix_ns: u64,
+        attributes: &[(&[u8], ValueInput)],
+        dropped_before: u32,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<(TextOutcome, bool), NotStored> {
         let item = ItemText {
             list: ListName::Events,
             text: name,
             text_limit: MAX_NAME_BYTES,
             attribute_limit: limits.event_attribute_count,
+            dropped_before,
         };
         self.add_item(
             item,
@@ -2281,11 +2298,26 @@ impl SpanRecord {
         limits: &SpanLimits,
         store: &S,
     ) -> Result<(TextOutcome, bool), NotStored> {
+        self.add_link_with_dropped(to, tracestate, attributes, 0, limits, store)
+    }
+
+    /// `add_link` for a link that already lost `dropped_before`
+    /// attributes, like `add_event_with_dropped`.
+    pub fn add_link_with_dropped<S: ChunkStore + ?Sized>(
+        &mut self,
+        to: LinkContext,
+        tracestate: &[u8],
+        attributes: &[(&[u8], ValueInput)],
+        dropped_before: u32,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<(TextOutcome, bool), NotStored> {
         let item = ItemText {
             list: ListName::Links,
             text: tracestate,
             text_limit: MAX_TRACESTATE_BYTES,
             attribute_limit: limits.link_attribute_count,
+            dropped_before,
         };
         self.add_item(
             item,
@@ -2340,7 +2372,11 @@ impl SpanRecord {
         let (table, kept, dropped, o) =
             self.store_item_attributes(attributes, item.attribute_limit, limits.value_len(), store);
         outcome.merge(o);
-        self.write_plain(at, &make(text, table, kept, dropped), store);
+        // Saturating at u16::MAX, as the span's own dropped counts do.
+        let counted = (dropped as u32)
+            .saturating_add(item.dropped_before)
+            .min(u16::MAX as u32) as u16;
+        self.write_plain(at, &make(text, table, kept, counted), store);
         self.append_to_list(item.list, at, store);
         match item.list {
             ListName::Links => self.link_count += 1,
@@ -2569,6 +2605,9 @@ struct ItemText<'a> {
     text: &'a [u8],
     text_limit: usize,
     attribute_limit: u32,
+    /// Attributes the item lost before it reached spanguard (a bridged
+    /// SDK's limit), added to the count spanguard drops itself.
+    dropped_before: u32,
 }
 
 #[derive(Clone, Copy)]

@@ -917,6 +917,56 @@ static void test_link_ids(spanguard_tracer *t, const char *dir) {
     CHECK(count_in_dir(dir, "not a tracestate") == 0);
 }
 
+/* What an OpenTelemetry bridge passes for an event's and a link's
+ * attributes its SDK dropped: exported in that event's and link's
+ * droppedAttributesCount, summed with what spanguard's own limit (128
+ * here) drops, saturating at 65535; bad input gets its code. */
+static void test_event_and_link_dropped_counts(spanguard_tracer *t, const char *dir) {
+    static const uint8_t trace_id[16] = {0x5b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                         0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x37};
+    static const uint8_t span_id[8] = {0x10, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+    enum { N = 131 };
+    static char keys[N][16];
+    spanguard_attribute attrs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k.%d", i);
+        attrs[i] = attr_int(keys[i], i);
+    }
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("bridged.drops"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    /* 130 attributes: spanguard drops 2, the SDK had dropped 1005. */
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.summed"), 0, attrs, 130, 1005),
+             SPANGUARD_RESULT_TRUNCATED);
+    /* Only the SDK's: not truncated by spanguard. */
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.sdk"), 0, attrs, 1, 1017), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.max"), 0, attrs, 1, UINT32_MAX), SPANGUARD_RESULT_OK);
+    /* 131 attributes: spanguard drops 3, the SDK had dropped 2010. */
+    CHECK_RC(spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, 1, NULL, 0, SPANGUARD_LINK_REMOTE, attrs,
+                                                      N, 2010),
+             SPANGUARD_RESULT_TRUNCATED);
+    /* Bad input: a code, nothing recorded. */
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, NULL, 3, 0, NULL, 0, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.bad"), 0, NULL, 1, 1), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids_with_dropped(s, NULL, span_id, 1, NULL, 0, 0, NULL, 0, 1),
+             SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, 1, NULL, 0, 4, NULL, 0, 1),
+             SPANGUARD_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(spanguard_span_add_event_with_dropped(SPANGUARD_SPAN_NONE, S("ev.none"), 0, NULL, 0, 1),
+             SPANGUARD_RESULT_NON_RECORDING);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_add_event_with_dropped(s, S("ev.late"), 0, NULL, 0, 1), SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, 1, NULL, 0, 0, NULL, 0, 1),
+             SPANGUARD_RESULT_ALREADY_ENDED);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    CHECK(count_in_dir(dir, "\"droppedAttributesCount\":1007}") == 1);
+    CHECK(count_in_dir(dir, "\"name\":\"ev.sdk\",\"attributes\":[{\"key\":\"k.0\",\"value\":{\"intValue\":\"0\"}}],"
+                            "\"droppedAttributesCount\":1017}") == 1);
+    CHECK(count_in_dir(dir, "\"name\":\"ev.max\",\"attributes\":[{\"key\":\"k.0\",\"value\":{\"intValue\":\"0\"}}],"
+                            "\"droppedAttributesCount\":65535}") == 1);
+    CHECK(count_in_dir(dir, "\"droppedAttributesCount\":2013,\"flags\":769}") == 1);
+    CHECK(count_in_dir(dir, "ev.bad") == 0);
+}
+
 /* Spans begun on one thread and ended on another go through this bounded
  * handoff, so at most HANDOFF_CAP of them are open at once. */
 enum { HANDOFF_CAP = 256 };
@@ -1217,6 +1267,7 @@ int main(int argc, char **argv) {
     test_empty_keys(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_link_ids(t, dir);
+    test_event_and_link_dropped_counts(t, dir);
     test_threads_lose_nothing(t, dir);
     test_sink_path(t, dir);
     test_shutdown_exports_open_spans(t, dir);

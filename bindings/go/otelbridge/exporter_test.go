@@ -182,6 +182,37 @@ func TestANilSpanIsAnErrorNotAPanic(t *testing.T) {
 	}
 }
 
+// A span with an all-zero trace or span id (an invalid span context) is
+// refused with an error that says so: it said "an argument was out of
+// range (code 2)", sending its user looking at the kind. The others arrive.
+func TestASpanWithZeroIDsIsRefusedSayingWhy(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	exporter := otelbridge.NewExporter(newTracer(t, rx.URL))
+	zeroTrace := stub("zero.trace", 1, trace.FlagsSampled)
+	zeroTrace.SpanContext = zeroTrace.SpanContext.WithTraceID(trace.TraceID{})
+	zeroSpan := stub("zero.span", 2, trace.FlagsSampled)
+	zeroSpan.SpanContext = zeroSpan.SpanContext.WithSpanID(trace.SpanID{})
+	for _, c := range []struct {
+		span tracetest.SpanStub
+		want string
+	}{
+		{zeroTrace, `the span "zero.trace" has an all-zero trace id`},
+		{zeroSpan, `the span "zero.span" has an all-zero span id`},
+	} {
+		err := exporter.ExportSpans(context.Background(), tracetest.SpanStubs{c.span}.Snapshots())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ExportSpans: %v; want it to say %q", err, c.want)
+		}
+	}
+	if err := exporter.ExportSpans(context.Background(),
+		tracetest.SpanStubs{stub("valid", 3, trace.FlagsSampled)}.Snapshots()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rx.WaitFor(t, 1); len(got) != 1 || got[0].Name != "valid" {
+		t.Fatalf("arrived %+v, want the valid span alone", got)
+	}
+}
+
 // ExportSpans answers its context as the SDK's exporters do: done before
 // or during the call, it stops with the context's error, the spans left
 // counted. Shutdown flushes the tracer (the spans exported are at the

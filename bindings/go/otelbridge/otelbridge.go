@@ -45,6 +45,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"sync"
@@ -354,6 +355,18 @@ func later(start, end []attribute.KeyValue) []attribute.KeyValue {
 	return out
 }
 
+// droppedCount is an event's or link's DroppedAttributeCount (an int) as
+// spanguard takes it: negative is 0, past uint32 the most it holds.
+func droppedCount(n int) uint32 {
+	if n <= 0 {
+		return 0
+	}
+	if uint64(n) > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(n)
+}
+
 // addLinks passes the links with their ids, tracestate and IsRemote; a
 // link whose context is invalid is passed too when it has attributes or
 // a tracestate (the SDK keeps such links, as OpenTelemetry's spec asks).
@@ -365,8 +378,10 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links [
 		if sc.IsRemote() {
 			origin = spanguard.LinkRemote
 		}
-		err := s.AddLinkIDs(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
-			origin, attributes(l.Attributes)...)
+		// The SDK's drops past AttributePerLinkCountLimit, which its own
+		// OTLP exporter sends in the link's dropped count.
+		err := s.AddLinkIDsWithDropped(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
+			origin, droppedCount(l.DroppedAttributeCount), attributes(l.Attributes)...)
 		p.failed(err)
 		q.took(first+i, err)
 	}
@@ -540,14 +555,14 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	}
 	p.addLinks(o.span, &o.links, s.DroppedLinks()+sendLinks, links[sendLinks:])
 	for i, e := range events[sendEvents:] {
-		err := o.span.AddEventAt(e.Name, e.Time, attributes(e.Attributes)...)
+		err := o.span.AddEventWithDropped(e.Name, e.Time, droppedCount(e.DroppedAttributeCount),
+			attributes(e.Attributes)...)
 		p.failed(err)
 		o.events.took(s.DroppedEvents()+sendEvents+i, err)
 	}
-	// What else the SDK's own limits left out (an event's or link's own
-	// count is not carried), and those spanguard refused without counting
-	// them, counted once: at a stop the span is exported with what it had
-	// then.
+	// What else the SDK's own limits left out, and those spanguard
+	// refused without counting them, counted once: at a stop the span is
+	// exported with what it had then.
 	uncountedLinks += o.links.settle()
 	uncountedEvents += o.events.settle()
 	uncountedAttributes := s.DroppedAttributes() - o.droppedAttributes

@@ -403,6 +403,64 @@ func TestWhatTheSDKLimitsDroppedIsCountedAndLinksKeepTheirTracestate(t *testing.
 	tp.Shutdown(context.Background())
 }
 
+// The attributes the SDK dropped on an event or a link (its
+// AttributePerEventCountLimit, AttributePerLinkCountLimit) arrive in that
+// event's or link's dropped count, as the SDK's own OTLP exporter sends
+// them; they arrived as 0.
+func TestTheAttributesTheSDKDroppedOnAnEventOrLinkAreCountedOnIt(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge),
+		sdktrace.WithRawSpanLimits(sdktrace.SpanLimits{AttributeValueLengthLimit: -1, AttributeCountLimit: -1,
+			EventCountLimit: -1, LinkCountLimit: -1, AttributePerEventCountLimit: 1, AttributePerLinkCountLimit: 2}))
+	linked := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0x0a, 0xf7}, SpanID: trace.SpanID{0xb7},
+		TraceFlags: trace.FlagsSampled, Remote: true})
+	_, span := tp.Tracer("limited").Start(context.Background(), "over.item.limits",
+		trace.WithLinks(trace.Link{SpanContext: linked, Attributes: []attribute.KeyValue{attribute.Int("a", 1),
+			attribute.Int("b", 2), attribute.Int("c", 3), attribute.Int("d", 4), attribute.Int("e", 5)}}))
+	span.AddEvent("three", trace.WithAttributes(attribute.Int("x", 1), attribute.Int("y", 2), attribute.Int("z", 3)))
+	span.AddEvent("one", trace.WithAttributes(attribute.Int("x", 1)))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sdk := memory.GetSpans()
+	if len(sdk) != 1 {
+		t.Fatalf("the SDK ended %d spans, want 1", len(sdk))
+	}
+	var sdkEvents, sdkLinks []int
+	for _, e := range sdk[0].Events {
+		sdkEvents = append(sdkEvents, e.DroppedAttributeCount)
+	}
+	for _, l := range sdk[0].Links {
+		sdkLinks = append(sdkLinks, l.DroppedAttributeCount)
+	}
+	if fmt.Sprint(sdkEvents, sdkLinks) != "[2 0] [3]" {
+		t.Fatalf("the SDK did not drop what the test means it to: events %v, links %v", sdkEvents, sdkLinks)
+	}
+	arrived := rx.WaitFor(t, 1)
+	if len(arrived) != 1 {
+		t.Fatalf("%d spans arrived, want 1", len(arrived))
+	}
+	var events, links []int
+	for _, e := range arrived[0].Events {
+		events = append(events, e.Dropped)
+	}
+	for _, l := range arrived[0].Links {
+		links = append(links, l.Dropped)
+	}
+	if fmt.Sprint(events, links) != fmt.Sprint(sdkEvents, sdkLinks) {
+		t.Errorf("dropped counts arrived: events %v, links %v; the SDK had events %v, links %v",
+			events, links, sdkEvents, sdkLinks)
+	}
+	assertSameSpans(t, sdk, arrived)
+	if n := bridge.Failures(); n != 0 {
+		t.Fatalf("%d failures", n)
+	}
+	tp.Shutdown(context.Background())
+}
+
 // A link keeps whether its context was remote, in the link's OTLP flags as
 // the SDK's own exporter sends them (0x100 HAS_IS_REMOTE, 0x200 IS_REMOTE,
 // over the W3C bits), and a link with an invalid context (zero ids) that

@@ -871,13 +871,17 @@ static napi_value js_set_start_time(napi_env env, napi_callback_info info) {
     return result_value(env, spanguard_span_set_start_time(s, when));
 }
 
-/* addEvent(hi, lo, name, seconds, nanoseconds, keys, values) */
+/* addEvent(hi, lo, name, seconds, nanoseconds, keys, values, droppedAttributes):
+ * droppedAttributes, what the SDK already dropped of the event's attributes,
+ * is exported in its dropped count with spanguard's own. */
 static napi_value js_add_event(napi_env env, napi_callback_info info) {
     args a;
-    if (!get_args(env, info, &a, 7)) return NULL;
+    if (!get_args(env, info, &a, 8)) return NULL;
     spanguard_span s;
     uint64_t when;
-    if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 3, &when)) return throw_last(env, "addEvent");
+    uint32_t dropped;
+    if (!span_arg(env, &a, 0, &s) || !time_arg(env, &a, 3, &when) || !u32_arg(env, a.argv[7], &dropped))
+        return throw_last(env, "addEvent");
     attr_list l;
     attrs_init(&l);
     text_arena text;
@@ -889,7 +893,7 @@ static napi_value js_add_event(napi_env env, napi_callback_info info) {
         attrs_free(&l);
         return NULL;
     }
-    spanguard_result rc = spanguard_span_add_event(s, name, nl, when, l.n ? l.items : NULL, l.n);
+    spanguard_result rc = spanguard_span_add_event_with_dropped(s, name, nl, when, l.n ? l.items : NULL, l.n, dropped);
     text_free(&text);
     napi_value out = list_result(env, rc, &l);
     attrs_free(&l);
@@ -922,16 +926,19 @@ static napi_value js_add_link(napi_env env, napi_callback_info info) {
 }
 
 /* addLinkIds(hi, lo, traceId, spanId, traceFlags, keys, values, tracestate,
- *            linkFlags): a link by its ids (hex text, as an OpenTelemetry
- * SpanContext holds them) and whether its context was remote (linkFlags:
- * SPANGUARD_LINK_REMOTE, _LOCAL or 0), through spanguard_span_add_link_ids.
- * Ids that are not hex of the right length: INVALID_ARGUMENT. */
+ *            linkFlags, droppedAttributes): a link by its ids (hex text, as
+ * an OpenTelemetry SpanContext holds them) and whether its context was
+ * remote (linkFlags: SPANGUARD_LINK_REMOTE, _LOCAL or 0), with what the SDK
+ * already dropped of its attributes, through
+ * spanguard_span_add_link_ids_with_dropped. Ids that are not hex of the
+ * right length: INVALID_ARGUMENT. */
 static napi_value js_add_link_ids(napi_env env, napi_callback_info info) {
     args a;
-    if (!get_args(env, info, &a, 9)) return NULL;
+    if (!get_args(env, info, &a, 10)) return NULL;
     spanguard_span s;
-    uint32_t trace_flags, link_flags;
-    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[4], &trace_flags) || !u32_arg(env, a.argv[8], &link_flags))
+    uint32_t trace_flags, link_flags, dropped;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[4], &trace_flags) || !u32_arg(env, a.argv[8], &link_flags) ||
+        !u32_arg(env, a.argv[9], &dropped))
         return throw_last(env, "addLinkIds");
     attr_list l;
     attrs_init(&l);
@@ -949,8 +956,8 @@ static napi_value js_add_link_ids(napi_env env, napi_callback_info info) {
     uint8_t trace_id[16], span_id[8];
     spanguard_result rc = SPANGUARD_RESULT_INVALID_ARGUMENT;
     if (hex_bytes(tid, tl, trace_id, 16) && hex_bytes(sid, sl, span_id, 8))
-        rc = spanguard_span_add_link_ids(s, trace_id, span_id, (uint8_t)(trace_flags & 0xff), ts, stl, link_flags,
-                                         l.n ? l.items : NULL, l.n);
+        rc = spanguard_span_add_link_ids_with_dropped(s, trace_id, span_id, (uint8_t)(trace_flags & 0xff), ts, stl,
+                                                      link_flags, l.n ? l.items : NULL, l.n, dropped);
     text_free(&text);
     napi_value out = list_result(env, rc, &l);
     attrs_free(&l);

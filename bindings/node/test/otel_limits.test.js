@@ -333,3 +333,30 @@ test('a link spanguard refused costs none the SDK kept, and is counted', async (
   assert.strictEqual(bridge.failures, 0);
   await provider.shutdown();
 });
+
+test('the attributes the SDK dropped on an event or a link arrive counted on it', async (t) => {
+  // The SDK's own OTLP exporter sends each event's and link's
+  // droppedAttributesCount; spanguard's export said 0 for them.
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider } = bridgedProvider(rx, 'otel-item-drops-test',
+    { spanLimits: { eventCountLimit: 4, attributePerEventCountLimit: 1, attributePerLinkCountLimit: 2 } });
+  const linked = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true };
+  const span = provider.getTracer('limited').startSpan('over.item.limits', {
+    links: [{ context: linked, attributes: { a: 1, b: 2, c: 3, d: 4, e: 5 } }],
+  });
+  span.addEvent('three', { x: 1, y: 2, z: 3 });
+  span.addEvent('one', { x: 1 });
+  span.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  const sdkEvents = sdkSpan.events.map((e) => e.droppedAttributesCount || 0);
+  const sdkLinks = sdkSpan.links.map((l) => l.droppedAttributesCount || 0);
+  assert.deepStrictEqual([sdkEvents, sdkLinks], [[2, 0], [3]], 'the SDK dropped what the test means it to');
+  const arrived = await rx.waitFor(1);
+  assert.deepStrictEqual(arrived[0].events.map((e) => e.dropped_attributes_count), sdkEvents);
+  assert.deepStrictEqual(arrived[0].links.map((l) => l.dropped_attributes_count), sdkLinks);
+  assertSameSpans([sdkSpan], arrived);
+  assert.strictEqual(bridge.failures, 0);
+  await provider.shutdown();
+});

@@ -306,6 +306,7 @@ impl Span {
             &PyString::new(py, "exception").into_any(),
             Some(attrs.as_any()),
             time_unix_ns,
+            0,
         )?;
         if set_status {
             let description = if message.is_empty() {
@@ -324,6 +325,7 @@ impl Span {
         name: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         time_unix_ns: u64,
+        dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let name = utf8(name);
@@ -331,13 +333,14 @@ impl Span {
         // SAFETY: name and the attributes (kept alive by `attrs`) are valid
         // for the call.
         let code = unsafe {
-            c::spanguard_span_add_event(
+            c::spanguard_span_add_event_with_dropped(
                 self.handle,
                 n.as_ptr().cast(),
                 n.len(),
                 time_unix_ns,
                 attrs.as_ptr(),
                 attrs.len(),
+                dropped_attributes,
             )
         };
         report::held(py, code)
@@ -479,19 +482,24 @@ impl Span {
     /// refused and counted dropped (the span's event limit, or no room left
     /// in the payload pool), None when it was neither (an ended span, a
     /// shut-down tracer, a span that records nothing).
-    #[pyo3(signature = (name, attributes=None, timestamp=None))]
+    /// `dropped_attributes`: how many of the event's attributes another SDK
+    /// already dropped (an OpenTelemetry bridge's), exported in the event's
+    /// dropped count with spanguard's own.
+    #[pyo3(signature = (name, attributes=None, timestamp=None, dropped_attributes=0))]
     fn add_event(
         &self,
         py: Python<'_>,
         name: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
+        dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         self.event(
             py,
             name,
             attributes,
             crate::values::unix_time_ns(timestamp, &self.rejected),
+            dropped_attributes,
         )
     }
 
@@ -536,8 +544,9 @@ impl Span {
     /// link's flags. A link whose ids are zero (an invalid context) is
     /// kept when it has attributes or a tracestate, and left out (counted,
     /// as a bad traceparent, in `values_rejected`; None) without either.
-    /// What became of it, as `add_event` says.
-    #[pyo3(signature = (trace_id, span_id, trace_flags=0, attributes=None, tracestate=None, is_remote=None))]
+    /// What became of it, as `add_event` says; `dropped_attributes` as
+    /// `add_event` takes it.
+    #[pyo3(signature = (trace_id, span_id, trace_flags=0, attributes=None, tracestate=None, is_remote=None, dropped_attributes=0))]
     #[allow(clippy::too_many_arguments)]
     fn add_link_ids(
         &self,
@@ -548,6 +557,7 @@ impl Span {
         attributes: Option<&Bound<'_, PyAny>>,
         tracestate: Option<&Bound<'_, PyAny>>,
         is_remote: Option<bool>,
+        dropped_attributes: u32,
     ) -> PyResult<Option<bool>> {
         let attrs = Attributes::from_mapping(attributes, &self.rejected);
         let ts = tracestate.filter(|t| !t.is_none()).map(utf8);
@@ -562,7 +572,7 @@ impl Span {
         // SAFETY: the ids hold 16 and 8 bytes; tracestate and attributes
         // are valid for the call.
         let code = unsafe {
-            c::spanguard_span_add_link_ids(
+            c::spanguard_span_add_link_ids_with_dropped(
                 self.handle,
                 trace_id.as_ptr(),
                 span_id.as_ptr(),
@@ -572,6 +582,7 @@ impl Span {
                 link_flags,
                 attrs.as_ptr(),
                 attrs.len(),
+                dropped_attributes,
             )
         };
         if code == spanguard_result::InvalidTraceparent {

@@ -277,18 +277,36 @@ fn timeout_ms(timeout_s: f64) -> u32 {
 }
 
 /// Explicit ids for a bridged span: `n` bytes, or an int.
+/// Which of a span's ids is all zero (trace id first), if one is.
+fn zero_id(trace_id: &[u8; 16], span_id: &[u8; 8]) -> Option<&'static str> {
+    if *trace_id == [0; 16] {
+        Some("trace id")
+    } else if *span_id == [0; 8] {
+        Some("span id")
+    } else {
+        None
+    }
+}
+
 fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
+    // Which id, for a message that says what was wrong with it.
+    let what = if N == 16 {
+        "a trace id"
+    } else {
+        "a span id (or parent span id)"
+    };
     if let Ok(b) = v.cast::<PyBytes>() {
-        return b
-            .as_bytes()
-            .try_into()
-            .map_err(|_| PyValueError::new_err(format!("an id must be {N} bytes")));
+        return b.as_bytes().try_into().map_err(|_| {
+            PyValueError::new_err(format!(
+                "spanguard: {what} must be {N} bytes (a malformed id)"
+            ))
+        });
     }
     let i: u128 = v.extract()?;
     let all = i.to_be_bytes();
     if all[..16 - N].iter().any(|&b| b != 0) {
         return Err(PyValueError::new_err(format!(
-            "an id must fit in {N} bytes"
+            "spanguard: {what} must fit in {N} bytes (a malformed id)"
         )));
     }
     let mut out = [0u8; N];
@@ -654,7 +672,21 @@ impl Tracer {
         }
         opts.start_time_unix_ns = crate::values::unix_time_ns(start_time, &this.values_rejected);
         let may_have_tracestate = ts.as_ref().is_some_and(|t| !t.is_empty());
-        Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate)
+        let began = Tracer::begin_ex(slf, raw, &mut opts, &attrs, may_have_tracestate);
+        match began {
+            // The library refuses an invalid span context as an argument
+            // out of range; saying "a span kind is KIND_*" to a bridge
+            // whose span had zero ids sent its user looking at the kind.
+            Err(e) if e.is_instance_of::<PyValueError>(py) => match zero_id(&trace_id, &span_id) {
+                Some(which) => Err(PyValueError::new_err(format!(
+                    "spanguard: the span {:?} was refused: its {which} is all zero (an invalid span context, \
+                         which OpenTelemetry never exports)",
+                    String::from_utf8_lossy(name.as_bytes())
+                ))),
+                None => Err(e),
+            },
+            r => r,
+        }
     }
 
     /// Sets resource attributes over the tracer's own for every batch

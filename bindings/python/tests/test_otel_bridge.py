@@ -130,6 +130,31 @@ def test_what_the_sdk_limits_dropped_is_counted_and_links_keep_their_tracestate(
     tracer.close()
 
 
+def test_the_attributes_the_sdk_dropped_on_an_event_or_link_are_counted_on_it(receiver, tmp_path):
+    # The SDK's OTLP exporter sends each event's and link's dropped count;
+    # spanguard's export said 0 for them.
+    start = len(receiver.spans())
+    provider, memory, tracer = provider_and_tracer(
+        receiver, tmp_path, span_limits=SpanLimits(max_event_attributes=1, max_link_attributes=2))
+    linked = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, is_remote=True,
+                               trace_flags=trace.TraceFlags(1))
+    with provider.get_tracer("limited").start_as_current_span(
+            "over.item.limits", links=[trace.Link(linked, {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5})]) as span:
+        span.add_event("three", {"x": 1, "y": 2, "z": 3})
+        span.add_event("one", {"x": 1})
+    assert provider.force_flush()
+    (otel_span,) = memory.get_finished_spans()
+    sdk_events = [e.attributes.dropped for e in otel_span.events]
+    sdk_links = [ln.attributes.dropped for ln in otel_span.links]
+    assert (sdk_events, sdk_links) == ([2, 0], [3])
+    (got,) = receiver.spans()[start:]
+    assert [e["dropped_attributes_count"] for e in got["events"]] == sdk_events
+    assert [ln["dropped_attributes_count"] for ln in got["links"]] == sdk_links
+    assert_same(otel_span, got)
+    provider.shutdown()
+    tracer.close()
+
+
 @pytest.mark.parametrize("own_limit", [None, 2], ids=["spanguard-default", "spanguard-lower"])
 def test_past_the_sdks_limit_its_last_events_and_links_arrive(receiver, tmp_path, own_limit):
     # Events and links are passed on as they are added while the SDK's

@@ -208,6 +208,28 @@ def test_a_span_it_cannot_read_fails_the_export_without_raising(tmp_path, caplog
     tracer.close()
 
 
+def test_a_span_with_zero_ids_is_refused_saying_so(tmp_path, caplog):
+    """A span whose context is invalid (all-zero trace or span id) is
+    refused; the warning said "an argument is out of range (a span kind is
+    KIND_*...)", sending its user looking at the kind. The other spans of
+    the batch are recorded."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    zero = ReadableSpan(name="zero.ids", context=trace.SpanContext(0, 0, False, trace.TraceFlags(1)),
+                        start_time=1, end_time=2)
+    with caplog.at_level("WARNING", logger="spanguard"):
+        assert exporter.export([zero, *one_finished_span()]) is SpanExportResult.FAILURE
+    (record,) = [r for r in caplog.records if "bridge failed in export" in r.getMessage()]
+    message = str(record.exc_info[1])
+    assert "trace id is all zero" in message and "zero.ids" in message, message
+    assert "KIND_" not in message
+    assert tracer.shutdown(10)
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["finished"]
+    tracer.close()
+
+
 def test_it_takes_only_a_spanguard_tracer():
     with pytest.raises(TypeError):
         SpanguardSpanExporter("http://localhost:4318")

@@ -121,13 +121,30 @@ def _link(sg: _SpanguardSpan, link) -> bool:
     ctx = link.context
     state = ctx.trace_state
     return _held(sg, sg.add_link_ids(ctx.trace_id, ctx.span_id, int(ctx.trace_flags), link.attributes,
-                                     tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote)),
+                                     tracestate=state.to_header() if state else None, is_remote=bool(ctx.is_remote),
+                                     dropped_attributes=_dropped_attributes(link)),
                  links=1)
 
 
 def _event(sg: _SpanguardSpan, event) -> bool:
     """Passes on an event; whether spanguard holds it (`_held`)."""
-    return _held(sg, sg.add_event(event.name, event.attributes, event.timestamp), events=1)
+    return _held(sg, sg.add_event(event.name, event.attributes, event.timestamp,
+                                  dropped_attributes=_dropped_attributes(event)), events=1)
+
+
+def _dropped_attributes(item) -> int:
+    """How many attributes the SDK dropped on an event or link (its
+    attribute-per-event/per-link limit), which its own OTLP exporter sends
+    in the event's or link's dropped_attributes_count: passed on so that
+    spanguard's export says the same. `dropped_attributes` where the SDK
+    has it, else its BoundedAttributes' `dropped`; 0 for plain attributes."""
+    dropped = getattr(item, "dropped_attributes", None)
+    if dropped is None:
+        dropped = getattr(item.attributes, "dropped", 0)
+    try:
+        return max(0, min(int(dropped), 0xFFFFFFFF))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _held(sg: _SpanguardSpan, held, events: int = 0, links: int = 0) -> bool:
