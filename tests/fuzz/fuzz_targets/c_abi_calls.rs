@@ -968,16 +968,30 @@ impl Harness {
                     input.u64()
                 };
                 let attrs = input.attributes();
+                // Half the time as a bridge adds it, with what its SDK
+                // dropped (any count: it saturates).
+                let dropped = (input.byte() % 2 == 1).then(|| input.u64() as u32);
                 // SAFETY: every pointer is NULL or valid for its length.
                 let rc = unsafe {
-                    spanguard_span_add_event(
-                        h,
-                        name.ptr(),
-                        name.len(),
-                        time,
-                        attrs.ptr(),
-                        attrs.len(),
-                    )
+                    match dropped {
+                        None => spanguard_span_add_event(
+                            h,
+                            name.ptr(),
+                            name.len(),
+                            time,
+                            attrs.ptr(),
+                            attrs.len(),
+                        ),
+                        Some(dropped) => spanguard_span_add_event_with_dropped(
+                            h,
+                            name.ptr(),
+                            name.len(),
+                            time,
+                            attrs.ptr(),
+                            attrs.len(),
+                            dropped,
+                        ),
+                    }
                 };
                 let refused = name.refused() || attrs.refused;
                 self.on_span("add_event", h, rc, refused.into(), SPAN_CALL);
@@ -995,20 +1009,36 @@ impl Harness {
                 let state = input.tracestate();
                 let attrs = input.attributes();
                 let id_ptr = |null: bool, id: &[u8]| null_or(null, id.as_ptr());
+                // Half the time with what the bridge's SDK dropped.
+                let dropped = (input.byte() % 2 == 1).then(|| input.u64() as u32);
                 // SAFETY: every pointer is NULL or valid for its length;
                 // the ids for 16 and 8 bytes.
                 let rc = unsafe {
-                    spanguard_span_add_link_ids(
-                        h,
-                        id_ptr(null_ids == 1, &trace_id),
-                        id_ptr(null_ids == 2, &span_id),
-                        trace_flags,
-                        state.ptr(),
-                        state.len(),
-                        link_flags,
-                        attrs.ptr(),
-                        attrs.len(),
-                    )
+                    match dropped {
+                        None => spanguard_span_add_link_ids(
+                            h,
+                            id_ptr(null_ids == 1, &trace_id),
+                            id_ptr(null_ids == 2, &span_id),
+                            trace_flags,
+                            state.ptr(),
+                            state.len(),
+                            link_flags,
+                            attrs.ptr(),
+                            attrs.len(),
+                        ),
+                        Some(dropped) => spanguard_span_add_link_ids_with_dropped(
+                            h,
+                            id_ptr(null_ids == 1, &trace_id),
+                            id_ptr(null_ids == 2, &span_id),
+                            trace_flags,
+                            state.ptr(),
+                            state.len(),
+                            link_flags,
+                            attrs.ptr(),
+                            attrs.len(),
+                            dropped,
+                        ),
+                    }
                 };
                 let invalid = trace_id == [0; 16] || span_id == [0; 8];
                 let refused = null_ids == 1
