@@ -224,3 +224,31 @@ def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cl
     assert f"; {len(planted)} unreadable (never sent)" in report, report
     for name, what in planted.items():
         assert re.search(rf"^set aside .* {re.escape(name)}\.unreadable  \({what}\)$", report, re.M), report
+
+
+def test_a_hidden_spool_file_is_not_counted_as_waiting_since_no_replay_reads_it(cli, tmp_path):
+    """A tracer start and `spanguard replay` never read a hidden name (but
+    a writer's `.tmp-*`): a regular `.x.sgspool` (a copy someone made, an
+    editor's backup) is never sent. `spanguard spool` listed it as a batch
+    and counted its spans as waiting; it is listed as an other file now,
+    its spans not in the figure a replay then delivers."""
+    emitter = REPO / "build" / "tests" / "emit_spans"
+    spool = tmp_path / "spool"
+    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
+                          "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
+                          "--export-timeout-ms", "200", "--allow-loss"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    batches = sorted(p for p in spool.iterdir() if p.name.endswith(".sgspool"))
+    assert batches, list(spool.iterdir())
+    (spool / ".copy.sgspool").write_bytes(batches[0].read_bytes())
+    report = spool_report(cli, spool)
+    assert waiting(report) == 5, report
+    assert re.search(r"^other .* \.copy\.sgspool", report, re.M), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        assert len(rx.wait_for_spans(5)) == 5
+    assert (spool / ".copy.sgspool").exists()
+    assert waiting(spool_report(cli, spool)) == 0

@@ -50,6 +50,11 @@ impl Entry {
     fn of(name: &str, size: u64) -> Entry {
         if name.starts_with(".tmp-") {
             Entry::Writing
+        } else if name.starts_with('.') {
+            // A tracer start and a replay read no other hidden name (a
+            // copy someone made, an editor's backup): never sent, so
+            // nothing of ours, whatever it ends with.
+            Entry::Other
         } else if name.ends_with(".corrupt") || name.ends_with(".unreadable") {
             Entry::SetAside
         } else if name.ends_with(".sgspool") {
@@ -173,11 +178,10 @@ fn not_a_file_row(
     now: std::time::SystemTime,
 ) -> Option<Row> {
     // What a replay looks at: no hidden name but a writer's temporary
-    // batch (`.tmp-*.sgspool`).
-    let hidden = name.starts_with('.') && !name.starts_with(".tmp-");
+    // batch (`.tmp-*.sgspool`; `Entry::of` takes other hidden names for
+    // nothing of ours).
     let (entry, note) = match Entry::of(name, 0) {
         Entry::Other => return None,
-        _ if hidden => return None,
         Entry::Writing if !name.ends_with(".sgspool") => return None,
         Entry::SetAside => (Entry::SetAside, what.to_string()),
         _ => (
