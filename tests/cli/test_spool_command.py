@@ -26,15 +26,20 @@ def waiting(report):
     return int(re.search(r"; (\d+) spans wait to be sent", report).group(1))
 
 
-def test_what_spool_reports_waiting_is_what_a_replay_delivers(cli, tmp_path):
-    emitter = REPO / "build" / "tests" / "emit_spans"
+def spool_while_down(tmp_path, count, *args):
+    """`count` spans emitted (tests/c/emit_spans, `args` added) while the
+    backend is down: every one of them in the spool it returns."""
     spool = tmp_path / "spool"
-    # The backend is down: every span goes to the spool.
-    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
-                          "--manifest", str(tmp_path / "m.json"), "--count", "37", "--spool-dir", str(spool),
-                          "--export-timeout-ms", "200", "--allow-loss"],
+    run = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "http://127.0.0.1:9/v1/traces",
+                          "--run-id", "down", "--manifest", str(tmp_path / "m.json"), "--count", str(count),
+                          "--spool-dir", str(spool), *args, "--export-timeout-ms", "200", "--allow-loss"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    return spool
+
+
+def test_what_spool_reports_waiting_is_what_a_replay_delivers(cli, tmp_path):
+    spool = spool_while_down(tmp_path, 37)
     (spool / "old.corrupt").write_bytes(b"\x00" * 10)
     report = spool_report(cli, spool)
     assert waiting(report) == 37, report
@@ -108,13 +113,7 @@ def test_replay_leaves_another_users_spool_to_them(cli, tmp_path):
     """Root draining a user's spool: every file there is the user's, and
     read by root each would be set aside unread, sent by nobody ever. The
     directory is refused whole and left as it was."""
-    emitter = REPO / "build" / "tests" / "emit_spans"
-    spool = tmp_path / "spool"
-    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
-                          "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
-                          "--export-timeout-ms", "200", "--allow-loss"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    spool = spool_while_down(tmp_path, 5)
     before = sorted(p.name for p in spool.iterdir())
     assert before
     for p in [spool, *spool.iterdir()]:
@@ -144,14 +143,7 @@ def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_pa
     that arrived. Both count what the files hold and say which header said
     otherwise; a whole file whose body is no OTLP request is unreadable,
     set aside unsent rather than sent to a 400."""
-    emitter = REPO / "build" / "tests" / "emit_spans"
-    spool = tmp_path / "spool"
-    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
-                          "--manifest", str(tmp_path / "m.json"), "--count", "21", "--spool-dir", str(spool),
-                          "--protocol", protocol, "--compression", compression,
-                          "--export-timeout-ms", "200", "--allow-loss"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    spool = spool_while_down(tmp_path, 21, "--protocol", protocol, "--compression", compression)
     files = sorted(spool.glob("*.sgspool"))
     assert len(files) >= 2, files
     # The span count sits after the magic, the format and the gzip flag.
@@ -188,13 +180,7 @@ def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cl
     spool` said nothing of them, before or after: "0 files" over a
     directory that held six. Each is listed now, with what it is, and
     counted with what is never sent."""
-    emitter = REPO / "build" / "tests" / "emit_spans"
-    spool = tmp_path / "spool"
-    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
-                          "--manifest", str(tmp_path / "m.json"), "--count", "4", "--spool-dir", str(spool),
-                          "--export-timeout-ms", "200", "--allow-loss"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    spool = spool_while_down(tmp_path, 4)
     os.mkfifo(spool / "00000000000000000001-0000000001-a.sgspool")
     (spool / "00000000000000000002-0000000002-b.sgspool").symlink_to(tmp_path / "m.json")
     (spool / "00000000000000000003-0000000003-c.sgspool").mkdir()
@@ -232,13 +218,7 @@ def test_a_hidden_spool_file_is_not_counted_as_waiting_since_no_replay_reads_it(
     editor's backup) is never sent. `spanguard spool` listed it as a batch
     and counted its spans as waiting; it is listed as an other file now,
     its spans not in the figure a replay then delivers."""
-    emitter = REPO / "build" / "tests" / "emit_spans"
-    spool = tmp_path / "spool"
-    run = subprocess.run([str(emitter), "--endpoint", "http://127.0.0.1:9/v1/traces", "--run-id", "down",
-                          "--manifest", str(tmp_path / "m.json"), "--count", "5", "--spool-dir", str(spool),
-                          "--export-timeout-ms", "200", "--allow-loss"],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    spool = spool_while_down(tmp_path, 5)
     batches = sorted(p for p in spool.iterdir() if p.name.endswith(".sgspool"))
     assert batches, list(spool.iterdir())
     (spool / ".copy.sgspool").write_bytes(batches[0].read_bytes())
