@@ -345,6 +345,22 @@ fn span_line(span: &DecodedSpan, style: &Style) -> String {
 mod tests {
     use super::*;
 
+    /// A tailer of `dir` that has read nothing yet, printing plain text.
+    fn plain_tailer(dir: PathBuf) -> Tailer {
+        Tailer {
+            dir,
+            files: HashMap::new(),
+            style: Style {
+                color: false,
+                width: 80,
+                attributes: false,
+            },
+            trees: false,
+            held: Vec::new(),
+            origins: Vec::new(),
+        }
+    }
+
     /// `tail` polls another user's sink (root following a user's agent):
     /// a FIFO they swap in for a sink file after the listing is skipped at
     /// once. Opening it used to wait for a writer for good, and Ctrl-C
@@ -356,18 +372,7 @@ mod tests {
         let path = fifo.clone();
         let tail_dir = dir.clone();
         std::thread::spawn(move || {
-            let mut tailer = Tailer {
-                dir: tail_dir,
-                files: HashMap::new(),
-                style: Style {
-                    color: false,
-                    width: 80,
-                    attributes: false,
-                },
-                trees: false,
-                held: Vec::new(),
-                origins: Vec::new(),
-            };
+            let mut tailer = plain_tailer(tail_dir);
             let _ = tx.send(tailer.read_new(&path).len());
         });
         let spans = rx
@@ -383,18 +388,7 @@ mod tests {
     #[test]
     fn a_link_swapped_in_for_a_sink_file_is_not_followed() {
         let (dir, link) = super::super::sources::link_as_sink_file("tail");
-        let mut tailer = Tailer {
-            dir: dir.clone(),
-            files: HashMap::new(),
-            style: Style {
-                color: false,
-                width: 80,
-                attributes: false,
-            },
-            trees: false,
-            held: Vec::new(),
-            origins: Vec::new(),
-        };
+        let mut tailer = plain_tailer(dir.clone());
         assert_eq!(tailer.read_new(&link).len(), 0);
         std::fs::remove_dir_all(&dir).ok();
     }
