@@ -554,6 +554,11 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
         Ok(tracer) => {
             crate::registry::publish(id, tracer.pipeline());
             let t = Box::new(spanguard_tracer::new(id, Some(tracer)));
+            // Before the handlers go in: the hook keeps a fork out of
+            // their install, and takes the parent's watchdog out of a
+            // child's way (a child forked after the install without it
+            // sent its SIGTERM to the parent's watchdog).
+            crate::watchdog::ensure_fork_hook(after_fork_in_child);
             // A forked child's first tracer of its own: its watchdog too,
             // if the fork put it off.
             crate::watchdog::signals::restart_after_fork();
@@ -561,7 +566,6 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
                 crate::watchdog::ensure_installed();
             }
             crate::watchdog::ensure_exit_hook();
-            crate::watchdog::ensure_fork_hook(after_fork_in_child);
             if let Some(Some(tracer)) = t.tracer.get() {
                 t.publish(tracer);
             }

@@ -4,12 +4,23 @@ use std::sync::Once;
 
 static INSTALL: Once = Once::new();
 
-/// Registers `child` to run in the child after every fork, once per process.
+/// Registers `child` to run in the child after every fork, once per process,
+/// with the fork kept out of the signal handlers' install (prepare and
+/// parent: `signals::hold_across_fork`; `child` lets go of it through
+/// `reset_process_state_in_child`).
 pub fn ensure_fork_hook(child: unsafe extern "C" fn()) {
     INSTALL.call_once(|| {
-        // SAFETY: registers a plain function; no prepare or parent hook.
-        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        // SAFETY: registers plain functions.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
+}
+
+unsafe extern "C" fn prepare() {
+    let _ = std::panic::catch_unwind(super::signals::hold_across_fork);
+}
+
+unsafe extern "C" fn parent() {
+    let _ = std::panic::catch_unwind(super::signals::release_after_fork_in_parent);
 }
 
 /// In a forked child, which has one thread (the one that forked), before

@@ -12,8 +12,7 @@ pub use exit::ensure_exit_hook;
 pub use fork::ensure_fork_hook;
 
 /// Installs the termination-signal watchdog and the crash handlers, once
-/// per process.
+/// per process, out of a fork's way (`signals::hold_across_fork`).
 pub fn ensure_installed() {
-    signals::ensure_installed();
-    crash::ensure_installed();
+    signals::ensure_installed(crash::ensure_installed);
 }

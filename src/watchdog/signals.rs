@@ -11,9 +11,10 @@
 //!
 //! Crash signals are in `crash.rs`.
 
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Once;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -22,10 +23,88 @@ use super::shield::{TERMINATION_SIGNALS, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
-static INSTALL: Once = Once::new();
 
-/// The dispositions we replaced, indexed by signal number.
-static PREVIOUS: std::sync::Mutex<Vec<Option<SigAction>>> = std::sync::Mutex::new(Vec::new());
+/// The dispositions we replaced, indexed by signal number. A fork waits
+/// for this lock (`hold_across_fork`): a fork that landed while another
+/// thread held it (installing the handlers, or re-raising a signal) gave
+/// a child with the handlers half installed and this lock held forever by
+/// a thread it does not have; SIGTERM then ended the child unflushed, or
+/// its watchdog waited forever to put the host's disposition back and the
+/// child never died.
+static PREVIOUS: Mutex<Previous> = Mutex::new(Previous {
+    actions: Vec::new(),
+    installed: false,
+});
+
+struct Previous {
+    /// By signal number.
+    actions: Vec<Option<SigAction>>,
+    /// Whether `ensure_installed` ran in this process (or in the parent
+    /// it was forked from): a flag under the lock rather than a `Once`,
+    /// whose "running" state a child forked during the install kept,
+    /// waiting forever at its own first tracer.
+    installed: bool,
+}
+
+thread_local! {
+    /// The lock a fork holds, from the prepare handler (`hold_across_fork`)
+    /// to the parent's or the child's (the same thread on both sides).
+    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, Previous>>> =
+        const { RefCell::new(None) };
+    /// Whether this thread holds `PREVIOUS`, or waits for it (outside a
+    /// fork): a signal handler of the host that forks on it must not wait
+    /// for itself.
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `PREVIOUS`, locked, known to this thread's fork handler as held.
+fn lock_previous() -> PreviousGuard {
+    let _ = HOLDING.try_with(|h| h.set(true));
+    let guard = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+    PreviousGuard(std::mem::ManuallyDrop::new(guard))
+}
+
+struct PreviousGuard(std::mem::ManuallyDrop<MutexGuard<'static, Previous>>);
+
+impl Drop for PreviousGuard {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the flag goes down only once the
+        // lock is free.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) };
+        let _ = HOLDING.try_with(|h| h.set(false));
+    }
+}
+
+impl std::ops::Deref for PreviousGuard {
+    type Target = Previous;
+    fn deref(&self) -> &Previous {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PreviousGuard {
+    fn deref_mut(&mut self) -> &mut Previous {
+        &mut self.0
+    }
+}
+
+/// The fork's prepare handler: waits for an install or a re-raise on
+/// another thread to finish and keeps the lock until the fork is done,
+/// so the child gets the handlers all in or all out and the lock free.
+/// Not when this thread holds it (a host's signal handler forking in the
+/// middle of ours): the child then finds it held (`detach_after_fork`).
+pub fn hold_across_fork() {
+    if HOLDING.try_with(|h| h.get()).unwrap_or(true) {
+        return;
+    }
+    let guard = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+}
+
+/// The fork's parent handler: lets go of what `hold_across_fork` took.
+pub fn release_after_fork_in_parent() {
+    let _ = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
+}
 
 extern "C" fn on_termination_signal(signal: libc::c_int) {
     // Async-signal-safe: one write(2) of one byte, errno preserved.
@@ -89,9 +168,11 @@ const RESTARTING: u8 = 2;
 /// flush, and most children exec at once (Node's child_process forks for
 /// every command an agent runs): so rather than a pipe and a thread now,
 /// the host's dispositions are put back until the child makes a tracer.
-/// When the list of them is held (another thread of the parent was
-/// installing or re-raising at the fork), the child gets its pipe and
-/// thread now, as it did before: signals must never go to nobody. So it
+/// The fork waits for an install or a re-raise on another thread
+/// (`hold_across_fork`); when the list of dispositions is held all the
+/// same (by the thread that forked, from a signal handler in the middle
+/// of ours), the child gets its pipe and thread now, as it did before:
+/// signals must never go to nobody. So it
 /// does when the application installed a handler over one of ours (it
 /// may call ours in turn, which must then reach a watchdog): put back,
 /// the dispositions from before ours went over the application's own,
@@ -104,6 +185,12 @@ const RESTARTING: u8 = 2;
 /// made its tracer with no watchdog, the host's handlers in place: SIGTERM
 /// ended it with its spans neither flushed nor dumped.
 pub fn detach_after_fork() {
+    // The lock the fork held (`hold_across_fork`): no install or re-raise
+    // is half done. None when this thread held it at the fork.
+    let held = HELD_ACROSS_FORK
+        .try_with(|held| held.borrow_mut().take())
+        .ok()
+        .flatten();
     let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
         // The host's dispositions are in place (put back at the fork that
@@ -113,12 +200,12 @@ pub fn detach_after_fork() {
         }
         return;
     }
-    let previous = match PREVIOUS.try_lock() {
+    let previous = match held.map(Ok).unwrap_or_else(|| PREVIOUS.try_lock()) {
         Ok(previous) => previous,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
             RESTART.store(NOTHING_PENDING, Ordering::Release);
-            restart_now();
+            restart_now(None);
             return;
         }
     };
@@ -128,16 +215,21 @@ pub fn detach_after_fork() {
     let before_ours = interrupted && !TERMINATION_SIGNALS.into_iter().any(ours_installed);
     let replaced = !before_ours
         && TERMINATION_SIGNALS.into_iter().any(|signal| {
-            previous.get(signal as usize).copied().flatten().is_some() && !ours_installed(signal)
+            previous
+                .actions
+                .get(signal as usize)
+                .copied()
+                .flatten()
+                .is_some()
+                && !ours_installed(signal)
         });
     if replaced {
-        drop(previous);
         RESTART.store(NOTHING_PENDING, Ordering::Release);
-        restart_now();
+        restart_now(Some(&previous));
         return;
     }
     if !before_ours {
-        restore(&previous);
+        restore(&previous.actions);
     }
     drop(previous);
     let old = PIPE_WRITE.swap(-1, Ordering::AcqRel);
@@ -164,20 +256,24 @@ pub fn restart_after_fork() {
         .is_ok()
     {
         if start_watchdog_thread() {
-            install_handlers();
+            install_handlers(&mut lock_previous());
         }
         // Only now: a fork before this line passes the start on.
         RESTART.store(NOTHING_PENDING, Ordering::Release);
     }
 }
 
-/// The watchdog in a child now (see `detach_after_fork`).
-fn restart_now() {
+/// The watchdog in a child now (see `detach_after_fork`), given the
+/// dispositions ours replaced unless the lock over them was held at the
+/// fork by this very thread (then they are left as they are: waiting for
+/// the lock here would wait forever).
+fn restart_now(previous: Option<&Previous>) {
     if !start_watchdog_thread() {
         // No watchdog: put the host's dispositions back rather than swallow
         // signals that nobody would act on.
-        let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-        restore(&previous);
+        if let Some(previous) = previous {
+            restore(&previous.actions);
+        }
         PIPE_WRITE.store(-1, Ordering::Release);
     }
 }
@@ -203,18 +299,23 @@ fn restore(previous: &[Option<SigAction>]) {
 
 /// Installs the handlers and starts the watchdog thread, once per process.
 /// Signals the host ignores (SIG_IGN, e.g. under nohup) are left alone.
-pub fn ensure_installed() {
-    INSTALL.call_once(|| {
+/// Then runs `also` (the crash handlers' install), under the same lock:
+/// no fork lands in the middle of either.
+pub fn ensure_installed(also: impl FnOnce()) {
+    let mut previous = lock_previous();
+    if !previous.installed {
+        previous.installed = true;
         if start_watchdog_thread() {
-            install_handlers();
+            install_handlers(&mut previous);
         }
-    });
+    }
+    also();
 }
 
 /// Installs our handler for each termination signal the host does not
-/// ignore, keeping what was there in `PREVIOUS`.
-fn install_handlers() {
-    let mut previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+/// ignore, keeping what was there in `previous`.
+fn install_handlers(previous: &mut Previous) {
+    let previous = &mut previous.actions;
     previous.clear();
     previous.resize(65, None);
     for signal in TERMINATION_SIGNALS {
@@ -334,8 +435,8 @@ fn watch(read_end: OwnedFd) {
 /// it would have without us, and (when the process survives it, because the
 /// host's handler returned) installs ours again.
 fn reraise_with_previous(signal: Signal) {
-    let previous = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(old) = previous.get(signal as usize).copied().flatten() else {
+    let previous = lock_previous();
+    let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
     drop(previous);

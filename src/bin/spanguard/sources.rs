@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use spanguard::export::dump_view::read_dump;
@@ -223,14 +224,50 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 /// someone else looks at their sink) can swap a link in for the file
 /// after the listing, to another user's sink file, whose spans were then
 /// shown as this directory's, or to any file the reader may read.
+///
+/// Nor through a hard link to a third user's file: anyone who can write
+/// the directory can give any file they can name another name in it (the
+/// kernel's fs.protected_hardlinks, where set, stops them only at files
+/// they cannot both read and write), and that user's spans were shown as
+/// the directory's. A file with more than one name is read when it is the
+/// reader's own, or the directory owner's in a directory that only its
+/// owner can write (they made the link to their own file); refused,
+/// it is named with its owner, and naming it on the command line reads it.
 pub fn open_listed(path: &Path) -> std::io::Result<File> {
-    open_regular_with(path, libc::O_NOFOLLOW).map_err(|e| match e.raw_os_error() {
+    let file = open_regular_with(path, libc::O_NOFOLLOW).map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP) => std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "a symbolic link in a file's place: not followed",
         ),
         _ => e,
-    })
+    })?;
+    // The open file's own metadata: what is read, not what is at the
+    // name by now.
+    let meta = file.metadata()?;
+    if meta.nlink() > 1 && !safe_to_read_as_listed(&meta, path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "another name (a hard link) for a file of user {}, who may not be who put it \
+                 there: not read (name the file itself to read it)",
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// Whether a file with several names, found in `path`'s directory, is
+/// one that nobody but its owner can have linked in there, or the reader's.
+fn safe_to_read_as_listed(meta: &std::fs::Metadata, path: &Path) -> bool {
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    if meta.uid() == unsafe { libc::geteuid() } {
+        return true;
+    }
+    let Some(dir) = path.parent().and_then(|d| std::fs::metadata(d).ok()) else {
+        return false;
+    };
+    dir.uid() == meta.uid() && dir.mode() & 0o022 == 0
 }
 
 fn open_regular_with(path: &Path, flags: libc::c_int) -> std::io::Result<File> {

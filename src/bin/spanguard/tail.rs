@@ -110,6 +110,7 @@ pub fn run(args: &[String]) -> ExitCode {
         trees: a.flag("--trees"),
         held: Vec::new(),
         origins: Vec::new(),
+        refused: HashMap::new(),
     };
     eprintln!(
         "spanguard: following {} (Ctrl-C stops)",
@@ -142,6 +143,9 @@ struct Tailer {
     /// `--trees`: spans whose trace's root has not arrived.
     held: Vec<(DecodedSpan, usize)>,
     origins: Vec<Origin>,
+    /// Why each file that could not be opened was not, as last said: said
+    /// once, not at every poll.
+    refused: HashMap<PathBuf, String>,
 }
 
 impl Tailer {
@@ -218,12 +222,36 @@ impl Tailer {
         let _ = std::io::stdout().flush();
     }
 
+    /// Says why `path` was not read, unless that was said last time: a
+    /// file refused (a hard link to a third user's file, a link or a FIFO
+    /// in a sink file's place) used to be skipped without a word, and its
+    /// spans were missing with nothing to show why. One that went away
+    /// since the listing is not worth a word.
+    fn say_refused(&mut self, path: &Path, e: std::io::Error) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return;
+        }
+        let why = e.to_string();
+        if self.refused.get(path) != Some(&why) {
+            eprintln!(
+                "spanguard: {}",
+                clean(&format!("{}: {why}", path.display()))
+            );
+            self.refused.insert(path.to_path_buf(), why);
+        }
+    }
+
     /// The spans in what was appended to `path` since the last look.
     fn read_new(&mut self, path: &Path) -> Vec<DecodedSpan> {
         // Listed as a regular file: a link there now is not followed.
-        let Ok(mut file) = super::sources::open_listed(path) else {
-            return Vec::new();
+        let mut file = match super::sources::open_listed(path) {
+            Ok(file) => file,
+            Err(e) => {
+                self.say_refused(path, e);
+                return Vec::new();
+            }
         };
+        self.refused.remove(path);
         let Ok(meta) = file.metadata() else {
             return Vec::new();
         };
@@ -358,6 +386,7 @@ mod tests {
             trees: false,
             held: Vec::new(),
             origins: Vec::new(),
+            refused: HashMap::new(),
         }
     }
 

@@ -1,0 +1,160 @@
+/* A fork that landed while another thread was installing spanguard's
+ * termination handlers (holding the lock over the dispositions they
+ * replace) gave a child whose handlers were half installed and whose lock
+ * was held forever, by a thread it does not have. Landed before SIGTERM's
+ * handler went in, the child's SIGTERM ended it at once, its ended spans
+ * neither flushed nor dumped; landed after, the watchdog flushed them and
+ * then waited forever for the lock to put the host's disposition back:
+ * the child never died of the SIGTERM it was sent.
+ *
+ * The window is a few system calls wide; the test holds it open: this
+ * program defines sigaction(2), which the library's install calls (a
+ * definition in the executable takes the library's calls), and the
+ * install stops at one signal's until the other thread has forked. With
+ * the fork kept out of the install, the fork waits for the lock instead
+ * and the gate stops waiting after a while: the test passes either way
+ * the fork comes out, never by timing. The installing thread is a forked
+ * child's first use of its tracer (which starts the child's watchdog and
+ * handlers, put off by the fork); the other thread forks a grandchild,
+ * which records a span and sends itself SIGTERM: it must die of it, the
+ * span in the sink. Once with the fork at SIGTERM's install, once at
+ * SIGINT's (SIGTERM's done). */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+#define S(str) (str), strlen(str)
+
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+
+/* The gate in sigaction: armed for one signal; the first install of it
+ * tells `in_window`, waits for the fork to start (`fork_started`, told by
+ * this program's fork handler, which runs before the library's) and then
+ * for it to be done (`forked`), 2 s at most: a fork the library holds off
+ * until the install is over is done only after the gate. */
+static atomic_int gate_signal, gate_armed, note_fork;
+static int in_window[2], fork_started[2], forked[2];
+
+int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact) {
+    if (act && signum == atomic_load(&gate_signal) && atomic_exchange(&gate_armed, 0)) {
+        char byte = 'w';
+        if (write(in_window[1], &byte, 1) != 1) _exit(20);
+        if (read(fork_started[0], &byte, 1) != 1) _exit(21);
+        struct pollfd done = {.fd = forked[0], .events = POLLIN};
+        (void)poll(&done, 1, 2000);
+    }
+    return real_sigaction(signum, act, oldact);
+}
+
+static void on_fork_prepare(void) {
+    if (atomic_exchange(&note_fork, 0)) {
+        char byte = 'f';
+        if (write(fork_started[1], &byte, 1) != 1) _exit(22);
+    }
+}
+
+static spanguard_tracer *tracer;
+
+static void record(const char *name) {
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(tracer, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+}
+
+static void *first_use(void *arg) {
+    (void)arg;
+    record("child-first-use");
+    return NULL;
+}
+
+/* The grandchild: its first use, then SIGTERM (SIGALRM when that did not
+ * end it within 10 s: a hang fails, it does not hold up the suite). Exits
+ * 5 when a check failed. */
+static void grandchild(const char *span) {
+    failures = 0;
+    record(span);
+    if (failures) _exit(5);
+    alarm(10);
+    kill(getpid(), SIGTERM);
+    for (;;) pause();
+}
+
+/* The child: its first use on one thread, held in the install of
+ * `signal`'s handler while this thread forks the grandchild. Exits 0 when
+ * the grandchild died of SIGTERM, 10 + its exit status when it exited, 9
+ * when something else ended it (SIGALRM: it hung). */
+static void child(int signal, const char *span) {
+    failures = 0;
+    if (pipe(in_window) != 0 || pipe(fork_started) != 0 || pipe(forked) != 0) _exit(2);
+    atomic_store(&gate_signal, signal);
+    atomic_store(&gate_armed, 1);
+    pthread_t t;
+    if (pthread_create(&t, NULL, first_use, NULL) != 0) _exit(2);
+    char byte;
+    if (read(in_window[0], &byte, 1) != 1) _exit(3);
+    atomic_store(&note_fork, 1);
+    pid_t pid = fork();
+    if (pid == 0) grandchild(span);
+    if (write(forked[1], &byte, 1) != 1) _exit(4);
+    pthread_join(t, NULL);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
+    if (failures) _exit(5);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
+    if (WIFSIGNALED(status)) fprintf(stderr, "the grandchild died of signal %d\n", WTERMSIG(status));
+    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+}
+
+static void fork_at_install_of(int signal, const char *span, const char *sink) {
+    pid_t pid = fork();
+    if (pid == 0) child(signal, span);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s: the child ended with status %#x\n", span, status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", span);
+    long n = count_in_dir(sink, quoted);
+    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
+    CHECK(n == 1);
+}
+
+int main(int argc, char **argv) {
+    alarm(90); /* a hang is a failure, not a stuck test */
+    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+    if (!real_sigaction) return 2;
+    const char *sink = argc > 1 ? argv[1] : "build/test_fork_during_install-spans";
+    char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", sink);
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.service_name = "fork-during-install";
+    cfg.sink_dir = sink;
+    cfg.spool_dir = spool;
+    cfg.schedule_delay_ms = 60000; /* nothing leaves without a flush */
+    cfg.install_signal_handlers = 1;
+    CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
+    if (!tracer) return check_summary();
+    /* After the library's: fork handlers made later prepare first. */
+    CHECK(pthread_atfork(on_fork_prepare, NULL, NULL) == 0);
+
+    fork_at_install_of(SIGTERM, "grandchild-at-sigterm", sink);
+    fork_at_install_of(SIGINT, "grandchild-at-sigint", sink);
+
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(tracer, 20000)));
+    spanguard_tracer_free(tracer);
+    return check_summary();
+}
