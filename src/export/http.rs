@@ -360,6 +360,28 @@ pub fn classify(
         401 | 403 | 404 | 405 | 407 => Err(SendError::Misdirected {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
+        // The server does not read this Content-Type: a backend that
+        // takes one OTLP encoding only, or no OTLP receiver at all.
+        415 => Err(SendError::Permanent {
+            reason: format!(
+                "HTTP 415: {} (the server does not take {}: if it takes OTLP/HTTP as {} only, set \
+                 OTEL_EXPORTER_OTLP_PROTOCOL={} or the protocol setting; else check that the URL \
+                 is its OTLP/HTTP endpoint)",
+                answer_text(body),
+                match format {
+                    BodyFormat::Protobuf => "application/x-protobuf",
+                    BodyFormat::Json => "application/json",
+                },
+                match format {
+                    BodyFormat::Protobuf => "JSON",
+                    BodyFormat::Json => "protobuf",
+                },
+                match format {
+                    BodyFormat::Protobuf => "http/json",
+                    BodyFormat::Json => "http/protobuf",
+                },
+            ),
+        }),
         _ => Err(SendError::Permanent {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
@@ -570,6 +592,27 @@ mod tests {
             assert!(matches!(
                 classify(code, b"", None, None, p, 0),
                 Err(SendError::Misdirected { .. })
+            ));
+        }
+        // A 415 says which encoding was refused and which setting picks
+        // the other.
+        for (format, refused, other) in [
+            (
+                p,
+                "application/x-protobuf",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+            ),
+            (
+                BodyFormat::Json,
+                "application/json",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ),
+        ] {
+            assert!(matches!(
+                classify(415, b"unsupported", None, None, format, 0),
+                Err(SendError::Permanent { reason })
+                    if reason.starts_with(&format!("HTTP 415: unsupported (the server does not take {refused}"))
+                        && reason.contains(other)
             ));
         }
         // A 2xx whose body is a web page is no OTLP answer: its spans
