@@ -618,7 +618,8 @@ typedef struct spanguard_config {
   uint32_t full_policy;
   /*
    service.name; default "unknown_service:" and the process's
-   executable name (as OpenTelemetry's resource conventions say).
+   executable name (as OpenTelemetry's resource conventions say), also
+   for an empty or blank name.
    */
   const char *service_name;
   /*

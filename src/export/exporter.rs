@@ -267,8 +267,14 @@ impl Exporter {
             }
         }
         // The local sink's exporter starts with nothing pending and never
-        // replays: pending then means spooled in this run.
-        let spool_left = self.host.spool_pending;
+        // replays: pending then means spooled in this run. Pending from the
+        // start (what earlier processes left goes first) is no proof that
+        // anything waits: with the backend down before that first replay
+        // and the spool unusable (a read-only disk, a file in its path),
+        // nothing was written, and the stop sent the user to a spool
+        // holding none of the spans just said lost. So the spool is looked
+        // at.
+        let spool_left = self.host.spool_pending && !self.delivery.spool().list().is_empty();
         let host = &mut self.host;
         host.diagnostics
             .stopped(spool_left.then_some(host.spool_dir.as_str()));

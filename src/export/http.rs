@@ -316,6 +316,19 @@ pub fn classify(
     now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
     match code {
+        // No OTLP answer starts with '<': a JSON one starts with '{', and a
+        // protobuf one cannot (0x3c would be field 7 closing a group). It
+        // is a web page (a UI's port, a site's catch-all route) or XML:
+        // nothing there keeps the spans, yet they were counted delivered.
+        200..=299 if starts_with_markup(body) => Err(SendError::Misdirected {
+            reason: format!(
+                "HTTP {code} with a web page, not an OTLP answer: {} (nothing takes traces at \
+                 this URL: point the endpoint at the backend's OTLP/HTTP receiver, e.g. a \
+                 Collector's port 4318; OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
+                 /v1/traces is added to)",
+                body_start(&body[..body.len().min(100)])
+            ),
+        }),
         200..=299 => Ok(super::partial_success::parse(body, format)),
         300..=399 => Err(SendError::Transient {
             reason: format!(
@@ -347,10 +360,39 @@ pub fn classify(
         401 | 403 | 404 | 405 | 407 => Err(SendError::Misdirected {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
+        // The server does not read this Content-Type: a backend that
+        // takes one OTLP encoding only, or no OTLP receiver at all.
+        415 => Err(SendError::Permanent {
+            reason: format!(
+                "HTTP 415: {} (the server does not take {}: if it takes OTLP/HTTP as {} only, set \
+                 OTEL_EXPORTER_OTLP_PROTOCOL={} or the protocol setting; else check that the URL \
+                 is its OTLP/HTTP endpoint)",
+                answer_text(body),
+                match format {
+                    BodyFormat::Protobuf => "application/x-protobuf",
+                    BodyFormat::Json => "application/json",
+                },
+                match format {
+                    BodyFormat::Protobuf => "JSON",
+                    BodyFormat::Json => "protobuf",
+                },
+                match format {
+                    BodyFormat::Protobuf => "http/json",
+                    BodyFormat::Json => "http/protobuf",
+                },
+            ),
+        }),
         _ => Err(SendError::Permanent {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
     }
+}
+
+/// Whether an answer's body is markup (HTML or XML): its first character
+/// after white space is '<'.
+fn starts_with_markup(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
 }
 
 /// What to change for the final refusals a configuration causes: a
@@ -552,6 +594,50 @@ mod tests {
                 Err(SendError::Misdirected { .. })
             ));
         }
+        // A 415 says which encoding was refused and which setting picks
+        // the other.
+        for (format, refused, other) in [
+            (
+                p,
+                "application/x-protobuf",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+            ),
+            (
+                BodyFormat::Json,
+                "application/json",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ),
+        ] {
+            assert!(matches!(
+                classify(415, b"unsupported", None, None, format, 0),
+                Err(SendError::Permanent { reason })
+                    if reason.starts_with(&format!("HTTP 415: unsupported (the server does not take {refused}"))
+                        && reason.contains(other)
+            ));
+        }
+        // A 2xx whose body is a web page is no OTLP answer: its spans
+        // were not taken, and the message says where to point instead.
+        for body in [
+            &b"<!DOCTYPE html><html><head><title>Grafana</title></head></html>"[..],
+            b"\n  <html>\n<body>catch-all</body></html>",
+            b"\xef\xbb\xbf<?xml version=\"1.0\"?><ok/>",
+        ] {
+            assert!(
+                matches!(
+                    classify(200, body, None, None, p, 0),
+                    Err(SendError::Misdirected { reason })
+                        if reason.starts_with("HTTP 200 with a web page, not an OTLP answer: ")
+                            && reason.contains("OTLP/HTTP receiver")
+                            && !reason.chars().any(char::is_control)
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // OTLP's own answers, and an empty one, are taken.
+        for body in [&b""[..], b"{}", b"{\"partialSuccess\":{}}", b" \n{}"] {
+            assert!(classify(200, body, None, None, BodyFormat::Json, 0).is_ok());
+        }
         for code in [400, 409, 410, 415, 422, 500, 501] {
             assert!(matches!(
                 classify(code, b"", None, None, p, 0),
@@ -679,6 +765,26 @@ mod tests {
         ] {
             let url = answering(answer);
             assert!(send_to(&url).is_ok(), "{}", String::from_utf8_lossy(answer));
+        }
+    }
+
+    /// A web page answered 200 (a UI's port, a site's catch-all route, as
+    /// the endpoint): its spans were counted exported while nothing kept
+    /// them, and nothing was said. Now the request is refused for where it
+    /// went, with the page's start in the message.
+    #[test]
+    fn a_web_page_answering_200_is_no_delivery() {
+        let url = answering(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 43\r\nConnection: close\r\n\r\n<!doctype html><title>Dashboard</title></ht",
+        );
+        match send_to(&url) {
+            Err(SendError::Misdirected { reason }) => {
+                assert!(
+                    reason.contains("<!doctype html><title>Dashboard"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -387,7 +387,12 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
     // SAFETY (all c_string calls): strings in the struct are NULL or
     // NUL-terminated, as documented.
     unsafe {
-        if let Some(s) = c_string(c.service_name) {
+        // An empty name is no name: the default (unknown_service:<process>,
+        // or OTEL_SERVICE_NAME over it), as OpenTelemetry takes an empty
+        // OTEL_SERVICE_NAME. Kept, it named the sink file "-<pid>.jsonl",
+        // which shell tools read as an option, and every span's service
+        // was "" (`Tracer(service_name=os.environ.get("SERVICE", ""))`).
+        if let Some(s) = c_string(c.service_name).filter(|s| !s.trim().is_empty()) {
             t.service_name = s;
         }
         if let Some(s) = c_string(c.resource_attributes) {
@@ -1247,6 +1252,28 @@ pub const SPANGUARD_VERSION_PATCH: u32 = 0;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_service_name_is_taken_as_none() {
+        for name in [c"", c"  "] {
+            let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+            // SAFETY: init writes the whole struct of this size.
+            let mut c = unsafe {
+                spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+                c.assume_init()
+            };
+            c.service_name = name.as_ptr();
+            // SAFETY: the struct's strings are NULL or NUL-terminated.
+            let Ok(t) = (unsafe { to_tracer_config(&c) }) else {
+                panic!("{name:?}: refused");
+            };
+            assert_eq!(
+                t.service_name,
+                TracerConfig::default().service_name,
+                "{name:?}"
+            );
+        }
+    }
 
     #[test]
     fn header_version_macros_agree_with_the_crate() {

@@ -151,7 +151,8 @@ pub struct spanguard_config {
     /// `SPANGUARD_FULL_POLICY_*`.
     pub full_policy: u32,
     /// service.name; default "unknown_service:" and the process's
-    /// executable name (as OpenTelemetry's resource conventions say).
+    /// executable name (as OpenTelemetry's resource conventions say), also
+    /// for an empty or blank name.
     pub service_name: *const c_char,
     /// Extra resource attributes as `key=value,key2=value2`
     /// (OTEL_RESOURCE_ATTRIBUTES syntax).

@@ -79,6 +79,24 @@ def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):
     assert "SPANGUARD_SPOOL_DIR" in told[0], lines
 
 
+def test_a_spool_that_took_nothing_is_not_said_to_hold_spans(emitter, tmp_path):
+    # The backend is away before the exporter's first look at the spool,
+    # and the spool cannot be written: every span was said lost, then the
+    # stop said "stopping with spans waiting in the spool (...): the next
+    # process that uses it sends them", sending the user to look for spans
+    # that are nowhere. Whether the backend is known down before that first
+    # look is a race (here about half the runs; a queue of 2 makes the
+    # exporter busy at once), so the run is repeated.
+    (tmp_path / "a-file").write_text("")
+    spool = tmp_path / "a-file" / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
+        for _ in range(30):
+            lines, stats = emit(emitter, rx.endpoint, tmp_path,
+                                {"SPANGUARD_SPOOL_DIR": str(spool), "OTEL_BSP_MAX_QUEUE_SIZE": "2"}, count=10)
+            assert stats["dropped_export_failed"] == 10, (stats, lines)
+            assert not any("waiting in the spool" in line for line in lines), lines
+
+
 def test_the_way_back_is_told_too(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path, mode="status:503", count=1) as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=5)
