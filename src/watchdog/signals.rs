@@ -13,7 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -106,11 +106,23 @@ pub fn release_after_fork_in_parent() {
     let _ = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
 }
 
+/// The thread each termination signal last arrived on, by signal number
+/// (0: none yet). The host's handler is delivered there again: the kernel
+/// chose that thread, and a runtime may need it to be the one. CPython
+/// acts on a signal promptly only when its handler runs on the main
+/// thread: run on the watchdog's, Ctrl-C reached a `time.sleep(20)` 20 s
+/// later, and a busy loop never.
+static RECEIVER: [AtomicI32; 32] = [const { AtomicI32::new(0) }; 32];
+
 extern "C" fn on_termination_signal(signal: libc::c_int) {
-    // Async-signal-safe: one write(2) of one byte, errno preserved.
+    // Async-signal-safe: gettid(2) and one write(2) of one byte, errno
+    // preserved.
     // SAFETY: __errno_location is this thread's errno; write on a raw fd.
     unsafe {
         let saved = *libc::__errno_location();
+        if let Some(receiver) = RECEIVER.get(signal as usize) {
+            receiver.store(libc::gettid(), Ordering::Relaxed);
+        }
         let fd = PIPE_WRITE.load(Ordering::Relaxed);
         if fd >= 0 {
             let byte = signal as u8;
@@ -428,30 +440,183 @@ fn watch(read_end: OwnedFd) {
         });
         reraise_with_previous(signal);
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
+        thawed_after_delivery();
     }
 }
 
-/// Puts the host's disposition back, raises the signal again so it acts as
-/// it would have without us, and (when the process survives it, because the
-/// host's handler returned) installs ours again.
+/// Puts the host's disposition back and raises the signal again, so it
+/// acts as it would have without us: the default action ends the process
+/// with the signal's own exit status; a host handler runs on the thread
+/// the signal arrived on (`deliver_to_host`). When the process survives
+/// it (the host's handler returned), ours goes back in.
 fn reraise_with_previous(signal: Signal) {
     let previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
-    drop(previous);
-    // SAFETY: restores a disposition the process had before.
-    let ours = unsafe { sigaction(signal, &old) };
-    // This thread blocks it (`spawn_shielded`): unblocked, the raise is
-    // delivered here and now, the default action ending the process with
-    // the signal's own exit status, a host handler running on this thread.
+    let ours = match old.handler() {
+        // Under the lock: a fork on another thread meanwhile waits
+        // (`hold_across_fork`) and its child gets ours back, not the
+        // trampoline for good.
+        SigHandler::Handler(_) | SigHandler::SigAction(_) => deliver_to_host(signal, &old),
+        SigHandler::SigDfl | SigHandler::SigIgn => {
+            drop(previous);
+            // SAFETY: restores a disposition the process had before.
+            let ours = unsafe { sigaction(signal, &old) };
+            raise_here(signal);
+            ours
+        }
+    };
+    if let Ok(ours) = ours {
+        // SAFETY: reinstalls our async-signal-safe handler.
+        let _ = unsafe { sigaction(signal, &ours) };
+    }
+}
+
+/// Raises `signal` on this thread. It blocks it (`spawn_shielded`):
+/// unblocked, the raise is delivered here and now.
+fn raise_here(signal: Signal) {
     let mut set = SigSet::empty();
     set.add(signal);
     let _ = set.thread_unblock();
     let _ = nix::sys::signal::raise(signal);
     let _ = set.thread_block();
-    if let Ok(ours) = ours {
-        // SAFETY: reinstalls our async-signal-safe handler.
-        let _ = unsafe { sigaction(signal, &ours) };
+}
+
+/// The host's handler `host_handler_trampoline` calls, and whether it
+/// takes three arguments (SA_SIGINFO). One signal is delivered again at a
+/// time: only the watchdog thread sets them.
+static HOST_HANDLER: AtomicUsize = AtomicUsize::new(0);
+static HOST_SIGINFO: AtomicBool = AtomicBool::new(false);
+
+/// The handshake between the watchdog and the trampoline, by delivery
+/// (a number the watchdog counts up): which delivery is under way (0: the
+/// trampoline runs on the watchdog's own thread and must not wait for
+/// it), which the host's handler returned from, and which the tracers
+/// have been thawed after.
+static DELIVERY: AtomicU32 = AtomicU32::new(0);
+static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
+static THAWED: AtomicU32 = AtomicU32::new(0);
+static DELIVERIES: AtomicU32 = AtomicU32::new(0);
+
+/// How long the watchdog waits for the host's handler to be delivered and
+/// return on the thread the signal arrived on, and that thread then for
+/// the tracers to be thawed. A thread that blocks the signal gets it when
+/// it unblocks it, by ours again, which delivers it again.
+const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+
+/// The host's handler, delivered again (`deliver_to_host`). Once it
+/// returns, the thread it ran on waits for the watchdog to thaw the
+/// tracers before going back to what the signal interrupted: it acts on
+/// the signal next (Python raises KeyboardInterrupt; a graceful stop
+/// records its last spans and shuts down), and the tracers, still frozen,
+/// refused that as shut down. Async-signal-safe: atomics, nanosleep.
+extern "C" fn host_handler_trampoline(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    let delivery = DELIVERY.load(Ordering::Acquire);
+    let handler = HOST_HANDLER.load(Ordering::Acquire);
+    if handler != 0 {
+        // SAFETY: `handler` is the host's handler as its sigaction gave
+        // it, called with the arguments the kernel gave us, the kind it
+        // was installed as (SA_SIGINFO or not).
+        unsafe {
+            if HOST_SIGINFO.load(Ordering::Acquire) {
+                let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(handler);
+                handler(signal, info, context);
+            } else {
+                let handler: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                handler(signal);
+            }
+        }
     }
+    if delivery == 0 {
+        return;
+    }
+    HOST_RETURNED.store(delivery, Ordering::Release);
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 1_000_000,
+    };
+    for _ in 0..HOST_HANDLER_WAIT.as_millis() {
+        if THAWED.load(Ordering::Acquire) == delivery {
+            return;
+        }
+        // SAFETY: nanosleep is async-signal-safe; errno is the host
+        // handler's to have set, and EINTR here changes nothing.
+        unsafe {
+            let saved = *libc::__errno_location();
+            libc::nanosleep(&pause, std::ptr::null_mut());
+            *libc::__errno_location() = saved;
+        }
+    }
+}
+
+/// After the tracers were thawed (the process lived on): lets the thread
+/// the host's handler ran on go on (`host_handler_trampoline`).
+fn thawed_after_delivery() {
+    THAWED.store(DELIVERY.swap(0, Ordering::AcqRel), Ordering::Release);
+}
+
+/// Delivers the signal again to the host's handler, on the thread it
+/// arrived on, and waits (`HOST_HANDLER_WAIT` at most) for that handler
+/// to return: one that ends the process (`_exit`) finds the dump on disk,
+/// one that returns lets the tracers go on after it. Raised on the
+/// watchdog's own thread, a handler that only notes the signal for its
+/// thread to act on later (CPython's, for the main thread) was never
+/// acted on: nothing woke that thread. The host's handler is called by
+/// a trampoline installed with the host's own flags and mask, so an
+/// interrupted call returns EINTR or restarts as it would have. Answers
+/// what sigaction answered when the trampoline went in (ours).
+fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
+    let (handler, siginfo) = match old.handler() {
+        SigHandler::Handler(f) => (f as usize, false),
+        SigHandler::SigAction(f) => (f as usize, true),
+        SigHandler::SigDfl | SigHandler::SigIgn => (0, false),
+    };
+    HOST_HANDLER.store(handler, Ordering::Release);
+    HOST_SIGINFO.store(siginfo, Ordering::Release);
+    let trampoline = SigAction::new(
+        SigHandler::SigAction(host_handler_trampoline),
+        old.flags() | SaFlags::SA_SIGINFO,
+        old.mask(),
+    );
+    // SAFETY: the trampoline only calls the host's own handler.
+    let ours = unsafe { sigaction(signal, &trampoline) };
+    let receiver = RECEIVER
+        .get(signal as usize)
+        .map_or(0, |r| r.load(Ordering::Relaxed));
+    // Never 0: that is "on the watchdog's thread".
+    let delivery = DELIVERIES
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1)
+        .max(1);
+    DELIVERY.store(delivery, Ordering::Release);
+    // SAFETY: tgkill to a thread of this process, by its id; a thread
+    // that has exited since answers ESRCH (a reused id would be another
+    // of our threads: the handler still runs once, on it).
+    let sent = receiver > 0
+        && unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                receiver,
+                signal as libc::c_int,
+            )
+        } == 0;
+    if sent {
+        let waited_since = Instant::now();
+        while HOST_RETURNED.load(Ordering::Acquire) != delivery
+            && waited_since.elapsed() < HOST_HANDLER_WAIT
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    } else {
+        DELIVERY.store(0, Ordering::Release);
+        raise_here(signal);
+    }
+    ours
 }
