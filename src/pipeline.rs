@@ -102,7 +102,7 @@ pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 /// The callback as the slot keeps it: shared, so the exporter calls it
 /// without holding the lock that replaces it.
-type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
+pub type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 /// The error callback and the rules for replacing it while it may run.
 /// The exporter takes `calling` for each call and copies the callback out
@@ -114,7 +114,8 @@ type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
 /// at once.
 #[derive(Default)]
 pub struct CallbackSlot {
-    current: Mutex<Option<SharedCallback>>,
+    /// Read by a forked child's tracer too (`Tracer::given_at_run_time`).
+    pub(crate) current: Mutex<Option<SharedCallback>>,
     calling: Mutex<()>,
     /// The thread running a call (its kernel id), 0 when none.
     calling_thread: AtomicI32,
@@ -127,7 +128,12 @@ fn this_thread() -> i32 {
 
 impl CallbackSlot {
     pub fn set(&self, cb: Option<EventCallback>) {
-        let cb = cb.map(SharedCallback::from);
+        self.set_shared(cb.map(SharedCallback::from));
+    }
+
+    /// `set` for a callback as a slot keeps it: a forked child's tracer
+    /// gets its parent's (`Tracer::given_at_run_time`).
+    pub fn set_shared(&self, cb: Option<SharedCallback>) {
         let old = {
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *current, cb)

@@ -1190,6 +1190,8 @@ impl UserData {
 /// (a one-shot callback that removes itself): it then returns at once. From
 /// any other thread it returns after a call of the previous callback in
 /// progress has finished, so the previous `user_data` may be freed then.
+/// A forked child's tracer calls the callback (with the `user_data`) its
+/// parent's had at the fork, in the child's copy of the memory.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_set_error_callback(
     tracer: *const spanguard_tracer,
