@@ -167,6 +167,9 @@ pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
         crate::watchdog::fork::reset_process_state_in_child();
+        // Released below: an exit hook or watchdog of the parent that was
+        // taking its pipelines at the fork is not here to finish.
+        crate::registry::forget_takers_in_child();
         for slot in &LIVE {
             slot.store(std::ptr::null_mut(), Ordering::Release);
         }
