@@ -1675,6 +1675,8 @@ spanguard_result spanguard_tracer_sink_path(const struct spanguard_tracer *trace
  (a one-shot callback that removes itself): it then returns at once. From
  any other thread it returns after a call of the previous callback in
  progress has finished, so the previous `user_data` may be freed then.
+ A forked child's tracer calls the callback (with the `user_data`) its
+ parent's had at the fork, in the child's copy of the memory.
  */
 spanguard_result spanguard_set_error_callback(const struct spanguard_tracer *tracer,
                                               spanguard_error_callback callback,

@@ -102,7 +102,7 @@ pub type EventCallback = Box<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 /// The callback as the slot keeps it: shared, so the exporter calls it
 /// without holding the lock that replaces it.
-type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
+pub type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
 
 /// The error callback and the rules for replacing it while it may run.
 /// The exporter takes `calling` for each call and copies the callback out
@@ -114,7 +114,8 @@ type SharedCallback = std::sync::Arc<dyn Fn(ExportEvent, &str) + Send + Sync>;
 /// at once.
 #[derive(Default)]
 pub struct CallbackSlot {
-    current: Mutex<Option<SharedCallback>>,
+    /// Read by a forked child's tracer too (`Tracer::given_at_run_time`).
+    pub(crate) current: Mutex<Option<SharedCallback>>,
     calling: Mutex<()>,
     /// The thread running a call (its kernel id), 0 when none.
     calling_thread: AtomicI32,
@@ -127,7 +128,12 @@ fn this_thread() -> i32 {
 
 impl CallbackSlot {
     pub fn set(&self, cb: Option<EventCallback>) {
-        let cb = cb.map(SharedCallback::from);
+        self.set_shared(cb.map(SharedCallback::from));
+    }
+
+    /// `set` for a callback as a slot keeps it: a forked child's tracer
+    /// gets its parent's (`Tracer::given_at_run_time`).
+    pub fn set_shared(&self, cb: Option<SharedCallback>) {
         let old = {
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *current, cb)
@@ -360,10 +366,22 @@ impl Pipeline {
             return None;
         }
         let left = || deadline.saturating_duration_since(Instant::now());
-        let mut outcome = self.signal.request_flush_and_wait(left());
+        // Called on the exporter thread itself: the application's error
+        // callback called exit() (the exit hook runs there) or, against
+        // its contract, shut the tracer down. Nothing the exporter does
+        // can happen while this waits for it: the exit took the whole
+        // timeout and the stuck exporter's grace (4.5 s by default) for
+        // nothing. It is left stuck at once, as one would be at the end.
+        let on_exporter = self.exporter_tid.load(Ordering::Relaxed) == this_thread();
+        let mut outcome = FlushOutcome::TimedOut;
+        if !on_exporter {
+            outcome = self.signal.request_flush_and_wait(left());
+        }
         let unended = self.end_open_spans(deadline);
         Stats::add(&self.stats.spans_unended_at_shutdown, unended);
-        outcome = outcome.and(self.signal.request_flush_and_wait(left()));
+        if !on_exporter {
+            outcome = outcome.and(self.signal.request_flush_and_wait(left()));
+        }
         // What the exporter spools once stopped (it no longer waits for
         // anything) makes the outcome "spooled" too.
         let spooled_before = self.stats.spooled_spans.load(Ordering::Relaxed);
@@ -392,12 +410,13 @@ impl Pipeline {
         // SIGTERM hook, a binding's close, the exit hook) for good; it is
         // left running instead, and what it did not deal with goes to
         // the crash dump (`leave_stuck_exporter`).
-        let stopped = self
-            .signal
-            .await_exporter_end(crate::span::clock::instant_after(
-                deadline,
-                EXPORTER_STOP_GRACE,
-            ));
+        let stopped = !on_exporter
+            && self
+                .signal
+                .await_exporter_end(crate::span::clock::instant_after(
+                    deadline,
+                    EXPORTER_STOP_GRACE,
+                ));
         if stopped {
             if let Ok(mut guard) = self.exporter_thread.lock()
                 && let Some(handle) = guard.take()

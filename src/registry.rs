@@ -3,12 +3,18 @@
 //! span handles are never given to two live tracers. Lock-free: the signal
 //! handlers read it too.
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::pipeline::Pipeline;
 
 static PIPELINES: [AtomicPtr<Pipeline>; 256] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
+
+/// Per number, how many `all` calls are taking a reference to its
+/// pipeline right now: `release` waits for none, so that a pipeline `all`
+/// read is still alive when its reference count goes up.
+static TAKING: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
 
 /// Where the search for a free number starts: after the last one given,
 /// so numbers cycle through all 255 before one comes back, and a span
@@ -38,17 +44,30 @@ pub fn reserve() -> Option<u8> {
 }
 
 /// Publishes a started tracer's pipeline under its reserved number. The
-/// pipeline must stay at this address until `release`.
-pub fn publish(id: u8, pipeline: &Pipeline) {
-    PIPELINES[id as usize].store(
-        pipeline as *const Pipeline as *mut Pipeline,
-        Ordering::Release,
-    );
+/// tracer's `Arc` must be kept until `release` (`all` takes references
+/// to it until then).
+pub fn publish(id: u8, pipeline: &Arc<Pipeline>) {
+    PIPELINES[id as usize].store(Arc::as_ptr(pipeline).cast_mut(), Ordering::SeqCst);
 }
 
 /// Frees a number (after a failed start, or before the tracer is dropped).
+/// Returns once no `all` may take a reference to the pipeline any more
+/// (those taken keep it alive).
 pub fn release(id: u8) {
-    PIPELINES[id as usize].store(std::ptr::null_mut(), Ordering::Release);
+    // SeqCst with `all`'s: either it sees the pointer gone, or this sees
+    // its count and waits for its reference to be taken.
+    PIPELINES[id as usize].store(std::ptr::null_mut(), Ordering::SeqCst);
+    while TAKING[id as usize].load(Ordering::SeqCst) != 0 {
+        std::hint::spin_loop();
+    }
+}
+
+/// In a forked child, before anything is released there: an `all` that
+/// another thread of the parent was in at the fork never finishes here.
+pub fn forget_takers_in_child() {
+    for taking in &TAKING {
+        taking.store(0, Ordering::SeqCst);
+    }
 }
 
 /// The pipeline with this number, if one is live.
@@ -64,10 +83,30 @@ fn get(id: u8) -> Option<&'static Pipeline> {
 }
 
 /// Every live pipeline, for a hook that deals with them all at once on
-/// threads of its own (`for_each` lends one at a time): each is valid, as
-/// there, until its tracer is released.
-pub fn all() -> Vec<&'static Pipeline> {
-    (1..=255u8).filter_map(get).collect()
+/// threads of its own and for as long as it takes (`for_each` lends one
+/// at a time): each kept alive by the reference returned. A `&Pipeline`
+/// was valid only until its tracer was released, and the exit hook and the
+/// signal watchdog hold theirs for a whole shutdown: a tracer freed by
+/// another thread meanwhile (its exporter ending afterwards dropped the
+/// last reference) left them in freed memory.
+pub fn all() -> Vec<Arc<Pipeline>> {
+    (1..=255usize)
+        .filter_map(|id| {
+            TAKING[id].fetch_add(1, Ordering::SeqCst);
+            let ptr = PIPELINES[id].load(Ordering::SeqCst);
+            let taken =
+                (!ptr.is_null() && ptr != std::ptr::dangling_mut::<Pipeline>()).then(|| {
+                    // SAFETY: published from a live Arc (`publish`), which
+                    // `release` (waiting for this count) has not let go yet.
+                    unsafe {
+                        Arc::increment_strong_count(ptr);
+                        Arc::from_raw(ptr)
+                    }
+                });
+            TAKING[id].fetch_sub(1, Ordering::SeqCst);
+            taken
+        })
+        .collect()
 }
 
 /// Every live pipeline. Async-signal-safe (atomic loads only).

@@ -346,6 +346,9 @@ pub use crate::span::record::ValueInput as AttrInput;
 pub struct RunTimeGiven {
     pub resource: Option<Vec<(String, crate::config::ResourceValue)>>,
     pub scopes: Vec<crate::pipeline::ScopeGiven>,
+    /// The error callback (`set_callback`), with the application's
+    /// pointer: a fork copies the memory both point into.
+    pub callback: Option<crate::pipeline::SharedCallback>,
 }
 
 /// A call did what was asked but changed the input to fit.
@@ -561,8 +564,9 @@ impl Tracer {
                     Some(given) => tracer.give(given),
                     None if log_level >= crate::config::LogLevel::Warn => say(format!(
                         "spanguard: warning: this forked process (pid {}) sends its spans \
-                         without the resource and scope attributes set at run time: another \
-                         thread was setting them at the fork\n",
+                         without the resource and scope attributes set at run time, and tells \
+                         the error callback of none of its failures: another thread was setting \
+                         them at the fork\n",
                         std::process::id()
                     )),
                     None => {}
@@ -586,14 +590,15 @@ impl Tracer {
         }
     }
 
-    /// What `set_resource` and `set_scope_attributes` gave this tracer
-    /// (the resource attributes, None if never set; the scopes given
-    /// attributes), for the tracer that replaces it in a forked child:
-    /// without them, a prefork server's workers sent their spans under
-    /// the configured service name and without their scopes' attributes.
-    /// Runs in the child, where a lock some thread of the parent held at
-    /// the fork stays held: None then (a fork during another thread's
-    /// `set_resource`), and the caller says so.
+    /// What `set_resource`, `set_scope_attributes` and `set_callback` gave
+    /// this tracer (the resource attributes, None if never set; the scopes
+    /// given attributes; the error callback), for the tracer that replaces
+    /// it in a forked child: without them, a prefork server's workers sent
+    /// their spans under the configured service name and without their
+    /// scopes' attributes, and their failures were said to no callback
+    /// where their parent's were. Runs in the child, where a lock some
+    /// thread of the parent held at the fork stays held: None then (a fork
+    /// during another thread's `set_resource`), and the caller says so.
     pub fn given_at_run_time(&self) -> Option<RunTimeGiven> {
         fn read<T: Clone>(m: &Mutex<T>) -> Option<T> {
             match m.try_lock() {
@@ -606,6 +611,7 @@ impl Tracer {
         Some(RunTimeGiven {
             resource: read(&p.resource_given)?,
             scopes: read(&p.scope_table)?,
+            callback: read(&p.callback.current)?,
         })
     }
 
@@ -618,6 +624,7 @@ impl Tracer {
         for scope in given.scopes {
             let _ = self.set_scope_attributes(scope);
         }
+        self.pipeline.callback.set_shared(given.callback);
     }
 
     pub fn pipeline(&self) -> &Arc<Pipeline> {

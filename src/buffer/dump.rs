@@ -348,8 +348,15 @@ pub struct CrashFile {
     /// Its pending and published names.
     batch_names: (PathBuf, PathBuf),
     header: HeaderCell,
-    /// A dump is being written (`begin_dump`).
-    writing: AtomicBool,
+    /// The thread writing a dump (`begin_dump`), its kernel id; 0 when
+    /// none.
+    writer: std::sync::atomic::AtomicI32,
+}
+
+/// This thread's kernel id. Async-signal-safe.
+fn this_thread() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
 }
 
 /// The crash dump's header, written by a tracer whose resource changes at
@@ -410,7 +417,7 @@ impl CrashFile {
                 sequence: Default::default(),
                 header: std::cell::UnsafeCell::new(header),
             },
-            writing: AtomicBool::new(false),
+            writer: std::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -423,7 +430,12 @@ impl CrashFile {
     /// (set aside unread, its spans lost) and the slot dump's header
     /// counting the second dump's records over the first's.
     pub fn begin_dump(&self) -> bool {
-        if self.is_on_disk() || self.writing.swap(true, Ordering::AcqRel) {
+        if self.is_on_disk()
+            || self
+                .writer
+                .compare_exchange(0, this_thread(), Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
             return false;
         }
         // A dump that ended between the look above and the claim.
@@ -436,7 +448,29 @@ impl CrashFile {
 
     /// Async-signal-safe: lets go of the claim `begin_dump` took.
     pub fn end_dump(&self) {
-        self.writing.store(false, Ordering::Release);
+        self.writer.store(0, Ordering::Release);
+    }
+
+    /// Async-signal-safe: waits, until `until_ns` (`clock::monotonic_ns`)
+    /// at most, for a dump another thread is writing to end: a crash
+    /// beside it (the watchdog's, a shutdown's) skipped it as done and the
+    /// process died with it half written, its other spans and the batch
+    /// in flight never written. A dump on this very thread (one that
+    /// crashed) is not waited for: it will not end.
+    pub fn await_dump_elsewhere(&self, until_ns: u64) {
+        let me = this_thread();
+        loop {
+            let writer = self.writer.load(Ordering::Acquire);
+            if writer == 0 || writer == me || crate::span::clock::monotonic_ns() >= until_ns {
+                return;
+            }
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000,
+            };
+            // SAFETY: nanosleep is async-signal-safe.
+            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+        }
     }
 
     /// Async-signal-safe: a dump was published and not taken back

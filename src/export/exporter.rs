@@ -137,6 +137,12 @@ impl Exporter {
     /// empty.
     pub fn run(mut self) {
         let p = Arc::clone(&self.pipeline);
+        // For the crash handler and a shutdown to know when they run on
+        // this very thread (a crash in the error callback, exit() called
+        // from it): it will not finish anything they would wait for.
+        // SAFETY: gettid has no preconditions.
+        p.exporter_tid
+            .store(unsafe { libc::gettid() }, Ordering::Relaxed);
         // Timer slack of 1 us, not Linux's default 50 us: the quiet sleep
         // (`export::pacer`) is about as long as a batch takes to fill, tens
         // of microseconds under load, and 50 us late meant batches twice

@@ -47,9 +47,13 @@ fn count_json_spans(body: impl BufRead, gzipped: bool) -> Result<u64, String> {
             None => not_json(),
         });
     }
-    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let inflated = Inflated(flate2::bufread::MultiGzDecoder::new(body)).take(MAX_DECODED_BYTES + 1);
     let mut text = json::Text::new(inflated);
-    let counted = json::count(&mut text);
+    // The gzip stream is inflated to its end, past the request's object:
+    // one cut in its trailer (or followed by bytes that are no gzip) is
+    // refused by every server, as the protobuf walk, which reads it all,
+    // refuses it.
+    let counted = json::count(&mut text).filter(|_| text.read_to_end());
     if text.read > MAX_DECODED_BYTES {
         return Err(too_large());
     }
@@ -68,7 +72,7 @@ pub fn count_proto_spans(body: impl BufRead, gzipped: bool) -> Result<u64, Strin
         let counted = count_proto(&mut stream);
         return counted.map_err(|why| stream.failure.take().unwrap_or(why));
     }
-    let inflated = flate2::bufread::MultiGzDecoder::new(body).take(MAX_DECODED_BYTES + 1);
+    let inflated = Inflated(flate2::bufread::MultiGzDecoder::new(body)).take(MAX_DECODED_BYTES + 1);
     let mut stream = Stream::new(BufReader::new(inflated));
     let counted = count_proto(&mut stream);
     if stream.pos > MAX_DECODED_BYTES {
@@ -79,6 +83,28 @@ pub fn count_proto_spans(body: impl BufRead, gzipped: bool) -> Result<u64, Strin
         Some(e) => format!("gzip: {e}"),
         None => why,
     })
+}
+
+/// A gzip decoder whose early end is an error of its own: the decoder
+/// says a stream cut short (in a member's header, its deflate data or its
+/// trailer) as `UnexpectedEof`, which the readers above take for the end
+/// of the body (a protobuf or JSON request cut short), and a truncated
+/// gzip spool file was said to be "not an OTLP request".
+struct Inflated<R>(R);
+
+impl<R: Read> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the stream ends early: the file was cut short",
+                )
+            } else {
+                e
+            }
+        })
+    }
 }
 
 fn too_large() -> String {
@@ -405,6 +431,44 @@ mod tests {
             for got in [whole, trickled, zipped] {
                 assert_eq!(got.clone().ok(), want, "{shown}: {got:?}");
             }
+        }
+    }
+
+    /// A gzipped body cut short (a spool file written to a full disk, or
+    /// torn) is said as that: it was set aside as "not an OTLP/protobuf
+    /// request" (the inflater's early end taken for the body's), and an
+    /// OTLP/JSON one cut in its trailer was counted as a request though no
+    /// server inflates it. Bytes after the last member that are no gzip
+    /// are said as gzip's too; members one after another are one body.
+    #[test]
+    fn a_gzip_stream_cut_short_is_said_as_gzip() {
+        let mut json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"n":""#.to_vec();
+        json.extend(vec![b'x'; 5000]);
+        json.extend_from_slice(br#""},{}]}]}]}"#);
+        // Two members: two protobuf messages one after another are one,
+        // merged; text after a JSON request's object is not read (by the
+        // splitter either).
+        for (format, plain, spans, twice_spans) in [
+            (BodyFormat::Protobuf, proto(&[2]), 2, 4),
+            (BodyFormat::Json, json, 2, 2),
+        ] {
+            let zipped = gzip(&plain);
+            assert_eq!(count_body_spans(&zipped, format, true), Ok(spans));
+            let twice = [&zipped[..], &zipped[..]].concat();
+            assert_eq!(count_body_spans(&twice, format, true), Ok(twice_spans));
+            for cut in [5, 12, zipped.len() / 2, zipped.len() - 6, zipped.len() - 1] {
+                let why = count_body_spans(&zipped[..cut], format, true)
+                    .expect_err("a cut gzip stream is refused");
+                assert!(
+                    why.starts_with("gzip: ") && why.contains("ends early"),
+                    "{format:?} cut at {cut} of {}: {why}",
+                    zipped.len()
+                );
+            }
+            let mut garbage = zipped.clone();
+            garbage.extend_from_slice(b"this is no gzip member at all");
+            let why = count_body_spans(&garbage, format, true).expect_err("refused");
+            assert!(why.starts_with("gzip: "), "{format:?}: {why}");
         }
     }
 

@@ -721,7 +721,15 @@ fn count_file(file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
 
 /// Why a batch whose body is no OTLP request is set aside.
 fn not_a_request(why: &str, claimed: u32) -> String {
-    format!("its body is not an OTLP request ({why}); its header says {claimed} spans")
+    // A gzip stream that cannot be inflated (cut short, corrupt, no gzip)
+    // is said as that: what is in it may be a request, and the file is
+    // what is wrong.
+    match why.strip_prefix("gzip: ") {
+        Some(gzip) => {
+            format!("its body is no whole gzip stream ({gzip}); its header says {claimed} spans")
+        }
+        None => format!("its body is not an OTLP request ({why}); its header says {claimed} spans"),
+    }
 }
 
 /// Reads a spool file's header from its start and checks it against the
@@ -889,6 +897,42 @@ pub(crate) mod tests {
         }
     }
 
+    /// A spool file whose gzipped body was cut short (a full disk, a torn
+    /// copy) is set aside saying so: it was said to be "not an OTLP
+    /// request", which sent its reader looking for a bug in the encoder.
+    #[test]
+    fn a_cut_gzip_body_is_set_aside_as_cut() {
+        let dir = temp_dir("cut-gzip");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        fs::create_dir_all(&dir).expect("dir");
+        for (i, format) in [BodyFormat::Protobuf, BodyFormat::Json]
+            .into_iter()
+            .enumerate()
+        {
+            let whole = request(format, true, 3);
+            let body = &whole[..whole.len() - 3];
+            let header = encode_header(format, true, 3, 0, body.len());
+            fs::write(
+                dir.join(spool_file_name(&format!("00000{i}"))),
+                [header.as_bytes(), body].concat(),
+            )
+            .expect("write");
+        }
+        let replayed = spool.replay(|_| ReplayVerdict::Delivered);
+        assert_eq!(replayed, (0, 0));
+        let aside = spool.take_set_aside();
+        assert_eq!(aside.len(), 2, "{aside:?}");
+        for a in &aside {
+            assert!(
+                a.reason.starts_with("its body is no whole gzip stream")
+                    && a.reason.contains("ends early: the file was cut short"),
+                "{}",
+                a.reason
+            );
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
     /// A spool file whose body is not OTLP (whole, so not torn): it was
     /// sent, a server answered 400 and it was deleted as the header's
     /// number of spans lost (or, down, tried at every replay). It is set
@@ -923,7 +967,17 @@ pub(crate) mod tests {
         let aside = spool.take_set_aside();
         assert_eq!(aside.len(), junk.len(), "{aside:?}");
         for a in &aside {
-            assert!(a.reason.contains("not an OTLP request"), "{}", a.reason);
+            // Gzipped, a body that is no gzip stream is said as that.
+            let name = a.path.file_name().expect("name").to_string_lossy();
+            let gzipped = junk
+                .iter()
+                .enumerate()
+                .any(|(i, j)| j.1 && name.contains(&format!("-00000{i}{SUFFIX}")));
+            let why = match gzipped {
+                true => "its body is no whole gzip stream",
+                false => "its body is not an OTLP request",
+            };
+            assert!(a.reason.starts_with(why), "{name}: {}", a.reason);
             assert!(a.reason.contains("says 7 spans"), "{}", a.reason);
             assert!(a.path.exists());
         }

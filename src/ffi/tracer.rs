@@ -167,6 +167,9 @@ pub(crate) fn live_tracer(id: u8) -> Option<&'static Tracer> {
 unsafe extern "C" fn after_fork_in_child() {
     let _ = std::panic::catch_unwind(|| {
         crate::watchdog::fork::reset_process_state_in_child();
+        // Released below: an exit hook or watchdog of the parent that was
+        // taking its pipelines at the fork is not here to finish.
+        crate::registry::forget_takers_in_child();
         for slot in &LIVE {
             slot.store(std::ptr::null_mut(), Ordering::Release);
         }
@@ -1199,6 +1202,8 @@ impl UserData {
 /// (a one-shot callback that removes itself): it then returns at once. From
 /// any other thread it returns after a call of the previous callback in
 /// progress has finished, so the previous `user_data` may be freed then.
+/// A forked child's tracer calls the callback (with the `user_data`) its
+/// parent's had at the fork, in the child's copy of the memory.
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_set_error_callback(
     tracer: *const spanguard_tracer,

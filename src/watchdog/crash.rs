@@ -96,11 +96,18 @@ pub fn leave_stuck_exporter(p: &Pipeline, left: bool) {
 /// takes nothing) or when a termination signal froze it (until a thaw,
 /// which takes the dump back). A crash after either used to dump it
 /// again. Each pipeline has its files, so dumps of different ones run at
-/// once (the exit hook and the watchdog deal with every tracer at once).
+/// once (the exit hook and the watchdog deal with every tracer at once);
+/// one of the same pipeline on another thread is waited for.
 pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
-    if let Some(crash) = p.crash_file.as_ref()
-        && crash.begin_dump()
-    {
+    let Some(crash) = p.crash_file.as_ref() else {
+        return;
+    };
+    // One another thread is writing ends first (then it is on disk), within
+    // the signal budget: a crash beside it must not end the process with
+    // it half written.
+    let budget = p.config.signal_flush_timeout.as_nanos() as u64;
+    crash.await_dump_elsewhere(crate::span::clock::monotonic_ns().saturating_add(budget));
+    if crash.begin_dump() {
         crash.dump_slots(&p.slab, &p.pool, signal);
         dump_in_flight(p, crash);
         crash.end_dump();
@@ -353,4 +360,57 @@ pub fn ensure_installed() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::TracerConfig;
+    use crate::tracer::{Parent, Tracer};
+
+    /// A crash (or the watchdog, or a shutdown) dumping a tracer while
+    /// another thread is writing its dump: it waits for that dump to be
+    /// on disk. It skipped it as done, and a crash then ended the process
+    /// with the dump half written.
+    #[test]
+    fn a_dump_waits_for_one_in_progress_elsewhere() {
+        let dir = std::env::temp_dir().join(format!("sg-dump-beside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: true,
+            signal_flush_timeout: Duration::from_secs(10),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let (_open, _) = tracer.begin(b"open", Parent::None, 1).expect("begin");
+        let p = tracer.pipeline();
+        let crash = p.crash_file.as_ref().expect("a crash dump");
+        assert!(crash.begin_dump(), "this thread writes a dump");
+        let beside = {
+            let p = std::sync::Arc::clone(p);
+            std::thread::spawn(move || {
+                dump_now(&p, libc::SIGSEGV);
+                Instant::now()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        crash.dump_slots(&p.slab, &p.pool, libc::SIGTERM);
+        let ended = Instant::now();
+        crash.end_dump();
+        let returned = beside.join().expect("beside");
+        assert!(
+            returned >= ended,
+            "returned {:?} before the dump ended",
+            ended - returned
+        );
+        assert!(crash.is_on_disk());
+        crash.unpublish();
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -158,7 +158,9 @@ def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_pa
     report = spool_report(cli, spool)
     assert waiting(report) == 21, report
     assert "its header says 0 spans" in report and "its header says 4294967295 spans" in report, report
-    assert re.search(r"junk\.sgspool  \(unreadable: its body is not an OTLP request .*says 7 spans\)$", report,
+    # Gzipped, the junk is no gzip stream, and said so.
+    not_request = "its body is no whole gzip stream" if compression == "gzip" else "its body is not an OTLP request"
+    assert re.search(r"junk\.sgspool  \(unreadable: " + not_request + r" .*says 7 spans\)$", report,
                      re.M), report
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
         replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
@@ -168,9 +170,38 @@ def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_pa
     assert re.search(r"replayed \d+ requests \(21 spans\)", replay.stdout), replay.stdout
     told = [line for line in replay.stderr.splitlines() if "said" in line and "spans and holds" in line]
     assert len(told) == 2, replay.stderr
-    assert any("junk.sgspool.unreadable set aside, unread: its body is not an OTLP request" in line
+    assert any("junk.sgspool.unreadable set aside, unread: " + not_request in line
                for line in replay.stderr.splitlines()), replay.stderr
     assert waiting(spool_report(cli, spool)) == 0
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_a_cut_gzip_file_is_said_to_be_cut(cli, tmp_path, protocol):
+    """A gzipped spool file cut short (a full disk, a copy torn off): `spanguard
+    spool` and `spanguard replay` said its body was "not an OTLP request", and
+    an OTLP/JSON one cut in its gzip trailer was counted as spans waiting and
+    sent to a server that cannot inflate it. Both say the gzip stream ends
+    early, and replay sets it aside; the other files' spans arrive."""
+    spool = spool_while_down(tmp_path, 21, "--protocol", protocol, "--compression", "gzip")
+    files = sorted(spool.glob("*.sgspool"))
+    assert len(files) >= 2, files
+    cut = files[0]
+    # The body ends the file; its length sits after the span count (as the
+    # test above writes it): 3 bytes of the gzip trailer go, and the header
+    # agrees, so the file is not torn but its gzip stream cut.
+    data = bytearray(cut.read_bytes()[:-3])
+    body_len = struct.unpack("<Q", data[14:22])[0]
+    data[14:22] = struct.pack("<Q", body_len - 3)
+    cut.write_bytes(bytes(data))
+    report = spool_report(cli, spool)
+    said = "its body is no whole gzip stream (the stream ends early: the file was cut short)"
+    assert re.search(re.escape(cut.name) + r"  \(unreadable: " + re.escape(said), report), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert any(cut.name + ".unreadable set aside, unread: " + said in line
+               for line in replay.stderr.splitlines()), replay.stderr
 
 
 def test_what_is_no_file_but_named_like_one_is_listed_as_replay_sets_it_aside(cli, tmp_path):

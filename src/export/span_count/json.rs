@@ -98,6 +98,23 @@ impl<R: Read> Text<R> {
         }
     }
 
+    /// Reads what is left, unlooked at; false on an error (kept in
+    /// `failure`: the reader's, as text after the request is not read).
+    pub(super) fn read_to_end(&mut self) -> bool {
+        let mut rest = [0u8; 8 << 10];
+        loop {
+            match self.r.read(&mut rest) {
+                Ok(0) => return true,
+                Ok(n) => self.read += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.failure = Some(e.to_string());
+                    return false;
+                }
+            }
+        }
+    }
+
     fn peek(&mut self) -> Option<u8> {
         if self.at == self.len && !self.refill() {
             return None;
