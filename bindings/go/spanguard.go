@@ -669,6 +669,10 @@ func runBeforeSignal(timeout time.Duration) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					// A panic on this goroutine ended the process there and
+					// then, before its tracers shut down, with the panic's
+					// status rather than the signal's.
+					defer func() { _ = recover() }()
 					f(ctx)
 				}()
 			}

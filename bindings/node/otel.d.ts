@@ -69,8 +69,16 @@ export declare class SpanguardSpanExporter {
   /** Later exports answer FAILED; closes a tracer made from options, flushes one passed in. Never rejects. */
   shutdown(): Promise<void>;
 }
+/**
+ * Flushes `provider` (a TracerProvider that is not the global one, whose BatchSpanProcessor feeds a
+ * SpanguardSpanExporter) wherever the global one is flushed: by the process hooks before spanguard shuts down
+ * (SIGTERM/SIGINT, beforeExit) and at the process's 'exit', while an exporter is live. Held weakly. Anything else
+ * than an object with forceFlush() throws a TypeError.
+ */
+export declare function flushBeforeShutdown(provider: { forceFlush(): Promise<void> }): void;
 declare const bridge: {
   SpanguardSpanProcessor: typeof SpanguardSpanProcessor;
   SpanguardSpanExporter: typeof SpanguardSpanExporter;
+  flushBeforeShutdown: typeof flushBeforeShutdown;
 };
 export default bridge;

@@ -628,40 +628,103 @@ const SAMPLED = 1;
  * SpanguardSpanProcessor records a span from its start.
  */
 // The exporters not shut down (weakly: one let go of without its
-// shutdown must not be kept), for the process hooks' flush below.
+// shutdown must not be kept), for the providers' flush below.
 const liveExporters = new Set();
+// The providers flushBeforeShutdown was given (weakly, as WeakRefs).
+const providersToFlush = new Set();
 
 /**
- * What the tracers' process hooks (installProcessHooks) run before they
- * shut spanguard down when an exporter is live: the global OpenTelemetry
- * provider's forceFlush, which hands its BatchSpanProcessor's queue to
- * the exporter's `export` (NodeSDK's, a provider's register(), set it).
- * The SDK never tells an exporter which provider holds it, so the global
- * one is all there is to flush; the hooks bound the wait. Nothing with
- * no exporter live (the processor records spans as they end, and has no
- * queue in front of it) or no @opentelemetry/api to find a provider
- * with.
+ * Flushes `provider` (a TracerProvider that is not the global one, whose
+ * BatchSpanProcessor feeds a SpanguardSpanExporter) with the global one,
+ * wherever that is flushed: by the process hooks (installProcessHooks) at
+ * SIGTERM/SIGINT and beforeExit before spanguard shuts down, and at the
+ * process's 'exit' (process.exit() included), while an exporter is live.
+ * The SDK never tells an exporter which provider holds it, so a provider
+ * used directly (never register()ed) must be named; its queue was lost
+ * with the process. Held weakly; given twice, flushed once. Anything
+ * with a forceFlush() will do; anything else throws a TypeError.
  */
-function flushGlobalProvider() {
+function flushBeforeShutdown(provider) {
+  if (provider === null || typeof provider !== 'object' || typeof provider.forceFlush !== 'function') {
+    throw new TypeError('spanguard: flushBeforeShutdown takes a TracerProvider (an object with forceFlush)');
+  }
+  for (const ref of providersToFlush) if (ref.deref() === provider) return;
+  providersToFlush.add(new WeakRef(provider));
+}
+
+/** Whether an exporter not shut down is still about (forgetting the others). */
+function exporterLive() {
   let live = false;
   for (const ref of liveExporters) {
     const exporter = ref.deref();
     if (exporter === undefined || exporter.shutDown) liveExporters.delete(ref);
     else live = true;
   }
-  if (!live) return undefined;
-  let api;
-  try {
-    api = require('@opentelemetry/api');
-  } catch (_) {
-    return undefined;
-  }
-  // A ProxyTracerProvider in front of the one set (which has forceFlush).
-  const global = api.trace.getTracerProvider();
-  const provider = typeof global.getDelegate === 'function' ? global.getDelegate() : global;
-  return typeof provider.forceFlush === 'function' ? provider.forceFlush() : undefined;
+  return live;
 }
-beforeHookedShutdown.add(flushGlobalProvider);
+
+/**
+ * The providers to flush before spanguard shuts down, each once: the
+ * global one (NodeSDK's, a provider's register(), set it; the API's
+ * ProxyTracerProvider stands in front of it), then those given to
+ * flushBeforeShutdown. None with no @opentelemetry/api to find the global
+ * one with and none given.
+ */
+function providersToFlushNow() {
+  const providers = [];
+  try {
+    const global = require('@opentelemetry/api').trace.getTracerProvider();
+    providers.push(typeof global.getDelegate === 'function' ? global.getDelegate() : global);
+  } catch (_) {
+    // No API installed: no global provider.
+  }
+  for (const ref of providersToFlush) {
+    const provider = ref.deref();
+    if (provider === undefined) providersToFlush.delete(ref);
+    else if (!providers.includes(provider)) providers.push(provider);
+  }
+  return providers.filter((p) => typeof p.forceFlush === 'function');
+}
+
+/**
+ * What the tracers' process hooks (installProcessHooks) run before they
+ * shut spanguard down when an exporter is live: the providers'
+ * forceFlush, which hands their BatchSpanProcessors' queues to the
+ * exporter's `export`; the hooks bound the wait. Nothing with no exporter
+ * live (the processor records spans as they end, and has no queue in
+ * front of it). A provider whose forceFlush throws costs the others
+ * nothing.
+ */
+function flushProviders() {
+  if (!exporterLive()) return undefined;
+  return Promise.allSettled(providersToFlushNow().map((p) => {
+    try {
+      return p.forceFlush();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }));
+}
+beforeHookedShutdown.add(flushProviders);
+
+// At the process's 'exit' (process.exit() from the program, or the end of
+// its work with no process hooks): no promise settles any more, but the
+// SDK's BatchSpanProcessor calls `export` from within forceFlush(), at
+// once, and the exporter records there; spanguard's own exit flush then
+// delivers what it holds. The queue was lost with the process.
+let exitFlushArmed = false;
+function armExitFlush() {
+  if (exitFlushArmed) return;
+  exitFlushArmed = true;
+  process.on('exit', () => {
+    try {
+      const flushed = flushProviders();
+      if (flushed) flushed.catch(() => {});
+    } catch (_) {
+      // An exit listener must not throw: the process is leaving anyway.
+    }
+  });
+}
 
 class SpanguardSpanExporter {
   /**
@@ -676,6 +739,7 @@ class SpanguardSpanExporter {
     this.bridge = new SpanguardSpanProcessor(tracer);
     this.shutDown = false;
     liveExporters.add(new WeakRef(this));
+    armExitFlush();
   }
 
   /** The spanguard Tracer the spans go to. */
@@ -780,4 +844,4 @@ class SpanguardSpanExporter {
   }
 }
 
-module.exports = { SpanguardSpanProcessor, SpanguardSpanExporter };
+module.exports = { SpanguardSpanProcessor, SpanguardSpanExporter, flushBeforeShutdown };

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
 	"go.opentelemetry.io/otel"
@@ -50,8 +52,8 @@ var _ sdktrace.SpanExporter = (*SpanExporter)(nil)
 // tracer's FlushOnSignals takes first flushes the global OpenTelemetry
 // provider (otel.SetTracerProvider's), within half of that call's timeout, so
 // the spans its batcher holds reach the exporter before the tracer shuts
-// down; a provider that is not the global one is yours to shut down on
-// the signal.
+// down; a provider used directly, never the global one, is flushed too
+// once given to FlushBeforeShutdown.
 func NewExporter(tracer *spanguard.Tracer) *SpanExporter {
 	liveExporters.Add(1)
 	flushAtSignal.Do(func() { spanguard.BeforeSignalShutdown(flushGlobalProvider) })
@@ -60,22 +62,77 @@ func NewExporter(tracer *spanguard.Tracer) *SpanExporter {
 
 var (
 	// Exporters made and not shut down: while there are any, a signal
-	// FlushOnSignals watches for flushes the global provider first.
+	// FlushOnSignals watches for flushes the providers first.
 	liveExporters atomic.Int64
 	flushAtSignal sync.Once
+	// The providers FlushBeforeShutdown was given, weakly.
+	providersToFlush struct {
+		sync.Mutex
+		list []weak.Pointer[sdktrace.TracerProvider]
+	}
 )
 
-// flushGlobalProvider hands the spans the global provider's batcher
-// holds to its exporter, when an exporter is live: the SDK never tells an
-// exporter which provider holds it, so the global one (otel.SetTracerProvider)
-// is the one there is to flush. FlushOnSignals bounds it by ctx.
+// FlushBeforeShutdown has a signal that a tracer's FlushOnSignals takes
+// flush tp with the global provider, while an exporter is live: tp's
+// batcher hands the spans its queue holds to the exporter before the
+// tracer shuts down. For a provider used directly, never set with
+// otel.SetTracerProvider: the SDK never tells an exporter which provider
+// holds it, and such a provider's queue was lost with the process.
+//
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(otelbridge.NewExporter(tracer)))
+//	otelbridge.FlushBeforeShutdown(tp)
+//
+// Held weakly (a provider let go of is not kept); given twice, flushed
+// once. A nil tp is ignored.
+func FlushBeforeShutdown(tp *sdktrace.TracerProvider) {
+	if tp == nil {
+		return
+	}
+	providersToFlush.Lock()
+	defer providersToFlush.Unlock()
+	kept := providersToFlush.list[:0]
+	for _, w := range providersToFlush.list {
+		if p := w.Value(); p == tp {
+			return
+		} else if p != nil {
+			kept = append(kept, w)
+		}
+	}
+	providersToFlush.list = append(kept, weak.Make(tp))
+}
+
+type flusher interface{ ForceFlush(context.Context) error }
+
+// flushGlobalProvider hands the spans the providers' batchers hold to
+// their exporters, when an exporter is live: the global one
+// (otel.SetTracerProvider), then those given to FlushBeforeShutdown, each
+// once and each on its own (one that panics or never returns costs the
+// others nothing). FlushOnSignals bounds it by ctx.
 func flushGlobalProvider(ctx context.Context) {
 	if liveExporters.Load() <= 0 {
 		return
 	}
-	if p, ok := otel.GetTracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
-		_ = p.ForceFlush(ctx)
+	var providers []flusher
+	if p, ok := otel.GetTracerProvider().(flusher); ok {
+		providers = append(providers, p)
 	}
+	providersToFlush.Lock()
+	for _, w := range providersToFlush.list {
+		if p := w.Value(); p != nil && !slices.Contains(providers, flusher(p)) {
+			providers = append(providers, p)
+		}
+	}
+	providersToFlush.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range providers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { _ = recover() }() // a provider's panic must not end the process before its signal
+			_ = p.ForceFlush(ctx)
+		}()
+	}
+	wg.Wait()
 }
 
 // Failures counts spans, or parts of spans, the exporter was given and

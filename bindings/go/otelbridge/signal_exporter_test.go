@@ -45,10 +45,18 @@ func exporterChild(url string) {
 			span.End()
 		}
 	}
+	if os.Getenv("SPANGUARD_EXPORTER_CHILD_PANIC") != "" {
+		opts = append(opts, sdktrace.WithSpanProcessor(panickingProcessor{}))
+	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	otel.SetTracerProvider(tp)
+	if os.Getenv("SPANGUARD_EXPORTER_CHILD_DIRECT") != "" {
+		// Used directly, never the global provider: named to be flushed.
+		otelbridge.FlushBeforeShutdown(tp)
+	} else {
+		otel.SetTracerProvider(tp)
+	}
 	for i := range queuedSpans {
-		_, span := otel.Tracer("agent").Start(context.Background(), "queued."+strconv.Itoa(i))
+		_, span := tp.Tracer("agent").Start(context.Background(), "queued."+strconv.Itoa(i))
 		span.End()
 	}
 	fmt.Println("ready")
@@ -64,6 +72,14 @@ func (stuckProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 func (stuckProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
 func (stuckProcessor) Shutdown(context.Context) error                  { return nil }
 func (stuckProcessor) ForceFlush(context.Context) error                { select {} }
+
+// A span processor whose ForceFlush panics (after the batcher's, which
+// the provider flushes first).
+type panickingProcessor struct{ stuckProcessor }
+
+func (panickingProcessor) ForceFlush(context.Context) error {
+	panic("a processor's ForceFlush panicked")
+}
 
 // runExporterChild starts the child with extra environment, sends it
 // SIGTERM once it is ready, and returns the names of the spans that
@@ -133,5 +149,36 @@ func TestFlushOnSignalsBoundsAProviderFlushThatNeverReturns(t *testing.T) {
 	// A bound far from any timing (the child's timeout is 2 s): not a speed check.
 	if took > 20*time.Second {
 		t.Fatalf("took %v", took)
+	}
+}
+
+// The queue of a provider used directly (never otel.SetTracerProvider),
+// named to FlushBeforeShutdown, reaches spanguard at the signal: only
+// the global provider was flushed, and its queue was lost.
+func TestFlushOnSignalsHandsTheQueueOfAProviderNamedToFlushBeforeShutdown(t *testing.T) {
+	names, _ := runExporterChild(t, "SPANGUARD_EXPORTER_CHILD_DIRECT=1")
+	var want []string
+	for i := range queuedSpans {
+		want = append(want, "queued."+strconv.Itoa(i))
+	}
+	sort.Strings(want)
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("arrived %v, want %v", names, want)
+	}
+}
+
+// A provider's ForceFlush that panics at the signal: the process still
+// ends by its signal, with the spans flushed before the panic delivered.
+// The panic ended it there and then, exit status 2, the tracer never
+// shut down.
+func TestFlushOnSignalsOutlivesAProviderFlushThatPanics(t *testing.T) {
+	names, _ := runExporterChild(t, "SPANGUARD_EXPORTER_CHILD_PANIC=1")
+	var want []string
+	for i := range queuedSpans {
+		want = append(want, "queued."+strconv.Itoa(i))
+	}
+	sort.Strings(want)
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("arrived %v, want %v", names, want)
 	}
 }

@@ -17,17 +17,17 @@ const SPANS = 20;
 
 /**
  * Runs `body` in a child node with `dir` (a fresh directory), `provider`
- * (a registered BasicTracerProvider, its BatchSpanProcessor over
+ * (a BasicTracerProvider, the global one unless `register` is false, its BatchSpanProcessor over
  * `exporter`, set up by `setup`, holding spans for 30 s) and `record()`
  * (ends SPANS spans, then prints 'ready'); sends it SIGTERM once it says
  * 'ready' when `signal`. Resolves with its exit status, signal, stdout,
  * stderr and the spans in its sink.
  */
-function runChild({ setup, body = 'record();', signal = true }) {
+function runChild({ setup, body = 'record();', signal = true, register = true }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-'));
   const program = `
     const spanguard = require(${JSON.stringify(PACKAGE)});
-    const { SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { SpanguardSpanExporter, flushBeforeShutdown } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
     const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
     const { trace } = require('@opentelemetry/api');
     const dir = ${JSON.stringify(dir)};
@@ -36,9 +36,9 @@ function runChild({ setup, body = 'record();', signal = true }) {
     const provider = new BasicTracerProvider({
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 30000, maxExportBatchSize: 512 })],
     });
-    trace.setGlobalTracerProvider(provider);
+    ${register ? 'trace.setGlobalTracerProvider(provider);' : ''}
     function record() {
-      const otel = trace.getTracer('agent');
+      const otel = provider.getTracer('agent');
       for (let i = 0; i < ${SPANS}; i++) otel.startSpan('queued.' + i).end();
       console.log('ready');
     }
@@ -126,4 +126,37 @@ test('a provider whose forceFlush never settles holds the SIGTERM hook up for ti
   assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
   assert.deepStrictEqual(names(run.spans), ['own']);
   assert.ok(Date.now() - started < 10000, `it took ${Date.now() - started} ms`);
+});
+
+test('SIGTERM with a provider used directly, never the global one, named to flushBeforeShutdown: its queue arrives', async () => {
+  // The hooks flushed the global provider only, and this one's queue was
+  // lost with the process.
+  const run = await runChild({
+    setup: `const exporter = new SpanguardSpanExporter(options);
+      exporter.tracer.installProcessHooks();
+      setInterval(() => {}, 1000);`,
+    register: false,
+    body: 'flushBeforeShutdown(provider); record();',
+  });
+  assert.strictEqual(run.signal, 'SIGTERM', `the process ended by its signal: ${run.status} ${run.stderr}`);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+});
+
+test('flushBeforeShutdown takes a provider, and refuses what is not one', () => {
+  const { flushBeforeShutdown } = require('../otel.js');
+  flushBeforeShutdown({ forceFlush: async () => {} });
+  assert.throws(() => flushBeforeShutdown({}), TypeError);
+  assert.throws(() => flushBeforeShutdown(null), TypeError);
+});
+
+test('process.exit() from the program with spans in the SDK\'s queue: they arrive, with no process hooks', async () => {
+  // 'exit' runs no promise to its end, but the SDK's forceFlush hands its
+  // queue to export at once; the queue was lost with the process.
+  const run = await runChild({
+    setup: 'const exporter = new SpanguardSpanExporter(options);',
+    signal: false,
+    body: 'record(); setTimeout(() => process.exit(0), 50); setInterval(() => {}, 1000);',
+  });
+  assert.strictEqual(run.status, 0, run.stderr);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
 });

@@ -276,7 +276,6 @@ fn timeout_ms(timeout_s: f64) -> u32 {
     (timeout_s * 1000.0).clamp(0.0, u32::MAX as f64) as u32
 }
 
-/// Explicit ids for a bridged span: `n` bytes, or an int.
 /// Which of a span's ids is all zero (trace id first), if one is.
 fn zero_id(trace_id: &[u8; 16], span_id: &[u8; 8]) -> Option<&'static str> {
     if *trace_id == [0; 16] {
@@ -288,6 +287,7 @@ fn zero_id(trace_id: &[u8; 16], span_id: &[u8; 8]) -> Option<&'static str> {
     }
 }
 
+/// Explicit ids for a bridged span: `N` bytes, or an int.
 fn id_bytes<const N: usize>(v: &Bound<'_, PyAny>) -> PyResult<[u8; N]> {
     // Which id, for a message that says what was wrong with it.
     let what = if N == 16 {

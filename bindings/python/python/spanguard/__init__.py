@@ -127,7 +127,23 @@ class _Anchor:
 _ANCHOR = _Anchor()
 
 
+# What `_shutdown_all` runs before it shuts the tracers down, given half
+# of its timeout: functions that hand spanguard the spans something else
+# still holds for it. `spanguard.otel` adds the OpenTelemetry SDK's flush,
+# whose BatchSpanProcessor queue feeds its exporter: at exit the SDK's own
+# atexit shutdown does that, but it runs after ours when the provider was
+# made before spanguard was imported (atexit runs last-registered first),
+# and a worker's exit runs no atexit at all; the tracers, shut down first,
+# refused those spans.
+_BEFORE_SHUTDOWN_ALL: list = []
+
+
 def _shutdown_all(timeout_s: float = 5.0) -> None:
+    for before in list(_BEFORE_SHUTDOWN_ALL):
+        try:
+            before(timeout_s / 2)
+        except Exception:  # noqa: BLE001 - an exit hook must not raise
+            pass
     with _LIVE_LOCK:
         tracers = list(_LIVE)
     for tracer in tracers:

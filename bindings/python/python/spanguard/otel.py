@@ -60,6 +60,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from operator import is_
 
@@ -69,9 +70,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from . import Span as _SpanguardSpan
-from . import SpanguardError, Tracer, _native
+from . import _BEFORE_SHUTDOWN_ALL, SpanguardError, Tracer, _native
 
-__all__ = ["SpanguardSpanProcessor", "SpanguardSpanExporter"]
+__all__ = ["SpanguardSpanProcessor", "SpanguardSpanExporter", "flush_before_shutdown"]
 
 _logger = logging.getLogger("spanguard")
 
@@ -688,30 +689,96 @@ class SpanguardSpanProcessor(SpanProcessor):
                         exc_info=True)
 
 
-# The exporters not shut down, for the signal watchdog's flush below
-# (weakly: one let go of without its shutdown is not kept for it).
+# The exporters not shut down, for the flush below (weakly: one let go of
+# without its shutdown is not kept for it).
 _live_exporters: weakref.WeakSet = weakref.WeakSet()
+# The providers `flush_before_shutdown` was given (weakly: a provider let
+# go of is not kept for it).
+_providers_to_flush: weakref.WeakSet = weakref.WeakSet()
+# Reentrant: `_arm_signal_flush` also runs from an exporter's finalizer,
+# which the garbage collector may call on a thread already in it.
+_arm_lock = threading.RLock()
+
+
+def flush_before_shutdown(provider) -> None:
+    """Flushes `provider` (an OpenTelemetry `TracerProvider` that is not
+    the global one, whose BatchSpanProcessor feeds a
+    `SpanguardSpanExporter`) whenever spanguard is about to shut down with
+    an exporter live: at SIGTERM, SIGINT, SIGHUP and SIGQUIT (the signal
+    watchdog's flush), at interpreter exit and at a multiprocessing or
+    Celery worker's exit. The global provider (`trace.set_tracer_provider`)
+    is flushed then without this call; the SDK never tells an exporter
+    which provider holds it, so a provider used directly must be named:
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(SpanguardSpanExporter(tracer)))
+        spanguard.otel.flush_before_shutdown(provider)
+
+    Its queue then reaches spanguard before the tracers freeze or shut
+    down; otherwise it died with a process a signal ended. Held weakly
+    (a provider let go of is not kept); giving one twice flushes it once.
+    Anything with a `force_flush(timeout_millis)` will do."""
+    if not callable(getattr(provider, "force_flush", None)):
+        raise TypeError(f"spanguard: flush_before_shutdown takes a TracerProvider (something with force_flush), "
+                        f"not {type(provider).__name__}")
+    _providers_to_flush.add(provider)
+
+
+def _exporter_live() -> bool:
+    return any(not e._shut_down for e in list(_live_exporters))
+
+
+def _arm_signal_flush(_=None) -> None:
+    """Gives the library's signal watchdog `_flush_provider_before_signal`
+    while an exporter is live, and takes it away once none is (shut down,
+    or let go of): set, the watchdog takes the interpreter's lock at every
+    signal to run it, which a process whose exporters were all shut down
+    has no use for (and its signal waited on a lock another thread may hold
+    for long). Looked up by name each time: a process that forked keeps
+    what was set."""
+    with _arm_lock:
+        _native.set_before_signal_flush(_flush_provider_before_signal if _exporter_live() else None)
+
+
+def _flush_providers(timeout_s: float) -> None:
+    """Flushes the global provider and those given to
+    `flush_before_shutdown` (each once), while an exporter is live, within
+    `timeout_s` in all: each one's `force_flush` hands the spans its
+    BatchSpanProcessor holds to the exporter's `export`. Never raises."""
+    if not _exporter_live():
+        return
+    deadline = time.monotonic() + timeout_s
+    providers = [_otel_trace.get_tracer_provider()]
+    for provider in list(_providers_to_flush):
+        if not any(provider is p for p in providers):
+            providers.append(provider)
+    for provider in providers:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            force_flush = getattr(provider, "force_flush", None)
+            if force_flush is not None:  # the API's proxy before any is set has none
+                force_flush(max(1, int(left * 1000)))
+        except Exception:  # noqa: BLE001 - the shutdown goes on without the SDK's
+            _logger.warning("spanguard: flushing an OpenTelemetry provider before shutting down failed",
+                            exc_info=True)
 
 
 def _flush_provider_before_signal(timeout_s: float) -> None:
     """What the library's signal watchdog runs at SIGTERM (SIGINT, SIGHUP,
     SIGQUIT), on a thread of its own, before it flushes and freezes the
-    tracers, once an exporter was made: the global provider's
-    `force_flush`, which hands the spans its BatchSpanProcessor holds to
-    the exporter's `export`. Frozen first, the tracers refused them, and a
-    process the signal ends took them along. The SDK never tells an
-    exporter which provider holds it: the global one
-    (`trace.set_tracer_provider`, what `opentelemetry-instrument` and
-    Traceloop set) is the one there is to flush. The watchdog waits for it
-    `timeout_s` at most. Never raises."""
-    if not any(not e._shut_down for e in list(_live_exporters)):
-        return
-    try:
-        force_flush = getattr(_otel_trace.get_tracer_provider(), "force_flush", None)
-        if force_flush is not None:
-            force_flush(max(1, int(timeout_s * 1000)))
-    except Exception:  # noqa: BLE001 - a signal's flush goes on without the SDK's
-        _logger.warning("spanguard: flushing the OpenTelemetry provider at a signal failed", exc_info=True)
+    tracers, while an exporter is live (`_arm_signal_flush`): the
+    providers' `force_flush` (`_flush_providers`), which hands the spans
+    their BatchSpanProcessors hold to the exporter's `export`. Frozen
+    first, the tracers refused them, and a process the signal ends took
+    them along. The watchdog waits for it `timeout_s` at most."""
+    _flush_providers(timeout_s)
+
+
+# At exit (and a worker's), before the tracers shut down: the SDK's own
+# atexit shutdown runs after spanguard's when the provider was made first.
+_BEFORE_SHUTDOWN_ALL.append(_flush_providers)
 
 
 class SpanguardSpanExporter(SpanExporter):
@@ -743,8 +810,9 @@ class SpanguardSpanExporter(SpanExporter):
     span processor: open spans, and spans still in a BatchSpanProcessor's
     queue, are not spanguard's until then (lost on SIGKILL; at SIGTERM,
     SIGINT, SIGHUP and SIGQUIT spanguard's signal watchdog first flushes
-    the global provider, whose queue then reaches the exporter, while an
-    exporter is live). `SpanguardSpanProcessor` is what records a span
+    the global provider, and those named to `flush_before_shutdown`, whose
+    queues then reach the exporter, while an exporter is live; so does
+    spanguard's exit hook). `SpanguardSpanProcessor` is what records a span
     from its start, so that a killed process still delivers it."""
 
     def __init__(self, tracer: Tracer | None = None):
@@ -757,9 +825,10 @@ class SpanguardSpanExporter(SpanExporter):
         self._bridge = SpanguardSpanProcessor(self._tracer)
         self._shut_down = False
         _live_exporters.add(self)
-        # Again each time: a process that forked keeps it, and setting it
-        # twice sets the same function.
-        _native.set_before_signal_flush(_flush_provider_before_signal)
+        # Let go of without its shutdown, it no longer asks for the flush
+        # (not run at exit: the tracers' own exit hook comes then).
+        weakref.finalize(self, _arm_signal_flush).atexit = False
+        _arm_signal_flush()
 
     def export(self, spans) -> SpanExportResult:
         if self._shut_down:
@@ -795,6 +864,7 @@ class SpanguardSpanExporter(SpanExporter):
         if self._shut_down:
             return
         self._shut_down = True
+        _arm_signal_flush()
         timeout = max(0.0, timeout_millis) / 1000
         try:
             if self._owns_tracer:
