@@ -61,10 +61,11 @@ fn table(out: &mut String, title: &str, attrs: &Attributes) {
         let (shown, more) = head_chars(&v, SHOWN_VALUE_CHARS);
         let _ = write!(out, "<tr><th>{}</th><td>{}", esc(k), esc(shown));
         if more > 0 {
-            // The whole value stays in the file the page was made from.
+            // The whole value stays in the file the page was made from,
+            // which may be a crash dump or a spool file, not text.
             let _ = write!(
                 out,
-                "<span class=\"note\"> … {more} more characters, in the file</span>"
+                "<span class=\"note\"> … {more} more characters: <code>spanguard show --full</code> shows the value whole</span>"
             );
         }
         out.push_str("</td></tr>");

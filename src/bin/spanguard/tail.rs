@@ -25,6 +25,8 @@ usage: spanguard tail [DIR] [options]
 Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and prints
 each one on a line: when it started (UTC), service, trace id, name, duration,
 status. New sink files are picked up as processes start. Ctrl-C ends it.
+Long values (a status message, an event's attributes) are cut to the width,
+ending in …; `spanguard show --full` shows them whole from the same files.
 
 options:
   --trees            instead, a waterfall per trace once its root span arrived
@@ -79,7 +81,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
         Some(_) => return usage("--interval takes milliseconds"),
     };
-    let style = match Style::detect(a.value("--color"), false) {
+    let style = match Style::detect(a.value("--color"), false, false) {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
@@ -328,6 +330,7 @@ impl Tailer {
             problems: Vec::new(),
         });
         for t in &traces {
+            // Cut values end in an ellipsis; the help names show --full.
             render_trace(t, &origins, &self.style, out);
             out.push('\n');
         }
@@ -382,6 +385,7 @@ mod tests {
                 color: false,
                 width: 80,
                 attributes: false,
+                whole: false,
             },
             trees: false,
             held: Vec::new(),
