@@ -189,7 +189,9 @@
 #define SPANGUARD_MAX_KEY_BYTES 1024
 
 /*
- An instrumentation scope's name or version (`spanguard_span_options`).
+ Longest instrumentation scope name or version kept, in bytes
+ (`spanguard_span_options`): a longer one is cut on a character boundary
+ and counted in `values_truncated`.
  */
 #define SPANGUARD_MAX_SCOPE_BYTES 256
 

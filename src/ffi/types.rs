@@ -102,7 +102,9 @@ pub const SPANGUARD_MAX_NAME_BYTES: u32 = 1024;
 /// counted in `values_truncated` (two keys alike in their first 1 KiB are
 /// one key).
 pub const SPANGUARD_MAX_KEY_BYTES: u32 = 1024;
-/// An instrumentation scope's name or version (`spanguard_span_options`).
+/// Longest instrumentation scope name or version kept, in bytes
+/// (`spanguard_span_options`): a longer one is cut on a character boundary
+/// and counted in `values_truncated`.
 pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;
 /// The most instrumentation scopes that have attributes at once
 /// (`spanguard_tracer_set_scope_attributes`).
