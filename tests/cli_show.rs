@@ -728,3 +728,30 @@ fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
     assert!(!printed.contains("cut to the width"), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_html_page_shows_a_long_status_message_in_the_span_details() {
+    // An exception's traceback as the status message: the page showed its
+    // first 160 characters and an ellipsis, and nowhere the rest.
+    let message = format!("{}END-OF-TRACEBACK", "File agent.py, line 12 ".repeat(100));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        message
+    );
+    let root = sink_of("html-status", line);
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(&format!("<th>status message</th><td>{message}</td>")),
+        "the whole message in the details"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -187,7 +187,7 @@ fn signal_name(signal: i64) -> &'static str {
 
 /// The status words after a span's bar, and their colour.
 /// The most characters of a status message a span's line shows.
-const STATUS_CHARS: usize = 160;
+pub const STATUS_CHARS: usize = 160;
 
 pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
     let mut words = Vec::new();
