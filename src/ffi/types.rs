@@ -252,7 +252,8 @@ pub struct spanguard_config {
     pub max_request_bytes: u32,
     /// The longest line the local sink writes, newline included
     /// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry
-    /// Collector's otlpjsonfile receiver's limit.
+    /// Collector's otlpjsonfile receiver's limit; at most 67108864 (64 MiB,
+    /// the longest line `spanguard show` and `tail` read).
     pub sink_max_line_bytes: u32,
     /// What spanguard writes to stderr (OTEL_LOG_LEVEL): "none", "error",
     /// "warn" (default), "info" or "debug".

@@ -97,8 +97,9 @@ pub struct Loaded {
 /// Files bigger than this are not read (the spool's default cap is 64 MiB;
 /// a flight file of the largest slab is under 1 GiB).
 const MAX_FILE_BYTES: u64 = 2 << 30;
-/// The longest sink line read (the sink writes at most 1 MiB by default).
-const MAX_LINE_BYTES: usize = 64 << 20;
+/// The longest sink line read: the longest the library lets the sink write
+/// (1 MiB by default, `sink_max_line_bytes`).
+const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 
 /// The files a directory holds that `show` reads, oldest name first (sink
 /// files, then spool files, dumps and flight files, each sorted).

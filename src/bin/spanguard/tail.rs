@@ -50,8 +50,9 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 /// The most read from one file per poll, so one huge write cannot stall
 /// the others.
 const MOST_PER_POLL: u64 = 16 << 20;
-/// A line longer than this is skipped (the sink writes 1 MiB at most).
-const MAX_LINE_BYTES: usize = 64 << 20;
+/// A line longer than this is skipped: longer than the library lets the
+/// sink write (1 MiB by default, `sink_max_line_bytes`).
+const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 /// Spans held for `--trees` while their root has not arrived.
 const MAX_HELD_SPANS: usize = 100_000;
 
