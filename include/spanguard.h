@@ -189,7 +189,9 @@
 #define SPANGUARD_MAX_KEY_BYTES 1024
 
 /*
- An instrumentation scope's name or version (`spanguard_span_options`).
+ Longest instrumentation scope name or version kept, in bytes
+ (`spanguard_span_options`): a longer one is cut on a character boundary
+ and counted in `values_truncated`.
  */
 #define SPANGUARD_MAX_SCOPE_BYTES 256
 
@@ -777,7 +779,8 @@ typedef struct spanguard_config {
   /*
    The longest line the local sink writes, newline included
    (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry
-   Collector's otlpjsonfile receiver's limit.
+   Collector's otlpjsonfile receiver's limit; at most 67108864 (64 MiB,
+   the longest line `spanguard show` and `tail` read).
    */
   uint32_t sink_max_line_bytes;
   /*

@@ -73,6 +73,10 @@ pub(crate) const DEFAULT_MAX_REQUEST_BYTES: usize = 1_000_000;
 /// Collector's `otlpjsonfile` receiver splits longer lines (its default
 /// `max_log_size`, 1 MiB) and drops both halves.
 pub(crate) const DEFAULT_SINK_MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest sink line `sink_max_line_bytes` may allow: what `spanguard
+/// show` and `tail` read (a longer line, and every span of its batch, they
+/// skip), and the most a span alone is sent whole to a backend.
+pub const MAX_SINK_LINE_BYTES: usize = 64 << 20;
 
 /// What `begin` does when every span slot is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,6 +507,15 @@ impl TracerConfig {
                 "must be at least 4096",
             );
         }
+        if self.sink_max_line_bytes > MAX_SINK_LINE_BYTES {
+            return bad(
+                "sink_max_line_bytes",
+                &self.sink_max_line_bytes.to_string(),
+                &format!(
+                    "must be at most {MAX_SINK_LINE_BYTES} (64 MiB, the longest line spanguard show and tail read)"
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -780,11 +793,19 @@ impl TracerConfig {
                 )),
             }
         }
-        for (name, slot) in [
-            ("SPANGUARD_MAX_REQUEST_BYTES", &mut self.max_request_bytes),
+        let sink_range = format!("not a whole number of bytes from 4096 to {MAX_SINK_LINE_BYTES}");
+        for (name, slot, most, reason) in [
+            (
+                "SPANGUARD_MAX_REQUEST_BYTES",
+                &mut self.max_request_bytes,
+                usize::MAX,
+                "not a whole number of bytes, at least 4096",
+            ),
             (
                 "SPANGUARD_SINK_MAX_LINE_BYTES",
                 &mut self.sink_max_line_bytes,
+                MAX_SINK_LINE_BYTES,
+                sink_range.as_str(),
             ),
         ] {
             if let Some(n) = get(name) {
@@ -792,10 +813,10 @@ impl TracerConfig {
                     .trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|&n| n >= MIN_REQUEST_BYTES)
+                    .filter(|&n| (MIN_REQUEST_BYTES..=most).contains(&n))
                 {
                     Some(n) => *slot = n,
-                    None => ignored.push(err(name, "not a whole number of bytes, at least 4096")),
+                    None => ignored.push(err(name, reason)),
                 }
             }
         }
@@ -1299,6 +1320,22 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_line_longer_than_the_command_reads_is_refused() {
+        // Set to keep a 70 MB span whole, the sink wrote a 70 MB line that
+        // `spanguard show` and `tail` skip (64 MiB at most), and with it
+        // every span of that batch: none of them could be seen.
+        let mut c = TracerConfig {
+            sink_max_line_bytes: MAX_SINK_LINE_BYTES,
+            ..TracerConfig::default()
+        };
+        c.validate().expect("the longest line the command reads");
+        c.sink_max_line_bytes = MAX_SINK_LINE_BYTES + 1;
+        let e = c.validate().expect_err("longer than the command reads");
+        assert!(e.to_string().contains("sink_max_line_bytes"), "{e}");
+        assert!(e.to_string().contains("at most 67108864"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_their_variable_and_value() {
         let dir_as_file = std::env::temp_dir().join(format!("sg-cfg-file-{}", std::process::id()));
         std::fs::write(&dir_as_file, b"x").expect("write");
@@ -1337,6 +1374,8 @@ mod tests {
             ("OTEL_BSP_MAX_QUEUE_SIZE", "16777216", "OTEL_BSP_MAX_QUEUE_SIZE=16777216: must be at most 16777215".into()),
             ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/no/such/key.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY=/no/such/key.pem: not a readable file".into()),
             ("SPANGUARD_MAX_REQUEST_BYTES", "12", "SPANGUARD_MAX_REQUEST_BYTES=12: not a whole number of bytes, at least 4096".into()),
+            // A line `spanguard show` and `tail` would skip, with every span in it.
+            ("SPANGUARD_SINK_MAX_LINE_BYTES", "200000000", "SPANGUARD_SINK_MAX_LINE_BYTES=200000000: not a whole number of bytes from 4096 to 67108864".into()),
             ("OTEL_LOG_LEVEL", "loud", "OTEL_LOG_LEVEL=loud: not one of none".into()),
             ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "0", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=0: must be at least 1".into()),
             ("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS", "3s", "SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS=3s: not a whole number of milliseconds".into()),

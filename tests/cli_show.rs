@@ -603,7 +603,9 @@ fn the_html_page_shows_a_long_value_in_part() {
     assert!(page.contains(&prompt[..1000]));
     let more = prompt.len() - 256 * 1024;
     assert!(
-        page.contains(&format!("{more} more characters")),
+        page.contains(&format!(
+            "{more} more characters: <code>spanguard show --full</code>"
+        )),
         "the note"
     );
     assert!(page.len() < 600_000, "a page of {} bytes", page.len());
@@ -661,5 +663,95 @@ fn openinference_spans_show_their_model_and_tokens() {
         .find(|l| l.contains("ChatCompletion"))
         .expect("the LLM span's line");
     assert!(chat_line.contains("gpt-4o 37503→30000 tokens"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
+    // An LLM span in the terminal: `--attributes` cut the prompt, the
+    // completion event and the exception's message to the screen's width
+    // with nothing but an ellipsis, and no option showed them whole (the
+    // HTML page stops at 256 K characters; a crash dump is not text).
+    let prompt = format!("{}END-OF-PROMPT", "Résumé the 日本語 text, ".repeat(200));
+    let completion = format!("{}END-OF-COMPLETION", "😀 sure ".repeat(300));
+    let message = format!("{}END-OF-MESSAGE", "Traceback line\\n".repeat(100));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{{"key":"gen_ai.prompt.0.content","value":{{"stringValue":"{}"}}}}],"#,
+            r#""events":[{{"name":"gen_ai.choice","timeUnixNano":"{}","#,
+            r#""attributes":[{{"key":"message","value":{{"stringValue":"{}"}}}}]}}],"#,
+            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        prompt,
+        T0 + 4 * MS,
+        completion,
+        message
+    );
+    let root = sink_of("full", line);
+
+    let cut = show(&root, &["--attributes", "svc-1.jsonl"], &[]);
+    assert!(cut.status.success(), "{}", text(&cut.stderr));
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains("gen_ai.prompt.0.content = Résumé"),
+        "{printed}"
+    );
+    for end in ["END-OF-PROMPT", "END-OF-COMPLETION", "END-OF-MESSAGE"] {
+        assert!(!printed.contains(end), "{end} on a line of the width");
+    }
+    assert!(
+        printed.contains("3 values cut to the width (…): --full shows them whole"),
+        "{printed}"
+    );
+
+    let full = show(&root, &["--full", "svc-1.jsonl"], &[]);
+    assert!(full.status.success(), "{}", text(&full.stderr));
+    let printed = text(&full.stdout);
+    assert!(
+        printed.contains(&format!("gen_ai.prompt.0.content = {prompt}\n")),
+        "the prompt whole"
+    );
+    assert!(
+        printed.contains(&format!("message={completion}\n")),
+        "the event's completion whole"
+    );
+    // The message as the terminal shows text: its newlines escaped.
+    assert!(
+        printed.contains(&format!("status message = {message}\n")),
+        "the status message whole"
+    );
+    assert!(!printed.contains("cut to the width"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_html_page_shows_a_long_status_message_in_the_span_details() {
+    // An exception's traceback as the status message: the page showed its
+    // first 160 characters and an ellipsis, and nowhere the rest.
+    let message = format!("{}END-OF-TRACEBACK", "File agent.py, line 12 ".repeat(100));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        message
+    );
+    let root = sink_of("html-status", line);
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(&format!("<th>status message</th><td>{message}</td>")),
+        "the whole message in the details"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -6,7 +6,10 @@
 
 use std::path::Path;
 
-use spanguard::config::DEFAULT_PAYLOAD_POOL_MIB;
+use spanguard::config::{DEFAULT_PAYLOAD_POOL_MIB, TracerConfig};
+use spanguard::span::limits::{
+    MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_SCOPE_BYTES, MAX_TRACESTATE_BYTES,
+};
 
 fn read(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -61,4 +64,49 @@ fn the_payload_pool_default_is_stated_as_the_library_applies_it() {
         "the payload pool's default is {DEFAULT_PAYLOAD_POOL_MIB} MiB, but:\n{}",
         wrong.join("\n")
     );
+}
+
+#[test]
+fn the_cuts_and_sizes_a_long_value_meets_are_stated_as_the_library_applies_them() {
+    // What cuts an LLM-sized span, or where it is counted lost, as README
+    // states it. The scope's 256-byte cut was in no README sentence: an
+    // instrumentation named past it arrived cut, counted, undocumented.
+    let d = TracerConfig::default();
+    let places: [(&str, usize); 9] = [
+        ("Names and keys are cut at", MAX_NAME_BYTES),
+        ("Names and keys are cut at", MAX_KEY_BYTES),
+        (", tracestates at", MAX_TRACESTATE_BYTES),
+        (
+            "instrumentation scope names and versions at",
+            MAX_SCOPE_BYTES,
+        ),
+        (
+            "| SPANGUARD_MAX_REQUEST_BYTES | max_request_bytes |",
+            d.max_request_bytes,
+        ),
+        (
+            "| SPANGUARD_SINK_MAX_LINE_BYTES | sink_max_line_bytes |",
+            d.sink_max_line_bytes,
+        ),
+        (
+            "A line is at most `SPANGUARD_SINK_MAX_LINE_BYTES`",
+            d.sink_max_line_bytes >> 20,
+        ),
+        (
+            "| SPANGUARD_SPOOL_MAX_BYTES | spool_max_mib |",
+            (d.spool_max_bytes >> 20) as usize,
+        ),
+        ("**bytes** in the variable (", d.spool_max_bytes as usize),
+    ];
+    let readme = read("README.md");
+    let mut wrong = Vec::new();
+    for (anchor, applied) in places {
+        let n = stated_after(&readme, anchor, "README.md") as usize;
+        if n != applied {
+            wrong.push(format!(
+                "after {anchor:?} says {n}, the library applies {applied}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "README.md:\n{}", wrong.join("\n"));
 }

@@ -171,7 +171,8 @@ type Config struct {
 	MaxRequestBytes uint32
 	// SinkMaxLineBytes is the longest line the local sink writes
 	// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1 MiB, the OpenTelemetry
-	// Collector's otlpjsonfile receiver's limit. Longer spans' values
+	// Collector's otlpjsonfile receiver's limit; at most 64 MiB, the
+	// longest line `spanguard show` and `tail` read. Longer spans' values
 	// are cut the same way.
 	SinkMaxLineBytes uint32
 	// OpenTelemetry's limits (0: the default, or the OTEL_* variable with

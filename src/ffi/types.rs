@@ -102,7 +102,9 @@ pub const SPANGUARD_MAX_NAME_BYTES: u32 = 1024;
 /// counted in `values_truncated` (two keys alike in their first 1 KiB are
 /// one key).
 pub const SPANGUARD_MAX_KEY_BYTES: u32 = 1024;
-/// An instrumentation scope's name or version (`spanguard_span_options`).
+/// Longest instrumentation scope name or version kept, in bytes
+/// (`spanguard_span_options`): a longer one is cut on a character boundary
+/// and counted in `values_truncated`.
 pub const SPANGUARD_MAX_SCOPE_BYTES: u32 = 256;
 /// The most instrumentation scopes that have attributes at once
 /// (`spanguard_tracer_set_scope_attributes`).
@@ -250,7 +252,8 @@ pub struct spanguard_config {
     pub max_request_bytes: u32,
     /// The longest line the local sink writes, newline included
     /// (SPANGUARD_SINK_MAX_LINE_BYTES); default 1048576, the OpenTelemetry
-    /// Collector's otlpjsonfile receiver's limit.
+    /// Collector's otlpjsonfile receiver's limit; at most 67108864 (64 MiB,
+    /// the longest line `spanguard show` and `tail` read).
     pub sink_max_line_bytes: u32,
     /// What spanguard writes to stderr (OTEL_LOG_LEVEL): "none", "error",
     /// "warn" (default), "info" or "debug".

@@ -10,7 +10,7 @@ use spanguard::export::otlp_decode::{Attributes, DecodedSpan};
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::terminal::{genai_words, status_words};
+use super::terminal::{STATUS_CHARS, genai_words, status_words};
 use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, service_of};
 
 /// Text made safe for HTML content and attribute values.
@@ -57,19 +57,25 @@ fn table(out: &mut String, title: &str, attrs: &Attributes) {
     }
     out.push_str("<table class=\"kv\">");
     for (k, v) in attrs {
-        let v = v.to_string();
-        let (shown, more) = head_chars(&v, SHOWN_VALUE_CHARS);
-        let _ = write!(out, "<tr><th>{}</th><td>{}", esc(k), esc(shown));
-        if more > 0 {
-            // The whole value stays in the file the page was made from.
-            let _ = write!(
-                out,
-                "<span class=\"note\"> … {more} more characters, in the file</span>"
-            );
-        }
-        out.push_str("</td></tr>");
+        value_row(out, k, &v.to_string());
     }
     out.push_str("</table>");
+}
+
+/// A row of `key` and a long `value`: its first `SHOWN_VALUE_CHARS`, and
+/// a note of how many more there are and how to see them.
+fn value_row(out: &mut String, key: &str, value: &str) {
+    let (shown, more) = head_chars(value, SHOWN_VALUE_CHARS);
+    let _ = write!(out, "<tr><th>{}</th><td>{}", esc(key), esc(shown));
+    if more > 0 {
+        // The whole value stays in the file the page was made from,
+        // which may be a crash dump or a spool file, not text.
+        let _ = write!(
+            out,
+            "<span class=\"note\"> … {more} more characters: <code>spanguard show --full</code> shows the value whole</span>"
+        );
+    }
+    out.push_str("</td></tr>");
 }
 
 /// The most characters of one value the page shows, and searches: a page
@@ -136,6 +142,10 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
         "from",
         format!("{} {}", origin.kind.describe(), origin.path.display()),
     );
+    if s.status_code == 2 && s.status_message.chars().count() > STATUS_CHARS {
+        // Cut in the status line above: an exception's whole traceback.
+        value_row(out, "status message", &s.status_message);
+    }
     out.push_str("</table>");
     table(out, "Attributes", &s.attributes);
     if s.dropped_attributes > 0 {

@@ -30,7 +30,9 @@ options:
                      UTC unless a zone is given) or a duration ago (90s, 15m, 2h, 1d)
   --until WHEN       traces that start at or before WHEN
   --errors           traces with an error or an interrupted span
-  --attributes       every attribute under each span
+  --attributes       every attribute under each span, each cut to the width (…)
+  --full             every attribute, and every event and status message, whole
+                     (values are cut to the width otherwise: a line says how many)
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
@@ -50,7 +52,7 @@ fn now_ns() -> u64 {
 pub fn run(args: &[String]) -> ExitCode {
     let a = match Args::parse(
         args,
-        &["--errors", "--attributes", "--help", "-h"],
+        &["--errors", "--attributes", "--full", "--help", "-h"],
         &[
             "--trace",
             "--service",
@@ -88,7 +90,7 @@ pub fn run(args: &[String]) -> ExitCode {
         },
         (Err(e), _) | (_, Err(e)) => return usage(&e),
     };
-    let style = match Style::detect(a.value("--color"), a.flag("--attributes")) {
+    let style = match Style::detect(a.value("--color"), a.flag("--attributes"), a.flag("--full")) {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
@@ -162,12 +164,19 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     } else {
         let mut text = String::new();
+        let mut cut = 0;
         for t in &shown {
-            render_trace(t, &origins, &style, &mut text);
+            cut += render_trace(t, &origins, &style, &mut text);
             text.push('\n');
         }
         print!("{text}");
         println!("{summary}");
+        if cut > 0 {
+            // An ellipsis alone did not say that the value is whole in
+            // the file, nor how to see it (a crash dump is not text).
+            let values = super::terminal::plural(cut, "value");
+            println!("{values} cut to the width (…): --full shows them whole");
+        }
     }
     if shown.is_empty() {
         if total == 0 {

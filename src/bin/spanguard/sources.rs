@@ -94,11 +94,14 @@ pub struct Loaded {
     pub problems: Vec<String>,
 }
 
-/// Files bigger than this are not read (the spool's default cap is 64 MiB;
-/// a flight file of the largest slab is under 1 GiB).
+/// Spool files, dumps and flight files bigger than this are not read (the
+/// spool's default cap is 64 MiB; a flight file of the largest slab is
+/// under 1 GiB); of a sink file, which grows for as long as its process
+/// runs, only its last this many bytes are: its newest spans.
 const MAX_FILE_BYTES: u64 = 2 << 30;
-/// The longest sink line read (the sink writes at most 1 MiB by default).
-const MAX_LINE_BYTES: usize = 64 << 20;
+/// The longest sink line read: the longest the library lets the sink write
+/// (1 MiB by default, `sink_max_line_bytes`).
+const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 
 /// The files a directory holds that `show` reads, oldest name first (sink
 /// files, then spool files, dumps and flight files, each sorted).
@@ -156,8 +159,13 @@ pub enum Found {
 }
 
 fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found) {
+    read_one_within(loaded, kind, path, found, MAX_FILE_BYTES);
+}
+
+/// `read_one`, reading at most `most` bytes of the file.
+fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, most: u64) {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size > MAX_FILE_BYTES {
+    if size > most && kind != Kind::Sink {
         loaded.problems.push(format!(
             "{}: {size} bytes, more than spanguard ever writes: not read",
             path.display()
@@ -170,7 +178,7 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found) {
     let origin = loaded.origins.len();
     let mut live_pid = None;
     let result = match kind {
-        Kind::Sink => read_sink(path, found, origin, loaded),
+        Kind::Sink => read_sink(path, found, origin, loaded, most),
         Kind::Spool => read_spool_file(path)
             .map_err(|why| format!("not a whole spool file: {why}"))
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
@@ -291,17 +299,40 @@ fn open_regular_with(path: &Path, flags: libc::c_int) -> std::io::Result<File> {
 /// A tracer writing to the file faster than it is read kept a read to the
 /// end of the file going for as long as the tracer ran, and `show` (or
 /// `show --html`) never finished; lines written since are `tail`'s.
-fn read_sink(path: &Path, found: Found, origin: usize, loaded: &mut Loaded) -> Result<(), String> {
-    let file = match found {
+///
+/// Of a file over `most` bytes, only the lines that begin in its last
+/// `most` bytes: the newest spans, said in `loaded.problems`.
+fn read_sink(
+    path: &Path,
+    found: Found,
+    origin: usize,
+    loaded: &mut Loaded,
+    most: u64,
+) -> Result<(), String> {
+    let mut file = match found {
         Found::Named => open_regular(path),
         Found::Listed => open_listed(path),
     }
     .map_err(|e| e.to_string())?;
     let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
     // Where the next line begins.
-    let mut at = 0u64;
+    let mut at = size.saturating_sub(most);
+    if at > 0 {
+        use std::io::{Seek, SeekFrom};
+        // From the byte before the window: a line that begins right at
+        // its start is kept whole.
+        file.seek(SeekFrom::Start(at - 1))
+            .map_err(|e| e.to_string())?;
+        loaded.problems.push(format!(
+            "{}: {size} bytes; only its last {most} bytes read (its newest spans)",
+            path.display()
+        ));
+    }
+    let mut reader = BufReader::new(file);
+    if at > 0 {
+        at = at - 1 + skip_line(&mut reader).map_err(|e| e.to_string())?;
+    }
+    let mut line = Vec::new();
     for number in 1.. {
         if at >= size {
             break;
@@ -416,6 +447,43 @@ mod tests {
     /// listing saw: in another user's directory, they can swap in a FIFO
     /// meanwhile. Read, it is a problem that names it, at once (a reader
     /// used to wait for a writer forever).
+    #[test]
+    fn a_sink_file_over_the_read_limit_shows_its_newest_spans() {
+        // One file a process, appended to for as long as it runs: a day of
+        // an agent's megabyte prompts is gigabytes, and `show` read none
+        // of it ("more than spanguard ever writes: not read").
+        let dir = std::env::temp_dir().join(format!("sg-sources-big-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let line = |name: &str| {
+            format!(
+                concat!(
+                    r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+                    r#""spanId":"b7ad6b716920333{}","name":"{}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#,
+                    "\n"
+                ),
+                name.len() % 10,
+                name
+            )
+        };
+        let (old, newer, newest) = (line("oldest"), line("newer"), line("newest.x"));
+        let path = dir.join("svc-1.jsonl");
+        std::fs::write(&path, [old.as_str(), &newer, &newest].concat()).expect("write");
+        // The window ends inside the oldest line: that one is not read.
+        let most = (newer.len() + newest.len() + 10) as u64;
+        let mut loaded = Loaded::default();
+        read_one_within(&mut loaded, Kind::Sink, &path, Found::Listed, most);
+        let names: Vec<&str> = loaded.spans.iter().map(|(s, _)| s.name.as_str()).collect();
+        assert_eq!(names, ["newer", "newest.x"]);
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        assert!(
+            loaded.problems[0].contains(&format!("only its last {most} bytes read")),
+            "{:?}",
+            loaded.problems
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn a_fifo_in_a_sink_files_place_is_a_problem_not_a_wait() {
         let (dir, fifo) = fifo_as_sink_file("sources");

@@ -25,6 +25,8 @@ usage: spanguard tail [DIR] [options]
 Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and prints
 each one on a line: when it started (UTC), service, trace id, name, duration,
 status. New sink files are picked up as processes start. Ctrl-C ends it.
+Long values (a status message, an event's attributes) are cut to the width,
+ending in …; `spanguard show --full` shows them whole from the same files.
 
 options:
   --trees            instead, a waterfall per trace once its root span arrived
@@ -48,8 +50,9 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 /// The most read from one file per poll, so one huge write cannot stall
 /// the others.
 const MOST_PER_POLL: u64 = 16 << 20;
-/// A line longer than this is skipped (the sink writes 1 MiB at most).
-const MAX_LINE_BYTES: usize = 64 << 20;
+/// A line longer than this is skipped: longer than the library lets the
+/// sink write (1 MiB by default, `sink_max_line_bytes`).
+const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 /// Spans held for `--trees` while their root has not arrived.
 const MAX_HELD_SPANS: usize = 100_000;
 
@@ -79,7 +82,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
         Some(_) => return usage("--interval takes milliseconds"),
     };
-    let style = match Style::detect(a.value("--color"), false) {
+    let style = match Style::detect(a.value("--color"), false, false) {
         Ok(s) => s,
         Err(e) => return usage(&e),
     };
@@ -328,6 +331,7 @@ impl Tailer {
             problems: Vec::new(),
         });
         for t in &traces {
+            // Cut values end in an ellipsis; the help names show --full.
             render_trace(t, &origins, &self.style, out);
             out.push('\n');
         }
@@ -382,6 +386,7 @@ mod tests {
                 color: false,
                 width: 80,
                 attributes: false,
+                whole: false,
             },
             trees: false,
             held: Vec::new(),

@@ -19,12 +19,16 @@ pub struct Style {
     pub width: usize,
     /// Every attribute under each span.
     pub attributes: bool,
+    /// Every value whole (`show --full`): attribute and event lines are
+    /// not cut to the width, and a status message cut on its span's line
+    /// is printed whole under it.
+    pub whole: bool,
 }
 
 impl Style {
     /// Colour when stdout is a terminal and NO_COLOR is unset (or as
     /// `--color` says); the width of the terminal, else COLUMNS, else 100.
-    pub fn detect(color: Option<&str>, attributes: bool) -> Result<Style, String> {
+    pub fn detect(color: Option<&str>, attributes: bool, whole: bool) -> Result<Style, String> {
         // SAFETY: isatty only inspects the descriptor.
         let tty = unsafe { libc::isatty(1) } == 1;
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -43,7 +47,8 @@ impl Style {
         Ok(Style {
             color,
             width: width.unwrap_or(100).clamp(60, 400),
-            attributes,
+            attributes: attributes || whole,
+            whole,
         })
     }
 
@@ -99,6 +104,17 @@ pub fn clean(s: &str) -> String {
 /// The number of characters `s` shows.
 fn cells(s: &str) -> usize {
     s.chars().count()
+}
+
+/// `s` as a line of at most `n` characters (with an ellipsis when cut),
+/// or whole when `whole`; `cut` counts it when it was cut.
+fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
+    if whole || cells(&s) <= n {
+        s
+    } else {
+        *cut += 1;
+        fit(&s, n)
+    }
 }
 
 /// `s` cut to `n` characters, with an ellipsis when cut.
@@ -171,7 +187,7 @@ fn signal_name(signal: i64) -> &'static str {
 
 /// The status words after a span's bar, and their colour.
 /// The most characters of a status message a span's line shows.
-const STATUS_CHARS: usize = 160;
+pub const STATUS_CHARS: usize = 160;
 
 pub fn status_words(span: &DecodedSpan, ending: Ending) -> (String, Option<&'static str>) {
     let mut words = Vec::new();
@@ -240,12 +256,15 @@ fn bar(start: u64, end: u64, t0: u64, t1: u64, width: usize) -> (usize, usize) {
     (from, to.clamp(from + 1, width))
 }
 
-fn plural(n: usize, word: &str) -> String {
+pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 /// One trace as a waterfall.
-pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut String) {
+/// Returns how many values it cut to fit the width (none with
+/// `style.whole`), so that the caller can say so.
+pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut String) -> usize {
+    let mut cut = 0;
     let w = style.width;
     let head = format!(
         "trace {}  {}  {}",
@@ -364,6 +383,15 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let _ = writeln!(out, "{}", line.trim_end());
         let has_children = t.nodes.get(i + 1).is_some_and(|next| next.depth > n.depth);
         let under = format!("  {}", continuation(n, levels, has_children));
+        if n.span.status_code == 2 && cells(&n.span.status_message) > STATUS_CHARS {
+            // Cut on the span's line by `status_words`.
+            if style.whole {
+                let text = clean(&format!("status message = {}", n.span.status_message));
+                let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
+            } else {
+                cut += 1;
+            }
+        }
         for e in &n.span.events {
             let attrs: Vec<String> = e
                 .attributes
@@ -371,9 +399,11 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             let when = duration(e.time_unix_ns.saturating_sub(n.span.start_unix_ns));
-            let text = fit(
-                &clean(&format!("• {} +{when}  {}", e.name, attrs.join(" "))),
+            let text = fit_or_whole(
+                clean(&format!("• {} +{when}  {}", e.name, attrs.join(" "))),
                 w.saturating_sub(cells(&under)),
+                style.whole,
+                &mut cut,
             );
             let color = if e.name == "exception" { RED } else { DIM };
             let _ = writeln!(
@@ -385,12 +415,15 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         }
         if style.attributes {
             for (k, v) in &n.span.attributes {
-                let text = fit(
-                    &clean(&format!("{k} = {v}")),
+                let text = fit_or_whole(
+                    clean(&format!("{k} = {v}")),
                     w.saturating_sub(cells(&under)),
+                    style.whole,
+                    &mut cut,
                 );
                 let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
             }
         }
     }
+    cut
 }
