@@ -443,10 +443,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    /// What sits at a sink file's name when it is read may not be what the
-    /// listing saw: in another user's directory, they can swap in a FIFO
-    /// meanwhile. Read, it is a problem that names it, at once (a reader
-    /// used to wait for a writer forever).
     #[test]
     fn a_sink_file_over_the_read_limit_shows_its_newest_spans() {
         // One file a process, appended to for as long as it runs: a day of
@@ -484,6 +480,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// What sits at a sink file's name when it is read may not be what the
+    /// listing saw: in another user's directory, they can swap in a FIFO
+    /// meanwhile. Read, it is a problem that names it, at once (a reader
+    /// used to wait for a writer forever).
     #[test]
     fn a_fifo_in_a_sink_files_place_is_a_problem_not_a_wait() {
         let (dir, fifo) = fifo_as_sink_file("sources");
