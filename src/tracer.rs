@@ -26,7 +26,7 @@ use crate::pipeline::{
     LIFECYCLE_SHUT_DOWN, LIFECYCLE_SHUTTING_DOWN, Pipeline,
 };
 use crate::span::clock::now_unix_ns;
-use crate::span::ids::{new_root_ids, new_span_id};
+use crate::span::ids::IdSource;
 use crate::span::limits::*;
 use crate::span::record::*;
 use crate::span::traceparent::{FLAG_RANDOM, FLAG_SAMPLED, KNOWN_FLAGS, RemoteParent};
@@ -712,30 +712,25 @@ impl Tracer {
         // Resolve a local parent before taking a slot, so a failure here
         // leaves nothing half-made.
         let mut notice = Notice::default();
-        let sampler = &p.config.sampler;
-        // A child keeps its parent's flags but for the sampled bit, which
-        // is its own decision.
-        let child_flags = |parent_flags: u8, trace_id: &[u8; 16]| {
-            let sampled = sampler.sampled(trace_id, Some(parent_flags));
-            parent_flags & !FLAG_SAMPLED | sampled as u8
-        };
-        let (trace_id, span_id, parent_id, flags, marks, inherit) = match opts.parent {
-            Parent::None => root_context(sampler),
+        let (context, marks, inherit) = match opts.parent {
+            Parent::None => (Context::Root, 0, None),
             Parent::Remote(r) => (
-                r.trace_id,
-                new_span_id(),
-                r.span_id,
-                child_flags(r.trace_flags, &r.trace_id),
+                Context::Child {
+                    trace_id: r.trace_id,
+                    parent_id: r.span_id,
+                    parent_flags: r.trace_flags,
+                },
                 MARK_PARENT_REMOTE,
                 None,
             ),
             // A parent kept by its handle is the same child while it lives.
             Parent::Local(s) | Parent::Kept(s, _) => match (self.read_parent(s), opts.parent) {
                 (Some(view), _) => (
-                    view.trace_id,
-                    new_span_id(),
-                    view.span_id,
-                    child_flags(view.trace_flags, &view.trace_id),
+                    Context::Child {
+                        trace_id: view.trace_id,
+                        parent_id: view.span_id,
+                        parent_flags: view.trace_flags,
+                    },
                     0,
                     (view.marks & MARK_HAS_TRACESTATE != 0).then_some(s),
                 ),
@@ -743,23 +738,26 @@ impl Tracer {
                 // local parent, without its tracestate, which only a live
                 // span holds.
                 (None, Parent::Kept(_, kept)) => (
-                    kept.trace_id,
-                    new_span_id(),
-                    kept.span_id,
-                    child_flags(kept.trace_flags & KNOWN_FLAGS, &kept.trace_id),
+                    Context::Child {
+                        trace_id: kept.trace_id,
+                        parent_id: kept.span_id,
+                        parent_flags: kept.trace_flags & KNOWN_FLAGS,
+                    },
                     0,
                     None,
                 ),
                 (None, _) => {
                     notice.parent_stale = true;
-                    root_context(sampler)
+                    (Context::Root, 0, None)
                 }
             },
             Parent::Explicit(ids) => (
-                ids.trace_id,
-                ids.span_id,
-                ids.parent_span_id,
-                ids.trace_flags & KNOWN_FLAGS,
+                Context::Given {
+                    trace_id: ids.trace_id,
+                    span_id: ids.span_id,
+                    parent_id: ids.parent_span_id,
+                    flags: ids.trace_flags & KNOWN_FLAGS,
+                },
                 (if ids.parent_is_remote && ids.parent_span_id != [0; 8] {
                     MARK_PARENT_REMOTE
                 } else {
@@ -772,12 +770,6 @@ impl Tracer {
                 None,
             ),
         };
-        let context = RemoteParent {
-            trace_id,
-            span_id,
-            trace_flags: flags,
-        };
-        let recording = flags & FLAG_SAMPLED != 0;
         // Read before the slot is taken, as in `end`: the compare-exchange
         // and the clock read overlap.
         let start_unix_ns = if opts.start_unix_ns != 0 {
@@ -785,7 +777,47 @@ impl Tracer {
         } else {
             now_unix_ns()
         };
-        let (slot, generation) = self.take_slot(opts.may_wait)?;
+        let (slot, generation, ids) = self.take_slot(opts.may_wait)?;
+        // The new ids after the slot: from the generator of the cache the
+        // slot came from, in hand now (a thread-local's was a call to
+        // `__tls_get_addr` a span). Then the sampler, which decides by the
+        // trace id.
+        let sampler = &p.config.sampler;
+        let (trace_id, span_id, parent_id, flags) = match context {
+            // The ids are random, which the random flag says (W3C Level 2).
+            Context::Root => {
+                let (trace_id, span_id) = ids.root_ids();
+                let sampled = sampler.sampled(&trace_id, None);
+                (trace_id, span_id, [0u8; 8], FLAG_RANDOM | sampled as u8)
+            }
+            // A child keeps its parent's flags but for the sampled bit,
+            // which is its own decision.
+            Context::Child {
+                trace_id,
+                parent_id,
+                parent_flags,
+            } => {
+                let sampled = sampler.sampled(&trace_id, Some(parent_flags));
+                (
+                    trace_id,
+                    ids.span_id(),
+                    parent_id,
+                    parent_flags & !FLAG_SAMPLED | sampled as u8,
+                )
+            }
+            Context::Given {
+                trace_id,
+                span_id,
+                parent_id,
+                flags,
+            } => (trace_id, span_id, parent_id, flags),
+        };
+        let context = RemoteParent {
+            trace_id,
+            span_id,
+            trace_flags: flags,
+        };
+        let recording = flags & FLAG_SAMPLED != 0;
         // SAFETY: take_slot moved the slot to WRITING for us.
         let r = unsafe { p.slab.slot_mut(slot) };
         r.reset();
@@ -878,8 +910,12 @@ impl Tracer {
     /// A free slot, now WRITING: the lock-free pop inline, the full
     /// policy out of line.
     #[inline(always)]
-    fn take_slot(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
-        match self.pipeline.slab.take_free(|| self.prepare_thread()) {
+    fn take_slot(&self, may_wait: bool) -> Result<(u32, u32, IdSource<'_>), SpanError> {
+        match self
+            .pipeline
+            .slab
+            .take_free_with_ids(|| self.prepare_thread())
+        {
             Some(s) => Ok(s),
             None => self.take_slot_when_full(may_wait),
         }
@@ -902,9 +938,9 @@ impl Tracer {
 
     #[cold]
     #[inline(never)]
-    fn take_slot_when_full(&self, may_wait: bool) -> Result<(u32, u32), SpanError> {
+    fn take_slot_when_full(&self, may_wait: bool) -> Result<(u32, u32, IdSource<'_>), SpanError> {
         let p = &self.pipeline;
-        if let Some(s) = p.slab.take_free(|| self.prepare_thread()) {
+        if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
             return Ok(s);
         }
         // Full: the exporter frees slots as it encodes, so wake it.
@@ -931,7 +967,7 @@ impl Tracer {
                 let deadline = Instant::now() + p.config.full_wait;
                 while Instant::now() < deadline && !p.slab.every_slot_open() {
                     std::thread::sleep(Duration::from_micros(50));
-                    if let Some(s) = p.slab.take_free(|| self.prepare_thread()) {
+                    if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
                         return Ok(s);
                     }
                 }
@@ -1487,23 +1523,25 @@ impl Drop for Tracer {
     }
 }
 
-/// The ids, flags and marks of a new trace's root span. The ids are
-/// random, which the random flag says (W3C Level 2).
-#[inline(always)]
-#[allow(clippy::type_complexity)]
-fn root_context(
-    sampler: &crate::span::sampler::Sampler,
-) -> ([u8; 16], [u8; 8], [u8; 8], u8, u8, Option<SpanRef>) {
-    let (trace_id, span_id) = new_root_ids();
-    let sampled = sampler.sampled(&trace_id, None);
-    (
-        trace_id,
-        span_id,
-        [0u8; 8],
-        FLAG_RANDOM | sampled as u8,
-        0u8,
-        None,
-    )
+/// A span's context as known before its slot is taken: what it still
+/// needs is drawn after, from the generator of the slot's cache.
+enum Context {
+    /// A new trace: a trace id and a span id to draw.
+    Root,
+    /// In its parent's trace: a span id to draw, and its sampling, which
+    /// keeps the parent's other flags.
+    Child {
+        trace_id: [u8; 16],
+        parent_id: [u8; 8],
+        parent_flags: u8,
+    },
+    /// Every id and flag given by the caller.
+    Given {
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        parent_id: [u8; 8],
+        flags: u8,
+    },
 }
 
 /// Checks and stores a tracestate that came from outside: an invalid one

@@ -60,6 +60,7 @@ use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
 
+use crate::span::ids::IdSource;
 use crate::span::limits::MAX_SLOTS;
 use crate::span::record::{REST_AT, SpanRecord};
 
@@ -330,12 +331,24 @@ impl SpanSlab {
     /// miss its cache's fast path (`slot_cache::take`).
     #[inline(always)]
     pub fn take_free(&self, thread_setup: impl FnOnce()) -> Option<(u32, u32)> {
+        self.take_free_with_ids(thread_setup)
+            .map(|(index, generation, _)| (index, generation))
+    }
+
+    /// `take_free`, also giving where this thread's new ids come from: its
+    /// cache's generator, in hand already (`IdSource`).
+    #[inline(always)]
+    pub fn take_free_with_ids(
+        &self,
+        thread_setup: impl FnOnce(),
+    ) -> Option<(u32, u32, IdSource<'_>)> {
         // From this thread's cache of free slots (`slot_cache`), which
         // also says which slots it will take next.
         let slot_cache::Taken {
             index,
             prefetch: [soon, later],
             cache,
+            ids,
         } = slot_cache::take(&self.free, thread_setup)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
         // reads as zero whether populated or not.
@@ -391,7 +404,7 @@ impl SpanSlab {
         };
         // SAFETY: in bounds (as in `slot`).
         unsafe { (*record).bias.store(biased, Ordering::Relaxed) };
-        Some((index, generation))
+        Some((index, generation, IdSource(ids)))
     }
 
     /// The first span from a cache numbered past the queues in use: its

@@ -38,6 +38,10 @@
 //!   cache only under a live handle to its stack. A cached slot is FREE in
 //!   its header, so crash dumps and the flight recorder see nothing
 //!   different.
+//!
+//! A cache also holds its thread's id generator (`ids::IdState`), seeded
+//! by each claim: a begin has the cache in hand, where a thread-local
+//! generator was a call to `__tls_get_addr` a span.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -45,6 +49,7 @@ use std::sync::{Arc, Weak};
 
 use super::bias::{self, Owner};
 use super::free_stack::FreeStack;
+use crate::span::ids::IdState;
 
 /// Slots a refill takes at most (one is used at once, the rest cached).
 /// A refill walks that many links of the stack (lines the exporter wrote
@@ -76,6 +81,9 @@ struct Cache {
     /// Slots in `slots[..len]`; the next one taken is `slots[len - 1]`.
     /// Written only by the thread that claimed the cache.
     len: AtomicU32,
+    /// The claiming thread's id generator, seeded by each claim: next to
+    /// `len`, on the line every take writes.
+    ids: IdState,
     slots: [AtomicU32; CACHE_SLOTS],
 }
 
@@ -85,6 +93,7 @@ impl Cache {
             claimed: AtomicU32::new(0),
             len: AtomicU32::new(0),
             owner: Owner::default(),
+            ids: IdState::unseeded(),
             slots: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
@@ -244,6 +253,8 @@ impl FreeSlots {
                     .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
         })?;
+        // Before the thread is named: no take from it draws ids unseeded.
+        self.caches[i].ids.reseed();
         self.caches[i]
             .owner
             .thread
@@ -295,7 +306,7 @@ thread_local! {
 }
 
 /// A slot taken for a span (`take`).
-pub struct Taken {
+pub struct Taken<'a> {
     pub index: u32,
     /// Slots this thread will most likely take soon, for the caller to
     /// prefetch now: the next two, or from a cache that was not just
@@ -305,6 +316,8 @@ pub struct Taken {
     /// The cache it came from, plus one; 0 when this thread has none. The
     /// slab hands the span, once ended, to the queue of that number.
     pub cache: u8,
+    /// That cache's id generator, this thread's (None: no cache).
+    pub ids: Option<&'a IdState>,
 }
 
 /// Takes a free slot of `slots` for a span: from this thread's cache,
@@ -323,7 +336,7 @@ pub struct Taken {
 /// Always inline: with the closure, `#[inline]` left it a call of its own
 /// (4 instructions a span more).
 #[inline(always)]
-pub fn take(slots: &Arc<FreeSlots>, thread_setup: impl FnOnce()) -> Option<Taken> {
+pub fn take(slots: &Arc<FreeSlots>, thread_setup: impl FnOnce()) -> Option<Taken<'_>> {
     let thread = bias::this_thread();
     if let Some(i) = slots.hinted_cache(thread) {
         return take_from(slots, Some(i));
@@ -339,7 +352,7 @@ fn take_by_thread_local(
     slots: &Arc<FreeSlots>,
     thread: usize,
     thread_setup: impl FnOnce(),
-) -> Option<Taken> {
+) -> Option<Taken<'_>> {
     thread_setup();
     THREAD
         .try_with(|t| {
@@ -358,7 +371,7 @@ fn take_by_thread_local(
 }
 
 #[inline]
-fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
+fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken<'_>> {
     let Some(i) = cache else {
         let index = slots.stack.pop()?;
         let next = slots.stack.peek();
@@ -366,6 +379,7 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
             index,
             prefetch: [next, next.and_then(|n| slots.stack.below(n))],
             cache: 0,
+            ids: None,
         });
     };
     // Below MAX_CACHES (64), so the number fits.
@@ -393,12 +407,13 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken> {
         index,
         prefetch: [at(2), None],
         cache: number,
+        ids: Some(&cache.ids),
     })
 }
 
 #[cold]
 #[inline(never)]
-fn refill(slots: &FreeSlots, cache: &Cache, number: u8) -> Option<Taken> {
+fn refill<'a>(slots: &'a FreeSlots, cache: &'a Cache, number: u8) -> Option<Taken<'a>> {
     let mut got = [0u32; CACHE_SLOTS];
     let n = slots.stack.pop_many(&mut got);
     if n == 0 {
@@ -414,6 +429,7 @@ fn refill(slots: &FreeSlots, cache: &Cache, number: u8) -> Option<Taken> {
         index: got[0],
         prefetch: [next(1), next(2)],
         cache: number,
+        ids: Some(&cache.ids),
     })
 }
 
@@ -422,7 +438,7 @@ fn refill(slots: &FreeSlots, cache: &Cache, number: u8) -> Option<Taken> {
 /// one given back to make room).
 #[cold]
 #[inline(never)]
-fn take_switching(slots: &Arc<FreeSlots>, t: &ThreadCaches) -> Option<Taken> {
+fn take_switching<'a>(slots: &'a Arc<FreeSlots>, t: &ThreadCaches) -> Option<Taken<'a>> {
     let [front, back] = &t.0;
     if back.id.get() != slots.id {
         back.release();
@@ -440,6 +456,7 @@ fn take_switching(slots: &Arc<FreeSlots>, t: &ThreadCaches) -> Option<Taken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::span::ids::IdSource;
     use std::collections::HashSet;
 
     #[test]
@@ -697,6 +714,50 @@ mod tests {
             free += 1;
         }
         assert_eq!(free, 1024);
+    }
+
+    #[test]
+    fn threads_on_caches_of_one_stack_draw_no_common_id() {
+        // Two threads, each on its own cache, drawing as begins do (from
+        // the cache's generator), while a third gives the slots back: a
+        // common id would mean two caches on one sequence (a claim that
+        // did not seed its cache's generator). 2 x 20,000 root spans' ids.
+        let slots = FreeSlots::full(1024);
+        // Both hold their caches at once: one that exited first would give
+        // its cache to the other.
+        let both = Arc::new(std::sync::Barrier::new(2));
+        let draw = |s: Arc<FreeSlots>| {
+            let both = Arc::clone(&both);
+            move || {
+                let mut ids = Vec::new();
+                let mut cache = None;
+                while ids.len() < 20_000 {
+                    if ids.len() == 1 {
+                        both.wait();
+                    }
+                    let Some(t) = take(&s, || {}) else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    assert!(t.cache != 0, "a thread with a cache");
+                    cache.get_or_insert(t.cache);
+                    let (trace, span) = IdSource(t.ids).root_ids();
+                    ids.push((u128::from_be_bytes(trace), u64::from_be_bytes(span)));
+                    s.stack.push_all(&[t.index]);
+                }
+                (cache, ids)
+            }
+        };
+        let a = std::thread::spawn(draw(Arc::clone(&slots)));
+        let b = std::thread::spawn(draw(Arc::clone(&slots)));
+        let (ca, a) = a.join().expect("thread");
+        let (cb, b) = b.join().expect("thread");
+        assert_ne!(ca, cb, "one cache each");
+        let traces: HashSet<u128> = a.iter().chain(&b).map(|i| i.0).collect();
+        let spans: HashSet<u64> = a.iter().chain(&b).map(|i| i.1).collect();
+        assert_eq!(traces.len(), a.len() + b.len());
+        assert_eq!(spans.len(), a.len() + b.len());
+        assert!(!traces.contains(&0) && !spans.contains(&0));
     }
 
     #[test]

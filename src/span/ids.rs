@@ -1,7 +1,11 @@
 //! Trace and span ids. Each thread has its own generator, seeded once from
-//! the kernel, so making an id takes no lock and no system call.
+//! the kernel, so making an id takes no lock and no system call: the state
+//! in its cache of free slots (`IdState`, one per cache, seeded as a
+//! thread claims the cache), or for a thread without a cache its
+//! thread-local one.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     // 0 means "not seeded yet"; a seeded state is never 0.
@@ -33,6 +37,15 @@ fn mix(s: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `N` numbers from the generator whose state is `s`, which it advances.
+#[inline(always)]
+fn words_from<const N: usize>(s: &mut u64) -> [u64; N] {
+    std::array::from_fn(|_| {
+        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(*s)
+    })
+}
+
 /// `N` numbers from this thread's generator, with one access to it: each
 /// thread-local access from the shared library is a call to
 /// `__tls_get_addr`, and a root span needs three numbers.
@@ -43,13 +56,90 @@ fn next_words<const N: usize>() -> [u64; N] {
         if s == 0 {
             s = seed();
         }
-        let words = std::array::from_fn(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            mix(s)
-        });
+        let words = words_from(&mut s);
         state.set(s);
         words
     })
+}
+
+/// `next_words` out of line, for a span whose thread has no cache: inlined,
+/// the thread-local's address (the call to `__tls_get_addr`) was computed
+/// ahead of the test for a cache, on every span.
+#[cold]
+#[inline(never)]
+fn thread_local_words<const N: usize>() -> [u64; N] {
+    next_words()
+}
+
+/// A generator's state kept in a thread's cache of free slots
+/// (`slot_cache`), on the line its thread writes on every span: a begin
+/// has the cache in hand already, where the thread-local generator cost a
+/// call to `__tls_get_addr` a span. Only the thread that claimed the
+/// cache draws from it; each claim seeds it anew from the kernel, so no
+/// two threads (nor a thread and the one that held the cache before it)
+/// share a sequence. A forked child never draws from its parent's: it
+/// records only into tracers made in the child (`ffi::tracer`'s fork
+/// handler lets go of the inherited ones), whose caches it claims, and
+/// so seeds, itself.
+pub struct IdState(AtomicU64);
+
+impl IdState {
+    /// Seeded by the first claim (a stack's caches are made at once, most
+    /// never claimed: no system call for those).
+    pub const fn unseeded() -> IdState {
+        IdState(AtomicU64::new(0))
+    }
+
+    /// Seeds it anew, for the thread that just claimed its cache.
+    pub fn reseed(&self) {
+        self.0.store(seed(), Ordering::Relaxed);
+    }
+
+    /// `N` numbers: Relaxed, as only the claiming thread draws.
+    #[inline(always)]
+    fn words<const N: usize>(&self) -> [u64; N] {
+        let mut s = self.0.load(Ordering::Relaxed);
+        let words = words_from(&mut s);
+        self.0.store(s, Ordering::Relaxed);
+        words
+    }
+}
+
+/// Where a span's new ids come from: its thread's cache's generator, or
+/// (None: a thread without a cache) its thread-local one.
+#[derive(Clone, Copy)]
+pub struct IdSource<'a>(pub Option<&'a IdState>);
+
+impl IdSource<'_> {
+    #[inline(always)]
+    fn words<const N: usize>(self) -> [u64; N] {
+        match self.0 {
+            Some(state) => state.words(),
+            None => thread_local_words(),
+        }
+    }
+
+    /// A new trace id and the id of its root span (`new_root_ids`).
+    #[inline(always)]
+    pub fn root_ids(self) -> ([u8; 16], [u8; 8]) {
+        loop {
+            let [high, low, span] = self.words();
+            if high | low != 0 && span != 0 {
+                return (trace_id_of(high, low), span.to_be_bytes());
+            }
+        }
+    }
+
+    /// A new span id (`new_span_id`).
+    #[inline(always)]
+    pub fn span_id(self) -> [u8; 8] {
+        loop {
+            let [id] = self.words();
+            if id != 0 {
+                return id.to_be_bytes();
+            }
+        }
+    }
 }
 
 /// Forgets this thread's seed, so a forked child does not repeat its
@@ -67,24 +157,16 @@ fn trace_id_of(high: u64, low: u64) -> [u8; 16] {
     ((high as u128) << 64 | low as u128).to_be_bytes()
 }
 
+/// A new span id from this thread's thread-local generator.
 pub fn new_span_id() -> [u8; 8] {
-    loop {
-        let [id] = next_words();
-        if id != 0 {
-            return id.to_be_bytes();
-        }
-    }
+    IdSource(None).span_id()
 }
 
-/// A new trace id and the id of its root span, from one generator access.
+/// A new trace id and the id of its root span, from one access to this
+/// thread's thread-local generator.
 #[inline]
 pub fn new_root_ids() -> ([u8; 16], [u8; 8]) {
-    loop {
-        let [high, low, span] = next_words();
-        if high | low != 0 && span != 0 {
-            return (trace_id_of(high, low), span.to_be_bytes());
-        }
-    }
+    IdSource(None).root_ids()
 }
 
 /// Lower-case hex of `bytes` into `out` (which must be twice as long).

@@ -1255,10 +1255,11 @@ impl SpanRecord {
         // (The general path cost 90 instructions for a 6-byte key.)
         let start = self.arena_used as usize;
         let n = input.len();
+        // One bounds check, as in `store_key`.
         if n <= SHORT_TEXT
             && n <= limit
-            && n <= ARENA_BYTES - start
-            && copy_short_ascii(&mut self.arena[start..start + n], input)
+            && let Some(dst) = self.arena.get_mut(start..start + n)
+            && copy_short_ascii(dst, input)
         {
             self.arena_used = (start + n) as u16;
             let text = TextRef {
@@ -2095,9 +2096,12 @@ impl SpanRecord {
     ) -> (Option<TextRef>, TextOutcome) {
         let start = self.arena_used as usize;
         let n = key.len();
+        // One bounds check: through `get_mut` the compiler knows the
+        // range is in the arena, where `n <= ARENA_BYTES - start` (which
+        // wraps past a full arena) left the slice's own check after it.
         if n <= 32
-            && n <= ARENA_BYTES - start
-            && copy_short_ascii(&mut self.arena[start..start + n], key)
+            && let Some(dst) = self.arena.get_mut(start..start + n)
+            && copy_short_ascii(dst, key)
         {
             self.arena_used = (start + n) as u16;
             let text = TextRef {
