@@ -5,6 +5,7 @@
 #define SPANGUARD_TEST_CHECK_H
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "spanguard.h"
@@ -38,6 +39,14 @@ static inline int check_summary(void) {
     printf("%d passed, %d failed\n", checks - failures, failures);
     fflush(stdout);
     return failures ? 1 : 0;
+}
+
+/* Records one span named `name` (begun and ended at once), checking both
+ * calls: what most process tests put in the sink or a dump to look for. */
+static inline void record_span(spanguard_tracer *t, const char *name) {
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    CHECK_RC(spanguard_span_begin(t, name, strlen(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
 }
 
 #endif

@@ -53,12 +53,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     (void)!read(never[0], &byte, 1);
 }
 
-static void record(spanguard_tracer *t, const char *name) {
-    spanguard_span s;
-    CHECK_RC(spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 /* The child: TRACERS tracers, each exporter stuck in its callback, each
  * with AFTER ended spans it will not deal with; then one byte on `ready`
  * and, by `how`, exit(0) or a wait for the parent's SIGTERM. */
@@ -83,7 +77,7 @@ static void child(const char *how, int ready) {
         CHECK_RC(spanguard_set_error_callback(t[i], stuck_callback, (void *)(intptr_t)i), SPANGUARD_RESULT_OK);
         /* Fails to reach the backend and is spooled; the callback told of
          * it blocks. */
-        record(t[i], "before-stuck");
+        record_span(t[i], "before-stuck");
     }
     for (int i = 0; i < TRACERS; i++) {
         char byte;
@@ -93,7 +87,7 @@ static void child(const char *how, int ready) {
         for (int k = 0; k < AFTER; k++) {
             char name[48];
             snprintf(name, sizeof name, "%s-%d-after-%d", how, i, k);
-            record(t[i], name);
+            record_span(t[i], name);
         }
     if (failures) _exit(5);
     char byte = 'r';

@@ -46,15 +46,9 @@ int pipe2(int fds[2], int flags) {
 
 static spanguard_tracer *tracer;
 
-static void record(const char *name) {
-    spanguard_span s;
-    CHECK_RC(spanguard_span_begin(tracer, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 static void *first_use(void *arg) {
     (void)arg;
-    record("child-first-use");
+    record_span(tracer, "child-first-use");
     return NULL;
 }
 
@@ -62,7 +56,7 @@ static void *first_use(void *arg) {
  * end it). Exits 5 when a check failed. */
 static void grandchild(void) {
     failures = 0;
-    record("grandchild-span");
+    record_span(tracer, "grandchild-span");
     if (failures) _exit(5);
     alarm(30);
     kill(getpid(), SIGTERM);

@@ -67,15 +67,9 @@ static void on_fork_prepare(void) {
 
 static spanguard_tracer *tracer;
 
-static void record(const char *name) {
-    spanguard_span s;
-    CHECK_RC(spanguard_span_begin(tracer, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 static void *first_use(void *arg) {
     (void)arg;
-    record("child-first-use");
+    record_span(tracer, "child-first-use");
     return NULL;
 }
 
@@ -84,7 +78,7 @@ static void *first_use(void *arg) {
  * 5 when a check failed. */
 static void grandchild(const char *span) {
     failures = 0;
-    record(span);
+    record_span(tracer, span);
     if (failures) _exit(5);
     alarm(10);
     kill(getpid(), SIGTERM);

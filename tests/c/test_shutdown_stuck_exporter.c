@@ -46,12 +46,6 @@ static void stuck_callback(spanguard_event event, const char *message, size_t le
     (void)!read(release_cb[0], &byte, 1);
 }
 
-static void record(spanguard_tracer *t, const char *name) {
-    spanguard_span s;
-    CHECK_RC(spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 int main(int argc, char **argv) {
     alarm(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_shutdown_stuck_exporter-spans";
@@ -77,14 +71,14 @@ int main(int argc, char **argv) {
 
     /* The first span fails to reach the backend and is spooled; the
      * callback told of it blocks. */
-    record(t, "before-stuck");
+    record_span(t, "before-stuck");
     char byte;
     CHECK(read(entered[0], &byte, 1) == 1);
     /* What the exporter will not deal with: ended spans and an open one. */
     for (int i = 0; i < AFTER; i++) {
         char name[32];
         snprintf(name, sizeof name, "after-stuck-%d", i);
-        record(t, name);
+        record_span(t, name);
     }
     spanguard_span unended;
     CHECK_RC(spanguard_span_begin(t, S("open-at-shutdown"), SPANGUARD_SPAN_NONE, 0, &unended), SPANGUARD_RESULT_OK);

@@ -24,7 +24,6 @@
 #include "proc.h"
 #include "loopback.h"
 
-#define S(str) (str), strlen(str)
 #define TIMEOUT_MS 300
 #define AFTER 3
 #define EXPORTER "spanguard-expor" /* "spanguard-export", as the kernel keeps it */
@@ -66,12 +65,6 @@ static int in_spool(const char *dir, const char *needle) {
     return n;
 }
 
-static void record(spanguard_tracer *t, const char *name) {
-    spanguard_span s;
-    CHECK_RC(spanguard_span_begin(t, S(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 int main(int argc, char **argv) {
     alarm(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_stuck_exporter_no_dump-spans";
@@ -98,13 +91,13 @@ int main(int argc, char **argv) {
     CHECK_RC(spanguard_set_error_callback(t, stuck_callback, NULL), SPANGUARD_RESULT_OK);
 
     /* The first span is spooled; the callback told of it blocks. */
-    record(t, "before-stuck");
+    record_span(t, "before-stuck");
     char byte;
     CHECK(read(entered[0], &byte, 1) == 1);
     for (int i = 0; i < AFTER; i++) {
         char name[32];
         snprintf(name, sizeof name, "after-stuck-%d", i);
-        record(t, name);
+        record_span(t, name);
     }
     CHECK_RC(spanguard_shutdown(t, TIMEOUT_MS), SPANGUARD_RESULT_TIMEOUT);
     shut_down = 1;
