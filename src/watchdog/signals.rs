@@ -450,7 +450,7 @@ fn watch(read_end: OwnedFd) {
 /// the signal arrived on (`deliver_to_host`). When the process survives
 /// it (the host's handler returned), ours goes back in.
 fn reraise_with_previous(signal: Signal) {
-    let previous = lock_previous();
+    let mut previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
@@ -458,7 +458,13 @@ fn reraise_with_previous(signal: Signal) {
         // Under the lock: a fork on another thread meanwhile waits
         // (`hold_across_fork`) and its child gets ours back, not the
         // trampoline for good.
-        SigHandler::Handler(_) | SigHandler::SigAction(_) => deliver_to_host(signal, &old),
+        SigHandler::Handler(_) | SigHandler::SigAction(_) => {
+            let ours = deliver_to_host(signal, &old);
+            if let Ok(ours) = ours {
+                take_back_from_host(signal, &ours, &mut previous);
+            }
+            return;
+        }
         SigHandler::SigDfl | SigHandler::SigIgn => {
             drop(previous);
             // SAFETY: restores a disposition the process had before.
@@ -470,6 +476,32 @@ fn reraise_with_previous(signal: Signal) {
     if let Ok(ours) = ours {
         // SAFETY: reinstalls our async-signal-safe handler.
         let _ = unsafe { sigaction(signal, &ours) };
+    }
+}
+
+/// Puts ours back after the host's handler ran (`deliver_to_host`). If
+/// the trampoline is no longer there, the host changed the disposition
+/// meanwhile: its handler set SIG_DFL to re-raise and die of the signal
+/// (a C cleanup handler; the re-raise is pending until the handler
+/// returns), or SA_RESETHAND reset it (a one-shot handler). That is the
+/// host's disposition from now on, acted on at the next signal: put back
+/// over it, the pending re-raise came to ours, which ran the host's
+/// handler again, forever, and a one-shot handler ran at every signal;
+/// the process never died of it.
+fn take_back_from_host(signal: Signal, ours: &SigAction, previous: &mut Previous) {
+    // SAFETY: reinstalls our async-signal-safe handler.
+    let Ok(now) = (unsafe { sigaction(signal, ours) }) else {
+        return;
+    };
+    let trampoline = host_handler_trampoline
+        as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as usize;
+    let still_trampoline = match now.handler() {
+        SigHandler::SigAction(f) => f as usize == trampoline,
+        _ => false,
+    };
+    if !still_trampoline && let Some(slot) = previous.actions.get_mut(signal as usize) {
+        *slot = Some(now);
     }
 }
 
