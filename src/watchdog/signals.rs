@@ -527,6 +527,7 @@ static HOST_SIGINFO: AtomicBool = AtomicBool::new(false);
 /// it), which the host's handler returned from, and which the tracers
 /// have been thawed after.
 static DELIVERY: AtomicU32 = AtomicU32::new(0);
+static DELIVERED_TO: AtomicI32 = AtomicI32::new(0);
 static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
 static THAWED: AtomicU32 = AtomicU32::new(0);
 static DELIVERIES: AtomicU32 = AtomicU32::new(0);
@@ -535,7 +536,22 @@ static DELIVERIES: AtomicU32 = AtomicU32::new(0);
 /// return on the thread the signal arrived on, and that thread then for
 /// the tracers to be thawed. A thread that blocks the signal gets it when
 /// it unblocks it, by ours again, which delivers it again.
-const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the host's handler is being delivered on another thread than
+/// this one: the flush is over, and the tracers are thawed as soon as
+/// that handler returns (unless it ends the process). A span begun
+/// meanwhile waits for that thaw (`Tracer::thawed_after_host_handler`):
+/// the handler may have woken this thread to act on the signal (Go's
+/// wakes the goroutine signal.Notify feeds, a server's its shutdown
+/// thread) before it returned, and the spans that thread records as it
+/// stops were refused as shut down. Not on the handler's own thread,
+/// which would wait for its own return.
+pub fn host_handler_running_elsewhere() -> bool {
+    // SAFETY: gettid has no preconditions.
+    DELIVERY.load(Ordering::Acquire) != 0
+        && DELIVERED_TO.load(Ordering::Acquire) != unsafe { libc::gettid() }
+}
 
 /// The host's handler, delivered again (`deliver_to_host`). Once it
 /// returns, the thread it ran on waits for the watchdog to thaw the
@@ -626,6 +642,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         .fetch_add(1, Ordering::Relaxed)
         .wrapping_add(1)
         .max(1);
+    DELIVERED_TO.store(receiver, Ordering::Release);
     DELIVERY.store(delivery, Ordering::Release);
     // SAFETY: tgkill to a thread of this process, by its id; a thread
     // that has exited since answers ESRCH (a reused id would be another
