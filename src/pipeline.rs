@@ -557,7 +557,7 @@ impl Pipeline {
     /// application to shut down before that thread got to thaw. Not for a
     /// tracer frozen by a crash, nor on the freezing thread itself (a host
     /// handler calling exit, whose exit hook shuts down: the dump stays).
-    fn await_thaw(&self, deadline: Instant) {
+    pub(crate) fn await_thaw(&self, deadline: Instant) {
         while self.lifecycle() == LIFECYCLE_FROZEN {
             let by = self.frozen_by.load(Ordering::Relaxed);
             if by == 0 || by == this_thread() || Instant::now() >= deadline {

@@ -640,6 +640,24 @@ impl Tracer {
         self.pipeline.lifecycle() == LIFECYCLE_RUNNING
     }
 
+    /// For a span begun while a termination signal's flush has frozen the
+    /// tracer and the host's own handler runs on another thread: waits
+    /// for the thaw that follows its return (`HOST_HANDLER_WAIT` at most),
+    /// and whether the tracer runs again. That handler may have woken this
+    /// thread to act on the signal first (Go's wakes the signal.Notify
+    /// goroutine), whose last spans were refused as shut down.
+    #[cold]
+    #[inline(never)]
+    fn thawed_after_host_handler(&self) -> bool {
+        use crate::watchdog::signals::{HOST_HANDLER_WAIT, host_handler_running_elsewhere};
+        if self.pipeline.lifecycle() != LIFECYCLE_FROZEN || !host_handler_running_elsewhere() {
+            return false;
+        }
+        let deadline = crate::span::clock::instant_after(Instant::now(), HOST_HANDLER_WAIT);
+        self.pipeline.await_thaw(deadline);
+        self.running()
+    }
+
     /// Shut down, or being shut down (`shutdown`): a forked child's copy
     /// stays so rather than coming back to life as a new tracer.
     pub fn is_shut_down(&self) -> bool {
@@ -702,7 +720,7 @@ impl Tracer {
         &self,
         opts: &BeginOptions<A>,
     ) -> Result<(SpanRef, Notice, RemoteParent), SpanError> {
-        if !self.running() {
+        if !self.running() && !self.thawed_after_host_handler() {
             return Err(SpanError::ShutDown);
         }
         if opts.kind > 5 {

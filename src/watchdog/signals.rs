@@ -450,7 +450,7 @@ fn watch(read_end: OwnedFd) {
 /// the signal arrived on (`deliver_to_host`). When the process survives
 /// it (the host's handler returned), ours goes back in.
 fn reraise_with_previous(signal: Signal) {
-    let previous = lock_previous();
+    let mut previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
@@ -458,7 +458,13 @@ fn reraise_with_previous(signal: Signal) {
         // Under the lock: a fork on another thread meanwhile waits
         // (`hold_across_fork`) and its child gets ours back, not the
         // trampoline for good.
-        SigHandler::Handler(_) | SigHandler::SigAction(_) => deliver_to_host(signal, &old),
+        SigHandler::Handler(_) | SigHandler::SigAction(_) => {
+            let ours = deliver_to_host(signal, &old);
+            if let Ok(ours) = ours {
+                take_back_from_host(signal, &ours, &mut previous);
+            }
+            return;
+        }
         SigHandler::SigDfl | SigHandler::SigIgn => {
             drop(previous);
             // SAFETY: restores a disposition the process had before.
@@ -470,6 +476,32 @@ fn reraise_with_previous(signal: Signal) {
     if let Ok(ours) = ours {
         // SAFETY: reinstalls our async-signal-safe handler.
         let _ = unsafe { sigaction(signal, &ours) };
+    }
+}
+
+/// Puts ours back after the host's handler ran (`deliver_to_host`). If
+/// the trampoline is no longer there, the host changed the disposition
+/// meanwhile: its handler set SIG_DFL to re-raise and die of the signal
+/// (a C cleanup handler; the re-raise is pending until the handler
+/// returns), or SA_RESETHAND reset it (a one-shot handler). That is the
+/// host's disposition from now on, acted on at the next signal: put back
+/// over it, the pending re-raise came to ours, which ran the host's
+/// handler again, forever, and a one-shot handler ran at every signal;
+/// the process never died of it.
+fn take_back_from_host(signal: Signal, ours: &SigAction, previous: &mut Previous) {
+    // SAFETY: reinstalls our async-signal-safe handler.
+    let Ok(now) = (unsafe { sigaction(signal, ours) }) else {
+        return;
+    };
+    let trampoline = host_handler_trampoline
+        as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+        as usize;
+    let still_trampoline = match now.handler() {
+        SigHandler::SigAction(f) => f as usize == trampoline,
+        _ => false,
+    };
+    if !still_trampoline && let Some(slot) = previous.actions.get_mut(signal as usize) {
+        *slot = Some(now);
     }
 }
 
@@ -495,6 +527,7 @@ static HOST_SIGINFO: AtomicBool = AtomicBool::new(false);
 /// it), which the host's handler returned from, and which the tracers
 /// have been thawed after.
 static DELIVERY: AtomicU32 = AtomicU32::new(0);
+static DELIVERED_TO: AtomicI32 = AtomicI32::new(0);
 static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
 static THAWED: AtomicU32 = AtomicU32::new(0);
 static DELIVERIES: AtomicU32 = AtomicU32::new(0);
@@ -503,7 +536,22 @@ static DELIVERIES: AtomicU32 = AtomicU32::new(0);
 /// return on the thread the signal arrived on, and that thread then for
 /// the tracers to be thawed. A thread that blocks the signal gets it when
 /// it unblocks it, by ours again, which delivers it again.
-const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the host's handler is being delivered on another thread than
+/// this one: the flush is over, and the tracers are thawed as soon as
+/// that handler returns (unless it ends the process). A span begun
+/// meanwhile waits for that thaw (`Tracer::thawed_after_host_handler`):
+/// the handler may have woken this thread to act on the signal (Go's
+/// wakes the goroutine signal.Notify feeds, a server's its shutdown
+/// thread) before it returned, and the spans that thread records as it
+/// stops were refused as shut down. Not on the handler's own thread,
+/// which would wait for its own return.
+pub fn host_handler_running_elsewhere() -> bool {
+    // SAFETY: gettid has no preconditions.
+    DELIVERY.load(Ordering::Acquire) != 0
+        && DELIVERED_TO.load(Ordering::Acquire) != unsafe { libc::gettid() }
+}
 
 /// The host's handler, delivered again (`deliver_to_host`). Once it
 /// returns, the thread it ran on waits for the watchdog to thaw the
@@ -594,6 +642,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         .fetch_add(1, Ordering::Relaxed)
         .wrapping_add(1)
         .max(1);
+    DELIVERED_TO.store(receiver, Ordering::Release);
     DELIVERY.store(delivery, Ordering::Release);
     // SAFETY: tgkill to a thread of this process, by its id; a thread
     // that has exited since answers ESRCH (a reused id would be another

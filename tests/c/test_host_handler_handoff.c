@@ -1,0 +1,87 @@
+/* A host handler that hands the signal to another thread, which records
+ * the program's last spans: Go's handler wakes the goroutine that
+ * signal.Notify feeds; a server's wakes its shutdown thread.
+ *
+ * spanguard's watchdog flushes, delivers the host's handler on the thread
+ * the signal arrived on, and thaws the tracers once it returns. The
+ * woken thread got there first: its spans were refused as shut down
+ * (a Go program with InstallSignalHandlers lost every span its Notify
+ * goroutine recorded). Now a span begun while the host's handler runs
+ * waits for the thaw.
+ *
+ * The handler wakes the other thread and takes a moment before it
+ * returns, as a handler does that closes a listener or logs. An alarm
+ * turns a hang into SIGALRM. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+static sem_t woken;
+static spanguard_tracer *tracer;
+
+static void hand_off(int signal) {
+    (void)signal;
+    sem_post(&woken); /* async-signal-safe */
+    struct timespec moment = {0, 50 * 1000 * 1000};
+    while (nanosleep(&moment, &moment) != 0) {
+    }
+}
+
+/* The shutdown thread: blocks the termination signals, as a program's
+ * other threads do, and records its span once woken. */
+static void *stopper(void *arg) {
+    (void)arg;
+    while (sem_wait(&woken) != 0) {
+    }
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    CHECK_RC(spanguard_span_begin(tracer, "stopping", strlen("stopping"), SPANGUARD_SPAN_NONE, 0, &s),
+             SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    alarm(30);
+    const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_handoff-spans";
+    char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", scratch);
+    CHECK(sem_init(&woken, 0, 0) == 0);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hand_off;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGTERM, &sa, NULL) == 0);
+
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.sink_dir = scratch;
+    cfg.spool_dir = spool;
+    cfg.install_signal_handlers = 1;
+    CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
+
+    sigset_t term, was;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &was);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, stopper, NULL) == 0);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+
+    kill(getpid(), SIGTERM); /* the main thread is the one that takes it */
+    CHECK(pthread_join(thread, NULL) == 0);
+
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(tracer, 5000)));
+    spanguard_tracer_free(tracer);
+    CHECK(count_in_dir(scratch, "stopping") == 1);
+    return check_summary();
+}

@@ -1,0 +1,142 @@
+/* A host handler that changes its own signal's disposition, as a C
+ * program's cleanup handler does to die of the signal it got
+ * (`signal(sig, SIG_DFL); raise(sig)`), or as SA_RESETHAND does (a
+ * one-shot handler: the next signal takes the default action).
+ *
+ * spanguard delivers the host's handler on the thread the signal arrived
+ * on and, once it returns, puts its own handler back. It put it back over
+ * the host's change: the re-raise, pending while the handler ran, came
+ * back to spanguard, which ran the host's handler again, forever (the
+ * process never died of its SIGTERM); the one-shot handler ran at every
+ * SIGTERM, and the second never ended the process.
+ *
+ * Each case runs in a child that makes its own tracer and must die of
+ * SIGTERM, its spans delivered once. An alarm turns a child that lives on
+ * into SIGALRM. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+static volatile sig_atomic_t calls;
+
+/* Cleans up, then dies of the signal as it would have without a handler. */
+static void die_of_it(int signal) {
+    calls++;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(signal, &dfl, NULL);
+    raise(signal);
+}
+
+static void count(int signal) {
+    (void)signal;
+    calls++;
+}
+
+/* Sends the signal to the process from a thread that blocks it, so the
+ * kernel picks the main thread. */
+static void *send_later(void *arg) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    usleep(100 * 1000);
+    kill(getpid(), (int)(long)arg);
+    return NULL;
+}
+
+static void send_sigterm(void) {
+    pthread_t sender;
+    if (pthread_create(&sender, NULL, send_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
+}
+
+static void span(spanguard_tracer *t, const char *name) {
+    spanguard_span s = SPANGUARD_SPAN_NONE;
+    CHECK_RC(spanguard_span_begin(t, name, strlen(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+}
+
+static spanguard_tracer *tracer_in(const char *dir) {
+    static char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", dir);
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.sink_dir = dir;
+    cfg.spool_dir = spool;
+    cfg.install_signal_handlers = 1;
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    return t;
+}
+
+/* The child: its handler re-raises with the default action. */
+static void reraising_child(const char *dir) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = die_of_it;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    spanguard_tracer *t = tracer_in(dir);
+    span(t, "before-reraise");
+    send_sigterm();
+    for (;;) pause();
+}
+
+/* The child: a one-shot handler; the first SIGTERM is handled, the second
+ * ends the process. */
+static void one_shot_child(const char *dir) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    spanguard_tracer *t = tracer_in(dir);
+    span(t, "before-first");
+    send_sigterm();
+    while (!calls) pause();
+    span(t, "between");
+    send_sigterm();
+    for (;;) pause();
+}
+
+/* Runs `child` in a child process and checks that it died of SIGTERM. */
+static void run(const char *name, void (*child)(const char *), const char *dir) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10); /* a child that lives on is a failure, not a stuck test */
+        child(dir);
+        _exit(99);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+        fprintf(stderr, "%s: child ended with status %#x, not of SIGTERM\n", name, status);
+}
+
+int main(int argc, char **argv) {
+    const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_reraise-spans";
+    char reraise_dir[512], one_shot_dir[512];
+    snprintf(reraise_dir, sizeof reraise_dir, "%s/reraise", scratch);
+    snprintf(one_shot_dir, sizeof one_shot_dir, "%s/one-shot", scratch);
+
+    run("re-raise", reraising_child, reraise_dir);
+    CHECK(count_in_dir(reraise_dir, "before-reraise") == 1);
+
+    run("SA_RESETHAND", one_shot_child, one_shot_dir);
+    CHECK(count_in_dir(one_shot_dir, "before-first") == 1);
+    CHECK(count_in_dir(one_shot_dir, "between") == 1);
+    return check_summary();
+}
