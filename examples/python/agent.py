@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A sample AI agent traced with spanguard's native Python API: a session,
 LLM calls with token counts, tool calls (one fails), nested children.
-With the wheel of `make dist` installed (pip install build/dist/spanguard-*.whl):
+With the wheel of `make dist-python` installed (pip install build/dist/spanguard-*.whl):
     SPANGUARD_SINK_DIR=build/py-demo python3 examples/python/agent.py
 """
 

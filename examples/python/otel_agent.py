@@ -5,7 +5,7 @@ processor: the same spans also go through spanguard's kill-safe pipeline,
 with the ids OpenTelemetry gave them. The other way, spanguard's native
 API, is examples/python/agent.py.
 
-With the wheel of `make dist` and opentelemetry-sdk installed:
+With the wheel of `make dist-python` and opentelemetry-sdk installed:
     SPANGUARD_SINK_DIR=build/py-otel-demo python3 examples/python/otel_agent.py
 
 An instrumentation joins the same way, e.g. for the openai client:

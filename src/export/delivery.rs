@@ -112,7 +112,8 @@ pub enum Outcome<'a> {
     ResourceCut { attributes: u64, limit: &'a str },
     /// The spool's cap deleted older files to make room.
     Evicted { files: u64, spans: u64 },
-    /// An attempt got no acceptable answer.
+    /// An attempt got no acceptable answer, and its spans wait for another
+    /// (a final refusal is its `Lost` alone).
     AttemptFailed { reason: &'a str },
     /// An attempt failed and the request is sent again after `wait`.
     Retrying { wait: Duration },
@@ -538,8 +539,11 @@ impl Delivery {
                 Err(SendError::Permanent { reason } | SendError::Misdirected { reason }) => {
                     // A real answer: the backend is up, and resending this
                     // data, now or from the spool, would be refused again.
+                    // Recorded as the loss alone, not also as a failed
+                    // attempt: stderr said the one cause twice ("export
+                    // failed: HTTP 404", then "13 spans lost: HTTP 404"),
+                    // and the answer starts no outage streak.
                     self.down_until = None;
-                    host.record(Outcome::AttemptFailed { reason: &reason });
                     host.record(Outcome::Lost {
                         origin: request.origin,
                         spans: request.spans,

@@ -66,10 +66,17 @@ pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
     streak: Option<Streak>,
-    losses: Limiter,
-    /// The reason of the last loss held back: told with their number when
-    /// the streak ends or the exporter stops.
-    last_loss: String,
+    /// Each cause of loss said so far, in full once: its later losses are
+    /// counted and told by number alone (a 404 said once with its fix,
+    /// not once a batch).
+    loss_causes: Vec<LossCause>,
+    /// Losses past `MAX_LOSS_CAUSES` causes (reasons that vary with every
+    /// batch would otherwise each be new), told the old way: one line a
+    /// minute with the last reason.
+    other_losses: Limiter,
+    /// The reason of the last of `other_losses` held back: told with
+    /// their number when the streak ends or the exporter stops.
+    last_other_loss: String,
     buffer_full: Limiter,
     pool_used_up: Limiter,
     values_cut: Limiter,
@@ -91,6 +98,32 @@ struct Streak {
     untold: u64,
     told_at: Instant,
     spooling_told: bool,
+}
+
+/// How many causes of loss are told apart; what comes after shares one
+/// rate limit (a bound on lines and memory).
+const MAX_LOSS_CAUSES: usize = 8;
+
+/// One reason spans were lost for, said in full when first met.
+struct LossCause {
+    reason: String,
+    limiter: Limiter,
+}
+
+/// What a repeat line calls a cause said above: its reason up to the first
+/// `: `, `; ` or ` (`, which leaves out the server's text, the target and
+/// the fix hint ("HTTP 404", "connection refused").
+fn cause_label(reason: &str) -> &str {
+    let end = [": ", "; ", " ("]
+        .iter()
+        .filter_map(|sep| reason.find(sep))
+        .min()
+        .unwrap_or(reason.len());
+    let mut end = end.min(80);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 /// At most one line per `REPEAT_EVERY`, adding up what it held back.
@@ -126,8 +159,9 @@ impl Diagnostics {
             level,
             sink: Sink::Stderr,
             streak: None,
-            losses: Limiter::default(),
-            last_loss: String::new(),
+            loss_causes: Vec::new(),
+            other_losses: Limiter::default(),
+            last_other_loss: String::new(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
@@ -271,21 +305,53 @@ impl Diagnostics {
         }
     }
 
-    /// Spans are lost for good.
+    /// Spans are lost for good. The first loss of each cause is said with
+    /// its reason (and the fix hint the reason carries); later ones of the
+    /// same cause by number alone, at most once a `REPEAT_EVERY`, the rest
+    /// when a failure streak ends and at the stop.
     pub fn lost(&mut self, spans: u64, reason: &str) {
-        match self.losses.due(Instant::now(), spans) {
-            Some(total) => self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}")),
-            None => {
-                self.last_loss.clear();
-                self.last_loss.push_str(reason);
+        let now = Instant::now();
+        if let Some(i) = self.loss_causes.iter().position(|c| c.reason == reason) {
+            if let Some(total) = self.loss_causes[i].limiter.due(now, spans) {
+                self.tell_more_lost(i, total);
+            }
+        } else if self.loss_causes.len() < MAX_LOSS_CAUSES {
+            let mut limiter = Limiter::default();
+            let total = limiter.due(now, spans).unwrap_or(spans);
+            self.loss_causes.push(LossCause {
+                reason: reason.to_string(),
+                limiter,
+            });
+            self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}"));
+        } else {
+            match self.other_losses.due(now, spans) {
+                Some(total) => self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}")),
+                None => {
+                    self.last_other_loss.clear();
+                    self.last_other_loss.push_str(reason);
+                }
             }
         }
     }
 
+    fn tell_more_lost(&mut self, cause: usize, spans: u64) {
+        let label = cause_label(&self.loss_causes[cause].reason).to_string();
+        self.emit(
+            LogLevel::Error,
+            &format!("{spans} more spans lost: {label} (as said above)"),
+        );
+    }
+
     fn tell_untold_losses(&mut self) {
-        let untold = self.losses.untold();
+        for i in 0..self.loss_causes.len() {
+            let untold = self.loss_causes[i].limiter.untold();
+            if untold > 0 {
+                self.tell_more_lost(i, untold);
+            }
+        }
+        let untold = self.other_losses.untold();
         if untold > 0 {
-            let reason = std::mem::take(&mut self.last_loss);
+            let reason = std::mem::take(&mut self.last_other_loss);
             self.emit(
                 LogLevel::Error,
                 &format!("{untold} more spans lost; the last: {reason}"),
@@ -480,36 +546,101 @@ mod tests {
     #[test]
     fn losses_held_back_are_told_when_the_streak_ends_and_at_the_stop() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        let no_spool = "connection refused; the spool (/spool) could not take it: Not a directory";
         for _ in 0..3 {
-            d.attempt_failed("http://h/v1/traces", "HTTP 500: oops");
-            d.lost(7, "HTTP 500: oops");
+            d.attempt_failed("http://h/v1/traces", "connection refused");
+            d.lost(7, no_spool);
         }
         d.delivered("http://h/v1/traces");
         d.attempt_failed("http://h/v1/traces", "connection refused");
         d.spooled(7, "/spool", "connection refused");
-        d.lost(5, "the spool could not take it");
+        d.lost(5, "spool over its cap");
+        d.lost(4, "spool over its cap");
         d.buffer_full(2);
         d.buffer_full(3);
         d.stopped(Some("/spool"));
         assert_eq!(
-            d.lines()[..3],
-            [
-                "spanguard: warn: export to http://h/v1/traces failed: HTTP 500: oops",
-                "spanguard: error: 7 spans lost: HTTP 500: oops",
-                "spanguard: error: 14 more spans lost; the last: HTTP 500: oops",
-            ]
-        );
-        assert_eq!(
-            d.lines()[4..],
+            d.lines(),
             [
                 "spanguard: warn: export to http://h/v1/traces failed: connection refused",
+                &format!("spanguard: error: 7 spans lost: {no_spool}"),
+                "spanguard: error: 14 more spans lost: connection refused (as said above)",
+                "spanguard: warn: export to http://h/v1/traces: delivering again after 3 failed attempts over 0 s",
+                "spanguard: warn: export to http://h/v1/traces failed: connection refused",
                 "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
+                "spanguard: error: 5 spans lost: spool over its cap",
                 "spanguard: warn: 2 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
-                "spanguard: error: 5 more spans lost; the last: the spool could not take it",
+                "spanguard: error: 4 more spans lost: spool over its cap (as said above)",
                 "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
                 "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay /spool`",
             ]
         );
+    }
+
+    /// A URL where nothing takes traces (404) refuses every batch: stderr
+    /// said the cause with its fix hint three times (the failed attempt,
+    /// "13 spans lost", "1 more spans lost; the last" at the stop). Said
+    /// once with its count and hint; the rest by number alone.
+    #[test]
+    fn a_final_refusal_is_said_once_with_its_hint_then_counted() {
+        let refused = "HTTP 404: 404 page not found (nothing takes traces at this URL: \
+                       OTEL_EXPORTER_OTLP_ENDPOINT is a base URL) (http://h/v1/traces)";
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.lost(13, refused);
+        d.lost(13, refused);
+        d.lost(1, refused);
+        d.stopped(None);
+        assert_eq!(
+            d.lines(),
+            [
+                format!("spanguard: error: 13 spans lost: {refused}"),
+                "spanguard: error: 14 more spans lost: HTTP 404 (as said above)".to_string(),
+            ]
+        );
+    }
+
+    /// Each cause is said in full the first time, whatever came before it.
+    #[test]
+    fn different_causes_are_each_said() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.lost(7, "HTTP 401: no key (set the header)");
+        d.lost(3, "HTTP 400: bad span (http://h)");
+        d.lost(7, "HTTP 401: no key (set the header)");
+        d.lost(2, "HTTP 400: bad span (http://h)");
+        d.stopped(None);
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: error: 7 spans lost: HTTP 401: no key (set the header)",
+                "spanguard: error: 3 spans lost: HTTP 400: bad span (http://h)",
+                "spanguard: error: 7 more spans lost: HTTP 401 (as said above)",
+                "spanguard: error: 2 more spans lost: HTTP 400 (as said above)",
+            ]
+        );
+    }
+
+    /// Reasons that differ every time (a server's text with a request id)
+    /// are not each a line: past `MAX_LOSS_CAUSES` they share one rate
+    /// limit, and every span is still told by the stop.
+    #[test]
+    fn causes_past_the_limit_share_one_rate_limit() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        for i in 0..100 {
+            d.lost(1, &format!("HTTP 400: request {i} refused"));
+        }
+        d.stopped(None);
+        assert_eq!(d.lines().len(), MAX_LOSS_CAUSES + 2, "{:?}", d.lines());
+        assert_eq!(
+            d.lines().last().map(String::as_str),
+            Some("spanguard: error: 91 more spans lost; the last: HTTP 400: request 99 refused")
+        );
+        let told: u64 = d
+            .lines()
+            .iter()
+            .map(|l| l["spanguard: error: ".len()..].split(' ').next().unwrap())
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(told, 100);
     }
 
     /// The local sink's exporter never reads the spool back: its lines

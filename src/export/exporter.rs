@@ -883,7 +883,10 @@ impl DeliveryHost for ExporterHost {
                 Stats::add(counter, spans);
                 let text = format!("the backend rejected {spans} spans: {message}");
                 p.report(ExportEvent::SpansRejected, &text);
-                self.diagnostics.lost(spans, &text);
+                // Without the count, which the line gives: with it, each
+                // rejection was a new cause, said in full every time.
+                self.diagnostics
+                    .lost(spans, &format!("the backend rejected them: {message}"));
             }
             Outcome::Lost {
                 origin,

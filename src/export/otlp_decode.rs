@@ -186,10 +186,13 @@ pub fn decode_body(
     }
 }
 
-/// Inflates a gzip body, refusing one that inflates past `limit` bytes.
+/// Inflates a gzip body, every member of it (RFC 1952 allows several, one
+/// after another, as the spool's reader and replay read them), refusing one
+/// that inflates past `limit` bytes. Read as one member, `spanguard show`
+/// listed the first member's spans alone where a replay sent them all.
 fn gunzip(body: &[u8], limit: u64) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
+    flate2::read::MultiGzDecoder::new(body)
         .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|e| DecodeError(format!("gzip: {e}")))?;
@@ -917,6 +920,28 @@ mod tests {
         check(&decode_body(&gz, BodyFormat::Protobuf, true).expect("gzipped proto"));
         OtlpJsonEncoder::new().encode(&resource, &[view], &mut out);
         check(&decode_body(&out, BodyFormat::Json, false).expect("json"));
+    }
+
+    /// A gzip body of two members (two gzipped protobuf requests one after
+    /// the other inflate to one request holding both): every span is read.
+    #[test]
+    fn every_gzip_member_is_read() {
+        let resource = ResourceInfo::new("svc", &[]);
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let r = record(&pool);
+        let view = SpanView::new(&r, &pool);
+        let mut plain = Vec::new();
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut plain);
+        let member = {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &plain).expect("gzip");
+            gz.finish().expect("gzip")
+        };
+        let body = [member.clone(), member].concat();
+        let spans = decode_body(&body, BodyFormat::Protobuf, true).expect("two members");
+        assert_eq!(spans.len(), 2);
+        check(&spans[..1]);
+        check(&spans[1..]);
     }
 
     #[test]

@@ -70,6 +70,25 @@ def test_a_body_from_an_independent_encoder_is_shown_whole(cli, tmp_path):
     assert "llm.temperature = 0.7" in out
 
 
+def test_every_gzip_member_of_a_spool_body_is_shown(cli, tmp_path):
+    # A gzip body may hold several members one after another (RFC 1952),
+    # which the spool's reader and a replay read whole: show listed the
+    # first member's spans alone, fewer than a replay sends.
+    members = []
+    for i, name in enumerate(["first.member", "second.member"]):
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        ss.spans.add(trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8, name=name,
+                     start_time_unix_nano=T0, end_time_unix_nano=T0 + 1_000_000)
+        members.append(gzip.compress(req.SerializeToString()))
+    body = b"".join(members)
+    path = tmp_path / "two.sgspool"
+    path.write_bytes(b"SGSPOOL1\x00\x01" + struct.pack("<IQ", 2, len(body)) + body)
+    run = show(cli, path)
+    assert run.returncode == 0, run.stderr
+    assert "first.member" in run.stdout and "second.member" in run.stdout, run.stdout
+
+
 def test_hostile_files_are_reported_by_name_and_never_crash(cli, tmp_path):
     d = tmp_path / "spool"
     d.mkdir()

@@ -55,6 +55,21 @@ def test_every_lost_span_is_told_not_only_the_first_batch(emitter, tmp_path):
     assert len(told) == 2 and sum(told) == 40, lines
 
 
+def test_a_final_refusal_is_said_once_with_its_hint(emitter, tmp_path):
+    # A URL where nothing takes traces answers 404 to every batch: stderr
+    # said the one cause three times, each with its fix hint ("export to
+    # ... failed: HTTP 404", "13 spans lost: HTTP 404", "1 more spans
+    # lost; the last: HTTP 404" at the stop). Once with the hint and the
+    # count, then counts alone.
+    with OtlpReceiverProcess(workdir=tmp_path, mode="status:404") as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=40)
+    assert stats["dropped_export_failed"] == 40
+    assert sum("HTTP 404" in line for line in lines) == len(lines) == 2, lines
+    assert sum("nothing takes traces at this URL" in line for line in lines) == 1, lines
+    assert lines[1].endswith(" more spans lost: HTTP 404 (as said above)"), lines
+    assert sum(leading_number(line) for line in lines) == 40, lines
+
+
 def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path, mode="refuse") as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=10)

@@ -27,6 +27,12 @@ Every fenced block in a program language must be such an example: a block
 that is not one fails the run, so a README cannot show a program that does
 not work.
 
+A shell block that installs a package (`pip install`, `npm install`) may
+name only `make` targets that exist and that install nothing on the system
+(`make -n -B` of the target runs no apt-get): `make dist` also cross-builds
+arm64 and apt-installs 43 packages as root, where a Python user needs
+`make dist-python` and a Node user `make dist-node`.
+
 run_examples.py --prefix DIR [--dist DIR] FILE.md...
 """
 
@@ -49,6 +55,8 @@ EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
+INSTALLS = re.compile(r"\b(pip|npm) install\b")
+MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300
 
 
@@ -81,6 +89,19 @@ def blocks(path: Path):
     return out
 
 
+def install_target_problem(target: str):
+    """Why `make TARGET` does not belong in a package's install commands,
+    or None: no such target, or one that installs system packages."""
+    dry = subprocess.run(["make", "-C", str(REPO), "-n", "-B", "--no-print-directory", target],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if dry.returncode != 0:
+        return f"`make {target}` is no target of the Makefile ({dry.stderr.strip()})"
+    if re.search(r"\bapt-get\b", dry.stdout):
+        return (f"`make {target}` installs system packages with apt-get (as root): name the target "
+                "that builds only this package")
+    return None
+
+
 def collect(paths):
     examples, runs, errors = {}, {}, []
     for path in paths:
@@ -88,6 +109,11 @@ def collect(paths):
             where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{b.line}"
             ex = EXAMPLE.match(b.marker or "")
             run = RUN.match(b.marker or "")
+            if b.info in ("sh", "bash", "shell") and INSTALLS.search(b.text):
+                for target in MAKE_TARGET.findall(b.text):
+                    problem = install_target_problem(target)
+                    if problem:
+                        errors.append(f"{where}: {problem}")
             if ex:
                 name = ex.group(1)
                 if name in examples:

@@ -13,8 +13,12 @@ use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use spanguard::ffi::result::spanguard_result;
 
+// Named in module `spanguard`, where users import and catch it: under
+// `_native` tracebacks printed `_native.SpanguardError: ...`, a module no
+// one imports, and pickle (multiprocessing, concurrent.futures) could not
+// find the class to carry the error across.
 create_exception!(
-    _native,
+    spanguard,
     SpanguardError,
     PyException,
     "A spanguard call that manages a tracer failed; `code` is the spanguard_result."

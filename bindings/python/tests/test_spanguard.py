@@ -3,8 +3,10 @@ and are read back with opentelemetry-proto."""
 
 import gc
 import os
+import pickle
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -147,6 +149,24 @@ def test_recording_never_raises(tracer, sink):
     with pytest.raises(spanguard.SpanguardError) as shut:
         tracer.set_resource({"service.name": "late"})
     assert shut.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
+
+
+def test_the_error_is_named_where_it_is_caught(tmp_path):
+    # Tracebacks said `_native.SpanguardError: ...`, and a pickle (a
+    # worker process of multiprocessing or ProcessPoolExecutor sending the
+    # error back) looked for a module `_native` that does not exist.
+    tracer = spanguard.Tracer(**tracer_settings(tmp_path))
+    assert tracer.shutdown(10)
+    with pytest.raises(spanguard.SpanguardError) as shut:
+        tracer.set_resource({"service.name": "late"})
+    error = shut.value
+    kind = type(error)
+    assert (kind.__module__, kind.__qualname__) == ("spanguard", "SpanguardError")
+    told = "".join(traceback.format_exception_only(kind, error))
+    assert told.startswith("spanguard.SpanguardError: set_resource"), told
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is spanguard.SpanguardError
+    assert (back.args, back.code) == (error.args, 5)
 
 
 def test_a_span_under_another_tracers_span_is_recorded(tmp_path):
