@@ -4,6 +4,7 @@ what the sink or the loopback receiver got, decoded with PyPI's
 opentelemetry-proto (tests/receiver/otlp_receiver.py), never by the
 library's counters alone."""
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,16 @@ import spanguard  # noqa: E402
 
 if Path(spanguard.__file__).resolve().is_relative_to(REPO / "bindings"):
     raise RuntimeError("these tests run against the installed wheel, not the source tree: `make test-python-binding`")
+
+
+def sigint_as_at_a_terminal() -> None:
+    """A child's `preexec_fn`: SIGINT with its default disposition, as a
+    program started from a terminal has it. Started from a background job
+    of a non-interactive shell (`make test &`, some CI runners), the child
+    inherits SIGINT ignored: Python then installs no KeyboardInterrupt,
+    spanguard leaves an ignored signal alone, and a test of Ctrl-C would
+    wait for what the program was told to ignore."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_sink(sink: Path) -> list[dict]:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tracer_settings
+from conftest import sigint_as_at_a_terminal, tracer_settings
 
 import spanguard
 
@@ -107,7 +107,8 @@ def test_ctrl_c_ends_a_replay_waiting_on_the_backend_as_it_ends_the_binary(tmp_p
             backend.settimeout(60)
             url = f"http://127.0.0.1:{backend.getsockname()[1]}/v1/traces"
             proc = subprocess.Popen([*program, "replay", str(spool), "--endpoint", url, "--timeout-ms", "120000"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                    preexec_fn=sigint_as_at_a_terminal)
             connection, _ = backend.accept()
             with connection:
                 proc.send_signal(signal.SIGINT)
@@ -124,7 +125,8 @@ def test_ctrl_c_stops_tail_with_status_0(tmp_path, binary):
     sink = traced(tmp_path)
     for program in ([binary], [SCRIPT]):
         proc = subprocess.Popen([*program, "tail", str(sink), "--from-start", "--color", "never"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+                                preexec_fn=sigint_as_at_a_terminal)
         assert proc.stdout.readline(), proc.stderr.read()  # following, and printed the first span
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

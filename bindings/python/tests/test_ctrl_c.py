@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from conftest import read_sink
+from conftest import read_sink, sigint_as_at_a_terminal
 
 CHILD = textwrap.dedent("""
     import signal
@@ -62,7 +62,8 @@ def test_the_signal_reaches_the_main_thread_and_its_last_spans_arrive(tmp_path, 
     script.write_text(CHILD)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
     proc = subprocess.Popen([sys.executable, str(script), how, str(tmp_path / "sink")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_at_a_terminal)
     try:
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
         proc.send_signal(sig)
