@@ -408,9 +408,15 @@ fn take_from<'a>(
     // Below MAX_CACHES (64), so the number fits.
     let number = i as u8 + 1;
     let cache = &slots.caches[i];
-    let len = cache.len.load(Ordering::Relaxed) as usize;
+    let mut len = cache.len.load(Ordering::Relaxed) as usize;
     if len == 0 {
-        return refill(slots, cache, number, prefetch);
+        // Refilled in place, then taken from as any other time: a refill
+        // that answered the take itself met this path's answer on the
+        // stack.
+        len = refill(slots, cache, prefetch);
+        if len == 0 {
+            return None;
+        }
     }
     let index = cache.slots[len - 1].load(Ordering::Relaxed);
     cache.len.store(len as u32 - 1, Ordering::Relaxed);
@@ -432,30 +438,19 @@ fn take_from<'a>(
 
 #[cold]
 #[inline(never)]
-fn refill<'a>(
-    slots: &'a FreeSlots,
-    cache: &'a Cache,
-    number: u8,
-    prefetch: &impl Prefetch,
-) -> Option<Taken<'a>> {
+fn refill(slots: &FreeSlots, cache: &Cache, prefetch: &impl Prefetch) -> usize {
     let mut got = [0u32; CACHE_SLOTS];
     let n = slots.stack.pop_many(&mut got);
-    if n == 0 {
-        return None;
+    // got[0] (the stack's top) taken next, so it goes last.
+    for (k, &slot) in got[..n].iter().enumerate() {
+        cache.slots[n - 1 - k].store(slot, Ordering::Relaxed);
     }
-    // got[0] (the stack's top) now; got[1] next, so it goes last.
-    for (k, &slot) in got[1..n].iter().enumerate() {
-        cache.slots[n - 2 - k].store(slot, Ordering::Relaxed);
+    cache.len.store(n as u32, Ordering::Relaxed);
+    // The take prefetches the one after next; the next one here.
+    if n > 1 {
+        prefetch.slot_soon(got[1]);
     }
-    cache.len.store(n as u32 - 1, Ordering::Relaxed);
-    for &slot in &got[1..n.min(3)] {
-        prefetch.slot_soon(slot);
-    }
-    Some(Taken {
-        index: got[0],
-        cache: number,
-        ids: Some(&cache.ids),
-    })
+    n
 }
 
 /// The first take from `slots` on this thread, or after another tracer's:
