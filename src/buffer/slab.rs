@@ -343,33 +343,13 @@ impl SpanSlab {
         thread_setup: impl FnOnce(),
     ) -> Option<(u32, u32, IdSource<'_>)> {
         // From this thread's cache of free slots (`slot_cache`), which
-        // also says which slots it will take next.
-        let slot_cache::Taken {
-            index,
-            prefetch: [soon, later],
-            cache,
-            ids,
-        } = slot_cache::take(&self.free, thread_setup)?;
+        // also prefetches the slots it will take next (`Prefetch`, below).
+        let slot_cache::Taken { index, cache, ids } =
+            slot_cache::take(&self.free, thread_setup, self)?;
         // Relaxed: only a hint of which pages are resident; a slot's memory
         // reads as zero whether populated or not.
         if index >= self.populated.load(Ordering::Relaxed) {
             self.populate_through(index);
-        }
-        // The exporter freed the slots to come, so their lines sit in the
-        // exporter's cache: start moving them here now, so that the spans
-        // to come do not wait for them. Every line a span writes and this
-        // misses costs a whole transfer between cores, and the compare-
-        // exchange of the next attribute call waits for it. Taking the first
-        // 128 bytes of the attribute table (6 attributes) and of the arena,
-        // not 64, took a span with 3 attributes from 268 to 130 ns. Two
-        // spans ahead: in a burst that outruns the exporter, slots come
-        // from deep in the stack, their lines from memory, and one span
-        // ahead is not enough to hide that (`Taken::prefetch` says which).
-        if let Some(soon) = soon.filter(|&n| n < self.capacity) {
-            self.prefetch_slot(soon);
-            if let Some(later) = later.filter(|&n| n < self.capacity) {
-                self.prefetch_slot(later);
-            }
         }
         // One address for the three writes below: through `slot` each
         // loaded the slab's base again, as the stores between them might
@@ -902,6 +882,25 @@ impl Drop for SpanSlab {
         // SAFETY: the mapping was made in `new` with this start and length and
         // is unmapped once.
         unsafe { libc::munmap(self.mapping_start().cast(), self.map_len) };
+    }
+}
+
+/// The exporter freed the slots to come, so their lines sit in the
+/// exporter's cache: start moving them here now, so that the spans to come
+/// do not wait for them. Every line a span writes and this misses costs a
+/// whole transfer between cores, and the compare-exchange of the next
+/// attribute call waits for it. Taking the first 128 bytes of the
+/// attribute table (6 attributes) and of the arena, not 64, took a span
+/// with 3 attributes from 268 to 130 ns. Two spans ahead: in a burst that
+/// outruns the exporter, slots come from deep in the stack, their lines
+/// from memory, and one span ahead is not enough to hide that
+/// (`slot_cache::Prefetch` says which).
+impl slot_cache::Prefetch for SpanSlab {
+    #[inline(always)]
+    fn slot_soon(&self, index: u32) {
+        if index < self.capacity {
+            self.prefetch_slot(index);
+        }
     }
 }
 

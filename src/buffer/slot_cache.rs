@@ -305,14 +305,24 @@ thread_local! {
     static THREAD: ThreadCaches = const { ThreadCaches([const { Held::none() }; CACHES_PER_THREAD]) };
 }
 
+/// What a take asks to prefetch the slots its thread will most likely take
+/// soon (the slab's lines of them): the next two, or from a cache that was
+/// not just refilled only the one after next (the next one was the one
+/// after next of the take before, and is on its way already). Called by
+/// each path of `take` itself, not given back in `Taken`: the three paths'
+/// answers met on the stack, stored by one and loaded by the caller.
+pub trait Prefetch {
+    fn slot_soon(&self, index: u32);
+}
+
+/// Nothing to prefetch (tests).
+impl Prefetch for () {
+    fn slot_soon(&self, _: u32) {}
+}
+
 /// A slot taken for a span (`take`).
 pub struct Taken<'a> {
     pub index: u32,
-    /// Slots this thread will most likely take soon, for the caller to
-    /// prefetch now: the next two, or from a cache that was not just
-    /// refilled only the one after next (the next one was the one after
-    /// next of the take before, and is on its way already).
-    pub prefetch: [Option<u32>; 2],
     /// The cache it came from, plus one; 0 when this thread has none. The
     /// slab hands the span, once ended, to the queue of that number.
     pub cache: u8,
@@ -336,48 +346,61 @@ pub struct Taken<'a> {
 /// Always inline: with the closure, `#[inline]` left it a call of its own
 /// (4 instructions a span more).
 #[inline(always)]
-pub fn take(slots: &Arc<FreeSlots>, thread_setup: impl FnOnce()) -> Option<Taken<'_>> {
+pub fn take<'a>(
+    slots: &'a Arc<FreeSlots>,
+    thread_setup: impl FnOnce(),
+    prefetch: &impl Prefetch,
+) -> Option<Taken<'a>> {
     let thread = bias::this_thread();
     if let Some(i) = slots.hinted_cache(thread) {
-        return take_from(slots, Some(i));
+        return take_from(slots, Some(i), prefetch);
     }
-    take_by_thread_local(slots, thread, thread_setup)
+    take_by_thread_local(slots, thread, thread_setup, prefetch)
 }
 
 /// `take` for a thread the hint table did not name: its cache through its
 /// thread-local, which it then names in the table (`hint` says when not).
 #[cold]
 #[inline(never)]
-fn take_by_thread_local(
-    slots: &Arc<FreeSlots>,
+fn take_by_thread_local<'a>(
+    slots: &'a Arc<FreeSlots>,
     thread: usize,
     thread_setup: impl FnOnce(),
-) -> Option<Taken<'_>> {
+    prefetch: &impl Prefetch,
+) -> Option<Taken<'a>> {
     thread_setup();
     THREAD
         .try_with(|t| {
             let held = &t.0[0];
             if held.id.get() != slots.id {
-                return take_switching(slots, t);
+                return take_switching(slots, t, prefetch);
             }
             if let Some(i) = held.cache.get() {
                 slots.hint(thread, i);
             }
-            take_from(slots, held.cache.get())
+            take_from(slots, held.cache.get(), prefetch)
         })
         // This thread is exiting (a span begun by another thread-local's
         // destructor): straight from the stack.
-        .unwrap_or_else(|_| take_from(slots, None))
+        .unwrap_or_else(|_| take_from(slots, None, prefetch))
 }
 
-#[inline]
-fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken<'_>> {
+#[inline(always)]
+fn take_from<'a>(
+    slots: &'a FreeSlots,
+    cache: Option<usize>,
+    prefetch: &impl Prefetch,
+) -> Option<Taken<'a>> {
     let Some(i) = cache else {
         let index = slots.stack.pop()?;
-        let next = slots.stack.peek();
+        if let Some(next) = slots.stack.peek() {
+            prefetch.slot_soon(next);
+            if let Some(below) = slots.stack.below(next) {
+                prefetch.slot_soon(below);
+            }
+        }
         return Some(Taken {
             index,
-            prefetch: [next, next.and_then(|n| slots.stack.below(n))],
             cache: 0,
             ids: None,
         });
@@ -385,27 +408,29 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken<'_>> {
     // Below MAX_CACHES (64), so the number fits.
     let number = i as u8 + 1;
     let cache = &slots.caches[i];
-    let len = cache.len.load(Ordering::Relaxed) as usize;
+    let mut len = cache.len.load(Ordering::Relaxed) as usize;
     if len == 0 {
-        return refill(slots, cache, number);
+        // Refilled in place, then taken from as any other time: a refill
+        // that answered the take itself met this path's answer on the
+        // stack.
+        len = refill(slots, cache, prefetch);
+        if len == 0 {
+            return None;
+        }
     }
     let index = cache.slots[len - 1].load(Ordering::Relaxed);
     cache.len.store(len as u32 - 1, Ordering::Relaxed);
-    let at = |k: usize| {
-        (len > k)
-            .then(|| cache.slots[len - 1 - k].load(Ordering::Relaxed))
-            .or_else(|| {
-                slots
-                    .stack
-                    .peek()
-                    .inspect(|&top| slots.stack.prefetch_chain(top))
-            })
-    };
     // Only the one after next: each take prefetching both fetched every
     // slot twice, at 20-odd instructions a slot (1,230 -> 1,207 a span).
+    // Past the cache's last, the stack's top, which the refill will take.
+    if len > 2 {
+        prefetch.slot_soon(cache.slots[len - 3].load(Ordering::Relaxed));
+    } else if let Some(top) = slots.stack.peek() {
+        slots.stack.prefetch_chain(top);
+        prefetch.slot_soon(top);
+    }
     Some(Taken {
         index,
-        prefetch: [at(2), None],
         cache: number,
         ids: Some(&cache.ids),
     })
@@ -413,24 +438,19 @@ fn take_from(slots: &FreeSlots, cache: Option<usize>) -> Option<Taken<'_>> {
 
 #[cold]
 #[inline(never)]
-fn refill<'a>(slots: &'a FreeSlots, cache: &'a Cache, number: u8) -> Option<Taken<'a>> {
+fn refill(slots: &FreeSlots, cache: &Cache, prefetch: &impl Prefetch) -> usize {
     let mut got = [0u32; CACHE_SLOTS];
     let n = slots.stack.pop_many(&mut got);
-    if n == 0 {
-        return None;
+    // got[0] (the stack's top) taken next, so it goes last.
+    for (k, &slot) in got[..n].iter().enumerate() {
+        cache.slots[n - 1 - k].store(slot, Ordering::Relaxed);
     }
-    // got[0] (the stack's top) now; got[1] next, so it goes last.
-    for (k, &slot) in got[1..n].iter().enumerate() {
-        cache.slots[n - 2 - k].store(slot, Ordering::Relaxed);
+    cache.len.store(n as u32, Ordering::Relaxed);
+    // The take prefetches the one after next; the next one here.
+    if n > 1 {
+        prefetch.slot_soon(got[1]);
     }
-    cache.len.store(n as u32 - 1, Ordering::Relaxed);
-    let next = |k: usize| (k < n).then(|| got[k]);
-    Some(Taken {
-        index: got[0],
-        prefetch: [next(1), next(2)],
-        cache: number,
-        ids: Some(&cache.ids),
-    })
+    n
 }
 
 /// The first take from `slots` on this thread, or after another tracer's:
@@ -438,7 +458,11 @@ fn refill<'a>(slots: &'a FreeSlots, cache: &'a Cache, number: u8) -> Option<Take
 /// one given back to make room).
 #[cold]
 #[inline(never)]
-fn take_switching<'a>(slots: &'a Arc<FreeSlots>, t: &ThreadCaches) -> Option<Taken<'a>> {
+fn take_switching<'a>(
+    slots: &'a Arc<FreeSlots>,
+    t: &ThreadCaches,
+    prefetch: &impl Prefetch,
+) -> Option<Taken<'a>> {
     let [front, back] = &t.0;
     if back.id.get() != slots.id {
         back.release();
@@ -450,7 +474,7 @@ fn take_switching<'a>(slots: &'a Arc<FreeSlots>, t: &ThreadCaches) -> Option<Tak
     front.id.swap(&back.id);
     front.cache.swap(&back.cache);
     front.stack.swap(&back.stack);
-    take_from(slots, front.cache.get())
+    take_from(slots, front.cache.get(), prefetch)
 }
 
 #[cfg(test)]
@@ -464,7 +488,7 @@ mod tests {
         let slots = FreeSlots::full(1024); // 4 caches
         let mut seen = HashSet::new();
         for n in 1..=100u64 {
-            let i = take(&slots, || {}).expect("slot").index;
+            let i = take(&slots, || {}, &()).expect("slot").index;
             assert!(seen.insert(i), "slot {i} twice");
             assert_eq!(slots.taken(), n);
         }
@@ -473,11 +497,38 @@ mod tests {
         slots.stack.push_all(&back);
         assert_eq!(slots.taken(), 100);
         let mut all = HashSet::new();
-        while let Some(Taken { index: i, .. }) = take(&slots, || {}) {
+        while let Some(Taken { index: i, .. }) = take(&slots, || {}, &()) {
             assert!(all.insert(i), "slot {i} twice");
         }
         assert_eq!(all.len(), 1024);
         assert_eq!(slots.taken(), 1124);
+    }
+
+    /// Records the slots a take asks to prefetch.
+    #[derive(Default)]
+    struct Asked(RefCell<HashSet<u32>>);
+
+    impl Prefetch for Asked {
+        fn slot_soon(&self, index: u32) {
+            self.0.borrow_mut().insert(index);
+        }
+    }
+
+    #[test]
+    fn every_slot_taken_was_asked_for_by_an_earlier_take() {
+        // From a cache, across refills (1024 slots, 4 caches), and from the
+        // stack (64 slots, no cache): each take after a thread's first
+        // asks for the slots it takes next, so none arrives unprefetched.
+        for capacity in [1024, 64] {
+            let slots = FreeSlots::full(capacity);
+            let asked = Asked::default();
+            let first = take(&slots, || {}, &asked).expect("slot").index;
+            assert!(!asked.0.borrow().contains(&first));
+            for _ in 1..capacity.min(4 * CACHE_SLOTS as u32) {
+                let i = take(&slots, || {}, &asked).expect("slot").index;
+                assert!(asked.0.borrow().contains(&i), "slot {i} not asked for");
+            }
+        }
     }
 
     #[test]
@@ -485,22 +536,22 @@ mod tests {
         let runs = Cell::new(0);
         let setup = || runs.set(runs.get() + 1);
         let slots = FreeSlots::full(1024);
-        take(&slots, setup).expect("slot"); // claims a cache
-        take(&slots, setup).expect("slot"); // names it in the table
+        take(&slots, setup, &()).expect("slot"); // claims a cache
+        take(&slots, setup, &()).expect("slot"); // names it in the table
         assert_eq!(runs.get(), 2);
         // From the cache the table names, refills included: never.
         for _ in 0..3 * CACHE_SLOTS {
-            take(&slots, setup).expect("slot");
+            take(&slots, setup, &()).expect("slot");
         }
         assert_eq!(runs.get(), 2);
         // Another stack's first take on this thread: again.
         let other = FreeSlots::full(1024);
-        take(&other, setup).expect("slot");
+        take(&other, setup, &()).expect("slot");
         assert_eq!(runs.get(), 3);
         // A thread without a cache: on every take.
         let small = FreeSlots::full(64);
         for n in 1..=10 {
-            take(&small, setup).expect("slot");
+            take(&small, setup, &()).expect("slot");
             assert_eq!(runs.get(), 3 + n);
         }
     }
@@ -518,8 +569,8 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let here = bias::this_thread();
         assert_eq!(slots.hinted_cache(here), None);
-        take(&slots, || {}).expect("slot"); // claims a cache
-        take(&slots, || {}).expect("slot"); // names it in the table
+        take(&slots, || {}, &()).expect("slot"); // claims a cache
+        take(&slots, || {}, &()).expect("slot"); // names it in the table
         let mine = slots.hinted_cache(here).expect("named");
         assert_eq!(
             slots.caches[mine].owner.thread.load(Ordering::Relaxed),
@@ -533,7 +584,7 @@ mod tests {
         assert_eq!(slots.hinted_cache(here), Some(mine));
         // Taking through the table is taking from this thread's cache.
         let len = slots.caches[mine].len.load(Ordering::Relaxed);
-        take(&slots, || {}).expect("slot");
+        take(&slots, || {}, &()).expect("slot");
         assert_eq!(slots.caches[mine].len.load(Ordering::Relaxed), len - 1);
     }
 
@@ -542,8 +593,8 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let s = Arc::clone(&slots);
         let gone = std::thread::spawn(move || {
-            take(&s, || {}).expect("slot");
-            take(&s, || {}).expect("slot");
+            take(&s, || {}, &()).expect("slot");
+            take(&s, || {}, &()).expect("slot");
             let here = bias::this_thread();
             assert!(s.hinted_cache(here).is_some());
             here
@@ -556,9 +607,9 @@ mod tests {
         let entry = hint_index(gone);
         assert_ne!(slots.hints.0[entry].load(Ordering::Relaxed), 0);
         // This thread's cache, named for a pointer on that entry.
-        take(&slots, || {}).expect("slot");
+        take(&slots, || {}, &()).expect("slot");
         let here = bias::this_thread();
-        take(&slots, || {}).expect("slot");
+        take(&slots, || {}, &()).expect("slot");
         let mine = slots.hinted_cache(here).expect("named");
         let next = sharing_an_entry_with(gone);
         slots.hint(next, mine);
@@ -574,8 +625,8 @@ mod tests {
         let s = Arc::clone(&slots);
         // A thread names its cache (0) in its entry, and exits.
         let gone = std::thread::spawn(move || {
-            take(&s, || {}).expect("slot");
-            take(&s, || {}).expect("slot");
+            take(&s, || {}, &()).expect("slot");
+            take(&s, || {}, &()).expect("slot");
             bias::this_thread()
         })
         .join()
@@ -583,8 +634,8 @@ mod tests {
         let entry = hint_index(gone);
         assert_eq!(slots.hints.0[entry].load(Ordering::Relaxed), 1);
         // This thread claims that cache, and names it in its own entry.
-        take(&slots, || {}).expect("slot");
-        take(&slots, || {}).expect("slot");
+        take(&slots, || {}, &()).expect("slot");
+        take(&slots, || {}, &()).expect("slot");
         let here = bias::this_thread();
         assert_eq!(slots.hinted_cache(here), Some(0));
         if hint_index(here) == entry {
@@ -602,7 +653,7 @@ mod tests {
         let slots = FreeSlots::full(1024);
         let s = Arc::clone(&slots);
         std::thread::spawn(move || {
-            take(&s, || {}).expect("slot");
+            take(&s, || {}, &()).expect("slot");
             // Its cache holds the rest of the refill.
             assert_eq!(
                 s.caches
@@ -633,20 +684,20 @@ mod tests {
         let small = FreeSlots::full(64);
         assert!(small.caches.is_empty());
         for _ in 0..64 {
-            take(&small, || {}).expect("slot");
+            take(&small, || {}, &()).expect("slot");
         }
-        assert!(take(&small, || {}).is_none());
+        assert!(take(&small, || {}, &()).is_none());
         assert_eq!(small.taken(), 64);
         // A tracer freed while this thread caches for it: the next take
         // from another stack must not touch the freed one.
         let first = FreeSlots::full(1024);
-        take(&first, || {}).expect("slot");
+        take(&first, || {}, &()).expect("slot");
         drop(first);
         let second = FreeSlots::full(1024);
         let third = FreeSlots::full(1024);
         for _ in 0..3 {
-            take(&second, || {}).expect("slot");
-            take(&third, || {}).expect("slot");
+            take(&second, || {}, &()).expect("slot");
+            take(&third, || {}, &()).expect("slot");
         }
         assert_eq!((second.taken(), third.taken()), (3, 3));
     }
@@ -668,7 +719,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut done = 0;
                     while done < PER_THREAD {
-                        let Some(Taken { index: i, .. }) = take(&s, || {}) else {
+                        let Some(Taken { index: i, .. }) = take(&s, || {}, &()) else {
                             std::thread::yield_now();
                             continue;
                         };
@@ -735,7 +786,7 @@ mod tests {
                     if ids.len() == 1 {
                         both.wait();
                     }
-                    let Some(t) = take(&s, || {}) else {
+                    let Some(t) = take(&s, || {}, &()) else {
                         std::thread::yield_now();
                         continue;
                     };
@@ -770,7 +821,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut mine = Vec::new();
                     for _ in 0..20 {
-                        mine.push(take(&s, || {}).expect("slot").index);
+                        mine.push(take(&s, || {}, &()).expect("slot").index);
                     }
                     // Hold on until every thread took its share.
                     std::thread::sleep(std::time::Duration::from_millis(50));
