@@ -60,12 +60,6 @@ static void send_sigterm(void) {
     if (pthread_create(&sender, NULL, send_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
 }
 
-static void span(spanguard_tracer *t, const char *name) {
-    spanguard_span s = SPANGUARD_SPAN_NONE;
-    CHECK_RC(spanguard_span_begin(t, name, strlen(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
-}
-
 static spanguard_tracer *tracer_in(const char *dir) {
     static char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", dir);
@@ -87,7 +81,7 @@ static void reraising_child(const char *dir) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     spanguard_tracer *t = tracer_in(dir);
-    span(t, "before-reraise");
+    record_span(t, "before-reraise");
     send_sigterm();
     for (;;) pause();
 }
@@ -102,10 +96,10 @@ static void one_shot_child(const char *dir) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     spanguard_tracer *t = tracer_in(dir);
-    span(t, "before-first");
+    record_span(t, "before-first");
     send_sigterm();
     while (!calls) pause();
-    span(t, "between");
+    record_span(t, "between");
     send_sigterm();
     for (;;) pause();
 }
