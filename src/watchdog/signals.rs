@@ -656,16 +656,34 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
                 signal as libc::c_int,
             )
         } == 0;
+    let mut delivered_here = !sent;
     if sent {
         let waited_since = Instant::now();
         while HOST_RETURNED.load(Ordering::Acquire) != delivery
             && waited_since.elapsed() < HOST_HANDLER_WAIT
         {
+            // A receiver that blocked the signal and exited meanwhile
+            // took it, pending, into its exit: the host's handler never
+            // ran, and the signal was lost (a pool's worker that got it
+            // as the pool wound down). Then it runs here, as when the
+            // receiver was gone before the tgkill.
+            if thread_gone(receiver) {
+                delivered_here = true;
+                break;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
-    } else {
+    }
+    if delivered_here {
         DELIVERY.store(0, Ordering::Release);
         raise_here(signal);
     }
     ours
+}
+
+/// Whether this process has no thread `tid` any more.
+fn thread_gone(tid: i32) -> bool {
+    // SAFETY: tgkill with signal 0 only checks that the thread exists.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }

@@ -1,0 +1,90 @@
+/* The thread a termination signal arrived on blocks it and exits before
+ * the watchdog, done flushing, delivers the host's handler there again (a
+ * pool's worker that got SIGTERM as the pool wound down). The redelivery
+ * went into that thread's exit, pending, and was lost: the host's handler
+ * never ran. Now the watchdog sees the thread gone and runs the handler
+ * on its own thread, as when the thread was gone before the redelivery.
+ * An alarm turns a handler that never runs into SIGALRM. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+static volatile sig_atomic_t ran_on; /* the thread the host's handler ran on */
+static volatile sig_atomic_t receiver_tid;
+
+static void host_handler(int signal) {
+    (void)signal;
+    ran_on = gettid();
+}
+
+/* The only thread that takes SIGTERM: it waits for it (spanguard's handler
+ * runs here and wakes it), blocks it, waits until the watchdog's
+ * redelivery is pending here, and exits with it pending. */
+static void *receiver(void *arg) {
+    (void)arg;
+    receiver_tid = gettid();
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+    pause();
+    pthread_sigmask(SIG_BLOCK, &term, NULL);
+    for (;;) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) break;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    alarm(30); /* a handler that never runs is a failure, not a stuck test */
+    const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_receiver_exits-spans";
+    char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", scratch);
+
+    struct sigaction host;
+    memset(&host, 0, sizeof host);
+    host.sa_handler = host_handler;
+    sigemptyset(&host.sa_mask);
+    CHECK(sigaction(SIGTERM, &host, NULL) == 0);
+    /* This thread, and the library's threads made from it, block SIGTERM:
+     * the kernel gives it to the receiver. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.sink_dir = scratch;
+    cfg.spool_dir = spool;
+    cfg.install_signal_handlers = 1;
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    record_span(t, "before-the-signal");
+
+    pthread_t r;
+    CHECK(pthread_create(&r, NULL, receiver, NULL) == 0);
+    while (!receiver_tid) usleep(1000);
+    usleep(50 * 1000); /* in pause() by now, or soon: the signal waits for it */
+    CHECK(kill(getpid(), SIGTERM) == 0);
+    CHECK(pthread_join(r, NULL) == 0);
+    while (!ran_on) usleep(1000);
+    CHECK(ran_on != receiver_tid);
+    /* The watchdog flushed first; the process lives on, nothing twice. */
+    CHECK(count_in_dir(scratch, "before-the-signal") == 1);
+    record_span(t, "after");
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 5000)));
+    spanguard_tracer_free(t);
+    CHECK(count_in_dir(scratch, "before-the-signal") == 1);
+    CHECK(count_in_dir(scratch, "after") == 1);
+    return check_summary();
+}
