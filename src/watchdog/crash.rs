@@ -234,14 +234,8 @@ extern "C" fn on_crash(
             let handler = old.sa_sigaction;
             if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
                 libc::sigaction(signal, &old, std::ptr::null_mut());
-                if old.sa_flags & libc::SA_SIGINFO != 0 {
-                    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                        std::mem::transmute(handler);
-                    f(signal, info, context);
-                } else {
-                    let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
-                    f(signal);
-                }
+                let siginfo = old.sa_flags & libc::SA_SIGINFO != 0;
+                super::call_handler(handler, siginfo, signal, info, context);
                 return;
             }
         }

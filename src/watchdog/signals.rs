@@ -571,14 +571,8 @@ extern "C" fn host_handler_trampoline(
         // it, called with the arguments the kernel gave us, the kind it
         // was installed as (SA_SIGINFO or not).
         unsafe {
-            if HOST_SIGINFO.load(Ordering::Acquire) {
-                let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    std::mem::transmute(handler);
-                handler(signal, info, context);
-            } else {
-                let handler: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
-                handler(signal);
-            }
+            let siginfo = HOST_SIGINFO.load(Ordering::Acquire);
+            super::call_handler(handler, siginfo, signal, info, context);
         }
     }
     if delivery == 0 {
@@ -644,18 +638,9 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         .max(1);
     DELIVERED_TO.store(receiver, Ordering::Release);
     DELIVERY.store(delivery, Ordering::Release);
-    // SAFETY: tgkill to a thread of this process, by its id; a thread
-    // that has exited since answers ESRCH (a reused id would be another
-    // of our threads: the handler still runs once, on it).
-    let sent = receiver > 0
-        && unsafe {
-            libc::syscall(
-                libc::SYS_tgkill,
-                libc::getpid(),
-                receiver,
-                signal as libc::c_int,
-            )
-        } == 0;
+    // A thread that has exited since answers ESRCH (a reused id would be
+    // another of our threads: the handler still runs once, on it).
+    let sent = receiver > 0 && tgkill(receiver, signal as libc::c_int).is_ok();
     let mut delivered_here = !sent;
     if sent {
         let waited_since = Instant::now();
@@ -681,9 +666,18 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     ours
 }
 
-/// Whether this process has no thread `tid` any more.
+/// Whether this process has no thread `tid` any more (signal 0 only
+/// checks that it exists).
 fn thread_gone(tid: i32) -> bool {
-    // SAFETY: tgkill with signal 0 only checks that the thread exists.
-    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
-    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    tgkill(tid, 0).err().and_then(|e| e.raw_os_error()) == Some(libc::ESRCH)
+}
+
+/// Sends `signal` to this process's thread `tid`.
+fn tgkill(tid: i32, signal: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: tgkill names a thread of this process by its id; a thread
+    // that has exited answers ESRCH.
+    match unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
