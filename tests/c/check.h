@@ -49,4 +49,20 @@ static inline void record_span(spanguard_tracer *t, const char *name) {
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
 }
 
+/* A tracer writing to the sink directory `sink`, its spool beside it
+ * (`<sink>-spool`, which the Makefile clears), signal handlers on: the
+ * tracer the signal and fork tests start. Checked; NULL if it failed. */
+static inline spanguard_tracer *tracer_with_handlers(const char *sink) {
+    char spool[512];
+    snprintf(spool, sizeof spool, "%s-spool", sink);
+    spanguard_config cfg;
+    (void)spanguard_config_init(&cfg, sizeof cfg);
+    cfg.sink_dir = sink;
+    cfg.spool_dir = spool;
+    cfg.install_signal_handlers = 1;
+    spanguard_tracer *t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    return t;
+}
+
 #endif

@@ -50,15 +50,7 @@ static int child_status(void) {
 int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_fork_host_handler-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", scratch);
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.sink_dir = scratch;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = 1;
-    spanguard_tracer *t = NULL;
-    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    spanguard_tracer *t = tracer_with_handlers(scratch);
 
     struct sigaction app;
     memset(&app, 0, sizeof app);

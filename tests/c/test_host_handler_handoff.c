@@ -52,8 +52,6 @@ static void *stopper(void *arg) {
 int main(int argc, char **argv) {
     alarm(30);
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_handoff-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", scratch);
     CHECK(sem_init(&woken, 0, 0) == 0);
 
     struct sigaction sa;
@@ -62,12 +60,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     CHECK(sigaction(SIGTERM, &sa, NULL) == 0);
 
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.sink_dir = scratch;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = 1;
-    CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
+    tracer = tracer_with_handlers(scratch);
 
     sigset_t term, was;
     sigemptyset(&term);

@@ -47,8 +47,6 @@ static void *receiver(void *arg) {
 int main(int argc, char **argv) {
     alarm(30); /* a handler that never runs is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_receiver_exits-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", scratch);
 
     struct sigaction host;
     memset(&host, 0, sizeof host);
@@ -62,13 +60,7 @@ int main(int argc, char **argv) {
     sigaddset(&term, SIGTERM);
     CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
 
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.sink_dir = scratch;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = 1;
-    spanguard_tracer *t = NULL;
-    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-the-signal");
 
     pthread_t r;

@@ -60,19 +60,6 @@ static void send_sigterm(void) {
     if (pthread_create(&sender, NULL, send_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
 }
 
-static spanguard_tracer *tracer_in(const char *dir) {
-    static char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", dir);
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.sink_dir = dir;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = 1;
-    spanguard_tracer *t = NULL;
-    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
-    return t;
-}
-
 /* The child: its handler re-raises with the default action. */
 static void reraising_child(const char *dir) {
     struct sigaction sa;
@@ -80,7 +67,7 @@ static void reraising_child(const char *dir) {
     sa.sa_handler = die_of_it;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
-    spanguard_tracer *t = tracer_in(dir);
+    spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-reraise");
     send_sigterm();
     for (;;) pause();
@@ -95,7 +82,7 @@ static void one_shot_child(const char *dir) {
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
-    spanguard_tracer *t = tracer_in(dir);
+    spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-first");
     send_sigterm();
     while (!calls) pause();

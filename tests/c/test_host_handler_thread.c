@@ -67,8 +67,6 @@ static void signal_and_wait(spanguard_tracer *t, const char *dir, int signal, co
 int main(int argc, char **argv) {
     alarm(30); /* a main thread never woken is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_thread-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", scratch);
 
     struct sigaction plain, with_info;
     memset(&plain, 0, sizeof plain);
@@ -81,13 +79,7 @@ int main(int argc, char **argv) {
     sigemptyset(&with_info.sa_mask);
     CHECK(sigaction(SIGINT, &with_info, NULL) == 0);
 
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.sink_dir = scratch;
-    cfg.spool_dir = spool;
-    cfg.install_signal_handlers = 1;
-    spanguard_tracer *t = NULL;
-    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
+    spanguard_tracer *t = tracer_with_handlers(scratch);
 
     signal_and_wait(t, scratch, SIGTERM, "before-sigterm");
     signal_and_wait(t, scratch, SIGINT, "before-sigint");
