@@ -830,7 +830,8 @@ impl TracerConfig {
             ],
             &get,
             &mut ignored,
-            &|name, c| match c.trim() {
+            // Enum values in any case (the SDK configuration spec).
+            &|name, c| match c.trim().to_ascii_lowercase().as_str() {
                 "gzip" => Ok(Compression::Gzip),
                 "none" => Ok(Compression::None),
                 _ => Err(err(name, "not gzip or none")),
@@ -846,7 +847,7 @@ impl TracerConfig {
             ],
             &get,
             &mut ignored,
-            &|name, p| match p.trim() {
+            &|name, p| match p.trim().to_ascii_lowercase().as_str() {
                 "http/protobuf" => Ok(Protocol::HttpProtobuf),
                 "http/json" => Ok(Protocol::HttpJson),
                 "grpc" => Err(err(
@@ -1561,6 +1562,43 @@ mod tests {
         .expect("never fatal");
         assert_eq!(c.headers, vec![kv("x-api-key", "k")]);
         assert_eq!(c.ignored_env.len(), 1, "{:?}", c.ignored_env);
+    }
+
+    /// OTEL_TRACES_SAMPLER=ParentBased_TraceIdRatio or
+    /// OTEL_EXPORTER_OTLP_COMPRESSION=GZIP was warned about and ignored
+    /// (every span kept, sent uncompressed); the SDK configuration spec says
+    /// enum values are read case-insensitively, as the Python and Go SDKs
+    /// read them.
+    #[test]
+    fn enum_values_are_read_in_any_case() {
+        use crate::span::sampler::Sampler;
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", " ParentBased_TraceIdRatio "),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "GZIP"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/JSON"),
+        ]))
+        .expect("never fatal");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        assert_eq!(
+            c.sampler,
+            Sampler::from_names("parentbased_traceidratio", Some("0.25")).expect("valid")
+        );
+        assert_eq!(c.compression, Compression::Gzip);
+        assert_eq!(c.protocol, Protocol::HttpJson);
+        // What stays wrong in any case is still said with its own spelling.
+        let e = &ignored(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "Zstd")])[0];
+        assert!(
+            e.to_string()
+                .starts_with("OTEL_EXPORTER_OTLP_COMPRESSION=Zstd"),
+            "{e}"
+        );
+        let e = &ignored(&[("OTEL_TRACES_SAMPLER", "Jaeger_Remote")])[0];
+        assert!(
+            e.to_string().contains("OTEL_TRACES_SAMPLER=Jaeger_Remote"),
+            "{e}"
+        );
     }
 
     /// A header that describes the body is spanguard's: `content-length=0`
