@@ -730,7 +730,9 @@ impl TracerConfig {
             for reason in wrong {
                 ignored.push(err(
                     name,
-                    &format!("{reason}: that entry is left out, the others apply"),
+                    // as_ignored adds "; ignored", which then reads as
+                    // said of this entry alone.
+                    &format!("the other entries apply; {reason}"),
                 ));
             }
             self.headers = headers;
@@ -1549,7 +1551,7 @@ mod tests {
         {
             assert!(s.starts_with("OTEL_EXPORTER_OTLP_HEADERS"), "{s}");
             assert!(s.contains(entry), "{s} names {entry}");
-            assert!(s.contains("the others apply"), "{s}");
+            assert!(s.contains("the other entries apply; entry"), "{s}");
             assert!(!s.contains("s3cr3t") && !s.contains("a\\rb"), "{s}");
         }
         // With no good entry left the variable is ignored as a whole (the
