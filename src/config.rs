@@ -719,17 +719,22 @@ impl TracerConfig {
             &get,
             &mut ignored,
             &|name, h| {
-                let headers = parse_key_values_checked(h).map_err(|_| {
-                    err(
-                        name,
-                        "not name=value,... (an entry has no '=' or an empty name)",
-                    )
-                })?;
-                check_headers(&headers).map_err(|reason| err(name, &reason))?;
-                Ok(headers)
+                let (headers, wrong) = headers_from_env(h);
+                if headers.is_empty() && !wrong.is_empty() {
+                    return Err(err(name, &format!("{} (no entry left)", wrong.join("; "))));
+                }
+                Ok((headers, wrong))
             },
         );
-        if let Some((_, headers)) = headers {
+        if let Some((name, (headers, wrong))) = headers {
+            for reason in wrong {
+                ignored.push(err(
+                    name,
+                    // as_ignored adds "; ignored", which then reads as
+                    // said of this entry alone.
+                    &format!("the other entries apply; {reason}"),
+                ));
+            }
             self.headers = headers;
         }
         // The variables that named the client pair's halves.
@@ -827,7 +832,8 @@ impl TracerConfig {
             ],
             &get,
             &mut ignored,
-            &|name, c| match c.trim() {
+            // Enum values in any case (the SDK configuration spec).
+            &|name, c| match c.trim().to_ascii_lowercase().as_str() {
                 "gzip" => Ok(Compression::Gzip),
                 "none" => Ok(Compression::None),
                 _ => Err(err(name, "not gzip or none")),
@@ -843,7 +849,7 @@ impl TracerConfig {
             ],
             &get,
             &mut ignored,
-            &|name, p| match p.trim() {
+            &|name, p| match p.trim().to_ascii_lowercase().as_str() {
                 "http/protobuf" => Ok(Protocol::HttpProtobuf),
                 "http/json" => Ok(Protocol::HttpJson),
                 "grpc" => Err(err(
@@ -1123,6 +1129,30 @@ pub fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     Ok(())
 }
 
+/// The headers of an OTEL_EXPORTER_OTLP_(TRACES_)HEADERS value, each entry
+/// judged alone: one that is not name=value or fails `check_headers` is
+/// left out, with why (never its value: it may be a secret), and the
+/// others kept, as the Python and Go SDKs do. Ignoring the whole variable
+/// for one stray entry lost the API key beside it, and every export.
+fn headers_from_env(text: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut headers = Vec::new();
+    let mut wrong = Vec::new();
+    for (n, entry) in text.split(',').enumerate() {
+        match parse_key_values_checked(entry) {
+            Ok(one) if one.is_empty() => {} // an empty entry, as between ",,"
+            Ok(one) => match check_headers(&one) {
+                Ok(()) => headers.extend(one),
+                Err(reason) => wrong.push(format!("entry {}: {reason}", n + 1)),
+            },
+            Err(_) => wrong.push(format!(
+                "entry {} is not name=value (no '=' or an empty name)",
+                n + 1
+            )),
+        }
+    }
+    (headers, wrong)
+}
+
 /// Parses the W3C-baggage-like `k=v,k2=v2` list the OTEL_* variables use;
 /// values (and keys) are percent-decoded. None when an entry has no '='.
 pub fn parse_key_values(text: &str) -> Option<Vec<(String, String)>> {
@@ -1400,7 +1430,11 @@ mod tests {
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
         ] {
-            let message = ignored(&[(k, "authorization=Bearer sk-secret,broken")])[0].to_string();
+            // The good entry applies now; the message is the bad one's.
+            let mut c = TracerConfig::default();
+            c.apply_env(&env(&[(k, "authorization=Bearer sk-secret,broken")]))
+                .expect("never fatal");
+            let message = c.ignored_env[0].to_string();
             assert!(message.starts_with(&format!("{k}=")), "{message}");
             assert!(!message.contains("sk-secret"), "{message}");
             assert!(!message.contains("broken"), "{message}");
@@ -1492,6 +1526,83 @@ mod tests {
         assert!(c.validate().is_ok());
     }
 
+    /// One stray entry (a trailing word, a name with a space) made the whole
+    /// variable ignored, the API key beside it too: every export was then
+    /// refused (401) and spooled. The Python and Go SDKs leave out the bad
+    /// entry, warned about, and keep the others; so does spanguard now.
+    #[test]
+    fn a_bad_header_entry_is_left_out_and_the_others_apply() {
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20s3cr3t,broken,bad%20name=v,content-length=0,x-team=ai,x-crlf=a%0Db",
+        )]))
+        .expect("never fatal");
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            c.headers,
+            vec![kv("authorization", "Bearer s3cr3t"), kv("x-team", "ai")]
+        );
+        let said: Vec<String> = c.ignored_env.iter().map(|e| e.as_ignored()).collect();
+        assert_eq!(said.len(), 4, "{said:#?}");
+        for (s, entry) in said
+            .iter()
+            .zip(["entry 2", "entry 3", "entry 4", "entry 6"])
+        {
+            assert!(s.starts_with("OTEL_EXPORTER_OTLP_HEADERS"), "{s}");
+            assert!(s.contains(entry), "{s} names {entry}");
+            assert!(s.contains("the other entries apply; entry"), "{s}");
+            assert!(!s.contains("s3cr3t") && !s.contains("a\\rb"), "{s}");
+        }
+        // With no good entry left the variable is ignored as a whole (the
+        // generic form then applies to a traces form).
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "broken,also broken"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k"),
+        ]))
+        .expect("never fatal");
+        assert_eq!(c.headers, vec![kv("x-api-key", "k")]);
+        assert_eq!(c.ignored_env.len(), 1, "{:?}", c.ignored_env);
+    }
+
+    /// OTEL_TRACES_SAMPLER=ParentBased_TraceIdRatio or
+    /// OTEL_EXPORTER_OTLP_COMPRESSION=GZIP was warned about and ignored
+    /// (every span kept, sent uncompressed); the SDK configuration spec says
+    /// enum values are read case-insensitively, as the Python and Go SDKs
+    /// read them.
+    #[test]
+    fn enum_values_are_read_in_any_case() {
+        use crate::span::sampler::Sampler;
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", " ParentBased_TraceIdRatio "),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "GZIP"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/JSON"),
+        ]))
+        .expect("never fatal");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        assert_eq!(
+            c.sampler,
+            Sampler::from_names("parentbased_traceidratio", Some("0.25")).expect("valid")
+        );
+        assert_eq!(c.compression, Compression::Gzip);
+        assert_eq!(c.protocol, Protocol::HttpJson);
+        // What stays wrong in any case is still said with its own spelling.
+        let e = &ignored(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "Zstd")])[0];
+        assert!(
+            e.to_string()
+                .starts_with("OTEL_EXPORTER_OTLP_COMPRESSION=Zstd"),
+            "{e}"
+        );
+        let e = &ignored(&[("OTEL_TRACES_SAMPLER", "Jaeger_Remote")])[0];
+        assert!(
+            e.to_string().contains("OTEL_TRACES_SAMPLER=Jaeger_Remote"),
+            "{e}"
+        );
+    }
+
     /// A header that describes the body is spanguard's: `content-length=0`
     /// made a server read an empty request, answer 200, and the spans were
     /// counted as exported without arriving.
@@ -1499,7 +1610,7 @@ mod tests {
     fn headers_that_describe_the_body_are_refused() {
         for value in [
             "content-length=0",
-            "x-key=k,Transfer-Encoding=chunked",
+            "Transfer-Encoding=chunked",
             "CONTENT-ENCODING=gzip",
             "content-type=text/plain",
         ] {

@@ -128,3 +128,29 @@ func TestATracerNeverClosedIsShutDownWhenCollected(t *testing.T) {
 	}
 	t.Fatalf("the span of a tracer left to the collector never arrived: %+v", readSpans(t, sink))
 }
+
+// A flush after Shutdown said true (all delivered) beside ErrShutDown, and
+// after Close false: a caller that looked at the bool alone was told a
+// flush happened that never ran. Both now say false with ErrShutDown,
+// and Shutdown and Close stay no-ops the second time.
+func TestFlushAfterShutdownOrCloseSaysFalse(t *testing.T) {
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: filepath.Join(t.TempDir(), "sink")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatalf("Shutdown: %v %v", ok, err)
+	}
+	if ok, err := tr.Flush(time.Second); ok || !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("Flush after Shutdown: %v %v, want false ErrShutDown", ok, err)
+	}
+	if ok, err := tr.Shutdown(time.Second); !ok || err != nil {
+		t.Fatalf("second Shutdown: %v %v", ok, err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tr.Flush(time.Second); ok || !errors.Is(err, spanguard.ErrShutDown) {
+		t.Fatalf("Flush after Close: %v %v, want false ErrShutDown", ok, err)
+	}
+}

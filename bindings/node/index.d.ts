@@ -194,8 +194,9 @@ export declare class Tracer {
   beginForeign(name: string, options: ForeignSpanOptions, attributes: [string[], AttributeValue[]]): Span;
   /** Runs `fn(span)` with the span current; ends it when `fn` settles (or, if it never does, when the span is garbage-collected, marked `spanguard.unended`). */
   withSpan<T>(name: string, fn: (span: Span) => T | Promise<T>, options?: SpanOptions): Promise<T>;
+  /** True once the spans ended before it were delivered or spooled; false on timeout, and after shutdown or close (never rejects then). */
   flush(timeoutMs?: number): Promise<boolean>;
-  /** 'spooled': done, but some spans only reached the spool (backend down). */
+  /** 'spooled': done, but some spans only reached the spool (backend down). Rejects with SHUT_DOWN after shutdown. */
   flushStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;
   shutdown(timeoutMs?: number): Promise<boolean>;
   shutdownStatus(timeoutMs?: number): Promise<'delivered' | 'spooled' | 'timeout'>;

@@ -981,12 +981,21 @@ class Tracer {
     }
   }
 
-  /** Resolves true when every span ended before the call was delivered or spooled in time. */
+  /**
+   * Resolves true when every span ended before the call was delivered or
+   * spooled in time; false on timeout, and after shutdown or close. Not a
+   * rejection then: a late flush (a request finishing after the SIGTERM
+   * hook's shutdown) would be an unhandled one, where the SDK's forceFlush
+   * resolves after its shutdown, as the specification asks.
+   */
   async flush(timeoutMs = 5000) {
-    return (await this.flushStatus(timeoutMs)) !== 'timeout';
+    if (this.closed) return false;
+    const code = await this.sharedFlush(this.ptr, timeoutMs);
+    if (code === RESULT.SHUT_DOWN) return false;
+    return flushStatus(code, 'flush') !== 'timeout';
   }
 
-  /** Like flush, resolving 'delivered', 'spooled' or 'timeout'. */
+  /** Like flush, resolving 'delivered', 'spooled' or 'timeout'; rejects with SHUT_DOWN after shutdown or close. */
   async flushStatus(timeoutMs = 5000) {
     return flushStatus(await this.sharedFlush(this.live(), timeoutMs), 'flush');
   }

@@ -80,17 +80,19 @@ impl Sampler {
                 },
             }
         };
-        let (root, parent_based) = match name.trim() {
+        // Any case, as the SDK configuration spec reads enum values.
+        let (root, parent_based) = match name.trim().to_ascii_lowercase().as_str() {
             "always_on" => (RootSampler::AlwaysOn, false),
             "always_off" => (RootSampler::AlwaysOff, false),
             "traceidratio" => (RootSampler::TraceIdRatio(ratio()?), false),
             "parentbased_always_on" => (RootSampler::AlwaysOn, true),
             "parentbased_always_off" => (RootSampler::AlwaysOff, true),
             "parentbased_traceidratio" => (RootSampler::TraceIdRatio(ratio()?), true),
-            other => {
+            _ => {
                 return Err(format!(
-                    "OTEL_TRACES_SAMPLER={other}: not always_on, always_off, traceidratio, \
-                     parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+                    "OTEL_TRACES_SAMPLER={}: not always_on, always_off, traceidratio, \
+                     parentbased_always_on, parentbased_always_off or parentbased_traceidratio",
+                    name.trim()
                 ));
             }
         };

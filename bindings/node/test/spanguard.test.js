@@ -88,6 +88,21 @@ test('shutdown exports open spans; spans after it record nothing and never throw
   await tracer.close();
 });
 
+test('a flush after shutdown or close resolves false, never rejects', async () => {
+  // A late flush (a request handler finishing after the SIGTERM hook shut
+  // the tracer down, a library's own cleanup) rejected with SHUT_DOWN: an
+  // unhandled rejection where the SDK's forceFlush resolves after its
+  // shutdown, as the specification asks of calls after Shutdown.
+  const { tracer } = newTracer();
+  tracer.startSpan('before').end();
+  assert.strictEqual(await tracer.shutdown(10000), true);
+  assert.strictEqual(await tracer.flush(1000), false);
+  await tracer.close();
+  assert.strictEqual(await tracer.flush(1000), false);
+  // flushStatus has no status to give: it still rejects.
+  await assert.rejects(tracer.flushStatus(1000), (e) => e.code === spanguard.RESULT.SHUT_DOWN);
+});
+
 test('close() while a flush is pending: the flush settles before the tracer is freed', async () => {
   // A backend that accepts and never answers, so the flush is still
   // waiting on libuv's pool when close() shuts the tracer down.

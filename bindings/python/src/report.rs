@@ -86,10 +86,10 @@ impl Problem {
                 "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
             }
             Problem::BadValue => {
-                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count)"
+                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). spanguard does not carry the maps (dict), None and other values OpenTelemetry's complex attribute values allow and its Python SDK keeps: to send one, set it as a JSON string (json.dumps). Said once; later ones are only counted"
             }
             Problem::MixedArray => {
-                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (spanguard's arrays are homogeneous; a None element is its type's zero); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count)"
+                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (spanguard's arrays are homogeneous; a None element is its type's zero); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). spanguard does not carry the mixed and nested arrays OpenTelemetry's complex attribute values allow and its Python SDK keeps: to send one, set it as a JSON string (json.dumps). Said once; later ones are only counted"
             }
             Problem::EmptyKey => {
                 "an attribute had an empty key, which OpenTelemetry forbids; it was left out (counted in stats().attributes_dropped)"
@@ -106,16 +106,28 @@ impl Problem {
 
     /// Logs this kind of problem the first time it happens in the process.
     pub fn warn_once(self, py: Python<'_>) {
+        self.warn_once_about(py, || None);
+    }
+
+    /// `warn_once`, naming what the problem was about (`attribute
+    /// "gen_ai.prompt" (a dict)`): said once a process, the first one
+    /// seen is all a user has to find the call that made it. `about` runs
+    /// only when the warning is logged.
+    pub fn warn_once_about(self, py: Python<'_>, about: impl FnOnce() -> Option<String>) {
         let bit = 1u64 << (self as u8);
         // Relaxed: the bit only decides who logs; it orders nothing else.
         if WARNED.fetch_or(bit, Ordering::Relaxed) & bit != 0 {
             return;
         }
+        let text = match about() {
+            Some(about) => format!("spanguard: {about}: {}", self.message()),
+            None => format!("spanguard: {}", self.message()),
+        };
         let logged = (|| -> PyResult<()> {
             let logger = py
                 .import("logging")?
                 .call_method1("getLogger", ("spanguard",))?;
-            logger.call_method1("warning", (format!("spanguard: {}", self.message()),))?;
+            logger.call_method1("warning", (text,))?;
             Ok(())
         })();
         // Logging must not make a recording call raise either.

@@ -223,7 +223,7 @@ impl Span {
         key: &Bound<'_, PyAny>,
         v: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let Some(value) = value(v, &self.rejected) else {
+        let Some(value) = value(v, key, &self.rejected) else {
             return count_left_out(py, self.handle, 1);
         };
         let key_text = utf8(key);

@@ -328,6 +328,19 @@ impl Tracer {
         Ok(self.raw.load(Ordering::Relaxed))
     }
 
+    /// `spanguard_flush`'s answer, off the GIL; SHUT_DOWN once closed.
+    fn flush_code(&self, py: Python<'_>, timeout_s: f64) -> spanguard_result {
+        let Ok(raw) = self.raw(py) else {
+            return spanguard_result::ShutDown;
+        };
+        let raw = RawTracer(raw);
+        let ms = timeout_ms(timeout_s);
+        py.detach(move || {
+            let raw = raw;
+            ct::spanguard_flush(raw.0, ms)
+        })
+    }
+
     fn span_of(
         slf: &Bound<'_, Self>,
         handle: spanguard_span,
@@ -753,23 +766,32 @@ impl Tracer {
     }
 
     /// Waits until every span ended before the call is delivered or
-    /// spooled, at most `timeout_s`. True when it was; False on timeout.
+    /// spooled, at most `timeout_s`. True when it was; False on timeout,
+    /// and after shutdown or close.
     #[pyo3(signature = (timeout_s=5.0))]
     fn flush(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
-        Ok(self.flush_status(py, timeout_s)? != TIMED_OUT)
+        // After shutdown, False rather than SpanguardError: the SDK's
+        // force_flush answers so after its shutdown (the specification
+        // asks calls after Shutdown to be ignored gracefully), and a late
+        // flush (an exit path, a library's own cleanup) must not raise.
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let code = self.flush_code(py, timeout_s);
+        if code == spanguard_result::ShutDown {
+            return Ok(false);
+        }
+        Ok(flush_status(py, code, "flush")? != TIMED_OUT)
     }
 
     /// Like `flush`: "delivered", "spooled" (done, but some spans only
     /// reached the spool while the backend was down) or "timed_out".
+    /// After shutdown it raises SpanguardError (SHUT_DOWN): there is no
+    /// status to give.
     #[pyo3(signature = (timeout_s=5.0))]
     fn flush_status(&self, py: Python<'_>, timeout_s: f64) -> PyResult<&'static str> {
-        let raw = RawTracer(self.raw(py)?);
-        let ms = timeout_ms(timeout_s);
-        let code = py.detach(move || {
-            let raw = raw;
-            ct::spanguard_flush(raw.0, ms)
-        });
-        flush_status(py, code, "flush")
+        self.raw(py)?;
+        flush_status(py, self.flush_code(py, timeout_s), "flush")
     }
 
     /// Flushes, exports the spans still open (marked `spanguard.unended`),

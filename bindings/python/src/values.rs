@@ -31,7 +31,11 @@ pub enum Value<'a> {
 /// Classifies `v`; `None` (counted in `rejected`, warned once) when
 /// spanguard cannot record it.
 #[inline]
-pub fn value<'a>(v: &'a Bound<'_, PyAny>, rejected: &AtomicU64) -> Option<Value<'a>> {
+pub fn value<'a>(
+    v: &'a Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    rejected: &AtomicU64,
+) -> Option<Value<'a>> {
     if let Ok(s) = v.cast::<PyString>() {
         return Some(Value::Str(str_utf8(s)));
     }
@@ -48,8 +52,32 @@ pub fn value<'a>(v: &'a Bound<'_, PyAny>, rejected: &AtomicU64) -> Option<Value<
     } else if is_compound(v) {
         return Some(Value::Compound);
     }
-    reject(v.py(), Problem::BadValue, rejected);
+    reject_value(v, key, Problem::BadValue, rejected);
     None
+}
+
+/// `reject` for the value `v` of attribute `key`, the warning naming the
+/// key and the value's type (never the value: it may be a prompt or a
+/// secret).
+fn reject_value(
+    v: &Bound<'_, PyAny>,
+    key: &Bound<'_, PyAny>,
+    problem: Problem,
+    rejected: &AtomicU64,
+) {
+    // Relaxed: a statistic, read by stats() with no ordering to keep.
+    rejected.fetch_add(1, Ordering::Relaxed);
+    problem.warn_once_about(v.py(), || {
+        let key = utf8(key);
+        let key = String::from_utf8_lossy(key.as_bytes());
+        let key: String = key.chars().take(200).collect();
+        let type_name = v
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".to_string());
+        Some(format!("attribute {key:?} (a {type_name})"))
+    });
 }
 
 fn is_compound(v: &Bound<'_, PyAny>) -> bool {
@@ -210,7 +238,7 @@ impl<'py> Attributes<'py> {
     }
 
     fn push(&mut self, key: &Bound<'py, PyAny>, v: &Bound<'py, PyAny>, rejected: &AtomicU64) {
-        let Some(value) = value(v, rejected) else {
+        let Some(value) = value(v, key, rejected) else {
             self.left_out = self.left_out.saturating_add(1);
             return;
         };
@@ -244,7 +272,7 @@ impl<'py> Attributes<'py> {
                 a.bool_value = b;
             }
             Value::Compound => {
-                let Some((type_, p, n)) = self.compound(v, rejected) else {
+                let Some((type_, p, n)) = self.compound(v, key, rejected) else {
                     self.left_out = self.left_out.saturating_add(1);
                     return;
                 };
@@ -265,6 +293,7 @@ impl<'py> Attributes<'py> {
     fn compound(
         &mut self,
         v: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
         rejected: &AtomicU64,
     ) -> Option<(u32, *const c_char, usize)> {
         if let Ok(b) = v.cast::<PyBytes>() {
@@ -283,7 +312,7 @@ impl<'py> Attributes<'py> {
                 .call_method0("tobytes")
                 .and_then(|b| Ok(b.cast_into::<PyBytes>()?))
             else {
-                reject(v.py(), Problem::BadValue, rejected);
+                reject_value(v, key, Problem::BadValue, rejected);
                 return None;
             };
             let (p, n) = {
@@ -298,11 +327,11 @@ impl<'py> Attributes<'py> {
         } else if let Ok(t) = v.cast::<PyTuple>() {
             t.iter().collect()
         } else {
-            reject(v.py(), Problem::BadValue, rejected);
+            reject_value(v, key, Problem::BadValue, rejected);
             return None;
         };
         let Some(array) = self.array(&elements) else {
-            reject(v.py(), Problem::MixedArray, rejected);
+            reject_value(v, key, Problem::MixedArray, rejected);
             return None;
         };
         let (type_, p, n) = match &array {

@@ -205,6 +205,35 @@ def test_each_kind_of_problem_is_warned_once():
     assert any("list or tuple whose elements are not all str" in w for w in warnings)
 
 
+def test_a_value_left_out_is_named_by_its_key_and_type_and_why():
+    """OpenTelemetry's Python SDK keeps a dict (and None, and mixed or
+    nested lists) as an attribute value since attributes may be complex;
+    spanguard's record has no such type and leaves it out, counted. The
+    warning said only "an attribute value was not a str, ...": which
+    attribute, of which instrumentation, and what to do was left to guess.
+    It names the first one's key and type (never its value) and says how
+    to keep it."""
+    run = run_python("""
+        import logging, spanguard, tempfile
+        logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
+        d = tempfile.mkdtemp()
+        t = spanguard.Tracer(from_env=False, sink_dir=d, spool_dir=d + "/spool", install_signal_handlers=False)
+        with t.span("s", attributes={"llm.request": {"api_key": "sk-secret"}}) as s:
+            s.set_attribute("llm.tools", [{"name": "search"}, "x"])
+            s.set_attribute("llm.other", {"k": "later"})
+        t.close()
+    """)
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("spanguard ")]
+    assert len(warnings) == 2, run.stderr  # the dict, the mixed list: the first of each
+    dict_warning = next(w for w in warnings if "not a str" in w)
+    assert 'attribute "llm.request" (a dict)' in dict_warning, dict_warning
+    assert "json.dumps" in dict_warning and "complex attribute values" in dict_warning
+    list_warning = next(w for w in warnings if "not all str" in w)
+    assert 'attribute "llm.tools" (a list)' in list_warning, list_warning
+    assert "sk-secret" not in run.stderr and "search" not in run.stderr
+
+
 def test_programming_errors_raise_where_they_are_made(tmp_path):
     with pytest.raises(TypeError):
         spanguard.Tracer(from_env=False, no_such_setting=1)
@@ -227,6 +256,25 @@ def test_programming_errors_raise_where_they_are_made(tmp_path):
     with pytest.raises(spanguard.SpanguardError) as closed:
         t.start_span("late")
     assert closed.value.code == 5  # SPANGUARD_RESULT_SHUT_DOWN
+
+
+def test_flush_after_shutdown_or_close_says_false_not_raises(tmp_path):
+    """A late flush (an exit path, a request handler, a library's own
+    cleanup after the program's) raised SpanguardError once the tracer had
+    shut down: the OpenTelemetry SDK's force_flush answers False after its
+    shutdown (the specification: calls after Shutdown are ignored
+    gracefully). Shutdown and close stay safe to call again."""
+    t = spanguard.Tracer(**tracer_settings(tmp_path))
+    with t.span("before"):
+        pass
+    assert t.shutdown(10)
+    assert t.flush(1) is False
+    assert t.shutdown(1)  # twice: nothing left, no error
+    t.close()
+    assert t.flush(1) is False
+    assert t.shutdown(1)
+    t.close()
+    assert len(read_sink(tmp_path / "sink")) == 1
 
 
 def test_close_while_other_threads_record_and_flush_loses_nothing(tmp_path):
@@ -261,12 +309,12 @@ def test_close_while_other_threads_record_and_flush_loses_nothing(tmp_path):
                         time.sleep(0.0005)  # fewer spans to read back, still racing
 
             def flush():
-                while True:
+                # After close() a flush says False (no exception).
+                while not t.closed:
                     try:
                         t.flush(5)
                     except spanguard.SpanguardError as e:
-                        if e.code != 5:
-                            errors.append(e)
+                        errors.append(e)
                         return
 
             threads = [threading.Thread(target=record) for _ in range(3)] + [threading.Thread(target=flush)]

@@ -293,3 +293,28 @@ def test_a_time_of_any_type_never_raises(receiver, tmp_path):
     for t in [spans["bad"]["start"], spans["bad"]["end"]] + [e["time"] for e in spans["bad"]["events"]]:
         assert t0 - 10**9 <= t <= t1 + 10**9
     tracer.close()
+
+
+def test_a_zero_length_limit_in_the_environment_is_zero_in_the_struct_none(receiver, tmp_path, monkeypatch):
+    # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=0 is a limit of 0, as the SDK
+    # configuration spec (valid values are non-negative, no custom meaning)
+    # and the Python and Go SDKs read it: every string and bytes value is
+    # sent empty, counted. A 0 given in code is the default: no limit.
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0")
+    before = len(receiver.spans())
+    limited = spanguard.Tracer(service_name="py-values", endpoint=receiver.traces_url,
+                               spool_dir=tmp_path / "spool-env", schedule_delay_ms=50, install_signal_handlers=False)
+    with limited.span("env.zero") as span:
+        span.set_attributes({"prompt": "hello", "tags": ["a", "bc"], "raw": b"xyz", "n": 7})
+    spans = arrived(receiver, before, limited)
+    assert spans["env.zero"]["attributes"] == {"prompt": "", "tags": ["", ""], "raw": {"bytes": ""}, "n": 7}
+    assert limited.stats().values_truncated == 4
+    limited.close()
+    before = len(receiver.spans())
+    whole = tracer_to(receiver, tmp_path, value_length_limit=0)
+    with whole.span("struct.zero") as span:
+        span.set_attribute("prompt", "hello")
+    spans = arrived(receiver, before, whole)
+    assert spans["struct.zero"]["attributes"] == {"prompt": "hello"}
+    assert whole.stats().values_truncated == 0
+    whole.close()

@@ -324,7 +324,8 @@ class Tracer(_native.Tracer):
 
     def close(self) -> None:
         """Shuts down (if needed) and frees the tracer. Safe to call twice;
-        the tracer raises SpanguardError when used after it. Call it after
+        the tracer raises SpanguardError when used after it (flush() says False,
+        shutdown() True: nothing is left). Call it after
         every other call on the tracer and its spans has returned."""
         with _LIVE_LOCK:
             _LIVE.discard(self)
