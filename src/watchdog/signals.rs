@@ -299,6 +299,15 @@ fn ours_installed(signal: Signal) -> bool {
     read == 0 && now.sa_sigaction == on_termination_signal as extern "C" fn(libc::c_int) as usize
 }
 
+/// Our handler's disposition, as `install_handlers` puts it in.
+fn our_action() -> SigAction {
+    SigAction::new(
+        SigHandler::Handler(on_termination_signal),
+        SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    )
+}
+
 /// Puts back the dispositions ours replaced.
 fn restore(previous: &[Option<SigAction>]) {
     for signal in TERMINATION_SIGNALS {
@@ -331,13 +340,8 @@ fn install_handlers(previous: &mut Previous) {
     previous.clear();
     previous.resize(65, None);
     for signal in TERMINATION_SIGNALS {
-        let action = SigAction::new(
-            SigHandler::Handler(on_termination_signal),
-            SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
         // SAFETY: the handler is async-signal-safe (see above).
-        if let Ok(old) = unsafe { sigaction(signal, &action) } {
+        if let Ok(old) = unsafe { sigaction(signal, &our_action()) } {
             if matches!(old.handler(), SigHandler::SigIgn) {
                 // SAFETY: puts back exactly what was there.
                 let _ = unsafe { sigaction(signal, &old) };
@@ -531,6 +535,13 @@ static DELIVERED_TO: AtomicI32 = AtomicI32::new(0);
 static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
 static THAWED: AtomicU32 = AtomicU32::new(0);
 static DELIVERIES: AtomicU32 = AtomicU32::new(0);
+/// The delivery whose host handler the trampoline has called, and where:
+/// the trampoline's frame, and whether it ran on an alternate signal
+/// stack. A call into us on that thread from outside that frame means the
+/// handler was left without returning (`host_handler_left_here`).
+static ENTERED: AtomicU32 = AtomicU32::new(0);
+static ENTERED_FRAME: AtomicUsize = AtomicUsize::new(0);
+static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 
 /// How long the watchdog waits for the host's handler to be delivered and
 /// return on the thread the signal arrived on, and that thread then for
@@ -566,6 +577,12 @@ extern "C" fn host_handler_trampoline(
 ) {
     let delivery = DELIVERY.load(Ordering::Acquire);
     let handler = HOST_HANDLER.load(Ordering::Acquire);
+    if delivery != 0 {
+        let frame = 0u8;
+        ENTERED_FRAME.store(std::ptr::addr_of!(frame) as usize, Ordering::Relaxed);
+        ENTERED_ON_ALT_STACK.store(on_alt_stack(), Ordering::Relaxed);
+        ENTERED.store(delivery, Ordering::Release);
+    }
     if handler != 0 {
         // SAFETY: `handler` is the host's handler as its sigaction gave
         // it, called with the arguments the kernel gave us, the kind it
@@ -594,6 +611,68 @@ extern "C" fn host_handler_trampoline(
             libc::nanosleep(&pause, std::ptr::null_mut());
             *libc::__errno_location() = saved;
         }
+    }
+}
+
+/// Whether this thread runs on its alternate signal stack now.
+/// Async-signal-safe: one sigaltstack(2) that changes nothing.
+fn on_alt_stack() -> bool {
+    // SAFETY: sigaltstack with no new stack only reads this thread's.
+    let mut now: libc::stack_t = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaltstack(std::ptr::null(), &mut now) };
+    read == 0 && now.ss_flags & libc::SS_ONSTACK != 0
+}
+
+/// The delivery under way on this thread whose host handler has not
+/// returned, if any.
+fn delivery_here() -> Option<u32> {
+    let delivery = DELIVERY.load(Ordering::Acquire);
+    // SAFETY: gettid has no preconditions.
+    let here = DELIVERED_TO.load(Ordering::Acquire) == unsafe { libc::gettid() };
+    (delivery != 0 && here && HOST_RETURNED.load(Ordering::Acquire) != delivery).then_some(delivery)
+}
+
+/// For a span begun on the thread the host's handler was delivered to:
+/// whether that handler was left without returning (it siglongjmp'd back
+/// into the program's main loop, a REPL's Ctrl-C); then the watchdog is
+/// told it is done with the signal, as by a return, and thaws the
+/// tracers. It waited for that return a whole second, and the spans the
+/// program recorded back in its loop were refused meanwhile. A span begun
+/// from inside the handler (deeper on the stack than the trampoline, or
+/// on the alternate stack it ran on) is not: the handler may still end
+/// the process with `_exit`, and the dump must stay. A call chain back in
+/// the loop that reaches below where the trampoline's frame was is taken
+/// for inside (refused as before, until the watchdog's wait ends).
+#[inline(never)]
+pub fn host_handler_left_here() -> bool {
+    let Some(delivery) = delivery_here() else {
+        return false;
+    };
+    if ENTERED.load(Ordering::Acquire) != delivery {
+        return false; // not delivered yet: it will interrupt this thread
+    }
+    let frame = 0u8;
+    let left = if ENTERED_ON_ALT_STACK.load(Ordering::Relaxed) {
+        !on_alt_stack()
+    } else {
+        !on_alt_stack()
+            && std::ptr::addr_of!(frame) as usize > ENTERED_FRAME.load(Ordering::Relaxed)
+    };
+    if left {
+        HOST_RETURNED.store(delivery, Ordering::Release);
+    }
+    left
+}
+
+/// For the exit hook, on the exiting thread: if the host's handler was
+/// delivered here and has not returned, it called exit() (or left for
+/// code that did): the watchdog is told it is done with the signal, as
+/// by a return, and thaws the tracers, which the exit hook then shuts
+/// down. It waited for that return a whole second while the exit hook
+/// waited for its thaw.
+pub fn host_handler_exiting_here() {
+    if let Some(delivery) = delivery_here() {
+        HOST_RETURNED.store(delivery, Ordering::Release);
     }
 }
 
