@@ -204,6 +204,17 @@ pub fn detach_after_fork() {
         .ok()
         .flatten();
     let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
+    // Forked while the parent's watchdog delivered a signal to the host's
+    // handler (maybe from inside that handler): the trampoline is the
+    // parent's, for that delivery; ours goes back in its place, and the
+    // child's tracers, its own, have no thaw to wait for.
+    thawed_after_delivery();
+    for signal in TERMINATION_SIGNALS {
+        if trampoline_installed(signal) {
+            // SAFETY: our async-signal-safe handler, as installed.
+            let _ = unsafe { sigaction(signal, &our_action()) };
+        }
+    }
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
         // The host's dispositions are in place (put back at the fork that
         // made the parent, and ours not installed again yet).
@@ -297,6 +308,18 @@ fn ours_installed(signal: Signal) -> bool {
     let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
     let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
     read == 0 && now.sa_sigaction == on_termination_signal as extern "C" fn(libc::c_int) as usize
+}
+
+/// Whether `signal`'s disposition is the trampoline (`deliver_to_host`).
+fn trampoline_installed(signal: Signal) -> bool {
+    // SAFETY: a sigaction that only reads the disposition into `now`.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
+    read == 0
+        && now.sa_sigaction
+            == host_handler_trampoline
+                as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as usize
 }
 
 /// Our handler's disposition, as `install_handlers` puts it in.
@@ -454,18 +477,21 @@ fn watch(read_end: OwnedFd) {
 /// the signal arrived on (`deliver_to_host`). When the process survives
 /// it (the host's handler returned), ours goes back in.
 fn reraise_with_previous(signal: Signal) {
-    let mut previous = lock_previous();
+    let previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
     let ours = match old.handler() {
-        // Under the lock: a fork on another thread meanwhile waits
-        // (`hold_across_fork`) and its child gets ours back, not the
-        // trampoline for good.
+        // Not under the lock: a host handler that forks (a pre-fork
+        // server's SIGHUP) had its fork wait for it (`hold_across_fork`)
+        // as long as we waited for that handler, a whole second. A child
+        // forked meanwhile puts ours back over the trampoline itself
+        // (`detach_after_fork`).
         SigHandler::Handler(_) | SigHandler::SigAction(_) => {
+            drop(previous);
             let ours = deliver_to_host(signal, &old);
             if let Ok(ours) = ours {
-                take_back_from_host(signal, &ours, &mut previous);
+                take_back_from_host(signal, &ours, &mut lock_previous());
             }
             return;
         }
