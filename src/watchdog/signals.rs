@@ -756,9 +756,13 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
             // took it, pending, into its exit: the host's handler never
             // ran, and the signal was lost (a pool's worker that got it
             // as the pool wound down). Then it runs here, as when the
-            // receiver was gone before the tgkill.
+            // receiver was gone before the tgkill. Unless the handler
+            // was entered there: it ended its own thread (pthread_exit,
+            // a pool's "stop this worker"), and is done with the signal.
+            // Run again here, it ran twice, and its pthread_exit on this
+            // thread aborted the process.
             if thread_gone(receiver) {
-                delivered_here = true;
+                delivered_here = ENTERED.load(Ordering::Acquire) != delivery;
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
