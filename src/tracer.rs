@@ -649,8 +649,15 @@ impl Tracer {
     #[cold]
     #[inline(never)]
     fn thawed_after_host_handler(&self) -> bool {
-        use crate::watchdog::signals::{HOST_HANDLER_WAIT, host_handler_running_elsewhere};
-        if self.pipeline.lifecycle() != LIFECYCLE_FROZEN || !host_handler_running_elsewhere() {
+        use crate::watchdog::signals::{
+            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_pending_here,
+            host_handler_running_elsewhere,
+        };
+        if self.pipeline.lifecycle() != LIFECYCLE_FROZEN
+            || !(host_handler_running_elsewhere()
+                || host_handler_pending_here()
+                || host_handler_left_here())
+        {
             return false;
         }
         let deadline = crate::span::clock::instant_after(Instant::now(), HOST_HANDLER_WAIT);

@@ -18,6 +18,7 @@ extern "C" fn flush_at_exit() {
         // whose backend did not answer or whose exporter was stuck held
         // the exit for N times the timeout and the stuck exporter's grace,
         // past a container's SIGTERM grace: the last ones were never asked.
+        super::signals::host_handler_exiting_here();
         let mut longest = Duration::ZERO;
         crate::registry::for_each(|p| longest = longest.max(timeout_of(p)));
         let deadline = crate::span::clock::instant_after(Instant::now(), longest);

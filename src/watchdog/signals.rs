@@ -204,6 +204,17 @@ pub fn detach_after_fork() {
         .ok()
         .flatten();
     let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
+    // Forked while the parent's watchdog delivered a signal to the host's
+    // handler (maybe from inside that handler): the trampoline is the
+    // parent's, for that delivery; ours goes back in its place, and the
+    // child's tracers, its own, have no thaw to wait for.
+    thawed_after_delivery();
+    for signal in TERMINATION_SIGNALS {
+        if trampoline_installed(signal) {
+            // SAFETY: our async-signal-safe handler, as installed.
+            let _ = unsafe { sigaction(signal, &our_action()) };
+        }
+    }
     if PIPE_WRITE.load(Ordering::Acquire) < 0 {
         // The host's dispositions are in place (put back at the fork that
         // made the parent, and ours not installed again yet).
@@ -299,6 +310,27 @@ fn ours_installed(signal: Signal) -> bool {
     read == 0 && now.sa_sigaction == on_termination_signal as extern "C" fn(libc::c_int) as usize
 }
 
+/// Whether `signal`'s disposition is the trampoline (`deliver_to_host`).
+fn trampoline_installed(signal: Signal) -> bool {
+    // SAFETY: a sigaction that only reads the disposition into `now`.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), &mut now) };
+    read == 0
+        && now.sa_sigaction
+            == host_handler_trampoline
+                as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as usize
+}
+
+/// Our handler's disposition, as `install_handlers` puts it in.
+fn our_action() -> SigAction {
+    SigAction::new(
+        SigHandler::Handler(on_termination_signal),
+        SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    )
+}
+
 /// Puts back the dispositions ours replaced.
 fn restore(previous: &[Option<SigAction>]) {
     for signal in TERMINATION_SIGNALS {
@@ -331,13 +363,8 @@ fn install_handlers(previous: &mut Previous) {
     previous.clear();
     previous.resize(65, None);
     for signal in TERMINATION_SIGNALS {
-        let action = SigAction::new(
-            SigHandler::Handler(on_termination_signal),
-            SaFlags::SA_ONSTACK | SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
         // SAFETY: the handler is async-signal-safe (see above).
-        if let Ok(old) = unsafe { sigaction(signal, &action) } {
+        if let Ok(old) = unsafe { sigaction(signal, &our_action()) } {
             if matches!(old.handler(), SigHandler::SigIgn) {
                 // SAFETY: puts back exactly what was there.
                 let _ = unsafe { sigaction(signal, &old) };
@@ -435,6 +462,7 @@ fn watch(read_end: OwnedFd) {
         run_before_signal_flush(timeout / 2);
         // SAFETY: gettid has no preconditions.
         let watchdog = unsafe { libc::gettid() };
+        announce_delivery(signal);
         super::all_at_once::for_each_at_once(|p| {
             super::crash::freeze_and_dump(p, signal as i32, deadline, watchdog);
         });
@@ -450,18 +478,21 @@ fn watch(read_end: OwnedFd) {
 /// the signal arrived on (`deliver_to_host`). When the process survives
 /// it (the host's handler returned), ours goes back in.
 fn reraise_with_previous(signal: Signal) {
-    let mut previous = lock_previous();
+    let previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
     };
     let ours = match old.handler() {
-        // Under the lock: a fork on another thread meanwhile waits
-        // (`hold_across_fork`) and its child gets ours back, not the
-        // trampoline for good.
+        // Not under the lock: a host handler that forks (a pre-fork
+        // server's SIGHUP) had its fork wait for it (`hold_across_fork`)
+        // as long as we waited for that handler, a whole second. A child
+        // forked meanwhile puts ours back over the trampoline itself
+        // (`detach_after_fork`).
         SigHandler::Handler(_) | SigHandler::SigAction(_) => {
+            drop(previous);
             let ours = deliver_to_host(signal, &old);
             if let Ok(ours) = ours {
-                take_back_from_host(signal, &ours, &mut previous);
+                take_back_from_host(signal, &ours, &mut lock_previous());
             }
             return;
         }
@@ -531,6 +562,13 @@ static DELIVERED_TO: AtomicI32 = AtomicI32::new(0);
 static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
 static THAWED: AtomicU32 = AtomicU32::new(0);
 static DELIVERIES: AtomicU32 = AtomicU32::new(0);
+/// The delivery whose host handler the trampoline has called, and where:
+/// the trampoline's frame, and whether it ran on an alternate signal
+/// stack. A call into us on that thread from outside that frame means the
+/// handler was left without returning (`host_handler_left_here`).
+static ENTERED: AtomicU32 = AtomicU32::new(0);
+static ENTERED_FRAME: AtomicUsize = AtomicUsize::new(0);
+static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 
 /// How long the watchdog waits for the host's handler to be delivered and
 /// return on the thread the signal arrived on, and that thread then for
@@ -566,6 +604,12 @@ extern "C" fn host_handler_trampoline(
 ) {
     let delivery = DELIVERY.load(Ordering::Acquire);
     let handler = HOST_HANDLER.load(Ordering::Acquire);
+    if delivery != 0 {
+        let frame = 0u8;
+        ENTERED_FRAME.store(std::ptr::addr_of!(frame) as usize, Ordering::Relaxed);
+        ENTERED_ON_ALT_STACK.store(on_alt_stack(), Ordering::Relaxed);
+        ENTERED.store(delivery, Ordering::Release);
+    }
     if handler != 0 {
         // SAFETY: `handler` is the host's handler as its sigaction gave
         // it, called with the arguments the kernel gave us, the kind it
@@ -597,10 +641,122 @@ extern "C" fn host_handler_trampoline(
     }
 }
 
+/// Whether this thread runs on its alternate signal stack now.
+/// Async-signal-safe: one sigaltstack(2) that changes nothing.
+fn on_alt_stack() -> bool {
+    // SAFETY: sigaltstack with no new stack only reads this thread's.
+    let mut now: libc::stack_t = unsafe { std::mem::zeroed() };
+    let read = unsafe { libc::sigaltstack(std::ptr::null(), &mut now) };
+    read == 0 && now.ss_flags & libc::SS_ONSTACK != 0
+}
+
+/// The delivery under way on this thread whose host handler has not
+/// returned, if any.
+fn delivery_here() -> Option<u32> {
+    let delivery = DELIVERY.load(Ordering::Acquire);
+    // SAFETY: gettid has no preconditions.
+    let here = DELIVERED_TO.load(Ordering::Acquire) == unsafe { libc::gettid() };
+    (delivery != 0 && here && HOST_RETURNED.load(Ordering::Acquire) != delivery).then_some(delivery)
+}
+
+/// For a span begun on the thread the host's handler was delivered to:
+/// whether that handler was left without returning (it siglongjmp'd back
+/// into the program's main loop, a REPL's Ctrl-C); then the watchdog is
+/// told it is done with the signal, as by a return, and thaws the
+/// tracers. It waited for that return a whole second, and the spans the
+/// program recorded back in its loop were refused meanwhile. A span begun
+/// from inside the handler (deeper on the stack than the trampoline, or
+/// on the alternate stack it ran on) is not: the handler may still end
+/// the process with `_exit`, and the dump must stay. A call chain back in
+/// the loop that reaches below where the trampoline's frame was is taken
+/// for inside (refused as before, until the watchdog's wait ends).
+#[inline(never)]
+pub fn host_handler_left_here() -> bool {
+    let Some(delivery) = delivery_here() else {
+        return false;
+    };
+    if ENTERED.load(Ordering::Acquire) != delivery {
+        return false; // not delivered yet: it will interrupt this thread
+    }
+    let frame = 0u8;
+    let left = if ENTERED_ON_ALT_STACK.load(Ordering::Relaxed) {
+        !on_alt_stack()
+    } else {
+        !on_alt_stack()
+            && std::ptr::addr_of!(frame) as usize > ENTERED_FRAME.load(Ordering::Relaxed)
+    };
+    if left {
+        HOST_RETURNED.store(delivery, Ordering::Release);
+    }
+    left
+}
+
+/// For a span begun on the thread the host's handler is about to be
+/// delivered to (`announce_delivery`): it waits for the thaw too; the
+/// delivery interrupts that wait, and the thaw follows the handler.
+pub fn host_handler_pending_here() -> bool {
+    delivery_here().is_some_and(|delivery| ENTERED.load(Ordering::Acquire) != delivery)
+}
+
+/// For the exit hook, on the exiting thread: if the host's handler was
+/// delivered here and has not returned, it called exit() (or left for
+/// code that did): the watchdog is told it is done with the signal, as
+/// by a return, and thaws the tracers, which the exit hook then shuts
+/// down. It waited for that return a whole second while the exit hook
+/// waited for its thaw.
+pub fn host_handler_exiting_here() {
+    if let Some(delivery) = delivery_here()
+        && ENTERED.load(Ordering::Acquire) == delivery
+    {
+        HOST_RETURNED.store(delivery, Ordering::Release);
+    }
+}
+
 /// After the tracers were thawed (the process lived on): lets the thread
 /// the host's handler ran on go on (`host_handler_trampoline`).
 fn thawed_after_delivery() {
     THAWED.store(DELIVERY.swap(0, Ordering::AcqRel), Ordering::Release);
+}
+
+/// Before the watchdog freezes the tracers for `signal`: if the host has
+/// a handler for it (the process may live on), the delivery to come is
+/// announced, so a span begun meanwhile waits for the thaw after it
+/// (`host_handler_running_elsewhere`, `host_handler_pending_here`)
+/// rather than be refused. Only the time the host's handler ran was
+/// covered: the dump before it refused them, and a program stopping
+/// gracefully on a first signal lost the spans it recorded as a second
+/// one (SIGINT after SIGTERM, a second Ctrl-C) froze the tracers again.
+fn announce_delivery(signal: Signal) {
+    let handler = lock_previous()
+        .actions
+        .get(signal as usize)
+        .copied()
+        .flatten()
+        .is_some_and(|old| {
+            matches!(
+                old.handler(),
+                SigHandler::Handler(_) | SigHandler::SigAction(_)
+            )
+        });
+    if handler {
+        announce(signal);
+    }
+}
+
+/// Numbers the delivery of `signal` to the thread it arrived on and
+/// makes it the one under way.
+fn announce(signal: Signal) -> u32 {
+    let receiver = RECEIVER
+        .get(signal as usize)
+        .map_or(0, |r| r.load(Ordering::Relaxed));
+    // Never 0: that is "on the watchdog's thread".
+    let delivery = DELIVERIES
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1)
+        .max(1);
+    DELIVERED_TO.store(receiver, Ordering::Release);
+    DELIVERY.store(delivery, Ordering::Release);
+    delivery
 }
 
 /// Delivers the signal again to the host's handler, on the thread it
@@ -628,16 +784,11 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     );
     // SAFETY: the trampoline only calls the host's own handler.
     let ours = unsafe { sigaction(signal, &trampoline) };
-    let receiver = RECEIVER
-        .get(signal as usize)
-        .map_or(0, |r| r.load(Ordering::Relaxed));
-    // Never 0: that is "on the watchdog's thread".
-    let delivery = DELIVERIES
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_add(1)
-        .max(1);
-    DELIVERED_TO.store(receiver, Ordering::Release);
-    DELIVERY.store(delivery, Ordering::Release);
+    let delivery = match DELIVERY.load(Ordering::Acquire) {
+        0 => announce(signal),
+        announced => announced,
+    };
+    let receiver = DELIVERED_TO.load(Ordering::Acquire);
     // A thread that has exited since answers ESRCH (a reused id would be
     // another of our threads: the handler still runs once, on it).
     let sent = receiver > 0 && tgkill(receiver, signal as libc::c_int).is_ok();
@@ -651,9 +802,13 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
             // took it, pending, into its exit: the host's handler never
             // ran, and the signal was lost (a pool's worker that got it
             // as the pool wound down). Then it runs here, as when the
-            // receiver was gone before the tgkill.
+            // receiver was gone before the tgkill. Unless the handler
+            // was entered there: it ended its own thread (pthread_exit,
+            // a pool's "stop this worker"), and is done with the signal.
+            // Run again here, it ran twice, and its pthread_exit on this
+            // thread aborted the process.
             if thread_gone(receiver) {
-                delivered_here = true;
+                delivered_here = ENTERED.load(Ordering::Acquire) != delivery;
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
