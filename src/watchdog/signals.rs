@@ -553,10 +553,9 @@ static HOST_HANDLER: AtomicUsize = AtomicUsize::new(0);
 static HOST_SIGINFO: AtomicBool = AtomicBool::new(false);
 
 /// The handshake between the watchdog and the trampoline, by delivery
-/// (a number the watchdog counts up): which delivery is under way (0: the
-/// trampoline runs on the watchdog's own thread and must not wait for
-/// it), which the host's handler returned from, and which the tracers
-/// have been thawed after.
+/// (a number the watchdog counts up): which delivery is under way (0:
+/// none), to which thread, which the host's handler returned from, and
+/// which the tracers have been thawed after.
 static DELIVERY: AtomicU32 = AtomicU32::new(0);
 static DELIVERED_TO: AtomicI32 = AtomicI32::new(0);
 static HOST_RETURNED: AtomicU32 = AtomicU32::new(0);
@@ -567,6 +566,9 @@ static DELIVERIES: AtomicU32 = AtomicU32::new(0);
 /// stack. A call into us on that thread from outside that frame means the
 /// handler was left without returning (`host_handler_left_here`).
 static ENTERED: AtomicU32 = AtomicU32::new(0);
+/// The host's handler is being run on the watchdog's own thread (the
+/// receiver is gone: `deliver_to_host`).
+static RAISED_HERE: AtomicBool = AtomicBool::new(false);
 static ENTERED_FRAME: AtomicUsize = AtomicUsize::new(0);
 static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 
@@ -623,6 +625,9 @@ extern "C" fn host_handler_trampoline(
         return;
     }
     HOST_RETURNED.store(delivery, Ordering::Release);
+    if RAISED_HERE.load(Ordering::Acquire) {
+        return; // on the watchdog's thread, which thaws once this returns
+    }
     let pause = libc::timespec {
         tv_sec: 0,
         tv_nsec: 1_000_000,
@@ -815,8 +820,18 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         }
     }
     if delivered_here {
-        DELIVERY.store(0, Ordering::Release);
+        // The delivery stays under way, now to this thread: a span another
+        // thread begins while the handler runs here waits for the thaw
+        // after it (`host_handler_running_elsewhere`), as when it runs on
+        // the receiver. Ended here (DELIVERY 0), such a span was refused
+        // as shut down: a program's last span, recorded as soon as its
+        // handler had run, lost. The trampoline does not wait for a thaw
+        // on this thread, which is the one to thaw (`RAISED_HERE`).
+        // SAFETY: gettid has no preconditions.
+        DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
+        RAISED_HERE.store(true, Ordering::Release);
         raise_here(signal);
+        RAISED_HERE.store(false, Ordering::Release);
     }
     ours
 }

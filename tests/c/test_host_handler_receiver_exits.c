@@ -3,13 +3,15 @@
  * pool's worker that got SIGTERM as the pool wound down). The redelivery
  * went into that thread's exit, pending, and was lost: the host's handler
  * never ran. Now the watchdog sees the thread gone and runs the handler
- * on its own thread, as when the thread was gone before the redelivery.
+ * on its own thread, as when the thread was gone before the redelivery,
+ * and a span another thread begins meanwhile waits for the thaw after it.
  * An alarm turns a handler that never runs into SIGALRM. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spanguard.h"
@@ -22,6 +24,11 @@ static volatile sig_atomic_t receiver_tid;
 static void host_handler(int signal) {
     (void)signal;
     ran_on = gettid();
+    /* Still running when main records its next span: that span waits for
+     * the thaw after this handler, as when it runs on the receiver (it
+     * was refused as shut down while the watchdog's thread ran it). */
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
 }
 
 /* The only thread that takes SIGTERM: it waits for it (spanguard's handler
