@@ -100,7 +100,7 @@ build/tests/%: tests/c/%.c include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
-C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors test_full_disk test_recovered_resource test_kill_set_again test_fork_no_tracer test_fork_resource test_fork_stderr_held test_fork_flight_kill test_fork_exec_lazy test_fork_shut_down test_shutdown_stuck_exporter test_stuck_exporter_no_dump test_fork_host_handler test_signal_mask_threads test_crash_after_stuck test_exit_many_stuck test_fork_during_first_use test_fork_during_install test_host_handler_thread test_host_handler_reraise test_host_handler_handoff test_fork_error_callback test_exit_in_callback test_fork_ids test_host_handler_receiver_exits
+C_PROCESS_TESTS := test_fork test_context test_fork_recovery test_workers test_stale_handles test_callback_reentry test_config_errors test_full_disk test_recovered_resource test_kill_set_again test_fork_no_tracer test_fork_resource test_fork_stderr_held test_fork_flight_kill test_fork_exec_lazy test_fork_shut_down test_shutdown_stuck_exporter test_stuck_exporter_no_dump test_fork_host_handler test_signal_mask_threads test_crash_after_stuck test_exit_many_stuck test_fork_during_first_use test_fork_during_install test_host_handler_thread test_host_handler_reraise test_host_handler_handoff test_fork_error_callback test_exit_in_callback test_fork_ids test_host_handler_receiver_exits test_fork_during_hooks
 test-c: build/tests/test_api $(addprefix build/tests/,$(C_PROCESS_TESTS))
 	rm -rf build/c-test-spans build/c-test-spans-llm
 	build/tests/test_api build/c-test-spans
