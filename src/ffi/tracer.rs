@@ -170,6 +170,15 @@ unsafe extern "C" fn after_fork_in_child() {
         // Released below: an exit hook or watchdog of the parent that was
         // taking its pipelines at the fork is not here to finish.
         crate::registry::forget_takers_in_child();
+        // A tracer another thread of the parent was starting at the fork
+        // (in the registry, not yet in a wrapper) is the parent's, and so
+        // is its number: kept, the child's exit flush and watchdog waited
+        // for its exporter, which the child does not have.
+        for (id, wrapper) in WRAPPERS.iter().enumerate().skip(1) {
+            if wrapper.load(Ordering::Acquire).is_null() {
+                crate::registry::release(id as u8);
+            }
+        }
         for slot in &LIVE {
             slot.store(std::ptr::null_mut(), Ordering::Release);
         }

@@ -20,7 +20,8 @@
  * hook works there: it forks a grandchild that records a span (the fork
  * handlers, registered once: registered twice, the fork's prepare handler
  * waited for itself), and it ends with exit(3) without a shutdown (the
- * exit flush delivers its span). SIGALRM ends a child that hangs. */
+ * exit flush delivers its span, and waits for nothing of the parent's).
+ * SIGALRM ends a child that hangs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <poll.h>
@@ -113,12 +114,17 @@ static void forked_child(const char *name) {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fprintf(stderr, "%s: the grandchild ended with status %#x\n", name, status);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Without a shutdown: the exit flush's, which shuts down what the
+     * child has (a tracer the parent was making at the fork is the
+     * parent's: it waited for that one's exporter, which the child does
+     * not have, and said so). */
     exit(failures ? 5 : 3);
 }
 
 /* A process whose first tracer is made on a second thread, held at
  * `hook`'s registration while this thread forks. Exits 0 when the forked
- * child exited 3, 10 + its status when it exited otherwise, 9 when a
+ * child exited 3, 7 when its exit waited for a tracer of this process's,
+ * 10 + its status when it exited otherwise, 9 when a
  * signal ended it (SIGALRM: it hung). */
 static void case_process(enum hook hook, const char *name) {
     if (pipe(in_window) != 0 || pipe(forked) != 0) _exit(2);
@@ -127,13 +133,28 @@ static void case_process(enum hook hook, const char *name) {
     if (pthread_create(&t, NULL, make_first_tracer, NULL) != 0) _exit(2);
     char byte;
     if (read(in_window[0], &byte, 1) != 1) _exit(2);
+    int said[2];
+    if (pipe(said) != 0) _exit(2);
     pid_t pid = fork();
-    if (pid == 0) forked_child(name);
+    if (pid == 0) {
+        if (dup2(said[1], STDERR_FILENO) < 0) _exit(2);
+        forked_child(name);
+    }
+    close(said[1]);
     if (write(forked[1], &byte, 1) != 1) _exit(2);
     pthread_join(t, NULL);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
+    static char text[1 << 16];
+    ssize_t n, len = 0;
+    while (len < (ssize_t)sizeof text - 1 && (n = read(said[0], text + len, sizeof text - 1 - len)) > 0) len += n;
+    text[len] = 0;
+    fputs(text, stderr);
     if (first) (void)spanguard_shutdown(first, 10000);
+    if (strstr(text, "did not stop")) {
+        fprintf(stderr, "%s: the child's exit waited for a tracer of its parent's\n", name);
+        _exit(7);
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) _exit(0);
     if (WIFSIGNALED(status)) fprintf(stderr, "%s: the child died of signal %d\n", name, WTERMSIG(status));
     _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
