@@ -18,10 +18,12 @@
  * is made on a second thread; the first thread forks in the window. The
  * forked child makes its own tracer, records a span and checks that the
  * hook works there: it forks a grandchild that records a span (the fork
- * handlers, registered once: registered twice, the fork's prepare handler
- * waited for itself), and it ends with exit(3) without a shutdown (the
- * exit flush delivers its span, and waits for nothing of the parent's).
- * SIGALRM ends a child that hangs. */
+ * handlers work, each once per fork: a child forked while the hook was
+ * registered during its fork's prepare handlers has them, and registers
+ * them again; each prepare handler took the same lock, the second waited
+ * for the first forever), and it ends with exit(3) without a shutdown
+ * (the exit flush delivers its span, and waits for nothing of the
+ * parent's). SIGALRM ends a child that hangs. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <poll.h>
@@ -38,10 +40,10 @@
 #include "check.h"
 #include "sink_count.h"
 
-enum hook { FORK_HOOK = 1, EXIT_HOOK, CRASH_INSTALL };
+enum hook { FORK_HOOK = 1, EXIT_HOOK, CRASH_INSTALL, FORK_HOOK_IN_PREPARE };
 
 static atomic_int gate;
-static int in_window[2], forked[2];
+static int in_window[2], forked[2], in_prepare[2], registered[2];
 static const char *sink;
 
 /* Whether `fn` is the library's (not libc's, nor this program's). */
@@ -65,7 +67,30 @@ int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)
     static int (*real)(void (*)(void), void (*)(void), void (*)(void), void *);
     if (!real) *(void **)&real = dlsym(RTLD_NEXT, "__register_atfork");
     if (in_library(child)) hold_window(FORK_HOOK);
-    return real(prepare, parent, child, dso);
+    if (!in_library(child) || !atomic_compare_exchange_strong(&gate, &(int){FORK_HOOK_IN_PREPARE}, 0))
+        return real(prepare, parent, child, dso);
+    /* Registered while the fork runs its prepare handlers (this program's
+     * `hold_prepare`): glibc runs none of the new ones in that fork, and
+     * its child has them all the same. */
+    char byte = 'w';
+    if (write(in_window[1], &byte, 1) != 1) _exit(20);
+    struct pollfd preparing = {.fd = in_prepare[0], .events = POLLIN};
+    (void)poll(&preparing, 1, 3000);
+    int rc = real(prepare, parent, child, dso);
+    if (write(registered[1], &byte, 1) != 1) _exit(20);
+    struct pollfd done = {.fd = forked[0], .events = POLLIN};
+    (void)poll(&done, 1, 3000);
+    return rc;
+}
+
+static atomic_int prepare_armed;
+
+static void hold_prepare(void) {
+    if (!atomic_exchange(&prepare_armed, 0)) return;
+    char byte = 'p';
+    if (write(in_prepare[1], &byte, 1) != 1) _exit(22);
+    struct pollfd done = {.fd = registered[0], .events = POLLIN};
+    (void)poll(&done, 1, 3000);
 }
 
 int __cxa_atexit(void (*fn)(void *), void *arg, void *dso) {
@@ -127,12 +152,15 @@ static void forked_child(const char *name) {
  * 10 + its status when it exited otherwise, 9 when a
  * signal ended it (SIGALRM: it hung). */
 static void case_process(enum hook hook, const char *name) {
-    if (pipe(in_window) != 0 || pipe(forked) != 0) _exit(2);
+    if (pipe(in_window) != 0 || pipe(forked) != 0 || pipe(in_prepare) != 0 || pipe(registered) != 0)
+        _exit(2);
+    if (hook == FORK_HOOK_IN_PREPARE && pthread_atfork(hold_prepare, NULL, NULL) != 0) _exit(2);
     atomic_store(&gate, hook);
     pthread_t t;
     if (pthread_create(&t, NULL, make_first_tracer, NULL) != 0) _exit(2);
     char byte;
     if (read(in_window[0], &byte, 1) != 1) _exit(2);
+    atomic_store(&prepare_armed, hook == FORK_HOOK_IN_PREPARE);
     int said[2];
     if (pipe(said) != 0) _exit(2);
     pid_t pid = fork();
@@ -184,5 +212,6 @@ int main(int argc, char **argv) {
     fork_during(FORK_HOOK, "at-fork-hook");
     fork_during(EXIT_HOOK, "at-exit-hook");
     fork_during(CRASH_INSTALL, "at-crash-install");
+    fork_during(FORK_HOOK_IN_PREPARE, "at-fork-hook-in-prepare");
     return check_summary();
 }
