@@ -170,6 +170,15 @@ unsafe extern "C" fn after_fork_in_child() {
         // Released below: an exit hook or watchdog of the parent that was
         // taking its pipelines at the fork is not here to finish.
         crate::registry::forget_takers_in_child();
+        // A tracer another thread of the parent was starting at the fork
+        // (in the registry, not yet in a wrapper) is the parent's, and so
+        // is its number: kept, the child's exit flush and watchdog waited
+        // for its exporter, which the child does not have.
+        for (id, wrapper) in WRAPPERS.iter().enumerate().skip(1) {
+            if wrapper.load(Ordering::Acquire).is_null() {
+                crate::registry::release(id as u8);
+            }
+        }
         for slot in &LIVE {
             slot.store(std::ptr::null_mut(), Ordering::Release);
         }
@@ -550,6 +559,14 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
         unsafe { out.write(t) };
         return Ok(());
     }
+    // Before anything of the tracer exists: a fork before the hook is
+    // registered runs no child handler, and its child kept what was made
+    // so far (the pipeline in the registry, whose exit flush then waited
+    // for an exporter the child does not have). The hook also keeps a fork
+    // out of the handlers' install, and takes the parent's watchdog out of
+    // a child's way (a child forked after the install without it sent its
+    // SIGTERM to the parent's watchdog).
+    crate::watchdog::ensure_fork_hook(after_fork_in_child);
     // Reserve an id before starting threads, so a 256th tracer costs nothing.
     let Some(id) = crate::registry::reserve() else {
         return Err(CreateError {
@@ -562,11 +579,6 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
         Ok(tracer) => {
             crate::registry::publish(id, tracer.pipeline());
             let t = Box::new(spanguard_tracer::new(id, Some(tracer)));
-            // Before the handlers go in: the hook keeps a fork out of
-            // their install, and takes the parent's watchdog out of a
-            // child's way (a child forked after the install without it
-            // sent its SIGTERM to the parent's watchdog).
-            crate::watchdog::ensure_fork_hook(after_fork_in_child);
             // A forked child's first tracer of its own: its watchdog too,
             // if the fork put it off.
             crate::watchdog::signals::restart_after_fork();

@@ -12,8 +12,7 @@
 //! take no lock: each entry is a seqlock.
 
 use std::cell::UnsafeCell;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 
 use super::tracestate::Tracestate;
 
@@ -57,10 +56,20 @@ struct Ring {
     next: AtomicU32,
 }
 
-static RING: OnceLock<Ring> = OnceLock::new();
+/// The ring, once made: never freed. Not a `OnceLock`: a child forked
+/// while another thread was making it kept it "being made" for good, and
+/// its first span under a remote parent waited for it forever. Here every
+/// thread that finds none makes one and the first to publish it wins (the
+/// others free theirs): a fork can catch none half made.
+static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
 
 fn ring() -> &'static Ring {
-    RING.get_or_init(|| Ring {
+    let ring = RING.load(Ordering::Acquire);
+    if !ring.is_null() {
+        // SAFETY: published once, never freed.
+        return unsafe { &*ring };
+    }
+    let made = Box::into_raw(Box::new(Ring {
         entries: (0..RING_ENTRIES)
             .map(|_| Entry {
                 seq: AtomicU64::new(0),
@@ -68,7 +77,23 @@ fn ring() -> &'static Ring {
             })
             .collect(),
         next: AtomicU32::new(0),
-    })
+    }));
+    match RING.compare_exchange(
+        std::ptr::null_mut(),
+        made,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: just published, never freed.
+        Ok(_) => unsafe { &*made },
+        Err(theirs) => {
+            // SAFETY: `made` was never shared; `theirs` is published for good.
+            unsafe {
+                drop(Box::from_raw(made));
+                &*theirs
+            }
+        }
+    }
 }
 
 /// Keeps `context`; returns the entry's index and generation for a handle.

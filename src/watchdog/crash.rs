@@ -8,7 +8,6 @@
 //! what the file holds.
 
 use std::path::Path;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -185,7 +184,11 @@ pub fn freeze_and_dump(p: &Pipeline, signal: i32, deadline: Instant, thawer: i32
 /// The dispositions we replaced, written once before our handlers go in and
 /// only read afterwards (from the handler, so no lock).
 static mut PREVIOUS: [Option<libc::sigaction>; 32] = [None; 32];
-static INSTALL: Once = Once::new();
+/// Whether the crash handlers are in: read and set only under the lock a
+/// fork holds (`ensure_installed`), so a child gets the install done or not
+/// begun, never running. Not a `ForkSafeOnce`, which may run it again in a
+/// child: installed twice, ours would be the handler it chains to.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 static IN_CRASH: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_crash(
@@ -325,9 +328,10 @@ pub fn ensure_alt_stack() {
     });
 }
 
-/// Installs the crash handlers once per process.
-pub fn ensure_installed() {
-    INSTALL.call_once(|| {
+/// Installs the crash handlers once per process. Only under the lock a
+/// fork holds: `signals::ensure_installed` calls it so.
+pub(super) fn ensure_installed() {
+    if !INSTALLED.swap(true, Ordering::AcqRel) {
         ensure_alt_stack();
         // SAFETY: PREVIOUS is filled before any handler that reads it exists;
         // the handler is written to be async-signal-safe.
@@ -353,7 +357,7 @@ pub fn ensure_installed() {
                 libc::sigaction(signal, &action, std::ptr::null_mut());
             }
         }
-    });
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,24 @@
 //! Flush at normal process exit, without the application calling shutdown.
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::pipeline::{LIFECYCLE_FROZEN, Pipeline};
 
-static INSTALL: Once = Once::new();
+static INSTALL: super::fork::ForkSafeOnce = super::fork::ForkSafeOnce::new();
+
+/// The process the flush ran in (0: none yet): a child forked while its
+/// parent registered it may have it registered twice (`ForkSafeOnce`); it
+/// runs once. A pid, not a flag: a child forked while its parent's flush
+/// ran flushes its own tracers at its own exit all the same.
+static FLUSHED_IN: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn flush_at_exit() {
+    // SAFETY: getpid has no preconditions.
+    let this_process = unsafe { libc::getpid() };
+    if FLUSHED_IN.swap(this_process, Ordering::AcqRel) == this_process {
+        return;
+    }
     // atexit runs on the exiting thread while the exporter threads still
     // run, so flushing cannot deadlock; a panic must not escape into libc.
     let _ = std::panic::catch_unwind(|| {
@@ -47,7 +58,9 @@ fn timeout_of(p: &Pipeline) -> Duration {
         .max(Duration::from_millis(100))
 }
 
-/// Registers the exit flush once per process.
+/// Registers the exit flush once per process, a forked child included
+/// (`ForkSafeOnce`: a child forked while another thread registered it
+/// waited for that at its first tracer, forever).
 pub fn ensure_exit_hook() {
     INSTALL.call_once(|| {
         // SAFETY: flush_at_exit is a plain extern "C" fn with no arguments.
