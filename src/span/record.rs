@@ -1937,7 +1937,7 @@ impl SpanRecord {
         for i in 0..inline {
             if self.attributes[i].key_len as usize == key.len() && self.inline_key_is(i, key, store)
             {
-                return Ok(self.replace_attribute_value(i, value, limits, store));
+                return Ok(self.replace_attribute_value(i, *value, limits, store));
             }
         }
         if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
@@ -1961,7 +1961,7 @@ impl SpanRecord {
             self.attribute_count += 1;
             return Ok(outcome);
         }
-        self.set_attribute_past_table(key, value, limits, store)
+        self.set_attribute_past_table(key, *value, limits, store)
     }
 
     /// Counts a key cut to `MAX_KEY_BYTES`: `set_attribute` cuts it, and
@@ -1983,12 +1983,16 @@ impl SpanRecord {
 
     /// `set_attribute` for a key the table already has: the new value
     /// replaces the old one. Out of line: a key set twice is rare, and
-    /// inlined this took registers from the common path.
+    /// inlined this took registers from the common path. The value comes
+    /// by value, as in `set_attribute_past_table`: its copy is made here,
+    /// on this rare path; given by reference, every attribute of an array
+    /// (`spanguard_span_set_attributes`, begin with attributes) wrote its
+    /// value to the stack for these two calls alone, about 16 instructions.
     #[inline(never)]
     fn replace_attribute_value<S: ChunkStore + ?Sized>(
         &mut self,
         i: usize,
-        value: &ValueInput,
+        value: ValueInput,
         limits: &SpanLimits,
         store: &S,
     ) -> TextOutcome {
@@ -1997,13 +2001,13 @@ impl SpanRecord {
         let (kind, word, room, outcome) = self.store_replacing(
             (a.value_kind, a.value),
             Some(a.room),
-            NewText::of(a.value_kind, value, limit),
+            NewText::of(a.value_kind, &value, limit),
             store,
             // SAFETY: a field of this record; volatile so that the store is
             // made, whole (an aligned word), before the bytes it guards.
             |r, w, _| unsafe { std::ptr::addr_of_mut!(r.attributes[i].value).write_volatile(w) },
             |r, s| {
-                let (kind, word, outcome) = r.store_value(value, limit, s);
+                let (kind, word, outcome) = r.store_value(&value, limit, s);
                 (kind as u8, word, outcome)
             },
         );
@@ -2015,12 +2019,13 @@ impl SpanRecord {
     }
 
     /// `set_attribute` once the slot's table is full (or the limit is
-    /// reached): the nodes in the chunks.
+    /// reached): the nodes in the chunks. The value by value: see
+    /// `replace_attribute_value`.
     #[inline(never)]
     fn set_attribute_past_table<S: ChunkStore + ?Sized>(
         &mut self,
         key: &[u8],
-        value: &ValueInput,
+        value: ValueInput,
         limits: &SpanLimits,
         store: &S,
     ) -> Result<TextOutcome, NotStored> {
@@ -2034,11 +2039,11 @@ impl SpanRecord {
             let (kind, word, room, outcome) = self.store_replacing(
                 old,
                 Some(node.attribute.room),
-                NewText::of(old.0, value, limit),
+                NewText::of(old.0, &value, limit),
                 store,
                 |r, w, s| r.write_at(value_at, &w.to_ne_bytes(), s),
                 |r, s| {
-                    let (kind, word, outcome) = r.store_value(value, limit, s);
+                    let (kind, word, outcome) = r.store_value(&value, limit, s);
                     (kind as u8, word, outcome)
                 },
             );
@@ -2068,7 +2073,7 @@ impl SpanRecord {
             count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::NoRoom);
         };
-        let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+        let (kind, word, mut outcome) = self.store_value(&value, limits.value_len(), store);
         outcome.merge(key_outcome);
         let node = AttributeNode {
             attribute: AttributeRecord {
