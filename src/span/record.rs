@@ -1929,18 +1929,14 @@ impl SpanRecord {
             return Err(NotStored::EmptyKey);
         }
         let count = self.attribute_count as usize;
-        let inline = count.min(INLINE_ATTRIBUTES);
         let key = cut_key(key);
-        // Lengths first, inline; the bytes of a key of the same length out
-        // of line (rare: a key set twice, or two keys of one length), so
-        // the loop holds few registers.
-        for i in 0..inline {
-            if self.attributes[i].key_len as usize == key.len() && self.inline_key_is(i, key, store)
-            {
-                return Ok(self.replace_attribute_value(i, value, limits, store));
-            }
+        if count >= INLINE_ATTRIBUTES {
+            return self.set_attribute_past_inline(key, *value, limits, store);
         }
-        if count < INLINE_ATTRIBUTES && count < limits.attribute_count as usize {
+        if let Some(i) = self.inline_attribute_index(count, key, store) {
+            return Ok(self.replace_attribute_value(i, *value, limits, store));
+        }
+        if count < limits.attribute_count as usize {
             // The common case: a new key, and room in the slot's table.
             // Nothing is reserved before the key, so a key that does not
             // fit leaves nothing to undo.
@@ -1961,7 +1957,7 @@ impl SpanRecord {
             self.attribute_count += 1;
             return Ok(outcome);
         }
-        self.set_attribute_past_table(key, value, limits, store)
+        self.set_attribute_past_table(key, *value, limits, store)
     }
 
     /// Counts a key cut to `MAX_KEY_BYTES`: `set_attribute` cuts it, and
@@ -1974,21 +1970,59 @@ impl SpanRecord {
         count_one(&mut self.rest_mut().truncated_values);
     }
 
-    /// Whether entry `i` of the slot's table has `key`. Out of line (see
-    /// `set_attribute`).
+    /// Which of the first `n` entries of the slot's table has `key`.
+    /// Lengths first, inline; the bytes of a key of the same length out
+    /// of line (rare: a key set twice, or two keys of one length), so the
+    /// loop holds few registers.
+    #[inline(always)]
+    fn inline_attribute_index<S: ChunkStore + ?Sized>(
+        &self,
+        n: usize,
+        key: &[u8],
+        store: &S,
+    ) -> Option<usize> {
+        (0..n).find(|&i| {
+            let a = &self.attributes[i];
+            a.key_len as usize == key.len() && self.inline_key_is(a.key_ref(), key, store)
+        })
+    }
+
+    /// `set_attribute` once the slot's table is full: a key in the table
+    /// gets the new value, any other goes past it. Out of line: the table
+    /// holds most spans' attributes.
     #[inline(never)]
-    fn inline_key_is<S: ChunkStore + ?Sized>(&self, i: usize, key: &[u8], store: &S) -> bool {
-        self.text_equals(self.attributes[i].key_ref(), key, store)
+    fn set_attribute_past_inline<S: ChunkStore + ?Sized>(
+        &mut self,
+        key: &[u8],
+        value: ValueInput,
+        limits: &SpanLimits,
+        store: &S,
+    ) -> Result<TextOutcome, NotStored> {
+        if let Some(i) = self.inline_attribute_index(INLINE_ATTRIBUTES, key, store) {
+            return Ok(self.replace_attribute_value(i, value, limits, store));
+        }
+        self.set_attribute_past_table(key, value, limits, store)
+    }
+
+    /// Whether a key of the slot's table, `t`, is `key`. Out of line (see
+    /// `inline_attribute_index`).
+    #[inline(never)]
+    fn inline_key_is<S: ChunkStore + ?Sized>(&self, t: TextRef, key: &[u8], store: &S) -> bool {
+        self.text_equals(t, key, store)
     }
 
     /// `set_attribute` for a key the table already has: the new value
     /// replaces the old one. Out of line: a key set twice is rare, and
-    /// inlined this took registers from the common path.
+    /// inlined this took registers from the common path. The value comes
+    /// by value, as in `set_attribute_past_table`: its copy is made here,
+    /// on this rare path; given by reference, every attribute of an array
+    /// (`spanguard_span_set_attributes`, begin with attributes) wrote its
+    /// value to the stack for these two calls alone, about 16 instructions.
     #[inline(never)]
     fn replace_attribute_value<S: ChunkStore + ?Sized>(
         &mut self,
         i: usize,
-        value: &ValueInput,
+        value: ValueInput,
         limits: &SpanLimits,
         store: &S,
     ) -> TextOutcome {
@@ -1997,13 +2031,13 @@ impl SpanRecord {
         let (kind, word, room, outcome) = self.store_replacing(
             (a.value_kind, a.value),
             Some(a.room),
-            NewText::of(a.value_kind, value, limit),
+            NewText::of(a.value_kind, &value, limit),
             store,
             // SAFETY: a field of this record; volatile so that the store is
             // made, whole (an aligned word), before the bytes it guards.
             |r, w, _| unsafe { std::ptr::addr_of_mut!(r.attributes[i].value).write_volatile(w) },
             |r, s| {
-                let (kind, word, outcome) = r.store_value(value, limit, s);
+                let (kind, word, outcome) = r.store_value(&value, limit, s);
                 (kind as u8, word, outcome)
             },
         );
@@ -2015,12 +2049,13 @@ impl SpanRecord {
     }
 
     /// `set_attribute` once the slot's table is full (or the limit is
-    /// reached): the nodes in the chunks.
+    /// reached): the nodes in the chunks. The value by value: see
+    /// `replace_attribute_value`.
     #[inline(never)]
     fn set_attribute_past_table<S: ChunkStore + ?Sized>(
         &mut self,
         key: &[u8],
-        value: &ValueInput,
+        value: ValueInput,
         limits: &SpanLimits,
         store: &S,
     ) -> Result<TextOutcome, NotStored> {
@@ -2034,11 +2069,11 @@ impl SpanRecord {
             let (kind, word, room, outcome) = self.store_replacing(
                 old,
                 Some(node.attribute.room),
-                NewText::of(old.0, value, limit),
+                NewText::of(old.0, &value, limit),
                 store,
                 |r, w, s| r.write_at(value_at, &w.to_ne_bytes(), s),
                 |r, s| {
-                    let (kind, word, outcome) = r.store_value(value, limit, s);
+                    let (kind, word, outcome) = r.store_value(&value, limit, s);
                     (kind as u8, word, outcome)
                 },
             );
@@ -2068,7 +2103,7 @@ impl SpanRecord {
             count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::NoRoom);
         };
-        let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+        let (kind, word, mut outcome) = self.store_value(&value, limits.value_len(), store);
         outcome.merge(key_outcome);
         let node = AttributeNode {
             attribute: AttributeRecord {
@@ -4077,6 +4112,68 @@ mod tests {
             &text[..]
         );
         assert_eq!(r.attribute_count as usize, INLINE_ATTRIBUTES + 1);
+    }
+
+    #[test]
+    fn a_key_set_again_is_found_wherever_it_is_and_at_any_count() {
+        // The table's first and last entries, one past it, and keys of one
+        // length set in turn: each set again replaces its value, whether
+        // the table is full or not, and adds nothing.
+        let store = TestStore::new(8);
+        let limits = SpanLimits::default();
+        let mut r = blank();
+        let key = |i: usize| format!("key{i:02}");
+        let n = INLINE_ATTRIBUTES + 2;
+        for i in 0..n {
+            r.set_attribute(key(i).as_bytes(), &ValueInput::Str(b"old"), &limits, &store)
+                .expect("set");
+            if i == 0 || i == INLINE_ATTRIBUTES - 1 || i == n - 1 {
+                r.set_attribute(key(i).as_bytes(), &ValueInput::Str(b"new"), &limits, &store)
+                    .expect("set again");
+            }
+        }
+        for i in [0, INLINE_ATTRIBUTES - 1, INLINE_ATTRIBUTES, n - 1] {
+            r.set_attribute(
+                key(i).as_bytes(),
+                &ValueInput::Str(b"newer"),
+                &limits,
+                &store,
+            )
+            .expect("set again");
+        }
+        assert_eq!(r.attribute_count as usize, n);
+        assert_eq!(r.rest().dropped_attributes, 0);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        let again = [0, INLINE_ATTRIBUTES - 1, INLINE_ATTRIBUTES, n - 1];
+        for i in 0..n {
+            let want = if again.contains(&i) { "newer" } else { "old" };
+            assert_eq!(string(&view, &key(i)).as_deref(), Some(want), "{}", key(i));
+        }
+        assert_eq!(view.attributes().count(), n);
+
+        // Under a count limit below the table's size: a key set again is
+        // still replaced at the limit, and a new one dropped and counted.
+        let limits = SpanLimits {
+            attribute_count: 3,
+            ..SpanLimits::default()
+        };
+        let mut r = blank();
+        for k in [&b"a"[..], b"b", b"c"] {
+            r.set_attribute(k, &ValueInput::Int(1), &limits, &store)
+                .expect("set");
+        }
+        r.set_attribute(b"c", &ValueInput::Str(b"again"), &limits, &store)
+            .expect("set again at the limit");
+        assert!(matches!(
+            r.set_attribute(b"d", &ValueInput::Int(1), &limits, &store),
+            Err(NotStored::Limit)
+        ));
+        assert_eq!(r.attribute_count, 3);
+        assert_eq!(r.rest().dropped_attributes, 1);
+        let src = StoreSource(&store);
+        let view = SpanView::new(&r, &src);
+        assert_eq!(string(&view, "c").as_deref(), Some("again"));
     }
 
     #[test]
