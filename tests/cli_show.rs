@@ -755,3 +755,71 @@ fn the_html_page_shows_a_long_status_message_in_the_span_details() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_run_of_events_of_one_name_is_one_line_and_full_shows_each() {
+    // OpenLLMetry records a streamed completion as one event a chunk: a
+    // 300-chunk stream printed 300 alike lines under its span, and the
+    // slow call and the error after it were screens away.
+    let event =
+        |name: &str, ms: u64| format!(r#"{{"name":"{name}","timeUnixNano":"{}"}}"#, T0 + ms * MS);
+    let mut events: Vec<String> = (0..300)
+        .map(|k| event("gen_ai.content.completion.chunk", 10 + k))
+        .collect();
+    // Three of one name stay three lines: only a longer run is folded.
+    events.extend((0..3).map(|k| event("retry", 400 + k)));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"openai.chat","kind":3,"startTimeUnixNano":"{}","#,
+            r#""endTimeUnixNano":"{}","events":[{}]}},"#,
+            r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203332","name":"after.stream","#,
+            r#""kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","status":{{"code":2,"message":"boom"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 500 * MS,
+        events.join(","),
+        T0 + 500 * MS,
+        T0 + 600 * MS
+    );
+    let root = sink_of("event-runs", line);
+
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let chunk_lines: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("gen_ai.content.completion.chunk"))
+        .collect();
+    assert_eq!(chunk_lines.len(), 1, "one line for the run:\n{printed}");
+    assert!(
+        chunk_lines[0].contains("• gen_ai.content.completion.chunk ×300 +10.0 ms … +309 ms"),
+        "{printed}"
+    );
+    assert_eq!(
+        printed.lines().filter(|l| l.contains("• retry")).count(),
+        3,
+        "{printed}"
+    );
+    assert!(printed.contains("after.stream"), "{printed}");
+    assert!(
+        printed.contains("300 events drawn as runs of one name (• name ×N): --full shows each"),
+        "{printed}"
+    );
+
+    let full = show(&root, &["--full", "svc-1.jsonl"], &[]);
+    assert!(full.status.success(), "{}", text(&full.stderr));
+    let printed = text(&full.stdout);
+    assert_eq!(
+        printed
+            .lines()
+            .filter(|l| l.contains("• gen_ai.content.completion.chunk +"))
+            .count(),
+        300,
+        "{printed}"
+    );
+    assert!(!printed.contains("×300"), "{printed}");
+    assert!(!printed.contains("runs of one name"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -32,7 +32,8 @@ options:
   --errors           traces with an error or an interrupted span
   --attributes       every attribute under each span, each cut to the width (…)
   --full             every attribute, and every event and status message, whole
-                     (values are cut to the width otherwise: a line says how many)
+                     (values are cut to the width otherwise, and a run of events
+                     of one name is one line, ×N: a line says how many)
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
@@ -165,12 +166,19 @@ pub fn run(args: &[String]) -> ExitCode {
     } else {
         let mut text = String::new();
         let mut cut = 0;
+        let mut folded = 0;
         for t in &shown {
-            cut += render_trace(t, &origins, &style, &mut text);
+            let r = render_trace(t, &origins, &style, &mut text);
+            cut += r.cut;
+            folded += r.folded;
             text.push('\n');
         }
         print!("{text}");
         println!("{summary}");
+        if folded > 0 {
+            let events = super::terminal::plural(folded, "event");
+            println!("{events} drawn as runs of one name (• name ×N): --full shows each");
+        }
         if cut > 0 {
             // An ellipsis alone did not say that the value is whole in
             // the file, nor how to see it (a crash dump is not text).
