@@ -823,3 +823,53 @@ fn a_run_of_events_of_one_name_is_one_line_and_full_shows_each() {
     assert!(!printed.contains("runs of one name"), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn with_an_endpoint_set_an_empty_sink_says_where_the_spans_went() {
+    // An agent pointed at a collector (OTEL_EXPORTER_OTLP_ENDPOINT) writes
+    // nothing to the local sink: `spanguard show` said "no spans yet" or
+    // "no spans found" and nothing of why.
+    let root = std::env::temp_dir().join(format!("sg-cli-endpoint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let state = root.join("state");
+    let run = |endpoint: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+        c.current_dir(&root)
+            .arg("show")
+            .env("XDG_STATE_HOME", &state);
+        for k in [
+            "SPANGUARD_SINK_DIR",
+            "SPANGUARD_SPOOL_DIR",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            c.env_remove(k);
+        }
+        if let Some(url) = endpoint {
+            c.env("OTEL_EXPORTER_OTLP_ENDPOINT", url);
+        }
+        c.output().expect("run spanguard")
+    };
+    let said = "an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or \
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): spans go there";
+    // No sink directory yet, then an empty one.
+    for made in [false, true] {
+        if made {
+            std::fs::create_dir_all(state.join("spanguard/spans")).expect("sink dir");
+        }
+        let out = run(Some("http://user:secret@127.0.0.1:4318"));
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains(said), "{err}");
+        assert!(!err.contains("secret"), "the URL is not printed: {err}");
+        let out = run(None);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !text(&out.stderr).contains("OTLP endpoint"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
