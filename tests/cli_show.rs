@@ -755,3 +755,121 @@ fn the_html_page_shows_a_long_status_message_in_the_span_details() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_run_of_events_of_one_name_is_one_line_and_full_shows_each() {
+    // OpenLLMetry records a streamed completion as one event a chunk: a
+    // 300-chunk stream printed 300 alike lines under its span, and the
+    // slow call and the error after it were screens away.
+    let event =
+        |name: &str, ms: u64| format!(r#"{{"name":"{name}","timeUnixNano":"{}"}}"#, T0 + ms * MS);
+    let mut events: Vec<String> = (0..300)
+        .map(|k| event("gen_ai.content.completion.chunk", 10 + k))
+        .collect();
+    // Three of one name stay three lines: only a longer run is folded.
+    events.extend((0..3).map(|k| event("retry", 400 + k)));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"openai.chat","kind":3,"startTimeUnixNano":"{}","#,
+            r#""endTimeUnixNano":"{}","events":[{}]}},"#,
+            r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203332","name":"after.stream","#,
+            r#""kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","status":{{"code":2,"message":"boom"}}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 500 * MS,
+        events.join(","),
+        T0 + 500 * MS,
+        T0 + 600 * MS
+    );
+    let root = sink_of("event-runs", line);
+
+    let out = show(&root, &["svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let chunk_lines: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("gen_ai.content.completion.chunk"))
+        .collect();
+    assert_eq!(chunk_lines.len(), 1, "one line for the run:\n{printed}");
+    assert!(
+        chunk_lines[0].contains("• gen_ai.content.completion.chunk ×300 +10.0 ms … +309 ms"),
+        "{printed}"
+    );
+    assert_eq!(
+        printed.lines().filter(|l| l.contains("• retry")).count(),
+        3,
+        "{printed}"
+    );
+    assert!(printed.contains("after.stream"), "{printed}");
+    assert!(
+        printed.contains("300 events drawn as runs of one name (• name ×N): --full shows each"),
+        "{printed}"
+    );
+
+    let full = show(&root, &["--full", "svc-1.jsonl"], &[]);
+    assert!(full.status.success(), "{}", text(&full.stderr));
+    let printed = text(&full.stdout);
+    assert_eq!(
+        printed
+            .lines()
+            .filter(|l| l.contains("• gen_ai.content.completion.chunk +"))
+            .count(),
+        300,
+        "{printed}"
+    );
+    assert!(!printed.contains("×300"), "{printed}");
+    assert!(!printed.contains("runs of one name"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn with_an_endpoint_set_an_empty_sink_says_where_the_spans_went() {
+    // An agent pointed at a collector (OTEL_EXPORTER_OTLP_ENDPOINT) writes
+    // nothing to the local sink: `spanguard show` said "no spans yet" or
+    // "no spans found" and nothing of why.
+    let root = std::env::temp_dir().join(format!("sg-cli-endpoint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let state = root.join("state");
+    let run = |endpoint: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+        c.current_dir(&root)
+            .arg("show")
+            .env("XDG_STATE_HOME", &state);
+        for k in [
+            "SPANGUARD_SINK_DIR",
+            "SPANGUARD_SPOOL_DIR",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            c.env_remove(k);
+        }
+        if let Some(url) = endpoint {
+            c.env("OTEL_EXPORTER_OTLP_ENDPOINT", url);
+        }
+        c.output().expect("run spanguard")
+    };
+    let said = "an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or \
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): spans go there";
+    // No sink directory yet, then an empty one.
+    for made in [false, true] {
+        if made {
+            std::fs::create_dir_all(state.join("spanguard/spans")).expect("sink dir");
+        }
+        let out = run(Some("http://user:secret@127.0.0.1:4318"));
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains(said), "{err}");
+        assert!(!err.contains("secret"), "the URL is not printed: {err}");
+        let out = run(None);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !text(&out.stderr).contains("OTLP endpoint"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

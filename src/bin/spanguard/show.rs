@@ -32,7 +32,8 @@ options:
   --errors           traces with an error or an interrupted span
   --attributes       every attribute under each span, each cut to the width (…)
   --full             every attribute, and every event and status message, whole
-                     (values are cut to the width otherwise: a line says how many)
+                     (values are cut to the width otherwise, and a run of events
+                     of one name is one line, ×N: a line says how many)
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
@@ -42,6 +43,12 @@ options:
 Exit status: 0 when a trace was shown, 1 when none was (nothing there, or
 nothing matched), 2 on a usage or configuration error.
 ";
+
+/// Said when the default directories hold nothing and an endpoint is set.
+/// The URL is not printed: it may carry credentials.
+const ENDPOINT_NOTE: &str = "spanguard: an OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or \
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): spans go there, not to the local sink, and the spool holds \
+only those it has not taken yet; look at them in that backend";
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -95,11 +102,17 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(e) => return usage(&e),
     };
 
+    // With an endpoint set, the library sends spans there and the local
+    // sink stays empty: a user who looked here after pointing their agent
+    // at a collector read only "no spans", and no reason.
+    let mut endpoint_set = false;
     let inputs: Vec<PathBuf> = if a.positional.is_empty() {
-        let (sink, spool) = match super::settings::default_dirs() {
-            Ok(d) => d,
+        let config = match super::settings::from_env() {
+            Ok(c) => c,
             Err(code) => return code,
         };
+        endpoint_set = config.endpoint.is_some();
+        let (sink, spool) = (config.sink_dir, config.spool_dir);
         let present: Vec<PathBuf> = [sink.clone(), spool.clone()]
             .into_iter()
             .filter(|d| d.is_dir())
@@ -110,6 +123,9 @@ pub fn run(args: &[String]) -> ExitCode {
                 sink.display(),
                 spool.display()
             );
+            if endpoint_set {
+                eprintln!("{ENDPOINT_NOTE}");
+            }
             return ExitCode::FAILURE;
         }
         present
@@ -165,12 +181,19 @@ pub fn run(args: &[String]) -> ExitCode {
     } else {
         let mut text = String::new();
         let mut cut = 0;
+        let mut folded = 0;
         for t in &shown {
-            cut += render_trace(t, &origins, &style, &mut text);
+            let r = render_trace(t, &origins, &style, &mut text);
+            cut += r.cut;
+            folded += r.folded;
             text.push('\n');
         }
         print!("{text}");
         println!("{summary}");
+        if folded > 0 {
+            let events = super::terminal::plural(folded, "event");
+            println!("{events} drawn as runs of one name (• name ×N): --full shows each");
+        }
         if cut > 0 {
             // An ellipsis alone did not say that the value is whole in
             // the file, nor how to see it (a crash dump is not text).
@@ -181,6 +204,9 @@ pub fn run(args: &[String]) -> ExitCode {
     if shown.is_empty() {
         if total == 0 {
             eprintln!("spanguard: no spans found");
+            if endpoint_set {
+                eprintln!("{ENDPOINT_NOTE}");
+            }
         } else {
             eprintln!("spanguard: no trace matches");
         }

@@ -26,7 +26,8 @@ Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and pri
 each one on a line: when it started (UTC), service, trace id, name, duration,
 status. New sink files are picked up as processes start. Ctrl-C ends it.
 Long values (a status message, an event's attributes) are cut to the width,
-ending in …; `spanguard show --full` shows them whole from the same files.
+ending in …, and with --trees a run of events of one name is one line (×N);
+`spanguard show --full` shows them whole from the same files.
 
 options:
   --trees            instead, a waterfall per trace once its root span arrived

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use spanguard::export::otlp_decode::DecodedSpan;
+use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan};
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
@@ -260,11 +260,24 @@ pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
+/// A run of at least this many events of one name on a span is drawn as
+/// one line (`• name ×N +first … +last`) unless `style.whole`.
+pub const FOLD_EVENTS: usize = 4;
+
+/// What `render_trace` left out, so that the caller can say so and how
+/// to see it (`--full`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rendered {
+    /// Values cut to fit the width (none with `style.whole`).
+    pub cut: usize,
+    /// Events drawn as part of a run's one line (none with `style.whole`).
+    pub folded: usize,
+}
+
 /// One trace as a waterfall.
-/// Returns how many values it cut to fit the width (none with
-/// `style.whole`), so that the caller can say so.
-pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut String) -> usize {
+pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut String) -> Rendered {
     let mut cut = 0;
+    let mut folded = 0;
     let w = style.width;
     let head = format!(
         "trace {}  {}  {}",
@@ -392,15 +405,38 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 cut += 1;
             }
         }
-        for e in &n.span.events {
-            let attrs: Vec<String> = e
-                .attributes
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let when = duration(e.time_unix_ns.saturating_sub(n.span.start_unix_ns));
+        let events = &n.span.events;
+        let mut i = 0;
+        while i < events.len() {
+            let e = &events[i];
+            let run = events[i..].iter().take_while(|x| x.name == e.name).count();
+            let when =
+                |x: &DecodedEvent| duration(x.time_unix_ns.saturating_sub(n.span.start_unix_ns));
+            // A streamed completion recorded as one event a chunk
+            // (OpenLLMetry's gen_ai.content.completion.chunk) printed
+            // hundreds of alike lines that pushed the trace's other spans
+            // (the slow call, the error) off the screen: a run of one name
+            // is one line, which says how many and when (--full: each).
+            let fold = run >= FOLD_EVENTS && !style.whole;
+            let line = if fold {
+                let last = &events[i + run - 1];
+                format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
+            } else {
+                let attrs: Vec<String> = e
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("• {} +{}  {}", e.name, when(e), attrs.join(" "))
+            };
+            if fold {
+                folded += run;
+                i += run;
+            } else {
+                i += 1;
+            }
             let text = fit_or_whole(
-                clean(&format!("• {} +{when}  {}", e.name, attrs.join(" "))),
+                clean(&line),
                 w.saturating_sub(cells(&under)),
                 style.whole,
                 &mut cut,
@@ -425,5 +461,5 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             }
         }
     }
-    cut
+    Rendered { cut, folded }
 }
