@@ -302,7 +302,9 @@ impl Transport for HttpTransport {
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
 /// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
 /// 401, 403, 404, 405 and 407 refuse the sender or the URL
-/// (`SendError::Misdirected`), every other 4xx and 5xx is final. A redirect (3xx, to `location`) is
+/// (`SendError::Misdirected`), every other 4xx and 5xx is final; a code
+/// that is no final status of HTTP's (over 599) is kept, as an answer
+/// that is not HTTP. A redirect (3xx, to `location`) is
 /// not followed, since the headers (an API key) would go wherever it
 /// points, and it is no refusal of the data either (the spec leaves codes
 /// other than 4xx and 5xx to HTTP): its spans are kept, as for a backend
@@ -316,6 +318,19 @@ pub fn classify(
     now_unix_s: u64,
 ) -> Result<Accepted, SendError> {
     match code {
+        // RFC 9110 gives HTTP's codes as 100 to 599, and a final answer
+        // is never 1xx (curl waits past those, and refuses a code under
+        // 100 itself): anything else (LinkedIn's 999, a proxy's 600) is no
+        // answer of HTTP's, so no refusal of the data either. Kept, as for
+        // a status line curl could not read: a 600 taken for a final
+        // refusal lost the batch, and `spanguard replay` deleted every
+        // spool file it sent there.
+        _ if !(200..=599).contains(&code) => Err(SendError::Transient {
+            reason: format!(
+                "the server's answer is not HTTP: status {code}, no final status of HTTP's (200 to 599)"
+            ),
+            retry_after: None,
+        }),
         // No OTLP answer starts with '<': a JSON one starts with '{', and a
         // protobuf one cannot (0x3c would be field 7 closing a group). It
         // is a web page (a UI's port, a site's catch-all route) or XML:
@@ -765,6 +780,34 @@ mod tests {
         ] {
             let url = answering(answer);
             assert!(send_to(&url).is_ok(), "{}", String::from_utf8_lossy(answer));
+        }
+    }
+
+    /// RFC 9110 gives HTTP's status codes as 100 to 599; codes over it
+    /// (LinkedIn's 999, a proxy's 600) are no HTTP answer: a 600 was taken for a final
+    /// refusal, and `spanguard replay` deleted every spool file it sent
+    /// there, counted lost. The batch is kept, as for any answer that is
+    /// not HTTP.
+    #[test]
+    fn a_status_code_outside_https_range_is_no_refusal() {
+        for (answer, code) in [
+            (
+                &b"HTTP/1.1 600 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                600,
+            ),
+            (
+                &b"HTTP/1.1 999 Request denied\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"[..],
+                999,
+            ),
+        ] {
+            let url = answering(answer);
+            match send_to(&url) {
+                Err(SendError::Transient { reason, .. }) => {
+                    assert!(reason.contains("not HTTP"), "{reason}");
+                    assert!(reason.contains(&format!("status {code}")), "{reason}");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
         }
     }
 

@@ -24,7 +24,11 @@ pub fn leftover_files(dir: &Path, own: &[&Path]) -> Vec<PathBuf> {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                // Lossily, as the spool's batches are listed.
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
                 !name.starts_with('.')
                     && [DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
                         .iter()
@@ -101,7 +105,11 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     if std::os::unix::fs::MetadataExt::nlink(&meta) == 0 {
         return Claim::Skip; // recovered and deleted by another process meanwhile
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // Lossily, as `leftover_files` listed it.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let content =
         if name.ends_with(SPOOL_PENDING) {
             if meta.len() == 0 {
@@ -227,4 +235,32 @@ pub fn recover_dir(
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash dump under a name that is no UTF-8: `spanguard spool` counted
+    /// its spans as waiting, while every recovery skipped it for good.
+    #[test]
+    fn a_leftover_whose_name_is_no_utf8_is_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("sg-recovery-utf8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut planted = Vec::new();
+        for name in [
+            &b"crash-\xff.sgdump"[..],
+            b"flight-\xfe.sgflight",
+            b"a.sgdump",
+        ] {
+            let path = dir.join(std::ffi::OsStr::from_bytes(name));
+            std::fs::write(&path, b"").expect("plant");
+            planted.push(path);
+        }
+        planted.sort();
+        assert_eq!(leftover_files(&dir, &[]), planted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -249,7 +249,10 @@ impl SpoolDir {
         let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&keep))
+                // Judged lossily: a name that is no UTF-8 (never ours, but
+                // another program's copy of a batch) is still listed, as
+                // `spanguard spool` lists it, not skipped for good.
+                .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -872,6 +875,32 @@ pub(crate) mod tests {
         );
         assert!(spool.take_miscounted().is_empty(), "told once");
         assert!(spool.take_set_aside().is_empty());
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batch under a name that is no UTF-8 (another program's copy, a
+    /// restore from a system of another encoding): `spanguard spool`
+    /// counted its spans as waiting, while replay skipped it for good and
+    /// said "0 files left", and the cap never counted its bytes. It is a
+    /// spool file like any other: listed, counted and sent.
+    #[test]
+    fn a_batch_whose_name_is_no_utf8_is_replayed() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = temp_dir("not-utf8");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let body = request(BodyFormat::Protobuf, false, 3);
+        let header = encode_header(BodyFormat::Protobuf, false, 3, 0, body.len());
+        let name = std::ffi::OsStr::from_bytes(b"00000000000000000001-bad\xff\xfe-000000.sgspool");
+        fs::create_dir_all(&dir).expect("dir");
+        fs::write(dir.join(name), [header.as_bytes(), &body].concat()).expect("plant");
+        assert_eq!(spool.list(), vec![dir.join(name)]);
+        assert_eq!(
+            spool.total_bytes(),
+            (header.as_bytes().len() + body.len()) as u64
+        );
+        let replayed = spool.replay(|_| ReplayVerdict::Delivered);
+        assert_eq!(replayed, (1, 3));
         assert!(spool.list().is_empty());
         fs::remove_dir_all(&dir).ok();
     }
