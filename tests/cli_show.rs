@@ -873,3 +873,55 @@ fn with_an_endpoint_set_an_empty_sink_says_where_the_spans_went() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn errors_finds_a_trace_whose_span_the_program_never_ended() {
+    // The OpenAI instrumentations for Node leave the span of a call that
+    // got a 500 open; spanguard ends it at shutdown, marked, with no error
+    // status: --errors did not find that trace, the one a user looks for.
+    let span = |trace: &str, id: &str, name: &str, unended: bool| {
+        let attributes = if unended {
+            r#","attributes":[{"key":"spanguard.unended","value":{"boolValue":true}}]"#
+        } else {
+            ""
+        };
+        format!(
+            r#"{{"traceId":"{trace}","spanId":"{id}","name":"{name}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"{attributes}}}"#,
+            T0,
+            T0 + 100 * MS
+        )
+    };
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{},{}]}}]}}]}}"#,
+        span(
+            "0af7651916cd43dd8448eb211c80319c",
+            "b7ad6b7169203331",
+            "chat ok",
+            false
+        ),
+        span(
+            "1bf7651916cd43dd8448eb211c80319c",
+            "c7ad6b7169203331",
+            "chat broken",
+            true
+        ),
+    );
+    let root = sink_of("unended-errors", line);
+    let out = show(&root, &["svc-1.jsonl", "--errors", "--color", "never"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let traces: Vec<&str> = printed
+        .lines()
+        .filter_map(|l| l.strip_prefix("trace "))
+        .map(|l| &l[..4])
+        .collect();
+    assert_eq!(traces, ["1bf7"], "{printed}");
+    assert!(
+        printed.contains("1 never ended (ended at shutdown)"),
+        "{printed}"
+    );
+    // Without --errors both are there.
+    let all = text(&show(&root, &["svc-1.jsonl", "--color", "never"], &[]).stdout);
+    assert_eq!(all.lines().filter(|l| l.starts_with("trace ")).count(), 2);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -243,6 +243,13 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
             t.interrupted
         );
     }
+    if t.unended > 0 {
+        let _ = write!(
+            out,
+            "<span class=\"badge interrupted\">{} never ended</span>",
+            t.unended
+        );
+    }
     if t.input_tokens != 0 || t.output_tokens != 0 {
         let _ = write!(
             out,
@@ -443,7 +450,7 @@ function apply(){
   document.querySelectorAll('.trace').forEach(function(t){
     var any=false,rows=t.querySelectorAll('.span');
     rows.forEach(function(r){var hit=!q||r.dataset.search.indexOf(q)>=0||t.dataset.traceId.indexOf(q)===0;r.classList.toggle('dim',!hit);any=any||hit;});
-    var bad=t.querySelector('.span.error,.span.interrupted')!==null;
+    var bad=t.querySelector('.span.error,.span.interrupted,.span.unended')!==null;
     t.hidden=!any||(only&&!bad);
   });
 }

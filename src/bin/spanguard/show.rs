@@ -29,7 +29,8 @@ options:
   --since WHEN       traces that end at or after WHEN: a time (2026-11-30T12:00Z;
                      UTC unless a zone is given) or a duration ago (90s, 15m, 2h, 1d)
   --until WHEN       traces that start at or before WHEN
-  --errors           traces with an error or an interrupted span
+  --errors           traces with an error, an interrupted span, or a span the
+                     program never ended (ended at shutdown)
   --attributes       every attribute under each span, each cut to the width (…)
   --full             every attribute, and every event and status message, whole
                      (values are cut to the width otherwise, and a run of events

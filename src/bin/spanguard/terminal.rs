@@ -296,6 +296,12 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     if t.interrupted > 0 {
         facts.push(style.paint(YELLOW, &format!("{} interrupted", t.interrupted)));
     }
+    if t.unended > 0 {
+        facts.push(style.paint(
+            YELLOW,
+            &format!("{} never ended (ended at shutdown)", t.unended),
+        ));
+    }
     if t.input_tokens != 0 || t.output_tokens != 0 {
         facts.push(style.paint(
             MAGENTA,

@@ -55,6 +55,9 @@ pub struct Trace {
     pub services: Vec<String>,
     pub errors: usize,
     pub interrupted: usize,
+    /// Spans the program never ended, ended by spanguard at shutdown
+    /// (`spanguard.unended`).
+    pub unended: usize,
     pub input_tokens: i64,
     pub output_tokens: i64,
 }
@@ -85,7 +88,8 @@ pub struct Filter {
     pub name: Option<String>,
     pub since_ns: Option<u64>,
     pub until_ns: Option<u64>,
-    /// Only traces with an error or an interrupted span.
+    /// Only traces with an error, an interrupted span or one the program
+    /// never ended.
     pub errors: bool,
 }
 
@@ -111,7 +115,11 @@ impl Filter {
         {
             return false;
         }
-        !self.errors || t.errors + t.interrupted > 0
+        // A span the program never ended is a failure of its own: an
+        // instrumentation that left a failed call open (the OpenAI ones
+        // for Node do so on a 500) has no error status on it, and the
+        // trace was not found by --errors.
+        !self.errors || t.errors + t.interrupted + t.unended > 0
     }
 }
 
@@ -297,6 +305,7 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         services: Vec::new(),
         errors: 0,
         interrupted: 0,
+        unended: 0,
         input_tokens: 0,
         output_tokens: 0,
     };
@@ -317,6 +326,7 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         }
         t.errors += usize::from(error);
         t.interrupted += usize::from(ending == Ending::Interrupted);
+        t.unended += usize::from(ending == Ending::Unended);
         // Saturating: counts near i64::MAX in a hostile file wrapped the
         // sum below zero (and a debug build panicked).
         t.input_tokens = t
