@@ -181,7 +181,14 @@ impl OtlpProtoEncoder {
         }
 
         end_message(out, resource_spans);
-        self.whole_reserved = varint_len(out.len() as u64);
+        // Learned only from requests with spans: `RequestEncoder` encodes a
+        // request of none before each part (to measure the resource's
+        // framing), and learning its one byte made the part that follows
+        // move both of its whole bodies (hundreds of KB each) to make room
+        // for their lengths: 54 instructions a span on the exporter.
+        if !spans.is_empty() {
+            self.whole_reserved = varint_len(out.len() as u64);
+        }
     }
 }
 
@@ -1106,6 +1113,42 @@ mod tests {
             assert!(got == want, "a request with a value of {value_len} bytes");
             assert!(got.len() > value_len);
         }
+    }
+
+    #[test]
+    fn a_request_of_no_span_leaves_the_room_for_the_next_requests_lengths() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // The request encoder measures a resource's framing (a request of
+        // no span) before each part of a batch: what it learns from that
+        // must not undo what the last part taught, or every part of a
+        // large batch moves its two whole bodies to fit their lengths.
+        let pool = PayloadPool::with_mib(16).expect("pool");
+        let limits = SpanLimits::default();
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        let value = "v".repeat(300_000);
+        r.set_attribute(b"k", &ValueInput::Str(value.as_bytes()), &limits, &pool)
+            .expect("set");
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("framing", &[]);
+        let mut enc = OtlpProtoEncoder::new();
+        let mut out = Vec::new();
+        enc.encode(&resource, &[view], &mut out);
+        let learned = enc.whole_reserved;
+        assert_eq!(learned, varint_len(out.len() as u64));
+        enc.encode(&resource, &[], &mut out);
+        assert_eq!(
+            enc.whole_reserved, learned,
+            "a request of no span taught it"
+        );
+        let (mut again, mut fresh) = (Vec::new(), Vec::new());
+        enc.encode(&resource, &[view], &mut again);
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut fresh);
+        assert!(again == fresh, "not the bytes a fresh encoder writes");
     }
 
     #[test]
