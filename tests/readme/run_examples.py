@@ -9,6 +9,10 @@ A program is a fenced block marked by the HTML comment before it:
     ...
     ```
 
+(a name with a space in quotes: `spans: "HTTP POST" tool.run`), optionally
+ending in `traces: N`: the spans must then make exactly N traces, each
+span's parent one of the spans that arrived (a client and a server in one
+trace, as context propagation promises);
 and the commands that build and run it are a ```sh block marked
 
     <!-- run: app.c -->
@@ -39,6 +43,7 @@ run_examples.py --prefix DIR [--dist DIR] FILE.md...
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,7 +56,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
-EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)\s*-->")
+EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+traces:\s*(\d+))?\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
@@ -118,7 +123,8 @@ def collect(paths):
                 name = ex.group(1)
                 if name in examples:
                     errors.append(f"{where}: a second example named {name}")
-                examples[name] = (where, b.text, ex.group(2).split())
+                traces = int(ex.group(3)) if ex.group(3) else None
+                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces))
             elif run:
                 if b.info not in ("sh", "bash", "shell"):
                     errors.append(f"{where}: a run block must be ```sh")
@@ -155,14 +161,31 @@ def clean_env(workdir: Path, prefix: Path, src: Path):
 
 
 def arrived(sink: Path):
-    names = []
+    """The spans in a sink file, as (name, trace id, span id, parent span id)."""
+    spans = []
     for line in sink.read_text().splitlines():
         if line.strip():
             request = json_format.Parse(line, ExportTraceServiceRequest())
             for rs in request.resource_spans:
                 for ss in rs.scope_spans:
-                    names.extend(s.name for s in ss.spans)
-    return names
+                    spans.extend((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in ss.spans)
+    return spans
+
+
+def tree_problem(spans, traces):
+    """Why the spans do not make `traces` traces with every parent among
+    them, or None."""
+    ids = {span_id for _, _, span_id, _ in spans}
+    orphans = sorted(name for name, _, _, parent in spans if parent and parent not in ids)
+    if orphans:
+        return f"the parent of {orphans} did not arrive"
+    made = len({trace_id for _, trace_id, _, _ in spans})
+    if made != traces:
+        by_trace = {}
+        for name, trace_id, _, _ in spans:
+            by_trace.setdefault(trace_id.hex(), []).append(name)
+        return f"the spans make {made} traces, the README promises {traces}: {sorted(by_trace.values())}"
+    return None
 
 
 def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path):
@@ -183,9 +206,14 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         sink = (workdir / found[0]).resolve()
         if not sink.is_file():
             return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
-        got = arrived(sink)
-        if Counter(got) != Counter(expected):
-            return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(expected)}\n{report}"
+        spans = arrived(sink)
+        got = [span[0] for span in spans]
+        names, traces = expected
+        if Counter(got) != Counter(names):
+            return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(names)}\n{report}"
+        problem = tree_problem(spans, traces) if traces is not None else None
+        if problem:
+            return f"{where} {name}: {problem}\n{report}"
         print(f"ok {where} {name}: {len(got)} spans in {sink.relative_to(workdir)}")
         return None
     finally:
