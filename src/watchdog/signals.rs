@@ -383,12 +383,27 @@ fn install_handlers(previous: &mut Previous) {
 /// spans and they died with the process. Given the flush deadline.
 pub type BeforeSignalFlush = fn(Duration);
 
-static BEFORE_FLUSH: std::sync::Mutex<Option<BeforeSignalFlush>> = std::sync::Mutex::new(None);
+/// The `BeforeSignalFlush` as an address (0: none). An atomic, not a
+/// lock: a fork that landed while another thread held a lock over it (the
+/// binding setting it, the parent's watchdog reading it at a signal) gave
+/// a child whose copy was locked for good, and whose watchdog then waited
+/// for it forever at SIGTERM: the child never died of it, unflushed.
+static BEFORE_FLUSH: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the function the watchdog runs before its flush (see
 /// `BeforeSignalFlush`); `None` takes it away.
 pub fn set_before_signal_flush(hook: Option<BeforeSignalFlush>) {
-    *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    BEFORE_FLUSH.store(hook.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+/// The `BeforeSignalFlush` set, if any.
+fn before_signal_flush() -> Option<BeforeSignalFlush> {
+    match BEFORE_FLUSH.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: a non-zero value is a `BeforeSignalFlush` stored by
+        // `set_before_signal_flush`.
+        hook => Some(unsafe { std::mem::transmute::<usize, BeforeSignalFlush>(hook) }),
+    }
 }
 
 /// Runs the binding's `BeforeSignalFlush`, if any, on a thread of its own,
@@ -398,7 +413,7 @@ pub fn set_before_signal_flush(hook: Option<BeforeSignalFlush>) {
 /// still be acted on. A hook still running past that is left to the
 /// process's end (or finishes, harmlessly, when the process lives on).
 fn run_before_signal_flush(deadline: Duration) {
-    let Some(hook) = *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) else {
+    let Some(hook) = before_signal_flush() else {
         return;
     };
     let (done, finished) = std::sync::mpsc::channel();
