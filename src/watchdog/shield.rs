@@ -56,10 +56,28 @@ where
 
 /// Runs `spawn` with the termination signals blocked on this thread, so
 /// that the thread it starts inherits them blocked; the mask is put back.
+/// Over the mask this thread has outside the lock over the dispositions
+/// (`signals::mask_outside_blocked_signals`): a thread started under it
+/// would have every signal blocked for good.
 fn with_termination_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
-    let before = termination_set()
-        .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
-        .ok();
+    use nix::sys::signal::SigmaskHow;
+    let before = match super::signals::mask_outside_blocked_signals() {
+        Some(outside) => {
+            let mut mask: libc::sigset_t = *outside.as_ref();
+            // SAFETY: sigaddset and pthread_sigmask on sets of our own.
+            unsafe {
+                for signal in TERMINATION_SIGNALS {
+                    libc::sigaddset(&mut mask, signal as libc::c_int);
+                }
+                let mut before: libc::sigset_t = std::mem::zeroed();
+                (libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut before) == 0)
+                    .then(|| SigSet::from_sigset_t_unchecked(before))
+            }
+        }
+        None => termination_set()
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .ok(),
+    };
     let spawned = spawn();
     if let Some(before) = before {
         let _ = before.thread_set_mask();

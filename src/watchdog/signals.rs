@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicUsize,
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
 use super::shield::{TERMINATION_SIGNALS, spawn_shielded};
 
@@ -48,8 +48,9 @@ struct Previous {
 
 thread_local! {
     /// The lock a fork holds, from the prepare handler (`hold_across_fork`)
-    /// to the parent's or the child's (the same thread on both sides).
-    static HELD_ACROSS_FORK: RefCell<Option<MutexGuard<'static, Previous>>> =
+    /// to the parent's or the child's (the same thread on both sides),
+    /// with the signals blocked meanwhile.
+    static HELD_ACROSS_FORK: RefCell<Option<(MutexGuard<'static, Previous>, AsyncSignalsBlocked)>> =
         const { RefCell::new(None) };
     /// Whether this thread holds `PREVIOUS`, or waits for it (outside a
     /// fork): a signal handler of the host that forks on it must not wait
@@ -57,20 +58,93 @@ thread_local! {
     static HOLDING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// `PREVIOUS`, locked, known to this thread's fork handler as held.
-fn lock_previous() -> PreviousGuard {
-    let _ = HOLDING.try_with(|h| h.set(true));
-    let guard = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-    PreviousGuard(std::mem::ManuallyDrop::new(guard))
+/// The asynchronous signals blocked on this thread, for as long as it
+/// holds `PREVIOUS` (or waits for it), and put back as they were once it
+/// let go: a handler of the host that ran meanwhile on this thread (an
+/// application's SIGCHLD or SIGUSR1 handler, one that forks) found the
+/// lock held by the thread it interrupted. Its fork's prepare handler then
+/// let that be, and the child had the lock held for good: its first
+/// tracer waited for it forever; a handler calling into spanguard waited
+/// for itself. Blocked, such a signal waits for the lock to be free, and
+/// its handler runs as soon as it is. Not the synchronous ones (a fault
+/// on this thread, abort): blocked, the kernel kills the process at once,
+/// with no crash dump.
+struct AsyncSignalsBlocked {
+    /// The mask before, to put back (None: it could not be changed).
+    before: Option<SigSet>,
+    /// Whether no other was in place on this thread (`MASK_OUTSIDE`).
+    outermost: bool,
 }
 
-struct PreviousGuard(std::mem::ManuallyDrop<MutexGuard<'static, Previous>>);
+thread_local! {
+    /// This thread's signal mask from before the outermost
+    /// `AsyncSignalsBlocked`, while one is in place: the mask a thread
+    /// started meanwhile (the watchdog, started under `PREVIOUS`) inherits
+    /// (`shield::spawn_shielded`), rather than every signal blocked.
+    static MASK_OUTSIDE: Cell<Option<SigSet>> = const { Cell::new(None) };
+}
+
+/// This thread's signal mask but for an `AsyncSignalsBlocked` in place.
+pub fn mask_outside_blocked_signals() -> Option<SigSet> {
+    MASK_OUTSIDE.try_with(Cell::get).ok().flatten()
+}
+
+impl AsyncSignalsBlocked {
+    fn now() -> Self {
+        let mut set = SigSet::all();
+        for synchronous in [
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+            Signal::SIGFPE,
+            Signal::SIGABRT,
+            Signal::SIGTRAP,
+        ] {
+            set.remove(synchronous);
+        }
+        let before = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok();
+        let outermost = before.is_some()
+            && MASK_OUTSIDE
+                .try_with(|outside| outside.get().is_none() && outside.replace(before).is_none())
+                .unwrap_or(false);
+        AsyncSignalsBlocked { before, outermost }
+    }
+}
+
+impl Drop for AsyncSignalsBlocked {
+    fn drop(&mut self) {
+        if self.outermost {
+            let _ = MASK_OUTSIDE.try_with(|outside| outside.set(None));
+        }
+        if let Some(before) = self.before.take() {
+            let _ = before.thread_set_mask();
+        }
+    }
+}
+
+/// `PREVIOUS`, locked, known to this thread's fork handler as held, with
+/// the asynchronous signals blocked on this thread until it is let go.
+fn lock_previous() -> PreviousGuard {
+    let blocked = AsyncSignalsBlocked::now();
+    let _ = HOLDING.try_with(|h| h.set(true));
+    let guard = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
+    PreviousGuard {
+        guard: std::mem::ManuallyDrop::new(guard),
+        _blocked: blocked,
+    }
+}
+
+struct PreviousGuard {
+    guard: std::mem::ManuallyDrop<MutexGuard<'static, Previous>>,
+    /// Dropped after `drop` below: the signals wait for the lock to be free.
+    _blocked: AsyncSignalsBlocked,
+}
 
 impl Drop for PreviousGuard {
     fn drop(&mut self) {
         // SAFETY: dropped once, here; the flag goes down only once the
         // lock is free.
-        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) };
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.guard) };
         let _ = HOLDING.try_with(|h| h.set(false));
     }
 }
@@ -78,30 +152,39 @@ impl Drop for PreviousGuard {
 impl std::ops::Deref for PreviousGuard {
     type Target = Previous;
     fn deref(&self) -> &Previous {
-        &self.0
+        &self.guard
     }
 }
 
 impl std::ops::DerefMut for PreviousGuard {
     fn deref_mut(&mut self) -> &mut Previous {
-        &mut self.0
+        &mut self.guard
     }
 }
 
 /// The fork's prepare handler: waits for an install or a re-raise on
 /// another thread to finish and keeps the lock until the fork is done,
 /// so the child gets the handlers all in or all out and the lock free.
-/// Not when this thread holds it (a host's signal handler forking in the
-/// middle of ours): the child then finds it held (`detach_after_fork`).
+/// The asynchronous signals stay blocked on this thread as long (see
+/// `AsyncSignalsBlocked`): a host's handler that ran between the prepare
+/// handler and the parent's found the lock held by the fork it
+/// interrupted; one that forked again let go of it in its own parent
+/// handler, before the first fork was done, whose child then skipped the
+/// child handler and sent its SIGTERM to the parent's watchdog.
+/// Not when this thread holds it (a host's crash handler forking in the
+/// middle of ours: the other signals are blocked there): the child then
+/// finds it held (`detach_after_fork`).
 pub fn hold_across_fork() {
     if HOLDING.try_with(|h| h.get()).unwrap_or(true) {
         return;
     }
+    let blocked = AsyncSignalsBlocked::now();
     let guard = PREVIOUS.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+    let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some((guard, blocked)));
 }
 
-/// The fork's parent handler: lets go of what `hold_across_fork` took.
+/// The fork's parent handler: lets go of what `hold_across_fork` took,
+/// the lock first, then the signals.
 pub fn release_after_fork_in_parent() {
     let _ = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
 }
@@ -199,10 +282,16 @@ const RESTARTING: u8 = 2;
 pub fn detach_after_fork() {
     // The lock the fork held (`hold_across_fork`): no install or re-raise
     // is half done. None when this thread held it at the fork.
-    let held = HELD_ACROSS_FORK
+    // The signals blocked with it stay so until the end of this function
+    // (declared first, dropped last): the child has one thread, and a
+    // handler running on it now would find the lock held.
+    let _blocked;
+    let held;
+    (held, _blocked) = HELD_ACROSS_FORK
         .try_with(|held| held.borrow_mut().take())
         .ok()
-        .flatten();
+        .flatten()
+        .unzip();
     let interrupted = RESTART.load(Ordering::Acquire) == RESTARTING;
     // Forked while the parent's watchdog delivered a signal to the host's
     // handler (maybe from inside that handler): the trampoline is the
@@ -383,12 +472,27 @@ fn install_handlers(previous: &mut Previous) {
 /// spans and they died with the process. Given the flush deadline.
 pub type BeforeSignalFlush = fn(Duration);
 
-static BEFORE_FLUSH: std::sync::Mutex<Option<BeforeSignalFlush>> = std::sync::Mutex::new(None);
+/// The `BeforeSignalFlush` as an address (0: none). An atomic, not a
+/// lock: a fork that landed while another thread held a lock over it (the
+/// binding setting it, the parent's watchdog reading it at a signal) gave
+/// a child whose copy was locked for good, and whose watchdog then waited
+/// for it forever at SIGTERM: the child never died of it, unflushed.
+static BEFORE_FLUSH: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the function the watchdog runs before its flush (see
 /// `BeforeSignalFlush`); `None` takes it away.
 pub fn set_before_signal_flush(hook: Option<BeforeSignalFlush>) {
-    *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    BEFORE_FLUSH.store(hook.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+/// The `BeforeSignalFlush` set, if any.
+fn before_signal_flush() -> Option<BeforeSignalFlush> {
+    match BEFORE_FLUSH.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: a non-zero value is a `BeforeSignalFlush` stored by
+        // `set_before_signal_flush`.
+        hook => Some(unsafe { std::mem::transmute::<usize, BeforeSignalFlush>(hook) }),
+    }
 }
 
 /// Runs the binding's `BeforeSignalFlush`, if any, on a thread of its own,
@@ -398,7 +502,7 @@ pub fn set_before_signal_flush(hook: Option<BeforeSignalFlush>) {
 /// still be acted on. A hook still running past that is left to the
 /// process's end (or finishes, harmlessly, when the process lives on).
 fn run_before_signal_flush(deadline: Duration) {
-    let Some(hook) = *BEFORE_FLUSH.lock().unwrap_or_else(|p| p.into_inner()) else {
+    let Some(hook) = before_signal_flush() else {
         return;
     };
     let (done, finished) = std::sync::mpsc::channel();

@@ -1,0 +1,224 @@
+/* A host's signal handler (an application's SIGUSR1 or SIGCHLD handler)
+ * that forks, run on a thread while that thread held spanguard's lock
+ * over the dispositions its handlers replaced: the fork's prepare handler
+ * found the lock held by the thread it interrupted and let it be, and the
+ * child had it held for good, by a frame that never returns there: the
+ * child's first tracer waited for it forever. Two places hold it:
+ *
+ *  - the handlers' install, at the first spanguard_tracer_new: this
+ *    program defines sigaction(2), which the install calls (a definition
+ *    in the executable takes the library's calls), and raises SIGUSR1
+ *    from inside the install of SIGTERM's handler;
+ *  - a fork, from its prepare handler to its parent's: this program
+ *    registers a fork handler before the library does (glibc runs prepare
+ *    handlers in the reverse order: this one after the library's, lock
+ *    held) and raises SIGUSR1 from it. There, the handler's own fork let
+ *    go of the lock in its parent handler before the first fork was done,
+ *    whose child then skipped the library's child handler: its SIGTERM
+ *    went to the parent's watchdog, which killed the parent, and the
+ *    child never died of it.
+ *
+ * The handler forks a child that makes a tracer, records a span, shuts
+ * down and exits 0 (SIGALRM ends it when it hangs). With the signals
+ * blocked while the lock is held, the handler runs as soon as it is let
+ * go, still inside the call that raised it. Each case runs in a fresh
+ * process, reporting through its exit status; the spans are counted in
+ * the sink. No sleeps. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "sink_count.h"
+
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static const char *sink;
+
+/* Armed by a case: raise SIGUSR1 at the install of SIGTERM's handler, or
+ * from this program's fork prepare handler. */
+static atomic_int raise_at_install, raise_at_prepare, raised;
+
+int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact) {
+    if (act && signum == SIGTERM && atomic_exchange(&raise_at_install, 0)) {
+        atomic_store(&raised, 1);
+        raise(SIGUSR1);
+    }
+    return real_sigaction(signum, act, oldact);
+}
+
+static void on_fork_prepare(void) {
+    if (atomic_exchange(&raise_at_prepare, 0)) {
+        atomic_store(&raised, 1);
+        raise(SIGUSR1);
+    }
+}
+
+/* What the handler's child records. */
+static const char *handler_child_span;
+static volatile sig_atomic_t handler_ran, handler_child_status = -1;
+
+static void handler_child(void) {
+    alarm(10);
+    failures = 0;
+    spanguard_tracer *t = tracer_with_handlers(sink);
+    if (!t) _exit(6);
+    record_span(t, handler_child_span);
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 10000)));
+    _exit(failures ? 5 : 0);
+}
+
+static void on_usr1(int signal) {
+    (void)signal;
+    pid_t pid = fork();
+    if (pid == 0) handler_child();
+    int status = -1;
+    if (pid > 0 && waitpid(pid, &status, 0) != pid) status = -1;
+    handler_child_status = status;
+    handler_ran = 1;
+}
+
+static void install_usr1_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CHECK(real_sigaction(SIGUSR1, &sa, NULL) == 0);
+}
+
+/* After the call that raised SIGUSR1: it was raised, its handler ran, and
+ * the handler's child exited 0. */
+static void check_handler_done(const char *where) {
+    CHECK(atomic_load(&raised));
+    CHECK(handler_ran);
+    int status = handler_child_status;
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        fprintf(stderr, "%s: the handler's child ended with status %#x%s\n", where, status,
+                WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? " (it hung)" : "");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Reads into `mask` the signal mask of this process's thread named
+ * `name` (as comm has it: 15 characters at most), from /proc; 0 when
+ * there is no such thread. */
+static int thread_mask(const char *name, unsigned long long *mask) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int named = fgets(line, sizeof line, f) && strncmp(line, name, strlen(name)) == 0;
+        fclose(f);
+        if (!named) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        if (!(f = fopen(path, "r"))) continue;
+        while (fgets(line, sizeof line, f))
+            if ((found = sscanf(line, "SigBlk: %llx", mask) == 1)) break;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/* SIGUSR1 at the install of the handlers, on the thread installing them.
+ * The watchdog thread, started there, blocks the termination signals and
+ * nothing else of what this thread leaves unblocked: not everything the
+ * install blocked meanwhile. */
+static void case_install(void) {
+    install_usr1_handler();
+    handler_child_span = "handler-child-at-install";
+    atomic_store(&raise_at_install, 1);
+    spanguard_tracer *t = tracer_with_handlers(sink);
+    if (!t) _exit(1);
+    check_handler_done("at the install");
+    unsigned long long watchdog = 0;
+    CHECK(thread_mask("spanguard-watch", &watchdog));
+    if ((watchdog & (1ULL << (SIGUSR1 - 1))) || !(watchdog & (1ULL << (SIGTERM - 1))))
+        fprintf(stderr, "the watchdog thread's mask is %#llx\n", watchdog);
+    CHECK(!(watchdog & (1ULL << (SIGUSR1 - 1))));
+    CHECK(watchdog & (1ULL << (SIGTERM - 1)));
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 10000)));
+    spanguard_tracer_free(t);
+}
+
+/* SIGUSR1 during a fork, between the library's prepare handler and its
+ * parent handler. The fork's child records a span and sends itself
+ * SIGTERM: it must die of it (SIGALRM when it does not within 10 s). */
+static void case_prepare(void) {
+    spanguard_tracer *t = tracer_with_handlers(sink);
+    if (!t) _exit(1);
+    install_usr1_handler();
+    handler_child_span = "handler-child-at-prepare";
+    atomic_store(&raise_at_prepare, 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        failures = 0;
+        record_span(t, "forked-child-at-prepare");
+        if (failures) _exit(5);
+        alarm(10);
+        kill(getpid(), SIGTERM);
+        for (;;) pause();
+    }
+    CHECK(pid > 0);
+    check_handler_done("during a fork");
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
+        fprintf(stderr, "the forked child ended with status %#x, not by its SIGTERM\n", status);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 10000)));
+    spanguard_tracer_free(t);
+}
+
+static void case_process(const char *name, void (*run)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        failures = 0;
+        run();
+        _exit(failures ? 1 : 0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s: the case ended with status %#x\n", name, status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void check_arrived_once(const char *span) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", span);
+    long n = count_in_dir(sink, quoted);
+    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
+    CHECK(n == 1);
+}
+
+int main(int argc, char **argv) {
+    alarm(90); /* a hang is a failure, not a stuck test */
+    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+    if (!real_sigaction) return 2;
+    sink = argc > 1 ? argv[1] : "build/test_host_handler_fork_in_lock-spans";
+    /* Before the library's (registered at a process's first tracer): its
+     * prepare handler runs after the library's. */
+    CHECK(pthread_atfork(on_fork_prepare, NULL, NULL) == 0);
+
+    case_process("at the install", case_install);
+    case_process("during a fork", case_prepare);
+
+    check_arrived_once("handler-child-at-install");
+    check_arrived_once("handler-child-at-prepare");
+    check_arrived_once("forked-child-at-prepare");
+    return check_summary();
+}
