@@ -974,6 +974,10 @@ pub(crate) mod tests {
         let junk = [
             (BodyFormat::Protobuf, false, vec![0xff; 40]),
             (BodyFormat::Protobuf, true, vec![0x1f; 40]),
+            // Zeros (a file allocated but never written, say): "field 0"
+            // over and over, no protobuf message, counted as a request of
+            // 0 spans and sent, then deleted at the 400.
+            (BodyFormat::Protobuf, false, vec![0; 40]),
             (BodyFormat::Json, false, b"{\"resourceSpans\":[".to_vec()),
             (BodyFormat::Json, true, request(BodyFormat::Json, false, 2)),
         ];
