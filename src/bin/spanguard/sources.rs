@@ -179,7 +179,7 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
     let mut live_pid = None;
     let result = match kind {
         Kind::Sink => read_sink(path, found, origin, loaded, most),
-        Kind::Spool => read_spool_file(path)
+        Kind::Spool => read_spool_file(path, super::settings::spool_cap())
             .map_err(|why| format!("not a whole spool file: {why}"))
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
