@@ -50,8 +50,13 @@ impl Handler for Response {
     fn header(&mut self, data: &[u8]) -> bool {
         if data.starts_with(b"HTTP/") {
             // A status line (one per answer: an interim 1xx, then the
-            // final one, which decides).
+            // final one, which decides). What an earlier answer's headers
+            // said is not this one's: a `103 Early Hints` carrying
+            // `Retry-After: 86400` before a 503 made the 503 read as
+            // "wait a day", and its batch went unretried.
             self.bad_status_line = (!status_code_is_three_digits(data)).then(|| escaped_line(data));
+            self.retry_after = None;
+            self.location = None;
             return true;
         }
         if let Ok(line) = std::str::from_utf8(data)
@@ -781,6 +786,46 @@ mod tests {
             let url = answering(answer);
             assert!(send_to(&url).is_ok(), "{}", String::from_utf8_lossy(answer));
         }
+    }
+
+    /// curl hands every answer's headers to `header`, an interim 1xx's
+    /// too: a `103 Early Hints` with `Retry-After: 86400` before a 503
+    /// read as the 503 asking to wait a day (its batch not retried within
+    /// its budget), and a 1xx's `Location` was shown as a later
+    /// redirect's. Only the final answer's headers count.
+    #[test]
+    fn an_interim_answers_headers_are_not_the_final_ones() {
+        let url = answering(
+            b"HTTP/1.1 103 Early Hints\r\nRetry-After: 86400\r\nLocation: https://early.example/\r\n\r\n\
+              HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(
+            send_to(&url),
+            Err(SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: None
+            })
+        );
+        let url = answering(
+            b"HTTP/1.1 103 Early Hints\r\nLocation: https://early.example/\r\n\r\n\
+              HTTP/1.1 308 Permanent Redirect\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        match send_to(&url) {
+            Err(SendError::Transient { reason, .. }) => {
+                assert!(!reason.contains("early.example"), "{reason}");
+                assert!(reason.contains("a redirect to nowhere"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The final answer's own Retry-After still counts.
+        let url = answering(
+            b"HTTP/1.1 103 Early Hints\r\nRetry-After: 86400\r\n\r\n\
+              HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert!(matches!(
+            send_to(&url),
+            Err(SendError::Transient { retry_after: Some(d), .. }) if d == Duration::from_secs(2)
+        ));
     }
 
     /// RFC 9110 gives HTTP's status codes as 100 to 599; codes over it

@@ -32,6 +32,21 @@ pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// A field's key split into its number and wire type; None for a number
+/// no field can have: 0, or past protobuf's largest (2^29 - 1, a key past
+/// 32 bits). Protobuf's parsers refuse both, so a body of zero bytes (a
+/// run of "field 0 = 0") is no message, where it was read as an empty
+/// request: a spool file of zeros was sent, and a 400 deleted it.
+pub fn split_key(key: u64) -> Option<(u64, u8)> {
+    let number = key >> 3;
+    (1..=MAX_FIELD_NUMBER)
+        .contains(&number)
+        .then_some((number, (key & 7) as u8))
+}
+
+/// Protobuf's largest field number.
+const MAX_FIELD_NUMBER: u64 = (1 << 29) - 1;
+
 pub fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -53,8 +68,7 @@ pub fn fields(buf: &[u8]) -> Option<Vec<Field<'_>>> {
     let mut pos = 0;
     while pos < buf.len() {
         let start = pos;
-        let key = read_varint(buf, &mut pos)?;
-        let (number, wire_type) = (key >> 3, (key & 7) as u8);
+        let (number, wire_type) = split_key(read_varint(buf, &mut pos)?)?;
         let mut field = Field {
             number,
             wire_type,
@@ -96,6 +110,17 @@ mod tests {
         assert_eq!([f[0].raw, f[1].raw].concat(), msg);
         assert!(fields(&[0x12, 0x50]).is_none());
         assert!(fields(&[0x0f]).is_none());
+        // Field number 0, and one past protobuf's largest: no field.
+        assert!(fields(&[0x00, 0x00]).is_none());
+        assert!(fields(&[0x02, 0x00]).is_none());
+        assert!(fields(&[0x80, 0x80, 0x80, 0x80, 0x20, 0x00]).is_none());
+        let mut largest = Vec::new();
+        write_varint(&mut largest, MAX_FIELD_NUMBER << 3);
+        write_varint(&mut largest, 1);
+        assert_eq!(
+            fields(&largest).expect("well formed")[0].number,
+            MAX_FIELD_NUMBER
+        );
         assert!(
             fields(&[
                 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff

@@ -12,6 +12,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use super::proto_reader::split_key;
 use super::split::MAX_DECODED_BYTES;
 use super::transport::BodyFormat;
 
@@ -196,8 +197,7 @@ fn walk<R: BufRead>(s: &mut Stream<R>, end: Option<u64>, depth: u8, spans: &mut 
             None if s.at_end()? => return Some(()),
             None => {}
         }
-        let key = s.varint()?;
-        let (number, wire_type) = (key >> 3, key & 7);
+        let (number, wire_type) = split_key(s.varint()?)?;
         match wire_type {
             0 => {
                 s.varint()?;
@@ -238,8 +238,7 @@ fn skip_group<R: BufRead>(s: &mut Stream<R>, number: u64) -> Option<()> {
     // recursion, and bounded.
     let mut open = vec![number];
     while let Some(&innermost) = open.last() {
-        let key = s.varint()?;
-        let (number, wire_type) = (key >> 3, key & 7);
+        let (number, wire_type) = split_key(s.varint()?)?;
         match wire_type {
             0 => {
                 s.varint()?;
@@ -325,6 +324,17 @@ mod tests {
             (b"{\"resourceSpans\":[".to_vec(), BodyFormat::Json, false),
             (body.clone(), BodyFormat::Json, true),
             (vec![0xff; 10], BodyFormat::Protobuf, false),
+            // Zeros: "field 0 = 0" over and over, no field of protobuf's,
+            // read as an empty request.
+            (vec![0; 10], BodyFormat::Protobuf, false),
+            (gzip(&[0; 10]), BodyFormat::Protobuf, true),
+            // Field 0 in a span's place, and inside a group.
+            (
+                [&body[..], &[0x0a, 0x04, 0x12, 0x02, 0x02, 0x00][..]].concat(),
+                BodyFormat::Protobuf,
+                false,
+            ),
+            (vec![0x0b, 0x00, 0x00, 0x0c], BodyFormat::Protobuf, false),
         ] {
             let counted = count_body_spans(&body, format, gzipped);
             assert!(counted.is_err(), "{format:?} {gzipped}: {counted:?}");

@@ -64,6 +64,13 @@ const MAX_BODY_BYTES: u64 = 1 << 32;
 /// the larger of this and the cap.
 const ALWAYS_READ_BYTES: u64 = 64 << 20;
 
+/// The largest spool file that a spool capped at `cap` writes or reads:
+/// the cap, or `ALWAYS_READ_BYTES` if that is larger (no batch outgrows
+/// the cap that keeps it, and none under `ALWAYS_READ_BYTES` is refused).
+pub fn read_limit(cap: u64) -> u64 {
+    cap.clamp(ALWAYS_READ_BYTES, MAX_BODY_BYTES)
+}
+
 /// A spool file name: the time first, so names sort oldest first across
 /// processes, then the pid and a tag that makes it unique.
 pub fn spool_file_name(tag: &str) -> String {
@@ -146,6 +153,9 @@ pub struct SpooledBatch {
 pub struct SpoolDir {
     dir: PathBuf,
     max_bytes: u64,
+    /// The cap whose batches this spool reads (`read_limit`): its own,
+    /// or, for a replay that evicts nothing, the one tracers write with.
+    read_cap: u64,
     /// Files set aside since the owner last asked (`take_set_aside`);
     /// shared by the clones of one spool, so none is left untold.
     set_aside: Notes<SetAside>,
@@ -202,6 +212,7 @@ impl SpoolDir {
         SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
+            read_cap: max_bytes,
             set_aside: Notes::new(),
             miscounted: Notes::new(),
         }
@@ -234,10 +245,18 @@ impl SpoolDir {
         (HEADER_LEN + len) as u64 <= self.max_bytes
     }
 
+    /// Reads batches as a spool capped at `cap` does, whatever its own
+    /// cap: `spanguard replay` evicts nothing (no cap), yet reads no file
+    /// larger than the tracers writing with `cap` ever would.
+    pub fn reading_as_capped_at(mut self, cap: u64) -> SpoolDir {
+        self.read_cap = cap;
+        self
+    }
+
     /// The largest spool file read: the cap, or `ALWAYS_READ_BYTES` if
     /// that is larger. A file over it is no batch this reader takes.
     pub fn read_limit(&self) -> u64 {
-        self.max_bytes.max(ALWAYS_READ_BYTES)
+        read_limit(self.read_cap)
     }
 
     /// Spool files, oldest first (writers' temporary files are not).
@@ -647,16 +666,53 @@ fn read_header(mut file: &File) -> Option<Header> {
 /// file of theirs holding a whole spool batch, says why, in the words a replay that sets
 /// it aside uses ("torn: 5274 bytes where its header says 5282", "a
 /// symbolic link"): the CLI printed only "torn or foreign" for all of them.
-pub fn read_spool_file(path: &Path) -> Result<SpooledBatch, String> {
-    let file = files::open_found_to_look(path).map_err(|refusal| match refusal {
+/// A file over what a spool capped at `cap` reads (`read_limit`) is
+/// refused so, unread: one of 3 GiB with a truthful header was read
+/// whole into memory (3 GiB, and 90 s) where no tracer would write it.
+pub fn read_spool_file(path: &Path, cap: u64) -> Result<SpooledBatch, String> {
+    read_batch(&open_to_look(path)?, read_limit(cap)).map_err(batch_error_text)
+}
+
+/// What `spanguard spool` shows of a spool file, counted as
+/// `read_spool_file` then `count_in_body` count it but never held whole
+/// (the body is counted as it is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileCount {
+    pub format: BodyFormat,
+    pub gzipped: bool,
+    /// The spans its body holds.
+    pub spans: u32,
+    /// Its header's count, when that is not the body's.
+    pub claimed: Option<u32>,
+}
+
+/// Counts the spans of the spool file at `path`, as `read_spool_file`
+/// opens and bounds it, reading its body through a small buffer.
+pub fn count_spool_file(path: &Path, cap: u64) -> Result<FileCount, String> {
+    let file = open_to_look(path)?;
+    let header = checked_header(&file, read_limit(cap)).map_err(batch_error_text)?;
+    let (claimed, spans) = count_body_of(&file, &header).map_err(batch_error_text)?;
+    Ok(FileCount {
+        format: header.format,
+        gzipped: header.gzipped,
+        spans,
+        claimed: (claimed != spans).then_some(claimed),
+    })
+}
+
+fn open_to_look(path: &Path) -> Result<File, String> {
+    files::open_found_to_look(path).map_err(|refusal| match refusal {
         Refusal::Gone => "gone (another process took it)".to_string(),
         Refusal::Foreign(why) => why,
         Refusal::Failed(e) => format!("could not be opened: {e}"),
-    })?;
-    read_batch(&file, MAX_BODY_BYTES).map_err(|e| match e {
+    })
+}
+
+fn batch_error_text(e: BatchError) -> String {
+    match e {
         BatchError::Unreadable(why) => why,
         BatchError::Io(e) => format!("could not be read: {e}"),
-    })
+    }
 }
 
 /// Counts the spans in a batch's body and puts that count in place of its
@@ -712,7 +768,11 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
 /// read, never held whole, so that the spool's cap deleting a 64 MiB file
 /// costs no 64 MiB of memory.
 fn count_file(file: &File, max_bytes: u64) -> Result<(u32, u32), BatchError> {
-    let header = checked_header(file, max_bytes)?;
+    count_body_of(file, &checked_header(file, max_bytes)?)
+}
+
+/// `count_file` of a file whose header was just read and checked.
+fn count_body_of(file: &File, header: &Header) -> Result<(u32, u32), BatchError> {
     let body = io::BufReader::with_capacity(64 << 10, file.take(header.body_len));
     let counted = super::span_count::count_stream_spans(body, header.format, header.gzipped)
         // As `count_in_body` bounds it.
@@ -747,7 +807,8 @@ fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
     let limit = max_bytes.min(MAX_BODY_BYTES);
     if len > limit.saturating_sub(header.len) {
         return unreadable(format!(
-            "its header claims a body of {len} bytes, more than a batch can have ({limit})"
+            "its header claims a body of {len} bytes, more than a batch can have \
+             ({limit} bytes: SPANGUARD_SPOOL_MAX_BYTES, or 64 MiB if larger)"
         ));
     }
     if actual != header.len + len {
@@ -974,6 +1035,10 @@ pub(crate) mod tests {
         let junk = [
             (BodyFormat::Protobuf, false, vec![0xff; 40]),
             (BodyFormat::Protobuf, true, vec![0x1f; 40]),
+            // Zeros (a file allocated but never written, say): "field 0"
+            // over and over, no protobuf message, counted as a request of
+            // 0 spans and sent, then deleted at the 400.
+            (BodyFormat::Protobuf, false, vec![0; 40]),
             (BodyFormat::Json, false, b"{\"resourceSpans\":[".to_vec()),
             (BodyFormat::Json, true, request(BodyFormat::Json, false, 2)),
         ];
@@ -1117,7 +1182,7 @@ pub(crate) mod tests {
         std::os::unix::fs::chown(dir.join(&strangers), Some(stranger), None).expect("chown");
         // Root's own file there is root's to look at, as anywhere.
         fs::write(dir.join(&mine), first_layout(2, b"abc")).expect("write");
-        let read = |name: &Path| read_spool_file(&dir.join(name)).map(|b| b.spans);
+        let read = |name: &Path| read_spool_file(&dir.join(name), 0).map(|b| b.spans);
         let batch_name = made
             .iter()
             .find(|p| !p.ends_with(&strangers))

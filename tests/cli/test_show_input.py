@@ -156,3 +156,15 @@ def test_an_argument_that_is_not_utf8_is_said_not_a_panic(cli, tmp_path):
     assert r.returncode == 2, r
     assert b"argument 2 is not valid UTF-8" in r.stderr, r.stderr
     assert b"panicked" not in r.stderr, r.stderr
+
+
+def test_a_sink_file_whose_name_is_no_utf8_is_shown(cli, sample, tmp_path):
+    # A name in another encoding (a copy, a hostname of Latin-1) was
+    # skipped without a word: "no spans" over a sink that held them.
+    (tmp_path / "utf8.jsonl").write_text("")
+    odd = os.fsencode(str(tmp_path)) + b"/billing-\xe9.jsonl"
+    with open(odd, "w") as out:
+        out.write((sample / "billing-api-7120.jsonl").read_text())
+    run = show(cli, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "POST /refunds" in run.stdout, run.stdout + run.stderr

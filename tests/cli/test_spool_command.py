@@ -8,6 +8,7 @@ import re
 import signal
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -263,3 +264,69 @@ def test_a_hidden_spool_file_is_not_counted_as_waiting_since_no_replay_reads_it(
         assert len(rx.wait_for_spans(5)) == 5
     assert (spool / ".copy.sgspool").exists()
     assert waiting(spool_report(cli, spool)) == 0
+
+
+def run_measured(argv, env=None):
+    """Runs `argv`, returning its result and its peak resident memory in
+    bytes (measured by a wrapper of its own: RUSAGE_CHILDREN of this
+    process would give the largest of every child the session ran)."""
+    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+               "sys.stderr.write('\\nmaxrss=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "sys.exit(r.returncode)")
+    run = subprocess.run([sys.executable, "-c", wrapper, *map(str, argv)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    rss = int(re.search(r"^maxrss=(\d+)$", run.stderr, re.M).group(1)) * 1024
+    return run, rss
+
+
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def test_a_huge_spool_file_is_refused_unread_not_held_in_memory(cli, tmp_path):
+    """A spool file of 768 MiB (sparse) whose header truthfully says so:
+    `spanguard spool`, `show` and `replay` read it whole into memory (a
+    3 GiB one took 3.1 GB and 90 s to list), where no tracer writes or
+    reads a spool file over its cap (64 MiB by default). Each now names
+    it and says why, unread; a listing under a cap that allows it counts
+    it as it reads it, in little memory."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    size = 768 << 20
+    # A request holding one unknown field (9) of `size` zero bytes: a
+    # valid OTLP request of 0 spans.
+    field = bytes([0x4a]) + varint(size)
+    big = spool / "00000000000000000001-0000000001-big.sgspool"
+    with open(big, "wb") as f:
+        f.write(b"SGSPOOL1" + bytes([0, 0]) + struct.pack("<IQ", 0, len(field) + size) + field)
+        f.truncate(22 + len(field) + size)
+    big.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    bound = 200 << 20
+    refused = "more than a batch can have (67108864 bytes"
+
+    run, rss = run_measured([cli, "spool", spool], env)
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"big\.sgspool  \(unreadable: its header claims a body of \d+ bytes, " + re.escape(refused),
+                     run.stdout, re.M), run.stdout
+    assert rss < bound, rss
+
+    run, rss = run_measured([cli, "show", "--color", "never", spool], env)
+    assert "big.sgspool" in run.stderr and refused in run.stderr, run.stderr
+    assert rss < bound, rss
+    assert big.exists()
+
+    # Under a cap that takes it, it is a batch: counted as it is read.
+    run, rss = run_measured([cli, "spool", spool], {**env, "SPANGUARD_SPOOL_MAX_BYTES": str(1 << 30)})
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"big\.sgspool  \(protobuf\)", run.stdout), run.stdout
+    assert rss < bound, rss
+
+    run, rss = run_measured([cli, "replay", spool, "--endpoint", "http://127.0.0.1:9"], env)
+    assert "set aside, unread: its header claims" in run.stderr and refused in run.stderr, run.stderr
+    assert rss < bound, rss
+    assert [p.name for p in spool.iterdir()] == [big.name + ".unreadable"]

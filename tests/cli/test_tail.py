@@ -126,3 +126,17 @@ def test_a_file_named_to_drive_the_terminal_is_named_cleanly(cli, tmp_path):
     assert f.stop() == 0
     shown = subprocess.run([str(cli), "show", str(sink)], capture_output=True, text=True, timeout=60)
     assert "x\\x1b[2Jy.jsonl" in shown.stderr and "\x1b" not in shown.stderr, repr(shown.stderr)
+
+
+def test_a_sink_file_whose_name_is_no_utf8_is_followed(cli, sample, tmp_path):
+    # A name in another encoding (a copy, a hostname of Latin-1): tail
+    # skipped the file for good without a word, as show did.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    f = Follower(cli, sink)
+    time.sleep(0.3)
+    with open(os.fsencode(str(sink)) + b"/billing-\xe9.jsonl", "w") as out:
+        out.write((sample / "billing-api-7120.jsonl").read_text())
+    lines = f.wait_for(1, "the spans of the file named in Latin-1")
+    assert f.stop() == 0
+    assert any("POST /refunds" in l for l in lines), lines

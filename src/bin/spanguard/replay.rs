@@ -18,7 +18,7 @@ use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
 use spanguard::export::redact::redact_url;
 use spanguard::export::request_encoder::RequestEncoder;
-use spanguard::export::spool::{SpoolDir, count_in_body, read_spool_file};
+use spanguard::export::spool::{SpoolDir, count_spool_file};
 use spanguard::export::transport::BodyFormat;
 
 use super::args::Args;
@@ -177,8 +177,10 @@ pub fn run(args: &[String]) -> ExitCode {
         config.request_timeout,
         Default::default(),
     );
-    // No cap: replaying must never delete what it was asked to send.
-    let spool = SpoolDir::new(&options.dir, u64::MAX);
+    // No cap: replaying must never delete what it was asked to send. Yet
+    // no file larger than this environment's tracers write is read: one
+    // of 3 GiB was read whole into memory.
+    let spool = SpoolDir::new(&options.dir, u64::MAX).reading_as_capped_at(config.spool_max_bytes);
     // Another user's spool (root draining it, say) is theirs to replay:
     // read from here, every file of theirs would be set aside for good.
     if let Err(e) = spool.check_ours() {
@@ -270,8 +272,8 @@ pub fn run(args: &[String]) -> ExitCode {
     // Counted in their bodies, as a replay counts them: a header is a claim.
     let waiting: u64 = left
         .iter()
-        .filter_map(|path| read_spool_file(path).ok())
-        .filter_map(|mut batch| count_in_body(&mut batch).map(|_| batch.spans as u64).ok())
+        .filter_map(|path| count_spool_file(path, config.spool_max_bytes).ok())
+        .map(|counted| counted.spans as u64)
         .sum();
     println!(
         "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {} values cut; \

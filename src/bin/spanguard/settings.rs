@@ -26,6 +26,22 @@ pub fn from_env() -> Result<TracerConfig, ExitCode> {
     }
 }
 
+/// The spool's cap as tracers in this environment have it
+/// (SPANGUARD_SPOOL_MAX_BYTES, or the default): no spool file they write
+/// or read is larger (`spool::read_limit`), so none larger is read here.
+/// A bad setting was said where the directories were read, or is the
+/// library's to say: the default then, as the library falls back.
+pub fn spool_cap() -> u64 {
+    static CAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let mut config = TracerConfig::default();
+        match config.apply_process_env() {
+            Ok(()) => config.spool_max_bytes,
+            Err(_) => TracerConfig::default().spool_max_bytes,
+        }
+    })
+}
+
 /// The local sink and spool directories.
 pub fn default_dirs() -> Result<(PathBuf, PathBuf), ExitCode> {
     let c = from_env()?;

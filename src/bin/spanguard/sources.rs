@@ -57,7 +57,10 @@ impl Kind {
     /// The kind of a file named on the command line: its name, else its
     /// first bytes, else OTLP/JSON lines.
     fn of_file(path: &Path) -> Kind {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
         if let Some(k) = Kind::of_name(name.trim_start_matches('.')) {
             return k;
         }
@@ -109,10 +112,10 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<(Kind, PathBuf)>> {
     let mut files: Vec<(Kind, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let name = e.file_name();
-            Kind::of_name(name.to_str()?).map(|k| (k, e.path()))
-        })
+        // Judged lossily, as the library's spool and recovery judge names:
+        // a sink file whose name is no UTF-8 (a pid namespace's odd
+        // hostname, a copy) was skipped without a word.
+        .filter_map(|e| Kind::of_name(&e.file_name().to_string_lossy()).map(|k| (k, e.path())))
         .collect();
     files.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
     Ok(files)
@@ -179,7 +182,7 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
     let mut live_pid = None;
     let result = match kind {
         Kind::Sink => read_sink(path, found, origin, loaded, most),
-        Kind::Spool => read_spool_file(path)
+        Kind::Spool => read_spool_file(path, super::settings::spool_cap())
             .map_err(|why| format!("not a whole spool file: {why}"))
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use spanguard::buffer::files::not_a_file;
 use spanguard::export::dump_view::read_dump;
-use spanguard::export::spool::{count_in_body, read_spool_file};
+use spanguard::export::spool::count_spool_file;
 
 use super::args::Args;
 use super::clock_text::age;
@@ -107,7 +107,15 @@ struct Row {
     note: String,
 }
 
-fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::SystemTime) -> Row {
+/// `spool_cap`: the cap this environment's tracers write with
+/// (`settings::spool_cap`).
+fn inspect(
+    path: &Path,
+    name: &str,
+    meta: &std::fs::Metadata,
+    now: std::time::SystemTime,
+    spool_cap: u64,
+) -> Row {
     let size = meta.len();
     let entry = Entry::of(name, size);
     let age_ns = meta
@@ -119,11 +127,11 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
     let mut note = String::new();
     let spans = match entry {
         // Counted in the body, as a replay counts them: the header's count
-        // is a claim (an older build, a disk error, another user).
-        Entry::Batch | Entry::CrashBatch => match read_spool_file(path)
-            .and_then(|mut b| count_in_body(&mut b).map(|claimed| (b, claimed)))
-        {
-            Ok((b, claimed)) => {
+        // is a claim (an older build, a disk error, another user). Read
+        // through a small buffer, never whole: a listing of a 3 GiB file
+        // took 3 GiB of memory.
+        Entry::Batch | Entry::CrashBatch => match count_spool_file(path, spool_cap) {
+            Ok(b) => {
                 note = format!(
                     "{}{}{}",
                     match b.format {
@@ -131,7 +139,8 @@ fn inspect(path: &Path, name: &str, meta: &std::fs::Metadata, now: std::time::Sy
                         spanguard::export::transport::BodyFormat::Json => "JSON",
                     },
                     if b.gzipped { ", gzip" } else { "" },
-                    claimed.map_or(String::new(), |n| format!(", its header says {n} spans"))
+                    b.claimed
+                        .map_or(String::new(), |n| format!(", its header says {n} spans"))
                 );
                 Some(b.spans as u64)
             }
@@ -240,13 +249,14 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let now = std::time::SystemTime::now();
+    let spool_cap = super::settings::spool_cap();
     let mut rows: Vec<Row> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let meta = std::fs::symlink_metadata(e.path()).ok()?;
             let name = e.file_name().to_string_lossy().into_owned();
             match not_a_file(&meta) {
-                None => Some(inspect(&e.path(), &name, &meta, now)),
+                None => Some(inspect(&e.path(), &name, &meta, now, spool_cap)),
                 Some(what) => not_a_file_row(&name, what, &meta, now),
             }
         })

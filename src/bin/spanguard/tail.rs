@@ -160,10 +160,11 @@ impl Tailer {
                     .filter_map(|e| e.ok())
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .map(|e| e.path())
+                    // Judged lossily, as `show` judges them: a sink file
+                    // whose name is no UTF-8 was never followed.
                     .filter(|p| {
                         p.file_name()
-                            .and_then(|n| n.to_str())
-                            .and_then(Kind::of_name)
+                            .and_then(|n| Kind::of_name(&n.to_string_lossy()))
                             == Some(Kind::Sink)
                     })
                     .collect()
