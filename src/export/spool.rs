@@ -153,9 +153,6 @@ pub struct SpooledBatch {
 pub struct SpoolDir {
     dir: PathBuf,
     max_bytes: u64,
-    /// The cap whose batches this spool reads (`read_limit`): its own,
-    /// or, for a replay that evicts nothing, the one tracers write with.
-    read_cap: u64,
     /// Files set aside since the owner last asked (`take_set_aside`);
     /// shared by the clones of one spool, so none is left untold.
     set_aside: Notes<SetAside>,
@@ -212,7 +209,6 @@ impl SpoolDir {
         SpoolDir {
             dir: dir.to_path_buf(),
             max_bytes,
-            read_cap: max_bytes,
             set_aside: Notes::new(),
             miscounted: Notes::new(),
         }
@@ -245,18 +241,10 @@ impl SpoolDir {
         (HEADER_LEN + len) as u64 <= self.max_bytes
     }
 
-    /// Reads batches as a spool capped at `cap` does, whatever its own
-    /// cap: `spanguard replay` evicts nothing (no cap), yet reads no file
-    /// larger than the tracers writing with `cap` ever would.
-    pub fn reading_as_capped_at(mut self, cap: u64) -> SpoolDir {
-        self.read_cap = cap;
-        self
-    }
-
     /// The largest spool file read: the cap, or `ALWAYS_READ_BYTES` if
     /// that is larger. A file over it is no batch this reader takes.
     pub fn read_limit(&self) -> u64 {
-        read_limit(self.read_cap)
+        read_limit(self.max_bytes)
     }
 
     /// Spool files, oldest first (writers' temporary files are not).

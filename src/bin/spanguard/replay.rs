@@ -177,10 +177,13 @@ pub fn run(args: &[String]) -> ExitCode {
         config.request_timeout,
         Default::default(),
     );
-    // No cap: replaying must never delete what it was asked to send. Yet
-    // no file larger than this environment's tracers write is read: one
-    // of 3 GiB was read whole into memory.
-    let spool = SpoolDir::new(&options.dir, u64::MAX).reading_as_capped_at(config.spool_max_bytes);
+    // No cap: replaying must never delete what it was asked to send, nor
+    // set aside a batch that a tracer wrote under a larger cap than this
+    // shell's SPANGUARD_SPOOL_MAX_BYTES (renamed unreadable, no tracer or
+    // replay would take it again): it reads what any spool reads, 4 GiB at
+    // most. `spool` and `show`, which only look, read no more than this
+    // environment's tracers write.
+    let spool = SpoolDir::new(&options.dir, u64::MAX);
     // Another user's spool (root draining it, say) is theirs to replay:
     // read from here, every file of theirs would be set aside for good.
     if let Err(e) = spool.check_ours() {
@@ -272,7 +275,7 @@ pub fn run(args: &[String]) -> ExitCode {
     // Counted in their bodies, as a replay counts them: a header is a claim.
     let waiting: u64 = left
         .iter()
-        .filter_map(|path| count_spool_file(path, config.spool_max_bytes).ok())
+        .filter_map(|path| count_spool_file(path, u64::MAX).ok())
         .map(|counted| counted.spans as u64)
         .sum();
     println!(
