@@ -650,13 +650,10 @@ impl Tracer {
     #[inline(never)]
     fn thawed_after_host_handler(&self) -> bool {
         use crate::watchdog::signals::{
-            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_pending_here,
-            host_handler_running_elsewhere,
+            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_running_elsewhere,
         };
         if self.pipeline.lifecycle() != LIFECYCLE_FROZEN
-            || !(host_handler_running_elsewhere()
-                || host_handler_pending_here()
-                || host_handler_left_here())
+            || !(host_handler_running_elsewhere() || host_handler_left_here())
         {
             return false;
         }
