@@ -802,8 +802,10 @@ impl SpanSlab {
     unsafe fn clear_for_reuse(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
         // SAFETY: owned by the caller until the store of FREE below.
         let record = unsafe { self.slot_mut(index) };
-        record.owned_chunks(pool, |c| chunks.push(c));
-        record.reset_rest();
+        if record.wrote_past_first_lines() {
+            record.owned_chunks(pool, |c| chunks.push(c));
+            record.reset_rest();
+        }
         let header = &self.slot(index).header;
         let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
         // Relaxed: the free stack's Release publishes these stores.
