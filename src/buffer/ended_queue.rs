@@ -239,6 +239,55 @@ impl EndedQueue {
         Some(slot)
     }
 
+    /// `pop` many times over, up to `max` slot numbers appended to `out`,
+    /// with one store of the head for all of them: the head's line is the
+    /// one `len` reads (flushes, stats, the recording path's check of the
+    /// queue's length), and a store a span was a store a span to a line
+    /// other cores read. Returns how many it took. Until that store the
+    /// taken slots still count as queued (`len`), as they did between a
+    /// pop's freeing of its cell and its store; their headers say ENDED
+    /// all along (a crash dump finds them by their headers). Waits, as
+    /// `pop` does, for a push that claimed a position and has not filled
+    /// it yet. Only the one consumer may call it.
+    pub fn pop_into(&self, out: &mut Vec<u32>, max: usize) -> usize {
+        let start = self.head.0.load(Ordering::Relaxed);
+        let mut position = start;
+        let end = start + max as u64;
+        while position < end {
+            let cell = self.cell(position);
+            let lap = self.lap(position);
+            let mut spins = 0u32;
+            while cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1) {
+                // As in `pop`: empty, or a push between its claim and its
+                // store.
+                if self.tail.0.load(Ordering::Acquire) <= position {
+                    return self.taken_to(start, position);
+                }
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            out.push(cell.slot.load(Ordering::Relaxed));
+            // Release pairs with the wait in `push`, as in `pop`.
+            cell.sequence
+                .store(lap.wrapping_add(self.mask as u32 + 1), Ordering::Release);
+            position += 1;
+        }
+        self.taken_to(start, position)
+    }
+
+    /// `pop_into`'s one store of the head; how many it took.
+    #[inline(always)]
+    fn taken_to(&self, start: u64, position: u64) -> usize {
+        if position != start {
+            self.head.0.store(position, Ordering::Relaxed);
+        }
+        (position - start) as usize
+    }
+
     /// Positions claimed by pushes so far (a push may still be filling the
     /// last ones).
     pub fn tail(&self) -> u64 {

@@ -692,6 +692,62 @@ impl SpanSlab {
         None
     }
 
+    /// `pop_ended` over and over, until it would give None or `out` has
+    /// `max` more: the same slots in the same order (the queues in turn,
+    /// up to `RUN` from each), appended to `out`, with one store of the
+    /// queue's head and of the take count for each run
+    /// (`EndedQueue::pop_into`) and one of the queue and run for all.
+    /// Stores a span were stores a span to lines that other cores read:
+    /// `taken` and the heads are read by flushes and stats. The take
+    /// count is stored right after each run's head, as `pop_ended`
+    /// stores it after its pop (`spans_ended` reads it first, so that a
+    /// span moving from the queue to the take is missed, never counted
+    /// twice); the slots' headers say ENDED throughout, so a crash dump
+    /// sees them. Returns how many it took.
+    pub fn pop_ended_into(&self, out: &mut Vec<u32>, max: usize) -> usize {
+        let queues = self.queues();
+        let line = &self.taken;
+        let mut q = line.queue.load(Ordering::Relaxed) as usize;
+        let mut run = line.run.load(Ordering::Relaxed);
+        let mut taken = 0;
+        // Visits in a row that took nothing, counting the one to a queue
+        // just emptied or whose run is over: `pop_ended` gives None after
+        // one more than there are queues.
+        let mut misses = 0;
+        let count = &line.taken;
+        let before = count.load(Ordering::Relaxed);
+        while taken < max && misses <= queues.len() {
+            if q >= queues.len() {
+                q = 0;
+            }
+            let want = (RUN.saturating_sub(run) as usize).min(max - taken);
+            let got = if want > 0 {
+                queues[q].pop_into(out, want)
+            } else {
+                0
+            };
+            taken += got;
+            run += got as u32;
+            if got > 0 {
+                // Right after the run's head store, as `pop_ended` stored
+                // it right after its pop: between the two, a span counts
+                // in neither (`spans_ended_at_least` reads the queues
+                // first), so the stores stay a few instructions apart
+                // rather than a visit of every other queue apart.
+                count.store(before + taken as u64, Ordering::Relaxed);
+            }
+            if got > 0 && taken == max {
+                break;
+            }
+            misses = if got > 0 { 1 } else { misses + 1 };
+            q += 1;
+            run = 0;
+        }
+        line.queue.store(q as u32, Ordering::Relaxed);
+        line.run.store(run, Ordering::Relaxed);
+        taken
+    }
+
     /// Where each queue's tail is now: a flush asked now is answered once
     /// `ended_passed` says the exporter took everything up to these.
     /// Fills `marks` (the caller's, kept so that this allocates nothing
@@ -746,8 +802,10 @@ impl SpanSlab {
     unsafe fn clear_for_reuse(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
         // SAFETY: owned by the caller until the store of FREE below.
         let record = unsafe { self.slot_mut(index) };
-        record.owned_chunks(pool, |c| chunks.push(c));
-        record.reset_rest();
+        if record.wrote_past_first_lines() {
+            record.owned_chunks(pool, |c| chunks.push(c));
+            record.reset_rest();
+        }
         let header = &self.slot(index).header;
         let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
         // Relaxed: the free stack's Release publishes these stores.
@@ -985,6 +1043,68 @@ mod tests {
         assert_eq!((from_first, from_second), (first, b));
         assert!(slab.ended_passed(&marks));
         assert_eq!((slab.spans_begun(), slab.spans_ended()), (300, 300));
+    }
+
+    /// Spans ended by three threads in runs longer and shorter than
+    /// `RUN`, taken by `take` (false: it took nothing) until none is
+    /// left: which thread's span came where, checking the counts that
+    /// flushes and stats read after every take.
+    fn taken_in_order(take: impl Fn(&SpanSlab, &mut Vec<u32>) -> bool) -> Vec<(usize, usize)> {
+        let slab = Arc::new(SpanSlab::new(1024, SlabBacking::Anonymous, 0).expect("map"));
+        let (one, two, three) = (
+            Recorder::new(&slab),
+            Recorder::new(&slab),
+            Recorder::new(&slab),
+        );
+        let ended = [one.end(100), two.end(150), one.end(50), three.end(3)];
+        let label = |slot: u32| {
+            ended
+                .iter()
+                .enumerate()
+                .find_map(|(run, slots)| slots.iter().position(|&s| s == slot).map(|k| (run, k)))
+                .expect("an ended slot")
+        };
+        let mut marks = Vec::new();
+        slab.ended_marks(&mut marks);
+        let mut taken = Vec::new();
+        while take(&slab, &mut taken) {
+            assert_eq!(slab.spans_ended(), 303);
+            assert_eq!(slab.spans_ended_at_least(), 303);
+            assert_eq!(slab.exporter_taken(), taken.len() as u64);
+            assert_eq!(slab.ended_len(), 303 - taken.len());
+            assert_eq!(slab.ended_passed(&marks), taken.len() == 303);
+        }
+        assert_eq!(taken.len(), 303);
+        taken.into_iter().map(label).collect()
+    }
+
+    #[test]
+    fn a_batch_take_gives_the_spans_single_takes_give_in_their_order() {
+        let one_by_one = taken_in_order(|slab, out| match slab.pop_ended() {
+            Some(i) => {
+                out.push(i);
+                true
+            }
+            None => false,
+        });
+        for batch in [1, 2, 7, 63, 64, 65, 100, 512] {
+            let batched = taken_in_order(|slab, out| {
+                let before = out.len();
+                let n = slab.pop_ended_into(out, batch);
+                assert_eq!(out.len(), before + n);
+                assert!(n <= batch);
+                n > 0
+            });
+            assert_eq!(batched, one_by_one, "batches of {batch}");
+        }
+        // Batches and single takes mixed: the queue and run the one left
+        // are where the other goes on.
+        let mixed = taken_in_order(|slab, out| {
+            let n = slab.pop_ended_into(out, 30);
+            let one = slab.pop_ended().map(|i| out.push(i)).is_some();
+            n > 0 || one
+        });
+        assert_eq!(mixed, one_by_one);
     }
 
     #[test]

@@ -428,14 +428,9 @@ impl Exporter {
         // each header (there by then, or on its way) and asks for the
         // lines the span wrote past them. One pass waited for each
         // header before asking for the next.
-        while self.indexes.len() < batch {
-            match slab.pop_ended() {
-                Some(i) => {
-                    slab.prefetch_for_encoding(i);
-                    self.indexes.push(i);
-                }
-                None => break,
-            }
+        slab.pop_ended_into(&mut self.indexes, batch);
+        for &i in &self.indexes {
+            slab.prefetch_for_encoding(i);
         }
         for &i in &self.indexes {
             slab.mark_exporting(i);

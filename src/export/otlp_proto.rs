@@ -197,10 +197,14 @@ impl OtlpProtoEncoder {
 fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     let r = s.record;
     let rest = r.rest();
-    let span = begin_message_reserving(out, field::SCOPE_SPANS_SPANS, MEDIUM);
-    if !put_small_span_head(out, s) {
-        put_span_head(out, s);
-    }
+    let span = match put_small_span_head(out, s) {
+        Some(span) => span,
+        None => {
+            let span = begin_message_reserving(out, field::SCOPE_SPANS_SPANS, MEDIUM);
+            put_span_head(out, s);
+            span
+        }
+    };
     // Two loops, not a chain: a chained iterator's step did not inline and
     // cost an eighth of encoding a small span.
     let dropped = for_each_span_attribute_small_first(
@@ -301,31 +305,39 @@ fn put_span_head(out: &mut Vec<u8>, s: &SpanView) {
     put_fixed64(out, field::SPAN_END_TIME, r.end_unix_ns);
 }
 
-/// `put_span_head` after one reservation, for a span whose name lies whole
-/// in its record's arena and that has no tracestate (nearly every span):
-/// each field through its own capacity check and length update was a
-/// fifth of `put_span`'s instructions on a small span (callgrind). The
-/// same bytes as `put_span_head`; false, writing nothing, for any other
-/// span.
+/// The span's tag and room for its length, then `put_span_head`, after
+/// one reservation, for a span whose name lies whole in its record's
+/// arena and that has no tracestate (nearly every span): each field
+/// through its own capacity check and length update was a fifth of
+/// `put_span`'s instructions on a small span (callgrind), and the span's
+/// own tag and length room were two more reservations. The same bytes as
+/// `begin_message_reserving(.., MEDIUM)` and `put_span_head`; None,
+/// writing nothing, for any other span.
 #[inline(always)]
-fn put_small_span_head(out: &mut Vec<u8>, s: &SpanView) -> bool {
+fn put_small_span_head(out: &mut Vec<u8>, s: &SpanView) -> Option<Mark> {
     let r = s.record;
     if r.rest().tracestate.len != 0 {
-        return false;
+        return None;
     }
-    let Some(name) = s.name().in_arena() else {
-        return false;
-    };
+    let name = s.name().in_arena()?;
+    // The span's tag (field 2 of ScopeSpans: one byte) and MEDIUM bytes
+    // of room for its length.
+    const SPAN: usize = 1 + MEDIUM;
     // Every tag below is one byte but the flags' (field 16: two), every
     // length one byte but the name's (a varint).
     const IDS: usize = (2 + 16) + (2 + 8) + (2 + 8);
     const SCALARS: usize = (2 + 4) + (1 + MAX_VARINT) + 2 * (1 + 8);
-    out.reserve(IDS + SCALARS + 1 + MAX_VARINT + name.len());
+    out.reserve(SPAN + IDS + SCALARS + 1 + MAX_VARINT + name.len());
     let flags = span_flags(s);
+    let span = Mark {
+        at: out.len() + 1,
+        reserved: MEDIUM,
+    };
     // SAFETY: the reservation above covers every field written below at
     // its longest; set_len then covers only bytes written.
     unsafe {
         let mut w = Writer::at_end(out);
+        w.bytes(&[(field::SCOPE_SPANS_SPANS << 3 | WIRE_LEN) as u8, 0, 0]);
         w.bytes(&[(field::SPAN_TRACE_ID << 3 | WIRE_LEN) as u8, 16]);
         w.bytes(&r.trace_id);
         w.bytes(&[(field::SPAN_SPAN_ID << 3 | WIRE_LEN) as u8, 8]);
@@ -360,7 +372,7 @@ fn put_small_span_head(out: &mut Vec<u8>, s: &SpanView) -> bool {
         }
         w.finish(out);
     }
-    true
+    Some(span)
 }
 
 /// A `KeyValue`. Its `AnyValue` is always written, even for 0, false or "":
@@ -786,6 +798,8 @@ struct Mark {
 const SMALL: usize = 1;
 /// Under 16 KiB: a span, an event, a link, the resource.
 const MEDIUM: usize = 2;
+// `put_small_span_head` writes MEDIUM zero bytes of room as a literal.
+const _: () = assert!(MEDIUM == 2);
 
 /// Starts a nested message: writes its tag and reserves `reserved` bytes
 /// for its length. Returns the mark `end_message` needs.
@@ -819,6 +833,22 @@ fn end_message(out: &mut Vec<u8>, mark: Mark) {
     let body_len = out.len() - body_start;
     if mark.reserved == 1 && body_len < 0x80 {
         out[mark.at] = body_len as u8;
+        return;
+    }
+    if mark.reserved == MEDIUM && (0x80..0x4000).contains(&body_len) {
+        // Two bytes, as reserved (a span, event or link of 128 bytes to
+        // 16 KiB: nearly every span), written with no bounds check: the
+        // slice index checks and the loop were a tenth of the
+        // instructions `put_span` spends past the attributes.
+        // SAFETY: `begin_message_reserving` made the two bytes at
+        // `mark.at` part of `out`, and `out` only grew past them since
+        // (a nested message's move shortens `out` only down to its own
+        // body, after these bytes): body_start <= out.len().
+        unsafe {
+            let at = out.as_mut_ptr().add(mark.at);
+            *at = body_len as u8 | 0x80;
+            *at.add(1) = (body_len >> 7) as u8;
+        }
         return;
     }
     let n = varint_len(body_len as u64);
@@ -1245,6 +1275,73 @@ mod tests {
     }
 
     #[test]
+    fn spans_of_every_length_class_decode_as_the_json_does() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // A small span's tag and length room are written with its head
+        // (`put_small_span_head`), and a length of two bytes with no
+        // bounds check (`end_message`): spans whose bodies take one, two
+        // and three bytes of length, around each boundary, with names in
+        // the arena and past it (the general head), one request.
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        let limits = SpanLimits::default();
+        let text: String = (0..40_000)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let mut records = Vec::new();
+        for name_len in [2usize, 3000] {
+            for value_len in [
+                0usize, 30, 60, 80, 100, 16_250, 16_300, 16_350, 16_400, 20_000,
+            ] {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [1; 16];
+                r.span_id = [2; 8];
+                r.parent_span_id = [5; 8];
+                r.kind = 2;
+                (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+                r.name = r
+                    .store_text(&text.as_bytes()[..name_len], usize::MAX, &pool)
+                    .0;
+                r.set_attribute(b"k", &ValueInput::Int(-7), &limits, &pool)
+                    .expect("set");
+                let value = ValueInput::Str(&text.as_bytes()[..value_len]);
+                r.set_attribute(b"prompt", &value, &limits, &pool)
+                    .expect("set");
+                records.push(r);
+            }
+        }
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let resource = ResourceInfo::new("lengths", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &views, &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &views, &mut json);
+        let (from_proto, from_json) = (decode_proto(&proto).unwrap(), decode_json(&json).unwrap());
+        assert_eq!(from_proto.len(), records.len());
+        assert_eq!(from_proto, from_json);
+        let lengths: Vec<(usize, usize)> = from_proto
+            .iter()
+            .map(|s| match &s.attributes[1].1 {
+                crate::export::otlp_decode::Value::Str(v) => (s.name.len(), v.len()),
+                other => panic!("not a string: {other:?}"),
+            })
+            .collect();
+        let want: Vec<(usize, usize)> = [2usize, 3000]
+            .iter()
+            .flat_map(|&n| {
+                [
+                    0usize, 30, 60, 80, 100, 16_250, 16_300, 16_350, 16_400, 20_000,
+                ]
+                .map(|v| (n, v))
+            })
+            .collect();
+        assert_eq!(lengths, want);
+    }
+
+    #[test]
     fn span_text_is_written_the_same_whole_in_the_arena_or_in_chunks() {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::span::record::SpanRecord;
@@ -1319,11 +1416,18 @@ mod tests {
                     assert_eq!(r.is_root(), root);
                     let view = SpanView::new(&r, &pool);
                     let (mut fast, mut general) = (vec![7u8], vec![7u8]);
-                    if put_small_span_head(&mut fast, &view) {
+                    if let Some(mark) = put_small_span_head(&mut fast, &view) {
                         taken += 1;
                         assert!(tracestate.is_empty());
+                        let want =
+                            begin_message_reserving(&mut general, field::SCOPE_SPANS_SPANS, MEDIUM);
                         put_span_head(&mut general, &view);
                         assert_eq!(fast, general, "name {name_len}, root {root}, kind {kind}");
+                        assert_eq!((mark.at, mark.reserved), (want.at, want.reserved));
+                        // And ended the same, whatever length that takes.
+                        end_message(&mut fast, mark);
+                        end_message(&mut general, want);
+                        assert_eq!(fast, general, "name {name_len}, ended");
                     } else {
                         assert_eq!(fast, vec![7u8], "wrote though it declined");
                         assert!(!tracestate.is_empty() || view.name().in_arena().is_none());

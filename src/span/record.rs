@@ -968,6 +968,17 @@ impl SpanRecord {
         // is live.
     }
 
+    /// Whether the span wrote anything `owned_chunks` or `reset_rest`
+    /// look at: chunks (in the rest), the rest, a signal, attribute nodes,
+    /// events or links. Nearly every span wrote none, and one test of
+    /// them all, without branches, replaces their checks one by one
+    /// (each of `rest`'s reads a select of the rest or a blank one).
+    #[inline(always)]
+    pub fn wrote_past_first_lines(&self) -> bool {
+        let counts = self.event_count | self.link_count | self.signal as u16;
+        (counts != 0) | self.wrote_rest() | (self.attribute_count as usize > INLINE_ATTRIBUTES)
+    }
+
     /// Clears the fields `reset` leaves: the exporter's part, when it
     /// frees the slot (its encoder has just read those the span wrote, so
     /// their lines are in its cache). Call after the chunks were given back.
@@ -3137,11 +3148,17 @@ impl<'a> SpanView<'a> {
         }
         let record: &'a SpanRecord = self.record;
         let key = record.arena_text(a.key_ref())?;
-        let value = match ValueKind::from_u8(a.value_kind)? {
-            ValueKind::String => SmallValue::Str(record.arena_text(a.text_value())?),
-            ValueKind::Int => SmallValue::Int(a.value as i64),
-            ValueKind::Double => SmallValue::Double(f64::from_bits(a.value)),
-            ValueKind::Bool => SmallValue::Bool(a.value != 0),
+        // The stored kind matched once: through `ValueKind::from_u8` it
+        // was matched twice.
+        const STRING: u8 = ValueKind::String as u8;
+        const INT: u8 = ValueKind::Int as u8;
+        const DOUBLE: u8 = ValueKind::Double as u8;
+        const BOOL: u8 = ValueKind::Bool as u8;
+        let value = match a.value_kind {
+            STRING => SmallValue::Str(record.arena_text(a.text_value())?),
+            INT => SmallValue::Int(a.value as i64),
+            DOUBLE => SmallValue::Double(f64::from_bits(a.value)),
+            BOOL => SmallValue::Bool(a.value != 0),
             _ => return None,
         };
         Some((key, value))
@@ -3292,6 +3309,80 @@ const _: () = {
 mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
+
+    #[test]
+    fn a_span_that_wrote_nothing_past_its_first_lines_needs_no_reset() {
+        // The exporter skips `owned_chunks` and `reset_rest` for a span
+        // `wrote_past_first_lines` says no to: for each shape, either it
+        // says yes, or those two would change nothing and give no chunk.
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::span::limits::SpanLimits;
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let limits = SpanLimits::default();
+        let long = vec![b'x'; 3 * CHUNK_BYTES];
+        let to = LinkContext {
+            trace_id: [3; 16],
+            span_id: [4; 8],
+            trace_flags: 1,
+            remote: None,
+        };
+        let mut said = Vec::new();
+        for shape in 0..8 {
+            // SAFETY: all-zero bytes are an empty record.
+            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            r.name = r.store_text(b"op", 256, &pool).0;
+            r.set_attribute(b"k", &ValueInput::Int(7), &limits, &pool)
+                .expect("set");
+            match shape {
+                0 => {}
+                1 => {
+                    r.set_attribute(b"prompt", &ValueInput::Str(&long), &limits, &pool)
+                        .expect("set");
+                }
+                2 => r.rest_mut().dropped_links = 1,
+                3 => r.signal = -1,
+                4 => {
+                    for i in 0..=INLINE_ATTRIBUTES as i64 {
+                        let key = format!("k{i}");
+                        r.set_attribute(key.as_bytes(), &ValueInput::Int(i), &limits, &pool)
+                            .expect("set");
+                    }
+                }
+                5 => {
+                    r.add_event(b"e", 15, &[], &limits, &pool).expect("event");
+                }
+                6 => {
+                    r.add_link(to, b"", &[], &limits, &pool).expect("link");
+                }
+                _ => r.status_code = STATUS_ERROR,
+            }
+            let wrote = r.wrote_past_first_lines();
+            said.push(wrote);
+            let bytes = |r: &SpanRecord| {
+                // SAFETY: the record's own bytes, read while borrowed.
+                unsafe {
+                    std::slice::from_raw_parts(
+                        r as *const SpanRecord as *const u8,
+                        std::mem::size_of::<SpanRecord>(),
+                    )
+                }
+                .to_vec()
+            };
+            let before = bytes(&r);
+            let mut chunks = Vec::new();
+            r.owned_chunks(&pool, |c| chunks.push(c));
+            r.reset_rest();
+            if !wrote {
+                assert!(chunks.is_empty(), "shape {shape}");
+                assert!(before == bytes(&r), "shape {shape}: reset changed it");
+            } else {
+                assert!(!chunks.is_empty() || before != bytes(&r), "shape {shape}");
+            }
+        }
+        // A status code lies on the first line, as do the attribute and
+        // its name: only those two shapes wrote nothing past it.
+        assert_eq!(said, [false, true, true, true, true, true, true, false]);
+    }
 
     /// A store of `n` chunks on the heap, for tests below the pool.
     struct TestStore {
