@@ -57,11 +57,11 @@ where
 /// Runs `spawn` with the termination signals blocked on this thread, so
 /// that the thread it starts inherits them blocked; the mask is put back.
 /// Over the mask this thread has outside the lock over the dispositions
-/// (`signals::mask_outside_blocked_signals`): a thread started under it
+/// (`mask_outside_blocked_signals`): a thread started under it
 /// would have every signal blocked for good.
 fn with_termination_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
     use nix::sys::signal::SigmaskHow;
-    let before = match super::signals::mask_outside_blocked_signals() {
+    let before = match mask_outside_blocked_signals() {
         Some(outside) => {
             let mut mask: libc::sigset_t = *outside.as_ref();
             // SAFETY: sigaddset and pthread_sigmask on sets of our own.
@@ -83,4 +83,18 @@ fn with_termination_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
         let _ = before.thread_set_mask();
     }
     spawned
+}
+
+thread_local! {
+    /// This thread's signal mask from before the outermost
+    /// `AsyncSignalsBlocked`, while one is in place: the mask a thread
+    /// started meanwhile (the watchdog, started under `PREVIOUS`) inherits
+    /// (`spawn_shielded`), rather than every signal blocked.
+    pub(super) static MASK_OUTSIDE: std::cell::Cell<Option<SigSet>> = const { std::cell::Cell::new(None) };
+}
+
+/// This thread's signal mask but for a `signals::AsyncSignalsBlocked` in
+/// place (set by it, here so that this module needs nothing of that one).
+fn mask_outside_blocked_signals() -> Option<SigSet> {
+    MASK_OUTSIDE.try_with(std::cell::Cell::get).ok().flatten()
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
-use super::shield::{TERMINATION_SIGNALS, spawn_shielded};
+use super::shield::{MASK_OUTSIDE, TERMINATION_SIGNALS, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -74,19 +74,6 @@ struct AsyncSignalsBlocked {
     before: Option<SigSet>,
     /// Whether no other was in place on this thread (`MASK_OUTSIDE`).
     outermost: bool,
-}
-
-thread_local! {
-    /// This thread's signal mask from before the outermost
-    /// `AsyncSignalsBlocked`, while one is in place: the mask a thread
-    /// started meanwhile (the watchdog, started under `PREVIOUS`) inherits
-    /// (`shield::spawn_shielded`), rather than every signal blocked.
-    static MASK_OUTSIDE: Cell<Option<SigSet>> = const { Cell::new(None) };
-}
-
-/// This thread's signal mask but for an `AsyncSignalsBlocked` in place.
-pub fn mask_outside_blocked_signals() -> Option<SigSet> {
-    MASK_OUTSIDE.try_with(Cell::get).ok().flatten()
 }
 
 impl AsyncSignalsBlocked {
