@@ -479,6 +479,9 @@ impl Tracer {
         if config.prefault_slots {
             slab.populate_all();
         }
+        // Also without the crash handlers (the termination watchdog alone,
+        // Go's default): the watchdog writes what its flush left (open
+        // spans, spans ended since) to this file, sent at the next start.
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,
@@ -946,14 +949,15 @@ impl Tracer {
     /// What a thread needs before it records into this tracer, run by the
     /// slot cache on the thread's first span and on each span that misses
     /// its cache's fast path (`slot_cache::take`), not on every begin (23
-    /// instructions a span, a thread-local's check): with signal handlers
+    /// instructions a span, a thread-local's check): with crash handlers
     /// installed, an alternate stack, so that every thread that records
     /// spans can still run the crash handler after a stack overflow (which
     /// dumps the slots, or with the flight recorder marks the signal and
     /// waits for the batch in flight).
     #[inline(always)]
     fn prepare_thread(&self) {
-        if self.pipeline.config.install_signal_handlers {
+        let c = &self.pipeline.config;
+        if c.install_signal_handlers && c.install_crash_handlers {
             crate::watchdog::crash::ensure_alt_stack();
         }
     }
