@@ -643,12 +643,15 @@ impl Tracer {
         self.pipeline.lifecycle() == LIFECYCLE_RUNNING
     }
 
-    /// For a span begun while a termination signal's flush has frozen the
-    /// tracer and the host's own handler runs on another thread: waits
-    /// for the thaw that follows its return (`HOST_HANDLER_WAIT` at most),
-    /// and whether the tracer runs again. That handler may have woken this
-    /// thread to act on the signal first (Go's wakes the signal.Notify
-    /// goroutine), whose last spans were refused as shut down.
+    /// For a span begun, changed or ended while a termination signal's
+    /// flush has frozen the tracer and the host's own handler runs on
+    /// another thread: waits for the thaw that follows its return
+    /// (`HOST_HANDLER_WAIT` at most), and whether the tracer runs again.
+    /// That handler may have woken this thread to act on the signal first
+    /// (Go's wakes the signal.Notify goroutine), whose last spans were
+    /// refused as shut down; and what an OpenTelemetry bridge passes on to
+    /// its open spans as the tracer stops (Go's FlushOnSignals) was refused
+    /// too, the spans exported with what they had at their start only.
     #[cold]
     #[inline(never)]
     fn thawed_after_host_handler(&self) -> bool {
@@ -1110,7 +1113,7 @@ impl Tracer {
         s: SpanRef,
         f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
-        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
             return Err(SpanError::ShutDown);
         }
         // Addressed before the lock, whose handshake fence would make the
@@ -1374,7 +1377,7 @@ impl Tracer {
     #[inline(always)]
     fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<Hold<'_>, SpanError> {
         let p = &self.pipeline;
-        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
             // Shutdown already exported this span as unended (or it is stale).
             return Err(SpanError::ShutDown);
         }
