@@ -170,6 +170,30 @@
 #define SPANGUARD_FULL_POLICY_DROP 1
 
 /*
+ `spanguard_config.install_signal_handlers`: which of the library's
+ signal handlers a tracer installs (once per process; a later tracer
+ asking for more adds the rest).
+ NONE: none; the host flushes or shuts down from its own handlers.
+ */
+#define SPANGUARD_SIGNAL_HANDLERS_NONE 0
+
+/*
+ ALL (the default): the termination watchdog (SIGTERM, SIGINT, SIGHUP,
+ SIGQUIT: flush, dump what is left, then the host's disposition acts)
+ and the crash handlers (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: dump
+ the spans, then the host's handler or the default action).
+ */
+#define SPANGUARD_SIGNAL_HANDLERS_ALL 1
+
+/*
+ TERMINATION: the termination watchdog alone, no crash handlers (nor the
+ alternate stacks they run on): for runtimes that use crash signals
+ themselves, as Go does SIGSEGV for nil dereferences a program may
+ recover from, where a crash handler would dump at each of them.
+ */
+#define SPANGUARD_SIGNAL_HANDLERS_TERMINATION 2
+
+/*
  Fixed limits of one span, in bytes. Longer names, keys and tracestates
  are cut on a UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`, counted in
  `values_truncated`). Values have no fixed limit: they are bounded by
@@ -684,8 +708,11 @@ typedef struct spanguard_config {
    */
   uint32_t full_wait_ms;
   /*
-   1: install the signal watchdog (default); 0: leave signals to the
-   host (Go, Node) and call flush/shutdown from its hooks.
+   `SPANGUARD_SIGNAL_HANDLERS_ALL` (1, default): the termination
+   watchdog and the crash handlers; `_TERMINATION` (2): the watchdog
+   only, no crash handlers (Go, whose runtime recovers from SIGSEGV);
+   `_NONE` (0): leave signals to the host, which calls flush/shutdown
+   from its hooks. Other values: `SPANGUARD_RESULT_INVALID_ARGUMENT`.
    */
   uint32_t install_signal_handlers;
   /*

@@ -136,6 +136,14 @@ pub struct TracerConfig {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub install_signal_handlers: bool,
+    /// With `install_signal_handlers`, the crash handlers too (SIGSEGV,
+    /// SIGBUS, SIGILL, SIGFPE, SIGABRT) and the alternate signal stacks
+    /// they run on; off, the termination watchdog alone
+    /// (`SPANGUARD_SIGNAL_HANDLERS=termination`, the Go binding's default:
+    /// Go's runtime turns nil dereferences into panics a program may
+    /// recover from, through SIGSEGV, and a crash handler over its own
+    /// dumped the spans at each of them).
+    pub install_crash_handlers: bool,
     pub flight_recorder: bool,
     /// Populate every span slot at start (SPANGUARD_PREFAULT_SLOTS): no
     /// span takes a page fault, for the slab's whole size resident from
@@ -253,6 +261,7 @@ impl Default for TracerConfig {
             spool_dir: state.join("spool"),
             spool_max_bytes: 64 << 20,
             install_signal_handlers: true,
+            install_crash_handlers: true,
             flight_recorder: false,
             prefault_slots: false,
             signal_flush_timeout: Duration::from_secs(3),
@@ -955,8 +964,19 @@ impl TracerConfig {
         if let Some(t) = kept(&mut ignored, millis("SPANGUARD_FULL_WAIT_MS")) {
             self.full_wait = t;
         }
-        if let Some(v) = kept(&mut ignored, switch("SPANGUARD_SIGNAL_HANDLERS")) {
-            self.install_signal_handlers = v;
+        // true, false, or termination: the watchdog without the crash
+        // handlers.
+        let name = "SPANGUARD_SIGNAL_HANDLERS";
+        let handlers = match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(v) if v == "true" || v == "1" => Ok(Some((true, true))),
+            Some(v) if v == "termination" || v == "2" => Ok(Some((true, false))),
+            Some(v) if v == "false" || v == "0" => Ok(Some((false, false))),
+            Some(_) => Err(err(name, "not true, false or termination")),
+        };
+        if let Some((signals, crash)) = kept(&mut ignored, handlers) {
+            self.install_signal_handlers = signals;
+            self.install_crash_handlers = crash;
         }
         if let Some(v) = kept(&mut ignored, switch("SPANGUARD_FLIGHT_RECORDER")) {
             self.flight_recorder = v;
@@ -1395,7 +1415,7 @@ mod tests {
             ("SPANGUARD_MAX_OPEN_SPANS", "lots", "SPANGUARD_MAX_OPEN_SPANS=lots: not a whole number".into()),
             ("SPANGUARD_FULL_POLICY", "block", "SPANGUARD_FULL_POLICY=block: not drop or wait".into()),
             ("SPANGUARD_FULL_WAIT_MS", "x", "SPANGUARD_FULL_WAIT_MS=x: not a whole number of milliseconds".into()),
-            ("SPANGUARD_SIGNAL_HANDLERS", "no", "SPANGUARD_SIGNAL_HANDLERS=no: not true or false".into()),
+            ("SPANGUARD_SIGNAL_HANDLERS", "no", "SPANGUARD_SIGNAL_HANDLERS=no: not true, false or termination".into()),
             ("SPANGUARD_FLIGHT_RECORDER", "on", "SPANGUARD_FLIGHT_RECORDER=on: not true or false".into()),
             ("SPANGUARD_PREFAULT_SLOTS", "yes", "SPANGUARD_PREFAULT_SLOTS=yes: not true or false".into()),
             ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", "150", "SPANGUARD_EXPORTER_MAX_CPU_PERCENT=150: must be at most 100".into()),
@@ -1422,6 +1442,35 @@ mod tests {
             );
         }
         std::fs::remove_file(&dir_as_file).ok();
+    }
+
+    /// `termination` asks for the watchdog without the crash handlers (the
+    /// Go binding's default); true and false turn both on or off, also
+    /// over a struct that asked for the watchdog alone.
+    #[test]
+    fn signal_handlers_termination_leaves_out_the_crash_handlers() {
+        for (value, signals, crash) in [
+            ("termination", true, false),
+            ("2", true, false),
+            ("true", true, true),
+            ("1", true, true),
+            ("false", false, false),
+            ("0", false, false),
+        ] {
+            let mut c = TracerConfig {
+                install_signal_handlers: !signals,
+                install_crash_handlers: !crash,
+                ..TracerConfig::default()
+            };
+            c.apply_env(&env(&[("SPANGUARD_SIGNAL_HANDLERS", value)]))
+                .expect("never fatal");
+            assert!(c.ignored_env.is_empty(), "{value}: {:?}", c.ignored_env);
+            assert_eq!(
+                (c.install_signal_handlers, c.install_crash_handlers),
+                (signals, crash),
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -479,6 +479,9 @@ impl Tracer {
         if config.prefault_slots {
             slab.populate_all();
         }
+        // Also without the crash handlers (the termination watchdog alone,
+        // Go's default): the watchdog writes what its flush left (open
+        // spans, spans ended since) to this file, sent at the next start.
         let crash_file = if config.install_signal_handlers && flight.is_none() {
             let header = DumpHeader::new(
                 MAGIC_CRASH_DUMP,
@@ -640,12 +643,15 @@ impl Tracer {
         self.pipeline.lifecycle() == LIFECYCLE_RUNNING
     }
 
-    /// For a span begun while a termination signal's flush has frozen the
-    /// tracer and the host's own handler runs on another thread: waits
-    /// for the thaw that follows its return (`HOST_HANDLER_WAIT` at most),
-    /// and whether the tracer runs again. That handler may have woken this
-    /// thread to act on the signal first (Go's wakes the signal.Notify
-    /// goroutine), whose last spans were refused as shut down.
+    /// For a span begun, changed or ended while a termination signal's
+    /// flush has frozen the tracer and the host's own handler runs on
+    /// another thread: waits for the thaw that follows its return
+    /// (`HOST_HANDLER_WAIT` at most), and whether the tracer runs again.
+    /// That handler may have woken this thread to act on the signal first
+    /// (Go's wakes the signal.Notify goroutine), whose last spans were
+    /// refused as shut down; and what an OpenTelemetry bridge passes on to
+    /// its open spans as the tracer stops (Go's FlushOnSignals) was refused
+    /// too, the spans exported with what they had at their start only.
     #[cold]
     #[inline(never)]
     fn thawed_after_host_handler(&self) -> bool {
@@ -946,14 +952,15 @@ impl Tracer {
     /// What a thread needs before it records into this tracer, run by the
     /// slot cache on the thread's first span and on each span that misses
     /// its cache's fast path (`slot_cache::take`), not on every begin (23
-    /// instructions a span, a thread-local's check): with signal handlers
+    /// instructions a span, a thread-local's check): with crash handlers
     /// installed, an alternate stack, so that every thread that records
     /// spans can still run the crash handler after a stack overflow (which
     /// dumps the slots, or with the flight recorder marks the signal and
     /// waits for the batch in flight).
     #[inline(always)]
     fn prepare_thread(&self) {
-        if self.pipeline.config.install_signal_handlers {
+        let c = &self.pipeline.config;
+        if c.install_signal_handlers && c.install_crash_handlers {
             crate::watchdog::crash::ensure_alt_stack();
         }
     }
@@ -1106,7 +1113,7 @@ impl Tracer {
         s: SpanRef,
         f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
-        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
             return Err(SpanError::ShutDown);
         }
         // Addressed before the lock, whose handshake fence would make the
@@ -1370,7 +1377,7 @@ impl Tracer {
     #[inline(always)]
     fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<Hold<'_>, SpanError> {
         let p = &self.pipeline;
-        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
             // Shutdown already exported this span as unended (or it is stale).
             return Err(SpanError::ShutDown);
         }

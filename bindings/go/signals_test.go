@@ -49,6 +49,10 @@ func TestMain(m *testing.M) {
 		signalChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
 		return
 	}
+	if mode := os.Getenv("SPANGUARD_WATCHDOG_CHILD"); mode != "" {
+		watchdogChild(mode, os.Getenv("SPANGUARD_SIGNAL_DIR"))
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -93,9 +97,16 @@ func TestFlushOnSignals(t *testing.T) {
 					t.Fatalf("the graceful shutdown did not finish: %v %q", err, rest)
 				}
 			}
+			// Once each: the library's watchdog (on by default) flushes
+			// at the signal too, before FlushOnSignals gets it.
 			byName := map[string]exported{}
+			count := map[string]int{}
 			for _, s := range readSpans(t, filepath.Join(dir, "sink")) {
 				byName[s.Name] = s
+				count[s.Name]++
+			}
+			if count["ended"] > 1 || count["open"] > 1 {
+				t.Fatalf("spans arrived more than once: %v", count)
 			}
 			if _, ok := byName["ended"]; !ok {
 				t.Fatalf("the ended span is missing: %+v", byName)

@@ -13,8 +13,14 @@
 // directive at a checkout's bindings/go
 // (`go mod edit -replace github.com/spanguard/spanguard/bindings/go=../spanguard/bindings/go`).
 //
-// The library's own signal handlers are OFF by default here: Go's runtime
-// owns signals. Use Tracer.FlushOnSignals to flush from signal.Notify.
+// SIGTERM, SIGINT, SIGHUP and SIGQUIT flush every tracer by default (the
+// library's termination watchdog), then act as they would have: a program
+// that does not handle them dies of them, one that does
+// (signal.NotifyContext) gets them on its channel and goes on. The
+// library's crash handlers stay off: Go's runtime owns SIGSEGV (a nil
+// dereference is a panic a program may recover from). Config's
+// NoSignalWatchdog turns the watchdog off, InstallSignalHandlers adds the
+// crash handlers.
 package spanguard
 
 /*
@@ -151,8 +157,23 @@ type Config struct {
 	// ExporterMaxCPUPercent caps the exporter thread's CPU, in percent of
 	// one core (1..100), while the queue is less than half full.
 	ExporterMaxCPUPercent uint32
-	// InstallSignalHandlers turns the library's own handlers on; off by
-	// default in Go (see FlushOnSignals).
+	// By default the library's termination watchdog flushes every tracer
+	// at SIGTERM, SIGINT, SIGHUP and SIGQUIT, then hands the signal to
+	// Go's runtime on the thread it arrived on: a program that does not
+	// handle it dies of it as before (its spans delivered: they were lost,
+	// up to the 5 s schedule delay of them); one that does
+	// (signal.Notify) gets it and goes on, its tracers recording. Crash
+	// signals stay Go's.
+	//
+	// NoSignalWatchdog turns the watchdog off: the program flushes from
+	// its own signal handling (FlushOnSignals, or Shutdown on its way
+	// out), or loses what was not yet sent.
+	NoSignalWatchdog bool
+	// InstallSignalHandlers also installs the library's crash handlers
+	// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: they dump the spans, then
+	// Go's handler runs). Not for programs that recover from panics: a
+	// recovered nil dereference is a SIGSEGV, and the dump stops the
+	// tracers. Wins over NoSignalWatchdog.
 	InstallSignalHandlers bool
 	FlightRecorder        bool
 	// PrefaultSlots populates every span slot at start: no span takes a
@@ -314,9 +335,13 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 			*f.dst = f.v
 		}
 	}
-	c.install_signal_handlers = 0
-	if cfg.InstallSignalHandlers {
-		c.install_signal_handlers = 1
+	switch {
+	case cfg.InstallSignalHandlers:
+		c.install_signal_handlers = C.SPANGUARD_SIGNAL_HANDLERS_ALL
+	case cfg.NoSignalWatchdog:
+		c.install_signal_handlers = C.SPANGUARD_SIGNAL_HANDLERS_NONE
+	default:
+		c.install_signal_handlers = C.SPANGUARD_SIGNAL_HANDLERS_TERMINATION
 	}
 	if cfg.FlightRecorder {
 		c.flight_recorder = 1
@@ -702,6 +727,14 @@ func runBeforeSignal(timeout time.Duration) {
 // it on its own channel and goes on. (Its spans begun after that are not
 // recorded: such a program needs no FlushOnSignals, its own shutdown path
 // calls Shutdown or Close.) Cancel ctx to stop watching.
+//
+// The library's watchdog (on unless Config.NoSignalWatchdog) flushes the
+// tracer's ended spans at these signals already; FlushOnSignals adds what
+// only Go can reach: what BeforeSignalShutdown added (otelbridge's
+// exporter: the SDK batcher's queue) and the OnStop hooks (an otelbridge
+// provider's spans still open). The two together export each span once:
+// the watchdog's flush runs first, then Go's runtime gives the signal to
+// FlushOnSignals, whose shutdown exports what is left.
 //
 // Before the shutdown it runs what BeforeSignalShutdown added, for up to
 // half of timeout: with otelbridge's exporter in the process, the global

@@ -215,11 +215,20 @@ impl Exporter {
             wait_calibrating(&p.signal, wait, quiet, ready);
             if p.signal.frozen.load(Ordering::Acquire) {
                 // The process is dying and what is left goes to the crash
-                // dump: idle (an unanswered flush would otherwise spin us).
+                // dump: idle (an unanswered flush would otherwise spin us)
+                // until the stop, or the thaw of a process that lives on
+                // (a host's handler returned: Go's signal.Notify, a
+                // server's graceful stop). Idle until the stop alone, the
+                // thaw's wake-up went unheeded and a flush or shutdown
+                // right after it (the graceful stop's) waited for the rest
+                // of the schedule delay: 5 s, or its whole timeout.
                 if p.signal.stop.load(Ordering::Acquire) {
                     break;
                 }
-                p.signal.sleep_unless_stopped(p.config.schedule_delay);
+                p.signal.wait_for_work(p.config.schedule_delay, || {
+                    p.signal.stop.load(Ordering::Acquire)
+                        || !p.signal.frozen.load(Ordering::Acquire)
+                });
                 continue;
             }
             if !ready() && Instant::now() < due {

@@ -269,7 +269,11 @@ pub unsafe extern "C" fn spanguard_config_init(
             export_timeout_ms: d.export_timeout.as_millis() as u32,
             max_open_spans: d.max_open_spans,
             full_wait_ms: d.full_wait.as_millis() as u32,
-            install_signal_handlers: d.install_signal_handlers as u32,
+            install_signal_handlers: match (d.install_signal_handlers, d.install_crash_handlers) {
+                (false, _) => SPANGUARD_SIGNAL_HANDLERS_NONE,
+                (true, true) => SPANGUARD_SIGNAL_HANDLERS_ALL,
+                (true, false) => SPANGUARD_SIGNAL_HANDLERS_TERMINATION,
+            },
             flight_recorder: d.flight_recorder as u32,
             spool_max_mib: (d.spool_max_bytes >> 20) as u32,
             signal_flush_timeout_ms: d.signal_flush_timeout.as_millis() as u32,
@@ -494,7 +498,19 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
         t.max_open_spans = c.max_open_spans;
     }
     t.full_wait = ms_or(c.full_wait_ms, t.full_wait);
-    t.install_signal_handlers = c.install_signal_handlers != 0;
+    (t.install_signal_handlers, t.install_crash_handlers) = match c.install_signal_handlers {
+        SPANGUARD_SIGNAL_HANDLERS_NONE => (false, false),
+        SPANGUARD_SIGNAL_HANDLERS_ALL => (true, true),
+        SPANGUARD_SIGNAL_HANDLERS_TERMINATION => (true, false),
+        other => {
+            return Err(enum_field(
+                "install_signal_handlers",
+                other,
+                "SPANGUARD_SIGNAL_HANDLERS_NONE (0), SPANGUARD_SIGNAL_HANDLERS_ALL (1) or \
+                 SPANGUARD_SIGNAL_HANDLERS_TERMINATION (2)",
+            ));
+        }
+    };
     t.flight_recorder = c.flight_recorder != 0;
     t.prefault_slots = c.prefault_slots != 0;
     if c.spool_max_mib != 0 {
@@ -575,6 +591,7 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
         });
     };
     let install_signals = config.install_signal_handlers;
+    let install_crash = install_signals && config.install_crash_handlers;
     match Tracer::new(config) {
         Ok(tracer) => {
             crate::registry::publish(id, tracer.pipeline());
@@ -583,7 +600,7 @@ fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), Cr
             // if the fork put it off.
             crate::watchdog::signals::restart_after_fork();
             if install_signals {
-                crate::watchdog::ensure_installed();
+                crate::watchdog::ensure_installed(install_crash);
             }
             crate::watchdog::ensure_exit_hook();
             if let Some(Some(tracer)) = t.tracer.get() {

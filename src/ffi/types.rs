@@ -89,6 +89,22 @@ pub const SPANGUARD_LINK_LOCAL: u32 = 2;
 pub const SPANGUARD_FULL_POLICY_WAIT: u32 = 0;
 pub const SPANGUARD_FULL_POLICY_DROP: u32 = 1;
 
+/// `spanguard_config.install_signal_handlers`: which of the library's
+/// signal handlers a tracer installs (once per process; a later tracer
+/// asking for more adds the rest).
+/// NONE: none; the host flushes or shuts down from its own handlers.
+pub const SPANGUARD_SIGNAL_HANDLERS_NONE: u32 = 0;
+/// ALL (the default): the termination watchdog (SIGTERM, SIGINT, SIGHUP,
+/// SIGQUIT: flush, dump what is left, then the host's disposition acts)
+/// and the crash handlers (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT: dump
+/// the spans, then the host's handler or the default action).
+pub const SPANGUARD_SIGNAL_HANDLERS_ALL: u32 = 1;
+/// TERMINATION: the termination watchdog alone, no crash handlers (nor the
+/// alternate stacks they run on): for runtimes that use crash signals
+/// themselves, as Go does SIGSEGV for nil dereferences a program may
+/// recover from, where a crash handler would dump at each of them.
+pub const SPANGUARD_SIGNAL_HANDLERS_TERMINATION: u32 = 2;
+
 /// Fixed limits of one span, in bytes. Longer names, keys and tracestates
 /// are cut on a UTF-8 boundary (`SPANGUARD_RESULT_TRUNCATED`, counted in
 /// `values_truncated`). Values have no fixed limit: they are bounded by
@@ -191,8 +207,11 @@ pub struct spanguard_config {
     /// back: not when every slot holds an open span, nor after a wait in
     /// vain until the exporter has taken spans again.
     pub full_wait_ms: u32,
-    /// 1: install the signal watchdog (default); 0: leave signals to the
-    /// host (Go, Node) and call flush/shutdown from its hooks.
+    /// `SPANGUARD_SIGNAL_HANDLERS_ALL` (1, default): the termination
+    /// watchdog and the crash handlers; `_TERMINATION` (2): the watchdog
+    /// only, no crash handlers (Go, whose runtime recovers from SIGSEGV);
+    /// `_NONE` (0): leave signals to the host, which calls flush/shutdown
+    /// from its hooks. Other values: `SPANGUARD_RESULT_INVALID_ARGUMENT`.
     pub install_signal_handlers: u32,
     /// 1: keep span slots in a memory-mapped file in `spool_dir` so spans
     /// survive SIGKILL. Default 0.

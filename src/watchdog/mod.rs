@@ -11,10 +11,16 @@ pub mod signals;
 pub use exit::ensure_exit_hook;
 pub use fork::ensure_fork_hook;
 
-/// Installs the termination-signal watchdog and the crash handlers, once
-/// per process, out of a fork's way (`signals::hold_across_fork`).
-pub fn ensure_installed() {
-    signals::ensure_installed(crash::ensure_installed);
+/// Installs the termination-signal watchdog, and with `crash` the crash
+/// handlers, once per process each, out of a fork's way
+/// (`signals::hold_across_fork`). Without `crash` (Go), crash signals stay
+/// the host's: a tracer asking for them later adds them then.
+pub fn ensure_installed(crash: bool) {
+    signals::ensure_installed(|| {
+        if crash {
+            crash::ensure_installed();
+        }
+    });
 }
 
 /// Calls a signal handler taken from a `sigaction` (`sa_sigaction`, not

@@ -7,7 +7,10 @@
  * woken thread got there first: its spans were refused as shut down
  * (a Go program with InstallSignalHandlers lost every span its Notify
  * goroutine recorded). Now a span begun while the host's handler runs
- * waits for the thaw.
+ * waits for the thaw, and so does a change to or the end of a span open
+ * since before the signal (what Go's FlushOnSignals passes on to an
+ * OpenTelemetry bridge's open spans before its shutdown: refused, they
+ * arrived with what they had at their start).
  *
  * The handler wakes the other thread and takes a moment before it
  * returns, as a handler does that closes a listener or logs. An alarm
@@ -22,11 +25,13 @@
 #include <unistd.h>
 
 #include "spanguard.h"
+#include "attrs.h"
 #include "check.h"
 #include "sink_count.h"
 
 static sem_t woken;
 static spanguard_tracer *tracer;
+static spanguard_span held = SPANGUARD_SPAN_NONE; /* open since before the signal */
 
 static void hand_off(int signal) {
     (void)signal;
@@ -42,6 +47,10 @@ static void *stopper(void *arg) {
     (void)arg;
     while (sem_wait(&woken) != 0) {
     }
+    /* First: a begin would wait for the thaw for both. */
+    spanguard_attribute reason = text_attr("stop.reason", "sigterm");
+    CHECK_RC(spanguard_span_set_attributes(held, &reason, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(held), SPANGUARD_RESULT_OK);
     spanguard_span s = SPANGUARD_SPAN_NONE;
     CHECK_RC(spanguard_span_begin(tracer, "stopping", strlen("stopping"), SPANGUARD_SPAN_NONE, 0, &s),
              SPANGUARD_RESULT_OK);
@@ -61,6 +70,8 @@ int main(int argc, char **argv) {
     CHECK(sigaction(SIGTERM, &sa, NULL) == 0);
 
     tracer = tracer_with_handlers(scratch);
+    CHECK_RC(spanguard_span_begin(tracer, "held", strlen("held"), SPANGUARD_SPAN_NONE, 0, &held),
+             SPANGUARD_RESULT_OK);
 
     sigset_t term, was;
     sigemptyset(&term);
@@ -76,5 +87,8 @@ int main(int argc, char **argv) {
     CHECK(spanguard_result_is_ok(spanguard_shutdown(tracer, 5000)));
     spanguard_tracer_free(tracer);
     CHECK(count_in_dir(scratch, "stopping") == 1);
+    CHECK(count_in_dir(scratch, "\"held\"") == 1);
+    CHECK(count_in_dir(scratch, "sigterm") == 1);
+    CHECK(count_in_dir(scratch, "spanguard.unended") == 0);
     return check_summary();
 }

@@ -835,7 +835,48 @@ func TestMain(m *testing.M) {
 		runtime.KeepAlive(span) // open, not let go of, when the process is stopped
 		os.Exit(3)
 	}
+	if url := os.Getenv("SPANGUARD_WATCHDOG_CHILD_ENDPOINT"); url != "" {
+		// No FlushOnSignals, no signal handling of its own: the zero
+		// Config's watchdog alone.
+		tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: os.Getenv("SPANGUARD_WATCHDOG_CHILD_SPOOL")})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)))
+		_, span := tp.Tracer("stopped-scope").Start(context.Background(), "tool.call")
+		span.End()
+		fmt.Println(span.SpanContext().TraceID(), span.SpanContext().SpanID())
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		time.Sleep(30 * time.Second)
+		os.Exit(3)
+	}
 	os.Exit(m.Run())
+}
+
+// A service with the bridge and the zero Config, stopped with SIGTERM
+// without FlushOnSignals: its ended span arrives (the library's watchdog,
+// on by default in Go now, flushed it) and the process still dies of the
+// signal. The binding turned the watchdog off, and the span, waiting for
+// the 5 s schedule delay, was lost.
+func TestAnEndedSpanArrivesWhenTheProcessIsStoppedWithoutFlushOnSignals(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SPANGUARD_WATCHDOG_CHILD_ENDPOINT="+rx.URL,
+		"SPANGUARD_WATCHDOG_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
+	out, err := cmd.Output()
+	status, _ := err.(*exec.ExitError)
+	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("the child should end by its SIGTERM: %v", err)
+	}
+	ids := strings.Fields(string(out))
+	got := rx.Spans(t) // the child is gone: what arrived is all there is
+	if len(got) != 1 || len(ids) != 2 {
+		t.Fatalf("%d spans arrived; the child said %q", len(got), out)
+	}
+	if s := got[0]; s.TraceID != ids[0] || s.SpanID != ids[1] || s.Name != "tool.call" || s.Scope != "stopped-scope" {
+		t.Fatalf("arrived %+v, the child had %v", s, ids)
+	}
 }
 
 // An open span arrives with what was set on it after its start (passed on
