@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT};
+use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT, flight_pool_offset};
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{
@@ -72,7 +72,7 @@ fn make_slab(
                 files::reserve(&mapped, 0, slab.mapping_len() as u64).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
                 })?;
-                let pool_offset = (slab.mapping_len() as u64).next_multiple_of(CHUNK_BYTES as u64);
+                let pool_offset = flight_pool_offset(slab.mapping_len());
                 let pool = PayloadPool::new(chunks, PoolBacking::File(mapped, pool_offset))?;
                 Ok::<_, std::io::Error>((slab, pool, pool_offset))
             })();

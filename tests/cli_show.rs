@@ -925,3 +925,117 @@ fn errors_finds_a_trace_whose_span_the_program_never_ended() {
     assert_eq!(all.lines().filter(|l| l.starts_with("trace ")).count(), 2);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Runs `spanguard` with `args` in `root`, the defaults' environment (no
+/// SPANGUARD_* or OTEL_* setting), and returns what it printed with its
+/// peak resident memory in bytes: its own (wait4), not the largest of
+/// every child this test binary ran.
+// Reaped by wait4 below, for its resource usage, not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run_measured(root: &Path, args: &[&str]) -> (Output, u64) {
+    use std::io::Read;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+    c.current_dir(root).args(args).env("COLUMNS", "100");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("SPANGUARD_") || k.starts_with("OTEL_") {
+            c.env_remove(k);
+        }
+    }
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run spanguard");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        err_pipe.read_to_end(&mut b).map(|_| b)
+    });
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut stdout)
+        .expect("read stdout");
+    let stderr = err_reader.join().expect("reader").expect("read stderr");
+    let mut status = 0;
+    // SAFETY: plain data the kernel fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, reaped here (not by `child`).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    use std::os::unix::process::ExitStatusExt;
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (out, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn a_dump_larger_than_any_tracer_writes_is_named_and_not_read() {
+    // A file named like a crash dump (another user's, a crash in the
+    // middle of something else), 1.5 GiB sparse, whose records each claim
+    // 64 MiB of chunks that are holes: `show` and `spool` copied each
+    // record's chunks out and held them all, 64 MiB a record, where no
+    // tracer with these settings writes a dump of that size (its slots and
+    // its 256 MiB pool). Now it is named and not read; the rest is shown.
+    let root = fixtures("huge-dump");
+    let dir = root.join("fixtures");
+    let chunks: u32 = 64 << 20 >> 12;
+    let path = dir.join("01796029230000000000-0000009999-1.sgdump");
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::create(&path).expect("create");
+        let header = DumpHeader::new(*b"SGDUMP03", 0, "huge", &[]);
+        file.write_all_at(header.as_bytes(), 0).expect("header");
+        let record_bytes = std::mem::size_of::<SpanRecord>() as u64;
+        let mut at = header.as_bytes().len() as u64;
+        for i in 0..6u8 {
+            let mut r = record(0xf0, 0x60 + i, 0, "hole", 1, 2);
+            r.header = AtomicU64::new(7 << 32 | STATE_ENDED as u64);
+            r.rest_mut().chunk_count = chunks;
+            // SAFETY: a record is plain data; its bytes are what the crash
+            // handler writes.
+            let raw = unsafe {
+                std::slice::from_raw_parts(
+                    (&*r as *const SpanRecord).cast::<u8>(),
+                    record_bytes as usize,
+                )
+            };
+            file.write_all_at(raw, at).expect("record");
+            at += record_bytes + chunks as u64 * 4096;
+        }
+        file.set_len(3 << 29).expect("sparse");
+    }
+    let bound = 160 << 20;
+
+    let (out, rss) = run_measured(&root, &["show", "--color", "never", "fixtures"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "0000009999-1.sgdump: 1610612736 bytes, more than a crash dump or flight file"
+        ),
+        "{stderr}"
+    );
+    assert!(rss < bound, "show held {rss} bytes");
+    // The rest is read: the other dump's spans are there.
+    assert!(
+        text(&out.stdout).contains("job.reindex"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let (out, rss) = run_measured(&root, &["spool", "fixtures"]);
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("unreadable: 1610612736 bytes, more than a crash dump"),
+        "{listed}"
+    );
+    assert!(rss < bound, "spool held {rss} bytes");
+    assert!(path.exists());
+    let _ = std::fs::remove_dir_all(&root);
+}

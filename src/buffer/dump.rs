@@ -584,6 +584,24 @@ pub fn slot_is_live(record: &SpanRecord) -> bool {
     )
 }
 
+/// Where a flight file's pool starts: at the first chunk past its header
+/// and slots (`slab_len` bytes, `SpanSlab::mapping_len`).
+pub fn flight_pool_offset(slab_len: usize) -> u64 {
+    (slab_len as u64).next_multiple_of(CHUNK_BYTES as u64)
+}
+
+/// The largest crash dump or flight file a tracer of `slots` span slots
+/// and a payload pool of `pool_chunks` chunks writes: a flight file is its
+/// header, its slots, then its pool (`tracer::make_slab`), and a crash
+/// dump its header, then live slots each with its chunks, which are the
+/// pool's. A file named like one and larger is no file of such a tracer,
+/// and reading it whole for a person to look at (`read_file`) could hold
+/// as much memory as it claims.
+pub fn largest_file(slots: u32, pool_chunks: u32) -> u64 {
+    let slab_len = SpanSlab::mapping_len_for(slots, std::mem::size_of::<DumpHeader>());
+    flight_pool_offset(slab_len) + pool_chunks as u64 * CHUNK_BYTES as u64
+}
+
 /// Why a dump or flight file was not read.
 #[derive(Debug)]
 pub enum DumpError {
@@ -920,9 +938,16 @@ pub struct Recovered {
 /// (`spanguard show`), without locking, renaming or deleting it, opened
 /// and bounded as recovery reads it (`files::open_found_to_look`: a file of
 /// the directory's owner, who may be another user; `DumpReader`). None if
-/// it is not theirs or cannot be read; torn records are skipped.
-pub fn read_file(path: &Path, died_at_ns: u64) -> Option<Recovered> {
+/// it is not theirs or cannot be read; torn records are skipped. None
+/// also for a file over `max_bytes` (`largest_file` of the tracers that
+/// may have written it), which is not read: its spans are all held here.
+pub fn read_file(path: &Path, died_at_ns: u64, max_bytes: u64) -> Option<Recovered> {
     let file = files::open_found_to_look(path).ok()?;
+    // Checked on the file opened: it may have grown since the caller
+    // looked at its size.
+    if file.metadata().ok()?.len() > max_bytes {
+        return None;
+    }
     let mut reader = DumpReader::open(file, died_at_ns).ok()?;
     let mut records = Vec::new();
     loop {
@@ -1313,11 +1338,11 @@ mod tests {
         for p in [&dump, &dir] {
             std::os::unix::fs::chown(p, Some(4242), Some(4242)).expect("chown");
         }
-        let read = read_file(&dump, 42).expect("their dump, read");
+        let read = read_file(&dump, 42, u64::MAX).expect("their dump, read");
         assert_eq!(read.header.service_name(), "svc");
         std::os::unix::fs::chown(&dump, Some(4343), None).expect("chown");
         assert!(
-            read_file(&dump, 42).is_none(),
+            read_file(&dump, 42, u64::MAX).is_none(),
             "a stranger's file in their spool"
         );
         std::fs::remove_dir_all(&dir).ok();

@@ -206,7 +206,7 @@ impl SpanSlab {
             ));
         }
         let records_offset = prefix.next_multiple_of(64);
-        let map_len = records_offset + capacity as usize * std::mem::size_of::<SpanRecord>();
+        let map_len = Self::mapping_len_for(capacity, prefix);
         // Not populated: see "Memory" above.
         // No swap reserved (MAP_NORESERVE), as for the payload pool: the
         // slots take memory as they are first used, and a large queue
@@ -278,6 +278,13 @@ impl SpanSlab {
         // orders its raise of the frontier too, and a load never reads a
         // value older than one that happened before it.
         self.populated.load(Ordering::Relaxed).min(self.capacity)
+    }
+
+    /// Bytes a slab of `capacity` slots after `prefix` header bytes maps:
+    /// the header, the slots from the next 64 bytes. Also what a flight
+    /// file holds before its pool (`dump::largest_file`).
+    pub fn mapping_len_for(capacity: u32, prefix: usize) -> usize {
+        prefix.next_multiple_of(64) + capacity as usize * std::mem::size_of::<SpanRecord>()
     }
 
     /// Bytes mapped, file header included.

@@ -417,6 +417,10 @@ impl Delivery {
         if lone {
             self.learn_refused(last);
         }
+        // The smallest request of it the server refused, as sent: the
+        // nearest this side knows of the server's limit, said when even
+        // that was too large.
+        let mut smallest_refused = request.body.len();
         loop {
             let cut = plain
                 .as_deref()
@@ -428,7 +432,8 @@ impl Delivery {
                     spans: request.spans,
                     reason: &format!(
                         "{reason} (one span, or a request that cannot be split, is over the \
-                         backend's size limit even with its values cut)"
+                         backend's size limit even with its values cut: the limit is under \
+                         {smallest_refused} bytes, the smallest of its requests refused)"
                     ),
                 });
                 return true;
@@ -454,6 +459,7 @@ impl Delivery {
                     if lone {
                         self.learn_refused(last);
                     }
+                    smallest_refused = smallest_refused.min(body.len());
                     reason = again
                 }
                 // A lost span's values are not counted as cut.
@@ -971,6 +977,8 @@ mod tests {
         lost: u64,
         cut: u64,
         evicted: u64,
+        /// Why spans were lost, as the host was told.
+        lost_reasons: Vec<String>,
     }
 
     impl DeliveryHost for Host {
@@ -982,7 +990,11 @@ mod tests {
             match outcome {
                 Outcome::Delivered { spans, .. } => self.delivered += spans,
                 Outcome::Kept { spans, .. } => self.kept += spans,
-                Outcome::Lost { spans, .. } | Outcome::Rejected { spans, .. } => self.lost += spans,
+                Outcome::Lost { spans, reason, .. } => {
+                    self.lost += spans;
+                    self.lost_reasons.push(reason.to_string());
+                }
+                Outcome::Rejected { spans, .. } => self.lost += spans,
                 Outcome::Cut { values, .. } => self.cut += values,
                 Outcome::Evicted { spans, .. } => self.evicted += spans,
                 _ => {}
@@ -1678,6 +1690,73 @@ mod tests {
         assert_eq!((host.kept, host.lost, host.evicted), (4, 0, 2));
         assert_eq!(d.spool().list().len(), 2, "the two newest spans");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A lone span over what a strict backend takes even with its values
+    /// cut (ids and times alone are over the limit): it must end, neither
+    /// retried nor kept for ever (not spooled, a spool file of it done
+    /// with), counted lost, with a message that says how near the limit
+    /// it came, after few requests (each cut halves the size).
+    #[test]
+    fn a_lone_span_no_cut_fits_is_lost_after_few_requests_naming_the_limit() {
+        for (format, gzip) in BODY_FORMATS {
+            for origin in [Origin::Fresh, Origin::SpoolFile, Origin::Recovered] {
+                let what = format!("{format:?} gzip={gzip} {origin:?}");
+                let body = one_big_span(format, gzip, 300_000);
+                let dir = std::env::temp_dir().join(format!(
+                    "sg-delivery-no-cut-fits-{format:?}-{gzip}-{origin:?}-{}",
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                let accepted = Arc::new(Mutex::new(Vec::new()));
+                let refused = Arc::new(Mutex::new(0));
+                let transport = SizeLimited {
+                    limit: 20,
+                    accepted: Arc::clone(&accepted),
+                    refused: Arc::clone(&refused),
+                };
+                let mut d = Delivery::new(
+                    Box::new(transport),
+                    SpoolDir::new(&dir, 1 << 30),
+                    Duration::from_secs(30),
+                    100_000_000,
+                );
+                let mut host = Host::default();
+                let request = Request {
+                    body: &body,
+                    format,
+                    gzipped: gzip,
+                    spans: 1,
+                    origin,
+                    cut_counted: 0,
+                };
+                assert!(d.deliver(&request, &mut host), "{what}: done with");
+                assert_eq!(
+                    (host.delivered, host.lost, host.kept, host.cut),
+                    (0, 1, 0, 0),
+                    "{what}"
+                );
+                assert!(d.spool().list().is_empty(), "{what}: not spooled");
+                assert!(accepted.lock().unwrap().is_empty(), "{what}");
+                let requests = *refused.lock().unwrap();
+                assert!((2..=40).contains(&requests), "{what}: {requests} requests");
+                let [reason] = &host.lost_reasons[..] else {
+                    panic!("{what}: {:?}", host.lost_reasons)
+                };
+                let smallest = reason
+                    .split("the limit is under ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or_else(|| panic!("{what}: {reason}"));
+                assert!(reason.starts_with("HTTP 413 ("), "{what}: {reason}");
+                assert!(
+                    smallest > 20 && smallest < 1_000,
+                    "{what}: the smallest refused, {smallest} bytes: {reason}"
+                );
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        }
     }
 
     #[test]

@@ -23,9 +23,10 @@ pub struct DumpView {
 }
 
 /// Reads a crash dump or flight file. None when it is not one (or its
-/// header is torn).
-pub fn read_dump(path: &Path, died_at_ns: u64) -> Option<DumpView> {
-    let recovered = read_file(path, died_at_ns)?;
+/// header is torn), or is over `max_bytes` (`dump::largest_file` of the
+/// tracers that may have written it: callers say so first).
+pub fn read_dump(path: &Path, died_at_ns: u64, max_bytes: u64) -> Option<DumpView> {
+    let recovered = read_file(path, died_at_ns, max_bytes)?;
     let header = &recovered.header;
     let resource = ResourceInfo::new(&header.service_name(), &header.resource_attributes());
     // Unsampled spans are never exported; a dump keeps them for their ids.

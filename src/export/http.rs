@@ -28,6 +28,9 @@ struct Response {
     /// The body went past RESPONSE_BODY_MAX and the transfer was stopped
     /// there: the answer's status stands, its body is cut.
     cut: bool,
+    /// The final answer said `Content-Encoding: gzip`: a proxy may add it
+    /// although no Accept-Encoding is sent (curl decodes nothing unasked).
+    gzipped: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -57,6 +60,7 @@ impl Handler for Response {
             self.bad_status_line = (!status_code_is_three_digits(data)).then(|| escaped_line(data));
             self.retry_after = None;
             self.location = None;
+            self.gzipped = false;
             return true;
         }
         if let Ok(line) = std::str::from_utf8(data)
@@ -67,6 +71,10 @@ impl Handler for Response {
                 self.retry_after = Some(value.trim().chars().take(64).collect());
             } else if name.eq_ignore_ascii_case("location") {
                 self.location = Some(value.trim().chars().take(200).collect());
+            } else if name.eq_ignore_ascii_case("content-encoding") {
+                let value = value.trim();
+                self.gzipped =
+                    value.eq_ignore_ascii_case("gzip") || value.eq_ignore_ascii_case("x-gzip");
             }
         }
         true
@@ -127,6 +135,7 @@ impl HttpTransport {
                 location: None,
                 bad_status_line: None,
                 cut: false,
+                gzipped: false,
                 abort_at: Arc::clone(&self.abort_at),
             });
             // The configuration lets only http:// and https:// URLs here,
@@ -185,6 +194,7 @@ impl HttpTransport {
         easy.get_mut().location = None;
         easy.get_mut().bad_status_line = None;
         easy.get_mut().cut = false;
+        easy.get_mut().gzipped = false;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
         match easy.perform() {
@@ -281,10 +291,15 @@ impl Transport for HttpTransport {
                 retry_after: None,
             });
         }
+        // A gzipped answer is read inflated: a partial success in it was
+        // read as no answer at all, and its rejected spans were neither
+        // counted nor said.
+        let inflated = response.gzipped.then(|| inflate(&response.body)).flatten();
+        let body = inflated.as_deref().unwrap_or(&response.body);
         let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
         classify(
             code,
-            &response.body,
+            body,
             response.retry_after.as_deref(),
             response.location.as_deref(),
             format,
@@ -301,6 +316,20 @@ impl Transport for HttpTransport {
     fn describe(&self) -> String {
         self.shown_url.clone()
     }
+}
+
+/// A gzipped answer's body, inflated up to RESPONSE_BODY_MAX as a plain
+/// one is kept (a small answer may inflate to gigabytes). None when it does
+/// not inflate (not gzip, cut short): then its bytes are read as they
+/// came, as any body no OTLP answer can be read from.
+fn inflate(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(RESPONSE_BODY_MAX as u64)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
@@ -874,6 +903,58 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A 2xx answer whose body a proxy gzipped (`Content-Encoding: gzip`,
+    /// though we ask for no encoding) carrying a partial success: its
+    /// compressed bytes were read as no OTLP answer, so the spans it
+    /// rejected were neither counted nor said. It is read inflated; a
+    /// body that does not inflate is read as it came, as before.
+    #[test]
+    fn a_gzipped_partial_success_is_read() {
+        use crate::export::proto_reader::{write_len_field, write_varint};
+        let mut partial = Vec::new();
+        write_varint(&mut partial, 1 << 3); // rejected_spans
+        write_varint(&mut partial, 3);
+        write_len_field(&mut partial, 2, b"3 spans too old");
+        let mut response = Vec::new();
+        write_len_field(&mut response, 1, &partial);
+        let mut gzipped = Vec::new();
+        crate::export::gzip::GzipWriter::new().compress(&response, &mut gzipped);
+        let answer = |encoding: &str, body: &[u8]| -> &'static [u8] {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
+                 Content-Encoding: {encoding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            Box::leak([head.as_bytes(), body].concat().into_boxed_slice())
+        };
+        for encoding in ["gzip", "GZIP", "x-gzip"] {
+            let got = send_to(&answering(answer(encoding, &gzipped)));
+            assert_eq!(
+                got,
+                Ok(Accepted {
+                    rejected_spans: 3,
+                    message: "3 spans too old".to_string()
+                }),
+                "{encoding}"
+            );
+        }
+        // Cut short, or no gzip at all: read as it came, as any body that
+        // holds no OTLP answer (taken, nothing rejected).
+        let cut = &gzipped[..gzipped.len() / 2];
+        assert_eq!(
+            send_to(&answering(answer("gzip", cut))),
+            Ok(Accepted::default())
+        );
+        let unlabelled = send_to(&answering(answer("identity", &response)));
+        assert_eq!(unlabelled.map(|a| a.rejected_spans), Ok(3));
+        // A small answer that inflates to megabytes is kept as a plain
+        // one is: up to RESPONSE_BODY_MAX.
+        let mut bomb = Vec::new();
+        crate::export::gzip::GzipWriter::new().compress(&vec![0u8; 4 << 20], &mut bomb);
+        assert!(bomb.len() < RESPONSE_BODY_MAX, "{}", bomb.len());
+        assert_eq!(inflate(&bomb).map(|b| b.len()), Some(RESPONSE_BODY_MAX));
     }
 
     /// Through a tracer: the span behind a "2000" answer is spooled and

@@ -42,6 +42,39 @@ pub fn spool_cap() -> u64 {
     })
 }
 
+/// The largest crash dump or flight file tracers in this environment
+/// write (`dump::largest_file` of their slots and payload pool:
+/// OTEL_BSP_MAX_QUEUE_SIZE, SPANGUARD_MAX_OPEN_SPANS,
+/// SPANGUARD_PAYLOAD_POOL_MIB), and never less than with the defaults: a
+/// file named like one and larger is not read. One of 1.5 GiB was read
+/// whole into memory by `show` and `spool`.
+pub fn dump_cap() -> u64 {
+    use spanguard::buffer::dump::largest_file;
+    use spanguard::buffer::payload_pool::chunks_for_mib;
+    static CAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let of =
+            |c: &TracerConfig| largest_file(c.slot_count(), chunks_for_mib(c.payload_pool_mib));
+        let default = of(&TracerConfig::default());
+        let mut config = TracerConfig::default();
+        match config.apply_process_env() {
+            Ok(()) => of(&config).max(default),
+            Err(_) => default,
+        }
+    })
+}
+
+/// What is said of a crash dump or flight file over `dump_cap`, which is
+/// not read.
+pub fn over_dump_cap(size: u64) -> String {
+    format!(
+        "{size} bytes, more than a crash dump or flight file of this environment's tracers can \
+         be ({} bytes, from OTEL_BSP_MAX_QUEUE_SIZE, SPANGUARD_MAX_OPEN_SPANS and \
+         SPANGUARD_PAYLOAD_POOL_MIB): not read",
+        dump_cap()
+    )
+}
+
 /// The local sink and spool directories.
 pub fn default_dirs() -> Result<(PathBuf, PathBuf), ExitCode> {
     let c = from_env()?;

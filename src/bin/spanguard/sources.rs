@@ -97,10 +97,11 @@ pub struct Loaded {
     pub problems: Vec<String>,
 }
 
-/// Spool files, dumps and flight files bigger than this are not read (the
-/// spool's default cap is 64 MiB; a flight file of the largest slab is
-/// under 1 GiB); of a sink file, which grows for as long as its process
-/// runs, only its last this many bytes are: its newest spans.
+/// Spool files bigger than this are not read (nor any over the spool's
+/// cap, 64 MiB by default: `settings::spool_cap`); of a sink file, which
+/// grows for as long as its process runs, only its last this many bytes
+/// are: its newest spans. Crash dumps and flight files have a bound of
+/// their own, from the settings that size them (`settings::dump_cap`).
 const MAX_FILE_BYTES: u64 = 2 << 30;
 /// The longest sink line read: the longest the library lets the sink write
 /// (1 MiB by default, `sink_max_line_bytes`).
@@ -168,11 +169,17 @@ fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found) {
 /// `read_one`, reading at most `most` bytes of the file.
 fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, most: u64) {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    if size > most && kind != Kind::Sink {
+    if size > most && kind == Kind::Spool {
         loaded.problems.push(format!(
             "{}: {size} bytes, more than spanguard ever writes: not read",
             path.display()
         ));
+        return;
+    }
+    let dump_cap = super::settings::dump_cap();
+    if size > dump_cap && matches!(kind, Kind::CrashDump | Kind::Flight) {
+        let why = super::settings::over_dump_cap(size);
+        loaded.problems.push(format!("{}: {why}", path.display()));
         return;
     }
     if size == 0 && kind != Kind::Sink {
@@ -188,7 +195,7 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
         Kind::CrashDump | Kind::Flight => {
             live_pid = super::locks::holder(path);
-            read_dump(path, modified_ns(path))
+            read_dump(path, modified_ns(path), dump_cap)
                 .ok_or_else(|| "not a readable crash dump or flight file".to_string())
                 .map(|view| {
                     loaded

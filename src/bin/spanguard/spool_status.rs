@@ -149,20 +149,26 @@ fn inspect(
                 None
             }
         },
-        Entry::CrashDump | Entry::Flight => match read_dump(path, modified_ns(path)) {
-            Some(view) => {
-                note = match (holder, view.signal) {
-                    (Some(_), _) => format!("pid {}, running", view.pid),
-                    (None, 0) => format!("pid {}, killed", view.pid),
-                    (None, s) => format!("pid {} died of signal {s}", view.pid),
-                };
-                Some(view.spans.len() as u64)
+        Entry::CrashDump | Entry::Flight if size > super::settings::dump_cap() => {
+            note = format!("unreadable: {}", super::settings::over_dump_cap(size));
+            None
+        }
+        Entry::CrashDump | Entry::Flight => {
+            match read_dump(path, modified_ns(path), super::settings::dump_cap()) {
+                Some(view) => {
+                    note = match (holder, view.signal) {
+                        (Some(_), _) => format!("pid {}, running", view.pid),
+                        (None, 0) => format!("pid {}, killed", view.pid),
+                        (None, s) => format!("pid {} died of signal {s}", view.pid),
+                    };
+                    Some(view.spans.len() as u64)
+                }
+                None => {
+                    note = "unreadable: not a dump this version reads".to_string();
+                    None
+                }
             }
-            None => {
-                note = "unreadable: not a dump this version reads".to_string();
-                None
-            }
-        },
+        }
         _ => None,
     };
     Row {
