@@ -671,7 +671,7 @@ pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
 /// Whether the host's handler is being delivered on another thread than
 /// this one: the flush is over, and the tracers are thawed as soon as
 /// that handler returns (unless it ends the process). A span begun
-/// meanwhile waits for that thaw (`Tracer::thawed_after_host_handler`):
+/// meanwhile waits for that thaw (`Tracer::lifecycle_after_host_handler`):
 /// the handler may have woken this thread to act on the signal (Go's
 /// wakes the goroutine signal.Notify feeds, a server's its shutdown
 /// thread) before it returned, and the spans that thread records as it
