@@ -644,28 +644,38 @@ impl Tracer {
     }
 
     /// For a span begun, changed or ended while a termination signal's
-    /// flush has frozen the tracer and the host's own handler runs on
-    /// another thread: waits for the thaw that follows its return
-    /// (`HOST_HANDLER_WAIT` at most), and whether the tracer runs again.
-    /// That handler may have woken this thread to act on the signal first
-    /// (Go's wakes the signal.Notify goroutine), whose last spans were
-    /// refused as shut down; and what an OpenTelemetry bridge passes on to
-    /// its open spans as the tracer stops (Go's FlushOnSignals) was refused
-    /// too, the spans exported with what they had at their start only.
+    /// flush has frozen the tracer ahead of the host's own handler (the
+    /// dump, `announce_delivery`) or while that handler runs on another
+    /// thread: waits for the thaw that follows its return
+    /// (`HOST_HANDLER_WAIT` at most), and answers the lifecycle then (as
+    /// it is, when there is nothing to wait for), for the caller to judge
+    /// as it judged the first: a begin goes on if running, a change or an
+    /// end unless shut down. That handler may have woken this thread to
+    /// act on the signal first (Go's wakes the signal.Notify goroutine),
+    /// whose last spans were refused as shut down; and what an
+    /// OpenTelemetry bridge passes on to its open spans as the tracer
+    /// stops (Go's FlushOnSignals) was refused too, the spans exported
+    /// with what they had at their start only. The program's shutdown
+    /// often begins right after the thaw, before this thread wakes: a
+    /// change that waited was then refused as shut down (only "running"
+    /// counted), while the end right after it, made while the tracer shut
+    /// down, was accepted, and the span arrived ended without it.
     #[cold]
     #[inline(never)]
-    fn thawed_after_host_handler(&self) -> bool {
+    fn lifecycle_after_host_handler(&self) -> u32 {
         use crate::watchdog::signals::{
-            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_running_elsewhere,
+            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_pending_here,
+            host_handler_running_elsewhere,
         };
-        if self.pipeline.lifecycle() != LIFECYCLE_FROZEN
-            || !(host_handler_running_elsewhere() || host_handler_left_here())
+        if self.pipeline.lifecycle() == LIFECYCLE_FROZEN
+            && (host_handler_running_elsewhere()
+                || host_handler_pending_here()
+                || host_handler_left_here())
         {
-            return false;
+            let deadline = crate::span::clock::instant_after(Instant::now(), HOST_HANDLER_WAIT);
+            self.pipeline.await_thaw(deadline);
         }
-        let deadline = crate::span::clock::instant_after(Instant::now(), HOST_HANDLER_WAIT);
-        self.pipeline.await_thaw(deadline);
-        self.running()
+        self.pipeline.lifecycle()
     }
 
     /// Shut down, or being shut down (`shutdown`): a forked child's copy
@@ -730,7 +740,7 @@ impl Tracer {
         &self,
         opts: &BeginOptions<A>,
     ) -> Result<(SpanRef, Notice, RemoteParent), SpanError> {
-        if !self.running() && !self.thawed_after_host_handler() {
+        if !self.running() && self.lifecycle_after_host_handler() != LIFECYCLE_RUNNING {
             return Err(SpanError::ShutDown);
         }
         if opts.kind > 5 {
@@ -1113,7 +1123,9 @@ impl Tracer {
         s: SpanRef,
         f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
-        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN
+            && self.lifecycle_after_host_handler() >= LIFECYCLE_SHUT_DOWN
+        {
             return Err(SpanError::ShutDown);
         }
         // Addressed before the lock, whose handshake fence would make the
@@ -1377,7 +1389,9 @@ impl Tracer {
     #[inline(always)]
     fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<Hold<'_>, SpanError> {
         let p = &self.pipeline;
-        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN && !self.thawed_after_host_handler() {
+        if p.lifecycle() >= LIFECYCLE_SHUT_DOWN
+            && self.lifecycle_after_host_handler() >= LIFECYCLE_SHUT_DOWN
+        {
             // Shutdown already exported this span as unended (or it is stale).
             return Err(SpanError::ShutDown);
         }

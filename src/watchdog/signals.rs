@@ -553,6 +553,7 @@ fn watch(read_end: OwnedFd) {
         run_before_signal_flush(timeout / 2);
         // SAFETY: gettid has no preconditions.
         let watchdog = unsafe { libc::gettid() };
+        announce_delivery(signal);
         super::all_at_once::for_each_at_once(|p| {
             super::crash::freeze_and_dump(p, signal as i32, deadline, watchdog);
         });
@@ -671,7 +672,7 @@ pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
 /// Whether the host's handler is being delivered on another thread than
 /// this one: the flush is over, and the tracers are thawed as soon as
 /// that handler returns (unless it ends the process). A span begun
-/// meanwhile waits for that thaw (`Tracer::thawed_after_host_handler`):
+/// meanwhile waits for that thaw (`Tracer::lifecycle_after_host_handler`):
 /// the handler may have woken this thread to act on the signal (Go's
 /// wakes the goroutine signal.Notify feeds, a server's its shutdown
 /// thread) before it returned, and the spans that thread records as it
@@ -786,6 +787,13 @@ pub fn host_handler_left_here() -> bool {
     left
 }
 
+/// For a span begun on the thread the host's handler is about to be
+/// delivered to (`announce_delivery`): it waits for the thaw too; the
+/// delivery interrupts that wait, and the thaw follows the handler.
+pub fn host_handler_pending_here() -> bool {
+    delivery_here().is_some_and(|delivery| ENTERED.load(Ordering::Acquire) != delivery)
+}
+
 /// For the exit hook, on the exiting thread: if the host's handler was
 /// delivered here and has not returned, it called exit() (or left for
 /// code that did): the watchdog is told it is done with the signal, as
@@ -793,7 +801,9 @@ pub fn host_handler_left_here() -> bool {
 /// down. It waited for that return a whole second while the exit hook
 /// waited for its thaw.
 pub fn host_handler_exiting_here() {
-    if let Some(delivery) = delivery_here() {
+    if let Some(delivery) = delivery_here()
+        && ENTERED.load(Ordering::Acquire) == delivery
+    {
         HOST_RETURNED.store(delivery, Ordering::Release);
     }
 }
@@ -802,6 +812,47 @@ pub fn host_handler_exiting_here() {
 /// the host's handler ran on go on (`host_handler_trampoline`).
 fn thawed_after_delivery() {
     THAWED.store(DELIVERY.swap(0, Ordering::AcqRel), Ordering::Release);
+}
+
+/// Before the watchdog freezes the tracers for `signal`: if the host has
+/// a handler for it (the process may live on), the delivery to come is
+/// announced, so a span begun meanwhile waits for the thaw after it
+/// (`host_handler_running_elsewhere`, `host_handler_pending_here`)
+/// rather than be refused. Only the time the host's handler ran was
+/// covered: the dump before it refused them, and a program stopping
+/// gracefully on a first signal lost the spans it recorded as a second
+/// one (SIGINT after SIGTERM, a second Ctrl-C) froze the tracers again.
+fn announce_delivery(signal: Signal) {
+    let handler = lock_previous()
+        .actions
+        .get(signal as usize)
+        .copied()
+        .flatten()
+        .is_some_and(|old| {
+            matches!(
+                old.handler(),
+                SigHandler::Handler(_) | SigHandler::SigAction(_)
+            )
+        });
+    if handler {
+        announce(signal);
+    }
+}
+
+/// Numbers the delivery of `signal` to the thread it arrived on and
+/// makes it the one under way.
+fn announce(signal: Signal) -> u32 {
+    let receiver = RECEIVER
+        .get(signal as usize)
+        .map_or(0, |r| r.load(Ordering::Relaxed));
+    // Never 0: that is "on the watchdog's thread".
+    let delivery = DELIVERIES
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_add(1)
+        .max(1);
+    DELIVERED_TO.store(receiver, Ordering::Release);
+    DELIVERY.store(delivery, Ordering::Release);
+    delivery
 }
 
 /// Delivers the signal again to the host's handler, on the thread it
@@ -829,16 +880,11 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
     );
     // SAFETY: the trampoline only calls the host's own handler.
     let ours = unsafe { sigaction(signal, &trampoline) };
-    let receiver = RECEIVER
-        .get(signal as usize)
-        .map_or(0, |r| r.load(Ordering::Relaxed));
-    // Never 0: that is "on the watchdog's thread".
-    let delivery = DELIVERIES
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_add(1)
-        .max(1);
-    DELIVERED_TO.store(receiver, Ordering::Release);
-    DELIVERY.store(delivery, Ordering::Release);
+    let delivery = match DELIVERY.load(Ordering::Acquire) {
+        0 => announce(signal),
+        announced => announced,
+    };
+    let receiver = DELIVERED_TO.load(Ordering::Acquire);
     // A thread that has exited since answers ESRCH (a reused id would be
     // another of our threads: the handler still runs once, on it).
     let sent = receiver > 0 && tgkill(receiver, signal as libc::c_int).is_ok();
