@@ -16,11 +16,12 @@
 // SIGTERM, SIGINT, SIGHUP and SIGQUIT flush every tracer by default (the
 // library's termination watchdog), then act as they would have: a program
 // that does not handle them dies of them, one that does
-// (signal.NotifyContext) gets them on its channel and goes on. The
-// library's crash handlers stay off: Go's runtime owns SIGSEGV (a nil
-// dereference is a panic a program may recover from). Config's
-// NoSignalWatchdog turns the watchdog off, InstallSignalHandlers adds the
-// crash handlers.
+// (signal.NotifyContext) gets them on its channel and goes on, its tracers
+// recording (it needs no FlushOnSignals: see there). The library's crash
+// handlers stay off: Go's runtime owns SIGSEGV (a nil dereference is a
+// panic a program may recover from). Config's NoSignalWatchdog turns the
+// watchdog off, InstallSignalHandlers adds the crash handlers. The
+// module's README.md has examples and the install steps.
 package spanguard
 
 /*
