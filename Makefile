@@ -254,12 +254,14 @@ test-install:
 	test "$$(cat $(INSTALL_TEST)/spans/*.jsonl | grep -o '"spanId"' | wc -l)" -gt 0
 	@echo "install: every file installed; the demo builds against the moved prefix and runs without LD_LIBRARY_PATH"
 
-# Every program in README.md and the npm package's README, built and run as
+# Every program in README.md, the npm package's README and the Go module's
+# (bindings/go/README.md, what pkg.go.dev shows), built and run as
 # the README says from a scratch directory (tests/readme/run_examples.py),
 # against the scratch install above and the npm tarball and Python wheel of
 # make dist (the Python programs pip-install the wheel into a fresh venv).
 test-readme: test-install venv dist-node dist-python
-	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md
+	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md \
+	  bindings/go/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its

@@ -16,11 +16,12 @@
 // SIGTERM, SIGINT, SIGHUP and SIGQUIT flush every tracer by default (the
 // library's termination watchdog), then act as they would have: a program
 // that does not handle them dies of them, one that does
-// (signal.NotifyContext) gets them on its channel and goes on. The
-// library's crash handlers stay off: Go's runtime owns SIGSEGV (a nil
-// dereference is a panic a program may recover from). Config's
-// NoSignalWatchdog turns the watchdog off, InstallSignalHandlers adds the
-// crash handlers.
+// (signal.NotifyContext) gets them on its channel and goes on, its tracers
+// recording (it needs no FlushOnSignals: see there). The library's crash
+// handlers stay off: Go's runtime owns SIGSEGV (a nil dereference is a
+// panic a program may recover from). Config's NoSignalWatchdog turns the
+// watchdog off, InstallSignalHandlers adds the crash handlers. The
+// module's README.md has examples and the install steps.
 package spanguard
 
 /*
@@ -724,9 +725,15 @@ func runBeforeSignal(timeout time.Duration) {
 // marked unended), then stops listening and sends the signal to this
 // process again: a program that does not handle it dies the way it would
 // have; one that does (signal.NotifyContext for a graceful shutdown) gets
-// it on its own channel and goes on. (Its spans begun after that are not
-// recorded: such a program needs no FlushOnSignals, its own shutdown path
-// calls Shutdown or Close.) Cancel ctx to stop watching.
+// it on its own channel and goes on, but this tracer's shutdown races its
+// drain: once it ran, a span that ends in the drain arrives marked
+// unended with what it held at the signal and one begun in it is refused
+// (ErrShutDown); while the watchdog hands the signal over, a span the
+// drain ends may also arrive without what the drain set on it. Such a
+// program needs no FlushOnSignals and should not call it: the watchdog
+// flushes at the signal and leaves the tracer recording, and its own
+// shutdown path calls Shutdown or Close (TestDrainAfterSigterm). Cancel
+// ctx to stop watching.
 //
 // The library's watchdog (on unless Config.NoSignalWatchdog) flushes the
 // tracer's ended spans at these signals already; FlushOnSignals adds what

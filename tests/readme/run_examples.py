@@ -27,6 +27,14 @@ can only come from PREFIX, as on a user's machine). The program must print `the 
 PATH are decoded with opentelemetry-proto (an independent decoder) and the
 span names must be exactly those the marker lists, each once.
 
+Each example then runs a second time with OTEL_EXPORTER_OTLP_ENDPOINT
+naming a loopback OTLP/HTTP receiver (tests/receiver), as a user's
+deployment sets it: there is no local sink then, and the program must
+print `the spans went to ENDPOINT` (that URL) instead, the receiver
+holding the same spans. (A program that printed the sink path alone
+said `the spans are in ` and nothing more.) Its commands that read the
+local sink (`spanguard show`) are left out of that run: there is none.
+
 Every fenced block in a program language must be such an example: a block
 that is not one fails the run, so a README cannot show a program that does
 not work.
@@ -55,11 +63,17 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "receiver"))
+from receiver_client import OtlpReceiverProcess  # noqa: E402
 PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
 EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+traces:\s*(\d+))?\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
+WENT = re.compile(r"the spans went to (\S+)")
+# A command that reads the local sink (`spanguard show`): with an endpoint
+# there is none, and it says so and exits 1, as it should.
+READS_SINK = re.compile(r"^\s*(\S*/)?(npx\s+)?spanguard\s+(show|tail)\b")
 INSTALLS = re.compile(r"\b(pip|npm) install\b")
 MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300
@@ -152,9 +166,11 @@ def bindings_copy() -> Path:
     return src
 
 
-def clean_env(workdir: Path, prefix: Path, src: Path):
+def clean_env(workdir: Path, prefix: Path, src: Path, endpoint: str | None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
     env.update(XDG_STATE_HOME=str(workdir / "state"), PREFIX=str(prefix), SPANGUARD_SRC=str(src))
+    if endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     env.pop("PKG_CONFIG_PATH", None)
     env.pop("LD_LIBRARY_PATH", None)
     return env
@@ -170,6 +186,17 @@ def arrived(sink: Path):
                 for ss in rs.scope_spans:
                     spans.extend((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in ss.spans)
     return spans
+
+
+def received(rx: OtlpReceiverProcess, expected: int):
+    """The spans the receiver holds, as arrived() gives a sink's, once at
+    least `expected` came or a few seconds passed (a program's exit may
+    come before its last request is recorded)."""
+    try:
+        rx.wait_for_spans(expected, timeout_s=5)
+    except TimeoutError:
+        pass
+    return [(s["name"], s["trace_id"], s["span_id"], s["parent_span_id"]) for s in rx.raw_spans()]
 
 
 def tree_problem(spans, traces):
@@ -188,33 +215,47 @@ def tree_problem(spans, traces):
     return None
 
 
-def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path):
+def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path,
+            rx: OtlpReceiverProcess | None = None):
+    """Runs one example; with rx, with OTEL_EXPORTER_OTLP_ENDPOINT naming it."""
     workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
+    endpoint = rx.endpoint if rx is not None else None
+    where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set)" if rx is not None else where
+    if rx is not None:
+        commands = "".join(line for line in commands.splitlines(keepends=True) if not READS_SINK.match(line))
     try:
         (workdir / name).write_text(program)
         for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
             shutil.copy(package, workdir / package.name)
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
-                              env=clean_env(workdir, prefix, src), capture_output=True, text=True,
+                              env=clean_env(workdir, prefix, src, endpoint), capture_output=True, text=True,
                               timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
         report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
         if proc.returncode != 0:
             return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
-        found = WHERE.findall(proc.stdout)
-        if len(found) != 1:
-            return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
-        sink = (workdir / found[0]).resolve()
-        if not sink.is_file():
-            return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
-        spans = arrived(sink)
-        got = [span[0] for span in spans]
+        found, went = WHERE.findall(proc.stdout), WENT.findall(proc.stdout)
         names, traces = expected
+        if rx is None:
+            if len(found) != 1 or went:
+                return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
+            sink = (workdir / found[0]).resolve()
+            if not sink.is_file():
+                return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
+            spans = arrived(sink)
+            place = sink.relative_to(workdir)
+        else:
+            if went != [endpoint] or found or "the spans are in" in proc.stdout:
+                return (f"{where} {name}: with an endpoint (no local sink) the program must print "
+                        f"`the spans went to {endpoint}` once, and no sink path\n{report}")
+            spans = received(rx, len(names))
+            place = endpoint
+        got = [span[0] for span in spans]
         if Counter(got) != Counter(names):
             return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(names)}\n{report}"
         problem = tree_problem(spans, traces) if traces is not None else None
         if problem:
             return f"{where} {name}: {problem}\n{report}"
-        print(f"ok {where} {name}: {len(got)} spans in {sink.relative_to(workdir)}")
+        print(f"ok {where} {name}: {len(got)} spans in {place}")
         return None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -231,13 +272,19 @@ def main():
     src = bindings_copy()
     try:
         for name, (where, program, expected) in examples.items():
-            if name in runs:
-                err = run_one(name, where, program, runs[name], expected, args.prefix.resolve(),
-                              args.dist.resolve() if args.dist else None, src)
-                if err:
-                    errors.append(err)
-                else:
-                    passed += 1
+            if name not in runs:
+                continue
+            dist = args.dist.resolve() if args.dist else None
+            err = run_one(name, where, program, runs[name], expected, args.prefix.resolve(), dist, src)
+            if not err:
+                # A receiver of its own: its spans are this run's alone.
+                with OtlpReceiverProcess(sys.executable) as rx:
+                    err = run_one(name, where, program, runs[name], expected, args.prefix.resolve(),
+                                  dist, src, rx)
+            if err:
+                errors.append(err)
+            else:
+                passed += 1
     finally:
         shutil.rmtree(src, ignore_errors=True)
     for e in errors:

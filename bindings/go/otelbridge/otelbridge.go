@@ -13,11 +13,12 @@
 // with the SDK's last ones, in order, as its own exporter sends them, the
 // others counted dropped (and so is one spanguard refuses, its payload
 // pool used up, say: it costs none of those the SDK kept). A process
-// stopped in the middle of
-// a call still exports the open span (flush it from your signal handling:
-// spanguard.Tracer.FlushOnSignals), with what was set on it by then: the
-// tracer's stop (spanguard.Tracer.OnStop) passes on what each open span
-// holds first. An SDK span let go of without its end (a stream never read
+// stopped in the middle of a call keeps the open span: at SIGTERM the
+// library's watchdog (on by default) spools it as it was at its start;
+// spanguard.Tracer.FlushOnSignals, in a program that does not handle the
+// signal itself, exports it at once with what was set on it by then (the
+// tracer's stop, spanguard.Tracer.OnStop, passes on what each open span
+// holds first), as Shutdown and Close do. An SDK span let go of without its end (a stream never read
 // to its end, a path that skipped `defer span.End()`) is ended when it is
 // garbage-collected, marked spanguard.unended, with what it had at its
 // start, rather than holding one of the tracer's slots for good.
