@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
-use super::shield::{MASK_OUTSIDE, TERMINATION_SIGNALS, spawn_shielded};
+use super::shield::{TERMINATION_SIGNALS, asynchronous_signals, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -74,37 +74,19 @@ thread_local! {
 struct AsyncSignalsBlocked {
     /// The mask before, to put back (None: it could not be changed).
     before: Option<SigSet>,
-    /// Whether no other was in place on this thread (`MASK_OUTSIDE`).
-    outermost: bool,
 }
 
 impl AsyncSignalsBlocked {
     fn now() -> Self {
-        let mut set = SigSet::all();
-        for synchronous in [
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGILL,
-            Signal::SIGFPE,
-            Signal::SIGABRT,
-            Signal::SIGTRAP,
-        ] {
-            set.remove(synchronous);
-        }
-        let before = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok();
-        let outermost = before.is_some()
-            && MASK_OUTSIDE
-                .try_with(|outside| outside.get().is_none() && outside.replace(before).is_none())
-                .unwrap_or(false);
-        AsyncSignalsBlocked { before, outermost }
+        let before = asynchronous_signals()
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .ok();
+        AsyncSignalsBlocked { before }
     }
 }
 
 impl Drop for AsyncSignalsBlocked {
     fn drop(&mut self) {
-        if self.outermost {
-            let _ = MASK_OUTSIDE.try_with(|outside| outside.set(None));
-        }
         if let Some(before) = self.before.take() {
             let _ = before.thread_set_mask();
         }
