@@ -1,6 +1,6 @@
 //! The library's own threads (the exporter, the watchdog, the exit hook's
-//! and the watchdog's helpers) take no termination signal: it is left to
-//! the application's threads.
+//! and the watchdog's helpers) take no asynchronous signal: they are left
+//! to the application's threads.
 
 use nix::sys::signal::{SigSet, Signal};
 
@@ -11,24 +11,45 @@ pub const TERMINATION_SIGNALS: [Signal; 4] = [
     Signal::SIGQUIT,
 ];
 
-/// The termination signals as a set, for thread masks.
-fn termination_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for signal in TERMINATION_SIGNALS {
-        set.add(signal);
+/// The signals a thread causes itself, by a fault or a call (abort,
+/// a breakpoint, a system call seccomp refuses): blocked, the kernel kills
+/// the process at once, with no crash dump. Every other signal is
+/// asynchronous.
+const SYNCHRONOUS_SIGNALS: [Signal; 7] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGABRT,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
+/// Every asynchronous signal, as a set for thread masks (glibc keeps the
+/// ones it uses itself, for thread cancellation and setuid, open).
+pub(super) fn asynchronous_signals() -> SigSet {
+    let mut set = SigSet::all();
+    for synchronous in SYNCHRONOUS_SIGNALS {
+        set.remove(synchronous);
     }
     set
 }
 
 /// Starts one of the library's own threads (the exporter, the watchdog)
-/// with the termination signals blocked, inherited from a mask set around
-/// the spawn so that there is no moment when the thread takes one. A
-/// signal sent to the process goes to a thread that does not block it:
+/// with every asynchronous signal blocked, inherited from a mask set
+/// around the spawn so that there is no moment when the thread takes one.
+/// A signal sent to the process goes to a thread that does not block it:
 /// ours took SIGTERM whenever the application's threads blocked it, as
 /// billiard (Celery's pool) blocks it while a worker reports its exit, and
 /// killed the worker there (holding the pool's result lock, so the next
 /// worker hung), or ran our handler when the application had chosen to
-/// hold the signal. The application's own threads alone decide now.
+/// hold the signal. The other signals alike: an application's SIGUSR1,
+/// SIGCHLD or SIGALRM handler ran on our exporter, inside its HTTP client
+/// or holding the library's locks, and one that records a span (from a
+/// SIGCHLD handler, say) could wait for a lock that very thread held. The
+/// application's own threads alone take them now. The watchdog unblocks
+/// a signal it raises on itself for as long as it does
+/// (`signals::raise_here`).
 pub fn spawn_shielded<F, T>(
     builder: std::thread::Builder,
     body: F,
@@ -37,7 +58,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    with_termination_signals_blocked(|| builder.spawn(body))
+    with_async_signals_blocked(|| builder.spawn(body))
 }
 
 /// `spawn_shielded` for a thread of `scope` (the exit hook's and the
@@ -51,50 +72,21 @@ where
     F: FnOnce() -> T + Send + 'scope,
     T: Send + 'scope,
 {
-    with_termination_signals_blocked(|| builder.spawn_scoped(scope, body))
+    with_async_signals_blocked(|| builder.spawn_scoped(scope, body))
 }
 
-/// Runs `spawn` with the termination signals blocked on this thread, so
-/// that the thread it starts inherits them blocked; the mask is put back.
-/// Over the mask this thread has outside the lock over the dispositions
-/// (`mask_outside_blocked_signals`): a thread started under it
-/// would have every signal blocked for good.
-fn with_termination_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
+/// Runs `spawn` with this thread's mask set to every asynchronous signal,
+/// so that the thread it starts inherits that mask; the mask is put back.
+/// Set, not added to: the synchronous signals stay open on our threads
+/// whatever this thread blocks (a crash there gets its dump).
+fn with_async_signals_blocked<R>(spawn: impl FnOnce() -> R) -> R {
     use nix::sys::signal::SigmaskHow;
-    let before = match mask_outside_blocked_signals() {
-        Some(outside) => {
-            let mut mask: libc::sigset_t = *outside.as_ref();
-            // SAFETY: sigaddset and pthread_sigmask on sets of our own.
-            unsafe {
-                for signal in TERMINATION_SIGNALS {
-                    libc::sigaddset(&mut mask, signal as libc::c_int);
-                }
-                let mut before: libc::sigset_t = std::mem::zeroed();
-                (libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut before) == 0)
-                    .then(|| SigSet::from_sigset_t_unchecked(before))
-            }
-        }
-        None => termination_set()
-            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
-            .ok(),
-    };
+    let before = asynchronous_signals()
+        .thread_swap_mask(SigmaskHow::SIG_SETMASK)
+        .ok();
     let spawned = spawn();
     if let Some(before) = before {
         let _ = before.thread_set_mask();
     }
     spawned
-}
-
-thread_local! {
-    /// This thread's signal mask from before the outermost
-    /// `AsyncSignalsBlocked`, while one is in place: the mask a thread
-    /// started meanwhile (the watchdog, started under `PREVIOUS`) inherits
-    /// (`spawn_shielded`), rather than every signal blocked.
-    pub(super) static MASK_OUTSIDE: std::cell::Cell<Option<SigSet>> = const { std::cell::Cell::new(None) };
-}
-
-/// This thread's signal mask but for a `signals::AsyncSignalsBlocked` in
-/// place (set by it, here so that this module needs nothing of that one).
-fn mask_outside_blocked_signals() -> Option<SigSet> {
-    MASK_OUTSIDE.try_with(std::cell::Cell::get).ok().flatten()
 }

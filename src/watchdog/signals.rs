@@ -13,13 +13,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
-use super::shield::{MASK_OUTSIDE, TERMINATION_SIGNALS, spawn_shielded};
+use super::shield::{TERMINATION_SIGNALS, asynchronous_signals, spawn_shielded};
 
 /// The write end of the self-pipe, for the handler.
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -72,37 +74,19 @@ thread_local! {
 struct AsyncSignalsBlocked {
     /// The mask before, to put back (None: it could not be changed).
     before: Option<SigSet>,
-    /// Whether no other was in place on this thread (`MASK_OUTSIDE`).
-    outermost: bool,
 }
 
 impl AsyncSignalsBlocked {
     fn now() -> Self {
-        let mut set = SigSet::all();
-        for synchronous in [
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGILL,
-            Signal::SIGFPE,
-            Signal::SIGABRT,
-            Signal::SIGTRAP,
-        ] {
-            set.remove(synchronous);
-        }
-        let before = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok();
-        let outermost = before.is_some()
-            && MASK_OUTSIDE
-                .try_with(|outside| outside.get().is_none() && outside.replace(before).is_none())
-                .unwrap_or(false);
-        AsyncSignalsBlocked { before, outermost }
+        let before = asynchronous_signals()
+            .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+            .ok();
+        AsyncSignalsBlocked { before }
     }
 }
 
 impl Drop for AsyncSignalsBlocked {
     fn drop(&mut self) {
-        if self.outermost {
-            let _ = MASK_OUTSIDE.try_with(|outside| outside.set(None));
-        }
         if let Some(before) = self.before.take() {
             let _ = before.thread_set_mask();
         }
@@ -521,6 +505,8 @@ fn flush_deadline() -> Duration {
 
 /// The watchdog thread: one signal at a time.
 fn watch(read_end: OwnedFd) {
+    // SAFETY: getpid has no preconditions.
+    let home = unsafe { libc::getpid() };
     loop {
         let mut byte = [0u8; 1];
         match nix::unistd::read(&read_end, &mut byte) {
@@ -557,18 +543,35 @@ fn watch(read_end: OwnedFd) {
         super::all_at_once::for_each_at_once(|p| {
             super::crash::freeze_and_dump(p, signal as i32, deadline, watchdog);
         });
-        reraise_with_previous(signal);
+        reraise_with_previous(signal, home);
         let _ = std::panic::catch_unwind(|| crate::registry::for_each(|p| p.thaw()));
         thawed_after_delivery();
     }
+}
+
+/// In a child the host's handler forked on this thread (the watchdog's:
+/// the thread the signal arrived on was gone, `deliver_to_host`), once
+/// that handler returned: this thread is the child's only thread of the
+/// application, standing in for one that had ended, so the child ends as
+/// it would have when that thread did: `exit(0)`, its own tracers flushed
+/// by the exit hook. It went on as the parent's watchdog instead, reading
+/// the parent's self-pipe: the worker (a pre-fork server's, started on
+/// SIGHUP) never ended, and took some of the parent's signals for itself.
+/// Nothing of the parent's delivery is put back here: its dispositions in
+/// this child are the child's (`detach_after_fork`).
+fn forked_by_host_handler_here() -> ! {
+    // SAFETY: exit runs the atexit handlers (ours flushes the child's
+    // tracers on this thread, with their exporters still running).
+    unsafe { libc::exit(0) }
 }
 
 /// Puts the host's disposition back and raises the signal again, so it
 /// acts as it would have without us: the default action ends the process
 /// with the signal's own exit status; a host handler runs on the thread
 /// the signal arrived on (`deliver_to_host`). When the process survives
-/// it (the host's handler returned), ours goes back in.
-fn reraise_with_previous(signal: Signal) {
+/// it (the host's handler returned), ours goes back in. `home`: the
+/// process this watchdog thread was started in.
+fn reraise_with_previous(signal: Signal, home: libc::pid_t) {
     let previous = lock_previous();
     let Some(old) = previous.actions.get(signal as usize).copied().flatten() else {
         return;
@@ -582,6 +585,10 @@ fn reraise_with_previous(signal: Signal) {
         SigHandler::Handler(_) | SigHandler::SigAction(_) => {
             drop(previous);
             let ours = deliver_to_host(signal, &old);
+            // SAFETY: getpid has no preconditions.
+            if unsafe { libc::getpid() } != home {
+                forked_by_host_handler_here();
+            }
             if let Ok(ours) = ours {
                 take_back_from_host(signal, &ours, &mut lock_previous());
             }
@@ -703,6 +710,14 @@ extern "C" fn host_handler_trampoline(
         ENTERED_ON_ALT_STACK.store(on_alt_stack(), Ordering::Relaxed);
         ENTERED.store(delivery, Ordering::Release);
     }
+    // SAFETY: gettid has no preconditions.
+    let here = unsafe { libc::gettid() };
+    if delivery != 0
+        && RAISED_HERE.load(Ordering::Acquire)
+        && DELIVERED_TO.load(Ordering::Acquire) == here
+    {
+        mask_as_the_host_asked();
+    }
     if handler != 0 {
         // SAFETY: `handler` is the host's handler as its sigaction gave
         // it, called with the arguments the kernel gave us, the kind it
@@ -735,6 +750,49 @@ extern "C" fn host_handler_trampoline(
             *libc::__errno_location() = saved;
         }
     }
+}
+
+/// The signals the host's handler blocks while it runs (its sa_mask, and
+/// the signal unless SA_NODEFER), by bit (signal n: bit n - 1), for the
+/// trampoline on the watchdog's own thread (`deliver_to_host`).
+static HOST_MASK: AtomicU64 = AtomicU64::new(0);
+
+/// On the watchdog's own thread, in the trampoline: this thread's mask
+/// becomes `HOST_MASK`, as on a thread of the application that blocks
+/// nothing. Ours blocks the termination signals (`spawn_shielded`): a
+/// child the handler forked (a pre-fork server's worker) inherited them
+/// blocked, exec'd with them so, and never died of SIGTERM. The mask from
+/// before comes back when the handler returns (sigreturn).
+/// Async-signal-safe: sigemptyset, sigaddset, pthread_sigmask.
+fn mask_as_the_host_asked() {
+    let bits = HOST_MASK.load(Ordering::Acquire);
+    // SAFETY: a set of our own, then this thread's mask.
+    unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        for n in 1..=64 {
+            if bits & (1u64 << (n - 1)) != 0 {
+                libc::sigaddset(&mut mask, n);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+    }
+}
+
+/// `HOST_MASK`'s bits for the host's disposition `old` of `signal`.
+fn host_mask_bits(signal: Signal, old: &SigAction) -> u64 {
+    let mask = old.mask();
+    let mut bits = 0u64;
+    for n in 1..=64 {
+        // SAFETY: sigismember reads a set of our own.
+        if unsafe { libc::sigismember(mask.as_ref(), n) } == 1 {
+            bits |= 1u64 << (n - 1);
+        }
+    }
+    if !old.flags().contains(SaFlags::SA_NODEFER) {
+        bits |= 1u64 << (signal as i32 - 1);
+    }
+    bits
 }
 
 /// Whether this thread runs on its alternate signal stack now.
@@ -920,6 +978,7 @@ fn deliver_to_host(signal: Signal, old: &SigAction) -> nix::Result<SigAction> {
         // on this thread, which is the one to thaw (`RAISED_HERE`).
         // SAFETY: gettid has no preconditions.
         DELIVERED_TO.store(unsafe { libc::gettid() }, Ordering::Release);
+        HOST_MASK.store(host_mask_bits(signal, old), Ordering::Release);
         RAISED_HERE.store(true, Ordering::Release);
         raise_here(signal);
         RAISED_HERE.store(false, Ordering::Release);

@@ -1,0 +1,153 @@
+/* A host handler that forks, run on spanguard's watchdog thread: the
+ * thread the signal arrived on blocked it and exited before the watchdog,
+ * done flushing, delivered it there again (`deliver_to_host` then runs it
+ * on its own thread). A pre-fork server's SIGHUP handler starting a worker
+ * (which execs, or works and returns) is such a handler.
+ *
+ * The child was born on the watchdog's thread, with its signal mask: the
+ * termination signals blocked. A worker that exec'd kept them blocked and
+ * never died of SIGTERM. One that returned from the handler went on as the
+ * parent's watchdog, reading the parent's self-pipe: it never ended, and
+ * took the parent's signals for itself. Now the host's handler runs with
+ * the mask it asked for (its sa_mask and the signal), as on a thread of
+ * the application, and a child that returns from it ends that thread, as
+ * the thread it stands in for ended.
+ *
+ * An alarm turns a hang into SIGALRM. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spanguard.h"
+#include "check.h"
+#include "proc.h"
+#include "sink_count.h"
+
+static volatile sig_atomic_t receiver_tid;
+static volatile sig_atomic_t ran;
+static volatile pid_t worker = -1; /* the handler's child */
+static volatile int exec_worker;   /* whether the child execs or returns */
+static char child_scratch[512];
+
+static void host_handler(int signal) {
+    (void)signal;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (exec_worker) {
+            execl("/bin/sleep", "sleep", "30", (char *)NULL);
+            _exit(127);
+        }
+        /* A worker with a tracer of its own, returning from the handler. */
+        spanguard_tracer *t = tracer_with_handlers(child_scratch);
+        record_span(t, "in-child");
+        (void)spanguard_shutdown(t, 5000);
+        return;
+    }
+    worker = pid;
+    ran++;
+}
+
+/* The only thread that takes SIGHUP (see test_host_handler_receiver_exits):
+ * it waits for it, blocks it, and exits with the redelivery pending. */
+static void *receiver(void *arg) {
+    (void)arg;
+    receiver_tid = gettid();
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+    pause();
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+    for (;;) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGHUP)) break;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* Sends SIGHUP through a receiver that exits; waits for the handler. */
+static void hup_through_exiting_receiver(void) {
+    int before = ran;
+    receiver_tid = 0;
+    pthread_t r;
+    CHECK(pthread_create(&r, NULL, receiver, NULL) == 0);
+    while (!receiver_tid) usleep(1000);
+    usleep(50 * 1000);
+    CHECK(kill(getpid(), SIGHUP) == 0);
+    CHECK(pthread_join(r, NULL) == 0);
+    while (ran == before) usleep(1000);
+}
+
+/* waitpid with a bound: 1 and the status when `pid` ended in time. */
+static int wait_bounded(pid_t pid, int *status, double seconds) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (seconds_since(&t0) < seconds) {
+        if (waitpid(pid, status, WNOHANG) == pid) return 1;
+        usleep(10 * 1000);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    alarm(60);
+    const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_fork_handoff-spans";
+    snprintf(child_scratch, sizeof child_scratch, "%s/child", scratch); /* cleared with it */
+
+    struct sigaction host;
+    memset(&host, 0, sizeof host);
+    host.sa_handler = host_handler;
+    sigemptyset(&host.sa_mask);
+    CHECK(sigaction(SIGHUP, &host, NULL) == 0);
+    /* This thread, and the library's threads made from it, block SIGHUP:
+     * the kernel gives it to the receiver. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    CHECK(pthread_sigmask(SIG_BLOCK, &hup, NULL) == 0);
+
+    spanguard_tracer *t = tracer_with_handlers(scratch);
+    record_span(t, "before");
+
+    /* A worker that execs: SIGTERM ends it. */
+    exec_worker = 1;
+    hup_through_exiting_receiver();
+    usleep(200 * 1000); /* in sleep(1) by now */
+    CHECK(kill(worker, SIGTERM) == 0);
+    int status = 0;
+    int ended = wait_bounded(worker, &status, 5);
+    CHECK(ended && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    if (!ended) {
+        fprintf(stderr, "the exec'd worker outlived SIGTERM\n");
+        kill(worker, SIGKILL);
+        waitpid(worker, &status, 0);
+    }
+
+    /* A worker that returns from the handler: records its span and ends. */
+    exec_worker = 0;
+    hup_through_exiting_receiver();
+    ended = wait_bounded(worker, &status, 10);
+    CHECK(ended && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!ended) {
+        fprintf(stderr, "the returning worker never ended\n");
+        kill(worker, SIGKILL);
+        waitpid(worker, &status, 0);
+    } else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        fprintf(stderr, "the returning worker: status %#x\n", status);
+    }
+    CHECK(count_in_dir(child_scratch, "in-child") == 1);
+
+    record_span(t, "after");
+    CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 5000)));
+    spanguard_tracer_free(t);
+    CHECK(count_in_dir(scratch, "before") == 1);
+    CHECK(count_in_dir(scratch, "after") == 1);
+    return check_summary();
+}
