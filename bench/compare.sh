@@ -21,7 +21,8 @@
 # the exporter sleeps until the flushes, so its batches do not depend on
 # timing), and as "handlers" the "calls" case's recording path with the
 # crash and signal handlers installed (the users' default; the other rows
-# run without). --interleaved
+# run without), and as "llm" an LLM call's span (an 8 KB prompt and a 2 KB
+# completion of ASCII text, two token counts). --interleaved
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
@@ -79,7 +80,7 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin child export handlers; do
+        for case in plain calls array begin child export handlers llm; do
             # The exporter's share of the "calls" spans, or the recording
             # path; "handlers": the "calls" spans with the crash and signal
             # handlers installed, as users' tracers have them by default.

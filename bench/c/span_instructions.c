@@ -6,7 +6,11 @@
  * array given to spanguard_span_begin_with_attributes ("begin"); or
  * begin + end with no attribute ("plain"), or a child's begin + end
  * under a parent kept open ("child": the parent's context is read each
- * time). Callgrind counts
+ * time), or an LLM call's span ("llm": begin, an 8 KB prompt and a 2 KB
+ * completion of ASCII text, two token counts, end, as the first LLM-sized
+ * row of `make bench` and bench/c/llm_spans.c make it; 2,000 spans to warm
+ * up and 4,000 counted, flushed every 1,000 so that the payload pool never
+ * runs out and cuts a value). Callgrind counts
  * only inside spanguard_span_* (--toggle-collect), so what it reports,
  * divided by the spans, is the recording path's instructions a span.
  *
@@ -16,7 +20,7 @@
  * then (the crash handler's alternate stack for each recording thread)
  * shows in that count alone.
  *
- * span_instructions calls|array|begin|plain|child [handlers] */
+ * span_instructions calls|array|begin|plain|child|llm [handlers] */
 #include "common.h"
 
 #include <stdio.h>
@@ -24,7 +28,37 @@
 
 enum { WARM = 20000, SPANS = 40000 };
 
-enum span_case { CALLS, ARRAY, BEGIN, PLAIN, CHILD };
+enum span_case { CALLS, ARRAY, BEGIN, PLAIN, CHILD, LLM };
+
+enum { LLM_WARM = 2000, LLM_SPANS = 4000, LLM_FLUSH_EVERY = 1000, PROMPT = 8192, COMPLETION = 2048 };
+
+/* `n` bytes of ASCII text cycling through `words`. */
+static char *ascii_text(size_t n, const char *words) {
+    char *t = malloc(n);
+    size_t k = strlen(words);
+    if (!t) exit(1);
+    for (size_t i = 0; i < n; i++) t[i] = words[i % k];
+    return t;
+}
+
+/* `n` LLM-sized spans (the "llm" case), flushed every LLM_FLUSH_EVERY. */
+__attribute__((noinline)) static void llm_spans(spanguard_tracer *t, long n) {
+    static char *prompt, *completion;
+    if (!prompt) {
+        prompt = ascii_text(PROMPT, "the user asks about the weather in Lisbon ");
+        completion = ascii_text(COMPLETION, "It will be sunny and 21 degrees tomorrow. ");
+    }
+    for (long i = 0; i < n; i++) {
+        spanguard_span s;
+        spanguard_span_begin(t, "llm.chat", 8, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_CLIENT, &s);
+        spanguard_span_set_string(s, "gen_ai.prompt", 13, prompt, PROMPT);
+        spanguard_span_set_string(s, "gen_ai.completion", 17, completion, COMPLETION);
+        spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
+        spanguard_span_set_int(s, "gen_ai.usage.output_tokens", 26, 96);
+        spanguard_span_end(s);
+        if ((i + 1) % LLM_FLUSH_EVERY == 0) spanguard_flush(t, 30000);
+    }
+}
 
 __attribute__((noinline)) static void spans(spanguard_tracer *t, long n, enum span_case c) {
     spanguard_span parent = SPANGUARD_SPAN_NONE;
@@ -71,6 +105,8 @@ int main(int argc, char **argv) {
         c = PLAIN;
     } else if (argc > 1 && strcmp(argv[1], "child") == 0) {
         c = CHILD;
+    } else if (argc > 1 && strcmp(argv[1], "llm") == 0) {
+        c = LLM;
     }
     spanguard_config cfg;
     spanguard_config_init(&cfg, sizeof cfg);
@@ -80,6 +116,13 @@ int main(int argc, char **argv) {
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "spanguard_tracer_new failed\n");
         return 1;
+    }
+    if (c == LLM) {
+        llm_spans(t, LLM_WARM);
+        llm_spans(t, LLM_SPANS);
+        spanguard_tracer_free(t);
+        printf("%d\n", LLM_WARM + LLM_SPANS);
+        return 0;
     }
     spans(t, WARM, c);
     spanguard_flush(t, 30000);
