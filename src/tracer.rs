@@ -646,8 +646,8 @@ impl Tracer {
     /// For a span begun, changed or ended while a termination signal's
     /// flush has frozen the tracer ahead of the host's own handler (the
     /// dump, `announce_delivery`) or while that handler runs on another
-    /// thread: waits for the thaw that follows its return
-    /// (`HOST_HANDLER_WAIT` at most), and answers the lifecycle then (as
+    /// thread: waits for the thaw that follows its return (as long as
+    /// the freeze can last, `thaw_wait`), and answers the lifecycle then (as
     /// it is, when there is nothing to wait for), for the caller to judge
     /// as it judged the first: a begin goes on if running, a change or an
     /// end unless shut down. That handler may have woken this thread to
@@ -664,15 +664,15 @@ impl Tracer {
     #[inline(never)]
     fn lifecycle_after_host_handler(&self) -> u32 {
         use crate::watchdog::signals::{
-            HOST_HANDLER_WAIT, host_handler_left_here, host_handler_pending_here,
-            host_handler_running_elsewhere,
+            host_handler_left_here, host_handler_pending_here, host_handler_running_elsewhere,
+            thaw_wait,
         };
         if self.pipeline.lifecycle() == LIFECYCLE_FROZEN
             && (host_handler_running_elsewhere()
                 || host_handler_pending_here()
                 || host_handler_left_here())
         {
-            let deadline = crate::span::clock::instant_after(Instant::now(), HOST_HANDLER_WAIT);
+            let deadline = crate::span::clock::instant_after(Instant::now(), thaw_wait());
             self.pipeline.await_thaw(deadline);
         }
         self.pipeline.lifecycle()

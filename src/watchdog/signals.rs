@@ -536,6 +536,7 @@ fn watch(read_end: OwnedFd) {
         // flush held up by another, slow exporter leaves them half of it.
         let timeout = flush_deadline();
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
+        freeze_ends_within(timeout);
         run_before_signal_flush(timeout / 2);
         // SAFETY: gettid has no preconditions.
         let watchdog = unsafe { libc::gettid() };
@@ -675,6 +676,41 @@ static ENTERED_ON_ALT_STACK: AtomicBool = AtomicBool::new(false);
 /// the tracers to be thawed. A thread that blocks the signal gets it when
 /// it unblocks it, by ours again, which delivers it again.
 pub const HOST_HANDLER_WAIT: Duration = Duration::from_secs(1);
+
+/// When, at the latest, the tracers frozen for the signal under way are
+/// thawed if the process lives on (`CLOCK_MONOTONIC` nanoseconds; set by
+/// `freeze_ends_within` before the delivery is announced).
+static FREEZE_ENDS_BY: AtomicU64 = AtomicU64::new(0);
+
+/// Sets `FREEZE_ENDS_BY` for a signal whose flush may take `timeout`: the
+/// flush and the wait for the batch the exporter still sends end by then
+/// (`freeze_and_dump`), the host's handler is waited for
+/// `HOST_HANDLER_WAIT` after the dump, and one more is left for the dump
+/// and the thaw. Every part of it is bounded, so the freeze is: a host
+/// handler that never returns is given up on by the watchdog, which thaws
+/// after that wait (and when it runs on the watchdog's own thread, the
+/// callers waiting for the thaw give up at this time).
+fn freeze_ends_within(timeout: Duration) {
+    let bound = timeout.saturating_add(HOST_HANDLER_WAIT.saturating_mul(2));
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    let by = crate::span::clock::monotonic_ns().saturating_add(nanos);
+    FREEZE_ENDS_BY.store(by, Ordering::Release);
+}
+
+/// How long a span begun, changed or ended while the tracers are frozen
+/// for a signal whose host handler is to run waits for the thaw
+/// (`Tracer::lifecycle_after_host_handler`): until the freeze ends at the
+/// latest (`FREEZE_ENDS_BY`), and `HOST_HANDLER_WAIT` at least. A second
+/// only, a backend that held the flush kept the tracers frozen longer (a
+/// quarter of the signal flush timeout more, waiting for the exporter's
+/// batch; until the slowest tracer's flush ended, for the others): a
+/// change was refused as shut down and the end after it, past the thaw,
+/// accepted, and the span arrived without it; a begin lost its span.
+pub fn thaw_wait() -> Duration {
+    let by = FREEZE_ENDS_BY.load(Ordering::Acquire);
+    let left = by.saturating_sub(crate::span::clock::monotonic_ns());
+    Duration::from_nanos(left).max(HOST_HANDLER_WAIT)
+}
 
 /// Whether the host's handler is being delivered on another thread than
 /// this one: the flush is over, and the tracers are thawed as soon as
