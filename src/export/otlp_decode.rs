@@ -519,8 +519,11 @@ fn any_value(buf: &[u8], depth: usize) -> Result<Value, DecodeError> {
             extra_field::ANY_KVLIST => {
                 let mut members = Vec::new();
                 each_field(w.bytes(), |n, w| {
+                    // A member's value is one level down, as an array's
+                    // element is: the depth counts values (the bound that
+                    // `span::any_value` sets on what it accepts).
                     if n == extra_field::LIST_VALUES {
-                        members.push(key_value(w.bytes(), depth + 1)?);
+                        members.push(key_value(w.bytes(), depth)?);
                     }
                     Ok(())
                 })?;
@@ -740,7 +743,7 @@ fn json_any_value(v: &JsonValue, depth: usize) -> Result<Value, DecodeError> {
                 .get("values")
                 .map_or(&[][..], |v| v.as_array())
                 .iter()
-                .map(|kv| json_key_value(kv, depth + 1))
+                .map(|kv| json_key_value(kv, depth))
                 .collect::<Result<_, _>>()?,
         ),
         _ => Value::Empty,
