@@ -1382,6 +1382,44 @@ mod tests {
     }
 
     #[test]
+    fn a_complex_value_the_pool_cannot_hold_whole_arrives_as_the_empty_value() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{Value as V, decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{map, string};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // Cut where the pool ran out, as a string is, the message would be
+        // broken (and break the request it travels in): it is the empty
+        // value instead, counted and said.
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let huge = map(&[("content", string(&"x".repeat(2 << 20)))]);
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+        let v = ValueInput::AnyValue(AnyValueRef::check(&huge).expect("well formed"));
+        let outcome = r
+            .set_attribute(b"messages", &v, &SpanLimits::default(), &pool)
+            .expect("set");
+        assert!(outcome.truncated);
+        assert_eq!(r.rest().truncated_values, 1);
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("any", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+        for spans in [decode_proto(&proto).unwrap(), decode_json(&json).unwrap()] {
+            assert_eq!(
+                spans[0].attributes,
+                vec![("messages".to_string(), V::Empty)]
+            );
+        }
+    }
+
+    #[test]
     fn spans_of_every_length_class_decode_as_the_json_does() {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::export::otlp_decode::{decode_json, decode_proto};
