@@ -264,15 +264,6 @@
 #define SPANGUARD_MAX_TRACESTATE_BYTES 512
 
 /*
- The deepest nesting accepted: the attribute's own value is level 1,
- each array element or map value one more. OpenTelemetry sets no bound;
- this one keeps every reader of the value (the JSON encoder,
- `spanguard show`) from recursing without end, and is far past what a
- JSON document from an LLM instrumentation holds.
- */
-#define MAX_DEPTH 32
-
-/*
  What a call did. `SPANGUARD_RESULT_OK` and the notices
  (`SPANGUARD_RESULT_TRUNCATED`, `SPANGUARD_RESULT_UTF8_REPLACED`,
  `SPANGUARD_RESULT_PARENT_STALE`, `SPANGUARD_RESULT_NON_RECORDING`,
