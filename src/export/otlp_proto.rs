@@ -1420,6 +1420,44 @@ mod tests {
     }
 
     #[test]
+    fn the_deepest_complex_value_is_read_back_from_json() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::tests::{int, map};
+        use crate::span::any_value::{AnyValueRef, MAX_DEPTH};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // Maps nested as deep as the setter takes, on the span and on an
+        // event (the deepest place in a request): the OTLP/JSON line (the
+        // sink's, what `spanguard show` reads) parses, and says what the
+        // protobuf says.
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let limits = SpanLimits::default();
+        let mut deep = int(1);
+        for _ in 1..MAX_DEPTH {
+            deep = map(&[("k", deep)]);
+        }
+        let v = ValueInput::AnyValue(AnyValueRef::check(&deep).expect("as deep as allowed"));
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+        r.set_attribute(b"deep", &v, &limits, &pool).expect("set");
+        r.add_event(b"e", 15, &[(&b"deep"[..], v)], &limits, &pool)
+            .expect("event");
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("any", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+        let from_json = decode_json(&json).expect("the deepest value parses");
+        assert_eq!(from_json, decode_proto(&proto).unwrap());
+        assert_eq!(from_json[0].events[0].attributes.len(), 1);
+    }
+
+    #[test]
     fn spans_of_every_length_class_decode_as_the_json_does() {
         use crate::buffer::payload_pool::PayloadPool;
         use crate::export::otlp_decode::{decode_json, decode_proto};
