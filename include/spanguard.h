@@ -96,6 +96,14 @@
 #define SPANGUARD_VALUE_BOOL_ARRAY 9
 
 /*
+ A complex value (OpenTelemetry's `AnyValue`: a map, an array of
+ values of any kinds, nested; the empty value): `string_value` points at
+ an OTLP `AnyValue` message encoded as protobuf, `string_len` is its
+ byte count (0: the empty value). See `spanguard_span_set_anyvalue`.
+ */
+#define SPANGUARD_VALUE_ANY 10
+
+/*
  `spanguard_config.protocol`.
  */
 #define SPANGUARD_PROTOCOL_HTTP_PROTOBUF 0
@@ -415,6 +423,16 @@ enum spanguard_result
    set.
    */
   SPANGUARD_RESULT_EMPTY_KEY = 21,
+  /*
+   A complex value (`spanguard_span_set_anyvalue`,
+   `SPANGUARD_VALUE_ANY`) is not a well-formed OTLP `AnyValue`
+   message: a field number 0 or one the message does not define, a
+   wrong wire type, a length past the end, nesting deeper than 32
+   values, a string or map key that is not UTF-8, or two values in one
+   `AnyValue`. The attribute was not set (nor the others of a call
+   that takes several).
+   */
+  SPANGUARD_RESULT_INVALID_ANY_VALUE = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -492,7 +510,8 @@ typedef uint64_t spanguard_span;
  `string_len` for a string; `int_value`, `double_value` or `bool_value`
  for a scalar; and for bytes and arrays, `string_value` as a pointer to
  the data (cast to `const char *`) and `string_len` as the number of
- bytes or elements (see each `SPANGUARD_VALUE_*`). Its size and layout
+ bytes or elements (see each `SPANGUARD_VALUE_*`; for
+ `SPANGUARD_VALUE_ANY`, the message's bytes). Its size and layout
  are those of earlier versions: arrays of it from older callers work.
  The data pointed at is copied during the call.
  */
@@ -1192,6 +1211,27 @@ spanguard_result spanguard_span_set_bytes(spanguard_span span,
                                           size_t key_len,
                                           const uint8_t *data,
                                           size_t len);
+
+/*
+ Sets a complex attribute value (OpenTelemetry's `AnyValue`: a map
+ such as an LLM tool call's arguments, a list of messages, an array of
+ values of any kinds, bytes, the empty value, nested): `len` bytes at
+ `value`, an OTLP `AnyValue` message encoded as protobuf
+ (opentelemetry/proto/common/v1/common.proto; `len` 0 is the empty
+ value). The message is checked before anything is set: a malformed one
+ (see `SPANGUARD_RESULT_INVALID_ANY_VALUE`) sets nothing. It is kept
+ whole and exported as it is (OTLP/JSON: as `kvlistValue`,
+ `arrayValue` and so on). The attribute value length limit cuts each
+ string (characters) and bytes value inside, as OpenTelemetry asks
+ (TRUNCATED, counted); a value the span's payload pool cannot hold whole
+ is stored as the empty value (TRUNCATED, counted), never cut into a
+ broken message.
+ */
+spanguard_result spanguard_span_set_anyvalue(spanguard_span span,
+                                             const char *key,
+                                             size_t key_len,
+                                             const uint8_t *value,
+                                             size_t len);
 
 /*
  Sets an array-of-strings attribute: `n` `spanguard_string`s at

@@ -519,8 +519,11 @@ fn any_value(buf: &[u8], depth: usize) -> Result<Value, DecodeError> {
             extra_field::ANY_KVLIST => {
                 let mut members = Vec::new();
                 each_field(w.bytes(), |n, w| {
+                    // A member's value is one level down, as an array's
+                    // element is: the depth counts values (the bound that
+                    // `span::any_value` sets on what it accepts).
                     if n == extra_field::LIST_VALUES {
-                        members.push(key_value(w.bytes(), depth + 1)?);
+                        members.push(key_value(w.bytes(), depth)?);
                     }
                     Ok(())
                 })?;
@@ -740,7 +743,7 @@ fn json_any_value(v: &JsonValue, depth: usize) -> Result<Value, DecodeError> {
                 .get("values")
                 .map_or(&[][..], |v| v.as_array())
                 .iter()
-                .map(|kv| json_key_value(kv, depth + 1))
+                .map(|kv| json_key_value(kv, depth))
                 .collect::<Result<_, _>>()?,
         ),
         _ => Value::Empty,
@@ -774,6 +777,28 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_depth_the_complex_value_setter_accepts_is_read() {
+        use crate::span::any_value::MAX_DEPTH;
+        use crate::span::any_value::tests::{int, map};
+        // A map's member value is one level down, as an array element:
+        // `spanguard show` reads every value `spanguard_span_set_anyvalue`
+        // took (maps nested 32 deep counted 63 levels here, and failed).
+        let mut v = int(1);
+        for _ in 1..MAX_DEPTH {
+            v = map(&[("k", v)]);
+        }
+        let mut read = any_value(&v, 1).expect("as deep as the setter takes");
+        for _ in 1..MAX_DEPTH {
+            read = match read {
+                Value::Map(mut m) => m.remove(0).1,
+                other => panic!("a map expected: {other:?}"),
+            };
+        }
+        assert_eq!(read, Value::Int(1));
+        assert!(any_value(&map(&[("k", v)]), 1).is_err());
+    }
     use crate::buffer::payload_pool::PayloadPool;
     use crate::export::otlp_json::OtlpJsonEncoder;
     use crate::export::otlp_proto::OtlpProtoEncoder;

@@ -147,6 +147,10 @@ pub enum OtlpValue<'a> {
     Array(ArrayRef<'a>),
     /// A resource's or scope's array (`AttrValue::Array`).
     List(&'a [AttrValue]),
+    /// A complex value: an encoded, well-formed OTLP `AnyValue`
+    /// (`span::any_value`). Never cut by a byte budget: a cut would break
+    /// the message.
+    AnyValue(Bytes<'a>),
 }
 
 impl<'a> OtlpValue<'a> {
@@ -169,6 +173,7 @@ impl<'a> OtlpValue<'a> {
             Value::Bool(b) => OtlpValue::Bool(b),
             Value::Bytes(b) => OtlpValue::Bytes(b),
             Value::Array(a) => OtlpValue::Array(a),
+            Value::AnyValue(b) => OtlpValue::AnyValue(b),
         }
     }
 

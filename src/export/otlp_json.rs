@@ -356,8 +356,93 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
         }
         OtlpValue::Array(a) => put_array(out, a, cap),
         OtlpValue::List(elements) => put_list(out, elements, cap),
+        OtlpValue::AnyValue(b) => {
+            out.push(b'{');
+            put_encoded_any_value(out, &b.contiguous());
+        }
     }
     out.push(b'}');
+}
+
+/// The members of the `AnyValue` object for an encoded `AnyValue` message
+/// (well formed: checked when it was set, or read back from disk), as
+/// OTLP/JSON writes the simple kinds: `kvlistValue` and `arrayValue`
+/// objects, `bytesValue` in base64, `intValue` as a string. Nothing for
+/// the empty value. Recurses once a level: `any_value::MAX_DEPTH` bounds
+/// it.
+fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
+    use crate::span::any_value::{self as any, Wire};
+    for (number, wire) in any::fields(buf).flatten() {
+        match (number, wire) {
+            (any::ANY_STRING, Wire::Len(s)) => {
+                out.extend_from_slice(b"\"stringValue\":");
+                put_str(out, Str::Arena(s), usize::MAX);
+            }
+            (any::ANY_BOOL, Wire::Varint(b)) => {
+                out.extend_from_slice(b"\"boolValue\":");
+                out.extend_from_slice(if b != 0 { b"true" } else { b"false" });
+            }
+            (any::ANY_INT, Wire::Varint(i)) => {
+                out.extend_from_slice(b"\"intValue\":");
+                put_quoted_i64(out, i as i64);
+            }
+            (any::ANY_DOUBLE, Wire::Fixed64(d)) => {
+                out.extend_from_slice(b"\"doubleValue\":");
+                put_double(out, f64::from_bits(d));
+            }
+            (any::ANY_BYTES, Wire::Len(b)) => {
+                out.extend_from_slice(b"\"bytesValue\":\"");
+                let mut b64 = Base64::default();
+                b64.push(out, b);
+                b64.finish(out);
+                out.push(b'"');
+            }
+            (any::ANY_ARRAY | any::ANY_KVLIST, Wire::Len(list)) => {
+                out.extend_from_slice(if number == any::ANY_ARRAY {
+                    b"\"arrayValue\":{"
+                } else {
+                    b"\"kvlistValue\":{"
+                });
+                let mut first = true;
+                let mut values = List::new("values");
+                for (_, item) in any::fields(list).flatten() {
+                    let Wire::Len(item) = item else { continue };
+                    values.item(out, &mut first);
+                    out.push(b'{');
+                    if number == any::ANY_ARRAY {
+                        put_encoded_any_value(out, item);
+                    } else {
+                        put_encoded_key_value(out, item);
+                    }
+                    out.push(b'}');
+                }
+                values.close(out);
+                out.push(b'}');
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The members of a `KeyValue` object for an encoded `KeyValue` (a map's
+/// member): its key, and its value unless it has none.
+fn put_encoded_key_value(out: &mut Vec<u8>, buf: &[u8]) {
+    use crate::span::any_value::{self as any, Wire};
+    let (mut key, mut value) = (&[][..], None);
+    for (number, wire) in any::fields(buf).flatten() {
+        match (number, wire) {
+            (any::KEY_VALUE_KEY, Wire::Len(k)) => key = k,
+            (any::KEY_VALUE_VALUE, Wire::Len(v)) => value = Some(v),
+            _ => {}
+        }
+    }
+    out.extend_from_slice(b"\"key\":");
+    put_str(out, Str::Arena(key), usize::MAX);
+    if let Some(v) = value {
+        out.extend_from_slice(b",\"value\":{");
+        put_encoded_any_value(out, v);
+        out.push(b'}');
+    }
 }
 
 /// A resource's or scope's `arrayValue` (out of line, as `put_array`).

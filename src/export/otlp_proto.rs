@@ -396,6 +396,7 @@ fn put_any_key_value(
     let (kv_room, any_room) = match value {
         OtlpValue::Str(s) => length_rooms(key, s.cut_len(cap)),
         OtlpValue::Bytes(b) => length_rooms(key, b.len().min(cap)),
+        OtlpValue::AnyValue(b) => length_rooms(key, b.len()),
         _ => (SMALL, SMALL),
     };
     let kv = begin_message_reserving(out, field_number, kv_room);
@@ -636,6 +637,9 @@ fn put_any_value(out: &mut Vec<u8>, value: &OtlpValue<'_>, cap: usize) {
         }
         OtlpValue::Array(a) => put_array(out, a, cap),
         OtlpValue::List(elements) => put_list(out, elements, cap),
+        // The message is the AnyValue's body, unchanged: checked when it
+        // was set (or read back from disk).
+        OtlpValue::AnyValue(b) => b.for_each_piece(|p| append(out, p)),
     }
 }
 
@@ -1272,6 +1276,185 @@ mod tests {
                 ((0, ""), (0, 0, 2, 3), 4),
             ]
         );
+    }
+
+    #[test]
+    fn complex_values_arrive_whole_in_protobuf_and_json() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{Value as V, decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{array, double, int, map, string};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // OpenTelemetry's complex attribute values (a map, a mixed array,
+        // the empty value, nested): the protobuf encoder sends the message
+        // as it was set, the JSON encoder writes it as OTLP/JSON; both
+        // read back as the same value, live and as read from disk, in the
+        // arena and past it (a prompt-sized map).
+        let pool = PayloadPool::with_mib(4).expect("pool");
+        let mut limits = SpanLimits::default();
+        let tool_args = map(&[
+            ("city", string("Paris")),
+            ("days", array(&[int(1), double(2.5), string("x")])),
+            ("ok", Vec::new()),
+            ("raw", {
+                let mut b = Vec::new();
+                crate::export::proto_reader::write_len_field(&mut b, 7, b"\x00\xff");
+                b
+            }),
+        ]);
+        let long = "é".repeat(5000);
+        let messages = map(&[("content", string(&long)), ("role", string("user"))]);
+        let want_args = V::Map(vec![
+            ("city".into(), V::Str("Paris".into())),
+            (
+                "days".into(),
+                V::Array(vec![V::Int(1), V::Double(2.5), V::Str("x".into())]),
+            ),
+            ("ok".into(), V::Empty),
+            ("raw".into(), V::Bytes(vec![0, 0xff])),
+        ]);
+        let want_messages = |content: &str| {
+            V::Map(vec![
+                ("content".into(), V::Str(content.into())),
+                ("role".into(), V::Str("user".into())),
+            ])
+        };
+        let make = |limits: &SpanLimits| {
+            // SAFETY: all-zero bytes are an empty record.
+            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            r.trace_id = [1; 16];
+            r.span_id = [2; 8];
+            (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+            r.name = r.store_text(b"tool", usize::MAX, &pool).0;
+            for (k, v) in [
+                (&b"tool.args"[..], &tool_args[..]),
+                (b"gen_ai.messages", &messages[..]),
+                (b"none", &[][..]),
+            ] {
+                let v = ValueInput::AnyValue(AnyValueRef::check(v).expect("well formed"));
+                r.set_attribute(k, &v, limits, &pool).expect("set");
+            }
+            r
+        };
+        let check = |r: &SpanRecord, content: &str| {
+            for view in [SpanView::new(r, &pool), SpanView::from_disk(r, &pool)] {
+                let (mut proto, mut json) = (Vec::new(), Vec::new());
+                let resource = ResourceInfo::new("any", &[]);
+                OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+                OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+                let (p, j) = (decode_proto(&proto).unwrap(), decode_json(&json).unwrap());
+                assert_eq!(p, j);
+                assert_eq!(
+                    p[0].attributes,
+                    vec![
+                        ("tool.args".to_string(), want_args.clone()),
+                        ("gen_ai.messages".to_string(), want_messages(content)),
+                        ("none".to_string(), V::Empty),
+                    ]
+                );
+                assert_eq!(p[0].dropped_attributes, 0);
+            }
+        };
+        let r = make(&limits);
+        check(&r, &long);
+        // The value length limit cuts each string inside, counted.
+        limits.attribute_value_length = 100;
+        let r = make(&limits);
+        check(&r, &"é".repeat(100));
+        assert_eq!(r.rest().truncated_values, 1);
+        // Read back from disk torn (field 0 where the map began), the
+        // value is not sent, and counted dropped.
+        let mut r = make(&limits);
+        let at = r.attributes[0].text_value().offset as usize;
+        r.arena[at] = 0;
+        let view = SpanView::from_disk(&r, &pool);
+        assert_eq!(view.dropped_attributes(), 1);
+        let resource = ResourceInfo::new("any", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+        for spans in [decode_proto(&proto).unwrap(), decode_json(&json).unwrap()] {
+            assert_eq!(spans[0].attributes.len(), 2);
+            assert_eq!(spans[0].dropped_attributes, 1);
+        }
+    }
+
+    #[test]
+    fn a_complex_value_the_pool_cannot_hold_whole_arrives_as_the_empty_value() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{Value as V, decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{map, string};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // Cut where the pool ran out, as a string is, the message would be
+        // broken (and break the request it travels in): it is the empty
+        // value instead, counted and said.
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let huge = map(&[("content", string(&"x".repeat(2 << 20)))]);
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+        let v = ValueInput::AnyValue(AnyValueRef::check(&huge).expect("well formed"));
+        let outcome = r
+            .set_attribute(b"messages", &v, &SpanLimits::default(), &pool)
+            .expect("set");
+        assert!(outcome.truncated);
+        assert_eq!(r.rest().truncated_values, 1);
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("any", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+        for spans in [decode_proto(&proto).unwrap(), decode_json(&json).unwrap()] {
+            assert_eq!(
+                spans[0].attributes,
+                vec![("messages".to_string(), V::Empty)]
+            );
+        }
+    }
+
+    #[test]
+    fn the_deepest_complex_value_is_read_back_from_json() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::tests::{int, map};
+        use crate::span::any_value::{AnyValueRef, MAX_DEPTH};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // Maps nested as deep as the setter takes, on the span and on an
+        // event (the deepest place in a request): the OTLP/JSON line (the
+        // sink's, what `spanguard show` reads) parses, and says what the
+        // protobuf says.
+        let pool = PayloadPool::with_mib(1).expect("pool");
+        let limits = SpanLimits::default();
+        let mut deep = int(1);
+        for _ in 1..MAX_DEPTH {
+            deep = map(&[("k", deep)]);
+        }
+        let v = ValueInput::AnyValue(AnyValueRef::check(&deep).expect("as deep as allowed"));
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [1; 16];
+        r.span_id = [2; 8];
+        (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+        r.set_attribute(b"deep", &v, &limits, &pool).expect("set");
+        r.add_event(b"e", 15, &[(&b"deep"[..], v)], &limits, &pool)
+            .expect("event");
+        let view = SpanView::new(&r, &pool);
+        let resource = ResourceInfo::new("any", &[]);
+        let (mut proto, mut json) = (Vec::new(), Vec::new());
+        OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+        OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+        let from_json = decode_json(&json).expect("the deepest value parses");
+        assert_eq!(from_json, decode_proto(&proto).unwrap());
+        assert_eq!(from_json[0].events[0].attributes.len(), 1);
     }
 
     #[test]

@@ -94,13 +94,21 @@ pub enum spanguard_result {
     /// (and the span's dropped attributes); the others of the call were
     /// set.
     EmptyKey = 21,
+    /// A complex value (`spanguard_span_set_anyvalue`,
+    /// `SPANGUARD_VALUE_ANY`) is not a well-formed OTLP `AnyValue`
+    /// message: a field number 0 or one the message does not define, a
+    /// wrong wire type, a length past the end, nesting deeper than 32
+    /// values, a string or map key that is not UTF-8, or two values in one
+    /// `AnyValue`. The attribute was not set (nor the others of a call
+    /// that takes several).
+    InvalidAnyValue = 22,
 }
 
 impl spanguard_result {
     /// The result a number from C names, if any: a number outside the
     /// enum must never be read as one (undefined behaviour in Rust).
     pub fn from_code(code: u32) -> Option<spanguard_result> {
-        const KNOWN: [spanguard_result; 22] = [
+        const KNOWN: [spanguard_result; 23] = [
             spanguard_result::Ok,
             spanguard_result::NullArgument,
             spanguard_result::InvalidArgument,
@@ -123,6 +131,7 @@ impl spanguard_result {
             spanguard_result::Spooled,
             spanguard_result::WouldWait,
             spanguard_result::EmptyKey,
+            spanguard_result::InvalidAnyValue,
         ];
         KNOWN.iter().copied().find(|k| *k as u32 == code)
     }
@@ -174,6 +183,9 @@ impl spanguard_result {
             }
             spanguard_result::EmptyKey => {
                 "an attribute's key was empty; the attribute was dropped and counted\0"
+            }
+            spanguard_result::InvalidAnyValue => {
+                "a complex attribute value is not a well-formed OTLP AnyValue message; it was not set\0"
             }
         }
     }

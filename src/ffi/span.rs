@@ -806,7 +806,7 @@ unsafe fn set_slice<T>(
     key_len: usize,
     data: *const T,
     n: usize,
-    value: impl FnOnce(&[T]) -> Option<AttrInput<'_>>,
+    value: impl FnOnce(&[T]) -> Result<AttrInput<'_>, spanguard_result>,
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(key);
@@ -824,8 +824,9 @@ unsafe fn set_slice<T>(
                 },
             )
         };
-        let Some(value) = value(items) else {
-            return spanguard_result::NullArgument;
+        let value = match value(items) {
+            Ok(v) => v,
+            Err(e) => return e,
         };
         with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
     })
@@ -842,7 +843,32 @@ pub unsafe extern "C" fn spanguard_span_set_bytes(
     len: usize,
 ) -> spanguard_result {
     // SAFETY: the caller's contract, as documented.
-    unsafe { set_slice(span, key, key_len, data, len, |b| Some(AttrInput::Bytes(b))) }
+    unsafe { set_slice(span, key, key_len, data, len, |b| Ok(AttrInput::Bytes(b))) }
+}
+
+/// Sets a complex attribute value (OpenTelemetry's `AnyValue`: a map
+/// such as an LLM tool call's arguments, a list of messages, an array of
+/// values of any kinds, bytes, the empty value, nested): `len` bytes at
+/// `value`, an OTLP `AnyValue` message encoded as protobuf
+/// (opentelemetry/proto/common/v1/common.proto; `len` 0 is the empty
+/// value). The message is checked before anything is set: a malformed one
+/// (see `SPANGUARD_RESULT_INVALID_ANY_VALUE`) sets nothing. It is kept
+/// whole and exported as it is (OTLP/JSON: as `kvlistValue`,
+/// `arrayValue` and so on). The attribute value length limit cuts each
+/// string (characters) and bytes value inside, as OpenTelemetry asks
+/// (TRUNCATED, counted); a value the span's payload pool cannot hold whole
+/// is stored as the empty value (TRUNCATED, counted), never cut into a
+/// broken message.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_set_anyvalue(
+    span: spanguard_span,
+    key: *const c_char,
+    key_len: usize,
+    value: *const u8,
+    len: usize,
+) -> spanguard_result {
+    // SAFETY: the caller's contract, as documented.
+    unsafe { set_slice(span, key, key_len, value, len, super::values::any_value) }
 }
 
 /// Sets an array-of-strings attribute: `n` `spanguard_string`s at
@@ -858,7 +884,11 @@ pub unsafe extern "C" fn spanguard_span_set_string_array(
     n: usize,
 ) -> spanguard_result {
     // SAFETY: the caller's contract, as documented.
-    unsafe { set_slice(span, key, key_len, values, n, string_array) }
+    unsafe {
+        set_slice(span, key, key_len, values, n, |v| {
+            string_array(v).ok_or(spanguard_result::NullArgument)
+        })
+    }
 }
 
 /// Sets an array-of-int64 attribute: `n` values at `values`.
@@ -873,7 +903,7 @@ pub unsafe extern "C" fn spanguard_span_set_int_array(
     // SAFETY: the caller's contract, as documented.
     unsafe {
         set_slice(span, key, key_len, values, n, |v| {
-            Some(AttrInput::IntArray(v))
+            Ok(AttrInput::IntArray(v))
         })
     }
 }
@@ -890,7 +920,7 @@ pub unsafe extern "C" fn spanguard_span_set_double_array(
     // SAFETY: the caller's contract, as documented.
     unsafe {
         set_slice(span, key, key_len, values, n, |v| {
-            Some(AttrInput::DoubleArray(v))
+            Ok(AttrInput::DoubleArray(v))
         })
     }
 }
@@ -909,7 +939,7 @@ pub unsafe extern "C" fn spanguard_span_set_bool_array(
     // so that any value is defined.
     unsafe {
         set_slice(span, key, key_len, values.cast::<u8>(), n, |v| {
-            Some(AttrInput::BoolArray(v))
+            Ok(AttrInput::BoolArray(v))
         })
     }
 }

@@ -42,6 +42,11 @@ pub const SPANGUARD_VALUE_INT_ARRAY: u32 = 7;
 pub const SPANGUARD_VALUE_DOUBLE_ARRAY: u32 = 8;
 /// An array of bools: `string_value` points at `string_len` `bool`s.
 pub const SPANGUARD_VALUE_BOOL_ARRAY: u32 = 9;
+/// A complex value (OpenTelemetry's `AnyValue`: a map, an array of
+/// values of any kinds, nested; the empty value): `string_value` points at
+/// an OTLP `AnyValue` message encoded as protobuf, `string_len` is its
+/// byte count (0: the empty value). See `spanguard_span_set_anyvalue`.
+pub const SPANGUARD_VALUE_ANY: u32 = 10;
 
 /// `spanguard_config.protocol`.
 pub const SPANGUARD_PROTOCOL_HTTP_PROTOBUF: u32 = 0;
@@ -374,7 +379,8 @@ pub struct spanguard_string {
 /// `string_len` for a string; `int_value`, `double_value` or `bool_value`
 /// for a scalar; and for bytes and arrays, `string_value` as a pointer to
 /// the data (cast to `const char *`) and `string_len` as the number of
-/// bytes or elements (see each `SPANGUARD_VALUE_*`). Its size and layout
+/// bytes or elements (see each `SPANGUARD_VALUE_*`; for
+/// `SPANGUARD_VALUE_ANY`, the message's bytes). Its size and layout
 /// are those of earlier versions: arrays of it from older callers work.
 /// The data pointed at is copied during the call.
 #[repr(C)]

@@ -7,6 +7,7 @@ use std::ffi::c_char;
 use super::args::bytes;
 use super::result::spanguard_result;
 use super::types::*;
+use crate::span::any_value::AnyValueRef;
 use crate::tracer::{AttrInput, RawStr};
 
 /// A C string array as the record's input, after checking its elements.
@@ -20,6 +21,13 @@ pub(super) fn string_array<'a>(items: &'a [spanguard_string]) -> Option<AttrInpu
     let raw =
         unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<RawStr<'a>>(), items.len()) };
     Some(AttrInput::StrArray(raw))
+}
+
+/// An encoded OTLP `AnyValue` message as the record's input, once checked.
+pub(super) fn any_value(message: &[u8]) -> Result<AttrInput<'_>, spanguard_result> {
+    AnyValueRef::check(message)
+        .map(AttrInput::AnyValue)
+        .map_err(|_| spanguard_result::InvalidAnyValue)
 }
 
 /// A bytes or array value of a `spanguard_attribute`: `n` elements at
@@ -46,6 +54,7 @@ pub(super) fn other_value<'a>(
         SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
         SPANGUARD_VALUE_DOUBLE_ARRAY => AttrInput::DoubleArray(unsafe { elements(data.cast(), n) }),
         SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
+        SPANGUARD_VALUE_ANY => any_value(unsafe { bytes(data, n) })?,
         _ => return Err(spanguard_result::InvalidArgument),
     })
 }

@@ -1,6 +1,7 @@
 //! A span's data: the fixed-size record, its limits, ids, clock, sampling
 //! and W3C trace context.
 
+pub mod any_value;
 pub mod clock;
 pub mod ids;
 pub mod limits;

@@ -42,6 +42,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 
+use super::any_value::{self, AnyValueRef};
 use super::limits::*;
 use super::short_copy::copy_short;
 
@@ -114,6 +115,9 @@ pub enum ValueKind {
     IntArray = 7,
     DoubleArray = 8,
     BoolArray = 9,
+    /// An encoded OTLP `AnyValue` message (a map, a mixed or nested array,
+    /// the empty value: `span::any_value`), stored as bytes are.
+    AnyValue = 10,
 }
 
 impl ValueKind {
@@ -128,6 +132,7 @@ impl ValueKind {
             7 => ValueKind::IntArray,
             8 => ValueKind::DoubleArray,
             9 => ValueKind::BoolArray,
+            10 => ValueKind::AnyValue,
             _ => return None,
         })
     }
@@ -179,6 +184,9 @@ pub enum ValueInput<'a> {
     /// One byte per element: 0 is false, anything else true (C's bool
     /// arrives as bytes).
     BoolArray(&'a [u8]),
+    /// A complex value, checked (`AnyValueRef::check`) before it comes
+    /// here.
+    AnyValue(AnyValueRef<'a>),
 }
 
 /// A string value (UTF-8, invalid bytes replaced), as its own type: a
@@ -1616,6 +1624,38 @@ impl SpanRecord {
         )
     }
 
+    /// Copies a complex value's message whole: cut inside at `limit` (each
+    /// string's characters, each bytes value's bytes) when the limit cuts
+    /// something there, as OpenTelemetry's attribute limits ask. Never cut
+    /// where the pool runs out, which would leave a broken message: a
+    /// value that does not fit whole is stored as the empty value instead,
+    /// counted in `truncated_values` and said (TRUNCATED) as any cut is.
+    #[cold]
+    #[inline(never)]
+    fn store_any_value<S: ChunkStore + ?Sized>(
+        &mut self,
+        value: AnyValueRef,
+        limit: usize,
+        store: &S,
+    ) -> (TextRef, TextOutcome) {
+        let cut_inside;
+        let bytes = if value.cut_by(limit) {
+            cut_inside = value.cut(limit);
+            &cut_inside[..]
+        } else {
+            value.bytes()
+        };
+        let (mut t, mut outcome) = self.store_bytes(bytes, usize::MAX, store);
+        if outcome.truncated {
+            // Counted by `store_bytes`.
+            t.len = 0;
+        } else if value.cut_by(limit) {
+            count_one(&mut self.rest_mut().truncated_values);
+            outcome.truncated = true;
+        }
+        (t, outcome)
+    }
+
     /// Stores a value: the packed word and what happened to its text.
     /// Strings and scalars, what most attributes are, inline; bytes and
     /// arrays out of line, so that the attribute path a small span takes
@@ -1659,6 +1699,10 @@ impl SpanRecord {
             ValueInput::Bytes(b) => {
                 let (t, o) = self.store_bytes(b, limit, store);
                 (ValueKind::Bytes, pack(t), o)
+            }
+            ValueInput::AnyValue(v) => {
+                let (t, o) = self.store_any_value(v, limit, store);
+                (ValueKind::AnyValue, pack(t), o)
             }
             ValueInput::IntArray(v) => {
                 let (t, o) = self.store_array(v.len(), 8, store, |i| v[i].to_le_bytes());
@@ -2753,7 +2797,7 @@ impl<'a> NewText<'a> {
 fn stored_extent(kind: u8, word: u64) -> Option<TextRef> {
     let t = unpack(word);
     let size = match ValueKind::from_u8(kind)? {
-        ValueKind::String | ValueKind::Bytes | ValueKind::BoolArray => 1,
+        ValueKind::String | ValueKind::Bytes | ValueKind::AnyValue | ValueKind::BoolArray => 1,
         ValueKind::IntArray | ValueKind::DoubleArray => 8,
         _ => return None,
     };
@@ -3030,7 +3074,7 @@ pub struct Bytes<'a> {
     bytes: TextRef,
 }
 
-impl Bytes<'_> {
+impl<'a> Bytes<'a> {
     /// Bytes present (a torn record's reference is cut to what exists).
     pub fn len(&self) -> usize {
         let mut n = 0;
@@ -3044,6 +3088,25 @@ impl Bytes<'_> {
 
     pub fn for_each_piece(&self, f: impl FnMut(&[u8])) {
         for_each_piece(self.record, self.src, self.bytes, f);
+    }
+
+    /// The bytes in one slice: borrowed when they lie in one piece (the
+    /// arena, or one chunk), else copied.
+    pub fn contiguous(&self) -> std::borrow::Cow<'a, [u8]> {
+        let (start, len) = (self.bytes.offset as usize, self.bytes.len as usize);
+        if start < ARENA_BYTES {
+            let end = start.saturating_add(len).min(ARENA_BYTES);
+            return std::borrow::Cow::Borrowed(&self.record.arena[start..end]);
+        }
+        let within = (start - ARENA_BYTES) % CHUNK_BYTES;
+        if within + len <= CHUNK_BYTES {
+            let ordinal = ((start - ARENA_BYTES) / CHUNK_BYTES) as u32;
+            let piece = self.src.chunk(self.record, ordinal);
+            return std::borrow::Cow::Borrowed(piece.map_or(&[][..], |c| &c[within..within + len]));
+        }
+        let mut all = Vec::with_capacity(len);
+        self.for_each_piece(|p| all.extend_from_slice(p));
+        std::borrow::Cow::Owned(all)
     }
 }
 
@@ -3124,6 +3187,9 @@ pub enum Value<'a> {
     Bool(bool),
     Bytes(Bytes<'a>),
     Array(ArrayRef<'a>),
+    /// A complex value: its encoded OTLP `AnyValue` message
+    /// (`span::any_value`), well formed.
+    AnyValue(Bytes<'a>),
 }
 
 /// An event read from a span.
@@ -3243,6 +3309,20 @@ impl<'a> SpanView<'a> {
                 src,
                 bytes: a.text_value(),
             }),
+            ValueKind::AnyValue => {
+                let b = Bytes {
+                    record,
+                    src,
+                    bytes: a.text_value(),
+                };
+                // Read back from disk (a crash dump, the flight recorder),
+                // its bytes may be torn: sent as they are, a broken
+                // message would break the whole request. Unreadable then.
+                if self.checked && !any_value::is_well_formed(&b.contiguous()) {
+                    return None;
+                }
+                Value::AnyValue(b)
+            }
             kind => Value::Array(ArrayRef {
                 record,
                 src,
@@ -3316,7 +3396,10 @@ impl<'a> SpanView<'a> {
         let (mut seen, mut unreadable) = (0u32, 0u32);
         for a in self.attribute_records() {
             seen += 1;
-            unreadable += ValueKind::from_u8(a.value_kind).is_none() as u32;
+            unreadable += (ValueKind::from_u8(a.value_kind).is_none()
+                || (self.checked
+                    && a.value_kind == ValueKind::AnyValue as u8
+                    && self.attribute(&a).is_none())) as u32;
         }
         let lost = (self.record.attribute_count as u32).saturating_sub(seen);
         self.record.rest().dropped_attributes as u32 + unreadable + lost

@@ -49,7 +49,7 @@ static void test_codes_and_version(void) {
     snprintf(want, sizeof want, "%d.%d.%d", SPANGUARD_VERSION_MAJOR, SPANGUARD_VERSION_MINOR,
              SPANGUARD_VERSION_PATCH);
     CHECK(strcmp(spanguard_version(), want) == 0);
-    for (unsigned c = 0; c <= SPANGUARD_RESULT_EMPTY_KEY; c++) {
+    for (unsigned c = 0; c <= SPANGUARD_RESULT_INVALID_ANY_VALUE; c++) {
         const char *m = spanguard_strerror(c);
         CHECK(m != NULL && strlen(m) > 0 && strcmp(m, "unknown result code") != 0);
     }
@@ -59,6 +59,7 @@ static void test_codes_and_version(void) {
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_STALE_SPAN));
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_WOULD_WAIT)); /* nothing was begun */
     CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_EMPTY_KEY));  /* that attribute was not set */
+    CHECK(!spanguard_result_is_ok(SPANGUARD_RESULT_INVALID_ANY_VALUE));
     CHECK(!spanguard_result_is_ok(9999)); /* an unknown number is no success */
 }
 
@@ -748,6 +749,104 @@ static void test_llm_sized_span(const char *dir) {
  * (OpenTelemetry): an empty key sets nothing, is counted as a dropped
  * attribute (the span's and the tracer's), and the other attributes of the
  * same call are set; an event's or a link's empty key is dropped too. */
+static size_t put_varint(uint8_t *out, size_t v) {
+    size_t i = 0;
+    while (v >= 0x80) {
+        out[i++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[i++] = (uint8_t)v;
+    return i;
+}
+
+/* An encoded AnyValue of `levels` values: arrays of one element around an
+ * int (levels 1 is the int). */
+static size_t nested_arrays(uint8_t *out, int levels) {
+    uint8_t inner[512];
+    size_t n = 0;
+    out[n++] = 0x18; /* int_value */
+    out[n++] = 1;
+    for (int i = 1; i < levels; i++) {
+        /* ArrayValue{values: [AnyValue]} as AnyValue.array_value (5). */
+        size_t m = 0;
+        inner[m++] = 0x0a;
+        m += put_varint(inner + m, n);
+        memcpy(inner + m, out, n);
+        m += n;
+        n = 0;
+        out[n++] = 0x2a;
+        n += put_varint(out + n, m);
+        memcpy(out + n, inner, m);
+        n += m;
+    }
+    return n;
+}
+
+/* Complex values (OpenTelemetry's AnyValue: a map, a mixed array, the empty
+ * value, nested) set as encoded OTLP AnyValue messages arrive whole in the
+ * sink, as OTLP/JSON; a malformed message is refused with its own code and
+ * sets nothing. */
+static void test_any_values(spanguard_tracer *t, const char *dir) {
+    /* {"city": "Paris", "days": [1, 2.5, "x"], "ok": None}, a tool call's
+     * arguments as an instrumentation sets them. */
+    static const uint8_t tool_args[] = {
+        0x32, 57,                                                   /* kvlist_value */
+        0x0a, 15, 0x0a, 4, 'c', 'i', 't', 'y', 0x12, 7, 0x0a, 5, 'P', 'a', 'r', 'i', 's',
+        0x0a, 30, 0x0a, 4, 'd', 'a', 'y', 's', 0x12, 22, 0x2a, 20, /* array_value */
+        0x0a, 2, 0x18, 1,                                           /* 1 */
+        0x0a, 9, 0x21, 0, 0, 0, 0, 0, 0, 0x04, 0x40,                /* 2.5 */
+        0x0a, 3, 0x0a, 1, 'x',                                      /* "x" */
+        0x0a, 6, 0x0a, 2, 'o', 'k', 0x12, 0,                        /* None */
+    };
+    static const uint8_t field_zero[] = {0x00, 0x01};
+    static const uint8_t bad_utf8[] = {0x2a, 5, 0x0a, 3, 0x0a, 1, 0xff};
+    static const uint8_t wrong_wire_type[] = {0x08, 1}; /* a string as a varint */
+    uint8_t deepest[256], too_deep[256];
+    size_t deepest_len = nested_arrays(deepest, 32), too_deep_len = nested_arrays(too_deep, 33);
+    spanguard_span s;
+    CHECK_RC(spanguard_span_begin(t, S("tool.call"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("tool.args"), tool_args, sizeof tool_args), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("none"), NULL, 0), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("deepest"), deepest, deepest_len), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_set_anyvalue(s, NULL, 3, tool_args, sizeof tool_args), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.null"), NULL, 4), SPANGUARD_RESULT_NULL_ARGUMENT);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.truncated"), tool_args, sizeof tool_args - 1),
+             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.field0"), field_zero, sizeof field_zero),
+             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.wire"), wrong_wire_type, sizeof wrong_wire_type),
+             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.deep"), too_deep, too_deep_len),
+             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.utf8"), bad_utf8, sizeof bad_utf8),
+             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    /* In an attribute array: SPANGUARD_VALUE_ANY; a malformed one refuses
+     * the whole array, as any bad attribute does. */
+    spanguard_attribute a[2];
+    a[0] = attr_string("array.args", (const char *)tool_args, sizeof tool_args);
+    a[0].type_ = SPANGUARD_VALUE_ANY;
+    a[1] = attr_string("array.bad", (const char *)field_zero, sizeof field_zero);
+    a[1].type_ = SPANGUARD_VALUE_ANY;
+    CHECK_RC(spanguard_span_set_attributes(s, a, 2), SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_attributes(s, a, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    const char *args_json = "\"value\":{\"kvlistValue\":{\"values\":["
+                            "{\"key\":\"city\",\"value\":{\"stringValue\":\"Paris\"}},"
+                            "{\"key\":\"days\",\"value\":{\"arrayValue\":{\"values\":["
+                            "{\"intValue\":\"1\"},{\"doubleValue\":2.5},{\"stringValue\":\"x\"}]}}},"
+                            "{\"key\":\"ok\",\"value\":{}}]}}}";
+    char needle[512];
+    snprintf(needle, sizeof needle, "{\"key\":\"tool.args\",%s", args_json);
+    CHECK(count_in_dir(dir, needle) == 1);
+    snprintf(needle, sizeof needle, "{\"key\":\"array.args\",%s", args_json);
+    CHECK(count_in_dir(dir, needle) == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"none\",\"value\":{}}") == 1);
+    CHECK(count_in_dir(dir, "{\"key\":\"deepest\",\"value\":{\"arrayValue\"") == 1);
+    CHECK(count_in_dir(dir, "\"key\":\"any.bad.") == 0);
+    CHECK(count_in_dir(dir, "\"key\":\"array.bad\"") == 0);
+}
+
 static void test_empty_keys(spanguard_tracer *t, const char *dir) {
     spanguard_counters before = stats_of(t);
     spanguard_span s;
@@ -1265,6 +1364,7 @@ int main(int argc, char **argv) {
     test_update_name(t, dir);
     test_status_rules(t, dir);
     test_empty_keys(t, dir);
+    test_any_values(t, dir);
     test_link_tracestate_and_dropped_counts(t, dir);
     test_link_ids(t, dir);
     test_event_and_link_dropped_counts(t, dir);

@@ -57,7 +57,7 @@ pub enum Problem {
     ShutDown,
     BufferFull,
     BadValue,
-    MixedArray,
+    BadComplexValue,
     BadTraceparent,
     Internal,
     EmptyKey,
@@ -86,10 +86,10 @@ impl Problem {
                 "every span slot was taken; spans are not recorded (counted in stats().dropped_buffer_full; raise max_open_spans)"
             }
             Problem::BadValue => {
-                "an attribute value was not a str, bool, int (64-bit), float, bytes, or a list or tuple of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). spanguard does not carry the maps (dict), None and other values OpenTelemetry's complex attribute values allow and its Python SDK keeps: to send one, set it as a JSON string (json.dumps). Said once; later ones are only counted"
+                "an attribute value was not a str, bool, int (64-bit), float, bytes, None, or a list, tuple or dict (str keys) of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). Said once; later ones are only counted"
             }
-            Problem::MixedArray => {
-                "an attribute value was a list or tuple whose elements are not all str, all bool, all int (64-bit) or all float (spanguard's arrays are homogeneous; a None element is its type's zero); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). spanguard does not carry the mixed and nested arrays OpenTelemetry's complex attribute values allow and its Python SDK keeps: to send one, set it as a JSON string (json.dumps). Said once; later ones are only counted"
+            Problem::BadComplexValue => {
+                "an attribute value was a list, tuple or dict holding something spanguard cannot carry (a dict key that is not a str; a value not a str, bool, int (64-bit), float, bytes, None, list, tuple or dict; or nesting deeper than 32, as a list that holds itself); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). Maps, mixed and nested lists and None are otherwise sent whole, as OpenTelemetry's complex attribute values (AnyValue). Said once; later ones are only counted"
             }
             Problem::EmptyKey => {
                 "an attribute had an empty key, which OpenTelemetry forbids; it was left out (counted in stats().attributes_dropped)"

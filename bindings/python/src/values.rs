@@ -1,9 +1,12 @@
 //! Python attribute values as `spanguard_attribute`s: `str`, `bool`, `int`
 //! (64-bit) and `float`; `bytes`, `bytearray` and `memoryview` as bytes; a
 //! list or tuple whose elements are all `str`, all `bool`, all `int` or all
-//! `float` as an array (OpenTelemetry's homogeneous arrays). A value
-//! spanguard cannot record is left out, counted and warned once, never
-//! raised.
+//! `float` as an array (OpenTelemetry's homogeneous arrays); a `dict` with
+//! `str` keys, any other list or tuple (mixed, nested) and `None` as a
+//! complex value (OpenTelemetry's `AnyValue`, which its Python SDK keeps),
+//! encoded here as an OTLP `AnyValue` message (`SPANGUARD_VALUE_ANY`). A
+//! value spanguard cannot record is left out, counted and warned once,
+//! never raised.
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +52,7 @@ pub fn value<'a>(
         }
     } else if let Ok(f) = v.cast::<PyFloat>() {
         return Some(Value::Double(f.value()));
-    } else if is_compound(v) {
+    } else if v.is_none() || is_compound(v) {
         return Some(Value::Compound);
     }
     reject_value(v, key, Problem::BadValue, rejected);
@@ -86,6 +89,7 @@ fn is_compound(v: &Bound<'_, PyAny>) -> bool {
         || v.is_instance_of::<PyTuple>()
         || v.is_instance_of::<PyByteArray>()
         || v.is_instance_of::<PyMemoryView>()
+        || v.is_instance_of::<PyDict>()
 }
 
 /// A time in Unix nanoseconds for the C ABI (0: now) from what a caller
@@ -327,12 +331,12 @@ impl<'py> Attributes<'py> {
         } else if let Ok(t) = v.cast::<PyTuple>() {
             t.iter().collect()
         } else {
-            reject_value(v, key, Problem::BadValue, rejected);
-            return None;
+            // A dict, or None: a complex value.
+            return self.any_value(v, key, rejected);
         };
         let Some(array) = self.array(&elements) else {
-            reject_value(v, key, Problem::MixedArray, rejected);
-            return None;
+            // Mixed or nested: a complex value.
+            return self.any_value(v, key, rejected);
         };
         let (type_, p, n) = match &array {
             Elements::Strings(e) => (SPANGUARD_VALUE_STRING_ARRAY, e.as_ptr().cast(), e.len()),
@@ -343,6 +347,24 @@ impl<'py> Attributes<'py> {
         // A Vec's heap buffer stays put when the Vec moves into `arrays`.
         self.arrays.push(array);
         Some((type_, p, n))
+    }
+
+    /// `v` as an encoded OTLP `AnyValue` (`SPANGUARD_VALUE_ANY`), kept in
+    /// `self`. None (counted, warned once) when something in it cannot be
+    /// carried (see `encode_any_value`).
+    fn any_value(
+        &mut self,
+        v: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        rejected: &AtomicU64,
+    ) -> Option<(u32, *const c_char, usize)> {
+        let mut message = Vec::new();
+        if !encode_any_value(v, 1, &mut message) {
+            reject_value(v, key, Problem::BadComplexValue, rejected);
+            return None;
+        }
+        let (p, n) = self.keep(Utf8::Owned(message));
+        Some((SPANGUARD_VALUE_ANY, p, n))
     }
 
     /// The elements as one C array, when they all have one type (an empty
@@ -443,4 +465,120 @@ impl<'py> Attributes<'py> {
     pub fn left_out(&self) -> u32 {
         self.left_out
     }
+}
+
+/// The deepest complex value the library takes (`span::any_value`): the
+/// attribute's value is level 1. It also ends a value that holds itself.
+const MAX_ANY_VALUE_DEPTH: usize = spanguard::span::any_value::MAX_DEPTH;
+
+/// Appends `v`, at nesting level `depth`, as the body of an OTLP
+/// `AnyValue` (opentelemetry/proto/common/v1/common.proto): None as no
+/// field (the empty value), str, bool, int (64-bit), float, bytes (also
+/// bytearray and memoryview), list and tuple as an `ArrayValue`, dict as
+/// a `KeyValueList`. False for anything else inside, a key that is not a
+/// str, an int past 64 bits, or nesting past `MAX_ANY_VALUE_DEPTH`. A
+/// string's lone surrogates, which UTF-8 cannot hold, are replaced
+/// (U+FFFD), as the library replaces a string's invalid bytes.
+fn encode_any_value(v: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> bool {
+    const STRING: u64 = 1;
+    const BOOL: u64 = 2;
+    const INT: u64 = 3;
+    const DOUBLE: u64 = 4;
+    const ARRAY: u64 = 5;
+    const KVLIST: u64 = 6;
+    const BYTES: u64 = 7;
+    const LIST_VALUES: u64 = 1;
+    const KEY: u64 = 1;
+    const VALUE: u64 = 2;
+    if depth > MAX_ANY_VALUE_DEPTH {
+        return false;
+    }
+    if v.is_none() {
+        return true;
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        put_len_field(out, STRING, &utf8_replaced(s));
+    } else if let Ok(b) = v.cast::<PyBool>() {
+        put_varint(out, BOOL << 3);
+        put_varint(out, b.is_true() as u64);
+    } else if v.is_instance_of::<PyInt>() {
+        let Ok(i) = v.extract::<i64>() else {
+            return false;
+        };
+        put_varint(out, INT << 3);
+        put_varint(out, i as u64);
+    } else if let Ok(f) = v.cast::<PyFloat>() {
+        put_varint(out, (DOUBLE << 3) | 1);
+        out.extend_from_slice(&f.value().to_bits().to_le_bytes());
+    } else if let Ok(b) = v.cast::<PyBytes>() {
+        put_len_field(out, BYTES, b.as_bytes());
+    } else if let Ok(b) = v.cast::<PyByteArray>() {
+        put_len_field(out, BYTES, &b.to_vec());
+    } else if v.is_instance_of::<PyMemoryView>() {
+        let Ok(b) = v
+            .call_method0("tobytes")
+            .and_then(|b| Ok(b.cast_into::<PyBytes>()?))
+        else {
+            return false;
+        };
+        put_len_field(out, BYTES, b.as_bytes());
+    } else if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = match v.cast::<PyList>() {
+            Ok(l) => l.iter().collect(),
+            Err(_) => match v.cast::<PyTuple>() {
+                Ok(t) => t.iter().collect(),
+                Err(_) => return false,
+            },
+        };
+        let mut list = Vec::new();
+        for item in &items {
+            let mut element = Vec::new();
+            if !encode_any_value(item, depth + 1, &mut element) {
+                return false;
+            }
+            put_len_field(&mut list, LIST_VALUES, &element);
+        }
+        put_len_field(out, ARRAY, &list);
+    } else if let Ok(d) = v.cast::<PyDict>() {
+        let mut list = Vec::new();
+        for (k, item) in d.iter() {
+            let Ok(k) = k.cast::<PyString>() else {
+                return false;
+            };
+            let mut member = Vec::new();
+            put_len_field(&mut member, KEY, &utf8_replaced(k));
+            let mut value = Vec::new();
+            if !encode_any_value(&item, depth + 1, &mut value) {
+                return false;
+            }
+            put_len_field(&mut member, VALUE, &value);
+            put_len_field(&mut list, LIST_VALUES, &member);
+        }
+        put_len_field(out, KVLIST, &list);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// A str as UTF-8, lone surrogates replaced.
+fn utf8_replaced(s: &Bound<'_, PyString>) -> Vec<u8> {
+    match str_utf8(s) {
+        Utf8::Borrowed(b) => b.to_vec(),
+        Utf8::Owned(v) => String::from_utf8_lossy(&v).into_owned().into_bytes(),
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_len_field(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
+    put_varint(out, (number << 3) | 2);
+    put_varint(out, payload.len() as u64);
+    out.extend_from_slice(payload);
 }

@@ -285,21 +285,35 @@ def test_a_value_the_sdk_limited_arrives_as_the_sdk_kept_it(receiver, tmp_path, 
     tracer.close()
 
 
-def test_values_the_sdk_keeps_and_spanguard_cannot_hold_are_counted_dropped(bridged):
+def complex_as_received(v):
+    """A complex value the SDK kept (sequences as tuples, at any depth) as
+    the receiver reports it."""
+    if isinstance(v, dict):
+        return {k: complex_as_received(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [complex_as_received(x) for x in v]
+    return v
+
+
+def test_complex_values_the_sdk_keeps_arrive_whole_and_the_rest_is_counted_dropped(bridged):
     # The SDK keeps any value now (a dict, None, a mixed or nested
-    # sequence, an int past 64 bits); spanguard holds none of them. Each
-    # key the SDK kept is held or counted: the span says it lost them.
+    # sequence: OpenTelemetry's AnyValue; an int past 64 bits): the
+    # complex values arrive whole; what spanguard cannot hold (the int) is
+    # counted, so the span says it lost it.
     provider, memory, arrived = bridged
     with provider.get_tracer("extended").start_as_current_span(
             "chat", attributes={"gen_ai.input.messages": [{"role": "user", "content": "hi"}], "ok": 1}) as span:
         span.set_attribute("gen_ai.request.metadata", {"tenant": "t-1"})
+        span.set_attribute("tool.args", {"city": "Paris", "days": [1, 2.5, "x"], "ok": None})
         span.set_attribute("nothing", None)
         span.set_attributes({"mixed": (1, "a"), "too.big": 2 ** 64, "model": "gpt-4o"})
     (otel_span,) = memory.get_finished_spans()
-    assert len(otel_span.attributes) == 7 and otel_span.dropped_attributes == 0
+    assert len(otel_span.attributes) == 8 and otel_span.dropped_attributes == 0
     got = arrived()[f"{otel_span.get_span_context().span_id:016x}"]
-    assert got["attributes"] == {"ok": 1, "model": "gpt-4o"}
-    assert got["dropped_attributes_count"] == 5
+    want = {k: complex_as_received(v) for k, v in otel_span.attributes.items() if k != "too.big"}
+    assert want["tool.args"] == {"city": "Paris", "days": [1, 2.5, "x"], "ok": None}
+    assert got["attributes"] == want
+    assert got["dropped_attributes_count"] == 1
 
 
 def test_a_remote_parent_and_the_traceparent_sent_downstream(bridged):

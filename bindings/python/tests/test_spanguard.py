@@ -57,9 +57,10 @@ def test_values_arrive_with_their_types_and_unsupported_ones_stay_out(tracer, si
     (span,) = read_sink(sink)
     # A tuple arrives as an array, never as its repr ("('stop',)"); what
     # spanguard cannot record stays out, counted and warned.
+    # None is the empty value (OpenTelemetry's AnyValue).
     assert span["attributes"] == {"s": "text", "i": -7, "f": 2.5, "b": False, "big": 2 ** 63 - 1, "kept": "yes",
-                                  "finish_reasons": ["stop"], "ids": [1, 2]}
-    assert tracer.stats().values_rejected == 3
+                                  "finish_reasons": ["stop"], "ids": [1, 2], "none": None}
+    assert tracer.stats().values_rejected == 2
 
 
 def test_an_exception_is_recorded_the_opentelemetry_way_and_propagates(tracer, sink):
@@ -193,44 +194,44 @@ def test_each_kind_of_problem_is_warned_once():
         t = spanguard.Tracer(from_env=False, sink_dir=d, spool_dir=d + "/spool", install_signal_handlers=False)
         for i in range(5):
             with t.span("s") as s:
-                s.set_attribute("list", [i, "mixed"])
-                s.set_attribute("none", None)
+                s.set_attribute("list", [i, "mixed", object()])
+                s.set_attribute("obj", object())
             s.end()
             s.set_attribute("after", 1)
         t.close()
     """)
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("spanguard ")]
-    assert len(warnings) == 3, run.stderr  # mixed list, bad value, ended span: once each
-    assert any("list or tuple whose elements are not all str" in w for w in warnings)
+    assert len(warnings) == 3, run.stderr  # bad complex value, bad value, ended span: once each
+    assert any("a list, tuple or dict holding something spanguard cannot carry" in w for w in warnings)
 
 
 def test_a_value_left_out_is_named_by_its_key_and_type_and_why():
     """OpenTelemetry's Python SDK keeps a dict (and None, and mixed or
     nested lists) as an attribute value since attributes may be complex;
-    spanguard's record has no such type and leaves it out, counted. The
-    warning said only "an attribute value was not a str, ...": which
-    attribute, of which instrumentation, and what to do was left to guess.
-    It names the first one's key and type (never its value) and says how
-    to keep it."""
+    spanguard sends them whole, but not what is in them that no AnyValue
+    holds (an object, a non-str key), which is left out, counted. The
+    warning names the first one's key and type (never its value) and says
+    why."""
     run = run_python("""
         import logging, spanguard, tempfile
         logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")
         d = tempfile.mkdtemp()
         t = spanguard.Tracer(from_env=False, sink_dir=d, spool_dir=d + "/spool", install_signal_handlers=False)
-        with t.span("s", attributes={"llm.request": {"api_key": "sk-secret"}}) as s:
+        with t.span("s", attributes={"llm.request": {"api_key": "sk-secret", 1: "int key"}}) as s:
             s.set_attribute("llm.tools", [{"name": "search"}, "x"])
             s.set_attribute("llm.other", {"k": "later"})
+            s.set_attribute("llm.client", object())
         t.close()
     """)
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("spanguard ")]
-    assert len(warnings) == 2, run.stderr  # the dict, the mixed list: the first of each
-    dict_warning = next(w for w in warnings if "not a str" in w)
+    assert len(warnings) == 2, run.stderr  # the dict with an int key, the object: the first of each
+    dict_warning = next(w for w in warnings if "cannot carry" in w)
     assert 'attribute "llm.request" (a dict)' in dict_warning, dict_warning
-    assert "json.dumps" in dict_warning and "complex attribute values" in dict_warning
-    list_warning = next(w for w in warnings if "not all str" in w)
-    assert 'attribute "llm.tools" (a list)' in list_warning, list_warning
+    assert "complex attribute values" in dict_warning
+    object_warning = next(w for w in warnings if "value was not a str" in w)
+    assert 'attribute "llm.client" (a object)' in object_warning, object_warning
     assert "sk-secret" not in run.stderr and "search" not in run.stderr
 
 

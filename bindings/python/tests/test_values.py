@@ -81,20 +81,108 @@ def test_arrays_and_bytes_round_trip_everywhere_a_value_goes(receiver, tmp_path,
     tracer.close()
 
 
-def test_sequences_that_are_not_opentelemetry_arrays_stay_out_counted_and_never_raise(receiver, tmp_path):
+TOOL_ARGS = {"city": "Paris", "days": [1, 2.5, "x"], "ok": None}
+# As the receiver reports a complex value: maps as dicts, arrays as lists,
+# the empty value as None.
+COMPLEX = {
+    "tool.args": TOOL_ARGS,
+    "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "hé"}]},
+                              {"role": "assistant", "tool_calls": ({"name": "weather", "id": 7},)}],
+    "mixed": [1, "two"],
+    "int.and.float": (1, 2.5),
+    "bool.and.int": [True, 1],
+    "none.and.mixed": [None, "a", 1],
+    "nested": [[1], [2]],
+    "none": None,
+    "empty.map": {},
+    "raw.inside": {"b": b"\x00\xff"},
+}
+
+
+def reported(v):
+    """A complex value as the receiver reports it."""
+    if isinstance(v, dict):
+        return {k: reported(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [reported(x) for x in v]
+    if isinstance(v, bytes):
+        return {"bytes": v.hex()}
+    return v
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_maps_mixed_and_nested_values_and_none_arrive_whole(receiver, tmp_path, protocol):
+    # OpenTelemetry's complex attribute values (AnyValue), which its Python
+    # SDK keeps and LLM instrumentations set (tool-call arguments, message
+    # lists): sent whole, as kvlistValue and arrayValue, by every setter.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, protocol)
+    with tracer.span("tool.call") as span:
+        span.set_attribute("tool.args", TOOL_ARGS)
+    with tracer.span("at.start", attributes=COMPLEX):
+        pass
+    with tracer.span("one.by.one") as span:
+        for k, v in COMPLEX.items():
+            span.set_attribute(k, v)
+    with tracer.span("all.at.once") as span:
+        span.set_attributes(COMPLEX)
+        span.add_event("event", COMPLEX)
+    spans = arrived(receiver, before, tracer)
+    assert spans["tool.call"]["attributes"] == {"tool.args": {"city": "Paris", "days": [1, 2.5, "x"], "ok": None}}
+    want = {k: reported(v) for k, v in COMPLEX.items()}
+    for name in ("at.start", "one.by.one", "all.at.once"):
+        assert spans[name]["attributes"] == want, name
+        assert spans[name]["dropped_attributes_count"] == 0
+    (event,) = spans["all.at.once"]["events"]
+    assert event["attributes"] == want
+    assert tracer.stats().values_rejected == 0
+    tracer.close()
+
+
+def test_a_complex_value_arrives_whole_in_the_sink(tmp_path):
+    # The local sink writes OTLP/JSON lines: the map is a kvlistValue there
+    # too, read back by opentelemetry-proto.
+    from conftest import by_name, read_sink, tracer_settings
+    tracer = spanguard.Tracer(**tracer_settings(tmp_path))
+    with tracer.span("tool.call") as span:
+        span.set_attribute("tool.args", TOOL_ARGS)
+    assert tracer.flush(20)
+    tracer.close()
+    spans = by_name(read_sink(tmp_path / "sink"))
+    assert spans["tool.call"]["attributes"] == {"tool.args": {"city": "Paris", "days": [1, 2.5, "x"], "ok": None}}
+
+
+def test_the_value_length_limit_cuts_strings_inside_a_complex_value(receiver, tmp_path):
+    # OpenTelemetry's attribute limits: each string in an array or a map
+    # is cut at the limit (characters), counted.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, value_length_limit=3)
+    with tracer.span("cut") as span:
+        span.set_attribute("messages", [{"content": "ééééé", "n": 12345}, "abcdef", b"\x01\x02\x03\x04"])
+    spans = arrived(receiver, before, tracer)
+    assert spans["cut"]["attributes"] == {"messages": [{"content": "ééé", "n": 12345}, "abc", {"bytes": "010203"}]}
+    assert tracer.stats().values_truncated == 1
+    tracer.close()
+
+
+def test_values_no_complex_value_can_hold_stay_out_counted_and_never_raise(receiver, tmp_path):
     before = len(receiver.spans())
     tracer = tracer_to(receiver, tmp_path)
+    holds_itself = [1]
+    holds_itself.append(holds_itself)
+    deep = 1
+    for _ in range(40):
+        deep = [deep]
     with tracer.span("refused") as span:
-        span.set_attribute("mixed", [1, "two"])
-        span.set_attribute("int.and.float", (1, 2.5))
-        span.set_attribute("bool.and.int", [True, 1])
-        span.set_attribute("none.and.mixed", [None, "a", 1])
-        span.set_attribute("nested", [[1], [2]])
+        span.set_attribute("int.key", {1: "x"})
+        span.set_attribute("object.inside", {"a": object()})
         span.set_attribute("int.too.big", [1, 2 ** 64])
-        span.set_attributes({"kept": ["fine"], "mixed.too": ("x", 1)})
+        span.set_attribute("holds.itself", holds_itself)
+        span.set_attribute("too.deep", deep)
+        span.set_attributes({"kept": ["fine"], "mixed.too": ("x", 1), "set.inside": [{1, 2}]})
     spans = arrived(receiver, before, tracer)
-    assert spans["refused"]["attributes"] == {"kept": ["fine"]}
-    assert tracer.stats().values_rejected == 7
+    assert spans["refused"]["attributes"] == {"kept": ["fine"], "mixed.too": ["x", 1]}
+    assert tracer.stats().values_rejected == 6
     tracer.close()
 
 
@@ -104,12 +192,12 @@ def test_a_value_left_out_is_counted_on_its_span_as_a_dropped_attribute(receiver
     # a span whose values were left out must not arrive saying it lost none.
     before = len(receiver.spans())
     tracer = tracer_to(receiver, tmp_path)
-    with tracer.span("lossy", attributes={"at.start": {"a": 1}, "kept.at.start": 1}) as span:
-        span.set_attribute("a.dict", {"role": "user"})  # a scalar setter's value
+    with tracer.span("lossy", attributes={"at.start": {1: "int key"}, "kept.at.start": 1}) as span:
+        span.set_attribute("a.dict", {"role": object()})  # a scalar setter's value
         span.set_attribute("too.big", 2 ** 64)
-        span.set_attribute("none", None)
-        span.set_attribute("mixed", [1, "two"])  # an array's
-        span.set_attributes({"kept": "fine", "obj": object(), "nested": ((1,), (2,))})
+        span.set_attribute("a.set", {1})
+        span.set_attribute("mixed", [1, 2 ** 64])  # an array's
+        span.set_attributes({"kept": "fine", "obj": object(), "nested": ((1,), (object(),))})
     with tracer.span("whole") as span:
         span.set_attributes({"kept": "fine", "n": 2 ** 63 - 1})
     spans = arrived(receiver, before, tracer)

@@ -1,0 +1,406 @@
+//! Complex attribute values (OpenTelemetry's `AnyValue`: a map, an array
+//! of values of any kinds, bytes, an empty value, nested to any depth),
+//! given as an OTLP `AnyValue` message already encoded as protobuf
+//! (opentelemetry/proto/common/v1/common.proto). spanguard keeps the
+//! message as it is and the protobuf encoder sends it unchanged, so each
+//! one is checked here, once, before it is stored: a malformed message
+//! would break the whole request it travels in, and the JSON encoder and
+//! `spanguard show` read it back. The reader is bounded: every length is
+//! checked against what is there, nesting is refused past `MAX_DEPTH`,
+//! and nothing recurses further than that.
+
+use crate::export::proto_reader::{read_varint, split_key};
+
+/// The deepest nesting accepted: the attribute's own value is level 1,
+/// each array element or map value one more. OpenTelemetry sets no bound;
+/// this one keeps every reader of the value (the JSON encoder,
+/// `spanguard show`) from recursing without end, and is far past what a
+/// JSON document from an LLM instrumentation holds.
+pub const MAX_DEPTH: usize = 32;
+
+/// `AnyValue`'s fields.
+pub(crate) const ANY_STRING: u64 = 1;
+pub(crate) const ANY_BOOL: u64 = 2;
+pub(crate) const ANY_INT: u64 = 3;
+pub(crate) const ANY_DOUBLE: u64 = 4;
+pub(crate) const ANY_ARRAY: u64 = 5;
+pub(crate) const ANY_KVLIST: u64 = 6;
+pub(crate) const ANY_BYTES: u64 = 7;
+/// `ArrayValue.values` and `KeyValueList.values`.
+pub(crate) const LIST_VALUES: u64 = 1;
+pub(crate) const KEY_VALUE_KEY: u64 = 1;
+pub(crate) const KEY_VALUE_VALUE: u64 = 2;
+
+/// The message is not an `AnyValue` spanguard accepts: a field number 0 or
+/// one `AnyValue`, `ArrayValue`, `KeyValueList` or `KeyValue` does not
+/// define, a field of the wrong wire type, a length past the end, a
+/// value nested deeper than `MAX_DEPTH`, a string or key that is not
+/// UTF-8, or two values in one `AnyValue` (or two keys or values in one
+/// `KeyValue`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// One field's payload.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wire<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Len(&'a [u8]),
+}
+
+/// The fields of a message, in order, without allocating; a malformed one
+/// ends the walk with `Err`.
+pub(crate) struct Fields<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+pub(crate) fn fields(buf: &[u8]) -> Fields<'_> {
+    Fields { buf, pos: 0 }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u64, Wire<'a>), Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let field = self.read();
+        if field.is_err() {
+            // Nothing after a malformed field can be read.
+            self.pos = self.buf.len();
+        }
+        Some(field)
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn read(&mut self) -> Result<(u64, Wire<'a>), Malformed> {
+        let (buf, pos) = (self.buf, &mut self.pos);
+        let key = read_varint(buf, pos).ok_or(Malformed)?;
+        let (number, wire_type) = split_key(key).ok_or(Malformed)?;
+        let wire = match wire_type {
+            0 => Wire::Varint(read_varint(buf, pos).ok_or(Malformed)?),
+            1 => {
+                let bytes = buf.get(*pos..*pos + 8).ok_or(Malformed)?;
+                *pos += 8;
+                Wire::Fixed64(u64::from_le_bytes(bytes.try_into().map_err(|_| Malformed)?))
+            }
+            2 => {
+                let len = usize::try_from(read_varint(buf, pos).ok_or(Malformed)?)
+                    .map_err(|_| Malformed)?;
+                let end = pos.checked_add(len).filter(|&e| e <= buf.len());
+                let end = end.ok_or(Malformed)?;
+                let bytes = &buf[*pos..end];
+                *pos = end;
+                Wire::Len(bytes)
+            }
+            // Groups and fixed32: no field of these messages has them.
+            _ => return Err(Malformed),
+        };
+        Ok((number, wire))
+    }
+}
+
+/// An encoded `AnyValue` that `check` accepted.
+#[derive(Clone, Copy, Debug)]
+pub struct AnyValueRef<'a> {
+    bytes: &'a [u8],
+    /// The longest string inside, in characters, or bytes value, in bytes:
+    /// what the attribute value length limit is compared with.
+    longest_leaf: usize,
+}
+
+impl<'a> AnyValueRef<'a> {
+    /// Checks `bytes` (see `Malformed`). Empty bytes are the empty value
+    /// (a Python None, a JavaScript null).
+    pub fn check(bytes: &'a [u8]) -> Result<AnyValueRef<'a>, Malformed> {
+        let mut longest_leaf = 0;
+        check_any(bytes, 1, &mut longest_leaf)?;
+        Ok(AnyValueRef {
+            bytes,
+            longest_leaf,
+        })
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Whether a value length limit of `limit` (characters of a string,
+    /// bytes of a bytes value) cuts something inside.
+    #[inline]
+    pub fn cut_by(&self, limit: usize) -> bool {
+        self.longest_leaf > limit
+    }
+
+    /// The message with each string inside cut to `limit` characters and
+    /// each bytes value to `limit` bytes, as OpenTelemetry's attribute
+    /// limits ask of an array's elements and a map's values; the message's
+    /// lengths written anew. Allocates: only for a value the limit cuts.
+    pub fn cut(&self, limit: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        cut_any(self.bytes, limit, &mut out);
+        out
+    }
+}
+
+/// Whether the stored bytes of a value read back from disk are still a
+/// well-formed `AnyValue` (a torn or forged record's may not be).
+pub fn is_well_formed(bytes: &[u8]) -> bool {
+    AnyValueRef::check(bytes).is_ok()
+}
+
+fn check_any(buf: &[u8], depth: usize, longest: &mut usize) -> Result<(), Malformed> {
+    if depth > MAX_DEPTH {
+        return Err(Malformed);
+    }
+    let mut seen = false;
+    for f in fields(buf) {
+        let (number, wire) = f?;
+        if std::mem::replace(&mut seen, true) {
+            return Err(Malformed);
+        }
+        match (number, wire) {
+            (ANY_STRING, Wire::Len(s)) => {
+                let s = simdutf8::basic::from_utf8(s).map_err(|_| Malformed)?;
+                *longest = (*longest).max(char_count(s));
+            }
+            (ANY_BYTES, Wire::Len(b)) => *longest = (*longest).max(b.len()),
+            (ANY_BOOL | ANY_INT, Wire::Varint(_)) | (ANY_DOUBLE, Wire::Fixed64(_)) => {}
+            (ANY_ARRAY, Wire::Len(list)) => {
+                for f in fields(list) {
+                    match f? {
+                        (LIST_VALUES, Wire::Len(v)) => check_any(v, depth + 1, longest)?,
+                        _ => return Err(Malformed),
+                    }
+                }
+            }
+            (ANY_KVLIST, Wire::Len(list)) => {
+                for f in fields(list) {
+                    match f? {
+                        (LIST_VALUES, Wire::Len(kv)) => check_key_value(kv, depth + 1, longest)?,
+                        _ => return Err(Malformed),
+                    }
+                }
+            }
+            _ => return Err(Malformed),
+        }
+    }
+    Ok(())
+}
+
+/// A map's member; `depth` is its value's.
+fn check_key_value(buf: &[u8], depth: usize, longest: &mut usize) -> Result<(), Malformed> {
+    let (mut key, mut value) = (false, false);
+    for f in fields(buf) {
+        match f? {
+            (KEY_VALUE_KEY, Wire::Len(k)) if !std::mem::replace(&mut key, true) => {
+                simdutf8::basic::from_utf8(k).map_err(|_| Malformed)?;
+            }
+            (KEY_VALUE_VALUE, Wire::Len(v)) if !std::mem::replace(&mut value, true) => {
+                check_any(v, depth, longest)?
+            }
+            _ => return Err(Malformed),
+        }
+    }
+    Ok(())
+}
+
+fn char_count(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+/// The first `limit` characters of `s` (valid UTF-8).
+fn first_chars(s: &[u8], limit: usize) -> &[u8] {
+    if s.len() <= limit {
+        return s;
+    }
+    match std::str::from_utf8(s)
+        .ok()
+        .and_then(|t| t.char_indices().nth(limit))
+    {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+fn put_len_field(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
+    crate::export::proto_reader::write_len_field(out, number, payload);
+}
+
+fn put_varint_field(out: &mut Vec<u8>, number: u64, wire_type: u64, v: u64) {
+    crate::export::proto_reader::write_varint(out, (number << 3) | wire_type);
+    crate::export::proto_reader::write_varint(out, v);
+}
+
+/// `AnyValueRef::cut`'s walk (of a checked message).
+fn cut_any(buf: &[u8], limit: usize, out: &mut Vec<u8>) {
+    for (number, wire) in fields(buf).flatten() {
+        match (number, wire) {
+            (ANY_STRING, Wire::Len(s)) => put_len_field(out, number, first_chars(s, limit)),
+            (ANY_BYTES, Wire::Len(b)) => put_len_field(out, number, &b[..b.len().min(limit)]),
+            (ANY_ARRAY | ANY_KVLIST, Wire::Len(list)) => {
+                let mut items = Vec::with_capacity(list.len());
+                for (_, item) in fields(list).flatten() {
+                    let Wire::Len(item) = item else { continue };
+                    let mut cut = Vec::with_capacity(item.len());
+                    if number == ANY_ARRAY {
+                        cut_any(item, limit, &mut cut);
+                    } else {
+                        cut_key_value(item, limit, &mut cut);
+                    }
+                    put_len_field(&mut items, LIST_VALUES, &cut);
+                }
+                put_len_field(out, number, &items);
+            }
+            (_, Wire::Varint(v)) => put_varint_field(out, number, 0, v),
+            (_, Wire::Fixed64(v)) => {
+                crate::export::proto_reader::write_varint(out, (number << 3) | 1);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            (_, Wire::Len(b)) => put_len_field(out, number, b),
+        }
+    }
+}
+
+fn cut_key_value(buf: &[u8], limit: usize, out: &mut Vec<u8>) {
+    for (number, wire) in fields(buf).flatten() {
+        match (number, wire) {
+            (KEY_VALUE_VALUE, Wire::Len(v)) => {
+                let mut cut = Vec::with_capacity(v.len());
+                cut_any(v, limit, &mut cut);
+                put_len_field(out, number, &cut);
+            }
+            (_, Wire::Len(b)) => put_len_field(out, number, b),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Encoders for the tests' messages.
+    pub(crate) fn string(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_len_field(&mut out, ANY_STRING, s.as_bytes());
+        out
+    }
+
+    pub(crate) fn int(i: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varint_field(&mut out, ANY_INT, 0, i as u64);
+        out
+    }
+
+    pub(crate) fn double(d: f64) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::export::proto_reader::write_varint(&mut out, (ANY_DOUBLE << 3) | 1);
+        out.extend_from_slice(&d.to_bits().to_le_bytes());
+        out
+    }
+
+    pub(crate) fn array(items: &[Vec<u8>]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for i in items {
+            put_len_field(&mut list, LIST_VALUES, i);
+        }
+        let mut out = Vec::new();
+        put_len_field(&mut out, ANY_ARRAY, &list);
+        out
+    }
+
+    pub(crate) fn map(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for (k, v) in members {
+            let mut kv = Vec::new();
+            put_len_field(&mut kv, KEY_VALUE_KEY, k.as_bytes());
+            put_len_field(&mut kv, KEY_VALUE_VALUE, v);
+            put_len_field(&mut list, LIST_VALUES, &kv);
+        }
+        let mut out = Vec::new();
+        put_len_field(&mut out, ANY_KVLIST, &list);
+        out
+    }
+
+    fn nested(levels: usize) -> Vec<u8> {
+        let mut v = int(1);
+        for _ in 1..levels {
+            v = array(&[v]);
+        }
+        v
+    }
+
+    #[test]
+    fn well_formed_values_are_accepted_whole() {
+        let tool_args = map(&[
+            ("city", string("Paris")),
+            ("days", array(&[int(1), double(2.5), string("x")])),
+            ("ok", Vec::new()),
+        ]);
+        let v = AnyValueRef::check(&tool_args).expect("a map");
+        assert_eq!(v.bytes(), &tool_args[..]);
+        assert!(!v.cut_by(5) && v.cut_by(4));
+        assert!(AnyValueRef::check(&[]).is_ok(), "the empty value");
+        assert!(AnyValueRef::check(&nested(MAX_DEPTH)).is_ok());
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let good = map(&[("k", string("v"))]);
+        let truncated = &good[..good.len() - 1];
+        assert_eq!(AnyValueRef::check(truncated).err(), Some(Malformed));
+        // Field 0, a wire type no field has, a field AnyValue lacks.
+        assert!(AnyValueRef::check(&[0x00, 0x01]).is_err());
+        assert!(AnyValueRef::check(&[0x0b]).is_err());
+        assert!(AnyValueRef::check(&[(8 << 3), 1]).is_err());
+        // A string sent as a varint; two values in one AnyValue.
+        assert!(AnyValueRef::check(&[(ANY_STRING << 3) as u8, 1]).is_err());
+        assert!(AnyValueRef::check(&[int(1), int(2)].concat()).is_err());
+        // Too deep.
+        assert!(AnyValueRef::check(&nested(MAX_DEPTH + 1)).is_err());
+        // Not UTF-8: a string inside, a key.
+        let mut bad = Vec::new();
+        put_len_field(&mut bad, ANY_STRING, b"\xff\xfe");
+        assert!(AnyValueRef::check(&array(&[bad])).is_err());
+        let mut kv = Vec::new();
+        put_len_field(&mut kv, KEY_VALUE_KEY, b"\xc3");
+        let mut list = Vec::new();
+        put_len_field(&mut list, LIST_VALUES, &kv);
+        let mut bad_key = Vec::new();
+        put_len_field(&mut bad_key, ANY_KVLIST, &list);
+        assert!(AnyValueRef::check(&bad_key).is_err());
+        // A length past the end, a varint that never ends.
+        assert!(AnyValueRef::check(&[0x2a, 0x7f, 0x0a]).is_err());
+        assert!(AnyValueRef::check(&[0x18, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn the_limit_cuts_each_string_and_bytes_value_inside() {
+        let long = map(&[
+            ("prompt", string(&"é".repeat(10))),
+            ("n", int(7)),
+            ("list", array(&[string("abcdef"), string("ab")])),
+        ]);
+        let v = AnyValueRef::check(&long).expect("a map");
+        let cut = v.cut(3);
+        let want = map(&[
+            ("prompt", string("ééé")),
+            ("n", int(7)),
+            ("list", array(&[string("abc"), string("ab")])),
+        ]);
+        assert_eq!(cut, want);
+        assert!(
+            !AnyValueRef::check(&cut)
+                .expect("still well formed")
+                .cut_by(3)
+        );
+    }
+}
