@@ -99,7 +99,7 @@ fn as_a_user_not_root(test: &str, body: impl FnOnce()) {
 
 /// A batch of `spans` empty spans (a replay counts them in the body).
 fn batch(spans: u32) -> SpooledBatch {
-    use spanguard::export::proto_reader::write_len_field;
+    use spanguard::span::proto_reader::write_len_field;
     let mut scope = Vec::new();
     for _ in 0..spans {
         write_len_field(&mut scope, 2, &[]);

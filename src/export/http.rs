@@ -491,7 +491,7 @@ fn escaped_line(line: &[u8]) -> String {
 /// text, its field tags and lengths put stray characters before the words,
 /// "HTTP 500:   Aunknown..."), else the body's start as it is.
 fn answer_text(body: &[u8]) -> String {
-    use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
+    use crate::span::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
     // Status: code = 1, message = 2, details = 3; anything else is no Status.
     let message = fields(body).and_then(|fields| {
         let mut message = None;
@@ -696,9 +696,9 @@ mod tests {
         // A google.rpc.Status body (a Collector's answer in protobuf): its
         // message, without the wire format's bytes shown as text.
         let mut status = Vec::new();
-        crate::export::proto_reader::write_varint(&mut status, 1 << 3);
-        crate::export::proto_reader::write_varint(&mut status, 13);
-        crate::export::proto_reader::write_len_field(&mut status, 2, "A".repeat(65).as_bytes());
+        crate::span::proto_reader::write_varint(&mut status, 1 << 3);
+        crate::span::proto_reader::write_varint(&mut status, 13);
+        crate::span::proto_reader::write_len_field(&mut status, 2, "A".repeat(65).as_bytes());
         assert!(matches!(
             classify(500, &status, None, None, p, 0),
             Err(SendError::Permanent { reason }) if reason == format!("HTTP 500: {}", "A".repeat(65))
@@ -912,7 +912,7 @@ mod tests {
     /// body that does not inflate is read as it came, as before.
     #[test]
     fn a_gzipped_partial_success_is_read() {
-        use crate::export::proto_reader::{write_len_field, write_varint};
+        use crate::span::proto_reader::{write_len_field, write_varint};
         let mut partial = Vec::new();
         write_varint(&mut partial, 1 << 3); // rejected_spans
         write_varint(&mut partial, 3);

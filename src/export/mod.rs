@@ -18,7 +18,6 @@ pub mod otlp_json;
 pub mod otlp_proto;
 pub mod pacer;
 pub mod partial_success;
-pub mod proto_reader;
 pub mod recovery;
 pub mod redact;
 pub mod request_encoder;

@@ -1300,7 +1300,7 @@ mod tests {
             ("ok", Vec::new()),
             ("raw", {
                 let mut b = Vec::new();
-                crate::export::proto_reader::write_len_field(&mut b, 7, b"\x00\xff");
+                crate::span::proto_reader::write_len_field(&mut b, 7, b"\x00\xff");
                 b
             }),
         ]);

@@ -1,8 +1,8 @@
 //! Reads an ExportTraceServiceResponse's `partial_success`: how many spans
 //! the backend rejected although it answered 2xx.
 
-use super::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 use super::transport::{Accepted, BodyFormat};
+use crate::span::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
     let mut out = match format {

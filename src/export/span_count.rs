@@ -12,9 +12,9 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use super::proto_reader::split_key;
 use super::split::MAX_DECODED_BYTES;
 use super::transport::BodyFormat;
+use crate::span::proto_reader::split_key;
 
 mod json;
 
@@ -263,8 +263,8 @@ fn skip_group<R: BufRead>(s: &mut Stream<R>, number: u64) -> Option<()> {
 mod tests {
     use super::*;
     use crate::export::gzip::GzipWriter;
-    use crate::export::proto_reader::write_len_field;
     use crate::export::split::count_spans;
+    use crate::span::proto_reader::write_len_field;
 
     /// A protobuf request of `per_scope` spans in each of its scopes.
     fn proto(per_scope: &[usize]) -> Vec<u8> {
@@ -348,7 +348,7 @@ mod tests {
     /// another number, is no protobuf.
     #[test]
     fn unknown_groups_are_skipped_as_protobuf_skips_them() {
-        use crate::export::proto_reader::write_varint;
+        use crate::span::proto_reader::write_varint;
         // Field `n` as a group holding a varint, a fixed64, a bytes field
         // and a group nested in it.
         let group = |n: u64| {
@@ -490,8 +490,8 @@ mod tests {
         // run past the bound.
         let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut prefix = Vec::new();
-        crate::export::proto_reader::write_varint(&mut prefix, (5 << 3) | 2);
-        crate::export::proto_reader::write_varint(&mut prefix, MAX_DECODED_BYTES + 10);
+        crate::span::proto_reader::write_varint(&mut prefix, (5 << 3) | 2);
+        crate::span::proto_reader::write_varint(&mut prefix, MAX_DECODED_BYTES + 10);
         io::Write::write_all(&mut bomb, &prefix).expect("gzip");
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..(MAX_DECODED_BYTES >> 20) + 1 {

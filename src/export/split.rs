@@ -11,8 +11,8 @@ use std::io::Read;
 use std::ops::Range;
 
 use super::gzip::GzipWriter;
-use super::proto_reader::{WIRE_LEN, fields, write_len_field};
 use super::transport::BodyFormat;
+use crate::span::proto_reader::{WIRE_LEN, fields, write_len_field};
 
 /// The most a body may gunzip to here: a spool file is input from outside,
 /// and a gzip bomb must not cost more memory than a large request.
@@ -96,7 +96,7 @@ pub fn count_spans(plain: &[u8], format: BodyFormat) -> Option<u64> {
     Some(n)
 }
 
-fn is_len(f: &super::proto_reader::Field, number: u64) -> bool {
+fn is_len(f: &crate::span::proto_reader::Field, number: u64) -> bool {
     f.number == number && f.wire_type == WIRE_LEN
 }
 
@@ -351,7 +351,7 @@ fn skip_value(b: &[u8], pos: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::proto_reader::write_varint;
+    use crate::span::proto_reader::write_varint;
 
     fn span(id: u8) -> Vec<u8> {
         let mut s = Vec::new();

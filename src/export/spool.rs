@@ -821,7 +821,7 @@ pub(crate) mod tests {
     /// A protobuf request of `spans` empty spans, `size` bytes long (a
     /// field no reader looks at fills it out), or as short as it gets (0).
     pub(crate) fn proto_body(spans: u32, size: usize) -> Vec<u8> {
-        use crate::export::proto_reader::write_len_field;
+        use crate::span::proto_reader::write_len_field;
         let mut scope = Vec::new();
         for _ in 0..spans {
             write_len_field(&mut scope, 2, &[]);

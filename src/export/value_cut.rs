@@ -9,8 +9,8 @@
 //! Ids, times, names, keys and everything else are copied as they are.
 
 use super::json_value::JsonValue;
-use super::proto_reader::{WIRE_LEN, fields, write_len_field};
 use super::transport::BodyFormat;
+use crate::span::proto_reader::{WIRE_LEN, fields, write_len_field};
 
 /// A request cut to fit: its body (not gzipped), how many values the cut
 /// shortened, and how many of those no earlier cut had shortened (the

@@ -9,7 +9,7 @@
 //! checked against what is there, nesting is refused past `MAX_DEPTH`,
 //! and nothing recurses further than that.
 
-use crate::export::proto_reader::{read_varint, split_key};
+use crate::span::proto_reader::{read_varint, split_key};
 
 /// The deepest nesting accepted: the attribute's own value is level 1,
 /// each array element or map value one more. OpenTelemetry sets no bound;
@@ -231,12 +231,12 @@ fn first_chars(s: &[u8], limit: usize) -> &[u8] {
 }
 
 fn put_len_field(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
-    crate::export::proto_reader::write_len_field(out, number, payload);
+    crate::span::proto_reader::write_len_field(out, number, payload);
 }
 
 fn put_varint_field(out: &mut Vec<u8>, number: u64, wire_type: u64, v: u64) {
-    crate::export::proto_reader::write_varint(out, (number << 3) | wire_type);
-    crate::export::proto_reader::write_varint(out, v);
+    crate::span::proto_reader::write_varint(out, (number << 3) | wire_type);
+    crate::span::proto_reader::write_varint(out, v);
 }
 
 /// `AnyValueRef::cut`'s walk (of a checked message).
@@ -261,7 +261,7 @@ fn cut_any(buf: &[u8], limit: usize, out: &mut Vec<u8>) {
             }
             (_, Wire::Varint(v)) => put_varint_field(out, number, 0, v),
             (_, Wire::Fixed64(v)) => {
-                crate::export::proto_reader::write_varint(out, (number << 3) | 1);
+                crate::span::proto_reader::write_varint(out, (number << 3) | 1);
                 out.extend_from_slice(&v.to_le_bytes());
             }
             (_, Wire::Len(b)) => put_len_field(out, number, b),
@@ -302,7 +302,7 @@ pub(crate) mod tests {
 
     pub(crate) fn double(d: f64) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::export::proto_reader::write_varint(&mut out, (ANY_DOUBLE << 3) | 1);
+        crate::span::proto_reader::write_varint(&mut out, (ANY_DOUBLE << 3) | 1);
         out.extend_from_slice(&d.to_bits().to_le_bytes());
         out
     }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod ids;
 pub mod limits;
 pub mod passthrough;
+pub mod proto_reader;
 pub mod record;
 pub mod sampler;
 pub mod short_copy;

@@ -1,7 +1,11 @@
 //! Reads protobuf wire format field by field, for what spanguard gets back
-//! or takes apart: a server's response (partial success) and encoded
-//! requests that must be split. Every length is checked against the buffer;
-//! malformed input ends the walk with None, never a panic.
+//! or takes apart: a server's response (partial success), encoded requests
+//! that must be split, and a complex attribute value (an OTLP AnyValue) a
+//! caller hands over already encoded. Every length is checked against the
+//! buffer; malformed input ends the walk with None, never a panic. It
+//! imports nothing of the crate: it lives beside the records, which check
+//! such values as they are set, so that neither the recording side nor the
+//! exporter reaches up into the other.
 
 /// One field of a message.
 #[derive(Clone, Copy, Debug)]
