@@ -26,6 +26,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "proc.h"
 #include "sink_count.h"
 
@@ -101,17 +102,10 @@ int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_fork_handoff-spans";
     snprintf(child_scratch, sizeof child_scratch, "%s/child", scratch); /* cleared with it */
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = host_handler;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGHUP, &host, NULL) == 0);
+    CHECK(set_handler(SIGHUP, host_handler, 0) == 0);
     /* This thread, and the library's threads made from it, block SIGHUP:
      * the kernel gives it to the receiver. */
-    sigset_t hup;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    CHECK(pthread_sigmask(SIG_BLOCK, &hup, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGHUP) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before");

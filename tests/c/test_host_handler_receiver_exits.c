@@ -16,6 +16,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t ran_on; /* the thread the host's handler ran on */
@@ -55,17 +56,10 @@ int main(int argc, char **argv) {
     alarm(30); /* a handler that never runs is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_receiver_exits-spans";
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = host_handler;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGTERM, &host, NULL) == 0);
+    CHECK(set_handler(SIGTERM, host_handler, 0) == 0);
     /* This thread, and the library's threads made from it, block SIGTERM:
      * the kernel gives it to the receiver. */
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-the-signal");

@@ -24,6 +24,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t calls;
@@ -31,11 +32,7 @@ static volatile sig_atomic_t calls;
 /* Cleans up, then dies of the signal as it would have without a handler. */
 static void die_of_it(int signal) {
     calls++;
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(signal, &dfl, NULL);
+    set_handler(signal, SIG_DFL, 0);
     raise(signal);
 }
 
@@ -62,11 +59,7 @@ static void send_sigterm(void) {
 
 /* The child: its handler re-raises with the default action. */
 static void reraising_child(const char *dir) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = die_of_it;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    set_handler(SIGTERM, die_of_it, 0);
     spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-reraise");
     send_sigterm();
@@ -76,12 +69,7 @@ static void reraising_child(const char *dir) {
 /* The child: a one-shot handler; the first SIGTERM is handled, the second
  * ends the process. */
 static void one_shot_child(const char *dir) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = count;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    set_handler(SIGTERM, count, SA_RESETHAND);
     spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-first");
     send_sigterm();

@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t ran_on;     /* the thread the host's handler ran on */
@@ -68,11 +69,8 @@ int main(int argc, char **argv) {
     alarm(30); /* a main thread never woken is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_thread-spans";
 
-    struct sigaction plain, with_info;
-    memset(&plain, 0, sizeof plain);
-    plain.sa_handler = host_plain;
-    sigemptyset(&plain.sa_mask);
-    CHECK(sigaction(SIGTERM, &plain, NULL) == 0);
+    CHECK(set_handler(SIGTERM, host_plain, 0) == 0);
+    struct sigaction with_info;
     memset(&with_info, 0, sizeof with_info);
     with_info.sa_sigaction = host_siginfo;
     with_info.sa_flags = SA_SIGINFO;
