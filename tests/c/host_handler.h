@@ -54,4 +54,63 @@ static inline int start_thread_blocking(pthread_t *thread, void *(*fn)(void *), 
     return rc;
 }
 
+/* A thread's body: blocks every signal, waits 100 ms and sends the signal
+ * `arg` (a long) to the process. The kernel picks a thread that does not
+ * block it: the main thread, by then waiting in pause() for its handler,
+ * which is how a signal reaches a program that is not expecting it. */
+static inline void *send_signal_later(void *arg) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    usleep(100 * 1000);
+    kill(getpid(), (int)(long)arg);
+    return NULL;
+}
+
+/* The receiver thread's id, once it has started (0 before). */
+static volatile sig_atomic_t receiver_tid;
+
+/* A receiver's body for the signal `arg` (a long), the only thread that
+ * takes it: waits for it (spanguard's handler runs here and wakes it),
+ * blocks it, waits until the watchdog's redelivery of it is pending here,
+ * and exits with it pending: a pool's worker gone before the watchdog
+ * delivers the host's handler on it, which spanguard must see. */
+static inline void *receive_then_exit_pending(void *arg) {
+    int signal = (int)(long)arg;
+    receiver_tid = gettid();
+    mask_signal(SIG_UNBLOCK, signal);
+    pause();
+    mask_signal(SIG_BLOCK, signal);
+    for (;;) {
+        sigset_t pending;
+        if (sigpending(&pending) == 0 && sigismember(&pending, signal)) break;
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* A receiver's body for the signal `arg` (a long), the only thread that
+ * takes it: waits for signals for good (a host handler that ends its
+ * thread ends it; else pthread_cancel). */
+static inline void *receive_forever(void *arg) {
+    receiver_tid = gettid();
+    mask_signal(SIG_UNBLOCK, (int)(long)arg);
+    for (;;) pause();
+    return NULL;
+}
+
+/* Starts `receiver` for `signal`, waits until it runs and 50 ms more (in
+ * pause() by then, or soon: the signal waits for it), and sends `signal`
+ * to the process, which this thread and the library's block: the
+ * receiver takes it. The receiver's thread. */
+static inline pthread_t signal_through_receiver(void *(*receiver)(void *), int signal) {
+    pthread_t r;
+    receiver_tid = 0;
+    CHECK(pthread_create(&r, NULL, receiver, (void *)(long)signal) == 0);
+    while (!receiver_tid) usleep(1000);
+    usleep(50 * 1000);
+    CHECK(kill(getpid(), signal) == 0);
+    return r;
+}
+
 #endif

@@ -41,20 +41,9 @@ static void count(int signal) {
     calls++;
 }
 
-/* Sends the signal to the process from a thread that blocks it, so the
- * kernel picks the main thread. */
-static void *send_later(void *arg) {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    usleep(100 * 1000);
-    kill(getpid(), (int)(long)arg);
-    return NULL;
-}
-
 static void send_sigterm(void) {
     pthread_t sender;
-    if (pthread_create(&sender, NULL, send_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
+    if (pthread_create(&sender, NULL, send_signal_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
 }
 
 /* The child: its handler re-raises with the default action. */

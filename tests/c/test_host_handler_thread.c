@@ -39,24 +39,13 @@ static void host_siginfo(int signal, siginfo_t *info, void *context) {
     ran_on = gettid();
 }
 
-/* Sends the signal to the process from a thread that blocks it, so the
- * kernel picks the main thread. */
-static void *send_later(void *arg) {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    usleep(100 * 1000);
-    kill(getpid(), (int)(long)arg);
-    return NULL;
-}
-
 /* Sends `signal`, waits in pause() until the host's handler has run, and
  * checks where it ran and that the span ended before it was flushed. */
 static void signal_and_wait(spanguard_tracer *t, const char *dir, int signal, const char *name) {
     record_span(t, name);
     ran_on = 0;
     pthread_t sender;
-    CHECK(pthread_create(&sender, NULL, send_later, (void *)(long)signal) == 0);
+    CHECK(pthread_create(&sender, NULL, send_signal_later, (void *)(long)signal) == 0);
     while (!ran_on) pause();
     CHECK(pthread_join(sender, NULL) == 0);
     CHECK(ran_on == getpid());

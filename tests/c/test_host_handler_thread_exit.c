@@ -24,7 +24,6 @@
 
 static volatile sig_atomic_t runs;         /* how often the host's handler ran */
 static volatile sig_atomic_t end_thread;   /* whether it ends its thread */
-static volatile sig_atomic_t receiver_tid; /* the worker that takes SIGTERM */
 
 static void host_handler(int signal) {
     (void)signal;
@@ -32,27 +31,11 @@ static void host_handler(int signal) {
     if (end_thread) pthread_exit(NULL);
 }
 
-/* The only thread that takes SIGTERM. */
-static void *worker(void *arg) {
-    (void)arg;
-    receiver_tid = gettid();
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-    for (;;) pause();
-    return NULL;
-}
-
-/* Starts a worker, sends SIGTERM once it waits for it, waits until the
- * host's handler has run `want` times in all. */
+/* Starts a worker, the only thread that takes SIGTERM, sends SIGTERM once
+ * it waits for it, waits until the host's handler has run `want` times in
+ * all. */
 static pthread_t signal_worker(int want) {
-    pthread_t w;
-    receiver_tid = 0;
-    CHECK(pthread_create(&w, NULL, worker, NULL) == 0);
-    while (!receiver_tid) usleep(1000);
-    usleep(50 * 1000); /* in pause() by now, or soon: the signal waits for it */
-    CHECK(kill(getpid(), SIGTERM) == 0);
+    pthread_t w = signal_through_receiver(receive_forever, SIGTERM);
     while (runs < want) usleep(1000);
     return w;
 }
