@@ -9,10 +9,13 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "sink_count.h"
 
 /* Sets `signal`'s disposition to `handler` (SIG_DFL too) with `flags` and
  * an empty sa_mask; sigaction's result. The host's handler as a program
@@ -111,6 +114,44 @@ static inline pthread_t signal_through_receiver(void *(*receiver)(void *), int s
     usleep(50 * 1000);
     CHECK(kill(getpid(), signal) == 0);
     return r;
+}
+
+/* In a forked child: records `span` (exits 5 when that failed), then sends
+ * itself SIGTERM and waits for it. The watchdog must flush the span and
+ * the child die of the signal, whatever state the fork left it in;
+ * SIGALRM after `alarm_s` when it does not (a hang fails, it does not hold
+ * up the suite). */
+static inline void record_then_die_of_sigterm(spanguard_tracer *t, const char *span, unsigned alarm_s) {
+    failures = 0;
+    record_span(t, span);
+    if (failures) _exit(5);
+    alarm(alarm_s);
+    kill(getpid(), SIGTERM);
+    for (;;) pause();
+}
+
+/* Waits for the child `pid` and checks that it exited 0, saying how it
+ * ended when not ("`name`: the `who` ended with status ...", no name when
+ * NULL): the fork tests run a case in a child that reports through its
+ * exit status. */
+static inline void check_exited_0(pid_t pid, const char *name, const char *who) {
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s%sthe %s ended with status %#x\n", name ? name : "", name ? ": " : "", who, status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Checks that the span `span` is in the sink `sink` once: neither lost
+ * (the flush a child's watchdog owed it) nor twice (a child's flush of
+ * what its parent had). Counted quoted, as the sink writes a name, so
+ * that "x" is not found in "x-child". */
+static inline void check_arrived_once(const char *sink, const char *span) {
+    char quoted[128];
+    snprintf(quoted, sizeof quoted, "\"%s\"", span);
+    long n = count_in_dir(sink, quoted);
+    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
+    CHECK(n == 1);
 }
 
 #endif

@@ -38,6 +38,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -166,14 +167,7 @@ static void case_prepare(void) {
     handler_child_span = "handler-child-at-prepare";
     atomic_store(&raise_at_prepare, 1);
     pid_t pid = fork();
-    if (pid == 0) {
-        failures = 0;
-        record_span(t, "forked-child-at-prepare");
-        if (failures) _exit(5);
-        alarm(10);
-        kill(getpid(), SIGTERM);
-        for (;;) pause();
-    }
+    if (pid == 0) record_then_die_of_sigterm(t, "forked-child-at-prepare", 10);
     CHECK(pid > 0);
     check_handler_done("during a fork");
     int status = 0;
@@ -192,19 +186,7 @@ static void case_process(const char *name, void (*run)(void)) {
         run();
         _exit(failures ? 1 : 0);
     }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s: the case ended with status %#x\n", name, status);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
-static void check_arrived_once(const char *span) {
-    char quoted[64];
-    snprintf(quoted, sizeof quoted, "\"%s\"", span);
-    long n = count_in_dir(sink, quoted);
-    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
-    CHECK(n == 1);
+    check_exited_0(pid, name, "case");
 }
 
 int main(int argc, char **argv) {
@@ -219,8 +201,8 @@ int main(int argc, char **argv) {
     case_process("at the install", case_install);
     case_process("during a fork", case_prepare);
 
-    check_arrived_once("handler-child-at-install");
-    check_arrived_once("handler-child-at-prepare");
-    check_arrived_once("forked-child-at-prepare");
+    check_arrived_once(sink, "handler-child-at-install");
+    check_arrived_once(sink, "handler-child-at-prepare");
+    check_arrived_once(sink, "forked-child-at-prepare");
     return check_summary();
 }
