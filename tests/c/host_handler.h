@@ -7,6 +7,7 @@
 #ifndef SPANGUARD_TEST_HOST_HANDLER_H
 #define SPANGUARD_TEST_HOST_HANDLER_H
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,18 @@ static inline int set_handler(int signal, void (*handler)(int), int flags) {
     sa.sa_flags = flags;
     sigemptyset(&sa.sa_mask);
     return sigaction(signal, &sa, NULL);
+}
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+
+/* libc's sigaction (looked up once; NULL when it cannot be found), for a
+ * test that defines sigaction(2) itself (a definition in the executable
+ * takes the library's calls) to stop the library's install of its
+ * handlers at a chosen signal, and passes every call on to this one. */
+static inline sigaction_fn libc_sigaction(void) {
+    static sigaction_fn real;
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "sigaction");
+    return real;
 }
 
 /* Blocks or unblocks (`how`, as pthread_sigmask's) `signal` on this

@@ -102,10 +102,8 @@ int __cxa_atexit(void (*fn)(void *), void *arg, void *dso) {
 }
 
 int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact) {
-    static int (*real)(int, const struct sigaction *, struct sigaction *);
-    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "sigaction");
     if (act && signum == SIGSEGV) hold_window(CRASH_INSTALL);
-    return real(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static spanguard_tracer *first;

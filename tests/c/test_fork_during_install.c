@@ -20,7 +20,6 @@
  * span in the sink. Once with the fork at SIGTERM's install, once at
  * SIGINT's (SIGTERM's done). */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,8 +37,6 @@
 
 #define S(str) (str), strlen(str)
 
-static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
-
 /* The gate in sigaction: armed for one signal; the first install of it
  * tells `in_window`, waits for the fork to start (`fork_started`, told by
  * this program's fork handler, which runs before the library's) and then
@@ -56,7 +53,7 @@ int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)
         struct pollfd done = {.fd = forked[0], .events = POLLIN};
         (void)poll(&done, 1, 2000);
     }
-    return real_sigaction(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static void on_fork_prepare(void) {
@@ -109,8 +106,7 @@ static void fork_at_install_of(int signal, const char *span, const char *sink) {
 
 int main(int argc, char **argv) {
     alarm(90); /* a hang is a failure, not a stuck test */
-    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
-    if (!real_sigaction) return 2;
+    if (!libc_sigaction()) return 2;
     const char *sink = argc > 1 ? argv[1] : "build/test_fork_during_install-spans";
     tracer = tracer_flushed_only(sink, "fork-during-install");
     if (!tracer) return check_summary();

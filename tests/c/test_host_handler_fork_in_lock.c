@@ -26,7 +26,6 @@
  * the sink. No sleeps. */
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,7 +40,6 @@
 #include "host_handler.h"
 #include "sink_count.h"
 
-static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static const char *sink;
 
 /* Armed by a case: raise SIGUSR1 at the install of SIGTERM's handler, or
@@ -53,7 +51,7 @@ int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)
         atomic_store(&raised, 1);
         raise(SIGUSR1);
     }
-    return real_sigaction(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static void on_fork_prepare(void) {
@@ -92,7 +90,7 @@ static void install_usr1_handler(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     sigemptyset(&sa.sa_mask);
-    CHECK(real_sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(libc_sigaction()(SIGUSR1, &sa, NULL) == 0);
 }
 
 /* After the call that raised SIGUSR1: it was raised, its handler ran, and
@@ -191,8 +189,7 @@ static void case_process(const char *name, void (*run)(void)) {
 
 int main(int argc, char **argv) {
     alarm(90); /* a hang is a failure, not a stuck test */
-    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
-    if (!real_sigaction) return 2;
+    if (!libc_sigaction()) return 2;
     sink = argc > 1 ? argv[1] : "build/test_host_handler_fork_in_lock-spans";
     /* Before the library's (registered at a process's first tracer): its
      * prepare handler runs after the library's. */
