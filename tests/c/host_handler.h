@@ -143,6 +143,32 @@ static inline void record_then_die_of_sigterm(spanguard_tracer *t, const char *s
     for (;;) pause();
 }
 
+/* In a test's child that forked the grandchild `pid` (which runs
+ * record_then_die_of_sigterm) and reports to the test through its exit
+ * status: waits for the grandchild and exits 0 when it died of SIGTERM,
+ * 5 when a check failed here, 8 when the wait failed, 10 + its status
+ * when it exited, 9 when another signal ended it (said; SIGALRM: it
+ * hung). */
+static inline void exit_as_grandchild_died(pid_t pid) {
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
+    if (failures) _exit(5);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
+    if (WIFSIGNALED(status)) fprintf(stderr, "the grandchild died of signal %d\n", WTERMSIG(status));
+    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+}
+
+/* Waits for the child `pid` and checks that it died of SIGTERM, saying how
+ * it ended when not: the tests whose child must end as the signal ends a
+ * program (its handler re-raised it, or spanguard's watchdog did). */
+static inline void check_died_of_sigterm(pid_t pid, const char *who) {
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+        fprintf(stderr, "%s ended with status %#x, not of SIGTERM\n", who, status);
+}
+
 /* Waits for the child `pid` and checks that it exited 0, saying how it
  * ended when not ("`name`: the `who` ended with status ...", no name when
  * NULL): the fork tests run a case in a child that reports through its

@@ -69,11 +69,7 @@ static void child(void) {
     if (pid == 0) record_then_die_of_sigterm(tracer, "grandchild-span", 30); /* the grandchild: its first use */
     if (write(go_on[1], &byte, 1) != 1) _exit(4);
     pthread_join(t, NULL);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
-    if (failures) _exit(5);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
-    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+    exit_as_grandchild_died(pid);
 }
 
 int main(int argc, char **argv) {

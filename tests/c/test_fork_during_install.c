@@ -89,12 +89,7 @@ static void child(int signal, const char *span) {
     if (pid == 0) record_then_die_of_sigterm(tracer, span, 10); /* the grandchild: its first use */
     if (write(forked[1], &byte, 1) != 1) _exit(4);
     pthread_join(t, NULL);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
-    if (failures) _exit(5);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
-    if (WIFSIGNALED(status)) fprintf(stderr, "the grandchild died of signal %d\n", WTERMSIG(status));
-    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+    exit_as_grandchild_died(pid);
 }
 
 static void fork_at_install_of(int signal, const char *span, const char *sink) {

@@ -168,11 +168,7 @@ static void case_prepare(void) {
     if (pid == 0) record_then_die_of_sigterm(t, "forked-child-at-prepare", 10);
     CHECK(pid > 0);
     check_handler_done("during a fork");
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
-        fprintf(stderr, "the forked child ended with status %#x, not by its SIGTERM\n", status);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    check_died_of_sigterm(pid, "the forked child");
     CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 10000)));
     spanguard_tracer_free(t);
 }

@@ -77,11 +77,9 @@ static void run(const char *name, void (*child)(const char *), const char *dir) 
         _exit(99);
     }
     CHECK(pid > 0);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
-        fprintf(stderr, "%s: child ended with status %#x, not of SIGTERM\n", name, status);
+    char who[64];
+    snprintf(who, sizeof who, "%s: the child", name);
+    check_died_of_sigterm(pid, who);
 }
 
 int main(int argc, char **argv) {
