@@ -96,7 +96,7 @@ build/tests/malloc_guard.so: tests/kill/malloc_guard.c
 	mkdir -p build/tests
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC $< -o $@
 
-build/tests/%: tests/c/%.c include/spanguard.h build
+build/tests/%: tests/c/%.c tests/c/host_handler.h include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 

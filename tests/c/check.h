@@ -49,20 +49,35 @@ static inline void record_span(spanguard_tracer *t, const char *name) {
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
 }
 
-/* A tracer writing to the sink directory `sink`, its spool beside it
- * (`<sink>-spool`, which the Makefile clears), signal handlers on: the
- * tracer the signal and fork tests start. Checked; NULL if it failed. */
-static inline spanguard_tracer *tracer_with_handlers(const char *sink) {
+/* tracer_with_handlers and tracer_flushed_only: named `service` and
+ * with `schedule_delay_ms` unless NULL or 0 (the defaults then). */
+static inline spanguard_tracer *tracer_in_sink_(const char *sink, const char *service, uint32_t schedule_delay_ms) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", sink);
     spanguard_config cfg;
     (void)spanguard_config_init(&cfg, sizeof cfg);
+    if (service) cfg.service_name = service;
     cfg.sink_dir = sink;
     cfg.spool_dir = spool;
+    if (schedule_delay_ms) cfg.schedule_delay_ms = schedule_delay_ms;
     cfg.install_signal_handlers = 1;
     spanguard_tracer *t = NULL;
     CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
     return t;
+}
+
+/* A tracer writing to the sink directory `sink`, its spool beside it
+ * (`<sink>-spool`, which the Makefile clears), signal handlers on: the
+ * tracer the signal and fork tests start. Checked; NULL if it failed. */
+static inline spanguard_tracer *tracer_with_handlers(const char *sink) {
+    return tracer_in_sink_(sink, NULL, 0);
+}
+
+/* tracer_with_handlers named `service`, whose spans leave only on a flush
+ * (a schedule delay of a minute): a span in the sink then says that the
+ * watchdog flushed it, not the exporter's schedule. */
+static inline spanguard_tracer *tracer_flushed_only(const char *sink, const char *service) {
+    return tracer_in_sink_(sink, service, 60000);
 }
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -52,17 +53,6 @@ static void *first_use(void *arg) {
     return NULL;
 }
 
-/* The grandchild: its first use, then SIGTERM (SIGALRM when that did not
- * end it). Exits 5 when a check failed. */
-static void grandchild(void) {
-    failures = 0;
-    record_span(tracer, "grandchild-span");
-    if (failures) _exit(5);
-    alarm(30);
-    kill(getpid(), SIGTERM);
-    for (;;) pause();
-}
-
 /* The child: its first use on one thread, held in the watchdog's start
  * while this thread forks the grandchild. Exits with 0 when the
  * grandchild died of SIGTERM, 10 + its exit status when it exited, 9
@@ -76,41 +66,22 @@ static void child(void) {
     char byte;
     if (read(in_window[0], &byte, 1) != 1) _exit(3);
     pid_t pid = fork();
-    if (pid == 0) grandchild();
+    if (pid == 0) record_then_die_of_sigterm(tracer, "grandchild-span", 30); /* the grandchild: its first use */
     if (write(go_on[1], &byte, 1) != 1) _exit(4);
     pthread_join(t, NULL);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
-    if (failures) _exit(5);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
-    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+    exit_as_grandchild_died(pid);
 }
 
 int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *sink = argc > 1 ? argv[1] : "build/test_fork_during_first_use-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", sink);
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-during-first-use";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.schedule_delay_ms = 60000; /* nothing leaves without a flush */
-    cfg.install_signal_handlers = 1;
-    CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
+    tracer = tracer_flushed_only(sink, "fork-during-first-use");
     if (!tracer) return check_summary();
 
     pid_t pid = fork();
     if (pid == 0) child();
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "the child ended with status %#x\n", status);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    long n = count_in_dir(sink, "\"grandchild-span\"");
-    if (n != 1) fprintf(stderr, "the grandchild's span arrived %ld times\n", n);
-    CHECK(n == 1);
+    check_exited_0(pid, NULL, "child");
+    check_arrived_once(sink, "grandchild-span");
 
     CHECK(spanguard_result_is_ok(spanguard_shutdown(tracer, 20000)));
     spanguard_tracer_free(tracer);

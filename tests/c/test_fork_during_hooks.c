@@ -38,6 +38,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 enum hook { FORK_HOOK = 1, EXIT_HOOK, CRASH_INSTALL, FORK_HOOK_IN_PREPARE };
@@ -101,10 +102,8 @@ int __cxa_atexit(void (*fn)(void *), void *arg, void *dso) {
 }
 
 int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact) {
-    static int (*real)(int, const struct sigaction *, struct sigaction *);
-    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "sigaction");
     if (act && signum == SIGSEGV) hold_window(CRASH_INSTALL);
-    return real(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static spanguard_tracer *first;
@@ -191,18 +190,12 @@ static void case_process(enum hook hook, const char *name) {
 static void fork_during(enum hook hook, const char *name) {
     pid_t pid = fork();
     if (pid == 0) case_process(hook, name);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s: the case ended with status %#x\n", name, status);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_exited_0(pid, name, "case");
     const char *whose[] = {"child", "grandchild"};
     for (int i = 0; i < 2; i++) {
-        char quoted[96];
-        snprintf(quoted, sizeof quoted, "\"%s-%s\"", name, whose[i]);
-        long n = count_in_dir(sink, quoted);
-        if (n != 1) fprintf(stderr, "%s arrived %ld times\n", quoted, n);
-        CHECK(n == 1);
+        char span[96];
+        snprintf(span, sizeof span, "%s-%s", name, whose[i]);
+        check_arrived_once(sink, span);
     }
 }
 

@@ -20,7 +20,6 @@
  * span in the sink. Once with the fork at SIGTERM's install, once at
  * SIGINT's (SIGTERM's done). */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,11 +32,10 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
-
-static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 
 /* The gate in sigaction: armed for one signal; the first install of it
  * tells `in_window`, waits for the fork to start (`fork_started`, told by
@@ -55,7 +53,7 @@ int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)
         struct pollfd done = {.fd = forked[0], .events = POLLIN};
         (void)poll(&done, 1, 2000);
     }
-    return real_sigaction(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static void on_fork_prepare(void) {
@@ -73,18 +71,6 @@ static void *first_use(void *arg) {
     return NULL;
 }
 
-/* The grandchild: its first use, then SIGTERM (SIGALRM when that did not
- * end it within 10 s: a hang fails, it does not hold up the suite). Exits
- * 5 when a check failed. */
-static void grandchild(const char *span) {
-    failures = 0;
-    record_span(tracer, span);
-    if (failures) _exit(5);
-    alarm(10);
-    kill(getpid(), SIGTERM);
-    for (;;) pause();
-}
-
 /* The child: its first use on one thread, held in the install of
  * `signal`'s handler while this thread forks the grandchild. Exits 0 when
  * the grandchild died of SIGTERM, 10 + its exit status when it exited, 9
@@ -100,47 +86,24 @@ static void child(int signal, const char *span) {
     if (read(in_window[0], &byte, 1) != 1) _exit(3);
     atomic_store(&note_fork, 1);
     pid_t pid = fork();
-    if (pid == 0) grandchild(span);
+    if (pid == 0) record_then_die_of_sigterm(tracer, span, 10); /* the grandchild: its first use */
     if (write(forked[1], &byte, 1) != 1) _exit(4);
     pthread_join(t, NULL);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) _exit(8);
-    if (failures) _exit(5);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) _exit(0);
-    if (WIFSIGNALED(status)) fprintf(stderr, "the grandchild died of signal %d\n", WTERMSIG(status));
-    _exit(WIFEXITED(status) ? 10 + WEXITSTATUS(status) : 9);
+    exit_as_grandchild_died(pid);
 }
 
 static void fork_at_install_of(int signal, const char *span, const char *sink) {
     pid_t pid = fork();
     if (pid == 0) child(signal, span);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s: the child ended with status %#x\n", span, status);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    char quoted[64];
-    snprintf(quoted, sizeof quoted, "\"%s\"", span);
-    long n = count_in_dir(sink, quoted);
-    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
-    CHECK(n == 1);
+    check_exited_0(pid, span, "child");
+    check_arrived_once(sink, span);
 }
 
 int main(int argc, char **argv) {
     alarm(90); /* a hang is a failure, not a stuck test */
-    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
-    if (!real_sigaction) return 2;
+    if (!libc_sigaction()) return 2;
     const char *sink = argc > 1 ? argv[1] : "build/test_fork_during_install-spans";
-    char spool[512];
-    snprintf(spool, sizeof spool, "%s-spool", sink);
-    spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-during-install";
-    cfg.sink_dir = sink;
-    cfg.spool_dir = spool;
-    cfg.schedule_delay_ms = 60000; /* nothing leaves without a flush */
-    cfg.install_signal_handlers = 1;
-    CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
+    tracer = tracer_flushed_only(sink, "fork-during-install");
     if (!tracer) return check_summary();
     /* After the library's: fork handlers made later prepare first. */
     CHECK(pthread_atfork(on_fork_prepare, NULL, NULL) == 0);

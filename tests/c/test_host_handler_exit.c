@@ -23,6 +23,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "proc.h"
 #include "sink_count.h"
 
@@ -40,11 +41,7 @@ int main(int argc, char **argv) {
     pid_t pid = fork();
     if (pid == 0) {
         close(ready[0]);
-        struct sigaction host;
-        memset(&host, 0, sizeof host);
-        host.sa_handler = exits;
-        sigemptyset(&host.sa_mask);
-        if (sigaction(SIGTERM, &host, NULL) != 0) _exit(2);
+        if (set_handler(SIGTERM, exits, 0) != 0) _exit(2);
         spanguard_tracer *t = tracer_with_handlers(scratch);
         record_span(t, "before-exit");
         if (failures) _exit(3);

@@ -22,6 +22,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "proc.h"
 #include "sink_count.h"
 
@@ -36,11 +37,7 @@ int main(int argc, char **argv) {
     alarm(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_fork-spans";
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = forks;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGHUP, &host, NULL) == 0);
+    CHECK(set_handler(SIGHUP, forks, 0) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-hup");

@@ -26,10 +26,10 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "proc.h"
 #include "sink_count.h"
 
-static volatile sig_atomic_t receiver_tid;
 static volatile sig_atomic_t ran;
 static volatile pid_t worker = -1; /* the handler's child */
 static volatile int exec_worker;   /* whether the child execs or returns */
@@ -53,34 +53,11 @@ static void host_handler(int signal) {
     ran++;
 }
 
-/* The only thread that takes SIGHUP (see test_host_handler_receiver_exits):
- * it waits for it, blocks it, and exits with the redelivery pending. */
-static void *receiver(void *arg) {
-    (void)arg;
-    receiver_tid = gettid();
-    sigset_t hup;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
-    pause();
-    pthread_sigmask(SIG_BLOCK, &hup, NULL);
-    for (;;) {
-        sigset_t pending;
-        if (sigpending(&pending) == 0 && sigismember(&pending, SIGHUP)) break;
-        usleep(1000);
-    }
-    return NULL;
-}
-
-/* Sends SIGHUP through a receiver that exits; waits for the handler. */
+/* Sends SIGHUP through a receiver that exits with the redelivery pending
+ * (see test_host_handler_receiver_exits); waits for the handler. */
 static void hup_through_exiting_receiver(void) {
     int before = ran;
-    receiver_tid = 0;
-    pthread_t r;
-    CHECK(pthread_create(&r, NULL, receiver, NULL) == 0);
-    while (!receiver_tid) usleep(1000);
-    usleep(50 * 1000);
-    CHECK(kill(getpid(), SIGHUP) == 0);
+    pthread_t r = signal_through_receiver(receive_then_exit_pending, SIGHUP);
     CHECK(pthread_join(r, NULL) == 0);
     while (ran == before) usleep(1000);
 }
@@ -101,17 +78,10 @@ int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_fork_handoff-spans";
     snprintf(child_scratch, sizeof child_scratch, "%s/child", scratch); /* cleared with it */
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = host_handler;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGHUP, &host, NULL) == 0);
+    CHECK(set_handler(SIGHUP, host_handler, 0) == 0);
     /* This thread, and the library's threads made from it, block SIGHUP:
      * the kernel gives it to the receiver. */
-    sigset_t hup;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    CHECK(pthread_sigmask(SIG_BLOCK, &hup, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGHUP) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before");

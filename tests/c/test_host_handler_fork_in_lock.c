@@ -26,7 +26,6 @@
  * the sink. No sleeps. */
 #define _GNU_SOURCE
 #include <dirent.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -38,9 +37,9 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
-static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static const char *sink;
 
 /* Armed by a case: raise SIGUSR1 at the install of SIGTERM's handler, or
@@ -52,7 +51,7 @@ int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact)
         atomic_store(&raised, 1);
         raise(SIGUSR1);
     }
-    return real_sigaction(signum, act, oldact);
+    return libc_sigaction()(signum, act, oldact);
 }
 
 static void on_fork_prepare(void) {
@@ -91,7 +90,7 @@ static void install_usr1_handler(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     sigemptyset(&sa.sa_mask);
-    CHECK(real_sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(libc_sigaction()(SIGUSR1, &sa, NULL) == 0);
 }
 
 /* After the call that raised SIGUSR1: it was raised, its handler ran, and
@@ -166,21 +165,10 @@ static void case_prepare(void) {
     handler_child_span = "handler-child-at-prepare";
     atomic_store(&raise_at_prepare, 1);
     pid_t pid = fork();
-    if (pid == 0) {
-        failures = 0;
-        record_span(t, "forked-child-at-prepare");
-        if (failures) _exit(5);
-        alarm(10);
-        kill(getpid(), SIGTERM);
-        for (;;) pause();
-    }
+    if (pid == 0) record_then_die_of_sigterm(t, "forked-child-at-prepare", 10);
     CHECK(pid > 0);
     check_handler_done("during a fork");
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM))
-        fprintf(stderr, "the forked child ended with status %#x, not by its SIGTERM\n", status);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    check_died_of_sigterm(pid, "the forked child");
     CHECK(spanguard_result_is_ok(spanguard_shutdown(t, 10000)));
     spanguard_tracer_free(t);
 }
@@ -192,25 +180,12 @@ static void case_process(const char *name, void (*run)(void)) {
         run();
         _exit(failures ? 1 : 0);
     }
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s: the case ended with status %#x\n", name, status);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
-static void check_arrived_once(const char *span) {
-    char quoted[64];
-    snprintf(quoted, sizeof quoted, "\"%s\"", span);
-    long n = count_in_dir(sink, quoted);
-    if (n != 1) fprintf(stderr, "%s arrived %ld times\n", span, n);
-    CHECK(n == 1);
+    check_exited_0(pid, name, "case");
 }
 
 int main(int argc, char **argv) {
     alarm(90); /* a hang is a failure, not a stuck test */
-    *(void **)&real_sigaction = dlsym(RTLD_NEXT, "sigaction");
-    if (!real_sigaction) return 2;
+    if (!libc_sigaction()) return 2;
     sink = argc > 1 ? argv[1] : "build/test_host_handler_fork_in_lock-spans";
     /* Before the library's (registered at a process's first tracer): its
      * prepare handler runs after the library's. */
@@ -219,8 +194,8 @@ int main(int argc, char **argv) {
     case_process("at the install", case_install);
     case_process("during a fork", case_prepare);
 
-    check_arrived_once("handler-child-at-install");
-    check_arrived_once("handler-child-at-prepare");
-    check_arrived_once("forked-child-at-prepare");
+    check_arrived_once(sink, "handler-child-at-install");
+    check_arrived_once(sink, "handler-child-at-prepare");
+    check_arrived_once(sink, "forked-child-at-prepare");
     return check_summary();
 }

@@ -27,6 +27,7 @@
 #include "spanguard.h"
 #include "attrs.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static sem_t woken;
@@ -63,23 +64,14 @@ int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_handoff-spans";
     CHECK(sem_init(&woken, 0, 0) == 0);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = hand_off;
-    sigemptyset(&sa.sa_mask);
-    CHECK(sigaction(SIGTERM, &sa, NULL) == 0);
+    CHECK(set_handler(SIGTERM, hand_off, 0) == 0);
 
     tracer = tracer_with_handlers(scratch);
     CHECK_RC(spanguard_span_begin(tracer, "held", strlen("held"), SPANGUARD_SPAN_NONE, 0, &held),
              SPANGUARD_RESULT_OK);
 
-    sigset_t term, was;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &term, &was);
     pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, stopper, NULL) == 0);
-    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    CHECK(start_thread_blocking(&thread, stopper, SIGTERM, 0) == 0);
 
     kill(getpid(), SIGTERM); /* the main thread is the one that takes it */
     CHECK(pthread_join(thread, NULL) == 0);

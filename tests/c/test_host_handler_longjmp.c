@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "proc.h"
 #include "sink_count.h"
 
@@ -35,11 +36,7 @@ int main(int argc, char **argv) {
     alarm(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_longjmp-spans";
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = back_to_prompt;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGINT, &host, NULL) == 0);
+    CHECK(set_handler(SIGINT, back_to_prompt, 0) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-interrupt");

@@ -16,10 +16,10 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t ran_on; /* the thread the host's handler ran on */
-static volatile sig_atomic_t receiver_tid;
 
 static void host_handler(int signal) {
     (void)signal;
@@ -31,50 +31,20 @@ static void host_handler(int signal) {
     nanosleep(&pause, NULL);
 }
 
-/* The only thread that takes SIGTERM: it waits for it (spanguard's handler
- * runs here and wakes it), blocks it, waits until the watchdog's
- * redelivery is pending here, and exits with it pending. */
-static void *receiver(void *arg) {
-    (void)arg;
-    receiver_tid = gettid();
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-    pause();
-    pthread_sigmask(SIG_BLOCK, &term, NULL);
-    for (;;) {
-        sigset_t pending;
-        if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM)) break;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     alarm(30); /* a handler that never runs is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_receiver_exits-spans";
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = host_handler;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGTERM, &host, NULL) == 0);
+    CHECK(set_handler(SIGTERM, host_handler, 0) == 0);
     /* This thread, and the library's threads made from it, block SIGTERM:
      * the kernel gives it to the receiver. */
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-the-signal");
 
-    pthread_t r;
-    CHECK(pthread_create(&r, NULL, receiver, NULL) == 0);
-    while (!receiver_tid) usleep(1000);
-    usleep(50 * 1000); /* in pause() by now, or soon: the signal waits for it */
-    CHECK(kill(getpid(), SIGTERM) == 0);
+    /* The only thread that takes SIGTERM, gone before the redelivery. */
+    pthread_t r = signal_through_receiver(receive_then_exit_pending, SIGTERM);
     CHECK(pthread_join(r, NULL) == 0);
     while (!ran_on) usleep(1000);
     CHECK(ran_on != receiver_tid);

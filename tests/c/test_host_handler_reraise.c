@@ -24,6 +24,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t calls;
@@ -31,11 +32,7 @@ static volatile sig_atomic_t calls;
 /* Cleans up, then dies of the signal as it would have without a handler. */
 static void die_of_it(int signal) {
     calls++;
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(signal, &dfl, NULL);
+    set_handler(signal, SIG_DFL, 0);
     raise(signal);
 }
 
@@ -44,29 +41,14 @@ static void count(int signal) {
     calls++;
 }
 
-/* Sends the signal to the process from a thread that blocks it, so the
- * kernel picks the main thread. */
-static void *send_later(void *arg) {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    usleep(100 * 1000);
-    kill(getpid(), (int)(long)arg);
-    return NULL;
-}
-
 static void send_sigterm(void) {
     pthread_t sender;
-    if (pthread_create(&sender, NULL, send_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
+    if (pthread_create(&sender, NULL, send_signal_later, (void *)(long)SIGTERM) == 0) pthread_detach(sender);
 }
 
 /* The child: its handler re-raises with the default action. */
 static void reraising_child(const char *dir) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = die_of_it;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    set_handler(SIGTERM, die_of_it, 0);
     spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-reraise");
     send_sigterm();
@@ -76,12 +58,7 @@ static void reraising_child(const char *dir) {
 /* The child: a one-shot handler; the first SIGTERM is handled, the second
  * ends the process. */
 static void one_shot_child(const char *dir) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = count;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    set_handler(SIGTERM, count, SA_RESETHAND);
     spanguard_tracer *t = tracer_with_handlers(dir);
     record_span(t, "before-first");
     send_sigterm();
@@ -100,11 +77,9 @@ static void run(const char *name, void (*child)(const char *), const char *dir) 
         _exit(99);
     }
     CHECK(pid > 0);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
-        fprintf(stderr, "%s: child ended with status %#x, not of SIGTERM\n", name, status);
+    char who[64];
+    snprintf(who, sizeof who, "%s: the child", name);
+    check_died_of_sigterm(pid, who);
 }
 
 int main(int argc, char **argv) {

@@ -21,6 +21,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t ran_on;     /* the thread the host's handler ran on */
@@ -38,24 +39,13 @@ static void host_siginfo(int signal, siginfo_t *info, void *context) {
     ran_on = gettid();
 }
 
-/* Sends the signal to the process from a thread that blocks it, so the
- * kernel picks the main thread. */
-static void *send_later(void *arg) {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-    usleep(100 * 1000);
-    kill(getpid(), (int)(long)arg);
-    return NULL;
-}
-
 /* Sends `signal`, waits in pause() until the host's handler has run, and
  * checks where it ran and that the span ended before it was flushed. */
 static void signal_and_wait(spanguard_tracer *t, const char *dir, int signal, const char *name) {
     record_span(t, name);
     ran_on = 0;
     pthread_t sender;
-    CHECK(pthread_create(&sender, NULL, send_later, (void *)(long)signal) == 0);
+    CHECK(pthread_create(&sender, NULL, send_signal_later, (void *)(long)signal) == 0);
     while (!ran_on) pause();
     CHECK(pthread_join(sender, NULL) == 0);
     CHECK(ran_on == getpid());
@@ -68,11 +58,8 @@ int main(int argc, char **argv) {
     alarm(30); /* a main thread never woken is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_thread-spans";
 
-    struct sigaction plain, with_info;
-    memset(&plain, 0, sizeof plain);
-    plain.sa_handler = host_plain;
-    sigemptyset(&plain.sa_mask);
-    CHECK(sigaction(SIGTERM, &plain, NULL) == 0);
+    CHECK(set_handler(SIGTERM, host_plain, 0) == 0);
+    struct sigaction with_info;
     memset(&with_info, 0, sizeof with_info);
     with_info.sa_sigaction = host_siginfo;
     with_info.sa_flags = SA_SIGINFO;

@@ -19,11 +19,11 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t runs;         /* how often the host's handler ran */
 static volatile sig_atomic_t end_thread;   /* whether it ends its thread */
-static volatile sig_atomic_t receiver_tid; /* the worker that takes SIGTERM */
 
 static void host_handler(int signal) {
     (void)signal;
@@ -31,27 +31,11 @@ static void host_handler(int signal) {
     if (end_thread) pthread_exit(NULL);
 }
 
-/* The only thread that takes SIGTERM. */
-static void *worker(void *arg) {
-    (void)arg;
-    receiver_tid = gettid();
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
-    for (;;) pause();
-    return NULL;
-}
-
-/* Starts a worker, sends SIGTERM once it waits for it, waits until the
- * host's handler has run `want` times in all. */
+/* Starts a worker, the only thread that takes SIGTERM, sends SIGTERM once
+ * it waits for it, waits until the host's handler has run `want` times in
+ * all. */
 static pthread_t signal_worker(int want) {
-    pthread_t w;
-    receiver_tid = 0;
-    CHECK(pthread_create(&w, NULL, worker, NULL) == 0);
-    while (!receiver_tid) usleep(1000);
-    usleep(50 * 1000); /* in pause() by now, or soon: the signal waits for it */
-    CHECK(kill(getpid(), SIGTERM) == 0);
+    pthread_t w = signal_through_receiver(receive_forever, SIGTERM);
     while (runs < want) usleep(1000);
     return w;
 }
@@ -60,16 +44,9 @@ int main(int argc, char **argv) {
     alarm(30); /* a signal never acted on is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_thread_exit-spans";
 
-    struct sigaction host;
-    memset(&host, 0, sizeof host);
-    host.sa_handler = host_handler;
-    sigemptyset(&host.sa_mask);
-    CHECK(sigaction(SIGTERM, &host, NULL) == 0);
+    CHECK(set_handler(SIGTERM, host_handler, 0) == 0);
     /* This thread, and the library's threads made from it, block SIGTERM. */
-    sigset_t term;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "before-first");

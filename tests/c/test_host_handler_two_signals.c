@@ -20,6 +20,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 static volatile sig_atomic_t terms, ints, stop;
@@ -69,24 +70,13 @@ int main(int argc, char **argv) {
     alarm(30); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_two_signals-spans";
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_term;
-    CHECK(sigaction(SIGTERM, &sa, NULL) == 0);
-    sa.sa_handler = on_int;
-    CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+    CHECK(set_handler(SIGTERM, on_term, 0) == 0);
+    CHECK(set_handler(SIGINT, on_int, 0) == 0);
 
     tracer = tracer_with_handlers(scratch);
 
-    sigset_t both, was;
-    sigemptyset(&both);
-    sigaddset(&both, SIGTERM);
-    sigaddset(&both, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &both, &was);
     pthread_t thread;
-    CHECK(pthread_create(&thread, NULL, recorder, NULL) == 0);
-    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    CHECK(start_thread_blocking(&thread, recorder, SIGTERM, SIGINT) == 0);
     usleep(50 * 1000);
 
     two_signals(SIGTERM, SIGINT, 1, 1);

@@ -17,6 +17,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 #define S(str) (str), strlen(str)
@@ -43,10 +44,8 @@ static void blocked_sigterm_stays_pending(int handlers, const char *name) {
     if (!t) _exit(1);
     spanguard_span s = SPANGUARD_SPAN_NONE;
     CHECK_RC(spanguard_span_begin(t, name, strlen(name), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
-    sigset_t term, pending;
-    sigemptyset(&term);
-    sigaddset(&term, SIGTERM);
-    CHECK(pthread_sigmask(SIG_BLOCK, &term, NULL) == 0);
+    sigset_t pending;
+    CHECK(mask_signal(SIG_BLOCK, SIGTERM) == 0);
     CHECK(kill(getpid(), SIGTERM) == 0);
     /* A process-directed signal goes to some thread that does not block it
      * at once, or stays pending for the process: a flush makes the exporter

@@ -20,6 +20,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "host_handler.h"
 #include "sink_count.h"
 
 #define ROUNDS 2000
@@ -52,20 +53,12 @@ int main(int argc, char **argv) {
     alarm(60);
     const char *scratch = argc > 1 ? argv[1] : "build/test_signals_off_library_threads-spans";
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = note_thread;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(set_handler(SIGUSR1, note_thread, SA_RESTART) == 0);
 
     spanguard_tracer *t = tracer_with_handlers(scratch);
     record_span(t, "the-first"); /* the exporter is running */
 
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    CHECK(pthread_sigmask(SIG_BLOCK, &usr1, NULL) == 0);
+    CHECK(mask_signal(SIG_BLOCK, SIGUSR1) == 0);
     int main_tid = gettid();
 
     for (int i = 0; i < ROUNDS; i++) {
@@ -84,7 +77,7 @@ int main(int argc, char **argv) {
 
     /* Pending for the process all along: the main thread takes it now. */
     int before = runs;
-    CHECK(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL) == 0);
+    CHECK(mask_signal(SIG_UNBLOCK, SIGUSR1) == 0);
     CHECK(runs == before + 1);
     CHECK(before > ROUNDS || ran_on[before] == main_tid);
 
