@@ -96,7 +96,10 @@ build/tests/malloc_guard.so: tests/kill/malloc_guard.c
 	mkdir -p build/tests
 	$(CC) -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC $< -o $@
 
-build/tests/%: tests/c/%.c tests/c/host_handler.h include/spanguard.h build
+# The tests' shared headers are prerequisites: an edit to one rebuilds them.
+C_TEST_HEADERS := $(wildcard tests/c/*.h)
+
+build/tests/%: tests/c/%.c $(C_TEST_HEADERS) include/spanguard.h build
 	mkdir -p build/tests
 	$(CC) $(CFLAGS_TEST) $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
@@ -580,7 +583,7 @@ ARM64_PYTHON := $(ARM64_QEMU) $(ARM64_ROOT)/usr/bin/python3.11
 ARM64_NODE   := $(ARM64_QEMU) $(ARM64_ROOT)/usr/bin/node
 ARM64_TEST   := $(CURDIR)/build/arm64-test
 
-build/arm64/tests/%: tests/c/%.c include/spanguard.h arm64-lib
+build/arm64/tests/%: tests/c/%.c $(C_TEST_HEADERS) include/spanguard.h arm64-lib
 	mkdir -p build/arm64/tests
 	$(ARM64_CC) $(CFLAGS_TEST) $< -L$(ARM64_LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(ARM64_LIBDIR) -o $@
 
