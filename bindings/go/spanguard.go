@@ -410,8 +410,9 @@ func (t *Tracer) live() (*C.spanguard_tracer, error) {
 var errClosed = &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
 
 // Flush waits until every span ended before the call is exported; false
-// when the timeout passed first, and after Shutdown or Close (with
-// ErrShutDown: no flush ran).
+// when the timeout passed first (waiting for the watchdog's flush at a
+// signal too: the tracer records again after it), and after Shutdown or
+// Close (with ErrShutDown: no flush ran).
 func (t *Tracer) Flush(timeout time.Duration) (bool, error) {
 	status, err := t.FlushStatus(timeout)
 	return status != TimedOut && err == nil, err
