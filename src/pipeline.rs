@@ -274,14 +274,24 @@ impl Pipeline {
 
     /// Waits until every span ended before this call is exported (or failed
     /// for good, or spooled), or `timeout` passes; for the application, so
-    /// after a thaw (see `await_thaw`). None when the tracer is (still) not
-    /// running, or shut down while this flush waited (its spans went with
-    /// the shutdown's).
+    /// after a thaw (see `await_thaw`). None when the tracer is shut down,
+    /// or was shut down while this flush waited (its spans went with the
+    /// shutdown's); TimedOut when it is still frozen at `timeout` (a
+    /// signal's flush and dump under way, a crash) with spans to wait for:
+    /// not shut down, they go out after the thaw (or with the dump).
     pub fn flush_running(&self, timeout: Duration) -> Option<FlushOutcome> {
         let deadline = crate::span::clock::instant_after(Instant::now(), timeout);
         self.await_thaw(deadline);
-        if self.lifecycle() >= LIFECYCLE_SHUT_DOWN {
-            return None;
+        match self.lifecycle() {
+            LIFECYCLE_SHUT_DOWN => return None,
+            // A flush given no time (Go's Flush(0) at the signal) or less
+            // than the freeze lasted: it answered "shut down", and the
+            // program's next calls on the same tracer succeeded. With
+            // nothing to wait for, it answers as when running.
+            LIFECYCLE_FROZEN => {
+                return Some(self.nothing_to_flush().unwrap_or(FlushOutcome::TimedOut));
+            }
+            _ => {}
         }
         let outcome = self
             .signal

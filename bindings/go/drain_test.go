@@ -8,36 +8,63 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 )
 
-// drainChild is the program TestDrainAfterSigterm runs in a child process
-// (this test binary again, with SPANGUARD_DRAIN_CHILD set): a server that
-// handles SIGTERM itself (signal.NotifyContext) and drains: a request span
-// open at the signal gets its answer and ends, a span begun in the drain
-// ends, the tracer closes, exit 0. "flush" also calls FlushOnSignals, as
-// the README's examples once taught every program to.
+// drainChild is the program TestDrainAfterSigterm and TestDrainAtOnce run
+// in a child process (this test binary again, with SPANGUARD_DRAIN_CHILD
+// set): a server that handles SIGTERM itself (signal.NotifyContext) and
+// drains: a request span open at the signal gets its answer and ends, a
+// span begun in the drain ends, the tracer closes, exit 0. "flush" and
+// "flush-at-once" also call FlushOnSignals, as the README's examples once
+// taught every program to. The "-at-once" modes drain the moment the
+// signal reaches the program and send to the test's receiver
+// (SPANGUARD_DRAIN_ENDPOINT), so the watchdog's flush and the shutdown's
+// take as long as a backend's answer.
 func drainChild(mode, dir string) {
 	tr, err := spanguard.NewTracer(spanguard.Config{ServiceName: "drain",
-		SinkDir: filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool")})
+		Endpoint: os.Getenv("SPANGUARD_DRAIN_ENDPOINT"),
+		SinkDir:  filepath.Join(dir, "sink"), SpoolDir: filepath.Join(dir, "spool")})
 	if err != nil {
 		panic(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	if mode == "flush" {
+	if mode == "flush" || mode == "flush-at-once" {
 		tr.FlushOnSignals(context.Background(), 5*time.Second)
 	}
-	_, request, err := tr.Start(context.Background(), "request")
+	_, request, err := tr.Start(context.Background(), "request",
+		spanguard.WithAttributes(spanguard.String("round", os.Getenv("SPANGUARD_DRAIN_ROUND"))))
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("ready")
+	if strings.HasSuffix(mode, "-at-once") {
+		// A busy server: it sees the signal as soon as Go's runtime has it.
+		for ctx.Err() == nil {
+		}
+		// The drain starts as the signal wakes it, while the watchdog may
+		// still hold the tracer (and races FlushOnSignals' shutdown): it
+		// says what each call answered.
+		_, flushErr := tr.Flush(0)
+		// The answer takes a moment, different each round: the drain's
+		// calls land before, during and after that shutdown.
+		delay, _ := strconv.Atoi(os.Getenv("SPANGUARD_DRAIN_DELAY_US"))
+		time.Sleep(time.Duration(delay) * time.Microsecond)
+		setErr := request.SetAttributes(spanguard.String("answer", "sent in the drain"))
+		endErr := request.End()
+		fmt.Println("flush:", flushErr)
+		fmt.Println("set:", setErr, "end:", endErr)
+		_ = tr.Close()
+		os.Exit(0)
+	}
 	<-ctx.Done()
 	if mode == "flush" {
 		// FlushOnSignals' shutdown runs on its own goroutine at the signal,
@@ -68,6 +95,39 @@ func drainChild(mode, dir string) {
 	os.Exit(0)
 }
 
+// runDrainChild runs drainChild in mode, stops it with SIGTERM once it is
+// ready, and returns its directory and what it printed after "ready".
+func runDrainChild(t *testing.T, mode string, env ...string) (dir string, rest []string) {
+	t.Helper()
+	dir = t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "SPANGUARD_DRAIN_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("the child did not start: %q", lines.Text())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		rest = append(rest, lines.Text())
+	}
+	if err := cmd.Wait(); err != nil || len(rest) == 0 {
+		t.Fatalf("the child did not finish: %v %q", err, rest)
+	}
+	return dir, rest
+}
+
 // A program with its own signal.NotifyContext needs no FlushOnSignals: the
 // watchdog (on by default) flushes at the signal and leaves the tracer
 // recording, so the drain's first flush works, the request open at SIGTERM
@@ -80,32 +140,9 @@ func drainChild(mode, dir string) {
 func TestDrainAfterSigterm(t *testing.T) {
 	for _, mode := range []string{"notify", "flush"} {
 		t.Run(mode, func(t *testing.T) {
-			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "SPANGUARD_DRAIN_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
-			cmd.Stderr = os.Stderr
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(out)
-			if !lines.Scan() || lines.Text() != "ready" {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("the child did not start: %q", lines.Text())
-			}
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			var rest []string
-			for lines.Scan() {
-				rest = append(rest, lines.Text())
-			}
-			if err := cmd.Wait(); err != nil || rest[len(rest)-1] != "graceful exit" {
-				t.Fatalf("the graceful shutdown did not finish: %v %q", err, rest)
+			dir, rest := runDrainChild(t, mode)
+			if rest[len(rest)-1] != "graceful exit" {
+				t.Fatalf("the graceful shutdown did not finish: %q", rest)
 			}
 			count := map[string]int{}
 			byName := map[string]exported{}
@@ -139,6 +176,73 @@ func TestDrainAfterSigterm(t *testing.T) {
 						"(update README's Go section and FlushOnSignals' doc): %v %q", count, rest)
 				}
 			}
+		})
+	}
+}
+
+// A drain that starts the moment the signal reaches the program (a busy
+// server), its first call a Flush(0). "notify-at-once": NotifyContext
+// alone; the flush answers no error (a flush that lands while the
+// watchdog still holds the tracer answered ErrShutDown, though the
+// tracer recorded again a moment later), the request ends whole in the
+// drain. "flush-at-once": FlushOnSignals beside it, whose shutdown the
+// drain's SetAttributes and End race (a newcomer saw requests arrive
+// ended without the drain's attribute, nothing said): whichever wins, the
+// request arrives once, with what the drain set on it (ended in the
+// drain, or after the shutdown exported it: End answers nil then), or
+// marked unended with the drain told (SetAttributes refused). Rounds:
+// SPANGUARD_DRAIN_ROUNDS (default 6) a mode, the drain's calls a little
+// later each round.
+func TestDrainAtOnce(t *testing.T) {
+	rounds := 6
+	if n, err := strconv.Atoi(os.Getenv("SPANGUARD_DRAIN_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	rx := otlpreceiver.Start(t)
+	for _, mode := range []string{"notify-at-once", "flush-at-once"} {
+		t.Run(mode, func(t *testing.T) {
+			outcomes := map[string]int{}
+			for round := range rounds {
+				id := mode + strconv.Itoa(round)
+				_, rest := runDrainChild(t, mode, "SPANGUARD_DRAIN_ENDPOINT="+rx.URL, "SPANGUARD_DRAIN_ROUND="+id,
+					"SPANGUARD_DRAIN_DELAY_US="+strconv.Itoa(round%6*500))
+				// The child shut its tracer down: what arrived is all there is.
+				var requests []otlpreceiver.Span
+				for _, s := range rx.Spans(t) {
+					if s.Name == "request" && s.Attributes["round"] == id {
+						requests = append(requests, s)
+					}
+				}
+				if len(requests) != 1 || len(rest) != 2 {
+					t.Fatalf("round %d: the request arrived %d times; the child said %q", round, len(requests), rest)
+				}
+				attrs := requests[0].Attributes
+				answered := attrs["answer"] == "sent in the drain"
+				unended := attrs["spanguard.unended"] == true
+				flush, calls := rest[0], rest[1]
+				told := calls != "set: <nil> end: <nil>"
+				switch {
+				case mode == "notify-at-once":
+					if flush != "flush: <nil>" || told || !answered || unended {
+						t.Errorf("round %d: the drain's calls answered %q, the request arrived with %v",
+							round, rest, attrs)
+					}
+					outcomes[flush]++
+				case answered && !unended && !told:
+					outcomes["whole"]++
+				case answered && unended:
+					outcomes["whole, ended after the stop"]++
+				case unended && told:
+					outcomes["unended, told"]++
+				default:
+					t.Errorf("round %d: the request arrived with %v; the drain's calls answered %q",
+						round, attrs, rest)
+				}
+				if testing.Verbose() {
+					t.Log(mode, rest)
+				}
+			}
+			t.Logf("%d rounds: %v", rounds, outcomes)
 		})
 	}
 }

@@ -410,8 +410,9 @@ func (t *Tracer) live() (*C.spanguard_tracer, error) {
 var errClosed = &Error{Code: C.SPANGUARD_RESULT_SHUT_DOWN, Op: "tracer closed"}
 
 // Flush waits until every span ended before the call is exported; false
-// when the timeout passed first, and after Shutdown or Close (with
-// ErrShutDown: no flush ran).
+// when the timeout passed first (waiting for the watchdog's flush at a
+// signal too: the tracer records again after it), and after Shutdown or
+// Close (with ErrShutDown: no flush ran).
 func (t *Tracer) Flush(timeout time.Duration) (bool, error) {
 	status, err := t.FlushStatus(timeout)
 	return status != TimedOut && err == nil, err
@@ -726,10 +727,11 @@ func runBeforeSignal(timeout time.Duration) {
 // process again: a program that does not handle it dies the way it would
 // have; one that does (signal.NotifyContext for a graceful shutdown) gets
 // it on its own channel and goes on, but this tracer's shutdown races its
-// drain: once it ran, a span that ends in the drain arrives marked
-// unended with what it held at the signal and one begun in it is refused
-// (ErrShutDown); while the watchdog hands the signal over, a span the
-// drain ends may also arrive without what the drain set on it. Such a
+// drain: a span that ends in the drain arrives once, whole, or marked
+// unended with what it held when the shutdown reached it, what the drain
+// set after that refused (ErrShutDown; otelbridge counts it in
+// Failures), and one begun in the drain once it ran is refused
+// (ErrShutDown). Such a
 // program needs no FlushOnSignals and should not call it: the watchdog
 // flushes at the signal and leaves the tracer recording, and its own
 // shutdown path calls Shutdown or Close (TestDrainAfterSigterm). Cancel

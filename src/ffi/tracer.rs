@@ -850,9 +850,12 @@ fn flush_result(outcome: FlushOutcome) -> spanguard_result {
 /// (or refused for good, which is counted and reported);
 /// `SPANGUARD_RESULT_SPOOLED` (a success notice) when some were only written
 /// to the spool because the backend was down or kept failing;
-/// `SPANGUARD_RESULT_TIMEOUT` when time ran out first (the export goes on).
-/// With every such span dealt with already, a `timeout_ms` of 0 answers
-/// as a longer one would, not `SPANGUARD_RESULT_TIMEOUT`.
+/// `SPANGUARD_RESULT_TIMEOUT` when time ran out first (the export goes on),
+/// waiting for a termination signal's flush too: the watchdog holds the
+/// tracer while it writes the dump (`SPANGUARD_RESULT_SHUT_DOWN` only once
+/// the tracer is shut down). With every such span dealt with already, a
+/// `timeout_ms` of 0 answers as a longer one would, not
+/// `SPANGUARD_RESULT_TIMEOUT`.
 /// A backend that is down does not hold a flush up: its spans are spooled.
 /// Thread-safe; blocks.
 #[unsafe(no_mangle)]

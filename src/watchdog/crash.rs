@@ -456,4 +456,55 @@ mod tests {
         drop(tracer);
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    /// A flush while a signal's flush holds the tracer frozen, given less
+    /// time than the freeze lasts (Go's `Flush(0)` as the program's own
+    /// handler wakes): it times out, the spans go out after the thaw. It
+    /// answered "shut down", while the same tracer's next calls succeeded.
+    /// One given the time waits for the thaw and delivers.
+    #[test]
+    fn a_flush_while_frozen_times_out_rather_than_says_shut_down() {
+        let dir = std::env::temp_dir().join(format!("sg-flush-frozen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: None,
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            // The span stays queued: the flush has one to wait for.
+            schedule_delay: Duration::from_secs(60),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let (s, _) = tracer.begin(b"before", Parent::None, 1).expect("begin");
+        tracer.end(s, 0).expect("end");
+        let p = std::sync::Arc::clone(tracer.pipeline());
+        // The thawer: another thread, as the watchdog's is.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let thawer = {
+            let p = std::sync::Arc::clone(&p);
+            std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tid_tx.send(unsafe { libc::gettid() }).expect("tid");
+                go_rx.recv().expect("go");
+                std::thread::sleep(Duration::from_millis(200));
+                p.thaw();
+            })
+        };
+        assert!(p.try_freeze_recording(tid_rx.recv().expect("tid")));
+        assert_eq!(
+            tracer.flush(Duration::ZERO),
+            Ok(crate::pipeline::FlushOutcome::TimedOut),
+            "a flush given no time while frozen"
+        );
+        go_tx.send(()).expect("go");
+        assert_eq!(
+            tracer.flush(Duration::from_secs(5)),
+            Ok(crate::pipeline::FlushOutcome::Delivered),
+            "a flush that waited for the thaw"
+        );
+        thawer.join().expect("thawer");
+        drop(tracer);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -815,6 +815,9 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv("SPANGUARD_EXPORTER_CHILD_ENDPOINT"); url != "" {
 		exporterChild(url) // signal_exporter_test.go
 	}
+	if url := os.Getenv("SPANGUARD_DRAIN_BRIDGE_CHILD"); url != "" {
+		drainChild(url) // drain_test.go
+	}
 	if url := os.Getenv("SPANGUARD_BRIDGE_CHILD_ENDPOINT"); url != "" {
 		tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: os.Getenv("SPANGUARD_BRIDGE_CHILD_SPOOL")})
 		if err != nil {
