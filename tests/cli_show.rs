@@ -1039,3 +1039,35 @@ fn a_dump_larger_than_any_tracer_writes_is_named_and_not_read() {
     assert!(path.exists());
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn complex_values_show_an_empty_value_as_null_and_bytes_in_hex() {
+    // A tool call's arguments with an empty member (Python's None) and a
+    // bytes value, as a complex value: the empty one printed as nothing
+    // (`ok: `, `flag = `), which reads as an empty string or a value lost.
+    // Now `null`, as JSON writes it; bytes in hex after `0x`.
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"tool.call","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{{"key":"args","value":{{"kvlistValue":{{"values":["#,
+            r#"{{"key":"ok","value":{{}}}},{{"key":"list","value":{{"arrayValue":{{"values":[{{"intValue":"1"}},{{}}]}}}}}},"#,
+            r#"{{"key":"blob","value":{{"bytesValue":"AAEC/w=="}}}}]}}}}}},"#,
+            r#"{{"key":"flag","value":{{}}}},{{"key":"raw","value":{{"bytesValue":"3q2+7w=="}}}}]}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+    );
+    let root = sink_of("anyvalue-show", line);
+    let out = show(&root, &["--full", "svc-1.jsonl"], &[("NO_COLOR", "1")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("args = {ok: null, list: [1, null], blob: 0x000102ff}"),
+        "{printed}"
+    );
+    assert!(printed.contains("flag = null"), "{printed}");
+    assert!(printed.contains("raw = 0xdeadbeef"), "{printed}");
+    std::fs::remove_dir_all(&root).ok();
+}

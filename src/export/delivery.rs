@@ -1597,6 +1597,143 @@ mod tests {
         }
     }
 
+    /// One span whose prompt is inside a complex value (a map: the prompt
+    /// of `prompt` bytes, a count), and a small attribute, encoded under
+    /// `budget` bytes as the exporter would: the body, the spans it holds
+    /// (0: the span was lost) and the values the encoder cut.
+    fn span_with_a_map(
+        format: BodyFormat,
+        gzip: bool,
+        prompt: usize,
+        budget: usize,
+    ) -> (Vec<u8>, usize, u64) {
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{int, map, string};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(32).expect("pool");
+        let text: String = (0..prompt)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let value = map(&[("prompt", string(&text)), ("n", int(7))]);
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [7; 16];
+        r.span_id = [9; 8];
+        r.start_unix_ns = 1_700_000_000_000_000_000;
+        r.end_unix_ns = r.start_unix_ns + 5;
+        r.name = r.store_text(b"llm.chat", 256, &pool).0;
+        let any = ValueInput::AnyValue(AnyValueRef::check(&value).expect("well formed"));
+        for (k, v) in [
+            (&b"gen_ai.input"[..], any),
+            (b"gen_ai.usage.input_tokens", ValueInput::Int(42)),
+        ] {
+            r.set_attribute(k, &v, &SpanLimits::default(), &pool)
+                .expect("set");
+        }
+        let views = [SpanView::new(&r, &pool)];
+        let mut enc = RequestEncoder::new(format, gzip, budget, 1);
+        let n = enc.encode_prefix(&ResourceInfo::new("cut", &[]), &views);
+        let cut = enc.take_cut_values();
+        (enc.body().to_vec(), n, cut)
+    }
+
+    /// Delivers `span_with_a_map`'s request (`cut` values cut by the
+    /// encoder) to a backend that answers 413 over `limit` bytes; checks
+    /// that it arrived, a valid request, the map's prompt cut and its
+    /// other member and the span's small attribute whole (the prompt under
+    /// its `whole` length, not emptied). Returns what the
+    /// delivery counted cut.
+    fn deliver_the_map(
+        what: &str,
+        body: &[u8],
+        (format, gzip): (BodyFormat, bool),
+        (cut, limit): (u64, usize),
+        whole: usize,
+    ) -> u64 {
+        let name = format!("cut-map-{format:?}-{gzip}-{limit}");
+        let (mut d, _sent, dir) = delivery(&name, vec![]);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        d.transport = Box::new(SizeLimited {
+            limit,
+            accepted: Arc::clone(&accepted),
+            refused: Arc::default(),
+        });
+        let mut host = Host::default();
+        d.deliver(&fresh_body(body, (format, gzip), 1, cut), &mut host);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(
+            (host.delivered, host.lost),
+            (1, 0),
+            "{what}: {:?}",
+            host.lost_reasons
+        );
+        let accepted = accepted.lock().unwrap();
+        assert_eq!(accepted.len(), 1, "{what}");
+        let spans = crate::export::otlp_decode::decode_body(&accepted[0], format, gzip)
+            .expect("a request that decodes");
+        let span = &spans[0];
+        assert_eq!(
+            span.attribute("gen_ai.usage.input_tokens")
+                .and_then(|v| v.as_i64()),
+            Some(42),
+            "{what}"
+        );
+        let Some(crate::export::otlp_decode::Value::Map(members)) = span.attribute("gen_ai.input")
+        else {
+            panic!("{what}: the map ({:?})", span.attribute("gen_ai.input"));
+        };
+        assert_eq!(members.len(), 2, "{what}");
+        assert_eq!(
+            (members[1].0.as_str(), members[1].1.as_i64()),
+            ("n", Some(7)),
+            "{what}"
+        );
+        let prompt = members[0].1.as_str().expect("the prompt");
+        assert!(
+            prompt.len() > 10_000 && prompt.len() < whole,
+            "{what}: cut, not emptied ({} bytes)",
+            prompt.len()
+        );
+        host.cut
+    }
+
+    #[test]
+    fn a_413_on_one_span_cuts_inside_its_complex_value() {
+        // A map holding a 2 MB prompt, to a backend that takes at most
+        // 1,000,000 bytes (a third of it gzipped): sent whole, refused,
+        // then cut inside the map and counted once.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (body, n, cut) = span_with_a_map(format, gzip, 2_000_000, 100_000_000);
+            assert_eq!((n, cut), (1, 0), "{what}: whole under the budget");
+            let limit = if gzip { body.len() / 3 } else { 1_000_000 };
+            let cut = deliver_the_map(&what, &body, (format, gzip), (cut, limit), 2_000_000);
+            assert_eq!(cut, 1, "{what}: the prompt, counted once");
+        }
+    }
+
+    #[test]
+    fn a_lone_span_over_the_limit_is_cut_inside_its_complex_value() {
+        // A map holding a 300 KB prompt, the span alone over a lone-span
+        // limit of 100 KB: the encoders write a complex value as it came,
+        // so the span budget, which cuts strings and bytes, found nothing
+        // to cut and the span was lost ("a span alone is larger than the
+        // size limit"). Now it is cut inside the map to fit, counted by
+        // the encoder, and taken by a backend that takes 100 KB.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            let (body, n, cut) = span_with_a_map(format, gzip, 300_000, 100_000);
+            assert_eq!((n, cut), (1, 1), "{what}: one span, its prompt cut");
+            let limit = 100_000;
+            assert_eq!(
+                deliver_the_map(&what, &body, (format, gzip), (cut, limit), 300_000),
+                0,
+                "{what}: counted by the encoder"
+            );
+        }
+    }
+
     #[test]
     fn a_span_with_nothing_left_to_cut_is_lost_and_no_cut_counted() {
         let body = one_big_span(BodyFormat::Protobuf, false, 3_000_000);

@@ -45,7 +45,9 @@ impl Value {
 
 impl std::fmt::Display for Value {
     /// The value as a person reads it: strings bare, arrays and maps in
-    /// brackets, bytes in hex.
+    /// brackets, bytes in hex after `0x`, the empty value `null` (as JSON
+    /// writes it: printed as nothing, `ok: `, it read as an empty string
+    /// or a value lost).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Value::Str(s) => f.write_str(s),
@@ -76,7 +78,7 @@ impl std::fmt::Display for Value {
                 }
                 f.write_str("}")
             }
-            Value::Empty => Ok(()),
+            Value::Empty => f.write_str("null"),
         }
     }
 }

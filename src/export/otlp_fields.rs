@@ -148,8 +148,10 @@ pub enum OtlpValue<'a> {
     /// A resource's or scope's array (`AttrValue::Array`).
     List(&'a [AttrValue]),
     /// A complex value: an encoded, well-formed OTLP `AnyValue`
-    /// (`span::any_value`). Never cut by a byte budget: a cut would break
-    /// the message.
+    /// (`span::any_value`). Written as it came, never cut by the span
+    /// budget (a cut of its bytes would break the message): a lone span
+    /// that is still over the limit is cut inside its complex values by
+    /// `value_cut` (`RequestEncoder::cut_lone_span`).
     AnyValue(Bytes<'a>),
 }
 

@@ -12,6 +12,7 @@ use super::otlp_json::OtlpJsonEncoder;
 use super::otlp_proto::OtlpProtoEncoder;
 use super::resource::ResourceInfo;
 use super::transport::BodyFormat;
+use super::value_cut::cut_to_fit;
 use crate::span::record::SpanView;
 
 pub struct RequestEncoder {
@@ -174,6 +175,9 @@ impl RequestEncoder {
                 // its values are cut by that much more. Nothing left to cut
                 // from: lost, and none of its values counted as cut.
                 let over = len - self.lone_limit;
+                if n == 1 && span_budget == 0 && self.cut_lone_span(resource, &records[0]) {
+                    break;
+                }
                 if n == 0 || span_budget == 0 {
                     // The resource's doing when it takes half the limit
                     // or more: a span is not what to make smaller then.
@@ -195,6 +199,36 @@ impl RequestEncoder {
                 .compress(&self.encoded, &mut self.compressed);
         }
         n
+    }
+
+    /// A span that the span budget could not bring under the lone-span
+    /// limit with every string and bytes value emptied: what is left is in
+    /// its complex values (`span::any_value`), which the encoders write as
+    /// they came, or its names and keys. Encoded whole, then cut as a 413
+    /// cuts a request (`value_cut`), which cuts the strings and bytes
+    /// values inside complex values too, the longest first, the message
+    /// written anew and still valid. True, with the cut request in
+    /// `self.encoded` and its cuts counted, when that fits.
+    #[cold]
+    fn cut_lone_span(&mut self, resource: &ResourceInfo, span: &SpanView) -> bool {
+        self.set_span_budget(usize::MAX);
+        self.encode_plain(resource, std::slice::from_ref(span));
+        // Nothing was cut by the budget lifted.
+        self.proto.take_cut_values();
+        self.json.take_cut_values();
+        let fits = cut_to_fit(&self.encoded, self.format, self.lone_limit, 0)
+            .filter(|c| c.body.len() <= self.lone_limit);
+        match fits {
+            Some(cut) => {
+                self.encoded = cut.body;
+                self.cut_values += cut.values;
+                true
+            }
+            None => {
+                self.encoded.clear();
+                false
+            }
+        }
     }
 
     /// What the requests carry for `resource`: None when it takes no more

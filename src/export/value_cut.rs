@@ -4,8 +4,11 @@
 //! slots were given back once encoded), a spool file or a recovered dump's
 //! request alike. It cuts what the encoders' span budget cuts
 //! (`otlp_fields::budget_cap`): string and bytes attribute values of the
-//! span, its events and links (array elements too) and the status message,
-//! each to at most the same cap, the largest first and no more than needed.
+//! span, its events and links (array elements too, and the strings and
+//! bytes values inside complex values, whose messages are written anew)
+//! and the status message, each to at most the same cap, the largest first
+//! and no more than needed; also for a lone span whose complex values
+//! keep it over the lone-span limit (`RequestEncoder::cut_lone_span`).
 //! Ids, times, names, keys and everything else are copied as they are.
 
 use super::json_value::JsonValue;

@@ -403,4 +403,54 @@ pub(crate) mod tests {
                 .cut_by(3)
         );
     }
+
+    fn bytes(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_len_field(&mut out, ANY_BYTES, b);
+        out
+    }
+
+    /// The specification's attribute value length limit (common/README.md,
+    /// "Attribute Limits"), rule by rule: a string to `limit` characters, a
+    /// byte array to `limit` bytes, an array's elements and a map's values
+    /// each separately and recursively, and "otherwise a value MUST NOT be
+    /// truncated": a map's keys, numbers, the empty value, and how many
+    /// elements or members there are.
+    #[test]
+    fn the_limit_cuts_as_the_specification_says() {
+        let long_key = "k".repeat(10);
+        let whole = map(&[
+            (long_key.as_str(), string("abcdefgh")),
+            ("b", bytes(&[0, 1, 2, 3, 4])),
+            ("ints", array(&[int(1), int(2), int(3), int(4), int(5)])),
+            (
+                "nested",
+                array(&[map(&[("x", string("ééééé"))]), bytes(b"123456"), Vec::new()]),
+            ),
+            ("d", double(1.5)),
+        ]);
+        let cut = AnyValueRef::check(&whole).expect("a map").cut(3);
+        let want = map(&[
+            (long_key.as_str(), string("abc")),
+            ("b", bytes(&[0, 1, 2])),
+            ("ints", array(&[int(1), int(2), int(3), int(4), int(5)])),
+            (
+                "nested",
+                array(&[map(&[("x", string("ééé"))]), bytes(b"123"), Vec::new()]),
+            ),
+            ("d", double(1.5)),
+        ]);
+        assert_eq!(cut, want);
+        let six = bytes(b"abcdef");
+        let top = AnyValueRef::check(&six).expect("bytes");
+        assert!(top.cut_by(2) && !top.cut_by(6));
+        assert_eq!(top.cut(2), bytes(b"ab"));
+        // A limit of 0 leaves each string empty, the string still there.
+        let xyz = string("xyz");
+        let s = AnyValueRef::check(&xyz).expect("a string");
+        assert_eq!(s.cut(0), string(""));
+        // The longest key counts for nothing.
+        let keyed = map(&[(long_key.as_str(), int(1))]);
+        assert!(!AnyValueRef::check(&keyed).expect("a map").cut_by(1));
+    }
 }
