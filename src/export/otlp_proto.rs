@@ -602,8 +602,13 @@ fn length_rooms(key: &Str<'_>, value_len: usize) -> (usize, usize) {
 /// How many bytes `v` takes as a varint.
 #[inline(always)]
 fn varint_len(v: u64) -> usize {
-    // 7 bits a byte; 0 takes one.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    // 7 bits a byte, 0 takes one: for `bits` significant bits,
+    // (bits * 9 + 64) / 64 is bits.div_ceil(7) for every bits of 1 to
+    // 64 (the test checks each), with a shift where div_ceil's division
+    // by 7 compiled to two multiplies and a fix-up: 11 instructions an
+    // int attribute on the exporter, now 6 (callgrind).
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    (bits * 9 + 64) >> 6
 }
 
 /// The body of an `AnyValue`.
@@ -1016,6 +1021,12 @@ mod tests {
             u64::MAX,
         ] {
             assert_eq!(varint_len(v), varint(v).len(), "{v}");
+        }
+        // Every bit width, at both ends: 2^(b-1) and 2^b - 1.
+        for b in 1..=64u32 {
+            for v in [1u64 << (b - 1), u64::MAX >> (64 - b)] {
+                assert_eq!(varint_len(v), varint(v).len(), "{v}");
+            }
         }
     }
 
