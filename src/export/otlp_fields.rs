@@ -238,8 +238,11 @@ fn each_span_attribute<'a, O>(
     let mut readable = 0u32;
     for a in view.attribute_records() {
         if let Some(small) = &mut small
-            && let Some((k, v)) = view.small_attribute(&a)
-            && small(out, k, v)
+            && view.with_small_attribute(
+                &a,
+                #[inline(always)]
+                |k, v| small(out, k, v),
+            ) == Some(true)
         {
             readable += 1;
             continue;
