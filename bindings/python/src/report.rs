@@ -62,6 +62,7 @@ pub enum Problem {
     Internal,
     EmptyKey,
     BadTime,
+    EndedAfterShutDown,
 }
 
 static WARNED: AtomicU64 = AtomicU64::new(0);
@@ -100,6 +101,9 @@ impl Problem {
             Problem::Internal => "spanguard hit an internal error; the call was abandoned safely",
             Problem::BadTime => {
                 "a time was not an int or float of Unix nanoseconds or a datetime (or was negative); now was used instead (counted in stats().values_rejected)"
+            }
+            Problem::EndedAfterShutDown => {
+                "an OpenTelemetry span ended after the spanguard tracer shut down (a signal, the exit hook, or its owner's shutdown, not the provider's): the shutdown had exported it marked spanguard.unended, without its end and what was set on it since (counted in SpanguardSpanProcessor.failures). Said once; later ones are only counted"
             }
         }
     }

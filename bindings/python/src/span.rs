@@ -359,11 +359,13 @@ impl Span {
         report::recording(py, result)
     }
 
-    fn end_at(&self, py: Python<'_>, end_unix_ns: u64) -> PyResult<()> {
+    /// Ends the span; true when the tracer had shut down and refused the
+    /// end (`_end_refused`).
+    fn end_at(&self, py: Python<'_>, end_unix_ns: u64) -> PyResult<bool> {
         // Relaxed: the flag only makes a second end() a no-op; the library
         // itself refuses a double end.
         if self.ended.swap(true, Ordering::Relaxed) {
-            return Ok(());
+            return Ok(false);
         }
         // Read before the end: once ended, the span may be exported and its
         // slot reused at any moment. No other Python thread runs until
@@ -381,11 +383,13 @@ impl Span {
             kept.passes_through = code == spanguard_result::NonRecording;
             let _ = self.kept.set(kept);
         }
-        // A span the shutdown already exported (marked unended) is fine.
+        // A span the shutdown already exported (marked unended) is fine
+        // for `end`; the OpenTelemetry bridge counts it (`_end_refused`).
         if code == spanguard_result::ShutDown {
-            return Ok(());
+            return Ok(true);
         }
-        report::recording(py, code)
+        report::recording(py, code)?;
+        Ok(false)
     }
 
     fn text_out(
@@ -695,7 +699,23 @@ impl Span {
     /// second call does nothing.
     #[pyo3(signature = (end_time=None))]
     fn end(&self, py: Python<'_>, end_time: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.end_at(py, crate::values::unix_time_ns(end_time, &self.rejected))
+        self.end_at(py, crate::values::unix_time_ns(end_time, &self.rejected))?;
+        Ok(())
+    }
+
+    /// `end` for the OpenTelemetry bridge: True when the tracer had shut
+    /// down before it (its shutdown exported the span marked
+    /// `spanguard.unended`, without its end and what was set on it since),
+    /// warned once. The bridge counts those in its `failures`: a span
+    /// ended after a signal's shutdown, or after its tracer's owner shut
+    /// it down, lost its end in silence.
+    #[pyo3(signature = (end_time=None))]
+    fn _end_refused(&self, py: Python<'_>, end_time: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let refused = self.end_at(py, crate::values::unix_time_ns(end_time, &self.rejected))?;
+        if refused {
+            Problem::EndedAfterShutDown.warn_once(py);
+        }
+        Ok(refused)
     }
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {

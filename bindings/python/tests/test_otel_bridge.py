@@ -698,3 +698,63 @@ def test_a_link_spanguard_refused_costs_none_the_sdk_kept(receiver, tmp_path):
     assert_same(otel_span, got)
     provider.shutdown()
     tracer.close()
+
+
+def test_a_span_ended_after_the_tracer_shut_down_is_counted_not_raised(tmp_path):
+    """The spanguard tracer shut down (by its owner here; a signal's flush
+    or the exit hook does the same) while an SDK span was open: the
+    shutdown exported it marked unended, and its end, with what was set on
+    it since, is refused. That vanished in silence (the Go and Node bridges
+    count it); now the processor's `failures` counts it, and nothing raises into the SDK's hooks. After the
+    provider's own shutdown a call is ignored, as the specification asks:
+    not counted."""
+    from conftest import read_sink
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    processor = SpanguardSpanProcessor(tracer)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    otel = provider.get_tracer("t")
+    lost = otel.start_span("lost its end")
+    ignored = otel.start_span("ended after the provider's shutdown")
+    assert processor.failures == 0
+    assert tracer.shutdown(10)
+    lost.set_attribute("answer", "set after the shutdown")  # refused by the core, not raised
+    lost.end()
+    assert processor.failures == 1
+    provider.shutdown()
+    ignored.end()
+    assert processor.failures == 1
+    got = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert got["lost its end"]["attributes"] == {"spanguard.unended": True}
+    tracer.close()
+
+
+def test_a_span_ended_after_the_tracer_shut_down_is_warned_once():
+    """The refusal `failures` counts is said once a process through logger
+    "spanguard", as the binding's other drops are (a fresh interpreter: a
+    warning said once)."""
+    from conftest import run_python
+    run = run_python("""
+        import logging, tempfile
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        import spanguard
+        from opentelemetry.sdk.trace import TracerProvider
+        from spanguard.otel import SpanguardSpanProcessor
+        d = tempfile.mkdtemp()
+        tracer = spanguard.Tracer(from_env=False, sink_dir=d + "/sink", spool_dir=d + "/spool",
+                                  install_signal_handlers=False)
+        processor = SpanguardSpanProcessor(tracer)
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        spans = [provider.get_tracer("t").start_span(f"s{i}") for i in range(3)]
+        tracer.shutdown(10)
+        for span in spans:
+            span.end()
+        print("failures", processor.failures)
+    """)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["failures", "3"]
+    warned = [line for line in run.stderr.splitlines() if "ended after the spanguard tracer shut down" in line]
+    assert len(warned) == 1, run.stderr
+    assert "Traceback" not in run.stderr

@@ -334,7 +334,9 @@ def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
 class SpanguardSpanProcessor(SpanProcessor):
     """A SpanProcessor that records every sampled span in spanguard as it
     starts and completes it as it ends. Thread-safe; never raises into the
-    SDK (a failure is logged once through logger "spanguard")."""
+    SDK (a failure is logged once through logger "spanguard"): what
+    spanguard refused or the bridge could not pass on is counted in
+    `failures`."""
 
     def __init__(self, tracer: Tracer):
         if not isinstance(tracer, Tracer):
@@ -346,6 +348,8 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._scopes: dict[int, object] = {}
         self._open: dict[tuple[int, int], _Open] = {}
         self._failed_once = False
+        self._failures = 0  # `failures`
+        self._shut_down = False  # `shutdown` ran: later calls are ignored, not counted
         self._warned_resources = False  # `_warn_if_resources_differ`
         # `_abandoned`, bound once: a span's weak reference costs no more.
         self._on_collected = self._abandoned
@@ -393,6 +397,7 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._failed("on_end", e)
 
     def shutdown(self) -> None:
+        self._shut_down = True
         try:
             self._tracer.shutdown()
         except SpanguardError:
@@ -676,12 +681,35 @@ class SpanguardSpanProcessor(SpanProcessor):
         status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
             sg.set_status(_STATUS[id(status.status_code)], status.description or "")
-        sg.end(span.end_time)
+        if self._shut_down:
+            # After this processor's own shutdown (the provider's) a call
+            # is ignored, as the specification asks: not counted.
+            sg.end(span.end_time)
+        elif sg._end_refused(span.end_time):
+            # The tracer shut down before the span ended (a signal, the
+            # exit hook, its owner's shutdown): exported marked unended,
+            # without its end and what was set since. It was lost in
+            # silence; counted (and warned once), as the Go and Node
+            # bridges count it, so a program can see what it lost.
+            with self._lock:
+                self._failures += 1
+
+    @property
+    def failures(self) -> int:
+        """Spans, or parts of spans, spanguard refused or the bridge could
+        not pass on: a span ended after the spanguard tracer shut down
+        (other than by this processor's shutdown), whose end and what was
+        set on it since were lost (the shutdown exported it marked
+        `spanguard.unended`), and what failed in the bridge (logged once).
+        The bridge never raises into the SDK; this is how a program sees
+        what it lost."""
+        return self._failures
 
     def _failed(self, where: str, error: Exception) -> None:
         if isinstance(error, SpanguardError) and getattr(error, "code", None) == _SHUT_DOWN:
             return  # a call after shutdown is ignored, as the specification asks, not reported
         with self._lock:
+            self._failures += 1
             if self._failed_once:
                 return
             self._failed_once = True
