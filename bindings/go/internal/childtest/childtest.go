@@ -1,10 +1,12 @@
-// Package childtest starts the test binary again as a child program for
-// the tests that need a process of their own to stop (SIGTERM, a crash, an
-// exit), and waits until the child says it is ready. The binding's and the
-// bridge's tests did this start-and-wait in five places, each with its own
-// copy of the pipe, the scan and the kill on failure; one copy here keeps
-// them failing the same way (the child killed and reaped, its first line
-// said) and reachable from both modules (otelbridge's go.mod replaces the
+// Package childtest runs the test binary again as a child program, for
+// the tests that need a process of their own to stop (SIGTERM, a crash,
+// an exit), and waits until the child says it is ready. The binding's and
+// the bridge's tests did this start-and-wait in five places (and two more
+// built the same command), each with its own copy of the command, the
+// pipe, the scan and the kill on failure, and the copies drifted (one
+// never killed its child, one never reaped it). One copy here keeps them
+// failing the same way (the child killed and reaped, its first line said)
+// and is reachable from both modules (otelbridge's go.mod replaces the
 // binding with ../, so this internal package is under its path).
 package childtest
 
@@ -15,16 +17,22 @@ import (
 	"testing"
 )
 
-// Start runs os.Args[0] with no tests to run (the child's TestMain picks
-// its part from env, added to the environment) and its stderr on ours,
-// and reads its first line. If ready accepts that line it returns the
-// running command, the scanner of its stdout positioned after that line,
-// and the line; otherwise (or if the child could not start) it kills and
-// reaps the child and fails the test with what the child said.
-func Start(t testing.TB, ready func(first string) bool, env ...string) (*exec.Cmd, *bufio.Scanner, string) {
-	t.Helper()
+// Command is the test binary run again with no tests to run: the child's
+// TestMain picks its part from env, added to the environment.
+func Command(env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// Start runs Command(env...) with its stderr on ours and reads its first
+// line. If ready accepts that line it returns the running command, the
+// scanner of its stdout positioned after that line, and the line;
+// otherwise (or if the child could not start) it kills and reaps the
+// child and fails the test with its env and what it said.
+func Start(t testing.TB, ready func(first string) bool, env ...string) (*exec.Cmd, *bufio.Scanner, string) {
+	t.Helper()
+	cmd := Command(env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
