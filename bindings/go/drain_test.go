@@ -1,11 +1,9 @@
 package spanguard_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 )
 
@@ -100,22 +99,8 @@ func drainChild(mode, dir string) {
 func runDrainChild(t *testing.T, mode string, env ...string) (dir string, rest []string) {
 	t.Helper()
 	dir = t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), "SPANGUARD_DRAIN_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "ready" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("the child did not start: %q", lines.Text())
-	}
+	cmd, lines, _ := childtest.Start(t, childtest.Ready,
+		append([]string{"SPANGUARD_DRAIN_CHILD=" + mode, "SPANGUARD_SIGNAL_DIR=" + dir}, env...)...)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package spanguard_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 )
 
 // signalChild is the program TestFlushOnSignals runs in a child process
@@ -69,19 +69,8 @@ func TestFlushOnSignals(t *testing.T) {
 	for _, mode := range []string{"plain", "graceful"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "SPANGUARD_SIGNAL_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(out)
-			if !lines.Scan() || lines.Text() != "ready" {
-				t.Fatalf("the child did not start: %q", lines.Text())
-			}
+			cmd, lines, _ := childtest.Start(t, childtest.Ready,
+				"SPANGUARD_SIGNAL_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -89,7 +78,7 @@ func TestFlushOnSignals(t *testing.T) {
 			for lines.Scan() {
 				rest = append(rest, lines.Text())
 			}
-			err = cmd.Wait()
+			err := cmd.Wait()
 			var exit *exec.ExitError
 			switch mode {
 			case "plain":

@@ -1,7 +1,6 @@
 package spanguard_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 )
 
 // watchdogSpans is how many spans the watchdog child ends before SIGTERM.
@@ -103,22 +103,8 @@ func TestWatchdogByDefault(t *testing.T) {
 	for _, mode := range []string{"default", "notify", "nilderef"} {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "SPANGUARD_WATCHDOG_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
-			cmd.Stderr = os.Stderr
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			lines := bufio.NewScanner(out)
-			if !lines.Scan() || lines.Text() != "ready" {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				t.Fatalf("the child did not start: %q", lines.Text())
-			}
+			cmd, lines, _ := childtest.Start(t, childtest.Ready,
+				"SPANGUARD_WATCHDOG_CHILD="+mode, "SPANGUARD_SIGNAL_DIR="+dir)
 			if dumps := publishedDumps(t, filepath.Join(dir, "spool")); len(dumps) != 0 {
 				t.Errorf("a recovered nil dereference wrote a crash dump: %v", dumps)
 			}
@@ -129,7 +115,7 @@ func TestWatchdogByDefault(t *testing.T) {
 			for lines.Scan() {
 				rest = append(rest, lines.Text())
 			}
-			err = cmd.Wait()
+			err := cmd.Wait()
 			want := map[string]int{}
 			for i := range watchdogSpans {
 				want[fmt.Sprintf("%s-%d", mode, i)] = 1

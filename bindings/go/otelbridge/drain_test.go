@@ -1,11 +1,9 @@
 package otelbridge_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
 	"go.opentelemetry.io/otel/attribute"
@@ -75,25 +74,11 @@ func TestADrainAtOnceLosesNothingSilently(t *testing.T) {
 	rx := otlpreceiver.Start(t)
 	outcomes := map[string]int{}
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SPANGUARD_DRAIN_BRIDGE_CHILD="+rx.URL,
+		cmd, lines, first := childtest.Start(t, func(first string) bool { return strings.HasPrefix(first, "ready ") },
+			"SPANGUARD_DRAIN_BRIDGE_CHILD="+rx.URL,
 			"SPANGUARD_DRAIN_BRIDGE_SPOOL="+filepath.Join(t.TempDir(), "spool"),
 			"SPANGUARD_DRAIN_DELAY_US="+strconv.Itoa(round%6*500))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(out)
-		if !lines.Scan() || !strings.HasPrefix(lines.Text(), "ready ") {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("round %d: the child did not start: %q", round, lines.Text())
-		}
-		traceID := strings.TrimPrefix(lines.Text(), "ready ")
+		traceID := strings.TrimPrefix(first, "ready ")
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

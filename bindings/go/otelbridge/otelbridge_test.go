@@ -20,6 +20,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -857,6 +858,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// outputOfAChildItsSIGTERMEnds runs the test binary as a child with env
+// (a child that sends itself SIGTERM once it has printed its span's ids)
+// and returns what it printed, failing unless that signal ended it.
+func outputOfAChildItsSIGTERMEnds(t *testing.T, env ...string) []byte {
+	t.Helper()
+	out, err := childtest.Command(env...).Output()
+	status, _ := err.(*exec.ExitError)
+	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("the child should end by its SIGTERM: %v", err)
+	}
+	return out
+}
+
 // A service with the bridge and the zero Config, stopped with SIGTERM
 // without FlushOnSignals: its ended span arrives (the library's watchdog,
 // on by default in Go now, flushed it) and the process still dies of the
@@ -864,14 +878,8 @@ func TestMain(m *testing.M) {
 // the 5 s schedule delay, was lost.
 func TestAnEndedSpanArrivesWhenTheProcessIsStoppedWithoutFlushOnSignals(t *testing.T) {
 	rx := otlpreceiver.Start(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SPANGUARD_WATCHDOG_CHILD_ENDPOINT="+rx.URL,
+	out := outputOfAChildItsSIGTERMEnds(t, "SPANGUARD_WATCHDOG_CHILD_ENDPOINT="+rx.URL,
 		"SPANGUARD_WATCHDOG_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
-	out, err := cmd.Output()
-	status, _ := err.(*exec.ExitError)
-	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-		t.Fatalf("the child should end by its SIGTERM: %v", err)
-	}
 	ids := strings.Fields(string(out))
 	got := rx.Spans(t) // the child is gone: what arrived is all there is
 	if len(got) != 1 || len(ids) != 2 {
@@ -886,14 +894,8 @@ func TestAnEndedSpanArrivesWhenTheProcessIsStoppedWithoutFlushOnSignals(t *testi
 // at the tracer's stop, OnStop), and its new name.
 func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 	rx := otlpreceiver.Start(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SPANGUARD_BRIDGE_CHILD_ENDPOINT="+rx.URL,
+	out := outputOfAChildItsSIGTERMEnds(t, "SPANGUARD_BRIDGE_CHILD_ENDPOINT="+rx.URL,
 		"SPANGUARD_BRIDGE_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
-	out, err := cmd.Output()
-	status, _ := err.(*exec.ExitError)
-	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-		t.Fatalf("the child should end by its SIGTERM: %v", err)
-	}
 	ids := strings.Fields(string(out))
 	got := rx.WaitFor(t, 1)
 	if len(got) != 1 || len(ids) != 2 {

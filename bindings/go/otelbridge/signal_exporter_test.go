@@ -1,7 +1,6 @@
 package otelbridge_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
 	"go.opentelemetry.io/otel"
@@ -87,28 +87,14 @@ func (panickingProcessor) ForceFlush(context.Context) error {
 func runExporterChild(t *testing.T, extra ...string) ([]string, time.Duration) {
 	t.Helper()
 	rx := otlpreceiver.Start(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SPANGUARD_EXPORTER_CHILD_ENDPOINT="+rx.URL,
-		"SPANGUARD_EXPORTER_CHILD_SPOOL="+filepath.Join(t.TempDir(), "spool"))
-	cmd.Env = append(cmd.Env, extra...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "ready" {
-		cmd.Process.Kill()
-		t.Fatalf("the child did not say ready: %q", lines.Text())
-	}
+	cmd, _, _ := childtest.Start(t, childtest.Ready,
+		append([]string{"SPANGUARD_EXPORTER_CHILD_ENDPOINT=" + rx.URL,
+			"SPANGUARD_EXPORTER_CHILD_SPOOL=" + filepath.Join(t.TempDir(), "spool")}, extra...)...)
 	signalled := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	took := time.Since(signalled)
 	status, _ := err.(*exec.ExitError)
 	if status == nil || status.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
