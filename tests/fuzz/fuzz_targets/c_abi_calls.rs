@@ -249,10 +249,12 @@ impl Input<'_> {
                     a.doubles.push(doubles);
                 }
                 _ => {
-                    // No such value type.
+                    // No such value type: 0, or past the last kind
+                    // (SPANGUARD_VALUE_ANY since complex values came; 10
+                    // with an empty value is the empty AnyValue, taken).
                     attr.type_ = match self.byte() {
                         0 => 0,
-                        b => SPANGUARD_VALUE_BOOL_ARRAY + b as u32,
+                        b => SPANGUARD_VALUE_ANY + b as u32,
                     };
                     a.refused = true;
                 }
