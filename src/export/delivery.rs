@@ -1260,6 +1260,29 @@ mod tests {
         }
     }
 
+    /// A delivery to a backend that refuses (413) any body over `limit`,
+    /// spooling into `dir`, with what it accepted and how many it refused.
+    #[allow(clippy::type_complexity)]
+    fn size_limited_delivery(
+        dir: &std::path::Path,
+        limit: usize,
+    ) -> (Delivery, Arc<Mutex<Vec<Vec<u8>>>>, Arc<Mutex<u64>>) {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(Mutex::new(0));
+        let transport = SizeLimited {
+            limit,
+            accepted: Arc::clone(&accepted),
+            refused: Arc::clone(&refused),
+        };
+        let d = Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(dir, 1 << 30),
+            Duration::from_secs(30),
+            100_000_000,
+        );
+        (d, accepted, refused)
+    }
+
     /// One span with a prompt of `prompt` bytes (and a small attribute),
     /// encoded under a 100 MB budget as the exporter would.
     fn one_big_span(format: BodyFormat, gzip: bool, prompt: usize) -> Vec<u8> {
@@ -1532,22 +1555,10 @@ mod tests {
                     std::process::id()
                 ));
                 let _ = std::fs::remove_dir_all(&dir);
-                let accepted = Arc::new(Mutex::new(Vec::new()));
-                let refused = Arc::new(Mutex::new(0));
                 // Gzipped, 3 MB of a repeated alphabet is small: the limit
                 // is on what is sent, as a server sees it.
                 let limit = if gzip { body.len() / 3 } else { 1_000_000 };
-                let transport = SizeLimited {
-                    limit,
-                    accepted: Arc::clone(&accepted),
-                    refused: Arc::clone(&refused),
-                };
-                let mut d = Delivery::new(
-                    Box::new(transport),
-                    SpoolDir::new(&dir, 1 << 30),
-                    Duration::from_secs(30),
-                    100_000_000,
-                );
+                let (mut d, accepted, refused) = size_limited_delivery(&dir, limit);
                 let mut host = Host::default();
                 let request = Request {
                     body: &body,
@@ -1845,19 +1856,7 @@ mod tests {
                     std::process::id()
                 ));
                 let _ = std::fs::remove_dir_all(&dir);
-                let accepted = Arc::new(Mutex::new(Vec::new()));
-                let refused = Arc::new(Mutex::new(0));
-                let transport = SizeLimited {
-                    limit: 20,
-                    accepted: Arc::clone(&accepted),
-                    refused: Arc::clone(&refused),
-                };
-                let mut d = Delivery::new(
-                    Box::new(transport),
-                    SpoolDir::new(&dir, 1 << 30),
-                    Duration::from_secs(30),
-                    100_000_000,
-                );
+                let (mut d, accepted, refused) = size_limited_delivery(&dir, 20);
                 let mut host = Host::default();
                 let request = Request {
                     body: &body,
