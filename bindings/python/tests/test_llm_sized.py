@@ -296,3 +296,34 @@ def test_four_threads_of_200_kb_spans_with_the_default_pool_all_arrive_whole(rec
         for i in range(50):
             value = got[f"llm.call {t}-{i}"]["attributes"]["gen_ai.prompt"]
             assert fingerprint(value) == fingerprint(prompt(t, i)), (t, i)
+
+
+# One to four bytes a character, and characters JSON escapes (or, U+2028,
+# leaves as they are): chunks of the payload pool end inside characters.
+MIXED = "".join(random.Random(5).choices(["a", "é", "日", "😀", "\n", '"', "\\", "\u2028", "\x01"], k=1_500_000))
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_long_text_of_many_byte_characters_arrives_whole_and_the_sink_cuts_it_on_a_character(receiver, tmp_path,
+                                                                                             protocol):
+    start = len(receiver.spans())
+    tracer = new_tracer(tmp_path, endpoint=receiver.traces_url, protocol=protocol, compression="gzip")
+    with tracer.start_span("llm.chat") as span:
+        span.set_attribute("input.value", MIXED)
+        span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": MIXED[:300_000]})
+    assert tracer.shutdown(30)
+    assert tracer.stats().values_truncated == 0
+    tracer.close()
+    got = ours(receiver, start)
+    assert fingerprint(got["attributes"]["input.value"]) == fingerprint(MIXED)
+    assert fingerprint(got["events"][0]["attributes"]["gen_ai.prompt"]) == fingerprint(MIXED[:300_000])
+
+    sink = new_tracer(tmp_path, sink_dir=tmp_path / "sink")
+    with sink.start_span("llm.chat") as span:
+        span.set_attribute("input.value", MIXED)
+    assert sink.shutdown(30)
+    assert sink.stats().values_truncated == 1
+    sink.close()
+    (span,) = read_sink(tmp_path / "sink")
+    cut = span["attributes"]["input.value"]
+    assert 0 < len(cut) < len(MIXED) and MIXED.startswith(cut)
