@@ -111,6 +111,20 @@ def ours(receiver, start: int) -> dict:
 APIS = ["native", "bridge"]
 
 
+def assert_shown_whole(directory):
+    """`spanguard show --full` (the binary make test-python-binding names in
+    SPANGUARD_CLI) prints what waits in `directory` with every value whole."""
+    cli = os.environ.get("SPANGUARD_CLI")
+    if not cli:
+        return
+    shown = subprocess.run([cli, "show", str(directory), "--color", "never", "--attributes", "--full"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "llm.chat" in shown.stdout, shown.stdout[:2000]
+    for value in (CONTEXT, MESSAGE, TOOL_OUTPUT):
+        assert value in shown.stdout, (len(shown.stdout), shown.stdout[:2000])
+
+
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("protocol,compression", [("http/protobuf", "gzip"), ("http/json", "none")],
                          ids=["protobuf-gzip", "json"])
@@ -141,6 +155,7 @@ def test_an_llm_sized_span_spooled_while_the_backend_is_down_is_replayed_whole(r
         # A flush that cannot wait out the retries has the request spooled.
         assert tracer.flush_status(3) == "spooled"
         assert tracer.stats().spooled_spans == 1
+        assert_shown_whole(tmp_path / "spool")
     finally:
         receiver.reset_mode()
     # Up again: the tracer's probe, or the next start on the spool
@@ -188,6 +203,7 @@ def test_an_llm_sized_span_open_at_a_sigkill_is_recovered_whole_from_the_flight_
         proc.kill()
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
+    assert_shown_whole(spool)  # the flight file
     after = new_tracer(tmp_path, endpoint=receiver.traces_url, compression="gzip")
     assert after.shutdown(30)
     recovered = after.stats().recovered_spans
@@ -229,12 +245,7 @@ def test_the_default_sink_cuts_an_llm_sized_span_to_its_line_limit_counts_and_sa
         provider.shutdown()
     (span,) = read_sink(tmp_path / "whole")
     assert_whole(api, span)
-    cli = os.environ.get("SPANGUARD_CLI")
-    if cli:
-        shown = subprocess.run([cli, "show", str(tmp_path / "whole"), "--color", "never", "--attributes", "--full"],
-                               capture_output=True, text=True, timeout=60)
-        assert shown.returncode == 0, shown.stderr
-        assert "llm.chat" in shown.stdout and CONTEXT in shown.stdout, (len(shown.stdout), shown.stdout[:2000])
+    assert_shown_whole(tmp_path / "whole")
 
 
 def test_a_backend_that_refuses_bodies_over_1_mb_gets_the_4_mb_span_cut_counted_and_said(tmp_path, capfd):
