@@ -39,7 +39,9 @@ def read_sink(sink: Path) -> list[dict]:
     (strict: unknown fields and bad id lengths fail)."""
     spans = []
     for f in sorted(sink.glob("*.jsonl")):
-        for line in f.read_text().splitlines():
+        # Lines end at "\n" only: str.splitlines() also splits at U+2028,
+        # U+0085 and others, which JSON leaves unescaped inside strings.
+        for line in f.read_text().split("\n"):
             if line.strip():
                 request, _ = decode_request(line.encode(), JSON, None, strict=True)
                 spans.extend(span_dicts(request))

@@ -227,8 +227,11 @@ class _Open:
 
 def _room(count: int, limit) -> bool:
     """Whether an SDK list or map holding `count` (dropped ones counted)
-    has never reached `limit` (None: no limit), so none of it was evicted."""
-    return limit is None or count < limit
+    has never gone past `limit` (None: no limit), so none of it was
+    evicted. At the limit itself the SDK still holds every one: the last
+    that fits is passed on too, or a span killed open held one fewer than
+    the SDK's."""
+    return limit is None or count <= limit
 
 
 def _still_to_send(kept, dropped: int, passed_from: int, passed_to: int,
@@ -588,7 +591,7 @@ class SpanguardSpanProcessor(SpanProcessor):
         value, after its limits), once: `_Open` records what was passed,
         and on_end sends only what it does not hold.
 
-        Events and links only while the span has fewer than its SDK limit
+        Events and links only while the span has no more than its SDK limit
         allows (counting what the SDK dropped): past it, the SDK evicts its
         oldest, and passing each new one on would leave spanguard holding
         every one evicted (its room in the payload pool is not given back
