@@ -193,7 +193,12 @@ impl OtlpProtoEncoder {
 }
 
 /// One span; string and bytes values are cut to `cap` bytes (the byte
-/// budget's last resort, see `fit_span`).
+/// budget's last resort, see `fit_span`). Inlined into `encode`'s loop
+/// over the spans (`fit_span` calls an out-of-line copy): as a call, each
+/// span paid its entry and exit, six registers saved and restored, and
+/// the view's fields spilled to the stack again, about 30 instructions
+/// on the exporter (callgrind).
+#[inline(always)]
 fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     let r = s.record;
     let rest = r.rest();
