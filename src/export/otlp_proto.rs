@@ -494,10 +494,11 @@ fn put_small_key_value_bytes<const RESERVED: bool>(
     value: SmallValue<'_>,
     cap: usize,
 ) -> bool {
+    // The key's length is not checked on its own: a key-value body under
+    // SHORT_BODY (checked below, with no overflow: every value's part is
+    // at most 2 + 127 bytes) has a key under it too. Its own check was 2
+    // instructions an attribute on the exporter.
     const SHORT_BODY: usize = 0x80;
-    if key.len() >= SHORT_BODY {
-        return false;
-    }
     /// What follows the AnyValue's one tag.
     enum Payload<'a> {
         /// A length (one byte here) and the bytes.
