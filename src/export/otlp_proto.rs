@@ -7,7 +7,7 @@
 
 use super::append::append;
 use super::otlp_fields::{
-    KeyValue, OtlpValue, SpanBudget, Str, for_each_span_attribute_small_first, from_span,
+    KeyValue, OtlpValue, SpanBudget, Str, for_each_of_span_attributes_small_first, from_span,
     has_mark_attributes, has_status, in_tracer_scope, link_flags, mark_attributes,
     scope_attributes, scope_leaders, scope_members, scope_of, span_flags,
 };
@@ -207,7 +207,10 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     // attributes, the count's multiply took what it saved): a span with
     // no more attributes than that (nearly every span) then writes each
     // small one with no capacity check of its own.
-    let attributes = r.attribute_count as usize;
+    // Counted from the walk that writes them, not read again from the
+    // record: the room below is written unchecked.
+    let records = s.attribute_records();
+    let attributes = records.most();
     const ROOM: usize = PRE_RESERVED_ATTRIBUTES * SMALL_KEY_VALUE_MAX;
     let span = match put_small_span_head(out, s, ROOM) {
         Some(span) => span,
@@ -221,8 +224,9 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
     // Two loops, not a chain: a chained iterator's step did not inline and
     // cost an eighth of encoding a small span.
     let dropped = if attributes <= PRE_RESERVED_ATTRIBUTES {
-        for_each_span_attribute_small_first(
+        for_each_of_span_attributes_small_first(
             s,
+            records,
             out,
             #[inline(always)]
             |out, key, value| {
@@ -235,8 +239,9 @@ fn put_span(out: &mut Vec<u8>, s: &SpanView, cap: usize) {
             },
         )
     } else {
-        for_each_span_attribute_small_first(
+        for_each_of_span_attributes_small_first(
             s,
+            records,
             out,
             #[inline(always)]
             |out, key, value| {
