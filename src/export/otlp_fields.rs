@@ -7,8 +7,8 @@
 
 use super::resource::{AttrValue, ResourceInfo};
 use crate::span::record::{
-    ArrayRef, Bytes, LinkEntry, MARK_INTERRUPTED, MARK_PARENT_REMOTE, MARK_UNENDED, SmallValue,
-    SpanView, Text, Value,
+    ArrayRef, AttributeRecords, Bytes, LinkEntry, MARK_INTERRUPTED, MARK_PARENT_REMOTE,
+    MARK_UNENDED, SmallValue, SpanView, Text, Value,
 };
 
 /// `Span.flags` bit: the is-remote bit below is meaningful.
@@ -206,6 +206,7 @@ pub type KeyValue<'a> = (Str<'a>, OtlpValue<'a>);
 pub fn for_each_span_attribute<'a>(view: &SpanView<'a>, mut f: impl FnMut(KeyValue<'a>)) -> u32 {
     each_span_attribute(
         view,
+        view.attribute_records(),
         &mut (),
         None::<fn(&mut (), &[u8], SmallValue) -> bool>,
         |_, kv| f(kv),
@@ -217,26 +218,30 @@ pub fn for_each_span_attribute<'a>(view: &SpanView<'a>, mut f: impl FnMut(KeyVal
 /// its key's and value's bytes: building the general views of key and
 /// value cost the protobuf encoder a third of a small attribute's
 /// instructions (callgrind). An attribute `small` declines (false) goes
-/// to `f`. Both get `out`, which both write.
+/// to `f`. Both get `out`, which both write. `records` is the span's
+/// walk, made by the caller (`view.attribute_records()`), which may size
+/// its output by it (`AttributeRecords::most`).
 #[inline]
-pub fn for_each_span_attribute_small_first<'a, O>(
+pub fn for_each_of_span_attributes_small_first<'a, O>(
     view: &SpanView<'a>,
+    records: AttributeRecords<'a>,
     out: &mut O,
     small: impl FnMut(&mut O, &'a [u8], SmallValue<'a>) -> bool,
     f: impl FnMut(&mut O, KeyValue<'a>),
 ) -> u32 {
-    each_span_attribute(view, out, Some(small), f)
+    each_span_attribute(view, records, out, Some(small), f)
 }
 
 #[inline(always)]
 fn each_span_attribute<'a, O>(
     view: &SpanView<'a>,
+    records: AttributeRecords<'a>,
     out: &mut O,
     mut small: Option<impl FnMut(&mut O, &'a [u8], SmallValue<'a>) -> bool>,
     mut f: impl FnMut(&mut O, KeyValue<'a>),
 ) -> u32 {
     let mut readable = 0u32;
-    for a in view.attribute_records() {
+    for a in records {
         if let Some(small) = &mut small
             && view.with_small_attribute(
                 &a,

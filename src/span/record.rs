@@ -3236,6 +3236,16 @@ pub struct AttributeRecords<'a> {
     view: SpanView<'a>,
 }
 
+impl AttributeRecords<'_> {
+    /// The most records this walk yields: fixed when the walk was made,
+    /// whatever the record says later (the protobuf encoder writes small
+    /// attributes into room it reserved from this count, unchecked).
+    #[inline]
+    pub fn most(&self) -> usize {
+        self.table.len() + self.nodes_left
+    }
+}
+
 impl Iterator for AttributeRecords<'_> {
     type Item = AttributeRecord;
 
