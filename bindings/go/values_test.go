@@ -445,3 +445,117 @@ func TestStatsCountWhatWasReplacedAndDropped(t *testing.T) {
 			err, stats.AttributesDropped, stats.UTF8Replaced, stats.EventsDropped)
 	}
 }
+
+// complexAttributes are a tool call's arguments and a chat's messages as a
+// Go agent holds them (what encoding/json unmarshals: map[string]any,
+// []any, float64), and the other kinds spanguard.Any takes.
+func complexAttributes(t *testing.T) []spanguard.Attribute {
+	t.Helper()
+	values := map[string]any{
+		"gen_ai.tool.arguments": map[string]any{"city": "Paris", "days": 3, "metric": true, "score": 0.5,
+			"note": nil, "tags": []string{"a", "b"}},
+		"llm.input_messages": []any{map[string]any{"role": "user", "content": "hi"},
+			map[string]any{"role": "assistant", "tool_calls": []any{}}},
+		"mixed":      []any{int64(1), "two", false, 2.5, nil},
+		"nested":     []any{[]int{1, 2}, [][]bool{{true}}},
+		"with.bytes": map[string]any{"raw": []byte{0, 0xff}},
+		"empty":      nil,
+		"typed.map":  map[string]int{"b": 2, "a": 1},
+	}
+	out := make([]spanguard.Attribute, 0, len(values))
+	for k, v := range values {
+		a, err := spanguard.Any(k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+const complexWant = `{
+	"gen_ai.tool.arguments": {"city": "Paris", "days": 3, "metric": true, "score": 0.5, "note": null, "tags": ["a", "b"]},
+	"llm.input_messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": []}],
+	"mixed": [1, "two", false, 2.5, null],
+	"nested": [[1, 2], [[true]]],
+	"with.bytes": {"raw": {"bytes": "00ff"}},
+	"empty": null,
+	"typed.map": {"a": 1, "b": 2}
+}`
+
+// Maps, mixed and nested slices, bytes and nil inside them arrive as
+// kvlistValue and arrayValue (OpenTelemetry's AnyValue) wherever a value
+// goes, over protobuf and JSON: the Go binding had no way to set them.
+func TestComplexValuesArriveAsKvlistAndArrayValues(t *testing.T) {
+	for _, jsonProtocol := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", jsonProtocol), func(t *testing.T) {
+			rx := otlpreceiver.Start(t)
+			tr := tracerTo(t, rx, spanguard.Config{ProtocolJSON: jsonProtocol})
+			ctx := context.Background()
+			_, atStart, _ := tr.Start(ctx, "at.start", spanguard.WithAttributes(complexAttributes(t)...))
+			atStart.End()
+			_, all, _ := tr.Start(ctx, "all.at.once")
+			if err := all.SetAttributes(complexAttributes(t)...); err != nil {
+				t.Fatal(err)
+			}
+			if err := all.AddEvent("event", complexAttributes(t)...); err != nil {
+				t.Fatal(err)
+			}
+			_, linked, _ := tr.Start(ctx, "linked")
+			tp, _ := linked.Traceparent()
+			if err := all.AddLink(tp, complexAttributes(t)...); err != nil {
+				t.Fatal(err)
+			}
+			linked.End()
+			all.End()
+			foreign, err := tr.StartForeign(&spanguard.ForeignSpan{Name: "foreign", TraceFlags: 1,
+				TraceID: [16]byte{1, 2, 3}, SpanID: [8]byte{4, 5, 6}, Attributes: complexAttributes(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign.End()
+			spans := arrived(t, rx, tr, 4)
+			want := decoded(t, complexWant)
+			for _, name := range []string{"at.start", "all.at.once", "foreign"} {
+				sameAttributes(t, name, spans[name].Attributes, want)
+			}
+			sameAttributes(t, "event", spans["all.at.once"].Events[0].Attributes, want)
+			sameAttributes(t, "link", spans["all.at.once"].Links[0].Attributes, want)
+		})
+	}
+}
+
+// A value that holds itself, nests too deep, holds too many values or a
+// type OpenTelemetry has no kind for is refused with ErrValueRejected,
+// quickly, and no attribute is made.
+func TestAnyRefusesCyclesDeepAndForeignValues(t *testing.T) {
+	self := map[string]any{"name": "loop"}
+	self["self"] = self
+	ring := []any{1}
+	ring = append(ring, nil)
+	ring[1] = ring
+	var deep any = "leaf"
+	for i := 0; i < 100; i++ {
+		deep = map[string]any{"d": deep}
+	}
+	var wide any = 1
+	for i := 0; i < 25; i++ {
+		wide = []any{wide, wide}
+	}
+	var ptr any
+	ptr = &ptr
+	for name, v := range map[string]any{"self": self, "ring": ring, "deep": deep, "wide": wide, "ptr": ptr,
+		"func": func() {}, "chan": make(chan int), "struct": struct{ A int }{1}, "int.keys": map[int]any{1: 2},
+		"uint.past.int64": uint64(math.MaxUint64), "in.map": map[string]any{"f": func() {}}} {
+		if _, err := spanguard.Any(name, v); !errors.Is(err, spanguard.ErrValueRejected) {
+			t.Errorf("%s: %v, want ErrValueRejected", name, err)
+		}
+	}
+	var okDeep any = "leaf"
+	for i := 0; i < 31; i++ {
+		okDeep = map[string]any{"d": okDeep}
+	}
+	if _, err := spanguard.Any("deep.enough", okDeep); err != nil {
+		t.Fatal(err)
+	}
+}

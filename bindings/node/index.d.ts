@@ -12,17 +12,26 @@ export declare const RESULT: {
  * numbers (an int64 array when every element is a safe integer, else
  * doubles: [1, 2] is ints, [1, 2.5] doubles), of booleans or of BigInts
  * (OpenTelemetry's homogeneous arrays); or a Uint8Array or Buffer (a bytes
- * value). null and undefined are ignored; in an array they are the
+ * value). null and undefined are ignored; in such an array they are the
  * elements' zero ('', 0, false: OpenTelemetry keeps nulls in arrays, or
- * lets an exporter send those). Anything else (an object, an array of
- * mixed elements) is left out with a warning given once, never thrown, as
- * OpenTelemetry's setAttribute does.
+ * lets an exporter send those). A plain object (a map), an Array of mixed
+ * or nested elements, and null or undefined inside those, are sent whole
+ * as OpenTelemetry's complex attribute values (AnyValue: kvlistValue,
+ * arrayValue, the empty value): see AnyValue. Anything else (a Date, a
+ * Map, a class instance, a function, a symbol, a value holding itself or
+ * nested deeper than 32) is left out with a warning given once, counted in
+ * stats().values_rejected, never thrown.
  */
 export type AttributeValue =
   | string | number | bigint | boolean
   | Array<string | null | undefined> | Array<number | null | undefined>
   | Array<boolean | null | undefined> | Array<bigint | null | undefined>
-  | Uint8Array;
+  | Uint8Array
+  | AnyValueMap | AnyValue[];
+/** An element of a complex attribute value: any value, nested. */
+export type AnyValue = string | number | bigint | boolean | Uint8Array | null | undefined | AnyValueMap | AnyValue[];
+/** A map in a complex attribute value: a plain object (its own enumerable string keys, in order). */
+export interface AnyValueMap { [key: string]: AnyValue }
 /**
  * Attributes by key. A null or undefined value is ignored (OpenTelemetry's
  * own `Attributes` type allows undefined), so such a record is taken as is.
@@ -207,6 +216,7 @@ export declare class Tracer {
   /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
   setResource(attrs: Attributes): void;
   /** The library's counters; after close(), those it had then. */
+  /** The library's counters, and the binding's values_rejected (attribute values left out). */
   stats(): Record<string, number>;
   /**
    * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and

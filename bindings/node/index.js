@@ -25,7 +25,7 @@ const RESULT = {
   OK: 0, NULL_ARGUMENT: 1, INVALID_ARGUMENT: 2, STALE_SPAN: 3, ALREADY_ENDED: 4, SHUT_DOWN: 5,
   BUFFER_FULL: 6, LIMIT_REACHED: 7, TIMEOUT: 8, BUFFER_TOO_SMALL: 9, INVALID_TRACEPARENT: 10,
   INVALID_CONFIG: 11, IO: 12, TOO_MANY_TRACERS: 13, PANIC: 14, TRUNCATED: 15, UTF8_REPLACED: 16,
-  PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19, WOULD_WAIT: 20, EMPTY_KEY: 21,
+  PARENT_STALE: 17, NON_RECORDING: 18, SPOOLED: 19, WOULD_WAIT: 20, EMPTY_KEY: 21, INVALID_ANY_VALUE: 22,
 };
 
 // The platforms this package carries a native build for, and where.
@@ -111,7 +111,8 @@ function check(code, op) {
 }
 
 // The addon's own notice (ADDON_VALUE_LEFT_OUT): the call succeeded and
-// left out values OpenTelemetry does not take, as its setAttribute does.
+// left out values OpenTelemetry does not take, as its setAttribute does
+// (how many: native.leftOut(), counted in stats().values_rejected).
 const VALUE_LEFT_OUT = 100;
 // This file's own: a recording call got an argument of no use to it (a
 // status that is no status) and did nothing, warned once, never thrown.
@@ -148,16 +149,23 @@ const SOFT = new Map([
     + '(or the link was left out)'],
   [RESULT.EMPTY_KEY, 'an attribute had an empty key, which OpenTelemetry forbids; it was left out '
     + '(counted in stats().attributes_dropped)'],
-  [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (an object, a function, a symbol, '
-    + 'an array of mixed types, or an array holding objects or arrays); it was left out'],
+  [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (a function, a symbol, a Date, a Map, '
+    + 'a class instance, a BigInt past int64, or a plain object or array holding one, holding itself or nested '
+    + 'deeper than 32); it was left out (counted in stats().values_rejected). Plain objects and mixed or nested '
+    + 'arrays are otherwise sent whole, as OpenTelemetry\'s complex attribute values (AnyValue)'],
+  [RESULT.INVALID_ANY_VALUE, 'a complex attribute value was refused by the library; the call set nothing'],
   [ARGUMENT_LEFT_OUT, 'a call got an argument it does not take (a status that is not UNSET, OK or ERROR, '
     + 'a kind that is not one of KIND); the status was not set, or the span is INTERNAL'],
 ]);
 const warned = new Set();
 
-/** Throws for a failure of the program's own making; warns once for the rest (SOFT). */
-function recorded(code, op) {
+/**
+ * Throws for a failure of the program's own making; warns once for the rest
+ * (SOFT). Values left out are counted in `tracer`'s stats().values_rejected.
+ */
+function recorded(code, op, tracer) {
   if (isOk(code)) return;
+  if (code === VALUE_LEFT_OUT && tracer) tracer.valuesRejected += native.leftOut();
   const why = SOFT.get(code);
   if (why === undefined) throw new SpanguardError(code, op);
   if (warned.has(why)) return;
@@ -173,8 +181,8 @@ function recorded(code, op) {
  * no room left in the payload pool for it); null, neither (an invalid link,
  * an ended span, a shut-down tracer, a span that records nothing).
  */
-function held(code, op) {
-  recorded(code, op);
+function held(code, op, tracer) {
+  recorded(code, op, tracer);
   if (code === undefined || code === RESULT.OK || code === RESULT.TRUNCATED || code === RESULT.UTF8_REPLACED
     || code === VALUE_LEFT_OUT) return true;
   return code === RESULT.LIMIT_REACHED ? false : null;
@@ -227,12 +235,13 @@ function split(attrs) {
 const MAX_ATTRIBUTES_PER_CALL = 128;
 
 /** Sets keys[from..] and values[from..] on a span, MAX_ATTRIBUTES_PER_CALL a call. */
-function setAll(hi, lo, keys, values, from) {
+function setAll(span, keys, values, from) {
+  const { hi, lo } = span;
   for (let i = from; i < keys.length; i += MAX_ATTRIBUTES_PER_CALL) {
     const end = i + MAX_ATTRIBUTES_PER_CALL;
     const whole = i === 0 && end >= keys.length;
     const code = native.setAttributes(hi, lo, whole ? keys : keys.slice(i, end), whole ? values : values.slice(i, end));
-    recorded(code, 'setAttributes');
+    recorded(code, 'setAttributes', span.tracer);
   }
 }
 
@@ -423,7 +432,11 @@ class Span {
       case 'string': code = N.setString(this.hi, this.lo, key, value); break;
       case 'boolean': code = N.setBool(this.hi, this.lo, key, value); break;
       case 'bigint':
-        code = value >= INT64_MIN_BIG && value <= INT64_MAX_BIG ? N.setInt(this.hi, this.lo, key, value) : VALUE_LEFT_OUT;
+        if (value >= INT64_MIN_BIG && value <= INT64_MAX_BIG) code = N.setInt(this.hi, this.lo, key, value);
+        else {
+          this.tracer.valuesRejected++; // beyond int64: never wrapped
+          recorded(VALUE_LEFT_OUT, `setAttribute(${key})`);
+        }
         break;
       case 'number':
         code = Number.isInteger(value) && value >= -INT64_BOUND && value < INT64_BOUND
@@ -431,27 +444,27 @@ class Span {
         break;
       case 'undefined': return this; // ignored, as OpenTelemetry's setAttribute ignores it
       default:
-        // Arrays and Uint8Arrays (Buffers) through the attribute-array call;
-        // null is ignored; other objects, functions and symbols are not
-        // attribute values: left out, warned about once, never thrown.
-        if (Array.isArray(value) || value instanceof Uint8Array) code = N.setAttributes(this.hi, this.lo, [key], [value]);
-        else if (value === null) return this;
-        else code = VALUE_LEFT_OUT;
+        // null is ignored; the rest through the attribute-array call:
+        // Arrays, Uint8Arrays (Buffers) and plain objects (complex values)
+        // are taken; other objects, functions and symbols are not attribute
+        // values: left out, counted, warned about once, never thrown.
+        if (value === null) return this;
+        code = N.setAttributes(this.hi, this.lo, [key], [value]);
     }
-    if (code !== undefined) recorded(code, `setAttribute(${key})`);
+    if (code !== undefined) recorded(code, `setAttribute(${key})`, this.tracer);
     return this;
   }
 
   /** Sets several attributes in one native call (one per 128 attributes). */
   setAttributes(attrs) {
     const [keys, values] = split(attrs);
-    if (keys) setAll(this.hi, this.lo, keys, values, 0);
+    if (keys) setAll(this, keys, values, 0);
     return this;
   }
 
   /** setAttributes with the attributes as two lists, keys and values (the bridge's form). */
   setAttributeLists(keys, values) {
-    setAll(this.hi, this.lo, keys, values, 0);
+    setAll(this, keys, values, 0);
     return this;
   }
 
@@ -484,7 +497,7 @@ class Span {
     const [keys, values] = split(attrs);
     const [s, ns] = hrTime(time);
     return held(native.addEvent(this.hi, this.lo, name, s, ns, keys, values, droppedCount(droppedAttributes)),
-      'addEvent');
+      'addEvent', this.tracer);
   }
 
   /** Links this span to another, given as a W3C traceparent (and its tracestate, if any). */
@@ -492,7 +505,7 @@ class Span {
     if (typeof traceparent !== 'string') traceparent = String(traceparent);
     if (typeof tracestate !== 'string') tracestate = tracestate === undefined || tracestate === null ? '' : String(tracestate);
     const [keys, values] = split(attrs);
-    recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink');
+    recorded(native.addLink(this.hi, this.lo, traceparent, keys, values, tracestate), 'addLink', this.tracer);
     return this;
   }
 
@@ -519,7 +532,7 @@ class Span {
     const [keys, values] = split(attrs);
     const linkFlags = isRemote === undefined || isRemote === null ? 0 : isRemote ? LINK_REMOTE : LINK_LOCAL;
     return held(native.addLinkIds(this.hi, this.lo, String(traceId), String(spanId), (traceFlags || 0) & 0xff, keys,
-      values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds');
+      values, tracestate, linkFlags, droppedCount(droppedAttributes)), 'addLinkIds', this.tracer);
   }
 
   /**
@@ -817,6 +830,9 @@ class Tracer {
     this.flushNext = null;
     // After close(): { stats, sinkPath } as they were as it freed the tracer.
     this.final = null;
+    // Attribute values left out (not OpenTelemetry's types), as the
+    // Python binding counts them: the binding's own count, in stats().
+    this.valuesRejected = 0;
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -879,7 +895,7 @@ class Tracer {
         if (isOk(code) && attributes) {
           const span = new Span(this, OUT[0], OUT[1], name, '');
           const [keys, values] = split(attributes);
-          if (keys) setAll(span.hi, span.lo, keys, values, 0);
+          if (keys) setAll(span, keys, values, 0);
           return span;
         }
       } else {
@@ -897,9 +913,9 @@ class Tracer {
             const [keys, values] = split(attributes);
             code = N.beginWithAttributes(ptr, name, hi, lo, kind, keys.slice(0, MAX_ATTRIBUTES_PER_CALL),
               values.slice(0, MAX_ATTRIBUTES_PER_CALL));
-            recorded(code, `startSpan(${name})`);
+            recorded(code, `startSpan(${name})`, this);
             const span = new Span(this, OUT[0], OUT[1], name, traceState);
-            setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
+            setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
             return span;
           }
         }
@@ -907,7 +923,7 @@ class Tracer {
     }
     // A span not begun (every slot taken, say) is a non-recording one: its
     // calls succeed and do nothing.
-    if (code !== undefined) recorded(code, `startSpan(${name})`);
+    if (code !== undefined) recorded(code, `startSpan(${name})`, this);
     return new Span(this, OUT[0], OUT[1], name, traceState);
   }
 
@@ -962,9 +978,9 @@ class Tracer {
       o.traceState || '', s, ns,
       o.scopeName || '', o.scopeVersion || '', more ? keys.slice(0, MAX_ATTRIBUTES_PER_CALL) : keys,
       more ? values.slice(0, MAX_ATTRIBUTES_PER_CALL) : values, o.scopeSchemaUrl || '');
-    if (code !== undefined) recorded(code, `startForeignSpan(${name})`);
+    if (code !== undefined) recorded(code, `startForeignSpan(${name})`, this);
     const span = new Span(this, OUT[0], OUT[1], name, o.traceState || '');
-    if (more) setAll(span.hi, span.lo, keys, values, MAX_ATTRIBUTES_PER_CALL);
+    if (more) setAll(span, keys, values, MAX_ATTRIBUTES_PER_CALL);
     return span;
   }
 
@@ -1097,7 +1113,7 @@ class Tracer {
    */
   setResource(attrs) {
     const [keys, values] = split(attrs);
-    recorded(native.setResource(this.live(), keys || [], values || []), 'setResource');
+    recorded(native.setResource(this.live(), keys || [], values || []), 'setResource', this);
   }
 
   /** The library's counters (after close(), those it had then). */
@@ -1108,6 +1124,7 @@ class Tracer {
   readStats() {
     const [code, counters] = native.stats(this.ptr);
     check(code, 'stats');
+    counters.values_rejected = this.valuesRejected;
     return counters;
   }
 

@@ -269,8 +269,11 @@ func (p *SpanProcessor) failed(err error) {
 	}
 }
 
-// attributes converts OpenTelemetry attributes, slices to arrays.
-func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
+// attributes converts OpenTelemetry attributes, slices of one scalar type
+// to arrays, maps, mixed or nested slices and empty values to complex
+// values (spanguard.Any), as the SDK's OTLP exporter sends them. One
+// spanguard cannot carry (nested past 32) is left out, counted in Failures.
+func (p *SpanProcessor) attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 	out := make([]spanguard.Attribute, 0, len(kvs))
 	for _, kv := range kvs {
 		k := string(kv.Key)
@@ -294,40 +297,75 @@ func attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 		case attribute.BYTESLICE: // OTLP bytes_value, as the SDK's exporter sends it
 			out = append(out, spanguard.Bytes(k, kv.Value.AsByteSlice()))
 		case attribute.SLICE:
-			out = append(out, slice(k, kv.Value))
-		default: // a map, or a type newer than this bridge: its text, as the SDK's Emit gives it
-			out = append(out, spanguard.String(k, kv.Value.Emit()))
+			if a, ok := slice(k, kv.Value); ok {
+				out = append(out, a)
+				break
+			}
+			fallthrough
+		default: // a map, a mixed or nested slice, the empty value: a complex value
+			a, err := spanguard.Any(k, plain(kv.Value))
+			if err != nil {
+				p.failed(err)
+				continue
+			}
+			out = append(out, a)
 		}
 	}
 	return out
 }
 
+// plain is v as the Go values spanguard.Any takes: a map as map[string]any
+// (a key given twice: its last value), a slice as []any, EMPTY as nil.
+func plain(v attribute.Value) any {
+	switch v.Type() {
+	case attribute.EMPTY:
+		return nil
+	case attribute.SLICE:
+		elems := v.AsSlice()
+		out := make([]any, len(elems))
+		for i, e := range elems {
+			out[i] = plain(e)
+		}
+		return out
+	case attribute.MAP:
+		kvs := v.AsMap()
+		out := make(map[string]any, len(kvs))
+		for _, kv := range kvs {
+			out[string(kv.Key)] = plain(kv.Value)
+		}
+		return out
+	case attribute.BYTESLICE:
+		return v.AsByteSlice()
+	}
+	return v.AsInterface()
+}
+
 // slice converts an attribute.Slice whose elements are all of one scalar
 // type to an array of that type: the OTLP array the SDK's exporter sends
-// for it. Others (elements of mixed types or nested), which spanguard's
-// arrays cannot hold, are their text, as the SDK's Emit gives it.
-func slice(k string, v attribute.Value) spanguard.Attribute {
+// for it. false for others (elements of mixed types or nested), which
+// spanguard's arrays cannot hold: those are complex values.
+func slice(k string, v attribute.Value) (spanguard.Attribute, bool) {
 	elems := v.AsSlice()
 	if len(elems) == 0 {
-		return spanguard.Strings(k, nil)
+		return spanguard.Strings(k, nil), true
 	}
 	typ := elems[0].Type()
 	for _, e := range elems[1:] {
 		if e.Type() != typ {
-			return spanguard.String(k, v.Emit())
+			return spanguard.Attribute{}, false
 		}
 	}
 	switch typ {
 	case attribute.BOOL:
-		return spanguard.Bools(k, each(elems, attribute.Value.AsBool))
+		return spanguard.Bools(k, each(elems, attribute.Value.AsBool)), true
 	case attribute.INT64:
-		return spanguard.Int64s(k, each(elems, attribute.Value.AsInt64))
+		return spanguard.Int64s(k, each(elems, attribute.Value.AsInt64)), true
 	case attribute.FLOAT64:
-		return spanguard.Float64s(k, each(elems, attribute.Value.AsFloat64))
+		return spanguard.Float64s(k, each(elems, attribute.Value.AsFloat64)), true
 	case attribute.STRING:
-		return spanguard.Strings(k, each(elems, attribute.Value.AsString))
+		return spanguard.Strings(k, each(elems, attribute.Value.AsString)), true
 	}
-	return spanguard.String(k, v.Emit())
+	return spanguard.Attribute{}, false
 }
 
 func each[T any](elems []attribute.Value, as func(attribute.Value) T) []T {
@@ -382,7 +420,7 @@ func (p *SpanProcessor) addLinks(s spanguard.Span, q *passed, first int, links [
 		// The SDK's drops past AttributePerLinkCountLimit, which its own
 		// OTLP exporter sends in the link's dropped count.
 		err := s.AddLinkIDsWithDropped(sc.TraceID(), sc.SpanID(), byte(sc.TraceFlags()), sc.TraceState().String(),
-			origin, droppedCount(l.DroppedAttributeCount), attributes(l.Attributes)...)
+			origin, droppedCount(l.DroppedAttributeCount), p.attributes(l.Attributes)...)
 		p.failed(err)
 		q.took(first+i, err)
 	}
@@ -424,7 +462,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 	if r := s.Resource(); r != nil && p.resource.Load() != r {
 		p.resource.Store(r)
 		p.noteResource(r)
-		p.failed(p.tracer.SetResource(attributes(r.Attributes())...))
+		p.failed(p.tracer.SetResource(p.attributes(r.Attributes())...))
 	}
 	scope := s.InstrumentationScope()
 	if scope.Attributes.Len() > 0 {
@@ -432,7 +470,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 		// once a scope: a map lookup a span of such a tracer.
 		if _, seen := p.scopes.LoadOrStore(scope, struct{}{}); !seen {
 			p.failed(p.tracer.SetScopeAttributes(scope.Name, scope.Version, scope.SchemaURL,
-				attributes(scope.Attributes.ToSlice())...))
+				p.attributes(scope.Attributes.ToSlice())...))
 		}
 	}
 	sc, parent, atStart := s.SpanContext(), s.Parent(), s.Attributes()
@@ -447,7 +485,7 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 		ScopeName:      scope.Name,
 		ScopeVersion:   scope.Version,
 		ScopeSchemaURL: scope.SchemaURL,
-		Attributes:     attributes(atStart),
+		Attributes:     p.attributes(atStart),
 		// The SDK's span limits applied (its user's); the tracer's own
 		// would cut what it kept (128 of the 1000 attributes allowed).
 		LimitedByCaller: true,
@@ -533,7 +571,7 @@ func (p *SpanProcessor) passOpen() {
 func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	now := s.Attributes()
 	if attrs := later(o.attributes, now); len(attrs) > 0 {
-		p.failed(o.span.SetAttributes(attributes(attrs)...))
+		p.failed(o.span.SetAttributes(p.attributes(attrs)...))
 	}
 	o.attributes = now
 	if name := s.Name(); name != o.name { // renamed with SetName
@@ -557,7 +595,7 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	p.addLinks(o.span, &o.links, s.DroppedLinks()+sendLinks, links[sendLinks:])
 	for i, e := range events[sendEvents:] {
 		err := o.span.AddEventWithDropped(e.Name, e.Time, droppedCount(e.DroppedAttributeCount),
-			attributes(e.Attributes)...)
+			p.attributes(e.Attributes)...)
 		p.failed(err)
 		o.events.took(s.DroppedEvents()+sendEvents+i, err)
 	}

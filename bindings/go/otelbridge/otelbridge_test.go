@@ -70,8 +70,14 @@ func expectedValue(v attribute.Value) any {
 		return map[string]any{"bytes": hex.EncodeToString(v.AsByteSlice())}
 	case attribute.SLICE:
 		return toAny(v.AsSlice(), expectedValue)
+	case attribute.MAP:
+		out := map[string]any{}
+		for _, kv := range v.AsMap() {
+			out[string(kv.Key)] = expectedValue(kv.Value)
+		}
+		return out
 	}
-	return nil
+	return nil // EMPTY
 }
 
 func toAny[T any](v []T, f func(T) any) []any {
@@ -286,6 +292,40 @@ func TestByteSlicesAndSlicesArriveAsTheSDKsExporterSendsThem(t *testing.T) {
 	}
 	sdk := memory.GetSpans()
 	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
+	tp.Shutdown(context.Background())
+}
+
+// Maps, slices of mixed or nested values and empty values (OpenTelemetry
+// Go's complex attribute values) arrive as kvlistValue, arrayValue and the
+// empty value, as the SDK's own OTLP exporter sends them: they arrived as
+// their text (Emit), at the start, later, on events and on links.
+func TestMapsAndMixedSlicesArriveAsComplexValues(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	bridge := otelbridge.New(newTracer(t, rx.URL))
+	memory := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
+	values := []attribute.KeyValue{
+		attribute.Map("gen_ai.tool.arguments", attribute.String("city", "Paris"), attribute.Int("days", 3),
+			attribute.Slice("tags", attribute.StringValue("a"), attribute.Int64Value(1)),
+			attribute.KeyValue{Key: "none", Value: attribute.Value{}}),
+		attribute.Slice("llm.input_messages",
+			attribute.MapValue(attribute.String("role", "user"), attribute.String("content", "hi")),
+			attribute.MapValue(attribute.String("role", "assistant"), attribute.ByteSlice("raw", []byte{0, 0xff}))),
+		attribute.Slice("mixed", attribute.Int64Value(1), attribute.StringValue("two"), attribute.Value{}),
+		attribute.Slice("nested", attribute.SliceValue(attribute.BoolValue(true))),
+		{Key: "empty", Value: attribute.Value{}},
+	}
+	_, earlier := tp.Tracer("values").Start(context.Background(), "earlier")
+	earlier.End()
+	_, span := tp.Tracer("values").Start(context.Background(), "complex.values", trace.WithAttributes(values...),
+		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: values}))
+	span.AddEvent("values", trace.WithAttributes(values...))
+	span.SetAttributes(attribute.Map("later.map", attribute.Float64("score", 0.5)))
+	span.End()
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	arrivedAsTheSDKKeptThem(t, memory.GetSpans(), rx, bridge)
 	tp.Shutdown(context.Background())
 }
 

@@ -318,9 +318,10 @@ typedef struct {
     spanguard_attribute stack[ATTRS_STACK];
     spanguard_attribute *items;
     size_t n;
-    /* Values OpenTelemetry does not take (an object, a function, an array
-     * of mixed types or holding null), left out: a call that left one out
-     * answers ADDON_VALUE_LEFT_OUT, which index.js warns about once. */
+    /* Values OpenTelemetry does not take (a function, a symbol, a Date or
+     * class instance, a complex value holding one, a cycle), left out: a
+     * call that left one out answers ADDON_VALUE_LEFT_OUT, which index.js
+     * counts (leftOut) and warns about once. */
     size_t left_out;
     text_arena text;
 } attr_list;
@@ -343,8 +344,10 @@ typedef enum { VALUE_THREW, VALUE_STORED, VALUE_SKIPPED, VALUE_LEFT_OUT } value_
 
 /* A call's answer: ADDON_VALUE_LEFT_OUT when it succeeded but left values
  * out, else spanguard's code. */
+static _Thread_local uint32_t last_left_out;
 static napi_value list_result(napi_env env, spanguard_result rc, const attr_list *l) {
     if (rc != SPANGUARD_RESULT_OK || !l->left_out) return result_value(env, rc);
+    last_left_out = l->left_out > UINT32_MAX ? UINT32_MAX : (uint32_t)l->left_out;
     napi_value out = NULL;
     napi_create_uint32(env, ADDON_VALUE_LEFT_OUT, &out);
     return out;
@@ -364,6 +367,14 @@ static bool safe_integer(double d) {
 /* Whether an element is null or undefined. */
 static bool no_value(napi_valuetype t) { return t == napi_null || t == napi_undefined; }
 
+/* The most values one attribute value may hold, all levels: an object that
+ * refers to another twice at each of 32 levels holds 2^32 without any
+ * cycle, and a sparse Array (`a.length = 2 ** 32 - 1`) four billion holes,
+ * which were read one by one (and their 32 GB of elements allocated). */
+#define ANY_MAX_NODES 1000000
+
+static value_fate complex_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at);
+
 /* An Array into `at` as a spanguard array attribute: strings, booleans,
  * BigInts (int64), or numbers (int64 when every element is a safe
  * integer, else doubles). An empty Array is an empty array. A null or
@@ -371,8 +382,8 @@ static bool no_value(napi_valuetype t) { return t == napi_null || t == napi_unde
  * those: strings): OpenTelemetry keeps nulls in arrays (the JS SDK takes
  * them) and lets an exporter that cannot send a null send those instead;
  * spanguard's arrays are typed. Elements of different types, or other
- * than those (an object, an array), leave the attribute out:
- * OpenTelemetry's arrays are of one primitive type. */
+ * than those (an object, an array), make it a complex value
+ * (complex_value); this path, the common one, costs what it did. */
 static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     uint32_t n = 0;
     if (napi_get_array_length(env, v, &n) != napi_ok) return VALUE_THREW;
@@ -380,6 +391,7 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     at->string_value = NULL;
     at->string_len = n;
     if (n == 0) return VALUE_STORED;
+    if (n > ANY_MAX_NODES) return VALUE_LEFT_OUT;
     napi_value e;
     napi_valuetype first = napi_undefined, t;
     uint32_t typed_at = 0; /* the element that gave the type, still in `e` */
@@ -393,7 +405,7 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
                   : first == napi_boolean ? sizeof(bool)
                   : first == napi_number || first == napi_bigint ? 8
                                                                  : 0;
-    if (size == 0) return VALUE_LEFT_OUT;
+    if (size == 0) return complex_value(env, l, v, at); /* objects or arrays inside */
     char *data = arena_alloc(env, &l->text, (size_t)n * size, 8);
     if (!data) return VALUE_THREW;
     /* Zero: what a null element stays ({NULL, 0} is the empty string). */
@@ -404,7 +416,7 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
         if ((i > 0 || typed_at > 0) && napi_get_element(env, v, i, &e) != napi_ok) return VALUE_THREW;
         if (napi_typeof(env, e, &t) != napi_ok) return VALUE_THREW;
         if (no_value(t)) continue;
-        if (t != first) return VALUE_LEFT_OUT;
+        if (t != first) return complex_value(env, l, v, at); /* mixed */
         if (t == napi_string) {
             spanguard_string *s = (spanguard_string *)data + i;
             if (!(s->ptr = text_of(env, &l->text, e, &s->len))) return VALUE_THREW;
@@ -437,6 +449,274 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
     return VALUE_STORED;
 }
 
+/* ---- complex values (OpenTelemetry's AnyValue) ------------------------- */
+
+/* The deepest complex value the binding encodes (the attribute's value is
+ * level 1): the library's own bound today (SPANGUARD_RESULT_INVALID_ANY_VALUE
+ * past 32, which would leave out the call's other attributes, or its span,
+ * too). It also ends a value that holds itself. */
+#define ANY_MAX_DEPTH 32
+
+/* An OTLP AnyValue being written (opentelemetry/proto/common/v1/common.proto). */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t nodes;
+    napi_value object_proto; /* Object.prototype */
+} any_writer;
+
+/* What writing a value came to: written; refused (not a value OpenTelemetry
+ * takes, a cycle, too deep or too big: the attribute is left out); or an
+ * exception is pending (out of memory). */
+typedef enum { ANY_OK, ANY_REFUSED, ANY_THREW } any_fate;
+
+static bool any_reserve(napi_env env, any_writer *w, size_t more) {
+    if (w->cap - w->len >= more) return true;
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap - w->len < more) cap *= 2;
+    uint8_t *b = realloc(w->buf, cap);
+    if (!b) {
+        napi_throw_error(env, NULL, "spanguard: out of memory");
+        return false;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return true;
+}
+
+static size_t varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint_at(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p = (uint8_t)v;
+}
+
+static bool any_varint(napi_env env, any_writer *w, uint64_t v) {
+    if (!any_reserve(env, w, 10)) return false;
+    put_varint_at(w->buf + w->len, v);
+    w->len += varint_len(v);
+    return true;
+}
+
+/* A length-delimited field's tag, written before its body; any_close puts
+ * the length in once the body is written after it. */
+static bool any_open(napi_env env, any_writer *w, uint32_t field, size_t *body) {
+    if (!any_varint(env, w, (uint64_t)field << 3 | 2)) return false;
+    *body = w->len;
+    return true;
+}
+
+static bool any_close(napi_env env, any_writer *w, size_t body) {
+    size_t n = w->len - body, k = varint_len(n);
+    if (!any_reserve(env, w, k)) return false;
+    memmove(w->buf + body + k, w->buf + body, n);
+    put_varint_at(w->buf + body, n);
+    w->len += k;
+    return true;
+}
+
+/* A string as a length-delimited field: UTF-8, lone surrogates as U+FFFD
+ * (V8's conversion; the library refuses a complex value whose text is not
+ * UTF-8). */
+static any_fate any_string(napi_env env, any_writer *w, uint32_t field, napi_value v) {
+    size_t n = 0;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return ANY_THREW;
+    if (!any_varint(env, w, (uint64_t)field << 3 | 2) || !any_varint(env, w, n) || !any_reserve(env, w, n + 1))
+        return ANY_THREW;
+    size_t got = 0;
+    if (napi_get_value_string_utf8(env, v, (char *)w->buf + w->len, n + 1, &got) != napi_ok || got != n)
+        return ANY_THREW;
+    w->len += n;
+    return ANY_OK;
+}
+
+/* A throw from JavaScript the value ran (a getter, a Proxy's trap) refuses
+ * the value: recording never throws. */
+static any_fate any_failed(napi_env env) {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+    }
+    return ANY_REFUSED;
+}
+
+static any_fate any_value_at(napi_env env, any_writer *w, napi_value v, size_t depth);
+
+/* The body of an AnyValue holding `v` (nothing: the empty value), at
+ * nesting level `depth`, each element and map value in a handle scope of
+ * its own (an Array of a million elements makes no million handles). */
+static any_fate any_element(napi_env env, any_writer *w, uint32_t field, napi_value v, size_t depth) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return ANY_THREW;
+    size_t body;
+    any_fate f = any_open(env, w, field, &body) ? any_value_at(env, w, v, depth) : ANY_THREW;
+    if (f == ANY_OK && !any_close(env, w, body)) f = ANY_THREW;
+    napi_close_handle_scope(env, scope);
+    return f;
+}
+
+/* `v` (an Array) as an ArrayValue: its elements, holes and null and
+ * undefined as the empty value. */
+static any_fate any_array(napi_env env, any_writer *w, napi_value v, size_t depth) {
+    uint32_t n = 0;
+    if (napi_get_array_length(env, v, &n) != napi_ok) return any_failed(env);
+    size_t list;
+    if (!any_open(env, w, 5, &list)) return ANY_THREW;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_handle_scope scope;
+        if (napi_open_handle_scope(env, &scope) != napi_ok) return ANY_THREW;
+        napi_value e;
+        any_fate f = napi_get_element(env, v, i, &e) == napi_ok ? any_element(env, w, 1, e, depth + 1) : any_failed(env);
+        napi_close_handle_scope(env, scope);
+        if (f != ANY_OK) return f;
+    }
+    return any_close(env, w, list) ? ANY_OK : ANY_THREW;
+}
+
+/* `v` (a plain object) as a KeyValueList: its own enumerable string keys
+ * (Object.keys, what OpenTelemetry's OTLP exporters send), in order. */
+static any_fate any_map(napi_env env, any_writer *w, napi_value v, size_t depth) {
+    napi_value keys;
+    uint32_t n = 0;
+    if (napi_get_all_property_names(env, v, napi_key_own_only, napi_key_enumerable | napi_key_skip_symbols,
+                                    napi_key_numbers_to_strings, &keys) != napi_ok ||
+        napi_get_array_length(env, keys, &n) != napi_ok)
+        return any_failed(env);
+    size_t list;
+    if (!any_open(env, w, 6, &list)) return ANY_THREW;
+    for (uint32_t i = 0; i < n; i++) {
+        napi_handle_scope scope;
+        if (napi_open_handle_scope(env, &scope) != napi_ok) return ANY_THREW;
+        napi_value k, e;
+        size_t kv;
+        any_fate f = ANY_THREW;
+        if (napi_get_element(env, keys, i, &k) != napi_ok || napi_get_property(env, v, k, &e) != napi_ok) {
+            f = any_failed(env);
+        } else if (any_open(env, w, 1, &kv) && any_string(env, w, 1, k) == ANY_OK) {
+            f = any_element(env, w, 2, e, depth + 1);
+            if (f == ANY_OK && !any_close(env, w, kv)) f = ANY_THREW;
+        }
+        napi_close_handle_scope(env, scope);
+        if (f != ANY_OK) return f;
+    }
+    return any_close(env, w, list) ? ANY_OK : ANY_THREW;
+}
+
+/* The body of an AnyValue holding `v`, at nesting level `depth` (the
+ * attribute's value is 1): a string, boolean, number (int64 when
+ * integral within it, as a plain value), BigInt within int64, Uint8Array
+ * or Buffer (bytes), Array (an ArrayValue), plain object (a KeyValueList;
+ * its prototype Object.prototype or null), null or undefined (the empty
+ * value). Anything else (a Date, a Map, a class instance, another typed
+ * array, a function, a symbol, a BigInt past int64) refuses the whole
+ * value, as OpenTelemetry's SDK drops an attribute value it does not take;
+ * so do a cycle, nesting past ANY_MAX_DEPTH and more than ANY_MAX_NODES
+ * values. */
+static any_fate any_value_at(napi_env env, any_writer *w, napi_value v, size_t depth) {
+    if (depth > ANY_MAX_DEPTH || ++w->nodes > ANY_MAX_NODES) return ANY_REFUSED;
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok) return any_failed(env);
+    switch (t) {
+        case napi_null:
+        case napi_undefined: return ANY_OK;
+        case napi_string: return any_string(env, w, 1, v);
+        case napi_boolean: {
+            bool b;
+            if (napi_get_value_bool(env, v, &b) != napi_ok) return any_failed(env);
+            return any_varint(env, w, 2 << 3) && any_varint(env, w, b) ? ANY_OK : ANY_THREW;
+        }
+        case napi_number: {
+            double d;
+            if (napi_get_value_double(env, v, &d) != napi_ok) return any_failed(env);
+            if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d)
+                return any_varint(env, w, 3 << 3) && any_varint(env, w, (uint64_t)(int64_t)d) ? ANY_OK : ANY_THREW;
+            uint64_t bits;
+            memcpy(&bits, &d, 8);
+            if (!any_varint(env, w, 4 << 3 | 1) || !any_reserve(env, w, 8)) return ANY_THREW;
+            for (int i = 0; i < 8; i++) w->buf[w->len++] = (uint8_t)(bits >> (8 * i));
+            return ANY_OK;
+        }
+        case napi_bigint: {
+            int64_t i;
+            bool lossless;
+            if (napi_get_value_bigint_int64(env, v, &i, &lossless) != napi_ok) return any_failed(env);
+            if (!lossless) return ANY_REFUSED; /* beyond int64: never wrapped */
+            return any_varint(env, w, 3 << 3) && any_varint(env, w, (uint64_t)i) ? ANY_OK : ANY_THREW;
+        }
+        case napi_object: break;
+        default: return ANY_REFUSED; /* a function, a symbol, an external */
+    }
+    bool is = false;
+    if (napi_is_typedarray(env, v, &is) != napi_ok) return any_failed(env);
+    if (is) {
+        napi_typedarray_type type;
+        size_t n;
+        void *data;
+        if (napi_get_typedarray_info(env, v, &type, &n, &data, NULL, NULL) != napi_ok) return any_failed(env);
+        if (type != napi_uint8_array) return ANY_REFUSED;
+        size_t body;
+        if (!any_open(env, w, 7, &body) || !any_reserve(env, w, n)) return ANY_THREW;
+        if (n) memcpy(w->buf + w->len, data, n);
+        w->len += n;
+        return any_close(env, w, body) ? ANY_OK : ANY_THREW;
+    }
+    /* A value that holds itself is refused at ANY_MAX_DEPTH: the first
+     * refusal ends the whole walk, so a cycle costs at most ANY_MAX_DEPTH
+     * levels, and comparing each object with those holding it would cost
+     * more than that on every value that has none. */
+    if (napi_is_array(env, v, &is) != napi_ok) return any_failed(env);
+    if (is) return any_array(env, w, v, depth);
+    napi_value proto, null_value;
+    bool plain = false, is_null = false;
+    if (napi_get_prototype(env, v, &proto) != napi_ok || napi_get_null(env, &null_value) != napi_ok ||
+        napi_strict_equals(env, proto, w->object_proto, &plain) != napi_ok ||
+        napi_strict_equals(env, proto, null_value, &is_null) != napi_ok)
+        return any_failed(env);
+    if (!plain && !is_null) return ANY_REFUSED;
+    return any_map(env, w, v, depth);
+}
+
+/* `v` (an object, or an Array that is not one of OpenTelemetry's typed
+ * arrays) into `at` as a complex value (SPANGUARD_VALUE_ANY, an encoded
+ * AnyValue kept in the call's arena), or left out (see any_value_at). */
+static value_fate complex_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
+    any_writer w = {0};
+    napi_value global, object;
+    if (napi_get_global(env, &global) != napi_ok ||
+        napi_get_named_property(env, global, "Object", &object) != napi_ok ||
+        napi_get_named_property(env, object, "prototype", &w.object_proto) != napi_ok)
+        return VALUE_THREW;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return VALUE_THREW;
+    any_fate f = any_value_at(env, &w, v, 1);
+    napi_close_handle_scope(env, scope);
+    value_fate out = f == ANY_OK ? VALUE_STORED : f == ANY_REFUSED ? VALUE_LEFT_OUT : VALUE_THREW;
+    if (out == VALUE_STORED) {
+        char *copy = w.len ? arena_alloc(env, &l->text, w.len, 1) : NULL;
+        if (w.len && !copy) {
+            out = VALUE_THREW;
+        } else {
+            if (w.len) memcpy(copy, w.buf, w.len);
+            at->type_ = SPANGUARD_VALUE_ANY;
+            at->string_value = copy;
+            at->string_len = w.len;
+        }
+    }
+    free(w.buf);
+    return out;
+}
+
 /* A Uint8Array (a Buffer is one) into `at` as a bytes attribute, copied:
  * JavaScript that runs later in the call (a key's toString) could detach
  * its memory. */
@@ -467,7 +747,8 @@ static bool is_uint8_array(napi_env env, napi_value v) {
 
 /* One value into `at`, as OpenTelemetry's setAttribute takes values: a
  * string, number, boolean, BigInt, Uint8Array, or an array of one of the
- * first four; null and undefined are ignored, anything else left out. */
+ * first four; a plain object or another Array as a complex value
+ * (complex_value); null and undefined are ignored, anything else left out. */
 static value_fate attr_value(napi_env env, attr_list *l, napi_value v, spanguard_attribute *at) {
     napi_valuetype t;
     if (napi_typeof(env, v, &t) != napi_ok) return VALUE_THREW;
@@ -505,6 +786,7 @@ static value_fate attr_value(napi_env env, attr_list *l, napi_value v, spanguard
         if (napi_is_array(env, v, &is) != napi_ok) return VALUE_THREW;
         if (is) return array_value(env, l, v, at);
         if (is_uint8_array(env, v)) return FATE(bytes_value(env, l, v, at));
+        return complex_value(env, l, v, at);
     }
     return VALUE_LEFT_OUT;
 }
@@ -1405,6 +1687,13 @@ static napi_value js_is_ok(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* leftOut(): how many values the last call on this thread that answered
+ * ADDON_VALUE_LEFT_OUT left out (index.js counts them). */
+static napi_value js_left_out(napi_env env, napi_callback_info info) {
+    (void)info;
+    return number(env, last_left_out);
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info) {
     (void)info;
     napi_value out;
@@ -1451,6 +1740,7 @@ NAPI_MODULE_INIT() {
     napi_property_descriptor fns[] = {
         FN("init", js_init),
         FN("version", js_version),
+        FN("leftOut", js_left_out),
         FN("strerror", js_strerror),
         FN("isOk", js_is_ok),
         FN("tracerNew", js_tracer_new),

@@ -94,10 +94,11 @@ test('integer arrays are int64 when every element is a safe integer, else double
   assert.match(text, /{"key":"unsafe","value":{"arrayValue":{"values":\[{"doubleValue":9007199254740992(\.0)?}\]}}}/);
 });
 
-test('values OpenTelemetry does not take are left out, warned about once, never thrown', async (t) => {
+test('values OpenTelemetry does not take are left out, counted, warned about once, never thrown', async (t) => {
   // OpenTelemetry's setAttribute ignores null and undefined, and warns about
-  // and ignores a value that is not one of its types (an array must be of
-  // one primitive type); a recording call never throws.
+  // and ignores a value that is not one of its types (a Date, a Map, a class
+  // instance, a function, a symbol, a map holding one); a recording call
+  // never throws. Each left out is counted in stats().values_rejected.
   const rx = await startReceiver();
   t.after(() => rx.stop());
   const tracer = tracerTo(rx);
@@ -105,34 +106,157 @@ test('values OpenTelemetry does not take are left out, warned about once, never 
   const onWarning = (w) => { if (w.code === 'SPANGUARD_NOT_RECORDED') warnings.push(w.message); };
   process.on('warning', onWarning);
   t.after(() => process.off('warning', onWarning));
-  const BAD = [[1, 'two'], [true, 1], [null, 'a', 1], [[1]], [1, 2n], { toString: () => 'obj' },
-    () => 1, Symbol('s'), new Date(0), new Map()];
-  const span = tracer.startSpan('refused', { attributes: { 'start.kept': 1, 'start.bad': [1, 'x'], 'start.null': null } });
+  class Message { constructor() { this.role = 'user'; } }
+  const BAD = [{ toString: () => 'obj' }, () => 1, Symbol('s'), new Date(0), new Map(), new Message(),
+    [1, new Date(0)], { nested: { fn: () => 1 } }, [Symbol('s')], 2n ** 64n, [1, 2n ** 64n], new Float32Array(2)];
+  const span = tracer.startSpan('refused', { attributes: { 'start.kept': 1, 'start.bad': [1, () => 1], 'start.null': null } });
   for (const bad of BAD) span.setAttribute('bad', bad);
   span.setAttribute('null', null).setAttribute('undefined', undefined);
-  span.setAttributes({ kept: ['fine'], bad: [1, 'x'], obj: {}, gone: undefined, 'also.kept': 2 });
-  span.addEvent('event', { 'event.kept': 'yes', 'event.bad': ['a', {}] });
+  span.setAttributes({ kept: ['fine'], bad: new Date(0), fn: () => 1, gone: undefined, 'also.kept': 2 });
+  span.addEvent('event', { 'event.kept': 'yes', 'event.bad': ['a', new Map()] });
   const linked = tracer.startSpan('linked');
-  span.addLink(linked.traceparent(), { 'link.kept': true, 'link.bad': [{}] });
+  span.addLink(linked.traceparent(), { 'link.kept': true, 'link.bad': [new Message()] });
   linked.end();
   span.end();
   // More attributes than beginKV takes as arguments: the array form.
   const many = Object.fromEntries([...Array(10).keys()].map((i) => [`k${i}`, i]));
-  tracer.startSpan('many', { attributes: { ...many, bad: [null, {}] } }).end();
+  tracer.startSpan('many', { attributes: { ...many, bad: [null, Symbol('x')] } }).end();
   tracer.startForeignSpan('foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-    spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: { 'foreign.kept': 'x', 'foreign.bad': [1, 'x'] } }).end();
+    spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: { 'foreign.kept': 'x', 'foreign.bad': { d: new Date(0) } } }).end();
   const spans = await arrived(rx, 0, tracer, 4);
   assert.deepStrictEqual(spans.refused.attributes, { 'start.kept': 1, kept: ['fine'], 'also.kept': 2 });
   assert.deepStrictEqual(spans.refused.events[0].attributes, { 'event.kept': 'yes' });
   assert.deepStrictEqual(spans.refused.links[0].attributes, { 'link.kept': true });
   assert.deepStrictEqual(spans.many.attributes, many);
   assert.deepStrictEqual(spans.foreign.attributes, { 'foreign.kept': 'x' });
+  // start.bad, BAD, bad and fn, event.bad, link.bad, many's bad, foreign.bad.
+  assert.strictEqual(tracer.stats().values_rejected, 1 + BAD.length + 2 + 1 + 1 + 1 + 1);
   // process.emitWarning delivers on the next tick.
   await new Promise((r) => setImmediate(r));
   const leftOut = warnings.filter((w) => w.includes('not one OpenTelemetry takes'));
   assert.strictEqual(leftOut.length, 1, warnings.join('\n'));
   await tracer.close();
+  assert.strictEqual(tracer.stats().values_rejected, 1 + BAD.length + 2 + 1 + 1 + 1 + 1, 'kept after close');
 });
+
+/** A tool call's arguments and a chat's messages, as OpenInference and OpenLLMetry JS set them. */
+const COMPLEX = {
+  'gen_ai.tool.arguments': { city: 'Paris', days: 3, metric: true, score: 0.5, note: null, tags: ['a', 'b'] },
+  'llm.input_messages': [{ role: 'user', content: 'hi' }, { role: 'assistant', content: '', tool_calls: [] }],
+  mixed: [1, 'two', false, 2.5, null, undefined, 9007199254740993n],
+  nested: [[1, 2], ['x'], [], [[true]]],
+  'with.bytes': { raw: Buffer.from([0, 0xff]), list: [new Uint8Array([7])] },
+  'null.proto': Object.assign(Object.create(null), { k: 'v' }),
+  'empty.map': {},
+  'objects.in.array': [null, { a: 1 }],
+};
+
+/** COMPLEX as the receiver reports it (decoded by opentelemetry-proto: kvlist as dict, array as list, empty as null). */
+const COMPLEX_ARRIVED = {
+  'gen_ai.tool.arguments': { city: 'Paris', days: 3, metric: true, score: 0.5, note: null, tags: ['a', 'b'] },
+  'llm.input_messages': [{ role: 'user', content: 'hi' }, { role: 'assistant', content: '', tool_calls: [] }],
+  mixed: [1, 'two', false, 2.5, null, null, 9007199254740993],
+  nested: [[1, 2], ['x'], [], [[true]]],
+  'with.bytes': { raw: { bytes: '00ff' }, list: [{ bytes: '07' }] },
+  'null.proto': { k: 'v' },
+  'empty.map': {},
+  'objects.in.array': [null, { a: 1 }],
+};
+
+for (const protocol of ['http/protobuf', 'http/json']) {
+  test(`maps and mixed or nested arrays arrive as kvlistValue and arrayValue everywhere a value goes (${protocol})`,
+    async (t) => {
+      // They were left out (warned), though OpenTelemetry's AnyValue carries
+      // them and OpenInference and OpenLLMetry JS set them.
+      const rx = await startReceiver();
+      t.after(() => rx.stop());
+      const tracer = tracerTo(rx, { protocol });
+      tracer.startSpan('at.start', { attributes: COMPLEX }).end();
+      tracer.startSpan('at.start.kv', { attributes: { 'gen_ai.tool.arguments': COMPLEX['gen_ai.tool.arguments'] } }).end();
+      const one = tracer.startSpan('one.by.one');
+      for (const [k, v] of Object.entries(COMPLEX)) one.setAttribute(k, v);
+      one.end();
+      const all = tracer.startSpan('all.at.once');
+      all.setAttributes(COMPLEX);
+      all.addEvent('event', COMPLEX);
+      const linked = tracer.startSpan('linked');
+      all.addLink(linked.traceparent(), COMPLEX);
+      linked.end();
+      all.end();
+      tracer.startForeignSpan('foreign', { traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        spanId: '00f067aa0ba902b7', traceFlags: 1, attributes: COMPLEX }).end();
+      const spans = await arrived(rx, 0, tracer, 6);
+      for (const name of ['at.start', 'one.by.one', 'all.at.once', 'foreign']) {
+        assert.deepStrictEqual(spans[name].attributes, COMPLEX_ARRIVED, name);
+      }
+      assert.deepStrictEqual(spans['at.start.kv'].attributes,
+        { 'gen_ai.tool.arguments': COMPLEX_ARRIVED['gen_ai.tool.arguments'] });
+      assert.deepStrictEqual(spans['all.at.once'].events[0].attributes, COMPLEX_ARRIVED);
+      assert.deepStrictEqual(spans['all.at.once'].links[0].attributes, COMPLEX_ARRIVED);
+      assert.strictEqual(tracer.stats().values_rejected, 0);
+      await tracer.close();
+    });
+}
+
+test('a complex value\'s kinds are OTLP\'s: int64 for integers, double otherwise, the empty value for null', async (t) => {
+  // The receiver's JSON record loses int against double: read the OTLP/JSON the local sink writes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-any-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, spoolDir: path.join(dir, 'spool') });
+  tracer.startSpan('kinds', { attributes: { m: { i: 2, d: 2.5, n: null, b: -1n, s: 'x', big: 2 ** 63 } } }).end();
+  await tracer.close();
+  const text = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('');
+  assert.match(text, new RegExp('{"key":"m","value":{"kvlistValue":{"values":\\['
+    + '{"key":"i","value":{"intValue":"2"}},{"key":"d","value":{"doubleValue":2\\.5}},{"key":"n","value":{}},'
+    + '{"key":"b","value":{"intValue":"-1"}},{"key":"s","value":{"stringValue":"x"}},'
+    + '{"key":"big","value":{"doubleValue":9\\.223372036854776e\\+?18}}\\]}}}'));
+});
+
+test('a value holding itself, nested too deep or too big is left out and counted, without a hang or a crash',
+  async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const tracer = tracerTo(rx);
+    const self = { name: 'loop' };
+    self.self = self;
+    const ring = [1];
+    ring.push(ring);
+    const a = { b: {} };
+    a.b.a = a;
+    let deep = 'leaf';
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    let deepArray = [];
+    for (let i = 0; i < 100; i++) deepArray = [deepArray];
+    // No cycle, yet 2^60 values: each level refers to the one below twice.
+    let shared = { leaf: 1 };
+    for (let i = 0; i < 60; i++) shared = { l: shared, r: shared };
+    // No cycle and 32 levels, but 2^25 values: past the 1000000 a value may hold.
+    let wide = { leaf: 1 };
+    for (let i = 0; i < 25; i++) wide = { l: wide, r: wide };
+    // Four billion holes: they were read one by one (and 32 GB allocated), a hang.
+    const sparse = [];
+    sparse.length = 2 ** 32 - 1;
+    const inMap = { sparse };
+    const throwing = { get boom() { throw new Error('getter'); } };
+    const proxy = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    const HOSTILE = { self, ring, a, deep, deepArray, shared, wide, sparse, inMap, throwing, proxy };
+    let okDeep = 'leaf';
+    for (let i = 0; i < 31; i++) okDeep = { d: okDeep };
+    const span = tracer.startSpan('hostile', { attributes: { kept: 1, ...HOSTILE } });
+    for (const [k, v] of Object.entries(HOSTILE)) span.setAttribute(`later.${k}`, v);
+    span.setAttributes({ ...HOSTILE, 'also.kept': 'yes', 'deep.enough': okDeep });
+    // The same object twice, side by side, is no cycle.
+    const twice = { x: 1 };
+    span.setAttribute('twice', [twice, twice]);
+    span.end();
+    const spans = await arrived(rx, 0, tracer, 1);
+    let want = 'leaf';
+    for (let i = 0; i < 31; i++) want = { d: want };
+    assert.deepStrictEqual(spans.hostile.attributes, { kept: 1, 'also.kept': 'yes', 'deep.enough': want,
+      twice: [{ x: 1 }, { x: 1 }] });
+    assert.strictEqual(tracer.stats().values_rejected, 3 * Object.keys(HOSTILE).length);
+    await tracer.close();
+  });
 
 test('integers beyond int64 are doubles or (BigInts) left out, never wrapped', async (t) => {
   // The types are read from the OTLP/JSON the local sink writes.
@@ -408,4 +532,36 @@ test('names, links and exceptions of odd types are taken as their text, never th
   assert.strictEqual(got.events[0].name, '7');
   assert.strictEqual(got.events[1].attributes['exception.type'], 'Error');
   await tracer.close();
+});
+
+test('the bridge and the exporter pass complex values on as the SDK\'s span holds them', async (t) => {
+  // The SDK's setAttribute (2.x) drops a map or a mixed array with a
+  // warning before a processor sees it; a span whose attributes hold one
+  // anyway (set on `span.attributes`, as an SDK that takes AnyValue
+  // attributes keeps them) arrives with it, through the processor and the
+  // exporter alike, as the SDK's own OTLP exporter sends it.
+  /* eslint-disable global-require */
+  const { InMemorySpanExporter, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const { SpanguardSpanExporter } = require('../otel');
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, provider } = bridgedProvider(rx, 'node-values-complex-bridge');
+  const exported = tracerTo(rx);
+  const viaExporter = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(new SpanguardSpanExporter(exported))] });
+  const complex = { 'gen_ai.tool.arguments': { city: 'Paris', days: 3 }, 'llm.input_messages': [{ role: 'user' }, 'x', 1] };
+  for (const [name, p] of [['via.processor', provider], ['via.exporter', viaExporter]]) {
+    const span = p.getTracer('complex').startSpan(name, { attributes: { plain: 1 } });
+    Object.assign(span.attributes, complex);
+    span.end();
+  }
+  await provider.forceFlush();
+  await viaExporter.forceFlush();
+  assert.strictEqual(await exported.flush(20000), true);
+  const got = Object.fromEntries((await rx.waitFor(2)).map((s) => [s.name, s.attributes]));
+  assert.strictEqual(memory.getFinishedSpans().length, 1);
+  for (const name of ['via.processor', 'via.exporter']) assert.deepStrictEqual(got[name], { plain: 1, ...complex }, name);
+  await provider.shutdown();
+  await viaExporter.shutdown();
+  await exported.close();
 });

@@ -32,3 +32,6 @@ const exporter: SpanExporter = new SpanguardSpanExporter(tracer);
 const batched = new BatchSpanProcessor(new SpanguardSpanExporter({ serviceName: 'typed-agent' }));
 void batched.forceFlush();
 exporter.export([], (result) => { if (result.code !== ExportResultCode.SUCCESS) throw result.error; });
+// Complex values (AnyValue): a map, a mixed or nested array, bytes and nulls inside.
+span.setAttribute('gen_ai.tool.arguments', { query: 'weather', days: 3, units: null, tags: ['a', 1, [true]] });
+span.setAttributes({ 'llm.messages': [{ role: 'user', content: 'hi' }, { role: 'assistant', raw: new Uint8Array(2) }] });
