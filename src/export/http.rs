@@ -375,7 +375,7 @@ fn inflate(body: &[u8]) -> Option<Vec<u8>> {
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
 /// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
-/// 401, 403, 404, 405 and 407 refuse the sender or the URL
+/// 401, 403, 404, 405, 407 and 431 refuse the sender or the URL
 /// (`SendError::Misdirected`), every other 4xx and 5xx is final; a code
 /// that is no final status of HTTP's (over 599) is kept, as an answer
 /// that is not HTTP. A redirect (3xx, to `location`) is
@@ -446,7 +446,11 @@ pub fn classify(
         413 => Err(SendError::TooLarge {
             reason: format!("HTTP 413: {}", answer_text(body)),
         }),
-        401 | 403 | 404 | 405 | 407 => Err(SendError::Misdirected {
+        // 431: the request's headers are too large for the server (a
+        // Go server's default is 1 MB; OTEL_EXPORTER_OTLP_HEADERS takes
+        // any length). The sender's doing, not the data's: as a final
+        // refusal, `spanguard replay` deleted every spool file it sent.
+        401 | 403 | 404 | 405 | 407 | 431 => Err(SendError::Misdirected {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
         // The server does not read this Content-Type: a backend that
@@ -492,6 +496,10 @@ fn refusal_hint(code: u32) -> &'static str {
         401 | 403 => {
             " (the backend refused the credentials: set the header it expects, e.g. its API key, \
              in OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
+        }
+        431 => {
+            " (the server takes no request headers this large: shorten \
+             OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
         }
         404 => {
             " (nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
@@ -683,6 +691,17 @@ mod tests {
                 Err(SendError::Misdirected { .. })
             ));
         }
+        // 431: the request's headers are too large (a Go server's default
+        // is 1 MB; OTEL_EXPORTER_OTLP_HEADERS takes any length). That is
+        // the sender's doing, not the data's: refused as 401 is (spool
+        // files kept for a sender set up right, where a final refusal
+        // had `spanguard replay` delete them all), and the setting named.
+        assert!(matches!(
+            classify(431, b"Request Header Fields Too Large", None, None, p, 0),
+            Err(SendError::Misdirected { reason })
+                if reason.starts_with("HTTP 431: Request Header Fields Too Large (")
+                    && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
+        ));
         // A 415 says which encoding was refused and which setting picks
         // the other.
         for (format, refused, other) in [
