@@ -54,7 +54,11 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
         let rest = section[at + "\"rejectedSpans\"".len()..].trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        out.rejected_spans = digits.parse().unwrap_or(0);
+        // Past u64: still every span (a protobuf count saturates so).
+        out.rejected_spans = match digits.is_empty() {
+            true => 0,
+            false => digits.parse().unwrap_or(u64::MAX),
+        };
     }
     if let Some(at) = section.find("\"errorMessage\"") {
         let rest = section[at + "\"errorMessage\"".len()..].trim_start();
@@ -106,6 +110,25 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A count past what a u64 holds is still "more than were sent", as
+    /// the same count in protobuf saturates: read as 0, the spans the
+    /// server said it rejected were counted delivered, and nothing said.
+    #[test]
+    fn a_json_count_past_u64_rejects_every_span() {
+        for count in ["99999999999999999999999", "\"18446744073709551616\""] {
+            let body =
+                format!(r#"{{"partialSuccess":{{"rejectedSpans":{count},"errorMessage":"all"}}}}"#);
+            let a = parse(body.as_bytes(), BodyFormat::Json);
+            assert_eq!(a.rejected_spans, u64::MAX, "{count}");
+            assert_eq!(a.message, "all");
+        }
+        // u64::MAX itself, and a count of no digits, as before.
+        let max = br#"{"partialSuccess":{"rejectedSpans":18446744073709551615}}"#;
+        assert_eq!(parse(max, BodyFormat::Json).rejected_spans, u64::MAX);
+        let none = br#"{"partialSuccess":{"rejectedSpans":null}}"#;
+        assert_eq!(parse(none, BodyFormat::Json).rejected_spans, 0);
     }
 
     #[test]
