@@ -334,11 +334,21 @@ fn shown_value(variable: &str, value: &str) -> String {
         return "(not shown: it may hold a secret)".to_string();
     }
     let mut v = value.trim().to_string();
-    if let Some(scheme_end) = v.find("://") {
-        let rest = &v[scheme_end + 3..];
+    let authority = match v.find("://") {
+        Some(scheme_end) => Some(scheme_end + 3),
+        // An endpoint whose scheme was left out or mistyped
+        // (`user:pass@host:4318`, `http:/user:pass@host`) carries its
+        // password all the same: it was shown as it is.
+        None if variable.to_ascii_lowercase().contains("endpoint") => v
+            .find('@')
+            .map(|at| v[..at].rfind('/').map_or(0, |slash| slash + 1)),
+        None => None,
+    };
+    if let Some(start) = authority {
+        let rest = &v[start..];
         let authority_end = rest.find('/').unwrap_or(rest.len());
         if let Some(at) = rest[..authority_end].rfind('@') {
-            v = format!("{}://***@{}", &v[..scheme_end], &rest[at + 1..]);
+            v = format!("{}***@{}", &v[..start], &rest[at + 1..]);
         }
     }
     let mut shown: String = v.chars().flat_map(char::escape_debug).take(MOST).collect();
@@ -1495,6 +1505,46 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "OTEL_EXPORTER_OTLP_ENDPOINT=htp://***@collector:4318: not a URL starting with http:// or https://, without spaces or control characters"
+        );
+        // A scheme left out or mistyped keeps no password out of stderr
+        // by itself: `user:hunter2@collector:4318` was shown as it is.
+        for (value, shown) in [
+            ("user:hunter2@collector:4318", "***@collector:4318"),
+            (
+                "user:hunter2@collector:4318/v1/traces",
+                "***@collector:4318/v1/traces",
+            ),
+            (
+                "http:/user:hunter2@collector:4318",
+                "http:/***@collector:4318",
+            ),
+            ("http:user:hunter2@collector:4318", "***@collector:4318"),
+        ] {
+            for variable in [
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            ] {
+                let e = &ignored(&[(variable, value)])[0];
+                let text = e.to_string();
+                assert!(!text.contains("hunter2"), "{text}");
+                assert!(text.starts_with(&format!("{variable}={shown}: ")), "{text}");
+            }
+        }
+        let c = TracerConfig {
+            endpoint: Some("user:hunter2@collector:4318".into()),
+            ..TracerConfig::default()
+        };
+        let text = c.validate().expect_err("no scheme").to_string();
+        assert!(
+            text.starts_with("endpoint (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)=***@collector:4318: "),
+            "{text}"
+        );
+        // A value of another variable is shown whole, '@' and all.
+        let e = &ignored(&[("OTEL_BSP_MAX_QUEUE_SIZE", "me@host")])[0];
+        assert!(
+            e.to_string()
+                .starts_with("OTEL_BSP_MAX_QUEUE_SIZE=me@host: "),
+            "{e}"
         );
     }
 

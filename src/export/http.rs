@@ -31,6 +31,12 @@ struct Response {
     /// The final answer said `Content-Encoding: gzip`: a proxy may add it
     /// although no Accept-Encoding is sent (curl decodes nothing unasked).
     gzipped: bool,
+    /// The last answer's headers came whole (its blank line did), and it
+    /// is a final one (not 1xx): its status is the server's verdict,
+    /// whatever then becomes of its body.
+    final_headers: bool,
+    /// The last status line is an interim answer's (1xx).
+    interim: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -61,6 +67,19 @@ impl Handler for Response {
             self.retry_after = None;
             self.location = None;
             self.gzipped = false;
+            self.final_headers = false;
+            // "HTTP/1.1 103 ...", "HTTP/2 100 ...": the code's first digit.
+            self.interim = data
+                .iter()
+                .position(|&b| b == b' ')
+                .and_then(|space| data.get(space + 1))
+                == Some(&b'1');
+            return true;
+        }
+        if data == b"\r\n" || data == b"\n" {
+            // The end of an answer's headers (or of a chunked body's
+            // trailers, which follow a final answer's).
+            self.final_headers = !self.interim;
             return true;
         }
         if let Ok(line) = std::str::from_utf8(data)
@@ -136,6 +155,8 @@ impl HttpTransport {
                 bad_status_line: None,
                 cut: false,
                 gzipped: false,
+                final_headers: false,
+                interim: false,
                 abort_at: Arc::clone(&self.abort_at),
             });
             // The configuration lets only http:// and https:// URLs here,
@@ -195,6 +216,8 @@ impl HttpTransport {
         easy.get_mut().bad_status_line = None;
         easy.get_mut().cut = false;
         easy.get_mut().gzipped = false;
+        easy.get_mut().final_headers = false;
+        easy.get_mut().interim = false;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
         match easy.perform() {
@@ -203,6 +226,23 @@ impl HttpTransport {
             // came, and is the answer.
             // (curl closes a connection whose transfer was stopped.)
             Err(e) if e.is_write_error() && easy.get_ref().cut => {}
+            // The final answer's headers came whole, then its body fell
+            // short: a Content-Length that lies, a connection closed or
+            // reset mid-body, a body that stalls until the request times
+            // out. The status is the answer, what came of the body is
+            // read: a 200 so cut was taken for no answer, and the batch
+            // the server had taken was sent again, spooled, and sent
+            // again at every replay, never counted exported.
+            // (curl closes a connection whose transfer failed.) A code
+            // under 200 is none of the server's: a proxy's `200 Connection
+            // established` ends headers too, and the server behind it may
+            // never have answered.
+            Err(e) if easy.get_ref().final_headers => {
+                return match easy.response_code()? {
+                    code if code >= 200 => Ok(code),
+                    _ => Err(e),
+                };
+            }
             Err(e) => return Err(e),
         }
         easy.response_code()
@@ -335,7 +375,7 @@ fn inflate(body: &[u8]) -> Option<Vec<u8>> {
 /// Turns an HTTP answer into an outcome, per the OTLP/HTTP spec: 2xx is
 /// success (maybe partial), 429/502/503/504 are worth retrying (honouring
 /// Retry-After, read at `now_unix_s`), 413 asks for smaller requests,
-/// 401, 403, 404, 405 and 407 refuse the sender or the URL
+/// 401, 403, 404, 405, 407 and 431 refuse the sender or the URL
 /// (`SendError::Misdirected`), every other 4xx and 5xx is final; a code
 /// that is no final status of HTTP's (over 599) is kept, as an answer
 /// that is not HTTP. A redirect (3xx, to `location`) is
@@ -406,7 +446,11 @@ pub fn classify(
         413 => Err(SendError::TooLarge {
             reason: format!("HTTP 413: {}", answer_text(body)),
         }),
-        401 | 403 | 404 | 405 | 407 => Err(SendError::Misdirected {
+        // 431: the request's headers are too large for the server (a
+        // Go server's default is 1 MB; OTEL_EXPORTER_OTLP_HEADERS takes
+        // any length). The sender's doing, not the data's: as a final
+        // refusal, `spanguard replay` deleted every spool file it sent.
+        401 | 403 | 404 | 405 | 407 | 431 => Err(SendError::Misdirected {
             reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
         }),
         // The server does not read this Content-Type: a backend that
@@ -452,6 +496,10 @@ fn refusal_hint(code: u32) -> &'static str {
         401 | 403 => {
             " (the backend refused the credentials: set the header it expects, e.g. its API key, \
              in OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
+        }
+        431 => {
+            " (the server takes no request headers this large: shorten \
+             OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
         }
         404 => {
             " (nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
@@ -643,6 +691,17 @@ mod tests {
                 Err(SendError::Misdirected { .. })
             ));
         }
+        // 431: the request's headers are too large (a Go server's default
+        // is 1 MB; OTEL_EXPORTER_OTLP_HEADERS takes any length). That is
+        // the sender's doing, not the data's: refused as 401 is (spool
+        // files kept for a sender set up right, where a final refusal
+        // had `spanguard replay` delete them all), and the setting named.
+        assert!(matches!(
+            classify(431, b"Request Header Fields Too Large", None, None, p, 0),
+            Err(SendError::Misdirected { reason })
+                if reason.starts_with("HTTP 431: Request Header Fields Too Large (")
+                    && reason.contains("OTEL_EXPORTER_OTLP_HEADERS")
+        ));
         // A 415 says which encoding was refused and which setting picks
         // the other.
         for (format, refused, other) in [
@@ -724,6 +783,12 @@ mod tests {
     /// A loopback server that answers every request with `answer`, then
     /// closes the connection. Returns its URL.
     fn answering(answer: &'static [u8]) -> String {
+        answering_then(answer, false)
+    }
+
+    /// `answering`, the connection then held open until the client
+    /// closes it (`hold`): an answer that stalls where it was cut.
+    fn answering_then(answer: &'static [u8], hold: bool) -> String {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
@@ -756,6 +821,7 @@ mod tests {
                     }
                 }
                 let _ = conn.write_all(answer);
+                while hold && matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
             }
         });
         url
@@ -955,6 +1021,106 @@ mod tests {
         crate::export::gzip::GzipWriter::new().compress(&vec![0u8; 4 << 20], &mut bomb);
         assert!(bomb.len() < RESPONSE_BODY_MAX, "{}", bomb.len());
         assert_eq!(inflate(&bomb).map(|b| b.len()), Some(RESPONSE_BODY_MAX));
+    }
+
+    /// A final answer whose headers came whole is the server's verdict,
+    /// even when its body then falls short (a Content-Length that lies,
+    /// a connection closed or reset mid-body, a body that stalls until
+    /// the request times out): a 200 so cut was taken for no answer, and
+    /// the batch the server had taken was sent again, spooled, and sent
+    /// again at every replay, never counted exported. What came of the
+    /// body is read (a partial success in it counts). No final answer
+    /// (none, or an interim 1xx alone) is still none.
+    #[test]
+    fn an_answer_cut_in_its_body_is_still_the_answer() {
+        let send = |url: &str| {
+            HttpTransport::new(
+                url,
+                &[],
+                &TlsFiles::default(),
+                Duration::from_secs(1),
+                Default::default(),
+            )
+            .send(b"spans", BodyFormat::Protobuf, false)
+        };
+        // Closed where the body should be: none of its 100 bytes came.
+        let closed = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n";
+        assert_eq!(send(&answering(closed)), Ok(Accepted::default()));
+        // The same, the connection then held open: the request times out.
+        assert_eq!(send(&answering_then(closed, true)), Ok(Accepted::default()));
+        // A chunked body that never ends, stalled.
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab";
+        assert_eq!(
+            send(&answering_then(chunked, true)),
+            Ok(Accepted::default())
+        );
+        // A partial success whole, then the body cut: it is read.
+        // partial_success { rejected_spans: 3, error_message: "quota" }
+        let partial: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n\
+            \x0a\x09\x08\x03\x12\x05quota";
+        assert_eq!(
+            send(&answering(partial)),
+            Ok(Accepted {
+                rejected_spans: 3,
+                message: "quota".to_string()
+            })
+        );
+        // Any status stands so: a 503's is kept and retried as a 503.
+        let unavailable = b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 9\r\n\r\nbu";
+        assert_eq!(
+            send(&answering(unavailable)),
+            Err(SendError::Transient {
+                reason: "HTTP 503 (the server asks to wait 2 s: Retry-After)".to_string(),
+                retry_after: Some(Duration::from_secs(2))
+            })
+        );
+        // No final answer: none at all, or an interim one alone, closed
+        // or stalled. Kept.
+        for (cut, hold) in [
+            (&b""[..], false),
+            (b"HTTP/1.1 100 Continue\r\n\r\n", false),
+            (b"HTTP/1.1 100 Continue\r\n\r\n", true),
+            (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", true),
+        ] {
+            // Said as what it is: a wait that timed out, not a status 1xx
+            // taken for the answer ("not HTTP: status 100").
+            let got = send(&answering_then(cut, hold));
+            assert!(
+                matches!(&got, Err(SendError::Transient { reason, .. })
+                    if !reason.contains("status 1") && (!hold || reason.starts_with("timed out"))),
+                "{}: {got:?}",
+                String::from_utf8_lossy(cut)
+            );
+        }
+    }
+
+    /// Through a tracer: a 200 whose body never came whole is an export,
+    /// not a spooled batch.
+    #[test]
+    fn a_span_answered_200_with_a_cut_body_is_exported_not_spooled() {
+        use crate::config::TracerConfig;
+        use crate::pipeline::FlushOutcome;
+        use crate::tracer::{Parent, Tracer};
+        let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
+        let dir = std::env::temp_dir().join(format!("sg-http-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracer = Tracer::new(TracerConfig {
+            endpoint: Some(url),
+            sink_dir: dir.join("spans"),
+            spool_dir: dir.join("spool"),
+            install_signal_handlers: false,
+            export_timeout: Duration::from_millis(300),
+            ..TracerConfig::default()
+        })
+        .expect("tracer");
+        let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
+        tracer.end(span, 0).expect("end");
+        let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
+        let stats = tracer.stats();
+        assert_eq!(outcome, FlushOutcome::Delivered);
+        assert_eq!((stats.spans_exported, stats.spooled_spans), (1, 0));
+        drop(tracer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Through a tracer: the span behind a "2000" answer is spooled and

@@ -4,10 +4,17 @@
 use super::transport::{Accepted, BodyFormat};
 use crate::span::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 
+/// An answer in the other encoding than the request's is read too (a
+/// gateway or backend that answers JSON whatever it was sent): read in the
+/// request's only, its partial success was no answer, and the spans it
+/// rejected were counted delivered, unsaid. Neither reading takes the
+/// other's bytes: a JSON text starts with a byte no protobuf field key
+/// has ('{' would open a group), and a protobuf answer holds no
+/// `"partialSuccess"`.
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
     let mut out = match format {
-        BodyFormat::Protobuf => parse_proto(body),
-        BodyFormat::Json => parse_json(body),
+        BodyFormat::Protobuf => parse_proto(body).or_else(|| parse_json(body)),
+        BodyFormat::Json => parse_json(body).or_else(|| parse_proto(body)),
     }
     .unwrap_or_default();
     out.message = printable(&out.message);
@@ -54,7 +61,11 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
         let rest = section[at + "\"rejectedSpans\"".len()..].trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        out.rejected_spans = digits.parse().unwrap_or(0);
+        // Past u64: still every span (a protobuf count saturates so).
+        out.rejected_spans = match digits.is_empty() {
+            true => 0,
+            false => digits.parse().unwrap_or(u64::MAX),
+        };
     }
     if let Some(at) = section.find("\"errorMessage\"") {
         let rest = section[at + "\"errorMessage\"".len()..].trim_start();
@@ -106,6 +117,46 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A server that answers in the other encoding than the request's:
+    /// its partial success is read all the same.
+    #[test]
+    fn an_answer_in_the_other_encoding_is_read() {
+        let json = br#"{"partialSuccess":{"rejectedSpans":"5","errorMessage":"too old"}}"#;
+        let a = parse(json, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (5, "too old"));
+        // partial_success { rejected_spans: 3, error_message: "quota" }
+        let proto = [
+            0x0a, 0x09, 0x08, 0x03, 0x12, 0x05, b'q', b'u', b'o', b't', b'a',
+        ];
+        let a = parse(&proto, BodyFormat::Json);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (3, "quota"));
+        // Nothing to read in either: nothing rejected, as before.
+        for body in [&b""[..], b"{}", b" {\n}", b"ok", b"\x0a\x50"] {
+            for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+                assert_eq!(parse(body, format), Accepted::default(), "{body:?}");
+            }
+        }
+    }
+
+    /// A count past what a u64 holds is still "more than were sent", as
+    /// the same count in protobuf saturates: read as 0, the spans the
+    /// server said it rejected were counted delivered, and nothing said.
+    #[test]
+    fn a_json_count_past_u64_rejects_every_span() {
+        for count in ["99999999999999999999999", "\"18446744073709551616\""] {
+            let body =
+                format!(r#"{{"partialSuccess":{{"rejectedSpans":{count},"errorMessage":"all"}}}}"#);
+            let a = parse(body.as_bytes(), BodyFormat::Json);
+            assert_eq!(a.rejected_spans, u64::MAX, "{count}");
+            assert_eq!(a.message, "all");
+        }
+        // u64::MAX itself, and a count of no digits, as before.
+        let max = br#"{"partialSuccess":{"rejectedSpans":18446744073709551615}}"#;
+        assert_eq!(parse(max, BodyFormat::Json).rejected_spans, u64::MAX);
+        let none = br#"{"partialSuccess":{"rejectedSpans":null}}"#;
+        assert_eq!(parse(none, BodyFormat::Json).rejected_spans, 0);
     }
 
     #[test]

@@ -3,10 +3,16 @@
 //! callback message, stderr or the command line's output.
 
 /// The URL with its password replaced by `***` (`http://user:***@host/`);
-/// a URL without userinfo is returned as it is.
+/// a URL without userinfo is returned as it is. One whose scheme was left
+/// out or mistyped (`user:pass@host`, `http:/user:pass@host`: what
+/// `spanguard replay --endpoint` refuses, saying what it was given) is
+/// masked too: it was shown with its password.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
+    let scheme_end = match url.find("://") {
+        Some(i) => i + 3,
+        None => url
+            .find('@')
+            .map_or(0, |at| url[..at].rfind('/').map_or(0, |slash| slash + 1)),
     };
     let rest = &url[scheme_end..];
     // The authority ends at the first '/', '?' or '#'; userinfo is what
@@ -94,6 +100,19 @@ mod tests {
             "http://collector:4318/v1/traces"
         );
         assert_eq!(redact_url("discard:"), "discard:");
+        for (url, shown) in [
+            (
+                "user:pa55@collector:4318/v1/traces",
+                "user:***@collector:4318/v1/traces",
+            ),
+            (
+                "http:/user:pa55@collector/v1/traces",
+                "http:/user:***@collector/v1/traces",
+            ),
+            ("collector:4318/v1/traces", "collector:4318/v1/traces"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 
     #[test]

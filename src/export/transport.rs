@@ -27,9 +27,10 @@ pub enum SendError {
     Permanent { reason: String },
     /// The server refused the request for where it went or who sent it
     /// (401, 403, 404, 405, 407: a credential missing or wrong, a URL
-    /// without its path), not for what it holds: final for spans on their
-    /// first trip, as OTLP asks, but spans from the spool directory stay
-    /// there for a sender set up right (`Delivery::attempt`).
+    /// without its path; 431: its headers too large), not for what it
+    /// holds: final for spans on their first trip, as OTLP asks, but spans
+    /// from the spool directory stay there for a sender set up right
+    /// (`Delivery::attempt`).
     Misdirected { reason: String },
 }
 
