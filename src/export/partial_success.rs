@@ -4,12 +4,23 @@
 use super::transport::{Accepted, BodyFormat};
 use crate::span::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 
+/// The answer is read in the request's encoding and, when that finds no
+/// partial success, in the other: some backends answer every request in
+/// JSON, and a JSON partial success read as protobuf was no message at
+/// all, so the spans it rejected were counted delivered, with nothing said.
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
-    let mut out = match format {
+    let read = |format| match format {
         BodyFormat::Protobuf => parse_proto(body),
         BodyFormat::Json => parse_json(body),
-    }
-    .unwrap_or_default();
+    };
+    let other = match format {
+        BodyFormat::Protobuf => BodyFormat::Json,
+        BodyFormat::Json => BodyFormat::Protobuf,
+    };
+    let mut out = read(format)
+        .filter(|a| *a != Accepted::default())
+        .or_else(|| read(other))
+        .unwrap_or_default();
     out.message = printable(&out.message);
     out
 }
@@ -106,6 +117,21 @@ mod tests {
         assert_eq!(a.rejected_spans, 2);
         assert_eq!(a.message, "bad \"span\"");
         assert_eq!(parse(b"{}", BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A backend that answers JSON to a protobuf request (and the other way
+    /// round): the spans it rejected are counted and said, not taken as
+    /// delivered because the answer was read in the request's encoding.
+    #[test]
+    fn an_answer_is_read_in_the_encoding_it_came_in() {
+        let json = br#" {"partialSuccess":{"rejectedSpans":"2","errorMessage":"span too old"}}"#;
+        let a = parse(json, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, "span too old"));
+        let proto = [
+            0x0a, 0x09, 0x08, 0x03, 0x12, 0x05, b'q', b'u', b'o', b't', b'a',
+        ];
+        let a = parse(&proto, BodyFormat::Json);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (3, "quota"));
     }
 
     #[test]
