@@ -1174,6 +1174,14 @@ fn headers_from_env(text: &str) -> (Vec<(String, String)>, Vec<String>) {
                 Ok(()) => headers.extend(one),
                 Err(reason) => wrong.push(format!("entry {}: {reason}", n + 1)),
             },
+            // "Authorization: Bearer x", as an HTTP header is written (and
+            // as curl -H takes it): said as such, with the form to use, as
+            // the bare "not name=value" left the user looking for an '='.
+            Err(_) if !entry.contains('=') && entry.contains(':') => wrong.push(format!(
+                "entry {} is written name: value, as an HTTP header; this variable takes \
+                 name=value, a space as %20 (Authorization=Bearer%20<key>)",
+                n + 1
+            )),
             Err(_) => wrong.push(format!(
                 "entry {} is not name=value (no '=' or an empty name)",
                 n + 1
@@ -1663,6 +1671,22 @@ mod tests {
         .expect("never fatal");
         assert_eq!(c.headers, vec![kv("x-api-key", "k")]);
         assert_eq!(c.ignored_env.len(), 1, "{:?}", c.ignored_env);
+    }
+
+    /// "Authorization: Bearer x" (an HTTP header as written, curl -H's
+    /// form) was said to be "not name=value (no '=' or an empty name)":
+    /// the warning now says it is a header's own form and which to use,
+    /// without showing the value.
+    #[test]
+    fn a_header_written_with_a_colon_is_said_so() {
+        let said = ignored(&[("OTEL_EXPORTER_OTLP_HEADERS", "Authorization: Bearer s3cr3t")]);
+        let s = said[0].to_string();
+        assert!(
+            s.contains("entry 1 is written name: value, as an HTTP header"),
+            "{s}"
+        );
+        assert!(s.contains("Authorization=Bearer%20<key>"), "{s}");
+        assert!(!s.contains("s3cr3t"), "{s}");
     }
 
     /// OTEL_TRACES_SAMPLER=ParentBased_TraceIdRatio or

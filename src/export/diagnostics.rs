@@ -28,6 +28,17 @@ pub(crate) fn write_to_stderr_if_room(bytes: &[u8]) {
     }
 }
 
+/// The line a tracer disabled by OTEL_SDK_DISABLED=true writes when it is
+/// made (warn and more): it records and sends nothing, which a variable
+/// inherited from a shell, a CI template or an `.env` file did in silence,
+/// the program's own "spans are in ..." line then naming no place.
+pub fn disabled_line(level: LogLevel) -> Option<&'static str> {
+    (level != LogLevel::None && LogLevel::Warn <= level).then_some(
+        "spanguard: warn: OTEL_SDK_DISABLED=true: this tracer records and sends nothing (its \
+         spans only pass an incoming context on); unset the variable to record\n",
+    )
+}
+
 /// The least time between two lines about the same ongoing trouble.
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
 

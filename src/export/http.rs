@@ -290,8 +290,156 @@ impl HttpTransport {
                 " (the server answers plain HTTP there: use an http:// endpoint, or the server's TLS port)",
             );
         }
+        // A Collector's OTLP/gRPC port (4317) speaks HTTP/2 alone: to an
+        // HTTP/1.1 request it answers with binary frames (curl: "Received
+        // HTTP/0.9 when not allowed"), nothing, or a reset. None of those
+        // words names the port, the commonest mistake after the path.
+        let no_answer = e.is_unsupported_protocol() || e.is_got_nothing() || e.is_recv_error();
+        let http09 = e
+            .extra_description()
+            .is_some_and(|x| x.contains("HTTP/0.9"));
+        if no_answer && (url_port(&self.url) == Some(4317) || http09) {
+            detail.push_str(
+                " (an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard sends \
+                 OTLP/HTTP, which a Collector takes on port 4318)",
+            );
+        }
+        // curl takes its proxy from the environment: the user may not know
+        // one is set for this process, nor that NO_PROXY goes around it.
+        let via_proxy = e.is_couldnt_resolve_proxy()
+            || e.extra_description()
+                .is_some_and(|x| x.contains("over proxy"));
+        if via_proxy && let Some(var) = proxy_variable(&self.url, |n| std::env::var_os(n)) {
+            detail.push_str(&format!(
+                " (the request went through the proxy {var} names: fix or unset it, or add the \
+                 backend's host to NO_PROXY)"
+            ));
+        }
         self.secrets.scrub(&detail)
     }
+}
+
+impl HttpTransport {
+    /// A refusal's generic hint made specific where this request shows the
+    /// cause: the path of a URL that got a 404 (`/v1/trace`, `/v1/traces`
+    /// twice, no path), whether any header went with a 401 or 403 (a
+    /// variable that never reached the process, or a key the backend does
+    /// not take). Header names are said, never their values.
+    fn refusal_said_for_this_request(&self, e: SendError) -> SendError {
+        let SendError::Misdirected { reason } = e else {
+            return e;
+        };
+        let specific = if reason.starts_with("HTTP 404") {
+            path_hint(&self.url).map(str::to_string)
+        } else if reason.starts_with("HTTP 401") || reason.starts_with("HTTP 403") {
+            Some(credentials_hint(&self.headers))
+        } else {
+            None
+        };
+        let reason = match specific {
+            Some(hint) => {
+                let code = if reason.starts_with("HTTP 404") {
+                    404
+                } else {
+                    401
+                };
+                let generic = refusal_hint(code);
+                let base = reason.strip_suffix(generic).unwrap_or(&reason);
+                format!("{base} ({hint})")
+            }
+            None => reason,
+        };
+        SendError::Misdirected { reason }
+    }
+}
+
+/// The port of an http(s) URL: given, or the scheme's.
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') && !host.is_empty() => port.parse().ok(),
+        _ => match scheme {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        },
+    }
+}
+
+/// The path of a URL (without its query), "" when it has none.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let Some(start) = rest
+        .find(['/', '?', '#'])
+        .filter(|&i| rest[i..].starts_with('/'))
+    else {
+        return "";
+    };
+    let path = &rest[start..];
+    &path[..path.find(['?', '#']).unwrap_or(path.len())]
+}
+
+/// What a 404's URL path says went wrong, when it says: the OTLP/HTTP
+/// traces path is `/v1/traces`.
+fn path_hint(url: &str) -> Option<&'static str> {
+    let path = url_path(url).trim_end_matches('/');
+    if path.ends_with("/v1/traces/v1/traces") {
+        Some(
+            "/v1/traces is in the URL twice: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
+             /v1/traces is added to, so leave it out there, or set the whole URL as \
+             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is used as it is",
+        )
+    } else if path.ends_with("/v1/trace")
+        || path.ends_with("/v1/span")
+        || path.ends_with("/v1/spans")
+    {
+        Some("the OTLP/HTTP traces path is /v1/traces")
+    } else if path.is_empty() {
+        Some(
+            "the URL has no path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is, so end \
+             it with /v1/traces, or set OTEL_EXPORTER_OTLP_ENDPOINT instead, which /v1/traces \
+             is added to",
+        )
+    } else {
+        None
+    }
+}
+
+/// What a 401 or 403 means for the headers that went with it.
+fn credentials_hint(headers: &[(String, String)]) -> String {
+    if headers.is_empty() {
+        "the backend wants credentials and none were sent: set the header it expects, e.g. \
+         its API key, in OTEL_EXPORTER_OTLP_HEADERS (name=value, a space as %20: \
+         Authorization=Bearer%20<key>) or the headers setting"
+            .to_string()
+    } else {
+        let names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        format!(
+            "the backend refused the credentials sent (headers: {}): check the key and the \
+             header name the backend expects, in OTEL_EXPORTER_OTLP_HEADERS or the headers setting",
+            names.join(", ")
+        )
+    }
+}
+
+/// The proxy variable curl takes for `url`, when one is set: `http_proxy`
+/// (lower case alone, as curl reads it) for http://, `https_proxy` or
+/// `HTTPS_PROXY` for https://, then `all_proxy` or `ALL_PROXY`.
+fn proxy_variable(
+    url: &str,
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<&'static str> {
+    let own: &[&'static str] = if url.starts_with("https://") {
+        &["https_proxy", "HTTPS_PROXY"]
+    } else {
+        &["http_proxy"]
+    };
+    own.iter()
+        .chain(&["all_proxy", "ALL_PROXY"])
+        .copied()
+        .find(|n| get(n).is_some_and(|v| !v.is_empty()))
 }
 
 impl Transport for HttpTransport {
@@ -350,7 +498,10 @@ impl Transport for HttpTransport {
             accepted.message = self.secrets.scrub(&accepted.message);
             accepted
         })
-        .map_err(|e| e.scrubbed(&self.secrets))
+        .map_err(|e| {
+            self.refusal_said_for_this_request(e)
+                .scrubbed(&self.secrets)
+        })
     }
 
     fn describe(&self) -> String {
@@ -1150,5 +1301,128 @@ mod tests {
         assert_eq!((stats.spans_exported, stats.spooled_spans), (0, 1));
         drop(tracer);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn send_with(url: &str, headers: &[(String, String)]) -> Result<Accepted, SendError> {
+        let mut t = HttpTransport::new(
+            url,
+            headers,
+            &TlsFiles::default(),
+            Duration::from_secs(5),
+            Default::default(),
+        );
+        t.send(b"spans", BodyFormat::Protobuf, false)
+    }
+
+    /// A Collector's OTLP/gRPC port answers an HTTP/1.1 request with an
+    /// HTTP/2 SETTINGS frame: curl said "Received HTTP/0.9 when not
+    /// allowed", and nothing named the port. The message now does.
+    #[test]
+    fn a_grpc_port_is_named_as_the_cause() {
+        let settings = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x05\x00\x00\x40\x00";
+        let url = answering(settings);
+        let reason = match send_with(&url, &[]) {
+            Err(SendError::Transient { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            reason.starts_with("the server's answer is not HTTP"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("an OTLP/gRPC port answers so")
+                && reason.contains("OTLP/HTTP, which a Collector takes on port 4318"),
+            "{reason}"
+        );
+        // Port 4317 itself, whatever curl's words (here an empty reply).
+        let t = HttpTransport::new(
+            "http://collector:4317/v1/traces",
+            &[],
+            &TlsFiles::default(),
+            Duration::from_secs(1),
+            Default::default(),
+        );
+        assert!(t.explain(&curl::Error::new(52)).contains("OTLP/gRPC port"));
+        // A refused connection on it is no answer of gRPC's: no such advice.
+        assert!(!t.explain(&curl::Error::new(7)).contains("gRPC"));
+    }
+
+    /// A 404 says what in the URL is wrong where its path shows it.
+    #[test]
+    fn a_404_names_what_is_wrong_with_the_path() {
+        let answer =
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found";
+        let base = answering(answer);
+        let base = base.strip_suffix("/v1/traces").expect("a traces URL");
+        for (path, hint) in [
+            ("/v1/trace", "(the OTLP/HTTP traces path is /v1/traces)"),
+            ("/v1/traces/v1/traces", "(/v1/traces is in the URL twice"),
+            (
+                "",
+                "(the URL has no path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is",
+            ),
+            ("/otlp/v1/traces", "(nothing takes traces at this URL"),
+        ] {
+            let url = format!("{base}{path}");
+            let reason = match send_with(&url, &[]) {
+                Err(SendError::Misdirected { reason }) => reason,
+                other => panic!("{url}: {other:?}"),
+            };
+            assert!(reason.starts_with("HTTP 404: not found ("), "{reason}");
+            assert!(reason.contains(hint), "{url}: {reason}");
+            // One hint, never the generic one beside a specific one.
+            assert_eq!(reason.matches(" (").count(), 1, "{reason}");
+        }
+    }
+
+    /// A 401 says whether any header went with the request (a variable
+    /// that never reached the process) and which ones (a wrong key, or a
+    /// wrong header name), never their values.
+    #[test]
+    fn a_401_says_which_credentials_went_with_it() {
+        let answer = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let url = answering(answer);
+        let reason = |headers: &[(String, String)]| match send_with(&url, headers) {
+            Err(SendError::Misdirected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let none = reason(&[]);
+        assert!(none.contains("none were sent"), "{none}");
+        assert!(none.contains("Authorization=Bearer%20<key>"), "{none}");
+        let sent = reason(&[("x-api-key".to_string(), "s3cret-value".to_string())]);
+        assert!(
+            sent.contains("refused the credentials sent (headers: x-api-key)"),
+            "{sent}"
+        );
+        assert!(!sent.contains("s3cret-value"), "{sent}");
+    }
+
+    /// A proxy from the environment is named when the request failed on
+    /// it: curl says "over proxy", not which variable set it.
+    #[test]
+    fn a_proxy_from_the_environment_is_named() {
+        let set = |names: &'static [&'static str]| {
+            move |n: &str| {
+                names
+                    .contains(&n)
+                    .then(|| std::ffi::OsString::from("http://p:1"))
+            }
+        };
+        assert_eq!(
+            proxy_variable("https://c:4318/v1/traces", set(&["HTTPS_PROXY"])),
+            Some("HTTPS_PROXY")
+        );
+        // curl reads http_proxy in lower case alone.
+        assert_eq!(
+            proxy_variable("http://c:4318/v1/traces", set(&["HTTP_PROXY"])),
+            None
+        );
+        assert_eq!(
+            proxy_variable("http://c:4318/v1/traces", set(&["ALL_PROXY"])),
+            Some("ALL_PROXY")
+        );
+        assert_eq!(url_port("http://u:p@[::1]:4317/v1/traces"), Some(4317));
+        assert_eq!(url_port("https://collector/v1/traces"), Some(443));
+        assert_eq!(url_path("http://c:4318?x=/v1"), "");
     }
 }

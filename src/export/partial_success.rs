@@ -4,19 +4,27 @@
 use super::transport::{Accepted, BodyFormat};
 use crate::span::proto_reader::{WIRE_LEN, WIRE_VARINT, fields};
 
-/// An answer in the other encoding than the request's is read too (a
-/// gateway or backend that answers JSON whatever it was sent): read in the
-/// request's only, its partial success was no answer, and the spans it
-/// rejected were counted delivered, unsaid. Neither reading takes the
-/// other's bytes: a JSON text starts with a byte no protobuf field key
-/// has ('{' would open a group), and a protobuf answer holds no
-/// `"partialSuccess"`.
+/// The answer is read in the request's encoding and, when that finds no
+/// partial success, in the other: some backends answer every request in
+/// JSON, and a JSON partial success read as protobuf was no message at
+/// all, so the spans it rejected were counted delivered, with nothing said.
+/// A reading that finds only the default (an answer of nothing) also
+/// tries the other. Neither reading takes the other's bytes: a JSON text
+/// starts with a byte no protobuf field key has ('{' would open a group),
+/// and a protobuf answer holds no `"partialSuccess"`.
 pub fn parse(body: &[u8], format: BodyFormat) -> Accepted {
-    let mut out = match format {
-        BodyFormat::Protobuf => parse_proto(body).or_else(|| parse_json(body)),
-        BodyFormat::Json => parse_json(body).or_else(|| parse_proto(body)),
-    }
-    .unwrap_or_default();
+    let read = |format| match format {
+        BodyFormat::Protobuf => parse_proto(body),
+        BodyFormat::Json => parse_json(body),
+    };
+    let other = match format {
+        BodyFormat::Protobuf => BodyFormat::Json,
+        BodyFormat::Json => BodyFormat::Protobuf,
+    };
+    let mut out = read(format)
+        .filter(|a| *a != Accepted::default())
+        .or_else(|| read(other))
+        .unwrap_or_default();
     out.message = printable(&out.message);
     out
 }
@@ -157,6 +165,21 @@ mod tests {
         assert_eq!(parse(max, BodyFormat::Json).rejected_spans, u64::MAX);
         let none = br#"{"partialSuccess":{"rejectedSpans":null}}"#;
         assert_eq!(parse(none, BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A backend that answers JSON to a protobuf request (and the other way
+    /// round): the spans it rejected are counted and said, not taken as
+    /// delivered because the answer was read in the request's encoding.
+    #[test]
+    fn an_answer_is_read_in_the_encoding_it_came_in() {
+        let json = br#" {"partialSuccess":{"rejectedSpans":"2","errorMessage":"span too old"}}"#;
+        let a = parse(json, BodyFormat::Protobuf);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (2, "span too old"));
+        let proto = [
+            0x0a, 0x09, 0x08, 0x03, 0x12, 0x05, b'q', b'u', b'o', b't', b'a',
+        ];
+        let a = parse(&proto, BodyFormat::Json);
+        assert_eq!((a.rejected_spans, a.message.as_str()), (3, "quota"));
     }
 
     #[test]

@@ -570,6 +570,9 @@ fn sampler_of(kind: u32, ratio: f64) -> Result<Sampler, CreateError> {
 /// Starts a tracer and registers it; writes it to `*out` on success.
 fn start(config: TracerConfig, out: *mut *mut spanguard_tracer) -> Result<(), CreateError> {
     if config.disabled {
+        if let Some(line) = crate::export::diagnostics::disabled_line(config.log_level) {
+            crate::export::diagnostics::write_to_stderr(line.as_bytes());
+        }
         let t = Box::into_raw(Box::new(spanguard_tracer::new(0, None)));
         // SAFETY: out is non-null (checked by callers).
         unsafe { out.write(t) };
