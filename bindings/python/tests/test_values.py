@@ -168,21 +168,60 @@ def test_the_value_length_limit_cuts_strings_inside_a_complex_value(receiver, tm
 def test_values_no_complex_value_can_hold_stay_out_counted_and_never_raise(receiver, tmp_path):
     before = len(receiver.spans())
     tracer = tracer_to(receiver, tmp_path)
-    holds_itself = [1]
-    holds_itself.append(holds_itself)
-    deep = 1
-    for _ in range(40):
-        deep = [deep]
     with tracer.span("refused") as span:
         span.set_attribute("int.key", {1: "x"})
         span.set_attribute("object.inside", {"a": object()})
         span.set_attribute("int.too.big", [1, 2 ** 64])
-        span.set_attribute("holds.itself", holds_itself)
-        span.set_attribute("too.deep", deep)
         span.set_attributes({"kept": ["fine"], "mixed.too": ("x", 1), "set.inside": [{1, 2}]})
     spans = arrived(receiver, before, tracer)
     assert spans["refused"]["attributes"] == {"kept": ["fine"], "mixed.too": ["x", 1]}
-    assert tracer.stats().values_rejected == 6
+    assert tracer.stats().values_rejected == 4
+    tracer.close()
+
+
+def nested(levels, inner):
+    """`inner` in `levels` lists, dicts and lists in turn."""
+    v = inner
+    for i in range(levels):
+        v = [v] if i % 2 == 0 else {"k": v}
+    return v
+
+
+def test_values_nested_deeper_than_the_depth_limit_arrive_with_none_in_their_place(receiver, tmp_path):
+    # OpenTelemetry's attribute_value_depth_limit (64 by default): the
+    # attribute's value is level 1, and a list or dict deeper than the limit
+    # is replaced by the empty value, the rest kept (it was left out whole
+    # past 32). Judged by the receiver's decoder (opentelemetry-proto).
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path)
+    holds_itself = [1]
+    holds_itself.append(holds_itself)
+    with tracer.span("deep") as span:
+        span.set_attribute("at.limit", nested(64, 7))
+        span.set_attribute("past.limit", nested(65, 7))
+        span.set_attribute("far.past", nested(1000, 7))
+        span.set_attribute("holds.itself", holds_itself)
+    spans = arrived(receiver, before, tracer)
+    attributes = spans["deep"]["attributes"]
+    assert attributes["at.limit"] == nested(64, 7)
+    assert attributes["past.limit"] == nested(64, None)
+    assert attributes["far.past"] == nested(64, None)
+    itself = None  # each level [1, the next], the 65th replaced
+    for _ in range(64):
+        itself = [1, itself]
+    assert attributes["holds.itself"] == itself
+    assert tracer.stats().values_truncated == 3
+    assert tracer.stats().values_rejected == 0
+    tracer.close()
+    # A limit set is honoured.
+    before = len(receiver.spans())
+    tracer = tracer_to(receiver, tmp_path, value_depth_limit=2)
+    with tracer.span("shallow") as span:
+        span.set_attribute("two", nested(2, 7))
+        span.set_attribute("three", nested(3, 7))
+    spans = arrived(receiver, before, tracer)
+    assert spans["shallow"]["attributes"] == {"two": nested(2, 7), "three": nested(2, None)}
+    assert tracer.stats().values_truncated == 1
     tracer.close()
 
 
