@@ -988,9 +988,15 @@ pub(super) const NO_ATTRIBUTES: &[(&[u8], AttrInput)] = &[];
 
 /// A C attribute array that `checked_attributes` accepted, read in place
 /// by the tracer (see `AttributeSource`), with a checked copy of each
-/// complex value's message, in order (empty, unallocated, when it has
-/// none): the record stores the copy, never the caller's bytes again.
-struct CAttributes<'a>(&'a [spanguard_attribute], Vec<AnyValueCopy>);
+/// complex value's message: the record stores the copy, never the
+/// caller's bytes again. One word, None without complex values: a `Vec`
+/// here (its three words, its drop, an iterator in `for_each`) cost the
+/// attribute-array calls ~35 instructions a span.
+struct CAttributes<'a>(&'a [spanguard_attribute], Option<Box<AnyValueCopies>>);
+
+/// The complex values of an attribute array, copied and checked: each
+/// with its attribute's index, in order.
+type AnyValueCopies = Vec<(usize, AnyValueCopy)>;
 
 /// Checks a C attribute array before anything is begun or set: with a
 /// NULL pointer anywhere, an unknown value type, or more than
@@ -1018,7 +1024,7 @@ fn checked_attributes_up_to<'a>(
     }
     // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
     let attrs = unsafe { elements(attrs, n) };
-    let mut any_values = Vec::new();
+    let mut any_values = None;
     for a in attrs {
         if a.key.is_null() {
             return Err(spanguard_result::NullArgument);
@@ -1031,7 +1037,7 @@ fn checked_attributes_up_to<'a>(
             | SPANGUARD_VALUE_INT
             | SPANGUARD_VALUE_DOUBLE
             | SPANGUARD_VALUE_BOOL => {}
-            SPANGUARD_VALUE_ANY => any_values.push(any_value_of(a)?),
+            SPANGUARD_VALUE_ANY => any_value_of(attrs, a, &mut any_values)?,
             other => {
                 other_value(other, a.string_value, a.string_len)?;
             }
@@ -1048,7 +1054,6 @@ impl AttributeSource for CAttributes<'_> {
 
     #[inline(always)]
     fn for_each<'s>(&'s self, sink: &mut impl AttributeSink<'s>) {
-        let mut any_values = self.1.iter();
         for a in self.0 {
             // SAFETY: checked: the key is not NULL and is valid for key_len
             // bytes; string_value points at string_len elements of the type
@@ -1061,8 +1066,8 @@ impl AttributeSource for CAttributes<'_> {
                 SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
                 SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
                 SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
-                // The copy checked in `checked_attributes`, one a value.
-                SPANGUARD_VALUE_ANY => match any_values.next() {
+                // The copy checked in `checked_attributes`.
+                SPANGUARD_VALUE_ANY => match copy_of(self, a) {
                     Some(v) => AttrInput::AnyValue(v.value()),
                     None => continue,
                 },
@@ -1079,15 +1084,40 @@ impl AttributeSource for CAttributes<'_> {
     }
 }
 
-/// A complex value of an attribute array: its message copied and checked.
+/// The index of `a`, an element of `attrs`.
+fn index_in(attrs: &[spanguard_attribute], a: &spanguard_attribute) -> usize {
+    let size = std::mem::size_of::<spanguard_attribute>();
+    (a as *const spanguard_attribute as usize - attrs.as_ptr() as usize) / size
+}
+
+/// A complex value of an attribute array, `a`: its message copied and
+/// checked, kept in `copies` with its index.
 #[cold]
 #[inline(never)]
-fn any_value_of(a: &spanguard_attribute) -> Result<AnyValueCopy, spanguard_result> {
+fn any_value_of(
+    attrs: &[spanguard_attribute],
+    a: &spanguard_attribute,
+    copies: &mut Option<Box<AnyValueCopies>>,
+) -> Result<(), spanguard_result> {
     if a.string_value.is_null() && a.string_len > 0 {
         return Err(spanguard_result::NullArgument);
     }
     // SAFETY: string_value points at string_len bytes, as documented.
-    any_value(unsafe { bytes(a.string_value, a.string_len) })
+    let copy = any_value(unsafe { bytes(a.string_value, a.string_len) })?;
+    copies
+        .get_or_insert_with(Default::default)
+        .push((index_in(attrs, a), copy));
+    Ok(())
+}
+
+/// The checked copy of `a`'s complex value (`a` an element of `attrs`).
+#[cold]
+#[inline(never)]
+fn copy_of<'s>(attrs: &'s CAttributes, a: &spanguard_attribute) -> Option<&'s AnyValueCopy> {
+    let i = index_in(attrs.0, a);
+    let copies = attrs.1.as_deref()?;
+    let at = copies.binary_search_by_key(&i, |(j, _)| *j).ok()?;
+    Some(&copies[at].1)
 }
 
 /// Borrows a C attribute array as a slice of Rust inputs, on the stack
