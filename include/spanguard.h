@@ -271,6 +271,17 @@
 #define SPANGUARD_NO_LENGTH_LIMIT 4294967295
 
 /*
+ `value_depth_limit` when none is set: OpenTelemetry's default.
+ */
+#define SPANGUARD_DEFAULT_DEPTH_LIMIT 64
+
+/*
+ The highest `value_depth_limit`: arrays and maps deeper than this are
+ never read, and replaced by the empty value, whatever the limit.
+ */
+#define SPANGUARD_MAX_DEPTH_LIMIT 128
+
+/*
  The payload pool's default size in MiB (`payload_pool_mib`).
  */
 #define SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB 256
@@ -841,6 +852,19 @@ typedef struct spanguard_config {
    slot takes memory when first used.
    */
   uint32_t prefault_slots;
+  /*
+   How deep a complex value (`spanguard_span_set_anyvalue`) may nest:
+   the attribute's value is level 1, each array element or map value
+   one more; an array or map deeper is replaced by the empty value
+   (`SPANGUARD_RESULT_TRUNCATED`, counted in `values_truncated`), as
+   OpenTelemetry's `attribute_value_depth_limit` says. Default
+   `SPANGUARD_DEFAULT_DEPTH_LIMIT` (64); at most
+   `SPANGUARD_MAX_DEPTH_LIMIT` (128), which bounds the stack every
+   reader of a value uses; past it, `SPANGUARD_RESULT_INVALID_CONFIG`
+   (SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT: OpenTelemetry names no
+   variable for it).
+   */
+  uint32_t value_depth_limit;
 } spanguard_config;
 
 /*

@@ -479,6 +479,14 @@ impl TracerConfig {
                 return bad(name, &v.to_string(), "must be at most 32767");
             }
         }
+        let depth = l.attribute_value_depth;
+        if !(1..=crate::span::any_value::MAX_DEPTH_LIMIT).contains(&depth) {
+            return bad(
+                "value_depth_limit",
+                &depth.to_string(),
+                "must be 1 to 128 (SPANGUARD_MAX_DEPTH_LIMIT)",
+            );
+        }
         if let Some(e) = &self.endpoint
             && !is_endpoint_url(e)
         {
@@ -1029,6 +1037,18 @@ impl TracerConfig {
             most,
         ) {
             self.limits.attribute_count = n;
+        }
+        // OpenTelemetry names no variable for it (only the declarative
+        // configuration's attribute_value_depth_limit): spanguard's own.
+        if let Some(n) = kept(
+            &mut ignored,
+            count(
+                "SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT",
+                1,
+                crate::span::any_value::MAX_DEPTH_LIMIT,
+            ),
+        ) {
+            self.limits.attribute_value_depth = n;
         }
         for (name, slot) in [
             ("OTEL_SPAN_EVENT_COUNT_LIMIT", &mut self.limits.event_count),
@@ -1833,6 +1853,25 @@ mod tests {
         .expect("never fatal");
         assert_eq!(c.limits.attribute_count, 10);
         assert_eq!(c.ignored_env[0].variable, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT");
+        // The complex value depth limit: 64 by default (OpenTelemetry's),
+        // spanguard's own variable (OpenTelemetry names none), 1 to 128;
+        // out of range, ignored and said.
+        assert_eq!(TracerConfig::default().limits.attribute_value_depth, 64);
+        for (value, want, said) in [
+            ("5", 5, false),
+            ("128", 128, false),
+            ("129", 64, true),
+            ("0", 64, true),
+        ] {
+            let mut c = TracerConfig::default();
+            c.apply_env(&env(&[("SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT", value)]))
+                .expect("never fatal");
+            assert_eq!(c.limits.attribute_value_depth, want, "{value}");
+            assert_eq!(!c.ignored_env.is_empty(), said, "{value}");
+        }
+        let mut c = TracerConfig::default();
+        c.limits.attribute_value_depth = 129;
+        assert!(c.validate().is_err(), "past the ceiling");
     }
 
     #[test]

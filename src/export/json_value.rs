@@ -29,11 +29,12 @@ impl std::fmt::Display for JsonError {
 }
 
 /// Deeper nesting than any OTLP document spanguard writes: a complex
-/// value (`span::any_value`) nests up to its `MAX_DEPTH` values, each map
-/// level four JSON levels deep (`kvlistValue`, `values`, the member, its
-/// `value`), under an event's attribute a dozen levels into the request.
-/// At 64, one deep value made `spanguard show` refuse its whole line.
-const MAX_DEPTH: usize = 16 + 4 * crate::span::any_value::MAX_DEPTH;
+/// value (`span::any_value`) nests up to its `MAX_STORED_DEPTH` values,
+/// each map level four JSON levels deep (`kvlistValue`, `values`, the
+/// member, its `value`), under an event's attribute a dozen levels into
+/// the request. At 64, one deep value made `spanguard show` refuse its
+/// whole line. It also bounds the parser's recursion on a hostile file.
+const MAX_DEPTH: usize = 16 + 4 * crate::span::any_value::MAX_STORED_DEPTH;
 
 impl JsonValue {
     /// Parses one JSON document (surrounding whitespace allowed).

@@ -217,9 +217,10 @@ mod extra_field {
     pub(super) const LINK_DROPPED_ATTRIBUTES: u32 = 5;
 }
 
-/// An `AnyValue` nested deeper than this is refused (spanguard writes at
-/// most two levels; a hostile body could write thousands).
-const MAX_VALUE_DEPTH: usize = 32;
+/// An `AnyValue` nested deeper than this is refused: deeper than any value
+/// spanguard stores (`span::any_value::MAX_STORED_DEPTH`); a hostile body
+/// could nest thousands, and the reader recurses once a level.
+const MAX_VALUE_DEPTH: usize = crate::span::any_value::MAX_STORED_DEPTH;
 
 enum Wire<'a> {
     Varint(u64),
@@ -782,17 +783,18 @@ mod tests {
 
     #[test]
     fn every_depth_the_complex_value_setter_accepts_is_read() {
-        use crate::span::any_value::MAX_DEPTH;
+        use crate::span::any_value::MAX_STORED_DEPTH;
         use crate::span::any_value::tests::{int, map};
         // A map's member value is one level down, as an array element:
         // `spanguard show` reads every value `spanguard_span_set_anyvalue`
-        // took (maps nested 32 deep counted 63 levels here, and failed).
+        // stores (maps nested 32 deep counted 63 levels here, and failed),
+        // at the highest depth limit too.
         let mut v = int(1);
-        for _ in 1..MAX_DEPTH {
+        for _ in 1..MAX_STORED_DEPTH {
             v = map(&[("k", v)]);
         }
         let mut read = any_value(&v, 1).expect("as deep as the setter takes");
-        for _ in 1..MAX_DEPTH {
+        for _ in 1..MAX_STORED_DEPTH {
             read = match read {
                 Value::Map(mut m) => m.remove(0).1,
                 other => panic!("a map expected: {other:?}"),
@@ -800,6 +802,24 @@ mod tests {
         }
         assert_eq!(read, Value::Int(1));
         assert!(any_value(&map(&[("k", v)]), 1).is_err());
+        // A forged body's, 100,000 deep: refused, not a stack overflow.
+        let forged = crate::span::any_value::tests::deep_arrays(100_000, &int(1));
+        assert!(any_value(&forged, 1).is_err());
+        let json = format!(
+            "{}{{\"intValue\":\"1\"}}{}",
+            "{\"arrayValue\":{\"values\":[".repeat(100_000),
+            "]}}".repeat(100_000)
+        );
+        let json = serde_free_json_request(&json);
+        assert!(decode_json(json.as_bytes()).is_err());
+    }
+
+    /// A request of one span whose attribute "k" has `value` (an OTLP/JSON
+    /// AnyValue object).
+    fn serde_free_json_request(value: &str) -> String {
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"07070707070707070707070707070707","spanId":"0909090909090909","name":"n","attributes":[{{"key":"k","value":{value}}}]}}]}}]}}]}}"#
+        )
     }
     use crate::buffer::payload_pool::PayloadPool;
     use crate::export::otlp_json::OtlpJsonEncoder;
@@ -1016,7 +1036,7 @@ mod tests {
                 .contains("trace id of 3 bytes")
         );
         let mut deep = vec![0x18, 0x01]; // AnyValue{int_value: 1}
-        for _ in 0..100 {
+        for _ in 0..200 {
             // AnyValue{array_value: ArrayValue{values: [deep]}}
             let mut array = vec![0x0a];
             push_len(&mut array, deep.len());

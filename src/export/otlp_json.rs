@@ -368,10 +368,16 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
 /// (well formed: checked when it was set, or read back from disk), as
 /// OTLP/JSON writes the simple kinds: `kvlistValue` and `arrayValue`
 /// objects, `bytesValue` in base64, `intValue` as a string. Nothing for
-/// the empty value. Recurses once a level: `any_value::MAX_DEPTH` bounds
-/// it.
+/// the empty value. Recurses once a level, and no deeper than any stored
+/// value nests (`any_value::MAX_STORED_DEPTH`): an array or map past that,
+/// which only a forged file could hold, is written as the empty value.
 fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
-    use crate::span::any_value::{self as any, Wire};
+    put_encoded_any_value_at(out, buf, 1);
+}
+
+/// `put_encoded_any_value` of a value at level `depth`.
+fn put_encoded_any_value_at(out: &mut Vec<u8>, buf: &[u8], depth: usize) {
+    use crate::span::any_value::{self as any, MAX_STORED_DEPTH, Wire};
     for (number, wire) in any::fields(buf).flatten() {
         match (number, wire) {
             (any::ANY_STRING, Wire::Len(s)) => {
@@ -397,6 +403,7 @@ fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
                 b64.finish(out);
                 out.push(b'"');
             }
+            (any::ANY_ARRAY | any::ANY_KVLIST, Wire::Len(_)) if depth >= MAX_STORED_DEPTH => {}
             (any::ANY_ARRAY | any::ANY_KVLIST, Wire::Len(list)) => {
                 out.extend_from_slice(if number == any::ANY_ARRAY {
                     b"\"arrayValue\":{"
@@ -410,9 +417,9 @@ fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
                     values.item(out, &mut first);
                     out.push(b'{');
                     if number == any::ANY_ARRAY {
-                        put_encoded_any_value(out, item);
+                        put_encoded_any_value_at(out, item, depth + 1);
                     } else {
-                        put_encoded_key_value(out, item);
+                        put_encoded_key_value(out, item, depth + 1);
                     }
                     out.push(b'}');
                 }
@@ -425,8 +432,9 @@ fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
 }
 
 /// The members of a `KeyValue` object for an encoded `KeyValue` (a map's
-/// member): its key, and its value unless it has none.
-fn put_encoded_key_value(out: &mut Vec<u8>, buf: &[u8]) {
+/// member), whose value is at level `depth`: its key, and its value
+/// unless it has none.
+fn put_encoded_key_value(out: &mut Vec<u8>, buf: &[u8], depth: usize) {
     use crate::span::any_value::{self as any, Wire};
     let (mut key, mut value) = (&[][..], None);
     for (number, wire) in any::fields(buf).flatten() {
@@ -440,7 +448,7 @@ fn put_encoded_key_value(out: &mut Vec<u8>, buf: &[u8]) {
     put_str(out, Str::Arena(key), usize::MAX);
     if let Some(v) = value {
         out.extend_from_slice(b",\"value\":{");
-        put_encoded_any_value(out, v);
+        put_encoded_any_value_at(out, v, depth);
         out.push(b'}');
     }
 }
@@ -620,6 +628,27 @@ fn put_double(out: &mut Vec<u8>, d: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stored complex value read back from a forged file (a flight
+    /// recorder file, a dump) nested 100,000 deep is written no deeper
+    /// than any stored value nests, the rest as the empty value: no
+    /// recursion without end on the exporter's stack. As deep as stored
+    /// values go, it is written whole.
+    #[test]
+    fn a_forged_value_nested_without_end_is_written_to_the_stored_depth_only() {
+        use crate::span::any_value::tests::{deep_arrays, int};
+        use crate::span::any_value::{MAX_DEPTH_LIMIT, MAX_STORED_DEPTH};
+        let mut out = Vec::new();
+        put_encoded_any_value(&mut out, &deep_arrays(100_000, &int(1)));
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(text.matches("arrayValue").count(), MAX_DEPTH_LIMIT as usize);
+        assert!(!text.contains("intValue"));
+        let mut out = Vec::new();
+        put_encoded_any_value(&mut out, &deep_arrays(MAX_STORED_DEPTH - 1, &int(1)));
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(text.matches("arrayValue").count(), MAX_DEPTH_LIMIT as usize);
+        assert!(text.contains("{\"intValue\":\"1\"}"));
+    }
 
     fn string(s: &str) -> String {
         let mut out = Vec::new();

@@ -1498,17 +1498,20 @@ mod tests {
         use crate::export::otlp_decode::{decode_json, decode_proto};
         use crate::export::otlp_json::OtlpJsonEncoder;
         use crate::span::any_value::tests::{int, map};
-        use crate::span::any_value::{AnyValueRef, MAX_DEPTH};
+        use crate::span::any_value::{AnyValueRef, MAX_DEPTH_LIMIT, MAX_STORED_DEPTH};
         use crate::span::limits::SpanLimits;
         use crate::span::record::{SpanRecord, ValueInput};
-        // Maps nested as deep as the setter takes, on the span and on an
-        // event (the deepest place in a request): the OTLP/JSON line (the
-        // sink's, what `spanguard show` reads) parses, and says what the
-        // protobuf says.
+        // Maps nested as deep as the highest depth limit keeps, on the
+        // span and on an event (the deepest place in a request): the
+        // OTLP/JSON line (the sink's, what `spanguard show` reads) parses,
+        // and says what the protobuf says.
         let pool = PayloadPool::with_mib(1).expect("pool");
-        let limits = SpanLimits::default();
+        let limits = SpanLimits {
+            attribute_value_depth: MAX_DEPTH_LIMIT,
+            ..SpanLimits::default()
+        };
         let mut deep = int(1);
-        for _ in 1..MAX_DEPTH {
+        for _ in 1..MAX_STORED_DEPTH {
             deep = map(&[("k", deep)]);
         }
         let v = ValueInput::AnyValue(AnyValueRef::check(&deep).expect("as deep as allowed"));
@@ -1528,6 +1531,88 @@ mod tests {
         let from_json = decode_json(&json).expect("the deepest value parses");
         assert_eq!(from_json, decode_proto(&proto).unwrap());
         assert_eq!(from_json[0].events[0].attributes.len(), 1);
+        assert_eq!(r.rest().truncated_values, 0, "nothing replaced");
+    }
+
+    /// OpenTelemetry's `attribute_value_depth_limit`: the top value is
+    /// level 1, each array element or map value one more, and an array or
+    /// map deeper than the limit is replaced by the empty value, the rest
+    /// kept (it was refused whole past 32). Decoded from the protobuf and
+    /// from the JSON: at the default 64, arrays and maps 64 deep arrive
+    /// whole; 65 deep, the 65th arrives empty, counted as truncated; a
+    /// configured limit of 2 is honoured the same way.
+    #[test]
+    fn values_deeper_than_the_depth_limit_arrive_with_the_empty_value_in_their_place() {
+        use crate::buffer::payload_pool::PayloadPool;
+        use crate::export::otlp_decode::{Value, decode_json, decode_proto};
+        use crate::export::otlp_json::OtlpJsonEncoder;
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{array, int, map};
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::{SpanRecord, ValueInput};
+        // `levels` arrays and maps in turn, the innermost holding 7.
+        let nested = |levels: usize| {
+            let mut v = int(7);
+            for i in 0..levels {
+                v = if i % 2 == 0 {
+                    array(&[v])
+                } else {
+                    map(&[("k", v)])
+                };
+            }
+            v
+        };
+        // The decoded value `levels` deep, read down to where it ends.
+        fn depth_of(mut v: &Value) -> (usize, &Value) {
+            let mut levels = 0;
+            loop {
+                v = match v {
+                    Value::Array(items) if items.len() == 1 => &items[0],
+                    Value::Map(members) if members.len() == 1 => &members[0].1,
+                    other => return (levels, other),
+                };
+                levels += 1;
+            }
+        }
+        for (limit, levels, kept, replaced) in [
+            (None, 64, 64, false),
+            (None, 65, 64, true),
+            (None, 200, 64, true),
+            (Some(2), 2, 2, false),
+            (Some(2), 3, 2, true),
+        ] {
+            let pool = PayloadPool::with_mib(1).expect("pool");
+            let mut limits = SpanLimits::default();
+            if let Some(l) = limit {
+                limits.attribute_value_depth = l;
+            }
+            let bytes = nested(levels);
+            let v = ValueInput::AnyValue(AnyValueRef::check(&bytes).expect("well formed"));
+            // SAFETY: all-zero bytes are an empty record.
+            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+            r.trace_id = [1; 16];
+            r.span_id = [2; 8];
+            (r.start_unix_ns, r.end_unix_ns) = (10, 20);
+            let outcome = r.set_attribute(b"deep", &v, &limits, &pool).expect("set");
+            assert_eq!(outcome.truncated, replaced, "{limit:?} {levels}");
+            let view = SpanView::new(&r, &pool);
+            assert_eq!(r.rest().truncated_values, replaced as u16);
+            let resource = ResourceInfo::new("any", &[]);
+            let (mut proto, mut json) = (Vec::new(), Vec::new());
+            OtlpProtoEncoder::new().encode(&resource, &[view], &mut proto);
+            OtlpJsonEncoder::new().encode(&resource, &[view], &mut json);
+            let from_proto = decode_proto(&proto).expect("decodes");
+            assert_eq!(decode_json(&json).expect("parses"), from_proto);
+            let (_, value) = &from_proto[0].attributes[0];
+            let (depth, inner) = depth_of(value);
+            assert_eq!(depth, kept, "{limit:?} {levels}");
+            let want = if replaced {
+                Value::Empty
+            } else {
+                Value::Int(7)
+            };
+            assert_eq!(inner, &want, "{limit:?} {levels}");
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn cut_to_fit(
         };
         let mut out = Vec::with_capacity(plain.len());
         match &tree {
-            None => proto(plain, Msg::Request, &mut walk, &mut out)?,
+            None => proto(plain, Msg::Request, 0, &mut walk, &mut out)?,
             Some(tree) => json(tree, Msg::Request, &mut walk, &mut out),
         }
         Some((out, walk))
@@ -100,7 +100,7 @@ pub fn longest_value(plain: &[u8], format: BodyFormat) -> Option<usize> {
     };
     let mut out = Vec::with_capacity(plain.len());
     match format {
-        BodyFormat::Protobuf => proto(plain, Msg::Request, &mut walk, &mut out)?,
+        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, &mut walk, &mut out)?,
         BodyFormat::Json => json(
             &JsonValue::parse(plain).ok()?,
             Msg::Request,
@@ -207,8 +207,19 @@ impl Msg {
     }
 }
 
-/// Writes the protobuf message `buf` of kind `msg` to `out`, cut.
-fn proto(buf: &[u8], msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) -> Option<()> {
+/// How deep `proto` reads a request's messages: past the deepest complex
+/// value spanguard stores (three messages a level: `AnyValue`,
+/// `ArrayValue` or `KeyValueList`, `KeyValue`) in an event, eight down. A
+/// body nested deeper, which only a forged spool or dump file holds, is
+/// unreadable (None), never read by a recursion without end.
+const MAX_MESSAGE_DEPTH: usize = 8 + 3 * crate::span::any_value::MAX_STORED_DEPTH;
+
+/// Writes the protobuf message `buf` of kind `msg` to `out`, cut;
+/// `depth`: how many messages `buf` lies in.
+fn proto(buf: &[u8], msg: Msg, depth: usize, walk: &mut Walk, out: &mut Vec<u8>) -> Option<()> {
+    if depth > MAX_MESSAGE_DEPTH {
+        return None;
+    }
     for f in fields(buf)? {
         let child = msg.proto_child(f.number);
         if f.wire_type != WIRE_LEN || matches!(child, Msg::Other) {
@@ -232,7 +243,7 @@ fn proto(buf: &[u8], msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) -> Option<()>
             }
             _ => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
-                proto(f.bytes, child, walk, &mut inner)?;
+                proto(f.bytes, child, depth + 1, walk, &mut inner)?;
                 write_len_field(out, f.number, &inner);
             }
         }
@@ -311,6 +322,41 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::export::otlp_decode::{Value, decode_json};
+
+    /// A protobuf request holding a complex value 100,000 levels deep (a
+    /// forged spool file's: spanguard stores none past 128) is unreadable,
+    /// not a stack overflow of the exporter thread that reads it after a
+    /// 413; one as deep as spanguard stores is read and cut.
+    #[test]
+    fn a_forged_body_nested_without_end_is_unreadable_not_a_stack_overflow() {
+        use crate::span::any_value::MAX_STORED_DEPTH;
+        use crate::span::any_value::tests::{array, deep_arrays, string};
+        let request = |value: Vec<u8>| {
+            let mut kv = Vec::new();
+            write_len_field(&mut kv, 1, b"k");
+            write_len_field(&mut kv, 2, &value);
+            let mut span = Vec::new();
+            write_len_field(&mut span, 9, &kv);
+            let mut scope_spans = Vec::new();
+            write_len_field(&mut scope_spans, 2, &span);
+            let mut resource_spans = Vec::new();
+            write_len_field(&mut resource_spans, 2, &scope_spans);
+            let mut body = Vec::new();
+            write_len_field(&mut body, 1, &resource_spans);
+            body
+        };
+        let mut stored = string(&"x".repeat(100));
+        for _ in 1..MAX_STORED_DEPTH {
+            stored = array(&[stored]);
+        }
+        let stored = request(stored);
+        assert_eq!(longest_value(&stored, BodyFormat::Protobuf), Some(100));
+        let cut = cut_to_fit(&stored, BodyFormat::Protobuf, stored.len() - 50, 0);
+        assert!(cut.is_some_and(|c| c.body.len() <= stored.len() - 50));
+        let forged = request(deep_arrays(100_000, &string("x")));
+        assert_eq!(longest_value(&forged, BodyFormat::Protobuf), None);
+        assert!(cut_to_fit(&forged, BodyFormat::Protobuf, 10, 0).is_none());
+    }
 
     /// An OTLP/JSON request of one span with these attribute values.
     fn json_request(values: &[&str]) -> Vec<u8> {

@@ -11,7 +11,8 @@ use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
 use super::types::*;
-use super::values::{elements, other_value, string_array};
+use super::values::{any_value, elements, other_value, string_array};
+use crate::span::any_value::AnyValueCopy;
 use crate::span::passthrough::{self, PassThroughContext};
 use crate::span::record::{LinkContext, StrInput};
 use crate::span::traceparent::{self, KNOWN_FLAGS, TRACEPARENT_LEN};
@@ -867,8 +868,23 @@ pub unsafe extern "C" fn spanguard_span_set_anyvalue(
     value: *const u8,
     len: usize,
 ) -> spanguard_result {
-    // SAFETY: the caller's contract, as documented.
-    unsafe { set_slice(span, key, key_len, value, len, super::values::any_value) }
+    ffi_boundary!(spanguard_result::Panic, {
+        require_non_null!(key);
+        if value.is_null() && len > 0 {
+            return spanguard_result::NullArgument;
+        }
+        // SAFETY: key is valid for key_len bytes, value for len.
+        let (key, message) = unsafe { (bytes(key, key_len), elements(value, len)) };
+        // Copied, then the copy checked and stored: the caller's bytes are
+        // read once.
+        let copy = match any_value(message) {
+            Ok(copy) => copy,
+            Err(e) => return e,
+        };
+        with_span(span, |t, s| {
+            notice_or_error(t.set_attribute(s, key, AttrInput::AnyValue(copy.value())))
+        })
+    })
 }
 
 /// Sets an array-of-strings attribute: `n` `spanguard_string`s at
@@ -971,8 +987,16 @@ pub unsafe extern "C" fn spanguard_span_set_attributes(
 pub(super) const NO_ATTRIBUTES: &[(&[u8], AttrInput)] = &[];
 
 /// A C attribute array that `checked_attributes` accepted, read in place
-/// by the tracer (see `AttributeSource`).
-struct CAttributes<'a>(&'a [spanguard_attribute]);
+/// by the tracer (see `AttributeSource`), with a checked copy of each
+/// complex value's message: the record stores the copy, never the
+/// caller's bytes again. One word, None without complex values: a `Vec`
+/// here (its three words, its drop, an iterator in `for_each`) cost the
+/// attribute-array calls ~35 instructions a span.
+struct CAttributes<'a>(&'a [spanguard_attribute], Option<Box<AnyValueCopies>>);
+
+/// The complex values of an attribute array, copied and checked: each
+/// with its attribute's index, in order.
+type AnyValueCopies = Vec<(usize, AnyValueCopy)>;
 
 /// Checks a C attribute array before anything is begun or set: with a
 /// NULL pointer anywhere, an unknown value type, or more than
@@ -1000,6 +1024,7 @@ fn checked_attributes_up_to<'a>(
     }
     // SAFETY: attrs holds n elements (n > 0 means it is not NULL).
     let attrs = unsafe { elements(attrs, n) };
+    let mut any_values = None;
     for a in attrs {
         if a.key.is_null() {
             return Err(spanguard_result::NullArgument);
@@ -1012,12 +1037,13 @@ fn checked_attributes_up_to<'a>(
             | SPANGUARD_VALUE_INT
             | SPANGUARD_VALUE_DOUBLE
             | SPANGUARD_VALUE_BOOL => {}
+            SPANGUARD_VALUE_ANY => any_value_of(attrs, a, &mut any_values)?,
             other => {
                 other_value(other, a.string_value, a.string_len)?;
             }
         }
     }
-    Ok(CAttributes(attrs))
+    Ok(CAttributes(attrs, any_values))
 }
 
 impl AttributeSource for CAttributes<'_> {
@@ -1040,6 +1066,11 @@ impl AttributeSource for CAttributes<'_> {
                 SPANGUARD_VALUE_INT => AttrInput::Int(a.int_value),
                 SPANGUARD_VALUE_DOUBLE => AttrInput::Double(a.double_value),
                 SPANGUARD_VALUE_BOOL => AttrInput::Bool(a.bool_value),
+                // The copy checked in `checked_attributes`.
+                SPANGUARD_VALUE_ANY => match copy_of(self, a) {
+                    Some(v) => AttrInput::AnyValue(v.value()),
+                    None => continue,
+                },
                 other => match other_value(other, a.string_value, a.string_len) {
                     Ok(v) => v,
                     // Checked before: only a caller that changes its array
@@ -1051,6 +1082,42 @@ impl AttributeSource for CAttributes<'_> {
             sink.attribute(key, value);
         }
     }
+}
+
+/// The index of `a`, an element of `attrs`.
+fn index_in(attrs: &[spanguard_attribute], a: &spanguard_attribute) -> usize {
+    let size = std::mem::size_of::<spanguard_attribute>();
+    (a as *const spanguard_attribute as usize - attrs.as_ptr() as usize) / size
+}
+
+/// A complex value of an attribute array, `a`: its message copied and
+/// checked, kept in `copies` with its index.
+#[cold]
+#[inline(never)]
+fn any_value_of(
+    attrs: &[spanguard_attribute],
+    a: &spanguard_attribute,
+    copies: &mut Option<Box<AnyValueCopies>>,
+) -> Result<(), spanguard_result> {
+    if a.string_value.is_null() && a.string_len > 0 {
+        return Err(spanguard_result::NullArgument);
+    }
+    // SAFETY: string_value points at string_len bytes, as documented.
+    let copy = any_value(unsafe { bytes(a.string_value, a.string_len) })?;
+    copies
+        .get_or_insert_with(Default::default)
+        .push((index_in(attrs, a), copy));
+    Ok(())
+}
+
+/// The checked copy of `a`'s complex value (`a` an element of `attrs`).
+#[cold]
+#[inline(never)]
+fn copy_of<'s>(attrs: &'s CAttributes, a: &spanguard_attribute) -> Option<&'s AnyValueCopy> {
+    let i = index_in(attrs.0, a);
+    let copies = attrs.1.as_deref()?;
+    let at = copies.binary_search_by_key(&i, |(j, _)| *j).ok()?;
+    Some(&copies[at].1)
 }
 
 /// Borrows a C attribute array as a slice of Rust inputs, on the stack
@@ -1531,4 +1598,103 @@ pub extern "C" fn spanguard_span_end_at(
             Err(e) => e.into(),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::tracer::{
+        spanguard_config_init, spanguard_flush, spanguard_tracer_free, spanguard_tracer_new,
+    };
+    use crate::span::any_value::tests::{map, string, with_after_copy};
+
+    /// The text of every file the tracer wrote to `dir`.
+    fn sink_text(dir: &std::path::Path) -> String {
+        let mut text = String::new();
+        for e in std::fs::read_dir(dir).expect("sink dir").flatten() {
+            text.push_str(&String::from_utf8_lossy(
+                &std::fs::read(e.path()).unwrap_or_default(),
+            ));
+        }
+        text
+    }
+
+    /// A complex value is stored as it was when checked, though the
+    /// caller's buffer changes right after the check (here: a hook run
+    /// between the copy and the check, standing in for another thread).
+    /// The bytes were checked in the caller's buffer and copied from it
+    /// afterwards: the malformed bytes written meanwhile were stored, and
+    /// broke the export of the span. With `spanguard_span_set_anyvalue`
+    /// and with `SPANGUARD_VALUE_ANY` in an attribute array. What this
+    /// proves: the bytes stored are the ones read before the hook, and the
+    /// caller's buffer is not read again after it; not that no real race
+    /// can happen anywhere else.
+    #[test]
+    fn a_complex_value_is_stored_as_checked_though_its_buffer_changes_after() {
+        let dir = std::env::temp_dir().join(format!("spanguard-anycopy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.sink_dir = sink.as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let good = map(&[("city", string("Paris"))]);
+        // The caller's buffer, written by the hook through its own pointer.
+        let buffer: *mut u8 = Box::into_raw(good.clone().into_boxed_slice()).cast();
+        let len = good.len();
+        let scribble = move || {
+            // SAFETY: the buffer is len bytes, alive until freed below.
+            unsafe { std::ptr::write_bytes(buffer, 0xff, len) }
+        };
+        let restore = |b: *mut u8| {
+            // SAFETY: as above.
+            unsafe { std::ptr::copy_nonoverlapping(good.as_ptr(), b, len) }
+        };
+        let mut s = SPANGUARD_SPAN_NONE;
+        // SAFETY: t is a live tracer; the name is valid; s an out pointer.
+        let rc =
+            unsafe { spanguard_span_begin(t, c"copy".as_ptr(), 4, SPANGUARD_SPAN_NONE, 0, &mut s) };
+        assert_eq!(rc, spanguard_result::Ok);
+        let rc = with_after_copy(Box::new(scribble), || {
+            // SAFETY: the key and the buffer are valid for their lengths.
+            unsafe { spanguard_span_set_anyvalue(s, c"one".as_ptr(), 3, buffer, len) }
+        });
+        assert_eq!(rc, spanguard_result::Ok);
+        restore(buffer);
+        let mut a: spanguard_attribute = unsafe { std::mem::zeroed() };
+        a.key = c"in.array".as_ptr();
+        a.key_len = 8;
+        a.type_ = SPANGUARD_VALUE_ANY;
+        a.string_value = buffer.cast();
+        a.string_len = len;
+        let rc = with_after_copy(Box::new(scribble), || {
+            // SAFETY: one attribute, valid as set above.
+            unsafe { spanguard_span_set_attributes(s, &a, 1) }
+        });
+        assert_eq!(rc, spanguard_result::Ok);
+        assert_eq!(spanguard_span_end(s), spanguard_result::Ok);
+        assert_eq!(spanguard_flush(t, 10_000), spanguard_result::Ok);
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
+        // SAFETY: made by Box::into_raw above, of len bytes.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buffer, len)) });
+        let text = sink_text(&dir);
+        let value = "\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"city\",\"value\":{\"stringValue\":\"Paris\"}}]}}";
+        for key in ["one", "in.array"] {
+            let want = format!("{{\"key\":\"{key}\",{value}}}");
+            assert_eq!(text.matches(&want).count(), 1, "{key}: {text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

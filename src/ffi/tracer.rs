@@ -294,6 +294,7 @@ pub unsafe extern "C" fn spanguard_config_init(
             sink_max_line_bytes: d.sink_max_line_bytes as u32,
             log_level: std::ptr::null(),
             prefault_slots: d.prefault_slots as u32,
+            value_depth_limit: d.limits.attribute_value_depth,
         };
         // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
         unsafe {
@@ -529,6 +530,7 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
     l.link_count = or(c.link_count_limit, l.link_count);
     l.event_attribute_count = or(c.event_attribute_count_limit, l.event_attribute_count);
     l.link_attribute_count = or(c.link_attribute_count_limit, l.link_attribute_count);
+    l.attribute_value_depth = or(c.value_depth_limit, l.attribute_value_depth);
     t.sampler = sampler_of(c.sampler, c.sampler_ratio)?;
     t.validate().map_err(CreateError::config)?;
     Ok(t)

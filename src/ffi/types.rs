@@ -149,6 +149,11 @@ pub const SPANGUARD_MAX_EVENTS: u32 = 128;
 pub const SPANGUARD_MAX_LINKS: u32 = 128;
 /// `value_length_limit`: no limit on a value's length but the pool.
 pub const SPANGUARD_NO_LENGTH_LIMIT: u32 = 0xFFFF_FFFF;
+/// `value_depth_limit` when none is set: OpenTelemetry's default.
+pub const SPANGUARD_DEFAULT_DEPTH_LIMIT: u32 = 64;
+/// The highest `value_depth_limit`: arrays and maps deeper than this are
+/// never read, and replaced by the empty value, whatever the limit.
+pub const SPANGUARD_MAX_DEPTH_LIMIT: u32 = 128;
 /// The payload pool's default size in MiB (`payload_pool_mib`).
 pub const SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB: u32 = 256;
 /// Bytes `spanguard_span_traceparent` writes, with the terminating NUL.
@@ -287,6 +292,17 @@ pub struct spanguard_config {
     /// slots' whole size is then resident from the start. Default 0: a
     /// slot takes memory when first used.
     pub prefault_slots: u32,
+    /// How deep a complex value (`spanguard_span_set_anyvalue`) may nest:
+    /// the attribute's value is level 1, each array element or map value
+    /// one more; an array or map deeper is replaced by the empty value
+    /// (`SPANGUARD_RESULT_TRUNCATED`, counted in `values_truncated`), as
+    /// OpenTelemetry's `attribute_value_depth_limit` says. Default
+    /// `SPANGUARD_DEFAULT_DEPTH_LIMIT` (64); at most
+    /// `SPANGUARD_MAX_DEPTH_LIMIT` (128), which bounds the stack every
+    /// reader of a value uses; past it, `SPANGUARD_RESULT_INVALID_CONFIG`
+    /// (SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT: OpenTelemetry names no
+    /// variable for it).
+    pub value_depth_limit: u32,
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with
@@ -548,6 +564,11 @@ mod tests {
         assert_eq!(SPANGUARD_MAX_EVENTS, d.event_count);
         assert_eq!(SPANGUARD_MAX_LINKS, d.link_count);
         assert_eq!(SPANGUARD_NO_LENGTH_LIMIT, d.attribute_value_length);
+        assert_eq!(SPANGUARD_DEFAULT_DEPTH_LIMIT, d.attribute_value_depth);
+        assert_eq!(
+            SPANGUARD_MAX_DEPTH_LIMIT,
+            crate::span::any_value::MAX_DEPTH_LIMIT
+        );
         assert_eq!(
             SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB,
             crate::config::DEFAULT_PAYLOAD_POOL_MIB

@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use super::args::bytes;
 use super::result::spanguard_result;
 use super::types::*;
-use crate::span::any_value::AnyValueRef;
+use crate::span::any_value::AnyValueCopy;
 use crate::tracer::{AttrInput, RawStr};
 
 /// A C string array as the record's input, after checking its elements.
@@ -23,15 +23,18 @@ pub(super) fn string_array<'a>(items: &'a [spanguard_string]) -> Option<AttrInpu
     Some(AttrInput::StrArray(raw))
 }
 
-/// An encoded OTLP `AnyValue` message as the record's input, once checked.
-pub(super) fn any_value(message: &[u8]) -> Result<AttrInput<'_>, spanguard_result> {
-    AnyValueRef::check(message)
-        .map(AttrInput::AnyValue)
-        .map_err(|_| spanguard_result::InvalidAnyValue)
+/// An encoded OTLP `AnyValue` message from the caller, copied and the copy
+/// checked (`AnyValueCopy`): the record's input is `copy.value()`, never
+/// the caller's bytes, which another thread may change meanwhile.
+#[cold]
+#[inline(never)]
+pub(super) fn any_value(message: &[u8]) -> Result<AnyValueCopy, spanguard_result> {
+    AnyValueCopy::of(message).map_err(|_| spanguard_result::InvalidAnyValue)
 }
 
 /// A bytes or array value of a `spanguard_attribute`: `n` elements at
-/// `data`, of the type `type_` names.
+/// `data`, of the type `type_` names. Not a complex value
+/// (`SPANGUARD_VALUE_ANY`), which is copied first (`any_value`).
 #[inline(never)]
 pub(super) fn other_value<'a>(
     type_: u32,
@@ -54,7 +57,6 @@ pub(super) fn other_value<'a>(
         SPANGUARD_VALUE_INT_ARRAY => AttrInput::IntArray(unsafe { elements(data.cast(), n) }),
         SPANGUARD_VALUE_DOUBLE_ARRAY => AttrInput::DoubleArray(unsafe { elements(data.cast(), n) }),
         SPANGUARD_VALUE_BOOL_ARRAY => AttrInput::BoolArray(unsafe { elements(data.cast(), n) }),
-        SPANGUARD_VALUE_ANY => any_value(unsafe { bytes(data, n) })?,
         _ => return Err(spanguard_result::InvalidArgument),
     })
 }

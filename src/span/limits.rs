@@ -61,6 +61,12 @@ pub struct SpanLimits {
     pub event_attribute_count: u32,
     /// Attributes of one link.
     pub link_attribute_count: u32,
+    /// How deep a complex value (`span::any_value`) nests: its own level
+    /// 1, each array element or map value one more; an array or map deeper
+    /// is replaced by the empty value (counted as a truncated value), as
+    /// OpenTelemetry's `attribute_value_depth_limit` says. 1 to
+    /// `any_value::MAX_DEPTH_LIMIT`, which bounds every walk's stack use.
+    pub attribute_value_depth: u32,
 }
 
 /// The OTel spec's default count limit.
@@ -80,6 +86,7 @@ impl Default for SpanLimits {
             link_count: DEFAULT_COUNT_LIMIT,
             event_attribute_count: DEFAULT_COUNT_LIMIT,
             link_attribute_count: DEFAULT_COUNT_LIMIT,
+            attribute_value_depth: crate::span::any_value::DEFAULT_DEPTH_LIMIT,
         }
     }
 }
@@ -99,6 +106,7 @@ impl SpanLimits {
             link_count: MAX_COUNT_LIMIT,
             event_attribute_count: MAX_COUNT_LIMIT,
             link_attribute_count: MAX_COUNT_LIMIT,
+            attribute_value_depth: crate::span::any_value::MAX_DEPTH_LIMIT,
         }
     }
 
@@ -107,5 +115,13 @@ impl SpanLimits {
     #[inline]
     pub fn value_len(&self) -> usize {
         self.attribute_value_length as usize
+    }
+
+    /// The complex value depth limit, within 1..=`MAX_DEPTH_LIMIT`
+    /// whatever was set.
+    #[inline]
+    pub fn value_depth(&self) -> usize {
+        let most = crate::span::any_value::MAX_DEPTH_LIMIT;
+        self.attribute_value_depth.clamp(1, most) as usize
     }
 }

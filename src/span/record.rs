@@ -1624,9 +1624,11 @@ impl SpanRecord {
         )
     }
 
-    /// Copies a complex value's message whole: cut inside at `limit` (each
-    /// string's characters, each bytes value's bytes) when the limit cuts
-    /// something there, as OpenTelemetry's attribute limits ask. Never cut
+    /// Copies a complex value's message whole: cut inside at the value
+    /// length limit (each string's characters, each bytes value's bytes)
+    /// and each array or map deeper than the depth limit replaced by the
+    /// empty value, as OpenTelemetry's attribute limits ask (TRUNCATED,
+    /// counted in `truncated_values`, once for the value). Never cut
     /// where the pool runs out, which would leave a broken message: a
     /// value that does not fit whole is stored as the empty value instead,
     /// counted in `truncated_values` and said (TRUNCATED) as any cut is.
@@ -1635,12 +1637,14 @@ impl SpanRecord {
     fn store_any_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: AnyValueRef,
-        limit: usize,
+        limits: &SpanLimits,
         store: &S,
     ) -> (TextRef, TextOutcome) {
+        let (limit, depth) = (limits.value_len(), limits.value_depth());
+        let limited = value.limited_by(limit, depth);
         let cut_inside;
-        let bytes = if value.cut_by(limit) {
-            cut_inside = value.cut(limit);
+        let bytes = if limited {
+            cut_inside = value.limited(limit, depth);
             &cut_inside[..]
         } else {
             value.bytes()
@@ -1649,7 +1653,7 @@ impl SpanRecord {
         if outcome.truncated {
             // Counted by `store_bytes`.
             t.len = 0;
-        } else if value.cut_by(limit) {
+        } else if limited {
             count_one(&mut self.rest_mut().truncated_values);
             outcome.truncated = true;
         }
@@ -1665,19 +1669,19 @@ impl SpanRecord {
     fn store_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: &ValueInput,
-        limit: usize,
+        limits: &SpanLimits,
         store: &S,
     ) -> (ValueKind, u64, TextOutcome) {
         let none = TextOutcome::default();
         match *value {
             ValueInput::Str(s) => {
-                let (t, o) = self.store_value_text(s, limit, store);
+                let (t, o) = self.store_value_text(s, limits.value_len(), store);
                 (ValueKind::String, pack(t), o)
             }
             ValueInput::Int(i) => (ValueKind::Int, i as u64, none),
             ValueInput::Double(d) => (ValueKind::Double, d.to_bits(), none),
             ValueInput::Bool(b) => (ValueKind::Bool, b as u64, none),
-            _ => self.store_sequence_value(value, limit, store),
+            _ => self.store_sequence_value(value, limits, store),
         }
     }
 
@@ -1688,20 +1692,21 @@ impl SpanRecord {
     fn store_sequence_value<S: ChunkStore + ?Sized>(
         &mut self,
         value: &ValueInput,
-        limit: usize,
+        limits: &SpanLimits,
         store: &S,
     ) -> (ValueKind, u64, TextOutcome) {
+        let limit = limits.value_len();
         match *value {
             ValueInput::Str(_)
             | ValueInput::Int(_)
             | ValueInput::Double(_)
-            | ValueInput::Bool(_) => self.store_value(value, limit, store),
+            | ValueInput::Bool(_) => self.store_value(value, limits, store),
             ValueInput::Bytes(b) => {
                 let (t, o) = self.store_bytes(b, limit, store);
                 (ValueKind::Bytes, pack(t), o)
             }
             ValueInput::AnyValue(v) => {
-                let (t, o) = self.store_any_value(v, limit, store);
+                let (t, o) = self.store_any_value(v, limits, store);
                 (ValueKind::AnyValue, pack(t), o)
             }
             ValueInput::IntArray(v) => {
@@ -2129,7 +2134,7 @@ impl SpanRecord {
                 count_one(&mut self.rest_mut().dropped_attributes);
                 return Err(NotStored::NoRoom);
             };
-            let (kind, word, mut outcome) = self.store_value(value, limits.value_len(), store);
+            let (kind, word, mut outcome) = self.store_value(value, limits, store);
             outcome.merge(key_outcome);
             self.attributes[count] = AttributeRecord {
                 key: key_ref.offset,
@@ -2221,7 +2226,7 @@ impl SpanRecord {
             // made, whole (an aligned word), before the bytes it guards.
             |r, w, _| unsafe { std::ptr::addr_of_mut!(r.attributes[i].value).write_volatile(w) },
             |r, s| {
-                let (kind, word, outcome) = r.store_value(&value, limit, s);
+                let (kind, word, outcome) = r.store_value(&value, limits, s);
                 (kind as u8, word, outcome)
             },
         );
@@ -2257,7 +2262,7 @@ impl SpanRecord {
                 store,
                 |r, w, s| r.write_at(value_at, &w.to_ne_bytes(), s),
                 |r, s| {
-                    let (kind, word, outcome) = r.store_value(&value, limit, s);
+                    let (kind, word, outcome) = r.store_value(&value, limits, s);
                     (kind as u8, word, outcome)
                 },
             );
@@ -2287,7 +2292,7 @@ impl SpanRecord {
             count_one(&mut self.rest_mut().dropped_attributes);
             return Err(NotStored::NoRoom);
         };
-        let (kind, word, mut outcome) = self.store_value(&value, limits.value_len(), store);
+        let (kind, word, mut outcome) = self.store_value(&value, limits, store);
         outcome.merge(key_outcome);
         let node = AttributeNode {
             attribute: AttributeRecord {
@@ -2392,7 +2397,7 @@ impl SpanRecord {
         &mut self,
         attributes: &[(&[u8], ValueInput)],
         limit: u32,
-        value_limit: usize,
+        limits: &SpanLimits,
         store: &S,
     ) -> (u32, u16, u16, TextOutcome) {
         let key_of = |k: &[u8]| -> usize { cut_key(k).len() };
@@ -2433,7 +2438,7 @@ impl SpanRecord {
                 dropped += 1;
                 continue;
             };
-            let (kind, word, o) = self.store_value(value, value_limit, store);
+            let (kind, word, o) = self.store_value(value, limits, store);
             if key.len() < attributes[i].0.len() {
                 // A key past MAX_KEY_BYTES, cut: said and counted, as for
                 // a span's attributes (`note_cut_key`).
@@ -2593,7 +2598,7 @@ impl SpanRecord {
         };
         let (text, mut outcome) = self.store_text(item.text, item.text_limit, store);
         let (table, kept, dropped, o) =
-            self.store_item_attributes(attributes, item.attribute_limit, limits.value_len(), store);
+            self.store_item_attributes(attributes, item.attribute_limit, limits, store);
         outcome.merge(o);
         // Saturating at u16::MAX, as the span's own dropped counts do.
         let counted = (dropped as u32)

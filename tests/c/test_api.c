@@ -625,11 +625,15 @@ static long count_string_attr(const char *dir, const char *key, const char *valu
  * token counts set after them and 100 more attributes arrive whole with
  * every key; an event carries a large body; arrays and bytes arrive typed;
  * a value length limit cuts and says so. */
+static size_t nested_arrays(uint8_t *out, int levels);
+static const char *nested_json(char *out, size_t cap, int arrays, const char *inner);
+
 static void test_llm_sized_span(const char *dir) {
     spanguard_config cfg;
     CHECK_RC(spanguard_config_init(&cfg, sizeof cfg), SPANGUARD_RESULT_OK);
     CHECK(cfg.payload_pool_mib == SPANGUARD_DEFAULT_PAYLOAD_POOL_MIB);
     CHECK(cfg.value_length_limit == SPANGUARD_NO_LENGTH_LIMIT);
+    CHECK(cfg.value_depth_limit == SPANGUARD_DEFAULT_DEPTH_LIMIT);
     CHECK(cfg.attribute_count_limit == SPANGUARD_DEFAULT_COUNT_LIMIT);
     cfg.service_name = "c-llm-test";
     cfg.sink_dir = dir;
@@ -720,6 +724,11 @@ static void test_llm_sized_span(const char *dir) {
     snprintf(limited_dir, sizeof limited_dir, "%s/limited", dir);
     cfg.sink_dir = limited_dir;
     cfg.value_length_limit = 16;
+    /* A depth limit past the ceiling is refused; one of 2 is honoured. */
+    cfg.value_depth_limit = SPANGUARD_MAX_DEPTH_LIMIT + 1;
+    t = NULL;
+    CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_INVALID_CONFIG);
+    cfg.value_depth_limit = 2;
     t = NULL;
     CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
     if (!t) return;
@@ -731,14 +740,29 @@ static void test_llm_sized_span(const char *dir) {
     CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion"), japanese, strlen(japanese)),
              SPANGUARD_RESULT_TRUNCATED);
     CHECK_RC(spanguard_span_set_string(s, S("gen_ai.completion.short"), japanese, 16 * 3), SPANGUARD_RESULT_OK);
+    /* Arrays 1, 2 and 3 deep around an int: the third, deeper than the
+     * depth limit of 2, is replaced by the empty value. */
+    uint8_t three[64];
+    size_t three_len = nested_arrays(three, 4);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("three.deep"), three, three_len), SPANGUARD_RESULT_TRUNCATED);
+    uint8_t two[64];
+    size_t two_len = nested_arrays(two, 3);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("two.deep"), two, two_len), SPANGUARD_RESULT_OK);
     /* The limit is the attributes' only: a status message is kept whole. */
     CHECK_RC(spanguard_span_set_status(s, SPANGUARD_STATUS_ERROR, S("limited.status.message.longer.than.16")),
              SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_shutdown(t, 10000), SPANGUARD_RESULT_OK);
     st = stats_of(t);
-    CHECK(st.values_truncated == 2);
+    CHECK(st.values_truncated == 3);
     spanguard_tracer_free(t);
+    char want[512], value[512];
+    snprintf(want, sizeof want, "{\"key\":\"three.deep\",\"value\":%s}",
+             nested_json(value, sizeof value, 2, "{}"));
+    CHECK(count_in_dir(limited_dir, want) == 1);
+    snprintf(want, sizeof want, "{\"key\":\"two.deep\",\"value\":%s}",
+             nested_json(value, sizeof value, 2, "{\"intValue\":\"1\"}"));
+    CHECK(count_in_dir(limited_dir, want) == 1);
     CHECK(count_string_attr(limited_dir, "gen_ai.prompt", prompt, 16) == 1);
     CHECK(count_string_attr(limited_dir, "gen_ai.completion", japanese, 16 * 3) == 1);
     CHECK(count_string_attr(limited_dir, "gen_ai.completion.short", japanese, 16 * 3) == 1);
@@ -762,7 +786,7 @@ static size_t put_varint(uint8_t *out, size_t v) {
 /* An encoded AnyValue of `levels` values: arrays of one element around an
  * int (levels 1 is the int). */
 static size_t nested_arrays(uint8_t *out, int levels) {
-    uint8_t inner[512];
+    uint8_t inner[1024];
     size_t n = 0;
     out[n++] = 0x18; /* int_value */
     out[n++] = 1;
@@ -780,6 +804,18 @@ static size_t nested_arrays(uint8_t *out, int levels) {
         n += m;
     }
     return n;
+}
+
+/* The OTLP/JSON AnyValue object of `arrays` arrays of one element around
+ * `inner` (an AnyValue object), in `out`. */
+static const char *nested_json(char *out, size_t cap, int arrays, const char *inner) {
+    static const char open[] = "{\"arrayValue\":{\"values\":[", close[] = "]}}";
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; i < arrays && n + sizeof open < cap; i++) n += (size_t)snprintf(out + n, cap - n, "%s", open);
+    if (n + strlen(inner) < cap) n += (size_t)snprintf(out + n, cap - n, "%s", inner);
+    for (int i = 0; i < arrays && n + sizeof close < cap; i++) n += (size_t)snprintf(out + n, cap - n, "%s", close);
+    return out;
 }
 
 /* Complex values (OpenTelemetry's AnyValue: a map, a mixed array, the empty
@@ -801,8 +837,11 @@ static void test_any_values(spanguard_tracer *t, const char *dir) {
     static const uint8_t field_zero[] = {0x00, 0x01};
     static const uint8_t bad_utf8[] = {0x2a, 5, 0x0a, 3, 0x0a, 1, 0xff};
     static const uint8_t wrong_wire_type[] = {0x08, 1}; /* a string as a varint */
-    uint8_t deepest[256], too_deep[256];
-    size_t deepest_len = nested_arrays(deepest, 32), too_deep_len = nested_arrays(too_deep, 33);
+    /* OpenTelemetry's default depth limit, 64: arrays 64 deep (around an
+     * int) are kept whole; 65 deep, the 65th is replaced by the empty
+     * value (TRUNCATED), the rest kept. */
+    uint8_t deepest[512], too_deep[512];
+    size_t deepest_len = nested_arrays(deepest, 65), too_deep_len = nested_arrays(too_deep, 66);
     spanguard_span s;
     CHECK_RC(spanguard_span_begin(t, S("tool.call"), SPANGUARD_SPAN_NONE, 0, &s), SPANGUARD_RESULT_OK);
     CHECK_RC(spanguard_span_set_anyvalue(s, S("tool.args"), tool_args, sizeof tool_args), SPANGUARD_RESULT_OK);
@@ -816,8 +855,7 @@ static void test_any_values(spanguard_tracer *t, const char *dir) {
              SPANGUARD_RESULT_INVALID_ANY_VALUE);
     CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.wire"), wrong_wire_type, sizeof wrong_wire_type),
              SPANGUARD_RESULT_INVALID_ANY_VALUE);
-    CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.deep"), too_deep, too_deep_len),
-             SPANGUARD_RESULT_INVALID_ANY_VALUE);
+    CHECK_RC(spanguard_span_set_anyvalue(s, S("too.deep"), too_deep, too_deep_len), SPANGUARD_RESULT_TRUNCATED);
     CHECK_RC(spanguard_span_set_anyvalue(s, S("any.bad.utf8"), bad_utf8, sizeof bad_utf8),
              SPANGUARD_RESULT_INVALID_ANY_VALUE);
     /* In an attribute array: SPANGUARD_VALUE_ANY; a malformed one refuses
@@ -842,7 +880,13 @@ static void test_any_values(spanguard_tracer *t, const char *dir) {
     snprintf(needle, sizeof needle, "{\"key\":\"array.args\",%s", args_json);
     CHECK(count_in_dir(dir, needle) == 1);
     CHECK(count_in_dir(dir, "{\"key\":\"none\",\"value\":{}}") == 1);
-    CHECK(count_in_dir(dir, "{\"key\":\"deepest\",\"value\":{\"arrayValue\"") == 1);
+    static char deep_want[4096], deep_value[4096];
+    snprintf(deep_want, sizeof deep_want, "{\"key\":\"deepest\",\"value\":%s}",
+             nested_json(deep_value, sizeof deep_value, 64, "{\"intValue\":\"1\"}"));
+    CHECK(count_in_dir(dir, deep_want) == 1);
+    snprintf(deep_want, sizeof deep_want, "{\"key\":\"too.deep\",\"value\":%s}",
+             nested_json(deep_value, sizeof deep_value, 64, "{}"));
+    CHECK(count_in_dir(dir, deep_want) == 1);
     CHECK(count_in_dir(dir, "\"key\":\"any.bad.") == 0);
     CHECK(count_in_dir(dir, "\"key\":\"array.bad\"") == 0);
 }

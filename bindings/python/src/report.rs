@@ -90,7 +90,7 @@ impl Problem {
                 "an attribute value was not a str, bool, int (64-bit), float, bytes, None, or a list, tuple or dict (str keys) of them; it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). Said once; later ones are only counted"
             }
             Problem::BadComplexValue => {
-                "an attribute value was a list, tuple or dict holding something spanguard cannot carry (a dict key that is not a str; a value not a str, bool, int (64-bit), float, bytes, None, list, tuple or dict; or nesting deeper than 32, as a list that holds itself); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). Maps, mixed and nested lists and None are otherwise sent whole, as OpenTelemetry's complex attribute values (AnyValue). Said once; later ones are only counted"
+                "an attribute value was a list, tuple or dict holding something spanguard cannot carry (a dict key that is not a str; a value not a str, bool, int (64-bit), float, bytes, None, list, tuple or dict); it was left out (counted in stats().values_rejected and, a span's own attribute, in the span's dropped attributes count). Maps, mixed and nested lists and None are otherwise sent whole, as OpenTelemetry's complex attribute values (AnyValue); a list or dict nested deeper than the depth limit (64) is replaced by None, counted in stats().values_truncated. Said once; later ones are only counted"
             }
             Problem::EmptyKey => {
                 "an attribute had an empty key, which OpenTelemetry forbids; it was left out (counted in stats().attributes_dropped)"

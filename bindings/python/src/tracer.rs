@@ -260,6 +260,7 @@ fn config(
             "link_count_limit" => cfg.link_count_limit = v.extract()?,
             "event_attribute_count_limit" => cfg.event_attribute_count_limit = v.extract()?,
             "link_attribute_count_limit" => cfg.link_attribute_count_limit = v.extract()?,
+            "value_depth_limit" => cfg.value_depth_limit = v.extract()?,
             "max_request_bytes" => cfg.max_request_bytes = v.extract()?,
             "sink_max_line_bytes" => cfg.sink_max_line_bytes = v.extract()?,
             _ => {

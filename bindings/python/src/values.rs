@@ -467,16 +467,22 @@ impl<'py> Attributes<'py> {
     }
 }
 
-/// The deepest complex value the library takes (`span::any_value`): the
-/// attribute's value is level 1. It also ends a value that holds itself.
-const MAX_ANY_VALUE_DEPTH: usize = spanguard::span::any_value::MAX_DEPTH;
+/// The deepest list or dict encoded (`span::any_value::MAX_DEPTH_LIMIT`,
+/// the highest depth limit a tracer may have): the attribute's value is
+/// level 1. One deeper is sent as an empty list, which the library
+/// replaces by the empty value (None) and counts, as it does any list or
+/// dict deeper than its depth limit (64 by default, OpenTelemetry's). It
+/// also ends a value that holds itself.
+const MAX_ANY_VALUE_DEPTH: usize = spanguard::span::any_value::MAX_DEPTH_LIMIT as usize;
 
 /// Appends `v`, at nesting level `depth`, as the body of an OTLP
 /// `AnyValue` (opentelemetry/proto/common/v1/common.proto): None as no
 /// field (the empty value), str, bool, int (64-bit), float, bytes (also
 /// bytearray and memoryview), list and tuple as an `ArrayValue`, dict as
-/// a `KeyValueList`. False for anything else inside, a key that is not a
-/// str, an int past 64 bits, or nesting past `MAX_ANY_VALUE_DEPTH`. A
+/// a `KeyValueList`; a list, tuple or dict past `MAX_ANY_VALUE_DEPTH` as
+/// an empty `ArrayValue`, unread (replaced by the library: see there).
+/// False for anything else inside, a key that is not a str, or an int
+/// past 64 bits. A
 /// string's lone surrogates, which UTF-8 cannot hold, are replaced
 /// (U+FFFD), as the library replaces a string's invalid bytes.
 fn encode_any_value(v: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> bool {
@@ -490,9 +496,6 @@ fn encode_any_value(v: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> bo
     const LIST_VALUES: u64 = 1;
     const KEY: u64 = 1;
     const VALUE: u64 = 2;
-    if depth > MAX_ANY_VALUE_DEPTH {
-        return false;
-    }
     if v.is_none() {
         return true;
     }
@@ -522,6 +525,12 @@ fn encode_any_value(v: &Bound<'_, PyAny>, depth: usize, out: &mut Vec<u8>) -> bo
             return false;
         };
         put_len_field(out, BYTES, b.as_bytes());
+    } else if depth > MAX_ANY_VALUE_DEPTH
+        && (v.is_instance_of::<PyList>()
+            || v.is_instance_of::<PyTuple>()
+            || v.is_instance_of::<PyDict>())
+    {
+        put_len_field(out, ARRAY, &[]);
     } else if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
         let items: Vec<Bound<'_, PyAny>> = match v.cast::<PyList>() {
             Ok(l) => l.iter().collect(),

@@ -273,7 +273,8 @@ class Tracer(_native.Tracer):
     ("gzip"), schedule_delay_ms, flight_recorder, ...; the payload pool
     payload_pool_mib, and OpenTelemetry's limits value_length_limit,
     attribute_count_limit, event_count_limit, link_count_limit,
-    event_attribute_count_limit, link_attribute_count_limit); with
+    event_attribute_count_limit, link_attribute_count_limit,
+    value_depth_limit); with
     from_env=True (the default) the OTEL_* and SPANGUARD_* variables apply
     on top (a resource attribute or service_name given here wins). A wrong
     setting given here raises SpanguardError; a wrong variable is ignored,
