@@ -83,11 +83,13 @@ pub enum Claim {
 
 /// Locks one leftover file and looks at what it holds. A dump or flight
 /// file is opened to write too, for its spans to be marked sent as they
-/// go (`DumpReader::mark_sent`); one this user may only read is read as
-/// before, unmarked.
+/// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
+/// may only read it, a read-only mount) is read as before, unmarked.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     let opened = match files::open_found(path, !is_spool_pending(path)) {
-        Err(Refusal::Foreign(_)) if !is_spool_pending(path) => files::open_found(path, false),
+        Err(Refusal::Foreign(_) | Refusal::Failed(_)) if !is_spool_pending(path) => {
+            files::open_found(path, false)
+        }
         opened => opened,
     };
     let file = match opened {
