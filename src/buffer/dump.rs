@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::PayloadPool;
 use crate::buffer::slab::{
-    STATE_ENDED, STATE_EXPORTING, STATE_OPEN, STATE_WRITING, SpanSlab, header_state,
+    STATE_ENDED, STATE_EXPORTING, STATE_FREE, STATE_OPEN, STATE_WRITING, SpanSlab,
+    header_generation, header_state, pack_header,
 };
 use crate::span::limits::CHUNK_BYTES;
 use crate::span::record::{
@@ -625,6 +626,16 @@ const BATCH_OVERFLOW_BYTES: usize = 64 << 20;
 /// disk may claim any count.
 const MAX_SPAN_OVERFLOW_BYTES: usize = 64 << 20;
 
+// `DumpReader::mark_sent` writes a record's state word where it lies in
+// the file: 8-byte aligned, as the header, records and chunks before it
+// are all multiples of 8 bytes long.
+const _: () = assert!(
+    std::mem::size_of::<DumpHeader>().is_multiple_of(8)
+        && std::mem::size_of::<SpanRecord>().is_multiple_of(8)
+        && CHUNK_BYTES.is_multiple_of(8)
+        && std::mem::offset_of!(SpanRecord, header).is_multiple_of(8)
+);
+
 /// A crash dump or flight file, its header checked, read a batch of spans
 /// at a time: memory stays bounded by one batch whatever the file holds,
 /// and nothing past what its header allows is read (the header's claims,
@@ -644,6 +655,12 @@ pub struct DumpReader<F: Borrow<File> = LockedFile> {
     /// Records a crash dump's header says it holds, still to read.
     records_left: u32,
     died_at_ns: u64,
+    /// The spans the last `next_records` gave: each record's offset and
+    /// its state word as read, for `mark_sent`.
+    last_batch: Vec<(u64, u64)>,
+    /// The file's modification time when opened (what recovery takes as
+    /// its writer's death), which `mark_sent` puts back.
+    modified: libc::timespec,
 }
 
 impl<F: Borrow<File>> DumpReader<F> {
@@ -651,7 +668,12 @@ impl<F: Borrow<File>> DumpReader<F> {
     /// locked when it is to be recovered). Open spans are recovered as
     /// ended at `died_at_ns`.
     pub fn open(file: F, died_at_ns: u64) -> Result<DumpReader<F>, DumpError> {
-        let size = file.borrow().metadata().map_err(DumpError::Io)?.len();
+        let meta = file.borrow().metadata().map_err(DumpError::Io)?;
+        let size = meta.len();
+        let modified = libc::timespec {
+            tv_sec: std::os::unix::fs::MetadataExt::mtime(&meta) as libc::time_t,
+            tv_nsec: std::os::unix::fs::MetadataExt::mtime_nsec(&meta) as _,
+        };
         if size == 0 {
             return Err(DumpError::Empty);
         }
@@ -721,6 +743,8 @@ impl<F: Borrow<File>> DumpReader<F> {
             end: end.min(size),
             records_left,
             died_at_ns,
+            last_batch: Vec::new(),
+            modified,
         })
     }
 
@@ -735,6 +759,7 @@ impl<F: Borrow<File>> DumpReader<F> {
         let rsize = self.record_size;
         let mut spans = Vec::new();
         let mut overflow_bytes = 0usize;
+        self.last_batch.clear();
         while spans.len() < max.max(1)
             && overflow_bytes < BATCH_OVERFLOW_BYTES
             && self.records_left > 0
@@ -763,6 +788,7 @@ impl<F: Borrow<File>> DumpReader<F> {
                 }
                 Err(e) => return Err(DumpError::Io(e)),
             }
+            let at = self.offset;
             self.offset += rsize;
             self.records_left -= 1;
             // Read every field: a file written before `MARK_HAS_REST`
@@ -776,10 +802,55 @@ impl<F: Borrow<File>> DumpReader<F> {
             };
             if let Some(r) = self.recovered(r) {
                 overflow_bytes += overflow.len();
+                self.last_batch.push((at, r.header.load(Ordering::Relaxed)));
                 spans.push((r, OwnedOverflow(overflow)));
             }
         }
         Ok(spans)
+    }
+
+    /// Marks the spans the last `next_records` gave as sent, in the file
+    /// itself: each one's state word becomes free (its generation kept),
+    /// as a slot whose span was exported is in memory, and every reader
+    /// skips a free record (a recoverer after this one, `spanguard show`
+    /// and `spool`, an older version's reader). Recovery calls it once the
+    /// batch is delivered or kept in the spool, so a recoverer killed
+    /// midway (SIGKILLed, its container restarted) leaves the file with
+    /// only what it had not yet sent, where the next one sent the whole
+    /// file again: every span sent twice. A kill between the delivery and
+    /// this still sends that one batch twice.
+    ///
+    /// Each mark is one aligned 8-byte `pwrite` (a record's state word
+    /// lies at its start, and records, chunks and the header are all
+    /// multiples of 8 bytes long), which a SIGKILL does not cut in two;
+    /// the page cache keeps it when the process dies (a machine that goes
+    /// down before it reaches the disk sends the batch again). The file's
+    /// modification time, which recovery takes as when its writer died
+    /// (the end of its open spans), is put back after: a kill between the
+    /// two leaves it at this recoverer's time, later than the death.
+    ///
+    /// An error (a file opened read-only) stops the marking; the batch
+    /// was delivered all the same.
+    pub fn mark_sent(&mut self) -> std::io::Result<()> {
+        let file = self.file.borrow();
+        let at_word = std::mem::offset_of!(SpanRecord, header) as u64;
+        for &(at, word) in &self.last_batch {
+            let sent = pack_header(header_generation(word), STATE_FREE);
+            file.write_all_at(&sent.to_ne_bytes(), at + at_word)?;
+        }
+        self.last_batch.clear();
+        let times = [
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+            self.modified,
+        ];
+        // SAFETY: our own fd and two timespecs.
+        if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// A crash dump's chunks, right after their record: as many as the

@@ -81,9 +81,18 @@ pub enum Claim {
     Foreign(String),
 }
 
-/// Locks one leftover file and looks at what it holds.
+/// Locks one leftover file and looks at what it holds. A dump or flight
+/// file is opened to write too, for its spans to be marked sent as they
+/// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
+/// may only read it, a read-only mount) is read as before, unmarked.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
-    let file = match files::open_found(path, false) {
+    let opened = match files::open_found(path, !is_spool_pending(path)) {
+        Err(Refusal::Foreign(_) | Refusal::Failed(_)) if !is_spool_pending(path) => {
+            files::open_found(path, false)
+        }
+        opened => opened,
+    };
+    let file = match opened {
         Ok(f) => f,
         Err(Refusal::Foreign(why)) => return Claim::Foreign(why),
         Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return Claim::Skip,
@@ -111,7 +120,7 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let content =
-        if name.ends_with(SPOOL_PENDING) {
+        if is_spool_pending(path) {
             if meta.len() == 0 {
                 Leftover::Nothing
             } else {
@@ -145,6 +154,12 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
     })
 }
 
+/// A batch in flight left unpublished (not a dump or flight file).
+fn is_spool_pending(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(SPOOL_PENDING))
+}
+
 /// What one look at the spool directory recovered.
 #[derive(Debug, Default)]
 pub struct Recovery {
@@ -162,6 +177,11 @@ pub struct Recovery {
 /// spool for its owner to report). Files a live process holds are left for
 /// a later look. Lengths are bounded by the spool's read limit. The exporter and
 /// `spanguard replay` both recover through this.
+///
+/// Each batch of a file, once sent or spooled, is marked so in the file
+/// (`DumpReader::mark_sent`): a recoverer killed midway leaves the next
+/// one only the spans it had not sent (the batch it was delivering when
+/// killed, if it was between the delivery and the mark, goes twice).
 pub fn recover_dir(
     dir: &Path,
     own: &[&Path],
@@ -200,6 +220,7 @@ pub fn recover_dir(
                     });
                 }
                 let mut spans = 0u64;
+                let mut marking = true;
                 let read_whole = loop {
                     match reader.next_records(batch) {
                         Ok(records) if records.is_empty() => break true,
@@ -211,6 +232,10 @@ pub fn recover_dir(
                                 .filter(|(r, _)| super::delivery::is_recording(r))
                                 .count() as u64;
                             delivery.deliver_recovered(&part, encoder, host);
+                            // Sent or spooled: marked so, so that a
+                            // recoverer killed from here on does not leave
+                            // them for the next one to send again.
+                            marking = marking && reader.mark_sent().is_ok();
                         }
                         Err(e) => {
                             // What was read is sent; the rest stays on disk
@@ -240,6 +265,168 @@ pub fn recover_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::dump::{DumpHeader, magic_of};
+    use crate::buffer::slab::{STATE_ENDED, STATE_FREE, STATE_OPEN, pack_header};
+    use crate::export::delivery::{Delivery, DeliveryHost, Outcome};
+    use crate::export::otlp_decode::decode_proto;
+    use crate::export::request_encoder::RequestEncoder;
+    use crate::export::spool::SpoolDir;
+    use crate::export::transport::{Accepted, BodyFormat, SendError, Transport};
+    use crate::span::record::SpanRecord;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// Spans received: (trace id, span id, end).
+    type Received = Arc<Mutex<Vec<([u8; 16], [u8; 8], u64)>>>;
+
+    /// Takes `left` requests, keeping their spans' (trace id, span id, end),
+    /// then dies (panics) at the next: a recoverer SIGKILLed midway.
+    struct DiesAfter {
+        left: usize,
+        got: Received,
+    }
+
+    impl Transport for DiesAfter {
+        fn send(&mut self, body: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            if self.left == 0 {
+                panic!("the recoverer is killed here");
+            }
+            self.left -= 1;
+            let spans = decode_proto(body).expect("protobuf");
+            let mut got = self.got.lock().unwrap();
+            got.extend(spans.iter().map(|s| (s.trace_id, s.span_id, s.end_unix_ns)));
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "dies-after:".to_string()
+        }
+    }
+
+    struct Quiet;
+    impl DeliveryHost for Quiet {
+        fn wait(&mut self, _: Duration) -> bool {
+            false
+        }
+        fn record(&mut self, _: Outcome<'_>) {}
+    }
+
+    /// A record of trace `file`, span `n`, in `state`.
+    fn record_bytes(file: u8, n: u8, state: u32) -> Vec<u8> {
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.header = pack_header(9, state).into();
+        r.trace_id = [file; 16];
+        r.span_id = [n; 8];
+        r.start_unix_ns = 10;
+        r.end_unix_ns = 20;
+        // SAFETY: the record's own bytes.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&*r as *const SpanRecord).cast::<u8>(),
+                std::mem::size_of::<SpanRecord>(),
+            )
+        }
+        .to_vec()
+    }
+
+    /// A crash dump (trace 1) and a flight file (trace 2, with free slots
+    /// between its spans), of 10 spans each, the last one open.
+    fn plant(dir: &Path, died: SystemTime) -> [PathBuf; 2] {
+        let state = |n: u8| if n == 10 { STATE_OPEN } else { STATE_ENDED };
+        let mut dump = DumpHeader::new(magic_of(false), 10, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        for n in 1..=10 {
+            dump.extend(record_bytes(1, n, state(n)));
+        }
+        let mut flight = DumpHeader::new(magic_of(true), 20, "svc", &[])
+            .as_bytes()
+            .to_vec();
+        flight.resize(flight.len().next_multiple_of(64), 0);
+        for n in 1..=10 {
+            flight.extend(record_bytes(2, n, state(n)));
+            flight.extend(record_bytes(0, 0, STATE_FREE));
+        }
+        let paths = [dir.join("a.sgdump"), dir.join("b.sgflight")];
+        for (path, bytes) in paths.iter().zip([dump, flight]) {
+            std::fs::write(path, bytes).expect("plant");
+            let f = std::fs::File::options()
+                .write(true)
+                .open(path)
+                .expect("open");
+            f.set_modified(died).expect("mtime");
+        }
+        paths
+    }
+
+    /// A recoverer killed midway (a process recovering at start-up that is
+    /// itself SIGKILLed, a container restarted in a loop) left the file
+    /// whole, and the next one sent all of it again: a backend got the
+    /// spans sent before the kill twice (duplicate traces, LLM token costs
+    /// counted twice). Killed after every second request, recovery after
+    /// recovery sends each span once, open spans ended when their process
+    /// died (not when a recoverer wrote in its file), and a look at a file
+    /// half recovered counts only the spans still to send.
+    #[test]
+    fn a_recovery_killed_midway_leaves_the_next_only_what_it_did_not_send() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-killed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let died = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let died_ns = 1_700_000_000_123_456_789u64;
+        let [dump, flight] = plant(&dir, died);
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let mut runs = 0;
+        let mut waiting = Vec::new();
+        // Batches of 3: each file is 4 requests, each run sends 2.
+        while runs < 10 && (dump.exists() || flight.exists()) {
+            runs += 1;
+            let transport = DiesAfter {
+                left: 2,
+                got: Arc::clone(&got),
+            };
+            let mut delivery = Delivery::new(
+                Box::new(transport),
+                SpoolDir::new(&dir, 1 << 20),
+                Duration::from_secs(30),
+                1 << 20,
+            );
+            let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 3);
+            let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                recover_dir(&dir, &[], 3, &mut delivery, &mut encoder, &mut Quiet)
+            }))
+            .is_err();
+            if killed {
+                // What `spanguard show` and `spool` count still waiting.
+                let left = [&dump, &flight]
+                    .iter()
+                    .filter_map(|p| crate::export::dump_view::read_dump(p, 0, u64::MAX))
+                    .map(|v| v.spans.len())
+                    .sum::<usize>();
+                waiting.push(left);
+                for path in [&dump, &flight].iter().filter(|p| p.exists()) {
+                    let modified = std::fs::metadata(path).expect("meta").modified();
+                    assert_eq!(modified.expect("mtime"), died, "{}", path.display());
+                }
+            }
+        }
+        let mut got = got.lock().unwrap().clone();
+        got.sort();
+        let sent = got.len();
+        got.dedup_by_key(|(trace, span, _)| (*trace, *span));
+        assert_eq!(sent, got.len(), "spans sent twice, in {runs} runs");
+        let mut want: Vec<_> = (1..=2u8)
+            .flat_map(|f| {
+                (1..=10u8).map(move |n| ([f; 16], [n; 8], if n == 10 { died_ns } else { 20 }))
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(runs, 4);
+        // After 6, 10 (the dump done and gone) and 16 of the 20 sent.
+        assert_eq!(waiting, vec![14, 10, 4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// A crash dump under a name that is no UTF-8: `spanguard spool` counted
     /// its spans as waiting, while every recovery skipped it for good.
