@@ -15,19 +15,29 @@ import (
 	"unsafe"
 )
 
-// anyMaxDepth is the deepest complex value Any encodes (the value itself is
-// level 1): the library's own bound today (SPANGUARD_RESULT_INVALID_ANY_VALUE
-// past 32, which would refuse the call's other attributes too). It also
-// ends a value that holds itself (a map set in itself).
-const anyMaxDepth = 32
+// anyMaxDepth is the deepest slice or map Any encodes (the value itself is
+// level 1): the highest depth limit a tracer may have
+// (SPANGUARD_MAX_DEPTH_LIMIT). One deeper is written as an empty
+// arrayValue, unread, which the library replaces by the empty value and
+// counts (ValuesTruncated), as it does any array or map deeper than the
+// tracer's depth limit (64 by default, OpenTelemetry's
+// attribute_value_depth_limit): the value arrives cut at that limit, the
+// rest kept, as in the Python binding. It also ends a value that holds
+// itself (a map set in itself), which so arrives cut at the limit too.
+const anyMaxDepth = C.SPANGUARD_MAX_DEPTH_LIMIT
+
+// anyMaxPointers is the most pointers (or interfaces) followed in a row:
+// they are no level of AnyValue's, and a pointer that points at itself
+// (or at one that points back) holds no value at all.
+const anyMaxPointers = anyMaxDepth
 
 // anyMaxValues is the most values one complex value may hold, all levels:
 // a map holding another twice at each of 32 levels holds 2^32 with no cycle.
 const anyMaxValues = 1000000
 
 // ErrValueRejected: a value Any cannot carry (a type OpenTelemetry's
-// AnyValue has no kind for, a value that holds itself, nesting deeper than
-// 32, more than a million values, an integer past int64).
+// AnyValue has no kind for, more than a million values, an integer past
+// int64, a pointer that points at itself).
 var ErrValueRejected = errors.New("spanguard: attribute value rejected")
 
 // Any is a complex attribute value (OpenTelemetry's AnyValue): a
@@ -36,7 +46,10 @@ var ErrValueRejected = errors.New("spanguard: attribute value rejected")
 // bools, integers, floats, and slices and maps of them (any element and
 // string-keyed map type). The value is encoded (copied) here, as an OTLP
 // AnyValue message (SPANGUARD_VALUE_ANY); an error wrapping ErrValueRejected
-// says what could not be carried, and then no attribute is made.
+// says what could not be carried, and then no attribute is made. A slice
+// or map nested deeper than the tracer's depth limit (64 by default), one
+// that holds itself too, arrives cut there: the empty value in its place,
+// the rest kept, counted in Stats().ValuesTruncated.
 func Any(k string, v any) (Attribute, error) {
 	e := anyEncoder{}
 	if err := e.value(v, 1); err != nil {
@@ -96,13 +109,17 @@ func (e *anyEncoder) int(i int64) {
 	e.buf = binary.AppendUvarint(e.buf, uint64(i))
 }
 
+// cut writes a slice or map past anyMaxDepth: an empty arrayValue, which
+// the library replaces by the empty value and counts.
+func (e *anyEncoder) cut() {
+	e.tag(anyArray, 2)
+	e.buf = append(e.buf, 0)
+}
+
 // value appends the body of an AnyValue holding v, at nesting level depth.
 // Strings that are not UTF-8 are sent as the library takes any string:
 // their invalid bytes replaced (U+FFFD), which the library's checker asks.
 func (e *anyEncoder) value(v any, depth int) error {
-	if depth > anyMaxDepth {
-		return fmt.Errorf("nested deeper than %d (or holding itself)", anyMaxDepth)
-	}
 	if e.values++; e.values > anyMaxValues {
 		return fmt.Errorf("more than %d values", anyMaxValues)
 	}
@@ -134,6 +151,10 @@ func (e *anyEncoder) value(v any, depth int) error {
 		e.bytesField(anyBytes, x)
 		return nil
 	case []any:
+		if depth > anyMaxDepth {
+			e.cut()
+			return nil
+		}
 		list := e.open(anyArray)
 		for _, el := range x {
 			if err := e.element(1, el, depth); err != nil {
@@ -143,6 +164,10 @@ func (e *anyEncoder) value(v any, depth int) error {
 		e.closeAt(list)
 		return nil
 	case map[string]any:
+		if depth > anyMaxDepth {
+			e.cut()
+			return nil
+		}
 		keys := make([]string, 0, len(x))
 		for k := range x {
 			keys = append(keys, k)
@@ -196,6 +221,10 @@ func (e *anyEncoder) reflected(r reflect.Value, depth int) error {
 			e.bytesField(anyBytes, r.Bytes())
 			return nil
 		}
+		if depth > anyMaxDepth {
+			e.cut()
+			return nil
+		}
 		list := e.open(anyArray)
 		for i := 0; i < r.Len(); i++ {
 			if err := e.element(1, r.Index(i).Interface(), depth); err != nil {
@@ -206,6 +235,10 @@ func (e *anyEncoder) reflected(r reflect.Value, depth int) error {
 	case reflect.Map:
 		if r.Type().Key().Kind() != reflect.String {
 			return fmt.Errorf("a map's keys are %s, not strings", r.Type().Key())
+		}
+		if depth > anyMaxDepth {
+			e.cut()
+			return nil
 		}
 		keys := r.MapKeys()
 		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
@@ -220,11 +253,17 @@ func (e *anyEncoder) reflected(r reflect.Value, depth int) error {
 		}
 		e.closeAt(list)
 	case reflect.Pointer, reflect.Interface:
-		if r.IsNil() {
-			return nil
+		// Followed to what they point at, which is at this level.
+		for n := 0; r.Kind() == reflect.Pointer || r.Kind() == reflect.Interface; n++ {
+			if r.IsNil() {
+				return nil
+			}
+			if n == anyMaxPointers {
+				return fmt.Errorf("more than %d pointers in a row (one pointing at itself)", anyMaxPointers)
+			}
+			r = r.Elem()
 		}
-		// A level of its own: a pointer that points at itself ends too.
-		return e.value(r.Elem().Interface(), depth+1)
+		return e.value(r.Interface(), depth)
 	default:
 		return fmt.Errorf("a %s is no OpenTelemetry value", r.Type())
 	}

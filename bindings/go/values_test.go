@@ -525,26 +525,17 @@ func TestComplexValuesArriveAsKvlistAndArrayValues(t *testing.T) {
 	}
 }
 
-// A value that holds itself, nests too deep, holds too many values or a
+// A value that holds too many values, a pointer that points at itself or a
 // type OpenTelemetry has no kind for is refused with ErrValueRejected,
 // quickly, and no attribute is made.
-func TestAnyRefusesCyclesDeepAndForeignValues(t *testing.T) {
-	self := map[string]any{"name": "loop"}
-	self["self"] = self
-	ring := []any{1}
-	ring = append(ring, nil)
-	ring[1] = ring
-	var deep any = "leaf"
-	for i := 0; i < 100; i++ {
-		deep = map[string]any{"d": deep}
-	}
+func TestAnyRefusesHugeAndForeignValues(t *testing.T) {
 	var wide any = 1
 	for i := 0; i < 25; i++ {
 		wide = []any{wide, wide}
 	}
 	var ptr any
 	ptr = &ptr
-	for name, v := range map[string]any{"self": self, "ring": ring, "deep": deep, "wide": wide, "ptr": ptr,
+	for name, v := range map[string]any{"wide": wide, "ptr": ptr,
 		"func": func() {}, "chan": make(chan int), "struct": struct{ A int }{1}, "int.keys": map[int]any{1: 2},
 		"uint.past.int64": uint64(math.MaxUint64), "in.map": map[string]any{"f": func() {}}} {
 		if _, err := spanguard.Any(name, v); !errors.Is(err, spanguard.ErrValueRejected) {
@@ -558,4 +549,111 @@ func TestAnyRefusesCyclesDeepAndForeignValues(t *testing.T) {
 	if _, err := spanguard.Any("deep.enough", okDeep); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// nested is levels slices and maps in turn (the outer a slice) around inner.
+func nested(levels int, inner any) any {
+	v := inner
+	for i := levels - 1; i >= 0; i-- {
+		if i%2 == 0 {
+			v = []any{v}
+		} else {
+			v = map[string]any{"k": v}
+		}
+	}
+	return v
+}
+
+// plainOf is an OTLP/JSON AnyValue (as encoding/json decodes it) as Go
+// values: []any, map[string]any, strings (int64s as their text), nil for
+// the empty value.
+func plainOf(t *testing.T, v map[string]any) any {
+	t.Helper()
+	if a, ok := v["arrayValue"].(map[string]any); ok {
+		values, _ := a["values"].([]any)
+		out := make([]any, len(values))
+		for i, e := range values {
+			out[i] = plainOf(t, e.(map[string]any))
+		}
+		return out
+	}
+	if m, ok := v["kvlistValue"].(map[string]any); ok {
+		values, _ := m["values"].([]any)
+		out := map[string]any{}
+		for _, e := range values {
+			kv := e.(map[string]any)
+			out[kv["key"].(string)] = plainOf(t, kv["value"].(map[string]any))
+		}
+		return out
+	}
+	for _, kind := range []string{"stringValue", "intValue"} {
+		if x, ok := v[kind]; ok {
+			return x
+		}
+	}
+	if len(v) != 0 {
+		t.Fatalf("a value this test does not expect: %v", v)
+	}
+	return nil
+}
+
+// A slice or map nested deeper than the depth limit (OpenTelemetry's
+// attribute_value_depth_limit, 64 by default: the attribute's value is
+// level 1), or one that holds itself, arrives cut there: the empty value
+// in its place, the rest kept, counted in ValuesTruncated (the library's
+// rule, and the Python binding's). Any refused such a value whole past 32.
+// Read from the OTLP/JSON the local sink writes: the receiver's protobuf
+// decoder (upb) stops at 100 nested messages, under 64 levels.
+func TestAnyNestedPastTheDepthLimitArrivesCutThereCounted(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, SpoolDir: filepath.Join(t.TempDir(), "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := map[string]any{"name": "loop"}
+	self["self"] = self
+	ring := []any{1, nil}
+	ring[1] = ring
+	// Through a pointer, which is no level of its own.
+	viaPointer := []any{1, nil}
+	viaPointer[1] = &viaPointer
+	values := map[string]any{"deep.70": nested(70, "leaf"), "at.limit": nested(64, "leaf"),
+		"far.past": nested(1000, "leaf"), "self": self, "ring": ring, "via.pointer": viaPointer}
+	var attrs []spanguard.Attribute
+	for k, v := range values {
+		a, err := spanguard.Any(k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs = append(attrs, a)
+	}
+	_, span, _ := tr.Start(context.Background(), "deep", spanguard.WithAttributes(attrs...))
+	span.End()
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	// Counted once the span is exported.
+	st, err := tr.Stats()
+	if err != nil || st.ValuesTruncated != 5 {
+		t.Errorf("%v: %d values truncated, want 5 (all but at.limit)", err, st.ValuesTruncated)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var wantSelf, wantRing any
+	for i := 0; i < 64; i++ {
+		wantSelf = map[string]any{"name": "loop", "self": wantSelf}
+		wantRing = []any{"1", wantRing}
+	}
+	want := map[string]any{"deep.70": nested(64, nil), "at.limit": nested(64, "leaf"), "far.past": nested(64, nil),
+		"self": wantSelf, "ring": wantRing, "via.pointer": wantRing}
+	spans := readSpans(t, dir)
+	if len(spans) != 1 {
+		t.Fatalf("%d spans in the sink, want 1", len(spans))
+	}
+	got := map[string]any{}
+	for _, kv := range spans[0].Attributes {
+		got[kv.Key] = plainOf(t, kv.Value)
+	}
+	sameAttributes(t, "deep", got, want)
 }

@@ -17,10 +17,12 @@ export declare const RESULT: {
  * lets an exporter send those). A plain object (a map), an Array of mixed
  * or nested elements, and null or undefined inside those, are sent whole
  * as OpenTelemetry's complex attribute values (AnyValue: kvlistValue,
- * arrayValue, the empty value): see AnyValue. Anything else (a Date, a
- * Map, a class instance, a function, a symbol, a value holding itself or
- * nested deeper than 32) is left out with a warning given once, counted in
- * stats().values_rejected, never thrown.
+ * arrayValue, the empty value): see AnyValue; one nested deeper than the
+ * depth limit (64), or holding itself, arrives cut there (the empty value
+ * in place of what is deeper, counted in stats().values_truncated).
+ * Anything else (a Date, a Map, a class instance, a function, a symbol, a
+ * value holding more than a million values) is left out with a warning
+ * given once, counted in stats().values_rejected, never thrown.
  */
 export type AttributeValue =
   | string | number | bigint | boolean

@@ -150,9 +150,11 @@ const SOFT = new Map([
   [RESULT.EMPTY_KEY, 'an attribute had an empty key, which OpenTelemetry forbids; it was left out '
     + '(counted in stats().attributes_dropped)'],
   [VALUE_LEFT_OUT, 'an attribute value was not one OpenTelemetry takes (a function, a symbol, a Date, a Map, '
-    + 'a class instance, a BigInt past int64, or a plain object or array holding one, holding itself or nested '
-    + 'deeper than 32); it was left out (counted in stats().values_rejected). Plain objects and mixed or nested '
-    + 'arrays are otherwise sent whole, as OpenTelemetry\'s complex attribute values (AnyValue)'],
+    + 'a class instance, a BigInt past int64, or a plain object or array holding one or more than a million values); '
+    + 'it was left out (counted in stats().values_rejected). Plain objects and mixed or nested arrays are otherwise '
+    + 'sent whole, as OpenTelemetry\'s complex attribute values (AnyValue); one nested deeper than the depth limit '
+    + '(64), or holding itself, arrives cut there, the empty value in place of what is deeper (counted in '
+    + 'stats().values_truncated)'],
   [RESULT.INVALID_ANY_VALUE, 'a complex attribute value was refused by the library; the call set nothing'],
   [ARGUMENT_LEFT_OUT, 'a call got an argument it does not take (a status that is not UNSET, OK or ERROR, '
     + 'a kind that is not one of KIND); the status was not set, or the span is INTERNAL'],

@@ -324,7 +324,7 @@ class SpanguardSpanProcessor {
    * Passes on what a setter of the open span just set (the SDK's value,
    * after its limits), once: `entry` records what was passed, and onEnd
    * sends only what it does not hold. Events and links only while the
-   * SDK's list has never been full: past its limit the SDK drops its
+   * SDK's list has never gone past its limit: past it the SDK drops its
    * oldest, and passing each new one on would leave spanguard holding
    * every one evicted (its room in the payload pool is not given back
    * before the span ends: an LLM span streaming thousands of events would
@@ -356,7 +356,10 @@ class SpanguardSpanProcessor {
         const limit = limits && (what === 'events' ? limits.eventCountLimit : limits.linkCountLimit);
         const now = (what === 'events' ? otelSpan.events : otelSpan.links) || [];
         const dropped = (what === 'events' ? otelSpan.droppedEventsCount : otelSpan.droppedLinksCount) || 0;
-        if (!limits || (limit !== undefined && now.length + dropped >= limit)) return;
+        // Past the limit the SDK has evicted one; at it, it still holds
+        // every one, the last that fits too (`>=` held it back, and a span
+        // killed open held one fewer than the SDK's, as in the Python bridge).
+        if (!limits || (limit !== undefined && now.length + dropped > limit)) return;
         const from = Math.max(0, entry[what] - dropped);
         const refused = what === 'events' ? 'eventsRefused' : 'linksRefused';
         for (let i = from; i < now.length; i++) {

@@ -271,8 +271,11 @@ func (p *SpanProcessor) failed(err error) {
 
 // attributes converts OpenTelemetry attributes, slices of one scalar type
 // to arrays, maps, mixed or nested slices and empty values to complex
-// values (spanguard.Any), as the SDK's OTLP exporter sends them. One
-// spanguard cannot carry (nested past 32) is left out, counted in Failures.
+// values (spanguard.Any), as the SDK's OTLP exporter sends them, as deep
+// as the SDK kept them (its WithAttributeValueDepthLimit, 64 by default;
+// with none, cut past spanguard's highest, 128, counted in the tracer's
+// Stats().ValuesTruncated). One spanguard cannot carry (more than a million
+// values) is left out, counted in Failures.
 func (p *SpanProcessor) attributes(kvs []attribute.KeyValue) []spanguard.Attribute {
 	out := make([]spanguard.Attribute, 0, len(kvs))
 	for _, kv := range kvs {

@@ -329,6 +329,95 @@ func TestMapsAndMixedSlicesArriveAsComplexValues(t *testing.T) {
 	tp.Shutdown(context.Background())
 }
 
+// An attribute.Slice or attribute.Map nested deeper than the SDK's depth
+// limit (WithAttributeValueDepthLimit, 64 by default: the attribute's value
+// is level 1) arrives cut there by the SDK, the empty value at the level
+// past it; with no limit in the SDK, cut past spanguard's highest
+// (SPANGUARD_MAX_DEPTH_LIMIT, 128), counted in ValuesTruncated. Past 32 the
+// bridge left such a value out whole, counted in Failures: even one the
+// SDK had cut at its default. Read from the OTLP/JSON the local sink
+// writes: the receiver's protobuf decoder (upb) stops at 100 nested
+// messages, under 64 levels.
+func TestValuesNestedPastTheDepthLimitArriveCutThere(t *testing.T) {
+	for _, c := range []struct{ sdkLimit, emptyAt, truncated int }{{0, 65, 0}, {100, 101, 0}, {-1, 129, 1}} {
+		t.Run(fmt.Sprint(c.sdkLimit), func(t *testing.T) {
+			dir := t.TempDir()
+			tr := newTracerWith(t, "", spanguard.Config{SinkDir: dir})
+			bridge := otelbridge.New(tr)
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge),
+				sdktrace.WithAttributeValueDepthLimit(c.sdkLimit))
+			deep := attribute.StringValue("leaf")
+			for i := 0; i < 200; i++ {
+				if i%2 == 0 {
+					deep = attribute.SliceValue(deep)
+				} else {
+					deep = attribute.MapValue(attribute.KeyValue{Key: "k", Value: deep})
+				}
+			}
+			_, span := tp.Tracer("deep").Start(context.Background(), "deep",
+				trace.WithAttributes(attribute.KeyValue{Key: "deep.200", Value: deep}))
+			span.End()
+			if err := tp.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+				t.Fatalf("flush: %v %v", ok, err)
+			}
+			// Counted once the span is exported.
+			st, err := tr.Stats()
+			if err != nil || st.ValuesTruncated != uint64(c.truncated) || bridge.Failures() != 0 {
+				t.Fatalf("%v: %d values truncated, %d failures; want %d and 0", err, st.ValuesTruncated,
+					bridge.Failures(), c.truncated)
+			}
+			tp.Shutdown(context.Background())
+			tr.Close()
+			files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+			if len(files) != 1 {
+				t.Fatalf("sink files: %v", files)
+			}
+			text, _ := os.ReadFile(files[0])
+			var req struct {
+				ResourceSpans []struct {
+					ScopeSpans []struct {
+						Spans []struct {
+							Attributes []struct {
+								Key   string
+								Value map[string]any
+							}
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(text, &req); err != nil {
+				t.Fatal(err)
+			}
+			attrs := req.ResourceSpans[0].ScopeSpans[0].Spans[0].Attributes
+			if len(attrs) != 1 || attrs[0].Key != "deep.200" {
+				t.Fatalf("attributes: %+v", attrs)
+			}
+			// Down the one element or map value of each level to the empty value.
+			v, level := attrs[0].Value, 1
+			for len(v) != 0 {
+				var inner []any
+				if a, ok := v["arrayValue"].(map[string]any); ok {
+					inner, _ = a["values"].([]any)
+				} else if m, ok := v["kvlistValue"].(map[string]any); ok {
+					if kvs, _ := m["values"].([]any); len(kvs) == 1 {
+						inner = []any{kvs[0].(map[string]any)["value"]}
+					}
+				}
+				if len(inner) != 1 {
+					t.Fatalf("level %d: %v, want one array element or map value", level, v)
+				}
+				v, level = inner[0].(map[string]any), level+1
+			}
+			if level != c.emptyAt {
+				t.Fatalf("the empty value at level %d, want %d", level, c.emptyAt)
+			}
+		})
+	}
+}
+
 // A span the SDK started before the bridge was registered on its provider
 // (RegisterSpanProcessor) arrives, whole, as it does through the SDK's own
 // processors registered with it: it was lost, uncounted. One spanguard

@@ -451,11 +451,16 @@ static value_fate array_value(napi_env env, attr_list *l, napi_value v, spanguar
 
 /* ---- complex values (OpenTelemetry's AnyValue) ------------------------- */
 
-/* The deepest complex value the binding encodes (the attribute's value is
- * level 1): the library's own bound today (SPANGUARD_RESULT_INVALID_ANY_VALUE
- * past 32, which would leave out the call's other attributes, or its span,
- * too). It also ends a value that holds itself. */
-#define ANY_MAX_DEPTH 32
+/* The deepest Array or plain object the binding encodes (the attribute's
+ * value is level 1): the highest depth limit a tracer may have
+ * (SPANGUARD_MAX_DEPTH_LIMIT). One deeper is written as an empty
+ * ArrayValue, unread, which the library replaces by the empty value and
+ * counts (values_truncated), as it does any array or map deeper than the
+ * tracer's depth limit (64 by default, OpenTelemetry's
+ * attribute_value_depth_limit): the value arrives cut at that limit, the
+ * rest kept, as in the Python binding. It also ends a value that holds
+ * itself, which so arrives cut at the limit too. */
+#define ANY_MAX_DEPTH SPANGUARD_MAX_DEPTH_LIMIT
 
 /* An OTLP AnyValue being written (opentelemetry/proto/common/v1/common.proto). */
 typedef struct {
@@ -466,7 +471,7 @@ typedef struct {
 } any_writer;
 
 /* What writing a value came to: written; refused (not a value OpenTelemetry
- * takes, a cycle, too deep or too big: the attribute is left out); or an
+ * takes, or too big: the attribute is left out); or an
  * exception is pending (out of memory). */
 typedef enum { ANY_OK, ANY_REFUSED, ANY_THREW } any_fate;
 
@@ -621,10 +626,10 @@ static any_fate any_map(napi_env env, any_writer *w, napi_value v, size_t depth)
  * value). Anything else (a Date, a Map, a class instance, another typed
  * array, a function, a symbol, a BigInt past int64) refuses the whole
  * value, as OpenTelemetry's SDK drops an attribute value it does not take;
- * so do a cycle, nesting past ANY_MAX_DEPTH and more than ANY_MAX_NODES
- * values. */
+ * so do more than ANY_MAX_NODES values. An Array or plain object past
+ * ANY_MAX_DEPTH is an empty ArrayValue, unread (see there). */
 static any_fate any_value_at(napi_env env, any_writer *w, napi_value v, size_t depth) {
-    if (depth > ANY_MAX_DEPTH || ++w->nodes > ANY_MAX_NODES) return ANY_REFUSED;
+    if (++w->nodes > ANY_MAX_NODES) return ANY_REFUSED;
     napi_valuetype t;
     if (napi_typeof(env, v, &t) != napi_ok) return any_failed(env);
     switch (t) {
@@ -671,20 +676,26 @@ static any_fate any_value_at(napi_env env, any_writer *w, napi_value v, size_t d
         w->len += n;
         return any_close(env, w, body) ? ANY_OK : ANY_THREW;
     }
-    /* A value that holds itself is refused at ANY_MAX_DEPTH: the first
-     * refusal ends the whole walk, so a cycle costs at most ANY_MAX_DEPTH
-     * levels, and comparing each object with those holding it would cost
+    /* A value that holds itself ends at ANY_MAX_DEPTH like any deep one:
+     * a cycle costs at most ANY_MAX_DEPTH levels (and ANY_MAX_NODES
+     * values), and comparing each object with those holding it would cost
      * more than that on every value that has none. */
-    if (napi_is_array(env, v, &is) != napi_ok) return any_failed(env);
-    if (is) return any_array(env, w, v, depth);
-    napi_value proto, null_value;
-    bool plain = false, is_null = false;
-    if (napi_get_prototype(env, v, &proto) != napi_ok || napi_get_null(env, &null_value) != napi_ok ||
-        napi_strict_equals(env, proto, w->object_proto, &plain) != napi_ok ||
-        napi_strict_equals(env, proto, null_value, &is_null) != napi_ok)
-        return any_failed(env);
-    if (!plain && !is_null) return ANY_REFUSED;
-    return any_map(env, w, v, depth);
+    bool array = false;
+    if (napi_is_array(env, v, &array) != napi_ok) return any_failed(env);
+    if (!array) {
+        napi_value proto, null_value;
+        bool plain = false, is_null = false;
+        if (napi_get_prototype(env, v, &proto) != napi_ok || napi_get_null(env, &null_value) != napi_ok ||
+            napi_strict_equals(env, proto, w->object_proto, &plain) != napi_ok ||
+            napi_strict_equals(env, proto, null_value, &is_null) != napi_ok)
+            return any_failed(env);
+        if (!plain && !is_null) return ANY_REFUSED;
+    }
+    if (depth > ANY_MAX_DEPTH) {
+        size_t list;
+        return any_open(env, w, 5, &list) && any_close(env, w, list) ? ANY_OK : ANY_THREW;
+    }
+    return array ? any_array(env, w, v, depth) : any_map(env, w, v, depth);
 }
 
 /* `v` (an object, or an Array that is not one of OpenTelemetry's typed
