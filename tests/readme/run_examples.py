@@ -23,17 +23,30 @@ OTEL_* variable, XDG_STATE_HOME pointing into that directory (so the
 default sink lands there), and two variables the README's commands use:
 PREFIX (where `make install` put spanguard) and SPANGUARD_SRC (a checkout:
 here a copy of its language bindings alone, so that headers and library
-can only come from PREFIX, as on a user's machine). The program must print `the spans are in PATH`; the lines of
-PATH are decoded with opentelemetry-proto (an independent decoder) and the
-span names must be exactly those the marker lists, each once.
+can only come from PREFIX, as on a user's machine). The program must print
+what its tracer's counters say happened to the spans, once:
+`N spans written to PATH (L lost)`; the lines of PATH are decoded with
+opentelemetry-proto (an independent decoder), the span names must be
+exactly those the marker lists, each once, N how many PATH holds and L 0.
 
 Each example then runs a second time with OTEL_EXPORTER_OTLP_ENDPOINT
 naming a loopback OTLP/HTTP receiver (tests/receiver), as a user's
 deployment sets it: there is no local sink then, and the program must
-print `the spans went to ENDPOINT` (that URL) instead, the receiver
-holding the same spans. (A program that printed the sink path alone
-said `the spans are in ` and nothing more.) Its commands that read the
-local sink (`spanguard show`) are left out of that run: there is none.
+print `N spans sent to ENDPOINT (S waiting in the spool, L lost)` (that
+URL) instead, N being how many spans the receiver got, the promised
+ones, S and L 0. Its commands that read the local sink (`spanguard
+show`) are left out of that run: there is none.
+
+And a third time with OTEL_EXPORTER_OTLP_ENDPOINT naming a loopback port
+nobody listens on (a backend that is down): the program must still exit
+0, and say that it sent none, every span waiting in the spool or lost
+(`0 spans sent to ENDPOINT (S waiting in the spool, L lost)`, S + L the
+promised spans), never that it sent them: a newcomer trusts that line.
+
+An example whose program cannot reach its tracer's counters (zero-code
+instrumentation: the SDK makes the exporter) is marked `uncounted` after
+its span names; it prints `the spans are in PATH` with the local sink,
+and in no run may it say that spans were sent or went somewhere.
 
 Every fenced block in a program language must be such an example: a block
 that is not one fails the run, so a README cannot show a program that does
@@ -53,6 +66,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,11 +81,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "receiver"))
 from receiver_client import OtlpReceiverProcess  # noqa: E402
 PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
-EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+traces:\s*(\d+))?\s*-->")
+EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+traces:\s*(\d+))?(\s+uncounted)?\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
-WENT = re.compile(r"the spans went to (\S+)")
+WRITTEN = re.compile(r"(\d+) spans? written to (\S+) \((\d+) lost\)")
+SENT = re.compile(r"(\d+) spans? sent to (\S+) \((\d+) waiting in the spool, (\d+) lost\)")
+# What an example must never print when nothing was sent.
+CLAIMS_SENT = re.compile(r"spans? (sent|went) to", re.IGNORECASE)
 # A command that reads the local sink (`spanguard show`): with an endpoint
 # there is none, and it says so and exits 1, as it should.
 READS_SINK = re.compile(r"^\s*(\S*/)?(npx\s+)?spanguard\s+(show|tail)\b")
@@ -139,7 +156,7 @@ def collect(paths):
                 if name in examples:
                     errors.append(f"{where}: a second example named {name}")
                 traces = int(ex.group(3)) if ex.group(3) else None
-                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces))
+                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces, bool(ex.group(4))))
             elif run:
                 if b.info not in ("sh", "bash", "shell"):
                     errors.append(f"{where}: a run block must be ```sh")
@@ -216,13 +233,26 @@ def tree_problem(spans, traces):
     return None
 
 
+def closed_port():
+    """A loopback endpoint nobody listens on, as a backend that is down:
+    the socket stays bound (so no other program takes the port) and never
+    listens, so a connection is refused at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path,
-            rx: OtlpReceiverProcess | None = None):
-    """Runs one example; with rx, with OTEL_EXPORTER_OTLP_ENDPOINT naming it."""
+            rx: OtlpReceiverProcess | None = None, down: str | None = None):
+    """Runs one example; with rx, with OTEL_EXPORTER_OTLP_ENDPOINT naming it;
+    with down, naming that endpoint where nothing listens."""
     workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
-    endpoint = rx.endpoint if rx is not None else None
-    where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set)" if rx is not None else where
+    endpoint = rx.endpoint if rx is not None else down
     if rx is not None:
+        where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set)"
+    elif down is not None:
+        where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set, nothing listening)"
+    if endpoint is not None:
         commands = "".join(line for line in commands.splitlines(keepends=True) if not READS_SINK.match(line))
     try:
         (workdir / name).write_text(program)
@@ -234,29 +264,57 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
         if proc.returncode != 0:
             return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
-        found, went = WHERE.findall(proc.stdout), WENT.findall(proc.stdout)
-        names, traces = expected
-        if rx is None:
-            if len(found) != 1 or went:
+        names, traces, uncounted = expected
+        # The line it printed for its user, quoted in the "ok" line.
+        said = next((line.strip() for line in proc.stdout.splitlines()
+                     if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
+        written, sent = WRITTEN.findall(proc.stdout), SENT.findall(proc.stdout)
+        found = WHERE.findall(proc.stdout) if uncounted else [path for _, path, _ in written]
+        if endpoint is not None and (found or written or "the spans are in" in proc.stdout):
+            return f"{where} {name}: with an endpoint there is no local sink, yet it names one\n{report}"
+        if uncounted:
+            if CLAIMS_SENT.search(proc.stdout):
+                return (f"{where} {name}: it cannot see its tracer's counters, yet it says the spans were "
+                        f"sent\n{report}")
+            if endpoint is None and len(found) != 1:
                 return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
+        elif endpoint is None:
+            if len(written) != 1 or sent:
+                return f"{where} {name}: the program must print `N spans written to PATH (L lost)` once\n{report}"
+        elif len(sent) != 1 or sent[0][1] != endpoint:
+            return (f"{where} {name}: with an endpoint the program must print `N spans sent to {endpoint} "
+                    f"(S waiting in the spool, L lost)` once\n{report}")
+        if down is not None:
+            # Nothing listens: it must say so, each span spooled or lost.
+            if not uncounted:
+                n_sent, spooled, lost = int(sent[0][0]), int(sent[0][2]), int(sent[0][3])
+                if n_sent != 0 or spooled + lost != len(names):
+                    return (f"{where} {name}: nothing listened, yet it says {n_sent} spans were sent, "
+                            f"{spooled} spooled and {lost} lost of the {len(names)} it made\n{report}")
+            print(f"ok {where} {name}: it says none were sent: {said or proc.stdout.strip()!r}")
+            return None
+        if rx is None:
             sink = (workdir / found[0]).resolve()
             if not sink.is_file():
                 return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
             spans = arrived(sink)
             place = sink.relative_to(workdir)
         else:
-            if went != [endpoint] or found or "the spans are in" in proc.stdout:
-                return (f"{where} {name}: with an endpoint (no local sink) the program must print "
-                        f"`the spans went to {endpoint}` once, and no sink path\n{report}")
             spans = received(rx, len(names))
             place = endpoint
         got = [span[0] for span in spans]
         if Counter(got) != Counter(names):
             return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(names)}\n{report}"
+        if not uncounted:
+            n, lost = int((written or sent)[0][0]), int((written or sent)[0][-1])
+            spooled = int(sent[0][2]) if sent else 0
+            if (n, spooled, lost) != (len(got), 0, 0):
+                return (f"{where} {name}: it says {n} spans went out ({spooled} spooled, {lost} lost), "
+                        f"{len(got)} arrived at {place}\n{report}")
         problem = tree_problem(spans, traces) if traces is not None else None
         if problem:
             return f"{where} {name}: {problem}\n{report}"
-        print(f"ok {where} {name}: {len(got)} spans in {place}")
+        print(f"ok {where} {name}: {len(got)} spans in {place}: {said!r}")
         return None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -279,9 +337,15 @@ def main():
             # A receiver of its own: its spans are this run's alone.
             with OtlpReceiverProcess(sys.executable) as rx:
                 err = run_one(name, where, program, commands, expected, prefix, dist, src, rx)
+        if not err:
+            sock, endpoint = closed_port()
+            try:
+                err = run_one(name, where, program, commands, expected, prefix, dist, src, down=endpoint)
+            finally:
+                sock.close()
         return err
 
-    # Each example runs twice (a local sink, then an endpoint), and most of
+    # Each example runs three times (a local sink, an endpoint, one down), and most of
     # each run is waiting: pip and npm installing the packages into a fresh
     # directory, go building. Three at once keep `make test` near what one
     # run each took, on two cores; each has its own directory and receiver.
