@@ -682,7 +682,7 @@ impl TracerConfig {
                 && given.resource_attributes.iter().any(|(g, _)| g == key)
         };
         if let Some(attrs) = get("OTEL_RESOURCE_ATTRIBUTES") {
-            match parse_key_values_checked(&attrs) {
+            match parse_resource_attributes(&attrs) {
                 Ok(parsed) => {
                     for (k, v) in parsed {
                         if k == "service.name" {
@@ -1212,36 +1212,82 @@ fn headers_from_env(text: &str) -> (Vec<(String, String)>, Vec<String>) {
 }
 
 /// Parses the W3C-baggage-like `k=v,k2=v2` list the OTEL_* variables use;
-/// values (and keys) are percent-decoded. None when an entry has no '='.
+/// values (and keys) are percent-decoded, a '%' that starts no escape kept
+/// as it is. None when an entry has no '='.
 pub fn parse_key_values(text: &str) -> Option<Vec<(String, String)>> {
     parse_key_values_checked(text).ok()
 }
 
-/// `parse_key_values`, saying which entry is wrong.
+/// `parse_key_values`, saying which entry is wrong. For headers: a '%' that
+/// starts no escape is kept as it is (an API key may hold one).
 pub fn parse_key_values_checked(text: &str) -> Result<Vec<(String, String)>, String> {
+    parse_entries(text, Escapes::Lenient)
+}
+
+/// OTEL_RESOURCE_ATTRIBUTES (and the config's text of the same syntax):
+/// `parse_key_values_checked`, but a '%' not followed by two hex digits
+/// (`%zz`, a lone `%`) is an error too, as the resource SDK spec says
+/// ("in case of any error, e.g. failure during the decoding process, the
+/// entire environment variable value SHOULD be discarded"): it was kept
+/// as it was, so a value whose `,` or `=` was half encoded went out as
+/// something the user never wrote, with nothing said. A later key wins
+/// over an earlier one (nothing in the spec says otherwise; the SDKs do).
+pub fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    parse_entries(text, Escapes::Strict)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Escapes {
+    Lenient,
+    Strict,
+}
+
+fn parse_entries(text: &str, escapes: Escapes) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for (n, entry) in text.split(',').enumerate() {
         if entry.trim().is_empty() {
             continue;
         }
+        let wrong = |what: &str| format!("entry {} ({}) {what}", n + 1, shown_entry(entry));
         let Some((k, v)) = entry.split_once('=') else {
-            return Err(format!(
-                "entry {} ({:?}) is not key=value",
-                n + 1,
-                entry.trim()
-            ));
+            return Err(wrong("is not key=value"));
         };
-        let k = percent_decode(k.trim());
-        if k.is_empty() {
-            return Err(format!(
-                "entry {} ({:?}) has an empty key",
-                n + 1,
-                entry.trim()
-            ));
+        let decode = |s: &str| {
+            match escapes {
+            Escapes::Lenient => Ok(percent_decode(s)),
+            Escapes::Strict => percent_decode_strict(s).ok_or_else(|| {
+                wrong("has a '%' that is not followed by two hex digits (a '%' itself is written %25)")
+            }),
         }
-        out.push((k, percent_decode(v.trim())));
+        };
+        let k = decode(k.trim())?;
+        if k.is_empty() {
+            return Err(wrong("has an empty key"));
+        }
+        out.push((k, decode(v.trim())?));
     }
     Ok(out)
+}
+
+/// An entry as a message quotes it: escaped, and cut, as `shown_value`
+/// cuts the whole value (an entry of a megabyte was quoted whole).
+fn shown_entry(entry: &str) -> String {
+    const MOST: usize = 60;
+    let entry = entry.trim();
+    let mut shown: String = entry
+        .chars()
+        .flat_map(char::escape_debug)
+        .take(MOST)
+        .collect();
+    if entry
+        .chars()
+        .flat_map(char::escape_debug)
+        .nth(MOST)
+        .is_some()
+    {
+        shown.push_str("...");
+    }
+    format!("\"{shown}\"")
 }
 
 fn percent_decode(s: &str) -> String {
@@ -1261,6 +1307,29 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `percent_decode`, None when a '%' starts no escape. Bytes that decode to
+/// no UTF-8 become U+FFFD, as W3C Baggage says of its values.
+fn percent_decode_strict(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let mut b = [0u8; 1];
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !crate::span::ids::parse_hex(hex, &mut b) {
+                return None;
+            }
+            out.push(b[0]);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
@@ -1308,6 +1377,74 @@ mod tests {
         let ignored = std::mem::take(&mut c.ignored_env);
         assert_eq!(c, TracerConfig::default(), "{pairs:?} changed a setting");
         ignored
+    }
+
+    /// OTEL_RESOURCE_ATTRIBUTES as the resource SDK spec reads it: on any
+    /// error, a failed percent-decoding too, the whole value is discarded
+    /// (`ignored` checks nothing of it was applied) and said, its entry
+    /// quoted short. `%zz` and a lone `%` were kept as they were, and the
+    /// rest of the value applied.
+    #[test]
+    fn a_resource_attribute_that_fails_to_decode_discards_the_whole_variable() {
+        for (value, entry) in [
+            ("team=a,zone=%zz", "entry 2 (\"zone=%zz\")"),
+            ("team=a,discount=50%", "entry 2 (\"discount=50%\")"),
+            ("team=a,zone=eu%4", "entry 2 (\"zone=eu%4\")"),
+            ("service.name=x,k%=v", "entry 2 (\"k%=v\")"),
+            ("b=,=v", "entry 2 (\"=v\") has an empty key"),
+            ("team=a,flag", "entry 2 (\"flag\") is not key=value"),
+        ] {
+            let ignored = ignored(&[("OTEL_RESOURCE_ATTRIBUTES", value)]);
+            assert_eq!(ignored.len(), 1, "{value}: {ignored:?}");
+            assert!(
+                ignored[0].reason.starts_with(entry),
+                "{value}: {}",
+                ignored[0].reason
+            );
+        }
+        // A megabyte entry in error is quoted in a line, not whole.
+        let long = format!("big={}%", "x".repeat(1 << 20));
+        let ignored = ignored(&[("OTEL_RESOURCE_ATTRIBUTES", long.as_str())]);
+        assert!(
+            ignored[0].to_string().len() < 500,
+            "{}",
+            ignored[0].to_string().len()
+        );
+        // Escapes that decode, a later key over an earlier one, CR/LF and
+        // other control characters (given or decoded) kept as text (OTLP
+        // carries them; what prints them escapes them), a megabyte value
+        // whole (the request encoder fits a resource to the request limit).
+        let big = "v".repeat(1 << 20);
+        let value = format!("a=%25%2C%3D%41,dup=1,dup=2,ctl=x\r\ny\u{1b}%0A,big={big}, b = c ");
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[("OTEL_RESOURCE_ATTRIBUTES", value.as_str())]))
+            .expect("valid");
+        assert!(c.ignored_env.is_empty(), "{:?}", c.ignored_env);
+        let got = |k: &str| {
+            let all: Vec<&String> = c
+                .resource_attributes
+                .iter()
+                .filter(|(g, _)| g == k)
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(all.len(), 1, "{k}");
+            all[0].clone()
+        };
+        assert_eq!(got("a"), "%,=A");
+        assert_eq!(got("dup"), "2");
+        assert_eq!(got("ctl"), "x\r\ny\u{1b}\n");
+        assert_eq!(got("big"), big);
+        assert_eq!(got("b"), "c");
+        // Bytes that decode to no UTF-8: U+FFFD, as W3C Baggage says.
+        assert_eq!(
+            parse_resource_attributes("k=%FFok"),
+            Ok(vec![("k".into(), "\u{fffd}ok".into())])
+        );
+        // Headers keep a '%' that starts no escape (an API key may hold one).
+        assert_eq!(
+            parse_key_values_checked("x-key=ab%zz%"),
+            Ok(vec![("x-key".into(), "ab%zz%".into())])
+        );
     }
 
     #[test]

@@ -724,7 +724,11 @@ function optionValue(name, kind, v) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) {
         throw badOption(`${name}.${k}`, 'a string, number or boolean', value);
       }
-      return `${k}=${value}`;
+      // The text's own characters escaped: a value holding '%', ',' or
+      // '=' ('50%', 'a,b') arrives as it was, not cut, decoded into
+      // something else, or refused as a broken escape.
+      const escape = (s) => String(s).replace(/[%,=]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+      return `${escape(k)}=${escape(value)}`;
     }).join(',');
   }
   const names = Object.keys(kind);

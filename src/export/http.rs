@@ -160,8 +160,11 @@ impl HttpTransport {
                 abort_at: Arc::clone(&self.abort_at),
             });
             // The configuration lets only http:// and https:// URLs here,
-            // and redirects stay off (curl's default), so curl never reads
-            // a file:// URL or follows one elsewhere.
+            // and redirects stay off (curl's default); curl is told so as
+            // well, so that no other way in (a future configuration path,
+            // a caller that skips the check) makes it read a file:// URL,
+            // or speak any other of the protocols libcurl was built with.
+            http_only(&easy)?;
             easy.url(&self.url)?;
             easy.post(true)?;
             easy.timeout(self.timeout)?;
@@ -351,6 +354,26 @@ impl HttpTransport {
         };
         SendError::Misdirected { reason }
     }
+}
+
+/// Lets a handle speak http and https alone, to its URL and to any
+/// redirect's. The `curl` crate has no setter for these options, so they
+/// are set through its own FFI layer; the bitmask form (CURLOPT_PROTOCOLS)
+/// is the one every libcurl takes (the `_STR` form needs 7.85).
+fn http_only(easy: &Easy2<Response>) -> Result<(), curl::Error> {
+    let allowed = libc::c_long::from(curl_sys::CURLPROTO_HTTP | curl_sys::CURLPROTO_HTTPS);
+    for option in [
+        curl_sys::CURLOPT_PROTOCOLS,
+        curl_sys::CURLOPT_REDIR_PROTOCOLS,
+    ] {
+        // SAFETY: `raw` is the live handle `easy` owns, used on this thread
+        // alone; both options take a long, as passed.
+        let code = unsafe { curl_sys::curl_easy_setopt(easy.raw(), option, allowed) };
+        if code != curl_sys::CURLE_OK {
+            return Err(curl::Error::new(code));
+        }
+    }
+    Ok(())
 }
 
 /// The port of an http(s) URL: given, or the scheme's.
@@ -732,16 +755,40 @@ mod tests {
             Duration::from_secs(1),
             Default::default(),
         );
-        // CURLE_UNSUPPORTED_PROTOCOL (curl-sys is not a dependency of ours).
-        let e = curl::Error::new(1);
+        let e = curl::Error::new(curl_sys::CURLE_UNSUPPORTED_PROTOCOL);
         let text = t.explain(&e);
         assert!(
             text.starts_with("the server's answer is not HTTP"),
             "{text}"
         );
-        // CURLE_URL_MALFORMAT.
-        let e = curl::Error::new(3);
+        let e = curl::Error::new(curl_sys::CURLE_URL_MALFORMAT);
         assert!(t.explain(&e).starts_with("the endpoint URL is not usable"));
+    }
+
+    /// A handle made as the exporter makes it speaks http and https alone:
+    /// given a file:// URL past the configuration's check, curl refuses the
+    /// scheme instead of reading the file (and the file's bytes are never
+    /// taken for a server's answer).
+    #[test]
+    fn a_handle_refuses_any_protocol_but_http() {
+        let path = std::env::temp_dir().join(format!("spanguard-http-only-{}", std::process::id()));
+        std::fs::write(&path, b"not an OTLP answer").unwrap();
+        for url in [
+            format!("file://{}", path.display()),
+            "dict://127.0.0.1:1/x".into(),
+        ] {
+            let mut t = HttpTransport::new(
+                &url,
+                &[],
+                &TlsFiles::default(),
+                Duration::from_secs(1),
+                Default::default(),
+            );
+            let got = t.perform(b"spans", BodyFormat::Protobuf, false);
+            let e = got.expect_err(&url);
+            assert!(e.is_unsupported_protocol(), "{url}: {e}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// https:// to a plain-HTTP port: OpenSSL says "wrong version number",

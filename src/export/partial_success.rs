@@ -68,11 +68,22 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
     if let Some(at) = section.find("\"rejectedSpans\"") {
         let rest = section[at + "\"rejectedSpans\"".len()..].trim_start();
         let rest = rest.strip_prefix(':')?.trim_start().trim_start_matches('"');
+        // The field is an int64: a negative count is one the server should
+        // not send. In protobuf it comes as a ten-byte varint, read as past
+        // any batch, so every span rejected; JSON reads it the same, never
+        // as nothing rejected, which counted the spans delivered.
+        let (negative, rest) = match rest.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, rest),
+        };
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         // Past u64: still every span (a protobuf count saturates so).
-        out.rejected_spans = match digits.is_empty() {
-            true => 0,
-            false => digits.parse().unwrap_or(u64::MAX),
+        out.rejected_spans = match (digits.is_empty(), negative) {
+            (true, _) => 0,
+            (false, false) => digits.parse().unwrap_or(u64::MAX),
+            // "-0" is 0, in protobuf too.
+            (false, true) if digits.bytes().all(|b| b == b'0') => 0,
+            (false, true) => u64::MAX,
         };
     }
     if let Some(at) = section.find("\"errorMessage\"") {
@@ -165,6 +176,39 @@ mod tests {
         assert_eq!(parse(max, BodyFormat::Json).rejected_spans, u64::MAX);
         let none = br#"{"partialSuccess":{"rejectedSpans":null}}"#;
         assert_eq!(parse(none, BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A negative count (the field is an int64) reads in JSON as it does
+    /// in protobuf, where it is a ten-byte varint: every span rejected,
+    /// never none (which counted the rejected spans delivered).
+    #[test]
+    fn a_negative_count_rejects_every_span_in_either_encoding() {
+        // partial_success { rejected_spans: -5 }: int64 -5 as a varint.
+        let mut inner = vec![0x08];
+        inner.extend_from_slice(&[0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        let mut proto = vec![0x0a, inner.len() as u8];
+        proto.extend_from_slice(&inner);
+        // What delivery counts of a batch of 1000 (it takes the least of
+        // the count and the batch's spans).
+        let of_1000 = |a: Accepted| a.rejected_spans.min(1000);
+        assert_eq!(of_1000(parse(&proto, BodyFormat::Protobuf)), 1000);
+        for count in ["-5", "\"-5\"", "-1", "\"-99999999999999999999999\""] {
+            let body = format!(r#"{{"partialSuccess":{{"rejectedSpans":{count}}}}}"#);
+            assert_eq!(
+                of_1000(parse(body.as_bytes(), BodyFormat::Json)),
+                1000,
+                "{count}"
+            );
+        }
+        // Minus zero is zero, as in protobuf; a lone minus is no count.
+        for count in ["-0", "\"-00\"", "\"-\""] {
+            let body = format!(r#"{{"partialSuccess":{{"rejectedSpans":{count}}}}}"#);
+            assert_eq!(
+                parse(body.as_bytes(), BodyFormat::Json).rejected_spans,
+                0,
+                "{count}"
+            );
+        }
     }
 
     /// A backend that answers JSON to a protobuf request (and the other way

@@ -383,9 +383,14 @@ impl From<spanguard_result> for CreateError {
     }
 }
 
-/// A key=value list field of the struct.
+/// A key=value list field of the struct: the headers (`secret`), or the
+/// resource attributes, read as OTEL_RESOURCE_ATTRIBUTES is.
 fn key_values(field: &str, text: &str, secret: bool) -> Result<Vec<(String, String)>, CreateError> {
-    crate::config::parse_key_values_checked(text).map_err(|reason| {
+    let parsed = match secret {
+        true => crate::config::parse_key_values_checked(text),
+        false => crate::config::parse_resource_attributes(text),
+    };
+    parsed.map_err(|reason| {
         let (value, reason) = if secret {
             (
                 "(not shown: it may hold a secret)".to_string(),
@@ -1315,6 +1320,34 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    /// The struct's resource text reads as OTEL_RESOURCE_ATTRIBUTES does: a
+    /// '%' that starts no escape is refused, with the field named; its
+    /// headers keep one (an API key may hold it).
+    #[test]
+    fn resource_attributes_with_a_broken_escape_are_refused() {
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.resource_attributes = c"team=a,discount=50%".as_ptr();
+        c.headers = c"x-key=ab%zz".as_ptr();
+        // SAFETY: the struct's strings are NULL or NUL-terminated.
+        let Err(e) = (unsafe { to_tracer_config(&c) }) else {
+            panic!("taken");
+        };
+        assert_eq!(e.code, spanguard_result::InvalidConfig);
+        assert!(e.message.contains("resource_attributes"), "{}", e.message);
+        c.resource_attributes = c"team=a,discount=50%25".as_ptr();
+        // SAFETY: as above.
+        let Ok(t) = (unsafe { to_tracer_config(&c) }) else {
+            panic!("refused");
+        };
+        assert_eq!(t.resource_attributes[1].1, "50%");
+        assert_eq!(t.headers, vec![("x-key".to_string(), "ab%zz".to_string())]);
     }
 
     #[test]
