@@ -283,14 +283,16 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # the OTEL_* variables, Retry-After, partial-success bodies, encoded requests
 # split on a 413, spool files, crash dumps and flight files, request bodies
 # as `spanguard show` reads them from spool and sink files), the
-# encoders' round trip through the independent decoder, and the C ABI
-# itself (c_abi_calls: random call sequences with bad input, checked
-# against the result codes and the counters' identity), with cargo-fuzz
+# encoders' round trip through the independent decoder, complex attribute
+# values (any_value: the checker, the limits' cut and both encoders against
+# a reference reader), and the C ABI itself (c_abi_calls: random call
+# sequences with bad input, checked against the result codes and the
+# counters' identity), with cargo-fuzz
 # (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

@@ -438,10 +438,12 @@ enum spanguard_result
    A complex value (`spanguard_span_set_anyvalue`,
    `SPANGUARD_VALUE_ANY`) is not a well-formed OTLP `AnyValue`
    message: a field number 0 or one the message does not define, a
-   wrong wire type, a length past the end, nesting deeper than 32
-   values, a string or map key that is not UTF-8, or two values in one
-   `AnyValue`. The attribute was not set (nor the others of a call
-   that takes several).
+   wrong wire type, a length past the end, a varint past 64 bits, a
+   string or map key that is not UTF-8, or two values in one
+   `AnyValue`. (Nesting is not refused: an array or map deeper than the
+   depth limit is replaced by the empty value, TRUNCATED.) The
+   attribute was not set (nor the others of a call that takes
+   several).
    */
   SPANGUARD_RESULT_INVALID_ANY_VALUE = 22,
 };

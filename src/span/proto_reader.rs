@@ -28,6 +28,12 @@ pub fn read_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*pos)?;
         *pos += 1;
+        // The tenth byte holds bit 63 alone: more is a value past 64 bits,
+        // which protobuf's parsers refuse (Go's, the Collector's, with the
+        // whole request) where reading on dropped the bits.
+        if shift == 63 && b > 1 {
+            return None;
+        }
         v |= ((b & 0x7f) as u64) << shift;
         if b & 0x80 == 0 {
             return Some(v);

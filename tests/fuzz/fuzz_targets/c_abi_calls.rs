@@ -32,11 +32,20 @@
 //!   spans_ended = spans_exported + spooled_spans + dropped_export_failed
 //!   + dropped_rejected + spans_unsampled; exporter_panics = 0 (each is an
 //!   internal bug); calls after shutdown change none of it;
+//! - a complex value (`spanguard_span_set_anyvalue`, `SPANGUARD_VALUE_ANY`
+//!   in an attribute array: any bytes, or well formed from the input,
+//!   nested past the depth limits up to 100,000 levels, or broken by one
+//!   byte) is refused INVALID_ANY_VALUE exactly when the reference reader
+//!   (`any_ref`, independent of spanguard's checker) refuses it: by
+//!   `set_anyvalue` with that code, by the calls that take arrays with
+//!   some refusal; no call answers INVALID_ANY_VALUE unless it was given
+//!   a value the reference refuses;
 //! - `spanguard_span_ids` agrees with the traceparent's text, and
 //!   `spanguard_span_end_keeping_ids` keeps a live span's ids (none for
 //!   `SPANGUARD_SPAN_NONE`) and ends as the other ends do.
 #![no_main]
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::c_char;
 use std::ptr::{null, null_mut};
@@ -52,8 +61,16 @@ use spanguard::span::traceparent;
 
 use spanguard_result as R;
 
+mod any_ref;
 mod input;
+use any_ref::Node;
 use input::Input;
+
+thread_local! {
+    /// Whether the current step was given a complex value the reference
+    /// refuses: only then may a call answer INVALID_ANY_VALUE.
+    static MALFORMED_ANY: Cell<bool> = const { Cell::new(false) };
+}
 
 /// This target's readings of the input, beside `input`'s bytes.
 impl Input<'_> {
@@ -199,7 +216,7 @@ impl Input<'_> {
                 string_len: 0,
             };
             a.texts.push(key);
-            match self.byte() % 11 {
+            match self.byte() % 12 {
                 1 => {
                     attr.type_ = SPANGUARD_VALUE_INT;
                     attr.int_value = self.u64() as i64;
@@ -248,6 +265,14 @@ impl Input<'_> {
                     (attr.string_value, attr.string_len) = self.array_ptr(&doubles, &mut a.refused);
                     a.doubles.push(doubles);
                 }
+                11 => {
+                    attr.type_ = SPANGUARD_VALUE_ANY;
+                    let (value, error) = self.any_message();
+                    a.refused |= error.is_some();
+                    attr.string_value = value.ptr();
+                    attr.string_len = value.len();
+                    a.texts.push(value);
+                }
                 _ => {
                     // No such value type: 0, or past the last kind
                     // (SPANGUARD_VALUE_ANY since complex values came; 10
@@ -262,6 +287,74 @@ impl Input<'_> {
             a.list.push(attr);
         }
         a
+    }
+
+    /// A complex value's message: any bytes (NULL now and then), or a
+    /// value built from the input and encoded, now and then nested in
+    /// arrays past the depth limits (up to 100,000 levels) or broken by
+    /// one byte; and the code it must be refused with, as the reference
+    /// reader (`any_ref`) has it (NULL with a length: NULL_ARGUMENT).
+    fn any_message(&mut self) -> (Text, Option<R>) {
+        let mode = self.byte();
+        let text = if mode % 4 == 0 {
+            self.text()
+        } else {
+            let node = self.any_node(1);
+            let mut bytes = any_ref::encode(&node);
+            if mode & 0x10 != 0 {
+                let levels = [63, 64, 65, 127, 128, 129, 1000, 100_000][(mode >> 5) as usize];
+                bytes = any_ref::nest(levels, &bytes);
+            }
+            if mode % 4 == 3 && !bytes.is_empty() {
+                let at = self.u64() as usize % bytes.len();
+                match self.byte() % 3 {
+                    0 => bytes.truncate(at),
+                    1 => bytes[at] ^= 1 << (self.byte() % 8),
+                    _ => bytes.insert(at, self.byte()),
+                }
+            }
+            Text {
+                bytes,
+                null: mode == 0xfd,
+            }
+        };
+        let error = if text.refused() {
+            Some(R::NullArgument)
+        } else if !text.null && any_ref::read(&text.bytes).is_none() {
+            MALFORMED_ANY.set(true);
+            Some(R::InvalidAnyValue)
+        } else {
+            None
+        };
+        (text, error)
+    }
+
+    /// A value of every kind, nested up to 6 levels.
+    fn any_node(&mut self, level: usize) -> Node {
+        match self.byte() % 10 {
+            0 => Node::Empty,
+            1 => Node::Str(String::from_utf8_lossy(&self.text().bytes).into_owned()),
+            2 => Node::Bool(self.byte() & 1 != 0),
+            3 => Node::Int(self.u64() as i64),
+            4 => Node::Double(self.u64()),
+            5 => Node::Bytes(self.text().bytes),
+            6 | 7 if level < 6 => {
+                let n = self.byte() % 4;
+                Node::Array((0..n).map(|_| self.any_node(level + 1)).collect())
+            }
+            8 | 9 if level < 6 => {
+                let n = self.byte() % 4;
+                Node::Map(
+                    (0..n)
+                        .map(|_| {
+                            let key = String::from_utf8_lossy(&self.text().bytes).into_owned();
+                            (key, self.any_node(level + 1))
+                        })
+                        .collect(),
+                )
+            }
+            _ => Node::Int(level as i64),
+        }
     }
 
     /// A string array's elements (their bytes kept in `texts`), and whether
@@ -450,6 +543,13 @@ fn check(call: &str, rc: R, allowed: &[R]) {
         Some(rc),
         "{call}: not a result code"
     );
+    if rc == R::InvalidAnyValue {
+        assert!(
+            MALFORMED_ANY.get(),
+            "{call}: INVALID_ANY_VALUE with no malformed complex value"
+        );
+        return;
+    }
     assert!(allowed.contains(&rc), "{call}: undocumented result {rc:?}");
 }
 
@@ -784,6 +884,7 @@ impl Harness {
     /// One call, chosen by the input.
     fn step(&mut self, input: &mut Input) {
         let t = self.tracer as *const spanguard_tracer;
+        MALFORMED_ANY.set(false);
         match input.byte() % 26 {
             // Begins, the commonest call (as in a program).
             0..=3 => {
@@ -1373,7 +1474,10 @@ impl Harness {
         let h = self.handle(input);
         let key = input.text();
         let mut refused = key.null;
-        let kind = input.byte() % 5;
+        let kind = input.byte() % 6;
+        if kind == 5 {
+            return self.set_anyvalue(h, key, input);
+        }
         let data = input.text();
         let mut texts = Vec::new();
         // SAFETY (each call): every pointer is NULL or valid for its
@@ -1415,6 +1519,28 @@ impl Harness {
             }
         };
         self.on_span("set_array", h, rc, refused.into(), SPAN_CALL);
+    }
+
+    /// `spanguard_span_set_anyvalue`: refused exactly as the reference
+    /// reader refuses, with its code, before the span is looked at.
+    fn set_anyvalue(&mut self, h: u64, key: Text, input: &mut Input) {
+        let (value, error) = input.any_message();
+        // SAFETY: every pointer is NULL or valid for its length.
+        let rc = unsafe {
+            spanguard_span_set_anyvalue(h, key.ptr(), key.len(), value.ptr().cast(), value.len())
+        };
+        let refused = key.null || error.is_some();
+        self.on_span("set_anyvalue", h, rc, refused.into(), SPAN_CALL);
+        if key.null {
+            assert_eq!(rc, R::NullArgument, "set_anyvalue: NULL key");
+        } else if let Some(want) = error {
+            assert_eq!(rc, want, "set_anyvalue: a value the reference refuses");
+        } else {
+            assert!(
+                rc != R::InvalidAnyValue,
+                "set_anyvalue: a value the reference reads refused"
+            );
+        }
     }
 
     /// The traceparent and tracestate calls (what a program injects).
