@@ -11,6 +11,9 @@ pub enum AttrValue {
     Bool(bool),
     /// Elements of one scalar type (`config::ResourceValue::Array`).
     Array(Vec<AttrValue>),
+    /// A complex value: a well-formed encoded OTLP `AnyValue` message
+    /// (`config::ResourceValue::Any`), written as it is.
+    Any(Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -171,12 +174,15 @@ pub fn attr_value(v: &crate::config::ResourceValue) -> AttrValue {
         ResourceValue::Array(elements) => {
             AttrValue::Array(elements.iter().map(attr_value).collect())
         }
+        ResourceValue::Any(message) => AttrValue::Any(message.clone()),
     }
 }
 
 impl AttrValue {
     /// The value as text, as a crash dump's or flight file's header keeps
-    /// it: an array as JSON's list of its elements (`["node","app.js"]`).
+    /// it: an array as JSON's list of its elements (`["node","app.js"]`),
+    /// a complex value as OTLP/JSON's `AnyValue` object
+    /// (`{"kvlistValue":{"values":[...]}}`).
     pub fn text(&self) -> String {
         match self {
             AttrValue::Str(s) => s.clone(),
@@ -193,6 +199,7 @@ impl AttrValue {
                     .collect();
                 format!("[{}]", each.join(","))
             }
+            AttrValue::Any(message) => super::otlp_json::encoded_any_value_text(message),
         }
     }
 }
@@ -281,6 +288,33 @@ fn host_arch() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A complex value is kept in a crash dump's or flight file's header
+    /// as its OTLP/JSON `AnyValue` object: text, as the header holds every
+    /// value, naming what was set rather than nothing.
+    #[test]
+    fn a_complex_value_is_its_otlp_json_as_a_dump_header_keeps_it() {
+        use crate::span::any_value::tests::{array, int, map, string};
+        let v = AttrValue::Any(map(&[("app", string("a\"b")), ("n", array(&[int(1)]))]));
+        assert_eq!(
+            v.text(),
+            r#"{"kvlistValue":{"values":[{"key":"app","value":{"stringValue":"a\"b"}},{"key":"n","value":{"arrayValue":{"values":[{"intValue":"1"}]}}}]}}"#
+        );
+        let given = [(
+            "labels".to_string(),
+            crate::config::ResourceValue::Any(map(&[("app", string("x"))])),
+        )];
+        let (_, entries) = ResourceInfo::new("svc", &[])
+            .overridden(&given)
+            .dump_entries(&["labels"]);
+        assert!(
+            entries.contains(&(
+                "labels".into(),
+                r#"{"kvlistValue":{"values":[{"key":"app","value":{"stringValue":"x"}}]}}"#.into()
+            )),
+            "{entries:?}"
+        );
+    }
 
     #[test]
     fn an_array_is_a_json_list_as_a_dump_header_keeps_it() {
