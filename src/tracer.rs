@@ -1491,7 +1491,8 @@ impl Tracer {
             if p.crash_file.is_some() || p.flight.is_some() {
                 let resource = ResourceInfo::configured(&p.config).overridden(&attributes);
                 let given: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
-                let (service, entries) = resource.dump_entries(&given);
+                let (service, entries) =
+                    resource.dump_entries(&given, crate::export::otlp_json::encoded_any_value_text);
                 p.set_dump_resource(&service, &entries);
             }
             *slot = Some(attributes);
