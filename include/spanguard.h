@@ -1706,12 +1706,19 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  provider's `service.name` and attributes, as its own exporter would
  send them. The given attributes win over the configured ones, except a
  `service.name` that is the SDK's fallback (`unknown_service...`). A
- call replaces what an earlier call gave. Scalars and arrays (as the
- SDKs detect `process.command_args`; a bytes value is skipped); text is
- UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
- name it from then on (as text, an array as a JSON list), so that spans
- recovered from them after a crash or SIGKILL arrive under it too.
- Any number of attributes.
+ call replaces what an earlier call gave. Scalars, arrays (as the
+ SDKs detect `process.command_args`) and complex values
+ (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given; a
+ bytes value is skipped. Text is UTF-8, invalid bytes replaced. A
+ complex value is checked and limited as a span attribute's (arrays and
+ maps deeper than the tracer's `value_depth_limit` become the empty
+ value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
+ `AnyValue` returns `SPANGUARD_RESULT_INVALID_ANY_VALUE`, NULL with a
+ length `SPANGUARD_RESULT_NULL_ARGUMENT`, and nothing is set. The
+ tracer's crash dump and flight file name it from then on (as text, an
+ array as a JSON list, a complex value as its OTLP/JSON `AnyValue`
+ object), so that spans recovered from them after a crash or SIGKILL
+ arrive under it too. Any number of attributes.
  `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
  `spanguard_tracer_close`, as every call on the tracer (none set: no
  batch would carry it).
@@ -1727,9 +1734,12 @@ spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tr
  after the call. A scope is the name, version and schema URL its spans
  give (`spanguard_span_options`); all empty: spanguard's own. A call
  replaces what an earlier one gave that scope; none (`n_attrs` 0): it
- has none again. Scalars and arrays (a bytes value is skipped); text is
- UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
- flight file are sent without them.
+ has none again. Scalars, arrays and complex values
+ (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
+ (a bytes value is skipped; a complex value not well formed:
+ `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
+ invalid bytes replaced. Spans recovered from a crash dump or flight
+ file are sent without them.
  Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new
  scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have attributes
  (nothing set).

@@ -99,6 +99,12 @@ pub enum ResourceValue {
     /// Elements of one scalar type (never an array): what OpenTelemetry's
     /// SDKs detect as lists, `process.command_args` for one.
     Array(Vec<ResourceValue>),
+    /// A complex value: an encoded OTLP `AnyValue` message (a map, a mixed
+    /// or nested list), as span attributes take (`span::any_value`).
+    /// `Tracer::set_resource` and `set_scope_attributes` refuse a message
+    /// that is not well formed and cut one deeper than the tracer's value
+    /// depth limit, as for span attributes.
+    Any(Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1474,7 +1474,9 @@ impl Tracer {
     /// SDK's fallback (`unknown_service...`) over one this tracer has. A
     /// crash dump or flight file names it from now on too, as text: spans
     /// recovered from one arrive under it. Err(ShutDown), nothing set,
-    /// once the tracer is shut down (no batch would carry it).
+    /// once the tracer is shut down (no batch would carry it). A complex
+    /// value (`ResourceValue::Any`) as `complex_values_limited` takes it:
+    /// Err(InvalidArgument), nothing set, for one not well formed.
     pub fn set_resource(
         &self,
         attributes: Vec<(String, crate::config::ResourceValue)>,
@@ -1483,12 +1485,14 @@ impl Tracer {
             return Err(SpanError::ShutDown);
         }
         let p = &self.pipeline;
+        let attributes = complex_values_limited(attributes, p)?;
         if let Ok(mut slot) = p.resource_given.lock() {
             // Under the lock: one writer of the dump headers at a time.
             if p.crash_file.is_some() || p.flight.is_some() {
                 let resource = ResourceInfo::configured(&p.config).overridden(&attributes);
                 let given: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
-                let (service, entries) = resource.dump_entries(&given);
+                let (service, entries) =
+                    resource.dump_entries(&given, crate::export::otlp_json::encoded_any_value_text);
                 p.set_dump_resource(&service, &entries);
             }
             *slot = Some(attributes);
@@ -1506,16 +1510,18 @@ impl Tracer {
     /// none again. Err(LimitReached), nothing changed, for a new scope when
     /// `MAX_SCOPES_WITH_ATTRIBUTES` have attributes. Spans recovered from a
     /// crash dump or flight file are sent without them (the next process
-    /// has not been told them when it recovers).
+    /// has not been told them when it recovers). Complex values as
+    /// `set_resource` takes them.
     pub fn set_scope_attributes(
         &self,
-        scope: crate::pipeline::ScopeGiven,
+        mut scope: crate::pipeline::ScopeGiven,
     ) -> Result<(), SpanError> {
         use crate::span::limits::MAX_SCOPES_WITH_ATTRIBUTES;
         if !self.running() {
             return Err(SpanError::ShutDown);
         }
         let p = &self.pipeline;
+        scope.attributes = complex_values_limited(scope.attributes, p)?;
         {
             let mut table = p.scope_table.lock().unwrap_or_else(|e| e.into_inner());
             let same = |s: &crate::pipeline::ScopeGiven| {
@@ -1620,6 +1626,49 @@ const LIMITED_BY_CALLER: SpanLimits = SpanLimits::widest();
 /// already limited, the record's own bounds only. A branch on a field of
 /// the line the setter reads anyway.
 #[inline(always)]
+/// A resource's or scope's attributes with each complex value
+/// (`ResourceValue::Any`, in an array too) checked as a span attribute's
+/// (`AnyValueRef::check`) and each array or map in it deeper than the
+/// value depth limit replaced by the empty value, as for span attributes
+/// (strings inside are not cut: a resource's text never is), each value
+/// cut counted in `values_truncated` once all are taken.
+/// Err(InvalidArgument) for a message that is not well formed: refused,
+/// never skipped in silence, nothing counted.
+fn complex_values_limited(
+    mut attributes: Vec<(String, crate::config::ResourceValue)>,
+    p: &Pipeline,
+) -> Result<Vec<(String, crate::config::ResourceValue)>, SpanError> {
+    use crate::config::ResourceValue;
+    use crate::span::any_value::AnyValueRef;
+    fn limit(v: &mut ResourceValue, depth: usize, cut: &mut u64) -> Result<(), SpanError> {
+        match v {
+            ResourceValue::Any(message) => {
+                let checked =
+                    AnyValueRef::check(message).map_err(|_| SpanError::InvalidArgument)?;
+                if checked.deeper_than(depth) {
+                    *message = checked.limited(usize::MAX, depth);
+                    *cut += 1;
+                }
+            }
+            ResourceValue::Array(elements) => {
+                for e in elements {
+                    limit(e, depth, cut)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let mut cut = 0u64;
+    for (_, v) in &mut attributes {
+        limit(v, p.config.limits.value_depth(), &mut cut)?;
+    }
+    if cut > 0 {
+        Stats::add(&p.stats.values_truncated, cut);
+    }
+    Ok(attributes)
+}
+
 fn limits_of<'p>(p: &'p Pipeline, r: &SpanRecord) -> &'p SpanLimits {
     if r.marks & MARK_LIMITED_BY_CALLER != 0 {
         &LIMITED_BY_CALLER

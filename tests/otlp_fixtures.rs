@@ -906,6 +906,7 @@ fn val_of(v: &AttrValue) -> Val {
                 _ => None,
             })),
         },
+        AttrValue::Any(_) => unreachable!("no fixture's resource has a complex value"),
     }
 }
 

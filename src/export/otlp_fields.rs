@@ -153,6 +153,9 @@ pub enum OtlpValue<'a> {
     /// that is still over the limit is cut inside its complex values by
     /// `value_cut` (`RequestEncoder::cut_lone_span`).
     AnyValue(Bytes<'a>),
+    /// A resource's or scope's complex value (`AttrValue::Any`): an
+    /// encoded, well-formed OTLP `AnyValue`, written as it is.
+    Encoded(&'a [u8]),
 }
 
 impl<'a> OtlpValue<'a> {
@@ -163,6 +166,7 @@ impl<'a> OtlpValue<'a> {
             AttrValue::Double(d) => OtlpValue::Double(*d),
             AttrValue::Bool(b) => OtlpValue::Bool(*b),
             AttrValue::Array(elements) => OtlpValue::List(elements),
+            AttrValue::Any(message) => OtlpValue::Encoded(message),
         }
     }
 

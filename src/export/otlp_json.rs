@@ -360,6 +360,10 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
             out.push(b'{');
             put_encoded_any_value(out, &b.contiguous());
         }
+        OtlpValue::Encoded(b) => {
+            out.push(b'{');
+            put_encoded_any_value(out, b);
+        }
     }
     out.push(b'}');
 }
@@ -373,6 +377,16 @@ fn put_any_value(out: &mut Vec<u8>, value: OtlpValue<'_>, cap: usize) {
 /// which only a forged file could hold, is written as the empty value.
 fn put_encoded_any_value(out: &mut Vec<u8>, buf: &[u8]) {
     put_encoded_any_value_at(out, buf, 1);
+}
+
+/// A well-formed encoded `AnyValue` as OTLP/JSON's `AnyValue` object: the
+/// text a crash dump's or flight file's header keeps for a resource's
+/// complex value (`resource::AttrValue::text`).
+pub fn encoded_any_value_text(buf: &[u8]) -> String {
+    let mut out = vec![b'{'];
+    put_encoded_any_value(&mut out, buf);
+    out.push(b'}');
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `put_encoded_any_value` of a value at level `depth`.

@@ -436,6 +436,7 @@ fn put_any_key_value(
         OtlpValue::Str(s) => length_rooms(key, s.cut_len(cap)),
         OtlpValue::Bytes(b) => length_rooms(key, b.len().min(cap)),
         OtlpValue::AnyValue(b) => length_rooms(key, b.len()),
+        OtlpValue::Encoded(b) => length_rooms(key, b.len()),
         _ => (SMALL, SMALL),
     };
     let kv = begin_message_reserving(out, field_number, kv_room);
@@ -707,6 +708,7 @@ fn put_any_value(out: &mut Vec<u8>, value: &OtlpValue<'_>, cap: usize) {
         // The message is the AnyValue's body, unchanged: checked when it
         // was set (or read back from disk).
         OtlpValue::AnyValue(b) => b.for_each_piece(|p| append(out, p)),
+        OtlpValue::Encoded(b) => append(out, b),
     }
 }
 
@@ -1025,6 +1027,51 @@ mod tests {
             min,
             [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]
         );
+    }
+
+    /// A resource's and a scope's complex value (`AttrValue::Any`) is
+    /// the `KeyValue`'s `AnyValue` byte for byte, a short one and one whose
+    /// length takes two bytes of varint (past the room reserved for the
+    /// message). The OTLP/JSON side, and a scope's in a batch: the C ABI
+    /// test in `ffi::tracer`.
+    #[test]
+    fn resource_and_scope_complex_values_are_written_as_given() {
+        use crate::config::ResourceValue;
+        use crate::export::resource::AttrValue;
+        use crate::span::any_value::tests::{map, string};
+        let long = "x".repeat(300);
+        for message in [
+            map(&[("app", string("checkout"))]),
+            map(&[("l", string(&long))]),
+        ] {
+            let resource = ResourceInfo::new("svc", &[])
+                .overridden(&[("labels".into(), ResourceValue::Any(message.clone()))]);
+            let mut out = Vec::new();
+            OtlpProtoEncoder::new().encode(&resource, &[], &mut out);
+            // A scope's attribute, as the encoder writes one.
+            put_key_value(
+                &mut out,
+                field::SCOPE_ATTRIBUTES,
+                &(
+                    Str::Plain("scoped"),
+                    OtlpValue::from_resource(&AttrValue::Any(message.clone())),
+                ),
+                usize::MAX,
+            );
+            for key in ["labels", "scoped"] {
+                let mut want = vec![0x0a, key.len() as u8];
+                want.extend_from_slice(key.as_bytes());
+                want.push(0x12);
+                want.extend_from_slice(&varint(message.len() as u64));
+                want.extend_from_slice(&message);
+                let at = out.windows(want.len()).position(|w| w == want);
+                assert!(at.is_some(), "{key}: {out:02x?}");
+                // The KeyValue's own length is what follows it.
+                let at = at.expect("found");
+                let kv_len = varint(want.len() as u64);
+                assert_eq!(out[at - kv_len.len()..at], kv_len[..], "{key}");
+            }
+        }
     }
 
     #[test]

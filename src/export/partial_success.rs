@@ -76,14 +76,13 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
             Some(rest) => (true, rest),
             None => (false, rest),
         };
-        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         // Past u64: still every span (a protobuf count saturates so).
-        out.rejected_spans = match (digits.is_empty(), negative) {
-            (true, _) => 0,
-            (false, false) => digits.parse().unwrap_or(u64::MAX),
+        out.rejected_spans = match (json_count(rest), negative) {
+            (None, _) => 0,
+            (Some(n), false) => n,
             // "-0" is 0, in protobuf too.
-            (false, true) if digits.bytes().all(|b| b == b'0') => 0,
-            (false, true) => u64::MAX,
+            (Some(0), true) => 0,
+            (Some(_), true) => u64::MAX,
         };
     }
     if let Some(at) = section.find("\"errorMessage\"") {
@@ -105,6 +104,80 @@ fn parse_json(body: &[u8]) -> Option<Accepted> {
         out.message = msg;
     }
     Some(out)
+}
+
+/// The JSON number `text` starts with (no sign), read whole: digits, a
+/// fraction, an exponent (`1e3`, `2E+2`, `1.5e3`), as the count it is,
+/// never its digits up to the `e` (which read `1e3` as 1, and counted 999
+/// rejected spans delivered). Saturating at u64::MAX; a fraction rounds
+/// up (a rejected span is never counted delivered). Exact, in integers:
+/// no float rounds `18446744073709551615` or `1.0000000000000000001`.
+/// None for no digits.
+fn json_count(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let run = |from: usize| from + b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int_end = run(0);
+    let (frac_start, frac_end) = match b.get(int_end) {
+        Some(b'.') => (int_end + 1, run(int_end + 1)),
+        _ => (int_end, int_end),
+    };
+    if int_end == 0 && frac_end == frac_start {
+        return None;
+    }
+    // The exponent, saturated far past any that matters (u64 has 20 digits).
+    let mut exponent: i64 = 0;
+    if let Some(b'e' | b'E') = b.get(frac_end) {
+        let mut at = frac_end + 1;
+        let minus = match b.get(at) {
+            Some(b'-') => {
+                at += 1;
+                true
+            }
+            Some(b'+') => {
+                at += 1;
+                false
+            }
+            _ => false,
+        };
+        for &d in &b[at..run(at)] {
+            exponent = (exponent * 10 + i64::from(d - b'0')).min(1 << 40);
+        }
+        if minus {
+            exponent = -exponent;
+        }
+    }
+    // The value is `digits` x 10^(exponent - fraction digits).
+    let digits: Vec<u8> = b[..int_end]
+        .iter()
+        .chain(&b[frac_start..frac_end])
+        .map(|d| d - b'0')
+        .skip_while(|&d| d == 0)
+        .collect();
+    if digits.is_empty() {
+        return Some(0);
+    }
+    let scale = exponent - (frac_end - frac_start) as i64;
+    // Digits of the whole part, and whether anything nonzero is cut off.
+    let whole_len = digits.len() as i64 + scale;
+    if whole_len > 20 {
+        return Some(u64::MAX);
+    }
+    if whole_len <= 0 {
+        return Some(1);
+    }
+    let whole_len = whole_len as usize;
+    let mut n: u64 = 0;
+    for i in 0..whole_len {
+        let d = digits.get(i).copied().unwrap_or(0);
+        n = match n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d))) {
+            Some(n) => n,
+            None => return Some(u64::MAX),
+        };
+    }
+    let cut = digits
+        .get(whole_len..)
+        .is_some_and(|rest| rest.iter().any(|&d| d != 0));
+    Some(if cut { n.saturating_add(1) } else { n })
 }
 
 #[cfg(test)]
@@ -176,6 +249,49 @@ mod tests {
         assert_eq!(parse(max, BodyFormat::Json).rejected_spans, u64::MAX);
         let none = br#"{"partialSuccess":{"rejectedSpans":null}}"#;
         assert_eq!(parse(none, BodyFormat::Json).rejected_spans, 0);
+    }
+
+    /// A count written with an exponent or a fraction is the number it
+    /// is: `1e3` was read as its digits up to the `e` (1), which counted
+    /// 999 of the spans the server rejected as delivered. A fraction
+    /// rounds up, past u64 saturates, and a negative one (not zero) is
+    /// every span, as for integers.
+    #[test]
+    fn a_json_count_with_an_exponent_or_a_fraction_is_the_number_it_is() {
+        for (count, want) in [
+            ("1e3", 1000),
+            ("2E2", 200),
+            ("1.5e3", 1500),
+            ("\"1e3\"", 1000),
+            ("2e+2", 200),
+            ("1.5", 2),
+            ("2.0", 2),
+            ("0.001", 1),
+            ("25e-1", 3),
+            ("3000e-3", 3),
+            ("1e-999999999999", 1),
+            ("0e5", 0),
+            ("0.0", 0),
+            ("1.8446744073709551615e19", u64::MAX),
+            ("1.8446744073709551614e19", u64::MAX - 1),
+            ("1.84467440737095516141e19", u64::MAX),
+            ("2e19", u64::MAX),
+            ("1e20", u64::MAX),
+            ("1e999999999999999999999", u64::MAX),
+            ("-1e3", u64::MAX),
+            ("-0.5", u64::MAX),
+            ("-0e5", 0),
+            ("-0.0", 0),
+            ("7", 7),
+            ("7,", 7),
+        ] {
+            let body = format!(r#"{{"partialSuccess":{{"rejectedSpans":{count}}}}}"#);
+            assert_eq!(
+                parse(body.as_bytes(), BodyFormat::Json).rejected_spans,
+                want,
+                "{count}"
+            );
+        }
     }
 
     /// A negative count (the field is an int64) reads in JSON as it does

@@ -11,6 +11,9 @@ pub enum AttrValue {
     Bool(bool),
     /// Elements of one scalar type (`config::ResourceValue::Array`).
     Array(Vec<AttrValue>),
+    /// A complex value: a well-formed encoded OTLP `AnyValue` message
+    /// (`config::ResourceValue::Any`), written as it is.
+    Any(Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +42,9 @@ pub struct ScopeAttributes {
     pub schema_url: String,
     pub attributes: Vec<(String, AttrValue)>,
 }
+
+/// Writes a well-formed encoded `AnyValue` as text (`AttrValue::text`).
+pub type AnyText = fn(&[u8]) -> String;
 
 /// The key whose value tells two runs of one service apart.
 pub const INSTANCE_ID_KEY: &str = "service.instance.id";
@@ -86,9 +92,14 @@ impl ResourceInfo {
     /// `first` before the others (a header keeps the entries that fit, in
     /// order). What `new` makes of them again is this resource, but for
     /// values typed other than text (sent as text, but for `INT_KEYS`) and
-    /// entries the header had no room for.
-    pub fn dump_entries(&self, first: &[&str]) -> (String, Vec<(String, String)>) {
-        let text = |v: &AttrValue| v.text();
+    /// entries the header had no room for. `any_text` writes a complex
+    /// value's text (`AttrValue::text`).
+    pub fn dump_entries(
+        &self,
+        first: &[&str],
+        any_text: AnyText,
+    ) -> (String, Vec<(String, String)>) {
+        let text = |v: &AttrValue| v.text(any_text);
         let mut service = String::new();
         let (mut named, mut rest) = (Vec::new(), Vec::new());
         for (k, v) in &self.attributes {
@@ -171,13 +182,18 @@ pub fn attr_value(v: &crate::config::ResourceValue) -> AttrValue {
         ResourceValue::Array(elements) => {
             AttrValue::Array(elements.iter().map(attr_value).collect())
         }
+        ResourceValue::Any(message) => AttrValue::Any(message.clone()),
     }
 }
 
 impl AttrValue {
     /// The value as text, as a crash dump's or flight file's header keeps
-    /// it: an array as JSON's list of its elements (`["node","app.js"]`).
-    pub fn text(&self) -> String {
+    /// it: an array as JSON's list of its elements (`["node","app.js"]`),
+    /// a complex value as `any_text` writes it (the tracer gives
+    /// `otlp_json::encoded_any_value_text`: OTLP/JSON's `AnyValue` object,
+    /// `{"kvlistValue":{"values":[...]}}`; passed in, as the JSON encoder
+    /// reads this module's types).
+    pub fn text(&self, any_text: AnyText) -> String {
         match self {
             AttrValue::Str(s) => s.clone(),
             AttrValue::Int(i) => i.to_string(),
@@ -188,11 +204,12 @@ impl AttrValue {
                     .iter()
                     .map(|e| match e {
                         AttrValue::Str(s) => super::json_escape::quoted(s),
-                        e => e.text(),
+                        e => e.text(any_text),
                     })
                     .collect();
                 format!("[{}]", each.join(","))
             }
+            AttrValue::Any(message) => any_text(message),
         }
     }
 }
@@ -282,16 +299,49 @@ fn host_arch() -> &'static str {
 mod tests {
     use super::*;
 
+    /// A complex value is kept in a crash dump's or flight file's header
+    /// as its OTLP/JSON `AnyValue` object: text, as the header holds every
+    /// value, naming what was set rather than nothing.
+    #[test]
+    fn a_complex_value_is_its_otlp_json_as_a_dump_header_keeps_it() {
+        use crate::span::any_value::tests::{array, int, map, string};
+        let v = AttrValue::Any(map(&[("app", string("a\"b")), ("n", array(&[int(1)]))]));
+        assert_eq!(
+            v.text(crate::export::otlp_json::encoded_any_value_text),
+            r#"{"kvlistValue":{"values":[{"key":"app","value":{"stringValue":"a\"b"}},{"key":"n","value":{"arrayValue":{"values":[{"intValue":"1"}]}}}]}}"#
+        );
+        let given = [(
+            "labels".to_string(),
+            crate::config::ResourceValue::Any(map(&[("app", string("x"))])),
+        )];
+        let (_, entries) = ResourceInfo::new("svc", &[])
+            .overridden(&given)
+            .dump_entries(
+                &["labels"],
+                crate::export::otlp_json::encoded_any_value_text,
+            );
+        assert!(
+            entries.contains(&(
+                "labels".into(),
+                r#"{"kvlistValue":{"values":[{"key":"app","value":{"stringValue":"x"}}]}}"#.into()
+            )),
+            "{entries:?}"
+        );
+    }
+
     #[test]
     fn an_array_is_a_json_list_as_a_dump_header_keeps_it() {
         let args = AttrValue::Array(vec![
             AttrValue::Str("node".into()),
             AttrValue::Str("say \"hi\"\\\n".into()),
         ]);
-        assert_eq!(args.text(), r#"["node","say \"hi\"\\\u000a"]"#);
+        assert_eq!(
+            args.text(|_| unreachable!()),
+            r#"["node","say \"hi\"\\\u000a"]"#
+        );
         let ports = AttrValue::Array(vec![AttrValue::Int(80), AttrValue::Int(443)]);
-        assert_eq!(ports.text(), "[80,443]");
-        assert_eq!(AttrValue::Array(vec![]).text(), "[]");
+        assert_eq!(ports.text(|_| unreachable!()), "[80,443]");
+        assert_eq!(AttrValue::Array(vec![]).text(|_| unreachable!()), "[]");
     }
 
     fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -963,12 +963,19 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// provider's `service.name` and attributes, as its own exporter would
 /// send them. The given attributes win over the configured ones, except a
 /// `service.name` that is the SDK's fallback (`unknown_service...`). A
-/// call replaces what an earlier call gave. Scalars and arrays (as the
-/// SDKs detect `process.command_args`; a bytes value is skipped); text is
-/// UTF-8, invalid bytes replaced. The tracer's crash dump and flight file
-/// name it from then on (as text, an array as a JSON list), so that spans
-/// recovered from them after a crash or SIGKILL arrive under it too.
-/// Any number of attributes.
+/// call replaces what an earlier call gave. Scalars, arrays (as the
+/// SDKs detect `process.command_args`) and complex values
+/// (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given; a
+/// bytes value is skipped. Text is UTF-8, invalid bytes replaced. A
+/// complex value is checked and limited as a span attribute's (arrays and
+/// maps deeper than the tracer's `value_depth_limit` become the empty
+/// value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
+/// `AnyValue` returns `SPANGUARD_RESULT_INVALID_ANY_VALUE`, NULL with a
+/// length `SPANGUARD_RESULT_NULL_ARGUMENT`, and nothing is set. The
+/// tracer's crash dump and flight file name it from then on (as text, an
+/// array as a JSON list, a complex value as its OTLP/JSON `AnyValue`
+/// object), so that spans recovered from them after a crash or SIGKILL
+/// arrive under it too. Any number of attributes.
 /// `SPANGUARD_RESULT_SHUT_DOWN` after `spanguard_shutdown` or
 /// `spanguard_tracer_close`, as every call on the tracer (none set: no
 /// batch would carry it).
@@ -997,9 +1004,12 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 }
 
 /// The attributes of `attrs[..n_attrs]` (text as UTF-8, invalid bytes
-/// replaced), for resource and scope attributes: scalars and arrays; a
-/// bytes value, an empty key, or NULL text with a length is skipped.
-/// `NullArgument` for NULL `attrs` with a count.
+/// replaced), for resource and scope attributes: scalars, arrays and
+/// complex values (copied; the tracer checks and limits them); a bytes
+/// value, an empty key, or NULL text with a length is skipped.
+/// `NullArgument` for NULL `attrs` with a count, or a complex value's NULL
+/// with a length; `InvalidAnyValue` for a complex value that is not a
+/// well-formed `AnyValue`.
 ///
 /// # Safety
 /// `attrs` is NULL or valid for `n_attrs` elements, each key and text
@@ -1036,6 +1046,19 @@ unsafe fn given_attributes(
             SPANGUARD_VALUE_INT => ResourceValue::Int(a.int_value),
             SPANGUARD_VALUE_DOUBLE => ResourceValue::Double(a.double_value),
             SPANGUARD_VALUE_BOOL => ResourceValue::Bool(a.bool_value),
+            // A complex value (a bridged resource's map or mixed list):
+            // skipped before, counted nowhere. Copied, and the copy
+            // checked as a span's (`any_value`): one not well formed
+            // refuses the call, NULL with a length too.
+            SPANGUARD_VALUE_ANY => {
+                if a.string_value.is_null() && a.string_len > 0 {
+                    return Err(spanguard_result::NullArgument);
+                }
+                // SAFETY: string_value points at string_len bytes, as documented.
+                let message = unsafe { super::args::bytes(a.string_value, a.string_len) };
+                let copy = super::values::any_value(message)?;
+                ResourceValue::Any(copy.value().bytes().to_vec())
+            }
             // Arrays (OpenTelemetry SDKs detect `process.command_args` as
             // one): left out before, and counted nowhere.
             other => match super::values::array_value(other, a.string_value, a.string_len) {
@@ -1054,9 +1077,12 @@ unsafe fn given_attributes(
 /// after the call. A scope is the name, version and schema URL its spans
 /// give (`spanguard_span_options`); all empty: spanguard's own. A call
 /// replaces what an earlier one gave that scope; none (`n_attrs` 0): it
-/// has none again. Scalars and arrays (a bytes value is skipped); text is
-/// UTF-8, invalid bytes replaced. Spans recovered from a crash dump or
-/// flight file are sent without them.
+/// has none again. Scalars, arrays and complex values
+/// (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
+/// (a bytes value is skipped; a complex value not well formed:
+/// `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
+/// invalid bytes replaced. Spans recovered from a crash dump or flight
+/// file are sent without them.
 /// Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new
 /// scope when `SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES` have attributes
 /// (nothing set).
@@ -1299,6 +1325,139 @@ pub const SPANGUARD_VERSION_PATCH: u32 = 0;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A resource's and a scope's complex values (`SPANGUARD_VALUE_ANY`:
+    /// what a bridge gives for a map or a mixed list) arrive on the
+    /// exported batch as OTLP `AnyValue`s, cut to the tracer's value depth
+    /// limit as a span attribute's; one that is not well formed is refused
+    /// with `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set. Before, both
+    /// calls skipped complex values in silence: neither key was exported
+    /// and the malformed one returned OK. Judged by the JSON sink.
+    #[test]
+    fn resource_and_scope_complex_values_are_exported_or_refused() {
+        use crate::span::any_value::tests::{array, int, map, string};
+        let dir = std::env::temp_dir().join(format!("spanguard-anyres-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.sink_dir = sink.as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        c.value_depth_limit = 2;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let attr = |key: &'static std::ffi::CStr, value: &[u8]| {
+            // SAFETY: all-zero is a valid spanguard_attribute.
+            let mut a: spanguard_attribute = unsafe { std::mem::zeroed() };
+            a.key = key.as_ptr();
+            a.key_len = key.to_bytes().len();
+            a.type_ = SPANGUARD_VALUE_ANY;
+            a.string_value = value.as_ptr().cast();
+            a.string_len = value.len();
+            a
+        };
+        let labels = map(&[("app", string("checkout"))]);
+        // Three levels: the innermost array is past the limit of 2.
+        let deep = array(&[array(&[array(&[int(7)])])]);
+        let mixed = array(&[string("a"), int(1)]);
+        let broken = [0x0a, 0x05, b'x'];
+        let resource = [attr(c"k8s.labels", &labels), attr(c"deep", &deep)];
+        // SAFETY: t is live; the attributes are valid for their lengths.
+        let rc = unsafe { spanguard_tracer_set_resource(t, resource.as_ptr(), 2) };
+        assert_eq!(rc, spanguard_result::Ok);
+        let scope = [attr(c"mixed", &mixed)];
+        // SAFETY: as above.
+        let rc = unsafe {
+            spanguard_tracer_set_scope_attributes(
+                t,
+                c"lib".as_ptr(),
+                3,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                scope.as_ptr(),
+                1,
+            )
+        };
+        assert_eq!(rc, spanguard_result::Ok);
+        // Not well formed: refused, and the resource set above stays.
+        let bad = [attr(c"other", &labels), attr(c"bad", &broken)];
+        // SAFETY: as above.
+        let rc = unsafe { spanguard_tracer_set_resource(t, bad.as_ptr(), 2) };
+        assert_eq!(rc, spanguard_result::InvalidAnyValue);
+        let rc = unsafe {
+            spanguard_tracer_set_scope_attributes(
+                t,
+                c"lib".as_ptr(),
+                3,
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                bad.as_ptr(),
+                2,
+            )
+        };
+        assert_eq!(rc, spanguard_result::InvalidAnyValue);
+        let mut o = std::mem::MaybeUninit::<spanguard_span_options>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut o = unsafe {
+            let size = std::mem::size_of::<spanguard_span_options>();
+            crate::ffi::span::spanguard_span_options_init_sized(o.as_mut_ptr(), size);
+            o.assume_init()
+        };
+        (o.name, o.name_len) = (c"op".as_ptr(), 2);
+        (o.scope_name, o.scope_name_len) = (c"lib".as_ptr(), 3);
+        let mut s = SPANGUARD_SPAN_NONE;
+        // SAFETY: t is live; the options are valid; s an out pointer.
+        let rc = unsafe { crate::ffi::span::spanguard_span_begin_ex(t, &o, &mut s) };
+        assert_eq!(rc, spanguard_result::Ok);
+        assert_eq!(
+            crate::ffi::span::spanguard_span_end(s),
+            spanguard_result::Ok
+        );
+        assert_eq!(spanguard_flush(t, 10_000), spanguard_result::Ok);
+        // The deep value's cut is counted, as a span attribute's.
+        let mut stats = spanguard_counters {
+            struct_size: std::mem::size_of::<spanguard_counters>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: t is live; stats is the whole struct.
+        assert_eq!(
+            unsafe { spanguard_stats(t, &mut stats) },
+            spanguard_result::Ok
+        );
+        assert_eq!(stats.values_truncated, 1);
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
+        let mut text = String::new();
+        for e in std::fs::read_dir(&dir).expect("sink dir").flatten() {
+            text.push_str(&String::from_utf8_lossy(
+                &std::fs::read(e.path()).unwrap_or_default(),
+            ));
+        }
+        let want = [
+            "{\"key\":\"k8s.labels\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"app\",\"value\":{\"stringValue\":\"checkout\"}}]}}}",
+            // The array past the depth limit is the empty value.
+            "{\"key\":\"deep\",\"value\":{\"arrayValue\":{\"values\":[{\"arrayValue\":{\"values\":[{}]}}]}}}",
+            "{\"key\":\"mixed\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"a\"},{\"intValue\":\"1\"}]}}}",
+        ];
+        for w in want {
+            assert_eq!(text.matches(w).count(), 1, "{w}: {text}");
+        }
+        assert!(!text.contains("\"other\""), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn an_empty_service_name_is_taken_as_none() {
