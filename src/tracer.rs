@@ -1522,6 +1522,15 @@ impl Tracer {
         }
         let p = &self.pipeline;
         scope.attributes = complex_values_limited(scope.attributes, p)?;
+        if scope.name.is_empty() && scope.version.is_empty() && scope.schema_url.is_empty() {
+            // spanguard's own scope, which spans naming none are sent under
+            // by its name and version: kept under the empty name, the
+            // encoders' lookup by the scope a batch sends found nothing, and
+            // these attributes never went out.
+            use crate::export::resource::{OWN_SCOPE_NAME, OWN_SCOPE_VERSION};
+            scope.name = OWN_SCOPE_NAME.to_string();
+            scope.version = OWN_SCOPE_VERSION.to_string();
+        }
         {
             let mut table = p.scope_table.lock().unwrap_or_else(|e| e.into_inner());
             let same = |s: &crate::pipeline::ScopeGiven| {

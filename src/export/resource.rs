@@ -49,6 +49,11 @@ pub type AnyText = fn(&[u8]) -> String;
 /// The key whose value tells two runs of one service apart.
 pub const INSTANCE_ID_KEY: &str = "service.instance.id";
 
+/// The instrumentation scope spans that name none are sent under:
+/// spanguard's own, its name and version.
+pub const OWN_SCOPE_NAME: &str = "spanguard";
+pub const OWN_SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Resource attributes the semantic conventions type as integers; given as
 /// text (OTEL_RESOURCE_ATTRIBUTES, a dump header), they are sent as ints.
 const INT_KEYS: [&str; 2] = ["process.pid", "process.parent_pid"];
@@ -154,8 +159,8 @@ impl ResourceInfo {
         ResourceInfo {
             attributes,
             dropped_attributes: 0,
-            scope_name: "spanguard".to_string(),
-            scope_version: env!("CARGO_PKG_VERSION").to_string(),
+            scope_name: OWN_SCOPE_NAME.to_string(),
+            scope_version: OWN_SCOPE_VERSION.to_string(),
             scopes: Vec::new(),
         }
     }

@@ -529,6 +529,21 @@ static void test_scope_attributes(void) {
     CHECK(count_in_dir(dir, "{\"scope\":{\"name\":\"openinference.instrumentation.openai\",\"version\":\"0.1.9\"},"
                             "\"spans\":[") == 1);
 
+    /* All empty: spanguard's own scope, which a span naming none is sent
+     * under ("spanguard" and its version). Kept under the empty name, they
+     * were never sent. */
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, NULL, 0, NULL, 0, NULL, 0, a, 1), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_begin(t, "plain", 5, SPANGUARD_SPAN_NONE, SPANGUARD_KIND_INTERNAL, &s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_span_end(s), SPANGUARD_RESULT_OK);
+    CHECK_RC(spanguard_flush(t, 10000), SPANGUARD_RESULT_OK);
+    char own[200];
+    snprintf(own, sizeof own,
+             "{\"scope\":{\"name\":\"spanguard\",\"version\":\"%d.%d.%d\",\"attributes\":[{\"key\":\"library.kind\","
+             "\"value\":{\"stringValue\":\"llm\"}}]},\"spans\":[",
+             SPANGUARD_VERSION_MAJOR, SPANGUARD_VERSION_MINOR, SPANGUARD_VERSION_PATCH);
+    CHECK(count_in_dir(dir, own) == 1);
+    CHECK_RC(spanguard_tracer_set_scope_attributes(t, NULL, 0, NULL, 0, NULL, 0, NULL, 0), SPANGUARD_RESULT_OK);
+
     /* At most SPANGUARD_MAX_SCOPES_WITH_ATTRIBUTES scopes have attributes; a new one past that is refused,
      * one already there may still change. */
     char scope[32];
