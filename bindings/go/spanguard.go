@@ -202,7 +202,13 @@ type Config struct {
 	// element too): a string's characters (runes, as OpenTelemetry counts
 	// them), a bytes value's bytes; default none. The count limits default
 	// to 128.
-	ValueLengthLimit         uint32
+	ValueLengthLimit uint32
+	// ValueDepthLimit is how deep an array or map value (SetAny) may
+	// nest, 1..128 (SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT; default 64): the
+	// attribute's value is level 1, each element or map value one more;
+	// one deeper is replaced by the empty value, counted in
+	// Stats.ValuesTruncated. Past 128, NewTracer fails (INVALID_CONFIG).
+	ValueDepthLimit          uint32
 	AttributeCountLimit      uint32
 	EventCountLimit          uint32
 	LinkCountLimit           uint32
@@ -326,6 +332,7 @@ func newTracer(cfg Config, fromEnv bool) (*Tracer, error) {
 		{&c.max_request_bytes, C.uint32_t(cfg.MaxRequestBytes)},
 		{&c.sink_max_line_bytes, C.uint32_t(cfg.SinkMaxLineBytes)},
 		{&c.value_length_limit, C.uint32_t(cfg.ValueLengthLimit)},
+		{&c.value_depth_limit, C.uint32_t(cfg.ValueDepthLimit)},
 		{&c.attribute_count_limit, C.uint32_t(cfg.AttributeCountLimit)},
 		{&c.event_count_limit, C.uint32_t(cfg.EventCountLimit)},
 		{&c.link_count_limit, C.uint32_t(cfg.LinkCountLimit)},

@@ -657,3 +657,55 @@ func TestAnyNestedPastTheDepthLimitArrivesCutThereCounted(t *testing.T) {
 	}
 	sameAttributes(t, "deep", got, want)
 }
+
+// Config.ValueDepthLimit is the library's value_depth_limit: at 3, a value
+// five levels deep (four nested slices and maps, a string inside) arrives
+// with the empty value in place of its level-4 map, counted once in
+// ValuesTruncated; one whose containers stop at level 3 arrives whole.
+// Without the field (the default, 64) both arrived whole.
+func TestValueDepthLimitCutsAtTheLevelPastIt(t *testing.T) {
+	dir := t.TempDir()
+	tr, err := spanguard.NewTracer(spanguard.Config{SinkDir: dir, SpoolDir: filepath.Join(t.TempDir(), "spool"),
+		ValueDepthLimit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	five, err := spanguard.Any("five.deep", nested(4, "leaf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	atLimit, err := spanguard.Any("at.limit", nested(3, "leaf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span, _ := tr.Start(context.Background(), "deep", spanguard.WithAttributes(five, atLimit))
+	span.End()
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	st, err := tr.Stats()
+	if err != nil || st.ValuesTruncated != 1 {
+		t.Errorf("%v: %d values truncated, want 1 (five.deep)", err, st.ValuesTruncated)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spans := readSpans(t, dir)
+	if len(spans) != 1 {
+		t.Fatalf("%d spans in the sink, want 1", len(spans))
+	}
+	got := map[string]any{}
+	for _, kv := range spans[0].Attributes {
+		got[kv.Key] = plainOf(t, kv.Value)
+	}
+	sameAttributes(t, "deep", got, map[string]any{"five.deep": nested(3, nil), "at.limit": nested(3, "leaf")})
+}
+
+// A ValueDepthLimit past 128 (the library's bound) is refused by
+// NewTracer, not taken as some other depth.
+func TestValueDepthLimitPast128IsRefused(t *testing.T) {
+	_, err := spanguard.NewTracer(spanguard.Config{SinkDir: t.TempDir(), SpoolDir: t.TempDir(), ValueDepthLimit: 129})
+	if err == nil {
+		t.Fatal("a ValueDepthLimit of 129 was taken")
+	}
+}

@@ -107,6 +107,8 @@ export interface TracerOptions {
   payloadPoolMib?: number;
   /** The longest value, each array element too: a string's characters (code points, as OpenTelemetry counts them), a bytes value's bytes (default: none). */
   valueLengthLimit?: number;
+  /** How deep an array or map value may nest, 1..128 (default 64; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT): the attribute's value is level 1, each element or map value one more; one deeper is replaced by the empty value, counted in values_truncated. */
+  valueDepthLimit?: number;
   /** Attributes per span (default 128). */
   attributeCountLimit?: number;
   /** Events per span (default 128). */

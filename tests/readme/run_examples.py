@@ -25,7 +25,8 @@ PREFIX (where `make install` put spanguard) and SPANGUARD_SRC (a checkout:
 here a copy of its language bindings alone, so that headers and library
 can only come from PREFIX, as on a user's machine). The program must print
 what its tracer's counters say happened to the spans, once:
-`N spans written to PATH (L lost)`; the lines of PATH are decoded with
+`N spans written to PATH (L lost)` (`1 span written ...` for one, as
+`N spans sent ...` below); the lines of PATH are decoded with
 opentelemetry-proto (an independent decoder), the span names must be
 exactly those the marker lists, each once, N how many PATH holds and L 0.
 
@@ -89,6 +90,8 @@ WRITTEN = re.compile(r"(\d+) spans? written to (\S+) \((\d+) lost\)")
 SENT = re.compile(r"(\d+) spans? sent to (\S+) \((\d+) waiting in the spool, (\d+) lost\)")
 # What an example must never print when nothing was sent.
 CLAIMS_SENT = re.compile(r"spans? (sent|went) to", re.IGNORECASE)
+# "1 spans written": the line a newcomer reads first, saying one span.
+ONE_SPANS = re.compile(r"(?<![\d.])1 spans (written|sent) to")
 # A command that reads the local sink (`spanguard show`): with an endpoint
 # there is none, and it says so and exits 1, as it should.
 READS_SINK = re.compile(r"^\s*(\S*/)?(npx\s+)?spanguard\s+(show|tail)\b")
@@ -270,6 +273,8 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
                      if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
         written, sent = WRITTEN.findall(proc.stdout), SENT.findall(proc.stdout)
         found = WHERE.findall(proc.stdout) if uncounted else [path for _, path, _ in written]
+        if ONE_SPANS.search(proc.stdout):
+            return f"{where} {name}: it says `1 spans`: one is `1 span`\n{report}"
         if endpoint is not None and (found or written or "the spans are in" in proc.stdout):
             return f"{where} {name}: with an endpoint there is no local sink, yet it names one\n{report}"
         if uncounted:
@@ -314,7 +319,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         problem = tree_problem(spans, traces) if traces is not None else None
         if problem:
             return f"{where} {name}: {problem}\n{report}"
-        print(f"ok {where} {name}: {len(got)} spans in {place}: {said!r}")
+        print(f"ok {where} {name}: {len(got)} span{'' if len(got) == 1 else 's'} in {place}: {said!r}")
         return None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

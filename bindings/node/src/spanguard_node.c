@@ -1397,6 +1397,7 @@ static napi_value js_tracer_new(napi_env env, napi_callback_info info) {
               cfg_u32(env, o, "exporter_max_cpu_percent", &cfg.exporter_max_cpu_percent) &&
               cfg_u32(env, o, "payload_pool_mib", &cfg.payload_pool_mib) &&
               cfg_u32(env, o, "value_length_limit", &cfg.value_length_limit) &&
+              cfg_u32(env, o, "value_depth_limit", &cfg.value_depth_limit) &&
               cfg_u32(env, o, "attribute_count_limit", &cfg.attribute_count_limit) &&
               cfg_u32(env, o, "event_count_limit", &cfg.event_count_limit) &&
               cfg_u32(env, o, "link_count_limit", &cfg.link_count_limit) &&

@@ -315,6 +315,34 @@ test('a value nested deeper than the depth limit, or holding itself, arrives cut
   assert.deepStrictEqual([stats.values_truncated, stats.values_rejected], [5, 0]);
 });
 
+test('valueDepthLimit is the tracer\'s depth limit: at 3 a 5-deep value arrives cut at level 4, counted', async (t) => {
+  // nested(4, 'leaf'): an array, a map, an array, a map (levels 1 to 4)
+  // around a string (level 5). At 3 the level-4 map is the empty value;
+  // one whose arrays and maps stop at level 3 arrives whole. Without the
+  // option (the default, 64) both arrived whole.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-depth3-'));
+  const tracer = new spanguard.Tracer({ fromEnv: false, sinkDir: dir, spoolDir: path.join(dir, 'spool'),
+    valueDepthLimit: 3 });
+  const span = tracer.startSpan('deep', { attributes: { 'five.deep': nested(4, 'leaf'), 'at.limit': nested(3, 'leaf') } });
+  span.end();
+  await tracer.close();
+  const lines = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean));
+  const got = lines.flatMap((l) => JSON.parse(l).resourceSpans).flatMap((r) => r.scopeSpans)
+    .flatMap((s) => s.spans).find((s) => s.name === 'deep');
+  assert.ok(got, 'the span arrived');
+  const attributes = Object.fromEntries(got.attributes.map((kv) => [kv.key, plainOf(kv.value)]));
+  assert.deepStrictEqual(attributes['five.deep'], nested(3, null));
+  assert.deepStrictEqual(attributes['at.limit'], nested(3, 'leaf'));
+  assert.strictEqual(tracer.stats().values_truncated, 1);
+});
+
+test('a valueDepthLimit past 128 is refused, not taken as another depth', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-depth129-'));
+  assert.throws(() => new spanguard.Tracer({ fromEnv: false, sinkDir: dir, spoolDir: path.join(dir, 'spool'),
+    valueDepthLimit: 129 }));
+});
+
 test('integers beyond int64 are doubles or (BigInts) left out, never wrapped', async (t) => {
   // The types are read from the OTLP/JSON the local sink writes.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-int64-'));

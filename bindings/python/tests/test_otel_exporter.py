@@ -182,6 +182,38 @@ def test_a_tracer_of_its_own_comes_from_the_environment_and_is_shut_down(tmp_pat
     assert exporter.export(one_finished_span()) is SpanExportResult.FAILURE
 
 
+def test_the_exporters_tracer_and_its_counters_are_public(tmp_path, monkeypatch):
+    """`exporter.tracer` is the tracer it records into (the one passed in,
+    or the one it made), so that a program given only an exporter reads
+    its counters as of a tracer of its own: the spans exported, where the
+    sink wrote them. Before, it was private (`_tracer`)."""
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", spool_dir=tmp_path / "spool",
+                              install_signal_handlers=False)
+    assert SpanguardSpanExporter(tracer).tracer is tracer
+    tracer.close()
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "SPANGUARD_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPANGUARD_SINK_DIR", str(tmp_path / "own"))
+    monkeypatch.setenv("SPANGUARD_SPOOL_DIR", str(tmp_path / "own-spool"))
+    monkeypatch.setenv("SPANGUARD_SIGNAL_HANDLERS", "false")
+    exporter = SpanguardSpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    for name in ("one", "two"):
+        with provider.get_tracer("t").start_as_current_span(name):
+            pass
+    assert provider.force_flush()
+    assert exporter.force_flush()
+    own = exporter.tracer
+    assert isinstance(own, spanguard.Tracer)
+    stats = own.stats()
+    assert (stats.spans_exported, stats.spooled_spans) == (2, 0)
+    assert own.sink_path() is not None
+    assert sorted(s["name"] for s in read_sink(tmp_path / "own")) == ["one", "two"]
+    provider.shutdown()
+
+
 def test_export_after_the_tracer_closed_fails_without_raising(tmp_path, caplog):
     """A span the tracer cannot take answers FAILURE, never an exception
     into the SDK, and a closed tracer is not reported as a failure."""

@@ -861,6 +861,18 @@ class SpanguardSpanExporter(SpanExporter):
         weakref.finalize(self, _arm_signal_flush).atexit = False
         _arm_signal_flush()
 
+    @property
+    def tracer(self) -> Tracer:
+        """The spanguard tracer the exporter records into: the one passed
+        in, or the one it made. Its `stats()` says what became of the
+        spans exported (`spans_exported`, `spooled_spans`, the dropped
+        counts) and `sink_path()` where the local sink writes them, as for
+        a tracer of one's own; read them after the provider's
+        `force_flush` and `exporter.force_flush()` (or its shutdown), once
+        the spans have reached it. A tracer the exporter made is still the
+        exporter's: its `shutdown` shuts it down."""
+        return self._tracer
+
     def export(self, spans) -> SpanExportResult:
         if self._shut_down:
             return SpanExportResult.FAILURE
