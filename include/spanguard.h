@@ -1708,8 +1708,8 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  `service.name` that is the SDK's fallback (`unknown_service...`). A
  call replaces what an earlier call gave. Scalars, arrays (as the
  SDKs detect `process.command_args`) and complex values
- (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given; a
- bytes value is skipped. Text is UTF-8, invalid bytes replaced. A
+ (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given;
+ bytes as OTLP's `bytesValue`. Text is UTF-8, invalid bytes replaced. A
  complex value is checked and limited as a span attribute's (arrays and
  maps deeper than the tracer's `value_depth_limit` become the empty
  value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
@@ -1736,7 +1736,7 @@ spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tr
  replaces what an earlier one gave that scope; none (`n_attrs` 0): it
  has none again. Scalars, arrays and complex values
  (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
- (a bytes value is skipped; a complex value not well formed:
+ (bytes as `bytesValue`; a complex value not well formed:
  `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
  invalid bytes replaced. Spans recovered from a crash dump or flight
  file are sent without them.

@@ -965,8 +965,8 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// `service.name` that is the SDK's fallback (`unknown_service...`). A
 /// call replaces what an earlier call gave. Scalars, arrays (as the
 /// SDKs detect `process.command_args`) and complex values
-/// (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given; a
-/// bytes value is skipped. Text is UTF-8, invalid bytes replaced. A
+/// (`SPANGUARD_VALUE_ANY`: maps, mixed or nested lists), sent as given;
+/// bytes as OTLP's `bytesValue`. Text is UTF-8, invalid bytes replaced. A
 /// complex value is checked and limited as a span attribute's (arrays and
 /// maps deeper than the tracer's `value_depth_limit` become the empty
 /// value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
@@ -1005,8 +1005,9 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 
 /// The attributes of `attrs[..n_attrs]` (text as UTF-8, invalid bytes
 /// replaced), for resource and scope attributes: scalars, arrays and
-/// complex values (copied; the tracer checks and limits them); a bytes
-/// value, an empty key, or NULL text with a length is skipped.
+/// complex values (copied; the tracer checks and limits them), bytes (as
+/// a complex value holding them); an empty key, or NULL text with a
+/// length, is skipped.
 /// `NullArgument` for NULL `attrs` with a count, or a complex value's NULL
 /// with a length; `InvalidAnyValue` for a complex value that is not a
 /// well-formed `AnyValue`.
@@ -1059,6 +1060,17 @@ unsafe fn given_attributes(
                 let copy = super::values::any_value(message)?;
                 ResourceValue::Any(copy.value().bytes().to_vec())
             }
+            // Bytes: skipped before, counted nowhere. Sent as what they
+            // are in OTLP, an AnyValue's bytes_value, kept as a complex
+            // value (which resource and scope attributes carry).
+            SPANGUARD_VALUE_BYTES => {
+                if a.string_value.is_null() && a.string_len > 0 {
+                    return Err(spanguard_result::NullArgument);
+                }
+                // SAFETY: string_value points at string_len bytes, as documented.
+                let data = unsafe { super::args::bytes(a.string_value, a.string_len) };
+                ResourceValue::Any(bytes_any_value(data))
+            }
             // Arrays (OpenTelemetry SDKs detect `process.command_args` as
             // one): left out before, and counted nowhere.
             other => match super::values::array_value(other, a.string_value, a.string_len) {
@@ -1071,6 +1083,20 @@ unsafe fn given_attributes(
     Ok(given)
 }
 
+/// An OTLP `AnyValue` holding `data` as its `bytes_value` (field 7).
+fn bytes_any_value(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 11);
+    out.push(7 << 3 | 2);
+    let mut n = data.len() as u64;
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(data);
+    out
+}
+
 /// Sets the attributes of an instrumentation scope (an OpenTelemetry
 /// tracer's `attributes`, given to its `get_tracer`), sent on the
 /// `InstrumentationScope` of that scope's spans in every batch encoded
@@ -1079,7 +1105,7 @@ unsafe fn given_attributes(
 /// replaces what an earlier one gave that scope; none (`n_attrs` 0): it
 /// has none again. Scalars, arrays and complex values
 /// (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
-/// (a bytes value is skipped; a complex value not well formed:
+/// (bytes as `bytesValue`; a complex value not well formed:
 /// `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
 /// invalid bytes replaced. Spans recovered from a crash dump or flight
 /// file are sent without them.
@@ -1370,9 +1396,13 @@ mod tests {
         let deep = array(&[array(&[array(&[int(7)])])]);
         let mixed = array(&[string("a"), int(1)]);
         let broken = [0x0a, 0x05, b'x'];
-        let resource = [attr(c"k8s.labels", &labels), attr(c"deep", &deep)];
+        // Bytes: skipped in silence before; OTLP's bytesValue now.
+        let blob = [0u8, 1, 2];
+        let mut bytes = attr(c"blob", &blob);
+        bytes.type_ = SPANGUARD_VALUE_BYTES;
+        let resource = [attr(c"k8s.labels", &labels), attr(c"deep", &deep), bytes];
         // SAFETY: t is live; the attributes are valid for their lengths.
-        let rc = unsafe { spanguard_tracer_set_resource(t, resource.as_ptr(), 2) };
+        let rc = unsafe { spanguard_tracer_set_resource(t, resource.as_ptr(), 3) };
         assert_eq!(rc, spanguard_result::Ok);
         let scope = [attr(c"mixed", &mixed)];
         // SAFETY: as above.
@@ -1451,6 +1481,7 @@ mod tests {
             // The array past the depth limit is the empty value.
             "{\"key\":\"deep\",\"value\":{\"arrayValue\":{\"values\":[{\"arrayValue\":{\"values\":[{}]}}]}}}",
             "{\"key\":\"mixed\",\"value\":{\"arrayValue\":{\"values\":[{\"stringValue\":\"a\"},{\"intValue\":\"1\"}]}}}",
+            "{\"key\":\"blob\",\"value\":{\"bytesValue\":\"AAEC\"}}",
         ];
         for w in want {
             assert_eq!(text.matches(w).count(), 1, "{w}: {text}");
