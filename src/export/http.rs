@@ -1292,15 +1292,16 @@ mod tests {
         }
     }
 
-    /// Through a tracer: a 200 whose body never came whole is an export,
-    /// not a spooled batch.
-    #[test]
-    fn a_span_answered_200_with_a_cut_body_is_exported_not_spooled() {
+    /// One span ended and flushed through a tracer whose endpoint gives
+    /// `answer`: the flush's outcome and (spans exported, spans spooled).
+    fn one_span_flushed_against(
+        answer: &'static [u8],
+        tag: &str,
+    ) -> (crate::pipeline::FlushOutcome, (u64, u64)) {
         use crate::config::TracerConfig;
-        use crate::pipeline::FlushOutcome;
         use crate::tracer::{Parent, Tracer};
-        let url = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n");
-        let dir = std::env::temp_dir().join(format!("sg-http-cut-{}", std::process::id()));
+        let url = answering(answer);
+        let dir = std::env::temp_dir().join(format!("sg-http-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let tracer = Tracer::new(TracerConfig {
             endpoint: Some(url),
@@ -1315,39 +1316,33 @@ mod tests {
         tracer.end(span, 0).expect("end");
         let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
         let stats = tracer.stats();
-        assert_eq!(outcome, FlushOutcome::Delivered);
-        assert_eq!((stats.spans_exported, stats.spooled_spans), (1, 0));
         drop(tracer);
         let _ = std::fs::remove_dir_all(&dir);
+        (outcome, (stats.spans_exported, stats.spooled_spans))
+    }
+
+    /// Through a tracer: a 200 whose body never came whole is an export,
+    /// not a spooled batch.
+    #[test]
+    fn a_span_answered_200_with_a_cut_body_is_exported_not_spooled() {
+        let (outcome, counts) = one_span_flushed_against(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n",
+            "cut",
+        );
+        assert_eq!(outcome, crate::pipeline::FlushOutcome::Delivered);
+        assert_eq!(counts, (1, 0));
     }
 
     /// Through a tracer: the span behind a "2000" answer is spooled and
     /// counted so, not counted as exported.
     #[test]
     fn a_span_answered_with_a_four_digit_status_is_spooled_not_exported() {
-        use crate::config::TracerConfig;
-        use crate::pipeline::FlushOutcome;
-        use crate::tracer::{Parent, Tracer};
-        let url = answering(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let dir = std::env::temp_dir().join(format!("sg-http-2000-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let tracer = Tracer::new(TracerConfig {
-            endpoint: Some(url),
-            sink_dir: dir.join("spans"),
-            spool_dir: dir.join("spool"),
-            install_signal_handlers: false,
-            export_timeout: Duration::from_millis(300),
-            ..TracerConfig::default()
-        })
-        .expect("tracer");
-        let (span, _) = tracer.begin(b"op", Parent::None, 1).expect("begin");
-        tracer.end(span, 0).expect("end");
-        let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
-        let stats = tracer.stats();
-        assert_eq!(outcome, FlushOutcome::Spooled);
-        assert_eq!((stats.spans_exported, stats.spooled_spans), (0, 1));
-        drop(tracer);
-        let _ = std::fs::remove_dir_all(&dir);
+        let (outcome, counts) = one_span_flushed_against(
+            b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "2000",
+        );
+        assert_eq!(outcome, crate::pipeline::FlushOutcome::Spooled);
+        assert_eq!(counts, (0, 1));
     }
 
     fn send_with(url: &str, headers: &[(String, String)]) -> Result<Accepted, SendError> {

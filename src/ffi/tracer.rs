@@ -1086,14 +1086,7 @@ unsafe fn given_attributes(
 /// An OTLP `AnyValue` holding `data` as its `bytes_value` (field 7).
 fn bytes_any_value(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 11);
-    out.push(7 << 3 | 2);
-    let mut n = data.len() as u64;
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(data);
+    crate::span::proto_reader::write_len_field(&mut out, 7, data);
     out
 }
 
