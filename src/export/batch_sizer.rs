@@ -22,9 +22,13 @@ pub struct BatchSizer {
     floor: u32,
     max: u32,
     latency_goal: Duration,
-    /// Spans per second, smoothed over wake-ups.
+    /// Spans per second, smoothed over measurements.
     rate: f64,
+    /// When the last measurement ended.
     last: Instant,
+    /// Spans exported since then, by wake-ups too close together to
+    /// measure on their own.
+    pending: usize,
 }
 
 impl BatchSizer {
@@ -36,6 +40,7 @@ impl BatchSizer {
             latency_goal: schedule_delay / LATENCY_SHARE,
             rate: 0.0,
             last: now,
+            pending: 0,
         }
     }
 
@@ -49,12 +54,21 @@ impl BatchSizer {
     /// Records that `taken` spans were exported since the last call, and
     /// returns the new threshold.
     pub fn observe(&mut self, taken: usize, now: Instant) -> u32 {
+        self.pending += taken;
         let elapsed = now.saturating_duration_since(self.last);
-        self.last = now;
         // Below a millisecond the rate says nothing (a flush right after a
-        // wake-up); keep the estimate.
+        // wake-up); keep the estimate, and the spans for the next
+        // measurement. Under load the wake-ups come tens of microseconds
+        // apart, and each one set the clock going again: the estimate
+        // never changed while the load lasted, and stayed what the first
+        // wake-up after an idle spell had measured (the Rust benchmark's
+        // exporter woke every 193 LLM spans, not 512, for as long as it
+        // ran). Measured over every span since the last measurement, a
+        // heavy load is seen within a millisecond.
         if elapsed >= Duration::from_millis(1) {
-            let measured = taken as f64 / elapsed.as_secs_f64();
+            let measured = self.pending as f64 / elapsed.as_secs_f64();
+            self.last = now;
+            self.pending = 0;
             // Even weights: a change of load shows within two wake-ups.
             self.rate = if self.rate == 0.0 {
                 measured
@@ -144,6 +158,22 @@ mod tests {
             settle(&mut s, &mut t, 100_000.0, Duration::from_millis(5)),
             1
         );
+    }
+
+    #[test]
+    fn a_heavy_load_woken_every_few_microseconds_gets_full_batches() {
+        // A thin stream first (the estimate a first wake-up after an idle
+        // spell gives), then a million spans a second, the exporter woken
+        // at each threshold's worth: tens of microseconds apart.
+        let mut t = Instant::now();
+        let mut s = BatchSizer::new(512, DELAY, t);
+        let mut threshold = settle(&mut s, &mut t, 100.0, Duration::from_millis(600));
+        assert_eq!(threshold, 62);
+        for _ in 0..1_000 {
+            t += Duration::from_micros(threshold as u64);
+            threshold = s.observe(threshold as usize, t);
+        }
+        assert_eq!(threshold, 512);
     }
 
     #[test]
