@@ -147,6 +147,11 @@ enum Fate {
     Done,
     /// Refused for good: every span is counted lost.
     Refused,
+    /// Refused for good for what it holds (HTTP 400 and the other final
+    /// answers not about who sends or where), not yet counted: one span the
+    /// server cannot take refuses the request it is in
+    /// (`Delivery::settle_refused` looks for it).
+    RefusedData(String),
     /// Nothing was delivered; keep the request for later.
     Keep(String),
     /// The request must go as two smaller ones.
@@ -378,6 +383,10 @@ impl Delivery {
     ) -> bool {
         match fate {
             Fate::Done | Fate::Refused => true,
+            Fate::RefusedData(reason) => {
+                self.settle_refused(request, reason, host);
+                true
+            }
             Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
             Fate::Split(first, second) => {
                 let counted = counted_in_parts(request, &first, &second);
@@ -464,6 +473,14 @@ impl Delivery {
                 }
                 // A lost span's values are not counted as cut.
                 Fate::Refused => return true,
+                Fate::RefusedData(reason) => {
+                    host.record(Outcome::Lost {
+                        origin: piece.origin,
+                        spans: piece.spans,
+                        reason: &reason,
+                    });
+                    return true;
+                }
                 fate => {
                     if lone && matches!(fate, Fate::Done) {
                         self.learn_accepted(last);
@@ -477,6 +494,114 @@ impl Delivery {
                     return true;
                 }
             }
+        }
+    }
+
+    /// A request the server refused for good for what it holds (HTTP 400,
+    /// 500, ...). A server may refuse a whole request for one span it cannot
+    /// take: a protobuf decoder's nesting limit (Python's, Java's and C++'s
+    /// stop at 100 messages deep, and an attribute value nested 64 deep,
+    /// the default `attribute_value_depth_limit`, goes past it) or a
+    /// check of its own on each span. Counted lost whole, that span cost
+    /// the other spans of its batch, and of every batch it landed in.
+    ///
+    /// So a request of more than one span is split in two and each half
+    /// sent; a half refused while the other is taken is split again, until
+    /// the span refused is alone: one such span in n costs about 2 log2(n)
+    /// requests more. When both halves are refused, the server refuses more
+    /// than one span of them, or all it is sent (a wrong kind of server):
+    /// both are counted lost, not split further, which bounds what a server
+    /// refusing everything costs to three requests a batch, not 2n.
+    ///
+    /// OTLP/HTTP says a client must not retry a request answered 400 (nor
+    /// any final answer): none is. Each half is another request, holding
+    /// other data; the refused request itself is never sent again.
+    ///
+    /// Every span ends delivered, kept, rejected or lost as its part did;
+    /// the lost are counted last, saying how many of the others arrived.
+    fn settle_refused(&mut self, request: &Request, reason: String, host: &mut dyn DeliveryHost) {
+        let mut losses: Vec<Refusal> = Vec::new();
+        let mut tally = Tally {
+            host: &mut *host,
+            delivered: 0,
+        };
+        self.bisect_refused(request, reason, &mut tally, &mut losses);
+        let delivered = tally.delivered;
+        let lost: u64 = losses.iter().map(|l| l.spans).sum();
+        let others = request.spans.saturating_sub(lost);
+        let note = match (others, delivered) {
+            (0, _) => String::new(),
+            (o, d) if o == d => {
+                format!(" (the other {o} of its request delivered after splitting it)")
+            }
+            (o, d) => {
+                format!(" (of the other {o} of its request, {d} delivered after splitting it)")
+            }
+        };
+        for loss in losses {
+            let both = if loss.both_halves {
+                " (sent again as two halves, both refused: more than one span it cannot \
+                 take, or it takes none of them, so not split further)"
+            } else {
+                ""
+            };
+            host.record(Outcome::Lost {
+                origin: loss.origin,
+                spans: loss.spans,
+                reason: &format!("{}{both}{note}", loss.reason),
+            });
+        }
+    }
+
+    /// `settle_refused`'s search: `request` was refused for `reason`; what
+    /// is to be counted lost goes to `losses` (one entry a reason, summed).
+    fn bisect_refused(
+        &mut self,
+        request: &Request,
+        reason: String,
+        host: &mut dyn DeliveryHost,
+        losses: &mut Vec<Refusal>,
+    ) {
+        let halves = if request.spans > 1 {
+            self.split(request)
+        } else {
+            None
+        };
+        let Some((a, b)) = halves else {
+            // One span (or a body that cannot be read to split it).
+            add_loss(losses, request.origin, request.spans, reason, false);
+            return;
+        };
+        let counted = counted_in_parts(request, &a, &b);
+        let mut refused = Vec::new();
+        for (part, cut_counted) in [a, b].into_iter().zip(counted) {
+            let piece = Request {
+                body: &part.body,
+                spans: part.spans,
+                origin: request.origin.of_part(),
+                cut_counted,
+                ..*request
+            };
+            match self.attempt(&piece, host) {
+                Fate::RefusedData(why) => refused.push((part, cut_counted, why)),
+                fate => {
+                    self.follow(fate, &piece, host, false);
+                }
+            }
+        }
+        if refused.len() == 2 {
+            for (part, _, why) in refused {
+                add_loss(losses, request.origin.of_part(), part.spans, why, true);
+            }
+        } else if let Some((part, cut_counted, why)) = refused.pop() {
+            let piece = Request {
+                body: &part.body,
+                spans: part.spans,
+                origin: request.origin.of_part(),
+                cut_counted,
+                ..*request
+            };
+            self.bisect_refused(&piece, why, host, losses);
         }
     }
 
@@ -542,13 +667,15 @@ impl Delivery {
                         "{reason}; spans from the spool kept for a sender set up right"
                     ));
                 }
-                Err(SendError::Permanent { reason } | SendError::Misdirected { reason }) => {
+                Err(SendError::Misdirected { reason }) => {
                     // A real answer: the backend is up, and resending this
                     // data, now or from the spool, would be refused again.
                     // Recorded as the loss alone, not also as a failed
                     // attempt: stderr said the one cause twice ("export
                     // failed: HTTP 404", then "13 spans lost: HTTP 404"),
-                    // and the answer starts no outage streak.
+                    // and the answer starts no outage streak. Refused for
+                    // who sends or where, it refuses any part alike: never
+                    // split.
                     self.down_until = None;
                     host.record(Outcome::Lost {
                         origin: request.origin,
@@ -556,6 +683,12 @@ impl Delivery {
                         reason: &reason,
                     });
                     return Fate::Refused;
+                }
+                Err(SendError::Permanent { reason }) => {
+                    // As above, but perhaps for one span of the request:
+                    // counted by `settle_refused`, which looks for it.
+                    self.down_until = None;
+                    return Fate::RefusedData(reason);
                 }
                 Err(SendError::TooLarge { reason }) => {
                     self.down_until = None;
@@ -916,6 +1049,63 @@ impl Delivery {
     }
 }
 
+/// Spans a server refused for good, to be counted lost once
+/// `Delivery::settle_refused` has found them.
+struct Refusal {
+    origin: Origin,
+    spans: u64,
+    reason: String,
+    /// Refused along with the other half of a request split for a refusal.
+    both_halves: bool,
+}
+
+/// Adds `spans` refused for `reason` to `losses`, to the entry with the
+/// same reason if there is one (one line, not one per part).
+fn add_loss(
+    losses: &mut Vec<Refusal>,
+    origin: Origin,
+    spans: u64,
+    reason: String,
+    both_halves: bool,
+) {
+    match losses
+        .iter_mut()
+        .find(|l| l.origin == origin && l.reason == reason && l.both_halves == both_halves)
+    {
+        Some(l) => l.spans += spans,
+        None => losses.push(Refusal {
+            origin,
+            spans,
+            reason,
+            both_halves,
+        }),
+    }
+}
+
+/// A host that counts the spans delivered as it passes everything on.
+struct Tally<'h> {
+    host: &'h mut dyn DeliveryHost,
+    delivered: u64,
+}
+
+impl DeliveryHost for Tally<'_> {
+    fn wait(&mut self, wait: Duration) -> bool {
+        self.host.wait(wait)
+    }
+    fn stopping(&self) -> bool {
+        self.host.stopping()
+    }
+    fn busy(&self) -> bool {
+        self.host.busy()
+    }
+    fn record(&mut self, outcome: Outcome<'_>) {
+        if let Outcome::Delivered { spans, .. } = outcome {
+            self.delivered += spans;
+        }
+        self.host.record(outcome);
+    }
+}
+
 /// How a request's `cut_counted` goes to its two parts: whole to the part
 /// with the longest value. The values were cut to fit one span alone in a
 /// request, which leaves them the longest, and room for little else: two
@@ -1059,7 +1249,8 @@ mod tests {
             reason: "HTTP 400".to_string(),
         });
         for (answer, delivered, lost) in [(Ok(Accepted::default()), 8, 0), (refused, 0, 8)] {
-            let (mut d, _, dir) = delivery("miscounted", vec![answer.clone(), answer]);
+            // A refusal of the whole file, then of both its halves.
+            let (mut d, _, dir) = delivery("miscounted", vec![answer; 6]);
             std::fs::create_dir_all(&dir).expect("dir");
             let body = proto_spans(4);
             for (tag, claimed) in [("000001", 0u32), ("000002", u32::MAX)] {
@@ -1234,6 +1425,260 @@ mod tests {
             d.spool().list().is_empty(),
             "a kept spool file is not copied"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Refuses for good (a final answer, `refusal`) every request that holds
+    /// a span named "poison", as a server whose decoder cannot take one
+    /// span refuses the request it is in; takes the rest. Counts requests.
+    struct PoisonRefusing {
+        refusal: fn() -> SendError,
+        everything: bool,
+        accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+        requests: Arc<Mutex<u64>>,
+    }
+
+    impl Transport for PoisonRefusing {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            *self.requests.lock().unwrap() += 1;
+            let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
+                .expect("a body the server reads");
+            if self.everything || spans.iter().any(|s| s.name == "poison") {
+                return Err((self.refusal)());
+            }
+            self.accepted
+                .lock()
+                .unwrap()
+                .push(plain_body(body, gzipped).unwrap());
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "poison-refusing:".to_string()
+        }
+    }
+
+    fn bad_request() -> SendError {
+        SendError::Permanent {
+            reason: "HTTP 400: proto: exceeded maximum recursion depth".to_string(),
+        }
+    }
+
+    /// A request of spans with these names (ids by position), encoded as
+    /// the exporter would.
+    fn named_spans(format: BodyFormat, gzip: bool, names: &[&str]) -> Vec<u8> {
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(4).expect("pool");
+        let records: Vec<Box<SpanRecord>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [7; 16];
+                r.span_id = (i as u64 + 1).to_be_bytes();
+                r.start_unix_ns = 1_700_000_000_000_000_000;
+                r.end_unix_ns = r.start_unix_ns + 5;
+                r.name = r.store_text(name.as_bytes(), 256, &pool).0;
+                r
+            })
+            .collect();
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, names.len());
+        let n = enc.encode_prefix(&ResourceInfo::new("poison", &[]), &views);
+        assert_eq!(n, names.len());
+        enc.body().to_vec()
+    }
+
+    /// Delivers `names` as one request of `origin` to a `PoisonRefusing`
+    /// server: the host, the span names it took (in order), and how many
+    /// requests were sent.
+    fn deliver_to_poison_refusing(
+        name: &str,
+        (format, gzip): (BodyFormat, bool),
+        names: &[&str],
+        refusal: fn() -> SendError,
+        everything: bool,
+    ) -> (Host, Vec<String>, u64) {
+        let (mut d, _sent, dir) = delivery(name, vec![]);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(0));
+        d.transport = Box::new(PoisonRefusing {
+            refusal,
+            everything,
+            accepted: Arc::clone(&accepted),
+            requests: Arc::clone(&requests),
+        });
+        let body = named_spans(format, gzip, names);
+        let mut host = Host::default();
+        assert!(d.deliver(
+            &fresh_body(&body, (format, gzip), names.len() as u64, 0),
+            &mut host
+        ));
+        assert!(d.spool().list().is_empty(), "{name}: nothing spooled");
+        std::fs::remove_dir_all(&dir).ok();
+        let taken = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, false).unwrap())
+            .map(|s| s.name)
+            .collect();
+        let requests = *requests.lock().unwrap();
+        (host, taken, requests)
+    }
+
+    #[test]
+    fn one_span_a_server_refuses_costs_that_span_not_its_request() {
+        // 511 spans and one the server cannot take (a value nested past its
+        // decoder's limit): the server refuses the request, and all 512
+        // were counted lost. Split in halves until the span is alone, the
+        // 511 arrive, once each, in about 2 log2(512) requests more.
+        for (format, gzip) in BODY_FORMATS {
+            let what = format!("{format:?} gzip={gzip}");
+            for poison_at in [0, 200, 511] {
+                let mut names = vec!["llm.chat"; 512];
+                names[poison_at] = "poison";
+                let name = format!("poison-{format:?}-{gzip}-{poison_at}");
+                let (host, taken, requests) =
+                    deliver_to_poison_refusing(&name, (format, gzip), &names, bad_request, false);
+                assert_eq!(
+                    (host.delivered, host.lost),
+                    (511, 1),
+                    "{what} at {poison_at}"
+                );
+                assert_eq!(taken.len(), 511, "{what}: each once");
+                assert!(taken.iter().all(|n| n == "llm.chat"), "{what}");
+                assert!(requests <= 1 + 2 * 9, "{what}: {requests} requests");
+                assert_eq!(
+                    host.lost_reasons,
+                    [
+                        "HTTP 400: proto: exceeded maximum recursion depth (the other 511 of its \
+                      request delivered after splitting it)"
+                    ],
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_refusing_every_span_costs_three_requests_a_batch_not_one_a_span() {
+        let names = vec!["llm.chat"; 512];
+        let (host, taken, requests) = deliver_to_poison_refusing(
+            "refuses-all",
+            (BodyFormat::Protobuf, false),
+            &names,
+            bad_request,
+            true,
+        );
+        assert_eq!((host.delivered, host.lost, taken.len()), (0, 512, 0));
+        assert_eq!(requests, 3, "the request and its two halves");
+        assert_eq!(
+            host.lost_reasons.len(),
+            1,
+            "one line: {:?}",
+            host.lost_reasons
+        );
+        assert!(
+            host.lost_reasons[0].contains("both refused"),
+            "{:?}",
+            host.lost_reasons
+        );
+    }
+
+    #[test]
+    fn a_request_refused_for_who_sends_it_or_where_is_not_split() {
+        // 401, 403, 404: the server refuses any request from this sender.
+        let misdirected = || SendError::Misdirected {
+            reason: "HTTP 401: no token".to_string(),
+        };
+        let names = vec!["llm.chat"; 64];
+        let (host, _, requests) = deliver_to_poison_refusing(
+            "refuses-sender",
+            (BodyFormat::Protobuf, false),
+            &names,
+            misdirected,
+            true,
+        );
+        assert_eq!((host.delivered, host.lost, requests), (0, 64, 1));
+    }
+
+    #[test]
+    fn two_spans_a_server_refuses_cost_the_smallest_part_split_off_that_holds_both() {
+        // Spans 260 and 300 of 512: 256..512 refused, 256..384 refused,
+        // 256..320 refused, and its halves (one poison span each) refused
+        // both: 64 lost, 448 delivered, in 9 requests.
+        let mut names = vec!["llm.chat"; 512];
+        names[260] = "poison";
+        names[300] = "poison";
+        let (host, taken, requests) = deliver_to_poison_refusing(
+            "two-poisons",
+            (BodyFormat::Protobuf, false),
+            &names,
+            bad_request,
+            false,
+        );
+        assert_eq!((host.delivered, host.lost, taken.len()), (448, 64, 448));
+        assert_eq!(requests, 9);
+        assert!(
+            host.lost_reasons[0].contains("both refused")
+                && host.lost_reasons[0].contains("the other 448 of its request delivered"),
+            "{:?}",
+            host.lost_reasons
+        );
+    }
+
+    #[test]
+    fn a_spool_file_with_one_span_a_server_refuses_delivers_the_others() {
+        // A file spooled through an outage, one span of it refused when it
+        // is replayed: the file is done with, its other spans delivered.
+        let dir =
+            std::env::temp_dir().join(format!("sg-delivery-poison-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut names = vec!["llm.chat"; 100];
+        names[37] = "poison";
+        let body = named_spans(BodyFormat::Protobuf, true, &names);
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool
+            .write(&SpooledBatch {
+                format: BodyFormat::Protobuf,
+                gzipped: true,
+                spans: 100,
+                cut_counted: 0,
+                body,
+            })
+            .expect("spooled");
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let mut d = Delivery::new(
+            Box::new(PoisonRefusing {
+                refusal: bad_request,
+                everything: false,
+                accepted: Arc::clone(&accepted),
+                requests: Arc::default(),
+            }),
+            spool,
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut host = Host::default();
+        assert!(d.replay_spool(&mut host), "drained");
+        assert_eq!((host.delivered, host.lost, host.kept), (99, 1, 0));
+        let taken: Vec<String> = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                crate::export::otlp_decode::decode_body(b, BodyFormat::Protobuf, false).unwrap()
+            })
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(taken.len(), 99);
+        assert!(taken.iter().all(|n| n == "llm.chat"));
+        assert!(d.spool().list().is_empty());
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -135,8 +135,9 @@ FAULTS = {
     # Beyond the export timeout: one answer stopped every request for good.
     "retry-after-3000-years": ({"mode": "status:503", "count": 1, "retry_after": "99999999999"},
                                RESULT_SPOOLED, False),
-    "400": ({"mode": "status:400", "count": 1}, RESULT_OK, True),
-    "500": ({"mode": "status:500", "count": 1}, RESULT_OK, True),
+    # 3: a request and both its halves, or its spans are delivered split.
+    "400": ({"mode": "status:400", "count": 3}, RESULT_OK, True),
+    "500": ({"mode": "status:500", "count": 3}, RESULT_OK, True),
     "partial-success": ({"mode": "partial:2", "count": 1}, RESULT_OK, True),
     "hang": ({"mode": "hang"}, RESULT_SPOOLED, False),
     "slow": ({"mode": "slow:0.5", "count": 2}, RESULT_OK, False),
@@ -165,7 +166,7 @@ def test_every_span_arrives_or_is_counted_through_the_fault(emitter, tmp_path, n
 # Faults met while the spool is replayed: the backend was down during the
 # first phase, and the first request after it (a replay probe) meets this.
 REPLAY_FAULTS = {
-    "400": ({"mode": "status:400", "count": 1}, "dropped_replay_failed"),
+    "400": ({"mode": "status:400", "count": 3}, "dropped_replay_failed"),
     "partial-success": ({"mode": "partial:2", "count": 1}, "dropped_replay_rejected"),
     "503-retry-after": ({"mode": "status:503", "count": 1, "retry_after": "1"}, None),
     "drop-mid-body": ({"mode": "drop_mid_body", "count": 1}, None),

@@ -92,7 +92,8 @@ def test_the_otel_variables_are_the_defaults(emitter, tmp_path):
 
 def test_a_refused_file_is_counted_and_the_exit_status_says_so(emitter, tmp_path):
     spool, files, keys = spool_while_down(emitter, tmp_path)
-    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:400", count=1) as rx:
+    # 3: a file and both its halves, or its spans are delivered split.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:400", count=3) as rx:
         out = replay(spool, "--endpoint", f"http://user:pa55word@127.0.0.1:{rx.port}")
         got = arrived(rx)
     assert out.returncode == 1
