@@ -1099,6 +1099,105 @@ mod tests {
         url
     }
 
+    /// The seam the server_answers fuzz target drives
+    /// (`outcome_of_answer`) reaches what `send` reaches over a socket,
+    /// for answers read whole, cut in the body, with a status of four
+    /// digits, a partial success in gzip, a redirect and a 503 asking to
+    /// wait: the fuzz target's verdicts are the transport's.
+    #[test]
+    fn the_answer_seam_reads_an_answer_as_send_does() {
+        let mut gz = crate::export::gzip::GzipWriter::new();
+        let mut partial = Vec::new();
+        gz.compress(b"\x0a\x06\x08\x02\x12\x02no", &mut partial);
+        let mut gzipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n".to_vec();
+        gzipped.extend_from_slice(format!("Content-Length: {}\r\n\r\n", partial.len()).as_bytes());
+        gzipped.extend_from_slice(&partial);
+        let gzipped: &'static [u8] = Box::leak(gzipped.into_boxed_slice());
+        // (raw answer, its header lines, body chunks and ending as curl
+        // hands them over, the code curl reads)
+        type Case = (
+            &'static [u8],
+            Vec<&'static [u8]>,
+            Vec<&'static [u8]>,
+            Option<u32>,
+            u32,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                vec![b"HTTP/1.1 200 OK\r\n", b"Content-Length: 0\r\n", b"\r\n"],
+                vec![],
+                None,
+                200,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\ncut",
+                vec![b"HTTP/1.1 200 OK\r\n", b"Content-Length: 50\r\n", b"\r\n"],
+                vec![b"cut"],
+                Some(18),
+                200,
+            ),
+            (
+                b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+                vec![b"HTTP/1.1 2000 OK\r\n", b"Content-Length: 0\r\n", b"\r\n"],
+                vec![],
+                None,
+                200,
+            ),
+            (
+                b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
+                vec![
+                    b"HTTP/1.1 302 Found\r\n",
+                    b"Location: file:///etc/passwd\r\n",
+                    b"Content-Length: 0\r\n",
+                    b"\r\n",
+                ],
+                vec![],
+                None,
+                302,
+            ),
+            (
+                b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n",
+                vec![
+                    b"HTTP/1.1 503 Busy\r\n",
+                    b"Retry-After: 7\r\n",
+                    b"Content-Length: 0\r\n",
+                    b"\r\n",
+                ],
+                vec![],
+                None,
+                503,
+            ),
+        ];
+        let gz_lines: Vec<&'static [u8]> = vec![
+            b"HTTP/1.1 200 OK\r\n",
+            b"Content-Encoding: gzip\r\n",
+            b"Content-Length: 0\r\n",
+            b"\r\n",
+        ];
+        let gz_body: &'static [u8] = Box::leak(partial.clone().into_boxed_slice());
+        let cases = cases
+            .into_iter()
+            .chain([(gzipped, gz_lines, vec![gz_body], None, 200)]);
+        for (raw, lines, chunks, failure, code) in cases {
+            let real = send_to(&answering(raw));
+            let seam = outcome_of_answer(&lines, &chunks, failure, code, BodyFormat::Protobuf, 0);
+            let kind = |r: &Result<Accepted, SendError>| match r {
+                Ok(a) => format!("accepted, {} rejected", a.rejected_spans),
+                Err(SendError::Transient { retry_after, .. }) => {
+                    format!("transient {retry_after:?}")
+                }
+                Err(e) => format!("{e:?}").split(' ').next().unwrap_or("").to_string(),
+            };
+            assert_eq!(
+                kind(&seam),
+                kind(&real),
+                "{}: {seam:?} / {real:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
     fn send_to(url: &str) -> Result<Accepted, SendError> {
         let mut t = HttpTransport::new(
             url,
