@@ -287,12 +287,14 @@ stress: venv build build/tests/emit_spans build/tests/kill_child
 # values (any_value: the checker, the limits' cut and both encoders against
 # a reference reader), and the C ABI itself (c_abi_calls: random call
 # sequences with bad input, checked against the result codes and the
-# counters' identity), with cargo-fuzz
+# counters' identity), and any sequence of raw server answers driven
+# through the transport's reading of them into the delivery (server_answers:
+# every span delivered, rejected, lost or spooled), with cargo-fuzz
 # (libFuzzer) in its `--sanitizer none` mode, which runs on stable Rust.
 # `make test` runs each target for FUZZ_QUICK_SECONDS; `make fuzz` for
 # FUZZ_SECONDS (default 10 minutes) each. New inputs go to build/fuzz-corpus,
 # crashes to build/fuzz-artifacts; tests/fuzz/corpus holds the seeds.
-FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value
+FUZZ_TARGETS := traceparent tracestate otel_env retry_after partial_success split_request spool_file dump_file encode_roundtrip c_abi_calls otlp_decode any_value server_answers
 FUZZ_QUICK_SECONDS ?= 8
 FUZZ_SECONDS ?= 600
 

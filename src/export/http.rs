@@ -41,6 +41,140 @@ struct Response {
     abort_at: Arc<AtomicU64>,
 }
 
+impl Response {
+    fn new(abort_at: Arc<AtomicU64>) -> Response {
+        Response {
+            body: Vec::new(),
+            retry_after: None,
+            location: None,
+            bad_status_line: None,
+            cut: false,
+            gzipped: false,
+            final_headers: false,
+            interim: false,
+            abort_at,
+        }
+    }
+
+    /// Forgets the last answer, before a request.
+    fn clear(&mut self) {
+        self.body.clear();
+        self.retry_after = None;
+        self.location = None;
+        self.bad_status_line = None;
+        self.cut = false;
+        self.gzipped = false;
+        self.final_headers = false;
+        self.interim = false;
+    }
+
+    /// The server's status once a transfer ended (`performed`), `code`
+    /// curl's reading of it; an error when no answer counts as one.
+    fn status(
+        &self,
+        performed: Result<(), curl::Error>,
+        code: impl FnOnce() -> Result<u32, curl::Error>,
+    ) -> Result<u32, curl::Error> {
+        match performed {
+            Ok(()) => {}
+            // Stopped by `write` past the body's limit: the status line
+            // came, and is the answer.
+            // (curl closes a connection whose transfer was stopped.)
+            Err(e) if e.is_write_error() && self.cut => {}
+            // The final answer's headers came whole, then its body fell
+            // short: a Content-Length that lies, a connection closed or
+            // reset mid-body, a body that stalls until the request times
+            // out. The status is the answer, what came of the body is
+            // read: a 200 so cut was taken for no answer, and the batch
+            // the server had taken was sent again, spooled, and sent
+            // again at every replay, never counted exported.
+            // (curl closes a connection whose transfer failed.) A code
+            // under 200 is none of the server's: a proxy's `200 Connection
+            // established` ends headers too, and the server behind it may
+            // never have answered.
+            Err(e) if self.final_headers => {
+                return match code()? {
+                    code if code >= 200 => Ok(code),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+        code()
+    }
+
+    /// What the answer of status `code` says of a request in `format`,
+    /// before secrets are masked in its words.
+    fn outcome(
+        &self,
+        code: u32,
+        format: BodyFormat,
+        now_unix_s: u64,
+    ) -> Result<Accepted, SendError> {
+        if let Some(line) = &self.bad_status_line {
+            // Not an answer: kept, as for a server that does not speak
+            // HTTP (curl's "Unsupported protocol"), never delivered.
+            return Err(SendError::Transient {
+                reason: format!("the server's answer is not HTTP: its status line is \"{line}\""),
+                retry_after: None,
+            });
+        }
+        // A gzipped answer is read inflated: a partial success in it was
+        // read as no answer at all, and its rejected spans were neither
+        // counted nor said.
+        let inflated = self.gzipped.then(|| inflate(&self.body)).flatten();
+        let body = inflated.as_deref().unwrap_or(&self.body);
+        classify(
+            code,
+            body,
+            self.retry_after.as_deref(),
+            self.location.as_deref(),
+            format,
+            now_unix_s,
+        )
+    }
+}
+
+/// What `HttpTransport::send` makes of an answer, with no curl and no
+/// socket in between: `header_lines` and `body_chunks` as curl hands them
+/// to its callbacks (each header line, status lines included, with its
+/// line end; the body as it came, after any chunked framing), `failure`
+/// the curl error code the transfer ended with (None: it ended well),
+/// `code` the status curl read. Its reason is unmasked (no URL, no
+/// headers here). The seam the `server_answers` fuzz target drives any
+/// answer through, to the delivery and its counts.
+#[doc(hidden)]
+pub fn outcome_of_answer(
+    header_lines: &[&[u8]],
+    body_chunks: &[&[u8]],
+    failure: Option<u32>,
+    code: u32,
+    format: BodyFormat,
+    now_unix_s: u64,
+) -> Result<Accepted, SendError> {
+    /// curl's CURLE_WRITE_ERROR: a write callback took less than it got.
+    const WRITE_ERROR: u32 = 23;
+    let mut response = Response::new(Arc::new(AtomicU64::new(0)));
+    for line in header_lines {
+        response.header(line);
+    }
+    let mut failure = failure.map(curl::Error::new);
+    for chunk in body_chunks {
+        if response.write(chunk).ok() != Some(chunk.len()) {
+            failure = Some(curl::Error::new(WRITE_ERROR));
+            break;
+        }
+    }
+    let performed = failure.map_or(Ok(()), Err);
+    match response.status(performed, || Ok(code)) {
+        Ok(code) => response.outcome(code, format, now_unix_s),
+        Err(e) => Err(SendError::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        }),
+    }
+}
+
 impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
         let room = RESPONSE_BODY_MAX.saturating_sub(self.body.len());
@@ -148,17 +282,7 @@ impl HttpTransport {
 
     fn handle(&mut self) -> Result<&mut Easy2<Response>, curl::Error> {
         if self.easy.is_none() {
-            let mut easy = Easy2::new(Response {
-                body: Vec::new(),
-                retry_after: None,
-                location: None,
-                bad_status_line: None,
-                cut: false,
-                gzipped: false,
-                final_headers: false,
-                interim: false,
-                abort_at: Arc::clone(&self.abort_at),
-            });
+            let mut easy = Easy2::new(Response::new(Arc::clone(&self.abort_at)));
             // The configuration lets only http:// and https:// URLs here,
             // and redirects stay off (curl's default); curl is told so as
             // well, so that no other way in (a future configuration path,
@@ -213,42 +337,11 @@ impl HttpTransport {
             }
         }
         let easy = self.handle()?;
-        easy.get_mut().body.clear();
-        easy.get_mut().retry_after = None;
-        easy.get_mut().location = None;
-        easy.get_mut().bad_status_line = None;
-        easy.get_mut().cut = false;
-        easy.get_mut().gzipped = false;
-        easy.get_mut().final_headers = false;
-        easy.get_mut().interim = false;
+        easy.get_mut().clear();
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
-        match easy.perform() {
-            Ok(()) => {}
-            // Stopped by `write` past the body's limit: the status line
-            // came, and is the answer.
-            // (curl closes a connection whose transfer was stopped.)
-            Err(e) if e.is_write_error() && easy.get_ref().cut => {}
-            // The final answer's headers came whole, then its body fell
-            // short: a Content-Length that lies, a connection closed or
-            // reset mid-body, a body that stalls until the request times
-            // out. The status is the answer, what came of the body is
-            // read: a 200 so cut was taken for no answer, and the batch
-            // the server had taken was sent again, spooled, and sent
-            // again at every replay, never counted exported.
-            // (curl closes a connection whose transfer failed.) A code
-            // under 200 is none of the server's: a proxy's `200 Connection
-            // established` ends headers too, and the server behind it may
-            // never have answered.
-            Err(e) if easy.get_ref().final_headers => {
-                return match easy.response_code()? {
-                    code if code >= 200 => Ok(code),
-                    _ => Err(e),
-                };
-            }
-            Err(e) => return Err(e),
-        }
-        easy.response_code()
+        let performed = easy.perform();
+        easy.get_ref().status(performed, || easy.response_code())
     }
 
     /// Why a request got no answer, in words a user can act on, with
@@ -490,41 +583,22 @@ impl Transport for HttpTransport {
             .as_ref()
             .expect("perform succeeded on this handle")
             .get_ref();
-        if let Some(line) = &response.bad_status_line {
-            // Not an answer: kept, as for a server that does not speak
-            // HTTP (curl's "Unsupported protocol"), never delivered.
-            let reason = self.secrets.scrub(&format!(
-                "the server's answer is not HTTP: its status line is \"{line}\""
-            ));
-            self.easy = None;
-            return Err(SendError::Transient {
-                reason,
-                retry_after: None,
-            });
-        }
-        // A gzipped answer is read inflated: a partial success in it was
-        // read as no answer at all, and its rejected spans were neither
-        // counted nor said.
-        let inflated = response.gzipped.then(|| inflate(&response.body)).flatten();
-        let body = inflated.as_deref().unwrap_or(&response.body);
         let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
-        classify(
-            code,
-            body,
-            response.retry_after.as_deref(),
-            response.location.as_deref(),
-            format,
-            now_s,
-        )
-        .map(|mut accepted| {
-            // A server's message may echo what we sent it.
-            accepted.message = self.secrets.scrub(&accepted.message);
-            accepted
-        })
-        .map_err(|e| {
-            self.refusal_said_for_this_request(e)
-                .scrubbed(&self.secrets)
-        })
+        let outcome = response.outcome(code, format, now_s);
+        if response.bad_status_line.is_some() {
+            // No HTTP server, or a broken one: a new connection next time.
+            self.easy = None;
+        }
+        outcome
+            .map(|mut accepted| {
+                // A server's message may echo what we sent it.
+                accepted.message = self.secrets.scrub(&accepted.message);
+                accepted
+            })
+            .map_err(|e| {
+                self.refusal_said_for_this_request(e)
+                    .scrubbed(&self.secrets)
+            })
     }
 
     fn describe(&self) -> String {
@@ -1023,6 +1097,105 @@ mod tests {
             }
         });
         url
+    }
+
+    /// The seam the server_answers fuzz target drives
+    /// (`outcome_of_answer`) reaches what `send` reaches over a socket,
+    /// for answers read whole, cut in the body, with a status of four
+    /// digits, a partial success in gzip, a redirect and a 503 asking to
+    /// wait: the fuzz target's verdicts are the transport's.
+    #[test]
+    fn the_answer_seam_reads_an_answer_as_send_does() {
+        let mut gz = crate::export::gzip::GzipWriter::new();
+        let mut partial = Vec::new();
+        gz.compress(b"\x0a\x06\x08\x02\x12\x02no", &mut partial);
+        let mut gzipped = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n".to_vec();
+        gzipped.extend_from_slice(format!("Content-Length: {}\r\n\r\n", partial.len()).as_bytes());
+        gzipped.extend_from_slice(&partial);
+        let gzipped: &'static [u8] = Box::leak(gzipped.into_boxed_slice());
+        // (raw answer, its header lines, body chunks and ending as curl
+        // hands them over, the code curl reads)
+        type Case = (
+            &'static [u8],
+            Vec<&'static [u8]>,
+            Vec<&'static [u8]>,
+            Option<u32>,
+            u32,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                vec![b"HTTP/1.1 200 OK\r\n", b"Content-Length: 0\r\n", b"\r\n"],
+                vec![],
+                None,
+                200,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\ncut",
+                vec![b"HTTP/1.1 200 OK\r\n", b"Content-Length: 50\r\n", b"\r\n"],
+                vec![b"cut"],
+                Some(18),
+                200,
+            ),
+            (
+                b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+                vec![b"HTTP/1.1 2000 OK\r\n", b"Content-Length: 0\r\n", b"\r\n"],
+                vec![],
+                None,
+                200,
+            ),
+            (
+                b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
+                vec![
+                    b"HTTP/1.1 302 Found\r\n",
+                    b"Location: file:///etc/passwd\r\n",
+                    b"Content-Length: 0\r\n",
+                    b"\r\n",
+                ],
+                vec![],
+                None,
+                302,
+            ),
+            (
+                b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n",
+                vec![
+                    b"HTTP/1.1 503 Busy\r\n",
+                    b"Retry-After: 7\r\n",
+                    b"Content-Length: 0\r\n",
+                    b"\r\n",
+                ],
+                vec![],
+                None,
+                503,
+            ),
+        ];
+        let gz_lines: Vec<&'static [u8]> = vec![
+            b"HTTP/1.1 200 OK\r\n",
+            b"Content-Encoding: gzip\r\n",
+            b"Content-Length: 0\r\n",
+            b"\r\n",
+        ];
+        let gz_body: &'static [u8] = Box::leak(partial.clone().into_boxed_slice());
+        let cases = cases
+            .into_iter()
+            .chain([(gzipped, gz_lines, vec![gz_body], None, 200)]);
+        for (raw, lines, chunks, failure, code) in cases {
+            let real = send_to(&answering(raw));
+            let seam = outcome_of_answer(&lines, &chunks, failure, code, BodyFormat::Protobuf, 0);
+            let kind = |r: &Result<Accepted, SendError>| match r {
+                Ok(a) => format!("accepted, {} rejected", a.rejected_spans),
+                Err(SendError::Transient { retry_after, .. }) => {
+                    format!("transient {retry_after:?}")
+                }
+                Err(e) => format!("{e:?}").split(' ').next().unwrap_or("").to_string(),
+            };
+            assert_eq!(
+                kind(&seam),
+                kind(&real),
+                "{}: {seam:?} / {real:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     fn send_to(url: &str) -> Result<Accepted, SendError> {
