@@ -1013,7 +1013,14 @@ pub struct Recovered {
 /// also for a file over `max_bytes` (`largest_file` of the tracers that
 /// may have written it), which is not read: its spans are all held here.
 pub fn read_file(path: &Path, died_at_ns: u64, max_bytes: u64) -> Option<Recovered> {
-    let file = files::open_found_to_look(path).ok()?;
+    read_opened(files::open_found_to_look(path).ok()?, died_at_ns, max_bytes)
+}
+
+/// `read_file` of a file the caller opened (`files::open_found_to_look`),
+/// who may then judge it by its descriptor (its lock's holder, its
+/// modification time) rather than by a name that may lead elsewhere by
+/// then.
+pub fn read_opened(file: File, died_at_ns: u64, max_bytes: u64) -> Option<Recovered> {
     // Checked on the file opened: it may have grown since the caller
     // looked at its size.
     if file.metadata().ok()?.len() > max_bytes {
