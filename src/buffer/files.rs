@@ -475,11 +475,13 @@ pub fn open_found_to_look(path: &Path) -> Result<File, Refusal> {
     };
     let c = c_path(dir).map_err(Refusal::Failed)?;
     // SAFETY: a NUL-terminated path; the fd is owned below. O_DIRECTORY:
-    // anything else (a FIFO) is refused before it is opened.
+    // anything else (a FIFO) is refused before it is opened. O_PATH: a
+    // directory this user may pass through but not list (0711) is opened
+    // all the same, as a path through it always was.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
     if fd < 0 {

@@ -293,9 +293,11 @@ pub fn open_listed(path: &Path) -> std::io::Result<File> {
             ));
         }
     };
+    // O_PATH: a directory the reader may pass through but not list is
+    // opened all the same, as a path through it always was.
     let dir = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
         .open(parent)?;
     let name = std::ffi::CString::new(name.as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a name"))?;
