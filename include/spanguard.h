@@ -1714,7 +1714,9 @@ void spanguard_tracer_free(struct spanguard_tracer *tracer);
  maps deeper than the tracer's `value_depth_limit` become the empty
  value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
  `AnyValue` returns `SPANGUARD_RESULT_INVALID_ANY_VALUE`, NULL with a
- length `SPANGUARD_RESULT_NULL_ARGUMENT`, and nothing is set. The
+ length `SPANGUARD_RESULT_NULL_ARGUMENT`, a value type that is none of
+ `SPANGUARD_VALUE_*` `SPANGUARD_RESULT_INVALID_ARGUMENT` (as a span's
+ call returns), and nothing is set. The
  tracer's crash dump and flight file name it from then on (as text, an
  array as a JSON list, a complex value as its OTLP/JSON `AnyValue`
  object), so that spans recovered from them after a crash or SIGKILL
@@ -1737,7 +1739,8 @@ spanguard_result spanguard_tracer_set_resource(const struct spanguard_tracer *tr
  has none again. Scalars, arrays and complex values
  (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
  (bytes as `bytesValue`; a complex value not well formed:
- `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
+ `SPANGUARD_RESULT_INVALID_ANY_VALUE`, a value type that is none of
+ `SPANGUARD_VALUE_*`: `SPANGUARD_RESULT_INVALID_ARGUMENT`, nothing set); text is UTF-8,
  invalid bytes replaced. Spans recovered from a crash dump or flight
  file are sent without them.
  Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new

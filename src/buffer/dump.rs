@@ -823,11 +823,16 @@ impl<F: Borrow<File>> DumpReader<F> {
     /// Each mark is one aligned 8-byte `pwrite` (a record's state word
     /// lies at its start, and records, chunks and the header are all
     /// multiples of 8 bytes long), which a SIGKILL does not cut in two;
-    /// the page cache keeps it when the process dies (a machine that goes
-    /// down before it reaches the disk sends the batch again). The file's
+    /// the page cache keeps it when the process dies. The file's
     /// modification time, which recovery takes as when its writer died
     /// (the end of its open spans), is put back after: a kill between the
     /// two leaves it at this recoverer's time, later than the death.
+    /// Then the marks are put on the disk (`fdatasync`, one a batch):
+    /// a machine that went down with them only in the page cache had the
+    /// next recoverer send every batch of the file again. Recovery is
+    /// rare and a batch is one delivery; the sync costs one call a batch,
+    /// never one a span. (The restored time is metadata `fdatasync` need
+    /// not write: after a crash it may read as this recoverer's.)
     ///
     /// An error (a file opened read-only) stops the marking; the batch
     /// was delivered all the same.
@@ -848,6 +853,10 @@ impl<F: Borrow<File>> DumpReader<F> {
         ];
         // SAFETY: our own fd and two timespecs.
         if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: our own fd.
+        if unsafe { libc::fdatasync(file.as_raw_fd()) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
@@ -1013,7 +1022,14 @@ pub struct Recovered {
 /// also for a file over `max_bytes` (`largest_file` of the tracers that
 /// may have written it), which is not read: its spans are all held here.
 pub fn read_file(path: &Path, died_at_ns: u64, max_bytes: u64) -> Option<Recovered> {
-    let file = files::open_found_to_look(path).ok()?;
+    read_opened(files::open_found_to_look(path).ok()?, died_at_ns, max_bytes)
+}
+
+/// `read_file` of a file the caller opened (`files::open_found_to_look`),
+/// who may then judge it by its descriptor (its lock's holder, its
+/// modification time) rather than by a name that may lead elsewhere by
+/// then.
+pub fn read_opened(file: File, died_at_ns: u64, max_bytes: u64) -> Option<Recovered> {
     // Checked on the file opened: it may have grown since the caller
     // looked at its size.
     if file.metadata().ok()?.len() > max_bytes {

@@ -447,7 +447,7 @@ pub enum Refusal {
 /// link, and without blocking.
 pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
     let me = effective_uid();
-    open_found_of(path, write, [me, me])
+    open_found_of(libc::AT_FDCWD, path, write, [me, me])
 }
 
 /// Opens a file found in a spool directory to look at it only (`spanguard
@@ -458,26 +458,61 @@ pub fn open_found(path: &Path, write: bool) -> Result<File, Refusal> {
 /// that user's tracers will send, where every batch used to read as
 /// "unreadable (never sent)"; a file of yet another user, which those
 /// tracers set aside unread, is refused here too.
+///
+/// The directory is opened first and the file opened in it (`openat`), so
+/// the owner judged is that of the directory the file is found in: its
+/// owner was read by name and the file opened by its whole path, and
+/// between the two anyone who may rename a directory on the way could put
+/// another directory in its place, with other files and another owner.
+/// The directory itself may be a symbolic link (a spool moved to another
+/// disk, as `ensure_private_dir` allows): what counts is the directory
+/// opened, whatever led there.
 pub fn open_found_to_look(path: &Path) -> Result<File, Refusal> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) if !d.as_os_str().is_empty() => (d, n),
+        (_, Some(n)) => (Path::new("."), n),
+        (_, None) => return Err(Refusal::Foreign("not a file name".to_string())),
     };
-    let owner = std::fs::metadata(dir).map_err(Refusal::Failed)?.uid();
-    open_found_of(path, false, [effective_uid(), owner])
+    let c = c_path(dir).map_err(Refusal::Failed)?;
+    // SAFETY: a NUL-terminated path; the fd is owned below. O_DIRECTORY:
+    // anything else (a FIFO) is refused before it is opened. O_PATH: a
+    // directory this user may pass through but not list (0711) is opened
+    // all the same, as a path through it always was.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Refusal::Failed(io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd we own.
+    let dir = unsafe { File::from_raw_fd(fd) };
+    let owner = dir.metadata().map_err(Refusal::Failed)?.uid();
+    #[cfg(test)]
+    tests::between_the_directory_and_its_file();
+    open_found_of(
+        dir.as_raw_fd(),
+        Path::new(name),
+        false,
+        [effective_uid(), owner],
+    )
 }
 
-/// `open_found`, for a file that must belong to one of `owners`.
-fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Refusal> {
+/// `open_found`, for a file that must belong to one of `owners`, at `path`
+/// in the directory `at` (`libc::AT_FDCWD`: `path` as it is).
+fn open_found_of(at: RawFd, path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Refusal> {
+    let c = c_path(path).map_err(Refusal::Failed)?;
     // Look before opening: opening a device can have effects of its own.
-    let before = match std::fs::symlink_metadata(path) {
+    let before = match lstat_at(at, &c) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
         Err(e) => return Err(Refusal::Failed(e)),
     };
-    check_owned(&before, owners).map_err(Refusal::Foreign)?;
+    check_kind_and_owner(before.st_mode, before.st_uid, owners).map_err(Refusal::Foreign)?;
     let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
-    let file = match open_raw(path, access | libc::O_NONBLOCK) {
+    let file = match open_at(at, &c, access | libc::O_NONBLOCK) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Refusal::Gone),
         Err(e) => {
@@ -498,31 +533,58 @@ fn open_found_of(path: &Path, write: bool, owners: [u32; 2]) -> Result<File, Ref
     };
     let after = file.metadata().map_err(Refusal::Failed)?;
     check_owned(&after, owners).map_err(Refusal::Foreign)?;
-    if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
+    if (after.dev(), after.ino()) != (before.st_dev, before.st_ino) {
         // Swapped between the look and the open: look again next time.
         return Err(Refusal::Gone);
     }
     Ok(file)
 }
 
+/// `lstat` of `name` in the directory `at` (`fstatat`, a link not followed).
+fn lstat_at(at: RawFd, name: &CString) -> io::Result<libc::stat> {
+    // SAFETY: plain data, all-zero is a valid value; fstatat writes it
+    // whole on success, and a NUL-terminated name.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatat(at, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// `open_raw` of `name` in the directory `at` (`openat`), never through a
+/// link, close-on-exec; nothing is created.
+fn open_at(at: RawFd, name: &CString, flags: libc::c_int) -> io::Result<File> {
+    // SAFETY: a NUL-terminated name; no O_CREAT, so no mode.
+    let fd = unsafe {
+        libc::openat(
+            at,
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// What `meta` (of `symlink_metadata`: a link is not followed) is when it
 /// is not a regular file, in the words a set-aside file is reported with
 /// ("a FIFO"); None for a regular file.
 pub fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    let kind = meta.file_type();
-    Some(if kind.is_file() {
-        return None;
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_dir() {
-        "a directory"
-    } else {
-        "a device"
+    not_a_file_mode(meta.mode())
+}
+
+/// `not_a_file` of a file whose `st_mode` is `mode`.
+fn not_a_file_mode(mode: u32) -> Option<&'static str> {
+    Some(match mode & libc::S_IFMT {
+        libc::S_IFREG => return None,
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFDIR => "a directory",
+        _ => "a device",
     })
 }
 
@@ -535,15 +597,20 @@ fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
 /// None when `meta` is a regular file owned by one of `owners` (the
 /// first: this user); else why not.
 fn check_owned(meta: &std::fs::Metadata, owners: [u32; 2]) -> Result<(), String> {
-    if let Some(what) = not_a_file(meta) {
+    check_kind_and_owner(meta.mode(), meta.uid(), owners)
+}
+
+/// `check_owned` of a file of mode `mode` (its type bits) and owner `uid`.
+fn check_kind_and_owner(mode: u32, uid: u32, owners: [u32; 2]) -> Result<(), String> {
+    if let Some(what) = not_a_file_mode(mode) {
         return Err(what.to_string());
     }
-    if !owners.contains(&meta.uid()) {
+    if !owners.contains(&uid) {
         let whose = match owners {
             [me, owner] if me == owner => format!("{me}"),
             [me, owner] => format!("{me} or the directory's owner {owner}"),
         };
-        return Err(format!("owned by uid {}, not {whose}", meta.uid()));
+        return Err(format!("owned by uid {uid}, not {whose}"));
     }
     Ok(())
 }
@@ -695,6 +762,106 @@ mod tests {
         let d = std::env::temp_dir().join(format!("sg-files-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    thread_local! {
+        /// Run by `open_found_to_look` between reading the directory's
+        /// owner and opening the file: where another user would swap it.
+        static BETWEEN: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn between_the_directory_and_its_file() {
+        if let Some(swap) = BETWEEN.with(|b| b.borrow_mut().take()) {
+            swap();
+        }
+    }
+
+    /// Another directory put in the spool's place after its owner was
+    /// read (by whoever may rename a directory on the way): the file is
+    /// still opened in the directory that was judged, and a name only the
+    /// other holds is not found.
+    #[test]
+    fn a_directory_swapped_after_its_owner_was_read_is_not_looked_in() {
+        let dir = temp_dir("swapped");
+        let spool = dir.join("spool");
+        let judged = dir.join("judged");
+        let theirs = dir.join("theirs");
+        std::fs::create_dir_all(&spool).expect("mkdir");
+        std::fs::create_dir_all(&theirs).expect("mkdir");
+        std::fs::write(spool.join("a.sgspool"), "judged").expect("write");
+        std::fs::write(theirs.join("a.sgspool"), "swapped in").expect("write");
+        std::fs::write(theirs.join("b.sgspool"), "only theirs").expect("write");
+        let swap = {
+            let (spool, judged, theirs) = (spool.clone(), judged.clone(), theirs.clone());
+            move || {
+                std::fs::rename(&spool, &judged).expect("rename");
+                std::fs::rename(&theirs, &spool).expect("rename");
+            }
+        };
+        let swap_back = {
+            let (spool, judged, theirs) = (spool.clone(), judged.clone(), theirs.clone());
+            move || {
+                std::fs::rename(&spool, &theirs).expect("rename");
+                std::fs::rename(&judged, &spool).expect("rename");
+            }
+        };
+        BETWEEN.with(|b| *b.borrow_mut() = Some(Box::new(swap.clone())));
+        let file = open_found_to_look(&spool.join("a.sgspool")).expect("opened");
+        assert_eq!(io::read_to_string(file).expect("read"), "judged");
+        swap_back();
+        BETWEEN.with(|b| *b.borrow_mut() = Some(Box::new(swap)));
+        assert!(matches!(
+            open_found_to_look(&spool.join("b.sgspool")),
+            Err(Refusal::Gone)
+        ));
+        swap_back();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A spool reached through a symbolic link (moved to another disk, as
+    /// `ensure_private_dir` allows) is looked at where it leads; a file
+    /// there that is a link is not followed.
+    #[test]
+    fn a_spool_reached_through_a_link_is_looked_at_where_it_leads() {
+        let dir = temp_dir("look-link");
+        let real = dir.join("disk/spool");
+        std::fs::create_dir_all(&real).expect("mkdir");
+        std::fs::write(real.join("a.sgspool"), "batch").expect("write");
+        let link = dir.join("spool");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let file = open_found_to_look(&link.join("a.sgspool")).expect("opened");
+        assert_eq!(io::read_to_string(file).expect("read"), "batch");
+        std::os::unix::fs::symlink(real.join("a.sgspool"), real.join("b.sgspool"))
+            .expect("symlink");
+        assert!(matches!(
+            open_found_to_look(&link.join("b.sgspool")),
+            Err(Refusal::Foreign(_))
+        ));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file of the directory's owner is read, one of a third user's is
+    /// not; judged on the directory opened.
+    #[test]
+    fn a_file_of_the_directory_owner_is_looked_at_and_no_other() {
+        if effective_uid() != 0 {
+            return; // only root can give files away
+        }
+        let dir = temp_dir("look-owner");
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&spool).expect("mkdir");
+        std::fs::write(spool.join("a.sgspool"), "theirs").expect("write");
+        std::fs::write(spool.join("b.sgspool"), "a third user's").expect("write");
+        std::os::unix::fs::chown(&spool, Some(4242), Some(4242)).expect("chown");
+        std::os::unix::fs::chown(spool.join("a.sgspool"), Some(4242), None).expect("chown");
+        std::os::unix::fs::chown(spool.join("b.sgspool"), Some(4343), None).expect("chown");
+        assert!(open_found_to_look(&spool.join("a.sgspool")).is_ok());
+        match open_found_to_look(&spool.join("b.sgspool")) {
+            Err(Refusal::Foreign(why)) => assert!(why.contains("4343"), "{why}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     fn mode(p: &Path) -> u32 {

@@ -3,12 +3,13 @@
 //! the spans they hold exactly as the exporter would send them, through
 //! the library's own dump reader and OTLP encoder, then decoded.
 
+use std::fs::File;
 use std::path::Path;
 
 use super::otlp_decode::{DecodedSpan, decode_proto};
 use super::otlp_proto::OtlpProtoEncoder;
 use super::resource::ResourceInfo;
-use crate::buffer::dump::read_file;
+use crate::buffer::dump::{Recovered, read_file, read_opened};
 use crate::span::record::{MARK_NON_RECORDING, SpanView};
 
 /// What a dump or flight file holds.
@@ -26,7 +27,18 @@ pub struct DumpView {
 /// header is torn), or is over `max_bytes` (`dump::largest_file` of the
 /// tracers that may have written it: callers say so first).
 pub fn read_dump(path: &Path, died_at_ns: u64, max_bytes: u64) -> Option<DumpView> {
-    let recovered = read_file(path, died_at_ns, max_bytes)?;
+    view_of(read_file(path, died_at_ns, max_bytes)?)
+}
+
+/// `read_dump` of a file the caller opened (`files::open_found_to_look`)
+/// and judges by its descriptor: its lock's holder and the modification
+/// time it gives as `died_at_ns` read from the file read, not from its
+/// name, which may name another file by then.
+pub fn read_dump_opened(file: File, died_at_ns: u64, max_bytes: u64) -> Option<DumpView> {
+    view_of(read_opened(file, died_at_ns, max_bytes)?)
+}
+
+fn view_of(recovered: Recovered) -> Option<DumpView> {
     let header = &recovered.header;
     let resource = ResourceInfo::new(&header.service_name(), &header.resource_attributes());
     // Unsampled spans are never exported; a dump keeps them for their ids.

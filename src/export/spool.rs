@@ -677,9 +677,15 @@ pub struct FileCount {
 /// Counts the spans of the spool file at `path`, as `read_spool_file`
 /// opens and bounds it, reading its body through a small buffer.
 pub fn count_spool_file(path: &Path, cap: u64) -> Result<FileCount, String> {
-    let file = open_to_look(path)?;
-    let header = checked_header(&file, read_limit(cap)).map_err(batch_error_text)?;
-    let (claimed, spans) = count_body_of(&file, &header).map_err(batch_error_text)?;
+    count_opened_spool_file(&open_to_look(path)?, cap)
+}
+
+/// `count_spool_file` of a file the caller opened
+/// (`files::open_found_to_look`), who may then judge it by its descriptor
+/// (who holds its lock) rather than by its name.
+pub fn count_opened_spool_file(file: &File, cap: u64) -> Result<FileCount, String> {
+    let header = checked_header(file, read_limit(cap)).map_err(batch_error_text)?;
+    let (claimed, spans) = count_body_of(file, &header).map_err(batch_error_text)?;
     Ok(FileCount {
         format: header.format,
         gzipped: header.gzipped,
@@ -688,7 +694,9 @@ pub fn count_spool_file(path: &Path, cap: u64) -> Result<FileCount, String> {
     })
 }
 
-fn open_to_look(path: &Path) -> Result<File, String> {
+/// Opens a spool file as `read_spool_file` and `count_spool_file` do
+/// (`files::open_found_to_look`); why not in their words.
+pub fn open_to_look(path: &Path) -> Result<File, String> {
     files::open_found_to_look(path).map_err(|refusal| match refusal {
         Refusal::Gone => "gone (another process took it)".to_string(),
         Refusal::Foreign(why) => why,

@@ -971,7 +971,9 @@ pub unsafe extern "C" fn spanguard_tracer_free(tracer: *mut spanguard_tracer) {
 /// maps deeper than the tracer's `value_depth_limit` become the empty
 /// value, counted in `values_truncated`; strings inside are not cut): one that is not a well-formed
 /// `AnyValue` returns `SPANGUARD_RESULT_INVALID_ANY_VALUE`, NULL with a
-/// length `SPANGUARD_RESULT_NULL_ARGUMENT`, and nothing is set. The
+/// length `SPANGUARD_RESULT_NULL_ARGUMENT`, a value type that is none of
+/// `SPANGUARD_VALUE_*` `SPANGUARD_RESULT_INVALID_ARGUMENT` (as a span's
+/// call returns), and nothing is set. The
 /// tracer's crash dump and flight file name it from then on (as text, an
 /// array as a JSON list, a complex value as its OTLP/JSON `AnyValue`
 /// object), so that spans recovered from them after a crash or SIGKILL
@@ -1008,9 +1010,10 @@ pub unsafe extern "C" fn spanguard_tracer_set_resource(
 /// complex values (copied; the tracer checks and limits them), bytes (as
 /// a complex value holding them); an empty key, or NULL text with a
 /// length, is skipped.
-/// `NullArgument` for NULL `attrs` with a count, or a complex value's NULL
-/// with a length; `InvalidAnyValue` for a complex value that is not a
-/// well-formed `AnyValue`.
+/// `NullArgument` for NULL `attrs` with a count, or a complex value's,
+/// bytes' or array's NULL with a length; `InvalidAnyValue` for a complex
+/// value that is not a well-formed `AnyValue`; `InvalidArgument` for a
+/// value type that is none of `SPANGUARD_VALUE_*`, as a span's call.
 ///
 /// # Safety
 /// `attrs` is NULL or valid for `n_attrs` elements, each key and text
@@ -1072,11 +1075,11 @@ unsafe fn given_attributes(
                 ResourceValue::Any(bytes_any_value(data))
             }
             // Arrays (OpenTelemetry SDKs detect `process.command_args` as
-            // one): left out before, and counted nowhere.
-            other => match super::values::array_value(other, a.string_value, a.string_len) {
-                Some(v) => v,
-                None => continue,
-            },
+            // one). A type that is none of these (a C caller's bad value,
+            // a newer header's type) was skipped here, not set and counted
+            // nowhere, where a span's call refuses it: refused as there,
+            // `InvalidArgument` (NULL with a count: `NullArgument`).
+            other => super::values::array_value(other, a.string_value, a.string_len)?,
         };
         given.push((key, value));
     }
@@ -1099,7 +1102,8 @@ fn bytes_any_value(data: &[u8]) -> Vec<u8> {
 /// has none again. Scalars, arrays and complex values
 /// (`SPANGUARD_VALUE_ANY`) as `spanguard_tracer_set_resource` takes them
 /// (bytes as `bytesValue`; a complex value not well formed:
-/// `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set); text is UTF-8,
+/// `SPANGUARD_RESULT_INVALID_ANY_VALUE`, a value type that is none of
+/// `SPANGUARD_VALUE_*`: `SPANGUARD_RESULT_INVALID_ARGUMENT`, nothing set); text is UTF-8,
 /// invalid bytes replaced. Spans recovered from a crash dump or flight
 /// file are sent without them.
 /// Any number of attributes. `SPANGUARD_RESULT_LIMIT_REACHED` for a new
@@ -1352,6 +1356,99 @@ mod tests {
     /// with `SPANGUARD_RESULT_INVALID_ANY_VALUE`, nothing set. Before, both
     /// calls skipped complex values in silence: neither key was exported
     /// and the malformed one returned OK. Judged by the JSON sink.
+    /// A value type that is none of `SPANGUARD_VALUE_*` (a C caller's bad
+    /// value) in a resource's or scope's attributes: refused with
+    /// INVALID_ARGUMENT, as a span's call refuses it, and nothing set.
+    /// Before, it was skipped (OK, the attribute not sent, counted
+    /// nowhere). Judged by the JSON sink: the resource and scope set
+    /// before stay whole.
+    #[test]
+    fn resource_and_scope_values_of_no_known_type_are_refused() {
+        let dir = std::env::temp_dir().join(format!("spanguard-badtype-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.sink_dir = sink.as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let int_attr = |key: &'static std::ffi::CStr, type_: u32| {
+            // SAFETY: all-zero is a valid spanguard_attribute.
+            let mut a: spanguard_attribute = unsafe { std::mem::zeroed() };
+            a.key = key.as_ptr();
+            a.key_len = key.to_bytes().len();
+            a.type_ = type_;
+            a.int_value = 7;
+            a
+        };
+        let scope = |t, attrs: &[spanguard_attribute]| {
+            // SAFETY: t is live; the attributes are valid for their lengths.
+            unsafe {
+                spanguard_tracer_set_scope_attributes(
+                    t,
+                    c"lib".as_ptr(),
+                    3,
+                    std::ptr::null(),
+                    0,
+                    std::ptr::null(),
+                    0,
+                    attrs.as_ptr(),
+                    attrs.len(),
+                )
+            }
+        };
+        let good = [int_attr(c"kept", SPANGUARD_VALUE_INT)];
+        // SAFETY: t is live; the attributes are valid for their lengths.
+        let rc = unsafe { spanguard_tracer_set_resource(t, good.as_ptr(), 1) };
+        assert_eq!(rc, spanguard_result::Ok);
+        assert_eq!(scope(t, &good), spanguard_result::Ok);
+        let bad = [
+            int_attr(c"replacing", SPANGUARD_VALUE_INT),
+            int_attr(c"unknown", 99),
+        ];
+        // SAFETY: as above.
+        let rc = unsafe { spanguard_tracer_set_resource(t, bad.as_ptr(), 2) };
+        assert_eq!(rc, spanguard_result::InvalidArgument);
+        assert_eq!(scope(t, &bad), spanguard_result::InvalidArgument);
+        let mut o = std::mem::MaybeUninit::<spanguard_span_options>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut o = unsafe {
+            let size = std::mem::size_of::<spanguard_span_options>();
+            crate::ffi::span::spanguard_span_options_init_sized(o.as_mut_ptr(), size);
+            o.assume_init()
+        };
+        (o.name, o.name_len) = (c"op".as_ptr(), 2);
+        (o.scope_name, o.scope_name_len) = (c"lib".as_ptr(), 3);
+        let mut s = SPANGUARD_SPAN_NONE;
+        // SAFETY: t is live; the options are valid; s an out pointer.
+        let rc = unsafe { crate::ffi::span::spanguard_span_begin_ex(t, &o, &mut s) };
+        assert_eq!(rc, spanguard_result::Ok);
+        assert_eq!(
+            crate::ffi::span::spanguard_span_end(s),
+            spanguard_result::Ok
+        );
+        assert_eq!(spanguard_flush(t, 10_000), spanguard_result::Ok);
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
+        let text: String = std::fs::read_dir(&dir)
+            .expect("sink dir")
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect();
+        assert_eq!(text.matches("\"kept\"").count(), 2, "{text}");
+        assert!(!text.contains("replacing"), "{text}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn resource_and_scope_complex_values_are_exported_or_refused() {
         use crate::span::any_value::tests::{array, int, map, string};

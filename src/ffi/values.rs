@@ -63,15 +63,16 @@ pub(super) fn other_value<'a>(
 
 /// A resource's or scope's array attribute (`spanguard_tracer_set_resource`):
 /// the elements at `data`, of the array type `type_` names, strings as
-/// UTF-8 with invalid bytes replaced; None for bytes, a type that is no
-/// array, or a NULL with a count.
+/// UTF-8 with invalid bytes replaced. Refused as a span's attribute is
+/// (`other_value`): `InvalidArgument` for a type that is no array (or
+/// none at all), `NullArgument` for a NULL with a count.
 pub(super) fn array_value(
     type_: u32,
     data: *const c_char,
     n: usize,
-) -> Option<crate::config::ResourceValue> {
+) -> Result<crate::config::ResourceValue, spanguard_result> {
     use crate::config::ResourceValue as V;
-    let elements: Vec<V> = match other_value(type_, data, n).ok()? {
+    let elements: Vec<V> = match other_value(type_, data, n)? {
         AttrInput::StrArray(v) => v
             .iter()
             .map(|s| V::Str(String::from_utf8_lossy(s.bytes()).into_owned()))
@@ -79,9 +80,9 @@ pub(super) fn array_value(
         AttrInput::IntArray(v) => v.iter().map(|&i| V::Int(i)).collect(),
         AttrInput::DoubleArray(v) => v.iter().map(|&d| V::Double(d)).collect(),
         AttrInput::BoolArray(v) => v.iter().map(|&b| V::Bool(b != 0)).collect(),
-        _ => return None,
+        _ => return Err(spanguard_result::InvalidArgument),
     };
-    Some(V::Array(elements))
+    Ok(V::Array(elements))
 }
 
 /// `n` elements at `p`; empty for n == 0 (whatever `p` is).

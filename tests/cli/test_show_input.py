@@ -5,8 +5,13 @@ name without a crash."""
 
 import gzip
 import os
+import shutil
 import struct
 import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -168,3 +173,32 @@ def test_a_sink_file_whose_name_is_no_utf8_is_shown(cli, sample, tmp_path):
     run = show(cli, tmp_path)
     assert run.returncode == 0, run.stderr
     assert "POST /refunds" in run.stdout, run.stdout + run.stderr
+
+
+def test_a_spool_file_in_a_directory_the_reader_may_pass_but_not_list_is_shown(cli, tmp_path):
+    # The spool directory is opened before the file in it, to judge the
+    # owner of the directory the file is really in: opened to read, a
+    # directory of mode 0711 (others may pass through, not list) refused
+    # every file named in it, which a path through it had always read.
+    # Run as nobody (root reads any directory), so as root only.
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to look as another user")
+    base = Path(tempfile.mkdtemp(prefix="sg-passable-"))
+    try:
+        os.chmod(base, 0o755)
+        spool = base / "spool"
+        spool.mkdir()
+        req = ExportTraceServiceRequest()
+        req.resource_spans.add().scope_spans.add().spans.add(
+            trace_id=b"\x07" * 16, span_id=b"\x07" * 8, name="passed.through",
+            start_time_unix_nano=T0, end_time_unix_nano=T0 + 1_000_000)
+        spool_file(spool / "a.sgspool", req.SerializeToString())
+        os.chmod(spool / "a.sgspool", 0o644)
+        os.chmod(spool, 0o711)
+        run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              str(cli), "show", "--color", "never", str(spool / "a.sgspool")],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "passed.through" in run.stdout, run.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -5,9 +5,17 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// The pid of the live process holding a lock on `path`, if any.
+/// The pid of the live process holding a lock on `path`, if any: for a
+/// file not opened (a writer's temporary file). One that is read is
+/// judged by its descriptor (`holder_of`): by the time its name is looked
+/// up again, it may name another file.
 pub fn holder(path: &Path) -> Option<u32> {
-    let meta = std::fs::metadata(path).ok()?;
+    holder_of(&std::fs::metadata(path).ok()?)
+}
+
+/// The pid of the live process holding a lock on the file `meta` describes
+/// (an open file's own: `File::metadata`, fstat), if any.
+pub fn holder_of(meta: &std::fs::Metadata) -> Option<u32> {
     let table = std::fs::read_to_string("/proc/locks").ok()?;
     holder_in(&table, meta.dev(), meta.ino()).filter(|&pid| alive(pid))
 }
@@ -60,5 +68,26 @@ mod tests {
         assert_eq!(holder(&path), Some(std::process::id()));
         drop(f);
         std::fs::remove_file(&path).ok();
+    }
+
+    /// A file read, then another renamed over its name (a tracer's new
+    /// flight file, the directory owner's doing): the lock is the file
+    /// read's, which its descriptor tells and its name no longer does.
+    #[test]
+    fn the_holder_of_a_file_read_is_judged_by_its_descriptor() {
+        let dir = std::env::temp_dir().join(format!("sg-locks-renamed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("a.sgflight");
+        let writer = std::fs::File::create(&path).expect("create");
+        // SAFETY: flock on our own fd.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::LOCK_EX) };
+        let read = std::fs::File::open(&path).expect("open");
+        std::fs::write(dir.join("new"), b"").expect("write");
+        std::fs::rename(dir.join("new"), &path).expect("rename");
+        let meta = read.metadata().expect("fstat");
+        assert_eq!(holder_of(&meta), Some(std::process::id()));
+        assert_eq!(holder(&path), None, "the name leads to the new file");
+        drop(writer);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

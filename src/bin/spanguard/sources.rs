@@ -9,7 +9,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use spanguard::export::dump_view::read_dump;
+use spanguard::buffer::files::open_found_to_look;
+use spanguard::export::dump_view::{DumpView, read_dump_opened};
 use spanguard::export::otlp_decode::{DecodedSpan, decode_body, decode_json};
 use spanguard::export::spool::read_spool_file;
 
@@ -194,9 +195,9 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
         Kind::CrashDump | Kind::Flight => {
-            live_pid = super::locks::holder(path);
-            read_dump(path, modified_ns(path), dump_cap)
-                .ok_or_else(|| "not a readable crash dump or flight file".to_string())
+            let (view, holder) = look_at_dump(path, dump_cap);
+            live_pid = holder;
+            view.ok_or_else(|| "not a readable crash dump or flight file".to_string())
                 .map(|view| {
                     loaded
                         .spans
@@ -218,13 +219,35 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
     });
 }
 
-/// When a file was last written: a dead process's open spans ended then.
-pub fn modified_ns(path: &Path) -> u64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
+/// When a file was last written (`meta` of the file read, fstat): a dead
+/// process's open spans ended then.
+pub fn modified_ns_of(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A crash dump or flight file, opened once (`files::open_found_to_look`)
+/// and judged by that descriptor: its spans (None when it cannot be read),
+/// the open ones ended at its modification time, and the live process
+/// that holds its lock. Both were looked up by name, apart from the read,
+/// and a name may lead to another file by then (the directory's owner
+/// renamed one over it, a tracer replaced its flight file): spans of one
+/// file were ended at another's time and noted as held by its writer.
+/// Not opened: no spans, and its holder by name, the only way left.
+pub fn look_at_dump(path: &Path, max_bytes: u64) -> (Option<DumpView>, Option<u32>) {
+    let Ok(file) = open_found_to_look(path) else {
+        return (None, super::locks::holder(path));
+    };
+    let Ok(meta) = file.metadata() else {
+        return (None, None);
+    };
+    let holder = super::locks::holder_of(&meta);
+    (
+        read_dump_opened(file, modified_ns_of(&meta), max_bytes),
+        holder,
+    )
 }
 
 /// Opens a file to read, without waiting, and only if it is a regular
@@ -251,18 +274,63 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 /// reader's own, or the directory owner's in a directory that only its
 /// owner can write (they made the link to their own file); refused,
 /// it is named with its owner, and naming it on the command line reads it.
+///
+/// The file is opened in the directory opened first (`openat`), and judged
+/// by that directory's owner: the directory was looked up by name after
+/// the file was opened by its path, and whoever may rename a directory on
+/// the way could put another in its place between the two.
 pub fn open_listed(path: &Path) -> std::io::Result<File> {
-    let file = open_regular_with(path, libc::O_NOFOLLOW).map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) => std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "a symbolic link in a file's place: not followed",
-        ),
-        _ => e,
-    })?;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) if !d.as_os_str().is_empty() => (d, n),
+        (_, Some(n)) => (Path::new("."), n),
+        (_, None) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file name",
+            ));
+        }
+    };
+    // O_PATH: a directory the reader may pass through but not list is
+    // opened all the same, as a path through it always was.
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(parent)?;
+    let name = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a name"))?;
+    // SAFETY: a directory fd we hold and a NUL-terminated name; no O_CREAT.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a symbolic link in a file's place: not followed",
+            ),
+            _ => e,
+        });
+    }
+    // SAFETY: a fresh fd we own.
+    let file = unsafe { File::from_raw_fd(fd) };
     // The open file's own metadata: what is read, not what is at the
     // name by now.
     let meta = file.metadata()?;
-    if meta.nlink() > 1 && !safe_to_read_as_listed(&meta, path) {
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.nlink() > 1 && !safe_to_read_as_listed(&meta, &dir.metadata()?) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!(
@@ -275,16 +343,14 @@ pub fn open_listed(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Whether a file with several names, found in `path`'s directory, is
-/// one that nobody but its owner can have linked in there, or the reader's.
-fn safe_to_read_as_listed(meta: &std::fs::Metadata, path: &Path) -> bool {
+/// Whether a file with several names, found in the directory `dir`
+/// describes, is one that nobody but its owner can have linked in there,
+/// or the reader's.
+fn safe_to_read_as_listed(meta: &std::fs::Metadata, dir: &std::fs::Metadata) -> bool {
     // SAFETY: geteuid cannot fail and has no preconditions.
     if meta.uid() == unsafe { libc::geteuid() } {
         return true;
     }
-    let Some(dir) = path.parent().and_then(|d| std::fs::metadata(d).ok()) else {
-        return false;
-    };
     dir.uid() == meta.uid() && dir.mode() & 0o022 == 0
 }
 

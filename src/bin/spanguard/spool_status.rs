@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use spanguard::buffer::files::not_a_file;
-use spanguard::export::dump_view::read_dump;
-use spanguard::export::spool::count_spool_file;
+use spanguard::export::spool::{FileCount, count_opened_spool_file, open_to_look};
 
 use super::args::Args;
 use super::clock_text::age;
-use super::sources::modified_ns;
+use super::sources::look_at_dump;
 
 pub const HELP: &str = "\
 usage: spanguard spool [DIR]
@@ -123,14 +122,17 @@ fn inspect(
         .ok()
         .and_then(|m| now.duration_since(m).ok())
         .map_or(0, |d| d.as_nanos() as u64);
-    let holder = super::locks::holder(path);
+    // A file that is read is judged by the descriptor it is read through
+    // (who holds its lock: `look_at_dump`, `counted`); one that is not,
+    // by its name.
+    let mut holder = None;
     let mut note = String::new();
     let spans = match entry {
         // Counted in the body, as a replay counts them: the header's count
         // is a claim (an older build, a disk error, another user). Read
         // through a small buffer, never whole: a listing of a 3 GiB file
         // took 3 GiB of memory.
-        Entry::Batch | Entry::CrashBatch => match count_spool_file(path, spool_cap) {
+        Entry::Batch | Entry::CrashBatch => match counted(path, spool_cap, &mut holder) {
             Ok(b) => {
                 note = format!(
                     "{}{}{}",
@@ -150,11 +152,14 @@ fn inspect(
             }
         },
         Entry::CrashDump | Entry::Flight if size > super::settings::dump_cap() => {
+            holder = super::locks::holder(path);
             note = format!("unreadable: {}", super::settings::over_dump_cap(size));
             None
         }
         Entry::CrashDump | Entry::Flight => {
-            match read_dump(path, modified_ns(path), super::settings::dump_cap()) {
+            let (view, held) = look_at_dump(path, super::settings::dump_cap());
+            holder = held;
+            match view {
                 Some(view) => {
                     note = match (holder, view.signal) {
                         (Some(_), _) => format!("pid {}, running", view.pid),
@@ -169,7 +174,10 @@ fn inspect(
                 }
             }
         }
-        _ => None,
+        _ => {
+            holder = super::locks::holder(path);
+            None
+        }
     };
     Row {
         entry,
@@ -180,6 +188,17 @@ fn inspect(
         name: name.to_string(),
         note,
     }
+}
+
+/// `count_spool_file` through one descriptor, which also says who holds
+/// the file's lock (`*holder`; by name when it cannot be opened).
+fn counted(path: &Path, spool_cap: u64, holder: &mut Option<u32>) -> Result<FileCount, String> {
+    let file = open_to_look(path).inspect_err(|_| *holder = super::locks::holder(path))?;
+    *holder = file
+        .metadata()
+        .ok()
+        .and_then(|m| super::locks::holder_of(&m));
+    count_opened_spool_file(&file, spool_cap)
 }
 
 /// A link, a FIFO, a directory... named like a file of the spool: never
