@@ -1454,6 +1454,18 @@ spanguard_result spanguard_span_add_dropped_counts(spanguard_span span,
 spanguard_result spanguard_span_drop_oldest(spanguard_span span, uint32_t events, uint32_t links);
 
 /*
+ `spanguard_span_drop_oldest` without counting the events and links it
+ drops: for a bridge that passes its SDK's drops on as they happen
+ (`spanguard_span_add_dropped_counts`), so that a span killed open
+ carries them, and then, at the span's end, takes off the oldest ones
+ its SDK evicted, counted already. Thread-safe; no allocation, lock or
+ system call once the thread is warm.
+ */
+spanguard_result spanguard_span_drop_oldest_uncounted(spanguard_span span,
+                                                      uint32_t events,
+                                                      uint32_t links);
+
+/*
  Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
  (kept for ERROR only, whole: `value_length_limit` applies to attribute
  values only). As the OpenTelemetry spec says, OK is final and

@@ -656,6 +656,13 @@ impl TracerConfig {
                 ));
             }
         }
+        // Not said of a tracer that records nothing anyway.
+        if let Some(v) = get("OTEL_TRACES_EXPORTER")
+            && let Some(reason) = traces_exporter_note(&v)
+            && !self.disabled
+        {
+            ignored.push(err("OTEL_TRACES_EXPORTER", reason));
+        }
         if let Some(name) = get("OTEL_TRACES_SAMPLER") {
             let arg = get("OTEL_TRACES_SAMPLER_ARG");
             use crate::span::sampler::Sampler;
@@ -875,6 +882,14 @@ impl TracerConfig {
         if let Some((_, c)) = compression {
             self.compression = c;
         }
+        // What is sent instead of gRPC, and whether the endpoint is the
+        // gRPC port: a user who set grpc with port 4317 expected gRPC, and
+        // spanguard's HTTP requests to a gRPC server fail.
+        let sent = match self.protocol {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        };
+        let grpc_port = self.endpoint.as_deref().and_then(url_port) == Some(4317);
         let protocol = traces_or_generic(
             [
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
@@ -887,8 +902,16 @@ impl TracerConfig {
                 "http/json" => Ok(Protocol::HttpJson),
                 "grpc" => Err(err(
                     name,
-                    "not http/protobuf or http/json (grpc is not supported: spanguard \
-                     sends OTLP over HTTP; a Collector takes both on port 4318)",
+                    &format!(
+                        "not http/protobuf or http/json (grpc is not supported: spanguard \
+                         sends OTLP over HTTP, {sent}; a Collector takes both on port 4318{})",
+                        if grpc_port {
+                            ", and its gRPC port 4317, the endpoint's, answers no HTTP: \
+                             set the endpoint's port to 4318"
+                        } else {
+                            ""
+                        }
+                    ),
                 )),
                 _ => Err(err(name, "not http/protobuf or http/json")),
             },
@@ -1114,6 +1137,53 @@ impl TracerConfig {
         });
         self.ignored_env.extend(not_unicode.into_inner());
         result
+    }
+}
+
+/// What spanguard says of an `OTEL_TRACES_EXPORTER` value, None when
+/// nothing: the variable picks the exporters an OpenTelemetry SDK sets up
+/// by itself (a list, `otlp`, `console`, `none`, `spanguard` for the
+/// Python bridge's), and a tracer made in code is none of those. It
+/// records and exports as configured whatever the variable says, and
+/// says so once where the value asks for something else: left unsaid,
+/// `none` seemed to turn spanguard off and `console` to print spans.
+/// `none` does not turn spanguard off as `OTEL_SDK_DISABLED` does: under
+/// the bridges the SDK reads the variable itself, and `none` there is how
+/// an application that adds spanguard's processor in code keeps the SDK
+/// from setting up an OTLP exporter of its own (which fails without its
+/// package installed).
+fn traces_exporter_note(value: &str) -> Option<&'static str> {
+    let names: Vec<String> = value
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.iter().any(|n| n == "otlp" || n == "spanguard") {
+        return None;
+    }
+    let note = if names.iter().all(|n| n == "none") {
+        "spanguard records and exports all the same (none only keeps an OpenTelemetry SDK from \
+         setting up an exporter by itself; OTEL_SDK_DISABLED=true turns spanguard off)"
+    } else if names.iter().any(|n| n == "console") {
+        "spanguard prints no spans: it sends them to the endpoint or writes them to the local \
+         sink, as configured (spanguard show draws them)"
+    } else {
+        "spanguard exports OTLP only: to the endpoint, or to the local sink, as configured"
+    };
+    Some(note)
+}
+
+/// The port of an http(s) URL: the one written, else its scheme's.
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    // An IPv6 address is in brackets: its colons are not the port's.
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    match after_host.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None if scheme.eq_ignore_ascii_case("https") => Some(443),
+        None => Some(80),
     }
 }
 
@@ -1564,6 +1634,137 @@ mod tests {
         let e = c.validate().expect_err("longer than the command reads");
         assert!(e.to_string().contains("sink_max_line_bytes"), "{e}");
         assert!(e.to_string().contains("at most 67108864"), "{e}");
+    }
+
+    #[test]
+    fn traces_exporter_values_spanguard_does_not_follow_are_said() {
+        // Set for an SDK's own exporters, the variable changed nothing in
+        // spanguard, in silence: `none` seemed to turn it off, `console`
+        // to print spans. Said once, as an ignored variable; the tracer
+        // records and exports as before (`ignored` checks nothing changed).
+        let said = |value: &str| -> Vec<String> {
+            ignored(&[("OTEL_TRACES_EXPORTER", value)])
+                .iter()
+                .map(ConfigError::as_ignored)
+                .collect()
+        };
+        assert_eq!(
+            said("none"),
+            [
+                "OTEL_TRACES_EXPORTER=none: spanguard records and exports all the same (none only \
+              keeps an OpenTelemetry SDK from setting up an exporter by itself; \
+              OTEL_SDK_DISABLED=true turns spanguard off); ignored"
+            ]
+        );
+        assert_eq!(
+            said(" Console "),
+            [
+                "OTEL_TRACES_EXPORTER=Console: spanguard prints no spans: it sends them to the \
+              endpoint or writes them to the local sink, as configured (spanguard show draws \
+              them); ignored"
+            ]
+        );
+        assert_eq!(
+            said("zipkin"),
+            [
+                "OTEL_TRACES_EXPORTER=zipkin: spanguard exports OTLP only: to the endpoint, or to \
+              the local sink, as configured; ignored"
+            ]
+        );
+        assert_eq!(
+            said("console,zipkin")[0],
+            said("console")[0].replace("=console", "=console,zipkin")
+        );
+        // OTLP (or the Python bridge's exporter) among them: nothing to say.
+        for quiet in [
+            "otlp",
+            "OTLP",
+            "spanguard",
+            "console,otlp",
+            "spanguard, console",
+        ] {
+            assert!(said(quiet).is_empty(), "{quiet}");
+        }
+        // A tracer that OTEL_SDK_DISABLED turns off says nothing of it.
+        let mut c = TracerConfig::default();
+        c.apply_env(&env(&[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ]))
+        .expect("valid");
+        assert!(
+            c.disabled && c.ignored_env.is_empty(),
+            "{:?}",
+            c.ignored_env
+        );
+    }
+
+    #[test]
+    fn grpc_says_what_is_sent_instead_and_names_the_grpc_port() {
+        // A user who set grpc with port 4317 expected gRPC: HTTP requests
+        // to that port fail, and the line says which port takes them.
+        let said = |pairs: &[(&str, &str)]| -> String {
+            let mut c = TracerConfig::default();
+            c.apply_env(&env(pairs)).expect("never fatal");
+            c.ignored_env
+                .iter()
+                .find(|e| e.variable.ends_with("_PROTOCOL"))
+                .expect("the protocol is said")
+                .as_ignored()
+        };
+        assert_eq!(
+            said(&[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ]),
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json (grpc is not \
+             supported: spanguard sends OTLP over HTTP, http/protobuf; a Collector takes both on \
+             port 4318, and its gRPC port 4317, the endpoint's, answers no HTTP: set the \
+             endpoint's port to 4318); ignored"
+        );
+        for endpoint in [
+            "http://[::1]:4317/v1/traces",
+            "https://user:pw@collector:4317/",
+        ] {
+            let line = said(&[
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "GRPC"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
+            ]);
+            assert!(
+                line.contains("the endpoint's port to 4318"),
+                "{endpoint}: {line}"
+            );
+        }
+        // Another port, or none set: the protocol sent, and no port named.
+        for pairs in [
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ][..],
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector"),
+            ][..],
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")][..],
+        ] {
+            let line = said(pairs);
+            assert!(
+                line.contains("sends OTLP over HTTP, http/protobuf;"),
+                "{line}"
+            );
+            assert!(!line.contains("4317"), "{pairs:?}: {line}");
+        }
+        // The protocol a config struct chose is the one named.
+        let mut c = TracerConfig {
+            protocol: Protocol::HttpJson,
+            ..TracerConfig::default()
+        };
+        c.apply_env(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]))
+            .expect("never fatal");
+        assert!(c.ignored_env[0].reason.contains("over HTTP, http/json;"));
+        assert_eq!(url_port("http://h"), Some(80));
+        assert_eq!(url_port("https://h/x:4317"), Some(443));
+        assert_eq!(url_port("discard:"), None);
     }
 
     #[test]

@@ -1332,6 +1332,17 @@ impl Tracer {
         self.with_open(s, |p, r| r.drop_oldest(events, links, &p.pool))
     }
 
+    /// `drop_oldest` without counting them (`SpanRecord::drop_oldest_uncounted`):
+    /// a bridge that counted them as its SDK evicted them.
+    pub fn drop_oldest_uncounted(
+        &self,
+        s: SpanRef,
+        events: u32,
+        links: u32,
+    ) -> Result<(), SpanError> {
+        self.with_open(s, |p, r| r.drop_oldest_uncounted(events, links, &p.pool))
+    }
+
     /// Moves the span's start (e.g. to when work really began).
     pub fn set_start_time(&self, s: SpanRef, start_unix_ns: u64) -> Result<(), SpanError> {
         self.with_open(s, |_, r| r.start_unix_ns = start_unix_ns)

@@ -1071,3 +1071,131 @@ fn complex_values_show_an_empty_value_as_null_and_bytes_in_hex() {
     assert!(printed.contains("raw = 0xdeadbeef"), "{printed}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// One sink line of traces `(first hex digit of the id, start s, end s,
+/// error)`, one span each, times from T0.
+fn sink_line(traces: &[(u8, u64, u64, bool)]) -> String {
+    let spans: Vec<String> = traces
+        .iter()
+        .enumerate()
+        .map(|(i, &(id, start_s, end_s, error))| {
+            let status = if error {
+                r#","status":{"code":2,"message":"boom"}"#
+            } else {
+                ""
+            };
+            format!(
+                r#"{{"traceId":"{id:02x}{:030x}","spanId":"{:016x}","name":"agent.run","kind":2,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"{status}}}"#,
+                i + 1,
+                i + 1,
+                T0 + start_s * 1000 * MS,
+                T0 + end_s * 1000 * MS
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
+
+/// The first two hex digits of each trace `show` drew, in order.
+fn drawn(out: &Output) -> Vec<String> {
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("trace "))
+        .map(|l| l[..2].to_string())
+        .collect()
+}
+
+#[test]
+fn last_draws_the_traces_that_ended_last_of_those_matched() {
+    // A long agent session that started first and ended last, and three
+    // short runs after it, two of them failed: "what just happened" is
+    // the session and the last run, by their ends, not their starts.
+    let root = sink_of(
+        "last-n",
+        sink_line(&[
+            (0xaa, 0, 100, false),
+            (0xbb, 10, 20, true),
+            (0xcc, 30, 40, false),
+            (0xdd, 50, 60, true),
+        ]),
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["svc-1.jsonl", "--color", "never"];
+        all.extend_from_slice(args);
+        show(&root, &all, &[])
+    };
+    let two = run(&["--last", "2"]);
+    assert!(two.status.success(), "{}", text(&two.stderr));
+    // Drawn in the usual order (by start), the newest at the bottom.
+    assert_eq!(drawn(&two), ["aa", "dd"]);
+    assert!(
+        text(&two.stdout).contains("2 of 4 traces (the 2 that ended last of 4 that matched)"),
+        "{}",
+        text(&two.stdout)
+    );
+    assert_eq!(drawn(&run(&["--last=1"])), ["aa"]);
+    // With the other filters: the last N of what they kept.
+    assert_eq!(drawn(&run(&["--errors", "--last", "1"])), ["dd"]);
+    assert_eq!(drawn(&run(&["--last", "1", "--errors"])), ["dd"]);
+    assert_eq!(drawn(&run(&["--errors", "--last", "5"])), ["bb", "dd"]);
+    let until = "2026-11-30T09:00:35Z";
+    assert_eq!(
+        drawn(&run(&["--until", until, "--last", "2"])),
+        ["aa", "cc"]
+    );
+    assert_eq!(
+        drawn(&run(&["--since", "2026-11-30T09:00:30Z", "--last", "2"])),
+        ["aa", "dd"]
+    );
+    // More than there are: all of them, and no note.
+    let all = run(&["--last", "10"]);
+    assert_eq!(drawn(&all), ["aa", "bb", "cc", "dd"]);
+    assert!(!text(&all.stdout).contains("ended last"));
+    for bad in ["0", "-1", "two", ""] {
+        let out = run(&["--last", bad]);
+        assert_eq!(out.status.code(), Some(2), "--last {bad:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("--last {bad}: not a number of traces")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn many_traces_end_with_how_to_draw_fewer() {
+    // Hundreds of waterfalls scroll the newest out of sight: all are still
+    // drawn, and the last line says how to draw fewer.
+    let many: Vec<(u8, u64, u64, bool)> = (0..21)
+        .map(|i| (i, i as u64, i as u64 + 1, false))
+        .collect();
+    let root = sink_of("many-traces", sink_line(&many));
+    let out = show(&root, &["svc-1.jsonl", "--color", "never"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(drawn(&out).len(), 21);
+    let printed = text(&out.stdout);
+    assert_eq!(
+        printed.lines().last(),
+        Some(
+            "21 traces drawn: --last 5 draws the 5 that ended last, --since 15m those of the last 15 minutes"
+        ),
+        "{printed}"
+    );
+    // Twenty, or fewer asked for: no such line.
+    let twenty = sink_of("twenty-traces", sink_line(&many[..20]));
+    let out = show(&twenty, &["svc-1.jsonl", "--color", "never"], &[]);
+    assert!(!text(&out.stdout).contains("traces drawn"));
+    let out = show(
+        &root,
+        &["svc-1.jsonl", "--color", "never", "--last", "21"],
+        &[],
+    );
+    assert_eq!(drawn(&out).len(), 21);
+    assert!(!text(&out.stdout).contains("traces drawn"));
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&twenty);
+}

@@ -176,11 +176,12 @@ export declare class Span {
    */
   addDroppedCounts(attributes?: number, events?: number, links?: number): this;
   /**
-   * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when the
-   * SDK evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295; another
+   * Drops the span's `events` oldest events and `links` oldest links, counted dropped unless `counted` is false
+   * (the bridge counted them with addDroppedCounts as the SDK evicted them): what the bridge does when the SDK
+   * evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295; another
    * value throws a SpanguardError (INVALID_ARGUMENT).
    */
-  dropOldest(events?: number, links?: number): this;
+  dropOldest(events?: number, links?: number, counted?: boolean): this;
   /**
    * Sets the status: a code of STATUS (UNSET, OK, ERROR, OpenTelemetry's
    * SpanStatusCode numbers too) or its name, or OpenTelemetry's SpanStatus

@@ -549,13 +549,15 @@ class Span {
   }
 
   /**
-   * Drops the span's `events` oldest events and `links` oldest links, counted dropped: what the bridge does when
-   * the SDK evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295;
-   * another value throws (INVALID_ARGUMENT), nothing dropped.
+   * Drops the span's `events` oldest events and `links` oldest links, counted dropped unless `counted` is false
+   * (the bridge counted them with addDroppedCounts as the SDK evicted them): what the bridge does when the SDK
+   * evicted, past its limit, some it had passed on. Each count is a whole number from 0 to 4294967295; another
+   * value throws (INVALID_ARGUMENT), nothing dropped.
    */
-  dropOldest(events = 0, links = 0) {
+  dropOldest(events = 0, links = 0, counted = true) {
     const op = 'dropOldest';
-    recorded(native.dropOldest(this.hi, this.lo, count(events, 'events', op), count(links, 'links', op)), op);
+    const drop = counted ? native.dropOldest : native.dropOldestUncounted;
+    recorded(drop(this.hi, this.lo, count(events, 'events', op), count(links, 'links', op)), op);
     return this;
   }
 

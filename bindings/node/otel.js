@@ -272,6 +272,10 @@ class SpanguardSpanProcessor {
     for (let i = 0; i < links.length; i++) {
       if (!this.link(span, links[i])) (linksRefused || (linksRefused = [])).push(droppedLinks + i);
     }
+    // What the SDK dropped before the start (attributes and links given
+    // past its limits), counted now: a span killed open says so too.
+    const droppedAttributes = otelSpan.droppedAttributesCount || 0;
+    if (droppedAttributes > 0 || droppedLinks > 0) span.addDroppedCounts(droppedAttributes, 0, droppedLinks);
     return {
       span, name: otelSpan.name, attributes: atStart,
       // Events and links numbered as the SDK span has had them (those it
@@ -281,6 +285,10 @@ class SpanguardSpanProcessor {
       // drop from spanguard in the stead of ones the SDK kept.
       eventsFrom: 0, events: 0, eventsRefused: null, linksFrom: droppedLinks, links: droppedLinks + links.length,
       linksRefused, inSetAttributes: false,
+      // What the SDK had dropped (attributes, events, links) when the
+      // bridge last looked, and what it counted on the spanguard span for
+      // it as it happened (`passDrops`).
+      droppedSeen: [droppedAttributes, 0, droppedLinks], droppedCounted: [droppedAttributes, 0, droppedLinks],
     };
   }
 
@@ -310,13 +318,44 @@ class SpanguardSpanProcessor {
     if (this.stopped()) return;
     try {
       const kept = otelSpan.attributes;
-      if (!kept || !hasOwn(kept, key)) return;
+      if (!kept || !hasOwn(kept, key)) {
+        this.passDrops(otelSpan, entry); // refused past the SDK's limit, maybe
+        return;
+      }
       const v = kept[key];
       if (v === undefined || v === null || entry.attributes[key] === v) return;
       entry.attributes[key] = v;
       entry.span.setAttribute(key, v);
     } catch (_) {
       this.failures++;
+    }
+  }
+
+  /**
+   * Counts on the spanguard span what the SDK dropped since the bridge
+   * last looked, as it happens: past its limits the SDK refuses new
+   * attributes and evicts its oldest events and links, which the bridge
+   * does not pass on, and a span killed open carried none of it, the
+   * count being added only at onEnd. An evicted event or link spanguard
+   * had refused is not counted again (spanguard counted it when it
+   * refused it). `complete` counts only the rest.
+   */
+  passDrops(otelSpan, entry) {
+    const now = [otelSpan.droppedAttributesCount || 0, otelSpan.droppedEventsCount || 0,
+      otelSpan.droppedLinksCount || 0];
+    const seen = entry.droppedSeen;
+    const refused = [null, entry.eventsRefused, entry.linksRefused];
+    const add = [0, 0, 0];
+    for (let i = 0; i < 3; i++) {
+      if (now[i] <= seen[i]) continue;
+      let n = now[i] - seen[i];
+      if (refused[i]) n -= refused[i].filter((r) => r >= seen[i] && r < now[i]).length;
+      seen[i] = now[i];
+      add[i] = Math.max(0, n);
+    }
+    if (add[0] > 0 || add[1] > 0 || add[2] > 0) {
+      entry.span.addDroppedCounts(add[0], add[1], add[2]);
+      for (let i = 0; i < 3; i++) entry.droppedCounted[i] += add[i];
     }
   }
 
@@ -351,6 +390,7 @@ class SpanguardSpanProcessor {
           entry.attributes[key] = v;
         }
         if (keys.length > 0) span.setAttributeLists(keys, values);
+        this.passDrops(otelSpan, entry);
       } else if (what === 'events' || what === 'links') {
         const limits = otelSpan._spanLimits;
         const limit = limits && (what === 'events' ? limits.eventCountLimit : limits.linkCountLimit);
@@ -359,7 +399,11 @@ class SpanguardSpanProcessor {
         // Past the limit the SDK has evicted one; at it, it still holds
         // every one, the last that fits too (`>=` held it back, and a span
         // killed open held one fewer than the SDK's, as in the Python bridge).
-        if (!limits || (limit !== undefined && now.length + dropped > limit)) return;
+        if (!limits) return;
+        if (limit !== undefined && now.length + dropped > limit) {
+          this.passDrops(otelSpan, entry);
+          return;
+        }
         const from = Math.max(0, entry[what] - dropped);
         const refused = what === 'events' ? 'eventsRefused' : 'linksRefused';
         for (let i = from; i < now.length; i++) {
@@ -479,22 +523,38 @@ class SpanguardSpanProcessor {
       entry.links, entry.linksRefused);
     const [evictedEvents, events, de] = stillToSend(otelSpan.events, otelSpan.droppedEventsCount, entry.eventsFrom,
       entry.events, entry.eventsRefused);
-    if (evictedEvents > 0 || evictedLinks > 0) {
+    // What the SDK's own limits left out (an event's or link's own count
+    // is not carried), less what was counted as it happened (`passDrops`):
+    // counted first, then those evicted taken off uncounted (a crash
+    // between the two counts one twice, never none).
+    const counted = entry.droppedCounted || [0, 0, 0];
+    const live = counted[0] > 0 || counted[1] > 0 || counted[2] > 0;
+    if (!live && (evictedEvents > 0 || evictedLinks > 0)) {
       try {
         span.dropOldest(evictedEvents, evictedLinks);
       } catch (_) {
         this.failures++;
       }
     }
-    for (const link of links) this.link(span, link);
-    for (const event of events) this.event(span, event);
     try {
-      // What the SDK's own limits left out (an event's or link's own count is not carried).
       const da = otelSpan.droppedAttributesCount || 0;
-      if (da > 0 || de > 0 || dl > 0) span.addDroppedCounts(da, de, dl);
+      const rest = live
+        ? [Math.max(0, da - counted[0]), Math.max(0, evictedEvents + de - counted[1]),
+            Math.max(0, evictedLinks + dl - counted[2])]
+        : [da, de, dl];
+      if (rest[0] > 0 || rest[1] > 0 || rest[2] > 0) span.addDroppedCounts(rest[0], rest[1], rest[2]);
     } catch (_) {
       this.failures++;
     }
+    if (live && (evictedEvents > 0 || evictedLinks > 0)) {
+      try {
+        span.dropOldest(evictedEvents, evictedLinks, false);
+      } catch (_) {
+        this.failures++;
+      }
+    }
+    for (const link of links) this.link(span, link);
+    for (const event of events) this.event(span, event);
     try {
       const status = otelSpan.status;
       if (status && status.code) span.setStatus(status.code, status.message || '');

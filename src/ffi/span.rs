@@ -1512,6 +1512,28 @@ pub extern "C" fn spanguard_span_drop_oldest(
     })
 }
 
+/// `spanguard_span_drop_oldest` without counting the events and links it
+/// drops: for a bridge that passes its SDK's drops on as they happen
+/// (`spanguard_span_add_dropped_counts`), so that a span killed open
+/// carries them, and then, at the span's end, takes off the oldest ones
+/// its SDK evicted, counted already. Thread-safe; no allocation, lock or
+/// system call once the thread is warm.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_drop_oldest_uncounted(
+    span: spanguard_span,
+    events: u32,
+    links: u32,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| {
+            match t.drop_oldest_uncounted(s, events, links) {
+                Ok(()) => spanguard_result::Ok,
+                Err(e) => e.into(),
+            }
+        })
+    })
+}
+
 /// Sets the status: `SPANGUARD_STATUS_OK`, or `_ERROR` with a message
 /// (kept for ERROR only, whole: `value_length_limit` applies to attribute
 /// values only). As the OpenTelemetry spec says, OK is final and

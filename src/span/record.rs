@@ -2619,21 +2619,42 @@ impl SpanRecord {
     /// SDK evicted events or links it had already passed on. Their room in
     /// the span's chunks stays taken until the span is freed.
     pub fn drop_oldest<S: ChunkStore + ?Sized>(&mut self, events: u32, links: u32, store: &S) {
-        self.unlink_oldest(ItemList::Events, events, store);
-        self.unlink_oldest(ItemList::Links, links, store);
+        self.unlink_oldest(ItemList::Events, events, true, store);
+        self.unlink_oldest(ItemList::Links, links, true, store);
+    }
+
+    /// `drop_oldest` without counting them: for a bridge that counted
+    /// them dropped already (`add_dropped`) as its SDK evicted them, so
+    /// that a span killed open carried the count.
+    pub fn drop_oldest_uncounted<S: ChunkStore + ?Sized>(
+        &mut self,
+        events: u32,
+        links: u32,
+        store: &S,
+    ) {
+        self.unlink_oldest(ItemList::Events, events, false, store);
+        self.unlink_oldest(ItemList::Links, links, false, store);
     }
 
     /// Takes the first `n` entries off a list (events or links; fewer when
     /// it holds fewer), one at a time, each in the stores of
-    /// `UnlinkStore::IN_ORDER`, counting them dropped. A list whose entry
-    /// cannot be read ends there.
-    fn unlink_oldest<S: ChunkStore + ?Sized>(&mut self, list: ItemList, n: u32, store: &S) {
+    /// `UnlinkStore::IN_ORDER`, counting them dropped when `counted`. A
+    /// list whose entry cannot be read ends there.
+    fn unlink_oldest<S: ChunkStore + ?Sized>(
+        &mut self,
+        list: ItemList,
+        n: u32,
+        counted: bool,
+        store: &S,
+    ) {
         for _ in 0..n {
             let Some(next) = self.first_entry_next(list, store) else {
                 return;
             };
             for step in UnlinkStore::IN_ORDER {
-                self.unlink_first_store(list, step, next);
+                if counted || step != UnlinkStore::CountDropped {
+                    self.unlink_first_store(list, step, next);
+                }
             }
         }
     }
@@ -4395,6 +4416,13 @@ mod tests {
         assert_eq!(r.rest().dropped_events, 6);
         r.add_event(b"e6", 1, &[], &limits, &store).expect("event");
         assert_eq!(names(&r), ["e6"]);
+        // Uncounted (a bridge counted them as its SDK evicted them): taken
+        // off the same way, the counts as they were.
+        r.add_event(b"e7", 1, &[], &limits, &store).expect("event");
+        r.drop_oldest_uncounted(1, 2, &store);
+        assert_eq!(names(&r), ["e7"]);
+        assert_eq!(link_ids(&r), [4, 5]);
+        assert_eq!((r.rest().dropped_events, r.rest().dropped_links), (6, 1));
     }
 
     #[test]

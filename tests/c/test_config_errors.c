@@ -92,6 +92,18 @@ int main(int argc, char **argv) {
           NULL);
     CHECK(count_in_dir(dir, "\"after.grpc\"") == 1);
 
+    /* OTEL_TRACES_EXPORTER=none, left from an SDK's setup, turns off an
+     * exporter that SDK would set up by itself, not spanguard: said once,
+     * in the message and on stderr, and the span still arrives. */
+    CHECK(try_env("OTEL_TRACES_EXPORTER", "none", "after.none", msg, sizeof msg, &len) ==
+          SPANGUARD_RESULT_OK);
+    const char *none = "OTEL_TRACES_EXPORTER=none: spanguard records and exports all the same";
+    CHECK(strncmp(msg, none, strlen(none)) == 0);
+    const char *said = strstr(captured, "spanguard: warn: OTEL_TRACES_EXPORTER=none: spanguard records");
+    CHECK(said != NULL);
+    CHECK(said == NULL || strstr(said + strlen("spanguard: warn: OTEL_TRACES_EXPORTER"), "OTEL_TRACES_EXPORTER") == NULL);
+    CHECK(count_in_dir(dir, "\"after.none\"") == 1);
+
     /* Bytes in the environment, MiB in the struct: the message says so. */
     CHECK(try_env("SPANGUARD_SPOOL_MAX_BYTES", "64MiB", "after.spool", msg, sizeof msg, &len) ==
           SPANGUARD_RESULT_OK);

@@ -1300,6 +1300,18 @@ static napi_value js_drop_oldest(napi_env env, napi_callback_info info) {
     return result_value(env, spanguard_span_drop_oldest(s, events, links));
 }
 
+/* dropOldestUncounted(hi, lo, events, links): for a bridge that counted
+ * them as its SDK evicted them */
+static napi_value js_drop_oldest_uncounted(napi_env env, napi_callback_info info) {
+    args a;
+    if (!get_args(env, info, &a, 4)) return NULL;
+    spanguard_span s;
+    uint32_t events, links;
+    if (!span_arg(env, &a, 0, &s) || !u32_arg(env, a.argv[2], &events) || !u32_arg(env, a.argv[3], &links))
+        return throw_last(env, "dropOldestUncounted");
+    return result_value(env, spanguard_span_drop_oldest_uncounted(s, events, links));
+}
+
 /* updateName(hi, lo, name) */
 static napi_value js_update_name(napi_env env, napi_callback_info info) {
     args a;
@@ -1783,6 +1795,7 @@ NAPI_MODULE_INIT() {
         FN("updateName", js_update_name),
         FN("addDroppedCounts", js_add_dropped_counts),
         FN("dropOldest", js_drop_oldest),
+        FN("dropOldestUncounted", js_drop_oldest_uncounted),
         FN("traceparent", js_traceparent),
         FN("end", js_end),
         FN("endAt", js_end_at),

@@ -79,7 +79,9 @@ for (const [protocol, compression] of [['http/protobuf', 'gzip'], ['http/json', 
 // the SDK held: its first 128 (the bridge passes them on while the SDK's list
 // has not gone past its limit). otel.js held back the event that fills the
 // SDK's list (`now.length + dropped >= limit`), so 127 arrived; the Python
-// bridge had the same off-by-one (fixed there: `count <= limit`).
+// bridge had the same off-by-one (fixed there: `count <= limit`). What the
+// SDK's limits dropped is counted as it drops it (the bridge counted it only
+// at onEnd, which a killed span never reaches: 0 arrived).
 test('an LLM-sized bridged span killed open arrives from the flight recorder with the SDK\'s 128 events',
   async (t) => {
     const fs = require('fs');
@@ -100,6 +102,8 @@ test('an LLM-sized bridged span killed open arrives from the flight recorder wit
       const text = 'x'.repeat(20000);
       span.setAttribute('input.value', 'y'.repeat(4000000));
       for (let i = 0; i < 200; i++) span.addEvent('gen_ai.content.prompt', { 'gen_ai.prompt': text, i });
+      // 130 more attributes: 3 past the SDK's limit of 128, which it refuses.
+      for (let i = 0; i < 130; i++) span.setAttribute('k' + i, i);
       globalThis.held = span;
       process.stdout.write('recorded\\n');
       setInterval(() => {}, 1000);`;
@@ -121,4 +125,6 @@ test('an LLM-sized bridged span killed open arrives from the flight recorder wit
     const [got] = await rx.waitFor(1);
     assert.strictEqual(got.attributes['input.value'].length, 4000000);
     assert.deepStrictEqual(got.events.map((e) => Number(e.attributes.i)), [...Array(128).keys()]);
+    assert.deepStrictEqual([got.dropped_events_count, got.dropped_attributes_count], [72, 3]);
+    assert.strictEqual(Object.keys(got.attributes).filter((k) => !k.startsWith('spanguard.')).length, 128);
   });

@@ -473,11 +473,17 @@ impl Span {
     }
 
     /// Drops the span's `events` oldest events and `links` oldest links,
-    /// counted dropped: what the OpenTelemetry bridge does when the SDK
-    /// evicted, past its limit, some it had passed on.
-    #[pyo3(signature = (events=0, links=0))]
-    fn drop_oldest(&self, py: Python<'_>, events: u32, links: u32) -> PyResult<()> {
-        let code = c::spanguard_span_drop_oldest(self.handle, events, links);
+    /// counted dropped unless `counted` is False (the bridge counted them
+    /// with `add_dropped_counts` as the SDK evicted them): what the
+    /// OpenTelemetry bridge does when the SDK evicted, past its limit,
+    /// some it had passed on.
+    #[pyo3(signature = (events=0, links=0, counted=true))]
+    fn drop_oldest(&self, py: Python<'_>, events: u32, links: u32, counted: bool) -> PyResult<()> {
+        let code = if counted {
+            c::spanguard_span_drop_oldest(self.handle, events, links)
+        } else {
+            c::spanguard_span_drop_oldest_uncounted(self.handle, events, links)
+        };
         report::recording(py, code)
     }
 

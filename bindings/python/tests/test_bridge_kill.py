@@ -5,7 +5,10 @@ answer; the test kills the agent with SIGTERM (the signal watchdog) or
 SIGKILL (the flight recorder), then a tracer started on the same spool
 directory delivers what the agent left. The open agent and LLM spans must
 arrive at the loopback receiver with the SDK's ids, marked
-`spanguard.interrupted`, with what was set on them after their start."""
+`spanguard.interrupted`, with what was set on them after their start, and
+with what the SDK's span limits dropped counted (events, attributes and
+links past its 128: the bridge passes the first ones on and counted the
+rest only at on_end, which a killed span never reaches)."""
 
 import json
 import os
@@ -26,6 +29,7 @@ AGENT = textwrap.dedent("""
     import openai
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.trace import Link, SpanContext
 
     import spanguard
     from spanguard.otel import SpanguardSpanProcessor
@@ -44,10 +48,18 @@ AGENT = textwrap.dedent("""
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0, timeout=600)
     agent = provider.get_tracer("weather.agent")
-    with agent.start_as_current_span("agent.run") as run:
+    # 130 links at the start, 2 past the SDK's limit of 128.
+    links = [Link(SpanContext(0x1F, n + 1, False)) for n in range(130)]
+    with agent.start_as_current_span("agent.run", links=links) as run:
         # Set while the span is open: no Python runs before the dump.
         run.set_attribute("agent.goal", "weather")
         run.add_event("agent.step", {"step": 1})
+        # A streamed answer recorded an event a chunk: 200 more, 73 past
+        # the SDK's limit of 128 events; and 130 more attributes, 3 past.
+        for n in range(200):
+            run.add_event("chunk", {"n": n})
+        for n in range(130):
+            run.set_attribute(f"k{n}", n)
         with agent.start_as_current_span("plan"):
             pass
         client.chat.completions.create(model="gpt-4o-mini",
@@ -93,5 +105,13 @@ def test_a_killed_agent_still_delivers_its_open_llm_span(receiver, tmp_path, sig
     assert llm["parent_span_id"] == run["span_id"] == plan["parent_span_id"]
     assert llm["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
     assert run["attributes"]["agent.goal"] == "weather", run
-    assert [(e["name"], e["attributes"]) for e in run["events"]] == [("agent.step", {"step": 1})], run
+    # The first ones the SDK was given (the bridge stops passing them on at
+    # its limit), and what it dropped counted: 0 before the bridge passed
+    # its drops on as they happen.
+    assert [(e["name"], e["attributes"]) for e in run["events"][:2]] == [("agent.step", {"step": 1}),
+                                                                         ("chunk", {"n": 0})], run
+    assert len(run["events"]) == 128 and run["dropped_events_count"] == 73
+    given = [k for k in run["attributes"] if not k.startswith("spanguard.")]
+    assert (len(given), run["dropped_attributes_count"]) == (128, 3), sorted(run["attributes"])
+    assert len(run["links"]) == 128 and run["dropped_links_count"] == 2
     assert llm["scope"].startswith("opentelemetry") and run["scope"] == "weather.agent"

@@ -230,8 +230,10 @@ def test_links_keep_is_remote_and_an_invalid_context_with_attributes_arrives(bri
     # already), so the bridge passes on c, as many as the SDK kept, and
     # counts d and e dropped.
     (("c", "d", "e"), ["a", "b", "c"], 2),
-    # c is set and evicted before the end: the bridge never sees it.
-    (("c", "d", "e", "f"), ["a", "b", "d"], 3),
+    # c fits the limit (the SDK holds a, b, c) and is passed on as it is
+    # set, as a span killed then must hold it; d, e, f evict a, b, c in
+    # the SDK, past its limit: not passed, counted.
+    (("c", "d", "e", "f"), ["a", "b", "c"], 3),
 ])
 def test_attributes_past_the_limit_are_counted_once(receiver, tmp_path, monkeypatch, later, kept, dropped):
     # The SDK's limit (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT; spanguard's tracer

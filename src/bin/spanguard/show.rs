@@ -8,7 +8,7 @@ use super::args::Args;
 use super::clock_text::parse_moment;
 use super::sources::load;
 use super::terminal::{Style, render_trace};
-use super::traces::{Filter, assemble, describe_origins};
+use super::traces::{Filter, Trace, assemble, describe_origins};
 
 pub const HELP: &str = "\
 usage: spanguard show [DIR|FILE...] [options]
@@ -31,6 +31,8 @@ options:
   --until WHEN       traces that start at or before WHEN
   --errors           traces with an error, an interrupted span, or a span the
                      program never ended (ended at shutdown)
+  --last N           the N traces that ended last, of those the other options
+                     keep (what the agent just did: --last 1)
   --attributes       every attribute under each span, each cut to the width (…)
   --full             every attribute, and every event and status message, whole
                      (values are cut to the width otherwise, and a run of events
@@ -69,6 +71,7 @@ pub fn run(args: &[String]) -> ExitCode {
             "--until",
             "--html",
             "--color",
+            "--last",
         ],
     ) {
         Ok(a) => a,
@@ -97,6 +100,13 @@ pub fn run(args: &[String]) -> ExitCode {
             errors: a.flag("--errors"),
         },
         (Err(e), _) | (_, Err(e)) => return usage(&e),
+    };
+    let last = match a.value("--last") {
+        None => None,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return usage(&format!("--last {v}: not a number of traces (1 or more)")),
+        },
     };
     let style = match Style::detect(a.value("--color"), a.flag("--attributes"), a.flag("--full")) {
         Ok(s) => s,
@@ -143,12 +153,24 @@ pub fn run(args: &[String]) -> ExitCode {
     let read_anything = !loaded.origins.is_empty();
     let (traces, origins, duplicates) = assemble(loaded);
     let total = traces.len();
-    let shown: Vec<_> = traces.into_iter().filter(|t| filter.keeps(t)).collect();
+    let mut shown: Vec<_> = traces.into_iter().filter(|t| filter.keeps(t)).collect();
+    let matched = shown.len();
+    if let Some(n) = last {
+        shown = ended_last(shown, n);
+    }
     let spans: usize = shown.iter().map(|t| t.nodes.len()).sum();
 
     let summary = {
+        let last_of = if shown.len() < matched {
+            format!(
+                " (the {} that ended last of {matched} that matched)",
+                shown.len()
+            )
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "{} of {total} traces, {spans} spans, from {}",
+            "{} of {total} traces{last_of}, {spans} spans, from {}",
             shown.len(),
             if read_anything {
                 describe_origins(&origins)
@@ -201,6 +223,17 @@ pub fn run(args: &[String]) -> ExitCode {
             let values = super::terminal::plural(cut, "value");
             println!("{values} cut to the width (…): --full shows them whole");
         }
+        // Hundreds of waterfalls scroll the one a person ran this for
+        // (what the agent just did) out of sight; all are still drawn (a
+        // pipe to grep or less wants every one), and the last line says
+        // how to draw fewer.
+        if last.is_none() && shown.len() > MANY_TRACES {
+            println!(
+                "{} traces drawn: --last {FEW_TRACES} draws the {FEW_TRACES} that ended last, \
+                 --since 15m those of the last 15 minutes",
+                shown.len()
+            );
+        }
     }
     if shown.is_empty() {
         if total == 0 {
@@ -214,6 +247,31 @@ pub fn run(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// More traces than a terminal shows at once: `show` then says how to
+/// draw fewer.
+const MANY_TRACES: usize = 20;
+/// The `--last` that hint suggests.
+const FEW_TRACES: usize = 5;
+
+/// The `n` of `traces` that ended last (the later start, then the trace
+/// id, between those that ended together), in the order they came.
+fn ended_last(traces: Vec<Trace>, n: usize) -> Vec<Trace> {
+    if traces.len() <= n {
+        return traces;
+    }
+    let mut by_end: Vec<usize> = (0..traces.len()).collect();
+    by_end.sort_by_key(|&i| (traces[i].end_ns, traces[i].start_ns, traces[i].trace_id));
+    let mut keep = vec![false; traces.len()];
+    for &i in &by_end[traces.len() - n..] {
+        keep[i] = true;
+    }
+    traces
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(t, k)| k.then_some(t))
+        .collect()
 }
 
 fn usage(message: &str) -> ExitCode {

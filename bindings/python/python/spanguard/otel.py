@@ -160,6 +160,32 @@ def _held(sg: _SpanguardSpan, held, events: int = 0, links: int = 0) -> bool:
     return bool(held)
 
 
+def _pass_drops(opened: _Open, attributes: int | None, events: int | None, links: int | None) -> None:
+    """Counts on the spanguard span what the SDK dropped since the bridge
+    last looked (its dropped attribute, event and link counts now; None:
+    not looked at), as it happens: past its limits the SDK evicts its
+    oldest, which the bridge does not pass on, and a span killed open
+    (no Python runs before the dump) carried none of it, the count being
+    added only at on_end. An evicted event or link spanguard had refused
+    is not counted again (spanguard counted it when it refused it).
+    `_complete` counts only the rest."""
+    seen, counted = opened.dropped_seen, opened.dropped_counted
+    add = [0, 0, 0]
+    for i, (now, refused) in enumerate(((attributes, None), (events, opened.events_refused),
+                                        (links, opened.links_refused))):
+        if now is None or now <= seen[i]:
+            continue
+        n = now - seen[i]
+        if refused:
+            n -= sum(1 for r in refused if seen[i] <= r < now)
+        seen[i] = now
+        add[i] = max(0, n)
+    if any(add):
+        opened.span.add_dropped_counts(*add)
+        for i in range(3):
+            counted[i] += add[i]
+
+
 def _own_attributes(span):
     """The SDK span's own BoundedAttributes (its `_attributes`, with `_dict`
     and `dropped`), or None: its public `attributes` copies its keys under
@@ -203,17 +229,22 @@ class _Open:
     them) up to `events` and `links` were passed on, and those of them
     spanguard took are its oldest; `*_refused` numbers those it did not
     take (counted dropped when refused), None while there are none: on_end
-    must not drop from spanguard, in their stead, ones the SDK kept. It
+    must not drop from spanguard, in their stead, ones the SDK kept.
+    `dropped_seen` is what the SDK had dropped (attributes, events, links)
+    when the bridge last looked, and `dropped_counted` what the bridge
+    counted on the spanguard span for it as it happened (`_pass_drops`),
+    so that a span killed open carries the SDK's dropped counts. It
     refers to nothing that refers to the SDK's span (`kept` is the span's
     attribute map; `watch` a weak reference), so keeping it on the span
     makes no reference cycle."""
 
     __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "events_refused", "links",
-                 "links_from", "links_refused", "attribute_limit", "ended", "watch")
+                 "links_from", "links_refused", "attribute_limit", "ended", "watch", "dropped_seen",
+                 "dropped_counted")
 
     def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
                  links_from: int, links: int, attribute_limit, events_refused: list | None = None,
-                 links_refused: list | None = None):
+                 links_refused: list | None = None, dropped_at_start: list | None = None):
         self.span, self.name, self.attributes, self.kept = span, name, attributes, kept
         self.events_from, self.events, self.events_refused = events_from, events, events_refused
         self.links_from, self.links, self.links_refused = links_from, links, links_refused
@@ -223,6 +254,9 @@ class _Open:
         # A weak reference to the SDK span, whose callback ends the
         # spanguard span if the SDK span is collected open (`_abandoned`).
         self.watch = None
+        # Counted at the start (`_begin`), so both are what the SDK had.
+        self.dropped_seen = dropped_at_start or [0, 0, 0]
+        self.dropped_counted = list(self.dropped_seen)
 
 
 def _room(count: int, limit) -> bool:
@@ -284,7 +318,7 @@ def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
             try:
                 kept = opened.kept
                 limit = opened.attribute_limit
-                if limit is None or len(kept._dict) + kept.dropped < limit:
+                if limit is None or len(kept._dict) + kept.dropped <= limit:
                     v = kept._dict.get(key, _MISSING)
                     before = opened.attributes
                     old = before.get(key, _MISSING)
@@ -293,6 +327,8 @@ def _following_class(base: type, processor: SpanguardSpanProcessor) -> type:
                         if old is not _MISSING:
                             del before[key]  # the SDK moves a key set again to its end
                         before[key] = v
+                elif kept.dropped != opened.dropped_seen[0]:
+                    _pass_drops(opened, kept.dropped, None, None)
             except Exception as e:  # noqa: BLE001 - a setter must not raise for the bridge
                 processor._failed("a setter", e)
 
@@ -532,9 +568,17 @@ class SpanguardSpanProcessor(SpanProcessor):
         events, dropped_events = ((), 0) if _had(span, "_events") == 0 else (span.events or (), span.dropped_events)
         events_refused = [dropped_events + i for i, ev in enumerate(events) if not _event(sg, ev)] if events else None
         limits = getattr(span, "_limits", None)
+        # What the SDK dropped before the start (attributes and links given
+        # to start_span past its limits), counted now: a span killed open
+        # says so too.
+        dropped_at_start = None
+        dropped_attributes = kept.dropped if kept is not None else 0
+        if dropped_attributes or dropped_events or dropped_links:
+            dropped_at_start = [dropped_attributes, dropped_events, dropped_links]
+            sg.add_dropped_counts(*dropped_at_start)
         return _Open(sg, name, attributes, kept, dropped_events, dropped_events + len(events), dropped_links,
                      dropped_links + len(links), limits.max_span_attributes if limits is not None else None,
-                     events_refused or None, links_refused or None)
+                     events_refused or None, links_refused or None, dropped_at_start)
 
     def _follow(self, span, opened: _Open) -> None:
         """Makes what is set on the open span reach spanguard as it is set.
@@ -569,7 +613,9 @@ class SpanguardSpanProcessor(SpanProcessor):
         try:
             kept = opened.kept
             limit = opened.attribute_limit
-            if limit is not None and len(kept._dict) + kept.dropped >= limit:
+            if limit is not None and len(kept._dict) + kept.dropped > limit:
+                if kept.dropped != opened.dropped_seen[0]:
+                    _pass_drops(opened, kept.dropped, None, None)
                 return
             now, before = kept._dict, opened.attributes
             out = {}
@@ -609,6 +655,8 @@ class SpanguardSpanProcessor(SpanProcessor):
                         if not _event(sg, now[i]):
                             opened.events_refused = (opened.events_refused or []) + [dropped + i]
                     opened.events = dropped + len(now)
+                elif dropped != opened.dropped_seen[1]:
+                    _pass_drops(opened, None, dropped, None)
             if links:
                 now, dropped = tuple(span.links or ()), span.dropped_links
                 if _room(len(now) + dropped, limits.max_links):
@@ -616,6 +664,8 @@ class SpanguardSpanProcessor(SpanProcessor):
                         if not _link(sg, now[i]):
                             opened.links_refused = (opened.links_refused or []) + [dropped + i]
                     opened.links = dropped + len(now)
+                elif dropped != opened.dropped_seen[2]:
+                    _pass_drops(opened, None, None, dropped)
             if name and span.name != opened.name:
                 sg.update_name(span.name)
                 opened.name = span.name
@@ -667,20 +717,32 @@ class SpanguardSpanProcessor(SpanProcessor):
                                                          opened.events_from, opened.events, opened.events_refused)
         evicted_links, links, dropped_links = _unsent(span, "_links", "links", "dropped_links", opened.links_from,
                                                       opened.links, opened.links_refused)
-        if evicted_events or evicted_links:
-            sg.drop_oldest(evicted_events, evicted_links)
-        for event in events:
-            _event(sg, event)
-        for link in links:
-            _link(sg, link)
         # What the SDK's own limits left out. Attributes: every key the SDK
         # was given is held by spanguard or counted, once: what the SDK
         # kept and dropped, less what spanguard holds (counting the SDK's
         # figure whole counted twice a key it evicted after the start).
         held = len(before) + min(new, max(0, room))
         unseen = max(0, len(kept) + (own.dropped if own is not None else span.dropped_attributes) - held)
-        if unseen or dropped_events or dropped_links:
-            sg.add_dropped_counts(unseen, dropped_events, dropped_links)
+        counted = opened.dropped_counted
+        if counted == [0, 0, 0]:
+            if evicted_events or evicted_links:
+                sg.drop_oldest(evicted_events, evicted_links)
+            if unseen or dropped_events or dropped_links:
+                sg.add_dropped_counts(unseen, dropped_events, dropped_links)
+        else:
+            # Some were counted as the SDK dropped them (`_pass_drops`):
+            # the rest now, then those evicted taken off uncounted (in that
+            # order: a crash between the two counts one twice, never none).
+            rest = (max(0, unseen - counted[0]), max(0, evicted_events + dropped_events - counted[1]),
+                    max(0, evicted_links + dropped_links - counted[2]))
+            if any(rest):
+                sg.add_dropped_counts(*rest)
+            if evicted_events or evicted_links:
+                sg.drop_oldest(evicted_events, evicted_links, counted=False)
+        for event in events:
+            _event(sg, event)
+        for link in links:
+            _link(sg, link)
         status = span.status
         if status is not None and status.status_code is not StatusCode.UNSET:
             sg.set_status(_STATUS[id(status.status_code)], status.description or "")
