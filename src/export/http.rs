@@ -280,6 +280,13 @@ impl HttpTransport {
         }
     }
 
+    /// The status code of the last request's answer, when it had one and
+    /// the handle was kept (an accepted request's: `send` drops the handle
+    /// after a failure to connect). `spanguard check` names it.
+    pub fn last_status(&self) -> Option<u32> {
+        self.easy.as_ref()?.response_code().ok().filter(|&c| c != 0)
+    }
+
     fn handle(&mut self) -> Result<&mut Easy2<Response>, curl::Error> {
         if self.easy.is_none() {
             let mut easy = Easy2::new(Response::new(Arc::clone(&self.abort_at)));
@@ -543,7 +550,7 @@ fn credentials_hint(headers: &[(String, String)]) -> String {
 /// The proxy variable curl takes for `url`, when one is set: `http_proxy`
 /// (lower case alone, as curl reads it) for http://, `https_proxy` or
 /// `HTTPS_PROXY` for https://, then `all_proxy` or `ALL_PROXY`.
-fn proxy_variable(
+pub fn proxy_variable(
     url: &str,
     get: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Option<&'static str> {

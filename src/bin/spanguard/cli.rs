@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 mod args;
+mod check;
 mod clock_text;
 mod html;
 mod locks;
@@ -36,6 +37,9 @@ commands:
   replay [DIR] [--endpoint URL]
                              send what the spool holds (spool files, crash dumps,
                              flight files of dead processes) to an OTLP endpoint
+  check [--endpoint URL]     what a tracer started here does with its spans: the
+                             settings from OTEL_*/SPANGUARD_* variables, those ignored
+                             and why, and the backend's answer to one empty request
 
   spanguard COMMAND --help   a command's options
   spanguard --version
@@ -79,6 +83,7 @@ pub fn run(args: &[String], version: &str) -> ExitCode {
         Some("tail") => tail::run(&args[1..]),
         Some("spool") => spool_status::run(&args[1..]),
         Some("replay") => replay::run(&args[1..]),
+        Some("check") => check::run(&args[1..]),
         Some(other) => {
             eprintln!("spanguard: unknown command {other:?} (spanguard --help lists them)");
             ExitCode::from(2)

@@ -16,7 +16,6 @@ use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome};
 use spanguard::export::diagnostics::Diagnostics;
 use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
-use spanguard::export::redact::redact_url;
 use spanguard::export::request_encoder::RequestEncoder;
 use spanguard::export::spool::{SpoolDir, count_spool_file};
 use spanguard::export::transport::BodyFormat;
@@ -68,23 +67,14 @@ fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
         return Err(format!("unexpected argument {}", args.positional[1]));
     }
     let url = match args.value("--endpoint") {
-        Some(endpoint) if endpoint.trim_end_matches('/').ends_with("/v1/traces") => {
-            endpoint.to_string()
-        }
-        Some(endpoint) => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+        Some(endpoint) => settings::traces_url(endpoint),
         None => config
             .endpoint
             .clone()
             .ok_or("no endpoint: pass --endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")?,
     };
-    // Only what curl would send over HTTP: never file:// (curl would read
-    // a local file) nor a typo, which must not cost a spool file.
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "the endpoint must be an http:// or https:// URL, not {}",
-            redact_url(&url)
-        ));
-    }
+    // A typo must not cost a spool file.
+    settings::check_http_url(&url)?;
     if let Some(h) = args.value("--headers") {
         let headers = parse_key_values(h).ok_or("--headers must be name=value,...")?;
         check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;

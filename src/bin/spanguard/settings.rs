@@ -80,3 +80,27 @@ pub fn default_dirs() -> Result<(PathBuf, PathBuf), ExitCode> {
     let c = from_env()?;
     Ok((c.sink_dir, c.spool_dir))
 }
+
+/// The traces URL of an `--endpoint URL` argument: one ending in
+/// /v1/traces is used as it is, any other is a base URL that /v1/traces is
+/// added to (as OTEL_EXPORTER_OTLP_ENDPOINT is).
+pub fn traces_url(endpoint: &str) -> String {
+    if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
+        endpoint.to_string()
+    } else {
+        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    }
+}
+
+/// Only what curl would send over HTTP: never file:// (curl would read a
+/// local file) nor a typo. Said without the URL's password.
+pub fn check_http_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the endpoint must be an http:// or https:// URL, not {}",
+            spanguard::export::redact::redact_url(url)
+        ))
+    }
+}

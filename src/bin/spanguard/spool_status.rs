@@ -239,39 +239,14 @@ fn not_a_file_row(
     })
 }
 
-pub fn run(args: &[String]) -> ExitCode {
-    let a = match Args::parse(args, &["--help", "-h"], &[]) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("spanguard spool: {e} (spanguard spool --help)");
-            return ExitCode::from(2);
-        }
-    };
-    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
-        print!("{HELP}");
-        return ExitCode::SUCCESS;
-    }
-    let dir = match a.positional.as_slice() {
-        [] => match super::settings::default_dirs() {
-            Ok((_, spool)) => spool,
-            Err(code) => return code,
-        },
-        [d] => PathBuf::from(d),
-        _ => {
-            eprintln!("spanguard spool: one directory at most");
-            return ExitCode::from(2);
-        }
-    };
-    let entries = match std::fs::read_dir(&dir) {
+/// What the spool directory `dir` holds: its entries by name, and the
+/// summary line (files, bytes, spans waiting, held, unreadable). None
+/// when it does not exist.
+fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("spool {}: does not exist, so nothing waits", dir.display());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("spanguard spool: {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
     };
     let now = std::time::SystemTime::now();
     let spool_cap = super::settings::spool_cap();
@@ -337,6 +312,53 @@ pub fn run(args: &[String]) -> ExitCode {
     if unreadable > 0 {
         summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
     }
+    Ok(Some((rows, summary)))
+}
+
+/// The summary line of `spool` for `dir`, or what keeps it from being
+/// read: what `spanguard check` says of the spool.
+pub fn summary(dir: &Path) -> String {
+    match survey(dir) {
+        Ok(Some((_, summary))) => summary,
+        Ok(None) => format!("spool {}: does not exist, so nothing waits", dir.display()),
+        Err(e) => format!("spool {}: cannot be read: {e}", dir.display()),
+    }
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(args, &["--help", "-h"], &[]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("spanguard spool: {e} (spanguard spool --help)");
+            return ExitCode::from(2);
+        }
+    };
+    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let dir = match a.positional.as_slice() {
+        [] => match super::settings::default_dirs() {
+            Ok((_, spool)) => spool,
+            Err(code) => return code,
+        },
+        [d] => PathBuf::from(d),
+        _ => {
+            eprintln!("spanguard spool: one directory at most");
+            return ExitCode::from(2);
+        }
+    };
+    let (rows, summary) = match survey(&dir) {
+        Ok(Some(survey)) => survey,
+        Ok(None) => {
+            println!("spool {}: does not exist, so nothing waits", dir.display());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("spanguard spool: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
     println!("{summary}");
     if rows.is_empty() {
         return ExitCode::SUCCESS;

@@ -1,0 +1,502 @@
+//! `spanguard check`: what a tracer started in this environment would do
+//! with its spans, said before any agent runs: the settings the library
+//! takes from the OTEL_* and SPANGUARD_* variables (read by the library's
+//! own `TracerConfig::apply_env`, its warnings word for word), and, with
+//! an OTLP endpoint, the backend's answer to one empty export request sent
+//! through the library's own transport (curl, the same headers, TLS and
+//! proxy variables, compression), told in the transport's own words.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use spanguard::config::{Compression, FullPolicy, LogLevel, Protocol, TracerConfig};
+use spanguard::export::gzip::GzipWriter;
+use spanguard::export::http::{HttpTransport, proxy_variable};
+use spanguard::export::redact::redact_url;
+use spanguard::export::transport::{BodyFormat, SendError, Transport};
+
+use super::args::Args;
+use super::settings;
+
+pub const HELP: &str = "\
+usage: spanguard check [--endpoint URL]
+
+Says what a tracer started in this environment would do with its spans, from
+the same OTEL_* and SPANGUARD_* variables the library reads: where spans go
+(the local sink directory, or the OTLP/HTTP traces URL), the format,
+compression, header names (never their values), timeouts, what waits in the
+spool, the flight recorder, the sampler and every setting not at its default.
+Each variable the library would ignore is named with the reason it gives, and
+so is each OTEL_* or SPANGUARD_* variable it does not read at all.
+
+With an OTLP endpoint, one empty export request (no spans: an OTLP receiver
+answers it 200) is sent through the library's own transport, with the same
+headers, TLS files, proxy variables and compression, and the answer is said:
+\"OK: URL answered 200 in 12 ms\", or what went wrong (nothing listening, a 404
+for a wrong path, a 401 for missing or wrong credentials, a gRPC port, a proxy,
+TLS) and what to change. Nothing else is sent; without an endpoint nothing is.
+
+  --endpoint URL   check this http:// or https:// URL instead of the
+                   environment's (/v1/traces is added to a base URL)
+
+Exit status: 0 when every variable is usable and the backend (if any) accepted
+the request, 1 when the backend refused it or could not be reached, 2 on a
+usage error or a variable the library ignores for its value (which comes first:
+it may be why the backend refused).
+";
+
+/// The settings that take a value (a count, a time) and what each is in
+/// `config`: those not at their default are listed, by their variable.
+/// The endpoint, headers, format, timeouts and the like have lines of
+/// their own.
+type Shown = fn(&TracerConfig) -> String;
+const SETTINGS: &[(&str, Shown)] = &[
+    ("OTEL_BSP_SCHEDULE_DELAY", |c| millis(c.schedule_delay)),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", |c| c.max_queue_size.to_string()),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", |c| {
+        c.max_export_batch_size.to_string()
+    }),
+    ("SPANGUARD_MAX_OPEN_SPANS", |c| c.max_open_spans.to_string()),
+    ("SPANGUARD_FULL_POLICY", |c| match c.full_policy {
+        FullPolicy::Drop => "drop".to_string(),
+        FullPolicy::Wait => "wait".to_string(),
+    }),
+    ("SPANGUARD_FULL_WAIT_MS", |c| millis(c.full_wait)),
+    ("SPANGUARD_MAX_REQUEST_BYTES", |c| {
+        format!("{} bytes", c.max_request_bytes)
+    }),
+    ("SPANGUARD_SINK_MAX_LINE_BYTES", |c| {
+        format!("{} bytes", c.sink_max_line_bytes)
+    }),
+    ("SPANGUARD_SPOOL_MAX_BYTES", |c| {
+        format!("{} bytes", c.spool_max_bytes)
+    }),
+    ("SPANGUARD_PAYLOAD_POOL_MIB", |c| {
+        format!("{} MiB", c.payload_pool_mib)
+    }),
+    ("SPANGUARD_SIGNAL_HANDLERS", |c| {
+        match (c.install_signal_handlers, c.install_crash_handlers) {
+            (false, _) => "false".to_string(),
+            (true, false) => "termination".to_string(),
+            (true, true) => "true".to_string(),
+        }
+    }),
+    ("SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS", |c| {
+        millis(c.signal_flush_timeout)
+    }),
+    ("SPANGUARD_PREFAULT_SLOTS", |c| c.prefault_slots.to_string()),
+    ("SPANGUARD_EXPORTER_MAX_CPU_PERCENT", |c| {
+        format!("{}%", c.exporter_max_cpu_percent)
+    }),
+    ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", |c| {
+        match c.limits.attribute_value_length {
+            u32::MAX => "no limit".to_string(),
+            n => n.to_string(),
+        }
+    }),
+    ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", |c| {
+        c.limits.attribute_count.to_string()
+    }),
+    ("OTEL_SPAN_EVENT_COUNT_LIMIT", |c| {
+        c.limits.event_count.to_string()
+    }),
+    ("OTEL_SPAN_LINK_COUNT_LIMIT", |c| {
+        c.limits.link_count.to_string()
+    }),
+    ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", |c| {
+        c.limits.event_attribute_count.to_string()
+    }),
+    ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", |c| {
+        c.limits.link_attribute_count.to_string()
+    }),
+    ("SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT", |c| {
+        c.limits.attribute_value_depth.to_string()
+    }),
+];
+
+/// Variables of ours read outside the configuration (by the component
+/// they concern, process-wide): not news when set.
+const READ_ELSEWHERE: &[&str] = &["SPANGUARD_NO_BIAS"];
+
+fn millis(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// The first of `names` that is set and that the library took (not
+/// ignored for its value): the variable a setting came from.
+fn taken_from<'a>(names: &[&'a str], config: &TracerConfig) -> Option<&'a str> {
+    names.iter().copied().find(|name| {
+        std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+            && !config.ignored_env.iter().any(|e| e.variable == *name)
+    })
+}
+
+/// The OTEL_* and SPANGUARD_* variables set in this environment that the
+/// library does not read, each with why. `asked` holds every name the
+/// library's configuration looked up.
+fn not_read(asked: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut names: Vec<(String, String)> = std::env::vars_os()
+        .map(|(n, v)| {
+            (
+                n.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .filter(|(n, _)| n.starts_with("OTEL_") || n.starts_with("SPANGUARD_"))
+        .collect();
+    names.sort();
+    for (name, value) in names {
+        let shown = super::terminal::clean(&name);
+        if asked.contains(&name) {
+            // Read, and taken as unset when empty (the SDKs do the same).
+            if value.trim().is_empty() {
+                out.push(format!("{shown}: empty, so taken as unset"));
+            }
+            continue;
+        }
+        if READ_ELSEWHERE.contains(&name.as_str()) {
+            continue;
+        }
+        let traces_form = name
+            .strip_prefix("OTEL_EXPORTER_OTLP_")
+            .map(|rest| format!("OTEL_EXPORTER_OTLP_TRACES_{rest}"));
+        let reason = match traces_form {
+            Some(t) if asked.contains(&t) => {
+                format!("not used: {t} is set and is taken instead")
+            }
+            _ if name == "OTEL_TRACES_SAMPLER_ARG" => {
+                "not used: it is read with OTEL_TRACES_SAMPLER, which is not set".to_string()
+            }
+            _ if name.starts_with("SPANGUARD_") => {
+                "not a variable spanguard reads (misspelt? the README's configuration \
+                 table lists them)"
+                    .to_string()
+            }
+            _ if name.starts_with("OTEL_EXPORTER_OTLP_") => {
+                "not read by spanguard (it sends traces over OTLP/HTTP; this option or \
+                 signal is not one it has)"
+                    .to_string()
+            }
+            _ => "not read by spanguard (another OpenTelemetry component may read it)".to_string(),
+        };
+        out.push(format!("{shown}: {reason}"));
+    }
+    out
+}
+
+/// What to do about a failed check, where the transport's words do not
+/// already say it (its refusals name the path, the credentials, the gRPC
+/// port, the proxy in parentheses).
+fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
+    let reason = error.reason();
+    if reason.contains(" (") && reason.ends_with(')') {
+        return None;
+    }
+    let hint = if reason.starts_with("connection refused") {
+        "nothing takes connections at that host and port: start the collector or backend, \
+         or correct the endpoint (OTLP/HTTP's port is 4318)"
+            .to_string()
+    } else if reason.starts_with("DNS lookup failed") {
+        "the host name does not resolve here: correct the endpoint's host".to_string()
+    } else if reason.starts_with("timed out") {
+        format!(
+            "no answer within the request timeout ({} ms, OTEL_EXPORTER_OTLP_TIMEOUT): a \
+             firewall dropping the connection, a wrong host or port, or a backend too slow",
+            config.request_timeout.as_millis()
+        )
+    } else if reason.starts_with("TLS certificate verification failed") {
+        "the server's certificate is not trusted here: set OTEL_EXPORTER_OTLP_CERTIFICATE to \
+         the CA certificate that signed it (a PEM file)"
+            .to_string()
+    } else if reason.starts_with("TLS handshake failed") {
+        "check the https:// endpoint's port, and the client certificate and key \
+         (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY) if the server \
+         asks for one"
+            .to_string()
+    } else {
+        match error {
+            SendError::Transient { .. } => {
+                "the backend is busy or down for now: a tracer would retry, then keep its \
+                 spans in the spool for a later start or spanguard replay"
+                    .to_string()
+            }
+            _ => return None,
+        }
+    };
+    Some(hint)
+}
+
+/// The empty ExportTraceServiceRequest in `format`: no resource spans,
+/// which OTLP says a server SHOULD answer with success ("If the server
+/// receives an empty request (a request that does not carry any telemetry
+/// data) the server SHOULD respond with success", OTLP/HTTP Full Success).
+/// Its protobuf encoding is no bytes at all.
+fn empty_request(format: BodyFormat) -> &'static [u8] {
+    match format {
+        BodyFormat::Protobuf => b"",
+        BodyFormat::Json => b"{}",
+    }
+}
+
+/// Sends the empty request to `url` as a tracer of `config` would, and
+/// says the answer. True when the backend accepted it.
+fn probe(url: &str, config: &TracerConfig) -> bool {
+    let format = match config.protocol {
+        Protocol::HttpProtobuf => BodyFormat::Protobuf,
+        Protocol::HttpJson => BodyFormat::Json,
+    };
+    let gzipped = config.compression == Compression::Gzip;
+    let mut body = empty_request(format).to_vec();
+    if gzipped {
+        let plain = std::mem::take(&mut body);
+        GzipWriter::new().compress(&plain, &mut body);
+    }
+    let mut transport = HttpTransport::new(
+        url,
+        &config.headers,
+        &config.tls,
+        config.request_timeout,
+        Default::default(),
+    );
+    let target = transport.describe();
+    let started = Instant::now();
+    let answer = transport.send(&body, format, gzipped);
+    let took = started.elapsed().as_millis();
+    match answer {
+        Ok(accepted) => {
+            let status = transport
+                .last_status()
+                .map_or("2xx".to_string(), |c| c.to_string());
+            println!("OK: {target} answered {status} in {took} ms");
+            if !accepted.message.is_empty() {
+                println!("  the backend's message: {}", accepted.message);
+            }
+            true
+        }
+        Err(e) => {
+            println!("FAILED: {target} after {took} ms: {}", e.reason());
+            if let Some(hint) = what_to_do(&e, config) {
+                println!("  what to do: {hint}");
+            }
+            false
+        }
+    }
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let a = match Args::parse(args, &["--help"], &["--endpoint"]) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("spanguard check: {e} (spanguard check --help)");
+            return ExitCode::from(2);
+        }
+    };
+    if a.flag("--help") || a.positional.iter().any(|p| p == "-h") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = a.positional.first() {
+        eprintln!("spanguard check: unexpected argument {extra} (spanguard check --help)");
+        return ExitCode::from(2);
+    }
+    let probe_url = match a.value("--endpoint").map(settings::traces_url) {
+        Some(url) => match settings::check_http_url(&url) {
+            Ok(()) => Some(url),
+            Err(e) => {
+                eprintln!("spanguard check: --endpoint: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    // The settings as a tracer takes them (the process's environment,
+    // variables that are not UTF-8 included).
+    let mut config = TracerConfig::default();
+    if let Err(e) = config.apply_process_env() {
+        eprintln!("spanguard check: {e}");
+        return ExitCode::from(2);
+    }
+    // Which variables the library reads: asked of a second reading, so
+    // that no list of ours can fall behind the library's.
+    let asked = RefCell::new(Vec::new());
+    let _ = TracerConfig::default().apply_env(&|name| {
+        asked.borrow_mut().push(name.to_string());
+        std::env::var(name).ok()
+    });
+    let asked = asked.into_inner();
+    let defaults = TracerConfig::default();
+
+    println!("spanguard check: what a tracer started in this environment does with its spans");
+    if config.disabled {
+        println!("  disabled          OTEL_SDK_DISABLED=true: a tracer records and sends nothing");
+    }
+    let endpoint_ignored = config
+        .ignored_env
+        .iter()
+        .any(|e| e.variable.ends_with("_ENDPOINT"));
+    match config.endpoint.as_deref() {
+        Some(spanguard::tracer::DISCARD_ENDPOINT) => {
+            println!("  spans go to       nowhere: discard: throws every batch away")
+        }
+        Some(url) => {
+            let from = match taken_from(
+                &[
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                ],
+                &config,
+            ) {
+                Some(v @ "OTEL_EXPORTER_OTLP_ENDPOINT") => format!("{v}, with /v1/traces added"),
+                Some(v) => format!("{v}, used as it is"),
+                None => "the configuration".to_string(),
+            };
+            println!(
+                "  spans go to       OTLP/HTTP {} ({from})",
+                super::terminal::clean(&redact_url(url))
+            );
+        }
+        None => println!(
+            "  spans go to       the local sink {} ({}; spanguard show reads it, \
+             OTEL_EXPORTER_OTLP_ENDPOINT sends them to a backend)",
+            config.sink_dir.display(),
+            if endpoint_ignored {
+                "no usable endpoint: see the variables ignored below"
+            } else {
+                "no endpoint is set"
+            }
+        ),
+    }
+    println!(
+        "  format            {}",
+        match config.protocol {
+            Protocol::HttpProtobuf => "protobuf (http/protobuf)",
+            Protocol::HttpJson => "JSON (http/json)",
+        }
+    );
+    println!(
+        "  compression       {}",
+        match config.compression {
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    );
+    if config.headers.is_empty() {
+        println!("  headers           none");
+    } else {
+        // Names only: a value is an API key as often as not.
+        let names: Vec<String> = config
+            .headers
+            .iter()
+            .map(|(name, _)| super::terminal::clean(name))
+            .collect();
+        println!(
+            "  headers           {} (values not shown)",
+            names.join(", ")
+        );
+    }
+    for (what, file) in [
+        ("TLS CA file", &config.tls.certificate),
+        ("TLS client cert", &config.tls.client_certificate),
+        ("TLS client key", &config.tls.client_key),
+    ] {
+        if let Some(path) = file {
+            println!("  {what:<17} {}", path.display());
+        }
+    }
+    let url = probe_url.or_else(|| {
+        config
+            .endpoint
+            .clone()
+            .filter(|u| u != spanguard::tracer::DISCARD_ENDPOINT)
+    });
+    // curl takes a proxy from the environment: whoever set it for a whole
+    // shell may not know the spans go through it.
+    if let Some(url) = &url
+        && let Some(var) = proxy_variable(url, |n| std::env::var_os(n))
+    {
+        let proxy = std::env::var(var).unwrap_or_default();
+        println!(
+            "  proxy             {var}={} (NO_PROXY={})",
+            super::terminal::clean(&redact_url(&proxy)),
+            super::terminal::clean(
+                &std::env::var("NO_PROXY")
+                    .or_else(|_| std::env::var("no_proxy"))
+                    .unwrap_or_default()
+            )
+        );
+    }
+    println!(
+        "  timeout           {} a request, {} a batch with its retries",
+        millis(config.request_timeout),
+        millis(config.export_timeout)
+    );
+    println!(
+        "  spool             {}",
+        super::spool_status::summary(Path::new(&config.spool_dir))
+    );
+    println!(
+        "  flight recorder   {}",
+        if config.flight_recorder { "on" } else { "off" }
+    );
+    println!("  sampler           {}", config.sampler.describe());
+    // Unset, each program is named after itself (`unknown_service:python`):
+    // this command's own name would mislead.
+    if config.service_name.starts_with("unknown_service") {
+        println!(
+            "  service.name      unknown_service:<the program's name> (none set: \
+             OTEL_SERVICE_NAME sets it)"
+        );
+    } else {
+        println!(
+            "  service.name      {}",
+            super::terminal::clean(&config.service_name)
+        );
+    }
+    if config.log_level != LogLevel::Warn {
+        println!("  log level         {}", config.log_level.name());
+    }
+    let changed: Vec<String> = SETTINGS
+        .iter()
+        .filter(|(_, shown)| shown(&config) != shown(&defaults))
+        .map(|(name, shown)| format!("{name} = {} (default {})", shown(&config), shown(&defaults)))
+        .collect();
+    if !changed.is_empty() {
+        println!("settings not at their defaults:");
+        for line in &changed {
+            println!("  {line}");
+        }
+    }
+    if !config.ignored_env.is_empty() {
+        println!("variables ignored (a tracer says so on stderr, and starts without them):");
+        for ignored in &config.ignored_env {
+            println!("  {}", super::terminal::clean(&ignored.as_ignored()));
+        }
+    }
+    let unread = not_read(&asked);
+    if !unread.is_empty() {
+        println!("variables set but not used:");
+        for line in &unread {
+            println!("  {line}");
+        }
+    }
+
+    let reached = match url {
+        Some(url) => probe(&url, &config),
+        None => {
+            println!("nothing sent: no OTLP endpoint to check");
+            true
+        }
+    };
+    // A variable ignored comes first: it may be why the backend refused
+    // (an API key in a header entry left out, say).
+    if !config.ignored_env.is_empty() {
+        ExitCode::from(2)
+    } else if !reached {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

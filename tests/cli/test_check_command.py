@@ -1,0 +1,149 @@
+"""spanguard check says what a tracer started in this environment does with
+its spans, and how the backend answers one empty export request sent the
+library's way: a 200 is OK, a 404 on /v1/trace names the path to use, a
+closed port says the connection was refused, a 401 names the header sent
+and never its value, an invalid variable is named with the library's reason,
+and without an endpoint it names the local sink and sends nothing."""
+
+import os
+import socket
+import subprocess
+
+from receiver_client import OtlpReceiverProcess
+
+
+def clean_env(tmp_path, **variables):
+    """This process's environment without any OTEL_* or SPANGUARD_*
+    variable (the runner's own must not change what is checked), its
+    state under `tmp_path`, and `variables` set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env["HOME"] = str(tmp_path / "home")
+    env.pop("XDG_STATE_HOME", None)
+    for proxy in ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(proxy, None)
+    env.update(variables)
+    return env
+
+
+def check(cli, env, *args):
+    return subprocess.run([str(cli), "check", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_backend_that_takes_the_request_is_ok(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                        OTEL_EXPORTER_OTLP_HEADERS="authorization=secret")
+        run = check(cli, env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"OK: {rx.traces_url} answered 200 in " in run.stdout, run.stdout
+        # Where spans go, from which variable, the /v1/traces rule applied.
+        assert f"spans go to       OTLP/HTTP {rx.traces_url} (OTEL_EXPORTER_OTLP_ENDPOINT" in run.stdout
+        # One request, empty (no span), that carried the configured header.
+        records = rx.records()
+        assert len(records) == 1, records
+        assert records[0]["spans"] == [] and records[0]["content_type"] == "application/x-protobuf"
+        headers = {k.lower(): v for k, v in records[0]["headers"].items()}
+        assert headers.get("authorization") == "secret", headers
+
+
+def test_gzip_and_json_go_as_a_tracer_sends_them(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=rx.traces_url,
+                        OTEL_EXPORTER_OTLP_PROTOCOL="http/json", OTEL_EXPORTER_OTLP_COMPRESSION="gzip")
+        run = check(cli, env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "format            JSON (http/json)" in run.stdout
+        assert "compression       gzip" in run.stdout
+        [record] = rx.records()
+        assert record["spans"] == [], record
+        assert record["content_type"] == "application/json" and record["content_encoding"] == "gzip", record
+
+
+def test_a_404_on_v1_trace_names_the_path(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{rx.endpoint}/v1/trace")
+        run = check(cli, env)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert f"FAILED: {rx.endpoint}/v1/trace " in run.stdout, run.stdout
+        assert "HTTP 404" in run.stdout
+        assert "the OTLP/HTTP traces path is /v1/traces" in run.stdout, run.stdout
+        # It got there: the receiver turned it away at that path.
+        assert [r["path"] for r in rx.rejected_records()] == ["/v1/trace"]
+
+
+def test_a_closed_port_is_a_refused_connection(cli, tmp_path):
+    port = closed_port()
+    run = check(cli, clean_env(tmp_path), "--endpoint", f"http://127.0.0.1:{port}")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"FAILED: http://127.0.0.1:{port}/v1/traces" in run.stdout, run.stdout
+    assert "connection refused" in run.stdout
+    assert "what to do: nothing takes connections at that host and port" in run.stdout
+
+
+def test_header_names_are_said_and_their_values_never(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                        OTEL_EXPORTER_OTLP_HEADERS="authorization=secret")
+        run = check(cli, env)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "headers           authorization (values not shown)" in run.stdout, run.stdout
+        assert "HTTP 401" in run.stdout
+        assert "refused the credentials sent (headers: authorization)" in run.stdout, run.stdout
+        assert "secret" not in run.stdout + run.stderr
+
+
+def test_an_invalid_variable_is_named_with_the_librarys_reason(cli, tmp_path):
+    env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", SPANGUARD_ENDPONT="http://x",
+                    OTEL_BSP_MAX_QUEUE_SIZE="4096")
+    run = check(cli, env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    ignored = lines.index("variables ignored (a tracer says so on stderr, and starts without them):")
+    assert lines[ignored + 1].startswith("  OTEL_EXPORTER_OTLP_PROTOCOL=grpc: not http/protobuf or http/json"), \
+        run.stdout
+    assert lines[ignored + 1].endswith("; ignored")
+    # What the library does not read at all: a misspelt name of ours.
+    assert any(l.startswith("  SPANGUARD_ENDPONT: not a variable spanguard reads") for l in lines), run.stdout
+    # A setting taken, not at its default.
+    assert "  OTEL_BSP_MAX_QUEUE_SIZE = 4096 (default 2048)" in lines, run.stdout
+
+
+def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
+    sink = tmp_path / "sink"
+    run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink)))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"spans go to       the local sink {sink} (no endpoint is set" in run.stdout, run.stdout
+    assert "nothing sent: no OTLP endpoint to check" in run.stdout
+    assert "OK:" not in run.stdout and "FAILED:" not in run.stdout
+    spool = tmp_path / "home" / ".local" / "state" / "spanguard" / "spool"
+    assert f"spool             spool {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
+
+
+def test_an_endpoint_without_its_scheme_is_ignored_and_nothing_is_sent(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        sink = tmp_path / "sink"
+        bare = rx.endpoint.removeprefix("http://")
+        run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink), OTEL_EXPORTER_OTLP_ENDPOINT=bare))
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert f"spans go to       the local sink {sink} (no usable endpoint" in run.stdout, run.stdout
+        assert f"  OTEL_EXPORTER_OTLP_ENDPOINT={bare}: not a URL starting with http:// or https://" in run.stdout
+        assert "nothing sent: no OTLP endpoint to check" in run.stdout
+        assert rx.records() == []
+
+
+def test_help_lists_it_and_says_its_exit_statuses(cli, tmp_path):
+    top = subprocess.run([str(cli), "--help"], capture_output=True, text=True, timeout=60)
+    assert "  check [--endpoint URL]" in top.stdout, top.stdout
+    own = check(cli, clean_env(tmp_path), "--help")
+    assert own.returncode == 0
+    assert own.stdout.startswith("usage: spanguard check [--endpoint URL]"), own.stdout
+    assert "Exit status: 0 when every variable is usable" in own.stdout
+    bad = check(cli, clean_env(tmp_path), "--endpoint", "ftp://x")
+    assert bad.returncode == 2 and "must be an http:// or https:// URL" in bad.stderr, bad.stderr
