@@ -123,7 +123,7 @@ def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
     assert "nothing sent: no OTLP endpoint to check" in run.stdout
     assert "OK:" not in run.stdout and "FAILED:" not in run.stdout
     spool = tmp_path / "home" / ".local" / "state" / "spanguard" / "spool"
-    assert f"spool             spool {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
+    assert f"spool             {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
 
 
 def test_an_endpoint_without_its_scheme_is_ignored_and_nothing_is_sent(cli, tmp_path):

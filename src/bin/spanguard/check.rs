@@ -433,9 +433,12 @@ pub fn run(args: &[String]) -> ExitCode {
         millis(config.request_timeout),
         millis(config.export_timeout)
     );
+    // The summary `spanguard spool` prints starts "spool DIR: ...": the
+    // label says it already.
+    let spool = super::spool_status::summary(Path::new(&config.spool_dir));
     println!(
         "  spool             {}",
-        super::spool_status::summary(Path::new(&config.spool_dir))
+        spool.strip_prefix("spool ").unwrap_or(&spool)
     );
     println!(
         "  flight recorder   {}",
