@@ -25,6 +25,7 @@
 //! is deleted.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::ops::Bound;
@@ -180,7 +181,9 @@ pub struct SpoolDir {
 /// meanwhile is seen then (the cap is a little over in between).
 #[derive(Debug)]
 struct SpoolIndex {
-    files: BTreeMap<PathBuf, u64>,
+    /// File names (all in the spool directory, so in the order of their
+    /// paths) and lengths.
+    files: BTreeMap<OsString, u64>,
     /// The sum of `files`' lengths.
     total: u64,
     /// Files over the read limit found by the last look, to be set aside
@@ -201,15 +204,18 @@ const SCAN_AGAIN_AFTER_WRITES: u64 = 64;
 const SCAN_AGAIN_AFTER: Duration = Duration::from_secs(60);
 
 impl SpoolIndex {
-    fn insert(&mut self, path: PathBuf, len: u64) {
-        if let Some(old) = self.files.insert(path, len) {
+    fn insert(&mut self, path: &Path, len: u64) {
+        let Some(name) = path.file_name() else {
+            return;
+        };
+        if let Some(old) = self.files.insert(name.to_os_string(), len) {
             self.total = self.total.saturating_sub(old);
         }
         self.total += len;
     }
 
     fn remove(&mut self, path: &Path) -> Option<u64> {
-        let len = self.files.remove(path)?;
+        let len = self.files.remove(path.file_name()?)?;
         self.total = self.total.saturating_sub(len);
         Some(len)
     }
@@ -309,7 +315,7 @@ impl SpoolDir {
             if meta.len() > read_limit {
                 index.oversized.push(path.clone());
             }
-            index.insert(path, meta.len());
+            index.insert(&path, meta.len());
         }
         index
     }
@@ -593,7 +599,7 @@ impl SpoolDir {
         let index = guard.as_mut().expect("looked at by index()");
         index.writes += 1;
         if let Some(len) = len {
-            index.insert(kept.to_path_buf(), len);
+            index.insert(kept, len);
         }
         // No batch is larger than the read limit: a file that is (a sparse
         // file with a lying header, say) would otherwise push every real
@@ -609,20 +615,21 @@ impl SpoolDir {
                 }
             }
         }
-        let mut after: Option<PathBuf> = None;
+        let mut after: Option<OsString> = None;
         while index.total > self.max_bytes {
             let next = match &after {
                 None => index.files.keys().next(),
                 Some(a) => index
                     .files
-                    .range::<PathBuf, _>((Bound::Excluded(a), Bound::Unbounded))
+                    .range::<OsString, _>((Bound::Excluded(a), Bound::Unbounded))
                     .map(|(k, _)| k)
                     .next(),
             };
-            let Some(path) = next.cloned() else {
+            let Some(name) = next.cloned() else {
                 break;
             };
-            after = Some(path.clone());
+            let path = self.dir.join(&name);
+            after = Some(name);
             if path.as_path() == kept {
                 continue;
             }
