@@ -24,13 +24,16 @@
 //! (`.tmp-*`) is locked while the writer lives; one left by a dead writer
 //! is deleted.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
@@ -159,6 +162,69 @@ pub struct SpoolDir {
     /// Files whose header miscounted their spans since the owner last
     /// asked (`take_miscounted`), shared the same way.
     miscounted: Notes<Miscounted>,
+    /// The spool's files and their lengths as this process knows them,
+    /// shared by the clones of one spool (`SpoolIndex`).
+    index: Arc<Mutex<Option<SpoolIndex>>>,
+}
+
+/// The spool's files (oldest first) and their lengths, kept up to date by
+/// this process's own writes and deletes, so that a write and its
+/// eviction look at the few files they touch: they listed and measured
+/// the whole directory, three times a write (with the spool size
+/// reported), so that a spool of many small batches (a long outage: 64
+/// MiB of 1 KiB batches is 60,000 files) cost each new batch hundreds of
+/// thousands of system calls on the exporter thread, and filling it cost
+/// their square, while spans waited and the buffer filled. The directory
+/// is looked at whole again once as many writes have gone by as it held
+/// files (`SCAN_AGAIN_AFTER_WRITES` at least), or `SCAN_AGAIN_AFTER`
+/// has passed: what other processes sharing the spool wrote or deleted
+/// meanwhile is seen then (the cap is a little over in between).
+#[derive(Debug)]
+struct SpoolIndex {
+    /// File names (all in the spool directory, so in the order of their
+    /// paths) and lengths.
+    files: BTreeMap<OsString, u64>,
+    /// The sum of `files`' lengths.
+    total: u64,
+    /// Files over the read limit found by the last look, to be set aside
+    /// (`evict_over_cap`); counted in `total` until they are.
+    oversized: Vec<PathBuf>,
+    /// Writes since the last look at the whole directory.
+    writes: u64,
+    looked_at: Instant,
+    /// Files measured by looks at the whole directory since the spool
+    /// was made (what a write costs, for tests).
+    measured: u64,
+}
+
+/// The fewest writes between two looks at the whole spool directory.
+const SCAN_AGAIN_AFTER_WRITES: u64 = 64;
+/// The longest this process goes without looking at the whole spool
+/// directory when it writes (others may share it).
+const SCAN_AGAIN_AFTER: Duration = Duration::from_secs(60);
+
+impl SpoolIndex {
+    fn insert(&mut self, path: &Path, len: u64) {
+        let Some(name) = path.file_name() else {
+            return;
+        };
+        if let Some(old) = self.files.insert(name.to_os_string(), len) {
+            self.total = self.total.saturating_sub(old);
+        }
+        self.total += len;
+    }
+
+    fn remove(&mut self, path: &Path) -> Option<u64> {
+        let len = self.files.remove(path.file_name()?)?;
+        self.total = self.total.saturating_sub(len);
+        Some(len)
+    }
+
+    /// Whether it is time to look at the whole directory again.
+    fn stale(&self) -> bool {
+        self.writes >= (self.files.len() as u64).max(SCAN_AGAIN_AFTER_WRITES)
+            || self.looked_at.elapsed() >= SCAN_AGAIN_AFTER
+    }
 }
 
 /// What a spool noted for its owner to report, shared by its clones
@@ -211,7 +277,69 @@ impl SpoolDir {
             max_bytes,
             set_aside: Notes::new(),
             miscounted: Notes::new(),
+            index: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The index, after looking at the whole directory when it is not yet
+    /// known or it is time to again (`SpoolIndex`).
+    fn index(&self) -> std::sync::MutexGuard<'_, Option<SpoolIndex>> {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if index.as_ref().is_none_or(SpoolIndex::stale) {
+            let measured = index.as_ref().map_or(0, |i| i.measured);
+            *index = Some(self.look_at_all(measured));
+        }
+        index
+    }
+
+    /// Lists and measures every spool file (regular files only: a link or
+    /// a device named like a spool file holds nothing of ours).
+    fn look_at_all(&self, measured: u64) -> SpoolIndex {
+        let read_limit = self.read_limit();
+        let mut index = SpoolIndex {
+            files: BTreeMap::new(),
+            total: 0,
+            oversized: Vec::new(),
+            writes: 0,
+            looked_at: Instant::now(),
+            measured,
+        };
+        for path in self.list() {
+            index.measured += 1;
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            if meta.len() > read_limit {
+                index.oversized.push(path.clone());
+            }
+            index.insert(&path, meta.len());
+        }
+        index
+    }
+
+    /// Forgets a file deleted or set aside.
+    fn forget_file(&self, path: &Path) {
+        if let Some(index) = self
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            index.remove(path);
+        }
+    }
+
+    /// Files measured by looks at the whole directory so far.
+    #[cfg(test)]
+    fn measured(&self) -> u64 {
+        self.index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |i| i.measured)
     }
 
     pub fn dir(&self) -> &Path {
@@ -267,15 +395,11 @@ impl SpoolDir {
         files
     }
 
-    /// Bytes the spool's files hold now (regular files only: a link or a
-    /// device named like a spool file holds nothing of ours).
+    /// Bytes the spool's files hold (regular files only: a link or a
+    /// device named like a spool file holds nothing of ours), as this
+    /// process knows them (`SpoolIndex`).
     pub fn total_bytes(&self) -> u64 {
-        self.list()
-            .iter()
-            .filter_map(|p| fs::symlink_metadata(p).ok())
-            .filter(|m| m.file_type().is_file())
-            .map(|m| m.len())
-            .sum()
+        self.index().as_ref().map_or(0, |i| i.total)
     }
 
     /// The files set aside since the last call, for the owner to count and
@@ -320,6 +444,7 @@ impl SpoolDir {
     /// Failing that (it went away, no permission), it is left where it is.
     pub fn put_aside(&self, path: &Path, reason: &str) {
         if let Ok(new) = files::set_aside(path) {
+            self.forget_file(path);
             let note = SetAside {
                 path: new,
                 reason: reason.to_string(),
@@ -384,7 +509,8 @@ impl SpoolDir {
             batch.body.len(),
         );
         let (path, _unlocked) = self.write_file(&header, &batch.body, true)?;
-        Ok(self.evict_over_cap(&path))
+        let len = (header.as_bytes().len() + batch.body.len()) as u64;
+        Ok(self.evict_over_cap(&path, Some(len)))
     }
 
     /// Writes a batch that is about to be sent (the flight recorder's
@@ -407,12 +533,14 @@ impl SpoolDir {
     /// Deletes a journal file whose batch was delivered.
     pub fn forget(&self, journal: Journal) {
         let _ = fs::remove_file(&journal.path);
+        self.forget_file(&journal.path);
     }
 
     /// Counts eviction for a file already in the spool (a journal file kept
     /// because its batch failed).
     pub fn keep(&self, path: &Path) -> Eviction {
-        self.evict_over_cap(path)
+        let len = fs::symlink_metadata(path).ok().map(|m| m.len());
+        self.evict_over_cap(path, len)
     }
 
     /// Writes a spool file; the returned handle holds an exclusive lock on it.
@@ -460,32 +588,60 @@ impl SpoolDir {
         }
     }
 
-    fn evict_over_cap(&self, keep: &Path) -> Eviction {
+    /// Notes the file just written (`kept`, of `len` bytes) and deletes the
+    /// oldest files while the spool is over its cap, from what this process
+    /// knows of it (`SpoolIndex`): no more files are opened than are
+    /// deleted, locked by another process, or gone.
+    fn evict_over_cap(&self, kept: &Path, len: Option<u64>) -> Eviction {
         let mut eviction = Eviction::default();
+        let read_limit = self.read_limit();
+        let mut guard = self.index();
+        let index = guard.as_mut().expect("looked at by index()");
+        index.writes += 1;
+        if let Some(len) = len {
+            index.insert(kept, len);
+        }
         // No batch is larger than the read limit: a file that is (a sparse
         // file with a lying header, say) would otherwise push every real
         // batch out. It is set aside, not counted. One merely larger than
         // this cap (written under a larger one) is a batch like any other:
         // sent, or evicted and counted.
-        let read_limit = self.read_limit();
-        for path in self.list() {
-            if path != keep && fs::symlink_metadata(&path).is_ok_and(|m| m.len() > read_limit) {
-                self.put_aside(&path, "larger than any spool batch read here");
+        for path in std::mem::take(&mut index.oversized) {
+            if path.as_path() != kept {
+                index.remove(&path);
+                if let Ok(new) = files::set_aside(&path) {
+                    let reason = "larger than any spool batch read here".to_string();
+                    self.set_aside.push(SetAside { path: new, reason });
+                }
             }
         }
-        let mut total = self.total_bytes();
-        for path in self.list() {
-            if total <= self.max_bytes {
+        let mut after: Option<OsString> = None;
+        while index.total > self.max_bytes {
+            let next = match &after {
+                None => index.files.keys().next(),
+                Some(a) => index
+                    .files
+                    .range::<OsString, _>((Bound::Excluded(a), Bound::Unbounded))
+                    .map(|(k, _)| k)
+                    .next(),
+            };
+            let Some(name) = next.cloned() else {
                 break;
-            }
-            if path == keep {
+            };
+            let path = self.dir.join(&name);
+            after = Some(name);
+            if path.as_path() == kept {
                 continue;
             }
-            // A file another process is replaying right now is not ours to drop.
-            let Some(file) = self.open_and_lock(&path) else {
+            // A file another process is replaying right now is not ours to
+            // drop; one gone (replayed or evicted by another process) or
+            // set aside is forgotten.
+            let Some(file) = self.open_and_lock_quietly(&path, index) else {
+                if fs::symlink_metadata(&path).is_err() {
+                    index.remove(&path);
+                }
                 continue;
             };
-            let len = file.file().metadata().map(|m| m.len()).unwrap_or(0);
             // Counted in the body, not taken from the header: the spans
             // lost are the ones the file held (`count_in_body`).
             let spans = match count_file(file.file(), read_limit) {
@@ -496,19 +652,46 @@ impl SpoolDir {
                     counted
                 }
                 Err(BatchError::Unreadable(why)) => {
-                    self.put_aside(&path, &why);
-                    total = total.saturating_sub(len);
+                    index.remove(&path);
+                    if let Ok(new) = files::set_aside(&path) {
+                        self.set_aside.push(SetAside {
+                            path: new,
+                            reason: why,
+                        });
+                    }
                     continue;
                 }
                 Err(BatchError::Io(_)) => continue, // left for the next write
             };
             if fs::remove_file(&path).is_ok() {
-                total = total.saturating_sub(len);
+                index.remove(&path);
                 eviction.files += 1;
                 eviction.spans += spans as u64;
             }
         }
         eviction
+    }
+
+    /// `open_and_lock`, for a caller that holds the index: a file that is
+    /// not ours is set aside and forgotten here.
+    fn open_and_lock_quietly(&self, path: &Path, index: &mut SpoolIndex) -> Option<LockedFile> {
+        let file = match files::open_found(path, false) {
+            Ok(f) => f,
+            Err(Refusal::Foreign(why)) => {
+                index.remove(path);
+                if let Ok(new) = files::set_aside(path) {
+                    self.set_aside.push(SetAside {
+                        path: new,
+                        reason: why,
+                    });
+                }
+                return None;
+            }
+            Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
+        };
+        let (file, locked) = LockedFile::lock(file);
+        let gone = file.file().metadata().map(|m| m_nlink(&m) == 0);
+        (locked && matches!(gone, Ok(false))).then_some(file)
     }
 
     /// Sends every spool file, oldest first, through `send`, deleting each one
@@ -551,11 +734,13 @@ impl SpoolDir {
             match verdict {
                 ReplayVerdict::Delivered => {
                     let _ = fs::remove_file(&path);
+                    self.forget_file(&path);
                     batches += 1;
                     spans += batch.spans as u64;
                 }
                 ReplayVerdict::Discard => {
                     let _ = fs::remove_file(&path);
+                    self.forget_file(&path);
                 }
                 ReplayVerdict::Stop => break,
             }
@@ -1251,6 +1436,101 @@ pub(crate) mod tests {
         });
         assert_eq!(left, vec![3, 4, 5]);
         assert!(spool.write(&batch(9, 1000)).is_err());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A spool full of small batches (a long outage) costs a new batch and
+    /// its eviction a look at the files it touches, not at every file:
+    /// each write listed and measured the whole directory three times
+    /// (with the spool size reported), so that 200 writes into a spool of
+    /// 2,000 files measured 1.2 million files on the exporter thread. Now
+    /// the directory is looked at whole once here; the oldest files are
+    /// still evicted first and counted, and the cap still holds on disk.
+    #[test]
+    fn writes_into_a_spool_of_many_files_do_not_measure_them_all() {
+        let dir = temp_dir("many");
+        let body = proto_body(2, 200);
+        let header = encode_header(BodyFormat::Protobuf, false, 2, 0, body.len());
+        let file = [header.as_bytes(), &body].concat();
+        fs::create_dir_all(&dir).expect("dir");
+        let planted = 2000;
+        let mut names = Vec::new();
+        for i in 0..planted {
+            let name = dir.join(format!("{:020}-{:010}-p{i:04}{SUFFIX}", 1000 + i, 1));
+            fs::write(&name, &file).expect("plant");
+            names.push(name);
+        }
+        let spool = SpoolDir::new(&dir, planted * file.len() as u64);
+        let mut lost = Eviction::default();
+        for _ in 0..200 {
+            let e = spool.write(&batch(2, 200)).expect("write");
+            lost.files += e.files;
+            lost.spans += e.spans;
+            spool.total_bytes();
+        }
+        // Each write made room by evicting the oldest planted file.
+        assert_eq!(
+            lost,
+            Eviction {
+                files: 200,
+                spans: 400
+            }
+        );
+        assert!(names[..200].iter().all(|n| !n.exists()));
+        assert!(names[200..].iter().all(|n| n.exists()));
+        let on_disk: u64 = fs::read_dir(&dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").metadata().expect("stat").len())
+            .sum();
+        assert!(on_disk <= spool.max_bytes(), "{on_disk}");
+        assert_eq!(spool.total_bytes(), on_disk);
+        assert!(
+            spool.measured() <= planted + 200,
+            "{} files measured for 200 writes",
+            spool.measured()
+        );
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// What other processes wrote into or deleted from a shared spool is
+    /// seen at the next look at the whole directory: a file deleted by
+    /// another replayer is forgotten when eviction reaches it, and one
+    /// written by another process counts once the directory is looked at
+    /// again.
+    #[test]
+    fn another_processs_files_are_seen_at_the_next_look() {
+        let dir = temp_dir("shared");
+        let one = (HEADER_LEN + proto_body(1, 100).len()) as u64;
+        let spool = SpoolDir::new(&dir, 3 * one);
+        let other = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(1, 100)).expect("write");
+        let first = spool.list();
+        // Another process replays the first batch and writes two more.
+        assert_eq!(other.replay(|_| ReplayVerdict::Delivered), (1, 1));
+        other.write(&batch(2, 100)).expect("write");
+        other.write(&batch(3, 100)).expect("write");
+        // The gone file is forgotten; the other's are unknown until the
+        // next look, so nothing of theirs is evicted yet.
+        let e = spool.write(&batch(4, 100)).expect("write");
+        assert_eq!((e.files, e.spans), (0, 0));
+        assert!(!first[0].exists());
+        // Time for a look: the directory (four batches, one over the cap)
+        // is seen whole, and the oldest goes.
+        spool
+            .index
+            .lock()
+            .expect("index")
+            .as_mut()
+            .expect("known")
+            .writes = u64::MAX;
+        let e = spool.write(&batch(5, 100)).expect("write");
+        assert_eq!((e.files, e.spans), (1, 2));
+        let mut left = Vec::new();
+        spool.replay(|b| {
+            left.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(left, vec![3, 4, 5]);
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -63,6 +63,8 @@ struct Follow {
     offset: u64,
     /// The start of a line whose end has not been written yet.
     partial: Vec<u8>,
+    /// Where `partial` starts in the file.
+    line_start: u64,
 }
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -187,6 +189,7 @@ impl Tailer {
                     inode: meta.ino(),
                     offset,
                     partial: Vec::new(),
+                    line_start: offset,
                 },
             );
         }
@@ -264,14 +267,31 @@ impl Tailer {
             inode: meta.ino(),
             offset: 0,
             partial: Vec::new(),
+            line_start: 0,
         });
         // Replaced or truncated: read it again from its start.
-        if follow.inode != meta.ino() || meta.len() < follow.offset {
+        if follow.inode != meta.ino() || meta.len() < follow.line_start {
             *follow = Follow {
                 inode: meta.ino(),
                 offset: 0,
                 partial: Vec::new(),
+                line_start: 0,
             };
+        }
+        // A line not yet whole is read again from its start whenever the
+        // file changed: the sink takes back a line a full disk cut short
+        // (`FileSink::append`) and writes the next one in its place, which
+        // was read as the cut line's start followed by the new line's
+        // rest (neither shown, "a line that is not OTLP/JSON"); and, when
+        // the tail looked while the line was taken back, the whole file
+        // was shown again as if it had been replaced. (Not a line of more
+        // than half what a poll reads: that one would never be read past.)
+        if !follow.partial.is_empty()
+            && (follow.partial.len() as u64) < MOST_PER_POLL / 2
+            && meta.len() != follow.offset
+        {
+            follow.offset = follow.line_start;
+            follow.partial.clear();
         }
         if meta.len() == follow.offset {
             return Vec::new();
@@ -302,6 +322,7 @@ impl Tailer {
             start += end + 1;
         }
         follow.partial.drain(..start);
+        follow.line_start = follow.offset - follow.partial.len() as u64;
         if follow.partial.len() > MAX_LINE_BYTES {
             eprintln!(
                 "spanguard: {}: a line longer than 64 MiB: skipped",
@@ -426,6 +447,80 @@ mod tests {
         let (dir, link) = super::super::sources::link_as_sink_file("tail");
         let mut tailer = plain_tailer(dir.clone());
         assert_eq!(tailer.read_new(&link).len(), 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The sink takes back a line that a full disk cut short and writes
+    /// the next one in its place (`FileSink::append`). A tail that read
+    /// the cut line's start read the new line from where the cut one
+    /// ended: neither was shown ("a line that is not OTLP/JSON"), the new
+    /// line's spans were missing; and one that looked while the line was
+    /// taken back showed the whole file again.
+    #[test]
+    fn a_line_taken_back_and_written_again_is_read_whole_once() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("sg-tail-taken-back-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let line = |name: &str| {
+            format!(
+                concat!(
+                    r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+                    r#""spanId":"b7ad6b7169203331","name":"{}","startTimeUnixNano":"1","endTimeUnixNano":"2"}}]}}]}}]}}"#,
+                    "\n"
+                ),
+                name
+            )
+        };
+        let path = dir.join("svc-1.jsonl");
+        std::fs::write(&path, line("first")).expect("write");
+        let start = std::fs::metadata(&path).expect("stat").len();
+        let mut tailer = plain_tailer(dir.clone());
+        let names = |spans: Vec<DecodedSpan>| -> Vec<String> {
+            spans.into_iter().map(|s| s.name).collect()
+        };
+        assert_eq!(names(tailer.read_new(&path)), ["first"]);
+        let append = |bytes: &[u8]| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("open")
+                .write_all(bytes)
+                .expect("append")
+        };
+        let truncate = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open")
+                .set_len(start)
+                .expect("take back")
+        };
+        // Cut short, seen by the tail, taken back; a longer line in its place.
+        // Cut past where the two lines differ (their start is the same).
+        let cut = line("cut short");
+        let cut = &cut.as_bytes()[..cut.len() - 20];
+        append(cut);
+        assert!(tailer.read_new(&path).is_empty());
+        truncate();
+        append(line("written in its place, longer").as_bytes());
+        assert_eq!(
+            names(tailer.read_new(&path)),
+            ["written in its place, longer"]
+        );
+        // Seen while taken back: nothing shown again.
+        let start = std::fs::metadata(&path).expect("stat").len();
+        append(cut);
+        assert!(tailer.read_new(&path).is_empty());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(start)
+            .expect("take back");
+        assert!(tailer.read_new(&path).is_empty());
+        append(line("next").as_bytes());
+        assert_eq!(names(tailer.read_new(&path)), ["next"]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }
