@@ -566,7 +566,9 @@ impl SpoolDir {
     ) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
         self.remove_dead_temp_files();
-        for path in self.list() {
+        let files = self.list();
+        let last = files.last().cloned();
+        for path in files {
             // None: locked by a live replayer or writer, gone, or set aside.
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
@@ -606,7 +608,11 @@ impl SpoolDir {
                 }
                 ReplayVerdict::Stop => break,
                 ReplayVerdict::SetBack { counted, stop } => {
-                    self.set_back(&path, setbacks.saturating_add(counted as u32));
+                    // The last file uncounted: nothing to go behind, and
+                    // its name is left as it was.
+                    if counted || last.as_ref() != Some(&path) {
+                        self.set_back(&path, setbacks.saturating_add(counted as u32));
+                    }
                     if stop {
                         break;
                     }
@@ -1340,7 +1346,18 @@ pub(crate) mod tests {
             files.iter().map(|f| setbacks(f)).collect::<Vec<_>>(),
             [0, 1, 0]
         );
-        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (3, 6));
+        // The last file, set back uncounted, has nothing to go behind:
+        // its name stays (a lone file a dead endpoint fails keeps it).
+        let last = files[2].clone();
+        spool.replay(|b| match b.spans {
+            2 => ReplayVerdict::SetBack {
+                counted: false,
+                stop: true,
+            },
+            _ => ReplayVerdict::Delivered,
+        });
+        assert_eq!(spool.list(), vec![last]);
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 2));
         // A name that says nothing of set-backs, or nonsense, says 0.
         for name in [
             "a.sgspool",
