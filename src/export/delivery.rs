@@ -173,6 +173,18 @@ const REPLAY_AFTER_REFUSAL: Backoff = Backoff {
     multiplier: 2,
 };
 
+/// How many times a spool file may be set back for a transient failure
+/// (502, 503, 504, no answer) while other spool files were delivered in the
+/// same replay before it is taken for what it holds: a gateway in front of
+/// the backend that times out (504) or dies (502) on one huge request while
+/// it takes the others, an upstream that crashes on one span. At the next
+/// such failure it is split as a 400 is (`Delivery::settle_refused`): its
+/// other spans go, and the part the server never takes is counted lost
+/// (`dropped_replay_failed`), saying why. Five: an outage that starts just
+/// as a replay reaches a file sets it back once, unfairly; five in a row
+/// are no coincidence.
+const MAX_SETBACKS: u32 = 5;
+
 /// The largest request of one span sent whole when the span alone is
 /// over `max_request_bytes` (its values are cut to fit beyond), unless half
 /// the spool's cap is less (`Delivery::send_lone_spans_whole`). Above what
@@ -232,6 +244,29 @@ pub struct Delivery {
     /// start (`REPLAY_AFTER_REFUSAL`); reset by any request accepted.
     replay_refusals: u32,
     replay_held_until: Option<Instant>,
+    /// Requests the backend accepted, ever: a replay compares it before
+    /// and after to know whether other files got through.
+    accepted_requests: u64,
+    /// Why the last request kept was kept (`attempt`), for the replay.
+    kept_for: Option<KeptFor>,
+    /// Send one attempt, no retries (a spool file set back already, or
+    /// one sent right after another failed).
+    one_attempt: bool,
+    /// While a spool file set back `MAX_SETBACKS` times is split: a
+    /// transient failure refuses the part sent for what it holds, as a
+    /// 400 does, and says so (`never_taken`).
+    transient_refuses: Option<u32>,
+}
+
+/// Why a request was kept rather than sent or settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeptFor {
+    /// It failed and its retries ran out (or it had one attempt): the
+    /// backend's reason.
+    Failed(String),
+    /// Anything else: not sent (the backend counted down), kept instead of
+    /// waiting, stopping, refused for who sent it.
+    Other,
 }
 
 impl Delivery {
@@ -255,6 +290,10 @@ impl Delivery {
             misdirected: false,
             replay_refusals: 0,
             replay_held_until: None,
+            accepted_requests: 0,
+            kept_for: None,
+            one_attempt: false,
+            transient_refuses: None,
         }
     }
 
@@ -360,7 +399,22 @@ impl Delivery {
     /// every span. For a spool file, true means the file is done with (it
     /// may be deleted); false that it stays.
     pub fn deliver(&mut self, request: &Request, host: &mut dyn DeliveryHost) -> bool {
+        self.deliver_with(request, host, false)
+    }
+
+    /// `deliver`, with one attempt and no retries if `one_attempt`. Every
+    /// request starts with the modes of a replay's split (`one_attempt`,
+    /// `transient_refuses`) set as they must be, whatever a panic left.
+    fn deliver_with(
+        &mut self,
+        request: &Request,
+        host: &mut dyn DeliveryHost,
+        one_attempt: bool,
+    ) -> bool {
+        self.one_attempt = one_attempt;
+        self.transient_refuses = None;
         let done = self.settle(request, host, true);
+        self.one_attempt = false;
         if let Some(journal) = self.journal.take() {
             // Not kept as a spool file: its spans went elsewhere.
             self.spool.forget(journal);
@@ -589,7 +643,21 @@ impl Delivery {
                 }
             }
         }
-        if refused.len() == 2 {
+        if refused.len() == 2 && self.transient_refuses.is_some() {
+            // Both halves failed for now: the backend may have gone down
+            // just now, or each holds a span it never takes. Kept (new
+            // spool files, each counted again), not lost on a guess.
+            for (part, cut_counted, why) in refused {
+                let piece = Request {
+                    body: &part.body,
+                    spans: part.spans,
+                    origin: request.origin.of_part(),
+                    cut_counted,
+                    ..*request
+                };
+                self.keep(&piece, &why, host, false);
+            }
+        } else if refused.len() == 2 {
             for (part, _, why) in refused {
                 add_loss(losses, request.origin.of_part(), part.spans, why, true);
             }
@@ -616,6 +684,7 @@ impl Delivery {
         {
             return Fate::Split(a, b);
         }
+        self.kept_for = Some(KeptFor::Other);
         if let Some(until) = self.down_until() {
             let left = until.saturating_duration_since(Instant::now());
             return Fate::Keep(format!(
@@ -633,6 +702,7 @@ impl Delivery {
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
+                    self.accepted_requests += 1;
                     // The server takes what this sender sends (a token set
                     // right, the path fixed): the spool may go now.
                     self.replay_refusals = 0;
@@ -702,6 +772,9 @@ impl Delivery {
                     reason,
                     retry_after,
                 }) => {
+                    if let Some(setbacks) = self.transient_refuses {
+                        return Fate::RefusedData(never_taken(&reason, setbacks));
+                    }
                     host.record(Outcome::AttemptFailed { reason: &reason });
                     if host.stopping() {
                         self.down_until =
@@ -709,9 +782,20 @@ impl Delivery {
                         return Fate::Keep(format!("{reason}; stopping"));
                     }
                     let random = self.next_random();
-                    let step =
-                        self.policy
-                            .after_failure(attempt, retry_after, started.elapsed(), random);
+                    let step = match self.one_attempt {
+                        // Past any budget: give up now, the server's
+                        // Retry-After honoured as after the last retry.
+                        true => {
+                            self.policy
+                                .after_failure(attempt, retry_after, Duration::MAX, random)
+                        }
+                        false => self.policy.after_failure(
+                            attempt,
+                            retry_after,
+                            started.elapsed(),
+                            random,
+                        ),
+                    };
                     match step {
                         RetryStep::Wait(wait) => {
                             let wait_started = Instant::now();
@@ -726,6 +810,7 @@ impl Delivery {
                         }
                         RetryStep::GiveUp { down_for } => {
                             self.down_until = Some(instant_after(Instant::now(), down_for));
+                            self.kept_for = Some(KeptFor::Failed(reason.clone()));
                             return Fate::Keep(reason);
                         }
                     }
@@ -935,6 +1020,19 @@ impl Delivery {
     /// After the server refused a replay for who sent it or where, the
     /// next waits (`REPLAY_AFTER_REFUSAL`), unless a request is accepted
     /// meanwhile: false, nothing sent.
+    ///
+    /// A file that fails for now (its retries ran out: 502, 503, 504, no
+    /// answer) is set back behind the others, so that one file a server
+    /// never takes holds no other back (`SpoolDir::set_back`). When files
+    /// were delivered before it in this replay, the backend is up and the
+    /// file is the problem: the set-back is counted, the replay goes on
+    /// with the next file (one attempt: a second failure in a row stops it,
+    /// the backend counted down), and at `MAX_SETBACKS` the file is split
+    /// for what it holds (`settle_refused`). Otherwise the backend may be
+    /// down: the replay stops there, uncounted, and the next one starts
+    /// with another file. A backend that is down costs a replay one file's
+    /// attempts, as before, not a request per file. A file set back before
+    /// gets one attempt, no retries.
     pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
         if self.replay_held_until.is_some_and(|t| t > Instant::now()) {
             return false;
@@ -942,7 +1040,10 @@ impl Delivery {
         self.misdirected = false;
         let spool = self.spool.clone();
         let mut drained = true;
-        spool.replay(|batch| {
+        let accepted_before = self.accepted_requests;
+        // The file before failed for now, after others were delivered.
+        let mut after_failure = false;
+        spool.replay_counting_setbacks(|batch, setbacks| {
             if host.busy() {
                 drained = false;
                 return ReplayVerdict::Stop;
@@ -957,12 +1058,48 @@ impl Delivery {
                 // that spooled them): a 413 now cuts them again, uncounted.
                 cut_counted: batch.cut_counted,
             };
-            if self.deliver(&request, host) {
-                ReplayVerdict::Delivered
-            } else {
-                drained = false;
-                ReplayVerdict::Stop
+            if after_failure {
+                // The backend counted down by the file before: this one
+                // tells whether it is, or that file was the problem.
+                self.down_until = None;
             }
+            let done = self.deliver_with(&request, host, setbacks > 0 || after_failure);
+            if done {
+                after_failure = false;
+                return ReplayVerdict::Delivered;
+            }
+            drained = false;
+            let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
+                return ReplayVerdict::Stop;
+            };
+            let others_delivered = self.accepted_requests > accepted_before;
+            if after_failure || !others_delivered {
+                // Two in a row, or nothing taken yet: the backend may be
+                // down. Behind the others, so that the next replay starts
+                // with another file.
+                return ReplayVerdict::SetBack {
+                    counted: false,
+                    stop: true,
+                };
+            }
+            after_failure = true;
+            let setbacks = setbacks.saturating_add(1);
+            if setbacks < MAX_SETBACKS {
+                return ReplayVerdict::SetBack {
+                    counted: true,
+                    stop: false,
+                };
+            }
+            // Taken for what it holds: split as a 400 is, a failure for
+            // now of a part its refusal.
+            self.down_until = None;
+            let accepted_before_split = self.accepted_requests;
+            self.transient_refuses = Some(setbacks);
+            self.settle_refused(&request, never_taken(&reason, setbacks), host);
+            self.transient_refuses = None;
+            // Parts taken: the backend is up; none: as after a failure.
+            after_failure = self.accepted_requests == accepted_before_split;
+            ReplayVerdict::Delivered
         });
         if std::mem::take(&mut self.misdirected) {
             self.replay_refusals = self.replay_refusals.saturating_add(1);
@@ -1047,6 +1184,15 @@ impl Delivery {
             start += n;
         }
     }
+}
+
+/// Why spans of a spool file set back `setbacks` times are lost: the
+/// server's answer to them, and that it gave it while it took the others.
+fn never_taken(reason: &str, setbacks: u32) -> String {
+    format!(
+        "{reason}: a spool file answered so at {setbacks} replays while others were \
+         delivered, and the spans of it the server never takes are counted lost"
+    )
 }
 
 /// Spans a server refused for good, to be counted lost once
@@ -1679,6 +1825,172 @@ mod tests {
         assert_eq!(taken.len(), 99);
         assert!(taken.iter().all(|n| n == "llm.chat"));
         assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn gateway_timeout() -> SendError {
+        SendError::Transient {
+            reason: "HTTP 504".to_string(),
+            retry_after: None,
+        }
+    }
+
+    fn unavailable() -> SendError {
+        SendError::Transient {
+            reason: "HTTP 503".to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// A delivery replaying the spool in `dir` to `transport`, one attempt
+    /// a request (a retry budget of zero: no waits in a test).
+    fn replaying(dir: &std::path::Path, transport: PoisonRefusing) -> Delivery {
+        Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(dir, 1 << 20),
+            Duration::ZERO,
+            1 << 20,
+        )
+    }
+
+    fn spool_names(spool: &SpoolDir, names: &[&str]) {
+        spool
+            .write(&SpooledBatch {
+                format: BodyFormat::Protobuf,
+                gzipped: false,
+                spans: names.len() as u32,
+                cut_counted: 0,
+                body: named_spans(BodyFormat::Protobuf, false, names),
+            })
+            .expect("spooled");
+    }
+
+    /// One spool file a gateway answers 503 or 504 at every replay (it
+    /// times out, or dies, on that one request and takes the others): it
+    /// stayed at the head of the spool for good, and every file behind
+    /// it, and every batch spooled while each failure counted the backend
+    /// down, waited until the cap evicted them (3 files, 5 replays: none
+    /// delivered). Set back behind the others, they go at the next
+    /// replay; after `MAX_SETBACKS` failures while others got through, the
+    /// file is split: its other spans delivered, the marked one counted
+    /// lost saying why. Between replays, a batch is spooled (spans ended
+    /// while the backend counted down).
+    #[test]
+    fn a_spool_file_a_gateway_never_takes_holds_no_other_back() {
+        for (refusal, code) in [
+            (unavailable as fn() -> SendError, "503"),
+            (gateway_timeout, "504"),
+        ] {
+            let dir =
+                std::env::temp_dir().join(format!("sg-delivery-hol-{code}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let spool = SpoolDir::new(&dir, 1 << 20);
+            spool_names(&spool, &["llm.chat", "poison", "llm.chat"]);
+            spool_names(&spool, &["llm.chat"; 3]);
+            spool_names(&spool, &["llm.chat"; 4]);
+            let (accepted, requests) = (Arc::new(Mutex::new(Vec::new())), Arc::default());
+            let mut d = replaying(
+                &dir,
+                PoisonRefusing {
+                    refusal,
+                    everything: false,
+                    accepted: Arc::clone(&accepted),
+                    requests: Arc::clone(&requests),
+                },
+            );
+            let mut host = Host::default();
+            // The first replay meets the file first: the backend may be
+            // down, so nothing else is sent; the second delivers the rest.
+            assert!(!d.replay_spool(&mut host));
+            d.down_until = None; // the probe interval passed
+            assert!(!d.replay_spool(&mut host));
+            assert_eq!(host.delivered, 3 + 4, "{code}: the files behind it went");
+            assert_eq!(d.spool().list().len(), 1, "{code}");
+            let mut spooled = 0;
+            let mut replays = 2;
+            while d.spool().list().iter().any(|p| {
+                let spans = crate::export::spool::read_spool_file(p, 1 << 20).expect("a batch");
+                let names = crate::export::otlp_decode::decode_body(
+                    &spans.body,
+                    BodyFormat::Protobuf,
+                    false,
+                );
+                names.expect("decoded").iter().any(|s| s.name == "poison")
+            }) {
+                assert!(replays < 4 * MAX_SETBACKS, "{code}: still there");
+                spool_names(&spool, &["llm.chat"; 2]);
+                spooled += 2;
+                d.down_until = None;
+                d.replay_spool(&mut host);
+                replays += 1;
+            }
+            d.down_until = None;
+            assert!(d.replay_spool(&mut host), "{code}: drained");
+            let taken: Vec<String> = accepted
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|b| {
+                    crate::export::otlp_decode::decode_body(b, BodyFormat::Protobuf, false).unwrap()
+                })
+                .map(|s| s.name)
+                .collect();
+            assert_eq!(taken.len() as u64, 2 + 3 + 4 + spooled, "{code}: each once");
+            assert!(taken.iter().all(|n| n == "llm.chat"), "{code}");
+            // Every span delivered once or lost once, none left.
+            assert_eq!(
+                (host.delivered, host.lost),
+                (2 + 3 + 4 + spooled, 1),
+                "{code}"
+            );
+            assert!(d.spool().list().is_empty(), "{code}");
+            assert_eq!(
+                host.lost_reasons,
+                [format!(
+                    "HTTP {code}: a spool file answered so at 5 replays while others were \
+                     delivered, and the spans of it the server never takes are counted lost \
+                     (the other 2 of its request delivered after splitting it)"
+                )],
+                "{code}"
+            );
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    /// A backend that is down (it answers 503 to everything): each replay
+    /// costs one request, as before files were set back, not one a file;
+    /// nothing is counted set back, split or lost, and every file stays.
+    #[test]
+    fn a_backend_that_is_down_costs_a_replay_one_request_not_one_a_file() {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-down-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        for _ in 0..10 {
+            spool_names(&spool, &["llm.chat"; 3]);
+        }
+        let requests = Arc::new(Mutex::new(0));
+        let mut d = replaying(
+            &dir,
+            PoisonRefusing {
+                refusal: unavailable,
+                everything: true,
+                accepted: Arc::default(),
+                requests: Arc::clone(&requests),
+            },
+        );
+        let mut host = Host::default();
+        for replay in 1..=3 * MAX_SETBACKS as u64 {
+            d.down_until = None;
+            assert!(!d.replay_spool(&mut host));
+            assert_eq!(*requests.lock().unwrap(), replay, "one request a replay");
+            // Counted down: a replay before the probe sends nothing.
+            assert!(!d.replay_spool(&mut host));
+            assert_eq!(*requests.lock().unwrap(), replay);
+        }
+        let files = d.spool().list();
+        assert_eq!(files.len(), 10);
+        assert!(files.iter().all(|f| crate::export::spool::setbacks(f) == 0));
+        assert_eq!((host.delivered, host.lost), (0, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -12,6 +12,13 @@
 //! sending until after deleting it, so two processes sharing the spool
 //! never send one batch twice.
 //!
+//! A file the backend did not take at a replay is set back: renamed with
+//! a new time, behind the others, so that one file a server never takes
+//! (a gateway timing out on one huge request) does not hold every other
+//! file back. Its name counts how often that happened while other files
+//! were delivered (`-setback<n>` before the suffix, `setbacks`): older
+//! spanguards read such a file like any other, the format is unchanged.
+//!
 //! Whatever else is in the directory is input from outside: a file is
 //! opened only if it is a regular file of ours (`buffer::files`), its
 //! header is checked against the file's real size and the read limit
@@ -51,6 +58,8 @@ pub(crate) const HEADER_LEN: usize = UNCUT_HEADER_LEN + 8;
 pub(crate) const SUFFIX: &str = ".sgspool";
 /// A writer's file before its rename: never a spool file.
 const TEMP_PREFIX: &str = ".tmp-";
+/// What a set-back file's name says before its count of set-backs.
+const SETBACK_MARK: &str = "-setback";
 /// A temporary file older than this, and unlocked, belongs to no writer
 /// even when its pid names a live process (a reused pid, another pid
 /// namespace sharing the directory).
@@ -82,6 +91,18 @@ pub fn spool_file_name(tag: &str) -> String {
         crate::span::clock::now_unix_ns(),
         std::process::id()
     )
+}
+
+/// How many times the spool file at `path` was set back while other files
+/// were delivered, as its name says (0 for a name that says nothing, or
+/// nothing readable).
+pub fn setbacks(path: &Path) -> u32 {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    name.as_deref()
+        .and_then(|n| n.strip_suffix(SUFFIX))
+        .and_then(|n| n.rsplit_once(SETBACK_MARK))
+        .and_then(|(_, count)| count.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether a file that starts with these bytes is a spool file (of this
@@ -466,9 +487,24 @@ impl SpoolDir {
             Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
         };
         let (file, locked) = LockedFile::lock(file);
-        // Deleted by another replayer between our open and our lock.
-        let gone = file.file().metadata().map(|m| m_nlink(&m) == 0);
-        (locked && matches!(gone, Ok(false))).then_some(file)
+        // Deleted or set back (renamed) by another replayer between our
+        // open and our lock: the name no longer leads to this file, and
+        // sending it, then deleting by the name, would leave it to be sent
+        // again under its new one.
+        (locked && still_named(&file, path)).then_some(file)
+    }
+
+    /// Sets a file back behind the others: a new name with the time of
+    /// now, so that it sorts after every file there, counting `setbacks`
+    /// (`setbacks`). The caller holds its lock, which the rename keeps.
+    /// Failing (a full directory, another process's rename), it stays
+    /// where it is.
+    fn set_back(&self, path: &Path, setbacks: u32) {
+        let tag = format!(
+            "{:06}{SETBACK_MARK}{setbacks}",
+            SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
+        );
+        let _ = fs::rename(path, self.dir.join(spool_file_name(&tag)));
     }
 
     /// Deletes the temporary files of writers that died before their
@@ -695,15 +731,27 @@ impl SpoolDir {
     }
 
     /// Sends every spool file, oldest first, through `send`, deleting each one
-    /// `send` accepted. Stops at the first failure (the backend is still
-    /// unwell; the order is kept). Files locked by another process are
+    /// `send` accepted. Stops at a failure (the backend is still unwell; the
+    /// order is kept), or sets the file back and goes on, as `send` says
+    /// (`ReplayVerdict`). Files locked by another process are
     /// skipped. Each batch is counted in its body (`count_in_body`) before
     /// `send` sees it; one whose body is no OTLP request is set aside
     /// unsent. Returns the batches and spans replayed.
     pub fn replay(&self, mut send: impl FnMut(&SpooledBatch) -> ReplayVerdict) -> (u64, u64) {
+        self.replay_counting_setbacks(|batch, _| send(batch))
+    }
+
+    /// `replay`, telling `send` how many times each file was set back while
+    /// others were delivered (`setbacks`), for `ReplayVerdict::SetBack`.
+    pub fn replay_counting_setbacks(
+        &self,
+        mut send: impl FnMut(&SpooledBatch, u32) -> ReplayVerdict,
+    ) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
         self.remove_dead_temp_files();
-        for path in self.list() {
+        let files = self.list();
+        let last = files.last().cloned();
+        for path in files {
             // None: locked by a live replayer or writer, gone, or set aside.
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
@@ -723,7 +771,8 @@ impl SpoolDir {
             // A file whose sending panics (an internal bug it triggers)
             // would panic again at every replay, stopping all replay for
             // good: set it aside first, then let the exporter report it.
-            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch))) {
+            let setbacks = setbacks(&path);
+            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, setbacks))) {
                 Ok(verdict) => verdict,
                 Err(payload) => {
                     self.put_aside(&path, "sending it hit an internal error");
@@ -743,8 +792,18 @@ impl SpoolDir {
                     self.forget_file(&path);
                 }
                 ReplayVerdict::Stop => break,
+                ReplayVerdict::SetBack { counted, stop } => {
+                    // The last file uncounted: nothing to go behind, and
+                    // its name is left as it was.
+                    if counted || last.as_ref() != Some(&path) {
+                        self.set_back(&path, setbacks.saturating_add(counted as u32));
+                    }
+                    if stop {
+                        break;
+                    }
+                }
             }
-            drop(file); // releases the lock after the delete
+            drop(file); // releases the lock after the delete or rename
         }
         (batches, spans)
     }
@@ -765,10 +824,22 @@ pub enum ReplayVerdict {
     Discard,
     /// Failed for now: keep it and stop replaying.
     Stop,
+    /// Failed for now: keep it, behind the others (`SpoolDir::set_back`),
+    /// counted as set back while others were delivered if `counted`; then
+    /// go on to the next file, or `stop`.
+    SetBack { counted: bool, stop: bool },
 }
 
-fn m_nlink(m: &fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::nlink(m)
+/// Whether `path` still names the file `file` has open (not deleted,
+/// renamed or replaced since it was opened).
+fn still_named(file: &LockedFile, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.file().metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => {
+            open.nlink() > 0 && open.dev() == named.dev() && open.ino() == named.ino()
+        }
+        _ => false,
+    }
 }
 
 /// The pid in a spool file name (`<time>-<pid>-<tag>.sgspool`, maybe
@@ -1409,6 +1480,98 @@ pub(crate) mod tests {
         spool.write(&batch(2, 10)).expect("write");
         assert_eq!(spool.replay(|_| ReplayVerdict::Stop), (0, 0));
         assert_eq!(spool.list().len(), 2);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file set back goes behind the others, its body and header as
+    /// they were (an older spanguard sharing the directory reads it as any
+    /// other), and its name counts the set-backs that were counted.
+    #[test]
+    fn a_file_set_back_goes_behind_the_others_counting_its_setbacks() {
+        let dir = temp_dir("set-back");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        for i in 1..=3 {
+            spool.write(&batch(i, 10)).expect("write");
+        }
+        let first = fs::read(&spool.list()[0]).expect("read");
+        let mut seen = Vec::new();
+        spool.replay_counting_setbacks(|b, setbacks| {
+            seen.push((b.spans, setbacks));
+            match b.spans {
+                1 => ReplayVerdict::SetBack {
+                    counted: true,
+                    stop: false,
+                },
+                _ => ReplayVerdict::Stop,
+            }
+        });
+        assert_eq!(seen, vec![(1, 0), (2, 0)], "went on to the next");
+        let files = spool.list();
+        assert_eq!(files.len(), 3);
+        assert_eq!(
+            fs::read(&files[2]).expect("read"),
+            first,
+            "behind, unchanged"
+        );
+        assert_eq!(
+            files.iter().map(|f| setbacks(f)).collect::<Vec<_>>(),
+            [0, 0, 1]
+        );
+        let mut seen = Vec::new();
+        spool.replay_counting_setbacks(|b, setbacks| {
+            seen.push((b.spans, setbacks));
+            ReplayVerdict::SetBack {
+                counted: false,
+                stop: true,
+            }
+        });
+        assert_eq!(seen, vec![(2, 0)], "stopped");
+        let files = spool.list();
+        assert_eq!(
+            files.iter().map(|f| setbacks(f)).collect::<Vec<_>>(),
+            [0, 1, 0]
+        );
+        // The last file, set back uncounted, has nothing to go behind:
+        // its name stays (a lone file a dead endpoint fails keeps it).
+        let last = files[2].clone();
+        spool.replay(|b| match b.spans {
+            2 => ReplayVerdict::SetBack {
+                counted: false,
+                stop: true,
+            },
+            _ => ReplayVerdict::Delivered,
+        });
+        assert_eq!(spool.list(), vec![last]);
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (1, 2));
+        // A name that says nothing of set-backs, or nonsense, says 0.
+        for name in [
+            "a.sgspool",
+            "x-setback.sgspool",
+            "x-setbackq.sgspool",
+            "x-setback7",
+        ] {
+            assert_eq!(setbacks(Path::new(name)), 0, "{name}");
+        }
+        assert_eq!(setbacks(Path::new("/s/x-setback7.sgspool")), 7);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Another replayer sets a file back (renames it) between this one's
+    /// open and its lock: sent under the old name and deleted by it, the
+    /// file stayed under the new one to be sent again. Only a file its
+    /// name still leads to is taken.
+    #[test]
+    fn a_file_renamed_since_it_was_opened_is_not_taken() {
+        let dir = temp_dir("renamed");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(1, 10)).expect("write");
+        let path = spool.list()[0].clone();
+        let (opened, locked) = LockedFile::lock(File::open(&path).expect("open"));
+        assert!(locked && still_named(&opened, &path));
+        fs::rename(&path, dir.join(spool_file_name("000001-setback1"))).expect("rename");
+        assert!(!still_named(&opened, &path));
+        let (again, _) = LockedFile::lock(File::open(&spool.list()[0]).expect("open"));
+        assert!(still_named(&again, &spool.list()[0]));
         fs::remove_dir_all(&dir).ok();
     }
 

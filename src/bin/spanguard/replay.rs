@@ -225,7 +225,8 @@ pub fn run(args: &[String]) -> ExitCode {
         &mut encoder,
         &mut tally,
     );
-    // One pass: a file kept (the backend stopped answering) ends it.
+    // One pass: a file kept (the backend stopped answering) ends it, unless
+    // others went before it (then it is set back and the pass goes on).
     delivery.replay_spool(&mut tally);
     // Losses held back by the rate limit: stderr's numbers add up.
     tally.diagnostics.stopped(None);
