@@ -504,7 +504,20 @@ impl SpoolDir {
             "{:06}{SETBACK_MARK}{setbacks}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
         );
-        let _ = fs::rename(path, self.dir.join(spool_file_name(&tag)));
+        let to = self.dir.join(spool_file_name(&tag));
+        if fs::rename(path, &to).is_err() {
+            return;
+        }
+        // The index follows the name: left under the old one, the file sat
+        // first in eviction's order under a name no longer there (dropped
+        // when reached) and was not seen under its new one until the next
+        // look at the whole directory.
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = index.as_mut()
+            && let Some(len) = index.remove(path)
+        {
+            index.insert(&to, len);
+        }
     }
 
     /// Deletes the temporary files of writers that died before their
@@ -726,8 +739,9 @@ impl SpoolDir {
             Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
         };
         let (file, locked) = LockedFile::lock(file);
-        let gone = file.file().metadata().map(|m| m_nlink(&m) == 0);
-        (locked && matches!(gone, Ok(false))).then_some(file)
+        // As `open_and_lock`: a file renamed (set back) or deleted since it
+        // was opened is not this name's to evict.
+        (locked && still_named(&file, path)).then_some(file)
     }
 
     /// Sends every spool file, oldest first, through `send`, deleting each one
@@ -1609,6 +1623,46 @@ pub(crate) mod tests {
     /// 2,000 files measured 1.2 million files on the exporter thread. Now
     /// the directory is looked at whole once here; the oldest files are
     /// still evicted first and counted, and the cap still holds on disk.
+    #[test]
+    fn a_file_set_back_is_evicted_under_its_new_name_and_the_cap_holds() {
+        let dir = temp_dir("set-back-cap");
+        let body = proto_body(2, 200);
+        let len = (encode_header(BodyFormat::Protobuf, false, 2, 0, body.len())
+            .as_bytes()
+            .len()
+            + body.len()) as u64;
+        let spool = SpoolDir::new(&dir, 3 * len);
+        for _ in 0..3 {
+            spool.write(&batch(2, 200)).expect("write");
+        }
+        let before = spool.list();
+        let mut first = true;
+        spool.replay_counting_setbacks(|_, _| {
+            if std::mem::take(&mut first) {
+                ReplayVerdict::SetBack {
+                    counted: true,
+                    stop: false,
+                }
+            } else {
+                ReplayVerdict::Stop
+            }
+        });
+        let set_back = spool.list()[2].clone();
+        assert!(!before.contains(&set_back), "renamed");
+        // Over the cap by one file: the oldest file there goes, not the
+        // name the set-back file left (whose loss freed nothing on disk).
+        let e = spool.write(&batch(2, 200)).expect("write");
+        assert_eq!(e.files, 1);
+        assert!(!before[1].exists(), "the oldest evicted");
+        assert!(set_back.exists());
+        let on_disk: u64 = fs::read_dir(&dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").metadata().expect("stat").len())
+            .sum();
+        assert!(on_disk <= spool.max_bytes(), "{on_disk} on disk");
+        fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn writes_into_a_spool_of_many_files_do_not_measure_them_all() {
         let dir = temp_dir("many");
