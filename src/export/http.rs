@@ -240,8 +240,10 @@ impl Handler for Response {
         }
         if data == b"\r\n" || data == b"\n" {
             // The end of an answer's headers (or of a chunked body's
-            // trailers, which follow a final answer's).
+            // trailers, which follow a final answer's). After an interim
+            // one another status line is due.
             self.final_headers = !self.interim;
+            self.status_seen = !self.interim;
             return true;
         }
         if let Ok(line) = std::str::from_utf8(data)
@@ -328,10 +330,13 @@ impl HttpTransport {
             easy.tcp_nodelay(true)?;
             // An answer without a status line reaches `write` (as an
             // HTTP/0.9 body), which keeps its first bytes and stops it: they
-            // tell an HTTP/2 (gRPC) port from any other server. A libcurl
-            // older than 7.64 has no such option: it refuses the answer
-            // itself, unread.
-            if easy.http_09_allowed(true).is_ok() {
+            // tell an HTTP/2 (gRPC) port from any other server. Not through
+            // a proxy: its CONNECT answer's status line comes first, and a
+            // headless answer after it would read as a body. There, and
+            // with a libcurl older than 7.64 (no such option), curl refuses
+            // the answer itself, unread.
+            let proxied = proxy_variable(&self.url, |n| std::env::var_os(n)).is_some();
+            if !proxied && easy.http_09_allowed(true).is_ok() {
                 easy.get_mut().stop_headless = true;
             }
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
