@@ -107,7 +107,7 @@ fn a_span_the_server_refuses_is_lost_alone_and_the_other_100_arrive() {
     assert!(requests.load(Ordering::Relaxed) <= 15);
     let said = said.lock().unwrap();
     assert!(
-        said.iter().any(|m| m.starts_with("1 span")
+        said.iter().any(|m| m.starts_with("1 span lost")
             && m.contains("HTTP 400")
             && m.contains("the other 100 of its request delivered after splitting it")),
         "{said:?}"

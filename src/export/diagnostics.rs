@@ -39,6 +39,38 @@ pub fn disabled_line(level: LogLevel) -> Option<&'static str> {
     )
 }
 
+/// A count as a person reads it: "1 span", "2 spans", "0 spans". Every
+/// line that says how many spans (lost, spooled, delivered, rejected,
+/// replayed) formats the count through it; "1 spans lost" read as a
+/// template no one had finished.
+#[derive(Clone, Copy)]
+pub struct Count<'a> {
+    pub n: u64,
+    pub one: &'a str,
+    pub many: &'a str,
+}
+
+/// `n` spans: "1 span", "3 spans".
+pub fn spans(n: u64) -> Count<'static> {
+    Count {
+        n,
+        one: "span",
+        many: "spans",
+    }
+}
+
+/// `n` of a noun whose plural is `many`: `count(n, "file", "files")`.
+pub fn count<'a>(n: u64, one: &'a str, many: &'a str) -> Count<'a> {
+    Count { n, one, many }
+}
+
+impl std::fmt::Display for Count<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let noun = if self.n == 1 { self.one } else { self.many };
+        write!(f, "{} {noun}", self.n)
+    }
+}
+
 /// The least time between two lines about the same ongoing trouble.
 const REPEAT_EVERY: Duration = Duration::from_secs(60);
 
@@ -252,7 +284,9 @@ impl Diagnostics {
                     self.emit(
                         LogLevel::Warn,
                         &format!(
-                            "export to {target} still failing: {untold} more failed attempts; the last: {reason}"
+                            "export to {target} still failing: {} more failed {}; the last: {reason}",
+                            untold,
+                            if untold == 1 { "attempt" } else { "attempts" }
                         ),
                     );
                 }
@@ -270,8 +304,8 @@ impl Diagnostics {
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "export to {target}: delivering again after {} failed attempts over {} s",
-                    s.failures,
+                    "export to {target}: delivering again after {} over {} s",
+                    count(s.failures, "failed attempt", "failed attempts"),
                     s.started.elapsed().as_secs()
                 ),
             );
@@ -286,7 +320,7 @@ impl Diagnostics {
     }
 
     /// Spans went to the spool instead of the backend.
-    pub fn spooled(&mut self, spans: u64, dir: &str, reason: &str) {
+    pub fn spooled(&mut self, n: u64, dir: &str, reason: &str) {
         let first_of_streak = match &mut self.streak {
             Some(s) if !s.spooling_told => {
                 s.spooling_told = true;
@@ -311,7 +345,7 @@ impl Diagnostics {
         } else {
             self.emit(
                 LogLevel::Debug,
-                &format!("{spans} spans spooled to {dir} ({reason})"),
+                &format!("{} spooled to {dir} ({reason})", spans(n)),
             );
         }
     }
@@ -320,23 +354,25 @@ impl Diagnostics {
     /// its reason (and the fix hint the reason carries); later ones of the
     /// same cause by number alone, at most once a `REPEAT_EVERY`, the rest
     /// when a failure streak ends and at the stop.
-    pub fn lost(&mut self, spans: u64, reason: &str) {
+    pub fn lost(&mut self, n: u64, reason: &str) {
         let now = Instant::now();
         if let Some(i) = self.loss_causes.iter().position(|c| c.reason == reason) {
-            if let Some(total) = self.loss_causes[i].limiter.due(now, spans) {
+            if let Some(total) = self.loss_causes[i].limiter.due(now, n) {
                 self.tell_more_lost(i, total);
             }
         } else if self.loss_causes.len() < MAX_LOSS_CAUSES {
             let mut limiter = Limiter::default();
-            let total = limiter.due(now, spans).unwrap_or(spans);
+            let total = limiter.due(now, n).unwrap_or(n);
             self.loss_causes.push(LossCause {
                 reason: reason.to_string(),
                 limiter,
             });
-            self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}"));
+            self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)));
         } else {
-            match self.other_losses.due(now, spans) {
-                Some(total) => self.emit(LogLevel::Error, &format!("{total} spans lost: {reason}")),
+            match self.other_losses.due(now, n) {
+                Some(total) => {
+                    self.emit(LogLevel::Error, &format!("{} lost: {reason}", spans(total)))
+                }
                 None => {
                     self.last_other_loss.clear();
                     self.last_other_loss.push_str(reason);
@@ -345,11 +381,14 @@ impl Diagnostics {
         }
     }
 
-    fn tell_more_lost(&mut self, cause: usize, spans: u64) {
+    fn tell_more_lost(&mut self, cause: usize, n: u64) {
         let label = cause_label(&self.loss_causes[cause].reason).to_string();
         self.emit(
             LogLevel::Error,
-            &format!("{spans} more spans lost: {label} (as said above)"),
+            &format!(
+                "{} lost: {label} (as said above)",
+                count(n, "more span", "more spans")
+            ),
         );
     }
 
@@ -365,7 +404,10 @@ impl Diagnostics {
             let reason = std::mem::take(&mut self.last_other_loss);
             self.emit(
                 LogLevel::Error,
-                &format!("{untold} more spans lost; the last: {reason}"),
+                &format!(
+                    "{} lost; the last: {reason}",
+                    count(untold, "more span", "more spans")
+                ),
             );
         }
     }
@@ -381,7 +423,8 @@ impl Diagnostics {
         self.emit(
             LogLevel::Warn,
             &format!(
-                "{total} spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)"
+                "{} dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                spans(total)
             ),
         );
     }
@@ -419,7 +462,14 @@ impl Diagnostics {
         self.emit(
             LogLevel::Warn,
             &format!(
-                "{total} long values were cut to fit their spans into {limit} (values_truncated counts them)"
+                "{} cut to fit {} into {limit} (values_truncated counts {})",
+                count(total, "long value was", "long values were"),
+                if total == 1 {
+                    "its span"
+                } else {
+                    "their spans"
+                },
+                if total == 1 { "it" } else { "them" }
             ),
         );
     }
@@ -441,7 +491,7 @@ impl Diagnostics {
     /// at most (a directory of such files is one trouble), adding up the
     /// files held back.
     pub fn spool_miscounted(&mut self, path: &str, claimed: u32, counted: u32) {
-        let file = format!("{path} said {claimed} spans and holds {counted}");
+        let file = format!("{path} said {} and holds {counted}", spans(claimed.into()));
         match self.miscounted.due(Instant::now(), 1) {
             Some(files) => self.tell_miscounted(files, &file),
             None => self.last_miscounted = file,
@@ -501,10 +551,13 @@ impl Diagnostics {
         }
     }
 
-    pub fn recovered(&mut self, spans: u64, from: &str) {
+    pub fn recovered(&mut self, n: u64, from: &str) {
         self.emit(
             LogLevel::Info,
-            &format!("recovered {spans} spans that a process which died left in {from}"),
+            &format!(
+                "recovered {} that a process which died left in {from}",
+                spans(n)
+            ),
         );
     }
 
@@ -669,7 +722,7 @@ mod tests {
             [
                 "spanguard: warn: export to file:/s/a.jsonl failed: Not a directory",
                 "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay /spool` sends them to an OTLP endpoint",
-                "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempts over 0 s",
+                "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempt over 0 s",
                 "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay /spool` sends them to an OTLP endpoint",
             ]
         );
@@ -706,6 +759,43 @@ mod tests {
                 "spanguard: warn: a spool file's header miscounted its spans (the last: /s/a.sgspool said 0 spans and holds 5; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
                 "spanguard: warn: 2 spool files' headers miscounted their spans (the last: /s/c.sgspool said 4294967295 spans and holds 5; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
             ]
+        );
+    }
+
+    /// One span is "1 span" in every line that counts spans ("1 spans
+    /// lost" read as a template no one had finished), and one value, one
+    /// attempt, one file the same.
+    #[test]
+    fn a_count_of_one_is_said_in_the_singular() {
+        let mut d = Diagnostics::in_memory(LogLevel::Debug);
+        d.attempt_failed("http://h/v1/traces", "connection refused");
+        d.lost(1, "HTTP 400");
+        d.spooled(1, "/spool", "down");
+        d.spooled(1, "/spool", "down");
+        d.lost(1, "HTTP 400");
+        d.buffer_full(1);
+        d.values_cut(1, "max_request_bytes");
+        d.spool_miscounted("/s/a.sgspool", 1, 2);
+        d.recovered(1, "/flight");
+        d.delivered("http://h/v1/traces");
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: export to http://h/v1/traces failed: connection refused",
+                "spanguard: error: 1 span lost: HTTP 400",
+                "spanguard: warn: keeping spans in the spool (/spool) until the backend answers",
+                "spanguard: debug: 1 span spooled to /spool (down)",
+                "spanguard: warn: 1 span dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+                "spanguard: warn: 1 long value was cut to fit its span into max_request_bytes (values_truncated counts it)",
+                "spanguard: warn: a spool file's header miscounted its spans (the last: /s/a.sgspool said 1 span and holds 2; an older spanguard, a disk error, or someone else wrote it): counted as its body holds them",
+                "spanguard: info: recovered 1 span that a process which died left in /flight",
+                "spanguard: error: 1 more span lost: HTTP 400 (as said above)",
+                "spanguard: warn: export to http://h/v1/traces: delivering again after 1 failed attempt over 0 s",
+            ]
+        );
+        assert_eq!(
+            [spans(0), spans(1), spans(2)].map(|c| c.to_string()),
+            ["0 spans", "1 span", "2 spans"]
         );
     }
 

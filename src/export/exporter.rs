@@ -20,7 +20,7 @@ use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
 use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording};
-use super::diagnostics::Diagnostics;
+use super::diagnostics::{Diagnostics, count, spans as n_spans};
 use super::pacer::Pacer;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
@@ -335,7 +335,8 @@ impl Exporter {
             Stats::add(&p.stats.dropped_export_failed, lost);
         }
         let message = format!(
-            "the exporter caught an internal error ({what}); {lost} spans lost; it goes on"
+            "the exporter caught an internal error ({what}); {} lost; it goes on",
+            n_spans(lost)
         );
         p.report(ExportEvent::ExporterPanicked, &message);
         self.host.diagnostics.error(&message);
@@ -869,7 +870,11 @@ impl DeliveryHost for ExporterHost {
                     Stats::add(&s.replayed_spans, spans);
                     p.report(
                         ExportEvent::BatchReplayed,
-                        &format!("{spans} spans from the spool delivered to {}", self.target),
+                        &format!(
+                            "{} from the spool delivered to {}",
+                            n_spans(spans),
+                            self.target
+                        ),
                     );
                 }
                 self.diagnostics.delivered(&self.target);
@@ -885,7 +890,7 @@ impl DeliveryHost for ExporterHost {
                     &s.dropped_replay_rejected
                 };
                 Stats::add(counter, spans);
-                let text = format!("the backend rejected {spans} spans: {message}");
+                let text = format!("the backend rejected {}: {message}", n_spans(spans));
                 p.report(ExportEvent::SpansRejected, &text);
                 // Without the count, which the line gives: with it, each
                 // rejection was a new cause, said in full every time.
@@ -905,7 +910,8 @@ impl DeliveryHost for ExporterHost {
                 };
                 Stats::add(counter, spans);
                 let text = format!(
-                    "{spans} spans{from} lost sending to {}: {reason}",
+                    "{}{from} lost sending to {}: {reason}",
+                    n_spans(spans),
                     self.target
                 );
                 p.report(ExportEvent::BatchFailed, &text);
@@ -930,11 +936,16 @@ impl DeliveryHost for ExporterHost {
                     p.signal.spooled_not_replayed.store(true, Ordering::Relaxed);
                     Stats::add(&s.spooled_spans, spans);
                 }
-                let what = if origin.is_fresh() { "" } else { "recovered " };
+                let what = if origin.is_fresh() {
+                    ("span", "spans")
+                } else {
+                    ("recovered span", "recovered spans")
+                };
                 p.report(
                     ExportEvent::BatchSpooled,
                     &format!(
-                        "{spans} {what}spans spooled to {} ({reason})",
+                        "{} spooled to {} ({reason})",
+                        count(spans, what.0, what.1),
                         self.spool_dir
                     ),
                 );
@@ -950,8 +961,11 @@ impl DeliveryHost for ExporterHost {
             }
             Outcome::Evicted { files, spans } => {
                 Stats::add(&s.dropped_spool_overflow, spans);
-                let text =
-                    format!("spool over its cap: {files} older batches with {spans} spans deleted");
+                let text = format!(
+                    "spool over its cap: {} with {} deleted",
+                    count(files, "older batch", "older batches"),
+                    n_spans(spans)
+                );
                 p.report(ExportEvent::SpoolOverflow, &text);
                 self.diagnostics.lost(spans, &text);
             }

@@ -15,6 +15,10 @@ use crate::config::TlsFiles;
 /// error message; a misbehaving server must not make us hold megabytes.
 const RESPONSE_BODY_MAX: usize = 64 * 1024;
 
+/// The most of an answer without a status line kept: an HTTP/2 frame's
+/// header is 9 bytes.
+const HEADLESS_KEPT: usize = 16;
+
 /// Collects what the server answers.
 struct Response {
     body: Vec<u8>,
@@ -37,6 +41,17 @@ struct Response {
     final_headers: bool,
     /// The last status line is an interim answer's (1xx).
     interim: bool,
+    /// A status line came in this transfer.
+    status_seen: bool,
+    /// The first bytes of an answer that came with no status line (curl
+    /// lets it through as an HTTP/0.9 body, `http_09_allowed`, so that
+    /// they can be read, and `write` stops it there): what they look like
+    /// says what answered (`no_status_line`).
+    headless: Option<Vec<u8>>,
+    /// Whether an answer with no status line is stopped and kept in
+    /// `headless` (the transport's own handle); the seam
+    /// `outcome_of_answer` hands bodies without status lines as bodies.
+    stop_headless: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -52,6 +67,9 @@ impl Response {
             gzipped: false,
             final_headers: false,
             interim: false,
+            status_seen: false,
+            headless: None,
+            stop_headless: false,
             abort_at,
         }
     }
@@ -66,6 +84,8 @@ impl Response {
         self.gzipped = false;
         self.final_headers = false;
         self.interim = false;
+        self.status_seen = false;
+        self.headless = None;
     }
 
     /// The server's status once a transfer ended (`performed`), `code`
@@ -177,6 +197,13 @@ pub fn outcome_of_answer(
 
 impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        if self.stop_headless && !self.status_seen {
+            // No status line: no HTTP answer. Its first bytes are kept
+            // to say what answered, and the transfer stopped at once (a
+            // short count) rather than read until the server closes.
+            self.headless = Some(data[..data.len().min(HEADLESS_KEPT)].to_vec());
+            return Ok(0);
+        }
         let room = RESPONSE_BODY_MAX.saturating_sub(self.body.len());
         self.body.extend_from_slice(&data[..data.len().min(room)]);
         if data.len() > room {
@@ -198,6 +225,7 @@ impl Handler for Response {
             // `Retry-After: 86400` before a 503 made the 503 read as
             // "wait a day", and its batch went unretried.
             self.bad_status_line = (!status_code_is_three_digits(data)).then(|| escaped_line(data));
+            self.status_seen = true;
             self.retry_after = None;
             self.location = None;
             self.gzipped = false;
@@ -212,8 +240,10 @@ impl Handler for Response {
         }
         if data == b"\r\n" || data == b"\n" {
             // The end of an answer's headers (or of a chunked body's
-            // trailers, which follow a final answer's).
+            // trailers, which follow a final answer's). After an interim
+            // one another status line is due.
             self.final_headers = !self.interim;
+            self.status_seen = !self.interim;
             return true;
         }
         if let Ok(line) = std::str::from_utf8(data)
@@ -305,6 +335,17 @@ impl HttpTransport {
             easy.signal(false)?;
             easy.progress(true)?;
             easy.tcp_nodelay(true)?;
+            // An answer without a status line reaches `write` (as an
+            // HTTP/0.9 body), which keeps its first bytes and stops it: they
+            // tell an HTTP/2 (gRPC) port from any other server. Not through
+            // a proxy: its CONNECT answer's status line comes first, and a
+            // headless answer after it would read as a body. There, and
+            // with a libcurl older than 7.64 (no such option), curl refuses
+            // the answer itself, unread.
+            let proxied = proxy_variable(&self.url, |n| std::env::var_os(n)).is_some();
+            if !proxied && easy.http_09_allowed(true).is_ok() {
+                easy.get_mut().stop_headless = true;
+            }
             easy.useragent(concat!("spanguard/", env!("CARGO_PKG_VERSION")))?;
             if let Some(ca) = &self.tls.certificate {
                 easy.cainfo(ca)?;
@@ -354,6 +395,13 @@ impl HttpTransport {
     /// Why a request got no answer, in words a user can act on, with
     /// curl's own detail (a TLS verification error names the problem).
     fn explain(&self, e: &curl::Error) -> String {
+        let headless = self
+            .easy
+            .as_ref()
+            .and_then(|easy| easy.get_ref().headless.as_deref());
+        if let Some(bytes) = headless {
+            return self.secrets.scrub(&self.no_status_line(bytes));
+        }
         let what = if e.is_couldnt_connect() {
             "connection refused or unreachable"
         } else if e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
@@ -394,18 +442,20 @@ impl HttpTransport {
             );
         }
         // A Collector's OTLP/gRPC port (4317) speaks HTTP/2 alone: to an
-        // HTTP/1.1 request it answers with binary frames (curl: "Received
-        // HTTP/0.9 when not allowed"), nothing, or a reset. None of those
-        // words names the port, the commonest mistake after the path.
+        // HTTP/1.1 request it answers with binary frames (read by
+        // `no_status_line`; a libcurl without `http_09_allowed` says
+        // "Received HTTP/0.9 when not allowed", which any server that is no
+        // HTTP server gets too), nothing, or a reset. None of those words
+        // names the port, the commonest mistake after the path: said on
+        // port 4317, where it fits.
         let no_answer = e.is_unsupported_protocol() || e.is_got_nothing() || e.is_recv_error();
-        let http09 = e
-            .extra_description()
-            .is_some_and(|x| x.contains("HTTP/0.9"));
-        if no_answer && (url_port(&self.url) == Some(4317) || http09) {
-            detail.push_str(
-                " (an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard sends \
-                 OTLP/HTTP, which a Collector takes on port 4318)",
-            );
+        if no_answer && url_port(&self.url) == Some(4317) {
+            detail.push_str(GRPC_PORT_HINT);
+        } else if e.is_unsupported_protocol()
+            && e.extra_description()
+                .is_some_and(|x| x.contains("HTTP/0.9"))
+        {
+            detail.push_str(" (no HTTP status line: not an HTTP server?)");
         }
         // curl takes its proxy from the environment: the user may not know
         // one is set for this process, nor that NO_PROXY goes around it.
@@ -422,7 +472,46 @@ impl HttpTransport {
     }
 }
 
+/// What a likely OTLP/gRPC port is told.
+const GRPC_PORT_HINT: &str = " (an OTLP/gRPC port answers so, such as a Collector's 4317: spanguard \
+                              sends OTLP/HTTP, which a Collector takes on port 4318)";
+
+/// Whether `bytes` start as an HTTP/2 server's first frame: SETTINGS
+/// (type 4, a length a multiple of 6) or GOAWAY (type 7), on stream 0.
+/// What a gRPC server (a Collector's 4317) sends an HTTP/1.1 request.
+fn looks_like_http2_frame(bytes: &[u8]) -> bool {
+    let [l0, l1, l2, kind, _flags, s0, s1, s2, s3, ..] = *bytes else {
+        return false;
+    };
+    let length = u32::from_be_bytes([0, l0, l1, l2]);
+    let stream = u32::from_be_bytes([s0 & 0x7f, s1, s2, s3]);
+    stream == 0 && ((kind == 4 && length.is_multiple_of(6)) || (kind == 7 && length >= 8))
+}
+
 impl HttpTransport {
+    /// The answer that came without a status line, `bytes` its start: an
+    /// OTLP/gRPC port named as the likely cause only where it fits (port
+    /// 4317, or an HTTP/2 frame), not for any server that is no HTTP one.
+    fn no_status_line(&self, bytes: &[u8]) -> String {
+        let url = &self.shown_url;
+        if looks_like_http2_frame(bytes) {
+            format!(
+                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
+                 status line, with an HTTP/2 frame{GRPC_PORT_HINT}"
+            )
+        } else if url_port(&self.url) == Some(4317) {
+            format!(
+                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
+                 status line{GRPC_PORT_HINT}"
+            )
+        } else {
+            format!(
+                "the server's answer is not HTTP: the server at {url} answered without an HTTP \
+                 status line (not an HTTP server?)"
+            )
+        }
+    }
+
     /// A refusal's generic hint made specific where this request shows the
     /// cause: the path of a URL that got a 404 (`/v1/trace`, `/v1/traces`
     /// twice, no path), whether any header went with a 401 or 403 (a
@@ -575,12 +664,15 @@ impl Transport for HttpTransport {
         let code = match self.perform(body, format, gzipped) {
             Ok(code) => code,
             Err(e) => {
+                // Said before the handle goes (it holds the answer's first
+                // bytes when it had no status line).
+                let reason = self.explain(&e);
                 // Drop the handle: the connection may be half-dead.
                 self.easy = None;
                 // No answer from a server is never final: not even a bad URL
                 // may cost a span (it is kept in the spool, and said so).
                 return Err(SendError::Transient {
-                    reason: self.explain(&e),
+                    reason,
                     retry_after: None,
                 });
             }
@@ -1552,7 +1644,8 @@ mod tests {
             "{reason}"
         );
         assert!(
-            reason.contains("an OTLP/gRPC port answers so")
+            reason.contains("answered without an HTTP status line, with an HTTP/2 frame")
+                && reason.contains("an OTLP/gRPC port answers so")
                 && reason.contains("OTLP/HTTP, which a Collector takes on port 4318"),
             "{reason}"
         );
@@ -1567,6 +1660,42 @@ mod tests {
         assert!(t.explain(&curl::Error::new(52)).contains("OTLP/gRPC port"));
         // A refused connection on it is no answer of gRPC's: no such advice.
         assert!(!t.explain(&curl::Error::new(7)).contains("gRPC"));
+    }
+
+    /// Any answer without a status line was told "an OTLP/gRPC port
+    /// answers so, such as a Collector's 4317" (curl's "Received HTTP/0.9
+    /// when not allowed" for all of them): an SSH server, a Redis, a
+    /// server of the user's own, none of them gRPC. That is said where it
+    /// fits only (an HTTP/2 frame, above; port 4317); others are told
+    /// what is known. The server holds the connection open: the answer is
+    /// read as far as its first bytes, not until the request times out.
+    #[test]
+    fn an_answer_without_a_status_line_is_not_said_to_be_grpc_unless_it_looks_so() {
+        for answer in [
+            &b"SSH-2.0-OpenSSH_9.2\r\n"[..],
+            b"-ERR unknown command 'POST'\r\n",
+        ] {
+            let url = answering_then(answer, true);
+            let reason = match send_with(&url, &[]) {
+                Err(SendError::Transient { reason, .. }) => reason,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                reason,
+                format!(
+                    "the server's answer is not HTTP: the server at {url} answered without an \
+                     HTTP status line (not an HTTP server?)"
+                )
+            );
+        }
+        assert!(looks_like_http2_frame(
+            b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x05\x00\x00\x40\x00"
+        ));
+        assert!(looks_like_http2_frame(
+            b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+        ));
+        assert!(!looks_like_http2_frame(b"SSH-2.0-OpenSSH_9.2\r\n"));
+        assert!(!looks_like_http2_frame(b"\x00\x00\x06\x04\x00\x00\x00"));
     }
 
     /// A 404 says what in the URL is wrong where its path shows it.

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::diagnostics::spans as n_spans;
 use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
 use crate::buffer::files::{self, LockedFile, Refusal, SetAside};
@@ -1055,9 +1056,15 @@ fn not_a_request(why: &str, claimed: u32) -> String {
     // what is wrong.
     match why.strip_prefix("gzip: ") {
         Some(gzip) => {
-            format!("its body is no whole gzip stream ({gzip}); its header says {claimed} spans")
+            format!(
+                "its body is no whole gzip stream ({gzip}); its header says {}",
+                n_spans(claimed.into())
+            )
         }
-        None => format!("its body is not an OTLP request ({why}); its header says {claimed} spans"),
+        None => format!(
+            "its body is not an OTLP request ({why}); its header says {}",
+            n_spans(claimed.into())
+        ),
     }
 }
 

@@ -11,7 +11,7 @@ import (
 // given, the others dropped) and of spanguard's (DropOldest drops its
 // oldest and counts them; it refuses some of those passed, counting them
 // itself or leaving them to the bridge): wherever the passes fall (the
-// start, where OnStart sends the SDK's links without counting; a stop; the
+// start, where OnStart sends the SDK's links and counts those it dropped; a stop; the
 // end), each leaves spanguard holding the SDK's own, in order, less those
 // it refused, each one given held or counted dropped once, and never asks
 // DropOldest for more than spanguard holds. The end-to-end tests reach one
@@ -70,7 +70,9 @@ func passes(limit, start, given, mask int, refuse func(n int) bool) error {
 		}
 	}
 	kept, dropped := sdk(start)
-	q = passed{from: dropped, to: start}
+	// begin counts what the SDK dropped of what Start was given.
+	q = passed{from: dropped, to: start, counted: dropped}
+	counted = dropped
 	send(kept)
 	for n := start; n <= given; n++ {
 		if n < given && (n == start || mask&(1<<n) == 0) {

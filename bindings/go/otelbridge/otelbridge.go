@@ -14,7 +14,8 @@
 // others counted dropped (and so is one spanguard refuses, its payload
 // pool used up, say: it costs none of those the SDK kept). A process
 // stopped in the middle of a call keeps the open span: at SIGTERM the
-// library's watchdog (on by default) spools it as it was at its start;
+// library's watchdog (on by default) spools it as it was at its start
+// (with the counts of what the SDK dropped of what Start was given);
 // spanguard.Tracer.FlushOnSignals, in a program that does not handle the
 // signal itself, exports it at once with what was set on it by then (the
 // tracer's stop, spanguard.Tracer.OnStop, passes on what each open span
@@ -502,11 +503,24 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 		return nil, err
 	}
 	// The links given at the start: the SDK's last ones past its limit.
-	// What it dropped is counted when the rest is passed (passLater).
 	links, dropped := s.Links(), s.DroppedLinks()
 	o := &openSpan{span: span, name: s.Name(), attributes: atStart,
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
+	// What the SDK dropped of what Start was given (attributes and links
+	// past its limits), counted now: a span killed open (SIGKILL with the
+	// flight recorder, SIGTERM with the watchdog alone, when no Go runs)
+	// arrives as it was at its start, and carried 0 dropped, the count
+	// being added only when the rest was passed (passLater, which counts
+	// what the SDK drops after this). Not counted if spanguard refused
+	// the count (counted in Failures): passLater tries again.
+	if da := s.DroppedAttributes(); da > 0 || dropped > 0 {
+		err := span.AddDroppedCounts(droppedCount(da), 0, droppedCount(dropped))
+		p.failed(err)
+		if err == nil {
+			o.droppedAttributes, o.links.counted = da, dropped
+		}
+	}
 	return o, nil
 }
 

@@ -968,6 +968,9 @@ func TestMain(m *testing.M) {
 		runtime.KeepAlive(span) // open, not let go of, when the process is stopped
 		os.Exit(3)
 	}
+	if url := os.Getenv("SPANGUARD_KILLED_OPEN_CHILD_ENDPOINT"); url != "" {
+		killedOpenChild(url)
+	}
 	if url := os.Getenv("SPANGUARD_WATCHDOG_CHILD_ENDPOINT"); url != "" {
 		// No FlushOnSignals, no signal handling of its own: the zero
 		// Config's watchdog alone.
@@ -1038,6 +1041,73 @@ func TestAnOpenSpanArrivesWhenTheProcessIsStopped(t *testing.T) {
 	}
 	if len(s.Events) != 1 || s.Events[0].Name != "gen_ai.content.prompt" {
 		t.Fatalf("events %+v: the one added while open should arrive", s.Events)
+	}
+}
+
+// killedOpenChild is the child of
+// TestASpanKilledOpenCarriesWhatTheSDKDroppedOfWhatStartWasGiven: no
+// FlushOnSignals (no Go runs at the signal, the watchdog alone), a span
+// open when SIGTERM arrives, started with 130 attributes and 130 links,
+// 2 of each past the SDK's limits of 128.
+func killedOpenChild(url string) {
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: url, SpoolDir: os.Getenv("SPANGUARD_KILLED_OPEN_CHILD_SPOOL")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(otelbridge.New(tr)))
+	var attrs []attribute.KeyValue
+	var links []trace.Link
+	for i := range 130 {
+		attrs = append(attrs, attribute.Int(fmt.Sprintf("k%d", i), i))
+		links = append(links, numberedLink(i+1))
+	}
+	_, span := tp.Tracer("killed-open").Start(context.Background(), "agent.run", trace.WithAttributes(attrs...),
+		trace.WithLinks(links...))
+	fmt.Println(span.SpanContext().TraceID(), span.SpanContext().SpanID())
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	time.Sleep(30 * time.Second)
+	runtime.KeepAlive(span) // open, not let go of, when the process is stopped
+	os.Exit(3)
+}
+
+// A span open when the process is stopped by SIGTERM with the watchdog
+// alone (no FlushOnSignals) is spooled as it was at its start, and a
+// tracer started on that spool delivers it: with the SDK's last 128
+// links and first 128 attributes, and the 2 of each it dropped counted.
+// The bridge counted what the SDK dropped of what Start was given only
+// when it passed the rest (a stop, the end), which a span killed open
+// never reaches: it arrived with 0 dropped.
+func TestASpanKilledOpenCarriesWhatTheSDKDroppedOfWhatStartWasGiven(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	out := outputOfAChildItsSIGTERMEnds(t, "SPANGUARD_KILLED_OPEN_CHILD_ENDPOINT="+rx.URL,
+		"SPANGUARD_KILLED_OPEN_CHILD_SPOOL="+spool)
+	ids := strings.Fields(string(out))
+	tr, err := spanguard.NewTracer(spanguard.Config{Endpoint: rx.URL, SpoolDir: spool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tr.Shutdown(10 * time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	got := rx.WaitFor(t, 1)
+	if len(got) != 1 || len(ids) != 2 {
+		t.Fatalf("%d spans arrived; the child said %q", len(got), out)
+	}
+	s := got[0]
+	if s.TraceID != ids[0] || s.SpanID != ids[1] || s.Attributes["spanguard.interrupted"] != true {
+		t.Fatalf("arrived %+v, want the child's open span %v marked interrupted", s, ids)
+	}
+	given := 0
+	for k := range s.Attributes {
+		if !strings.HasPrefix(k, "spanguard.") {
+			given++
+		}
+	}
+	if given != 128 || s.Dropped != 2 || len(s.Links) != 128 || s.DroppedLinks != 2 {
+		t.Fatalf("arrived with %d attributes, %d dropped, %d links, %d dropped; want 128 and 2 of each",
+			given, s.Dropped, len(s.Links), s.DroppedLinks)
 	}
 }
 

@@ -1206,7 +1206,7 @@ impl Harness {
             }
             17 => {
                 let h = self.handle(input);
-                let rc = match input.byte() % 3 {
+                let rc = match input.byte() % 4 {
                     0 => spanguard_span_set_start_time(h, input.u64()),
                     1 => {
                         let n = input.u64();
@@ -1218,14 +1218,23 @@ impl Harness {
                         )
                     }
                     // Small counts mostly: a span's lists are short.
-                    _ => spanguard_span_drop_oldest(
+                    2 => spanguard_span_drop_oldest(
+                        h,
+                        (input.byte() % 8).into(),
+                        (input.byte() % 8).into(),
+                    ),
+                    // What a bridge calls at the end for what it counted
+                    // as its SDK evicted it: the same answers, and the
+                    // span still ends (counted in the identity) whatever
+                    // it took off, counts included.
+                    _ => spanguard_span_drop_oldest_uncounted(
                         h,
                         (input.byte() % 8).into(),
                         (input.byte() % 8).into(),
                     ),
                 };
                 self.on_span(
-                    "set_start_time/add_dropped/drop_oldest",
+                    "set_start_time/add_dropped/drop_oldest(_uncounted)",
                     h,
                     rc,
                     Args::Fine,
