@@ -683,8 +683,12 @@ impl Delivery {
                     host.record(Outcome::Cut {
                         origin: piece.origin,
                         values: cut.values,
-                        limit: "the server's nesting limit (it refused the span whole; \
-                                value_depth_limit cuts before sending)",
+                        limit: &format!(
+                            "what the server's decoder takes (it refused the span for a value \
+                             nested too deep: arrays and maps past {SAFE_VALUE_DEPTH} levels \
+                             emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={SAFE_VALUE_DEPTH} \
+                             cuts them before sending)"
+                        ),
                     });
                 }
                 self.follow(fate, &piece, host, false);

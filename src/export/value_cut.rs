@@ -10,6 +10,9 @@
 //! and no more than needed; also for a lone span whose complex values
 //! keep it over the lone-span limit (`RequestEncoder::cut_lone_span`).
 //! Ids, times, names, keys and everything else are copied as they are.
+//! The same walk cuts a request's complex values to a depth (`cut_deep`),
+//! for a span a server refused for good, as a decoder's nesting limit
+//! refuses a value nested too deep (`Delivery::rescue_deep`).
 
 use super::json_value::JsonValue;
 use super::transport::BodyFormat;
