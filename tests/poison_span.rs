@@ -2,16 +2,19 @@
 //! decoder's limit, a check of its own) costs that span, not the batch it
 //! is in: a loopback backend that answers 400 to any request holding a
 //! span named "poison" gets the others, and the stats add up. A backend
-//! that answers 400 to everything costs few requests, not one a span.
+//! that answers 400 to everything costs few requests, not one a span. A
+//! span refused for a value nested past a decoder's limit arrives with
+//! that value cut at 16 levels, the cut counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spanguard::config::{Compression, TracerConfig};
-use spanguard::export::otlp_decode::decode_body;
+use spanguard::export::otlp_decode::{DecodedSpan, Value, decode_body};
 use spanguard::export::transport::BodyFormat;
-use spanguard::tracer::{Parent, Tracer};
+use spanguard::span::any_value::AnyValueRef;
+use spanguard::tracer::{AttrInput, Parent, Tracer};
 
 mod support;
 
@@ -131,4 +134,99 @@ fn a_server_refusing_everything_is_sent_a_batch_and_its_two_halves() {
     assert_eq!(requests.load(Ordering::Relaxed), 3, "not one a span");
     tracer.shutdown(Duration::from_secs(10)).ok();
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// How many arrays or maps a decoded value holds one in the other.
+fn nesting(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Map(members) => 1 + members.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_span_refused_for_a_deep_value_arrives_with_it_cut_and_the_cut_counted() {
+    // A Python receiver (upb stops at 100 messages) refuses any request
+    // holding a value nested past 31 maps; the default depth limit (64)
+    // lets a 40-deep map through. The split finds the span, and it goes
+    // once more with its value cut at 16 levels: all 101 arrive.
+    let taken: Arc<Mutex<Vec<DecodedSpan>>> = Arc::default();
+    let requests = Arc::new(AtomicU64::new(0));
+    let (keep, count) = (Arc::clone(&taken), Arc::clone(&requests));
+    let (url, _) = support::backend(move |body| {
+        count.fetch_add(1, Ordering::Relaxed);
+        let spans = decode_body(body, BodyFormat::Protobuf, false).expect("decodes");
+        let deepest = spans
+            .iter()
+            .flat_map(|s| s.attributes.iter().map(|(_, v)| nesting(v)))
+            .max()
+            .unwrap_or(0);
+        if deepest > 31 {
+            return 400;
+        }
+        keep.lock().unwrap().extend(spans);
+        200
+    });
+    let (tracer, dir, said) = tracer("deep-value", &url);
+    let mut value = b"\x0a\x01x".to_vec(); // string_value "x"
+    for _ in 0..40 {
+        // kvlist_value { values: [KeyValue { key: "k", value }] }
+        let mut kv = vec![0x0a, 1, b'k', 0x12];
+        push_len(&mut kv, &value);
+        let mut list = vec![0x0a];
+        push_len(&mut list, &kv);
+        value = vec![0x32];
+        push_len(&mut value, &list);
+    }
+    for i in 0..101 {
+        let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+        if i == 60 {
+            let any = AnyValueRef::check(&value).expect("well formed");
+            tracer
+                .set_attribute(s, b"tools", AttrInput::AnyValue(any))
+                .expect("set");
+        }
+        tracer.end(s, 0).expect("end");
+        if i % 25 == 24 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(
+        (
+            stats.spans_exported,
+            stats.dropped_export_failed,
+            stats.values_truncated
+        ),
+        (101, 0, 1),
+        "{stats:?} {:?}",
+        said.lock().unwrap()
+    );
+    let taken = taken.lock().unwrap();
+    assert_eq!(taken.len(), 101, "each once");
+    let tools: Vec<&Value> = taken.iter().filter_map(|s| s.attribute("tools")).collect();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(nesting(tools[0]), 16, "cut at 16 levels: {:?}", tools[0]);
+    // 101 spans: 1 + 2 a halving, 7 halvings at most, and the one resent.
+    assert!(requests.load(Ordering::Relaxed) <= 16);
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `inner` as a protobuf length-delimited payload: its length, then it.
+fn push_len(out: &mut Vec<u8>, inner: &[u8]) {
+    let mut n = inner.len();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(inner);
 }

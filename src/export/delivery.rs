@@ -15,7 +15,7 @@ use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
-use super::value_cut::{cut_to_fit, longest_value};
+use super::value_cut::{cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -192,6 +192,18 @@ const MAX_SETBACKS: u32 = 5;
 /// default), and a bound on memory: while it is sent the exporter holds
 /// the request encoded and gzipped, and a 413 a plain copy and its cut.
 const LONE_SPAN_CEILING: usize = 64 << 20;
+
+/// How deep (levels of an attribute value, as `value_depth_limit` counts
+/// them) the values of a span a server refused for good are cut before it
+/// is sent once more (`Delivery::rescue_deep`). Measured
+/// (tests/value_depth_bodies.rs, tests/python/value_depth_limit.py):
+/// Python's protobuf (upb; Java's and C++'s alike, 100 messages) takes a
+/// span attribute nested 31 maps or 47 arrays deep, refuses 32 or 48. 16
+/// maps leave the emptied 17th level at message 54 of the request (55 in
+/// an event's attributes), and at JSON nesting 74 (76): under 100, and
+/// under serde_json's 128, with room left for a decoder that counts a
+/// little differently; 16 levels still keep any structure a person reads.
+const SAFE_VALUE_DEPTH: usize = 16;
 
 /// How long what 413s taught about one-span requests holds
 /// (`LoneSpanLesson`). A backend's size limit is configuration, changed
@@ -623,7 +635,9 @@ impl Delivery {
         };
         let Some((a, b)) = halves else {
             // One span (or a body that cannot be read to split it).
-            add_loss(losses, request.origin, request.spans, reason, false);
+            if let Some(reason) = self.rescue_deep(request, reason, host) {
+                add_loss(losses, request.origin, request.spans, reason, false);
+            }
             return;
         };
         let counted = counted_in_parts(request, &a, &b);
@@ -658,8 +672,17 @@ impl Delivery {
                 self.keep(&piece, &why, host, false);
             }
         } else if refused.len() == 2 {
-            for (part, _, why) in refused {
-                add_loss(losses, request.origin.of_part(), part.spans, why, true);
+            for (part, cut_counted, why) in refused {
+                let piece = Request {
+                    body: &part.body,
+                    spans: part.spans,
+                    origin: request.origin.of_part(),
+                    cut_counted,
+                    ..*request
+                };
+                if let Some(why) = self.rescue_deep(&piece, why, host) {
+                    add_loss(losses, piece.origin, part.spans, why, true);
+                }
             }
         } else if let Some((part, cut_counted, why)) = refused.pop() {
             let piece = Request {
@@ -670,6 +693,75 @@ impl Delivery {
                 ..*request
             };
             self.bisect_refused(&piece, why, host, losses);
+        }
+    }
+
+    /// Spans `bisect_refused` is about to count lost (a lone span, or a
+    /// part refused along with the other half) that hold arrays or maps
+    /// nested deeper than `SAFE_VALUE_DEPTH` are sent once more with
+    /// those replaced by the empty value, as a tracer whose
+    /// `value_depth_limit` were that low stores them: a receiver whose
+    /// protobuf decoder stops at 100 messages (Python's, Java's, C++'s)
+    /// refuses a value nested past about 31 maps or 47 arrays, which
+    /// OpenTelemetry's default depth limit of 64 lets through. Taken, they
+    /// are delivered and the values cut counted as truncated, once each
+    /// as the depth limit counts them; refused again, lost as before. A
+    /// part with no value that deep costs no request more, any other one
+    /// request more at most. None: counted (delivered, kept, or lost for
+    /// the sender); otherwise the reason to count `request` lost for.
+    fn rescue_deep(
+        &mut self,
+        request: &Request,
+        reason: String,
+        host: &mut dyn DeliveryHost,
+    ) -> Option<String> {
+        let cut = plain_body(request.body, request.gzipped)
+            .and_then(|plain| cut_deep(&plain, request.format, SAFE_VALUE_DEPTH));
+        let Some(cut) = cut else {
+            return Some(reason);
+        };
+        let body = if request.gzipped {
+            let mut packed = Vec::new();
+            self.gzip
+                .get_or_insert_with(GzipWriter::new)
+                .compress(&cut.body, &mut packed);
+            packed
+        } else {
+            cut.body
+        };
+        let piece = Request {
+            body: &body,
+            // Kept, it is written to a spool file of its own: a spool
+            // file it came from is done with once refused.
+            origin: request.origin.of_part(),
+            ..*request
+        };
+        match self.attempt(&piece, host) {
+            Fate::RefusedData(again) => Some(format!(
+                "{again} (sent again with its values' arrays and maps nested deeper than \
+                 {SAFE_VALUE_DEPTH} levels emptied, for a decoder's nesting limit: refused \
+                 again)"
+            )),
+            // Lost for who sends or where, counted by `attempt`.
+            Fate::Refused => None,
+            fate => {
+                // Its 413 path (`settle_cut`) counts what it cuts, and a
+                // span it loses has no value counted cut.
+                if !matches!(fate, Fate::TooLarge(_)) {
+                    host.record(Outcome::Cut {
+                        origin: piece.origin,
+                        values: cut.values,
+                        limit: &format!(
+                            "what the server's decoder takes (it refused the span for a value \
+                             nested too deep: arrays and maps past {SAFE_VALUE_DEPTH} levels \
+                             emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={SAFE_VALUE_DEPTH} \
+                             cuts them before sending)"
+                        ),
+                    });
+                }
+                self.follow(fate, &piece, host, false);
+                None
+            }
         }
     }
 
@@ -1992,6 +2084,281 @@ mod tests {
         assert!(files.iter().all(|f| crate::export::spool::setbacks(f) == 0));
         assert_eq!((host.delivered, host.lost), (0, 0));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// How many arrays or maps a decoded value holds one in the other.
+    fn nesting(v: &crate::export::otlp_decode::Value) -> usize {
+        use crate::export::otlp_decode::Value;
+        match v {
+            Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+            Value::Map(members) => 1 + members.iter().map(|(_, v)| nesting(v)).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// A server whose protobuf decoder stops at 100 messages (Python's
+    /// upb): it refuses for good any request with a value nested past 31
+    /// maps (measured: tests/python/value_depth_limit.py), judged by
+    /// decoding the request, and any with a span named "poison"; takes
+    /// the rest. Counts requests.
+    struct NestingLimited {
+        accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+        requests: Arc<Mutex<u64>>,
+    }
+
+    impl Transport for NestingLimited {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            *self.requests.lock().unwrap() += 1;
+            let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
+                .expect("a body the server reads");
+            let deepest = spans
+                .iter()
+                .flat_map(|s| {
+                    let events = s.events.iter().flat_map(|e| e.attributes.iter());
+                    s.attributes.iter().chain(events)
+                })
+                .map(|(_, v)| nesting(v))
+                .max()
+                .unwrap_or(0);
+            if deepest > 31 {
+                return Err(bad_request());
+            }
+            if spans.iter().any(|s| s.name == "poison") {
+                return Err(SendError::Permanent {
+                    reason: "HTTP 500: span refused".to_string(),
+                });
+            }
+            self.accepted
+                .lock()
+                .unwrap()
+                .push(plain_body(body, gzipped).unwrap());
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "nesting-limited:".to_string()
+        }
+    }
+
+    /// A map nested `levels` deep (`{"k": {"k": ... "x"}}`).
+    fn nested_maps(levels: usize) -> Vec<u8> {
+        use crate::span::any_value::tests::{map, string};
+        let mut v = string("x");
+        for _ in 0..levels {
+            v = map(&[("k", v)]);
+        }
+        v
+    }
+
+    /// A request of spans with these names, each with an attribute
+    /// "tokens" (7) and, where given, "deep": a map nested that deep (in
+    /// an event's attributes for the span named "in.event"), set as a
+    /// tracer with the default limits (depth 64) sets it.
+    fn spans_with_nested_maps(
+        format: BodyFormat,
+        gzip: bool,
+        spans: &[(&str, Option<usize>)],
+    ) -> Vec<u8> {
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(4).expect("pool");
+        let limits = SpanLimits::default();
+        let values: Vec<Option<Vec<u8>>> = spans.iter().map(|(_, d)| d.map(nested_maps)).collect();
+        let records: Vec<Box<SpanRecord>> = spans
+            .iter()
+            .zip(&values)
+            .enumerate()
+            .map(|(i, ((name, _), value))| {
+                // SAFETY: all-zero bytes are an empty record.
+                let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+                r.trace_id = [7; 16];
+                r.span_id = (i as u64 + 1).to_be_bytes();
+                r.start_unix_ns = 1_700_000_000_000_000_000;
+                r.end_unix_ns = r.start_unix_ns + 5;
+                r.name = r.store_text(name.as_bytes(), 256, &pool).0;
+                r.set_attribute(b"tokens", &ValueInput::Int(7), &limits, &pool)
+                    .expect("set");
+                if let Some(value) = value {
+                    let any = ValueInput::AnyValue(AnyValueRef::check(value).expect("well formed"));
+                    if *name == "in.event" {
+                        let at = r.start_unix_ns;
+                        r.add_event(b"e", at, &[(&b"deep"[..], any)], &limits, &pool)
+                            .expect("event");
+                    } else {
+                        r.set_attribute(b"deep", &any, &limits, &pool).expect("set");
+                    }
+                }
+                r
+            })
+            .collect();
+        let views: Vec<SpanView> = records.iter().map(|r| SpanView::new(r, &pool)).collect();
+        let mut enc = RequestEncoder::new(format, gzip, 100_000_000, spans.len());
+        let n = enc.encode_prefix(&ResourceInfo::new("deep", &[]), &views);
+        assert_eq!(n, spans.len());
+        enc.body().to_vec()
+    }
+
+    /// Delivers `spans` as one fresh request to a `NestingLimited` server:
+    /// the host, the spans it took, and how many requests were sent.
+    fn deliver_to_nesting_limited(
+        name: &str,
+        (format, gzip): (BodyFormat, bool),
+        spans: &[(&str, Option<usize>)],
+    ) -> (Host, Vec<crate::export::otlp_decode::DecodedSpan>, u64) {
+        let (mut d, _sent, dir) = delivery(name, vec![]);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(0));
+        d.transport = Box::new(NestingLimited {
+            accepted: Arc::clone(&accepted),
+            requests: Arc::clone(&requests),
+        });
+        let body = spans_with_nested_maps(format, gzip, spans);
+        let mut host = Host::default();
+        assert!(d.deliver(
+            &fresh_body(&body, (format, gzip), spans.len() as u64, 0),
+            &mut host
+        ));
+        assert!(d.spool().list().is_empty(), "{name}: nothing spooled");
+        std::fs::remove_dir_all(&dir).ok();
+        let taken = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, false).unwrap())
+            .collect();
+        let requests = *requests.lock().unwrap();
+        (host, taken, requests)
+    }
+
+    /// The value `levels` maps deep ends in the empty value after
+    /// `SAFE_VALUE_DEPTH` maps: what a tracer with that depth limit sends.
+    fn assert_cut_at_the_safe_depth(what: &str, v: &crate::export::otlp_decode::Value) {
+        use crate::export::otlp_decode::Value;
+        let mut v = v;
+        for level in 0..SAFE_VALUE_DEPTH {
+            match v {
+                Value::Map(members) if members.len() == 1 && members[0].0 == "k" => {
+                    v = &members[0].1
+                }
+                other => panic!("{what}: level {level}: {other:?}"),
+            }
+        }
+        assert_eq!(v, &Value::Empty, "{what}: the empty value past it");
+    }
+
+    #[test]
+    fn a_span_refused_for_a_value_nested_past_the_decoders_limit_arrives_with_it_cut() {
+        // 100 spans and one with a map 40 deep (kept whole by the default
+        // depth limit of 64): a Python receiver refuses the request, the
+        // split finds the span, and it was lost. Sent once more with its
+        // value cut at 16 levels, it arrives, its cut counted once; the
+        // others arrive once each, in about 2 log2(101) + 1 requests more.
+        for (format, gzip) in BODY_FORMATS {
+            for (deep_at, name) in [(0, "llm.chat"), (37, "llm.chat"), (100, "in.event")] {
+                let what = format!("{format:?} gzip={gzip} at {deep_at} ({name})");
+                let mut spans = vec![("llm.chat", None); 101];
+                spans[deep_at] = (name, Some(40));
+                let (host, taken, requests) = deliver_to_nesting_limited(
+                    &format!("deep-{format:?}-{gzip}-{deep_at}"),
+                    (format, gzip),
+                    &spans,
+                );
+                assert_eq!(
+                    (host.delivered, host.lost, host.cut),
+                    (101, 0, 1),
+                    "{what}: {:?}",
+                    host.lost_reasons
+                );
+                assert_eq!(taken.len(), 101, "{what}: each once");
+                let mut ids: Vec<[u8; 8]> = taken.iter().map(|s| s.span_id).collect();
+                ids.sort();
+                ids.dedup();
+                assert_eq!(ids.len(), 101, "{what}: each once");
+                assert!(requests <= 1 + 2 * 7 + 1, "{what}: {requests} requests");
+                let deep = taken
+                    .iter()
+                    .find(|s| s.span_id == (deep_at as u64 + 1).to_be_bytes())
+                    .expect("the deep span");
+                let value = if name == "in.event" {
+                    deep.events[0].attributes.iter().find(|(k, _)| k == "deep")
+                } else {
+                    deep.attributes.iter().find(|(k, _)| k == "deep")
+                };
+                assert_cut_at_the_safe_depth(&what, &value.expect("the deep value").1);
+                assert_eq!(
+                    deep.attribute("tokens").and_then(|v| v.as_i64()),
+                    Some(7),
+                    "{what}: the rest as it was"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_refused_for_another_reason_costs_one_request_more_if_deep_and_none_otherwise() {
+        // A span the server refuses whatever its values ("poison"): with
+        // no value past 16 levels (none, or a map 10 deep) it is lost
+        // after as many requests as before; with one (a map 40 deep) it
+        // is sent once more, cut, refused again, and lost, the line saying
+        // so.
+        let mut counts = Vec::new();
+        for deep in [None, Some(10), Some(40)] {
+            let mut spans = vec![("llm.chat", None); 101];
+            spans[37] = ("poison", deep);
+            let (host, taken, requests) = deliver_to_nesting_limited(
+                &format!("poison-deep-{deep:?}"),
+                (BodyFormat::Protobuf, false),
+                &spans,
+            );
+            assert_eq!(
+                (host.delivered, host.lost, host.cut, taken.len()),
+                (100, 1, 0, 100),
+                "{deep:?}: a lost span's values are not counted cut"
+            );
+            assert_eq!(host.lost_reasons.len(), 1, "{deep:?}");
+            assert_eq!(
+                host.lost_reasons[0].contains("refused again"),
+                deep == Some(40),
+                "{deep:?}: {:?}",
+                host.lost_reasons
+            );
+            counts.push(requests);
+        }
+        assert_eq!(counts[1], counts[0], "no value that deep: no request more");
+        assert_eq!(counts[2], counts[0] + 1, "one request more");
+    }
+
+    #[test]
+    fn spans_all_refused_for_deep_values_arrive_cut_in_two_requests_more() {
+        // Every span with a map 40 deep (an instrumentation that records
+        // the same deep structure each time): both halves are refused, and
+        // were lost whole; each half goes once more cut and arrives.
+        for (format, gzip) in BODY_FORMATS {
+            for n in [2, 256] {
+                let what = format!("{format:?} gzip={gzip} {n} spans");
+                let spans = vec![("llm.chat", Some(40)); n];
+                let (host, taken, requests) = deliver_to_nesting_limited(
+                    &format!("all-deep-{format:?}-{gzip}-{n}"),
+                    (format, gzip),
+                    &spans,
+                );
+                assert_eq!(
+                    (host.delivered, host.lost, host.cut),
+                    (n as u64, 0, n as u64),
+                    "{what}: {:?}",
+                    host.lost_reasons
+                );
+                assert_eq!(requests, 5, "{what}: the request, its halves, each cut");
+                for span in &taken {
+                    assert_cut_at_the_safe_depth(&what, span.attribute("deep").expect("deep"));
+                }
+            }
+        }
     }
 
     /// Refuses with 413 every body over `limit` bytes, keeps those it takes.

@@ -10,6 +10,9 @@
 //! and no more than needed; also for a lone span whose complex values
 //! keep it over the lone-span limit (`RequestEncoder::cut_lone_span`).
 //! Ids, times, names, keys and everything else are copied as they are.
+//! The same walk cuts a request's complex values to a depth (`cut_deep`),
+//! for a span a server refused for good, as a decoder's nesting limit
+//! refuses a value nested too deep (`Delivery::rescue_deep`).
 
 use super::json_value::JsonValue;
 use super::transport::BodyFormat;
@@ -49,15 +52,11 @@ pub fn cut_to_fit(
         BodyFormat::Json => Some(JsonValue::parse(plain).ok()?),
     };
     let write = |cap: usize| -> Option<(Vec<u8>, Walk)> {
-        let mut walk = Walk {
-            cap,
-            cut: 0,
-            largest: 0,
-        };
+        let mut walk = Walk::capped(cap);
         let mut out = Vec::with_capacity(plain.len());
         match &tree {
-            None => proto(plain, Msg::Request, 0, &mut walk, &mut out)?,
-            Some(tree) => json(tree, Msg::Request, &mut walk, &mut out),
+            None => proto(plain, Msg::Request, 0, 0, &mut walk, &mut out)?,
+            Some(tree) => json(tree, Msg::Request, 0, &mut walk, &mut out),
         }
         Some((out, walk))
     };
@@ -93,17 +92,14 @@ pub fn cut_to_fit(
 /// The length of the longest value `cut_to_fit` could cut in `plain` (0
 /// when none); None when it cannot be read.
 pub fn longest_value(plain: &[u8], format: BodyFormat) -> Option<usize> {
-    let mut walk = Walk {
-        cap: usize::MAX,
-        cut: 0,
-        largest: 0,
-    };
+    let mut walk = Walk::capped(usize::MAX);
     let mut out = Vec::with_capacity(plain.len());
     match format {
-        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, &mut walk, &mut out)?,
+        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, 0, &mut walk, &mut out)?,
         BodyFormat::Json => json(
             &JsonValue::parse(plain).ok()?,
             Msg::Request,
+            0,
             &mut walk,
             &mut out,
         ),
@@ -111,14 +107,98 @@ pub fn longest_value(plain: &[u8], format: BodyFormat) -> Option<usize> {
     Some(walk.largest)
 }
 
-/// The cap on each value, the values it cut, and the longest value seen.
+/// A request whose spans' complex values were cut to a depth.
+#[derive(Debug)]
+pub struct DeepCut {
+    /// The request, not gzipped.
+    pub body: Vec<u8>,
+    /// The attribute values (of spans, events, links) that held an array
+    /// or map past the depth: each counted once as truncated, as the
+    /// tracer counts a value its `value_depth_limit` cuts.
+    pub values: u64,
+}
+
+/// `plain` (an uncompressed request) with every array or map in its
+/// spans' attribute values (events' and links' too) deeper than `depth`
+/// levels replaced by the empty value, what a tracer whose
+/// `value_depth_limit` is `depth` stores (`AnyValueRef::limited`: the
+/// attribute's own value is level 1, each array element or map value one
+/// more); everything else copied as it is. None when the body cannot be
+/// read or holds nothing that deep.
+pub fn cut_deep(plain: &[u8], format: BodyFormat, depth: usize) -> Option<DeepCut> {
+    let mut walk = Walk::capped(usize::MAX);
+    walk.depth = depth;
+    let mut out = Vec::with_capacity(plain.len());
+    match format {
+        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, 0, &mut walk, &mut out)?,
+        BodyFormat::Json => json(
+            &JsonValue::parse(plain).ok()?,
+            Msg::Request,
+            0,
+            &mut walk,
+            &mut out,
+        ),
+    }
+    (walk.deep_values > 0).then_some(DeepCut {
+        body: out,
+        values: walk.deep_values,
+    })
+}
+
+/// The cap on each value, the values it cut, and the longest value seen;
+/// the depth past which arrays and maps are emptied, how many were, and
+/// how many attribute values held one.
 struct Walk {
     cap: usize,
     cut: u64,
     largest: usize,
+    depth: usize,
+    emptied: u64,
+    deep_values: u64,
 }
 
 impl Walk {
+    /// A walk that cuts values to `cap` bytes and no array or map.
+    fn capped(cap: usize) -> Walk {
+        Walk {
+            cap,
+            cut: 0,
+            largest: 0,
+            depth: usize::MAX,
+            emptied: 0,
+            deep_values: 0,
+        }
+    }
+
+    /// Whether the `child` of an `AnyValue` at `level` is left out: an
+    /// array or map past the depth (which leaves the empty value).
+    fn empties(&mut self, child: Msg, level: usize) -> bool {
+        let past = matches!(child, Msg::ArrayValue | Msg::KeyValueList) && level > self.depth;
+        self.emptied += u64::from(past);
+        past
+    }
+
+    /// Walks a child message with `write` at its level (one more for an
+    /// `AnyValue`: a level is an attribute value, an array element or a
+    /// map value), counting an attribute value with arrays or maps
+    /// emptied inside.
+    fn enter<T>(
+        &mut self,
+        child: Msg,
+        level: usize,
+        write: impl FnOnce(&mut Walk, usize) -> T,
+    ) -> T {
+        if !matches!(child, Msg::AnyValue) {
+            return write(self, level);
+        }
+        let before = self.emptied;
+        let done = write(self, level + 1);
+        if level == 0 && self.emptied > before {
+            self.deep_values += 1;
+        }
+        done
+    }
+
     /// How many of `len` bytes are kept; counts a cut.
     fn keep(&mut self, len: usize) -> usize {
         self.largest = self.largest.max(len);
@@ -215,8 +295,16 @@ impl Msg {
 const MAX_MESSAGE_DEPTH: usize = 8 + 3 * crate::span::any_value::MAX_STORED_DEPTH;
 
 /// Writes the protobuf message `buf` of kind `msg` to `out`, cut;
-/// `depth`: how many messages `buf` lies in.
-fn proto(buf: &[u8], msg: Msg, depth: usize, walk: &mut Walk, out: &mut Vec<u8>) -> Option<()> {
+/// `depth`: how many messages `buf` lies in; `level`: how many attribute
+/// values (0 outside one).
+fn proto(
+    buf: &[u8],
+    msg: Msg,
+    depth: usize,
+    level: usize,
+    walk: &mut Walk,
+    out: &mut Vec<u8>,
+) -> Option<()> {
     if depth > MAX_MESSAGE_DEPTH {
         return None;
     }
@@ -224,6 +312,9 @@ fn proto(buf: &[u8], msg: Msg, depth: usize, walk: &mut Walk, out: &mut Vec<u8>)
         let child = msg.proto_child(f.number);
         if f.wire_type != WIRE_LEN || matches!(child, Msg::Other) {
             out.extend_from_slice(f.raw);
+            continue;
+        }
+        if walk.empties(child, level) {
             continue;
         }
         match child {
@@ -243,7 +334,9 @@ fn proto(buf: &[u8], msg: Msg, depth: usize, walk: &mut Walk, out: &mut Vec<u8>)
             }
             _ => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
-                proto(f.bytes, child, depth + 1, walk, &mut inner)?;
+                walk.enter(child, level, |walk, level| {
+                    proto(f.bytes, child, depth + 1, level, walk, &mut inner)
+                })?;
                 write_len_field(out, f.number, &inner);
             }
         }
@@ -251,8 +344,9 @@ fn proto(buf: &[u8], msg: Msg, depth: usize, walk: &mut Walk, out: &mut Vec<u8>)
     Some(())
 }
 
-/// Writes the JSON value `v`, a `msg`, to `out`, cut.
-fn json(v: &JsonValue, msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) {
+/// Writes the JSON value `v`, a `msg` at `level` (as `proto`), to `out`,
+/// cut.
+fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8>) {
     match (v, msg) {
         (JsonValue::String(s), Msg::Text) => {
             let kept = walk.text(s.as_bytes());
@@ -281,19 +375,26 @@ fn json(v: &JsonValue, msg: Msg, walk: &mut Walk, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                json(item, msg, walk, out);
+                json(item, msg, level, walk, out);
             }
             out.push(b']');
         }
         (JsonValue::Object(members), _) => {
             out.push(b'{');
-            for (i, (key, value)) in members.iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            for (key, value) in members {
+                let child = msg.json_child(key);
+                if walk.empties(child, level) {
+                    continue;
+                }
+                if !std::mem::replace(&mut first, false) {
                     out.push(b',');
                 }
                 json_string(key, out);
                 out.push(b':');
-                json(value, msg.json_child(key), walk, out);
+                walk.enter(child, level, |walk, level| {
+                    json(value, child, level, walk, out)
+                });
             }
             out.push(b'}');
         }
@@ -356,6 +457,73 @@ mod tests {
         let forged = request(deep_arrays(100_000, &string("x")));
         assert_eq!(longest_value(&forged, BodyFormat::Protobuf), None);
         assert!(cut_to_fit(&forged, BodyFormat::Protobuf, 10, 0).is_none());
+    }
+
+    /// A protobuf request of one span with these attribute values (keys
+    /// k0, k1, ...).
+    fn proto_request(values: &[Vec<u8>]) -> Vec<u8> {
+        let mut span = Vec::new();
+        write_len_field(&mut span, 5, b"llm.chat");
+        for (i, value) in values.iter().enumerate() {
+            let mut kv = Vec::new();
+            write_len_field(&mut kv, 1, format!("k{i}").as_bytes());
+            write_len_field(&mut kv, 2, value);
+            write_len_field(&mut span, 9, &kv);
+        }
+        let mut scope_spans = Vec::new();
+        write_len_field(&mut scope_spans, 2, &span);
+        let mut resource_spans = Vec::new();
+        write_len_field(&mut resource_spans, 2, &scope_spans);
+        let mut body = Vec::new();
+        write_len_field(&mut body, 1, &resource_spans);
+        body
+    }
+
+    /// A value cut at a depth is what the tracer's depth limit stores
+    /// (`AnyValueRef::limited`): arrays and maps past it emptied, the rest
+    /// kept, one count an attribute value; in protobuf and in OTLP/JSON.
+    /// A body with nothing that deep is not cut.
+    #[test]
+    fn values_cut_at_a_depth_are_what_the_depth_limit_stores() {
+        use crate::export::otlp_decode::decode_proto;
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::any_value::tests::{array, int, map, string};
+        // Arrays and maps in turn, `levels` of them, around 7, with a
+        // string beside each level.
+        let nested = |levels: usize| {
+            let mut v = int(7);
+            for i in 0..levels {
+                v = if i % 2 == 0 {
+                    array(&[v, string("a")])
+                } else {
+                    map(&[("k", v), ("s", string("m"))])
+                };
+            }
+            v
+        };
+        let values = [nested(20), nested(16), string("x"), nested(40)];
+        let body = proto_request(&values);
+        let cut = cut_deep(&body, BodyFormat::Protobuf, 16).expect("cut");
+        assert_eq!(cut.values, 2, "the values 20 and 40 deep, once each");
+        let limited: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| AnyValueRef::check(v).unwrap().limited(usize::MAX, 16))
+            .collect();
+        assert_eq!(cut.body, proto_request(&limited));
+        assert!(cut_deep(&proto_request(&values[1..3]), BodyFormat::Protobuf, 16).is_none());
+        // The same request in OTLP/JSON, as the JSON encoder writes it.
+        let expected = decode_proto(&cut.body).unwrap();
+        let json_values: Vec<String> = values
+            .iter()
+            .map(|v| crate::export::otlp_json::encoded_any_value_text(v))
+            .collect();
+        let json_values: Vec<&str> = json_values.iter().map(String::as_str).collect();
+        let body = json_request(&json_values);
+        let cut = cut_deep(&body, BodyFormat::Json, 16).expect("cut");
+        assert_eq!(cut.values, 2);
+        let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
+        assert_eq!(spans[0].attributes, expected[0].attributes);
+        assert!(cut_deep(&json_request(&json_values[1..3]), BodyFormat::Json, 16).is_none());
     }
 
     /// An OTLP/JSON request of one span with these attribute values.
