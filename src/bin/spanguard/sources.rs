@@ -14,6 +14,8 @@ use spanguard::export::dump_view::{DumpView, read_dump_opened};
 use spanguard::export::otlp_decode::{DecodedSpan, decode_body, decode_json};
 use spanguard::export::spool::read_spool_file;
 
+use super::locks::Locks;
+
 /// What kind of file spans came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -127,19 +129,25 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<(Kind, PathBuf)>> {
 /// files) and files. A path that does not exist is a problem.
 pub fn load(inputs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
+    // One reading of the lock table for every file read.
+    let locks = Locks::default();
     for input in inputs {
         match std::fs::metadata(input) {
             Ok(m) if m.is_dir() => match files_in(input) {
                 Ok(files) => {
                     for (kind, path) in files {
-                        read_one(&mut loaded, kind, &path, Found::Listed);
+                        read_one(&mut loaded, kind, &path, Found::Listed, &locks);
                     }
                 }
                 Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
             },
-            Ok(m) if m.is_file() => {
-                read_one(&mut loaded, Kind::of_file(input), input, Found::Named)
-            }
+            Ok(m) if m.is_file() => read_one(
+                &mut loaded,
+                Kind::of_file(input),
+                input,
+                Found::Named,
+                &locks,
+            ),
             // A pipe or a device could block a read forever.
             Ok(_) => loaded.problems.push(format!(
                 "{}: not a regular file or directory",
@@ -148,6 +156,7 @@ pub fn load(inputs: &[PathBuf]) -> Loaded {
             Err(e) => loaded.problems.push(format!("{}: {e}", input.display())),
         }
     }
+    loaded.problems.extend(locks.not_all_read());
     loaded
 }
 
@@ -163,12 +172,21 @@ pub enum Found {
     Listed,
 }
 
-fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found) {
-    read_one_within(loaded, kind, path, found, MAX_FILE_BYTES);
+/// `locks`: the lock table as read for this listing (who holds a flight
+/// file).
+fn read_one(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, locks: &Locks) {
+    read_one_within(loaded, kind, path, found, MAX_FILE_BYTES, locks);
 }
 
 /// `read_one`, reading at most `most` bytes of the file.
-fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, most: u64) {
+fn read_one_within(
+    loaded: &mut Loaded,
+    kind: Kind,
+    path: &Path,
+    found: Found,
+    most: u64,
+    locks: &Locks,
+) {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if size > most && kind == Kind::Spool {
         loaded.problems.push(format!(
@@ -195,7 +213,7 @@ fn read_one_within(loaded: &mut Loaded, kind: Kind, path: &Path, found: Found, m
             .and_then(|b| decode_body(&b.body, b.format, b.gzipped).map_err(|e| e.to_string()))
             .map(|spans| loaded.spans.extend(spans.into_iter().map(|s| (s, origin)))),
         Kind::CrashDump | Kind::Flight => {
-            let (view, holder) = look_at_dump(path, dump_cap);
+            let (view, holder) = look_at_dump(path, dump_cap, locks);
             live_pid = holder;
             view.ok_or_else(|| "not a readable crash dump or flight file".to_string())
                 .map(|view| {
@@ -236,14 +254,15 @@ pub fn modified_ns_of(meta: &std::fs::Metadata) -> u64 {
 /// renamed one over it, a tracer replaced its flight file): spans of one
 /// file were ended at another's time and noted as held by its writer.
 /// Not opened: no spans, and its holder by name, the only way left.
-pub fn look_at_dump(path: &Path, max_bytes: u64) -> (Option<DumpView>, Option<u32>) {
+/// `locks`: the lock table as read once for the whole listing.
+pub fn look_at_dump(path: &Path, max_bytes: u64, locks: &Locks) -> (Option<DumpView>, Option<u32>) {
     let Ok(file) = open_found_to_look(path) else {
-        return (None, super::locks::holder(path));
+        return (None, locks.holder(path));
     };
     let Ok(meta) = file.metadata() else {
         return (None, None);
     };
-    let holder = super::locks::holder_of(&meta);
+    let holder = locks.holder_of(&meta);
     (
         read_dump_opened(file, modified_ns_of(&meta), max_bytes),
         holder,
@@ -544,7 +563,14 @@ mod tests {
         // The window ends inside the oldest line: that one is not read.
         let most = (newer.len() + newest.len() + 10) as u64;
         let mut loaded = Loaded::default();
-        read_one_within(&mut loaded, Kind::Sink, &path, Found::Listed, most);
+        read_one_within(
+            &mut loaded,
+            Kind::Sink,
+            &path,
+            Found::Listed,
+            most,
+            &Locks::default(),
+        );
         let names: Vec<&str> = loaded.spans.iter().map(|(s, _)| s.name.as_str()).collect();
         assert_eq!(names, ["newer", "newest.x"]);
         assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
@@ -567,7 +593,13 @@ mod tests {
         let path = fifo.clone();
         std::thread::spawn(move || {
             let mut loaded = Loaded::default();
-            read_one(&mut loaded, Kind::Sink, &path, Found::Listed);
+            read_one(
+                &mut loaded,
+                Kind::Sink,
+                &path,
+                Found::Listed,
+                &Locks::default(),
+            );
             let _ = tx.send(loaded.problems);
         });
         let problems = rx
@@ -588,7 +620,13 @@ mod tests {
     fn a_link_in_a_listed_sink_files_place_is_not_followed() {
         let (dir, link) = link_as_sink_file("sources");
         let mut loaded = Loaded::default();
-        read_one(&mut loaded, Kind::Sink, &link, Found::Listed);
+        read_one(
+            &mut loaded,
+            Kind::Sink,
+            &link,
+            Found::Listed,
+            &Locks::default(),
+        );
         assert!(
             loaded.spans.is_empty(),
             "{} spans read through a link",
@@ -602,8 +640,40 @@ mod tests {
         );
         // Named on the command line, a link is the person's to follow.
         let mut loaded = Loaded::default();
-        read_one(&mut loaded, Kind::Sink, &link, Found::Named);
+        read_one(
+            &mut loaded,
+            Kind::Sink,
+            &link,
+            Found::Named,
+            &Locks::default(),
+        );
         assert!(!loaded.spans.is_empty(), "{:?}", loaded.problems);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `show` over a directory of flight files and crash dumps: who holds
+    /// each (a live tracer's flight file) comes from one reading of the
+    /// lock table, not one a file (files x the machine's locks).
+    #[test]
+    fn show_reads_the_lock_table_once_for_a_listing() {
+        let dir = std::env::temp_dir().join(format!("sg-sources-locks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let n = 10;
+        for i in 0..n {
+            std::fs::write(dir.join(format!("p{i}.sgflight")), b"SGFLITE not").expect("write");
+            std::fs::write(dir.join(format!("p{i}.sgdump")), b"SGDUMP not").expect("write");
+        }
+        let before = super::super::locks::tests::table_reads();
+        let loaded = load(std::slice::from_ref(&dir));
+        let reads = super::super::locks::tests::table_reads() - before;
+        assert_eq!(loaded.problems.len(), 2 * n, "{:?}", loaded.problems);
+        assert_eq!(
+            reads,
+            1,
+            "the lock table read {reads} times for {} files",
+            2 * n
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

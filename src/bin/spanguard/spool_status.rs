@@ -11,6 +11,7 @@ use spanguard::export::spool::{FileCount, count_opened_spool_file, open_to_look}
 
 use super::args::Args;
 use super::clock_text::age;
+use super::locks::Locks;
 use super::sources::look_at_dump;
 
 pub const HELP: &str = "\
@@ -107,13 +108,15 @@ struct Row {
 }
 
 /// `spool_cap`: the cap this environment's tracers write with
-/// (`settings::spool_cap`).
+/// (`settings::spool_cap`); `locks`: the lock table as read once for the
+/// whole listing.
 fn inspect(
     path: &Path,
     name: &str,
     meta: &std::fs::Metadata,
     now: std::time::SystemTime,
     spool_cap: u64,
+    locks: &Locks,
 ) -> Row {
     let size = meta.len();
     let entry = Entry::of(name, size);
@@ -132,7 +135,7 @@ fn inspect(
         // is a claim (an older build, a disk error, another user). Read
         // through a small buffer, never whole: a listing of a 3 GiB file
         // took 3 GiB of memory.
-        Entry::Batch | Entry::CrashBatch => match counted(path, spool_cap, &mut holder) {
+        Entry::Batch | Entry::CrashBatch => match counted(path, spool_cap, locks, &mut holder) {
             Ok(b) => {
                 note = format!(
                     "{}{}{}",
@@ -152,12 +155,12 @@ fn inspect(
             }
         },
         Entry::CrashDump | Entry::Flight if size > super::settings::dump_cap() => {
-            holder = super::locks::holder(path);
+            holder = locks.holder(path);
             note = format!("unreadable: {}", super::settings::over_dump_cap(size));
             None
         }
         Entry::CrashDump | Entry::Flight => {
-            let (view, held) = look_at_dump(path, super::settings::dump_cap());
+            let (view, held) = look_at_dump(path, super::settings::dump_cap(), locks);
             holder = held;
             match view {
                 Some(view) => {
@@ -175,7 +178,7 @@ fn inspect(
             }
         }
         _ => {
-            holder = super::locks::holder(path);
+            holder = locks.holder(path);
             None
         }
     };
@@ -192,12 +195,14 @@ fn inspect(
 
 /// `count_spool_file` through one descriptor, which also says who holds
 /// the file's lock (`*holder`; by name when it cannot be opened).
-fn counted(path: &Path, spool_cap: u64, holder: &mut Option<u32>) -> Result<FileCount, String> {
-    let file = open_to_look(path).inspect_err(|_| *holder = super::locks::holder(path))?;
-    *holder = file
-        .metadata()
-        .ok()
-        .and_then(|m| super::locks::holder_of(&m));
+fn counted(
+    path: &Path,
+    spool_cap: u64,
+    locks: &Locks,
+    holder: &mut Option<u32>,
+) -> Result<FileCount, String> {
+    let file = open_to_look(path).inspect_err(|_| *holder = locks.holder(path))?;
+    *holder = file.metadata().ok().and_then(|m| locks.holder_of(&m));
     count_opened_spool_file(&file, spool_cap)
 }
 
@@ -250,13 +255,15 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     };
     let now = std::time::SystemTime::now();
     let spool_cap = super::settings::spool_cap();
+    // One reading of the lock table for every file of the listing.
+    let locks = Locks::default();
     let mut rows: Vec<Row> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let meta = std::fs::symlink_metadata(e.path()).ok()?;
             let name = e.file_name().to_string_lossy().into_owned();
             match not_a_file(&meta) {
-                None => Some(inspect(&e.path(), &name, &meta, now, spool_cap)),
+                None => Some(inspect(&e.path(), &name, &meta, now, spool_cap, &locks)),
                 Some(what) => not_a_file_row(&name, what, &meta, now),
             }
         })
@@ -311,6 +318,9 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     }
     if unreadable > 0 {
         summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
+    }
+    if let Some(why) = locks.not_all_read() {
+        summary.push_str(&format!("; {why}"));
     }
     Ok(Some((rows, summary)))
 }
@@ -389,4 +399,38 @@ pub fn run(args: &[String]) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a live process holds a file is read from the machine's
+    /// whole lock table: read for each file, a listing cost files x locks,
+    /// and another user holding many locks made `spool` crawl. A listing
+    /// of many files of every kind reads it once.
+    #[test]
+    fn a_listing_reads_the_lock_table_once_not_once_a_file() {
+        let dir = std::env::temp_dir().join(format!("sg-spool-locks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let n = 12;
+        for i in 0..n {
+            for ext in ["sgspool", "sgspool-pending", "sgdump", "sgflight", "other"] {
+                std::fs::write(dir.join(format!("f{i}.{ext}")), b"not ours").expect("write");
+            }
+            std::fs::write(dir.join(format!(".tmp-{i}.sgspool")), b"half").expect("write");
+        }
+        let before = super::super::locks::tests::table_reads();
+        let (rows, _) = survey(&dir).expect("read").expect("exists");
+        let reads = super::super::locks::tests::table_reads() - before;
+        assert_eq!(rows.len(), 6 * n);
+        assert_eq!(
+            reads,
+            1,
+            "the lock table read {reads} times for {} files",
+            rows.len()
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
