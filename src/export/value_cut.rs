@@ -93,18 +93,25 @@ pub fn cut_to_fit(
 /// when none); None when it cannot be read.
 pub fn longest_value(plain: &[u8], format: BodyFormat) -> Option<usize> {
     let mut walk = Walk::capped(usize::MAX);
+    rewrite(plain, format, &mut walk)?;
+    Some(walk.largest)
+}
+
+/// `plain` (an uncompressed request) written again as `walk` says (its
+/// cap on values, its depth); None when it cannot be read.
+fn rewrite(plain: &[u8], format: BodyFormat, walk: &mut Walk) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(plain.len());
     match format {
-        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, 0, &mut walk, &mut out)?,
+        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, 0, walk, &mut out)?,
         BodyFormat::Json => json(
             &JsonValue::parse(plain).ok()?,
             Msg::Request,
             0,
-            &mut walk,
+            walk,
             &mut out,
         ),
     }
-    Some(walk.largest)
+    Some(out)
 }
 
 /// A request whose spans' complex values were cut to a depth.
@@ -128,17 +135,7 @@ pub struct DeepCut {
 pub fn cut_deep(plain: &[u8], format: BodyFormat, depth: usize) -> Option<DeepCut> {
     let mut walk = Walk::capped(usize::MAX);
     walk.depth = depth;
-    let mut out = Vec::with_capacity(plain.len());
-    match format {
-        BodyFormat::Protobuf => proto(plain, Msg::Request, 0, 0, &mut walk, &mut out)?,
-        BodyFormat::Json => json(
-            &JsonValue::parse(plain).ok()?,
-            Msg::Request,
-            0,
-            &mut walk,
-            &mut out,
-        ),
-    }
+    let out = rewrite(plain, format, &mut walk)?;
     (walk.deep_values > 0).then_some(DeepCut {
         body: out,
         values: walk.deep_values,
