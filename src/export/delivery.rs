@@ -1741,19 +1741,42 @@ mod tests {
         refusal: fn() -> SendError,
         everything: bool,
     ) -> (Host, Vec<String>, u64) {
+        let body = named_spans(format, gzip, names);
+        let (host, taken, requests) = deliver_one_request(
+            name,
+            (format, gzip),
+            &body,
+            names.len(),
+            |accepted, requests| {
+                Box::new(PoisonRefusing {
+                    refusal,
+                    everything,
+                    accepted,
+                    requests,
+                })
+            },
+        );
+        (host, taken.into_iter().map(|s| s.name).collect(), requests)
+    }
+
+    /// Delivers `body` (`spans` spans) as one fresh request to the
+    /// transport `server` makes, given where to put the bodies it takes
+    /// and its count of requests: the host, the spans taken (in order),
+    /// and how many requests were sent. Nothing may be left spooled.
+    fn deliver_one_request(
+        name: &str,
+        (format, gzip): (BodyFormat, bool),
+        body: &[u8],
+        spans: usize,
+        server: impl FnOnce(Arc<Mutex<Vec<Vec<u8>>>>, Arc<Mutex<u64>>) -> Box<dyn Transport>,
+    ) -> (Host, Vec<crate::export::otlp_decode::DecodedSpan>, u64) {
         let (mut d, _sent, dir) = delivery(name, vec![]);
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(0));
-        d.transport = Box::new(PoisonRefusing {
-            refusal,
-            everything,
-            accepted: Arc::clone(&accepted),
-            requests: Arc::clone(&requests),
-        });
-        let body = named_spans(format, gzip, names);
+        d.transport = server(Arc::clone(&accepted), Arc::clone(&requests));
         let mut host = Host::default();
         assert!(d.deliver(
-            &fresh_body(&body, (format, gzip), names.len() as u64, 0),
+            &fresh_body(body, (format, gzip), spans as u64, 0),
             &mut host
         ));
         assert!(d.spool().list().is_empty(), "{name}: nothing spooled");
@@ -1763,7 +1786,6 @@ mod tests {
             .unwrap()
             .iter()
             .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, false).unwrap())
-            .map(|s| s.name)
             .collect();
         let requests = *requests.lock().unwrap();
         (host, taken, requests)
@@ -2210,29 +2232,14 @@ mod tests {
         (format, gzip): (BodyFormat, bool),
         spans: &[(&str, Option<usize>)],
     ) -> (Host, Vec<crate::export::otlp_decode::DecodedSpan>, u64) {
-        let (mut d, _sent, dir) = delivery(name, vec![]);
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let requests = Arc::new(Mutex::new(0));
-        d.transport = Box::new(NestingLimited {
-            accepted: Arc::clone(&accepted),
-            requests: Arc::clone(&requests),
-        });
         let body = spans_with_nested_maps(format, gzip, spans);
-        let mut host = Host::default();
-        assert!(d.deliver(
-            &fresh_body(&body, (format, gzip), spans.len() as u64, 0),
-            &mut host
-        ));
-        assert!(d.spool().list().is_empty(), "{name}: nothing spooled");
-        std::fs::remove_dir_all(&dir).ok();
-        let taken = accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| crate::export::otlp_decode::decode_body(b, format, false).unwrap())
-            .collect();
-        let requests = *requests.lock().unwrap();
-        (host, taken, requests)
+        deliver_one_request(
+            name,
+            (format, gzip),
+            &body,
+            spans.len(),
+            |accepted, requests| Box::new(NestingLimited { accepted, requests }),
+        )
     }
 
     /// The value `levels` maps deep ends in the empty value after
