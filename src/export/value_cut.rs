@@ -429,20 +429,7 @@ mod tests {
     fn a_forged_body_nested_without_end_is_unreadable_not_a_stack_overflow() {
         use crate::span::any_value::MAX_STORED_DEPTH;
         use crate::span::any_value::tests::{array, deep_arrays, string};
-        let request = |value: Vec<u8>| {
-            let mut kv = Vec::new();
-            write_len_field(&mut kv, 1, b"k");
-            write_len_field(&mut kv, 2, &value);
-            let mut span = Vec::new();
-            write_len_field(&mut span, 9, &kv);
-            let mut scope_spans = Vec::new();
-            write_len_field(&mut scope_spans, 2, &span);
-            let mut resource_spans = Vec::new();
-            write_len_field(&mut resource_spans, 2, &scope_spans);
-            let mut body = Vec::new();
-            write_len_field(&mut body, 1, &resource_spans);
-            body
-        };
+        let request = |value: Vec<u8>| proto_request(&[value]);
         let mut stored = string(&"x".repeat(100));
         for _ in 1..MAX_STORED_DEPTH {
             stored = array(&[stored]);
