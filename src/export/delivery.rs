@@ -15,7 +15,7 @@ use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
-use super::value_cut::{cut_deep, cut_to_fit, longest_value};
+use super::value_cut::{Emptied, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -105,6 +105,18 @@ pub enum Outcome<'a> {
         origin: Origin,
         values: u64,
         limit: &'a str,
+    },
+    /// Arrays and maps nested deeper than `depth` levels were emptied
+    /// (replaced by the empty value) in `values` attribute values of
+    /// spans, and `shared` of the resource and instrumentation scopes (each
+    /// counted once, not once a request), for a server that refused the
+    /// spans for them (a decoder's nesting limit): counted as truncated
+    /// once the spans holding them were delivered or kept.
+    Emptied {
+        origin: Origin,
+        values: u64,
+        shared: u64,
+        depth: usize,
     },
     /// A resource took over half of `limit` (which says what raises it):
     /// its requests carry it without `attributes` of its attributes (its
@@ -268,7 +280,16 @@ pub struct Delivery {
     /// transient failure refuses the part sent for what it holds, as a
     /// 400 does, and says so (`never_taken`).
     transient_refuses: Option<u32>,
+    /// Fingerprints of the resource and scope messages whose deep values
+    /// `rescue_deep` emptied and counted: each of their requests is cut
+    /// alike, counted once (at most `MAX_SHARED_COUNTED`, then forgotten).
+    shared_counted: Vec<u64>,
 }
+
+/// How many resource and scope messages cut to a depth are remembered as
+/// counted: a process has one resource and a few scopes; past that the
+/// list starts again (such values counted again, never a list that grows).
+const MAX_SHARED_COUNTED: usize = 64;
 
 /// Why a request was kept rather than sent or settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -306,6 +327,7 @@ impl Delivery {
             kept_for: None,
             one_attempt: false,
             transient_refuses: None,
+            shared_counted: Vec::new(),
         }
     }
 
@@ -453,7 +475,7 @@ impl Delivery {
                 self.settle_refused(request, reason, host);
                 true
             }
-            Fate::TooLarge(reason) => self.settle_cut(request, reason, host),
+            Fate::TooLarge(reason) => self.settle_cut(request, reason, host, None),
             Fate::Split(first, second) => {
                 let counted = counted_in_parts(request, &first, &second);
                 for (part, cut_counted) in [first, second].iter().zip(counted) {
@@ -478,13 +500,16 @@ impl Delivery {
     /// ids, times and small attributes arrive, as for a span over
     /// `max_request_bytes`. Each cut is made from the request as it came,
     /// so a value is counted cut once however many tries it took, and once
-    /// too when it came cut (`Request::cut_counted`). True:
+    /// too when it came cut (`Request::cut_counted`). `emptied`: values a
+    /// depth cut emptied in `request` before (`rescue_deep`), counted
+    /// with the values cut now, when the span is delivered or kept. True:
     /// a spool file it came from is done with (its span went elsewhere).
     fn settle_cut(
         &mut self,
         request: &Request,
         mut reason: String,
         host: &mut dyn DeliveryHost,
+        emptied: Option<&Emptied>,
     ) -> bool {
         let plain = plain_body(request.body, request.gzipped);
         let mut last = plain.as_ref().map_or(0, Vec::len);
@@ -556,6 +581,9 @@ impl Delivery {
                         values: cut.values,
                         limit: "what the server takes (it answered 413, Payload Too Large)",
                     });
+                    if let Some(emptied) = emptied {
+                        self.count_emptied(piece.origin, emptied, host);
+                    }
                     self.follow(fate, &piece, host, false);
                     return true;
                 }
@@ -703,12 +731,16 @@ impl Delivery {
     /// `value_depth_limit` were that low stores them: a receiver whose
     /// protobuf decoder stops at 100 messages (Python's, Java's, C++'s)
     /// refuses a value nested past about 31 maps or 47 arrays, which
-    /// OpenTelemetry's default depth limit of 64 lets through. Taken, they
-    /// are delivered and the values cut counted as truncated, once each
-    /// as the depth limit counts them; refused again, lost as before. A
-    /// part with no value that deep costs no request more, any other one
-    /// request more at most. None: counted (delivered, kept, or lost for
-    /// the sender); otherwise the reason to count `request` lost for.
+    /// OpenTelemetry's default depth limit of 64 lets through. The
+    /// resource's and scopes' values too: every request carries them, so
+    /// one that deep had every request refused, and the spans of none
+    /// could be found to blame. Taken, they are delivered and the values
+    /// cut counted as truncated, once each as the depth limit counts them
+    /// (a resource's or scope's once, not once a request); refused again,
+    /// lost as before. A part with no value that deep costs no request
+    /// more, any other one request more at most (and what a 413 on it
+    /// asks). None: counted (delivered, kept, or lost); otherwise the
+    /// reason to count `request` lost for.
     fn rescue_deep(
         &mut self,
         request: &Request,
@@ -744,25 +776,75 @@ impl Delivery {
             )),
             // Lost for who sends or where, counted by `attempt`.
             Fate::Refused => None,
-            fate => {
-                // Its 413 path (`settle_cut`) counts what it cuts, and a
-                // span it loses has no value counted cut.
-                if !matches!(fate, Fate::TooLarge(_)) {
-                    host.record(Outcome::Cut {
-                        origin: piece.origin,
-                        values: cut.values,
-                        limit: &format!(
-                            "what the server's decoder takes (it refused the span for a value \
-                             nested too deep: arrays and maps past {SAFE_VALUE_DEPTH} levels \
-                             emptied; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={SAFE_VALUE_DEPTH} \
-                             cuts them before sending)"
-                        ),
-                    });
+            // One span over the server's size limit: its 413 path cuts
+            // its values to a size, and counts these with its own once
+            // the span is delivered or kept (a span it loses has no value
+            // counted cut).
+            Fate::TooLarge(why) => {
+                self.settle_cut(&piece, why, host, Some(&cut.emptied));
+                None
+            }
+            // Spans over the server's size limit: each half of `request`
+            // goes as it came, cut to the depth on its own, so that each
+            // half counts the values it holds, once it is delivered.
+            Fate::Split(..) => {
+                let Some((a, b)) = self.split(request) else {
+                    return Some(reason);
+                };
+                let counted = counted_in_parts(request, &a, &b);
+                for (part, cut_counted) in [a, b].iter().zip(counted) {
+                    let half = Request {
+                        body: &part.body,
+                        spans: part.spans,
+                        origin: request.origin.of_part(),
+                        cut_counted,
+                        ..*request
+                    };
+                    let deep = plain_body(half.body, half.gzipped)
+                        .and_then(|plain| cut_deep(&plain, half.format, SAFE_VALUE_DEPTH));
+                    if deep.is_none() {
+                        // Nothing that deep in it: refused, it is split
+                        // for what it holds as any request is.
+                        self.settle(&half, host, false);
+                    } else if let Some(why) = self.rescue_deep(&half, reason.clone(), host) {
+                        host.record(Outcome::Lost {
+                            origin: half.origin,
+                            spans: half.spans,
+                            reason: &why,
+                        });
+                    }
                 }
+                None
+            }
+            // Taken or kept (`Done`, `Keep`): its values are counted cut.
+            // Kept, no later step counts them: a spool file holds them cut.
+            fate => {
+                self.count_emptied(piece.origin, &cut.emptied, host);
                 self.follow(fate, &piece, host, false);
                 None
             }
         }
+    }
+
+    /// Counts the values a depth cut emptied in spans delivered or kept:
+    /// the spans' own, and the resource's and scopes' not counted before.
+    fn count_emptied(&mut self, origin: Origin, emptied: &Emptied, host: &mut dyn DeliveryHost) {
+        let mut shared = 0;
+        for &(key, values) in &emptied.shared {
+            if !self.shared_counted.contains(&key) {
+                if self.shared_counted.len() >= MAX_SHARED_COUNTED {
+                    self.shared_counted.clear();
+                }
+                self.shared_counted.push(key);
+                shared += values;
+            }
+        }
+        host.record(Outcome::Emptied {
+            origin,
+            values: emptied.values,
+            shared,
+            depth: SAFE_VALUE_DEPTH,
+        });
     }
 
     /// Sends until accepted, refused, or there is no point waiting longer.
@@ -1404,6 +1486,8 @@ mod tests {
         kept: u64,
         lost: u64,
         cut: u64,
+        /// Of `cut`: values a depth cut emptied.
+        emptied: u64,
         evicted: u64,
         /// Why spans were lost, as the host was told.
         lost_reasons: Vec<String>,
@@ -1424,6 +1508,10 @@ mod tests {
                 }
                 Outcome::Rejected { spans, .. } => self.lost += spans,
                 Outcome::Cut { values, .. } => self.cut += values,
+                Outcome::Emptied { values, shared, .. } => {
+                    self.cut += values + shared;
+                    self.emptied += values + shared;
+                }
                 Outcome::Evicted { spans, .. } => self.evicted += spans,
                 _ => {}
             }
@@ -2126,6 +2214,9 @@ mod tests {
     struct NestingLimited {
         accepted: Arc<Mutex<Vec<Vec<u8>>>>,
         requests: Arc<Mutex<u64>>,
+        /// Past its nesting check, a body over this many bytes is
+        /// answered 413.
+        limit: usize,
     }
 
     impl Transport for NestingLimited {
@@ -2153,6 +2244,11 @@ mod tests {
             if spans.iter().any(|s| s.name == "poison") {
                 return Err(SendError::Permanent {
                     reason: "HTTP 500: span refused".to_string(),
+                });
+            }
+            if body.len() > self.limit {
+                return Err(SendError::TooLarge {
+                    reason: "HTTP 413".to_string(),
                 });
             }
             self.accepted
@@ -2185,15 +2281,25 @@ mod tests {
         gzip: bool,
         spans: &[(&str, Option<usize>)],
     ) -> Vec<u8> {
+        let values: Vec<Option<Vec<u8>>> = spans.iter().map(|(_, d)| d.map(nested_maps)).collect();
+        spans_with_values(format, gzip, spans, &values)
+    }
+
+    /// `spans_with_nested_maps` with these values as "deep".
+    fn spans_with_values(
+        format: BodyFormat,
+        gzip: bool,
+        spans: &[(&str, Option<usize>)],
+        values: &[Option<Vec<u8>>],
+    ) -> Vec<u8> {
         use crate::span::any_value::AnyValueRef;
         use crate::span::limits::SpanLimits;
         use crate::span::record::ValueInput;
         let pool = crate::buffer::payload_pool::PayloadPool::with_mib(4).expect("pool");
         let limits = SpanLimits::default();
-        let values: Vec<Option<Vec<u8>>> = spans.iter().map(|(_, d)| d.map(nested_maps)).collect();
         let records: Vec<Box<SpanRecord>> = spans
             .iter()
-            .zip(&values)
+            .zip(values)
             .enumerate()
             .map(|(i, ((name, _), value))| {
                 // SAFETY: all-zero bytes are an empty record.
@@ -2238,8 +2344,67 @@ mod tests {
             (format, gzip),
             &body,
             spans.len(),
-            |accepted, requests| Box::new(NestingLimited { accepted, requests }),
+            |accepted, requests| {
+                Box::new(NestingLimited {
+                    accepted,
+                    requests,
+                    limit: usize::MAX,
+                })
+            },
         )
+    }
+
+    #[test]
+    fn a_span_cut_to_a_depth_then_answered_413_counts_its_emptied_value_once_delivered() {
+        // A lone span whose map holds a prompt and a map 40 deep: refused
+        // for the depth, sent again cut to 16 levels, and that answered
+        // 413: the 413 path cut the prompt and the span arrived, and the
+        // value emptied was not counted (`values_truncated` one short).
+        // Now counted with the prompt's cut once the span is delivered;
+        // not at all when no cut fits and the span is lost.
+        use crate::span::any_value::tests::{map, string};
+        let value = map(&[
+            ("prompt", string(&"a".repeat(5000))),
+            ("deep", nested_maps(40)),
+        ]);
+        // Not gzipped: the prompt, one letter repeated, takes a few bytes
+        // gzipped, and no size refuses the cut while taking the prompt cut.
+        for (format, gzip) in [(BodyFormat::Protobuf, false), (BodyFormat::Json, false)] {
+            let body = spans_with_values(
+                format,
+                gzip,
+                &[("llm.chat", Some(41))],
+                &[Some(value.clone())],
+            );
+            for (limit, delivered) in [(3000, true), (50, false)] {
+                let what = format!("{format:?} gzip={gzip} limit {limit}");
+                let (host, taken, _) = deliver_one_request(
+                    &format!("deep-413-{format:?}-{gzip}-{limit}"),
+                    (format, gzip),
+                    &body,
+                    1,
+                    |accepted, requests| {
+                        Box::new(NestingLimited {
+                            accepted,
+                            requests,
+                            limit,
+                        })
+                    },
+                );
+                let want = if delivered {
+                    (1, 0, 2, 1)
+                } else {
+                    (0, 1, 0, 0)
+                };
+                assert_eq!(
+                    (host.delivered, host.lost, host.cut, host.emptied),
+                    want,
+                    "{what}: {:?}",
+                    host.lost_reasons
+                );
+                assert_eq!(taken.len(), usize::from(delivered), "{what}");
+            }
+        }
     }
 
     /// The value `levels` maps deep ends in the empty value after

@@ -125,6 +125,9 @@ pub struct Diagnostics {
     values_cut: Limiter,
     /// The limit of the last cut held back, for the same line.
     last_cut_limit: String,
+    /// Values emptied past a depth (`values_emptied`), and that depth.
+    values_emptied: Limiter,
+    emptied_depth: usize,
     miscounted: Limiter,
     /// The last spool file whose header miscounted, held back.
     last_miscounted: String,
@@ -209,6 +212,8 @@ impl Diagnostics {
             pool_used_up: Limiter::default(),
             values_cut: Limiter::default(),
             last_cut_limit: String::new(),
+            values_emptied: Limiter::default(),
+            emptied_depth: 0,
             miscounted: Limiter::default(),
             last_miscounted: String::new(),
             spool_read_back: true,
@@ -474,6 +479,62 @@ impl Diagnostics {
         );
     }
 
+    /// `newly` attribute values of spans had their arrays and maps nested
+    /// deeper than `depth` levels emptied, for a server that refused the
+    /// spans for them: said apart from values cut to a size (a reader of
+    /// "long values were cut" looks for a length problem), at most once a
+    /// minute.
+    pub fn values_emptied(&mut self, newly: u64, depth: usize) {
+        if newly == 0 {
+            return;
+        }
+        self.emptied_depth = depth;
+        if let Some(total) = self.values_emptied.due(Instant::now(), newly) {
+            self.tell_values_emptied(total, depth);
+        }
+    }
+
+    fn tell_values_emptied(&mut self, total: u64, depth: usize) {
+        let (were, spans, them) = if total == 1 {
+            ("was", "its span", "it")
+        } else {
+            ("were", "their spans", "them")
+        };
+        let text = format!(
+            "{} nested deeper than {depth} levels {were} emptied past level {depth} (arrays and maps \
+             there replaced by the empty value): the server refused {spans} for {them}, as a \
+             decoder with a nesting limit does, and took {spans} so (values_truncated counts \
+             {them}; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={depth} empties them before sending)",
+            count(total, "value", "values"),
+        );
+        self.emit(LogLevel::Warn, &text);
+    }
+
+    /// `values` attribute values of the resource or an instrumentation
+    /// scope, which every request carries, had their arrays and maps nested
+    /// deeper than `depth` levels emptied for a server that refused every
+    /// request for them. Said each time, which is once a resource or scope
+    /// (`Delivery` counts each once).
+    pub fn shared_values_emptied(&mut self, values: u64, depth: usize) {
+        if values == 0 {
+            return;
+        }
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "the resource's or an instrumentation scope's attributes hold {} nested deeper \
+                 than {depth} levels: the server refused every request for {}, as a decoder \
+                 with a nesting limit does; {} emptied past level {depth} in every request from \
+                 now on (values_truncated counts {} once; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=\
+                 {depth} empties them when set)",
+                count(values, "value", "values"),
+                if values == 1 { "it" } else { "them" },
+                if values == 1 { "it is" } else { "they are" },
+                if values == 1 { "it" } else { "them" },
+            ),
+        );
+    }
+
     /// A resource over half of `limit` (which says what raises it) is sent
     /// without `attributes` of its attributes. Said each time, which is
     /// once a resource: the encoder fits a resource once.
@@ -528,6 +589,10 @@ impl Diagnostics {
         if cut > 0 {
             let limit = std::mem::take(&mut self.last_cut_limit);
             self.tell_values_cut(cut, &limit);
+        }
+        let emptied = self.values_emptied.untold();
+        if emptied > 0 {
+            self.tell_values_emptied(emptied, self.emptied_depth);
         }
         let miscounted = self.miscounted.untold();
         if miscounted > 0 {
@@ -724,6 +789,29 @@ mod tests {
                 "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay /spool` sends them to an OTLP endpoint",
                 "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempt over 0 s",
                 "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay /spool` sends them to an OTLP endpoint",
+            ]
+        );
+    }
+
+    /// Values emptied past a depth are said as such, not as "long values
+    /// were cut" (a reader looked for a length problem), apart from cuts
+    /// to a size; a resource's said when met, the spans' once a minute
+    /// and the rest at the stop.
+    #[test]
+    fn values_emptied_past_a_depth_are_said_as_nesting_not_length() {
+        let mut d = Diagnostics::in_memory(LogLevel::Warn);
+        d.values_emptied(1, 16);
+        d.values_emptied(2, 16);
+        d.values_cut(1, "max_request_bytes");
+        d.shared_values_emptied(1, 16);
+        d.stopped(None);
+        assert_eq!(
+            d.lines(),
+            [
+                "spanguard: warn: 1 value nested deeper than 16 levels was emptied past level 16 (arrays and maps there replaced by the empty value): the server refused its span for it, as a decoder with a nesting limit does, and took its span so (values_truncated counts it; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them before sending)",
+                "spanguard: warn: 1 long value was cut to fit its span into max_request_bytes (values_truncated counts it)",
+                "spanguard: warn: the resource's or an instrumentation scope's attributes hold 1 value nested deeper than 16 levels: the server refused every request for it, as a decoder with a nesting limit does; it is emptied past level 16 in every request from now on (values_truncated counts it once; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them when set)",
+                "spanguard: warn: 2 values nested deeper than 16 levels were emptied past level 16 (arrays and maps there replaced by the empty value): the server refused their spans for them, as a decoder with a nesting limit does, and took their spans so (values_truncated counts them; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them before sending)",
             ]
         );
     }

@@ -955,6 +955,16 @@ impl DeliveryHost for ExporterHost {
                 Stats::add(&s.values_truncated, values);
                 self.diagnostics.values_cut(values, limit);
             }
+            Outcome::Emptied {
+                values,
+                shared,
+                depth,
+                ..
+            } => {
+                Stats::add(&s.values_truncated, values + shared);
+                self.diagnostics.values_emptied(values, depth);
+                self.diagnostics.shared_values_emptied(shared, depth);
+            }
             Outcome::ResourceCut { attributes, limit } => {
                 Stats::add(&s.attributes_dropped, attributes);
                 self.diagnostics.resource_cut(attributes, limit);

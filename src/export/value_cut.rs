@@ -114,20 +114,31 @@ fn rewrite(plain: &[u8], format: BodyFormat, walk: &mut Walk) -> Option<Vec<u8>>
     Some(out)
 }
 
-/// A request whose spans' complex values were cut to a depth.
+/// A request whose complex values were cut to a depth.
 #[derive(Debug)]
 pub struct DeepCut {
     /// The request, not gzipped.
     pub body: Vec<u8>,
-    /// The attribute values (of spans, events, links) that held an array
-    /// or map past the depth: each counted once as truncated, as the
+    pub emptied: Emptied,
+}
+
+/// The attribute values a depth cut emptied arrays or maps in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Emptied {
+    /// Of spans, events, links: each counted once as truncated, as the
     /// tracer counts a value its `value_depth_limit` cuts.
     pub values: u64,
+    /// Of the resource and instrumentation scopes, each such message once
+    /// (a request holds it once; every request of its spans holds it
+    /// again): a fingerprint of the message as cut, and its values cut.
+    /// Counted once a message, not once a request (`ResourceCut` alike).
+    pub shared: Vec<(u64, u64)>,
 }
 
 /// `plain` (an uncompressed request) with every array or map in its
-/// spans' attribute values (events' and links' too) deeper than `depth`
-/// levels replaced by the empty value, what a tracer whose
+/// attribute values (spans', events', links', and the resource's and
+/// scopes', which every request of their spans carries) deeper than
+/// `depth` levels replaced by the empty value, what a tracer whose
 /// `value_depth_limit` is `depth` stores (`AnyValueRef::limited`: the
 /// attribute's own value is level 1, each array element or map value one
 /// more); everything else copied as it is. None when the body cannot be
@@ -135,16 +146,23 @@ pub struct DeepCut {
 pub fn cut_deep(plain: &[u8], format: BodyFormat, depth: usize) -> Option<DeepCut> {
     let mut walk = Walk::capped(usize::MAX);
     walk.depth = depth;
+    walk.shared = Some(Shared::default());
     let out = rewrite(plain, format, &mut walk)?;
-    (walk.deep_values > 0).then_some(DeepCut {
+    let shared = walk.shared.map(|s| s.cut).unwrap_or_default();
+    (walk.deep_values > 0 || !shared.is_empty()).then_some(DeepCut {
         body: out,
-        values: walk.deep_values,
+        emptied: Emptied {
+            values: walk.deep_values,
+            shared,
+        },
     })
 }
 
 /// The cap on each value, the values it cut, and the longest value seen;
 /// the depth past which arrays and maps are emptied, how many were, and
-/// how many attribute values held one.
+/// how many attribute values of spans held one; the resource's and
+/// scopes' attribute values, walked only when `shared` is Some (a cut to
+/// a size leaves them as they are: `service.name` is no prompt).
 struct Walk {
     cap: usize,
     cut: u64,
@@ -152,6 +170,17 @@ struct Walk {
     depth: usize,
     emptied: u64,
     deep_values: u64,
+    shared: Option<Shared>,
+}
+
+/// A walk through the resource and scope messages: whether it is in one,
+/// its attribute values holding an array or map emptied there, and the
+/// messages cut so far (as `Emptied::shared`).
+#[derive(Default)]
+struct Shared {
+    inside: bool,
+    values: u64,
+    cut: Vec<(u64, u64)>,
 }
 
 impl Walk {
@@ -164,7 +193,47 @@ impl Walk {
             depth: usize::MAX,
             emptied: 0,
             deep_values: 0,
+            shared: None,
         }
+    }
+
+    /// `child`, or `Other` (copied as it is) for a resource or scope this
+    /// walk does not enter.
+    fn walks(&self, child: Msg) -> Msg {
+        match child {
+            Msg::Resource | Msg::Scope if self.shared.is_none() => Msg::Other,
+            child => child,
+        }
+    }
+
+    /// Walks a resource or scope message with `write`, which writes it
+    /// to `out` from `start` on; a message with values emptied is noted
+    /// by its fingerprint.
+    fn enter_shared<T>(
+        &mut self,
+        out: &mut Vec<u8>,
+        write: impl FnOnce(&mut Walk, &mut Vec<u8>) -> T,
+    ) -> T {
+        let start = out.len();
+        let before = self.shared.as_mut().map_or(0, |s| {
+            s.inside = true;
+            std::mem::take(&mut s.values)
+        });
+        let done = write(self, out);
+        if let Some(s) = self.shared.as_mut() {
+            s.inside = false;
+            let values = std::mem::replace(&mut s.values, before);
+            if values > 0 {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                out[start..].hash(&mut h);
+                let key = h.finish();
+                if !s.cut.iter().any(|&(k, _)| k == key) {
+                    s.cut.push((key, values));
+                }
+            }
+        }
+        done
     }
 
     /// Whether the `child` of an `AnyValue` at `level` is left out: an
@@ -191,7 +260,10 @@ impl Walk {
         let before = self.emptied;
         let done = write(self, level + 1);
         if level == 0 && self.emptied > before {
-            self.deep_values += 1;
+            match self.shared.as_mut() {
+                Some(s) if s.inside => s.values += 1,
+                _ => self.deep_values += 1,
+            }
         }
         done
     }
@@ -223,6 +295,9 @@ impl Walk {
 enum Msg {
     Request,
     ResourceSpans,
+    /// Resource and InstrumentationScope: walked by a cut to a depth only.
+    Resource,
+    Scope,
     ScopeSpans,
     Span,
     Event,
@@ -244,11 +319,16 @@ impl Msg {
     fn proto_child(self, number: u64) -> Msg {
         match (self, number) {
             (Msg::Request, 1) => Msg::ResourceSpans,
+            (Msg::ResourceSpans, 1) => Msg::Resource,
             (Msg::ResourceSpans, 2) => Msg::ScopeSpans,
+            (Msg::ScopeSpans, 1) => Msg::Scope,
             (Msg::ScopeSpans, 2) => Msg::Span,
-            (Msg::Span, 9) | (Msg::Event, 3) | (Msg::Link, 4) | (Msg::KeyValueList, 1) => {
-                Msg::KeyValue
-            }
+            (Msg::Span, 9)
+            | (Msg::Event, 3)
+            | (Msg::Link, 4)
+            | (Msg::KeyValueList, 1)
+            | (Msg::Resource, 1)
+            | (Msg::Scope, 3) => Msg::KeyValue,
             (Msg::Span, 11) => Msg::Event,
             (Msg::Span, 13) => Msg::Link,
             (Msg::Span, 15) => Msg::Status,
@@ -266,11 +346,12 @@ impl Msg {
     fn json_child(self, key: &str) -> Msg {
         match (self, key) {
             (Msg::Request, "resourceSpans" | "resource_spans") => Msg::ResourceSpans,
+            (Msg::ResourceSpans, "resource") => Msg::Resource,
             (Msg::ResourceSpans, "scopeSpans" | "scope_spans") => Msg::ScopeSpans,
+            (Msg::ScopeSpans, "scope") => Msg::Scope,
             (Msg::ScopeSpans, "spans") => Msg::Span,
-            (Msg::Span | Msg::Event | Msg::Link, "attributes") | (Msg::KeyValueList, "values") => {
-                Msg::KeyValue
-            }
+            (Msg::Span | Msg::Event | Msg::Link | Msg::Resource | Msg::Scope, "attributes")
+            | (Msg::KeyValueList, "values") => Msg::KeyValue,
             (Msg::Span, "events") => Msg::Event,
             (Msg::Span, "links") => Msg::Link,
             (Msg::Span, "status") => Msg::Status,
@@ -306,7 +387,7 @@ fn proto(
         return None;
     }
     for f in fields(buf)? {
-        let child = msg.proto_child(f.number);
+        let child = walk.walks(msg.proto_child(f.number));
         if f.wire_type != WIRE_LEN || matches!(child, Msg::Other) {
             out.extend_from_slice(f.raw);
             continue;
@@ -328,6 +409,13 @@ fn proto(
             Msg::Bytes => {
                 let n = walk.keep(f.bytes.len());
                 write_len_field(out, f.number, &f.bytes[..n]);
+            }
+            Msg::Resource | Msg::Scope => {
+                let mut inner = Vec::with_capacity(f.bytes.len());
+                walk.enter_shared(&mut inner, |walk, inner| {
+                    proto(f.bytes, child, depth + 1, level, walk, inner)
+                })?;
+                write_len_field(out, f.number, &inner);
             }
             _ => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
@@ -380,7 +468,7 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
             out.push(b'{');
             let mut first = true;
             for (key, value) in members {
-                let child = msg.json_child(key);
+                let child = walk.walks(msg.json_child(key));
                 if walk.empties(child, level) {
                     continue;
                 }
@@ -389,9 +477,13 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
                 }
                 json_string(key, out);
                 out.push(b':');
-                walk.enter(child, level, |walk, level| {
-                    json(value, child, level, walk, out)
-                });
+                if matches!(child, Msg::Resource | Msg::Scope) {
+                    walk.enter_shared(out, |walk, out| json(value, child, level, walk, out));
+                } else {
+                    walk.enter(child, level, |walk, level| {
+                        json(value, child, level, walk, out)
+                    });
+                }
             }
             out.push(b'}');
         }
@@ -488,7 +580,10 @@ mod tests {
         let values = [nested(20), nested(16), string("x"), nested(40)];
         let body = proto_request(&values);
         let cut = cut_deep(&body, BodyFormat::Protobuf, 16).expect("cut");
-        assert_eq!(cut.values, 2, "the values 20 and 40 deep, once each");
+        assert_eq!(
+            cut.emptied.values, 2,
+            "the values 20 and 40 deep, once each"
+        );
         let limited: Vec<Vec<u8>> = values
             .iter()
             .map(|v| AnyValueRef::check(v).unwrap().limited(usize::MAX, 16))
@@ -504,7 +599,7 @@ mod tests {
         let json_values: Vec<&str> = json_values.iter().map(String::as_str).collect();
         let body = json_request(&json_values);
         let cut = cut_deep(&body, BodyFormat::Json, 16).expect("cut");
-        assert_eq!(cut.values, 2);
+        assert_eq!(cut.emptied.values, 2);
         let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
         assert_eq!(spans[0].attributes, expected[0].attributes);
         assert!(cut_deep(&json_request(&json_values[1..3]), BodyFormat::Json, 16).is_none());

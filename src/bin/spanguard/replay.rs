@@ -105,6 +105,11 @@ struct Tally {
     kept: u64,
     /// String and bytes values cut to make spans fit the size limit.
     cut: u64,
+    /// Values whose arrays and maps nested too deep for the backend's
+    /// decoder were emptied (`Outcome::Emptied`).
+    emptied: u64,
+    /// The depth past which they were emptied.
+    emptied_depth: usize,
 }
 
 impl DeliveryHost for Tally {
@@ -132,6 +137,15 @@ impl DeliveryHost for Tally {
             }
             Outcome::Kept { spans, .. } => self.kept += spans,
             Outcome::Cut { values, .. } => self.cut += values,
+            Outcome::Emptied {
+                values,
+                shared,
+                depth,
+                ..
+            } => {
+                self.emptied += values + shared;
+                self.emptied_depth = depth;
+            }
             Outcome::ResourceCut { attributes, limit } => {
                 self.diagnostics.resource_cut(attributes, limit)
             }
@@ -213,6 +227,8 @@ pub fn run(args: &[String]) -> ExitCode {
         refused: 0,
         kept: 0,
         cut: 0,
+        emptied: 0,
+        emptied_depth: 0,
     };
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
@@ -259,6 +275,14 @@ pub fn run(args: &[String]) -> ExitCode {
             delivery.lone_span_limit()
         );
     }
+    if tally.emptied > 0 {
+        eprintln!(
+            "spanguard replay: {} values nested deeper than {} levels emptied past \
+             that level (the backend refused their spans for them, a decoder's nesting \
+             limit)",
+            tally.emptied, tally.emptied_depth
+        );
+    }
     let left = delivery.spool().list();
     // Every span the files left hold, not only those of the request that
     // found the backend away (the pass ends there): "7 spans kept" of 40
@@ -277,7 +301,7 @@ pub fn run(args: &[String]) -> ExitCode {
         tally.target,
         tally.refused,
         waiting.max(tally.kept),
-        tally.cut,
+        tally.cut + tally.emptied,
         left.len(),
         options.dir.display()
     );
