@@ -305,3 +305,63 @@ tracer.close()
     assert "child 0" in run.stdout, (run.stdout, run.stderr)
     names = [s["name"] for s in read_sink(tmp_path / "sink")]
     assert names.count("in.child") == 1, names
+
+
+def test_a_child_forked_from_a_thread_exits_when_its_thread_ends(tmp_path):
+    """A fork from a thread other than the main one (here while another
+    thread records): the child's only thread is that one, and its code ends
+    by leaving it (`sys.exit()` in a thread ends the thread), which ends a
+    process with no other thread. The child's spanguard exporter thread
+    kept it alive for good: a zombie main thread and our threads, which
+    block the application's signals (SIGALRM, SIGTERM), so only SIGKILL
+    ended it, its spans were never sent, and the parent's waitpid waited
+    forever. Each child must exit 0, its spans delivered once."""
+    code = f'''
+import os, sys, threading, time
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="forks", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False,
+                          schedule_delay_ms=100)
+stop = threading.Event()
+def record():
+    while not stop.is_set():
+        with tracer.span("parent.work"):
+            pass
+        time.sleep(0.0005)
+def forker():
+    for k in range(3):
+        pid = os.fork()
+        if pid == 0:
+            for i in range(10):
+                with tracer.span("child", attributes={{"k": k, "i": i}}):
+                    pass
+            sys.exit(0)  # ends this thread: the child's last one of its own
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print("child", k, os.waitstatus_to_exitcode(status))
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                print("child", k, "stuck")
+                break
+            time.sleep(0.05)
+recorder = threading.Thread(target=record)
+recorder.start()
+f = threading.Thread(target=forker)
+f.start()
+f.join()
+stop.set()
+recorder.join()
+tracer.close()
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.stdout.split("\n") if line.startswith("child")] == \
+        ["child 0 0", "child 1 0", "child 2 0"], (run.stdout, run.stderr)
+    got = Counter((s["attributes"]["k"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink")
+                  if s["name"] == "child")
+    assert sorted(got) == [(k, i) for k in range(3) for i in range(10)], sorted(got)
+    assert set(got.values()) == {1}, "a span arrived twice"
