@@ -213,6 +213,10 @@ impl Exporter {
                     || p.slab.ended_len() >= batch
             };
             wait_calibrating(&p.signal, wait, quiet, ready);
+            if !ready() {
+                // Nothing to do: is anyone but us left in the process?
+                super::last_thread::exit_if_only_ours_left();
+            }
             if p.signal.frozen.load(Ordering::Acquire) {
                 // The process is dying and what is left goes to the crash
                 // dump: idle (an unanswered flush would otherwise spin us)

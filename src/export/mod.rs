@@ -12,6 +12,7 @@ pub mod gzip;
 pub mod http;
 pub mod json_escape;
 pub mod json_value;
+pub mod last_thread;
 pub mod otlp_decode;
 pub mod otlp_fields;
 pub mod otlp_json;

@@ -305,3 +305,110 @@ tracer.close()
     assert "child 0" in run.stdout, (run.stdout, run.stderr)
     names = [s["name"] for s in read_sink(tmp_path / "sink")]
     assert names.count("in.child") == 1, names
+
+
+def test_a_child_forked_from_a_thread_exits_when_its_thread_ends(tmp_path):
+    """A fork from a thread other than the main one (here while another
+    thread records): the child's only thread is that one, and its code ends
+    by leaving it (`sys.exit()` in a thread ends the thread), which ends a
+    process with no other thread. The child's spanguard exporter thread
+    kept it alive for good: a zombie main thread and our threads, which
+    block the application's signals (SIGALRM, SIGTERM), so only SIGKILL
+    ended it, its spans were never sent, and the parent's waitpid waited
+    forever. Each child must exit 0, its spans delivered once."""
+    code = f'''
+import os, sys, threading, time
+import spanguard
+tracer = spanguard.Tracer(from_env=False, service_name="forks", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False,
+                          schedule_delay_ms=100)
+stop = threading.Event()
+def record():
+    while not stop.is_set():
+        with tracer.span("parent.work"):
+            pass
+        time.sleep(0.0005)
+def forker():
+    for k in range(3):
+        pid = os.fork()
+        if pid == 0:
+            for i in range(10):
+                with tracer.span("child", attributes={{"k": k, "i": i}}):
+                    pass
+            sys.exit(0)  # ends this thread: the child's last one of its own
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print("child", k, os.waitstatus_to_exitcode(status))
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                print("child", k, "stuck")
+                break
+            time.sleep(0.05)
+recorder = threading.Thread(target=record)
+recorder.start()
+f = threading.Thread(target=forker)
+f.start()
+f.join()
+stop.set()
+recorder.join()
+tracer.close()
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.stdout.split("\n") if line.startswith("child")] == \
+        ["child 0 0", "child 1 0", "child 2 0"], (run.stdout, run.stderr)
+    got = Counter((s["attributes"]["k"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink")
+                  if s["name"] == "child")
+    assert sorted(got) == [(k, i) for k in range(3) for i in range(10)], sorted(got)
+    assert set(got.values()) == {1}, "a span arrived twice"
+
+
+@pytest.mark.parametrize("way", ["flush", "flight_recorder"])
+def test_a_worker_leaving_through_os_exit_with_no_hook_delivers(tmp_path, way):
+    """The README's two answers for a worker that leaves through os._exit
+    with nothing run first (a pool of one's own; no atexit, no
+    multiprocessing finalizer): flush before it (`flush`), or the flight
+    recorder (`flight_recorder`), whose file the dead worker leaves and
+    the parent's running tracer sends. Four forked workers of 1000 spans
+    each, through the OpenTelemetry bridge: every span arrives once.
+    (Without either, up to a schedule delay of what such a worker ended
+    is lost: exit hooks do not run.)"""
+    code = f'''
+import os
+import spanguard
+from opentelemetry.sdk.trace import TracerProvider
+from spanguard.otel import SpanguardSpanProcessor
+way = {way!r}
+tracer = spanguard.Tracer(from_env=False, service_name="pool", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False,
+                          flight_recorder=way == "flight_recorder")
+provider = TracerProvider()
+provider.add_span_processor(SpanguardSpanProcessor(tracer))
+otel = provider.get_tracer("pool")
+pids = []
+for w in range(4):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(1000):
+            with otel.start_as_current_span("work", attributes={{"w": w, "i": i}}):
+                pass
+        if way == "flush":
+            tracer.flush()  # what a worker's own finalizer calls before os._exit
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+tracer.close()  # the parent's tracer sends what the dead workers' flight files hold
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    got = Counter((s["attributes"]["w"], s["attributes"]["i"]) for s in read_sink(tmp_path / "sink"))
+    assert len(got) == 4000, f"{len(got)} of 4000 worker spans arrived ({way})"
+    assert set(got.values()) == {1}, "a span arrived twice"
+    left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file())
+    assert left == [], f"left in the spool directory: {left}"
