@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use spanguard::config::{Compression, FullPolicy, LogLevel, Protocol, TracerConfig};
 use spanguard::export::gzip::GzipWriter;
-use spanguard::export::http::{HttpTransport, proxy_variable};
+use spanguard::export::http::{HttpTransport, no_proxy_covering, proxy_variable_set};
 use spanguard::export::redact::redact_url;
 use spanguard::export::transport::{BodyFormat, SendError, Transport};
 
@@ -192,6 +192,25 @@ fn not_read(asked: &[String]) -> Vec<String> {
 /// port, the proxy in parentheses).
 fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
     let reason = error.reason();
+    // Before the test for the transport's own hint below: curl's words
+    // for an untrusted certificate end in OpenSSL's code ("unable to get
+    // local issuer certificate (20)"), which read as a hint given, and
+    // the user was told nothing of OTEL_EXPORTER_OTLP_CERTIFICATE.
+    if reason.starts_with("TLS certificate verification failed") {
+        return Some(match &config.tls.certificate {
+            Some(ca) => format!(
+                "the server's certificate is not signed by the CA in {} \
+                 (OTEL_EXPORTER_OTLP_CERTIFICATE): set it to the CA certificate that signed \
+                 the server's (a PEM file), or check that the endpoint's host is the name the \
+                 certificate was issued for",
+                ca.display()
+            ),
+            None => "the server's certificate is not trusted here: set \
+                     OTEL_EXPORTER_OTLP_CERTIFICATE to the CA certificate that signed it (a PEM \
+                     file)"
+                .to_string(),
+        });
+    }
     if reason.contains(" (") && reason.ends_with(')') {
         return None;
     }
@@ -207,10 +226,6 @@ fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
              firewall dropping the connection, a wrong host or port, or a backend too slow",
             config.request_timeout.as_millis()
         )
-    } else if reason.starts_with("TLS certificate verification failed") {
-        "the server's certificate is not trusted here: set OTEL_EXPORTER_OTLP_CERTIFICATE to \
-         the CA certificate that signed it (a PEM file)"
-            .to_string()
     } else if reason.starts_with("TLS handshake failed") {
         "check the https:// endpoint's port, and the client certificate and key \
          (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY) if the server \
@@ -413,20 +428,31 @@ pub fn run(args: &[String]) -> ExitCode {
             .filter(|u| u != spanguard::tracer::DISCARD_ENDPOINT)
     });
     // curl takes a proxy from the environment: whoever set it for a whole
-    // shell may not know the spans go through it.
+    // shell may not know the spans go through it, nor that NO_PROXY goes
+    // around it for this host (then both were shown, and whether the
+    // proxy was used was left to guess).
     if let Some(url) = &url
-        && let Some(var) = proxy_variable(url, |n| std::env::var_os(n))
+        && let Some(var) = proxy_variable_set(url, |n| std::env::var_os(n))
     {
-        let proxy = std::env::var(var).unwrap_or_default();
-        println!(
-            "  proxy             {var}={} (NO_PROXY={})",
-            super::terminal::clean(&redact_url(&proxy)),
-            super::terminal::clean(
-                &std::env::var("NO_PROXY")
-                    .or_else(|_| std::env::var("no_proxy"))
-                    .unwrap_or_default()
-            )
-        );
+        let proxy = super::terminal::clean(&redact_url(
+            &std::env::var_os(var).unwrap_or_default().to_string_lossy(),
+        ));
+        match no_proxy_covering(url, |n| std::env::var_os(n)) {
+            Some((name, list)) => println!(
+                "  proxy             none for this host: {name}={} covers it, so {var}={proxy} \
+                 is not used",
+                super::terminal::clean(&list)
+            ),
+            None => println!(
+                "  proxy             {var}={proxy}, used for this host (no_proxy/NO_PROXY: {})",
+                super::terminal::clean(
+                    &["no_proxy", "NO_PROXY"]
+                        .iter()
+                        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+                        .unwrap_or_else(|| "not set".to_string())
+                )
+            ),
+        }
     }
     println!(
         "  timeout           {} a request, {} a batch with its retries",
