@@ -241,3 +241,27 @@ def test_no_proxy_goes_around_the_proxy_and_says_so(cli, tmp_path):
             f"http_proxy=http://agent:***@127.0.0.1:{proxy.port} is not used"), run.stdout
         assert proxy.seen == []
         assert len(rx.accepted_records()) == 2
+
+
+def test_a_misspelt_endpoint_variable_is_named_with_the_one_meant(cli, demo, tmp_path):
+    """OTEL_EXPORTER_OTLP_ENDPONT: the spans went to the local sink without a
+    word (an info line), and check said only "not read by spanguard (...
+    this option or signal is not one it has)"."""
+    env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPONT="http://127.0.0.1:4318")
+    run = check(cli, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert said(run, "  spans go to ").startswith(
+        f"  spans go to       the local sink {tmp_path}/home/.local/state/spanguard/spans (no endpoint is set: "
+        "see the variables set but not used below;"), run.stdout
+    assert said(run, "  OTEL_EXPORTER_OTLP_ENDPONT") == (
+        "  OTEL_EXPORTER_OTLP_ENDPONT: not a variable spanguard reads: OTEL_EXPORTER_OTLP_ENDPOINT was meant? "
+        "(spelt so, it is ignored)"), run.stdout
+    # A tracer says so on stderr, and where the spans go instead.
+    traced = subprocess.run([str(demo)], capture_output=True, text=True, timeout=60, env=env)
+    assert traced.returncode == 0, traced.stderr
+    warned = [l for l in traced.stderr.splitlines() if l.startswith("spanguard: warn: ")]
+    assert warned[0] == ("spanguard: warn: OTEL_EXPORTER_OTLP_ENDPONT is set, but spanguard reads no variable "
+                         "of that name: OTEL_EXPORTER_OTLP_ENDPOINT was meant? (ignored)"), traced.stderr
+    assert warned[1].startswith(
+        f"spanguard: warn: no usable endpoint: writing spans to {tmp_path}/home/.local/state/spanguard/spans/"), \
+        traced.stderr

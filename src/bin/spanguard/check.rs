@@ -136,7 +136,7 @@ fn taken_from<'a>(names: &[&'a str], config: &TracerConfig) -> Option<&'a str> {
 /// The OTEL_* and SPANGUARD_* variables set in this environment that the
 /// library does not read, each with why. `asked` holds every name the
 /// library's configuration looked up.
-fn not_read(asked: &[String]) -> Vec<String> {
+fn not_read(asked: &[String], misspelt: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     let mut names: Vec<(String, String)> = std::env::vars_os()
         .map(|(n, v)| {
@@ -145,7 +145,10 @@ fn not_read(asked: &[String]) -> Vec<String> {
                 v.to_string_lossy().into_owned(),
             )
         })
-        .filter(|(n, _)| n.starts_with("OTEL_") || n.starts_with("SPANGUARD_"))
+        .filter(|(n, _)| {
+            let upper = n.to_ascii_uppercase();
+            upper.starts_with("OTEL_") || upper.starts_with("SPANGUARD_")
+        })
         .collect();
     names.sort();
     for (name, value) in names {
@@ -163,6 +166,13 @@ fn not_read(asked: &[String]) -> Vec<String> {
         let traces_form = name
             .strip_prefix("OTEL_EXPORTER_OTLP_")
             .map(|rest| format!("OTEL_EXPORTER_OTLP_TRACES_{rest}"));
+        if let Some((_, meant)) = misspelt.iter().find(|(set, _)| *set == name) {
+            out.push(format!(
+                "{shown}: not a variable spanguard reads: {meant} was meant? (spelt so, it is \
+                 ignored)"
+            ));
+            continue;
+        }
         let reason = match traces_form {
             Some(t) if asked.contains(&t) => {
                 format!("not used: {t} is set and is taken instead")
@@ -352,6 +362,10 @@ pub fn run(args: &[String]) -> ExitCode {
         .ignored_env
         .iter()
         .any(|e| e.variable.ends_with("_ENDPOINT"));
+    let endpoint_misspelt = config
+        .misspelt_env
+        .iter()
+        .any(|(_, meant)| meant.ends_with("_ENDPOINT"));
     match config.endpoint.as_deref() {
         Some(spanguard::tracer::DISCARD_ENDPOINT) => {
             println!("  spans go to       nowhere: discard: throws every batch away")
@@ -379,6 +393,8 @@ pub fn run(args: &[String]) -> ExitCode {
             config.sink_dir.display(),
             if endpoint_ignored {
                 "no usable endpoint: see the variables ignored below"
+            } else if endpoint_misspelt {
+                "no endpoint is set: see the variables set but not used below"
             } else {
                 "no endpoint is set"
             }
@@ -504,7 +520,7 @@ pub fn run(args: &[String]) -> ExitCode {
             println!("  {}", super::terminal::clean(&ignored.as_ignored()));
         }
     }
-    let unread = not_read(&asked);
+    let unread = not_read(&asked, &config.misspelt_env);
     if !unread.is_empty() {
         println!("variables set but not used:");
         for line in &unread {
