@@ -179,6 +179,13 @@ pub struct TracerConfig {
     /// the tracer starts, and in `spanguard_tracer_new_with_error`'s
     /// message.
     pub ignored_env: Vec<ConfigError>,
+    /// Variables set in the process's environment that spanguard does not
+    /// read, whose names are one slip (a letter left out, added, changed,
+    /// two swapped, or the case) from one it read: (the name set, the name
+    /// read). `apply_process_env` fills it; told on stderr when the tracer
+    /// starts, and by `spanguard check`: OTEL_EXPORTER_OTLP_ENDPONT sent
+    /// every span to the local sink without a word.
+    pub misspelt_env: Vec<(String, String)>,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`
@@ -277,6 +284,7 @@ impl Default for TracerConfig {
             sampler: crate::span::sampler::Sampler::default(),
             detected_resource: Vec::new(),
             ignored_env: Vec::new(),
+            misspelt_env: Vec::new(),
         }
     }
 }
@@ -1124,19 +1132,72 @@ impl TracerConfig {
     /// was meant).
     pub fn apply_process_env(&mut self) -> Result<(), ConfigError> {
         let not_unicode = std::cell::RefCell::new(Vec::new());
-        let result = self.apply_env(&|name| match std::env::var(name) {
-            Ok(v) => Some(v),
-            Err(std::env::VarError::NotPresent) => None,
-            Err(std::env::VarError::NotUnicode(_)) => {
-                let mut seen = not_unicode.borrow_mut();
-                if !seen.iter().any(|e: &ConfigError| e.variable == name) {
-                    seen.push(ConfigError::new(name, None, "not valid UTF-8"));
+        let asked = std::cell::RefCell::new(Vec::new());
+        let result = self.apply_env(&|name| {
+            asked.borrow_mut().push(name.to_string());
+            match std::env::var(name) {
+                Ok(v) => Some(v),
+                Err(std::env::VarError::NotPresent) => None,
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    let mut seen = not_unicode.borrow_mut();
+                    if !seen.iter().any(|e: &ConfigError| e.variable == name) {
+                        seen.push(ConfigError::new(name, None, "not valid UTF-8"));
+                    }
+                    None
                 }
-                None
             }
         });
         self.ignored_env.extend(not_unicode.into_inner());
+        let set = std::env::vars_os().map(|(n, _)| n.to_string_lossy().into_owned());
+        self.misspelt_env = misspelt_variables(set, &asked.into_inner());
         result
+    }
+}
+
+/// Of the variable names `set`, those of ours or OpenTelemetry's
+/// (OTEL_*, SPANGUARD_*, in any case) that are not in `asked` and are one
+/// slip from a name in it, each with that name: (set, asked).
+pub fn misspelt_variables(
+    set: impl Iterator<Item = String>,
+    asked: &[String],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for name in set {
+        let upper = name.to_ascii_uppercase();
+        if !(upper.starts_with("OTEL_") || upper.starts_with("SPANGUARD_"))
+            || asked.contains(&name)
+            || out.iter().any(|(n, _)| *n == name)
+        {
+            continue;
+        }
+        if let Some(meant) = asked
+            .iter()
+            .find(|a| **a == upper || one_slip_apart(name.as_bytes(), a.as_bytes()))
+        {
+            out.push((name, meant.clone()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether `a` and `b` differ by one letter left out, added or changed,
+/// or two neighbours swapped.
+fn one_slip_apart(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let start = short.iter().zip(long).take_while(|(x, y)| x == y).count();
+    match long.len() - short.len() {
+        0 if start == short.len() => false,
+        0 => {
+            let rest = start + 1;
+            short[rest..] == long[rest..]
+                || (rest < short.len()
+                    && short[start] == long[rest]
+                    && short[rest] == long[start]
+                    && short[rest + 1..] == long[rest + 1..])
+        }
+        1 => short[start..] == long[start + 1..],
+        _ => false,
     }
 }
 
@@ -1410,6 +1471,44 @@ fn percent_decode_strict(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_variable_one_slip_from_one_read_is_named_with_it() {
+        let asked: Vec<String> = [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_BSP_SCHEDULE_DELAY",
+        ]
+        .map(String::from)
+        .to_vec();
+        let set = [
+            "OTEL_EXPORTER_OTLP_ENDPONT",        // a letter left out
+            "OTEL_EXPORTER_OTLP_TRACE_ENDPOINT", // the singular
+            "OTEL_EXPORTER_OTLP_ENDPIONT",       // two swapped
+            "OTEL_EXPORTER_OTLP_HEADER",
+            "otel_exporter_otlp_endpoint", // the case
+            "OTEL_EXPORTER_OTLP_ENDPOINT", // read: no slip
+            "OTEL_BLRP_SCHEDULE_DELAY",    // another processor's: two apart
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "PATH",
+        ]
+        .map(String::from);
+        assert_eq!(
+            misspelt_variables(set.into_iter(), &asked),
+            [
+                ("OTEL_EXPORTER_OTLP_ENDPIONT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+                ("OTEL_EXPORTER_OTLP_ENDPONT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+                ("OTEL_EXPORTER_OTLP_HEADER", "OTEL_EXPORTER_OTLP_HEADERS"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACE_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+                ),
+                ("otel_exporter_otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
     use super::*;
 
     /// XDG_STATE_HOME=state (relative, a slip in a unit file or a shell

@@ -1199,3 +1199,70 @@ fn many_traces_end_with_how_to_draw_fewer() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&twenty);
 }
+
+#[test]
+fn a_count_of_one_is_said_in_the_singular() {
+    // "1 of 1 traces, 1 spans" read as a template no one finished, on the
+    // line a person reads to learn what was found.
+    let one = sink_line(&[(7, 1, 2, false)]);
+    let root = sink_of("singular", one.clone());
+    let out = show(&root, &["svc-1.jsonl", "--color", "never"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert_eq!(
+        printed.lines().last(),
+        Some("1 of 1 trace, 1 span, from 1 sink file"),
+        "{printed}"
+    );
+    // The same span in a second file: found twice, shown once.
+    std::fs::write(root.join("svc-2.jsonl"), one + "\n").expect("write");
+    let out = show(
+        &root,
+        &["svc-1.jsonl", "svc-2.jsonl", "--color", "never"],
+        &[],
+    );
+    let printed = text(&out.stdout);
+    assert_eq!(
+        printed.lines().last(),
+        Some(
+            "1 of 1 trace, 1 span, from 2 sink files; 1 span found twice (delivered at \
+             least once) shown once"
+        ),
+        "{printed}"
+    );
+    // The page: its title, the trace's head, a value one character over.
+    let long = "x".repeat(256 * 1024 + 1);
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        long
+    );
+    let page_root = sink_of("singular-html", line);
+    let out = show(&page_root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "wrote page.html: 1 of 1 trace, 1 span, from 1 sink file\n"
+    );
+    let page = std::fs::read_to_string(page_root.join("page.html")).expect("page");
+    assert!(
+        page.contains("<title>spanguard · 1 trace</title>"),
+        "the title"
+    );
+    assert!(
+        page.contains("<span class=\"muted\">1 span</span>"),
+        "the head"
+    );
+    assert!(
+        page.contains("… 1 more character: <code>spanguard show --full</code>"),
+        "the note"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&page_root);
+}

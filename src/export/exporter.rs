@@ -161,6 +161,12 @@ impl Exporter {
         for ignored in &p.config.ignored_env {
             self.host.diagnostics.warn(&ignored.as_ignored());
         }
+        for (set, meant) in &p.config.misspelt_env {
+            self.host.diagnostics.warn(&format!(
+                "{set} is set, but spanguard reads no variable of that name: {meant} was meant? \
+                 (ignored)"
+            ));
+        }
         if self.file_sink {
             let path = self.host.target.trim_start_matches("file:").to_string();
             // An endpoint was set but could not be used: where the spans
@@ -170,7 +176,11 @@ impl Exporter {
                 .config
                 .ignored_env
                 .iter()
-                .any(|e| e.variable.ends_with("_ENDPOINT"));
+                .any(|e| e.variable.ends_with("_ENDPOINT"))
+                || p.config
+                    .misspelt_env
+                    .iter()
+                    .any(|(_, meant)| meant.ends_with("_ENDPOINT"));
             if endpoint_ignored {
                 self.host.diagnostics.warn(&format!(
                     "no usable endpoint: writing spans to {path} instead"

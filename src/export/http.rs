@@ -636,10 +636,24 @@ fn credentials_hint(headers: &[(String, String)]) -> String {
     }
 }
 
-/// The proxy variable curl takes for `url`, when one is set: `http_proxy`
-/// (lower case alone, as curl reads it) for http://, `https_proxy` or
-/// `HTTPS_PROXY` for https://, then `all_proxy` or `ALL_PROXY`.
+/// The proxy variable curl takes for `url`, when one is set and NO_PROXY
+/// does not go around it for `url`'s host (`no_proxy_covering`): the
+/// request then goes through that proxy.
 pub fn proxy_variable(
+    url: &str,
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<&'static str> {
+    match no_proxy_covering(url, &get) {
+        Some(_) => None,
+        None => proxy_variable_set(url, get),
+    }
+}
+
+/// The proxy variable curl reads for `url`'s scheme, when one is set
+/// (not empty), whatever NO_PROXY says: `http_proxy` (lower case alone, as
+/// curl reads it) for http://, `https_proxy` or `HTTPS_PROXY` for
+/// https://, then `all_proxy` or `ALL_PROXY`.
+pub fn proxy_variable_set(
     url: &str,
     get: impl Fn(&str) -> Option<std::ffi::OsString>,
 ) -> Option<&'static str> {
@@ -652,6 +666,95 @@ pub fn proxy_variable(
         .chain(&["all_proxy", "ALL_PROXY"])
         .copied()
         .find(|n| get(n).is_some_and(|v| !v.is_empty()))
+}
+
+/// The NO_PROXY variable curl reads (`no_proxy`, else `NO_PROXY`; empty is
+/// unset) and its value, when it covers `url`'s host: curl then connects
+/// directly, whatever proxy variable is set. curl's rules (lib/proxy.c,
+/// `proxy_check_noproxy`): `*` alone covers every host; otherwise a list
+/// split at commas and blanks, where a name covers itself and the names
+/// under it (`example.com` covers `api.example.com`, not
+/// `myexample.com`; a leading or trailing dot and case ignored), and, for
+/// a host written as an IP address, an address or a CIDR range covers it.
+pub fn no_proxy_covering(
+    url: &str,
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<(&'static str, String)> {
+    let (name, value) = ["no_proxy", "NO_PROXY"].into_iter().find_map(|n| {
+        let v = get(n)?;
+        (!v.is_empty()).then(|| (n, v.to_string_lossy().into_owned()))
+    })?;
+    let host = url_host(url)?;
+    no_proxy_covers(&value, host).then_some((name, value))
+}
+
+/// Whether the NO_PROXY list `list` covers `host`, as curl judges it.
+fn no_proxy_covers(list: &str, host: &str) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    if host.is_empty() {
+        return false;
+    }
+    if list == "*" {
+        return true;
+    }
+    // As bits, and how many of them an address has.
+    let as_bits = |text: &str| -> Option<(u128, u32)> {
+        if let Ok(v4) = text.parse::<Ipv4Addr>() {
+            Some((u128::from(u32::from(v4)), 32))
+        } else {
+            text.parse::<Ipv6Addr>()
+                .ok()
+                .map(|v6| (u128::from(v6), 128))
+        }
+    };
+    let address = as_bits(host);
+    let name = host.strip_suffix('.').unwrap_or(host);
+    list.split([',', ' ', '\t'])
+        .filter(|t| !t.is_empty())
+        .any(|token| match address {
+            Some((host_bits, width)) => {
+                let (network, bits) = match token.split_once('/') {
+                    Some((n, b)) => match b.parse::<u32>() {
+                        Ok(b) => (n, b),
+                        Err(_) => return false,
+                    },
+                    None => (token, 0),
+                };
+                let bits = if bits == 0 { width } else { bits };
+                match as_bits(network) {
+                    Some((net_bits, w)) if w == width && bits <= width => {
+                        let shift = width - bits;
+                        (host_bits ^ net_bits).checked_shr(shift).unwrap_or(0) == 0
+                    }
+                    _ => false,
+                }
+            }
+            None => {
+                let token = token.strip_suffix('.').unwrap_or(token);
+                let token = token.strip_prefix('.').unwrap_or(token);
+                if token.len() == name.len() {
+                    token.eq_ignore_ascii_case(name)
+                } else if token.len() < name.len() {
+                    let at = name.len() - token.len();
+                    name.as_bytes()[at - 1] == b'.'
+                        && name.is_char_boundary(at)
+                        && name[at..].eq_ignore_ascii_case(token)
+                } else {
+                    false
+                }
+            }
+        })
+}
+
+/// The host of a URL, without brackets around an IPv6 address.
+fn url_host(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(host_port.rsplit_once(':').map_or(host_port, |(h, _)| h))
 }
 
 impl Transport for HttpTransport {
@@ -1748,6 +1851,49 @@ mod tests {
         assert!(!sent.contains("s3cret-value"), "{sent}");
     }
 
+    /// NO_PROXY judged as curl 8 judges it (lib/proxy.c and its unit test
+    /// 1614): names and the names under them, a dot at either end and case
+    /// ignored; addresses exactly or by CIDR range; "*" alone, all.
+    #[test]
+    fn no_proxy_covers_hosts_as_curl_does() {
+        let yes = [
+            ("127.0.0.1", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("LOCALHOST", "localhost"),
+            ("a.b.example.com", "example.com"),
+            ("a.example.com", ".example.com"),
+            ("example.com.", "example.com"),
+            ("example.com", "example.com."),
+            ("collector", "x, y ,collector"),
+            ("collector", "x,,collector"),
+            ("10.1.2.3", "10.0.0.0/8"),
+            ("192.168.0.1", "192.168.0.0/24"),
+            ("::1", "::1"),
+            ("fe80::1", "fe80::/10"),
+            ("anything", "*"),
+        ];
+        for (host, list) in yes {
+            assert!(no_proxy_covers(list, host), "{list} covers {host}");
+        }
+        let no = [
+            ("myexample.com", "example.com"),
+            ("example.com", "a.example.com"),
+            ("127.0.0.2", "127.0.0.1"),
+            ("127.0.0.1", "localhost"),
+            ("11.0.0.1", "10.0.0.0/8"),
+            ("10.0.0.1", "10.0.0.0/x"),
+            ("::2", "::1"),
+            ("host", "*,other"),
+            ("host", ""),
+        ];
+        for (host, list) in no {
+            assert!(!no_proxy_covers(list, host), "{list} does not cover {host}");
+        }
+        assert_eq!(url_host("http://u:p@[::1]:4317/v1/traces"), Some("::1"));
+        assert_eq!(url_host("https://Collector:4318"), Some("Collector"));
+        assert_eq!(url_host("http://127.0.0.1/v1/traces"), Some("127.0.0.1"));
+    }
+
     /// A proxy from the environment is named when the request failed on
     /// it: curl says "over proxy", not which variable set it.
     #[test]
@@ -1771,6 +1917,28 @@ mod tests {
         assert_eq!(
             proxy_variable("http://c:4318/v1/traces", set(&["ALL_PROXY"])),
             Some("ALL_PROXY")
+        );
+        // NO_PROXY goes around it for the hosts it covers.
+        let with_no_proxy = |list: &'static str| {
+            move |n: &str| match n {
+                "https_proxy" => Some(std::ffi::OsString::from("http://p:1")),
+                "NO_PROXY" => Some(std::ffi::OsString::from(list)),
+                _ => None,
+            }
+        };
+        let url = "https://api.example.com:4318/v1/traces";
+        assert_eq!(proxy_variable(url, with_no_proxy("example.com")), None);
+        assert_eq!(
+            proxy_variable_set(url, with_no_proxy("example.com")),
+            Some("https_proxy")
+        );
+        assert_eq!(
+            proxy_variable(url, with_no_proxy("myexample.com")),
+            Some("https_proxy")
+        );
+        assert_eq!(
+            no_proxy_covering(url, with_no_proxy("*")),
+            Some(("NO_PROXY", "*".to_string()))
         );
         assert_eq!(url_port("http://u:p@[::1]:4317/v1/traces"), Some(4317));
         assert_eq!(url_port("https://collector/v1/traces"), Some(443));

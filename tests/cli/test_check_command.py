@@ -9,6 +9,10 @@ import os
 import socket
 import subprocess
 
+import pytest
+import trustme
+
+from loopback_proxy import LoopbackProxy
 from receiver_client import OtlpReceiverProcess
 
 
@@ -19,7 +23,8 @@ def clean_env(tmp_path, **variables):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
     env["HOME"] = str(tmp_path / "home")
     env.pop("XDG_STATE_HOME", None)
-    for proxy in ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                  "no_proxy", "NO_PROXY"):
         env.pop(proxy, None)
     env.update(variables)
     return env
@@ -147,3 +152,116 @@ def test_help_lists_it_and_says_its_exit_statuses(cli, tmp_path):
     assert "Exit status: 0 when every variable is usable" in own.stdout
     bad = check(cli, clean_env(tmp_path), "--endpoint", "ftp://x")
     assert bad.returncode == 2 and "must be an http:// or https:// URL" in bad.stderr, bad.stderr
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A private CA (trustme, as tests/python/test_tls.py makes them) and a
+    server certificate it signed for localhost; another CA that did not."""
+    d = tmp_path_factory.mktemp("pki")
+    ca, stranger = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    stranger.cert_pem.write_to_path(str(d / "stranger.pem"))
+    server.private_key_pem.write_to_path(str(d / "server.key"))
+    server.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
+    return d
+
+
+def said(run, start):
+    """The one line of `run`'s stdout that starts with `start`."""
+    [line] = [l for l in run.stdout.splitlines() if l.startswith(start)]
+    return line
+
+
+def test_an_untrusted_certificate_is_said_with_what_to_set_and_the_right_ca_is_ok(cli, tmp_path, pki):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", tls=(pki / "server.pem", pki / "server.key", None)) as rx:
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint))
+        assert run.returncode == 1, run.stdout + run.stderr
+        # The library's words, then what to do: curl's end in OpenSSL's
+        # code "(20)", which hid the hint.
+        assert said(run, "FAILED: ").startswith(
+            f"FAILED: {rx.traces_url} after "), run.stdout
+        assert ": TLS certificate verification failed: " in said(run, "FAILED: "), run.stdout
+        assert said(run, "  what to do: ") == (
+            "  what to do: the server's certificate is not trusted here: set OTEL_EXPORTER_OTLP_CERTIFICATE "
+            "to the CA certificate that signed it (a PEM file)"), run.stdout
+        # A CA file set, but not the one that signed it: named.
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                                   OTEL_EXPORTER_OTLP_CERTIFICATE=str(pki / "stranger.pem")))
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert said(run, "  what to do: ").startswith(
+            f"  what to do: the server's certificate is not signed by the CA in {pki / 'stranger.pem'} "
+            "(OTEL_EXPORTER_OTLP_CERTIFICATE)"), run.stdout
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint,
+                                   OTEL_EXPORTER_OTLP_CERTIFICATE=str(pki / "ca.pem")))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert said(run, "  TLS CA file       ") == f"  TLS CA file       {pki / 'ca.pem'}"
+        assert said(run, "OK: ").startswith(f"OK: {rx.traces_url} answered 200 in "), run.stdout
+        assert len(rx.accepted_records()) == 1
+
+
+def test_a_proxy_is_shown_with_its_password_hidden_and_used(cli, tmp_path, pki):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", tls=(pki / "server.pem", pki / "server.key", None)) as rx, \
+            LoopbackProxy() as proxy:
+        url = f"http://agent:s3cret@127.0.0.1:{proxy.port}"
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, HTTPS_PROXY=url,
+                                   OTEL_EXPORTER_OTLP_CERTIFICATE=str(pki / "ca.pem")))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert said(run, "  proxy ") == (
+            f"  proxy             HTTPS_PROXY=http://agent:***@127.0.0.1:{proxy.port}, used for this host "
+            "(no_proxy/NO_PROXY: not set)"), run.stdout
+        assert "s3cret" not in run.stdout + run.stderr
+        # It went through the proxy: a tunnel to the receiver, with the
+        # proxy's credentials.
+        assert [(s["method"], s["target"]) for s in proxy.seen] == [("CONNECT", f"localhost:{rx.port}")]
+        assert proxy.seen[0]["headers"]["proxy-authorization"] == "Basic YWdlbnQ6czNjcmV0"
+        assert len(rx.accepted_records()) == 1
+
+
+def test_no_proxy_goes_around_the_proxy_and_says_so(cli, tmp_path):
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx, LoopbackProxy() as proxy:
+        url = f"http://agent:s3cret@127.0.0.1:{proxy.port}"
+        # Through it, as an http_proxy forwards.
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, http_proxy=url,
+                                   NO_PROXY="localhost"))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert said(run, "  proxy ") == (
+            f"  proxy             http_proxy=http://agent:***@127.0.0.1:{proxy.port}, used for this host "
+            "(no_proxy/NO_PROXY: localhost)"), run.stdout
+        assert [(s["method"], s["target"]) for s in proxy.seen] == [("POST", rx.traces_url)]
+        # NO_PROXY=127.0.0.1: curl connects directly, and the check says
+        # the proxy is not used (it showed it as if it were).
+        proxy.seen.clear()
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, http_proxy=url,
+                                   NO_PROXY="example.com, 127.0.0.1"))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert said(run, "  proxy ") == (
+            f"  proxy             none for this host: NO_PROXY=example.com, 127.0.0.1 covers it, so "
+            f"http_proxy=http://agent:***@127.0.0.1:{proxy.port} is not used"), run.stdout
+        assert proxy.seen == []
+        assert len(rx.accepted_records()) == 2
+
+
+def test_a_misspelt_endpoint_variable_is_named_with_the_one_meant(cli, demo, tmp_path):
+    """OTEL_EXPORTER_OTLP_ENDPONT: the spans went to the local sink without a
+    word (an info line), and check said only "not read by spanguard (...
+    this option or signal is not one it has)"."""
+    env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPONT="http://127.0.0.1:4318")
+    run = check(cli, env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert said(run, "  spans go to ").startswith(
+        f"  spans go to       the local sink {tmp_path}/home/.local/state/spanguard/spans (no endpoint is set: "
+        "see the variables set but not used below;"), run.stdout
+    assert said(run, "  OTEL_EXPORTER_OTLP_ENDPONT") == (
+        "  OTEL_EXPORTER_OTLP_ENDPONT: not a variable spanguard reads: OTEL_EXPORTER_OTLP_ENDPOINT was meant? "
+        "(spelt so, it is ignored)"), run.stdout
+    # A tracer says so on stderr, and where the spans go instead.
+    traced = subprocess.run([str(demo)], capture_output=True, text=True, timeout=60, env=env)
+    assert traced.returncode == 0, traced.stderr
+    warned = [l for l in traced.stderr.splitlines() if l.startswith("spanguard: warn: ")]
+    assert warned[0] == ("spanguard: warn: OTEL_EXPORTER_OTLP_ENDPONT is set, but spanguard reads no variable "
+                         "of that name: OTEL_EXPORTER_OTLP_ENDPOINT was meant? (ignored)"), traced.stderr
+    assert warned[1].startswith(
+        f"spanguard: warn: no usable endpoint: writing spans to {tmp_path}/home/.local/state/spanguard/spans/"), \
+        traced.stderr

@@ -24,7 +24,7 @@ def spool_report(cli, spool):
 
 
 def waiting(report):
-    return int(re.search(r"; (\d+) spans wait to be sent", report).group(1))
+    return int(re.search(r"; (\d+) spans? waits? to be sent", report).group(1))
 
 
 def spool_while_down(tmp_path, count, *args):
@@ -168,7 +168,7 @@ def test_spans_are_counted_in_the_files_not_taken_from_their_headers(cli, tmp_pa
                                 capture_output=True, text=True, timeout=120)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert len(rx.wait_for_spans(21)) == 21
-    assert re.search(r"replayed \d+ requests \(21 spans\)", replay.stdout), replay.stdout
+    assert re.search(r"replayed \d+ requests? \(21 spans\)", replay.stdout), replay.stdout
     told = [line for line in replay.stderr.splitlines() if "said" in line and "spans and holds" in line]
     assert len(told) == 2, replay.stderr
     assert any("junk.sgspool.unreadable set aside, unread: " + not_request in line
@@ -340,3 +340,22 @@ def test_a_huge_spool_file_is_refused_unread_not_held_in_memory(cli, tmp_path):
     run, _ = run_measured([cli, "replay", spool, "--endpoint", "http://127.0.0.1:9"], env)
     assert "set aside" not in run.stderr, run.stderr
     assert [p.name for p in spool.iterdir()] == [big.name]
+
+
+def test_a_count_of_one_is_said_in_the_singular(cli, tmp_path):
+    """"1 spans wait to be sent", "replayed 1 requests (1 spans)": read as
+    a template no one finished, on the lines a person reads to learn what
+    is left. Whole lines compared."""
+    spool = spool_while_down(tmp_path, 1)
+    [path] = spool.glob("*.sgspool")
+    size = path.stat().st_size
+    assert size < 1024, size
+    [summary] = [l for l in spool_report(cli, spool).splitlines() if l.startswith("spool ")]
+    assert summary == f"spool {spool}: 1 file, {size} B; 1 span waits to be sent (1 batch)", summary
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        assert replay.stdout.splitlines() == [
+            f"replayed 1 request (1 span) to {rx.traces_url}; 0 spans refused; 0 spans kept; "
+            f"0 values cut; 0 files left in {spool}"], replay.stdout

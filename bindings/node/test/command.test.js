@@ -105,7 +105,7 @@ test('the bin says what waits in the spool', async () => {
   const spool = await spooled();
   const report = run(bin, ['spool', spool]);
   assert.strictEqual(report.status, 0, report.stderr);
-  assert.match(report.stdout, /1 spans wait to be sent/);
+  assert.match(report.stdout, /1 span waits to be sent/);
 });
 
 test('Ctrl-C sent to the bin stops tail, which exits 0, as the binary', async () => {

@@ -90,7 +90,7 @@ def test_python_m_spanguard_says_what_waits_in_the_spool(tmp_path):
     spool = spooled(tmp_path)
     report = run([sys.executable, "-m", "spanguard"], "spool", spool)
     assert report.returncode == 0, report.stderr
-    assert "1 spans wait to be sent" in report.stdout, report.stdout
+    assert "1 span waits to be sent" in report.stdout, report.stdout
 
 
 def test_ctrl_c_ends_a_replay_waiting_on_the_backend_as_it_ends_the_binary(tmp_path, binary):

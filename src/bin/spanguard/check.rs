@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use spanguard::config::{Compression, FullPolicy, LogLevel, Protocol, TracerConfig};
 use spanguard::export::gzip::GzipWriter;
-use spanguard::export::http::{HttpTransport, proxy_variable};
+use spanguard::export::http::{HttpTransport, no_proxy_covering, proxy_variable_set};
 use spanguard::export::redact::redact_url;
 use spanguard::export::transport::{BodyFormat, SendError, Transport};
 
@@ -136,7 +136,7 @@ fn taken_from<'a>(names: &[&'a str], config: &TracerConfig) -> Option<&'a str> {
 /// The OTEL_* and SPANGUARD_* variables set in this environment that the
 /// library does not read, each with why. `asked` holds every name the
 /// library's configuration looked up.
-fn not_read(asked: &[String]) -> Vec<String> {
+fn not_read(asked: &[String], misspelt: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     let mut names: Vec<(String, String)> = std::env::vars_os()
         .map(|(n, v)| {
@@ -145,7 +145,10 @@ fn not_read(asked: &[String]) -> Vec<String> {
                 v.to_string_lossy().into_owned(),
             )
         })
-        .filter(|(n, _)| n.starts_with("OTEL_") || n.starts_with("SPANGUARD_"))
+        .filter(|(n, _)| {
+            let upper = n.to_ascii_uppercase();
+            upper.starts_with("OTEL_") || upper.starts_with("SPANGUARD_")
+        })
         .collect();
     names.sort();
     for (name, value) in names {
@@ -163,6 +166,13 @@ fn not_read(asked: &[String]) -> Vec<String> {
         let traces_form = name
             .strip_prefix("OTEL_EXPORTER_OTLP_")
             .map(|rest| format!("OTEL_EXPORTER_OTLP_TRACES_{rest}"));
+        if let Some((_, meant)) = misspelt.iter().find(|(set, _)| *set == name) {
+            out.push(format!(
+                "{shown}: not a variable spanguard reads: {meant} was meant? (spelt so, it is \
+                 ignored)"
+            ));
+            continue;
+        }
         let reason = match traces_form {
             Some(t) if asked.contains(&t) => {
                 format!("not used: {t} is set and is taken instead")
@@ -192,6 +202,25 @@ fn not_read(asked: &[String]) -> Vec<String> {
 /// port, the proxy in parentheses).
 fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
     let reason = error.reason();
+    // Before the test for the transport's own hint below: curl's words
+    // for an untrusted certificate end in OpenSSL's code ("unable to get
+    // local issuer certificate (20)"), which read as a hint given, and
+    // the user was told nothing of OTEL_EXPORTER_OTLP_CERTIFICATE.
+    if reason.starts_with("TLS certificate verification failed") {
+        return Some(match &config.tls.certificate {
+            Some(ca) => format!(
+                "the server's certificate is not signed by the CA in {} \
+                 (OTEL_EXPORTER_OTLP_CERTIFICATE): set it to the CA certificate that signed \
+                 the server's (a PEM file), or check that the endpoint's host is the name the \
+                 certificate was issued for",
+                ca.display()
+            ),
+            None => "the server's certificate is not trusted here: set \
+                     OTEL_EXPORTER_OTLP_CERTIFICATE to the CA certificate that signed it (a PEM \
+                     file)"
+                .to_string(),
+        });
+    }
     if reason.contains(" (") && reason.ends_with(')') {
         return None;
     }
@@ -207,10 +236,6 @@ fn what_to_do(error: &SendError, config: &TracerConfig) -> Option<String> {
              firewall dropping the connection, a wrong host or port, or a backend too slow",
             config.request_timeout.as_millis()
         )
-    } else if reason.starts_with("TLS certificate verification failed") {
-        "the server's certificate is not trusted here: set OTEL_EXPORTER_OTLP_CERTIFICATE to \
-         the CA certificate that signed it (a PEM file)"
-            .to_string()
     } else if reason.starts_with("TLS handshake failed") {
         "check the https:// endpoint's port, and the client certificate and key \
          (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY) if the server \
@@ -337,6 +362,10 @@ pub fn run(args: &[String]) -> ExitCode {
         .ignored_env
         .iter()
         .any(|e| e.variable.ends_with("_ENDPOINT"));
+    let endpoint_misspelt = config
+        .misspelt_env
+        .iter()
+        .any(|(_, meant)| meant.ends_with("_ENDPOINT"));
     match config.endpoint.as_deref() {
         Some(spanguard::tracer::DISCARD_ENDPOINT) => {
             println!("  spans go to       nowhere: discard: throws every batch away")
@@ -364,6 +393,8 @@ pub fn run(args: &[String]) -> ExitCode {
             config.sink_dir.display(),
             if endpoint_ignored {
                 "no usable endpoint: see the variables ignored below"
+            } else if endpoint_misspelt {
+                "no endpoint is set: see the variables set but not used below"
             } else {
                 "no endpoint is set"
             }
@@ -413,20 +444,31 @@ pub fn run(args: &[String]) -> ExitCode {
             .filter(|u| u != spanguard::tracer::DISCARD_ENDPOINT)
     });
     // curl takes a proxy from the environment: whoever set it for a whole
-    // shell may not know the spans go through it.
+    // shell may not know the spans go through it, nor that NO_PROXY goes
+    // around it for this host (then both were shown, and whether the
+    // proxy was used was left to guess).
     if let Some(url) = &url
-        && let Some(var) = proxy_variable(url, |n| std::env::var_os(n))
+        && let Some(var) = proxy_variable_set(url, |n| std::env::var_os(n))
     {
-        let proxy = std::env::var(var).unwrap_or_default();
-        println!(
-            "  proxy             {var}={} (NO_PROXY={})",
-            super::terminal::clean(&redact_url(&proxy)),
-            super::terminal::clean(
-                &std::env::var("NO_PROXY")
-                    .or_else(|_| std::env::var("no_proxy"))
-                    .unwrap_or_default()
-            )
-        );
+        let proxy = super::terminal::clean(&redact_url(
+            &std::env::var_os(var).unwrap_or_default().to_string_lossy(),
+        ));
+        match no_proxy_covering(url, |n| std::env::var_os(n)) {
+            Some((name, list)) => println!(
+                "  proxy             none for this host: {name}={} covers it, so {var}={proxy} \
+                 is not used",
+                super::terminal::clean(&list)
+            ),
+            None => println!(
+                "  proxy             {var}={proxy}, used for this host (no_proxy/NO_PROXY: {})",
+                super::terminal::clean(
+                    &["no_proxy", "NO_PROXY"]
+                        .iter()
+                        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+                        .unwrap_or_else(|| "not set".to_string())
+                )
+            ),
+        }
     }
     println!(
         "  timeout           {} a request, {} a batch with its retries",
@@ -478,7 +520,7 @@ pub fn run(args: &[String]) -> ExitCode {
             println!("  {}", super::terminal::clean(&ignored.as_ignored()));
         }
     }
-    let unread = not_read(&asked);
+    let unread = not_read(&asked, &config.misspelt_env);
     if !unread.is_empty() {
         println!("variables set but not used:");
         for line in &unread {

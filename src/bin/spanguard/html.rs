@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use spanguard::export::diagnostics::count;
 use spanguard::export::otlp_decode::{Attributes, DecodedSpan};
 
 use super::clock_text::{duration, utc};
@@ -72,7 +73,8 @@ fn value_row(out: &mut String, key: &str, value: &str) {
         // which may be a crash dump or a spool file, not text.
         let _ = write!(
             out,
-            "<span class=\"note\"> … {more} more characters: <code>spanguard show --full</code> shows the value whole</span>"
+            "<span class=\"note\"> … {more} more {}: <code>spanguard show --full</code> shows the value whole</span>",
+            if more == 1 { "character" } else { "characters" }
         );
     }
     out.push_str("</td></tr>");
@@ -151,8 +153,8 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
     if s.dropped_attributes > 0 {
         let _ = write!(
             out,
-            "<p class=\"note\">{} attributes dropped</p>",
-            s.dropped_attributes
+            "<p class=\"note\">{} dropped</p>",
+            count(u64::from(s.dropped_attributes), "attribute", "attributes")
         );
     }
     if !s.events.is_empty() {
@@ -221,12 +223,12 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
         "<section class=\"trace\" id=\"t-{id}\" data-trace-id=\"{id}\">\
          <div class=\"trace-head\"><button class=\"fold\" aria-label=\"fold\">▾</button>\
          <span class=\"trace-name\">{}</span><span class=\"svc\">{}</span>\
-         <span class=\"muted\">{}</span><span>{}</span><span class=\"muted\">{} spans</span>",
+         <span class=\"muted\">{}</span><span>{}</span><span class=\"muted\">{}</span>",
         esc(root),
         esc(&t.services_named()),
         esc(&utc(t.start_ns)),
         esc(&duration(t.end_ns - t.start_ns)),
-        t.nodes.len()
+        count(t.nodes.len() as u64, "span", "spans")
     );
     if t.errors > 0 {
         let _ = write!(
@@ -356,12 +358,12 @@ pub fn page(traces: &[Trace], origins: &[Origin], summary: &str) -> String {
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>spanguard · {} traces</title><style>{STYLE}</style></head><body>\
+         <title>spanguard · {}</title><style>{STYLE}</style></head><body>\
          <header><h1>spanguard</h1><span class=\"summary\">{}</span>\
          <input id=\"search\" type=\"search\" placeholder=\"Search names, attributes, ids…\" autocomplete=\"off\">\
          <label><input type=\"checkbox\" id=\"only-errors\"> errors only</label></header>\
          <main><div id=\"traces\">",
-        traces.len(),
+        count(traces.len() as u64, "trace", "traces"),
         esc(summary)
     );
     if traces.is_empty() {

@@ -13,7 +13,7 @@ use spanguard::config::{
     Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
 };
 use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome};
-use spanguard::export::diagnostics::Diagnostics;
+use spanguard::export::diagnostics::{self, Diagnostics, count};
 use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
 use spanguard::export::request_encoder::RequestEncoder;
@@ -258,9 +258,9 @@ pub fn run(args: &[String]) -> ExitCode {
     // Counted as their bodies hold them: say which headers said otherwise.
     for file in delivery.spool().take_miscounted() {
         eprintln!(
-            "spanguard replay: {} said {} spans and holds {}: counted as it holds them",
+            "spanguard replay: {} said {} and holds {}: counted as it holds them",
             super::terminal::clean(&file.path.display().to_string()),
-            file.claimed,
+            diagnostics::spans(u64::from(file.claimed)),
             file.counted
         );
     }
@@ -269,18 +269,19 @@ pub fn run(args: &[String]) -> ExitCode {
     // library counts it in values_truncated.
     if tally.cut > 0 {
         eprintln!(
-            "spanguard replay: {} values cut to fit the size limit ({} bytes a request of \
+            "spanguard replay: {} cut to fit the size limit ({} bytes a request of \
              one span, 64 MiB or half SPANGUARD_SPOOL_MAX_BYTES, or the backend's)",
-            tally.cut,
+            count(tally.cut, "value", "values"),
             delivery.lone_span_limit()
         );
     }
     if tally.emptied > 0 {
         eprintln!(
-            "spanguard replay: {} values nested deeper than {} levels emptied past \
+            "spanguard replay: {} nested deeper than {} levels emptied past \
              that level (the backend refused their spans for them, a decoder's nesting \
              limit)",
-            tally.emptied, tally.emptied_depth
+            count(tally.emptied, "value", "values"),
+            tally.emptied_depth
         );
     }
     let left = delivery.spool().list();
@@ -294,15 +295,14 @@ pub fn run(args: &[String]) -> ExitCode {
         .map(|counted| counted.spans as u64)
         .sum();
     println!(
-        "replayed {} requests ({} spans) to {}; {} spans refused; {} spans kept; {} values cut; \
-         {} files left in {}",
-        tally.requests,
-        tally.delivered,
+        "replayed {} ({}) to {}; {} refused; {} kept; {} cut; {} left in {}",
+        count(tally.requests, "request", "requests"),
+        diagnostics::spans(tally.delivered),
         tally.target,
-        tally.refused,
-        waiting.max(tally.kept),
-        tally.cut + tally.emptied,
-        left.len(),
+        diagnostics::spans(tally.refused),
+        diagnostics::spans(waiting.max(tally.kept)),
+        count(tally.cut + tally.emptied, "value", "values"),
+        count(left.len() as u64, "file", "files"),
         options.dir.display()
     );
     if tally.refused == 0 && tally.kept == 0 && left.is_empty() {

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use spanguard::export::diagnostics::count;
+
 use super::args::Args;
 use super::clock_text::parse_moment;
 use super::sources::load;
@@ -170,8 +172,10 @@ pub fn run(args: &[String]) -> ExitCode {
             String::new()
         };
         let mut s = format!(
-            "{} of {total} traces{last_of}, {spans} spans, from {}",
+            "{} of {}{last_of}, {}, from {}",
             shown.len(),
+            count(total as u64, "trace", "traces"),
+            count(spans as u64, "span", "spans"),
             if read_anything {
                 describe_origins(&origins)
             } else {
@@ -180,7 +184,8 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         if duplicates > 0 {
             s.push_str(&format!(
-                "; {duplicates} spans found twice (delivered at least once) shown once"
+                "; {} found twice (delivered at least once) shown once",
+                count(duplicates as u64, "span", "spans")
             ));
         }
         s

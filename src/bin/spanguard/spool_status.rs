@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use spanguard::buffer::files::not_a_file;
+use spanguard::export::diagnostics::{self, count};
 use spanguard::export::spool::{FileCount, count_opened_spool_file, open_to_look};
 
 use super::args::Args;
@@ -144,8 +145,9 @@ fn inspect(
                         spanguard::export::transport::BodyFormat::Json => "JSON",
                     },
                     if b.gzipped { ", gzip" } else { "" },
-                    b.claimed
-                        .map_or(String::new(), |n| format!(", its header says {n} spans"))
+                    b.claimed.map_or(String::new(), |n| {
+                        format!(", its header says {}", diagnostics::spans(u64::from(n)))
+                    })
                 );
                 Some(b.spans as u64)
             }
@@ -305,16 +307,23 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
         .count();
     let held = rows.iter().filter(|r| r.holder.is_some()).count();
     let mut summary = format!(
-        "spool {}: {} files, {}; {spans_waiting} spans wait to be sent",
+        "spool {}: {}, {}; {} to be sent",
         dir.display(),
-        rows.len(),
-        size_text(bytes)
+        count(rows.len() as u64, "file", "files"),
+        size_text(bytes),
+        match spans_waiting {
+            1 => "1 span waits".to_string(),
+            n => format!("{n} spans wait"),
+        }
     );
     if !kinds.is_empty() {
         summary.push_str(&format!(" ({})", kinds.join(", ")));
     }
     if held > 0 {
-        summary.push_str(&format!("; {held} held by live processes"));
+        summary.push_str(&match held {
+            1 => "; 1 held by a live process".to_string(),
+            n => format!("; {n} held by live processes"),
+        });
     }
     if unreadable > 0 {
         summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
