@@ -6,6 +6,7 @@
 //! outcome of every span, which the host counts, reports and logs. A rule
 //! fixed here holds for every kind of request.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::gzip::GzipWriter;
@@ -13,7 +14,7 @@ use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
-use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
+use super::spool::{FileId, HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
 use super::value_cut::{Emptied, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
@@ -197,6 +198,13 @@ const REPLAY_AFTER_REFUSAL: Backoff = Backoff {
 /// are no coincidence.
 const MAX_SETBACKS: u32 = 5;
 
+/// How many spool files' last failures a replay remembers
+/// (`Delivery::replay_failures`): one entry a file failing for now,
+/// forgotten when it is delivered or split; past this, the oldest failure
+/// is forgotten (that file's next failure counts only what was delivered
+/// since the last replay, as a file never seen to fail).
+const REMEMBERED_FAILURES: usize = 1024;
+
 /// The largest request of one span sent whole when the span alone is
 /// over `max_request_bytes` (its values are cut to fit beyond), unless half
 /// the spool's cap is less (`Delivery::send_lone_spans_whole`). Above what
@@ -268,9 +276,17 @@ pub struct Delivery {
     /// start (`REPLAY_AFTER_REFUSAL`); reset by any request accepted.
     replay_refusals: u32,
     replay_held_until: Option<Instant>,
-    /// Requests the backend accepted, ever: a replay compares it before
-    /// and after to know whether other files got through.
+    /// Requests the backend accepted, ever (fresh, spooled, recovered):
+    /// a replay compares it to know whether others got through.
     accepted_requests: u64,
+    /// `accepted_requests` when each spool file last failed for now in a
+    /// replay (by `FileId`, which a set-back's rename keeps): a request
+    /// accepted since, live or from the spool, says the backend is up and
+    /// that file is the problem (`replay_spool`).
+    replay_failures: HashMap<FileId, u64>,
+    /// `accepted_requests` when the last replay ended: for a file with no
+    /// failure remembered.
+    accepted_at_replay_end: u64,
     /// Why the last request kept was kept (`attempt`), for the replay.
     kept_for: Option<KeptFor>,
     /// Send one attempt, no retries (a spool file set back already, or
@@ -324,6 +340,8 @@ impl Delivery {
             replay_refusals: 0,
             replay_held_until: None,
             accepted_requests: 0,
+            replay_failures: HashMap::new(),
+            accepted_at_replay_end: 0,
             kept_for: None,
             one_attempt: false,
             transient_refuses: None,
@@ -979,7 +997,12 @@ impl Delivery {
                             }
                             // Kept rather than waited for; later requests
                             // are kept too until the wait would have ended.
+                            // A failure all the same: a spool file so kept
+                            // (a half-full queue while it hung until its
+                            // timeout) is set back as any other, not left
+                            // first for the next replay to send first.
                             self.down_until = Some(instant_after(wait_started, wait));
+                            self.kept_for = Some(KeptFor::Failed(reason.clone()));
                             return Fate::Keep(format!("{reason}; kept instead of waiting"));
                         }
                         RetryStep::GiveUp { down_for } => {
@@ -1195,18 +1218,23 @@ impl Delivery {
     /// next waits (`REPLAY_AFTER_REFUSAL`), unless a request is accepted
     /// meanwhile: false, nothing sent.
     ///
-    /// A file that fails for now (its retries ran out: 502, 503, 504, no
-    /// answer) is set back behind the others, so that one file a server
-    /// never takes holds no other back (`SpoolDir::set_back`). When files
-    /// were delivered before it in this replay, the backend is up and the
-    /// file is the problem: the set-back is counted, the replay goes on
-    /// with the next file (one attempt: a second failure in a row stops it,
-    /// the backend counted down), and at `MAX_SETBACKS` the file is split
-    /// for what it holds (`settle_refused`). Otherwise the backend may be
-    /// down: the replay stops there, uncounted, and the next one starts
-    /// with another file. A backend that is down costs a replay one file's
-    /// attempts, as before, not a request per file. A file set back before
-    /// gets one attempt, no retries.
+    /// A file that fails for now (its retries ran out or were cut short:
+    /// 502, 503, 504, no answer, a timeout) is set back behind the others,
+    /// so that one file a server never takes holds no other back
+    /// (`SpoolDir::set_back`). When requests were accepted since that
+    /// file last failed (other files, or live batches: a poison file
+    /// alone in the spool has no other file to tell), or, for a file not
+    /// seen failing, since the last replay, the backend is up and the file
+    /// is the problem: the set-back is counted (once a replay), the backend
+    /// is not counted down for it, the replay goes on with the next file
+    /// (one attempt: a second failure in a row stops it), and at
+    /// `MAX_SETBACKS` the file is split for what it holds
+    /// (`settle_refused`). Otherwise the backend may be down: the replay
+    /// stops there, uncounted, and the next one starts with another file.
+    /// A backend that is down (nothing accepted, live batches failing too)
+    /// costs a replay one file's attempts, as before, not a request per
+    /// file, and splits nothing. A file set back before gets one attempt,
+    /// no retries.
     pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
         if self.replay_held_until.is_some_and(|t| t > Instant::now()) {
             return false;
@@ -1214,10 +1242,9 @@ impl Delivery {
         self.misdirected = false;
         let spool = self.spool.clone();
         let mut drained = true;
-        let accepted_before = self.accepted_requests;
         // The file before failed for now, after others were delivered.
         let mut after_failure = false;
-        spool.replay_counting_setbacks(|batch, setbacks| {
+        spool.replay_counting_setbacks(|batch, file| {
             if host.busy() {
                 drained = false;
                 return ReplayVerdict::Stop;
@@ -1237,8 +1264,9 @@ impl Delivery {
                 // tells whether it is, or that file was the problem.
                 self.down_until = None;
             }
-            let done = self.deliver_with(&request, host, setbacks > 0 || after_failure);
+            let done = self.deliver_with(&request, host, file.setbacks > 0 || after_failure);
             if done {
+                self.replay_failures.remove(&file.id);
                 after_failure = false;
                 return ReplayVerdict::Delivered;
             }
@@ -1246,26 +1274,39 @@ impl Delivery {
             let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
                 return ReplayVerdict::Stop;
             };
-            let others_delivered = self.accepted_requests > accepted_before;
-            if after_failure || !others_delivered {
-                // Two in a row, or nothing taken yet: the backend may be
-                // down. Behind the others, so that the next replay starts
-                // with another file.
+            // Accepted since it last failed: other files before it in this
+            // replay or after it in the last, live batches meanwhile.
+            let since = self.remember_failure(file.id);
+            let others_delivered = self.accepted_requests > since;
+            if !others_delivered {
+                // Nothing taken since: the backend may be down. Behind the
+                // others, so that the next replay starts with another file.
                 return ReplayVerdict::SetBack {
                     counted: false,
                     stop: true,
                 };
             }
+            // Two in a row: the backend may have gone down just now; this
+            // one is counted on what was accepted before, but no third
+            // request is sent, and the backend stays counted down.
+            let stop = after_failure;
+            if !stop {
+                // Others get through: live batches are not held for this
+                // file (spooled a probe interval, they were the only
+                // news of the backend for this file's next replay).
+                self.down_until = None;
+            }
             after_failure = true;
-            let setbacks = setbacks.saturating_add(1);
+            let setbacks = file.setbacks.saturating_add(1);
             if setbacks < MAX_SETBACKS {
                 return ReplayVerdict::SetBack {
                     counted: true,
-                    stop: false,
+                    stop,
                 };
             }
             // Taken for what it holds: split as a 400 is, a failure for
             // now of a part its refusal.
+            self.replay_failures.remove(&file.id);
             self.down_until = None;
             let accepted_before_split = self.accepted_requests;
             self.transient_refuses = Some(setbacks);
@@ -1275,6 +1316,7 @@ impl Delivery {
             after_failure = self.accepted_requests == accepted_before_split;
             ReplayVerdict::Delivered
         });
+        self.accepted_at_replay_end = self.accepted_requests;
         if std::mem::take(&mut self.misdirected) {
             self.replay_refusals = self.replay_refusals.saturating_add(1);
             let hold = REPLAY_AFTER_REFUSAL.delay(self.replay_refusals, self.next_random());
@@ -1284,6 +1326,25 @@ impl Delivery {
             bytes: self.spool.total_bytes(),
         });
         drained
+    }
+
+    /// Notes that the spool file `id` failed for now, and returns
+    /// `accepted_requests` when it failed before (when the last replay
+    /// ended, if it was not seen failing).
+    fn remember_failure(&mut self, id: FileId) -> u64 {
+        if self.replay_failures.len() >= REMEMBERED_FAILURES
+            && !self.replay_failures.contains_key(&id)
+            && let Some(oldest) = self
+                .replay_failures
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(id, _)| *id)
+        {
+            self.replay_failures.remove(&oldest);
+        }
+        self.replay_failures
+            .insert(id, self.accepted_requests)
+            .unwrap_or(self.accepted_at_replay_end)
     }
 
     /// A new pseudo-random number, for jitter.
@@ -2193,6 +2254,239 @@ mod tests {
         assert_eq!(files.len(), 10);
         assert!(files.iter().all(|f| crate::export::spool::setbacks(f) == 0));
         assert_eq!((host.delivered, host.lost), (0, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batch of live traffic (two spans) delivered as the exporter
+    /// delivers it: sent, or spooled while the backend counts down.
+    fn live(d: &mut Delivery, host: &mut Host) {
+        let body = named_spans(BodyFormat::Protobuf, false, &["llm.chat"; 2]);
+        d.deliver(
+            &fresh_body(&body, (BodyFormat::Protobuf, false), 2, 0),
+            host,
+        );
+    }
+
+    /// Whether the spool still holds the file with the span "poison", and
+    /// how many set-backs its name counts.
+    fn poison_file(spool: &SpoolDir) -> Option<u32> {
+        spool.list().iter().find_map(|p| {
+            let batch = crate::export::spool::read_spool_file(p, 1 << 20).expect("a batch");
+            let spans =
+                crate::export::otlp_decode::decode_body(&batch.body, BodyFormat::Protobuf, false);
+            spans
+                .expect("decoded")
+                .iter()
+                .any(|s| s.name == "poison")
+                .then(|| crate::export::spool::setbacks(p))
+        })
+    }
+
+    /// A spool dir `name` holding one file with a span "poison" between
+    /// two others, replayed to a server answering `refusal` to it.
+    fn lone_poison(
+        name: &str,
+        refusal: fn() -> SendError,
+        everything: bool,
+    ) -> (Delivery, std::path::PathBuf, Arc<Mutex<u64>>) {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        spool_names(
+            &SpoolDir::new(&dir, 1 << 20),
+            &["llm.chat", "poison", "llm.chat"],
+        );
+        let requests = Arc::new(Mutex::new(0));
+        let d = replaying(
+            &dir,
+            PoisonRefusing {
+                refusal,
+                everything,
+                accepted: Arc::default(),
+                requests: Arc::clone(&requests),
+            },
+        );
+        (d, dir, requests)
+    }
+
+    /// A poison file alone in the spool (or the last one left): no other
+    /// file is ever delivered in its replay, so its set-back was never
+    /// counted and it was tried once a probe until the cap evicted it, its
+    /// good spans with it. Live batches delivered since its last failure
+    /// say the backend is up: each replay under traffic counts once, and
+    /// the fifth splits it (its 2 other spans delivered, 1 lost).
+    #[test]
+    fn a_poison_file_alone_is_split_after_five_replays_while_live_batches_get_through() {
+        for (refusal, code) in [
+            (unavailable as fn() -> SendError, "503"),
+            (gateway_timeout, "504"),
+        ] {
+            let (mut d, dir, _) = lone_poison(&format!("alone-{code}"), refusal, false);
+            let mut host = Host::default();
+            for replay in 1..=MAX_SETBACKS {
+                // No probe interval waited for: a set-back counted leaves
+                // the backend up for live batches (counted down, they were
+                // spooled, and nothing told of the backend at the next
+                // replay).
+                live(&mut d, &mut host);
+                assert_eq!(
+                    d.spool().list().len(),
+                    1,
+                    "{code}: live batches go straight"
+                );
+                d.replay_spool(&mut host);
+                let left = poison_file(d.spool());
+                if replay < MAX_SETBACKS {
+                    assert_eq!(left, Some(replay), "{code}: counted at replay {replay}");
+                } else {
+                    assert_eq!(left, None, "{code}: split at replay {replay}");
+                }
+            }
+            assert_eq!(
+                (host.delivered, host.lost),
+                (2 * MAX_SETBACKS as u64 + 2, 1),
+                "{code}"
+            );
+            assert!(d.spool().list().is_empty(), "{code}");
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    /// Two poison files alone: the second fails right after the first
+    /// (two in a row, so the replay stops there), and was not counted:
+    /// each counted every second replay, as they swapped places. Live
+    /// batches since its own last failure count for each.
+    #[test]
+    fn two_poison_files_alone_are_each_counted_at_every_replay() {
+        let (mut d, dir, _) = lone_poison("two-alone", gateway_timeout, false);
+        spool_names(d.spool(), &["poison", "llm.chat"]);
+        let mut host = Host::default();
+        for replay in 1..MAX_SETBACKS {
+            d.down_until = None; // the probe interval passed
+            live(&mut d, &mut host);
+            d.replay_spool(&mut host);
+            let mut counts: Vec<u32> = d
+                .spool()
+                .list()
+                .iter()
+                .map(|f| crate::export::spool::setbacks(f))
+                .collect();
+            counts.sort();
+            assert_eq!(counts, [replay, replay], "at replay {replay}");
+        }
+        d.down_until = None;
+        live(&mut d, &mut host);
+        d.replay_spool(&mut host);
+        assert!(d.spool().list().is_empty(), "both split at the fifth");
+        assert_eq!(
+            (host.delivered, host.lost),
+            (2 * MAX_SETBACKS as u64 + 3, 2)
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Spans spooled while a poison file's failure counted the backend
+    /// down (steady traffic): the next replay met the poison file first,
+    /// nothing delivered before it in that replay, and did not count it;
+    /// the one after did. A set-back counted every second replay, the
+    /// split took 10. The file spooled behind it and delivered in the
+    /// replay before counts: the split comes at the fifth replay.
+    #[test]
+    fn under_steady_traffic_each_replay_the_poison_file_fails_counts_once() {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-steady-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool_names(&spool, &["llm.chat"; 3]);
+        spool_names(&spool, &["llm.chat", "poison", "llm.chat"]);
+        let mut d = replaying(
+            &dir,
+            PoisonRefusing {
+                refusal: gateway_timeout,
+                everything: false,
+                accepted: Arc::default(),
+                requests: Arc::default(),
+            },
+        );
+        let mut host = Host::default();
+        for replay in 1..=MAX_SETBACKS {
+            // Ended while the backend counted down: spooled.
+            spool_names(&spool, &["llm.chat"; 2]);
+            d.down_until = None;
+            d.replay_spool(&mut host);
+            let left = poison_file(d.spool());
+            if replay < MAX_SETBACKS {
+                assert_eq!(left, Some(replay), "counted at replay {replay}");
+            } else {
+                assert_eq!(left, None, "split at replay {replay}");
+            }
+        }
+        assert_eq!(
+            (host.delivered, host.lost),
+            (3 + 2 * MAX_SETBACKS as u64 + 2, 1)
+        );
+        assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend that is down: live batches fail too (and are spooled),
+    /// so nothing says the poison file is the problem. Each replay costs
+    /// one request, nothing is counted set back, split or lost.
+    #[test]
+    fn a_lone_file_to_a_backend_that_is_down_is_never_split() {
+        let (mut d, dir, requests) = lone_poison("alone-down", unavailable, true);
+        let mut host = Host::default();
+        for interval in 1..=3 * MAX_SETBACKS as u64 {
+            d.down_until = None;
+            live(&mut d, &mut host); // fails: spooled
+            d.down_until = None;
+            let before = *requests.lock().unwrap();
+            assert!(!d.replay_spool(&mut host));
+            assert_eq!(
+                *requests.lock().unwrap(),
+                before + 1,
+                "one request a replay"
+            );
+            assert_eq!(d.spool().list().len() as u64, 1 + interval);
+        }
+        let files = d.spool().list();
+        assert!(files.iter().all(|f| crate::export::spool::setbacks(f) == 0));
+        assert_eq!(poison_file(d.spool()), Some(0));
+        assert_eq!((host.delivered, host.lost), (0, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A spool file that fails while something else needs the thread (a
+    /// half-full queue cuts the wait before a retry short, as while a
+    /// request hangs until its timeout): it was kept without being set
+    /// back, and the replay stopped at it, so it stayed first and was
+    /// tried first at every replay, holding the files behind it. It is a
+    /// failure of that file like any other: set back, and the next file
+    /// goes.
+    #[test]
+    fn a_spool_file_whose_retry_wait_is_cut_short_is_set_back() {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-cut-wait-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool_names(&spool, &["llm.chat"; 3]);
+        spool_names(&spool, &["llm.chat", "poison", "llm.chat"]);
+        spool_names(&spool, &["llm.chat"; 4]);
+        let mut d = Delivery::new(
+            Box::new(PoisonRefusing {
+                refusal: gateway_timeout,
+                everything: false,
+                accepted: Arc::default(),
+                requests: Arc::default(),
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::from_secs(30), // retries would wait
+            1 << 20,
+        );
+        let mut host = Host {
+            interrupt_waits: true,
+            ..Host::default()
+        };
+        d.replay_spool(&mut host);
+        assert_eq!(host.delivered, 3 + 4, "the file behind it went");
+        assert_eq!(poison_file(d.spool()), Some(1));
         std::fs::remove_dir_all(&dir).ok();
     }
 

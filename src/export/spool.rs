@@ -757,10 +757,11 @@ impl SpoolDir {
     }
 
     /// `replay`, telling `send` how many times each file was set back while
-    /// others were delivered (`setbacks`), for `ReplayVerdict::SetBack`.
+    /// others were delivered (`setbacks`), for `ReplayVerdict::SetBack`,
+    /// and which file it is (`ReplayedFile`).
     pub fn replay_counting_setbacks(
         &self,
-        mut send: impl FnMut(&SpooledBatch, u32) -> ReplayVerdict,
+        mut send: impl FnMut(&SpooledBatch, ReplayedFile) -> ReplayVerdict,
     ) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
         self.remove_dead_temp_files();
@@ -787,7 +788,11 @@ impl SpoolDir {
             // would panic again at every replay, stopping all replay for
             // good: set it aside first, then let the exporter report it.
             let setbacks = setbacks(&path);
-            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, setbacks))) {
+            let replayed = ReplayedFile {
+                setbacks,
+                id: FileId::of(&file),
+            };
+            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, replayed))) {
                 Ok(verdict) => verdict,
                 Err(payload) => {
                     self.put_aside(&path, "sending it hit an internal error");
@@ -821,6 +826,32 @@ impl SpoolDir {
             drop(file); // releases the lock after the delete or rename
         }
         (batches, spans)
+    }
+}
+
+/// What a replay tells its `send` of the file a batch came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayedFile {
+    /// Set-backs its name counts (`setbacks`).
+    pub setbacks: u32,
+    /// The file whatever its name (a set-back renames it).
+    pub id: FileId,
+}
+
+/// A spool file across its renames while this process runs: its device,
+/// inode and length (the length, so that a file deleted by another process
+/// and its inode reused by a new one are told apart, mostly: a wrong guess
+/// costs one set-back counted early, and `MAX_SETBACKS` allows for that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(u64, u64, u64);
+
+impl FileId {
+    fn of(file: &LockedFile) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        match file.file().metadata() {
+            Ok(m) => FileId(m.dev(), m.ino(), m.len()),
+            Err(_) => FileId(0, 0, 0),
+        }
     }
 }
 
@@ -1516,8 +1547,11 @@ pub(crate) mod tests {
         }
         let first = fs::read(&spool.list()[0]).expect("read");
         let mut seen = Vec::new();
-        spool.replay_counting_setbacks(|b, setbacks| {
+        let mut ids = Vec::new();
+        spool.replay_counting_setbacks(|b, file| {
+            let setbacks = file.setbacks;
             seen.push((b.spans, setbacks));
+            ids.push((b.spans, file.id));
             match b.spans {
                 1 => ReplayVerdict::SetBack {
                     counted: true,
@@ -1539,14 +1573,28 @@ pub(crate) mod tests {
             [0, 0, 1]
         );
         let mut seen = Vec::new();
-        spool.replay_counting_setbacks(|b, setbacks| {
+        spool.replay_counting_setbacks(|b, file| {
+            let setbacks = file.setbacks;
             seen.push((b.spans, setbacks));
+            ids.push((b.spans, file.id));
             ReplayVerdict::SetBack {
                 counted: false,
                 stop: true,
             }
         });
         assert_eq!(seen, vec![(2, 0)], "stopped");
+        // A file is known across its renames (a replay remembers when it
+        // last failed): the same id under its new name, another file's
+        // not.
+        let mut later = spool.list().into_iter().map(|p| {
+            let file = spool.open_and_lock(&p).expect("open");
+            (p, FileId::of(&file))
+        });
+        let (set_back, id) = later.nth(1).expect("the file set back");
+        assert_eq!(setbacks(&set_back), 1);
+        assert_eq!(id, ids[0].1, "the same file, renamed");
+        assert_ne!(ids[0].1, ids[1].1);
+        drop(later);
         let files = spool.list();
         assert_eq!(
             files.iter().map(|f| setbacks(f)).collect::<Vec<_>>(),
