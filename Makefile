@@ -24,7 +24,7 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
@@ -82,11 +82,23 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
+test: check-header lint test-rust check-fresh-build test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
 	@echo "make test: all suites passed"
 
 test-rust:
 	$(CARGO) test --quiet
+
+# cargo compiles spanguard again only when what it is built from changes: a
+# file in the checkout that is none of it (a log of make test written
+# there, `make test > LOG`) leaves the build fresh. Without build.rs's
+# rerun-if-changed, each cargo build make test runs compiled the crate anew.
+check-fresh-build: build
+	probe=$(CURDIR)/fresh-build-probe.tmp; trap 'rm -f $$probe' EXIT; echo probe > $$probe; \
+	out=$$($(CARGO) build --release --lib --bin spanguard --message-format=json 2>/dev/null); \
+	stale=$$(grep '"reason":"compiler-artifact"' <<<"$$out" | grep '"fresh":false' \
+	  | grep -o '"target":{[^}]*"name":"[^"]*"' | grep -o '"name":"[^"]*"' | sort -u || true); \
+	if [ -n "$$stale" ]; then echo "a file that is no source made cargo build again: $$stale"; exit 1; fi
+	@echo "check-fresh-build: a new file in the checkout left the release build fresh"
 
 build/tests/kill_child: tests/kill/kill_child.c include/spanguard.h build build/tests/malloc_guard.so
 	mkdir -p build/tests
