@@ -24,7 +24,7 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust check-fresh-build test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
@@ -82,8 +82,27 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust check-fresh-build test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
+# The suites in this order, each followed by a clock mark that writes how
+# long it took (from the mark before it) to build/test-times.txt; make test
+# prints the table at the end, so that whoever finds it slow sees where the
+# time went (after a failure the file holds the suites done so far). A
+# suite's time includes the prerequisites it is the first to need (the
+# release build in check-fresh-build, the test virtualenv in test-python, the
+# wheel in test-python-binding); make runs the same steps as without the
+# marks. Timings only: nothing passes or fails on them.
+TEST_SUITES := check-header lint test-rust check-fresh-build test-c test-c-asan test-python test-install \
+               test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
+test: test-clock-start $(foreach s,$(TEST_SUITES),$(s) test-clock-$(s))
+	@printf '%-20s %5d s\n' total $$(( $$(date +%s) - $$(cat build/test-times.start) )) >> build/test-times.txt
+	@echo "make test: seconds each suite took (wall time, under whatever else ran; build/test-times.txt):"
+	@cat build/test-times.txt
 	@echo "make test: all suites passed"
+
+test-clock-start:
+	@mkdir -p build; : > build/test-times.txt; date +%s | tee build/test-times.start > build/test-times.last
+test-clock-%:
+	@now=$$(date +%s); printf '%-20s %5d s\n' $* $$(( now - $$(cat build/test-times.last) )) >> build/test-times.txt; \
+	echo $$now > build/test-times.last
 
 test-rust:
 	$(CARGO) test --quiet
