@@ -159,7 +159,7 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
-	  $(VENV_PY) -m pytest -q -n 3 tests/python tests/receiver tests/w3c
+	  $(VENV_PY) -m pytest -q -n 3 tests/python tests/receiver tests/w3c tests/readme
 
 # The spanguard command as a person sees it: the HTML page rendered by headless
 # Chromium (the distribution's package, installed here when missing) and its
