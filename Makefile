@@ -24,7 +24,7 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-rust test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
@@ -82,11 +82,42 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: check-header lint test-rust test-c test-c-asan test-python test-install test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
+# The suites in this order, each followed by a clock mark that writes how
+# long it took (from the mark before it) to build/test-times.txt; make test
+# prints the table at the end, so that whoever finds it slow sees where the
+# time went (after a failure the file holds the suites done so far). A
+# suite's time includes the prerequisites it is the first to need (the
+# release build in check-fresh-build, the test virtualenv in test-python, the
+# wheel in test-python-binding); make runs the same steps as without the
+# marks. Timings only: nothing passes or fails on them.
+TEST_SUITES := check-header lint test-rust check-fresh-build test-c test-c-asan test-python test-install \
+               test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
+test: test-clock-start $(foreach s,$(TEST_SUITES),$(s) test-clock-$(s))
+	@printf '%-20s %5d s\n' total $$(( $$(date +%s) - $$(cat build/test-times.start) )) >> build/test-times.txt
+	@echo "make test: seconds each suite took (wall time, under whatever else ran; build/test-times.txt):"
+	@cat build/test-times.txt
 	@echo "make test: all suites passed"
+
+test-clock-start:
+	@mkdir -p build; : > build/test-times.txt; date +%s | tee build/test-times.start > build/test-times.last
+test-clock-%:
+	@now=$$(date +%s); printf '%-20s %5d s\n' $* $$(( now - $$(cat build/test-times.last) )) >> build/test-times.txt; \
+	echo $$now > build/test-times.last
 
 test-rust:
 	$(CARGO) test --quiet
+
+# cargo compiles spanguard again only when what it is built from changes: a
+# file in the checkout that is none of it (a log of make test written
+# there, `make test > LOG`) leaves the build fresh. Without build.rs's
+# rerun-if-changed, each cargo build make test runs compiled the crate anew.
+check-fresh-build: build
+	probe=$(CURDIR)/fresh-build-probe.tmp; trap 'rm -f $$probe' EXIT; echo probe > $$probe; \
+	out=$$($(CARGO) build --release --lib --bin spanguard --message-format=json 2>/dev/null); \
+	stale=$$(grep '"reason":"compiler-artifact"' <<<"$$out" | grep '"fresh":false' \
+	  | grep -o '"target":{[^}]*"name":"[^"]*"' | grep -o '"name":"[^"]*"' | sort -u || true); \
+	if [ -n "$$stale" ]; then echo "a file that is no source made cargo build again: $$stale"; exit 1; fi
+	@echo "check-fresh-build: a new file in the checkout left the release build fresh"
 
 build/tests/kill_child: tests/kill/kill_child.c include/spanguard.h build build/tests/malloc_guard.so
 	mkdir -p build/tests
@@ -128,7 +159,7 @@ test-python: venv build build/tests/emit_spans build/tests/kill_child build/exam
 	SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures $(CARGO) test --quiet --test otlp_fixtures
 	SPANGUARD_LIB=$(LIBDIR)/libspanguard.so SPANGUARD_EMIT_SPANS=$(CURDIR)/build/tests/emit_spans \
 	  SPANGUARD_DEMO=$(CURDIR)/build/examples/agent_demo SPANGUARD_FIXTURE_DIR=$(CURDIR)/build/otlp-fixtures \
-	  $(VENV_PY) -m pytest -q -n 3 tests/python tests/receiver tests/w3c
+	  $(VENV_PY) -m pytest -q -n 3 tests/python tests/receiver tests/w3c tests/readme
 
 # The spanguard command as a person sees it: the HTML page rendered by headless
 # Chromium (the distribution's package, installed here when missing) and its

@@ -1,6 +1,11 @@
 // Gives the shared library a deliberate SONAME, so programs linked against
 // libspanguard.so.0 keep loading it across compatible releases.
 fn main() {
+    // Without a rerun-if-changed line cargo runs this script again, and so
+    // compiles the crate again, whenever any file in the package changes:
+    // an untracked log in the checkout (`make test > LOG`) made each of
+    // make test's cargo builds compile spanguard anew.
+    println!("cargo:rerun-if-changed=build.rs");
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libspanguard.so.{major}");
 }

@@ -32,17 +32,22 @@ exactly those the marker lists, each once, N how many PATH holds and L 0.
 
 Each example then runs a second time with OTEL_EXPORTER_OTLP_ENDPOINT
 naming a loopback OTLP/HTTP receiver (tests/receiver), as a user's
-deployment sets it: there is no local sink then, and the program must
+deployment sets it, in the directory the first run set up (its commands
+that create a virtualenv, install a package or make a Go module are
+left out: what this run and the third check is what the program says and
+sends, and the install was checked by the first), with a state directory
+of its own: there is no local sink then, and the program must
 print `N spans sent to ENDPOINT (S waiting in the spool, L lost)` (that
 URL) instead, N being how many spans the receiver got, the promised
 ones, S and L 0. Its commands that read the local sink (`spanguard
 show`) are left out of that run: there is none.
 
-And a third time with OTEL_EXPORTER_OTLP_ENDPOINT naming a loopback port
-nobody listens on (a backend that is down): the program must still exit
-0, and say that it sent none, every span waiting in the spool or lost
-(`0 spans sent to ENDPOINT (S waiting in the spool, L lost)`, S + L the
-promised spans), never that it sent them: a newcomer trusts that line.
+And a third time, as the second, with OTEL_EXPORTER_OTLP_ENDPOINT
+naming a loopback port nobody listens on (a backend that is down): the
+program must still exit 0, and say that it sent none, every span
+waiting in the spool or lost (`0 spans sent to ENDPOINT (S waiting in
+the spool, L lost)`, S + L the promised spans), never that it sent them:
+a newcomer trusts that line.
 
 An example whose program cannot reach its tracer's counters (zero-code
 instrumentation: the SDK makes the exporter) is marked `uncounted` after
@@ -71,6 +76,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -95,6 +101,10 @@ ONE_SPANS = re.compile(r"(?<![\d.])1 spans (written|sent) to")
 # A command that reads the local sink (`spanguard show`): with an endpoint
 # there is none, and it says so and exits 1, as it should.
 READS_SINK = re.compile(r"^\s*(\S*/)?(npx\s+)?spanguard\s+(show|tail)\b")
+# A command that sets the example up (a virtualenv, a package installed, a
+# Go module made): the first run does it in a fresh directory; the runs
+# with an endpoint, in that same directory, only run the program.
+SETS_UP = re.compile(r"^\s*(python3? -m venv\b|(\S*/)?pip3? install\b|npm (install|ci)\b|go mod\b)")
 INSTALLS = re.compile(r"\b(pip|npm) install\b")
 MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300
@@ -187,9 +197,9 @@ def bindings_copy() -> Path:
     return src
 
 
-def clean_env(workdir: Path, prefix: Path, src: Path, endpoint: str | None):
+def clean_env(state: Path, prefix: Path, src: Path, endpoint: str | None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
-    env.update(XDG_STATE_HOME=str(workdir / "state"), PREFIX=str(prefix), SPANGUARD_SRC=str(src))
+    env.update(XDG_STATE_HOME=str(state), PREFIX=str(prefix), SPANGUARD_SRC=str(src))
     if endpoint is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     env.pop("PKG_CONFIG_PATH", None)
@@ -236,6 +246,26 @@ def tree_problem(spans, traces):
     return None
 
 
+def commands_lines(commands: str):
+    """The commands as the shell reads them: a line ending in a backslash
+    joined to the next."""
+    lines, current = [], ""
+    for line in commands.splitlines(keepends=True):
+        current += line
+        if not line.rstrip("\n").endswith("\\"):
+            lines.append(current)
+            current = ""
+    return lines + ([current] if current else [])
+
+
+def endpoint_commands(commands: str) -> str:
+    """The commands of the runs with an endpoint: without those that set
+    the example up (the first run did, in the same directory) and those
+    that read the local sink (there is none)."""
+    return "".join(line for line in commands_lines(commands)
+                   if not READS_SINK.match(line) and not SETS_UP.match(line))
+
+
 def closed_port():
     """A loopback endpoint nobody listens on, as a backend that is down:
     the socket stays bound (so no other program takes the port) and never
@@ -246,83 +276,91 @@ def closed_port():
 
 
 def run_one(name, where, program, commands, expected, prefix: Path, dist: Path | None, src: Path,
-            rx: OtlpReceiverProcess | None = None, down: str | None = None):
+            workdir: Path, rx: OtlpReceiverProcess | None = None, down: str | None = None):
     """Runs one example; with rx, with OTEL_EXPORTER_OTLP_ENDPOINT naming it;
-    with down, naming that endpoint where nothing listens."""
-    workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
+    with down, naming that endpoint where nothing listens. Without either,
+    workdir is a fresh directory: the program and the packages are put
+    there and every command runs, as a newcomer pastes them; with one, it
+    is that directory once that run passed, and the commands that set the
+    example up are left out (it is set up), each run with a state
+    directory of its own (the default sink and spool start empty)."""
+    started = time.monotonic()
     endpoint = rx.endpoint if rx is not None else down
     if rx is not None:
         where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set)"
     elif down is not None:
         where = f"{where} (OTEL_EXPORTER_OTLP_ENDPOINT set, nothing listening)"
     if endpoint is not None:
-        commands = "".join(line for line in commands.splitlines(keepends=True) if not READS_SINK.match(line))
-    try:
+        commands = endpoint_commands(commands)
+        state = Path(tempfile.mkdtemp(prefix="state-", dir=workdir))
+    else:
+        state = workdir / "state"
+    if endpoint is None:
         (workdir / name).write_text(program)
         for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
             shutil.copy(package, workdir / package.name)
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
-                              env=clean_env(workdir, prefix, src, endpoint), capture_output=True, text=True,
-                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-        report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
-        if proc.returncode != 0:
-            return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
-        names, traces, uncounted = expected
-        # The line it printed for its user, quoted in the "ok" line.
-        said = next((line.strip() for line in proc.stdout.splitlines()
-                     if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
-        written, sent = WRITTEN.findall(proc.stdout), SENT.findall(proc.stdout)
-        found = WHERE.findall(proc.stdout) if uncounted else [path for _, path, _ in written]
-        if ONE_SPANS.search(proc.stdout):
-            return f"{where} {name}: it says `1 spans`: one is `1 span`\n{report}"
-        if endpoint is not None and (found or written or "the spans are in" in proc.stdout):
-            return f"{where} {name}: with an endpoint there is no local sink, yet it names one\n{report}"
-        if uncounted:
-            if CLAIMS_SENT.search(proc.stdout):
-                return (f"{where} {name}: it cannot see its tracer's counters, yet it says the spans were "
-                        f"sent\n{report}")
-            if endpoint is None and len(found) != 1:
-                return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
-        elif endpoint is None:
-            if len(written) != 1 or sent:
-                return f"{where} {name}: the program must print `N spans written to PATH (L lost)` once\n{report}"
-        elif len(sent) != 1 or sent[0][1] != endpoint:
-            return (f"{where} {name}: with an endpoint the program must print `N spans sent to {endpoint} "
-                    f"(S waiting in the spool, L lost)` once\n{report}")
-        if down is not None:
-            # Nothing listens: it must say so, each span spooled or lost.
-            if not uncounted:
-                n_sent, spooled, lost = int(sent[0][0]), int(sent[0][2]), int(sent[0][3])
-                if n_sent != 0 or spooled + lost != len(names):
-                    return (f"{where} {name}: nothing listened, yet it says {n_sent} spans were sent, "
-                            f"{spooled} spooled and {lost} lost of the {len(names)} it made\n{report}")
-            print(f"ok {where} {name}: it says none were sent: {said or proc.stdout.strip()!r}")
-            return None
-        if rx is None:
-            sink = (workdir / found[0]).resolve()
-            if not sink.is_file():
-                return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
-            spans = arrived(sink)
-            place = sink.relative_to(workdir)
-        else:
-            spans = received(rx, len(names))
-            place = endpoint
-        got = [span[0] for span in spans]
-        if Counter(got) != Counter(names):
-            return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(names)}\n{report}"
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
+                          env=clean_env(state, prefix, src, endpoint), capture_output=True, text=True,
+                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
+    if proc.returncode != 0:
+        return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
+    names, traces, uncounted = expected
+    # The line it printed for its user, quoted in the "ok" line.
+    said = next((line.strip() for line in proc.stdout.splitlines()
+                 if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
+    written, sent = WRITTEN.findall(proc.stdout), SENT.findall(proc.stdout)
+    found = WHERE.findall(proc.stdout) if uncounted else [path for _, path, _ in written]
+    if ONE_SPANS.search(proc.stdout):
+        return f"{where} {name}: it says `1 spans`: one is `1 span`\n{report}"
+    if endpoint is not None and (found or written or "the spans are in" in proc.stdout):
+        return f"{where} {name}: with an endpoint there is no local sink, yet it names one\n{report}"
+    if uncounted:
+        if CLAIMS_SENT.search(proc.stdout):
+            return (f"{where} {name}: it cannot see its tracer's counters, yet it says the spans were "
+                    f"sent\n{report}")
+        if endpoint is None and len(found) != 1:
+            return f"{where} {name}: the program must print `the spans are in PATH` once\n{report}"
+    elif endpoint is None:
+        if len(written) != 1 or sent:
+            return f"{where} {name}: the program must print `N spans written to PATH (L lost)` once\n{report}"
+    elif len(sent) != 1 or sent[0][1] != endpoint:
+        return (f"{where} {name}: with an endpoint the program must print `N spans sent to {endpoint} "
+                f"(S waiting in the spool, L lost)` once\n{report}")
+    if down is not None:
+        # Nothing listens: it must say so, each span spooled or lost.
         if not uncounted:
-            n, lost = int((written or sent)[0][0]), int((written or sent)[0][-1])
-            spooled = int(sent[0][2]) if sent else 0
-            if (n, spooled, lost) != (len(got), 0, 0):
-                return (f"{where} {name}: it says {n} spans went out ({spooled} spooled, {lost} lost), "
-                        f"{len(got)} arrived at {place}\n{report}")
-        problem = tree_problem(spans, traces) if traces is not None else None
-        if problem:
-            return f"{where} {name}: {problem}\n{report}"
-        print(f"ok {where} {name}: {len(got)} span{'' if len(got) == 1 else 's'} in {place}: {said!r}")
+            n_sent, spooled, lost = int(sent[0][0]), int(sent[0][2]), int(sent[0][3])
+            if n_sent != 0 or spooled + lost != len(names):
+                return (f"{where} {name}: nothing listened, yet it says {n_sent} spans were sent, "
+                        f"{spooled} spooled and {lost} lost of the {len(names)} it made\n{report}")
+        print(f"ok {where} {name}: it says none were sent: {said or proc.stdout.strip()!r} "
+              f"[{time.monotonic() - started:.0f} s]")
         return None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    if rx is None:
+        sink = (workdir / found[0]).resolve()
+        if not sink.is_file():
+            return f"{where} {name}: it says the spans are in {sink}, which is no file\n{report}"
+        spans = arrived(sink)
+        place = sink.relative_to(workdir)
+    else:
+        spans = received(rx, len(names))
+        place = endpoint
+    got = [span[0] for span in spans]
+    if Counter(got) != Counter(names):
+        return f"{where} {name}: spans {sorted(got)} arrived, the README promises {sorted(names)}\n{report}"
+    if not uncounted:
+        n, lost = int((written or sent)[0][0]), int((written or sent)[0][-1])
+        spooled = int(sent[0][2]) if sent else 0
+        if (n, spooled, lost) != (len(got), 0, 0):
+            return (f"{where} {name}: it says {n} spans went out ({spooled} spooled, {lost} lost), "
+                    f"{len(got)} arrived at {place}\n{report}")
+    problem = tree_problem(spans, traces) if traces is not None else None
+    if problem:
+        return f"{where} {name}: {problem}\n{report}"
+    print(f"ok {where} {name}: {len(got)} span{'' if len(got) == 1 else 's'} in {place}: {said!r} "
+          f"[{time.monotonic() - started:.0f} s]")
+    return None
 
 
 def main():
@@ -337,21 +375,31 @@ def main():
     dist = args.dist.resolve() if args.dist else None
 
     def both_ways(name, where, program, commands, expected):
-        err = run_one(name, where, program, commands, expected, prefix, dist, src)
-        if not err:
-            # A receiver of its own: its spans are this run's alone.
-            with OtlpReceiverProcess(sys.executable) as rx:
-                err = run_one(name, where, program, commands, expected, prefix, dist, src, rx)
-        if not err:
-            sock, endpoint = closed_port()
-            try:
-                err = run_one(name, where, program, commands, expected, prefix, dist, src, down=endpoint)
-            finally:
-                sock.close()
-        return err
+        # The three runs share the directory the first one set up (its
+        # virtualenv, node_modules, Go module): a user installs once, then
+        # points the program at a backend. Installing again for each run
+        # tripled the time of the examples that pip-install a hundred
+        # packages (traceloop-sdk's), which made most of make test-readme.
+        workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
+        try:
+            err = run_one(name, where, program, commands, expected, prefix, dist, src, workdir)
+            if not err:
+                # A receiver of its own: its spans are this run's alone.
+                with OtlpReceiverProcess(sys.executable) as rx:
+                    err = run_one(name, where, program, commands, expected, prefix, dist, src, workdir, rx)
+            if not err:
+                sock, endpoint = closed_port()
+                try:
+                    err = run_one(name, where, program, commands, expected, prefix, dist, src, workdir,
+                                  down=endpoint)
+                finally:
+                    sock.close()
+            return err
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     # Each example runs three times (a local sink, an endpoint, one down), and most of
-    # each run is waiting: pip and npm installing the packages into a fresh
+    # the first run is waiting: pip and npm installing the packages into a fresh
     # directory, go building. Three at once keep `make test` near what one
     # run each took, on two cores; each has its own directory and receiver.
     todo = [(name, *examples[name], runs[name]) for name in examples if name in runs]

@@ -1,0 +1,62 @@
+"""The README runner's runs with an endpoint run the program in the
+directory its first run set up, without setting it up again: these check
+which of a README's commands they keep."""
+
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_examples  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+READMES = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+SETUP = re.compile(r"pip3? install|npm (install|ci)|-m venv|go mod ")
+
+
+def run_blocks():
+    runs = {}
+    for path in READMES:
+        for b in run_examples.blocks(path):
+            m = run_examples.RUN.match(b.marker or "")
+            if m:
+                runs[m.group(1)] = b.text
+    return runs
+
+
+def test_every_run_block_loses_its_setup_and_keeps_a_command():
+    runs = run_blocks()
+    assert len(runs) >= 19, sorted(runs)
+    for name, commands in runs.items():
+        kept = run_examples.endpoint_commands(commands)
+        assert not SETUP.search(kept), f"{name}: a setup command is run again: {kept!r}"
+        assert kept.strip(), f"{name}: nothing left to run"
+
+
+def test_the_heavy_python_example_only_runs_its_program():
+    # traceloop-sdk's hundred-odd packages: installed once, by the first run.
+    assert run_examples.endpoint_commands(run_blocks()["traceloop_app.py"]) == "venv/bin/python traceloop_app.py\n"
+
+
+def test_a_go_mod_edit_continued_over_lines_goes_whole():
+    # `go mod edit ... \` and its continuation lines are one command: a
+    # continuation line left behind would run as a command of its own.
+    assert run_examples.endpoint_commands(run_blocks()["otel_http.go"]) == (
+        "export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig\ngo run .\n")
+
+
+def test_a_program_run_continued_over_lines_stays_whole():
+    kept = run_examples.endpoint_commands(run_blocks()["zero_code_app.py"])
+    assert kept.startswith("OTEL_TRACES_EXPORTER=spanguard ")
+    assert "  venv/bin/opentelemetry-instrument venv/bin/python zero_code_app.py\n" in kept
+    assert "venv/bin/spanguard spool" in kept
+
+
+def test_a_c_example_is_built_again_and_run():
+    kept = run_examples.endpoint_commands(run_blocks()["app.c"])
+    assert "cc app.c" in kept and "./app" in kept
+
+
+def test_the_sink_reader_is_left_out():
+    assert "spanguard show" not in run_examples.endpoint_commands(run_blocks()["app.mjs"])
+    assert "node app.mjs" in run_examples.endpoint_commands(run_blocks()["app.mjs"])
