@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::payload_pool::PayloadPool;
-use super::prefetch::prefetch;
+use super::prefetch::{prefetch, prefetch_first_lines_for_write};
 use super::slot_cache::{self, FreeSlots};
 
 use crate::span::ids::IdSource;
@@ -471,10 +471,7 @@ impl SpanSlab {
     #[inline(always)]
     fn prefetch_slot(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
-        for offset in FIRST_LINES {
-            // SAFETY: in bounds of the same record; only an address.
-            prefetch(unsafe { record.add(offset) }, true);
-        }
+        prefetch_first_lines_for_write(record);
         if let Some(entry) = self.free.stack.next_entry(index) {
             prefetch(entry.cast(), true);
         }
@@ -940,7 +937,7 @@ const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// the record's first two (the fields every span sets and the first three
 /// attributes, see `SpanRecord`) and the first two of its arena. The
 /// recording side prefetches these, the exporter those the span wrote.
-const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
+pub(super) const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
 
 impl Drop for SpanSlab {
     fn drop(&mut self) {
