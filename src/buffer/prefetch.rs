@@ -1,9 +1,6 @@
 //! Cache hints for the recording path and the exporter: one function, so
 //! that the slab and the ended queue ask for lines the same way.
 
-#[cfg(target_arch = "x86_64")]
-use super::slab::FIRST_LINES;
-
 /// Asks the CPU to bring the cache line at `address` here, ready for
 /// writing when `for_write`. A hint: no effect on what the program
 /// computes, and a no-op where the architecture has no stable intrinsic
@@ -37,31 +34,4 @@ pub(super) fn prefetch(address: *const i8, for_write: bool) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (address, for_write);
-}
-
-/// `prefetch(record + offset, true)` for each offset of `FIRST_LINES` (a
-/// slot's first lines), in one block that addresses every line from
-/// `record`: as one `prefetch` each, every line's address took a register
-/// and an instruction or two of its own (5 instructions more a begin).
-#[inline(always)]
-pub(super) fn prefetch_first_lines_for_write(record: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch`: a prefetch never faults and changes no
-    // register, flag or memory.
-    unsafe {
-        std::arch::asm!(
-            "prefetchw [{r} + {a}]",
-            "prefetchw [{r} + {b}]",
-            "prefetchw [{r} + {c}]",
-            "prefetchw [{r} + {d}]",
-            r = in(reg) record,
-            a = const FIRST_LINES[0],
-            b = const FIRST_LINES[1],
-            c = const FIRST_LINES[2],
-            d = const FIRST_LINES[3],
-            options(nostack, preserves_flags, readonly)
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = record;
 }

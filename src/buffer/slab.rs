@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::payload_pool::PayloadPool;
-use super::prefetch::{prefetch, prefetch_first_lines_for_write};
+use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
 
 use crate::span::ids::IdSource;
@@ -937,7 +937,36 @@ const ARENA: usize = std::mem::offset_of!(SpanRecord, arena);
 /// the record's first two (the fields every span sets and the first three
 /// attributes, see `SpanRecord`) and the first two of its arena. The
 /// recording side prefetches these, the exporter those the span wrote.
-pub(super) const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
+const FIRST_LINES: [usize; 4] = [0, 64, ARENA, ARENA + 64];
+
+/// `prefetch(record + offset, true)` (see `buffer::prefetch`) for each
+/// offset of `FIRST_LINES`, in one block that addresses every line from
+/// `record`: as one `prefetch` each, every line's address took a register
+/// and an instruction or two of its own (5 instructions more a begin).
+/// Here rather than in `buffer::prefetch`, which would then need this
+/// module's offsets while this module needs its `prefetch`.
+#[inline(always)]
+fn prefetch_first_lines_for_write(record: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch::prefetch`: a prefetch never faults and
+    // changes no register, flag or memory.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw [{r} + {a}]",
+            "prefetchw [{r} + {b}]",
+            "prefetchw [{r} + {c}]",
+            "prefetchw [{r} + {d}]",
+            r = in(reg) record,
+            a = const FIRST_LINES[0],
+            b = const FIRST_LINES[1],
+            c = const FIRST_LINES[2],
+            d = const FIRST_LINES[3],
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = record;
+}
 
 impl Drop for SpanSlab {
     fn drop(&mut self) {
