@@ -88,10 +88,17 @@ impl FreeStack {
         }
     }
 
-    /// Pops up to `out.len()` slots with one compare-exchange, the top one
-    /// first in `out`; how many it took (0 when empty). The tag moves by
-    /// that many, so `pops` still counts every slot taken.
-    pub fn pop_many(&self, out: &mut [u32]) -> usize {
+    /// Pops up to `N` slots with one compare-exchange, into `out` from its
+    /// end down: the top slot in `out[N - 1]`, the next in `out[N - 2]`,
+    /// and so on; how many it took (0 when empty). The tag moves by that
+    /// many, so `pops` still counts every slot taken. For a slot cache,
+    /// which takes from the end of its array: with `N` taken (nearly
+    /// always) they are already in the order it takes them, with no second
+    /// copy. Entries the answer does not cover are left as they were or
+    /// hold a failed attempt's reads: only the caller looks.
+    #[inline]
+    pub fn pop_many_from_end<const N: usize>(&self, out: &[AtomicU32; N]) -> usize {
+        let next = &*self.next;
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let mut index = head as u32;
@@ -99,10 +106,10 @@ impl FreeStack {
             // Stale `next` reads are harmless: a pop or push in between
             // changes the head (its tag or its index), and the
             // compare-exchange fails.
-            while n < out.len() && index != EMPTY {
-                out[n] = index;
+            while n < N && index != EMPTY {
+                out[N - 1 - n].store(index, Ordering::Relaxed);
                 n += 1;
-                index = match self.next.get(index as usize) {
+                index = match next.get(index as usize) {
                     Some(next) => next.load(Ordering::Relaxed),
                     None => EMPTY,
                 };
@@ -110,7 +117,10 @@ impl FreeStack {
             if n == 0 {
                 return 0;
             }
-            let new = ((head >> 32) + n as u64) << 32 | index as u64;
+            // Through `black_box`: else the compiler carried the new head's
+            // tag along in the loop, three instructions more a slot.
+            let taken = std::hint::black_box(n) as u64;
+            let new = ((head >> 32) + taken) << 32 | index as u64;
             // Acquire pairs with the Release of the pushes that put them here.
             match self
                 .head
@@ -182,8 +192,8 @@ impl FreeStack {
         self.next.get(index as usize).map(|e| e as *const AtomicU32)
     }
 
-    /// Asks for the lines of `next` that a `pop_many` from `index` walks
-    /// past its first (`prefetch_slot` asks for that one): the walk is a
+    /// Asks for the lines of `next` that a `pop_many_from_end` from `index`
+    /// walks past its first (`prefetch_slot` asks for that one): the walk is a
     /// chain of dependent reads of lines the exporter wrote on its core,
     /// and it runs through nearby entries, one line after another, since
     /// the exporter gives each part of a batch back in slot order. A
@@ -215,9 +225,30 @@ mod tests {
         for index in [0, 19, 20, u32::MAX] {
             s.prefetch_chain(index);
         }
-        let mut got = [0u32; 20];
-        assert_eq!(s.pop_many(&mut got), 20);
-        assert_eq!(got.to_vec(), (0..20).collect::<Vec<u32>>());
+        let got: [AtomicU32; 20] = std::array::from_fn(|_| AtomicU32::new(0));
+        assert_eq!(s.pop_many_from_end(&got), 20);
+        let got: Vec<u32> = got.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        assert_eq!(got, (0..20).rev().collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn popping_from_the_end_fills_the_array_top_last_and_counts_each_pop() {
+        let s = FreeStack::full(40);
+        let out: [AtomicU32; 32] = std::array::from_fn(|_| AtomicU32::new(0));
+        assert_eq!(s.pop_many_from_end(&out), 32);
+        let got: Vec<u32> = out.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        assert_eq!(got, (0..32).rev().collect::<Vec<u32>>());
+        // Fewer left than room: the last 8 entries, the rest untouched.
+        for a in &out {
+            a.store(999, Ordering::Relaxed);
+        }
+        assert_eq!(s.pop_many_from_end(&out), 8);
+        let got: Vec<u32> = out.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        assert_eq!(got[..24], [999; 24]);
+        assert_eq!(got[24..], (32..40).rev().collect::<Vec<u32>>());
+        assert_eq!(s.pop_many_from_end(&out), 0);
+        assert!(s.is_empty());
+        assert_eq!(s.pops(), 40);
     }
 
     #[test]
