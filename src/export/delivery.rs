@@ -16,7 +16,7 @@ use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{FileId, HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Transport};
-use super::value_cut::{Emptied, cut_deep, cut_to_fit, longest_value};
+use super::value_cut::{Emptied, SharedMsg, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
 use crate::span::record::{MARK_NON_RECORDING, SpanRecord, SpanView};
@@ -100,8 +100,13 @@ pub enum Outcome<'a> {
         written: bool,
     },
     /// `values` string and bytes values were cut to make their spans fit
-    /// `limit` (counted as truncated when the cut is made, whatever then
-    /// becomes of the spans; `limit` says which and what raises it).
+    /// `limit` (`limit` says which and what raises it), counted as
+    /// truncated when recorded: a cut `Delivery` makes of a request (a 413,
+    /// the spool's cap) is recorded once its spans are delivered or kept,
+    /// never for spans lost; a cut made while encoding (a recovered span
+    /// over this process's size limit, a dead process's header) when it is
+    /// made, whatever then becomes of the spans, as the exporter's encoder
+    /// cuts are counted.
     Cut {
         origin: Origin,
         values: u64,
@@ -223,7 +228,10 @@ const LONE_SPAN_CEILING: usize = 64 << 20;
 /// an event's attributes), and at JSON nesting 74 (76): under 100, and
 /// under serde_json's 128, with room left for a decoder that counts a
 /// little differently; 16 levels still keep any structure a person reads.
-const SAFE_VALUE_DEPTH: usize = 16;
+pub(super) const SAFE_VALUE_DEPTH: usize = 16;
+
+/// What a cut made for a 413 made the span fit, as `Outcome::Cut` says it.
+const TOO_LARGE_LIMIT: &str = "what the server takes (it answered 413, Payload Too Large)";
 
 /// How long what 413s taught about one-span requests holds
 /// (`LoneSpanLesson`). A backend's size limit is configuration, changed
@@ -300,6 +308,11 @@ pub struct Delivery {
     /// `rescue_deep` emptied and counted: each of their requests is cut
     /// alike, counted once (at most `MAX_SHARED_COUNTED`, then forgotten).
     shared_counted: Vec<u64>,
+    /// The exporter's own resource and scope messages (in fresh requests)
+    /// that a request cut to `SAFE_VALUE_DEPTH` got taken with, not yet
+    /// told (`take_shared_depth_cut`): it cuts them before sending from
+    /// then on, one request a batch instead of five.
+    shared_to_cut: Vec<SharedMsg>,
 }
 
 /// How many resource and scope messages cut to a depth are remembered as
@@ -346,6 +359,7 @@ impl Delivery {
             one_attempt: false,
             transient_refuses: None,
             shared_counted: Vec::new(),
+            shared_to_cut: Vec::new(),
         }
     }
 
@@ -493,7 +507,7 @@ impl Delivery {
                 self.settle_refused(request, reason, host);
                 true
             }
-            Fate::TooLarge(reason) => self.settle_cut(request, reason, host, None),
+            Fate::TooLarge(reason) => self.settle_cut(request, reason, host, None, 0),
             Fate::Split(first, second) => {
                 let counted = counted_in_parts(request, &first, &second);
                 for (part, cut_counted) in [first, second].iter().zip(counted) {
@@ -520,14 +534,19 @@ impl Delivery {
     /// so a value is counted cut once however many tries it took, and once
     /// too when it came cut (`Request::cut_counted`). `emptied`: values a
     /// depth cut emptied in `request` before (`rescue_deep`), counted
-    /// with the values cut now, when the span is delivered or kept. True:
-    /// a spool file it came from is done with (its span went elsewhere).
+    /// with the values cut now, when the span is delivered or kept; and
+    /// `cut_before` values an earlier cut to a size shortened and did not
+    /// count (a 413, then a refusal for the depth). A cut piece refused
+    /// for good, not yet cut to a depth, goes through `rescue_deep`: a
+    /// span too large and too deep for the server is both. True: a spool
+    /// file it came from is done with (its span went elsewhere).
     fn settle_cut(
         &mut self,
         request: &Request,
         mut reason: String,
         host: &mut dyn DeliveryHost,
         emptied: Option<&Emptied>,
+        cut_before: u64,
     ) -> bool {
         let plain = plain_body(request.body, request.gzipped);
         let mut last = plain.as_ref().map_or(0, Vec::len);
@@ -582,6 +601,20 @@ impl Delivery {
                 }
                 // A lost span's values are not counted as cut.
                 Fate::Refused => return true,
+                // Refused for good, maybe for a value too deep for the
+                // server's decoder (the whole span was too large to say):
+                // cut to the depth too, its values counted if it goes.
+                Fate::RefusedData(reason) if emptied.is_none() => {
+                    let values = cut.values + cut_before;
+                    if let Some(why) = self.rescue_deep(&piece, reason, host, values) {
+                        host.record(Outcome::Lost {
+                            origin: piece.origin,
+                            spans: piece.spans,
+                            reason: &why,
+                        });
+                    }
+                    return true;
+                }
                 Fate::RefusedData(reason) => {
                     host.record(Outcome::Lost {
                         origin: piece.origin,
@@ -596,11 +629,12 @@ impl Delivery {
                     }
                     host.record(Outcome::Cut {
                         origin: piece.origin,
-                        values: cut.values,
-                        limit: "what the server takes (it answered 413, Payload Too Large)",
+                        values: cut.values + cut_before,
+                        limit: TOO_LARGE_LIMIT,
                     });
                     if let Some(emptied) = emptied {
-                        self.count_emptied(piece.origin, emptied, host);
+                        let taken = matches!(fate, Fate::Done);
+                        self.count_emptied(piece.origin, emptied, taken, host);
                     }
                     self.follow(fate, &piece, host, false);
                     return true;
@@ -681,7 +715,7 @@ impl Delivery {
         };
         let Some((a, b)) = halves else {
             // One span (or a body that cannot be read to split it).
-            if let Some(reason) = self.rescue_deep(request, reason, host) {
+            if let Some(reason) = self.rescue_deep(request, reason, host, 0) {
                 add_loss(losses, request.origin, request.spans, reason, false);
             }
             return;
@@ -726,7 +760,7 @@ impl Delivery {
                     cut_counted,
                     ..*request
                 };
-                if let Some(why) = self.rescue_deep(&piece, why, host) {
+                if let Some(why) = self.rescue_deep(&piece, why, host, 0) {
                     add_loss(losses, piece.origin, part.spans, why, true);
                 }
             }
@@ -758,12 +792,15 @@ impl Delivery {
     /// lost as before. A part with no value that deep costs no request
     /// more, any other one request more at most (and what a 413 on it
     /// asks). None: counted (delivered, kept, or lost); otherwise the
-    /// reason to count `request` lost for.
+    /// reason to count `request` lost for. `cut_before`: values of a lone
+    /// span a 413 cut to a size (`settle_cut`) before it was refused for
+    /// the depth, counted with the emptied ones.
     fn rescue_deep(
         &mut self,
         request: &Request,
         reason: String,
         host: &mut dyn DeliveryHost,
+        cut_before: u64,
     ) -> Option<String> {
         let cut = plain_body(request.body, request.gzipped)
             .and_then(|plain| cut_deep(&plain, request.format, SAFE_VALUE_DEPTH));
@@ -799,7 +836,7 @@ impl Delivery {
             // the span is delivered or kept (a span it loses has no value
             // counted cut).
             Fate::TooLarge(why) => {
-                self.settle_cut(&piece, why, host, Some(&cut.emptied));
+                self.settle_cut(&piece, why, host, Some(&cut.emptied), cut_before);
                 None
             }
             // Spans over the server's size limit: each half of `request`
@@ -824,7 +861,7 @@ impl Delivery {
                         // Nothing that deep in it: refused, it is split
                         // for what it holds as any request is.
                         self.settle(&half, host, false);
-                    } else if let Some(why) = self.rescue_deep(&half, reason.clone(), host) {
+                    } else if let Some(why) = self.rescue_deep(&half, reason.clone(), host, 0) {
                         host.record(Outcome::Lost {
                             origin: half.origin,
                             spans: half.spans,
@@ -837,7 +874,15 @@ impl Delivery {
             // Taken or kept (`Done`, `Keep`): its values are counted cut.
             // Kept, no later step counts them: a spool file holds them cut.
             fate => {
-                self.count_emptied(piece.origin, &cut.emptied, host);
+                if cut_before > 0 {
+                    host.record(Outcome::Cut {
+                        origin: piece.origin,
+                        values: cut_before,
+                        limit: TOO_LARGE_LIMIT,
+                    });
+                }
+                let taken = matches!(fate, Fate::Done);
+                self.count_emptied(piece.origin, &cut.emptied, taken, host);
                 self.follow(fate, &piece, host, false);
                 None
             }
@@ -846,15 +891,30 @@ impl Delivery {
 
     /// Counts the values a depth cut emptied in spans delivered or kept:
     /// the spans' own, and the resource's and scopes' not counted before.
-    fn count_emptied(&mut self, origin: Origin, emptied: &Emptied, host: &mut dyn DeliveryHost) {
+    /// `taken`: the server took them so; a fresh request's resource and
+    /// scopes are then the exporter's, to cut before sending from now on.
+    fn count_emptied(
+        &mut self,
+        origin: Origin,
+        emptied: &Emptied,
+        taken: bool,
+        host: &mut dyn DeliveryHost,
+    ) {
         let mut shared = 0;
-        for &(key, values) in &emptied.shared {
-            if !self.shared_counted.contains(&key) {
+        for cut in &emptied.shared {
+            if !self.shared_counted.contains(&cut.key) {
                 if self.shared_counted.len() >= MAX_SHARED_COUNTED {
                     self.shared_counted.clear();
                 }
-                self.shared_counted.push(key);
-                shared += values;
+                self.shared_counted.push(cut.key);
+                shared += cut.values;
+            }
+            if taken
+                && origin.is_fresh()
+                && !self.shared_to_cut.contains(&cut.of)
+                && self.shared_to_cut.len() < MAX_SHARED_COUNTED
+            {
+                self.shared_to_cut.push(cut.of.clone());
             }
         }
         host.record(Outcome::Emptied {
@@ -863,6 +923,15 @@ impl Delivery {
             shared,
             depth: SAFE_VALUE_DEPTH,
         });
+    }
+
+    /// The exporter's resource and scope messages (`SharedMsg`) that the
+    /// server refused for values nested past `SAFE_VALUE_DEPTH` and took
+    /// cut to it since last asked (counted already): the exporter cuts
+    /// them so before encoding (`ResourceInfo::cut_to_depth`), so that a
+    /// batch costs one request, not the refusals that found them.
+    pub fn take_shared_depth_cut(&mut self) -> Vec<SharedMsg> {
+        std::mem::take(&mut self.shared_to_cut)
     }
 
     /// Sends until accepted, refused, or there is no point waiting longer.
@@ -2511,6 +2580,9 @@ mod tests {
         /// Past its nesting check, a body over this many bytes is
         /// answered 413.
         limit: usize,
+        /// The size checked before the nesting (a proxy's or a receiver's
+        /// body limit, read before the decoder runs).
+        size_first: bool,
     }
 
     impl Transport for NestingLimited {
@@ -2521,6 +2593,12 @@ mod tests {
             gzipped: bool,
         ) -> Result<Accepted, SendError> {
             *self.requests.lock().unwrap() += 1;
+            let too_large = || SendError::TooLarge {
+                reason: "HTTP 413".to_string(),
+            };
+            if self.size_first && body.len() > self.limit {
+                return Err(too_large());
+            }
             let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
                 .expect("a body the server reads");
             let deepest = spans
@@ -2541,9 +2619,7 @@ mod tests {
                 });
             }
             if body.len() > self.limit {
-                return Err(SendError::TooLarge {
-                    reason: "HTTP 413".to_string(),
-                });
+                return Err(too_large());
             }
             self.accepted
                 .lock()
@@ -2643,6 +2719,7 @@ mod tests {
                     accepted,
                     requests,
                     limit: usize::MAX,
+                    size_first: false,
                 })
             },
         )
@@ -2682,6 +2759,7 @@ mod tests {
                             accepted,
                             requests,
                             limit,
+                            size_first: false,
                         })
                     },
                 );
@@ -2698,6 +2776,67 @@ mod tests {
                 );
                 assert_eq!(taken.len(), usize::from(delivered), "{what}");
             }
+        }
+    }
+
+    #[test]
+    fn a_span_answered_413_then_refused_for_a_depth_arrives_cut_to_both() {
+        // A lone span whose map holds a prompt and a map 40 deep, to a
+        // server that checks the size first (413), then the nesting: the
+        // 413 path cut the prompt, the cut span was refused for the depth,
+        // and the span was counted lost without the depth ever cut. Now
+        // the cut span goes once more cut to 16 levels too, and arrives,
+        // the prompt's cut and the value emptied each counted once.
+        use crate::export::otlp_decode::Value;
+        use crate::span::any_value::tests::{map, string};
+        let value = map(&[
+            ("prompt", string(&"a".repeat(5000))),
+            ("deep", nested_maps(40)),
+        ]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let body = spans_with_values(
+                format,
+                false,
+                &[("llm.chat", Some(41))],
+                &[Some(value.clone())],
+            );
+            let what = format!("{format:?}");
+            let (host, taken, requests) = deliver_one_request(
+                &format!("413-then-deep-{format:?}"),
+                (format, false),
+                &body,
+                1,
+                |accepted, requests| {
+                    Box::new(NestingLimited {
+                        accepted,
+                        requests,
+                        limit: 4000,
+                        size_first: true,
+                    })
+                },
+            );
+            assert_eq!(
+                (host.delivered, host.lost, host.cut, host.emptied),
+                (1, 0, 2, 1),
+                "{what}: {} bytes: {:?}",
+                body.len(),
+                host.lost_reasons
+            );
+            // Whole (413), cut to a size (400), cut to the depth too.
+            assert_eq!(requests, 3, "{what}");
+            assert_eq!(taken.len(), 1, "{what}");
+            let deep_value = taken[0].attributes.iter().find(|(k, _)| k == "deep");
+            let Some((_, outer @ Value::Map(members))) = deep_value else {
+                panic!("{what}: {:?}", taken[0].attributes);
+            };
+            // The map itself is level 1: 15 of the 40 inside are kept.
+            assert_eq!(nesting(outer), SAFE_VALUE_DEPTH, "{what}");
+            let prompt = members.iter().find(|(k, _)| k == "prompt").expect("prompt");
+            assert!(
+                matches!(&prompt.1, Value::Str(s) if s.len() < 5000),
+                "{what}: the prompt cut: {:?}",
+                prompt.1
+            );
         }
     }
 

@@ -19,7 +19,9 @@ use crate::span::record::{OverflowSource, SpanView};
 use crate::stats::Stats;
 
 use super::batch_sizer::BatchSizer;
-use super::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request, is_recording};
+use super::delivery::{
+    Delivery, DeliveryHost, Origin, Outcome, Request, SAFE_VALUE_DEPTH, is_recording,
+};
 use super::diagnostics::{Diagnostics, count, spans as n_spans};
 use super::pacer::Pacer;
 use super::recovery;
@@ -507,7 +509,7 @@ impl Exporter {
             }
             self.resource = Arc::new(resource);
         }
-        let resource = Arc::clone(&self.resource);
+        let mut resource = Arc::clone(&self.resource);
         let total = self.indexes.len();
         let mut start = 0;
         while start < total {
@@ -586,6 +588,16 @@ impl Exporter {
                 .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
             self.released = end;
             self.send_encoded(n as u64, cut);
+            // A resource or scope value nested too deep for the server,
+            // which took its request cut (counted then): cut so from this
+            // request on, not found again by refusals in every batch. A
+            // resource set anew is not: its first batch finds out again
+            // (a value counted once all the same, `Delivery`).
+            let deep = self.delivery.take_shared_depth_cut();
+            if !deep.is_empty() {
+                self.resource = Arc::new(self.resource.cut_to_depth(&deep, SAFE_VALUE_DEPTH));
+                resource = Arc::clone(&self.resource);
+            }
             start = end;
         }
     }

@@ -3,6 +3,9 @@
 //! attributes) and the instrumentation scope. Built once per tracer from
 //! config; encoders read it for every batch.
 
+use super::value_cut::SharedMsg;
+use crate::span::any_value::AnyValueRef;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum AttrValue {
     Str(String),
@@ -163,6 +166,47 @@ impl ResourceInfo {
             scope_version: OWN_SCOPE_VERSION.to_string(),
             scopes: Vec::new(),
         }
+    }
+
+    /// This resource with the complex values of the messages `which`
+    /// names (itself, scopes by name and version) cut to `depth` levels,
+    /// arrays and maps past it replaced by the empty value, as
+    /// `value_cut::cut_deep` cuts them in an encoded request: what the
+    /// requests carry from then on, once a server refused them for a
+    /// value nested too deep and took them so (`Delivery::rescue_deep`,
+    /// which counted the values).
+    pub fn cut_to_depth(&self, which: &[SharedMsg], depth: usize) -> ResourceInfo {
+        let cut = |attributes: &[(String, AttrValue)]| -> Vec<(String, AttrValue)> {
+            attributes
+                .iter()
+                .map(|(key, value)| {
+                    let value = match value {
+                        AttrValue::Any(message) => match AnyValueRef::check(message) {
+                            Ok(v) if v.limited_by(usize::MAX, depth) => {
+                                AttrValue::Any(v.limited(usize::MAX, depth))
+                            }
+                            _ => value.clone(),
+                        },
+                        _ => value.clone(),
+                    };
+                    (key.clone(), value)
+                })
+                .collect()
+        };
+        let mut out = self.clone();
+        if which.contains(&SharedMsg::Resource) {
+            out.attributes = cut(&self.attributes);
+        }
+        for scope in &mut out.scopes {
+            let named = SharedMsg::Scope {
+                name: scope.name.clone(),
+                version: scope.version.clone(),
+            };
+            if which.contains(&named) {
+                scope.attributes = cut(&scope.attributes);
+            }
+        }
+        out
     }
 
     /// The attributes of the scope named `name`, `version`, `schema_url`

@@ -132,7 +132,31 @@ pub struct Emptied {
     /// (a request holds it once; every request of its spans holds it
     /// again): a fingerprint of the message as cut, and its values cut.
     /// Counted once a message, not once a request (`ResourceCut` alike).
-    pub shared: Vec<(u64, u64)>,
+    pub shared: Vec<SharedCut>,
+}
+
+/// A resource or scope message a depth cut emptied values in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedCut {
+    /// A fingerprint of the message as cut.
+    pub key: u64,
+    /// Its attribute values holding an array or map emptied.
+    pub values: u64,
+    pub of: SharedMsg,
+}
+
+/// Which message a `SharedCut` is: what the exporter that encoded it
+/// knows it by, to cut it before sending from then on
+/// (`ResourceInfo::cut_to_depth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SharedMsg {
+    Resource,
+    /// An instrumentation scope, by its name and version (what its
+    /// `InstrumentationScope` message holds besides its attributes).
+    Scope {
+        name: String,
+        version: String,
+    },
 }
 
 /// `plain` (an uncompressed request) with every array or map in its
@@ -180,7 +204,7 @@ struct Walk {
 struct Shared {
     inside: bool,
     values: u64,
-    cut: Vec<(u64, u64)>,
+    cut: Vec<SharedCut>,
 }
 
 impl Walk {
@@ -206,12 +230,13 @@ impl Walk {
         }
     }
 
-    /// Walks a resource or scope message with `write`, which writes it
-    /// to `out` from `start` on; a message with values emptied is noted
-    /// by its fingerprint.
+    /// Walks a resource or scope message (`of`) with `write`, which
+    /// writes it to `out` from `start` on; a message with values emptied
+    /// is noted by its fingerprint.
     fn enter_shared<T>(
         &mut self,
         out: &mut Vec<u8>,
+        of: impl FnOnce() -> SharedMsg,
         write: impl FnOnce(&mut Walk, &mut Vec<u8>) -> T,
     ) -> T {
         let start = out.len();
@@ -228,8 +253,12 @@ impl Walk {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 out[start..].hash(&mut h);
                 let key = h.finish();
-                if !s.cut.iter().any(|&(k, _)| k == key) {
-                    s.cut.push((key, values));
+                if !s.cut.iter().any(|c| c.key == key) {
+                    s.cut.push(SharedCut {
+                        key,
+                        values,
+                        of: of(),
+                    });
                 }
             }
         }
@@ -412,7 +441,8 @@ fn proto(
             }
             Msg::Resource | Msg::Scope => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
-                walk.enter_shared(&mut inner, |walk, inner| {
+                let of = || proto_shared_msg(child, f.bytes);
+                walk.enter_shared(&mut inner, of, |walk, inner| {
                     proto(f.bytes, child, depth + 1, level, walk, inner)
                 })?;
                 write_len_field(out, f.number, &inner);
@@ -427,6 +457,46 @@ fn proto(
         }
     }
     Some(())
+}
+
+/// Which message the resource or scope message `buf` (`msg`) is: a
+/// scope by its name (field 1) and version (field 2).
+fn proto_shared_msg(msg: Msg, buf: &[u8]) -> SharedMsg {
+    if !matches!(msg, Msg::Scope) {
+        return SharedMsg::Resource;
+    }
+    let (mut name, mut version) = (String::new(), String::new());
+    for f in fields(buf).into_iter().flatten() {
+        let text = || String::from_utf8_lossy(f.bytes).into_owned();
+        match (f.number, f.wire_type) {
+            (1, WIRE_LEN) => name = text(),
+            (2, WIRE_LEN) => version = text(),
+            _ => {}
+        }
+    }
+    SharedMsg::Scope { name, version }
+}
+
+/// `proto_shared_msg` for OTLP/JSON's resource or scope object `v`.
+fn json_shared_msg(msg: Msg, v: &JsonValue) -> SharedMsg {
+    if !matches!(msg, Msg::Scope) {
+        return SharedMsg::Resource;
+    }
+    let text = |key: &str| match v {
+        JsonValue::Object(members) => members
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                JsonValue::String(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    SharedMsg::Scope {
+        name: text("name"),
+        version: text("version"),
+    }
 }
 
 /// Writes the JSON value `v`, a `msg` at `level` (as `proto`), to `out`,
@@ -478,7 +548,8 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
                 json_string(key, out);
                 out.push(b':');
                 if matches!(child, Msg::Resource | Msg::Scope) {
-                    walk.enter_shared(out, |walk, out| json(value, child, level, walk, out));
+                    let of = || json_shared_msg(child, value);
+                    walk.enter_shared(out, of, |walk, out| json(value, child, level, walk, out));
                 } else {
                     walk.enter(child, level, |walk, level| {
                         json(value, child, level, walk, out)

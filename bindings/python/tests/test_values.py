@@ -205,17 +205,23 @@ def test_values_nested_deeper_than_the_depth_limit_arrive_with_none_in_their_pla
         span.set_attribute("at.limit", nested(20, 7))
         span.set_attribute("past.limit", nested(21, 7))
         span.set_attribute("far.past", nested(1000, 7))
+        # Ten times Python's own recursion limit: the binding reads 129
+        # levels, never recursing past them (no RecursionError, no crash).
+        span.set_attribute("ten.thousand", nested(10_000, 7))
         span.set_attribute("holds.itself", holds_itself)
+        span.set_attribute("wide", list(range(100_000)))
     spans = arrived(receiver, before, tracer)
     attributes = spans["deep"]["attributes"]
     assert attributes["at.limit"] == nested(20, 7)
     assert attributes["past.limit"] == nested(21, 7, kept=20)
     assert attributes["far.past"] == nested(1000, 7, kept=20)
+    assert attributes["ten.thousand"] == nested(10_000, 7, kept=20)
+    assert attributes["wide"] == list(range(100_000))
     itself = None  # each level [1, the next], the 21st replaced
     for _ in range(20):
         itself = [1, itself]
     assert attributes["holds.itself"] == itself
-    assert tracer.stats().values_truncated == 3
+    assert tracer.stats().values_truncated == 4
     assert tracer.stats().values_rejected == 0
     tracer.close()
 
