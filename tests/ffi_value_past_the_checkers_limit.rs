@@ -7,6 +7,9 @@
 //! limit are replaced by the empty value), what is exported is cut at the
 //! limit, and each value cut is counted in `values_truncated`.
 
+mod support;
+use support::len_field;
+
 use std::ffi::CString;
 
 use spanguard::export::otlp_decode::{Value, decode_json};
@@ -17,19 +20,6 @@ use spanguard::ffi::tracer::{
     spanguard_tracer_free, spanguard_tracer_new,
 };
 use spanguard::ffi::types::{spanguard_config, spanguard_counters, spanguard_span};
-
-/// A protobuf field of wire type 2 holding `inner`.
-fn len_field(tag: u8, inner: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let mut n = inner.len();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(inner);
-    out
-}
 
 /// An `AnyValue`: `levels` arrays one in the other around the int 1.
 fn nested_arrays(levels: usize) -> Vec<u8> {

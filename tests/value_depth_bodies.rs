@@ -15,19 +15,7 @@ use spanguard::span::any_value::AnyValueRef;
 use spanguard::tracer::{AttrInput, Parent};
 
 mod support;
-
-/// A protobuf field of wire type 2 (length-delimited) holding `inner`.
-fn len_field(tag: u8, inner: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let mut n = inner.len();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(inner);
-    out
-}
+use support::len_field;
 
 /// An AnyValue: `depth` maps (`{"k": ...}`) or arrays (`[...]`) one in
 /// the other, the innermost holding the string "x".

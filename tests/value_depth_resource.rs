@@ -16,19 +16,7 @@ use spanguard::pipeline::ScopeGiven;
 use spanguard::tracer::{AttrInput, Parent};
 
 mod support;
-
-/// A protobuf field of wire type 2 holding `inner`.
-fn len_field(tag: u8, inner: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let mut n = inner.len();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(inner);
-    out
-}
+use support::len_field;
 
 /// An AnyValue: `depth` maps (`{"k": ...}`) one in the other around "x".
 fn nested_maps(depth: u32) -> Vec<u8> {

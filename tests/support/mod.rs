@@ -168,3 +168,18 @@ pub fn raw_backend(answer: impl Fn(usize, &[u8]) -> Vec<u8> + Send + Sync + 'sta
     });
     url
 }
+
+/// A protobuf field of wire type 2 (length-delimited) with tag byte `tag`
+/// holding `inner`: for tests that write OTLP values by hand.
+#[allow(dead_code)] // each test binary uses some of these
+pub fn len_field(tag: u8, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let mut n = inner.len();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(inner);
+    out
+}
