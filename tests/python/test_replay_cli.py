@@ -223,8 +223,8 @@ def test_replay_says_how_many_values_it_cut_to_fit(tmp_path):
         out = replay(spool, "--endpoint", rx.endpoint)
         spans = rx.spans()
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "; 1 values cut;" in out.stdout, out.stdout
-    assert "spanguard replay: 1 values cut to fit" in out.stderr, out.stderr
+    assert "; 1 value cut;" in out.stdout, out.stdout
+    assert "spanguard replay: 1 value cut to fit" in out.stderr, out.stderr
     assert len(spans) == 1 and spans[0]["name"] == "llm.chat"
     assert 0 < len(spans[0]["attributes"]["gen_ai.prompt"]) < 1_000_000
 
