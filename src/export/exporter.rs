@@ -869,6 +869,15 @@ impl DeliveryHost for ExporterHost {
         | Outcome::Kept { origin, spans, .. } = outcome
             && origin.is_fresh()
         {
+            // More spans accounted for than the request held is a double
+            // count (a span both delivered and lost): the saturation keeps
+            // the release build's dump logic sound, the assertion makes
+            // every debug test run (make test-rust) a check of it.
+            debug_assert!(
+                spans <= self.unsettled,
+                "{spans} spans accounted for, {} unsettled: counted twice",
+                self.unsettled
+            );
             self.unsettled = self.unsettled.saturating_sub(spans);
             if self.unsettled == 0 {
                 // Every span of the request in flight is on record (sent,
