@@ -771,7 +771,15 @@ impl Transport for HttpTransport {
         let code = match self.perform(body, format, gzipped) {
             Ok(code) => code,
             Err(e) => {
-                self.unanswered = true;
+                // No server reached, or none said a word in the time
+                // allowed. A server that answered something else than HTTP
+                // (or broke off its answer) did answer: that is tried
+                // again as before.
+                self.unanswered = e.is_couldnt_connect()
+                    || e.is_couldnt_resolve_host()
+                    || e.is_couldnt_resolve_proxy()
+                    || e.is_operation_timedout()
+                    || e.is_aborted_by_callback();
                 // Said before the handle goes (it holds the answer's first
                 // bytes when it had no status line).
                 let reason = self.explain(&e);

@@ -95,7 +95,7 @@ pub trait Transport: Send {
         Vec::new()
     }
 
-    /// The last `send` failed before any server answered: the connection
+    /// The last `send` failed with no word from any server: the connection
     /// was refused, the name did not resolve, the request timed out or was
     /// abandoned. Sending again at once is pointless, and to a backend that
     /// accepts and never answers it costs the whole request timeout again:
