@@ -55,7 +55,21 @@ pub(super) fn with_span(
     }
 }
 
+#[inline(always)]
 pub(super) fn notice_or_error(
+    r: Result<crate::tracer::Notice, crate::tracer::SpanError>,
+) -> spanguard_result {
+    // Nearly every call did what it was asked with nothing to say: one
+    // compare of the whole result, the rest out of line.
+    if r == Ok(crate::tracer::Notice::default()) {
+        return spanguard_result::Ok;
+    }
+    notice_or_error_rare(r)
+}
+
+#[cold]
+#[inline(never)]
+fn notice_or_error_rare(
     r: Result<crate::tracer::Notice, crate::tracer::SpanError>,
 ) -> spanguard_result {
     match r {
