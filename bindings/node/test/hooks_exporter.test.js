@@ -169,3 +169,45 @@ test('process.exit() from the program with spans in the SDK\'s queue: they arriv
   assert.strictEqual(run.status, 0, run.stderr);
   assert.deepStrictEqual(names(run.spans), expected, run.stderr);
 });
+
+test('process.exit() under NodeSDK, its resource detectors still unsettled: the queued spans arrive, with its service.name', async () => {
+  // The README's exporter setup (NodeSDK's traceExporter). The SDK's
+  // BatchSpanProcessor waits for its resource's detectors before its
+  // first export (5 s in), and at 'exit' no promise settles: every span
+  // of a program that called process.exit() in its first seconds was
+  // lost, neither delivered nor counted.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-sdk-'));
+  const program = `
+    const { SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { NodeSDK } = require('@opentelemetry/sdk-node');
+    const { trace } = require('@opentelemetry/api');
+    const dir = ${JSON.stringify(dir)};
+    const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: dir + '/sink', spoolDir: dir + '/spool' });
+    new NodeSDK({ serviceName: 'sdk-agent', traceExporter: exporter }).start();
+    const otel = trace.getTracer('agent');
+    for (let i = 0; i < ${SPANS}; i++) otel.startSpan('queued.' + i).end();
+    setTimeout(() => process.exit(0), 50);
+  `;
+  const run = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
+    let stderr = '';
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (status) => {
+      clearTimeout(killer);
+      resolve({ status, stderr });
+    });
+  });
+  assert.strictEqual(run.status, 0, run.stderr);
+  assert.deepStrictEqual(names(readSpans(path.join(dir, 'sink'))), expected, run.stderr);
+  const services = new Set();
+  for (const f of fs.readdirSync(path.join(dir, 'sink')).filter((n) => n.endsWith('.jsonl'))) {
+    for (const line of fs.readFileSync(path.join(dir, 'sink', f), 'utf8').split('\n').filter(Boolean)) {
+      for (const rs of JSON.parse(line).resourceSpans) {
+        const name = (rs.resource.attributes || []).find((a) => a.key === 'service.name');
+        services.add(name && name.value.stringValue);
+      }
+    }
+  }
+  assert.deepStrictEqual([...services], ['sdk-agent']);
+});
