@@ -599,11 +599,14 @@ class SpanguardSpanProcessor {
       }
       set(settled, false);
     }
-    this.resourceSettling = resource.waitForAsyncAttributes().then(() => {
+    const settling = resource.waitForAsyncAttributes().then(() => {
       if (this.resource === resource) set(resource.attributes, true);
     }).catch(() => { this.failures++; }).finally(() => {
       if (this.resource === resource) this.resourceSettling = null;
+      resourcesSettling.delete(settling);
     });
+    this.resourceSettling = settling;
+    resourcesSettling.add(settling);
   }
 
   /**
@@ -769,6 +772,16 @@ function flushProviders() {
   }));
 }
 beforeHookedShutdown.add(flushProviders);
+
+// The resources still settling (passResource), which the process hooks
+// wait for (within their bound) before they shut spanguard down, as the
+// bridge's own forceFlush and shutdown do: a SIGTERM in a process's first
+// moments (or while a cloud detector still asks its metadata server)
+// exported the spans under the settled part of the resource alone
+// (cloud.region, host.id gone), and the settling, after the shutdown,
+// warned that the tracer was shut down.
+const resourcesSettling = new Set();
+beforeHookedShutdown.add(() => (resourcesSettling.size ? Promise.allSettled([...resourcesSettling]) : undefined));
 
 /**
  * At 'exit', hands our exporters the spans a BatchSpanProcessor of
