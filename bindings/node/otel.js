@@ -763,7 +763,9 @@ function providersToFlushNow() {
  */
 function flushProviders() {
   if (!exporterLive()) return undefined;
-  return Promise.allSettled(providersToFlushNow().map((p) => {
+  const providers = providersToFlushNow();
+  handOverUnsettledQueues(providers);
+  return Promise.allSettled(providers.map((p) => {
     try {
       return p.forceFlush();
     } catch (err) {
@@ -784,12 +786,14 @@ const resourcesSettling = new Set();
 beforeHookedShutdown.add(() => (resourcesSettling.size ? Promise.allSettled([...resourcesSettling]) : undefined));
 
 /**
- * At 'exit', hands our exporters the spans a BatchSpanProcessor of
+ * Hands our exporters, at once, the spans a BatchSpanProcessor of
  * `providers` still queues under a resource whose detectors have not
  * settled (NodeSDK's, until the processor's first export, 5 s in, waits
- * for them): its forceFlush would wait for that first, and at 'exit' no
- * promise settles, so the whole queue was lost with the process (a
- * `process.exit()` in the first seconds lost every span, in silence). The
+ * for them): its forceFlush would first move the queue into a promise
+ * waiting for them, and at 'exit' no promise settles, so the whole queue
+ * was lost with the process (a `process.exit()` in the first seconds lost
+ * every span, in silence; so did a SIGTERM whose hook was overtaken by
+ * the program's own listener calling process.exit()). The
  * bridge passes on the settled part of such a resource (service.name
  * among them). It reads the SDK's processor list and queue
  * (`_activeSpanProcessor._spanProcessors`, `_exporter`, `_finishedSpans`,
@@ -827,7 +831,6 @@ function armExitFlush() {
   exitFlushArmed = true;
   process.on('exit', () => {
     try {
-      if (exporterLive()) handOverUnsettledQueues(providersToFlushNow());
       const flushed = flushProviders();
       if (flushed) flushed.catch(() => {});
     } catch (_) {
