@@ -195,6 +195,58 @@ export declare class Span {
   /** Ends the span, now or at `endTime`. Once. */
   end(endTime?: TimeInput): void;
 }
+/**
+ * What `tracer.stats()` answers: the library's counters (`spanguard_counters` in spanguard.h; README.md,
+ * "Counters", says what each means) and the binding's `values_rejected`. Once the queue is empty and nothing
+ * is in flight, spans_ended = spans_exported + spooled_spans + dropped_export_failed + dropped_rejected
+ * + spans_unsampled.
+ */
+export interface Stats {
+  spans_begun: number;
+  spans_ended: number;
+  /** Accepted by the backend (or the local sink) on their first trip. */
+  spans_exported: number;
+  queue_depth: number;
+  spans_open: number;
+  /** Spans never begun: every slot was taken (not in spans_ended). */
+  dropped_buffer_full: number;
+  /** Lost on their first trip (refused for good, too large, the spool unwritable). */
+  dropped_export_failed: number;
+  /** Rejected by the backend in a partial success. */
+  dropped_rejected: number;
+  /** Spans of spool files deleted at the spool's cap. */
+  dropped_spool_overflow: number;
+  spans_unended_at_shutdown: number;
+  batches_sent: number;
+  batches_failed: number;
+  bytes_sent: number;
+  retries: number;
+  attributes_dropped: number;
+  events_dropped: number;
+  links_dropped: number;
+  values_truncated: number;
+  utf8_replaced: number;
+  spooled_batches: number;
+  /** Spans whose first trip ended in the spool (sent later: the replay counters). */
+  spooled_spans: number;
+  replayed_batches: number;
+  replayed_spans: number;
+  spool_bytes: number;
+  recovered_spans: number;
+  exporter_throttled_ns: number;
+  /** Left out by the sampler (OTEL_TRACES_SAMPLER): counted in spans_ended, never exported, by design. */
+  spans_unsampled: number;
+  /** Spans from the spool directory the backend refused for good when replayed (or too large to send). */
+  dropped_replay_failed: number;
+  /** Spans from the spool directory a backend rejected in a partial success when replayed. */
+  dropped_replay_rejected: number;
+  /** Panics the exporter thread caught (an internal bug). */
+  exporter_panics: number;
+  /** Files in the spool directory that could not be used, renamed to `<name>.unreadable`. */
+  files_set_aside: number;
+  /** Attribute values of no attribute type, left out by the binding. */
+  values_rejected: number;
+}
 export declare class Tracer {
   constructor(options?: TracerOptions);
   /**
@@ -220,9 +272,8 @@ export declare class Tracer {
   sinkPath(): string;
   /** The OpenTelemetry provider's resource over the tracer's own, for batches exported from now on (the bridge calls it). */
   setResource(attrs: Attributes): void;
-  /** The library's counters; after close(), those it had then. */
-  /** The library's counters, and the binding's values_rejected (attribute values left out). */
-  stats(): Record<string, number>;
+  /** The library's counters, and the binding's values_rejected (attribute values left out); after close(), those it had then. */
+  stats(): Stats;
   /**
    * Shuts down on SIGTERM/SIGINT, then raises the signal again (once every hooked tracer has shut down, and
    * only when the program has no listener of its own for it), and on beforeExit. In a worker thread, which

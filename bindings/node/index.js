@@ -85,6 +85,7 @@ class SpanguardError extends Error {
   /** `detail`: the library's own sentence, e.g. which variable was wrong. */
   constructor(code, op, detail) {
     super(`spanguard: ${op}: ${load().strerror(code)} (code ${code})${detail ? `: ${detail}` : ''}`);
+    this.name = 'SpanguardError';
     this.code = code;
   }
 }

@@ -599,11 +599,14 @@ class SpanguardSpanProcessor {
       }
       set(settled, false);
     }
-    this.resourceSettling = resource.waitForAsyncAttributes().then(() => {
+    const settling = resource.waitForAsyncAttributes().then(() => {
       if (this.resource === resource) set(resource.attributes, true);
     }).catch(() => { this.failures++; }).finally(() => {
       if (this.resource === resource) this.resourceSettling = null;
+      resourcesSettling.delete(settling);
     });
+    this.resourceSettling = settling;
+    resourcesSettling.add(settling);
   }
 
   /**
@@ -760,7 +763,9 @@ function providersToFlushNow() {
  */
 function flushProviders() {
   if (!exporterLive()) return undefined;
-  return Promise.allSettled(providersToFlushNow().map((p) => {
+  const providers = providersToFlushNow();
+  handOverUnsettledQueues(providers);
+  return Promise.allSettled(providers.map((p) => {
     try {
       return p.forceFlush();
     } catch (err) {
@@ -770,11 +775,56 @@ function flushProviders() {
 }
 beforeHookedShutdown.add(flushProviders);
 
+// The resources still settling (passResource), which the process hooks
+// wait for (within their bound) before they shut spanguard down, as the
+// bridge's own forceFlush and shutdown do: a SIGTERM in a process's first
+// moments (or while a cloud detector still asks its metadata server)
+// exported the spans under the settled part of the resource alone
+// (cloud.region, host.id gone), and the settling, after the shutdown,
+// warned that the tracer was shut down.
+const resourcesSettling = new Set();
+beforeHookedShutdown.add(() => (resourcesSettling.size ? Promise.allSettled([...resourcesSettling]) : undefined));
+
+/**
+ * Hands our exporters, at once, the spans a BatchSpanProcessor of
+ * `providers` still queues under a resource whose detectors have not
+ * settled (NodeSDK's, until the processor's first export, 5 s in, waits
+ * for them): its forceFlush would first move the queue into a promise
+ * waiting for them, and at 'exit' no promise settles, so the whole queue
+ * was lost with the process (a `process.exit()` in the first seconds lost
+ * every span, in silence; so did a SIGTERM whose hook was overtaken by
+ * the program's own listener calling process.exit()). The
+ * bridge passes on the settled part of such a resource (service.name
+ * among them). It reads the SDK's processor list and queue
+ * (`_activeSpanProcessor._spanProcessors`, `_exporter`, `_finishedSpans`,
+ * the names of @opentelemetry/sdk-trace-base 2.x and sdk-trace 3.x, which
+ * the provider's own forceFlush reads too); a provider of another shape
+ * is left to its forceFlush, as before.
+ */
+function handOverUnsettledQueues(providers) {
+  for (const provider of providers) {
+    try {
+      const processors = provider._activeSpanProcessor && provider._activeSpanProcessor._spanProcessors;
+      if (!Array.isArray(processors)) continue;
+      for (const processor of processors) {
+        const exporter = processor && processor._exporter;
+        const queue = processor && processor._finishedSpans;
+        if (!(exporter instanceof SpanguardSpanExporter) || exporter.shutDown || !Array.isArray(queue)) continue;
+        if (!queue.some((span) => span && span.resource && span.resource.asyncAttributesPending)) continue;
+        exporter.export(queue.splice(0, queue.length), () => {});
+      }
+    } catch (_) {
+      // A provider of another shape: its forceFlush does what it can.
+    }
+  }
+}
+
 // At the process's 'exit' (process.exit() from the program, or the end of
 // its work with no process hooks): no promise settles any more, but the
 // SDK's BatchSpanProcessor calls `export` from within forceFlush(), at
-// once, and the exporter records there; spanguard's own exit flush then
-// delivers what it holds. The queue was lost with the process.
+// once (once its resource has settled: handOverUnsettledQueues), and the
+// exporter records there; spanguard's own exit flush then delivers what
+// it holds. The queue was lost with the process.
 let exitFlushArmed = false;
 function armExitFlush() {
   if (exitFlushArmed) return;

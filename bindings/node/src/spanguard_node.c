@@ -1664,6 +1664,11 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     COUNTER(spool_bytes);
     COUNTER(recovered_spans);
     COUNTER(exporter_throttled_ns);
+    COUNTER(spans_unsampled);
+    COUNTER(dropped_replay_failed);
+    COUNTER(dropped_replay_rejected);
+    COUNTER(exporter_panics);
+    COUNTER(files_set_aside);
 #undef COUNTER
     CALL(env, napi_set_element(env, out, 0, code_value(env, rc)));
     CALL(env, napi_set_element(env, out, 1, obj));

@@ -169,3 +169,73 @@ test('process.exit() from the program with spans in the SDK\'s queue: they arriv
   assert.strictEqual(run.status, 0, run.stderr);
   assert.deepStrictEqual(names(run.spans), expected, run.stderr);
 });
+
+/**
+ * Runs the README's exporter setup (NodeSDK's traceExporter) in a child
+ * node: SPANS spans ended, then `end` (a statement). The SDK's
+ * BatchSpanProcessor waits for its resource's detectors before its first
+ * export (5 s in), and at 'exit' no promise settles. Resolves with the
+ * exit status, stderr, the sink's spans and the service.names of their
+ * resources.
+ */
+async function runNodeSdk({ setup = '', end }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-sdk-'));
+  const program = `
+    const { SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { NodeSDK } = require('@opentelemetry/sdk-node');
+    const { trace } = require('@opentelemetry/api');
+    const dir = ${JSON.stringify(dir)};
+    const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: dir + '/sink', spoolDir: dir + '/spool' });
+    ${setup}
+    new NodeSDK({ serviceName: 'sdk-agent', traceExporter: exporter }).start();
+    const otel = trace.getTracer('agent');
+    for (let i = 0; i < ${SPANS}; i++) otel.startSpan('queued.' + i).end();
+    ${end}
+  `;
+  const run = await new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
+    let stderr = '';
+    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (status) => {
+      clearTimeout(killer);
+      resolve({ status, stderr });
+    });
+  });
+  const services = new Set();
+  const sink = path.join(dir, 'sink');
+  for (const f of (fs.existsSync(sink) ? fs.readdirSync(sink) : []).filter((n) => n.endsWith('.jsonl'))) {
+    for (const line of fs.readFileSync(path.join(dir, 'sink', f), 'utf8').split('\n').filter(Boolean)) {
+      for (const rs of JSON.parse(line).resourceSpans) {
+        const name = (rs.resource.attributes || []).find((a) => a.key === 'service.name');
+        services.add(name && name.value.stringValue);
+      }
+    }
+  }
+  return { ...run, spans: readSpans(path.join(dir, 'sink')), services: [...services] };
+}
+
+test('process.exit() under NodeSDK, its resource detectors still unsettled: the queued spans arrive, with its service.name', async () => {
+  // Every span of a program that called process.exit() in its first
+  // seconds was lost, neither delivered nor counted.
+  const run = await runNodeSdk({ end: 'setTimeout(() => process.exit(0), 50);' });
+  assert.strictEqual(run.status, 0, run.stderr);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+  assert.deepStrictEqual(run.services, ['sdk-agent']);
+});
+
+test('SIGTERM under NodeSDK with hooks and the program\'s own listener calling process.exit(): the queued spans arrive', async () => {
+  // What a container's PID 1 needs (there the signal raised again does
+  // not end the process). The hook's flush moved the queue into a
+  // promise waiting for the resource's detectors, the listener's
+  // process.exit() came next, and every span was lost.
+  const run = await runNodeSdk({
+    setup: `exporter.tracer.installProcessHooks();
+      process.on('SIGTERM', () => process.exit(143));
+      setInterval(() => {}, 1000);`,
+    end: "setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50);",
+  });
+  assert.strictEqual(run.status, 143, run.stderr);
+  assert.deepStrictEqual(names(run.spans), expected, run.stderr);
+  assert.deepStrictEqual(run.services, ['sdk-agent']);
+});

@@ -13,6 +13,9 @@ const { SpanguardSpanProcessor } = require('../otel');
 function rejects(make, ...parts) {
   assert.throws(make, (e) => {
     assert.ok(e instanceof spanguard.SpanguardError, `${e}`);
+    // Its name, as an uncaught one prints it ("SpanguardError: spanguard: ..."; it said "Error:").
+    assert.strictEqual(e.name, 'SpanguardError');
+    assert.ok(String(e).startsWith('SpanguardError: spanguard: '), String(e));
     assert.strictEqual(e.code, spanguard.RESULT.INVALID_CONFIG);
     for (const part of parts) assert.ok(e.message.includes(part), `"${e.message}" does not say "${part}"`);
     return true;

@@ -35,3 +35,10 @@ exporter.export([], (result) => { if (result.code !== ExportResultCode.SUCCESS) 
 // Complex values (AnyValue): a map, a mixed or nested array, bytes and nulls inside.
 span.setAttribute('gen_ai.tool.arguments', { query: 'weather', days: 3, units: null, tags: ['a', 1, [true]] });
 span.setAttributes({ 'llm.messages': [{ role: 'user', content: 'hi' }, { role: 'assistant', raw: new Uint8Array(2) }] });
+// The README's count of what really happened, under noUncheckedIndexedAccess and
+// noPropertyAccessFromIndexSignature (tsconfig.json; @tsconfig/strictest sets both).
+const s = tracer.stats();
+const lost: number = s.dropped_export_failed + s.dropped_rejected + s.dropped_buffer_full
+  + s.dropped_replay_failed + s.dropped_replay_rejected;
+const accounted: number = s.spans_exported + s.spooled_spans + s.spans_unsampled + lost;
+console.log(`${s.spans_exported} of ${s.spans_ended} exported, ${accounted} accounted for`);
