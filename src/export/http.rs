@@ -280,14 +280,20 @@ pub struct HttpTransport {
     timeout: Duration,
     secrets: Secrets,
     easy: Option<Easy2<Response>>,
-    /// A monotonic time (`clock::monotonic_ns`; 0: none) past which a
-    /// request in flight is abandoned: a stopping tracer's deadline, so
-    /// that a backend that never answers holds `spanguard_shutdown` up
-    /// past its timeout by a second at most, not by a whole request
-    /// timeout (10 s by default, more than a container's grace period
-    /// leaves). The request then fails as any other, and its batch is
-    /// spooled.
+    /// A monotonic time (`clock::monotonic_ns`; 0 or u64::MAX: none) past
+    /// which a request is abandoned: the earliest deadline someone waits
+    /// on, a pending flush's or a stopping tracer's (`ExportSignal::
+    /// abort_requests_at`). A request is given no more time than is left
+    /// until it as it starts (curl's timeout), and one in flight when it
+    /// comes nearer is abandoned at it within a second (the progress
+    /// callback): a backend that never answers held a flush(1 s) up for a
+    /// whole request timeout (10 s by default), and a shutdown past its
+    /// own by a second. The request then fails as any other, and its
+    /// batch is spooled.
     abort_at: Arc<AtomicU64>,
+    /// The last request was given less than the request timeout, for a
+    /// deadline (its timing out is said so).
+    capped: bool,
     /// The last request got no answer (`Transport::unanswered`).
     unanswered: bool,
 }
@@ -309,6 +315,7 @@ impl HttpTransport {
             secrets: Secrets::new(url, headers),
             easy: None,
             abort_at,
+            capped: false,
             unanswered: false,
         }
     }
@@ -387,12 +394,30 @@ impl HttpTransport {
                 list.append(&format!("{k}: {v}"))?;
             }
         }
+        let timeout = self.time_allowed();
+        self.capped = timeout < self.timeout;
         let easy = self.handle()?;
         easy.get_mut().clear();
+        easy.timeout(timeout)?;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
         let performed = easy.perform();
         easy.get_ref().status(performed, || easy.response_code())
+    }
+
+    /// The time a request starting now is given: the request timeout, or
+    /// what is left until `abort_at` when that is less (1 ms at least:
+    /// curl reads 0 as no limit, and the progress callback abandons a
+    /// request past it at once).
+    fn time_allowed(&self) -> Duration {
+        let at = self.abort_at.load(Ordering::Relaxed);
+        if at == 0 || at == u64::MAX {
+            return self.timeout;
+        }
+        let left = at.saturating_sub(crate::span::clock::monotonic_ns());
+        self.timeout
+            .min(Duration::from_nanos(left))
+            .max(Duration::from_millis(1))
     }
 
     /// Why a request got no answer, in words a user can act on, with
@@ -409,8 +434,8 @@ impl HttpTransport {
             "connection refused or unreachable"
         } else if e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
             "DNS lookup failed"
-        } else if e.is_aborted_by_callback() {
-            "abandoned at the shutdown's deadline"
+        } else if e.is_aborted_by_callback() || (e.is_operation_timedout() && self.capped) {
+            "abandoned at the deadline of the flush or shutdown waiting for it"
         } else if e.is_operation_timedout() {
             "timed out"
         } else if e.is_peer_failed_verification() || e.is_ssl_cacert() || e.is_ssl_cacert_badfile()
