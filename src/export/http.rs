@@ -52,6 +52,11 @@ struct Response {
     /// `headless` (the transport's own handle); the seam
     /// `outcome_of_answer` hands bodies without status lines as bodies.
     stop_headless: bool,
+    /// A byte of an answer came (a header line, a body): a connection
+    /// closed or reset after it was answered, if badly; one closed before
+    /// is as a server that never answered (a published port with nothing
+    /// behind it: Docker's proxy accepts, then closes).
+    answered: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -70,6 +75,7 @@ impl Response {
             status_seen: false,
             headless: None,
             stop_headless: false,
+            answered: false,
             abort_at,
         }
     }
@@ -86,6 +92,7 @@ impl Response {
         self.interim = false;
         self.status_seen = false;
         self.headless = None;
+        self.answered = false;
     }
 
     /// The server's status once a transfer ended (`performed`), `code`
@@ -197,6 +204,7 @@ pub fn outcome_of_answer(
 
 impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.answered = true;
         if self.stop_headless && !self.status_seen {
             // No status line: no HTTP answer. Its first bytes are kept
             // to say what answered, and the transfer stopped at once (a
@@ -218,6 +226,7 @@ impl Handler for Response {
     }
 
     fn header(&mut self, data: &[u8]) -> bool {
+        self.answered = true;
         if data.starts_with(b"HTTP/") {
             // A status line (one per answer: an interim 1xx, then the
             // final one, which decides). What an earlier answer's headers
@@ -797,14 +806,21 @@ impl Transport for HttpTransport {
             Ok(code) => code,
             Err(e) => {
                 // No server reached, or none said a word in the time
-                // allowed. A server that answered something else than HTTP
-                // (or broke off its answer) did answer: that is tried
+                // allowed, or the connection was closed or reset before a
+                // byte of answer came (curl's 52 "empty reply", 56 "recv
+                // failure", 55 "send failure": a published port with
+                // nothing behind it, Docker's proxy for a container that
+                // is down). A server that answered something else than
+                // HTTP, or broke off its answer, did answer: that is tried
                 // again as before.
+                let answered = self.easy.as_ref().is_some_and(|h| h.get_ref().answered);
                 self.unanswered = e.is_couldnt_connect()
                     || e.is_couldnt_resolve_host()
                     || e.is_couldnt_resolve_proxy()
                     || e.is_operation_timedout()
-                    || e.is_aborted_by_callback();
+                    || e.is_aborted_by_callback()
+                    || ((e.is_got_nothing() || e.is_recv_error() || e.is_send_error())
+                        && !answered);
                 // Said before the handle goes (it holds the answer's first
                 // bytes when it had no status line).
                 let reason = self.explain(&e);
