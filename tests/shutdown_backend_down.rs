@@ -8,6 +8,11 @@
 //! for the spool's replay at the stop. Now the spans go to the spool at
 //! once, counted as spooled, and one request timeout at most is spent.
 //!
+//! The same at a flush: a request in flight to a backend that never
+//! answers is abandoned at the flush's own deadline, and a port that closes
+//! the connection unanswered (Docker's proxy for a container that is down)
+//! is not retried, while an answer broken off after a line still is.
+//!
 //! Counted, not timed: retries and connections made. The one bound on time
 //! (10 s where it took 25.8 s) is loose so that no machine's noise trips it.
 
@@ -161,5 +166,186 @@ fn a_backend_that_never_answers_costs_a_shutdown_one_request() {
     // spool's replay at the stop.
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "{stats:?}");
     assert_eq!(stats.retries, 0, "{stats:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Accepts every connection and never answers; counts them. Returns the
+/// URL and the count.
+fn black_hole() -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicU64::new(0));
+    let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    {
+        let accepted = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.lock().unwrap().push(conn);
+            }
+        });
+    }
+    (url, accepted)
+}
+
+/// Polls until `spooled` spans are counted spooled or `bound` passes.
+fn await_spooled(tracer: &Tracer, spooled: u64, bound: Duration) {
+    let started = Instant::now();
+    while tracer.stats().spooled_spans < spooled && started.elapsed() < bound {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A flush shorter than the request timeout, to a backend that accepts
+/// and never answers: the request in flight is abandoned at the flush's
+/// deadline and its spans spooled, where they waited out the whole request
+/// timeout in flight (10 s by default; 60 s here, and the flush 0.5 s).
+/// The one bound on time (20 s for the spans to be spooled, of the 60 s
+/// the request had) is loose so that no machine's noise trips it.
+#[test]
+fn a_flush_abandons_the_request_in_flight_at_its_own_deadline() {
+    let (url, accepted) = black_hole();
+    let (tracer, dir) = support::tracer_to(
+        "flush-black-hole",
+        &url,
+        TracerConfig {
+            request_timeout: Duration::from_secs(60),
+            export_timeout: Duration::from_secs(120),
+            ..config()
+        },
+    );
+    end_spans(&tracer, 5);
+    let started = Instant::now();
+    let outcome = tracer.flush(Duration::from_millis(500)).expect("flush");
+    let took = started.elapsed();
+    // At its deadline the spans were not delivered: whether the exporter
+    // had spooled them yet by then is a race, both answers are right.
+    assert_ne!(outcome, FlushOutcome::Delivered);
+    assert!(took < Duration::from_secs(20), "the flush took {took:?}");
+    await_spooled(&tracer, 5, Duration::from_secs(20));
+    let stats = tracer.stats();
+    assert_eq!(
+        stats.spooled_spans, 5,
+        "the request outlived its flush's deadline: {stats:?}"
+    );
+    assert_eq!(stats.queue_depth, 0, "{stats:?}");
+    assert_eq!(stats.retries, 0, "{stats:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{stats:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A published port with nothing behind it (Docker's proxy for a container
+/// that is down) accepts, then closes (`reset`: with a reset) without a
+/// byte of answer. At a flush that is no answer: spooled at once, not
+/// retried until the flush's deadline (10 s here, 8 or so connections).
+fn flush_to_a_port_with_nothing_behind(reset: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicU64::new(0));
+    {
+        let accepted = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                if reset {
+                    // Linger 0: close sends a reset (curl: 56 "recv
+                    // failure", or 55 while it still sends).
+                    let linger = libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    // SAFETY: a valid option on a socket we own.
+                    unsafe {
+                        use std::os::fd::AsRawFd;
+                        libc::setsockopt(
+                            conn.as_raw_fd(),
+                            libc::SOL_SOCKET,
+                            libc::SO_LINGER,
+                            &linger as *const _ as *const libc::c_void,
+                            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                        );
+                    }
+                } else {
+                    // The request read, then a close (curl: 52 "empty
+                    // reply from server").
+                    let mut reader = std::io::BufReader::new(&conn);
+                    let mut line = String::new();
+                    while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 2 {
+                        line.clear();
+                    }
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                }
+                drop(conn);
+            }
+        });
+    }
+    let name = if reset {
+        "flush-reset"
+    } else {
+        "flush-empty-reply"
+    };
+    let (tracer, dir) = support::tracer_to(name, &url, config());
+    end_spans(&tracer, 5);
+    let outcome = tracer.flush(Duration::from_secs(10)).expect("flush");
+    let stats = tracer.stats();
+    assert_eq!(outcome, FlushOutcome::Spooled, "{stats:?}");
+    assert_eq!(stats.spooled_spans, 5, "{stats:?}");
+    assert_eq!(stats.retries, 0, "retried at a flush: {stats:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "{stats:?}");
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_flush_to_a_port_that_closes_unanswered_spools_at_once() {
+    flush_to_a_port_with_nothing_behind(false);
+}
+
+#[test]
+fn a_flush_to_a_port_that_resets_unanswered_spools_at_once() {
+    flush_to_a_port_with_nothing_behind(true);
+}
+
+/// The other side: an answer broken off after a line of it (a `100
+/// Continue`, then the connection closed: curl's 52 "empty reply", as for
+/// a port with nothing behind it) is an answer, if a bad one, and is tried
+/// again within the flush as before (the next connection is answered 200:
+/// the spans are delivered).
+#[test]
+fn a_flush_retries_an_answer_broken_off_after_a_line() {
+    let url = support::raw_backend(|n, _| {
+        if n == 0 {
+            b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()
+        }
+    });
+    let (tracer, dir) = support::tracer_to("flush-cut-answer", &url, config());
+    end_spans(&tracer, 5);
+    let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
+    let stats = tracer.stats();
+    assert_eq!(outcome, FlushOutcome::Delivered, "{stats:?}");
+    assert_eq!(stats.spans_exported, 5, "{stats:?}");
+    assert_eq!(stats.spooled_spans, 0, "{stats:?}");
+    assert_eq!(stats.retries, 1, "{stats:?}");
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A flush given no time (Go's Flush(0), a nudge) waits on nothing: it
+/// does not cut short the request it wakes. To a backend that takes 0.3 s
+/// to answer, the spans are delivered, not abandoned at once and spooled.
+#[test]
+fn a_flush_given_no_time_abandons_no_request() {
+    let (url, _closed) = support::slow_backend(Duration::from_millis(300), |_| {});
+    let (tracer, dir) = support::tracer_to("flush-zero", &url, config());
+    end_spans(&tracer, 5);
+    let _ = tracer.flush(Duration::ZERO);
+    let outcome = tracer.flush(Duration::from_secs(30)).expect("flush");
+    let stats = tracer.stats();
+    assert_eq!(outcome, FlushOutcome::Delivered, "{stats:?}");
+    assert_eq!(stats.spans_exported, 5, "{stats:?}");
+    assert_eq!(stats.spooled_spans, 0, "{stats:?}");
+    tracer.shutdown(Duration::from_secs(5)).ok();
     std::fs::remove_dir_all(&dir).ok();
 }
