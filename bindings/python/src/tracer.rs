@@ -910,6 +910,10 @@ impl Tracer {
             ("recovered_spans", c.recovered_spans),
             ("exporter_throttled_ns", c.exporter_throttled_ns),
             ("spans_unsampled", c.spans_unsampled),
+            ("dropped_replay_failed", c.dropped_replay_failed),
+            ("dropped_replay_rejected", c.dropped_replay_rejected),
+            ("exporter_panics", c.exporter_panics),
+            ("files_set_aside", c.files_set_aside),
             (
                 "values_rejected",
                 self.values_rejected.load(Ordering::Relaxed),
