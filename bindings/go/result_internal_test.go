@@ -1,7 +1,11 @@
 package spanguard
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -15,12 +19,70 @@ func TestResultIsOKMatchesTheLibrary(t *testing.T) {
 	}
 }
 
-// Stats has a field for every counter the library keeps: a Go program
-// could not read those it lacked (spans lost replaying the spool, values
-// whose UTF-8 was replaced, what limits dropped, exporter panics), where
-// Python and Node can.
+// Stats has a field for every counter of spanguard_counters in
+// include/spanguard.h, named after it, and Stats() copies each counter into
+// the field of its name: a Go program could not read those it lacked
+// (spans lost replaying the spool, values whose UTF-8 was replaced, what
+// limits dropped, exporter panics), where Python and Node can. Counting
+// the fields alone let a counter copied into its neighbour's field, or
+// left out of the copy, pass.
 func TestStatsHasEveryCounter(t *testing.T) {
-	if n, want := reflect.TypeOf(Stats{}).NumField(), countersInC(); n != want {
-		t.Fatalf("Stats has %d fields, spanguard_counters %d counters", n, want)
+	names := headerCounters(t)
+	if len(names) < 31 || names[0] != "spans_begun" {
+		t.Fatalf("header read: %v", names)
 	}
+	st, words := numberedStats()
+	if words != len(names) {
+		t.Fatalf("the library lays out %d counters, include/spanguard.h names %d", words, len(names))
+	}
+	v := reflect.ValueOf(st)
+	if v.NumField() != len(names) {
+		t.Errorf("Stats has %d fields, spanguard_counters %d counters", v.NumField(), len(names))
+	}
+	for i, name := range names {
+		field := goName(name)
+		f := v.FieldByName(field)
+		if !f.IsValid() {
+			t.Errorf("Stats has no field %s for the counter %s", field, name)
+			continue
+		}
+		if got := f.Uint(); got != uint64(i+1) {
+			t.Errorf("Stats.%s = counter #%d, want #%d (%s)", field, got, i+1, name)
+		}
+	}
+}
+
+// headerCounters are the uint64 fields of spanguard_counters in the C
+// header, in order: every one but its size and reserved word.
+func headerCounters(t *testing.T) []string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("..", "..", "include", "spanguard.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(text)
+	start := strings.Index(s, "typedef struct spanguard_counters {")
+	end := strings.Index(s, "} spanguard_counters;")
+	if start < 0 || end < start {
+		t.Fatal("include/spanguard.h has no struct spanguard_counters")
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*uint64_t (\w+);`).FindAllStringSubmatch(s[start:end], -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+// goName is the Go field name of a counter: spans_begun is SpansBegun,
+// utf8_replaced UTF8Replaced.
+func goName(counter string) string {
+	var b strings.Builder
+	for _, word := range strings.Split(counter, "_") {
+		if word == "utf8" {
+			b.WriteString("UTF8")
+			continue
+		}
+		b.WriteString(strings.ToUpper(word[:1]) + word[1:])
+	}
+	return b.String()
 }

@@ -552,13 +552,6 @@ type Stats struct {
 	FilesSetAside uint64
 }
 
-// countersInC is how many counters spanguard_counters holds (all uint64
-// after its 8-byte header), for the test that Stats has each.
-func countersInC() int {
-	var c C.spanguard_counters
-	return int((unsafe.Sizeof(c) - unsafe.Offsetof(c.spans_begun)) / 8)
-}
-
 // Stats reads the counters.
 func (t *Tracer) Stats() (Stats, error) {
 	p, err := t.live()
@@ -571,6 +564,11 @@ func (t *Tracer) Stats() (Stats, error) {
 	if err := check(C.spanguard_stats(p, &c), "stats"); err != nil {
 		return Stats{}, err
 	}
+	return statsOf(&c), nil
+}
+
+// statsOf copies the counters into Stats, each into its field.
+func statsOf(c *C.spanguard_counters) Stats {
 	return Stats{
 		SpansBegun: uint64(c.spans_begun), SpansEnded: uint64(c.spans_ended),
 		SpansExported: uint64(c.spans_exported), QueueDepth: uint64(c.queue_depth),
@@ -589,7 +587,21 @@ func (t *Tracer) Stats() (Stats, error) {
 		SpansUnsampled: uint64(c.spans_unsampled), DroppedReplayFailed: uint64(c.dropped_replay_failed),
 		DroppedReplayRejected: uint64(c.dropped_replay_rejected), ExporterPanics: uint64(c.exporter_panics),
 		FilesSetAside: uint64(c.files_set_aside),
-	}, nil
+	}
+}
+
+// numberedStats is statsOf counters whose words, after the 8-byte header
+// (every counter is a uint64), hold 1, 2, 3... in the order the library
+// lays them out, and how many words that is: for the test that each
+// counter lands in the field of its name.
+func numberedStats() (Stats, int) {
+	var c C.spanguard_counters
+	n := int((unsafe.Sizeof(c) - unsafe.Offsetof(c.spans_begun)) / 8)
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(&c.spans_begun)), n)
+	for i := range words {
+		words[i] = uint64(i + 1)
+	}
+	return statsOf(&c), n
 }
 
 // SetResource sets resource attributes over the tracer's own for every

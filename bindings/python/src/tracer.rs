@@ -882,41 +882,49 @@ impl Tracer {
             return Err(report::error(py, code as u32, "stats"));
         }
         let d = PyDict::new(py);
-        for (k, v) in [
-            ("spans_begun", c.spans_begun),
-            ("spans_ended", c.spans_ended),
-            ("spans_exported", c.spans_exported),
-            ("queue_depth", c.queue_depth),
-            ("spans_open", c.spans_open),
-            ("dropped_buffer_full", c.dropped_buffer_full),
-            ("dropped_export_failed", c.dropped_export_failed),
-            ("dropped_rejected", c.dropped_rejected),
-            ("dropped_spool_overflow", c.dropped_spool_overflow),
-            ("spans_unended_at_shutdown", c.spans_unended_at_shutdown),
-            ("batches_sent", c.batches_sent),
-            ("batches_failed", c.batches_failed),
-            ("bytes_sent", c.bytes_sent),
-            ("retries", c.retries),
-            ("attributes_dropped", c.attributes_dropped),
-            ("events_dropped", c.events_dropped),
-            ("links_dropped", c.links_dropped),
-            ("values_truncated", c.values_truncated),
-            ("utf8_replaced", c.utf8_replaced),
-            ("spooled_batches", c.spooled_batches),
-            ("spooled_spans", c.spooled_spans),
-            ("replayed_batches", c.replayed_batches),
-            ("replayed_spans", c.replayed_spans),
-            ("spool_bytes", c.spool_bytes),
-            ("recovered_spans", c.recovered_spans),
-            ("exporter_throttled_ns", c.exporter_throttled_ns),
-            ("spans_unsampled", c.spans_unsampled),
-            (
-                "values_rejected",
-                self.values_rejected.load(Ordering::Relaxed),
-            ),
-        ] {
-            d.set_item(k, v)?;
+        // Each key is its field's own name: one cannot be copied under another's.
+        macro_rules! counters {
+            ($($field:ident),* $(,)?) => {
+                $(d.set_item(stringify!($field), c.$field)?;)*
+            };
         }
+        counters!(
+            spans_begun,
+            spans_ended,
+            spans_exported,
+            queue_depth,
+            spans_open,
+            dropped_buffer_full,
+            dropped_export_failed,
+            dropped_rejected,
+            dropped_spool_overflow,
+            spans_unended_at_shutdown,
+            batches_sent,
+            batches_failed,
+            bytes_sent,
+            retries,
+            attributes_dropped,
+            events_dropped,
+            links_dropped,
+            values_truncated,
+            utf8_replaced,
+            spooled_batches,
+            spooled_spans,
+            replayed_batches,
+            replayed_spans,
+            spool_bytes,
+            recovered_spans,
+            exporter_throttled_ns,
+            spans_unsampled,
+            dropped_replay_failed,
+            dropped_replay_rejected,
+            exporter_panics,
+            files_set_aside,
+        );
+        d.set_item(
+            "values_rejected",
+            self.values_rejected.load(Ordering::Relaxed),
+        )?;
         Ok(d)
     }
 }

@@ -100,6 +100,15 @@ class Stats:
     recovered_spans: int = 0
     exporter_throttled_ns: int = 0
     spans_unsampled: int = 0
+    #: Spans from the spool directory the backend refused for good when
+    #: replayed (or too large to send), or rejected in a partial success.
+    dropped_replay_failed: int = 0
+    dropped_replay_rejected: int = 0
+    #: Panics the exporter thread caught (an internal bug).
+    exporter_panics: int = 0
+    #: Files in the spool or sink directory that could not be used,
+    #: renamed to `<name>.unreadable`.
+    files_set_aside: int = 0
     values_rejected: int = 0
 
 
