@@ -169,16 +169,8 @@ fn a_span_refused_for_a_deep_value_arrives_with_it_cut_and_the_cut_counted() {
         200
     });
     let (tracer, dir, said) = tracer("deep-value", &url);
-    let mut value = b"\x0a\x01x".to_vec(); // string_value "x"
-    for _ in 0..40 {
-        // kvlist_value { values: [KeyValue { key: "k", value }] }
-        let mut kv = vec![0x0a, 1, b'k', 0x12];
-        push_len(&mut kv, &value);
-        let mut list = vec![0x0a];
-        push_len(&mut list, &kv);
-        value = vec![0x32];
-        push_len(&mut value, &list);
-    }
+    // 40 maps deep: kvlist_value { values: [KeyValue { key: "k", value }] }
+    let value = support::nested_value(true, 40);
     for i in 0..101 {
         let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
         if i == 60 {
@@ -218,15 +210,4 @@ fn a_span_refused_for_a_deep_value_arrives_with_it_cut_and_the_cut_counted() {
     assert!(requests.load(Ordering::Relaxed) <= 16);
     tracer.shutdown(Duration::from_secs(10)).ok();
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// `inner` as a protobuf length-delimited payload: its length, then it.
-fn push_len(out: &mut Vec<u8>, inner: &[u8]) {
-    let mut n = inner.len();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(inner);
 }

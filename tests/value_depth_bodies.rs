@@ -15,24 +15,7 @@ use spanguard::span::any_value::AnyValueRef;
 use spanguard::tracer::{AttrInput, Parent};
 
 mod support;
-use support::len_field;
-
-/// An AnyValue: `depth` maps (`{"k": ...}`) or arrays (`[...]`) one in
-/// the other, the innermost holding the string "x".
-fn nested(map: bool, depth: u32) -> Vec<u8> {
-    let mut value = len_field(0x0a, b"x"); // string_value
-    for _ in 0..depth {
-        value = if map {
-            // kvlist_value { values: [KeyValue { key: "k", value }] }
-            let kv = [len_field(0x0a, b"k"), len_field(0x12, &value)].concat();
-            len_field(0x32, &len_field(0x0a, &kv))
-        } else {
-            // array_value { values: [value] }
-            len_field(0x2a, &len_field(0x0a, &value))
-        };
-    }
-    value
-}
+use support::nested_value as nested;
 
 fn out_dir() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -16,16 +16,10 @@ use spanguard::pipeline::ScopeGiven;
 use spanguard::tracer::{AttrInput, Parent};
 
 mod support;
-use support::len_field;
 
 /// An AnyValue: `depth` maps (`{"k": ...}`) one in the other around "x".
 fn nested_maps(depth: u32) -> Vec<u8> {
-    let mut value = len_field(0x0a, b"x");
-    for _ in 0..depth {
-        let kv = [len_field(0x0a, b"k"), len_field(0x12, &value)].concat();
-        value = len_field(0x32, &len_field(0x0a, &kv));
-    }
-    value
+    support::nested_value(true, depth)
 }
 
 /// The OTLP messages a request nests, by name.

@@ -183,3 +183,21 @@ pub fn len_field(tag: u8, inner: &[u8]) -> Vec<u8> {
     out.extend_from_slice(inner);
     out
 }
+
+/// An AnyValue (protobuf): `depth` maps (`{"k": ...}`) or arrays (`[...]`)
+/// one in the other, the innermost holding the string "x".
+#[allow(dead_code)] // each test binary uses some of these
+pub fn nested_value(map: bool, depth: u32) -> Vec<u8> {
+    let mut value = len_field(0x0a, b"x"); // string_value
+    for _ in 0..depth {
+        value = if map {
+            // kvlist_value { values: [KeyValue { key: "k", value }] }
+            let kv = [len_field(0x0a, b"k"), len_field(0x12, &value)].concat();
+            len_field(0x32, &len_field(0x0a, &kv))
+        } else {
+            // array_value { values: [value] }
+            len_field(0x2a, &len_field(0x0a, &value))
+        };
+    }
+    value
+}
