@@ -97,8 +97,7 @@ pub trait Transport: Send {
 
     /// The last `send` failed with no word from any server: the connection
     /// was refused, the name did not resolve, the request timed out or was
-    /// abandoned, or the connection was closed or reset before a byte of
-    /// answer came (a published port with nothing behind it). Sending again at once is pointless, and to a backend that
+    /// abandoned. Sending again at once is pointless, and to a backend that
     /// accepts and never answers it costs the whole request timeout again:
     /// a flush or shutdown keeps such a request in the spool instead of
     /// retrying it (`Delivery::attempt`).
