@@ -155,15 +155,6 @@ pub trait DeliveryHost {
     fn busy(&self) -> bool {
         false
     }
-    /// Someone waits for the request being delivered: a flush, a
-    /// shutdown. A failure with no answer from a server (a connection
-    /// refused, a request timed out) is not retried then: the request goes
-    /// to the spool at once, safe there, and the caller gets its answer
-    /// (with the backend down, a shutdown used to retry with backoff for
-    /// the whole flush timeout, 25 s of Go's 30 s default at every exit).
-    fn awaited(&self) -> bool {
-        false
-    }
     /// Counts, reports and logs what happened.
     fn record(&mut self, outcome: Outcome<'_>);
 }
@@ -438,11 +429,6 @@ impl Delivery {
     /// The destination, with no credentials in it.
     pub fn target(&self) -> String {
         self.transport.describe()
-    }
-
-    /// The last request got no answer from any server (`Transport::unanswered`).
-    pub fn unanswered(&self) -> bool {
-        self.transport.unanswered()
     }
 
     pub fn spool(&self) -> &SpoolDir {
@@ -1055,16 +1041,6 @@ impl Delivery {
                         self.down_until =
                             Some(instant_after(Instant::now(), super::retry::PROBE_INTERVAL));
                         return Fate::Keep(format!("{reason}; stopping"));
-                    }
-                    if self.transport.unanswered() && host.awaited() {
-                        // The later requests of the same flush are kept
-                        // without an attempt until the probe: a backend
-                        // that never answers costs one request timeout
-                        // per flush, not one per batch.
-                        self.down_until =
-                            Some(instant_after(Instant::now(), super::retry::PROBE_INTERVAL));
-                        self.kept_for = Some(KeptFor::Failed(reason.clone()));
-                        return Fate::Keep(format!("{reason}; kept for the flush waiting"));
                     }
                     let random = self.next_random();
                     let step = match self.one_attempt {

@@ -751,16 +751,7 @@ impl Exporter {
         }
         if let Some(until) = self.delivery.down_until() {
             let wait = until.saturating_duration_since(Instant::now());
-            // Not when the backend gave no answer at all: a refused
-            // connection is seldom taken in the next second, and a backend
-            // that accepts and never answers cost the shutdown a second
-            // whole request timeout (21 s of a 30 s shutdown, where one
-            // timeout had already told it was down). The spool is replayed
-            // by the next process or `spanguard replay`.
-            if !(self.host.stopping()
-                && self.host.time_left_after(wait)
-                && !self.delivery.unanswered())
-            {
+            if !(self.host.stopping() && self.host.time_left_after(wait)) {
                 return;
             }
             std::thread::sleep(wait);
@@ -851,13 +842,6 @@ impl DeliveryHost for ExporterHost {
 
     fn stopping(&self) -> bool {
         self.pipeline.signal.stop.load(Ordering::Acquire)
-    }
-
-    /// A flush call waits, or a shutdown has begun (its flushes come
-    /// before the stop).
-    fn awaited(&self) -> bool {
-        let p = &self.pipeline;
-        p.signal.flush_pending() || p.lifecycle() != crate::pipeline::LIFECYCLE_RUNNING
     }
 
     /// Replay gives way to spans waiting (a half-full queue, a flush); once

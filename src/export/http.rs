@@ -288,8 +288,6 @@ pub struct HttpTransport {
     /// leaves). The request then fails as any other, and its batch is
     /// spooled.
     abort_at: Arc<AtomicU64>,
-    /// The last request got no answer (`Transport::unanswered`).
-    unanswered: bool,
 }
 
 impl HttpTransport {
@@ -309,7 +307,6 @@ impl HttpTransport {
             secrets: Secrets::new(url, headers),
             easy: None,
             abort_at,
-            unanswered: false,
         }
     }
 
@@ -767,19 +764,9 @@ impl Transport for HttpTransport {
         format: BodyFormat,
         gzipped: bool,
     ) -> Result<Accepted, SendError> {
-        self.unanswered = false;
         let code = match self.perform(body, format, gzipped) {
             Ok(code) => code,
             Err(e) => {
-                // No server reached, or none said a word in the time
-                // allowed. A server that answered something else than HTTP
-                // (or broke off its answer) did answer: that is tried
-                // again as before.
-                self.unanswered = e.is_couldnt_connect()
-                    || e.is_couldnt_resolve_host()
-                    || e.is_couldnt_resolve_proxy()
-                    || e.is_operation_timedout()
-                    || e.is_aborted_by_callback();
                 // Said before the handle goes (it holds the answer's first
                 // bytes when it had no status line).
                 let reason = self.explain(&e);
@@ -818,10 +805,6 @@ impl Transport for HttpTransport {
 
     fn describe(&self) -> String {
         self.shown_url.clone()
-    }
-
-    fn unanswered(&self) -> bool {
-        self.unanswered
     }
 }
 

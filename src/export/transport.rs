@@ -94,14 +94,4 @@ pub trait Transport: Send {
     fn take_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
         Vec::new()
     }
-
-    /// The last `send` failed with no word from any server: the connection
-    /// was refused, the name did not resolve, the request timed out or was
-    /// abandoned. Sending again at once is pointless, and to a backend that
-    /// accepts and never answers it costs the whole request timeout again:
-    /// a flush or shutdown keeps such a request in the spool instead of
-    /// retrying it (`Delivery::attempt`).
-    fn unanswered(&self) -> bool {
-        false
-    }
 }
