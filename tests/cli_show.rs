@@ -182,6 +182,22 @@ fn fixtures(test: &str) -> PathBuf {
     root
 }
 
+/// A sink line: one span `llm.chat` of service `svc`, from T0 for 5 ms,
+/// whose JSON goes on with `fields` (its attributes, events, status).
+fn llm_chat_line(fields: &str) -> String {
+    format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
+            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#"{}}}]}}]}}]}}"#
+        ),
+        T0,
+        T0 + 5 * MS,
+        fields
+    )
+}
+
 /// A directory of its own for `test`, holding one sink file of `line`.
 fn sink_of(test: &str, line: String) -> PathBuf {
     let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
@@ -364,17 +380,7 @@ fn a_megabyte_status_message_is_cut_on_the_span_line() {
     // An exception's whole text as the status message: `show` printed it
     // on the span's one line (a 5 MB line in the LLM-sized data audit).
     let message = "boom ".repeat(200_000);
-    let line = format!(
-        concat!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
-            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
-            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
-        ),
-        T0,
-        T0 + 5 * MS,
-        message
-    );
+    let line = llm_chat_line(&format!(r#""status":{{"code":2,"message":"{}"}}"#, message));
     let root = sink_of("status", line);
     let out = show(&root, &["svc-1.jsonl"], &[]);
     let printed = text(&out.stdout);
@@ -585,17 +591,10 @@ fn the_html_page_shows_a_long_value_in_part() {
     // audit); a value past 256 K characters shows its head and says how
     // much more the file holds.
     let prompt = "tell me more ".repeat(100_000);
-    let line = format!(
-        concat!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
-            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
-            r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}]}}]}}]}}"#
-        ),
-        T0,
-        T0 + 5 * MS,
+    let line = llm_chat_line(&format!(
+        r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]"#,
         prompt
-    );
+    ));
     let root = sink_of("html", line);
     let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -675,23 +674,18 @@ fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
     let prompt = format!("{}END-OF-PROMPT", "Résumé the 日本語 text, ".repeat(200));
     let completion = format!("{}END-OF-COMPLETION", "😀 sure ".repeat(300));
     let message = format!("{}END-OF-MESSAGE", "Traceback line\\n".repeat(100));
-    let line = format!(
+    let line = llm_chat_line(&format!(
         concat!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
-            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
             r#""attributes":[{{"key":"gen_ai.prompt.0.content","value":{{"stringValue":"{}"}}}}],"#,
             r#""events":[{{"name":"gen_ai.choice","timeUnixNano":"{}","#,
             r#""attributes":[{{"key":"message","value":{{"stringValue":"{}"}}}}]}}],"#,
-            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
+            r#""status":{{"code":2,"message":"{}"}}"#
         ),
-        T0,
-        T0 + 5 * MS,
         prompt,
         T0 + 4 * MS,
         completion,
-        message
-    );
+        message,
+    ));
     let root = sink_of("full", line);
 
     let cut = show(&root, &["--attributes", "svc-1.jsonl"], &[]);
@@ -734,17 +728,7 @@ fn the_html_page_shows_a_long_status_message_in_the_span_details() {
     // An exception's traceback as the status message: the page showed its
     // first 160 characters and an ellipsis, and nowhere the rest.
     let message = format!("{}END-OF-TRACEBACK", "File agent.py, line 12 ".repeat(100));
-    let line = format!(
-        concat!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
-            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
-            r#""status":{{"code":2,"message":"{}"}}}}]}}]}}]}}"#
-        ),
-        T0,
-        T0 + 5 * MS,
-        message
-    );
+    let line = llm_chat_line(&format!(r#""status":{{"code":2,"message":"{}"}}"#, message));
     let root = sink_of("html-status", line);
     let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -1232,17 +1216,10 @@ fn a_count_of_one_is_said_in_the_singular() {
     );
     // The page: its title, the trace's head, a value one character over.
     let long = "x".repeat(256 * 1024 + 1);
-    let line = format!(
-        concat!(
-            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"0af7651916cd43dd8448eb211c80319c","#,
-            r#""spanId":"b7ad6b7169203331","name":"llm.chat","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
-            r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}]}}]}}]}}"#
-        ),
-        T0,
-        T0 + 5 * MS,
+    let line = llm_chat_line(&format!(
+        r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]"#,
         long
-    );
+    ));
     let page_root = sink_of("singular-html", line);
     let out = show(&page_root, &["--html", "page.html", "svc-1.jsonl"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
