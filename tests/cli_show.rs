@@ -1243,3 +1243,98 @@ fn a_count_of_one_is_said_in_the_singular() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&page_root);
 }
+
+#[test]
+fn span_shows_one_calls_prompt_whole_and_a_cut_value_names_its_span() {
+    // An agent's trace of LLM calls with 20 KB prompts: `--attributes`
+    // cut each prompt with an ellipsis, and the one way to read a prompt
+    // whole, `--full`, printed every call's (30 prompts, a megabyte of
+    // terminal, to find one). `--span ID` draws one span whole, and a
+    // span with a value cut says its ID under it.
+    let call = |id: &str, parent: &str, tag: &str, ms: u64| {
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{}","parentSpanId":"{}","#,
+                r#""name":"chat gpt-4o","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}"#
+            ),
+            id,
+            parent,
+            T0 + ms * MS,
+            T0 + (ms + 4) * MS,
+            format!(
+                "{tag} {}END-OF-{tag}",
+                "plan the trip to Lisbon ".repeat(800)
+            ),
+        )
+    };
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{},{},{}]}}]}}]}}"#
+        ),
+        r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"a0a0a0a0a0a0a0a0","name":"invoke_agent","kind":1,"startTimeUnixNano":"1796029200000000000","endTimeUnixNano":"1796029200020000000"}"#,
+        call("c1c1c1c1c1c1c1c1", "a0a0a0a0a0a0a0a0", "FIRST", 1),
+        call("c2c2c2c2c2c2c2c2", "a0a0a0a0a0a0a0a0", "SECOND", 8),
+    );
+    let root = sink_of("span-pick", line);
+
+    let cut = show(&root, &["--attributes", "svc-1.jsonl"], &[]);
+    assert!(cut.status.success(), "{}", text(&cut.stderr));
+    let printed = text(&cut.stdout);
+    // Each call's ID under its cut prompt, and none under the root.
+    let hints: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("(cut: spanguard show --span "))
+        .collect();
+    assert_eq!(hints.len(), 2, "{printed}");
+    assert!(
+        hints[0].ends_with("(cut: spanguard show --span c1c1c1c1c1c1c1c1 shows this span whole)"),
+        "{printed}"
+    );
+    assert!(hints[1].contains("--span c2c2c2c2c2c2c2c2 "), "{printed}");
+    assert!(
+        printed.contains(
+            "2 values cut to the width (…): --full shows them whole, --span ID one span's (its \
+             ID is under it)"
+        ),
+        "{printed}"
+    );
+
+    // A prefix picks the second call: its prompt whole, the first's not
+    // drawn at all (no --attributes), the trace's tree around them.
+    let one = show(&root, &["--span", "C2C2", "svc-1.jsonl"], &[]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let printed = text(&one.stdout);
+    assert!(
+        printed.contains("END-OF-SECOND\n"),
+        "the picked prompt whole"
+    );
+    assert!(
+        !printed.contains("FIRST"),
+        "another span's prompt: {printed}"
+    );
+    assert!(printed.contains("invoke_agent"), "{printed}");
+    assert!(!printed.contains("cut"), "{printed}");
+    // With --attributes, the others are cut as before.
+    let both = show(
+        &root,
+        &["--span", "c2c2", "--attributes", "svc-1.jsonl"],
+        &[],
+    );
+    let printed = text(&both.stdout);
+    assert!(printed.contains("END-OF-SECOND\n") && !printed.contains("END-OF-FIRST"));
+    assert!(printed.contains("1 value cut to the width"), "{printed}");
+
+    // No span of that id: nothing matches; not hex: a usage error.
+    let none = show(&root, &["--span", "dddd", "svc-1.jsonl"], &[]);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none.stdout));
+    let bad = show(&root, &["--span", "c2c2-", "svc-1.jsonl"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--span c2c2-: not a span id (1 to 16 hex digits)"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

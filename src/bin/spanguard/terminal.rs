@@ -9,7 +9,9 @@ use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan};
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, input_tokens, output_tokens};
+use super::traces::{
+    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens,
+};
 
 /// How output looks.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +25,9 @@ pub struct Style {
     /// not cut to the width, and a status message cut on its span's line
     /// is printed whole under it.
     pub whole: bool,
+    /// The span (`show --span ID`) drawn with every attribute, event and
+    /// status message whole, the others as the rest of the style says.
+    pub span: Option<SpanPick>,
 }
 
 impl Style {
@@ -49,6 +54,7 @@ impl Style {
             width: width.unwrap_or(100).clamp(60, 400),
             attributes: attributes || whole,
             whole,
+            span: None,
         })
     }
 
@@ -402,9 +408,12 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let _ = writeln!(out, "{}", line.trim_end());
         let has_children = t.nodes.get(i + 1).is_some_and(|next| next.depth > n.depth);
         let under = format!("  {}", continuation(n, levels, has_children));
+        let picked = style.span.is_some_and(|p| p.picks(&n.span.span_id));
+        let whole = style.whole || picked;
+        let cut_before = cut;
         if n.span.status_code == 2 && cells(&n.span.status_message) > STATUS_CHARS {
             // Cut on the span's line by `status_words`.
-            if style.whole {
+            if whole {
                 let text = clean(&format!("status message = {}", n.span.status_message));
                 let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
             } else {
@@ -423,7 +432,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             // hundreds of alike lines that pushed the trace's other spans
             // (the slow call, the error) off the screen: a run of one name
             // is one line, which says how many and when (--full: each).
-            let fold = run >= FOLD_EVENTS && !style.whole;
+            let fold = run >= FOLD_EVENTS && !whole;
             let line = if fold {
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
@@ -444,7 +453,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             let text = fit_or_whole(
                 clean(&line),
                 w.saturating_sub(cells(&under)),
-                style.whole,
+                whole,
                 &mut cut,
             );
             let color = if e.name == "exception" { RED } else { DIM };
@@ -455,16 +464,31 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 style.paint(color, text.trim_end())
             );
         }
-        if style.attributes {
+        if style.attributes || picked {
             for (k, v) in &n.span.attributes {
                 let text = fit_or_whole(
                     clean(&format!("{k} = {v}")),
                     w.saturating_sub(cells(&under)),
-                    style.whole,
+                    whole,
                     &mut cut,
                 );
                 let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
             }
+        }
+        // An ellipsis said a value was cut, and `--full` printed every
+        // span of the trace whole: thirty 20 KB prompts to find one. The
+        // span's id, under it, picks that one span.
+        if cut > cut_before {
+            let hint = format!(
+                "(cut: spanguard show --span {} shows this span whole)",
+                hex(&n.span.span_id)
+            );
+            let _ = writeln!(
+                out,
+                "{}{}",
+                style.paint(DIM, &under),
+                style.paint(DIM, &hint)
+            );
         }
     }
     Rendered { cut, folded }
