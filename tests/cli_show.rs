@@ -714,11 +714,25 @@ fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
         printed.contains(&format!("message={completion}\n")),
         "the event's completion whole"
     );
-    // The message as the terminal shows text: its newlines escaped.
+    // The message whole, its lines as lines (a traceback read as one
+    // line of `\n`s), each after the `┊` gutter.
+    let lines: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.contains("status message = Traceback line"))
+        .collect();
     assert!(
-        printed.contains(&format!("status message = {message}\n")),
-        "the status message whole"
+        lines[0].ends_with("status message = Traceback line"),
+        "{printed}"
     );
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .take_while(|l| l.contains("┊ Traceback line"))
+            .count(),
+        99,
+        "{printed}"
+    );
+    assert!(lines[100].ends_with("┊ END-OF-MESSAGE"), "{printed}");
     assert!(!printed.contains("cut to the width"), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -1336,5 +1350,70 @@ fn span_shows_one_calls_prompt_whole_and_a_cut_value_names_its_span() {
         "{}",
         text(&bad.stderr)
     );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_value_shown_whole_keeps_its_lines_and_escapes_the_rest() {
+    // `--full` and `--span` printed a Python traceback in an exception
+    // event, or a prompt's paragraphs, as one line of `\n`s: now each of
+    // its lines is a line under the span, after a `┊` gutter. Other
+    // control characters stay escaped (an escape sequence in a value
+    // must not reach the terminal), and a cut view stays one line.
+    let line = llm_chat_line(concat!(
+        r#""attributes":[{"key":"gen_ai.prompt","value":{"stringValue":"You are a travel agent.\n\nFind a flight.\u001b[2J"}}],"#,
+        r#""events":[{"name":"exception","timeUnixNano":"1796029200001000000","attributes":["#,
+        r#"{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last):\n  File \"agent.py\", line 88\nhttpx.ReadTimeout: timed out"}}]}],"#,
+        r#""status":{"code":2,"message":"timed out"}"#
+    ));
+    let root = sink_of("whole-lines", line);
+    for args in [
+        &["--full", "svc-1.jsonl"][..],
+        &["--span", "b7ad", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        let at = |start: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(start))
+                .unwrap_or_else(|| panic!("{start} in {printed}"))
+        };
+        let e = at("exception.stacktrace=Traceback (most recent call last):");
+        assert!(lines[e].ends_with("(most recent call last):"), "{printed}");
+        assert!(
+            lines[e + 1].ends_with("┊   File \"agent.py\", line 88"),
+            "{printed}"
+        );
+        assert!(
+            lines[e + 2].ends_with("┊ httpx.ReadTimeout: timed out"),
+            "{printed}"
+        );
+        let p = at("gen_ai.prompt = You are a travel agent.");
+        assert!(
+            lines[p].ends_with("gen_ai.prompt = You are a travel agent."),
+            "{printed}"
+        );
+        assert!(lines[p + 1].ends_with("┊ "), "the blank line: {printed}");
+        assert!(
+            lines[p + 2].ends_with("┊ Find a flight.\\x1b[2J"),
+            "{printed}"
+        );
+        assert!(!printed.contains('\x1b'), "an escape reached the terminal");
+    }
+    // Cut to the width, a value is one line, its newlines as `\n`.
+    let cut = show(
+        &root,
+        &["--attributes", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains("gen_ai.prompt = You are a travel agent.\\n\\nFind a flight."),
+        "{printed}"
+    );
+    assert!(!printed.contains('┊'), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -36,8 +36,9 @@ options:
   --last N           the N traces that ended last, of those the other options
                      keep (what the agent just did: --last 1)
   --attributes       every attribute under each span, each cut to the width (…)
-  --full             every attribute, and every event and status message, whole
-                     (values are cut to the width otherwise, and a run of events
+  --full             every attribute, and every event and status message, whole,
+                     a value's lines as lines (values are cut to the width, one
+                     line each, otherwise, and a run of events
                      of one name is one line, ×N: a line says how many)
   --span ID          the trace holding the span whose id starts with ID, that
                      span with every attribute, event and status message whole

@@ -123,6 +123,27 @@ fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
     }
 }
 
+/// A value printed whole (`--full`, `--span`): its own newlines start new
+/// lines, each under the span's rail after a `┊` gutter, so that a
+/// traceback or a prompt's paragraphs read as they were written (they
+/// were one line of `\n`s, a 20 KB prompt's hundreds of them). Each line
+/// is cleaned as any text from a span is; only the newline is kept.
+fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: Option<&str>) {
+    for (i, line) in text.split('\n').enumerate() {
+        let gutter = if i == 0 { "" } else { "  ┊ " };
+        let line = clean(line);
+        let _ = writeln!(
+            out,
+            "{}{}",
+            style.paint(DIM, &format!("{under}{gutter}")),
+            match color {
+                Some(c) => style.paint(c, &line),
+                None => line,
+            }
+        );
+    }
+}
+
 /// `s` cut to `n` characters, with an ellipsis when cut.
 pub fn fit(s: &str, n: usize) -> String {
     if cells(s) <= n {
@@ -414,8 +435,8 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         if n.span.status_code == 2 && cells(&n.span.status_message) > STATUS_CHARS {
             // Cut on the span's line by `status_words`.
             if whole {
-                let text = clean(&format!("status message = {}", n.span.status_message));
-                let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
+                let text = format!("status message = {}", n.span.status_message);
+                write_whole(out, style, &under, &text, None);
             } else {
                 cut += 1;
             }
@@ -450,13 +471,17 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             } else {
                 i += 1;
             }
+            let color = if e.name == "exception" { RED } else { DIM };
+            if whole {
+                write_whole(out, style, &under, line.trim_end(), Some(color));
+                continue;
+            }
             let text = fit_or_whole(
                 clean(&line),
                 w.saturating_sub(cells(&under)),
                 whole,
                 &mut cut,
             );
-            let color = if e.name == "exception" { RED } else { DIM };
             let _ = writeln!(
                 out,
                 "{}{}",
@@ -466,6 +491,10 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         }
         if style.attributes || picked {
             for (k, v) in &n.span.attributes {
+                if whole {
+                    write_whole(out, style, &under, &format!("{k} = {v}"), None);
+                    continue;
+                }
                 let text = fit_or_whole(
                     clean(&format!("{k} = {v}")),
                     w.saturating_sub(cells(&under)),
