@@ -603,7 +603,8 @@ fn the_html_page_shows_a_long_value_in_part() {
     let more = prompt.len() - 256 * 1024;
     assert!(
         page.contains(&format!(
-            "{more} more characters: <code>spanguard show --full</code>"
+            "{more} more characters: <code>spanguard show --span b7ad6b7169203331</code> \
+             shows the value whole"
         )),
         "the note"
     );
@@ -1251,7 +1252,7 @@ fn a_count_of_one_is_said_in_the_singular() {
         "the head"
     );
     assert!(
-        page.contains("… 1 more character: <code>spanguard show --full</code>"),
+        page.contains("… 1 more character: <code>spanguard show --span b7ad6b7169203331</code>"),
         "the note"
     );
     let _ = std::fs::remove_dir_all(&root);
