@@ -310,3 +310,15 @@ def test_an_upper_case_http_proxy_is_not_used_for_http_and_check_says_so(cli, tm
         assert run.returncode == 0, run.stdout + run.stderr
         assert [(s["method"], s["target"]) for s in proxy.seen] == [("POST", rx.traces_url)]
         assert said(run, "  proxy ").startswith("  proxy             http_proxy="), run.stdout
+        # With ALL_PROXY set too, curl takes that one: HTTP_PROXY is still
+        # not read, and a note under the proxy line says so.
+        proxy.seen.clear()
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, HTTP_PROXY="http://127.0.0.1:9",
+                                   ALL_PROXY=url))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert [(s["method"], s["target"]) for s in proxy.seen] == [("POST", rx.traces_url)]
+        lines = run.stdout.splitlines()
+        at = lines.index(said(run, "  proxy "))
+        assert lines[at].startswith("  proxy             ALL_PROXY="), run.stdout
+        assert lines[at + 1] == ("                    (HTTP_PROXY=http://127.0.0.1:9 is not read for an http:// "
+                                 "endpoint: curl reads only http_proxy, in lower case, there)"), run.stdout
