@@ -1418,3 +1418,71 @@ fn a_value_shown_whole_keeps_its_lines_and_escapes_the_rest() {
     assert!(!printed.contains('┊'), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn genai_messages_shown_whole_read_by_role_and_part() {
+    // The GenAI conventions' gen_ai.input.messages / output.messages: a
+    // prompt as a JSON array of messages. Shown whole (--span, --full) it
+    // was one line of JSON, 20 KB of it with the prompt's paragraphs as
+    // `\n`: now each message's role, each text part's lines as lines, a
+    // tool call as its JSON. Not such an array: shown as it is.
+    let input = r#"[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be brief.\"}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Find a flight.\\nTo Lisbon.\"}]}]"#;
+    let output = r#"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"flight_search\",\"arguments\":{\"to\":\"LIS\"}}],\"finish_reason\":\"tool_call\"}]"#;
+    let line = llm_chat_line(&format!(
+        concat!(
+            r#""attributes":[{{"key":"gen_ai.input.messages","value":{{"stringValue":"{}"}}}},"#,
+            r#"{{"key":"gen_ai.output.messages","value":{{"stringValue":"{}"}}}},"#,
+            r#"{{"key":"gen_ai.system_instructions","value":{{"stringValue":"[not json"}}}}]"#
+        ),
+        input, output
+    ));
+    let root = sink_of("chat-messages", line);
+    for args in [
+        &["--span", "b7ad", "svc-1.jsonl"][..],
+        &["--full", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| {
+                l.ends_with("gen_ai.input.messages = 2 messages (its JSON by role and part):")
+            })
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(lines[at + 1].ends_with("┊ [system] Be brief."), "{printed}");
+        assert!(
+            lines[at + 2].ends_with("┊ [user] Find a flight."),
+            "{printed}"
+        );
+        assert!(lines[at + 3].ends_with("┊ To Lisbon."), "{printed}");
+        assert!(
+            lines[at + 4]
+                .ends_with("gen_ai.output.messages = 1 message (its JSON by role and part):"),
+            "{printed}"
+        );
+        assert!(
+            lines[at + 5].ends_with(
+                r#"┊ [assistant, finish_reason tool_call] {"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}"#
+            ),
+            "{printed}"
+        );
+        assert!(
+            lines[at + 6].ends_with("gen_ai.system_instructions = [not json"),
+            "{printed}"
+        );
+    }
+    // Cut to the width, the JSON as it is.
+    let cut = show(
+        &root,
+        &["--attributes", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains(r#"gen_ai.input.messages = [{"role":"system","parts":"#),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
