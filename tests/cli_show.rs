@@ -603,7 +603,8 @@ fn the_html_page_shows_a_long_value_in_part() {
     let more = prompt.len() - 256 * 1024;
     assert!(
         page.contains(&format!(
-            "{more} more characters: <code>spanguard show --full</code>"
+            "{more} more characters: <code>spanguard show --span b7ad6b7169203331</code> \
+             shows the value whole"
         )),
         "the note"
     );
@@ -714,11 +715,25 @@ fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
         printed.contains(&format!("message={completion}\n")),
         "the event's completion whole"
     );
-    // The message as the terminal shows text: its newlines escaped.
+    // The message whole, its lines as lines (a traceback read as one
+    // line of `\n`s), each after the `┊` gutter.
+    let lines: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| !l.contains("status message = Traceback line"))
+        .collect();
     assert!(
-        printed.contains(&format!("status message = {message}\n")),
-        "the status message whole"
+        lines[0].ends_with("status message = Traceback line"),
+        "{printed}"
     );
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .take_while(|l| l.contains("┊ Traceback line"))
+            .count(),
+        99,
+        "{printed}"
+    );
+    assert!(lines[100].ends_with("┊ END-OF-MESSAGE"), "{printed}");
     assert!(!printed.contains("cut to the width"), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -1237,9 +1252,237 @@ fn a_count_of_one_is_said_in_the_singular() {
         "the head"
     );
     assert!(
-        page.contains("… 1 more character: <code>spanguard show --full</code>"),
+        page.contains("… 1 more character: <code>spanguard show --span b7ad6b7169203331</code>"),
         "the note"
     );
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&page_root);
+}
+
+#[test]
+fn span_shows_one_calls_prompt_whole_and_a_cut_value_names_its_span() {
+    // An agent's trace of LLM calls with 20 KB prompts: `--attributes`
+    // cut each prompt with an ellipsis, and the one way to read a prompt
+    // whole, `--full`, printed every call's (30 prompts, a megabyte of
+    // terminal, to find one). `--span ID` draws one span whole, and a
+    // span with a value cut says its ID under it.
+    let call = |id: &str, parent: &str, tag: &str, ms: u64| {
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{}","parentSpanId":"{}","#,
+                r#""name":"chat gpt-4o","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{}"}}}}]}}"#
+            ),
+            id,
+            parent,
+            T0 + ms * MS,
+            T0 + (ms + 4) * MS,
+            format!(
+                "{tag} {}END-OF-{tag}",
+                "plan the trip to Lisbon ".repeat(800)
+            ),
+        )
+    };
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{},{},{}]}}]}}]}}"#
+        ),
+        r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"a0a0a0a0a0a0a0a0","name":"invoke_agent","kind":1,"startTimeUnixNano":"1796029200000000000","endTimeUnixNano":"1796029200020000000"}"#,
+        call("c1c1c1c1c1c1c1c1", "a0a0a0a0a0a0a0a0", "FIRST", 1),
+        call("c2c2c2c2c2c2c2c2", "a0a0a0a0a0a0a0a0", "SECOND", 8),
+    );
+    let root = sink_of("span-pick", line);
+
+    let cut = show(&root, &["--attributes", "svc-1.jsonl"], &[]);
+    assert!(cut.status.success(), "{}", text(&cut.stderr));
+    let printed = text(&cut.stdout);
+    // Each call's ID under its cut prompt, and none under the root.
+    let hints: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("(cut: spanguard show --span "))
+        .collect();
+    assert_eq!(hints.len(), 2, "{printed}");
+    assert!(
+        hints[0].ends_with("(cut: spanguard show --span c1c1c1c1c1c1c1c1 shows this span whole)"),
+        "{printed}"
+    );
+    assert!(hints[1].contains("--span c2c2c2c2c2c2c2c2 "), "{printed}");
+    assert!(
+        printed.contains(
+            "2 values cut to the width (…): --full shows them whole, --span ID one span's (its \
+             ID is under it)"
+        ),
+        "{printed}"
+    );
+
+    // A prefix picks the second call: its prompt whole, the first's not
+    // drawn at all (no --attributes), the trace's tree around them.
+    let one = show(&root, &["--span", "C2C2", "svc-1.jsonl"], &[]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let printed = text(&one.stdout);
+    assert!(
+        printed.contains("END-OF-SECOND\n"),
+        "the picked prompt whole"
+    );
+    assert!(
+        !printed.contains("FIRST"),
+        "another span's prompt: {printed}"
+    );
+    assert!(printed.contains("invoke_agent"), "{printed}");
+    assert!(!printed.contains("cut"), "{printed}");
+    // With --attributes, the others are cut as before.
+    let both = show(
+        &root,
+        &["--span", "c2c2", "--attributes", "svc-1.jsonl"],
+        &[],
+    );
+    let printed = text(&both.stdout);
+    assert!(printed.contains("END-OF-SECOND\n") && !printed.contains("END-OF-FIRST"));
+    assert!(printed.contains("1 value cut to the width"), "{printed}");
+
+    // No span of that id: nothing matches; not hex: a usage error.
+    let none = show(&root, &["--span", "dddd", "svc-1.jsonl"], &[]);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none.stdout));
+    let bad = show(&root, &["--span", "c2c2-", "svc-1.jsonl"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--span c2c2-: not a span id (1 to 16 hex digits)"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_value_shown_whole_keeps_its_lines_and_escapes_the_rest() {
+    // `--full` and `--span` printed a Python traceback in an exception
+    // event, or a prompt's paragraphs, as one line of `\n`s: now each of
+    // its lines is a line under the span, after a `┊` gutter. Other
+    // control characters stay escaped (an escape sequence in a value
+    // must not reach the terminal), and a cut view stays one line.
+    let line = llm_chat_line(concat!(
+        r#""attributes":[{"key":"gen_ai.prompt","value":{"stringValue":"You are a travel agent.\n\nFind a flight.\u001b[2J"}}],"#,
+        r#""events":[{"name":"exception","timeUnixNano":"1796029200001000000","attributes":["#,
+        r#"{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last):\n  File \"agent.py\", line 88\nhttpx.ReadTimeout: timed out"}}]}],"#,
+        r#""status":{"code":2,"message":"timed out"}"#
+    ));
+    let root = sink_of("whole-lines", line);
+    for args in [
+        &["--full", "svc-1.jsonl"][..],
+        &["--span", "b7ad", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        let at = |start: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(start))
+                .unwrap_or_else(|| panic!("{start} in {printed}"))
+        };
+        let e = at("exception.stacktrace=Traceback (most recent call last):");
+        assert!(lines[e].ends_with("(most recent call last):"), "{printed}");
+        assert!(
+            lines[e + 1].ends_with("┊   File \"agent.py\", line 88"),
+            "{printed}"
+        );
+        assert!(
+            lines[e + 2].ends_with("┊ httpx.ReadTimeout: timed out"),
+            "{printed}"
+        );
+        let p = at("gen_ai.prompt = You are a travel agent.");
+        assert!(
+            lines[p].ends_with("gen_ai.prompt = You are a travel agent."),
+            "{printed}"
+        );
+        assert!(lines[p + 1].ends_with("┊ "), "the blank line: {printed}");
+        assert!(
+            lines[p + 2].ends_with("┊ Find a flight.\\x1b[2J"),
+            "{printed}"
+        );
+        assert!(!printed.contains('\x1b'), "an escape reached the terminal");
+    }
+    // Cut to the width, a value is one line, its newlines as `\n`.
+    let cut = show(
+        &root,
+        &["--attributes", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains("gen_ai.prompt = You are a travel agent.\\n\\nFind a flight."),
+        "{printed}"
+    );
+    assert!(!printed.contains('┊'), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn genai_messages_shown_whole_read_by_role_and_part() {
+    // The GenAI conventions' gen_ai.input.messages / output.messages: a
+    // prompt as a JSON array of messages. Shown whole (--span, --full) it
+    // was one line of JSON, 20 KB of it with the prompt's paragraphs as
+    // `\n`: now each message's role, each text part's lines as lines, a
+    // tool call as its JSON. Not such an array: shown as it is.
+    let input = r#"[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be brief.\"}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Find a flight.\\nTo Lisbon.\"}]}]"#;
+    let output = r#"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"flight_search\",\"arguments\":{\"to\":\"LIS\"}}],\"finish_reason\":\"tool_call\"}]"#;
+    let line = llm_chat_line(&format!(
+        concat!(
+            r#""attributes":[{{"key":"gen_ai.input.messages","value":{{"stringValue":"{}"}}}},"#,
+            r#"{{"key":"gen_ai.output.messages","value":{{"stringValue":"{}"}}}},"#,
+            r#"{{"key":"gen_ai.system_instructions","value":{{"stringValue":"[not json"}}}}]"#
+        ),
+        input, output
+    ));
+    let root = sink_of("chat-messages", line);
+    for args in [
+        &["--span", "b7ad", "svc-1.jsonl"][..],
+        &["--full", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| {
+                l.ends_with("gen_ai.input.messages = 2 messages (its JSON by role and part):")
+            })
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(lines[at + 1].ends_with("┊ [system] Be brief."), "{printed}");
+        assert!(
+            lines[at + 2].ends_with("┊ [user] Find a flight."),
+            "{printed}"
+        );
+        assert!(lines[at + 3].ends_with("┊ To Lisbon."), "{printed}");
+        assert!(
+            lines[at + 4]
+                .ends_with("gen_ai.output.messages = 1 message (its JSON by role and part):"),
+            "{printed}"
+        );
+        assert!(
+            lines[at + 5].ends_with(
+                r#"┊ [assistant, finish_reason tool_call] {"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}"#
+            ),
+            "{printed}"
+        );
+        assert!(
+            lines[at + 6].ends_with("gen_ai.system_instructions = [not json"),
+            "{printed}"
+        );
+    }
+    // Cut to the width, the JSON as it is.
+    let cut = show(
+        &root,
+        &["--attributes", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains(r#"gen_ai.input.messages = [{"role":"system","parts":"#),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -249,7 +249,13 @@ def test_a_misspelt_endpoint_variable_is_named_with_the_one_meant(cli, demo, tmp
     this option or signal is not one it has)"."""
     env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPONT="http://127.0.0.1:4318")
     run = check(cli, env)
-    assert run.returncode == 0, run.stdout + run.stderr
+    # A failure, so that a CI step `spanguard check` stops there: it
+    # exited 0, and the step passed with the spans going to the sink.
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert said(run, "FAILED: ") == (
+        "FAILED: OTEL_EXPORTER_OTLP_ENDPONT is set, but spanguard reads no variable of that name "
+        "(OTEL_EXPORTER_OTLP_ENDPOINT was meant?): a tracer goes on without it, so the spans do not go "
+        "where it says"), run.stdout
     assert said(run, "  spans go to ").startswith(
         f"  spans go to       the local sink {tmp_path}/home/.local/state/spanguard/spans (no endpoint is set: "
         "see the variables set but not used below;"), run.stdout
@@ -265,3 +271,54 @@ def test_a_misspelt_endpoint_variable_is_named_with_the_one_meant(cli, demo, tmp
     assert warned[1].startswith(
         f"spanguard: warn: no usable endpoint: writing spans to {tmp_path}/home/.local/state/spanguard/spans/"), \
         traced.stderr
+
+
+def test_a_misspelt_variable_of_no_consequence_is_a_warning_and_passes(cli, tmp_path):
+    """OTEL_BSP_SCHEDULE_DELEY: the batch delay stays at its default, and
+    the spans still go where they should: a warning, exit 0. A misspelt
+    headers variable sends them unauthenticated: a failure."""
+    run = check(cli, clean_env(tmp_path, OTEL_BSP_SCHEDULE_DELEY="200"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert said(run, "warning: ") == (
+        "warning: OTEL_BSP_SCHEDULE_DELEY is set, but spanguard reads no variable of that name "
+        "(OTEL_BSP_SCHEDULE_DELAY was meant?): a tracer goes on with the default"), run.stdout
+    assert "FAILED" not in run.stdout
+    run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADER="authorization=secret"))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert said(run, "FAILED: ").startswith("FAILED: OTEL_EXPORTER_OTLP_HEADER is set, but"), run.stdout
+
+
+def test_an_upper_case_http_proxy_is_not_used_for_http_and_check_says_so(cli, tmp_path):
+    """curl reads no HTTP_PROXY (upper case) for an http:// URL, only
+    http_proxy (the httpoxy rule): the request goes straight to the
+    endpoint. Seen here through a loopback proxy that counts what it is
+    asked, and said by check (it said nothing of HTTP_PROXY)."""
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx, LoopbackProxy() as proxy:
+        url = f"http://agent:s3cret@127.0.0.1:{proxy.port}"
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, HTTP_PROXY=url))
+        assert run.returncode == 0, run.stdout + run.stderr
+        # Not through the proxy: straight to the receiver.
+        assert proxy.seen == []
+        assert len(rx.accepted_records()) == 1
+        assert said(run, "  proxy ") == (
+            f"  proxy             none: HTTP_PROXY=http://agent:***@127.0.0.1:{proxy.port} is not used for an "
+            "http:// endpoint (curl reads only http_proxy, in lower case, there): set http_proxy to send the "
+            "spans through it"), run.stdout
+        assert "s3cret" not in run.stdout
+        # The lower-case one is used, as check says.
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, http_proxy=url))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert [(s["method"], s["target"]) for s in proxy.seen] == [("POST", rx.traces_url)]
+        assert said(run, "  proxy ").startswith("  proxy             http_proxy="), run.stdout
+        # With ALL_PROXY set too, curl takes that one: HTTP_PROXY is still
+        # not read, and a note under the proxy line says so.
+        proxy.seen.clear()
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, HTTP_PROXY="http://127.0.0.1:9",
+                                   ALL_PROXY=url))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert [(s["method"], s["target"]) for s in proxy.seen] == [("POST", rx.traces_url)]
+        lines = run.stdout.splitlines()
+        at = lines.index(said(run, "  proxy "))
+        assert lines[at].startswith("  proxy             ALL_PROXY="), run.stdout
+        assert lines[at + 1] == ("                    (HTTP_PROXY=http://127.0.0.1:9 is not read for an http:// "
+                                 "endpoint: curl reads only http_proxy, in lower case, there)"), run.stdout

@@ -43,9 +43,23 @@ TLS) and what to change. Nothing else is sent; without an endpoint nothing is.
 
 Exit status: 0 when every variable is usable and the backend (if any) accepted
 the request, 1 when the backend refused it or could not be reached, 2 on a
-usage error or a variable the library ignores for its value (which comes first:
-it may be why the backend refused).
+usage error, a variable the library ignores for its value, or a misspelt name
+of one that says where spans go (an endpoint, the headers, the sink or spool
+directory, OTEL_SDK_DISABLED: the spans then go elsewhere). Those come first:
+they may be why the backend refused. Another misspelt name is a warning only.
 ";
+
+/// The variables whose misspelling sends the spans elsewhere (or nowhere,
+/// or unauthenticated): a check that passed with one of them misspelt let
+/// a CI step pass while the agent's spans went to the local sink.
+fn decides_where_spans_go(meant: &str) -> bool {
+    meant.ends_with("_ENDPOINT")
+        || meant.ends_with("_HEADERS")
+        || matches!(
+            meant,
+            "SPANGUARD_SINK_DIR" | "SPANGUARD_SPOOL_DIR" | "OTEL_SDK_DISABLED"
+        )
+}
 
 /// The settings that take a value (a count, a time) and what each is in
 /// `config`: those not at their default are listed, by their variable.
@@ -195,6 +209,20 @@ fn not_read(asked: &[String], misspelt: &[(String, String)]) -> Vec<String> {
         out.push(format!("{shown}: {reason}"));
     }
     out
+}
+
+/// HTTP_PROXY's value when it is set (not empty) for an http:// `url`
+/// and curl takes no notice of it: it reads the lower-case http_proxy
+/// alone for http://, and that is not set.
+fn ignored_upper_http_proxy(
+    url: &str,
+    get: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<String> {
+    let set = |n: &str| get(n).filter(|v| !v.is_empty());
+    if !url.starts_with("http://") || set("http_proxy").is_some() {
+        return None;
+    }
+    set("HTTP_PROXY").map(|v| v.to_string_lossy().into_owned())
 }
 
 /// What to do about a failed check, where the transport's words do not
@@ -470,6 +498,27 @@ pub fn run(args: &[String]) -> ExitCode {
             ),
         }
     }
+    // curl reads no HTTP_PROXY in upper case for an http:// URL (a CGI
+    // script's environment carries the request's `Proxy:` header under
+    // that name: "httpoxy"), only http_proxy: whoever set HTTP_PROXY, as
+    // most tools accept it, expected the spans to go through it and they
+    // went straight to the endpoint, with nothing said.
+    if let Some(url) = &url
+        && let Some(upper) = ignored_upper_http_proxy(url, |n| std::env::var_os(n))
+    {
+        let upper = super::terminal::clean(&redact_url(&upper));
+        match proxy_variable_set(url, |n| std::env::var_os(n)) {
+            None => println!(
+                "  proxy             none: HTTP_PROXY={upper} is not used for an http:// \
+                 endpoint (curl reads only http_proxy, in lower case, there): set http_proxy \
+                 to send the spans through it"
+            ),
+            Some(_) => println!(
+                "                    (HTTP_PROXY={upper} is not read for an http:// endpoint: \
+                 curl reads only http_proxy, in lower case, there)"
+            ),
+        }
+    }
     println!(
         "  timeout           {} a request, {} a batch with its retries",
         millis(config.request_timeout),
@@ -535,9 +584,34 @@ pub fn run(args: &[String]) -> ExitCode {
             true
         }
     };
+    // A misspelt variable of consequence fails the check: the spans do
+    // not go where the environment seems to say.
+    let misspelt_failing: Vec<&(String, String)> = config
+        .misspelt_env
+        .iter()
+        .filter(|(_, meant)| decides_where_spans_go(meant))
+        .collect();
+    for (set, meant) in &misspelt_failing {
+        println!(
+            "FAILED: {} is set, but spanguard reads no variable of that name ({meant} was \
+             meant?): a tracer goes on without it, so the spans do not go where it says",
+            super::terminal::clean(set)
+        );
+    }
+    for (set, meant) in config
+        .misspelt_env
+        .iter()
+        .filter(|(_, meant)| !decides_where_spans_go(meant))
+    {
+        println!(
+            "warning: {} is set, but spanguard reads no variable of that name ({meant} was \
+             meant?): a tracer goes on with the default",
+            super::terminal::clean(set)
+        );
+    }
     // A variable ignored comes first: it may be why the backend refused
     // (an API key in a header entry left out, say).
-    if !config.ignored_env.is_empty() {
+    if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() {
         ExitCode::from(2)
     } else if !reached {
         ExitCode::FAILURE

@@ -49,7 +49,7 @@ fn pct(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn table(out: &mut String, title: &str, attrs: &Attributes) {
+fn table(out: &mut String, title: &str, attrs: &Attributes, span_id: &str) {
     if attrs.is_empty() {
         return;
     }
@@ -58,14 +58,16 @@ fn table(out: &mut String, title: &str, attrs: &Attributes) {
     }
     out.push_str("<table class=\"kv\">");
     for (k, v) in attrs {
-        value_row(out, k, &v.to_string());
+        value_row(out, k, &v.to_string(), span_id);
     }
     out.push_str("</table>");
 }
 
 /// A row of `key` and a long `value`: its first `SHOWN_VALUE_CHARS`, and
-/// a note of how many more there are and how to see them.
-fn value_row(out: &mut String, key: &str, value: &str) {
+/// a note of how many more there are and how to see them: the command
+/// that prints this one span (of id `span_id`) whole, where `--full`
+/// printed every span of every trace.
+fn value_row(out: &mut String, key: &str, value: &str, span_id: &str) {
     let (shown, more) = head_chars(value, SHOWN_VALUE_CHARS);
     let _ = write!(out, "<tr><th>{}</th><td>{}", esc(key), esc(shown));
     if more > 0 {
@@ -73,7 +75,7 @@ fn value_row(out: &mut String, key: &str, value: &str) {
         // which may be a crash dump or a spool file, not text.
         let _ = write!(
             out,
-            "<span class=\"note\"> … {more} more {}: <code>spanguard show --full</code> shows the value whole</span>",
+            "<span class=\"note\"> … {more} more {}: <code>spanguard show --span {span_id}</code> shows the value whole</span>",
             if more == 1 { "character" } else { "characters" }
         );
     }
@@ -97,6 +99,7 @@ fn head_chars(s: &str, n: usize) -> (&str, usize) {
 
 fn details(out: &mut String, n: &Node, origin: &Origin) {
     let s = &n.span;
+    let id = hex(&s.span_id);
     let end = s.end_unix_ns.max(s.start_unix_ns);
     let (status, _) = status_words(&n.span, n.ending);
     let _ = write!(
@@ -146,10 +149,10 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
     );
     if s.status_code == 2 && s.status_message.chars().count() > STATUS_CHARS {
         // Cut in the status line above: an exception's whole traceback.
-        value_row(out, "status message", &s.status_message);
+        value_row(out, "status message", &s.status_message, &id);
     }
     out.push_str("</table>");
-    table(out, "Attributes", &s.attributes);
+    table(out, "Attributes", &s.attributes, &id);
     if s.dropped_attributes > 0 {
         let _ = write!(
             out,
@@ -171,7 +174,7 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
                 esc(&e.name),
                 esc(&duration(e.time_unix_ns.saturating_sub(s.start_unix_ns)))
             );
-            table(out, "", &e.attributes);
+            table(out, "", &e.attributes, &id);
             out.push_str("</li>");
         }
         out.push_str("</ol>");
@@ -185,12 +188,12 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
                 hex(&l.trace_id),
                 hex(&l.span_id)
             );
-            table(out, "", &l.attributes);
+            table(out, "", &l.attributes, &id);
             out.push_str("</li>");
         }
         out.push_str("</ol>");
     }
-    table(out, "Resource", &s.resource);
+    table(out, "Resource", &s.resource, &id);
     out.push_str("</div>");
 }
 

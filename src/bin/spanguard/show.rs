@@ -10,7 +10,7 @@ use super::args::Args;
 use super::clock_text::parse_moment;
 use super::sources::load;
 use super::terminal::{Style, render_trace};
-use super::traces::{Filter, Trace, assemble, describe_origins};
+use super::traces::{Filter, SpanPick, Trace, assemble, describe_origins};
 
 pub const HELP: &str = "\
 usage: spanguard show [DIR|FILE...] [options]
@@ -36,9 +36,13 @@ options:
   --last N           the N traces that ended last, of those the other options
                      keep (what the agent just did: --last 1)
   --attributes       every attribute under each span, each cut to the width (…)
-  --full             every attribute, and every event and status message, whole
-                     (values are cut to the width otherwise, and a run of events
+  --full             every attribute, and every event and status message, whole,
+                     a value's lines as lines (values are cut to the width, one
+                     line each, otherwise, and a run of events
                      of one name is one line, ×N: a line says how many)
+  --span ID          the trace holding the span whose id starts with ID, that
+                     span with every attribute, event and status message whole
+                     (one LLM call's prompt; a span with a value cut says its ID)
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
@@ -74,6 +78,7 @@ pub fn run(args: &[String]) -> ExitCode {
             "--html",
             "--color",
             "--last",
+            "--span",
         ],
     ) {
         Ok(a) => a,
@@ -92,6 +97,13 @@ pub fn run(args: &[String]) -> ExitCode {
             })
             .transpose()
     };
+    let span = match a.value("--span") {
+        None => None,
+        Some(v) => match SpanPick::parse(v) {
+            Some(p) => Some(p),
+            None => return usage(&format!("--span {v}: not a span id (1 to 16 hex digits)")),
+        },
+    };
     let filter = match (moment("--since"), moment("--until")) {
         (Ok(since_ns), Ok(until_ns)) => Filter {
             trace: a.value("--trace").map(str::to_string),
@@ -100,6 +112,7 @@ pub fn run(args: &[String]) -> ExitCode {
             since_ns,
             until_ns,
             errors: a.flag("--errors"),
+            span,
         },
         (Err(e), _) | (_, Err(e)) => return usage(&e),
     };
@@ -111,7 +124,7 @@ pub fn run(args: &[String]) -> ExitCode {
         },
     };
     let style = match Style::detect(a.value("--color"), a.flag("--attributes"), a.flag("--full")) {
-        Ok(s) => s,
+        Ok(s) => Style { span, ..s },
         Err(e) => return usage(&e),
     };
 
@@ -226,7 +239,10 @@ pub fn run(args: &[String]) -> ExitCode {
             // An ellipsis alone did not say that the value is whole in
             // the file, nor how to see it (a crash dump is not text).
             let values = super::terminal::plural(cut, "value");
-            println!("{values} cut to the width (…): --full shows them whole");
+            println!(
+                "{values} cut to the width (…): --full shows them whole, --span ID one span's \
+                 (its ID is under it)"
+            );
         }
         // Hundreds of waterfalls scroll the one a person ran this for
         // (what the agent just did) out of sight; all are still drawn (a

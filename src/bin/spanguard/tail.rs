@@ -410,6 +410,7 @@ mod tests {
                 width: 80,
                 attributes: false,
                 whole: false,
+                span: None,
             },
             trees: false,
             held: Vec::new(),

@@ -9,7 +9,9 @@ use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan};
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::traces::{DRAWN_LEVELS, Ending, Node, Trace, hex, input_tokens, output_tokens};
+use super::traces::{
+    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens,
+};
 
 /// How output looks.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +25,9 @@ pub struct Style {
     /// not cut to the width, and a status message cut on its span's line
     /// is printed whole under it.
     pub whole: bool,
+    /// The span (`show --span ID`) drawn with every attribute, event and
+    /// status message whole, the others as the rest of the style says.
+    pub span: Option<SpanPick>,
 }
 
 impl Style {
@@ -49,6 +54,7 @@ impl Style {
             width: width.unwrap_or(100).clamp(60, 400),
             attributes: attributes || whole,
             whole,
+            span: None,
         })
     }
 
@@ -114,6 +120,118 @@ fn fit_or_whole(s: String, n: usize, whole: bool, cut: &mut usize) -> String {
     } else {
         *cut += 1;
         fit(&s, n)
+    }
+}
+
+/// A value printed whole (`--full`, `--span`): its own newlines start new
+/// lines, each under the span's rail after a `┊` gutter, so that a
+/// traceback or a prompt's paragraphs read as they were written (they
+/// were one line of `\n`s, a 20 KB prompt's hundreds of them). Each line
+/// is cleaned as any text from a span is; only the newline is kept.
+fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: Option<&str>) {
+    for (i, line) in text.split('\n').enumerate() {
+        let gutter = if i == 0 { "" } else { "  ┊ " };
+        let line = clean(line);
+        let _ = writeln!(
+            out,
+            "{}{}",
+            style.paint(DIM, &format!("{under}{gutter}")),
+            match color {
+                Some(c) => style.paint(c, &line),
+                None => line,
+            }
+        );
+    }
+}
+
+/// The GenAI attributes that hold chat messages as JSON (OpenTelemetry's
+/// GenAI semantic conventions: an array of `{role, parts: [{type,
+/// content}], finish_reason}`, or of parts alone for the instructions).
+const CHAT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+];
+
+/// A chat-messages attribute shown whole as a person reads a chat: its key
+/// and how many messages, then each message's role and each text part's
+/// content with its own lines; a part of another type (a tool call, a
+/// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
+/// of JSON with its paragraphs as `\n`. None when `json` is not such an
+/// array (then the value is shown as it is).
+fn chat_text(key: &str, json: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
+        return None;
+    }
+    let JsonValue::Array(items) = JsonValue::parse(json.as_bytes()).ok()? else {
+        return None;
+    };
+    let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
+        (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
+        _ => json_text(part),
+    };
+    let mut text = format!(
+        "{key} = {} (its JSON by role and part):",
+        plural(items.len(), "message")
+    );
+    for item in &items {
+        if !matches!(item, JsonValue::Object(_)) {
+            return None;
+        }
+        let Some(parts) = item.get("parts") else {
+            // The instructions: a part, not a message.
+            text.push('\n');
+            text.push_str(&part_text(item));
+            continue;
+        };
+        let role = item.get("role").and_then(JsonValue::as_str).unwrap_or("?");
+        let finish = item
+            .get("finish_reason")
+            .and_then(JsonValue::as_str)
+            .map_or(String::new(), |f| format!(", finish_reason {f}"));
+        text.push_str(&format!("\n[{role}{finish}]"));
+        for part in parts.as_array() {
+            text.push(' ');
+            text.push_str(&part_text(part));
+        }
+    }
+    Some(text)
+}
+
+/// `v` as compact JSON.
+fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
+    use spanguard::export::json_value::JsonValue;
+    let string = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    match v {
+        JsonValue::Null => "null".to_string(),
+        JsonValue::Bool(b) => b.to_string(),
+        JsonValue::Number(n) => n.clone(),
+        JsonValue::String(s) => string(s),
+        JsonValue::Array(items) => {
+            let items: Vec<String> = items.iter().map(json_text).collect();
+            format!("[{}]", items.join(","))
+        }
+        JsonValue::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), json_text(v)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
     }
 }
 
@@ -402,11 +520,14 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         let _ = writeln!(out, "{}", line.trim_end());
         let has_children = t.nodes.get(i + 1).is_some_and(|next| next.depth > n.depth);
         let under = format!("  {}", continuation(n, levels, has_children));
+        let picked = style.span.is_some_and(|p| p.picks(&n.span.span_id));
+        let whole = style.whole || picked;
+        let cut_before = cut;
         if n.span.status_code == 2 && cells(&n.span.status_message) > STATUS_CHARS {
             // Cut on the span's line by `status_words`.
-            if style.whole {
-                let text = clean(&format!("status message = {}", n.span.status_message));
-                let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
+            if whole {
+                let text = format!("status message = {}", n.span.status_message);
+                write_whole(out, style, &under, &text, None);
             } else {
                 cut += 1;
             }
@@ -423,7 +544,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             // hundreds of alike lines that pushed the trace's other spans
             // (the slow call, the error) off the screen: a run of one name
             // is one line, which says how many and when (--full: each).
-            let fold = run >= FOLD_EVENTS && !style.whole;
+            let fold = run >= FOLD_EVENTS && !whole;
             let line = if fold {
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
@@ -441,13 +562,17 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             } else {
                 i += 1;
             }
+            let color = if e.name == "exception" { RED } else { DIM };
+            if whole {
+                write_whole(out, style, &under, line.trim_end(), Some(color));
+                continue;
+            }
             let text = fit_or_whole(
                 clean(&line),
                 w.saturating_sub(cells(&under)),
-                style.whole,
+                whole,
                 &mut cut,
             );
-            let color = if e.name == "exception" { RED } else { DIM };
             let _ = writeln!(
                 out,
                 "{}{}",
@@ -455,16 +580,39 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 style.paint(color, text.trim_end())
             );
         }
-        if style.attributes {
+        if style.attributes || picked {
             for (k, v) in &n.span.attributes {
+                if whole {
+                    let text = v
+                        .as_str()
+                        .and_then(|json| chat_text(k, json))
+                        .unwrap_or_else(|| format!("{k} = {v}"));
+                    write_whole(out, style, &under, &text, None);
+                    continue;
+                }
                 let text = fit_or_whole(
                     clean(&format!("{k} = {v}")),
                     w.saturating_sub(cells(&under)),
-                    style.whole,
+                    whole,
                     &mut cut,
                 );
                 let _ = writeln!(out, "{}{}", style.paint(DIM, &under), text);
             }
+        }
+        // An ellipsis said a value was cut, and `--full` printed every
+        // span of the trace whole: thirty 20 KB prompts to find one. The
+        // span's id, under it, picks that one span.
+        if cut > cut_before {
+            let hint = format!(
+                "(cut: spanguard show --span {} shows this span whole)",
+                hex(&n.span.span_id)
+            );
+            let _ = writeln!(
+                out,
+                "{}{}",
+                style.paint(DIM, &under),
+                style.paint(DIM, &hint)
+            );
         }
     }
     Rendered { cut, folded }

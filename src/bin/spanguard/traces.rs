@@ -91,6 +91,39 @@ pub struct Filter {
     /// Only traces with an error, an interrupted span or one the program
     /// never ended.
     pub errors: bool,
+    /// Only traces holding the span `--span` names.
+    pub span: Option<SpanPick>,
+}
+
+/// A span named by a prefix of its id in hex (`show --span ID`): one
+/// LLM call's prompt whole, where `--full` printed every span's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanPick {
+    /// The prefix's hex digits, lower case; `len` of them are used.
+    digits: [u8; 16],
+    len: usize,
+}
+
+impl SpanPick {
+    /// 1 to 16 hex digits, else None.
+    pub fn parse(text: &str) -> Option<SpanPick> {
+        let text = text.trim();
+        if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut digits = [0u8; 16];
+        digits[..text.len()].copy_from_slice(text.to_ascii_lowercase().as_bytes());
+        Some(SpanPick {
+            digits,
+            len: text.len(),
+        })
+    }
+
+    pub fn picks(&self, span_id: &[u8; 8]) -> bool {
+        hex(span_id)
+            .as_bytes()
+            .starts_with(&self.digits[..self.len])
+    }
 }
 
 impl Filter {
@@ -107,6 +140,11 @@ impl Filter {
         }
         if let Some(name) = &self.name
             && !t.nodes.iter().any(|n| n.span.name.contains(name.as_str()))
+        {
+            return false;
+        }
+        if let Some(pick) = &self.span
+            && !t.nodes.iter().any(|n| pick.picks(&n.span.span_id))
         {
             return false;
         }
