@@ -58,6 +58,16 @@ FLASK_APP = textwrap.dedent("""
             with tracer.start_as_current_span("llm.chat", attributes={"n": n}):
                 pass
         return str(os.getpid())
+
+
+    @app.route("/stuck")
+    def stuck():
+        import time
+        tracer = trace.get_tracer("agent")
+        with tracer.start_as_current_span("stuck"):
+            open(os.path.join(os.environ["READY_DIR"], "stuck"), "w").close()
+            time.sleep(120)
+        return "never"
 """)
 
 GUNICORN_CONF = textwrap.dedent("""
@@ -248,3 +258,41 @@ def test_a_handler_swapped_in_and_put_back_keeps_the_watchdog(tmp_path):
     assert proc.returncode == -signal.SIGTERM, proc.stderr
     got = Counter(s["attributes"]["n"] for s in read_sink(tmp_path / "sink"))
     assert got == Counter(range(50)), f"{len(got)} of 50 spans arrived:\n{proc.stderr}"
+
+
+def test_gunicorn_worker_killed_at_graceful_timeout_keeps_its_open_span_in_flight(tmp_path):
+    """A worker still in a request at graceful_timeout is SIGKILLed by the
+    master. With flight_recorder, its open span was in its flight file,
+    which the preloaded master's tracer sends (when the worker is gone
+    before the master exits) or the next tracer start: once."""
+    import threading
+    (tmp_path / "ready").mkdir()
+    proc, port = serve(tmp_path, FLASK_APP, ["gunicorn", "-w", "1", "-b", "127.0.0.1:{port}", "-c", "gunicorn_conf.py",
+                                             "--graceful-timeout", "1", "--preload", "app:app"],
+                       SETUP="import", READY_DIR=str(tmp_path / "ready"), SPANGUARD_FLIGHT_RECORDER="1")
+    wait_until_serving(proc, port, tmp_path, workers=1)
+
+    def request_that_never_ends():
+        try:
+            get(port, "/stuck")
+        except OSError:  # the worker's SIGKILL closes the connection
+            pass
+
+    threading.Thread(target=request_that_never_ends, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready" / "stuck").exists():
+        assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        time.sleep(0.02)
+    assert stop(proc, tmp_path, signal.SIGTERM) == 0
+    log = (tmp_path / "server.log").read_text()
+    assert "Worker exiting" not in log, f"the worker was not killed at graceful_timeout:\n{log}"
+    # The master's tracer sends the flight file if the worker is gone
+    # before the master's exit; else it waits in the spool directory for
+    # the next start, as after a redeploy.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               XDG_STATE_HOME=str(tmp_path / "state"))
+    subprocess.run([sys.executable, "-c", "import spanguard; spanguard.Tracer(service_name='next').close()"],
+                   check=True, env=env, timeout=60)
+    stuck = [s for s in read_sink(tmp_path / "sink") if s["name"] == "stuck"]
+    assert len(stuck) == 1, f"{len(stuck)} stuck spans arrived:\n{log}"
