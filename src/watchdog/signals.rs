@@ -416,6 +416,47 @@ pub fn ensure_installed(also: impl FnOnce()) {
     also();
 }
 
+/// Puts ours back over the default disposition of `signal` (a
+/// termination signal) that the host set over ours, which becomes what
+/// ours re-raises with. Python keeps its own record of each signal's
+/// handler, taken at start-up, and so reports SIG_DFL where ours is:
+/// a server that swaps a handler in and later puts back "what was
+/// there" (uvicorn, at the end of its graceful shutdown, before it
+/// re-raises the signal it caught) set SIG_DFL over ours, and the
+/// re-raise killed the process unflushed. The binding calls this after
+/// such a `signal.signal(signum, SIG_DFL)`. Nothing (false) unless this
+/// process has its watchdog (a forked child gets its own at its first
+/// tracer: ours with nobody reading the pipe would swallow the signal)
+/// and the disposition is SIG_DFL now.
+pub fn reclaim_from_default(signal: libc::c_int) -> bool {
+    let Some(signal) = TERMINATION_SIGNALS
+        .into_iter()
+        .find(|&s| s as libc::c_int == signal)
+    else {
+        return false;
+    };
+    let mut previous = lock_previous();
+    if !previous.installed || PIPE_WRITE.load(Ordering::Acquire) < 0 {
+        return false;
+    }
+    // SAFETY: the handler is async-signal-safe (see above).
+    let Ok(old) = (unsafe { sigaction(signal, &our_action()) }) else {
+        return false;
+    };
+    if !matches!(old.handler(), SigHandler::SigDfl) {
+        // Not the default (ours already, or the host's own since): put
+        // back exactly what was there.
+        // SAFETY: restores the disposition just read.
+        let _ = unsafe { sigaction(signal, &old) };
+        return false;
+    }
+    if previous.actions.len() <= signal as usize {
+        previous.actions.resize(65, None);
+    }
+    previous.actions[signal as usize] = Some(old);
+    true
+}
+
 /// Installs our handler for each termination signal the host does not
 /// ignore, keeping what was there in `previous`.
 fn install_handlers(previous: &mut Previous) {

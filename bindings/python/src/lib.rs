@@ -49,7 +49,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(reclaim_signal_from_default, m)?)?;
     Ok(())
+}
+
+/// Puts the signal watchdog's handler back over `signum`'s default
+/// disposition, which Python code just set over it (`signal.signal(signum,
+/// SIG_DFL)`: Python reports SIG_DFL where the watchdog is, and a server
+/// restoring "what was there" took it away). Whether it did; nothing for
+/// a signal the watchdog does not handle or a process without it.
+#[pyfunction]
+fn reclaim_signal_from_default(signum: i32) -> bool {
+    spanguard::watchdog::signals::reclaim_from_default(signum)
 }
 
 /// The Python callable the signal watchdog runs before its flush (see

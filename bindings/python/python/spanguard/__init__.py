@@ -31,6 +31,7 @@ import enum
 import functools
 import inspect
 import os
+import signal
 import sys
 import threading
 from concurrent import futures
@@ -258,6 +259,29 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_shutdown_all)
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+# Python records each signal's handler at start-up and reports SIG_DFL for
+# SIGTERM where the library's signal watchdog is. A server that swaps its
+# own handler in and puts back "what was there" when it is done (uvicorn
+# does, at the end of its graceful shutdown, then re-raises the signal it
+# caught) set SIG_DFL over the watchdog: the re-raise killed the process
+# with nothing flushed, the last schedule delay of spans (all of a
+# BatchSpanProcessor's queue) lost uncounted. After a SIG_DFL set from
+# Python, the watchdog goes back over it (it re-raises with the default
+# once it has flushed). A handler of the application's own stays as set.
+_set_signal_handler = signal.signal
+
+
+@functools.wraps(_set_signal_handler)
+def _signal_keeping_watchdog(signalnum, handler):
+    old = _set_signal_handler(signalnum, handler)
+    if handler == signal.SIG_DFL:
+        _native.reclaim_signal_from_default(int(signalnum))
+    return old
+
+
+signal.signal = _signal_keeping_watchdog
 
 
 # --- the tracer ---------------------------------------------------------------
