@@ -210,10 +210,6 @@ pub struct Pipeline {
     /// exporter takes spans again, waiting cannot help, and a begin that
     /// finds the slots full does not wait (see `Tracer::take_slot_when_full`).
     pub full_wait_in_vain_at: std::sync::atomic::AtomicU64,
-    /// Shared with the HTTP transport: the monotonic time past which a
-    /// request in flight is abandoned (0: none). `shutdown` sets it to its
-    /// deadline.
-    pub abort_requests_at: Arc<AtomicU64>,
     /// Resource attributes set at run time over the configured ones
     /// (`Tracer::set_resource`), the last set given: the exporter reads
     /// them at its next batch (`resource_changed` says there is a new
@@ -403,10 +399,8 @@ impl Pipeline {
         // A request still in flight at the deadline is abandoned (its batch
         // spooled), so a backend that never answers holds this up by a
         // second at most past the timeout (curl's progress callback).
-        self.abort_requests_at.store(
-            crate::span::clock::monotonic_ns().saturating_add(left_ns),
-            Ordering::Relaxed,
-        );
+        self.signal
+            .abort_requests_from(crate::span::clock::monotonic_ns().saturating_add(left_ns));
         // Release: the deadline is read by whoever sees `stop`.
         self.signal.stop.store(true, Ordering::Release);
         self.signal.wake();
@@ -719,6 +713,20 @@ pub struct ExportSignal {
     /// When the shutdown that set `stop` gives up (`clock::monotonic_ns`):
     /// the exporter replays the spool after a stop only while time is left.
     pub stop_deadline_ns: AtomicU64,
+    /// Shared with the HTTP transport (`HttpTransport::abort_at`): the
+    /// earliest deadline someone waits on (`clock::monotonic_ns`; u64::MAX:
+    /// none), a pending flush's (one given some time: a flush(0) waits on
+    /// nothing) or the stop's. A request is given no more time than is
+    /// left until it: a backend that accepts and never answers held a
+    /// flush(1 s) up for a whole request timeout (10 s by default), its
+    /// spans in flight, and the shutdown after it waited for that too.
+    /// Past it the request is abandoned and its batch spooled (no time is
+    /// left to try it again: `Delivery::silence_at_flush`).
+    pub abort_requests_at: Arc<AtomicU64>,
+    /// The stop's deadline for requests (u64::MAX until `shutdown` sets
+    /// it): what `abort_requests_at` goes back to once the flushes are
+    /// answered.
+    stop_abort_ns: AtomicU64,
     /// Set when the process is about to die: the exporter takes no more
     /// spans, so what is left can be dumped without being sent twice.
     pub frozen: AtomicBool,
@@ -789,8 +797,30 @@ impl ExportSignal {
         ExportSignal {
             batch_target: ReadMostly(AtomicU32::new(batch_target)),
             flush_deadline_ns: AtomicU64::new(u64::MAX),
+            abort_requests_at: Arc::new(AtomicU64::new(u64::MAX)),
+            stop_abort_ns: AtomicU64::new(u64::MAX),
             ..ExportSignal::default()
         }
+    }
+
+    /// This signal, with `abort_requests_at` the transport's `at` (which
+    /// is reset to none).
+    pub fn sharing_abort_with(mut self, at: Arc<AtomicU64>) -> ExportSignal {
+        at.store(u64::MAX, Ordering::Relaxed);
+        self.abort_requests_at = at;
+        self
+    }
+
+    /// Requests are abandoned at `at` (`clock::monotonic_ns`) from now on,
+    /// or at a waiting flush's deadline if sooner: the stop's deadline.
+    pub fn abort_requests_from(&self, at: u64) {
+        let _guard = match self.mutex.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Under the mutex, as `complete_flush` puts it back.
+        self.stop_abort_ns.store(at, Ordering::Relaxed);
+        self.abort_requests_at.fetch_min(at, Ordering::Relaxed);
     }
 
     /// A flush call waits for the exporter.
@@ -912,6 +942,12 @@ impl ExportSignal {
         // deadline: no pending flush loses its deadline here.
         if self.flush_requested.load(Ordering::Acquire) <= epoch {
             self.flush_deadline_ns.store(u64::MAX, Ordering::Relaxed);
+            // No flush waits: requests get their whole timeout again (up
+            // to the stop's deadline, once set).
+            self.abort_requests_at.store(
+                self.stop_abort_ns.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
         }
         self.done.notify_all();
     }
@@ -922,11 +958,26 @@ impl ExportSignal {
             .unwrap_or(FlushOutcome::TimedOut)
     }
 
+    /// `request_flush_and_wait`, whose deadline leaves the request in
+    /// flight to finish: the signal watchdog's flush, which waits for that
+    /// request a while longer before its dump (a batch abandoned there
+    /// would be spooled and dumped both, sent twice).
+    pub fn request_flush_and_wait_leaving_requests(&self, timeout: Duration) -> FlushOutcome {
+        self.request_flush(timeout, false)
+            .unwrap_or(FlushOutcome::TimedOut)
+    }
+
     /// `request_flush_and_wait`, or None when the exporter stopped for good
     /// before answering: a flush that raced a shutdown, whose own flushes
     /// and final drain took this caller's spans. Without it such a flush
     /// waited out its whole timeout for an answer that never came.
     pub fn request_flush_unless_gone(&self, timeout: Duration) -> Option<FlushOutcome> {
+        self.request_flush(timeout, true)
+    }
+
+    /// `request_flush_unless_gone`; `abandon_requests`: a request still in
+    /// flight at the deadline is abandoned (`abort_requests_at`).
+    fn request_flush(&self, timeout: Duration, abandon_requests: bool) -> Option<FlushOutcome> {
         // AcqRel: every span this caller ended happened before this bump, and
         // the exporter's Acquire load of the epoch sees them queued.
         let epoch = self.flush_requested.fetch_add(1, Ordering::AcqRel) + 1;
@@ -939,6 +990,13 @@ impl ExportSignal {
             .saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64);
         self.flush_deadline_ns
             .fetch_min(deadline_ns, Ordering::Relaxed);
+        if abandon_requests && !timeout.is_zero() {
+            // A request in flight, or sent for this flush, is abandoned
+            // at its deadline (`abort_requests_at`). Not for a flush(0):
+            // it only wakes the exporter, no one waits for the answer.
+            self.abort_requests_at
+                .fetch_min(deadline_ns, Ordering::Relaxed);
+        }
         self.work.notify_one();
         loop {
             if self.flush_completed.load(Ordering::Acquire) >= epoch {

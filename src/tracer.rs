@@ -463,7 +463,7 @@ impl Tracer {
         Tracer::start(config, transport, None, Default::default())
     }
 
-    /// `abort_requests_at` is the transport's (see `Pipeline`).
+    /// `abort_requests_at` is the transport's (see `ExportSignal::abort_requests_at`).
     fn start(
         mut config: TracerConfig,
         transport: Box<dyn Transport>,
@@ -509,7 +509,7 @@ impl Tracer {
             pool,
             stats: Stats::default(),
             lifecycle: std::sync::atomic::AtomicU32::new(LIFECYCLE_RUNNING),
-            signal: ExportSignal::new(first_batch_target),
+            signal: ExportSignal::new(first_batch_target).sharing_abort_with(abort_requests_at),
             callback: Default::default(),
             crash_file,
             flight,
@@ -520,7 +520,6 @@ impl Tracer {
             frozen_from: Default::default(),
             end_check_mask,
             full_wait_in_vain_at: Default::default(),
-            abort_requests_at,
             resource_given: Mutex::new(None),
             scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),

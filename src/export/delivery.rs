@@ -15,7 +15,7 @@ use super::resource::ResourceInfo;
 use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{FileId, HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
-use super::transport::{BodyFormat, SendError, Transport};
+use super::transport::{BodyFormat, SendError, Silence, Transport};
 use super::value_cut::{Emptied, SharedMsg, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
@@ -153,6 +153,15 @@ pub trait DeliveryHost {
     /// Something else needs the thread (queue pressure, a flush): a spool
     /// replay stops between files. Never, for a host with nothing else to do.
     fn busy(&self) -> bool {
+        false
+    }
+    /// Someone waits for the request being delivered: a flush, a
+    /// shutdown. A failure with no answer from a server is then retried
+    /// quickly or probed, not backed off until the caller's deadline
+    /// (`Delivery::attempt` says the rule): with the backend down, a
+    /// shutdown retried for the whole flush timeout, 25 s of Go's 30 s
+    /// default at every exit.
+    fn awaited(&self) -> bool {
         false
     }
     /// Counts, reports and logs what happened.
@@ -300,6 +309,10 @@ pub struct Delivery {
     /// Send one attempt, no retries (a spool file set back already, or
     /// one sent right after another failed).
     one_attempt: bool,
+    /// The last request sent got no answer (`Transport::silence`:
+    /// `NoServer` or `TimedOut`) and no request since did: a flush or
+    /// shutdown gives its next request `PROBE_TIMEOUT` at most.
+    silent: bool,
     /// While a spool file set back `MAX_SETBACKS` times is split: a
     /// transient failure refuses the part sent for what it holds, as a
     /// 400 does, and says so (`never_taken`).
@@ -319,6 +332,20 @@ pub struct Delivery {
 /// counted: a process has one resource and a few scopes; past that the
 /// list starts again (such values counted again, never a list that grows).
 const MAX_SHARED_COUNTED: usize = 64;
+
+/// What `Delivery::silence_at_flush` decided.
+enum AtFlush {
+    /// Send the request again now.
+    Retry,
+    /// The backend is down: keep the request, and the later ones of the
+    /// flush without an attempt until the probe.
+    Down,
+    /// A quick retry's wait was cut short (a stop, the flush's deadline,
+    /// queue pressure): kept, the backend down until the wait's end.
+    KeptInsteadOfWaiting(Instant),
+    /// As any failed attempt: the retry policy decides.
+    AsAnyFailure,
+}
 
 /// Why a request was kept rather than sent or settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,6 +384,7 @@ impl Delivery {
             accepted_at_replay_end: 0,
             kept_for: None,
             one_attempt: false,
+            silent: false,
             transient_refuses: None,
             shared_counted: Vec::new(),
             shared_to_cut: Vec::new(),
@@ -429,6 +457,23 @@ impl Delivery {
     /// The destination, with no credentials in it.
     pub fn target(&self) -> String {
         self.transport.describe()
+    }
+
+    /// The last request sent got no answer from any server (refused,
+    /// unresolved, closed unanswered, timed out), and none came since.
+    pub fn silent(&self) -> bool {
+        self.silent
+    }
+
+    /// Lets the next request go now, though the backend counts as down
+    /// for a moment still: a stopping exporter's one probe of a backend
+    /// that gave no answer (no Retry-After to honour), sent at once and
+    /// given at most `PROBE_TIMEOUT` (`attempt`), rather than after a wait
+    /// that a refused connection does not need.
+    pub fn probe_now(&mut self) {
+        if self.silent {
+            self.down_until = None;
+        }
     }
 
     pub fn spool(&self) -> &SpoolDir {
@@ -955,11 +1000,22 @@ impl Delivery {
         }
         let started = Instant::now();
         let mut attempt = 0u32;
+        // At a flush or shutdown (`host.awaited()`), the quick retries of
+        // a request no server took so far, and whether a request that got
+        // no answer was probed (see `silence_at_flush`). A backend already
+        // silent before this request is probed by its first attempt.
+        let mut quick = 0usize;
+        let mut probed = self.silent;
         loop {
             attempt += 1;
+            if self.silent && host.awaited() {
+                self.transport.limit_next(super::retry::PROBE_TIMEOUT);
+            }
             let sent = self
                 .transport
                 .send(request.body, request.format, request.gzipped);
+            let silence = self.transport.silence();
+            self.silent = matches!(silence, Silence::NoServer | Silence::TimedOut);
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
@@ -1042,6 +1098,25 @@ impl Delivery {
                             Some(instant_after(Instant::now(), super::retry::PROBE_INTERVAL));
                         return Fate::Keep(format!("{reason}; stopping"));
                     }
+                    if host.awaited() && !self.one_attempt {
+                        match self.silence_at_flush(silence, &mut quick, &mut probed, host) {
+                            AtFlush::Retry => continue,
+                            AtFlush::Down => {
+                                self.down_until = Some(instant_after(
+                                    Instant::now(),
+                                    super::retry::PROBE_INTERVAL,
+                                ));
+                                self.kept_for = Some(KeptFor::Failed(reason.clone()));
+                                return Fate::Keep(reason);
+                            }
+                            AtFlush::KeptInsteadOfWaiting(until) => {
+                                self.down_until = Some(until);
+                                self.kept_for = Some(KeptFor::Failed(reason.clone()));
+                                return Fate::Keep(format!("{reason}; kept instead of waiting"));
+                            }
+                            AtFlush::AsAnyFailure => {}
+                        }
+                    }
                     let random = self.next_random();
                     let step = match self.one_attempt {
                         // Past any budget: give up now, the server's
@@ -1081,6 +1156,66 @@ impl Delivery {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// What a flush or shutdown waiting for a request does after it failed
+    /// with `silence` (no answer, or an answer that was a failure): the
+    /// rule that tells a backend that is down from a blip.
+    ///
+    /// - No server took the request (`NoServer`: refused, unresolved,
+    ///   closed before a byte of answer). Learning it costs milliseconds:
+    ///   retried at once after 50, 100, 200 and 400 ms (`QUICK_RETRIES`,
+    ///   0.75 s in all), not backed off until the caller's deadline. A
+    ///   blip (a collector restarting, one dropped connection) is over by
+    ///   then and the spans are delivered; still no server, the backend is
+    ///   down: the request is kept in the spool and the backend counted
+    ///   down for `PROBE_INTERVAL`, so the later requests of the flush are
+    ///   kept without an attempt and it returns.
+    /// - A server took it and did not answer in time (`TimedOut`). Sent
+    ///   again once at once, given `PROBE_TIMEOUT` (1 s) at most, not a
+    ///   whole request timeout: a hang that was a blip answers it and the
+    ///   spans are delivered; a backend that accepts and never answers has
+    ///   cost one request timeout and a probe, then is down as above.
+    /// - Abandoned at the caller's deadline (`Deadline`), or answered
+    ///   (a 503, an answer broken off): as any failure, by the retry
+    ///   policy, which a flush's deadline or a stop cuts short.
+    ///
+    /// While the last request got no answer (`silent`), the next one of a
+    /// flush or shutdown is the probe, given `PROBE_TIMEOUT`, and it is not
+    /// retried: the stop's one replay of the spool (`Exporter::
+    /// replay_if_due`) still delivers what a blip during the flush spooled,
+    /// at the cost of one probe.
+    fn silence_at_flush(
+        &mut self,
+        silence: Silence,
+        quick: &mut usize,
+        probed: &mut bool,
+        host: &mut dyn DeliveryHost,
+    ) -> AtFlush {
+        match silence {
+            Silence::Answered | Silence::Deadline => AtFlush::AsAnyFailure,
+            Silence::NoServer if *probed => AtFlush::Down,
+            Silence::NoServer => {
+                let Some(&wait) = super::retry::QUICK_RETRIES.get(*quick) else {
+                    return AtFlush::Down;
+                };
+                *quick += 1;
+                let wait_started = Instant::now();
+                if !host.wait(wait) {
+                    return AtFlush::KeptInsteadOfWaiting(instant_after(wait_started, wait));
+                }
+                host.record(Outcome::Retrying { wait });
+                AtFlush::Retry
+            }
+            Silence::TimedOut if *probed => AtFlush::Down,
+            Silence::TimedOut => {
+                *probed = true;
+                host.record(Outcome::Retrying {
+                    wait: Duration::ZERO,
+                });
+                AtFlush::Retry
             }
         }
     }

@@ -63,6 +63,9 @@ pub struct Exporter {
     /// The local file sink does not replay the spool (its batches are for
     /// the network); it still recovers crash leftovers.
     replays_spool: bool,
+    /// The stop's probe of a backend that gave no answer was sent
+    /// (`replay_if_due`): once a stop, not once per pass of the loop.
+    stop_probed: bool,
     file_sink: bool,
     /// `dropped_buffer_full` as last seen, to tell of new drops.
     buffer_full_seen: u64,
@@ -126,6 +129,7 @@ impl Exporter {
             flush_marks: Vec::new(),
             released: 0,
             replays_spool: !file_sink,
+            stop_probed: false,
             file_sink,
             buffer_full_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
@@ -751,10 +755,30 @@ impl Exporter {
         }
         if let Some(until) = self.delivery.down_until() {
             let wait = until.saturating_duration_since(Instant::now());
-            if !(self.host.stopping() && self.host.time_left_after(wait)) {
+            if !self.host.stopping() {
                 return;
             }
-            std::thread::sleep(wait);
+            if self.delivery.silent() {
+                // The backend gave no answer (refused, never answered):
+                // no Retry-After to wait for, and waiting for the probe
+                // moment tells nothing a probe now does not. The probe
+                // is given `PROBE_TIMEOUT` at most (`Delivery::attempt`):
+                // a backend that accepts and never answers cost the
+                // shutdown a second whole request timeout here (21 s of a
+                // 30 s shutdown); one that was a blip during the flush
+                // gets the spans it spooled now, not from the next
+                // process. Once: the stop's loop passes here again while
+                // an end is caught between its halves.
+                if self.stop_probed {
+                    return;
+                }
+                self.stop_probed = true;
+                self.delivery.probe_now();
+            } else if self.host.time_left_after(wait) {
+                std::thread::sleep(wait);
+            } else {
+                return;
+            }
         }
         if self.host.busy() {
             return;
@@ -842,6 +866,13 @@ impl DeliveryHost for ExporterHost {
 
     fn stopping(&self) -> bool {
         self.pipeline.signal.stop.load(Ordering::Acquire)
+    }
+
+    /// A flush call waits, or a shutdown has begun (its flushes come
+    /// before the stop).
+    fn awaited(&self) -> bool {
+        let p = &self.pipeline;
+        p.signal.flush_pending() || p.lifecycle() != crate::pipeline::LIFECYCLE_RUNNING
     }
 
     /// Replay gives way to spans waiting (a half-full queue, a flush); once

@@ -8,7 +8,7 @@ use std::time::Duration;
 use curl::easy::{Easy2, Handler, List, WriteError};
 
 use super::redact::{Secrets, redact_url};
-use super::transport::{Accepted, BodyFormat, SendError, Transport};
+use super::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
 use crate::config::TlsFiles;
 
 /// The most of a response body kept: enough for a partial success or an
@@ -52,6 +52,11 @@ struct Response {
     /// `headless` (the transport's own handle); the seam
     /// `outcome_of_answer` hands bodies without status lines as bodies.
     stop_headless: bool,
+    /// A byte of an answer came (a header line, a body): a connection
+    /// closed or reset after it was answered, if badly; one closed before
+    /// is as a server that never answered (a published port with nothing
+    /// behind it: Docker's proxy accepts, then closes).
+    answered: bool,
     /// See `HttpTransport::abort_at`.
     abort_at: Arc<AtomicU64>,
 }
@@ -70,6 +75,7 @@ impl Response {
             status_seen: false,
             headless: None,
             stop_headless: false,
+            answered: false,
             abort_at,
         }
     }
@@ -86,6 +92,7 @@ impl Response {
         self.interim = false;
         self.status_seen = false;
         self.headless = None;
+        self.answered = false;
     }
 
     /// The server's status once a transfer ended (`performed`), `code`
@@ -197,6 +204,7 @@ pub fn outcome_of_answer(
 
 impl Handler for Response {
     fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.answered = true;
         if self.stop_headless && !self.status_seen {
             // No status line: no HTTP answer. Its first bytes are kept
             // to say what answered, and the transfer stopped at once (a
@@ -218,6 +226,7 @@ impl Handler for Response {
     }
 
     fn header(&mut self, data: &[u8]) -> bool {
+        self.answered = true;
         if data.starts_with(b"HTTP/") {
             // A status line (one per answer: an interim 1xx, then the
             // final one, which decides). What an earlier answer's headers
@@ -280,14 +289,24 @@ pub struct HttpTransport {
     timeout: Duration,
     secrets: Secrets,
     easy: Option<Easy2<Response>>,
-    /// A monotonic time (`clock::monotonic_ns`; 0: none) past which a
-    /// request in flight is abandoned: a stopping tracer's deadline, so
-    /// that a backend that never answers holds `spanguard_shutdown` up
-    /// past its timeout by a second at most, not by a whole request
-    /// timeout (10 s by default, more than a container's grace period
-    /// leaves). The request then fails as any other, and its batch is
-    /// spooled.
+    /// A monotonic time (`clock::monotonic_ns`; 0 or u64::MAX: none) past
+    /// which a request is abandoned: the earliest deadline someone waits
+    /// on, a pending flush's or a stopping tracer's (`ExportSignal::
+    /// abort_requests_at`). A request is given no more time than is left
+    /// until it as it starts (curl's timeout), and one in flight when it
+    /// comes nearer is abandoned at it within a second (the progress
+    /// callback): a backend that never answers held a flush(1 s) up for a
+    /// whole request timeout (10 s by default), and a shutdown past its
+    /// own by a second. The request then fails as any other, and its
+    /// batch is spooled.
     abort_at: Arc<AtomicU64>,
+    /// The last request was given less than the time it would have had,
+    /// for a deadline (its timing out is said so).
+    capped: bool,
+    /// The most the next request is given (`Transport::limit_next`).
+    next_limit: Option<Duration>,
+    /// How the last request went without an answer (`Transport::silence`).
+    silence: Silence,
 }
 
 impl HttpTransport {
@@ -307,6 +326,9 @@ impl HttpTransport {
             secrets: Secrets::new(url, headers),
             easy: None,
             abort_at,
+            capped: false,
+            next_limit: None,
+            silence: Silence::Answered,
         }
     }
 
@@ -384,12 +406,37 @@ impl HttpTransport {
                 list.append(&format!("{k}: {v}"))?;
             }
         }
+        let (timeout, capped) = self.time_allowed();
+        self.capped = capped;
         let easy = self.handle()?;
         easy.get_mut().clear();
+        easy.timeout(timeout)?;
         easy.http_headers(list)?;
         easy.post_fields_copy(body)?;
         let performed = easy.perform();
         easy.get_ref().status(performed, || easy.response_code())
+    }
+
+    /// The time a request starting now is given: the request timeout (or
+    /// the probe's limit, `limit_next`, taken once), or what is left until
+    /// `abort_at` when that is less (1 ms at least: curl reads 0 as no
+    /// limit, and the progress callback abandons a request past it at
+    /// once); and whether `abort_at` made it less.
+    fn time_allowed(&mut self) -> (Duration, bool) {
+        let given = self
+            .next_limit
+            .take()
+            .map_or(self.timeout, |limit| limit.min(self.timeout));
+        let at = self.abort_at.load(Ordering::Relaxed);
+        if at == 0 || at == u64::MAX {
+            return (given, false);
+        }
+        let left = Duration::from_nanos(at.saturating_sub(crate::span::clock::monotonic_ns()));
+        if left < given {
+            (left.max(Duration::from_millis(1)), true)
+        } else {
+            (given, false)
+        }
     }
 
     /// Why a request got no answer, in words a user can act on, with
@@ -406,8 +453,8 @@ impl HttpTransport {
             "connection refused or unreachable"
         } else if e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
             "DNS lookup failed"
-        } else if e.is_aborted_by_callback() {
-            "abandoned at the shutdown's deadline"
+        } else if e.is_aborted_by_callback() || (e.is_operation_timedout() && self.capped) {
+            "abandoned at the deadline of the flush or shutdown waiting for it"
         } else if e.is_operation_timedout() {
             "timed out"
         } else if e.is_peer_failed_verification() || e.is_ssl_cacert() || e.is_ssl_cacert_badfile()
@@ -764,9 +811,37 @@ impl Transport for HttpTransport {
         format: BodyFormat,
         gzipped: bool,
     ) -> Result<Accepted, SendError> {
-        let code = match self.perform(body, format, gzipped) {
+        self.silence = Silence::Answered;
+        let performed = self.perform(body, format, gzipped);
+        // Taken by this request even when it failed before it started.
+        self.next_limit = None;
+        let code = match performed {
             Ok(code) => code,
             Err(e) => {
+                // No server reached, or none said a word in the time
+                // allowed, or the connection was closed or reset before a
+                // byte of answer came (curl's 52 "empty reply", 56 "recv
+                // failure", 55 "send failure": a published port with
+                // nothing behind it, Docker's proxy for a container that
+                // is down). A server that answered something else than
+                // HTTP, or broke off its answer, did answer: that is tried
+                // again as before.
+                let answered = self.easy.as_ref().is_some_and(|h| h.get_ref().answered);
+                self.silence = if e.is_aborted_by_callback()
+                    || (e.is_operation_timedout() && self.capped)
+                {
+                    Silence::Deadline
+                } else if e.is_operation_timedout() {
+                    Silence::TimedOut
+                } else if e.is_couldnt_connect()
+                    || e.is_couldnt_resolve_host()
+                    || e.is_couldnt_resolve_proxy()
+                    || ((e.is_got_nothing() || e.is_recv_error() || e.is_send_error()) && !answered)
+                {
+                    Silence::NoServer
+                } else {
+                    Silence::Answered
+                };
                 // Said before the handle goes (it holds the answer's first
                 // bytes when it had no status line).
                 let reason = self.explain(&e);
@@ -805,6 +880,14 @@ impl Transport for HttpTransport {
 
     fn describe(&self) -> String {
         self.shown_url.clone()
+    }
+
+    fn silence(&self) -> Silence {
+        self.silence
+    }
+
+    fn limit_next(&mut self, limit: Duration) {
+        self.next_limit = Some(limit);
     }
 }
 

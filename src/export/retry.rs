@@ -10,6 +10,25 @@ use std::time::Duration;
 /// is tried again (a probe).
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The most a probe of a backend that gave no answer is given, when a
+/// flush or shutdown waits for it (`Delivery::silence_at_flush`): a backend
+/// that is up answers an export in well under a second; one that accepts
+/// and never answers cost a second whole request timeout (10 s by default)
+/// for every probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The waits before the quick retries of a request no server took
+/// (refused, unresolved, closed unanswered) while a flush or shutdown waits
+/// for it: 0.75 s in all, over which a restarting collector or one dropped
+/// connection is seen to be a blip, where the backoff of `RetryPolicy`
+/// went on until the caller's deadline (25 s of a 30 s shutdown).
+pub const QUICK_RETRIES: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+];
+
 #[derive(Clone, Debug)]
 pub struct Backoff {
     pub initial: Duration,

@@ -74,6 +74,27 @@ pub enum BodyFormat {
     Json,
 }
 
+/// How a failed request went without an answer (`Transport::silence`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// A server answered (if badly: a status, a line that is not HTTP, an
+    /// answer broken off), or the request did not fail for want of one.
+    Answered,
+    /// No server took the request: the connection was refused, the name
+    /// did not resolve, or the connection was closed or reset before a
+    /// byte of answer came (a published port with nothing behind it:
+    /// Docker's proxy for a container that is down). It costs
+    /// milliseconds, not a timeout, to learn.
+    NoServer,
+    /// A server took the request and said nothing in the time it was
+    /// given: a backend that accepts and never answers (or a hung one).
+    /// Learning it again costs that time again.
+    TimedOut,
+    /// Abandoned at the deadline of the flush or shutdown waiting for it:
+    /// there is no time left to try again.
+    Deadline,
+}
+
 pub trait Transport: Send {
     /// Sends one encoded ExportTraceServiceRequest. `gzipped` says whether
     /// `body` is gzip-compressed.
@@ -94,4 +115,18 @@ pub trait Transport: Send {
     fn take_set_aside(&mut self) -> Vec<crate::buffer::files::SetAside> {
         Vec::new()
     }
+
+    /// What the last `send` heard from a server when it failed without an
+    /// answer (`Silence::Answered` when it got one, or succeeded): a
+    /// flush or shutdown tells a backend that is down from a blip by it
+    /// (`Delivery::attempt`).
+    fn silence(&self) -> Silence {
+        Silence::Answered
+    }
+
+    /// The next `send` (only that one) is given at most `limit`, if that
+    /// is less than the request timeout: a probe of a backend that gave no
+    /// answer, so that one that accepts and never answers costs a probe
+    /// and not a whole request timeout again.
+    fn limit_next(&mut self, _limit: Duration) {}
 }

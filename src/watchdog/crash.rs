@@ -167,8 +167,12 @@ pub fn freeze_and_dump(p: &Pipeline, signal: i32, deadline: Instant, thawer: i32
     let timeout = deadline.saturating_duration_since(Instant::now());
     // A quarter of the time is kept for the batch the exporter holds when
     // the flush gives up (a slow backend): dumping that batch while it is
-    // still being sent is what would make it arrive twice.
-    let _ = p.signal.request_flush_and_wait(timeout - timeout / 4);
+    // still being sent is what would make it arrive twice. (So it is not
+    // abandoned at the flush's deadline either, as an application's
+    // flush abandons it.)
+    let _ = p
+        .signal
+        .request_flush_and_wait_leaving_requests(timeout - timeout / 4);
     if !p.try_freeze_recording(thawer) {
         return; // shut down meanwhile
     }
