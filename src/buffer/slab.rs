@@ -509,8 +509,57 @@ impl SpanSlab {
     pub fn hold_open(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
         match self.enter_biased(index, generation) {
             Some(owner) => Ok(Hold::Biased(owner)),
-            None => self.lock_open(index, generation).map(|()| Hold::Locked),
+            None => self.lock_open_first_try(index, generation),
         }
+    }
+
+    /// `lock_open` for `hold_open`: its first compare-exchange inline, the
+    /// rest (another writer to wait out, a bias to take, a refusal) out
+    /// of line. Inlined whole, the loop and the `unbias` call made every
+    /// setter keep more in registers and on the stack across the biased
+    /// path, which nearly every call takes.
+    #[inline(always)]
+    fn lock_open_first_try(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        if index < self.capacity {
+            let record = self.slot(index);
+            // Acquire: as in `lock_open`.
+            if record
+                .header
+                .compare_exchange(
+                    pack_header(generation, STATE_OPEN),
+                    pack_header(generation, STATE_WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return if record.bias.load(Ordering::Relaxed) == 0 {
+                    Ok(Hold::Locked)
+                } else {
+                    self.unbias_then_lock(index, generation)
+                };
+            }
+        }
+        self.lock_open_out_of_line(index, generation)
+    }
+
+    /// `lock_open_first_try` after its compare-exchange found the slot
+    /// biased: the bias taken (`unbias`); if the owner's end won meanwhile,
+    /// `lock_open` reads ENDED and says so.
+    #[cold]
+    #[inline(never)]
+    fn unbias_then_lock(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        let number = self.slot(index).bias.load(Ordering::Relaxed);
+        if self.unbias_slow(index, generation, number) {
+            return Ok(Hold::Locked);
+        }
+        self.lock_open_out_of_line(index, generation)
+    }
+
+    /// `lock_open` whole, out of line (see `lock_open_first_try`).
+    #[inline(never)]
+    fn lock_open_out_of_line(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        self.lock_open(index, generation).map(|()| Hold::Locked)
     }
 
     /// The owner's side of the biased lock (see `bias`): Some when this
@@ -1301,13 +1350,37 @@ mod tests {
     fn take_while_the_owner_writes(
         finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
     ) -> (Result<(), SlotError>, bool) {
+        take_while_the_owner_writes_by(SpanSlab::lock_open, finish)
+    }
+
+    /// `take_while_the_owner_writes` with the other thread asking by
+    /// `hold_open`, as every setter and end does: its first
+    /// compare-exchange wins, and the bias is taken after it
+    /// (`unbias_then_lock`).
+    fn take_while_the_owner_writes_by_hold(
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, bool) {
+        take_while_the_owner_writes_by(
+            |slab: &SpanSlab, i, g| {
+                slab.hold_open(i, g).map(|hold| {
+                    assert!(matches!(hold, Hold::Locked));
+                })
+            },
+            finish,
+        )
+    }
+
+    fn take_while_the_owner_writes_by(
+        take: fn(&SpanSlab, u32, u32) -> Result<(), SlotError>,
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, bool) {
         let (slab, i, g) = biased_span();
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
         let done = Arc::new(AtomicBool::new(false));
         let (other, seen) = (Arc::clone(&slab), Arc::clone(&done));
         let taker = std::thread::spawn(move || {
-            let got = other.lock_open(i, g);
+            let got = take(&other, i, g);
             let done = seen.load(Ordering::SeqCst);
             if got.is_ok() {
                 other.publish_open(i, g);
@@ -1336,6 +1409,25 @@ mod tests {
     #[test]
     fn an_owner_ending_its_span_wins_over_a_taker_waiting_for_it() {
         let (got, owner_done) = take_while_the_owner_writes(|slab, i, g, hold| {
+            slab.publish_ended_held(i, g, hold);
+            assert_eq!(slab.take_ended(), Some(i));
+            assert_eq!(slab.take_ended(), None);
+        });
+        assert_eq!(got, Err(SlotError::Ended));
+        assert!(owner_done);
+    }
+
+    #[test]
+    fn a_setters_take_waits_for_the_owner_and_loses_to_its_end() {
+        let (got, owner_done) = take_while_the_owner_writes_by_hold(|slab, i, g, hold| {
+            slab.release_open(i, g, hold);
+        });
+        assert_eq!(got, Ok(()));
+        assert!(
+            owner_done,
+            "the taker had the span while its owner wrote it"
+        );
+        let (got, owner_done) = take_while_the_owner_writes_by_hold(|slab, i, g, hold| {
             slab.publish_ended_held(i, g, hold);
             assert_eq!(slab.take_ended(), Some(i));
             assert_eq!(slab.take_ended(), None);
