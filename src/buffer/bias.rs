@@ -60,6 +60,16 @@ pub struct Owner {
     pub busy: AtomicU32,
 }
 
+/// The owner a slot biased to no cache leads to (`SpanSlab`'s owner
+/// table): its thread is a value `this_thread` never gives (a thread
+/// pointer is an aligned address; 0 where it is not read), so no caller is
+/// ever its thread, and nothing is written to it.
+pub static NO_OWNER: Owner = Owner {
+    thread: AtomicUsize::new(usize::MAX),
+    _to_line: [0; 56],
+    busy: AtomicU32::new(0),
+};
+
 impl Default for Owner {
     fn default() -> Owner {
         Owner {

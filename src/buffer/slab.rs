@@ -130,6 +130,29 @@ pub struct SpanSlab {
     /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
     unbiased: UnbiasLine,
+    /// The owner of the spans biased to each cache number (`bias`), by
+    /// the number a record's `bias` holds: `NO_OWNER` for 0 and for every
+    /// number past the caches. Every call on a biased span finds its owner
+    /// here with one load, where `FreeSlots::owner` loaded the caches'
+    /// address and length, checked the number against it and computed the
+    /// entry (8 instructions a call, 4 calls a span with 3 attributes).
+    /// Last in the struct: it is read one entry at a time, and the fields
+    /// above keep their lines.
+    owners: OwnerTable,
+}
+
+/// A pointer to an `Owner` for every value of a record's `bias` byte, so
+/// that any byte a record holds leads to an owner with no bounds check.
+struct OwnerTable([NonNull<Owner>; 256]);
+
+impl OwnerTable {
+    /// Each cache number's owner in `free` (they live as long as `free`,
+    /// which the slab holds), `NO_OWNER` for the rest.
+    fn of(free: &FreeSlots) -> OwnerTable {
+        OwnerTable(std::array::from_fn(|number| {
+            NonNull::from(free.owner(number as u8).unwrap_or(&bias::NO_OWNER))
+        }))
+    }
 }
 
 /// Spans taken from their owner's bias (`SpanSlab::unbias`), on a line of
@@ -245,6 +268,7 @@ impl SpanSlab {
         let first_generation = crate::span::ids::new_span_id_u64() as u32;
         let free = FreeSlots::full(capacity);
         let ended = EndedQueue::many(free.cache_count() + 1, capacity)?;
+        let owners = OwnerTable::of(&free);
         Ok(SpanSlab {
             base,
             capacity,
@@ -258,6 +282,7 @@ impl SpanSlab {
             first_generation,
             taken: ExporterLine::default(),
             unbiased: UnbiasLine::default(),
+            owners,
         })
     }
 
@@ -484,8 +509,57 @@ impl SpanSlab {
     pub fn hold_open(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
         match self.enter_biased(index, generation) {
             Some(owner) => Ok(Hold::Biased(owner)),
-            None => self.lock_open(index, generation).map(|()| Hold::Locked),
+            None => self.lock_open_first_try(index, generation),
         }
+    }
+
+    /// `lock_open` for `hold_open`: its first compare-exchange inline, the
+    /// rest (another writer to wait out, a bias to take, a refusal) out
+    /// of line. Inlined whole, the loop and the `unbias` call made every
+    /// setter keep more in registers and on the stack across the biased
+    /// path, which nearly every call takes.
+    #[inline(always)]
+    fn lock_open_first_try(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        if index < self.capacity {
+            let record = self.slot(index);
+            // Acquire: as in `lock_open`.
+            if record
+                .header
+                .compare_exchange(
+                    pack_header(generation, STATE_OPEN),
+                    pack_header(generation, STATE_WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return if record.bias.load(Ordering::Relaxed) == 0 {
+                    Ok(Hold::Locked)
+                } else {
+                    self.unbias_then_lock(index, generation)
+                };
+            }
+        }
+        self.lock_open_out_of_line(index, generation)
+    }
+
+    /// `lock_open_first_try` after its compare-exchange found the slot
+    /// biased: the bias taken (`unbias`); if the owner's end won meanwhile,
+    /// `lock_open` reads ENDED and says so.
+    #[cold]
+    #[inline(never)]
+    fn unbias_then_lock(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        let number = self.slot(index).bias.load(Ordering::Relaxed);
+        if self.unbias_slow(index, generation, number) {
+            return Ok(Hold::Locked);
+        }
+        self.lock_open_out_of_line(index, generation)
+    }
+
+    /// `lock_open` whole, out of line (see `lock_open_first_try`).
+    #[inline(never)]
+    fn lock_open_out_of_line(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+        self.lock_open(index, generation).map(|()| Hold::Locked)
     }
 
     /// The owner's side of the biased lock (see `bias`): Some when this
@@ -497,7 +571,10 @@ impl SpanSlab {
         }
         let record = self.slot(index);
         let number = record.bias.load(Ordering::Relaxed);
-        let owner = self.free.owner(number)?;
+        // SAFETY: the table has an entry for every u8, each pointing to an
+        // owner in `self.free` (held by the slab, never moved) or to the
+        // static `NO_OWNER`.
+        let owner = unsafe { self.owners.0[number as usize].as_ref() };
         if owner.thread.load(Ordering::Relaxed) != bias::this_thread() {
             return None;
         }
@@ -1197,6 +1274,34 @@ mod tests {
         header_state(slab.slot(i).header.load(Ordering::Acquire))
     }
 
+    /// The owner table has an entry for every byte a record's `bias` can
+    /// hold: only the number of this thread's own cache gives the bias;
+    /// 0, another cache's number and every number past the caches (a
+    /// record's byte the slab never wrote) lead to `NO_OWNER` or another
+    /// owner, and the span is locked as by any other caller.
+    #[test]
+    fn only_the_bias_number_of_this_threads_cache_is_held_without_the_lock() {
+        let (slab, i, g) = biased_span();
+        let own = slab.slot(i).bias.load(Ordering::Relaxed);
+        assert!(slab.free.cache_count() < 255, "numbers past the caches");
+        for number in 0..=u8::MAX {
+            slab.slot(i).bias.store(number, Ordering::Relaxed);
+            let hold = slab.hold_open(i, g).expect("open");
+            let biased = matches!(hold, Hold::Biased(_));
+            assert_eq!(biased, number == own, "bias byte {number}");
+            assert_eq!(
+                state(&slab, i),
+                if biased { STATE_OPEN } else { STATE_WRITING }
+            );
+            slab.release_open(i, g, hold);
+            assert_eq!(state(&slab, i), STATE_OPEN);
+        }
+        assert_ne!(
+            bias::NO_OWNER.thread.load(Ordering::Relaxed),
+            bias::this_thread()
+        );
+    }
+
     #[test]
     fn the_thread_that_began_a_span_writes_it_under_its_bias_until_another_takes_it() {
         let (slab, i, g) = biased_span();
@@ -1245,13 +1350,37 @@ mod tests {
     fn take_while_the_owner_writes(
         finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
     ) -> (Result<(), SlotError>, bool) {
+        take_while_the_owner_writes_by(SpanSlab::lock_open, finish)
+    }
+
+    /// `take_while_the_owner_writes` with the other thread asking by
+    /// `hold_open`, as every setter and end does: its first
+    /// compare-exchange wins, and the bias is taken after it
+    /// (`unbias_then_lock`).
+    fn take_while_the_owner_writes_by_hold(
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, bool) {
+        take_while_the_owner_writes_by(
+            |slab: &SpanSlab, i, g| {
+                slab.hold_open(i, g).map(|hold| {
+                    assert!(matches!(hold, Hold::Locked));
+                })
+            },
+            finish,
+        )
+    }
+
+    fn take_while_the_owner_writes_by(
+        take: fn(&SpanSlab, u32, u32) -> Result<(), SlotError>,
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, bool) {
         let (slab, i, g) = biased_span();
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
         let done = Arc::new(AtomicBool::new(false));
         let (other, seen) = (Arc::clone(&slab), Arc::clone(&done));
         let taker = std::thread::spawn(move || {
-            let got = other.lock_open(i, g);
+            let got = take(&other, i, g);
             let done = seen.load(Ordering::SeqCst);
             if got.is_ok() {
                 other.publish_open(i, g);
@@ -1280,6 +1409,25 @@ mod tests {
     #[test]
     fn an_owner_ending_its_span_wins_over_a_taker_waiting_for_it() {
         let (got, owner_done) = take_while_the_owner_writes(|slab, i, g, hold| {
+            slab.publish_ended_held(i, g, hold);
+            assert_eq!(slab.take_ended(), Some(i));
+            assert_eq!(slab.take_ended(), None);
+        });
+        assert_eq!(got, Err(SlotError::Ended));
+        assert!(owner_done);
+    }
+
+    #[test]
+    fn a_setters_take_waits_for_the_owner_and_loses_to_its_end() {
+        let (got, owner_done) = take_while_the_owner_writes_by_hold(|slab, i, g, hold| {
+            slab.release_open(i, g, hold);
+        });
+        assert_eq!(got, Ok(()));
+        assert!(
+            owner_done,
+            "the taker had the span while its owner wrote it"
+        );
+        let (got, owner_done) = take_while_the_owner_writes_by_hold(|slab, i, g, hold| {
             slab.publish_ended_held(i, g, hold);
             assert_eq!(slab.take_ended(), Some(i));
             assert_eq!(slab.take_ended(), None);
