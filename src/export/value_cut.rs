@@ -26,6 +26,9 @@ pub struct CutRequest {
     pub body: Vec<u8>,
     pub shortened: u64,
     pub values: u64,
+    /// The attribute values of spans, events and links it shortened
+    /// strings or bytes in, by their place in the request (`Walk::at`).
+    pub at: Vec<u64>,
 }
 
 /// `plain` (an uncompressed request) with its values cut to the largest
@@ -86,6 +89,7 @@ pub fn cut_to_fit(
         body,
         shortened: walk.cut,
         values: walk.cut.saturating_sub(counted),
+        at: walk.touched,
     })
 }
 
@@ -128,6 +132,10 @@ pub struct Emptied {
     /// Of spans, events, links: each counted once as truncated, as the
     /// tracer counts a value its `value_depth_limit` cuts.
     pub values: u64,
+    /// Those values, by their place in the request (`Walk::at`): a value
+    /// a cut to a size shortened too is one value cut, counted once
+    /// (`CutRequest::at`).
+    pub at: Vec<u64>,
     /// Of the resource and instrumentation scopes, each such message once
     /// (a request holds it once; every request of its spans holds it
     /// again): a fingerprint of the message as cut, and its values cut.
@@ -177,6 +185,7 @@ pub fn cut_deep(plain: &[u8], format: BodyFormat, depth: usize) -> Option<DeepCu
         body: out,
         emptied: Emptied {
             values: walk.deep_values,
+            at: walk.touched,
             shared,
         },
     })
@@ -195,6 +204,13 @@ struct Walk {
     emptied: u64,
     deep_values: u64,
     shared: Option<Shared>,
+    /// How many attribute values of spans, events and links the walk
+    /// entered: the place of each in the request, the same in the request
+    /// cut or not (no cut adds or drops an attribute).
+    at: u64,
+    /// The places of those it shortened a string or bytes value in, or
+    /// emptied an array or map in.
+    touched: Vec<u64>,
 }
 
 /// A walk through the resource and scope messages: whether it is in one,
@@ -218,6 +234,8 @@ impl Walk {
             emptied: 0,
             deep_values: 0,
             shared: None,
+            at: 0,
+            touched: Vec::new(),
         }
     }
 
@@ -286,12 +304,19 @@ impl Walk {
         if !matches!(child, Msg::AnyValue) {
             return write(self, level);
         }
-        let before = self.emptied;
+        let (before, cut_before) = (self.emptied, self.cut);
         let done = write(self, level + 1);
-        if level == 0 && self.emptied > before {
-            match self.shared.as_mut() {
-                Some(s) if s.inside => s.values += 1,
-                _ => self.deep_values += 1,
+        if level != 0 {
+            return done;
+        }
+        match self.shared.as_mut() {
+            Some(s) if s.inside => s.values += u64::from(self.emptied > before),
+            _ => {
+                if self.emptied > before || self.cut > cut_before {
+                    self.touched.push(self.at);
+                }
+                self.deep_values += u64::from(self.emptied > before);
+                self.at += 1;
             }
         }
         done
@@ -674,6 +699,43 @@ mod tests {
         let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
         assert_eq!(spans[0].attributes, expected[0].attributes);
         assert!(cut_deep(&json_request(&json_values[1..3]), BodyFormat::Json, 16).is_none());
+    }
+
+    /// Each cut says which attribute values it cut in, by their place in
+    /// the request, the same in the request cut to a depth or a size:
+    /// what tells one value cut both ways (counted once) from two.
+    #[test]
+    fn cuts_say_which_attribute_values_they_cut_in_by_place() {
+        use crate::span::any_value::tests::{map, string};
+        let deep = |levels: usize| {
+            let mut v = string("x");
+            for _ in 0..levels {
+                v = map(&[("k", v)]);
+            }
+            v
+        };
+        let prompt = || string(&"p".repeat(3000));
+        // 0: a prompt and a deep map in one value; 1: a prompt; 2: a deep
+        // map; 3: short.
+        let values = [
+            map(&[("prompt", prompt()), ("deep", deep(40))]),
+            prompt(),
+            deep(40),
+            string("short"),
+        ];
+        let body = proto_request(&values);
+        let deep_cut = cut_deep(&body, BodyFormat::Protobuf, 16).expect("deep");
+        assert_eq!(
+            (deep_cut.emptied.values, &deep_cut.emptied.at[..]),
+            (2, &[0, 2][..])
+        );
+        let size_cut = cut_to_fit(&deep_cut.body, BodyFormat::Protobuf, 2000, 0).expect("cut");
+        assert_eq!((size_cut.values, &size_cut.at[..]), (2, &[0, 1][..]));
+        // Cut to a size first, then to the depth: the same places.
+        let size_cut = cut_to_fit(&body, BodyFormat::Protobuf, 2500, 0).expect("cut");
+        assert_eq!(size_cut.at, [0, 1]);
+        let deep_cut = cut_deep(&size_cut.body, BodyFormat::Protobuf, 16).expect("deep");
+        assert_eq!(deep_cut.emptied.at, [0, 2]);
     }
 
     /// An OTLP/JSON request of one span with these attribute values.
