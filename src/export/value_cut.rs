@@ -146,7 +146,7 @@ pub struct Emptied {
 /// A resource or scope message a depth cut emptied values in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SharedCut {
-    /// A fingerprint of the message as cut.
+    /// A fingerprint of the message as cut, and of which it is.
     pub key: u64,
     /// Its attribute values holding an array or map emptied.
     pub values: u64,
@@ -156,14 +156,19 @@ pub struct SharedCut {
 /// Which message a `SharedCut` is: what the exporter that encoded it
 /// knows it by, to cut it before sending from then on
 /// (`ResourceInfo::cut_to_depth`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SharedMsg {
     Resource,
-    /// An instrumentation scope, by its name and version (what its
-    /// `InstrumentationScope` message holds besides its attributes).
+    /// An instrumentation scope, by its name, version and schema URL
+    /// (what its `InstrumentationScope` message holds besides its
+    /// attributes, and its `ScopeSpans`' schema URL): a scope is the
+    /// three, as spans are grouped and `ScopeAttributes` kept, and two
+    /// scopes of one name and version, one schema URL apart, may hold
+    /// different attributes.
     Scope {
         name: String,
         version: String,
+        schema_url: String,
     },
 }
 
@@ -267,16 +272,16 @@ impl Walk {
             s.inside = false;
             let values = std::mem::replace(&mut s.values, before);
             if values > 0 {
+                // The message and which it is: two scopes one schema URL
+                // apart (in `ScopeSpans`, not in the message) are two.
                 use std::hash::{Hash, Hasher};
+                let of = of();
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 out[start..].hash(&mut h);
+                of.hash(&mut h);
                 let key = h.finish();
                 if !s.cut.iter().any(|c| c.key == key) {
-                    s.cut.push(SharedCut {
-                        key,
-                        values,
-                        of: of(),
-                    });
+                    s.cut.push(SharedCut { key, values, of });
                 }
             }
         }
@@ -466,7 +471,7 @@ fn proto(
             }
             Msg::Resource | Msg::Scope => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
-                let of = || proto_shared_msg(child, f.bytes);
+                let of = || proto_shared_msg(child, f.bytes, buf);
                 walk.enter_shared(&mut inner, of, |walk, inner| {
                     proto(f.bytes, child, depth + 1, level, walk, inner)
                 })?;
@@ -485,42 +490,52 @@ fn proto(
 }
 
 /// Which message the resource or scope message `buf` (`msg`) is: a
-/// scope by its name (field 1) and version (field 2).
-fn proto_shared_msg(msg: Msg, buf: &[u8]) -> SharedMsg {
+/// scope by its name (field 1) and version (field 2), and the schema URL
+/// (field 3) of `parent`, its `ScopeSpans`.
+fn proto_shared_msg(msg: Msg, buf: &[u8], parent: &[u8]) -> SharedMsg {
     if !matches!(msg, Msg::Scope) {
         return SharedMsg::Resource;
     }
-    let (mut name, mut version) = (String::new(), String::new());
-    for f in fields(buf).into_iter().flatten() {
-        let text = || String::from_utf8_lossy(f.bytes).into_owned();
-        match (f.number, f.wire_type) {
-            (1, WIRE_LEN) => name = text(),
-            (2, WIRE_LEN) => version = text(),
-            _ => {}
-        }
+    let text = |buf: &[u8], number: u64| {
+        fields(buf)
+            .into_iter()
+            .flatten()
+            .rfind(|f| f.number == number && f.wire_type == WIRE_LEN)
+            .map_or_else(String::new, |f| {
+                String::from_utf8_lossy(f.bytes).into_owned()
+            })
+    };
+    SharedMsg::Scope {
+        name: text(buf, 1),
+        version: text(buf, 2),
+        schema_url: text(parent, 3),
     }
-    SharedMsg::Scope { name, version }
 }
 
-/// `proto_shared_msg` for OTLP/JSON's resource or scope object `v`.
-fn json_shared_msg(msg: Msg, v: &JsonValue) -> SharedMsg {
+/// `proto_shared_msg` for OTLP/JSON's resource or scope object `v`, in
+/// `parent`'s members (its `ScopeSpans`).
+fn json_shared_msg(msg: Msg, v: &JsonValue, parent: &[(String, JsonValue)]) -> SharedMsg {
     if !matches!(msg, Msg::Scope) {
         return SharedMsg::Resource;
     }
-    let text = |key: &str| match v {
-        JsonValue::Object(members) => members
+    let text = |members: &[(String, JsonValue)], keys: &[&str]| {
+        members
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| keys.contains(&k.as_str()))
             .and_then(|(_, v)| match v {
                 JsonValue::String(s) => Some(s.clone()),
                 _ => None,
             })
-            .unwrap_or_default(),
-        _ => String::new(),
+            .unwrap_or_default()
+    };
+    let own = match v {
+        JsonValue::Object(members) => &members[..],
+        _ => &[],
     };
     SharedMsg::Scope {
-        name: text("name"),
-        version: text("version"),
+        name: text(own, &["name"]),
+        version: text(own, &["version"]),
+        schema_url: text(parent, &["schemaUrl", "schema_url"]),
     }
 }
 
@@ -573,7 +588,7 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
                 json_string(key, out);
                 out.push(b':');
                 if matches!(child, Msg::Resource | Msg::Scope) {
-                    let of = || json_shared_msg(child, value);
+                    let of = || json_shared_msg(child, value, members);
                     walk.enter_shared(out, of, |walk, out| json(value, child, level, walk, out));
                 } else {
                     walk.enter(child, level, |walk, level| {
