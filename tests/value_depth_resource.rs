@@ -229,3 +229,175 @@ fn deep_shared_values(name: &str, in_resource: bool, in_scope: bool) {
     closed.store(true, Ordering::Release);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A backend refusing what upb's 100 messages cannot read, keeping the
+/// bodies it takes and counting requests; a tracer sending to it.
+#[allow(clippy::type_complexity)]
+fn to_a_nesting_limited_backend(
+    name: &str,
+) -> (
+    spanguard::tracer::Tracer,
+    std::path::PathBuf,
+    Arc<Mutex<Vec<Vec<u8>>>>,
+    Arc<AtomicU64>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let taken: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let keep = Arc::clone(&taken);
+    let requests = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&requests);
+    let (url, closed) = support::backend(move |body| {
+        count.fetch_add(1, Ordering::Relaxed);
+        if message_depth(body, M::Request, 1, &mut Vec::new()) > 100 {
+            return 400;
+        }
+        keep.lock().unwrap().push(body.to_vec());
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        name,
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            schedule_delay: Duration::from_secs(600),
+            ..TracerConfig::default()
+        },
+    );
+    (tracer, dir, taken, requests, closed)
+}
+
+/// Ends `n` spans of the scope `scope` (name, version, schema URL; empty:
+/// spanguard's own) and flushes them.
+fn spans_of(tracer: &spanguard::tracer::Tracer, n: u64, scope: (&str, &str, &str)) {
+    use spanguard::tracer::BeginOptions;
+    for i in 0..n {
+        let opts = BeginOptions {
+            scope_name: scope.0.as_bytes(),
+            scope_version: scope.1.as_bytes(),
+            scope_schema_url: scope.2.as_bytes(),
+            ..BeginOptions::new(b"llm.chat", 3, Parent::None)
+        };
+        let (s, _) = tracer.begin_ex(&opts).expect("begin");
+        tracer
+            .set_attribute(s, b"i", AttrInput::Int(i as i64))
+            .expect("set");
+        tracer.end(s, 0).expect("end");
+    }
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+}
+
+/// How many maps deep each resource and scope value of `body` goes, those
+/// holding one.
+fn shared_maps(body: &[u8]) -> Vec<usize> {
+    let mut maps = Vec::new();
+    message_depth(body, M::Request, 1, &mut maps);
+    maps.retain(|&m| m > 0);
+    maps
+}
+
+#[test]
+fn a_resource_set_anew_after_the_up_front_cut_is_cut_where_deep_and_counted_once() {
+    // The resource's value 32 maps deep was found by the first batch's
+    // refusals and cut up front from then on. Set anew (a bridged SDK's
+    // provider, `set_resource`), the exporter forgot the cut: a new value
+    // 40 deep went uncut, refused again and found again by 2 requests for
+    // a span (5 a batch). Now a resource set anew is cut as the one it
+    // replaces, where it is that deep (counted then, once: scopes given
+    // anew beside it count it no more), and left whole where it is not (a
+    // value 10 maps deep arrives 10 deep).
+    let (tracer, dir, taken, requests, closed) =
+        to_a_nesting_limited_backend("value-depth-resource-set-anew");
+    let resource = |levels: u32| {
+        vec![
+            (
+                "labels".to_string(),
+                ResourceValue::Any(nested_maps(levels)),
+            ),
+            ("team".to_string(), ResourceValue::Str("a".to_string())),
+        ]
+    };
+    tracer.set_resource(resource(32)).expect("resource");
+    spans_of(&tracer, 10, ("", "", ""));
+    assert_eq!(tracer.stats().values_truncated, 1);
+    let mut sent = 10;
+    // (maps deep, how many values counted cut in all, maps deep as taken)
+    let steps = [(40, 2, 16), (40, 2, 16), (10, 2, 10), (33, 3, 16)];
+    for (step, (levels, counted, arrived)) in steps.into_iter().enumerate() {
+        if step == 1 {
+            // Scopes given anew: the resource built again, the same.
+            tracer
+                .set_scope_attributes(ScopeGiven {
+                    name: "agent".to_string(),
+                    version: "1".to_string(),
+                    schema_url: String::new(),
+                    attributes: vec![("s".to_string(), ResourceValue::Str("t".to_string()))],
+                })
+                .expect("scope");
+        } else {
+            tracer.set_resource(resource(levels)).expect("resource");
+        }
+        let before = requests.load(Ordering::Relaxed);
+        spans_of(&tracer, 1, ("", "", ""));
+        sent += 1;
+        let stats = tracer.stats();
+        let what = format!("step {step}: {levels} maps");
+        assert_eq!(
+            (stats.spans_exported, stats.dropped_export_failed),
+            (sent, 0),
+            "{what}"
+        );
+        assert_eq!(stats.values_truncated, counted, "{what}");
+        assert_eq!(
+            requests.load(Ordering::Relaxed) - before,
+            1,
+            "{what}: one request"
+        );
+        let last = taken.lock().unwrap().last().cloned().expect("a body");
+        assert_eq!(shared_maps(&last), vec![arrived], "{what}");
+    }
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn two_scopes_one_schema_url_apart_are_cut_and_counted_each_on_their_own() {
+    // Two scopes of one name and version, one schema URL apart (two
+    // tracers of an SDK), each with a value 32 maps deep. The first
+    // one's spans found its value and the exporter cut "the scope named
+    // so" up front: the second one's too, never counted (values_truncated
+    // 1 for two values cut). A scope is its name, version and schema URL:
+    // the second is found by its own spans and counted then.
+    let (tracer, dir, taken, _requests, closed) =
+        to_a_nesting_limited_backend("value-depth-scopes-by-url");
+    for url in ["https://a/1", "https://a/2"] {
+        tracer
+            .set_scope_attributes(ScopeGiven {
+                name: "agent".to_string(),
+                version: "1".to_string(),
+                schema_url: url.to_string(),
+                attributes: vec![("labels".to_string(), ResourceValue::Any(nested_maps(32)))],
+            })
+            .expect("scope");
+    }
+    spans_of(&tracer, 4, ("agent", "1", "https://a/1"));
+    assert_eq!(
+        tracer.stats().values_truncated,
+        1,
+        "the first scope's value"
+    );
+    spans_of(&tracer, 4, ("agent", "1", "https://a/2"));
+    let stats = tracer.stats();
+    assert_eq!((stats.spans_exported, stats.dropped_export_failed), (8, 0));
+    assert_eq!(stats.values_truncated, 2, "each scope's value, once");
+    let last = taken.lock().unwrap().last().cloned().expect("a body");
+    assert_eq!(shared_maps(&last), vec![16]);
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -139,6 +139,28 @@ pub enum Outcome<'a> {
     SpoolSize { bytes: u64 },
 }
 
+/// What cuts to a size (`value_cut::cut_to_fit`, for a 413) of a lone
+/// span's request shortened and did not count yet: how many values, and
+/// which attribute values they were in (`CutRequest::at`), to count a
+/// value a depth cut empties too once (`Delivery::count_cuts`).
+#[derive(Clone, Debug, Default)]
+struct SizeCuts {
+    values: u64,
+    at: Vec<u64>,
+}
+
+impl SizeCuts {
+    /// These and `cut`'s, a cut of the request these were cut in.
+    fn and(&self, cut: &super::value_cut::CutRequest) -> SizeCuts {
+        let mut at = self.at.clone();
+        at.extend(cut.at.iter().filter(|i| !self.at.contains(i)));
+        SizeCuts {
+            values: self.values + cut.values,
+            at,
+        }
+    }
+}
+
 /// Whoever runs deliveries: the exporter thread, or the command line.
 pub trait DeliveryHost {
     /// Waits `wait` before a retry. False when the request must be kept
@@ -552,7 +574,9 @@ impl Delivery {
                 self.settle_refused(request, reason, host);
                 true
             }
-            Fate::TooLarge(reason) => self.settle_cut(request, reason, host, None, 0),
+            Fate::TooLarge(reason) => {
+                self.settle_cut(request, reason, host, None, &SizeCuts::default())
+            }
             Fate::Split(first, second) => {
                 let counted = counted_in_parts(request, &first, &second);
                 for (part, cut_counted) in [first, second].iter().zip(counted) {
@@ -580,18 +604,21 @@ impl Delivery {
     /// too when it came cut (`Request::cut_counted`). `emptied`: values a
     /// depth cut emptied in `request` before (`rescue_deep`), counted
     /// with the values cut now, when the span is delivered or kept; and
-    /// `cut_before` values an earlier cut to a size shortened and did not
+    /// `cut_before` what an earlier cut to a size shortened and did not
     /// count (a 413, then a refusal for the depth). A cut piece refused
     /// for good, not yet cut to a depth, goes through `rescue_deep`: a
-    /// span too large and too deep for the server is both. True: a spool
-    /// file it came from is done with (its span went elsewhere).
+    /// span too large and too deep for the server is both. So does the
+    /// request when no cut to a size is small enough: its deep value may
+    /// be what makes it too large, and emptied past `SAFE_VALUE_DEPTH`,
+    /// then cut to a size, it may fit. True: a spool file it came from is
+    /// done with (its span went elsewhere).
     fn settle_cut(
         &mut self,
         request: &Request,
         mut reason: String,
         host: &mut dyn DeliveryHost,
         emptied: Option<&Emptied>,
-        cut_before: u64,
+        cut_before: &SizeCuts,
     ) -> bool {
         let plain = plain_body(request.body, request.gzipped);
         let mut last = plain.as_ref().map_or(0, Vec::len);
@@ -609,18 +636,29 @@ impl Delivery {
                 .and_then(|p| cut_to_fit(p, request.format, last / 2, request.cut_counted))
                 .filter(|c| c.body.len() < last);
             let Some(cut) = cut else {
-                host.record(Outcome::Lost {
-                    origin: request.origin,
-                    spans: request.spans,
-                    reason: &format!(
-                        "{reason} (one span, or a request that cannot be split, is over the \
-                         backend's size limit even with its values cut: the limit is under \
-                         {smallest_refused} bytes, the smallest of its requests refused)"
-                    ),
-                });
+                let reason = format!(
+                    "{reason} (one span, or a request that cannot be split, is over the \
+                     backend's size limit even with its values cut: the limit is under \
+                     {smallest_refused} bytes, the smallest of its requests refused)"
+                );
+                // Not yet cut to a depth: the request as it came, cut so
+                // (and to a size again if need be), counting only the cuts
+                // of what arrives.
+                let lost = match emptied {
+                    None => self.rescue_deep(request, reason, host, cut_before),
+                    Some(_) => Some(reason),
+                };
+                if let Some(reason) = lost {
+                    host.record(Outcome::Lost {
+                        origin: request.origin,
+                        spans: request.spans,
+                        reason: &reason,
+                    });
+                }
                 return true;
             };
             last = cut.body.len();
+            let size = cut_before.and(&cut);
             let body = if request.gzipped {
                 let mut packed = Vec::new();
                 self.gzip
@@ -650,8 +688,7 @@ impl Delivery {
                 // server's decoder (the whole span was too large to say):
                 // cut to the depth too, its values counted if it goes.
                 Fate::RefusedData(reason) if emptied.is_none() => {
-                    let values = cut.values + cut_before;
-                    if let Some(why) = self.rescue_deep(&piece, reason, host, values) {
+                    if let Some(why) = self.rescue_deep(&piece, reason, host, &size) {
                         host.record(Outcome::Lost {
                             origin: piece.origin,
                             spans: piece.spans,
@@ -672,15 +709,8 @@ impl Delivery {
                     if lone && matches!(fate, Fate::Done) {
                         self.learn_accepted(last);
                     }
-                    host.record(Outcome::Cut {
-                        origin: piece.origin,
-                        values: cut.values + cut_before,
-                        limit: TOO_LARGE_LIMIT,
-                    });
-                    if let Some(emptied) = emptied {
-                        let taken = matches!(fate, Fate::Done);
-                        self.count_emptied(piece.origin, emptied, taken, host);
-                    }
+                    let taken = matches!(fate, Fate::Done);
+                    self.count_cuts(piece.origin, &size, emptied, taken, host);
                     self.follow(fate, &piece, host, false);
                     return true;
                 }
@@ -760,7 +790,7 @@ impl Delivery {
         };
         let Some((a, b)) = halves else {
             // One span (or a body that cannot be read to split it).
-            if let Some(reason) = self.rescue_deep(request, reason, host, 0) {
+            if let Some(reason) = self.rescue_deep(request, reason, host, &SizeCuts::default()) {
                 add_loss(losses, request.origin, request.spans, reason, false);
             }
             return;
@@ -805,7 +835,7 @@ impl Delivery {
                     cut_counted,
                     ..*request
                 };
-                if let Some(why) = self.rescue_deep(&piece, why, host, 0) {
+                if let Some(why) = self.rescue_deep(&piece, why, host, &SizeCuts::default()) {
                     add_loss(losses, piece.origin, part.spans, why, true);
                 }
             }
@@ -839,13 +869,14 @@ impl Delivery {
     /// asks). None: counted (delivered, kept, or lost); otherwise the
     /// reason to count `request` lost for. `cut_before`: values of a lone
     /// span a 413 cut to a size (`settle_cut`) before it was refused for
-    /// the depth, counted with the emptied ones.
+    /// the depth, counted with the emptied ones (a value cut both ways
+    /// once).
     fn rescue_deep(
         &mut self,
         request: &Request,
         reason: String,
         host: &mut dyn DeliveryHost,
-        cut_before: u64,
+        cut_before: &SizeCuts,
     ) -> Option<String> {
         let cut = plain_body(request.body, request.gzipped)
             .and_then(|plain| cut_deep(&plain, request.format, SAFE_VALUE_DEPTH));
@@ -906,7 +937,9 @@ impl Delivery {
                         // Nothing that deep in it: refused, it is split
                         // for what it holds as any request is.
                         self.settle(&half, host, false);
-                    } else if let Some(why) = self.rescue_deep(&half, reason.clone(), host, 0) {
+                    } else if let Some(why) =
+                        self.rescue_deep(&half, reason.clone(), host, &SizeCuts::default())
+                    {
                         host.record(Outcome::Lost {
                             origin: half.origin,
                             spans: half.spans,
@@ -919,18 +952,44 @@ impl Delivery {
             // Taken or kept (`Done`, `Keep`): its values are counted cut.
             // Kept, no later step counts them: a spool file holds them cut.
             fate => {
-                if cut_before > 0 {
-                    host.record(Outcome::Cut {
-                        origin: piece.origin,
-                        values: cut_before,
-                        limit: TOO_LARGE_LIMIT,
-                    });
-                }
                 let taken = matches!(fate, Fate::Done);
-                self.count_emptied(piece.origin, &cut.emptied, taken, host);
+                self.count_cuts(piece.origin, cut_before, Some(&cut.emptied), taken, host);
                 self.follow(fate, &piece, host, false);
                 None
             }
+        }
+    }
+
+    /// Counts the cuts of spans delivered or kept: `size`, the values cuts
+    /// to a size shortened (a 413's), and `emptied`, those a depth cut
+    /// emptied arrays or maps in. One attribute value cut both ways (a
+    /// prompt and a list 40 deep in one map) is one value cut, counted
+    /// once, as the tracer counts a value its length and depth limits
+    /// both cut: with the values emptied, said as such (the values cut to
+    /// a size are the strings cut, maybe several a value). A value the
+    /// encoders' span budget cut before, counted then, is counted no more
+    /// when emptied (none of this cut's strings to take it from).
+    fn count_cuts(
+        &mut self,
+        origin: Origin,
+        size: &SizeCuts,
+        emptied: Option<&Emptied>,
+        taken: bool,
+        host: &mut dyn DeliveryHost,
+    ) {
+        let both = emptied.map_or(0, |e| {
+            e.at.iter().filter(|at| size.at.contains(at)).count() as u64
+        });
+        let from_size = both.min(size.values);
+        if size.values > from_size || emptied.is_none() {
+            host.record(Outcome::Cut {
+                origin,
+                values: size.values - from_size,
+                limit: TOO_LARGE_LIMIT,
+            });
+        }
+        if let Some(emptied) = emptied {
+            self.count_emptied(origin, emptied, both - from_size, taken, host);
         }
     }
 
@@ -942,6 +1001,7 @@ impl Delivery {
         &mut self,
         origin: Origin,
         emptied: &Emptied,
+        counted: u64,
         taken: bool,
         host: &mut dyn DeliveryHost,
     ) {
@@ -964,7 +1024,7 @@ impl Delivery {
         }
         host.record(Outcome::Emptied {
             origin,
-            values: emptied.values,
+            values: emptied.values.saturating_sub(counted),
             shared,
             depth: SAFE_VALUE_DEPTH,
         });
@@ -2867,7 +2927,9 @@ mod tests {
         // 413: the 413 path cut the prompt and the span arrived, and the
         // value emptied was not counted (`values_truncated` one short).
         // Now counted with the prompt's cut once the span is delivered;
-        // not at all when no cut fits and the span is lost.
+        // not at all when no cut fits and the span is lost. The prompt
+        // and the map 40 deep are one attribute value, cut both ways:
+        // counted once (it was twice, (1, 0, 2, 1)), as emptied.
         use crate::span::any_value::tests::{map, string};
         let value = map(&[
             ("prompt", string(&"a".repeat(5000))),
@@ -2899,7 +2961,7 @@ mod tests {
                     },
                 );
                 let want = if delivered {
-                    (1, 0, 2, 1)
+                    (1, 0, 1, 1)
                 } else {
                     (0, 1, 0, 0)
                 };
@@ -2921,7 +2983,8 @@ mod tests {
         // 413 path cut the prompt, the cut span was refused for the depth,
         // and the span was counted lost without the depth ever cut. Now
         // the cut span goes once more cut to 16 levels too, and arrives,
-        // the prompt's cut and the value emptied each counted once.
+        // its one value, cut both ways, counted once (not once for the
+        // prompt's cut and once for the emptying: (1, 0, 2, 1)).
         use crate::export::otlp_decode::Value;
         use crate::span::any_value::tests::{map, string};
         let value = map(&[
@@ -2952,7 +3015,7 @@ mod tests {
             );
             assert_eq!(
                 (host.delivered, host.lost, host.cut, host.emptied),
-                (1, 0, 2, 1),
+                (1, 0, 1, 1),
                 "{what}: {} bytes: {:?}",
                 body.len(),
                 host.lost_reasons
@@ -2972,6 +3035,99 @@ mod tests {
                 "{what}: the prompt cut: {:?}",
                 prompt.1
             );
+        }
+    }
+
+    /// A map `levels` deep, each level holding 30 ints beside the map one
+    /// level in: bytes no cut to a size shortens, most of them past level
+    /// 16.
+    fn wide_nested_maps(levels: usize) -> Vec<u8> {
+        use crate::span::any_value::tests::{int, map, string};
+        let keys: Vec<String> = (0..30).map(|i| format!("n{i}")).collect();
+        let mut v = string("x");
+        for level in 0..levels {
+            let mut members: Vec<(&str, Vec<u8>)> = keys
+                .iter()
+                .map(|k| (k.as_str(), int(1000 + level as i64)))
+                .collect();
+            members.push(("k", v));
+            v = map(&members);
+        }
+        v
+    }
+
+    #[test]
+    fn a_lone_span_too_large_until_its_deep_value_is_emptied_arrives_cut_to_both() {
+        // A lone span whose map holds a prompt and a map 40 deep with 30
+        // ints a level, to a server with a size limit no cut of the
+        // prompt meets (the ints past level 16 alone are over it), and a
+        // nesting limit. Size checked first: 413, the prompt cut and cut
+        // again until nothing was left to cut, and the span was lost; the
+        // depth cut, which empties the levels that made it too large, was
+        // never tried. Now it is: cut to 16 levels, still over the limit
+        // with the prompt, cut to a size too, and the span arrives; its
+        // one value, cut both ways, counted once. The nesting checked
+        // first (400, then the depth cut, then 413) ends alike.
+        use crate::export::otlp_decode::Value;
+        use crate::span::any_value::tests::{map, string};
+        let value = map(&[
+            ("prompt", string(&"a".repeat(5000))),
+            ("deep", wide_nested_maps(40)),
+        ]);
+        for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+            let body = spans_with_values(
+                format,
+                false,
+                &[("llm.chat", Some(41))],
+                &[Some(value.clone())],
+            );
+            let emptied_deep = cut_deep(&body, format, SAFE_VALUE_DEPTH).expect("deep");
+            let stripped = cut_to_fit(&body, format, 0, 0).expect("strings to cut");
+            // Between the depth cut with its prompt emptied and the span
+            // with every string emptied but its depth kept.
+            let limit = emptied_deep.body.len() - 4000;
+            assert!(
+                stripped.body.len() > limit && limit > emptied_deep.body.len() - 5000 + 100,
+                "{format:?}: {} {} {limit}",
+                stripped.body.len(),
+                emptied_deep.body.len()
+            );
+            for size_first in [true, false] {
+                let what = format!("{format:?} size first: {size_first}");
+                let (host, taken, _) = deliver_one_request(
+                    &format!("wide-deep-{format:?}-{size_first}"),
+                    (format, false),
+                    &body,
+                    1,
+                    |accepted, requests| {
+                        Box::new(NestingLimited {
+                            accepted,
+                            requests,
+                            limit,
+                            size_first,
+                        })
+                    },
+                );
+                assert_eq!(
+                    (host.delivered, host.lost, host.cut, host.emptied),
+                    (1, 0, 1, 1),
+                    "{what}: one value cut, counted once: {:?}",
+                    host.lost_reasons
+                );
+                assert_eq!(taken.len(), 1, "{what}");
+                let Some((_, outer @ Value::Map(members))) =
+                    taken[0].attributes.iter().find(|(k, _)| k == "deep")
+                else {
+                    panic!("{what}: {:?}", taken[0].attributes);
+                };
+                assert_eq!(nesting(outer), SAFE_VALUE_DEPTH, "{what}");
+                let prompt = members.iter().find(|(k, _)| k == "prompt").expect("prompt");
+                assert!(
+                    matches!(&prompt.1, Value::Str(s) if s.len() < 5000),
+                    "{what}: the prompt cut: {:?}",
+                    prompt.1
+                );
+            }
         }
     }
 

@@ -30,6 +30,7 @@ use super::resource::{ResourceInfo, ScopeAttributes, attr_value};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
 use super::transport::{BodyFormat, Transport};
+use super::value_cut::SharedMsg;
 
 /// How often the exporter looks again for what dead processes left: a
 /// file still locked at the last look (a live process, or a forked child
@@ -40,6 +41,15 @@ pub struct Exporter {
     pipeline: Arc<Pipeline>,
     /// Who this tracer's spans say they come from, in every request.
     resource: Arc<ResourceInfo>,
+    /// The resource and scopes (`SharedMsg`) the server refused for a
+    /// value nested past `SAFE_VALUE_DEPTH` and took cut to it: cut so
+    /// before sending from then on, a resource or scope set anew too
+    /// (`Tracer::set_resource`, `set_scope_attributes`: the same server
+    /// refuses it alike), where it holds a value that deep.
+    depth_cut: Vec<SharedMsg>,
+    /// The resource last built (`resource` before `depth_cut` cut it): a
+    /// resource set anew holding a value it held was counted already.
+    resource_given: Arc<ResourceInfo>,
     encoder: RequestEncoder,
     delivery: Delivery,
     host: ExporterHost,
@@ -135,6 +145,8 @@ impl Exporter {
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             pacer: Pacer::new(),
             resource: Arc::new(ResourceInfo::configured(config)),
+            depth_cut: Vec::new(),
+            resource_given: Arc::new(ResourceInfo::configured(config)),
             pipeline,
         }
     }
@@ -494,7 +506,8 @@ impl Exporter {
             let given = p.resource_given.lock().ok().and_then(|g| g.clone());
             let mut resource = match given {
                 Some(given) => ResourceInfo::configured(&p.config).overridden(&given),
-                None => (*self.resource).clone(),
+                // As given (`resource` may be cut: cut again below).
+                None => (*self.resource_given).clone(),
             };
             if let Ok(table) = p.scope_table.lock() {
                 resource.scopes = table
@@ -510,6 +523,24 @@ impl Exporter {
                             .collect(),
                     })
                     .collect();
+            }
+            let given = Arc::new(resource.clone());
+            let before = std::mem::replace(&mut self.resource_given, given);
+            if !self.depth_cut.is_empty() {
+                // Cut as the one it replaces was, where it is that deep:
+                // one request a batch, not five found out again. A value
+                // the one before did not hold is counted now.
+                let cut = resource.cut_to_depth(&self.depth_cut, SAFE_VALUE_DEPTH);
+                let shared = resource.depth_cuts_new(&cut, &before);
+                if shared > 0 {
+                    self.host.record(Outcome::Emptied {
+                        origin: Origin::Fresh,
+                        values: 0,
+                        shared,
+                        depth: SAFE_VALUE_DEPTH,
+                    });
+                }
+                resource = cut;
             }
             self.resource = Arc::new(resource);
         }
@@ -594,11 +625,18 @@ impl Exporter {
             self.send_encoded(n as u64, cut);
             // A resource or scope value nested too deep for the server,
             // which took its request cut (counted then): cut so from this
-            // request on, not found again by refusals in every batch. A
-            // resource set anew is not: its first batch finds out again
-            // (a value counted once all the same, `Delivery`).
+            // request on, not found again by refusals in every batch; and
+            // so a resource or scope set anew (above).
             let deep = self.delivery.take_shared_depth_cut();
             if !deep.is_empty() {
+                for of in &deep {
+                    // Bounded as the scopes given attributes are at once
+                    // (and the resource); past it, one found out again.
+                    let room = crate::span::limits::MAX_SCOPES_WITH_ATTRIBUTES + 1;
+                    if !self.depth_cut.contains(of) && self.depth_cut.len() < room {
+                        self.depth_cut.push(of.clone());
+                    }
+                }
                 self.resource = Arc::new(self.resource.cut_to_depth(&deep, SAFE_VALUE_DEPTH));
                 resource = Arc::clone(&self.resource);
             }

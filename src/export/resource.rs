@@ -201,12 +201,48 @@ impl ResourceInfo {
             let named = SharedMsg::Scope {
                 name: scope.name.clone(),
                 version: scope.version.clone(),
+                schema_url: scope.schema_url.clone(),
             };
             if which.contains(&named) {
                 scope.attributes = cut(&scope.attributes);
             }
         }
         out
+    }
+
+    /// How many attribute values `cut` (this resource as `cut_to_depth`
+    /// cut it) holds cut that `before` (the resource given before, as
+    /// given) did not hold as they were in the same message: values cut
+    /// up front that no request carried cut yet, to count as truncated,
+    /// where a value carried over (a resource set again with it, scopes
+    /// given anew beside it) was counted when first cut. Compared as
+    /// given, not as cut: two values alike for 16 levels are two.
+    pub fn depth_cuts_new(&self, cut: &ResourceInfo, before: &ResourceInfo) -> u64 {
+        fn new_in(
+            uncut: &[(String, AttrValue)],
+            cut: &[(String, AttrValue)],
+            before: &[(String, AttrValue)],
+        ) -> u64 {
+            let cut_now = uncut.iter().zip(cut).filter(|(u, c)| u != c);
+            cut_now
+                .filter(|(u, _)| !before.iter().any(|b| b == *u))
+                .count() as u64
+        }
+        let mut n = new_in(&self.attributes, &cut.attributes, &before.attributes);
+        for (uncut, cut) in self.scopes.iter().zip(&cut.scopes) {
+            let same = |b: &&ScopeAttributes| {
+                b.name == uncut.name
+                    && b.version == uncut.version
+                    && b.schema_url == uncut.schema_url
+            };
+            let was = before
+                .scopes
+                .iter()
+                .find(same)
+                .map_or(&[][..], |b| &b.attributes);
+            n += new_in(&uncut.attributes, &cut.attributes, was);
+        }
+        n
     }
 
     /// The attributes of the scope named `name`, `version`, `schema_url`

@@ -26,6 +26,9 @@ pub struct CutRequest {
     pub body: Vec<u8>,
     pub shortened: u64,
     pub values: u64,
+    /// The attribute values of spans, events and links it shortened
+    /// strings or bytes in, by their place in the request (`Walk::at`).
+    pub at: Vec<u64>,
 }
 
 /// `plain` (an uncompressed request) with its values cut to the largest
@@ -86,6 +89,7 @@ pub fn cut_to_fit(
         body,
         shortened: walk.cut,
         values: walk.cut.saturating_sub(counted),
+        at: walk.touched,
     })
 }
 
@@ -128,6 +132,10 @@ pub struct Emptied {
     /// Of spans, events, links: each counted once as truncated, as the
     /// tracer counts a value its `value_depth_limit` cuts.
     pub values: u64,
+    /// Those values, by their place in the request (`Walk::at`): a value
+    /// a cut to a size shortened too is one value cut, counted once
+    /// (`CutRequest::at`).
+    pub at: Vec<u64>,
     /// Of the resource and instrumentation scopes, each such message once
     /// (a request holds it once; every request of its spans holds it
     /// again): a fingerprint of the message as cut, and its values cut.
@@ -138,7 +146,7 @@ pub struct Emptied {
 /// A resource or scope message a depth cut emptied values in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SharedCut {
-    /// A fingerprint of the message as cut.
+    /// A fingerprint of the message as cut, and of which it is.
     pub key: u64,
     /// Its attribute values holding an array or map emptied.
     pub values: u64,
@@ -148,14 +156,19 @@ pub struct SharedCut {
 /// Which message a `SharedCut` is: what the exporter that encoded it
 /// knows it by, to cut it before sending from then on
 /// (`ResourceInfo::cut_to_depth`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SharedMsg {
     Resource,
-    /// An instrumentation scope, by its name and version (what its
-    /// `InstrumentationScope` message holds besides its attributes).
+    /// An instrumentation scope, by its name, version and schema URL
+    /// (what its `InstrumentationScope` message holds besides its
+    /// attributes, and its `ScopeSpans`' schema URL): a scope is the
+    /// three, as spans are grouped and `ScopeAttributes` kept, and two
+    /// scopes of one name and version, one schema URL apart, may hold
+    /// different attributes.
     Scope {
         name: String,
         version: String,
+        schema_url: String,
     },
 }
 
@@ -177,6 +190,7 @@ pub fn cut_deep(plain: &[u8], format: BodyFormat, depth: usize) -> Option<DeepCu
         body: out,
         emptied: Emptied {
             values: walk.deep_values,
+            at: walk.touched,
             shared,
         },
     })
@@ -195,6 +209,13 @@ struct Walk {
     emptied: u64,
     deep_values: u64,
     shared: Option<Shared>,
+    /// How many attribute values of spans, events and links the walk
+    /// entered: the place of each in the request, the same in the request
+    /// cut or not (no cut adds or drops an attribute).
+    at: u64,
+    /// The places of those it shortened a string or bytes value in, or
+    /// emptied an array or map in.
+    touched: Vec<u64>,
 }
 
 /// A walk through the resource and scope messages: whether it is in one,
@@ -218,6 +239,8 @@ impl Walk {
             emptied: 0,
             deep_values: 0,
             shared: None,
+            at: 0,
+            touched: Vec::new(),
         }
     }
 
@@ -249,16 +272,16 @@ impl Walk {
             s.inside = false;
             let values = std::mem::replace(&mut s.values, before);
             if values > 0 {
+                // The message and which it is: two scopes one schema URL
+                // apart (in `ScopeSpans`, not in the message) are two.
                 use std::hash::{Hash, Hasher};
+                let of = of();
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 out[start..].hash(&mut h);
+                of.hash(&mut h);
                 let key = h.finish();
                 if !s.cut.iter().any(|c| c.key == key) {
-                    s.cut.push(SharedCut {
-                        key,
-                        values,
-                        of: of(),
-                    });
+                    s.cut.push(SharedCut { key, values, of });
                 }
             }
         }
@@ -286,12 +309,19 @@ impl Walk {
         if !matches!(child, Msg::AnyValue) {
             return write(self, level);
         }
-        let before = self.emptied;
+        let (before, cut_before) = (self.emptied, self.cut);
         let done = write(self, level + 1);
-        if level == 0 && self.emptied > before {
-            match self.shared.as_mut() {
-                Some(s) if s.inside => s.values += 1,
-                _ => self.deep_values += 1,
+        if level != 0 {
+            return done;
+        }
+        match self.shared.as_mut() {
+            Some(s) if s.inside => s.values += u64::from(self.emptied > before),
+            _ => {
+                if self.emptied > before || self.cut > cut_before {
+                    self.touched.push(self.at);
+                }
+                self.deep_values += u64::from(self.emptied > before);
+                self.at += 1;
             }
         }
         done
@@ -441,7 +471,7 @@ fn proto(
             }
             Msg::Resource | Msg::Scope => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
-                let of = || proto_shared_msg(child, f.bytes);
+                let of = || proto_shared_msg(child, f.bytes, buf);
                 walk.enter_shared(&mut inner, of, |walk, inner| {
                     proto(f.bytes, child, depth + 1, level, walk, inner)
                 })?;
@@ -460,42 +490,52 @@ fn proto(
 }
 
 /// Which message the resource or scope message `buf` (`msg`) is: a
-/// scope by its name (field 1) and version (field 2).
-fn proto_shared_msg(msg: Msg, buf: &[u8]) -> SharedMsg {
+/// scope by its name (field 1) and version (field 2), and the schema URL
+/// (field 3) of `parent`, its `ScopeSpans`.
+fn proto_shared_msg(msg: Msg, buf: &[u8], parent: &[u8]) -> SharedMsg {
     if !matches!(msg, Msg::Scope) {
         return SharedMsg::Resource;
     }
-    let (mut name, mut version) = (String::new(), String::new());
-    for f in fields(buf).into_iter().flatten() {
-        let text = || String::from_utf8_lossy(f.bytes).into_owned();
-        match (f.number, f.wire_type) {
-            (1, WIRE_LEN) => name = text(),
-            (2, WIRE_LEN) => version = text(),
-            _ => {}
-        }
+    let text = |buf: &[u8], number: u64| {
+        fields(buf)
+            .into_iter()
+            .flatten()
+            .rfind(|f| f.number == number && f.wire_type == WIRE_LEN)
+            .map_or_else(String::new, |f| {
+                String::from_utf8_lossy(f.bytes).into_owned()
+            })
+    };
+    SharedMsg::Scope {
+        name: text(buf, 1),
+        version: text(buf, 2),
+        schema_url: text(parent, 3),
     }
-    SharedMsg::Scope { name, version }
 }
 
-/// `proto_shared_msg` for OTLP/JSON's resource or scope object `v`.
-fn json_shared_msg(msg: Msg, v: &JsonValue) -> SharedMsg {
+/// `proto_shared_msg` for OTLP/JSON's resource or scope object `v`, in
+/// `parent`'s members (its `ScopeSpans`).
+fn json_shared_msg(msg: Msg, v: &JsonValue, parent: &[(String, JsonValue)]) -> SharedMsg {
     if !matches!(msg, Msg::Scope) {
         return SharedMsg::Resource;
     }
-    let text = |key: &str| match v {
-        JsonValue::Object(members) => members
+    let text = |members: &[(String, JsonValue)], keys: &[&str]| {
+        members
             .iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| keys.contains(&k.as_str()))
             .and_then(|(_, v)| match v {
                 JsonValue::String(s) => Some(s.clone()),
                 _ => None,
             })
-            .unwrap_or_default(),
-        _ => String::new(),
+            .unwrap_or_default()
+    };
+    let own = match v {
+        JsonValue::Object(members) => &members[..],
+        _ => &[],
     };
     SharedMsg::Scope {
-        name: text("name"),
-        version: text("version"),
+        name: text(own, &["name"]),
+        version: text(own, &["version"]),
+        schema_url: text(parent, &["schemaUrl", "schema_url"]),
     }
 }
 
@@ -548,7 +588,7 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
                 json_string(key, out);
                 out.push(b':');
                 if matches!(child, Msg::Resource | Msg::Scope) {
-                    let of = || json_shared_msg(child, value);
+                    let of = || json_shared_msg(child, value, members);
                     walk.enter_shared(out, of, |walk, out| json(value, child, level, walk, out));
                 } else {
                     walk.enter(child, level, |walk, level| {
@@ -674,6 +714,43 @@ mod tests {
         let spans = decode_json(&cut.body).expect("valid OTLP/JSON");
         assert_eq!(spans[0].attributes, expected[0].attributes);
         assert!(cut_deep(&json_request(&json_values[1..3]), BodyFormat::Json, 16).is_none());
+    }
+
+    /// Each cut says which attribute values it cut in, by their place in
+    /// the request, the same in the request cut to a depth or a size:
+    /// what tells one value cut both ways (counted once) from two.
+    #[test]
+    fn cuts_say_which_attribute_values_they_cut_in_by_place() {
+        use crate::span::any_value::tests::{map, string};
+        let deep = |levels: usize| {
+            let mut v = string("x");
+            for _ in 0..levels {
+                v = map(&[("k", v)]);
+            }
+            v
+        };
+        let prompt = || string(&"p".repeat(3000));
+        // 0: a prompt and a deep map in one value; 1: a prompt; 2: a deep
+        // map; 3: short.
+        let values = [
+            map(&[("prompt", prompt()), ("deep", deep(40))]),
+            prompt(),
+            deep(40),
+            string("short"),
+        ];
+        let body = proto_request(&values);
+        let deep_cut = cut_deep(&body, BodyFormat::Protobuf, 16).expect("deep");
+        assert_eq!(
+            (deep_cut.emptied.values, &deep_cut.emptied.at[..]),
+            (2, &[0, 2][..])
+        );
+        let size_cut = cut_to_fit(&deep_cut.body, BodyFormat::Protobuf, 2000, 0).expect("cut");
+        assert_eq!((size_cut.values, &size_cut.at[..]), (2, &[0, 1][..]));
+        // Cut to a size first, then to the depth: the same places.
+        let size_cut = cut_to_fit(&body, BodyFormat::Protobuf, 2500, 0).expect("cut");
+        assert_eq!(size_cut.at, [0, 1]);
+        let deep_cut = cut_deep(&size_cut.body, BodyFormat::Protobuf, 16).expect("deep");
+        assert_eq!(deep_cut.emptied.at, [0, 2]);
     }
 
     /// An OTLP/JSON request of one span with these attribute values.

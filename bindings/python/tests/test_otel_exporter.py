@@ -324,3 +324,72 @@ def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
         assert span["resource"]["telemetry.sdk.language"] == "python"
         assert span["scope"] == "zero.code.agent"
     assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is None)
+
+
+def thread_of_messages(levels: int, content: str) -> list:
+    """An agent's message list `levels` deep (a list, then a dict, in
+    turn: each message's replies in its "thread"), the first message's
+    content `content`."""
+    v = None
+    for i in range(levels // 2):
+        v = [{"role": "assistant" if i % 2 else "user", "content": f"turn {i}", "thread": v}]
+    v[0]["content"] = content
+    return v
+
+
+def cut_at(v, levels: int):
+    """`v` as spanguard's depth cut leaves it: lists and dicts past
+    `levels` replaced by the empty value (None as received)."""
+    if levels == 0:
+        return None if isinstance(v, (list, dict)) else v
+    if isinstance(v, dict):
+        return {k: cut_at(x, levels - 1) for k, x in v.items()}
+    if isinstance(v, list):
+        return [cut_at(x, levels - 1) for x in v]
+    return v
+
+
+@pytest.mark.parametrize("too_large", [None, 300_000])
+def test_a_megabyte_prompt_in_messages_nested_40_deep_arrives_cut_counted_once(receiver, tmp_path, too_large):
+    # An agent's message list 40 deep (20 lists, 20 dicts), the first
+    # message's content a 1 MB prompt, through the SDK's batch processor
+    # and spanguard's exporter to a receiver whose protobuf decoder (upb,
+    # 100 messages) refuses it whole. The span arrives, the list emptied
+    # past level 16, counted once. With the receiver also answering 413
+    # over 300 KB (checked before it decodes): the prompt cut to a size,
+    # then the list to the depth; one value cut both ways, counted once.
+    import random
+    rng = random.Random(38)
+    prompt = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(1 << 20))
+    messages = thread_of_messages(40, prompt)
+    start = len(receiver.spans())
+    if too_large is not None:
+        receiver.set_mode(f"too_large:{too_large}")
+    try:
+        tracer = spanguard_tracer(receiver, tmp_path)
+        exporter = SpanguardSpanExporter(tracer)
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        with provider.get_tracer("agent").start_as_current_span("llm.chat") as span:
+            span.set_attribute("gen_ai.input.messages", messages)
+            span.set_attribute("gen_ai.usage.input_tokens", 250_000)
+        assert provider.force_flush()
+        assert exporter.force_flush()
+    finally:
+        receiver.reset_mode()
+    (got,) = receiver.spans()[start:]
+    assert got["name"] == "llm.chat"
+    assert got["attributes"]["gen_ai.usage.input_tokens"] == 250_000
+    arrived = got["attributes"]["gen_ai.input.messages"]
+    content = arrived[0]["content"]
+    if too_large is None:
+        assert arrived == cut_at(messages, 16)
+    else:
+        assert 0 < len(content) < len(prompt) and prompt.startswith(content)
+        arrived[0]["content"] = prompt
+        assert arrived == cut_at(messages, 16)
+    stats = tracer.stats()
+    assert (stats.spans_exported, stats.dropped_export_failed) == (1, 0)
+    assert stats.values_truncated == 1
+    provider.shutdown()
+    tracer.close()
