@@ -176,7 +176,11 @@ type Config struct {
 	// recovered nil dereference is a SIGSEGV, and the dump stops the
 	// tracers. Wins over NoSignalWatchdog.
 	InstallSignalHandlers bool
-	FlightRecorder        bool
+	// FlightRecorder keeps the spans in a file mapped in memory, which
+	// outlives the process: what os.Exit (log.Fatal), which runs no
+	// deferred Close and no exit hook, or a SIGKILL leaves is sent by the
+	// next process on the same spool directory.
+	FlightRecorder bool
 	// PrefaultSlots populates every span slot at start: no span takes a
 	// page fault, and the slots' whole size is resident from the start.
 	PrefaultSlots bool

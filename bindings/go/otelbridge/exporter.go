@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	spanguard "github.com/spanguard/spanguard/bindings/go"
@@ -54,10 +55,43 @@ var _ sdktrace.SpanExporter = (*SpanExporter)(nil)
 // the spans its batcher holds reach the exporter before the tracer shuts
 // down; a provider used directly, never the global one, is flushed too
 // once given to FlushBeforeShutdown.
+//
+// The same flush runs when the tracer stops (Close, Shutdown), while this
+// exporter is live, for up to stopFlushTimeout: a program whose way out is
+// a deferred tracer.Close with no tp.Shutdown before it lost the spans
+// ended within the batcher's timeout, counted nowhere.
 func NewExporter(tracer *spanguard.Tracer) *SpanExporter {
 	liveExporters.Add(1)
 	flushAtSignal.Do(func() { spanguard.BeforeSignalShutdown(flushGlobalProvider) })
-	return &SpanExporter{bridge: &SpanProcessor{tracer: tracer}}
+	e := &SpanExporter{bridge: &SpanProcessor{tracer: tracer}}
+	tracer.OnStop(e.flushBeforeStop)
+	return e
+}
+
+// stopFlushTimeout bounds the providers' flush when the tracer stops: a
+// provider whose ForceFlush waits on another exporter (a backend that does
+// not answer) must not hold Close for long.
+const stopFlushTimeout = 5 * time.Second
+
+// flushBeforeStop hands what the providers' batchers hold to their
+// exporters before the tracer stops (an OnStop hook), unless this exporter
+// was shut down (tp.Shutdown ran: its batcher is empty). It returns after
+// stopFlushTimeout at most; a flush still running then goes on.
+func (e *SpanExporter) flushBeforeStop() {
+	if e.shutDown.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopFlushTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flushGlobalProvider(ctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 var (

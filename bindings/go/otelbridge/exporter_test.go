@@ -336,3 +336,35 @@ func TestANilTracerRecordsNothingAndPanicsNot(t *testing.T) {
 		t.Fatal("ExportSpans to a nil tracer did not answer closed")
 	}
 }
+
+// A program with the exporter under a batcher whose way out is a deferred
+// tracer.Close, with no tp.Shutdown before it (the binding's examples
+// close their tracer so): the spans the batcher still queued were lost,
+// counted nowhere, up to its batch timeout of them. The tracer's stop now
+// flushes the providers first, as a signal FlushOnSignals takes does: a
+// provider given to FlushBeforeShutdown (or the global one) hands its
+// queue to the exporter before the tracer shuts down.
+func TestClosingTheTracerFlushesTheBatcherFirst(t *testing.T) {
+	rx := otlpreceiver.Start(t)
+	tr := newTracerWith(t, rx.URL, spanguard.Config{ScheduleDelay: time.Minute})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(otelbridge.NewExporter(tr),
+		sdktrace.WithBatchTimeout(time.Minute)))
+	otelbridge.FlushBeforeShutdown(tp)
+	for _, name := range []string{"first", "second", "third"} {
+		_, s := tp.Tracer("t").Start(context.Background(), name)
+		s.End()
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rx.Spans(t); len(got) != 3 {
+		t.Fatalf("%d spans at the backend once the tracer closed, want the 3 the batcher held", len(got))
+	}
+	// The provider's own shutdown afterwards: nothing left, nothing twice.
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rx.Spans(t); len(got) != 3 {
+		t.Fatalf("%d spans at the backend after tp.Shutdown, want 3", len(got))
+	}
+}
