@@ -6,7 +6,6 @@
 //! outcome of every span, which the host counts, reports and logs. A rule
 //! fixed here holds for every kind of request.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::gzip::GzipWriter;
@@ -14,7 +13,7 @@ use super::request_encoder::RequestEncoder;
 use super::resource::ResourceInfo;
 use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
-use super::spool::{FileId, HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
+use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
 use super::transport::{BodyFormat, SendError, Silence, Transport};
 use super::value_cut::{Emptied, SharedMsg, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
@@ -223,23 +222,23 @@ const REPLAY_AFTER_REFUSAL: Backoff = Backoff {
 };
 
 /// How many times a spool file may be set back for a transient failure
-/// (502, 503, 504, no answer) while other spool files were delivered in the
-/// same replay before it is taken for what it holds: a gateway in front of
-/// the backend that times out (504) or dies (502) on one huge request while
-/// it takes the others, an upstream that crashes on one span. At the next
-/// such failure it is split as a 400 is (`Delivery::settle_refused`): its
-/// other spans go, and the part the server never takes is counted lost
-/// (`dropped_replay_failed`), saying why. Five: an outage that starts just
-/// as a replay reaches a file sets it back once, unfairly; five in a row
-/// are no coincidence.
+/// (502, 503, 504, no answer) while the backend took the probe sent right
+/// after (`Delivery::probe`) before it is taken for what it holds: a
+/// gateway in front of the backend that times out (504) or dies (502) on
+/// one huge request while it takes the others, an upstream that crashes on
+/// one span. At the next such failure it is split as a 400 is
+/// (`Delivery::settle_refused`): its other spans go, and the part the
+/// server never takes is counted lost (`dropped_replay_failed`), saying
+/// why. Five: a backend that went down for the file's request and came
+/// back for the probe (a restart between the two) sets it back once,
+/// unfairly; five in a row are no coincidence.
 const MAX_SETBACKS: u32 = 5;
 
-/// How many spool files' last failures a replay remembers
-/// (`Delivery::replay_failures`): one entry a file failing for now,
-/// forgotten when it is delivered or split; past this, the oldest failure
-/// is forgotten (that file's next failure counts only what was delivered
-/// since the last replay, as a file never seen to fail).
-const REMEMBERED_FAILURES: usize = 1024;
+/// The probe (`Delivery::probe`): an ExportTraceServiceRequest with no
+/// spans, as each encoding writes it. OTLP receivers take it (the
+/// Collector answers 200 with an empty response).
+const EMPTY_PROTOBUF_REQUEST: &[u8] = b"";
+const EMPTY_JSON_REQUEST: &[u8] = b"{}";
 
 /// The largest request of one span sent whole when the span alone is
 /// over `max_request_bytes` (its values are cut to fit beyond), unless half
@@ -316,16 +315,11 @@ pub struct Delivery {
     replay_refusals: u32,
     replay_held_until: Option<Instant>,
     /// Requests the backend accepted, ever (fresh, spooled, recovered):
-    /// a replay compares it to know whether others got through.
+    /// a replay compares it to know whether parts of a split got through.
     accepted_requests: u64,
-    /// `accepted_requests` when each spool file last failed for now in a
-    /// replay (by `FileId`, which a set-back's rename keeps): a request
-    /// accepted since, live or from the spool, says the backend is up and
-    /// that file is the problem (`replay_spool`).
-    replay_failures: HashMap<FileId, u64>,
-    /// `accepted_requests` when the last replay ended: for a file with no
-    /// failure remembered.
-    accepted_at_replay_end: u64,
+    /// The last transient failure came with the server's Retry-After: no
+    /// probe goes before the time it asked (`replay_spool`).
+    asked_to_wait: bool,
     /// Why the last request kept was kept (`attempt`), for the replay.
     kept_for: Option<KeptFor>,
     /// Send one attempt, no retries (a spool file set back already, or
@@ -402,8 +396,7 @@ impl Delivery {
             replay_refusals: 0,
             replay_held_until: None,
             accepted_requests: 0,
-            replay_failures: HashMap::new(),
-            accepted_at_replay_end: 0,
+            asked_to_wait: false,
             kept_for: None,
             one_attempt: false,
             silent: false,
@@ -1152,6 +1145,7 @@ impl Delivery {
                     if let Some(setbacks) = self.transient_refuses {
                         return Fate::RefusedData(never_taken(&reason, setbacks));
                     }
+                    self.asked_to_wait = retry_after.is_some();
                     host.record(Outcome::AttemptFailed { reason: &reason });
                     if host.stopping() {
                         self.down_until =
@@ -1485,20 +1479,21 @@ impl Delivery {
     /// A file that fails for now (its retries ran out or were cut short:
     /// 502, 503, 504, no answer, a timeout) is set back behind the others,
     /// so that one file a server never takes holds no other back
-    /// (`SpoolDir::set_back`). When requests were accepted since that
-    /// file last failed (other files, or live batches: a poison file
-    /// alone in the spool has no other file to tell), or, for a file not
-    /// seen failing, since the last replay, the backend is up and the file
-    /// is the problem: the set-back is counted (once a replay), the backend
-    /// is not counted down for it, the replay goes on with the next file
-    /// (one attempt: a second failure in a row stops it), and at
-    /// `MAX_SETBACKS` the file is split for what it holds
-    /// (`settle_refused`). Otherwise the backend may be down: the replay
-    /// stops there, uncounted, and the next one starts with another file.
-    /// A backend that is down (nothing accepted, live batches failing too)
-    /// costs a replay one file's attempts, as before, not a request per
-    /// file, and splits nothing. A file set back before gets one attempt,
-    /// no retries.
+    /// (`SpoolDir::set_back`). Then an empty request asks the backend
+    /// (`probe`): what vouches for it must come after the failure judged
+    /// (live batches taken before it say nothing of an outage that starts
+    /// just then, and a file alone with no traffic has nothing else). The
+    /// probe taken, the backend is up and the file is the problem: the
+    /// set-back is counted (once a replay), the backend is not counted
+    /// down for it, the replay goes on with the next file (one attempt: a
+    /// second failure in a row stops it), and at `MAX_SETBACKS` the file is
+    /// split for what it holds (`settle_refused`). The probe failing too
+    /// (or not sent: the server asked to wait with Retry-After, or the
+    /// exporter is stopping), the backend may be down: the replay stops
+    /// there, uncounted, and the next one starts with another file. A
+    /// backend that is down costs a replay one file's attempts and one
+    /// probe, not a request per file, and splits nothing. A file set back
+    /// before gets one attempt, no retries.
     pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
         if self.replay_held_until.is_some_and(|t| t > Instant::now()) {
             return false;
@@ -1506,7 +1501,7 @@ impl Delivery {
         self.misdirected = false;
         let spool = self.spool.clone();
         let mut drained = true;
-        // The file before failed for now, after others were delivered.
+        // The file before failed for now, its probe taken.
         let mut after_failure = false;
         spool.replay_counting_setbacks(|batch, file| {
             if host.busy() {
@@ -1528,9 +1523,9 @@ impl Delivery {
                 // tells whether it is, or that file was the problem.
                 self.down_until = None;
             }
+            self.asked_to_wait = false;
             let done = self.deliver_with(&request, host, file.setbacks > 0 || after_failure);
             if done {
-                self.replay_failures.remove(&file.id);
                 after_failure = false;
                 return ReplayVerdict::Delivered;
             }
@@ -1538,28 +1533,22 @@ impl Delivery {
             let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
                 return ReplayVerdict::Stop;
             };
-            // Accepted since it last failed: other files before it in this
-            // replay or after it in the last, live batches meanwhile.
-            let since = self.remember_failure(file.id);
-            let others_delivered = self.accepted_requests > since;
-            if !others_delivered {
-                // Nothing taken since: the backend may be down. Behind the
-                // others, so that the next replay starts with another file.
+            // Asked after the failure: what was accepted before it (live
+            // batches just before an outage) says nothing of it.
+            let backend_up = !std::mem::take(&mut self.asked_to_wait)
+                && !host.stopping()
+                && self.probe(batch.format);
+            if !backend_up {
+                // The backend may be down. Behind the others, so that the
+                // next replay starts with another file.
                 return ReplayVerdict::SetBack {
                     counted: false,
                     stop: true,
                 };
             }
-            // Two in a row: the backend may have gone down just now; this
-            // one is counted on what was accepted before, but no third
-            // request is sent, and the backend stays counted down.
+            // Two in a row: counted each on its probe's word, but no third
+            // request is sent (each failure may have cost a timeout).
             let stop = after_failure;
-            if !stop {
-                // Others get through: live batches are not held for this
-                // file (spooled a probe interval, they were the only
-                // news of the backend for this file's next replay).
-                self.down_until = None;
-            }
             after_failure = true;
             let setbacks = file.setbacks.saturating_add(1);
             if setbacks < MAX_SETBACKS {
@@ -1570,8 +1559,6 @@ impl Delivery {
             }
             // Taken for what it holds: split as a 400 is, a failure for
             // now of a part its refusal.
-            self.replay_failures.remove(&file.id);
-            self.down_until = None;
             let accepted_before_split = self.accepted_requests;
             self.transient_refuses = Some(setbacks);
             self.settle_refused(&request, never_taken(&reason, setbacks), host);
@@ -1580,7 +1567,6 @@ impl Delivery {
             after_failure = self.accepted_requests == accepted_before_split;
             ReplayVerdict::Delivered
         });
-        self.accepted_at_replay_end = self.accepted_requests;
         if std::mem::take(&mut self.misdirected) {
             self.replay_refusals = self.replay_refusals.saturating_add(1);
             let hold = REPLAY_AFTER_REFUSAL.delay(self.replay_refusals, self.next_random());
@@ -1592,23 +1578,26 @@ impl Delivery {
         drained
     }
 
-    /// Notes that the spool file `id` failed for now, and returns
-    /// `accepted_requests` when it failed before (when the last replay
-    /// ended, if it was not seen failing).
-    fn remember_failure(&mut self, id: FileId) -> u64 {
-        if self.replay_failures.len() >= REMEMBERED_FAILURES
-            && !self.replay_failures.contains_key(&id)
-            && let Some(oldest) = self
-                .replay_failures
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(id, _)| *id)
-        {
-            self.replay_failures.remove(&oldest);
+    /// Sends the backend an empty request (no spans: nothing counted
+    /// delivered), once, right after a spool file failed for now: whether
+    /// it is up, and so whether that file is the problem. Any answer of a
+    /// server that read the request says so (200; a 400 from one that
+    /// takes no empty request); a transient failure, or a refusal of who
+    /// sends, does not. Up, the backend is no longer counted down (live
+    /// batches are not held a probe interval for the file's failure).
+    fn probe(&mut self, format: BodyFormat) -> bool {
+        let body = match format {
+            BodyFormat::Protobuf => EMPTY_PROTOBUF_REQUEST,
+            BodyFormat::Json => EMPTY_JSON_REQUEST,
+        };
+        let up = match self.transport.send(body, format, false) {
+            Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => true,
+            Err(SendError::Transient { .. } | SendError::Misdirected { .. }) => false,
+        };
+        if up {
+            self.down_until = None;
         }
-        self.replay_failures
-            .insert(id, self.accepted_requests)
-            .unwrap_or(self.accepted_at_replay_end)
+        up
     }
 
     /// A new pseudo-random number, for jitter.
@@ -1689,8 +1678,8 @@ impl Delivery {
 /// server's answer to them, and that it gave it while it took the others.
 fn never_taken(reason: &str, setbacks: u32) -> String {
     format!(
-        "{reason}: a spool file answered so at {setbacks} replays while others were \
-         delivered, and the spans of it the server never takes are counted lost"
+        "{reason}: a spool file answered so at {setbacks} replays while the backend took \
+         other requests, and the spans of it the server never takes are counted lost"
     )
 }
 
@@ -2398,7 +2387,7 @@ mod tests {
     /// it, and every batch spooled while each failure counted the backend
     /// down, waited until the cap evicted them (3 files, 5 replays: none
     /// delivered). Set back behind the others, they go at the next
-    /// replay; after `MAX_SETBACKS` failures while others got through, the
+    /// replay; after `MAX_SETBACKS` failures while its probes were taken, the
     /// file is split: its other spans delivered, the marked one counted
     /// lost saying why. Between replays, a batch is spooled (spans ended
     /// while the backend counted down).
@@ -2426,15 +2415,13 @@ mod tests {
                 },
             );
             let mut host = Host::default();
-            // The first replay meets the file first: the backend may be
-            // down, so nothing else is sent; the second delivers the rest.
-            assert!(!d.replay_spool(&mut host));
-            d.down_until = None; // the probe interval passed
+            // The first replay meets the file first: the probe after its
+            // failure is taken (the backend is up), so the rest go at once.
             assert!(!d.replay_spool(&mut host));
             assert_eq!(host.delivered, 3 + 4, "{code}: the files behind it went");
             assert_eq!(d.spool().list().len(), 1, "{code}");
             let mut spooled = 0;
-            let mut replays = 2;
+            let mut replays = 1;
             while d.spool().list().iter().any(|p| {
                 let spans = crate::export::spool::read_spool_file(p, 1 << 20).expect("a batch");
                 let names = crate::export::otlp_decode::decode_body(
@@ -2474,8 +2461,8 @@ mod tests {
             assert_eq!(
                 host.lost_reasons,
                 [format!(
-                    "HTTP {code}: a spool file answered so at 5 replays while others were \
-                     delivered, and the spans of it the server never takes are counted lost \
+                    "HTTP {code}: a spool file answered so at 5 replays while the backend took \
+                     other requests, and the spans of it the server never takes are counted lost \
                      (the other 2 of its request delivered after splitting it)"
                 )],
                 "{code}"
@@ -2485,10 +2472,10 @@ mod tests {
     }
 
     /// A backend that is down (it answers 503 to everything): each replay
-    /// costs one request, as before files were set back, not one a file;
-    /// nothing is counted set back, split or lost, and every file stays.
+    /// costs one request and one probe, not one a file; nothing is counted
+    /// set back, split or lost, and every file stays.
     #[test]
-    fn a_backend_that_is_down_costs_a_replay_one_request_not_one_a_file() {
+    fn a_backend_that_is_down_costs_a_replay_a_request_and_a_probe_not_one_a_file() {
         let dir = std::env::temp_dir().join(format!("sg-delivery-down-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let spool = SpoolDir::new(&dir, 1 << 20);
@@ -2509,10 +2496,14 @@ mod tests {
         for replay in 1..=3 * MAX_SETBACKS as u64 {
             d.down_until = None;
             assert!(!d.replay_spool(&mut host));
-            assert_eq!(*requests.lock().unwrap(), replay, "one request a replay");
+            assert_eq!(
+                *requests.lock().unwrap(),
+                2 * replay,
+                "a file and one probe a replay"
+            );
             // Counted down: a replay before the probe sends nothing.
             assert!(!d.replay_spool(&mut host));
-            assert_eq!(*requests.lock().unwrap(), replay);
+            assert_eq!(*requests.lock().unwrap(), 2 * replay);
         }
         let files = d.spool().list();
         assert_eq!(files.len(), 10);
@@ -2575,9 +2566,9 @@ mod tests {
     /// A poison file alone in the spool (or the last one left): no other
     /// file is ever delivered in its replay, so its set-back was never
     /// counted and it was tried once a probe until the cap evicted it, its
-    /// good spans with it. Live batches delivered since its last failure
-    /// say the backend is up: each replay under traffic counts once, and
-    /// the fifth splits it (its 2 other spans delivered, 1 lost).
+    /// good spans with it. The probe after each failure says the backend
+    /// is up: each replay under traffic counts once, and the fifth splits
+    /// it (its 2 other spans delivered, 1 lost).
     #[test]
     fn a_poison_file_alone_is_split_after_five_replays_while_live_batches_get_through() {
         for (refusal, code) in [
@@ -2617,8 +2608,8 @@ mod tests {
 
     /// Two poison files alone: the second fails right after the first
     /// (two in a row, so the replay stops there), and was not counted:
-    /// each counted every second replay, as they swapped places. Live
-    /// batches since its own last failure count for each.
+    /// each counted every second replay, as they swapped places. Each is
+    /// counted on its own probe's word.
     #[test]
     fn two_poison_files_alone_are_each_counted_at_every_replay() {
         let (mut d, dir, _) = lone_poison("two-alone", gateway_timeout, false);
@@ -2652,8 +2643,8 @@ mod tests {
     /// down (steady traffic): the next replay met the poison file first,
     /// nothing delivered before it in that replay, and did not count it;
     /// the one after did. A set-back counted every second replay, the
-    /// split took 10. The file spooled behind it and delivered in the
-    /// replay before counts: the split comes at the fifth replay.
+    /// split took 10. Each failure is counted on its probe's word: the
+    /// split comes at the fifth replay.
     #[test]
     fn under_steady_traffic_each_replay_the_poison_file_fails_counts_once() {
         let dir = std::env::temp_dir().join(format!("sg-delivery-steady-{}", std::process::id()));
@@ -2692,8 +2683,9 @@ mod tests {
     }
 
     /// A backend that is down: live batches fail too (and are spooled),
-    /// so nothing says the poison file is the problem. Each replay costs
-    /// one request, nothing is counted set back, split or lost.
+    /// and so does the probe after the poison file's failure: nothing says
+    /// the file is the problem. Each replay costs one request and one
+    /// probe, nothing is counted set back, split or lost.
     #[test]
     fn a_lone_file_to_a_backend_that_is_down_is_never_split() {
         let (mut d, dir, requests) = lone_poison("alone-down", unavailable, true);
@@ -2706,8 +2698,8 @@ mod tests {
             assert!(!d.replay_spool(&mut host));
             assert_eq!(
                 *requests.lock().unwrap(),
-                before + 1,
-                "one request a replay"
+                before + 2,
+                "a file and one probe a replay"
             );
             assert_eq!(d.spool().list().len() as u64, 1 + interval);
         }
@@ -2716,6 +2708,215 @@ mod tests {
         assert_eq!(poison_file(d.spool()), Some(0));
         assert_eq!((host.delivered, host.lost), (0, 0));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend answering `refusal` to any request with a span "poison",
+    /// or to everything while `down`; it counts the requests it sees and,
+    /// of them, the empty ones (a replay's probes).
+    struct Probed {
+        refusal: fn() -> SendError,
+        down: Arc<std::sync::atomic::AtomicBool>,
+        requests: Arc<Mutex<u64>>,
+        probes: Arc<Mutex<u64>>,
+    }
+
+    impl Transport for Probed {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            *self.requests.lock().unwrap() += 1;
+            let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
+                .expect("a body the server reads");
+            if spans.is_empty() {
+                *self.probes.lock().unwrap() += 1;
+            }
+            if self.down.load(std::sync::atomic::Ordering::Relaxed)
+                || spans.iter().any(|s| s.name == "poison")
+            {
+                return Err((self.refusal)());
+            }
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "probed:".to_string()
+        }
+    }
+
+    /// What a test of `Probed` looks at.
+    struct ProbedSpool {
+        d: Delivery,
+        dir: std::path::PathBuf,
+        down: Arc<std::sync::atomic::AtomicBool>,
+        requests: Arc<Mutex<u64>>,
+        probes: Arc<Mutex<u64>>,
+    }
+
+    /// A spool dir `name` holding files of spans with these names, in
+    /// `format`, replayed (no retries) to a `Probed` answering `refusal`.
+    fn probed(
+        name: &str,
+        format: BodyFormat,
+        refusal: fn() -> SendError,
+        files: &[&[&str]],
+    ) -> ProbedSpool {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        for names in files {
+            spool
+                .write(&SpooledBatch {
+                    format,
+                    gzipped: false,
+                    spans: names.len() as u32,
+                    cut_counted: 0,
+                    body: named_spans(format, false, names),
+                })
+                .expect("spooled");
+        }
+        let (down, requests, probes) = (Arc::default(), Arc::default(), Arc::default());
+        let d = Delivery::new(
+            Box::new(Probed {
+                refusal,
+                down: Arc::clone(&down),
+                requests: Arc::clone(&requests),
+                probes: Arc::clone(&probes),
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::ZERO,
+            1 << 20,
+        );
+        ProbedSpool {
+            d,
+            dir,
+            down,
+            requests,
+            probes,
+        }
+    }
+
+    /// The set-backs each spool file's name counts, sorted.
+    fn setback_counts(spool: &SpoolDir) -> Vec<u32> {
+        let mut counts: Vec<u32> = spool
+            .list()
+            .iter()
+            .map(|f| crate::export::spool::setbacks(f))
+            .collect();
+        counts.sort();
+        counts
+    }
+
+    /// A poison file alone in the spool with no live traffic at all (an
+    /// agent restarted with one bad batch spooled, idle): nothing was ever
+    /// accepted, so its set-backs were never counted and it was tried once
+    /// a probe interval until the cap evicted it, its good spans with it.
+    /// After its failure an empty request (the probe) asks the backend:
+    /// taken, the file is the problem and the set-back counts; the fifth
+    /// replay splits it. Each replay costs the file's request and one
+    /// probe; a probe is never counted delivered. Both encodings.
+    #[test]
+    fn a_poison_file_alone_with_no_traffic_is_split_on_a_probe_s_word() {
+        for (format, refusal, code) in [
+            (
+                BodyFormat::Protobuf,
+                unavailable as fn() -> SendError,
+                "503",
+            ),
+            (BodyFormat::Json, gateway_timeout, "504"),
+        ] {
+            let mut t = probed(
+                &format!("probe-alone-{code}"),
+                format,
+                refusal,
+                &[&["llm.chat", "poison", "llm.chat"]],
+            );
+            let mut host = Host::default();
+            for replay in 1..MAX_SETBACKS {
+                t.d.down_until = None; // the probe interval passed
+                let before = *t.requests.lock().unwrap();
+                assert!(!t.d.replay_spool(&mut host));
+                assert_eq!(
+                    *t.requests.lock().unwrap(),
+                    before + 2,
+                    "{code}: the file and one probe"
+                );
+                assert_eq!(
+                    setback_counts(t.d.spool()),
+                    [replay],
+                    "{code}: replay {replay}"
+                );
+            }
+            t.d.down_until = None;
+            t.d.replay_spool(&mut host);
+            assert!(t.d.spool().list().is_empty(), "{code}: split at the fifth");
+            assert_eq!(*t.probes.lock().unwrap(), MAX_SETBACKS as u64, "{code}");
+            assert_eq!((host.delivered, host.lost), (2, 1), "{code}");
+            std::fs::remove_dir_all(&t.dir).ok();
+        }
+    }
+
+    /// Live batches taken just before the backend went down (503 to
+    /// everything) said "accepted since" at the outage's first replay: the
+    /// first file was counted set back, and the next, a second failure in
+    /// a row, too (two files that are fine, each a fifth of the way to
+    /// their split). What vouches for the backend must come after the
+    /// failure judged: the probe, which fails too. Nothing counted, one
+    /// probe a replay; back up, everything goes.
+    #[test]
+    fn files_that_are_fine_are_not_counted_set_back_at_an_outage_s_start() {
+        let mut t = probed(
+            "outage-start",
+            BodyFormat::Protobuf,
+            unavailable,
+            &[&["llm.chat"; 3], &["llm.chat"; 4]],
+        );
+        let mut host = Host::default();
+        live(&mut t.d, &mut host);
+        assert_eq!(host.delivered, 2, "taken while the backend was up");
+        t.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        for replay in 1..=2 * MAX_SETBACKS {
+            t.d.down_until = None; // the probe interval passed
+            let before = *t.requests.lock().unwrap();
+            assert!(!t.d.replay_spool(&mut host));
+            assert_eq!(setback_counts(t.d.spool()), [0, 0], "replay {replay}");
+            assert_eq!(
+                *t.requests.lock().unwrap(),
+                before + 2,
+                "a file and one probe a replay"
+            );
+        }
+        t.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        t.d.down_until = None;
+        assert!(t.d.replay_spool(&mut host));
+        assert_eq!((host.delivered, host.lost), (2 + 3 + 4, 0));
+        std::fs::remove_dir_all(&t.dir).ok();
+    }
+
+    /// A server that asked to be left alone (503 with Retry-After) is not
+    /// sent a probe right after: the file is set back uncounted, the next
+    /// request waits for the time it asked.
+    #[test]
+    fn no_probe_goes_against_a_retry_after() {
+        fn busy_for_a_second() -> SendError {
+            SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: Some(Duration::from_secs(1)),
+            }
+        }
+        let mut t = probed(
+            "probe-retry-after",
+            BodyFormat::Protobuf,
+            busy_for_a_second,
+            &[&["llm.chat", "poison", "llm.chat"]],
+        );
+        let mut host = Host::default();
+        assert!(!t.d.replay_spool(&mut host));
+        assert_eq!(*t.requests.lock().unwrap(), 1, "no probe");
+        assert_eq!(setback_counts(t.d.spool()), [0]);
+        assert!(t.d.down_until().is_some(), "the server's wish holds");
+        std::fs::remove_dir_all(&t.dir).ok();
     }
 
     /// A spool file that fails while something else needs the thread (a

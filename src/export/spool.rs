@@ -757,8 +757,8 @@ impl SpoolDir {
     }
 
     /// `replay`, telling `send` how many times each file was set back while
-    /// others were delivered (`setbacks`), for `ReplayVerdict::SetBack`,
-    /// and which file it is (`ReplayedFile`).
+    /// the backend was up (`setbacks`), for `ReplayVerdict::SetBack`
+    /// (`ReplayedFile`).
     pub fn replay_counting_setbacks(
         &self,
         mut send: impl FnMut(&SpooledBatch, ReplayedFile) -> ReplayVerdict,
@@ -788,10 +788,7 @@ impl SpoolDir {
             // would panic again at every replay, stopping all replay for
             // good: set it aside first, then let the exporter report it.
             let setbacks = setbacks(&path);
-            let replayed = ReplayedFile {
-                setbacks,
-                id: FileId::of(&file),
-            };
+            let replayed = ReplayedFile { setbacks };
             let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, replayed))) {
                 Ok(verdict) => verdict,
                 Err(payload) => {
@@ -834,25 +831,6 @@ impl SpoolDir {
 pub struct ReplayedFile {
     /// Set-backs its name counts (`setbacks`).
     pub setbacks: u32,
-    /// The file whatever its name (a set-back renames it).
-    pub id: FileId,
-}
-
-/// A spool file across its renames while this process runs: its device,
-/// inode and length (the length, so that a file deleted by another process
-/// and its inode reused by a new one are told apart, mostly: a wrong guess
-/// costs one set-back counted early, and `MAX_SETBACKS` allows for that).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileId(u64, u64, u64);
-
-impl FileId {
-    fn of(file: &LockedFile) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        match file.file().metadata() {
-            Ok(m) => FileId(m.dev(), m.ino(), m.len()),
-            Err(_) => FileId(0, 0, 0),
-        }
-    }
 }
 
 /// A journaled batch in flight: its file, locked until this is dropped.
@@ -871,7 +849,7 @@ pub enum ReplayVerdict {
     /// Failed for now: keep it and stop replaying.
     Stop,
     /// Failed for now: keep it, behind the others (`SpoolDir::set_back`),
-    /// counted as set back while others were delivered if `counted`; then
+    /// counted as set back while the backend was up if `counted`; then
     /// go on to the next file, or `stop`.
     SetBack { counted: bool, stop: bool },
 }
@@ -1547,11 +1525,8 @@ pub(crate) mod tests {
         }
         let first = fs::read(&spool.list()[0]).expect("read");
         let mut seen = Vec::new();
-        let mut ids = Vec::new();
         spool.replay_counting_setbacks(|b, file| {
-            let setbacks = file.setbacks;
-            seen.push((b.spans, setbacks));
-            ids.push((b.spans, file.id));
+            seen.push((b.spans, file.setbacks));
             match b.spans {
                 1 => ReplayVerdict::SetBack {
                     counted: true,
@@ -1574,27 +1549,13 @@ pub(crate) mod tests {
         );
         let mut seen = Vec::new();
         spool.replay_counting_setbacks(|b, file| {
-            let setbacks = file.setbacks;
-            seen.push((b.spans, setbacks));
-            ids.push((b.spans, file.id));
+            seen.push((b.spans, file.setbacks));
             ReplayVerdict::SetBack {
                 counted: false,
                 stop: true,
             }
         });
         assert_eq!(seen, vec![(2, 0)], "stopped");
-        // A file is known across its renames (a replay remembers when it
-        // last failed): the same id under its new name, another file's
-        // not.
-        let mut later = spool.list().into_iter().map(|p| {
-            let file = spool.open_and_lock(&p).expect("open");
-            (p, FileId::of(&file))
-        });
-        let (set_back, id) = later.nth(1).expect("the file set back");
-        assert_eq!(setbacks(&set_back), 1);
-        assert_eq!(id, ids[0].1, "the same file, renamed");
-        assert_ne!(ids[0].1, ids[1].1);
-        drop(later);
         let files = spool.list();
         assert_eq!(
             files.iter().map(|f| setbacks(f)).collect::<Vec<_>>(),

@@ -1,0 +1,114 @@
+//! An agent that spooled one batch a gateway in front of the backend never
+//! takes (it answers 503 to any request holding the span "poison", and
+//! takes the others), and then has nothing more to send: no live batch
+//! ever says the backend is up. After each failure of that file a replay
+//! sends an empty request (the probe): the backend takes it, so the file
+//! is the problem, and the fifth replay splits it: its other spans
+//! delivered, the marked one counted in `dropped_replay_failed`. Each probe
+//! is a request the server sees (one a replay), never counted as spans
+//! delivered. Over loopback HTTP (curl), in protobuf and in JSON.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spanguard::config::{Compression, Protocol, TracerConfig};
+use spanguard::export::otlp_decode::decode_body;
+use spanguard::export::transport::BodyFormat;
+use spanguard::tracer::{Parent, Tracer};
+
+mod support;
+
+/// Ends a span of each of these names.
+fn end_spans(tracer: &Tracer, names: &[&str]) {
+    for name in names {
+        let (s, _) = tracer
+            .begin(name.as_bytes(), Parent::None, 3)
+            .expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+}
+
+fn a_lone_poison_file_with_no_traffic_is_split(protocol: Protocol, format: BodyFormat) {
+    let taken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (requests, probes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (keep, seen, probed) = (
+        Arc::clone(&taken),
+        Arc::clone(&requests),
+        Arc::clone(&probes),
+    );
+    let (url, closed) = support::backend(move |body| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        let names: Vec<String> = decode_body(body, format, false)
+            .expect("decodes")
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        if names.is_empty() {
+            probed.fetch_add(1, Ordering::Relaxed);
+        }
+        if names.iter().any(|n| n == "poison") {
+            return 503;
+        }
+        keep.lock().unwrap().extend(names);
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        &format!("probe-{format:?}"),
+        &url,
+        TracerConfig {
+            protocol,
+            compression: Compression::None,
+            // Lowered from 30 s: the live batch's retries end sooner.
+            export_timeout: Duration::from_millis(600),
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    // The one batch: refused for its retries, and spooled.
+    end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
+    tracer.flush(Duration::from_secs(5)).expect("flush");
+    assert_eq!(tracer.stats().spooled_spans, 3, "{:?}", tracer.stats());
+    let at_spool = requests.load(Ordering::Relaxed);
+    // Then nothing: the replays (one a probe interval, a second) go on
+    // their own. Five set-backs take some 5 s; a minute for a slow machine.
+    let started = Instant::now();
+    while tracer.stats().dropped_replay_failed == 0 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = tracer.stats();
+    eprintln!(
+        "{format:?}: split after {:?}, {} requests after the spooling ({} probes); {stats:?}",
+        started.elapsed(),
+        requests.load(Ordering::Relaxed) - at_spool,
+        probes.load(Ordering::Relaxed),
+    );
+    assert_eq!(stats.dropped_replay_failed, 1, "{stats:?}");
+    // One probe a replay the file failed at whole (the fifth splits it:
+    // its halves are no probe), none for the live batch.
+    assert_eq!(probes.load(Ordering::Relaxed), 5, "{stats:?}");
+    // The two others arrived, once, and were counted so; the probes not.
+    assert_eq!(*taken.lock().unwrap(), ["llm.chat", "llm.chat"]);
+    assert_eq!(stats.replayed_spans, 2, "{stats:?}");
+    assert_eq!(stats.spans_exported, 0, "{stats:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.join("spool"))
+        .expect("spool dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgspool"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?} {stats:?}");
+    closed.store(true, Ordering::Release);
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_lone_poison_file_with_no_traffic_is_split_protobuf() {
+    a_lone_poison_file_with_no_traffic_is_split(Protocol::HttpProtobuf, BodyFormat::Protobuf);
+}
+
+#[test]
+fn a_lone_poison_file_with_no_traffic_is_split_json() {
+    a_lone_poison_file_with_no_traffic_is_split(Protocol::HttpJson, BodyFormat::Json);
+}
