@@ -1590,6 +1590,11 @@ impl Delivery {
             BodyFormat::Protobuf => EMPTY_PROTOBUF_REQUEST,
             BodyFormat::Json => EMPTY_JSON_REQUEST,
         };
+        // An empty request is answered at once by a server that is up:
+        // given `PROBE_TIMEOUT`, not a whole request timeout, so that a
+        // backend that accepts and never answers costs each replay one
+        // request timeout (the file's), not two.
+        self.transport.limit_next(super::retry::PROBE_TIMEOUT);
         let up = match self.transport.send(body, format, false) {
             Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => true,
             Err(SendError::Transient { .. } | SendError::Misdirected { .. }) => false,
@@ -2712,12 +2717,15 @@ mod tests {
 
     /// A backend answering `refusal` to any request with a span "poison",
     /// or to everything while `down`; it counts the requests it sees and,
-    /// of them, the empty ones (a replay's probes).
+    /// of them, the empty ones (a replay's probes), and the probes sent
+    /// with no `limit_next` of `PROBE_TIMEOUT` before them.
     struct Probed {
         refusal: fn() -> SendError,
         down: Arc<std::sync::atomic::AtomicBool>,
         requests: Arc<Mutex<u64>>,
         probes: Arc<Mutex<u64>>,
+        limit: Option<Duration>,
+        unlimited_probes: Arc<Mutex<u64>>,
     }
 
     impl Transport for Probed {
@@ -2730,8 +2738,12 @@ mod tests {
             *self.requests.lock().unwrap() += 1;
             let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
                 .expect("a body the server reads");
+            let limit = self.limit.take();
             if spans.is_empty() {
                 *self.probes.lock().unwrap() += 1;
+                if limit != Some(super::super::retry::PROBE_TIMEOUT) {
+                    *self.unlimited_probes.lock().unwrap() += 1;
+                }
             }
             if self.down.load(std::sync::atomic::Ordering::Relaxed)
                 || spans.iter().any(|s| s.name == "poison")
@@ -2743,6 +2755,9 @@ mod tests {
         fn describe(&self) -> String {
             "probed:".to_string()
         }
+        fn limit_next(&mut self, limit: Duration) {
+            self.limit = Some(limit);
+        }
     }
 
     /// What a test of `Probed` looks at.
@@ -2752,6 +2767,7 @@ mod tests {
         down: Arc<std::sync::atomic::AtomicBool>,
         requests: Arc<Mutex<u64>>,
         probes: Arc<Mutex<u64>>,
+        unlimited_probes: Arc<Mutex<u64>>,
     }
 
     /// A spool dir `name` holding files of spans with these names, in
@@ -2777,12 +2793,15 @@ mod tests {
                 .expect("spooled");
         }
         let (down, requests, probes) = (Arc::default(), Arc::default(), Arc::default());
+        let unlimited_probes = Arc::default();
         let d = Delivery::new(
             Box::new(Probed {
                 refusal,
                 down: Arc::clone(&down),
                 requests: Arc::clone(&requests),
                 probes: Arc::clone(&probes),
+                limit: None,
+                unlimited_probes: Arc::clone(&unlimited_probes),
             }),
             SpoolDir::new(&dir, 1 << 20),
             Duration::ZERO,
@@ -2794,6 +2813,7 @@ mod tests {
             down,
             requests,
             probes,
+            unlimited_probes,
         }
     }
 
@@ -2852,6 +2872,11 @@ mod tests {
             t.d.replay_spool(&mut host);
             assert!(t.d.spool().list().is_empty(), "{code}: split at the fifth");
             assert_eq!(*t.probes.lock().unwrap(), MAX_SETBACKS as u64, "{code}");
+            assert_eq!(
+                *t.unlimited_probes.lock().unwrap(),
+                0,
+                "{code}: each probe given PROBE_TIMEOUT"
+            );
             assert_eq!((host.delivered, host.lost), (2, 1), "{code}");
             std::fs::remove_dir_all(&t.dir).ok();
         }
