@@ -1486,3 +1486,43 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn an_exception_event_line_says_its_message_before_its_type() {
+    // At 80 columns the exception's line was cut after its type, in the
+    // message (`exception.type=openai.RateLimitError exception.message=Ra…`):
+    // the words that say what went wrong were the ones cut.
+    let line = llm_chat_line(concat!(
+        r#""events":[{"timeUnixNano":"1796029200001000000","name":"exception","attributes":["#,
+        r#"{"key":"exception.type","value":{"stringValue":"openai.RateLimitError"}},"#,
+        r#"{"key":"exception.message","value":{"stringValue":"Rate limit reached for gpt-4o"}},"#,
+        r#"{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last)"}}]}]"#
+    ));
+    let root = sink_of("exception-message-first", line);
+    let out = show(
+        &root,
+        &["svc-1.jsonl"],
+        &[("NO_COLOR", "1"), ("COLUMNS", "80")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let event = printed
+        .lines()
+        .find(|l| l.contains("• exception"))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        event.contains("• exception +1.00 ms  exception.message=Rate limit reached for gpt-4o "),
+        "{printed}"
+    );
+    assert!(!event.contains("RateLimitError"), "{printed}");
+    // Whole, everything is still there, the type after the message.
+    let full = text(&show(&root, &["--full", "svc-1.jsonl"], &[("NO_COLOR", "1")]).stdout);
+    assert!(
+        full.contains(
+            "exception.message=Rate limit reached for gpt-4o exception.type=openai.RateLimitError \
+             exception.stacktrace=Traceback"
+        ),
+        "{full}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan};
+use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
@@ -233,6 +233,16 @@ fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
             format!("{{{}}}", members.join(","))
         }
     }
+}
+
+/// An event's attributes in the order a line shows them: an exception's
+/// message first. Its type came first, and at 80 columns the line was cut
+/// in the message (`exception.message=payment service ret…`), the words
+/// that say what went wrong.
+pub fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> {
+    let first = |(k, _): &&(String, Value)| e.name == "exception" && k == "exception.message";
+    let firsts = e.attributes.iter().filter(first);
+    firsts.chain(e.attributes.iter().filter(move |a| !first(a)))
 }
 
 /// `s` cut to `n` characters, with an ellipsis when cut.
@@ -549,9 +559,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
             } else {
-                let attrs: Vec<String> = e
-                    .attributes
-                    .iter()
+                let attrs: Vec<String> = event_attributes(e)
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 format!("• {} +{}  {}", e.name, when(e), attrs.join(" "))
