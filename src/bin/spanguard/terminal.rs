@@ -7,10 +7,12 @@ use std::fmt::Write as _;
 
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
+use super::chat::{gather, split};
+
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{
-    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens,
+    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens, total_tokens,
 };
 
 /// How output looks.
@@ -365,7 +367,13 @@ pub fn genai_words(span: &DecodedSpan) -> String {
         parts.push(clean(m));
     }
     match (input_tokens(span), output_tokens(span)) {
-        (None, None) => {}
+        // OpenLLMetry's LangChain and streamed calls may record only the
+        // sum (llm.usage.total_tokens): the span showed no count at all.
+        (None, None) => {
+            if let Some(total) = total_tokens(span) {
+                parts.push(format!("{total} tokens"));
+            }
+        }
         (i, o) => parts.push(format!(
             "{}→{} tokens",
             i.map_or("?".to_string(), |v| v.to_string()),
@@ -589,12 +597,22 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             );
         }
         if style.attributes || picked {
+            // Indexed message attributes (OpenLLMetry, OpenInference) are
+            // one chat a family, printed where its first one is.
+            let mut chats_done = Vec::new();
             for (k, v) in &n.span.attributes {
                 if whole {
-                    let text = v
-                        .as_str()
-                        .and_then(|json| chat_text(k, json))
-                        .unwrap_or_else(|| format!("{k} = {v}"));
+                    let text = match split(k) {
+                        Some((family, _, _)) if chats_done.contains(&family) => continue,
+                        Some((family, _, _)) => {
+                            chats_done.push(family);
+                            gather(family, &n.span.attributes).text()
+                        }
+                        None => v
+                            .as_str()
+                            .and_then(|json| chat_text(k, json))
+                            .unwrap_or_else(|| format!("{k} = {v}")),
+                    };
                     write_whole(out, style, &under, &text, None);
                     continue;
                 }

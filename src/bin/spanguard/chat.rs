@@ -1,0 +1,201 @@
+//! Chat messages that instrumentations record as indexed flat attributes,
+//! put back together for a person to read (`show --span`/`--full`):
+//! OpenLLMetry's `gen_ai.prompt.0.role` / `gen_ai.prompt.0.content` /
+//! `gen_ai.completion.0.tool_calls.0.name`, OpenInference's
+//! `llm.input_messages.0.message.role` / `…message.content` /
+//! `…message.tool_calls.0.tool_call.function.name`. Shown as they are, one
+//! prompt was a dozen attribute lines, its messages' parts apart and in
+//! the file's order (`10` before `2`).
+
+use std::collections::BTreeMap;
+
+use spanguard::export::otlp_decode::Value;
+
+/// The attribute families that hold one message per index: the prefix
+/// before the index and what comes between the index and a field.
+const FAMILIES: &[(&str, &str)] = &[
+    ("gen_ai.prompt.", ""),
+    ("gen_ai.completion.", ""),
+    ("llm.input_messages.", "message."),
+    ("llm.output_messages.", "message."),
+];
+
+/// `key` as (its family, the message's index, the field), when it is one
+/// of a message's attributes.
+pub fn split(key: &str) -> Option<(usize, u64, &str)> {
+    FAMILIES
+        .iter()
+        .enumerate()
+        .find_map(|(f, (prefix, inner))| {
+            let rest = key.strip_prefix(prefix)?;
+            let (index, field) = rest.split_once('.')?;
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let field = field.strip_prefix(inner)?;
+            (!field.is_empty()).then_some((f, index.parse().ok()?, field))
+        })
+}
+
+/// A tool call a message asked for.
+#[derive(Default, Debug)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: String,
+    pub id: String,
+}
+
+/// One message of a family, from its attributes.
+#[derive(Default, Debug)]
+pub struct Message {
+    pub role: String,
+    /// `finish_reason` and any field not read as content or a tool call
+    /// (`tool_call_id`, `name`, an image's url), as (field, value).
+    pub notes: Vec<(String, String)>,
+    /// The text, in the order of its parts.
+    pub content: Vec<String>,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// A family's messages in the order of their index.
+#[derive(Debug)]
+pub struct Chat {
+    /// How the family's keys read: `gen_ai.prompt.N.*`.
+    pub label: String,
+    pub messages: Vec<Message>,
+}
+
+fn text_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The messages of the family `family` among `attributes`.
+pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
+    #[derive(Default)]
+    struct Parts {
+        role: String,
+        notes: Vec<(String, String)>,
+        content: BTreeMap<u64, String>,
+        calls: BTreeMap<u64, ToolCall>,
+    }
+    let mut by_index: BTreeMap<u64, Parts> = BTreeMap::new();
+    for (k, v) in attributes {
+        let Some((f, index, field)) = split(k) else {
+            continue;
+        };
+        if f != family {
+            continue;
+        }
+        let m = by_index.entry(index).or_default();
+        let value = text_of(v);
+        if field == "role" {
+            m.role = value;
+        } else if field == "content" {
+            // Before any part an OpenInference message may also have.
+            m.content.insert(0, value);
+        } else if let Some(part) = field
+            .strip_prefix("contents.")
+            .and_then(|r| r.strip_suffix(".message_content.text"))
+            .and_then(|p| p.parse::<u64>().ok())
+        {
+            m.content.insert(part.saturating_add(1), value);
+        } else if field.starts_with("contents.")
+            && field.ends_with(".message_content.type")
+            && value == "text"
+        {
+            // Said by its text.
+        } else if let Some((call, what)) = field
+            .strip_prefix("tool_calls.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(c, what)| Some((c.parse::<u64>().ok()?, what)))
+            .filter(|(_, what)| {
+                matches!(
+                    *what,
+                    "name"
+                        | "arguments"
+                        | "id"
+                        | "tool_call.function.name"
+                        | "tool_call.function.arguments"
+                        | "tool_call.id"
+                )
+            })
+        {
+            let c = m.calls.entry(call).or_default();
+            match what.rsplit('.').next() {
+                Some("name") => c.name = value,
+                Some("arguments") => c.arguments = value,
+                _ => c.id = value,
+            }
+        } else {
+            m.notes.push((field.to_string(), value));
+        }
+    }
+    let (prefix, inner) = FAMILIES[family];
+    Chat {
+        label: format!("{prefix}N.{inner}*"),
+        messages: by_index
+            .into_values()
+            .map(|p| Message {
+                role: p.role,
+                notes: p.notes,
+                content: p.content.into_values().collect(),
+                tool_calls: p.calls.into_values().collect(),
+            })
+            .collect(),
+    }
+}
+
+impl Message {
+    /// `[role, finish_reason stop]`: who speaks, and the notes.
+    pub fn head(&self) -> String {
+        let mut head = if self.role.is_empty() {
+            "?".to_string()
+        } else {
+            self.role.clone()
+        };
+        for (field, value) in &self.notes {
+            head.push_str(&format!(", {field} {value}"));
+        }
+        format!("[{head}]")
+    }
+
+    /// A tool call as a line: `tool call NAME ARGUMENTS (id ID)`.
+    pub fn call_text(c: &ToolCall) -> String {
+        let mut t = format!(
+            "tool call {}",
+            if c.name.is_empty() { "?" } else { &c.name }
+        );
+        if !c.arguments.is_empty() {
+            t.push(' ');
+            t.push_str(&c.arguments);
+        }
+        if !c.id.is_empty() {
+            t.push_str(&format!(" (id {})", c.id));
+        }
+        t
+    }
+}
+
+impl Chat {
+    /// The family as text to print whole: the label and how many
+    /// messages, then each message's head and its text (its own lines
+    /// kept), each tool call on a line of its own.
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "{} = {} (by index):",
+            self.label,
+            super::terminal::plural(self.messages.len(), "message")
+        );
+        for m in &self.messages {
+            text.push('\n');
+            text.push_str(&m.head());
+            let mut pieces: Vec<String> = m.content.clone();
+            pieces.extend(m.tool_calls.iter().map(Message::call_text));
+            for (i, piece) in pieces.iter().enumerate() {
+                text.push(if i == 0 { ' ' } else { '\n' });
+                text.push_str(piece);
+            }
+        }
+        text
+    }
+}
