@@ -1759,3 +1759,59 @@ fn an_exception_event_line_says_its_message_before_its_type() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_html_page_shows_a_spans_messages_as_a_chat() {
+    // The page's span details listed gen_ai.prompt.0.role, .0.content,
+    // .1.role ... one row each (and a JSON gen_ai.input.messages as one
+    // line of JSON): now a "Chat" table reads them as `show --span` does,
+    // message by message, the attributes still listed under it.
+    let input = r#"[{"role":"user","parts":[{"type":"text","content":"Hi <b>there</b>"}]}]"#;
+    let attrs = [
+        ("gen_ai.prompt.0.role", "system"),
+        ("gen_ai.prompt.0.content", "Be brief."),
+        ("gen_ai.prompt.1.role", "user"),
+        ("gen_ai.prompt.1.content", "Find a flight.\nTo <Lisbon>."),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.finish_reason", "stop"),
+        ("gen_ai.completion.0.content", "TP 1353."),
+        ("gen_ai.input.messages", input),
+    ];
+    let root = sink_of("html-chat", llm_span_of(&attrs));
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let chat = page
+        .split_once("<h4>Chat</h4>")
+        .map(|(_, rest)| rest.split_once("</table>").map_or(rest, |(c, _)| c))
+        .unwrap_or_else(|| panic!("no Chat table"));
+    assert!(
+        chat.contains(
+            "<th>gen_ai.prompt.N.*</th><td>2 messages (by index):\n[system] Be brief.\n\
+             [user] Find a flight.\nTo &lt;Lisbon&gt;.</td>"
+        ),
+        "{chat}"
+    );
+    assert!(
+        chat.contains(
+            "<th>gen_ai.completion.N.*</th><td>1 message (by index):\n\
+             [assistant, finish_reason stop] TP 1353.</td>"
+        ),
+        "{chat}"
+    );
+    assert!(
+        chat.contains(
+            "<th>gen_ai.input.messages</th><td>1 message (its JSON by role and part):\n\
+             [user] Hi &lt;b&gt;there&lt;/b&gt;</td>"
+        ),
+        "{chat}"
+    );
+    // The attributes as they are, under it.
+    assert!(
+        page.contains(
+            "<th>gen_ai.prompt.1.content</th><td>Find a flight.\nTo &lt;Lisbon&gt;.</td>"
+        ),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

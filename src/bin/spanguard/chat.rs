@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use spanguard::export::otlp_decode::Value;
 
+use super::terminal::chat_text;
+
 /// The attribute families that hold one message per index: the prefix
 /// before the index and what comes between the index and a field.
 const FAMILIES: &[(&str, &str)] = &[
@@ -198,4 +200,23 @@ impl Chat {
         }
         text
     }
+}
+
+/// Every chat among `attributes`, as text (`key = N messages …:` then a
+/// line a message), in the order of each one's first attribute: the
+/// indexed families and the GenAI conventions' JSON messages.
+pub fn texts(attributes: &[(String, Value)]) -> Vec<String> {
+    let mut done = Vec::new();
+    let mut texts = Vec::new();
+    for (k, v) in attributes {
+        match split(k) {
+            Some((family, _, _)) if !done.contains(&family) => {
+                done.push(family);
+                texts.push(gather(family, attributes).text());
+            }
+            Some(_) => {}
+            None => texts.extend(v.as_str().and_then(|json| chat_text(k, json))),
+        }
+    }
+    texts
 }

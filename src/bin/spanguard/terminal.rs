@@ -161,7 +161,7 @@ const CHAT_KEYS: &[&str] = &[
 /// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
 /// of JSON with its paragraphs as `\n`. None when `json` is not such an
 /// array (then the value is shown as it is).
-fn chat_text(key: &str, json: &str) -> Option<String> {
+pub fn chat_text(key: &str, json: &str) -> Option<String> {
     use spanguard::export::json_value::JsonValue;
     if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
         return None;
