@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use spanguard::export::otlp_decode::Value;
 
-use super::terminal::chat_text;
-
 /// The attribute families that hold one message per index: the prefix
 /// before the index and what comes between the index and a field.
 const FAMILIES: &[(&str, &str)] = &[
@@ -186,7 +184,7 @@ impl Chat {
         let mut text = format!(
             "{} = {} (by index):",
             self.label,
-            super::terminal::plural(self.messages.len(), "message")
+            plural(self.messages.len(), "message")
         );
         for m in &self.messages {
             text.push('\n');
@@ -219,4 +217,100 @@ pub fn texts(attributes: &[(String, Value)]) -> Vec<String> {
         }
     }
     texts
+}
+
+/// The GenAI attributes that hold chat messages as JSON (OpenTelemetry's
+/// GenAI semantic conventions: an array of `{role, parts: [{type,
+/// content}], finish_reason}`, or of parts alone for the instructions).
+const CHAT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+];
+
+/// A chat-messages attribute shown whole as a person reads a chat: its key
+/// and how many messages, then each message's role and each text part's
+/// content with its own lines; a part of another type (a tool call, a
+/// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
+/// of JSON with its paragraphs as `\n`. None when `json` is not such an
+/// array (then the value is shown as it is).
+pub fn chat_text(key: &str, json: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
+        return None;
+    }
+    let JsonValue::Array(items) = JsonValue::parse(json.as_bytes()).ok()? else {
+        return None;
+    };
+    let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
+        (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
+        _ => json_text(part),
+    };
+    let mut text = format!(
+        "{key} = {} (its JSON by role and part):",
+        plural(items.len(), "message")
+    );
+    for item in &items {
+        if !matches!(item, JsonValue::Object(_)) {
+            return None;
+        }
+        let Some(parts) = item.get("parts") else {
+            // The instructions: a part, not a message.
+            text.push('\n');
+            text.push_str(&part_text(item));
+            continue;
+        };
+        let role = item.get("role").and_then(JsonValue::as_str).unwrap_or("?");
+        let finish = item
+            .get("finish_reason")
+            .and_then(JsonValue::as_str)
+            .map_or(String::new(), |f| format!(", finish_reason {f}"));
+        text.push_str(&format!("\n[{role}{finish}]"));
+        for part in parts.as_array() {
+            text.push(' ');
+            text.push_str(&part_text(part));
+        }
+    }
+    Some(text)
+}
+
+/// `v` as compact JSON.
+fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
+    use spanguard::export::json_value::JsonValue;
+    let string = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    match v {
+        JsonValue::Null => "null".to_string(),
+        JsonValue::Bool(b) => b.to_string(),
+        JsonValue::Number(n) => n.clone(),
+        JsonValue::String(s) => string(s),
+        JsonValue::Array(items) => {
+            let items: Vec<String> = items.iter().map(json_text).collect();
+            format!("[{}]", items.join(","))
+        }
+        JsonValue::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), json_text(v)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+    }
+}
+
+/// `n word` or `n words`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
