@@ -1555,6 +1555,12 @@ fn openllmetry_indexed_prompt_and_completion_shown_whole_as_a_chat() {
         ("gen_ai.prompt.10.role", "tool"),
         ("gen_ai.prompt.10.tool_call_id", "call_0"),
         ("gen_ai.prompt.10.content", "no flights"),
+        // Anthropic's message of parts, as OpenLLMetry writes it: JSON.
+        (
+            "gen_ai.prompt.3.content",
+            r#"[{"type":"text","text":"And a hotel.\nNear the sea."},{"type":"image","source":{"url":"u"}}]"#,
+        ),
+        ("gen_ai.prompt.3.role", "user"),
         ("gen_ai.completion.0.role", "assistant"),
         ("gen_ai.completion.0.finish_reason", "tool_calls"),
         ("gen_ai.completion.0.content", "Searching."),
@@ -1578,12 +1584,15 @@ fn openllmetry_indexed_prompt_and_completion_shown_whole_as_a_chat() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let printed = text(&out.stdout);
         assert_eq!(
-            chat_block(&printed, "gen_ai.prompt.N.* = 4 messages (by index):"),
+            chat_block(&printed, "gen_ai.prompt.N.* = 5 messages (by index):"),
             [
                 "[system] Be brief.",
                 "[user] Find a flight.",
                 "To Lisbon.",
                 "[user] Tuesday.",
+                "[user] And a hotel.",
+                "Near the sea.",
+                r#"{"type":"image","source":{"url":"u"}}"#,
                 "[tool, tool_call_id call_0] no flights",
             ],
             "{printed}"

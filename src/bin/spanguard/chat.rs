@@ -57,6 +57,31 @@ pub struct Message {
     pub tool_calls: Vec<ToolCall>,
 }
 
+/// A content that is a list of parts (OpenLLMetry writes Anthropic's and
+/// Bedrock's so, as JSON: `[{"type":"text","text":"…"}]`): its text parts'
+/// text, another part (an image, a tool's result) as its JSON, a part a
+/// line. None when it is not such a list (then it is shown as it is).
+fn parts_text(value: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    if !value.trim_start().starts_with('[') {
+        return None;
+    }
+    let JsonValue::Array(items) = JsonValue::parse(value.as_bytes()).ok()? else {
+        return None;
+    };
+    let mut pieces = Vec::new();
+    for item in &items {
+        let Some(JsonValue::String(kind)) = item.get("type") else {
+            return None;
+        };
+        match item.get("text") {
+            Some(JsonValue::String(text)) if kind == "text" => pieces.push(text.clone()),
+            _ => pieces.push(json_text(item)),
+        }
+    }
+    (!pieces.is_empty()).then(|| pieces.join("\n"))
+}
+
 /// A family's messages in the order of their index.
 #[derive(Debug)]
 pub struct Chat {
@@ -92,7 +117,7 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
             m.role = value;
         } else if field == "content" {
             // Before any part an OpenInference message may also have.
-            m.content.insert(0, value);
+            m.content.insert(0, parts_text(&value).unwrap_or(value));
         } else if let Some(part) = field
             .strip_prefix("contents.")
             .and_then(|r| r.strip_suffix(".message_content.text"))
