@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
 use super::chat::{chat_text, gather, split};
-
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{
@@ -150,7 +149,7 @@ fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: 
 /// message first. Its type came first, and at 80 columns the line was cut
 /// in the message (`exception.message=payment service ret…`), the words
 /// that say what went wrong.
-pub fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> {
+fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> {
     let first = |(k, _): &&(String, Value)| e.name == "exception" && k == "exception.message";
     let firsts = e.attributes.iter().filter(first);
     firsts.chain(e.attributes.iter().filter(move |a| !first(a)))
