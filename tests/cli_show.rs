@@ -707,9 +707,12 @@ fn values_cut_to_the_width_are_said_and_full_shows_them_whole() {
     let full = show(&root, &["--full", "svc-1.jsonl"], &[]);
     assert!(full.status.success(), "{}", text(&full.stderr));
     let printed = text(&full.stdout);
+    // Whole, an indexed prompt reads as a chat (no role recorded: `?`).
     assert!(
-        printed.contains(&format!("gen_ai.prompt.0.content = {prompt}\n")),
-        "the prompt whole"
+        printed.contains(&format!(
+            "gen_ai.prompt.N.* = 1 message (by index):\n      ┊ [?] {prompt}\n"
+        )),
+        "the prompt whole: {printed}"
     );
     assert!(
         printed.contains(&format!("message={completion}\n")),
@@ -1483,6 +1486,341 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
     assert!(
         printed.contains(r#"gen_ai.input.messages = [{"role":"system","parts":"#),
         "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A sink line of one LLM span (id b7ad6b7169203331) with these
+/// attributes, each `(key, value)` a string, or an int when it parses.
+fn llm_span_of(attributes: &[(&str, &str)]) -> String {
+    let attrs: Vec<String> = attributes
+        .iter()
+        .map(|(k, v)| match v.parse::<i64>() {
+            Ok(n) => format!(r#"{{"key":"{k}","value":{{"intValue":"{n}"}}}}"#),
+            Err(_) => format!(
+                r#"{{"key":"{k}","value":{{"stringValue":{}}}}}"#,
+                json_string(v)
+            ),
+        })
+        .collect();
+    llm_chat_line(&format!(r#""attributes":[{}]"#, attrs.join(",")))
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The lines from the one ending with `head` to the next that is not
+/// under it (no `┊`), their rails cut off.
+fn chat_block(printed: &str, head: &str) -> Vec<String> {
+    let lines: Vec<&str> = printed.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with(head))
+        .unwrap_or_else(|| panic!("no line ending with {head:?}:\n{printed}"));
+    lines[at + 1..]
+        .iter()
+        .take_while(|l| l.contains('┊'))
+        .map(|l| l.split_once("┊ ").map_or("", |(_, t)| t).to_string())
+        .collect()
+}
+
+#[test]
+fn openllmetry_indexed_prompt_and_completion_shown_whole_as_a_chat() {
+    // OpenLLMetry (traceloop) records a chat as indexed flat attributes,
+    // gen_ai.prompt.N.role / .content, gen_ai.completion.N.* with its
+    // tool calls: shown whole, a dozen attribute lines in the file's order
+    // (index 10 between 1 and 2), one message's role apart from its text.
+    // Now one chat a family, messages by index.
+    let mut attrs = vec![
+        ("llm.request.type", "chat"),
+        ("gen_ai.request.model", "gpt-4o"),
+        ("gen_ai.prompt.0.role", "system"),
+        ("gen_ai.prompt.0.content", "Be brief."),
+        // Out of order in the file, as a map's iteration may write them.
+        ("gen_ai.prompt.2.content", "Tuesday."),
+        ("gen_ai.prompt.1.role", "user"),
+        ("gen_ai.prompt.1.content", "Find a flight.\nTo Lisbon."),
+        ("gen_ai.prompt.2.role", "user"),
+        ("gen_ai.prompt.10.role", "tool"),
+        ("gen_ai.prompt.10.tool_call_id", "call_0"),
+        ("gen_ai.prompt.10.content", "no flights"),
+        // Anthropic's message of parts, as OpenLLMetry writes it: JSON.
+        (
+            "gen_ai.prompt.3.content",
+            r#"[{"type":"text","text":"And a hotel.\nNear the sea."},{"type":"image","source":{"url":"u"}}]"#,
+        ),
+        ("gen_ai.prompt.3.role", "user"),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.finish_reason", "tool_calls"),
+        ("gen_ai.completion.0.content", "Searching."),
+        ("gen_ai.completion.0.tool_calls.0.id", "call_1"),
+        ("gen_ai.completion.0.tool_calls.0.name", "flight_search"),
+        (
+            "gen_ai.completion.0.tool_calls.0.arguments",
+            r#"{"to":"LIS"}"#,
+        ),
+        ("gen_ai.completion.0.tool_calls.1.name", "hotel_search"),
+        ("gen_ai.usage.prompt_tokens", "120"),
+        ("gen_ai.usage.completion_tokens", "14"),
+        ("llm.usage.total_tokens", "134"),
+    ];
+    let root = sink_of("openllmetry-chat", llm_span_of(&attrs));
+    for args in [
+        &["--span", "b7ad", "svc-1.jsonl"][..],
+        &["--full", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert_eq!(
+            chat_block(&printed, "gen_ai.prompt.N.* = 5 messages (by index):"),
+            [
+                "[system] Be brief.",
+                "[user] Find a flight.",
+                "To Lisbon.",
+                "[user] Tuesday.",
+                "[user] And a hotel.",
+                "Near the sea.",
+                r#"{"type":"image","source":{"url":"u"}}"#,
+                "[tool, tool_call_id call_0] no flights",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
+            [
+                "[assistant, finish_reason tool_calls] Searching.",
+                r#"tool call flight_search {"to":"LIS"} (id call_1)"#,
+                "tool call hotel_search",
+            ],
+            "{printed}"
+        );
+        // Each family once; the other attributes as they are.
+        assert_eq!(printed.matches("gen_ai.prompt").count(), 1, "{printed}");
+        assert!(!printed.contains("gen_ai.completion.0"), "{printed}");
+        assert!(printed.contains("llm.request.type = chat\n"), "{printed}");
+        assert!(
+            printed.contains("llm.usage.total_tokens = 134\n"),
+            "{printed}"
+        );
+        // Its token counts on the span's line and the trace's.
+        assert!(printed.contains("gpt-4o 120→14 tokens"), "{printed}");
+        assert!(printed.contains("tokens 120 in, 14 out"), "{printed}");
+    }
+    // Cut to the width, each attribute as it is.
+    let cut = show(
+        &root,
+        &["--attributes", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&cut.stdout);
+    assert!(
+        printed.contains("gen_ai.prompt.10.tool_call_id = call_0\n"),
+        "{printed}"
+    );
+    assert!(!printed.contains("(by index)"), "{printed}");
+
+    // Only the sum (OpenLLMetry's LangChain callback): said as such.
+    attrs.retain(|(k, _)| !k.starts_with("gen_ai.usage."));
+    let root_total = sink_of("openllmetry-total", llm_span_of(&attrs));
+    let out = show(&root_total, &["svc-1.jsonl"], &[("NO_COLOR", "1")]);
+    let printed = text(&out.stdout);
+    let line = printed
+        .lines()
+        .find(|l| l.contains("llm.chat"))
+        .expect("the span's line");
+    assert!(line.ends_with("gpt-4o 134 tokens"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root_total);
+}
+
+#[test]
+fn openinference_indexed_messages_shown_whole_as_a_chat() {
+    // OpenInference (Arize) records llm.input_messages.N.message.role /
+    // .content, a message of parts as .message.contents.K.message_content.*
+    // and tool calls as .message.tool_calls.K.tool_call.function.*: read
+    // as one chat a family, an unknown field (an image) kept in its
+    // message.
+    let attrs = [
+        ("openinference.span.kind", "LLM"),
+        ("llm.model_name", "claude-sonnet"),
+        ("llm.input_messages.0.message.role", "user"),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.type",
+            "text",
+        ),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.text",
+            "What is on\nthis picture?",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.type",
+            "image",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.image.image.url",
+            "https://x/cat.png",
+        ),
+        ("llm.input_messages.1.message.role", "assistant"),
+        (
+            "llm.input_messages.1.message.tool_calls.0.tool_call.id",
+            "toolu_1",
+        ),
+        (
+            "llm.input_messages.1.message.tool_calls.0.tool_call.function.name",
+            "describe",
+        ),
+        (
+            "llm.input_messages.1.message.tool_calls.0.tool_call.function.arguments",
+            r#"{"detail":"high"}"#,
+        ),
+        ("llm.output_messages.0.message.role", "assistant"),
+        ("llm.output_messages.0.message.content", "A cat."),
+        ("llm.token_count.prompt", "900"),
+        ("llm.token_count.completion", "3"),
+        ("input.mime_type", "application/json"),
+    ];
+    let root = sink_of("openinference-chat", llm_span_of(&attrs));
+    let out = show(
+        &root,
+        &["--span", "b7ad", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "llm.input_messages.N.message.* = 2 messages (by index):"
+        ),
+        [
+            "[user, contents.1.message_content.type image, \
+             contents.1.message_content.image.image.url https://x/cat.png] What is on",
+            "this picture?",
+            r#"[assistant] tool call describe {"detail":"high"} (id toolu_1)"#,
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "llm.output_messages.N.message.* = 1 message (by index):"
+        ),
+        ["[assistant] A cat."],
+        "{printed}"
+    );
+    assert!(!printed.contains("llm.input_messages.0"), "{printed}");
+    assert!(
+        printed.contains("input.mime_type = application/json\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("claude-sonnet 900→3 tokens"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn an_exception_event_line_says_its_message_before_its_type() {
+    // At 80 columns the exception's line was cut after its type, in the
+    // message (`exception.type=openai.RateLimitError exception.message=Ra…`):
+    // the words that say what went wrong were the ones cut.
+    let line = llm_chat_line(concat!(
+        r#""events":[{"timeUnixNano":"1796029200001000000","name":"exception","attributes":["#,
+        r#"{"key":"exception.type","value":{"stringValue":"openai.RateLimitError"}},"#,
+        r#"{"key":"exception.message","value":{"stringValue":"Rate limit reached for gpt-4o"}},"#,
+        r#"{"key":"exception.stacktrace","value":{"stringValue":"Traceback (most recent call last)"}}]}]"#
+    ));
+    let root = sink_of("exception-message-first", line);
+    let out = show(
+        &root,
+        &["svc-1.jsonl"],
+        &[("NO_COLOR", "1"), ("COLUMNS", "80")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let event = printed
+        .lines()
+        .find(|l| l.contains("• exception"))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert!(
+        event.contains("• exception +1.00 ms  exception.message=Rate limit reached for gpt-4o "),
+        "{printed}"
+    );
+    assert!(!event.contains("RateLimitError"), "{printed}");
+    // Whole, everything is still there, the type after the message.
+    let full = text(&show(&root, &["--full", "svc-1.jsonl"], &[("NO_COLOR", "1")]).stdout);
+    assert!(
+        full.contains(
+            "exception.message=Rate limit reached for gpt-4o exception.type=openai.RateLimitError \
+             exception.stacktrace=Traceback"
+        ),
+        "{full}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_html_page_shows_a_spans_messages_as_a_chat() {
+    // The page's span details listed gen_ai.prompt.0.role, .0.content,
+    // .1.role ... one row each (and a JSON gen_ai.input.messages as one
+    // line of JSON): now a "Chat" table reads them as `show --span` does,
+    // message by message, the attributes still listed under it.
+    let input = r#"[{"role":"user","parts":[{"type":"text","content":"Hi <b>there</b>"}]}]"#;
+    let attrs = [
+        ("gen_ai.prompt.0.role", "system"),
+        ("gen_ai.prompt.0.content", "Be brief."),
+        ("gen_ai.prompt.1.role", "user"),
+        ("gen_ai.prompt.1.content", "Find a flight.\nTo <Lisbon>."),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.finish_reason", "stop"),
+        ("gen_ai.completion.0.content", "TP 1353."),
+        ("gen_ai.input.messages", input),
+    ];
+    let root = sink_of("html-chat", llm_span_of(&attrs));
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let chat = page
+        .split_once("<h4>Chat</h4>")
+        .map(|(_, rest)| rest.split_once("</table>").map_or(rest, |(c, _)| c))
+        .unwrap_or_else(|| panic!("no Chat table"));
+    assert!(
+        chat.contains(
+            "<th>gen_ai.prompt.N.*</th><td>2 messages (by index):\n[system] Be brief.\n\
+             [user] Find a flight.\nTo &lt;Lisbon&gt;.</td>"
+        ),
+        "{chat}"
+    );
+    assert!(
+        chat.contains(
+            "<th>gen_ai.completion.N.*</th><td>1 message (by index):\n\
+             [assistant, finish_reason stop] TP 1353.</td>"
+        ),
+        "{chat}"
+    );
+    assert!(
+        chat.contains(
+            "<th>gen_ai.input.messages</th><td>1 message (its JSON by role and part):\n\
+             [user] Hi &lt;b&gt;there&lt;/b&gt;</td>"
+        ),
+        "{chat}"
+    );
+    // The attributes as they are, under it.
+    assert!(
+        page.contains(
+            "<th>gen_ai.prompt.1.content</th><td>Find a flight.\nTo &lt;Lisbon&gt;.</td>"
+        ),
+        "{page}"
     );
     let _ = std::fs::remove_dir_all(&root);
 }

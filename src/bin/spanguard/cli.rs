@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 mod args;
+mod chat;
 mod check;
 mod clock_text;
 mod html;

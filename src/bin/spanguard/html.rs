@@ -152,6 +152,18 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
         value_row(out, "status message", &s.status_message, &id);
     }
     out.push_str("</table>");
+    // A prompt and its completion as a chat (message by message, its
+    // lines as lines), as `show --span` prints them; the attributes they
+    // come from are still listed below.
+    let chats = super::chat::texts(&s.attributes);
+    if !chats.is_empty() {
+        out.push_str("<h4>Chat</h4><table class=\"kv chat\">");
+        for c in &chats {
+            let (key, messages) = c.split_once(" = ").unwrap_or(("", c));
+            value_row(out, key, messages, &id);
+        }
+        out.push_str("</table>");
+    }
     table(out, "Attributes", &s.attributes, &id);
     if s.dropped_attributes > 0 {
         let _ = write!(

@@ -5,12 +5,13 @@
 
 use std::fmt::Write as _;
 
-use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan};
+use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
+use super::chat::{chat_text, gather, split};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{
-    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens,
+    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens, total_tokens,
 };
 
 /// How output looks.
@@ -144,95 +145,14 @@ fn write_whole(out: &mut String, style: &Style, under: &str, text: &str, color: 
     }
 }
 
-/// The GenAI attributes that hold chat messages as JSON (OpenTelemetry's
-/// GenAI semantic conventions: an array of `{role, parts: [{type,
-/// content}], finish_reason}`, or of parts alone for the instructions).
-const CHAT_KEYS: &[&str] = &[
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-];
-
-/// A chat-messages attribute shown whole as a person reads a chat: its key
-/// and how many messages, then each message's role and each text part's
-/// content with its own lines; a part of another type (a tool call, a
-/// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
-/// of JSON with its paragraphs as `\n`. None when `json` is not such an
-/// array (then the value is shown as it is).
-fn chat_text(key: &str, json: &str) -> Option<String> {
-    use spanguard::export::json_value::JsonValue;
-    if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
-        return None;
-    }
-    let JsonValue::Array(items) = JsonValue::parse(json.as_bytes()).ok()? else {
-        return None;
-    };
-    let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
-        (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
-        _ => json_text(part),
-    };
-    let mut text = format!(
-        "{key} = {} (its JSON by role and part):",
-        plural(items.len(), "message")
-    );
-    for item in &items {
-        if !matches!(item, JsonValue::Object(_)) {
-            return None;
-        }
-        let Some(parts) = item.get("parts") else {
-            // The instructions: a part, not a message.
-            text.push('\n');
-            text.push_str(&part_text(item));
-            continue;
-        };
-        let role = item.get("role").and_then(JsonValue::as_str).unwrap_or("?");
-        let finish = item
-            .get("finish_reason")
-            .and_then(JsonValue::as_str)
-            .map_or(String::new(), |f| format!(", finish_reason {f}"));
-        text.push_str(&format!("\n[{role}{finish}]"));
-        for part in parts.as_array() {
-            text.push(' ');
-            text.push_str(&part_text(part));
-        }
-    }
-    Some(text)
-}
-
-/// `v` as compact JSON.
-fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
-    use spanguard::export::json_value::JsonValue;
-    let string = |s: &str| {
-        let mut out = String::from("\"");
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    };
-    match v {
-        JsonValue::Null => "null".to_string(),
-        JsonValue::Bool(b) => b.to_string(),
-        JsonValue::Number(n) => n.clone(),
-        JsonValue::String(s) => string(s),
-        JsonValue::Array(items) => {
-            let items: Vec<String> = items.iter().map(json_text).collect();
-            format!("[{}]", items.join(","))
-        }
-        JsonValue::Object(members) => {
-            let members: Vec<String> = members
-                .iter()
-                .map(|(k, v)| format!("{}:{}", string(k), json_text(v)))
-                .collect();
-            format!("{{{}}}", members.join(","))
-        }
-    }
+/// An event's attributes in the order a line shows them: an exception's
+/// message first. Its type came first, and at 80 columns the line was cut
+/// in the message (`exception.message=payment service ret…`), the words
+/// that say what went wrong.
+fn event_attributes(e: &DecodedEvent) -> impl Iterator<Item = &(String, Value)> {
+    let first = |(k, _): &&(String, Value)| e.name == "exception" && k == "exception.message";
+    let firsts = e.attributes.iter().filter(first);
+    firsts.chain(e.attributes.iter().filter(move |a| !first(a)))
 }
 
 /// `s` cut to `n` characters, with an ellipsis when cut.
@@ -355,7 +275,13 @@ pub fn genai_words(span: &DecodedSpan) -> String {
         parts.push(clean(m));
     }
     match (input_tokens(span), output_tokens(span)) {
-        (None, None) => {}
+        // OpenLLMetry's LangChain and streamed calls may record only the
+        // sum (llm.usage.total_tokens): the span showed no count at all.
+        (None, None) => {
+            if let Some(total) = total_tokens(span) {
+                parts.push(format!("{total} tokens"));
+            }
+        }
         (i, o) => parts.push(format!(
             "{}→{} tokens",
             i.map_or("?".to_string(), |v| v.to_string()),
@@ -549,9 +475,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
             } else {
-                let attrs: Vec<String> = e
-                    .attributes
-                    .iter()
+                let attrs: Vec<String> = event_attributes(e)
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 format!("• {} +{}  {}", e.name, when(e), attrs.join(" "))
@@ -581,12 +505,22 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             );
         }
         if style.attributes || picked {
+            // Indexed message attributes (OpenLLMetry, OpenInference) are
+            // one chat a family, printed where its first one is.
+            let mut chats_done = Vec::new();
             for (k, v) in &n.span.attributes {
                 if whole {
-                    let text = v
-                        .as_str()
-                        .and_then(|json| chat_text(k, json))
-                        .unwrap_or_else(|| format!("{k} = {v}"));
+                    let text = match split(k) {
+                        Some((family, _, _)) if chats_done.contains(&family) => continue,
+                        Some((family, _, _)) => {
+                            chats_done.push(family);
+                            gather(family, &n.span.attributes).text()
+                        }
+                        None => v
+                            .as_str()
+                            .and_then(|json| chat_text(k, json))
+                            .unwrap_or_else(|| format!("{k} = {v}")),
+                    };
                     write_whole(out, style, &under, &text, None);
                     continue;
                 }

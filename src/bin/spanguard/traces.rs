@@ -232,6 +232,19 @@ pub fn output_tokens(span: &DecodedSpan) -> Option<i64> {
     )
 }
 
+/// The sum alone, for a span that says neither count (not added to the
+/// trace's "in, out": it is neither).
+pub fn total_tokens(span: &DecodedSpan) -> Option<i64> {
+    tokens(
+        span,
+        &[
+            "gen_ai.usage.total_tokens",
+            "llm.usage.total_tokens",
+            "llm.token_count.total",
+        ],
+    )
+}
+
 /// Puts loaded spans together as traces, oldest first. A span that
 /// arrived twice (at-least-once delivery, or in both the sink and a dump)
 /// is kept once, preferring a copy that ended over an interrupted one.

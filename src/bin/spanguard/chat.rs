@@ -1,0 +1,341 @@
+//! Chat messages that instrumentations record as indexed flat attributes,
+//! put back together for a person to read (`show --span`/`--full`):
+//! OpenLLMetry's `gen_ai.prompt.0.role` / `gen_ai.prompt.0.content` /
+//! `gen_ai.completion.0.tool_calls.0.name`, OpenInference's
+//! `llm.input_messages.0.message.role` / `…message.content` /
+//! `…message.tool_calls.0.tool_call.function.name`. Shown as they are, one
+//! prompt was a dozen attribute lines, its messages' parts apart and in
+//! the file's order (`10` before `2`).
+
+use std::collections::BTreeMap;
+
+use spanguard::export::otlp_decode::Value;
+
+/// The attribute families that hold one message per index: the prefix
+/// before the index and what comes between the index and a field.
+const FAMILIES: &[(&str, &str)] = &[
+    ("gen_ai.prompt.", ""),
+    ("gen_ai.completion.", ""),
+    ("llm.input_messages.", "message."),
+    ("llm.output_messages.", "message."),
+];
+
+/// `key` as (its family, the message's index, the field), when it is one
+/// of a message's attributes.
+pub fn split(key: &str) -> Option<(usize, u64, &str)> {
+    FAMILIES
+        .iter()
+        .enumerate()
+        .find_map(|(f, (prefix, inner))| {
+            let rest = key.strip_prefix(prefix)?;
+            let (index, field) = rest.split_once('.')?;
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let field = field.strip_prefix(inner)?;
+            (!field.is_empty()).then_some((f, index.parse().ok()?, field))
+        })
+}
+
+/// A tool call a message asked for.
+#[derive(Default, Debug)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: String,
+    pub id: String,
+}
+
+/// One message of a family, from its attributes.
+#[derive(Default, Debug)]
+pub struct Message {
+    pub role: String,
+    /// `finish_reason` and any field not read as content or a tool call
+    /// (`tool_call_id`, `name`, an image's url), as (field, value).
+    pub notes: Vec<(String, String)>,
+    /// The text, in the order of its parts.
+    pub content: Vec<String>,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// A content that is a list of parts (OpenLLMetry writes Anthropic's and
+/// Bedrock's so, as JSON: `[{"type":"text","text":"…"}]`): its text parts'
+/// text, another part (an image, a tool's result) as its JSON, a part a
+/// line. None when it is not such a list (then it is shown as it is).
+fn parts_text(value: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    if !value.trim_start().starts_with('[') {
+        return None;
+    }
+    let JsonValue::Array(items) = JsonValue::parse(value.as_bytes()).ok()? else {
+        return None;
+    };
+    let mut pieces = Vec::new();
+    for item in &items {
+        let Some(JsonValue::String(kind)) = item.get("type") else {
+            return None;
+        };
+        match item.get("text") {
+            Some(JsonValue::String(text)) if kind == "text" => pieces.push(text.clone()),
+            _ => pieces.push(json_text(item)),
+        }
+    }
+    (!pieces.is_empty()).then(|| pieces.join("\n"))
+}
+
+/// A family's messages in the order of their index.
+#[derive(Debug)]
+pub struct Chat {
+    /// How the family's keys read: `gen_ai.prompt.N.*`.
+    pub label: String,
+    pub messages: Vec<Message>,
+}
+
+fn text_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The messages of the family `family` among `attributes`.
+pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
+    #[derive(Default)]
+    struct Parts {
+        role: String,
+        notes: Vec<(String, String)>,
+        content: BTreeMap<u64, String>,
+        calls: BTreeMap<u64, ToolCall>,
+    }
+    let mut by_index: BTreeMap<u64, Parts> = BTreeMap::new();
+    for (k, v) in attributes {
+        let Some((f, index, field)) = split(k) else {
+            continue;
+        };
+        if f != family {
+            continue;
+        }
+        let m = by_index.entry(index).or_default();
+        let value = text_of(v);
+        if field == "role" {
+            m.role = value;
+        } else if field == "content" {
+            // Before any part an OpenInference message may also have.
+            m.content.insert(0, parts_text(&value).unwrap_or(value));
+        } else if let Some(part) = field
+            .strip_prefix("contents.")
+            .and_then(|r| r.strip_suffix(".message_content.text"))
+            .and_then(|p| p.parse::<u64>().ok())
+        {
+            m.content.insert(part.saturating_add(1), value);
+        } else if field.starts_with("contents.")
+            && field.ends_with(".message_content.type")
+            && value == "text"
+        {
+            // Said by its text.
+        } else if let Some((call, what)) = field
+            .strip_prefix("tool_calls.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(c, what)| Some((c.parse::<u64>().ok()?, what)))
+            .filter(|(_, what)| {
+                matches!(
+                    *what,
+                    "name"
+                        | "arguments"
+                        | "id"
+                        | "tool_call.function.name"
+                        | "tool_call.function.arguments"
+                        | "tool_call.id"
+                )
+            })
+        {
+            let c = m.calls.entry(call).or_default();
+            match what.rsplit('.').next() {
+                Some("name") => c.name = value,
+                Some("arguments") => c.arguments = value,
+                _ => c.id = value,
+            }
+        } else {
+            m.notes.push((field.to_string(), value));
+        }
+    }
+    let (prefix, inner) = FAMILIES[family];
+    Chat {
+        label: format!("{prefix}N.{inner}*"),
+        messages: by_index
+            .into_values()
+            .map(|p| Message {
+                role: p.role,
+                notes: p.notes,
+                content: p.content.into_values().collect(),
+                tool_calls: p.calls.into_values().collect(),
+            })
+            .collect(),
+    }
+}
+
+impl Message {
+    /// `[role, finish_reason stop]`: who speaks, and the notes.
+    pub fn head(&self) -> String {
+        let mut head = if self.role.is_empty() {
+            "?".to_string()
+        } else {
+            self.role.clone()
+        };
+        for (field, value) in &self.notes {
+            head.push_str(&format!(", {field} {value}"));
+        }
+        format!("[{head}]")
+    }
+
+    /// A tool call as a line: `tool call NAME ARGUMENTS (id ID)`.
+    pub fn call_text(c: &ToolCall) -> String {
+        let mut t = format!(
+            "tool call {}",
+            if c.name.is_empty() { "?" } else { &c.name }
+        );
+        if !c.arguments.is_empty() {
+            t.push(' ');
+            t.push_str(&c.arguments);
+        }
+        if !c.id.is_empty() {
+            t.push_str(&format!(" (id {})", c.id));
+        }
+        t
+    }
+}
+
+impl Chat {
+    /// The family as text to print whole: the label and how many
+    /// messages, then each message's head and its text (its own lines
+    /// kept), each tool call on a line of its own.
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "{} = {} (by index):",
+            self.label,
+            plural(self.messages.len(), "message")
+        );
+        for m in &self.messages {
+            text.push('\n');
+            text.push_str(&m.head());
+            let mut pieces: Vec<String> = m.content.clone();
+            pieces.extend(m.tool_calls.iter().map(Message::call_text));
+            for (i, piece) in pieces.iter().enumerate() {
+                text.push(if i == 0 { ' ' } else { '\n' });
+                text.push_str(piece);
+            }
+        }
+        text
+    }
+}
+
+/// Every chat among `attributes`, as text (`key = N messages …:` then a
+/// line a message), in the order of each one's first attribute: the
+/// indexed families and the GenAI conventions' JSON messages.
+pub fn texts(attributes: &[(String, Value)]) -> Vec<String> {
+    let mut done = Vec::new();
+    let mut texts = Vec::new();
+    for (k, v) in attributes {
+        match split(k) {
+            Some((family, _, _)) if !done.contains(&family) => {
+                done.push(family);
+                texts.push(gather(family, attributes).text());
+            }
+            Some(_) => {}
+            None => texts.extend(v.as_str().and_then(|json| chat_text(k, json))),
+        }
+    }
+    texts
+}
+
+/// The GenAI attributes that hold chat messages as JSON (OpenTelemetry's
+/// GenAI semantic conventions: an array of `{role, parts: [{type,
+/// content}], finish_reason}`, or of parts alone for the instructions).
+const CHAT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+];
+
+/// A chat-messages attribute shown whole as a person reads a chat: its key
+/// and how many messages, then each message's role and each text part's
+/// content with its own lines; a part of another type (a tool call, a
+/// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
+/// of JSON with its paragraphs as `\n`. None when `json` is not such an
+/// array (then the value is shown as it is).
+pub fn chat_text(key: &str, json: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
+        return None;
+    }
+    let JsonValue::Array(items) = JsonValue::parse(json.as_bytes()).ok()? else {
+        return None;
+    };
+    let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
+        (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
+        _ => json_text(part),
+    };
+    let mut text = format!(
+        "{key} = {} (its JSON by role and part):",
+        plural(items.len(), "message")
+    );
+    for item in &items {
+        if !matches!(item, JsonValue::Object(_)) {
+            return None;
+        }
+        let Some(parts) = item.get("parts") else {
+            // The instructions: a part, not a message.
+            text.push('\n');
+            text.push_str(&part_text(item));
+            continue;
+        };
+        let role = item.get("role").and_then(JsonValue::as_str).unwrap_or("?");
+        let finish = item
+            .get("finish_reason")
+            .and_then(JsonValue::as_str)
+            .map_or(String::new(), |f| format!(", finish_reason {f}"));
+        text.push_str(&format!("\n[{role}{finish}]"));
+        for part in parts.as_array() {
+            text.push(' ');
+            text.push_str(&part_text(part));
+        }
+    }
+    Some(text)
+}
+
+/// `v` as compact JSON.
+fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
+    use spanguard::export::json_value::JsonValue;
+    let string = |s: &str| {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    match v {
+        JsonValue::Null => "null".to_string(),
+        JsonValue::Bool(b) => b.to_string(),
+        JsonValue::Number(n) => n.clone(),
+        JsonValue::String(s) => string(s),
+        JsonValue::Array(items) => {
+            let items: Vec<String> = items.iter().map(json_text).collect();
+            format!("[{}]", items.join(","))
+        }
+        JsonValue::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), json_text(v)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+    }
+}
+
+/// `n word` or `n words`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
