@@ -239,6 +239,9 @@ pub struct PreparedFile {
     done: CString,
     /// Renamed to `done` by `publish`, not yet taken back.
     published: AtomicBool,
+    /// Its name unlinked by `discard` (still open and locked), not yet
+    /// made again.
+    discarded: AtomicBool,
 }
 
 impl PreparedFile {
@@ -257,6 +260,7 @@ impl PreparedFile {
             pending: pending_c,
             done: done_c,
             published: AtomicBool::new(false),
+            discarded: AtomicBool::new(false),
         })
     }
 
@@ -310,12 +314,56 @@ impl PreparedFile {
         }
     }
 
+    /// Async-signal-safe: for a dump that had nothing to keep, empties the
+    /// file and unlinks its pending name, so that a process the signal
+    /// ends leaves nothing behind (it left a header-only dump and an empty
+    /// batch file, two files a SIGTERM, for the next start to open, lock,
+    /// read and delete). The file stays open and locked: `unpublish` makes
+    /// it again if the process lives on.
+    pub fn discard(&self) {
+        let fd = self.file.as_raw_fd();
+        // SAFETY: our own fd and a NUL-terminated path; ftruncate, lseek
+        // and unlink are async-signal-safe.
+        unsafe {
+            libc::ftruncate(fd, 0);
+            libc::lseek(fd, 0, libc::SEEK_SET);
+            if libc::unlink(self.pending.as_ptr()) == 0 {
+                self.discarded.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Makes a discarded file again, empty and locked under its pending
+    /// name, in the place of the unlinked one (the same descriptor number,
+    /// which the handlers read without a lock). Not async-signal-safe.
+    fn make_again(&self) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(self.pending.as_bytes()));
+        let (fresh, _) = LockedFile::lock(files::create_new(path, false)?);
+        // SAFETY: both fds are open and ours; dup2 closes the unlinked
+        // file's (its lock goes with it) and points the number at the
+        // fresh file, whose lock stays with it when `fresh` closes its own.
+        if unsafe { libc::dup2(fresh.as_raw_fd(), self.file.as_raw_fd()) } < 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        self.discarded.store(false, Ordering::Release);
+        Ok(())
+    }
+
     /// Takes a published file back, emptied and under its pending name,
     /// ready for another dump: for a process that was to die of a signal
     /// but lives on (the host's handler returned), whose spans stay in its
     /// slots and will be sent by its own exporter. The file stayed locked
-    /// throughout, so no other process took it meanwhile.
+    /// throughout, so no other process took it meanwhile. A discarded one
+    /// is made again (an error leaves the process without it: a later
+    /// dump's rename then fails, as with a spool directory removed).
     pub fn unpublish(&self) {
+        if self.discarded.load(Ordering::Acquire) {
+            let _ = self.make_again();
+            return;
+        }
         if !self.published.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -330,6 +378,9 @@ impl PreparedFile {
 
     /// Deletes the (unused) file at a clean shutdown.
     pub fn remove(&self) {
+        if self.discarded.load(Ordering::Acquire) {
+            return; // unlinked already: the name may be another's now
+        }
         // SAFETY: a NUL-terminated path we own.
         unsafe { libc::unlink(self.pending.as_ptr()) };
     }
@@ -352,6 +403,9 @@ pub struct CrashFile {
     /// The thread writing a dump (`begin_dump`), its kernel id; 0 when
     /// none.
     writer: std::sync::atomic::AtomicI32,
+    /// A dump was written (its files published, or discarded when it had
+    /// nothing to keep) and not taken back (`unpublish`).
+    dumped: AtomicBool,
 }
 
 /// This thread's kernel id. Async-signal-safe.
@@ -419,6 +473,7 @@ impl CrashFile {
                 header: std::cell::UnsafeCell::new(header),
             },
             writer: std::sync::atomic::AtomicI32::new(0),
+            dumped: AtomicBool::new(false),
         }
     }
 
@@ -474,10 +529,11 @@ impl CrashFile {
         }
     }
 
-    /// Async-signal-safe: a dump was published and not taken back
-    /// (`unpublish`).
+    /// Async-signal-safe: a dump was written and not taken back
+    /// (`unpublish`): its files are on disk, or it held nothing and left
+    /// none. Either way it holds all there is to hold.
     pub fn is_on_disk(&self) -> bool {
-        self.slots.published.load(Ordering::Acquire)
+        self.dumped.load(Ordering::Acquire)
     }
 
     /// Sets the resource the dump will carry (`DumpHeader::set_resource`).
@@ -510,7 +566,9 @@ impl CrashFile {
     }
 
     /// Async-signal-safe: writes the header and every live slot of `slab`
-    /// with its chunks from `pool`, then publishes the file.
+    /// with its chunks from `pool`, then publishes the file, or discards it
+    /// when no slot was live (`PreparedFile::discard`): a header with no
+    /// span is nothing for anyone to recover. Returns the spans written.
     ///
     /// One pass, the count written into the header last: threads the
     /// signal did not stop may still begin a span during the dump (one
@@ -519,7 +577,7 @@ impl CrashFile {
     /// and the reader, trusting it, left the last of them unread. Until the
     /// count is written the header says 0, which a reader takes as "read
     /// to the file's end" (the writer may die in the middle).
-    pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) {
+    pub fn dump_slots(&self, slab: &SpanSlab, pool: &PayloadPool, signal: libc::c_int) -> u32 {
         let mut header = self.header.read();
         header.signal = signal;
         header.record_count = 0;
@@ -552,9 +610,26 @@ impl CrashFile {
                 }
             }
         }
-        header.record_count = written;
-        self.slots.write_all_at(header.as_bytes(), 0);
-        self.slots.publish();
+        if written == 0 {
+            self.slots.discard();
+        } else {
+            header.record_count = written;
+            self.slots.write_all_at(header.as_bytes(), 0);
+            self.slots.publish();
+        }
+        self.dumped.store(true, Ordering::Release);
+        written
+    }
+
+    /// Async-signal-safe: discards the batch file when a dump published
+    /// nothing in it (no batch in flight), so that the process leaves no
+    /// empty file behind.
+    pub fn discard_unwritten_batch(&self) {
+        if let Some(batch) = self.batch.get()
+            && !batch.published.load(Ordering::Acquire)
+        {
+            batch.discard();
+        }
     }
 
     /// Removes both (empty) files at a clean shutdown.
@@ -566,12 +641,13 @@ impl CrashFile {
     }
 
     /// Takes back both files after a dump the process survived (see
-    /// `PreparedFile::unpublish`).
+    /// `PreparedFile::unpublish`), made again if they were discarded.
     pub fn unpublish(&self) {
         self.slots.unpublish();
         if let Some(batch) = self.batch.get() {
             batch.unpublish();
         }
+        self.dumped.store(false, Ordering::Release);
     }
 }
 
@@ -1352,6 +1428,65 @@ mod tests {
         assert!(dir.join("b-pending").exists() && !dir.join("b").exists());
         crash.remove();
         assert!(!dir.join("a-pending").exists() && !dir.join("b-pending").exists());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A dump with no live span and no batch in flight (a SIGTERM after
+    /// the last flush) published a header-only dump and left the empty
+    /// batch file: two files a process, for every next start to open and
+    /// delete. Now it leaves none, counts as done (no second dump), and a
+    /// process that lives on gets both files back, locked, and a later
+    /// dump with a span in them.
+    #[test]
+    fn a_dump_with_nothing_to_keep_leaves_no_file_and_a_thaw_makes_them_again() {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        let dir = temp_dir("nothing-to-keep");
+        let slab = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(4, PoolBacking::Anonymous).expect("pool");
+        let crash = crash_file_in(&dir);
+        crash.prepare_batch().expect("made");
+        let names = |dir: &Path| {
+            let mut n: Vec<String> = std::fs::read_dir(dir)
+                .expect("dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&dir), ["a-pending", "b-pending"]);
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 0);
+        crash.discard_unwritten_batch();
+        crash.end_dump();
+        assert!(names(&dir).is_empty(), "left {:?}", names(&dir));
+        assert!(crash.is_on_disk() && !crash.begin_dump(), "dumped again");
+        // The process lives on: both back, still locked against recovery.
+        crash.unpublish();
+        assert_eq!(names(&dir), ["a-pending", "b-pending"]);
+        for name in ["a-pending", "b-pending"] {
+            let other = std::fs::File::open(dir.join(name)).expect("open");
+            assert!(!files::try_lock(&other), "{name} unlocked");
+        }
+        // The next dump has a span: published whole, the batch file empty.
+        let (i, g) = slab.take_free(|| {}).expect("slot");
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(i) };
+        r.reset();
+        r.trace_id = [7; 16];
+        r.span_id = [7; 8];
+        slab.publish_open(i, g);
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
+        crash.discard_unwritten_batch();
+        crash.end_dump();
+        assert_eq!(names(&dir), ["a"]);
+        let mut reader = open(&dir.join("a")).expect("readable");
+        assert_eq!(reader.header().record_count, 1);
+        assert_eq!(reader.next_records(10).expect("read").len(), 1);
+        // Lives on again, then a clean shutdown: nothing left.
+        crash.unpublish();
+        crash.remove();
+        assert!(names(&dir).is_empty(), "left {:?}", names(&dir));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -109,6 +109,10 @@ pub fn dump_now(p: &Pipeline, signal: libc::c_int) {
     if crash.begin_dump() {
         crash.dump_slots(&p.slab, &p.pool, signal);
         dump_in_flight(p, crash);
+        // No batch in flight: its file goes, as the slot dump's does when
+        // no span was live, so that a process ended with nothing to keep
+        // (a SIGTERM after its last flush) leaves no file behind.
+        crash.discard_unwritten_batch();
         crash.end_dump();
     }
 }
