@@ -193,7 +193,10 @@ dev-install:
 	$(MAKE) --no-print-directory install PREFIX=$(DEV_PREFIX)
 
 # vet, tests with the race detector (the binding, then its OpenTelemetry
-# bridge, a module of its own, whose tests send to the loopback receiver),
+# bridge, a module of its own, whose tests send to the loopback receiver,
+# then the bridge's tests that need otelhttp or a newer OpenTelemetry Go
+# than the bridge requires, a module of its own again so that none of that
+# is a requirement a user of the bridge inherits),
 # the sample agent. The binding's tests run twice: as users build it (hot
 # calls on the thread's C stack, bindings/go/hotcall.c) and with plain cgo
 # calls (-tags spanguard_cgocall, what other architectures get).
@@ -202,6 +205,8 @@ test-go: dev-install venv
 	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
+	cd bindings/go/otelbridge/internal/newertest && $(GO_ENV) $(GO) vet ./... && \
+	  $(GO_ENV) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo
 	cd bindings/go && $(GO_ENV) SPANGUARD_SINK_DIR=$(CURDIR)/build/go-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/go-demo-spool \
 	  $(GO) run ./examples/agent

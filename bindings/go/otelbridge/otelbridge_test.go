@@ -2,10 +2,8 @@ package otelbridge_test
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,158 +21,23 @@ import (
 	"github.com/spanguard/spanguard/bindings/go/internal/childtest"
 	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
 	"github.com/spanguard/spanguard/bindings/go/otelbridge"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"github.com/spanguard/spanguard/bindings/go/otelbridge/internal/spancheck"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// expected is OpenTelemetry attributes as the receiver reports what
-// spanguard exported (JSON numbers as json.Number, slices as arrays, byte
-// slices as {"bytes": hex}): what the SDK's own OTLP exporter sends.
-func expected(kvs []attribute.KeyValue) map[string]any {
-	out := map[string]any{}
-	for _, kv := range kvs {
-		out[string(kv.Key)] = expectedValue(kv.Value)
-	}
-	return out
-}
-
-func expectedValue(v attribute.Value) any {
-	number := func(v any) json.Number {
-		if f, ok := v.(float64); ok {
-			return json.Number(strconv.FormatFloat(f, 'f', -1, 64))
-		}
-		return json.Number(fmt.Sprint(v))
-	}
-	switch v.Type() {
-	case attribute.BOOL:
-		return v.AsBool()
-	case attribute.INT64, attribute.FLOAT64:
-		return number(v.AsInterface())
-	case attribute.STRING:
-		return v.AsString()
-	case attribute.BOOLSLICE:
-		return toAny(v.AsBoolSlice(), func(b bool) any { return b })
-	case attribute.INT64SLICE:
-		return toAny(v.AsInt64Slice(), func(i int64) any { return number(i) })
-	case attribute.FLOAT64SLICE:
-		return toAny(v.AsFloat64Slice(), func(f float64) any { return number(f) })
-	case attribute.STRINGSLICE:
-		return toAny(v.AsStringSlice(), func(s string) any { return s })
-	case attribute.BYTESLICE:
-		return map[string]any{"bytes": hex.EncodeToString(v.AsByteSlice())}
-	case attribute.SLICE:
-		return toAny(v.AsSlice(), expectedValue)
-	case attribute.MAP:
-		out := map[string]any{}
-		for _, kv := range v.AsMap() {
-			out[string(kv.Key)] = expectedValue(kv.Value)
-		}
-		return out
-	}
-	return nil // EMPTY
-}
-
-func toAny[T any](v []T, f func(T) any) []any {
-	out := make([]any, 0, len(v))
-	for _, e := range v {
-		out = append(out, f(e))
-	}
-	return out
-}
-
-func nanos(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
-
-// assertSameSpans: every span the SDK ended arrived once, with the same
-// ids, parent, name, kind, times, scope, attributes, events, links, status.
-func assertSameSpans(t *testing.T, sdk tracetest.SpanStubs, arrived []otlpreceiver.Span) {
-	t.Helper()
-	byID := map[string]otlpreceiver.Span{}
-	for _, s := range arrived {
-		if _, twice := byID[s.SpanID]; twice {
-			t.Errorf("span %s %s arrived twice", s.Name, s.SpanID)
-		}
-		byID[s.SpanID] = s
-	}
-	for _, o := range sdk {
-		got, ok := byID[o.SpanContext.SpanID().String()]
-		if !ok {
-			t.Errorf("the SDK span %s did not arrive", o.Name)
-			continue
-		}
-		check := func(what string, a, b any) {
-			if fmt.Sprint(a) != fmt.Sprint(b) {
-				t.Errorf("span %s: %s: arrived %v, the SDK had %v", o.Name, what, a, b)
-			}
-		}
-		parent := ""
-		if o.Parent.IsValid() {
-			parent = o.Parent.SpanID().String()
-		}
-		check("trace id", got.TraceID, o.SpanContext.TraceID().String())
-		check("parent", got.ParentSpanID, parent)
-		check("name", got.Name, o.Name)
-		check("kind", got.Kind, int(o.SpanKind))
-		check("start", got.Start, nanos(o.StartTime))
-		check("end", got.End, nanos(o.EndTime))
-		check("scope", got.Scope+" "+got.ScopeVersion, o.InstrumentationScope.Name+" "+o.InstrumentationScope.Version)
-		check("scope schema URL", got.ScopeSchemaURL, o.InstrumentationScope.SchemaURL)
-		check("attributes", got.Attributes, expected(o.Attributes))
-		sameEventsAndLinks(check, o, got)
-		wantCode, wantMsg := 0, ""
-		switch o.Status.Code {
-		case codes.Ok:
-			wantCode = 1
-		case codes.Error:
-			wantCode, wantMsg = 2, o.Status.Description
-		}
-		check("status", fmt.Sprint(got.StatusCode, got.StatusMsg), fmt.Sprint(wantCode, wantMsg))
-	}
-	if len(arrived) != len(sdk) {
-		t.Errorf("%d spans arrived, the SDK ended %d", len(arrived), len(sdk))
-	}
-}
-
-// sameEventsAndLinks checks (with check) that what arrived holds the SDK
-// span's events and links, in order, and its dropped counts.
-func sameEventsAndLinks(check func(what string, a, b any), o tracetest.SpanStub, got otlpreceiver.Span) {
-	var events, wantEvents []string
-	for _, e := range got.Events {
-		events = append(events, fmt.Sprintf("%s %s %v", e.Name, e.Time, e.Attributes))
-	}
-	for _, e := range o.Events {
-		wantEvents = append(wantEvents, fmt.Sprintf("%s %s %v", e.Name, nanos(e.Time), expected(e.Attributes)))
-	}
-	check("events", events, wantEvents)
-	var links, wantLinks []string
-	for _, l := range got.Links {
-		links = append(links, fmt.Sprintf("%s %s %q %v", l.TraceID, l.SpanID, l.TraceState, l.Attributes))
-	}
-	for _, l := range o.Links {
-		wantLinks = append(wantLinks, fmt.Sprintf("%s %s %q %v", l.SpanContext.TraceID(), l.SpanContext.SpanID(),
-			l.SpanContext.TraceState().String(), expected(l.Attributes)))
-	}
-	check("links", links, wantLinks)
-	check("dropped counts", fmt.Sprint(got.Dropped, got.DroppedEvents, got.DroppedLinks),
-		fmt.Sprint(o.DroppedAttributes, o.DroppedEvents, o.DroppedLinks))
-}
-
-// arrivedAsTheSDKKeptThem checks that the spans the receiver got are the
-// SDK's own, field by field (assertSameSpans), and that the bridge (a
-// SpanProcessor or a SpanExporter) failed at nothing.
-func arrivedAsTheSDKKeptThem(t *testing.T, sdk tracetest.SpanStubs, rx *otlpreceiver.Receiver,
-	bridge interface{ Failures() uint64 }) {
-	t.Helper()
-	assertSameSpans(t, sdk, rx.WaitFor(t, len(sdk)))
-	if n := bridge.Failures(); n != 0 {
-		t.Fatalf("%d failures", n)
-	}
-}
+// The comparisons live in internal/spancheck (shared with internal/newertest).
+var (
+	expected                = spancheck.Expected
+	nanos                   = spancheck.Nanos
+	assertSameSpans         = spancheck.AssertSameSpans
+	sameEventsAndLinks      = spancheck.SameEventsAndLinks
+	arrivedAsTheSDKKeptThem = spancheck.ArrivedAsTheSDKKeptThem
+)
 
 // neverAnswering starts a backend that takes requests and never answers
 // them: its URL, and what lets its handlers go and stops it (deferred by
@@ -202,64 +65,6 @@ func newTracerWith(t *testing.T, endpoint string, cfg spanguard.Config) *spangua
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr
-}
-
-func TestOtelhttpSpansArriveAsTheSDKMadeThem(t *testing.T) {
-	rx := otlpreceiver.Start(t)
-	bridge := otelbridge.New(newTracer(t, rx.URL))
-	memory := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(memory), sdktrace.WithSpanProcessor(bridge))
-	// No globals: the instrumentation gets the provider and propagator.
-	opts := []otelhttp.Option{otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.TraceContext{})}
-	server := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("content-type", "application/json")
-		fmt.Fprintf(w, `{"ok":true,"q":%q}`, r.URL.Query().Get("q"))
-	}), "tool.server", opts...))
-	defer server.Close()
-	client := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, opts...)}
-
-	tracer := tp.Tracer("agent-scope", trace.WithInstrumentationVersion("1.2.3"),
-		trace.WithSchemaURL("https://opentelemetry.io/schemas/1.28.0"))
-	_, earlier := tracer.Start(context.Background(), "earlier.step")
-	earlier.End()
-	ctx, step := tracer.Start(context.Background(), "agent.step",
-		trace.WithAttributes(attribute.Int("agent.step", 3), attribute.StringSlice("agent.tools", []string{"search", "calc"}),
-			attribute.Float64("agent.temperature", 0.25)),
-		trace.WithLinks(trace.Link{SpanContext: earlier.SpanContext(), Attributes: []attribute.KeyValue{attribute.String("link.why", "retry"),
-			attribute.StringSlice("link.tags", []string{"a", "b"})}}))
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, server.URL+"/tool?q=lisbon", nil)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"ok":true`) {
-		t.Fatalf("the server answered %s", body)
-	}
-	step.AddEvent("tool.result", trace.WithAttributes(attribute.Int("result.count", 2), attribute.Bool("result.cached", false),
-		attribute.Int64Slice("result.ids", []int64{7, 9})))
-	step.SetAttributes(attribute.String("agent.answer", "Lisbon"), attribute.Float64Slice("agent.scores", []float64{0.5, 0.25}),
-		attribute.BoolSlice("agent.flags", []bool{true, false}))
-	step.SetName("agent.step lisbon") // instrumentations name a span once they know more
-	step.SetStatus(codes.Error, "upstream timeout")
-	step.End()
-	if err := tp.ForceFlush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	sdk := memory.GetSpans()
-	kinds := map[trace.SpanKind]tracetest.SpanStub{}
-	for _, s := range sdk {
-		kinds[s.SpanKind] = s
-	}
-	if len(sdk) != 4 || kinds[trace.SpanKindServer].Parent.SpanID() != kinds[trace.SpanKindClient].SpanContext.SpanID() {
-		t.Fatalf("the SDK spans are not what the test means to make: %d spans", len(sdk))
-	}
-	arrivedAsTheSDKKeptThem(t, sdk, rx, bridge)
-	if err := tp.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Byte slices arrive as OTLP bytes and slices of one scalar type as
@@ -327,95 +132,6 @@ func TestMapsAndMixedSlicesArriveAsComplexValues(t *testing.T) {
 	}
 	arrivedAsTheSDKKeptThem(t, memory.GetSpans(), rx, bridge)
 	tp.Shutdown(context.Background())
-}
-
-// An attribute.Slice or attribute.Map nested deeper than the SDK's depth
-// limit (WithAttributeValueDepthLimit, 64 by default: the attribute's value
-// is level 1) arrives cut there by the SDK, the empty value at the level
-// past it; with no limit in the SDK, cut past spanguard's highest
-// (SPANGUARD_MAX_DEPTH_LIMIT, 128), counted in ValuesTruncated. Past 32 the
-// bridge left such a value out whole, counted in Failures: even one the
-// SDK had cut at its default. Read from the OTLP/JSON the local sink
-// writes: the receiver's protobuf decoder (upb) stops at 100 nested
-// messages, under 64 levels.
-func TestValuesNestedPastTheDepthLimitArriveCutThere(t *testing.T) {
-	for _, c := range []struct{ sdkLimit, emptyAt, truncated int }{{0, 65, 0}, {100, 101, 0}, {-1, 129, 1}} {
-		t.Run(fmt.Sprint(c.sdkLimit), func(t *testing.T) {
-			dir := t.TempDir()
-			tr := newTracerWith(t, "", spanguard.Config{SinkDir: dir})
-			bridge := otelbridge.New(tr)
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bridge),
-				sdktrace.WithAttributeValueDepthLimit(c.sdkLimit))
-			deep := attribute.StringValue("leaf")
-			for i := 0; i < 200; i++ {
-				if i%2 == 0 {
-					deep = attribute.SliceValue(deep)
-				} else {
-					deep = attribute.MapValue(attribute.KeyValue{Key: "k", Value: deep})
-				}
-			}
-			_, span := tp.Tracer("deep").Start(context.Background(), "deep",
-				trace.WithAttributes(attribute.KeyValue{Key: "deep.200", Value: deep}))
-			span.End()
-			if err := tp.ForceFlush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
-				t.Fatalf("flush: %v %v", ok, err)
-			}
-			// Counted once the span is exported.
-			st, err := tr.Stats()
-			if err != nil || st.ValuesTruncated != uint64(c.truncated) || bridge.Failures() != 0 {
-				t.Fatalf("%v: %d values truncated, %d failures; want %d and 0", err, st.ValuesTruncated,
-					bridge.Failures(), c.truncated)
-			}
-			tp.Shutdown(context.Background())
-			tr.Close()
-			files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-			if len(files) != 1 {
-				t.Fatalf("sink files: %v", files)
-			}
-			text, _ := os.ReadFile(files[0])
-			var req struct {
-				ResourceSpans []struct {
-					ScopeSpans []struct {
-						Spans []struct {
-							Attributes []struct {
-								Key   string
-								Value map[string]any
-							}
-						}
-					}
-				}
-			}
-			if err := json.Unmarshal(text, &req); err != nil {
-				t.Fatal(err)
-			}
-			attrs := req.ResourceSpans[0].ScopeSpans[0].Spans[0].Attributes
-			if len(attrs) != 1 || attrs[0].Key != "deep.200" {
-				t.Fatalf("attributes: %+v", attrs)
-			}
-			// Down the one element or map value of each level to the empty value.
-			v, level := attrs[0].Value, 1
-			for len(v) != 0 {
-				var inner []any
-				if a, ok := v["arrayValue"].(map[string]any); ok {
-					inner, _ = a["values"].([]any)
-				} else if m, ok := v["kvlistValue"].(map[string]any); ok {
-					if kvs, _ := m["values"].([]any); len(kvs) == 1 {
-						inner = []any{kvs[0].(map[string]any)["value"]}
-					}
-				}
-				if len(inner) != 1 {
-					t.Fatalf("level %d: %v, want one array element or map value", level, v)
-				}
-				v, level = inner[0].(map[string]any), level+1
-			}
-			if level != c.emptyAt {
-				t.Fatalf("the empty value at level %d, want %d", level, c.emptyAt)
-			}
-		})
-	}
 }
 
 // A span the SDK started before the bridge was registered on its provider
