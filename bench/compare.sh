@@ -22,7 +22,11 @@
 # timing), and as "handlers" the "calls" case's recording path with the
 # crash and signal handlers installed (the users' default; the other rows
 # run without), and as "llm" an LLM call's span (an 8 KB prompt and a 2 KB
-# completion of ASCII text, two token counts). --interleaved
+# completion of ASCII text, two token counts), and as "nobias" the "calls"
+# case's recording path with SPANGUARD_NO_BIAS=1: no span biased to its
+# thread, so every call takes the slot's lock, as in thread pools,
+# goroutines and spans ended on another thread (a BASE older than biasing
+# counts the same path as "calls" there). --interleaved
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
@@ -80,15 +84,18 @@ if [ "$quick" = --instructions ]; then
     for pair in "$first" "$second"; do
         label=${pair%%=*}
         program=$(printf "${pair#*=}" span_instructions)
-        for case in plain calls array begin child export handlers llm; do
+        for case in plain calls array begin child export handlers llm nobias; do
             # The exporter's share of the "calls" spans, or the recording
             # path; "handlers": the "calls" spans with the crash and signal
-            # handlers installed, as users' tracers have them by default.
-            run=$case collect='spanguard_span_*' with=
+            # handlers installed, as users' tracers have them by default;
+            # "nobias": the "calls" spans with biasing off, every call
+            # through the slot's lock.
+            run=$case collect='spanguard_span_*' with= env=
             [ "$case" = export ] && run=calls collect='*Exporter::run*'
             [ "$case" = handlers ] && run=calls with=handlers
-            spans=$("$program" "$run" $with)
-            valgrind --tool=callgrind --toggle-collect="$collect" \
+            [ "$case" = nobias ] && run=calls env=SPANGUARD_NO_BIAS=1
+            spans=$(env $env "$program" "$run" $with)
+            env $env valgrind --tool=callgrind --toggle-collect="$collect" \
                 --callgrind-out-file="$out/callgrind.out" "$program" "$run" $with >/dev/null 2>&1
             total=$(callgrind_annotate "$out/callgrind.out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
             echo "$label: $case: $((total / spans)) instructions a span (callgrind, $spans spans)"

@@ -11,7 +11,8 @@ use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT, flight_poo
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{
-    EndedUnqueued, Hold, SlabBacking, SlotError, SpanSlab, header_generation, header_state,
+    EndedUnqueued, FirstTry, Hold, SlabBacking, SlotError, SpanSlab, header_generation,
+    header_state,
 };
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
@@ -1150,14 +1151,96 @@ impl Tracer {
     /// kind known when it is compiled: one shared copy matched the kind at
     /// run time and cost an int attribute 24 more instructions than before
     /// arrays and bytes joined the value kinds.
+    ///
+    /// The common case (the span held under its bias or by one
+    /// compare-exchange, a new short ASCII key, a scalar or a short ASCII
+    /// string: `SpanRecord::try_set_short_attribute`) makes no call; every
+    /// other goes out of line whole, ending the setter (a tail call). With
+    /// a call that returned into it, the setter kept the record, the
+    /// pipeline, the owner and the value on the stack and saved six
+    /// registers on every call. A long string (an LLM prompt) goes out of
+    /// line at once.
     #[inline(always)]
-    pub fn set_attribute<'a>(
+    pub fn set_attribute<'a, V: Into<AttrInput<'a>> + Copy>(
         &self,
         s: SpanRef,
         key: &[u8],
-        value: impl Into<AttrInput<'a>>,
+        value: V,
+    ) -> Result<Notice, SpanError> {
+        if let AttrInput::Str(text) = value.into()
+            && text.len() > 32
+        {
+            return self.set_attribute_out_of_line(s, key, value);
+        }
+        if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
+            return self.set_attribute_out_of_line(s, key, value);
+        }
+        // Addressed before the hold, as in `with_open`.
+        let record = self.pipeline.slab.slot_address(s.slot);
+        let hold = match self.pipeline.slab.hold_open_first_try(s.slot, s.generation) {
+            FirstTry::Held(hold) => hold,
+            FirstTry::Unbias => return self.set_attribute_unbiasing(s, key, value),
+            FirstTry::Missed => return self.set_attribute_out_of_line(s, key, value),
+        };
+        // SAFETY: held (its bias, or WRITING), so the index is in bounds
+        // and the record ours to write.
+        let r = unsafe { &mut *record };
+        if r.marks & MARK_NON_RECORDING == 0
+            && r.try_set_short_attribute(key, &value.into(), limits_of(&self.pipeline, r))
+        {
+            self.pipeline.slab.release_open(s.slot, s.generation, hold);
+            return Ok(Notice::default());
+        }
+        self.set_attribute_held(s, key, value, hold)
+    }
+
+    /// `set_attribute` from the start: `with_open`, then every case.
+    #[inline(never)]
+    fn set_attribute_out_of_line<'a, V: Into<AttrInput<'a>>>(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: V,
     ) -> Result<Notice, SpanError> {
         self.with_open(s, |p, r| set_attribute(p, r, key, value.into()))?
+    }
+
+    /// `set_attribute` after `hold_open_first_try` took the slot but
+    /// found it biased: the bias taken out of line, as `hold_open` does.
+    #[cold]
+    #[inline(never)]
+    fn set_attribute_unbiasing<'a, V: Into<AttrInput<'a>>>(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: V,
+    ) -> Result<Notice, SpanError> {
+        match self.pipeline.slab.unbias_then_lock(s.slot, s.generation) {
+            Ok(hold) => self.set_attribute_held(s, key, value, hold),
+            Err(e) => Err(self.lock_refused(e)),
+        }
+    }
+
+    /// `set_attribute` on a span held already, for every case the inline
+    /// path leaves: what `with_open` does once it holds the span.
+    #[cold]
+    #[inline(never)]
+    fn set_attribute_held<'a, V: Into<AttrInput<'a>>>(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: V,
+        hold: Hold<'_>,
+    ) -> Result<Notice, SpanError> {
+        // SAFETY: held (its bias, or WRITING), as in `with_open`.
+        let r = unsafe { &mut *self.pipeline.slab.slot_address(s.slot) };
+        if r.marks & MARK_NON_RECORDING != 0 {
+            self.pipeline.slab.release_open(s.slot, s.generation, hold);
+            return Err(SpanError::NonRecording);
+        }
+        let out = set_attribute(&self.pipeline, r, key, value.into());
+        self.pipeline.slab.release_open(s.slot, s.generation, hold);
+        out
     }
 
     /// Sets several attributes under one lock of the span: the same result

@@ -186,6 +186,17 @@ impl Hold<'_> {
     }
 }
 
+/// What `hold_open_first_try` did.
+pub enum FirstTry<'a> {
+    /// The slot is the caller's to write.
+    Held(Hold<'a>),
+    /// The slot is WRITING, taken by the compare-exchange, but biased:
+    /// `unbias_then_lock` takes the bias (or says the owner's end won).
+    Unbias,
+    /// Nothing taken: `hold_open` answers.
+    Missed,
+}
+
 /// A slot `mark_ended_held` marked ENDED, for `queue_ended` to queue:
 /// made only there (its queue is in bounds), used once (not Copy).
 #[must_use = "a slot marked ENDED and never queued is never exported"]
@@ -513,6 +524,43 @@ impl SpanSlab {
         }
     }
 
+    /// `hold_open` with no call in it, for a caller that has out-of-line
+    /// paths of its own to go to (a setter: `Tracer::set_attribute`):
+    /// `Held` as `hold_open` would have given it; `Unbias` when the
+    /// compare-exchange took the slot (WRITING) but found it biased, to be
+    /// finished by `unbias_then_lock`; `Missed` when nothing was taken (a
+    /// refusal, another writer, a slot out of range), for `hold_open`.
+    /// The same steps as `hold_open`'s in the same order (its own are
+    /// written out in `lock_open_first_try`: through this, `end`'s hold
+    /// came back through the stack, 8 instructions more a span).
+    #[inline(always)]
+    pub fn hold_open_first_try(&self, index: u32, generation: u32) -> FirstTry<'_> {
+        if let Some(owner) = self.enter_biased(index, generation) {
+            return FirstTry::Held(Hold::Biased(owner));
+        }
+        if index < self.capacity {
+            let record = self.slot(index);
+            // Acquire: as in `lock_open`.
+            if record
+                .header
+                .compare_exchange(
+                    pack_header(generation, STATE_OPEN),
+                    pack_header(generation, STATE_WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return if record.bias.load(Ordering::Relaxed) == 0 {
+                    FirstTry::Held(Hold::Locked)
+                } else {
+                    FirstTry::Unbias
+                };
+            }
+        }
+        FirstTry::Missed
+    }
+
     /// `lock_open` for `hold_open`: its first compare-exchange inline, the
     /// rest (another writer to wait out, a bias to take, a refusal) out
     /// of line. Inlined whole, the loop and the `unbias` call made every
@@ -548,7 +596,7 @@ impl SpanSlab {
     /// `lock_open` reads ENDED and says so.
     #[cold]
     #[inline(never)]
-    fn unbias_then_lock(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
+    pub fn unbias_then_lock(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
         let number = self.slot(index).bias.load(Ordering::Relaxed);
         if self.unbias_slow(index, generation, number) {
             return Ok(Hold::Locked);

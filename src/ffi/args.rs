@@ -20,6 +20,22 @@ pub(super) unsafe fn bytes<'a>(p: *const c_char, len: usize) -> &'a [u8] {
     }
 }
 
+/// `bytes` of a pointer checked not NULL: the slice made straight from
+/// it, with no test of the length (which `bytes` makes so as to never
+/// make one from NULL). Through `bytes`, a setter kept both the caller's
+/// key pointer and the one chosen by that test in registers, and spilled
+/// one.
+///
+/// # Safety
+/// `p` must not be NULL, and be valid for `len` bytes.
+#[inline(always)]
+pub(super) unsafe fn bytes_non_null<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    debug_assert!(!p.is_null());
+    // SAFETY: the caller's contract; a non-NULL pointer to u8 is aligned,
+    // so a length of 0 is a valid empty slice too.
+    unsafe { std::slice::from_raw_parts(p.cast(), len) }
+}
+
 /// The bytes of a (pointer, length) argument (text, or a packed buffer);
 /// a NULL pointer is refused unless the length is 0.
 ///

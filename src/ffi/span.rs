@@ -6,7 +6,7 @@
 
 use std::ffi::c_char;
 
-use super::args::{bytes, text_arg};
+use super::args::{bytes, bytes_non_null, text_arg};
 use super::boundary::{ffi_boundary, require_non_null};
 use super::result::spanguard_result;
 use super::tracer::spanguard_tracer;
@@ -735,8 +735,8 @@ unsafe fn set_scalar(
 ) -> spanguard_result {
     ffi_boundary!(spanguard_result::Panic, {
         require_non_null!(key);
-        // SAFETY: key is valid for key_len bytes.
-        let key = unsafe { bytes(key, key_len) };
+        // SAFETY: key is not NULL and valid for key_len bytes.
+        let key = unsafe { bytes_non_null(key, key_len) };
         with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
     })
 }
@@ -803,8 +803,8 @@ pub unsafe extern "C" fn spanguard_span_set_string(
         if value.is_null() && value_len > 0 {
             return spanguard_result::NullArgument;
         }
-        // SAFETY: both are valid for their lengths.
-        let (key, value) = unsafe { (bytes(key, key_len), bytes(value, value_len)) };
+        // SAFETY: both are valid for their lengths; key is not NULL.
+        let (key, value) = unsafe { (bytes_non_null(key, key_len), bytes(value, value_len)) };
         with_span(span, |t, s| {
             notice_or_error(t.set_attribute(s, key, StrInput(value)))
         })

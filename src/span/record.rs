@@ -2149,6 +2149,87 @@ impl SpanRecord {
         self.set_attribute_past_table(key, *value, limits, store)
     }
 
+    /// `set_attribute`'s common case with no call in it, for a setter
+    /// whose other cases go out of line (`Tracer::set_attribute`): a new
+    /// ASCII key of at most 32 bytes, with room in the slot's table and
+    /// under the count limit, and a scalar value or an ASCII string of at
+    /// most 32 bytes within the value length limit, stored in the arena.
+    /// Stores what `set_attribute` would have stored (the same bytes in
+    /// the same places) and returns true; else returns false having
+    /// stored nothing (bytes written past `arena_used` are unused, as
+    /// after `store_key`'s own failed fast path), for `set_attribute`.
+    #[inline(always)]
+    pub fn try_set_short_attribute(
+        &mut self,
+        key: &[u8],
+        value: &ValueInput,
+        limits: &SpanLimits,
+    ) -> bool {
+        let count = self.attribute_count as usize;
+        let n = key.len();
+        if n == 0
+            || n > SHORT_TEXT
+            || count >= INLINE_ATTRIBUTES
+            || count >= limits.attribute_count as usize
+        {
+            return false;
+        }
+        // A key of the same length may be this one: `set_attribute`
+        // compares the bytes and replaces its value.
+        if self.attributes[..count]
+            .iter()
+            .any(|a| a.key_len as usize == n)
+        {
+            return false;
+        }
+        let start = self.arena_used as usize;
+        let Some(dst) = self.arena.get_mut(start..start + n) else {
+            return false;
+        };
+        if !copy_short_ascii(dst, key) {
+            return false;
+        }
+        let mut used = start + n;
+        let (kind, word) = match *value {
+            ValueInput::Int(i) => (ValueKind::Int, i as u64),
+            ValueInput::Double(d) => (ValueKind::Double, d.to_bits()),
+            ValueInput::Bool(b) => (ValueKind::Bool, b as u64),
+            ValueInput::Str(text) => {
+                let m = text.len();
+                // Within the limit in bytes, so in characters too.
+                if m > SHORT_TEXT || m > limits.value_len() {
+                    return false;
+                }
+                let Some(dst) = self.arena.get_mut(used..used + m) else {
+                    return false;
+                };
+                if !copy_short_ascii(dst, text) {
+                    return false;
+                }
+                let at = used;
+                used += m;
+                (
+                    ValueKind::String,
+                    pack(TextRef {
+                        offset: at as u32,
+                        len: m as u32,
+                    }),
+                )
+            }
+            _ => return false,
+        };
+        self.arena_used = used as u16;
+        self.attributes[count] = AttributeRecord {
+            key: start as u32,
+            key_len: n as u16,
+            value_kind: kind as u8,
+            room: 0,
+            value: word,
+        };
+        self.attribute_count += 1;
+        true
+    }
+
     /// Counts a key cut to `MAX_KEY_BYTES`: `set_attribute` cuts it, and
     /// its caller, which answers TRUNCATED, counts it here (out of the
     /// record's common path). A key cut in silence could take another long
@@ -3678,6 +3759,102 @@ mod tests {
             Value::Str(t) if k.to_string_lossy() == key => Some(t.to_string_lossy()),
             _ => None,
         })
+    }
+
+    /// The record's bytes with the arena past `arena_used` left out: what
+    /// a failed fast path may have written there is unused.
+    fn used_bytes(r: &SpanRecord) -> Vec<u8> {
+        // SAFETY: the record's own bytes, read while borrowed.
+        let mut b = unsafe {
+            std::slice::from_raw_parts(
+                r as *const SpanRecord as *const u8,
+                std::mem::size_of::<SpanRecord>(),
+            )
+        }
+        .to_vec();
+        let arena = std::mem::offset_of!(SpanRecord, arena);
+        b[arena + r.arena_used as usize..arena + ARENA_BYTES].fill(0);
+        b
+    }
+
+    #[test]
+    fn the_short_attribute_path_stores_what_set_attribute_stores() {
+        // Each attribute set on one record by `set_attribute` and on
+        // another as `Tracer::set_attribute` sets it (the short path, else
+        // `set_attribute`): the two records stay the same, byte for byte,
+        // and the short path takes only what `set_attribute` would have
+        // stored with nothing to say.
+        let long_key = [b'k'; 40];
+        let keys: Vec<Vec<u8>> = [
+            &b"k\xff"[..],
+            b"a",
+            b"ab",
+            b"abc",
+            b"key7bts",
+            b"eight_by",
+            b"sixteen_bytes_ok",
+            b"seventeen_bytes_x",
+            b"gen_ai.usage.input_tokens",
+            b"thirty_two_bytes_of_key_exactly!",
+            b"thirty_three_bytes_of_key_exactly",
+            &long_key,
+            b"",
+            b"caf\xc3\xa9",
+            b"b",
+            b"a",
+            b"gen_ai.usage.input_tokens",
+            b"gen_ai.request.model",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+        let text32 = [b't'; 32];
+        let text33 = [b't'; 33];
+        let values = [
+            ValueInput::Int(-7),
+            ValueInput::Double(2.5),
+            ValueInput::Bool(true),
+            ValueInput::Str(b""),
+            ValueInput::Str(b"gpt-4o"),
+            ValueInput::Str(&text32),
+            ValueInput::Str(&text33),
+            ValueInput::Str(b"na\xc3\xafve"),
+            ValueInput::Str(b"bad\xff"),
+            ValueInput::Bytes(b"raw"),
+        ];
+        let limited = SpanLimits {
+            attribute_count: 5,
+            attribute_value_length: 5,
+            ..SpanLimits::default()
+        };
+        let (mut short, mut other) = (0, 0);
+        for limits in [SpanLimits::default(), limited] {
+            for shift in 0..values.len() {
+                let (mut a, mut b) = (blank(), blank());
+                // One store each: they take the same chunks in turn.
+                let (store_a, store_b) = (TestStore::new(64), TestStore::new(64));
+                // Past the slot's table too: the keys again with a number.
+                for round in 0..5 {
+                    for (i, key) in keys.iter().enumerate() {
+                        let mut key = key.clone();
+                        if round > 0 && !key.is_empty() {
+                            key.extend_from_slice(format!(".{round}").as_bytes());
+                        }
+                        let value = &values[(i + shift) % values.len()];
+                        let want = a.set_attribute(&key, value, &limits, &store_a);
+                        if b.try_set_short_attribute(&key, value, &limits) {
+                            short += 1;
+                            assert_eq!(want, Ok(TextOutcome::default()), "{key:?}");
+                        } else {
+                            other += 1;
+                            assert_eq!(b.set_attribute(&key, value, &limits, &store_b), want);
+                        }
+                        assert!(used_bytes(&a) == used_bytes(&b), "{key:?} {value:?}");
+                    }
+                }
+            }
+        }
+        assert!(short > 100 && other > 100, "{short} {other}");
     }
 
     #[test]
