@@ -999,6 +999,42 @@ fn a_span_id_that_names_no_span_lists_the_ids_to_pick_from() {
 }
 
 #[test]
+fn a_slip_in_a_command_or_option_names_the_one_meant() {
+    // `spanguard chek`, `show --erors`, `show -last 1` ("-last: No such
+    // file or directory"): the message named the slip and nothing else.
+    let root = std::env::temp_dir().join(format!("sg-cli-slip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .expect("run spanguard");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        text(&out.stderr)
+    };
+    assert_eq!(
+        run(&["chek"]),
+        "spanguard: unknown command \"chek\", did you mean check? (spanguard --help lists them)\n"
+    );
+    assert_eq!(
+        run(&["show", "--erors"]),
+        "spanguard show: unknown option --erors, did you mean --errors? (spanguard show --help)\n"
+    );
+    assert_eq!(
+        run(&["show", "-last", "1"]),
+        "spanguard show: unknown option -last: an option takes two dashes, --last (spanguard \
+         show --help)\n"
+    );
+    assert!(
+        run(&["check", "--endpont", "http://127.0.0.1:1"]).contains("did you mean --endpoint?")
+    );
+    assert!(run(&["tail", "--from-strat"]).contains("did you mean --from-start?"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn errors_finds_a_trace_whose_span_the_program_never_ended() {
     // The OpenAI instrumentations for Node leave the span of a call that
     // got a 500 open; spanguard ends it at shutdown, marked, with no error
