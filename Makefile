@@ -438,11 +438,24 @@ build/examples/agent_demo: examples/c/agent_demo.c include/spanguard.h build
 	mkdir -p build/examples
 	$(CC) -std=c11 -Wall -Wextra -O2 -Iinclude $< -L$(LIBDIR) -lspanguard -lpthread -Wl,-rpath,$(LIBDIR) -o $@
 
+# Ends saying what was drawn, where the files and the command are, and what
+# to run next: a newcomer typed README's `spanguard show` and got "command not
+# found" (the command is not on PATH in a checkout), then, with it on PATH,
+# "no spans found" (the demo writes to build/demo-spans, not the default sink).
 demo: build/examples/agent_demo
 	rm -rf build/demo-spans
 	SPANGUARD_SINK_DIR=build/demo-spans build/examples/agent_demo
 	target/release/spanguard show build/demo-spans
 	target/release/spanguard show --html build/demo-spans.html build/demo-spans
+	@echo
+	@echo "Above: one trace, one run of the sample agent (examples/c/agent_demo.c). Each line is a span:"
+	@echo "one timed step of it (an LLM call, a tool call), under the step that started it."
+	@echo "  the spans     build/demo-spans/*.jsonl (OTLP/JSON, one export request a line)"
+	@echo "  the page      build/demo-spans.html (open it in a browser; click a span for its prompt)"
+	@echo "  the command   target/release/spanguard, not on PATH: export PATH=$(CURDIR)/target/release:\$$PATH"
+	@echo "Then: spanguard show --full build/demo-spans (every attribute whole). Your own program's spans"
+	@echo "go to the local sink (~/.local/state/spanguard/spans by default), which spanguard show reads"
+	@echo "with no DIR: README's \"Looking at your spans\"."
 
 # --- shipping ---------------------------------------------------------------
 

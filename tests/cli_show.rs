@@ -877,6 +877,164 @@ fn with_an_endpoint_set_an_empty_sink_says_where_the_spans_went() {
 }
 
 #[test]
+fn an_empty_default_sink_says_where_it_looked_and_what_writes_there() {
+    // A newcomer ran `make demo` (spans in build/demo-spans) then README's
+    // `spanguard show`: it said "no spans found", not where it had
+    // looked nor how to read the demo's directory.
+    let root = std::env::temp_dir().join(format!("sg-cli-looked-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (sink, spool) = (root.join("no-such-sink"), root.join("spool"));
+    std::fs::create_dir_all(&spool).expect("spool dir");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
+    c.current_dir(&root)
+        .arg("show")
+        .env("SPANGUARD_SINK_DIR", &sink)
+        .env("SPANGUARD_SPOOL_DIR", &spool);
+    for k in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        c.env_remove(k);
+    }
+    let out = c.output().expect("run spanguard");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "spanguard: no spans found in the local sink ({}) nor the spool ({})",
+            sink.display(),
+            spool.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("to read spans written elsewhere: spanguard show DIR"),
+        "{err}"
+    );
+    // A directory named on the command line is named back, alone.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let out = show(&root, &["empty"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("spanguard: no spans found in empty\n"),
+        "{err}"
+    );
+    assert!(!err.contains("spanguard show DIR"), "{err}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_span_id_that_names_no_span_lists_the_ids_to_pick_from() {
+    // README's `spanguard show --span b7ad6b71` copied as written, on the
+    // demo's spans: "no trace matches", and the waterfall shows no span
+    // id to try instead. The spans are listed with their ids, the LLM
+    // calls first, at most 20.
+    let span = |id: String, name: &str, attrs: &str| {
+        let parent = if name == "agent.session" {
+            ""
+        } else {
+            r#""parentSpanId":"a0a0a0a0a0a0a0a0","#
+        };
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{}",{}"#,
+                r#""name":"{}","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{}]}}"#
+            ),
+            id,
+            parent,
+            name,
+            T0,
+            T0 + MS,
+            attrs
+        )
+    };
+    let mut spans = vec![span("a0a0a0a0a0a0a0a0".into(), "agent.session", "")];
+    for i in 0..23 {
+        spans.push(span(format!("{:016x}", i + 1), "tool.call", ""));
+    }
+    spans.push(span(
+        "c2c2c2c2c2c2c2c2".into(),
+        "llm.chat",
+        r#"{"key":"gen_ai.request.model","value":{"stringValue":"gpt-4o"}}"#,
+    ));
+    let line = format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{}]}}]}}]}}"#
+        ),
+        spans.join(",")
+    );
+    let root = sink_of("span-list", line);
+    let out = show(&root, &["--span", "b7ad6b71", "svc-1.jsonl"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        "spanguard: no span id starts with b7ad6b71; the spans here (--span takes the start of an id):",
+        "{err}"
+    );
+    assert_eq!(lines[1], "  c2c2c2c2c2c2c2c2  llm.chat  gpt-4o", "{err}");
+    assert_eq!(lines[2], "  a0a0a0a0a0a0a0a0  agent.session", "{err}");
+    assert_eq!(lines.len(), 1 + 20 + 1, "{err}");
+    assert_eq!(
+        lines[21], "  … and 5 more (--name TEXT or --trace ID lists fewer)",
+        "{err}"
+    );
+    // With another option that keeps nothing, no list.
+    let out = show(
+        &root,
+        &["--span", "b7ad", "--name", "nothing", "svc-1.jsonl"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "spanguard: no span id starts with b7ad, and no trace matches the other options\n"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_slip_in_a_command_or_option_names_the_one_meant() {
+    // `spanguard chek`, `show --erors`, `show -last 1` ("-last: No such
+    // file or directory"): the message named the slip and nothing else.
+    let root = std::env::temp_dir().join(format!("sg-cli-slip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .expect("run spanguard");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        text(&out.stderr)
+    };
+    assert_eq!(
+        run(&["chek"]),
+        "spanguard: unknown command \"chek\", did you mean check? (spanguard --help lists them)\n"
+    );
+    assert_eq!(
+        run(&["show", "--erors"]),
+        "spanguard show: unknown option --erors, did you mean --errors? (spanguard show --help)\n"
+    );
+    assert_eq!(
+        run(&["show", "-last", "1"]),
+        "spanguard show: unknown option -last: an option takes two dashes, --last (spanguard \
+         show --help)\n"
+    );
+    assert!(
+        run(&["check", "--endpont", "http://127.0.0.1:1"]).contains("did you mean --endpoint?")
+    );
+    assert!(run(&["tail", "--from-strat"]).contains("did you mean --from-start?"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn errors_finds_a_trace_whose_span_the_program_never_ended() {
     // The OpenAI instrumentations for Node leave the span of a call that
     // got a 500 open; spanguard ends it at shutdown, marked, with no error

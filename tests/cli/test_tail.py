@@ -140,3 +140,29 @@ def test_a_sink_file_whose_name_is_no_utf8_is_followed(cli, sample, tmp_path):
     lines = f.wait_for(1, "the spans of the file named in Latin-1")
     assert f.stop() == 0
     assert any("POST /refunds" in l for l in lines), lines
+
+
+def first_line(cli, *args):
+    proc = subprocess.Popen([str(cli), "tail", *args, "--interval", "50"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        return proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_the_first_line_says_what_tail_shows_and_that_a_directory_is_missing(cli, tmp_path):
+    # After `make demo`, `spanguard tail build/demo-spans` printed nothing
+    # (it shows the spans that arrive from then on) and did not say so; a
+    # misspelt directory was followed without a word.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    assert first_line(cli, str(sink)) == (
+        f"spanguard: following {sink}: spans from now on (--from-start first shows those already "
+        "there; Ctrl-C stops)\n")
+    assert first_line(cli, str(sink), "--from-start") == f"spanguard: following {sink} (Ctrl-C stops)\n"
+    missing = tmp_path / "no-such-sink"
+    assert first_line(cli, str(missing)) == (
+        f"spanguard: following {missing}, which does not exist yet: a program traced with spanguard "
+        "makes it when it writes its first spans there (Ctrl-C stops)\n")

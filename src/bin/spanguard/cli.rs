@@ -86,7 +86,15 @@ pub fn run(args: &[String], version: &str) -> ExitCode {
         Some("replay") => replay::run(&args[1..]),
         Some("check") => check::run(&args[1..]),
         Some(other) => {
-            eprintln!("spanguard: unknown command {other:?} (spanguard --help lists them)");
+            let commands = ["show", "tail", "spool", "replay", "check"];
+            match args::closest(other, commands.into_iter()) {
+                Some(c) => eprintln!(
+                    "spanguard: unknown command {other:?}, did you mean {c}? (spanguard --help lists them)"
+                ),
+                None => {
+                    eprintln!("spanguard: unknown command {other:?} (spanguard --help lists them)")
+                }
+            }
             ExitCode::from(2)
         }
         None => {

@@ -10,7 +10,7 @@ use super::args::Args;
 use super::clock_text::parse_moment;
 use super::sources::load;
 use super::terminal::{Style, render_trace};
-use super::traces::{Filter, SpanPick, Trace, assemble, describe_origins};
+use super::traces::{Filter, Node, SpanPick, Trace, assemble, describe_origins};
 
 pub const HELP: &str = "\
 usage: spanguard show [DIR|FILE...] [options]
@@ -132,6 +132,7 @@ pub fn run(args: &[String]) -> ExitCode {
     // sink stays empty: a user who looked here after pointing their agent
     // at a collector read only "no spans", and no reason.
     let mut endpoint_set = false;
+    let mut defaults = None;
     let inputs: Vec<PathBuf> = if a.positional.is_empty() {
         let config = match super::settings::from_env() {
             Ok(c) => c,
@@ -154,6 +155,7 @@ pub fn run(args: &[String]) -> ExitCode {
             }
             return ExitCode::FAILURE;
         }
+        defaults = Some((sink, spool));
         present
     } else {
         a.positional.iter().map(PathBuf::from).collect()
@@ -168,6 +170,19 @@ pub fn run(args: &[String]) -> ExitCode {
     let read_anything = !loaded.origins.is_empty();
     let (traces, origins, duplicates) = assemble(loaded);
     let total = traces.len();
+    // `--span ID` that names no span: a newcomer copies README's example
+    // id, and the waterfall shows no ids; the spans the other options
+    // keep are listed with theirs, to copy one.
+    let other_spans = match filter.span {
+        Some(_) if !traces.iter().any(|t| filter.keeps(t)) => {
+            let others = Filter {
+                span: None,
+                ..filter.clone()
+            };
+            span_ids(traces.iter().filter(|t| others.keeps(t)))
+        }
+        _ => Vec::new(),
+    };
     let mut shown: Vec<_> = traces.into_iter().filter(|t| filter.keeps(t)).collect();
     let matched = shown.len();
     if let Some(n) = last {
@@ -258,9 +273,35 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     if shown.is_empty() {
         if total == 0 {
-            eprintln!("spanguard: no spans found");
+            // Where it looked, and what writes there: "no spans found"
+            // alone left a newcomer (whose `make demo` wrote elsewhere)
+            // with nothing to try.
+            match &defaults {
+                Some((sink, spool)) => eprintln!(
+                    "spanguard: no spans found in the local sink ({}) nor the spool ({})",
+                    super::terminal::clean(&sink.display().to_string()),
+                    super::terminal::clean(&spool.display().to_string())
+                ),
+                None => eprintln!("spanguard: no spans found in {}", looked_in(&inputs)),
+            }
             if endpoint_set {
                 eprintln!("{ENDPOINT_NOTE}");
+            } else if defaults.is_some() {
+                eprintln!("{NO_SPANS_NOTE}");
+            }
+        } else if let (Some(_), Some(v)) = (filter.span, a.value("--span")) {
+            let v = super::terminal::clean(v);
+            if other_spans.is_empty() {
+                eprintln!(
+                    "spanguard: no span id starts with {v}, and no trace matches the other options"
+                );
+            } else {
+                eprintln!(
+                    "spanguard: no span id starts with {v}; the spans here (--span takes the start of an id):"
+                );
+                for line in &other_spans {
+                    eprintln!("  {line}");
+                }
             }
         } else {
             eprintln!("spanguard: no trace matches");
@@ -268,6 +309,52 @@ pub fn run(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Said when the default directories hold nothing and no endpoint is set.
+const NO_SPANS_NOTE: &str = "spanguard: a program traced with spanguard writes its spans to that \
+sink (SPANGUARD_SINK_DIR) as it runs, unless OTEL_EXPORTER_OTLP_ENDPOINT is set; to read spans \
+written elsewhere: spanguard show DIR";
+
+/// The most spans `--span` lists when its id names none.
+const SPANS_LISTED: usize = 20;
+
+/// The directories and files read, as the message that found nothing
+/// says them.
+fn looked_in(inputs: &[PathBuf]) -> String {
+    inputs
+        .iter()
+        .map(|p| super::terminal::clean(&p.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Each span's id and name, GenAI calls (a model or tokens) first, at
+/// most `SPANS_LISTED`, then how many more.
+fn span_ids<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<String> {
+    let mut spans: Vec<_> = traces.flat_map(|t| t.nodes.iter()).collect();
+    let rest = spans.len().saturating_sub(SPANS_LISTED);
+    let words = |n: &Node| super::terminal::genai_words(&n.span);
+    spans.sort_by_key(|n| words(n).is_empty());
+    let mut lines: Vec<String> = spans
+        .iter()
+        .take(SPANS_LISTED)
+        .map(|n| {
+            let line = format!(
+                "{}  {}  {}",
+                super::traces::hex(&n.span.span_id),
+                super::terminal::clean(&n.span.name),
+                words(n)
+            );
+            line.trim_end().to_string()
+        })
+        .collect();
+    if rest > 0 {
+        lines.push(format!(
+            "… and {rest} more (--name TEXT or --trace ID lists fewer)"
+        ));
+    }
+    lines
 }
 
 /// More traces than a terminal shows at once: `show` then says how to

@@ -118,11 +118,25 @@ pub fn run(args: &[String]) -> ExitCode {
         origins: Vec::new(),
         refused: HashMap::new(),
     };
-    eprintln!(
-        "spanguard: following {} (Ctrl-C stops)",
-        tailer.dir.display()
-    );
-    tailer.start(a.flag("--from-start"));
+    // A newcomer's `tail build/demo-spans` after the demo printed nothing
+    // (it shows spans as they arrive), and a misspelt directory was
+    // followed without a word: the first line says both.
+    let from_start = a.flag("--from-start");
+    let shown = super::terminal::clean(&tailer.dir.display().to_string());
+    if !tailer.dir.is_dir() {
+        eprintln!(
+            "spanguard: following {shown}, which does not exist yet: a program traced with \
+             spanguard makes it when it writes its first spans there (Ctrl-C stops)"
+        );
+    } else if from_start {
+        eprintln!("spanguard: following {shown} (Ctrl-C stops)");
+    } else {
+        eprintln!(
+            "spanguard: following {shown}: spans from now on (--from-start first shows those \
+             already there; Ctrl-C stops)"
+        );
+    }
+    tailer.start(from_start);
     while !STOP.load(Ordering::Relaxed) {
         tailer.poll();
         let mut slept = Duration::ZERO;

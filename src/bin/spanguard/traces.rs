@@ -79,7 +79,7 @@ impl Trace {
 }
 
 /// What `show` keeps.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Filter {
     /// A prefix of the trace id, in hex.
     pub trace: Option<String>,
