@@ -722,6 +722,7 @@ impl Exporter {
             spans,
             origin: Origin::Fresh,
             cut_counted,
+            cut_at: self.encoder.cut_at(),
         };
         self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);
