@@ -401,3 +401,68 @@ fn two_scopes_one_schema_url_apart_are_cut_and_counted_each_on_their_own() {
     closed.store(true, Ordering::Release);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+const CHILD: &str = "SPANGUARD_TEST_UP_FRONT_CHILD";
+
+#[test]
+fn a_resource_cut_up_front_is_said_as_cut_before_sending_not_as_refused() {
+    // A resource value 32 maps deep, refused by the server and taken cut:
+    // "the server refused every request for it". Then a resource set anew
+    // with a value 40 deep, cut up front (the server never sees it): it
+    // was said with the same line, "the server refused every request for
+    // it", which the server never did. Now it says it was cut before
+    // sending. Run in a copy of this test binary, whose stderr is read.
+    if std::env::var_os(CHILD).is_some() {
+        let (tracer, dir, _taken, _requests, closed) =
+            to_a_nesting_limited_backend("value-depth-up-front-said");
+        let resource = |levels: u32| {
+            vec![(
+                "labels".to_string(),
+                ResourceValue::Any(nested_maps(levels)),
+            )]
+        };
+        tracer.set_resource(resource(32)).expect("resource");
+        spans_of(&tracer, 2, ("", "", ""));
+        tracer.set_resource(resource(40)).expect("resource");
+        spans_of(&tracer, 1, ("", "", ""));
+        let stats = tracer.stats();
+        assert_eq!((stats.spans_exported, stats.values_truncated), (3, 2));
+        tracer.shutdown(Duration::from_secs(10)).ok();
+        closed.store(true, Ordering::Release);
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
+    let mut run = std::process::Command::new(std::env::current_exe().expect("this test binary"));
+    run.args([
+        "--exact",
+        "a_resource_cut_up_front_is_said_as_cut_before_sending_not_as_refused",
+        "--test-threads=1",
+    ]);
+    run.env(CHILD, "1").env_remove("OTEL_LOG_LEVEL");
+    let out = run.output().expect("the copy starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}{said}"
+    );
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("nested deeper"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].contains(
+            "hold 1 value nested deeper than 16 levels: the server refused every request for it"
+        ),
+        "{said}"
+    );
+    assert!(
+        lines[1].contains(
+            "set anew, hold 1 value nested deeper than 16 levels: it is emptied past level 16 \
+             before sending, as the server refused every request for a value that deep in the \
+             ones they replace (it never saw it;"
+        ),
+        "{said}"
+    );
+}

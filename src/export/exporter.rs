@@ -531,15 +531,13 @@ impl Exporter {
                 // one request a batch, not five found out again. A value
                 // the one before did not hold is counted now.
                 let cut = resource.cut_to_depth(&self.depth_cut, SAFE_VALUE_DEPTH);
+                // Said as cut before sending, not as refused: the server
+                // never saw it.
                 let shared = resource.depth_cuts_new(&cut, &before);
-                if shared > 0 {
-                    self.host.record(Outcome::Emptied {
-                        origin: Origin::Fresh,
-                        values: 0,
-                        shared,
-                        depth: SAFE_VALUE_DEPTH,
-                    });
-                }
+                Stats::add(&p.stats.values_truncated, shared);
+                self.host
+                    .diagnostics
+                    .shared_values_cut_up_front(shared, SAFE_VALUE_DEPTH);
                 resource = cut;
             }
             self.resource = Arc::new(resource);
