@@ -466,3 +466,55 @@ fn a_resource_cut_up_front_is_said_as_cut_before_sending_not_as_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn a_resource_value_set_back_after_another_is_counted_once() {
+    // Resource values A (33 maps) and B (40) set in turn, as a bridged
+    // SDK's providers may: A refused and taken cut (counted), B cut up
+    // front (counted), then A set again was counted again (only the
+    // resource just before was compared): values_truncated 3, then 4 at
+    // B again, for two values. values_truncated counts values cut: each
+    // distinct value once (the last 256 remembered).
+    let (tracer, dir, taken, requests, closed) =
+        to_a_nesting_limited_backend("value-depth-resource-set-back");
+    let resource = |levels: u32| {
+        vec![(
+            "labels".to_string(),
+            ResourceValue::Any(nested_maps(levels)),
+        )]
+    };
+    tracer.set_resource(resource(33)).expect("resource");
+    spans_of(&tracer, 2, ("", "", ""));
+    assert_eq!(
+        tracer.stats().values_truncated,
+        1,
+        "A, refused and taken cut"
+    );
+    let mut sent = 2;
+    // (maps deep, values counted cut in all)
+    let steps = [(40, 2), (33, 2), (40, 2), (33, 2), (35, 3), (40, 3)];
+    for (step, (levels, counted)) in steps.into_iter().enumerate() {
+        tracer.set_resource(resource(levels)).expect("resource");
+        let before = requests.load(Ordering::Relaxed);
+        spans_of(&tracer, 1, ("", "", ""));
+        sent += 1;
+        let stats = tracer.stats();
+        let what = format!("step {step}: {levels} maps");
+        assert_eq!(
+            (stats.spans_exported, stats.dropped_export_failed),
+            (sent, 0),
+            "{what}"
+        );
+        assert_eq!(stats.values_truncated, counted, "{what}");
+        assert_eq!(
+            requests.load(Ordering::Relaxed) - before,
+            1,
+            "{what}: one request, cut up front"
+        );
+        let last = taken.lock().unwrap().last().cloned().expect("a body");
+        assert_eq!(shared_maps(&last), vec![16], "{what}");
+    }
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}
