@@ -518,3 +518,67 @@ fn a_resource_value_set_back_after_another_is_counted_once() {
     closed.store(true, Ordering::Release);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_span_value_the_encoder_cut_and_the_server_refused_for_its_depth_is_counted_once() {
+    // One attribute value, a map of a 20 KB prompt and a map 40 deep, on a
+    // span alone over the size limit of a request of one span (here half
+    // the spool's cap): the exporter's encoder cut the prompt (counted),
+    // the server refused the request for the depth, and the depth rescue
+    // emptied the same value past 16 levels (counted again):
+    // values_truncated 2 for one value. Now 1: the request says where the
+    // encoder cut.
+    use spanguard::span::any_value::AnyValueRef;
+    use support::len_field;
+    let (url, closed) = support::backend(move |body| {
+        if message_depth(body, M::Request, 1, &mut Vec::new()) > 100 {
+            return 400;
+        }
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        "value-depth-encoder-cut",
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            schedule_delay: Duration::from_secs(600),
+            max_request_bytes: 4096,
+            spool_max_bytes: 16 << 10,
+            ..TracerConfig::default()
+        },
+    );
+    let member = |key: &str, value: &[u8]| {
+        let kv = [len_field(0x0a, key.as_bytes()), len_field(0x12, value)].concat();
+        len_field(0x0a, &kv)
+    };
+    let prompt = len_field(0x0a, &[b'p'; 20_000]);
+    let value = len_field(
+        0x32,
+        &[member("prompt", &prompt), member("deep", &nested_maps(40))].concat(),
+    );
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    let any = AnyValueRef::check(&value).expect("a well-formed AnyValue");
+    tracer
+        .set_attribute(s, b"messages", AttrInput::AnyValue(any))
+        .expect("set");
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(
+        (
+            stats.spans_exported,
+            stats.dropped_export_failed,
+            stats.values_truncated
+        ),
+        (1, 0, 1),
+        "one value cut both ways, counted once"
+    );
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}
