@@ -401,3 +401,184 @@ fn two_scopes_one_schema_url_apart_are_cut_and_counted_each_on_their_own() {
     closed.store(true, Ordering::Release);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+const CHILD: &str = "SPANGUARD_TEST_UP_FRONT_CHILD";
+
+#[test]
+fn a_resource_cut_up_front_is_said_as_cut_before_sending_not_as_refused() {
+    // A resource value 32 maps deep, refused by the server and taken cut:
+    // "the server refused every request for it". Then a resource set anew
+    // with a value 40 deep, cut up front (the server never sees it): it
+    // was said with the same line, "the server refused every request for
+    // it", which the server never did. Now it says it was cut before
+    // sending. Run in a copy of this test binary, whose stderr is read.
+    if std::env::var_os(CHILD).is_some() {
+        let (tracer, dir, _taken, _requests, closed) =
+            to_a_nesting_limited_backend("value-depth-up-front-said");
+        let resource = |levels: u32| {
+            vec![(
+                "labels".to_string(),
+                ResourceValue::Any(nested_maps(levels)),
+            )]
+        };
+        tracer.set_resource(resource(32)).expect("resource");
+        spans_of(&tracer, 2, ("", "", ""));
+        tracer.set_resource(resource(40)).expect("resource");
+        spans_of(&tracer, 1, ("", "", ""));
+        let stats = tracer.stats();
+        assert_eq!((stats.spans_exported, stats.values_truncated), (3, 2));
+        tracer.shutdown(Duration::from_secs(10)).ok();
+        closed.store(true, Ordering::Release);
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
+    let mut run = std::process::Command::new(std::env::current_exe().expect("this test binary"));
+    run.args([
+        "--exact",
+        "a_resource_cut_up_front_is_said_as_cut_before_sending_not_as_refused",
+        "--test-threads=1",
+    ]);
+    run.env(CHILD, "1").env_remove("OTEL_LOG_LEVEL");
+    let out = run.output().expect("the copy starts");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}{said}"
+    );
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("nested deeper"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].contains(
+            "hold 1 value nested deeper than 16 levels: the server refused every request for it"
+        ),
+        "{said}"
+    );
+    assert!(
+        lines[1].contains(
+            "set anew, hold 1 value nested deeper than 16 levels: it is emptied past level 16 \
+             before sending, as the server refused every request for a value that deep in the \
+             ones they replace (it never saw it;"
+        ),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_resource_value_set_back_after_another_is_counted_once() {
+    // Resource values A (33 maps) and B (40) set in turn, as a bridged
+    // SDK's providers may: A refused and taken cut (counted), B cut up
+    // front (counted), then A set again was counted again (only the
+    // resource just before was compared): values_truncated 3, then 4 at
+    // B again, for two values. values_truncated counts values cut: each
+    // distinct value once (the last 256 remembered).
+    let (tracer, dir, taken, requests, closed) =
+        to_a_nesting_limited_backend("value-depth-resource-set-back");
+    let resource = |levels: u32| {
+        vec![(
+            "labels".to_string(),
+            ResourceValue::Any(nested_maps(levels)),
+        )]
+    };
+    tracer.set_resource(resource(33)).expect("resource");
+    spans_of(&tracer, 2, ("", "", ""));
+    assert_eq!(
+        tracer.stats().values_truncated,
+        1,
+        "A, refused and taken cut"
+    );
+    let mut sent = 2;
+    // (maps deep, values counted cut in all)
+    let steps = [(40, 2), (33, 2), (40, 2), (33, 2), (35, 3), (40, 3)];
+    for (step, (levels, counted)) in steps.into_iter().enumerate() {
+        tracer.set_resource(resource(levels)).expect("resource");
+        let before = requests.load(Ordering::Relaxed);
+        spans_of(&tracer, 1, ("", "", ""));
+        sent += 1;
+        let stats = tracer.stats();
+        let what = format!("step {step}: {levels} maps");
+        assert_eq!(
+            (stats.spans_exported, stats.dropped_export_failed),
+            (sent, 0),
+            "{what}"
+        );
+        assert_eq!(stats.values_truncated, counted, "{what}");
+        assert_eq!(
+            requests.load(Ordering::Relaxed) - before,
+            1,
+            "{what}: one request, cut up front"
+        );
+        let last = taken.lock().unwrap().last().cloned().expect("a body");
+        assert_eq!(shared_maps(&last), vec![16], "{what}");
+    }
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_span_value_the_encoder_cut_and_the_server_refused_for_its_depth_is_counted_once() {
+    // One attribute value, a map of a 20 KB prompt and a map 40 deep, on a
+    // span alone over the size limit of a request of one span (here half
+    // the spool's cap): the exporter's encoder cut the prompt (counted),
+    // the server refused the request for the depth, and the depth rescue
+    // emptied the same value past 16 levels (counted again):
+    // values_truncated 2 for one value. Now 1: the request says where the
+    // encoder cut.
+    use spanguard::span::any_value::AnyValueRef;
+    use support::len_field;
+    let (url, closed) = support::backend(move |body| {
+        if message_depth(body, M::Request, 1, &mut Vec::new()) > 100 {
+            return 400;
+        }
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        "value-depth-encoder-cut",
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            schedule_delay: Duration::from_secs(600),
+            max_request_bytes: 4096,
+            spool_max_bytes: 16 << 10,
+            ..TracerConfig::default()
+        },
+    );
+    let member = |key: &str, value: &[u8]| {
+        let kv = [len_field(0x0a, key.as_bytes()), len_field(0x12, value)].concat();
+        len_field(0x0a, &kv)
+    };
+    let prompt = len_field(0x0a, &[b'p'; 20_000]);
+    let value = len_field(
+        0x32,
+        &[member("prompt", &prompt), member("deep", &nested_maps(40))].concat(),
+    );
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    let any = AnyValueRef::check(&value).expect("a well-formed AnyValue");
+    tracer
+        .set_attribute(s, b"messages", AttrInput::AnyValue(any))
+        .expect("set");
+    tracer.end(s, 0).expect("end");
+    assert!(
+        tracer
+            .flush(Duration::from_secs(30))
+            .expect("flush")
+            .is_done()
+    );
+    let stats = tracer.stats();
+    assert_eq!(
+        (
+            stats.spans_exported,
+            stats.dropped_export_failed,
+            stats.values_truncated
+        ),
+        (1, 0, 1),
+        "one value cut both ways, counted once"
+    );
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}

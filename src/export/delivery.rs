@@ -65,6 +65,16 @@ pub struct Request<'a> {
     /// counts only the values it cuts besides (`value_cut::cut_to_fit`).
     /// A spool file keeps it in its header, for the replay.
     pub cut_counted: u64,
+    /// Of those, the attribute values of spans, events and links a cut to
+    /// a size shortened, by their place in the request (`CutRequest::at`:
+    /// the same in the request cut or not): the encoder's cut of a lone
+    /// span (`RequestEncoder::cut_at`). A depth rescue that empties one of
+    /// them counts it no more: one value cut both ways is one value cut.
+    /// Empty when the cuts were of string and bytes attribute values only
+    /// (the span budget's: no depth cut empties one), and for a request
+    /// read back from the spool or a journal, whose header holds the count
+    /// alone.
+    pub cut_at: &'a [u64],
 }
 
 /// What happened to (some of) a request's spans. Each span of a request
@@ -703,7 +713,7 @@ impl Delivery {
                         self.learn_accepted(last);
                     }
                     let taken = matches!(fate, Fate::Done);
-                    self.count_cuts(piece.origin, &size, emptied, taken, host);
+                    self.count_cuts(&piece, &size, emptied, taken, host);
                     self.follow(fate, &piece, host, false);
                     return true;
                 }
@@ -946,7 +956,7 @@ impl Delivery {
             // Kept, no later step counts them: a spool file holds them cut.
             fate => {
                 let taken = matches!(fate, Fate::Done);
-                self.count_cuts(piece.origin, cut_before, Some(&cut.emptied), taken, host);
+                self.count_cuts(&piece, cut_before, Some(&cut.emptied), taken, host);
                 self.follow(fate, &piece, host, false);
                 None
             }
@@ -960,18 +970,25 @@ impl Delivery {
     /// once, as the tracer counts a value its length and depth limits
     /// both cut: with the values emptied, said as such (the values cut to
     /// a size are the strings cut, maybe several a value). A value the
-    /// encoders' span budget cut before, counted then, is counted no more
-    /// when emptied (none of this cut's strings to take it from).
+    /// encoders' cut before (`Request::cut_at`, counted then) is counted
+    /// no more when emptied; so is one a cut to a size shortened again
+    /// without counting it (none of this cut's strings to take it from).
     fn count_cuts(
         &mut self,
-        origin: Origin,
+        request: &Request,
         size: &SizeCuts,
         emptied: Option<&Emptied>,
         taken: bool,
         host: &mut dyn DeliveryHost,
     ) {
-        let both = emptied.map_or(0, |e| {
-            e.at.iter().filter(|at| size.at.contains(at)).count() as u64
+        let origin = request.origin;
+        // Emptied values the encoder's cut counted, and of the others
+        // those a cut to a size shortened too.
+        let (before, both) = emptied.map_or((0, 0), |e| {
+            let before = e.at.iter().filter(|at| request.cut_at.contains(at));
+            let others = e.at.iter().filter(|at| !request.cut_at.contains(at));
+            let both = others.filter(|at| size.at.contains(at)).count() as u64;
+            (before.count() as u64, both)
         });
         let from_size = both.min(size.values);
         if size.values > from_size || emptied.is_none() {
@@ -982,7 +999,7 @@ impl Delivery {
             });
         }
         if let Some(emptied) = emptied {
-            self.count_emptied(origin, emptied, both - from_size, taken, host);
+            self.count_emptied(origin, emptied, before + both - from_size, taken, host);
         }
     }
 
@@ -1517,6 +1534,9 @@ impl Delivery {
                 // Counted when they were cut (by this process or the one
                 // that spooled them): a 413 now cuts them again, uncounted.
                 cut_counted: batch.cut_counted,
+                // Not kept in a spool file's header: such a value a depth
+                // rescue empties is counted again.
+                cut_at: &[],
             };
             if after_failure {
                 // The backend counted down by the file before: this one
@@ -1672,6 +1692,7 @@ impl Delivery {
                 spans: n as u64,
                 origin: Origin::Recovered,
                 cut_counted: values,
+                cut_at: encoder.cut_at(),
             };
             self.deliver(&request, host);
             start += n;
@@ -1750,6 +1771,9 @@ impl DeliveryHost for Tally<'_> {
 /// request, which leaves them the longest, and room for little else: two
 /// such spans do not fit one request.
 fn counted_in_parts(request: &Request, first: &Part, second: &Part) -> [u64; 2] {
+    // Places in `request`, not in a part; only a lone span's request,
+    // never split, has any (`RequestEncoder::cut_at`).
+    debug_assert!(request.cut_at.is_empty(), "a split request's cut places");
     if request.cut_counted == 0 {
         return [0, 0];
     }
@@ -1935,6 +1959,7 @@ mod tests {
             spans,
             origin: Origin::Fresh,
             cut_counted,
+            cut_at: &[],
         }
     }
 
@@ -3357,6 +3382,112 @@ mod tests {
         }
     }
 
+    /// A lone span with `values` (attribute keys and complex values, each
+    /// as a tracer with the default limits stores it) encoded as the
+    /// exporter encodes it under a `budget`: the body, the values the
+    /// encoder's cuts counted, and where (`RequestEncoder::cut_at`).
+    fn encoded_under(
+        (format, gzip): (BodyFormat, bool),
+        values: &[(&[u8], Vec<u8>)],
+        budget: usize,
+    ) -> (Vec<u8>, u64, Vec<u64>) {
+        use crate::span::any_value::AnyValueRef;
+        use crate::span::limits::SpanLimits;
+        use crate::span::record::ValueInput;
+        let pool = crate::buffer::payload_pool::PayloadPool::with_mib(4).expect("pool");
+        // SAFETY: all-zero bytes are an empty record.
+        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+        r.trace_id = [7; 16];
+        r.span_id = 1u64.to_be_bytes();
+        r.name = r.store_text(b"llm.chat", 256, &pool).0;
+        for (key, value) in values {
+            let any = ValueInput::AnyValue(AnyValueRef::check(value).expect("well formed"));
+            r.set_attribute(key, &any, &SpanLimits::default(), &pool)
+                .expect("set");
+        }
+        let views = [SpanView::new(&r, &pool)];
+        let mut enc = RequestEncoder::new(format, gzip, budget, 1);
+        assert_eq!(
+            enc.encode_prefix(&ResourceInfo::new("deep", &[]), &views),
+            1
+        );
+        let cut = enc.take_cut_values();
+        (enc.body().to_vec(), cut, enc.cut_at().to_vec())
+    }
+
+    #[test]
+    fn a_value_the_encoder_cut_and_a_depth_rescue_empties_is_counted_once() {
+        // A lone span over the request size limit whose one value is a map
+        // of a prompt and a map 40 deep: the encoder cuts the prompt to
+        // fit (counted then, values_truncated 1), the server refuses the
+        // request for the depth, and the depth rescue empties the same
+        // value past level 16: counted again, values_truncated 2 for one
+        // value. The request carried how many values the encoder counted,
+        // not which. Now it carries where (`Request::cut_at`): one value,
+        // counted once. A prompt and a deep map in two values are two.
+        use crate::span::any_value::tests::{map, string};
+        let prompt = || string(&"a".repeat(5000));
+        for (format, gzip) in BODY_FORMATS {
+            for one_value in [true, false] {
+                let what = format!("{format:?} gzip={gzip} one value: {one_value}");
+                let values: Vec<(&[u8], Vec<u8>)> = if one_value {
+                    vec![(
+                        b"deep",
+                        map(&[("prompt", prompt()), ("deep", nested_maps(40))]),
+                    )]
+                } else {
+                    vec![
+                        (b"prompt", map(&[("text", prompt())])),
+                        (b"deep", nested_maps(40)),
+                    ]
+                };
+                let (body, cut, cut_at) = encoded_under((format, gzip), &values, 3000);
+                assert_eq!(cut, 1, "{what}: the encoder cut the prompt");
+                let name = format!("encoder-cut-deep-{format:?}-{gzip}-{one_value}");
+                let (mut d, _sent, dir) = delivery(&name, vec![]);
+                let accepted = Arc::new(Mutex::new(Vec::new()));
+                d.transport = Box::new(NestingLimited {
+                    accepted: Arc::clone(&accepted),
+                    requests: Arc::default(),
+                    limit: usize::MAX,
+                    size_first: false,
+                });
+                let mut host = Host {
+                    cut,
+                    ..Host::default()
+                };
+                let request = Request {
+                    cut_at: &cut_at,
+                    ..fresh_body(&body, (format, gzip), 1, cut)
+                };
+                assert!(d.deliver(&request, &mut host));
+                std::fs::remove_dir_all(&dir).ok();
+                let want = if one_value {
+                    (1, 0, 1, 0)
+                } else {
+                    (1, 0, 2, 1)
+                };
+                assert_eq!(
+                    (host.delivered, host.lost, host.cut, host.emptied),
+                    want,
+                    "{what}: {:?}",
+                    host.lost_reasons
+                );
+                let taken: Vec<_> = accepted
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|b| {
+                        crate::export::otlp_decode::decode_body(b, format, false).unwrap()
+                    })
+                    .collect();
+                assert_eq!(taken.len(), 1, "{what}");
+                let deepest = taken[0].attributes.iter().map(|(_, v)| nesting(v)).max();
+                assert_eq!(deepest, Some(SAFE_VALUE_DEPTH), "{what}: emptied past 16");
+            }
+        }
+    }
+
     /// The value `levels` maps deep ends in the empty value after
     /// `SAFE_VALUE_DEPTH` maps: what a tracer with that depth limit sends.
     fn assert_cut_at_the_safe_depth(what: &str, v: &crate::export::otlp_decode::Value) {
@@ -3813,6 +3944,7 @@ mod tests {
                     spans: 1,
                     origin,
                     cut_counted: 0,
+                    cut_at: &[],
                 };
                 let what = format!("{format:?} gzip={gzip} {origin:?}");
                 assert!(d.deliver(&request, &mut host), "{what}: done with");
@@ -4111,6 +4243,7 @@ mod tests {
                     spans: 1,
                     origin,
                     cut_counted: 0,
+                    cut_at: &[],
                 };
                 assert!(d.deliver(&request, &mut host), "{what}: done with");
                 assert_eq!(

@@ -535,6 +535,34 @@ impl Diagnostics {
         );
     }
 
+    /// `values` attribute values of a resource or instrumentation scope
+    /// set anew had their arrays and maps nested deeper than `depth`
+    /// levels emptied before they were ever sent: the server refused
+    /// every request for a value that deep in the one they replace
+    /// (`shared_values_emptied`), not for these. Said each time, which is
+    /// once a resource or scope set.
+    pub fn shared_values_cut_up_front(&mut self, values: u64, depth: usize) {
+        if values == 0 {
+            return;
+        }
+        let (it, it_is) = if values == 1 {
+            ("it", "it is")
+        } else {
+            ("them", "they are")
+        };
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "the resource's or an instrumentation scope's attributes, set anew, hold {} \
+                 nested deeper than {depth} levels: {it_is} emptied past level {depth} before \
+                 sending, as the server refused every request for a value that deep in the \
+                 ones they replace (it never saw {it}; values_truncated counts {it} once; \
+                 SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT={depth} empties them when set)",
+                count(values, "value", "values"),
+            ),
+        );
+    }
+
     /// A resource over half of `limit` (which says what raises it) is sent
     /// without `attributes` of its attributes. Said each time, which is
     /// once a resource: the encoder fits a resource once.
@@ -804,6 +832,7 @@ mod tests {
         d.values_emptied(2, 16);
         d.values_cut(1, "max_request_bytes");
         d.shared_values_emptied(1, 16);
+        d.shared_values_cut_up_front(2, 16);
         d.stopped(None);
         assert_eq!(
             d.lines(),
@@ -811,6 +840,7 @@ mod tests {
                 "spanguard: warn: 1 value nested deeper than 16 levels was emptied past level 16 (arrays and maps there replaced by the empty value): the server refused its span for it, as a decoder with a nesting limit does, and took its span so (values_truncated counts it; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them before sending)",
                 "spanguard: warn: 1 long value was cut to fit its span into max_request_bytes (values_truncated counts it)",
                 "spanguard: warn: the resource's or an instrumentation scope's attributes hold 1 value nested deeper than 16 levels: the server refused every request for it, as a decoder with a nesting limit does; it is emptied past level 16 in every request from now on (values_truncated counts it once; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them when set)",
+                "spanguard: warn: the resource's or an instrumentation scope's attributes, set anew, hold 2 values nested deeper than 16 levels: they are emptied past level 16 before sending, as the server refused every request for a value that deep in the ones they replace (it never saw them; values_truncated counts them once; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them when set)",
                 "spanguard: warn: 2 values nested deeper than 16 levels were emptied past level 16 (arrays and maps there replaced by the empty value): the server refused their spans for them, as a decoder with a nesting limit does, and took their spans so (values_truncated counts them; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT=16 empties them before sending)",
             ]
         );

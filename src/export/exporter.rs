@@ -26,7 +26,7 @@ use super::diagnostics::{Diagnostics, count, spans as n_spans};
 use super::pacer::Pacer;
 use super::recovery;
 use super::request_encoder::RequestEncoder;
-use super::resource::{ResourceInfo, ScopeAttributes, attr_value};
+use super::resource::{DepthCounted, ResourceInfo, ScopeAttributes, attr_value};
 use super::retry::PROBE_INTERVAL;
 use super::spool::SpoolDir;
 use super::transport::{BodyFormat, Transport};
@@ -50,6 +50,9 @@ pub struct Exporter {
     /// The resource last built (`resource` before `depth_cut` cut it): a
     /// resource set anew holding a value it held was counted already.
     resource_given: Arc<ResourceInfo>,
+    /// The resource and scope values cut up front or refused and taken
+    /// cut, counted: one set again is not counted again.
+    depth_counted: DepthCounted,
     encoder: RequestEncoder,
     delivery: Delivery,
     host: ExporterHost,
@@ -147,6 +150,7 @@ impl Exporter {
             resource: Arc::new(ResourceInfo::configured(config)),
             depth_cut: Vec::new(),
             resource_given: Arc::new(ResourceInfo::configured(config)),
+            depth_counted: DepthCounted::default(),
             pipeline,
         }
     }
@@ -531,15 +535,25 @@ impl Exporter {
                 // one request a batch, not five found out again. A value
                 // the one before did not hold is counted now.
                 let cut = resource.cut_to_depth(&self.depth_cut, SAFE_VALUE_DEPTH);
-                let shared = resource.depth_cuts_new(&cut, &before);
-                if shared > 0 {
-                    self.host.record(Outcome::Emptied {
-                        origin: Origin::Fresh,
-                        values: 0,
-                        shared,
-                        depth: SAFE_VALUE_DEPTH,
-                    });
+                // The values of the one it replaces that are cut were
+                // counted (cut up front, or refused and taken cut); a value
+                // counted before (set again, carried over when only scopes
+                // change, set back after another) is not counted again.
+                let before_cut = before.cut_to_depth(&self.depth_cut, SAFE_VALUE_DEPTH);
+                for value in before.depth_cut_values(&before_cut) {
+                    self.depth_counted.count(value);
                 }
+                let shared = resource
+                    .depth_cut_values(&cut)
+                    .into_iter()
+                    .filter(|&value| self.depth_counted.count(value))
+                    .count() as u64;
+                // Said as cut before sending, not as refused: the server
+                // never saw it.
+                Stats::add(&p.stats.values_truncated, shared);
+                self.host
+                    .diagnostics
+                    .shared_values_cut_up_front(shared, SAFE_VALUE_DEPTH);
                 resource = cut;
             }
             self.resource = Arc::new(resource);
@@ -722,6 +736,7 @@ impl Exporter {
             spans,
             origin: Origin::Fresh,
             cut_counted,
+            cut_at: self.encoder.cut_at(),
         };
         self.delivery.deliver(&request, &mut self.host);
         inflight.body.store(std::ptr::null_mut(), Ordering::Release);

@@ -38,6 +38,14 @@ pub struct RequestEncoder {
     /// `take_cut_values`: encodings thrown away (a part that did not fit)
     /// cut values no request carries, and are not counted.
     cut_values: u64,
+    /// The attribute values of spans, events and links the cut of the last
+    /// body shortened strings or bytes in, by their place in it
+    /// (`CutRequest::at`), when a cut to a size made it (`cut_lone_span`):
+    /// what a depth rescue that empties one of them tells apart from a
+    /// value of its own (`Request::cut_at`). The span budget's cuts need
+    /// none: they cut string and bytes attribute values, which hold no
+    /// array or map for a depth cut to empty.
+    cut_at: Vec<u64>,
     /// The bytes of the last `encode_prefix`'s framing (the resource, a
     /// request's envelope) when it returned 0 and they took half the budget
     /// or more: the resource is why (`no_room_reason`).
@@ -64,6 +72,7 @@ impl RequestEncoder {
             compressed: Vec::with_capacity((batch * 128).min(budget)),
             encoded_total: 0,
             cut_values: 0,
+            cut_at: Vec::new(),
             framing_over: None,
             fitted: None,
             newly_dropped: 0,
@@ -131,6 +140,7 @@ impl RequestEncoder {
         // A resource over half the budget is sent with the attributes that
         // fit in half (every request of it the same: a backend tells
         // resources apart by their attributes).
+        self.cut_at.clear();
         let fitted = self.fitted_resource(resource);
         let resource = fitted.as_deref().unwrap_or(resource);
         // The framing every request of this resource carries (encoded by
@@ -222,6 +232,7 @@ impl RequestEncoder {
             Some(cut) => {
                 self.encoded = cut.body;
                 self.cut_values += cut.values;
+                self.cut_at = cut.at;
                 true
             }
             None => {
@@ -330,6 +341,13 @@ impl RequestEncoder {
     /// call (counted as truncated).
     pub fn take_cut_values(&mut self) -> u64 {
         std::mem::take(&mut self.cut_values)
+    }
+
+    /// The attribute values the cuts counted for the last body were in,
+    /// by place (`cut_at`): empty when the span budget alone cut it, or
+    /// nothing was cut. Carried with the request (`Request::cut_at`).
+    pub fn cut_at(&self) -> &[u64] {
+        &self.cut_at
     }
 
     fn encode_plain(&mut self, resource: &ResourceInfo, records: &[SpanView]) {

@@ -210,39 +210,35 @@ impl ResourceInfo {
         out
     }
 
-    /// How many attribute values `cut` (this resource as `cut_to_depth`
-    /// cut it) holds cut that `before` (the resource given before, as
-    /// given) did not hold as they were in the same message: values cut
-    /// up front that no request carried cut yet, to count as truncated,
-    /// where a value carried over (a resource set again with it, scopes
-    /// given anew beside it) was counted when first cut. Compared as
-    /// given, not as cut: two values alike for 16 levels are two.
-    pub fn depth_cuts_new(&self, cut: &ResourceInfo, before: &ResourceInfo) -> u64 {
-        fn new_in(
+    /// A fingerprint of each attribute value `cut` (this resource as
+    /// `cut_to_depth` cut it) holds cut: of the value as given, its key,
+    /// and the message it is in (the resource, or a scope by name,
+    /// version and schema URL). Two values alike for 16 levels and apart
+    /// below are two; one value set again is the same one
+    /// (`DepthCounted`).
+    pub fn depth_cut_values(&self, cut: &ResourceInfo) -> Vec<u64> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        fn cut_in(
+            message: &[&str],
             uncut: &[(String, AttrValue)],
             cut: &[(String, AttrValue)],
-            before: &[(String, AttrValue)],
-        ) -> u64 {
-            let cut_now = uncut.iter().zip(cut).filter(|(u, c)| u != c);
-            cut_now
-                .filter(|(u, _)| !before.iter().any(|b| b == *u))
-                .count() as u64
+            out: &mut Vec<u64>,
+        ) {
+            for ((key, value), (_, as_cut)) in uncut.iter().zip(cut) {
+                if let (AttrValue::Any(given), true) = (value, value != as_cut) {
+                    let mut h = DefaultHasher::new();
+                    (message, key, given).hash(&mut h);
+                    out.push(h.finish());
+                }
+            }
         }
-        let mut n = new_in(&self.attributes, &cut.attributes, &before.attributes);
+        let mut out = Vec::new();
+        cut_in(&[], &self.attributes, &cut.attributes, &mut out);
         for (uncut, cut) in self.scopes.iter().zip(&cut.scopes) {
-            let same = |b: &&ScopeAttributes| {
-                b.name == uncut.name
-                    && b.version == uncut.version
-                    && b.schema_url == uncut.schema_url
-            };
-            let was = before
-                .scopes
-                .iter()
-                .find(same)
-                .map_or(&[][..], |b| &b.attributes);
-            n += new_in(&uncut.attributes, &cut.attributes, was);
+            let message = [&*uncut.name, &*uncut.version, &*uncut.schema_url];
+            cut_in(&message, &uncut.attributes, &cut.attributes, &mut out);
         }
-        n
+        out
     }
 
     /// The attributes of the scope named `name`, `version`, `schema_url`
@@ -252,6 +248,34 @@ impl ResourceInfo {
             .iter()
             .find(|s| equals(&s.name, 0) && equals(&s.version, 1) && equals(&s.schema_url, 2))
             .map_or(&[], |s| &s.attributes)
+    }
+}
+
+/// The resource and scope values cut to a depth and counted as truncated
+/// (`ResourceInfo::depth_cut_values`), the last `DEPTH_COUNTED_HOLDS`: a
+/// value set again (a resource A, then B, then A again) is counted once,
+/// as `values_truncated` counts values cut, not times they were sent.
+#[derive(Debug, Default)]
+pub struct DepthCounted {
+    seen: std::collections::VecDeque<u64>,
+}
+
+/// How many values `DepthCounted` remembers: as many as scopes that may
+/// hold attributes, and the resource, each with a few deep values; past
+/// it, the oldest is forgotten (and counted again when set again).
+const DEPTH_COUNTED_HOLDS: usize = 256;
+
+impl DepthCounted {
+    /// Remembers `value` as counted; true when it was not yet.
+    pub fn count(&mut self, value: u64) -> bool {
+        if self.seen.contains(&value) {
+            return false;
+        }
+        if self.seen.len() >= DEPTH_COUNTED_HOLDS {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(value);
+        true
     }
 }
 
