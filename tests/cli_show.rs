@@ -1982,3 +1982,106 @@ fn the_html_page_shows_a_spans_messages_as_a_chat() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn each_spans_line_shows_the_id_that_span_takes() {
+    // `--span ID` drew one span whole, but the waterfall showed no span's
+    // id: README's `spanguard show --span b7ad6b71` could not be followed
+    // from what `show` printed. Each span's line shows its id after its
+    // bar, as few digits as pick it alone (8, more when two ids start
+    // alike), and that id given to `--span` draws that span.
+    let call = |id: &str, name: &str, tag: &str, ms: u64| {
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{}","parentSpanId":"5e3f0c2a9d8e7f61","#,
+                r#""name":"{}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{{"key":"gen_ai.prompt","value":{{"stringValue":"{} {}END-OF-{}"}}}}]}}"#
+            ),
+            id,
+            name,
+            T0 + ms * MS,
+            T0 + (ms + 4) * MS,
+            tag,
+            "plan the trip to Lisbon ".repeat(20),
+            tag,
+        )
+    };
+    let trace = |calls: [String; 2]| {
+        format!(
+            concat!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+                r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{},{},{}]}}]}}]}}"#
+            ),
+            r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"5e3f0c2a9d8e7f61","name":"invoke_agent","kind":1,"startTimeUnixNano":"1796029200000000000","endTimeUnixNano":"1796029200020000000"}"#,
+            calls[0],
+            calls[1],
+        )
+    };
+    // The id on `name`'s line: the first word after its bar.
+    let id_on = |printed: &str, name: &str| -> String {
+        let line = printed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: {printed}"));
+        let after_bar = line.rsplit("│ ").next().expect("a bar");
+        after_bar
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+
+    // Ids of random digits: 8 of them pick one span.
+    let root = sink_of(
+        "ids-shown",
+        trace([
+            call("0c41f7a29b3e5d18", "chat first", "FIRST", 1),
+            call("b7ad6b7169203331", "chat second", "SECOND", 8),
+        ]),
+    );
+    let out = show(&root, &["svc-1.jsonl"], &[("NO_COLOR", "1")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert_eq!(id_on(&printed, "chat second"), "b7ad6b71", "{printed}");
+    assert_eq!(id_on(&printed, "chat first"), "0c41f7a2", "{printed}");
+    assert_eq!(id_on(&printed, "invoke_agent"), "5e3f0c2a", "{printed}");
+    // The id ends within the width (COLUMNS is 100).
+    for line in printed.lines().filter(|l| l.contains("│ ")) {
+        let id_end = line.rfind("│ ").expect("bar") + "│ ".len() + 8;
+        assert!(line[..id_end].chars().count() <= 100, "{line}");
+    }
+    let id = id_on(&printed, "chat second");
+    let one = show(&root, &["--span", &id, "svc-1.jsonl"], &[("NO_COLOR", "1")]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let picked = text(&one.stdout);
+    assert!(picked.contains("END-OF-SECOND\n"), "{picked}");
+    assert!(!picked.contains("FIRST"), "{picked}");
+
+    // A narrow terminal keeps the bar: no ids.
+    let narrow = show(
+        &root,
+        &["svc-1.jsonl"],
+        &[("NO_COLOR", "1"), ("COLUMNS", "60")],
+    );
+    let printed = text(&narrow.stdout);
+    assert!(!printed.contains("b7ad6b71"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+
+    // Two ids that start alike: as many digits as tell them apart, so
+    // that the printed id draws the one span, not both whole.
+    let root = sink_of(
+        "ids-alike",
+        trace([
+            call("b7ad6b71a0000001", "chat first", "FIRST", 1),
+            call("b7ad6b71b0000002", "chat second", "SECOND", 8),
+        ]),
+    );
+    let printed = text(&show(&root, &["svc-1.jsonl"], &[("NO_COLOR", "1")]).stdout);
+    let id = id_on(&printed, "chat second");
+    assert_eq!(id, "b7ad6b71b", "{printed}");
+    let one = show(&root, &["--span", &id, "svc-1.jsonl"], &[("NO_COLOR", "1")]);
+    let picked = text(&one.stdout);
+    assert!(picked.contains("END-OF-SECOND\n"), "{picked}");
+    assert!(!picked.contains("END-OF-FIRST"), "{picked}");
+    let _ = std::fs::remove_dir_all(&root);
+}

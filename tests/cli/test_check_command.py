@@ -127,6 +127,11 @@ def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
     assert f"spans go to       the local sink {sink} (no endpoint is set" in run.stdout, run.stdout
     assert "nothing sent: no OTLP endpoint to check" in run.stdout
     assert "OK:" not in run.stdout and "FAILED:" not in run.stdout
+    # What the sink writes, not the protocol an endpoint would be sent.
+    assert "format            OTLP/JSON, one request a line, appended to <service>-<pid>.jsonl in the sink" \
+        in run.stdout, run.stdout
+    assert "compression       none: the sink writes text" in run.stdout, run.stdout
+    assert "protobuf" not in run.stdout and "gzip" not in run.stdout, run.stdout
     spool = tmp_path / "home" / ".local" / "state" / "spanguard" / "spool"
     assert f"spool             {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
 

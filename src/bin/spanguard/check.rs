@@ -428,20 +428,35 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         ),
     }
-    println!(
-        "  format            {}",
-        match config.protocol {
-            Protocol::HttpProtobuf => "protobuf (http/protobuf)",
-            Protocol::HttpJson => "JSON (http/json)",
-        }
-    );
-    println!(
-        "  compression       {}",
-        match config.compression {
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        }
-    );
+    if config.endpoint.is_none() {
+        // The sink writes OTLP/JSON text whatever the protocol and
+        // compression say (they are an endpoint's): "protobuf
+        // (http/protobuf)" here sent a user looking for a binary file, or
+        // for a decoder, in a directory of JSON lines.
+        println!(
+            "  format            OTLP/JSON, one request a line, appended to <service>-<pid>.jsonl \
+             in the sink (OTEL_EXPORTER_OTLP_PROTOCOL is for an endpoint)"
+        );
+        println!(
+            "  compression       none: the sink writes text (OTEL_EXPORTER_OTLP_COMPRESSION is \
+             for an endpoint)"
+        );
+    } else {
+        println!(
+            "  format            {}",
+            match config.protocol {
+                Protocol::HttpProtobuf => "protobuf (http/protobuf)",
+                Protocol::HttpJson => "JSON (http/json)",
+            }
+        );
+        println!(
+            "  compression       {}",
+            match config.compression {
+                Compression::Gzip => "gzip",
+                Compression::None => "none",
+            }
+        );
+    }
     if config.headers.is_empty() {
         println!("  headers           none");
     } else {

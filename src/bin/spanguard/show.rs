@@ -42,7 +42,8 @@ options:
                      of one name is one line, ×N: a line says how many)
   --span ID          the trace holding the span whose id starts with ID, that
                      span with every attribute, event and status message whole
-                     (one LLM call's prompt; a span with a value cut says its ID)
+                     (one LLM call's prompt; each span's line shows its ID after
+                     its bar)
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
@@ -169,10 +170,14 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     let read_anything = !loaded.origins.is_empty();
     let (traces, origins, duplicates) = assemble(loaded);
+    let style = Style {
+        ids: id_digits(&traces),
+        ..style
+    };
     let total = traces.len();
     // `--span ID` that names no span: a newcomer copies README's example
-    // id, and the waterfall shows no ids; the spans the other options
-    // keep are listed with theirs, to copy one.
+    // id; the spans the other options keep are listed with theirs, to
+    // copy one (a narrow terminal's waterfall shows no ids).
     let other_spans = match filter.span {
         Some(_) if !traces.iter().any(|t| filter.keeps(t)) => {
             let others = Filter {
@@ -327,6 +332,27 @@ fn looked_in(inputs: &[PathBuf]) -> String {
         .map(|p| super::terminal::clean(&p.display().to_string()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The fewest hex digits, at least 8, that start no two span ids alike
+/// of all those read (not only the traces shown: another `--span` run
+/// with other options must pick the same one span), as git shortens a
+/// commit's hash. `--span` draws every span its digits start whole.
+fn id_digits(traces: &[Trace]) -> usize {
+    let mut ids: Vec<String> = traces
+        .iter()
+        .flat_map(|t| t.nodes.iter())
+        .map(|n| super::traces::hex(&n.span.span_id))
+        .collect();
+    ids.sort_unstable();
+    let shared =
+        |a: &String, b: &String| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let most_shared = ids
+        .windows(2)
+        .map(|w| shared(&w[0], &w[1]))
+        .max()
+        .unwrap_or(0);
+    (most_shared + 1).clamp(8, 16)
 }
 
 /// Each span's id and name, GenAI calls (a model or tokens) first, at

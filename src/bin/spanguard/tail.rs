@@ -425,6 +425,7 @@ mod tests {
                 attributes: false,
                 whole: false,
                 span: None,
+                ids: 0,
             },
             trees: false,
             held: Vec::new(),

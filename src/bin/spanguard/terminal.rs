@@ -29,6 +29,11 @@ pub struct Style {
     /// The span (`show --span ID`) drawn with every attribute, event and
     /// status message whole, the others as the rest of the style says.
     pub span: Option<SpanPick>,
+    /// How many hex digits of each span's id its line shows after its
+    /// bar (what `--span` takes), 0 for none. The id showed only in a
+    /// hint under a cut value, so README's `show --span ID` could not be
+    /// followed.
+    pub ids: usize,
 }
 
 impl Style {
@@ -56,6 +61,7 @@ impl Style {
             attributes: attributes || whole,
             whole,
             span: None,
+            ids: 0,
         })
     }
 
@@ -304,6 +310,9 @@ pub fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The fewest cells of bar a span's line keeps when it shows its id.
+pub const MIN_BAR_WITH_IDS: usize = 20;
+
 /// A run of at least this many events of one name on a span is drawn as
 /// one line (`• name ×N +first … +last`) unless `style.whole`.
 pub const FOLD_EVENTS: usize = 4;
@@ -384,9 +393,17 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         .unwrap_or(0)
         .clamp(12, w * 2 / 5);
     const NUM: usize = 9;
-    let bar_cells = w
-        .saturating_sub(2 + name_cells + 2 * (NUM + 1) + 2)
-        .clamp(10, 60);
+    let fixed = 2 + name_cells + 2 * (NUM + 1) + 2;
+    // Each span's id right of its bar, in a column of its own within the
+    // width (the status and GenAI words after it may run past), when the
+    // bar keeps room to read; a narrow terminal keeps the bar. Right, not
+    // in front as `git log --oneline` puts a hash: there it would push
+    // the tree, and the event and attribute lines under it, to the right
+    // and cut their values sooner.
+    let id_cells = style.ids.min(16) + 2;
+    let ids = style.ids > 0 && w.saturating_sub(fixed + id_cells) >= MIN_BAR_WITH_IDS;
+    let fixed = if ids { fixed + id_cells } else { fixed };
+    let bar_cells = w.saturating_sub(fixed).clamp(10, 60);
     for (i, n) in t.nodes.iter().enumerate() {
         let prefix = tree_prefix(n, levels);
         let name = fit(
@@ -419,6 +436,9 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             " ".repeat(bar_cells - to)
         );
         let mut tail = Vec::new();
+        if ids {
+            tail.push(style.paint(DIM, &hex(&n.span.span_id)[..style.ids.min(16)]));
+        }
         if !status.is_empty() {
             tail.push(match status_color {
                 Some(c) => style.paint(c, &status),
