@@ -299,18 +299,34 @@ pub(super) fn begin_local<A: AttributeSource + ?Sized>(
     if name.is_null() && name_len > 0 {
         return spanguard_result::NullArgument;
     }
-    let parent = if parent == SPANGUARD_SPAN_NONE {
-        Parent::None
-    } else {
-        let (id, s) = unpack(parent);
-        // SAFETY: tracer is non-null; it came from tracer_new.
-        if id != unsafe { (*tracer).id } {
-            return spanguard_result::StaleSpan;
-        }
-        Parent::Local(s)
-    };
+    if parent == SPANGUARD_SPAN_NONE {
+        // A root apart from a child: each copy of the body has its parent's
+        // kind folded in, and the root's keeps nothing of a parent.
+        return begin_with(
+            tracer,
+            name,
+            name_len,
+            Parent::None,
+            kind,
+            attributes,
+            may_wait,
+            out,
+        );
+    }
+    let (id, s) = unpack(parent);
+    // SAFETY: tracer is non-null; it came from tracer_new.
+    if id != unsafe { (*tracer).id } {
+        return spanguard_result::StaleSpan;
+    }
     begin_with(
-        tracer, name, name_len, parent, kind, attributes, may_wait, out,
+        tracer,
+        name,
+        name_len,
+        Parent::Local(s),
+        kind,
+        attributes,
+        may_wait,
+        out,
     )
 }
 
