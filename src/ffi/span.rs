@@ -1652,6 +1652,26 @@ pub extern "C" fn spanguard_span_end_at(
     })
 }
 
+/// Benchmarks only, and no C symbol (a Rust function, not `extern "C"`, so
+/// neither the library's exports nor include/spanguard.h carry it):
+/// `spanguard_span_end` from the C handle, except that the slot is freed
+/// in place (`Tracer::end_in_place_for_bench`) instead of handed to the
+/// exporter. With `spanguard_span_begin` and the `spanguard_span_set_*`
+/// calls it is the floor of the C ABI's begin+3 attrs+end row measured
+/// through that row's own calls (the Rust API's floor inlines its
+/// setters, so it is the floor of another API). Never inlined, as
+/// `spanguard_span_end` is a call from the caller's code.
+#[doc(hidden)]
+#[inline(never)]
+pub fn span_end_in_place_for_bench(span: spanguard_span) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.end_in_place_for_bench(s) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1748,5 +1768,81 @@ mod tests {
             assert_eq!(text.matches(&want).count(), 1, "{key}: {text}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The C ABI floor's end (`span_end_in_place_for_bench`) frees the
+    /// span's slot from its C handle: the old handle is stale at once (not
+    /// ended and waiting), twice as many spans as the tracer has slots are
+    /// begun and ended so, and nothing is counted
+    /// as ended or reaches the exporter: a floor loop of begin, three
+    /// setters and this end reuses its slots and exports nothing. Checked
+    /// to fail with `t.end` in its place (ALREADY_ENDED, not STALE_SPAN).
+    #[test]
+    fn the_c_floors_end_frees_the_slot_in_place_and_exports_nothing() {
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.endpoint = c"discard:".as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        c.max_open_spans = 64;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let begin = || {
+            let mut s = SPANGUARD_SPAN_NONE;
+            // SAFETY: t is a live tracer; the name is valid; s an out pointer.
+            let rc = unsafe {
+                spanguard_span_begin(t, c"floor".as_ptr(), 5, SPANGUARD_SPAN_NONE, 1, &mut s)
+            };
+            assert_eq!(rc, spanguard_result::Ok);
+            s
+        };
+        let first = begin();
+        // SAFETY: the keys and value are valid for their lengths.
+        unsafe {
+            assert_eq!(
+                spanguard_span_set_int(first, c"n".as_ptr(), 1, 7),
+                spanguard_result::Ok
+            );
+            assert_eq!(
+                spanguard_span_set_string(first, c"m".as_ptr(), 1, c"gpt-4o".as_ptr(), 6),
+                spanguard_result::Ok
+            );
+            assert_eq!(
+                spanguard_span_set_bool(first, c"b".as_ptr(), 1, true),
+                spanguard_result::Ok
+            );
+        }
+        assert_eq!(span_end_in_place_for_bench(first), spanguard_result::Ok);
+        assert_eq!(
+            span_end_in_place_for_bench(first),
+            spanguard_result::StaleSpan
+        );
+        // More spans than the tracer has slots (queue and open spans).
+        for _ in 0..2 * (c.max_queue_size + c.max_open_spans) {
+            assert_eq!(span_end_in_place_for_bench(begin()), spanguard_result::Ok);
+        }
+        assert_eq!(
+            span_end_in_place_for_bench(SPANGUARD_SPAN_NONE),
+            spanguard_result::NonRecording
+        );
+        assert_eq!(spanguard_flush(t, 10_000), spanguard_result::Ok);
+        // SAFETY: spanguard_counters is plain data; all-zero is valid.
+        let mut st: spanguard_counters = unsafe { std::mem::zeroed() };
+        st.struct_size = std::mem::size_of::<spanguard_counters>() as u32;
+        // SAFETY: t is live; st is a struct of the size it says.
+        assert_eq!(
+            unsafe { crate::ffi::tracer::spanguard_stats(t, &mut st) },
+            spanguard_result::Ok
+        );
+        assert_eq!((st.spans_ended, st.spans_exported), (0, 0));
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
     }
 }

@@ -85,7 +85,12 @@ enum Case {
     /// begin+3 attrs+end where every span reuses one slot and nothing
     /// reaches the exporter (`Tracer::end_in_place_for_bench`): what the
     /// recording calls cost with every line in this core's cache, the
-    /// floor the real path is measured against. spanguard only.
+    /// floor the real path is measured against. spanguard only. Through
+    /// the Rust API (`bench_spanguard_rust`) its setters are inlined into
+    /// the loop; through the C ABI (`bench_spanguard_c`) it makes the C
+    /// row's own calls (`spanguard_span_begin`, three `spanguard_span_set_*`)
+    /// and ends with `ffi::span::span_end_in_place_for_bench` from the
+    /// handle: the like-for-like floor of the C ABI row.
     Floor,
 }
 
@@ -168,8 +173,10 @@ struct RoundState {
     probe: Option<host::Probe>,
     ratio_busy: f64,
     ratio_idle: f64,
-    /// The round's C ABI (b) row over its floor.
+    /// The round's C ABI (b) row over the Rust API floor.
     over_floor: f64,
+    /// The round's C ABI (b) row over the C ABI floor.
+    over_c_floor: f64,
 }
 
 /// The begin+3 attrs+end ratios by the state of the core: each round with
@@ -188,13 +195,13 @@ fn host_state_line(rounds: &[RoundState]) -> String {
         .map(|r| {
             let (w, ghz) = r.probe.map_or((f64::NAN, f64::NAN), |p| (p.width, p.ghz));
             format!(
-                "{w:.1} / {ghz:.1} GHz / {:.2} / {:.2} / {:.2}x",
-                r.ratio_busy, r.ratio_idle, r.over_floor
+                "{w:.1} / {ghz:.1} GHz / {:.2} / {:.2} / {:.2}x / {:.2}x",
+                r.ratio_busy, r.ratio_idle, r.over_floor, r.over_c_floor
             )
         })
         .collect();
     format!(
-        "- the core's state during the begin+3 attrs+end rounds (bench/rust/src/host.rs: independent additions a cycle, about 4 on an idle AMD Zen 3 core, about half while the core's other hardware thread is busy; and the core's clock, one dependent addition a cycle), each round as probe / clock / ratio SDK / C ABI (b) / ratio SDK / C ABI (a) / C ABI (b) over the floor, narrowest probe first: {}",
+        "- the core's state during the begin+3 attrs+end rounds (bench/rust/src/host.rs: independent additions a cycle, about 4 on an idle AMD Zen 3 core, about half while the core's other hardware thread is busy; and the core's clock, one dependent addition a cycle), each round as probe / clock / ratio SDK / C ABI (b) / ratio SDK / C ABI (a) / C ABI (b) over the Rust API floor / C ABI (b) over the C ABI floor, narrowest probe first: {}",
         each.join(", ")
     )
 }
@@ -577,7 +584,13 @@ fn bench_spanguard_c_with(
                         spanguard_span_end(c);
                     }
                 }
-                spanguard_span_end(s);
+                if case == Case::Floor {
+                    // The C ABI floor: its own begin and setters, and an
+                    // end from the handle that frees the slot in place.
+                    let _ = spanguard::ffi::span::span_end_in_place_for_bench(s);
+                } else {
+                    spanguard_span_end(s);
+                }
             }
         }
     });
@@ -1014,7 +1027,7 @@ fn main() {
             (Case::Attrs3, Regime::Idle),
             (Case::TwoThreads, Regime::Busy),
         ];
-        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 2];
+        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 3];
         for _ in 0..rounds {
             for (k, &(case, regime)) in cases.iter().enumerate() {
                 figures[k].push(bench_spanguard_c(case, regime, samples, n));
@@ -1026,6 +1039,7 @@ fn main() {
                 samples,
                 n,
             ));
+            figures[cases.len() + 2].push(bench_spanguard_c(Case::Floor, Regime::Idle, samples, n));
         }
         for (k, &(case, regime)) in cases.iter().enumerate() {
             let f = medians(&figures[k]);
@@ -1042,13 +1056,24 @@ fn main() {
             medians(&figures[cases.len()]).ns,
             medians(&figures[cases.len() + 1]).ns
         );
+        println!(
+            "C ABI floor (the C ABI row's own calls, the slot freed in place): {:.1} ns/span; C ABI (b) over it: {:.2}x (median of each round's ratio)",
+            medians(&figures[cases.len() + 2]).ns,
+            median(
+                figures[0]
+                    .iter()
+                    .zip(&figures[cases.len() + 2])
+                    .map(|(c, f)| c.ns / f.ns)
+                    .collect()
+            )
+        );
         // Round by round: the host's slow state comes and goes within
         // seconds, so a median hides which rows it met. When the floor
         // (one slot, every line in this core's cache, nothing exported)
         // is slow in the same round as the real rows, the state is the
         // core's, not anything the recording path shares.
         println!(
-            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / floor / floor, other core busy"
+            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / Rust API floor / Rust API floor, other core busy / C ABI floor"
         );
         for r in 0..rounds {
             let each: Vec<String> = figures.iter().map(|f| format!("{:.1}", f[r].ns)).collect();
@@ -1090,7 +1115,13 @@ fn main() {
     // encoder's one-core rate, measured later still, read 25% under
     // every earlier run's). Here a slow spell falls on a round's floor
     // and its rows alike, and each ratio is taken within a round.
+    // The C ABI floor beside it (`Case::Floor`): the Rust API floor
+    // inlines its setters since they make no call in their common case
+    // (run 106: 52.1 ns against 75.3 before), so the C ABI row over it
+    // compares two APIs; over the C ABI floor, the same calls with and
+    // without the exporter.
     let (mut floor, mut floor_busy, mut rust_idle) = (Vec::new(), Vec::new(), Vec::new());
+    let mut floor_c = Vec::new();
     for case in [
         Case::BeginEnd,
         Case::Attrs3,
@@ -1108,6 +1139,7 @@ fn main() {
             if case == Case::Attrs3 {
                 floor.push(bench_spanguard_rust(Case::Floor, Regime::Idle, samples, n));
                 floor_busy.push(bench_spanguard_rust(Case::Floor, Regime::Busy, samples, n));
+                floor_c.push(bench_spanguard_c(Case::Floor, Regime::Idle, samples, n));
             }
             otel.push(bench_otel(case, samples, n));
             c_idle.push(bench_spanguard_c(case, Regime::Idle, samples, n));
@@ -1123,6 +1155,7 @@ fn main() {
                     ratio_busy: otel[last].0 / c_busy[last].ns,
                     ratio_idle: otel[last].0 / c_idle[last].ns,
                     over_floor: c_busy[last].ns / floor[last].ns,
+                    over_c_floor: c_busy[last].ns / floor_c[last].ns,
                 });
             }
         }
@@ -1183,6 +1216,7 @@ fn main() {
     let within =
         |a: &[Figures], b: &[Figures]| median(a.iter().zip(b).map(|(a, b)| a.ns / b.ns).collect());
     let (floor_ns, floor_busy_ns) = (medians(&floor).ns, medians(&floor_busy).ns);
+    let floor_c_f = medians(&floor_c);
     println!(
         "| {} | {floor_ns:.1} | | 0.00 | | | | | |",
         Case::Floor.label()
@@ -1190,6 +1224,12 @@ fn main() {
     println!(
         "| {}, the other core busy on unrelated work | {floor_busy_ns:.1} | | 0.00 | | | | | |",
         Case::Floor.label()
+    );
+    println!(
+        "| {}, through the C ABI's calls | | {:.1} | {:.2} | | | | | |",
+        Case::Floor.label(),
+        floor_c_f.ns,
+        floor_c_f.allocs
     );
     println!();
     println!(
@@ -1203,6 +1243,18 @@ fn main() {
         within(&attrs3_rust, &floor),
         medians(&rust_idle).ns,
         within(&rust_idle, &floor)
+    );
+    println!(
+        "- the C ABI floor (the C ABI row's own calls: spanguard_span_begin, three spanguard_span_set_*, an end from the handle that frees the slot in place; the Rust API floor above inlines its setters, so the C ABI row over it compares two APIs): {:.1} ns/span, {:.2}x the Rust API floor; the C ABI row (b) is {:.2}x the C ABI floor (median of each round's ratio; each round: {})",
+        floor_c_f.ns,
+        within(&floor_c, &floor),
+        within(&attrs3_c_busy, &floor_c),
+        attrs3_c_busy
+            .iter()
+            .zip(&floor_c)
+            .map(|(c, f)| format!("{:.2}x", c.ns / f.ns))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "- the floor with the other core busy on arithmetic that shares no line with it: {floor_busy_ns:.1} ns/span, {:.2}x the floor: what this host charges a thread for a busy neighbour core by itself; the C ABI row (b) is {:.2}x that",
