@@ -503,6 +503,7 @@ fuzz_target!(|data: &[u8]| {
                         spans,
                         origin,
                         cut_counted: 0,
+                        cut_at: &[],
                     },
                     &mut host,
                 );
