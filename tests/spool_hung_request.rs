@@ -13,19 +13,8 @@ use std::time::{Duration, Instant};
 use spanguard::config::{Compression, TracerConfig};
 use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::BodyFormat;
-use spanguard::tracer::{Parent, Tracer};
 
 mod support;
-
-/// Ends a span of each of these names.
-fn end_spans(tracer: &Tracer, names: &[&str]) {
-    for name in names {
-        let (s, _) = tracer
-            .begin(name.as_bytes(), Parent::None, 3)
-            .expect("begin");
-        tracer.end(s, 0).expect("end");
-    }
-}
 
 #[test]
 fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
@@ -63,7 +52,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
         },
     );
     // The batch that hangs: sent, it times out, and is spooled.
-    end_spans(&tracer, &["llm.chat", "hang", "llm.chat"]);
+    support::end_spans(&tracer, &["llm.chat", "hang", "llm.chat"]);
     tracer.flush(Duration::from_secs(5)).expect("flush");
     let spooled = tracer.stats().spooled_spans;
     assert_eq!(spooled, 3, "{:?}", tracer.stats());
@@ -72,7 +61,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
     let started = Instant::now();
     let mut ended = 0u64;
     while tracer.stats().dropped_replay_failed == 0 && started.elapsed() < Duration::from_secs(60) {
-        end_spans(&tracer, &["llm.chat"; 5]);
+        support::end_spans(&tracer, &["llm.chat"; 5]);
         ended += 5;
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -91,7 +80,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
     while (taken.lock().unwrap().len() as u64) < 2 + ended
         && waiting.elapsed() < Duration::from_secs(30)
     {
-        end_spans(&tracer, &["llm.chat"]);
+        support::end_spans(&tracer, &["llm.chat"]);
         ended += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -116,12 +105,7 @@ fn a_spool_file_a_gateway_holds_until_the_timeout_is_split_under_traffic() {
     assert_eq!(names.len() as u64, 2 + ended, "{stats:?}");
     assert!(names.iter().all(|n| n == "llm.chat"));
     assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
-    let left: Vec<_> = std::fs::read_dir(dir.join("spool"))
-        .expect("spool dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgspool"))
-        .map(|e| e.file_name())
-        .collect();
+    let left = support::spool_files(&dir.join("spool"));
     assert!(left.is_empty(), "{left:?} {stats:?}");
     closed.store(true, Ordering::Release);
     tracer.shutdown(Duration::from_secs(5)).ok();

@@ -15,19 +15,8 @@ use std::time::{Duration, Instant};
 use spanguard::config::{Compression, Protocol, TracerConfig};
 use spanguard::export::otlp_decode::decode_body;
 use spanguard::export::transport::BodyFormat;
-use spanguard::tracer::{Parent, Tracer};
 
 mod support;
-
-/// Ends a span of each of these names.
-fn end_spans(tracer: &Tracer, names: &[&str]) {
-    for name in names {
-        let (s, _) = tracer
-            .begin(name.as_bytes(), Parent::None, 3)
-            .expect("begin");
-        tracer.end(s, 0).expect("end");
-    }
-}
 
 fn a_lone_poison_file_with_no_traffic_is_split(protocol: Protocol, format: BodyFormat) {
     let taken: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -66,7 +55,7 @@ fn a_lone_poison_file_with_no_traffic_is_split(protocol: Protocol, format: BodyF
         },
     );
     // The one batch: refused for its retries, and spooled.
-    end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
+    support::end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
     tracer.flush(Duration::from_secs(5)).expect("flush");
     assert_eq!(tracer.stats().spooled_spans, 3, "{:?}", tracer.stats());
     let at_spool = requests.load(Ordering::Relaxed);
@@ -91,12 +80,7 @@ fn a_lone_poison_file_with_no_traffic_is_split(protocol: Protocol, format: BodyF
     assert_eq!(*taken.lock().unwrap(), ["llm.chat", "llm.chat"]);
     assert_eq!(stats.replayed_spans, 2, "{stats:?}");
     assert_eq!(stats.spans_exported, 0, "{stats:?}");
-    let left: Vec<_> = std::fs::read_dir(dir.join("spool"))
-        .expect("spool dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgspool"))
-        .map(|e| e.file_name())
-        .collect();
+    let left = support::spool_files(&dir.join("spool"));
     assert!(left.is_empty(), "{left:?} {stats:?}");
     closed.store(true, Ordering::Release);
     tracer.shutdown(Duration::from_secs(5)).ok();

@@ -2,14 +2,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use spanguard::config::TracerConfig;
-use spanguard::tracer::Tracer;
+use spanguard::tracer::{Parent, Tracer};
 
 /// A tracer that discards what it exports, with its files in a directory
 /// of its own (returned, for the test to remove) and no signal handlers,
@@ -200,4 +200,26 @@ pub fn nested_value(map: bool, depth: u32) -> Vec<u8> {
         };
     }
     value
+}
+
+/// Ends a root span of each of these names.
+#[allow(dead_code)]
+pub fn end_spans(tracer: &Tracer, names: &[&str]) {
+    for name in names {
+        let (s, _) = tracer
+            .begin(name.as_bytes(), Parent::None, 3)
+            .expect("begin");
+        tracer.end(s, 0).expect("end");
+    }
+}
+
+/// The names of the spool files (`.sgspool`) in `dir`.
+#[allow(dead_code)]
+pub fn spool_files(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .expect("spool dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sgspool"))
+        .map(|e| e.file_name())
+        .collect()
 }
