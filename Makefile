@@ -442,9 +442,13 @@ build/examples/agent_demo: examples/c/agent_demo.c include/spanguard.h build
 # to run next: a newcomer typed README's `spanguard show` and got "command not
 # found" (the command is not on PATH in a checkout), then, with it on PATH,
 # "no spans found" (the demo writes to build/demo-spans, not the default sink).
+# Without the endpoint variables: with one exported (a collector set up for
+# other work) the demo's spans went there, or into the user's own spool to be
+# sent later, and build/demo-spans stayed empty ("no spans found").
 demo: build/examples/agent_demo
 	rm -rf build/demo-spans
-	SPANGUARD_SINK_DIR=build/demo-spans build/examples/agent_demo
+	env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+	  SPANGUARD_SINK_DIR=build/demo-spans build/examples/agent_demo
 	target/release/spanguard show build/demo-spans
 	target/release/spanguard show --html build/demo-spans.html build/demo-spans
 	@echo
@@ -454,8 +458,9 @@ demo: build/examples/agent_demo
 	@echo "  the page      build/demo-spans.html (open it in a browser; click a span for its prompt)"
 	@echo "  the command   target/release/spanguard, not on PATH: export PATH=$(CURDIR)/target/release:\$$PATH"
 	@echo "Then: spanguard show --full build/demo-spans (every attribute whole). Your own program's spans"
-	@echo "go to the local sink (~/.local/state/spanguard/spans by default), which spanguard show reads"
-	@echo "with no DIR: README's \"Looking at your spans\"."
+	@echo "go to the local sink, which spanguard show reads with no DIR: SPANGUARD_SINK_DIR, by default"
+	@echo "\$$XDG_STATE_HOME/spanguard/spans (~/.local/state/spanguard/spans when XDG_STATE_HOME is unset);"
+	@echo "unless an endpoint is set. spanguard check says where they go in this environment."
 
 # --- shipping ---------------------------------------------------------------
 

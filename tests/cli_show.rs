@@ -2085,3 +2085,90 @@ fn each_spans_line_shows_the_id_that_span_takes() {
     assert!(!picked.contains("END-OF-FIRST"), "{picked}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
+    // `--span b7` that starts the ids of two LLM calls drew both whole,
+    // the one meant lost among them, and exited 0 as if it had picked
+    // one. As git does for a short hash naming several objects: it is
+    // said, the spans are listed with their ids, nothing is drawn.
+    let call = |trace: &str, id: &str, name: &str, model: &str, ms: u64| {
+        format!(
+            concat!(
+                r#"{{"traceId":"{}","spanId":"{}","parentSpanId":"5e3f0c2a9d8e7f61","#,
+                r#""name":"{}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                r#""attributes":[{{"key":"gen_ai.request.model","value":{{"stringValue":"{}"}}}},"#,
+                r#"{{"key":"gen_ai.prompt","value":{{"stringValue":"PROMPT-OF-{}"}}}}]}}"#
+            ),
+            trace,
+            id,
+            name,
+            T0 + ms * MS,
+            T0 + (ms + 4) * MS,
+            model,
+            name,
+        )
+    };
+    // Two traces, an agent's turn each, an LLM call in each.
+    let trace = |trace: &str, call: String| {
+        format!(
+            concat!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+                r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"{}","spanId":"5e3f0c2a9d8e7f61","#,
+                r#""name":"invoke_agent","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}},{}]}}]}}]}}"#
+            ),
+            trace,
+            T0,
+            T0 + 20 * MS,
+            call
+        )
+    };
+    let (first, second) = (
+        "0af7651916cd43dd8448eb211c80319c",
+        "1b2c3d4e5f60718293a4b5c6d7e8f901",
+    );
+    let line = [
+        trace(first, call(first, "b7ad6b71a0000001", "plan", "gpt-4o", 1)),
+        trace(
+            second,
+            call(second, "b7c0ffee00000002", "answer", "gpt-4o-mini", 8),
+        ),
+    ]
+    .join("\n");
+    let root = sink_of("span-ambiguous", line);
+    for args in [
+        &["--span", "b7", "svc-1.jsonl"][..],
+        &["--span", "B7", "--html", "page.html", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&out.stdout), "", "{args:?}: nothing drawn");
+        let err = text(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                &format!(
+                    "spanguard: --span {} is ambiguous: 2 span ids start with it; give more of the id:",
+                    args[1]
+                )[..],
+                "  b7ad6b71a0000001  plan  gpt-4o",
+                "  b7c0ffee00000002  answer  gpt-4o-mini",
+            ],
+            "{err}"
+        );
+    }
+    assert!(!root.join("page.html").exists());
+    // More digits, or another option that keeps one of them: that one.
+    for args in [
+        &["--span", "b7c", "svc-1.jsonl"][..],
+        &["--span", "b7", "--trace", "1b2c", "svc-1.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let drawn = text(&out.stdout);
+        assert!(drawn.contains("PROMPT-OF-answer"), "{drawn}");
+        assert!(!drawn.contains("PROMPT-OF-plan"), "{drawn}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -136,6 +136,40 @@ def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
     assert f"spool             {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
 
 
+def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tmp_path):
+    """Headers, TLS files and the request timeout are an HTTP request's:
+    with spans going to the local sink, check said "headers none" and
+    "10000 ms a request", which a sink never sends. Set all the same, each
+    is named as set but unused: an API key set with no endpoint goes
+    nowhere."""
+    sink = tmp_path / "sink"
+    run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink)))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "headers" not in run.stdout and "a request" not in run.stdout, run.stdout
+    assert "  timeout           30000 ms a batch with its retries (a write to the sink that fails is tried " \
+        "again until then)" in run.stdout.splitlines(), run.stdout
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read\n")
+    run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink), OTEL_EXPORTER_OTLP_HEADERS="x-api-key=s3cret",
+                               OTEL_EXPORTER_OTLP_TIMEOUT="2500", OTEL_EXPORTER_OTLP_CERTIFICATE=str(ca)))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert "  headers           x-api-key (values not shown; OTEL_EXPORTER_OTLP_HEADERS): set but unused: " \
+        "no endpoint" in lines, run.stdout
+    assert "  request timeout   2500 ms (OTEL_EXPORTER_OTLP_TIMEOUT): set but unused: no endpoint" in lines, \
+        run.stdout
+    assert f"  TLS CA file       {ca}: set but unused: no endpoint" in lines, run.stdout
+    assert "s3cret" not in run.stdout and "a request" not in run.stdout, run.stdout
+    # Probed with --endpoint, they are the request's again.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink),
+                                   OTEL_EXPORTER_OTLP_HEADERS="x-api-key=s3cret"), "--endpoint", rx.endpoint)
+        assert run.returncode == 0, run.stdout + run.stderr
+        lines = run.stdout.splitlines()
+        assert "  headers           x-api-key (values not shown)" in lines, run.stdout
+        assert "  timeout           10000 ms a request, 30000 ms a batch with its retries" in lines, run.stdout
+
+
 def test_an_endpoint_without_its_scheme_is_ignored_and_nothing_is_sent(cli, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
         sink = tmp_path / "sink"

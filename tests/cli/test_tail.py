@@ -3,6 +3,7 @@ starts after it, of a second process's new file, a line written in two
 pieces printed once whole; Ctrl-C ends it with status 0. Deadlines are
 generous and only bound a hang; no timing is asserted."""
 
+import json
 import os
 import signal
 import subprocess
@@ -166,3 +167,59 @@ def test_the_first_line_says_what_tail_shows_and_that_a_directory_is_missing(cli
     assert first_line(cli, str(missing)) == (
         f"spanguard: following {missing}, which does not exist yet: a program traced with spanguard "
         "makes it when it writes its first spans there (Ctrl-C stops)\n")
+
+
+def sink_line(trace_id, spans):
+    """One OTLP/JSON request: `spans` (span id, name, prompt) under a root
+    of span id 5e3f0c2a9d8e7f61 in trace `trace_id`, service svc."""
+    t0 = 1796029200000000000
+    root = {"traceId": trace_id, "spanId": "5e3f0c2a9d8e7f61", "name": "invoke_agent", "kind": 1,
+            "startTimeUnixNano": str(t0), "endTimeUnixNano": str(t0 + 20_000_000)}
+    calls = [{"traceId": trace_id, "spanId": span_id, "parentSpanId": "5e3f0c2a9d8e7f61", "name": name,
+              "kind": 3, "startTimeUnixNano": str(t0 + 1_000_000), "endTimeUnixNano": str(t0 + 5_000_000),
+              "attributes": [{"key": "gen_ai.prompt", "value": {"stringValue": prompt}}]}
+             for span_id, name, prompt in spans]
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{"scope": {"name": "s"}, "spans": calls + [root]}]}]}) + "\n"
+
+
+def id_on(lines, name):
+    """The span id tail printed on `name`'s line: the word after its
+    duration (two words, 4.00 ms, after the name)."""
+    line = next(l for l in lines if f" {name} " in l)
+    words = line.split()
+    return words[words.index(name) + 3]
+
+
+def test_each_line_shows_the_span_id_that_show_span_takes(cli, tmp_path):
+    # tail printed no span id: one LLM call seen going by could not be
+    # opened whole with `show --span ID`. Each line shows the id as show
+    # does after each bar: 8 digits, more when two ids seen start alike.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    f = Follower(cli, sink)
+    time.sleep(0.3)
+    with open(sink / "svc-1.jsonl", "a") as out:
+        out.write(sink_line("0af7651916cd43dd8448eb211c80319c", [
+            ("b7ad6b7169203331", "plan", "PROMPT-OF-plan " * 40),
+            ("0c41f7a29b3e5d18", "search", "PROMPT-OF-search " * 40)]))
+    lines = f.wait_for(3, "the first trace")
+    assert id_on(lines, "plan") == "b7ad6b71", lines
+    assert id_on(lines, "search") == "0c41f7a2", lines
+    assert id_on(lines, "invoke_agent") == "5e3f0c2a", lines
+    # A later span whose id starts with the same 8 digits as one seen: 9.
+    with open(sink / "svc-1.jsonl", "a") as out:
+        out.write(sink_line("1b2c3d4e5f60718293a4b5c6d7e8f901", [
+            ("b7ad6b71f0000002", "answer", "PROMPT-OF-answer " * 40)]))
+    lines = f.wait_for(5, "the second trace")
+    assert f.stop() == 0
+    assert id_on(lines, "answer") == "b7ad6b71f", lines
+    # The ids printed, given to show --span, draw that span whole.
+    for name in ("search", "answer"):
+        shown = subprocess.run([str(cli), "show", "--span", id_on(lines, name), "--color", "never", str(sink)],
+                               capture_output=True, text=True, timeout=60, env=dict(os.environ, COLUMNS="100"))
+        assert shown.returncode == 0, shown.stderr
+        assert f"PROMPT-OF-{name} " * 40 in shown.stdout.replace("\n", ""), shown.stdout
+        assert not any(f"PROMPT-OF-{other}" in shown.stdout for other in ("plan", "search", "answer")
+                       if other != name), shown.stdout

@@ -6,7 +6,10 @@ The demo's last lines and README's "The two commands" now name the files
 and the command, and these check that they name what the demo's recipe
 really writes and runs."""
 
+import os
 import re
+import socket
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +62,69 @@ def test_readme_says_where_the_demo_wrote_and_where_the_command_is():
     assert f"`{command}`" in text, text
     assert f"`export PATH=$PWD/{Path(command).parent}:$PATH`" in text, text
     assert f"`spanguard show --full {sink}`" in text, text
+
+
+def demo_program():
+    return Path(os.environ.get("SPANGUARD_DEMO", REPO / "build" / "examples" / "agent_demo"))
+
+
+def alone(tmp_path, **variables):
+    """This environment without OTEL_*, SPANGUARD_* or XDG_STATE_HOME, its
+    HOME under `tmp_path`, and `variables` set."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OTEL_", "SPANGUARD_")) and k != "XDG_STATE_HOME"}
+    env["HOME"] = str(tmp_path / "home")
+    env.update(variables)
+    return env
+
+
+def test_the_demo_keeps_its_spans_with_an_endpoint_exported(tmp_path):
+    """A newcomer who had OTEL_EXPORTER_OTLP_ENDPOINT exported (a collector
+    set up for other work) ran make demo: the agent sent its spans there
+    (or into the user's own spool, to be sent later) and build/demo-spans
+    stayed empty, "no spans found". The recipe's own lines, run with
+    the paths moved under tmp_path and an endpoint nothing answers."""
+    sink, command, _ = demo_paths()
+    recipe = "\n".join(demo_recipe()).replace("\\\n", " ")
+    run = [l for l in recipe.splitlines() if f"SPANGUARD_SINK_DIR={sink} " in l]
+    assert len(run) == 1, recipe
+    moved = tmp_path / "demo-spans"
+    line = run[0].replace(f"SPANGUARD_SINK_DIR={sink} ", f"SPANGUARD_SINK_DIR={moved} ").replace(
+        "build/examples/agent_demo", str(demo_program()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    spool = tmp_path / "spool"
+    env = alone(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}",
+                OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{closed}/v1/traces",
+                SPANGUARD_SPOOL_DIR=str(spool))
+    ran = subprocess.run(["sh", "-c", line], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert not list(spool.glob("*.sgspool")), ran.stderr
+    shown = subprocess.run([str(REPO / command), "show", str(moved)], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert ", 14 spans, from 1 sink file" in shown.stdout, shown.stdout
+
+
+def test_with_xdg_state_home_set_show_reads_where_a_program_wrote(tmp_path):
+    """XDG_STATE_HOME set: a program's spans (the sample agent's, no
+    SPANGUARD_SINK_DIR) go under it, and `spanguard show` with no DIR
+    reads them there; the demo and README name that default, not
+    ~/.local/state alone (which is not where they are)."""
+    _, command, _ = demo_paths()
+    state = tmp_path / "state"
+    env = alone(tmp_path, XDG_STATE_HOME=str(state))
+    ran = subprocess.run([str(demo_program())], env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert len(list((state / "spanguard" / "spans").glob("demo-agent-*.jsonl"))) == 1
+    assert not (tmp_path / "home" / ".local").exists()
+    shown = subprocess.run([str(REPO / command), "show"], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert ", 14 spans, from 1 sink file" in shown.stdout, shown.stdout
+    said = " ".join(said_by_the_demo().split())
+    assert "$$XDG_STATE_HOME/spanguard/spans (~/.local/state/spanguard/spans when XDG_STATE_HOME is unset)" \
+        in said, said
+    text = " ".join(two_commands_section().split())
+    assert ("(`$XDG_STATE_HOME/spanguard/spans`, `~/.local/state/spanguard/spans` when `XDG_STATE_HOME` is "
+            "unset)") in text, text

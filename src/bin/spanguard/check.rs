@@ -457,19 +457,52 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         );
     }
-    if config.headers.is_empty() {
+    let url = probe_url.or_else(|| {
+        config
+            .endpoint
+            .clone()
+            .filter(|u| u != spanguard::tracer::DISCARD_ENDPOINT)
+    });
+    // Headers, TLS files and the request timeout are an HTTP request's:
+    // with spans going to the local sink (or discarded) and no --endpoint
+    // to probe, "headers none" and "10000 ms a request" were said of a
+    // sink that sends no request. Set all the same, they are named as
+    // set but unused (a user who set an API key and no endpoint wants to
+    // know the key goes nowhere).
+    let unused = match config.endpoint {
+        None => "set but unused: no endpoint",
+        Some(_) => "set but unused: spans are discarded",
+    };
+    if url.is_some() && config.headers.is_empty() {
         println!("  headers           none");
-    } else {
+    } else if !config.headers.is_empty() {
         // Names only: a value is an API key as often as not.
         let names: Vec<String> = config
             .headers
             .iter()
             .map(|(name, _)| super::terminal::clean(name))
             .collect();
-        println!(
-            "  headers           {} (values not shown)",
-            names.join(", ")
+        let from = taken_from(
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ],
+            &config,
         );
+        match (&url, from) {
+            (Some(_), _) => println!(
+                "  headers           {} (values not shown)",
+                names.join(", ")
+            ),
+            (None, Some(v)) => println!(
+                "  headers           {} (values not shown; {v}): {unused}",
+                names.join(", ")
+            ),
+            (None, None) => println!(
+                "  headers           {} (values not shown): {unused}",
+                names.join(", ")
+            ),
+        }
     }
     for (what, file) in [
         ("TLS CA file", &config.tls.certificate),
@@ -477,15 +510,12 @@ pub fn run(args: &[String]) -> ExitCode {
         ("TLS client key", &config.tls.client_key),
     ] {
         if let Some(path) = file {
-            println!("  {what:<17} {}", path.display());
+            match url {
+                Some(_) => println!("  {what:<17} {}", path.display()),
+                None => println!("  {what:<17} {}: {unused}", path.display()),
+            }
         }
     }
-    let url = probe_url.or_else(|| {
-        config
-            .endpoint
-            .clone()
-            .filter(|u| u != spanguard::tracer::DISCARD_ENDPOINT)
-    });
     // curl takes a proxy from the environment: whoever set it for a whole
     // shell may not know the spans go through it, nor that NO_PROXY goes
     // around it for this host (then both were shown, and whether the
@@ -534,11 +564,35 @@ pub fn run(args: &[String]) -> ExitCode {
             ),
         }
     }
-    println!(
-        "  timeout           {} a request, {} a batch with its retries",
-        millis(config.request_timeout),
-        millis(config.export_timeout)
-    );
+    if url.is_some() {
+        println!(
+            "  timeout           {} a request, {} a batch with its retries",
+            millis(config.request_timeout),
+            millis(config.export_timeout)
+        );
+    } else {
+        if config.endpoint.is_none() {
+            // The sink's writes are retried (a full disk) as a request
+            // is, for as long as a batch is given.
+            println!(
+                "  timeout           {} a batch with its retries (a write to the sink that \
+             fails is tried again until then)",
+                millis(config.export_timeout)
+            );
+        }
+        if let Some(v) = taken_from(
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ],
+            &config,
+        ) {
+            println!(
+                "  request timeout   {} ({v}): {unused}",
+                millis(config.request_timeout)
+            );
+        }
+    }
     // The summary `spanguard spool` prints starts "spool DIR: ...": the
     // label says it already.
     let spool = super::spool_status::summary(Path::new(&config.spool_dir));

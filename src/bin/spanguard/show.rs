@@ -43,15 +43,16 @@ options:
   --span ID          the trace holding the span whose id starts with ID, that
                      span with every attribute, event and status message whole
                      (one LLM call's prompt; each span's line shows its ID after
-                     its bar)
+                     its bar); an ID that starts several spans' ids lists them
   --html OUT         write one self-contained HTML page to OUT (- for stdout); a new
                      file is readable by this user only, and OUT is refused when it
                      is (or links to) another user's file
   --color WHEN       auto (default: on a terminal, unless NO_COLOR is set),
                      always or never
 
-Exit status: 0 when a trace was shown, 1 when none was (nothing there, or
-nothing matched), 2 on a usage or configuration error.
+Exit status: 0 when a trace was shown, 1 when none was (nothing there, nothing
+matched, or --span's ID starts the ids of several spans: they are listed), 2 on
+a usage or configuration error.
 ";
 
 /// Said when the default directories hold nothing and an endpoint is set.
@@ -175,6 +176,44 @@ pub fn run(args: &[String]) -> ExitCode {
         ..style
     };
     let total = traces.len();
+    // `--span ID` that starts several span ids (of the traces the other
+    // options keep): each was drawn with its values whole, the one call
+    // meant lost among them, and nothing said the ID was too short. As
+    // git does for a short hash that names several objects: said, the
+    // spans listed with their ids, nothing drawn.
+    if let (Some(pick), Some(v)) = (filter.span, a.value("--span")) {
+        let others = Filter {
+            span: None,
+            ..filter.clone()
+        };
+        let picked: Vec<&Node> = traces
+            .iter()
+            .filter(|t| others.keeps(t))
+            .flat_map(|t| t.nodes.iter())
+            .filter(|n| pick.picks(&n.span.span_id))
+            .collect();
+        if picked.len() > 1 {
+            let v = super::terminal::clean(v);
+            let mut ids: Vec<[u8; 8]> = picked.iter().map(|n| n.span.span_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let twice = ids.len() < picked.len();
+            eprintln!(
+                "spanguard: --span {v} is ambiguous: {} span ids start with it; give more of \
+                 the id:",
+                picked.len()
+            );
+            for line in span_lines(picked, "give more digits to list fewer") {
+                eprintln!("  {line}");
+            }
+            if twice {
+                eprintln!(
+                    "spanguard: one span id is in more than one trace: --trace ID picks the trace"
+                );
+            }
+            return ExitCode::FAILURE;
+        }
+    }
     // `--span ID` that names no span: a newcomer copies README's example
     // id; the spans the other options keep are listed with theirs, to
     // copy one (a narrow terminal's waterfall shows no ids).
@@ -358,7 +397,15 @@ fn id_digits(traces: &[Trace]) -> usize {
 /// Each span's id and name, GenAI calls (a model or tokens) first, at
 /// most `SPANS_LISTED`, then how many more.
 fn span_ids<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<String> {
-    let mut spans: Vec<_> = traces.flat_map(|t| t.nodes.iter()).collect();
+    span_lines(
+        traces.flat_map(|t| t.nodes.iter()).collect(),
+        "--name TEXT or --trace ID lists fewer",
+    )
+}
+
+/// `spans`' ids and names, GenAI calls first, at most `SPANS_LISTED`,
+/// then how many more and how to `list_fewer`.
+fn span_lines(mut spans: Vec<&Node>, list_fewer: &str) -> Vec<String> {
     let rest = spans.len().saturating_sub(SPANS_LISTED);
     let words = |n: &Node| super::terminal::genai_words(&n.span);
     spans.sort_by_key(|n| words(n).is_empty());
@@ -376,9 +423,7 @@ fn span_ids<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<String> {
         })
         .collect();
     if rest > 0 {
-        lines.push(format!(
-            "… and {rest} more (--name TEXT or --trace ID lists fewer)"
-        ));
+        lines.push(format!("… and {rest} more ({list_fewer})"));
     }
     lines
 }

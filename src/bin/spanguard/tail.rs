@@ -3,7 +3,7 @@
 //! files are polled, new ones included; Ctrl-C (or SIGTERM) ends it with
 //! status 0.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ usage: spanguard tail [DIR] [options]
 
 Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and prints
 each one on a line: when it started (UTC), service, trace id, name, duration,
-status. New sink files are picked up as processes start. Ctrl-C ends it.
+span id (what `spanguard show --span ID` takes), status. New sink files are picked up as processes start. Ctrl-C ends it.
 Long values (a status message, an event's attributes) are cut to the width,
 ending in …, and with --trees a run of events of one name is one line (×N);
 `spanguard show --full` shows them whole from the same files.
@@ -56,6 +56,49 @@ const MOST_PER_POLL: u64 = 16 << 20;
 const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 /// Spans held for `--trees` while their root has not arrived.
 const MAX_HELD_SPANS: usize = 100_000;
+/// The span ids kept to tell a new one's digits by: the latest this many.
+const MAX_SEEN_IDS: usize = 1 << 20;
+
+/// The span ids `tail` has seen, and how many hex digits of each it
+/// prints: `show`'s rule (at least 8, one more than the most two ids
+/// start alike), over the spans seen so far. Never fewer than before: a
+/// later line does not print an id shorter than an earlier one that two
+/// spans now share.
+struct SeenIds {
+    sorted: BTreeSet<[u8; 8]>,
+    order: VecDeque<[u8; 8]>,
+    digits: usize,
+}
+
+impl SeenIds {
+    fn new() -> SeenIds {
+        SeenIds {
+            sorted: BTreeSet::new(),
+            order: VecDeque::new(),
+            digits: 8,
+        }
+    }
+
+    fn add(&mut self, id: [u8; 8]) {
+        if !self.sorted.insert(id) {
+            return;
+        }
+        // Hex digits two ids start alike with: a half byte each.
+        let alike = |other: &[u8; 8]| {
+            (u64::from_be_bytes(id) ^ u64::from_be_bytes(*other)).leading_zeros() as usize / 4
+        };
+        let before = self.sorted.range(..id).next_back().map(alike);
+        let after = self.sorted.range(id..).nth(1).map(alike);
+        let most = before.max(after).unwrap_or(0);
+        self.digits = self.digits.max((most + 1).clamp(8, 16));
+        self.order.push_back(id);
+        if self.order.len() > MAX_SEEN_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.sorted.remove(&old);
+        }
+    }
+}
 
 /// Where reading a sink file stopped.
 struct Follow {
@@ -117,6 +160,7 @@ pub fn run(args: &[String]) -> ExitCode {
         held: Vec::new(),
         origins: Vec::new(),
         refused: HashMap::new(),
+        ids: SeenIds::new(),
     };
     // A newcomer's `tail build/demo-spans` after the demo printed nothing
     // (it shows spans as they arrive), and a misspelt directory was
@@ -166,6 +210,10 @@ struct Tailer {
     /// Why each file that could not be opened was not, as last said: said
     /// once, not at every poll.
     refused: HashMap<PathBuf, String>,
+    /// Each line shows its span's id, as `show` does after each bar: one
+    /// LLM call seen in the tail could not be opened whole with
+    /// `show --span ID`.
+    ids: SeenIds,
 }
 
 impl Tailer {
@@ -213,6 +261,9 @@ impl Tailer {
     }
 
     fn poll(&mut self) {
+        // Every file read before any line is printed: spans that arrived
+        // together are told apart by the digits printed for each.
+        let mut arrived = Vec::new();
         for path in self.sink_files() {
             let new_spans = self.read_new(&path);
             if new_spans.is_empty() {
@@ -229,6 +280,13 @@ impl Tailer {
                     self.origins.len() - 1
                 }
             };
+            for span in &new_spans {
+                self.ids.add(span.span_id);
+            }
+            arrived.push((origin, new_spans));
+        }
+        self.style.ids = self.ids.digits;
+        for (origin, new_spans) in arrived {
             let mut out = String::new();
             for span in new_spans {
                 if self.trees {
@@ -389,12 +447,20 @@ fn span_line(span: &DecodedSpan, style: &Style) -> String {
         if span.is_root() { "" } else { "  " },
         clean(&span.name)
     );
+    // The span's id after its duration, where `show` puts it after the
+    // bar: a column of its own, dim, before the words that vary.
+    let id = hex(&span.span_id);
+    let id = &id[..style.ids.clamp(8, 16)];
     let mut line = format!(
-        "{time}  {:<16}  {}  {:<30} {:>9}",
+        "{time}  {:<16}  {}  {:<30} {:>9}  {}",
         fit(&clean(service_of(span)), 16),
         &hex(&span.trace_id)[..8],
         fit(&name, 30),
-        duration(end - span.start_unix_ns)
+        duration(end - span.start_unix_ns),
+        match style.color {
+            true => format!("\x1b[2m{id}\x1b[0m"),
+            false => id.to_string(),
+        }
     );
     if !status.is_empty() {
         line.push_str("  ");
@@ -431,6 +497,7 @@ mod tests {
             held: Vec::new(),
             origins: Vec::new(),
             refused: HashMap::new(),
+            ids: SeenIds::new(),
         }
     }
 
