@@ -308,6 +308,14 @@ impl PreparedFile {
         // both are async-signal-safe.
         unsafe {
             libc::fsync(self.file.as_raw_fd());
+            if self.discarded.load(Ordering::Acquire) {
+                // Unlinked and not made again (`make_again` failed): the
+                // pending name is not ours, whatever sits there now (a
+                // link, another's file). Renaming it would publish that
+                // under our dump's name, for recovery to read or set
+                // aside, our spans in the unlinked file all the same.
+                return;
+            }
             if libc::rename(self.pending.as_ptr(), self.done.as_ptr()) == 0 {
                 self.published.store(true, Ordering::Release);
             }
@@ -336,10 +344,24 @@ impl PreparedFile {
     /// Makes a discarded file again, empty and locked under its pending
     /// name, in the place of the unlinked one (the same descriptor number,
     /// which the handlers read without a lock). Not async-signal-safe.
+    ///
+    /// Whatever sat at the name meanwhile is not ours (ours was unlinked):
+    /// a link, a file someone put there. It is set aside unopened, as the
+    /// spool sets aside what it cannot use, and the file made in its place
+    /// (never through it: `create_new` is O_EXCL|O_NOFOLLOW). Left there,
+    /// it kept the file from being made again, and the next dump renamed
+    /// it, not our spans, to the dump's name.
     fn make_again(&self) -> std::io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
         let path = Path::new(std::ffi::OsStr::from_bytes(self.pending.as_bytes()));
-        let (fresh, _) = LockedFile::lock(files::create_new(path, false)?);
+        let created = match files::create_new(path, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                files::set_aside(path)?;
+                files::create_new(path, false)
+            }
+            created => created,
+        };
+        let (fresh, _) = LockedFile::lock(created?);
         // SAFETY: both fds are open and ours; dup2 closes the unlinked
         // file's (its lock goes with it) and points the number at the
         // fresh file, whose lock stays with it when `fresh` closes its own.
@@ -1487,6 +1509,83 @@ mod tests {
         crash.unpublish();
         crash.remove();
         assert!(names(&dir).is_empty(), "left {:?}", names(&dir));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A dump with nothing to keep unlinks its files' names; a process that
+    /// lives on makes them again under the same names. Something put at a
+    /// name meanwhile (a link to another file, a file that is not ours)
+    /// kept it from being made again, and the next dump, with a span,
+    /// renamed that thing to the dump's name: our span stayed in the
+    /// unlinked file (lost), and recovery got a link or a stranger's file
+    /// as our dump. Now it is set aside unopened, the file made again in
+    /// its place, never through it; the link's target is not touched.
+    #[test]
+    fn a_name_taken_while_the_dump_was_discarded_is_set_aside_not_published() {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        let dir = temp_dir("taken-name");
+        let victim_dir = temp_dir("taken-name-victim");
+        let victim = victim_dir.join("victim");
+        std::fs::write(&victim, b"not spanguard's").expect("victim");
+        let slab = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(4, PoolBacking::Anonymous).expect("pool");
+        let crash = crash_file_in(&dir);
+        crash.prepare_batch().expect("made");
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 0);
+        crash.discard_unwritten_batch();
+        crash.end_dump();
+        // The names are free: a link to the victim at one, a file at the other.
+        std::os::unix::fs::symlink(&victim, dir.join("a-pending")).expect("link");
+        std::fs::write(dir.join("b-pending"), b"planted").expect("planted");
+        crash.unpublish();
+        for name in ["a-pending", "b-pending"] {
+            let meta = std::fs::symlink_metadata(dir.join(name)).expect("made again");
+            assert!(meta.is_file() && meta.len() == 0, "{name}: {meta:?}");
+            let other = std::fs::File::open(dir.join(name)).expect("open");
+            assert!(!files::try_lock(&other), "{name} unlocked");
+            let aside = dir.join(format!("{name}{}", files::SET_ASIDE_SUFFIX));
+            assert!(
+                std::fs::symlink_metadata(&aside).is_ok(),
+                "{name} not set aside"
+            );
+        }
+        // A dump with a span goes into the file made again, under our name.
+        let (i, g) = slab.take_free(|| {}).expect("slot");
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(i) };
+        r.reset();
+        r.trace_id = [7; 16];
+        r.span_id = [7; 8];
+        slab.publish_open(i, g);
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
+        crash.end_dump();
+        let published = std::fs::symlink_metadata(dir.join("a")).expect("published");
+        assert!(published.is_file(), "the dump's name is {published:?}");
+        let mut reader = open(&dir.join("a")).expect("readable");
+        assert_eq!(reader.next_records(10).expect("read").len(), 1);
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"not spanguard's");
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_dir_all(&victim_dir).ok();
+    }
+
+    /// A file discarded and not made again (`make_again` failed) has no
+    /// name of ours: a dump into it must not rename what sits at the name
+    /// now.
+    #[test]
+    fn a_discarded_file_not_made_again_publishes_nothing_under_its_name() {
+        let dir = temp_dir("discarded-publish");
+        let file = PreparedFile::create(&dir.join("x-pending"), &dir.join("x")).expect("made");
+        file.discard();
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("x-pending")).expect("link");
+        file.write_all(b"spans");
+        file.publish();
+        assert!(
+            std::fs::symlink_metadata(dir.join("x")).is_err(),
+            "published what sat at the pending name"
+        );
+        assert!(std::fs::symlink_metadata(dir.join("x-pending")).is_ok());
         std::fs::remove_dir_all(&dir).ok();
     }
 
