@@ -210,6 +210,11 @@ pub struct Pipeline {
     /// exporter takes spans again, waiting cannot help, and a begin that
     /// finds the slots full does not wait (see `Tracer::take_slot_when_full`).
     pub full_wait_in_vain_at: std::sync::atomic::AtomicU64,
+    /// Begins waiting for a free slot now (`Tracer::take_slot_when_full`),
+    /// for a test to start a shutdown once one is past its lifecycle
+    /// check and waiting (`Tracer::begins_waiting_for_slot_for_test`).
+    /// Written on that slow path only.
+    pub full_waiters: AtomicU32,
     /// Resource attributes set at run time over the configured ones
     /// (`Tracer::set_resource`), the last set given: the exporter reads
     /// them at its next batch (`resource_changed` says there is a new

@@ -521,6 +521,7 @@ impl Tracer {
             frozen_from: Default::default(),
             end_check_mask,
             full_wait_in_vain_at: Default::default(),
+            full_waiters: Default::default(),
             resource_given: Mutex::new(None),
             scope_table: Mutex::new(Vec::new()),
             resource_changed: Default::default(),
@@ -982,6 +983,12 @@ impl Tracer {
         if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
             return Ok(s);
         }
+        // A shutdown began since this begin's lifecycle check: a slot
+        // taken now would be taken back (`taken_back`), so the answer is
+        // ShutDown whatever the room, as for a begin a moment later.
+        if self.is_shut_down() {
+            return Err(SpanError::ShutDown);
+        }
         // Full: the exporter frees slots as it encodes, so wake it.
         p.signal.wake();
         if p.config.full_policy == FullPolicy::Wait {
@@ -1001,21 +1008,62 @@ impl Tracer {
             // soon as nothing is left for the exporter to take, and after
             // a wait in vain the next begins do not wait until the
             // exporter has taken spans again.
+            //
+            // A shutdown that begins during the wait answers it: ShutDown,
+            // at once. The slots do come back (the shutdown's exporter
+            // takes every span), and a begin that took one then had it
+            // taken back as shut down; but one whose wait ran out first
+            // said BufferFull and counted a span dropped for want of room,
+            // for a span the shutdown refused. `make stress`'s
+            // begin_during_shutdown met it: its six threads filled the
+            // 20480 slots with ended spans before the exporter took its
+            // first (slower to start on a loaded machine), a begin waited,
+            // the shutdown began, and the exporter's first slots came back
+            // past the waiter's 200 ms.
             let taken = p.slab.exporter_taken();
             if p.full_wait_in_vain_at.load(Ordering::Relaxed) != taken + 1 {
-                let deadline = Instant::now() + p.config.full_wait;
-                while Instant::now() < deadline && !p.slab.every_slot_open() {
-                    std::thread::sleep(Duration::from_micros(50));
-                    if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
-                        return Ok(s);
-                    }
+                p.full_waiters.fetch_add(1, Ordering::Relaxed);
+                let got = self.wait_for_slot(Instant::now() + p.config.full_wait);
+                p.full_waiters.fetch_sub(1, Ordering::Relaxed);
+                if let Some(got) = got {
+                    return got;
                 }
                 p.full_wait_in_vain_at
                     .store(p.slab.exporter_taken() + 1, Ordering::Relaxed);
             }
+            if self.is_shut_down() {
+                return Err(SpanError::ShutDown);
+            }
         }
         Stats::add(&p.stats.dropped_buffer_full, 1);
         Err(SpanError::BufferFull)
+    }
+
+    /// `take_slot_when_full`'s wait: a slot, or ShutDown once a shutdown
+    /// has begun, or None by `deadline` or once every slot holds an open
+    /// span (only ends can free one).
+    fn wait_for_slot(
+        &self,
+        deadline: Instant,
+    ) -> Option<Result<(u32, u32, IdSource<'_>), SpanError>> {
+        let p = &self.pipeline;
+        while Instant::now() < deadline && !p.slab.every_slot_open() {
+            std::thread::sleep(Duration::from_micros(50));
+            if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
+                return Some(Ok(s));
+            }
+            if self.is_shut_down() {
+                return Some(Err(SpanError::ShutDown));
+            }
+        }
+        None
+    }
+
+    /// Tests only: how many begins wait for a free slot now (a full slab
+    /// under `FullPolicy::Wait`), each past its lifecycle check.
+    #[doc(hidden)]
+    pub fn begins_waiting_for_slot_for_test(&self) -> u32 {
+        self.pipeline.full_waiters.load(Ordering::Relaxed)
     }
 
     /// The ids, flags and marks of a live span, read without locking it:
