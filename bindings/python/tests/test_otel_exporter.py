@@ -294,17 +294,22 @@ def zero_code_env(tmp_path: Path, **extra) -> dict:
     return env
 
 
-@pytest.mark.parametrize("protocol", [None, "http/protobuf"], ids=["distro-default-protocol", "http-protobuf"])
+@pytest.mark.parametrize("protocol", [None, "http/protobuf", "grpc", "--exporter_otlp_protocol=grpc"],
+                         ids=["distro-default-protocol", "http-protobuf", "users-grpc", "users-grpc-flag"])
 def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
     """`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python
     agent.py`: the SDK's configurator finds the exporter by its entry point
     and the spans reach the sink under OTEL_SERVICE_NAME at the exit. The
-    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset:
-    spanguard names it on stderr and still starts and records."""
+    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset, its
+    own default: a user who set nothing sees no warning about it (they
+    saw one telling them to change a setting they never made). A user who
+    set grpc, in the environment or with opentelemetry-instrument's own
+    flag, is told on stderr; spanguard still starts and records."""
     (tmp_path / "agent.py").write_text(ZERO_CODE_AGENT)
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else {}
-    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py"), "tokens "],
+    flags = [protocol] if protocol and protocol.startswith("--") else []
+    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol and not flags else {}
+    proc = subprocess.run([str(instrument), *flags, sys.executable, str(tmp_path / "agent.py"), "tokens "],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env=zero_code_env(tmp_path, **extra))
     assert proc.returncode == 0, proc.stderr
@@ -323,7 +328,8 @@ def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
         assert span["resource"]["service.name"] == "zero-code-agent"
         assert span["resource"]["telemetry.sdk.language"] == "python"
         assert span["scope"] == "zero.code.agent"
-    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is None)
+    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is not None and "grpc" in protocol), \
+        proc.stderr
 
 
 def thread_of_messages(levels: int, content: str) -> list:
