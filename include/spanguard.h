@@ -867,6 +867,16 @@ typedef struct spanguard_config {
    variable for it).
    */
   uint32_t value_depth_limit;
+  /*
+   Environment variables (names, comma-separated) that the host
+   program set as its own defaults rather than the user: with
+   `from_env` they are read as unset. The Python package names
+   OTEL_EXPORTER_OTLP_PROTOCOL when opentelemetry-distro (under
+   `opentelemetry-instrument`) set it to grpc, its exporter's default:
+   the warning that grpc is not supported is for a user who chose it.
+   NULL or empty: every variable is read.
+   */
+  const char *env_set_by_host;
 } spanguard_config;
 
 /*

@@ -186,6 +186,10 @@ pub struct TracerConfig {
     /// starts, and by `spanguard check`: OTEL_EXPORTER_OTLP_ENDPONT sent
     /// every span to the local sink without a word.
     pub misspelt_env: Vec<(String, String)>,
+    /// Variables the host program set as its own defaults, not the user
+    /// (the config struct's `env_set_by_host`): `apply_process_env` reads
+    /// them as unset.
+    pub env_set_by_host: Vec<String>,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`
@@ -285,6 +289,7 @@ impl Default for TracerConfig {
             detected_resource: Vec::new(),
             ignored_env: Vec::new(),
             misspelt_env: Vec::new(),
+            env_set_by_host: Vec::new(),
         }
     }
 }
@@ -1133,8 +1138,12 @@ impl TracerConfig {
     pub fn apply_process_env(&mut self) -> Result<(), ConfigError> {
         let not_unicode = std::cell::RefCell::new(Vec::new());
         let asked = std::cell::RefCell::new(Vec::new());
+        let set_by_host = self.env_set_by_host.clone();
         let result = self.apply_env(&|name| {
             asked.borrow_mut().push(name.to_string());
+            if set_by_host.iter().any(|n| n == name) {
+                return None;
+            }
             match std::env::var(name) {
                 Ok(v) => Some(v),
                 Err(std::env::VarError::NotPresent) => None,

@@ -295,6 +295,7 @@ pub unsafe extern "C" fn spanguard_config_init(
             log_level: std::ptr::null(),
             prefault_slots: d.prefault_slots as u32,
             value_depth_limit: d.limits.attribute_value_depth,
+            env_set_by_host: std::ptr::null(),
         };
         // SAFETY: cfg is non-null and at least cfg_size >= n bytes.
         unsafe {
@@ -438,6 +439,14 @@ unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateE
             if let Some(s) = c_string(field).filter(|s| !s.is_empty()) {
                 *slot = Some(s.into());
             }
+        }
+        if let Some(s) = c_string(c.env_set_by_host) {
+            t.env_set_by_host = s
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         if let Some(s) = c_string(c.log_level).filter(|s| !s.is_empty()) {
             t.log_level =

@@ -303,6 +303,14 @@ pub struct spanguard_config {
     /// (SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT: OpenTelemetry names no
     /// variable for it).
     pub value_depth_limit: u32,
+    /// Environment variables (names, comma-separated) that the host
+    /// program set as its own defaults rather than the user: with
+    /// `from_env` they are read as unset. The Python package names
+    /// OTEL_EXPORTER_OTLP_PROTOCOL when opentelemetry-distro (under
+    /// `opentelemetry-instrument`) set it to grpc, its exporter's default:
+    /// the warning that grpc is not supported is for a user who chose it.
+    /// NULL or empty: every variable is read.
+    pub env_set_by_host: *const c_char,
 }
 
 /// How `spanguard_span_begin_ex` begins a span. Fill it with

@@ -186,6 +186,7 @@ fn config(
             "client_certificate" => string(&mut cfg.client_certificate)?,
             "client_key" => string(&mut cfg.client_key)?,
             "log_level" => string(&mut cfg.log_level)?,
+            "env_set_by_host" => string(&mut cfg.env_set_by_host)?,
             "protocol" => {
                 cfg.protocol = named(
                     &key,

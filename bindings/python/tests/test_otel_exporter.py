@@ -294,17 +294,22 @@ def zero_code_env(tmp_path: Path, **extra) -> dict:
     return env
 
 
-@pytest.mark.parametrize("protocol", [None, "http/protobuf"], ids=["distro-default-protocol", "http-protobuf"])
+@pytest.mark.parametrize("protocol", [None, "http/protobuf", "grpc", "--exporter_otlp_protocol=grpc"],
+                         ids=["distro-default-protocol", "http-protobuf", "users-grpc", "users-grpc-flag"])
 def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
     """`OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python
     agent.py`: the SDK's configurator finds the exporter by its entry point
     and the spans reach the sink under OTEL_SERVICE_NAME at the exit. The
-    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset:
-    spanguard names it on stderr and still starts and records."""
+    distro sets OTEL_EXPORTER_OTLP_PROTOCOL to grpc when it is unset, its
+    own default: a user who set nothing sees no warning about it (they
+    saw one telling them to change a setting they never made). A user who
+    set grpc, in the environment or with opentelemetry-instrument's own
+    flag, is told on stderr; spanguard still starts and records."""
     (tmp_path / "agent.py").write_text(ZERO_CODE_AGENT)
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol else {}
-    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py"), "tokens "],
+    flags = [protocol] if protocol and protocol.startswith("--") else []
+    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": protocol} if protocol and not flags else {}
+    proc = subprocess.run([str(instrument), *flags, sys.executable, str(tmp_path / "agent.py"), "tokens "],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env=zero_code_env(tmp_path, **extra))
     assert proc.returncode == 0, proc.stderr
@@ -323,7 +328,95 @@ def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
         assert span["resource"]["service.name"] == "zero-code-agent"
         assert span["resource"]["telemetry.sdk.language"] == "python"
         assert span["scope"] == "zero.code.agent"
-    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is None)
+    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol is not None and "grpc" in protocol), \
+        proc.stderr
+
+
+# A zero-code agent as a demanding user runs one: 200 traces under the
+# SDK's ratio sampler, then an LLM call by the openai client (instrumented
+# by whatever opentelemetry-instrument finds installed: here both
+# opentelemetry-instrumentation-openai-v2 and OpenInference's) with a 60 KB
+# prompt, under a sampled remote parent so that it is kept.
+ZERO_CODE_LLM_AGENT = textwrap.dedent("""
+    import json
+    import sys
+
+    import openai
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    tracer = trace.get_tracer("zero.code.agent")
+    sampled = []
+    for i in range(200):
+        with tracer.start_as_current_span(f"root.{i}") as s:
+            if s.get_span_context().trace_flags.sampled:
+                sampled.append(f"{s.get_span_context().span_id:016x}")
+    parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        0x5b8efff798038103d269b633813fc60c, 0xeee19b7ec3c1b174, is_remote=True, trace_flags=TraceFlags(1))))
+    with tracer.start_as_current_span("agent.session", context=parent):
+        client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": sys.argv[2]}])
+    print(json.dumps({"sampled": sampled}))
+""")
+
+
+def test_zero_code_sampler_resource_and_a_60kb_openai_prompt_arrive_as_the_sdk_made_them(tmp_path):
+    """Under `opentelemetry-instrument` with OTEL_TRACES_SAMPLER,
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set: every span the
+    SDK's sampler kept arrives (spanguard, which reads the same sampler
+    variables, samples nothing again) and none it dropped; the resource
+    carries each attribute once (the SDK's resource, not the SDK's and
+    spanguard's side by side); the OpenAI instrumentations' spans carry
+    the 60 KB prompt and its echo whole; and `spanguard show` (the wheel's
+    command) prints them whole from the sink."""
+    from fake_openai import FakeOpenAI
+    from otlp_receiver import JSON, decode_request
+
+    (tmp_path / "agent.py").write_text(ZERO_CODE_LLM_AGENT)
+    prompt = "".join(chr(ord("a") + (i * 7) % 26) for i in range(60_000))
+    bin_dir = Path(sys.executable).parent
+    env = zero_code_env(tmp_path, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5",
+                        OTEL_RESOURCE_ATTRIBUTES="deployment.environment=prod,team=agents,service.name=not-this",
+                        OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+                        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="SPAN_ONLY")
+    with FakeOpenAI() as server:
+        proc = subprocess.run([str(bin_dir / "opentelemetry-instrument"), sys.executable, str(tmp_path / "agent.py"),
+                               server.base_url, prompt], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "spanguard: warn" not in proc.stderr, proc.stderr
+    sampled = set(json.loads(proc.stdout.splitlines()[-1])["sampled"])
+    assert 0 < len(sampled) < 200
+    spans, resources = [], []
+    for f in sorted((tmp_path / "sink").glob("*.jsonl")):
+        for line in f.read_text().split("\n"):
+            if line.strip():
+                request, _ = decode_request(line.encode(), JSON, None, strict=True)
+                for rs in request.resource_spans:
+                    resources.append([kv.key for kv in rs.resource.attributes])
+                    for ss in rs.scope_spans:
+                        spans.extend((sp, ss.scope.name) for sp in ss.spans)
+    for keys in resources:
+        assert sorted(keys) == sorted(set(keys)), keys
+    assert {s["name"] for s in read_sink(tmp_path / "sink")} >= {"agent.session"}
+    for span in read_sink(tmp_path / "sink"):
+        assert (span["resource"]["service.name"], span["resource"]["deployment.environment"],
+                span["resource"]["team"]) == ("zero-code-agent", "prod", "agents")
+    roots = {sp.span_id.hex() for sp, _ in spans if sp.name.startswith("root.")}
+    assert roots == sampled
+    attributes = {scope: {a.key: a.value.string_value for a in sp.attributes}
+                  for sp, scope in spans if not sp.name.startswith(("root.", "agent."))}
+    v2 = attributes["opentelemetry.util.genai.handler"]  # opentelemetry-instrumentation-openai-v2's
+    assert json.loads(v2["gen_ai.input.messages"])[0]["parts"][0]["content"] == prompt
+    assert json.loads(v2["gen_ai.output.messages"])[0]["parts"][0]["content"] == f"echo: {prompt}"
+    openinference = attributes["openinference.instrumentation.openai"]
+    assert openinference["llm.input_messages.0.message.content"] == prompt
+    assert openinference["llm.output_messages.0.message.content"] == f"echo: {prompt}"
+    shown = subprocess.run([str(bin_dir / "spanguard"), "show", str(tmp_path / "sink"), "--color", "never",
+                            "--attributes", "--full"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "chat gpt-4o-mini" in shown.stdout
+    assert f"echo: {prompt}" in shown.stdout
 
 
 def thread_of_messages(levels: int, content: str) -> list:

@@ -299,6 +299,39 @@ class FlushStatus(str, enum.Enum):
     """Time ran out first; the export goes on in the background."""
 
 
+# What opentelemetry-distro sets when unset (OpenTelemetryDistro._configure,
+# which `opentelemetry-instrument` runs before the configurator makes the
+# exporters): the protocol of its own OTLP exporter, not the user's choice.
+# spanguard read it as the user's and warned a newcomer who set nothing to
+# change a setting they never made.
+_DISTRO_DEFAULTS = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+_initial_env_names: frozenset | None = None
+
+
+def _env_set_by_host() -> str | None:
+    """The variables opentelemetry-distro set rather than the user, for
+    the `env_set_by_host` setting (read as unset): those holding the
+    distro's default now, with the distro loaded, that were not in the
+    environment the process started with (/proc/self/environ: what the
+    shell, or opentelemetry-instrument's own --flags, set before it ran
+    Python; the distro sets them later, in os.environ). None when it cannot
+    tell: the variable is then taken as the user's, as before."""
+    global _initial_env_names
+    if "opentelemetry.distro" not in sys.modules:
+        return None
+    if _initial_env_names is None:
+        try:
+            with open("/proc/self/environ", "rb") as f:
+                block = f.read()
+        except OSError:
+            return None
+        _initial_env_names = frozenset(
+            entry.split(b"=", 1)[0].decode("utf-8", "replace") for entry in block.split(b"\0") if entry)
+    names = [name for name, default in _DISTRO_DEFAULTS.items()
+             if os.environ.get(name) == default and name not in _initial_env_names]
+    return ",".join(names) or None
+
+
 class Tracer(_native.Tracer):
     """A spanguard tracer. Settings are the `spanguard_config` fields by
     keyword (service_name, endpoint, headers (dict or "k=v,..."), sink_dir,
@@ -312,9 +345,17 @@ class Tracer(_native.Tracer):
     on top (a resource attribute or service_name given here wins). A wrong
     setting given here raises SpanguardError; a wrong variable is ignored,
     as the OpenTelemetry SDKs ignore one, and named in a warning on stderr.
+    What opentelemetry-distro set by default (OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+    under `opentelemetry-instrument`, when the user set none) is read as
+    unset, without a warning (`env_set_by_host`: the names, comma-separated).
 
     Shut down at interpreter exit, and at the exit of a multiprocessing or
     billiard (Celery prefork) pool worker, if not before. Every method may be called from any thread."""
+
+    def __new__(cls, from_env: bool = True, **settings):
+        if from_env and settings.get("env_set_by_host") is None:
+            settings["env_set_by_host"] = _env_set_by_host()
+        return super().__new__(cls, from_env, **settings)
 
     def __init__(self, from_env: bool = True, **settings):
         super().__init__()
