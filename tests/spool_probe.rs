@@ -96,3 +96,63 @@ fn a_lone_poison_file_with_no_traffic_is_split_protobuf() {
 fn a_lone_poison_file_with_no_traffic_is_split_json() {
     a_lone_poison_file_with_no_traffic_is_split(Protocol::HttpJson, BodyFormat::Json);
 }
+
+/// The same file to a gateway answering it 503 with `Retry-After: 1`
+/// (and 200 to everything else, the probe too): no probe went against a
+/// Retry-After, so the file was never counted set back and sat until the
+/// cap evicted it. The wait honoured, the next replay probes first; the
+/// probe taken counts the set-back, and the fifth splits the file. Over
+/// loopback HTTP (curl reads the Retry-After header).
+#[test]
+fn a_lone_poison_file_behind_retry_after_is_split() {
+    let taken: Arc<Mutex<Vec<String>>> = Arc::default();
+    let probes = Arc::new(AtomicU64::new(0));
+    let (keep, probed) = (Arc::clone(&taken), Arc::clone(&probes));
+    let url = support::raw_backend(move |_, body| {
+        let names: Vec<String> = decode_body(body, BodyFormat::Protobuf, false)
+            .expect("decodes")
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        if names.is_empty() {
+            probed.fetch_add(1, Ordering::Relaxed);
+        }
+        if names.iter().any(|n| n == "poison") {
+            return b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        }
+        keep.lock().unwrap().extend(names);
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
+          Content-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec()
+    });
+    let (tracer, dir) = support::tracer_to(
+        "probe-retry-after",
+        &url,
+        TracerConfig {
+            protocol: Protocol::HttpProtobuf,
+            compression: Compression::None,
+            export_timeout: Duration::from_millis(600),
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    support::end_spans(&tracer, &["llm.chat", "poison", "llm.chat"]);
+    tracer.flush(Duration::from_secs(5)).expect("flush");
+    assert_eq!(tracer.stats().spooled_spans, 3, "{:?}", tracer.stats());
+    // Five waits of a second and a probe each; a minute for a slow machine.
+    let started = Instant::now();
+    while tracer.stats().dropped_replay_failed == 0 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = tracer.stats();
+    let left = support::spool_files(&dir.join("spool"));
+    assert_eq!(stats.dropped_replay_failed, 1, "{left:?} {stats:?}");
+    assert_eq!(probes.load(Ordering::Relaxed), 5, "{stats:?}");
+    assert_eq!(*taken.lock().unwrap(), ["llm.chat", "llm.chat"]);
+    assert_eq!(stats.replayed_spans, 2, "{stats:?}");
+    assert!(left.is_empty(), "{left:?} {stats:?}");
+    tracer.shutdown(Duration::from_secs(5)).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}

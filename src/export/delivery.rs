@@ -352,6 +352,53 @@ pub struct Delivery {
     /// told (`take_shared_depth_cut`): it cuts them before sending from
     /// then on, one request a batch instead of five.
     shared_to_cut: Vec<SharedMsg>,
+    /// The probes a replay sent (`probe`), and how many the backend took.
+    probes: ProbeCount,
+    /// A replay's probe found the backend down (no answer, 502, 503,
+    /// 504), or a spool file failed with the server's Retry-After, and
+    /// nothing was taken since: the next replay sends a probe in this
+    /// encoding before any file, and no file until one is taken.
+    probe_first: Option<BodyFormat>,
+    /// The spool file that failed with the server's Retry-After, no probe
+    /// sent after it yet (none goes before the time asked): the probe
+    /// first at the next replay, or any request taken after the wait,
+    /// says whether it is the problem.
+    judged: Option<Judged>,
+    /// That file, the backend found up after its failure: its set-back is
+    /// counted when the replay meets it.
+    vouched: Option<Judged>,
+}
+
+/// A spool file whose failure for now awaits the backend's word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Judged {
+    /// Its device and inode (`ReplayedFile::id`), and its body's length.
+    file: (u64, u64),
+    len: usize,
+    /// The failure's reason.
+    reason: String,
+}
+
+/// What a probe (`Delivery::probe`) learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProbeAnswer {
+    /// The backend read it and answered (200; a 400 or 413 from one that
+    /// takes no empty request): it is up.
+    Taken,
+    /// No answer, 502, 503, 504: it may be down.
+    Failed,
+    /// It refused the sender or the URL (401, 403, 404, ...): up, but the
+    /// files would be refused alike.
+    Misdirected,
+}
+
+/// The empty requests a replay sent to learn whether the backend is up
+/// (`Delivery::probe`), and how many it took (the others failed: no
+/// answer, 502, 503, 504, or a refusal of the sender).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeCount {
+    pub sent: u64,
+    pub taken: u64,
 }
 
 /// How many resource and scope messages cut to a depth are remembered as
@@ -413,6 +460,10 @@ impl Delivery {
             transient_refuses: None,
             shared_counted: Vec::new(),
             shared_to_cut: Vec::new(),
+            probes: ProbeCount::default(),
+            probe_first: None,
+            judged: None,
+            vouched: None,
         }
     }
 
@@ -503,6 +554,11 @@ impl Delivery {
 
     pub fn spool(&self) -> &SpoolDir {
         &self.spool
+    }
+
+    /// The probes replays sent so far, and how many were taken.
+    pub fn probes(&self) -> ProbeCount {
+        self.probes
     }
 
     /// What the transport moved out of its way since the last call
@@ -1089,6 +1145,7 @@ impl Delivery {
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
+                    self.backend_took();
                     self.accepted_requests += 1;
                     // The server takes what this sender sends (a token set
                     // right, the path fixed): the spool may go now.
@@ -1505,17 +1562,39 @@ impl Delivery {
     /// down for it, the replay goes on with the next file (one attempt: a
     /// second failure in a row stops it), and at `MAX_SETBACKS` the file is
     /// split for what it holds (`settle_refused`). The probe failing too
-    /// (or not sent: the server asked to wait with Retry-After, or the
-    /// exporter is stopping), the backend may be down: the replay stops
-    /// there, uncounted, and the next one starts with another file. A
-    /// backend that is down costs a replay one file's attempts and one
-    /// probe, not a request per file, and splits nothing. A file set back
-    /// before gets one attempt, no retries.
+    /// (or not sent: the exporter is stopping), the backend may be down:
+    /// the replay stops there, uncounted, and the next one starts with
+    /// another file, after a probe sent first (`probe_first`): no file
+    /// goes until one is taken. A backend that is down costs the first
+    /// replay one file's attempts and one probe, each one after a probe
+    /// (`PROBE_TIMEOUT` at most, where a file cost a whole request
+    /// timeout to a backend that never answers), and splits nothing.
+    /// After a failure with the server's Retry-After no probe goes before
+    /// the time it asked (`down_until`, clamped as a retry's wait): the
+    /// file is set back uncounted, the next replay probes first, and the
+    /// probe taken (or any request taken after the wait) counts that
+    /// set-back when the replay meets the file, without sending it again
+    /// then (split there at the last). A file set back before gets one
+    /// attempt, no retries.
     pub fn replay_spool(&mut self, host: &mut dyn DeliveryHost) -> bool {
         if self.replay_held_until.is_some_and(|t| t > Instant::now()) {
             return false;
         }
         self.misdirected = false;
+        if let Some(format) = self.probe_first {
+            // Not before the time the server asked, nor a second probe
+            // before the probe interval's end; and not while something
+            // else needs the thread.
+            if self.down_until().is_some() || host.busy() {
+                return false;
+            }
+            if self.probe(format) == ProbeAnswer::Failed {
+                return false;
+            }
+            // Refused for who sends: the files say so too (and the replay
+            // is held, `REPLAY_AFTER_REFUSAL`), not a probe every second.
+            self.probe_first = None;
+        }
         let spool = self.spool.clone();
         let mut drained = true;
         // The file before failed for now, its probe taken.
@@ -1538,6 +1617,25 @@ impl Delivery {
                 // rescue empties is counted again.
                 cut_at: &[],
             };
+            // Its last failure came with a Retry-After, and the backend
+            // was found up after the wait: counted now, not sent again
+            // until the next replay (it failed for now; the files behind
+            // it go), split at the last set-back.
+            let vouched = self
+                .vouched
+                .take_if(|v| file.id == Some(v.file) && v.len == batch.body.len());
+            if let Some(vouched) = vouched {
+                drained = false;
+                let setbacks = file.setbacks.saturating_add(1);
+                if setbacks < MAX_SETBACKS {
+                    return ReplayVerdict::SetBack {
+                        counted: true,
+                        stop: false,
+                    };
+                }
+                after_failure = !self.split_never_taken(&request, &vouched.reason, setbacks, host);
+                return ReplayVerdict::Delivered;
+            }
             if after_failure {
                 // The backend counted down by the file before: this one
                 // tells whether it is, or that file was the problem.
@@ -1553,11 +1651,25 @@ impl Delivery {
             let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
                 return ReplayVerdict::Stop;
             };
+            if std::mem::take(&mut self.asked_to_wait) {
+                // No probe against the server's Retry-After: after the
+                // wait (`down_until`), the next replay probes first, and
+                // its word (or any request taken after the wait) judges
+                // this failure. Set back uncounted until then.
+                self.judged = file.id.map(|id| Judged {
+                    file: id,
+                    len: batch.body.len(),
+                    reason: reason.clone(),
+                });
+                self.probe_first = Some(batch.format);
+                return ReplayVerdict::SetBack {
+                    counted: false,
+                    stop: true,
+                };
+            }
             // Asked after the failure: what was accepted before it (live
             // batches just before an outage) says nothing of it.
-            let backend_up = !std::mem::take(&mut self.asked_to_wait)
-                && !host.stopping()
-                && self.probe(batch.format);
+            let backend_up = !host.stopping() && self.probe(batch.format) == ProbeAnswer::Taken;
             if !backend_up {
                 // The backend may be down. Behind the others, so that the
                 // next replay starts with another file.
@@ -1577,14 +1689,8 @@ impl Delivery {
                     stop,
                 };
             }
-            // Taken for what it holds: split as a 400 is, a failure for
-            // now of a part its refusal.
-            let accepted_before_split = self.accepted_requests;
-            self.transient_refuses = Some(setbacks);
-            self.settle_refused(&request, never_taken(&reason, setbacks), host);
-            self.transient_refuses = None;
             // Parts taken: the backend is up; none: as after a failure.
-            after_failure = self.accepted_requests == accepted_before_split;
+            after_failure = !self.split_never_taken(&request, &reason, setbacks, host);
             ReplayVerdict::Delivered
         });
         if std::mem::take(&mut self.misdirected) {
@@ -1598,14 +1704,48 @@ impl Delivery {
         drained
     }
 
+    /// A spool file set back `setbacks` times while the backend was up,
+    /// taken for what it holds: split as a 400 is, a failure for now of a
+    /// part its refusal. True if a part was taken.
+    fn split_never_taken(
+        &mut self,
+        request: &Request,
+        reason: &str,
+        setbacks: u32,
+        host: &mut dyn DeliveryHost,
+    ) -> bool {
+        let accepted_before_split = self.accepted_requests;
+        self.transient_refuses = Some(setbacks);
+        self.settle_refused(request, never_taken(reason, setbacks), host);
+        self.transient_refuses = None;
+        self.accepted_requests != accepted_before_split
+    }
+
+    /// The backend took a request: it is up. No probe first at the next
+    /// replay, and a file that failed with a Retry-After before is the
+    /// problem (what vouches comes after its wait: requests are kept
+    /// without an attempt until then).
+    fn backend_took(&mut self) {
+        self.probe_first = None;
+        if let Some(judged) = self.judged.take() {
+            self.vouched = Some(judged);
+        }
+    }
+
     /// Sends the backend an empty request (no spans: nothing counted
-    /// delivered), once, right after a spool file failed for now: whether
-    /// it is up, and so whether that file is the problem. Any answer of a
-    /// server that read the request says so (200; a 400 from one that
-    /// takes no empty request); a transient failure, or a refusal of who
-    /// sends, does not. Up, the backend is no longer counted down (live
-    /// batches are not held a probe interval for the file's failure).
-    fn probe(&mut self, format: BodyFormat) -> bool {
+    /// delivered), once: right after a spool file failed for now, or
+    /// first in a replay (`probe_first`): whether it is up, and so whether
+    /// that file is the problem. Any answer of a server that read the
+    /// request says so (200; a 400 from one that takes no empty request);
+    /// a transient failure, or a refusal of who sends, does not. Up, the
+    /// backend is no longer counted down (live batches are not held a
+    /// probe interval for the file's failure). Failing, it is counted down
+    /// for the probe interval (or the probe's Retry-After, as a retry
+    /// honours it), the file judged is not counted, and the next replay
+    /// probes first: a backend that accepts connections and never answers
+    /// costs a replay a probe (`PROBE_TIMEOUT`), not a file's request
+    /// timeout.
+    fn probe(&mut self, format: BodyFormat) -> ProbeAnswer {
         let body = match format {
             BodyFormat::Protobuf => EMPTY_PROTOBUF_REQUEST,
             BodyFormat::Json => EMPTY_JSON_REQUEST,
@@ -1615,14 +1755,31 @@ impl Delivery {
         // backend that accepts and never answers costs each replay one
         // request timeout (the file's), not two.
         self.transport.limit_next(super::retry::PROBE_TIMEOUT);
-        let up = match self.transport.send(body, format, false) {
-            Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => true,
-            Err(SendError::Transient { .. } | SendError::Misdirected { .. }) => false,
-        };
-        if up {
-            self.down_until = None;
+        self.probes.sent += 1;
+        match self.transport.send(body, format, false) {
+            Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => {
+                self.probes.taken += 1;
+                self.down_until = None;
+                self.backend_took();
+                ProbeAnswer::Taken
+            }
+            Err(SendError::Transient { retry_after, .. }) => {
+                let random = self.next_random();
+                let down_for =
+                    match self
+                        .policy
+                        .after_failure(1, retry_after, Duration::MAX, random)
+                    {
+                        RetryStep::GiveUp { down_for } => down_for,
+                        RetryStep::Wait(wait) => wait,
+                    };
+                self.down_until = Some(instant_after(Instant::now(), down_for));
+                self.probe_first = Some(format);
+                self.judged = None;
+                ProbeAnswer::Failed
+            }
+            Err(SendError::Misdirected { .. }) => ProbeAnswer::Misdirected,
         }
-        up
     }
 
     /// A new pseudo-random number, for jitter.
@@ -2501,9 +2658,10 @@ mod tests {
         }
     }
 
-    /// A backend that is down (it answers 503 to everything): each replay
-    /// costs one request and one probe, not one a file; nothing is counted
-    /// set back, split or lost, and every file stays.
+    /// A backend that is down (it answers 503 to everything): the first
+    /// replay costs one request and one probe, not one a file, and each
+    /// one after a probe alone (sent first: no file until one is taken);
+    /// nothing is counted set back, split or lost, and every file stays.
     #[test]
     fn a_backend_that_is_down_costs_a_replay_a_request_and_a_probe_not_one_a_file() {
         let dir = std::env::temp_dir().join(format!("sg-delivery-down-{}", std::process::id()));
@@ -2528,12 +2686,12 @@ mod tests {
             assert!(!d.replay_spool(&mut host));
             assert_eq!(
                 *requests.lock().unwrap(),
-                2 * replay,
-                "a file and one probe a replay"
+                1 + replay,
+                "a file and a probe at the first replay, a probe at each after"
             );
             // Counted down: a replay before the probe sends nothing.
             assert!(!d.replay_spool(&mut host));
-            assert_eq!(*requests.lock().unwrap(), 2 * replay);
+            assert_eq!(*requests.lock().unwrap(), 1 + replay);
         }
         let files = d.spool().list();
         assert_eq!(files.len(), 10);
@@ -2714,8 +2872,9 @@ mod tests {
 
     /// A backend that is down: live batches fail too (and are spooled),
     /// and so does the probe after the poison file's failure: nothing says
-    /// the file is the problem. Each replay costs one request and one
-    /// probe, nothing is counted set back, split or lost.
+    /// the file is the problem. The first replay costs one request and one
+    /// probe, each after a probe alone; nothing is counted set back, split
+    /// or lost.
     #[test]
     fn a_lone_file_to_a_backend_that_is_down_is_never_split() {
         let (mut d, dir, requests) = lone_poison("alone-down", unavailable, true);
@@ -2728,8 +2887,8 @@ mod tests {
             assert!(!d.replay_spool(&mut host));
             assert_eq!(
                 *requests.lock().unwrap(),
-                before + 2,
-                "a file and one probe a replay"
+                before + if interval == 1 { 2 } else { 1 },
+                "a file and a probe at the first replay, a probe at each after"
             );
             assert_eq!(d.spool().list().len() as u64, 1 + interval);
         }
@@ -2742,8 +2901,9 @@ mod tests {
 
     /// A backend answering `refusal` to any request with a span "poison",
     /// or to everything while `down`; it counts the requests it sees and,
-    /// of them, the empty ones (a replay's probes), and the probes sent
-    /// with no `limit_next` of `PROBE_TIMEOUT` before them.
+    /// of them, the empty ones (a replay's probes), the probes sent with
+    /// no `limit_next` of `PROBE_TIMEOUT` before them, and the requests of
+    /// spans sent so (each a whole request timeout to a black hole).
     struct Probed {
         refusal: fn() -> SendError,
         down: Arc<std::sync::atomic::AtomicBool>,
@@ -2751,6 +2911,7 @@ mod tests {
         probes: Arc<Mutex<u64>>,
         limit: Option<Duration>,
         unlimited_probes: Arc<Mutex<u64>>,
+        whole_timeouts: Arc<Mutex<u64>>,
     }
 
     impl Transport for Probed {
@@ -2769,6 +2930,8 @@ mod tests {
                 if limit != Some(super::super::retry::PROBE_TIMEOUT) {
                     *self.unlimited_probes.lock().unwrap() += 1;
                 }
+            } else if limit.is_none() {
+                *self.whole_timeouts.lock().unwrap() += 1;
             }
             if self.down.load(std::sync::atomic::Ordering::Relaxed)
                 || spans.iter().any(|s| s.name == "poison")
@@ -2793,6 +2956,7 @@ mod tests {
         requests: Arc<Mutex<u64>>,
         probes: Arc<Mutex<u64>>,
         unlimited_probes: Arc<Mutex<u64>>,
+        whole_timeouts: Arc<Mutex<u64>>,
     }
 
     /// A spool dir `name` holding files of spans with these names, in
@@ -2818,7 +2982,7 @@ mod tests {
                 .expect("spooled");
         }
         let (down, requests, probes) = (Arc::default(), Arc::default(), Arc::default());
-        let unlimited_probes = Arc::default();
+        let (unlimited_probes, whole_timeouts) = (Arc::default(), Arc::default());
         let d = Delivery::new(
             Box::new(Probed {
                 refusal,
@@ -2827,6 +2991,7 @@ mod tests {
                 probes: Arc::clone(&probes),
                 limit: None,
                 unlimited_probes: Arc::clone(&unlimited_probes),
+                whole_timeouts: Arc::clone(&whole_timeouts),
             }),
             SpoolDir::new(&dir, 1 << 20),
             Duration::ZERO,
@@ -2839,6 +3004,7 @@ mod tests {
             requests,
             probes,
             unlimited_probes,
+            whole_timeouts,
         }
     }
 
@@ -2912,8 +3078,9 @@ mod tests {
     /// first file was counted set back, and the next, a second failure in
     /// a row, too (two files that are fine, each a fifth of the way to
     /// their split). What vouches for the backend must come after the
-    /// failure judged: the probe, which fails too. Nothing counted, one
-    /// probe a replay; back up, everything goes.
+    /// failure judged: the probe, which fails too. Nothing counted; a file
+    /// and a probe at the first replay, then a probe alone (sent first, no
+    /// file until one is taken); back up, everything goes.
     #[test]
     fn files_that_are_fine_are_not_counted_set_back_at_an_outage_s_start() {
         let mut t = probed(
@@ -2933,8 +3100,8 @@ mod tests {
             assert_eq!(setback_counts(t.d.spool()), [0, 0], "replay {replay}");
             assert_eq!(
                 *t.requests.lock().unwrap(),
-                before + 2,
-                "a file and one probe a replay"
+                before + if replay == 1 { 2 } else { 1 },
+                "a file and a probe at the first replay, a probe at each after"
             );
         }
         t.down.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -2944,17 +3111,18 @@ mod tests {
         std::fs::remove_dir_all(&t.dir).ok();
     }
 
+    fn busy_for_a_second() -> SendError {
+        SendError::Transient {
+            reason: "HTTP 503".to_string(),
+            retry_after: Some(Duration::from_secs(1)),
+        }
+    }
+
     /// A server that asked to be left alone (503 with Retry-After) is not
-    /// sent a probe right after: the file is set back uncounted, the next
-    /// request waits for the time it asked.
+    /// sent a probe right after: the file is set back uncounted, and
+    /// nothing goes, probe or file, before the time it asked.
     #[test]
     fn no_probe_goes_against_a_retry_after() {
-        fn busy_for_a_second() -> SendError {
-            SendError::Transient {
-                reason: "HTTP 503".to_string(),
-                retry_after: Some(Duration::from_secs(1)),
-            }
-        }
         let mut t = probed(
             "probe-retry-after",
             BodyFormat::Protobuf,
@@ -2966,6 +3134,200 @@ mod tests {
         assert_eq!(*t.requests.lock().unwrap(), 1, "no probe");
         assert_eq!(setback_counts(t.d.spool()), [0]);
         assert!(t.d.down_until().is_some(), "the server's wish holds");
+        assert!(!t.d.replay_spool(&mut host));
+        assert_eq!(
+            *t.requests.lock().unwrap(),
+            1,
+            "nothing before the wait's end"
+        );
+        std::fs::remove_dir_all(&t.dir).ok();
+    }
+
+    /// A gateway answering 503 with Retry-After to one spool file only,
+    /// and 200 to everything else (the probe too): no probe went after a
+    /// Retry-After, so the file was never counted set back, never split,
+    /// tried every replay until the cap evicted it, its good spans with
+    /// it. The wait honoured, a probe goes first at the next replay:
+    /// taken, the failure counts; the fifth splits the file. One probe a
+    /// set-back counted, none counted delivered.
+    #[test]
+    fn a_poison_file_behind_a_retry_after_is_split_on_a_probe_after_the_wait() {
+        let mut t = probed(
+            "probe-after-wait",
+            BodyFormat::Protobuf,
+            busy_for_a_second,
+            &[&["llm.chat", "poison", "llm.chat"], &["llm.chat"; 2]],
+        );
+        let mut host = Host::default();
+        let mut replays = 0;
+        while poison_file(t.d.spool()).is_some() {
+            replays += 1;
+            assert!(
+                replays <= 4 * MAX_SETBACKS,
+                "never split: set-backs {:?}",
+                setback_counts(t.d.spool())
+            );
+            t.d.down_until = None; // the server's wait passed
+            t.d.replay_spool(&mut host);
+        }
+        assert_eq!((host.delivered, host.lost), (2 + 2, 1));
+        assert!(t.d.spool().list().is_empty());
+        assert_eq!(*t.probes.lock().unwrap(), MAX_SETBACKS as u64);
+        assert_eq!(*t.unlimited_probes.lock().unwrap(), 0);
+        assert_eq!(
+            t.d.probes(),
+            ProbeCount {
+                sent: MAX_SETBACKS as u64,
+                taken: MAX_SETBACKS as u64
+            }
+        );
+        assert_eq!(
+            host.lost_reasons,
+            [
+                "HTTP 503: a spool file answered so at 5 replays while the backend took other \
+              requests, and the spans of it the server never takes are counted lost (the \
+              other 2 of its request delivered after splitting it)"
+            ]
+        );
+        std::fs::remove_dir_all(&t.dir).ok();
+    }
+
+    /// The wait before that probe is the server's Retry-After as a retry
+    /// honours it: 0 is a second (no probe back to back with the refusal,
+    /// no spinning), one within the retry budget is waited for, one of
+    /// days is a second too (the backend is not left unasked, and the
+    /// file uncounted, for days). The file already set back once, so that
+    /// it gets one attempt.
+    #[test]
+    fn the_probe_after_a_retry_after_neither_spins_nor_starves() {
+        fn right_away() -> SendError {
+            SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: Some(Duration::ZERO),
+            }
+        }
+        fn in_three_seconds() -> SendError {
+            SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: Some(Duration::from_secs(3)),
+            }
+        }
+        fn in_days() -> SendError {
+            SendError::Transient {
+                reason: "HTTP 503".to_string(),
+                retry_after: Some(Duration::from_secs(u64::MAX)),
+            }
+        }
+        for (refusal, waited, case) in [
+            (right_away as fn() -> SendError, 1, "0"),
+            (in_three_seconds, 3, "3"),
+            (in_days, 1, "u64::MAX"),
+        ] {
+            let mut t = probed(
+                &format!("probe-wait-{waited}-{}", case.len()),
+                BodyFormat::Protobuf,
+                refusal,
+                &[&["llm.chat", "poison", "llm.chat"]],
+            );
+            t.d.policy = RetryPolicy::new(Duration::from_secs(5));
+            let file = t.d.spool().list()[0].clone();
+            std::fs::rename(
+                &file,
+                t.dir
+                    .join(crate::export::spool::spool_file_name("000001-setback1")),
+            )
+            .expect("rename");
+            let mut host = Host::default();
+            let before = Instant::now();
+            assert!(!t.d.replay_spool(&mut host));
+            let after = Instant::now();
+            let until = t.d.down_until().expect("a wait");
+            let wait = Duration::from_secs(waited);
+            assert!(
+                until >= before + wait && until <= after + wait,
+                "Retry-After {case}: waits {wait:?}"
+            );
+            for _ in 0..3 {
+                assert!(!t.d.replay_spool(&mut host));
+            }
+            assert_eq!(*t.requests.lock().unwrap(), 1, "{case}: nothing before it");
+            t.d.down_until = None; // the wait passed
+            t.d.replay_spool(&mut host);
+            assert_eq!(*t.probes.lock().unwrap(), 1, "{case}: a probe after it");
+            assert_eq!(setback_counts(t.d.spool()), [2], "{case}: counted");
+            std::fs::remove_dir_all(&t.dir).ok();
+        }
+    }
+
+    fn timed_out() -> SendError {
+        SendError::Transient {
+            reason: "no answer within the request timeout".to_string(),
+            retry_after: None,
+        }
+    }
+
+    /// A backend that accepts connections and never answers: each replay
+    /// sent a spool file, given a whole request timeout (10 s by default),
+    /// then the probe (1 s): eleven seconds of the exporter thread a probe
+    /// interval while ended spans queued. Once a probe found it down, the
+    /// next replay probes first and sends no file until a probe is taken:
+    /// one request timeout in all, then a probe a replay. Back up, every
+    /// file goes.
+    #[test]
+    fn a_black_hole_costs_a_replay_a_probe_not_a_request_timeout() {
+        let mut t = probed(
+            "black-hole",
+            BodyFormat::Protobuf,
+            timed_out,
+            &[&["llm.chat"; 3], &["llm.chat"; 4], &["llm.chat"; 2]],
+        );
+        t.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut host = Host::default();
+        for replay in 1..=10 {
+            t.d.down_until = None; // the probe interval passed
+            assert!(!t.d.replay_spool(&mut host));
+            assert_eq!(*t.probes.lock().unwrap(), replay, "one probe a replay");
+            // Counted down: a replay before the probe moment sends nothing.
+            assert!(!t.d.replay_spool(&mut host));
+            assert_eq!(*t.probes.lock().unwrap(), replay);
+        }
+        assert_eq!(
+            *t.whole_timeouts.lock().unwrap(),
+            1,
+            "a whole request timeout at the first replay alone"
+        );
+        assert_eq!(*t.requests.lock().unwrap(), 1 + 10);
+        assert_eq!(*t.unlimited_probes.lock().unwrap(), 0);
+        assert_eq!(t.d.probes(), ProbeCount { sent: 10, taken: 0 });
+        assert_eq!(setback_counts(t.d.spool()), [0, 0, 0]);
+        t.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        t.d.down_until = None;
+        assert!(t.d.replay_spool(&mut host));
+        assert_eq!((host.delivered, host.lost), (9, 0));
+        assert_eq!(t.d.probes(), ProbeCount { sent: 11, taken: 1 });
+        std::fs::remove_dir_all(&t.dir).ok();
+    }
+
+    /// After a spool file's failure with Retry-After, a live batch taken
+    /// after the wait says the backend is up as a probe does: the next
+    /// replay sends no probe, and counts the file set back.
+    #[test]
+    fn a_batch_taken_after_the_wait_vouches_as_a_probe() {
+        let mut t = probed(
+            "vouched-by-live",
+            BodyFormat::Protobuf,
+            busy_for_a_second,
+            &[&["llm.chat", "poison", "llm.chat"]],
+        );
+        let mut host = Host::default();
+        assert!(!t.d.replay_spool(&mut host));
+        t.d.down_until = None; // the wait passed
+        live(&mut t.d, &mut host);
+        assert_eq!(host.delivered, 2);
+        assert!(!t.d.replay_spool(&mut host));
+        assert_eq!(*t.probes.lock().unwrap(), 0, "no probe needed");
+        assert_eq!(*t.requests.lock().unwrap(), 2, "the file, then the batch");
+        assert_eq!(setback_counts(t.d.spool()), [1]);
         std::fs::remove_dir_all(&t.dir).ok();
     }
 

@@ -788,7 +788,11 @@ impl SpoolDir {
             // would panic again at every replay, stopping all replay for
             // good: set it aside first, then let the exporter report it.
             let setbacks = setbacks(&path);
-            let replayed = ReplayedFile { setbacks };
+            let id = file.file().metadata().ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            });
+            let replayed = ReplayedFile { setbacks, id };
             let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, replayed))) {
                 Ok(verdict) => verdict,
                 Err(payload) => {
@@ -831,6 +835,9 @@ impl SpoolDir {
 pub struct ReplayedFile {
     /// Set-backs its name counts (`setbacks`).
     pub setbacks: u32,
+    /// Which file it is whatever its name (a set-back renames it): its
+    /// device and inode; None if they could not be read.
+    pub id: Option<(u64, u64)>,
 }
 
 /// A journaled batch in flight: its file, locked until this is dropped.

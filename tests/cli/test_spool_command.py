@@ -358,4 +358,4 @@ def test_a_count_of_one_is_said_in_the_singular(cli, tmp_path):
         assert replay.returncode == 0, replay.stdout + replay.stderr
         assert replay.stdout.splitlines() == [
             f"replayed 1 request (1 span) to {rx.traces_url}; 0 spans refused; 0 spans kept; "
-            f"0 values cut; 0 files left in {spool}"], replay.stdout
+            f"0 values cut; 0 probes sent; 0 files left in {spool}"], replay.stdout

@@ -78,6 +78,8 @@ def test_no_answer_from_a_server_keeps_every_file_and_fails(emitter, tmp_path):
     assert kept_bytes(spool) == before
     # Every span waiting is counted kept, not only the first request's.
     assert f"; {len(keys)} spans kept;" in out.stdout and f"; {len(files)} files left" in out.stdout, out.stdout
+    # One file tried, then the probe, which failed too: the pass stopped there.
+    assert "; 1 probe sent (0 taken, 1 failed);" in out.stdout, out.stdout
     # A host that does not resolve (no DNS answer is an answer from a server).
     out = replay(spool, "--endpoint", "http://no-such-host.invalid:4318", env={"OTEL_BSP_EXPORT_TIMEOUT": "300"})
     assert out.returncode == 1
@@ -105,9 +107,33 @@ def test_a_refused_file_is_counted_and_the_exit_status_says_so(emitter, tmp_path
         got = arrived(rx)
     assert out.returncode == 1
     refused = len(keys) - len(got)
-    assert refused > 0 and f"{refused} spans refused" in out.stdout
+    # "1 span refused" when the split leaves one span alone (as emit_spans
+    # happened to batch): the singular, not a failure.
+    assert refused > 0 and f"{refused} span{'s' if refused != 1 else ''} refused" in out.stdout
     assert "pa55word" not in out.stdout + out.stderr and "user:***@127.0.0.1" in out.stdout
     assert not list(spool.glob("*.sgspool")), "a file the server refused for good is done with"
+
+
+def test_the_summary_counts_the_probes(emitter, tmp_path):
+    """A backend busy (503) for the first file alone: the pass sends an
+    empty request (a probe, no spans) to learn whether it is up, and the
+    summary said nothing of it: a request the backend saw that no figure
+    counted. It says the probes sent, taken and failed."""
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    assert len(files) > 1
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:503", count=1) as rx:
+        # 1 ms of retry budget: the file gets one attempt, then the probe.
+        out = replay(spool, "--endpoint", rx.endpoint, env={"OTEL_BSP_EXPORT_TIMEOUT": "1"})
+        got = arrived(rx)
+    assert "; 1 probe sent (1 taken, 0 failed);" in out.stdout, out.stdout
+    # The file that failed is set back, behind the others, for the next pass.
+    assert "; 1 file left" in out.stdout and out.returncode == 1, out.stdout + out.stderr
+    with OtlpReceiverProcess(workdir=tmp_path / "rx2") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint)
+        assert out.returncode == 0, out.stdout + out.stderr
+        rx.wait_for_spans(len(keys) - len(got))
+        assert got | arrived(rx) == keys
+    assert "; 0 probes sent; 0 files left" in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

@@ -12,7 +12,7 @@ use std::time::Duration;
 use spanguard::config::{
     Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
 };
-use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome};
+use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome, ProbeCount};
 use spanguard::export::diagnostics::{self, Diagnostics, count};
 use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
@@ -48,6 +48,10 @@ over it goes whole in a request of its own, up to 64 MiB or half
 SPANGUARD_SPOOL_MAX_BYTES. Spans over that, or refused with 413, are sent with
 their largest string and bytes values cut to fit; how many values were cut is
 printed, and said on stderr.
+
+The summary line counts the probes sent too: after a file failed for now (502,
+503, 504, no answer) an empty request asks whether the backend is up; taken,
+the file is the problem and the pass goes on; failed, the pass stops there.
 
 Exit status: 0 when every span was delivered (values cut included), 1 when one
 could not be (it stays in DIR, or was refused for good and is counted), 2 on a
@@ -155,6 +159,23 @@ impl DeliveryHost for Tally {
             Outcome::Evicted { .. } | Outcome::Retrying { .. } | Outcome::SpoolSize { .. } => {}
         }
     }
+}
+
+/// The summary's word on the probes (empty requests, no spans: counted in
+/// no other figure) the replay sent after a file failed for now, to learn
+/// whether the backend was up: "0 probes sent", or "2 probes sent (1
+/// taken, 1 failed)". Each is a request the backend saw, and a failed one
+/// is why the pass stopped with files left.
+fn probes_sent(probes: ProbeCount) -> String {
+    let sent = count(probes.sent, "probe sent", "probes sent").to_string();
+    if probes.sent == 0 {
+        return sent;
+    }
+    format!(
+        "{sent} ({} taken, {} failed)",
+        probes.taken,
+        probes.sent.saturating_sub(probes.taken)
+    )
 }
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -295,13 +316,14 @@ pub fn run(args: &[String]) -> ExitCode {
         .map(|counted| counted.spans as u64)
         .sum();
     println!(
-        "replayed {} ({}) to {}; {} refused; {} kept; {} cut; {} left in {}",
+        "replayed {} ({}) to {}; {} refused; {} kept; {} cut; {}; {} left in {}",
         count(tally.requests, "request", "requests"),
         diagnostics::spans(tally.delivered),
         tally.target,
         diagnostics::spans(tally.refused),
         diagnostics::spans(waiting.max(tally.kept)),
         count(tally.cut + tally.emptied, "value", "values"),
+        probes_sent(delivery.probes()),
         count(left.len() as u64, "file", "files"),
         options.dir.display()
     );
