@@ -98,6 +98,7 @@ fn write_spool(dir: &Path) {
             gzipped: true,
             spans: 2,
             cut_counted: 0,
+            cut_at: Vec::new(),
             body: gz.finish().expect("gzip"),
         })
         .expect("spool");

@@ -164,6 +164,7 @@ fn a_spool_file_whose_sending_panics_is_set_aside_once() {
             gzipped: false,
             spans: 3,
             cut_counted: 0,
+            cut_at: Vec::new(),
             body: br#"{"resourceSpans":[],"note":"poison"}"#.to_vec(),
         })
         .expect("spool file");

@@ -113,6 +113,7 @@ fn batch(spans: u32) -> SpooledBatch {
         gzipped: false,
         spans,
         cut_counted: 0,
+        cut_at: Vec::new(),
         body,
     }
 }

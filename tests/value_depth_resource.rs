@@ -582,3 +582,109 @@ fn a_span_value_the_encoder_cut_and_the_server_refused_for_its_depth_is_counted_
     closed.store(true, Ordering::Release);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A span whose one attribute value holds a 20 KB prompt and a map 40
+/// deep, over the size limit of a request of one span: the encoder cuts
+/// the prompt (counted). The backend is down at first (503): the request
+/// is spooled, with the flight recorder as its journal file, or written
+/// anew. Back up, it refuses requests past 100 nested messages: the
+/// replay's depth rescue empties the same value past 16 levels. One value
+/// cut, counted once: the spool file says where the encoder cut. The
+/// prompt and the deep map in two values are two values cut, counted
+/// each once.
+fn a_spooled_value_cut_then_emptied_at_replay(flight_recorder: bool, one_value: bool) {
+    use spanguard::span::any_value::AnyValueRef;
+    use std::sync::atomic::AtomicBool;
+    use support::len_field;
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = Arc::clone(&up);
+    let (url, closed) = support::backend(move |body| {
+        if !is_up.load(Ordering::Acquire) {
+            return 503;
+        }
+        if message_depth(body, M::Request, 1, &mut Vec::new()) > 100 {
+            return 400;
+        }
+        200
+    });
+    let (tracer, dir) = support::tracer_to(
+        &format!("value-depth-spooled-cut-{flight_recorder}-{one_value}"),
+        &url,
+        TracerConfig {
+            compression: Compression::None,
+            // Lowered from 30 s: the live batch's retries end sooner.
+            export_timeout: Duration::from_millis(600),
+            schedule_delay: Duration::from_millis(20),
+            max_request_bytes: 4096,
+            spool_max_bytes: 16 << 10,
+            flight_recorder,
+            ..TracerConfig::default()
+        },
+    );
+    let member = |key: &str, value: &[u8]| {
+        let kv = [len_field(0x0a, key.as_bytes()), len_field(0x12, value)].concat();
+        len_field(0x0a, &kv)
+    };
+    let prompt = len_field(0x0a, &[b'p'; 20_000]);
+    let values = if one_value {
+        vec![len_field(
+            0x32,
+            &[member("prompt", &prompt), member("deep", &nested_maps(40))].concat(),
+        )]
+    } else {
+        vec![prompt, nested_maps(40)]
+    };
+    let (s, _) = tracer.begin(b"llm.chat", Parent::None, 3).expect("begin");
+    for (i, value) in values.iter().enumerate() {
+        let any = AnyValueRef::check(value).expect("a well-formed AnyValue");
+        tracer
+            .set_attribute(s, format!("v{i}").as_bytes(), AttrInput::AnyValue(any))
+            .expect("set");
+    }
+    tracer.end(s, 0).expect("end");
+    tracer.flush(Duration::from_secs(5)).expect("flush");
+    let files = support::spool_files(&dir.join("spool"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let magic = std::fs::read(dir.join("spool").join(&files[0])).expect("read");
+    assert_eq!(&magic[..8], b"SGSPOOL3", "names the place cut");
+    let stats = tracer.stats();
+    assert_eq!(
+        (stats.spooled_spans, stats.values_truncated),
+        (1, 1),
+        "spooled, the prompt cut and counted: {stats:?}"
+    );
+    up.store(true, Ordering::Release);
+    let started = std::time::Instant::now();
+    while tracer.stats().replayed_spans == 0 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = tracer.stats();
+    assert_eq!(
+        (
+            stats.replayed_spans,
+            stats.dropped_replay_failed,
+            stats.values_truncated
+        ),
+        (1, 0, if one_value { 1 } else { 2 }),
+        "one value cut both ways, once at encoding and once at the replay, counted once; \
+         two values each once ({one_value}): {stats:?}"
+    );
+    tracer.shutdown(Duration::from_secs(10)).ok();
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_spooled_span_value_the_encoder_cut_and_the_replay_emptied_is_counted_once() {
+    a_spooled_value_cut_then_emptied_at_replay(false, true);
+}
+
+#[test]
+fn a_journaled_span_value_the_encoder_cut_and_the_replay_emptied_is_counted_once() {
+    a_spooled_value_cut_then_emptied_at_replay(true, true);
+}
+
+#[test]
+fn a_spooled_value_the_encoder_cut_and_another_the_replay_emptied_count_two() {
+    a_spooled_value_cut_then_emptied_at_replay(false, false);
+}

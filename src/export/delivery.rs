@@ -71,9 +71,11 @@ pub struct Request<'a> {
     /// span (`RequestEncoder::cut_at`). A depth rescue that empties one of
     /// them counts it no more: one value cut both ways is one value cut.
     /// Empty when the cuts were of string and bytes attribute values only
-    /// (the span budget's: no depth cut empties one), and for a request
-    /// read back from the spool or a journal, whose header holds the count
-    /// alone.
+    /// (the span budget's: no depth cut empties one). A spool file or a
+    /// journal keeps them in its header (`spool::encode_header_with_places`),
+    /// for the replay; one of an earlier version, or the crash handler's,
+    /// holds the count alone (such a value a replay's depth rescue
+    /// empties is counted again).
     pub cut_at: &'a [u64],
 }
 
@@ -770,6 +772,13 @@ impl Delivery {
                     }
                     let taken = matches!(fate, Fate::Done);
                     self.count_cuts(&piece, &size, emptied, taken, host);
+                    // Kept, its spool file names the values counted cut
+                    // now as well as before, for its replay's depth rescue.
+                    let at = places_and(request.cut_at, &size.at);
+                    let piece = Request {
+                        cut_at: &at,
+                        ..piece
+                    };
                     self.follow(fate, &piece, host, false);
                     return true;
                 }
@@ -1408,6 +1417,7 @@ impl Delivery {
                     gzipped: request.gzipped,
                     spans: request.spans.min(u32::MAX as u64) as u32,
                     cut_counted: request.cut_counted,
+                    cut_at: request.cut_at.to_vec(),
                     body: request.body.to_vec(),
                 })
             }
@@ -1451,6 +1461,7 @@ impl Delivery {
             spans: request.spans.min(u32::MAX as u64) as u32,
             // Those counted before and those counted now: all of them.
             cut_counted: cut.shortened,
+            cut_at: places_and(request.cut_at, &cut.at),
             body,
         };
         let written = self.spool.write(&batch);
@@ -1613,9 +1624,10 @@ impl Delivery {
                 // Counted when they were cut (by this process or the one
                 // that spooled them): a 413 now cuts them again, uncounted.
                 cut_counted: batch.cut_counted,
-                // Not kept in a spool file's header: such a value a depth
-                // rescue empties is counted again.
-                cut_at: &[],
+                // Which they were, by place, as the file's header says
+                // (none in an earlier version's): a depth rescue now that
+                // empties one counts it no more.
+                cut_at: &batch.cut_at,
             };
             // Its last failure came with a Retry-After, and the backend
             // was found up after the wait: counted now, not sent again
@@ -1921,6 +1933,14 @@ impl DeliveryHost for Tally<'_> {
         }
         self.host.record(outcome);
     }
+}
+
+/// The places of values cut and counted (`Request::cut_at`): `before`'s
+/// and those of `now` not among them.
+fn places_and(before: &[u64], now: &[u64]) -> Vec<u64> {
+    let mut at = before.to_vec();
+    at.extend(now.iter().filter(|p| !before.contains(p)));
+    at
 }
 
 /// How a request's `cut_counted` goes to its two parts: whole to the part
@@ -2498,6 +2518,7 @@ mod tests {
                 gzipped: true,
                 spans: 100,
                 cut_counted: 0,
+                cut_at: Vec::new(),
                 body,
             })
             .expect("spooled");
@@ -2563,6 +2584,7 @@ mod tests {
                 gzipped: false,
                 spans: names.len() as u32,
                 cut_counted: 0,
+                cut_at: Vec::new(),
                 body: named_spans(BodyFormat::Protobuf, false, names),
             })
             .expect("spooled");
@@ -2977,6 +2999,7 @@ mod tests {
                     gzipped: false,
                     spans: names.len() as u32,
                     cut_counted: 0,
+                    cut_at: Vec::new(),
                     body: named_spans(format, false, names),
                 })
                 .expect("spooled");
@@ -3846,6 +3869,125 @@ mod tests {
                 assert_eq!(taken.len(), 1, "{what}");
                 let deepest = taken[0].attributes.iter().map(|(_, v)| nesting(v)).max();
                 assert_eq!(deepest, Some(SAFE_VALUE_DEPTH), "{what}: emptied past 16");
+            }
+        }
+    }
+
+    /// A server that is down (503) while `down` says so, refuses a body
+    /// over `limit` bytes for its size (413) first, and is otherwise
+    /// `inner`.
+    struct DownOrLimited {
+        down: Arc<std::sync::atomic::AtomicBool>,
+        limit: usize,
+        inner: NestingLimited,
+    }
+
+    impl Transport for DownOrLimited {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            if body.len() > self.limit {
+                return Err(SendError::TooLarge {
+                    reason: "HTTP 413".to_string(),
+                });
+            }
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return busy(None);
+            }
+            self.inner.send(body, format, gzipped)
+        }
+        fn describe(&self) -> String {
+            "down-or-limited:".to_string()
+        }
+    }
+
+    #[test]
+    fn a_value_cut_to_a_size_then_kept_and_emptied_at_the_replay_is_counted_once() {
+        // A lone span whose value holds a prompt and a map 40 deep, cut to
+        // a size by this delivery (counted), then kept while the backend
+        // is down: after a 413 (`settle_cut`), or to fit the spool's cap
+        // (`keep_cut`). The replay, refused for the depth, empties the same
+        // value: counted again, as the spool file named how many values
+        // were cut, not which. A prompt and a deep map in two values are
+        // two values cut, each counted once.
+        use crate::span::any_value::tests::{map, string};
+        use std::sync::atomic::AtomicBool;
+        // Letters no gzip makes much smaller: sent gzipped, it is over the
+        // limit too.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let text: String = (0..8000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (b'!' + (x % 90) as u8) as char
+            })
+            .collect();
+        let prompt = || string(&text);
+        for (format, gzip) in BODY_FORMATS {
+            for by_413 in [true, false] {
+                for one_value in [true, false] {
+                    let what = format!(
+                        "{format:?} gzip={gzip} after a 413: {by_413}, one value: {one_value}"
+                    );
+                    let values: Vec<(&[u8], Vec<u8>)> = if one_value {
+                        vec![(
+                            b"deep",
+                            map(&[("prompt", prompt()), ("deep", nested_maps(40))]),
+                        )]
+                    } else {
+                        vec![
+                            (b"prompt", map(&[("text", prompt())])),
+                            (b"deep", nested_maps(40)),
+                        ]
+                    };
+                    let (body, cut, _) = encoded_under((format, gzip), &values, 1 << 20);
+                    assert_eq!(cut, 0, "{what}: sent whole");
+                    let name = format!("size-cut-kept-{format:?}-{gzip}-{by_413}-{one_value}");
+                    let (mut d, _sent, dir) = delivery(&name, vec![]);
+                    if !by_413 {
+                        d.spool = SpoolDir::new(&dir, 6000);
+                    }
+                    let down = Arc::new(AtomicBool::new(true));
+                    let accepted = Arc::new(Mutex::new(Vec::new()));
+                    d.transport = Box::new(DownOrLimited {
+                        down: Arc::clone(&down),
+                        limit: if by_413 { 4500 } else { usize::MAX },
+                        inner: NestingLimited {
+                            accepted: Arc::clone(&accepted),
+                            requests: Arc::default(),
+                            limit: usize::MAX,
+                            size_first: false,
+                        },
+                    });
+                    let mut host = Host {
+                        interrupt_waits: true,
+                        ..Host::default()
+                    };
+                    assert!(d.deliver(&fresh_body(&body, (format, gzip), 1, 0), &mut host));
+                    assert_eq!(
+                        (host.kept, host.lost, host.cut),
+                        (1, 0, 1),
+                        "{what}: kept, the prompt cut: {:?}",
+                        host.lost_reasons
+                    );
+                    down.store(false, std::sync::atomic::Ordering::Relaxed);
+                    // Back up, as its probe would find.
+                    d.down_until = None;
+                    let mut replay = Host::default();
+                    assert!(d.replay_spool(&mut replay), "{what}");
+                    std::fs::remove_dir_all(&dir).ok();
+                    assert_eq!(
+                        (replay.delivered, replay.lost, replay.cut),
+                        (1, 0, if one_value { 0 } else { 1 }),
+                        "{what}: {:?}",
+                        replay.lost_reasons
+                    );
+                    assert_eq!(accepted.lock().unwrap().len(), 1, "{what}");
+                }
             }
         }
     }

@@ -703,7 +703,9 @@ impl Exporter {
     /// With the flight recorder, writes the encoded request to the spool
     /// (not fsynced: it must outlive the process, not the machine), locked
     /// while it is in flight; with the values the encoder cut and counted,
-    /// so that a replay that cuts them again does not count them again.
+    /// so that a replay that cuts them again does not count them again,
+    /// and where they are (`RequestEncoder::cut_at`), so that a replay
+    /// whose depth rescue empties one does not count it again either.
     fn journal_encoded(&mut self, spans: u64, cut_counted: u64) {
         if self.pipeline.flight.is_none() {
             return;
@@ -714,7 +716,7 @@ impl Exporter {
             .write_journal(
                 self.encoder.format,
                 self.encoder.gzip,
-                (spans as u32, cut_counted),
+                (spans as u32, cut_counted, self.encoder.cut_at()),
                 self.encoder.body(),
             )
             .ok();

@@ -5,7 +5,11 @@
 //! (1 byte) + span count (u32 LE) + body length (u64 LE) + the request body
 //! exactly as it would be sent. A body with values already cut and counted
 //! as truncated is written as `SGSPOOL2`: the same fields, then the count
-//! of those values (u64 LE), before the body (see `encode_header`). Files
+//! of those values (u64 LE), before the body (see `encode_header`). One
+//! whose cut values are known by place (the encoder's cut of a lone span,
+//! `delivery::Request::cut_at`) is written as `SGSPOOL3`: `SGSPOOL2`'s
+//! fields, then how many places (u32 LE) and each place (u32 LE), before
+//! the body (see `encode_header_with_places`). Files
 //! are written crash-consistently (temp name, fsync, rename, fsync of the
 //! directory) and named so that sorting by name is oldest first across
 //! processes. A replayer holds an exclusive flock on a file from before
@@ -51,6 +55,17 @@ const MAGIC: &[u8; 8] = b"SGSPOOL1";
 /// A batch with values cut and counted already: `MAGIC`'s header, then
 /// their count.
 const MAGIC_CUT: &[u8; 8] = b"SGSPOOL2";
+/// A batch with values cut and counted already, known by their place in
+/// the request: `MAGIC_CUT`'s header, then how many places and each one,
+/// so that a replay whose depth rescue empties one of those values counts
+/// it no more (`delivery::Request::cut_at`).
+const MAGIC_PLACES: &[u8; 8] = b"SGSPOOL3";
+/// The most places a header holds. The places are of attribute values of
+/// one span (only the encoder's cut of a lone span has them), the few it
+/// cut strings in; a span with more keeps the first this many, and a
+/// depth rescue at its replay that empties one of the others counts it
+/// again. A header holding more is no header of ours (set aside).
+pub const MAX_CUT_PLACES: usize = 1024;
 /// The length of `MAGIC`'s header.
 const UNCUT_HEADER_LEN: usize = 8 + 1 + 1 + 4 + 8;
 /// The longest header (`MAGIC_CUT`'s): what a batch's body leaves of the cap
@@ -109,7 +124,7 @@ pub fn setbacks(path: &Path) -> u32 {
 /// Whether a file that starts with these bytes is a spool file (of this
 /// version or an earlier one).
 pub fn is_magic(bytes: &[u8]) -> bool {
-    bytes == MAGIC || bytes == MAGIC_CUT
+    bytes == MAGIC || bytes == MAGIC_CUT || bytes == MAGIC_PLACES
 }
 
 /// A spool file's header, as written (async-signal-safe to make: the
@@ -158,6 +173,35 @@ pub fn encode_header(
     EncodedHeader { bytes, len }
 }
 
+/// `encode_header`, with the places of the cut values (`cut_at`:
+/// `delivery::Request::cut_at`) when there are any and `cut_counted` says
+/// values were cut: then a `MAGIC_PLACES` header, which a spanguard older
+/// than it sets aside unsent, as it did `MAGIC_CUT`'s. Without places, or
+/// with one past what a header holds as a u32, `encode_header`'s. At most
+/// `MAX_CUT_PLACES` places (the first ones). Not async-signal-safe (it
+/// allocates): the crash handler writes `encode_header`'s.
+pub fn encode_header_with_places(
+    format: BodyFormat,
+    gzipped: bool,
+    spans: u32,
+    (cut_counted, cut_at): (u64, &[u64]),
+    body_len: usize,
+) -> Vec<u8> {
+    let fixed = encode_header(format, gzipped, spans, cut_counted, body_len);
+    let places = &cut_at[..cut_at.len().min(MAX_CUT_PLACES)];
+    if cut_counted == 0 || places.is_empty() || places.iter().any(|&p| p > u32::MAX as u64) {
+        return fixed.as_bytes().to_vec();
+    }
+    let mut bytes = Vec::with_capacity(HEADER_LEN + 4 + 4 * places.len());
+    bytes.extend_from_slice(fixed.as_bytes());
+    bytes[..8].copy_from_slice(MAGIC_PLACES);
+    bytes.extend_from_slice(&(places.len() as u32).to_le_bytes());
+    for &place in places {
+        bytes.extend_from_slice(&(place as u32).to_le_bytes());
+    }
+    bytes
+}
+
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// One spooled batch, read back.
@@ -171,6 +215,10 @@ pub struct SpooledBatch {
     /// Values of the body already cut and counted as truncated (0 in a
     /// file of an earlier version, which did not say).
     pub cut_counted: u64,
+    /// Of those, the ones known by place (`delivery::Request::cut_at`):
+    /// empty in a file that did not say (an earlier version's, one written
+    /// by the crash handler).
+    pub cut_at: Vec<u64>,
     pub body: Vec<u8>,
 }
 
@@ -551,16 +599,37 @@ impl SpoolDir {
     /// its cap (never the file just written unless it alone is over the cap,
     /// in which case it is not kept). Returns what eviction cost.
     pub fn write(&self, batch: &SpooledBatch) -> io::Result<Eviction> {
-        let header = encode_header(
+        let header = self.header_within_cap(
             batch.format,
             batch.gzipped,
-            batch.spans,
-            batch.cut_counted,
+            (batch.spans, batch.cut_counted, &batch.cut_at),
             batch.body.len(),
         );
         let (path, _unlocked) = self.write_file(&header, &batch.body, true)?;
-        let len = (header.as_bytes().len() + batch.body.len()) as u64;
+        let len = (header.len() + batch.body.len()) as u64;
         Ok(self.evict_over_cap(&path, Some(len)))
+    }
+
+    /// The header of a batch: with the places of its cut values, unless
+    /// they would take the file over the cap that `fits` promised it
+    /// keeps under (reckoned with `HEADER_LEN`): then without them, and a
+    /// value among them a replay's depth rescue empties is counted again,
+    /// rather than the batch lost.
+    fn header_within_cap(
+        &self,
+        format: BodyFormat,
+        gzipped: bool,
+        (spans, cut_counted, cut_at): (u32, u64, &[u64]),
+        body_len: usize,
+    ) -> Vec<u8> {
+        let header =
+            encode_header_with_places(format, gzipped, spans, (cut_counted, cut_at), body_len);
+        if (header.len() + body_len) as u64 <= self.max_bytes {
+            return header;
+        }
+        encode_header(format, gzipped, spans, cut_counted, body_len)
+            .as_bytes()
+            .to_vec()
     }
 
     /// Writes a batch that is about to be sent (the flight recorder's
@@ -572,10 +641,11 @@ impl SpoolDir {
         &self,
         format: BodyFormat,
         gzipped: bool,
-        (spans, cut_counted): (u32, u64),
+        (spans, cut_counted, cut_at): (u32, u64, &[u64]),
         body: &[u8],
     ) -> io::Result<Journal> {
-        let header = encode_header(format, gzipped, spans, cut_counted, body.len());
+        let header =
+            self.header_within_cap(format, gzipped, (spans, cut_counted, cut_at), body.len());
         let (path, lock) = self.write_file(&header, body, false)?;
         Ok(Journal { path, _lock: lock })
     }
@@ -596,7 +666,7 @@ impl SpoolDir {
     /// Writes a spool file; the returned handle holds an exclusive lock on it.
     fn write_file(
         &self,
-        header: &EncodedHeader,
+        header: &[u8],
         body: &[u8],
         sync: bool,
     ) -> io::Result<(PathBuf, LockedFile)> {
@@ -618,7 +688,7 @@ impl SpoolDir {
             // locked belongs to a writer that died.
             let (f, _) = LockedFile::lock(files::create_new(&tmp, false)?);
             let mut w = f.file();
-            w.write_all(header.as_bytes())?;
+            w.write_all(header)?;
             w.write_all(body)?;
             if sync {
                 w.sync_all()?;
@@ -896,6 +966,8 @@ struct Header {
     gzipped: bool,
     spans: u32,
     cut_counted: u64,
+    /// The places of cut values it names (`MAGIC_PLACES`'s), else empty.
+    cut_at: Vec<u64>,
     body_len: u64,
     /// The header's own length (it depends on its magic).
     len: u64,
@@ -905,14 +977,34 @@ fn read_header(mut file: &File) -> Option<Header> {
     let mut header = [0u8; HEADER_LEN];
     file.read_exact(&mut header[..UNCUT_HEADER_LEN]).ok()?;
     let magic = &header[..8];
-    let len = if magic == MAGIC {
+    let places = magic == MAGIC_PLACES;
+    let mut len = if magic == MAGIC {
         UNCUT_HEADER_LEN
-    } else if magic == MAGIC_CUT {
+    } else if magic == MAGIC_CUT || places {
         file.read_exact(&mut header[UNCUT_HEADER_LEN..]).ok()?;
         HEADER_LEN
     } else {
         return None;
     };
+    // Only counting follows from the places too: a hostile list can at
+    // worst leave a replay's depth cuts uncounted. Bounded before it is
+    // read, and read as a whole (a torn one is no header).
+    let mut cut_at = Vec::new();
+    if places {
+        let mut count = [0u8; 4];
+        file.read_exact(&mut count).ok()?;
+        let count = u32::from_le_bytes(count) as usize;
+        if count > MAX_CUT_PLACES {
+            return None;
+        }
+        let mut raw = vec![0u8; 4 * count];
+        file.read_exact(&mut raw).ok()?;
+        cut_at = raw
+            .chunks_exact(4)
+            .map(|p| u64::from(u32::from_le_bytes([p[0], p[1], p[2], p[3]])))
+            .collect();
+        len += 4 + raw.len();
+    }
     let format = match header[8] {
         0 => BodyFormat::Protobuf,
         1 => BodyFormat::Json,
@@ -920,15 +1012,17 @@ fn read_header(mut file: &File) -> Option<Header> {
     };
     // Only counting follows from `cut_counted`: a hostile count can at
     // worst leave a replay's cuts uncounted, never change what is sent.
-    let cut_counted = match len {
-        HEADER_LEN => u64::from_le_bytes(header[22..30].try_into().ok()?),
-        _ => 0,
+    let cut_counted = if len == UNCUT_HEADER_LEN {
+        0
+    } else {
+        u64::from_le_bytes(header[22..30].try_into().ok()?)
     };
     Some(Header {
         format,
         gzipped: header[9] != 0,
         spans: u32::from_le_bytes(header[10..14].try_into().ok()?),
         cut_counted,
+        cut_at,
         body_len: u64::from_le_bytes(header[14..22].try_into().ok()?),
         len: len as u64,
     })
@@ -1042,6 +1136,7 @@ pub fn read_batch(mut file: &File, max_bytes: u64) -> Result<SpooledBatch, Batch
         gzipped: header.gzipped,
         spans: header.spans,
         cut_counted: header.cut_counted,
+        cut_at: header.cut_at,
         body,
     })
 }
@@ -1176,6 +1271,7 @@ pub(crate) mod tests {
             gzipped: false,
             spans,
             cut_counted: 0,
+            cut_at: Vec::new(),
             body: proto_body(spans, size),
         }
     }
@@ -1426,7 +1522,7 @@ pub(crate) mod tests {
         };
         spool.write(&cut).expect("write");
         let journal = spool
-            .write_journal(BodyFormat::Json, false, (1, 5), b"{}")
+            .write_journal(BodyFormat::Json, false, (1, 5, &[]), b"{}")
             .expect("journal");
         let read = |path: &Path| read_batch(&File::open(path).expect("open"), 1 << 20);
         let files = spool.list();
@@ -1450,6 +1546,89 @@ pub(crate) mod tests {
     /// as they are, where each was "unreadable: owned by uid 4242, not 0"
     /// and the listing said nothing waits to be sent. A file of yet another
     /// user there, which the owner's tracers set aside, is still refused.
+    #[test]
+    fn a_batch_says_where_its_values_were_cut_and_counted() {
+        // A value the encoder cut to a size (counted), spooled, then
+        // emptied past a depth by the replay's rescue was counted again:
+        // the header said how many values were cut, not which.
+        let dir = temp_dir("cut-places");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let read = |path: &Path| read_batch(&File::open(path).expect("open"), 1 << 20);
+        let cut = SpooledBatch {
+            cut_counted: 2,
+            cut_at: vec![0, 7],
+            ..batch(2, 10)
+        };
+        spool.write(&cut).expect("write");
+        let journal = spool
+            .write_journal(BodyFormat::Json, false, (1, 1, &[4]), b"{}")
+            .expect("journal");
+        let files = spool.list();
+        assert_eq!(files.len(), 2);
+        assert_eq!(read(&files[0]).expect("a batch"), cut);
+        let bytes = fs::read(&files[0]).expect("read");
+        assert_eq!(&bytes[..8], MAGIC_PLACES);
+        assert_eq!(bytes.len(), HEADER_LEN + 4 + 2 * 4 + cut.body.len());
+        let journaled = read(&journal.path).expect("a batch");
+        assert_eq!((journaled.cut_counted, journaled.cut_at), (1, vec![4]));
+        drop(journal);
+        // Torn, it is no batch: the places are reckoned with.
+        fs::write(&files[0], &bytes[..bytes.len() - 1]).expect("truncate");
+        match read(&files[0]) {
+            Err(BatchError::Unreadable(why)) => assert!(why.contains("torn"), "{why}"),
+            other => panic!("a torn file read: {other:?}"),
+        }
+        // A count of places over the bound, or over what the file holds,
+        // is no header of ours.
+        for count in [MAX_CUT_PLACES as u32 + 1, u32::MAX, 100] {
+            let mut forged = bytes.clone();
+            forged[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&count.to_le_bytes());
+            fs::write(&files[0], &forged).expect("write");
+            match read(&files[0]) {
+                Err(BatchError::Unreadable(why)) => assert!(why.contains("header"), "{why}"),
+                other => panic!("{count} places read: {other:?}"),
+            }
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn places_that_would_take_a_batch_over_the_cap_are_left_out_not_the_batch() {
+        // `fits` promises a body within the cap less `HEADER_LEN` is kept;
+        // its places must not make it fail then. Past `MAX_CUT_PLACES`, the
+        // first ones are kept. With no value cut, or none known by place,
+        // the header is as an earlier version wrote it.
+        let dir = temp_dir("cut-places-cap");
+        let body = proto_body(1, 10);
+        let cap = (HEADER_LEN + body.len()) as u64;
+        let spool = SpoolDir::new(&dir, cap);
+        assert!(spool.fits(body.len()));
+        let cut = SpooledBatch {
+            cut_counted: 1,
+            cut_at: vec![3],
+            ..batch(1, 10)
+        };
+        spool.write(&cut).expect("kept");
+        let files = spool.list();
+        let read = |path: &Path| read_batch(&File::open(path).expect("open"), cap);
+        let bytes = fs::read(&files[0]).expect("read");
+        assert_eq!(&bytes[..8], MAGIC_CUT);
+        assert_eq!(read(&files[0]).expect("a batch").cut_at, Vec::<u64>::new());
+        fs::remove_file(&files[0]).ok();
+        let many: Vec<u64> = (0..MAX_CUT_PLACES as u64 + 5).collect();
+        let header =
+            encode_header_with_places(BodyFormat::Protobuf, false, 1, (9, &many), body.len());
+        assert_eq!(header.len(), HEADER_LEN + 4 + 4 * MAX_CUT_PLACES);
+        assert_eq!(&header[HEADER_LEN..HEADER_LEN + 4], &1024u32.to_le_bytes());
+        for (counted, at) in [(0, &[1u64][..]), (1, &[][..]), (1, &[1 << 32][..])] {
+            let header =
+                encode_header_with_places(BodyFormat::Protobuf, false, 1, (counted, at), 3);
+            let plain = encode_header(BodyFormat::Protobuf, false, 1, counted, 3);
+            assert_eq!(header, plain.as_bytes(), "{counted} {at:?}");
+        }
+        fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn a_look_at_another_users_spool_reads_their_batches() {
         // SAFETY: geteuid cannot fail and has no preconditions.

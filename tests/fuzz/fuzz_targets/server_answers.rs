@@ -471,6 +471,7 @@ fuzz_target!(|data: &[u8]| {
                         gzipped,
                         spans: spans as u32,
                         cut_counted: 0,
+                        cut_at: Vec::new(),
                         body: body.clone(),
                     })
                     .expect("a spool file written");

@@ -5,7 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spanguard::export::spool::{count_in_body, read_batch};
+use spanguard::export::spool::{
+    MAX_CUT_PLACES, count_in_body, encode_header_with_places, read_batch,
+};
 
 const CAP: u64 = 1 << 16;
 
@@ -14,10 +16,36 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&path, data).expect("temp file");
     let file = std::fs::File::open(&path).expect("open");
     if let Ok(mut batch) = read_batch(&file, CAP) {
-        // Either header: `SGSPOOL1`'s, or `SGSPOOL2`'s with the count of
-        // values cut.
+        // Any header: `SGSPOOL1`'s, `SGSPOOL2`'s with the count of values
+        // cut, or `SGSPOOL3`'s with that count and the places of the
+        // values (a u32 count, bounded, then a u32 each), read as written.
         let header = data.len() - batch.body.len();
-        assert!(header == 22 || header == 30, "a header of {header} bytes");
+        let places = batch.cut_at.len();
+        assert!(places <= MAX_CUT_PLACES, "{places} places");
+        if places == 0 {
+            assert!(
+                header == 22 || header == 30 || header == 34,
+                "a header of {header} bytes"
+            );
+        } else {
+            assert_eq!(header, 34 + 4 * places, "{places} places");
+            assert_eq!(&data[..8], b"SGSPOOL3");
+            for (i, &at) in batch.cut_at.iter().enumerate() {
+                let raw = &data[34 + 4 * i..38 + 4 * i];
+                assert_eq!(at, u32::from_le_bytes(raw.try_into().unwrap()) as u64);
+            }
+            // What a writer makes of them is that header again.
+            let again = encode_header_with_places(
+                batch.format,
+                batch.gzipped,
+                batch.spans,
+                (batch.cut_counted, &batch.cut_at),
+                batch.body.len(),
+            );
+            if batch.cut_counted > 0 && data[9] <= 1 {
+                assert_eq!(&again[..], &data[..header]);
+            }
+        }
         assert!(data.ends_with(&batch.body));
         assert!(batch.body.len() as u64 <= CAP);
         // Its spans are counted in its body, or it is no request: never a
