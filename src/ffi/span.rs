@@ -18,7 +18,8 @@ use crate::span::record::{LinkContext, StrInput};
 use crate::span::traceparent::{self, KNOWN_FLAGS, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{
-    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, SpanRef, Tracer,
+    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, SetRest, SpanRef,
+    Tracer,
 };
 
 #[inline]
@@ -753,7 +754,42 @@ unsafe fn set_scalar(
         require_non_null!(key);
         // SAFETY: key is not NULL and valid for key_len bytes.
         let key = unsafe { bytes_non_null(key, key_len) };
-        with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
+        with_span(span, |t, s| {
+            match t.set_attribute_first_try(s, key, value) {
+                None => spanguard_result::Ok,
+                // SAFETY: key is valid for key_len bytes.
+                Some(rest) => unsafe { set_scalar_rest(span, key.as_ptr(), key_len, value, rest) },
+            }
+        })
+    })
+}
+
+/// What a scalar setter's common case left (`Tracer::set_attribute_rest`),
+/// out of line with the setter's own arguments and the word that says
+/// what is left: extern "C", so that it does not unwind (it has its own
+/// boundary) and the setter reaches it by a tail call, with nothing of its
+/// own kept across a call (no register saved on its common path).
+///
+/// # Safety
+/// As for the setter; `rest` came from `set_attribute_first_try` on the
+/// span's tracer for this span, and is used once.
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn set_scalar_rest<V: Into<AttrInput<'static>> + Copy>(
+    span: spanguard_span,
+    key: *const u8,
+    key_len: usize,
+    value: V,
+    rest: SetRest,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: the setter checked key not NULL; valid for key_len bytes.
+        let key = unsafe { std::slice::from_raw_parts(key, key_len) };
+        with_span(span, |t, s| {
+            // SAFETY: as this function's contract says.
+            notice_or_error(unsafe { t.set_attribute_rest(s, key, value, rest) })
+        })
     })
 }
 
@@ -822,7 +858,51 @@ pub unsafe extern "C" fn spanguard_span_set_string(
         // SAFETY: both are valid for their lengths; key is not NULL.
         let (key, value) = unsafe { (bytes_non_null(key, key_len), bytes(value, value_len)) };
         with_span(span, |t, s| {
-            notice_or_error(t.set_attribute(s, key, StrInput(value)))
+            match t.set_attribute_first_try(s, key, StrInput(value)) {
+                None => spanguard_result::Ok,
+                // SAFETY: both are valid for their lengths.
+                Some(rest) => unsafe {
+                    set_string_rest(
+                        span,
+                        key.as_ptr(),
+                        key_len,
+                        value.as_ptr(),
+                        value.len(),
+                        rest,
+                    )
+                },
+            }
+        })
+    })
+}
+
+/// `set_scalar_rest` for `spanguard_span_set_string` (six words: in
+/// registers, so still a tail call).
+///
+/// # Safety
+/// As for `set_scalar_rest`; `value` valid for `value_len` bytes (not
+/// NULL: the setter made it a slice).
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn set_string_rest(
+    span: spanguard_span,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    rest: SetRest,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: as the function's contract says.
+        let (key, value) = unsafe {
+            (
+                std::slice::from_raw_parts(key, key_len),
+                std::slice::from_raw_parts(value, value_len),
+            )
+        };
+        with_span(span, |t, s| {
+            // SAFETY: as this function's contract says.
+            notice_or_error(unsafe { t.set_attribute_rest(s, key, StrInput(value), rest) })
         })
     })
 }
