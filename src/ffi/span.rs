@@ -1925,4 +1925,67 @@ mod tests {
         // SAFETY: made by tracer_new, freed once.
         unsafe { spanguard_tracer_free(t) };
     }
+
+    /// A setter whose common case left the rest with the span held (a key
+    /// set again, a key too long for the common case) lets go of it in
+    /// the rest: another thread's setter and end on the span, which take
+    /// its bias from this thread, get through. The hold is handed to the
+    /// rest in one word (`SetRest`); checked to fail (the other thread
+    /// never done) with a biased hold handed as a locked one, whose rest
+    /// left the owner's word naming the slot.
+    #[test]
+    fn a_setters_rest_lets_go_of_the_span_for_another_thread() {
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.endpoint = c"discard:".as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let long_key = [b'k'; 40];
+        for round in 0..3 {
+            let mut s = SPANGUARD_SPAN_NONE;
+            // SAFETY: t is a live tracer; the name is valid; s an out
+            // pointer; the keys and values are valid for their lengths.
+            unsafe {
+                assert_eq!(
+                    spanguard_span_begin(t, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s),
+                    spanguard_result::Ok
+                );
+                let rc = match round {
+                    0 => {
+                        spanguard_span_set_int(s, c"n".as_ptr(), 1, 1);
+                        spanguard_span_set_int(s, c"n".as_ptr(), 1, 2)
+                    }
+                    1 => {
+                        spanguard_span_set_string(s, c"m".as_ptr(), 1, c"a".as_ptr(), 1);
+                        spanguard_span_set_string(s, c"m".as_ptr(), 1, c"b".as_ptr(), 1)
+                    }
+                    _ => spanguard_span_set_bool(s, long_key.as_ptr().cast(), 40, true),
+                };
+                assert_eq!(rc, spanguard_result::Ok, "round {round}");
+            }
+            let (done, wait) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                // SAFETY: the key is valid for its length.
+                let set = unsafe { spanguard_span_set_int(s, c"x".as_ptr(), 1, 3) };
+                let _ = done.send((set, spanguard_span_end(s)));
+            });
+            let got = wait.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(
+                got,
+                Ok((spanguard_result::Ok, spanguard_result::Ok)),
+                "round {round}: the other thread's setter and end"
+            );
+        }
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
+    }
 }
