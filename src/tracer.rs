@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::buffer::bias::Owner;
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT, flight_pool_offset};
 use crate::buffer::files::{self, LockedFile};
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
@@ -1215,20 +1216,42 @@ impl Tracer {
         key: &[u8],
         value: V,
     ) -> Result<Notice, SpanError> {
+        match self.set_attribute_first_try(s, key, value) {
+            None => Ok(Notice::default()),
+            // SAFETY: from this tracer, for this span, used once.
+            Some(rest) => unsafe { self.set_attribute_rest(s, key, value, rest) },
+        }
+    }
+
+    /// `set_attribute`'s common case, with no call: None when it set the
+    /// attribute (nothing to say), else what is left to do, for
+    /// `set_attribute_rest`. In one word, so that the C ABI's setters
+    /// hand it with their own arguments to a function of theirs in
+    /// registers, by a tail call (`ffi::span::set_rest`); the hold is let
+    /// go of through the record's address, not the slab's (which the
+    /// record's writes made the setter load again, keeping the pipeline
+    /// and the slot's offset live through them).
+    #[inline(always)]
+    pub fn set_attribute_first_try<'a, V: Into<AttrInput<'a>> + Copy>(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: V,
+    ) -> Option<SetRest> {
         if let AttrInput::Str(text) = value.into()
             && text.len() > 32
         {
-            return self.set_attribute_out_of_line(s, key, value);
+            return Some(SetRest::FROM_START);
         }
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN {
-            return self.set_attribute_out_of_line(s, key, value);
+            return Some(SetRest::FROM_START);
         }
         // Addressed before the hold, as in `with_open`.
         let record = self.pipeline.slab.slot_address(s.slot);
         let hold = match self.pipeline.slab.hold_open_first_try(s.slot, s.generation) {
             FirstTry::Held(hold) => hold,
-            FirstTry::Unbias => return self.set_attribute_unbiasing(s, key, value),
-            FirstTry::Missed => return self.set_attribute_out_of_line(s, key, value),
+            FirstTry::Unbias => return Some(SetRest::UNBIAS),
+            FirstTry::Missed => return Some(SetRest::FROM_START),
         };
         // SAFETY: held (its bias, or WRITING), so the index is in bounds
         // and the record ours to write.
@@ -1236,10 +1259,40 @@ impl Tracer {
         if r.marks & MARK_NON_RECORDING == 0
             && r.try_set_short_attribute(key, &value.into(), limits_of(&self.pipeline, r))
         {
-            self.pipeline.slab.release_open(s.slot, s.generation, hold);
-            return Ok(Notice::default());
+            SpanSlab::release_open_at(r, s.generation, hold);
+            return None;
         }
-        self.set_attribute_held(s, key, value, hold)
+        Some(SetRest::held(hold))
+    }
+
+    /// What `set_attribute_first_try` left, done out of line: from the
+    /// start (`with_open`), after its compare-exchange found the slot
+    /// biased, or with the span held.
+    ///
+    /// # Safety
+    /// `rest` came from `set_attribute_first_try` on this tracer for `s`,
+    /// and is used once (it may hold the span).
+    #[inline(always)]
+    pub unsafe fn set_attribute_rest<'a, V: Into<AttrInput<'a>>>(
+        &self,
+        s: SpanRef,
+        key: &[u8],
+        value: V,
+        rest: SetRest,
+    ) -> Result<Notice, SpanError> {
+        match rest.0 {
+            SetRest::FROM_START_WORD => self.set_attribute_out_of_line(s, key, value),
+            SetRest::UNBIAS_WORD => self.set_attribute_unbiasing(s, key, value),
+            SetRest::LOCKED_WORD => self.set_attribute_held(s, key, value, Hold::Locked),
+            // SAFETY: the word is the owner's address `SetRest::held` took
+            // from a hold of this tracer's slab, which outlives the call.
+            owner => self.set_attribute_held(
+                s,
+                key,
+                value,
+                Hold::Biased(unsafe { &*(owner as *const Owner) }),
+            ),
+        }
     }
 
     /// `set_attribute` from the start: `with_open`, then every case.
@@ -1817,6 +1870,33 @@ fn complex_values_limited(
         Stats::add(&p.stats.values_truncated, cut);
     }
     Ok(attributes)
+}
+
+/// What `Tracer::set_attribute_first_try` left to do, in one word (an
+/// owner's address is aligned and never 0, 1 or 2): from the start, the
+/// bias to take, or the rest with the span held by its lock or by the
+/// owner at that address.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct SetRest(usize);
+
+// An owner's address is never one of the other words.
+const _: () = assert!(std::mem::align_of::<Owner>() > SetRest::LOCKED_WORD);
+
+impl SetRest {
+    const FROM_START_WORD: usize = 0;
+    const UNBIAS_WORD: usize = 1;
+    const LOCKED_WORD: usize = 2;
+    const FROM_START: SetRest = SetRest(Self::FROM_START_WORD);
+    const UNBIAS: SetRest = SetRest(Self::UNBIAS_WORD);
+
+    #[inline(always)]
+    fn held(hold: Hold<'_>) -> SetRest {
+        match hold {
+            Hold::Locked => SetRest(Self::LOCKED_WORD),
+            Hold::Biased(owner) => SetRest(owner as *const Owner as usize),
+        }
+    }
 }
 
 fn limits_of<'p>(p: &'p Pipeline, r: &SpanRecord) -> &'p SpanLimits {

@@ -688,6 +688,19 @@ impl SpanSlab {
         }
     }
 
+    /// `release_open` through the record's address, for a caller that
+    /// has it in hand (a setter's common case): no load of the slab's base
+    /// after the record's writes.
+    #[inline(always)]
+    pub fn release_open_at(record: &SpanRecord, generation: u32, hold: Hold) {
+        match hold {
+            Hold::Locked => record
+                .header
+                .store(pack_header(generation, STATE_OPEN), Ordering::Release),
+            Hold::Biased(_) => hold.leave_bias(),
+        }
+    }
+
     /// Ends a write: the slot is OPEN again. Release pairs with the Acquire
     /// in `lock_open` and with readers of the flight recorder.
     #[inline]

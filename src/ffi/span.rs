@@ -18,7 +18,8 @@ use crate::span::record::{LinkContext, StrInput};
 use crate::span::traceparent::{self, KNOWN_FLAGS, TRACEPARENT_LEN};
 use crate::span::tracestate::Tracestate;
 use crate::tracer::{
-    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, SpanRef, Tracer,
+    AttrInput, AttributeSink, AttributeSource, BeginOptions, ExplicitIds, Parent, SetRest, SpanRef,
+    Tracer,
 };
 
 #[inline]
@@ -753,7 +754,42 @@ unsafe fn set_scalar(
         require_non_null!(key);
         // SAFETY: key is not NULL and valid for key_len bytes.
         let key = unsafe { bytes_non_null(key, key_len) };
-        with_span(span, |t, s| notice_or_error(t.set_attribute(s, key, value)))
+        with_span(span, |t, s| {
+            match t.set_attribute_first_try(s, key, value) {
+                None => spanguard_result::Ok,
+                // SAFETY: key is valid for key_len bytes.
+                Some(rest) => unsafe { set_scalar_rest(span, key.as_ptr(), key_len, value, rest) },
+            }
+        })
+    })
+}
+
+/// What a scalar setter's common case left (`Tracer::set_attribute_rest`),
+/// out of line with the setter's own arguments and the word that says
+/// what is left: extern "C", so that it does not unwind (it has its own
+/// boundary) and the setter reaches it by a tail call, with nothing of its
+/// own kept across a call (no register saved on its common path).
+///
+/// # Safety
+/// As for the setter; `rest` came from `set_attribute_first_try` on the
+/// span's tracer for this span, and is used once.
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn set_scalar_rest<V: Into<AttrInput<'static>> + Copy>(
+    span: spanguard_span,
+    key: *const u8,
+    key_len: usize,
+    value: V,
+    rest: SetRest,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: the setter checked key not NULL; valid for key_len bytes.
+        let key = unsafe { std::slice::from_raw_parts(key, key_len) };
+        with_span(span, |t, s| {
+            // SAFETY: as this function's contract says.
+            notice_or_error(unsafe { t.set_attribute_rest(s, key, value, rest) })
+        })
     })
 }
 
@@ -822,7 +858,51 @@ pub unsafe extern "C" fn spanguard_span_set_string(
         // SAFETY: both are valid for their lengths; key is not NULL.
         let (key, value) = unsafe { (bytes_non_null(key, key_len), bytes(value, value_len)) };
         with_span(span, |t, s| {
-            notice_or_error(t.set_attribute(s, key, StrInput(value)))
+            match t.set_attribute_first_try(s, key, StrInput(value)) {
+                None => spanguard_result::Ok,
+                // SAFETY: both are valid for their lengths.
+                Some(rest) => unsafe {
+                    set_string_rest(
+                        span,
+                        key.as_ptr(),
+                        key_len,
+                        value.as_ptr(),
+                        value.len(),
+                        rest,
+                    )
+                },
+            }
+        })
+    })
+}
+
+/// `set_scalar_rest` for `spanguard_span_set_string` (six words: in
+/// registers, so still a tail call).
+///
+/// # Safety
+/// As for `set_scalar_rest`; `value` valid for `value_len` bytes (not
+/// NULL: the setter made it a slice).
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn set_string_rest(
+    span: spanguard_span,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    rest: SetRest,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: as the function's contract says.
+        let (key, value) = unsafe {
+            (
+                std::slice::from_raw_parts(key, key_len),
+                std::slice::from_raw_parts(value, value_len),
+            )
+        };
+        with_span(span, |t, s| {
+            // SAFETY: as this function's contract says.
+            notice_or_error(unsafe { t.set_attribute_rest(s, key, StrInput(value), rest) })
         })
     })
 }
@@ -1842,6 +1922,69 @@ mod tests {
             spanguard_result::Ok
         );
         assert_eq!((st.spans_ended, st.spans_exported), (0, 0));
+        // SAFETY: made by tracer_new, freed once.
+        unsafe { spanguard_tracer_free(t) };
+    }
+
+    /// A setter whose common case left the rest with the span held (a key
+    /// set again, a key too long for the common case) lets go of it in
+    /// the rest: another thread's setter and end on the span, which take
+    /// its bias from this thread, get through. The hold is handed to the
+    /// rest in one word (`SetRest`); checked to fail (the other thread
+    /// never done) with a biased hold handed as a locked one, whose rest
+    /// left the owner's word naming the slot.
+    #[test]
+    fn a_setters_rest_lets_go_of_the_span_for_another_thread() {
+        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+        // SAFETY: init writes the whole struct of this size.
+        let mut c = unsafe {
+            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+            c.assume_init()
+        };
+        c.endpoint = c"discard:".as_ptr();
+        c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+        let mut t = std::ptr::null_mut();
+        // SAFETY: a config filled by init; t is an out pointer.
+        assert_eq!(
+            unsafe { spanguard_tracer_new(&c, &mut t) },
+            spanguard_result::Ok
+        );
+        let long_key = [b'k'; 40];
+        for round in 0..3 {
+            let mut s = SPANGUARD_SPAN_NONE;
+            // SAFETY: t is a live tracer; the name is valid; s an out
+            // pointer; the keys and values are valid for their lengths.
+            unsafe {
+                assert_eq!(
+                    spanguard_span_begin(t, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s),
+                    spanguard_result::Ok
+                );
+                let rc = match round {
+                    0 => {
+                        spanguard_span_set_int(s, c"n".as_ptr(), 1, 1);
+                        spanguard_span_set_int(s, c"n".as_ptr(), 1, 2)
+                    }
+                    1 => {
+                        spanguard_span_set_string(s, c"m".as_ptr(), 1, c"a".as_ptr(), 1);
+                        spanguard_span_set_string(s, c"m".as_ptr(), 1, c"b".as_ptr(), 1)
+                    }
+                    _ => spanguard_span_set_bool(s, long_key.as_ptr().cast(), 40, true),
+                };
+                assert_eq!(rc, spanguard_result::Ok, "round {round}");
+            }
+            let (done, wait) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                // SAFETY: the key is valid for its length.
+                let set = unsafe { spanguard_span_set_int(s, c"x".as_ptr(), 1, 3) };
+                let _ = done.send((set, spanguard_span_end(s)));
+            });
+            let got = wait.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(
+                got,
+                Ok((spanguard_result::Ok, spanguard_result::Ok)),
+                "round {round}: the other thread's setter and end"
+            );
+        }
         // SAFETY: made by tracer_new, freed once.
         unsafe { spanguard_tracer_free(t) };
     }
