@@ -245,7 +245,9 @@ pub struct PreparedFile {
 }
 
 impl PreparedFile {
-    /// Creates `pending` (which must not exist) to be renamed to `done`.
+    /// Creates `pending` (which must not exist) to be renamed to `done`,
+    /// locked before the name shows it (`files::create_locked`): a
+    /// recovery beside us never finds it unlocked, empty, and deletes it.
     pub fn create(pending: &Path, done: &Path) -> std::io::Result<PreparedFile> {
         let to_c = |p: &Path| {
             CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
@@ -254,7 +256,7 @@ impl PreparedFile {
         };
         let (pending_c, done_c) = (to_c(pending)?, to_c(done)?);
         // Held until the process ends or the file is removed at shutdown.
-        let (file, _) = LockedFile::lock(files::create_new(pending, false)?);
+        let file = files::create_locked(pending, false)?;
         Ok(PreparedFile {
             file,
             pending: pending_c,
@@ -348,20 +350,20 @@ impl PreparedFile {
     /// Whatever sat at the name meanwhile is not ours (ours was unlinked):
     /// a link, a file someone put there. It is set aside unopened, as the
     /// spool sets aside what it cannot use, and the file made in its place
-    /// (never through it: `create_new` is O_EXCL|O_NOFOLLOW). Left there,
-    /// it kept the file from being made again, and the next dump renamed
-    /// it, not our spans, to the dump's name.
+    /// (never through it nor over it: `create_locked`), locked before the
+    /// name shows it, as `create` makes it. Left there, it kept the file
+    /// from being made again, and the next dump renamed it, not our spans,
+    /// to the dump's name.
     fn make_again(&self) -> std::io::Result<()> {
         use std::os::unix::ffi::OsStrExt;
         let path = Path::new(std::ffi::OsStr::from_bytes(self.pending.as_bytes()));
-        let created = match files::create_new(path, false) {
+        let fresh = match files::create_locked(path, false) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 files::set_aside(path)?;
-                files::create_new(path, false)
+                files::create_locked(path, false)
             }
             created => created,
-        };
-        let (fresh, _) = LockedFile::lock(created?);
+        }?;
         // SAFETY: both fds are open and ours; dup2 closes the unlinked
         // file's (its lock goes with it) and points the number at the
         // fresh file, whose lock stays with it when `fresh` closes its own.

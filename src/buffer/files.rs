@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// Mode of every file spanguard makes.
 pub(crate) const FILE_MODE: u32 = 0o600;
@@ -354,6 +354,144 @@ fn open_raw(path: &Path, flags: libc::c_int) -> io::Result<File> {
 pub fn create_new(path: &Path, read: bool) -> io::Result<File> {
     let access = if read { libc::O_RDWR } else { libc::O_WRONLY };
     open_raw(path, access | libc::O_CREAT | libc::O_EXCL)
+}
+
+/// Creates `path` (which must not exist yet) 0600, for writing (and
+/// reading, with `read`), locked by this process before anyone can find
+/// it under that name.
+///
+/// Recovery takes a file found under a name like this one whose lock is
+/// free for one a dead process left, and deletes it when it is empty. A
+/// file made at `path` and then locked could be found in between by a
+/// recovery beside us (a second program with the same spool directory
+/// starting up, `spanguard replay`): it deleted our empty file, and what
+/// we wrote to it later (a crash dump) was lost with its name. So the file
+/// is made under a hidden temporary name beside `path` (recovery and the
+/// CLI take no hidden name of this form), locked, and only then moved to
+/// `path`, never over anything there (`AlreadyExists`, as `create_new`).
+///
+/// A lock not obtained means another open file of it holds one (someone
+/// opened the fresh file first): that file is not ours to rely on, so its
+/// temporary name is removed and another file made.
+pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    for _ in 0..CREATE_LOCKED_TRIES {
+        let mut hidden = std::ffi::OsString::from(".");
+        hidden.push(name);
+        hidden.push(format!(
+            ".{}-{}.tmp",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temporary = path.with_file_name(hidden);
+        let file = match create_new(&temporary, read) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            made => made?,
+        };
+        #[cfg(test)]
+        run_after_create(&temporary);
+        let (file, locked) = LockedFile::lock(file);
+        if !locked {
+            let _ = std::fs::remove_file(&temporary);
+            continue;
+        }
+        return match rename_new(&temporary, path) {
+            Ok(()) => Ok(file),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temporary);
+                Err(e)
+            }
+        };
+    }
+    Err(io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "{}: every file made for it was locked by another process first",
+            path.display()
+        ),
+    ))
+}
+
+/// How many files `create_locked` makes before it gives up.
+const CREATE_LOCKED_TRIES: u32 = 8;
+
+/// Renames `from` to `to`, which must not exist (`AlreadyExists`): never
+/// over anything there, nor through it (a link at `to` is a name taken).
+fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+    #[cfg(test)]
+    let noreplace = !tests::without_rename_noreplace();
+    #[cfg(not(test))]
+    let noreplace = true;
+    if noreplace {
+        // SAFETY: NUL-terminated paths.
+        let renamed = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if renamed == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            // The file system (NFS, some FUSE ones) or a seccomp filter
+            // does without it: look first, below.
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::EPERM) => {}
+            _ => return Err(e),
+        }
+    }
+    // Between this look and the rename only this user or root can put
+    // something at `to` (the directory is private, `ensure_private_dir`),
+    // and a rename replaces that name: it follows no link.
+    match std::fs::symlink_metadata(to) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: exists", to.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::rename(from, to),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a test runs after `create_locked` made a file (`set_after_create`).
+#[cfg(test)]
+type AfterCreate = Box<dyn FnMut(&Path)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Run by `create_locked` on this thread once it has made a file, with
+    /// the name it made it under: where another process would find it.
+    static AFTER_CREATE: std::cell::RefCell<Option<AfterCreate>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or, with `None`, clears) what `create_locked` runs on this thread
+/// right after it made a file.
+#[cfg(test)]
+pub(crate) fn set_after_create(hook: Option<AfterCreate>) {
+    AFTER_CREATE.with(|h| *h.borrow_mut() = hook);
+}
+
+#[cfg(test)]
+fn run_after_create(path: &Path) {
+    // Taken out while it runs: it may make files itself.
+    if let Some(mut hook) = AFTER_CREATE.with(|h| h.borrow_mut().take()) {
+        hook(path);
+        AFTER_CREATE.with(|h| {
+            let mut slot = h.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(hook);
+            }
+        });
+    }
 }
 
 /// Gives `file` disk blocks for `[offset, offset + len)` now
@@ -771,6 +909,15 @@ mod tests {
             const { std::cell::RefCell::new(None) };
     }
 
+    thread_local! {
+        /// `rename_new` does as on a file system without RENAME_NOREPLACE.
+        static WITHOUT_NOREPLACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub(super) fn without_rename_noreplace() -> bool {
+        WITHOUT_NOREPLACE.with(|w| w.get())
+    }
+
     pub(super) fn between_the_directory_and_its_file() {
         if let Some(swap) = BETWEEN.with(|b| b.borrow_mut().take()) {
             swap();
@@ -915,6 +1062,101 @@ mod tests {
         let second = set_aside(&fifo).expect("set aside");
         assert_ne!(aside, second);
         assert!(std::fs::symlink_metadata(&aside).is_ok());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file `create_locked` made and found locked by someone else (another
+    /// process that opened it first) is not used: the lock, ignored, was
+    /// the other's, and once it let go nothing kept recovery from taking
+    /// the file. The file returned is ours alone, locked, at the name;
+    /// nothing else is left in the directory.
+    #[test]
+    fn a_made_file_another_locked_first_is_not_used() {
+        let dir = temp_dir("locked-first");
+        ensure_private_dir(&dir).expect("dir");
+        let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::<File>::new()));
+        let h = std::rc::Rc::clone(&held);
+        set_after_create(Some(Box::new(move |made| {
+            if h.borrow().is_empty() {
+                let other = File::open(made).expect("open");
+                assert!(try_lock(&other), "the other's lock");
+                h.borrow_mut().push(other);
+            }
+        })));
+        let ours = create_locked(&dir.join("p-pending"), false);
+        set_after_create(None);
+        let ours = ours.expect("made");
+        assert_eq!(held.borrow().len(), 1, "the other opened it");
+        held.borrow_mut().clear();
+        let look = File::open(dir.join("p-pending")).expect("at its name");
+        assert!(!try_lock(&look), "not locked by us");
+        let (a, b) = (
+            ours.file().metadata().expect("m"),
+            look.metadata().expect("m"),
+        );
+        assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("p-pending")]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `create_locked` takes no name already taken (a file, a link, with
+    /// RENAME_NOREPLACE or without it): `AlreadyExists`, what sits there
+    /// untouched and not followed, no temporary file left; a free name
+    /// gets a locked file.
+    #[test]
+    fn a_locked_file_is_never_made_over_a_name_taken() {
+        let dir = temp_dir("made-over");
+        ensure_private_dir(&dir).expect("dir");
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"theirs").expect("victim");
+        std::os::unix::fs::symlink(&victim, dir.join("link-pending")).expect("link");
+        std::fs::write(dir.join("file-pending"), b"planted").expect("planted");
+        for without in [false, true] {
+            WITHOUT_NOREPLACE.with(|w| w.set(without));
+            for name in ["link-pending", "file-pending"] {
+                let made = create_locked(&dir.join(name), false).err();
+                assert_eq!(
+                    made.map(|e| e.kind()),
+                    Some(io::ErrorKind::AlreadyExists),
+                    "{name}, without NOREPLACE: {without}"
+                );
+            }
+            let free = dir.join(format!("free-{without}"));
+            let ours = create_locked(&free, false).expect("made");
+            let look = File::open(&free).expect("open");
+            assert!(!try_lock(&look), "locked");
+            assert!(ours.file().metadata().expect("m").len() == 0);
+        }
+        WITHOUT_NOREPLACE.with(|w| w.set(false));
+        assert!(
+            std::fs::symlink_metadata(dir.join("link-pending"))
+                .expect("l")
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read(dir.join("file-pending")).expect("f"),
+            b"planted"
+        );
+        assert_eq!(std::fs::read(&victim).expect("v"), b"theirs");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "file-pending",
+                "free-false",
+                "free-true",
+                "link-pending",
+                "victim"
+            ]
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -428,6 +428,157 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// What one recovery of `dir` sends (the way a second program with the
+    /// same spool directory recovers at its start, or `spanguard replay`),
+    /// into `got`.
+    fn recover_beside(dir: &Path, got: &Received) {
+        let transport = DiesAfter {
+            left: usize::MAX,
+            got: Arc::clone(got),
+        };
+        let mut delivery = Delivery::new(
+            Box::new(transport),
+            SpoolDir::new(dir, 1 << 20),
+            Duration::from_secs(30),
+            1 << 20,
+        );
+        let mut encoder = RequestEncoder::new(BodyFormat::Protobuf, false, 1 << 20, 16);
+        recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
+    }
+
+    /// A crash file whose slots dump and batch file are named `x.*` in `dir`.
+    fn crash_file_x(dir: &Path) -> crate::buffer::dump::CrashFile {
+        use crate::buffer::dump::{CrashFile, PreparedFile};
+        let slots = PreparedFile::create(&dir.join("x.sgdump-pending"), &dir.join("x.sgdump"))
+            .expect("made");
+        let crash = CrashFile::new(
+            slots,
+            dir.join("x.sgspool-pending"),
+            dir.join("x.sgspool"),
+            DumpHeader::new(magic_of(false), 0, "svc", &[]),
+        );
+        crash.prepare_batch().expect("batch file");
+        crash
+    }
+
+    /// Dumps one open span of trace 7 through `crash`, as a SIGTERM does.
+    fn dump_one_span(crash: &crate::buffer::dump::CrashFile) {
+        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
+        use crate::buffer::slab::{SlabBacking, SpanSlab};
+        let slab = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("slab");
+        let pool = PayloadPool::new(4, PoolBacking::Anonymous).expect("pool");
+        let (i, g) = slab.take_free(|| {}).expect("slot");
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(i) };
+        r.reset();
+        r.trace_id = [7; 16];
+        r.span_id = [7; 8];
+        slab.publish_open(i, g);
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
+        crash.end_dump();
+    }
+
+    /// Whether `dir` holds its crash file's two pending names, each locked
+    /// (by the crash file: no other process takes it).
+    fn pending_names_held(dir: &Path) -> Result<(), String> {
+        for name in ["x.sgdump-pending", "x.sgspool-pending"] {
+            let file = std::fs::File::open(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+            if files::try_lock(&file) {
+                return Err(format!("{name} is not locked"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A crash file's pending files were made, then locked: a recovery
+    /// beside it (a second program with the same spool directory starting
+    /// up) that looked between the two found an empty, unlocked pending
+    /// file, took it for one a dead process left, and deleted it. The
+    /// tracer's descriptor then pointed at an unlinked file: a SIGTERM's
+    /// dump went there, its rename found no name, and the spans were lost
+    /// uncounted. Now a pending name only ever shows a locked file: the
+    /// recovery run at that very moment takes nothing, and the dump is
+    /// recovered whole.
+    #[test]
+    fn a_crash_file_being_made_is_never_taken_by_a_recovery_beside_it() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-making-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let beside: Received = Arc::new(Mutex::new(Vec::new()));
+        let (d, b) = (dir.clone(), Arc::clone(&beside));
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = Arc::clone(&made);
+        files::set_after_create(Some(Box::new(move |_| {
+            m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            recover_beside(&d, &b);
+        })));
+        let crash = crash_file_x(&dir);
+        files::set_after_create(None);
+        assert_eq!(
+            made.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "files made"
+        );
+        pending_names_held(&dir).expect("made and held");
+        dump_one_span(&crash);
+        drop(crash);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(traces, vec![[7; 16]], "the dump's span");
+        assert!(beside.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same at a thaw: a SIGTERM with nothing to keep unlinked the
+    /// pending names, and a process that lives on makes them again
+    /// (`make_again`), at every thaw. A recovery between the making and
+    /// the lock took them, and the next dump's spans were lost.
+    #[test]
+    fn a_crash_file_made_again_at_a_thaw_is_never_taken_by_a_recovery_beside_it() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-thaw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let crash = crash_file_x(&dir);
+        let empty_slab =
+            crate::buffer::slab::SpanSlab::new(4, crate::buffer::slab::SlabBacking::Anonymous, 0)
+                .expect("slab");
+        let pool = crate::buffer::payload_pool::PayloadPool::new(
+            4,
+            crate::buffer::payload_pool::PoolBacking::Anonymous,
+        )
+        .expect("pool");
+        assert!(crash.begin_dump());
+        assert_eq!(crash.dump_slots(&empty_slab, &pool, libc::SIGTERM), 0);
+        crash.discard_unwritten_batch();
+        crash.end_dump();
+        let beside: Received = Arc::new(Mutex::new(Vec::new()));
+        let (d, b) = (dir.clone(), Arc::clone(&beside));
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = Arc::clone(&made);
+        files::set_after_create(Some(Box::new(move |_| {
+            m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            recover_beside(&d, &b);
+        })));
+        crash.unpublish();
+        files::set_after_create(None);
+        assert_eq!(
+            made.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "files made"
+        );
+        pending_names_held(&dir).expect("made again and held");
+        dump_one_span(&crash);
+        drop(crash);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(traces, vec![[7; 16]], "the dump's span");
+        assert!(beside.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A crash dump under a name that is no UTF-8: `spanguard spool` counted
     /// its spans as waiting, while every recovery skipped it for good.
     #[test]
