@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::bias::Owner;
 use crate::buffer::dump::{DumpHeader, MAGIC_CRASH_DUMP, MAGIC_FLIGHT, flight_pool_offset};
-use crate::buffer::files::{self, LockedFile};
+use crate::buffer::files;
 use crate::buffer::payload_pool::{PayloadPool, PoolBacking, chunks_for_mib};
 use crate::buffer::slab::{
     EndedUnqueued, FirstTry, Hold, SlabBacking, SlotError, SpanSlab, header_generation,
@@ -54,8 +54,12 @@ fn make_slab(
                 crate::span::ids::new_span_id_u64()
             ));
             // Locked while the process lives: recovery knows it from a dead
-            // owner's.
-            let (file, _) = LockedFile::lock(files::create_new(&path, true)?);
+            // owner's. Locked before its name shows it: a recovery beside
+            // us (another program on this spool directory starting up)
+            // that found it made and not yet locked deleted it as a dead
+            // owner's empty file, and the tracer went on without its
+            // flight recorder.
+            let file = files::create_locked(&path, true)?;
             // Mapped through an open file of its own, not the locked one: a
             // mapping keeps its open file (and so that file's lock) alive,
             // and a forked child keeps the mapping, so the lock would

@@ -531,6 +531,57 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A tracer's flight file, made the same way: made, then locked, a
+    /// recovery beside it could find it empty and unlocked and delete it,
+    /// and the tracer went on with its slots in memory ("flight recorder
+    /// off"): a SIGKILL then lost every open span. Made locked under a
+    /// hidden name, it is found only locked.
+    #[test]
+    fn a_flight_file_being_made_is_never_taken_by_a_recovery_beside_it() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-flight-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let beside: Received = Arc::new(Mutex::new(Vec::new()));
+        let made: Arc<Mutex<Vec<std::path::PathBuf>>> = Arc::new(Mutex::new(Vec::new()));
+        let (d, b, m) = (dir.clone(), Arc::clone(&beside), Arc::clone(&made));
+        files::set_after_create(Some(Box::new(move |path| {
+            m.lock().unwrap().push(path.to_path_buf());
+            recover_beside(&d, &b);
+        })));
+        let config = crate::config::TracerConfig {
+            flight_recorder: true,
+            spool_dir: dir.clone(),
+            sink_dir: dir.join("sink"),
+            ..Default::default()
+        };
+        let tracer = crate::tracer::Tracer::new(config);
+        files::set_after_create(None);
+        let tracer = tracer.expect("tracer");
+        let flight_made = made
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.to_string_lossy().contains(".sgflight."))
+            .count();
+        assert_eq!(
+            flight_made, 1,
+            "the flight file made locked, under a hidden name"
+        );
+        let flights: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sgflight"))
+            .collect();
+        assert_eq!(flights.len(), 1, "the flight file at its name: {flights:?}");
+        let file = std::fs::File::open(&flights[0]).expect("open");
+        assert!(!files::try_lock(&file), "the flight file is locked");
+        assert!(beside.lock().unwrap().is_empty());
+        let _ = tracer.shutdown(Duration::from_secs(5));
+        drop(tracer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// The same at a thaw: a SIGTERM with nothing to keep unlinked the
     /// pending names, and a process that lives on makes them again
     /// (`make_again`), at every thaw. A recovery between the making and
