@@ -14,7 +14,7 @@ use super::resource::ResourceInfo;
 use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
-use super::transport::{BodyFormat, SendError, Silence, Transport};
+use super::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
 use super::value_cut::{Emptied, SharedMsg, cut_deep, cut_to_fit, longest_value};
 use crate::buffer::dump::Recovered;
 use crate::span::clock::instant_after;
@@ -337,9 +337,9 @@ pub struct Delivery {
     /// Send one attempt, no retries (a spool file set back already, or
     /// one sent right after another failed).
     one_attempt: bool,
-    /// The last request sent got no answer (`Transport::silence`:
-    /// `NoServer` or `TimedOut`) and no request since did: a flush or
-    /// shutdown gives its next request `PROBE_TIMEOUT` at most.
+    /// The last request sent (a replay's probe too: `send` records it)
+    /// got no answer (`Transport::silence`: `NoServer` or `TimedOut`): a
+    /// flush or shutdown gives its next request `PROBE_TIMEOUT` at most.
     silent: bool,
     /// While a spool file set back `MAX_SETBACKS` times is split: a
     /// transient failure refuses the part sent for what it holds, as a
@@ -1146,11 +1146,7 @@ impl Delivery {
             if self.silent && host.awaited() {
                 self.transport.limit_next(super::retry::PROBE_TIMEOUT);
             }
-            let sent = self
-                .transport
-                .send(request.body, request.format, request.gzipped);
-            let silence = self.transport.silence();
-            self.silent = matches!(silence, Silence::NoServer | Silence::TimedOut);
+            let (sent, silence) = self.send(request.body, request.format, request.gzipped);
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
@@ -1768,7 +1764,7 @@ impl Delivery {
         // request timeout (the file's), not two.
         self.transport.limit_next(super::retry::PROBE_TIMEOUT);
         self.probes.sent += 1;
-        match self.transport.send(body, format, false) {
+        match self.send(body, format, false).0 {
             Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => {
                 self.probes.taken += 1;
                 self.down_until = None;
@@ -1792,6 +1788,25 @@ impl Delivery {
             }
             Err(SendError::Misdirected { .. }) => ProbeAnswer::Misdirected,
         }
+    }
+
+    /// Sends one request, and records whether a server answered it
+    /// (`silent`): every request goes through here, a replay's probe too,
+    /// so that `silent` says what the last one sent heard. A probe taken
+    /// after a request that got no answer clears it (a flush's next
+    /// request gets its whole timeout, not `PROBE_TIMEOUT` and no retry:
+    /// a slow but healthy backend's batch was spooled); a probe that got
+    /// none sets it (the flush's next request is the probe).
+    fn send(
+        &mut self,
+        body: &[u8],
+        format: BodyFormat,
+        gzipped: bool,
+    ) -> (Result<Accepted, SendError>, Silence) {
+        let sent = self.transport.send(body, format, gzipped);
+        let silence = self.transport.silence();
+        self.silent = matches!(silence, Silence::NoServer | Silence::TimedOut);
+        (sent, silence)
     }
 
     /// A new pseudo-random number, for jitter.
@@ -1974,7 +1989,6 @@ pub fn is_recording(r: &SpanRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::transport::Accepted;
     use std::sync::{Arc, Mutex};
 
     /// Answers from a script, recording each request's size.
@@ -2002,6 +2016,8 @@ mod tests {
     struct Host {
         waits: Vec<Duration>,
         interrupt_waits: bool,
+        /// A flush or shutdown waits for what is delivered.
+        awaited: bool,
         delivered: u64,
         kept: u64,
         lost: u64,
@@ -2017,6 +2033,9 @@ mod tests {
         fn wait(&mut self, wait: Duration) -> bool {
             self.waits.push(wait);
             !self.interrupt_waits
+        }
+        fn awaited(&self) -> bool {
+            self.awaited
         }
         fn record(&mut self, outcome: Outcome<'_>) {
             match outcome {
@@ -5060,5 +5079,183 @@ mod tests {
             assert_eq!(prompts, [1_500_000], "{what}");
             std::fs::remove_dir_all(&dir).ok();
         }
+    }
+
+    /// How `Answering` answers a request.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Heard {
+        /// 200 at once.
+        Taken,
+        /// 503 at once: an answer, a failure.
+        Busy,
+        /// Taken, never answered: times out (`Silence::TimedOut`).
+        Hang,
+        /// 200 after `SLOW_ANSWER`: times out unanswered if given less
+        /// (`limit_next`).
+        Slow,
+    }
+
+    /// More than `PROBE_TIMEOUT`, less than a request timeout: a backend
+    /// slow but healthy (a loaded collector) answers in it.
+    const SLOW_ANSWER: Duration = Duration::from_secs(3);
+
+    /// Each request `Answering` saw: whether it held spans (a probe holds
+    /// none), and the time it was given (None: a whole request timeout).
+    type AnswerLog = Arc<Mutex<Vec<(bool, Option<Duration>)>>>;
+
+    /// A backend answering each request as its script says (in turn; 200
+    /// once it is done), telling `Silence` as the HTTP transport does. It
+    /// logs each request: whether it held spans (a probe holds none) and
+    /// the time it was given (`limit_next`; None: a whole request timeout).
+    struct Answering {
+        script: Arc<Mutex<Vec<Heard>>>,
+        log: AnswerLog,
+        limit: Option<Duration>,
+        silence: Silence,
+    }
+
+    impl Transport for Answering {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            let spans = crate::export::otlp_decode::decode_body(body, format, gzipped)
+                .expect("a body the server reads");
+            let limit = self.limit.take();
+            self.log.lock().unwrap().push((!spans.is_empty(), limit));
+            let mut script = self.script.lock().unwrap();
+            let heard = if script.is_empty() {
+                Heard::Taken
+            } else {
+                script.remove(0)
+            };
+            let timed_out = match heard {
+                Heard::Taken => false,
+                Heard::Busy => {
+                    self.silence = Silence::Answered;
+                    return Err(SendError::Transient {
+                        reason: "HTTP 503".to_string(),
+                        retry_after: None,
+                    });
+                }
+                Heard::Hang => true,
+                Heard::Slow => limit.is_some_and(|l| l < SLOW_ANSWER),
+            };
+            if timed_out {
+                self.silence = Silence::TimedOut;
+                return Err(SendError::Transient {
+                    reason: "no answer in time".to_string(),
+                    retry_after: None,
+                });
+            }
+            self.silence = Silence::Answered;
+            Ok(Accepted::default())
+        }
+        fn describe(&self) -> String {
+            "answering:".to_string()
+        }
+        fn silence(&self) -> Silence {
+            self.silence
+        }
+        fn limit_next(&mut self, limit: Duration) {
+            self.limit = Some(limit);
+        }
+    }
+
+    /// A spool dir `name` with one file of a span, replayed (no retries)
+    /// to a `Answering` following `script`; the requests' log.
+    fn heard(name: &str, script: &[Heard]) -> (Delivery, std::path::PathBuf, AnswerLog) {
+        let dir = std::env::temp_dir().join(format!("sg-delivery-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        spool_names(&SpoolDir::new(&dir, 1 << 20), &["llm.chat"]);
+        let log = Arc::default();
+        let d = Delivery::new(
+            Box::new(Answering {
+                script: Arc::new(Mutex::new(script.to_vec())),
+                log: Arc::clone(&log),
+                limit: None,
+                silence: Silence::Answered,
+            }),
+            SpoolDir::new(&dir, 1 << 20),
+            Duration::ZERO,
+            1 << 20,
+        );
+        (d, dir, log)
+    }
+
+    /// A spool file the backend never answered (a gateway hung on it),
+    /// then the replay's probe taken: the backend answered the last
+    /// request sent. A flush's next batch, to that backend slow but
+    /// healthy (3 s), was given `PROBE_TIMEOUT` and not retried, as after
+    /// a request with no answer (the probe went around the bookkeeping of
+    /// `silent`): spooled, delivered a replay later, sent twice. It is
+    /// given a whole request timeout and delivered.
+    #[test]
+    fn a_probe_taken_after_a_file_with_no_answer_leaves_a_flush_its_whole_timeout() {
+        let (mut d, dir, log) = heard("probe-answered", &[Heard::Hang, Heard::Taken, Heard::Slow]);
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 1, taken: 1 });
+        assert_eq!(
+            setback_counts(d.spool()),
+            [1],
+            "the file, on the probe's word"
+        );
+        assert!(!d.silent(), "the probe was answered");
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!(
+            (flush.delivered, flush.kept),
+            (2, 0),
+            "the flush's batch: {:?}",
+            log.lock().unwrap()
+        );
+        assert_eq!(
+            log.lock().unwrap()[2..],
+            [(true, None)],
+            "one request, a whole timeout"
+        );
+        assert_eq!(d.spool().list().len(), 1, "nothing spooled");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The other way: a file answered 503, then the replay's probe got no
+    /// answer (the backend gone silent since). The last request sent got
+    /// none: the next request of a flush is the probe, given
+    /// `PROBE_TIMEOUT` and not retried (exitdown38's rule), not a whole
+    /// request timeout and then a probe to a backend that never answers.
+    #[test]
+    fn a_probe_with_no_answer_makes_a_flush_s_next_request_the_probe() {
+        let (mut d, dir, log) = heard(
+            "probe-unanswered",
+            &[Heard::Busy, Heard::Hang, Heard::Hang, Heard::Hang],
+        );
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 1, taken: 0 });
+        assert_eq!(
+            setback_counts(d.spool()),
+            [0],
+            "not counted: the backend may be down"
+        );
+        assert!(d.silent(), "the probe got no answer");
+        d.down_until = None; // the probe interval passed
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!((flush.delivered, flush.kept), (0, 2));
+        assert_eq!(
+            log.lock().unwrap()[2..],
+            [(true, Some(super::super::retry::PROBE_TIMEOUT))],
+            "one request, given PROBE_TIMEOUT"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
