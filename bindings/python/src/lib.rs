@@ -67,13 +67,20 @@ fn reclaim_signal_from_default(signum: i32) -> bool {
 /// `set_before_signal_flush`).
 static BEFORE_SIGNAL_FLUSH: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
 
+/// Notified when `BEFORE_SIGNAL_FLUSH` is set or taken away, for a
+/// signal's flush waiting for it to be taken away (`run_before_signal_flush`).
+static BEFORE_SIGNAL_FLUSH_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
 /// Sets `hook`, a callable taking the flush deadline in seconds, for the
 /// library's signal watchdog to call when a termination signal arrives,
 /// before it flushes and freezes the tracers (None takes it away):
 /// `spanguard.otel` flushes the OpenTelemetry SDK there, so that the spans
 /// its BatchSpanProcessor holds for spanguard's exporter reach spanguard
-/// first. The watchdog waits for it up to the deadline (the interpreter's
-/// lock may not come: a thread stuck in native code holding it).
+/// first, and sets it while an exporter is live. The watchdog waits for it
+/// up to the deadline (the interpreter's lock may not come: a thread stuck
+/// in native code holding it). A hook that answers true is waited for
+/// until it is taken away (no exporter is live), within the deadline: an
+/// SDK shutting down on another thread hands its queue over later.
 #[pyfunction]
 #[pyo3(signature = (hook))]
 fn set_before_signal_flush(hook: Option<Py<PyAny>>) {
@@ -81,27 +88,57 @@ fn set_before_signal_flush(hook: Option<Py<PyAny>>) {
     *BEFORE_SIGNAL_FLUSH
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = hook;
+    BEFORE_SIGNAL_FLUSH_CHANGED.notify_all();
     spanguard::watchdog::signals::set_before_signal_flush(set.then_some(run_before_signal_flush));
 }
 
 /// The watchdog's side (on a thread of its own): the Python hook, under
 /// the interpreter's lock. Not at all once the interpreter is shutting
 /// down (it cannot be entered then; the SDK's own atexit shutdown ran).
+/// When the hook answers true, waits, out of the interpreter, until it is
+/// taken away or the deadline: waiting inside it (a Python condition), the
+/// thread was woken as the main thread went on to finalize the
+/// interpreter, and taking the interpreter's lock back then ended it
+/// (`PyThread_exit_thread` on a thread Python did not start): the process
+/// aborted instead of dying of its signal.
 fn run_before_signal_flush(deadline: std::time::Duration) {
-    let _ = Python::try_attach(|py| {
+    let started = std::time::Instant::now();
+    let wait = Python::try_attach(|py| {
         let hook = BEFORE_SIGNAL_FLUSH
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|hook| hook.clone_ref(py));
-        if let Some(hook) = hook {
-            // The hook logs its own failures; one that raises anyway is
-            // said on stderr, as Python says an exception no caller gets.
-            if let Err(err) = hook.call1(py, (deadline.as_secs_f64(),)) {
+        let Some(hook) = hook else {
+            return false;
+        };
+        // The hook logs its own failures; one that raises anyway is
+        // said on stderr, as Python says an exception no caller gets.
+        match hook.call1(py, (deadline.as_secs_f64(),)) {
+            Ok(answer) => answer.bind(py).is_truthy().unwrap_or(false),
+            Err(err) => {
                 err.write_unraisable(py, None);
+                false
             }
         }
-    });
+    })
+    .unwrap_or(false);
+    if !wait {
+        return;
+    }
+    let mut hook = BEFORE_SIGNAL_FLUSH
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    while hook.is_some() {
+        let left = deadline.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        hook = BEFORE_SIGNAL_FLUSH_CHANGED
+            .wait_timeout(hook, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
 }
 
 /// The version of the spanguard library inside this module.

@@ -260,6 +260,83 @@ def test_a_handler_swapped_in_and_put_back_keeps_the_watchdog(tmp_path):
     assert got == Counter(range(50)), f"{len(got)} of 50 spans arrived:\n{proc.stderr}"
 
 
+SIGNAL_DURING_SDK_SHUTDOWN = textwrap.dedent("""
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    import spanguard
+    from spanguard.otel import SpanguardSpanExporter
+
+    flushed_for_the_signal = threading.Event()
+
+
+    class Provider(TracerProvider):
+        def force_flush(self, timeout_millis=30000):
+            # The watchdog's flush of the SDK: its processor is shut down
+            # already, and answers False at once, the queue not handed over.
+            answer = super().force_flush(timeout_millis)
+            flushed_for_the_signal.set()
+            return answer
+
+
+    class Exporter(SpanguardSpanExporter):
+        def export(self, spans):
+            # The SDK's worker thread, handing its queue over for the
+            # provider's shutdown (as at exit, after uvicorn raised the
+            # SIGTERM it caught): the signal lands now, and the worker gets
+            # the interpreter's lock only after the watchdog's flush of the
+            # SDK, late (a loaded machine). A watchdog that does not wait
+            # for the export has ended the process within the second
+            # (freezing tracers with nothing in them, then the default
+            # action); one that waits for it waits through the second.
+            os.kill(os.getpid(), signal.SIGTERM)
+            flushed_for_the_signal.wait(30)
+            time.sleep(1)
+            return super().export(spans)
+
+
+    provider = Provider()
+    provider.add_span_processor(BatchSpanProcessor(Exporter(spanguard.Tracer(service_name="drain")),
+                                                   schedule_delay_millis=60000))
+    trace.set_tracer_provider(provider)
+    tracer = trace.get_tracer("agent")
+    for n in range(int(sys.argv[1])):
+        with tracer.start_as_current_span("request", attributes={"n": n}):
+            pass
+    provider.shutdown()  # what its atexit handler does
+    time.sleep(30)  # the watchdog flushes, then the signal ends the process
+    sys.exit("still alive after SIGTERM")
+""")
+
+
+def test_a_signal_during_the_sdks_shutdown_waits_for_its_queue(tmp_path):
+    """A SIGTERM that lands while the SDK's provider shuts down on the main
+    thread (uvicorn raises the SIGTERM it caught, then Python exits and
+    runs the SDK's atexit shutdown): the watchdog's flush of the SDK is
+    refused (its BatchSpanProcessor is shut down), and its worker hands
+    the queue to the exporter only later. The watchdog waited for none of
+    it: the process died of the signal with the whole queue (0 of 40
+    arrived, under load, in test_uvicorn_sigterm_delivers_the_sdk_queue).
+    It now waits for the exporter's shutdown: every span arrives, and the
+    process still dies of SIGTERM."""
+    (tmp_path / "drain.py").write_text(SIGNAL_DURING_SDK_SHUTDOWN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               XDG_STATE_HOME=str(tmp_path / "state"), SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS="20000")
+    proc = subprocess.run([sys.executable, str(tmp_path / "drain.py"), "40"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    got = Counter(s["attributes"]["n"] for s in read_sink(tmp_path / "sink"))
+    assert got == Counter(range(40)), f"{len(got)} of 40 spans arrived:\n{proc.stderr}"
+
+
 def test_gunicorn_worker_killed_at_graceful_timeout_keeps_its_open_span_in_flight(tmp_path):
     """A worker still in a request at graceful_timeout is SIGKILLed by the
     master. With flight_recorder, its open span was in its flight file,

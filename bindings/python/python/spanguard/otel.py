@@ -833,13 +833,16 @@ def _arm_signal_flush(_=None) -> None:
         _native.set_before_signal_flush(_flush_provider_before_signal if _exporter_live() else None)
 
 
-def _flush_providers(timeout_s: float) -> None:
+def _flush_providers(timeout_s: float) -> bool:
     """Flushes the global provider and those given to
     `flush_before_shutdown` (each once), while an exporter is live, within
     `timeout_s` in all: each one's `force_flush` hands the spans its
-    BatchSpanProcessor holds to the exporter's `export`. Never raises."""
+    BatchSpanProcessor holds to the exporter's `export`. False when one
+    answered False (a processor shut down, or out of time) or failed.
+    Never raises."""
     if not _exporter_live():
-        return
+        return True
+    flushed = True
     deadline = time.monotonic() + timeout_s
     providers = [_otel_trace.get_tracer_provider()]
     for provider in list(_providers_to_flush):
@@ -848,25 +851,44 @@ def _flush_providers(timeout_s: float) -> None:
     for provider in providers:
         left = deadline - time.monotonic()
         if left <= 0:
-            break
+            return False
         try:
             force_flush = getattr(provider, "force_flush", None)
             if force_flush is not None:  # the API's proxy before any is set has none
-                force_flush(max(1, int(left * 1000)))
+                flushed = force_flush(max(1, int(left * 1000))) is not False and flushed
         except Exception:  # noqa: BLE001 - the shutdown goes on without the SDK's
+            flushed = False
             _logger.warning("spanguard: flushing an OpenTelemetry provider before shutting down failed",
                             exc_info=True)
+    return flushed
 
 
-def _flush_provider_before_signal(timeout_s: float) -> None:
+def _flush_provider_before_signal(timeout_s: float) -> bool:
     """What the library's signal watchdog runs at SIGTERM (SIGINT, SIGHUP,
     SIGQUIT), on a thread of its own, before it flushes and freezes the
     tracers, while an exporter is live (`_arm_signal_flush`): the
     providers' `force_flush` (`_flush_providers`), which hands the spans
     their BatchSpanProcessors hold to the exporter's `export`. Frozen
     first, the tracers refused them, and a process the signal ends took
-    them along. The watchdog waits for it `timeout_s` at most."""
-    _flush_providers(timeout_s)
+    them along. The watchdog waits for it `timeout_s` at most.
+
+    True asks the watchdog to wait, for the rest of `timeout_s`, until no
+    exporter is live (this hook taken away by `_arm_signal_flush`): a
+    provider whose `force_flush` answered False may be shutting down on
+    another thread. So it is when the signal was raised on the main
+    thread as the program ended (uvicorn raises the SIGTERM it caught as
+    its last act, and Python exits): the SDK's at-exit shutdown has its
+    BatchSpanProcessor refuse the flush at once (it is shut down) while
+    its worker thread has yet to hand the queue to the exporter, which the
+    processor's shutdown shuts down once it has. The watchdog froze the
+    tracers and ended the process before that worker got the
+    interpreter's lock (on a loaded machine): the queue, all of it or what
+    was not exported yet, was lost uncounted. The wait is the library's,
+    outside the interpreter: a thread waiting inside it, woken as the
+    main thread went on to finalize the interpreter, aborted the process.
+    (A live exporter of another provider that is not shutting down holds
+    the signal up for the rest of `timeout_s`; no span is lost by that.)"""
+    return not _flush_providers(timeout_s)
 
 
 # At exit (and a worker's), before the tracers shut down: the SDK's own
