@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::gzip::GzipWriter;
 use super::request_encoder::RequestEncoder;
-use super::resource::ResourceInfo;
+use super::resource::{DepthCounted, ResourceInfo};
 use super::retry::{Backoff, RetryPolicy, RetryStep};
 use super::split::{Part, plain_body, split_in_two};
 use super::spool::{HEADER_LEN, Journal, ReplayVerdict, SpoolDir, SpooledBatch};
@@ -345,10 +345,10 @@ pub struct Delivery {
     /// transient failure refuses the part sent for what it holds, as a
     /// 400 does, and says so (`never_taken`).
     transient_refuses: Option<u32>,
-    /// Fingerprints of the resource and scope messages whose deep values
-    /// `rescue_deep` emptied and counted: each of their requests is cut
-    /// alike, counted once (at most `MAX_SHARED_COUNTED`, then forgotten).
-    shared_counted: Vec<u64>,
+    /// Fingerprints of the resource and scope messages (as given) whose
+    /// deep values `rescue_deep` emptied and counted: each of their
+    /// requests is cut alike, counted once (the oldest forgotten first).
+    shared_counted: DepthCounted,
     /// The exporter's own resource and scope messages (in fresh requests)
     /// that a request cut to `SAFE_VALUE_DEPTH` got taken with, not yet
     /// told (`take_shared_depth_cut`): it cuts them before sending from
@@ -403,10 +403,11 @@ pub struct ProbeCount {
     pub taken: u64,
 }
 
-/// How many resource and scope messages cut to a depth are remembered as
-/// counted: a process has one resource and a few scopes; past that the
-/// list starts again (such values counted again, never a list that grows).
-const MAX_SHARED_COUNTED: usize = 64;
+/// How many resource and scope messages cut to a depth wait for the
+/// exporter to cut them up front (`take_shared_depth_cut`, each batch):
+/// a process has one resource and a few scopes; past it, one is found
+/// out again by a refusal.
+const MAX_SHARED_TO_CUT: usize = 64;
 
 /// What `Delivery::silence_at_flush` decided.
 enum AtFlush {
@@ -460,7 +461,7 @@ impl Delivery {
             one_attempt: false,
             silent: false,
             transient_refuses: None,
-            shared_counted: Vec::new(),
+            shared_counted: DepthCounted::default(),
             shared_to_cut: Vec::new(),
             probes: ProbeCount::default(),
             probe_first: None,
@@ -1082,17 +1083,13 @@ impl Delivery {
     ) {
         let mut shared = 0;
         for cut in &emptied.shared {
-            if !self.shared_counted.contains(&cut.key) {
-                if self.shared_counted.len() >= MAX_SHARED_COUNTED {
-                    self.shared_counted.clear();
-                }
-                self.shared_counted.push(cut.key);
+            if self.shared_counted.count(cut.key) {
                 shared += cut.values;
             }
             if taken
                 && origin.is_fresh()
                 && !self.shared_to_cut.contains(&cut.of)
-                && self.shared_to_cut.len() < MAX_SHARED_COUNTED
+                && self.shared_to_cut.len() < MAX_SHARED_TO_CUT
             {
                 self.shared_to_cut.push(cut.of.clone());
             }
@@ -4135,6 +4132,152 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Refuses (400, as a decoder's nesting limit) any request holding an
+    /// array or map past `SAFE_VALUE_DEPTH`, in spans, resource or scopes;
+    /// takes the others.
+    struct DepthRefusing;
+
+    impl Transport for DepthRefusing {
+        fn send(
+            &mut self,
+            body: &[u8],
+            format: BodyFormat,
+            gzipped: bool,
+        ) -> Result<Accepted, SendError> {
+            let plain = plain_body(body, gzipped).expect("a body the server reads");
+            match cut_deep(&plain, format, SAFE_VALUE_DEPTH) {
+                Some(_) => Err(bad_request()),
+                None => Ok(Accepted::default()),
+            }
+        }
+        fn describe(&self) -> String {
+            "depth-refusing:".to_string()
+        }
+    }
+
+    /// An attribute "deep" (`KeyValue`) holding maps nested `levels` deep
+    /// around the string `tail`.
+    fn deep_key_value(levels: usize, tail: &str) -> Vec<u8> {
+        use crate::span::any_value::tests::{map, string};
+        let mut v = string(tail);
+        for _ in 0..levels {
+            v = map(&[("k", v)]);
+        }
+        let mut kv = Vec::new();
+        crate::span::proto_reader::write_len_field(&mut kv, 1, b"deep");
+        crate::span::proto_reader::write_len_field(&mut kv, 2, &v);
+        kv
+    }
+
+    /// A protobuf request whose resource holds a map 40 deep around
+    /// `resource_tail` (none: no attribute), and a scope named
+    /// "scope-{i}" for each `i` of `scopes` holding one too (around "x"),
+    /// each with one span: the request and its spans.
+    fn shared_deep_request(
+        resource_tail: Option<&str>,
+        scopes: std::ops::Range<usize>,
+    ) -> (Vec<u8>, u64) {
+        use crate::span::proto_reader::write_len_field;
+        let mut resource = Vec::new();
+        if let Some(tail) = resource_tail {
+            write_len_field(&mut resource, 1, &deep_key_value(40, tail));
+        }
+        let mut resource_spans = Vec::new();
+        write_len_field(&mut resource_spans, 1, &resource);
+        let mut spans = 0u64;
+        for i in scopes.chain(resource_tail.map(|_| usize::MAX)) {
+            let mut span = Vec::new();
+            write_len_field(&mut span, 1, &[7; 16]);
+            write_len_field(&mut span, 2, &(spans + 1).to_be_bytes());
+            write_len_field(&mut span, 5, b"llm.chat");
+            let mut scope_spans = Vec::new();
+            if i != usize::MAX {
+                let mut scope = Vec::new();
+                write_len_field(&mut scope, 1, format!("scope-{i}").as_bytes());
+                write_len_field(&mut scope, 2, b"1.0");
+                write_len_field(&mut scope, 3, &deep_key_value(40, "x"));
+                write_len_field(&mut scope_spans, 1, &scope);
+            }
+            write_len_field(&mut scope_spans, 2, &span);
+            write_len_field(&mut resource_spans, 2, &scope_spans);
+            spans += 1;
+        }
+        let mut request = Vec::new();
+        write_len_field(&mut request, 1, &resource_spans);
+        (request, spans)
+    }
+
+    /// Delivers each request (`shared_deep_request`) to a `DepthRefusing`
+    /// server, from `origin`: each is refused, then taken cut. The values
+    /// the delivery counted emptied after each.
+    fn emptied_by_request(
+        d: &mut Delivery,
+        origin: Origin,
+        requests: &[(Vec<u8>, u64)],
+    ) -> Vec<u64> {
+        requests
+            .iter()
+            .map(|(body, spans)| {
+                let mut host = Host::default();
+                let request = Request {
+                    origin,
+                    ..fresh_body(body, (BodyFormat::Protobuf, false), *spans, 0)
+                };
+                assert!(d.deliver(&request, &mut host));
+                assert_eq!((host.delivered, host.lost), (*spans, 0));
+                host.emptied
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_deep_scope_messages_are_each_counted_once_not_again() {
+        // 300 scopes each holding a value 40 deep (a long outage's spool
+        // of many instrumentations, replayed): each message's value is
+        // counted once as emptied. The delivery remembered 64 messages,
+        // then forgot all of them: past 64, every one was counted again
+        // (the second round counted 300 more). One request of 256 scopes
+        // and the resource, sent twice, alike.
+        for origin in [Origin::Fresh, Origin::SpoolFile, Origin::Recovered] {
+            let (mut d, _, dir) = delivery(&format!("shared-many-{origin:?}"), vec![]);
+            d.transport = Box::new(DepthRefusing);
+            let requests: Vec<_> = (0..3)
+                .map(|r| shared_deep_request(None, r * 100..(r + 1) * 100))
+                .collect();
+            let first = emptied_by_request(&mut d, origin, &requests);
+            assert_eq!(first, [100, 100, 100], "{origin:?}: each counted once");
+            let again = emptied_by_request(&mut d, origin, &requests);
+            assert_eq!(again, [0, 0, 0], "{origin:?}: not counted again");
+            std::fs::remove_dir_all(&dir).ok();
+
+            let (mut d, _, dir) = delivery(&format!("shared-full-{origin:?}"), vec![]);
+            d.transport = Box::new(DepthRefusing);
+            let full = [shared_deep_request(Some("x"), 1000..1256)];
+            let counts = [
+                emptied_by_request(&mut d, origin, &full),
+                emptied_by_request(&mut d, origin, &full),
+            ];
+            assert_eq!(counts, [[257], [0]], "{origin:?}: a full request, twice");
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    #[test]
+    fn two_resources_apart_only_below_the_safe_depth_are_each_counted_once() {
+        // Two resources whose deep value differs only at level 41 (past
+        // `SAFE_VALUE_DEPTH`): cut, both are the same bytes. The delivery
+        // knew a message by its bytes as cut, so the second resource's
+        // value was never counted. Each is counted once; set back, A is
+        // not counted again.
+        let (mut d, _, dir) = delivery("shared-apart-below", vec![]);
+        d.transport = Box::new(DepthRefusing);
+        let a = shared_deep_request(Some("a"), 0..0);
+        let b = shared_deep_request(Some("b"), 0..0);
+        let counts = emptied_by_request(&mut d, Origin::Fresh, &[a.clone(), b.clone(), a, b]);
+        assert_eq!(counts, [1, 1, 0, 0]);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// Refuses with 413 every body over `limit` bytes, keeps those it takes.

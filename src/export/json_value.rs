@@ -3,7 +3,7 @@
 //! tree, with bounded nesting so that a hostile file cannot exhaust the
 //! stack. Numbers keep their text, so 64-bit integers lose nothing.
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum JsonValue {
     Null,
     Bool(bool),

@@ -251,19 +251,28 @@ impl ResourceInfo {
     }
 }
 
-/// The resource and scope values cut to a depth and counted as truncated
-/// (`ResourceInfo::depth_cut_values`), the last `DEPTH_COUNTED_HOLDS`: a
-/// value set again (a resource A, then B, then A again) is counted once,
-/// as `values_truncated` counts values cut, not times they were sent.
+/// The resource and scope values cut to a depth and counted as truncated,
+/// by fingerprint, the last `DEPTH_COUNTED_HOLDS`: the exporter's values
+/// as given (`ResourceInfo::depth_cut_values`), the delivery's messages
+/// as given (`SharedCut::key`, a refused request's resource and scopes).
+/// A value set again (a resource A, then B, then A again), or sent again
+/// in every request of its spans, is counted once, as `values_truncated`
+/// counts values cut, not times they were sent.
 #[derive(Debug, Default)]
 pub struct DepthCounted {
     seen: std::collections::VecDeque<u64>,
 }
 
-/// How many values `DepthCounted` remembers: as many as scopes that may
-/// hold attributes, and the resource, each with a few deep values; past
-/// it, the oldest is forgotten (and counted again when set again).
-const DEPTH_COUNTED_HOLDS: usize = 256;
+/// How many fingerprints `DepthCounted` remembers; past it, the oldest is
+/// forgotten (and counted again when met again), never the whole list.
+/// Remembered oldest first out, a set met again and again that is larger
+/// than this is counted again whole every time (each forgotten just
+/// before it comes back): so at least every message one request holds,
+/// the resource and `MAX_SCOPES_WITH_ATTRIBUTES` scopes (257; it was 64
+/// messages, then all forgotten: a spool of many scopes counted again),
+/// times a few deep values each, or a resource set anew a few times. A
+/// few KiB, looked through only when a value is cut to the depth.
+const DEPTH_COUNTED_HOLDS: usize = 4 * (crate::span::limits::MAX_SCOPES_WITH_ATTRIBUTES + 1);
 
 impl DepthCounted {
     /// Remembers `value` as counted; true when it was not yet.

@@ -138,7 +138,7 @@ pub struct Emptied {
     pub at: Vec<u64>,
     /// Of the resource and instrumentation scopes, each such message once
     /// (a request holds it once; every request of its spans holds it
-    /// again): a fingerprint of the message as cut, and its values cut.
+    /// again): a fingerprint of the message as given, and its values cut.
     /// Counted once a message, not once a request (`ResourceCut` alike).
     pub shared: Vec<SharedCut>,
 }
@@ -146,7 +146,10 @@ pub struct Emptied {
 /// A resource or scope message a depth cut emptied values in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SharedCut {
-    /// A fingerprint of the message as cut, and of which it is.
+    /// A fingerprint of the message as given (before the cut), and of
+    /// which it is: two messages apart only past the depth are two, cut
+    /// to the same bytes (each counted once, as `DepthCounted` keys a
+    /// value as given).
     pub key: u64,
     /// Its attribute values holding an array or map emptied.
     pub values: u64,
@@ -253,16 +256,16 @@ impl Walk {
         }
     }
 
-    /// Walks a resource or scope message (`of`) with `write`, which
-    /// writes it to `out` from `start` on; a message with values emptied
+    /// Walks a resource or scope message (`of`, `uncut` as given) with
+    /// `write`, which writes it to `out`; a message with values emptied
     /// is noted by its fingerprint.
     fn enter_shared<T>(
         &mut self,
         out: &mut Vec<u8>,
+        uncut: impl std::hash::Hash,
         of: impl FnOnce() -> SharedMsg,
         write: impl FnOnce(&mut Walk, &mut Vec<u8>) -> T,
     ) -> T {
-        let start = out.len();
         let before = self.shared.as_mut().map_or(0, |s| {
             s.inside = true;
             std::mem::take(&mut s.values)
@@ -272,12 +275,14 @@ impl Walk {
             s.inside = false;
             let values = std::mem::replace(&mut s.values, before);
             if values > 0 {
-                // The message and which it is: two scopes one schema URL
-                // apart (in `ScopeSpans`, not in the message) are two.
+                // The message as given and which it is: two scopes one
+                // schema URL apart (in `ScopeSpans`, not in the message)
+                // are two; so are two messages alike but past the depth
+                // (the same once cut).
                 use std::hash::{Hash, Hasher};
                 let of = of();
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                out[start..].hash(&mut h);
+                uncut.hash(&mut h);
                 of.hash(&mut h);
                 let key = h.finish();
                 if !s.cut.iter().any(|c| c.key == key) {
@@ -472,7 +477,7 @@ fn proto(
             Msg::Resource | Msg::Scope => {
                 let mut inner = Vec::with_capacity(f.bytes.len());
                 let of = || proto_shared_msg(child, f.bytes, buf);
-                walk.enter_shared(&mut inner, of, |walk, inner| {
+                walk.enter_shared(&mut inner, f.bytes, of, |walk, inner| {
                     proto(f.bytes, child, depth + 1, level, walk, inner)
                 })?;
                 write_len_field(out, f.number, &inner);
@@ -589,7 +594,9 @@ fn json(v: &JsonValue, msg: Msg, level: usize, walk: &mut Walk, out: &mut Vec<u8
                 out.push(b':');
                 if matches!(child, Msg::Resource | Msg::Scope) {
                     let of = || json_shared_msg(child, value, members);
-                    walk.enter_shared(out, of, |walk, out| json(value, child, level, walk, out));
+                    walk.enter_shared(out, value, of, |walk, out| {
+                        json(value, child, level, walk, out)
+                    });
                 } else {
                     walk.enter(child, level, |walk, level| {
                         json(value, child, level, walk, out)
@@ -844,5 +851,64 @@ mod tests {
             (1, 1),
             "no earlier cut: the least"
         );
+    }
+
+    /// Two resources (and two scopes) whose values differ only past the
+    /// depth are cut to the same bytes but are two messages: a delivery
+    /// that knew them by their bytes as cut counted the second's value
+    /// never. Known as given, in both encodings; one message sent again
+    /// is the same one.
+    #[test]
+    fn messages_apart_only_past_the_depth_are_told_apart_once_cut() {
+        use crate::span::any_value::tests::{map, string};
+        let proto_body = |tail: &str| {
+            let mut v = string(tail);
+            for _ in 0..40 {
+                v = map(&[("k", v)]);
+            }
+            let mut kv = Vec::new();
+            write_len_field(&mut kv, 1, b"deep");
+            write_len_field(&mut kv, 2, &v);
+            let (mut resource, mut scope, mut scope_spans) = (Vec::new(), Vec::new(), Vec::new());
+            write_len_field(&mut resource, 1, &kv);
+            write_len_field(&mut scope, 1, b"openai");
+            write_len_field(&mut scope, 3, &kv);
+            write_len_field(&mut scope_spans, 1, &scope);
+            let mut resource_spans = Vec::new();
+            write_len_field(&mut resource_spans, 1, &resource);
+            write_len_field(&mut resource_spans, 2, &scope_spans);
+            let mut request = Vec::new();
+            write_len_field(&mut request, 1, &resource_spans);
+            request
+        };
+        let json_body = |tail: &str| {
+            let mut v = format!(r#"{{"stringValue":"{tail}"}}"#);
+            for _ in 0..40 {
+                v = format!(r#"{{"kvlistValue":{{"values":[{{"key":"k","value":{v}}}]}}}}"#);
+            }
+            let attributes = format!(r#"[{{"key":"deep","value":{v}}}]"#);
+            format!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":{attributes}}},"scopeSpans":[{{"scope":{{"name":"openai","attributes":{attributes}}},"spans":[]}}]}}]}}"#
+            )
+            .into_bytes()
+        };
+        for (format, body) in [
+            (
+                BodyFormat::Protobuf,
+                &proto_body as &dyn Fn(&str) -> Vec<u8>,
+            ),
+            (BodyFormat::Json, &json_body),
+        ] {
+            let cut = |tail: &str| cut_deep(&body(tail), format, 16).expect("cut");
+            let (a, b, a_again) = (cut("a"), cut("b"), cut("a"));
+            assert_eq!(a.body, b.body, "{format:?}: the same bytes once cut");
+            let keys =
+                |c: &DeepCut| -> Vec<u64> { c.emptied.shared.iter().map(|s| s.key).collect() };
+            assert_eq!(keys(&a).len(), 2, "{format:?}: the resource and the scope");
+            for (ka, kb) in keys(&a).iter().zip(keys(&b)) {
+                assert_ne!(*ka, kb, "{format:?}: two messages");
+            }
+            assert_eq!(keys(&a), keys(&a_again), "{format:?}: one message");
+        }
     }
 }
