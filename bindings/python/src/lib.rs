@@ -107,6 +107,15 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
     if !enter_python(deadline) {
         return;
     }
+    // Counted out once out of the interpreter, a panic (caught by the
+    // watchdog's thread) as well.
+    struct LeftPython;
+    impl Drop for LeftPython {
+        fn drop(&mut self) {
+            left_python();
+        }
+    }
+    let in_python = LeftPython;
     let wait = Python::try_attach(|py| {
         let hook = BEFORE_SIGNAL_FLUSH
             .lock()
@@ -127,7 +136,7 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
         }
     })
     .unwrap_or(false);
-    left_python();
+    drop(in_python);
     if !wait {
         return;
     }
