@@ -50,6 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
     m.add_function(wrap_pyfunction!(reclaim_signal_from_default, m)?)?;
+    m.add_function(wrap_pyfunction!(settle_signals_at_exit, m)?)?;
     Ok(())
 }
 
@@ -103,6 +104,18 @@ fn set_before_signal_flush(hook: Option<Py<PyAny>>) {
 /// aborted instead of dying of its signal.
 fn run_before_signal_flush(deadline: std::time::Duration) {
     let started = std::time::Instant::now();
+    if !enter_python(deadline) {
+        return;
+    }
+    // Counted out once out of the interpreter, a panic (caught by the
+    // watchdog's thread) as well.
+    struct LeftPython;
+    impl Drop for LeftPython {
+        fn drop(&mut self) {
+            left_python();
+        }
+    }
+    let in_python = LeftPython;
     let wait = Python::try_attach(|py| {
         let hook = BEFORE_SIGNAL_FLUSH
             .lock()
@@ -123,6 +136,7 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
         }
     })
     .unwrap_or(false);
+    drop(in_python);
     if !wait {
         return;
     }
@@ -139,6 +153,101 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
+}
+
+/// The process whose exit closed the way into Python to the watchdog's
+/// hook (`settle_signals_at_exit`): a process id, as a forked child's is
+/// open again (0: none).
+static HOOKS_SHUT_OUT_IN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The longest deadline a hook was given, in milliseconds: how long the
+/// exit waits for one (`settle_signals_at_exit`).
+static HOOK_DEADLINE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The watchdog's hooks inside Python or on their way in: the process id
+/// in the high half (a forked child has none of its parent's threads),
+/// their number in the low. Atomics, not a lock a fork could leave taken.
+static HOOKS_IN_PYTHON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts the hook in, unless this process's exit shut it out: then it
+/// must not enter Python, whose finalization may have begun (a thread
+/// Python did not start, entering or caught inside then, is ended taking
+/// the interpreter's lock and the process aborts). Counted first, then
+/// checked, as the exit shuts out first, then counts (both sequentially
+/// consistent): either the hook sees the exit, or the exit sees it.
+fn enter_python(deadline: std::time::Duration) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pid = std::process::id();
+    HOOK_DEADLINE_MS.fetch_max(
+        u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+        SeqCst,
+    );
+    let _ = HOOKS_IN_PYTHON.fetch_update(SeqCst, SeqCst, |v| {
+        Some(if (v >> 32) as u32 == pid {
+            v + 1
+        } else {
+            (u64::from(pid) << 32) | 1
+        })
+    });
+    if HOOKS_SHUT_OUT_IN.load(SeqCst) == pid {
+        left_python();
+        return false;
+    }
+    true
+}
+
+/// Counts the hook out, once it has let go of the interpreter.
+fn left_python() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pid = std::process::id();
+    let _ = HOOKS_IN_PYTHON.fetch_update(SeqCst, SeqCst, |v| {
+        ((v >> 32) as u32 == pid && v as u32 > 0).then(|| v - 1)
+    });
+}
+
+/// How many hooks of this process are inside Python or on their way in.
+fn hooks_in_python() -> u32 {
+    let v = HOOKS_IN_PYTHON.load(std::sync::atomic::Ordering::SeqCst);
+    if (v >> 32) as u32 == std::process::id() {
+        v as u32
+    } else {
+        0
+    }
+}
+
+/// The end of `spanguard._shutdown_all` (at exit: atexit, a worker's
+/// finalizer): shuts the watchdog's hook out of Python from now on, then
+/// waits, without the interpreter's lock, for a hook inside Python (or on
+/// its way in) to let go of it, within twice the hook's deadline (the
+/// watchdog's whole flush deadline: by then it has acted on the signal,
+/// and a signal's default action ends the process during this wait). The
+/// interpreter's finalization comes after the atexit callbacks: begun
+/// while the hook's thread, one the library started, was inside Python,
+/// it ended that thread as it took the interpreter's lock back, and the
+/// process aborted (SIGABRT: a crash, for a supervisor) instead of dying
+/// of its SIGTERM. A signal after this reaches the tracers (shut down)
+/// without the hook; `_shutdown_all` flushed the SDK. Whether no hook was
+/// left inside Python.
+#[pyfunction]
+fn settle_signals_at_exit(py: Python<'_>) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    HOOKS_SHUT_OUT_IN.store(std::process::id(), SeqCst);
+    if hooks_in_python() == 0 {
+        return true;
+    }
+    let within = std::time::Duration::from_millis(HOOK_DEADLINE_MS.load(SeqCst).saturating_mul(2));
+    let until = std::time::Instant::now() + within;
+    py.detach(|| {
+        loop {
+            if hooks_in_python() == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    })
 }
 
 /// The version of the spanguard library inside this module.

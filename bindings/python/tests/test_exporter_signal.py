@@ -195,3 +195,98 @@ def test_with_the_watchdog_on_an_own_sigterm_handler_delivers_the_sdks_queue(tmp
     code, _, stderr, names = run_to_sigterm(tmp_path, "own", child=OWN_HANDLER_CHILD)
     assert code == 128 + signal.SIGTERM, stderr
     assert names == QUEUED, stderr
+
+
+# The watchdog's hook thread is started by the library, not by Python:
+# caught inside the interpreter by its finalization (the main thread went
+# on to exit), it is ended as it takes the interpreter's lock back, and
+# the process aborts (SIGABRT) instead of dying of its SIGTERM. `before`:
+# the signal lands before the exit, and the hook is still in the SDK's
+# flush as the main thread exits; `after`: it lands at exit, after
+# spanguard's own exit hook (an atexit callback registered before spanguard
+# was imported runs after it). The hook waits inside Python (2 s at most)
+# for the last atexit callback, which lets it go as its last act: the main
+# thread, holding the interpreter's lock, goes on to finalize the
+# interpreter, and gives the lock up there to write what stdout holds.
+FINALIZED_UNDER_THE_HOOK = textwrap.dedent("""
+    import atexit
+    import os
+    import signal
+    import sys
+    import threading
+
+    when = sys.argv[1]
+    in_the_hook = threading.Event()
+    let_go = threading.Event()
+    main_thread = threading.get_ident()
+
+
+    def last_at_exit():
+        if when == "after":
+            os.kill(os.getpid(), signal.SIGTERM)
+            in_the_hook.wait(30)  # the hook, let into Python, is in the SDK's flush
+        let_go.set()
+
+
+    atexit.register(last_at_exit)  # registered first, runs last: after spanguard's
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    import spanguard
+    from spanguard.otel import SpanguardSpanExporter
+
+
+    class Provider(TracerProvider):
+        def force_flush(self, timeout_millis=30000):
+            if threading.get_ident() != main_thread:  # the watchdog's hook
+                in_the_hook.set()
+                let_go.wait(2)
+            return super().force_flush(timeout_millis)
+
+
+    # Not shut down at exit by the SDK for `after` (its exporter stays live,
+    # and the hook set, after spanguard's exit hook flushed it).
+    provider = Provider(shutdown_on_exit=(when == "before"))
+    provider.add_span_processor(BatchSpanProcessor(SpanguardSpanExporter(spanguard.Tracer(service_name="fin")),
+                                                   schedule_delay_millis=60000))
+    trace.set_tracer_provider(provider)
+    tracer = trace.get_tracer("agent")
+    for n in range(40):
+        with tracer.start_as_current_span("request", attributes={"n": n}):
+            pass
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGTERM)
+        in_the_hook.wait(30)
+    print("done")  # kept in stdout's buffer (a pipe) until the finalization
+""")
+
+
+def run_finalized_under_the_hook(tmp_path, when):
+    (tmp_path / "fin.py").write_text(FINALIZED_UNDER_THE_HOOK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               XDG_STATE_HOME=str(tmp_path / "state"), SPANGUARD_SIGNAL_FLUSH_TIMEOUT_MS="20000")
+    proc = subprocess.run([sys.executable, str(tmp_path / "fin.py"), when], capture_output=True, text=True,
+                          timeout=90, env=env)
+    assert proc.returncode == -signal.SIGTERM, f"exit status {proc.returncode}:\n{proc.stderr}"
+    got = sorted(s["attributes"]["n"] for s in read_sink(tmp_path / "sink"))
+    assert got == list(range(40)), f"{len(got)} of 40 spans arrived:\n{proc.stderr}"
+
+
+def test_a_signal_whose_hook_is_in_python_as_the_program_exits_still_ends_it(tmp_path):
+    """SIGTERM, then the program ends while the watchdog's hook is inside
+    Python (the SDK's flush): the exit waits for the hook and for the
+    watchdog, so the interpreter is not finalized under it. It was: the
+    hook's thread, ended as it took the interpreter's lock back, aborted
+    the process (SIGABRT, a crash for a supervisor), spans delivered."""
+    run_finalized_under_the_hook(tmp_path, "before")
+
+
+def test_a_signal_at_exit_after_spanguards_exit_hook_leaves_python_alone(tmp_path):
+    """SIGTERM at exit, after spanguard's exit hook shut the tracers down
+    (an atexit callback that runs after it): the watchdog's hook does not
+    enter Python any more, whose finalization is near. It did, and was
+    caught there by the finalization: SIGABRT instead of SIGTERM."""
+    run_finalized_under_the_hook(tmp_path, "after")

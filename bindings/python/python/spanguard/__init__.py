@@ -161,6 +161,13 @@ def _shutdown_all(timeout_s: float = 5.0) -> None:
             tracer.shutdown(timeout_s)
         except Exception:  # noqa: BLE001 - an exit hook must not raise
             pass
+    # The interpreter is finalized next (at exit): not under the watchdog's
+    # hook, a thread the library started that enters Python (it aborted the
+    # process). Shuts it out, and waits for one inside Python.
+    try:
+        _native.settle_signals_at_exit()
+    except Exception:  # noqa: BLE001 - an exit hook must not raise
+        pass
 
 
 def _arm_worker_exit() -> None:
