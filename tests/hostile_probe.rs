@@ -10,7 +10,7 @@
 //! none left in the spool, none counted twice. Over loopback HTTP (curl),
 //! protobuf and JSON.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ fn probe_taker(seen: Arc<Seen>) -> String {
 fn serve(conn: TcpStream, seen: &Seen) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut writer = conn;
-    while let Some(body) = read_request(&mut reader) {
+    while let Some(body) = support::read_request(&mut reader) {
         if body.is_empty() || body == b"{}" {
             seen.probes.fetch_add(1, Ordering::Relaxed);
             let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n\
@@ -75,31 +75,6 @@ fn serve(conn: TcpStream, seen: &Seen) {
         }
         return; // dropped: closed with a reset
     }
-}
-
-/// The body of the next HTTP/1.1 request on a connection (by its
-/// Content-Length); None once the connection ends or fails.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(body)
 }
 
 fn protocols() -> [(Protocol, &'static str); 2] {

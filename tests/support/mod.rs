@@ -123,7 +123,7 @@ fn serve(conn: TcpStream, answer: &dyn Fn(&[u8]) -> u16) {
 
 /// The body of the next HTTP/1.1 request on a connection (by its
 /// Content-Length); None once the connection ends or fails.
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
     let mut length = 0usize;
     loop {
         let mut line = String::new();
