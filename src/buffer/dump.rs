@@ -1163,7 +1163,7 @@ fn sanitize(r: &mut SpanRecord) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::buffer::slab::SlabBacking;
 
@@ -1194,6 +1194,18 @@ mod tests {
         DumpHeader::new(magic, count, "svc", &[])
             .as_bytes()
             .to_vec()
+    }
+
+    /// Opens one span in `slab`, trace and span ids all 7s: what a dump
+    /// test then dumps and looks for.
+    pub(crate) fn open_span_sevens(slab: &SpanSlab) {
+        let (i, g) = slab.take_free(|| {}).expect("slot");
+        // SAFETY: take_free gave us the slot.
+        let r = unsafe { slab.slot_mut(i) };
+        r.reset();
+        r.trace_id = [7; 16];
+        r.span_id = [7; 8];
+        slab.publish_open(i, g);
     }
 
     #[test]
@@ -1492,13 +1504,7 @@ mod tests {
             assert!(!files::try_lock(&other), "{name} unlocked");
         }
         // The next dump has a span: published whole, the batch file empty.
-        let (i, g) = slab.take_free(|| {}).expect("slot");
-        // SAFETY: take_free gave us the slot.
-        let r = unsafe { slab.slot_mut(i) };
-        r.reset();
-        r.trace_id = [7; 16];
-        r.span_id = [7; 8];
-        slab.publish_open(i, g);
+        open_span_sevens(&slab);
         assert!(crash.begin_dump());
         assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
         crash.discard_unwritten_batch();
@@ -1553,13 +1559,7 @@ mod tests {
             );
         }
         // A dump with a span goes into the file made again, under our name.
-        let (i, g) = slab.take_free(|| {}).expect("slot");
-        // SAFETY: take_free gave us the slot.
-        let r = unsafe { slab.slot_mut(i) };
-        r.reset();
-        r.trace_id = [7; 16];
-        r.span_id = [7; 8];
-        slab.publish_open(i, g);
+        open_span_sevens(&slab);
         assert!(crash.begin_dump());
         assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
         crash.end_dump();

@@ -467,13 +467,7 @@ mod tests {
         use crate::buffer::slab::{SlabBacking, SpanSlab};
         let slab = SpanSlab::new(4, SlabBacking::Anonymous, 0).expect("slab");
         let pool = PayloadPool::new(4, PoolBacking::Anonymous).expect("pool");
-        let (i, g) = slab.take_free(|| {}).expect("slot");
-        // SAFETY: take_free gave us the slot.
-        let r = unsafe { slab.slot_mut(i) };
-        r.reset();
-        r.trace_id = [7; 16];
-        r.span_id = [7; 8];
-        slab.publish_open(i, g);
+        crate::buffer::dump::tests::open_span_sevens(&slab);
         assert!(crash.begin_dump());
         assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 1);
         crash.end_dump();
