@@ -1755,9 +1755,7 @@ pub fn span_end_in_place_for_bench(span: spanguard_span) -> spanguard_result {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::tracer::{
-        spanguard_config_init, spanguard_flush, spanguard_tracer_free, spanguard_tracer_new,
-    };
+    use crate::ffi::tracer::{spanguard_flush, spanguard_tracer_free, spanguard_tracer_new};
     use crate::span::any_value::tests::{map, string, with_after_copy};
 
     /// The text of every file the tracer wrote to `dir`.
@@ -1787,12 +1785,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = crate::ffi::tracer::config_for_test();
         c.sink_dir = sink.as_ptr();
         c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
         let mut t = std::ptr::null_mut();
@@ -1859,12 +1852,7 @@ mod tests {
     /// to fail with `t.end` in its place (ALREADY_ENDED, not STALE_SPAN).
     #[test]
     fn the_c_floors_end_frees_the_slot_in_place_and_exports_nothing() {
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = crate::ffi::tracer::config_for_test();
         c.endpoint = c"discard:".as_ptr();
         c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
         c.max_open_spans = 64;
@@ -1935,12 +1923,7 @@ mod tests {
     /// left the owner's word naming the slot.
     #[test]
     fn a_setters_rest_lets_go_of_the_span_for_another_thread() {
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = crate::ffi::tracer::config_for_test();
         c.endpoint = c"discard:".as_ptr();
         c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
         let mut t = std::ptr::null_mut();

@@ -404,6 +404,17 @@ fn key_values(field: &str, text: &str, secret: bool) -> Result<Vec<(String, Stri
     })
 }
 
+/// A config as `spanguard_config_init` fills it, for the tests to adjust.
+#[cfg(test)]
+pub(crate) fn config_for_test() -> spanguard_config {
+    let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
+    // SAFETY: init writes the whole struct of this size.
+    unsafe {
+        spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
+        c.assume_init()
+    }
+}
+
 /// The Rust config a C struct describes.
 unsafe fn to_tracer_config(c: &spanguard_config) -> Result<TracerConfig, CreateError> {
     let mut t = TracerConfig::default();
@@ -1377,12 +1388,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = config_for_test();
         c.sink_dir = sink.as_ptr();
         c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
         let mut t = std::ptr::null_mut();
@@ -1465,12 +1471,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let sink = std::ffi::CString::new(dir.to_str().expect("utf-8")).expect("no NUL");
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = config_for_test();
         c.sink_dir = sink.as_ptr();
         c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
         c.value_depth_limit = 2;
@@ -1592,12 +1593,7 @@ mod tests {
     #[test]
     fn an_empty_service_name_is_taken_as_none() {
         for name in [c"", c"  "] {
-            let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-            // SAFETY: init writes the whole struct of this size.
-            let mut c = unsafe {
-                spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-                c.assume_init()
-            };
+            let mut c = config_for_test();
             c.service_name = name.as_ptr();
             // SAFETY: the struct's strings are NULL or NUL-terminated.
             let Ok(t) = (unsafe { to_tracer_config(&c) }) else {
@@ -1616,12 +1612,7 @@ mod tests {
     /// headers keep one (an API key may hold it).
     #[test]
     fn resource_attributes_with_a_broken_escape_are_refused() {
-        let mut c = std::mem::MaybeUninit::<spanguard_config>::uninit();
-        // SAFETY: init writes the whole struct of this size.
-        let mut c = unsafe {
-            spanguard_config_init(c.as_mut_ptr(), std::mem::size_of::<spanguard_config>());
-            c.assume_init()
-        };
+        let mut c = config_for_test();
         c.resource_attributes = c"team=a,discount=50%".as_ptr();
         c.headers = c"x-key=ab%zz".as_ptr();
         // SAFETY: the struct's strings are NULL or NUL-terminated.
