@@ -392,6 +392,21 @@ def test_zero_code_children_judge_the_protocol_as_their_parent(tmp_path, users_g
         assert warnings == 0, proc.stderr
 
 
+def test_the_distro_set_names_hold_only_while_the_value_does(monkeypatch):
+    """_SPANGUARD_DISTRO_SET, inherited from an instrumented parent, names
+    the distro's grpc: read as unset while the variable still holds it. A
+    child given another value (GRPC, which spanguard reads as grpc too) set
+    it on purpose: the user's, and the stale entry is dropped so that this
+    process's own children do not inherit it."""
+    monkeypatch.setenv("_SPANGUARD_DISTRO_SET", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert spanguard._env_set_by_host() == "OTEL_EXPORTER_OTLP_PROTOCOL"
+    assert os.environ["_SPANGUARD_DISTRO_SET"] == "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC")
+    assert spanguard._env_set_by_host() is None
+    assert "_SPANGUARD_DISTRO_SET" not in os.environ
+
+
 # `os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"` in the program, then
 # OpenTelemetry's auto-instrumentation started from code (notebooks, agent
 # scripts): the distro is loaded, but the user set grpc before it ran.
