@@ -332,6 +332,116 @@ def test_zero_code_instrumentation_delivers_the_spans(tmp_path, protocol):
         proc.stderr
 
 
+# An instrumented agent with children: a program of its own run by
+# subprocess, and multiprocessing's spawn and forkserver workers. Each child
+# is a new interpreter that inherits the environment, the distro's grpc
+# default included, and runs opentelemetry-instrument's sitecustomize again.
+ZERO_CODE_PARENT = textwrap.dedent("""
+    import multiprocessing
+    import subprocess
+    import sys
+
+    from opentelemetry import trace
+
+
+    def child(tag):
+        with trace.get_tracer("zero.code.child").start_as_current_span("child." + tag):
+            pass
+
+
+    if __name__ == "__main__":
+        if sys.argv[1:]:
+            child(sys.argv[1])
+        else:
+            with trace.get_tracer("zero.code.parent").start_as_current_span("parent"):
+                subprocess.run([sys.executable, __file__, "popen"], check=True)
+                for method in ("spawn", "forkserver"):
+                    worker = multiprocessing.get_context(method).Process(target=child, args=(method,))
+                    worker.start()
+                    worker.join()
+                    assert worker.exitcode == 0, (method, worker.exitcode)
+""")
+
+
+@pytest.mark.parametrize("users_grpc", [False, True], ids=["distro-default-protocol", "users-grpc"])
+def test_zero_code_children_judge_the_protocol_as_their_parent(tmp_path, users_grpc):
+    """A child of an instrumented agent finds the distro's grpc in the
+    environment it started with, as if the user had exported it, and
+    warned a user who set nothing, once per worker. The parent now names
+    the distro's variables for its children: nobody set grpc -> no warning
+    in any process; the user exported grpc -> warned in the parent and in
+    every child. The spans of every process reach the sink: each of them
+    ran spanguard."""
+    (tmp_path / "agent.py").write_text(ZERO_CODE_PARENT)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    extra = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"} if users_grpc else {}
+    proc = subprocess.run([str(instrument), sys.executable, str(tmp_path / "agent.py")],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          env=zero_code_env(tmp_path, **extra))
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr, proc.stderr
+    names = sorted(s["name"] for s in read_sink(tmp_path / "sink"))
+    assert names == ["child.forkserver", "child.popen", "child.spawn", "parent"], proc.stderr
+    warnings = proc.stderr.count("OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+    if users_grpc:
+        # The parent, the popen and spawn children and the forkserver's
+        # server at least (multiprocessing's resource tracker is a Python
+        # interpreter too, and the forkserver's forked child says it again).
+        assert warnings >= 4, proc.stderr
+    else:
+        assert warnings == 0, proc.stderr
+
+
+def test_the_distro_set_names_hold_only_while_the_value_does(monkeypatch):
+    """_SPANGUARD_DISTRO_SET, inherited from an instrumented parent, names
+    the distro's grpc: read as unset while the variable still holds it. A
+    child given another value (GRPC, which spanguard reads as grpc too) set
+    it on purpose: the user's, and the stale entry is dropped so that this
+    process's own children do not inherit it."""
+    monkeypatch.setenv("_SPANGUARD_DISTRO_SET", "OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert spanguard._env_set_by_host() == "OTEL_EXPORTER_OTLP_PROTOCOL"
+    assert os.environ["_SPANGUARD_DISTRO_SET"] == "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "GRPC")
+    assert spanguard._env_set_by_host() is None
+    assert "_SPANGUARD_DISTRO_SET" not in os.environ
+
+
+# `os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"` in the program, then
+# OpenTelemetry's auto-instrumentation started from code (notebooks, agent
+# scripts): the distro is loaded, but the user set grpc before it ran.
+CODE_SETS_PROTOCOL = textwrap.dedent("""
+    import os
+    import sys
+
+    if sys.argv[1] != "unset":
+        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = sys.argv[1]
+    from opentelemetry.instrumentation.auto_instrumentation import initialize
+
+    initialize()
+    from opentelemetry import trace
+
+    with trace.get_tracer("code.sets.protocol").start_as_current_span("code." + sys.argv[1].replace("/", "-")):
+        pass
+""")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/json"])
+def test_protocol_set_by_the_users_code_before_the_distro_is_the_users(tmp_path, protocol):
+    """grpc set by the program itself before auto-instrumentation runs is
+    in no environment the process started with, so it was taken for the
+    distro's default and read as unset without a word: the spans went as
+    http/protobuf to a user who believed they went as grpc. It is the
+    user's: warned; http/json is used as set, without a warning."""
+    (tmp_path / "agent.py").write_text(CODE_SETS_PROTOCOL)
+    proc = subprocess.run([sys.executable, str(tmp_path / "agent.py"), protocol],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=zero_code_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr, proc.stderr
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["code." + protocol.replace("/", "-")], proc.stderr
+    assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in proc.stderr) == (protocol == "grpc"), proc.stderr
+
+
 # A zero-code agent as a demanding user runs one: 200 traces under the
 # SDK's ratio sampler, then an LLM call by the openai client (instrumented
 # by whatever opentelemetry-instrument finds installed: here both

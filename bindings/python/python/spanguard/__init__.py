@@ -310,22 +310,27 @@ class FlushStatus(str, enum.Enum):
 # which `opentelemetry-instrument` runs before the configurator makes the
 # exporters): the protocol of its own OTLP exporter, not the user's choice.
 # spanguard read it as the user's and warned a newcomer who set nothing to
-# change a setting they never made.
+# change a setting they never made. (The distro also sets OTEL_TRACES_EXPORTER,
+# OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER to otlp: spanguard reads only
+# the first, and says nothing of otlp.)
 _DISTRO_DEFAULTS = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+# Where a process names, for its children, the variables the distro set in
+# it or in an ancestor: NAME=value,... A child (subprocess, multiprocessing
+# spawn or forkserver, a worker that re-execs) inherits the distro's grpc in
+# the environment it starts with, as if the user had exported it; the name
+# here says it did not. An entry holds only while the variable keeps its
+# value: a child given another value judges that value as the user's.
+# (Not SPANGUARD_*: `spanguard check` would call it a misspelt setting.)
+_DISTRO_SET_VARIABLE = "_SPANGUARD_DISTRO_SET"
 _initial_env_names: frozenset | None = None
 
 
-def _env_set_by_host() -> str | None:
-    """The variables opentelemetry-distro set rather than the user, for
-    the `env_set_by_host` setting (read as unset): those holding the
-    distro's default now, with the distro loaded, that were not in the
-    environment the process started with (/proc/self/environ: what the
-    shell, or opentelemetry-instrument's own --flags, set before it ran
-    Python; the distro sets them later, in os.environ). None when it cannot
-    tell: the variable is then taken as the user's, as before."""
+def _start_env_names() -> frozenset | None:
+    """The names in the environment this process started with
+    (/proc/self/environ: what the shell, the parent, or
+    opentelemetry-instrument's own --flags set before Python ran; later
+    writes to os.environ are not there). None where it cannot be read."""
     global _initial_env_names
-    if "opentelemetry.distro" not in sys.modules:
-        return None
     if _initial_env_names is None:
         try:
             with open("/proc/self/environ", "rb") as f:
@@ -334,8 +339,53 @@ def _env_set_by_host() -> str | None:
             return None
         _initial_env_names = frozenset(
             entry.split(b"=", 1)[0].decode("utf-8", "replace") for entry in block.split(b"\0") if entry)
-    names = [name for name, default in _DISTRO_DEFAULTS.items()
-             if os.environ.get(name) == default and name not in _initial_env_names]
+    return _initial_env_names
+
+
+def _distro_ran_before_the_program() -> bool:
+    """Whether opentelemetry-distro was configured by
+    opentelemetry-instrument's sitecustomize, which the site module runs
+    before any of the program's code: then nothing but the environment the
+    process started with was there before the distro's defaults. False when
+    the program started the auto-instrumentation itself (`initialize()`
+    from its code): what it set in os.environ before is the user's, and
+    cannot be told from the distro's afterwards."""
+    if "opentelemetry.distro" not in sys.modules:
+        return False
+    site = getattr(sys.modules.get("sitecustomize"), "__file__", None)
+    auto = getattr(sys.modules.get("opentelemetry.instrumentation.auto_instrumentation"), "__file__", None)
+    return bool(site and auto) and \
+        os.path.realpath(os.path.dirname(site)) == os.path.realpath(os.path.dirname(auto))
+
+
+def _env_set_by_host() -> str | None:
+    """The variables opentelemetry-distro set rather than the user, for
+    the `env_set_by_host` setting (read as unset): those holding the
+    distro's default now that either an ancestor named in
+    _SPANGUARD_DISTRO_SET with that value, or that the distro set in this
+    process (configured by opentelemetry-instrument before the program ran,
+    and not in the environment the process started with). Named in
+    _SPANGUARD_DISTRO_SET for this process's children. None when none: a
+    variable is taken as the user's when it cannot be told (grpc the
+    program set before starting the auto-instrumentation itself is warned
+    of, even where the distro would have set the same)."""
+    marked = {}
+    for entry in os.environ.get(_DISTRO_SET_VARIABLE, "").split(","):
+        name, sep, value = entry.strip().partition("=")
+        if sep and name:
+            marked[name] = value
+    now = {name: os.environ.get(name) for name in _DISTRO_DEFAULTS}
+    names = [name for name, default in _DISTRO_DEFAULTS.items() if now[name] == default == marked.get(name)]
+    start = _start_env_names() if _distro_ran_before_the_program() else None
+    if start is not None:
+        names += [name for name, default in _DISTRO_DEFAULTS.items()
+                  if now[name] == default and name not in start and name not in names]
+    keep = {name: value for name, value in marked.items() if os.environ.get(name) == value}
+    keep.update((name, now[name]) for name in names)
+    if keep:
+        os.environ[_DISTRO_SET_VARIABLE] = ",".join(f"{name}={value}" for name, value in keep.items())
+    else:
+        os.environ.pop(_DISTRO_SET_VARIABLE, None)
     return ",".join(names) or None
 
 
@@ -354,7 +404,8 @@ class Tracer(_native.Tracer):
     as the OpenTelemetry SDKs ignore one, and named in a warning on stderr.
     What opentelemetry-distro set by default (OTEL_EXPORTER_OTLP_PROTOCOL=grpc
     under `opentelemetry-instrument`, when the user set none) is read as
-    unset, without a warning (`env_set_by_host`: the names, comma-separated).
+    unset, without a warning, in the process and in its children that
+    inherit it (`env_set_by_host`: the names, comma-separated).
 
     Shut down at interpreter exit, and at the exit of a multiprocessing or
     billiard (Celery prefork) pool worker, if not before. Every method may be called from any thread."""
