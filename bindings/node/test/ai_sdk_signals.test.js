@@ -97,10 +97,8 @@ function assertAllArrived(run, { open = true } = {}) {
     const turn = run.spans.find((s) => s.name === 'agent.turn');
     assert.strictEqual(stream.parentSpanId, turn.spanId);
     // The event the AI SDK added to the open model call at its first
-    // chunk: passed on as it was added (the bridge reads the SDK span's
-    // private _spanLimits to know the SDK kept it; were that field gone,
-    // the event would reach spanguard only at the span's end, and this
-    // fails).
+    // chunk: passed on as it was added (the SDK span's limits tell the
+    // bridge the SDK kept it: otel_private.test.js).
     const call = run.spans.find((s) => s.name === 'ai.streamText.doStream');
     assert.deepStrictEqual(call.events.map((e) => e.name), ['ai.stream.firstChunk'], 'the open call\'s event');
   }
