@@ -108,77 +108,80 @@ const SETUPS = {
 };
 
 for (const [setup, make] of Object.entries(SETUPS)) {
-test(`NodeSDK with ${setup}: generateText with a tool call and streamText arrive whole, nested as the SDK nested them`, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-ai-sdk-'));
-  const sink = path.join(dir, 'sink');
-  // The spans as the SDK ended them (an InMemorySpanExporter forgets them at shutdown).
-  const sdkSpans = [];
-  const memory = { onStart() {}, onEnd(span) { sdkSpans.push(span); }, forceFlush: async () => {}, shutdown: async () => {} };
-  const { bridge, sdk } = make({ fromEnv: false, serviceName: 'ai-agent', sinkDir: sink, spoolDir: path.join(dir, 'spool') },
-    memory);
-  sdk.start();
+  test(`NodeSDK with ${setup}: generateText with a tool call and streamText arrive whole, nested as the SDK nested them`,
+    async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-ai-sdk-'));
+    const sink = path.join(dir, 'sink');
+    // The spans as the SDK ended them (an InMemorySpanExporter forgets them at shutdown).
+    const sdkSpans = [];
+    const memory = { onStart() {}, onEnd(span) { sdkSpans.push(span); }, forceFlush: async () => {}, shutdown: async () => {} };
+    const { bridge, sdk } = make({ fromEnv: false, serviceName: 'ai-agent', sinkDir: sink, spoolDir: path.join(dir, 'spool') },
+      memory);
+    sdk.start();
 
-  const telemetry = { isEnabled: true, recordInputs: true, recordOutputs: true, functionId: 'weather-agent' };
-  const texts = await trace.getTracer('agent').startActiveSpan('agent.turn', async (turn) => {
-    try {
-      const generated = await generateText({ model: mockModel(), prompt: PROMPT, tools: { weather },
-        stopWhen: stepCountIs(3), experimental_telemetry: telemetry });
-      const streamed = streamText({ model: mockModel(), prompt: PROMPT, experimental_telemetry: telemetry });
-      let text = '';
-      for await (const delta of streamed.textStream) text += delta;
-      return [generated.text, text];
-    } finally {
-      turn.end();
+    const telemetry = { isEnabled: true, recordInputs: true, recordOutputs: true, functionId: 'weather-agent' };
+    const texts = await trace.getTracer('agent').startActiveSpan('agent.turn', async (turn) => {
+      try {
+        const generated = await generateText({ model: mockModel(), prompt: PROMPT, tools: { weather },
+          stopWhen: stepCountIs(3), experimental_telemetry: telemetry });
+        const streamed = streamText({ model: mockModel(), prompt: PROMPT, experimental_telemetry: telemetry });
+        let text = '';
+        for await (const delta of streamed.textStream) text += delta;
+        return [generated.text, text];
+      } finally {
+        turn.end();
+      }
+    });
+    assert.deepStrictEqual(texts, [ANSWER, ANSWER]);
+    await sdk.shutdown();
+    // NodeSDK's shutdown leaves its provider the global one: the next test's NodeSDK could not set its own.
+    trace.disable();
+    assert.strictEqual(bridge.failures, 0);
+
+    const names = sdkSpans.map((s) => s.name).sort();
+    assert.deepStrictEqual(names, ['agent.turn', 'ai.generateText', 'ai.generateText.doGenerate', 'ai.generateText.doGenerate',
+      'ai.streamText', 'ai.streamText.doStream', 'ai.toolCall'].sort(), 'the AI SDK made the spans this test reads');
+    const arrived = readSpans(sink);
+    const byId = new Map(arrived.map((s) => [s.spanId, s]));
+    assert.strictEqual(arrived.length, sdkSpans.length, 'as many spans arrived as the SDK ended');
+    for (const o of sdkSpans) {
+      const got = byId.get(o.spanContext().spanId);
+      assert.ok(got, `${o.name} arrived`);
+      assert.strictEqual(got.traceId, o.spanContext().traceId, `${o.name}: trace`);
+      assert.strictEqual(got.parentSpanId || '', o.parentSpanContext ? o.parentSpanContext.spanId : '', `${o.name}: parent`);
+      assert.strictEqual(got.name, o.name);
+      const attrs = Object.fromEntries(Object.entries(got.attrs).map(([k, v]) => [k, plain(v)]));
+      const sdkAttrs = Object.fromEntries(Object.entries(o.attributes).filter(([, v]) => v !== undefined && v !== null));
+      assert.deepStrictEqual(attrs, sdkAttrs, `${o.name}: attributes, byte for byte`);
     }
+
+    // What the test reads from them: the prompt whole, the answer, the nesting.
+    const one = (name) => arrived.find((s) => s.name === name);
+    const turn = one('agent.turn');
+    const generate = one('ai.generateText');
+    const stream = one('ai.streamText');
+    assert.strictEqual(JSON.parse(generate.attrs['ai.prompt'].stringValue).prompt, PROMPT, 'the 60 KB prompt whole');
+    assert.ok(Buffer.byteLength(generate.attrs['ai.prompt'].stringValue) > 60000);
+    assert.strictEqual(generate.attrs['ai.response.text'].stringValue, ANSWER);
+    assert.strictEqual(stream.attrs['ai.response.text'].stringValue, ANSWER);
+    assert.strictEqual(generate.parentSpanId, turn.spanId);
+    assert.strictEqual(stream.parentSpanId, turn.spanId);
+    for (const s of arrived.filter((x) => x.name === 'ai.generateText.doGenerate' || x.name === 'ai.toolCall')) {
+      assert.strictEqual(s.parentSpanId, generate.spanId, `${s.name} is under ai.generateText`);
+    }
+    assert.strictEqual(one('ai.streamText.doStream').parentSpanId, stream.spanId);
+    assert.strictEqual(JSON.parse(one('ai.toolCall').attrs['ai.toolCall.result'].stringValue).sky, 'sol');
+    assert.strictEqual(turn.traceId, generate.traceId);
+    assert.strictEqual(turn.traceId, stream.traceId);
+
+    // The CLI reads them: each call's prompt whole, the answer as written.
+    assert.ok(fs.existsSync(BINARY), `${BINARY} is missing: run the tests through \`make test-node\``);
+    const shown = execFileSync(BINARY, ['show', '--full', '--color', 'never', sink], { encoding: 'utf8',
+      maxBuffer: 64 << 20 });
+    assert.ok(shown.includes(ANSWER), 'show --full prints the answer');
+    for (const line of PROMPT.split('\n').slice(-3)) {
+      assert.ok(shown.includes(line), `show --full prints the prompt's ${line.slice(0, 8)}`);
+    }
+    for (const name of new Set(names)) assert.ok(shown.includes(name), `show --full draws ${name}`);
   });
-  assert.deepStrictEqual(texts, [ANSWER, ANSWER]);
-  await sdk.shutdown();
-  // NodeSDK's shutdown leaves its provider the global one: the next test's NodeSDK could not set its own.
-  trace.disable();
-  assert.strictEqual(bridge.failures, 0);
-
-  const names = sdkSpans.map((s) => s.name).sort();
-  assert.deepStrictEqual(names, ['agent.turn', 'ai.generateText', 'ai.generateText.doGenerate', 'ai.generateText.doGenerate',
-    'ai.streamText', 'ai.streamText.doStream', 'ai.toolCall'].sort(), 'the AI SDK made the spans this test reads');
-  const arrived = readSpans(sink);
-  const byId = new Map(arrived.map((s) => [s.spanId, s]));
-  assert.strictEqual(arrived.length, sdkSpans.length, 'as many spans arrived as the SDK ended');
-  for (const o of sdkSpans) {
-    const got = byId.get(o.spanContext().spanId);
-    assert.ok(got, `${o.name} arrived`);
-    assert.strictEqual(got.traceId, o.spanContext().traceId, `${o.name}: trace`);
-    assert.strictEqual(got.parentSpanId || '', o.parentSpanContext ? o.parentSpanContext.spanId : '', `${o.name}: parent`);
-    assert.strictEqual(got.name, o.name);
-    const attrs = Object.fromEntries(Object.entries(got.attrs).map(([k, v]) => [k, plain(v)]));
-    const sdkAttrs = Object.fromEntries(Object.entries(o.attributes).filter(([, v]) => v !== undefined && v !== null));
-    assert.deepStrictEqual(attrs, sdkAttrs, `${o.name}: attributes, byte for byte`);
-  }
-
-  // What the test reads from them: the prompt whole, the answer, the nesting.
-  const one = (name) => arrived.find((s) => s.name === name);
-  const turn = one('agent.turn');
-  const generate = one('ai.generateText');
-  const stream = one('ai.streamText');
-  assert.strictEqual(JSON.parse(generate.attrs['ai.prompt'].stringValue).prompt, PROMPT, 'the 60 KB prompt whole');
-  assert.ok(Buffer.byteLength(generate.attrs['ai.prompt'].stringValue) > 60000);
-  assert.strictEqual(generate.attrs['ai.response.text'].stringValue, ANSWER);
-  assert.strictEqual(stream.attrs['ai.response.text'].stringValue, ANSWER);
-  assert.strictEqual(generate.parentSpanId, turn.spanId);
-  assert.strictEqual(stream.parentSpanId, turn.spanId);
-  for (const s of arrived.filter((x) => x.name === 'ai.generateText.doGenerate' || x.name === 'ai.toolCall')) {
-    assert.strictEqual(s.parentSpanId, generate.spanId, `${s.name} is under ai.generateText`);
-  }
-  assert.strictEqual(one('ai.streamText.doStream').parentSpanId, stream.spanId);
-  assert.strictEqual(JSON.parse(one('ai.toolCall').attrs['ai.toolCall.result'].stringValue).sky, 'sol');
-  assert.strictEqual(turn.traceId, generate.traceId);
-  assert.strictEqual(turn.traceId, stream.traceId);
-
-  // The CLI reads them: each call's prompt whole, the answer as written.
-  assert.ok(fs.existsSync(BINARY), `${BINARY} is missing: run the tests through \`make test-node\``);
-  const shown = execFileSync(BINARY, ['show', '--full', '--color', 'never', sink], { encoding: 'utf8',
-    maxBuffer: 64 << 20 });
-  assert.ok(shown.includes(ANSWER), 'show --full prints the answer');
-  for (const line of PROMPT.split('\n').slice(-3)) assert.ok(shown.includes(line), `show --full prints the prompt's ${line.slice(0, 8)}`);
-  for (const name of new Set(names)) assert.ok(shown.includes(name), `show --full draws ${name}`);
-});
 }

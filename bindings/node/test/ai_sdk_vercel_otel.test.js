@@ -34,7 +34,8 @@ for (const [what, setup] of [
         spoolDir: ${JSON.stringify(dir)} + '/spool' };
       ${setup}
       const model = new MockLanguageModelV3({
-        doGenerate: async () => ({ content: [{ type: 'text', text: 'olá, 世界' }], finishReason: { unified: 'stop', raw: 'stop' },
+        doGenerate: async () => ({ content: [{ type: 'text', text: 'olá, 世界' }],
+          finishReason: { unified: 'stop', raw: 'stop' },
           usage: { inputTokens: { total: 15000 }, outputTokens: { total: 3 } }, warnings: [] }),
       });
       generateText({ model, prompt: 'ç'.repeat(30000),

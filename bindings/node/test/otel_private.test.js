@@ -20,7 +20,8 @@ const OTEL_JS = path.resolve(__dirname, '..', 'otel.js');
 
 function options(name) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sg-private-${name}-`));
-  return { dir, options: { fromEnv: false, serviceName: name, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') } };
+  return { dir, options: { fromEnv: false, serviceName: name, sinkDir: path.join(dir, 'sink'),
+    spoolDir: path.join(dir, 'spool') } };
 }
 
 test("the SDK's private fields otel.js reads are still there (NodeSDK's provider, sdk-trace-base's)", async () => {
