@@ -392,15 +392,25 @@ class SpanguardSpanProcessor {
         if (keys.length > 0) span.setAttributeLists(keys, values);
         this.passDrops(otelSpan, entry);
       } else if (what === 'events' || what === 'links') {
+        // The SDK's limits are private (`_spanLimits`, in
+        // @opentelemetry/sdk-trace-base 1.x and 2.x and sdk-trace 2.x; no
+        // public API gives them). Its public dropped count tells the same
+        // since 1.x: past the limit it has evicted one and counted it.
         const limits = otelSpan._spanLimits;
         const limit = limits && (what === 'events' ? limits.eventCountLimit : limits.linkCountLimit);
         const now = (what === 'events' ? otelSpan.events : otelSpan.links) || [];
-        const dropped = (what === 'events' ? otelSpan.droppedEventsCount : otelSpan.droppedLinksCount) || 0;
+        const count = what === 'events' ? otelSpan.droppedEventsCount : otelSpan.droppedLinksCount;
+        const dropped = count || 0;
         // Past the limit the SDK has evicted one; at it, it still holds
         // every one, the last that fits too (`>=` held it back, and a span
         // killed open held one fewer than the SDK's, as in the Python bridge).
-        if (!limits) return;
-        if (limit !== undefined && now.length + dropped > limit) {
+        // Neither the limits nor the count: nothing tells what it kept, and
+        // the end sends what it has. (With the limits alone in the check,
+        // an SDK that renamed them passed nothing on: an event on a span
+        // open at SIGTERM, such as the AI SDK's ai.stream.firstChunk, was
+        // lost.)
+        if (!limits && typeof count !== 'number') return;
+        if (dropped > 0 || (limit !== undefined && now.length + dropped > limit)) {
           this.passDrops(otelSpan, entry);
           return;
         }
