@@ -933,7 +933,7 @@ pub enum ReplayVerdict {
 
 /// Whether `path` still names the file `file` has open (not deleted,
 /// renamed or replaced since it was opened).
-fn still_named(file: &LockedFile, path: &Path) -> bool {
+pub(crate) fn still_named(file: &LockedFile, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (file.file().metadata(), fs::symlink_metadata(path)) {
         (Ok(open), Ok(named)) => {
@@ -952,7 +952,7 @@ fn writer_pid(name: &str) -> Option<i32> {
 
 /// Whether a process with this pid exists (here: it may be in another pid
 /// namespace; the age bound covers that).
-fn process_exists(pid: i32) -> bool {
+pub(crate) fn process_exists(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
