@@ -796,6 +796,11 @@ fn not_a_file_mode(mode: u32) -> Option<&'static str> {
     })
 }
 
+/// Whether `meta` (of `symlink_metadata`) is a regular file of this user's.
+pub fn is_ours(meta: &std::fs::Metadata) -> bool {
+    check_ours(meta).is_ok()
+}
+
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
