@@ -382,7 +382,7 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
         let mut hidden = std::ffi::OsString::from(".");
         hidden.push(name);
         hidden.push(format!(
-            ".{}-{}.tmp",
+            ".{}-{}{MAKING_SUFFIX}",
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
@@ -400,6 +400,11 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
         }
         return match rename_new(&temporary, path) {
             Ok(()) => Ok(file),
+            // Its temporary name was removed before we locked it: a
+            // recovery beside us took it for a dead maker's
+            // (`making_file_of`; a maker in another pid namespace, or one
+            // stopped for long, looks dead). Another file is made.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && unlinked(file.file()) => continue,
             Err(e) => {
                 let _ = std::fs::remove_file(&temporary);
                 Err(e)
@@ -417,6 +422,29 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
 
 /// How many files `create_locked` makes before it gives up.
 const CREATE_LOCKED_TRIES: u32 = 8;
+
+/// How the temporary name `create_locked` makes a file under ends.
+const MAKING_SUFFIX: &str = ".tmp";
+
+/// Whether the open `file` has no name left.
+fn unlinked(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+/// For a name `create_locked` makes a file under before it has its own
+/// (`.<name>.<pid>-<n>.tmp`): the name it was being made for and the pid
+/// of its maker. None for any other name (`name` must itself be no hidden
+/// name, and `pid` and `n` numbers).
+pub fn making_file_of(hidden: &str) -> Option<(&str, u32)> {
+    let rest = hidden.strip_prefix('.')?.strip_suffix(MAKING_SUFFIX)?;
+    let (name, maker) = rest.rsplit_once('.')?;
+    let (pid, n) = maker.split_once('-')?;
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name.is_empty() || name.starts_with('.') || !number(pid) || !number(n) {
+        return None;
+    }
+    Some((name, pid.parse().ok()?))
+}
 
 /// Renames `from` to `to`, which must not exist (`AlreadyExists`): never
 /// over anything there, nor through it (a link at `to` is a name taken).
@@ -448,9 +476,51 @@ fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
             _ => return Err(e),
         }
     }
-    // Between this look and the rename only this user or root can put
-    // something at `to` (the directory is private, `ensure_private_dir`),
-    // and a rename replaces that name: it follows no link.
+    // A hard link takes `to` only while nothing is there (EEXIST
+    // otherwise, in one step, NFS included), then the temporary name goes.
+    // Looking first and then renaming, as this did, replaced what another
+    // process made at `to` between the look and the rename: their file
+    // lost its name, and a crash dump of theirs written to it later its
+    // spans. Killed between the two, the temporary name is left beside
+    // `to`, the same file: recovery removes that name (`making_file_of`).
+    #[cfg(test)]
+    tests::before_the_fallback(to);
+    #[cfg(test)]
+    let link = !tests::without_link();
+    #[cfg(not(test))]
+    let link = true;
+    if link {
+        // SAFETY: NUL-terminated paths; flags 0: `from` is not followed.
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                0,
+            )
+        };
+        if linked == 0 {
+            let _ = std::fs::remove_file(from);
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{}: exists", to.display()),
+                ));
+            }
+            // No hard links here either (FAT, some FUSE ones): look first.
+            Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMLINK) => {}
+            _ => return Err(e),
+        }
+    }
+    // The last resort, on a file system with neither. Between this look
+    // and the rename only this user or root can put something at `to`
+    // (the directory is private, `ensure_private_dir`), and what they put
+    // there loses its name; a rename follows no link.
     match std::fs::symlink_metadata(to) {
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
@@ -726,6 +796,11 @@ fn not_a_file_mode(mode: u32) -> Option<&'static str> {
     })
 }
 
+/// Whether `meta` (of `symlink_metadata`) is a regular file of this user's.
+pub fn is_ours(meta: &std::fs::Metadata) -> bool {
+    check_ours(meta).is_ok()
+}
+
 /// None when `meta` is a regular file owned by this user; else why not.
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
@@ -916,6 +991,29 @@ mod tests {
 
     pub(super) fn without_rename_noreplace() -> bool {
         WITHOUT_NOREPLACE.with(|w| w.get())
+    }
+
+    thread_local! {
+        /// `rename_new` does as on a file system without hard links either.
+        static WITHOUT_LINK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Run by `rename_new` when it does without RENAME_NOREPLACE, with
+        /// the name it moves the file to: where another process would make
+        /// a file of its own meanwhile.
+        static BEFORE_FALLBACK: std::cell::RefCell<Option<Race>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// What a test makes happen at a name as `rename_new` moves a file there.
+    type Race = Box<dyn FnOnce(&Path)>;
+
+    pub(super) fn without_link() -> bool {
+        WITHOUT_LINK.with(|w| w.get())
+    }
+
+    pub(super) fn before_the_fallback(to: &Path) {
+        if let Some(race) = BEFORE_FALLBACK.with(|b| b.borrow_mut().take()) {
+            race(to);
+        }
     }
 
     pub(super) fn between_the_directory_and_its_file() {
@@ -1115,23 +1213,29 @@ mod tests {
         std::fs::write(&victim, b"theirs").expect("victim");
         std::os::unix::fs::symlink(&victim, dir.join("link-pending")).expect("link");
         std::fs::write(dir.join("file-pending"), b"planted").expect("planted");
-        for without in [false, true] {
+        // RENAME_NOREPLACE; a hard link; a look, then a rename.
+        for (mode, (without, without_link)) in [(false, false), (true, false), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
             WITHOUT_NOREPLACE.with(|w| w.set(without));
+            WITHOUT_LINK.with(|w| w.set(without_link));
             for name in ["link-pending", "file-pending"] {
                 let made = create_locked(&dir.join(name), false).err();
                 assert_eq!(
                     made.map(|e| e.kind()),
                     Some(io::ErrorKind::AlreadyExists),
-                    "{name}, without NOREPLACE: {without}"
+                    "{name}, mode {mode}"
                 );
             }
-            let free = dir.join(format!("free-{without}"));
+            let free = dir.join(format!("free-{mode}"));
             let ours = create_locked(&free, false).expect("made");
             let look = File::open(&free).expect("open");
             assert!(!try_lock(&look), "locked");
             assert!(ours.file().metadata().expect("m").len() == 0);
         }
         WITHOUT_NOREPLACE.with(|w| w.set(false));
+        WITHOUT_LINK.with(|w| w.set(false));
         assert!(
             std::fs::symlink_metadata(dir.join("link-pending"))
                 .expect("l")
@@ -1151,13 +1255,99 @@ mod tests {
             names,
             [
                 "file-pending",
-                "free-false",
-                "free-true",
+                "free-0",
+                "free-1",
+                "free-2",
                 "link-pending",
                 "victim"
             ]
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Where RENAME_NOREPLACE is refused, another process that makes a file
+    /// at the name as ours is being moved there keeps it: `AlreadyExists`
+    /// for us, their file at its name untouched, nothing of ours left
+    /// beside it. (Looking, then renaming, replaced their file: its name
+    /// was ours, their dump written into a file with no name.)
+    #[test]
+    fn without_noreplace_a_file_made_at_the_name_meanwhile_is_never_replaced() {
+        let dir = temp_dir("fallback-race");
+        ensure_private_dir(&dir).expect("dir");
+        let name = dir.join("x.sgdump-pending");
+        WITHOUT_NOREPLACE.with(|w| w.set(true));
+        BEFORE_FALLBACK.with(|b| {
+            *b.borrow_mut() = Some(Box::new(|to: &Path| {
+                std::fs::write(to, b"theirs").expect("theirs");
+            }))
+        });
+        let made = create_locked(&name, false).err().map(|e| e.kind());
+        WITHOUT_NOREPLACE.with(|w| w.set(false));
+        BEFORE_FALLBACK.with(|b| b.borrow_mut().take());
+        assert_eq!(made, Some(io::ErrorKind::AlreadyExists));
+        assert_eq!(std::fs::read(&name).expect("theirs"), b"theirs");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["x.sgdump-pending"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A recovery beside the maker that removed the file it had just made
+    /// (its pid meaning no process there: another pid namespace) made
+    /// `create_locked` fail with NotFound at its rename, and the process
+    /// went on without its crash file: another file is made.
+    #[test]
+    fn a_made_file_removed_before_it_is_named_is_made_again() {
+        let dir = temp_dir("made-removed");
+        ensure_private_dir(&dir).expect("dir");
+        let removed = std::rc::Rc::new(std::cell::Cell::new(0));
+        let r = std::rc::Rc::clone(&removed);
+        set_after_create(Some(Box::new(move |made: &Path| {
+            if r.get() == 0 {
+                std::fs::remove_file(made).expect("removed");
+                r.set(1);
+            }
+        })));
+        let ours = create_locked(&dir.join("p-pending"), false);
+        set_after_create(None);
+        let ours = ours.expect("made again");
+        assert_eq!(removed.get(), 1);
+        let look = File::open(dir.join("p-pending")).expect("at its name");
+        assert!(!try_lock(&look), "locked");
+        assert_eq!(
+            (look.metadata().expect("m").ino()),
+            ours.file().metadata().expect("m").ino()
+        );
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["p-pending"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The hidden names `create_locked` makes are known for what they are,
+    /// and no other name is.
+    #[test]
+    fn a_making_name_is_known_and_no_other() {
+        assert_eq!(
+            making_file_of(".1-2-a.sgflight.345-6.tmp"),
+            Some(("1-2-a.sgflight", 345))
+        );
+        for other in [
+            "a.sgflight.345-6.tmp",
+            "..a.sgflight.345-6.tmp",
+            ".a.sgflight.345-.tmp",
+            ".a.sgflight.-6.tmp",
+            ".a.sgflight.34x-6.tmp",
+            ".a.sgflight.345-6.tmp.unreadable",
+            ".345-6.tmp",
+            ".tmp-1-2-3.sgspool",
+        ] {
+            assert_eq!(making_file_of(other), None, "{other}");
+        }
     }
 
     #[test]

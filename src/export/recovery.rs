@@ -42,6 +42,86 @@ pub fn leftover_files(dir: &Path, own: &[&Path]) -> Vec<PathBuf> {
     files
 }
 
+/// A file `files::create_locked` was making, unlocked and older than this,
+/// was left by a maker that died, even when a live process has its pid (a
+/// pid reused since, or a maker in another pid namespace sharing the
+/// directory, whose pids mean other processes here). A live maker holds
+/// such a file for the moments between making, locking and naming it;
+/// one stopped in between for longer finds its file gone and makes
+/// another (`create_locked`). The spool's rule for its writers' files.
+const MAKING_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes what makers of crash dump and flight files that died left in
+/// `dir` under the hidden names they make them under before naming them
+/// (`files::making_file_of`): a process SIGKILLed in those moments left
+/// one for good, and a fleet of workers killed at start-up filled the
+/// directory with them. Only an unlocked regular file of ours, whose
+/// maker is no live process here or which is older than any making takes
+/// (`MAKING_FILE_MAX_AGE`); it is locked while it is removed, so a maker
+/// that had only just made it fails to lock it and makes another. Such a
+/// file holds no spans: its maker writes through it only once it has its
+/// name. One that holds bytes all the same is not ours to read or
+/// delete: set aside. Links, FIFOs and other users' files are left as
+/// they are, unopened.
+pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let dead = |pid: u32, meta: &std::fs::Metadata| {
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        !spool::process_exists(pid as i32) || age > MAKING_FILE_MAX_AGE
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((made_for, pid)) = name.to_str().and_then(files::making_file_of) else {
+            continue;
+        };
+        if ![DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
+            .iter()
+            .any(|s| made_for.ends_with(s))
+        {
+            continue;
+        }
+        let path = dir.join(&name);
+        // Looked at before it is opened and locked: a live maker's file
+        // is not touched (a lock of ours would make it make another).
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_file() && dead(pid, &meta) => {}
+            _ => continue,
+        }
+        let Ok(file) = files::open_found(&path, false) else {
+            continue;
+        };
+        let (file, locked) = LockedFile::lock(file);
+        if !locked || !spool::still_named(&file, &path) {
+            continue;
+        }
+        let Ok(meta) = file.file().metadata() else {
+            continue;
+        };
+        if !dead(pid, &meta) {
+            continue;
+        }
+        // A file with a name beside this one is its maker's, named (one
+        // without RENAME_NOREPLACE killed between its link and its
+        // unlink): only this name goes, recovery takes it by its own.
+        if meta.len() > 0 && meta.nlink() == 1 {
+            spool.put_aside(
+                &path,
+                "a file being made for a crash dump or flight file that holds bytes its maker \
+                 never writes there",
+            );
+            continue;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
 /// What a claimed leftover holds.
 pub enum Leftover {
     /// Spans to send, read a batch at a time.
@@ -194,6 +274,7 @@ pub fn recover_dir(
     let spool = delivery.spool().clone();
     let spool_max_bytes = spool.read_limit();
     spool.remove_dead_temp_files();
+    remove_dead_makers_files(dir, &spool);
     for path in leftover_files(dir, own) {
         let claimed = match claim(&path, spool_max_bytes) {
             Claim::Claimed(c) => c,
@@ -621,6 +702,87 @@ mod tests {
         let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
         assert_eq!(traces, vec![[7; 16]], "the dump's span");
         assert!(beside.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A process SIGKILLed between making a crash or flight file and naming
+    /// it left it under its hidden name (`files::create_locked`) for good:
+    /// nothing removed it, and workers killed at start-up filled the
+    /// directory. A recovery removes those of makers that are dead (or
+    /// older than any making: a pid reused), sets aside one holding bytes,
+    /// and leaves a live maker's (its pid alive and the file young: between
+    /// making and locking it; or locked: a maker in another pid namespace),
+    /// a link, and names of any other form.
+    #[test]
+    fn a_dead_makers_hidden_file_is_removed_and_a_live_ones_left() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-making-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let dead = {
+            let mut child = std::process::Command::new("true").spawn().expect("true");
+            let pid = child.id();
+            child.wait().expect("wait");
+            pid
+        };
+        let me = std::process::id();
+        let hidden = |name: &str, pid: u32, n: u32| format!(".{name}.{pid}-{n}.tmp");
+        let long_ago = SystemTime::now() - Duration::from_secs(3600);
+        let plant = |name: &str, bytes: &[u8], modified: Option<SystemTime>| {
+            std::fs::write(dir.join(name), bytes).expect("plant");
+            if let Some(t) = modified {
+                std::fs::File::options()
+                    .write(true)
+                    .open(dir.join(name))
+                    .expect("open")
+                    .set_modified(t)
+                    .expect("mtime");
+            }
+        };
+        // Removed.
+        plant(&hidden("a.sgdump-pending", dead, 0), b"", None);
+        plant(&hidden("b.sgflight", dead, 1), b"", None);
+        plant(&hidden("c.sgspool-pending", me, 2), b"", Some(long_ago));
+        // Set aside.
+        plant(&hidden("d.sgdump", dead, 3), b"bytes", None);
+        // Left.
+        let making = hidden("e.sgdump-pending", me, 4);
+        plant(&making, b"", None);
+        let locked = hidden("f.sgflight", dead, 5);
+        plant(&locked, b"", Some(long_ago));
+        let held = std::fs::File::open(dir.join(&locked)).expect("open");
+        assert!(files::try_lock(&held));
+        plant("victim", b"theirs", Some(long_ago));
+        let link = hidden("g.sgdump", dead, 6);
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join(&link)).expect("link");
+        let others = [
+            format!(".h.sgdump.{dead}-x.tmp"),
+            format!(".i.txt.{dead}-7.tmp"),
+            format!("j.sgdump.{dead}-8.tmp"),
+            format!("..k.sgdump.{dead}-9.tmp"),
+        ];
+        for name in &others {
+            plant(name, b"", Some(long_ago));
+        }
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_beside(&dir, &got);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut left = vec![
+            format!("{}.unreadable", hidden("d.sgdump", dead, 3)),
+            making,
+            locked,
+            link,
+            "victim".to_string(),
+        ];
+        left.extend(others);
+        left.sort();
+        assert_eq!(names, left);
+        assert_eq!(std::fs::read(dir.join("victim")).expect("v"), b"theirs");
+        assert!(got.lock().unwrap().is_empty());
+        drop(held);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

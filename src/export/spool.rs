@@ -28,7 +28,8 @@
 //! header is checked against the file's real size and the read limit
 //! (the cap, or 64 MiB if more) before anything is allocated, and a
 //! file that cannot be a batch is set aside (`<name>.unreadable`) and
-//! reported, never resent and never deleted. A header's span count is a
+//! reported, never resent; set aside files count against the cap and are
+//! the first deleted, oldest first, when the spool needs room. A header's span count is a
 //! claim too: a batch read to be sent or evicted is counted in its body
 //! (`count_in_body`), which is what the counters and diagnostics say; a
 //! body that is no OTLP request is set aside. A writer's temporary file
@@ -259,6 +260,10 @@ struct SpoolIndex {
     /// Files over the read limit found by the last look, to be set aside
     /// (`evict_over_cap`); counted in `total` until they are.
     oversized: Vec<PathBuf>,
+    /// Files of ours set aside (`*.unreadable`, `*.corrupt`), with their
+    /// last change and length, oldest first: counted in `total` and
+    /// evicted before any batch (`evict_over_cap`).
+    set_aside: Vec<(SystemTime, PathBuf, u64)>,
     /// Writes since the last look at the whole directory.
     writes: u64,
     looked_at: Instant,
@@ -288,6 +293,16 @@ impl SpoolIndex {
         let len = self.files.remove(path.file_name()?)?;
         self.total = self.total.saturating_sub(len);
         Some(len)
+    }
+
+    /// Counts a file just set aside (at `path`, its new name).
+    fn insert_set_aside(&mut self, path: &Path) {
+        if let Some((modified, len)) = set_aside_of_ours(path) {
+            self.total += len;
+            let at = self.set_aside.partition_point(|(m, _, _)| *m <= modified);
+            self.set_aside
+                .insert(at, (modified, path.to_path_buf(), len));
+        }
     }
 
     /// Whether it is time to look at the whole directory again.
@@ -370,6 +385,7 @@ impl SpoolDir {
             files: BTreeMap::new(),
             total: 0,
             oversized: Vec::new(),
+            set_aside: Vec::new(),
             writes: 0,
             looked_at: Instant::now(),
             measured,
@@ -386,6 +402,10 @@ impl SpoolDir {
                 index.oversized.push(path.clone());
             }
             index.insert(&path, meta.len());
+        }
+        for path in self.names_where(is_set_aside) {
+            index.measured += 1;
+            index.insert_set_aside(&path);
         }
         index
     }
@@ -515,6 +535,14 @@ impl SpoolDir {
     pub fn put_aside(&self, path: &Path, reason: &str) {
         if let Ok(new) = files::set_aside(path) {
             self.forget_file(path);
+            if let Some(index) = self
+                .index
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                index.insert_set_aside(&new);
+            }
             let note = SetAside {
                 path: new,
                 reason: reason.to_string(),
@@ -730,9 +758,24 @@ impl SpoolDir {
             if path.as_path() != kept {
                 index.remove(&path);
                 if let Ok(new) = files::set_aside(&path) {
+                    index.insert_set_aside(&new);
                     let reason = "larger than any spool batch read here".to_string();
                     self.set_aside.push(SetAside { path: new, reason });
                 }
+            }
+        }
+        // Files set aside first, oldest first: never sent, their spans
+        // were counted and said when they were set aside, and each one a
+        // batch failing again and again (or a process of this user
+        // planting files for us to set aside) left took nothing from the
+        // cap, so that they filled the disk. The batches can still go.
+        while index.total > self.max_bytes && !index.set_aside.is_empty() {
+            let (_, path, len) = index.set_aside.remove(0);
+            index.total = index.total.saturating_sub(len);
+            // Still a regular file of ours: only this user or root can
+            // have put anything else there since (a private directory).
+            if set_aside_of_ours(&path).is_some() {
+                let _ = fs::remove_file(&path);
             }
         }
         let mut after: Option<OsString> = None;
@@ -774,6 +817,7 @@ impl SpoolDir {
                 Err(BatchError::Unreadable(why)) => {
                     index.remove(&path);
                     if let Ok(new) = files::set_aside(&path) {
+                        index.insert_set_aside(&new);
                         self.set_aside.push(SetAside {
                             path: new,
                             reason: why,
@@ -800,6 +844,7 @@ impl SpoolDir {
             Err(Refusal::Foreign(why)) => {
                 index.remove(path);
                 if let Ok(new) = files::set_aside(path) {
+                    index.insert_set_aside(&new);
                     self.set_aside.push(SetAside {
                         path: new,
                         reason: why,
@@ -931,9 +976,27 @@ pub enum ReplayVerdict {
     SetBack { counted: bool, stop: bool },
 }
 
+/// Whether a name is that of a file set aside (`files::set_aside`; older
+/// versions named them `*.corrupt`).
+fn is_set_aside(name: &str) -> bool {
+    name.ends_with(files::SET_ASIDE_SUFFIX) || name.ends_with(".corrupt")
+}
+
+/// The last change and length of a file set aside at `path`, if it is a
+/// regular file of ours: a link, a FIFO or another user's file set aside
+/// holds none of our bytes, and is never deleted by us.
+fn set_aside_of_ours(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    files::is_ours(&meta).then_some(())?;
+    Some((
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    ))
+}
+
 /// Whether `path` still names the file `file` has open (not deleted,
 /// renamed or replaced since it was opened).
-fn still_named(file: &LockedFile, path: &Path) -> bool {
+pub(crate) fn still_named(file: &LockedFile, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (file.file().metadata(), fs::symlink_metadata(path)) {
         (Ok(open), Ok(named)) => {
@@ -952,7 +1015,7 @@ fn writer_pid(name: &str) -> Option<i32> {
 
 /// Whether a process with this pid exists (here: it may be in another pid
 /// namespace; the age bound covers that).
-fn process_exists(pid: i32) -> bool {
+pub(crate) fn process_exists(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
@@ -1815,6 +1878,59 @@ pub(crate) mod tests {
         });
         assert_eq!(left, vec![3, 4, 5]);
         assert!(spool.write(&batch(9, 1000)).is_err());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Files set aside took nothing from the cap and were never evicted: a
+    /// batch set aside at every replay (one whose sending hits an internal
+    /// error, here) left one more file each time, and the spool wrote as
+    /// many again, until the disk filled. Counted against the cap, the
+    /// oldest set aside go first, before any batch; a link and another
+    /// user's file set aside are neither counted nor deleted.
+    #[test]
+    fn files_set_aside_count_against_the_cap_and_go_first() {
+        let dir = temp_dir("aside-cap");
+        let file_len = HEADER_LEN as u64 + 100;
+        let spool = SpoolDir::new(&dir, 4 * file_len);
+        files::ensure_private_dir(&dir).expect("dir");
+        fs::write(dir.join("victim"), vec![0u8; 4096]).expect("victim");
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("link.sgspool.unreadable"))
+            .expect("link");
+        let on_disk = || -> u64 {
+            fs::read_dir(&dir)
+                .expect("list")
+                .map(|e| e.expect("entry"))
+                .filter(|e| e.file_name() != "victim")
+                .map(|e| fs::symlink_metadata(e.path()).expect("m"))
+                .filter(|m| m.file_type().is_file())
+                .map(|m| m.len())
+                .sum()
+        };
+        for i in 1..=40u32 {
+            spool.write(&batch(1, 100)).expect("write");
+            let replayed = catch_unwind(AssertUnwindSafe(|| {
+                spool.replay(|_| panic!("an internal error sending it"))
+            }));
+            assert!(replayed.is_err());
+            assert!(on_disk() <= 4 * file_len, "round {i}: {} bytes", on_disk());
+        }
+        let aside: Vec<_> = fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".unreadable") && !n.starts_with("link"))
+            .collect();
+        assert_eq!(aside.len(), 4, "the newest set aside kept: {aside:?}");
+        assert!(fs::symlink_metadata(dir.join("link.sgspool.unreadable")).is_ok());
+        // A batch that can go is kept before any file set aside.
+        spool.write(&batch(3, 100)).expect("write");
+        let mut left = Vec::new();
+        spool.replay(|b| {
+            left.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(left, vec![3]);
+        assert!(on_disk() <= 4 * file_len);
+        assert_eq!(fs::read(dir.join("victim")).expect("v").len(), 4096);
         fs::remove_dir_all(&dir).ok();
     }
 

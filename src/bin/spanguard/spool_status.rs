@@ -23,7 +23,8 @@ sent: batches that could not be delivered (*.sgspool), crash dumps (*.sgdump) an
 flight files (*.sgflight) of processes that died, with their spans, sizes and ages,
 and which live process holds a file (a tracer writing it, or a replay sending it).
 Files set aside as unreadable (*.corrupt, *.unreadable) are listed too; they are
-never sent. So is what is named like a spool file but is no regular file (a link,
+never sent, they count against SPANGUARD_SPOOL_MAX_BYTES, and the oldest of them
+are deleted first when a tracer needs room. So is what is named like a spool file but is no regular file (a link,
 a FIFO, a directory): never read, it is set aside by the next replay. The next tracer start, or spanguard replay, sends what waits.
 
 Exit status: 0 when the directory could be read (or does not exist: nothing
@@ -49,8 +50,13 @@ enum Entry {
 
 impl Entry {
     fn of(name: &str, size: u64) -> Entry {
-        if name.starts_with(".tmp-") {
+        if name.starts_with(".tmp-") || spanguard::buffer::files::making_file_of(name).is_some() {
             Entry::Writing
+        } else if name.starts_with('.')
+            && (name.ends_with(".corrupt") || name.ends_with(".unreadable"))
+        {
+            // A hidden file set aside (one being made that held bytes).
+            Entry::SetAside
         } else if name.starts_with('.') {
             // A tracer start and a replay read no other hidden name (a
             // copy someone made, an editor's backup): never sent, so
