@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 /// Mode of every file spanguard makes.
 pub(crate) const FILE_MODE: u32 = 0o600;
@@ -387,6 +387,12 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let temporary = path.with_file_name(hidden);
+        // From its making to its registration (`LockedFile::lock`), out of
+        // a fork's way: a child forked in between kept the descriptor
+        // unregistered, so its fork handler did not close it, and held
+        // our lock for as long as it lived (a worker of a pre-forking
+        // server: for good): our files never recovered after we died.
+        let making = MakingFile::begin();
         let file = match create_new(&temporary, read) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             made => made?,
@@ -394,6 +400,7 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
         #[cfg(test)]
         run_after_create(&temporary);
         let (file, locked) = LockedFile::lock(file);
+        drop(making);
         if !locked {
             let _ = std::fs::remove_file(&temporary);
             continue;
@@ -444,6 +451,67 @@ pub fn making_file_of(hidden: &str) -> Option<(&str, u32)> {
         return None;
     }
     Some((name, pid.parse().ok()?))
+}
+
+/// Threads between making a file in `create_locked` and registering its
+/// descriptor (`LockedFile::lock`), and whether a fork waits for them to
+/// be done (`hold_making_across_fork`).
+static MAKING: AtomicU32 = AtomicU32::new(0);
+static FORK_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// How long a fork waits for files being made: bounded, should one be
+/// stuck in its `open` (a hung network file system).
+const FORK_WAITS_FOR_MAKING: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One thread's file being made, counted in `MAKING` while it lives.
+struct MakingFile;
+
+impl MakingFile {
+    /// Counted in, once no fork waits (SeqCst both sides: either the fork
+    /// sees this count, or this thread sees it waiting and steps back).
+    fn begin() -> MakingFile {
+        loop {
+            MAKING.fetch_add(1, Ordering::SeqCst);
+            if !FORK_WAITING.load(Ordering::SeqCst) {
+                return MakingFile;
+            }
+            MAKING.fetch_sub(1, Ordering::SeqCst);
+            while FORK_WAITING.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl Drop for MakingFile {
+    fn drop(&mut self) {
+        MAKING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Before a fork (its prepare handler, on the forking thread): waits until
+/// no file is being made and registered (`create_locked`), so the child
+/// knows every descriptor holding our locks and closes it
+/// (`close_held_locks_in_child`); none starts until
+/// `release_making_after_fork`.
+pub fn hold_making_across_fork() {
+    FORK_WAITING.store(true, Ordering::SeqCst);
+    let start = std::time::Instant::now();
+    while MAKING.load(Ordering::SeqCst) != 0 && start.elapsed() < FORK_WAITS_FOR_MAKING {
+        std::thread::yield_now();
+    }
+}
+
+/// After a fork, in the parent and in the child (which has the parent's
+/// flag): files may be made again.
+pub fn release_making_after_fork() {
+    FORK_WAITING.store(false, Ordering::SeqCst);
+}
+
+/// Whether a fork waits for files being made (`hold_making_across_fork`).
+#[cfg(test)]
+pub(crate) fn fork_waiting() -> bool {
+    FORK_WAITING.load(Ordering::SeqCst)
 }
 
 /// Renames `from` to `to`, which must not exist (`AlreadyExists`): never

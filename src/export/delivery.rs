@@ -374,9 +374,11 @@ pub struct Delivery {
 /// A spool file whose failure for now awaits the backend's word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Judged {
-    /// Its device and inode (`ReplayedFile::id`), and its body's length.
+    /// Its device and inode (`ReplayedFile::id`), and its body's
+    /// fingerprint (`body_fingerprint`): a file made after it was deleted
+    /// may be given its inode, and a batch of spans alike its length.
     file: (u64, u64),
-    len: usize,
+    body: u64,
     /// The failure's reason.
     reason: String,
 }
@@ -1628,7 +1630,7 @@ impl Delivery {
             // it go), split at the last set-back.
             let vouched = self
                 .vouched
-                .take_if(|v| file.id == Some(v.file) && v.len == batch.body.len());
+                .take_if(|v| file.id == Some(v.file) && v.body == body_fingerprint(&batch.body));
             if let Some(vouched) = vouched {
                 drained = false;
                 let setbacks = file.setbacks.saturating_add(1);
@@ -1663,7 +1665,7 @@ impl Delivery {
                 // this failure. Set back uncounted until then.
                 self.judged = file.id.map(|id| Judged {
                     file: id,
-                    len: batch.body.len(),
+                    body: body_fingerprint(&batch.body),
                     reason: reason.clone(),
                 });
                 self.probe_first = Some(batch.format);
@@ -1945,6 +1947,14 @@ impl DeliveryHost for Tally<'_> {
         }
         self.host.record(outcome);
     }
+}
+
+/// What tells a spool file's body from another's (`Judged::body`).
+fn body_fingerprint(body: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    h.write(body);
+    h.finish()
 }
 
 /// The places of values cut and counted (`Request::cut_at`): `before`'s
@@ -3178,6 +3188,47 @@ mod tests {
             *t.requests.lock().unwrap(),
             1,
             "nothing before the wait's end"
+        );
+        std::fs::remove_dir_all(&t.dir).ok();
+    }
+
+    /// The file that failed with a Retry-After was known by its device,
+    /// inode and body length. Once it is gone (evicted, taken by another
+    /// replayer) the file system hands its inode to the next file made,
+    /// and a batch spooled during the wait, of spans alike (same length),
+    /// was taken for it: its set-back counted, unsent, though it never
+    /// failed (five such splits it as poison). Here the inode keeps its
+    /// length and takes other spans (written in place: what a reuse
+    /// gives): it is sent and delivered, nothing counted against it.
+    #[test]
+    fn another_file_at_the_inode_of_one_that_failed_is_not_taken_for_it() {
+        let mut t = probed(
+            "probe-inode-reused",
+            BodyFormat::Protobuf,
+            busy_for_a_second,
+            &[&["llm.chat", "poison", "llm.chat"]],
+        );
+        let mut host = Host::default();
+        assert!(!t.d.replay_spool(&mut host));
+        assert_eq!(setback_counts(t.d.spool()), [0]);
+        let file = t.d.spool().list()[0].clone();
+        let mut bytes = std::fs::read(&file).expect("read");
+        while let Some(at) = bytes.windows(6).position(|w| w == b"poison") {
+            bytes[at..at + 6].copy_from_slice(b"benign");
+        }
+        // In place: the same device and inode, the same length.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+            .expect("rewritten");
+        assert_eq!(poison_file(t.d.spool()), None);
+        t.d.down_until = None; // the server's wait passed
+        t.d.replay_spool(&mut host);
+        assert_eq!(
+            (host.delivered, host.lost, setback_counts(t.d.spool())),
+            (3, 0, vec![]),
+            "the other file delivered, no set-back counted against it"
         );
         std::fs::remove_dir_all(&t.dir).ok();
     }

@@ -309,7 +309,23 @@ pub unsafe extern "C" fn spanguard_config_init(
     })
 }
 
-/// Copies the caller's struct, reading only the `struct_size` bytes it has.
+/// Where the struct's strings are (`read_config`).
+const CONFIG_POINTERS: [usize; 11] = [
+    std::mem::offset_of!(spanguard_config, service_name),
+    std::mem::offset_of!(spanguard_config, resource_attributes),
+    std::mem::offset_of!(spanguard_config, endpoint),
+    std::mem::offset_of!(spanguard_config, headers),
+    std::mem::offset_of!(spanguard_config, sink_dir),
+    std::mem::offset_of!(spanguard_config, spool_dir),
+    std::mem::offset_of!(spanguard_config, certificate),
+    std::mem::offset_of!(spanguard_config, client_certificate),
+    std::mem::offset_of!(spanguard_config, client_key),
+    std::mem::offset_of!(spanguard_config, log_level),
+    std::mem::offset_of!(spanguard_config, env_set_by_host),
+];
+
+/// Copies the caller's struct, reading only the `struct_size` bytes it has
+/// (`InvalidArgument` for a size ending inside one of its strings' pointers).
 unsafe fn read_config(cfg: *const spanguard_config) -> Result<spanguard_config, spanguard_result> {
     let mut full: spanguard_config = unsafe { std::mem::zeroed() };
     // SAFETY: full is a valid struct to fill.
@@ -321,6 +337,15 @@ unsafe fn read_config(cfg: *const spanguard_config) -> Result<spanguard_config, 
         return Err(spanguard_result::InvalidArgument);
     }
     let n = size.min(std::mem::size_of::<spanguard_config>());
+    // A size no version of the struct has, ending inside a pointer: the
+    // rest of it taken from the default (NULL) made an address of its
+    // first half, and reading the string there crashed the caller.
+    if CONFIG_POINTERS
+        .iter()
+        .any(|&at| at < n && n < at + std::mem::size_of::<*const c_char>())
+    {
+        return Err(spanguard_result::InvalidArgument);
+    }
     // SAFETY: the caller's struct is at least `size` bytes; we copy at most
     // our own size.
     unsafe {
@@ -1368,6 +1393,37 @@ pub const SPANGUARD_VERSION_PATCH: u32 = 0;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `struct_size` ending inside a string's pointer (no version of the
+    /// struct has one): the pointer's first half was read with the rest
+    /// of it NULL's, an address nobody gave, and the tracer read a string
+    /// there: a crash across the C ABI (SIGSEGV). Now INVALID_ARGUMENT,
+    /// for the first string and for the last one added (env_set_by_host).
+    #[test]
+    fn a_struct_size_ending_inside_a_pointer_is_refused() {
+        for (field, at) in [
+            (
+                "service_name",
+                std::mem::offset_of!(spanguard_config, service_name),
+            ),
+            (
+                "env_set_by_host",
+                std::mem::offset_of!(spanguard_config, env_set_by_host),
+            ),
+        ] {
+            let mut c = config_for_test();
+            c.service_name = c"svc".as_ptr();
+            c.env_set_by_host = c"OTEL_EXPORTER_OTLP_PROTOCOL".as_ptr();
+            c.endpoint = c"discard:".as_ptr();
+            c.install_signal_handlers = SPANGUARD_SIGNAL_HANDLERS_NONE;
+            c.struct_size = (at + 4) as u32;
+            let mut t = std::ptr::null_mut();
+            // SAFETY: a config filled by init, whole; t is an out pointer.
+            let got = unsafe { spanguard_tracer_new(&c, &mut t) };
+            assert_eq!((field, got), (field, spanguard_result::InvalidArgument));
+            assert!(t.is_null());
+        }
+    }
 
     /// A resource's and a scope's complex values (`SPANGUARD_VALUE_ANY`:
     /// what a bridge gives for a map or a mixed list) arrive on the
