@@ -78,13 +78,15 @@ pub(crate) const DEFAULT_SINK_MAX_LINE_BYTES: usize = 1 << 20;
 /// skip), and the most a span alone is sent whole to a backend.
 pub const MAX_SINK_LINE_BYTES: usize = 64 << 20;
 
-/// What `begin` does when every span slot is taken.
+/// What `begin` does when every span slot is taken, and what a setter
+/// does when the payload pool is used up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FullPolicy {
-    /// Give up at once; the span is counted as dropped.
+    /// Give up at once; the span is counted as dropped, the value cut.
     Drop,
-    /// Wake the exporter and wait up to `full_wait` for a slot, then drop
-    /// and count.
+    /// Wake the exporter and wait up to `full_wait` for a slot (a chunk),
+    /// while ended spans still hold some for the exporter to give back;
+    /// then drop the span (cut the value) and count.
     Wait,
 }
 

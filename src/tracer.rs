@@ -1369,9 +1369,11 @@ impl Tracer {
         s: SpanRef,
         attributes: &A,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| match set_attributes(p, r, attributes) {
-            (_, Some(lost)) => Err(lost),
-            (notice, None) => Ok(notice),
+        self.with_open(s, |p, r| {
+            match set_attributes(p, r, attributes, &WaitingPool(p)) {
+                (_, Some(lost)) => Err(lost),
+                (notice, None) => Ok(notice),
+            }
         })?
     }
 
@@ -1407,8 +1409,8 @@ impl Tracer {
         };
         self.with_open(s, |p, r| {
             let limits = limits_of(p, r);
-            match r.add_event_with_dropped(name, time, attributes, dropped_before, limits, &p.pool)
-            {
+            let store = WaitingPool(p);
+            match r.add_event_with_dropped(name, time, attributes, dropped_before, limits, &store) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
                     n.truncated |= dropped;
@@ -1447,7 +1449,7 @@ impl Tracer {
                 attributes,
                 dropped_before,
                 limits,
-                &p.pool,
+                &WaitingPool(p),
             ) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
@@ -1474,7 +1476,7 @@ impl Tracer {
             if code == STATUS_ERROR {
                 // Not cut at value_length_limit: OpenTelemetry's limits
                 // "apply only to attribute collections"; the pool bounds it.
-                Notice::from_text(r.set_status_message(message, &p.pool))
+                Notice::from_text(r.set_status_message(message, &WaitingPool(p)))
             } else {
                 // OK after ERROR: OK has no message. Only a span that has
                 // one writes the line to clear it.
@@ -1826,6 +1828,109 @@ fn merge(a: Notice, b: Notice) -> Notice {
     }
 }
 
+/// The payload pool as the setters of an open span take chunks from it:
+/// under `FullPolicy::Wait`, a value that finds the pool used up waits for
+/// chunks to come back (`wait_for_chunk`) rather than being cut at once.
+/// LLM-sized data arrives whole: a burst of spans with 100 KB prompts
+/// used up the default 256 MiB pool and cut 1,872 values of 10,000 while
+/// the exporter, given time, gave every chunk back.
+struct WaitingPool<'p>(&'p Pipeline);
+
+impl ChunkStore for WaitingPool<'_> {
+    #[inline(always)]
+    fn take_chunk(&self) -> Option<u32> {
+        match self.0.pool.take_unnoted() {
+            Some(c) => Some(c),
+            None => wait_for_chunk(self.0),
+        }
+    }
+
+    #[inline(always)]
+    fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        self.0.pool.chunk_ptr(index)
+    }
+}
+
+/// A chunk for a value that found the pool used up, under the rules of a
+/// begin that finds the slots full (`Tracer::take_slot_when_full`):
+///
+/// - Only under `FullPolicy::Wait`, and only while the tracer runs (not
+///   shutting down, not frozen by a signal's flush or a crash: the freeze
+///   gives calls past their check 2 ms to publish, and this one sees it
+///   within a poll, 50 µs).
+/// - Chunks come back only from the exporter, once it has encoded spans
+///   that ended. So the wait ends, the value cut, as soon as no span is
+///   ended and not yet given back (queued, or in the exporter's batch):
+///   the chunks are all held by open spans, and only their ends can help,
+///   and on an event loop (Node's, asyncio's) the thread that would end
+///   them is this one. That includes this wait's own span and the other
+///   setters waiting with chunks of their values: they cut, they never
+///   wait for each other.
+/// - At most `full_wait`; after a wait in vain, values do not wait until
+///   chunks have come back since (a stuck exporter stalls no setter
+///   twice).
+///
+/// The setter holds its span meanwhile (WRITING or biased): another
+/// thread's call on the same span, its end, waits as on any write of the
+/// span, for at most this wait. The exporter takes only ended spans; a
+/// shutdown's scan that ends open spans locks them, and this wait ends
+/// at the shutdown's start; a fork copies no waiting thread.
+#[cold]
+#[inline(never)]
+fn wait_for_chunk(p: &Pipeline) -> Option<u32> {
+    let got = wait_for_chunk_or_cut(p);
+    if got.is_none() {
+        p.pool.note_ran_out();
+    }
+    got
+}
+
+fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
+    let pool = &p.pool;
+    if p.config.full_policy != FullPolicy::Wait || !pool.may_wait() {
+        return None;
+    }
+    // Woken, the exporter takes a batch now rather than at its schedule.
+    p.signal.wake();
+    let deadline = Instant::now() + p.config.full_wait;
+    let mut slept = false;
+    loop {
+        let returns = pool.returns();
+        if let Some(c) = pool.take_unnoted() {
+            return Some(c);
+        }
+        if p.lifecycle() != LIFECYCLE_RUNNING {
+            return None;
+        }
+        if Instant::now() >= deadline || !chunks_may_come_back(p) {
+            pool.note_wait_in_vain(returns);
+            return None;
+        }
+        if !slept {
+            slept = true;
+            pool.note_waited();
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Whether a span is ended and not yet given back (queued for the
+/// exporter, or in its batch): only those give chunks back. The queues
+/// first; with them empty, a look at the headers of the slots in use for
+/// one ENDED (between its end and its queueing) or EXPORTING (the batch
+/// being encoded, whose chunks come back once it is). A pass over the
+/// slots, on this cold path only, while nothing is queued.
+fn chunks_may_come_back(p: &Pipeline) -> bool {
+    use crate::buffer::slab::{STATE_ENDED, STATE_EXPORTING};
+    if p.slab.ended_len() > 0 {
+        return true;
+    }
+    (0..p.slab.used_slots()).any(|i| {
+        let state = header_state(p.slab.slot(i).header.load(Ordering::Relaxed));
+        state == STATE_ENDED || state == STATE_EXPORTING
+    })
+}
+
 /// What a span another SDK already limited is held to.
 const LIMITED_BY_CALLER: SpanLimits = SpanLimits::widest();
 
@@ -1948,7 +2053,7 @@ fn set_attribute_any(
     key: &[u8],
     value: AttrInput,
 ) -> Result<Notice, SpanError> {
-    r.set_attribute(key, &value, limits_of(p, r), &p.pool)
+    r.set_attribute(key, &value, limits_of(p, r), &WaitingPool(p))
         .map(Notice::from_text)
         .map_err(|why| match why {
             NotStored::EmptyKey => SpanError::EmptyKey,
@@ -1959,14 +2064,15 @@ fn set_attribute_any(
 /// Sets each of `attributes` on the span (see `set_attribute`): the merged
 /// notice, and the error for any that was not set (counted): LimitReached
 /// when one did not fit, else EmptyKey when one had an empty key.
-fn set_attributes<A: AttributeSource + ?Sized>(
+fn set_attributes<A: AttributeSource + ?Sized, S: ChunkStore>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
+    pool: &S,
 ) -> (Notice, Option<SpanError>) {
     let mut setter = Setter {
         limits: limits_of(p, r),
-        pool: &p.pool,
+        pool,
         r,
         text: TextOutcome::default(),
         full: false,
@@ -1986,16 +2092,16 @@ fn set_attributes<A: AttributeSource + ?Sized>(
 /// `set_attributes`' sink. What happened to the text is gathered as it is
 /// stored and turned into a notice once: a notice merged per attribute
 /// cost a span with three of them about 30 instructions.
-struct Setter<'p, 'r> {
+struct Setter<'p, 'r, S> {
     limits: &'p SpanLimits,
-    pool: &'p PayloadPool,
+    pool: &'p S,
     r: &'r mut SpanRecord,
     text: TextOutcome,
     full: bool,
     empty_key: bool,
 }
 
-impl<'s> AttributeSink<'s> for Setter<'_, '_> {
+impl<'s, S: ChunkStore> AttributeSink<'s> for Setter<'_, '_, S> {
     #[inline(always)]
     fn attribute(&mut self, key: &'s [u8], value: AttrInput<'s>) {
         let (r, limits, pool) = (&mut *self.r, self.limits, self.pool);
@@ -2023,12 +2129,14 @@ impl<'s> AttributeSink<'s> for Setter<'_, '_> {
 
 /// `set_attributes` for a call that goes on when an attribute does not fit
 /// (begin): the lost attribute, counted in the record, is reported as cut.
+/// The pool as it is, no wait for a chunk: a begin waits for its slot
+/// only, and only where it may (`BeginOptions::may_wait`).
 fn set_attributes_cut<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
 ) -> Notice {
-    let (mut notice, lost) = set_attributes(p, r, attributes);
+    let (mut notice, lost) = set_attributes(p, r, attributes, &p.pool);
     notice.truncated |= lost.is_some();
     notice
 }

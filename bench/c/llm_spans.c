@@ -8,14 +8,19 @@
  * costs, run it under
  * `valgrind --tool=callgrind --toggle-collect=spanguard_span_set_string`.
  *
- * llm_spans [--quick | SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode|dashed]]]]
+ * llm_spans [--quick | SPANS_PER_SAMPLE [PROMPT_BYTES [COMPLETION_BYTES [ascii|unicode|dashed|all [idle]]]]]
  * (defaults 20000 (--quick: 2000), 8192, 2048, every kind: ASCII text,
  * the first LLM-sized row of `make bench`; `unicode` text, the same
  * words with a curly apostrophe and a dash, as model output often has
  * (valid UTF-8, a non-ASCII character every 40 bytes or so; the byte
  * counts are cut back to a character boundary by `text`); and `dashed`,
  * the ASCII text with one dash (U+2014) halfway through each value, as
- * English model output often has one somewhere). */
+ * English model output often has one somewhere). `idle` keeps the exporter
+ * idle during each sample (regime (a): a 10-minute schedule, a batch the
+ * size of the queue; the spans are exported by the flush after the
+ * timing), so that what the recording path costs alone is seen; with it,
+ * SPANS_PER_SAMPLE sets how much memory the sample's chunks cover (20000
+ * spans of 10 KB: 240 MiB, past any cache; 1000: 12 MiB). */
 #include "common.h"
 
 #include <stdint.h>
@@ -61,7 +66,7 @@ static void dash_halfway(char *t, long n) {
 }
 
 /* One kind of text: prints its JSON row. */
-static void run(long n, long prompt_len, long completion_len, enum kind kind) {
+static void run(long n, long prompt_len, long completion_len, enum kind kind, int idle) {
     char *prompt = text(&prompt_len, kind == UNICODE ? "the user\u2019s question \u2014 the weather in Lisbon "
                                                      : "the user asks about the weather in Lisbon ");
     char *completion = text(&completion_len, kind == UNICODE ? "It\u2019ll be sunny \u2014 21 degrees tomorrow. "
@@ -78,6 +83,10 @@ static void run(long n, long prompt_len, long completion_len, enum kind kind) {
     cfg.max_open_spans = 1 << 12;
     /* Room for every span in flight: no sample cuts a value. */
     cfg.payload_pool_mib = 1024;
+    if (idle) {
+        cfg.schedule_delay_ms = 600000;
+        cfg.max_export_batch_size = 1 << 16;
+    }
     spanguard_tracer *t;
     if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "spanguard_tracer_new failed\n");
@@ -108,9 +117,10 @@ static void run(long n, long prompt_len, long completion_len, enum kind kind) {
     memset(&st, 0, sizeof st);
     st.struct_size = sizeof st;
     spanguard_stats(t, &st);
-    printf("{\"case\": \"%ld B prompt+%ld B completion, %s\", \"regime\": \"default settings\", "
+    printf("{\"case\": \"%ld B prompt+%ld B completion, %s\", \"regime\": \"%s\", "
            "\"spanguard_ns\": %.1f, \"exported_share\": %.3f, \"values_cut\": %llu}\n",
-           prompt_len, completion_len, kind_names[kind], bench_median(ns, SAMPLES),
+           prompt_len, completion_len, kind_names[kind], idle ? "exporter idle" : "default settings",
+           bench_median(ns, SAMPLES),
            bench_median(share, SAMPLES), (unsigned long long)st.values_truncated);
     spanguard_tracer_free(t);
     free(prompt);
@@ -123,20 +133,22 @@ int main(int argc, char **argv) {
     long prompt_len = argc > 2 ? atol(argv[2]) : 8192;
     long completion_len = argc > 3 ? atol(argv[3]) : 2048;
     int only = -1; /* every kind */
+    int all = argc > 4 && strcmp(argv[4], "all") == 0;
+    int idle = argc > 5 && strcmp(argv[5], "idle") == 0;
     for (int k = 0; argc > 4 && k < KINDS; k++) {
         if (strcmp(argv[4], kind_names[k]) == 0) {
             only = k;
         }
     }
     if (n < 1 || n > 10000000 || prompt_len < 0 || prompt_len > (1 << 24) || completion_len < 0 ||
-        completion_len > (1 << 24) || (argc > 4 && only < 0)) {
+        completion_len > (1 << 24) || (argc > 4 && only < 0 && !all) || (argc > 5 && !idle)) {
         fprintf(stderr, "usage: llm_spans [--quick | SPANS 1-10000000 [PROMPT_BYTES [COMPLETION_BYTES "
-                        "[ascii|unicode|dashed]]]]\n");
+                        "[ascii|unicode|dashed|all [idle]]]]]\n");
         return 2;
     }
     for (int k = 0; k < KINDS; k++) {
         if (only < 0 || only == k) {
-            run(n, prompt_len, completion_len, (enum kind)k);
+            run(n, prompt_len, completion_len, (enum kind)k, idle);
         }
     }
     return 0;

@@ -16,6 +16,11 @@
 //! encoded the span, gives it back with the slot (`give_back`, one update
 //! of the stack per batch). When the pool is used up, `take` says so and
 //! the span cuts what does not fit; it never takes another span's chunk.
+//! A setter of an open span under `FullPolicy::Wait` first waits for
+//! chunks to come back (`Tracer`'s `wait_for_chunk`, by the rules of a
+//! begin that waits for a slot): `returns` counts the give-backs it
+//! watches, and after a wait in vain (`note_wait_in_vain`) values do not
+//! wait again until chunks came back.
 //!
 //! In the flight recorder's file, chunks never used get their disk blocks
 //! a mebibyte at a time as the bump index reaches them (`reserve_through`,
@@ -26,7 +31,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::free_stack::FreeStack;
 use crate::span::limits::CHUNK_BYTES;
@@ -60,6 +65,16 @@ pub struct PayloadPool {
     /// (`take_ran_out`): values were cut, which it tells a person. Written
     /// only on that (cold) path, and only when not set already.
     ran_out: AtomicBool,
+    /// Gives back that returned chunks, ever (once per exported batch):
+    /// what a value waiting for a chunk watches (`Tracer`'s
+    /// `wait_for_chunk`), and what ends the no-waiting after a wait in
+    /// vain.
+    returns: AtomicU64,
+    /// One more than `returns` when a value last waited for a chunk in
+    /// vain (0: never): until chunks come back, waiting cannot help.
+    wait_in_vain_at: AtomicU64,
+    /// Waits for a chunk that slept at least once, ever (tests count them).
+    waits: AtomicU64,
 }
 
 /// Chunks reserved on disk at a time: a mebibyte.
@@ -123,6 +138,9 @@ impl PayloadPool {
             file,
             reserve_failed: AtomicBool::new(false),
             ran_out: AtomicBool::new(false),
+            returns: AtomicU64::new(0),
+            wait_in_vain_at: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         })
     }
 
@@ -136,9 +154,20 @@ impl PayloadPool {
     }
 
     /// Takes a chunk: a returned one if any, else one never used. None
-    /// when every chunk is taken. Lock-free.
+    /// when every chunk is taken (noted for `take_ran_out`). Lock-free.
     #[inline]
     pub fn take(&self) -> Option<u32> {
+        let c = self.take_unnoted();
+        if c.is_none() {
+            self.note_ran_out();
+        }
+        c
+    }
+
+    /// `take` for a caller that may wait for a chunk: a None is not noted
+    /// (no value was cut yet); it calls `note_ran_out` if it cuts.
+    #[inline]
+    pub fn take_unnoted(&self) -> Option<u32> {
         if let Some(c) = self.free.pop() {
             return Some(c);
         }
@@ -147,7 +176,6 @@ impl PayloadPool {
             // Acquire: the disk blocks of the chunks below it were reserved
             // before it was raised.
             if next >= self.bump.reserved.load(Ordering::Acquire) && !self.reserve_through(next) {
-                self.note_ran_out();
                 return None;
             }
             // Relaxed: the chunk's memory is fresh (zero, never handed out);
@@ -162,13 +190,13 @@ impl PayloadPool {
                 Err(now) => next = now,
             }
         }
-        self.note_ran_out();
         None
     }
 
+    /// A value was cut for want of a chunk: the exporter tells a person.
     #[cold]
     #[inline(never)]
-    fn note_ran_out(&self) {
+    pub fn note_ran_out(&self) {
         // A load first: a pool that stays used up is not a line every
         // recording thread writes on every value.
         if !self.ran_out.load(Ordering::Relaxed) {
@@ -222,12 +250,45 @@ impl PayloadPool {
     /// Gives chunks back, with one update of the stack for all of them.
     pub fn give_back(&self, chunks: &[u32]) {
         debug_assert!(chunks.iter().all(|&c| c < self.capacity));
-        self.free.push_all(chunks);
+        if !chunks.is_empty() {
+            self.free.push_all(chunks);
+            // Release: a waiter that sees the count moved finds the chunks
+            // on the stack (the push's own Release orders them before it).
+            self.returns.fetch_add(1, Ordering::Release);
+        }
         // Space may have come back too: the next chunk never used tries
         // its reservation again.
         if self.reserve_failed.load(Ordering::Relaxed) {
             self.reserve_failed.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Gives back that returned chunks, ever.
+    pub fn returns(&self) -> u64 {
+        self.returns.load(Ordering::Acquire)
+    }
+
+    /// Whether a value that finds the pool used up may wait: not after a
+    /// wait in vain, until chunks came back since.
+    pub fn may_wait(&self) -> bool {
+        self.wait_in_vain_at.load(Ordering::Relaxed) != self.returns() + 1
+    }
+
+    /// A wait found nothing that would give chunks back (or ran out of
+    /// time): the next values do not wait until chunks come back.
+    pub fn note_wait_in_vain(&self, returns_then: u64) {
+        self.wait_in_vain_at
+            .store(returns_then + 1, Ordering::Relaxed);
+    }
+
+    /// A wait for a chunk slept (counted for tests).
+    pub fn note_waited(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits for a chunk that slept, ever.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// Chunks ever handed out for the first time (the pool's touched part).

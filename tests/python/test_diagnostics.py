@@ -172,15 +172,30 @@ def test_what_the_local_sink_could_not_take_is_said_to_wait_for_replay(emitter, 
 
 
 def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
-    # 20 spans with a 300 KB prompt, 7 to a batch, against a 1 MiB pool:
+    # 20 spans with a 300 KB prompt, 7 to a batch, against a 1 MiB pool,
+    # under the full policy `drop` (under `wait` a value waits for the
+    # chunks the exporter gives back, and none is cut: the test below):
     # prompts are cut, and a person is told why and what to raise, once.
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
-        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_PAYLOAD_POOL_MIB": "1"}, count=20,
+        lines, stats = emit(emitter, rx.endpoint, tmp_path,
+                            {"SPANGUARD_PAYLOAD_POOL_MIB": "1", "SPANGUARD_FULL_POLICY": "drop"}, count=20,
                             extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] > 0
     told = [line for line in lines if "payload pool (1 MiB) was used up" in line]
     assert len(told) == 1, lines
     assert told[0].startswith("spanguard: warn:") and "SPANGUARD_PAYLOAD_POOL_MIB" in told[0]
+
+
+def test_a_burst_beyond_the_payload_pool_waits_and_arrives_whole(emitter, tmp_path):
+    # The same burst under the default full policy (`wait`): a prompt that
+    # finds the pool used up waits for the chunks of spans already ended,
+    # which the exporter gives back; every prompt arrives whole, nothing
+    # is told.
+    with OtlpReceiverProcess(workdir=tmp_path) as rx:
+        lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_PAYLOAD_POOL_MIB": "1"}, count=20,
+                            extra=["--prompt-bytes", "300000"])
+    assert stats["values_truncated"] == 0, lines
+    assert not [line for line in lines if "payload pool" in line], lines
 
 
 def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):

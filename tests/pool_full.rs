@@ -1,0 +1,259 @@
+//! A payload pool used up under `FullPolicy::Wait`: a value that finds no
+//! chunk waits for the exporter to give chunks back, by the rules of a
+//! begin that finds the slots full (`Tracer::take_slot_when_full`), so a
+//! burst of LLM-sized values arrives whole. Counts, not timings (the
+//! bounds on elapsed time only tell a wait of a minute from none).
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use spanguard::config::{FullPolicy, TracerConfig};
+use spanguard::tracer::{AttrInput, Parent, SpanError, Tracer};
+
+const KIND_CLIENT: u8 = 3;
+/// A prompt of ten chunks and a bit: a 1 MiB pool (256 chunks) holds
+/// about 23 of them.
+const PROMPT_BYTES: usize = 40 * 1024 + 100;
+
+fn prompt(n: usize) -> Vec<u8> {
+    let line = format!("span {n}: the user asked something long. ");
+    line.bytes().cycle().take(PROMPT_BYTES).collect()
+}
+
+fn set_prompt(t: &Tracer, s: spanguard::tracer::SpanRef, n: usize) -> Result<bool, SpanError> {
+    let text = prompt(n);
+    t.set_attribute(s, b"gen_ai.prompt", AttrInput::Str(&text))
+        .map(|notice| notice.truncated)
+}
+
+fn pool_waits(t: &Tracer) -> u64 {
+    t.pipeline().pool.waits()
+}
+
+/// 120 spans of 40 KB through a 1 MiB pool (five times over), to a backend
+/// that takes 5 ms a request of 4 spans: the recording thread runs far
+/// ahead of the exporter, finds the pool used up, and waits for the chunks
+/// of spans already ended, each time. Every value arrives whole, nothing
+/// is counted cut. (Before, 80-odd values were cut at once.)
+#[test]
+fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
+    let (url, closed) = support::slow_backend(Duration::from_millis(5), |_| {});
+    let (t, dir) = support::tracer_to(
+        "pool-burst",
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    const SPANS: usize = 120;
+    for n in 0..SPANS {
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        assert!(!set_prompt(&t, s, n).expect("set"), "prompt {n} cut");
+        t.end(s, 0).expect("end");
+    }
+    assert!(pool_waits(&t) > 0, "the burst never used the pool up");
+    t.shutdown(Duration::from_secs(30)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, 0, "{stats:?}");
+    assert_eq!(stats.spans_exported, SPANS as u64, "{stats:?}");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every chunk held by spans still open: nothing the exporter could give
+/// back, so the value that finds the pool used up is cut at once (counted),
+/// with no wait (on an event loop the thread that would end the spans is
+/// the one that would wait), though full_wait is a minute.
+#[test]
+fn a_pool_held_wholly_by_open_spans_cuts_at_once() {
+    let (t, dir) = support::discarding_tracer_with(
+        "pool-all-open",
+        TracerConfig {
+            payload_pool_mib: 1,
+            full_wait: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let mut open = Vec::new();
+    let mut cut = 0;
+    for n in 0..40 {
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        open.push(s);
+        if set_prompt(&t, s, n).expect("set") {
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "40 prompts of 40 KB fit a 1 MiB pool?");
+    assert_eq!(pool_waits(&t), 0, "a value waited for open spans' chunks");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a value waited"
+    );
+    for s in open {
+        t.end(s, 0).expect("end");
+    }
+    t.shutdown(Duration::from_secs(10)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, cut, "{stats:?}");
+    assert_eq!(stats.spans_exported, 40, "{stats:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Under `FullPolicy::Drop`, a value is cut at once as before.
+#[test]
+fn under_the_drop_policy_a_value_is_cut_at_once() {
+    let (url, closed) = support::slow_backend(Duration::from_millis(50), |_| {});
+    let (t, dir) = support::tracer_to(
+        "pool-drop",
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            full_policy: FullPolicy::Drop,
+            full_wait: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    let mut cut = 0;
+    for n in 0..40 {
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        if set_prompt(&t, s, n).expect("set") {
+            cut += 1;
+        }
+        t.end(s, 0).expect("end");
+    }
+    assert_eq!(pool_waits(&t), 0, "a value waited under the drop policy");
+    assert!(
+        cut > 0,
+        "40 prompts of 40 KB fit a 1 MiB pool at 4 a 50 ms?"
+    );
+    t.shutdown(Duration::from_secs(30)).expect("shutdown");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A tracer whose exporter is stuck on a backend that never answers, and a
+/// thread recording spans with prompts until one finds the pool used up by
+/// the ended spans queued behind that request, and waits (its full_wait a
+/// minute). Returns once it waits.
+fn a_value_waiting_for_chunks(name: &str) -> Waiting {
+    let (got_one, first_request) = std::sync::mpsc::sync_channel(64);
+    let (url, closed) = support::slow_backend(Duration::from_secs(3600), move |_| {
+        let _ = got_one.try_send(());
+    });
+    let (t, dir) = support::tracer_to(
+        name,
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 2,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(3600),
+            ..TracerConfig::default()
+        },
+    );
+    let t = std::sync::Arc::new(t);
+    // A first batch, which the exporter sends and then waits on for good.
+    for n in 0..2 {
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        set_prompt(&t, s, n).expect("set");
+        t.end(s, 0).expect("end");
+    }
+    first_request
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first request");
+    let recorder = {
+        let t = std::sync::Arc::clone(&t);
+        std::thread::spawn(move || {
+            for n in 2..100 {
+                let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT)?;
+                let set = set_prompt(&t, s, n);
+                let _ = t.end(s, 0);
+                set?;
+            }
+            Ok(())
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while pool_waits(&t) == 0 {
+        assert!(Instant::now() < until, "no value waited");
+        assert!(!recorder.is_finished(), "the recorder ended unwaited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Waiting {
+        t,
+        recorder,
+        closed,
+        dir,
+    }
+}
+
+/// What `a_value_waiting_for_chunks` leaves: the tracer, the recording
+/// thread (a value of it waiting), the backend's stop flag, the directory.
+struct Waiting {
+    t: std::sync::Arc<Tracer>,
+    recorder: std::thread::JoinHandle<Result<(), SpanError>>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dir: std::path::PathBuf,
+}
+
+/// A shutdown during the wait: the wait ends (the value cut, or the call
+/// refused as shut down), not at its full_wait of a minute; the recorder's
+/// next begin is refused; the shutdown finishes. (Here the shutdown's
+/// exporter, spooling the queued spans, gives chunks back too.)
+#[test]
+fn a_shutdown_ends_a_wait_for_chunks() {
+    let Waiting {
+        t,
+        recorder,
+        closed,
+        dir,
+    } = a_value_waiting_for_chunks("pool-shutdown");
+    let started = Instant::now();
+    let _ = t.shutdown(Duration::from_millis(500));
+    let outcome = recorder.join().expect("recorder");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the wait outlived the shutdown"
+    );
+    assert_eq!(outcome, Err(SpanError::ShutDown), "the recorder went on");
+    assert_eq!(pool_waits(&t), 1, "waited again after the shutdown");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A freeze (a fatal or termination signal's flush, which gives calls
+/// already past their check 2 ms to publish before it dumps the slots)
+/// during the wait: the wait ends while frozen, though no chunk comes
+/// back (the exporter is stuck on its request), and the value is cut.
+#[test]
+fn a_freeze_ends_a_wait_for_chunks() {
+    let Waiting {
+        t,
+        recorder,
+        closed,
+        dir,
+    } = a_value_waiting_for_chunks("pool-freeze");
+    let p = t.pipeline();
+    assert!(p.try_freeze_recording(1), "froze");
+    let until = Instant::now() + Duration::from_secs(30);
+    while !recorder.is_finished() {
+        assert!(Instant::now() < until, "the wait outlived the freeze");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outcome = recorder.join().expect("recorder");
+    p.thaw();
+    assert!(outcome.is_err(), "recorded while frozen: {outcome:?}");
+    let _ = t.shutdown(Duration::from_millis(500));
+    assert_eq!(t.stats().values_truncated, 1, "the waiting value, cut");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
