@@ -575,6 +575,15 @@ impl Delivery {
         self.down_until.filter(|&t| t > Instant::now())
     }
 
+    /// When a replay may judge the spool file that failed with the
+    /// server's Retry-After (`judged`): the end of that wait, the probe
+    /// then sent first. None when no failure awaits the backend's word.
+    /// The exporter replays again anyway; a one-shot replay (`spanguard
+    /// replay`) has no next replay unless it waits for this and makes one.
+    pub fn judged_after(&self) -> Option<Instant> {
+        self.judged.as_ref().and(self.down_until)
+    }
+
     /// When the spool may be replayed next, while that is later than now:
     /// the backend is down, or it refused the last replay for who sent it
     /// or where (`REPLAY_AFTER_REFUSAL`).
