@@ -559,7 +559,8 @@ impl Delivery {
         &self.spool
     }
 
-    /// The probes replays sent so far, and how many were taken.
+    /// The probes sent so far (a replay's, or before a batch while the
+    /// backend gave no answer), and how many were taken.
     pub fn probes(&self) -> ProbeCount {
         self.probes
     }
@@ -1138,6 +1139,25 @@ impl Delivery {
                 "the backend is down; next try in {} ms",
                 left.as_millis()
             ));
+        }
+        // A probe found the backend silent (no answer, nothing taken
+        // since: `probe_first`), and its probe interval is over. A
+        // background batch went with a whole request timeout (retried
+        // within the export budget) to a backend that accepts and never
+        // answers: seconds of the exporter thread at every probe moment,
+        // before the replay's probe (1 s) learnt the same. The probe goes
+        // first, as before a replay's files: taken, the batch gets its
+        // whole timeout (a slow but healthy backend answers in it); not,
+        // the batch is kept without an attempt. A flush's or shutdown's
+        // batch is that probe itself already (`PROBE_TIMEOUT`, `silent`).
+        if self.silent
+            && !host.awaited()
+            && let Some(format) = self.probe_first
+            && self.probe(format) == ProbeAnswer::Failed
+        {
+            return Fate::Keep(
+                "the backend gave no answer to the probe before this request".to_string(),
+            );
         }
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -5408,6 +5428,45 @@ mod tests {
             [(true, Some(super::super::retry::PROBE_TIMEOUT))],
             "one request, given PROBE_TIMEOUT"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend that accepts connections and never answers, found so by
+    /// a replay's probe (the file, then the probe, unanswered). Once the
+    /// probe interval was over, each background batch (the exporter's
+    /// live traffic, no flush waiting) went with a whole request timeout
+    /// before the replay's probe learnt the same in 1 s: 10 s of the
+    /// exporter thread a probe moment. The probe now goes first: failed,
+    /// the batch is kept without an attempt; taken (the backend back),
+    /// the batch goes with its whole timeout and is delivered.
+    #[test]
+    fn a_live_batch_to_a_black_hole_found_silent_costs_a_probe_not_a_request_timeout() {
+        let (mut d, dir, log) = heard(
+            "live-black-hole",
+            &[Heard::Hang, Heard::Hang, Heard::Hang, Heard::Hang],
+        );
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 1, taken: 0 });
+        assert!(d.silent());
+        let probe = (false, Some(super::super::retry::PROBE_TIMEOUT));
+        let mut host = Host::default();
+        for _ in 0..2 {
+            d.down_until = None; // the probe interval passed
+            live(&mut d, &mut host);
+        }
+        assert_eq!((host.delivered, host.kept), (0, 4));
+        assert_eq!(
+            log.lock().unwrap()[2..],
+            [probe, probe],
+            "a probe a batch, no whole request timeout"
+        );
+        d.down_until = None; // the backend is back
+        live(&mut d, &mut host);
+        assert_eq!(host.delivered, 2);
+        assert_eq!(log.lock().unwrap()[4..], [probe, (true, None)]);
+        assert_eq!(d.probes(), ProbeCount { sent: 4, taken: 1 });
+        // A flush's batch is the probe itself (exitdown38), as before.
         std::fs::remove_dir_all(&dir).ok();
     }
 }
