@@ -341,6 +341,17 @@ pub struct Delivery {
     /// got no answer (`Transport::silence`: `NoServer` or `TimedOut`): a
     /// flush or shutdown gives its next request `PROBE_TIMEOUT` at most.
     silent: bool,
+    /// A fresh request of spans (a batch of this process, not a spool
+    /// file, which may be a gateway's poison) got no answer in its time,
+    /// and no request of spans was answered since.
+    fresh_hung: bool,
+    /// That, and the backend then took an empty request (a probe): it
+    /// answers, and hangs on spans. A flush or shutdown gives its next
+    /// request `PROBE_TIMEOUT` at most and does not retry it unanswered,
+    /// as while `silent`: each flush cost a whole request timeout (capped
+    /// by its deadline) again, the probe taken between them having said
+    /// the backend was fine. Ends at the first request of spans answered.
+    spans_hang: bool,
     /// While a spool file set back `MAX_SETBACKS` times is split: a
     /// transient failure refuses the part sent for what it holds, as a
     /// 400 does, and says so (`never_taken`).
@@ -460,6 +471,8 @@ impl Delivery {
             kept_for: None,
             one_attempt: false,
             silent: false,
+            fresh_hung: false,
+            spans_hang: false,
             transient_refuses: None,
             shared_counted: DepthCounted::default(),
             shared_to_cut: Vec::new(),
@@ -1166,13 +1179,21 @@ impl Delivery {
         // no answer was probed (see `silence_at_flush`). A backend already
         // silent before this request is probed by its first attempt.
         let mut quick = 0usize;
-        let mut probed = self.silent;
+        let mut probed = self.silent || self.spans_hang;
         loop {
             attempt += 1;
-            if self.silent && host.awaited() {
+            if (self.silent || self.spans_hang) && host.awaited() {
                 self.transport.limit_next(super::retry::PROBE_TIMEOUT);
             }
             let (sent, silence) = self.send(request.body, request.format, request.gzipped);
+            match silence {
+                Silence::Answered => {
+                    self.fresh_hung = false;
+                    self.spans_hang = false;
+                }
+                Silence::TimedOut if request.origin.is_fresh() => self.fresh_hung = true,
+                _ => {}
+            }
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
@@ -1793,6 +1814,7 @@ impl Delivery {
         match self.send(body, format, false).0 {
             Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => {
                 self.probes.taken += 1;
+                self.spans_hang |= self.fresh_hung;
                 self.down_until = None;
                 self.backend_took();
                 ProbeAnswer::Taken
@@ -5467,6 +5489,63 @@ mod tests {
         assert_eq!(log.lock().unwrap()[4..], [probe, (true, None)]);
         assert_eq!(d.probes(), ProbeCount { sent: 4, taken: 1 });
         // A flush's batch is the probe itself (exitdown38), as before.
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend that takes empty requests and hangs on spans: a flush's
+    /// batch got no answer (its whole timeout, then the retry given
+    /// `PROBE_TIMEOUT`), and the replay after it found the probe taken,
+    /// which said the backend answered: every later flush paid a whole
+    /// request timeout again (capped by its deadline). The flush after
+    /// that is given `PROBE_TIMEOUT` and not retried; a batch of spans
+    /// answered ends it (the next flush gets its whole timeout).
+    #[test]
+    fn a_backend_that_hangs_on_spans_costs_a_second_flush_a_probe_not_a_request_timeout() {
+        let (mut d, dir, log) = heard(
+            "hangs-on-spans",
+            &[
+                Heard::Hang,  // the first flush's batch
+                Heard::Hang,  // its retry, given PROBE_TIMEOUT
+                Heard::Hang,  // the replay: the older file
+                Heard::Taken, // its probe
+                Heard::Hang,  // the flush's batch, spooled
+                Heard::Taken, // its probe: two in a row, the replay stops
+                Heard::Hang,  // the second flush's batch
+            ],
+        );
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!(flush.kept, 2);
+        let whole = |spans| (spans, None);
+        let probe = |spans| (spans, Some(super::super::retry::PROBE_TIMEOUT));
+        assert_eq!(log.lock().unwrap()[..], [whole(true), probe(true)]);
+        d.down_until = None; // the probe interval passed
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 2, taken: 2 });
+        assert!(!d.silent(), "the probe was answered");
+        d.down_until = None;
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!(
+            log.lock().unwrap()[6..],
+            [probe(true)],
+            "the second flush: one request, given PROBE_TIMEOUT"
+        );
+        assert_eq!((flush.delivered, flush.kept), (0, 2));
+        // A background batch answered: spans are taken again.
+        d.down_until = None;
+        live(&mut d, &mut host);
+        assert_eq!(host.delivered, 2);
+        live(&mut d, &mut flush);
+        assert_eq!(flush.delivered, 2);
+        assert_eq!(log.lock().unwrap()[7..], [whole(true), whole(true)]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }
