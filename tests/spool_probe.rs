@@ -156,3 +156,63 @@ fn a_lone_poison_file_behind_retry_after_is_split() {
     tracer.shutdown(Duration::from_secs(5)).ok();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A replay's probe that got no answer, then a stop: the exporter's
+/// stop replays the spool at once, one probe given 1 s, rather than
+/// sleeping to the probe moment. Here the file was answered (503) and the
+/// probe after it hung, so only the probe says the backend went silent;
+/// the shutdown's 3 s leave no room for that sleep and a request timeout
+/// (10 s) after it, which the stop asks before it sleeps: had it not
+/// known the probe unanswered, it left the file for the next process.
+/// The backend back at the stop, the file is delivered by it.
+#[test]
+fn a_stop_after_a_probe_with_no_answer_replays_at_once() {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probes = Arc::new(AtomicU64::new(0));
+    let (is_up, probed) = (Arc::clone(&up), Arc::clone(&probes));
+    let (url, closed) = support::backend(move |body| {
+        if is_up.load(Ordering::Acquire) {
+            return 200;
+        }
+        if decode_body(body, BodyFormat::Protobuf, false)
+            .expect("decodes")
+            .is_empty()
+        {
+            probed.fetch_add(1, Ordering::Release);
+            // Taken, never answered (the client gives up first).
+            std::thread::sleep(Duration::from_secs(20));
+            return 200;
+        }
+        503
+    });
+    let (tracer, dir) = support::tracer_to(
+        "probe-silent-stop",
+        &url,
+        TracerConfig {
+            protocol: Protocol::HttpProtobuf,
+            compression: Compression::None,
+            export_timeout: Duration::from_millis(300),
+            schedule_delay: Duration::from_millis(20),
+            ..TracerConfig::default()
+        },
+    );
+    support::end_spans(&tracer, &["llm.chat"; 2]);
+    tracer.flush(Duration::from_secs(5)).expect("flush");
+    assert_eq!(tracer.stats().spooled_spans, 2, "{:?}", tracer.stats());
+    // The replay a probe interval later: the file (503), then the probe.
+    let started = Instant::now();
+    while probes.load(Ordering::Acquire) == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(probes.load(Ordering::Acquire), 1, "{:?}", tracer.stats());
+    up.store(true, Ordering::Release);
+    tracer.shutdown(Duration::from_secs(3)).ok();
+    let stats = tracer.stats();
+    assert_eq!(stats.replayed_spans, 2, "{stats:?}");
+    assert!(
+        support::spool_files(&dir.join("spool")).is_empty(),
+        "{stats:?}"
+    );
+    closed.store(true, Ordering::Release);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -341,6 +341,17 @@ pub struct Delivery {
     /// got no answer (`Transport::silence`: `NoServer` or `TimedOut`): a
     /// flush or shutdown gives its next request `PROBE_TIMEOUT` at most.
     silent: bool,
+    /// A fresh request of spans (a batch of this process, not a spool
+    /// file, which may be a gateway's poison) got no answer in its time,
+    /// and no request of spans was answered since.
+    fresh_hung: bool,
+    /// That, and the backend then took an empty request (a probe): it
+    /// answers, and hangs on spans. A flush or shutdown gives its next
+    /// request `PROBE_TIMEOUT` at most and does not retry it unanswered,
+    /// as while `silent`: each flush cost a whole request timeout (capped
+    /// by its deadline) again, the probe taken between them having said
+    /// the backend was fine. Ends at the first request of spans answered.
+    spans_hang: bool,
     /// While a spool file set back `MAX_SETBACKS` times is split: a
     /// transient failure refuses the part sent for what it holds, as a
     /// 400 does, and says so (`never_taken`).
@@ -462,6 +473,8 @@ impl Delivery {
             kept_for: None,
             one_attempt: false,
             silent: false,
+            fresh_hung: false,
+            spans_hang: false,
             transient_refuses: None,
             shared_counted: DepthCounted::default(),
             shared_to_cut: Vec::new(),
@@ -561,7 +574,8 @@ impl Delivery {
         &self.spool
     }
 
-    /// The probes replays sent so far, and how many were taken.
+    /// The probes sent so far (a replay's, or before a batch while the
+    /// backend gave no answer), and how many were taken.
     pub fn probes(&self) -> ProbeCount {
         self.probes
     }
@@ -575,6 +589,15 @@ impl Delivery {
     /// When the backend may be tried again, while it counts as down.
     pub fn down_until(&self) -> Option<Instant> {
         self.down_until.filter(|&t| t > Instant::now())
+    }
+
+    /// When a replay may judge the spool file that failed with the
+    /// server's Retry-After (`judged`): the end of that wait, the probe
+    /// then sent first. None when no failure awaits the backend's word.
+    /// The exporter replays again anyway; a one-shot replay (`spanguard
+    /// replay`) has no next replay unless it waits for this and makes one.
+    pub fn judged_after(&self) -> Option<Instant> {
+        self.judged.as_ref().and(self.down_until)
     }
 
     /// When the spool may be replayed next, while that is later than now:
@@ -1132,6 +1155,25 @@ impl Delivery {
                 left.as_millis()
             ));
         }
+        // A probe found the backend silent (no answer, nothing taken
+        // since: `probe_first`), and its probe interval is over. A
+        // background batch went with a whole request timeout (retried
+        // within the export budget) to a backend that accepts and never
+        // answers: seconds of the exporter thread at every probe moment,
+        // before the replay's probe (1 s) learnt the same. The probe goes
+        // first, as before a replay's files: taken, the batch gets its
+        // whole timeout (a slow but healthy backend answers in it); not,
+        // the batch is kept without an attempt. A flush's or shutdown's
+        // batch is that probe itself already (`PROBE_TIMEOUT`, `silent`).
+        if self.silent
+            && !host.awaited()
+            && let Some(format) = self.probe_first
+            && self.probe(format) == ProbeAnswer::Failed
+        {
+            return Fate::Keep(
+                "the backend gave no answer to the probe before this request".to_string(),
+            );
+        }
         let started = Instant::now();
         let mut attempt = 0u32;
         // At a flush or shutdown (`host.awaited()`), the quick retries of
@@ -1139,13 +1181,21 @@ impl Delivery {
         // no answer was probed (see `silence_at_flush`). A backend already
         // silent before this request is probed by its first attempt.
         let mut quick = 0usize;
-        let mut probed = self.silent;
+        let mut probed = self.silent || self.spans_hang;
         loop {
             attempt += 1;
-            if self.silent && host.awaited() {
+            if (self.silent || self.spans_hang) && host.awaited() {
                 self.transport.limit_next(super::retry::PROBE_TIMEOUT);
             }
             let (sent, silence) = self.send(request.body, request.format, request.gzipped);
+            match silence {
+                Silence::Answered => {
+                    self.fresh_hung = false;
+                    self.spans_hang = false;
+                }
+                Silence::TimedOut if request.origin.is_fresh() => self.fresh_hung = true,
+                _ => {}
+            }
             match sent {
                 Ok(accepted) => {
                     self.down_until = None;
@@ -1766,6 +1816,7 @@ impl Delivery {
         match self.send(body, format, false).0 {
             Ok(_) | Err(SendError::Permanent { .. } | SendError::TooLarge { .. }) => {
                 self.probes.taken += 1;
+                self.spans_hang |= self.fresh_hung;
                 self.down_until = None;
                 self.backend_took();
                 ProbeAnswer::Taken
@@ -5450,6 +5501,102 @@ mod tests {
             [(true, Some(super::super::retry::PROBE_TIMEOUT))],
             "one request, given PROBE_TIMEOUT"
         );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend that accepts connections and never answers, found so by
+    /// a replay's probe (the file, then the probe, unanswered). Once the
+    /// probe interval was over, each background batch (the exporter's
+    /// live traffic, no flush waiting) went with a whole request timeout
+    /// before the replay's probe learnt the same in 1 s: 10 s of the
+    /// exporter thread a probe moment. The probe now goes first: failed,
+    /// the batch is kept without an attempt; taken (the backend back),
+    /// the batch goes with its whole timeout and is delivered.
+    #[test]
+    fn a_live_batch_to_a_black_hole_found_silent_costs_a_probe_not_a_request_timeout() {
+        let (mut d, dir, log) = heard(
+            "live-black-hole",
+            &[Heard::Hang, Heard::Hang, Heard::Hang, Heard::Hang],
+        );
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 1, taken: 0 });
+        assert!(d.silent());
+        let probe = (false, Some(super::super::retry::PROBE_TIMEOUT));
+        let mut host = Host::default();
+        for _ in 0..2 {
+            d.down_until = None; // the probe interval passed
+            live(&mut d, &mut host);
+        }
+        assert_eq!((host.delivered, host.kept), (0, 4));
+        assert_eq!(
+            log.lock().unwrap()[2..],
+            [probe, probe],
+            "a probe a batch, no whole request timeout"
+        );
+        d.down_until = None; // the backend is back
+        live(&mut d, &mut host);
+        assert_eq!(host.delivered, 2);
+        assert_eq!(log.lock().unwrap()[4..], [probe, (true, None)]);
+        assert_eq!(d.probes(), ProbeCount { sent: 4, taken: 1 });
+        // A flush's batch is the probe itself (exitdown38), as before.
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A backend that takes empty requests and hangs on spans: a flush's
+    /// batch got no answer (its whole timeout, then the retry given
+    /// `PROBE_TIMEOUT`), and the replay after it found the probe taken,
+    /// which said the backend answered: every later flush paid a whole
+    /// request timeout again (capped by its deadline). The flush after
+    /// that is given `PROBE_TIMEOUT` and not retried; a batch of spans
+    /// answered ends it (the next flush gets its whole timeout).
+    #[test]
+    fn a_backend_that_hangs_on_spans_costs_a_second_flush_a_probe_not_a_request_timeout() {
+        let (mut d, dir, log) = heard(
+            "hangs-on-spans",
+            &[
+                Heard::Hang,  // the first flush's batch
+                Heard::Hang,  // its retry, given PROBE_TIMEOUT
+                Heard::Hang,  // the replay: the older file
+                Heard::Taken, // its probe
+                Heard::Hang,  // the flush's batch, spooled
+                Heard::Taken, // its probe: two in a row, the replay stops
+                Heard::Hang,  // the second flush's batch
+            ],
+        );
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!(flush.kept, 2);
+        let whole = |spans| (spans, None);
+        let probe = |spans| (spans, Some(super::super::retry::PROBE_TIMEOUT));
+        assert_eq!(log.lock().unwrap()[..], [whole(true), probe(true)]);
+        d.down_until = None; // the probe interval passed
+        let mut host = Host::default();
+        assert!(!d.replay_spool(&mut host));
+        assert_eq!(d.probes(), ProbeCount { sent: 2, taken: 2 });
+        assert!(!d.silent(), "the probe was answered");
+        d.down_until = None;
+        let mut flush = Host {
+            awaited: true,
+            ..Host::default()
+        };
+        live(&mut d, &mut flush);
+        assert_eq!(
+            log.lock().unwrap()[6..],
+            [probe(true)],
+            "the second flush: one request, given PROBE_TIMEOUT"
+        );
+        assert_eq!((flush.delivered, flush.kept), (0, 2));
+        // A background batch answered: spans are taken again.
+        d.down_until = None;
+        live(&mut d, &mut host);
+        assert_eq!(host.delivered, 2);
+        live(&mut d, &mut flush);
+        assert_eq!(flush.delivered, 2);
+        assert_eq!(log.lock().unwrap()[7..], [whole(true), whole(true)]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

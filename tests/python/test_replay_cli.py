@@ -136,6 +136,28 @@ def test_the_summary_counts_the_probes(emitter, tmp_path):
     assert "; 0 probes sent; 0 files left" in out.stdout, out.stdout
 
 
+def test_a_file_behind_a_retry_after_is_judged_by_a_probe_in_the_same_run(emitter, tmp_path):
+    """A backend answering the first file 503 with Retry-After: 1, then
+    200. No probe goes before the time it asked; the exporter probes at
+    its next replay, and that probe's word counts the file set back (a
+    gateway that always answers the file so splits it at the fifth).
+    spanguard replay has no next replay: each run sent the file again,
+    set it back uncounted and stopped, "0 probes sent", so such a file
+    was never split. It now waits out the server's wait and probes: the
+    file is counted set back (its name says so) and the others go."""
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    assert len(files) > 1
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:503", count=1, retry_after="1") as rx:
+        # 1 ms of retry budget: the file gets one attempt, no retry waits.
+        out = replay(spool, "--endpoint", rx.endpoint, env={"OTEL_BSP_EXPORT_TIMEOUT": "1"})
+        got = arrived(rx)
+    assert "; 1 probe sent (1 taken, 0 failed);" in out.stdout, out.stdout + out.stderr
+    left = list(spool.glob("*.sgspool"))
+    assert len(left) == 1 and "-setback1" in left[0].name, left
+    assert "; 1 file left" in out.stdout and out.returncode == 1, out.stdout + out.stderr
+    assert got and len(got) < len(keys)
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_server_refusing_the_sender_keeps_every_file(emitter, tmp_path, status):
     # A replay without its --headers (401/403), or to a base URL whose

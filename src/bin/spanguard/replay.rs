@@ -52,6 +52,8 @@ printed, and said on stderr.
 The summary line counts the probes sent too: after a file failed for now (502,
 503, 504, no answer) an empty request asks whether the backend is up; taken,
 the file is the problem and the pass goes on; failed, the pass stops there.
+After a failure with the server's Retry-After the probe waits for the time it
+asked (the retry budget at most), then a second pass goes.
 
 Exit status: 0 when every span was delivered (values cut included), 1 when one
 could not be (it stays in DIR, or was refused for good and is counted), 2 on a
@@ -265,6 +267,19 @@ pub fn run(args: &[String]) -> ExitCode {
     // One pass: a file kept (the backend stopped answering) ends it, unless
     // others went before it (then it is set back and the pass goes on).
     delivery.replay_spool(&mut tally);
+    // A file failed with the server's Retry-After: no probe goes before
+    // the time it asked, and the probe after it judges the file (counted
+    // set back, split at the fifth). The exporter's next replay sends that
+    // probe; a run of this command has no next replay, and each run sent
+    // the file again, set it back uncounted and stopped: a file a gateway
+    // always answers 503 with Retry-After was never split, its good spans
+    // never delivered. So it waits, as its retries waited for the server
+    // (the wait is clamped as a retry's: the retry budget at most), and
+    // replays once more, as the exporter would.
+    if let Some(after) = delivery.judged_after() {
+        std::thread::sleep(after.saturating_duration_since(std::time::Instant::now()));
+        delivery.replay_spool(&mut tally);
+    }
     // Losses held back by the rate limit: stderr's numbers add up.
     tally.diagnostics.stopped(None);
     // Files that could not be read were renamed, never sent: say which.
