@@ -1889,6 +1889,139 @@ fn openinference_indexed_messages_shown_whole_as_a_chat() {
 }
 
 #[test]
+fn ai_sdk_spans_shown_whole_as_a_chat() {
+    // The Vercel AI SDK (npm `ai`, its experimental_telemetry) writes a
+    // call's prompt as JSON in ai.prompt ({system, messages}), each model
+    // call's conversation so far in ai.prompt.messages (content parts:
+    // text, file, tool-call, tool-result) and the tool calls it answered
+    // in ai.response.toolCalls: shown whole, each was one line of JSON.
+    // The file is what the SDK 6 ended (tests/cli/ai_sdk/make_spans.cjs).
+    let root = std::env::temp_dir().join(format!("sg-cli-ai-sdk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-agent-4242.jsonl"),
+        root.join("ai-agent-4242.jsonl"),
+    )
+    .expect("copy");
+    for args in [
+        &["--span", "a15d000000000004", "ai-agent-4242.jsonl"][..],
+        &["--full", "ai-agent-4242.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert_eq!(
+            chat_block(
+                &printed,
+                "ai.prompt.messages = 4 messages (its JSON by role and part):"
+            ),
+            [
+                "[system] You are a weather bot.",
+                "[user] Weather in Lisbon?",
+                r#"{"type":"file","mediaType":"image/png","data":"iVBORw=="}"#,
+                "[assistant] Looking it up.",
+                r#"tool call weather {"city":"Lisboa"} (id call-1)"#,
+                r#"[tool] tool result weather {"city":"Lisboa","sky":"sol","celsius":23} (id call-1)"#,
+            ],
+            "{printed}"
+        );
+        assert!(
+            printed.contains("ai.response.text = Em Lisboa está sol,\n"),
+            "{printed}"
+        );
+        // The trace's tokens: each model call's once (generateText's own
+        // span says their sum again, in ai.usage.* alone).
+        assert!(printed.contains("tokens 270 in, 32 out"), "{printed}");
+    }
+    let out = show(
+        &root,
+        &["--full", "ai-agent-4242.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&out.stdout);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt = 2 messages (its JSON by role and part):"
+        ),
+        [
+            "[system] You are a weather bot.",
+            "[user] Weather in Lisbon?",
+            r#"{"type":"image","image":{"0":137,"1":80,"2":78,"3":71},"mediaType":"image/png"}"#,
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "ai.response.toolCalls = 1 tool call (its JSON):"),
+        [r#"tool call weather {"city":"Lisboa"} (id call-1)"#],
+        "{printed}"
+    );
+    // generateText's own span says its model and the sum of its calls.
+    let line = printed
+        .lines()
+        .find(|l| l.contains("ai.generateText ") && !l.contains('='))
+        .expect("the call's line");
+    assert!(line.ends_with("mock-model-1 270→32 tokens"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
+    // What the other chats do with a value that is not what it seems: a
+    // control character or a bidi control escaped, a value cut by a
+    // length limit (no longer JSON) shown as it is; AI SDK 4's names
+    // (args, result, ai.usage.promptTokens) read too.
+    let messages = concat!(
+        r#"[{"role":"user","content":"Hi\u001b[2J\u202e there\nsecond line"},"#,
+        r#"{"role":"assistant","content":[{"type":"tool-call","toolCallId":"c9","toolName":"lookup","args":{"q":"x"}}]},"#,
+        r#"{"role":"tool","content":[{"type":"tool-result","toolCallId":"c9","toolName":"lookup","result":"found"}]}]"#
+    );
+    let attrs = [
+        ("ai.model.id", "gpt-4o-mini"),
+        ("ai.prompt.messages", messages),
+        ("ai.prompt", r#"{"system":"Be brief.","prompt":"Find a fli"#),
+        ("ai.response.toolCalls", "not json"),
+        ("ai.usage.promptTokens", "40"),
+        ("ai.usage.completionTokens", "5"),
+    ];
+    let root = sink_of("ai-sdk-hostile", llm_span_of(&attrs));
+    let out = show(
+        &root,
+        &["--span", "b7ad", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 3 messages (its JSON by role and part):"
+        ),
+        [
+            r"[user] Hi\x1b[2J\u{202e} there",
+            "second line",
+            r#"[assistant] tool call lookup {"q":"x"} (id c9)"#,
+            "[tool] tool result lookup found (id c9)",
+        ],
+        "{printed}"
+    );
+    assert!(!printed.contains('\x1b') && !printed.contains('\u{202e}'));
+    assert!(
+        printed.contains(r#"ai.prompt = {"system":"Be brief.","prompt":"Find a fli"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ai.response.toolCalls = not json\n"),
+        "{printed}"
+    );
+    // A span with the AI SDK's counts alone, nothing under it: counted.
+    assert!(printed.contains("gpt-4o-mini 40→5 tokens"), "{printed}");
+    assert!(printed.contains("tokens 40 in, 5 out"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn an_exception_event_line_says_its_message_before_its_type() {
     // At 80 columns the exception's line was cut after its type, in the
     // message (`exception.type=openai.RateLimitError exception.message=Ra…`):
