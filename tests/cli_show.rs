@@ -2220,13 +2220,14 @@ fn each_spans_line_shows_the_id_that_span_takes() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-#[test]
-fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
-    // `--span b7` that starts the ids of two LLM calls drew both whole,
-    // the one meant lost among them, and exited 0 as if it had picked
-    // one. As git does for a short hash naming several objects: it is
-    // said, the spans are listed with their ids, nothing is drawn.
-    let call = |trace: &str, id: &str, name: &str, model: &str, ms: u64| {
+const FIRST_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const SECOND_TRACE: &str = "1b2c3d4e5f60718293a4b5c6d7e8f901";
+
+/// Sink lines of agent turns, a trace each (root span 5e3f0c2a9d8e7f61,
+/// `invoke_agent`), each with the LLM calls (trace, span id, name, model,
+/// start in ms) of its trace, whose prompt is `PROMPT-OF-<name>`.
+fn agent_turns(calls: &[(&str, &str, &str, &str, u64)]) -> String {
+    let call = |&(trace, id, name, model, ms): &(&str, &str, &str, &str, u64)| {
         format!(
             concat!(
                 r#"{{"traceId":"{}","spanId":"{}","parentSpanId":"5e3f0c2a9d8e7f61","#,
@@ -2243,32 +2244,101 @@ fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
             name,
         )
     };
-    // Two traces, an agent's turn each, an LLM call in each.
-    let trace = |trace: &str, call: String| {
-        format!(
-            concat!(
-                r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-                r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"{}","spanId":"5e3f0c2a9d8e7f61","#,
-                r#""name":"invoke_agent","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}},{}]}}]}}]}}"#
-            ),
-            trace,
-            T0,
-            T0 + 20 * MS,
-            call
-        )
-    };
-    let (first, second) = (
-        "0af7651916cd43dd8448eb211c80319c",
-        "1b2c3d4e5f60718293a4b5c6d7e8f901",
+    let mut traces: Vec<&str> = calls.iter().map(|c| c.0).collect();
+    traces.dedup();
+    traces
+        .iter()
+        .map(|trace| {
+            let spans: Vec<String> = calls.iter().filter(|c| c.0 == *trace).map(call).collect();
+            format!(
+                concat!(
+                    r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+                    r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"{}","spanId":"5e3f0c2a9d8e7f61","#,
+                    r#""name":"invoke_agent","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}},{}]}}]}}]}}"#
+                ),
+                trace,
+                T0,
+                T0 + 20 * MS,
+                spans.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn one_span_id_in_two_traces_is_said_so_with_each_trace() {
+    // A span id that is in two traces (ids a program made up, a file
+    // copied): `--span ID` said "2 span ids start with it; give more of
+    // the id", of one id, which more digits cannot tell apart. It names
+    // the id and its traces; --trace picks one.
+    let root = sink_of(
+        "span-twice",
+        agent_turns(&[
+            (FIRST_TRACE, "b7ad6b71a0000001", "plan", "gpt-4o", 1),
+            (SECOND_TRACE, "b7ad6b71a0000001", "answer", "gpt-4o-mini", 8),
+            (SECOND_TRACE, "b7c0ffee00000002", "check", "gpt-4o-mini", 12),
+        ]),
     );
-    let line = [
-        trace(first, call(first, "b7ad6b71a0000001", "plan", "gpt-4o", 1)),
-        trace(
-            second,
-            call(second, "b7c0ffee00000002", "answer", "gpt-4o-mini", 8),
-        ),
-    ]
-    .join("\n");
+    let out = show(
+        &root,
+        &["--span", "b7ad", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "", "nothing drawn");
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "spanguard: --span b7ad: span id b7ad6b71a0000001 is in 2 traces; --trace ID picks one:",
+            "  trace 0af7651916cd43dd8448eb211c80319c  b7ad6b71a0000001  plan  gpt-4o",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7ad6b71a0000001  answer  gpt-4o-mini",
+        ],
+        "{err}"
+    );
+    // Several ids, one of them twice: the ids counted once, each listed
+    // with its trace.
+    let out = show(
+        &root,
+        &["--span", "b7", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "spanguard: --span b7 is ambiguous: 2 span ids start with it; give more of the id:",
+            "  trace 0af7651916cd43dd8448eb211c80319c  b7ad6b71a0000001  plan  gpt-4o",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7ad6b71a0000001  answer  gpt-4o-mini",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7c0ffee00000002  check  gpt-4o-mini",
+            "spanguard: one span id is in more than one trace: --trace ID picks the trace",
+        ],
+        "{err}"
+    );
+    let out = show(
+        &root,
+        &["--span", "b7ad", "--trace", "1b2c", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let drawn = text(&out.stdout);
+    assert!(drawn.contains("PROMPT-OF-answer"), "{drawn}");
+    assert!(!drawn.contains("PROMPT-OF-plan"), "{drawn}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
+    // `--span b7` that starts the ids of two LLM calls drew both whole,
+    // the one meant lost among them, and exited 0 as if it had picked
+    // one. As git does for a short hash naming several objects: it is
+    // said, the spans are listed with their ids, nothing is drawn.
+    let line = agent_turns(&[
+        (FIRST_TRACE, "b7ad6b71a0000001", "plan", "gpt-4o", 1),
+        (SECOND_TRACE, "b7c0ffee00000002", "answer", "gpt-4o-mini", 8),
+    ]);
     let root = sink_of("span-ambiguous", line);
     for args in [
         &["--span", "b7", "svc-1.jsonl"][..],
