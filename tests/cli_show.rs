@@ -1963,6 +1963,17 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
         .find(|l| l.contains("ai.generateText ") && !l.contains('='))
         .expect("the call's line");
     assert!(line.ends_with("mock-model-1 270→32 tokens"), "{printed}");
+    // The page's Chat table has them too.
+    let out = show(&root, &["--html", "page.html", "ai-agent-4242.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(
+            "<th>ai.response.toolCalls</th><td>1 tool call (its JSON):\n\
+             tool call weather {&quot;city&quot;:&quot;Lisboa&quot;} (id call-1)"
+        ),
+        "{page}"
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
