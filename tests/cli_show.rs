@@ -1889,6 +1889,150 @@ fn openinference_indexed_messages_shown_whole_as_a_chat() {
 }
 
 #[test]
+fn ai_sdk_spans_shown_whole_as_a_chat() {
+    // The Vercel AI SDK (npm `ai`, its experimental_telemetry) writes a
+    // call's prompt as JSON in ai.prompt ({system, messages}), each model
+    // call's conversation so far in ai.prompt.messages (content parts:
+    // text, file, tool-call, tool-result) and the tool calls it answered
+    // in ai.response.toolCalls: shown whole, each was one line of JSON.
+    // The file is what the SDK 6 ended (tests/cli/ai_sdk/make_spans.cjs).
+    let root = std::env::temp_dir().join(format!("sg-cli-ai-sdk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-agent-4242.jsonl"),
+        root.join("ai-agent-4242.jsonl"),
+    )
+    .expect("copy");
+    for args in [
+        &["--span", "a15d000000000004", "ai-agent-4242.jsonl"][..],
+        &["--full", "ai-agent-4242.jsonl"][..],
+    ] {
+        let out = show(&root, args, &[("NO_COLOR", "1")]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert_eq!(
+            chat_block(
+                &printed,
+                "ai.prompt.messages = 4 messages (its JSON by role and part):"
+            ),
+            [
+                "[system] You are a weather bot.",
+                "[user] Weather in Lisbon?",
+                r#"{"type":"file","mediaType":"image/png","data":"iVBORw=="}"#,
+                "[assistant] Looking it up.",
+                r#"tool call weather {"city":"Lisboa"} (id call-1)"#,
+                r#"[tool] tool result weather {"city":"Lisboa","sky":"sol","celsius":23} (id call-1)"#,
+            ],
+            "{printed}"
+        );
+        assert!(
+            printed.contains("ai.response.text = Em Lisboa está sol,\n"),
+            "{printed}"
+        );
+        // The trace's tokens: each model call's once (generateText's own
+        // span says their sum again, in ai.usage.* alone).
+        assert!(printed.contains("tokens 270 in, 32 out"), "{printed}");
+    }
+    let out = show(
+        &root,
+        &["--full", "ai-agent-4242.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    let printed = text(&out.stdout);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt = 2 messages (its JSON by role and part):"
+        ),
+        [
+            "[system] You are a weather bot.",
+            "[user] Weather in Lisbon?",
+            r#"{"type":"image","image":{"0":137,"1":80,"2":78,"3":71},"mediaType":"image/png"}"#,
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "ai.response.toolCalls = 1 tool call (its JSON):"),
+        [r#"tool call weather {"city":"Lisboa"} (id call-1)"#],
+        "{printed}"
+    );
+    // generateText's own span says its model and the sum of its calls.
+    let line = printed
+        .lines()
+        .find(|l| l.contains("ai.generateText ") && !l.contains('='))
+        .expect("the call's line");
+    assert!(line.ends_with("mock-model-1 270→32 tokens"), "{printed}");
+    // The page's Chat table has them too.
+    let out = show(&root, &["--html", "page.html", "ai-agent-4242.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(
+            "<th>ai.response.toolCalls</th><td>1 tool call (its JSON):\n\
+             tool call weather {&quot;city&quot;:&quot;Lisboa&quot;} (id call-1)"
+        ),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
+    // What the other chats do with a value that is not what it seems: a
+    // control character or a bidi control escaped, a value cut by a
+    // length limit (no longer JSON) shown as it is; AI SDK 4's names
+    // (args, result, ai.usage.promptTokens) read too.
+    let messages = concat!(
+        r#"[{"role":"user","content":"Hi\u001b[2J\u202e there\nsecond line"},"#,
+        r#"{"role":"assistant","content":[{"type":"tool-call","toolCallId":"c9","toolName":"lookup","args":{"q":"x"}}]},"#,
+        r#"{"role":"tool","content":[{"type":"tool-result","toolCallId":"c9","toolName":"lookup","result":"found"}]}]"#
+    );
+    let attrs = [
+        ("ai.model.id", "gpt-4o-mini"),
+        ("ai.prompt.messages", messages),
+        ("ai.prompt", r#"{"system":"Be brief.","prompt":"Find a fli"#),
+        ("ai.response.toolCalls", "not json"),
+        ("ai.usage.promptTokens", "40"),
+        ("ai.usage.completionTokens", "5"),
+    ];
+    let root = sink_of("ai-sdk-hostile", llm_span_of(&attrs));
+    let out = show(
+        &root,
+        &["--span", "b7ad", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 3 messages (its JSON by role and part):"
+        ),
+        [
+            r"[user] Hi\x1b[2J\u{202e} there",
+            "second line",
+            r#"[assistant] tool call lookup {"q":"x"} (id c9)"#,
+            "[tool] tool result lookup found (id c9)",
+        ],
+        "{printed}"
+    );
+    assert!(!printed.contains('\x1b') && !printed.contains('\u{202e}'));
+    assert!(
+        printed.contains(r#"ai.prompt = {"system":"Be brief.","prompt":"Find a fli"#),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ai.response.toolCalls = not json\n"),
+        "{printed}"
+    );
+    // A span with the AI SDK's counts alone, nothing under it: counted.
+    assert!(printed.contains("gpt-4o-mini 40→5 tokens"), "{printed}");
+    assert!(printed.contains("tokens 40 in, 5 out"), "{printed}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn an_exception_event_line_says_its_message_before_its_type() {
     // At 80 columns the exception's line was cut after its type, in the
     // message (`exception.type=openai.RateLimitError exception.message=Ra…`):
@@ -2087,13 +2231,14 @@ fn each_spans_line_shows_the_id_that_span_takes() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-#[test]
-fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
-    // `--span b7` that starts the ids of two LLM calls drew both whole,
-    // the one meant lost among them, and exited 0 as if it had picked
-    // one. As git does for a short hash naming several objects: it is
-    // said, the spans are listed with their ids, nothing is drawn.
-    let call = |trace: &str, id: &str, name: &str, model: &str, ms: u64| {
+const FIRST_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const SECOND_TRACE: &str = "1b2c3d4e5f60718293a4b5c6d7e8f901";
+
+/// Sink lines of agent turns, a trace each (root span 5e3f0c2a9d8e7f61,
+/// `invoke_agent`), each with the LLM calls (trace, span id, name, model,
+/// start in ms) of its trace, whose prompt is `PROMPT-OF-<name>`.
+fn agent_turns(calls: &[(&str, &str, &str, &str, u64)]) -> String {
+    let call = |&(trace, id, name, model, ms): &(&str, &str, &str, &str, u64)| {
         format!(
             concat!(
                 r#"{{"traceId":"{}","spanId":"{}","parentSpanId":"5e3f0c2a9d8e7f61","#,
@@ -2110,32 +2255,101 @@ fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
             name,
         )
     };
-    // Two traces, an agent's turn each, an LLM call in each.
-    let trace = |trace: &str, call: String| {
-        format!(
-            concat!(
-                r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
-                r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"{}","spanId":"5e3f0c2a9d8e7f61","#,
-                r#""name":"invoke_agent","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}},{}]}}]}}]}}"#
-            ),
-            trace,
-            T0,
-            T0 + 20 * MS,
-            call
-        )
-    };
-    let (first, second) = (
-        "0af7651916cd43dd8448eb211c80319c",
-        "1b2c3d4e5f60718293a4b5c6d7e8f901",
+    let mut traces: Vec<&str> = calls.iter().map(|c| c.0).collect();
+    traces.dedup();
+    traces
+        .iter()
+        .map(|trace| {
+            let spans: Vec<String> = calls.iter().filter(|c| c.0 == *trace).map(call).collect();
+            format!(
+                concat!(
+                    r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+                    r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{{"traceId":"{}","spanId":"5e3f0c2a9d8e7f61","#,
+                    r#""name":"invoke_agent","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}"}},{}]}}]}}]}}"#
+                ),
+                trace,
+                T0,
+                T0 + 20 * MS,
+                spans.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn one_span_id_in_two_traces_is_said_so_with_each_trace() {
+    // A span id that is in two traces (ids a program made up, a file
+    // copied): `--span ID` said "2 span ids start with it; give more of
+    // the id", of one id, which more digits cannot tell apart. It names
+    // the id and its traces; --trace picks one.
+    let root = sink_of(
+        "span-twice",
+        agent_turns(&[
+            (FIRST_TRACE, "b7ad6b71a0000001", "plan", "gpt-4o", 1),
+            (SECOND_TRACE, "b7ad6b71a0000001", "answer", "gpt-4o-mini", 8),
+            (SECOND_TRACE, "b7c0ffee00000002", "check", "gpt-4o-mini", 12),
+        ]),
     );
-    let line = [
-        trace(first, call(first, "b7ad6b71a0000001", "plan", "gpt-4o", 1)),
-        trace(
-            second,
-            call(second, "b7c0ffee00000002", "answer", "gpt-4o-mini", 8),
-        ),
-    ]
-    .join("\n");
+    let out = show(
+        &root,
+        &["--span", "b7ad", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "", "nothing drawn");
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "spanguard: --span b7ad: span id b7ad6b71a0000001 is in 2 traces; --trace ID picks one:",
+            "  trace 0af7651916cd43dd8448eb211c80319c  b7ad6b71a0000001  plan  gpt-4o",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7ad6b71a0000001  answer  gpt-4o-mini",
+        ],
+        "{err}"
+    );
+    // Several ids, one of them twice: the ids counted once, each listed
+    // with its trace.
+    let out = show(
+        &root,
+        &["--span", "b7", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "spanguard: --span b7 is ambiguous: 2 span ids start with it; give more of the id:",
+            "  trace 0af7651916cd43dd8448eb211c80319c  b7ad6b71a0000001  plan  gpt-4o",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7ad6b71a0000001  answer  gpt-4o-mini",
+            "  trace 1b2c3d4e5f60718293a4b5c6d7e8f901  b7c0ffee00000002  check  gpt-4o-mini",
+            "spanguard: one span id is in more than one trace: --trace ID picks the trace",
+        ],
+        "{err}"
+    );
+    let out = show(
+        &root,
+        &["--span", "b7ad", "--trace", "1b2c", "svc-1.jsonl"],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let drawn = text(&out.stdout);
+    assert!(drawn.contains("PROMPT-OF-answer"), "{drawn}");
+    assert!(!drawn.contains("PROMPT-OF-plan"), "{drawn}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
+    // `--span b7` that starts the ids of two LLM calls drew both whole,
+    // the one meant lost among them, and exited 0 as if it had picked
+    // one. As git does for a short hash naming several objects: it is
+    // said, the spans are listed with their ids, nothing is drawn.
+    let line = agent_turns(&[
+        (FIRST_TRACE, "b7ad6b71a0000001", "plan", "gpt-4o", 1),
+        (SECOND_TRACE, "b7c0ffee00000002", "answer", "gpt-4o-mini", 8),
+    ]);
     let root = sink_of("span-ambiguous", line);
     for args in [
         &["--span", "b7", "svc-1.jsonl"][..],

@@ -20,7 +20,7 @@ def clean_env(tmp_path, **variables):
     """This process's environment without any OTEL_* or SPANGUARD_*
     variable (the runner's own must not change what is checked), its
     state under `tmp_path`, and `variables` set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_", "_SPANGUARD_"))}
     env["HOME"] = str(tmp_path / "home")
     env.pop("XDG_STATE_HOME", None)
     for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
@@ -118,6 +118,43 @@ def test_an_invalid_variable_is_named_with_the_librarys_reason(cli, tmp_path):
     assert any(l.startswith("  SPANGUARD_ENDPONT: not a variable spanguard reads") for l in lines), run.stdout
     # A setting taken, not at its default.
     assert "  OTEL_BSP_MAX_QUEUE_SIZE = 4096 (default 2048)" in lines, run.stdout
+
+
+DISTRO_SAYS = "variables opentelemetry-distro set, not you (_SPANGUARD_DISTRO_SET says so; a tracer takes them as unset):"
+
+
+def test_grpc_the_distro_set_is_not_said_to_be_the_users(cli, tmp_path):
+    # Run in an instrumented Python process's environment (a subprocess,
+    # a shell it started), check said opentelemetry-distro's grpc was the
+    # user's, ignored, and failed (2), where the tracer there reads it as
+    # unset: the wheel names the distro's in _SPANGUARD_DISTRO_SET.
+    marked = "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                        _SPANGUARD_DISTRO_SET=f"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc, {marked}")
+        run = check(cli, env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[lines.index(DISTRO_SAYS) + 1] == "  OTEL_EXPORTER_OTLP_PROTOCOL=grpc", run.stdout
+        assert "variables ignored" not in run.stdout, run.stdout
+        assert "  format            protobuf (http/protobuf)" in lines, run.stdout
+        [record] = rx.records()
+        assert record["content_type"] == "application/x-protobuf", record
+    # An entry holds only while the variable keeps its value, and only for
+    # the distro's own default: another value is the user's.
+    for variables in (dict(OTEL_EXPORTER_OTLP_PROTOCOL="grpc", _SPANGUARD_DISTRO_SET="OTEL_EXPORTER_OTLP_PROTOCOL=x"),
+                      dict(OTEL_EXPORTER_OTLP_PROTOCOL="grpc"),
+                      dict(OTEL_EXPORTER_OTLP_PROTOCOL="http/jsn", _SPANGUARD_DISTRO_SET="OTEL_EXPORTER_OTLP_PROTOCOL=http/jsn")):
+        run = check(cli, clean_env(tmp_path, **variables))
+        assert run.returncode == 2, (variables, run.stdout + run.stderr)
+        assert DISTRO_SAYS not in run.stdout, run.stdout
+        assert f"  OTEL_EXPORTER_OTLP_PROTOCOL={variables['OTEL_EXPORTER_OTLP_PROTOCOL']}: not http/protobuf" \
+            in run.stdout, run.stdout
+    # The user's value since: taken.
+    run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9/",
+                               OTEL_EXPORTER_OTLP_PROTOCOL="http/json", _SPANGUARD_DISTRO_SET=marked))
+    assert DISTRO_SAYS not in run.stdout, run.stdout
+    assert "format            JSON (http/json)" in run.stdout, run.stdout
 
 
 def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):

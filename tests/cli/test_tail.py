@@ -14,9 +14,9 @@ import pytest
 
 
 class Follower:
-    def __init__(self, cli, sink, *extra):
+    def __init__(self, cli, sink, *extra, env=None):
         self.proc = subprocess.Popen([str(cli), "tail", str(sink), "--color", "never", "--interval", "50", *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -223,3 +223,36 @@ def test_each_line_shows_the_span_id_that_show_span_takes(cli, tmp_path):
         assert f"PROMPT-OF-{name} " * 40 in shown.stdout.replace("\n", ""), shown.stdout
         assert not any(f"PROMPT-OF-{other}" in shown.stdout for other in ("plan", "search", "answer")
                        if other != name), shown.stdout
+
+
+def test_trees_show_each_spans_id_that_show_span_takes(cli, tmp_path):
+    # --trees draws show's waterfall: each span's id right of its bar, the
+    # id that `show --span` opens whole (8 digits, 9 once two ids seen
+    # start with the same 8).
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    f = Follower(cli, sink, "--trees", env=dict(os.environ, COLUMNS="100"))
+    time.sleep(0.3)
+    with open(sink / "svc-1.jsonl", "a") as out:
+        out.write(sink_line("1b2c3d4e5f60718293a4b5c6d7e8f901", [("b7ad6b71f0000002", "answer", "PROMPT-OF-answer")]))
+    lines = f.wait_for(6, "the first tree and the blank line after it")
+    with open(sink / "svc-1.jsonl", "a") as out:
+        out.write(sink_line("0af7651916cd43dd8448eb211c80319c", [
+            ("b7ad6b7169203331", "plan", "PROMPT-OF-plan"), ("0c41f7a29b3e5d18", "search", "PROMPT-OF-search")]))
+    lines = f.wait_for(12, "the second tree and the blank line after it")
+    assert f.stop() == 0
+
+    def id_right_of_bar(name):
+        line = next(l for l in lines if f" {name} " in l and "│" in l)
+        return line.rsplit("│", 1)[1].split()[0]
+
+    assert id_right_of_bar("answer") == "b7ad6b71", lines
+    assert id_right_of_bar("invoke_agent") == "5e3f0c2a", lines
+    # Drawn once an id that starts with the same 8 digits was seen: 9.
+    assert id_right_of_bar("plan") == "b7ad6b716", lines
+    assert id_right_of_bar("search") == "0c41f7a29", lines
+    for name in ("plan", "search"):
+        shown = subprocess.run([str(cli), "show", "--span", id_right_of_bar(name), "--color", "never", str(sink)],
+                               capture_output=True, text=True, timeout=60, env=dict(os.environ, COLUMNS="100"))
+        assert shown.returncode == 0, shown.stderr
+        assert f"gen_ai.prompt = PROMPT-OF-{name}\n" in shown.stdout, shown.stdout

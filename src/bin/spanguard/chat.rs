@@ -261,6 +261,9 @@ const CHAT_KEYS: &[&str] = &[
 /// array (then the value is shown as it is).
 pub fn chat_text(key: &str, json: &str) -> Option<String> {
     use spanguard::export::json_value::JsonValue;
+    if AI_SDK_KEYS.contains(&key) {
+        return ai_sdk_text(key, json);
+    }
     if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
         return None;
     }
@@ -297,6 +300,157 @@ pub fn chat_text(key: &str, json: &str) -> Option<String> {
         }
     }
     Some(text)
+}
+
+/// The Vercel AI SDK's (npm `ai`, its experimental_telemetry) attributes
+/// that hold a chat as JSON: a call's `ai.prompt` (`{system, prompt,
+/// messages}`), a model call's `ai.prompt.messages` (an array of `{role,
+/// content}`, the content a string or parts: text, tool-call,
+/// tool-result, image, file), and the tool calls a response asked for.
+const AI_SDK_KEYS: &[&str] = &["ai.prompt", "ai.prompt.messages", "ai.response.toolCalls"];
+
+/// An AI SDK attribute (`AI_SDK_KEYS`) as a chat: each message's role, its
+/// text parts' lines as lines, a tool call as `tool call NAME ARGUMENTS
+/// (id ID)`, a tool's result as `tool result NAME RESULT (id ID)`, another
+/// part (an image, a file) as its JSON, a part a line. Shown as it was, a
+/// model call's prompt (every message of the conversation so far) was one
+/// line of JSON. None when `json` is not what the SDK writes there (cut
+/// by a length limit, say): then it is shown as it is.
+fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    let value = JsonValue::parse(json.as_bytes()).ok()?;
+    if key == "ai.response.toolCalls" {
+        let calls = match &value {
+            JsonValue::Array(calls) => calls,
+            _ => return None,
+        };
+        let mut text = format!("{key} = {} (its JSON):", plural(calls.len(), "tool call"));
+        for call in calls {
+            text.push('\n');
+            text.push_str(&ai_sdk_part(call)?);
+        }
+        return Some(text);
+    }
+    let mut messages = Vec::new();
+    if key == "ai.prompt" {
+        // generateText's/streamText's own: `system` and `prompt` (a
+        // string, the user's, or messages) or `messages`.
+        if !matches!(value, JsonValue::Object(_)) {
+            return None;
+        }
+        if let Some(system) = value.get("system").and_then(JsonValue::as_str) {
+            messages.push(Message {
+                role: "system".to_string(),
+                content: vec![system.to_string()],
+                ..Message::default()
+            });
+        }
+        for field in ["prompt", "messages"] {
+            match value.get(field) {
+                Some(JsonValue::String(prompt)) => messages.push(Message {
+                    role: "user".to_string(),
+                    content: vec![prompt.clone()],
+                    ..Message::default()
+                }),
+                Some(JsonValue::Array(items)) => {
+                    for item in items {
+                        messages.push(ai_sdk_message(item)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if messages.is_empty() {
+            return None;
+        }
+    } else {
+        let JsonValue::Array(items) = &value else {
+            return None;
+        };
+        for item in items {
+            messages.push(ai_sdk_message(item)?);
+        }
+    }
+    let mut text = format!(
+        "{key} = {} (its JSON by role and part):",
+        plural(messages.len(), "message")
+    );
+    for m in &messages {
+        text.push('\n');
+        text.push_str(&m.head());
+        for (i, piece) in m.content.iter().enumerate() {
+            text.push(if i == 0 { ' ' } else { '\n' });
+            text.push_str(piece);
+        }
+    }
+    Some(text)
+}
+
+/// An AI SDK message, `{role, content}`: its parts in their order (tool
+/// calls among them, where the model put them). None when it is not one.
+fn ai_sdk_message(item: &spanguard::export::json_value::JsonValue) -> Option<Message> {
+    use spanguard::export::json_value::JsonValue;
+    let role = item.get("role")?.as_str()?.to_string();
+    let content = match item.get("content")? {
+        JsonValue::String(text) => vec![text.clone()],
+        JsonValue::Array(parts) => parts.iter().map(ai_sdk_part).collect::<Option<_>>()?,
+        _ => return None,
+    };
+    Some(Message {
+        role,
+        content,
+        ..Message::default()
+    })
+}
+
+/// An AI SDK content part as a piece of a message: a text part's text, a
+/// tool call (`input`, or `args` before AI SDK 5) and a tool's result
+/// (`output`'s value, or `result`) as a line, another part as its JSON.
+/// None when it is no object with a `type` (or, for a tool call in
+/// `ai.response.toolCalls`, a `toolName`).
+fn ai_sdk_part(part: &spanguard::export::json_value::JsonValue) -> Option<String> {
+    use spanguard::export::json_value::JsonValue;
+    // A value that is a string (a tool call's arguments as the model
+    // wrote them) as it is, else its JSON.
+    let said = |v: &JsonValue| v.as_str().map_or_else(|| json_text(v), str::to_string);
+    let field = |name: &str| part.get(name).and_then(JsonValue::as_str).unwrap_or("");
+    let kind = part.get("type").and_then(JsonValue::as_str);
+    match kind {
+        Some("text") if part.get("text").and_then(JsonValue::as_str).is_some() => {
+            Some(field("text").to_string())
+        }
+        Some("tool-call") | None if part.get("toolName").is_some() => {
+            Some(Message::call_text(&ToolCall {
+                name: field("toolName").to_string(),
+                arguments: part
+                    .get_any(&["input", "args"])
+                    .map(said)
+                    .unwrap_or_default(),
+                id: field("toolCallId").to_string(),
+            }))
+        }
+        Some("tool-result") => {
+            let result = match part.get("output") {
+                // `{type: "json" | "text" | "error-text" | …, value}`.
+                Some(output) => output.get("value").unwrap_or(output),
+                None => part.get("result").unwrap_or(&JsonValue::Null),
+            };
+            let mut t = format!(
+                "tool result {} {}",
+                match field("toolName") {
+                    "" => "?",
+                    name => name,
+                },
+                said(result)
+            );
+            if !field("toolCallId").is_empty() {
+                t.push_str(&format!(" (id {})", field("toolCallId")));
+            }
+            Some(t)
+        }
+        Some(_) => Some(json_text(part)),
+        None => None,
+    }
 }
 
 /// `v` as compact JSON.

@@ -198,15 +198,27 @@ pub fn run(args: &[String]) -> ExitCode {
             ids.sort_unstable();
             ids.dedup();
             let twice = ids.len() < picked.len();
-            eprintln!(
-                "spanguard: --span {v} is ambiguous: {} span ids start with it; give more of \
-                 the id:",
-                picked.len()
-            );
-            for line in span_lines(picked, "give more digits to list fewer") {
+            // One span id in two traces (a program that makes its ids up,
+            // a file copied into a test's): "2 span ids start with it;
+            // give more of the id" was said of one id, which more digits
+            // cannot tell apart; each is listed with its trace.
+            if ids.len() == 1 {
+                eprintln!(
+                    "spanguard: --span {v}: span id {} is in {} traces; --trace ID picks one:",
+                    super::traces::hex(&ids[0]),
+                    picked.len()
+                );
+            } else {
+                eprintln!(
+                    "spanguard: --span {v} is ambiguous: {} span ids start with it; give more of \
+                     the id:",
+                    ids.len()
+                );
+            }
+            for line in span_lines(picked, "give more digits to list fewer", twice) {
                 eprintln!("  {line}");
             }
-            if twice {
+            if twice && ids.len() > 1 {
                 eprintln!(
                     "spanguard: one span id is in more than one trace: --trace ID picks the trace"
                 );
@@ -400,12 +412,14 @@ fn span_ids<'a>(traces: impl Iterator<Item = &'a Trace>) -> Vec<String> {
     span_lines(
         traces.flat_map(|t| t.nodes.iter()).collect(),
         "--name TEXT or --trace ID lists fewer",
+        false,
     )
 }
 
 /// `spans`' ids and names, GenAI calls first, at most `SPANS_LISTED`,
-/// then how many more and how to `list_fewer`.
-fn span_lines(mut spans: Vec<&Node>, list_fewer: &str) -> Vec<String> {
+/// then how many more and how to `list_fewer`; each with its trace's id
+/// when `traces`.
+fn span_lines(mut spans: Vec<&Node>, list_fewer: &str, traces: bool) -> Vec<String> {
     let rest = spans.len().saturating_sub(SPANS_LISTED);
     let words = |n: &Node| super::terminal::genai_words(&n.span);
     spans.sort_by_key(|n| words(n).is_empty());
@@ -413,8 +427,12 @@ fn span_lines(mut spans: Vec<&Node>, list_fewer: &str) -> Vec<String> {
         .iter()
         .take(SPANS_LISTED)
         .map(|n| {
+            let trace = match traces {
+                true => format!("trace {}  ", super::traces::hex(&n.span.trace_id)),
+                false => String::new(),
+            };
             let line = format!(
-                "{}  {}  {}",
+                "{trace}{}  {}  {}",
                 super::traces::hex(&n.span.span_id),
                 super::terminal::clean(&n.span.name),
                 words(n)

@@ -11,7 +11,8 @@ use super::chat::{chat_text, gather, split};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{
-    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex, input_tokens, output_tokens, total_tokens,
+    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, ai_sdk_input_tokens, ai_sdk_output_tokens, hex,
+    input_tokens, output_tokens, total_tokens,
 };
 
 /// How output looks.
@@ -276,11 +277,18 @@ pub fn genai_words(span: &DecodedSpan) -> String {
         .attribute("gen_ai.response.model")
         .or_else(|| span.attribute("gen_ai.request.model"))
         .or_else(|| span.attribute("llm.model_name"))
+        .or_else(|| span.attribute("ai.model.id"))
         .and_then(|v| v.as_str());
     if let Some(m) = model {
         parts.push(clean(m));
     }
-    match (input_tokens(span), output_tokens(span)) {
+    // The AI SDK's names where the GenAI ones are not (generateText's own
+    // span: the sum of its model calls).
+    let counts = match (input_tokens(span), output_tokens(span)) {
+        (None, None) => (ai_sdk_input_tokens(span), ai_sdk_output_tokens(span)),
+        counts => counts,
+    };
+    match counts {
         // OpenLLMetry's LangChain and streamed calls may record only the
         // sum (llm.usage.total_tokens): the span showed no count at all.
         (None, None) => {

@@ -232,6 +232,21 @@ pub fn output_tokens(span: &DecodedSpan) -> Option<i64> {
     )
 }
 
+/// The Vercel AI SDK's own names for a call's counts (ai.usage.*: AI SDK 5
+/// and later, then 4's). On a model call it writes gen_ai.usage.* too; on
+/// generateText's and streamText's own span, ai.usage.* alone, the sum of
+/// their model calls.
+pub fn ai_sdk_input_tokens(span: &DecodedSpan) -> Option<i64> {
+    tokens(span, &["ai.usage.inputTokens", "ai.usage.promptTokens"])
+}
+
+pub fn ai_sdk_output_tokens(span: &DecodedSpan) -> Option<i64> {
+    tokens(
+        span,
+        &["ai.usage.outputTokens", "ai.usage.completionTokens"],
+    )
+}
+
 /// The sum alone, for a span that says neither count (not added to the
 /// trace's "in, out": it is neither).
 pub fn total_tokens(span: &DecodedSpan) -> Option<i64> {
@@ -378,14 +393,6 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         t.errors += usize::from(error);
         t.interrupted += usize::from(ending == Ending::Interrupted);
         t.unended += usize::from(ending == Ending::Unended);
-        // Saturating: counts near i64::MAX in a hostile file wrapped the
-        // sum below zero (and a debug build panicked).
-        t.input_tokens = t
-            .input_tokens
-            .saturating_add(input_tokens(&span).unwrap_or(0));
-        t.output_tokens = t
-            .output_tokens
-            .saturating_add(output_tokens(&span).unwrap_or(0));
         t.nodes.push(Node {
             span,
             origin,
@@ -396,6 +403,33 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
             ending,
             error,
         });
+    }
+    // The token counts, each call's once. The Vercel AI SDK writes its
+    // counts as ai.usage.* on each model call (ai.generateText.doGenerate,
+    // with gen_ai.usage.* too) and on the call around them
+    // (ai.generateText: the sum of its steps): a span's ai.usage.* is
+    // counted only when no span under it has a count. The nodes are in
+    // the tree's order (a span, then those under it), so walked
+    // backwards a span comes after all those under it: `under` holds,
+    // for the spans walked whose parent is not yet, (depth, whether it or
+    // a span under it has a count).
+    let mut under: Vec<(usize, bool)> = Vec::new();
+    for n in t.nodes.iter().rev() {
+        let mut below = false;
+        while under.last().is_some_and(|(d, _)| *d > n.depth) {
+            below |= under.pop().is_some_and(|(_, c)| c);
+        }
+        let s = &n.span;
+        let (mut input, mut output) = (input_tokens(s), output_tokens(s));
+        if input.is_none() && output.is_none() && !below {
+            (input, output) = (ai_sdk_input_tokens(s), ai_sdk_output_tokens(s));
+        }
+        let counted = input.is_some() || output.is_some() || total_tokens(s).is_some();
+        under.push((n.depth, counted || below));
+        // Saturating: counts near i64::MAX in a hostile file wrapped the
+        // sum below zero (and a debug build panicked).
+        t.input_tokens = t.input_tokens.saturating_add(input.unwrap_or(0));
+        t.output_tokens = t.output_tokens.saturating_add(output.unwrap_or(0));
     }
     if t.start_ns == u64::MAX {
         t.start_ns = 0;
