@@ -2021,9 +2021,12 @@ fn places_and(before: &[u64], now: &[u64]) -> Vec<u64> {
 /// request, which leaves them the longest, and room for little else: two
 /// such spans do not fit one request.
 fn counted_in_parts(request: &Request, first: &Part, second: &Part) -> [u64; 2] {
-    // Places in `request`, not in a part; only a lone span's request,
-    // never split, has any (`RequestEncoder::cut_at`).
-    debug_assert!(request.cut_at.is_empty(), "a split request's cut places");
+    // Places are `request`'s, in neither part, and are dropped here: only
+    // a lone span's request, never split, has any from our encoder
+    // (`RequestEncoder::cut_at`). A spool file's header (SGSPOOL3) names
+    // them for whatever body it holds, so a file made elsewhere may hold
+    // several spans and places: its count then goes as a count alone
+    // (a debug build asserted here, and panicked on such a file).
     if request.cut_counted == 0 {
         return [0, 0];
     }
@@ -4686,6 +4689,42 @@ mod tests {
             assert!(prompts[0] == 10 && prompts[1] < 90_000, "{prompts:?}");
             assert_eq!(host.cut, 0, "gzip={gzip}: the prompt was counted already");
         }
+    }
+
+    #[test]
+    fn a_split_request_with_cut_places_of_a_file_goes_by_its_count() {
+        // A spool file's header names cut places for a body of two spans
+        // (our writer names them for a lone span only; a file from
+        // elsewhere may): the 413 splits it, the places go with neither
+        // part, and the count with the part of the longest value, once.
+        let (small, _, _) = spans_with_prompts(BodyFormat::Protobuf, false, &[10], 100_000);
+        let (big, _, cut) = spans_with_prompts(BodyFormat::Protobuf, false, &[300_000], 100_000);
+        let body = [small, big].concat();
+        let (mut d, _sent, dir) = delivery("cut-places-split", vec![]);
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        d.transport = Box::new(SizeLimited {
+            limit: 40_000,
+            accepted: Arc::clone(&accepted),
+            refused: Arc::default(),
+        });
+        let mut host = Host::default();
+        let places = [3u64, 77, u64::MAX];
+        let request = Request {
+            body: &body,
+            format: BodyFormat::Protobuf,
+            gzipped: false,
+            spans: 2,
+            origin: Origin::SpoolFile,
+            cut_counted: cut,
+            cut_at: &places,
+        };
+        d.deliver(&request, &mut host);
+        std::fs::remove_dir_all(&dir).ok();
+        let mut prompts = prompt_lengths(&accepted.lock().unwrap(), BodyFormat::Protobuf, false);
+        prompts.sort();
+        assert_eq!((host.delivered, host.lost), (2, 0));
+        assert!(prompts[0] == 10 && prompts[1] < 90_000, "{prompts:?}");
+        assert_eq!(host.cut, 0, "the prompt was counted already");
     }
 
     #[test]
