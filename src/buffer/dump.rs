@@ -930,8 +930,10 @@ impl<F: Borrow<File>> DumpReader<F> {
     }
 
     /// Marks the spans the last `next_records` gave as sent, in the file
-    /// itself: each one's state word becomes free (its generation kept),
-    /// as a slot whose span was exported is in memory, and every reader
+    /// itself: each one's state word becomes free (its generation kept;
+    /// in memory a released slot keeps its ENDED header and says so in
+    /// its released word, but a file's header word alone is what every
+    /// version reads), and every reader
     /// skips a free record (a recoverer after this one, `spanguard show`
     /// and `spool`, an older version's reader). Recovery calls it once the
     /// batch is delivered or kept in the spool, so a recoverer killed

@@ -474,11 +474,12 @@ impl SpanSlab {
         let header = unsafe { &(*record).header };
         let h = header.load(Ordering::Relaxed);
         // All zero: never used: its first generation. Else the slot's last
-        // span, released (ENDED, or FREE after `take_back`): the next
-        // generation, which makes that span's handles stale (the exporter
-        // no longer writes the header, see the module comment). A header
-        // is never all zero once used: every state but FREE is nonzero,
-        // and only a never-used slot says FREE.
+        // span, released (ENDED, its released word the same: by the
+        // exporter, or by `take_back`): the next generation, which makes
+        // that span's handles stale (the exporter no longer writes the
+        // header, see the module comment). A header is never all zero
+        // once used: every state but FREE is nonzero, and only a
+        // never-used slot says FREE.
         let generation = if h == 0 {
             self.first_generation
         } else {
