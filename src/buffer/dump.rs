@@ -1783,7 +1783,8 @@ pub(crate) mod tests {
         let mut reader = open(&cut).expect("readable");
         assert_eq!(span_ids(&reader.next_records(10).expect("read")), [1, 2, 4]);
         let words = SpanSlab::released_offset_for(4, std::mem::size_of::<DumpHeader>());
-        assert_eq!(words, bytes.len());
+        assert!(words >= bytes.len());
+        bytes.resize(words, 0);
         bytes.extend(pack_header(9, STATE_ENDED).to_ne_bytes());
         bytes.extend([0u8; 24]);
         std::fs::write(&cut, &bytes).expect("write");

@@ -125,6 +125,10 @@ pub enum SlabBacking {
 
 pub struct SpanSlab {
     base: NonNull<SpanRecord>,
+    /// The released words (`released_offset_for`): read and written by
+    /// the exporter and by readers of free slots, never by a recording
+    /// call's common path.
+    released: NonNull<AtomicU64>,
     capacity: u32,
     map_len: usize,
     /// Byte offset of the first record inside the mapping.
@@ -285,12 +289,26 @@ impl SpanSlab {
             // Huge pages past the first few hundred slots (see
             // `prefer_huge_pages_past`). Not for the flight recorder: THP
             // does not apply to a file's pages.
-            super::mapping::prefer_huge_pages_past(start, map_len, SMALL_PAGE_SLAB_BYTES);
+            // The slots only, not the released words after them (see
+            // `released_offset_for`).
+            let slots_end = Self::released_offset_for(capacity, prefix) & !(page_size().max(1) - 1);
+            super::mapping::prefer_huge_pages_past(start, slots_end, SMALL_PAGE_SLAB_BYTES);
         }
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
         let base: NonNull<SpanRecord> =
             unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
+        // SAFETY: inside the mapping (`mapping_len_for` counts the words
+        // after this offset), and 8-byte aligned (a multiple of 4 KiB
+        // from the page-aligned start).
+        let released: NonNull<AtomicU64> = unsafe {
+            NonNull::new_unchecked(
+                start
+                    .as_ptr()
+                    .add(Self::released_offset_for(capacity, prefix))
+                    .cast(),
+            )
+        };
         // Generations start at random, not at 0: a handle kept from a freed
         // tracer whose number a new tracer got must not name that tracer's
         // first spans (handles are `tracer << 56 | slot << 32 | generation`).
@@ -302,6 +320,7 @@ impl SpanSlab {
         let owners = OwnerTable::of(&free);
         Ok(SpanSlab {
             base,
+            released,
             capacity,
             map_len,
             records_offset,
@@ -346,12 +365,16 @@ impl SpanSlab {
     }
 
     /// Where the released words start in a mapping (a flight file) of
-    /// `capacity` slots after `prefix` header bytes: right after the last
-    /// slot (a multiple of 64 bytes, as records are). One word a slot, the
+    /// `capacity` slots after `prefix` header bytes: at the first 4 KiB
+    /// boundary past the last slot, so that the slots' huge page advice
+    /// (`new`) ends there and the words keep small pages: the exporter
+    /// writes them 8 bytes a slot, and its first write must not fault in
+    /// a 2 MiB page of never-used slots with them. One word a slot, the
     /// header its span had when the exporter released it (see the module
     /// comment).
     pub fn released_offset_for(capacity: u32, prefix: usize) -> usize {
-        prefix.next_multiple_of(64) + capacity as usize * std::mem::size_of::<SpanRecord>()
+        (prefix.next_multiple_of(64) + capacity as usize * std::mem::size_of::<SpanRecord>())
+            .next_multiple_of(RELEASED_ALIGN)
     }
 
     /// Bytes mapped, file header included.
@@ -381,18 +404,10 @@ impl SpanSlab {
     #[inline]
     fn released_word(&self, index: u32) -> &AtomicU64 {
         debug_assert!(index < self.capacity);
-        // SAFETY: the words follow the `capacity` records in the mapping
-        // (`mapping_len_for`), 8-byte aligned as the records are 64; in
-        // bounds for index < capacity, and zeroed memory is a valid
-        // AtomicU64.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.capacity as usize)
-                .cast::<AtomicU64>()
-                .add(index as usize)
-        }
+        // SAFETY: `capacity` words from `released` lie in the mapping
+        // (`new`); in bounds for index < capacity, and zeroed memory is a
+        // valid AtomicU64.
+        unsafe { &*self.released.as_ptr().add(index as usize) }
     }
 
     /// Whether `header`, read from slot `index`, is a span the exporter
@@ -1167,6 +1182,10 @@ impl SpanSlab {
 /// huge page of them resident.
 const SMALL_PAGE_SLAB_BYTES: usize = super::mapping::HUGE_PAGE_BYTES;
 
+/// Where the released words start: a small page boundary (4 KiB; on a
+/// host with larger pages the slots' advice stops at the page below).
+const RELEASED_ALIGN: usize = 4096;
+
 /// Slots populated at a time as the frontier moves (see "Memory" above):
 /// about 200 KiB with today's record, a handful of `madvise` calls in a
 /// thread's warm-up.
@@ -1850,6 +1869,13 @@ mod tests {
             huge_page_eligible(at(4095)),
             Some(true),
             "up to the last slot's page"
+        );
+        // Not the released words after the slots: the exporter writes them
+        // a word at a time.
+        assert_eq!(
+            huge_page_eligible(slab.released_word(0) as *const AtomicU64 as usize),
+            Some(false),
+            "the released words keep 4 KiB pages"
         );
         // The flight recorder's file pages are not asked for them.
         let dir = std::env::temp_dir().join(format!("sg-slab-thp-{}", std::process::id()));
