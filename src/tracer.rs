@@ -1082,7 +1082,12 @@ impl Tracer {
         }
         let r = self.pipeline.slab.slot(s.slot);
         let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
-        if !live(r.header.load(Ordering::Acquire)) {
+        let h = r.header.load(Ordering::Acquire);
+        // Released by the exporter (its header still ENDED): gone, as
+        // when the exporter wrote a new generation at release. A span
+        // released after this check reads as it was: its slot keeps the
+        // span until a begin takes it, which the check after the read sees.
+        if !live(h) || self.pipeline.slab.is_released(s.slot, h) {
             return None;
         }
         // SAFETY: the fields are plain bytes inside a live mapping; a racing
@@ -1108,7 +1113,12 @@ impl Tracer {
         }
         let r = self.pipeline.slab.slot(s.slot);
         let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
-        if !live(r.header.load(Ordering::Acquire)) {
+        let h = r.header.load(Ordering::Acquire);
+        // Released by the exporter (its header still ENDED): gone, as
+        // when the exporter wrote a new generation at release. A span
+        // released after this check reads as it was: its slot keeps the
+        // span until a begin takes it, which the check after the read sees.
+        if !live(h) || self.pipeline.slab.is_released(s.slot, h) {
             return None;
         }
         let mut out = [0u8; MAX_TRACESTATE_BYTES];
@@ -1614,7 +1624,7 @@ impl Tracer {
     }
 
     /// Benchmarks only: `end`, except that the slot is freed at once
-    /// (generation + 1, back on top of the free stack) instead of handed to
+    /// (released, back on top of the free stack) instead of handed to
     /// the exporter. A loop of begin, set, `end_in_place_for_bench` reuses
     /// one slot and exports nothing: what the recording calls cost with
     /// every line in this core's cache, the floor `end` is measured
@@ -1627,7 +1637,8 @@ impl Tracer {
         // An empty list: a span of the floor loop holds no payload chunks,
         // and one that did would hand them back here.
         let mut chunks = Vec::new();
-        p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
+        p.slab
+            .release_held(s.slot, s.generation, &p.pool, &mut chunks);
         hold.leave_bias();
         Ok(())
     }
