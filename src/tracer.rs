@@ -1927,19 +1927,13 @@ fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
 
 /// Whether a span is ended and not yet given back (queued for the
 /// exporter, or in its batch): only those give chunks back. The queues
-/// first; with them empty, a look at the headers of the slots in use for
-/// one ENDED (between its end and its queueing) or EXPORTING (the batch
-/// being encoded, whose chunks come back once it is). A pass over the
-/// slots, on this cold path only, while nothing is queued.
+/// first; with them empty, a look at the slots in use for one ENDED and
+/// not released (between its end and its queueing, or in the batch being
+/// encoded, whose chunks come back once it is; a released slot's header
+/// still says ENDED, `SpanSlab::is_released`). A pass over the slots, on
+/// this cold path only, while nothing is queued.
 fn chunks_may_come_back(p: &Pipeline) -> bool {
-    use crate::buffer::slab::{STATE_ENDED, STATE_EXPORTING};
-    if p.slab.ended_len() > 0 {
-        return true;
-    }
-    (0..p.slab.used_slots()).any(|i| {
-        let state = header_state(p.slab.slot(i).header.load(Ordering::Relaxed));
-        state == STATE_ENDED || state == STATE_EXPORTING
-    })
+    p.slab.ended_len() > 0 || p.slab.any_slot_ended()
 }
 
 /// What a span another SDK already limited is held to.

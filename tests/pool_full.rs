@@ -72,14 +72,35 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
 /// the one that would wait), though full_wait is a minute.
 #[test]
 fn a_pool_held_wholly_by_open_spans_cuts_at_once() {
+    pool_held_wholly_by_open_spans("pool-all-open", 0);
+}
+
+/// The same after spans were exported: their slots, released, still say
+/// ENDED in their headers (the exporter writes no slot header; its own
+/// word tells them released, `SpanSlab::is_released`). Read as ended spans
+/// whose chunks would come back, they made the value wait its whole
+/// full_wait in vain.
+#[test]
+fn a_pool_held_wholly_by_open_spans_cuts_at_once_after_spans_were_exported() {
+    pool_held_wholly_by_open_spans("pool-all-open-after", 64);
+}
+
+fn pool_held_wholly_by_open_spans(name: &str, exported_before: usize) {
     let (t, dir) = support::discarding_tracer_with(
-        "pool-all-open",
+        name,
         TracerConfig {
             payload_pool_mib: 1,
             full_wait: Duration::from_secs(60),
             ..TracerConfig::default()
         },
     );
+    for _ in 0..exported_before {
+        let (s, _) = t
+            .begin(b"earlier", Parent::None, KIND_CLIENT)
+            .expect("begin");
+        t.end(s, 0).expect("end");
+    }
+    t.flush(Duration::from_secs(10)).expect("flush");
     let started = Instant::now();
     let mut open = Vec::new();
     let mut cut = 0;
@@ -102,7 +123,11 @@ fn a_pool_held_wholly_by_open_spans_cuts_at_once() {
     t.shutdown(Duration::from_secs(10)).expect("shutdown");
     let stats = t.stats();
     assert_eq!(stats.values_truncated, cut, "{stats:?}");
-    assert_eq!(stats.spans_exported, 40, "{stats:?}");
+    assert_eq!(
+        stats.spans_exported,
+        40 + exported_before as u64,
+        "{stats:?}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

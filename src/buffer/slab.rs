@@ -1090,7 +1090,10 @@ impl SpanSlab {
     /// releases every slot it took before it returns): such a slot is
     /// then between `mark_ended_held` and `queue_ended` (or was queued
     /// since), a span ended during the shutdown that must still be
-    /// exported. One pass over the slots used so far, once per stop.
+    /// exported. One pass over the slots used so far, once per stop. Also
+    /// asked by a value waiting for payload chunks with the queues empty
+    /// (`tracer::chunks_may_come_back`): there it counts the exporter's
+    /// batch too, whose chunks come back once it is encoded.
     pub fn any_slot_ended(&self) -> bool {
         (0..self.used_slots()).any(|index| {
             let h = self.slot(index).header.load(Ordering::Acquire);
