@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Mode of every file spanguard makes.
 pub(crate) const FILE_MODE: u32 = 0o600;
@@ -387,13 +387,16 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let temporary = path.with_file_name(hidden);
+        let opened = BeforeOpen::now();
         let file = match create_new(&temporary, read) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             made => made?,
         };
         #[cfg(test)]
         run_after_create(&temporary);
-        let (file, locked) = LockedFile::lock(file);
+        // Not locked: someone opened the fresh file first, or a fork came
+        // between its making and its lock (a child holds it open).
+        let (file, locked) = LockedFile::lock(file, opened);
         if !locked {
             let _ = std::fs::remove_file(&temporary);
             continue;
@@ -491,6 +494,55 @@ fn run_after_create(path: &Path) {
                 *slot = Some(hook);
             }
         });
+    }
+}
+
+/// What a test runs in `LockedFile::lock`, before the file is made known
+/// to the fork handler (`set_before_registering`).
+#[cfg(test)]
+type BeforeRegistering = Box<dyn FnOnce()>;
+
+#[cfg(test)]
+thread_local! {
+    /// Run once by `LockedFile::lock` on this thread, between the file's
+    /// open and its registration: where another thread of ours may fork.
+    static BEFORE_REGISTERING: std::cell::RefCell<Option<BeforeRegistering>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets what the next `LockedFile::lock` on this thread runs before it
+/// makes its file known to the fork handler.
+#[cfg(test)]
+pub(crate) fn set_before_registering(hook: BeforeRegistering) {
+    BEFORE_REGISTERING.with(|h| *h.borrow_mut() = Some(hook));
+}
+
+/// Forks, with the fork handlers a tracer registers, a child that runs
+/// them and then waits to be killed (`end_waiting_child`): a worker of a
+/// prefork server, alive while its parent goes on.
+#[cfg(test)]
+pub(crate) fn fork_a_waiting_child() -> libc::pid_t {
+    crate::ffi::tracer::register_fork_handlers();
+    // SAFETY: the child runs the fork handlers, then only pauses.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        loop {
+            // SAFETY: waits for a signal (the parent's SIGKILL).
+            unsafe { libc::pause() };
+        }
+    }
+    assert!(pid > 0, "fork");
+    pid
+}
+
+/// Kills and reaps a child of `fork_a_waiting_child`.
+#[cfg(test)]
+pub(crate) fn end_waiting_child(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
     }
 }
 
@@ -851,6 +903,41 @@ pub fn close_held_locks_in_child() {
     }
 }
 
+/// How many forks this process began (`fork_coming`, the fork's prepare
+/// handler), for `BeforeOpen`.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// The fork's prepare handler, in the thread that forks, before the child
+/// is made: a file another thread opened but has not yet made known
+/// (`LockedFile::lock`) may be copied into the child.
+pub fn fork_coming() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// When a file to be locked was opened, as forks go: taken just before the
+/// open (`LockedFile::lock`).
+///
+/// A fork between a file's open and its registration in `HELD_LOCKS` gave
+/// the child a descriptor its fork handler did not know, so did not close:
+/// the same open file as ours, so the lock we took next was the child's
+/// too, and stayed after we let go of it for as long as the child lived.
+/// A spool file set back, a crash file's pending name, a flight file
+/// stayed locked: no replay or recovery took it while a prefork server's
+/// worker lived.
+#[derive(Clone, Copy, Debug)]
+pub struct BeforeOpen(u64);
+
+impl BeforeOpen {
+    pub fn now() -> BeforeOpen {
+        BeforeOpen(FORKS.load(Ordering::SeqCst))
+    }
+
+    /// Whether a fork began since.
+    fn forked_since(self) -> bool {
+        FORKS.load(Ordering::SeqCst) != self.0
+    }
+}
+
 /// A file this process holds a lock on (or means to): known to the fork
 /// handler while it is open. Dropping it unlocks and closes it.
 pub struct LockedFile {
@@ -858,12 +945,32 @@ pub struct LockedFile {
 }
 
 impl LockedFile {
-    /// Wraps `file` and takes its lock. The file is kept either way; `.1`
-    /// says whether the lock was free.
-    pub fn lock(file: File) -> (LockedFile, bool) {
+    /// Wraps `file`, opened after `opened` was taken, and takes its lock.
+    /// The file is kept either way; `.1` says whether the lock was taken:
+    /// false when another open file holds it, or when a fork began since
+    /// `opened` (a child may hold this open file, unknown to its fork
+    /// handler: a lock taken on it would be the child's too). Take that as
+    /// "busy": drop it, and open the file again to lock it.
+    pub fn lock(file: File, opened: BeforeOpen) -> (LockedFile, bool) {
+        #[cfg(test)]
+        tests::before_registering();
         register_held(file.as_raw_fd());
-        let locked = try_lock(&file);
+        // SeqCst, as the count's: the registration is seen by a child
+        // forked after this look, or the fork is seen by it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let locked = !opened.forked_since() && try_lock(&file);
         (LockedFile { file }, locked)
+    }
+
+    /// Wraps `file`, a second descriptor of a file locked through another
+    /// (`try_clone`), known to the fork handler from now on: made before
+    /// the other's `lock`, so that a fork cannot come between that lock
+    /// and this descriptor's registration.
+    pub fn hold(file: File) -> LockedFile {
+        #[cfg(test)]
+        tests::before_registering();
+        register_held(file.as_raw_fd());
+        LockedFile { file }
     }
 
     pub fn file(&self) -> &File {
@@ -907,6 +1014,12 @@ mod tests {
         /// owner and opening the file: where another user would swap it.
         static BETWEEN: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
             const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn before_registering() {
+        if let Some(hook) = BEFORE_REGISTERING.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
     }
 
     thread_local! {
@@ -1160,11 +1273,42 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A worker forked by another thread of ours between the making of a
+    /// crash or flight file and its lock (the watchdog remaking the crash
+    /// files at a thaw): the child's copy of the open file was unknown to
+    /// its fork handler, so the lock taken next was the child's too. Once
+    /// we let go of the file (our exit leaves it to recovery) it stayed
+    /// locked for as long as the child lived, and no recovery took it.
+    /// Now the file at the name is ours alone, and nothing else is left.
+    #[test]
+    fn a_fork_between_a_made_file_and_its_lock_leaves_the_child_no_lock() {
+        let dir = temp_dir("fork-between");
+        ensure_private_dir(&dir).expect("dir");
+        let child = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = std::rc::Rc::clone(&child);
+        set_before_registering(Box::new(move || c.set(fork_a_waiting_child())));
+        let made = create_locked(&dir.join("p-pending"), false).expect("made");
+        assert!(child.get() > 0, "forked between");
+        drop(made);
+        let look = File::open(dir.join("p-pending")).expect("at its name");
+        let free = try_lock(&look);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        end_waiting_child(child.get());
+        assert!(free, "the child holds the lock we let go of");
+        assert_eq!(names, ["p-pending"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn a_held_lock_is_known_until_its_file_closes() {
         let dir = temp_dir("held");
         ensure_private_dir(&dir).expect("dir");
-        let (held, locked) = LockedFile::lock(create_new(&dir.join("l"), false).expect("c"));
+        let opened = BeforeOpen::now();
+        let (held, locked) =
+            LockedFile::lock(create_new(&dir.join("l"), false).expect("c"), opened);
         assert!(locked);
         let fd = held.as_raw_fd();
         // (After the drop another test may reuse the number: not checked.)

@@ -216,6 +216,9 @@ pub fn ensure_fork_hook(child: unsafe extern "C" fn()) {
 }
 
 unsafe extern "C" fn prepare() {
+    // First, whatever else: a file another thread is opening to lock is
+    // then not locked on a descriptor the child may share.
+    crate::buffer::files::fork_coming();
     if FORKING.try_with(|f| f.replace(true)).unwrap_or(true) {
         return;
     }
