@@ -1246,7 +1246,8 @@ pub(crate) mod tests {
     }
 
     fn open(path: &Path) -> Result<DumpReader, DumpError> {
-        let (file, _) = LockedFile::lock(std::fs::File::open(path).expect("open"));
+        let opened = crate::buffer::files::BeforeOpen::now();
+        let (file, _) = LockedFile::lock(std::fs::File::open(path).expect("open"), opened);
         DumpReader::open(file, 42)
     }
 

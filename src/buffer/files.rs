@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Mode of every file spanguard makes.
 pub(crate) const FILE_MODE: u32 = 0o600;
@@ -387,20 +387,16 @@ pub fn create_locked(path: &Path, read: bool) -> io::Result<LockedFile> {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
         let temporary = path.with_file_name(hidden);
-        // From its making to its registration (`LockedFile::lock`), out of
-        // a fork's way: a child forked in between kept the descriptor
-        // unregistered, so its fork handler did not close it, and held
-        // our lock for as long as it lived (a worker of a pre-forking
-        // server: for good): our files never recovered after we died.
-        let making = MakingFile::begin();
+        let opened = BeforeOpen::now();
         let file = match create_new(&temporary, read) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             made => made?,
         };
         #[cfg(test)]
         run_after_create(&temporary);
-        let (file, locked) = LockedFile::lock(file);
-        drop(making);
+        // Not locked: someone opened the fresh file first, or a fork came
+        // between its making and its lock (a child holds it open).
+        let (file, locked) = LockedFile::lock(file, opened);
         if !locked {
             let _ = std::fs::remove_file(&temporary);
             continue;
@@ -451,67 +447,6 @@ pub fn making_file_of(hidden: &str) -> Option<(&str, u32)> {
         return None;
     }
     Some((name, pid.parse().ok()?))
-}
-
-/// Threads between making a file in `create_locked` and registering its
-/// descriptor (`LockedFile::lock`), and whether a fork waits for them to
-/// be done (`hold_making_across_fork`).
-static MAKING: AtomicU32 = AtomicU32::new(0);
-static FORK_WAITING: AtomicBool = AtomicBool::new(false);
-
-/// How long a fork waits for files being made: bounded, should one be
-/// stuck in its `open` (a hung network file system).
-const FORK_WAITS_FOR_MAKING: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// One thread's file being made, counted in `MAKING` while it lives.
-struct MakingFile;
-
-impl MakingFile {
-    /// Counted in, once no fork waits (SeqCst both sides: either the fork
-    /// sees this count, or this thread sees it waiting and steps back).
-    fn begin() -> MakingFile {
-        loop {
-            MAKING.fetch_add(1, Ordering::SeqCst);
-            if !FORK_WAITING.load(Ordering::SeqCst) {
-                return MakingFile;
-            }
-            MAKING.fetch_sub(1, Ordering::SeqCst);
-            while FORK_WAITING.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-        }
-    }
-}
-
-impl Drop for MakingFile {
-    fn drop(&mut self) {
-        MAKING.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Before a fork (its prepare handler, on the forking thread): waits until
-/// no file is being made and registered (`create_locked`), so the child
-/// knows every descriptor holding our locks and closes it
-/// (`close_held_locks_in_child`); none starts until
-/// `release_making_after_fork`.
-pub fn hold_making_across_fork() {
-    FORK_WAITING.store(true, Ordering::SeqCst);
-    let start = std::time::Instant::now();
-    while MAKING.load(Ordering::SeqCst) != 0 && start.elapsed() < FORK_WAITS_FOR_MAKING {
-        std::thread::yield_now();
-    }
-}
-
-/// After a fork, in the parent and in the child (which has the parent's
-/// flag): files may be made again.
-pub fn release_making_after_fork() {
-    FORK_WAITING.store(false, Ordering::SeqCst);
-}
-
-/// Whether a fork waits for files being made (`hold_making_across_fork`).
-#[cfg(test)]
-pub(crate) fn fork_waiting() -> bool {
-    FORK_WAITING.load(Ordering::SeqCst)
 }
 
 /// Renames `from` to `to`, which must not exist (`AlreadyExists`): never
@@ -629,6 +564,55 @@ fn run_after_create(path: &Path) {
                 *slot = Some(hook);
             }
         });
+    }
+}
+
+/// What a test runs in `LockedFile::lock`, before the file is made known
+/// to the fork handler (`set_before_registering`).
+#[cfg(test)]
+type BeforeRegistering = Box<dyn FnOnce()>;
+
+#[cfg(test)]
+thread_local! {
+    /// Run once by `LockedFile::lock` on this thread, between the file's
+    /// open and its registration: where another thread of ours may fork.
+    static BEFORE_REGISTERING: std::cell::RefCell<Option<BeforeRegistering>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets what the next `LockedFile::lock` on this thread runs before it
+/// makes its file known to the fork handler.
+#[cfg(test)]
+pub(crate) fn set_before_registering(hook: BeforeRegistering) {
+    BEFORE_REGISTERING.with(|h| *h.borrow_mut() = Some(hook));
+}
+
+/// Forks, with the fork handlers a tracer registers, a child that runs
+/// them and then waits to be killed (`end_waiting_child`): a worker of a
+/// prefork server, alive while its parent goes on.
+#[cfg(test)]
+pub(crate) fn fork_a_waiting_child() -> libc::pid_t {
+    crate::ffi::tracer::register_fork_handlers();
+    // SAFETY: the child runs the fork handlers, then only pauses.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        loop {
+            // SAFETY: waits for a signal (the parent's SIGKILL).
+            unsafe { libc::pause() };
+        }
+    }
+    assert!(pid > 0, "fork");
+    pid
+}
+
+/// Kills and reaps a child of `fork_a_waiting_child`.
+#[cfg(test)]
+pub(crate) fn end_waiting_child(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
     }
 }
 
@@ -994,6 +978,41 @@ pub fn close_held_locks_in_child() {
     }
 }
 
+/// How many forks this process began (`fork_coming`, the fork's prepare
+/// handler), for `BeforeOpen`.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// The fork's prepare handler, in the thread that forks, before the child
+/// is made: a file another thread opened but has not yet made known
+/// (`LockedFile::lock`) may be copied into the child.
+pub fn fork_coming() {
+    FORKS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// When a file to be locked was opened, as forks go: taken just before the
+/// open (`LockedFile::lock`).
+///
+/// A fork between a file's open and its registration in `HELD_LOCKS` gave
+/// the child a descriptor its fork handler did not know, so did not close:
+/// the same open file as ours, so the lock we took next was the child's
+/// too, and stayed after we let go of it for as long as the child lived.
+/// A spool file set back, a crash file's pending name, a flight file
+/// stayed locked: no replay or recovery took it while a prefork server's
+/// worker lived.
+#[derive(Clone, Copy, Debug)]
+pub struct BeforeOpen(u64);
+
+impl BeforeOpen {
+    pub fn now() -> BeforeOpen {
+        BeforeOpen(FORKS.load(Ordering::SeqCst))
+    }
+
+    /// Whether a fork began since.
+    fn forked_since(self) -> bool {
+        FORKS.load(Ordering::SeqCst) != self.0
+    }
+}
+
 /// A file this process holds a lock on (or means to): known to the fork
 /// handler while it is open. Dropping it unlocks and closes it.
 pub struct LockedFile {
@@ -1001,12 +1020,32 @@ pub struct LockedFile {
 }
 
 impl LockedFile {
-    /// Wraps `file` and takes its lock. The file is kept either way; `.1`
-    /// says whether the lock was free.
-    pub fn lock(file: File) -> (LockedFile, bool) {
+    /// Wraps `file`, opened after `opened` was taken, and takes its lock.
+    /// The file is kept either way; `.1` says whether the lock was taken:
+    /// false when another open file holds it, or when a fork began since
+    /// `opened` (a child may hold this open file, unknown to its fork
+    /// handler: a lock taken on it would be the child's too). Take that as
+    /// "busy": drop it, and open the file again to lock it.
+    pub fn lock(file: File, opened: BeforeOpen) -> (LockedFile, bool) {
+        #[cfg(test)]
+        tests::before_registering();
         register_held(file.as_raw_fd());
-        let locked = try_lock(&file);
+        // SeqCst, as the count's: the registration is seen by a child
+        // forked after this look, or the fork is seen by it.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let locked = !opened.forked_since() && try_lock(&file);
         (LockedFile { file }, locked)
+    }
+
+    /// Wraps `file`, a second descriptor of a file locked through another
+    /// (`try_clone`), known to the fork handler from now on: made before
+    /// the other's `lock`, so that a fork cannot come between that lock
+    /// and this descriptor's registration.
+    pub fn hold(file: File) -> LockedFile {
+        #[cfg(test)]
+        tests::before_registering();
+        register_held(file.as_raw_fd());
+        LockedFile { file }
     }
 
     pub fn file(&self) -> &File {
@@ -1050,6 +1089,12 @@ mod tests {
         /// owner and opening the file: where another user would swap it.
         static BETWEEN: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
             const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn before_registering() {
+        if let Some(hook) = BEFORE_REGISTERING.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
     }
 
     thread_local! {
@@ -1396,6 +1441,35 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// A worker forked by another thread of ours between the making of a
+    /// crash or flight file and its lock (the watchdog remaking the crash
+    /// files at a thaw): the child's copy of the open file was unknown to
+    /// its fork handler, so the lock taken next was the child's too. Once
+    /// we let go of the file (our exit leaves it to recovery) it stayed
+    /// locked for as long as the child lived, and no recovery took it.
+    /// Now the file at the name is ours alone, and nothing else is left.
+    #[test]
+    fn a_fork_between_a_made_file_and_its_lock_leaves_the_child_no_lock() {
+        let dir = temp_dir("fork-between");
+        ensure_private_dir(&dir).expect("dir");
+        let child = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = std::rc::Rc::clone(&child);
+        set_before_registering(Box::new(move || c.set(fork_a_waiting_child())));
+        let made = create_locked(&dir.join("p-pending"), false).expect("made");
+        assert!(child.get() > 0, "forked between");
+        drop(made);
+        let look = File::open(dir.join("p-pending")).expect("at its name");
+        let free = try_lock(&look);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        end_waiting_child(child.get());
+        assert!(free, "the child holds the lock we let go of");
+        assert_eq!(names, ["p-pending"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// The hidden names `create_locked` makes are known for what they are,
     /// and no other name is.
     #[test]
@@ -1422,7 +1496,9 @@ mod tests {
     fn a_held_lock_is_known_until_its_file_closes() {
         let dir = temp_dir("held");
         ensure_private_dir(&dir).expect("dir");
-        let (held, locked) = LockedFile::lock(create_new(&dir.join("l"), false).expect("c"));
+        let opened = BeforeOpen::now();
+        let (held, locked) =
+            LockedFile::lock(create_new(&dir.join("l"), false).expect("c"), opened);
         assert!(locked);
         let fd = held.as_raw_fd();
         // (After the drop another test may reuse the number: not checked.)

@@ -94,10 +94,11 @@ pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
             Ok(meta) if meta.file_type().is_file() && dead(pid, &meta) => {}
             _ => continue,
         }
+        let opened = files::BeforeOpen::now();
         let Ok(file) = files::open_found(&path, false) else {
             continue;
         };
-        let (file, locked) = LockedFile::lock(file);
+        let (file, locked) = LockedFile::lock(file, opened);
         if !locked || !spool::still_named(&file, &path) {
             continue;
         }
@@ -166,6 +167,7 @@ pub enum Claim {
 /// go (`DumpReader::mark_sent`); one that cannot be opened so (this user
 /// may only read it, a read-only mount) is read as before, unmarked.
 pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
+    let before_open = files::BeforeOpen::now();
     let opened = match files::open_found(path, !is_spool_pending(path)) {
         Err(Refusal::Foreign(_) | Refusal::Failed(_)) if !is_spool_pending(path) => {
             files::open_found(path, false)
@@ -178,16 +180,17 @@ pub fn claim(path: &Path, spool_max_bytes: u64) -> Claim {
         Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return Claim::Skip,
     };
     // A second descriptor of the same open file (so, the same lock) to
-    // read with, itself known to the fork handler.
+    // read with, itself known to the fork handler before the lock is
+    // taken: a fork between the two left it to the child, which then held
+    // the lock.
     let reader = match file.try_clone() {
-        Ok(f) => f,
+        Ok(f) => LockedFile::hold(f),
         Err(_) => return Claim::Skip,
     };
-    let (lock, locked) = LockedFile::lock(file);
+    let (lock, locked) = LockedFile::lock(file, before_open);
     if !locked {
         return Claim::Busy;
     }
-    let (reader, _) = LockedFile::lock(reader);
     let Ok(meta) = lock.file().metadata() else {
         return Claim::Skip;
     };
@@ -438,6 +441,37 @@ mod tests {
             f.set_modified(died).expect("mtime");
         }
         paths
+    }
+
+    /// A worker forked by another thread of ours while a recovery claims a
+    /// file, after its lock and before the second descriptor it reads
+    /// with was known to the fork handler: the child kept that descriptor,
+    /// so the lock, and a file the recovery let go of unfinished (its
+    /// spans not delivered) stayed locked, no recovery took it while the
+    /// child lived. The next claim takes it.
+    #[test]
+    fn a_file_claimed_across_a_fork_is_claimed_again_while_the_child_lives() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-fork-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let path = dir.join("x.sgspool-pending");
+        std::fs::write(&path, b"").expect("write");
+        let child = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = std::rc::Rc::clone(&child);
+        // At the second descriptor made known: the lock's or the reader's.
+        files::set_before_registering(Box::new(move || {
+            files::set_before_registering(Box::new(move || c.set(files::fork_a_waiting_child())));
+        }));
+        let first = claim(&path, 1 << 20);
+        assert!(child.get() > 0, "forked between");
+        drop(first); // not finished: its spans were not delivered
+        let again = claim(&path, 1 << 20);
+        files::end_waiting_child(child.get());
+        assert!(
+            matches!(again, Claim::Claimed(_)),
+            "the child holds the lock of a file we let go of"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// A recoverer killed midway (a process recovering at start-up that is

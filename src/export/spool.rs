@@ -50,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::diagnostics::spans as n_spans;
 use super::span_count::count_body_spans;
 use super::transport::BodyFormat;
-use crate::buffer::files::{self, LockedFile, Refusal, SetAside};
+use crate::buffer::files::{self, BeforeOpen, LockedFile, Refusal, SetAside};
 
 const MAGIC: &[u8; 8] = b"SGSPOOL1";
 /// A batch with values cut and counted already: `MAGIC`'s header, then
@@ -555,6 +555,7 @@ impl SpoolDir {
     /// it is locked (a live writer or replayer has it), gone, or not ours
     /// (then it is set aside).
     fn open_and_lock(&self, path: &Path) -> Option<LockedFile> {
+        let opened = BeforeOpen::now();
         let file = match files::open_found(path, false) {
             Ok(f) => f,
             Err(Refusal::Foreign(why)) => {
@@ -563,7 +564,7 @@ impl SpoolDir {
             }
             Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
         };
-        let (file, locked) = LockedFile::lock(file);
+        let (file, locked) = LockedFile::lock(file, opened);
         // Deleted or set back (renamed) by another replayer between our
         // open and our lock: the name no longer leads to this file, and
         // sending it, then deleting by the name, would leave it to be sent
@@ -714,7 +715,7 @@ impl SpoolDir {
         let result = (|| {
             // Locked from its first moment: a temporary file that is not
             // locked belongs to a writer that died.
-            let (f, _) = LockedFile::lock(files::create_new(&tmp, false)?);
+            let f = create_new_locked(&tmp)?;
             let mut w = f.file();
             w.write_all(header)?;
             w.write_all(body)?;
@@ -839,6 +840,7 @@ impl SpoolDir {
     /// `open_and_lock`, for a caller that holds the index: a file that is
     /// not ours is set aside and forgotten here.
     fn open_and_lock_quietly(&self, path: &Path, index: &mut SpoolIndex) -> Option<LockedFile> {
+        let opened = BeforeOpen::now();
         let file = match files::open_found(path, false) {
             Ok(f) => f,
             Err(Refusal::Foreign(why)) => {
@@ -854,7 +856,7 @@ impl SpoolDir {
             }
             Err(Refusal::Gone) | Err(Refusal::Failed(_)) => return None,
         };
-        let (file, locked) = LockedFile::lock(file);
+        let (file, locked) = LockedFile::lock(file, opened);
         // As `open_and_lock`: a file renamed (set back) or deleted since it
         // was opened is not this name's to evict.
         (locked && still_named(&file, path)).then_some(file)
@@ -944,6 +946,29 @@ impl SpoolDir {
         (batches, spans)
     }
 }
+
+/// Makes `tmp` and locks it. Made again when the lock was not taken: a
+/// fork came between the making and the lock, and the child holds that
+/// open file (`LockedFile::lock`); locked, it stayed locked as long as the
+/// child lived once renamed to a spool file, and no replay took it.
+fn create_new_locked(tmp: &Path) -> io::Result<LockedFile> {
+    for _ in 0..CREATE_TRIES {
+        let opened = BeforeOpen::now();
+        let (f, locked) = LockedFile::lock(files::create_new(tmp, false)?, opened);
+        if locked {
+            return Ok(f);
+        }
+        drop(f);
+        fs::remove_file(tmp)?;
+    }
+    Err(io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!("{}: could not be locked", tmp.display()),
+    ))
+}
+
+/// How many times `create_new_locked` makes its file before it gives up.
+const CREATE_TRIES: u32 = 8;
 
 /// What a replay tells its `send` of the file a batch came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1835,6 +1860,60 @@ pub(crate) mod tests {
         fs::remove_dir_all(&dir).ok();
     }
 
+    /// A worker forked by another thread of ours while a batch is being
+    /// spooled, between its file's making and its lock: the child's copy
+    /// of the open file was unknown to its fork handler, so the lock was
+    /// the child's too and stayed on the spool file after the write let
+    /// go of it: no replay sent it while the child lived (a prefork
+    /// server's worker, for hours). The replay sends it.
+    #[test]
+    fn a_batch_spooled_across_a_fork_is_replayed_while_the_child_lives() {
+        let dir = temp_dir("fork-write");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        let child = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = std::rc::Rc::clone(&child);
+        files::set_before_registering(Box::new(move || c.set(files::fork_a_waiting_child())));
+        spool.write(&batch(3, 0)).expect("write");
+        assert!(child.get() > 0, "forked between");
+        let replayed = spool.replay(|_| ReplayVerdict::Delivered);
+        let temporary = fs::read_dir(&dir)
+            .expect("list")
+            .filter(|e| {
+                let name = e.as_ref().expect("entry").file_name();
+                name.to_string_lossy().starts_with(TEMP_PREFIX)
+            })
+            .count();
+        files::end_waiting_child(child.get());
+        assert_eq!(replayed, (1, 3), "the child holds the spool file's lock");
+        assert_eq!(temporary, 0);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A worker forked by another thread of ours while a replay opens a
+    /// spool file, between the open and the lock: the lock was the
+    /// child's too, and the file the backend did not take then stayed
+    /// locked: no later replay sent it while the child lived. The next
+    /// replay sends it.
+    #[test]
+    fn a_file_opened_for_a_replay_across_a_fork_is_sent_by_the_next() {
+        let dir = temp_dir("fork-replay");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        spool.write(&batch(2, 0)).expect("write");
+        let child = std::rc::Rc::new(std::cell::Cell::new(0));
+        let c = std::rc::Rc::clone(&child);
+        files::set_before_registering(Box::new(move || c.set(files::fork_a_waiting_child())));
+        let first = spool.replay(|_| ReplayVerdict::Stop);
+        assert!(child.get() > 0, "forked between");
+        let second = spool.replay(|_| ReplayVerdict::Delivered);
+        files::end_waiting_child(child.get());
+        assert_eq!(
+            (first, second),
+            ((0, 0), (1, 2)),
+            "the child holds the lock"
+        );
+        fs::remove_dir_all(&dir).ok();
+    }
+
     /// Another replayer sets a file back (renames it) between this one's
     /// open and its lock: sent under the old name and deleted by it, the
     /// file stayed under the new one to be sent again. Only a file its
@@ -1845,11 +1924,15 @@ pub(crate) mod tests {
         let spool = SpoolDir::new(&dir, 1 << 20);
         spool.write(&batch(1, 10)).expect("write");
         let path = spool.list()[0].clone();
-        let (opened, locked) = LockedFile::lock(File::open(&path).expect("open"));
+        let (opened, locked) =
+            LockedFile::lock(File::open(&path).expect("open"), BeforeOpen::now());
         assert!(locked && still_named(&opened, &path));
         fs::rename(&path, dir.join(spool_file_name("000001-setback1"))).expect("rename");
         assert!(!still_named(&opened, &path));
-        let (again, _) = LockedFile::lock(File::open(&spool.list()[0]).expect("open"));
+        let (again, _) = LockedFile::lock(
+            File::open(&spool.list()[0]).expect("open"),
+            BeforeOpen::now(),
+        );
         assert!(still_named(&again, &spool.list()[0]));
         fs::remove_dir_all(&dir).ok();
     }

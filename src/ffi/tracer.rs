@@ -234,6 +234,13 @@ unsafe extern "C" fn after_fork_in_child() {
     });
 }
 
+/// The fork handlers a tracer registers, for a test that forks with no
+/// tracer made.
+#[cfg(test)]
+pub(crate) fn register_fork_handlers() {
+    crate::watchdog::ensure_fork_hook(after_fork_in_child);
+}
+
 /// Fills `cfg` with every default and sets `struct_size`; pass
 /// `sizeof *cfg` as `cfg_size`. Only that many bytes are written, so a
 /// program built against an older, smaller struct is never overrun by a

@@ -216,16 +216,17 @@ pub fn ensure_fork_hook(child: unsafe extern "C" fn()) {
 }
 
 unsafe extern "C" fn prepare() {
+    // First, whatever else: a file another thread is opening to lock is
+    // then not locked on a descriptor the child may share.
+    crate::buffer::files::fork_coming();
     if FORKING.try_with(|f| f.replace(true)).unwrap_or(true) {
         return;
     }
     let _ = std::panic::catch_unwind(super::signals::hold_across_fork);
-    crate::buffer::files::hold_making_across_fork();
 }
 
 unsafe extern "C" fn parent() {
     if FORKING.try_with(|f| f.replace(false)).unwrap_or(false) {
-        crate::buffer::files::release_making_after_fork();
         let _ = std::panic::catch_unwind(super::signals::release_after_fork_in_parent);
     }
 }
@@ -258,7 +259,6 @@ pub fn reset_process_state_in_child() {
     // apart: a child forked before it has none, and registers them).
     HOOK.mark_done();
     crate::buffer::files::close_held_locks_in_child();
-    crate::buffer::files::release_making_after_fork();
     crate::span::ids::reseed_after_fork();
     crate::span::clock::after_fork_in_child();
     super::signals::detach_after_fork();
@@ -285,95 +285,6 @@ mod tests {
             libc::waitpid(pid, &mut status, 0);
         }
         false
-    }
-
-    /// A child forked while another thread makes a locked file
-    /// (`files::create_locked`), between its making and its registration:
-    /// the child got the descriptor unregistered, its fork handler did not
-    /// close it, and it held the parent's lock as long as it lived, so
-    /// the parent's file was never recovered after the parent died. The
-    /// fork now waits for the registration: the child closes it. Here the
-    /// parent lets go of its file (as it would dying) while the child
-    /// lives: the lock is free.
-    #[test]
-    fn a_child_forked_while_a_locked_file_is_made_holds_no_lock_of_it() {
-        use crate::buffer::files;
-        unsafe extern "C" fn child() {
-            reset_process_state_in_child();
-        }
-        ensure_fork_hook(child);
-        let dir = std::env::temp_dir().join(format!("sg-fork-making-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        files::ensure_private_dir(&dir).expect("dir");
-        // `forked`: the child says it is there; `hold`: it lives until the
-        // parent closes its end.
-        let (mut forked, mut hold) = ([0; 2], [0; 2]);
-        // SAFETY: two arrays of two descriptors.
-        unsafe {
-            assert_eq!(libc::pipe(forked.as_mut_ptr()), 0);
-            assert_eq!(libc::pipe(hold.as_mut_ptr()), 0);
-        }
-        let forker = std::rc::Rc::new(std::cell::RefCell::new(None));
-        let f = std::rc::Rc::clone(&forker);
-        files::set_after_create(Some(Box::new(move |_| {
-            if f.borrow().is_some() {
-                return;
-            }
-            let (told, held, release) = (forked[1], hold[0], hold[1]);
-            let thread = std::thread::spawn(move || {
-                // SAFETY: the child only writes, reads and _exits.
-                let pid = unsafe { libc::fork() };
-                if pid == 0 {
-                    // SAFETY: plain calls on our pipes, then _exit.
-                    unsafe {
-                        libc::close(release);
-                        libc::write(told, b"f".as_ptr().cast(), 1);
-                        let mut byte = 0u8;
-                        libc::read(held, (&mut byte as *mut u8).cast(), 1);
-                        libc::_exit(0);
-                    }
-                }
-                pid
-            });
-            // The fork begun (its prepare handler ran), give it a moment
-            // to happen now, with this thread between the making and the
-            // registration: it does without the fix.
-            while !files::fork_waiting() && !thread.is_finished() {
-                std::thread::yield_now();
-            }
-            let mut poll = libc::pollfd {
-                fd: forked[0],
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one pollfd.
-            unsafe { libc::poll(&mut poll, 1, 200) };
-            *f.borrow_mut() = Some(thread);
-        })));
-        let ours = files::create_locked(&dir.join("x.sgdump-pending"), false);
-        files::set_after_create(None);
-        let ours = ours.expect("made");
-        let pid = forker.borrow_mut().take().expect("forked").join().unwrap();
-        assert!(pid > 0);
-        let mut byte = 0u8;
-        // SAFETY: reads one byte of our pipe: the child is there.
-        assert_eq!(
-            unsafe { libc::read(forked[0], (&mut byte as *mut u8).cast(), 1) },
-            1
-        );
-        drop(ours);
-        let look = std::fs::File::open(dir.join("x.sgdump-pending")).expect("at its name");
-        let free = files::try_lock(&look);
-        // SAFETY: our pipes' ends; the child's read then ends.
-        unsafe {
-            libc::close(hold[1]);
-            libc::close(hold[0]);
-            libc::close(forked[0]);
-            libc::close(forked[1]);
-        }
-        assert!(exited_ok_within(pid, 5));
-        std::fs::remove_dir_all(&dir).ok();
-        assert!(free, "the child holds the dead parent's lock");
     }
 
     /// A child forked while another thread of its parent runs the install,

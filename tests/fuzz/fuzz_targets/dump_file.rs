@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::buffer::dump::{DumpHeader, DumpReader, magic_of};
-use spanguard::buffer::files::LockedFile;
+use spanguard::buffer::files::{BeforeOpen, LockedFile};
 use spanguard::export::otlp_json::OtlpJsonEncoder;
 use spanguard::export::otlp_proto::OtlpProtoEncoder;
 use spanguard::export::resource::ResourceInfo;
@@ -41,7 +41,8 @@ fuzz_target!(|data: &[u8]| {
     bytes.extend_from_slice(rest);
     let path = std::env::temp_dir().join(format!("spanguard-fuzz-dump-{}", std::process::id()));
     std::fs::write(&path, &bytes).expect("temp file");
-    let (file, _) = LockedFile::lock(std::fs::File::open(&path).expect("open"));
+    let opened = BeforeOpen::now();
+    let (file, _) = LockedFile::lock(std::fs::File::open(&path).expect("open"), opened);
     let Ok(mut reader) = DumpReader::open(file, 1) else {
         return;
     };
