@@ -874,7 +874,9 @@ typedef struct spanguard_config {
    OTEL_EXPORTER_OTLP_PROTOCOL when opentelemetry-distro (under
    `opentelemetry-instrument`) set it to grpc, its exporter's default:
    the warning that grpc is not supported is for a user who chose it.
-   NULL or empty: every variable is read.
+   NULL or empty: every variable is read (but those the environment's
+   `_SPANGUARD_DISTRO_SET`, written by the Python package for the
+   processes it starts, names as the distro's: read as unset too).
    */
   const char *env_set_by_host;
 } spanguard_config;

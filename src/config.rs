@@ -192,6 +192,11 @@ pub struct TracerConfig {
     /// (the config struct's `env_set_by_host`): `apply_process_env` reads
     /// them as unset.
     pub env_set_by_host: Vec<String>,
+    /// Variables `_SPANGUARD_DISTRO_SET` named as opentelemetry-distro's
+    /// (`distro_set`), each with the distro's value it still held:
+    /// `apply_process_env` fills it and reads them as unset, as it reads
+    /// `env_set_by_host`; `spanguard check` lists them.
+    pub env_set_by_distro: Vec<(&'static str, &'static str)>,
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`
@@ -292,6 +297,7 @@ impl Default for TracerConfig {
             ignored_env: Vec::new(),
             misspelt_env: Vec::new(),
             env_set_by_host: Vec::new(),
+            env_set_by_distro: Vec::new(),
         }
     }
 }
@@ -1136,14 +1142,24 @@ impl TracerConfig {
 
     /// `apply_env` with this process's environment. A variable whose value
     /// is not UTF-8 is ignored like any invalid value (it cannot be what
-    /// was meant).
+    /// was meant). What `env_set_by_host` names, and what
+    /// `_SPANGUARD_DISTRO_SET` names as opentelemetry-distro's
+    /// (`distro_set`, kept in `env_set_by_distro`), is read as unset.
     pub fn apply_process_env(&mut self) -> Result<(), ConfigError> {
         let not_unicode = std::cell::RefCell::new(Vec::new());
         let asked = std::cell::RefCell::new(Vec::new());
+        // A Node tool, a Go helper or a C program an instrumented Python
+        // agent started inherits the distro's grpc with the wheel's marker:
+        // read here, every binding and the CLI take it as the wheel does,
+        // and none warns of a setting nobody made.
+        self.env_set_by_distro = distro_set(|n| std::env::var(n).ok());
         let set_by_host = self.env_set_by_host.clone();
+        let set_by_distro = self.env_set_by_distro.clone();
         let result = self.apply_env(&|name| {
             asked.borrow_mut().push(name.to_string());
-            if set_by_host.iter().any(|n| n == name) {
+            if set_by_host.iter().any(|n| n == name)
+                || set_by_distro.iter().any(|(n, _)| *n == name)
+            {
                 return None;
             }
             match std::env::var(name) {
@@ -1163,6 +1179,49 @@ impl TracerConfig {
         self.misspelt_env = misspelt_variables(set, &asked.into_inner());
         result
     }
+}
+
+/// Where the Python package names, for the processes an instrumented
+/// program starts (a subprocess, a multiprocessing worker, a Node tool, a
+/// Go helper), the variables opentelemetry-distro set rather than the user:
+/// `NAME=value,...`. The wheel writes it (it is the one that sees the distro
+/// run: bindings/python/python/spanguard/__init__.py); `apply_process_env`
+/// reads it. Not SPANGUARD_*: `spanguard check` would call it misspelt.
+pub const DISTRO_SET_VARIABLE: &str = "_SPANGUARD_DISTRO_SET";
+
+/// What opentelemetry-distro sets when unset (`OpenTelemetryDistro._configure`,
+/// which `opentelemetry-instrument` runs before the exporters are made): the
+/// protocol of its own OTLP exporter, not the user's choice. Only these
+/// names, at these values, are ever taken as the distro's; the wheel reads
+/// this table from its extension module (`_native.DISTRO_DEFAULTS`). (The
+/// distro also sets OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER and
+/// OTEL_LOGS_EXPORTER to otlp: spanguard reads only the first, and says
+/// nothing of otlp.)
+pub const DISTRO_DEFAULTS: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+
+/// The variables `DISTRO_SET_VARIABLE` (as `get` reads the environment)
+/// names as the distro's, each with its value: a name of `DISTRO_DEFAULTS`
+/// named there with its default, while the variable still holds that
+/// value (a value set since, by the user or a parent, is theirs). An entry
+/// is `NAME=value` split at the first '=', blanks around it dropped; the
+/// last entry of a name counts (as the wheel's dict keeps it); anything
+/// else is passed over.
+pub fn distro_set(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
+    let Some(marked) = get(DISTRO_SET_VARIABLE) else {
+        return Vec::new();
+    };
+    DISTRO_DEFAULTS
+        .iter()
+        .copied()
+        .filter(|(name, default)| {
+            marked
+                .rsplit(',')
+                .filter_map(|entry| entry.trim().split_once('='))
+                .find(|(n, _)| n == name)
+                .is_some_and(|(_, v)| v == *default)
+                && get(name).as_deref() == Some(*default)
+        })
+        .collect()
 }
 
 /// Of the variable names `set`, those of ours or OpenTelemetry's
@@ -2482,5 +2541,161 @@ mod tests {
         assert_eq!(c.batch_ceiling(), 512);
         c.max_queue_size = 100;
         assert_eq!(c.batch_ceiling(), 100);
+    }
+
+    /// `distro_set` of an environment holding `marker` in
+    /// _SPANGUARD_DISTRO_SET (none: unset) and `protocol` in
+    /// OTEL_EXPORTER_OTLP_PROTOCOL, with `more` beside.
+    fn distro(
+        marker: Option<&str>,
+        protocol: Option<&str>,
+        more: &[(&str, &str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut pairs: Vec<(&str, &str)> = more.to_vec();
+        pairs.extend(marker.map(|m| (DISTRO_SET_VARIABLE, m)));
+        pairs.extend(protocol.map(|p| ("OTEL_EXPORTER_OTLP_PROTOCOL", p)));
+        distro_set(env(&pairs))
+    }
+
+    const GRPC: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+
+    #[test]
+    fn the_distro_marker_names_a_default_only_while_it_holds() {
+        let p = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        // Named with the distro's value, which the variable still holds,
+        // among other entries, with blanks around it.
+        assert_eq!(distro(Some(&format!("{p}=grpc")), Some("grpc"), &[]), GRPC);
+        assert_eq!(
+            distro(Some(&format!("A=1, {p}=grpc ,B=2")), Some("grpc"), &[]),
+            GRPC
+        );
+        // No marker, or an empty one: the user's.
+        assert_eq!(distro(None, Some("grpc"), &[]), []);
+        assert_eq!(distro(Some(""), Some("grpc"), &[]), []);
+        // The variable changed since (a value the user or a parent set),
+        // or unset: nothing of the distro's left.
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc")), Some("http/json"), &[]),
+            []
+        );
+        assert_eq!(distro(Some(&format!("{p}=grpc")), None, &[]), []);
+        // Named with another value than the distro's default: the distro
+        // never sets that, whatever the variable holds.
+        assert_eq!(
+            distro(Some(&format!("{p}=http/json")), Some("http/json"), &[]),
+            []
+        );
+        assert_eq!(distro(Some(&format!("{p}=GRPC")), Some("GRPC"), &[]), []);
+        // A name not in the table is passed over, though it holds the
+        // value named (OTEL_TRACES_EXPORTER=otlp is the distro's too, and
+        // spanguard says nothing of otlp).
+        assert_eq!(
+            distro(
+                Some("OTEL_TRACES_EXPORTER=otlp"),
+                Some("grpc"),
+                &[("OTEL_TRACES_EXPORTER", "otlp")]
+            ),
+            []
+        );
+        // Names are as written (the environment's are case-sensitive).
+        assert_eq!(
+            distro(Some("otel_exporter_otlp_protocol=grpc"), Some("grpc"), &[]),
+            []
+        );
+    }
+
+    #[test]
+    fn a_distro_marker_of_garbage_names_nothing() {
+        let p = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        for garbage in [
+            ",",
+            ",,,",
+            "=",
+            "==",
+            "grpc",
+            p,
+            "=grpc",
+            &format!("{p}grpc"),
+            &format!("{p} grpc"),
+            "\u{0}",
+            "é=ü,\u{feff}",
+        ] {
+            assert_eq!(distro(Some(garbage), Some("grpc"), &[]), [], "{garbage:?}");
+        }
+        // Garbage beside a good entry leaves it good.
+        assert_eq!(
+            distro(Some(&format!(",=,x,{p}=grpc,=grpc,")), Some("grpc"), &[]),
+            GRPC
+        );
+    }
+
+    #[test]
+    fn the_last_entry_of_a_name_in_the_distro_marker_counts() {
+        let p = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        // As the wheel's dict keeps it.
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc,{p}=http/json")), Some("grpc"), &[]),
+            []
+        );
+        assert_eq!(
+            distro(Some(&format!("{p}=http/json,{p}=grpc")), Some("grpc"), &[]),
+            GRPC
+        );
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc,{p}=grpc")), Some("grpc"), &[]),
+            GRPC
+        );
+    }
+
+    #[test]
+    fn an_equals_sign_in_a_distro_marker_value_is_part_of_the_value() {
+        let p = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        // Split at the first '=': the value is "grpc=x", no default.
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc=x")), Some("grpc=x"), &[]),
+            []
+        );
+        assert_eq!(distro(Some(&format!("{p}=grpc=x")), Some("grpc"), &[]), []);
+        assert_eq!(distro(Some(&format!("{p}==grpc")), Some("grpc"), &[]), []);
+    }
+
+    #[test]
+    fn a_megabyte_distro_marker_is_read_whole() {
+        let p = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        let long = "g".repeat(1 << 20);
+        // A 1 MB value is no default; an entry after it still counts.
+        assert_eq!(distro(Some(&format!("{p}={long}")), Some(&long), &[]), []);
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc{long}")), Some("grpc"), &[]),
+            []
+        );
+        assert_eq!(
+            distro(Some(&format!("{p}={long},{p}=grpc")), Some("grpc"), &[]),
+            GRPC
+        );
+        assert_eq!(
+            distro(Some(&format!("{p}=grpc,X={long}")), Some("grpc"), &[]),
+            GRPC
+        );
+        // As many entries: each passed over, the good one found.
+        let many = "A=1,".repeat(1 << 18);
+        assert_eq!(
+            distro(Some(&format!("{many}{p}=grpc")), Some("grpc"), &[]),
+            GRPC
+        );
+    }
+
+    #[test]
+    fn the_distro_defaults_are_names_the_environment_reading_asks_for() {
+        // A name in the table that `apply_env` never reads could never be
+        // read as unset: the table would say something of nothing.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = TracerConfig::default().apply_env(&|name| {
+            asked.borrow_mut().push(name.to_string());
+            None
+        });
+        for (name, _) in DISTRO_DEFAULTS {
+            assert!(asked.borrow().iter().any(|a| a == name), "{name}");
+        }
     }
 }

@@ -46,6 +46,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, value)?;
     }
     m.add("LIBRARY_VERSION", library_version())?;
+    // The library's one table of opentelemetry-distro's defaults and the
+    // name of the marker it reads: the package writes the marker for its
+    // children from these, so that what it writes is what every binding's
+    // library reads (a copy of its own kept in step by a comment drifted
+    // nowhere yet, but nothing would have said so).
+    let defaults = pyo3::types::PyDict::new(py);
+    for (name, value) in spanguard::config::DISTRO_DEFAULTS {
+        defaults.set_item(*name, *value)?;
+    }
+    m.add("DISTRO_DEFAULTS", defaults)?;
+    m.add(
+        "DISTRO_SET_VARIABLE",
+        spanguard::config::DISTRO_SET_VARIABLE,
+    )?;
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;

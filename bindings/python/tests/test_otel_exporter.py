@@ -407,6 +407,27 @@ def test_the_distro_set_names_hold_only_while_the_value_does(monkeypatch):
     assert "_SPANGUARD_DISTRO_SET" not in os.environ
 
 
+def test_the_distro_marker_is_read_by_the_library_itself(monkeypatch, tmp_path, capfd):
+    """The library reads _SPANGUARD_DISTRO_SET itself (as a Node, Go or C
+    child does), by the table the package reads it by: a tracer given its
+    own env_set_by_host, so that the package judges nothing, still reads
+    the marked grpc as unset and says nothing; unmarked, grpc is warned of."""
+    assert spanguard._DISTRO_DEFAULTS == {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    assert spanguard._DISTRO_SET_VARIABLE == "_SPANGUARD_DISTRO_SET"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    for marker, warned in (("OTEL_EXPORTER_OTLP_PROTOCOL=grpc", False), (None, True)):
+        if marker:
+            monkeypatch.setenv("_SPANGUARD_DISTRO_SET", marker)
+        else:
+            monkeypatch.delenv("_SPANGUARD_DISTRO_SET", raising=False)
+        t = spanguard.Tracer(env_set_by_host="", sink_dir=str(tmp_path / "sink"),
+                             spool_dir=str(tmp_path / "spool"), install_signal_handlers=False)
+        assert t.shutdown(10)
+        t.close()
+        said = capfd.readouterr().err
+        assert ("OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in said) == warned, (marker, said)
+
+
 # `os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"` in the program, then
 # OpenTelemetry's auto-instrumentation started from code (notebooks, agent
 # scripts): the distro is loaded, but the user set grpc before it ran.

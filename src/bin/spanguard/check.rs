@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use spanguard::config::{Compression, FullPolicy, LogLevel, Protocol, TracerConfig};
+use spanguard::config::{
+    Compression, DISTRO_SET_VARIABLE, FullPolicy, LogLevel, Protocol, TracerConfig,
+};
 use spanguard::export::gzip::GzipWriter;
 use spanguard::export::http::{HttpTransport, no_proxy_covering, proxy_variable_set};
 use spanguard::export::redact::redact_url;
@@ -129,42 +131,6 @@ const SETTINGS: &[(&str, Shown)] = &[
         c.limits.attribute_value_depth.to_string()
     }),
 ];
-
-/// Where the Python wheel names, for the processes it starts, the
-/// variables opentelemetry-distro set rather than the user: `NAME=value,...`
-/// (bindings/python/python/spanguard/__init__.py, `_DISTRO_SET_VARIABLE`).
-const DISTRO_SET_VARIABLE: &str = "_SPANGUARD_DISTRO_SET";
-
-/// The distro's defaults the wheel reads so (its `_DISTRO_DEFAULTS`): only
-/// these, at this value, are ever taken as the distro's.
-const DISTRO_DEFAULTS: &[(&str, &str)] = &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
-
-/// The variables `_SPANGUARD_DISTRO_SET` (as `get` reads the environment)
-/// names as the distro's, as the wheel reads it: a distro default named
-/// with its default value, while the variable still holds that value (a
-/// value set since, by the user, is the user's), each with that value.
-fn distro_set(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
-    let marked = get(DISTRO_SET_VARIABLE).unwrap_or_default();
-    let entries: Vec<(&str, &str)> = marked
-        .split(',')
-        .filter_map(|entry| entry.trim().split_once('='))
-        .filter(|(name, _)| !name.is_empty())
-        .collect();
-    DISTRO_DEFAULTS
-        .iter()
-        .copied()
-        .filter(|(name, default)| {
-            // The last entry of a name, as the wheel's dict keeps it.
-            entries
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| *v)
-                == Some(*default)
-                && get(name).as_deref() == Some(*default)
-        })
-        .collect()
-}
 
 /// Variables of ours read outside the configuration (by the component
 /// they concern, process-wide): not news when set.
@@ -405,13 +371,9 @@ pub fn run(args: &[String]) -> ExitCode {
     // variables that are not UTF-8 included).
     // Run in an instrumented Python process's environment (a subprocess
     // of it, a shell it started), the distro's grpc, named in
-    // _SPANGUARD_DISTRO_SET, was said to be the user's and ignored (exit
-    // 2), where the tracer there reads it as unset.
-    let distro = distro_set(|n| std::env::var(n).ok());
-    let mut config = TracerConfig {
-        env_set_by_host: distro.iter().map(|(n, _)| n.to_string()).collect(),
-        ..TracerConfig::default()
-    };
+    // _SPANGUARD_DISTRO_SET, is read as unset by the library, as a tracer
+    // there reads it (config.env_set_by_distro says which).
+    let mut config = TracerConfig::default();
     if let Err(e) = config.apply_process_env() {
         eprintln!("spanguard check: {e}");
         return ExitCode::from(2);
@@ -676,12 +638,12 @@ pub fn run(args: &[String]) -> ExitCode {
             println!("  {line}");
         }
     }
-    if !distro.is_empty() {
+    if !config.env_set_by_distro.is_empty() {
         println!(
             "variables opentelemetry-distro set, not you ({DISTRO_SET_VARIABLE} says so; a \
              tracer takes them as unset):"
         );
-        for (name, value) in &distro {
+        for (name, value) in &config.env_set_by_distro {
             println!("  {name}={value}");
         }
     }

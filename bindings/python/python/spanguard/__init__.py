@@ -310,18 +310,18 @@ class FlushStatus(str, enum.Enum):
 # which `opentelemetry-instrument` runs before the configurator makes the
 # exporters): the protocol of its own OTLP exporter, not the user's choice.
 # spanguard read it as the user's and warned a newcomer who set nothing to
-# change a setting they never made. (The distro also sets OTEL_TRACES_EXPORTER,
-# OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER to otlp: spanguard reads only
-# the first, and says nothing of otlp.)
-_DISTRO_DEFAULTS = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+# change a setting they never made. The library's table (src/config.rs
+# DISTRO_DEFAULTS), the one every binding's library and `spanguard check`
+# read the marker by.
+_DISTRO_DEFAULTS = dict(_native.DISTRO_DEFAULTS)
 # Where a process names, for its children, the variables the distro set in
 # it or in an ancestor: NAME=value,... A child (subprocess, multiprocessing
-# spawn or forkserver, a worker that re-execs) inherits the distro's grpc in
-# the environment it starts with, as if the user had exported it; the name
-# here says it did not. An entry holds only while the variable keeps its
-# value: a child given another value judges that value as the user's.
-# (Not SPANGUARD_*: `spanguard check` would call it a misspelt setting.)
-_DISTRO_SET_VARIABLE = "_SPANGUARD_DISTRO_SET"
+# spawn or forkserver, a worker that re-execs, a Node tool or a Go helper)
+# inherits the distro's grpc in the environment it starts with, as if the
+# user had exported it; the name here says it did not, and the library
+# reads it so in any language. An entry holds only while the variable keeps
+# its value: a child given another value judges that value as the user's.
+_DISTRO_SET_VARIABLE = _native.DISTRO_SET_VARIABLE
 _initial_env_names: frozenset | None = None
 
 
