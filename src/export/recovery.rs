@@ -749,7 +749,8 @@ mod tests {
     /// a link, and names of any other form.
     #[test]
     fn a_dead_makers_hidden_file_is_removed_and_a_live_ones_left() {
-        let dir = std::env::temp_dir().join(format!("sg-recovery-making-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sg-recovery-dead-makers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         files::ensure_private_dir(&dir).expect("dir");
         let dead = {
