@@ -561,6 +561,27 @@ mod tests {
         recover_dir(dir, &[], 16, &mut delivery, &mut encoder, &mut Quiet);
     }
 
+    /// `recover_beside` once the dump `x.sgdump` is free of locks (a second
+    /// at most): another test's child, forked or spawned a moment before,
+    /// holds our dropped crash file's descriptors until its fork handler
+    /// (or its exec) closes them, and a recovery then finds it busy.
+    fn recover_once_free(dir: &Path, got: &Received) {
+        for _ in 0..100 {
+            let free = std::fs::File::open(dir.join("x.sgdump"))
+                .map(|f| {
+                    let free = files::try_lock(&f);
+                    drop(f);
+                    free
+                })
+                .unwrap_or(true);
+            if free {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        recover_beside(dir, got);
+    }
+
     /// A crash file whose slots dump and batch file are named `x.*` in `dir`.
     fn crash_file_x(dir: &Path) -> crate::buffer::dump::CrashFile {
         use crate::buffer::dump::{CrashFile, PreparedFile};
@@ -633,7 +654,7 @@ mod tests {
         dump_one_span(&crash);
         drop(crash);
         let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
+        recover_once_free(&dir, &got);
         let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
         assert_eq!(traces, vec![[7; 16]], "the dump's span");
         assert!(beside.lock().unwrap().is_empty());
@@ -732,7 +753,7 @@ mod tests {
         dump_one_span(&crash);
         drop(crash);
         let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_beside(&dir, &got);
+        recover_once_free(&dir, &got);
         let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
         assert_eq!(traces, vec![[7; 16]], "the dump's span");
         assert!(beside.lock().unwrap().is_empty());
