@@ -1747,21 +1747,7 @@ pub(crate) mod tests {
         use crate::buffer::slab::STATE_EXPORTING;
         let dir = temp_dir("flight-versions");
         let record = |n: u8, state: u32| {
-            // SAFETY: all-zero bytes are an empty record.
-            let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
-            r.header = pack_header(9, state).into();
-            r.trace_id = [n; 16];
-            r.span_id = [n; 8];
-            r.start_unix_ns = 10;
-            r.end_unix_ns = 20;
-            // SAFETY: the record's own bytes.
-            unsafe {
-                std::slice::from_raw_parts(
-                    (&*r as *const SpanRecord).cast::<u8>(),
-                    std::mem::size_of::<SpanRecord>(),
-                )
-            }
-            .to_vec()
+            crate::span::record::record_bytes_for_test(n, n, pack_header(9, state))
         };
         let file_of = |magic: [u8; 8]| {
             let mut bytes = header_bytes(magic, 4);

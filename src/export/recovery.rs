@@ -356,7 +356,6 @@ mod tests {
     use crate::export::request_encoder::RequestEncoder;
     use crate::export::spool::SpoolDir;
     use crate::export::transport::{Accepted, BodyFormat, SendError, Transport};
-    use crate::span::record::SpanRecord;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -396,21 +395,7 @@ mod tests {
 
     /// A record of trace `file`, span `n`, in `state`.
     fn record_bytes(file: u8, n: u8, state: u32) -> Vec<u8> {
-        // SAFETY: all-zero bytes are an empty record.
-        let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
-        r.header = pack_header(9, state).into();
-        r.trace_id = [file; 16];
-        r.span_id = [n; 8];
-        r.start_unix_ns = 10;
-        r.end_unix_ns = 20;
-        // SAFETY: the record's own bytes.
-        unsafe {
-            std::slice::from_raw_parts(
-                (&*r as *const SpanRecord).cast::<u8>(),
-                std::mem::size_of::<SpanRecord>(),
-            )
-        }
-        .to_vec()
+        crate::span::record::record_bytes_for_test(file, n, pack_header(9, state))
     }
 
     /// A crash dump (trace 1) and a flight file (trace 2, with free slots

@@ -3638,6 +3638,28 @@ const _: () = {
     assert!(std::mem::size_of::<LinkEntry>() == 48);
 };
 
+/// A record's bytes as a crash dump or flight file holds them, for tests
+/// that write such files by hand: trace id all `trace`, span id all
+/// `span`, the header `header`, start 10 and end 20, the rest zero.
+#[cfg(test)]
+pub(crate) fn record_bytes_for_test(trace: u8, span: u8, header: u64) -> Vec<u8> {
+    // SAFETY: all-zero bytes are an empty record.
+    let mut r: Box<SpanRecord> = unsafe { Box::new(std::mem::zeroed()) };
+    r.header = header.into();
+    r.trace_id = [trace; 16];
+    r.span_id = [span; 8];
+    r.start_unix_ns = 10;
+    r.end_unix_ns = 20;
+    // SAFETY: the record's own bytes.
+    unsafe {
+        std::slice::from_raw_parts(
+            (&*r as *const SpanRecord).cast::<u8>(),
+            std::mem::size_of::<SpanRecord>(),
+        )
+    }
+    .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
