@@ -218,6 +218,13 @@ fn show(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run spanguard")
 }
 
+/// What `show` with `args` printed without colour, having succeeded.
+fn shown(root: &Path, args: &[&str]) -> String {
+    let out = show(root, args, &[("NO_COLOR", "1")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8(b.to_vec()).expect("UTF-8 output")
 }
@@ -1221,9 +1228,7 @@ fn complex_values_show_an_empty_value_as_null_and_bytes_in_hex() {
         T0 + 5 * MS,
     );
     let root = sink_of("anyvalue-show", line);
-    let out = show(&root, &["--full", "svc-1.jsonl"], &[("NO_COLOR", "1")]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
+    let printed = shown(&root, &["--full", "svc-1.jsonl"]);
     assert!(
         printed.contains("args = {ok: null, list: [1, null], blob: 0x000102ff}"),
         "{printed}"
@@ -1534,9 +1539,7 @@ fn a_value_shown_whole_keeps_its_lines_and_escapes_the_rest() {
         &["--full", "svc-1.jsonl"][..],
         &["--span", "b7ad", "svc-1.jsonl"][..],
     ] {
-        let out = show(&root, args, &[("NO_COLOR", "1")]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let printed = text(&out.stdout);
+        let printed = shown(&root, args);
         let lines: Vec<&str> = printed.lines().collect();
         let at = |start: &str| {
             lines
@@ -1603,9 +1606,7 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
         &["--span", "b7ad", "svc-1.jsonl"][..],
         &["--full", "svc-1.jsonl"][..],
     ] {
-        let out = show(&root, args, &[("NO_COLOR", "1")]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let printed = text(&out.stdout);
+        let printed = shown(&root, args);
         let lines: Vec<&str> = printed.lines().collect();
         let at = lines
             .iter()
@@ -1739,9 +1740,7 @@ fn openllmetry_indexed_prompt_and_completion_shown_whole_as_a_chat() {
         &["--span", "b7ad", "svc-1.jsonl"][..],
         &["--full", "svc-1.jsonl"][..],
     ] {
-        let out = show(&root, args, &[("NO_COLOR", "1")]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let printed = text(&out.stdout);
+        let printed = shown(&root, args);
         assert_eq!(
             chat_block(&printed, "gen_ai.prompt.N.* = 5 messages (by index):"),
             [
@@ -1851,13 +1850,7 @@ fn openinference_indexed_messages_shown_whole_as_a_chat() {
         ("input.mime_type", "application/json"),
     ];
     let root = sink_of("openinference-chat", llm_span_of(&attrs));
-    let out = show(
-        &root,
-        &["--span", "b7ad", "svc-1.jsonl"],
-        &[("NO_COLOR", "1")],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
+    let printed = shown(&root, &["--span", "b7ad", "svc-1.jsonl"]);
     assert_eq!(
         chat_block(
             &printed,
@@ -1908,9 +1901,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
         &["--span", "a15d000000000004", "ai-agent-4242.jsonl"][..],
         &["--full", "ai-agent-4242.jsonl"][..],
     ] {
-        let out = show(&root, args, &[("NO_COLOR", "1")]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let printed = text(&out.stdout);
+        let printed = shown(&root, args);
         assert_eq!(
             chat_block(
                 &printed,
@@ -1997,13 +1988,7 @@ fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
         ("ai.usage.completionTokens", "5"),
     ];
     let root = sink_of("ai-sdk-hostile", llm_span_of(&attrs));
-    let out = show(
-        &root,
-        &["--span", "b7ad", "svc-1.jsonl"],
-        &[("NO_COLOR", "1")],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
+    let printed = shown(&root, &["--span", "b7ad", "svc-1.jsonl"]);
     assert_eq!(
         chat_block(
             &printed,
@@ -2184,9 +2169,7 @@ fn each_spans_line_shows_the_id_that_span_takes() {
             call("b7ad6b7169203331", "chat second", "SECOND", 8),
         ]),
     );
-    let out = show(&root, &["svc-1.jsonl"], &[("NO_COLOR", "1")]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let printed = text(&out.stdout);
+    let printed = shown(&root, &["svc-1.jsonl"]);
     assert_eq!(id_on(&printed, "chat second"), "b7ad6b71", "{printed}");
     assert_eq!(id_on(&printed, "chat first"), "0c41f7a2", "{printed}");
     assert_eq!(id_on(&printed, "invoke_agent"), "5e3f0c2a", "{printed}");
