@@ -25,6 +25,7 @@
 
 #include "spanguard.h"
 #include "check.h"
+#include "receiver.h"
 
 /* What the backend received: requests (headers and body, which may hold
  * NULs), each after its length, one after another. */
@@ -32,35 +33,12 @@ static pthread_mutex_t received_lock = PTHREAD_MUTEX_INITIALIZER;
 static char received[4 << 20];
 static size_t received_len;
 
-/* Reads one request (headers, then Content-Length bytes of body) into
- * `buf`; its whole length, -1 when the connection closed. */
-static long read_request(int fd, char *buf, size_t cap) {
-    size_t have = 0;
-    char *end = NULL;
-    while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
-        if (have == cap) return -1;
-        ssize_t n = read(fd, buf + have, cap - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-    }
-    long length = 0;
-    for (char *line = buf; line < end; line = strstr(line, "\r\n") + 2)
-        if (strncasecmp(line, "content-length:", 15) == 0) length = atol(line + 15);
-    size_t whole = (size_t)(end + 4 - buf) + (size_t)length;
-    if (whole > cap) return -1;
-    while (have < whole) {
-        ssize_t n = read(fd, buf + have, whole - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-    }
-    return (long)whole;
-}
-
 static void *serve_connection(void *arg) {
     int fd = (int)(long)arg;
     static __thread char buf[1 << 20];
     long length;
-    while ((length = read_request(fd, buf, sizeof buf)) >= 0) {
+    size_t head;
+    while ((length = read_request(fd, buf, sizeof buf, &head)) >= 0) {
         pthread_mutex_lock(&received_lock);
         size_t whole = (size_t)length;
         if (received_len + sizeof whole + whole < sizeof received) {
@@ -73,17 +51,6 @@ static void *serve_connection(void *arg) {
         if (write(fd, answer, sizeof answer - 1) != (ssize_t)(sizeof answer - 1)) break;
     }
     close(fd);
-    return NULL;
-}
-
-static void *serve(void *arg) {
-    int listener = (int)(long)arg;
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) continue;
-        pthread_t t;
-        if (pthread_create(&t, NULL, serve_connection, (void *)(long)fd) == 0) pthread_detach(t);
-    }
     return NULL;
 }
 
@@ -162,16 +129,11 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", argc > 1 ? argv[1] : "build/test_distro_marker-spans");
     setenv("SPANGUARD_SPOOL_DIR", spool, 1);
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(listener, 16) != 0 ||
-        getsockname(listener, (struct sockaddr *)&a, &alen) != 0)
-        return 2;
+    int port;
+    int listener = loopback_listener(&port);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", ntohs(a.sin_port));
-    pthread_t server;
-    if (pthread_create(&server, NULL, serve, (void *)(long)listener) != 0) return 2;
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
+    if (serve_each_connection(listener, serve_connection) != 0) return 2;
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint, 1);
     setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "none", 1);
     setenv("SPANGUARD_SIGNAL_HANDLERS", "false", 1);

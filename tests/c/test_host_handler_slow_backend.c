@@ -36,6 +36,7 @@
 #include "attrs.h"
 #include "check.h"
 #include "proc.h"
+#include "receiver.h"
 
 #define FLUSH_TIMEOUT_MS 6000
 
@@ -46,41 +47,18 @@ static size_t received_len;
 static int requests;
 static volatile int release_first;
 
-/* Reads one request (headers, then Content-Length bytes of body) into
- * `buf`; the body's length, -1 when the connection closed. */
-static long read_request(int fd, char *buf, size_t cap) {
-    size_t have = 0;
-    char *end = NULL;
-    while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
-        if (have == cap) return -1;
-        ssize_t n = read(fd, buf + have, cap - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-    }
-    long length = 0;
-    for (char *line = buf; line < end; line = strstr(line, "\r\n") + 2)
-        if (strncasecmp(line, "content-length:", 15) == 0) length = atol(line + 15);
-    size_t head = (size_t)(end + 4 - buf);
-    if (head + (size_t)length > cap) return -1;
-    while (have < head + (size_t)length) {
-        ssize_t n = read(fd, buf + have, head + (size_t)length - have);
-        if (n <= 0) return -1;
-        have += (size_t)n;
-    }
-    memmove(buf, buf + head, (size_t)length);
-    return length;
-}
-
 static void *serve_connection(void *arg) {
     int fd = (int)(long)arg;
     static __thread char buf[1 << 20];
-    long length;
-    while ((length = read_request(fd, buf, sizeof buf)) >= 0) {
+    long whole;
+    size_t head;
+    while ((whole = read_request(fd, buf, sizeof buf, &head)) >= 0) {
+        size_t length = (size_t)whole - head; /* the body's */
         pthread_mutex_lock(&received_lock);
         int first = requests++ == 0;
-        if (received_len + (size_t)length < sizeof received) {
-            memcpy(received + received_len, buf, (size_t)length);
-            received_len += (size_t)length;
+        if (received_len + length < sizeof received) {
+            memcpy(received + received_len, buf + head, length);
+            received_len += length;
         }
         pthread_mutex_unlock(&received_lock);
         while (first && !release_first) usleep(1000);
@@ -88,17 +66,6 @@ static void *serve_connection(void *arg) {
         if (write(fd, answer, sizeof answer - 1) != (ssize_t)(sizeof answer - 1)) break;
     }
     close(fd);
-    return NULL;
-}
-
-static void *serve(void *arg) {
-    int listener = (int)(long)arg;
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) continue;
-        pthread_t t;
-        if (pthread_create(&t, NULL, serve_connection, (void *)(long)fd) == 0) pthread_detach(t);
-    }
     return NULL;
 }
 
@@ -157,14 +124,10 @@ int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_slow_backend-spans";
 
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(listener, 16) != 0 ||
-        getsockname(listener, (struct sockaddr *)&a, &len) != 0)
-        return 2;
+    int port;
+    int listener = loopback_listener(&port);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", ntohs(a.sin_port));
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", port);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -194,8 +157,8 @@ int main(int argc, char **argv) {
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &term, &was);
-    pthread_t server, thread;
-    CHECK(pthread_create(&server, NULL, serve, (void *)(long)listener) == 0);
+    pthread_t thread;
+    CHECK(serve_each_connection(listener, serve_connection) == 0);
 
     /* A first span: the exporter sends it, and the backend holds it. */
     record_span(tracer, "before-signal");
