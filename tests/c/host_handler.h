@@ -87,16 +87,25 @@ static inline void *send_signal_later(void *arg) {
 static volatile sig_atomic_t receiver_tid;
 
 /* A receiver's body for the signal `arg` (a long), the only thread that
- * takes it: waits for it (spanguard's handler runs here and wakes it),
- * blocks it, waits until the watchdog's redelivery of it is pending here,
- * and exits with it pending: a pool's worker gone before the watchdog
- * delivers the host's handler on it, which spanguard must see. */
+ * takes it: waits for it (spanguard's handler runs here and wakes it)
+ * with it unblocked only inside sigsuspend, waits until the watchdog's
+ * redelivery of it is pending here, and exits with it pending: a pool's
+ * worker gone before the watchdog delivers the host's handler on it,
+ * which spanguard must see. The thread starts with the signal blocked
+ * (its creator's mask); sigsuspend unblocks it and blocks it again as one
+ * step. Unblocked, then pause(), then blocked, the redelivery could come
+ * in between (spanguard's handler still running, or this thread not yet
+ * back from pause() on a loaded machine): the host's handler ran here,
+ * nothing was left to become pending, and the loop below waited for good
+ * (a hang, 1 run in 8 at load 7). */
 static inline void *receive_then_exit_pending(void *arg) {
     int signal = (int)(long)arg;
-    receiver_tid = gettid();
-    mask_signal(SIG_UNBLOCK, signal);
-    pause();
+    sigset_t during;
+    pthread_sigmask(SIG_BLOCK, NULL, &during);
+    sigdelset(&during, signal);
     mask_signal(SIG_BLOCK, signal);
+    receiver_tid = gettid();
+    sigsuspend(&during);
     for (;;) {
         sigset_t pending;
         if (sigpending(&pending) == 0 && sigismember(&pending, signal)) break;

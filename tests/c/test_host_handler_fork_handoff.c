@@ -13,13 +13,14 @@
  * the application, and a child that returns from it ends that thread, as
  * the thread it stands in for ended.
  *
- * An alarm turns a hang into SIGALRM. */
+ * An alarm turns a hang into SIGALRM; the workers die with the test. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,8 +38,15 @@ static char child_scratch[512];
 
 static void host_handler(int signal) {
     (void)signal;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* Dies with the test (SIGKILL when the thread that forked it, one
+         * that lives as long as the process, is gone), exec'd or not: a
+         * test ended by its alarm left its worker behind, a `sleep 30` or,
+         * returned into the test's code, one that waited for good. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(126);
         if (exec_worker) {
             execl("/bin/sleep", "sleep", "30", (char *)NULL);
             _exit(127);

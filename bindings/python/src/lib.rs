@@ -5,8 +5,11 @@
 //! Python code expects. Recording calls never raise; see `report`.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyList;
 
 // The `spanguard` command (show, tail, spool, replay), compiled in from
 // the binary's own sources rather than shipped as a second binary: the
@@ -63,6 +66,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(strerror, m)?)?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(set_before_signal_flush, m)?)?;
+    before_signal_flush_slot(py)?;
     m.add_function(wrap_pyfunction!(reclaim_signal_from_default, m)?)?;
     m.add_function(wrap_pyfunction!(settle_signals_at_exit, m)?)?;
     Ok(())
@@ -79,12 +83,26 @@ fn reclaim_signal_from_default(signum: i32) -> bool {
 }
 
 /// The Python callable the signal watchdog runs before its flush (see
-/// `set_before_signal_flush`).
-static BEFORE_SIGNAL_FLUSH: std::sync::Mutex<Option<Py<PyAny>>> = std::sync::Mutex::new(None);
+/// `set_before_signal_flush`), as the one item of a Python list (None: no
+/// hook), read and written only under the interpreter's lock; whether one
+/// is set, for the watchdog's wait outside it. No lock of ours: it was a
+/// `Mutex`, which the watchdog's thread took as it waited for the hook to
+/// be taken away and a setter as it dropped the hook it replaced (which
+/// may run Python code, and let another thread in), and a fork by another
+/// thread at such a moment (a pre-fork server starting a worker,
+/// multiprocessing) gave the child the mutex taken by a thread it does not
+/// have: its first `set_before_signal_flush` (the binding arming the flush
+/// for the worker's exporter, or taking it away at its shutdown) waited
+/// for good.
+static BEFORE_SIGNAL_FLUSH: PyOnceLock<Py<PyList>> = PyOnceLock::new();
+static BEFORE_SIGNAL_FLUSH_SET: AtomicBool = AtomicBool::new(false);
 
-/// Notified when `BEFORE_SIGNAL_FLUSH` is set or taken away, for a
-/// signal's flush waiting for it to be taken away (`run_before_signal_flush`).
-static BEFORE_SIGNAL_FLUSH_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+/// The list holding the hook (made at the module's import, before any fork).
+fn before_signal_flush_slot(py: Python<'_>) -> PyResult<&Bound<'_, PyList>> {
+    BEFORE_SIGNAL_FLUSH
+        .get_or_try_init(py, || PyList::new(py, [py.None()]).map(Bound::unbind))
+        .map(|list| list.bind(py))
+}
 
 /// Sets `hook`, a callable taking the flush deadline in seconds, for the
 /// library's signal watchdog to call when a termination signal arrives,
@@ -98,13 +116,16 @@ static BEFORE_SIGNAL_FLUSH_CHANGED: std::sync::Condvar = std::sync::Condvar::new
 /// SDK shutting down on another thread hands its queue over later.
 #[pyfunction]
 #[pyo3(signature = (hook))]
-fn set_before_signal_flush(hook: Option<Py<PyAny>>) {
+fn set_before_signal_flush(py: Python<'_>, hook: Option<Py<PyAny>>) -> PyResult<()> {
     let set = hook.is_some();
-    *BEFORE_SIGNAL_FLUSH
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = hook;
-    BEFORE_SIGNAL_FLUSH_CHANGED.notify_all();
+    let slot = before_signal_flush_slot(py)?;
+    // Held until the end: the hook replaced is let go of (and whatever its
+    // finalizer runs) once the new one is set and said to be.
+    let _replaced = slot.get_item(0)?;
+    slot.set_item(0, hook)?;
+    BEFORE_SIGNAL_FLUSH_SET.store(set, Ordering::Release);
     spanguard::watchdog::signals::set_before_signal_flush(set.then_some(run_before_signal_flush));
+    Ok(())
 }
 
 /// The watchdog's side (on a thread of its own): the Python hook, under
@@ -131,18 +152,16 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
     }
     let in_python = LeftPython;
     let wait = Python::try_attach(|py| {
-        let hook = BEFORE_SIGNAL_FLUSH
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|hook| hook.clone_ref(py));
-        let Some(hook) = hook else {
+        let Ok(hook) = before_signal_flush_slot(py).and_then(|slot| slot.get_item(0)) else {
             return false;
         };
+        if hook.is_none() {
+            return false;
+        }
         // The hook logs its own failures; one that raises anyway is
         // said on stderr, as Python says an exception no caller gets.
-        match hook.call1(py, (deadline.as_secs_f64(),)) {
-            Ok(answer) => answer.bind(py).is_truthy().unwrap_or(false),
+        match hook.call1((deadline.as_secs_f64(),)) {
+            Ok(answer) => answer.is_truthy().unwrap_or(false),
             Err(err) => {
                 err.write_unraisable(py, None);
                 false
@@ -154,18 +173,14 @@ fn run_before_signal_flush(deadline: std::time::Duration) {
     if !wait {
         return;
     }
-    let mut hook = BEFORE_SIGNAL_FLUSH
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    while hook.is_some() {
+    // Polled: a lock and condition variable here were what a fork could
+    // leave taken (`BEFORE_SIGNAL_FLUSH`).
+    while BEFORE_SIGNAL_FLUSH_SET.load(Ordering::Acquire) {
         let left = deadline.saturating_sub(started.elapsed());
         if left.is_zero() {
             return;
         }
-        hook = BEFORE_SIGNAL_FLUSH_CHANGED
-            .wait_timeout(hook, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        std::thread::sleep(left.min(std::time::Duration::from_millis(1)));
     }
 }
 

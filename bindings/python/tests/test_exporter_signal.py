@@ -290,3 +290,75 @@ def test_a_signal_at_exit_after_spanguards_exit_hook_leaves_python_alone(tmp_pat
     enter Python any more, whose finalization is near. It did, and was
     caught there by the finalization: SIGABRT instead of SIGTERM."""
     run_finalized_under_the_hook(tmp_path, "after")
+
+
+# A fork by one thread while another holds what arming the signal flush
+# takes. The child has one thread, the forking one: what the other held
+# stays held there for good, and the child's next arming (its exporter made
+# or shut down: a pre-fork server's worker starting its tracer, a
+# multiprocessing worker's) waited forever. Each case holds it for a second
+# while the main thread forks; the child arms, and dies of its alarm if it
+# cannot.
+FORK_WHILE_HELD = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import spanguard.otel
+    from spanguard import _native
+
+    held = threading.Event()
+
+    class Hook:
+        # The hook replaced, let go of inside set_before_signal_flush: its
+        # finalizer lets the main thread in while the setter is not done.
+        def __call__(self, deadline):
+            return False
+
+        def __del__(self):
+            held.set()
+            time.sleep(1)
+
+    def hold_the_arm_lock():
+        with spanguard.otel._arm_lock:
+            held.set()
+            time.sleep(1)
+
+    if sys.argv[1] == "native":
+        _native.set_before_signal_flush(Hook())
+        holder = threading.Thread(target=_native.set_before_signal_flush, args=(None,))
+    else:
+        holder = threading.Thread(target=hold_the_arm_lock)
+    holder.start()
+    assert held.wait(10)
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(5)
+        if sys.argv[1] == "native":
+            _native.set_before_signal_flush(None)
+        else:
+            spanguard.otel._arm_signal_flush()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    holder.join()
+    print("exited" if os.WIFEXITED(status) else f"died of signal {os.WTERMSIG(status)}")
+""")
+
+
+def run_fork_while_held(tmp_path, what):
+    (tmp_path / "held.py").write_text(FORK_WHILE_HELD)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"))
+    proc = subprocess.run([sys.executable, "-W", "ignore", str(tmp_path / "held.py"), what], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert (proc.returncode, proc.stdout) == (0, "exited\n"), proc.stderr
+
+
+def test_a_fork_while_another_thread_sets_the_flush_hook_leaves_the_child_able_to_set_it(tmp_path):
+    """The native slot for the hook: a std Mutex, held by a setter while
+    the hook it replaced was let go of (and by the watchdog's thread as it
+    waited for the hook to be taken away)."""
+    run_fork_while_held(tmp_path, "native")
+
+
+def test_a_fork_while_another_thread_arms_the_signal_flush_leaves_the_child_able_to_arm_it(tmp_path):
+    """`spanguard.otel._arm_lock`, an RLock a thread held as it armed the
+    flush (the GIL may pass to a forking thread meanwhile)."""
+    run_fork_while_held(tmp_path, "arm")

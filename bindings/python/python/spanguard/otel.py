@@ -793,6 +793,19 @@ _providers_to_flush: weakref.WeakSet = weakref.WeakSet()
 _arm_lock = threading.RLock()
 
 
+def _new_arm_lock_in_child() -> None:
+    """A lock of its own in a forked child: a thread of the parent that
+    held it at the fork (arming the flush; the GIL may pass to the forking
+    thread meanwhile) is not in the child, where it stayed taken for good,
+    and the child's first exporter made or shut down (a pre-fork server's
+    worker starting its tracer) hung there."""
+    global _arm_lock
+    _arm_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_arm_lock_in_child)
+
+
 def flush_before_shutdown(provider) -> None:
     """Flushes `provider` (an OpenTelemetry `TracerProvider` that is not
     the global one, whose BatchSpanProcessor feeds a
