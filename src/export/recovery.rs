@@ -594,6 +594,29 @@ mod tests {
         crash.end_dump();
     }
 
+    /// The end of the crash-file tests: two files made (both pending
+    /// names, held: `held` says when), a span dumped into `crash` and the
+    /// file let go of; a recovery then sends that span alone, and the
+    /// recovery that ran beside the making got nothing.
+    fn recovered_whole(
+        dir: &Path,
+        crash: crate::buffer::dump::CrashFile,
+        made: usize,
+        beside: &Received,
+        held: &str,
+    ) {
+        assert_eq!(made, 2, "files made");
+        pending_names_held(dir).expect(held);
+        dump_one_span(&crash);
+        drop(crash);
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        recover_once_free(dir, &got);
+        let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(traces, vec![[7; 16]], "the dump's span");
+        assert!(beside.lock().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Whether `dir` holds its crash file's two pending names, each locked
     /// (by the crash file: no other process takes it).
     fn pending_names_held(dir: &Path) -> Result<(), String> {
@@ -630,20 +653,8 @@ mod tests {
         })));
         let crash = crash_file_x(&dir);
         files::set_after_create(None);
-        assert_eq!(
-            made.load(std::sync::atomic::Ordering::Relaxed),
-            2,
-            "files made"
-        );
-        pending_names_held(&dir).expect("made and held");
-        dump_one_span(&crash);
-        drop(crash);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_once_free(&dir, &got);
-        let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
-        assert_eq!(traces, vec![[7; 16]], "the dump's span");
-        assert!(beside.lock().unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
+        let made = made.load(std::sync::atomic::Ordering::Relaxed);
+        recovered_whole(&dir, crash, made, &beside, "made and held");
     }
 
     /// A tracer's flight file, made the same way: made, then locked, a
@@ -729,20 +740,8 @@ mod tests {
         })));
         crash.unpublish();
         files::set_after_create(None);
-        assert_eq!(
-            made.load(std::sync::atomic::Ordering::Relaxed),
-            2,
-            "files made"
-        );
-        pending_names_held(&dir).expect("made again and held");
-        dump_one_span(&crash);
-        drop(crash);
-        let got: Received = Arc::new(Mutex::new(Vec::new()));
-        recover_once_free(&dir, &got);
-        let traces: Vec<_> = got.lock().unwrap().iter().map(|s| s.0).collect();
-        assert_eq!(traces, vec![[7; 16]], "the dump's span");
-        assert!(beside.lock().unwrap().is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
+        let made = made.load(std::sync::atomic::Ordering::Relaxed);
+        recovered_whole(&dir, crash, made, &beside, "made again and held");
     }
 
     /// A process SIGKILLed between making a crash or flight file and naming
