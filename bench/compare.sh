@@ -125,14 +125,29 @@ if [ "$quick" = --interleaved ]; then
     a=$(libdir "${first%%=*}")/libspanguard.so.0
     b=$(libdir "${second%%=*}")/libspanguard.so.0
     for regime in "" --idle; do
-        ab=$("$out/interleaved" "$a" "$b" "$pairs" $regime | tail -1)
-        ba=$("$out/interleaved" "$b" "$a" "$pairs" $regime | tail -1)
+        ab_all=$("$out/interleaved" "$a" "$b" "$pairs" $regime)
+        ba_all=$("$out/interleaved" "$b" "$a" "$pairs" $regime)
+        ab=$(echo "$ab_all" | tail -1)
+        ba=$(echo "$ba_all" | tail -1)
         echo "A=${first%%=*} B=${second%%=*}: $ab"
         echo "A=${second%%=*} B=${first%%=*}: $ba"
         echo "$ab|$ba" | awk -F'|' -v base="${first%%=*}" -v head="${second%%=*}" '{
             split($1, x, "pair ratio B/A "); split($2, y, "pair ratio B/A ");
             r = sqrt((x[2] + 0) / (y[2] + 0));
             printf "%s over %s, both orders: %.3f (geometric mean of the two medians)\n", head, base, r }'
+        # The same in each host state (bench/c/probe.h): a change may pay
+        # in one and cost in the other; "none" where an order met no pair
+        # in that state.
+        echo "$ab_all" | grep '^by host state' | sed "s/^/A=${first%%=*} B=${second%%=*}: /"
+        echo "$ba_all" | grep '^by host state' | sed "s/^/A=${second%%=*} B=${first%%=*}: /"
+        printf '%s|%s\n' "$(echo "$ab_all" | grep '^by host state')" "$(echo "$ba_all" | grep '^by host state')" |
+            awk -F'|' -v base="${first%%=*}" -v head="${second%%=*}" '{
+            n = split($1, x, "ratio B/A "); split($2, y, "ratio B/A ");
+            split(x[1], xc, "whole core "); split(y[1], yc, "whole core ");
+            split(x[2], xs, "shared core "); split(y[2], ys, "shared core ");
+            w = (xc[2] + 0 > 0 && yc[2] + 0 > 0) ? sprintf("%.3f", sqrt((x[2] + 0) / (y[2] + 0))) : "none";
+            s = (xs[2] + 0 > 0 && ys[2] + 0 > 0) ? sprintf("%.3f", sqrt((x[3] + 0) / (y[3] + 0))) : "none";
+            printf "%s over %s, both orders, whole core: %s; shared core: %s\n", head, base, w, s }'
     done
     exit 0
 fi

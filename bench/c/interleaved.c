@@ -12,11 +12,19 @@
  * need only agree on the calls below; each gets its own tracer from the
  * same settings (bench/c/common.h's, regime (b) unless --idle).
  *
+ * After each pair, a probe of how much of its core the thread had
+ * (probe.h): a change made for one host state (the recording thread's
+ * core to itself, or shared with a busy neighbour) may cost in the other,
+ * and a run meets either or both (BENCHMARKS.md, run 111: the slot-header
+ * change timed in the shared state only).
+ *
  * interleaved LIB_A LIB_B [pairs] [--idle]
- * Prints each pair's ratio (B over A), then the medians of A, of B and of
- * the pair ratios, and in how many pairs B was faster. */
+ * Prints each pair's ratio (B over A), then the pair ratios' median in each
+ * host state, then (last line) the medians of A, of B and of the pair
+ * ratios, and in how many pairs B was faster. */
 #define _GNU_SOURCE
 #include "common.h"
+#include "probe.h"
 
 #include <dlfcn.h>
 
@@ -122,7 +130,7 @@ int main(int argc, char **argv) {
         sample(&libs[k], 4 * N); /* warm-up: the thread's slots faulted in */
         libs[k].flush(libs[k].tracer, 30000);
     }
-    static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS];
+    static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS], width[MAX_PAIRS];
     int b_faster = 0;
     for (int p = 0; p < pairs; p++) {
         double ns[2];
@@ -139,8 +147,25 @@ int main(int argc, char **argv) {
         b[p] = ns[1];
         ratio[p] = ns[1] / ns[0];
         b_faster += ratio[p] < 1;
-        printf("%.3f%s", ratio[p], p + 1 < pairs ? " " : "\n");
+        double ghz;
+        width[p] = bench_probe(&ghz);
+        printf("%.3f/%.1f%s", ratio[p], width[p], p + 1 < pairs ? " " : "\n");
     }
+    /* The pair ratios by the probe after them (the state the pair most
+     * likely met: the neighbour's load holds for seconds to minutes). */
+    static double whole[MAX_PAIRS], shared[MAX_PAIRS];
+    int n_whole = 0, n_shared = 0;
+    for (int p = 0; p < pairs; p++) {
+        if (width[p] >= BENCH_PROBE_WHOLE_CORE) {
+            whole[n_whole++] = ratio[p];
+        } else {
+            shared[n_shared++] = ratio[p];
+        }
+    }
+    printf("by host state: whole core %d pairs, ratio B/A %.3f; shared core %d pairs, ratio B/A %.3f "
+           "(0 pairs: 0.000)\n",
+           n_whole, n_whole > 0 ? bench_median(whole, n_whole) : 0.0, n_shared,
+           n_shared > 0 ? bench_median(shared, n_shared) : 0.0);
     printf("begin+3 attrs+end, regime %s, %d pairs of %d-span samples: A %.1f ns/span, B %.1f, "
            "pair ratio B/A %.3f (median), B faster in %d of %d\n",
            idle ? "(a)" : "(b)", pairs, N, bench_median(a, pairs), bench_median(b, pairs),
