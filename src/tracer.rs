@@ -1082,12 +1082,7 @@ impl Tracer {
         }
         let r = self.pipeline.slab.slot(s.slot);
         let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
-        let h = r.header.load(Ordering::Acquire);
-        // Released by the exporter (its header still ENDED): gone, as
-        // when the exporter wrote a new generation at release. A span
-        // released after this check reads as it was: its slot keeps the
-        // span until a begin takes it, which the check after the read sees.
-        if !live(h) || self.pipeline.slab.is_released(s.slot, h) {
+        if !live(r.header.load(Ordering::Acquire)) {
             return None;
         }
         // SAFETY: the fields are plain bytes inside a live mapping; a racing
@@ -1113,12 +1108,7 @@ impl Tracer {
         }
         let r = self.pipeline.slab.slot(s.slot);
         let live = |h: u64| header_generation(h) == s.generation && header_state(h) != 0;
-        let h = r.header.load(Ordering::Acquire);
-        // Released by the exporter (its header still ENDED): gone, as
-        // when the exporter wrote a new generation at release. A span
-        // released after this check reads as it was: its slot keeps the
-        // span until a begin takes it, which the check after the read sees.
-        if !live(h) || self.pipeline.slab.is_released(s.slot, h) {
+        if !live(r.header.load(Ordering::Acquire)) {
             return None;
         }
         let mut out = [0u8; MAX_TRACESTATE_BYTES];
@@ -1624,7 +1614,7 @@ impl Tracer {
     }
 
     /// Benchmarks only: `end`, except that the slot is freed at once
-    /// (released, back on top of the free stack) instead of handed to
+    /// (generation + 1, back on top of the free stack) instead of handed to
     /// the exporter. A loop of begin, set, `end_in_place_for_bench` reuses
     /// one slot and exports nothing: what the recording calls cost with
     /// every line in this core's cache, the floor `end` is measured
@@ -1637,8 +1627,7 @@ impl Tracer {
         // An empty list: a span of the floor loop holds no payload chunks,
         // and one that did would hand them back here.
         let mut chunks = Vec::new();
-        p.slab
-            .release_held(s.slot, s.generation, &p.pool, &mut chunks);
+        p.slab.release_all(&[s.slot], &p.pool, &mut chunks);
         hold.leave_bias();
         Ok(())
     }
@@ -1927,13 +1916,20 @@ fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
 
 /// Whether a span is ended and not yet given back (queued for the
 /// exporter, or in its batch): only those give chunks back. The queues
-/// first; with them empty, a look at the slots in use for one ENDED and
-/// not released (between its end and its queueing, or in the batch being
-/// encoded, whose chunks come back once it is; a released slot's header
-/// still says ENDED, `SpanSlab::is_released`). A pass over the slots, on
-/// this cold path only, while nothing is queued.
+/// first; with them empty, a look at the headers of the slots in use for
+/// one ENDED (between its end and its queueing) or EXPORTING (the batch
+/// being encoded, whose chunks come back once it is; a released slot
+/// says FREE). A pass over the slots, on this cold path only, while
+/// nothing is queued.
 fn chunks_may_come_back(p: &Pipeline) -> bool {
-    p.slab.ended_len() > 0 || p.slab.any_slot_ended()
+    use crate::buffer::slab::{STATE_ENDED, STATE_EXPORTING};
+    if p.slab.ended_len() > 0 {
+        return true;
+    }
+    (0..p.slab.used_slots()).any(|i| {
+        let state = header_state(p.slab.slot(i).header.load(Ordering::Relaxed));
+        state == STATE_ENDED || state == STATE_EXPORTING
+    })
 }
 
 /// What a span another SDK already limited is held to.

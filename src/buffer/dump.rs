@@ -6,14 +6,10 @@
 //!
 //! - Crash dump (`SGDUMP03`): the header, then for each live slot its
 //!   record followed by its `chunk_count` chunks, in the span's order.
-//! - Flight recorder (`SGFLITE4`): the header, the slots (from the next
-//!   64-byte boundary), one released word a slot (`SpanSlab`'s module
-//!   comment: an ENDED slot whose header equals its word was exported and
-//!   freed, and is skipped), then the payload pool from `pool_offset`
-//!   (sparse: a chunk never written takes no disk). A slot's chunks are
-//!   found through its chunk map, as in memory. `SGFLITE3` files (no
-//!   released words: the exporter wrote FREE into the header, and
-//!   EXPORTING into the slots it held) are still read.
+//! - Flight recorder (`SGFLITE3`): the header, the slots (from the next
+//!   64-byte boundary), then the payload pool from `pool_offset` (sparse:
+//!   a chunk never written takes no disk). A slot's chunks are found
+//!   through its chunk map, as in memory.
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
@@ -39,10 +35,7 @@ use crate::span::record::{
 };
 
 pub(crate) const MAGIC_CRASH_DUMP: [u8; 8] = *b"SGDUMP03";
-pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE4";
-/// The flight files of versions before the released words: read, without
-/// them (a released slot says FREE there).
-pub(crate) const MAGIC_FLIGHT_3: [u8; 8] = *b"SGFLITE3";
+pub(crate) const MAGIC_FLIGHT: [u8; 8] = *b"SGFLITE3";
 /// This build's magic for a crash dump or, with `flight`, a flight file
 /// (for tools and fuzzers outside the crate).
 pub fn magic_of(flight: bool) -> [u8; 8] {
@@ -617,7 +610,7 @@ impl CrashFile {
         let mut written = 0u32;
         for i in 0..used {
             let r = slab.slot(i);
-            if slab.slot_is_live(i) {
+            if slot_is_live(r) {
                 written += 1;
                 // SAFETY: the slot is plain memory of the live mapping.
                 let bytes = unsafe {
@@ -680,6 +673,16 @@ impl CrashFile {
         }
         self.dumped.store(false, Ordering::Release);
     }
+}
+
+/// Whether a slot holds a span worth saving: open, being written, ended, or
+/// in export (delivery unconfirmed).
+#[inline]
+pub fn slot_is_live(record: &SpanRecord) -> bool {
+    matches!(
+        header_state(record.header.load(Ordering::Acquire)),
+        STATE_OPEN | STATE_WRITING | STATE_ENDED | STATE_EXPORTING
+    )
 }
 
 /// Where a flight file's pool starts: at the first chunk past its header
@@ -758,18 +761,7 @@ pub struct DumpReader<F: Borrow<File> = LockedFile> {
     /// The file's modification time when opened (what recovery takes as
     /// its writer's death), which `mark_sent` puts back.
     modified: libc::timespec,
-    /// A flight file (either version).
-    flight: bool,
-    /// Where the first record starts.
-    start: u64,
-    /// A flight file of this version: where its released words start
-    /// (`SpanSlab::released_offset_for`), and the last block of them read.
-    released_at: Option<u64>,
-    released_block: Option<(u64, Box<[u8; RELEASED_BLOCK]>)>,
 }
-
-/// Bytes of released words read at a time: 512 slots' worth.
-const RELEASED_BLOCK: usize = 4096;
 
 impl<F: Borrow<File>> DumpReader<F> {
     /// Reads and checks the header of `file` (opened by the caller, and
@@ -798,10 +790,7 @@ impl<F: Borrow<File>> DumpReader<F> {
         // SAFETY: DumpHeader is plain data; any bytes are a value of it; read
         // unaligned from the buffer.
         let header: DumpHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-        if header.magic != MAGIC_CRASH_DUMP
-            && header.magic != MAGIC_FLIGHT
-            && header.magic != MAGIC_FLIGHT_3
-        {
+        if header.magic != MAGIC_CRASH_DUMP && header.magic != MAGIC_FLIGHT {
             let magic = String::from_utf8_lossy(&header.magic).into_owned();
             let why = if magic.starts_with("SGDUMP") || magic.starts_with("SGFLITE") {
                 format!("written by another version of spanguard (magic {magic:?})")
@@ -828,9 +817,7 @@ impl<F: Borrow<File>> DumpReader<F> {
         // The flight recorder aligns its records to 64 bytes after the
         // header. A crash dump's count is 0 when its writer died before it
         // was known: then the file's length says, up to the most slots.
-        let flight = header.magic == MAGIC_FLIGHT || header.magic == MAGIC_FLIGHT_3;
-        let released_at = (header.magic == MAGIC_FLIGHT)
-            .then(|| SpanSlab::released_offset_for(header.record_count, hsize) as u64);
+        let flight = header.magic == MAGIC_FLIGHT;
         let (start, end) = if flight {
             let start = hsize.next_multiple_of(64) as u64;
             (
@@ -858,10 +845,6 @@ impl<F: Borrow<File>> DumpReader<F> {
             died_at_ns,
             last_batch: Vec::new(),
             modified,
-            flight,
-            start,
-            released_at,
-            released_block: None,
         })
     }
 
@@ -912,10 +895,7 @@ impl<F: Borrow<File>> DumpReader<F> {
             // existed has the rest line without the mark, and records from
             // disk are few.
             r.marks |= MARK_HAS_REST;
-            if self.released(at, r.header.load(Ordering::Relaxed)) {
-                continue;
-            }
-            let overflow = if self.flight {
+            let overflow = if self.header.magic == MAGIC_FLIGHT {
                 self.flight_chunks(&mut r)
             } else {
                 self.inline_chunks(&mut r)?
@@ -930,10 +910,8 @@ impl<F: Borrow<File>> DumpReader<F> {
     }
 
     /// Marks the spans the last `next_records` gave as sent, in the file
-    /// itself: each one's state word becomes free (its generation kept;
-    /// in memory a released slot keeps its ENDED header and says so in
-    /// its released word, but a file's header word alone is what every
-    /// version reads), and every reader
+    /// itself: each one's state word becomes free (its generation kept),
+    /// as a slot whose span was exported is in memory, and every reader
     /// skips a free record (a recoverer after this one, `spanguard show`
     /// and `spool`, an older version's reader). Recovery calls it once the
     /// batch is delivered or kept in the spool, so a recoverer killed
@@ -982,44 +960,6 @@ impl<F: Borrow<File>> DumpReader<F> {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
-    }
-
-    /// Whether the flight file's record at `at`, whose header reads
-    /// `header`, holds a span its exporter released (exported and freed):
-    /// ENDED, and its released word says the same header. A word the file
-    /// does not hold (cut short, a hole) reads as not released: a span
-    /// sent again rather than lost.
-    fn released(&mut self, at: u64, header: u64) -> bool {
-        let Some(words) = self.released_at else {
-            return false;
-        };
-        if header_state(header) != STATE_ENDED {
-            return false;
-        }
-        let slot = (at - self.start) / self.record_size;
-        let word_at = words + slot * 8;
-        let block = word_at / RELEASED_BLOCK as u64;
-        if self.released_block.as_ref().map(|(b, _)| *b) != Some(block) {
-            let mut bytes = Box::new([0u8; RELEASED_BLOCK]);
-            let from = block * RELEASED_BLOCK as u64;
-            // As much of the block as the file holds; the rest reads 0.
-            let n = self.size.saturating_sub(from).min(RELEASED_BLOCK as u64) as usize;
-            if self
-                .file
-                .borrow()
-                .read_exact_at(&mut bytes[..n], from)
-                .is_err()
-            {
-                bytes.fill(0);
-            }
-            self.released_block = Some((block, bytes));
-        }
-        let Some((_, bytes)) = &self.released_block else {
-            return false;
-        };
-        let i = (word_at % RELEASED_BLOCK as u64) as usize;
-        let word = u64::from_ne_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
-        word == header
     }
 
     /// A crash dump's chunks, right after their record: as many as the
@@ -1649,140 +1589,6 @@ pub(crate) mod tests {
             "published what sat at the pending name"
         );
         assert!(std::fs::symlink_metadata(dir.join("x-pending")).is_ok());
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    /// The span ids of `spans`, sorted.
-    fn span_ids(spans: &[RecoveredSpan]) -> Vec<u8> {
-        let mut ids: Vec<u8> = spans.iter().map(|(r, _)| r.span_id[0]).collect();
-        ids.sort();
-        ids
-    }
-
-    /// The exporter no longer writes a slot's header when it releases it
-    /// (`SpanSlab`'s module comment): a span delivered and freed keeps
-    /// its ENDED header, and only its released word, in the flight file's
-    /// mapping too, says it is gone. Neither a crash dump nor a flight
-    /// file's reader (recovery in another process, `spanguard show`) may
-    /// send it again; a span ended and not released (queued, or taken and
-    /// unconfirmed) and an open one they keep.
-    #[test]
-    fn released_spans_are_neither_dumped_nor_recovered_and_ended_ones_are() {
-        use crate::buffer::payload_pool::{PayloadPool, PoolBacking};
-        use crate::buffer::slab::SlabBacking;
-        let dir = temp_dir("released");
-        let path = dir.join("f.sgflight");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("file");
-        let slab = SpanSlab::new(
-            4,
-            SlabBacking::File(file),
-            std::mem::size_of::<DumpHeader>(),
-        )
-        .expect("slab");
-        let pool = PayloadPool::new(4, PoolBacking::Anonymous).expect("pool");
-        let header = DumpHeader::new(MAGIC_FLIGHT, 4, "svc", &[]);
-        // SAFETY: the mapping starts with room for the header.
-        unsafe { slab.mapping_start().cast::<DumpHeader>().write(header) };
-        let span = |n: u8| {
-            let (i, g) = slab.take_free(|| {}).expect("slot");
-            // SAFETY: take_free gave us the slot.
-            let r = unsafe { slab.slot_mut(i) };
-            r.reset();
-            r.trace_id = [n; 16];
-            r.span_id = [n; 8];
-            r.start_unix_ns = 10;
-            r.end_unix_ns = 20;
-            (i, g)
-        };
-        let (a, ga) = span(1);
-        slab.publish_ended(a, ga);
-        let (b, gb) = span(2);
-        slab.publish_ended(b, gb);
-        let (c, gc) = span(3);
-        slab.publish_open(c, gc);
-        let (d, gd) = span(4);
-        slab.publish_ended(d, gd);
-        // The exporter takes a, b and d; delivers a and releases it; b and
-        // d are still in its hands (d: taken, not confirmed).
-        assert_eq!(slab.take_ended(), Some(a));
-        assert_eq!(slab.take_ended(), Some(b));
-        assert_eq!(slab.take_ended(), Some(d));
-        slab.release_all(&[a], &pool, &mut Vec::new());
-        // Its header says ENDED, as the end left it; its word says freed.
-        let word = slab.slot(a).header.load(Ordering::Relaxed);
-        assert_eq!(word, pack_header(ga, STATE_ENDED));
-        let mut reader = open(&path).expect("readable");
-        assert_eq!(span_ids(&reader.next_records(10).expect("read")), [2, 3, 4]);
-        let crash = crash_file_in(&dir);
-        assert_eq!(crash.dump_slots(&slab, &pool, libc::SIGTERM), 3);
-        let mut reader = open(&dir.join("a")).expect("readable");
-        assert_eq!(span_ids(&reader.next_records(10).expect("read")), [2, 3, 4]);
-        // Slot a reused: the new span is live whatever its word says.
-        let (e, ge) = span(5);
-        assert_eq!((e, ge), (a, ga.wrapping_add(1)));
-        slab.publish_ended(e, ge);
-        let mut reader = open(&path).expect("readable");
-        assert_eq!(
-            span_ids(&reader.next_records(10).expect("read")),
-            [2, 3, 4, 5]
-        );
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    /// A flight file of the version before the released words
-    /// (`SGFLITE3`: the exporter wrote EXPORTING into the slots it held
-    /// and FREE into those it released) is still read as it was meant:
-    /// ended, in export and open spans kept, free ones skipped. A file of
-    /// this version cut short before its released words reads its ended
-    /// spans as not released (sent again rather than lost); one older
-    /// than both is refused as another version's.
-    #[test]
-    fn an_older_flight_file_is_read_and_a_cut_one_keeps_its_ended_spans() {
-        use crate::buffer::slab::STATE_EXPORTING;
-        let dir = temp_dir("flight-versions");
-        let record = |n: u8, state: u32| {
-            crate::span::record::record_bytes_for_test(n, n, pack_header(9, state))
-        };
-        let file_of = |magic: [u8; 8]| {
-            let mut bytes = header_bytes(magic, 4);
-            bytes.resize(bytes.len().next_multiple_of(64), 0);
-            bytes.extend(record(1, STATE_ENDED));
-            bytes.extend(record(2, STATE_EXPORTING));
-            bytes.extend(record(3, STATE_FREE));
-            bytes.extend(record(4, STATE_OPEN));
-            bytes
-        };
-        let old = dir.join("old.sgflight");
-        std::fs::write(&old, file_of(MAGIC_FLIGHT_3)).expect("write");
-        let mut reader = open(&old).expect("an SGFLITE3 file is read");
-        assert_eq!(span_ids(&reader.next_records(10).expect("read")), [1, 2, 4]);
-        // This version's, with no released words after the records (cut
-        // there), and then with slot 0's word saying its span was freed.
-        let cut = dir.join("cut.sgflight");
-        let mut bytes = file_of(MAGIC_FLIGHT);
-        std::fs::write(&cut, &bytes).expect("write");
-        let mut reader = open(&cut).expect("readable");
-        assert_eq!(span_ids(&reader.next_records(10).expect("read")), [1, 2, 4]);
-        let words = SpanSlab::released_offset_for(4, std::mem::size_of::<DumpHeader>());
-        assert!(words >= bytes.len());
-        bytes.resize(words, 0);
-        bytes.extend(pack_header(9, STATE_ENDED).to_ne_bytes());
-        bytes.extend([0u8; 24]);
-        std::fs::write(&cut, &bytes).expect("write");
-        let mut reader = open(&cut).expect("readable");
-        assert_eq!(span_ids(&reader.next_records(10).expect("read")), [2, 4]);
-        let older = dir.join("older.sgflight");
-        std::fs::write(&older, file_of(*b"SGFLITE2")).expect("write");
-        match open(&older) {
-            Err(DumpError::Unreadable(why)) => assert!(why.contains("another version"), "{why}"),
-            _ => panic!("an SGFLITE2 file was taken for ours"),
-        }
         std::fs::remove_dir_all(&dir).ok();
     }
 

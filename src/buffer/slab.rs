@@ -5,32 +5,14 @@
 //! A slot's `header` is `generation << 32 | state` and is its commit marker:
 //!
 //! ```text
-//!   FREE (never used) or ENDED(g) released --begin--> WRITING(g + 1) --> OPEN <--> WRITING (set attribute, ...)
-//!                                                                        |
-//!                                                                      end: WRITING --> ENDED(g + 1)
+//!   FREE --begin--> WRITING --> OPEN <--> WRITING (set attribute, event, ...)
+//!                                 |
+//!                               end: WRITING --> ENDED --exporter--> EXPORTING --> FREE (generation + 1)
 //! ```
-//!
-//! Only recording threads write the header. The exporter reads an ENDED
-//! slot, encodes it, and releases it without writing its header: it stores
-//! the header it read, `ENDED(g)`, in the slot's word of the `released`
-//! array (exporter-owned memory past the slots, 8 slots a line) before it
-//! puts the slot back on the free stack. A slot is free when its header is
-//! all zero (never used) or equals its released word; the next begin reads
-//! the header anyway and takes the slot as WRITING(g + 1), which makes
-//! every handle to the old span stale. With the exporter writing the
-//! header (ENDED -> EXPORTING when taken, FREE(g + 1) when released), the
-//! header's line sat Modified in the exporter's core, and the begin that
-//! took the slot again had to pull it back across cores: the largest stall
-//! a recording thread saw while the exporter drained on another core
-//! (issue 13, regime (b)). A line the exporter only reads stays Shared,
-//! which costs the recorder an upgrade, not a transfer. Readers that must
-//! tell a released span from an ended one (a crash dump, a flight file's
-//! recovery, a stale handle's error code, a stopping exporter) read the
-//! released word; nothing on the recording path does.
 //!
 //! A handle names a slot and a generation; a call whose generation no longer
 //! matches is stale and touches nothing. Only the thread that moved a slot to
-//! WRITING (or the exporter, for ENDED slots it took) writes its body, or
+//! WRITING (or the exporter, for ENDED/EXPORTING slots) writes its body, or
 //! the thread that began the span while the slot is biased to it: it then
 //! writes an OPEN slot with no locked instruction, and anyone else must take
 //! the bias away before moving the slot to WRITING (`hold_open`, `unbias`,
@@ -86,8 +68,6 @@ pub const STATE_FREE: u32 = 0;
 pub const STATE_OPEN: u32 = 1;
 pub const STATE_WRITING: u32 = 2;
 pub const STATE_ENDED: u32 = 3;
-/// Written by versions whose exporter marked the slots it took (flight
-/// files `SGFLITE3` and older): read as ENDED. Never written now.
 pub const STATE_EXPORTING: u32 = 4;
 
 #[inline]
@@ -125,10 +105,6 @@ pub enum SlabBacking {
 
 pub struct SpanSlab {
     base: NonNull<SpanRecord>,
-    /// The released words (`released_offset_for`): read and written by
-    /// the exporter and by readers of free slots, never by a recording
-    /// call's common path.
-    released: NonNull<AtomicU64>,
     capacity: u32,
     map_len: usize,
     /// Byte offset of the first record inside the mapping.
@@ -289,26 +265,12 @@ impl SpanSlab {
             // Huge pages past the first few hundred slots (see
             // `prefer_huge_pages_past`). Not for the flight recorder: THP
             // does not apply to a file's pages.
-            // The slots only, not the released words after them (see
-            // `released_offset_for`).
-            let slots_end = Self::released_offset_for(capacity, prefix) & !(page_size().max(1) - 1);
-            super::mapping::prefer_huge_pages_past(start, slots_end, SMALL_PAGE_SLAB_BYTES);
+            super::mapping::prefer_huge_pages_past(start, map_len, SMALL_PAGE_SLAB_BYTES);
         }
         // SAFETY: records_offset is inside the mapping, and a multiple of
         // 64 from its page-aligned start: enough for SpanRecord.
         let base: NonNull<SpanRecord> =
             unsafe { NonNull::new_unchecked(start.as_ptr().add(records_offset).cast()) };
-        // SAFETY: inside the mapping (`mapping_len_for` counts the words
-        // after this offset), and 8-byte aligned (a multiple of 4 KiB
-        // from the page-aligned start).
-        let released: NonNull<AtomicU64> = unsafe {
-            NonNull::new_unchecked(
-                start
-                    .as_ptr()
-                    .add(Self::released_offset_for(capacity, prefix))
-                    .cast(),
-            )
-        };
         // Generations start at random, not at 0: a handle kept from a freed
         // tracer whose number a new tracer got must not name that tracer's
         // first spans (handles are `tracer << 56 | slot << 32 | generation`).
@@ -320,7 +282,6 @@ impl SpanSlab {
         let owners = OwnerTable::of(&free);
         Ok(SpanSlab {
             base,
-            released,
             capacity,
             map_len,
             records_offset,
@@ -356,25 +317,10 @@ impl SpanSlab {
     }
 
     /// Bytes a slab of `capacity` slots after `prefix` header bytes maps:
-    /// the header, the slots from the next 64 bytes, then the released
-    /// words (`released_offset_for`). Also what a flight file holds
-    /// before its pool (`dump::largest_file`).
+    /// the header, the slots from the next 64 bytes. Also what a flight
+    /// file holds before its pool (`dump::largest_file`).
     pub fn mapping_len_for(capacity: u32, prefix: usize) -> usize {
-        Self::released_offset_for(capacity, prefix)
-            + (capacity as usize * std::mem::size_of::<AtomicU64>()).next_multiple_of(64)
-    }
-
-    /// Where the released words start in a mapping (a flight file) of
-    /// `capacity` slots after `prefix` header bytes: at the first 4 KiB
-    /// boundary past the last slot, so that the slots' huge page advice
-    /// (`new`) ends there and the words keep small pages: the exporter
-    /// writes them 8 bytes a slot, and its first write must not fault in
-    /// a 2 MiB page of never-used slots with them. One word a slot, the
-    /// header its span had when the exporter released it (see the module
-    /// comment).
-    pub fn released_offset_for(capacity: u32, prefix: usize) -> usize {
-        (prefix.next_multiple_of(64) + capacity as usize * std::mem::size_of::<SpanRecord>())
-            .next_multiple_of(RELEASED_ALIGN)
+        prefix.next_multiple_of(64) + capacity as usize * std::mem::size_of::<SpanRecord>()
     }
 
     /// Bytes mapped, file header included.
@@ -399,44 +345,11 @@ impl SpanSlab {
         unsafe { &*self.base.as_ptr().add(index as usize) }
     }
 
-    /// Slot `index`'s released word: the header its last span had when
-    /// the exporter released it (0: none yet).
-    #[inline]
-    fn released_word(&self, index: u32) -> &AtomicU64 {
-        debug_assert!(index < self.capacity);
-        // SAFETY: `capacity` words from `released` lie in the mapping
-        // (`new`); in bounds for index < capacity, and zeroed memory is a
-        // valid AtomicU64.
-        unsafe { &*self.released.as_ptr().add(index as usize) }
-    }
-
-    /// Whether `header`, read from slot `index`, is a span the exporter
-    /// released (exported, or given back unsent): free, though the header
-    /// still says ENDED. Off the recording path: for readers that must
-    /// tell it from a span still waiting (dumps, stale handles, a stop).
-    #[inline]
-    pub fn is_released(&self, index: u32, header: u64) -> bool {
-        header_state(header) == STATE_ENDED
-            && self.released_word(index).load(Ordering::Acquire) == header
-    }
-
-    /// Whether slot `index` holds a span worth saving (a crash dump, a
-    /// flight file): open, being written, or ended and not released.
-    #[inline]
-    pub fn slot_is_live(&self, index: u32) -> bool {
-        let h = self.slot(index).header.load(Ordering::Acquire);
-        match header_state(h) {
-            STATE_OPEN | STATE_WRITING => true,
-            STATE_ENDED => !self.is_released(index, h),
-            _ => false,
-        }
-    }
-
     /// Write access to a slot body.
     ///
     /// # Safety
     /// The caller must own the slot under the header protocol: it moved it to
-    /// WRITING, or it is the exporter and the slot is ENDED and taken.
+    /// WRITING, or it is the exporter and the slot is ENDED/EXPORTING.
     #[inline]
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slot_mut(&self, index: u32) -> &mut SpanRecord {
@@ -488,17 +401,12 @@ impl SpanSlab {
         // SAFETY: in bounds (as in `slot`).
         let header = unsafe { &(*record).header };
         let h = header.load(Ordering::Relaxed);
-        // All zero: never used: its first generation. Else the slot's last
-        // span, released (ENDED, its released word the same: by the
-        // exporter, or by `take_back`): the next generation, which makes
-        // that span's handles stale (the exporter no longer writes the
-        // header, see the module comment). A header is never all zero
-        // once used: every state but FREE is nonzero, and only a
-        // never-used slot says FREE.
+        // All zero: never used (or FREE after exactly 2^32 uses, when any
+        // generation will do): its first generation.
         let generation = if h == 0 {
             self.first_generation
         } else {
-            header_generation(h).wrapping_add(1)
+            header_generation(h)
         };
         // Relaxed is enough: nobody else may look at the body of a slot that
         // is not OPEN or ENDED, and the later store of OPEN publishes it.
@@ -774,12 +682,7 @@ impl SpanSlab {
                         std::thread::yield_now();
                     }
                 }
-                // Released by the exporter: the slot is free, the span
-                // gone, as when a new generation was written at release.
-                STATE_ENDED if self.is_released(index, current) => {
-                    return Err(SlotError::Stale);
-                }
-                STATE_ENDED => return Err(SlotError::Ended),
+                STATE_ENDED | STATE_EXPORTING => return Err(SlotError::Ended),
                 _ => return Err(SlotError::Stale),
             }
         }
@@ -888,16 +791,18 @@ impl SpanSlab {
         unsafe { self.ended.get_unchecked(ended.queue) }.push(ended.index);
     }
 
-    /// The exporter's side: the next ended slot, counted as taken, its
-    /// lines not read yet, from the queues in turn, up to `RUN` from each.
-    /// Reads only the queues' cells, so a batch of these runs without
-    /// waiting on the slots' lines. Its header stays ENDED while the
-    /// exporter holds it (a crash dump saves it: delivery unconfirmed).
+    /// The exporter's side: the next ended slot, now EXPORTING.
     pub fn take_ended(&self) -> Option<u32> {
-        self.pop_ended()
+        let index = self.pop_ended()?;
+        self.mark_exporting(index);
+        Some(index)
     }
 
-    /// `take_ended`.
+    /// The exporter's side, first half of `take_ended`: the next ended
+    /// slot, counted as taken, its lines not read yet (its header still
+    /// says ENDED until `mark_exporting`), from the queues in turn, up to
+    /// `RUN` from each. Reads only the queues' cells, so a batch of these
+    /// runs without waiting on the slots' lines.
     pub fn pop_ended(&self) -> Option<u32> {
         let queues = self.queues();
         let line = &self.taken;
@@ -1003,101 +908,71 @@ impl SpanSlab {
             .all(|(q, &mark)| q.head() >= mark)
     }
 
-    /// Gives exported slots (ENDED, taken by the exporter) back, with one
-    /// update of the free stack for all of them, and their chunks to
-    /// `pool` with one update of its stack (`chunks` is the caller's
-    /// scratch, kept between batches so this allocates nothing once
-    /// grown). Writes no slot's header (see the module comment): the next
-    /// begin's new generation makes every handle to an old span stale.
+    /// The second half of `take_ended`, for a slot `pop_ended` gave.
+    pub fn mark_exporting(&self, index: u32) {
+        let header = &self.slot(index).header;
+        let current = header.load(Ordering::Acquire);
+        header.store(
+            pack_header(header_generation(current), STATE_EXPORTING),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Gives exported slots back, with one update of the free stack for
+    /// all of them, and their chunks to `pool` with one update of its
+    /// stack (`chunks` is the caller's scratch, kept between batches so
+    /// this allocates nothing once grown). A new generation makes every
+    /// handle to an old span stale.
     pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
         chunks.clear();
         for &index in indexes {
-            // SAFETY: the exporter owns a slot it took until it is free.
+            // SAFETY: the exporter owns an EXPORTING slot until it is FREE.
             unsafe { self.clear_for_reuse(index, pool, chunks) };
-            let header = self.slot(index).header.load(Ordering::Relaxed);
-            // Relaxed: the free stack's Release below publishes it before
-            // a begin can take the slot (and a dump that reads it early
-            // only saves a span it would have saved a moment before).
-            self.released_word(index).store(header, Ordering::Relaxed);
         }
         pool.give_back(chunks);
         self.free.stack.push_all(indexes);
     }
 
-    /// Frees a slot the caller holds (WRITING under its lock, or OPEN
-    /// under its bias) as the exporter frees one it exported: chunks to
-    /// `chunks`, marked ENDED and released, back on the free stack. For
-    /// the benchmarks' floor (`Tracer::end_in_place_for_bench`).
-    pub fn release_held(
-        &self,
-        index: u32,
-        generation: u32,
-        pool: &PayloadPool,
-        chunks: &mut Vec<u32>,
-    ) {
-        chunks.clear();
-        // SAFETY: the caller holds the slot.
-        unsafe { self.clear_for_reuse(index, pool, chunks) };
-        self.mark_released_held(index, generation);
-        pool.give_back(chunks);
-        self.free.stack.push_all(&[index]);
-    }
-
-    /// A held slot's span made released: the released word first, then
-    /// the header, so that a dump in between reads the span as held
-    /// (WRITING: live) or as released, never as ended and waiting.
-    fn mark_released_held(&self, index: u32, generation: u32) {
-        let ended = pack_header(generation, STATE_ENDED);
-        self.released_word(index).store(ended, Ordering::Relaxed);
-        self.slot(index).header.store(ended, Ordering::Release);
-    }
-
-    /// Adds the slot's payload chunks to `chunks` and clears what a next
-    /// span must not inherit; making it free (its released word) and
-    /// pushing it on the free stack (whose Release publishes these
-    /// stores) is the caller's.
+    /// Adds the slot's payload chunks to `chunks`, clears what a next span
+    /// must not inherit, and marks it FREE under its next generation;
+    /// pushing it on the free stack (whose Release publishes these stores)
+    /// is the caller's.
     ///
     /// # Safety
-    /// The caller owns the slot (ENDED and taken by the exporter, or held
-    /// by its writer).
+    /// The caller owns the slot (EXPORTING, or WRITING under its lock).
     #[inline(always)]
     unsafe fn clear_for_reuse(&self, index: u32, pool: &PayloadPool, chunks: &mut Vec<u32>) {
-        // SAFETY: owned by the caller until it is made free.
+        // SAFETY: owned by the caller until the store of FREE below.
         let record = unsafe { self.slot_mut(index) };
         if record.wrote_past_first_lines() {
             record.owned_chunks(pool, |c| chunks.push(c));
             record.reset_rest();
         }
+        let header = &self.slot(index).header;
+        let generation = header_generation(header.load(Ordering::Relaxed)).wrapping_add(1);
+        // Relaxed: the free stack's Release publishes these stores.
+        header.store(pack_header(generation, STATE_FREE), Ordering::Relaxed);
     }
 
     /// Frees a slot its begin published and then took back (WRITING, held
     /// by the caller): its payload chunks and the slot itself, which no
-    /// longer counts as a span begun. Released as the exporter releases
-    /// one (`mark_released_held`): a dump skips it, a handle to it is
-    /// stale, the next begin takes the next generation.
+    /// longer counts as a span begun.
     pub fn take_back(&self, index: u32, pool: &PayloadPool) {
         let mut chunks = Vec::new();
         // SAFETY: the caller holds the slot (WRITING).
         unsafe { self.clear_for_reuse(index, pool, &mut chunks) };
-        let generation = header_generation(self.slot(index).header.load(Ordering::Relaxed));
-        self.mark_released_held(index, generation);
         pool.give_back(&chunks);
         self.free.give_back_unbegun(index);
     }
 
-    /// Whether a slot says ENDED and is not released. Asked by a stopping
-    /// exporter once the queues are empty and it holds no slot (a drain
-    /// releases every slot it took before it returns): such a slot is
-    /// then between `mark_ended_held` and `queue_ended` (or was queued
-    /// since), a span ended during the shutdown that must still be
-    /// exported. One pass over the slots used so far, once per stop. Also
-    /// asked by a value waiting for payload chunks with the queues empty
-    /// (`tracer::chunks_may_come_back`): there it counts the exporter's
-    /// batch too, whose chunks come back once it is encoded.
+    /// Whether a slot says ENDED and is not taken yet. Asked by a stopping
+    /// exporter once the queues are empty: such a slot is then between
+    /// `mark_ended_held` and `queue_ended` (or was queued since), a span
+    /// ended during the shutdown that must still be exported. One pass
+    /// over the slots used so far, once per stop.
     pub fn any_slot_ended(&self) -> bool {
         (0..self.used_slots()).any(|index| {
-            let h = self.slot(index).header.load(Ordering::Acquire);
-            header_state(h) == STATE_ENDED && !self.is_released(index, h)
+            header_state(self.slot(index).header.load(Ordering::Acquire)) == STATE_ENDED
         })
     }
 
@@ -1149,19 +1024,17 @@ impl SpanSlab {
     /// that encoding reads first. The application's core wrote them, so
     /// each is a transfer between cores; issued for a whole batch before
     /// encoding, they overlap instead of stalling the encoder one by one.
-    /// All for reading: the exporter writes none of them (a line it took
-    /// for writing would sit Modified in its core, and the begin that
-    /// takes the slot again would pull it back across cores).
+    /// The header's line for writing: `mark_exporting` writes it next.
     #[inline]
     pub fn prefetch_for_encoding(&self, index: u32) {
         let record = self.slot(index) as *const SpanRecord as *const i8;
         // SAFETY (each): inside the same record; only an address.
-        prefetch(record, false);
+        prefetch(record, true);
         prefetch(unsafe { record.add(64) }, false);
         prefetch(unsafe { record.add(ARENA) }, false);
     }
 
-    /// The exporter's side, after `prefetch_for_encoding`: the lines of a taken
+    /// The exporter's side, after `mark_exporting`: the lines of a taken
     /// slot that only some spans write, when the first line (read by
     /// then) says this one did. A line nobody wrote costs a fetch all the
     /// same, and line fetches are what the exporter waits for.
@@ -1184,10 +1057,6 @@ impl SpanSlab {
 /// slots): a tracer that never needs more slots than that never has a
 /// huge page of them resident.
 const SMALL_PAGE_SLAB_BYTES: usize = super::mapping::HUGE_PAGE_BYTES;
-
-/// Where the released words start: a small page boundary (4 KiB; on a
-/// host with larger pages the slots' advice stops at the page below).
-const RELEASED_ALIGN: usize = 4096;
 
 /// Slots populated at a time as the frontier moves (see "Memory" above):
 /// about 200 KiB with today's record, a handful of `madvise` calls in a
@@ -1675,88 +1544,6 @@ mod tests {
         assert_eq!(slab.lock_open(99, g), Err(SlotError::Stale));
     }
 
-    /// The exporter's side of a span, taken, prefetched for encoding and
-    /// released, writes nothing to its header: the header the span's end
-    /// stored stays, and the released word says the span is gone. A
-    /// header the exporter wrote sat Modified in its core, and the begin
-    /// that took the slot again pulled its line back across cores (issue
-    /// 13, regime (b)). Each reader of a released slot reads it as free:
-    /// no dump saves it, a stopping exporter does not wait for it, a call
-    /// with its handle is stale (as when release wrote a new generation).
-    #[test]
-    fn the_exporter_releases_a_slot_without_writing_its_header() {
-        let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
-        let pool = PayloadPool::with_mib(0).expect("pool");
-        let (i, g) = slab.take_free(|| {}).expect("free slot");
-        slab.publish_ended(i, g);
-        let ended = slab.slot(i).header.load(Ordering::Relaxed);
-        assert_eq!(ended, pack_header(g, STATE_ENDED));
-        // Ended, not released: a dump saves it, a stop waits for it.
-        assert!(slab.slot_is_live(i) && slab.any_slot_ended());
-        assert!(!slab.is_released(i, ended));
-        assert_eq!(slab.lock_open(i, g), Err(SlotError::Ended));
-        // Taken by the exporter: still ENDED, still live (unconfirmed).
-        assert_eq!(slab.take_ended(), Some(i));
-        slab.prefetch_for_encoding(i);
-        slab.prefetch_written(i);
-        assert_eq!(slab.slot(i).header.load(Ordering::Relaxed), ended);
-        assert!(slab.slot_is_live(i));
-        slab.release_all(&[i], &pool, &mut Vec::new());
-        assert_eq!(
-            slab.slot(i).header.load(Ordering::Relaxed),
-            ended,
-            "the exporter wrote the header"
-        );
-        assert!(slab.is_released(i, ended));
-        assert!(!slab.slot_is_live(i) && !slab.any_slot_ended());
-        assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
-        assert!(slab.hold_open(i, g).is_err());
-        // The next begin takes the next generation from the header.
-        let (j, h) = slab.take_free(|| {}).expect("the slot again");
-        assert_eq!((j, h), (i, g.wrapping_add(1)));
-        assert_eq!(state(&slab, j), STATE_WRITING);
-        assert!(slab.slot_is_live(j));
-        assert_eq!(slab.lock_open(i, g), Err(SlotError::Stale));
-        // A span taken back by its begin is released by the recording
-        // thread the same way: free, stale, the next generation after it.
-        slab.take_back(j, &pool);
-        assert!(!slab.slot_is_live(j) && !slab.any_slot_ended());
-        assert_eq!(slab.lock_open(j, h), Err(SlotError::Stale));
-        let (k, f) = slab.take_free(|| {}).expect("the slot again");
-        assert_eq!((k, f), (i, h.wrapping_add(1)));
-    }
-
-    /// Generations wrap at 2^32: the span after generation u32::MAX is
-    /// generation 0, whose ended header (ENDED(0), not all zero) is live
-    /// and not taken for its released word's, and whose old handles are
-    /// stale.
-    #[test]
-    fn generations_wrap_and_the_released_word_still_tells_spans_apart() {
-        let slab = SpanSlab::new(1, SlabBacking::Anonymous, 0).expect("map");
-        let pool = PayloadPool::with_mib(0).expect("pool");
-        let (i, _) = slab.take_free(|| {}).expect("free slot");
-        // As if the slot had had 2^32 - 1 spans more.
-        slab.slot(i)
-            .header
-            .store(pack_header(u32::MAX, STATE_WRITING), Ordering::Relaxed);
-        slab.publish_ended(i, u32::MAX);
-        assert_eq!(slab.take_ended(), Some(i));
-        slab.release_all(&[i], &pool, &mut Vec::new());
-        assert!(!slab.slot_is_live(i));
-        let (j, g) = slab.take_free(|| {}).expect("the slot again");
-        assert_eq!((j, g), (i, 0));
-        slab.publish_ended(j, 0);
-        let ended = slab.slot(j).header.load(Ordering::Relaxed);
-        assert_eq!(ended, pack_header(0, STATE_ENDED));
-        assert!(ended != 0 && slab.slot_is_live(j) && slab.any_slot_ended());
-        assert_eq!(slab.lock_open(j, u32::MAX), Err(SlotError::Stale));
-        assert_eq!(slab.lock_open(j, 0), Err(SlotError::Ended));
-        assert_eq!(slab.take_ended(), Some(j));
-        slab.release_all(&[j], &pool, &mut Vec::new());
-        assert_eq!(slab.lock_open(j, 0), Err(SlotError::Stale));
-        assert_eq!(slab.take_free(|| {}), Some((j, 1)));
-    }
-
     #[test]
     fn a_reused_slot_starts_clear() {
         use crate::span::record::TextRef;
@@ -1872,13 +1659,6 @@ mod tests {
             huge_page_eligible(at(4095)),
             Some(true),
             "up to the last slot's page"
-        );
-        // Not the released words after the slots: the exporter writes them
-        // a word at a time.
-        assert_eq!(
-            huge_page_eligible(slab.released_word(0) as *const AtomicU64 as usize),
-            Some(false),
-            "the released words keep 4 KiB pages"
         );
         // The flight recorder's file pages are not asked for them.
         let dir = std::env::temp_dir().join(format!("sg-slab-thp-{}", std::process::id()));

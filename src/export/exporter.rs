@@ -473,10 +473,9 @@ impl Exporter {
         let slab = &self.pipeline.slab;
         // Two passes: the first reads only queue cells and asks for every
         // slot's first lines, so their fetches overlap; the second reads
-        // each first line (there by then, or on its way) and asks for the
+        // each header (there by then, or on its way) and asks for the
         // lines the span wrote past them. One pass waited for each
-        // header before asking for the next. Neither writes a slot's line
-        // (`SpanSlab`'s module comment: the header stays ENDED).
+        // header before asking for the next.
         slab.pop_ended_into(&mut self.indexes, batch);
         for &i in &self.indexes {
             slab.prefetch_for_encoding(i);
@@ -488,6 +487,7 @@ impl Exporter {
         // reads of every record's first lines.
         let mut look = BatchLook::default();
         for &i in &self.indexes {
+            slab.mark_exporting(i);
             slab.prefetch_written(i);
             look.note(slab.slot(i));
         }
@@ -1198,8 +1198,8 @@ impl ViewBuffer {
     }
 }
 
-/// What a batch's records say as a whole, noted as the exporter reads each
-/// one's first line (in hand then, prefetched): whether any was sampled
+/// What a batch's records say as a whole, noted as the exporter marks each
+/// one EXPORTING (its first line in hand then): whether any was sampled
 /// out, and whether any may have lost something (`count_record_losses`).
 /// For nearly every batch both are no, and the passes that looked for them
 /// span by span are skipped.
