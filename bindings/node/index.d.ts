@@ -95,9 +95,14 @@ export interface TracerOptions {
   maxQueueSize?: number;
   maxExportBatchSize?: number;
   maxOpenSpans?: number;
+  /** Keep the spans in a file mapped in memory, which outlives a SIGKILL: the next process on the spool directory sends them (default false). */
   flightRecorder?: boolean;
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */
   prefaultSlots?: boolean;
+  /**
+   * The library's own signal handlers (default false; Node owns signals, see installProcessHooks): the crash handlers
+   * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) dump the spans for the next start, leaving V8's WebAssembly traps to V8.
+   */
   installSignalHandlers?: boolean;
   spoolMaxMib?: number;
   signalFlushTimeoutMs?: number;

@@ -8,7 +8,7 @@
 //! what the file holds.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::buffer::dump::{CrashFile, DumpHeader, PreparedFile};
@@ -199,11 +199,47 @@ static mut PREVIOUS: [Option<libc::sigaction>; 32] = [None; 32];
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static IN_CRASH: AtomicBool = AtomicBool::new(false);
 
+/// V8's `bool v8::TryHandleWebAssemblyTrapPosix(int, siginfo_t*, void*)`,
+/// when the process embeds V8 and exports it (Node does): 0 otherwise.
+/// Looked up once at install (dlsym is not async-signal-safe), read by the
+/// handler.
+static V8_WASM_TRAP: AtomicUsize = AtomicUsize::new(0);
+const V8_WASM_TRAP_SYMBOL: &std::ffi::CStr =
+    c"_ZN2v829TryHandleWebAssemblyTrapPosixEiP9siginfo_tPv";
+
+/// Whether the fault is a WebAssembly out-of-bounds access that V8 turns
+/// into an exception the program may catch (its trap handler: guard pages
+/// instead of bounds checks, on by default in Node on linux-x64). V8 then
+/// moved the context to its landing pad: returning resumes there. No
+/// crash, so nothing to dump; the tracers record on. V8's check is made
+/// for signal handlers (the embedder's are to call it first) and answers
+/// false at once for a fault outside wasm code or a signal sent by kill.
+fn v8_handled_wasm_trap(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) -> bool {
+    let f = V8_WASM_TRAP.load(Ordering::Relaxed);
+    if f == 0 || (signal != libc::SIGSEGV && signal != libc::SIGBUS) {
+        return false;
+    }
+    // SAFETY: `f` is V8's TryHandleWebAssemblyTrapPosix (looked up by its
+    // mangled name), called with the arguments the kernel gave this handler.
+    unsafe {
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) -> bool =
+            std::mem::transmute(f);
+        f(signal, info, context)
+    }
+}
+
 extern "C" fn on_crash(
     signal: libc::c_int,
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
 ) {
+    if v8_handled_wasm_trap(signal, info, context) {
+        return;
+    }
     // A crash inside the dump itself must not recurse into another dump.
     if !IN_CRASH.swap(true, Ordering::AcqRel) {
         crate::registry::for_each(|p| {
@@ -341,6 +377,9 @@ pub fn ensure_alt_stack() {
 pub(super) fn ensure_installed() {
     if !INSTALLED.swap(true, Ordering::AcqRel) {
         ensure_alt_stack();
+        // SAFETY: dlsym with a NUL-terminated name; a null answer is kept as 0.
+        let trap = unsafe { libc::dlsym(libc::RTLD_DEFAULT, V8_WASM_TRAP_SYMBOL.as_ptr()) };
+        V8_WASM_TRAP.store(trap as usize, Ordering::Relaxed);
         // SAFETY: PREVIOUS is filled before any handler that reads it exists;
         // the handler is written to be async-signal-safe.
         unsafe {
