@@ -1969,6 +1969,122 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
 }
 
 #[test]
+fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
+    // What AI SDK 6 ended for one agent turn
+    // (tests/cli/ai_sdk/make_reasoning_spans.cjs): embedMany (its
+    // ai.usage.tokens on the call and again on its one model call),
+    // then a generateText to a model that reasons (48 of its 60 output
+    // tokens; the conversation holds an earlier answer's reasoning and a
+    // picture of 3 KB). The embedding's tokens were not counted at all,
+    // the reasoning not said.
+    let root = std::env::temp_dir().join(format!("sg-cli-ai-reasoning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
+        root.join("ai-reasoning-4343.jsonl"),
+    )
+    .expect("copy");
+    let printed = shown(&root, &["ai-reasoning-4343.jsonl"]);
+    // 900 + the embedding's 14 in; reasoning is part of the 60 out.
+    assert!(
+        printed.contains("· tokens 914 in, 60 out (48 reasoning)\n"),
+        "{printed}"
+    );
+    let line = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name}:\n{printed}"))
+            .to_string()
+    };
+    assert!(
+        line("ai.generateText.doGenerate")
+            .ends_with("mock-reasoner-1 900→60 tokens (48 reasoning)"),
+        "{printed}"
+    );
+    assert!(
+        line("ai.embedMany.doEmbed").ends_with("mock-embed-1 14→? tokens"),
+        "{printed}"
+    );
+    // The page says the same sum.
+    let out = show(
+        &root,
+        &["--html", "page.html", "ai-reasoning-4343.jsonl"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(">914 in, 60 out (48 reasoning) tokens</span>"),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_sum_alone_and_reasoning_counts_are_summed_per_trace() {
+    // A call that says only its sum (OpenLLMetry's streamed and LangChain
+    // calls: llm.usage.total_tokens) showed on its line and was in no
+    // trace's sum: a trace of such calls said no tokens at all. A sum
+    // that is not input plus output is said beside them; the reasoning
+    // counts (OpenLLMetry's, OpenInference's from OpenAI's
+    // completion_tokens_details) are said, part of the output.
+    for (test, attrs, line, fact) in [
+        (
+            "sum-alone",
+            &[
+                ("gen_ai.request.model", "gpt-4o"),
+                ("llm.usage.total_tokens", "500"),
+            ][..],
+            "gpt-4o 500 tokens",
+            "· tokens 500 total\n",
+        ),
+        (
+            "sum-beside",
+            &[
+                ("gen_ai.request.model", "gpt-4o"),
+                ("gen_ai.usage.input_tokens", "100"),
+                ("gen_ai.usage.output_tokens", "20"),
+                ("gen_ai.usage.total_tokens", "130"),
+            ][..],
+            "gpt-4o 100→20 tokens",
+            "· tokens 100 in, 20 out, 130 total\n",
+        ),
+        (
+            "reasoning-openllmetry",
+            &[
+                ("gen_ai.request.model", "o3-mini"),
+                ("gen_ai.usage.input_tokens", "40"),
+                ("gen_ai.usage.output_tokens", "300"),
+                ("gen_ai.usage.reasoning_tokens", "256"),
+                ("gen_ai.usage.total_tokens", "340"),
+            ][..],
+            "o3-mini 40→300 tokens (256 reasoning)",
+            "· tokens 40 in, 300 out (256 reasoning)\n",
+        ),
+        (
+            "reasoning-openinference",
+            &[
+                ("llm.model_name", "o3-mini"),
+                ("llm.token_count.prompt", "40"),
+                ("llm.token_count.completion", "300"),
+                ("llm.token_count.completion_details.reasoning", "256"),
+                ("llm.token_count.total", "340"),
+            ][..],
+            "o3-mini 40→300 tokens (256 reasoning)",
+            "· tokens 40 in, 300 out (256 reasoning)\n",
+        ),
+    ] {
+        let root = sink_of(test, llm_span_of(attrs));
+        let printed = shown(&root, &["svc-1.jsonl"]);
+        assert!(printed.contains(line), "{test}: {printed}");
+        assert!(printed.contains(fact), "{test}: {printed}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+#[test]
 fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
     // What the other chats do with a value that is not what it seems: a
     // control character or a bidi control escaped, a value cut by a
