@@ -2085,6 +2085,187 @@ fn a_sum_alone_and_reasoning_counts_are_summed_per_trace() {
 }
 
 #[test]
+fn reasoning_parts_read_as_reasoning() {
+    // A reasoning model's thinking kept in the conversation: the AI SDK's
+    // `{type: "reasoning", text}` part (what ai 6 ended,
+    // make_reasoning_spans.cjs), the GenAI conventions' reasoning part,
+    // Anthropic's thinking blocks as OpenLLMetry writes them. Printed as
+    // JSON (or, for the SDK, its JSON on one line), the thinking read as
+    // if it were the answer or was lost in a line of escapes.
+    let root = std::env::temp_dir().join(format!("sg-cli-reasoning-parts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
+        root.join("ai-reasoning-4343.jsonl"),
+    )
+    .expect("copy");
+    let printed = shown(
+        &root,
+        &["--span", "a15e000000000005", "ai-reasoning-4343.jsonl"],
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 3 messages (its JSON by role and part):"
+        ),
+        [
+            "[user] Hello",
+            "[assistant] (reasoning) A greeting; answer it.",
+            "Hi! Send me a chart.",
+            "[user] What does this chart say?",
+            r#"{"type":"file","mediaType":"image/png","data":"[image/png, 3.0 KB base64]"}"#,
+        ],
+        "{printed}"
+    );
+    let output = concat!(
+        r#"[{"role":"assistant","parts":[{"type":"reasoning","content":"Two steps.\nFirst add."},"#,
+        r#"{"type":"text","content":"It is 4."}],"finish_reason":"stop"}]"#
+    );
+    let thinking = concat!(
+        r#"[{"type":"thinking","thinking":"Check the units.","signature":"c2ln"},"#,
+        r#"{"type":"redacted_thinking","data":"ZW5j"},{"type":"text","text":"12 km."}]"#
+    );
+    let attrs = [
+        ("gen_ai.output.messages", output),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.content", thinking),
+    ];
+    let root2 = sink_of("reasoning-semconv", llm_span_of(&attrs));
+    let printed = shown(&root2, &["--span", "b7ad", "svc-1.jsonl"]);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "gen_ai.output.messages = 1 message (its JSON by role and part):"
+        ),
+        [
+            "[assistant, finish_reason stop] (reasoning) Two steps.",
+            "First add. It is 4.",
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
+        [
+            "[assistant] (reasoning) Check the units.",
+            "(reasoning, redacted)",
+            "12 km.",
+        ],
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
+}
+
+#[test]
+fn a_picture_in_a_message_is_said_by_its_type_and_size() {
+    // A user's 5 MB picture in a message (base64 in an AI SDK file part,
+    // a data: URL in OpenAI's image_url, the GenAI conventions' blob,
+    // Anthropic's base64 source, bytes the SDK wrote as an object of
+    // indexes) printed whole under --full and on the page's Chat table:
+    // 5 MB of base64 with the conversation lost around it. Said by its
+    // media type and size; the text parts stay whole.
+    let b64 = "iVBORw0KGgo".repeat(5 * 1024 * 1024 / 11);
+    let url = format!("data:image/png;base64,{b64}");
+    let words = format!("{} characters of text, none elided", "long ".repeat(400));
+    let bytes: Vec<String> = (0..3000).map(|i| format!(r#""{i}":{}"#, i % 256)).collect();
+    let sdk = format!(
+        r#"[{{"role":"user","content":[{{"type":"text","text":"{words}"}},{{"type":"file","mediaType":"image/png","data":"{b64}"}},{{"type":"image","image":{{{}}},"mediaType":"image/jpeg"}}]}}]"#,
+        bytes.join(",")
+    );
+    let semconv = format!(
+        r#"[{{"role":"user","parts":[{{"type":"text","content":"What is it?"}},{{"type":"blob","modality":"image","mime_type":"image/webp","content":"{b64}"}}]}}]"#
+    );
+    let openai = format!(
+        r#"[{{"type":"text","text":"And this?"}},{{"type":"image_url","image_url":{{"url":"data:image/gif;base64,{b64}"}}}},{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{b64}"}}}}]"#
+    );
+    let attrs = [
+        ("ai.prompt.messages", sdk.as_str()),
+        ("gen_ai.input.messages", semconv.as_str()),
+        ("gen_ai.prompt.0.role", "user"),
+        ("gen_ai.prompt.0.content", openai.as_str()),
+        ("llm.input_messages.0.message.role", "user"),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.type",
+            "text",
+        ),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.text",
+            "Look",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.type",
+            "image",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.image.image.url",
+            &url,
+        ),
+    ];
+    let root = sink_of("picture-elided", llm_span_of(&attrs));
+    let printed = shown(&root, &["--full", "svc-1.jsonl"]);
+    // Nothing printed holds the picture.
+    assert!(printed.len() < 64 * 1024, "{} bytes printed", printed.len());
+    let size = "5.0 MB";
+    // OpenInference's flat attributes: the image's URL, in the head.
+    assert_eq!(
+        chat_block(
+            &printed,
+            "llm.input_messages.N.message.* = 1 message (by index):"
+        ),
+        ["[user, contents.1.message_content.type image, \
+             contents.1.message_content.image.image.url [image/png, 5.0 MB base64]] Look"],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 1 message (its JSON by role and part):"
+        ),
+        [
+            format!("[user] {words}"),
+            format!(
+                r#"{{"type":"file","mediaType":"image/png","data":"[image/png, {size} base64]"}}"#
+            ),
+            r#"{"type":"image","image":"[image/jpeg, 2.9 KB]","mediaType":"image/jpeg"}"#
+                .to_string(),
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "gen_ai.input.messages = 1 message (its JSON by role and part):"
+        ),
+        [format!(
+            r#"[user] What is it? {{"type":"blob","modality":"image","mime_type":"image/webp","content":"[image/webp, {size} base64]"}}"#
+        )],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "gen_ai.prompt.N.* = 1 message (by index):"),
+        [
+            "[user] And this?".to_string(),
+            format!(r#"{{"type":"image_url","image_url":{{"url":"[image/gif, {size} base64]"}}}}"#),
+            format!(
+                r#"{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"[image/png, {size} base64]"}}}}"#
+            ),
+        ],
+        "{printed}"
+    );
+    // The page's Chat table says the same.
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let chat = &page[page.find("<h4>Chat</h4>").expect("a Chat table")..];
+    let chat = &chat[..chat.find("</table>").expect("its end")];
+    assert!(chat.contains("[image/png, 5.0 MB base64]"), "{chat}");
+    assert!(chat.contains(&words), "{chat}");
+    assert!(chat.len() < 64 * 1024, "{} bytes of Chat table", chat.len());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
     // What the other chats do with a value that is not what it seems: a
     // control character or a bidi control escaped, a value cut by a
