@@ -477,6 +477,18 @@ pub fn summary(dir: &Path) -> String {
     }
 }
 
+/// The spans in `dir` a tracer start or a replay would send (readable
+/// files no live process holds), or None when it cannot be read.
+pub fn spans_waiting(dir: &Path) -> Option<u64> {
+    let (rows, _) = survey(dir).ok()??;
+    Some(
+        rows.iter()
+            .filter(|r| r.holder.is_none())
+            .filter_map(|r| r.spans)
+            .sum(),
+    )
+}
+
 pub fn run(args: &[String]) -> ExitCode {
     let a = match Args::parse(args, &["--help", "-h"], &[]) {
         Ok(a) => a,
