@@ -2201,6 +2201,8 @@ fn a_picture_in_a_message_is_said_by_its_type_and_size() {
             "llm.input_messages.0.message.contents.1.message_content.image.image.url",
             &url,
         ),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.content", &url),
     ];
     let root = sink_of("picture-elided", llm_span_of(&attrs));
     let printed = shown(&root, &["--full", "svc-1.jsonl"]);
@@ -2251,6 +2253,12 @@ fn a_picture_in_a_message_is_said_by_its_type_and_size() {
                 r#"{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"[image/png, {size} base64]"}}}}"#
             ),
         ],
+        "{printed}"
+    );
+    // A content that is a data: URL whole (a generated picture).
+    assert_eq!(
+        chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
+        ["[assistant] [image/png, 5.0 MB base64]"],
         "{printed}"
     );
     // The page's Chat table says the same.

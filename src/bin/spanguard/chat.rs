@@ -121,7 +121,12 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
             m.role = value;
         } else if field == "content" {
             // Before any part an OpenInference message may also have.
-            m.content.insert(0, parts_text(&value).unwrap_or(value));
+            // A content that is a picture's data: URL, said by its type
+            // and size (text is never one).
+            let value = parts_text(&value)
+                .or_else(|| data_words(&value, None))
+                .unwrap_or(value);
+            m.content.insert(0, value);
         } else if let Some(part) = field
             .strip_prefix("contents.")
             .and_then(|r| r.strip_suffix(".message_content.text"))
