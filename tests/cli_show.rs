@@ -1969,6 +1969,311 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
 }
 
 #[test]
+fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
+    // What AI SDK 6 ended for one agent turn
+    // (tests/cli/ai_sdk/make_reasoning_spans.cjs): embedMany (its
+    // ai.usage.tokens on the call and again on its one model call),
+    // then a generateText to a model that reasons (48 of its 60 output
+    // tokens; the conversation holds an earlier answer's reasoning and a
+    // picture of 3 KB). The embedding's tokens were not counted at all,
+    // the reasoning not said.
+    let root = std::env::temp_dir().join(format!("sg-cli-ai-reasoning-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
+        root.join("ai-reasoning-4343.jsonl"),
+    )
+    .expect("copy");
+    let printed = shown(&root, &["ai-reasoning-4343.jsonl"]);
+    // 900 + the embedding's 14 in; reasoning is part of the 60 out.
+    assert!(
+        printed.contains("· tokens 914 in, 60 out (48 reasoning)\n"),
+        "{printed}"
+    );
+    let line = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no {name}:\n{printed}"))
+            .to_string()
+    };
+    assert!(
+        line("ai.generateText.doGenerate")
+            .ends_with("mock-reasoner-1 900→60 tokens (48 reasoning)"),
+        "{printed}"
+    );
+    assert!(
+        line("ai.embedMany.doEmbed").ends_with("mock-embed-1 14→? tokens"),
+        "{printed}"
+    );
+    // The page says the same sum.
+    let out = show(
+        &root,
+        &["--html", "page.html", "ai-reasoning-4343.jsonl"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(">914 in, 60 out (48 reasoning) tokens</span>"),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_sum_alone_and_reasoning_counts_are_summed_per_trace() {
+    // A call that says only its sum (OpenLLMetry's streamed and LangChain
+    // calls: llm.usage.total_tokens) showed on its line and was in no
+    // trace's sum: a trace of such calls said no tokens at all. A sum
+    // that is not input plus output is said beside them; the reasoning
+    // counts (OpenLLMetry's, OpenInference's from OpenAI's
+    // completion_tokens_details) are said, part of the output.
+    for (test, attrs, line, fact) in [
+        (
+            "sum-alone",
+            &[
+                ("gen_ai.request.model", "gpt-4o"),
+                ("llm.usage.total_tokens", "500"),
+            ][..],
+            "gpt-4o 500 tokens",
+            "· tokens 500 total\n",
+        ),
+        (
+            "sum-beside",
+            &[
+                ("gen_ai.request.model", "gpt-4o"),
+                ("gen_ai.usage.input_tokens", "100"),
+                ("gen_ai.usage.output_tokens", "20"),
+                ("gen_ai.usage.total_tokens", "130"),
+            ][..],
+            "gpt-4o 100→20 tokens",
+            "· tokens 100 in, 20 out, 130 total\n",
+        ),
+        (
+            "reasoning-openllmetry",
+            &[
+                ("gen_ai.request.model", "o3-mini"),
+                ("gen_ai.usage.input_tokens", "40"),
+                ("gen_ai.usage.output_tokens", "300"),
+                ("gen_ai.usage.reasoning_tokens", "256"),
+                ("gen_ai.usage.total_tokens", "340"),
+            ][..],
+            "o3-mini 40→300 tokens (256 reasoning)",
+            "· tokens 40 in, 300 out (256 reasoning)\n",
+        ),
+        (
+            "reasoning-openinference",
+            &[
+                ("llm.model_name", "o3-mini"),
+                ("llm.token_count.prompt", "40"),
+                ("llm.token_count.completion", "300"),
+                ("llm.token_count.completion_details.reasoning", "256"),
+                ("llm.token_count.total", "340"),
+            ][..],
+            "o3-mini 40→300 tokens (256 reasoning)",
+            "· tokens 40 in, 300 out (256 reasoning)\n",
+        ),
+    ] {
+        let root = sink_of(test, llm_span_of(attrs));
+        let printed = shown(&root, &["svc-1.jsonl"]);
+        assert!(printed.contains(line), "{test}: {printed}");
+        assert!(printed.contains(fact), "{test}: {printed}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+#[test]
+fn reasoning_parts_read_as_reasoning() {
+    // A reasoning model's thinking kept in the conversation: the AI SDK's
+    // `{type: "reasoning", text}` part (what ai 6 ended,
+    // make_reasoning_spans.cjs), the GenAI conventions' reasoning part,
+    // Anthropic's thinking blocks as OpenLLMetry writes them. Printed as
+    // JSON (or, for the SDK, its JSON on one line), the thinking read as
+    // if it were the answer or was lost in a line of escapes.
+    let root = std::env::temp_dir().join(format!("sg-cli-reasoning-parts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    std::fs::copy(
+        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
+        root.join("ai-reasoning-4343.jsonl"),
+    )
+    .expect("copy");
+    let printed = shown(
+        &root,
+        &["--span", "a15e000000000005", "ai-reasoning-4343.jsonl"],
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 3 messages (its JSON by role and part):"
+        ),
+        [
+            "[user] Hello",
+            "[assistant] (reasoning) A greeting; answer it.",
+            "Hi! Send me a chart.",
+            "[user] What does this chart say?",
+            r#"{"type":"file","mediaType":"image/png","data":"[image/png, 3.0 KB base64]"}"#,
+        ],
+        "{printed}"
+    );
+    let output = concat!(
+        r#"[{"role":"assistant","parts":[{"type":"reasoning","content":"Two steps.\nFirst add."},"#,
+        r#"{"type":"text","content":"It is 4."}],"finish_reason":"stop"}]"#
+    );
+    let thinking = concat!(
+        r#"[{"type":"thinking","thinking":"Check the units.","signature":"c2ln"},"#,
+        r#"{"type":"redacted_thinking","data":"ZW5j"},{"type":"text","text":"12 km."}]"#
+    );
+    let attrs = [
+        ("gen_ai.output.messages", output),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.content", thinking),
+    ];
+    let root2 = sink_of("reasoning-semconv", llm_span_of(&attrs));
+    let printed = shown(&root2, &["--span", "b7ad", "svc-1.jsonl"]);
+    assert_eq!(
+        chat_block(
+            &printed,
+            "gen_ai.output.messages = 1 message (its JSON by role and part):"
+        ),
+        [
+            "[assistant, finish_reason stop] (reasoning) Two steps.",
+            "First add. It is 4.",
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
+        [
+            "[assistant] (reasoning) Check the units.",
+            "(reasoning, redacted)",
+            "12 km.",
+        ],
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
+}
+
+#[test]
+fn a_picture_in_a_message_is_said_by_its_type_and_size() {
+    // A user's 5 MB picture in a message (base64 in an AI SDK file part,
+    // a data: URL in OpenAI's image_url, the GenAI conventions' blob,
+    // Anthropic's base64 source, bytes the SDK wrote as an object of
+    // indexes) printed whole under --full and on the page's Chat table:
+    // 5 MB of base64 with the conversation lost around it. Said by its
+    // media type and size; the text parts stay whole.
+    let b64 = "iVBORw0KGgo".repeat(5 * 1024 * 1024 / 11);
+    let url = format!("data:image/png;base64,{b64}");
+    let words = format!("{} characters of text, none elided", "long ".repeat(400));
+    let bytes: Vec<String> = (0..3000).map(|i| format!(r#""{i}":{}"#, i % 256)).collect();
+    let sdk = format!(
+        r#"[{{"role":"user","content":[{{"type":"text","text":"{words}"}},{{"type":"file","mediaType":"image/png","data":"{b64}"}},{{"type":"image","image":{{{}}},"mediaType":"image/jpeg"}}]}}]"#,
+        bytes.join(",")
+    );
+    let semconv = format!(
+        r#"[{{"role":"user","parts":[{{"type":"text","content":"What is it?"}},{{"type":"blob","modality":"image","mime_type":"image/webp","content":"{b64}"}}]}}]"#
+    );
+    let openai = format!(
+        r#"[{{"type":"text","text":"And this?"}},{{"type":"image_url","image_url":{{"url":"data:image/gif;base64,{b64}"}}}},{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{b64}"}}}}]"#
+    );
+    let attrs = [
+        ("ai.prompt.messages", sdk.as_str()),
+        ("gen_ai.input.messages", semconv.as_str()),
+        ("gen_ai.prompt.0.role", "user"),
+        ("gen_ai.prompt.0.content", openai.as_str()),
+        ("llm.input_messages.0.message.role", "user"),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.type",
+            "text",
+        ),
+        (
+            "llm.input_messages.0.message.contents.0.message_content.text",
+            "Look",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.type",
+            "image",
+        ),
+        (
+            "llm.input_messages.0.message.contents.1.message_content.image.image.url",
+            &url,
+        ),
+        ("gen_ai.completion.0.role", "assistant"),
+        ("gen_ai.completion.0.content", &url),
+    ];
+    let root = sink_of("picture-elided", llm_span_of(&attrs));
+    let printed = shown(&root, &["--full", "svc-1.jsonl"]);
+    // Nothing printed holds the picture.
+    assert!(printed.len() < 64 * 1024, "{} bytes printed", printed.len());
+    let size = "5.0 MB";
+    // OpenInference's flat attributes: the image's URL, in the head.
+    assert_eq!(
+        chat_block(
+            &printed,
+            "llm.input_messages.N.message.* = 1 message (by index):"
+        ),
+        ["[user, contents.1.message_content.type image, \
+             contents.1.message_content.image.image.url [image/png, 5.0 MB base64]] Look"],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "ai.prompt.messages = 1 message (its JSON by role and part):"
+        ),
+        [
+            format!("[user] {words}"),
+            format!(
+                r#"{{"type":"file","mediaType":"image/png","data":"[image/png, {size} base64]"}}"#
+            ),
+            r#"{"type":"image","image":"[image/jpeg, 2.9 KB]","mediaType":"image/jpeg"}"#
+                .to_string(),
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(
+            &printed,
+            "gen_ai.input.messages = 1 message (its JSON by role and part):"
+        ),
+        [format!(
+            r#"[user] What is it? {{"type":"blob","modality":"image","mime_type":"image/webp","content":"[image/webp, {size} base64]"}}"#
+        )],
+        "{printed}"
+    );
+    assert_eq!(
+        chat_block(&printed, "gen_ai.prompt.N.* = 1 message (by index):"),
+        [
+            "[user] And this?".to_string(),
+            format!(r#"{{"type":"image_url","image_url":{{"url":"[image/gif, {size} base64]"}}}}"#),
+            format!(
+                r#"{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"[image/png, {size} base64]"}}}}"#
+            ),
+        ],
+        "{printed}"
+    );
+    // A content that is a data: URL whole (a generated picture).
+    assert_eq!(
+        chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
+        ["[assistant] [image/png, 5.0 MB base64]"],
+        "{printed}"
+    );
+    // The page's Chat table says the same.
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let chat = &page[page.find("<h4>Chat</h4>").expect("a Chat table")..];
+    let chat = &chat[..chat.find("</table>").expect("its end")];
+    assert!(chat.contains("[image/png, 5.0 MB base64]"), "{chat}");
+    assert!(chat.contains(&words), "{chat}");
+    assert!(chat.len() < 64 * 1024, "{} bytes of Chat table", chat.len());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
     // What the other chats do with a value that is not what it seems: a
     // control character or a bidi control escaped, a value cut by a

@@ -15,6 +15,8 @@ import trustme
 from loopback_proxy import LoopbackProxy
 from receiver_client import OtlpReceiverProcess
 
+from conftest import REPO
+
 
 def clean_env(tmp_path, **variables):
     """This process's environment without any OTEL_* or SPANGUARD_*
@@ -398,3 +400,28 @@ def test_an_upper_case_http_proxy_is_not_used_for_http_and_check_says_so(cli, tm
         assert lines[at].startswith("  proxy             ALL_PROXY="), run.stdout
         assert lines[at + 1] == ("                    (HTTP_PROXY=http://127.0.0.1:9 is not read for an http:// "
                                  "endpoint: curl reads only http_proxy, in lower case, there)"), run.stdout
+
+
+def test_spans_waiting_in_the_spool_are_said_beside_an_ok(cli, tmp_path):
+    """check sends an empty request: its OK says the backend answers, not
+    that it takes spans (a backend that takes empty requests and hangs on
+    requests of spans answers it at once, and a tracer's flushes there
+    spool their batches). With spans waiting in the spool it says so
+    beside the OK, and what sends them and tells what each request gets;
+    with none, nothing."""
+    spool = tmp_path / "spool"
+    with OtlpReceiverProcess(workdir=tmp_path / "down", mode="refuse") as rx:
+        emit = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"),
+                               "--endpoint", rx.endpoint, "--manifest", str(tmp_path / "m.json"), "--count", "4",
+                               "--spool-dir", str(spool), "--allow-loss", "--export-timeout-ms", "300"],
+                              capture_output=True, text=True, timeout=60)
+        assert emit.returncode == 0, emit.stderr
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, SPANGUARD_SPOOL_DIR=str(spool))
+        run = check(cli, env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert ("  note: 4 spans wait in the spool, and this check sent none: a tracer's next start sends them, "
+                "or `spanguard replay` now, which says what each request of spans gets") in run.stdout, run.stdout
+        env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, SPANGUARD_SPOOL_DIR=str(tmp_path / "none"))
+        run = check(cli, env)
+        assert run.returncode == 0 and "note:" not in run.stdout, run.stdout

@@ -359,3 +359,72 @@ def test_a_count_of_one_is_said_in_the_singular(cli, tmp_path):
         assert replay.stdout.splitlines() == [
             f"replayed 1 request (1 span) to {rx.traces_url}; 0 spans refused; 0 spans kept; "
             f"0 values cut; 0 probes sent; 0 files left in {spool}"], replay.stdout
+
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_file_its_dead_writer_left_is_said_to_be_left_and_replay_removes_it(cli, tmp_path):
+    """A process killed while it made a crash dump or flight file
+    (`.NAME.PID-N.tmp`) or wrote a batch (`.tmp-*.sgspool`) leaves that
+    file: the next tracer start or replay removes it (the library's
+    recovery). `spanguard spool` listed it as "being written", as if a
+    process still wrote it; now as left behind, with what happens to it,
+    and that is what a replay then does. A file whose writer lives is
+    still being written, and left alone."""
+    spool = spool_while_down(tmp_path, 3)
+    dead = dead_pid()
+    left = [f".a.sgdump.{dead}-1.tmp", f".b.sgflight.{dead}-2.tmp",
+            f".tmp-00000000000000000001-{dead:010}-000001.sgspool"]
+    for name in left:
+        (spool / name).write_bytes(b"")
+    live = f".c.sgflight.{os.getpid()}-3.tmp"
+    (spool / live).write_bytes(b"")
+    report = spool_report(cli, spool)
+    for name in left:
+        assert re.search(rf"^left behind .* {re.escape(name)}  \(its writer, pid {dead}, is gone: the next tracer "
+                         r"start or spanguard replay deletes it\)$", report, re.M), report
+    assert re.search(rf"^being written .* {re.escape(live)}$", report, re.M), report
+    assert ("; 3 files left by writers that died (the next tracer start or spanguard replay removes them)"
+            in report.splitlines()[0]), report
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        replay = subprocess.run([str(cli), "replay", str(spool), "--endpoint", rx.endpoint],
+                                capture_output=True, text=True, timeout=120)
+        assert replay.returncode == 0, replay.stderr
+        assert len(rx.wait_for_spans(3)) == 3
+    assert [n for n in left if (spool / n).exists()] == []
+    assert (spool / live).exists()
+    assert "left" not in spool_report(cli, spool).splitlines()[0]
+
+
+def test_files_set_aside_are_said_against_the_cap_and_go_first(cli, tmp_path):
+    """Files set aside count against SPANGUARD_SPOOL_MAX_BYTES and are the
+    first a tracer deletes when it needs room (the library's spool):
+    `spanguard spool` listed them "never sent" and no more, so a user
+    whose spool was full of them could not tell why batches went. The
+    summary says how much of the cap they take; over the cap, what the
+    next batch spooled deletes, and a tracer spooling then does that."""
+    spool = spool_while_down(tmp_path, 2)
+    (spool / "old.corrupt").write_bytes(b"\x00" * 5000)
+    report = spool_report(cli, spool).splitlines()[0]
+    assert ("; 1 file set aside (4.9 KiB) counts against its 64.0 MiB cap: a tracer that needs room deletes it first"
+            in report), report
+    batches = sum(p.stat().st_size for p in spool.iterdir() if p.name.endswith(".sgspool"))
+    cap = batches + 4096
+    env = {**os.environ, "SPANGUARD_SPOOL_MAX_BYTES": str(cap)}
+    over = subprocess.run([str(cli), "spool", str(spool)], capture_output=True, text=True, timeout=60, env=env)
+    assert over.returncode == 0, over.stderr
+    assert re.search(r"; over its [0-9.]+ KiB cap \(SPANGUARD_SPOOL_MAX_BYTES\) by 904 B: the next batch a tracer "
+                     r"spools deletes files set aside, oldest first", over.stdout), over.stdout
+    # A tracer spooling with that cap deletes the file set aside, keeps the batches.
+    run = subprocess.run([str(REPO / "build" / "tests" / "emit_spans"), "--endpoint", "http://127.0.0.1:9/v1/traces",
+                          "--run-id", "down2", "--manifest", str(tmp_path / "m2.json"), "--count", "1",
+                          "--spool-dir", str(spool), "--export-timeout-ms", "200", "--allow-loss", "--from-env"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert not (spool / "old.corrupt").exists()
+    assert waiting(spool_report(cli, spool)) >= 2

@@ -7,6 +7,7 @@ credential is printed."""
 
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -134,6 +135,74 @@ def test_the_summary_counts_the_probes(emitter, tmp_path):
         rx.wait_for_spans(len(keys) - len(got))
         assert got | arrived(rx) == keys
     assert "; 0 probes sent; 0 files left" in out.stdout, out.stdout
+
+
+class ProbesTakenSpansHung:
+    """A backend (or a gateway before it) that answers an empty request
+    200 and never answers a request of spans: it reads the body and holds
+    the connection until the client gives up."""
+
+    def __init__(self):
+        import http.server
+
+        outer = self
+        self.stop = threading.Event()
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.requests.append(len(body))
+                if body in (b"", b"{}"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                outer.stop.wait(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_backend_that_takes_probes_and_hangs_on_spans_is_said_so(emitter, tmp_path):
+    """The exporter's "backend takes probes but hangs on spans" state, seen
+    by hand: the replay's file got no answer, the probe after it was taken,
+    and the summary said "1 probe sent (1 taken, 0 failed)" beside the
+    files kept, read as a backend down and back. It says what happened and
+    where to look."""
+    spool, files, keys = spool_while_down(emitter, tmp_path)
+    backend = ProbesTakenSpansHung()
+    try:
+        out = replay(spool, "--endpoint", backend.endpoint,
+                     env={"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "500", "OTEL_BSP_EXPORT_TIMEOUT": "1"})
+    finally:
+        backend.close()
+    assert out.returncode == 1, out.stdout + out.stderr
+    probes = re.search(r"; (\d+) probes? sent \((\d+) taken, 0 failed\);", out.stdout)
+    assert probes and probes.group(1) == probes.group(2) != "0", out.stdout
+    assert "0 spans refused" in out.stdout and f"{len(keys)} spans kept" in out.stdout, out.stdout
+    hung = sum(1 for n in backend.requests if n > 2)
+    assert hung > 0
+    said = (f"spanguard replay: {hung} request{'s' if hung > 1 else ''} of spans got no answer in 500 ms (the request "
+            f"timeout), and an empty request after that was answered: {backend.endpoint} answers, and hangs on "
+            "requests of spans.")
+    assert said in out.stderr, out.stderr
+    assert "SPANGUARD_MAX_REQUEST_BYTES" in out.stderr
+    # A backend that answers no request at all is not said to take probes.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="refuse") as rx:
+        out = replay(spool, "--endpoint", rx.endpoint, env={"OTEL_BSP_EXPORT_TIMEOUT": "300"})
+    assert "hangs on requests of spans" not in out.stderr, out.stderr
 
 
 def test_a_file_behind_a_retry_after_is_judged_by_a_probe_in_the_same_run(emitter, tmp_path):

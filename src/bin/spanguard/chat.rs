@@ -74,8 +74,12 @@ fn parts_text(value: &str) -> Option<String> {
         let Some(JsonValue::String(kind)) = item.get("type") else {
             return None;
         };
-        match item.get("text") {
-            Some(JsonValue::String(text)) if kind == "text" => pieces.push(text.clone()),
+        match (kind.as_str(), item.get("text"), item.get("thinking")) {
+            ("text", Some(JsonValue::String(text)), _) => pieces.push(text.clone()),
+            // Anthropic's extended thinking, as OpenLLMetry writes its
+            // content blocks.
+            ("thinking", _, Some(JsonValue::String(text))) => pieces.push(reasoning(text)),
+            ("redacted_thinking", _, _) => pieces.push(REDACTED.to_string()),
             _ => pieces.push(json_text(item)),
         }
     }
@@ -117,7 +121,12 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
             m.role = value;
         } else if field == "content" {
             // Before any part an OpenInference message may also have.
-            m.content.insert(0, parts_text(&value).unwrap_or(value));
+            // A content that is a picture's data: URL, said by its type
+            // and size (text is never one).
+            let value = parts_text(&value)
+                .or_else(|| data_words(&value, None))
+                .unwrap_or(value);
+            m.content.insert(0, value);
         } else if let Some(part) = field
             .strip_prefix("contents.")
             .and_then(|r| r.strip_suffix(".message_content.text"))
@@ -152,6 +161,9 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
                 _ => c.id = value,
             }
         } else {
+            // An image's data: URL (OpenInference's
+            // `…message_content.image.image.url`) said by its type and size.
+            let value = data_words(&value, None).unwrap_or(value);
             m.notes.push((field.to_string(), value));
         }
     }
@@ -272,6 +284,9 @@ pub fn chat_text(key: &str, json: &str) -> Option<String> {
     };
     let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
         (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
+        (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "reasoning" => {
+            reasoning(c)
+        }
         _ => json_text(part),
     };
     let mut text = format!(
@@ -412,13 +427,24 @@ fn ai_sdk_part(part: &spanguard::export::json_value::JsonValue) -> Option<String
     use spanguard::export::json_value::JsonValue;
     // A value that is a string (a tool call's arguments as the model
     // wrote them) as it is, else its JSON.
-    let said = |v: &JsonValue| v.as_str().map_or_else(|| json_text(v), str::to_string);
+    let said = |v: &JsonValue| {
+        v.as_str().map_or_else(
+            || json_text(v),
+            |s| data_words(s, None).unwrap_or_else(|| s.to_string()),
+        )
+    };
     let field = |name: &str| part.get(name).and_then(JsonValue::as_str).unwrap_or("");
     let kind = part.get("type").and_then(JsonValue::as_str);
     match kind {
         Some("text") if part.get("text").and_then(JsonValue::as_str).is_some() => {
             Some(field("text").to_string())
         }
+        // A reasoning model's thinking, as the SDK keeps it in the
+        // conversation (`ai.prompt.messages`): read as its text.
+        Some("reasoning") if part.get("text").and_then(JsonValue::as_str).is_some() => {
+            Some(reasoning(field("text")))
+        }
+        Some("redacted-reasoning") => Some(REDACTED.to_string()),
         Some("tool-call") | None if part.get("toolName").is_some() => {
             Some(Message::call_text(&ToolCall {
                 name: field("toolName").to_string(),
@@ -453,8 +479,85 @@ fn ai_sdk_part(part: &spanguard::export::json_value::JsonValue) -> Option<String
     }
 }
 
-/// `v` as compact JSON.
+/// A reasoning part's text as a piece of a message, said to be one (else
+/// it read as the answer).
+fn reasoning(text: &str) -> String {
+    format!("(reasoning) {text}")
+}
+
+/// A reasoning part whose text the provider keeps to itself.
+const REDACTED: &str = "(reasoning, redacted)";
+
+/// The longest data (base64 text, a data: URL, bytes as a JSON object)
+/// a part shows as it is; longer, it is said by its media type and size.
+/// An image of 5 MB in a user's message printed 5 MB of base64 under
+/// `--full` and on the HTML page, the conversation lost around it.
+const DATA_SHOWN: usize = 256;
+
+/// `n` bytes as a person reads a size: `200 B`, `3.0 KB`, `4.2 MB`.
+fn size_words(n: usize) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1024 * 1024 => format!("{:.1} KB", n as f64 / 1024.0),
+        n => format!("{:.1} MB", n as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+/// `[image/png, 4.2 MB base64]` for a string that is data longer than
+/// `DATA_SHOWN`: a data: URL (its own media type), or base64 text (the
+/// part's `media`, when it says one). None for any other string (text is
+/// never elided: it has spaces and punctuation base64 has not).
+fn data_words(s: &str, media: Option<&str>) -> Option<String> {
+    if s.len() <= DATA_SHOWN {
+        return None;
+    }
+    // `data:MIME;base64,…`: a head of a media type and its parameters,
+    // no spaces (a sentence that starts "data: …," is text).
+    if let Some((head, body)) = s
+        .strip_prefix("data:")
+        .and_then(|r| r.split_once(','))
+        .filter(|(head, _)| head.len() <= 200 && !head.contains(char::is_whitespace))
+    {
+        let mime = head.split(';').next().filter(|m| !m.is_empty());
+        let coding = if head.ends_with(";base64") {
+            "base64"
+        } else {
+            "URL-encoded"
+        };
+        return Some(format!(
+            "[{}, {} {coding}]",
+            mime.unwrap_or("data"),
+            size_words(body.len())
+        ));
+    }
+    let base64 = s.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
+    });
+    base64.then(|| {
+        format!(
+            "[{}, {} base64]",
+            media.unwrap_or("data"),
+            size_words(s.len())
+        )
+    })
+}
+
+/// The media type a part says its data is (the AI SDK's `mediaType`,
+/// Anthropic's `media_type`, the GenAI conventions' `mime_type`).
+fn media_of(v: &spanguard::export::json_value::JsonValue) -> Option<&str> {
+    use spanguard::export::json_value::JsonValue;
+    v.get_any(&["mediaType", "media_type", "mime_type", "mimeType"])
+        .and_then(JsonValue::as_str)
+}
+
+/// `v` as compact JSON, its data elided (`data_words`; bytes the AI SDK
+/// wrote as an object of indexes, `{"0":137,"1":80,…}`, as
+/// `[image/png, N bytes]`).
 fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
+    json_in(v, None)
+}
+
+fn json_in(v: &spanguard::export::json_value::JsonValue, media: Option<&str>) -> String {
     use spanguard::export::json_value::JsonValue;
     let string = |s: &str| {
         let mut out = String::from("\"");
@@ -474,15 +577,28 @@ fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
         JsonValue::Null => "null".to_string(),
         JsonValue::Bool(b) => b.to_string(),
         JsonValue::Number(n) => n.clone(),
-        JsonValue::String(s) => string(s),
+        JsonValue::String(s) => string(&data_words(s, media).unwrap_or_else(|| s.clone())),
         JsonValue::Array(items) => {
-            let items: Vec<String> = items.iter().map(json_text).collect();
+            let items: Vec<String> = items.iter().map(|i| json_in(i, media)).collect();
             format!("[{}]", items.join(","))
         }
+        JsonValue::Object(members)
+            if members.len() > DATA_SHOWN
+                && members.iter().enumerate().all(|(i, (k, v))| {
+                    *k == i.to_string() && matches!(v, JsonValue::Number(_))
+                }) =>
+        {
+            string(&format!(
+                "[{}, {}]",
+                media.unwrap_or("data"),
+                size_words(members.len())
+            ))
+        }
         JsonValue::Object(members) => {
+            let media = media_of(v).or(media);
             let members: Vec<String> = members
                 .iter()
-                .map(|(k, v)| format!("{}:{}", string(k), json_text(v)))
+                .map(|(k, v)| format!("{}:{}", string(k), json_in(v, media)))
                 .collect();
             format!("{{{}}}", members.join(","))
         }

@@ -39,6 +39,9 @@ headers, TLS files, proxy variables and compression, and the answer is said:
 \"OK: URL answered 200 in 12 ms\", or what went wrong (nothing listening, a 404
 for a wrong path, a 401 for missing or wrong credentials, a gRPC port, a proxy,
 TLS) and what to change. Nothing else is sent; without an endpoint nothing is.
+An OK says the backend answers, not that it takes spans: with spans waiting in
+the spool, a note beside it says so and that spanguard replay sends them and
+says what each request of spans gets.
 
   --endpoint URL   check this http:// or https:// URL instead of the
                    environment's (/v1/traces is added to a base URL)
@@ -662,7 +665,29 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 
     let reached = match url {
-        Some(url) => probe(&url, &config),
+        Some(url) => {
+            let reached = probe(&url, &config);
+            // The empty request says the backend answers; not that it
+            // takes spans. Spans waiting in the spool while it answers may
+            // be what a backend that hangs on requests of spans left
+            // (the exporter then spools a flush's batch after a probe's
+            // time): a replay sends them and says what each request got.
+            let waiting = super::spool_status::spans_waiting(Path::new(&config.spool_dir));
+            if let Some(n) = waiting.filter(|n| reached && *n > 0) {
+                println!(
+                    "  note: {} in the spool, and this check sent none: a tracer's next start \
+                     sends them, or `spanguard replay` now, which says what each request of \
+                     spans gets (a backend that answers an empty request and hangs on spans \
+                     is said so there)",
+                    if n == 1 {
+                        "1 span waits".to_string()
+                    } else {
+                        format!("{n} spans wait")
+                    }
+                );
+            }
+            reached
+        }
         None => {
             println!("nothing sent: no OTLP endpoint to check");
             true

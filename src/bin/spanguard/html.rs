@@ -267,11 +267,11 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
             t.unended
         );
     }
-    if t.input_tokens != 0 || t.output_tokens != 0 {
+    if !t.tokens.is_empty() {
         let _ = write!(
             out,
-            "<span class=\"badge tokens\" title=\"GenAI tokens in this trace\">{} in · {} out tokens</span>",
-            t.input_tokens, t.output_tokens
+            "<span class=\"badge tokens\" title=\"GenAI tokens in this trace\">{} tokens</span>",
+            esc(&t.tokens.words())
         );
     }
     let _ = write!(

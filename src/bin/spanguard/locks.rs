@@ -139,7 +139,7 @@ fn holder_line(line: &str) -> Option<(FileKey, u32)> {
     Some(((major, minor, ino), pid))
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     // SAFETY: reading this thread's errno.

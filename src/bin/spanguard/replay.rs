@@ -116,6 +116,8 @@ struct Tally {
     emptied: u64,
     /// The depth past which they were emptied.
     emptied_depth: usize,
+    /// Requests of spans that got no answer in the request timeout.
+    timed_out: u64,
 }
 
 impl DeliveryHost for Tally {
@@ -156,6 +158,11 @@ impl DeliveryHost for Tally {
                 self.diagnostics.resource_cut(attributes, limit)
             }
             Outcome::AttemptFailed { reason } => {
+                // `HttpTransport::explain`'s words for a request that got
+                // no answer in its time.
+                if reason.starts_with("timed out") {
+                    self.timed_out += 1;
+                }
                 self.diagnostics.attempt_failed(&self.target, reason)
             }
             Outcome::Evicted { .. } | Outcome::Retrying { .. } | Outcome::SpoolSize { .. } => {}
@@ -252,6 +259,7 @@ pub fn run(args: &[String]) -> ExitCode {
         cut: 0,
         emptied: 0,
         emptied_depth: 0,
+        timed_out: 0,
     };
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
@@ -318,6 +326,27 @@ pub fn run(args: &[String]) -> ExitCode {
              limit)",
             count(tally.emptied, "value", "values"),
             tally.emptied_depth
+        );
+    }
+    // A request of spans got no answer in its time, and an empty request
+    // (a probe) was then taken: the backend answers, and hung on spans (a
+    // gateway or proxy that drops a body over its limit instead of
+    // answering 413, one that buffers large bodies, a backend stuck on
+    // decoding). The summary's "1 probe sent (1 taken, 0 failed)" beside
+    // files kept read as a backend that was down and is back; the
+    // exporter of a live process in that state gives its flushes a probe's
+    // time (`Delivery::spans_hang`), so its spans go to the spool and stay.
+    if tally.timed_out > 0 && delivery.probes().taken > 0 {
+        eprintln!(
+            "spanguard replay: {} got no answer in {} ms (the request timeout), and an \
+             empty request after that was answered: {} answers, and hangs on requests of \
+             spans. A gateway or proxy before it that drops a large body instead of \
+             answering 413, or the backend stuck on such a request: its logs, or a \
+             smaller SPANGUARD_MAX_REQUEST_BYTES (now {}), may tell",
+            count(tally.timed_out, "request of spans", "requests of spans"),
+            config.request_timeout.as_millis(),
+            tally.target,
+            config.max_request_bytes
         );
     }
     let left = delivery.spool().list();

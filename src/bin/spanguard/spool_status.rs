@@ -24,8 +24,13 @@ flight files (*.sgflight) of processes that died, with their spans, sizes and ag
 and which live process holds a file (a tracer writing it, or a replay sending it).
 Files set aside as unreadable (*.corrupt, *.unreadable) are listed too; they are
 never sent, they count against SPANGUARD_SPOOL_MAX_BYTES, and the oldest of them
-are deleted first when a tracer needs room. So is what is named like a spool file but is no regular file (a link,
-a FIFO, a directory): never read, it is set aside by the next replay. The next tracer start, or spanguard replay, sends what waits.
+are deleted first when a tracer needs room (the summary says how much of the cap
+they take, and what a tracer deletes next when the spool is over it). So is what
+is named like a spool file but is no regular file (a link, a FIFO, a directory):
+never read, it is set aside by the next replay. A writer's temporary file whose
+process died while writing it is listed as left behind: the next tracer start or
+spanguard replay removes it. The next tracer start, or spanguard replay, sends
+what waits.
 
 Exit status: 0 when the directory could be read (or does not exist: nothing
 waits), 1 when it could not, 2 on a usage or configuration error.
@@ -42,6 +47,10 @@ enum Entry {
     Prepared,
     /// A writer's temporary file.
     Writing,
+    /// A writer's temporary file its writer left when it died (or more
+    /// than `LEFT_AFTER` ago, unlocked): the next tracer start or replay
+    /// removes it.
+    LeftBehind,
     SetAside,
     /// Named like one of the above, but a link, a FIFO, a directory...
     NotAFile,
@@ -87,6 +96,7 @@ impl Entry {
             Entry::Flight => "flight file",
             Entry::Prepared => "prepared",
             Entry::Writing => "being written",
+            Entry::LeftBehind => "left behind",
             Entry::SetAside => "set aside",
             Entry::NotAFile => "not a file",
             Entry::Other => "other",
@@ -104,8 +114,39 @@ fn size_text(n: u64) -> String {
     }
 }
 
+/// How long a tracer start or a replay lets an unlocked temporary file of
+/// a writer whose pid is still in use be (the library's
+/// `MAKING_FILE_MAX_AGE` and the spool's `TEMP_FILE_MAX_AGE`: no write
+/// takes that long; the pid may be another process's since).
+const LEFT_AFTER_NS: u64 = 600 * 1_000_000_000;
+
+/// The pid of the process writing a temporary file the next tracer start
+/// or replay removes once that process is gone, from the file's name:
+/// `files::create_locked`'s `.NAME.PID-N.tmp` for a crash dump, flight
+/// file or crash batch (`recovery::remove_dead_makers_files`), the spool
+/// writer's `.tmp-TIME-PID-TAG.sgspool` (`remove_dead_temp_files`). None
+/// for another name: nothing removes it.
+fn writer_of(name: &str) -> Option<u32> {
+    if let Some((made_for, pid)) = spanguard::buffer::files::making_file_of(name) {
+        return [
+            ".sgdump",
+            ".sgdump-pending",
+            ".sgspool-pending",
+            ".sgflight",
+        ]
+        .iter()
+        .any(|s| made_for.ends_with(s))
+        .then_some(pid);
+    }
+    let stem = name.strip_prefix(".tmp-")?.strip_suffix(".sgspool")?;
+    stem.split('-').nth(1)?.parse().ok()
+}
+
 struct Row {
     entry: Entry,
+    /// A regular file of this user's the library's index counts against
+    /// SPANGUARD_SPOOL_MAX_BYTES: a batch, or a file set aside.
+    capped: bool,
     spans: Option<u64>,
     size: u64,
     age_ns: u64,
@@ -190,8 +231,43 @@ fn inspect(
             None
         }
     };
+    // A file "being written" by a process that died while it wrote (a
+    // SIGKILL, an OOM kill between making and naming a crash file): no
+    // one writes it, and the next tracer start or replay removes it (one
+    // holding bytes of a crash file is set aside instead).
+    let mut entry = entry;
+    if entry == Entry::Writing
+        && holder.is_none()
+        && let Some(pid) = writer_of(name)
+    {
+        let gone = !super::locks::alive(pid);
+        if gone || age_ns > LEFT_AFTER_NS {
+            entry = Entry::LeftBehind;
+            let what = if spanguard::buffer::files::making_file_of(name).is_some() && size > 0 {
+                "sets it aside"
+            } else {
+                "deletes it"
+            };
+            note = if gone {
+                format!(
+                    "its writer, pid {pid}, is gone: the next tracer start or spanguard replay {what}"
+                )
+            } else {
+                format!(
+                    "unlocked and older than any write: the next tracer start or spanguard replay {what}"
+                )
+            };
+        }
+    }
+    let capped = {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid cannot fail.
+        let ours = meta.uid() == unsafe { libc::geteuid() };
+        ours && matches!(entry, Entry::Batch | Entry::SetAside)
+    };
     Row {
         entry,
+        capped,
         spans,
         size,
         age_ns,
@@ -249,6 +325,8 @@ fn not_a_file_row(
         holder: None,
         name: name.to_string(),
         note,
+        // A link or a FIFO set aside is never counted nor deleted.
+        capped: false,
     })
 }
 
@@ -334,6 +412,55 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
     if unreadable > 0 {
         summary.push_str(&format!("; {unreadable} unreadable (never sent)"));
     }
+    // What a tracer does when it spools next: it deletes files set aside
+    // first, oldest first, then the oldest batches, until the spool is
+    // within SPANGUARD_SPOOL_MAX_BYTES (`spool::evict_over_cap`).
+    let aside: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.capped && r.entry == Entry::SetAside)
+        .collect();
+    let capped: u64 = rows.iter().filter(|r| r.capped).map(|r| r.size).sum();
+    let aside_bytes: u64 = aside.iter().map(|r| r.size).sum();
+    if capped > spool_cap {
+        summary.push_str(&format!(
+            "; over its {} cap (SPANGUARD_SPOOL_MAX_BYTES) by {}: the next batch a tracer \
+             spools deletes {}",
+            size_text(spool_cap),
+            size_text(capped - spool_cap),
+            if aside.is_empty() {
+                "the oldest batches, their spans lost"
+            } else if aside_bytes >= capped - spool_cap {
+                "files set aside, oldest first"
+            } else {
+                "the files set aside, then the oldest batches, their spans lost"
+            }
+        ));
+    } else if !aside.is_empty() {
+        summary.push_str(&format!(
+            "; {} set aside ({}) {} against its {} cap: a tracer that needs room deletes \
+             {} first",
+            count(aside.len() as u64, "file", "files"),
+            size_text(aside_bytes),
+            if aside.len() == 1 { "counts" } else { "count" },
+            size_text(spool_cap),
+            if aside.len() == 1 {
+                "it"
+            } else {
+                "them, oldest"
+            }
+        ));
+    }
+    let left = rows.iter().filter(|r| r.entry == Entry::LeftBehind).count();
+    if left > 0 {
+        summary.push_str(&format!(
+            "; {} by writers that died (the next tracer start or spanguard replay removes {})",
+            match left {
+                1 => "1 file left".to_string(),
+                n => format!("{n} files left"),
+            },
+            if left == 1 { "it" } else { "them" }
+        ));
+    }
     if let Some(why) = locks.not_all_read() {
         summary.push_str(&format!("; {why}"));
     }
@@ -348,6 +475,18 @@ pub fn summary(dir: &Path) -> String {
         Ok(None) => format!("spool {}: does not exist, so nothing waits", dir.display()),
         Err(e) => format!("spool {}: cannot be read: {e}", dir.display()),
     }
+}
+
+/// The spans in `dir` a tracer start or a replay would send (readable
+/// files no live process holds), or None when it cannot be read.
+pub fn spans_waiting(dir: &Path) -> Option<u64> {
+    let (rows, _) = survey(dir).ok()??;
+    Some(
+        rows.iter()
+            .filter(|r| r.holder.is_none())
+            .filter_map(|r| r.spans)
+            .sum(),
+    )
 }
 
 pub fn run(args: &[String]) -> ExitCode {

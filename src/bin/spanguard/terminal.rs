@@ -10,10 +10,7 @@ use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 use super::chat::{chat_text, gather, split};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
-use super::traces::{
-    DRAWN_LEVELS, Ending, Node, SpanPick, Trace, ai_sdk_input_tokens, ai_sdk_output_tokens, hex,
-    input_tokens, output_tokens, total_tokens,
-};
+use super::traces::{Counts, DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex};
 
 /// How output looks.
 #[derive(Clone, Copy, Debug)]
@@ -284,15 +281,12 @@ pub fn genai_words(span: &DecodedSpan) -> String {
     }
     // The AI SDK's names where the GenAI ones are not (generateText's own
     // span: the sum of its model calls).
-    let counts = match (input_tokens(span), output_tokens(span)) {
-        (None, None) => (ai_sdk_input_tokens(span), ai_sdk_output_tokens(span)),
-        counts => counts,
-    };
-    match counts {
+    let counts = Counts::of(span, true);
+    match (counts.input, counts.output) {
         // OpenLLMetry's LangChain and streamed calls may record only the
         // sum (llm.usage.total_tokens): the span showed no count at all.
         (None, None) => {
-            if let Some(total) = total_tokens(span) {
+            if let Some(total) = counts.total {
                 parts.push(format!("{total} tokens"));
             }
         }
@@ -301,6 +295,11 @@ pub fn genai_words(span: &DecodedSpan) -> String {
             i.map_or("?".to_string(), |v| v.to_string()),
             o.map_or("?".to_string(), |v| v.to_string())
         )),
+    }
+    // Part of the output; a reasoning model's hidden work, which a
+    // person reading "→60" would not guess was 48 of them.
+    if let Some(r) = counts.reasoning.filter(|_| counts.any()) {
+        parts.push(format!("({r} reasoning)"));
     }
     parts.join(" ")
 }
@@ -363,11 +362,8 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             &format!("{} never ended (ended at shutdown)", t.unended),
         ));
     }
-    if t.input_tokens != 0 || t.output_tokens != 0 {
-        facts.push(style.paint(
-            MAGENTA,
-            &format!("tokens {} in, {} out", t.input_tokens, t.output_tokens),
-        ));
+    if !t.tokens.is_empty() {
+        facts.push(style.paint(MAGENTA, &format!("tokens {}", t.tokens.words())));
     }
     let _ = writeln!(out, "  {}", facts.join(" · "));
     let mut seen = Vec::new();

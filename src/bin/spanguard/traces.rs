@@ -58,8 +58,7 @@ pub struct Trace {
     /// Spans the program never ended, ended by spanguard at shutdown
     /// (`spanguard.unended`).
     pub unended: usize,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
+    pub tokens: TokenSum,
 }
 
 impl Trace {
@@ -233,31 +232,125 @@ pub fn output_tokens(span: &DecodedSpan) -> Option<i64> {
 }
 
 /// The Vercel AI SDK's own names for a call's counts (ai.usage.*: AI SDK 5
-/// and later, then 4's). On a model call it writes gen_ai.usage.* too; on
-/// generateText's and streamText's own span, ai.usage.* alone, the sum of
-/// their model calls.
-pub fn ai_sdk_input_tokens(span: &DecodedSpan) -> Option<i64> {
-    tokens(span, &["ai.usage.inputTokens", "ai.usage.promptTokens"])
+/// and later, then 4's; an embedding's `ai.usage.tokens`, its input). On
+/// a model call it writes gen_ai.usage.* too; on generateText's,
+/// streamText's and embed's own span, ai.usage.* alone, the sum of their
+/// model calls.
+const AI_SDK_INPUT: &[&str] = &[
+    "ai.usage.inputTokens",
+    "ai.usage.promptTokens",
+    "ai.usage.tokens",
+];
+const AI_SDK_OUTPUT: &[&str] = &["ai.usage.outputTokens", "ai.usage.completionTokens"];
+
+/// The sum of a call's input and output, where the span says it: the
+/// count of a span that says neither (OpenLLMetry's LangChain and
+/// streamed calls may record only llm.usage.total_tokens).
+const TOTAL: &[&str] = &[
+    "gen_ai.usage.total_tokens",
+    "llm.usage.total_tokens",
+    "llm.token_count.total",
+];
+
+/// The output tokens a model spent reasoning, among its output tokens
+/// (OpenAI's completion_tokens_details.reasoning_tokens as the
+/// instrumentations write it: the GenAI conventions' name, OpenLLMetry's,
+/// OpenInference's; then the AI SDK's).
+const REASONING: &[&str] = &[
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "llm.token_count.completion_details.reasoning",
+    "ai.usage.reasoningTokens",
+    "ai.usage.outputTokenDetails.reasoningTokens",
+];
+
+/// One span's token counts, as it is shown and as its trace sums it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    /// Its sum as the span says it (GenAI's, OpenLLMetry's,
+    /// OpenInference's, the AI SDK's `ai.usage.totalTokens`).
+    pub total: Option<i64>,
+    /// Part of `output`, never added to it.
+    pub reasoning: Option<i64>,
 }
 
-pub fn ai_sdk_output_tokens(span: &DecodedSpan) -> Option<i64> {
-    tokens(
-        span,
-        &["ai.usage.outputTokens", "ai.usage.completionTokens"],
-    )
+impl Counts {
+    /// The span's own counts. `ai_sdk`: whether the AI SDK's ai.usage.*
+    /// are read where no GenAI count is (not on a span with a count
+    /// under it: there they are its model calls' sum again).
+    pub fn of(span: &DecodedSpan, ai_sdk: bool) -> Counts {
+        let (mut input, mut output) = (input_tokens(span), output_tokens(span));
+        let mut total = tokens(span, TOTAL);
+        if input.is_none() && output.is_none() && total.is_none() {
+            if !ai_sdk {
+                return Counts::default();
+            }
+            (input, output) = (tokens(span, AI_SDK_INPUT), tokens(span, AI_SDK_OUTPUT));
+        }
+        if input.is_none() && output.is_none() && total.is_none() {
+            return Counts::default();
+        }
+        // The AI SDK's sum is the same call's where the span has its own
+        // counts (a model call writes both names).
+        total = total.or_else(|| tokens(span, &["ai.usage.totalTokens"]));
+        Counts {
+            input,
+            output,
+            total,
+            reasoning: tokens(span, REASONING),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.input.is_some() || self.output.is_some() || self.total.is_some()
+    }
+
+    /// The span's sum: as it says it, else its input and output added.
+    pub fn sum(&self) -> i64 {
+        self.total.unwrap_or_else(|| {
+            self.input
+                .unwrap_or(0)
+                .saturating_add(self.output.unwrap_or(0))
+        })
+    }
 }
 
-/// The sum alone, for a span that says neither count (not added to the
-/// trace's "in, out": it is neither).
-pub fn total_tokens(span: &DecodedSpan) -> Option<i64> {
-    tokens(
-        span,
-        &[
-            "gen_ai.usage.total_tokens",
-            "llm.usage.total_tokens",
-            "llm.token_count.total",
-        ],
-    )
+/// A trace's token counts, each call's once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenSum {
+    pub input: i64,
+    pub output: i64,
+    /// Every counted span's sum: input and output, and the spans that say
+    /// only a sum.
+    pub total: i64,
+    /// Part of `output`.
+    pub reasoning: i64,
+}
+
+impl TokenSum {
+    pub fn is_empty(&self) -> bool {
+        self.input == 0 && self.output == 0 && self.total == 0
+    }
+
+    /// `270 in, 32 out`, then what else there is: `(48 reasoning)` after
+    /// the output it is part of, `, 974 total` where the sum is not input
+    /// plus output (spans that said only a sum); `500 total` alone where
+    /// no span said more.
+    pub fn words(&self) -> String {
+        if self.input == 0 && self.output == 0 {
+            return format!("{} total", self.total);
+        }
+        let mut words = format!("{} in, {} out", self.input, self.output);
+        if self.reasoning != 0 {
+            words.push_str(&format!(" ({} reasoning)", self.reasoning));
+        }
+        if self.total != self.input.saturating_add(self.output) {
+            words.push_str(&format!(", {} total", self.total));
+        }
+        words
+    }
 }
 
 /// Puts loaded spans together as traces, oldest first. A span that
@@ -372,8 +465,7 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         errors: 0,
         interrupted: 0,
         unended: 0,
-        input_tokens: 0,
-        output_tokens: 0,
+        tokens: TokenSum::default(),
     };
     // Looked up in a set: a file whose every span names a service of its
     // own made the list's own search quadratic.
@@ -406,30 +498,30 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
     }
     // The token counts, each call's once. The Vercel AI SDK writes its
     // counts as ai.usage.* on each model call (ai.generateText.doGenerate,
-    // with gen_ai.usage.* too) and on the call around them
-    // (ai.generateText: the sum of its steps): a span's ai.usage.* is
-    // counted only when no span under it has a count. The nodes are in
-    // the tree's order (a span, then those under it), so walked
-    // backwards a span comes after all those under it: `under` holds,
-    // for the spans walked whose parent is not yet, (depth, whether it or
-    // a span under it has a count).
+    // with gen_ai.usage.* too; ai.embedMany.doEmbed) and on the call
+    // around them (ai.generateText, ai.embedMany: the sum of its calls):
+    // a span's ai.usage.* is counted only when no span under it has a
+    // count. The nodes are in the tree's order (a span, then those under
+    // it), so walked backwards a span comes after all those under it:
+    // `under` holds, for the spans walked whose parent is not yet,
+    // (depth, whether it or a span under it has a count).
     let mut under: Vec<(usize, bool)> = Vec::new();
     for n in t.nodes.iter().rev() {
         let mut below = false;
         while under.last().is_some_and(|(d, _)| *d > n.depth) {
             below |= under.pop().is_some_and(|(_, c)| c);
         }
-        let s = &n.span;
-        let (mut input, mut output) = (input_tokens(s), output_tokens(s));
-        if input.is_none() && output.is_none() && !below {
-            (input, output) = (ai_sdk_input_tokens(s), ai_sdk_output_tokens(s));
-        }
-        let counted = input.is_some() || output.is_some() || total_tokens(s).is_some();
-        under.push((n.depth, counted || below));
+        let counts = Counts::of(&n.span, !below);
+        under.push((n.depth, counts.any() || below));
         // Saturating: counts near i64::MAX in a hostile file wrapped the
         // sum below zero (and a debug build panicked).
-        t.input_tokens = t.input_tokens.saturating_add(input.unwrap_or(0));
-        t.output_tokens = t.output_tokens.saturating_add(output.unwrap_or(0));
+        let sum = &mut t.tokens;
+        sum.input = sum.input.saturating_add(counts.input.unwrap_or(0));
+        sum.output = sum.output.saturating_add(counts.output.unwrap_or(0));
+        sum.reasoning = sum.reasoning.saturating_add(counts.reasoning.unwrap_or(0));
+        if counts.any() {
+            sum.total = sum.total.saturating_add(counts.sum());
+        }
     }
     if t.start_ns == u64::MAX {
         t.start_ns = 0;
