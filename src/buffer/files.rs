@@ -73,7 +73,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         check_way_to(dir)?;
     }
     let c = c_path(dir)?;
-    let me = effective_uid();
     // The directory itself may be a symbolic link (a spool moved to
     // another disk): what counts is whose directory it leads to. The link
     // itself must be the user's own or root's, which `check_way_to` checks
@@ -95,6 +94,37 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     // SAFETY: a fresh fd we own.
     let handle = unsafe { File::from_raw_fd(fd) };
     let meta = handle.metadata()?;
+    judge_directory(&meta)?;
+    if meta.mode() & 0o077 != 0 {
+        // Ours, but others could read our spans or plant files in it.
+        // SAFETY: fchmod on our own open directory.
+        if unsafe { libc::fchmod(handle.as_raw_fd(), DIR_MODE as libc::mode_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What `ensure_private_dir` would refuse of `dir` (a `ForeignDirectory`),
+/// judged without making or changing anything: for `spanguard check`, which
+/// says what a tracer started here would do. A directory (or a part of the
+/// way) that does not exist yet is no refusal: what a tracer makes is its
+/// own.
+pub fn judge_private_dir(dir: &Path) -> io::Result<()> {
+    if !check_way_to(dir)? {
+        return Ok(());
+    }
+    match std::fs::metadata(dir) {
+        Ok(meta) => judge_directory(&meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a directory (its metadata, links followed) that belongs to
+/// another user, or is shared (sticky and writable by others).
+fn judge_directory(meta: &std::fs::Metadata) -> io::Result<()> {
+    let me = effective_uid();
     if meta.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -114,13 +144,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
                     .to_string(),
             ),
         ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        // Ours, but others could read our spans or plant files in it.
-        // SAFETY: fchmod on our own open directory.
-        if unsafe { libc::fchmod(handle.as_raw_fd(), DIR_MODE as libc::mode_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
     }
     Ok(())
 }
@@ -1536,6 +1559,52 @@ mod tests {
         let e = ensure_private_dir(&dir).expect_err("not ours");
         assert!(is_foreign_directory(&e));
         assert!(e.to_string().contains("65534"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn judging_a_directory_refuses_what_making_it_private_refuses_and_changes_nothing() {
+        let dir = temp_dir("judged");
+        // Missing: no refusal, and nothing made.
+        let missing = dir.join("a/b");
+        judge_private_dir(&missing).expect("what a tracer makes is its own");
+        assert!(!dir.exists());
+        // Ours and open to others: no refusal, and left as it is (making
+        // it private is a tracer's doing, not a judge's).
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        judge_private_dir(&open).expect("ours");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&open), 0o755);
+        // Shared (sticky): refused as ensure_private_dir refuses it.
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let e = judge_private_dir(&shared).expect_err("shared");
+        assert!(is_foreign_directory(&e), "{e}");
+        // Under a directory anyone may write to (not sticky): refused.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = judge_private_dir(&open.join("spool")).expect_err("the way is open");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(!open.join("spool").exists());
+        if effective_uid() == 0 {
+            let theirs = dir.join("theirs");
+            std::fs::create_dir(&theirs).expect("mkdir");
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+            let e = judge_private_dir(&theirs).expect_err("not ours");
+            assert!(
+                is_foreign_directory(&e) && e.to_string().contains("65534"),
+                "{e}"
+            );
+            assert_eq!(
+                ensure_private_dir(&theirs)
+                    .expect_err("not ours")
+                    .to_string(),
+                e.to_string()
+            );
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 

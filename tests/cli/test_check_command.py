@@ -173,6 +173,34 @@ def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
     assert f"spool             {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user takes root")
+@pytest.mark.parametrize("setting", ["SPANGUARD_SINK_DIR", "SPANGUARD_SPOOL_DIR"])
+def test_a_directory_another_user_made_fails_the_check_as_it_fails_a_tracer(cli, tmp_path, setting):
+    # Another local user (nobody) made the directory first, under the name
+    # the environment gives: every tracer started here refuses to start
+    # (spanguard_tracer_new's configuration error), so the check must not
+    # say the spans go there and pass.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    run = check(cli, clean_env(tmp_path, **{setting: str(theirs)}))
+    assert run.returncode == 2, run.stdout + run.stderr
+    setting_name = {"SPANGUARD_SINK_DIR": "sink_dir", "SPANGUARD_SPOOL_DIR": "spool_dir"}[setting]
+    assert (f"FAILED: a tracer started here refuses to start: {setting_name} ({setting})={theirs}: "
+            f"it belongs to uid 65534, not to this user (uid 0)") in run.stdout, run.stdout
+    # Judged, not changed: still theirs, as it was.
+    meta = theirs.stat()
+    assert (meta.st_uid, meta.st_mode & 0o777) == (65534, 0o755)
+    # The state directory's parent open to anyone (not sticky): refused too.
+    home = tmp_path / "home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    run = check(cli, clean_env(tmp_path))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "on the way to it may be written by anyone (mode 777, not sticky)" in run.stdout, run.stdout
+    assert not (home / ".local").exists(), "the check made a directory"
+
+
 def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tmp_path):
     """Headers, TLS files and the request timeout are an HTTP request's:
     with spans going to the local sink, check said "headers none" and

@@ -45,10 +45,12 @@ TLS) and what to change. Nothing else is sent; without an endpoint nothing is.
 
 Exit status: 0 when every variable is usable and the backend (if any) accepted
 the request, 1 when the backend refused it or could not be reached, 2 on a
-usage error, a variable the library ignores for its value, or a misspelt name
-of one that says where spans go (an endpoint, the headers, the sink or spool
-directory, OTEL_SDK_DISABLED: the spans then go elsewhere). Those come first:
-they may be why the backend refused. Another misspelt name is a warning only.
+usage error, a spool or sink directory a tracer refuses to start with (another
+user's, or on a way another user may change), a variable the library ignores
+for its value, or a misspelt name of one that says where spans go (an
+endpoint, the headers, the sink or spool directory, OTEL_SDK_DISABLED: the
+spans then go elsewhere). Those come first: they may be why the backend
+refused. Another misspelt name is a warning only.
 ";
 
 /// The variables whose misspelling sends the spans elsewhere (or nowhere,
@@ -693,9 +695,18 @@ pub fn run(args: &[String]) -> ExitCode {
             super::terminal::clean(set)
         );
     }
+    // A directory another user made (or may change) under a name of ours:
+    // every tracer started here refuses to start, whatever the backend.
+    let refused = spanguard::tracer::directory_refused(&config);
+    if let Some(e) = &refused {
+        println!(
+            "FAILED: a tracer started here refuses to start: {}",
+            super::terminal::clean(&e.to_string())
+        );
+    }
     // A variable ignored comes first: it may be why the backend refused
     // (an API key in a header entry left out, say).
-    if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() {
+    if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() || refused.is_some() {
         ExitCode::from(2)
     } else if !reached {
         ExitCode::FAILURE
