@@ -662,8 +662,9 @@ pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
 }
 
 /// Opens `path` for appending, creating it 0600 if needed. An existing
-/// path must be a regular file of ours (never a link, a FIFO or another
-/// user's file: the sink would write spans wherever it leads). Readable
+/// path must be a regular file of ours with no other name (never a link,
+/// a FIFO, another user's file or a hard link to a file elsewhere: the
+/// sink would write spans wherever it leads). Readable
 /// too: the sink looks at the last byte to know whether a line was left
 /// half written.
 pub fn open_append(path: &Path) -> io::Result<File> {
@@ -673,7 +674,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     )
     .map_err(|e| explain_open_error(path, e))?;
     let meta = file.metadata()?;
-    check_ours(&meta).map_err(|why| refused(path, why))?;
+    check_ours_alone(&meta).map_err(|why| refused(path, why))?;
     if meta.mode() & 0o077 != 0 {
         // Ours, from a version that made files 0644: private from now on.
         // SAFETY: fchmod on our own open file.
@@ -702,7 +703,7 @@ pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<SetAside>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Err(why) = check_ours(&meta) else {
+    let Err(why) = check_ours_alone(&meta) else {
         return Ok(None);
     };
     Ok(Some(SetAside {
@@ -880,6 +881,21 @@ pub fn is_ours(meta: &std::fs::Metadata) -> bool {
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
     check_owned(meta, [me, me])
+}
+
+/// `check_ours`, and the file has no other name: what is appended to
+/// under a name of ours must be no other file of the user's. A hard link
+/// planted at the sink file's name while the directory was open to others
+/// (to the user's ~/.bashrc, where fs.protected_hardlinks is off) passed
+/// as a file of ours, and every batch was appended to that file.
+fn check_ours_alone(meta: &std::fs::Metadata) -> Result<(), String> {
+    check_ours(meta)?;
+    match meta.nlink() {
+        0 | 1 => Ok(()),
+        n => Err(format!(
+            "it has {n} names (hard links): another name of a file elsewhere"
+        )),
+    }
 }
 
 /// None when `meta` is a regular file owned by one of `owners` (the
