@@ -121,6 +121,32 @@ pub fn judge_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Why this process cannot make files in `dir` (access(2) with its
+/// effective ids), or, while `dir` is missing, in the nearest directory
+/// above it that exists, where it would be made; None when it can. For
+/// `spanguard check`: a spool no file can be made in loses every batch
+/// the backend does not take, which the tracer says only then.
+pub fn not_writable(dir: &Path) -> Option<io::Error> {
+    let mut at = dir;
+    while std::fs::symlink_metadata(at).is_err() {
+        at = at.parent().filter(|p| !p.as_os_str().is_empty())?;
+    }
+    let c = c_path(at).ok()?;
+    // SAFETY: a NUL-terminated path; faccessat only reads it.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    (rc != 0).then(|| {
+        let e = io::Error::last_os_error();
+        io::Error::new(e.kind(), format!("{}: {e}", at.display()))
+    })
+}
+
 /// Refuses a directory (its metadata, links followed) that belongs to
 /// another user, or is shared (sticky and writable by others).
 fn judge_directory(meta: &std::fs::Metadata) -> io::Result<()> {

@@ -6,8 +6,11 @@ and never its value, an invalid variable is named with the library's reason,
 and without an endpoint it names the local sink and sends nothing."""
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import trustme
@@ -199,6 +202,36 @@ def test_a_directory_another_user_made_fails_the_check_as_it_fails_a_tracer(cli,
     assert run.returncode == 2, run.stdout + run.stderr
     assert "on the way to it may be written by anyone (mode 777, not sticky)" in run.stdout, run.stdout
     assert not (home / ".local").exists(), "the check made a directory"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as another user takes root")
+def test_directories_this_user_cannot_write_are_said(cli):
+    # As nobody: a spool directory of theirs they cannot write (0500), and
+    # a sink directory that would be made where they cannot (a directory
+    # of root's). A tracer there starts, then loses each batch the backend
+    # does not take, and writes no span to the sink: the check said neither.
+    base = Path(tempfile.mkdtemp(prefix="sg-check-unwritable-"))
+    try:
+        base.chmod(0o755)
+        (base / "home").mkdir()
+        os.chown(base / "home", 65534, 65534)
+        spool = base / "spool"
+        spool.mkdir()
+        os.chown(spool, 65534, 65534)
+        spool.chmod(0o500)
+        sink = base / "sink"
+        env = clean_env(base, SPANGUARD_SPOOL_DIR=str(spool), SPANGUARD_SINK_DIR=str(sink))
+        run = subprocess.run([str(cli), "check"], capture_output=True, text=True, timeout=60, env=env,
+                             user=65534, group=65534, extra_groups=[])
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert (f"warning: this user cannot make files in the spool directory ({spool}: Permission denied "
+                "(os error 13)): a batch the backend does not take is lost, not kept for later") \
+            in run.stdout, run.stdout
+        assert (f"FAILED: this user cannot make files in the local sink directory ({base}: Permission denied "
+                "(os error 13)): no span is written there") in run.stdout, run.stdout
+        assert not sink.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tmp_path):

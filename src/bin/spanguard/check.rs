@@ -44,13 +44,14 @@ TLS) and what to change. Nothing else is sent; without an endpoint nothing is.
                    environment's (/v1/traces is added to a base URL)
 
 Exit status: 0 when every variable is usable and the backend (if any) accepted
-the request, 1 when the backend refused it or could not be reached, 2 on a
-usage error, a spool or sink directory a tracer refuses to start with (another
-user's, or on a way another user may change), a variable the library ignores
-for its value, or a misspelt name of one that says where spans go (an
-endpoint, the headers, the sink or spool directory, OTEL_SDK_DISABLED: the
-spans then go elsewhere). Those come first: they may be why the backend
-refused. Another misspelt name is a warning only.
+the request, 1 when the backend refused it or could not be reached (or the
+local sink directory cannot be written), 2 on a usage error, a spool or sink
+directory a tracer refuses to start with (another user's, or on a way another
+user may change), a variable the library ignores for its value, or a misspelt
+name of one that says where spans go (an endpoint, the headers, the sink or
+spool directory, OTEL_SDK_DISABLED: the spans then go elsewhere). Those come
+first: they may be why the backend refused. Another misspelt name is a warning
+only.
 ";
 
 /// The variables whose misspelling sends the spans elsewhere (or nowhere,
@@ -608,6 +609,15 @@ pub fn run(args: &[String]) -> ExitCode {
         "  spool             {}",
         spool.strip_prefix("spool ").unwrap_or(&spool)
     );
+    // Said at the end, with the verdict: a spool no file can be made in
+    // loses every batch the backend does not take (the tracer says so
+    // only then); a sink no file can be made in takes no span at all.
+    let spool_unwritable = spanguard::buffer::files::not_writable(&config.spool_dir);
+    let sink_unwritable = config
+        .endpoint
+        .is_none()
+        .then(|| spanguard::buffer::files::not_writable(&config.sink_dir))
+        .flatten();
     println!(
         "  flight recorder   {}",
         if config.flight_recorder { "on" } else { "off" }
@@ -695,6 +705,20 @@ pub fn run(args: &[String]) -> ExitCode {
             super::terminal::clean(set)
         );
     }
+    if let Some(e) = &spool_unwritable {
+        println!(
+            "warning: this user cannot make files in the spool directory ({}): a batch the \
+             backend does not take is lost, not kept for later",
+            super::terminal::clean(&e.to_string())
+        );
+    }
+    if let Some(e) = &sink_unwritable {
+        println!(
+            "FAILED: this user cannot make files in the local sink directory ({}): no span is \
+             written there (they wait in the spool, if it takes them)",
+            super::terminal::clean(&e.to_string())
+        );
+    }
     // A directory another user made (or may change) under a name of ours:
     // every tracer started here refuses to start, whatever the backend.
     let refused = spanguard::tracer::directory_refused(&config);
@@ -708,7 +732,7 @@ pub fn run(args: &[String]) -> ExitCode {
     // (an API key in a header entry left out, say).
     if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() || refused.is_some() {
         ExitCode::from(2)
-    } else if !reached {
+    } else if !reached || sink_unwritable.is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
