@@ -202,6 +202,9 @@ def test_a_directory_another_user_made_fails_the_check_as_it_fails_a_tracer(cli,
     assert run.returncode == 2, run.stdout + run.stderr
     assert "on the way to it may be written by anyone (mode 777, not sticky)" in run.stdout, run.stdout
     assert not (home / ".local").exists(), "the check made a directory"
+    # A disabled tracer makes and writes nothing: no refusal to say.
+    run = check(cli, clean_env(tmp_path, OTEL_SDK_DISABLED="true", **{setting: str(theirs)}))
+    assert run.returncode == 0 and "FAILED" not in run.stdout, run.stdout + run.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="running as another user takes root")

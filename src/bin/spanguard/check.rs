@@ -612,10 +612,11 @@ pub fn run(args: &[String]) -> ExitCode {
     // Said at the end, with the verdict: a spool no file can be made in
     // loses every batch the backend does not take (the tracer says so
     // only then); a sink no file can be made in takes no span at all.
-    let spool_unwritable = spanguard::buffer::files::not_writable(&config.spool_dir);
-    let sink_unwritable = config
-        .endpoint
-        .is_none()
+    // (A disabled tracer makes and writes nothing.)
+    let spool_unwritable = (!config.disabled)
+        .then(|| spanguard::buffer::files::not_writable(&config.spool_dir))
+        .flatten();
+    let sink_unwritable = (!config.disabled && config.endpoint.is_none())
         .then(|| spanguard::buffer::files::not_writable(&config.sink_dir))
         .flatten();
     println!(
@@ -721,7 +722,9 @@ pub fn run(args: &[String]) -> ExitCode {
     }
     // A directory another user made (or may change) under a name of ours:
     // every tracer started here refuses to start, whatever the backend.
-    let refused = spanguard::tracer::directory_refused(&config);
+    let refused = (!config.disabled)
+        .then(|| spanguard::tracer::directory_refused(&config))
+        .flatten();
     if let Some(e) = &refused {
         println!(
             "FAILED: a tracer started here refuses to start: {}",
