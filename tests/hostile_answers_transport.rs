@@ -3,10 +3,10 @@
 //! a gzip bomb of nothing, answers that trickle a byte at a time (headers,
 //! body), a server that never reads the request, HTTP/1.0 without a
 //! length, headers curl refuses (two Content-Lengths, a NUL), a 101, a 308
-//! to another port, and a chunked 200 whose trailers look like a status
-//! line. Each ends in the outcome OTLP asks for (a 2xx is
-//! the answer, with its partial success; no answer or a broken one is
-//! tried again, never taken as a final refusal), within the request
+//! to another port, a chunked 200 whose trailers look like a status line,
+//! and a flood of interim answers. Each ends in the outcome OTLP asks for
+//! (a 2xx is the answer, with its partial success; no answer or a broken
+//! one is tried again, never taken as a final refusal), within the request
 //! timeout, with the transport's memory bounded by what it keeps of a body.
 
 use std::io::{BufReader, Write};
@@ -251,4 +251,16 @@ fn a_chunked_200s_trailers_are_not_read_as_another_answer() {
             Accepted::default()
         );
     }
+}
+
+#[test]
+fn a_flood_of_interim_answers_is_bounded_and_never_a_refusal() {
+    // 2.6 MB of "100 Continue" before a 200: curl counts the interim
+    // answers' headers against its limit on an answer's headers, or reads
+    // the 200: kept or delivered, never a refusal, never unbounded.
+    let mut answer = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100_000);
+    answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let url = answering(answer);
+    let (outcome, _) = send(&url, Duration::from_secs(10));
+    assert!(outcome.is_ok() || kept(&outcome), "{outcome:?}");
 }
