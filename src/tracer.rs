@@ -124,6 +124,30 @@ fn make_slab(
 /// to refuse: tracing works without a spool, and the sink reports its
 /// failures per batch.
 fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<(), TracerError> {
+    match foreign_directory(config, uses_sink, files::ensure_private_dir) {
+        Some(e) => Err(TracerError::Config(e)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal `Tracer::new` would make of `config`'s directories (the
+/// spool's, the sink's when spans go there, the state directory above
+/// them), judged without making or changing anything: `spanguard check`
+/// said "spans go to the local sink DIR" and exited 0 for a directory
+/// another user had made first, while every tracer there refused to start.
+pub fn directory_refused(config: &TracerConfig) -> Option<crate::config::ConfigError> {
+    let uses_sink = config.endpoint.is_none();
+    foreign_directory(config, uses_sink, files::judge_private_dir)
+}
+
+/// The first directory of `config`'s that `judge` finds another user's
+/// (`files::is_foreign_directory`), as the configuration error that names
+/// its setting.
+fn foreign_directory(
+    config: &TracerConfig,
+    uses_sink: bool,
+    judge: fn(&std::path::Path) -> std::io::Result<()>,
+) -> Option<crate::config::ConfigError> {
     let state = crate::config::default_state_dir();
     let mut dirs = vec![("spool_dir (SPANGUARD_SPOOL_DIR)", &config.spool_dir)];
     if uses_sink {
@@ -146,18 +170,18 @@ fn refuse_foreign_directories(config: &TracerConfig, uses_sink: bool) -> Result<
                 continue;
             }
             checked.push(d);
-            if let Err(e) = files::ensure_private_dir(d)
+            if let Err(e) = judge(d)
                 && files::is_foreign_directory(&e)
             {
-                return Err(TracerError::Config(crate::config::ConfigError::new(
+                return Some(crate::config::ConfigError::new(
                     name,
                     Some(&d.display().to_string()),
                     &e.to_string(),
-                )));
+                ));
             }
         }
     }
-    Ok(())
+    None
 }
 
 /// The endpoint that sends every batch nowhere (benchmarks' null sink).

@@ -73,7 +73,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         check_way_to(dir)?;
     }
     let c = c_path(dir)?;
-    let me = effective_uid();
     // The directory itself may be a symbolic link (a spool moved to
     // another disk): what counts is whose directory it leads to. The link
     // itself must be the user's own or root's, which `check_way_to` checks
@@ -95,6 +94,63 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     // SAFETY: a fresh fd we own.
     let handle = unsafe { File::from_raw_fd(fd) };
     let meta = handle.metadata()?;
+    judge_directory(&meta)?;
+    if meta.mode() & 0o077 != 0 {
+        // Ours, but others could read our spans or plant files in it.
+        // SAFETY: fchmod on our own open directory.
+        if unsafe { libc::fchmod(handle.as_raw_fd(), DIR_MODE as libc::mode_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What `ensure_private_dir` would refuse of `dir` (a `ForeignDirectory`),
+/// judged without making or changing anything: for `spanguard check`, which
+/// says what a tracer started here would do. A directory (or a part of the
+/// way) that does not exist yet is no refusal: what a tracer makes is its
+/// own.
+pub fn judge_private_dir(dir: &Path) -> io::Result<()> {
+    if !check_way_to(dir)? {
+        return Ok(());
+    }
+    match std::fs::metadata(dir) {
+        Ok(meta) => judge_directory(&meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why this process cannot make files in `dir` (access(2) with its
+/// effective ids), or, while `dir` is missing, in the nearest directory
+/// above it that exists, where it would be made; None when it can. For
+/// `spanguard check`: a spool no file can be made in loses every batch
+/// the backend does not take, which the tracer says only then.
+pub fn not_writable(dir: &Path) -> Option<io::Error> {
+    let mut at = dir;
+    while std::fs::symlink_metadata(at).is_err() {
+        at = at.parent().filter(|p| !p.as_os_str().is_empty())?;
+    }
+    let c = c_path(at).ok()?;
+    // SAFETY: a NUL-terminated path; faccessat only reads it.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    (rc != 0).then(|| {
+        let e = io::Error::last_os_error();
+        io::Error::new(e.kind(), format!("{}: {e}", at.display()))
+    })
+}
+
+/// Refuses a directory (its metadata, links followed) that belongs to
+/// another user, or is shared (sticky and writable by others).
+fn judge_directory(meta: &std::fs::Metadata) -> io::Result<()> {
+    let me = effective_uid();
     if meta.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -114,13 +170,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
                     .to_string(),
             ),
         ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        // Ours, but others could read our spans or plant files in it.
-        // SAFETY: fchmod on our own open directory.
-        if unsafe { libc::fchmod(handle.as_raw_fd(), DIR_MODE as libc::mode_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
     }
     Ok(())
 }
@@ -639,8 +688,9 @@ pub fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
 }
 
 /// Opens `path` for appending, creating it 0600 if needed. An existing
-/// path must be a regular file of ours (never a link, a FIFO or another
-/// user's file: the sink would write spans wherever it leads). Readable
+/// path must be a regular file of ours with no other name (never a link,
+/// a FIFO, another user's file or a hard link to a file elsewhere: the
+/// sink would write spans wherever it leads). Readable
 /// too: the sink looks at the last byte to know whether a line was left
 /// half written.
 pub fn open_append(path: &Path) -> io::Result<File> {
@@ -650,7 +700,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     )
     .map_err(|e| explain_open_error(path, e))?;
     let meta = file.metadata()?;
-    check_ours(&meta).map_err(|why| refused(path, why))?;
+    check_ours_alone(&meta).map_err(|why| refused(path, why))?;
     if meta.mode() & 0o077 != 0 {
         // Ours, from a version that made files 0644: private from now on.
         // SAFETY: fchmod on our own open file.
@@ -679,7 +729,7 @@ pub fn set_aside_if_foreign(path: &Path) -> io::Result<Option<SetAside>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Err(why) = check_ours(&meta) else {
+    let Err(why) = check_ours_alone(&meta) else {
         return Ok(None);
     };
     Ok(Some(SetAside {
@@ -857,6 +907,21 @@ pub fn is_ours(meta: &std::fs::Metadata) -> bool {
 fn check_ours(meta: &std::fs::Metadata) -> Result<(), String> {
     let me = effective_uid();
     check_owned(meta, [me, me])
+}
+
+/// `check_ours`, and the file has no other name: what is appended to
+/// under a name of ours must be no other file of the user's. A hard link
+/// planted at the sink file's name while the directory was open to others
+/// (to the user's ~/.bashrc, where fs.protected_hardlinks is off) passed
+/// as a file of ours, and every batch was appended to that file.
+fn check_ours_alone(meta: &std::fs::Metadata) -> Result<(), String> {
+    check_ours(meta)?;
+    match meta.nlink() {
+        0 | 1 => Ok(()),
+        n => Err(format!(
+            "it has {n} names (hard links): another name of a file elsewhere"
+        )),
+    }
 }
 
 /// None when `meta` is a regular file owned by one of `owners` (the
@@ -1536,6 +1601,52 @@ mod tests {
         let e = ensure_private_dir(&dir).expect_err("not ours");
         assert!(is_foreign_directory(&e));
         assert!(e.to_string().contains("65534"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn judging_a_directory_refuses_what_making_it_private_refuses_and_changes_nothing() {
+        let dir = temp_dir("judged");
+        // Missing: no refusal, and nothing made.
+        let missing = dir.join("a/b");
+        judge_private_dir(&missing).expect("what a tracer makes is its own");
+        assert!(!dir.exists());
+        // Ours and open to others: no refusal, and left as it is (making
+        // it private is a tracer's doing, not a judge's).
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        judge_private_dir(&open).expect("ours");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&open), 0o755);
+        // Shared (sticky): refused as ensure_private_dir refuses it.
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let e = judge_private_dir(&shared).expect_err("shared");
+        assert!(is_foreign_directory(&e), "{e}");
+        // Under a directory anyone may write to (not sticky): refused.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = judge_private_dir(&open.join("spool")).expect_err("the way is open");
+        assert!(is_foreign_directory(&e), "{e}");
+        assert!(!open.join("spool").exists());
+        if effective_uid() == 0 {
+            let theirs = dir.join("theirs");
+            std::fs::create_dir(&theirs).expect("mkdir");
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+            let e = judge_private_dir(&theirs).expect_err("not ours");
+            assert!(
+                is_foreign_directory(&e) && e.to_string().contains("65534"),
+                "{e}"
+            );
+            assert_eq!(
+                ensure_private_dir(&theirs)
+                    .expect_err("not ours")
+                    .to_string(),
+                e.to_string()
+            );
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 

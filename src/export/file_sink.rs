@@ -332,6 +332,19 @@ mod tests {
                 .expect("stat")
                 .is_file()
         );
+        // A hard link to a file of the user's elsewhere (~/.bashrc): a
+        // regular file of theirs, so it passed, and every batch was
+        // appended to it. (Another user can make one where the kernel's
+        // fs.protected_hardlinks is off.)
+        let mut sink = FileSink::new(&spans, "hard");
+        std::fs::hard_link(&target, sink.path()).expect("hard link");
+        sink.send(b"{}", BodyFormat::Json, false)
+            .expect("written to a file of its own");
+        assert_eq!(std::fs::read(&target).expect("read"), b"keep\n");
+        assert_eq!(std::fs::read(sink.path()).expect("sink"), b"{}\n");
+        let set_aside = sink.take_set_aside();
+        assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+        assert!(set_aside[0].reason.contains("hard links"), "{set_aside:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -6,8 +6,11 @@ and never its value, an invalid variable is named with the library's reason,
 and without an endpoint it names the local sink and sends nothing."""
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import trustme
@@ -173,6 +176,67 @@ def test_without_an_endpoint_it_names_the_sink_and_sends_nothing(cli, tmp_path):
     assert "protobuf" not in run.stdout and "gzip" not in run.stdout, run.stdout
     spool = tmp_path / "home" / ".local" / "state" / "spanguard" / "spool"
     assert f"spool             {spool}: does not exist, so nothing waits" in run.stdout, run.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user takes root")
+@pytest.mark.parametrize("setting", ["SPANGUARD_SINK_DIR", "SPANGUARD_SPOOL_DIR"])
+def test_a_directory_another_user_made_fails_the_check_as_it_fails_a_tracer(cli, tmp_path, setting):
+    # Another local user (nobody) made the directory first, under the name
+    # the environment gives: every tracer started here refuses to start
+    # (spanguard_tracer_new's configuration error), so the check must not
+    # say the spans go there and pass.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 65534, 65534)
+    run = check(cli, clean_env(tmp_path, **{setting: str(theirs)}))
+    assert run.returncode == 2, run.stdout + run.stderr
+    setting_name = {"SPANGUARD_SINK_DIR": "sink_dir", "SPANGUARD_SPOOL_DIR": "spool_dir"}[setting]
+    assert (f"FAILED: a tracer started here refuses to start: {setting_name} ({setting})={theirs}: "
+            f"it belongs to uid 65534, not to this user (uid 0)") in run.stdout, run.stdout
+    # Judged, not changed: still theirs, as it was.
+    meta = theirs.stat()
+    assert (meta.st_uid, meta.st_mode & 0o777) == (65534, 0o755)
+    # The state directory's parent open to anyone (not sticky): refused too.
+    home = tmp_path / "home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    run = check(cli, clean_env(tmp_path))
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "on the way to it may be written by anyone (mode 777, not sticky)" in run.stdout, run.stdout
+    assert not (home / ".local").exists(), "the check made a directory"
+    # A disabled tracer makes and writes nothing: no refusal to say.
+    run = check(cli, clean_env(tmp_path, OTEL_SDK_DISABLED="true", **{setting: str(theirs)}))
+    assert run.returncode == 0 and "FAILED" not in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as another user takes root")
+def test_directories_this_user_cannot_write_are_said(cli):
+    # As nobody: a spool directory of theirs they cannot write (0500), and
+    # a sink directory that would be made where they cannot (a directory
+    # of root's). A tracer there starts, then loses each batch the backend
+    # does not take, and writes no span to the sink: the check said neither.
+    base = Path(tempfile.mkdtemp(prefix="sg-check-unwritable-"))
+    try:
+        base.chmod(0o755)
+        (base / "home").mkdir()
+        os.chown(base / "home", 65534, 65534)
+        spool = base / "spool"
+        spool.mkdir()
+        os.chown(spool, 65534, 65534)
+        spool.chmod(0o500)
+        sink = base / "sink"
+        env = clean_env(base, SPANGUARD_SPOOL_DIR=str(spool), SPANGUARD_SINK_DIR=str(sink))
+        run = subprocess.run([str(cli), "check"], capture_output=True, text=True, timeout=60, env=env,
+                             user=65534, group=65534, extra_groups=[])
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert (f"warning: this user cannot make files in the spool directory ({spool}: Permission denied "
+                "(os error 13)): a batch the backend does not take is lost, not kept for later") \
+            in run.stdout, run.stdout
+        assert (f"FAILED: this user cannot make files in the local sink directory ({base}: Permission denied "
+                "(os error 13)): no span is written there") in run.stdout, run.stdout
+        assert not sink.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tmp_path):

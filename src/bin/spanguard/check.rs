@@ -47,11 +47,14 @@ says what each request of spans gets.
                    environment's (/v1/traces is added to a base URL)
 
 Exit status: 0 when every variable is usable and the backend (if any) accepted
-the request, 1 when the backend refused it or could not be reached, 2 on a
-usage error, a variable the library ignores for its value, or a misspelt name
-of one that says where spans go (an endpoint, the headers, the sink or spool
-directory, OTEL_SDK_DISABLED: the spans then go elsewhere). Those come first:
-they may be why the backend refused. Another misspelt name is a warning only.
+the request, 1 when the backend refused it or could not be reached (or the
+local sink directory cannot be written), 2 on a usage error, a spool or sink
+directory a tracer refuses to start with (another user's, or on a way another
+user may change), a variable the library ignores for its value, or a misspelt
+name of one that says where spans go (an endpoint, the headers, the sink or
+spool directory, OTEL_SDK_DISABLED: the spans then go elsewhere). Those come
+first: they may be why the backend refused. Another misspelt name is a warning
+only.
 ";
 
 /// The variables whose misspelling sends the spans elsewhere (or nowhere,
@@ -609,6 +612,16 @@ pub fn run(args: &[String]) -> ExitCode {
         "  spool             {}",
         spool.strip_prefix("spool ").unwrap_or(&spool)
     );
+    // Said at the end, with the verdict: a spool no file can be made in
+    // loses every batch the backend does not take (the tracer says so
+    // only then); a sink no file can be made in takes no span at all.
+    // (A disabled tracer makes and writes nothing.)
+    let spool_unwritable = (!config.disabled)
+        .then(|| spanguard::buffer::files::not_writable(&config.spool_dir))
+        .flatten();
+    let sink_unwritable = (!config.disabled && config.endpoint.is_none())
+        .then(|| spanguard::buffer::files::not_writable(&config.sink_dir))
+        .flatten();
     println!(
         "  flight recorder   {}",
         if config.flight_recorder { "on" } else { "off" }
@@ -718,11 +731,36 @@ pub fn run(args: &[String]) -> ExitCode {
             super::terminal::clean(set)
         );
     }
+    if let Some(e) = &spool_unwritable {
+        println!(
+            "warning: this user cannot make files in the spool directory ({}): a batch the \
+             backend does not take is lost, not kept for later",
+            super::terminal::clean(&e.to_string())
+        );
+    }
+    if let Some(e) = &sink_unwritable {
+        println!(
+            "FAILED: this user cannot make files in the local sink directory ({}): no span is \
+             written there (they wait in the spool, if it takes them)",
+            super::terminal::clean(&e.to_string())
+        );
+    }
+    // A directory another user made (or may change) under a name of ours:
+    // every tracer started here refuses to start, whatever the backend.
+    let refused = (!config.disabled)
+        .then(|| spanguard::tracer::directory_refused(&config))
+        .flatten();
+    if let Some(e) = &refused {
+        println!(
+            "FAILED: a tracer started here refuses to start: {}",
+            super::terminal::clean(&e.to_string())
+        );
+    }
     // A variable ignored comes first: it may be why the backend refused
     // (an API key in a header entry left out, say).
-    if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() {
+    if !config.ignored_env.is_empty() || !misspelt_failing.is_empty() || refused.is_some() {
         ExitCode::from(2)
-    } else if !reached {
+    } else if !reached || sink_unwritable.is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

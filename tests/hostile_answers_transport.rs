@@ -1,0 +1,266 @@
+//! What the HTTP transport makes of answers meant to hurt it, each over a
+//! real loopback socket through curl: a gzip bomb around a partial success,
+//! a gzip bomb of nothing, answers that trickle a byte at a time (headers,
+//! body), a server that never reads the request, HTTP/1.0 without a
+//! length, headers curl refuses (two Content-Lengths, a NUL), a 101, a 308
+//! to another port, a chunked 200 whose trailers look like a status line,
+//! and a flood of interim answers. Each ends in the outcome OTLP asks for
+//! (a 2xx is the answer, with its partial success; no answer or a broken
+//! one is tried again, never taken as a final refusal), within the request
+//! timeout, with the transport's memory bounded by what it keeps of a body.
+
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use spanguard::config::TlsFiles;
+use spanguard::export::http::HttpTransport;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
+
+mod support;
+
+/// A server that reads each request (when `read`) and plays `answer` on
+/// the connection, then closes it. Returns its URL and a flag set once a
+/// connection came.
+fn server(
+    read: bool,
+    answer: impl Fn(&mut TcpStream) + Send + Sync + 'static,
+) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let came = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&came);
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            seen.store(true, Ordering::Release);
+            if read {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                if support::read_request(&mut reader).is_none() {
+                    continue;
+                }
+            }
+            answer(&mut conn);
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    (url, came)
+}
+
+/// A server that answers every request with `bytes`.
+fn answering(bytes: Vec<u8>) -> String {
+    server(true, move |conn| {
+        let _ = conn.write_all(&bytes);
+    })
+    .0
+}
+
+fn transport(url: &str, timeout: Duration) -> HttpTransport {
+    HttpTransport::new(
+        url,
+        &[],
+        &TlsFiles::default(),
+        timeout,
+        Arc::new(AtomicU64::new(0)),
+    )
+}
+
+/// One request of OTLP/JSON (an empty one: the answer is what is tested).
+fn send(url: &str, timeout: Duration) -> (Result<Accepted, SendError>, Silence) {
+    let mut t = transport(url, timeout);
+    let outcome = t.send(br#"{"resourceSpans":[]}"#, BodyFormat::Json, false);
+    (outcome, t.silence())
+}
+
+/// `data` gzipped as tightly as deflate goes (about 1000 to 1).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).expect("in memory");
+    gz.finish().expect("in memory")
+}
+
+fn with_body(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{head}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Kept for another try: no answer, or one that is none.
+fn kept(outcome: &Result<Accepted, SendError>) -> bool {
+    matches!(outcome, Err(SendError::Transient { .. }))
+}
+
+#[test]
+fn a_gzip_bomb_around_a_partial_success_is_read_as_far_as_a_body_is_kept() {
+    // 2 rejected, then 200 MB of blanks: 200 KB of gzip, cut where the
+    // transport stops keeping a body (64 KiB), and inflated no further.
+    let mut text = br#"{"partialSuccess":{"rejectedSpans":2,"errorMessage":"bomb"}}"#.to_vec();
+    text.resize(200 << 20, b' ');
+    let bomb = gzip(&text);
+    drop(text);
+    assert!(bomb.len() > 64 << 10, "{}", bomb.len());
+    let url = answering(with_body(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n",
+        &bomb,
+    ));
+    let (outcome, _) = send(&url, Duration::from_secs(30));
+    let accepted = outcome.expect("a 200 is the answer");
+    assert_eq!(accepted.rejected_spans, 2);
+    assert_eq!(accepted.message, "bomb");
+}
+
+#[test]
+fn a_gzip_bomb_of_nothing_under_the_kept_size_is_a_200_with_nothing_rejected() {
+    // 50 MB of zeros in under 64 KiB of gzip: inflated to 64 KiB at most,
+    // no partial success in it, so a delivery (not a rejection).
+    let bomb = gzip(&vec![0u8; 50 << 20]);
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let url = answering(with_body(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\n",
+        &bomb,
+    ));
+    let (outcome, _) = send(&url, Duration::from_secs(30));
+    assert_eq!(outcome.expect("a 200 is the answer").rejected_spans, 0);
+}
+
+#[test]
+fn headers_that_trickle_past_the_request_timeout_are_no_answer() {
+    // A byte of a status line every 100 ms, never a whole line: the
+    // request times out, and its spans are kept.
+    let (url, _) = server(true, |conn| {
+        for b in b"HTTP/1.1 200 OK\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 1000].iter())
+        {
+            if conn.write_all(&[*b]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (outcome, silence) = send(&url, Duration::from_secs(2));
+    assert!(kept(&outcome), "{outcome:?}");
+    assert_eq!(silence, Silence::TimedOut);
+}
+
+#[test]
+fn a_200_whose_body_trickles_past_the_request_timeout_is_the_answer() {
+    let (url, _) = server(true, |conn| {
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        for _ in 0..1000 {
+            if conn.write_all(b" ").is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (outcome, _) = send(&url, Duration::from_secs(2));
+    assert_eq!(outcome.expect("the 200 stands").rejected_spans, 0);
+}
+
+#[test]
+fn a_server_that_never_reads_a_large_request_is_no_answer() {
+    // Accepts, reads nothing of 5 MB, answers nothing: curl blocks on
+    // sending until the request timeout.
+    let (url, came) = server(false, |_| thread::sleep(Duration::from_secs(30)));
+    let mut t = transport(&url, Duration::from_secs(2));
+    let body = vec![b' '; 5 << 20];
+    let outcome = t.send(&body, BodyFormat::Json, false);
+    assert!(came.load(Ordering::Acquire));
+    assert!(kept(&outcome), "{outcome:?}");
+    assert_eq!(t.silence(), Silence::TimedOut);
+}
+
+#[test]
+fn an_http_1_0_answer_without_a_length_is_read_to_its_close() {
+    let url = answering(
+        br#"HTTP/1.0 200 OK
+Content-Type: application/json
+
+{"partialSuccess":{"rejectedSpans":1}}"#
+            .iter()
+            .flat_map(|&b| {
+                if b == b'\n' {
+                    vec![b'\r', b'\n']
+                } else {
+                    vec![b]
+                }
+            })
+            .collect(),
+    );
+    let (outcome, _) = send(&url, Duration::from_secs(5));
+    assert_eq!(outcome.expect("a 200").rejected_spans, 1);
+}
+
+#[test]
+fn headers_curl_refuses_are_no_final_refusal() {
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello"[..],
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nX-Nul: a\0b\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n\0\0\x12\x04\0\0\0\0\0",
+    ] {
+        let url = answering(answer.to_vec());
+        let (outcome, _) = send(&url, Duration::from_secs(5));
+        // Delivered (curl read a 200 it could) or kept: never a refusal
+        // that drops the spans for an answer curl could not read.
+        assert!(
+            outcome.is_ok() || kept(&outcome),
+            "{:?}: {outcome:?}",
+            String::from_utf8_lossy(answer)
+        );
+    }
+}
+
+#[test]
+fn a_308_to_another_port_is_not_followed_and_keeps_the_spans() {
+    let (elsewhere, went) = server(true, |conn| {
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    });
+    let url = answering(
+        format!(
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: {elsewhere}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes(),
+    );
+    let (outcome, _) = send(&url, Duration::from_secs(5));
+    assert!(kept(&outcome), "{outcome:?}");
+    assert!(outcome.unwrap_err().reason().contains("not followed"));
+    assert!(!went.load(Ordering::Acquire), "the redirect was followed");
+}
+
+#[test]
+fn a_chunked_200s_trailers_are_not_read_as_another_answer() {
+    // Trailers come to curl's header callback as header lines do: one
+    // read as a status line (a broken one) would make the 200 "not HTTP",
+    // and its batch, which the server had taken, sent again.
+    for trailer in ["HTTP/1.1 20", "HTTP/1.1 503 Service Unavailable"] {
+        let url = answering(
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n\
+                 2\r\n{{}}\r\n0\r\n{trailer}\r\n\r\n"
+            )
+            .into_bytes(),
+        );
+        let (outcome, _) = send(&url, Duration::from_secs(5));
+        assert_eq!(
+            outcome.unwrap_or_else(|e| panic!("{trailer:?}: {e:?}")),
+            Accepted::default()
+        );
+    }
+}
+
+#[test]
+fn a_flood_of_interim_answers_is_bounded_and_never_a_refusal() {
+    // 2.6 MB of "100 Continue" before a 200: curl counts the interim
+    // answers' headers against its limit on an answer's headers, or reads
+    // the 200: kept or delivered, never a refusal, never unbounded.
+    let mut answer = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100_000);
+    answer.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let url = answering(answer);
+    let (outcome, _) = send(&url, Duration::from_secs(10));
+    assert!(outcome.is_ok() || kept(&outcome), "{outcome:?}");
+}
