@@ -29,14 +29,18 @@ What goes through the Logs API reaches spanguard only through
 `SpanguardLogRecordProcessor`, which adds each event to its span: without
 it the spans hold no prompt (checked: that is the silent loss it is for).
 `spanguard show --full` (SPANGUARD_CLI, set by make test-python-binding)
-must print the chat: the prompt and the completion whole."""
+must print the chat: the prompt and the completion whole. An agent killed
+mid-call (SIGKILL) must still deliver the prompt event emitted as the call
+began."""
 
 import json
 import multiprocessing
 import os
 import random
 import re
+import signal
 import subprocess
+import sys
 import traceback
 from types import SimpleNamespace
 
@@ -384,3 +388,63 @@ def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_
     assert logged["gen_ai.choice"]["attributes"]["log.record.body"]["message"]["content"] == ANSWER
     assert logged["gen_ai.user.message"]["time"] < logged["gen_ai.choice"]["time"]
     assert got["dropped_events_count"] == 73
+
+
+KILLED_AGENT = """
+import json
+import sys
+
+import openai
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+import spanguard
+from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanProcessor
+
+tracer = spanguard.Tracer(service_name="killed-agent")  # endpoint, spool, flight recorder: from env
+provider = TracerProvider()
+bridge = SpanguardSpanProcessor(tracer)
+provider.add_span_processor(bridge)
+logs = LoggerProvider()
+logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+OpenAIInstrumentor(use_attributes=False).instrument(tracer_provider=provider, logger_provider=logs)
+client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0, timeout=600)
+with open(sys.argv[2], encoding="utf-8") as f:
+    prompt = f.read()
+with provider.get_tracer("chat.agent").start_as_current_span("agent.run"):
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+"""
+
+
+def test_a_prompt_event_arrives_whole_from_an_agent_killed_mid_call(receiver, tmp_path):
+    """OpenLLMetry with `use_attributes=False` emits the prompt event as the
+    call starts; the agent is killed (SIGKILL) while the server holds the
+    answer: the flight recorder holds the open LLM span with its event, and
+    the next start on the spool directory delivers the 60 KB prompt whole."""
+    start = len(receiver.spans())
+    asked = f"{PROMPT} HOLD"  # the fake server holds a request that says HOLD
+    (tmp_path / "prompt.txt").write_text(asked, encoding="utf-8")
+    (tmp_path / "agent.py").write_text(KILLED_AGENT)
+    spool = tmp_path / "spool"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_", "TRACELOOP_"))}
+    env.update(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.traces_url, SPANGUARD_SPOOL_DIR=str(spool),
+               SPANGUARD_FLIGHT_RECORDER="true")
+    with FakeOpenAI() as server:
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "agent.py"), server.base_url,
+                                 str(tmp_path / "prompt.txt")], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            held = server.held.wait(60)
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=60)
+        assert held, err
+        assert proc.returncode == -signal.SIGKILL
+    after = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=spool,
+                             install_signal_handlers=False)
+    assert after.shutdown(30)
+    after.close()
+    (llm,) = [s for s in receiver.spans()[start:] if s["name"] == "openai.chat"]
+    assert llm["attributes"]["spanguard.interrupted"] is True
+    assert holds(legacy_events(llm), asked)
