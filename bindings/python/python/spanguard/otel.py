@@ -43,6 +43,13 @@ batch: providers with different resources each need their own tracer
 (given one, their spans go under the last resource passed on, and a
 warning says so).
 
+Instrumentations that send the prompt and the completion as events
+through the Logs API (opentelemetry-instrumentation-openai-v2 with
+`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=event_only`,
+OpenLLMetry's `use_attributes=False`) reach spanguard through
+`SpanguardLogRecordProcessor`, added to the LoggerProvider they are given:
+it adds each event to its span in spanguard, whole.
+
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
 
@@ -69,10 +76,16 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
+try:  # the SDK's Logs API is still under `_logs` (1.20 to 1.45 at least)
+    from opentelemetry.sdk._logs import LogRecordProcessor as _LogRecordProcessor
+except ImportError:  # pragma: no cover - an SDK without it: the processor still has the methods
+    _LogRecordProcessor = object
+
 from . import Span as _SpanguardSpan
 from . import _BEFORE_SHUTDOWN_ALL, SpanguardError, Tracer, _native
 
-__all__ = ["SpanguardSpanProcessor", "SpanguardSpanExporter", "flush_before_shutdown"]
+__all__ = ["SpanguardSpanProcessor", "SpanguardLogRecordProcessor", "SpanguardSpanExporter",
+           "flush_before_shutdown"]
 
 _logger = logging.getLogger("spanguard")
 
@@ -233,14 +246,19 @@ class _Open:
     `dropped_seen` is what the SDK had dropped (attributes, events, links)
     when the bridge last looked, and `dropped_counted` what the bridge
     counted on the spanguard span for it as it happened (`_pass_drops`),
-    so that a span killed open carries the SDK's dropped counts. It
+    so that a span killed open carries the SDK's dropped counts.
+    `logged` holds the events `SpanguardLogRecordProcessor` added (None
+    while there are none), each as (how many of the SDK's events spanguard
+    held before it, then what `add_event` was given): on_end drops from
+    spanguard its oldest events for those the SDK evicted, and these are
+    not the SDK's to evict (`_keep_logged`). It
     refers to nothing that refers to the SDK's span (`kept` is the span's
     attribute map; `watch` a weak reference), so keeping it on the span
     makes no reference cycle."""
 
     __slots__ = ("span", "name", "attributes", "kept", "events", "events_from", "events_refused", "links",
                  "links_from", "links_refused", "attribute_limit", "ended", "watch", "dropped_seen",
-                 "dropped_counted")
+                 "dropped_counted", "logged")
 
     def __init__(self, span: _SpanguardSpan, name: str, attributes: dict, kept, events_from: int, events: int,
                  links_from: int, links: int, attribute_limit, events_refused: list | None = None,
@@ -257,6 +275,31 @@ class _Open:
         # Counted at the start (`_begin`), so both are what the SDK had.
         self.dropped_seen = dropped_at_start or [0, 0, 0]
         self.dropped_counted = list(self.dropped_seen)
+        self.logged = None
+
+    def held_events(self) -> int:
+        """How many of the SDK's events spanguard holds: those passed on,
+        less those it refused."""
+        return self.events - self.events_from - len(self.events_refused or ())
+
+
+def _keep_logged(opened: _Open, evicted: int) -> list:
+    """The events `SpanguardLogRecordProcessor` added to the span that lie
+    among the oldest ones on_end drops (`Span.drop_oldest`, for the
+    `evicted` oldest of the SDK's events spanguard holds): each as
+    `add_event`'s arguments, to be added again. A log event lies there
+    when fewer of the SDK's events came before it than go. (Streamed, an
+    instrumentation adding an event a chunk has the SDK evict the oldest
+    past its limit of 128, and the prompt event emitted before them went
+    with them.) They are added again after the others (their times say
+    when they came). `logged` is forgotten, so a second call finds
+    nothing."""
+    logged = opened.logged
+    if not logged or not evicted:
+        return []
+    going = [args for before, args in logged if before < evicted]
+    opened.logged = None
+    return going
 
 
 def _room(count: int, limit) -> bool:
@@ -724,7 +767,11 @@ class SpanguardSpanProcessor(SpanProcessor):
         held = len(before) + min(new, max(0, room))
         unseen = max(0, len(kept) + (own.dropped if own is not None else span.dropped_attributes) - held)
         counted = opened.dropped_counted
-        if counted == [0, 0, 0]:
+        # The log events among the oldest spanguard holds go with those the
+        # SDK evicted (`drop_oldest` takes the oldest): taken off uncounted
+        # and added again (`_keep_logged`).
+        relogged = _keep_logged(opened, evicted_events)
+        if counted == [0, 0, 0] and not relogged:
             if evicted_events or evicted_links:
                 sg.drop_oldest(evicted_events, evicted_links)
             if unseen or dropped_events or dropped_links:
@@ -737,8 +784,10 @@ class SpanguardSpanProcessor(SpanProcessor):
                     max(0, evicted_links + dropped_links - counted[2]))
             if any(rest):
                 sg.add_dropped_counts(*rest)
-            if evicted_events or evicted_links:
-                sg.drop_oldest(evicted_events, evicted_links, counted=False)
+            if evicted_events or evicted_links or relogged:
+                sg.drop_oldest(evicted_events + len(relogged), evicted_links, counted=False)
+        for logged in relogged:
+            sg.add_event(*logged)
         for event in events:
             _event(sg, event)
         for link in links:
@@ -780,6 +829,112 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._failed_once = True
         _logger.warning("spanguard: the OpenTelemetry bridge failed in %s; that span is incomplete", where,
                         exc_info=True)
+
+
+# The span event attribute that holds an event log record's body (a map,
+# a string, a list: as the record has it), as OpenTelemetry Java's
+# event-to-span-event bridge named it.
+LOG_RECORD_BODY = "log.record.body"
+
+
+class SpanguardLogRecordProcessor(_LogRecordProcessor):
+    """A LogRecordProcessor that records each event (a log record with an
+    event name: `gen_ai.user.message`, `gen_ai.choice`,
+    `gen_ai.client.inference.operation.details`, ...) emitted inside a
+    span the `SpanguardSpanProcessor` has open as an event of that span in
+    spanguard, whole: what the instrumentations that moved prompts and
+    completions from span attributes to the Logs API
+    (opentelemetry-instrumentation-openai-v2 with
+    `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, or
+    `event_only` / `span_and_event` under
+    `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`;
+    OpenLLMetry's `use_attributes=False`) emit. Without it their content
+    reaches only a log exporter, or nothing when the application has no
+    LoggerProvider, and the spans spanguard keeps hold no prompt.
+
+        logs = LoggerProvider()
+        logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+        OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logs)
+
+    The span event is named by the record's event name, at the record's
+    timestamp (its observed one when it has none), with the record's
+    attributes as they are (structured values, as the GenAI events'
+    `gen_ai.input.messages` list of maps, stay structured: spanguard holds
+    maps and arrays) and its body under `log.record.body` (as OpenTelemetry
+    Java's event-to-span-event bridge names it), also as it is. The record is
+    matched to its span by the span context it carries (the instrumentation
+    may pass a context explicitly, as a stream's end does), not by the
+    current span. The event goes to spanguard's span only: the SDK's span,
+    and what the application's own exporters send, are left as they were.
+
+    A record without an event name (a plain log line), without a span, or
+    of an unsampled span is left alone. One whose span spanguard does not
+    have open (ended already, begun before the bridge was added, or
+    exported through `SpanguardSpanExporter`, which sees spans only once
+    they end) is not attached: counted in `not_attached`. Never raises into
+    the SDK; the record goes on to the LoggerProvider's other processors."""
+
+    def __init__(self, span_processor: SpanguardSpanProcessor):
+        if not isinstance(span_processor, SpanguardSpanProcessor):
+            raise TypeError("SpanguardLogRecordProcessor needs the SpanguardSpanProcessor whose spans it adds to")
+        self._spans = span_processor
+        self._lock = threading.Lock()
+        self._attached = 0
+        self._not_attached = 0
+
+    @property
+    def attached(self) -> int:
+        """Event records passed on to spanguard as span events."""
+        return self._attached
+
+    @property
+    def not_attached(self) -> int:
+        """Event records of a sampled span that spanguard did not have open,
+        or that the bridge failed to pass on (logged once by the span
+        processor, counted in its `failures` too)."""
+        return self._not_attached
+
+    def on_emit(self, log_data) -> None:
+        # The SDK passes a ReadWriteLogRecord (LogData before 1.39): the
+        # API's LogRecord is its `log_record`.
+        record = getattr(log_data, "log_record", log_data)
+        try:
+            attributes = record.attributes
+            name = getattr(record, "event_name", None)
+            if not name and attributes:
+                name = attributes.get("event.name")  # the Events API before event_name
+            if not name or not record.span_id or not (record.trace_flags or 0) & _SAMPLED:
+                return
+            opened = self._spans._open.get((record.trace_id, record.span_id))
+            held = None
+            if opened is not None and not opened.ended:
+                event = dict(attributes) if attributes else {}
+                if event.get("event.name") == name:
+                    del event["event.name"]  # the span event's name says it
+                if record.body is not None:
+                    event[LOG_RECORD_BODY] = record.body
+                args = (name, event, record.timestamp or record.observed_timestamp, _dropped_attributes(record))
+                before = opened.held_events()
+                held = opened.span.add_event(*args)
+                if held:
+                    opened.logged = (opened.logged or []) + [(before, args)]
+        except Exception as e:  # noqa: BLE001 - a processor must not throw into the SDK
+            self._spans._failed("the log record processor", e)
+            held = None
+        with self._lock:
+            if held:
+                self._attached += 1
+            else:
+                # False: spanguard refused it (the span's event limit or a
+                # used-up payload pool), counted dropped on the span too.
+                self._not_attached += 1
+
+    def shutdown(self) -> None:
+        """The spanguard tracer is the span processor's: left to it."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing waits here: an event is passed on as it is emitted."""
+        return True
 
 
 # The exporters not shut down, for the flush below (weakly: one let go of

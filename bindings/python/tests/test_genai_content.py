@@ -1,0 +1,450 @@
+"""Where today's OpenAI instrumentations put the prompt and the completion,
+and that spanguard keeps both whole.
+
+Each instrumentation runs the `openai` client against the loopback fake
+OpenAI server (tests/python/fake_openai.py) under an agent span: one chat
+completion with a 60 KB prompt of many-byte characters, and one streamed
+(its answer arrives in some ten thousand chunks). The spans go through the
+bridge into a local sink (decoded strictly by opentelemetry-proto) and, for
+the events, to the loopback OTLP receiver too; the prompt and the completion
+must be there byte for byte, where the instrumentation puts them with the
+settings a user sets:
+
+- OpenInference: span attributes `llm.input_messages.0.message.content`,
+  `llm.output_messages.0.message.content`.
+- OpenLLMetry (opentelemetry-instrumentation-openai, default
+  `use_attributes=True`): span attributes `gen_ai.input.messages`,
+  `gen_ai.output.messages` (JSON); with `use_attributes=False`, events
+  emitted through the Logs API.
+- opentelemetry-instrumentation-openai-v2: with
+  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` (what its
+  README says) the content goes only to Logs API events
+  (`gen_ai.user.message`, `gen_ai.choice`, their bodies); with
+  `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`, `span_only`
+  puts it on span attributes (`gen_ai.input.messages`, JSON) and
+  `event_only` on a `gen_ai.client.inference.operation.details` event's
+  attributes (structured).
+
+What goes through the Logs API reaches spanguard only through
+`SpanguardLogRecordProcessor`, which adds each event to its span: without
+it the spans hold no prompt (checked: that is the silent loss it is for).
+`spanguard show --full` (SPANGUARD_CLI, set by make test-python-binding)
+must print the chat: the prompt and the completion whole. An agent killed
+mid-call (SIGKILL) must still deliver the prompt event emitted as the call
+began."""
+
+import json
+import multiprocessing
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import traceback
+from types import SimpleNamespace
+
+import openai
+import pytest
+from conftest import read_sink
+from fake_openai import FakeOpenAI
+from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+import spanguard
+from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanProcessor
+
+# Words of one to four bytes a character, and characters JSON escapes.
+WORDS = ["Olá", "mundo", "日本語の", "テキスト", "😀🚀", "Ünïcödé", "naïve", "ключ", '"quoted"', "back\\slash",
+         "line\nbreak", "tab\tend", "\u2028sep", "plain", "ascii"]
+
+
+def prompt(seed: int, size: int = 60_000) -> str:
+    """A prompt of `size` UTF-8 bytes or a few more, of WORDS in a random order."""
+    rnd, words, n = random.Random(seed), [], 0
+    while n < size:
+        w = rnd.choice(WORDS)
+        words.append(w)
+        n += len(w.encode()) + 1
+    return " ".join(words)
+
+
+PROMPT, STREAM_PROMPT = prompt(1), prompt(2)
+ANSWER, STREAM_ANSWER = f"echo: {PROMPT}", f"echo: {STREAM_PROMPT}"
+
+
+def run(tmp_path, instrumentor, logs: bool, endpoint: str | None = None):
+    """The two calls under `agent.run`, instrumented by `instrumentor` on a
+    provider with the bridge (and, with `logs`, a LoggerProvider with
+    SpanguardLogRecordProcessor, passed to the instrumentation as an
+    application passes its own). Returns (spans by name, the log processor)."""
+    where = dict(endpoint=endpoint) if endpoint else dict(sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20)
+    tracer = spanguard.Tracer(from_env=False, service_name="chat-agent", spool_dir=tmp_path / "spool",
+                              schedule_delay_ms=50, install_signal_handlers=False, **where)
+    provider = TracerProvider()
+    bridge = SpanguardSpanProcessor(tracer)
+    provider.add_span_processor(bridge)
+    kwargs, events = {"tracer_provider": provider}, None
+    if logs:
+        events = SpanguardLogRecordProcessor(bridge)
+        kwargs["logger_provider"] = LoggerProvider()
+        kwargs["logger_provider"].add_log_record_processor(events)
+    instrumentor.instrument(**kwargs)
+    try:
+        with FakeOpenAI() as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
+            with provider.get_tracer("chat.agent").start_as_current_span("agent.run", kind=trace.SpanKind.SERVER):
+                answer = client.chat.completions.create(model="gpt-4o-mini",
+                                                        messages=[{"role": "user", "content": PROMPT}])
+                assert answer.choices[0].message.content == ANSWER
+                stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                        stream_options={"include_usage": True},
+                                                        messages=[{"role": "user", "content": STREAM_PROMPT}])
+                streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+                assert streamed == STREAM_ANSWER
+    finally:
+        instrumentor.uninstrument()
+    provider.shutdown()  # shuts the spanguard tracer down: every span written
+    stats = tracer.stats()
+    tracer.close()
+    assert (stats.spans_exported, stats.values_truncated, stats.values_rejected) == (3, 0, 0), stats
+    spans = read_sink(tmp_path / "sink") if not endpoint else None
+    return spans, events
+
+
+def run_in_child(tmp_path, make, logs: bool):
+    """`run` in a forked child, for OpenLLMetry: opentelemetry-instrumentation-openai
+    0.62.4 instrumented again in a process (after its `uninstrument`) wraps
+    the stream once more, and a streamed answer's event then holds each
+    chunk as many times ("echo:echo: one one two two"), a second time as
+    its own event too. Returns what `run` returns (the log processor's
+    counts only)."""
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+
+    def child():
+        try:
+            _, events = run(tmp_path, make(), logs)
+            answers.put(("ok", events and (events.attached, events.not_attached)))
+        except BaseException:  # noqa: BLE001 - said to the parent
+            answers.put(("failed", traceback.format_exc()))
+
+    process = context.Process(target=child)
+    process.start()
+    outcome, what = answers.get(timeout=300)
+    process.join(60)
+    assert outcome == "ok", what
+    assert process.exitcode == 0
+    events = SimpleNamespace(attached=what[0], not_attached=what[1]) if what else None
+    return read_sink(tmp_path / "sink"), events
+
+
+def llm_spans(spans) -> list[dict]:
+    """The two LLM spans, the plain call's first, children of agent.run."""
+    (agent,) = [s for s in spans if s["name"] == "agent.run"]
+    llm = sorted((s for s in spans if s is not agent), key=lambda s: s["start"])
+    assert len(llm) == 2 and all(s["parent_span_id"] == agent["span_id"] for s in llm)
+    return llm
+
+
+def strings(value):
+    """Every string in `value` (an attribute's or a body's: maps, arrays,
+    and strings that are JSON, as the GenAI attributes are, opened)."""
+    if isinstance(value, str):
+        yield value
+        if value[:1] in "[{":
+            try:
+                yield from strings(json.loads(value))
+            except ValueError:
+                pass
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
+def holds(values, text: str) -> bool:
+    """Whether one of the strings in `values` is `text`, byte for byte (a
+    cut, a re-encoded or a joined-wrong text is not)."""
+    return any(s == text for v in values for s in strings(v))
+
+
+def in_attributes(span, *keys):
+    return [span["attributes"][k] for k in keys if k in span["attributes"]]
+
+
+def in_events(span, name):
+    return [e["attributes"] for e in span["events"] if e["name"] == name]
+
+
+def assert_whole(spans, where, stream_answer_on_parent=False):
+    """`where(span)` -> the values the prompt and its answer must be in
+    (the streamed answer in the agent span's, `stream_answer_on_parent`)."""
+    (agent,) = [s for s in spans if s["name"] == "agent.run"]
+    for i, (span, (asked, answer)) in enumerate(zip(llm_spans(spans), ((PROMPT, ANSWER),
+                                                                      (STREAM_PROMPT, STREAM_ANSWER)))):
+        values = where(span)
+        assert holds(values, asked), (span["name"], [str(v)[:200] for v in values])
+        answered = where(agent) if i == 1 and stream_answer_on_parent else values
+        assert holds(answered, answer), (span["name"], [str(v)[:200] for v in answered])
+
+
+def assert_no_content(spans):
+    """Neither the prompt nor its answer is anywhere on the spans."""
+    for span in llm_spans(spans):
+        everything = [span["attributes"], *[e["attributes"] for e in span["events"]]]
+        assert not any(PROMPT[:1000] in s or STREAM_PROMPT[:1000] in s for v in everything for s in strings(v))
+
+
+def assert_shown(tmp_path):
+    """`spanguard show --full` prints the chat with the prompt and the
+    completion whole."""
+    cli = os.environ.get("SPANGUARD_CLI")
+    if not cli:
+        pytest.skip("SPANGUARD_CLI not set (make test-python-binding sets it)")
+    shown = subprocess.run([cli, "show", str(tmp_path / "sink"), "--color", "never", "--full"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    # A text's later lines are drawn under a gutter ("│      ┊ "), a tab as
+    # `\t`: undone, each text must be there whole.
+    drawn = re.sub(r"\n[^\n┊]*┊ ", "\n", shown.stdout)
+    for text in (PROMPT, ANSWER, STREAM_PROMPT, STREAM_ANSWER):
+        assert text.replace("\t", "\\t") in drawn, (text[:80], shown.stdout[:3000])
+
+
+def openinference():
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    return OpenAIInstrumentor()
+
+
+def openllmetry(**kwargs):
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    return OpenAIInstrumentor(**kwargs)
+
+
+def openai_v2():
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    return OpenAIInstrumentor()
+
+
+def test_openinference_puts_the_chat_on_span_attributes(tmp_path):
+    spans, _ = run(tmp_path, openinference(), logs=False)
+    assert_whole(spans, lambda s: in_attributes(s, "llm.input_messages.0.message.content",
+                                                "llm.output_messages.0.message.content"))
+    assert_shown(tmp_path)
+
+
+def test_openllmetry_puts_the_chat_on_span_attributes(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRACELOOP_TRACE_CONTENT", raising=False)  # its default: content traced
+    spans, _ = run_in_child(tmp_path, openllmetry, logs=False)
+    assert_whole(spans, lambda s: in_attributes(s, "gen_ai.input.messages", "gen_ai.output.messages"))
+    assert_shown(tmp_path)
+
+
+def test_openai_v2_span_only_puts_the_chat_on_span_attributes(tmp_path, monkeypatch):
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
+    spans, _ = run(tmp_path, openai_v2(), logs=False)
+    assert_whole(spans, lambda s: in_attributes(s, "gen_ai.input.messages", "gen_ai.output.messages"))
+    assert_shown(tmp_path)
+
+
+# The instrumentations and settings that put the content in Logs API events
+# only, and where SpanguardLogRecordProcessor puts it on the span.
+def legacy_events(span):
+    return [a["log.record.body"] for n in ("gen_ai.user.message", "gen_ai.choice") for a in in_events(span, n)]
+
+
+def details_event(span):
+    return in_events(span, "gen_ai.client.inference.operation.details")
+
+
+# (instrumentor, environment, where the content is, whether the streamed
+# answer's event carries the agent span's context: OpenLLMetry 0.62.4
+# emits it when the stream ends, in the context current then, not the LLM
+# span's, so it is the agent span's event, as any bridge by span context
+# makes it.)
+EVENT_CASES = {
+    "openai-v2-event-only": (openai_v2, {"OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+                                         "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "event_only"},
+                             details_event, False),
+    "openai-v2-span-and-event": (openai_v2, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_and_event"},
+                                 details_event, False),
+    "openllmetry-events": (lambda: openllmetry(use_attributes=False), {}, legacy_events, True),
+}
+# Run in a child of their own (`run_in_child`).
+FRESH = {"openllmetry-events"
+}
+
+
+@pytest.mark.parametrize("case", [c for c in EVENT_CASES if c != "openai-v2-span-and-event"])  # on spans too
+def test_content_emitted_as_log_events_is_lost_to_spanguard_without_the_log_processor(tmp_path, monkeypatch, case):
+    make, env, _, _ = EVENT_CASES[case]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    spans, _ = (run_in_child(tmp_path, make, logs=False) if case in FRESH else run(tmp_path, make(), logs=False))
+    assert_no_content(spans)
+
+
+@pytest.mark.parametrize("case", EVENT_CASES)
+def test_the_log_processor_puts_event_content_on_its_span_whole(tmp_path, monkeypatch, case):
+    make, env, where, on_parent = EVENT_CASES[case]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    spans, events = run_in_child(tmp_path, make, logs=True) if case in FRESH else run(tmp_path, make(), logs=True)
+    assert_whole(spans, where, on_parent)
+    assert events.not_attached == 0 and events.attached >= 2
+    for span in llm_spans(spans):  # at the record's time, inside the span
+        for e in span["events"]:
+            assert span["start"] <= e["time"] <= span["end"]
+    assert_shown(tmp_path)
+
+
+def test_event_content_arrives_whole_at_the_receiver_over_otlp_protobuf(tmp_path, monkeypatch, receiver):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "event_only")
+    start = len(receiver.spans())
+    run(tmp_path, openai_v2(), logs=True, endpoint=receiver.traces_url)
+    assert_whole(receiver.spans()[start:], details_event)
+
+
+def test_openai_v2_capture_content_true_captures_nothing(tmp_path, monkeypatch):
+    """`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, what
+    openai-v2's own documentation still gives for its default conventions:
+    with opentelemetry-util-genai 1.1b0 (the newest it imports) there is no
+    legacy path any more, `true` is not one of the modes, and no content is
+    captured anywhere, spans or events (a warning says so on stderr). The
+    README names span_only / event_only / span_and_event; this fails the day
+    `true` captures something again, to be put back in it."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    spans, events = run(tmp_path, openai_v2(), logs=True)
+    assert_no_content(spans)
+    assert (events.attached, events.not_attached) == (0, 0)
+
+
+def test_an_event_of_a_span_spanguard_does_not_have_open_is_counted_not_attached(tmp_path):
+    """A record emitted in a span begun before the bridge was added (and of
+    one already ended) cannot be put on it: counted, never raised."""
+    from opentelemetry._logs import LogRecord
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", install_signal_handlers=False)
+    provider = TracerProvider()
+    early = provider.get_tracer("t").start_span("before the bridge")
+    bridge = SpanguardSpanProcessor(tracer)
+    provider.add_span_processor(bridge)
+    logs = LoggerProvider()
+    events = SpanguardLogRecordProcessor(bridge)
+    logs.add_log_record_processor(events)
+    logger = logs.get_logger("t")
+    with trace.use_span(early, end_on_exit=True):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "hi"}))
+    with provider.get_tracer("t").start_as_current_span("open") as span:
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "kept"}))
+        logger.emit(LogRecord(body="a log line, not an event"))
+    with trace.use_span(span):
+        logger.emit(LogRecord(event_name="gen_ai.choice", body={"message": {"content": "late"}}))
+    provider.shutdown()
+    tracer.close()
+    assert (events.attached, events.not_attached) == (1, 2)
+    got = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert [(e["name"], e["attributes"]) for e in got["open"]["events"]] == \
+        [("gen_ai.user.message", {"log.record.body": {"content": "kept"}})]
+
+
+def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_the_sdks(tmp_path):
+    """A streamed call whose instrumentation adds an event a chunk (OpenLLMetry
+    with `use_attributes=False`: `gen_ai.content.completion.chunk`) has the
+    SDK evict its oldest past 128, which the bridge mirrors by dropping
+    spanguard's oldest at the end: the prompt event emitted before the
+    chunks went with them. It stays (added again after the others, at its
+    own time); the span ends with the SDK's last 128 events and the log
+    events, and counts the 73 the SDK dropped, no more."""
+    from opentelemetry._logs import LogRecord
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20,
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    bridge = SpanguardSpanProcessor(tracer)
+    provider.add_span_processor(bridge)
+    logs = LoggerProvider()
+    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+    logger = logs.get_logger("t")
+    with provider.get_tracer("t").start_as_current_span("openai.chat") as span:
+        span.add_event("before", {"i": -1})
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}))
+        for i in range(200):
+            span.add_event("gen_ai.content.completion.chunk", {"i": i})
+            if i == 100:
+                logger.emit(LogRecord(event_name="gen_ai.choice", body={"message": {"content": ANSWER}}))
+    provider.shutdown()
+    tracer.close()
+    (got,) = read_sink(tmp_path / "sink")
+    sdk = [e["attributes"]["i"] for e in got["events"] if "i" in e["attributes"]]
+    logged = [e for e in got["events"] if "log.record.body" in e["attributes"]]
+    assert sdk == list(range(72, 200))
+    logged = {e["name"]: e for e in logged}
+    assert sorted(logged) == ["gen_ai.choice", "gen_ai.user.message"]
+    assert logged["gen_ai.user.message"]["attributes"]["log.record.body"]["content"] == PROMPT
+    assert logged["gen_ai.choice"]["attributes"]["log.record.body"]["message"]["content"] == ANSWER
+    assert logged["gen_ai.user.message"]["time"] < logged["gen_ai.choice"]["time"]
+    assert got["dropped_events_count"] == 73
+
+
+KILLED_AGENT = """
+import json
+import sys
+
+import openai
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+import spanguard
+from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanProcessor
+
+tracer = spanguard.Tracer(service_name="killed-agent")  # endpoint, spool, flight recorder: from env
+provider = TracerProvider()
+bridge = SpanguardSpanProcessor(tracer)
+provider.add_span_processor(bridge)
+logs = LoggerProvider()
+logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+OpenAIInstrumentor(use_attributes=False).instrument(tracer_provider=provider, logger_provider=logs)
+client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0, timeout=600)
+with open(sys.argv[2], encoding="utf-8") as f:
+    prompt = f.read()
+with provider.get_tracer("chat.agent").start_as_current_span("agent.run"):
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+"""
+
+
+def test_a_prompt_event_arrives_whole_from_an_agent_killed_mid_call(receiver, tmp_path):
+    """OpenLLMetry with `use_attributes=False` emits the prompt event as the
+    call starts; the agent is killed (SIGKILL) while the server holds the
+    answer: the flight recorder holds the open LLM span with its event, and
+    the next start on the spool directory delivers the 60 KB prompt whole."""
+    start = len(receiver.spans())
+    asked = f"{PROMPT} HOLD"  # the fake server holds a request that says HOLD
+    (tmp_path / "prompt.txt").write_text(asked, encoding="utf-8")
+    (tmp_path / "agent.py").write_text(KILLED_AGENT)
+    spool = tmp_path / "spool"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_", "TRACELOOP_"))}
+    env.update(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.traces_url, SPANGUARD_SPOOL_DIR=str(spool),
+               SPANGUARD_FLIGHT_RECORDER="true")
+    with FakeOpenAI() as server:
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "agent.py"), server.base_url,
+                                 str(tmp_path / "prompt.txt")], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            held = server.held.wait(60)
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=60)
+        assert held, err
+        assert proc.returncode == -signal.SIGKILL
+    after = spanguard.Tracer(from_env=False, endpoint=receiver.traces_url, spool_dir=spool,
+                             install_signal_handlers=False)
+    assert after.shutdown(30)
+    after.close()
+    (llm,) = [s for s in receiver.spans()[start:] if s["name"] == "openai.chat"]
+    assert llm["attributes"]["spanguard.interrupted"] is True
+    assert holds(legacy_events(llm), asked)
