@@ -3,6 +3,7 @@
 //! the thread has made its first span, take no lock, make no system call and
 //! allocate nothing; everything slow happens on the exporter thread.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1028,7 +1029,12 @@ impl Tracer {
             let taken = p.slab.exporter_taken();
             if p.full_wait_in_vain_at.load(Ordering::Relaxed) != taken + 1 {
                 p.full_waiters.fetch_add(1, Ordering::Relaxed);
+                // The begin holds no span: the hooks' `after` at once.
+                let hooks = wait_hooks_before();
                 let got = self.wait_for_slot(Instant::now() + p.config.full_wait);
+                if let Some(token) = hooks {
+                    wait_hooks_after(token);
+                }
                 p.full_waiters.fetch_sub(1, Ordering::Relaxed);
                 if let Some(got) = got {
                     return got;
@@ -1317,7 +1323,8 @@ impl Tracer {
         key: &[u8],
         value: V,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| set_attribute(p, r, key, value.into()))?
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |p, r| set_attribute(p, r, key, value.into(), &store))?
     }
 
     /// `set_attribute` after `hold_open_first_try` took the slot but
@@ -1353,8 +1360,12 @@ impl Tracer {
             self.pipeline.slab.release_open(s.slot, s.generation, hold);
             return Err(SpanError::NonRecording);
         }
-        let out = set_attribute(&self.pipeline, r, key, value.into());
+        let store = WaitingPool::new(&self.pipeline);
+        let out = set_attribute(&self.pipeline, r, key, value.into(), &store);
         self.pipeline.slab.release_open(s.slot, s.generation, hold);
+        // `store` goes after the release: a wait's `after` hook runs with
+        // the span let go of.
+        drop(store);
         out
     }
 
@@ -1379,11 +1390,10 @@ impl Tracer {
         s: SpanRef,
         attributes: &A,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| {
-            match set_attributes(p, r, attributes, &WaitingPool(p)) {
-                (_, Some(lost)) => Err(lost),
-                (notice, None) => Ok(notice),
-            }
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |p, r| match set_attributes(p, r, attributes, &store) {
+            (_, Some(lost)) => Err(lost),
+            (notice, None) => Ok(notice),
         })?
     }
 
@@ -1417,9 +1427,9 @@ impl Tracer {
         } else {
             time_unix_ns
         };
+        let store = WaitingPool::new(&self.pipeline);
         self.with_open(s, |p, r| {
             let limits = limits_of(p, r);
-            let store = WaitingPool(p);
             match r.add_event_with_dropped(name, time, attributes, dropped_before, limits, &store) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
@@ -1451,6 +1461,7 @@ impl Tracer {
         attributes: &[(&[u8], AttrInput)],
         dropped_before: u32,
     ) -> Result<Notice, SpanError> {
+        let store = WaitingPool::new(&self.pipeline);
         self.with_open(s, |p, r| {
             let limits = limits_of(p, r);
             match r.add_link_with_dropped(
@@ -1459,7 +1470,7 @@ impl Tracer {
                 attributes,
                 dropped_before,
                 limits,
-                &WaitingPool(p),
+                &store,
             ) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
@@ -1475,7 +1486,8 @@ impl Tracer {
         if code > STATUS_ERROR {
             return Err(SpanError::InvalidArgument);
         }
-        self.with_open(s, |p, r| {
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |_, r| {
             // OK is final: a later ERROR or UNSET does not override it; and
             // "an attempt to set value Unset SHOULD be ignored" (the spec),
             // so a `finally` that resets the status keeps an ERROR.
@@ -1486,7 +1498,7 @@ impl Tracer {
             if code == STATUS_ERROR {
                 // Not cut at value_length_limit: OpenTelemetry's limits
                 // "apply only to attribute collections"; the pool bounds it.
-                Notice::from_text(r.set_status_message(message, &WaitingPool(p)))
+                Notice::from_text(r.set_status_message(message, &store))
             } else {
                 // OK after ERROR: OK has no message. Only a span that has
                 // one writes the line to clear it.
@@ -1845,20 +1857,104 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// LLM-sized data arrives whole: a burst of spans with 100 KB prompts
 /// used up the default 256 MiB pool and cut 1,872 values of 10,000 while
 /// the exporter, given time, gave every chunk back.
-struct WaitingPool<'p>(&'p Pipeline);
+///
+/// One a call, made before the call holds its span and dropped after it
+/// let go of it: a wait runs the wait hooks' `before` (`WaitHooks`: a
+/// binding lets go of its runtime's lock, Python's GIL), and the drop runs
+/// their `after`, once the span is no longer held. Run at the wait's end,
+/// `after` would take the GIL back while the span is still held, and
+/// another Python thread that holds the GIL while it waits on that span
+/// (setting or ending the same span) would wait for ever.
+struct WaitingPool<'p> {
+    p: &'p Pipeline,
+    /// false: a value never waits (`BeginOptions::may_wait`); where it
+    /// would have, `would_wait` says so and the value is cut.
+    may_wait: bool,
+    would_wait: Cell<bool>,
+    /// `WaitHooks::before`'s token, while its `after` is owed.
+    hooks_owed: Cell<Option<usize>>,
+}
+
+impl<'p> WaitingPool<'p> {
+    #[inline(always)]
+    fn new(p: &'p Pipeline) -> WaitingPool<'p> {
+        WaitingPool::with_may_wait(p, true)
+    }
+
+    #[inline(always)]
+    fn with_may_wait(p: &'p Pipeline, may_wait: bool) -> WaitingPool<'p> {
+        WaitingPool {
+            p,
+            may_wait,
+            would_wait: Cell::new(false),
+            hooks_owed: Cell::new(None),
+        }
+    }
+
+    /// Before a wait's first sleep: the hooks' `before`, once a call.
+    #[cold]
+    fn about_to_sleep(&self) {
+        if self.hooks_owed.get().is_none() {
+            self.hooks_owed.set(wait_hooks_before());
+        }
+    }
+}
+
+impl Drop for WaitingPool<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(token) = self.hooks_owed.get() {
+            wait_hooks_after(token);
+        }
+    }
+}
 
 impl ChunkStore for WaitingPool<'_> {
     #[inline(always)]
     fn take_chunk(&self) -> Option<u32> {
-        match self.0.pool.take_unnoted() {
+        match self.p.pool.take_unnoted() {
             Some(c) => Some(c),
-            None => wait_for_chunk(self.0),
+            None => wait_for_chunk(self),
         }
     }
 
     #[inline(always)]
     fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
-        self.0.pool.chunk_ptr(index)
+        self.p.pool.chunk_ptr(index)
+    }
+}
+
+/// What a binding does around a wait of the full policy (a begin waiting
+/// for a free slot, a value waiting for payload chunks): `before` runs on
+/// the thread about to sleep and returns a token; `after` gets it back on
+/// the same thread, once the call that waited holds no span any more
+/// (before it returns). Python's binding lets go of the GIL in `before`
+/// and takes it back in `after`: other Python threads (the asyncio loop,
+/// a watchdog, a signal handler) run while a setter waits. Neither may
+/// call into spanguard. Set once, for the process (false if already set);
+/// never run on a call that does not wait, so they cost the common path
+/// nothing.
+pub struct WaitHooks {
+    pub before: fn() -> usize,
+    pub after: fn(usize),
+}
+
+static WAIT_HOOKS: std::sync::OnceLock<WaitHooks> = std::sync::OnceLock::new();
+
+/// Sets the wait hooks (see `WaitHooks`); false when they were set already.
+pub fn set_wait_hooks(hooks: WaitHooks) -> bool {
+    WAIT_HOOKS.set(hooks).is_ok()
+}
+
+#[cold]
+fn wait_hooks_before() -> Option<usize> {
+    WAIT_HOOKS.get().map(|h| (h.before)())
+}
+
+#[cold]
+fn wait_hooks_after(token: usize) {
+    if let Some(h) = WAIT_HOOKS.get() {
+        (h.after)(token);
     }
 }
 
@@ -1888,21 +1984,30 @@ impl ChunkStore for WaitingPool<'_> {
 /// at the shutdown's start; a fork copies no waiting thread.
 #[cold]
 #[inline(never)]
-fn wait_for_chunk(p: &Pipeline) -> Option<u32> {
-    let got = wait_for_chunk_or_cut(p);
+fn wait_for_chunk(store: &WaitingPool) -> Option<u32> {
+    let got = wait_for_chunk_or_cut(store);
     if got.is_none() {
-        p.pool.note_ran_out();
+        store.p.pool.note_ran_out();
     }
     got
 }
 
-fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
+fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
+    let p = store.p;
     let pool = &p.pool;
     if p.config.full_policy != FullPolicy::Wait || !pool.may_wait() {
         return None;
     }
     // Woken, the exporter takes a batch now rather than at its schedule.
     p.signal.wake();
+    if !store.may_wait {
+        // A begin that must not wait (`spanguard_span_try_begin_packed`)
+        // hears that it would have: it begins again where it may wait.
+        if p.lifecycle() == LIFECYCLE_RUNNING && chunks_may_come_back(p) {
+            store.would_wait.set(true);
+        }
+        return None;
+    }
     let deadline = Instant::now() + p.config.full_wait;
     let mut slept = false;
     loop {
@@ -1910,16 +2015,22 @@ fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
         if let Some(c) = pool.take_unnoted() {
             return Some(c);
         }
-        if p.lifecycle() != LIFECYCLE_RUNNING {
-            return None;
-        }
-        if Instant::now() >= deadline || !chunks_may_come_back(p) {
-            pool.note_wait_in_vain(returns);
+        let running = p.lifecycle() == LIFECYCLE_RUNNING;
+        let in_vain = running && (Instant::now() >= deadline || !chunks_may_come_back(p));
+        if !running || in_vain {
+            if in_vain {
+                pool.note_wait_in_vain(returns);
+            }
+            if slept {
+                Stats::add(&p.stats.payload_waits_cut, 1);
+            }
             return None;
         }
         if !slept {
             slept = true;
             pool.note_waited();
+            Stats::add(&p.stats.payload_waits, 1);
+            store.about_to_sleep();
         }
         std::thread::sleep(Duration::from_micros(50));
     }
@@ -2027,11 +2138,12 @@ fn set_attribute(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
     if key.len() > MAX_KEY_BYTES {
-        return set_attribute_long_key(p, r, key, value);
+        return set_attribute_long_key(p, r, key, value, store);
     }
-    set_attribute_any(p, r, key, value)
+    set_attribute_any(p, r, key, value, store)
 }
 
 /// `set_attribute` for a key past `MAX_KEY_BYTES`: the record cuts it; the
@@ -2044,8 +2156,9 @@ fn set_attribute_long_key(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
-    let mut n = set_attribute_any(p, r, key, value)?;
+    let mut n = set_attribute_any(p, r, key, value, store)?;
     r.note_cut_key();
     n.truncated = true;
     Ok(n)
@@ -2057,8 +2170,9 @@ fn set_attribute_any(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
-    r.set_attribute(key, &value, limits_of(p, r), &WaitingPool(p))
+    r.set_attribute(key, &value, limits_of(p, r), store)
         .map(Notice::from_text)
         .map_err(|why| match why {
             NotStored::EmptyKey => SpanError::EmptyKey,
