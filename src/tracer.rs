@@ -909,10 +909,23 @@ impl Tracer {
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !opts.attributes.is_empty() {
-            notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
+            match set_attributes_cut(p, r, opts.attributes, opts.may_wait) {
+                Ok(n) => notice = merge(notice, n),
+                Err(e) => return Err(self.begun_in_vain(slot, e)),
+            }
         }
         self.publish_begun(slot, generation)?;
         Ok((SpanRef { slot, generation }, notice, context))
+    }
+
+    /// A slot `begin_ex` took and will not publish (its attributes would
+    /// have waited for payload chunks where the begin may not wait): free
+    /// again, with its chunks, never counted as a span begun.
+    #[cold]
+    #[inline(never)]
+    fn begun_in_vain(&self, slot: u32, e: SpanError) -> SpanError {
+        self.pipeline.slab.take_back(slot, &self.pipeline.pool);
+        e
     }
 
     /// Publishes a span `begin_ex` wrote (OPEN). A shutdown that began since
@@ -2248,14 +2261,23 @@ impl<'s, S: ChunkStore> AttributeSink<'s> for Setter<'_, '_, S> {
 
 /// `set_attributes` for a call that goes on when an attribute does not fit
 /// (begin): the lost attribute, counted in the record, is reported as cut.
-/// The pool as it is, no wait for a chunk: a begin waits for its slot
-/// only, and only where it may (`BeginOptions::may_wait`).
+/// A value that finds the payload pool used up waits for chunks as the
+/// same value set after the begin would (`WaitingPool`): a prompt given
+/// at begin was cut where the same prompt set a moment later arrived
+/// whole. Where the begin may not wait (`BeginOptions::may_wait` false),
+/// Err(WouldWait) when a value would have waited: the caller takes the
+/// slot back and the span is begun again where it may wait.
 fn set_attributes_cut<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
-) -> Notice {
-    let (mut notice, lost) = set_attributes(p, r, attributes, &p.pool);
+    may_wait: bool,
+) -> Result<Notice, SpanError> {
+    let store = WaitingPool::with_may_wait(p, may_wait);
+    let (mut notice, lost) = set_attributes(p, r, attributes, &store);
+    if store.would_wait.get() {
+        return Err(SpanError::WouldWait);
+    }
     notice.truncated |= lost.is_some();
-    notice
+    Ok(notice)
 }
