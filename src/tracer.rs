@@ -909,9 +909,19 @@ impl Tracer {
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !opts.attributes.is_empty() {
-            match set_attributes_cut(p, r, opts.attributes, opts.may_wait) {
-                Ok(n) => notice = merge(notice, n),
-                Err(e) => return Err(self.begun_in_vain(slot, e)),
+            if opts.may_wait {
+                notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
+            } else {
+                let store = TryPool {
+                    p,
+                    would_wait: Cell::new(false),
+                };
+                let (n, lost) = set_attributes(p, r, opts.attributes, &store);
+                if store.would_wait.get() {
+                    return Err(self.begun_in_vain(slot, SpanError::WouldWait));
+                }
+                notice = merge(notice, n);
+                notice.truncated |= lost.is_some();
             }
         }
         self.publish_begun(slot, generation)?;
@@ -1045,8 +1055,8 @@ impl Tracer {
                 // The begin holds no span: the hooks' `after` at once.
                 let hooks = wait_hooks_before();
                 let got = self.wait_for_slot(Instant::now() + p.config.full_wait);
-                if let Some(token) = hooks {
-                    wait_hooks_after(token);
+                if hooks != 0 {
+                    wait_hooks_after(hooks);
                 }
                 p.full_waiters.fetch_sub(1, Ordering::Relaxed);
                 if let Some(got) = got {
@@ -1880,34 +1890,23 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// (setting or ending the same span) would wait for ever.
 struct WaitingPool<'p> {
     p: &'p Pipeline,
-    /// false: a value never waits (`BeginOptions::may_wait`); where it
-    /// would have, `would_wait` says so and the value is cut.
-    may_wait: bool,
-    would_wait: Cell<bool>,
-    /// `WaitHooks::before`'s token, while its `after` is owed.
-    hooks_owed: Cell<Option<usize>>,
+    /// `WaitHooks::before`'s token while its `after` is owed; 0: none.
+    hooks_owed: Cell<usize>,
 }
 
 impl<'p> WaitingPool<'p> {
     #[inline(always)]
     fn new(p: &'p Pipeline) -> WaitingPool<'p> {
-        WaitingPool::with_may_wait(p, true)
-    }
-
-    #[inline(always)]
-    fn with_may_wait(p: &'p Pipeline, may_wait: bool) -> WaitingPool<'p> {
         WaitingPool {
             p,
-            may_wait,
-            would_wait: Cell::new(false),
-            hooks_owed: Cell::new(None),
+            hooks_owed: Cell::new(0),
         }
     }
 
     /// Before a wait's first sleep: the hooks' `before`, once a call.
     #[cold]
     fn about_to_sleep(&self) {
-        if self.hooks_owed.get().is_none() {
+        if self.hooks_owed.get() == 0 {
             self.hooks_owed.set(wait_hooks_before());
         }
     }
@@ -1916,9 +1915,51 @@ impl<'p> WaitingPool<'p> {
 impl Drop for WaitingPool<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if let Some(token) = self.hooks_owed.get() {
+        let token = self.hooks_owed.get();
+        if token != 0 {
             wait_hooks_after(token);
         }
+    }
+}
+
+/// The pool for a begin that may not wait (`BeginOptions::may_wait`
+/// false): a value that finds it used up where `WaitingPool` would wait
+/// sets `would_wait` (the begin then fails with WouldWait), else is cut.
+struct TryPool<'p> {
+    p: &'p Pipeline,
+    would_wait: Cell<bool>,
+}
+
+impl ChunkStore for TryPool<'_> {
+    #[inline(always)]
+    fn take_chunk(&self) -> Option<u32> {
+        match self.p.pool.take_unnoted() {
+            Some(c) => Some(c),
+            None => self.none_without_waiting(),
+        }
+    }
+
+    #[inline(always)]
+    fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        self.p.pool.chunk_ptr(index)
+    }
+}
+
+impl TryPool<'_> {
+    #[cold]
+    #[inline(never)]
+    fn none_without_waiting(&self) -> Option<u32> {
+        let p = self.p;
+        if p.config.full_policy == FullPolicy::Wait
+            && p.pool.may_wait()
+            && p.lifecycle() == LIFECYCLE_RUNNING
+            && chunks_may_come_back(p)
+        {
+            self.would_wait.set(true);
+        } else {
+            p.pool.note_ran_out();
+        }
+        None
     }
 }
 
@@ -1939,9 +1980,9 @@ impl ChunkStore for WaitingPool<'_> {
 
 /// What a binding does around a wait of the full policy (a begin waiting
 /// for a free slot, a value waiting for payload chunks): `before` runs on
-/// the thread about to sleep and returns a token; `after` gets it back on
-/// the same thread, once the call that waited holds no span any more
-/// (before it returns). Python's binding lets go of the GIL in `before`
+/// the thread about to sleep and returns a token (0: nothing to undo);
+/// `after` gets a token other than 0 back on the same thread, once the
+/// call that waited holds no span any more (before it returns). Python's binding lets go of the GIL in `before`
 /// and takes it back in `after`: other Python threads (the asyncio loop,
 /// a watchdog, a signal handler) run while a setter waits. Neither may
 /// call into spanguard. Set once, for the process (false if already set);
@@ -1960,8 +2001,8 @@ pub fn set_wait_hooks(hooks: WaitHooks) -> bool {
 }
 
 #[cold]
-fn wait_hooks_before() -> Option<usize> {
-    WAIT_HOOKS.get().map(|h| (h.before)())
+fn wait_hooks_before() -> usize {
+    WAIT_HOOKS.get().map_or(0, |h| (h.before)())
 }
 
 #[cold]
@@ -2013,14 +2054,6 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
     }
     // Woken, the exporter takes a batch now rather than at its schedule.
     p.signal.wake();
-    if !store.may_wait {
-        // A begin that must not wait (`spanguard_span_try_begin_packed`)
-        // hears that it would have: it begins again where it may wait.
-        if p.lifecycle() == LIFECYCLE_RUNNING && chunks_may_come_back(p) {
-            store.would_wait.set(true);
-        }
-        return None;
-    }
     let deadline = Instant::now() + p.config.full_wait;
     let mut slept = false;
     loop {
@@ -2264,20 +2297,16 @@ impl<'s, S: ChunkStore> AttributeSink<'s> for Setter<'_, '_, S> {
 /// A value that finds the payload pool used up waits for chunks as the
 /// same value set after the begin would (`WaitingPool`): a prompt given
 /// at begin was cut where the same prompt set a moment later arrived
-/// whole. Where the begin may not wait (`BeginOptions::may_wait` false),
-/// Err(WouldWait) when a value would have waited: the caller takes the
-/// slot back and the span is begun again where it may wait.
+/// whole. A begin that may not wait (`BeginOptions::may_wait` false)
+/// sets them through `TryPool` instead (`begin_keeping_ids`): where a
+/// value would have waited, the begin takes its slot back and fails with
+/// WouldWait, and the span is begun again where it may wait.
 fn set_attributes_cut<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
-    may_wait: bool,
-) -> Result<Notice, SpanError> {
-    let store = WaitingPool::with_may_wait(p, may_wait);
-    let (mut notice, lost) = set_attributes(p, r, attributes, &store);
-    if store.would_wait.get() {
-        return Err(SpanError::WouldWait);
-    }
+) -> Notice {
+    let (mut notice, lost) = set_attributes(p, r, attributes, &WaitingPool::new(p));
     notice.truncated |= lost.is_some();
-    Ok(notice)
+    notice
 }

@@ -62,11 +62,10 @@ fn gil_let_go_for_wait() -> usize {
 }
 
 fn gil_taken_back_after_wait(token: usize) {
-    if token != 0 {
-        // SAFETY: the thread state `gil_let_go_for_wait` saved, on the
-        // same thread (the library's promise), taken back once.
-        unsafe { pyo3::ffi::PyEval_RestoreThread(token as *mut pyo3::ffi::PyThreadState) };
-    }
+    // SAFETY: the thread state `gil_let_go_for_wait` saved (never 0: the
+    // library calls this only for another token), on the same thread
+    // (the library's promise), taken back once.
+    unsafe { pyo3::ffi::PyEval_RestoreThread(token as *mut pyo3::ffi::PyThreadState) };
 }
 
 /// The module: classes, constants and the context variable.
