@@ -1009,6 +1009,18 @@ typedef struct spanguard_counters {
    to `<name>.unreadable` and left unread.
    */
   uint64_t files_set_aside;
+  /*
+   Values that found the payload pool used up and waited for chunks
+   (`SPANGUARD_FULL_POLICY=wait`, the default), whole or not in the end.
+   */
+  uint64_t payload_waits;
+  /*
+   Of those, values cut all the same (counted in `values_truncated`):
+   the wait ran out (`full_wait_ms`), every chunk was held by open
+   spans, or the tracer shut down. Many: raise
+   `SPANGUARD_PAYLOAD_POOL_MIB`.
+   */
+  uint64_t payload_waits_cut;
 } spanguard_counters;
 
 /*

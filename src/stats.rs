@@ -123,6 +123,14 @@ counters! {
     /// Files in the spool directory that could not be used (not ours, not
     /// a regular file, another version's, torn), renamed `*.unreadable`.
     files_set_aside,
+    /// Values (of a begin, attribute, event, link, status message) that
+    /// found the payload pool used up and waited for chunks to come back
+    /// (`FullPolicy::Wait`), whole or not in the end.
+    payload_waits,
+    /// Of those, values the wait did not save: cut (in `values_truncated`)
+    /// at the end of `full_wait`, or when nothing would give chunks back
+    /// (every chunk held by open spans), or at a shutdown.
+    payload_waits_cut,
 }
 
 impl Stats {

@@ -3,6 +3,7 @@
 //! the thread has made its first span, take no lock, make no system call and
 //! allocate nothing; everything slow happens on the exporter thread.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -932,10 +933,33 @@ impl Tracer {
         r.name = name_ref;
         let mut notice = notice.merge(outcome);
         if !opts.attributes.is_empty() {
-            notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
+            if opts.may_wait {
+                notice = merge(notice, set_attributes_cut(p, r, opts.attributes));
+            } else {
+                let store = TryPool {
+                    p,
+                    would_wait: Cell::new(false),
+                };
+                let (n, lost) = set_attributes(p, r, opts.attributes, &store);
+                if store.would_wait.get() {
+                    return Err(self.begun_in_vain(slot, SpanError::WouldWait));
+                }
+                notice = merge(notice, n);
+                notice.truncated |= lost.is_some();
+            }
         }
         self.publish_begun(slot, generation)?;
         Ok((SpanRef { slot, generation }, notice, context))
+    }
+
+    /// A slot `begin_ex` took and will not publish (its attributes would
+    /// have waited for payload chunks where the begin may not wait): free
+    /// again, with its chunks, never counted as a span begun.
+    #[cold]
+    #[inline(never)]
+    fn begun_in_vain(&self, slot: u32, e: SpanError) -> SpanError {
+        self.pipeline.slab.take_back(slot, &self.pipeline.pool);
+        e
     }
 
     /// Publishes a span `begin_ex` wrote (OPEN). A shutdown that began since
@@ -1052,7 +1076,12 @@ impl Tracer {
             let taken = p.slab.exporter_taken();
             if p.full_wait_in_vain_at.load(Ordering::Relaxed) != taken + 1 {
                 p.full_waiters.fetch_add(1, Ordering::Relaxed);
+                // The begin holds no span: the hooks' `after` at once.
+                let hooks = wait_hooks_before();
                 let got = self.wait_for_slot(Instant::now() + p.config.full_wait);
+                if hooks != 0 {
+                    wait_hooks_after(hooks);
+                }
                 p.full_waiters.fetch_sub(1, Ordering::Relaxed);
                 if let Some(got) = got {
                     return got;
@@ -1331,7 +1360,8 @@ impl Tracer {
         key: &[u8],
         value: V,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| set_attribute(p, r, key, value.into()))?
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |p, r| set_attribute(p, r, key, value.into(), &store))?
     }
 
     /// `set_attribute` after `hold_open_first_try` took the slot but
@@ -1367,8 +1397,12 @@ impl Tracer {
             self.pipeline.slab.release_open(s.slot, s.generation, hold);
             return Err(SpanError::NonRecording);
         }
-        let out = set_attribute(&self.pipeline, r, key, value.into());
+        let store = WaitingPool::new(&self.pipeline);
+        let out = set_attribute(&self.pipeline, r, key, value.into(), &store);
         self.pipeline.slab.release_open(s.slot, s.generation, hold);
+        // `store` goes after the release: a wait's `after` hook runs with
+        // the span let go of.
+        drop(store);
         out
     }
 
@@ -1393,11 +1427,10 @@ impl Tracer {
         s: SpanRef,
         attributes: &A,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| {
-            match set_attributes(p, r, attributes, &WaitingPool(p)) {
-                (_, Some(lost)) => Err(lost),
-                (notice, None) => Ok(notice),
-            }
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |p, r| match set_attributes(p, r, attributes, &store) {
+            (_, Some(lost)) => Err(lost),
+            (notice, None) => Ok(notice),
         })?
     }
 
@@ -1431,9 +1464,9 @@ impl Tracer {
         } else {
             time_unix_ns
         };
+        let store = WaitingPool::new(&self.pipeline);
         self.with_open(s, |p, r| {
             let limits = limits_of(p, r);
-            let store = WaitingPool(p);
             match r.add_event_with_dropped(name, time, attributes, dropped_before, limits, &store) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
@@ -1465,6 +1498,7 @@ impl Tracer {
         attributes: &[(&[u8], AttrInput)],
         dropped_before: u32,
     ) -> Result<Notice, SpanError> {
+        let store = WaitingPool::new(&self.pipeline);
         self.with_open(s, |p, r| {
             let limits = limits_of(p, r);
             match r.add_link_with_dropped(
@@ -1473,7 +1507,7 @@ impl Tracer {
                 attributes,
                 dropped_before,
                 limits,
-                &WaitingPool(p),
+                &store,
             ) {
                 Ok((outcome, dropped)) => {
                     let mut n = Notice::from_text(outcome);
@@ -1489,7 +1523,8 @@ impl Tracer {
         if code > STATUS_ERROR {
             return Err(SpanError::InvalidArgument);
         }
-        self.with_open(s, |p, r| {
+        let store = WaitingPool::new(&self.pipeline);
+        self.with_open(s, |_, r| {
             // OK is final: a later ERROR or UNSET does not override it; and
             // "an attempt to set value Unset SHOULD be ignored" (the spec),
             // so a `finally` that resets the status keeps an ERROR.
@@ -1500,7 +1535,7 @@ impl Tracer {
             if code == STATUS_ERROR {
                 // Not cut at value_length_limit: OpenTelemetry's limits
                 // "apply only to attribute collections"; the pool bounds it.
-                Notice::from_text(r.set_status_message(message, &WaitingPool(p)))
+                Notice::from_text(r.set_status_message(message, &store))
             } else {
                 // OK after ERROR: OK has no message. Only a span that has
                 // one writes the line to clear it.
@@ -1858,20 +1893,135 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// LLM-sized data arrives whole: a burst of spans with 100 KB prompts
 /// used up the default 256 MiB pool and cut 1,872 values of 10,000 while
 /// the exporter, given time, gave every chunk back.
-struct WaitingPool<'p>(&'p Pipeline);
+///
+/// One a call, made before the call holds its span and dropped after it
+/// let go of it: a wait runs the wait hooks' `before` (`WaitHooks`: a
+/// binding lets go of its runtime's lock, Python's GIL), and the drop runs
+/// their `after`, once the span is no longer held. Run at the wait's end,
+/// `after` would take the GIL back while the span is still held, and
+/// another Python thread that holds the GIL while it waits on that span
+/// (setting or ending the same span) would wait for ever.
+struct WaitingPool<'p> {
+    p: &'p Pipeline,
+    /// `WaitHooks::before`'s token while its `after` is owed; 0: none.
+    hooks_owed: Cell<usize>,
+}
 
-impl ChunkStore for WaitingPool<'_> {
+impl<'p> WaitingPool<'p> {
+    #[inline(always)]
+    fn new(p: &'p Pipeline) -> WaitingPool<'p> {
+        WaitingPool {
+            p,
+            hooks_owed: Cell::new(0),
+        }
+    }
+
+    /// Before a wait's first sleep: the hooks' `before`, once a call.
+    #[cold]
+    fn about_to_sleep(&self) {
+        if self.hooks_owed.get() == 0 {
+            self.hooks_owed.set(wait_hooks_before());
+        }
+    }
+}
+
+impl Drop for WaitingPool<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        let token = self.hooks_owed.get();
+        if token != 0 {
+            wait_hooks_after(token);
+        }
+    }
+}
+
+/// The pool for a begin that may not wait (`BeginOptions::may_wait`
+/// false): a value that finds it used up where `WaitingPool` would wait
+/// sets `would_wait` (the begin then fails with WouldWait), else is cut.
+struct TryPool<'p> {
+    p: &'p Pipeline,
+    would_wait: Cell<bool>,
+}
+
+impl ChunkStore for TryPool<'_> {
     #[inline(always)]
     fn take_chunk(&self) -> Option<u32> {
-        match self.0.pool.take_unnoted() {
+        match self.p.pool.take_unnoted() {
             Some(c) => Some(c),
-            None => wait_for_chunk(self.0),
+            None => self.none_without_waiting(),
         }
     }
 
     #[inline(always)]
     fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
-        self.0.pool.chunk_ptr(index)
+        self.p.pool.chunk_ptr(index)
+    }
+}
+
+impl TryPool<'_> {
+    #[cold]
+    #[inline(never)]
+    fn none_without_waiting(&self) -> Option<u32> {
+        let p = self.p;
+        if p.config.full_policy == FullPolicy::Wait
+            && p.pool.may_wait()
+            && p.lifecycle() == LIFECYCLE_RUNNING
+            && chunks_may_come_back(p)
+        {
+            self.would_wait.set(true);
+        } else {
+            p.pool.note_ran_out();
+        }
+        None
+    }
+}
+
+impl ChunkStore for WaitingPool<'_> {
+    #[inline(always)]
+    fn take_chunk(&self) -> Option<u32> {
+        match self.p.pool.take_unnoted() {
+            Some(c) => Some(c),
+            None => wait_for_chunk(self),
+        }
+    }
+
+    #[inline(always)]
+    fn chunk_ptr(&self, index: u32) -> Option<std::ptr::NonNull<u8>> {
+        self.p.pool.chunk_ptr(index)
+    }
+}
+
+/// What a binding does around a wait of the full policy (a begin waiting
+/// for a free slot, a value waiting for payload chunks): `before` runs on
+/// the thread about to sleep and returns a token (0: nothing to undo);
+/// `after` gets a token other than 0 back on the same thread, once the
+/// call that waited holds no span any more (before it returns). Python's binding lets go of the GIL in `before`
+/// and takes it back in `after`: other Python threads (the asyncio loop,
+/// a watchdog, a signal handler) run while a setter waits. Neither may
+/// call into spanguard. Set once, for the process (false if already set);
+/// never run on a call that does not wait, so they cost the common path
+/// nothing.
+pub struct WaitHooks {
+    pub before: fn() -> usize,
+    pub after: fn(usize),
+}
+
+static WAIT_HOOKS: std::sync::OnceLock<WaitHooks> = std::sync::OnceLock::new();
+
+/// Sets the wait hooks (see `WaitHooks`); false when they were set already.
+pub fn set_wait_hooks(hooks: WaitHooks) -> bool {
+    WAIT_HOOKS.set(hooks).is_ok()
+}
+
+#[cold]
+fn wait_hooks_before() -> usize {
+    WAIT_HOOKS.get().map_or(0, |h| (h.before)())
+}
+
+#[cold]
+fn wait_hooks_after(token: usize) {
+    if let Some(h) = WAIT_HOOKS.get() {
+        (h.after)(token);
     }
 }
 
@@ -1901,15 +2051,16 @@ impl ChunkStore for WaitingPool<'_> {
 /// at the shutdown's start; a fork copies no waiting thread.
 #[cold]
 #[inline(never)]
-fn wait_for_chunk(p: &Pipeline) -> Option<u32> {
-    let got = wait_for_chunk_or_cut(p);
+fn wait_for_chunk(store: &WaitingPool) -> Option<u32> {
+    let got = wait_for_chunk_or_cut(store);
     if got.is_none() {
-        p.pool.note_ran_out();
+        store.p.pool.note_ran_out();
     }
     got
 }
 
-fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
+fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
+    let p = store.p;
     let pool = &p.pool;
     if p.config.full_policy != FullPolicy::Wait || !pool.may_wait() {
         return None;
@@ -1923,16 +2074,22 @@ fn wait_for_chunk_or_cut(p: &Pipeline) -> Option<u32> {
         if let Some(c) = pool.take_unnoted() {
             return Some(c);
         }
-        if p.lifecycle() != LIFECYCLE_RUNNING {
-            return None;
-        }
-        if Instant::now() >= deadline || !chunks_may_come_back(p) {
-            pool.note_wait_in_vain(returns);
+        let running = p.lifecycle() == LIFECYCLE_RUNNING;
+        let in_vain = running && (Instant::now() >= deadline || !chunks_may_come_back(p));
+        if !running || in_vain {
+            if in_vain {
+                pool.note_wait_in_vain(returns);
+            }
+            if slept {
+                Stats::add(&p.stats.payload_waits_cut, 1);
+            }
             return None;
         }
         if !slept {
             slept = true;
             pool.note_waited();
+            Stats::add(&p.stats.payload_waits, 1);
+            store.about_to_sleep();
         }
         std::thread::sleep(Duration::from_micros(50));
     }
@@ -2047,11 +2204,12 @@ fn set_attribute(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
     if key.len() > MAX_KEY_BYTES {
-        return set_attribute_long_key(p, r, key, value);
+        return set_attribute_long_key(p, r, key, value, store);
     }
-    set_attribute_any(p, r, key, value)
+    set_attribute_any(p, r, key, value, store)
 }
 
 /// `set_attribute` for a key past `MAX_KEY_BYTES`: the record cuts it; the
@@ -2064,8 +2222,9 @@ fn set_attribute_long_key(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
-    let mut n = set_attribute_any(p, r, key, value)?;
+    let mut n = set_attribute_any(p, r, key, value, store)?;
     r.note_cut_key();
     n.truncated = true;
     Ok(n)
@@ -2077,8 +2236,9 @@ fn set_attribute_any(
     r: &mut SpanRecord,
     key: &[u8],
     value: AttrInput,
+    store: &WaitingPool,
 ) -> Result<Notice, SpanError> {
-    r.set_attribute(key, &value, limits_of(p, r), &WaitingPool(p))
+    r.set_attribute(key, &value, limits_of(p, r), store)
         .map(Notice::from_text)
         .map_err(|why| match why {
             NotStored::EmptyKey => SpanError::EmptyKey,
@@ -2154,14 +2314,19 @@ impl<'s, S: ChunkStore> AttributeSink<'s> for Setter<'_, '_, S> {
 
 /// `set_attributes` for a call that goes on when an attribute does not fit
 /// (begin): the lost attribute, counted in the record, is reported as cut.
-/// The pool as it is, no wait for a chunk: a begin waits for its slot
-/// only, and only where it may (`BeginOptions::may_wait`).
+/// A value that finds the payload pool used up waits for chunks as the
+/// same value set after the begin would (`WaitingPool`): a prompt given
+/// at begin was cut where the same prompt set a moment later arrived
+/// whole. A begin that may not wait (`BeginOptions::may_wait` false)
+/// sets them through `TryPool` instead (`begin_keeping_ids`): where a
+/// value would have waited, the begin takes its slot back and fails with
+/// WouldWait, and the span is begun again where it may wait.
 fn set_attributes_cut<A: AttributeSource + ?Sized>(
     p: &Pipeline,
     r: &mut SpanRecord,
     attributes: &A,
 ) -> Notice {
-    let (mut notice, lost) = set_attributes(p, r, attributes, &p.pool);
+    let (mut notice, lost) = set_attributes(p, r, attributes, &WaitingPool::new(p));
     notice.truncated |= lost.is_some();
     notice
 }

@@ -66,6 +66,114 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The same burst with each prompt given at begin (OpenTelemetry's
+/// attributes at creation, `begin_with_attributes`): a begin's attributes
+/// wait for chunks as the same value set after the begin does. Before,
+/// the begin took its chunks from the pool as it was, and the prompts past
+/// the pool were cut at once though set a moment later they arrived whole.
+/// Counted in `payload_waits`, none in `payload_waits_cut`.
+#[test]
+fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
+    let (url, closed) = support::slow_backend(Duration::from_millis(5), |_| {});
+    let (t, dir) = support::tracer_to(
+        "pool-burst-begin",
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    const SPANS: usize = 120;
+    for n in 0..SPANS {
+        let text = prompt(n);
+        let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
+        let (s, notice) = t
+            .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
+            .expect("begin");
+        assert!(!notice.truncated, "prompt {n} cut at begin");
+        t.end(s, 0).expect("end");
+    }
+    assert!(pool_waits(&t) > 0, "the burst never used the pool up");
+    t.shutdown(Duration::from_secs(30)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, 0, "{stats:?}");
+    assert_eq!(stats.spans_exported, SPANS as u64, "{stats:?}");
+    assert_eq!(stats.payload_waits, pool_waits(&t), "{stats:?}");
+    assert_eq!(stats.payload_waits_cut, 0, "{stats:?}");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A begin that may not wait (`BeginOptions::may_wait` false: Go's begin
+/// on its own C stack, `spanguard_span_try_begin_packed`) whose attribute
+/// would wait for chunks begins nothing: WouldWait, its slot and chunks
+/// given back, nothing counted; the same begin where it may wait then
+/// waits, and its prompt arrives whole. Cut at once instead, the fast path
+/// would lose what the slow path keeps.
+#[test]
+fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
+    let (url, closed) = support::slow_backend(Duration::from_millis(500), |_| {});
+    let (t, dir) = support::tracer_to(
+        "pool-try-begin",
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    // Spans begun where they may not wait, ended, until the pool is held
+    // by ended spans the slow exporter has not taken yet: the next hears
+    // WouldWait (none is cut on the way).
+    let texts: Vec<Vec<u8>> = (0..100).map(prompt).collect();
+    let try_begin = |n: usize| {
+        let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&texts[n]))];
+        let opts = spanguard::tracer::BeginOptions {
+            attributes: &attrs[..],
+            may_wait: false,
+            ..spanguard::tracer::BeginOptions::new(b"chat", KIND_CLIENT, Parent::None)
+        };
+        t.begin_ex(&opts)
+    };
+    let mut n = 0;
+    let refused = loop {
+        assert!(n < 100, "100 prompts of 40 KB fit a 1 MiB pool?");
+        let begun = t.stats().spans_begun;
+        match try_begin(n) {
+            Ok((s, notice)) => {
+                assert!(!notice.truncated, "prompt {n} cut");
+                t.end(s, 0).expect("end");
+                n += 1;
+            }
+            Err(e) => {
+                assert_eq!(t.stats().spans_begun, begun, "the slot was not given back");
+                break e;
+            }
+        }
+    };
+    assert_eq!(refused, SpanError::WouldWait);
+    assert!(n > 10, "refused after {n} prompts");
+    assert_eq!(pool_waits(&t), 0, "a begin that may not wait waited");
+    let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&texts[n]))];
+    let (s, notice) = t
+        .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
+        .expect("begin");
+    assert!(!notice.truncated, "the prompt was cut");
+    assert!(pool_waits(&t) > 0, "the begin did not wait");
+    t.end(s, 0).expect("end");
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, 0, "{stats:?}");
+    assert_eq!(stats.spans_exported, n as u64 + 1, "{stats:?}");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Every chunk held by spans still open: nothing the exporter could give
 /// back, so the value that finds the pool used up is cut at once (counted),
 /// with no wait (on an event loop the thread that would end the spans is

@@ -554,6 +554,10 @@ type Stats struct {
 	ExporterPanics uint64
 	// Files in the spool directory that could not be used, set aside.
 	FilesSetAside uint64
+	// Values that found the payload pool used up and waited for chunks
+	// (the wait full policy), and of those, the values cut all the same.
+	// Many: raise SPANGUARD_PAYLOAD_POOL_MIB.
+	PayloadWaits, PayloadWaitsCut uint64
 }
 
 // Stats reads the counters.
@@ -591,6 +595,7 @@ func statsOf(c *C.spanguard_counters) Stats {
 		SpansUnsampled: uint64(c.spans_unsampled), DroppedReplayFailed: uint64(c.dropped_replay_failed),
 		DroppedReplayRejected: uint64(c.dropped_replay_rejected), ExporterPanics: uint64(c.exporter_panics),
 		FilesSetAside: uint64(c.files_set_aside),
+		PayloadWaits:  uint64(c.payload_waits), PayloadWaitsCut: uint64(c.payload_waits_cut),
 	}
 }
 

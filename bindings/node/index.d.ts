@@ -249,6 +249,14 @@ export interface Stats {
   exporter_panics: number;
   /** Files in the spool directory that could not be used, renamed to `<name>.unreadable`. */
   files_set_aside: number;
+  /**
+   * Values that found the payload pool used up and waited for chunks (the
+   * `wait` full policy), each stalling its caller (on Node, the event loop)
+   * up to `full_wait_ms`. Many: raise SPANGUARD_PAYLOAD_POOL_MIB.
+   */
+  payload_waits: number;
+  /** Of those, values cut all the same (counted in `values_truncated` too). */
+  payload_waits_cut: number;
   /** Attribute values of no attribute type, left out by the binding. */
   values_rejected: number;
 }

@@ -122,6 +122,9 @@ pub struct Diagnostics {
     last_other_loss: String,
     buffer_full: Limiter,
     pool_used_up: Limiter,
+    pool_waits: Limiter,
+    /// The pool's size, as last told of waits (for `stopped`).
+    pool_waits_mib: u32,
     values_cut: Limiter,
     /// The limit of the last cut held back, for the same line.
     last_cut_limit: String,
@@ -210,6 +213,8 @@ impl Diagnostics {
             last_other_loss: String::new(),
             buffer_full: Limiter::default(),
             pool_used_up: Limiter::default(),
+            pool_waits: Limiter::default(),
+            pool_waits_mib: 0,
             values_cut: Limiter::default(),
             last_cut_limit: String::new(),
             values_emptied: Limiter::default(),
@@ -434,6 +439,28 @@ impl Diagnostics {
         );
     }
 
+    /// `newly` values found the payload pool (`mib` MiB) used up and
+    /// waited for chunks (counted in `payload_waits`): whole in the end or
+    /// not, each stalled its caller (a setter, a begin) up to
+    /// `full_wait_ms`, with no other sign of it.
+    pub fn pool_waited(&mut self, newly: u64, mib: u32) {
+        self.pool_waits_mib = mib;
+        if let Some(total) = self.pool_waits.due(Instant::now(), newly) {
+            self.tell_pool_waited(total);
+        }
+    }
+
+    fn tell_pool_waited(&mut self, total: u64) {
+        let mib = self.pool_waits_mib;
+        self.emit(
+            LogLevel::Warn,
+            &format!(
+                "values waited for the payload pool ({mib} MiB) {total} time{}: each stalled its caller up to full_wait_ms for chunks to come back (payload_waits counts the waits, payload_waits_cut the values cut all the same); raise payload_pool_mib or SPANGUARD_PAYLOAD_POOL_MIB",
+                if total == 1 { "" } else { "s" }
+            ),
+        );
+    }
+
     /// A value found the payload pool (`mib` MiB) used up and was cut.
     pub fn pool_used_up(&mut self, mib: u32) {
         if self.pool_used_up.due(Instant::now(), 1).is_some() {
@@ -612,6 +639,10 @@ impl Diagnostics {
         let full = self.buffer_full.untold();
         if full > 0 {
             self.tell_buffer_full(full);
+        }
+        let waited = self.pool_waits.untold();
+        if waited > 0 {
+            self.tell_pool_waited(waited);
         }
         let cut = self.values_cut.untold();
         if cut > 0 {

@@ -84,6 +84,8 @@ pub struct Exporter {
     file_sink: bool,
     /// `dropped_buffer_full` as last seen, to tell of new drops.
     buffer_full_seen: u64,
+    /// `payload_waits` as last seen, to tell of new waits.
+    payload_waits_seen: u64,
     /// When to look for dead processes' files again.
     next_leftover_scan: Instant,
     /// How long to sleep before a nudge may wake us.
@@ -147,6 +149,7 @@ impl Exporter {
             stop_probed: false,
             file_sink,
             buffer_full_seen: 0,
+            payload_waits_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             pacer: Pacer::new(),
             resource: Arc::new(ResourceInfo::configured(config)),
@@ -860,10 +863,18 @@ impl Exporter {
 
     /// Tells that values were cut for want of pool room since the last
     /// look (noted on the recording path, told here, never there).
+    /// And of values that waited for chunks, cut or not.
     fn notice_pool_used_up(&mut self) {
+        let mib = self.pipeline.config.payload_pool_mib;
         if self.pipeline.pool.take_ran_out() {
-            let mib = self.pipeline.config.payload_pool_mib;
             self.host.diagnostics.pool_used_up(mib);
+        }
+        let waits = self.pipeline.stats.payload_waits.load(Ordering::Relaxed);
+        if waits > self.payload_waits_seen {
+            self.host
+                .diagnostics
+                .pool_waited(waits - self.payload_waits_seen, mib);
+            self.payload_waits_seen = waits;
         }
     }
 

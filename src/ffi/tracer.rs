@@ -1268,6 +1268,8 @@ pub unsafe extern "C" fn spanguard_stats(
             s.dropped_replay_rejected = x.dropped_replay_rejected;
             s.exporter_panics = x.exporter_panics;
             s.files_set_aside = x.files_set_aside;
+            s.payload_waits = x.payload_waits;
+            s.payload_waits_cut = x.payload_waits_cut;
         }
         let n = s.struct_size as usize;
         // SAFETY: the caller's struct is at least struct_size bytes.

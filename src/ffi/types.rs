@@ -506,6 +506,14 @@ pub struct spanguard_counters {
     /// another user's file, another version's dump, a torn file), renamed
     /// to `<name>.unreadable` and left unread.
     pub files_set_aside: u64,
+    /// Values that found the payload pool used up and waited for chunks
+    /// (`SPANGUARD_FULL_POLICY=wait`, the default), whole or not in the end.
+    pub payload_waits: u64,
+    /// Of those, values cut all the same (counted in `values_truncated`):
+    /// the wait ran out (`full_wait_ms`), every chunk was held by open
+    /// spans, or the tracer shut down. Many: raise
+    /// `SPANGUARD_PAYLOAD_POOL_MIB`.
+    pub payload_waits_cut: u64,
 }
 
 /// What the error callback reports (`spanguard_set_error_callback`).

@@ -27,6 +27,47 @@ mod values;
 
 use spanguard::ffi::types::*;
 
+unsafe extern "C" {
+    /// CPython's since 3.4, outside the limited API's list (pyo3's abi3
+    /// declarations leave it out), in every CPython this wheel loads in.
+    fn PyGILState_Check() -> std::ffi::c_int;
+}
+
+/// The library's wait hooks (`spanguard::tracer::WaitHooks`): a begin that
+/// waits for a free slot, or a value that waits for payload chunks
+/// (`SPANGUARD_FULL_POLICY=wait`, up to `full_wait_ms`), lets go of the
+/// GIL while it sleeps. Held, every other Python thread stopped for the
+/// wait: the asyncio loop, a watchdog, the handler Python runs for a
+/// signal, and the very thread whose span's end would give the chunks
+/// back. Run only on a call that waits, never on the common path; the
+/// library calls `after` once the call holds no span, so a thread that
+/// takes the GIL meanwhile and waits on the same span (setting or ending
+/// it) lets the waiter finish before it needs the GIL back.
+///
+/// What the call reads stays valid without the GIL: its keys and values
+/// point into `str` and `bytes` objects (immutable, referenced by the
+/// caller's frame) or into copies (`bytearray`, arrays). Every call this
+/// module makes holds the GIL but those in `py.detach` (flush, shutdown,
+/// close, the command), none of which waits; the check keeps any other
+/// thread's wait out of it.
+fn gil_let_go_for_wait() -> usize {
+    // SAFETY: PyGILState_Check may be called from any thread at any time;
+    // PyEval_SaveThread only with the GIL held, which it said.
+    unsafe {
+        if PyGILState_Check() == 0 {
+            return 0;
+        }
+        pyo3::ffi::PyEval_SaveThread() as usize
+    }
+}
+
+fn gil_taken_back_after_wait(token: usize) {
+    // SAFETY: the thread state `gil_let_go_for_wait` saved (never 0: the
+    // library calls this only for another token), on the same thread
+    // (the library's promise), taken back once.
+    unsafe { pyo3::ffi::PyEval_RestoreThread(token as *mut pyo3::ffi::PyThreadState) };
+}
+
 /// The module: classes, constants and the context variable.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -69,6 +110,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     before_signal_flush_slot(py)?;
     m.add_function(wrap_pyfunction!(reclaim_signal_from_default, m)?)?;
     m.add_function(wrap_pyfunction!(settle_signals_at_exit, m)?)?;
+    // Set once: a second import (a subinterpreter's) finds them set.
+    let _ = spanguard::tracer::set_wait_hooks(spanguard::tracer::WaitHooks {
+        before: gil_let_go_for_wait,
+        after: gil_taken_back_after_wait,
+    });
     Ok(())
 }
 

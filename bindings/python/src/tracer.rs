@@ -921,6 +921,8 @@ impl Tracer {
             dropped_replay_rejected,
             exporter_panics,
             files_set_aside,
+            payload_waits,
+            payload_waits_cut,
         );
         d.set_item(
             "values_rejected",

@@ -111,6 +111,11 @@ class Stats:
     #: renamed to `<name>.unreadable`.
     files_set_aside: int = 0
     values_rejected: int = 0
+    #: Values that found the payload pool used up and waited for chunks
+    #: (the `wait` full policy), and of those, the values cut all the same:
+    #: many waits stall the program; raise SPANGUARD_PAYLOAD_POOL_MIB.
+    payload_waits: int = 0
+    payload_waits_cut: int = 0
 
 
 _STATS_FIELDS = frozenset(f.name for f in fields(Stats))
