@@ -330,6 +330,29 @@ impl Tracer {
         Ok(self.raw.load(Ordering::Relaxed))
     }
 
+    /// `span::began` for a begin on this tracer, and SHUT_DOWN raised as
+    /// `raw` raises it when the tracer was closed during the begin: a begin
+    /// that waits for a slot lets go of the GIL (`tracer::WaitHooks`), so
+    /// `close()` on another thread can run between `raw`'s check and the
+    /// library's answer. A begin on a closed tracer raises whenever it
+    /// meets the close (a non-recording span here looked begun to the
+    /// caller, and was never recorded).
+    fn began(
+        &self,
+        py: Python<'_>,
+        code: spanguard_result,
+        out: spanguard_span,
+    ) -> PyResult<spanguard_span> {
+        if code == spanguard_result::ShutDown && self.closed.load(Ordering::Acquire) {
+            return Err(report::error(
+                py,
+                spanguard_result::ShutDown as u32,
+                "the tracer is closed",
+            ));
+        }
+        began(py, code, out)
+    }
+
     /// `spanguard_flush`'s answer, off the GIL; SHUT_DOWN once closed.
     fn flush_code(&self, py: Python<'_>, timeout_s: f64) -> spanguard_result {
         let Ok(raw) = self.raw(py) else {
@@ -396,7 +419,7 @@ impl Tracer {
             // SAFETY: as above.
             code = unsafe { c::spanguard_span_begin_ex(raw, opts, &mut out) };
         }
-        let handle = began(py, code, out)?;
+        let handle = slf.get().began(py, code, out)?;
         let span = Tracer::span_of(slf, handle, may_have_tracestate, code)?;
         if handle != SPANGUARD_SPAN_NONE {
             set_all(py, handle, attrs, first)?;
@@ -584,7 +607,7 @@ impl Tracer {
                     )
                 };
             }
-            let handle = began(py, code, out)?;
+            let handle = this.began(py, code, out)?;
             return Tracer::span_of(slf, handle, inherits_tracestate, code);
         }
         let attrs = Attributes::from_mapping(attributes, &this.values_rejected);
