@@ -194,6 +194,8 @@ dev-install:
 
 # vet, tests with the race detector (the binding, then its OpenTelemetry
 # bridge, a module of its own, whose tests send to the loopback receiver,
+# with the oldest OpenTelemetry Go it builds with (its go.mod) and again with
+# the newest (go.newest-otel.mod: go.mod's requirements are its users'),
 # then the bridge's tests that need otelhttp or a newer OpenTelemetry Go
 # than the bridge requires, a module of its own again so that none of that
 # is a requirement a user of the bridge inherits),
@@ -205,6 +207,8 @@ test-go: dev-install venv
 	  $(GO_ENV) $(GO) test -race -count=1 ./... && $(GO_ENV) $(GO) test -tags spanguard_cgocall -count=1 ./...
 	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -race -count=1 ./...
+	cd bindings/go/otelbridge && $(GO_ENV) $(GO) vet -modfile=go.newest-otel.mod ./... && \
+	  $(GO_ENV) SPANGUARD_TEST_PYTHON=$(VENV_PY) $(GO) test -modfile=go.newest-otel.mod -race -count=1 ./...
 	cd bindings/go/otelbridge/internal/newertest && $(GO_ENV) $(GO) vet ./... && \
 	  $(GO_ENV) $(GO) test -race -count=1 ./...
 	rm -rf build/go-demo

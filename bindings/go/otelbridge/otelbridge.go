@@ -50,6 +50,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -504,7 +505,12 @@ func (p *SpanProcessor) begin(s sdktrace.ReadOnlySpan) (*openSpan, error) {
 	}
 	// The links given at the start: the SDK's last ones past its limit.
 	links, dropped := s.Links(), s.DroppedLinks()
-	o := &openSpan{span: span, name: s.Name(), attributes: atStart,
+	// A copy: OpenTelemetry Go before v1.47.0 returns the span's own
+	// array from Attributes() and later writes into it (SetAttributes
+	// past the count limit, the dedup at its next read), so the slice
+	// kept as what was passed changed with the span, showed a value set
+	// again as already passed, and it never was (passLater).
+	o := &openSpan{span: span, name: s.Name(), attributes: slices.Clone(atStart),
 		links: passed{from: dropped, to: dropped + len(links)}}
 	p.addLinks(span, &o.links, dropped, links)
 	// What the SDK dropped of what Start was given (attributes and links
@@ -589,6 +595,9 @@ func (p *SpanProcessor) passLater(o *openSpan, s sdktrace.ReadOnlySpan) {
 	now := s.Attributes()
 	if attrs := later(o.attributes, now); len(attrs) > 0 {
 		p.failed(o.span.SetAttributes(p.attributes(attrs)...))
+	}
+	if !o.ended { // a copy, as in begin: the span goes on, and may write into now
+		now = slices.Clone(now)
 	}
 	o.attributes = now
 	if name := s.Name(); name != o.name { // renamed with SetName

@@ -1,10 +1,11 @@
 // Package newertest holds the bridge's tests that need more than the
-// otelbridge module requires: otelhttp, and OpenTelemetry Go v1.47's
-// attribute depth limit. In a module of their own: a requirement of the
-// otelbridge module (even one only its tests import) is a requirement of
-// every module that requires the bridge, and minimal version selection
-// raised a user's otelhttp and otel to the versions these tests were
-// written against (the bridge itself builds with otel v1.45.0).
+// otelbridge module requires: otelhttp, OpenTelemetry Go v1.47's
+// attribute depth limit, and the OpenAI Go SDK (openai_test.go). In a
+// module of their own: a requirement of the otelbridge module (even one
+// only its tests import) is a requirement of every module that requires
+// the bridge, and minimal version selection raised a user's otelhttp and
+// otel to the versions these tests were written against (the bridge
+// itself builds with otel v1.45.0).
 package newertest
 
 import (
