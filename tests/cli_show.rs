@@ -2675,3 +2675,182 @@ fn a_span_id_that_starts_several_spans_ids_is_said_to_be_ambiguous() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A span of `trace_line`: its id, its parent's (0: none), its name and
+/// attributes.
+type SpanOf<'a> = (u64, u64, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A sink line of one trace of service `svc`: `spans`, each 1 ms after
+/// the one before it.
+fn trace_line(spans: &[SpanOf]) -> String {
+    let spans: Vec<String> = spans
+        .iter()
+        .enumerate()
+        .map(|(k, (id, parent, name, attributes))| {
+            let attrs: Vec<String> = attributes
+                .iter()
+                .map(|(key, v)| match v.parse::<i64>() {
+                    Ok(n) => format!(r#"{{"key":"{key}","value":{{"intValue":"{n}"}}}}"#),
+                    Err(_) => format!(
+                        r#"{{"key":"{key}","value":{{"stringValue":{}}}}}"#,
+                        json_string(v)
+                    ),
+                })
+                .collect();
+            let parent = if *parent == 0 {
+                String::new()
+            } else {
+                format!(r#""parentSpanId":"{parent:016x}","#)
+            };
+            let start = T0 + k as u64 * MS;
+            format!(
+                concat!(
+                    r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:016x}",{}"#,
+                    r#""name":"{}","kind":1,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+                    r#""attributes":[{}]}}"#
+                ),
+                id,
+                parent,
+                name,
+                start,
+                start + 100 * MS,
+                attrs.join(",")
+            )
+        })
+        .collect();
+    format!(
+        concat!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"#,
+            r#""scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{}]}}]}}]}}"#
+        ),
+        spans.join(",")
+    )
+}
+
+#[test]
+fn nested_instrumentations_count_each_llm_call_once() {
+    // A span's counts count in its trace's sum only when no span under it
+    // has a count (cli40 did so for the AI SDK's ai.usage.* alone). Before,
+    // every GenAI or OpenInference count was added: a CrewAI agent's
+    // running total over its LLM calls, each said again by the OpenAI
+    // instrumentation under it, made three times the tokens spent; a
+    // LangChain LLM span over OpenAI's span of the same call, twice.
+    let gpt = |i: &'static str, o: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.request.model", "gpt-4o"),
+            ("gen_ai.usage.input_tokens", i),
+            ("gen_ai.usage.output_tokens", o),
+        ]
+    };
+    let oi = |kind: &'static str, i: &'static str, o: &'static str, t: &'static str| {
+        vec![
+            ("openinference.span.kind", kind),
+            ("llm.model_name", "gpt-4o"),
+            ("llm.token_count.prompt", i),
+            ("llm.token_count.completion", o),
+            ("llm.token_count.total", t),
+        ]
+    };
+    let agent = [
+        ("gen_ai.operation.name", "invoke_agent"),
+        ("traceloop.span.kind", "agent"),
+        ("gen_ai.usage.input_tokens", "500"),
+        ("gen_ai.usage.output_tokens", "60"),
+    ];
+    let (llm1, llm2, call1, call2) = (
+        gpt("200", "20"),
+        gpt("300", "40"),
+        gpt("200", "20"),
+        gpt("300", "40"),
+    );
+    let (chat_model, completion) = (oi("LLM", "37", "5", "42"), oi("LLM", "37", "5", "42"));
+    let (oi_agent, oi_llm) = (
+        oi("AGENT", "1000", "100", "1100"),
+        oi("LLM", "400", "40", "440"),
+    );
+    for (test, spans, line, fact) in [
+        (
+            // OpenLLMetry's CrewAI: crewai.workflow > ROLE.agent (the
+            // agent's running total) > MODEL.llm > the OpenAI
+            // instrumentation's openai.chat, for two calls.
+            "crewai",
+            vec![
+                (
+                    1,
+                    0,
+                    "crewai.workflow",
+                    &[("gen_ai.operation.name", "invoke_agent")][..],
+                ),
+                (2, 1, "Researcher.agent", &agent[..]),
+                (3, 2, "gpt-4o.llm", &llm1[..]),
+                (4, 3, "openai.chat", &call1[..]),
+                (5, 2, "gpt-4o.llm", &llm2[..]),
+                (6, 5, "openai.chat", &call2[..]),
+            ],
+            "Researcher.agent",
+            "· tokens 500 in, 60 out\n",
+        ),
+        (
+            // OpenInference's LangChain and OpenAI instrumentations on
+            // together: a chain over ChatOpenAI over ChatCompletion, one
+            // call said twice.
+            "openinference-langchain",
+            vec![
+                (
+                    1,
+                    0,
+                    "RunnableSequence",
+                    &[("openinference.span.kind", "CHAIN")][..],
+                ),
+                (2, 1, "ChatOpenAI", &chat_model[..]),
+                (3, 2, "ChatCompletion", &completion[..]),
+            ],
+            "ChatOpenAI",
+            "· tokens 37 in, 5 out\n",
+        ),
+        (
+            // An agent span whose LLM spans were all lost (sampled out, a
+            // process killed): its own counts are the best known.
+            "agent-alone",
+            vec![(1, 0, "CodeAgent.run", &oi_agent[..])],
+            "CodeAgent.run",
+            "· tokens 1000 in, 100 out\n",
+        ),
+        (
+            // Some of them kept: those kept count, not the agent's sum
+            // again (which would count the kept ones twice).
+            "agent-some-kept",
+            vec![
+                (1, 0, "CodeAgent.run", &oi_agent[..]),
+                (2, 1, "OpenAI.chat", &oi_llm[..]),
+            ],
+            "CodeAgent.run",
+            "· tokens 400 in, 40 out\n",
+        ),
+    ] {
+        let root = sink_of(test, trace_line(&spans));
+        let printed = shown(&root, &["svc-1.jsonl"]);
+        assert!(printed.contains(fact), "{test}: {printed}");
+        // Each span's line still says its own counts.
+        let own = printed
+            .lines()
+            .find(|l| l.contains(line))
+            .unwrap_or_else(|| panic!("{test}: no {line} line: {printed}"));
+        assert!(own.contains(" tokens"), "{test}: {printed}");
+        let path = root.join("page.html");
+        let out = show(
+            &root,
+            &["--html", path.to_str().expect("path"), "svc-1.jsonl"],
+            &[],
+        );
+        assert!(out.status.success(), "{test}: {}", text(&out.stderr));
+        let page = std::fs::read_to_string(&path).expect("page");
+        let words = fact.trim_start_matches("· tokens ").trim_end();
+        assert!(
+            page.contains(&format!(">{words} tokens</span>")),
+            "{test}: {page}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

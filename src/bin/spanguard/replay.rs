@@ -7,8 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use spanguard::buffer::files::SetAside;
 use spanguard::config::{
     Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
 };
@@ -18,7 +21,7 @@ use spanguard::export::http::HttpTransport;
 use spanguard::export::recovery;
 use spanguard::export::request_encoder::RequestEncoder;
 use spanguard::export::spool::{SpoolDir, count_spool_file};
-use spanguard::export::transport::BodyFormat;
+use spanguard::export::transport::{Accepted, BodyFormat, SendError, Silence, Transport};
 
 use super::args::Args;
 use super::settings;
@@ -101,6 +104,46 @@ fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
     })
 }
 
+/// The replay's transport, which notes whether its last request got no
+/// answer in its time (`Silence::TimedOut`, the transport's own kind, not
+/// its words) for the tally to read when that attempt's failure is
+/// recorded: the delivery records `AttemptFailed` right after the send
+/// that failed. Every method goes to the inner transport.
+struct Heard<T: Transport> {
+    inner: T,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl<T: Transport> Transport for Heard<T> {
+    fn send(
+        &mut self,
+        body: &[u8],
+        format: BodyFormat,
+        gzipped: bool,
+    ) -> Result<Accepted, SendError> {
+        let sent = self.inner.send(body, format, gzipped);
+        self.timed_out
+            .store(self.inner.silence() == Silence::TimedOut, Ordering::Relaxed);
+        sent
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn take_set_aside(&mut self) -> Vec<SetAside> {
+        self.inner.take_set_aside()
+    }
+
+    fn silence(&self) -> Silence {
+        self.inner.silence()
+    }
+
+    fn limit_next(&mut self, limit: Duration) {
+        self.inner.limit_next(limit)
+    }
+}
+
 /// Tallies outcomes for the summary and says on stderr what went wrong.
 struct Tally {
     diagnostics: Diagnostics,
@@ -118,6 +161,8 @@ struct Tally {
     emptied_depth: usize,
     /// Requests of spans that got no answer in the request timeout.
     timed_out: u64,
+    /// Whether the last request sent got none (`Heard`).
+    last_timed_out: Arc<AtomicBool>,
 }
 
 impl DeliveryHost for Tally {
@@ -158,9 +203,12 @@ impl DeliveryHost for Tally {
                 self.diagnostics.resource_cut(attributes, limit)
             }
             Outcome::AttemptFailed { reason } => {
-                // `HttpTransport::explain`'s words for a request that got
-                // no answer in its time.
-                if reason.starts_with("timed out") {
+                // The request that failed is the last sent. Read from the
+                // transport's kind of silence, not from its words ("timed
+                // out", `HttpTransport::explain`'s): a change of wording
+                // there silently stopped the replay saying a backend that
+                // hangs on spans.
+                if self.last_timed_out.load(Ordering::Relaxed) {
                     self.timed_out += 1;
                 }
                 self.diagnostics.attempt_failed(&self.target, reason)
@@ -227,8 +275,12 @@ pub fn run(args: &[String]) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let timed_out = Arc::new(AtomicBool::new(false));
     let mut delivery = Delivery::new(
-        Box::new(transport),
+        Box::new(Heard {
+            inner: transport,
+            timed_out: Arc::clone(&timed_out),
+        }),
         spool,
         config.export_timeout,
         config.max_request_bytes,
@@ -260,6 +312,7 @@ pub fn run(args: &[String]) -> ExitCode {
         emptied: 0,
         emptied_depth: 0,
         timed_out: 0,
+        last_timed_out: timed_out,
     };
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
@@ -375,5 +428,90 @@ pub fn run(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport whose every request fails with `reason`, what it
+    /// heard then `then`.
+    struct Failing {
+        reason: &'static str,
+        then: Silence,
+        last: Silence,
+    }
+
+    impl Transport for Failing {
+        fn send(&mut self, _: &[u8], _: BodyFormat, _: bool) -> Result<Accepted, SendError> {
+            self.last = self.then;
+            Err(SendError::Transient {
+                reason: self.reason.to_string(),
+                retry_after: None,
+            })
+        }
+
+        fn describe(&self) -> String {
+            "http://test".to_string()
+        }
+
+        fn silence(&self) -> Silence {
+            self.last
+        }
+    }
+
+    fn tally(last_timed_out: Arc<AtomicBool>) -> Tally {
+        Tally {
+            diagnostics: Diagnostics::new(LogLevel::None),
+            target: "http://test".to_string(),
+            requests: 0,
+            delivered: 0,
+            refused: 0,
+            kept: 0,
+            cut: 0,
+            emptied: 0,
+            emptied_depth: 0,
+            timed_out: 0,
+            last_timed_out,
+        }
+    }
+
+    /// How many requests of spans the tally counts unanswered in their
+    /// time after one attempt through `Heard` over `inner` failed.
+    fn counted_timed_out(inner: Failing) -> u64 {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut heard = Heard {
+            inner,
+            timed_out: Arc::clone(&flag),
+        };
+        let mut tally = tally(flag);
+        let reason = heard
+            .send(b"spans", BodyFormat::Protobuf, false)
+            .expect_err("fails")
+            .reason()
+            .to_string();
+        tally.record(Outcome::AttemptFailed { reason: &reason });
+        tally.timed_out
+    }
+
+    #[test]
+    fn a_request_is_counted_unanswered_by_its_silence_not_its_words() {
+        // Counted by the words "timed out" (HttpTransport::explain's), a
+        // timeout said otherwise was missed and the replay did not say the
+        // backend hangs on spans; a failure that merely began with those
+        // words was counted one.
+        let heard = |reason, then| {
+            counted_timed_out(Failing {
+                reason,
+                then,
+                last: Silence::Answered,
+            })
+        };
+        assert_eq!(heard("no answer in 500 ms", Silence::TimedOut), 1);
+        assert_eq!(heard("timed out", Silence::TimedOut), 1);
+        assert_eq!(heard("timed out on the way", Silence::NoServer), 0);
+        assert_eq!(heard("timed out at the deadline", Silence::Deadline), 0);
+        assert_eq!(heard("connection refused", Silence::NoServer), 0);
     }
 }

@@ -281,7 +281,7 @@ pub fn genai_words(span: &DecodedSpan) -> String {
     }
     // The AI SDK's names where the GenAI ones are not (generateText's own
     // span: the sum of its model calls).
-    let counts = Counts::of(span, true);
+    let counts = Counts::of(span);
     match (counts.input, counts.output) {
         // OpenLLMetry's LangChain and streamed calls may record only the
         // sum (llm.usage.total_tokens): the span showed no count at all.

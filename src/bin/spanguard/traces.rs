@@ -277,16 +277,13 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// The span's own counts. `ai_sdk`: whether the AI SDK's ai.usage.*
-    /// are read where no GenAI count is (not on a span with a count
-    /// under it: there they are its model calls' sum again).
-    pub fn of(span: &DecodedSpan, ai_sdk: bool) -> Counts {
+    /// The span's own counts: GenAI's or OpenInference's, else the AI
+    /// SDK's ai.usage.* (a trace counts them only where no span under it
+    /// has a count: `build`).
+    pub fn of(span: &DecodedSpan) -> Counts {
         let (mut input, mut output) = (input_tokens(span), output_tokens(span));
         let mut total = tokens(span, TOTAL);
         if input.is_none() && output.is_none() && total.is_none() {
-            if !ai_sdk {
-                return Counts::default();
-            }
             (input, output) = (tokens(span, AI_SDK_INPUT), tokens(span, AI_SDK_OUTPUT));
         }
         if input.is_none() && output.is_none() && total.is_none() {
@@ -496,23 +493,36 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
             error,
         });
     }
-    // The token counts, each call's once. The Vercel AI SDK writes its
-    // counts as ai.usage.* on each model call (ai.generateText.doGenerate,
-    // with gen_ai.usage.* too; ai.embedMany.doEmbed) and on the call
-    // around them (ai.generateText, ai.embedMany: the sum of its calls):
-    // a span's ai.usage.* is counted only when no span under it has a
-    // count. The nodes are in the tree's order (a span, then those under
-    // it), so walked backwards a span comes after all those under it:
-    // `under` holds, for the spans walked whose parent is not yet,
-    // (depth, whether it or a span under it has a count).
+    // The token counts, each call's once: a span's counts count only when
+    // no span under it has a count. Instrumentations nest and each writes
+    // the counts of the calls under it again: the Vercel AI SDK's
+    // ai.generateText / ai.embedMany (ai.usage.*, the sum of its model
+    // calls); OpenLLMetry's CrewAI agent span (gen_ai.usage.*, its agent's
+    // running total) over its `MODEL.llm` spans, themselves over the
+    // OpenAI instrumentation's; a LangChain or LlamaIndex LLM span
+    // (OpenLLMetry's gen_ai.usage.*, OpenInference's llm.token_count.*)
+    // over the OpenAI instrumentation's span of the same call, when both
+    // instrumentations are on. Counting only spans of an LLM kind would
+    // count those last two twice (both say chat / LLM); counting the
+    // innermost counts counts each call once. A span alone, or one whose
+    // spans under it carry no count (an agent span whose calls were
+    // sampled out or lost), counts its own: the best known. A span with
+    // some of its calls lost under it counts those kept, not its own.
+    // The nodes are in the tree's order (a span, then those under it), so
+    // walked backwards a span comes after all those under it: `under`
+    // holds, for the spans walked whose parent is not yet, (depth, whether
+    // it or a span under it has a count).
     let mut under: Vec<(usize, bool)> = Vec::new();
     for n in t.nodes.iter().rev() {
         let mut below = false;
         while under.last().is_some_and(|(d, _)| *d > n.depth) {
             below |= under.pop().is_some_and(|(_, c)| c);
         }
-        let counts = Counts::of(&n.span, !below);
+        let counts = Counts::of(&n.span);
         under.push((n.depth, counts.any() || below));
+        if below {
+            continue;
+        }
         // Saturating: counts near i64::MAX in a hostile file wrapped the
         // sum below zero (and a debug build panicked).
         let sum = &mut t.tokens;
