@@ -135,6 +135,13 @@ if [ "$quick" = --interleaved ]; then
             split($1, x, "pair ratio B/A "); split($2, y, "pair ratio B/A ");
             r = sqrt((x[2] + 0) / (y[2] + 0));
             printf "%s over %s, both orders: %.3f (geometric mean of the two medians)\n", head, base, r }'
+        # The same from the recording thread's CPU time (a loaded machine's
+        # waits for a CPU left out).
+        printf '%s|%s\n' "$(echo "$ab_all" | grep '^thread CPU')" "$(echo "$ba_all" | grep '^thread CPU')" |
+            awk -F'|' -v base="${first%%=*}" -v head="${second%%=*}" '{
+            split($1, x, "ratio B/A "); split($2, y, "ratio B/A ");
+            printf "%s over %s, both orders, thread CPU: %.3f (%.3f with the base loaded first, %.3f with it second)\n", head, base,
+                sqrt((x[2] + 0) / (y[2] + 0)), x[2] + 0, 1 / (y[2] + 0) }'
         # The same in each host state (bench/c/probe.h): a change may pay
         # in one and cost in the other; "none" where an order met no pair
         # in that state.

@@ -21,7 +21,8 @@
  * interleaved LIB_A LIB_B [pairs] [--idle]
  * Prints each pair's ratio (B over A), then the pair ratios' median in each
  * host state, then (last line) the medians of A, of B and of the pair
- * ratios, and in how many pairs B was faster. */
+ * ratios, and in how many pairs B was faster; before it, the median of the
+ * pair ratios of the recording thread's CPU time (CLOCK_THREAD_CPUTIME_ID). */
 #define _GNU_SOURCE
 #include "common.h"
 #include "probe.h"
@@ -92,8 +93,21 @@ static void load(struct lib *l, const char *path, int idle) {
 
 enum { N = 50000, MAX_PAIRS = 1000 };
 
-/* bench_span_attrs3 through `l`, n times; ns a span. */
+/* ns of this thread's CPU time so far: unlike the wall clock, it does not
+ * count the time the thread waited for a CPU while other work ran (on a
+ * loaded machine, most of a sample's wall time). */
+static double thread_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+/* The thread's CPU time of the last `sample`, ns a span. */
+static double last_cpu_ns;
+
+/* bench_span_attrs3 through `l`, n times; ns a span (wall clock). */
 static double sample(const struct lib *l, long n) {
+    double c0 = thread_cpu_ns();
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         spanguard_span s;
@@ -103,7 +117,9 @@ static double sample(const struct lib *l, long n) {
         l->set_bool(s, "stream", 6, true);
         l->end(s);
     }
-    return (bench_now_ns() - t0) / n;
+    double wall = (bench_now_ns() - t0) / n;
+    last_cpu_ns = (thread_cpu_ns() - c0) / n;
+    return wall;
 }
 
 int main(int argc, char **argv) {
@@ -130,10 +146,10 @@ int main(int argc, char **argv) {
         sample(&libs[k], 4 * N); /* warm-up: the thread's slots faulted in */
         libs[k].flush(libs[k].tracer, 30000);
     }
-    static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS], width[MAX_PAIRS];
+    static double a[MAX_PAIRS], b[MAX_PAIRS], ratio[MAX_PAIRS], width[MAX_PAIRS], cpu_ratio[MAX_PAIRS];
     int b_faster = 0;
     for (int p = 0; p < pairs; p++) {
-        double ns[2];
+        double ns[2], cpu[2];
         for (int j = 0; j < 2; j++) {
             int k = (p + j) % 2; /* A first in even pairs, B first in odd */
             /* Each sample starts with both exporters' queues empty: the
@@ -142,7 +158,9 @@ int main(int argc, char **argv) {
             libs[0].flush(libs[0].tracer, 30000);
             libs[1].flush(libs[1].tracer, 30000);
             ns[k] = sample(&libs[k], N);
+            cpu[k] = last_cpu_ns;
         }
+        cpu_ratio[p] = cpu[1] / cpu[0];
         a[p] = ns[0];
         b[p] = ns[1];
         ratio[p] = ns[1] / ns[0];
@@ -166,6 +184,9 @@ int main(int argc, char **argv) {
            "(0 pairs: 0.000)\n",
            n_whole, n_whole > 0 ? bench_median(whole, n_whole) : 0.0, n_shared,
            n_shared > 0 ? bench_median(shared, n_shared) : 0.0);
+    /* The recording thread's CPU time instead of the wall clock: the same
+     * samples, without the time spent waiting for a CPU. */
+    printf("thread CPU: pair ratio B/A %.3f (median)\n", bench_median(cpu_ratio, pairs));
     printf("begin+3 attrs+end, regime %s, %d pairs of %d-span samples: A %.1f ns/span, B %.1f, "
            "pair ratio B/A %.3f (median), B faster in %d of %d\n",
            idle ? "(a)" : "(b)", pairs, N, bench_median(a, pairs), bench_median(b, pairs),
