@@ -2159,7 +2159,8 @@ fn message_event_bodies_of_every_shape_read_as_a_message() {
     // Anthropic's are), a content that is its parts' JSON, a tool's
     // message with the call's id, a picture's bytes in a structured part
     // said by its type and size, the instructions structured; a body that
-    // is no message (a string) shown as it is.
+    // is no message (a string) shown as it is; a details event's messages
+    // as a JSON string read as the structured ones.
     let picture = "A".repeat(4000);
     let body = |fields: &str| {
         format!(r#"{{"key":"log.record.body","value":{{"kvlistValue":{{"values":[{fields}]}}}}}}"#)
@@ -2246,6 +2247,13 @@ fn message_event_bodies_of_every_shape_read_as_a_message() {
                         ),
                     ])]),
                 ),
+                // The same conventions' messages as a JSON string.
+                kv(
+                    "gen_ai.output.messages",
+                    &s(
+                        r#"[{"role":"assistant","parts":[{"type":"text","content":"Hi."}],"finish_reason":"stop"}]"#,
+                    ),
+                ),
             ],
         ),
         event(
@@ -2286,6 +2294,8 @@ fn message_event_bodies_of_every_shape_read_as_a_message() {
             "Be brief.",
             "gen_ai.input.messages = 1 message (by role and part):",
             r#"[user] {"type":"blob","mime_type":"image/png","modality":"image","content":"[image/png, 2.9 KB]"}"#,
+            "gen_ai.output.messages = 1 message (its JSON by role and part):",
+            "[assistant, finish_reason stop] Hi.",
         ],
         "{printed}"
     );
