@@ -1968,6 +1968,344 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// The lines drawn under the event line that holds `head` (a step in
+/// from its `•`), their rails and a later line's `┊` gutter cut off.
+fn event_block(printed: &str, head: &str) -> Vec<String> {
+    let lines: Vec<&str> = printed.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(head))
+        .unwrap_or_else(|| panic!("no line with {head:?}:\n{printed}"));
+    let column = lines[at].chars().position(|c| c == '•').expect("an event");
+    lines[at + 1..]
+        .iter()
+        .take_while(|l| l.chars().nth(column) == Some(' '))
+        .map(|l| {
+            let text: String = l.chars().skip(column + 2).collect();
+            text.strip_prefix("  ┊ ").unwrap_or(&text).to_string()
+        })
+        .collect()
+}
+
+/// A directory of its own for `test` holding the files of
+/// tests/cli/genai_events (tests/cli/genai_events/make_spans.py).
+fn genai_events_root(test: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    for name in ["openllmetry-events.jsonl", "openai-v2-event-only.jsonl"] {
+        std::fs::copy(
+            Path::new(REPO).join("tests/cli/genai_events").join(name),
+            root.join(name),
+        )
+        .expect("copy");
+    }
+    root
+}
+
+#[test]
+fn openllmetry_message_events_shown_whole_as_a_chat() {
+    // OpenLLMetry with use_attributes=False sends each message as a Logs
+    // API event (gen_ai.system.message, gen_ai.user.message,
+    // gen_ai.assistant.message, gen_ai.tool.message, gen_ai.choice), which
+    // spanguard's Python bridge puts on the span, the body as the event
+    // attribute log.record.body. Shown whole, each was one line of
+    // `log.record.body={content: …}`, a choice's tool calls as nested
+    // maps: now each event's message under its line, as the other chats
+    // read. The file is what OpenLLMetry 0.62.4 emitted for a turn with a
+    // tool call (tests/cli/genai_events/make_spans.py).
+    let root = genai_events_root("llm-events");
+    let printed = shown(
+        &root,
+        &["--span", "9e0e000000000003", "openllmetry-events.jsonl"],
+    );
+    // The second call's span, the one shown whole.
+    let printed = &printed[printed.find("9e0e000000000003").expect("span")..];
+    let expected: [(&str, &[&str]); 5] = [
+        (
+            "• gen_ai.system.message +1.00 ms",
+            // The escape sequence in the prompt is not sent as it is.
+            &[r"[system] You are a weather agent.\x1b[2J Answer in one line."],
+        ),
+        (
+            "• gen_ai.user.message +2.00 ms",
+            &[
+                "[user] What is the weather in Lisbon?",
+                r"Answer with\tthe temperature.",
+            ],
+        ),
+        (
+            "• gen_ai.assistant.message +3.00 ms",
+            &[r#"[assistant] tool call get_weather {"city": "Lisbon"} (id call_weather_1)"#],
+        ),
+        (
+            "• gen_ai.tool.message +4.00 ms",
+            &["[tool] 18°C, clear sky"],
+        ),
+        (
+            "• gen_ai.choice +5.00 ms",
+            &["[assistant, finish_reason stop] echo: 18°C, clear sky"],
+        ),
+    ];
+    for (head, lines) in expected {
+        assert_eq!(event_block(printed, head), lines, "{printed}");
+        let line = printed.lines().find(|l| l.contains(head)).expect("line");
+        assert!(
+            line.ends_with(&format!("{head}  gen_ai.provider.name=openai")),
+            "{printed}"
+        );
+    }
+    // The first call's choice: the tool call beside its empty message.
+    let printed = shown(&root, &["--full", "openllmetry-events.jsonl"]);
+    assert_eq!(
+        event_block(&printed, "• gen_ai.choice +3.00 ms"),
+        [
+            r#"[assistant, finish_reason tool_calls] tool call get_weather {"city": "Lisbon"} (id call_weather_1)"#
+        ],
+        "{printed}"
+    );
+    assert!(!printed.contains("log.record.body"), "{printed}");
+    // Cut to the width, the events' lines as they were.
+    let printed = shown(&root, &["openllmetry-events.jsonl"]);
+    assert!(
+        printed.contains("• gen_ai.user.message +2.00 ms  gen_ai.provider.name=openai log.record.body={content: What i…"),
+        "{printed}"
+    );
+    // The page's Chat table has them, named by their event.
+    let out = show(
+        &root,
+        &["--html", "page.html", "openllmetry-events.jsonl"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    for row in [
+        "<tr><th>gen_ai.user.message</th><td>[user] What is the weather in Lisbon?\nAnswer with\tthe temperature.</td></tr>",
+        "<tr><th>gen_ai.assistant.message</th><td>[assistant] tool call get_weather {&quot;city&quot;: &quot;Lisbon&quot;} (id call_weather_1)</td></tr>",
+        "<tr><th>gen_ai.choice</th><td>[assistant, finish_reason stop] echo: 18°C, clear sky</td></tr>",
+    ] {
+        assert!(page.contains(row), "{row}\n{page}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
+    // opentelemetry-instrumentation-openai-v2 (util-genai) with
+    // event_only puts the chat on a gen_ai.client.inference.operation
+    // .details Logs API event, gen_ai.input.messages and
+    // gen_ai.output.messages structured (arrays of maps, not JSON
+    // strings). Shown whole, each was one line of nested brackets: now
+    // by role and part under the event's line, as the JSON attributes
+    // read. The file is what openai-v2 2.4b0 emitted
+    // (tests/cli/genai_events/make_spans.py).
+    let root = genai_events_root("v2-events");
+    for args in [
+        &["--span", "9e0e000000000003", "openai-v2-event-only.jsonl"][..],
+        &["--full", "openai-v2-event-only.jsonl"][..],
+    ] {
+        let printed = shown(&root, args);
+        assert_eq!(
+            chat_block(
+                &printed,
+                "gen_ai.input.messages = 4 messages (by role and part):"
+            ),
+            [
+                r"[system] You are a weather agent.\x1b[2J Answer in one line.",
+                "[user] What is the weather in Lisbon?",
+                r"Answer with\tthe temperature.",
+                r#"[assistant] {"arguments":{"city":"Lisbon"},"name":"get_weather","id":"call_weather_1","type":"tool_call"}"#,
+                r#"[tool] {"response":"18°C, clear sky","id":"call_weather_1","type":"tool_call_response"}"#,
+            ],
+            "{printed}"
+        );
+        // The second call's answer.
+        let second = &printed[printed.find("[stop]").expect("second call")..];
+        assert_eq!(
+            chat_block(
+                second,
+                "gen_ai.output.messages = 1 message (by role and part):"
+            ),
+            ["[assistant, finish_reason stop] echo: 18°C, clear sky"],
+            "{printed}"
+        );
+        let line = printed
+            .lines()
+            .find(|l| l.contains("• gen_ai.client.inference.operation.details +1.00 ms  gen_ai.operation.name=chat") && l.contains("[stop]"))
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(!line.contains("gen_ai.input.messages"), "{printed}");
+        assert!(
+            line.ends_with("openai.response.system_fingerprint=fp_fake"),
+            "{printed}"
+        );
+    }
+    let out = show(
+        &root,
+        &["--html", "page.html", "openai-v2-event-only.jsonl"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let row = "<tr><th>gen_ai.client.inference.operation.details gen_ai.output.messages</th>\
+               <td>1 message (by role and part):\n[assistant, finish_reason stop] echo: 18°C, clear sky</td></tr>";
+    assert!(page.contains(row), "{page}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn message_event_bodies_of_every_shape_read_as_a_message() {
+    // What the conventions allow beyond the files above: a choice's
+    // message that says its role and holds its content as parts (as
+    // Anthropic's are), a content that is its parts' JSON, a tool's
+    // message with the call's id, a picture's bytes in a structured part
+    // said by its type and size, the instructions structured; a body that
+    // is no message (a string) shown as it is; a details event's messages
+    // as a JSON string read as the structured ones.
+    let picture = "A".repeat(4000);
+    let body = |fields: &str| {
+        format!(r#"{{"key":"log.record.body","value":{{"kvlistValue":{{"values":[{fields}]}}}}}}"#)
+    };
+    let s = |v: &str| format!(r#"{{"stringValue":{}}}"#, json_string(v));
+    let kv = |k: &str, v: &str| format!(r#"{{"key":"{k}","value":{v}}}"#);
+    let map =
+        |members: &[String]| format!(r#"{{"kvlistValue":{{"values":[{}]}}}}"#, members.join(","));
+    let array =
+        |items: &[String]| format!(r#"{{"arrayValue":{{"values":[{}]}}}}"#, items.join(","));
+    let event = |name: &str, ms: u64, attributes: &[String]| {
+        format!(
+            r#"{{"timeUnixNano":"{}","name":"{name}","attributes":[{}]}}"#,
+            T0 + ms * MS,
+            attributes.join(",")
+        )
+    };
+    let events = [
+        event(
+            "gen_ai.user.message",
+            1,
+            &[body(&kv(
+                "content",
+                &s(r#"[{"type":"text","text":"Read this."},{"type":"thinking","thinking":"Hm."}]"#),
+            ))],
+        ),
+        event(
+            "gen_ai.tool.message",
+            2,
+            &[body(
+                &[kv("content", &s("sunny")), kv("id", &s("call_7"))].join(","),
+            )],
+        ),
+        event(
+            "gen_ai.choice",
+            3,
+            &[body(
+                &[
+                    kv("index", r#"{"intValue":"0"}"#),
+                    kv("finish_reason", &s("end_turn")),
+                    kv(
+                        "message",
+                        &map(&[
+                            kv("role", &s("model")),
+                            kv(
+                                "content",
+                                &array(&[
+                                    map(&[kv("type", &s("text")), kv("text", &s("Two\nlines."))]),
+                                    map(&[
+                                        kv("type", &s("redacted_thinking")),
+                                        kv("data", &s("x")),
+                                    ]),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                ]
+                .join(","),
+            )],
+        ),
+        event(
+            "gen_ai.client.inference.operation.details",
+            4,
+            &[
+                kv(
+                    "gen_ai.system_instructions",
+                    &array(&[map(&[
+                        kv("type", &s("text")),
+                        kv("content", &s("Be brief.")),
+                    ])]),
+                ),
+                kv(
+                    "gen_ai.input.messages",
+                    &array(&[map(&[
+                        kv("role", &s("user")),
+                        kv(
+                            "parts",
+                            &array(&[map(&[
+                                kv("type", &s("blob")),
+                                kv("mime_type", &s("image/png")),
+                                kv("modality", &s("image")),
+                                kv("content", &format!(r#"{{"bytesValue":"{picture}"}}"#)),
+                            ])]),
+                        ),
+                    ])]),
+                ),
+                // The same conventions' messages as a JSON string.
+                kv(
+                    "gen_ai.output.messages",
+                    &s(
+                        r#"[{"role":"assistant","parts":[{"type":"text","content":"Hi."}],"finish_reason":"stop"}]"#,
+                    ),
+                ),
+            ],
+        ),
+        event(
+            "gen_ai.user.message",
+            5,
+            &[kv("log.record.body", &s("a string body"))],
+        ),
+    ];
+    let line = llm_chat_line(&format!(r#""events":[{}]"#, events.join(",")));
+    let root = sink_of("event-bodies", line);
+    let printed = shown(&root, &["--full", "svc-1.jsonl"]);
+    assert_eq!(
+        event_block(&printed, "• gen_ai.user.message +1.00 ms"),
+        ["[user] Read this.", "(reasoning) Hm."],
+        "{printed}"
+    );
+    assert_eq!(
+        event_block(&printed, "• gen_ai.tool.message +2.00 ms"),
+        ["[tool, id call_7] sunny"],
+        "{printed}"
+    );
+    assert_eq!(
+        event_block(&printed, "• gen_ai.choice +3.00 ms"),
+        [
+            "[model, finish_reason end_turn] Two",
+            "lines.",
+            "(reasoning, redacted)"
+        ],
+        "{printed}"
+    );
+    assert_eq!(
+        event_block(
+            &printed,
+            "• gen_ai.client.inference.operation.details +4.00 ms"
+        ),
+        [
+            "gen_ai.system_instructions = 1 message (by role and part):",
+            "Be brief.",
+            "gen_ai.input.messages = 1 message (by role and part):",
+            r#"[user] {"type":"blob","mime_type":"image/png","modality":"image","content":"[image/png, 2.9 KB]"}"#,
+            "gen_ai.output.messages = 1 message (its JSON by role and part):",
+            "[assistant, finish_reason stop] Hi.",
+        ],
+        "{printed}"
+    );
+    assert!(
+        printed.contains("• gen_ai.user.message +5.00 ms  log.record.body=a string body\n"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
     // What AI SDK 6 ended for one agent turn

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use spanguard::export::otlp_decode::Value;
+use spanguard::export::json_value::JsonValue;
+use spanguard::export::otlp_decode::{DecodedEvent, Value};
 
 /// The attribute families that hold one message per index: the prefix
 /// before the index and what comes between the index and a field.
@@ -62,7 +63,6 @@ pub struct Message {
 /// text, another part (an image, a tool's result) as its JSON, a part a
 /// line. None when it is not such a list (then it is shown as it is).
 fn parts_text(value: &str) -> Option<String> {
-    use spanguard::export::json_value::JsonValue;
     if !value.trim_start().starts_with('[') {
         return None;
     }
@@ -213,10 +213,23 @@ impl Message {
     }
 }
 
+impl Message {
+    /// The message as text: its head, then its text (its own lines kept)
+    /// and each tool call on a line of its own.
+    pub fn text(&self) -> String {
+        let mut text = self.head();
+        let calls = self.tool_calls.iter().map(Message::call_text);
+        for (i, piece) in self.content.iter().cloned().chain(calls).enumerate() {
+            text.push(if i == 0 { ' ' } else { '\n' });
+            text.push_str(&piece);
+        }
+        text
+    }
+}
+
 impl Chat {
     /// The family as text to print whole: the label and how many
-    /// messages, then each message's head and its text (its own lines
-    /// kept), each tool call on a line of its own.
+    /// messages, then each message (`Message::text`).
     pub fn text(&self) -> String {
         let mut text = format!(
             "{} = {} (by index):",
@@ -225,13 +238,7 @@ impl Chat {
         );
         for m in &self.messages {
             text.push('\n');
-            text.push_str(&m.head());
-            let mut pieces: Vec<String> = m.content.clone();
-            pieces.extend(m.tool_calls.iter().map(Message::call_text));
-            for (i, piece) in pieces.iter().enumerate() {
-                text.push(if i == 0 { ' ' } else { '\n' });
-                text.push_str(piece);
-            }
+            text.push_str(&m.text());
         }
         text
     }
@@ -250,7 +257,7 @@ pub fn texts(attributes: &[(String, Value)]) -> Vec<String> {
                 texts.push(gather(family, attributes).text());
             }
             Some(_) => {}
-            None => texts.extend(v.as_str().and_then(|json| chat_text(k, json))),
+            None => texts.extend(value_chat(k, v)),
         }
     }
     texts
@@ -272,14 +279,35 @@ const CHAT_KEYS: &[&str] = &[
 /// of JSON with its paragraphs as `\n`. None when `json` is not such an
 /// array (then the value is shown as it is).
 pub fn chat_text(key: &str, json: &str) -> Option<String> {
-    use spanguard::export::json_value::JsonValue;
     if AI_SDK_KEYS.contains(&key) {
         return ai_sdk_text(key, json);
     }
     if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
         return None;
     }
-    let JsonValue::Array(items) = JsonValue::parse(json.as_bytes()).ok()? else {
+    let value = JsonValue::parse(json.as_bytes()).ok()?;
+    genai_text(key, &value, "its JSON by role and part")
+}
+
+/// A chat attribute's value, a JSON string (`chat_text`) or the same
+/// messages as a structured value (an array of maps: what
+/// opentelemetry-util-genai puts on its
+/// `gen_ai.client.inference.operation.details` event), as a person reads
+/// a chat. None when it is neither.
+pub fn value_chat(key: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::Str(json) => chat_text(key, json),
+        Value::Array(_) if CHAT_KEYS.contains(&key) => {
+            genai_text(key, &json_of(value, None), "by role and part")
+        }
+        _ => None,
+    }
+}
+
+/// The GenAI conventions' messages (`CHAT_KEYS`) as `chat_text` draws
+/// them. None when `value` is not an array of objects.
+fn genai_text(key: &str, value: &JsonValue, said: &str) -> Option<String> {
+    let JsonValue::Array(items) = value else {
         return None;
     };
     let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
@@ -289,11 +317,8 @@ pub fn chat_text(key: &str, json: &str) -> Option<String> {
         }
         _ => json_text(part),
     };
-    let mut text = format!(
-        "{key} = {} (its JSON by role and part):",
-        plural(items.len(), "message")
-    );
-    for item in &items {
+    let mut text = format!("{key} = {} ({said}):", plural(items.len(), "message"));
+    for item in items {
         if !matches!(item, JsonValue::Object(_)) {
             return None;
         }
@@ -332,7 +357,6 @@ const AI_SDK_KEYS: &[&str] = &["ai.prompt", "ai.prompt.messages", "ai.response.t
 /// line of JSON. None when `json` is not what the SDK writes there (cut
 /// by a length limit, say): then it is shown as it is.
 fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
-    use spanguard::export::json_value::JsonValue;
     let value = JsonValue::parse(json.as_bytes()).ok()?;
     if key == "ai.response.toolCalls" {
         let calls = match &value {
@@ -392,19 +416,14 @@ fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
     );
     for m in &messages {
         text.push('\n');
-        text.push_str(&m.head());
-        for (i, piece) in m.content.iter().enumerate() {
-            text.push(if i == 0 { ' ' } else { '\n' });
-            text.push_str(piece);
-        }
+        text.push_str(&m.text());
     }
     Some(text)
 }
 
 /// An AI SDK message, `{role, content}`: its parts in their order (tool
 /// calls among them, where the model put them). None when it is not one.
-fn ai_sdk_message(item: &spanguard::export::json_value::JsonValue) -> Option<Message> {
-    use spanguard::export::json_value::JsonValue;
+fn ai_sdk_message(item: &JsonValue) -> Option<Message> {
     let role = item.get("role")?.as_str()?.to_string();
     let content = match item.get("content")? {
         JsonValue::String(text) => vec![text.clone()],
@@ -423,8 +442,7 @@ fn ai_sdk_message(item: &spanguard::export::json_value::JsonValue) -> Option<Mes
 /// (`output`'s value, or `result`) as a line, another part as its JSON.
 /// None when it is no object with a `type` (or, for a tool call in
 /// `ai.response.toolCalls`, a `toolName`).
-fn ai_sdk_part(part: &spanguard::export::json_value::JsonValue) -> Option<String> {
-    use spanguard::export::json_value::JsonValue;
+fn ai_sdk_part(part: &JsonValue) -> Option<String> {
     // A value that is a string (a tool call's arguments as the model
     // wrote them) as it is, else its JSON.
     let said = |v: &JsonValue| {
@@ -544,8 +562,7 @@ fn data_words(s: &str, media: Option<&str>) -> Option<String> {
 
 /// The media type a part says its data is (the AI SDK's `mediaType`,
 /// Anthropic's `media_type`, the GenAI conventions' `mime_type`).
-fn media_of(v: &spanguard::export::json_value::JsonValue) -> Option<&str> {
-    use spanguard::export::json_value::JsonValue;
+fn media_of(v: &JsonValue) -> Option<&str> {
     v.get_any(&["mediaType", "media_type", "mime_type", "mimeType"])
         .and_then(JsonValue::as_str)
 }
@@ -553,12 +570,11 @@ fn media_of(v: &spanguard::export::json_value::JsonValue) -> Option<&str> {
 /// `v` as compact JSON, its data elided (`data_words`; bytes the AI SDK
 /// wrote as an object of indexes, `{"0":137,"1":80,…}`, as
 /// `[image/png, N bytes]`).
-fn json_text(v: &spanguard::export::json_value::JsonValue) -> String {
+fn json_text(v: &JsonValue) -> String {
     json_in(v, None)
 }
 
-fn json_in(v: &spanguard::export::json_value::JsonValue, media: Option<&str>) -> String {
-    use spanguard::export::json_value::JsonValue;
+fn json_in(v: &JsonValue, media: Option<&str>) -> String {
     let string = |s: &str| {
         let mut out = String::from("\"");
         for c in s.chars() {
@@ -602,6 +618,174 @@ fn json_in(v: &spanguard::export::json_value::JsonValue, media: Option<&str>) ->
                 .collect();
             format!("{{{}}}", members.join(","))
         }
+    }
+}
+
+/// The older GenAI conventions' events, one message each, its content in
+/// the event's body (spanguard's Python bridge keeps a Logs API record's
+/// body as the event attribute `log.record.body`, as OpenTelemetry Java's
+/// bridge names it): OpenLLMetry with `use_attributes=False`, openai-v2
+/// before opentelemetry-util-genai. The role the event's name says.
+const MESSAGE_EVENTS: &[(&str, &str)] = &[
+    ("gen_ai.system.message", "system"),
+    ("gen_ai.user.message", "user"),
+    ("gen_ai.assistant.message", "assistant"),
+    ("gen_ai.tool.message", "tool"),
+    ("gen_ai.choice", "assistant"),
+];
+
+/// The attribute a Logs API record's body is kept in on its span event.
+pub const BODY_KEY: &str = "log.record.body";
+
+/// A chat an event holds: its attribute's index among the event's, and
+/// the text (`key = N messages …:` then a line a message for a chat
+/// attribute; the message alone, `[role] text`, for a body).
+pub struct EventChat {
+    pub attribute: usize,
+    pub text: String,
+}
+
+/// The chats of an event (a GenAI event sent through the Logs API, put on
+/// its span): the body of a message event (`MESSAGE_EVENTS`) as its
+/// message, and its chat attributes (`gen_ai.input.messages` …, structured
+/// or JSON, on `gen_ai.client.inference.operation.details`) as
+/// `value_chat` draws them. Shown as they were, under `--full` a prompt
+/// was one line of `{content: …}` or of nested arrays and maps.
+pub fn event_chats(e: &DecodedEvent) -> Vec<EventChat> {
+    let role = MESSAGE_EVENTS
+        .iter()
+        .find(|(name, _)| *name == e.name)
+        .map(|(_, role)| *role);
+    e.attributes
+        .iter()
+        .enumerate()
+        .filter_map(|(attribute, (k, v))| {
+            let text = match role {
+                Some(role) if k == BODY_KEY => body_message(role, &json_of(v, None))?.text(),
+                _ => value_chat(k, v)?,
+            };
+            Some(EventChat { attribute, text })
+        })
+        .collect()
+}
+
+/// A message event's body as its message: `{content, tool_calls, role}`,
+/// for `gen_ai.choice` `{index, finish_reason, message: {role, content,
+/// tool_calls}, tool_calls}` (OpenLLMetry puts the tool calls beside the
+/// message). The role is the body's when it says one (the conventions
+/// leave it out when the name says it), and a content may be a string
+/// (its parts' JSON, as `gather` reads it) or parts. None when the body
+/// is none of that (then it is shown as it is).
+fn body_message(role: &str, body: &JsonValue) -> Option<Message> {
+    if !matches!(body, JsonValue::Object(_)) {
+        return None;
+    }
+    let message = body
+        .get("message")
+        .filter(|m| matches!(m, JsonValue::Object(_)));
+    let field = |name: &str| {
+        message
+            .and_then(|m| m.get(name))
+            .filter(|v| !matches!(v, JsonValue::Null))
+            .or_else(|| body.get(name).filter(|v| !matches!(v, JsonValue::Null)))
+    };
+    let mut m = Message {
+        role: field("role")
+            .and_then(JsonValue::as_str)
+            .unwrap_or(role)
+            .to_string(),
+        ..Message::default()
+    };
+    for note in ["finish_reason", "id", "tool_call_id", "name"] {
+        if let Some(v) = field(note) {
+            m.notes.push((note.to_string(), said(v)));
+        }
+    }
+    match field("content") {
+        None => {}
+        Some(JsonValue::String(text)) => m.content.push(
+            parts_text(text)
+                .or_else(|| data_words(text, None))
+                .unwrap_or_else(|| text.clone()),
+        ),
+        Some(JsonValue::Array(parts)) => m.content.extend(parts.iter().map(body_part)),
+        Some(other) => m.content.push(json_text(other)),
+    }
+    for calls in [
+        message.and_then(|m| m.get("tool_calls")),
+        body.get("tool_calls"),
+    ] {
+        for call in calls.map(JsonValue::as_array).unwrap_or_default() {
+            let function = call.get("function").unwrap_or(call);
+            m.tool_calls.push(ToolCall {
+                name: function.get("name").map(said).unwrap_or_default(),
+                arguments: function.get("arguments").map(said).unwrap_or_default(),
+                id: call.get("id").map(said).unwrap_or_default(),
+            });
+        }
+    }
+    (!m.content.is_empty() || !m.tool_calls.is_empty() || body.get("content").is_some())
+        .then_some(m)
+}
+
+/// A part of a body's content, as `parts_text` reads a list of parts
+/// (`{type: text, text}`, Anthropic's thinking), the GenAI conventions'
+/// `{type: text, content}` too; another part as its JSON.
+fn body_part(part: &JsonValue) -> String {
+    let text = |name: &str| part.get(name).and_then(JsonValue::as_str);
+    match part.get("type").and_then(JsonValue::as_str) {
+        Some("text") if text("text").or(text("content")).is_some() => {
+            text("text").or(text("content")).unwrap_or("").to_string()
+        }
+        Some("thinking") if text("thinking").is_some() => reasoning(text("thinking").unwrap_or("")),
+        Some("reasoning") if text("content").is_some() => reasoning(text("content").unwrap_or("")),
+        Some("redacted_thinking") => REDACTED.to_string(),
+        _ => json_text(part),
+    }
+}
+
+/// A value as a piece of a line: a string as it is (data said by its type
+/// and size), another value as its JSON.
+fn said(v: &JsonValue) -> String {
+    v.as_str().map_or_else(
+        || json_text(v),
+        |s| data_words(s, None).unwrap_or_else(|| s.to_string()),
+    )
+}
+
+/// An attribute's value as the JSON document it stands for, so that a
+/// structured chat is read as its JSON would be: bytes (a picture's, in a
+/// GenAI `blob` part) longer than `DATA_SHOWN` said by the media type of
+/// the map they are in (`media`) and their size, shorter ones in hex.
+fn json_of(v: &Value, media: Option<&str>) -> JsonValue {
+    match v {
+        Value::Str(s) => JsonValue::String(s.clone()),
+        Value::Bool(b) => JsonValue::Bool(*b),
+        Value::Int(i) => JsonValue::Number(i.to_string()),
+        Value::Double(d) => JsonValue::Number(d.to_string()),
+        Value::Bytes(b) if b.len() > DATA_SHOWN => JsonValue::String(format!(
+            "[{}, {}]",
+            media.unwrap_or("data"),
+            size_words(b.len())
+        )),
+        Value::Bytes(_) => JsonValue::String(v.to_string()),
+        Value::Array(items) => JsonValue::Array(items.iter().map(|i| json_of(i, media)).collect()),
+        Value::Map(members) => {
+            let media = members
+                .iter()
+                .find(|(k, _)| {
+                    ["mediaType", "media_type", "mime_type", "mimeType"].contains(&k.as_str())
+                })
+                .and_then(|(_, v)| v.as_str())
+                .or(media);
+            JsonValue::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json_of(v, media)))
+                    .collect(),
+            )
+        }
+        Value::Empty => JsonValue::Null,
     }
 }
 

@@ -155,11 +155,29 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
     // A prompt and its completion as a chat (message by message, its
     // lines as lines), as `show --span` prints them; the attributes they
     // come from are still listed below.
-    let chats = super::chat::texts(&s.attributes);
+    // A GenAI event's messages (sent through the Logs API) too, named by
+    // the event (and the attribute they are in, when not its body).
+    let mut chats: Vec<(String, String)> = super::chat::texts(&s.attributes)
+        .into_iter()
+        .map(|c| match c.split_once(" = ") {
+            Some((key, messages)) => (key.to_string(), messages.to_string()),
+            None => (String::new(), c),
+        })
+        .collect();
+    for e in &s.events {
+        for c in super::chat::event_chats(e) {
+            let key = &e.attributes[c.attribute].0;
+            chats.push(match c.text.split_once(" = ") {
+                Some((_, messages)) if key != super::chat::BODY_KEY => {
+                    (format!("{} {key}", e.name), messages.to_string())
+                }
+                _ => (e.name.clone(), c.text),
+            });
+        }
+    }
     if !chats.is_empty() {
         out.push_str("<h4>Chat</h4><table class=\"kv chat\">");
-        for c in &chats {
-            let (key, messages) = c.split_once(" = ").unwrap_or(("", c));
+        for (key, messages) in &chats {
             value_row(out, key, messages, &id);
         }
         out.push_str("</table>");

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
-use super::chat::{chat_text, gather, split};
+use super::chat::{event_chats, gather, split, value_chat};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{Counts, DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex};
@@ -495,11 +495,19 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             // (the slow call, the error) off the screen: a run of one name
             // is one line, which says how many and when (--full: each).
             let fold = run >= FOLD_EVENTS && !whole;
+            // Shown whole, a GenAI event's messages (sent through the
+            // Logs API, put on the span) read as a chat under its line.
+            let chats = if whole { event_chats(e) } else { Vec::new() };
             let line = if fold {
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
             } else {
                 let attrs: Vec<String> = event_attributes(e)
+                    .filter(|a| {
+                        !chats
+                            .iter()
+                            .any(|c| std::ptr::eq(&e.attributes[c.attribute], *a))
+                    })
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 format!("• {} +{}  {}", e.name, when(e), attrs.join(" "))
@@ -513,6 +521,11 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             let color = if e.name == "exception" { RED } else { DIM };
             if whole {
                 write_whole(out, style, &under, line.trim_end(), Some(color));
+                // Under the event's line, a step in: its own.
+                let inner = format!("{under}  ");
+                for c in &chats {
+                    write_whole(out, style, &inner, &c.text, None);
+                }
                 continue;
             }
             let text = fit_or_whole(
@@ -540,10 +553,7 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                             chats_done.push(family);
                             gather(family, &n.span.attributes).text()
                         }
-                        None => v
-                            .as_str()
-                            .and_then(|json| chat_text(k, json))
-                            .unwrap_or_else(|| format!("{k} = {v}")),
+                        None => value_chat(k, v).unwrap_or_else(|| format!("{k} = {v}")),
                     };
                     write_whole(out, style, &under, &text, None);
                     continue;
