@@ -522,9 +522,13 @@ fn size_words(n: usize) -> String {
 }
 
 /// `[image/png, 4.2 MB base64]` for a string that is data longer than
-/// `DATA_SHOWN`: a data: URL (its own media type), or base64 text (the
-/// part's `media`, when it says one). None for any other string (text is
-/// never elided: it has spaces and punctuation base64 has not).
+/// `DATA_SHOWN`: a data: URL (its own media type), or base64 text in a
+/// part that says it holds data (`media`: its media type, or its type,
+/// image, file, blob). None for any other string: a message's text is
+/// never elided, whatever its letters (a RAG context or a prompt may be
+/// base64 as the user sent it, and `--full` promises every value whole:
+/// test_llm_sized.py's 1 MB base64 message read `[data, 976.6 KB
+/// base64]`).
 fn data_words(s: &str, media: Option<&str>) -> Option<String> {
     if s.len() <= DATA_SHOWN {
         return None;
@@ -548,14 +552,20 @@ fn data_words(s: &str, media: Option<&str>) -> Option<String> {
             size_words(body.len())
         ));
     }
+    let media = media?;
     let base64 = s.bytes().all(|b| {
         b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
     });
-    base64.then(|| {
-        format!(
-            "[{}, {} base64]",
-            media.unwrap_or("data"),
-            size_words(s.len())
+    base64.then(|| format!("[{}, {} base64]", media, size_words(s.len())))
+}
+
+/// A part's type when it names data (a picture, a file, a blob), for its
+/// data's words when it says no media type.
+fn data_part_type(v: &JsonValue) -> Option<&str> {
+    v.get("type").and_then(JsonValue::as_str).filter(|t| {
+        matches!(
+            *t,
+            "image" | "file" | "blob" | "input_image" | "input_file" | "image_url"
         )
     })
 }
@@ -611,7 +621,7 @@ fn json_in(v: &JsonValue, media: Option<&str>) -> String {
             ))
         }
         JsonValue::Object(members) => {
-            let media = media_of(v).or(media);
+            let media = media_of(v).or(media).or_else(|| data_part_type(v));
             let members: Vec<String> = members
                 .iter()
                 .map(|(k, v)| format!("{}:{}", string(k), json_in(v, media)))
