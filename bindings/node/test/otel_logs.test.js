@@ -103,3 +103,10 @@ test('records of spans only an exporter sees are counted, and only the span proc
   assert.deepStrictEqual([toSpans.attached, toSpans.notAttached], [0, 1]);
   await exporter.shutdown();
 });
+
+test('the ES module entry point exports the log record processor', async () => {
+  const esm = await import('../otel.mjs');
+  assert.strictEqual(esm.SpanguardLogRecordProcessor, SpanguardLogRecordProcessor);
+  assert.strictEqual(esm.LOG_RECORD_BODY, 'log.record.body');
+  assert.strictEqual(esm.default.SpanguardLogRecordProcessor, SpanguardLogRecordProcessor);
+});
