@@ -29,6 +29,32 @@ export declare class SpanguardSpanProcessor {
   shutdown(): Promise<void>;
 }
 
+/**
+ * A LogRecordProcessor for @opentelemetry/sdk-logs that adds each event
+ * record (a log record with an event name, `gen_ai.user.message`,
+ * `gen_ai.choice`, ...) emitted inside a span the given
+ * SpanguardSpanProcessor has open to that span in spanguard, whole: its
+ * attributes as they are, its body under `log.record.body`. The
+ * instrumentations that send prompts and completions through the Logs API
+ * (@opentelemetry/instrumentation-openai) need it, or the spans hold no
+ * prompt. Only spanguard's copy of the span gets them. Structurally an SDK
+ * LogRecordProcessor; never throws into the SDK.
+ */
+export declare class SpanguardLogRecordProcessor {
+  /** The bridge whose open spans the events go to (anything else throws a TypeError). */
+  constructor(spanProcessor: SpanguardSpanProcessor);
+  /** Event records passed on to spanguard as span events. */
+  readonly attached: number;
+  /** Event records of a sampled span spanguard did not have open (ended, begun before this processor), or refused. */
+  readonly notAttached: number;
+  onEmit(logRecord: unknown, context?: unknown): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** The span event attribute that holds an event record's body: `log.record.body`. */
+export declare const LOG_RECORD_BODY: 'log.record.body';
+
 /** What `export` answers: @opentelemetry/core's ExportResult (code 0 SUCCESS, 1 FAILED). */
 export interface SpanguardExportResult {
   code: 0 | 1;
@@ -78,6 +104,8 @@ export declare class SpanguardSpanExporter {
 export declare function flushBeforeShutdown(provider: { forceFlush(): Promise<void> }): void;
 declare const bridge: {
   SpanguardSpanProcessor: typeof SpanguardSpanProcessor;
+  SpanguardLogRecordProcessor: typeof SpanguardLogRecordProcessor;
+  LOG_RECORD_BODY: typeof LOG_RECORD_BODY;
   SpanguardSpanExporter: typeof SpanguardSpanExporter;
   flushBeforeShutdown: typeof flushBeforeShutdown;
 };

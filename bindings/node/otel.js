@@ -122,6 +122,29 @@ function followingPrototype(base, processor) {
 }
 
 /**
+ * The events SpanguardLogRecordProcessor added to the span that lie among
+ * the oldest ones `complete` drops (dropOldest, for the `evicted` oldest
+ * of the SDK's events spanguard holds): each as tryAddEvent's arguments,
+ * to be added again. A log event lies there when fewer of the SDK's events
+ * came before it than go (an instrumentation adding an event a streamed
+ * chunk has the SDK evict its oldest past its limit of 128, and the prompt
+ * event emitted before them would go with them). They are added again
+ * after the others (their times say when they came). `logged` is
+ * forgotten, so a second call finds nothing.
+ */
+function keepLogged(entry, evicted) {
+  const { logged } = entry;
+  if (!logged || !evicted) return NONE;
+  entry.logged = null;
+  return logged.filter(([before]) => before < evicted).map(([, args]) => args);
+}
+
+/** How many of the SDK's events spanguard holds for `entry`: those passed on, less those it refused. */
+function heldEvents(entry) {
+  return entry.events - entry.eventsFrom - (entry.eventsRefused ? entry.eventsRefused.length : 0);
+}
+
+/**
  * What onEnd does with an SDK span's events or links: how many of the
  * oldest spanguard holds it drops, which it sends, and how many more it
  * counts dropped. The SDK keeps the last of those it was given (`kept`;
@@ -178,7 +201,8 @@ function sameAttributes(a, b) {
   return true;
 }
 
-const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor }) => {
+const COLLECTED_OPEN = new FinalizationRegistry(({ span, processor, key }) => {
+  if (key !== undefined && processor.byContext !== null) processor.byContext.delete(key);
   if (span.ended || processor.stopped()) return;
   try {
     span.setAttribute('spanguard.unended', true);
@@ -208,6 +232,15 @@ class SpanguardSpanProcessor {
     this.failures = 0;
     this.shutDown = false;
     this.warnedResources = false; // noteResource
+    // The open spans' entries by trace and span id, for
+    // SpanguardLogRecordProcessor (which finds a record's span by the span
+    // context it carries): null, and no cost a span, until one is made.
+    this.byContext = null;
+  }
+
+  /** Keeps the open spans' entries by their ids from now on (`byContext`). */
+  watchContexts() {
+    if (this.byContext === null) this.byContext = new Map();
   }
 
   /**
@@ -227,7 +260,14 @@ class SpanguardSpanProcessor {
       const entry = this.begin(otelSpan);
       if (Object.isExtensible(otelSpan)) otelSpan[this.entryKey] = entry;
       else this.open.set(otelSpan, entry);
-      COLLECTED_OPEN.register(otelSpan, { span: entry.span, processor: this }, entry);
+      let key;
+      if (this.byContext !== null) {
+        const ctx = otelSpan.spanContext();
+        key = ctx.traceId + ctx.spanId;
+        entry.key = key;
+        this.byContext.set(key, entry);
+      }
+      COLLECTED_OPEN.register(otelSpan, { span: entry.span, processor: this, key }, entry);
       this.follow(otelSpan);
     } catch (_) {
       this.failures++;
@@ -289,6 +329,11 @@ class SpanguardSpanProcessor {
       // bridge last looked, and what it counted on the spanguard span for
       // it as it happened (`passDrops`).
       droppedSeen: [droppedAttributes, 0, droppedLinks], droppedCounted: [droppedAttributes, 0, droppedLinks],
+      // The events SpanguardLogRecordProcessor added (null while there are
+      // none), each as [how many of the SDK's events spanguard held before
+      // it, tryAddEvent's arguments]: they are not the SDK's to evict
+      // (`keepLogged`). `key`: the span's in `byContext`, when kept there.
+      logged: null, key: undefined,
     };
   }
 
@@ -500,6 +545,7 @@ class SpanguardSpanProcessor {
       this.open.delete(otelSpan);
     }
     COLLECTED_OPEN.unregister(entry);
+    if (entry.key !== undefined && this.byContext !== null) this.byContext.delete(entry.key);
     if (this.stopped()) return;
     this.complete(otelSpan, entry);
   }
@@ -538,7 +584,11 @@ class SpanguardSpanProcessor {
     // counted first, then those evicted taken off uncounted (a crash
     // between the two counts one twice, never none).
     const counted = entry.droppedCounted || [0, 0, 0];
-    const live = counted[0] > 0 || counted[1] > 0 || counted[2] > 0;
+    // The log events among the oldest spanguard holds go with those the
+    // SDK evicted (dropOldest takes the oldest): taken off uncounted and
+    // added again (`keepLogged`).
+    const relogged = keepLogged(entry, evictedEvents);
+    const live = counted[0] > 0 || counted[1] > 0 || counted[2] > 0 || relogged.length > 0;
     if (!live && (evictedEvents > 0 || evictedLinks > 0)) {
       try {
         span.dropOldest(evictedEvents, evictedLinks);
@@ -558,7 +608,14 @@ class SpanguardSpanProcessor {
     }
     if (live && (evictedEvents > 0 || evictedLinks > 0)) {
       try {
-        span.dropOldest(evictedEvents, evictedLinks, false);
+        span.dropOldest(evictedEvents + relogged.length, evictedLinks, false);
+      } catch (_) {
+        this.failures++;
+      }
+    }
+    for (const args of relogged) {
+      try {
+        span.tryAddEvent(...args);
       } catch (_) {
         this.failures++;
       }
@@ -674,6 +731,98 @@ class SpanguardSpanProcessor {
       this.shutDown = true;
     }
   }
+}
+
+// The span event attribute that holds an event log record's body (a map,
+// a string, a list: as the record has it), as OpenTelemetry Java's
+// event-to-span-event bridge named it, and spanguard's Python bridge names it.
+const LOG_RECORD_BODY = 'log.record.body';
+
+/**
+ * A LogRecordProcessor for @opentelemetry/sdk-logs that records each event
+ * (a log record with an event name: `gen_ai.user.message`,
+ * `gen_ai.choice`, ...) emitted inside a span the SpanguardSpanProcessor
+ * has open as an event of that span in spanguard, whole: what the
+ * instrumentations that send prompts and completions through the Logs API
+ * emit (@opentelemetry/instrumentation-openai with
+ * `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, or
+ * `captureMessageContent: true`). Without it their content reaches only a
+ * log exporter, or nothing when the application has no LoggerProvider,
+ * and the spans spanguard keeps hold no prompt.
+ *
+ *   const logs = new LoggerProvider({ processors: [new SpanguardLogRecordProcessor(bridge)] });
+ *   registerInstrumentations({ tracerProvider: provider, loggerProvider: logs, instrumentations: [...] });
+ *
+ * The span event is named by the record's event name (`event.name` among
+ * its attributes where it has none), at the record's time (its observed
+ * time when it has none), with the record's attributes as they are
+ * (structured values stay structured: spanguard holds maps and arrays)
+ * and its body under `log.record.body`, also as it is. The record is
+ * matched to its span by the span context it carries (the instrumentation
+ * passes the span's context explicitly), not by the current span, and
+ * passed on as it is emitted, as what is set on an open span is: a
+ * process killed mid-call still delivers the prompt event emitted as the
+ * call began. The event goes to spanguard's span only: the SDK's span,
+ * and what the application's own exporters send, are left as they were.
+ *
+ * A record without an event name (a plain log line), without a span, or
+ * of an unsampled span is left alone. One whose span spanguard does not
+ * have open (ended already, begun before this processor was made, or
+ * exported through SpanguardSpanExporter, which sees spans only once they
+ * end) is not attached: counted in `notAttached`. Never throws into the
+ * SDK; the record goes on to the LoggerProvider's other processors.
+ */
+class SpanguardLogRecordProcessor {
+  /** @param {SpanguardSpanProcessor} spanProcessor the bridge whose open spans the events are added to. */
+  constructor(spanProcessor) {
+    if (!(spanProcessor instanceof SpanguardSpanProcessor)) {
+      throw new TypeError('spanguard: SpanguardLogRecordProcessor needs the SpanguardSpanProcessor whose spans it adds to');
+    }
+    this.spans = spanProcessor;
+    spanProcessor.watchContexts();
+    /** Event records passed on to spanguard as span events. */
+    this.attached = 0;
+    /**
+     * Event records of a sampled span that spanguard did not have open,
+     * or that it refused (the span's event limit, a used-up payload pool:
+     * counted dropped on the span too), or that the bridge failed to pass
+     * on (counted in the span processor's `failures` too).
+     */
+    this.notAttached = 0;
+  }
+
+  onEmit(record) {
+    let held = false;
+    try {
+      const attributes = record.attributes;
+      let name = record.eventName;
+      if (!name && attributes) name = attributes['event.name']; // the Events API's way, still instrumentation-openai's
+      const ctx = record.spanContext;
+      if (!name || !ctx || !ctx.spanId || ((ctx.traceFlags || 0) & SAMPLED) === 0) return;
+      const spans = this.spans;
+      const entry = spans.byContext !== null && !spans.stopped() ? spans.byContext.get(ctx.traceId + ctx.spanId) : undefined;
+      if (entry !== undefined) {
+        const event = attributesOf(attributes, spans);
+        if (event['event.name'] === name) delete event['event.name']; // the span event's name says it
+        if (record.body !== undefined && record.body !== null) event[LOG_RECORD_BODY] = record.body;
+        const args = [name, event, record.hrTime || record.hrTimeObserved, record.droppedAttributesCount || 0];
+        const before = heldEvents(entry);
+        held = entry.span.tryAddEvent(...args) === true;
+        if (held) (entry.logged || (entry.logged = [])).push([before, args]);
+      }
+    } catch (_) {
+      this.spans.failures++;
+      held = false;
+    }
+    if (held) this.attached++;
+    else this.notAttached++;
+  }
+
+  /** The spanguard tracer is the span processor's: left to it. */
+  async shutdown() {}
+
+  /** Nothing waits here: an event is passed on as it is emitted. */
+  async forceFlush() {}
 }
 
 // @opentelemetry/core's ExportResultCode (the package has no dependency to
@@ -967,4 +1116,6 @@ class SpanguardSpanExporter {
   }
 }
 
-module.exports = { SpanguardSpanProcessor, SpanguardSpanExporter, flushBeforeShutdown };
+module.exports = {
+  SpanguardSpanProcessor, SpanguardLogRecordProcessor, SpanguardSpanExporter, flushBeforeShutdown, LOG_RECORD_BODY,
+};

@@ -3,7 +3,8 @@
 // them. Never run.
 import type { Attributes as OtelAttributes } from '@opentelemetry/api';
 import { Tracer, type Attributes } from 'spanguard';
-import { SpanguardSpanExporter, SpanguardSpanProcessor } from 'spanguard/otel';
+import { LOG_RECORD_BODY, SpanguardLogRecordProcessor, SpanguardSpanExporter, SpanguardSpanProcessor } from 'spanguard/otel';
+import { LoggerProvider, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ExportResultCode } from '@opentelemetry/core';
 
@@ -22,6 +23,12 @@ if (held === false) span.tryAddLinkIds('0af7651916cd43dd8448eb211c80319c', 'b7ad
 span.end([1_700_000_000, 5]);
 const processor: SpanguardSpanProcessor = new SpanguardSpanProcessor(tracer);
 void processor.forceFlush();
+// The log processor goes where the SDK takes a LogRecordProcessor.
+const toSpans: LogRecordProcessor = new SpanguardLogRecordProcessor(processor);
+const logs = new LoggerProvider({ processors: [toSpans] });
+void logs.forceFlush();
+const body: 'log.record.body' = LOG_RECORD_BODY;
+console.log(body, new SpanguardLogRecordProcessor(processor).notAttached);
 void tracer.close();
 // OpenTelemetry's SpanStatus, and kinds by name.
 const call = tracer.startSpan('tool.call', { kind: 'client' });

@@ -1,0 +1,112 @@
+'use strict';
+// SpanguardLogRecordProcessor: event log records (what instrumentations send
+// through the Logs API in the stead of span attributes or events) added to
+// spanguard's copy of the span whose context they carry, as span events,
+// with their body under `log.record.body`; those whose span is not open
+// counted; those the SDK's event limit would take with its evicted events
+// kept. (otel_openai_contrib.test.js: with @opentelemetry/instrumentation-openai.)
+const { test } = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const api = require('@opentelemetry/api');
+const { LoggerProvider } = require('@opentelemetry/sdk-logs');
+
+const { SpanguardLogRecordProcessor, SpanguardSpanExporter, LOG_RECORD_BODY } = require('../otel');
+const { startReceiver, bridgedProvider } = require('./receiver');
+
+function setup(rx, name) {
+  const { memory, bridge, provider } = bridgedProvider(rx, name);
+  const toSpans = new SpanguardLogRecordProcessor(bridge);
+  const logs = new LoggerProvider({ processors: [toSpans] });
+  return { memory, bridge, provider, toSpans, logger: logs.getLogger('genai') };
+}
+
+const inSpan = (span) => api.trace.setSpan(api.context.active(), span);
+
+test('an event record goes onto its open span, body and attributes whole; others are left alone or counted', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { bridge, provider, toSpans, logger } = setup(rx, 'otel-logs');
+  const tracer = provider.getTracer('agent');
+  const turn = tracer.startSpan('agent.turn');
+  const chat = tracer.startSpan('chat gpt-4o', {}, inSpan(turn));
+  const body = { content: 'Grüße aus Lissabon 🌞 — 天気は？', parts: [{ type: 'text', n: 2 }] };
+  // Matched by the context the record carries, not the current span (turn is current here).
+  api.context.with(inSpan(turn), () => {
+    logger.emit({ eventName: 'gen_ai.user.message', body, attributes: { 'gen_ai.system': 'openai' }, context: inSpan(chat) });
+    // The Events API's way (still instrumentation-openai's): the name among the attributes.
+    logger.emit({ attributes: { 'event.name': 'gen_ai.choice', 'gen_ai.system': 'openai' }, body: 'a string body',
+      context: inSpan(chat) });
+    logger.emit({ body: 'a plain log line', context: inSpan(chat) }); // no event name: left alone
+  });
+  logger.emit({ eventName: 'gen_ai.user.message', body: 'no span', context: api.ROOT_CONTEXT }); // no span: left alone
+  assert.deepStrictEqual([toSpans.attached, toSpans.notAttached], [2, 0]);
+  chat.end();
+  logger.emit({ eventName: 'gen_ai.choice', body: 'too late', context: inSpan(chat) }); // its span has ended
+  assert.deepStrictEqual([toSpans.attached, toSpans.notAttached], [2, 1]);
+  // One emitted on a span still open when the process stops is exported with it.
+  logger.emit({ eventName: 'gen_ai.assistant.message', body: { content: 'partial' }, context: inSpan(turn) });
+  await bridge.tracer.shutdown();
+  const arrived = await rx.waitFor(2);
+  const got = arrived.find((s) => s.name === 'chat gpt-4o');
+  assert.strictEqual(got.parent_span_id, turn.spanContext().spanId);
+  assert.deepStrictEqual(got.events.map((e) => [e.name, e.attributes]), [
+    ['gen_ai.user.message', { 'gen_ai.system': 'openai', [LOG_RECORD_BODY]: body }],
+    ['gen_ai.choice', { 'gen_ai.system': 'openai', [LOG_RECORD_BODY]: 'a string body' }],
+  ]);
+  const open = arrived.find((s) => s.name === 'agent.turn');
+  assert.strictEqual(open.attributes['spanguard.unended'], true);
+  assert.deepStrictEqual(open.events.map((e) => [e.name, e.attributes]),
+    [['gen_ai.assistant.message', { [LOG_RECORD_BODY]: { content: 'partial' } }]]);
+  assert.deepStrictEqual([toSpans.attached, toSpans.notAttached, bridge.failures], [3, 1, 0]);
+  await provider.shutdown();
+});
+
+test('a prompt event stays when the SDK evicts the span\'s oldest events past its limit', async (t) => {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  const { memory, bridge, provider, toSpans, logger } = setup(rx, 'otel-logs-evicted');
+  const chat = provider.getTracer('agent').startSpan('chat gpt-4o');
+  logger.emit({ eventName: 'gen_ai.user.message', body: { content: 'the prompt' }, context: inSpan(chat) });
+  // An instrumentation adding an event a streamed chunk: 200, past the SDK's default limit of 128.
+  for (let i = 0; i < 200; i++) chat.addEvent('chunk', { i });
+  chat.end();
+  await provider.forceFlush();
+  const [sdkSpan] = memory.getFinishedSpans();
+  assert.deepStrictEqual([sdkSpan.events.length, sdkSpan.droppedEventsCount], [128, 72]);
+  const [got] = await rx.waitFor(1);
+  const prompt = got.events.filter((e) => e.name === 'gen_ai.user.message');
+  assert.deepStrictEqual(prompt.map((e) => e.attributes), [{ [LOG_RECORD_BODY]: { content: 'the prompt' } }], 'the prompt event');
+  assert.deepStrictEqual(got.events.filter((e) => e.name === 'chunk').map((e) => e.attributes.i),
+    sdkSpan.events.map((e) => e.attributes.i), 'the chunks the SDK kept, and no other');
+  assert.strictEqual(got.dropped_events_count, 72);
+  assert.deepStrictEqual([toSpans.attached, toSpans.notAttached, bridge.failures], [1, 0, 0]);
+  await provider.shutdown();
+});
+
+test('records of spans only an exporter sees are counted, and only the span processor is taken', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-logs-'));
+  const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') });
+  assert.throws(() => new SpanguardLogRecordProcessor(exporter), TypeError);
+  assert.throws(() => new SpanguardLogRecordProcessor(), TypeError);
+  const toSpans = new SpanguardLogRecordProcessor(exporter.bridge);
+  const logger = new LoggerProvider({ processors: [toSpans] }).getLogger('genai');
+  const ctx = api.trace.setSpanContext(api.ROOT_CONTEXT,
+    { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 });
+  logger.emit({ eventName: 'gen_ai.user.message', body: 'hi', context: ctx });
+  const unsampled = api.trace.setSpanContext(api.ROOT_CONTEXT,
+    { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203332', traceFlags: 0 });
+  logger.emit({ eventName: 'gen_ai.user.message', body: 'hi', context: unsampled }); // unsampled: left alone
+  assert.deepStrictEqual([toSpans.attached, toSpans.notAttached], [0, 1]);
+  await exporter.shutdown();
+});
+
+test('the ES module entry point exports the log record processor', async () => {
+  const esm = await import('../otel.mjs');
+  assert.strictEqual(esm.SpanguardLogRecordProcessor, SpanguardLogRecordProcessor);
+  assert.strictEqual(esm.LOG_RECORD_BODY, 'log.record.body');
+  assert.strictEqual(esm.default.SpanguardLogRecordProcessor, SpanguardLogRecordProcessor);
+});
