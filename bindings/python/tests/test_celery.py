@@ -68,6 +68,18 @@ AGENT = textwrap.dedent('''
             CeleryInstrumentor().instrument(tracer_provider=provider)
 
 
+    if os.environ.get("USER_HANDLER"):
+        from celery.signals import worker_process_shutdown
+
+        @worker_process_shutdown.connect
+        def flush_before_exit(**_):  # what a user writes on older advice: harmless, never needed
+            provider.force_flush()
+            tracer.flush()
+            provider.shutdown()
+            tracer.shutdown()
+            mark(f"user-handler-{os.getpid()}")
+
+
     @worker_ready.connect
     def ready(**_):
         with tracer.span("parent.ready"):
@@ -220,7 +232,7 @@ def assert_task_spans_once(spans: list[dict], tasks, instrumented: bool = True) 
         assert len({s["span_id"] for s in runs}) == len(tasks), "an instrumentation span arrived twice"
 
 
-@pytest.mark.parametrize("route", ["processor", "zero-code"])
+@pytest.mark.parametrize("route", ["processor", "zero-code", "user-handler"])
 def test_recycled_children_deliver_every_span_once(tmp_path, route):
     """worker_max_tasks_per_child=1: each pool child runs one task and
     leaves through billiard's os._exit (Worker._do_exit), which skips
@@ -231,12 +243,21 @@ def test_recycled_children_deliver_every_span_once(tmp_path, route):
     (`opentelemetry-instrument`, OTEL_TRACES_EXPORTER=spanguard: a
     BatchSpanProcessor whose queue lives in each child). Every task span
     arrives once, from the child that made it, and the main process's
-    spans (worker_ready, worker_shutdown) once."""
-    w = Worker(tmp_path, route=route)
+    spans (worker_ready, worker_shutdown) once. `user-handler`: the
+    processor route with the worker_process_shutdown handler a user may
+    still write (flush, then shut the provider and tracer down): spanguard's
+    own shutdown after it must neither fail nor send a span twice."""
+    if route == "user-handler":
+        w = Worker(tmp_path, USER_HANDLER="1")
+    else:
+        w = Worker(tmp_path, route=route)
     w.send(*(f"work:{t}" for t in range(6)))
     pids = {w.mark(f"done-{t}") for t in range(6)}
     assert w.stop(signal.SIGTERM) == 0, w.log_text()[-3000:]
     assert len(pids) > 2, f"the pool did not recycle its two children: {pids}"
+    if route == "user-handler":
+        ran = {f.name.rsplit("-", 1)[1] for f in (tmp_path / "marks").glob("user-handler-*")}
+        assert pids <= ran, f"the handler did not run in every child: {pids - ran}"
     spans = w.spans()
     assert_task_spans_once(spans, range(6))
     parent = sorted(s["name"] for s in spans if s["name"].startswith("parent."))
@@ -334,12 +355,20 @@ def test_a_worker_killed_whole_is_recovered_by_the_next_start(tmp_path):
     """SIGKILL of the main process and its children at once, mid-task (a
     container's stop grace period running out, an OOM kill of the cgroup),
     flight recorder on: the spans ended and not yet sent (the main
-    process's worker_ready span) and the running task's are in flight
+    process's worker_ready span) and the running task's (open) are in flight
     files, which the worker started next on the same spool directory
     sends, each once."""
-    w = Worker(tmp_path, SPANGUARD_FLIGHT_RECORDER="1")
+    # Exactly once needs no batch in flight at the kill (that one may
+    # arrive twice, as the README says): the main process exports nothing
+    # before it (a schedule delay longer than the test), and the child that
+    # ran work:1 has finished its exit (its spans sent) first.
+    w = Worker(tmp_path, SPANGUARD_FLIGHT_RECORDER="1", OTEL_BSP_SCHEDULE_DELAY="600000")
     w.send("work:1")
-    w.mark("done-1")
+    recycled = w.mark("done-1")
+    deadline = time.monotonic() + 60
+    while recycled in w._in_session():
+        assert time.monotonic() < deadline, "the child that ran work:1 did not exit"
+        time.sleep(0.05)
     w.send("slow:0:60")
     w.mark("busy-0")
     os.killpg(w.proc.pid, signal.SIGKILL)
