@@ -424,6 +424,9 @@ enum spanguard_result
    Every span slot was taken and the tracer's full policy is to wait for
    one, which `spanguard_span_try_begin_packed` does not do: no span was
    begun and nothing was counted. Begin it with a call that may wait.
+   From `spanguard_span_try_set_attributes_packed`: the values may need
+   payload chunks, which a setter may wait for; nothing was set or
+   counted. Set them with `spanguard_span_set_attributes_packed`.
    */
   SPANGUARD_RESULT_WOULD_WAIT = 20,
   /*
@@ -1543,6 +1546,24 @@ spanguard_result spanguard_span_end_at(spanguard_span span, uint64_t end_unix_ns
 spanguard_result spanguard_span_set_attributes_packed(spanguard_span span,
                                                       const uint8_t *buf,
                                                       size_t len);
+
+/*
+ `spanguard_span_set_attributes_packed` for a caller that must not block
+ (Go's binding runs it on its thread's own C stack, unseen by Go's
+ scheduler): where the attributes' text may need chunks of the payload
+ pool, which under `SPANGUARD_FULL_POLICY=wait` (the default) the
+ setter may wait for (an LLM-sized prompt on a used-up pool), it returns
+ `SPANGUARD_RESULT_WOULD_WAIT` at once, having set and counted nothing,
+ and the caller sets them again with `spanguard_span_set_attributes_packed`
+ where it may wait. Decided before anything is written, from the buffer's
+ length and the room left in the span's slot: keys and string values of
+ about a third of that room or less (a few hundred bytes in all for a
+ span that holds little yet) are set here; longer ones always answer
+ WOULD_WAIT, whatever the pool holds. Otherwise the same call.
+ */
+spanguard_result spanguard_span_try_set_attributes_packed(spanguard_span span,
+                                                          const uint8_t *buf,
+                                                          size_t len);
 
 /*
  `spanguard_span_begin_with_attributes` with the attributes packed into

@@ -424,7 +424,9 @@ pub enum SpanError {
     /// Every slot is taken and the full policy gave up; counted.
     BufferFull,
     /// Every slot is taken and the full policy is to wait, which the caller
-    /// refused (`BeginOptions::may_wait`); nothing was counted.
+    /// refused (`BeginOptions::may_wait`); nothing was counted. Or values
+    /// that may wait for payload chunks (`Tracer::try_set_attributes`):
+    /// nothing was set.
     WouldWait,
     /// The span's attribute, event or link table is full; counted.
     LimitReached,
@@ -1431,6 +1433,35 @@ impl Tracer {
         self.with_open(s, |p, r| match set_attributes(p, r, attributes, &store) {
             (_, Some(lost)) => Err(lost),
             (notice, None) => Ok(notice),
+        })?
+    }
+
+    /// `set_attributes` for a caller that must not block (Go's setter on
+    /// its thread's own C stack, `spanguard_span_try_set_attributes_packed`):
+    /// attributes whose text may need chunks of the payload pool, where
+    /// `set_attributes` may wait for them under `FullPolicy::Wait`, set
+    /// nothing and fail with `SpanError::WouldWait`, checked before anything
+    /// is written, for the caller to set them again where it may wait.
+    /// `text_bytes` bounds their keys' and string values' bytes together.
+    /// The rest never take a chunk (`SpanRecord::surely_fits_the_arena`);
+    /// the pool is passed as it is, which never waits (and counts running
+    /// out), should the check ever be wrong. Checked first because a wait
+    /// refused halfway, with some values written, could only cut the value
+    /// it was writing.
+    pub fn try_set_attributes(
+        &self,
+        s: SpanRef,
+        attributes: &[(&[u8], AttrInput)],
+        text_bytes: usize,
+    ) -> Result<Notice, SpanError> {
+        self.with_open(s, |p, r| {
+            if !r.surely_fits_the_arena(text_bytes, attributes.len()) {
+                return Err(SpanError::WouldWait);
+            }
+            match set_attributes(p, r, attributes, &p.pool) {
+                (_, Some(lost)) => Err(lost),
+                (notice, None) => Ok(notice),
+            }
         })?
     }
 

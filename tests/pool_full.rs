@@ -174,6 +174,71 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A setter that may not wait (`Tracer::try_set_attributes`: Go's setter
+/// on its thread's own C stack, `spanguard_span_try_set_attributes_packed`)
+/// never waits for chunks: just after the pool was used up by ended spans
+/// a slow exporter has not taken yet, a prompt hears WouldWait at once
+/// (as any value that may need chunks does, whatever the pool holds), set
+/// nothing and waited for nothing, while short values are set there; the
+/// prompt set again where it may wait arrives whole. Before,
+/// Go's hot setter waited on the thread Go's scheduler could not take back.
+#[test]
+fn a_setter_that_may_not_wait_hears_it_would_and_sets_again() {
+    let (url, closed) = support::slow_backend(Duration::from_millis(500), |_| {});
+    let (t, dir) = support::tracer_to(
+        "pool-try-set",
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    // Prompts set where they may wait until one waited: the pool is then
+    // held by ended spans.
+    let mut n = 0;
+    while pool_waits(&t) == 0 {
+        assert!(n < 100, "100 prompts of 40 KB fit a 1 MiB pool?");
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        assert!(!set_prompt(&t, s, n).expect("set"), "prompt {n} cut");
+        t.end(s, 0).expect("end");
+        n += 1;
+    }
+    let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+    let short: [(&[u8], AttrInput); 2] = [
+        (b"gen_ai.request.model", AttrInput::Str(b"gpt-4o")),
+        (b"gen_ai.usage.input_tokens", AttrInput::Int(812)),
+    ];
+    let text = prompt(n);
+    let long: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
+    let waits = pool_waits(&t);
+    let text_bytes = |a: &[(&[u8], AttrInput)]| -> usize {
+        a.iter()
+            .map(|(k, v)| match v {
+                AttrInput::Str(s) => k.len() + s.len(),
+                _ => k.len(),
+            })
+            .sum()
+    };
+    assert_eq!(
+        t.try_set_attributes(s, &long, text_bytes(&long)),
+        Err(SpanError::WouldWait)
+    );
+    assert!(t.try_set_attributes(s, &short, text_bytes(&short)).is_ok());
+    assert_eq!(pool_waits(&t), waits, "a setter that may not wait waited");
+    assert!(!set_prompt(&t, s, n).expect("set"), "the prompt was cut");
+    t.end(s, 0).expect("end");
+    t.shutdown(Duration::from_secs(60)).expect("shutdown");
+    let stats = t.stats();
+    assert_eq!(stats.values_truncated, 0, "{stats:?}");
+    assert_eq!(stats.spans_exported, n as u64 + 1, "{stats:?}");
+    assert_eq!(stats.attributes_dropped, 0, "{stats:?}");
+    closed.store(true, Ordering::Release);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Every chunk held by spans still open: nothing the exporter could give
 /// back, so the value that finds the pool used up is cut at once (counted),
 /// with no wait (on an event loop the thread that would end the spans is

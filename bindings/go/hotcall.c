@@ -5,13 +5,16 @@
 // cgo's entry and exit tell the Go scheduler that the goroutine may block
 // in C, so that its processor can run other goroutines meanwhile. A begin
 // that does not wait for a free slot (spanguard_span_try_begin_packed),
-// setting packed attributes and end never block: no lock but a span's own
-// (held for a copy), no system call once the thread is warm, bounded work.
+// setting packed attributes that need no payload chunk
+// (spanguard_span_try_set_attributes_packed) and end never block: no lock
+// but a span's own (held for a copy), no system call once the thread is
+// warm, bounded work.
 // For such calls the hand-off is pure cost. The Go runtime sees one as a
 // stretch of Go code that it cannot preempt (well under a microsecond): the
 // collector and a preempting scheduler wait for it to return, as they wait
 // for any Go code between two safe points. Anything that may wait (a begin
-// that would wait for a free slot, flush, shutdown) goes through cgo.
+// that would wait for a free slot, values that may wait for payload chunks,
+// flush, shutdown) goes through cgo.
 //
 // A goroutine's stack has no room for C, so each thread gets a C stack of
 // its own the first time it calls (through cgo, which runs on the thread's
@@ -86,6 +89,11 @@ static void begin(spanguard_go_begin_args *a, bool may_wait) {
 void spanguard_go_try_begin(void *args) { begin(args, false); }
 
 void spanguard_go_begin(void *args) { begin(args, true); }
+
+void spanguard_go_try_set_packed(void *args) {
+	spanguard_go_span_args *a = args;
+	a->result = spanguard_span_try_set_attributes_packed(a->span, a->packed, a->packed_len);
+}
 
 void spanguard_go_set_packed(void *args) {
 	spanguard_go_span_args *a = args;

@@ -35,6 +35,10 @@ typedef struct spanguard_go_span_args {
 // policy would wait, for spanguard_go_begin to begin it through cgo.
 void spanguard_go_try_begin(void *args);
 void spanguard_go_begin(void *args);
+// Sets without waiting: SPANGUARD_RESULT_WOULD_WAIT, nothing set, where
+// the values may need payload chunks, for spanguard_go_set_packed to set
+// them through cgo, where they may wait for the chunks.
+void spanguard_go_try_set_packed(void *args);
 void spanguard_go_set_packed(void *args);
 void spanguard_go_end(void *args);
 

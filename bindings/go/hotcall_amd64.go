@@ -7,6 +7,8 @@ package spanguard
 #cgo nocallback spanguard_go_hotcall_slow
 #cgo noescape spanguard_go_begin
 #cgo nocallback spanguard_go_begin
+#cgo noescape spanguard_go_set_packed
+#cgo nocallback spanguard_go_set_packed
 #include "hotcall.h"
 */
 import "C"
@@ -23,7 +25,7 @@ import (
 var (
 	hotTrampoline = unsafe.Pointer(C.spanguard_go_trampoline)
 	hotTryBegin   = unsafe.Pointer(C.spanguard_go_try_begin)
-	hotSetPacked  = unsafe.Pointer(C.spanguard_go_set_packed)
+	hotSetPacked  = unsafe.Pointer(C.spanguard_go_try_set_packed)
 	hotEnd        = unsafe.Pointer(C.spanguard_go_end)
 )
 
@@ -55,8 +57,15 @@ func hotStackUse() (used, size uintptr) {
 	return uintptr(u), uintptr(s)
 }
 
+// callSetPacked sets on the C stack unless the values may wait for payload
+// chunks (an LLM-sized prompt: under the wait policy it waits while the
+// pool is used up); then through cgo, as callBegin, so that the wait stalls
+// neither the scheduler's P nor a garbage collection.
 func callSetPacked(a *C.spanguard_go_span_args) {
 	hotcall(hotSetPacked, unsafe.Pointer(a))
+	if a.result == C.SPANGUARD_RESULT_WOULD_WAIT {
+		C.spanguard_go_set_packed(unsafe.Pointer(a))
+	}
 }
 
 func callEnd(a *C.spanguard_go_span_args) {

@@ -99,6 +99,37 @@ pub unsafe extern "C" fn spanguard_span_set_attributes_packed(
     })
 }
 
+/// `spanguard_span_set_attributes_packed` for a caller that must not block
+/// (Go's binding runs it on its thread's own C stack, unseen by Go's
+/// scheduler): where the attributes' text may need chunks of the payload
+/// pool, which under `SPANGUARD_FULL_POLICY=wait` (the default) the
+/// setter may wait for (an LLM-sized prompt on a used-up pool), it returns
+/// `SPANGUARD_RESULT_WOULD_WAIT` at once, having set and counted nothing,
+/// and the caller sets them again with `spanguard_span_set_attributes_packed`
+/// where it may wait. Decided before anything is written, from the buffer's
+/// length and the room left in the span's slot: keys and string values of
+/// about a third of that room or less (a few hundred bytes in all for a
+/// span that holds little yet) are set here; longer ones always answer
+/// WOULD_WAIT, whatever the pool holds. Otherwise the same call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn spanguard_span_try_set_attributes_packed(
+    span: spanguard_span,
+    buf: *const u8,
+    len: usize,
+) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        // SAFETY: as in spanguard_span_set_attributes_packed.
+        match unsafe { text_arg(buf.cast(), len) } {
+            Ok(buf) => with_packed(buf, |items| {
+                with_span(span, |t, s| {
+                    notice_or_error(t.try_set_attributes(s, items, buf.len()))
+                })
+            }),
+            Err(rc) => rc,
+        }
+    })
+}
+
 /// `spanguard_span_begin_with_attributes` with the attributes packed into
 /// `len` bytes at `buf`, laid out as `spanguard_span_set_attributes_packed`
 /// says: one crossing for a span begun with attributes, for bindings that

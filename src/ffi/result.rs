@@ -87,6 +87,9 @@ pub enum spanguard_result {
     /// Every span slot was taken and the tracer's full policy is to wait for
     /// one, which `spanguard_span_try_begin_packed` does not do: no span was
     /// begun and nothing was counted. Begin it with a call that may wait.
+    /// From `spanguard_span_try_set_attributes_packed`: the values may need
+    /// payload chunks, which a setter may wait for; nothing was set or
+    /// counted. Set them with `spanguard_span_set_attributes_packed`.
     WouldWait = 20,
     /// An attribute's key was empty, which OpenTelemetry forbids ("the
     /// attribute key MUST be a non-null and non-empty string"): that
@@ -181,7 +184,7 @@ impl spanguard_result {
                 "done; some spans were written to the spool, not delivered (yet)\0"
             }
             spanguard_result::WouldWait => {
-                "every span slot was taken and waiting for one was refused; nothing was begun or counted\0"
+                "the call would have waited (for a span slot, or payload chunks) and waiting was refused; nothing was begun, set or counted\0"
             }
             spanguard_result::EmptyKey => {
                 "an attribute's key was empty; the attribute was dropped and counted\0"

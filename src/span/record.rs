@@ -2149,6 +2149,25 @@ impl SpanRecord {
         self.set_attribute_past_table(key, *value, limits, store)
     }
 
+    /// Whether `n` attributes whose keys and string values come to at most
+    /// `text_bytes` bytes surely fit the arena, so that setting them takes
+    /// no chunk from the pool (and so never waits for one): each text, cut
+    /// or not, stores at most 3 bytes per input byte (an invalid byte
+    /// becomes U+FFFD), in the arena while it has room, and an attribute
+    /// past the slot's table takes a node there too. A value set again
+    /// over its old place, or its room, takes no more than a new one.
+    /// Conservative: false may still have fitted.
+    #[inline(always)]
+    pub fn surely_fits_the_arena(&self, text_bytes: usize, n: usize) -> bool {
+        let past_table = (self.attribute_count as usize + n)
+            .saturating_sub(INLINE_ATTRIBUTES)
+            .min(n);
+        let need = text_bytes
+            .saturating_mul(3)
+            .saturating_add(past_table * std::mem::size_of::<AttributeNode>());
+        need <= ARENA_BYTES - self.arena_used as usize
+    }
+
     /// `set_attribute`'s common case with no call in it, for a setter
     /// whose other cases go out of line (`Tracer::set_attribute`): a new
     /// ASCII key of at most 32 bytes, with room in the slot's table and
@@ -4300,6 +4319,70 @@ mod tests {
         let prompt = "ab€😀ü".repeat(3_000);
         assert_value_keeps_first_chars(prompt.as_bytes(), 10_001, &store);
         assert_value_keeps_first_chars(prompt.repeat(2).as_bytes(), 15_000, &store);
+    }
+
+    /// `surely_fits_the_arena` is what lets a setter that must not wait
+    /// (Go's, on its thread's own C stack) set values without the pool: a
+    /// batch it passes takes no chunk, whatever the span holds already
+    /// (values in the chunks, keys set again, the table full, invalid UTF-8
+    /// that grows threefold). Batches it refuses are set anyway, with
+    /// chunks, as the waiting setter would.
+    #[test]
+    fn a_batch_that_surely_fits_the_arena_takes_no_chunk() {
+        let limits = SpanLimits::default();
+        let mut next = xorshift(0x5eed_0041);
+        let (mut passed, mut refused) = (0, 0);
+        for _ in 0..300 {
+            let store = TestStore::new(512);
+            let mut r = blank();
+            for _ in 0..40 {
+                let n = 1 + (next() % 4) as usize;
+                let batch: Vec<(Vec<u8>, Vec<u8>, bool)> = (0..n)
+                    .map(|_| {
+                        let text = |len: usize, next: &mut dyn FnMut() -> u64| -> Vec<u8> {
+                            (0..len)
+                                .map(|_| match next() % 8 {
+                                    0 => 0xff,
+                                    1 => 0xe2,
+                                    _ => b'a' + (next() % 3) as u8,
+                                })
+                                .collect()
+                        };
+                        let key_len = 1 + (next() % 3) as usize;
+                        let key = text(key_len, &mut next);
+                        let value_len = match next() % 10 {
+                            0 => (next() % 5000) as usize,
+                            _ => (next() % 40) as usize,
+                        };
+                        (key, text(value_len, &mut next), next().is_multiple_of(5))
+                    })
+                    .collect();
+                let text_bytes: usize = batch
+                    .iter()
+                    .map(|(k, v, int)| k.len() + if *int { 0 } else { v.len() })
+                    .sum();
+                let fits = r.surely_fits_the_arena(text_bytes, n);
+                let taken = store.next.get();
+                for (k, v, int) in &batch {
+                    let value = if *int {
+                        ValueInput::Int(v.len() as i64)
+                    } else {
+                        ValueInput::Str(v)
+                    };
+                    let _ = r.set_attribute(k, &value, &limits, &store);
+                }
+                if fits {
+                    passed += 1;
+                    assert_eq!(store.next.get(), taken, "a batch that fits took a chunk");
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            passed > 1000 && refused > 1000,
+            "{passed} passed, {refused} refused"
+        );
     }
 
     #[test]

@@ -1,0 +1,164 @@
+package spanguard_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	spanguard "github.com/spanguard/spanguard/bindings/go"
+	"github.com/spanguard/spanguard/bindings/go/internal/otlpreceiver"
+)
+
+// A value that finds the payload pool used up waits for chunks (the wait
+// policy, the default) and arrives whole once the exporter gives chunks
+// back; meanwhile the program's other goroutines run, even on one P. The
+// setter ran on the thread's C stack without cgo's hand-off (hotcall.c),
+// so its wait held the only P: nothing else ran (not the goroutine that
+// would have let the backend go, not a collection) until the wait gave
+// up and cut the prompt. Now a value that may need chunks is set through
+// cgo, where it may wait.
+//
+// The pool (1 MiB, 256 chunks) is held by ended spans the exporter cannot
+// take: it is stuck sending the first span to a backend that holds its
+// request until the test lets it go, after the counting goroutine has
+// counted `others` turns while the setter waits.
+func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
+	const others = 1000
+	rx := otlpreceiver.Start(t)
+	target, err := url.Parse(rx.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	gate, arrived := make(chan struct{}), make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-gate
+		forward.ServeHTTP(w, r)
+	}))
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gate)
+		}
+	}
+	defer backend.Close()
+	defer release()
+	// The wait's bound well past what the test needs, so that only a wait
+	// that stops the other goroutines ends in a cut.
+	t.Setenv("SPANGUARD_FULL_WAIT_MS", "10000")
+	tr, err := spanguard.NewTracerFromEnv(spanguard.Config{ServiceName: "go-pool-wait",
+		Endpoint: backend.URL + target.Path, SpoolDir: filepath.Join(t.TempDir(), "spool"),
+		ScheduleDelay: 10 * time.Millisecond, PayloadPoolMiB: 1, NoSignalWatchdog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+
+	_, first, _ := tr.Start(ctx, "first")
+	first.End()
+	select {
+	case <-arrived: // the exporter is stuck in its request
+	case <-time.After(20 * time.Second):
+		t.Fatal("the exporter sent nothing")
+	}
+	// 10 spans of 24 chunks each: 16 chunks (64 KiB) left.
+	filler := strings.Repeat("f", 24*4096-100)
+	for i := 0; i < 10; i++ {
+		_, s, _ := tr.Start(ctx, "filler", spanguard.WithAttributes(spanguard.String("filler", filler)))
+		s.End()
+	}
+	_, s, err := tr.Start(ctx, "llm.chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := strings.Repeat("a prompt of 100 KB ", 100_000/19)
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var turns atomic.Int64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				turns.Add(1)
+				runtime.Gosched()
+			}
+		}
+	}()
+	type outcome struct {
+		err    error
+		during int64
+	}
+	set := make(chan outcome, 1)
+	go func() {
+		before := turns.Load()
+		err := s.SetAttributes(spanguard.String("gen_ai.prompt", prompt))
+		set <- outcome{err, turns.Load() - before}
+	}()
+	// Once the setter waits: the other goroutines take `others` turns,
+	// then the backend goes on and the exporter gives the chunks back.
+	deadline := time.Now().Add(20 * time.Second)
+	for waiting := false; ; {
+		st, err := tr.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !waiting && st.PayloadWaits > 0 {
+			waiting = true
+			from := turns.Load()
+			for turns.Load()-from < others && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+			release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the setter never waited")
+		}
+		runtime.Gosched()
+	}
+	got := <-set
+	if got.err != nil {
+		t.Errorf("set: %v", got.err)
+	}
+	if got.during < others {
+		t.Errorf("other goroutines took %d turns while the setter waited, want %d or more", got.during, others)
+	}
+	s.End()
+	if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+		t.Fatalf("flush: %v %v", ok, err)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PayloadWaits == 0 || st.PayloadWaitsCut != 0 {
+		t.Errorf("payload waits %d, cut %d; want some, none cut", st.PayloadWaits, st.PayloadWaitsCut)
+	}
+	for _, span := range rx.WaitFor(t, 12) {
+		if span.Name == "llm.chat" {
+			if p, _ := span.Attributes["gen_ai.prompt"].(string); p != prompt {
+				t.Fatalf("the prompt arrived as %d bytes, want %d whole", len(p), len(prompt))
+			}
+			return
+		}
+	}
+	t.Fatal("llm.chat did not arrive")
+}
