@@ -189,13 +189,17 @@ def test_a_used_up_payload_pool_is_told_once(emitter, tmp_path):
 def test_a_burst_beyond_the_payload_pool_waits_and_arrives_whole(emitter, tmp_path):
     # The same burst under the default full policy (`wait`): a prompt that
     # finds the pool used up waits for the chunks of spans already ended,
-    # which the exporter gives back; every prompt arrives whole, nothing
-    # is told.
+    # which the exporter gives back; every prompt arrives whole. Nothing
+    # is said to be cut; the waits are said (each stalled the caller), with
+    # what to raise, as the stats count them.
     with OtlpReceiverProcess(workdir=tmp_path) as rx:
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {"SPANGUARD_PAYLOAD_POOL_MIB": "1"}, count=20,
                             extra=["--prompt-bytes", "300000"])
     assert stats["values_truncated"] == 0, lines
-    assert not [line for line in lines if "payload pool" in line], lines
+    assert stats["payload_waits"] > 0 and stats["payload_waits_cut"] == 0, stats
+    told = [line for line in lines if "payload pool" in line]
+    assert told and all(line.startswith("spanguard: warn: values waited for the payload pool (1 MiB)")
+                        and "SPANGUARD_PAYLOAD_POOL_MIB" in line for line in told), lines
 
 
 def test_values_cut_to_fit_a_sink_line_are_told_once(emitter, tmp_path):
