@@ -1,5 +1,6 @@
 //! Preallocated span storage and the lock-free handoff to the exporter.
 
+pub mod aging;
 pub mod bias;
 pub mod dump;
 pub mod ended_queue;

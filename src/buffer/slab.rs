@@ -54,6 +54,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use super::aging::AgingSlots;
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
 use super::payload_pool::PayloadPool;
@@ -924,13 +925,62 @@ impl SpanSlab {
     /// this allocates nothing once grown). A new generation makes every
     /// handle to an old span stale.
     pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
+        self.clear_all(indexes, pool, chunks);
+        self.free.stack.push_all(indexes);
+    }
+
+    /// `release_all`, through `aging`: the slots are cleared and marked
+    /// FREE now, then held there, and the oldest held past its limit go on
+    /// the free stack (all of them while under a quarter of the slab looks
+    /// free). See `buffer::aging`.
+    pub fn release_aging(
+        &self,
+        indexes: &[u32],
+        pool: &PayloadPool,
+        chunks: &mut Vec<u32>,
+        aging: &mut AgingSlots,
+    ) {
+        if aging.limit() == 0 {
+            return self.release_all(indexes, pool, chunks);
+        }
+        self.clear_all(indexes, pool, chunks);
+        aging.add(indexes);
+        // Slots neither open, nor ended and not yet given back, nor held:
+        // those the stack and the threads' caches hold, give or take the
+        // batch being exported.
+        let busy = self.spans_begun().saturating_sub(self.exporter_taken());
+        let free = (self.capacity as u64)
+            .saturating_sub(busy)
+            .saturating_sub(aging.len() as u64);
+        let keep = if free >= self.capacity as u64 / 4 {
+            aging.limit()
+        } else {
+            0
+        };
+        let n = aging.len().saturating_sub(keep);
+        aging.take_oldest(n, |run| self.free.stack.push_all(run));
+    }
+
+    /// Whether the free stack is empty now (the threads' caches may still
+    /// hold a few).
+    pub fn no_free_slot(&self) -> bool {
+        self.free.stack.is_empty()
+    }
+
+    /// Puts every slot `aging` holds on the free stack.
+    pub fn give_back_aging(&self, aging: &mut AgingSlots) {
+        aging.take_oldest(aging.len(), |run| self.free.stack.push_all(run));
+    }
+
+    /// Clears slots given back and marks them FREE (`release_all` but the
+    /// push onto the free stack).
+    fn clear_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
         chunks.clear();
         for &index in indexes {
             // SAFETY: the exporter owns an EXPORTING slot until it is FREE.
             unsafe { self.clear_for_reuse(index, pool, chunks) };
         }
         pool.give_back(chunks);
-        self.free.stack.push_all(indexes);
     }
 
     /// Adds the slot's payload chunks to `chunks`, clears what a next span

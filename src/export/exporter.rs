@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::buffer::aging::AgingSlots;
 use crate::buffer::slot_order::sort_slot_numbers;
 use crate::config::{Compression, Protocol};
 use crate::pipeline::{ExportEvent, ExportSignal, Pipeline};
@@ -90,6 +91,8 @@ pub struct Exporter {
     next_leftover_scan: Instant,
     /// How long to sleep before a nudge may wake us.
     pacer: Pacer,
+    /// Slots given back and not yet on the free stack (`buffer::aging`).
+    aging: AgingSlots,
 }
 
 impl Exporter {
@@ -152,6 +155,7 @@ impl Exporter {
             payload_waits_seen: 0,
             next_leftover_scan: Instant::now() + LEFTOVER_RESCAN_INTERVAL,
             pacer: Pacer::new(),
+            aging: AgingSlots::for_slab(pipeline.slab.capacity(), batch),
             resource: Arc::new(ResourceInfo::configured(config)),
             depth_cut: Vec::new(),
             resource_given: Arc::new(ResourceInfo::configured(config)),
@@ -244,10 +248,14 @@ impl Exporter {
                 .min(self.next_leftover_scan)
                 .saturating_duration_since(now);
             let quiet = self.pacer.quiet(now, p.slab.ended_len(), batch);
+            // Holding given-back slots (`buffer::aging`): a thread that
+            // found none free woke us for them.
+            let holding = !self.aging.is_empty();
             let ready = || {
                 p.signal.stop.load(Ordering::Acquire)
                     || p.signal.flush_pending()
                     || p.slab.ended_len() >= batch
+                    || holding && p.slab.no_free_slot()
             };
             wait_calibrating(&p.signal, wait, quiet, ready);
             if !ready() {
@@ -454,6 +462,8 @@ impl Exporter {
                     // a later flush are still only in the spool when it is
                     // answered, until a replay empties the spool.
                     let spooled = signal.spooled_not_replayed.load(Ordering::Relaxed);
+                    // The whole slab free again for what follows a flush.
+                    p.slab.give_back_aging(&mut self.aging);
                     signal.complete_flush(epoch, spooled);
                     answering = None;
                 }
@@ -464,6 +474,11 @@ impl Exporter {
             let more = answering.is_some()
                 || signal.stop.load(Ordering::Acquire)
                 || p.slab.ended_len() >= signal.batch_target.0.load(Ordering::Relaxed) as usize;
+            if taken == 0 || signal.stop.load(Ordering::Acquire) {
+                // Nothing more to take (a thread out of slots wakes us
+                // for these), or stopping: every held slot back.
+                p.slab.give_back_aging(&mut self.aging);
+            }
             if taken == 0 || !more {
                 return total;
             }
@@ -645,8 +660,13 @@ impl Exporter {
             // ahead (`FreeStack::prefetch_chain`). A radix sort: see
             // `slot_order`.
             sort_slot_numbers(&mut self.indexes[start..end], &mut self.sort_scratch);
-            p.slab
-                .release_all(&self.indexes[start..end], &p.pool, &mut self.chunks);
+            // Held a while before the free stack (`buffer::aging`).
+            p.slab.release_aging(
+                &self.indexes[start..end],
+                &p.pool,
+                &mut self.chunks,
+                &mut self.aging,
+            );
             self.released = end;
             self.send_encoded(n as u64, cut);
             // A resource or scope value nested too deep for the server,
