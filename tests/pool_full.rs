@@ -28,6 +28,33 @@ fn set_prompt(t: &Tracer, s: spanguard::tracer::SpanRef, n: usize) -> Result<boo
         .map(|notice| notice.truncated)
 }
 
+/// A tracer with a 1 MiB payload pool, batches of 4 sent 1 ms after an
+/// end, a full_wait of 30 s, exporting to a loopback backend that answers
+/// each request after `backend_ms`; with its directory and the flag that
+/// lets the backend go.
+fn one_mib_pool_tracer(
+    name: &str,
+    backend_ms: u64,
+) -> (
+    Tracer,
+    std::path::PathBuf,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (url, closed) = support::slow_backend(Duration::from_millis(backend_ms), |_| {});
+    let (t, dir) = support::tracer_to(
+        name,
+        &url,
+        TracerConfig {
+            payload_pool_mib: 1,
+            max_export_batch_size: 4,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(30),
+            ..TracerConfig::default()
+        },
+    );
+    (t, dir, closed)
+}
+
 fn pool_waits(t: &Tracer) -> u64 {
     t.pipeline().pool.waits()
 }
@@ -39,18 +66,7 @@ fn pool_waits(t: &Tracer) -> u64 {
 /// is counted cut. (Before, 80-odd values were cut at once.)
 #[test]
 fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
-    let (url, closed) = support::slow_backend(Duration::from_millis(5), |_| {});
-    let (t, dir) = support::tracer_to(
-        "pool-burst",
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(30),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir, closed) = one_mib_pool_tracer("pool-burst", 5);
     const SPANS: usize = 120;
     for n in 0..SPANS {
         let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
@@ -74,18 +90,7 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
 /// Counted in `payload_waits`, none in `payload_waits_cut`.
 #[test]
 fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
-    let (url, closed) = support::slow_backend(Duration::from_millis(5), |_| {});
-    let (t, dir) = support::tracer_to(
-        "pool-burst-begin",
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(30),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir, closed) = one_mib_pool_tracer("pool-burst-begin", 5);
     const SPANS: usize = 120;
     for n in 0..SPANS {
         let text = prompt(n);
@@ -115,18 +120,7 @@ fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
 /// would lose what the slow path keeps.
 #[test]
 fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
-    let (url, closed) = support::slow_backend(Duration::from_millis(500), |_| {});
-    let (t, dir) = support::tracer_to(
-        "pool-try-begin",
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(30),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir, closed) = one_mib_pool_tracer("pool-try-begin", 500);
     // Spans begun where they may not wait, ended, until the pool is held
     // by ended spans the slow exporter has not taken yet: the next hears
     // WouldWait (none is cut on the way).
@@ -184,18 +178,7 @@ fn a_begin_that_may_not_wait_hears_it_would_and_begins_again() {
 /// Go's hot setter waited on the thread Go's scheduler could not take back.
 #[test]
 fn a_setter_that_may_not_wait_hears_it_would_and_sets_again() {
-    let (url, closed) = support::slow_backend(Duration::from_millis(500), |_| {});
-    let (t, dir) = support::tracer_to(
-        "pool-try-set",
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(30),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir, closed) = one_mib_pool_tracer("pool-try-set", 500);
     // Prompts set where they may wait until one waited: the pool is then
     // held by ended spans.
     let mut n = 0;
