@@ -24,7 +24,7 @@ PREFIX     ?= /usr/local
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
-.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-rust check-fresh-build test-c test-c-asan test-python \
+.PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-rust check-fresh-build test-c test-c-asan test-python \
         test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
@@ -82,27 +82,55 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-# The suites in this order, each followed by a clock mark that writes how
-# long it took (from the mark before it) to build/test-times.txt; make test
-# prints the table at the end, so that whoever finds it slow sees where the
-# time went (after a failure the file holds the suites done so far). A
-# suite's time includes the prerequisites it is the first to need (the
-# release build in check-fresh-build, the test virtualenv in test-python, the
-# wheel in test-python-binding); make runs the same steps as without the
-# marks. Timings only: nothing passes or fails on them.
-TEST_SUITES := check-header lint test-rust check-fresh-build test-c test-c-asan test-python test-install \
-               test-python-binding test-cpp test-go test-node test-propagation test-readme fuzz-quick test-cli
-test: test-clock-start $(foreach s,$(TEST_SUITES),$(s) test-clock-$(s))
-	@printf '%-20s %5d s\n' total $$(( $$(date +%s) - $$(cat build/test-times.start) )) >> build/test-times.txt
-	@echo "make test: seconds each suite took (wall time, under whatever else ran; build/test-times.txt):"
-	@cat build/test-times.txt
-	@echo "make test: all suites passed"
+# The suites run in two lanes side by side (the machines have two cores and
+# a suite alone keeps about one busy: make test took 22 minutes in one
+# line). First the steps both lanes need (the release build, the test
+# virtualenv, the scratch install, the C test programs), so that no two
+# processes build or pip-install the same thing at once; then lane A on the
+# terminal and lane B into build/test-lane-b.log, printed when both are done.
+# A lane goes through its suites in order, each followed by a clock mark
+# that writes how long it took (from the mark before it in its lane) to
+# build/test-times.txt; make test prints the table at the end, so that
+# whoever finds it slow sees where the time went (after a failure the file
+# holds the suites done so far). A suite's time includes the prerequisites
+# it is the first in its lane to need (cbindgen in check-header, the wheel
+# in test-python-binding, cargo-fuzz in fuzz-quick) and whatever the other
+# lane ran meanwhile. Timings only: nothing passes or fails on them.
+TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo
+TEST_LANE_A := check-header lint test-rust check-fresh-build test-c test-c-asan test-cpp test-cli fuzz-quick
+TEST_LANE_B := test-python test-install test-python-binding test-go test-node test-propagation test-readme
+test: test-clock-start
+	$(MAKE) --no-print-directory test-prepare
+	@echo "make test: lane A ($(TEST_LANE_A)) here, lane B ($(TEST_LANE_B)) side by side into build/test-lane-b.log"
+	@$(MAKE) --no-print-directory test-lane-b > build/test-lane-b.log 2>&1 & b=$$!; \
+	a=0; $(MAKE) --no-print-directory test-lane-a || a=$$?; \
+	rb=0; wait $$b || rb=$$?; \
+	echo "---- lane B's output (build/test-lane-b.log):"; cat build/test-lane-b.log; echo "---- end of lane B's output"; \
+	printf '%-20s %5d s\n' total $$(( $$(date +%s) - $$(cat build/test-times.start) )) >> build/test-times.txt; \
+	echo "make test: seconds each suite took (wall time, beside the other lane; build/test-times.txt):"; \
+	cat build/test-times.txt; \
+	test $$a = 0 || echo "make test: lane A failed (its output above)"; \
+	test $$rb = 0 || echo "make test: lane B failed (its output above, between the ---- lines)"; \
+	test $$a = 0 && test $$rb = 0 && echo "make test: all suites passed"
 
 test-clock-start:
-	@mkdir -p build; : > build/test-times.txt; date +%s | tee build/test-times.start > build/test-times.last
-test-clock-%:
-	@now=$$(date +%s); printf '%-20s %5d s\n' $* $$(( now - $$(cat build/test-times.last) )) >> build/test-times.txt; \
-	echo $$now > build/test-times.last
+	@mkdir -p build; : > build/test-times.txt; date +%s > build/test-times.start
+test-prepare: $(TEST_PREPARE)
+	@now=$$(date +%s); printf '%-20s %5d s\n' "prepare" $$(( now - $$(cat build/test-times.start) )) >> build/test-times.txt
+test-lane-a: test-clock-a-begin $(foreach s,$(TEST_LANE_A),$(s) test-clock-a-$(s))
+test-lane-b: test-clock-b-begin $(foreach s,$(TEST_LANE_B),$(s) test-clock-b-$(s))
+test-clock-a-begin test-clock-b-begin:
+	@date +%s > build/test-times.last-$(word 3,$(subst -, ,$@))
+# One pattern rule per lane: a rule of two patterns would be one recipe
+# that makes both targets.
+define test_clock_mark
+	@now=$$(date +%s); printf '%-20s %5d s\n' "$(1): $*" $$(( now - $$(cat build/test-times.last-$(1)) )) >> build/test-times.txt; \
+	echo $$now > build/test-times.last-$(1)
+endef
+test-clock-a-%:
+	$(call test_clock_mark,a)
+test-clock-b-%:
+	$(call test_clock_mark,b)
 
 test-rust:
 	$(CARGO) test --quiet
