@@ -536,6 +536,13 @@ class TrackingServer(ThreadingHTTPServer):
             self.socket = receiver.tls.wrap_socket(self.socket, server_side=True,
                                                    do_handshake_on_connect=False)
 
+    def server_bind(self):
+        if self.serves_traces:
+            # So that a socket bound but not listening can hold the port
+            # while mode `refuse` closes this listener (TraceListener).
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
     def finish_request(self, request, client_address):
         if isinstance(request, ssl.SSLSocket):
             try:
@@ -574,6 +581,13 @@ class TraceListener:
         self._host = host
         self._server: TrackingServer | None = None
         self._old: list[TrackingServer] = []
+        # While refusing: a socket bound to the port, not listening, so that
+        # connections are still refused and no other process's bind to port
+        # 0 is given this port. Without it, a receiver another test started
+        # meanwhile (make test runs two lanes, pytest two workers) could be
+        # given the closed port and answer 200: a test of a backend that is
+        # away saw its 10 spans exported, nothing said.
+        self._placeholder: socket.socket | None = None
         self.port = port
         self.open()
 
@@ -594,6 +608,9 @@ class TraceListener:
                     raise
                 time.sleep(0.05)
         self.port = server.server_address[1]
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                          name=f"traces:{self.port}", daemon=True).start()
         self._server = server
@@ -603,6 +620,12 @@ class TraceListener:
         server, self._server = self._server, None
         if server is None:
             return
+        # Bound before the listener closes (both SO_REUSEPORT, this one
+        # without SO_REUSEADDR: a bind to port 0 elsewhere skips the port).
+        placeholder = socket.socket(server.address_family, socket.SOCK_STREAM)
+        placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        placeholder.bind((self._host, self.port))
+        self._placeholder = placeholder
         server.shutdown()
         server.server_close()
         server.cut_connections(keep)

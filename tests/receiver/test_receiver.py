@@ -7,6 +7,7 @@ OTLP/JSON by hand), so the receiver is checked against the spec, not against us.
 from __future__ import annotations
 
 import email.utils
+import errno
 import gzip
 import http.client
 import json
@@ -372,6 +373,29 @@ def test_refuse_closes_the_port_and_cuts_pooled_connections_until_control_reopen
     rx.set_mode("ok")
     assert post(rx, make_request(1, first=2).SerializeToString())[0] == 200
     assert [s["name"] for s in rx.spans()] == ["span-0", "span-2"]
+
+
+def test_a_refused_port_stays_held_so_no_other_server_is_given_it(rx):
+    # make test runs many receivers at once (two lanes, pytest workers):
+    # a port closed for refuse mode was free, and a receiver another test
+    # started could be given it and answer 200 to spans meant to be
+    # refused. Held, a bind to it fails, as every bind elsewhere does.
+    rx.set_mode("refuse")
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        with pytest.raises(OSError) as held:
+            other.bind(("127.0.0.1", rx.port))
+        assert held.value.errno == errno.EADDRINUSE
+    finally:
+        other.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", rx.port), timeout=2).close()
+    rx.set_mode("ok")
+    assert post(rx, make_request(1).SerializeToString())[0] == 200
+    rx.set_mode("refuse")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", rx.port), timeout=2).close()
 
 
 def test_refuse_for_a_while_comes_back_on_its_own(rx):
