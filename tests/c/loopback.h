@@ -1,5 +1,8 @@
 /* A loopback port that nothing listens on, for a backend that is down:
- * bound, read back, then closed. */
+ * bound and never listened on, the socket kept open for the rest of the
+ * process. Closed, the port was free: another program's bind to port 0
+ * (make test runs two lanes of tests at once) could be given it and
+ * answer the spans meant to find the backend down. */
 #ifndef SPANGUARD_TEST_LOOPBACK_H
 #define SPANGUARD_TEST_LOOPBACK_H
 
@@ -11,14 +14,13 @@
 
 /* The port; the test exits with status 2 when no socket can be had. */
 static inline int closed_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(s, (struct sockaddr *)&a, &len) != 0)
         exit(2);
-    close(s);
-    return ntohs(a.sin_port);
+    return ntohs(a.sin_port); /* s stays open: it holds the port */
 }
 
 #endif

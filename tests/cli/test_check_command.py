@@ -39,11 +39,17 @@ def check(cli, env, *args):
     return subprocess.run([str(cli), "check", *args], capture_output=True, text=True, timeout=60, env=env)
 
 
+_HELD_PORTS = []  # sockets that hold closed_port()'s ports until the tests end
+
+
 def closed_port():
-    """A loopback port nothing listens on (bound, then let go)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on: bound, never listened on, and kept
+    bound, so that no other test's server is given it (make test runs two
+    lanes at once) and answers what was meant to find the backend down."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return s.getsockname()[1]
 
 
 def test_a_backend_that_takes_the_request_is_ok(cli, tmp_path):

@@ -480,11 +480,18 @@ def test_a_disabled_sdk_records_nothing_and_raises_nothing(tmp_path):
     assert read_sink(tmp_path / "sink") == []
 
 
+_HELD_PORTS = []  # sockets that hold closed_port()'s ports until the tests end
+
+
 def closed_port():
+    """A loopback port nothing listens on: bound, never listened on, and kept
+    bound, so that no other test's server is given it (make test runs two
+    lanes at once) and answers what was meant to find the backend down."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(s)
+    return s.getsockname()[1]
 
 
 def test_flush_tells_delivered_from_spooled(tmp_path):
