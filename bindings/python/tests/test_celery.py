@@ -53,6 +53,10 @@ AGENT = textwrap.dedent('''
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,  # each child recycled after one task
         worker_hijack_root_logger=False,
+        # How long the pool waits for the result of a child that died (10 s
+        # by default) before it calls the job lost: a killed or terminated
+        # child's task sends none, so the default only made the stop wait.
+        worker_lost_wait=1.0,
     )
 
 
