@@ -50,7 +50,8 @@ the spool, L lost)`, S + L the promised spans), never that it sent them:
 a newcomer trusts that line.
 
 An example whose program cannot reach its tracer's counters (zero-code
-instrumentation: the SDK makes the exporter) is marked `uncounted` after
+instrumentation: the SDK makes the exporter; a Celery task: the tracer
+that records it is the worker's pool child's) is marked `uncounted` after
 its span names; it prints `the spans are in PATH` with the local sink,
 and in no run may it say that spans were sent or went somewhere.
 

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from celery import Celery
 from conftest import read_sink
 from otlp_receiver import JSON, decode_request, span_dicts
 
@@ -52,6 +53,10 @@ AGENT = textwrap.dedent('''
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=1,  # each child recycled after one task
         worker_hijack_root_logger=False,
+        # How long the pool waits for the result of a child that died (10 s
+        # by default) before it calls the job lost: a killed or terminated
+        # child's task sends none, so the default only made the stop wait.
+        worker_lost_wait=1.0,
     )
 
 
@@ -110,18 +115,6 @@ AGENT = textwrap.dedent('''
         mark(f"done-{t}")
 ''')
 
-SEND = textwrap.dedent('''
-    import os, sys
-    from celery import Celery
-    QUEUE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "queue")
-    app = Celery("agent", broker="filesystem://")
-    app.conf.broker_transport_options = {"data_folder_in": QUEUE, "data_folder_out": QUEUE}
-    for arg in sys.argv[1:]:
-        name, *args = arg.split(":")
-        app.send_task(f"agent.{name}", args=[int(a) for a in args])
-''')
-
-
 def wait_for(path: Path, timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
     while not path.exists() or not path.read_text():
@@ -136,8 +129,7 @@ class Worker:
     def __init__(self, tmp: Path, route: str = "processor", **env_extra):
         self.tmp = tmp
         (tmp / "agent.py").write_text(AGENT)
-        (tmp / "send.py").write_text(SEND)
-        for d in ("queue", "marks"):
+        for d in ("queue", "outbox", "marks"):
             (tmp / d).mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANGUARD_", "OTEL_"))}
         env.update(SPANGUARD_SINK_DIR=str(tmp / "sink"), SPANGUARD_SPOOL_DIR=str(tmp / "spool"),
@@ -166,7 +158,28 @@ class Worker:
             raise AssertionError(f"the worker never got ready: {self.log_text()[-3000:]}") from None
 
     def send(self, *tasks: str) -> None:
-        subprocess.run([sys.executable, "send.py", *tasks], cwd=self.tmp, env=self.env, check=True, timeout=60)
+        """Queues each `name:arg:...` task, sent from this process (a
+        send.py of its own paid ~3 s a send starting Python and Celery).
+        kombu 5.7.0's filesystem transport writes a message in place (open,
+        then write) and its reader takes whatever file it lists, without the
+        writer's lock: a worker polling at that moment reads an empty message,
+        and its JSONDecodeError is Celery's "Unrecoverable error" (the worker
+        stops, the task is lost; celery/kombu#1551): seen here in the
+        whole-worker kill test, 5 failures in 30 runs under load. So the
+        messages are written to an outbox and renamed into the queue whole
+        (atomic in one file system)."""
+        outbox, queue = self.tmp / "outbox", self.tmp / "queue"
+        app = Celery("agent", broker="filesystem://", set_as_current=False)
+        app.conf.broker_transport_options = {"data_folder_in": str(queue), "data_folder_out": str(outbox),
+                                             "control_folder": str(self.tmp / "control")}  # the worker's (its cwd)
+        try:
+            for task in tasks:
+                name, *args = task.split(":")
+                app.send_task(f"agent.{name}", args=[int(a) for a in args])
+        finally:
+            app.close()
+        for message in sorted(os.listdir(outbox)):  # in the order sent (names start with a clock)
+            os.rename(outbox / message, queue / message)
 
     def mark(self, name: str) -> str:
         return wait_for(self.tmp / "marks" / name)
