@@ -73,6 +73,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -300,9 +301,25 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         (workdir / name).write_text(program)
         for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
             shutil.copy(package, workdir / package.name)
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
-                          env=clean_env(state, prefix, src, endpoint), capture_output=True, text=True,
-                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    # A session of its own: an example that hangs is a failure said like
+    # any other, and what it started in the background (a worker) goes
+    # with it rather than outliving the runner.
+    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
+                            env=clean_env(state, prefix, src, endpoint), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return (f"{where} {name}: the commands did not end in {TIMEOUT_S} s\n--- commands\n{commands}"
+                f"--- stdout\n{out}--- stderr\n{err}")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever it left running in the background
+        except ProcessLookupError:
+            pass
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
     if proc.returncode != 0:
         return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
