@@ -41,38 +41,89 @@ fn one_mib_pool_tracer(
     std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     let (url, closed) = support::slow_backend(Duration::from_millis(backend_ms), |_| {});
-    let (t, dir) = support::tracer_to(
-        name,
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(30),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir) = support::tracer_to(name, &url, one_mib_pool_config());
     (t, dir, closed)
+}
+
+fn one_mib_pool_config() -> TracerConfig {
+    TracerConfig {
+        payload_pool_mib: 1,
+        max_export_batch_size: 4,
+        schedule_delay: Duration::from_millis(1),
+        full_wait: Duration::from_secs(30),
+        ..TracerConfig::default()
+    }
 }
 
 fn pool_waits(t: &Tracer) -> u64 {
     t.pipeline().pool.waits()
 }
 
+/// `one_mib_pool_tracer`'s tracer, its backend holding every request until
+/// the gate `burst_held_until_a_wait` opens. A backend that merely took
+/// 5 ms a request let a burst that ran slowly (a loaded machine, make
+/// test's two lanes) never outrun the exporter: "the burst never used the
+/// pool up", though nothing was wrong.
+fn one_mib_pool_tracer_held(
+    name: &str,
+) -> (
+    Tracer,
+    std::path::PathBuf,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = std::sync::Arc::clone(&gate);
+    let (url, closed) = support::slow_backend(Duration::ZERO, move |_| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !held.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let (t, dir) = support::tracer_to(name, &url, one_mib_pool_config());
+    (t, dir, closed, gate)
+}
+
+/// Runs `burst` while the backend holds its requests: the exporter takes
+/// the first batch and stays in its request, the burst uses the pool up
+/// and waits, and a watcher that sees the wait opens the gate (or after a
+/// minute, and the burst's own assertions then say what went wrong).
+fn burst_held_until_a_wait(t: &Tracer, gate: &std::sync::atomic::AtomicBool, burst: impl FnOnce()) {
+    struct Open<'g>(&'g std::sync::atomic::AtomicBool);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while pool_waits(t) == 0 && !gate.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            gate.store(true, Ordering::Release);
+        });
+        let _open = Open(gate); // a burst that panics lets the watcher go
+        burst();
+    });
+}
+
 /// 120 spans of 40 KB through a 1 MiB pool (five times over), to a backend
-/// that takes 5 ms a request of 4 spans: the recording thread runs far
-/// ahead of the exporter, finds the pool used up, and waits for the chunks
-/// of spans already ended, each time. Every value arrives whole, nothing
+/// that holds its first request of 4 spans until the burst waits: the
+/// recording thread runs ahead of the exporter, finds the pool used up,
+/// and waits for the chunks of spans already ended. Every value arrives whole, nothing
 /// is counted cut. (Before, 80-odd values were cut at once.)
 #[test]
 fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed) = one_mib_pool_tracer("pool-burst", 5);
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst");
     const SPANS: usize = 120;
-    for n in 0..SPANS {
-        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
-        assert!(!set_prompt(&t, s, n).expect("set"), "prompt {n} cut");
-        t.end(s, 0).expect("end");
-    }
+    burst_held_until_a_wait(&t, &gate, || {
+        for n in 0..SPANS {
+            let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+            assert!(!set_prompt(&t, s, n).expect("set"), "prompt {n} cut");
+            t.end(s, 0).expect("end");
+        }
+    });
     assert!(pool_waits(&t) > 0, "the burst never used the pool up");
     t.shutdown(Duration::from_secs(30)).expect("shutdown");
     let stats = t.stats();
@@ -90,17 +141,19 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
 /// Counted in `payload_waits`, none in `payload_waits_cut`.
 #[test]
 fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed) = one_mib_pool_tracer("pool-burst-begin", 5);
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst-begin");
     const SPANS: usize = 120;
-    for n in 0..SPANS {
-        let text = prompt(n);
-        let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
-        let (s, notice) = t
-            .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
-            .expect("begin");
-        assert!(!notice.truncated, "prompt {n} cut at begin");
-        t.end(s, 0).expect("end");
-    }
+    burst_held_until_a_wait(&t, &gate, || {
+        for n in 0..SPANS {
+            let text = prompt(n);
+            let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
+            let (s, notice) = t
+                .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
+                .expect("begin");
+            assert!(!notice.truncated, "prompt {n} cut at begin");
+            t.end(s, 0).expect("end");
+        }
+    });
     assert!(pool_waits(&t) > 0, "the burst never used the pool up");
     t.shutdown(Duration::from_secs(30)).expect("shutdown");
     let stats = t.stats();
