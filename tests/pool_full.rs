@@ -66,6 +66,7 @@ fn pool_waits(t: &Tracer) -> u64 {
 /// pool up", though nothing was wrong.
 fn one_mib_pool_tracer_held(
     name: &str,
+    config: TracerConfig,
 ) -> (
     Tracer,
     std::path::PathBuf,
@@ -80,14 +81,15 @@ fn one_mib_pool_tracer_held(
             std::thread::sleep(Duration::from_millis(1));
         }
     });
-    let (t, dir) = support::tracer_to(name, &url, one_mib_pool_config());
+    let (t, dir) = support::tracer_to(name, &url, config);
     (t, dir, closed, gate)
 }
 
 /// Runs `burst` while the backend holds its requests: the exporter takes
 /// the first batch and stays in its request, the burst uses the pool up
-/// and waits, and a watcher that sees the wait opens the gate (or after a
-/// minute, and the burst's own assertions then say what went wrong).
+/// and waits, and a watcher that sees the wait opens the gate; else the
+/// gate opens when the burst ends (a burst that must not wait) or after a
+/// minute (the burst's own assertions then say what went wrong).
 fn burst_held_until_a_wait(t: &Tracer, gate: &std::sync::atomic::AtomicBool, burst: impl FnOnce()) {
     struct Open<'g>(&'g std::sync::atomic::AtomicBool);
     impl Drop for Open<'_> {
@@ -115,7 +117,7 @@ fn burst_held_until_a_wait(t: &Tracer, gate: &std::sync::atomic::AtomicBool, bur
 /// is counted cut. (Before, 80-odd values were cut at once.)
 #[test]
 fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst");
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst", one_mib_pool_config());
     const SPANS: usize = 120;
     burst_held_until_a_wait(&t, &gate, || {
         for n in 0..SPANS {
@@ -141,7 +143,8 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
 /// Counted in `payload_waits`, none in `payload_waits_cut`.
 #[test]
 fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst-begin");
+    let (t, dir, closed, gate) =
+        one_mib_pool_tracer_held("pool-burst-begin", one_mib_pool_config());
     const SPANS: usize = 120;
     burst_held_until_a_wait(&t, &gate, || {
         for n in 0..SPANS {
@@ -343,30 +346,30 @@ fn pool_held_wholly_by_open_spans(name: &str, exported_before: usize) {
 /// Under `FullPolicy::Drop`, a value is cut at once as before.
 #[test]
 fn under_the_drop_policy_a_value_is_cut_at_once() {
-    let (url, closed) = support::slow_backend(Duration::from_millis(50), |_| {});
-    let (t, dir) = support::tracer_to(
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held(
         "pool-drop",
-        &url,
         TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 4,
             full_policy: FullPolicy::Drop,
             full_wait: Duration::from_secs(60),
-            ..TracerConfig::default()
+            ..one_mib_pool_config()
         },
     );
     let mut cut = 0;
-    for n in 0..40 {
-        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
-        if set_prompt(&t, s, n).expect("set") {
-            cut += 1;
+    // The backend held until the burst ends (no wait opens it): the pool
+    // is used up however slowly the burst runs.
+    burst_held_until_a_wait(&t, &gate, || {
+        for n in 0..40 {
+            let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+            if set_prompt(&t, s, n).expect("set") {
+                cut += 1;
+            }
+            t.end(s, 0).expect("end");
         }
-        t.end(s, 0).expect("end");
-    }
+    });
     assert_eq!(pool_waits(&t), 0, "a value waited under the drop policy");
     assert!(
         cut > 0,
-        "40 prompts of 40 KB fit a 1 MiB pool at 4 a 50 ms?"
+        "40 prompts of 40 KB fit a 1 MiB pool held by the exporter?"
     );
     t.shutdown(Duration::from_secs(30)).expect("shutdown");
     closed.store(true, Ordering::Release);
