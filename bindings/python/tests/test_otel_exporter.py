@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -286,11 +287,20 @@ ZERO_CODE_AGENT = textwrap.dedent("""
 """)
 
 
-def zero_code_env(tmp_path: Path, **extra) -> dict:
+def zero_code_env(tmp_path: Path, instrumentors: bool = False, **extra) -> dict:
+    """The environment of a zero-code run. Without `instrumentors`, every
+    instrumentor installed in the venv is left out
+    (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, by their entry-point names): the
+    OpenAI ones import openai in every interpreter the run starts, some 10 s
+    each on a loaded machine, for programs that make their spans through the
+    API. The distro, the configurator and spanguard's exporter run as ever."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
     env.update(OTEL_TRACES_EXPORTER="spanguard", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
                OTEL_SERVICE_NAME="zero-code-agent", SPANGUARD_SINK_DIR=str(tmp_path / "sink"),
                SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"), XDG_STATE_HOME=str(tmp_path / "state"), **extra)
+    if not instrumentors:
+        env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = ",".join(
+            sorted({e.name for e in entry_points(group="opentelemetry_instrumentor")}))
     return env
 
 
@@ -506,7 +516,8 @@ def test_zero_code_sampler_resource_and_a_60kb_openai_prompt_arrive_as_the_sdk_m
     (tmp_path / "agent.py").write_text(ZERO_CODE_LLM_AGENT)
     prompt = "".join(chr(ord("a") + (i * 7) % 26) for i in range(60_000))
     bin_dir = Path(sys.executable).parent
-    env = zero_code_env(tmp_path, OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5",
+    env = zero_code_env(tmp_path, instrumentors=True,
+                        OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.5",
                         OTEL_RESOURCE_ATTRIBUTES="deployment.environment=prod,team=agents,service.name=not-this",
                         OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
                         OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="SPAN_ONLY")
