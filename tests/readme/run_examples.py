@@ -318,9 +318,16 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         (workdir / name).write_text(program)
         for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
             shutil.copy(package, workdir / package.name)
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
-                          env=clean_env(state, prefix, src, endpoint), capture_output=True, text=True,
-                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    try:
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=workdir,
+                              env=clean_env(state, prefix, src, endpoint), capture_output=True, text=True,
+                              timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        # One example's failure, not the run's: raised, it ended the whole
+        # run with a traceback, every other example's result unprinted.
+        out, err = (b.decode(errors="replace") if isinstance(b, bytes) else (b or "") for b in (e.stdout, e.stderr))
+        return (f"{where} {name}: the commands ran past {TIMEOUT_S} s\n--- commands\n{commands}"
+                f"--- stdout\n{out}--- stderr\n{err}")
     report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
     if proc.returncode != 0:
         return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
