@@ -21,6 +21,14 @@ VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SOMAJOR    := $(firstword $(subst ., ,$(VERSION)))
 CFLAGS_TEST := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 PREFIX     ?= /usr/local
+# README's `make install PREFIX=$PREFIX`, pasted in a shell where PREFIX was
+# never exported, passes an empty PREFIX: the files went to /bin, /lib and
+# /include (as root, without a word). Refused unless DESTDIR says where.
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+ifeq ($(strip $(PREFIX))$(strip $(DESTDIR)),)
+$(error PREFIX is empty (was it exported? `export PREFIX=$$HOME/.local` first): make install would put its files in /bin, /lib and /include; give PREFIX=DIR, or leave PREFIX out for /usr/local)
+endif
+endif
 # What the static library needs besides itself (cargo --print native-static-libs).
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 

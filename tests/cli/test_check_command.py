@@ -279,6 +279,32 @@ def test_without_an_endpoint_headers_and_request_timeout_are_said_unused(cli, tm
         assert "  timeout           10000 ms a request, 30000 ms a batch with its retries" in lines, run.stdout
 
 
+def test_the_url_of_endpoint_is_said_to_be_the_one_checked_not_where_spans_go(cli, tmp_path):
+    """`check --endpoint URL` with no endpoint set said "spans go to the
+    local sink (no endpoint is set)" and then "OK: URL answered 200", and
+    nothing tied the two: a newcomer trying a collector before setting
+    anything read two answers. The URL is named as the one checked, with
+    what makes a tracer send there; where it is the environment's own,
+    nothing more is said."""
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        sink = tmp_path / "sink"
+        run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink)), "--endpoint", rx.endpoint)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"spans go to       the local sink {sink} (no endpoint is set" in run.stdout, run.stdout
+        assert (f"  --endpoint        {rx.traces_url} is checked below; a tracer started here writes to the "
+                "local sink above until OTEL_EXPORTER_OTLP_ENDPOINT names a backend") in run.stdout, run.stdout
+        assert f"OK: {rx.traces_url} answered 200 in " in run.stdout, run.stdout
+        elsewhere = "http://127.0.0.1:9"
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=elsewhere), "--endpoint", rx.endpoint)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (f"  --endpoint        {rx.traces_url} is checked below, not the endpoint above, where a tracer "
+                "started here sends") in run.stdout, run.stdout
+        for same in (["--endpoint", rx.endpoint], []):
+            run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint), *same)
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert "--endpoint  " not in run.stdout, run.stdout
+
+
 def test_an_endpoint_without_its_scheme_is_ignored_and_nothing_is_sent(cli, tmp_path):
     with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
         sink = tmp_path / "sink"

@@ -10,7 +10,12 @@ A program is a fenced block marked by the HTML comment before it:
     ```
 
 (a name with a space in quotes: `spans: "HTTP POST" tool.run`), optionally
-ending in `traces: N`: the spans must then make exactly N traces, each
+followed by `events: NAMES`: span events that must arrive, each name on
+some span (a prompt an instrumentation sends as a log event, which the
+example exists to show; its spans alone arrived when a newer
+@opentelemetry/api-logs left the instrumentation a logger of its own copy
+that no provider backs, and the prompt went nowhere without a word), and
+optionally ending in `traces: N`: the spans must then make exactly N traces, each
 span's parent one of the spans that arrived (a client and a server in one
 trace, as context propagation promises);
 and the commands that build and run it are a ```sh block marked
@@ -90,7 +95,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "receiver"))
 from receiver_client import OtlpReceiverProcess  # noqa: E402
 PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
-EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+traces:\s*(\d+))?(\s+uncounted)?\s*-->")
+EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+events:\s*([^>]*?))?"
+                     r"(?:\s+traces:\s*(\d+))?(\s+uncounted)?\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
@@ -170,8 +176,9 @@ def collect(paths):
                 name = ex.group(1)
                 if name in examples:
                     errors.append(f"{where}: a second example named {name}")
-                traces = int(ex.group(3)) if ex.group(3) else None
-                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces, bool(ex.group(4))))
+                traces = int(ex.group(4)) if ex.group(4) else None
+                events = shlex.split(ex.group(3)) if ex.group(3) else []
+                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces, bool(ex.group(5)), events))
             elif run:
                 if b.info not in ("sh", "bash", "shell"):
                     errors.append(f"{where}: a run block must be ```sh")
@@ -219,6 +226,18 @@ def arrived(sink: Path):
                 for ss in rs.scope_spans:
                     spans.extend((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in ss.spans)
     return spans
+
+
+def events_in(sink: Path):
+    """The names of the span events in a sink file, each as often as it is there."""
+    names = []
+    for line in sink.read_text().splitlines():
+        if line.strip():
+            request = json_format.Parse(line, ExportTraceServiceRequest())
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    names.extend(e.name for s in ss.spans for e in s.events)
+    return names
 
 
 def received(rx: OtlpReceiverProcess, expected: int):
@@ -312,7 +331,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        return (f"{where} {name}: the commands did not end in {TIMEOUT_S} s\n--- commands\n{commands}"
+        return (f"{where} {name}: the commands ran past {TIMEOUT_S} s\n--- commands\n{commands}"
                 f"--- stdout\n{out}--- stderr\n{err}")
     finally:
         try:
@@ -323,7 +342,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
     if proc.returncode != 0:
         return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
-    names, traces, uncounted = expected
+    names, traces, uncounted, events = expected
     # The line it printed for its user, quoted in the "ok" line.
     said = next((line.strip() for line in proc.stdout.splitlines()
                  if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
@@ -373,6 +392,11 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         if (n, spooled, lost) != (len(got), 0, 0):
             return (f"{where} {name}: it says {n} spans went out ({spooled} spooled, {lost} lost), "
                     f"{len(got)} arrived at {place}\n{report}")
+    got_events = events_in(sink) if rx is None else [e["name"] for s in rx.raw_spans() for e in s["events"]]
+    missing = sorted(set(events) - set(got_events))
+    if missing:
+        return (f"{where} {name}: no span holds the events {missing} the README promises "
+                f"(events that arrived: {sorted(got_events)})\n{report}")
     problem = tree_problem(spans, traces) if traces is not None else None
     if problem:
         return f"{where} {name}: {problem}\n{report}"

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,3 +129,69 @@ def test_with_xdg_state_home_set_show_reads_where_a_program_wrote(tmp_path):
     text = " ".join(two_commands_section().split())
     assert ("(`$XDG_STATE_HOME/spanguard/spans`, `~/.local/state/spanguard/spans` when `XDG_STATE_HOME` is "
             "unset)") in text, text
+
+
+def test_make_install_with_an_empty_prefix_installs_nothing():
+    """README's `make install PREFIX=$PREFIX`, pasted in a shell where
+    PREFIX was never exported, is `make install PREFIX=`: it put the
+    library in /lib, the header in /include and the command in /bin (as
+    root, without a word). It now stops before building anything and
+    says what to set."""
+    ran = subprocess.run(["make", "-C", str(REPO), "-n", "--no-print-directory", "install", "PREFIX="],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert ran.returncode != 0, ran.stdout
+    assert "install -d" not in ran.stdout, ran.stdout
+    assert "PREFIX is empty" in ran.stderr and "export PREFIX=$HOME/.local" in ran.stderr, ran.stderr
+    # A PREFIX given, or left out (/usr/local), installs as before.
+    for given, where in ((["PREFIX=/tmp/elsewhere"], "/tmp/elsewhere/lib"), ([], "/usr/local/lib")):
+        ran = subprocess.run(["make", "-C", str(REPO), "-n", "--no-print-directory", "install", *given],
+                             capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert ran.returncode == 0, ran.stderr
+        assert "install -d " in ran.stdout and f" {where} " in ran.stdout, ran.stdout
+
+
+# A variable of the environment, not one the reader must set for an example.
+ENVIRONMENT = re.compile(r"^(HOME|PWD|PATH|OTEL_\w+)$")
+USES = re.compile(r"\$\{?([A-Za-z_]\w*)")
+SETS = re.compile(r"(?:^|[\s;&(])(?:export\s+)?([A-Za-z_]\w*)=")
+
+
+def readme_blocks():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import run_examples
+    readmes = [REPO / "README.md", REPO / "bindings" / "node" / "README.md", REPO / "bindings" / "go" / "README.md"]
+    return [b for path in readmes for b in run_examples.blocks(path)]
+
+
+def test_every_variable_and_package_an_example_needs_is_set_up_where_readme_says():
+    """Pasted as written, the Go example said `replacement directory
+    /bindings/go does not exist` ($SPANGUARD_SRC, which README named but
+    never said to set), the C one needed PREFIX exported, and the Python
+    and Node ones installed `./spanguard-*.whl` and `./spanguard-0.1.0.tgz`
+    from a directory that held neither (make test-readme sets all of it
+    up itself, so it passed). README's setup block (marked `<!-- setup:
+    examples -->`) must export each variable a run block reads and does
+    not set, before its first use, and copy each package a run block
+    installs from `./`."""
+    blocks = readme_blocks()
+    setups = [b for b in blocks if (b.marker or "").startswith("<!-- setup: examples")]
+    assert len(setups) == 1, "README.md has no ```sh block marked <!-- setup: examples -->"
+    setup = setups[0].text
+    exported = {}
+    for n, line in enumerate(setup.splitlines()):
+        for name in re.findall(r"\bexport\s+((?:[A-Za-z_]\w*=\S*\s*)+)", line):
+            for assignment in name.split():
+                exported.setdefault(assignment.split("=")[0], n)
+    runs = [b for b in blocks if (b.marker or "").startswith("<!-- run:")]
+    assert len(runs) >= 19, len(runs)
+    for b in runs:
+        set_here = set(SETS.findall(b.text))
+        for name in set(USES.findall(b.text)) - set_here:
+            if not ENVIRONMENT.match(name):
+                assert name in exported, f"{b.marker}: ${name} is set nowhere in the setup block:\n{setup}"
+        for package in re.findall(r"\./(spanguard-\S+\.(?:whl|tgz))", b.text):
+            assert f"build/dist/{package}" in setup, f"{b.marker}: ./{package} is not copied by:\n{setup}"
+    for name, n in exported.items():
+        first_use = next((i for i, line in enumerate(setup.splitlines())
+                          if re.search(rf"\${{?{name}\b", line)), None)
+        assert first_use is None or first_use >= n, f"${name} is used before it is exported:\n{setup}"

@@ -60,3 +60,14 @@ def test_a_c_example_is_built_again_and_run():
 def test_the_sink_reader_is_left_out():
     assert "spanguard show" not in run_examples.endpoint_commands(run_blocks()["app.mjs"])
     assert "node app.mjs" in run_examples.endpoint_commands(run_blocks()["app.mjs"])
+
+
+def test_an_example_past_its_time_is_a_failure_of_its_own(tmp_path, monkeypatch):
+    # traceloop-sdk's pip install ran past the limit on a loaded machine:
+    # the TimeoutExpired ended the whole run with a traceback, and the
+    # results of the examples that had passed were never printed.
+    monkeypatch.setattr(run_examples, "TIMEOUT_S", 1)
+    err = run_examples.run_one("slow.py", "README.md:1", "", "echo started\nsleep 30\n",
+                               (["s"], None, False, []), tmp_path, None, tmp_path, tmp_path)
+    assert err is not None and "slow.py: the commands ran past 1 s" in err, err
+    assert "sleep 30" in err and "started" in err, err

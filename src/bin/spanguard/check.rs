@@ -440,6 +440,26 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         ),
     }
+    // `check --endpoint URL` with no endpoint in the environment said
+    // "spans go to the local sink (no endpoint is set)", then "OK: URL
+    // answered 200": a newcomer trying a collector before setting anything
+    // read two answers to one question. The URL checked is named as such,
+    // with what makes a tracer send there.
+    if let Some(probe) = &probe_url
+        && config.endpoint.as_deref() != Some(probe.as_str())
+    {
+        let probe = super::terminal::clean(&redact_url(probe));
+        match config.endpoint {
+            None => println!(
+                "  --endpoint        {probe} is checked below; a tracer started here writes to \
+                 the local sink above until OTEL_EXPORTER_OTLP_ENDPOINT names a backend"
+            ),
+            Some(_) => println!(
+                "  --endpoint        {probe} is checked below, not the endpoint above, where a \
+                 tracer started here sends"
+            ),
+        }
+    }
     if config.endpoint.is_none() {
         // The sink writes OTLP/JSON text whatever the protocol and
         // compression say (they are an endpoint's): "protobuf
