@@ -2092,12 +2092,19 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
         "{printed}"
     );
     assert!(!printed.contains("log.record.body"), "{printed}");
-    // Cut to the width, the events' lines as they were.
+    // Cut to the width, each event's line says its message first, as a
+    // chat reads (`[user] What is…`, its newlines as `\n`), then its
+    // other attributes: it was `log.record.body={content: What i…`, a
+    // map's text cut in the question's first words.
     let printed = shown(&root, &["openllmetry-events.jsonl"]);
-    assert!(
-        printed.contains("• gen_ai.user.message +2.00 ms  gen_ai.provider.name=openai log.record.body={content: What i…"),
-        "{printed}"
-    );
+    for line in [
+        r"• gen_ai.user.message +2.00 ms  [user] What is the weather in Lisbon?\nAnswer with\tthe temp…",
+        r#"• gen_ai.assistant.message +3.00 ms  [assistant] tool call get_weather(city="Lisbon") (id ca…"#,
+        "• gen_ai.tool.message +4.00 ms  [tool] 18°C, clear sky  gen_ai.provider.name=openai\n",
+    ] {
+        assert!(printed.contains(line), "{line}\n{printed}");
+    }
+    assert!(!printed.contains("log.record.body"), "{printed}");
     // The page's Chat table has them, named by their event.
     let out = show(
         &root,
@@ -2166,6 +2173,20 @@ fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
             "{printed}"
         );
     }
+    // Cut to the width, the event's line says its messages first, by
+    // role and part (they were nested maps' text, at the line's end).
+    let out = show(
+        &root,
+        &["openai-v2-event-only.jsonl"],
+        &[("NO_COLOR", "1"), ("COLUMNS", "400")],
+    );
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains(
+            r#"• gen_ai.client.inference.operation.details +1.00 ms  gen_ai.input.messages=[system] You are a weather agent.\x1b[2J Answer in one line.\n[user] What is"#
+        ),
+        "{printed}"
+    );
     let out = show(
         &root,
         &["--html", "page.html", "openai-v2-event-only.jsonl"],
