@@ -3155,7 +3155,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
         oi("AGENT", "1000", "100", "1100"),
         oi("LLM", "400", "40", "440"),
     );
-    for (test, spans, line, fact) in [
+    for (test, spans, line, fact, gap) in [
         (
             // OpenLLMetry's CrewAI: crewai.workflow > ROLE.agent (the
             // agent's running total) > MODEL.llm > the OpenAI
@@ -3176,6 +3176,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
             ],
             "Researcher.agent",
             "· tokens 500 in, 60 out\n",
+            None,
         ),
         (
             // OpenInference's LangChain and OpenAI instrumentations on
@@ -3194,6 +3195,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
             ],
             "ChatOpenAI",
             "· tokens 37 in, 5 out\n",
+            None,
         ),
         (
             // An agent span whose LLM spans were all lost (sampled out, a
@@ -3202,22 +3204,35 @@ fn nested_instrumentations_count_each_llm_call_once() {
             vec![(1, 0, "CodeAgent.run", &oi_agent[..])],
             "CodeAgent.run",
             "· tokens 1000 in, 100 out\n",
+            None,
         ),
         (
             // Some of them kept: those kept count, not the agent's sum
-            // again (which would count the kept ones twice).
+            // again (which would count the kept ones twice), and the
+            // trace says the agent's figure is more (a reader of a trace
+            // with calls dropped would take 440 for all that was spent).
             "agent-some-kept",
             vec![
                 (1, 0, "CodeAgent.run", &oi_agent[..]),
                 (2, 1, "OpenAI.chat", &oi_llm[..]),
             ],
             "CodeAgent.run",
-            "· tokens 400 in, 40 out\n",
+            "· tokens 400 in, 40 out",
+            Some("CodeAgent.run says 1100; its calls here sum to 440: some lost?"),
         ),
     ] {
         let root = sink_of(test, trace_line(&spans));
         let printed = shown(&root, &["svc-1.jsonl"]);
-        assert!(printed.contains(fact), "{test}: {printed}");
+        let said = match gap {
+            Some(gap) => format!("{fact} ({gap})\n"),
+            None => fact.to_string(),
+        };
+        assert!(printed.contains(&said), "{test}: {printed}");
+        assert_eq!(
+            printed.contains("some lost?"),
+            gap.is_some(),
+            "{test}: {printed}"
+        );
         // Each span's line still says its own counts.
         let own = printed
             .lines()
@@ -3237,6 +3252,9 @@ fn nested_instrumentations_count_each_llm_call_once() {
             page.contains(&format!(">{words} tokens</span>")),
             "{test}: {page}"
         );
+        if let Some(gap) = gap {
+            assert!(page.contains(&format!(">{gap}</span>")), "{test}: {page}");
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -363,7 +363,11 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         ));
     }
     if !t.tokens.is_empty() {
-        facts.push(style.paint(MAGENTA, &format!("tokens {}", t.tokens.words())));
+        let mut words = format!("tokens {}", t.tokens.words());
+        if let Some(gap) = &t.token_gap {
+            words.push_str(&format!(" ({})", clean(&gap.words())));
+        }
+        facts.push(style.paint(MAGENTA, &words));
     }
     let _ = writeln!(out, "  {}", facts.join(" · "));
     let mut seen = Vec::new();
