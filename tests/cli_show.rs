@@ -1589,50 +1589,67 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
     // The GenAI conventions' gen_ai.input.messages / output.messages: a
     // prompt as a JSON array of messages. Shown whole (--span, --full) it
     // was one line of JSON, 20 KB of it with the prompt's paragraphs as
-    // `\n`: now each message's role, each text part's lines as lines, a
-    // tool call as its JSON. Not such an array: shown as it is.
-    let input = r#"[{\"role\":\"system\",\"parts\":[{\"type\":\"text\",\"content\":\"Be brief.\"}]},{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"Find a flight.\\nTo Lisbon.\"}]}]"#;
-    let output = r#"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"tool_call\",\"id\":\"c1\",\"name\":\"flight_search\",\"arguments\":{\"to\":\"LIS\"}}],\"finish_reason\":\"tool_call\"}]"#;
-    let line = llm_chat_line(&format!(
-        concat!(
-            r#""attributes":[{{"key":"gen_ai.input.messages","value":{{"stringValue":"{}"}}}},"#,
-            r#"{{"key":"gen_ai.output.messages","value":{{"stringValue":"{}"}}}},"#,
-            r#"{{"key":"gen_ai.system_instructions","value":{{"stringValue":"[not json"}}}}]"#
-        ),
-        input, output
-    ));
-    let root = sink_of("chat-messages", line);
+    // `\n`: now each message's role, each text part's lines as lines. A
+    // tool call (its `arguments` an object, or the JSON string the model
+    // wrote; Anthropic's `tool_use` block) is drawn as a call,
+    // `name(key=value, …)`, on a line of its own, a tool_call_response (or
+    // Anthropic's `tool_result`) as the result of the call of its id: each
+    // was the part's JSON. Arguments cut by a length limit (not JSON) are
+    // shown as they are. Not such an array: shown as it is.
+    let input = concat!(
+        r#"[{"role":"system","parts":[{"type":"text","content":"Be brief."}]},"#,
+        r#"{"role":"user","parts":[{"type":"text","content":"Find a flight.\nTo Lisbon."}]},"#,
+        r#"{"role":"assistant","parts":[{"type":"text","content":"Checking."},"#,
+        r#"{"type":"tool_call","id":"c0","name":"calendar","arguments":"{\"day\": \"tue\", \"flex\": [1,2]}"}]},"#,
+        r#"{"role":"tool","parts":[{"type":"tool_call_response","id":"c0","response":[{"type":"text","text":"free"}]}]},"#,
+        r#"{"role":"tool","parts":[{"type":"tool_call_response","id":"zz","response":{"ok":true}}]},"#,
+        r#"{"role":"assistant","parts":[{"type":"tool_use","id":"t1","name":"search","input":{"q":"x"}},"#,
+        r#"{"type":"tool_call","name":"cut","arguments":"{\"to\": \"LI"}]},"#,
+        r#"{"role":"user","parts":[{"type":"tool_result","tool_use_id":"t1","content":"3 hits"}]}]"#
+    );
+    let output = r#"[{"role":"assistant","parts":[{"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}],"finish_reason":"tool_call"}]"#;
+    let root = sink_of(
+        "chat-messages",
+        llm_span_of(&[
+            ("gen_ai.input.messages", input),
+            ("gen_ai.output.messages", output),
+            ("gen_ai.system_instructions", "[not json"),
+        ]),
+    );
     for args in [
         &["--span", "b7ad", "svc-1.jsonl"][..],
         &["--full", "svc-1.jsonl"][..],
     ] {
         let printed = shown(&root, args);
-        let lines: Vec<&str> = printed.lines().collect();
-        let at = lines
-            .iter()
-            .position(|l| {
-                l.ends_with("gen_ai.input.messages = 2 messages (its JSON by role and part):")
-            })
-            .unwrap_or_else(|| panic!("{printed}"));
-        assert!(lines[at + 1].ends_with("┊ [system] Be brief."), "{printed}");
-        assert!(
-            lines[at + 2].ends_with("┊ [user] Find a flight."),
-            "{printed}"
-        );
-        assert!(lines[at + 3].ends_with("┊ To Lisbon."), "{printed}");
-        assert!(
-            lines[at + 4]
-                .ends_with("gen_ai.output.messages = 1 message (its JSON by role and part):"),
-            "{printed}"
-        );
-        assert!(
-            lines[at + 5].ends_with(
-                r#"┊ [assistant, finish_reason tool_call] {"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}"#
+        assert_eq!(
+            chat_block(
+                &printed,
+                "gen_ai.input.messages = 7 messages (its JSON by role and part):"
             ),
+            [
+                "[system] Be brief.",
+                "[user] Find a flight.",
+                "To Lisbon.",
+                "[assistant] Checking.",
+                r#"tool call calendar(day="tue", flex=[1, 2]) (id c0)"#,
+                "[tool] tool result calendar: free (id c0)",
+                r#"[tool] tool result: {"ok": true} (id zz)"#,
+                r#"[assistant] tool call search(q="x") (id t1)"#,
+                r#"tool call cut({"to": "LI)"#,
+                "[user] tool result search: 3 hits (id t1)",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(
+                &printed,
+                "gen_ai.output.messages = 1 message (its JSON by role and part):"
+            ),
+            [r#"[assistant, finish_reason tool_call] tool call flight_search(to="LIS") (id c1)"#],
             "{printed}"
         );
         assert!(
-            lines[at + 6].ends_with("gen_ai.system_instructions = [not json"),
+            printed.contains("gen_ai.system_instructions = [not json\n"),
             "{printed}"
         );
     }
@@ -1646,6 +1663,16 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
     assert!(
         printed.contains(r#"gen_ai.input.messages = [{"role":"system","parts":"#),
         "{printed}"
+    );
+    // The page's Chat table draws the calls the same.
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    assert!(
+        page.contains(
+            "[tool] tool result calendar: free (id c0)\n[tool] tool result: {&quot;ok&quot;: true} (id zz)"
+        ),
+        "{page}"
     );
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -1759,8 +1786,8 @@ fn openllmetry_indexed_prompt_and_completion_shown_whole_as_a_chat() {
             chat_block(&printed, "gen_ai.completion.N.* = 1 message (by index):"),
             [
                 "[assistant, finish_reason tool_calls] Searching.",
-                r#"tool call flight_search {"to":"LIS"} (id call_1)"#,
-                "tool call hotel_search",
+                r#"tool call flight_search(to="LIS") (id call_1)"#,
+                "tool call hotel_search()",
             ],
             "{printed}"
         );
@@ -1860,7 +1887,7 @@ fn openinference_indexed_messages_shown_whole_as_a_chat() {
             "[user, contents.1.message_content.type image, \
              contents.1.message_content.image.image.url https://x/cat.png] What is on",
             "this picture?",
-            r#"[assistant] tool call describe {"detail":"high"} (id toolu_1)"#,
+            r#"[assistant] tool call describe(detail="high") (id toolu_1)"#,
         ],
         "{printed}"
     );
@@ -1912,8 +1939,8 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
                 "[user] Weather in Lisbon?",
                 r#"{"type":"file","mediaType":"image/png","data":"iVBORw=="}"#,
                 "[assistant] Looking it up.",
-                r#"tool call weather {"city":"Lisboa"} (id call-1)"#,
-                r#"[tool] tool result weather {"city":"Lisboa","sky":"sol","celsius":23} (id call-1)"#,
+                r#"tool call weather(city="Lisboa") (id call-1)"#,
+                r#"[tool] tool result weather: {"city": "Lisboa", "sky": "sol", "celsius": 23} (id call-1)"#,
             ],
             "{printed}"
         );
@@ -1945,7 +1972,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
     );
     assert_eq!(
         chat_block(&printed, "ai.response.toolCalls = 1 tool call (its JSON):"),
-        [r#"tool call weather {"city":"Lisboa"} (id call-1)"#],
+        [r#"tool call weather(city="Lisboa") (id call-1)"#],
         "{printed}"
     );
     // generateText's own span says its model and the sum of its calls.
@@ -1961,7 +1988,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
     assert!(
         page.contains(
             "<th>ai.response.toolCalls</th><td>1 tool call (its JSON):\n\
-             tool call weather {&quot;city&quot;:&quot;Lisboa&quot;} (id call-1)"
+             tool call weather(city=&quot;Lisboa&quot;) (id call-1)"
         ),
         "{page}"
     );
@@ -2036,7 +2063,7 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
         ),
         (
             "• gen_ai.assistant.message +3.00 ms",
-            &[r#"[assistant] tool call get_weather {"city": "Lisbon"} (id call_weather_1)"#],
+            &[r#"[assistant] tool call get_weather(city="Lisbon") (id call_weather_1)"#],
         ),
         (
             "• gen_ai.tool.message +4.00 ms",
@@ -2060,17 +2087,24 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
     assert_eq!(
         event_block(&printed, "• gen_ai.choice +3.00 ms"),
         [
-            r#"[assistant, finish_reason tool_calls] tool call get_weather {"city": "Lisbon"} (id call_weather_1)"#
+            r#"[assistant, finish_reason tool_calls] tool call get_weather(city="Lisbon") (id call_weather_1)"#
         ],
         "{printed}"
     );
     assert!(!printed.contains("log.record.body"), "{printed}");
-    // Cut to the width, the events' lines as they were.
+    // Cut to the width, each event's line says its message first, as a
+    // chat reads (`[user] What is…`, its newlines as `\n`), then its
+    // other attributes: it was `log.record.body={content: What i…`, a
+    // map's text cut in the question's first words.
     let printed = shown(&root, &["openllmetry-events.jsonl"]);
-    assert!(
-        printed.contains("• gen_ai.user.message +2.00 ms  gen_ai.provider.name=openai log.record.body={content: What i…"),
-        "{printed}"
-    );
+    for line in [
+        r"• gen_ai.user.message +2.00 ms  [user] What is the weather in Lisbon?\nAnswer with\tthe temp…",
+        r#"• gen_ai.assistant.message +3.00 ms  [assistant] tool call get_weather(city="Lisbon") (id ca…"#,
+        "• gen_ai.tool.message +4.00 ms  [tool] 18°C, clear sky  gen_ai.provider.name=openai\n",
+    ] {
+        assert!(printed.contains(line), "{line}\n{printed}");
+    }
+    assert!(!printed.contains("log.record.body"), "{printed}");
     // The page's Chat table has them, named by their event.
     let out = show(
         &root,
@@ -2081,7 +2115,7 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
     let page = std::fs::read_to_string(root.join("page.html")).expect("page");
     for row in [
         "<tr><th>gen_ai.user.message</th><td>[user] What is the weather in Lisbon?\nAnswer with\tthe temperature.</td></tr>",
-        "<tr><th>gen_ai.assistant.message</th><td>[assistant] tool call get_weather {&quot;city&quot;: &quot;Lisbon&quot;} (id call_weather_1)</td></tr>",
+        "<tr><th>gen_ai.assistant.message</th><td>[assistant] tool call get_weather(city=&quot;Lisbon&quot;) (id call_weather_1)</td></tr>",
         "<tr><th>gen_ai.choice</th><td>[assistant, finish_reason stop] echo: 18°C, clear sky</td></tr>",
     ] {
         assert!(page.contains(row), "{row}\n{page}");
@@ -2114,8 +2148,8 @@ fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
                 r"[system] You are a weather agent.\x1b[2J Answer in one line.",
                 "[user] What is the weather in Lisbon?",
                 r"Answer with\tthe temperature.",
-                r#"[assistant] {"arguments":{"city":"Lisbon"},"name":"get_weather","id":"call_weather_1","type":"tool_call"}"#,
-                r#"[tool] {"response":"18°C, clear sky","id":"call_weather_1","type":"tool_call_response"}"#,
+                r#"[assistant] tool call get_weather(city="Lisbon") (id call_weather_1)"#,
+                "[tool] tool result get_weather: 18°C, clear sky (id call_weather_1)",
             ],
             "{printed}"
         );
@@ -2139,6 +2173,20 @@ fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
             "{printed}"
         );
     }
+    // Cut to the width, the event's line says its messages first, by
+    // role and part (they were nested maps' text, at the line's end).
+    let out = show(
+        &root,
+        &["openai-v2-event-only.jsonl"],
+        &[("NO_COLOR", "1"), ("COLUMNS", "400")],
+    );
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains(
+            r#"• gen_ai.client.inference.operation.details +1.00 ms  gen_ai.input.messages=[system] You are a weather agent.\x1b[2J Answer in one line.\n[user] What is"#
+        ),
+        "{printed}"
+    );
     let out = show(
         &root,
         &["--html", "page.html", "openai-v2-event-only.jsonl"],
@@ -2640,8 +2688,8 @@ fn ai_sdk_messages_keep_the_rules_for_hostile_and_cut_text() {
         [
             r"[user] Hi\x1b[2J\u{202e} there",
             "second line",
-            r#"[assistant] tool call lookup {"q":"x"} (id c9)"#,
-            "[tool] tool result lookup found (id c9)",
+            r#"[assistant] tool call lookup(q="x") (id c9)"#,
+            "[tool] tool result lookup: found (id c9)",
         ],
         "{printed}"
     );
@@ -3107,7 +3155,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
         oi("AGENT", "1000", "100", "1100"),
         oi("LLM", "400", "40", "440"),
     );
-    for (test, spans, line, fact) in [
+    for (test, spans, line, fact, gap) in [
         (
             // OpenLLMetry's CrewAI: crewai.workflow > ROLE.agent (the
             // agent's running total) > MODEL.llm > the OpenAI
@@ -3128,6 +3176,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
             ],
             "Researcher.agent",
             "· tokens 500 in, 60 out\n",
+            None,
         ),
         (
             // OpenInference's LangChain and OpenAI instrumentations on
@@ -3146,6 +3195,7 @@ fn nested_instrumentations_count_each_llm_call_once() {
             ],
             "ChatOpenAI",
             "· tokens 37 in, 5 out\n",
+            None,
         ),
         (
             // An agent span whose LLM spans were all lost (sampled out, a
@@ -3154,22 +3204,35 @@ fn nested_instrumentations_count_each_llm_call_once() {
             vec![(1, 0, "CodeAgent.run", &oi_agent[..])],
             "CodeAgent.run",
             "· tokens 1000 in, 100 out\n",
+            None,
         ),
         (
             // Some of them kept: those kept count, not the agent's sum
-            // again (which would count the kept ones twice).
+            // again (which would count the kept ones twice), and the
+            // trace says the agent's figure is more (a reader of a trace
+            // with calls dropped would take 440 for all that was spent).
             "agent-some-kept",
             vec![
                 (1, 0, "CodeAgent.run", &oi_agent[..]),
                 (2, 1, "OpenAI.chat", &oi_llm[..]),
             ],
             "CodeAgent.run",
-            "· tokens 400 in, 40 out\n",
+            "· tokens 400 in, 40 out",
+            Some("CodeAgent.run says 1100; its calls here sum to 440: some lost?"),
         ),
     ] {
         let root = sink_of(test, trace_line(&spans));
         let printed = shown(&root, &["svc-1.jsonl"]);
-        assert!(printed.contains(fact), "{test}: {printed}");
+        let said = match gap {
+            Some(gap) => format!("{fact} ({gap})\n"),
+            None => fact.to_string(),
+        };
+        assert!(printed.contains(&said), "{test}: {printed}");
+        assert_eq!(
+            printed.contains("some lost?"),
+            gap.is_some(),
+            "{test}: {printed}"
+        );
         // Each span's line still says its own counts.
         let own = printed
             .lines()
@@ -3189,6 +3252,9 @@ fn nested_instrumentations_count_each_llm_call_once() {
             page.contains(&format!(">{words} tokens</span>")),
             "{test}: {page}"
         );
+        if let Some(gap) = gap {
+            assert!(page.contains(&format!(">{gap}</span>")), "{test}: {page}");
+        }
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -69,6 +69,8 @@ fn parts_text(value: &str) -> Option<String> {
     let JsonValue::Array(items) = JsonValue::parse(value.as_bytes()).ok()? else {
         return None;
     };
+    let mut names = Vec::new();
+    items.iter().for_each(|i| call_names(i, &mut names));
     let mut pieces = Vec::new();
     for item in &items {
         let Some(JsonValue::String(kind)) = item.get("type") else {
@@ -80,7 +82,7 @@ fn parts_text(value: &str) -> Option<String> {
             // content blocks.
             ("thinking", _, Some(JsonValue::String(text))) => pieces.push(reasoning(text)),
             ("redacted_thinking", _, _) => pieces.push(REDACTED.to_string()),
-            _ => pieces.push(json_text(item)),
+            _ => pieces.push(tool_part(item, &names).unwrap_or_else(|| json_text(item))),
         }
     }
     (!pieces.is_empty()).then(|| pieces.join("\n"))
@@ -196,21 +198,132 @@ impl Message {
         format!("[{head}]")
     }
 
-    /// A tool call as a line: `tool call NAME ARGUMENTS (id ID)`.
+    /// A tool call as a line, drawn as a call: `tool call
+    /// NAME(ARGUMENTS) (id ID)`, the arguments as `arguments_text` says.
     pub fn call_text(c: &ToolCall) -> String {
         let mut t = format!(
-            "tool call {}",
-            if c.name.is_empty() { "?" } else { &c.name }
+            "tool call {}({})",
+            if c.name.is_empty() { "?" } else { &c.name },
+            arguments_text(&c.arguments)
         );
-        if !c.arguments.is_empty() {
-            t.push(' ');
-            t.push_str(&c.arguments);
-        }
         if !c.id.is_empty() {
             t.push_str(&format!(" (id {})", c.id));
         }
         t
     }
+
+    /// A tool's result as a line: `tool result NAME: RESULT (id ID)`, the
+    /// name of the call it answers when known (`tool result: RESULT`
+    /// else).
+    pub fn result_text(name: &str, result: &str, id: &str) -> String {
+        let mut t = if name.is_empty() {
+            format!("tool result: {result}")
+        } else {
+            format!("tool result {name}: {result}")
+        };
+        if !id.is_empty() {
+            t.push_str(&format!(" (id {id})"));
+        }
+        t
+    }
+}
+
+/// A tool call's arguments as a call's: an object (the JSON the model
+/// wrote, or a structured value's JSON) as `city="Lisbon", days=2`, each
+/// value as spaced JSON (data said by its type and size); another JSON
+/// value as its JSON; a string that is not JSON (cut by a length limit)
+/// as it is. Shown as it was, a call was its arguments' JSON after the
+/// name, or (the GenAI conventions' parts) the whole part's JSON.
+fn arguments_text(arguments: &str) -> String {
+    match JsonValue::parse(arguments.trim().as_bytes()) {
+        Ok(JsonValue::Object(members)) => members
+            .iter()
+            .map(|(k, v)| format!("{k}={}", json_in(v, None, true)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Ok(other) => json_in(&other, None, true),
+        Err(_) => arguments.to_string(),
+    }
+}
+
+/// The ids and names of the tool calls anywhere in `v` (the GenAI
+/// conventions' `tool_call` parts, Anthropic's `tool_use` blocks), so a
+/// tool's response, which says only the call's id, is said with the
+/// name of the call it answers.
+fn call_names(v: &JsonValue, names: &mut Vec<(String, String)>) {
+    match v {
+        JsonValue::Array(items) => items.iter().for_each(|i| call_names(i, names)),
+        JsonValue::Object(members) => {
+            let field = |k: &str| v.get(k).and_then(JsonValue::as_str);
+            if let (Some("tool_call" | "tool_use"), Some(id), Some(name)) =
+                (field("type"), field("id"), field("name"))
+            {
+                names.push((id.to_string(), name.to_string()));
+            }
+            members.iter().for_each(|(_, m)| call_names(m, names));
+        }
+        _ => {}
+    }
+}
+
+/// A tool call or a tool's response among a message's parts, as a line
+/// (`Message::call_text`, `Message::result_text`): the GenAI conventions'
+/// `{type: tool_call, id, name, arguments}` and `{type:
+/// tool_call_response, id, response}` (opentelemetry-util-genai's
+/// ToolCallRequest / ToolCallResponse; OpenLLMetry's Anthropic
+/// instrumentation writes Anthropic's blocks as those), Anthropic's own
+/// `{type: tool_use, id, name, input}` and `{type: tool_result,
+/// tool_use_id, content}`. A response is named by the call of its id in
+/// `names`. None for another part.
+fn tool_part(part: &JsonValue, names: &[(String, String)]) -> Option<String> {
+    let field = |k: &str| part.get(k).map(said).unwrap_or_default();
+    let (id, response) = match part.get("type").and_then(JsonValue::as_str)? {
+        "tool_call" | "tool_use" => {
+            return Some(Message::call_text(&ToolCall {
+                name: field("name"),
+                arguments: part
+                    .get_any(&["arguments", "input"])
+                    .map(said)
+                    .unwrap_or_default(),
+                id: field("id"),
+            }));
+        }
+        "tool_call_response" => (field("id"), part.get("response")),
+        "tool_result" => (field("tool_use_id"), part.get("content")),
+        _ => return None,
+    };
+    let name = names
+        .iter()
+        .find(|(i, _)| !id.is_empty() && *i == id)
+        .map_or("", |(_, n)| n.as_str());
+    Some(Message::result_text(
+        name,
+        &response.map_or_else(String::new, response_text),
+        &id,
+    ))
+}
+
+/// A tool's response: a string as it is, a list of text parts (an
+/// Anthropic tool_result's content) as their text, another value as
+/// spaced JSON.
+fn response_text(v: &JsonValue) -> String {
+    if let JsonValue::Array(parts) = v {
+        let texts: Option<Vec<&str>> = parts
+            .iter()
+            .map(|p| {
+                p.get_any(&["text", "content"])
+                    .and_then(JsonValue::as_str)
+                    .filter(|_| p.get("type").and_then(JsonValue::as_str) == Some("text"))
+            })
+            .collect();
+        if let Some(texts) = texts.filter(|t| !t.is_empty()) {
+            return texts.join("\n");
+        }
+    }
+    v.as_str().map_or_else(
+        || json_in(v, None, true),
+        |s| data_words(s, None).unwrap_or_else(|| s.to_string()),
+    )
 }
 
 impl Message {
@@ -310,12 +423,14 @@ fn genai_text(key: &str, value: &JsonValue, said: &str) -> Option<String> {
     let JsonValue::Array(items) = value else {
         return None;
     };
+    let mut names = Vec::new();
+    call_names(value, &mut names);
     let part_text = |part: &JsonValue| match (part.get("type"), part.get("content")) {
         (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "text" => c.clone(),
         (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "reasoning" => {
             reasoning(c)
         }
-        _ => json_text(part),
+        _ => tool_part(part, &names).unwrap_or_else(|| json_text(part)),
     };
     let mut text = format!("{key} = {} ({said}):", plural(items.len(), "message"));
     for item in items {
@@ -334,8 +449,14 @@ fn genai_text(key: &str, value: &JsonValue, said: &str) -> Option<String> {
             .and_then(JsonValue::as_str)
             .map_or(String::new(), |f| format!(", finish_reason {f}"));
         text.push_str(&format!("\n[{role}{finish}]"));
-        for part in parts.as_array() {
-            text.push(' ');
+        for (i, part) in parts.as_array().iter().enumerate() {
+            // A tool call or response on a line of its own, as
+            // `Message::text` puts them.
+            let tool = matches!(
+                part.get("type").and_then(JsonValue::as_str),
+                Some("tool_call" | "tool_call_response" | "tool_use" | "tool_result")
+            );
+            text.push(if tool && i > 0 { '\n' } else { ' ' });
             text.push_str(&part_text(part));
         }
     }
@@ -479,18 +600,11 @@ fn ai_sdk_part(part: &JsonValue) -> Option<String> {
                 Some(output) => output.get("value").unwrap_or(output),
                 None => part.get("result").unwrap_or(&JsonValue::Null),
             };
-            let mut t = format!(
-                "tool result {} {}",
-                match field("toolName") {
-                    "" => "?",
-                    name => name,
-                },
-                said(result)
-            );
-            if !field("toolCallId").is_empty() {
-                t.push_str(&format!(" (id {})", field("toolCallId")));
-            }
-            Some(t)
+            Some(Message::result_text(
+                field("toolName"),
+                &response_text(result),
+                field("toolCallId"),
+            ))
         }
         Some(_) => Some(json_text(part)),
         None => None,
@@ -581,10 +695,13 @@ fn media_of(v: &JsonValue) -> Option<&str> {
 /// wrote as an object of indexes, `{"0":137,"1":80,…}`, as
 /// `[image/png, N bytes]`).
 fn json_text(v: &JsonValue) -> String {
-    json_in(v, None)
+    json_in(v, None, false)
 }
 
-fn json_in(v: &JsonValue, media: Option<&str>) -> String {
+/// `v` as JSON, compact, or `spaced` (`{"to": "LIS", "n": 2}`: a tool
+/// call's arguments and result, read as a call).
+fn json_in(v: &JsonValue, media: Option<&str>, spaced: bool) -> String {
+    let (comma, colon) = if spaced { (", ", ": ") } else { (",", ":") };
     let string = |s: &str| {
         let mut out = String::from("\"");
         for c in s.chars() {
@@ -605,8 +722,8 @@ fn json_in(v: &JsonValue, media: Option<&str>) -> String {
         JsonValue::Number(n) => n.clone(),
         JsonValue::String(s) => string(&data_words(s, media).unwrap_or_else(|| s.clone())),
         JsonValue::Array(items) => {
-            let items: Vec<String> = items.iter().map(|i| json_in(i, media)).collect();
-            format!("[{}]", items.join(","))
+            let items: Vec<String> = items.iter().map(|i| json_in(i, media, spaced)).collect();
+            format!("[{}]", items.join(comma))
         }
         JsonValue::Object(members)
             if members.len() > DATA_SHOWN
@@ -624,9 +741,9 @@ fn json_in(v: &JsonValue, media: Option<&str>) -> String {
             let media = media_of(v).or(media).or_else(|| data_part_type(v));
             let members: Vec<String> = members
                 .iter()
-                .map(|(k, v)| format!("{}:{}", string(k), json_in(v, media)))
+                .map(|(k, v)| format!("{}{colon}{}", string(k), json_in(v, media, spaced)))
                 .collect();
-            format!("{{{}}}", members.join(","))
+            format!("{{{}}}", members.join(comma))
         }
     }
 }
@@ -750,7 +867,7 @@ fn body_part(part: &JsonValue) -> String {
         Some("thinking") if text("thinking").is_some() => reasoning(text("thinking").unwrap_or("")),
         Some("reasoning") if text("content").is_some() => reasoning(text("content").unwrap_or("")),
         Some("redacted_thinking") => REDACTED.to_string(),
-        _ => json_text(part),
+        _ => tool_part(part, &[]).unwrap_or_else(|| json_text(part)),
     }
 }
 

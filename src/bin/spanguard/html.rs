@@ -292,6 +292,13 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
             esc(&t.tokens.words())
         );
     }
+    if let Some(gap) = &t.token_gap {
+        let _ = write!(
+            out,
+            "<span class=\"badge tokens\" title=\"a span says more tokens than the calls under it that are in this trace\">{}</span>",
+            esc(&gap.words())
+        );
+    }
     let _ = write!(
         out,
         "<code class=\"tid\">{id}</code></div><div class=\"rows\">"

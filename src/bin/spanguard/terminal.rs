@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
-use super::chat::{event_chats, gather, split, value_chat};
+use super::chat::{BODY_KEY, event_chats, gather, split, value_chat};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{Counts, DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex};
@@ -363,7 +363,11 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
         ));
     }
     if !t.tokens.is_empty() {
-        facts.push(style.paint(MAGENTA, &format!("tokens {}", t.tokens.words())));
+        let mut words = format!("tokens {}", t.tokens.words());
+        if let Some(gap) = &t.token_gap {
+            words.push_str(&format!(" ({})", clean(&gap.words())));
+        }
+        facts.push(style.paint(MAGENTA, &words));
     }
     let _ = writeln!(out, "  {}", facts.join(" · "));
     let mut seen = Vec::new();
@@ -495,22 +499,39 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             // (the slow call, the error) off the screen: a run of one name
             // is one line, which says how many and when (--full: each).
             let fold = run >= FOLD_EVENTS && !whole;
-            // Shown whole, a GenAI event's messages (sent through the
-            // Logs API, put on the span) read as a chat under its line.
-            let chats = if whole { event_chats(e) } else { Vec::new() };
+            // A GenAI event's messages (sent through the Logs API, put on
+            // the span) read as a chat: shown whole, under its line; cut,
+            // first on it (the words a person looks for, as an
+            // exception's message): a body's message (`[user] What is…`:
+            // it was `log.record.body={content: What is…`, a map's text,
+            // cut in its first words), then a chat attribute's messages
+            // (`gen_ai.input.messages=[system] …`, after eight attributes
+            // of the call and cut at 400 columns).
+            let chats = if fold { Vec::new() } else { event_chats(e) };
             let line = if fold {
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
             } else {
-                let attrs: Vec<String> = event_attributes(e)
-                    .filter(|a| {
-                        !chats
-                            .iter()
-                            .any(|c| std::ptr::eq(&e.attributes[c.attribute], *a))
-                    })
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                format!("• {} +{}  {}", e.name, when(e), attrs.join(" "))
+                let mut said = Vec::new();
+                let mut attrs = Vec::new();
+                for a in event_attributes(e) {
+                    let chat = chats
+                        .iter()
+                        .find(|c| std::ptr::eq(&e.attributes[c.attribute], a));
+                    match chat {
+                        None => attrs.push(format!("{}={}", a.0, a.1)),
+                        Some(_) if whole => {}
+                        Some(c) if a.0 == BODY_KEY => said.push(c.text.clone()),
+                        // `key = N messages (…):` then a line a message.
+                        Some(c) => said.push(format!(
+                            "{}={}",
+                            a.0,
+                            c.text.split_once('\n').map_or(c.text.as_str(), |(_, m)| m)
+                        )),
+                    }
+                }
+                said.push(attrs.join(" "));
+                format!("• {} +{}  {}", e.name, when(e), said.join("  "))
             };
             if fold {
                 folded += run;

@@ -59,6 +59,37 @@ pub struct Trace {
     /// (`spanguard.unended`).
     pub unended: usize,
     pub tokens: TokenSum,
+    /// The outermost span whose own count is more than its calls' kept
+    /// here, and how many more there are: said beside `tokens`.
+    pub token_gap: Option<TokenGap>,
+}
+
+/// A span that says more tokens than the calls under it that are here
+/// (`tokens` counts the calls, not its own figure).
+#[derive(Clone, Debug)]
+pub struct TokenGap {
+    pub name: String,
+    /// Its own sum.
+    pub says: i64,
+    /// The sum of the counted spans under it.
+    pub here: i64,
+    /// Other spans of the trace that say more than theirs.
+    pub others: usize,
+}
+
+impl TokenGap {
+    /// `CodeAgent.run says 1100; its calls here sum to 440: some lost?`
+    /// (the name as it is: the caller cleans or escapes it).
+    pub fn words(&self) -> String {
+        let mut words = format!(
+            "{} says {}; its calls here sum to {}: some lost?",
+            self.name, self.says, self.here
+        );
+        if self.others > 0 {
+            words.push_str(&format!(" (and {} more such spans)", self.others));
+        }
+        words
+    }
 }
 
 impl Trace {
@@ -463,6 +494,7 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         interrupted: 0,
         unended: 0,
         tokens: TokenSum::default(),
+        token_gap: None,
     };
     // Looked up in a set: a file whose every span names a service of its
     // own made the list's own search quadratic.
@@ -507,22 +539,38 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
     // innermost counts counts each call once. A span alone, or one whose
     // spans under it carry no count (an agent span whose calls were
     // sampled out or lost), counts its own: the best known. A span with
-    // some of its calls lost under it counts those kept, not its own.
+    // some of its calls lost under it counts those kept, not its own,
+    // and the trace says so (`token_gap`): its own figure is not taken
+    // instead, since it need not be of these calls alone (OpenLLMetry's
+    // CrewAI agent span says the agent's running total, its earlier
+    // tasks' calls too, which are counted under their own agent span).
     // The nodes are in the tree's order (a span, then those under it), so
     // walked backwards a span comes after all those under it: `under`
     // holds, for the spans walked whose parent is not yet, (depth, whether
-    // it or a span under it has a count).
-    let mut under: Vec<(usize, bool)> = Vec::new();
+    // it or a span under it has a count, the sum counted there).
+    let mut under: Vec<(usize, bool, i64)> = Vec::new();
+    let mut gaps = Vec::new();
     for n in t.nodes.iter().rev() {
-        let mut below = false;
-        while under.last().is_some_and(|(d, _)| *d > n.depth) {
-            below |= under.pop().is_some_and(|(_, c)| c);
+        let (mut below, mut here) = (false, 0i64);
+        while under.last().is_some_and(|(d, _, _)| *d > n.depth) {
+            if let Some((_, c, s)) = under.pop() {
+                below |= c;
+                here = here.saturating_add(s);
+            }
         }
         let counts = Counts::of(&n.span);
-        under.push((n.depth, counts.any() || below));
         if below {
+            under.push((n.depth, true, here));
+            if counts.any() && counts.sum() > here {
+                gaps.push((n.span.name.clone(), counts.sum(), here));
+            }
             continue;
         }
+        under.push((
+            n.depth,
+            counts.any(),
+            if counts.any() { counts.sum() } else { 0 },
+        ));
         // Saturating: counts near i64::MAX in a hostile file wrapped the
         // sum below zero (and a debug build panicked).
         let sum = &mut t.tokens;
@@ -533,6 +581,13 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
             sum.total = sum.total.saturating_add(counts.sum());
         }
     }
+    // Walked backwards: the last is the first in the tree's order.
+    t.token_gap = gaps.pop().map(|(name, says, here)| TokenGap {
+        name,
+        says,
+        here,
+        others: gaps.len(),
+    });
     if t.start_ns == u64::MAX {
         t.start_ns = 0;
     }
