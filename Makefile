@@ -306,7 +306,7 @@ test-propagation: dev-install node-addon
 test-python-binding: venv dist-python cli
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps $(PY_WHEEL_DIR)/spanguard-*.whl
 	cd build && SPANGUARD_CLI=$(CURDIR)/target/release/spanguard \
-	  $(VENV_PY) -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
+	  $(VENV_PY) -m pytest -q -p no:cacheprovider -n 2 $(CURDIR)/bindings/python/tests
 	rm -rf build/py-demo
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
