@@ -1,9 +1,16 @@
 /* begin + 3 attributes + end in one regime for a while, for a profiler
  * (`perf record -e cpu-clock`): 50,000-span samples with a flush between
  * them, as hot_path.c times them, for SECONDS seconds. Prints ns a span
- * over the samples (flushes excluded).
+ * over the samples (flushes excluded). With `scope`, each span begins
+ * through spanguard_span_begin_ex with an instrumentation scope, as the
+ * OpenTelemetry bridges begin theirs: such a span writes its record's rest
+ * line (`SpanRest`), which the exporter clears as it frees the slot.
  *
- * regime_loop (a|b) [seconds] */
+ * regime_loop (a|b) [seconds] [scope]
+ *
+ * Built by hand (no make target; -g for perf annotate):
+ * cc -std=c11 -O2 -g -Iinclude bench/c/regime_loop.c -Lbuild/lib -lspanguard
+ *    -Wl,-rpath,$PWD/build/lib -o build/bench/regime_loop */
 #include "common.h"
 
 #include <stdio.h>
@@ -12,16 +19,37 @@
 
 enum { N = 50000 };
 
+/* bench_span_attrs3, begun with a scope as a bridge begins a span. */
+static void span_with_scope(spanguard_tracer *t, long i) {
+    spanguard_span_options o;
+    spanguard_span_options_init_sized(&o, sizeof o);
+    o.name = "op";
+    o.name_len = 2;
+    o.kind = SPANGUARD_KIND_SERVER;
+    o.scope_name = "opentelemetry.instrumentation.openai";
+    o.scope_name_len = 36;
+    o.scope_version = "0.40.0";
+    o.scope_version_len = 6;
+    spanguard_span s;
+    spanguard_span_begin_ex(t, &o, &s);
+    spanguard_span_set_int(s, "gen_ai.usage.input_tokens", 25, i);
+    spanguard_span_set_string(s, "gen_ai.request.model", 20, "gpt-4o", 6);
+    spanguard_span_set_bool(s, "stream", 6, true);
+    spanguard_span_end(s);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || (strcmp(argv[1], "a") != 0 && strcmp(argv[1], "b") != 0)) {
-        fprintf(stderr, "usage: regime_loop (a|b) [seconds]\n");
+        fprintf(stderr, "usage: regime_loop (a|b) [seconds] [scope]\n");
         return 2;
     }
     int idle = strcmp(argv[1], "a") == 0;
     double seconds = argc > 2 ? atof(argv[2]) : 10;
+    void (*span)(spanguard_tracer *, long) =
+        argc > 3 && strcmp(argv[3], "scope") == 0 ? span_with_scope : bench_span_attrs3;
     spanguard_tracer *t = bench_tracer(idle);
     for (long i = 0; i < 4 * N; i++) {
-        bench_span_attrs3(t, i);
+        span(t, i);
     }
     spanguard_flush(t, 30000);
     double start = bench_now_ns(), spent = 0;
@@ -29,7 +57,7 @@ int main(int argc, char **argv) {
     while (bench_now_ns() - start < seconds * 1e9) {
         double t0 = bench_now_ns();
         for (long i = 0; i < N; i++) {
-            bench_span_attrs3(t, i);
+            span(t, i);
         }
         spent += bench_now_ns() - t0;
         spans += N;
