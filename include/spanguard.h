@@ -427,6 +427,10 @@ enum spanguard_result
    From `spanguard_span_try_set_attributes_packed`: the values may need
    payload chunks, which a setter may wait for; nothing was set or
    counted. Set them with `spanguard_span_set_attributes_packed`.
+   From `spanguard_span_try_set_attributes_packed` and
+   `spanguard_span_try_end`: another caller is writing the span (a
+   setter waiting for payload chunks holds it), which they do not wait
+   for; nothing was done. Make the call that may wait.
    */
   SPANGUARD_RESULT_WOULD_WAIT = 20,
   /*
@@ -1526,6 +1530,17 @@ spanguard_result spanguard_span_set_start_time(spanguard_span span, uint64_t sta
 spanguard_result spanguard_span_end(spanguard_span span);
 
 /*
+ `spanguard_span_end` for a caller that must not block (Go's binding runs
+ it on its thread's own C stack, unseen by Go's scheduler): where another
+ caller is writing the span (a setter waiting for payload chunks holds it
+ up to `SPANGUARD_FULL_WAIT_MS`), it returns `SPANGUARD_RESULT_WOULD_WAIT`
+ at once, the span still open and nothing counted, and the caller ends it
+ with `spanguard_span_end`, which waits for the other caller. Otherwise
+ the same call.
+ */
+spanguard_result spanguard_span_try_end(spanguard_span span);
+
+/*
  Ends the span at `end_unix_ns` (not before its start).
  */
 spanguard_result spanguard_span_end_at(spanguard_span span, uint64_t end_unix_ns);
@@ -1559,7 +1574,11 @@ spanguard_result spanguard_span_set_attributes_packed(spanguard_span span,
  length and the room left in the span's slot: keys and string values of
  about a third of that room or less (a few hundred bytes in all for a
  span that holds little yet) are set here; longer ones always answer
- WOULD_WAIT, whatever the pool holds. Otherwise the same call.
+ WOULD_WAIT, whatever the pool holds. It also answers WOULD_WAIT, having
+ set nothing, where another caller is writing the span (a setter waiting
+ for payload chunks holds it up to `SPANGUARD_FULL_WAIT_MS`), where
+ `spanguard_span_set_attributes_packed` would wait for it. Otherwise the
+ same call.
  */
 spanguard_result spanguard_span_try_set_attributes_packed(spanguard_span span,
                                                           const uint8_t *buf,

@@ -426,7 +426,8 @@ pub enum SpanError {
     /// Every slot is taken and the full policy is to wait, which the caller
     /// refused (`BeginOptions::may_wait`); nothing was counted. Or values
     /// that may wait for payload chunks (`Tracer::try_set_attributes`):
-    /// nothing was set.
+    /// nothing was set. Or another caller holds the span, which
+    /// `try_set_attributes` and `try_end` do not wait for: nothing done.
     WouldWait,
     /// The span's attribute, event or link table is full; counted.
     LimitReached,
@@ -1209,6 +1210,18 @@ impl Tracer {
             .map_err(|e| self.lock_refused(e))
     }
 
+    /// `lock_span` for a caller that must not wait for another holder of
+    /// the span (`SpanSlab::try_hold_open`): WouldWait where `lock_span`
+    /// would wait, nothing taken or changed.
+    #[inline(always)]
+    fn try_lock_span(&self, s: SpanRef) -> Result<Hold<'_>, SpanError> {
+        match self.pipeline.slab.try_hold_open(s.slot, s.generation) {
+            Ok(Some(hold)) => Ok(hold),
+            Ok(None) => Err(SpanError::WouldWait),
+            Err(e) => Err(self.lock_refused(e)),
+        }
+    }
+
     /// Why a span could not be taken for writing. A call that passed its
     /// lifecycle check as a shutdown began finds the span ended by the
     /// shutdown's scan (or already exported and its slot freed): that is
@@ -1231,6 +1244,18 @@ impl Tracer {
         s: SpanRef,
         f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
     ) -> Result<T, SpanError> {
+        self.with_open_by(s, Self::lock_span, f)
+    }
+
+    /// `with_open`, the span taken by `lock` (`lock_span`, or
+    /// `try_lock_span` for a caller that must not wait for it).
+    #[inline(always)]
+    fn with_open_by<'t, T>(
+        &'t self,
+        s: SpanRef,
+        lock: impl FnOnce(&'t Self, SpanRef) -> Result<Hold<'t>, SpanError>,
+        f: impl FnOnce(&Pipeline, &mut SpanRecord) -> T,
+    ) -> Result<T, SpanError> {
         if self.pipeline.lifecycle() >= LIFECYCLE_SHUT_DOWN
             && self.lifecycle_after_host_handler() >= LIFECYCLE_SHUT_DOWN
         {
@@ -1241,7 +1266,7 @@ impl Tracer {
         // `stamp_end`: there the address outlived the clock read in a
         // spilled register, and the end cost 2 instructions more.
         let record = self.pipeline.slab.slot_address(s.slot);
-        let hold = self.lock_span(s)?;
+        let hold = lock(self, s)?;
         // SAFETY: lock_span gave us the slot (its bias, or WRITING), so
         // the index is in bounds and the record ours to write.
         let r = unsafe { &mut *record };
@@ -1442,6 +1467,9 @@ impl Tracer {
     /// `set_attributes` may wait for them under `FullPolicy::Wait`, set
     /// nothing and fail with `SpanError::WouldWait`, checked before anything
     /// is written, for the caller to set them again where it may wait.
+    /// Nor does it wait for another caller holding the span (a setter
+    /// waiting for chunks holds it up to `full_wait`): WouldWait, nothing
+    /// set, as well (`try_lock_span`).
     /// `text_bytes` bounds their keys' and string values' bytes together.
     /// The rest never take a chunk (`SpanRecord::surely_fits_the_arena`);
     /// the pool is passed as it is, which never waits (and counts running
@@ -1454,7 +1482,7 @@ impl Tracer {
         attributes: &[(&[u8], AttrInput)],
         text_bytes: usize,
     ) -> Result<Notice, SpanError> {
-        self.with_open(s, |p, r| {
+        self.with_open_by(s, Self::try_lock_span, |p, r| {
             if !r.surely_fits_the_arena(text_bytes, attributes.len()) {
                 return Err(SpanError::WouldWait);
             }
@@ -1673,11 +1701,46 @@ impl Tracer {
         Ok(())
     }
 
+    /// `end` for a caller that must not wait for another caller holding the
+    /// span (Go's end on its thread's own C stack: a setter waiting for
+    /// payload chunks holds the span up to `full_wait`): WouldWait, the span
+    /// left open and nothing counted, for the caller to end it with `end`
+    /// where it may wait.
+    #[inline(always)]
+    pub fn try_end(&self, s: SpanRef) -> Result<(), SpanError> {
+        let hold = self.stamp_end_by(s, 0, Self::try_lock_span)?;
+        self.hand_ended(s, hold);
+        Ok(())
+    }
+
+    /// `end` after `stamp_end`: the span to the exporter.
+    #[inline(always)]
+    fn hand_ended(&self, s: SpanRef, hold: Hold<'_>) {
+        let p = &self.pipeline;
+        p.slab.publish_ended_held(s.slot, s.generation, hold);
+        if s.slot.wrapping_add(s.generation) & p.end_check_mask == 0
+            && p.slab.ended_len() >= p.signal.batch_target.0.load(Ordering::Relaxed) as usize
+        {
+            p.signal.nudge_for_batch();
+        }
+    }
+
     /// `end` up to the handoff: checks the tracer is running, takes the
     /// slot (WRITING) and stamps the end time. Shared by `end` and
     /// `end_in_place_for_bench`, so the floor runs the same code.
     #[inline(always)]
     fn stamp_end(&self, s: SpanRef, end_unix_ns: u64) -> Result<Hold<'_>, SpanError> {
+        self.stamp_end_by(s, end_unix_ns, Self::lock_span)
+    }
+
+    /// `stamp_end`, the span taken by `lock` (as in `with_open_by`).
+    #[inline(always)]
+    fn stamp_end_by<'t>(
+        &'t self,
+        s: SpanRef,
+        end_unix_ns: u64,
+        lock: impl FnOnce(&'t Self, SpanRef) -> Result<Hold<'t>, SpanError>,
+    ) -> Result<Hold<'t>, SpanError> {
         let p = &self.pipeline;
         if p.lifecycle() >= LIFECYCLE_SHUT_DOWN
             && self.lifecycle_after_host_handler() >= LIFECYCLE_SHUT_DOWN
@@ -1694,8 +1757,8 @@ impl Tracer {
         } else {
             end_unix_ns
         };
-        let hold = self.lock_span(s)?;
-        // SAFETY: lock_span gave us the slot (its bias, or WRITING).
+        let hold = lock(self, s)?;
+        // SAFETY: lock gave us the slot (its bias, or WRITING).
         let r = unsafe { p.slab.slot_mut(s.slot) };
         // Never before the start: an explicit time may be, and so may the
         // clock when it was re-anchored in between (see span::clock).

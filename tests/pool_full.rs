@@ -494,3 +494,109 @@ fn a_freeze_ends_a_wait_for_chunks() {
     closed.store(true, Ordering::Release);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A setter waiting for chunks holds the span it writes (up to full_wait):
+/// a caller that may not wait (Go's end and setter on the thread's own C
+/// stack: `try_end`, `try_set_attributes`) hears WouldWait at once, with
+/// nothing done, whether the setter took the span from its owner's bias
+/// (the span begun on another thread) or holds it under its own (begun on
+/// the setter's thread); once the setter has its chunks, the same calls
+/// end and set it, once. Before, they waited for the setter's lock.
+#[test]
+fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
+    for begun_by_the_setter in [false, true] {
+        let name = format!("pool-held-span-{begun_by_the_setter}");
+        let gate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (got_one, first_request) = std::sync::mpsc::sync_channel(64);
+        let go_on = std::sync::Arc::clone(&gate);
+        let (url, closed) = support::backend(move |_| {
+            let _ = got_one.try_send(());
+            while !go_on.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            200
+        });
+        let (t, dir) = support::tracer_to(
+            &name,
+            &url,
+            TracerConfig {
+                payload_pool_mib: 1,
+                max_export_batch_size: 2,
+                schedule_delay: Duration::from_millis(1),
+                full_wait: Duration::from_secs(60),
+                request_timeout: Duration::from_secs(3600),
+                ..TracerConfig::default()
+            },
+        );
+        let t = std::sync::Arc::new(t);
+        let (first, _) = t.begin(b"first", Parent::None, KIND_CLIENT).expect("begin");
+        t.end(first, 0).expect("end");
+        first_request
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the first request");
+        // 10 ended spans of 24 chunks each: 16 of the 256 left.
+        let filler = vec![b'f'; 24 * 4096 - 100];
+        for _ in 0..10 {
+            let (s, _) = t
+                .begin(b"filler", Parent::None, KIND_CLIENT)
+                .expect("begin");
+            t.set_attribute(s, b"filler", AttrInput::Str(&filler))
+                .expect("set");
+            t.end(s, 0).expect("end");
+        }
+        let text: Vec<u8> = prompt(0).into_iter().cycle().take(100_000).collect();
+        let (began, span) = std::sync::mpsc::channel();
+        let setter = {
+            let t = std::sync::Arc::clone(&t);
+            let text = text.clone();
+            let given = (!begun_by_the_setter).then(|| {
+                t.begin(b"chat", Parent::None, KIND_CLIENT)
+                    .expect("begin")
+                    .0
+            });
+            std::thread::spawn(move || {
+                let s = given.unwrap_or_else(|| {
+                    t.begin(b"chat", Parent::None, KIND_CLIENT)
+                        .expect("begin")
+                        .0
+                });
+                began.send(s).expect("send");
+                t.set_attribute(s, b"gen_ai.prompt", AttrInput::Str(&text))
+                    .map(|notice| notice.truncated)
+            })
+        };
+        let s = span.recv().expect("the span");
+        let until = Instant::now() + Duration::from_secs(60);
+        while pool_waits(&t) == 0 {
+            assert!(Instant::now() < until, "the setter never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let short: [(&[u8], AttrInput); 1] =
+            [(b"gen_ai.response.model", AttrInput::Str(b"gpt-4o"))];
+        let ended = t.stats().spans_ended;
+        assert_eq!(t.try_end(s), Err(SpanError::WouldWait), "{name}");
+        assert_eq!(
+            t.try_set_attributes(s, &short, 27),
+            Err(SpanError::WouldWait),
+            "{name}"
+        );
+        assert_eq!(t.stats().spans_ended, ended, "{name}: ended while refused");
+        assert!(!setter.is_finished(), "{name}: the setter's wait ended");
+        gate.store(true, Ordering::Release);
+        assert_eq!(
+            setter.join().expect("setter"),
+            Ok(false),
+            "{name}: prompt cut"
+        );
+        assert!(t.try_set_attributes(s, &short, 27).is_ok(), "{name}");
+        assert_eq!(t.try_end(s), Ok(()), "{name}");
+        assert_eq!(t.try_end(s), Err(SpanError::Ended), "{name}");
+        t.shutdown(Duration::from_secs(60)).expect("shutdown");
+        let stats = t.stats();
+        assert_eq!(stats.spans_exported, 12, "{name}: {stats:?}");
+        assert_eq!(stats.values_truncated, 0, "{name}: {stats:?}");
+        assert_eq!(stats.payload_waits_cut, 0, "{name}: {stats:?}");
+        closed.store(true, Ordering::Release);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

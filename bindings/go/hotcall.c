@@ -6,15 +6,18 @@
 // in C, so that its processor can run other goroutines meanwhile. A begin
 // that does not wait for a free slot (spanguard_span_try_begin_packed),
 // setting packed attributes that need no payload chunk
-// (spanguard_span_try_set_attributes_packed) and end never block: no lock
-// but a span's own (held for a copy), no system call once the thread is
-// warm, bounded work.
+// (spanguard_span_try_set_attributes_packed) and ending
+// (spanguard_span_try_end) never block: no system call once the thread is
+// warm, bounded work, and the span's own lock taken only if free. Another
+// caller may hold a span long (a setter waiting for payload chunks, up to
+// full_wait): the two try calls then answer WOULD_WAIT, having done
+// nothing, rather than spin for it here.
 // For such calls the hand-off is pure cost. The Go runtime sees one as a
 // stretch of Go code that it cannot preempt (well under a microsecond): the
 // collector and a preempting scheduler wait for it to return, as they wait
 // for any Go code between two safe points. Anything that may wait (a begin
 // that would wait for a free slot, values that may wait for payload chunks,
-// flush, shutdown) goes through cgo.
+// a span another caller holds, flush, shutdown) goes through cgo.
 //
 // A goroutine's stack has no room for C, so each thread gets a C stack of
 // its own the first time it calls (through cgo, which runs on the thread's
@@ -98,6 +101,11 @@ void spanguard_go_try_set_packed(void *args) {
 void spanguard_go_set_packed(void *args) {
 	spanguard_go_span_args *a = args;
 	a->result = spanguard_span_set_attributes_packed(a->span, a->packed, a->packed_len);
+}
+
+void spanguard_go_try_end(void *args) {
+	spanguard_go_span_args *a = args;
+	a->result = spanguard_span_try_end(a->span);
 }
 
 void spanguard_go_end(void *args) {

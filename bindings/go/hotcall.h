@@ -36,10 +36,15 @@ typedef struct spanguard_go_span_args {
 void spanguard_go_try_begin(void *args);
 void spanguard_go_begin(void *args);
 // Sets without waiting: SPANGUARD_RESULT_WOULD_WAIT, nothing set, where
-// the values may need payload chunks, for spanguard_go_set_packed to set
-// them through cgo, where they may wait for the chunks.
+// the values may need payload chunks, or another caller holds the span,
+// for spanguard_go_set_packed to set them through cgo, where they may
+// wait for the chunks or the span.
 void spanguard_go_try_set_packed(void *args);
 void spanguard_go_set_packed(void *args);
+// Ends without waiting: SPANGUARD_RESULT_WOULD_WAIT, the span still open,
+// where another caller holds the span, for spanguard_go_end to end it
+// through cgo, where it may wait for the span.
+void spanguard_go_try_end(void *args);
 void spanguard_go_end(void *args);
 
 // Runs fn(arg) here, on the stack cgo gave this call, after giving the

@@ -9,6 +9,8 @@ package spanguard
 #cgo nocallback spanguard_go_begin
 #cgo noescape spanguard_go_set_packed
 #cgo nocallback spanguard_go_set_packed
+#cgo noescape spanguard_go_end
+#cgo nocallback spanguard_go_end
 #include "hotcall.h"
 */
 import "C"
@@ -26,7 +28,7 @@ var (
 	hotTrampoline = unsafe.Pointer(C.spanguard_go_trampoline)
 	hotTryBegin   = unsafe.Pointer(C.spanguard_go_try_begin)
 	hotSetPacked  = unsafe.Pointer(C.spanguard_go_try_set_packed)
-	hotEnd        = unsafe.Pointer(C.spanguard_go_end)
+	hotEnd        = unsafe.Pointer(C.spanguard_go_try_end)
 )
 
 // hotcall runs fn(arg); through cgo the first time on a thread, which gives
@@ -59,8 +61,9 @@ func hotStackUse() (used, size uintptr) {
 
 // callSetPacked sets on the C stack unless the values may wait for payload
 // chunks (an LLM-sized prompt: under the wait policy it waits while the
-// pool is used up); then through cgo, as callBegin, so that the wait stalls
-// neither the scheduler's P nor a garbage collection.
+// pool is used up) or another goroutine holds the span (its own setter
+// waiting for chunks); then through cgo, as callBegin, so that the wait
+// stalls neither the scheduler's P nor a garbage collection.
 func callSetPacked(a *C.spanguard_go_span_args) {
 	hotcall(hotSetPacked, unsafe.Pointer(a))
 	if a.result == C.SPANGUARD_RESULT_WOULD_WAIT {
@@ -68,6 +71,12 @@ func callSetPacked(a *C.spanguard_go_span_args) {
 	}
 }
 
+// callEnd ends on the C stack unless another goroutine holds the span (a
+// setter waiting for payload chunks holds it up to full_wait); then
+// through cgo, which waits for it without holding the P.
 func callEnd(a *C.spanguard_go_span_args) {
 	hotcall(hotEnd, unsafe.Pointer(a))
+	if a.result == C.SPANGUARD_RESULT_WOULD_WAIT {
+		C.spanguard_go_end(unsafe.Pointer(a))
+	}
 }

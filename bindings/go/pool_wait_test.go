@@ -2,6 +2,7 @@ package spanguard_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,13 +28,15 @@ import (
 // up and cut the prompt. Now a value that may need chunks is set through
 // cgo, where it may wait.
 //
-// The pool (1 MiB, 256 chunks) is held by ended spans the exporter cannot
-// take: it is stuck sending the first span to a backend that holds its
-// request until the test lets it go, after the counting goroutine has
-// counted `others` turns while the setter waits.
-func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
-	const others = 1000
-	rx := otlpreceiver.Start(t)
+// The pool is held (heldPool) until the test lets the backend go, after the
+// counting goroutine has counted `others` turns while the setter waits.
+// heldPool makes a tracer whose payload pool (1 MiB, 256 chunks) is held
+// by ended spans the exporter cannot take: it is stuck sending the first
+// span to a backend that holds its request until release is called (at
+// the test's end if not before). 16 chunks (64 KiB) are left.
+func heldPool(t *testing.T, name string) (tr *spanguard.Tracer, rx *otlpreceiver.Receiver, release func()) {
+	t.Helper()
+	rx = otlpreceiver.Start(t)
 	target, err := url.Parse(rx.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -47,27 +51,21 @@ func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
 		<-gate
 		forward.ServeHTTP(w, r)
 	}))
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(gate)
-		}
-	}
-	defer backend.Close()
-	defer release()
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(backend.Close)
+	t.Cleanup(release)
 	// The wait's bound well past what the test needs, so that only a wait
 	// that stops the other goroutines ends in a cut.
 	t.Setenv("SPANGUARD_FULL_WAIT_MS", "10000")
-	tr, err := spanguard.NewTracerFromEnv(spanguard.Config{ServiceName: "go-pool-wait",
+	tr, err = spanguard.NewTracerFromEnv(spanguard.Config{ServiceName: name,
 		Endpoint: backend.URL + target.Path, SpoolDir: filepath.Join(t.TempDir(), "spool"),
 		ScheduleDelay: 10 * time.Millisecond, PayloadPoolMiB: 1, NoSignalWatchdog: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() })
 	ctx := context.Background()
-
 	_, first, _ := tr.Start(ctx, "first")
 	first.End()
 	select {
@@ -81,6 +79,13 @@ func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
 		_, s, _ := tr.Start(ctx, "filler", spanguard.WithAttributes(spanguard.String("filler", filler)))
 		s.End()
 	}
+	return tr, rx, release
+}
+
+func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
+	const others = 1000
+	tr, rx, release := heldPool(t, "go-pool-wait")
+	ctx := context.Background()
 	_, s, err := tr.Start(ctx, "llm.chat")
 	if err != nil {
 		t.Fatal(err)
@@ -161,4 +166,131 @@ func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
 		}
 	}
 	t.Fatal("llm.chat did not arrive")
+}
+
+// A hot End or SetAttributes (on the thread's C stack, hotcall.c) on a span
+// whose prompt another goroutine is setting, while that setter waits
+// through cgo for payload chunks holding the span: the hot call spun for
+// the span's lock holding the goroutine's P, so with GOMAXPROCS=1 nothing
+// else ran (not the goroutine that lets the backend go, not a collection)
+// until the setter's wait gave up and cut the prompt. Now the hot call
+// hears WOULD_WAIT, having done nothing, and makes the call again through
+// cgo, which waits for the span without holding the P.
+func TestAHotCallOnASpanAWaitingSetterHoldsLetsOtherGoroutinesRun(t *testing.T) {
+	const reply = "gpt-4o-2024-08-06"
+	for _, c := range []struct {
+		name string
+		call func(spanguard.Span) error
+	}{
+		{"End", func(s spanguard.Span) error { return s.End() }},
+		{"SetAttributes", func(s spanguard.Span) error {
+			return s.SetAttributes(spanguard.String("gen_ai.response.model", reply))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const others = 1000
+			tr, rx, release := heldPool(t, "go-pool-held-span")
+			_, s, err := tr.Start(context.Background(), "llm.chat")
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := strings.Repeat("a prompt of 100 KB ", 100_000/19)
+
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			var turns atomic.Int64
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						turns.Add(1)
+						runtime.Gosched()
+					}
+				}
+			}()
+			set := make(chan error, 1)
+			go func() { set <- s.SetAttributes(spanguard.String("gen_ai.prompt", prompt)) }()
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				st, err := tr.Stats()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.PayloadWaits > 0 {
+					break // the setter waits, holding the span
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the setter never waited")
+				}
+				runtime.Gosched()
+			}
+			type outcome struct {
+				err    error
+				during int64
+			}
+			called := make(chan outcome, 1)
+			started := make(chan struct{})
+			go func() {
+				close(started)
+				before := turns.Load()
+				err := c.call(s)
+				called <- outcome{err, turns.Load() - before}
+			}()
+			<-started
+			// While the call waits for the span: `others` turns, then the
+			// backend goes on, the setter gets its chunks and lets go.
+			from := turns.Load()
+			for turns.Load()-from < others && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+			release()
+			got := <-called
+			if got.err != nil {
+				t.Errorf("%s: %v", c.name, got.err)
+			}
+			if got.during < others {
+				t.Errorf("other goroutines took %d turns while %s waited for the span, want %d or more",
+					got.during, c.name, others)
+			}
+			if err := <-set; err != nil {
+				t.Errorf("set the prompt: %v", err)
+			}
+			if c.name == "SetAttributes" {
+				if err := s.End(); err != nil {
+					t.Fatalf("end: %v", err)
+				}
+			} else if err := s.End(); !errors.Is(err, spanguard.ErrAlreadyEnded) && !errors.Is(err, spanguard.ErrStaleSpan) {
+				t.Errorf("end again: %v, want ErrAlreadyEnded or ErrStaleSpan (ended once)", err)
+			}
+			if ok, err := tr.Flush(20 * time.Second); !ok || err != nil {
+				t.Fatalf("flush: %v %v", ok, err)
+			}
+			st, err := tr.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.PayloadWaitsCut != 0 || st.SpansEnded != 12 {
+				t.Errorf("payload waits cut %d, spans ended %d; want none cut, 12 ended", st.PayloadWaitsCut, st.SpansEnded)
+			}
+			var chats int
+			for _, span := range rx.WaitFor(t, 12) {
+				if span.Name != "llm.chat" {
+					continue
+				}
+				chats++
+				if p, _ := span.Attributes["gen_ai.prompt"].(string); p != prompt {
+					t.Errorf("the prompt arrived as %d bytes, want %d whole", len(p), len(prompt))
+				}
+				if m, _ := span.Attributes["gen_ai.response.model"].(string); c.name == "SetAttributes" && m != reply {
+					t.Errorf("gen_ai.response.model arrived as %q, want %q", m, reply)
+				}
+			}
+			if chats != 1 {
+				t.Errorf("llm.chat arrived %d times, want once", chats)
+			}
+		})
+	}
 }

@@ -689,6 +689,96 @@ impl SpanSlab {
         }
     }
 
+    /// `hold_open` for a caller that must not wait for another holder of
+    /// the span (Go's calls on the thread's own C stack, which hold the
+    /// goroutine's P while they run: hotcall.c): `Ok(None)` where
+    /// `hold_open` would wait, another caller writing the span (WRITING) or
+    /// its bias owner writing it under the bias. Nothing is left changed
+    /// then: the caller makes its call again where it may wait. A holder
+    /// may hold the span long: a setter waiting for payload chunks (up to
+    /// `full_wait`) holds the span it writes.
+    #[inline]
+    pub fn try_hold_open(
+        &self,
+        index: u32,
+        generation: u32,
+    ) -> Result<Option<Hold<'_>>, SlotError> {
+        if let Some(owner) = self.enter_biased(index, generation) {
+            return Ok(Some(Hold::Biased(owner)));
+        }
+        if index >= self.capacity {
+            return Err(SlotError::Stale);
+        }
+        let header = &self.slot(index).header;
+        let mut current = header.load(Ordering::Relaxed);
+        loop {
+            if header_generation(current) != generation {
+                return Err(SlotError::Stale);
+            }
+            match header_state(current) {
+                // Acquire: as in `lock_open`. A failed exchange read the
+                // header as it is now: looked at again, never waited on.
+                STATE_OPEN => match header.compare_exchange(
+                    current,
+                    pack_header(generation, STATE_WRITING),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return self.try_unbias(index, generation),
+                    Err(now) => current = now,
+                },
+                STATE_WRITING => return Ok(None),
+                STATE_ENDED | STATE_EXPORTING => return Err(SlotError::Ended),
+                _ => return Err(SlotError::Stale),
+            }
+        }
+    }
+
+    /// `try_hold_open` after its compare-exchange took the slot (WRITING):
+    /// `unbias`, except that an owner found writing under the bias is not
+    /// waited for. The bias and OPEN are put back as they were (in that
+    /// order: a taker that finds the slot OPEN must find the bias too, and
+    /// wait for the owner) and the answer is `Ok(None)`. If the owner's
+    /// end stored ENDED over our WRITING meanwhile, the span is ended.
+    #[cold]
+    #[inline(never)]
+    fn try_unbias(&self, index: u32, generation: u32) -> Result<Option<Hold<'_>>, SlotError> {
+        let record = self.slot(index);
+        let number = record.bias.load(Ordering::Relaxed);
+        let writing = pack_header(generation, STATE_WRITING);
+        let Some(owner) = self.free.owner(number) else {
+            // Not biased, or to a number naming no cache (see
+            // `unbias_slow`): no owner to wait for.
+            return if number == 0 || self.unbias_slow(index, generation, number) {
+                Ok(Some(Hold::Locked))
+            } else {
+                Err(SlotError::Ended)
+            };
+        };
+        record.bias.store(0, Ordering::Relaxed);
+        bias::heavy_barrier();
+        // Acquire: what the owner wrote under the bias, before it left.
+        if owner.busy.load(Ordering::Acquire) != index + 1 {
+            self.count_unbiased();
+            return if record.header.load(Ordering::Acquire) == writing {
+                Ok(Some(Hold::Locked))
+            } else {
+                Err(SlotError::Ended)
+            };
+        }
+        record.bias.store(number, Ordering::Relaxed);
+        // Release: the bias before OPEN, for the next taker.
+        match record.header.compare_exchange(
+            writing,
+            pack_header(generation, STATE_OPEN),
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(SlotError::Ended),
+        }
+    }
+
     /// `release_open` through the record's address, for a caller that
     /// has it in hand (a setter's common case): no load of the slab's base
     /// after the record's writes.
@@ -726,14 +816,20 @@ impl SpanSlab {
     fn unbias_slow(&self, index: u32, generation: u32, number: u8) -> bool {
         let record = self.slot(index);
         record.bias.store(0, Ordering::Relaxed);
-        let n = self.unbiased.0.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_multiple_of(UNBIAS_RATIO) && n * UNBIAS_RATIO > self.free.taken() {
-            self.biasing.store(false, Ordering::Relaxed);
-        }
+        self.count_unbiased();
         if let Some(owner) = self.free.owner(number) {
             bias::wait_for_owner(owner, index);
         }
         record.header.load(Ordering::Acquire) == pack_header(generation, STATE_WRITING)
+    }
+
+    /// One more span taken from its owner's bias; new spans are no longer
+    /// biased once more than one in `UNBIAS_RATIO` was.
+    fn count_unbiased(&self) {
+        let n = self.unbiased.0.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(UNBIAS_RATIO) && n * UNBIAS_RATIO > self.free.taken() {
+            self.biasing.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Spans taken from their owner's bias so far, and whether new spans
@@ -1545,6 +1641,63 @@ mod tests {
         });
         assert_eq!(got, Err(SlotError::Ended));
         assert!(owner_done);
+    }
+
+    /// A caller that may not wait (`try_hold_open`, Go's calls on the
+    /// thread's own C stack) finds the span held by another caller, under
+    /// the plain lock or under the owner's bias: it hears so at once and
+    /// leaves the slot as it was (the bias put back, so that the next taker
+    /// still waits for the owner); once the holder let go, it takes it.
+    #[test]
+    fn a_caller_that_may_not_wait_leaves_a_held_span_as_it_was() {
+        let (slab, i, g) = biased_span();
+        let number = slab.slot(i).bias.load(Ordering::Relaxed);
+        let try_elsewhere = |slab: &Arc<SpanSlab>| {
+            let other = Arc::clone(slab);
+            std::thread::spawn(move || match other.try_hold_open(i, g) {
+                Ok(Some(hold)) => {
+                    assert!(matches!(hold, Hold::Locked));
+                    other.release_open(i, g, hold);
+                    Ok(true)
+                }
+                Ok(None) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .join()
+            .expect("taker")
+        };
+        // The owner writes under its bias (header OPEN, its `busy` set).
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Biased(_)));
+        assert_eq!(try_elsewhere(&slab), Ok(false));
+        assert_eq!(state(&slab, i), STATE_OPEN);
+        assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), number);
+        assert_eq!(slab.bias_counts(), (0, true));
+        slab.release_open(i, g, hold);
+        // Still the owner's: it enters under the bias again.
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Biased(_)));
+        slab.release_open(i, g, hold);
+        // Let go of: taken, and the bias with it.
+        assert_eq!(try_elsewhere(&slab), Ok(true));
+        assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
+        assert_eq!(slab.bias_counts(), (1, true));
+        // Under the plain lock (WRITING): the same answer, nothing changed.
+        let hold = slab.hold_open(i, g).expect("open");
+        assert!(matches!(hold, Hold::Locked));
+        assert_eq!(try_elsewhere(&slab), Ok(false));
+        assert_eq!(state(&slab, i), STATE_WRITING);
+        slab.release_open(i, g, hold);
+        assert_eq!(try_elsewhere(&slab), Ok(true));
+        // Ended and stale spans are refused as by `hold_open`.
+        let hold = slab.hold_open(i, g).expect("open");
+        slab.publish_ended_held(i, g, hold);
+        assert_eq!(try_elsewhere(&slab), Err(SlotError::Ended));
+        assert_eq!(
+            slab.try_hold_open(i, g.wrapping_add(1)).err(),
+            Some(SlotError::Stale)
+        );
+        assert_eq!(slab.try_hold_open(99_999, g).err(), Some(SlotError::Stale));
     }
 
     #[test]

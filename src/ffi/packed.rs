@@ -110,7 +110,11 @@ pub unsafe extern "C" fn spanguard_span_set_attributes_packed(
 /// length and the room left in the span's slot: keys and string values of
 /// about a third of that room or less (a few hundred bytes in all for a
 /// span that holds little yet) are set here; longer ones always answer
-/// WOULD_WAIT, whatever the pool holds. Otherwise the same call.
+/// WOULD_WAIT, whatever the pool holds. It also answers WOULD_WAIT, having
+/// set nothing, where another caller is writing the span (a setter waiting
+/// for payload chunks holds it up to `SPANGUARD_FULL_WAIT_MS`), where
+/// `spanguard_span_set_attributes_packed` would wait for it. Otherwise the
+/// same call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn spanguard_span_try_set_attributes_packed(
     span: spanguard_span,

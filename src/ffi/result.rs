@@ -90,6 +90,10 @@ pub enum spanguard_result {
     /// From `spanguard_span_try_set_attributes_packed`: the values may need
     /// payload chunks, which a setter may wait for; nothing was set or
     /// counted. Set them with `spanguard_span_set_attributes_packed`.
+    /// From `spanguard_span_try_set_attributes_packed` and
+    /// `spanguard_span_try_end`: another caller is writing the span (a
+    /// setter waiting for payload chunks holds it), which they do not wait
+    /// for; nothing was done. Make the call that may wait.
     WouldWait = 20,
     /// An attribute's key was empty, which OpenTelemetry forbids ("the
     /// attribute key MUST be a non-null and non-empty string"): that
@@ -184,7 +188,7 @@ impl spanguard_result {
                 "done; some spans were written to the spool, not delivered (yet)\0"
             }
             spanguard_result::WouldWait => {
-                "the call would have waited (for a span slot, or payload chunks) and waiting was refused; nothing was begun, set or counted\0"
+                "the call would have waited (for a span slot, payload chunks, or another caller writing the span) and waiting was refused; nothing was begun, set, ended or counted\0"
             }
             spanguard_result::EmptyKey => {
                 "an attribute's key was empty; the attribute was dropped and counted\0"

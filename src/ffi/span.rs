@@ -1718,6 +1718,23 @@ pub extern "C" fn spanguard_span_end(span: spanguard_span) -> spanguard_result {
     })
 }
 
+/// `spanguard_span_end` for a caller that must not block (Go's binding runs
+/// it on its thread's own C stack, unseen by Go's scheduler): where another
+/// caller is writing the span (a setter waiting for payload chunks holds it
+/// up to `SPANGUARD_FULL_WAIT_MS`), it returns `SPANGUARD_RESULT_WOULD_WAIT`
+/// at once, the span still open and nothing counted, and the caller ends it
+/// with `spanguard_span_end`, which waits for the other caller. Otherwise
+/// the same call.
+#[unsafe(no_mangle)]
+pub extern "C" fn spanguard_span_try_end(span: spanguard_span) -> spanguard_result {
+    ffi_boundary!(spanguard_result::Panic, {
+        with_span(span, |t, s| match t.try_end(s) {
+            Ok(()) => spanguard_result::Ok,
+            Err(e) => e.into(),
+        })
+    })
+}
+
 /// Ends the span at `end_unix_ns` (not before its start).
 #[unsafe(no_mangle)]
 pub extern "C" fn spanguard_span_end_at(

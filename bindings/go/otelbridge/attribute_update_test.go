@@ -14,8 +14,9 @@ import (
 )
 
 // An attribute given at the start and set again before the end arrives
-// with its later value. OpenTelemetry Go before v1.47.0 (v1.45.0, the one
-// the bridge's go.mod asks for) hands a processor the span's own backing
+// with its later value. OpenTelemetry Go before v1.47.0 (v1.45.0, which
+// the bridge's go.mod asked for until it asked for v1.46.0 for v1.45.0's
+// data race) hands a processor the span's own backing
 // array from Attributes() and later writes into it: SetAttributes past the
 // count limit overwrites a key in place, and the dedup at the end moves a
 // key's last value into its first slot. The bridge kept that slice as

@@ -1,6 +1,6 @@
 // The bridge built and tested against the newest OpenTelemetry Go this
 // project has (make test-go: go test -modfile=go.newest-otel.mod), where
-// go.mod asks only for the oldest it needs (v1.45.0: a requirement here
+// go.mod asks only for the oldest it needs (v1.46.0: a requirement here
 // would be one of every user's module). Raise these with each release:
 //   go get -modfile=go.newest-otel.mod go.opentelemetry.io/otel@vX ...sdk@vX ...trace@vX
 //   go mod tidy -modfile=go.newest-otel.mod

@@ -19,7 +19,7 @@ import (
 // all three raised by adding the bridge. The module here is that user's.
 const (
 	userGo       = "1.25.0"  // README: the Go the bridge needs
-	userOtel     = "v1.45.0" // README: the oldest OpenTelemetry Go it builds with
+	userOtel     = "v1.46.0" // README: the oldest OpenTelemetry Go it asks for
 	userOtelhttp = "v0.60.0" // older than any otelhttp the bridge's tests use
 )
 

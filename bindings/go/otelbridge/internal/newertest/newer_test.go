@@ -5,7 +5,7 @@
 // only its tests import) is a requirement of every module that requires
 // the bridge, and minimal version selection raised a user's otelhttp and
 // otel to the versions these tests were written against (the bridge
-// itself builds with otel v1.45.0).
+// itself asks for otel v1.46.0).
 package newertest
 
 import (
