@@ -766,7 +766,16 @@ impl SpanSlab {
                 Err(SlotError::Ended)
             };
         }
-        record.bias.store(number, Ordering::Relaxed);
+        // Put back only over the 0 stored above: if the owner ended the
+        // span meanwhile and the slot was exported, freed and begun again
+        // (this thread preempted between the load and here), the new
+        // span's bias names its own owner, who may be writing under it: a
+        // plain store would hand the span to another thread without the
+        // barrier and wait of `unbias`. A 0 found is no one's: biased to
+        // the old owner then, it is taken from it as any biased span is.
+        let _ = record
+            .bias
+            .compare_exchange(0, number, Ordering::Relaxed, Ordering::Relaxed);
         // Release: the bias before OPEN, for the next taker.
         match record.header.compare_exchange(
             writing,
