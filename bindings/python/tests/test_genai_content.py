@@ -562,3 +562,24 @@ def test_with_the_exporter_a_record_whose_span_never_comes_is_counted_at_shutdow
     assert (events.attached, events.not_attached, events.held) == (1, 1, 0)
     (got,) = read_sink(tmp_path / "aged" / "sink")
     assert [e["attributes"]["log.record.body"]["content"] for e in got["events"]] == [PROMPT]
+
+
+def test_with_the_exporter_a_forked_child_lets_go_of_the_parents_held_records_uncounted(tmp_path):
+    """The records held at a fork are the parent's, for spans the parent's
+    exporter sends (the SDK's BatchSpanProcessor empties its queue in the
+    child): the child lets go of them without counting them (its counts
+    are its own; the parent's still attaches them)."""
+    from opentelemetry._logs import LogRecord
+    tracer, provider, logger, events = exporter_setup(tmp_path)
+    with provider.get_tracer("t").start_as_current_span("llm.chat"):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "the parent's"}))
+    assert (events.attached, events.not_attached, events.held) == (0, 0, 1)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=lambda: answers.put((events.attached, events.not_attached, events.held)))
+    child.start()
+    assert answers.get(timeout=60) == (0, 0, 0)
+    child.join(60)
+    provider.shutdown()
+    tracer.close()
+    assert (events.attached, events.not_attached, events.held) == (1, 0, 0)
