@@ -1070,6 +1070,11 @@ const SAMPLED = 1;
  * processor: open spans, and spans still in a BatchSpanProcessor's queue,
  * are not spanguard's until then (lost on SIGKILL or a crash).
  * SpanguardSpanProcessor records a span from its start.
+ *
+ * Events sent through the Logs API (the prompts, with
+ * @opentelemetry/instrumentation-openai) reach its spans through
+ * `new SpanguardLogRecordProcessor(exporter)`, which holds each until
+ * `export` gets its span.
  */
 // The exporters not shut down (weakly: one let go of without its
 // shutdown must not be kept), for the providers' flush below.
