@@ -41,12 +41,23 @@ export declare class SpanguardSpanProcessor {
  * LogRecordProcessor; never throws into the SDK.
  */
 export declare class SpanguardLogRecordProcessor {
-  /** The bridge whose open spans the events go to (anything else throws a TypeError). */
-  constructor(spanProcessor: SpanguardSpanProcessor);
+  /**
+   * The span processor or the span exporter the TracerProvider was given, whose spans the events go to
+   * (anything else throws a TypeError). With the exporter each record waits for its span's export: at most
+   * `maxHeld` records (4096) and `maxHeldBytes` of them (64 MiB), the oldest counted in notAttached past
+   * either, and `holdS` seconds after its span ended (twice OTEL_BSP_SCHEDULE_DELAY + OTEL_BSP_EXPORT_TIMEOUT).
+   */
+  constructor(bridge: SpanguardSpanProcessor | SpanguardSpanExporter,
+    options?: { maxHeld?: number; maxHeldBytes?: number; holdS?: number });
   /** Event records passed on to spanguard as span events. */
   readonly attached: number;
-  /** Event records of a sampled span spanguard did not have open (ended, begun before this processor), or refused. */
+  /**
+   * Event records of a sampled span spanguard did not have open (ended, begun before this processor; with
+   * the exporter: whose span did not come, or that did not fit), or refused.
+   */
   readonly notAttached: number;
+  /** With the exporter: event records waiting for their span's export. */
+  readonly held: number;
   onEmit(logRecord: unknown, context?: unknown): void;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;

@@ -738,11 +738,96 @@ class SpanguardSpanProcessor {
 // event-to-span-event bridge named it, and spanguard's Python bridge names it.
 const LOG_RECORD_BODY = 'log.record.body';
 
+// The event records a SpanguardLogRecordProcessor given a
+// SpanguardSpanExporter holds at most for spans not exported yet (maxHeld,
+// maxHeldBytes): past either, the oldest is counted notAttached.
+const MAX_HELD = 4096;
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
+// @opentelemetry/api's key of the span in a context (createContextKey is Symbol.for).
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
+
+/** An OTEL_BSP_* variable in milliseconds, as the SDK's BatchSpanProcessor reads it. */
+function bspMs(name, fallback) {
+  const raw = process.env[name];
+  const value = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+/**
+ * How long an event record waits for its span's export once the span has
+ * ended, in seconds: twice the BatchSpanProcessor's schedule delay and
+ * export timeout (OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT; 5 s
+ * and 30 s by default: 70 s).
+ */
+function defaultHoldS() {
+  return (2 * (bspMs('OTEL_BSP_SCHEDULE_DELAY', 5000) + bspMs('OTEL_BSP_EXPORT_TIMEOUT', 30000))) / 1000;
+}
+
+/** About the memory `value` (a record's attributes or body) holds. */
+function sizeOf(value, depth = 0) {
+  if (typeof value === 'string') return 16 + 2 * value.length;
+  if (value === null || typeof value !== 'object') return 16;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return 16 + value.byteLength;
+  if (depth >= 32) return 16;
+  let n = 16;
+  if (Array.isArray(value)) {
+    for (const v of value) n += 8 + sizeOf(v, depth + 1);
+  } else {
+    for (const k of Object.keys(value)) n += 8 + sizeOf(k, depth + 1) + sizeOf(value[k], depth + 1);
+  }
+  return n;
+}
+
+/**
+ * tryAddEvent's arguments for an event record: its event name, its
+ * attributes as they are (`event.name` left out when it says the same),
+ * its body under `log.record.body`, its time (its observed time when it
+ * has none) and the attributes the SDK's log limits dropped.
+ */
+function eventArgs(record, name, processor) {
+  const event = attributesOf(record.attributes, processor);
+  if (event['event.name'] === name) delete event['event.name']; // the span event's name says it
+  if (record.body !== undefined && record.body !== null) event[LOG_RECORD_BODY] = record.body;
+  return [name, event, record.hrTime || record.hrTimeObserved, record.droppedAttributesCount || 0];
+}
+
+/**
+ * The SDK span of the record's span context, from the context onEmit is
+ * given (the one it was emitted in), as a WeakRef, or null: what says
+ * whether the span is still open.
+ */
+function spanOf(context, ctx) {
+  try {
+    const span = context && typeof context.getValue === 'function' ? context.getValue(SPAN_KEY) : undefined;
+    if (!span || typeof span.spanContext !== 'function' || typeof span.isRecording !== 'function') return null;
+    const own = span.spanContext();
+    if (own.spanId !== ctx.spanId || own.traceId !== ctx.traceId) return null;
+    return new WeakRef(span);
+  } catch (_) {
+    return null;
+  }
+}
+
+/**
+ * Whether a held record's span can no longer reach the exporter (`now`,
+ * performance.now(), in ms): ended `holdMs` ago (from when a look first
+ * found it ended, or let go of: late, never early); for a record that
+ * named no span the SDK made, `holdMs` after it came. A span still open
+ * keeps its records, however long.
+ */
+function gone(waiting, now, holdMs) {
+  if (waiting.span === null) return now - waiting.since >= holdMs;
+  const span = waiting.span.deref();
+  if (span !== undefined && !(typeof span.ended === 'boolean' ? span.ended : !span.isRecording())) return false;
+  if (waiting.endedAt === null) waiting.endedAt = now;
+  return now - waiting.endedAt >= holdMs;
+}
+
 /**
  * A LogRecordProcessor for @opentelemetry/sdk-logs that records each event
  * (a log record with an event name: `gen_ai.user.message`,
- * `gen_ai.choice`, ...) emitted inside a span the SpanguardSpanProcessor
- * has open as an event of that span in spanguard, whole: what the
+ * `gen_ai.choice`, ...) emitted inside a span spanguard records as an
+ * event of that span in spanguard, whole: what the
  * instrumentations that send prompts and completions through the Logs API
  * emit (@opentelemetry/instrumentation-openai with
  * `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, or
@@ -765,33 +850,82 @@ const LOG_RECORD_BODY = 'log.record.body';
  * call began. The event goes to spanguard's span only: the SDK's span,
  * and what the application's own exporters send, are left as they were.
  *
+ * With the span processor, the event is added as it is emitted, to the
+ * span the processor has open; one whose span it does not have open
+ * (ended already, or begun before this processor was made) is not
+ * attached: counted in `notAttached`.
+ *
+ * With the exporter (`new SpanguardLogRecordProcessor(exporter)`), which
+ * gets each span only once it has ended and left the SDK's span
+ * processor, each event record waits (`held`) until the exporter gets its
+ * span in `export`, and is added to it then, at its own time: a record
+ * emitted after its span ended, before its export, too. One whose span
+ * does not come is counted in `notAttached`: `holdS` after its span was
+ * seen ended (by default twice the BatchSpanProcessor's schedule delay and
+ * export timeout, OTEL_BSP_*: 70 s; for a record whose context holds no
+ * span the SDK made, `holdS` after it came), at the exporter's shutdown,
+ * or, the oldest first, past `maxHeld` records or `maxHeldBytes` of them.
+ * A record waits as long as its span is open, however long the call
+ * takes; what waits dies with a killed process (as the spans in the SDK's
+ * queue do: the span processor alone delivers those).
+ *
  * A record without an event name (a plain log line), without a span, or
- * of an unsampled span is left alone. One whose span spanguard does not
- * have open (ended already, begun before this processor was made, or
- * exported through SpanguardSpanExporter, which sees spans only once they
- * end) is not attached: counted in `notAttached`. Never throws into the
- * SDK; the record goes on to the LoggerProvider's other processors.
+ * of an unsampled span is left alone. Never throws into the SDK; the
+ * record goes on to the LoggerProvider's other processors.
  */
 class SpanguardLogRecordProcessor {
-  /** @param {SpanguardSpanProcessor} spanProcessor the bridge whose open spans the events are added to. */
-  constructor(spanProcessor) {
-    if (!(spanProcessor instanceof SpanguardSpanProcessor)) {
-      throw new TypeError('spanguard: SpanguardLogRecordProcessor needs the SpanguardSpanProcessor whose spans it adds to');
+  /**
+   * @param {SpanguardSpanProcessor | SpanguardSpanExporter} bridge the span processor or the span exporter the
+   *   TracerProvider was given, whose spans the events are added to.
+   * @param {{ maxHeld?: number, maxHeldBytes?: number, holdS?: number }} [options] with the exporter: how
+   *   many records, and how many bytes of them, wait for their span's export at most, and how long after the
+   *   span ended (seconds).
+   */
+  constructor(bridge, options = {}) {
+    if (bridge instanceof SpanguardSpanExporter) {
+      this.exporter = bridge;
+      this.spans = bridge.bridge;
+    } else if (bridge instanceof SpanguardSpanProcessor) {
+      this.exporter = null;
+      this.spans = bridge;
+      bridge.watchContexts();
+    } else {
+      throw new TypeError('spanguard: SpanguardLogRecordProcessor needs the SpanguardSpanProcessor or the '
+        + 'SpanguardSpanExporter whose spans it adds to');
     }
-    this.spans = spanProcessor;
-    spanProcessor.watchContexts();
+    const { maxHeld = MAX_HELD, maxHeldBytes = MAX_HELD_BYTES, holdS = defaultHoldS() } = options || {};
+    for (const [k, v] of [['maxHeld', maxHeld], ['maxHeldBytes', maxHeldBytes], ['holdS', holdS]]) {
+      if (typeof v !== 'number' || !(v >= 0)) throw new TypeError(`spanguard: ${k} must be a number, 0 or more`);
+    }
+    this.maxHeld = maxHeld;
+    this.maxHeldBytes = maxHeldBytes;
+    this.holdMs = holdS * 1000;
     /** Event records passed on to spanguard as span events. */
     this.attached = 0;
     /**
-     * Event records of a sampled span that spanguard did not have open,
+     * Event records of a sampled span that spanguard did not have open
+     * (with the exporter: whose span did not come, or that did not fit),
      * or that it refused (the span's event limit, a used-up payload pool:
      * counted dropped on the span too), or that the bridge failed to pass
      * on (counted in the span processor's `failures` too).
      */
     this.notAttached = 0;
+    // The records held for the exporter (Map keeps them oldest first), by
+    // a number of their own; the numbers of each span's (trace + span id).
+    this.waiting = new Map();
+    this.bySpan = new Map();
+    this.heldBytes = 0;
+    this.numbered = 0;
+    this.nextLook = 0; // countGone: when to look again (performance.now())
+    if (this.exporter !== null) this.exporter.logProcessors.push(this);
   }
 
-  onEmit(record) {
+  /** Event records waiting for their span's export (with the exporter): each ends attached or in notAttached. */
+  get held() {
+    return this.waiting.size;
+  }
+
+  onEmit(record, context) {
     let held = false;
     try {
       const attributes = record.attributes;
@@ -799,13 +933,14 @@ class SpanguardLogRecordProcessor {
       if (!name && attributes) name = attributes['event.name']; // the Events API's way, still instrumentation-openai's
       const ctx = record.spanContext;
       if (!name || !ctx || !ctx.spanId || ((ctx.traceFlags || 0) & SAMPLED) === 0) return;
+      if (this.exporter !== null) {
+        this.hold(record, name, ctx, context);
+        return;
+      }
       const spans = this.spans;
       const entry = spans.byContext !== null && !spans.stopped() ? spans.byContext.get(ctx.traceId + ctx.spanId) : undefined;
       if (entry !== undefined) {
-        const event = attributesOf(attributes, spans);
-        if (event['event.name'] === name) delete event['event.name']; // the span event's name says it
-        if (record.body !== undefined && record.body !== null) event[LOG_RECORD_BODY] = record.body;
-        const args = [name, event, record.hrTime || record.hrTimeObserved, record.droppedAttributesCount || 0];
+        const args = eventArgs(record, name, spans);
         const before = heldEvents(entry);
         held = entry.span.tryAddEvent(...args) === true;
         if (held) (entry.logged || (entry.logged = [])).push([before, args]);
@@ -818,11 +953,95 @@ class SpanguardLogRecordProcessor {
     else this.notAttached++;
   }
 
-  /** The spanguard tracer is the span processor's: left to it. */
-  async shutdown() {}
+  /**
+   * Holds an event record for the exporter's export of its span
+   * (`attachHeld`); counted at once when the exporter is shut down. The
+   * oldest go past the caps (the newest too, alone past the bytes).
+   */
+  hold(record, name, ctx, context) {
+    if (this.exporter.shutDown) {
+      this.notAttached++;
+      return;
+    }
+    const key = ctx.traceId + ctx.spanId;
+    const args = eventArgs(record, name, this.spans);
+    const size = 256 + sizeOf(args[1]);
+    const n = ++this.numbered;
+    this.waiting.set(n, { key, args, size, span: spanOf(context, ctx), since: performance.now(), endedAt: null });
+    const numbers = this.bySpan.get(key);
+    if (numbers === undefined) this.bySpan.set(key, [n]);
+    else numbers.push(n);
+    this.heldBytes += size;
+    while (this.waiting.size > 0 && (this.waiting.size > this.maxHeld || this.heldBytes > this.maxHeldBytes)) {
+      this.letGo(this.waiting.keys().next().value);
+    }
+    this.countGone();
+  }
 
-  /** Nothing waits here: an event is passed on as it is emitted. */
-  async forceFlush() {}
+  /** Counts held record `n` not attached. */
+  letGo(n) {
+    const waiting = this.waiting.get(n);
+    this.waiting.delete(n);
+    const numbers = this.bySpan.get(waiting.key);
+    numbers.splice(numbers.indexOf(n), 1);
+    if (numbers.length === 0) this.bySpan.delete(waiting.key);
+    this.heldBytes -= waiting.size;
+    this.notAttached++;
+  }
+
+  /**
+   * Counts not attached the held records whose span can no longer come
+   * (`gone`), or all of them (`everything`: the exporter shut down). Looks
+   * at most once a second (or every holdS, when shorter): a look goes
+   * through every record held.
+   */
+  countGone(everything = false) {
+    const now = performance.now();
+    if (this.waiting.size === 0 || (!everything && now < this.nextLook)) return;
+    this.nextLook = now + Math.min(1000, this.holdMs);
+    for (const [n, waiting] of [...this.waiting]) {
+      if (everything || gone(waiting, now, this.holdMs)) this.letGo(n);
+    }
+  }
+
+  /**
+   * Adds to the span the exporter is recording (`entry`, begun with the
+   * SDK span's own events) the records held for it (`key`: trace + span
+   * id), in the order they came, as onEmit adds them to an open span.
+   */
+  attachHeld(key, entry) {
+    if (this.bySpan.size === 0) return;
+    const numbers = this.bySpan.get(key);
+    if (numbers === undefined) return;
+    this.bySpan.delete(key);
+    for (const n of numbers) {
+      const waiting = this.waiting.get(n);
+      this.waiting.delete(n);
+      this.heldBytes -= waiting.size;
+      let held = false;
+      try {
+        held = entry.span.tryAddEvent(...waiting.args) === true;
+      } catch (_) {
+        this.spans.failures++;
+      }
+      if (held) this.attached++;
+      else this.notAttached++;
+    }
+  }
+
+  /**
+   * The spanguard tracer is the span processor's (or the exporter's): left
+   * to it. Records held for the exporter stay held: their spans may still
+   * be in the SDK's queue (the exporter's shutdown counts what is left).
+   */
+  async shutdown() {
+    this.countGone();
+  }
+
+  /** Nothing waits here: an event is passed on as it is emitted, or held until its span is exported. */
+  async forceFlush() {
+    this.countGone();
+  }
 }
 
 // @opentelemetry/core's ExportResultCode (the package has no dependency to
@@ -851,6 +1070,11 @@ const SAMPLED = 1;
  * processor: open spans, and spans still in a BatchSpanProcessor's queue,
  * are not spanguard's until then (lost on SIGKILL or a crash).
  * SpanguardSpanProcessor records a span from its start.
+ *
+ * Events sent through the Logs API (the prompts, with
+ * @opentelemetry/instrumentation-openai) reach its spans through
+ * `new SpanguardLogRecordProcessor(exporter)`, which holds each until
+ * `export` gets its span.
  */
 // The exporters not shut down (weakly: one let go of without its
 // shutdown must not be kept), for the providers' flush below.
@@ -1010,6 +1234,9 @@ class SpanguardSpanExporter {
     // the setters and its finalizers are never used.
     this.bridge = new SpanguardSpanProcessor(tracer);
     this.shutDown = false;
+    // The SpanguardLogRecordProcessors given this exporter: the event
+    // records they hold for a span are added to it in `export`.
+    this.logProcessors = [];
     liveExporters.add(new WeakRef(this));
     armExitFlush();
   }
@@ -1066,8 +1293,15 @@ class SpanguardSpanExporter {
       // A span with no handle records nothing: every span slot was taken
       // (counted by the tracer), or the tracer was closed meanwhile.
       if (entry.span.hi === 0 && entry.span.lo === 0) refused++;
-      else bridge.complete(otelSpan, entry);
+      else {
+        if (this.logProcessors.length > 0) {
+          const ctx = otelSpan.spanContext();
+          for (const logs of this.logProcessors) logs.attachHeld(ctx.traceId + ctx.spanId, entry);
+        }
+        bridge.complete(otelSpan, entry);
+      }
     }
+    for (const logs of this.logProcessors) logs.countGone();
     if (refused === 0 && unreadable === 0 && invalid === 0) return { code: EXPORT_SUCCESS };
     const why = [];
     if (refused > 0) {
@@ -1092,6 +1326,7 @@ class SpanguardSpanExporter {
   async shutdown() {
     if (this.shutDown) return;
     this.shutDown = true;
+    for (const logs of this.logProcessors) logs.countGone(true); // no span comes for what they hold now
     try {
       if (this.bridge.ownsTracer) await this.bridge.shutdown();
       else await this.bridge.forceFlush();

@@ -87,11 +87,13 @@ test('a prompt event stays when the SDK evicts the span\'s oldest events past it
   await provider.shutdown();
 });
 
-test('records of spans only an exporter sees are counted, and only the span processor is taken', async () => {
+test('records of spans not open in the exporter\'s processor are counted; only a bridge is taken', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-logs-'));
   const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') });
-  assert.throws(() => new SpanguardLogRecordProcessor(exporter), TypeError);
   assert.throws(() => new SpanguardLogRecordProcessor(), TypeError);
+  assert.throws(() => new SpanguardLogRecordProcessor({}), TypeError);
+  assert.throws(() => new SpanguardLogRecordProcessor(exporter, { maxHeld: -1 }), TypeError);
+  // The exporter's inner processor opens no span: given it, a record is counted at once.
   const toSpans = new SpanguardLogRecordProcessor(exporter.bridge);
   const logger = new LoggerProvider({ processors: [toSpans] }).getLogger('genai');
   const ctx = api.trace.setSpanContext(api.ROOT_CONTEXT,
@@ -103,6 +105,90 @@ test('records of spans only an exporter sees are counted, and only the span proc
   assert.deepStrictEqual([toSpans.attached, toSpans.notAttached], [0, 1]);
   await exporter.shutdown();
 });
+
+// SpanguardSpanExporter under a BatchSpanProcessor gets each span once it
+// has ended and left the SDK's queue: the log processor given the exporter
+// holds each event record until the exporter gets its span.
+function exporterSetup(rx, name, held) {
+  const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-logs-exporter-'));
+  const exporter = new SpanguardSpanExporter({ fromEnv: false, endpoint: rx.url, spoolDir: path.join(dir, 'spool'),
+    scheduleDelayMs: 50, serviceName: name });
+  // Exports only when flushed.
+  const provider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter,
+    { scheduledDelayMillis: 3600000, exportTimeoutMillis: 30000 })] });
+  const toSpans = new SpanguardLogRecordProcessor(exporter, held);
+  const logs = new LoggerProvider({ processors: [toSpans] });
+  return { exporter, provider, toSpans, logger: logs.getLogger('genai') };
+}
+
+const counts = (p) => [p.attached, p.notAttached, p.held];
+const nobodys = api.trace.setSpanContext(api.ROOT_CONTEXT,
+  { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: '00000000000abcde', traceFlags: 1 });
+
+test('with the exporter, records of ended spans wait for their export; past maxHeld or maxHeldBytes the oldest is counted',
+  async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const { provider, toSpans, logger } = exporterSetup(rx, 'otel-logs-exporter', { maxHeld: 2 });
+    const big = 'Grüße 🌞 天気 '.repeat(6000); // 60 KB and more of UTF-8
+    const ended = ['first', 'second', 'third'].map((name) => {
+      const span = provider.getTracer('agent').startSpan(name);
+      span.end();
+      return span;
+    });
+    // Emitted after their spans ended, before the export.
+    for (const span of ended) {
+      logger.emit({ eventName: 'gen_ai.user.message', body: { content: `to ${span.name} ${big}` }, context: inSpan(span) });
+    }
+    assert.deepStrictEqual(counts(toSpans), [0, 1, 2]);
+    await provider.forceFlush();
+    assert.deepStrictEqual(counts(toSpans), [2, 1, 0]);
+    const got = Object.fromEntries((await rx.waitFor(3)).map((s) => [s.name, s]));
+    assert.deepStrictEqual(got.first.events, []);
+    for (const name of ['second', 'third']) {
+      assert.deepStrictEqual(got[name].events.map((e) => e.name), ['gen_ai.user.message']);
+      assert.strictEqual(got[name].events[0].attributes[LOG_RECORD_BODY].content, `to ${name} ${big}`);
+    }
+    await provider.shutdown();
+
+    // Bytes: a record holds about 2 bytes a UTF-16 unit here; one fits, not two.
+    const bytes = exporterSetup(rx, 'otel-logs-exporter-bytes', { maxHeldBytes: 3 * big.length });
+    for (let i = 0; i < 5; i++) bytes.logger.emit({ eventName: 'gen_ai.user.message', body: big, context: nobodys });
+    assert.deepStrictEqual(counts(bytes.toSpans), [0, 4, 1]);
+    await bytes.provider.shutdown();
+    assert.deepStrictEqual(counts(bytes.toSpans), [0, 5, 0]);
+  });
+
+test('with the exporter, a record whose span never comes is counted at shutdown or holdS after; an open span\'s waits',
+  async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const { provider, toSpans, logger } = exporterSetup(rx, 'otel-logs-exporter-lost');
+    logger.emit({ eventName: 'gen_ai.user.message', body: 'lost', context: nobodys });
+    await provider.forceFlush();
+    assert.deepStrictEqual(counts(toSpans), [0, 0, 1]);
+    await provider.shutdown(); // the exporter's shutdown: no span comes any more
+    assert.deepStrictEqual(counts(toSpans), [0, 1, 0]);
+    logger.emit({ eventName: 'gen_ai.user.message', body: 'late', context: nobodys });
+    assert.deepStrictEqual(counts(toSpans), [0, 2, 0]);
+
+    // holdS 0: counted at the next look; a record of a span still open waits for it all the same.
+    const aged = exporterSetup(rx, 'otel-logs-exporter-aged', { holdS: 0 });
+    aged.logger.emit({ eventName: 'gen_ai.user.message', body: 'lost', context: nobodys });
+    const chat = aged.provider.getTracer('agent').startSpan('chat');
+    aged.logger.emit({ eventName: 'gen_ai.user.message', body: { content: 'the prompt' }, context: inSpan(chat) });
+    await aged.toSpans.forceFlush(); // a look at what is held
+    assert.deepStrictEqual(counts(aged.toSpans), [0, 1, 1]);
+    chat.end();
+    await aged.provider.forceFlush();
+    assert.deepStrictEqual(counts(aged.toSpans), [1, 1, 0]);
+    const [got] = await rx.waitFor(1);
+    assert.deepStrictEqual(got.events.map((e) => [e.name, e.attributes]),
+      [['gen_ai.user.message', { [LOG_RECORD_BODY]: { content: 'the prompt' } }]]);
+    await aged.provider.shutdown();
+  });
 
 test('the ES module entry point exports the log record processor', async () => {
   const esm = await import('../otel.mjs');

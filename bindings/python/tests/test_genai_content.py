@@ -51,9 +51,10 @@ from fake_openai import FakeOpenAI
 from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import spanguard
-from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanProcessor
+from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanExporter, SpanguardSpanProcessor
 
 # Words of one to four bytes a character, and characters JSON escapes.
 WORDS = ["Olá", "mundo", "日本語の", "テキスト", "😀🚀", "Ünïcödé", "naïve", "ключ", '"quoted"', "back\\slash",
@@ -74,17 +75,23 @@ PROMPT, STREAM_PROMPT = prompt(1), prompt(2)
 ANSWER, STREAM_ANSWER = f"echo: {PROMPT}", f"echo: {STREAM_PROMPT}"
 
 
-def run(tmp_path, instrumentor, logs: bool, endpoint: str | None = None):
+def run(tmp_path, instrumentor, logs: bool, endpoint: str | None = None, exporter: bool = False):
     """The two calls under `agent.run`, instrumented by `instrumentor` on a
-    provider with the bridge (and, with `logs`, a LoggerProvider with
-    SpanguardLogRecordProcessor, passed to the instrumentation as an
-    application passes its own). Returns (spans by name, the log processor)."""
+    provider with the bridge (the span processor; with `exporter`, a
+    BatchSpanProcessor over SpanguardSpanExporter) and, with `logs`, a
+    LoggerProvider with SpanguardLogRecordProcessor given that bridge,
+    passed to the instrumentation as an application passes its own.
+    Returns (spans by name, the log processor)."""
     where = dict(endpoint=endpoint) if endpoint else dict(sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20)
     tracer = spanguard.Tracer(from_env=False, service_name="chat-agent", spool_dir=tmp_path / "spool",
                               schedule_delay_ms=50, install_signal_handlers=False, **where)
     provider = TracerProvider()
-    bridge = SpanguardSpanProcessor(tracer)
-    provider.add_span_processor(bridge)
+    if exporter:
+        bridge = SpanguardSpanExporter(tracer)
+        provider.add_span_processor(BatchSpanProcessor(bridge))
+    else:
+        bridge = SpanguardSpanProcessor(tracer)
+        provider.add_span_processor(bridge)
     kwargs, events = {"tracer_provider": provider}, None
     if logs:
         events = SpanguardLogRecordProcessor(bridge)
@@ -113,7 +120,7 @@ def run(tmp_path, instrumentor, logs: bool, endpoint: str | None = None):
     return spans, events
 
 
-def run_in_child(tmp_path, make, logs: bool):
+def run_in_child(tmp_path, make, logs: bool, exporter: bool = False):
     """`run` in a forked child, for OpenLLMetry: opentelemetry-instrumentation-openai
     0.62.4 instrumented again in a process (after its `uninstrument`) wraps
     the stream once more, and a streamed answer's event then holds each
@@ -125,8 +132,8 @@ def run_in_child(tmp_path, make, logs: bool):
 
     def child():
         try:
-            _, events = run(tmp_path, make(), logs)
-            answers.put(("ok", events and (events.attached, events.not_attached)))
+            _, events = run(tmp_path, make(), logs, exporter=exporter)
+            answers.put(("ok", events and (events.attached, events.not_attached, events.held)))
         except BaseException:  # noqa: BLE001 - said to the parent
             answers.put(("failed", traceback.format_exc()))
 
@@ -136,7 +143,7 @@ def run_in_child(tmp_path, make, logs: bool):
     process.join(60)
     assert outcome == "ok", what
     assert process.exitcode == 0
-    events = SimpleNamespace(attached=what[0], not_attached=what[1]) if what else None
+    events = SimpleNamespace(attached=what[0], not_attached=what[1], held=what[2]) if what else None
     return read_sink(tmp_path / "sink"), events
 
 
@@ -448,3 +455,131 @@ def test_a_prompt_event_arrives_whole_from_an_agent_killed_mid_call(receiver, tm
     (llm,) = [s for s in receiver.spans()[start:] if s["name"] == "openai.chat"]
     assert llm["attributes"]["spanguard.interrupted"] is True
     assert holds(legacy_events(llm), asked)
+
+
+# SpanguardSpanExporter under a BatchSpanProcessor (how an exporter is added
+# to an existing setup) gets each span once it has ended and left the SDK's
+# queue: the log processor given the exporter holds each event record until
+# the exporter gets its span.
+@pytest.mark.parametrize("case", ["openai-v2-event-only", "openllmetry-events"])
+def test_with_the_exporter_event_content_arrives_whole_on_its_span(tmp_path, monkeypatch, case):
+    make, env, where, on_parent = EVENT_CASES[case]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    spans, events = (run_in_child(tmp_path, make, logs=True, exporter=True) if case in FRESH
+                     else run(tmp_path, make(), logs=True, exporter=True))
+    assert_whole(spans, where, on_parent)
+    counts = (events.attached, events.not_attached, events.held)
+    assert counts[0] >= 2 and counts[1:] == (0, 0), counts
+    for span in llm_spans(spans):  # at the record's time, inside the span
+        for e in span["events"]:
+            assert span["start"] <= e["time"] <= span["end"]
+    assert_shown(tmp_path)
+
+
+def exporter_setup(tmp_path, **held):
+    """A provider whose BatchSpanProcessor over SpanguardSpanExporter
+    exports only when flushed, and a logger whose LoggerProvider has the
+    log processor given that exporter (`held`: its caps)."""
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20,
+                              install_signal_handlers=False)
+    provider = TracerProvider()
+    exporter = SpanguardSpanExporter(tracer)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    logs = LoggerProvider()
+    events = SpanguardLogRecordProcessor(exporter, **held)
+    logs.add_log_record_processor(events)
+    return tracer, provider, logs.get_logger("t"), events
+
+
+def nobodys_context():
+    """A context naming a sampled span nobody has."""
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    return trace.set_span_in_context(NonRecordingSpan(SpanContext(0x1234, 0x5678, False, TraceFlags(1))))
+
+
+def test_with_the_exporter_records_of_ended_spans_wait_for_their_export_the_oldest_counted_past_the_cap(tmp_path):
+    """Records emitted after their spans ended, before the export, are
+    added when the exporter gets the spans; past `max_held` the oldest is
+    counted and its span exported without it. Memory stays bounded: so
+    does it past `max_held_bytes`."""
+    from opentelemetry._logs import LogRecord
+    tracer, provider, logger, events = exporter_setup(tmp_path, max_held=2)
+    ended = []
+    for name in ("first", "second", "third"):
+        with provider.get_tracer("t").start_as_current_span(name) as span:
+            pass
+        ended.append(span)
+    for span in ended:
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": f"to {span.name} {PROMPT}"},
+                              context=trace.set_span_in_context(span)))
+    assert (events.attached, events.not_attached, events.held) == (0, 1, 2)
+    provider.shutdown()
+    tracer.close()
+    assert (events.attached, events.not_attached, events.held) == (2, 1, 0)
+    got = {s["name"]: s for s in read_sink(tmp_path / "sink")}
+    assert got["first"]["events"] == []
+    for name in ("second", "third"):
+        (event,) = got[name]["events"]
+        assert event["name"] == "gen_ai.user.message"
+        assert event["attributes"]["log.record.body"]["content"] == f"to {name} {PROMPT}"
+
+    # PROMPT has emoji: Python holds it in 4 bytes a character, and its UTF-8
+    # (some 1.4 bytes a character) once native code has read it. One fits, not two.
+    tracer, provider, logger, events = exporter_setup(tmp_path / "bytes", max_held_bytes=7 * len(PROMPT))
+    for _ in range(5):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}, context=nobodys_context()))
+    assert (events.not_attached, events.held) == (4, 1)
+    provider.shutdown()
+    tracer.close()
+
+
+def test_with_the_exporter_a_record_whose_span_never_comes_is_counted_at_shutdown_or_after_hold_s(tmp_path):
+    """A record of a span nobody exports waits until the exporter's
+    shutdown (the provider's), then is counted; with `hold_s` it is
+    counted once that long has passed (0 here: at the next look). One of
+    a span still open waits for it, however long: the long call's prompt
+    is not counted early."""
+    from opentelemetry._logs import LogRecord
+    tracer, provider, logger, events = exporter_setup(tmp_path)
+    logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "lost"}, context=nobodys_context()))
+    provider.force_flush()
+    assert (events.attached, events.not_attached, events.held) == (0, 0, 1)
+    provider.shutdown()
+    assert (events.attached, events.not_attached, events.held) == (0, 1, 0)
+    logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "late"}, context=nobodys_context()))
+    assert (events.not_attached, events.held) == (2, 0)  # no export can come after the shutdown
+    tracer.close()
+
+    tracer, provider, logger, events = exporter_setup(tmp_path / "aged", hold_s=0)
+    logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "lost"}, context=nobodys_context()))
+    with provider.get_tracer("t").start_as_current_span("llm.chat"):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}))
+        events.force_flush()  # a look at what is held
+        assert (events.attached, events.not_attached, events.held) == (0, 1, 1)
+    provider.shutdown()
+    tracer.close()
+    assert (events.attached, events.not_attached, events.held) == (1, 1, 0)
+    (got,) = read_sink(tmp_path / "aged" / "sink")
+    assert [e["attributes"]["log.record.body"]["content"] for e in got["events"]] == [PROMPT]
+
+
+def test_with_the_exporter_a_forked_child_lets_go_of_the_parents_held_records_uncounted(tmp_path):
+    """The records held at a fork are the parent's, for spans the parent's
+    exporter sends (the SDK's BatchSpanProcessor empties its queue in the
+    child): the child lets go of them without counting them (its counts
+    are its own; the parent's still attaches them)."""
+    from opentelemetry._logs import LogRecord
+    tracer, provider, logger, events = exporter_setup(tmp_path)
+    with provider.get_tracer("t").start_as_current_span("llm.chat"):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "the parent's"}))
+    assert (events.attached, events.not_attached, events.held) == (0, 0, 1)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=lambda: answers.put((events.attached, events.not_attached, events.held)))
+    child.start()
+    assert answers.get(timeout=60) == (0, 0, 0)
+    child.join(60)
+    provider.shutdown()
+    tracer.close()
+    assert (events.attached, events.not_attached, events.held) == (1, 0, 0)

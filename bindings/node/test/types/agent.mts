@@ -38,6 +38,11 @@ call.end();
 const exporter: SpanExporter = new SpanguardSpanExporter(tracer);
 const batched = new BatchSpanProcessor(new SpanguardSpanExporter({ serviceName: 'typed-agent' }));
 void batched.forceFlush();
+// ... and the log processor takes the exporter too, with its caps.
+const toExported: LogRecordProcessor = new SpanguardLogRecordProcessor(exporter as SpanguardSpanExporter,
+  { maxHeld: 128, maxHeldBytes: 1 << 20, holdS: 70 });
+const waiting: number = new SpanguardLogRecordProcessor(new SpanguardSpanExporter(tracer)).held;
+console.log(toExported, waiting);
 exporter.export([], (result) => { if (result.code !== ExportResultCode.SUCCESS) throw result.error; });
 // Complex values (AnyValue): a map, a mixed or nested array, bytes and nulls inside.
 span.setAttribute('gen_ai.tool.arguments', { query: 'weather', days: 3, units: null, tags: ['a', 1, [true]] });

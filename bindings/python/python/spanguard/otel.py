@@ -47,8 +47,9 @@ Instrumentations that send the prompt and the completion as events
 through the Logs API (opentelemetry-instrumentation-openai-v2 with
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=event_only`,
 OpenLLMetry's `use_attributes=False`) reach spanguard through
-`SpanguardLogRecordProcessor`, added to the LoggerProvider they are given:
-it adds each event to its span in spanguard, whole.
+`SpanguardLogRecordProcessor`, added to the LoggerProvider they are given
+and given the span processor or the span exporter: it adds each event to
+its span in spanguard, whole (with the exporter, once the span is exported).
 
 The processor sets no global provider. `force_flush` and `shutdown` are
 the tracer's; the provider's shutdown shuts the tracer down.
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -837,12 +839,126 @@ class SpanguardSpanProcessor(SpanProcessor):
 LOG_RECORD_BODY = "log.record.body"
 
 
+# Event records a SpanguardLogRecordProcessor given a SpanguardSpanExporter
+# holds at most for spans not exported yet (`max_held`, `max_held_bytes`):
+# past either, the oldest is counted `not_attached`.
+_MAX_HELD = 4096
+_MAX_HELD_BYTES = 64 << 20
+
+
+def _bsp_ms(name: str, default: int) -> int:
+    """An OTEL_BSP_* variable in milliseconds, as the SDK's
+    BatchSpanProcessor reads it (its default when unset or not a number)."""
+    try:
+        value = int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def _default_hold_s() -> float:
+    """How long an event record waits for its span's export once the span
+    has ended: twice the BatchSpanProcessor's schedule delay and export
+    timeout (OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT; 5 s and
+    30 s by default: 70 s), time for a queued span to be exported once
+    more after a timed-out try."""
+    return 2 * (_bsp_ms("OTEL_BSP_SCHEDULE_DELAY", 5000) + _bsp_ms("OTEL_BSP_EXPORT_TIMEOUT", 30000)) / 1000
+
+
+def _size(value, depth: int = 0) -> int:
+    """About the memory `value` (a record's attributes or body) holds: a
+    string's or bytes' own size, containers with what they hold."""
+    if depth < 32:
+        if isinstance(value, dict):
+            return sys.getsizeof(value) + sum(_size(k, depth + 1) + _size(v, depth + 1) for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return sys.getsizeof(value) + sum(_size(v, depth + 1) for v in value)
+    return sys.getsizeof(value)
+
+
+def _event_args(record, name: str) -> tuple:
+    """`Span.add_event`'s arguments for an event record: its event name,
+    its attributes as they are (`event.name` left out when it says the
+    same), its body under `log.record.body`, its time (its observed time
+    when it has none), and the attributes the SDK's log limits dropped."""
+    attributes = record.attributes
+    event = dict(attributes) if attributes else {}
+    if event.get("event.name") == name:
+        del event["event.name"]  # the span event's name says it
+    if record.body is not None:
+        event[LOG_RECORD_BODY] = record.body
+    return name, event, record.timestamp or record.observed_timestamp, _dropped_attributes(record)
+
+
+def _span_of(record):
+    """A weak reference to the SDK span whose context the record carries
+    (the API's LogRecord keeps the `context` it was emitted in, since SDK
+    1.35), or None: what says whether the span is still open."""
+    context = getattr(record, "context", None)
+    if context is None:
+        return None
+    span = _otel_trace.get_current_span(context)
+    ctx = span.get_span_context()
+    if ctx.span_id != record.span_id or ctx.trace_id != record.trace_id or not hasattr(span, "end_time"):
+        return None
+    try:
+        return weakref.ref(span)
+    except TypeError:
+        return None
+
+
+class _Waiting:
+    """An event record held for the export of its span (`key`): what
+    `add_event` will be given, about the memory it holds, its span (a weak
+    reference, or None when the record did not say), when it came and when
+    its span was first seen ended (monotonic seconds)."""
+
+    __slots__ = ("key", "args", "size", "span", "since", "ended_at")
+
+    def __init__(self, key: tuple, args: tuple, size: int, span, since: float):
+        self.key, self.args, self.size, self.span, self.since = key, args, size, span, since
+        self.ended_at = None
+
+    def gone(self, now: float, hold_s: float) -> bool:
+        """Whether its span can no longer reach the exporter: ended
+        `hold_s` ago (from when a look first found it ended, or let go of:
+        late, never early); for a record that named no span object,
+        `hold_s` after it came. (The SDK's span processors get a
+        ReadableSpan made at the end, not the span itself: the span is let
+        go of while its copy still waits in the BatchSpanProcessor's queue.)"""
+        if self.span is None:
+            return now - self.since >= hold_s
+        span = self.span()
+        if span is not None and span.end_time is None:
+            return False  # still open: a long call's prompt waits for it
+        if self.ended_at is None:
+            self.ended_at = now
+        return now - self.ended_at >= hold_s
+
+
+# The log record processors holding records for an exporter, for the fork
+# hook below.
+_HOLDING: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_held_in_child() -> None:
+    """In a forked child the records held are the parent's, for spans
+    its exporter sends (the SDK's BatchSpanProcessor empties its queue in a
+    child): let go of, not counted, as the parent counts them."""
+    for processor in list(_HOLDING):
+        processor._lock = threading.Lock()
+        processor._waiting, processor._by_span, processor._held_bytes = {}, {}, 0
+
+
+os.register_at_fork(after_in_child=_forget_held_in_child)
+
+
 class SpanguardLogRecordProcessor(_LogRecordProcessor):
     """A LogRecordProcessor that records each event (a log record with an
     event name: `gen_ai.user.message`, `gen_ai.choice`,
     `gen_ai.client.inference.operation.details`, ...) emitted inside a
-    span the `SpanguardSpanProcessor` has open as an event of that span in
-    spanguard, whole: what the instrumentations that moved prompts and
+    span spanguard records as an event of that span in spanguard, whole:
+    what the instrumentations that moved prompts and
     completions from span attributes to the Logs API
     (opentelemetry-instrumentation-openai-v2 with
     `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, or
@@ -856,6 +972,9 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
         OpenAIInstrumentor().instrument(tracer_provider=provider, logger_provider=logs)
 
+    `bridge` is the `SpanguardSpanProcessor` or the `SpanguardSpanExporter`
+    the TracerProvider was given, whichever it is.
+
     The span event is named by the record's event name, at the record's
     timestamp (its observed one when it has none), with the record's
     attributes as they are (structured values, as the GenAI events'
@@ -867,20 +986,56 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
     current span. The event goes to spanguard's span only: the SDK's span,
     and what the application's own exporters send, are left as they were.
 
-    A record without an event name (a plain log line), without a span, or
-    of an unsampled span is left alone. One whose span spanguard does not
-    have open (ended already, begun before the bridge was added, or
-    exported through `SpanguardSpanExporter`, which sees spans only once
-    they end) is not attached: counted in `not_attached`. Never raises into
-    the SDK; the record goes on to the LoggerProvider's other processors."""
+    With the span processor, the event is added as it is emitted, to the
+    span the processor has open; one whose span it does not have open
+    (ended already, or begun before the bridge was added) is not attached:
+    counted in `not_attached`.
 
-    def __init__(self, span_processor: SpanguardSpanProcessor):
-        if not isinstance(span_processor, SpanguardSpanProcessor):
-            raise TypeError("SpanguardLogRecordProcessor needs the SpanguardSpanProcessor whose spans it adds to")
-        self._spans = span_processor
+    With the exporter, which gets each span only once it has ended and
+    left the SDK's span processor, each event record waits (`held`) until
+    the exporter gets its span in `export`, and is added to it then, at
+    its own time: a record emitted after its span ended, before its
+    export, too. One whose span does not come is counted `not_attached`:
+    `hold_s` after its span was seen ended (by default twice the BatchSpanProcessor's schedule delay
+    and export timeout, OTEL_BSP_*: 70 s; for a record that names no span
+    the SDK made, `hold_s` after it came), at the exporter's shutdown, or,
+    the oldest first, past `max_held` records or `max_held_bytes` of
+    them. A record waits as long as its span is open, however long the
+    call takes; what waits dies with a killed process (as the spans in
+    the SDK's queue do: the span processor alone delivers those).
+
+    A record without an event name (a plain log line), without a span, or
+    of an unsampled span is left alone. Never raises into the SDK; the
+    record goes on to the LoggerProvider's other processors."""
+
+    def __init__(self, bridge, *, max_held: int = _MAX_HELD, max_held_bytes: int = _MAX_HELD_BYTES,
+                 hold_s: float | None = None):
+        if isinstance(bridge, SpanguardSpanExporter):
+            self._exporter = bridge
+            self._spans = bridge._bridge
+        elif isinstance(bridge, SpanguardSpanProcessor):
+            self._exporter = None
+            self._spans = bridge
+        else:
+            raise TypeError("SpanguardLogRecordProcessor needs the SpanguardSpanProcessor or the "
+                            "SpanguardSpanExporter whose spans it adds to")
+        if max_held < 0 or max_held_bytes < 0 or (hold_s is not None and hold_s < 0):
+            raise ValueError("spanguard: max_held, max_held_bytes and hold_s cannot be negative")
         self._lock = threading.Lock()
         self._attached = 0
         self._not_attached = 0
+        self._max_held, self._max_held_bytes = max_held, max_held_bytes
+        self._hold_s = _default_hold_s() if hold_s is None else float(hold_s)
+        # The records held for the exporter, oldest first, by a number of
+        # their own; the numbers of each span's (by trace and span id).
+        self._waiting: dict[int, _Waiting] = {}
+        self._by_span: dict[tuple[int, int], list[int]] = {}
+        self._held_bytes = 0
+        self._numbered = 0
+        self._next_look = 0.0  # `_count_gone`: when to look again
+        if self._exporter is not None:
+            self._exporter._log_processors.append(self)
+            _HOLDING.add(self)
 
     @property
     def attached(self) -> int:
@@ -889,10 +1044,19 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
 
     @property
     def not_attached(self) -> int:
-        """Event records of a sampled span that spanguard did not have open,
-        or that the bridge failed to pass on (logged once by the span
-        processor, counted in its `failures` too)."""
+        """Event records of a sampled span that spanguard did not have open
+        (with the exporter: whose span did not come, or that did not fit),
+        or that spanguard refused (the span's event limit, a used-up payload
+        pool: counted dropped on the span too), or that the bridge failed to
+        pass on (logged once by the span processor, counted in its
+        `failures` too)."""
         return self._not_attached
+
+    @property
+    def held(self) -> int:
+        """Event records waiting for their span's export (with the exporter):
+        each ends attached or counted in `not_attached`."""
+        return len(self._waiting)
 
     def on_emit(self, log_data) -> None:
         # The SDK passes a ReadWriteLogRecord (LogData before 1.39): the
@@ -905,15 +1069,13 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
                 name = attributes.get("event.name")  # the Events API before event_name
             if not name or not record.span_id or not (record.trace_flags or 0) & _SAMPLED:
                 return
+            if self._exporter is not None:
+                self._hold(record, name)
+                return
             opened = self._spans._open.get((record.trace_id, record.span_id))
             held = None
             if opened is not None and not opened.ended:
-                event = dict(attributes) if attributes else {}
-                if event.get("event.name") == name:
-                    del event["event.name"]  # the span event's name says it
-                if record.body is not None:
-                    event[LOG_RECORD_BODY] = record.body
-                args = (name, event, record.timestamp or record.observed_timestamp, _dropped_attributes(record))
+                args = _event_args(record, name)
                 before = opened.held_events()
                 held = opened.span.add_event(*args)
                 if held:
@@ -929,11 +1091,82 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
                 # used-up payload pool), counted dropped on the span too.
                 self._not_attached += 1
 
+    def _hold(self, record, name: str) -> None:
+        """Holds an event record for the exporter's `export` of its span
+        (`_attach_held`); counted at once when the exporter is shut down."""
+        key = (record.trace_id, record.span_id)
+        args = _event_args(record, name)
+        size = _size(args[1]) + 256
+        waiting = _Waiting(key, args, size, _span_of(record), time.monotonic())
+        with self._lock:
+            if self._exporter._shut_down:
+                self._not_attached += 1
+                return
+            n = self._numbered = self._numbered + 1
+            self._waiting[n] = waiting
+            self._by_span.setdefault(key, []).append(n)
+            self._held_bytes += size
+            # The oldest go past the caps (the newest too, alone past the bytes).
+            while self._waiting and (len(self._waiting) > self._max_held or self._held_bytes > self._max_held_bytes):
+                self._let_go(next(iter(self._waiting)))
+        self._count_gone()
+
+    def _let_go(self, n: int) -> None:
+        """Counts held record `n` not attached (under the lock)."""
+        waiting = self._waiting.pop(n)
+        numbers = self._by_span[waiting.key]
+        numbers.remove(n)
+        if not numbers:
+            del self._by_span[waiting.key]
+        self._held_bytes -= waiting.size
+        self._not_attached += 1
+
+    def _count_gone(self, everything: bool = False) -> None:
+        """Counts not attached the held records whose span can no longer
+        come (`_Waiting.gone`), or all of them (`everything`: the exporter
+        shut down). Looks at most once a second (or every `hold_s`, when
+        shorter): a look goes through every record held."""
+        now = time.monotonic()
+        if not everything and (now < self._next_look or not self._waiting):
+            return
+        with self._lock:
+            self._next_look = now + min(1.0, self._hold_s)
+            for n in [n for n, w in self._waiting.items() if everything or w.gone(now, self._hold_s)]:
+                self._let_go(n)
+
+    def _attach_held(self, key: tuple, opened: _Open) -> None:
+        """Adds to the span the exporter is recording (`opened`, begun with
+        the SDK span's own events) the records held for it, in the order
+        they came, as `on_emit` adds them to an open span."""
+        if not self._by_span:
+            return
+        with self._lock:
+            numbers = self._by_span.pop(key, None)
+            if not numbers:
+                return
+            records = [self._waiting.pop(n) for n in numbers]
+            self._held_bytes -= sum(w.size for w in records)
+        attached = 0
+        for waiting in records:
+            try:
+                attached += bool(opened.span.add_event(*waiting.args))
+            except Exception as e:  # noqa: BLE001 - an exporter must not throw into the SDK
+                self._spans._failed("the log record processor", e)
+        with self._lock:
+            self._attached += attached
+            self._not_attached += len(records) - attached
+
     def shutdown(self) -> None:
-        """The spanguard tracer is the span processor's: left to it."""
+        """The spanguard tracer is the span processor's (or the exporter's):
+        left to it. Records held for the exporter stay held: their spans may
+        still be in the SDK's queue (the exporter's shutdown counts what is
+        left then)."""
+        self._count_gone()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing waits here: an event is passed on as it is emitted."""
+        """Nothing waits here: an event is passed on as it is emitted, or
+        held until its span is exported."""
+        self._count_gone()
         return True
 
 
@@ -1096,7 +1329,11 @@ class SpanguardSpanExporter(SpanExporter):
     the global provider, and those named to `flush_before_shutdown`, whose
     queues then reach the exporter, while an exporter is live; so does
     spanguard's exit hook). `SpanguardSpanProcessor` is what records a span
-    from its start, so that a killed process still delivers it."""
+    from its start, so that a killed process still delivers it.
+
+    Events sent through the Logs API (prompts, with some instrumentations)
+    reach its spans through `SpanguardLogRecordProcessor(exporter)`, which
+    holds each until `export` gets its span."""
 
     def __init__(self, tracer: Tracer | None = None):
         # A tracer of its own when none is given; its shutdown is ours.
@@ -1107,6 +1344,9 @@ class SpanguardSpanExporter(SpanExporter):
         # and the setters' following are never used (`on_start` is not).
         self._bridge = SpanguardSpanProcessor(self._tracer)
         self._shut_down = False
+        # The SpanguardLogRecordProcessors given this exporter: the event
+        # records they hold for a span are added to it in `export`.
+        self._log_processors: list[SpanguardLogRecordProcessor] = []
         _live_exporters.add(self)
         # Let go of without its shutdown, it no longer asks for the flush
         # (not run at exit: the tracers' own exit hook comes then).
@@ -1129,6 +1369,7 @@ class SpanguardSpanExporter(SpanExporter):
         if self._shut_down:
             return SpanExportResult.FAILURE
         bridge = self._bridge
+        logs = self._log_processors
         held = True
         for span in spans:
             try:
@@ -1140,11 +1381,15 @@ class SpanguardSpanExporter(SpanExporter):
                 # Not recording: the tracer shut down, or it had no room
                 # (counted there); the span is not spanguard's.
                 held = opened.span.is_recording() and held
+                for log_processor in logs:  # the event records it held for the span
+                    log_processor._attach_held((ctx.trace_id, ctx.span_id), opened)
                 opened.ended = True
                 bridge._complete(span, opened)
             except Exception as e:  # noqa: BLE001 - an exporter must not throw into the SDK
                 held = False
                 bridge._failed("export", e)
+        for log_processor in logs:
+            log_processor._count_gone()
         return SpanExportResult.SUCCESS if held else SpanExportResult.FAILURE
 
     def shutdown(self, timeout_millis: float = 5000) -> None:
@@ -1160,6 +1405,8 @@ class SpanguardSpanExporter(SpanExporter):
             return
         self._shut_down = True
         _arm_signal_flush()
+        for log_processor in self._log_processors:  # no span comes for what they hold now
+            log_processor._count_gone(everything=True)
         timeout = max(0.0, timeout_millis) / 1000
         try:
             if self._owns_tracer:
