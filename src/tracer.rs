@@ -16,6 +16,7 @@ use crate::buffer::slab::{
     EndedUnqueued, FirstTry, Hold, SlabBacking, SlotError, SpanSlab, header_generation,
     header_state,
 };
+use crate::buffer::wait_hooks::{after as wait_hooks_after, before as wait_hooks_before};
 use crate::config::{FullPolicy, TracerConfig};
 use crate::export::batch_sizer::BatchSizer;
 use crate::export::discard::DiscardTransport;
@@ -2085,38 +2086,13 @@ impl ChunkStore for WaitingPool<'_> {
     }
 }
 
-/// What a binding does around a wait of the full policy (a begin waiting
-/// for a free slot, a value waiting for payload chunks): `before` runs on
-/// the thread about to sleep and returns a token (0: nothing to undo);
-/// `after` gets a token other than 0 back on the same thread, once the
-/// call that waited holds no span any more (before it returns). Python's binding lets go of the GIL in `before`
-/// and takes it back in `after`: other Python threads (the asyncio loop,
-/// a watchdog, a signal handler) run while a setter waits. Neither may
-/// call into spanguard. Set once, for the process (false if already set);
-/// never run on a call that does not wait, so they cost the common path
-/// nothing.
-pub struct WaitHooks {
-    pub before: fn() -> usize,
-    pub after: fn(usize),
-}
-
-static WAIT_HOOKS: std::sync::OnceLock<WaitHooks> = std::sync::OnceLock::new();
+/// The wait hooks (`WaitHooks`) live with the slots and chunks a call
+/// waits for; set here, run by this module's waits and the span lock's.
+pub use crate::buffer::wait_hooks::WaitHooks;
 
 /// Sets the wait hooks (see `WaitHooks`); false when they were set already.
 pub fn set_wait_hooks(hooks: WaitHooks) -> bool {
-    WAIT_HOOKS.set(hooks).is_ok()
-}
-
-#[cold]
-fn wait_hooks_before() -> usize {
-    WAIT_HOOKS.get().map_or(0, |h| (h.before)())
-}
-
-#[cold]
-fn wait_hooks_after(token: usize) {
-    if let Some(h) = WAIT_HOOKS.get() {
-        (h.after)(token);
-    }
+    crate::buffer::wait_hooks::set(hooks)
 }
 
 /// A chunk for a value that found the pool used up, under the rules of a

@@ -216,15 +216,33 @@ pub fn leave(owner: &Owner) {
 #[cold]
 #[inline(never)]
 pub fn wait_for_owner(owner: &Owner, slot: u32) {
+    if !owner_left_at_once(owner, slot) {
+        wait_while_busy(owner, slot);
+    }
+}
+
+/// `wait_for_owner`'s first part: whether the owner, if it was writing
+/// `slot`, left within a short spin (a copy).
+#[cold]
+#[inline(never)]
+pub fn owner_left_at_once(owner: &Owner, slot: u32) -> bool {
     heavy_barrier();
-    let mut spins = 0u32;
-    while owner.busy.load(Ordering::Acquire) == slot + 1 {
-        spins += 1;
-        if spins < 128 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+    for _ in 0..128 {
+        if owner.busy.load(Ordering::Acquire) != slot + 1 {
+            return true;
         }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+/// `wait_for_owner`'s second part, after `owner_left_at_once` said no:
+/// yields until the owner has left `slot`.
+#[cold]
+#[inline(never)]
+pub fn wait_while_busy(owner: &Owner, slot: u32) {
+    while owner.busy.load(Ordering::Acquire) == slot + 1 {
+        std::thread::yield_now();
     }
 }
 

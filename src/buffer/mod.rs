@@ -12,3 +12,4 @@ pub mod prefetch;
 pub mod slab;
 pub mod slot_cache;
 pub mod slot_order;
+pub mod wait_hooks;

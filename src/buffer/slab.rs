@@ -60,6 +60,7 @@ use super::ended_queue::EndedQueue;
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
+use super::wait_hooks;
 
 use crate::span::ids::IdSource;
 use crate::span::limits::MAX_SLOTS;
@@ -599,16 +600,19 @@ impl SpanSlab {
     #[inline(never)]
     pub fn unbias_then_lock(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
         let number = self.slot(index).bias.load(Ordering::Relaxed);
-        if self.unbias_slow(index, generation, number) {
+        if self.unbias_slow::<true>(index, generation, number) {
             return Ok(Hold::Locked);
         }
         self.lock_open_out_of_line(index, generation)
     }
 
-    /// `lock_open` whole, out of line (see `lock_open_first_try`).
+    /// `lock_open` whole, out of line (see `lock_open_first_try`), for a
+    /// recording call: a wait for another writer that does not end at once
+    /// runs the wait hooks (`lock_open_waiting`).
     #[inline(never)]
     fn lock_open_out_of_line(&self, index: u32, generation: u32) -> Result<Hold<'_>, SlotError> {
-        self.lock_open(index, generation).map(|()| Hold::Locked)
+        self.lock_open_waiting::<true>(index, generation)
+            .map(|()| Hold::Locked)
     }
 
     /// The owner's side of the biased lock (see `bias`): Some when this
@@ -646,6 +650,28 @@ impl SpanSlab {
     /// is biased (`unbias`).
     #[inline]
     pub fn lock_open(&self, index: u32, generation: u32) -> Result<(), SlotError> {
+        self.lock_open_waiting::<false>(index, generation)
+    }
+
+    /// `lock_open`; with `HOOKS` (a recording call: `hold_open`'s slow
+    /// path, never the shutdown's scan), a wait for another writer or for
+    /// the owner of the slot's bias that outlasts a short spin runs the
+    /// wait hooks (`wait_hooks`: Python's binding lets go of the GIL), and
+    /// their `after` once this call holds no span: it waits for the slot
+    /// without taking it, or gives it back once the owner has left, then
+    /// takes the hooks' `after` and tries again. Found by the Python
+    /// binding: thread A sets a prompt on a span and waits for the payload
+    /// pool holding it, the GIL let go of; thread B ends the span and spun
+    /// here holding the GIL, so every other Python thread stopped until
+    /// A's wait ended (up to `full_wait`). Taking the GIL back while
+    /// holding the span could deadlock with a thread that holds the GIL
+    /// while it waits for that span (see `tracer::WaitingPool`).
+    #[inline]
+    fn lock_open_waiting<const HOOKS: bool>(
+        &self,
+        index: u32,
+        generation: u32,
+    ) -> Result<(), SlotError> {
         if index >= self.capacity {
             return Err(SlotError::Stale);
         }
@@ -670,7 +696,7 @@ impl SpanSlab {
                             Ordering::Relaxed,
                         )
                         .is_ok()
-                        && self.unbias(index, generation)
+                        && self.unbias::<HOOKS>(index, generation)
                     {
                         return Ok(());
                     }
@@ -679,6 +705,9 @@ impl SpanSlab {
                     spins += 1;
                     if spins < 128 {
                         std::hint::spin_loop();
+                    } else if HOOKS && spins == 128 && wait_out_writer(header, current) {
+                        // The hooks ran; another round may run them again.
+                        spins = 0;
                     } else {
                         std::thread::yield_now();
                     }
@@ -749,7 +778,7 @@ impl SpanSlab {
         let Some(owner) = self.free.owner(number) else {
             // Not biased, or to a number naming no cache (see
             // `unbias_slow`): no owner to wait for.
-            return if number == 0 || self.unbias_slow(index, generation, number) {
+            return if number == 0 || self.unbias_slow::<false>(index, generation, number) {
                 Ok(Some(Hold::Locked))
             } else {
                 Err(SlotError::Ended)
@@ -814,22 +843,47 @@ impl SpanSlab {
     /// the bias and waits until its owner is not writing it (`bias`). False
     /// when the owner's end stored ENDED over our WRITING meanwhile: the
     /// slot is not ours.
+    /// With `HOOKS`, also false when the owner stayed in the slot past a
+    /// short spin and the wait hooks ran (see `lock_open_waiting`): the
+    /// slot was given back, unbiased, before their `after`; the caller's
+    /// loop takes it again.
     #[inline(always)]
-    fn unbias(&self, index: u32, generation: u32) -> bool {
+    fn unbias<const HOOKS: bool>(&self, index: u32, generation: u32) -> bool {
         let number = self.slot(index).bias.load(Ordering::Relaxed);
-        number == 0 || self.unbias_slow(index, generation, number)
+        number == 0 || self.unbias_slow::<HOOKS>(index, generation, number)
     }
 
     #[cold]
     #[inline(never)]
-    fn unbias_slow(&self, index: u32, generation: u32, number: u8) -> bool {
+    fn unbias_slow<const HOOKS: bool>(&self, index: u32, generation: u32, number: u8) -> bool {
         let record = self.slot(index);
         record.bias.store(0, Ordering::Relaxed);
         self.count_unbiased();
+        let writing = pack_header(generation, STATE_WRITING);
         if let Some(owner) = self.free.owner(number) {
-            bias::wait_for_owner(owner, index);
+            if !HOOKS {
+                bias::wait_for_owner(owner, index);
+            } else if !bias::owner_left_at_once(owner, index) {
+                let token = wait_hooks::before();
+                bias::wait_while_busy(owner, index);
+                if token != 0 {
+                    // Held, with the bias cleared and the owner gone: the
+                    // slot is as any unbiased OPEN one once given back
+                    // (Release: what the owner wrote, seen through its
+                    // `busy`, to the next taker). An owner's end may have
+                    // stored ENDED over our WRITING: then it is not ours.
+                    let _ = record.header.compare_exchange(
+                        writing,
+                        pack_header(generation, STATE_OPEN),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                    wait_hooks::after(token);
+                    return false;
+                }
+            }
         }
-        record.header.load(Ordering::Acquire) == pack_header(generation, STATE_WRITING)
+        record.header.load(Ordering::Acquire) == writing
     }
 
     /// One more span taken from its owner's bias; new spans are no longer
@@ -1206,6 +1260,27 @@ impl SpanSlab {
             prefetch(unsafe { record.add(REST_AT) }, false);
         }
     }
+}
+
+/// `lock_open_waiting`'s wait for another writer that outlasted a short
+/// spin: runs the wait hooks' `before`; if it gave a token, waits until
+/// the header no longer says `writing` (the writer let go of the slot, or
+/// ended it) without taking the slot, runs their `after` and returns true
+/// for the caller to try again. False, at once, when there is nothing to
+/// undo (no hooks, or none needed on this thread): the caller waits as
+/// before.
+#[cold]
+#[inline(never)]
+fn wait_out_writer(header: &AtomicU64, writing: u64) -> bool {
+    let token = wait_hooks::before();
+    if token == 0 {
+        return false;
+    }
+    while header.load(Ordering::Relaxed) == writing {
+        std::thread::yield_now();
+    }
+    wait_hooks::after(token);
+    true
 }
 
 /// The start of an anonymous slab that keeps 4 KiB pages (about 680
@@ -1978,5 +2053,170 @@ mod tests {
         );
         drop(slab);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What the wait hooks saw on a taker thread (`probe_hooks`): the other
+    /// tests' threads have no probe, and the hooks do nothing there.
+    struct HookProbe {
+        header: *const AtomicU64,
+        befores: AtomicU32,
+        /// The slot's state each time `after` ran.
+        states_at_after: std::sync::Mutex<Vec<u32>>,
+    }
+
+    // SAFETY: `header` points into a slab the test keeps alive past every
+    // thread that reads it.
+    unsafe impl Send for HookProbe {}
+    unsafe impl Sync for HookProbe {}
+
+    thread_local! {
+        static PROBE: std::cell::RefCell<Option<Arc<HookProbe>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    fn probe_before() -> usize {
+        PROBE.with(|p| match &*p.borrow() {
+            Some(probe) => {
+                probe.befores.fetch_add(1, Ordering::SeqCst);
+                1
+            }
+            None => 0,
+        })
+    }
+
+    fn probe_after(_: usize) {
+        PROBE.with(|p| {
+            if let Some(probe) = &*p.borrow() {
+                // SAFETY: see `HookProbe`.
+                let h = unsafe { &*probe.header }.load(Ordering::Acquire);
+                probe
+                    .states_at_after
+                    .lock()
+                    .expect("probe")
+                    .push(header_state(h));
+            }
+        })
+    }
+
+    /// Another thread takes the span (`take`) while this one holds it by
+    /// `hold` (biased, or WRITING by `lock_open`) with probing wait hooks
+    /// on the taker; once the taker has run `before` (or after 100 ms when
+    /// `expect_hooks` is false), `finish` lets go of the span. Returns the
+    /// taker's result and the probe.
+    fn take_while_held_with_hooks(
+        biased_hold: bool,
+        expect_hooks: bool,
+        take: fn(&SpanSlab, u32, u32) -> Result<(), SlotError>,
+        finish: impl FnOnce(&SpanSlab, u32, u32, Hold),
+    ) -> (Result<(), SlotError>, Arc<HookProbe>) {
+        // The same hooks for every test of this process: a second set is
+        // refused, harmlessly.
+        let _ = wait_hooks::set(wait_hooks::WaitHooks {
+            before: probe_before,
+            after: probe_after,
+        });
+        let (slab, i, g) = biased_span();
+        let hold = if biased_hold {
+            slab.hold_open(i, g).expect("open")
+        } else {
+            // Its own bias cleared, the owner not in it: a plain WRITING.
+            slab.lock_open(i, g).expect("open");
+            assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
+            Hold::Locked
+        };
+        assert_eq!(matches!(hold, Hold::Biased(_)), biased_hold);
+        let probe = Arc::new(HookProbe {
+            header: &slab.slot(i).header,
+            befores: AtomicU32::new(0),
+            states_at_after: std::sync::Mutex::new(Vec::new()),
+        });
+        let (other, theirs) = (Arc::clone(&slab), Arc::clone(&probe));
+        let taker = std::thread::spawn(move || {
+            PROBE.with(|p| *p.borrow_mut() = Some(theirs));
+            let got = take(&other, i, g);
+            if got.is_ok() {
+                other.publish_open(i, g);
+            }
+            PROBE.with(|p| p.borrow_mut().take());
+            got
+        });
+        if expect_hooks {
+            // A guard against a taker that never runs them (the test then
+            // fails below), not a measure.
+            for _ in 0..10_000 {
+                if probe.befores.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let befores_while_held = probe.befores.load(Ordering::SeqCst);
+        finish(&slab, i, g, hold);
+        let got = taker.join().expect("taker");
+        assert_eq!(
+            befores_while_held,
+            probe.befores.load(Ordering::SeqCst),
+            "the taker waited again once the span was let go of"
+        );
+        (got, probe)
+    }
+
+    fn taken_by_hold(slab: &SpanSlab, i: u32, g: u32) -> Result<(), SlotError> {
+        slab.hold_open(i, g).map(|hold| {
+            assert!(matches!(hold, Hold::Locked));
+        })
+    }
+
+    /// A recording call that waits for a span another thread holds (a
+    /// Python thread ending a span whose setter waits for the payload
+    /// pool) runs the wait hooks, which let the GIL go, and runs `after`
+    /// holding no span: with the span OPEN again (given back, in the
+    /// biased case) or ENDED by its holder, never WRITING for itself.
+    #[test]
+    fn a_call_waiting_for_a_held_span_runs_the_wait_hooks_holding_no_span() {
+        for biased in [true, false] {
+            let (got, probe) =
+                take_while_held_with_hooks(biased, true, taken_by_hold, |slab, i, g, hold| {
+                    slab.release_open(i, g, hold);
+                });
+            assert_eq!(got, Ok(()), "biased {biased}");
+            assert_eq!(probe.befores.load(Ordering::SeqCst), 1, "biased {biased}");
+            assert_eq!(
+                *probe.states_at_after.lock().expect("probe"),
+                [STATE_OPEN],
+                "biased {biased}: `after` ran holding the span"
+            );
+            let (got, probe) =
+                take_while_held_with_hooks(biased, true, taken_by_hold, |slab, i, g, hold| {
+                    slab.publish_ended_held(i, g, hold);
+                });
+            assert_eq!(got, Err(SlotError::Ended), "biased {biased}");
+            assert_eq!(probe.befores.load(Ordering::SeqCst), 1, "biased {biased}");
+            assert_eq!(
+                *probe.states_at_after.lock().expect("probe"),
+                [STATE_ENDED],
+                "biased {biased}"
+            );
+        }
+    }
+
+    /// `lock_open` (the shutdown's scan, a begin taken back) waits as
+    /// before: no hooks, which a process's exit hook may not run.
+    #[test]
+    fn lock_open_never_runs_the_wait_hooks() {
+        for biased in [true, false] {
+            let (got, probe) = take_while_held_with_hooks(
+                biased,
+                false,
+                SpanSlab::lock_open,
+                |slab, i, g, hold| {
+                    slab.release_open(i, g, hold);
+                },
+            );
+            assert_eq!(got, Ok(()), "biased {biased}");
+            assert_eq!(probe.befores.load(Ordering::SeqCst), 0, "biased {biased}");
+        }
     }
 }

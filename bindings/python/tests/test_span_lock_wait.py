@@ -1,0 +1,138 @@
+"""A call on a span that another thread holds lets go of the GIL while it
+waits for the span, as a value waiting for the payload pool does
+(test_pool_wait.py).
+
+Thread A sets a prompt on span S and waits for the payload pool, holding S,
+the GIL let go of. Thread B ends S: it must wait for A. Waiting with the GIL
+held, B stopped every other Python thread (the asyncio loop, a server's
+threads) until A's wait ended: up to `full_wait_ms` (200 ms by default), the
+stall test_pool_wait.py fixed, back through a second thread.
+
+Counts, not timings: the backend holds the exporter's first request until
+the main thread has taken N turns, so A's wait, and B's with it, ends only
+after them. A turn counts only while B's end has not returned (the
+library's count of ended spans says so): N with the GIL let go of; 0 with
+it held (the main thread ran only once A's wait had run out, the prompt
+cut, and B had ended the span). What arrived is judged by what the
+backend got."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from otlp_receiver import decode_request, span_dicts
+
+import spanguard
+
+N = 1000
+KB = 1000
+PROMPT = 300 * KB
+
+
+class HeldBackend:
+    """An OTLP/HTTP endpoint that keeps what it gets and answers its first
+    request once `release` is set (later ones at once)."""
+
+    def __init__(self):
+        self.got_first = threading.Event()
+        self.release = threading.Event()
+        self.spans = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req, _ = decode_request(body, self.headers.get("Content-Type"),
+                                        self.headers.get("Content-Encoding"), strict=True)
+                outer.spans.extend(span_dicts(req))
+                if not outer.got_first.is_set():
+                    outer.got_first.set()
+                    outer.release.wait(120)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# "the waiter": S is begun by thread A, which writes it under its bias (no
+# lock); B takes the bias away and waits for A to leave the span.
+# "another thread": S is begun by the main thread, so A takes it with the
+# plain lock (WRITING); B waits for that lock.
+@pytest.mark.parametrize("begun_by", ["the waiter", "another thread"])
+def test_a_call_waiting_for_a_span_another_thread_holds_lets_other_python_threads_run(tmp_path, begun_by):
+    backend = HeldBackend()
+    t = spanguard.Tracer(from_env=False, service_name="span-lock-wait", endpoint=backend.endpoint,
+                         spool_dir=tmp_path / "spool", schedule_delay_ms=20, install_signal_handlers=False,
+                         payload_pool_mib=1, full_wait_ms=30_000, export_timeout_ms=120_000,
+                         request_timeout_ms=120_000, compression="none")
+    try:
+        # The exporter sends the first span and is held there.
+        t.start_span("first").end()
+        assert backend.got_first.wait(30), "the exporter never sent"
+        # A queued span holds most of the 1 MiB pool: its chunks come back
+        # once the exporter, released, encodes it.
+        filler = t.start_span("filler")
+        filler.set_attribute("input.value", "f" * (900 * KB))
+        filler.end()
+        spans = [] if begun_by == "the waiter" else [t.start_span("waiter")]
+        ending = threading.Event()
+
+        def setter():
+            if not spans:
+                spans.append(t.start_span("waiter"))
+            spans[0].set_attribute("output.value", "w" * PROMPT)
+
+        def ender():
+            ending.set()
+            spans[0].end()
+
+        a = threading.Thread(target=setter)
+        a.start()
+        for _ in range(100_000):
+            if t.stats().payload_waits or not a.is_alive():
+                break
+            backend.got_first.wait(0.001)
+        assert t.stats().payload_waits == 1, "the setter never waited for the pool"
+        ended = t.stats().spans_ended
+        b = threading.Thread(target=ender)
+        b.start()
+        assert ending.wait(30)
+        # Turns taken while B's end has not returned: only while it waits
+        # for the span with the GIL let go of.
+        turns = 0
+        for _ in range(N):
+            if t.stats().spans_ended != ended:
+                break
+            turns += 1
+        backend.release.set()
+        a.join(60)
+        b.join(60)
+        assert not a.is_alive() and not b.is_alive()
+        assert turns == N, f"the main thread took {turns} turns while the end waited for the span"
+        assert t.stats().spans_ended == ended + 1
+        stats = t.stats()
+        assert (stats.payload_waits, stats.payload_waits_cut, stats.values_truncated) == (1, 0, 0), stats
+        assert t.flush(30)
+    finally:
+        t.close()
+        backend.close()
+    waiter = [s for s in backend.spans if s["name"] == "waiter"]
+    assert len(waiter) == 1, [s["name"] for s in backend.spans]
+    assert waiter[0]["attributes"]["output.value"] == "w" * PROMPT
+    assert "spanguard.unended" not in waiter[0]["attributes"], waiter[0]["attributes"].keys()
