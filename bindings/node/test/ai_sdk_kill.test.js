@@ -15,7 +15,7 @@
 //   spanguard.unended.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const net = require('net');
 const os = require('os');
@@ -23,36 +23,32 @@ const path = require('path');
 const spanguard = require('..');
 const { readSpans } = require('./sink');
 const { startReceiver } = require('./receiver');
+const { runNode, aiAgent } = require('./agent_child');
 
 const BINARY = process.env.SPANGUARD_CLI || path.resolve(__dirname, '..', '..', '..', 'target', 'release', 'spanguard');
 
-const PACKAGE = path.resolve(__dirname, '..');
 const PROMPT = `Résume ce rapport, puis la météo à Lisbonne: ${'ü東'.repeat(20000)}`;
 const ENDED = ['ai.generateText', 'ai.generateText.doGenerate', 'ai.generateText.doGenerate', 'ai.toolCall'];
 const OPEN = ['agent.turn', 'ai.streamText', 'ai.streamText.doStream'];
 
 /**
- * Runs the agent in a child node with `options` (spanguard's Tracer
+ * Runs the agent (agent_child.js) in a child node with `options` (spanguard's Tracer
  * options, as source) and, once the stream's first chunk is read, runs
  * `atFirstChunk` (source) in it or, when that is a signal name, sends the
  * signal from here. The child prints each span the SDK starts and ends
  * (its processor next to spanguard's). Resolves with its exit status,
  * signal, stderr, the SDK's spans by id ({ name, ended }) and the dirs.
  */
-function runAgent(options, atFirstChunk, { exporter = false, hooks = false } = {}) {
+async function runAgent(options, atFirstChunk, { exporter = false, hooks = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-ai-kill-'));
   const signal = /^SIG[A-Z]+$/.test(atFirstChunk) ? atFirstChunk : null;
-  const program = `
-    const { NodeSDK } = require('@opentelemetry/sdk-node');
+  const program = aiAgent({
+    dir,
+    options: `serviceName: 'ai-killed', scheduleDelayMs: 60000, ${options}`,
+    setup: `const { NodeSDK } = require('@opentelemetry/sdk-node');
     const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
-    const { trace } = require('@opentelemetry/api');
-    const { generateText, streamText, tool, stepCountIs, simulateReadableStream } = require('ai');
-    const { MockLanguageModelV3 } = require('ai/test');
+    const { tool, stepCountIs } = require('ai');
     const { z } = require('zod');
-    const { SpanguardSpanProcessor, SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
-    const dir = ${JSON.stringify(dir)};
-    const options = { fromEnv: false, serviceName: 'ai-killed', sinkDir: dir + '/sink', spoolDir: dir + '/spool',
-      scheduleDelayMs: 60000, ${options} };
     const say = (what, span) => console.log(JSON.stringify({ [what]: span.name, id: span.spanContext().spanId }));
     const announce = { onStart: (span) => say('start', span), onEnd: (span) => say('end', span),
       forceFlush: async () => {}, shutdown: async () => {} };
@@ -61,66 +57,28 @@ function runAgent(options, atFirstChunk, { exporter = false, hooks = false } = {
     const sdk = new NodeSDK({ serviceName: 'ai-killed', instrumentations: [],
       spanProcessors: [${exporter ? 'new BatchSpanProcessor(bridge)' : 'bridge'}, announce] });
     sdk.start();
-    const usage = { inputTokens: { total: 30000 }, outputTokens: { total: 2 } };
     let calls = 0;
-    const model = new MockLanguageModelV3({
-      doGenerate: async () => (++calls === 1
+    const weather = tool({ description: 'weather', inputSchema: z.object({ city: z.string() }),
+      execute: async ({ city }) => ({ city, sky: 'sol' }) });`,
+    prompt: PROMPT,
+    inputTokens: 30000,
+    doGenerate: `async () => (++calls === 1
         ? { content: [{ type: 'tool-call', toolCallId: 'c1', toolName: 'weather', input: '{"city":"Lisboa"}' }],
           finishReason: { unified: 'tool-calls', raw: 'tool_calls' }, usage, warnings: [] }
         : { content: [{ type: 'text', text: 'sol, 23 °C' }], finishReason: { unified: 'stop', raw: 'stop' },
-          usage, warnings: [] }),
-      doStream: async () => ({
-        stream: simulateReadableStream({ chunkDelayInMs: 100, chunks: [
-          { type: 'stream-start', warnings: [] }, { type: 'text-start', id: 't' },
-          ...Array.from({ length: 600 }, () => ({ type: 'text-delta', id: 't', delta: 'é' })),
-          { type: 'text-end', id: 't' }, { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
-        ] }),
-      }),
-    });
-    const weather = tool({ description: 'weather', inputSchema: z.object({ city: z.string() }),
-      execute: async ({ city }) => ({ city, sky: 'sol' }) });
-    const PROMPT = ${JSON.stringify(PROMPT)};
-    const telemetry = { isEnabled: true, recordInputs: true, recordOutputs: true };
-    trace.getTracer('agent').startActiveSpan('agent.turn', async (turn) => {
-      await generateText({ model, prompt: PROMPT, tools: { weather }, stopWhen: stepCountIs(3),
-        experimental_telemetry: telemetry });
-      const streamed = streamText({ model, prompt: PROMPT, experimental_telemetry: telemetry });
-      let first = true;
-      for await (const delta of streamed.textStream) {
-        if (first) {
-          first = false;
-          console.log(JSON.stringify({ streaming: true }));
-          ${signal ? '' : atFirstChunk}
-        }
-      }
-      turn.end();
-    });
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
-    let stdout = '';
-    let stderr = '';
-    let sent = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60000);
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (signal && !sent && stdout.includes('{"streaming":true}\n')) {
-        sent = true;
-        child.kill(signal);
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (status, sig) => {
-      clearTimeout(killer);
-      const sdkSpans = {};
-      for (const line of stdout.split('\n').filter(Boolean)) {
-        const m = JSON.parse(line);
-        if (m.start) sdkSpans[m.id] = { name: m.start, ended: false };
-        if (m.end) sdkSpans[m.id].ended = true;
-      }
-      resolve({ status, signal: sig, stderr, sdkSpans, sink: path.join(dir, 'sink'), spool: path.join(dir, 'spool') });
-    });
+          usage, warnings: [] })`,
+    generateArgs: 'tools: { weather }, stopWhen: stepCountIs(3),',
+    atFirstChunk: signal ? '' : atFirstChunk,
   });
+  const run = await runNode(program, { signal, limitMs: 60000 });
+  const sdkSpans = {};
+  for (const line of run.stdout.split('\n').filter(Boolean)) {
+    const m = JSON.parse(line);
+    if (m.start) sdkSpans[m.id] = { name: m.start, ended: false };
+    if (m.end) sdkSpans[m.id].ended = true;
+  }
+  return { status: run.status, signal: run.signal, stderr: run.stderr, sdkSpans, sink: path.join(dir, 'sink'),
+    spool: path.join(dir, 'spool') };
 }
 
 /** The next process on the same spool directory: a tracer started, shut down. Its stats. */

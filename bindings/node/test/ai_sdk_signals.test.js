@@ -7,77 +7,32 @@
 // NodeSDK's shutdown (NodeSDK installs none of its own), or both.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { readSpans } = require('./sink');
-
-const PACKAGE = path.resolve(__dirname, '..');
+const { runNode, aiAgent } = require('./agent_child');
 
 /**
- * Runs an agent in a child node: NodeSDK set up by `setup` (given
- * `options`, spanguard's Tracer options, and defining `sdk`), a
- * generateText, then a streamText whose mock model sends a chunk every
- * 100 ms for a minute; once the first chunk is read it prints 'streaming'
- * and the parent sends SIGTERM. Resolves with its exit status, signal,
+ * Runs the agent (agent_child.js) in a child node: NodeSDK set up by
+ * `setup` (given `options`, spanguard's Tracer options, and defining
+ * `sdk`), a generateText, then a streamText; once the first chunk is read
+ * the parent sends SIGTERM. Resolves with its exit status, signal,
  * stdout, stderr and the spans in its sink.
  */
-function runAgent(setup) {
+async function runAgent(setup) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-ai-signal-'));
-  const program = `
-    const { NodeSDK } = require('@opentelemetry/sdk-node');
-    const { trace } = require('@opentelemetry/api');
-    const { generateText, streamText, simulateReadableStream } = require('ai');
-    const { MockLanguageModelV3 } = require('ai/test');
-    const { SpanguardSpanProcessor, SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
-    const dir = ${JSON.stringify(dir)};
-    const options = { fromEnv: false, serviceName: 'ai-signal', sinkDir: dir + '/sink', spoolDir: dir + '/spool' };
+  const program = aiAgent({
+    dir,
+    options: "serviceName: 'ai-signal'",
+    setup: `const { NodeSDK } = require('@opentelemetry/sdk-node');
     ${setup}
-    sdk.start();
-    const PROMPT = 'Résume: ' + 'ü'.repeat(30000);
-    const usage = { inputTokens: { total: 10 }, outputTokens: { total: 2 } };
-    const model = new MockLanguageModelV3({
-      doGenerate: async () => ({ content: [{ type: 'text', text: 'olá' }], finishReason: { unified: 'stop', raw: 'stop' },
-        usage, warnings: [] }),
-      doStream: async () => ({
-        stream: simulateReadableStream({ chunkDelayInMs: 100, chunks: [
-          { type: 'stream-start', warnings: [] }, { type: 'text-start', id: 't' },
-          ...Array.from({ length: 600 }, () => ({ type: 'text-delta', id: 't', delta: 'é' })),
-          { type: 'text-end', id: 't' }, { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
-        ] }),
-      }),
-    });
-    const telemetry = { isEnabled: true, recordInputs: true, recordOutputs: true };
-    trace.getTracer('agent').startActiveSpan('agent.turn', async (turn) => {
-      await generateText({ model, prompt: PROMPT, experimental_telemetry: telemetry });
-      const streamed = streamText({ model, prompt: PROMPT, experimental_telemetry: telemetry });
-      let said = false;
-      for await (const delta of streamed.textStream) {
-        if (!said) { said = true; console.log('streaming'); }
-      }
-      turn.end();
-    });
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
-    let stdout = '';
-    let stderr = '';
-    let signalled = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (!signalled && stdout.includes('streaming\n')) {
-        signalled = true;
-        child.kill('SIGTERM');
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (status, signal) => {
-      clearTimeout(killer);
-      resolve({ status, signal, stdout, stderr, spans: readSpans(path.join(dir, 'sink')) });
-    });
+    sdk.start();`,
+    prompt: `Résume: ${'ü'.repeat(30000)}`,
+    inputTokens: 10,
   });
+  const run = await runNode(program, { signal: 'SIGTERM' });
+  return { ...run, spans: readSpans(path.join(dir, 'sink')) };
 }
 
 /** Every span once: those ended, then those open at the signal marked unended; the prompt whole on the open stream. */

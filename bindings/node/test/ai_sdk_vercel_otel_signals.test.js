@@ -8,70 +8,27 @@
 // the exporter, the ended spans registerOTel's BatchSpanProcessor queued.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { readSpans } = require('./sink');
+const { runNode, aiAgent } = require('./agent_child');
 
-const PACKAGE = path.resolve(__dirname, '..');
 const PROMPT = `Résume: ${'ü東'.repeat(20000)}`;
 
-/** The agent in a child node under registerOTel set up by `setup`, sent `signal` at its stream's first chunk. */
-function runAgent(setup, signal) {
+/** The agent (agent_child.js) in a child node under registerOTel set up by `setup`, sent `signal` at its stream's first chunk. */
+async function runAgent(setup, signal) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-vercel-signal-'));
-  const program = `
-    const { registerOTel } = require('@vercel/otel');
-    const { trace } = require('@opentelemetry/api');
-    const { generateText, streamText, simulateReadableStream } = require('ai');
-    const { MockLanguageModelV3 } = require('ai/test');
-    const { SpanguardSpanProcessor, SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
-    const dir = ${JSON.stringify(dir)};
-    const options = { fromEnv: false, serviceName: 'unused', sinkDir: dir + '/sink', spoolDir: dir + '/spool' };
-    ${setup}
-    const usage = { inputTokens: { total: 30000 }, outputTokens: { total: 2 } };
-    const model = new MockLanguageModelV3({
-      doGenerate: async () => ({ content: [{ type: 'text', text: 'olá' }], finishReason: { unified: 'stop', raw: 'stop' },
-        usage, warnings: [] }),
-      doStream: async () => ({
-        stream: simulateReadableStream({ chunkDelayInMs: 100, chunks: [
-          { type: 'stream-start', warnings: [] }, { type: 'text-start', id: 't' },
-          ...Array.from({ length: 600 }, () => ({ type: 'text-delta', id: 't', delta: 'é' })),
-          { type: 'text-end', id: 't' }, { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage },
-        ] }),
-      }),
-    });
-    const PROMPT = ${JSON.stringify(PROMPT)};
-    const telemetry = { isEnabled: true, recordInputs: true, recordOutputs: true };
-    trace.getTracer('agent').startActiveSpan('agent.turn', async (turn) => {
-      await generateText({ model, prompt: PROMPT, experimental_telemetry: telemetry });
-      const streamed = streamText({ model, prompt: PROMPT, experimental_telemetry: telemetry });
-      let said = false;
-      for await (const delta of streamed.textStream) {
-        if (!said) { said = true; console.log('streaming'); }
-      }
-      turn.end();
-    });
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
-    let stdout = '';
-    let stderr = '';
-    let sent = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60000);
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (!sent && stdout.includes('streaming\n')) {
-        sent = true;
-        child.kill(signal);
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (status, sig) => {
-      clearTimeout(killer);
-      resolve({ status, signal: sig, stderr, spans: readSpans(path.join(dir, 'sink')) });
-    });
+  const program = aiAgent({
+    dir,
+    options: "serviceName: 'unused'",
+    setup: `const { registerOTel } = require('@vercel/otel');
+    ${setup}`,
+    prompt: PROMPT,
+    inputTokens: 30000,
   });
+  const run = await runNode(program, { signal, limitMs: 60000 });
+  return { ...run, spans: readSpans(path.join(dir, 'sink')) };
 }
 
 const SETUPS = {

@@ -5,6 +5,7 @@
 // (accents, CJK, emoji outside the BMP, right-to-left script), the
 // completion streamed in pieces that cut it mid-word. As
 // bindings/python/tests/test_genai_content.py fakes it for Python.
+const assert = require('node:assert');
 const crypto = require('crypto');
 const http = require('http');
 
@@ -43,8 +44,13 @@ function pieces(text, size = 97) {
   return out;
 }
 
-/** Starts the server; resolves to { url, requests, close() }. */
-async function fakeOpenAI() {
+const USAGE = { prompt_tokens: 21000, completion_tokens: 900, total_tokens: 21900 };
+
+/**
+ * Starts the server, answering `completion` with `usage` (COMPLETION, the
+ * usage of a 60 KB prompt unless said); resolves to { url, requests, close() }.
+ */
+async function fakeOpenAI({ completion = COMPLETION, usage = USAGE } = {}) {
   const requests = [];
   const server = http.createServer((req, res) => {
     const chunks = [];
@@ -58,18 +64,18 @@ async function fakeOpenAI() {
         res.end(JSON.stringify({
           ...base,
           object: 'chat.completion',
-          choices: [{ index: 0, message: { role: 'assistant', content: COMPLETION }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 21000, completion_tokens: 900, total_tokens: 21900 },
+          choices: [{ index: 0, message: { role: 'assistant', content: completion }, finish_reason: 'stop' }],
+          usage,
         }));
         return;
       }
       res.setHeader('content-type', 'text/event-stream');
       const send = (chunk) => res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', ...chunk })}\n\n`);
       send({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] });
-      for (const p of pieces(COMPLETION)) send({ choices: [{ index: 0, delta: { content: p }, finish_reason: null }] });
+      for (const p of pieces(completion)) send({ choices: [{ index: 0, delta: { content: p }, finish_reason: null }] });
       send({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
       if (body.stream_options && body.stream_options.include_usage) {
-        send({ choices: [], usage: { prompt_tokens: 21000, completion_tokens: 900, total_tokens: 21900 } });
+        send({ choices: [], usage });
       }
       res.end('data: [DONE]\n\n');
     });
@@ -80,6 +86,18 @@ async function fakeOpenAI() {
     requests,
     close: () => new Promise((r) => server.close(r)),
   };
+}
+
+/**
+ * The fake (`answer`: fakeOpenAI's options), closed after the test `t`, and
+ * an `openai` client pointed at it. The module is loaded here, once the
+ * test has registered the instrumentation that patches it.
+ */
+async function openAIClient(t, answer) {
+  const { default: OpenAI } = require('openai');
+  const fake = await fakeOpenAI(answer);
+  t.after(() => fake.close());
+  return { fake, client: new OpenAI({ apiKey: 'sk-loopback', baseURL: fake.url, maxRetries: 0 }) };
 }
 
 /**
@@ -104,8 +122,26 @@ async function streamedTurn(provider, client) {
   });
 }
 
+/**
+ * For the test `t`, the streamed turn against the fake through `provider`
+ * (its instrumentation registered, `memory` its in-memory exporter): the
+ * text checked to be COMPLETION, the SDK flushed. Resolves to { fake,
+ * sdkSpans, turn, chat }: the SDK's spans, the agent's and the
+ * instrumentation's (checked to be there).
+ */
+async function streamedChat(t, provider, memory) {
+  const { fake, client } = await openAIClient(t);
+  assert.strictEqual(await streamedTurn(provider, client), COMPLETION);
+  await provider.forceFlush();
+  const sdkSpans = memory.getFinishedSpans();
+  const turn = sdkSpans.find((s) => s.name === 'agent.turn');
+  const chat = sdkSpans.find((s) => s.name !== 'agent.turn');
+  assert.ok(chat, `the instrumentation made a span: ${sdkSpans.map((s) => s.name)}`);
+  return { fake, sdkSpans, turn, chat };
+}
+
 /** Length, UTF-8 size and digest: a failure names what arrived instead of printing 60 KB. */
 const fingerprint = (v) => (typeof v === 'string'
   ? [v.length, Buffer.byteLength(v), crypto.createHash('sha256').update(v).digest('hex')] : [typeof v, v]);
 
-module.exports = { fakeOpenAI, streamedTurn, fingerprint, PROMPT, COMPLETION, MODEL };
+module.exports = { fakeOpenAI, openAIClient, streamedTurn, streamedChat, fingerprint, PROMPT, COMPLETION, MODEL };

@@ -6,13 +6,12 @@
 // for 30 s) was lost with the process.
 const { test } = require('node:test');
 const assert = require('node:assert');
-const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { readSpans } = require('./sink');
+const { runNode, PACKAGE, OTEL } = require('./agent_child');
 
-const PACKAGE = path.resolve(__dirname, '..');
 const SPANS = 20;
 
 /**
@@ -23,11 +22,11 @@ const SPANS = 20;
  * 'ready' when `signal`. Resolves with its exit status, signal, stdout,
  * stderr and the spans in its sink.
  */
-function runChild({ setup, body = 'record();', signal = true, register = true }) {
+async function runChild({ setup, body = 'record();', signal = true, register = true }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-'));
   const program = `
     const spanguard = require(${JSON.stringify(PACKAGE)});
-    const { SpanguardSpanExporter, flushBeforeShutdown } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { SpanguardSpanExporter, flushBeforeShutdown } = require(${JSON.stringify(OTEL)});
     const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
     const { trace } = require('@opentelemetry/api');
     const dir = ${JSON.stringify(dir)};
@@ -44,30 +43,8 @@ function runChild({ setup, body = 'record();', signal = true, register = true })
     }
     ${body}
   `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
-    let stdout = '';
-    let stderr = '';
-    let signalled = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      // Once: a child that prints after 'ready' (the two-tracer test's
-      // 'flush') was sent SIGTERM again at each line, and the second one,
-      // its hooks' listeners gone, killed it in the middle of their flush
-      // (no spans arrived, when the parent read 'flush' before the child
-      // had shut down: under load).
-      if (signal && !signalled && stdout.includes('ready\n')) {
-        signalled = true;
-        child.kill('SIGTERM');
-      }
-    });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (status, sig) => {
-      clearTimeout(killer);
-      resolve({ status, signal: sig, stdout, stderr, spans: readSpans(path.join(dir, 'sink')) });
-    });
-  });
+  const run = await runNode(program, { signal: signal ? 'SIGTERM' : null, at: 'ready\n' });
+  return { ...run, spans: readSpans(path.join(dir, 'sink')) };
 }
 
 const names = (spans) => spans.map((s) => s.name).sort();
@@ -181,7 +158,7 @@ test('process.exit() from the program with spans in the SDK\'s queue: they arriv
 async function runNodeSdk({ setup = '', end }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-hooks-exporter-sdk-'));
   const program = `
-    const { SpanguardSpanExporter } = require(${JSON.stringify(path.join(PACKAGE, 'otel.js'))});
+    const { SpanguardSpanExporter } = require(${JSON.stringify(OTEL)});
     const { NodeSDK } = require('@opentelemetry/sdk-node');
     const { trace } = require('@opentelemetry/api');
     const dir = ${JSON.stringify(dir)};
@@ -192,16 +169,7 @@ async function runNodeSdk({ setup = '', end }) {
     for (let i = 0; i < ${SPANS}; i++) otel.startSpan('queued.' + i).end();
     ${end}
   `;
-  const run = await new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', program], { cwd: PACKAGE });
-    let stderr = '';
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30000);
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('exit', (status) => {
-      clearTimeout(killer);
-      resolve({ status, stderr });
-    });
-  });
+  const run = await runNode(program);
   const services = new Set();
   const sink = path.join(dir, 'sink');
   for (const f of (fs.existsSync(sink) ? fs.readdirSync(sink) : []).filter((n) => n.endsWith('.jsonl'))) {

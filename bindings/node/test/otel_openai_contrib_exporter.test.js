@@ -25,7 +25,7 @@ const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
 
 const { SpanguardLogRecordProcessor, SpanguardSpanExporter, LOG_RECORD_BODY } = require('../otel');
 const { startReceiver } = require('./receiver');
-const { fakeOpenAI, streamedTurn, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
+const { openAIClient, streamedTurn, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
 
 test('with the exporter, the instrumentation\'s prompt and streamed completion, sent as log events, arrive whole',
   async (t) => {
@@ -43,10 +43,7 @@ test('with the exporter, the instrumentation\'s prompt and streamed completion, 
       loggerProvider: logs,
       instrumentations: [new OpenAIInstrumentation({ captureMessageContent: true })],
     });
-    const { default: OpenAI } = require('openai');
-    const fake = await fakeOpenAI();
-    t.after(() => fake.close());
-    const client = new OpenAI({ apiKey: 'sk-loopback', baseURL: fake.url, maxRetries: 0 });
+    const { client } = await openAIClient(t);
 
     const text = await streamedTurn(provider, client);
     assert.strictEqual(text, COMPLETION);

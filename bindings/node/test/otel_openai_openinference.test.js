@@ -13,25 +13,14 @@ const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { OpenAIInstrumentation } = require('@arizeai/openinference-instrumentation-openai');
 
 const { startReceiver, assertSameSpans, bridgedProvider } = require('./receiver');
-const { fakeOpenAI, streamedTurn, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
+const { streamedChat, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
 
 test('OpenInference: a 60 KB prompt and a streamed completion arrive whole in the chat span\'s attributes', async (t) => {
   const rx = await startReceiver();
   t.after(() => rx.stop());
   const { memory, bridge, provider } = bridgedProvider(rx, 'otel-openai-openinference');
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new OpenAIInstrumentation()] });
-  const { default: OpenAI } = require('openai');
-  const fake = await fakeOpenAI();
-  t.after(() => fake.close());
-  const client = new OpenAI({ apiKey: 'sk-loopback', baseURL: fake.url, maxRetries: 0 });
-
-  assert.strictEqual(await streamedTurn(provider, client), COMPLETION);
-  await provider.forceFlush();
-
-  const sdkSpans = memory.getFinishedSpans();
-  const turn = sdkSpans.find((s) => s.name === 'agent.turn');
-  const chat = sdkSpans.find((s) => s.name !== 'agent.turn');
-  assert.ok(chat, `the instrumentation made a span: ${sdkSpans.map((s) => s.name)}`);
+  const { sdkSpans, turn, chat } = await streamedChat(t, provider, memory);
   assert.strictEqual(chat.parentSpanContext.spanId, turn.spanContext().spanId);
 
   const arrived = await rx.waitFor(sdkSpans.length);

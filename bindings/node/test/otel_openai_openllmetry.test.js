@@ -14,7 +14,7 @@ const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 const { OpenAIInstrumentation } = require('@traceloop/instrumentation-openai');
 
 const { startReceiver, assertSameSpans, bridgedProvider } = require('./receiver');
-const { fakeOpenAI, streamedTurn, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
+const { streamedChat, fingerprint, PROMPT, COMPLETION } = require('./fake_openai');
 
 /** Every string inside a JSON value, at any depth. */
 function strings(v, out = []) {
@@ -35,18 +35,7 @@ test('OpenLLMetry: a 60 KB prompt and a streamed completion arrive whole in the 
   t.after(() => rx.stop());
   const { memory, bridge, provider } = bridgedProvider(rx, 'otel-openai-openllmetry');
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new OpenAIInstrumentation()] });
-  const { default: OpenAI } = require('openai');
-  const fake = await fakeOpenAI();
-  t.after(() => fake.close());
-  const client = new OpenAI({ apiKey: 'sk-loopback', baseURL: fake.url, maxRetries: 0 });
-
-  assert.strictEqual(await streamedTurn(provider, client), COMPLETION);
-  await provider.forceFlush();
-
-  const sdkSpans = memory.getFinishedSpans();
-  const turn = sdkSpans.find((s) => s.name === 'agent.turn');
-  const chat = sdkSpans.find((s) => s.name !== 'agent.turn');
-  assert.ok(chat, `the instrumentation made a span: ${sdkSpans.map((s) => s.name)}`);
+  const { sdkSpans, turn, chat } = await streamedChat(t, provider, memory);
   const arrived = await rx.waitFor(sdkSpans.length);
   const got = arrived.find((s) => s.span_id === chat.spanContext().spanId);
   assert.strictEqual(got.parent_span_id, turn.spanContext().spanId, 'parented on the agent\'s span');

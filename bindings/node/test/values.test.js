@@ -16,6 +16,13 @@ function tracerTo(rx, options = {}) {
     spoolDir: path.join(dir, 'spool'), scheduleDelayMs: 50, ...options });
 }
 
+/** A loopback receiver, stopped after the test `t`, and a tracer exporting to it (`options` added). */
+async function receiverAndTracer(t, options = {}) {
+  const rx = await startReceiver();
+  t.after(() => rx.stop());
+  return { rx, tracer: tracerTo(rx, options) };
+}
+
 /** The spans that arrived after `before`, by name, each once. */
 async function arrived(rx, before, tracer, n) {
   assert.strictEqual(await tracer.flush(20000), true);
@@ -51,9 +58,7 @@ function want() {
 
 for (const protocol of ['http/protobuf', 'http/json']) {
   test(`arrays and bytes round-trip everywhere a value goes (${protocol})`, async (t) => {
-    const rx = await startReceiver();
-    t.after(() => rx.stop());
-    const tracer = tracerTo(rx, { protocol });
+    const { rx, tracer } = await receiverAndTracer(t, { protocol });
     tracer.startSpan('at.start', { attributes: VALUES }).end();
     const one = tracer.startSpan('one.by.one');
     for (const [k, v] of Object.entries(VALUES)) one.setAttribute(k, v);
@@ -99,9 +104,7 @@ test('values OpenTelemetry does not take are left out, counted, warned about onc
   // and ignores a value that is not one of its types (a Date, a Map, a class
   // instance, a function, a symbol, a map holding one); a recording call
   // never throws. Each left out is counted in stats().values_rejected.
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const warnings = [];
   const onWarning = (w) => { if (w.code === 'SPANGUARD_NOT_RECORDED') warnings.push(w.message); };
   process.on('warning', onWarning);
@@ -168,9 +171,7 @@ for (const protocol of ['http/protobuf', 'http/json']) {
     async (t) => {
       // They were left out (warned), though OpenTelemetry's AnyValue carries
       // them and OpenInference and OpenLLMetry JS set them.
-      const rx = await startReceiver();
-      t.after(() => rx.stop());
-      const tracer = tracerTo(rx, { protocol });
+      const { rx, tracer } = await receiverAndTracer(t, { protocol });
       tracer.startSpan('at.start', { attributes: COMPLEX }).end();
       tracer.startSpan('at.start.kv', { attributes: { 'gen_ai.tool.arguments': COMPLEX['gen_ai.tool.arguments'] } }).end();
       const one = tracer.startSpan('one.by.one');
@@ -214,9 +215,7 @@ test('a complex value\'s kinds are OTLP\'s: int64 for integers, double otherwise
 
 test('a value too big or holding what OpenTelemetry does not take is left out and counted, without a hang or a crash',
   async (t) => {
-    const rx = await startReceiver();
-    t.after(() => rx.stop());
-    const tracer = tracerTo(rx);
+    const { rx, tracer } = await receiverAndTracer(t);
     // No cycle, yet 2^60 values: each level refers to the one below twice.
     let shared = { leaf: 1 };
     for (let i = 0; i < 60; i++) shared = { l: shared, r: shared };
@@ -363,9 +362,7 @@ test('integers beyond int64 are doubles or (BigInts) left out, never wrapped', a
 });
 
 test('a time that is no time is now, not the year 2262', async (t) => {
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const before = BigInt(Date.now()) * 1000000n;
   for (const [name, time] of [['bad.date', new Date('bad')], ['text', '2024-01-01'], ['nan', NaN],
     ['nan.hrtime', [NaN, 0]], ['null', null]]) {
@@ -386,9 +383,7 @@ test('a time that is no time is now, not the year 2262', async (t) => {
 test('a null or undefined in an array arrives as its type\'s zero', async (t) => {
   // OpenTelemetry keeps nulls in arrays and lets an exporter that cannot
   // send one send '', 0 or false: the other elements arrive.
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   tracer.startSpan('nulls', { attributes: { s: ['a', null, 'c'], i: [undefined, 2], f: [1.5, null], b: [null, true],
     'all.null': [null, undefined] } }).end();
   const spans = await arrived(rx, 0, tracer, 1);
@@ -398,9 +393,7 @@ test('a null or undefined in an array arrives as its type\'s zero', async (t) =>
 });
 
 test('an LLM-sized span arrives whole with every key', async (t) => {
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const prompt = Array.from({ length: 100000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
   const completion = Array.from({ length: 20000 }, (_, i) => String.fromCharCode(65 + (i % 26))).join('');
   const extra = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`extra.${i}`, `value-${i}`]));
@@ -434,9 +427,7 @@ test('non-ASCII text of any size arrives whole, wherever it goes', async (t) => 
   // string: a 120 KB CJK prompt arrived as its first 4 KB, nothing
   // counted. Sizes around the buffer's end, and an LLM-sized one, in each
   // place a value goes.
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const text = (n) => Array.from({ length: n }, (_, i) => ['天', 'é', '🙂', 'a'][i % 4]).join('');
   const sizes = [...Array.from({ length: 40 }, (_, i) => 1000 + 100 * i), 40000];
   for (const n of sizes) {
@@ -469,9 +460,7 @@ test('a lone surrogate is replaced and counted, wherever it goes, through the bi
   // cannot. V8 wrote it as U+FFFD, silently: utf8_replaced said 0. It now
   // reaches the library as the Python binding passes it, to be replaced
   // and counted. A real U+FFFD and a whole pair are left alone.
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const lone = ['cut \ud83d', '\udc00 first', 'mid\udbffdle', `${'a'.repeat(5000)}\ud800`];
   const whole = { real: 'a real \ufffd stays', pair: 'an emoji 🙂 stays' };
   const attributes = { ...whole };
@@ -504,9 +493,7 @@ test('a lone surrogate is replaced and counted, wherever it goes, through the bi
 test('more attributes than one call takes are all set, at start and later', async (t) => {
   // 300 values of 100 bytes: more than one call takes (128), and more text
   // than a call converts on its stack.
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx, { attributeCountLimit: 1000 });
+  const { rx, tracer } = await receiverAndTracer(t, { attributeCountLimit: 1000 });
   const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, `${i}:${'v'.repeat(100)}`]));
   tracer.startSpan('many.at.start', { attributes: many }).end();
   tracer.startSpan('many.later').setAttributes(many).end();
@@ -518,10 +505,8 @@ test('more attributes than one call takes are all set, at start and later', asyn
 });
 
 test('the limits are options; updateName renames', async (t) => {
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx, { valueLengthLimit: 4, attributeCountLimit: 2, eventCountLimit: 1, linkCountLimit: 1,
-    eventAttributeCountLimit: 1, linkAttributeCountLimit: 1, payloadPoolMib: 1 });
+  const { rx, tracer } = await receiverAndTracer(t, { valueLengthLimit: 4, attributeCountLimit: 2, eventCountLimit: 1,
+    linkCountLimit: 1, eventAttributeCountLimit: 1, linkAttributeCountLimit: 1, payloadPoolMib: 1 });
   const span = tracer.startSpan('first.name');
   span.setAttributes({ a: 'abcdefgh', b: ['abcdefgh', 'xy'] });
   // Past a limit: dropped and counted, never thrown (OpenTelemetry's API never throws from a span).
@@ -546,9 +531,7 @@ test('a count that is no uint32 is refused by name, never wrapped', async (t) =>
   // dropOldest(-1) dropped every event and link (N-API's uint32
   // conversion makes -1 4294967295), 2 ** 32 + 1 dropped one, 1.9 one,
   // NaN none, all silently; a string threw "N-API call failed".
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const span = tracer.startSpan('counts');
   span.addEvent('e0').addEvent('e1').addEvent('e2');
   span.addLink('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
@@ -571,9 +554,7 @@ test('a count that is no uint32 is refused by name, never wrapped', async (t) =>
 });
 test('an empty key is left out and counted, never thrown', async (t) => {
   // OpenTelemetry: "the attribute key MUST be a non-null and non-empty string".
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const span = tracer.startSpan('empty.key');
   span.setAttribute('', 1);
   span.setAttributes({ '': 'x', kept: 2 });
@@ -586,9 +567,7 @@ test('an empty key is left out and counted, never thrown', async (t) => {
 });
 
 test('setStatus takes OpenTelemetry\'s SpanStatus and names; a wrong status or kind never throws', async (t) => {
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   tracer.startSpan('otel.shape').setStatus({ code: spanguard.STATUS.ERROR, message: 'rate limited' }).end();
   tracer.startSpan('by.name', { kind: 'client' }).setStatus('ok').end();
   const odd = tracer.startSpan('odd', { kind: 'sideways' });
@@ -602,9 +581,7 @@ test('setStatus takes OpenTelemetry\'s SpanStatus and names; a wrong status or k
 });
 
 test('names, links and exceptions of odd types are taken as their text, never thrown', async (t) => {
-  const rx = await startReceiver();
-  t.after(() => rx.stop());
-  const tracer = tracerTo(rx);
+  const { rx, tracer } = await receiverAndTracer(t);
   const span = tracer.startSpan('odd.args');
   span.updateName(42).addEvent(7).addLink(123, {}, null);
   const err = new Error('boom');
