@@ -583,3 +583,97 @@ def test_with_the_exporter_a_forked_child_lets_go_of_the_parents_held_records_un
     provider.shutdown()
     tracer.close()
     assert (events.attached, events.not_attached, events.held) == (1, 0, 0)
+
+
+# `OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python agent.py`:
+# the application holds no exporter to give a log processor. It makes one
+# call through the openai client, instrumented by whatever is installed
+# (openai-v2, OpenInference, OpenLLMetry: their entry points share the name
+# `openai`); after the provider's shutdown it prints the counts of the
+# SpanguardLogRecordProcessors the global LoggerProvider holds.
+ZERO_CODE_EVENT_AGENT = """
+import json
+import sys
+
+import openai
+from opentelemetry import _logs, trace
+
+from spanguard.otel import SpanguardLogRecordProcessor
+
+with open(sys.argv[2], encoding="utf-8") as f:
+    asked = f.read()
+with trace.get_tracer("zero.code.agent").start_as_current_span("agent.run", kind=trace.SpanKind.SERVER):
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="test-key", max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": asked}])
+trace.get_tracer_provider().shutdown()  # every span exported: the records held for them settled
+processors = [p for p in _logs.get_logger_provider()._multi_log_record_processor._log_record_processors
+              if isinstance(p, SpanguardLogRecordProcessor)]
+print(json.dumps([(p.attached, p.not_attached, p.held) for p in processors]))
+"""
+
+
+def test_zero_code_event_content_arrives_whole_with_only_environment_variables(tmp_path):
+    """openai-v2 with `event_only` under `opentelemetry-instrument`, set up
+    by environment variables only (OTEL_LOGS_EXPORTER=none, as the README
+    runs it): the 60 KB prompt and its answer, sent as a Logs API event,
+    arrive whole on the span in the sink, none counted not attached. The
+    wheel's `opentelemetry_pre_instrument` hook gave the configurator's
+    exporter its log processor (without it: no processor, no prompt)."""
+    from fake_openai import FakeOpenAI
+
+    (tmp_path / "agent.py").write_text(ZERO_CODE_EVENT_AGENT)
+    (tmp_path / "prompt.txt").write_text(PROMPT, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env.update(OTEL_TRACES_EXPORTER="spanguard", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_SERVICE_NAME="zero-code-agent", OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+               OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="event_only",
+               SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               SPANGUARD_SINK_MAX_LINE_BYTES=str(64 << 20), XDG_STATE_HOME=str(tmp_path / "state"))
+    instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
+    with FakeOpenAI() as server:
+        proc = subprocess.run([instrument, sys.executable, str(tmp_path / "agent.py"), server.base_url,
+                               str(tmp_path / "prompt.txt")], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr, proc.stderr
+    counts = json.loads(proc.stdout.splitlines()[-1])
+    assert len(counts) == 1, (counts, proc.stderr[-3000:])
+    ((attached, not_attached, held),) = counts
+    assert attached >= 1 and (not_attached, held) == (0, 0), counts
+    assert "did not reach their spans" not in proc.stderr, proc.stderr
+    spans = read_sink(tmp_path / "sink")
+    (v2,) = [s for s in spans if details_event(s)]  # openai-v2's span, the event on it
+    values = details_event(v2)
+    assert holds(values, PROMPT), [str(v)[:200] for v in values]
+    assert holds(values, ANSWER), [str(v)[:200] for v in values]
+    for e in v2["events"]:  # at the record's time, inside the span
+        assert v2["start"] <= e["time"] <= v2["end"]
+    assert all(s["resource"]["service.name"] == "zero-code-agent" for s in spans)
+
+
+ZERO_CODE_LOST_EVENT_AGENT = """
+from opentelemetry import _logs, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+# A record of a sampled span no exporter gets (another process's).
+elsewhere = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+    0x5b8efff798038103d269b633813fc60c, 0xeee19b7ec3c1b174, is_remote=True, trace_flags=TraceFlags(1))))
+_logs.get_logger("zero.code.agent").emit(_logs.LogRecord(event_name="gen_ai.user.message", body="hi",
+                                                         context=elsewhere))
+"""
+
+
+def test_zero_code_event_records_whose_span_never_comes_are_named_at_exit(tmp_path):
+    """The zero-code user holds no log processor to read `not_attached`
+    from: a record whose span never reaches the exporter is named on
+    stderr when the exporter shuts down at exit."""
+    (tmp_path / "agent.py").write_text(ZERO_CODE_LOST_EVENT_AGENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env.update(OTEL_TRACES_EXPORTER="spanguard", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+               OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*", SPANGUARD_SINK_DIR=str(tmp_path / "sink"),
+               SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"), XDG_STATE_HOME=str(tmp_path / "state"))
+    instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
+    proc = subprocess.run([instrument, sys.executable, str(tmp_path / "agent.py")], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "spanguard: 1 event record(s) sent through the Logs API" in proc.stderr, proc.stderr

@@ -1033,6 +1033,9 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         self._held_bytes = 0
         self._numbered = 0
         self._next_look = 0.0  # `_count_gone`: when to look again
+        # Added by `_add_log_processor_to_zero_code_exporters`: no one holds
+        # it to read its counts, so the exporter's shutdown says them.
+        self._zero_code = False
         if self._exporter is not None:
             self._exporter._log_processors.append(self)
             _HOLDING.add(self)
@@ -1333,7 +1336,9 @@ class SpanguardSpanExporter(SpanExporter):
 
     Events sent through the Logs API (prompts, with some instrumentations)
     reach its spans through `SpanguardLogRecordProcessor(exporter)`, which
-    holds each until `export` gets its span."""
+    holds each until `export` gets its span. Under `opentelemetry-instrument`
+    the wheel adds it to the global LoggerProvider for the exporter the
+    configurator made (`_add_log_processor_to_zero_code_exporters`)."""
 
     def __init__(self, tracer: Tracer | None = None):
         # A tracer of its own when none is given; its shutdown is ours.
@@ -1407,6 +1412,9 @@ class SpanguardSpanExporter(SpanExporter):
         _arm_signal_flush()
         for log_processor in self._log_processors:  # no span comes for what they hold now
             log_processor._count_gone(everything=True)
+            if log_processor._zero_code and log_processor.not_attached:
+                _logger.warning("spanguard: %d event record(s) sent through the Logs API (prompts, with "
+                                "some instrumentations) did not reach their spans", log_processor.not_attached)
         timeout = max(0.0, timeout_millis) / 1000
         try:
             if self._owns_tracer:
@@ -1433,3 +1441,38 @@ class SpanguardSpanExporter(SpanExporter):
         except Exception:  # noqa: BLE001 - an exporter must not throw into the SDK
             _logger.warning("spanguard: the exporter's flush failed", exc_info=True)
             return False
+
+
+def _add_log_processor_to_zero_code_exporters() -> None:
+    """`opentelemetry-instrument`'s `opentelemetry_pre_instrument` hook
+    (the wheel's entry point): run once the SDK's configurator has set the
+    global providers up, before the instrumentations are instrumented.
+    Gives the global LoggerProvider (the configurator sets one even with
+    OTEL_LOGS_EXPORTER=none) a `SpanguardLogRecordProcessor` for each
+    `SpanguardSpanExporter` made without a tracer, as the configurator
+    makes the one OTEL_TRACES_EXPORTER=spanguard names: the application
+    holds no exporter to give one, so the prompts openai-v2 (event_only)
+    and OpenLLMetry (use_attributes=False) send as Logs API events were
+    lost to its spans, counted nowhere. An exporter made later (by the
+    application, with its own setup) is left to it. Never raises: an
+    exception here would stop every instrumentation."""
+    try:
+        from opentelemetry._logs import get_logger_provider
+
+        logs = get_logger_provider()
+        add = getattr(logs, "add_log_record_processor", None)
+        exporters = [e for e in list(_live_exporters) if e._owns_tracer and not e._shut_down
+                     and not any(p._zero_code for p in e._log_processors)]
+        if not exporters:
+            return
+        if add is None:  # no SDK LoggerProvider set: its events go nowhere, to no one else either
+            _logger.debug("spanguard: no SDK LoggerProvider is set; events sent through the Logs API "
+                          "will not reach the spans")
+            return
+        for exporter in exporters:
+            processor = SpanguardLogRecordProcessor(exporter)
+            processor._zero_code = True
+            add(processor)
+    except Exception:  # noqa: BLE001 - the instrumentations must still be instrumented
+        _logger.warning("spanguard: could not add the log record processor to the global LoggerProvider",
+                        exc_info=True)
