@@ -21,16 +21,23 @@ KB = 1000
 
 class HeldBackend:
     """An OTLP/HTTP endpoint whose first request is answered once `release`
-    is set (later ones at once)."""
+    is set (later ones at once); with keep_spans, it keeps the spans it got
+    (`spans`, as dicts)."""
 
-    def __init__(self):
+    def __init__(self, keep_spans: bool = False):
         self.got_first = threading.Event()
         self.release = threading.Event()
+        self.spans = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if keep_spans:
+                    from otlp_receiver import decode_request, span_dicts
+                    req, _ = decode_request(body, self.headers.get("Content-Type"),
+                                            self.headers.get("Content-Encoding"), strict=True)
+                    outer.spans.extend(span_dicts(req))
                 if not outer.got_first.is_set():
                     outer.got_first.set()
                     outer.release.wait(120)

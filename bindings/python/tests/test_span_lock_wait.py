@@ -17,10 +17,9 @@ cut, and B had ended the span). What arrived is judged by what the
 backend got."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from otlp_receiver import decode_request, span_dicts
+from test_pool_wait import HeldBackend
 
 import spanguard
 
@@ -29,54 +28,13 @@ KB = 1000
 PROMPT = 300 * KB
 
 
-class HeldBackend:
-    """An OTLP/HTTP endpoint that keeps what it gets and answers its first
-    request once `release` is set (later ones at once)."""
-
-    def __init__(self):
-        self.got_first = threading.Event()
-        self.release = threading.Event()
-        self.spans = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                req, _ = decode_request(body, self.headers.get("Content-Type"),
-                                        self.headers.get("Content-Encoding"), strict=True)
-                outer.spans.extend(span_dicts(req))
-                if not outer.got_first.is_set():
-                    outer.got_first.set()
-                    outer.release.wait(120)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 # "the waiter": S is begun by thread A, which writes it under its bias (no
 # lock); B takes the bias away and waits for A to leave the span.
 # "another thread": S is begun by the main thread, so A takes it with the
 # plain lock (WRITING); B waits for that lock.
 @pytest.mark.parametrize("begun_by", ["the waiter", "another thread"])
 def test_a_call_waiting_for_a_span_another_thread_holds_lets_other_python_threads_run(tmp_path, begun_by):
-    backend = HeldBackend()
+    backend = HeldBackend(keep_spans=True)
     t = spanguard.Tracer(from_env=False, service_name="span-lock-wait", endpoint=backend.endpoint,
                          spool_dir=tmp_path / "spool", schedule_delay_ms=20, install_signal_handlers=False,
                          payload_pool_mib=1, full_wait_ms=30_000, export_timeout_ms=120_000,
