@@ -584,12 +584,87 @@ fn hostile_token_counts_and_bidi_controls_are_not_shown_as_they_are() {
     let printed = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        printed.contains("tokens 9223372036854775807 in, 40 out"),
+        printed.contains("tokens 9223372036854775807+? in, 40+? out"),
         "{printed}"
     );
     assert!(printed.contains("tool\\u{202e}.evil"), "{printed}");
     assert!(!printed.contains('\u{202e}'), "{printed}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_count_no_call_said_is_unknown_in_the_traces_sum_not_0() {
+    // With only input tokens recorded (every README example does), the
+    // trace said `tokens 812 in, 0 out` under a span line that says
+    // `812→? tokens`: unknown is not zero. A side that some calls did not
+    // say was their sum as if they had said 0. An embedding makes no
+    // output: its output it does not say is none, not unknown.
+    let span = |id: u64, attrs: &[(&str, &str)]| {
+        let attrs: Vec<String> = attrs
+            .iter()
+            .map(|(k, v)| format!(r#"{{"key":"{k}","value":{v}}}"#))
+            .collect();
+        format!(
+            concat!(
+                r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:016x}","name":"llm.{}","kind":3,"#,
+                r#""startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[{}]}}"#
+            ),
+            id,
+            id,
+            T0,
+            T0 + MS,
+            attrs.join(",")
+        )
+    };
+    let (input, output) = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens");
+    let n = |v: &str| format!(r#"{{"intValue":"{v}"}}"#);
+    let embeddings = r#"{"stringValue":"embeddings"}"#.to_string();
+    for (test, spans, fact) in [
+        (
+            "input-only",
+            vec![span(1, &[(input, &n("812"))])],
+            "812 in, ? out",
+        ),
+        (
+            "output-partly",
+            vec![
+                span(1, &[(input, &n("700")), (output, &n("40"))]),
+                span(2, &[(input, &n("112"))]),
+            ],
+            "812 in, 40+? out (1 of 2 calls said no output)",
+        ),
+        (
+            "an-embedding",
+            vec![
+                span(1, &[(input, &n("700")), (output, &n("40"))]),
+                span(
+                    2,
+                    &[(input, &n("14")), ("gen_ai.operation.name", &embeddings)],
+                ),
+            ],
+            "714 in, 40 out",
+        ),
+    ] {
+        let line = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        let root = sink_of(test, line);
+        let printed = shown(&root, &["svc-1.jsonl"]);
+        assert!(
+            printed.contains(&format!("· tokens {fact}\n")),
+            "{test}: {printed}"
+        );
+        assert!(!printed.contains(" 0 out"), "{test}: {printed}");
+        let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+        assert!(
+            page.contains(&format!(">{fact} tokens</span>")),
+            "{test}: the page says the same"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 #[test]

@@ -120,6 +120,71 @@ fn a_gzip_bomb_around_a_partial_success_is_read_as_far_as_a_body_is_kept() {
     assert_eq!(accepted.message, "bomb");
 }
 
+/// A protobuf varint.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out
+}
+
+/// A length-delimited protobuf field.
+fn field_len(number: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = varint(number << 3 | 2);
+    out.extend(varint(bytes.len() as u64));
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// An ExportTraceServiceResponse's field 1, partial_success.
+fn partial_success(rejected: u64, message: &str) -> Vec<u8> {
+    let mut inner = varint(1 << 3);
+    inner.extend(varint(rejected));
+    inner.extend(field_len(2, message.as_bytes()));
+    field_len(1, &inner)
+}
+
+#[test]
+fn a_gzip_bomb_is_inflated_no_further_than_the_64_kib_a_body_is_kept() {
+    // The bomb test above reads the partial success at its start: it
+    // would pass however far the bomb was inflated. Here the first 64 KiB
+    // inflate to a whole answer (2 rejected, then an unknown field up to
+    // 64 KiB exactly) and what comes after to a second partial_success
+    // (9 rejected), which, read, would be the answer (the last of a
+    // protobuf field wins), then 20 MB of an unknown field. Under 64 KiB
+    // of gzip in all, so the transport keeps the whole body and only the
+    // inflating cap stands between the answer and 9.
+    const KEPT: usize = 64 << 10;
+    let mut answer = partial_success(2, "inside the cap");
+    let pad = KEPT - answer.len() - 4; // field 15's key, 1 byte; its length, 3
+    answer.extend(field_len(15, &vec![0u8; pad]));
+    assert_eq!(answer.len(), KEPT);
+    answer.extend(partial_success(9, "past the cap"));
+    answer.extend(field_len(15, &vec![0u8; 20 << 20]));
+    // The whole of it, read, says 9: the rest would change the answer.
+    let whole = spanguard::export::partial_success::parse(&answer, BodyFormat::Protobuf);
+    assert_eq!(
+        (whole.rejected_spans, whole.message.as_str()),
+        (9, "past the cap")
+    );
+    let bomb = gzip(&answer);
+    drop(answer);
+    assert!(bomb.len() < KEPT, "{}", bomb.len());
+    let url = answering(with_body(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\n",
+        &bomb,
+    ));
+    let (outcome, _) = send(&url, Duration::from_secs(30));
+    let accepted = outcome.expect("a 200 is the answer");
+    assert_eq!(
+        (accepted.rejected_spans, accepted.message.as_str()),
+        (2, "inside the cap")
+    );
+}
+
 #[test]
 fn a_gzip_bomb_of_nothing_under_the_kept_size_is_a_200_with_nothing_rejected() {
     // 50 MB of zeros in under 64 KiB of gzip: inflated to 64 KiB at most,

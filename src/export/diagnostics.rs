@@ -105,6 +105,18 @@ enum Sink {
     Memory(Vec<String>),
 }
 
+/// The `spanguard replay` command that sends `dir` to `target`, a traces
+/// URL: given with --endpoint where it ends in /v1/traces (which replay
+/// takes as it is); any other path would have /v1/traces added there, so
+/// it goes in OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is.
+fn replay_command(target: &str, dir: &str) -> String {
+    if target.trim_end_matches('/').ends_with("/v1/traces") {
+        format!("spanguard replay --endpoint {target} {dir}")
+    } else {
+        format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={target} spanguard replay {dir}")
+    }
+}
+
 pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
@@ -147,6 +159,9 @@ struct Streak {
     untold: u64,
     told_at: Instant,
     spooling_told: bool,
+    /// Where the failing attempts went (as said, without a password):
+    /// named in the replay command said at the stop.
+    target: String,
 }
 
 /// How many causes of loss are told apart; what comes after shares one
@@ -279,6 +294,7 @@ impl Diagnostics {
                     untold: 0,
                     told_at: now,
                     spooling_told: false,
+                    target: target.to_string(),
                 });
                 self.emit(
                     LogLevel::Warn,
@@ -665,11 +681,15 @@ impl Diagnostics {
                     "stopping with spans the local sink could not take in the spool ({dir}): `spanguard replay {dir}` sends them to an OTLP endpoint"
                 ),
             );
-        } else if let (Some(_), Some(dir)) = (&self.streak, spool_left) {
+        } else if let (Some(streak), Some(dir)) = (&self.streak, spool_left) {
+            // `spanguard replay DIR` alone, run in a shell without the
+            // endpoint variable the program had, exited 2 "no endpoint":
+            // the command names the endpoint the tracer was sending to.
+            let replay = replay_command(&streak.target, dir);
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "stopping with spans waiting in the spool ({dir}): the next process that uses it sends them, or `spanguard replay {dir}`"
+                    "stopping with spans waiting in the spool ({dir}): the next process that uses it sends them, or `{replay}`"
                 ),
             );
         }
@@ -732,6 +752,41 @@ mod tests {
     /// A streak that lost 40 spans, 7 a batch, told "7 spans lost" and
     /// nothing more: the rest is told when it ends, and at the stop.
     #[test]
+    fn the_replay_said_at_the_stop_names_the_endpoint_it_was_sending_to() {
+        // `spanguard replay DIR` alone, in a shell without the program's
+        // endpoint variable, exits 2 "no endpoint". A URL that ends in
+        // /v1/traces goes to --endpoint (replay takes it as it is); any
+        // other would have /v1/traces added there, so it goes in
+        // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is.
+        for (target, replay) in [
+            (
+                "http://collector:4318/v1/traces",
+                "`spanguard replay --endpoint http://collector:4318/v1/traces /spool`",
+            ),
+            (
+                "https://***@api.example/otlp/traces",
+                "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://***@api.example/otlp/traces spanguard replay /spool`",
+            ),
+        ] {
+            let mut d = Diagnostics::in_memory(LogLevel::Warn);
+            d.attempt_failed(target, "connection refused");
+            d.spooled(3, "/spool", "connection refused");
+            d.stopped(Some("/spool"));
+            let lines = d.lines();
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some(
+                    format!(
+                        "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or {replay}"
+                    )
+                    .as_str()
+                ),
+                "{lines:?}"
+            );
+        }
+    }
+
+    #[test]
     fn losses_held_back_are_told_when_the_streak_ends_and_at_the_stop() {
         let mut d = Diagnostics::in_memory(LogLevel::Warn);
         let no_spool = "connection refused; the spool (/spool) could not take it: Not a directory";
@@ -760,7 +815,7 @@ mod tests {
                 "spanguard: warn: 2 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
                 "spanguard: error: 4 more spans lost: spool over its cap (as said above)",
                 "spanguard: warn: 3 spans dropped: every span slot was taken (raise max_queue_size or SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
-                "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay /spool`",
+                "spanguard: warn: stopping with spans waiting in the spool (/spool): the next process that uses it sends them, or `spanguard replay --endpoint http://h/v1/traces /spool`",
             ]
         );
     }

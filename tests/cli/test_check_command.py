@@ -94,6 +94,38 @@ def test_a_404_on_v1_trace_names_the_path(cli, tmp_path):
         assert [r["path"] for r in rx.rejected_records()] == ["/v1/trace"]
 
 
+def test_endpoint_says_how_its_url_was_taken_and_a_404_is_worded_for_the_flag(cli, tmp_path):
+    # `check --endpoint http://h:4318/v1/trace` (a typo of /v1/traces)
+    # probed /v1/trace/v1/traces without saying why, and its hint told of
+    # OTEL_EXPORTER_OTLP_ENDPOINT against _TRACES_ENDPOINT, variables the
+    # user never set. The URL given is said to be taken as a base, and the
+    # hint is the flag's, with the URLs to give.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx") as rx:
+        env = clean_env(tmp_path, SPANGUARD_SINK_DIR=str(tmp_path / "sink"))
+        run = check(cli, env, "--endpoint", f"{rx.endpoint}/v1/trace")
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert (f"  --endpoint        {rx.endpoint}/v1/trace/v1/traces (--endpoint {rx.endpoint}/v1/trace, "
+                "a base URL, with /v1/traces added) is checked below") in run.stdout, run.stdout
+        assert f"FAILED: {rx.endpoint}/v1/trace/v1/traces " in run.stdout, run.stdout
+        assert (f"(--endpoint takes a base URL and adds /v1/traces to it, so {rx.endpoint}/v1/trace was taken "
+                f"as a base; the OTLP/HTTP traces path is /v1/traces: give --endpoint {rx.endpoint} or "
+                f"--endpoint {rx.endpoint}/v1/traces)\n") in run.stdout, run.stdout
+        assert "OTEL_EXPORTER_OTLP" not in run.stdout.split("FAILED:")[1], run.stdout
+        # A whole URL with a wrong path before /v1/traces: used as it is.
+        run = check(cli, env, "--endpoint", f"{rx.endpoint}/otlp/v1/traces")
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert f"  --endpoint        {rx.endpoint}/otlp/v1/traces is checked below" in run.stdout, run.stdout
+        assert (f"(nothing takes traces at this URL: --endpoint {rx.endpoint}/otlp/v1/traces ends in /v1/traces, "
+                "so it is used as it is: check the host, the port (OTLP/HTTP's is 4318) and any path before "
+                "/v1/traces)\n") in run.stdout, run.stdout
+        assert [r["path"] for r in rx.rejected_records()] == ["/v1/trace/v1/traces", "/otlp/v1/traces"]
+    # Set in the variable, the hint stays the variable's.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx2") as rx:
+        run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=f"{rx.endpoint}/v1/trace"))
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT is a base URL" in run.stdout, run.stdout
+
+
 def test_a_closed_port_is_a_refused_connection(cli, tmp_path):
     port = closed_port()
     run = check(cli, clean_env(tmp_path), "--endpoint", f"http://127.0.0.1:{port}")
@@ -291,13 +323,15 @@ def test_the_url_of_endpoint_is_said_to_be_the_one_checked_not_where_spans_go(cl
         run = check(cli, clean_env(tmp_path, SPANGUARD_SINK_DIR=str(sink)), "--endpoint", rx.endpoint)
         assert run.returncode == 0, run.stdout + run.stderr
         assert f"spans go to       the local sink {sink} (no endpoint is set" in run.stdout, run.stdout
-        assert (f"  --endpoint        {rx.traces_url} is checked below; a tracer started here writes to the "
+        assert (f"  --endpoint        {rx.traces_url} (--endpoint {rx.endpoint}, a base URL, with /v1/traces added) "
+                "is checked below; a tracer started here writes to the "
                 "local sink above until OTEL_EXPORTER_OTLP_ENDPOINT names a backend") in run.stdout, run.stdout
         assert f"OK: {rx.traces_url} answered 200 in " in run.stdout, run.stdout
         elsewhere = "http://127.0.0.1:9"
         run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=elsewhere), "--endpoint", rx.endpoint)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert (f"  --endpoint        {rx.traces_url} is checked below, not the endpoint above, where a tracer "
+        assert (f"  --endpoint        {rx.traces_url} (--endpoint {rx.endpoint}, a base URL, with /v1/traces added) "
+                "is checked below, not the endpoint above, where a tracer "
                 "started here sends") in run.stdout, run.stdout
         for same in (["--endpoint", rx.endpoint], []):
             run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint), *same)

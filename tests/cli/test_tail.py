@@ -256,3 +256,38 @@ def test_trees_show_each_spans_id_that_show_span_takes(cli, tmp_path):
                                capture_output=True, text=True, timeout=60, env=dict(os.environ, COLUMNS="100"))
         assert shown.returncode == 0, shown.stderr
         assert f"gen_ai.prompt = PROMPT-OF-{name}\n" in shown.stdout, shown.stdout
+
+
+def test_from_start_shows_the_past_in_the_order_the_spans_ended(cli, tmp_path):
+    # --from-start printed the sink file by file, in the order of their
+    # names: three processes' spans came out as 13:19:04, 13:19:17,
+    # 13:18:40. The past comes in the order the spans ended (the sink
+    # writes each when it ends), as a tail running then would have shown
+    # it, whichever file holds each.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    t0 = 1796029200000000000
+
+    def line(service, ended):
+        spans = [{"traceId": f"{s + 1:032x}", "spanId": f"{s + 1:016x}", "name": f"at-{s:02d}s",
+                  "kind": 1, "startTimeUnixNano": str(t0 + s * 10**9 - 10**6),
+                  "endTimeUnixNano": str(t0 + s * 10**9)} for s in ended]
+        return json.dumps({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+            "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}) + "\n"
+
+    # Each file in the order its process ended the spans; the names sort
+    # otherwise than the times do.
+    (sink / "alpha-300.jsonl").write_text(line("alpha", [4, 17]))
+    (sink / "beta-200.jsonl").write_text(line("beta", [9]) + line("beta", [30]))
+    (sink / "gamma-100.jsonl").write_text(line("gamma", [0, 12, 25]))
+    f = Follower(cli, sink, "--from-start")
+    lines = f.wait_for(7, "the spans already there")
+    names = [next(w for w in l.split() if w.startswith("at-")) for l in lines]
+    assert names == ["at-00s", "at-04s", "at-09s", "at-12s", "at-17s", "at-25s", "at-30s"], lines
+    # Then the live ones, as they come.
+    with open(sink / "alpha-300.jsonl", "a") as out:
+        out.write(line("alpha", [2]))
+    lines = f.wait_for(8, "the span written later")
+    assert f.stop() == 0
+    assert "at-02s" in lines[7], lines

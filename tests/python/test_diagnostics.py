@@ -75,8 +75,11 @@ def test_stopping_says_where_the_unsent_spans_wait(emitter, tmp_path):
         lines, stats = emit(emitter, rx.endpoint, tmp_path, {}, count=10)
     assert stats["spooled_spans"] == 10 and stats["replayed_spans"] == 0
     spool = tmp_path / "spool"
+    # The replay command names the endpoint: `spanguard replay DIR` alone,
+    # in a shell without the program's endpoint variable, exits 2.
     assert lines[-1] == (f"spanguard: warn: stopping with spans waiting in the spool ({spool}): the next "
-                         f"process that uses it sends them, or `spanguard replay {spool}`"), lines
+                         f"process that uses it sends them, or "
+                         f"`spanguard replay --endpoint {rx.endpoint}/v1/traces {spool}`"), lines
 
 
 def test_a_spool_that_cannot_be_written_is_named(emitter, tmp_path):

@@ -233,6 +233,65 @@ fn ignored_upper_http_proxy(
     set("HTTP_PROXY").map(|v| v.to_string_lossy().into_owned())
 }
 
+/// How `check --endpoint URL` took the URL given, said after the URL
+/// checked: a base URL has /v1/traces added (as
+/// OTEL_EXPORTER_OTLP_ENDPOINT has, the OTLP rule), one ending in
+/// /v1/traces is used as it is (as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is).
+fn taken_as(given: &str) -> String {
+    if given.trim_end_matches('/').ends_with("/v1/traces") {
+        String::new()
+    } else {
+        format!(
+            " (--endpoint {}, a base URL, with /v1/traces added)",
+            super::terminal::clean(&redact_url(given))
+        )
+    }
+}
+
+/// A 404's reason for `check --endpoint URL`: the transport's hint
+/// (always the last parenthesis of a 404's reason) is worded for the
+/// variables, which a user who gave the flag never set
+/// (`--endpoint http://h:4318/v1/trace` probed /v1/trace/v1/traces and
+/// was told of OTEL_EXPORTER_OTLP_ENDPOINT against _TRACES_ENDPOINT):
+/// said instead for the flag, with the URL to give.
+fn for_the_flag(reason: &str, given: &str) -> String {
+    if !reason.starts_with("HTTP 404") || !reason.ends_with(')') {
+        return reason.to_string();
+    }
+    let Some(at) = reason.rfind(" (") else {
+        return reason.to_string();
+    };
+    let trimmed = given.trim_end_matches('/');
+    let shown = super::terminal::clean(&redact_url(trimmed));
+    let hint = if trimmed.ends_with("/v1/traces") {
+        format!(
+            "nothing takes traces at this URL: --endpoint {shown} ends in /v1/traces, so it is \
+             used as it is: check the host, the port (OTLP/HTTP's is 4318) and any path before \
+             /v1/traces"
+        )
+    } else {
+        let typo = ["/v1/trace", "/v1/span", "/v1/spans"]
+            .into_iter()
+            .find(|t| trimmed.ends_with(t));
+        match typo {
+            Some(t) => {
+                let base = &shown[..shown.len() - t.len()];
+                format!(
+                    "--endpoint takes a base URL and adds /v1/traces to it, so {shown} was \
+                     taken as a base; the OTLP/HTTP traces path is /v1/traces: give \
+                     --endpoint {base} or --endpoint {base}/v1/traces"
+                )
+            }
+            None => format!(
+                "nothing takes traces at this URL: --endpoint takes a base URL and adds \
+                 /v1/traces to it ({shown} was taken as one), or a whole URL ending in \
+                 /v1/traces, used as it is: give the collector's or backend's OTLP/HTTP URL"
+            ),
+        }
+    };
+    format!("{} ({hint})", &reason[..at])
+}
+
 /// What to do about a failed check, where the transport's words do not
 /// already say it (its refusals name the path, the credentials, the gRPC
 /// port, the proxy in parentheses).
@@ -304,7 +363,7 @@ fn empty_request(format: BodyFormat) -> &'static [u8] {
 
 /// Sends the empty request to `url` as a tracer of `config` would, and
 /// says the answer. True when the backend accepted it.
-fn probe(url: &str, config: &TracerConfig) -> bool {
+fn probe(url: &str, given: Option<&str>, config: &TracerConfig) -> bool {
     let format = match config.protocol {
         Protocol::HttpProtobuf => BodyFormat::Protobuf,
         Protocol::HttpJson => BodyFormat::Json,
@@ -338,7 +397,11 @@ fn probe(url: &str, config: &TracerConfig) -> bool {
             true
         }
         Err(e) => {
-            println!("FAILED: {target} after {took} ms: {}", e.reason());
+            let reason = match given {
+                Some(given) => for_the_flag(e.reason(), given),
+                None => e.reason().to_string(),
+            };
+            println!("FAILED: {target} after {took} ms: {reason}");
             if let Some(hint) = what_to_do(&e, config) {
                 println!("  what to do: {hint}");
             }
@@ -448,7 +511,11 @@ pub fn run(args: &[String]) -> ExitCode {
     if let Some(probe) = &probe_url
         && config.endpoint.as_deref() != Some(probe.as_str())
     {
-        let probe = super::terminal::clean(&redact_url(probe));
+        let probe = format!(
+            "{}{}",
+            super::terminal::clean(&redact_url(probe)),
+            taken_as(a.value("--endpoint").unwrap_or_default())
+        );
         match config.endpoint {
             None => println!(
                 "  --endpoint        {probe} is checked below; a tracer started here writes to \
@@ -699,7 +766,7 @@ pub fn run(args: &[String]) -> ExitCode {
 
     let reached = match url {
         Some(url) => {
-            let reached = probe(&url, &config);
+            let reached = probe(&url, a.value("--endpoint"), &config);
             // The empty request says the backend answers; not that it
             // takes spans. Spans waiting in the spool while it answers may
             // be what a backend that hangs on requests of spans left

@@ -31,7 +31,8 @@ ending in …, and with --trees a run of events of one name is one line (×N);
 
 options:
   --trees            instead, a waterfall per trace once its root span arrived
-  --from-start       first show what the sink holds already
+  --from-start       first show what the sink holds already, in the order the
+                     spans ended (as a tail running then would have shown them)
   --interval MS      how often to look for new spans (default 200)
   --color WHEN       auto (default), always or never
 
@@ -240,11 +241,13 @@ impl Tailer {
 
     /// Files there now are followed from their end, or their start.
     fn start(&mut self, from_start: bool) {
+        let mut most = 0;
         for path in self.sink_files() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
             let offset = if from_start { 0 } else { meta.len() };
+            most = most.max(meta.len());
             self.files.insert(
                 path,
                 Follow {
@@ -256,13 +259,33 @@ impl Tailer {
             );
         }
         if from_start {
-            self.poll();
+            // The past whole before any of it is printed, then in the
+            // order the spans ended (each file to the length it has now:
+            // one poll reads 16 MiB of a file at most). Printed file by
+            // file, in the order of their names, three processes' spans
+            // came out as 13:19:04, 13:19:17, 13:18:40: the order they
+            // ended in is the one a tail running then would have shown
+            // them in (the sink writes a span when it ends), so the past
+            // reads as the live lines after it do.
+            let mut past = Vec::new();
+            for _ in 0..=most / MOST_PER_POLL + 1 {
+                let arrived = self.read_all();
+                if arrived.is_empty() {
+                    break;
+                }
+                past.extend(arrived);
+            }
+            self.print(past);
         }
     }
 
     fn poll(&mut self) {
-        // Every file read before any line is printed: spans that arrived
-        // together are told apart by the digits printed for each.
+        let arrived = self.read_all();
+        self.print(arrived);
+    }
+
+    /// What every file had appended, with each span's origin.
+    fn read_all(&mut self) -> Vec<(usize, DecodedSpan)> {
         let mut arrived = Vec::new();
         for path in self.sink_files() {
             let new_spans = self.read_new(&path);
@@ -280,24 +303,33 @@ impl Tailer {
                     self.origins.len() - 1
                 }
             };
-            for span in &new_spans {
-                self.ids.add(span.span_id);
-            }
-            arrived.push((origin, new_spans));
-        }
-        self.style.ids = self.ids.digits;
-        for (origin, new_spans) in arrived {
-            let mut out = String::new();
             for span in new_spans {
-                if self.trees {
-                    self.hold(span, origin, &mut out);
-                } else {
-                    out.push_str(&span_line(&span, &self.style));
-                    out.push('\n');
-                }
+                self.ids.add(span.span_id);
+                arrived.push((origin, span));
             }
-            print!("{out}");
         }
+        arrived
+    }
+
+    /// Prints spans read together in the order they ended, not file by
+    /// file: every file is read before any line is printed, so spans
+    /// that arrived together are told apart by the digits printed for
+    /// each, and two processes' spans of one poll interleave as they
+    /// ended.
+    fn print(&mut self, mut arrived: Vec<(usize, DecodedSpan)>) {
+        // Stable: spans that ended at one time keep their files' order.
+        arrived.sort_by_key(|(_, s)| s.end_unix_ns.max(s.start_unix_ns));
+        self.style.ids = self.ids.digits;
+        let mut out = String::new();
+        for (origin, span) in arrived {
+            if self.trees {
+                self.hold(span, origin, &mut out);
+            } else {
+                out.push_str(&span_line(&span, &self.style));
+                out.push('\n');
+            }
+        }
+        print!("{out}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }

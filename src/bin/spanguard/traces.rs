@@ -355,6 +355,15 @@ pub struct TokenSum {
     pub total: i64,
     /// Part of `output`.
     pub reasoning: i64,
+    /// The counted spans that said an input or an output count (not only
+    /// a sum), and how many of them said no input, no output: theirs is
+    /// unknown, not 0 (an interrupted call, or an instrumentation that
+    /// records the prompt's count only), so a side some of them miss is
+    /// said as a part (`40+? out`), one they all miss as `? out`, as a
+    /// span's own line says `812→?`.
+    pub calls: usize,
+    pub input_unknown: usize,
+    pub output_unknown: usize,
 }
 
 impl TokenSum {
@@ -365,20 +374,54 @@ impl TokenSum {
     /// `270 in, 32 out`, then what else there is: `(48 reasoning)` after
     /// the output it is part of, `, 974 total` where the sum is not input
     /// plus output (spans that said only a sum); `500 total` alone where
-    /// no span said more.
+    /// no span said more. A side no call said is `?`; one some calls did
+    /// not say is `40+?`, and how many did not is said after.
     pub fn words(&self) -> String {
-        if self.input == 0 && self.output == 0 {
+        if self.calls == 0 {
             return format!("{} total", self.total);
         }
-        let mut words = format!("{} in, {} out", self.input, self.output);
+        let side = |n: i64, unknown: usize| match unknown {
+            0 => n.to_string(),
+            u if u >= self.calls => "?".to_string(),
+            _ => format!("{n}+?"),
+        };
+        let mut words = format!(
+            "{} in, {} out",
+            side(self.input, self.input_unknown),
+            side(self.output, self.output_unknown)
+        );
         if self.reasoning != 0 {
             words.push_str(&format!(" ({} reasoning)", self.reasoning));
         }
         if self.total != self.input.saturating_add(self.output) {
             words.push_str(&format!(", {} total", self.total));
         }
+        let mut missing = Vec::new();
+        for (unknown, what) in [
+            (self.input_unknown, "input"),
+            (self.output_unknown, "output"),
+        ] {
+            if unknown > 0 && unknown < self.calls {
+                missing.push(format!("{unknown} of {} calls said no {what}", self.calls));
+            }
+        }
+        if !missing.is_empty() {
+            words.push_str(&format!(" ({})", missing.join(", ")));
+        }
         words
     }
+}
+
+/// An embedding call: it makes no output tokens, so the output count it
+/// does not say is none, not unknown (GenAI's operation name,
+/// OpenLLMetry's request type, OpenInference's span kind, the AI SDK's
+/// embed and embedMany).
+fn makes_no_output(span: &DecodedSpan) -> bool {
+    let text = |key: &str| span.attribute(key).and_then(|v| v.as_str());
+    text("gen_ai.operation.name") == Some("embeddings")
+        || text("llm.request.type") == Some("embedding")
+        || text("openinference.span.kind").is_some_and(|v| v.eq_ignore_ascii_case("embedding"))
+        || text("ai.operationId").is_some_and(|v| v.starts_with("ai.embed"))
 }
 
 /// Puts loaded spans together as traces, oldest first. A span that
@@ -579,6 +622,11 @@ fn build(trace_id: [u8; 16], spans: Vec<(DecodedSpan, usize)>, origins: &[Origin
         sum.reasoning = sum.reasoning.saturating_add(counts.reasoning.unwrap_or(0));
         if counts.any() {
             sum.total = sum.total.saturating_add(counts.sum());
+        }
+        if counts.input.is_some() || counts.output.is_some() {
+            sum.calls += 1;
+            sum.input_unknown += usize::from(counts.input.is_none());
+            sum.output_unknown += usize::from(counts.output.is_none() && !makes_no_output(&n.span));
         }
     }
     // Walked backwards: the last is the first in the tree's order.
