@@ -376,6 +376,20 @@ fn under_the_drop_policy_a_value_is_cut_at_once() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A 1 MiB pool, batches of 2 sent 1 ms after an end, values that may
+/// wait a minute, and a request that may last an hour: for a backend that
+/// holds a request as long as a test needs.
+fn held_request_config() -> TracerConfig {
+    TracerConfig {
+        payload_pool_mib: 1,
+        max_export_batch_size: 2,
+        schedule_delay: Duration::from_millis(1),
+        full_wait: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(3600),
+        ..TracerConfig::default()
+    }
+}
+
 /// A tracer whose exporter is stuck on a backend that never answers, and a
 /// thread recording spans with prompts until one finds the pool used up by
 /// the ended spans queued behind that request, and waits (its full_wait a
@@ -385,18 +399,7 @@ fn a_value_waiting_for_chunks(name: &str) -> Waiting {
     let (url, closed) = support::slow_backend(Duration::from_secs(3600), move |_| {
         let _ = got_one.try_send(());
     });
-    let (t, dir) = support::tracer_to(
-        name,
-        &url,
-        TracerConfig {
-            payload_pool_mib: 1,
-            max_export_batch_size: 2,
-            schedule_delay: Duration::from_millis(1),
-            full_wait: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(3600),
-            ..TracerConfig::default()
-        },
-    );
+    let (t, dir) = support::tracer_to(name, &url, held_request_config());
     let t = std::sync::Arc::new(t);
     // A first batch, which the exporter sends and then waits on for good.
     for n in 0..2 {
@@ -516,18 +519,7 @@ fn a_call_that_may_not_wait_hears_it_would_while_a_setter_holds_the_span() {
             }
             200
         });
-        let (t, dir) = support::tracer_to(
-            &name,
-            &url,
-            TracerConfig {
-                payload_pool_mib: 1,
-                max_export_batch_size: 2,
-                schedule_delay: Duration::from_millis(1),
-                full_wait: Duration::from_secs(60),
-                request_timeout: Duration::from_secs(3600),
-                ..TracerConfig::default()
-            },
-        );
+        let (t, dir) = support::tracer_to(&name, &url, held_request_config());
         let t = std::sync::Arc::new(t);
         let (first, _) = t.begin(b"first", Parent::None, KIND_CLIENT).expect("begin");
         t.end(first, 0).expect("end");

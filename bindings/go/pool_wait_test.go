@@ -92,21 +92,7 @@ func TestASetterWaitingForChunksLetsOtherGoroutinesRun(t *testing.T) {
 	}
 	prompt := strings.Repeat("a prompt of 100 KB ", 100_000/19)
 
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var turns atomic.Int64
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				turns.Add(1)
-				runtime.Gosched()
-			}
-		}
-	}()
+	turns := turnsOnOneP(t)
 	type outcome struct {
 		err    error
 		during int64
@@ -196,21 +182,7 @@ func TestAHotCallOnASpanAWaitingSetterHoldsLetsOtherGoroutinesRun(t *testing.T) 
 			}
 			prompt := strings.Repeat("a prompt of 100 KB ", 100_000/19)
 
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-			var turns atomic.Int64
-			stop := make(chan struct{})
-			defer close(stop)
-			go func() {
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						turns.Add(1)
-						runtime.Gosched()
-					}
-				}
-			}()
+			turns := turnsOnOneP(t)
 			set := make(chan error, 1)
 			go func() { set <- s.SetAttributes(spanguard.String("gen_ai.prompt", prompt)) }()
 			deadline := time.Now().Add(20 * time.Second)
@@ -293,4 +265,28 @@ func TestAHotCallOnASpanAWaitingSetterHoldsLetsOtherGoroutinesRun(t *testing.T) 
 			}
 		})
 	}
+}
+
+// turnsOnOneP runs the rest of the test on one P (GOMAXPROCS 1) beside a
+// goroutine that counts its turns until the test ends: a call that held
+// the P (spinning or waiting on the thread's own stack) leaves the count
+// where it was.
+func turnsOnOneP(t *testing.T) *atomic.Int64 {
+	old := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+	turns := new(atomic.Int64)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				turns.Add(1)
+				runtime.Gosched()
+			}
+		}
+	}()
+	return turns
 }
