@@ -67,21 +67,32 @@ def waits(t: spanguard.Tracer) -> int:
     return t.stats().payload_waits
 
 
-def test_a_value_waiting_for_the_payload_pool_lets_other_python_threads_run(tmp_path, capfd):
-    backend = HeldBackend()
-    t = spanguard.Tracer(from_env=False, service_name="pool-wait", endpoint=backend.endpoint,
+def tracer_with_its_pool_held(tmp_path, backend: HeldBackend, service_name: str) -> spanguard.Tracer:
+    """A tracer with a 1 MiB payload pool whose exporter sent a first span
+    to `backend` and is held there, and a queued 900 KB span that holds
+    most of the pool: its chunks come back once the backend is released
+    and the exporter encodes it."""
+    t = spanguard.Tracer(from_env=False, service_name=service_name, endpoint=backend.endpoint,
                          spool_dir=tmp_path / "spool", schedule_delay_ms=20, install_signal_handlers=False,
                          payload_pool_mib=1, full_wait_ms=30_000, export_timeout_ms=120_000,
                          request_timeout_ms=120_000, compression="none")
     try:
-        # The exporter sends the first span and is held there.
         t.start_span("first").end()
         assert backend.got_first.wait(30), "the exporter never sent"
-        # A queued span holds most of the 1 MiB pool: its chunks come back
-        # once the exporter, released, encodes it.
         filler = t.start_span("filler")
         filler.set_attribute("input.value", "f" * (900 * KB))
         filler.end()
+    except BaseException:
+        t.close()
+        backend.close()
+        raise
+    return t
+
+
+def test_a_value_waiting_for_the_payload_pool_lets_other_python_threads_run(tmp_path, capfd):
+    backend = HeldBackend()
+    t = tracer_with_its_pool_held(tmp_path, backend, "pool-wait")
+    try:
         count = [0]
         seen = []
 

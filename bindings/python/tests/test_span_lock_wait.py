@@ -19,7 +19,7 @@ backend got."""
 import threading
 
 import pytest
-from test_pool_wait import HeldBackend
+from test_pool_wait import HeldBackend, tracer_with_its_pool_held
 
 import spanguard
 
@@ -35,19 +35,8 @@ PROMPT = 300 * KB
 @pytest.mark.parametrize("begun_by", ["the waiter", "another thread"])
 def test_a_call_waiting_for_a_span_another_thread_holds_lets_other_python_threads_run(tmp_path, begun_by):
     backend = HeldBackend(keep_spans=True)
-    t = spanguard.Tracer(from_env=False, service_name="span-lock-wait", endpoint=backend.endpoint,
-                         spool_dir=tmp_path / "spool", schedule_delay_ms=20, install_signal_handlers=False,
-                         payload_pool_mib=1, full_wait_ms=30_000, export_timeout_ms=120_000,
-                         request_timeout_ms=120_000, compression="none")
+    t = tracer_with_its_pool_held(tmp_path, backend, "span-lock-wait")
     try:
-        # The exporter sends the first span and is held there.
-        t.start_span("first").end()
-        assert backend.got_first.wait(30), "the exporter never sent"
-        # A queued span holds most of the 1 MiB pool: its chunks come back
-        # once the exporter, released, encodes it.
-        filler = t.start_span("filler")
-        filler.set_attribute("input.value", "f" * (900 * KB))
-        filler.end()
         spans = [] if begun_by == "the waiter" else [t.start_span("waiter")]
         ending = threading.Event()
 
