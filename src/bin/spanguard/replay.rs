@@ -165,6 +165,25 @@ struct Tally {
     last_timed_out: Arc<AtomicBool>,
 }
 
+impl Tally {
+    /// Nothing counted yet.
+    fn new(diagnostics: Diagnostics, target: String, last_timed_out: Arc<AtomicBool>) -> Tally {
+        Tally {
+            diagnostics,
+            target,
+            requests: 0,
+            delivered: 0,
+            refused: 0,
+            kept: 0,
+            cut: 0,
+            emptied: 0,
+            emptied_depth: 0,
+            timed_out: 0,
+            last_timed_out,
+        }
+    }
+}
+
 impl DeliveryHost for Tally {
     /// Nothing else to do here: the server's wait is waited out.
     fn wait(&mut self, wait: Duration) -> bool {
@@ -297,23 +316,15 @@ pub fn run(args: &[String]) -> ExitCode {
         config.max_request_bytes,
         config.max_export_batch_size as usize,
     );
-    let mut tally = Tally {
-        diagnostics: Diagnostics::new(if config.log_level == LogLevel::None {
+    let mut tally = Tally::new(
+        Diagnostics::new(if config.log_level == LogLevel::None {
             LogLevel::None
         } else {
             config.log_level.max(LogLevel::Warn)
         }),
-        target: delivery.target(),
-        requests: 0,
-        delivered: 0,
-        refused: 0,
-        kept: 0,
-        cut: 0,
-        emptied: 0,
-        emptied_depth: 0,
-        timed_out: 0,
-        last_timed_out: timed_out,
-    };
+        delivery.target(),
+        timed_out,
+    );
     // The exporter's recovery: what dead processes left, then the spool
     // (which then also holds whatever of those could not be sent).
     // A live process's files are left to it.
@@ -462,19 +473,11 @@ mod tests {
     }
 
     fn tally(last_timed_out: Arc<AtomicBool>) -> Tally {
-        Tally {
-            diagnostics: Diagnostics::new(LogLevel::None),
-            target: "http://test".to_string(),
-            requests: 0,
-            delivered: 0,
-            refused: 0,
-            kept: 0,
-            cut: 0,
-            emptied: 0,
-            emptied_depth: 0,
-            timed_out: 0,
+        Tally::new(
+            Diagnostics::new(LogLevel::None),
+            "http://test".to_string(),
             last_timed_out,
-        }
+        )
     }
 
     /// How many requests of spans the tally counts unanswered in their
