@@ -117,23 +117,40 @@ fn burst_held_until_a_wait(t: &Tracer, gate: &std::sync::atomic::AtomicBool, bur
 /// is counted cut. (Before, 80-odd values were cut at once.)
 #[test]
 fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed, gate) = one_mib_pool_tracer_held("pool-burst", one_mib_pool_config());
-    const SPANS: usize = 120;
+    burst_through_the_held_pool("pool-burst", |t, n| {
+        let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
+        assert!(!set_prompt(t, s, n).expect("set"), "prompt {n} cut");
+        t.end(s, 0).expect("end");
+    });
+}
+
+/// `BURST` spans, each recorded by `record`, through `one_mib_pool_tracer_held`
+/// (the backend held until the burst waits): the burst used the pool up,
+/// nothing was cut, every span was exported; with the stats and the
+/// pool's own count of waits.
+fn burst_through_the_held_pool(
+    name: &str,
+    record: impl Fn(&Tracer, usize),
+) -> (spanguard::stats::StatsSnapshot, u64) {
+    let (t, dir, closed, gate) = one_mib_pool_tracer_held(name, one_mib_pool_config());
     burst_held_until_a_wait(&t, &gate, || {
-        for n in 0..SPANS {
-            let (s, _) = t.begin(b"chat", Parent::None, KIND_CLIENT).expect("begin");
-            assert!(!set_prompt(&t, s, n).expect("set"), "prompt {n} cut");
-            t.end(s, 0).expect("end");
+        for n in 0..BURST {
+            record(&t, n);
         }
     });
     assert!(pool_waits(&t) > 0, "the burst never used the pool up");
     t.shutdown(Duration::from_secs(30)).expect("shutdown");
     let stats = t.stats();
     assert_eq!(stats.values_truncated, 0, "{stats:?}");
-    assert_eq!(stats.spans_exported, SPANS as u64, "{stats:?}");
+    assert_eq!(stats.spans_exported, BURST as u64, "{stats:?}");
     closed.store(true, Ordering::Release);
     let _ = std::fs::remove_dir_all(dir);
+    let waits = pool_waits(&t);
+    (stats, waits)
 }
+
+/// The spans of a burst.
+const BURST: usize = 120;
 
 /// The same burst with each prompt given at begin (OpenTelemetry's
 /// attributes at creation, `begin_with_attributes`): a begin's attributes
@@ -143,29 +160,17 @@ fn a_burst_beyond_the_pool_waits_for_chunks_and_cuts_nothing() {
 /// Counted in `payload_waits`, none in `payload_waits_cut`.
 #[test]
 fn a_burst_of_prompts_given_at_begin_waits_for_chunks_and_cuts_nothing() {
-    let (t, dir, closed, gate) =
-        one_mib_pool_tracer_held("pool-burst-begin", one_mib_pool_config());
-    const SPANS: usize = 120;
-    burst_held_until_a_wait(&t, &gate, || {
-        for n in 0..SPANS {
-            let text = prompt(n);
-            let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
-            let (s, notice) = t
-                .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
-                .expect("begin");
-            assert!(!notice.truncated, "prompt {n} cut at begin");
-            t.end(s, 0).expect("end");
-        }
+    let (stats, waits) = burst_through_the_held_pool("pool-burst-begin", |t, n| {
+        let text = prompt(n);
+        let attrs: [(&[u8], AttrInput); 1] = [(b"gen_ai.prompt", AttrInput::Str(&text))];
+        let (s, notice) = t
+            .begin_with_attributes(b"chat", Parent::None, KIND_CLIENT, &attrs)
+            .expect("begin");
+        assert!(!notice.truncated, "prompt {n} cut at begin");
+        t.end(s, 0).expect("end");
     });
-    assert!(pool_waits(&t) > 0, "the burst never used the pool up");
-    t.shutdown(Duration::from_secs(30)).expect("shutdown");
-    let stats = t.stats();
-    assert_eq!(stats.values_truncated, 0, "{stats:?}");
-    assert_eq!(stats.spans_exported, SPANS as u64, "{stats:?}");
-    assert_eq!(stats.payload_waits, pool_waits(&t), "{stats:?}");
+    assert_eq!(stats.payload_waits, waits, "{stats:?}");
     assert_eq!(stats.payload_waits_cut, 0, "{stats:?}");
-    closed.store(true, Ordering::Release);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A begin that may not wait (`BeginOptions::may_wait` false: Go's begin
