@@ -169,8 +169,7 @@ fn write_hostile(dir: &Path) {
 }
 
 fn fixtures(test: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root = scratch(test);
     let dir = root.join("fixtures");
     std::fs::create_dir_all(&dir).expect("dir");
     for entry in std::fs::read_dir(Path::new(REPO).join("tests/cli/sample")).expect("sample") {
@@ -199,11 +198,27 @@ fn llm_chat_line(fields: &str) -> String {
     )
 }
 
-/// A directory of its own for `test`, holding one sink file of `line`.
-fn sink_of(test: &str, line: String) -> PathBuf {
+/// An empty directory of its own for `test`.
+fn scratch(test: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("dir");
+    root
+}
+
+/// A directory of its own for `test`, holding copies of the files `names`
+/// of the repository's `folder`.
+fn copies_of(test: &str, folder: &str, names: &[&str]) -> PathBuf {
+    let root = scratch(test);
+    for name in names {
+        std::fs::copy(Path::new(REPO).join(folder).join(name), root.join(name)).expect("copy");
+    }
+    root
+}
+
+/// A directory of its own for `test`, holding one sink file of `line`.
+fn sink_of(test: &str, line: String) -> PathBuf {
+    let root = scratch(test);
     std::fs::write(root.join("svc-1.jsonl"), line + "\n").expect("write");
     root
 }
@@ -914,9 +929,7 @@ fn with_an_endpoint_set_an_empty_sink_says_where_the_spans_went() {
     // An agent pointed at a collector (OTEL_EXPORTER_OTLP_ENDPOINT) writes
     // nothing to the local sink: `spanguard show` said "no spans yet" or
     // "no spans found" and nothing of why.
-    let root = std::env::temp_dir().join(format!("sg-cli-endpoint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
+    let root = scratch("endpoint");
     let state = root.join("state");
     let run = |endpoint: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_spanguard"));
@@ -1085,9 +1098,7 @@ fn a_span_id_that_names_no_span_lists_the_ids_to_pick_from() {
 fn a_slip_in_a_command_or_option_names_the_one_meant() {
     // `spanguard chek`, `show --erors`, `show -last 1` ("-last: No such
     // file or directory"): the message named the slip and nothing else.
-    let root = std::env::temp_dir().join(format!("sg-cli-slip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
+    let root = scratch("slip");
     let run = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_spanguard"))
             .current_dir(&root)
@@ -1991,14 +2002,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
     // text, file, tool-call, tool-result) and the tool calls it answered
     // in ai.response.toolCalls: shown whole, each was one line of JSON.
     // The file is what the SDK 6 ended (tests/cli/ai_sdk/make_spans.cjs).
-    let root = std::env::temp_dir().join(format!("sg-cli-ai-sdk-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
-    std::fs::copy(
-        Path::new(REPO).join("tests/cli/ai_sdk/ai-agent-4242.jsonl"),
-        root.join("ai-agent-4242.jsonl"),
-    )
-    .expect("copy");
+    let root = copies_of("ai-sdk", "tests/cli/ai_sdk", &["ai-agent-4242.jsonl"]);
     for args in [
         &["--span", "a15d000000000004", "ai-agent-4242.jsonl"][..],
         &["--full", "ai-agent-4242.jsonl"][..],
@@ -2092,17 +2096,11 @@ fn event_block(printed: &str, head: &str) -> Vec<String> {
 /// A directory of its own for `test` holding the files of
 /// tests/cli/genai_events (tests/cli/genai_events/make_spans.py).
 fn genai_events_root(test: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("sg-cli-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
-    for name in ["openllmetry-events.jsonl", "openai-v2-event-only.jsonl"] {
-        std::fs::copy(
-            Path::new(REPO).join("tests/cli/genai_events").join(name),
-            root.join(name),
-        )
-        .expect("copy");
-    }
-    root
+    copies_of(
+        test,
+        "tests/cli/genai_events",
+        &["openllmetry-events.jsonl", "openai-v2-event-only.jsonl"],
+    )
 }
 
 #[test]
@@ -2438,14 +2436,11 @@ fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
     // tokens; the conversation holds an earlier answer's reasoning and a
     // picture of 3 KB). The embedding's tokens were not counted at all,
     // the reasoning not said.
-    let root = std::env::temp_dir().join(format!("sg-cli-ai-reasoning-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
-    std::fs::copy(
-        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
-        root.join("ai-reasoning-4343.jsonl"),
-    )
-    .expect("copy");
+    let root = copies_of(
+        "ai-reasoning",
+        "tests/cli/ai_sdk",
+        &["ai-reasoning-4343.jsonl"],
+    );
     let printed = shown(&root, &["ai-reasoning-4343.jsonl"]);
     // 900 + the embedding's 14 in; reasoning is part of the 60 out.
     assert!(
@@ -2553,14 +2548,11 @@ fn reasoning_parts_read_as_reasoning() {
     // Anthropic's thinking blocks as OpenLLMetry writes them. Printed as
     // JSON (or, for the SDK, its JSON on one line), the thinking read as
     // if it were the answer or was lost in a line of escapes.
-    let root = std::env::temp_dir().join(format!("sg-cli-reasoning-parts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("dir");
-    std::fs::copy(
-        Path::new(REPO).join("tests/cli/ai_sdk/ai-reasoning-4343.jsonl"),
-        root.join("ai-reasoning-4343.jsonl"),
-    )
-    .expect("copy");
+    let root = copies_of(
+        "reasoning-parts",
+        "tests/cli/ai_sdk",
+        &["ai-reasoning-4343.jsonl"],
+    );
     let printed = shown(
         &root,
         &["--span", "a15e000000000005", "ai-reasoning-4343.jsonl"],
