@@ -200,8 +200,11 @@ pub struct TracerConfig {
 }
 
 /// Where spanguard keeps its state by default: `$XDG_STATE_HOME/spanguard`
-/// (an absolute XDG_STATE_HOME), else `~/.local/state/spanguard`, else (no HOME, as in some containers
-/// and services) `$TMPDIR/spanguard-<uid>`. A shared temporary directory
+/// (an absolute XDG_STATE_HOME), else `~/.local/state/spanguard` (an
+/// absolute HOME), else (no HOME, as in some containers and services)
+/// `$TMPDIR/spanguard-<uid>` (`/tmp` for a relative TMPDIR). A relative
+/// path would be the working directory's, a different one at each start.
+/// A shared temporary directory
 /// lets another user make that directory first: a tracer refuses to start
 /// when it (or any spool or sink directory) belongs to someone else, and
 /// makes it private when it is ours (`buffer::files::ensure_private_dir`).
@@ -209,7 +212,7 @@ pub fn default_state_dir() -> PathBuf {
     state_dir_from(
         std::env::var_os("XDG_STATE_HOME"),
         std::env::var_os("HOME"),
-        || std::env::temp_dir().join(format!("spanguard-{}", current_uid())),
+        || temp_dir_from(std::env::temp_dir()).join(format!("spanguard-{}", current_uid())),
     )
 }
 
@@ -230,10 +233,21 @@ fn state_dir_from(
     {
         return d.join("spanguard");
     }
-    if let Some(h) = home.filter(|d| !d.is_empty()) {
-        return PathBuf::from(h).join(".local/state/spanguard");
+    // A relative HOME as well: it would be the working directory's.
+    if let Some(h) = home.map(PathBuf::from).filter(|d| d.is_absolute()) {
+        return h.join(".local/state/spanguard");
     }
     temp()
+}
+
+/// The temporary directory `temp` (TMPDIR's, or /tmp) when it is
+/// absolute, else /tmp.
+fn temp_dir_from(temp: PathBuf) -> PathBuf {
+    if temp.is_absolute() {
+        temp
+    } else {
+        PathBuf::from("/tmp")
+    }
 }
 
 fn current_uid() -> u32 {
@@ -1601,6 +1615,32 @@ mod tests {
             assert_eq!(state_dir_from(os(relative), None, temp), temp());
         }
         assert_eq!(state_dir_from(None, os(""), temp), temp());
+    }
+
+    /// HOME or TMPDIR relative (HOME=. in a unit file, TMPDIR=tmp in a
+    /// script) put the spool under the working directory, as a relative
+    /// XDG_STATE_HOME did: a start from another directory never found the
+    /// spans spooled there, nor did `spanguard show` or `replay`.
+    #[test]
+    fn a_relative_home_or_tmpdir_is_ignored() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        let temp = || PathBuf::from("/tmp/spanguard-7");
+        for relative in [".", "u", "./u", "../u"] {
+            assert_eq!(
+                state_dir_from(None, os(relative), temp),
+                temp(),
+                "HOME={relative:?}"
+            );
+            assert_eq!(
+                temp_dir_from(PathBuf::from(relative)),
+                PathBuf::from("/tmp"),
+                "TMPDIR={relative:?}"
+            );
+        }
+        assert_eq!(
+            temp_dir_from(PathBuf::from("/var/tmp")),
+            PathBuf::from("/var/tmp")
+        );
     }
     use std::collections::HashMap;
 

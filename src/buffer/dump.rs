@@ -364,10 +364,18 @@ impl PreparedFile {
             }
             created => created,
         }?;
-        // SAFETY: both fds are open and ours; dup2 closes the unlinked
+        // SAFETY: both fds are open and ours; dup3 closes the unlinked
         // file's (its lock goes with it) and points the number at the
         // fresh file, whose lock stays with it when `fresh` closes its own.
-        if unsafe { libc::dup2(fresh.as_raw_fd(), self.file.as_raw_fd()) } < 0 {
+        // Close-on-exec as the number was, in the same call (dup2 clears
+        // the flag, and a fcntl after it leaves a moment where another
+        // thread's exec passes the descriptor on): a program the host
+        // starts later would share the file's lock, and keep a dump of
+        // this process from recovery after it died, for as long as it
+        // lives.
+        let moved =
+            unsafe { libc::dup3(fresh.as_raw_fd(), self.file.as_raw_fd(), libc::O_CLOEXEC) };
+        if moved < 0 {
             let e = std::io::Error::last_os_error();
             let _ = std::fs::remove_file(path);
             return Err(e);
@@ -1571,6 +1579,48 @@ pub(crate) mod tests {
         assert_eq!(std::fs::read(&victim).expect("victim"), b"not spanguard's");
         std::fs::remove_dir_all(&dir).ok();
         std::fs::remove_dir_all(&victim_dir).ok();
+    }
+
+    /// A file made again after a discarded dump (the process lived on)
+    /// stays close-on-exec, as every descriptor of ours: a program the host
+    /// starts afterwards (posix_spawn, fork and exec: no fork handler runs
+    /// there past exec) must not get it, or it shares the file's lock and
+    /// keeps the dump from being recovered after this process dies, for as
+    /// long as that program lives. `dup2` gave the number a descriptor
+    /// without the flag.
+    #[test]
+    fn a_file_made_again_is_not_inherited_by_a_program_started_later() {
+        let dir = temp_dir("made-again-cloexec");
+        let pending = dir.join("x-pending");
+        let file = PreparedFile::create(&pending, &dir.join("x")).expect("made");
+        file.discard();
+        file.unpublish();
+        assert!(pending.exists(), "not made again");
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start a program");
+        let _child = KilledOnDrop(child);
+        // This process lets the file go (as a tracer that died would): the
+        // lock is free unless the program holds the file open too.
+        drop(file);
+        let other = std::fs::File::open(&pending).expect("open");
+        assert!(
+            files::try_lock(&other),
+            "a program started after the thaw holds the dump's lock"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A child process killed when the test ends, pass or fail.
+    struct KilledOnDrop(std::process::Child);
+
+    impl Drop for KilledOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 
     /// A file discarded and not made again (`make_again` failed) has no
