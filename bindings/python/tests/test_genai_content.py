@@ -800,8 +800,9 @@ def test_a_wrong_cap_variable_is_ignored_and_named_once_the_default_applies(tmp_
 
 
 # `opentelemetry-instrument`, as it runs with a configurator that set no
-# LoggerProvider (opentelemetry-sdk before 1.2x without
-# OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED, another distro's), or
+# LoggerProvider (opentelemetry-sdk's without
+# OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED until December 2024,
+# another distro's), or
 # with one that is not the SDK's (argv[1] "noop"): the global tracer
 # provider's BatchSpanProcessor over the exporter it made, then the
 # wheel's opentelemetry_pre_instrument entry point, as the command runs it;

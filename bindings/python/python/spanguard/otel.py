@@ -1560,9 +1560,10 @@ def _add_log_processor_to_zero_code_exporters() -> None:
     lost to its spans, counted nowhere. An exporter made later (by the
     application, with its own setup) is left to it.
 
-    With no LoggerProvider set (the SDK's configurator before 1.2x set
-    one only with OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true;
-    another configurator may set none) the instrumentations' events went
+    With no LoggerProvider set (the SDK's configurator set one only with
+    OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true until
+    open-telemetry/opentelemetry-python#4340, December 2024; another
+    configurator may set none) the instrumentations' events went
     to the API's no-op logger, lost uncounted: spanguard sets the SDK's
     LoggerProvider, with the tracer provider's resource and that
     processor, as today's configurator does (`_set_sdk_logger_provider`).
