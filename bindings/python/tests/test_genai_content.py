@@ -360,6 +360,17 @@ def test_an_event_of_a_span_spanguard_does_not_have_open_is_counted_not_attached
         [("gen_ai.user.message", {"log.record.body": {"content": "kept"}})]
 
 
+def bridged_logger(tracer):
+    """A provider with the span processor over `tracer`, and a logger whose
+    LoggerProvider has the log processor given that span processor."""
+    provider = TracerProvider()
+    bridge = SpanguardSpanProcessor(tracer)
+    provider.add_span_processor(bridge)
+    logs = LoggerProvider()
+    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+    return provider, logs.get_logger("t")
+
+
 def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_the_sdks(tmp_path):
     """A streamed call whose instrumentation adds an event a chunk (OpenLLMetry
     with `use_attributes=False`: `gen_ai.content.completion.chunk`) has the
@@ -371,12 +382,7 @@ def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_
     from opentelemetry._logs import LogRecord
     tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20,
                               install_signal_handlers=False)
-    provider = TracerProvider()
-    bridge = SpanguardSpanProcessor(tracer)
-    provider.add_span_processor(bridge)
-    logs = LoggerProvider()
-    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
-    logger = logs.get_logger("t")
+    provider, logger = bridged_logger(tracer)
     with provider.get_tracer("t").start_as_current_span("openai.chat") as span:
         span.add_event("before", {"i": -1})
         logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}))
@@ -689,7 +695,7 @@ def test_the_tracers_stats_count_the_log_records_with_its_other_figures(tmp_path
     """Where a user reads what became of the spans, `tracer.stats()`, the
     event records are counted too: attached, not attached and held, added
     up over every log record processor given the tracer's bridge (span
-    processor or exporter), and kept once a processor is let go of. The
+    processor or exporter). The
     span processor's shutdown says on stderr what did not reach its span,
     naming the counter."""
     from opentelemetry._logs import LogRecord
@@ -709,18 +715,12 @@ def test_the_tracers_stats_count_the_log_records_with_its_other_figures(tmp_path
     caplog.clear()
 
     # The span processor's path, on the same tracer: its counts add up.
-    provider = TracerProvider()
-    bridge = SpanguardSpanProcessor(tracer)
-    provider.add_span_processor(bridge)
-    logs = LoggerProvider()
-    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
-    logger = logs.get_logger("t")
+    provider, logger = bridged_logger(tracer)
     with provider.get_tracer("t").start_as_current_span("open") as span:
         logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "kept"}))
     with trace.use_span(span):
         logger.emit(LogRecord(event_name="gen_ai.choice", body={"message": {"content": "late"}}))
     assert log_record_stats(tracer) == (2, 2, 0)
-    del logs, logger, events  # the processors let go of: their counts stay the tracer's
     with caplog.at_level("WARNING", logger="spanguard"):
         provider.shutdown()
     assert log_record_stats(tracer) == (2, 2, 0)
