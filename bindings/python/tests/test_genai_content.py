@@ -750,6 +750,20 @@ def test_a_wrong_cap_given_in_code_is_a_clear_error(tmp_path, option, value, err
     tracer.close()
 
 
+def test_a_cap_of_any_integer_type_is_taken(tmp_path):
+    """An integer that is not an int (numpy's int64, anything with
+    __index__) is a whole number: taken, as Python's own indexing takes it."""
+    class Count:
+        def __index__(self):
+            return 3
+
+    tracer, provider, logger, events = exporter_setup(tmp_path, max_held=Count())
+    emit_for_nobody(logger, 4)
+    assert (events.not_attached, events.held) == (1, 3)
+    provider.shutdown()
+    tracer.close()
+
+
 def emit_for_nobody(logger, n: int) -> None:
     from opentelemetry._logs import LogRecord
     for i in range(n):

@@ -71,6 +71,7 @@ import sys
 import threading
 import time
 import weakref
+import operator
 from operator import is_
 
 from opentelemetry import trace as _otel_trace
@@ -860,12 +861,17 @@ _warned_variables: set = set()
 
 
 def _cap(name: str, value) -> int:
-    """`value` checked as a cap given in code: a whole number (an int, not
-    a bool) from 1 to 2**53 - 1. TypeError or ValueError naming `name`
-    otherwise: 0 would count every record not attached at once, and a
-    float, a string, NaN or infinity was a mistake."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"spanguard: {name} must be a whole number (an int), not {type(value).__name__}")
+    """`value` checked as a cap given in code: a whole number (an int or
+    any integer type, numpy's too; not a bool) from 1 to 2**53 - 1.
+    TypeError or ValueError naming `name` otherwise: 0 would count every
+    record not attached at once, and a float, a string, NaN or infinity
+    was a mistake."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"spanguard: {name} must be a whole number (an int), not {type(value).__name__}") from None
     if not 1 <= value <= _MOST_HELD:
         raise ValueError(f"spanguard: {name} must be from 1 to {_MOST_HELD}, not {value}")
     return value
