@@ -259,6 +259,15 @@ export interface Stats {
   payload_waits_cut: number;
   /** Attribute values of no attribute type, left out by the binding. */
   values_rejected: number;
+  /**
+   * Event records sent through OpenTelemetry's Logs API (the prompts and completions of some GenAI
+   * instrumentations) that the SpanguardLogRecordProcessors given this tracer's bridge put on their spans;
+   * those that did not reach their span (it did not come, or came ended; past the caps; refused); and those
+   * waiting for their span's export (with SpanguardSpanExporter). The binding's own counts, as in Python.
+   */
+  log_records_attached: number;
+  log_records_not_attached: number;
+  log_records_held: number;
 }
 export declare class Tracer {
   constructor(options?: TracerOptions);

@@ -843,6 +843,9 @@ class Tracer {
     // Attribute values left out (not OpenTelemetry's types), as the
     // Python binding counts them: the binding's own count, in stats().
     this.valuesRejected = 0;
+    // What the OpenTelemetry bridge's log record processors feeding this
+    // tracer counted ({ attached, notAttached, held() }, otel.js), for stats().
+    this.logRecordCounts = [];
   }
 
   /** Tracks a flush or shutdown running on libuv's pool until it settles. */
@@ -1126,9 +1129,23 @@ class Tracer {
     recorded(native.setResource(this.live(), keys || [], values || []), 'setResource', this);
   }
 
-  /** The library's counters (after close(), those it had then). */
+  /**
+   * The library's counters (after close(), those it had then), and the
+   * OpenTelemetry bridge's counts of the event records sent through the
+   * Logs API (log_records_*, added up over the log record processors given
+   * this tracer's bridge; JavaScript's own, the native hot path keeps none).
+   */
   stats() {
-    return this.final ? { ...this.final.stats } : this.readStats();
+    const stats = this.final ? { ...this.final.stats } : this.readStats();
+    stats.log_records_attached = 0;
+    stats.log_records_not_attached = 0;
+    stats.log_records_held = 0;
+    for (const counts of this.logRecordCounts) {
+      stats.log_records_attached += counts.attached;
+      stats.log_records_not_attached += counts.notAttached;
+      stats.log_records_held += counts.held();
+    }
+    return stats;
   }
 
   readStats() {

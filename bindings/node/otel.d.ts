@@ -44,8 +44,13 @@ export declare class SpanguardLogRecordProcessor {
   /**
    * The span processor or the span exporter the TracerProvider was given, whose spans the events go to
    * (anything else throws a TypeError). With the exporter each record waits for its span's export: at most
-   * `maxHeld` records (4096) and `maxHeldBytes` of them (64 MiB), the oldest counted in notAttached past
-   * either, and `holdS` seconds after its span ended (twice OTEL_BSP_SCHEDULE_DELAY + OTEL_BSP_EXPORT_TIMEOUT).
+   * `maxHeld` records (4096, or SPANGUARD_LOG_RECORDS_MAX_HELD) and `maxHeldBytes` of them (64 MiB, or
+   * SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES), the oldest counted in notAttached past either, and `holdS` seconds
+   * after its span ended (twice OTEL_BSP_SCHEDULE_DELAY + OTEL_BSP_EXPORT_TIMEOUT). The caps are whole numbers
+   * from 1 to 2**53 - 1 and holdS a finite number, 0 or more: anything else throws a TypeError; a wrong
+   * variable is warned about once and the default applies. The counts are the tracer's too (its stats()'s
+   * log_records_attached, log_records_not_attached, log_records_held), and the bridge's shutdown warns of
+   * those not attached.
    */
   constructor(bridge: SpanguardSpanProcessor | SpanguardSpanExporter,
     options?: { maxHeld?: number; maxHeldBytes?: number; holdS?: number });

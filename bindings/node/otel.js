@@ -231,6 +231,9 @@ class SpanguardSpanProcessor {
     this.following = new Map();
     this.failures = 0;
     this.shutDown = false;
+    // The SpanguardLogRecordProcessors given this processor: what they could
+    // not attach is said at its shutdown (sayNotAttached).
+    this.logProcessors = [];
     this.warnedResources = false; // noteResource
     // The open spans' entries by trace and span id, for
     // SpanguardLogRecordProcessor (which finds a record's span by the span
@@ -723,6 +726,7 @@ class SpanguardSpanProcessor {
    * passed in stays its owner's to close().
    */
   async shutdown() {
+    if (!this.shutDown) sayNotAttached(this.logProcessors);
     if (this.resourceSettling) await this.resourceSettling;
     try {
       if (this.ownsTracer) await this.tracer.close();
@@ -740,9 +744,61 @@ const LOG_RECORD_BODY = 'log.record.body';
 
 // The event records a SpanguardLogRecordProcessor given a
 // SpanguardSpanExporter holds at most for spans not exported yet (maxHeld,
-// maxHeldBytes): past either, the oldest is counted notAttached.
+// maxHeldBytes): past either, the oldest is counted notAttached. The
+// defaults, unless SPANGUARD_LOG_RECORDS_MAX_HELD and
+// SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES say otherwise (capFromEnv), as in
+// the Python bridge.
 const MAX_HELD = 4096;
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
+// The variables already warned about (once a process each).
+const warnedVariables = new Set();
+
+/**
+ * A cap given in code checked: a whole number from 1 to
+ * Number.MAX_SAFE_INTEGER (2**53 - 1, as in Python); else a TypeError
+ * naming `name`. NaN and Infinity were taken, and held records without
+ * bound; 0 counted every record at once.
+ */
+function cap(name, value) {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`spanguard: ${name} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, not ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A cap from `variable`, `fallback` when unset or empty. A value that is
+ * not a whole number from 1 to 2**53 - 1 is ignored, as spanguard ignores
+ * any wrong variable, and named in a warning, once: the default applies.
+ */
+function capFromEnv(variable, fallback) {
+  const raw = (process.env[variable] || '').trim();
+  if (raw === '') return fallback;
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : NaN;
+  if (Number.isSafeInteger(value) && value >= 1) return value;
+  if (!warnedVariables.has(variable)) {
+    warnedVariables.add(variable);
+    process.emitWarning(`spanguard: ${variable}=${JSON.stringify(raw.slice(0, 40))} ignored: not a whole number from 1 `
+      + `to ${Number.MAX_SAFE_INTEGER}; the default, ${fallback}, applies`, { code: 'SPANGUARD_BAD_VARIABLE' });
+  }
+  return fallback;
+}
+
+/**
+ * Says (a process warning, at the shutdown of the span processor or
+ * exporter they were given: their counts are final then) how many event
+ * records `processors` could not put on their spans, naming where they are
+ * counted. Nothing when none.
+ */
+function sayNotAttached(processors) {
+  const lost = processors.reduce((n, p) => n + p.notAttached, 0);
+  if (lost > 0) {
+    process.emitWarning(`spanguard: ${lost} event record(s) sent through the Logs API (prompts, with some `
+      + 'instrumentations) did not reach their spans (counted in the tracer\'s stats().log_records_not_attached)',
+    { code: 'SPANGUARD_LOG_RECORDS_NOT_ATTACHED' });
+  }
+}
+
 // @opentelemetry/api's key of the span in a context (createContextKey is Symbol.for).
 const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
 
@@ -893,23 +949,20 @@ class SpanguardLogRecordProcessor {
       throw new TypeError('spanguard: SpanguardLogRecordProcessor needs the SpanguardSpanProcessor or the '
         + 'SpanguardSpanExporter whose spans it adds to');
     }
-    const { maxHeld = MAX_HELD, maxHeldBytes = MAX_HELD_BYTES, holdS = defaultHoldS() } = options || {};
-    for (const [k, v] of [['maxHeld', maxHeld], ['maxHeldBytes', maxHeldBytes], ['holdS', holdS]]) {
-      if (typeof v !== 'number' || !(v >= 0)) throw new TypeError(`spanguard: ${k} must be a number, 0 or more`);
+    const { maxHeld, maxHeldBytes, holdS } = options || {};
+    this.maxHeld = maxHeld === undefined ? capFromEnv('SPANGUARD_LOG_RECORDS_MAX_HELD', MAX_HELD) : cap('maxHeld', maxHeld);
+    this.maxHeldBytes = maxHeldBytes === undefined
+      ? capFromEnv('SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES', MAX_HELD_BYTES) : cap('maxHeldBytes', maxHeldBytes);
+    if (holdS !== undefined && !(typeof holdS === 'number' && Number.isFinite(holdS) && holdS >= 0)) {
+      throw new TypeError(`spanguard: holdS must be a finite number of seconds, 0 or more, not ${String(holdS)}`);
     }
-    this.maxHeld = maxHeld;
-    this.maxHeldBytes = maxHeldBytes;
-    this.holdMs = holdS * 1000;
-    /** Event records passed on to spanguard as span events. */
-    this.attached = 0;
-    /**
-     * Event records of a sampled span that spanguard did not have open
-     * (with the exporter: whose span did not come, or that did not fit),
-     * or that it refused (the span's event limit, a used-up payload pool:
-     * counted dropped on the span too), or that the bridge failed to pass
-     * on (counted in the span processor's `failures` too).
-     */
-    this.notAttached = 0;
+    this.holdMs = (holdS === undefined ? defaultHoldS() : holdS) * 1000;
+    // attached, notAttached: kept by the tracer too, for its stats() (the
+    // counts stay there once this processor is let go of); this processor
+    // weakly, so that the tracer's list does not keep what it holds.
+    const self = new WeakRef(this);
+    this.counts = { attached: 0, notAttached: 0, held: () => (self.deref() ? self.deref().waiting.size : 0) };
+    this.spans.tracer.logRecordCounts.push(this.counts);
     // The records held for the exporter (Map keeps them oldest first), by
     // a number of their own; the numbers of each span's (trace + span id).
     this.waiting = new Map();
@@ -918,6 +971,24 @@ class SpanguardLogRecordProcessor {
     this.numbered = 0;
     this.nextLook = 0; // countGone: when to look again (performance.now())
     if (this.exporter !== null) this.exporter.logProcessors.push(this);
+    else this.spans.logProcessors.push(this);
+  }
+
+  /** Event records passed on to spanguard as span events (the tracer's stats().log_records_attached). */
+  get attached() {
+    return this.counts.attached;
+  }
+
+  /**
+   * Event records of a sampled span that spanguard did not have open
+   * (with the exporter: whose span did not come, or that did not fit),
+   * or that it refused (the span's event limit, a used-up payload pool:
+   * counted dropped on the span too), or that the bridge failed to pass
+   * on (counted in the span processor's `failures` too). The tracer's
+   * stats().log_records_not_attached adds up those of its processors.
+   */
+  get notAttached() {
+    return this.counts.notAttached;
   }
 
   /** Event records waiting for their span's export (with the exporter): each ends attached or in notAttached. */
@@ -949,8 +1020,8 @@ class SpanguardLogRecordProcessor {
       this.spans.failures++;
       held = false;
     }
-    if (held) this.attached++;
-    else this.notAttached++;
+    if (held) this.counts.attached++;
+    else this.counts.notAttached++;
   }
 
   /**
@@ -960,7 +1031,7 @@ class SpanguardLogRecordProcessor {
    */
   hold(record, name, ctx, context) {
     if (this.exporter.shutDown) {
-      this.notAttached++;
+      this.counts.notAttached++;
       return;
     }
     const key = ctx.traceId + ctx.spanId;
@@ -986,7 +1057,7 @@ class SpanguardLogRecordProcessor {
     numbers.splice(numbers.indexOf(n), 1);
     if (numbers.length === 0) this.bySpan.delete(waiting.key);
     this.heldBytes -= waiting.size;
-    this.notAttached++;
+    this.counts.notAttached++;
   }
 
   /**
@@ -1024,8 +1095,8 @@ class SpanguardLogRecordProcessor {
       } catch (_) {
         this.spans.failures++;
       }
-      if (held) this.attached++;
-      else this.notAttached++;
+      if (held) this.counts.attached++;
+      else this.counts.notAttached++;
     }
   }
 
@@ -1327,6 +1398,7 @@ class SpanguardSpanExporter {
     if (this.shutDown) return;
     this.shutDown = true;
     for (const logs of this.logProcessors) logs.countGone(true); // no span comes for what they hold now
+    sayNotAttached(this.logProcessors);
     try {
       if (this.bridge.ownsTracer) await this.bridge.shutdown();
       else await this.bridge.forceFlush();

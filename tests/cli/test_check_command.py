@@ -163,6 +163,17 @@ def test_an_invalid_variable_is_named_with_the_librarys_reason(cli, tmp_path):
     assert "  OTEL_BSP_MAX_QUEUE_SIZE = 4096 (default 2048)" in lines, run.stdout
 
 
+def test_the_bridges_log_record_caps_are_not_said_to_be_misspelt(cli, tmp_path):
+    # Read by the Python and Node bridges' log record processors, not by
+    # the library's configuration: check called them "not a variable
+    # spanguard reads (misspelt?)", and a user who set one took it back.
+    env = clean_env(tmp_path, SPANGUARD_LOG_RECORDS_MAX_HELD="8192",
+                    SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES=str(128 << 20), SPANGUARD_ENDPONT="http://x")
+    run = check(cli, env)
+    assert "SPANGUARD_ENDPONT: not a variable spanguard reads" in run.stdout, run.stdout
+    assert "SPANGUARD_LOG_RECORDS_MAX_HELD" not in run.stdout + run.stderr, run.stdout
+
+
 DISTRO_SAYS = "variables opentelemetry-distro set, not you (_SPANGUARD_DISTRO_SET says so; a tracer takes them as unset):"
 
 

@@ -92,7 +92,6 @@ test('records of spans not open in the exporter\'s processor are counted; only a
   const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') });
   assert.throws(() => new SpanguardLogRecordProcessor(), TypeError);
   assert.throws(() => new SpanguardLogRecordProcessor({}), TypeError);
-  assert.throws(() => new SpanguardLogRecordProcessor(exporter, { maxHeld: -1 }), TypeError);
   // The exporter's inner processor opens no span: given it, a record is counted at once.
   const toSpans = new SpanguardLogRecordProcessor(exporter.bridge);
   const logger = new LoggerProvider({ processors: [toSpans] }).getLogger('genai');
@@ -196,3 +195,106 @@ test('the ES module entry point exports the log record processor', async () => {
   assert.strictEqual(esm.LOG_RECORD_BODY, 'log.record.body');
   assert.strictEqual(esm.default.SpanguardLogRecordProcessor, SpanguardLogRecordProcessor);
 });
+
+const logRecordStats = (tracer) => {
+  const stats = tracer.stats();
+  return [stats.log_records_attached, stats.log_records_not_attached, stats.log_records_held];
+};
+
+/** The process warnings with `code` emitted while `fn` runs. */
+async function warningsOf(code, fn) {
+  const seen = [];
+  const listener = (w) => { if (w.code === code) seen.push(w.message); };
+  process.on('warning', listener);
+  try {
+    await fn();
+    await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on the next tick
+  } finally {
+    process.off('warning', listener);
+  }
+  return seen;
+}
+
+test('the tracer\'s stats() count the log records of every processor given its bridge; the shutdown names what was lost',
+  async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const { exporter, provider, toSpans, logger } = exporterSetup(rx, 'otel-logs-stats');
+    const tracer = exporter.tracer;
+    const chat = provider.getTracer('agent').startSpan('chat');
+    logger.emit({ eventName: 'gen_ai.user.message', body: 'kept', context: inSpan(chat) });
+    chat.end();
+    logger.emit({ eventName: 'gen_ai.user.message', body: 'lost', context: nobodys });
+    assert.deepStrictEqual(logRecordStats(tracer), [0, 0, 2]);
+    await provider.forceFlush();
+    assert.deepStrictEqual(logRecordStats(tracer), [1, 0, 1]);
+    assert.deepStrictEqual(counts(toSpans), [1, 0, 1]);
+    // The exporter made its tracer: its shutdown closes it, and stats() still answers, with the counts.
+    const said = await warningsOf('SPANGUARD_LOG_RECORDS_NOT_ATTACHED', () => provider.shutdown());
+    assert.deepStrictEqual(said, ['spanguard: 1 event record(s) sent through the Logs API (prompts, with some '
+      + 'instrumentations) did not reach their spans (counted in the tracer\'s stats().log_records_not_attached)']);
+    assert.deepStrictEqual(logRecordStats(tracer), [1, 1, 0]);
+
+    // The span processor's path: its counts are its tracer's, and its shutdown says the same.
+    const { bridge, provider: bridged, logger: bridgedLogger } = setup(rx, 'otel-logs-stats-bridge');
+    const open = bridged.getTracer('agent').startSpan('open');
+    bridgedLogger.emit({ eventName: 'gen_ai.user.message', body: 'kept', context: inSpan(open) });
+    open.end();
+    bridgedLogger.emit({ eventName: 'gen_ai.choice', body: 'late', context: inSpan(open) });
+    assert.deepStrictEqual(logRecordStats(bridge.tracer), [1, 1, 0]);
+    const bridgeSaid = await warningsOf('SPANGUARD_LOG_RECORDS_NOT_ATTACHED', () => bridged.shutdown());
+    assert.deepStrictEqual(bridgeSaid.map((m) => m.split(' event record(s)')[0]), ['spanguard: 1']);
+    await bridge.tracer.close();
+    assert.deepStrictEqual(logRecordStats(bridge.tracer), [1, 1, 0]);
+  });
+
+test('a wrong cap or holdS given in code throws a TypeError naming it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-logs-caps-'));
+  const exporter = new SpanguardSpanExporter({ fromEnv: false, sinkDir: path.join(dir, 'sink'), spoolDir: path.join(dir, 'spool') });
+  for (const [option, value] of [['maxHeld', 0], ['maxHeld', -1], ['maxHeld', 2 ** 53], ['maxHeld', 2.5],
+    ['maxHeld', NaN], ['maxHeld', Infinity], ['maxHeld', '4096'], ['maxHeld', null], ['maxHeldBytes', 0],
+    ['maxHeldBytes', 1e40], ['maxHeldBytes', NaN], ['holdS', NaN], ['holdS', Infinity], ['holdS', -1],
+    ['holdS', '70']]) {
+    assert.throws(() => new SpanguardLogRecordProcessor(exporter, { [option]: value }),
+      (err) => err instanceof TypeError && err.message.startsWith(`spanguard: ${option} must be`), `${option}: ${value}`);
+  }
+  const largest = new SpanguardLogRecordProcessor(exporter, { maxHeld: Number.MAX_SAFE_INTEGER, holdS: 0 });
+  assert.strictEqual(largest.held, 0);
+  await exporter.shutdown();
+});
+
+test('the caps default to SPANGUARD_LOG_RECORDS_MAX_HELD(_BYTES); a wrong one is warned about once, the default applies',
+  async (t) => {
+    const rx = await startReceiver();
+    t.after(() => rx.stop());
+    const saved = { ...process.env };
+    t.after(() => {
+      delete process.env.SPANGUARD_LOG_RECORDS_MAX_HELD;
+      delete process.env.SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES;
+      Object.assign(process.env, saved);
+    });
+    process.env.SPANGUARD_LOG_RECORDS_MAX_HELD = ' 2 ';
+    const two = exporterSetup(rx, 'otel-logs-env');
+    for (let i = 0; i < 3; i++) two.logger.emit({ eventName: 'gen_ai.user.message', body: `${i}`, context: nobodys });
+    assert.deepStrictEqual(counts(two.toSpans), [0, 1, 2]);
+    const given = new SpanguardLogRecordProcessor(two.exporter, { maxHeld: 3 }); // given in code: it wins
+    const logger = new LoggerProvider({ processors: [given] }).getLogger('genai');
+    for (let i = 0; i < 4; i++) logger.emit({ eventName: 'gen_ai.user.message', body: `${i}`, context: nobodys });
+    assert.deepStrictEqual(counts(given), [0, 1, 3]);
+    await two.provider.shutdown();
+
+    delete process.env.SPANGUARD_LOG_RECORDS_MAX_HELD;
+    for (const raw of ['0', '-5', 'lots', '1e3', '2.5', '9'.repeat(30), '0x10']) {
+      process.env.SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES = raw;
+      const said = await warningsOf('SPANGUARD_BAD_VARIABLE', async () => {
+        const wrong = exporterSetup(rx, 'otel-logs-env-wrong');
+        new SpanguardLogRecordProcessor(wrong.exporter); // eslint-disable-line no-new
+        for (let i = 0; i < 5; i++) wrong.logger.emit({ eventName: 'gen_ai.user.message', body: `${i}`, context: nobodys });
+        assert.deepStrictEqual(counts(wrong.toSpans), [0, 0, 5], raw); // the default, 64 MiB: all five held
+        await wrong.provider.shutdown();
+      });
+      // Said once a process: the first wrong value only.
+      assert.deepStrictEqual(said, raw === '0' ? [`spanguard: SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES="0" ignored: not a `
+        + `whole number from 1 to ${Number.MAX_SAFE_INTEGER}; the default, ${64 * 1024 * 1024}, applies`] : [], raw);
+    }
+  });

@@ -42,7 +42,9 @@ test('stats() holds every counter of spanguard_counters, and index.d.ts types ea
   await tracer.flush(10000);
   const stats = tracer.stats();
   await tracer.close();
-  const expected = [...counters, 'values_rejected'].sort();
+  // And the OpenTelemetry bridge's log record counts, the binding's own (Python's stats() has the same three).
+  const expected = [...counters, 'values_rejected', 'log_records_attached', 'log_records_not_attached',
+    'log_records_held'].sort();
   assert.deepStrictEqual(Object.keys(stats).sort(), expected);
   for (const [k, v] of Object.entries(stats)) assert.strictEqual(typeof v, 'number', k);
   assert.deepStrictEqual(declaredStats().sort(), expected);

@@ -54,6 +54,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import spanguard
+from spanguard import otel
 from spanguard.otel import SpanguardLogRecordProcessor, SpanguardSpanExporter, SpanguardSpanProcessor
 
 # Words of one to four bytes a character, and characters JSON escapes.
@@ -359,6 +360,17 @@ def test_an_event_of_a_span_spanguard_does_not_have_open_is_counted_not_attached
         [("gen_ai.user.message", {"log.record.body": {"content": "kept"}})]
 
 
+def bridged_logger(tracer):
+    """A provider with the span processor over `tracer`, and a logger whose
+    LoggerProvider has the log processor given that span processor."""
+    provider = TracerProvider()
+    bridge = SpanguardSpanProcessor(tracer)
+    provider.add_span_processor(bridge)
+    logs = LoggerProvider()
+    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
+    return provider, logs.get_logger("t")
+
+
 def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_the_sdks(tmp_path):
     """A streamed call whose instrumentation adds an event a chunk (OpenLLMetry
     with `use_attributes=False`: `gen_ai.content.completion.chunk`) has the
@@ -370,12 +382,7 @@ def test_log_events_stay_when_the_sdk_evicts_its_oldest_events_and_the_count_is_
     from opentelemetry._logs import LogRecord
     tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", sink_max_line_bytes=64 << 20,
                               install_signal_handlers=False)
-    provider = TracerProvider()
-    bridge = SpanguardSpanProcessor(tracer)
-    provider.add_span_processor(bridge)
-    logs = LoggerProvider()
-    logs.add_log_record_processor(SpanguardLogRecordProcessor(bridge))
-    logger = logs.get_logger("t")
+    provider, logger = bridged_logger(tracer)
     with provider.get_tracer("t").start_as_current_span("openai.chat") as span:
         span.add_event("before", {"i": -1})
         logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}))
@@ -570,19 +577,23 @@ def test_with_the_exporter_a_forked_child_lets_go_of_the_parents_held_records_un
     child): the child lets go of them without counting them (its counts
     are its own; the parent's still attaches them)."""
     from opentelemetry._logs import LogRecord
-    tracer, provider, logger, events = exporter_setup(tmp_path)
+    tracer, provider, logger, events = exporter_setup(tmp_path, hold_s=0)
+    emit_for_nobody(logger, 1)
     with provider.get_tracer("t").start_as_current_span("llm.chat"):
         logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "the parent's"}))
-    assert (events.attached, events.not_attached, events.held) == (0, 0, 1)
+        events.force_flush()  # a look: nobody's record is counted, the open span's waits
+    assert (events.attached, events.not_attached, events.held) == (0, 1, 1) == log_record_stats(tracer)
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
-    child = context.Process(target=lambda: answers.put((events.attached, events.not_attached, events.held)))
+    # The child's counts start again, as its tracer's figures do (its spans_begun is 0 too).
+    child = context.Process(target=lambda: answers.put(
+        ((events.attached, events.not_attached, events.held), log_record_stats(tracer), tracer.stats().spans_begun)))
     child.start()
-    assert answers.get(timeout=60) == (0, 0, 0)
+    assert answers.get(timeout=60) == ((0, 0, 0), (0, 0, 0), 0)
     child.join(60)
     provider.shutdown()
+    assert (events.attached, events.not_attached, events.held) == (1, 1, 0) == log_record_stats(tracer)
     tracer.close()
-    assert (events.attached, events.not_attached, events.held) == (1, 0, 0)
 
 
 # `OTEL_TRACES_EXPORTER=spanguard opentelemetry-instrument python agent.py`:
@@ -677,3 +688,199 @@ def test_zero_code_event_records_whose_span_never_comes_are_named_at_exit(tmp_pa
                           text=True, timeout=120, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "spanguard: 1 event record(s) sent through the Logs API" in proc.stderr, proc.stderr
+
+
+def log_record_stats(tracer) -> tuple:
+    stats = tracer.stats()
+    return stats.log_records_attached, stats.log_records_not_attached, stats.log_records_held
+
+
+def test_the_tracers_stats_count_the_log_records_with_its_other_figures(tmp_path, caplog):
+    """Where a user reads what became of the spans, `tracer.stats()`, the
+    event records are counted too: attached, not attached and held, added
+    up over every log record processor given the tracer's bridge (span
+    processor or exporter). The
+    span processor's shutdown says on stderr what did not reach its span,
+    naming the counter."""
+    from opentelemetry._logs import LogRecord
+    tracer, provider, logger, events = exporter_setup(tmp_path)
+    with provider.get_tracer("t").start_as_current_span("llm.chat"):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": PROMPT}))
+    logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "lost"}, context=nobodys_context()))
+    assert log_record_stats(tracer) == (0, 0, 2) == (events.attached, events.not_attached, events.held)
+    provider.force_flush()
+    assert log_record_stats(tracer) == (1, 0, 1)
+    with caplog.at_level("WARNING", logger="spanguard"):
+        provider.shutdown()  # the exporter's: the record nobody's span holds is counted
+    assert log_record_stats(tracer) == (1, 1, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "spanguard: 1 event record(s) sent through the Logs API (prompts, with some instrumentations) did not "
+        "reach their spans (counted in the tracer's stats().log_records_not_attached)"]
+    caplog.clear()
+
+    # The span processor's path, on the same tracer: its counts add up.
+    provider, logger = bridged_logger(tracer)
+    with provider.get_tracer("t").start_as_current_span("open") as span:
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": "kept"}))
+    with trace.use_span(span):
+        logger.emit(LogRecord(event_name="gen_ai.choice", body={"message": {"content": "late"}}))
+    assert log_record_stats(tracer) == (2, 2, 0)
+    with caplog.at_level("WARNING", logger="spanguard"):
+        provider.shutdown()
+    assert log_record_stats(tracer) == (2, 2, 0)
+    assert [r.getMessage().split(" event record(s)")[0] for r in caplog.records] == ["spanguard: 1"]
+    tracer.close()
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("max_held", 0, ValueError), ("max_held", -1, ValueError), ("max_held", 1 << 53, ValueError),
+    ("max_held", 2.5, TypeError), ("max_held", float("nan"), TypeError), ("max_held", "4096", TypeError),
+    ("max_held", True, TypeError), ("max_held_bytes", 0, ValueError), ("max_held_bytes", 10 ** 40, ValueError),
+    ("max_held_bytes", float("inf"), TypeError), ("hold_s", float("nan"), ValueError),
+    ("hold_s", float("inf"), ValueError), ("hold_s", -1, ValueError), ("hold_s", "70", TypeError),
+])
+def test_a_wrong_cap_given_in_code_is_a_clear_error(tmp_path, option, value, error):
+    """The caps are whole numbers from 1 to 2**53 - 1 (the same in Node),
+    `hold_s` a finite number of seconds: anything else raises, naming the
+    option. (NaN was taken: no record was ever let go of past a NaN cap,
+    or aged past a NaN hold_s; 0 counted every record at once.)"""
+    tracer = spanguard.Tracer(from_env=False, sink_dir=tmp_path / "sink", install_signal_handlers=False)
+    exporter = SpanguardSpanExporter(tracer)
+    with pytest.raises(error, match=f"spanguard: {option} must"):
+        SpanguardLogRecordProcessor(exporter, **{option: value})
+    events = SpanguardLogRecordProcessor(exporter, **{option: (1 << 53) - 1 if option != "hold_s" else 0})
+    assert events.held == 0
+    exporter.shutdown()
+    tracer.close()
+
+
+def test_a_cap_of_any_integer_type_is_taken(tmp_path):
+    """An integer that is not an int (numpy's int64, anything with
+    __index__) is a whole number: taken, as Python's own indexing takes it."""
+    class Count:
+        def __index__(self):
+            return 3
+
+    tracer, provider, logger, events = exporter_setup(tmp_path, max_held=Count())
+    emit_for_nobody(logger, 4)
+    assert (events.not_attached, events.held) == (1, 3)
+    provider.shutdown()
+    tracer.close()
+
+
+def emit_for_nobody(logger, n: int) -> None:
+    from opentelemetry._logs import LogRecord
+    for i in range(n):
+        logger.emit(LogRecord(event_name="gen_ai.user.message", body={"content": f"{i}"}, context=nobodys_context()))
+
+
+def test_the_caps_default_to_the_spanguard_log_records_variables(tmp_path, monkeypatch):
+    """A processor made without caps (the zero-code one) takes them from
+    SPANGUARD_LOG_RECORDS_MAX_HELD and ..._MAX_HELD_BYTES; a cap given in
+    code wins."""
+    monkeypatch.setenv("SPANGUARD_LOG_RECORDS_MAX_HELD", " 2 ")
+    tracer, provider, logger, events = exporter_setup(tmp_path)
+    emit_for_nobody(logger, 3)
+    assert (events.not_attached, events.held) == (1, 2)
+    given = SpanguardLogRecordProcessor(events._exporter, max_held=3)
+    logs = LoggerProvider()
+    logs.add_log_record_processor(given)
+    emit_for_nobody(logs.get_logger("t"), 4)
+    assert (given.not_attached, given.held) == (1, 3)
+    provider.shutdown()
+
+    monkeypatch.setenv("SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES", "1200")  # one small record (794 B), not two
+    tracer2, provider, logger, events = exporter_setup(tmp_path / "bytes")
+    emit_for_nobody(logger, 2)
+    assert (events.not_attached, events.held) == (1, 1)
+    provider.shutdown()
+    tracer.close()
+    tracer2.close()
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "lots", "1e3", "2.5", "9" * 30, "0x10"])
+def test_a_wrong_cap_variable_is_ignored_and_named_once_the_default_applies(tmp_path, monkeypatch, caplog, raw):
+    """As spanguard treats any wrong variable (and the OpenTelemetry SDKs
+    do): ignored, named in a warning once, the default (4096 records)
+    applies; never an exception into the configurator."""
+    monkeypatch.setenv("SPANGUARD_LOG_RECORDS_MAX_HELD", raw)
+    monkeypatch.setattr(otel, "_warned_variables", set())
+    with caplog.at_level("WARNING", logger="spanguard"):
+        tracer, provider, logger, events = exporter_setup(tmp_path)
+        SpanguardLogRecordProcessor(events._exporter)  # a second one: not said again
+    emit_for_nobody(logger, 5)
+    assert (events.not_attached, events.held) == (0, 5)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"spanguard: SPANGUARD_LOG_RECORDS_MAX_HELD={raw!r} ignored: not a whole number from 1 to "
+        f"{(1 << 53) - 1}; the default, 4096, applies"]
+    provider.shutdown()
+    tracer.close()
+
+
+# `opentelemetry-instrument`, as it runs with a configurator that set no
+# LoggerProvider (opentelemetry-sdk's without
+# OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED until December 2024,
+# another distro's), or
+# with one that is not the SDK's (argv[1] "noop"): the global tracer
+# provider's BatchSpanProcessor over the exporter it made, then the
+# wheel's opentelemetry_pre_instrument entry point, as the command runs it;
+# then an event record in a span, and the tracer's counts.
+NO_LOGGER_PROVIDER_AGENT = """
+import importlib.metadata
+import json
+import sys
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from spanguard.otel import SpanguardSpanExporter
+
+exporter = SpanguardSpanExporter()
+provider = TracerProvider(resource=Resource.create({"service.name": "no-logs-agent"}))
+provider.add_span_processor(BatchSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+if sys.argv[1] == "noop":
+    _logs.set_logger_provider(_logs.NoOpLoggerProvider())
+(hook,) = [e for e in importlib.metadata.entry_points(group="opentelemetry_pre_instrument") if e.name == "spanguard"]
+hook.load()()
+logger = _logs.get_logger("agent")
+with trace.get_tracer("agent").start_as_current_span("llm.chat"):
+    logger.emit(_logs.LogRecord(event_name="gen_ai.user.message", body={"content": "hi"}))
+    logger.emit(_logs.LogRecord(event_name="gen_ai.user.message", body={"content": "again"}))
+provider.shutdown()
+stats = exporter.tracer.stats()
+logs = _logs.get_logger_provider()
+print(json.dumps([stats.log_records_attached, stats.log_records_not_attached, stats.log_records_held,
+                  type(logs).__name__, getattr(getattr(logs, "resource", None), "attributes", {}).get("service.name")]))
+"""
+
+
+@pytest.mark.parametrize("global_provider", ["none", "noop"])
+def test_zero_code_with_no_sdk_logger_provider_the_events_arrive_or_it_is_said(tmp_path, global_provider):
+    """No LoggerProvider set when the hook runs: the events went to the
+    API's no-op logger, lost and counted nowhere. The hook sets the SDK's
+    (with the tracer provider's resource) and its processor: the events
+    arrive on their span, counted in the tracer's stats. A global one
+    that is not the SDK's takes no processor: said once on stderr, naming
+    what to do."""
+    (tmp_path / "agent.py").write_text(NO_LOGGER_PROVIDER_AGENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANGUARD_"))}
+    env.update(SPANGUARD_SINK_DIR=str(tmp_path / "sink"), SPANGUARD_SPOOL_DIR=str(tmp_path / "spool"),
+               XDG_STATE_HOME=str(tmp_path / "state"))
+    proc = subprocess.run([sys.executable, str(tmp_path / "agent.py"), global_provider], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout.splitlines()[-1])
+    (span,) = read_sink(tmp_path / "sink")
+    said = proc.stderr.count("the global OpenTelemetry LoggerProvider is NoOpLoggerProvider, not the SDK's")
+    if global_provider == "none":
+        assert counts == [2, 0, 0, "LoggerProvider", "no-logs-agent"], proc.stderr
+        assert [e["attributes"]["log.record.body"]["content"] for e in span["events"]] == ["hi", "again"]
+        assert said == 0, proc.stderr
+    else:
+        assert counts == [0, 0, 0, "NoOpLoggerProvider", None], proc.stderr
+        assert span["events"] == []
+        assert said == 1, proc.stderr
+        assert "set_logger_provider" in proc.stderr and "span_only" in proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import spanguard
 
 HEADER = Path(__file__).resolve().parents[3] / "include" / "spanguard.h"
+LOG_RECORD_COUNTS = ("log_records_attached", "log_records_not_attached", "log_records_held")
 
 
 def header_counters() -> list[str]:
@@ -33,6 +34,9 @@ def test_stats_holds_every_counter_of_spanguard_counters(tracer):
     # What the native class copies, and what the Stats dataclass keeps of it
     # (stats() leaves out a key Stats has no field for).
     assert sorted(tracer._counters()) == expected
+    # And the OpenTelemetry bridge's log record counts, the Python layer's
+    # own (Node's stats() has the same three).
+    expected = sorted([*expected, *LOG_RECORD_COUNTS])
     assert sorted(f.name for f in fields(spanguard.Stats)) == expected
     stats = tracer.stats()
     assert all(type(getattr(stats, k)) is int for k in expected)

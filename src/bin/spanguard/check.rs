@@ -139,8 +139,13 @@ const SETTINGS: &[(&str, Shown)] = &[
 ];
 
 /// Variables of ours read outside the configuration (by the component
-/// they concern, process-wide): not news when set.
-const READ_ELSEWHERE: &[&str] = &["SPANGUARD_NO_BIAS"];
+/// they concern, process-wide; the caps of the Python and Node bridges'
+/// log record processors, by the bindings): not news when set.
+const READ_ELSEWHERE: &[&str] = &[
+    "SPANGUARD_NO_BIAS",
+    "SPANGUARD_LOG_RECORDS_MAX_HELD",
+    "SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES",
+];
 
 fn millis(d: Duration) -> String {
     format!("{} ms", d.as_millis())

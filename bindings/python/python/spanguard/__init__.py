@@ -116,6 +116,16 @@ class Stats:
     #: many waits stall the program; raise SPANGUARD_PAYLOAD_POOL_MIB.
     payload_waits: int = 0
     payload_waits_cut: int = 0
+    #: Event records sent through OpenTelemetry's Logs API (the prompts and
+    #: completions of some GenAI instrumentations) that the
+    #: `spanguard.otel.SpanguardLogRecordProcessor`s given this tracer's
+    #: bridge put on their spans; those that did not reach their span (it
+    #: did not come, or came ended; past the caps; refused), and those still
+    #: waiting for their span's export (with `SpanguardSpanExporter`). The
+    #: Python layer's own counts: the native hot path keeps nothing for them.
+    log_records_attached: int = 0
+    log_records_not_attached: int = 0
+    log_records_held: int = 0
 
 
 _STATS_FIELDS = frozenset(f.name for f in fields(Stats))
@@ -422,6 +432,9 @@ class Tracer(_native.Tracer):
 
     def __init__(self, from_env: bool = True, **settings):
         super().__init__()
+        # What the OpenTelemetry bridge's log record processors feeding
+        # this tracer counted (`spanguard.otel._LogRecordCounts`), for stats().
+        self._log_record_counts: list = []
         with _LIVE_LOCK:
             _LIVE.add(self)
         _arm_worker_exit()
@@ -458,7 +471,14 @@ class Tracer(_native.Tracer):
 
     def stats(self) -> Stats:
         counters = self._counters()
-        return Stats(**{k: v for k, v in counters.items() if k in _STATS_FIELDS})
+        stats = {k: v for k, v in counters.items() if k in _STATS_FIELDS}
+        attached = not_attached = held = 0
+        for counts in list(getattr(self, "_log_record_counts", ())):
+            attached += counts.attached
+            not_attached += counts.not_attached
+            held += counts.held()
+        return Stats(**stats, log_records_attached=attached, log_records_not_attached=not_attached,
+                     log_records_held=held)
 
     def close(self) -> None:
         """Shuts down (if needed) and frees the tracer. Safe to call twice;

@@ -71,6 +71,7 @@ import sys
 import threading
 import time
 import weakref
+import operator
 from operator import is_
 
 from opentelemetry import trace as _otel_trace
@@ -435,6 +436,9 @@ class SpanguardSpanProcessor(SpanProcessor):
         self._failures = 0  # `failures`
         self._shut_down = False  # `shutdown` ran: later calls are ignored, not counted
         self._warned_resources = False  # `_warn_if_resources_differ`
+        # The SpanguardLogRecordProcessors given this processor: what they
+        # could not attach is said at its shutdown (`_say_not_attached`).
+        self._log_processors: list[SpanguardLogRecordProcessor] = []
         # `_abandoned`, bound once: a span's weak reference costs no more.
         self._on_collected = self._abandoned
         _PROCESSORS.add(self)
@@ -481,6 +485,8 @@ class SpanguardSpanProcessor(SpanProcessor):
             self._failed("on_end", e)
 
     def shutdown(self) -> None:
+        if not self._shut_down:
+            _say_not_attached(self._log_processors)
         self._shut_down = True
         try:
             self._tracer.shutdown()
@@ -841,9 +847,63 @@ LOG_RECORD_BODY = "log.record.body"
 
 # Event records a SpanguardLogRecordProcessor given a SpanguardSpanExporter
 # holds at most for spans not exported yet (`max_held`, `max_held_bytes`):
-# past either, the oldest is counted `not_attached`.
+# past either, the oldest is counted `not_attached`. The defaults, unless
+# the variables say otherwise (`_cap_from_env`); Node reads the same ones.
 _MAX_HELD = 4096
 _MAX_HELD_BYTES = 64 << 20
+MAX_HELD_VARIABLE = "SPANGUARD_LOG_RECORDS_MAX_HELD"
+MAX_HELD_BYTES_VARIABLE = "SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES"
+# The largest cap taken: the largest whole number a JavaScript number holds
+# exactly, so that both bindings take the same values.
+_MOST_HELD = (1 << 53) - 1
+# The variables already warned about (once a process each).
+_warned_variables: set = set()
+
+
+def _cap(name: str, value) -> int:
+    """`value` checked as a cap given in code: a whole number (an int or
+    any integer type, numpy's too; not a bool) from 1 to 2**53 - 1.
+    TypeError or ValueError naming `name` otherwise: 0 would count every
+    record not attached at once, and a float, a string, NaN or infinity
+    was a mistake."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"spanguard: {name} must be a whole number (an int), not {type(value).__name__}") from None
+    if not 1 <= value <= _MOST_HELD:
+        raise ValueError(f"spanguard: {name} must be from 1 to {_MOST_HELD}, not {value}")
+    return value
+
+
+def _cap_from_env(variable: str, default: int) -> int:
+    """A cap from `variable` (SPANGUARD_LOG_RECORDS_MAX_HELD, ..._BYTES),
+    `default` when unset or empty. A value that is not a whole number from
+    1 to 2**53 - 1 is ignored, as spanguard ignores any wrong variable (as
+    the OpenTelemetry SDKs do), and named in a warning, once: the default
+    applies."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        return _cap(variable, int(raw, 10))
+    except (TypeError, ValueError):
+        if variable not in _warned_variables:
+            _warned_variables.add(variable)
+            _logger.warning("spanguard: %s=%.40r ignored: not a whole number from 1 to %d; the default, %d, "
+                            "applies", variable, raw, _MOST_HELD, default)
+        return default
+
+
+def _hold_time(value) -> float:
+    """`hold_s` checked: a finite number of seconds, 0 or more (an int or
+    a float, not a bool): NaN or infinity held records until the caps."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"spanguard: hold_s must be a number of seconds, not {type(value).__name__}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"spanguard: hold_s must be a finite number of seconds, 0 or more, not {value}")
+    return float(value)
 
 
 def _bsp_ms(name: str, default: int) -> int:
@@ -936,18 +996,38 @@ class _Waiting:
         return now - self.ended_at >= hold_s
 
 
-# The log record processors holding records for an exporter, for the fork
-# hook below.
-_HOLDING: weakref.WeakSet = weakref.WeakSet()
+# The log record processors, for the fork hook below.
+_LOG_PROCESSORS: weakref.WeakSet = weakref.WeakSet()
+
+
+class _LogRecordCounts:
+    """What one SpanguardLogRecordProcessor did with the event records it
+    got: its `attached` and `not_attached`, and `held()`, its records
+    waiting. The spanguard tracer keeps it (`Tracer._log_record_counts`)
+    for `stats()`, so the counts stay with the tracer's other figures,
+    even once the processor is let go of (then holding none)."""
+
+    __slots__ = ("attached", "not_attached", "processor")
+
+    def __init__(self, processor: SpanguardLogRecordProcessor):
+        self.attached = 0
+        self.not_attached = 0
+        self.processor = weakref.ref(processor)
+
+    def held(self) -> int:
+        processor = self.processor()
+        return 0 if processor is None else len(processor._waiting)
 
 
 def _forget_held_in_child() -> None:
     """In a forked child the records held are the parent's, for spans
     its exporter sends (the SDK's BatchSpanProcessor empties its queue in a
-    child): let go of, not counted, as the parent counts them."""
-    for processor in list(_HOLDING):
+    child): let go of, not counted, as the parent counts them. The counts
+    start again, as the child's tracer's own figures do."""
+    for processor in list(_LOG_PROCESSORS):
         processor._lock = threading.Lock()
         processor._waiting, processor._by_span, processor._held_bytes = {}, {}, 0
+        processor._counts.attached = processor._counts.not_attached = 0
 
 
 os.register_at_fork(after_in_child=_forget_held_in_child)
@@ -1000,15 +1080,25 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
     and export timeout, OTEL_BSP_*: 70 s; for a record that names no span
     the SDK made, `hold_s` after it came), at the exporter's shutdown, or,
     the oldest first, past `max_held` records or `max_held_bytes` of
-    them. A record waits as long as its span is open, however long the
-    call takes; what waits dies with a killed process (as the spans in
-    the SDK's queue do: the span processor alone delivers those).
+    them (4096 and 64 MiB, or SPANGUARD_LOG_RECORDS_MAX_HELD and
+    SPANGUARD_LOG_RECORDS_MAX_HELD_BYTES when set: whole numbers from 1 to
+    2**53 - 1; a wrong one given here raises, a wrong variable is warned
+    about once and the default applies). A record waits as long as its
+    span is open, however long the call takes; what waits dies with a
+    killed process (as the spans in the SDK's queue do: the span processor
+    alone delivers those).
+
+    The counts (`attached`, `not_attached`, `held`) are the tracer's too:
+    its `stats()` adds up those of every log record processor given its
+    bridge (`log_records_attached`, `log_records_not_attached`,
+    `log_records_held`), and the bridge's shutdown says on stderr how many
+    did not reach their spans.
 
     A record without an event name (a plain log line), without a span, or
     of an unsampled span is left alone. Never raises into the SDK; the
     record goes on to the LoggerProvider's other processors."""
 
-    def __init__(self, bridge, *, max_held: int = _MAX_HELD, max_held_bytes: int = _MAX_HELD_BYTES,
+    def __init__(self, bridge, *, max_held: int | None = None, max_held_bytes: int | None = None,
                  hold_s: float | None = None):
         if isinstance(bridge, SpanguardSpanExporter):
             self._exporter = bridge
@@ -1019,13 +1109,17 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         else:
             raise TypeError("SpanguardLogRecordProcessor needs the SpanguardSpanProcessor or the "
                             "SpanguardSpanExporter whose spans it adds to")
-        if max_held < 0 or max_held_bytes < 0 or (hold_s is not None and hold_s < 0):
-            raise ValueError("spanguard: max_held, max_held_bytes and hold_s cannot be negative")
+        self._max_held = _cap_from_env(MAX_HELD_VARIABLE, _MAX_HELD) if max_held is None \
+            else _cap("max_held", max_held)
+        self._max_held_bytes = _cap_from_env(MAX_HELD_BYTES_VARIABLE, _MAX_HELD_BYTES) if max_held_bytes is None \
+            else _cap("max_held_bytes", max_held_bytes)
+        self._hold_s = _default_hold_s() if hold_s is None else _hold_time(hold_s)
         self._lock = threading.Lock()
-        self._attached = 0
-        self._not_attached = 0
-        self._max_held, self._max_held_bytes = max_held, max_held_bytes
-        self._hold_s = _default_hold_s() if hold_s is None else float(hold_s)
+        # `attached`, `not_attached`: kept by the tracer too, for its stats().
+        self._counts = _LogRecordCounts(self)
+        counts_of_tracer = getattr(self._spans._tracer, "_log_record_counts", None)
+        if counts_of_tracer is not None:
+            counts_of_tracer.append(self._counts)
         # The records held for the exporter, oldest first, by a number of
         # their own; the numbers of each span's (by trace and span id).
         self._waiting: dict[int, _Waiting] = {}
@@ -1036,14 +1130,17 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         # Added by `_add_log_processor_to_zero_code_exporters`: no one holds
         # it to read its counts, so the exporter's shutdown says them.
         self._zero_code = False
+        _LOG_PROCESSORS.add(self)
         if self._exporter is not None:
             self._exporter._log_processors.append(self)
-            _HOLDING.add(self)
+        else:
+            self._spans._log_processors.append(self)
 
     @property
     def attached(self) -> int:
-        """Event records passed on to spanguard as span events."""
-        return self._attached
+        """Event records passed on to spanguard as span events (also in the
+        tracer's `stats().log_records_attached`)."""
+        return self._counts.attached
 
     @property
     def not_attached(self) -> int:
@@ -1052,13 +1149,15 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         or that spanguard refused (the span's event limit, a used-up payload
         pool: counted dropped on the span too), or that the bridge failed to
         pass on (logged once by the span processor, counted in its
-        `failures` too)."""
-        return self._not_attached
+        `failures` too). The tracer's `stats().log_records_not_attached`
+        adds up those of its log record processors."""
+        return self._counts.not_attached
 
     @property
     def held(self) -> int:
         """Event records waiting for their span's export (with the exporter):
-        each ends attached or counted in `not_attached`."""
+        each ends attached or counted in `not_attached` (the tracer's
+        `stats().log_records_held`)."""
         return len(self._waiting)
 
     def on_emit(self, log_data) -> None:
@@ -1088,11 +1187,11 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
             held = None
         with self._lock:
             if held:
-                self._attached += 1
+                self._counts.attached += 1
             else:
                 # False: spanguard refused it (the span's event limit or a
                 # used-up payload pool), counted dropped on the span too.
-                self._not_attached += 1
+                self._counts.not_attached += 1
 
     def _hold(self, record, name: str) -> None:
         """Holds an event record for the exporter's `export` of its span
@@ -1103,7 +1202,7 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         waiting = _Waiting(key, args, size, _span_of(record), time.monotonic())
         with self._lock:
             if self._exporter._shut_down:
-                self._not_attached += 1
+                self._counts.not_attached += 1
                 return
             n = self._numbered = self._numbered + 1
             self._waiting[n] = waiting
@@ -1122,7 +1221,7 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         if not numbers:
             del self._by_span[waiting.key]
         self._held_bytes -= waiting.size
-        self._not_attached += 1
+        self._counts.not_attached += 1
 
     def _count_gone(self, everything: bool = False) -> None:
         """Counts not attached the held records whose span can no longer
@@ -1156,8 +1255,8 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
             except Exception as e:  # noqa: BLE001 - an exporter must not throw into the SDK
                 self._spans._failed("the log record processor", e)
         with self._lock:
-            self._attached += attached
-            self._not_attached += len(records) - attached
+            self._counts.attached += attached
+            self._counts.not_attached += len(records) - attached
 
     def shutdown(self) -> None:
         """The spanguard tracer is the span processor's (or the exporter's):
@@ -1171,6 +1270,19 @@ class SpanguardLogRecordProcessor(_LogRecordProcessor):
         held until its span is exported."""
         self._count_gone()
         return True
+
+
+def _say_not_attached(processors: list) -> None:
+    """Says on stderr (logger "spanguard", once, at the shutdown of the
+    span processor or exporter they were given: their counts are final
+    then) how many event records `processors` could not put on their
+    spans, with where they are counted: beside the spans lost that
+    spanguard itself names as it stops. Nothing when none."""
+    lost = sum(p.not_attached for p in processors)
+    if lost:
+        _logger.warning("spanguard: %d event record(s) sent through the Logs API (prompts, with some "
+                        "instrumentations) did not reach their spans (counted in the tracer's "
+                        "stats().log_records_not_attached)", lost)
 
 
 # The exporters not shut down, for the flush below (weakly: one let go of
@@ -1412,9 +1524,7 @@ class SpanguardSpanExporter(SpanExporter):
         _arm_signal_flush()
         for log_processor in self._log_processors:  # no span comes for what they hold now
             log_processor._count_gone(everything=True)
-            if log_processor._zero_code and log_processor.not_attached:
-                _logger.warning("spanguard: %d event record(s) sent through the Logs API (prompts, with "
-                                "some instrumentations) did not reach their spans", log_processor.not_attached)
+        _say_not_attached(self._log_processors)
         timeout = max(0.0, timeout_millis) / 1000
         try:
             if self._owns_tracer:
@@ -1454,20 +1564,39 @@ def _add_log_processor_to_zero_code_exporters() -> None:
     holds no exporter to give one, so the prompts openai-v2 (event_only)
     and OpenLLMetry (use_attributes=False) send as Logs API events were
     lost to its spans, counted nowhere. An exporter made later (by the
-    application, with its own setup) is left to it. Never raises: an
-    exception here would stop every instrumentation."""
+    application, with its own setup) is left to it.
+
+    With no LoggerProvider set (the SDK's configurator set one only with
+    OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true until
+    open-telemetry/opentelemetry-python#4340, December 2024; another
+    configurator may set none) the instrumentations' events went
+    to the API's no-op logger, lost uncounted: spanguard sets the SDK's
+    LoggerProvider, with the tracer provider's resource and that
+    processor, as today's configurator does (`_set_sdk_logger_provider`).
+    A global provider that is not the SDK's (a no-op one set on purpose,
+    another vendor's) takes no processor: said once, naming what to do,
+    as its events can reach no span and be counted by no one. Never
+    raises: an exception here would stop every instrumentation."""
     try:
         from opentelemetry._logs import get_logger_provider
 
-        logs = get_logger_provider()
-        add = getattr(logs, "add_log_record_processor", None)
         exporters = [e for e in list(_live_exporters) if e._owns_tracer and not e._shut_down
                      and not any(p._zero_code for p in e._log_processors)]
         if not exporters:
             return
-        if add is None:  # no SDK LoggerProvider set: its events go nowhere, to no one else either
-            _logger.debug("spanguard: no SDK LoggerProvider is set; events sent through the Logs API "
-                          "will not reach the spans")
+        logs = get_logger_provider()
+        add = getattr(logs, "add_log_record_processor", None)
+        if add is None:
+            logs = _set_sdk_logger_provider(logs)
+            add = getattr(logs, "add_log_record_processor", None)
+        if add is None:
+            _logger.warning("spanguard: the global OpenTelemetry LoggerProvider is %s, not the SDK's: events "
+                            "that instrumentations send through the Logs API (prompts and completions: "
+                            "openai-v2 with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=event_only, "
+                            "OpenLLMetry with use_attributes=False) cannot reach spanguard's spans, and are "
+                            "counted nowhere. Set opentelemetry.sdk._logs.LoggerProvider as the global one "
+                            "(set_logger_provider), or have the instrumentation put the content on the span "
+                            "(span_only; use_attributes=True)", type(logs).__name__)
             return
         for exporter in exporters:
             processor = SpanguardLogRecordProcessor(exporter)
@@ -1476,3 +1605,31 @@ def _add_log_processor_to_zero_code_exporters() -> None:
     except Exception:  # noqa: BLE001 - the instrumentations must still be instrumented
         _logger.warning("spanguard: could not add the log record processor to the global LoggerProvider",
                         exc_info=True)
+
+
+def _set_sdk_logger_provider(current):
+    """The SDK LoggerProvider set as the global one, when none is set
+    (`current` is the API's proxy, which hands out loggers that forward to
+    the global provider once one is set) and the SDK has one; else
+    `current`, untouched. Its resource is the global tracer provider's, as
+    the configurator gives both the same. Set once, as the API allows:
+    the application's own `set_logger_provider` later is refused (the
+    API's warning), as it is under today's configurator, which always
+    sets one; its processors go on `get_logger_provider()` instead."""
+    from opentelemetry import _logs
+
+    try:
+        from opentelemetry._logs._internal import ProxyLoggerProvider
+        from opentelemetry.sdk._logs import LoggerProvider
+    except ImportError:  # an SDK without the Logs API (or of another shape): nothing to set
+        return current
+    if not isinstance(current, ProxyLoggerProvider):
+        return current
+    resource = getattr(_otel_trace.get_tracer_provider(), "resource", None)
+    provider = LoggerProvider(resource=resource) if resource is not None else LoggerProvider()
+    _logs.set_logger_provider(provider)
+    now = _logs.get_logger_provider()
+    if now is provider:
+        _logger.debug("spanguard: no LoggerProvider was set; set the SDK's, so that events sent through the "
+                      "Logs API reach the spans")
+    return now
