@@ -3325,3 +3325,190 @@ fn nested_instrumentations_count_each_llm_call_once() {
         let _ = std::fs::remove_dir_all(&root);
     }
 }
+
+/// `v` as an OTLP/JSON AnyValue: what a structured attribute (a GenAI
+/// event's body) is in a sink line.
+fn any_value(v: &spanguard::export::json_value::JsonValue) -> String {
+    use spanguard::export::json_value::JsonValue as J;
+    match v {
+        J::Null => "{}".to_string(),
+        J::Bool(b) => format!(r#"{{"boolValue":{b}}}"#),
+        J::Number(n) => format!(r#"{{"intValue":"{n}"}}"#),
+        J::String(s) => format!(r#"{{"stringValue":{}}}"#, json_string(s)),
+        J::Array(items) => {
+            let items: Vec<String> = items.iter().map(any_value).collect();
+            format!(r#"{{"arrayValue":{{"values":[{}]}}}}"#, items.join(","))
+        }
+        J::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!(r#"{{"key":{},"value":{}}}"#, json_string(k), any_value(v)))
+                .collect();
+            format!(r#"{{"kvlistValue":{{"values":[{}]}}}}"#, members.join(","))
+        }
+    }
+}
+
+/// A span of trace 0af7… in OTLP/JSON: `id` its span id's one byte
+/// repeated, these string attributes, one event of `event` (its name, its
+/// body as JSON) when given.
+fn span_json(
+    id: u8,
+    name: &str,
+    attributes: &[(&str, &str)],
+    event: Option<(&str, &str)>,
+) -> String {
+    let attrs: Vec<String> = attributes
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                r#"{{"key":"{k}","value":{{"stringValue":{}}}}}"#,
+                json_string(v)
+            )
+        })
+        .collect();
+    let events = event.map_or(String::new(), |(name, body)| {
+        let body = spanguard::export::json_value::JsonValue::parse(body.as_bytes()).expect("JSON");
+        format!(
+            r#","events":[{{"name":"{name}","timeUnixNano":"{}","attributes":[{{"key":"log.record.body","value":{}}}]}}]"#,
+            T0 + u64::from(id) * MS,
+            any_value(&body)
+        )
+    });
+    format!(
+        concat!(
+            r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}","#,
+            r#""parentSpanId":"0101010101010101","name":"{}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{}]{}}}"#
+        ),
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        name,
+        T0 + u64::from(id) * MS,
+        T0 + u64::from(id) * MS + MS,
+        attrs.join(","),
+        events
+    )
+}
+
+#[test]
+fn a_tool_result_is_named_by_its_call_elsewhere_in_the_trace() {
+    // An agent's turn: the first LLM call's output asks for tools, the
+    // next call's input holds their results. Each result says only the id
+    // of the call it answers, and that call is in another span: the
+    // results were drawn `tool result: 2 flights (id c1)`, `[tool,
+    // tool_call_id call_9] 3 hotels`, no tool named. Each form `show`
+    // reads, its call found across the trace by id and named.
+    let root_span = r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"0101010101010101","name":"agent.turn","startTimeUnixNano":"1796029200000000000","endTimeUnixNano":"1796029200010000000"}"#;
+    let asks = span_json(
+        2,
+        "llm.plan",
+        &[
+            (
+                "gen_ai.output.messages",
+                r#"[{"role":"assistant","parts":[{"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}]}]"#,
+            ),
+            ("gen_ai.completion.0.role", "assistant"),
+            ("gen_ai.completion.0.tool_calls.0.id", "call_9"),
+            ("gen_ai.completion.0.tool_calls.0.name", "hotel_search"),
+            ("gen_ai.completion.1.role", "assistant"),
+            (
+                "gen_ai.completion.1.content",
+                r#"[{"type":"tool_use","id":"tu1","name":"search","input":{}}]"#,
+            ),
+            (
+                "ai.response.toolCalls",
+                r#"[{"toolCallId":"ai1","toolName":"weather","input":"{}"}]"#,
+            ),
+        ],
+        Some((
+            "gen_ai.choice",
+            r#"{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"ev1","type":"function","function":{"name":"lookup","arguments":"{}"}}]}}"#,
+        )),
+    );
+    let answers = span_json(
+        3,
+        "llm.answer",
+        &[
+            (
+                "gen_ai.input.messages",
+                r#"[{"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"2 flights"}]},{"role":"tool","parts":[{"type":"tool_call_response","id":"nowhere","response":"?"}]}]"#,
+            ),
+            ("gen_ai.prompt.0.role", "tool"),
+            ("gen_ai.prompt.0.tool_call_id", "call_9"),
+            ("gen_ai.prompt.0.content", "3 hotels"),
+            ("gen_ai.prompt.1.role", "user"),
+            (
+                "gen_ai.prompt.1.content",
+                r#"[{"type":"tool_result","tool_use_id":"tu1","content":"9 hits"}]"#,
+            ),
+            (
+                "ai.prompt.messages",
+                r#"[{"role":"tool","content":[{"type":"tool-result","toolCallId":"ai1","output":{"type":"text","value":"sunny"}}]}]"#,
+            ),
+        ],
+        Some(("gen_ai.tool.message", r#"{"content":"found","id":"ev1"}"#)),
+    );
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{root_span},{asks},{answers}]}}]}}]}}"#
+    );
+    let root = sink_of("tool-results-named", line);
+    for args in [
+        &["--span", "0303", "svc-1.jsonl"][..],
+        &["--full", "svc-1.jsonl"][..],
+    ] {
+        let printed = shown(&root, args);
+        let printed = &printed[printed.find("llm.answer").expect("the answers' span")..];
+        assert_eq!(
+            chat_block(
+                printed,
+                "gen_ai.input.messages = 2 messages (its JSON by role and part):"
+            ),
+            [
+                "[tool] tool result flight_search: 2 flights (id c1)",
+                // A call the trace does not hold: no name made up.
+                "[tool] tool result: ? (id nowhere)",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(printed, "gen_ai.prompt.N.* = 2 messages (by index):"),
+            [
+                "[tool, tool_call_id call_9, call hotel_search] 3 hotels",
+                "[user] tool result search: 9 hits (id tu1)",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(
+                printed,
+                "ai.prompt.messages = 1 message (its JSON by role and part):"
+            ),
+            ["[tool] tool result weather: sunny (id ai1)"],
+            "{printed}"
+        );
+        assert_eq!(
+            event_block(printed, "• gen_ai.tool.message"),
+            ["[tool, id ev1, call lookup] found"],
+            "{printed}"
+        );
+    }
+    // The page's Chat table names them the same.
+    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    for said in [
+        "[tool] tool result flight_search: 2 flights (id c1)",
+        "[tool, tool_call_id call_9, call hotel_search] 3 hotels",
+        "[tool, id ev1, call lookup] found",
+    ] {
+        assert!(page.contains(said), "{said}\n{page}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
