@@ -809,6 +809,47 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// `--from-start` reads the past a piece at a time: a last line not
+    /// yet whole is left to the polls, a line that is no JSON is handed on
+    /// (and said by `decode_line`), and a line longer than any sink writes
+    /// is read through and skipped, never held whole.
+    #[test]
+    fn the_past_is_read_in_whole_lines_and_an_overlong_one_is_skipped() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("sg-tail-past-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("svc-1.jsonl");
+        let mut file = std::fs::File::create(&path).expect("create");
+        file.write_all(b"first\n{not json\n").expect("write");
+        let overlong_at = file.metadata().expect("stat").len();
+        let piece = vec![b'x'; 1 << 20];
+        for _ in 0..=MAX_LINE_BYTES >> 20 {
+            file.write_all(&piece).expect("write");
+        }
+        file.write_all(b"\nafter\npartial").expect("write");
+        drop(file);
+        let end = std::fs::metadata(&path).expect("stat").len();
+        let open = || std::fs::File::open(&path).expect("open");
+        let partial_at = end - b"partial".len() as u64;
+        let lines = read_lines(open(), 0, end).expect("read");
+        assert_eq!(lines.text, b"first\n{not json\nafter\n");
+        assert_eq!((lines.taken, lines.skipped), (partial_at, 1));
+        // From the overlong line: skipped, then "after"; the partial last
+        // line left.
+        let lines = read_lines(open(), overlong_at, end).expect("read");
+        assert_eq!(lines.text, b"after\n");
+        assert_eq!(lines.skipped, 1);
+        assert_eq!(lines.taken, partial_at - overlong_at);
+        let lines = read_lines(open(), partial_at, end).expect("read");
+        assert_eq!((lines.text.len(), lines.taken), (0, 0));
+        // An overlong line not ended before the end: left to the polls.
+        let lines =
+            read_lines(open(), overlong_at, end - b"\nafter\npartial".len() as u64).expect("read");
+        assert_eq!((lines.text.len(), lines.taken, lines.skipped), (0, 0, 0));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// A link to another sink file (another user's) swapped in for one of
     /// the followed directory's files after the listing: not followed, its
     /// spans used to be printed as that directory's.
