@@ -233,6 +233,13 @@ fn show(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run spanguard")
 }
 
+/// The page `show --html` wrote of `file` in `root`, having succeeded.
+fn page_of(root: &Path, file: &str) -> String {
+    let out = show(root, &["--html", "page.html", file], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(root.join("page.html")).expect("page")
+}
+
 /// What `show` with `args` printed without colour, having succeeded.
 fn shown(root: &Path, args: &[&str]) -> String {
     let out = show(root, args, &[("NO_COLOR", "1")]);
@@ -671,9 +678,7 @@ fn a_count_no_call_said_is_unknown_in_the_traces_sum_not_0() {
             "{test}: {printed}"
         );
         assert!(!printed.contains(" 0 out"), "{test}: {printed}");
-        let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+        let page = page_of(&root, "svc-1.jsonl");
         assert!(
             page.contains(&format!(">{fact} tokens</span>")),
             "{test}: the page says the same"
@@ -694,9 +699,7 @@ fn the_html_page_shows_a_long_value_in_part() {
         prompt
     ));
     let root = sink_of("html", line);
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(page.contains(&prompt[..1000]));
     let more = prompt.len() - 256 * 1024;
     assert!(
@@ -846,9 +849,7 @@ fn the_html_page_shows_a_long_status_message_in_the_span_details() {
     let message = format!("{}END-OF-TRACEBACK", "File agent.py, line 12 ".repeat(100));
     let line = llm_chat_line(&format!(r#""status":{{"code":2,"message":"{}"}}"#, message));
     let root = sink_of("html-status", line);
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(
         page.contains(&format!("<th>status message</th><td>{message}</td>")),
         "the whole message in the details"
@@ -1751,9 +1752,7 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
         "{printed}"
     );
     // The page's Chat table draws the calls the same.
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(
         page.contains(
             "[tool] tool result calendar: free (id c0)\n[tool] tool result: {&quot;ok&quot;: true} (id zz)"
@@ -2061,9 +2060,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
         .expect("the call's line");
     assert!(line.ends_with("mock-model-1 270→32 tokens"), "{printed}");
     // The page's Chat table has them too.
-    let out = show(&root, &["--html", "page.html", "ai-agent-4242.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "ai-agent-4242.jsonl");
     assert!(
         page.contains(
             "<th>ai.response.toolCalls</th><td>1 tool call (its JSON):\n\
@@ -2179,13 +2176,7 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
     }
     assert!(!printed.contains("log.record.body"), "{printed}");
     // The page's Chat table has them, named by their event.
-    let out = show(
-        &root,
-        &["--html", "page.html", "openllmetry-events.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "openllmetry-events.jsonl");
     for row in [
         "<tr><th>gen_ai.user.message</th><td>[user] What is the weather in Lisbon?\nAnswer with\tthe temperature.</td></tr>",
         "<tr><th>gen_ai.assistant.message</th><td>[assistant] tool call get_weather(city=&quot;Lisbon&quot;) (id call_weather_1)</td></tr>",
@@ -2260,13 +2251,7 @@ fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
         ),
         "{printed}"
     );
-    let out = show(
-        &root,
-        &["--html", "page.html", "openai-v2-event-only.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "openai-v2-event-only.jsonl");
     let row = "<tr><th>gen_ai.client.inference.operation.details gen_ai.output.messages</th>\
                <td>1 message (by role and part):\n[assistant, finish_reason stop] echo: 18°C, clear sky</td></tr>";
     assert!(page.contains(row), "{page}");
@@ -2464,13 +2449,7 @@ fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
         "{printed}"
     );
     // The page says the same sum.
-    let out = show(
-        &root,
-        &["--html", "page.html", "ai-reasoning-4343.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "ai-reasoning-4343.jsonl");
     assert!(
         page.contains(">914 in, 60 out (48 reasoning) tokens</span>"),
         "{page}"
@@ -2715,9 +2694,7 @@ fn a_picture_in_a_message_is_said_by_its_type_and_size() {
         "{printed}"
     );
     // The page's Chat table says the same.
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     let chat = &page[page.find("<h4>Chat</h4>").expect("a Chat table")..];
     let chat = &chat[..chat.find("</table>").expect("its end")];
     assert!(chat.contains("[image/png, 5.0 MB base64]"), "{chat}");
@@ -2833,9 +2810,7 @@ fn the_html_page_shows_a_spans_messages_as_a_chat() {
         ("gen_ai.input.messages", input),
     ];
     let root = sink_of("html-chat", llm_span_of(&attrs));
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     let chat = page
         .split_once("<h4>Chat</h4>")
         .map(|(_, rest)| rest.split_once("</table>").map_or(rest, |(c, _)| c))
@@ -3500,9 +3475,7 @@ fn a_tool_result_is_named_by_its_call_elsewhere_in_the_trace() {
         );
     }
     // The page's Chat table names them the same.
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     for said in [
         "[tool] tool result flight_search: 2 flights (id c1)",
         "[tool, tool_call_id call_9, call hotel_search] 3 hotels",
