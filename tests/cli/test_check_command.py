@@ -176,6 +176,10 @@ def test_a_401_under_endpoint_says_how_to_give_headers_to_the_check(cli, tmp_pat
         assert sent[1].get("x-api-key") == "s3cret key", sent
         assert sent[1].get("x-team") == "a", sent
         assert "x-api-key" not in sent[0] and sent[2].get("authorization") == "secret", sent
+    # Given with no endpoint to check, they are said to be the flag's, unused.
+    run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADERS="authorization=secret"), "--headers", "x-key=1")
+    assert "  headers           x-key (values not shown; --headers): set but unused: no endpoint" in run.stdout, \
+        run.stdout
     # A --headers value that is not name=value is a usage error, named.
     run = check(cli, clean_env(tmp_path), "--endpoint", "http://127.0.0.1:9", "--headers", "novalue")
     assert run.returncode == 2, run.stdout + run.stderr

@@ -642,13 +642,16 @@ pub fn run(args: &[String]) -> ExitCode {
             .iter()
             .map(|(name, _)| super::terminal::clean(name))
             .collect();
-        let from = taken_from(
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                "OTEL_EXPORTER_OTLP_HEADERS",
-            ],
-            &config,
-        );
+        let from = match headers_from {
+            HeadersFrom::Flag => Some("--headers"),
+            HeadersFrom::Environment => taken_from(
+                &[
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                ],
+                &config,
+            ),
+        };
         match (&url, from) {
             (Some(_), _) => println!(
                 "  headers           {} (values not shown)",
