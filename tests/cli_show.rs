@@ -233,6 +233,13 @@ fn show(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run spanguard")
 }
 
+/// The page `show --html` wrote of `file` in `root`, having succeeded.
+fn page_of(root: &Path, file: &str) -> String {
+    let out = show(root, &["--html", "page.html", file], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(root.join("page.html")).expect("page")
+}
+
 /// What `show` with `args` printed without colour, having succeeded.
 fn shown(root: &Path, args: &[&str]) -> String {
     let out = show(root, args, &[("NO_COLOR", "1")]);
@@ -671,9 +678,7 @@ fn a_count_no_call_said_is_unknown_in_the_traces_sum_not_0() {
             "{test}: {printed}"
         );
         assert!(!printed.contains(" 0 out"), "{test}: {printed}");
-        let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+        let page = page_of(&root, "svc-1.jsonl");
         assert!(
             page.contains(&format!(">{fact} tokens</span>")),
             "{test}: the page says the same"
@@ -694,9 +699,7 @@ fn the_html_page_shows_a_long_value_in_part() {
         prompt
     ));
     let root = sink_of("html", line);
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(page.contains(&prompt[..1000]));
     let more = prompt.len() - 256 * 1024;
     assert!(
@@ -846,9 +849,7 @@ fn the_html_page_shows_a_long_status_message_in_the_span_details() {
     let message = format!("{}END-OF-TRACEBACK", "File agent.py, line 12 ".repeat(100));
     let line = llm_chat_line(&format!(r#""status":{{"code":2,"message":"{}"}}"#, message));
     let root = sink_of("html-status", line);
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(
         page.contains(&format!("<th>status message</th><td>{message}</td>")),
         "the whole message in the details"
@@ -1751,9 +1752,7 @@ fn genai_messages_shown_whole_read_by_role_and_part() {
         "{printed}"
     );
     // The page's Chat table draws the calls the same.
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     assert!(
         page.contains(
             "[tool] tool result calendar: free (id c0)\n[tool] tool result: {&quot;ok&quot;: true} (id zz)"
@@ -2061,9 +2060,7 @@ fn ai_sdk_spans_shown_whole_as_a_chat() {
         .expect("the call's line");
     assert!(line.ends_with("mock-model-1 270→32 tokens"), "{printed}");
     // The page's Chat table has them too.
-    let out = show(&root, &["--html", "page.html", "ai-agent-4242.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "ai-agent-4242.jsonl");
     assert!(
         page.contains(
             "<th>ai.response.toolCalls</th><td>1 tool call (its JSON):\n\
@@ -2179,13 +2176,7 @@ fn openllmetry_message_events_shown_whole_as_a_chat() {
     }
     assert!(!printed.contains("log.record.body"), "{printed}");
     // The page's Chat table has them, named by their event.
-    let out = show(
-        &root,
-        &["--html", "page.html", "openllmetry-events.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "openllmetry-events.jsonl");
     for row in [
         "<tr><th>gen_ai.user.message</th><td>[user] What is the weather in Lisbon?\nAnswer with\tthe temperature.</td></tr>",
         "<tr><th>gen_ai.assistant.message</th><td>[assistant] tool call get_weather(city=&quot;Lisbon&quot;) (id call_weather_1)</td></tr>",
@@ -2260,13 +2251,7 @@ fn openai_v2_details_event_messages_shown_whole_as_a_chat() {
         ),
         "{printed}"
     );
-    let out = show(
-        &root,
-        &["--html", "page.html", "openai-v2-event-only.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "openai-v2-event-only.jsonl");
     let row = "<tr><th>gen_ai.client.inference.operation.details gen_ai.output.messages</th>\
                <td>1 message (by role and part):\n[assistant, finish_reason stop] echo: 18°C, clear sky</td></tr>";
     assert!(page.contains(row), "{page}");
@@ -2464,13 +2449,7 @@ fn ai_sdk_reasoning_and_embeddings_counted_each_call_once() {
         "{printed}"
     );
     // The page says the same sum.
-    let out = show(
-        &root,
-        &["--html", "page.html", "ai-reasoning-4343.jsonl"],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "ai-reasoning-4343.jsonl");
     assert!(
         page.contains(">914 in, 60 out (48 reasoning) tokens</span>"),
         "{page}"
@@ -2715,9 +2694,7 @@ fn a_picture_in_a_message_is_said_by_its_type_and_size() {
         "{printed}"
     );
     // The page's Chat table says the same.
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     let chat = &page[page.find("<h4>Chat</h4>").expect("a Chat table")..];
     let chat = &chat[..chat.find("</table>").expect("its end")];
     assert!(chat.contains("[image/png, 5.0 MB base64]"), "{chat}");
@@ -2833,9 +2810,7 @@ fn the_html_page_shows_a_spans_messages_as_a_chat() {
         ("gen_ai.input.messages", input),
     ];
     let root = sink_of("html-chat", llm_span_of(&attrs));
-    let out = show(&root, &["--html", "page.html", "svc-1.jsonl"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let page = std::fs::read_to_string(root.join("page.html")).expect("page");
+    let page = page_of(&root, "svc-1.jsonl");
     let chat = page
         .split_once("<h4>Chat</h4>")
         .map(|(_, rest)| rest.split_once("</table>").map_or(rest, |(c, _)| c))
@@ -3324,4 +3299,189 @@ fn nested_instrumentations_count_each_llm_call_once() {
         }
         let _ = std::fs::remove_dir_all(&root);
     }
+}
+
+/// `v` as an OTLP/JSON AnyValue: what a structured attribute (a GenAI
+/// event's body) is in a sink line.
+fn any_value(v: &spanguard::export::json_value::JsonValue) -> String {
+    use spanguard::export::json_value::JsonValue as J;
+    match v {
+        J::Null => "{}".to_string(),
+        J::Bool(b) => format!(r#"{{"boolValue":{b}}}"#),
+        J::Number(n) => format!(r#"{{"intValue":"{n}"}}"#),
+        J::String(s) => format!(r#"{{"stringValue":{}}}"#, json_string(s)),
+        J::Array(items) => {
+            let items: Vec<String> = items.iter().map(any_value).collect();
+            format!(r#"{{"arrayValue":{{"values":[{}]}}}}"#, items.join(","))
+        }
+        J::Object(members) => {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!(r#"{{"key":{},"value":{}}}"#, json_string(k), any_value(v)))
+                .collect();
+            format!(r#"{{"kvlistValue":{{"values":[{}]}}}}"#, members.join(","))
+        }
+    }
+}
+
+/// A span of trace 0af7… in OTLP/JSON: `id` its span id's one byte
+/// repeated, these string attributes, one event of `event` (its name, its
+/// body as JSON) when given.
+fn span_json(
+    id: u8,
+    name: &str,
+    attributes: &[(&str, &str)],
+    event: Option<(&str, &str)>,
+) -> String {
+    let attrs: Vec<String> = attributes
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                r#"{{"key":"{k}","value":{{"stringValue":{}}}}}"#,
+                json_string(v)
+            )
+        })
+        .collect();
+    let events = event.map_or(String::new(), |(name, body)| {
+        let body = spanguard::export::json_value::JsonValue::parse(body.as_bytes()).expect("JSON");
+        format!(
+            r#","events":[{{"name":"{name}","timeUnixNano":"{}","attributes":[{{"key":"log.record.body","value":{}}}]}}]"#,
+            T0 + u64::from(id) * MS,
+            any_value(&body)
+        )
+    });
+    format!(
+        concat!(
+            r#"{{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}","#,
+            r#""parentSpanId":"0101010101010101","name":"{}","kind":3,"startTimeUnixNano":"{}","endTimeUnixNano":"{}","#,
+            r#""attributes":[{}]{}}}"#
+        ),
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        id,
+        name,
+        T0 + u64::from(id) * MS,
+        T0 + u64::from(id) * MS + MS,
+        attrs.join(","),
+        events
+    )
+}
+
+#[test]
+fn a_tool_result_is_named_by_its_call_elsewhere_in_the_trace() {
+    // An agent's turn: the first LLM call's output asks for tools, the
+    // next call's input holds their results. Each result says only the id
+    // of the call it answers, and that call is in another span: the
+    // results were drawn `tool result: 2 flights (id c1)`, `[tool,
+    // tool_call_id call_9] 3 hotels`, no tool named. Each form `show`
+    // reads, its call found across the trace by id and named.
+    let root_span = r#"{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"0101010101010101","name":"agent.turn","startTimeUnixNano":"1796029200000000000","endTimeUnixNano":"1796029200010000000"}"#;
+    let asks = span_json(
+        2,
+        "llm.plan",
+        &[
+            (
+                "gen_ai.output.messages",
+                r#"[{"role":"assistant","parts":[{"type":"tool_call","id":"c1","name":"flight_search","arguments":{"to":"LIS"}}]}]"#,
+            ),
+            ("gen_ai.completion.0.role", "assistant"),
+            ("gen_ai.completion.0.tool_calls.0.id", "call_9"),
+            ("gen_ai.completion.0.tool_calls.0.name", "hotel_search"),
+            ("gen_ai.completion.1.role", "assistant"),
+            (
+                "gen_ai.completion.1.content",
+                r#"[{"type":"tool_use","id":"tu1","name":"search","input":{}}]"#,
+            ),
+            (
+                "ai.response.toolCalls",
+                r#"[{"toolCallId":"ai1","toolName":"weather","input":"{}"}]"#,
+            ),
+        ],
+        Some((
+            "gen_ai.choice",
+            r#"{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"ev1","type":"function","function":{"name":"lookup","arguments":"{}"}}]}}"#,
+        )),
+    );
+    let answers = span_json(
+        3,
+        "llm.answer",
+        &[
+            (
+                "gen_ai.input.messages",
+                r#"[{"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"2 flights"}]},{"role":"tool","parts":[{"type":"tool_call_response","id":"nowhere","response":"?"}]}]"#,
+            ),
+            ("gen_ai.prompt.0.role", "tool"),
+            ("gen_ai.prompt.0.tool_call_id", "call_9"),
+            ("gen_ai.prompt.0.content", "3 hotels"),
+            ("gen_ai.prompt.1.role", "user"),
+            (
+                "gen_ai.prompt.1.content",
+                r#"[{"type":"tool_result","tool_use_id":"tu1","content":"9 hits"}]"#,
+            ),
+            (
+                "ai.prompt.messages",
+                r#"[{"role":"tool","content":[{"type":"tool-result","toolCallId":"ai1","output":{"type":"text","value":"sunny"}}]}]"#,
+            ),
+        ],
+        Some(("gen_ai.tool.message", r#"{"content":"found","id":"ev1"}"#)),
+    );
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}}]}},"scopeSpans":[{{"scope":{{"name":"s"}},"spans":[{root_span},{asks},{answers}]}}]}}]}}"#
+    );
+    let root = sink_of("tool-results-named", line);
+    for args in [
+        &["--span", "0303", "svc-1.jsonl"][..],
+        &["--full", "svc-1.jsonl"][..],
+    ] {
+        let printed = shown(&root, args);
+        let printed = &printed[printed.find("llm.answer").expect("the answers' span")..];
+        assert_eq!(
+            chat_block(
+                printed,
+                "gen_ai.input.messages = 2 messages (its JSON by role and part):"
+            ),
+            [
+                "[tool] tool result flight_search: 2 flights (id c1)",
+                // A call the trace does not hold: no name made up.
+                "[tool] tool result: ? (id nowhere)",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(printed, "gen_ai.prompt.N.* = 2 messages (by index):"),
+            [
+                "[tool, tool_call_id call_9, call hotel_search] 3 hotels",
+                "[user] tool result search: 9 hits (id tu1)",
+            ],
+            "{printed}"
+        );
+        assert_eq!(
+            chat_block(
+                printed,
+                "ai.prompt.messages = 1 message (its JSON by role and part):"
+            ),
+            ["[tool] tool result weather: sunny (id ai1)"],
+            "{printed}"
+        );
+        assert_eq!(
+            event_block(printed, "• gen_ai.tool.message"),
+            ["[tool, id ev1, call lookup] found"],
+            "{printed}"
+        );
+    }
+    // The page's Chat table names them the same.
+    let page = page_of(&root, "svc-1.jsonl");
+    for said in [
+        "[tool] tool result flight_search: 2 flights (id c1)",
+        "[tool, tool_call_id call_9, call hotel_search] 3 hotels",
+        "[tool, id ev1, call lookup] found",
+    ] {
+        assert!(page.contains(said), "{said}\n{page}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

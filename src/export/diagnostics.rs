@@ -117,6 +117,15 @@ fn replay_command(target: &str, dir: &str) -> String {
     }
 }
 
+/// The `spanguard replay` command for what a process writing to the local
+/// sink spooled: that process had no endpoint to name, so the command
+/// names the option that takes one. `spanguard replay DIR` alone, run in
+/// a shell without an endpoint variable (as such a shell is: the process
+/// wrote to the local sink for having none), exited 2 "no endpoint".
+fn replay_to_be_pointed(dir: &str) -> String {
+    format!("spanguard replay --endpoint URL {dir}")
+}
+
 pub struct Diagnostics {
     level: LogLevel,
     sink: Sink,
@@ -360,7 +369,8 @@ impl Diagnostics {
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "keeping spans in the spool ({dir}), which a process writing to the local sink does not read back: `spanguard replay {dir}` sends them to an OTLP endpoint"
+                    "keeping spans in the spool ({dir}), which a process writing to the local sink does not read back: `{}` sends them to the OTLP/HTTP endpoint at URL",
+                    replay_to_be_pointed(dir)
                 ),
             );
         } else if first_of_streak {
@@ -678,7 +688,8 @@ impl Diagnostics {
             self.emit(
                 LogLevel::Warn,
                 &format!(
-                    "stopping with spans the local sink could not take in the spool ({dir}): `spanguard replay {dir}` sends them to an OTLP endpoint"
+                    "stopping with spans the local sink could not take in the spool ({dir}): `{}` sends them to the OTLP/HTTP endpoint at URL",
+                    replay_to_be_pointed(dir)
                 ),
             );
         } else if let (Some(streak), Some(dir)) = (&self.streak, spool_left) {
@@ -900,9 +911,9 @@ mod tests {
             d.lines(),
             [
                 "spanguard: warn: export to file:/s/a.jsonl failed: Not a directory",
-                "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay /spool` sends them to an OTLP endpoint",
+                "spanguard: warn: keeping spans in the spool (/spool), which a process writing to the local sink does not read back: `spanguard replay --endpoint URL /spool` sends them to the OTLP/HTTP endpoint at URL",
                 "spanguard: warn: export to file:/s/a.jsonl: delivering again after 1 failed attempt over 0 s",
-                "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay /spool` sends them to an OTLP endpoint",
+                "spanguard: warn: stopping with spans the local sink could not take in the spool (/spool): `spanguard replay --endpoint URL /spool` sends them to the OTLP/HTTP endpoint at URL",
             ]
         );
     }

@@ -130,6 +130,17 @@ impl Response {
         code()
     }
 
+    /// The answer's body as it reads: inflated when it came gzipped (a
+    /// partial success in a gzipped answer was read as no answer at all,
+    /// and its rejected spans were neither counted nor said). Inflated to
+    /// `inflate`'s cap at most.
+    fn read_body(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.gzipped.then(|| inflate(&self.body)).flatten() {
+            Some(inflated) => std::borrow::Cow::Owned(inflated),
+            None => std::borrow::Cow::Borrowed(&self.body),
+        }
+    }
+
     /// What the answer of status `code` says of a request in `format`,
     /// before secrets are masked in its words.
     fn outcome(
@@ -146,14 +157,9 @@ impl Response {
                 retry_after: None,
             });
         }
-        // A gzipped answer is read inflated: a partial success in it was
-        // read as no answer at all, and its rejected spans were neither
-        // counted nor said.
-        let inflated = self.gzipped.then(|| inflate(&self.body)).flatten();
-        let body = inflated.as_deref().unwrap_or(&self.body);
         classify(
             code,
-            body,
+            &self.read_body(),
             self.retry_after.as_deref(),
             self.location.as_deref(),
             format,
@@ -307,6 +313,9 @@ pub struct HttpTransport {
     next_limit: Option<Duration>,
     /// How the last request went without an answer (`Transport::silence`).
     silence: Silence,
+    /// The last request's refusal of the sender or the URL (401, 403,
+    /// 404, ...), in parts (`last_refusal`).
+    refusal: Option<Refusal>,
 }
 
 impl HttpTransport {
@@ -329,7 +338,16 @@ impl HttpTransport {
             capped: false,
             next_limit: None,
             silence: Silence::Answered,
+            refusal: None,
         }
+    }
+
+    /// The last request's refusal of the sender or the URL (a 4xx that
+    /// `SendError::Misdirected` says), in parts, for a caller that says
+    /// what to change in words of its own (`spanguard check --endpoint`
+    /// names its flags, not the variables). None after any other outcome.
+    pub fn last_refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// The status code of the last request's answer, when it had one and
@@ -565,30 +583,20 @@ impl HttpTransport {
     /// variable that never reached the process, or a key the backend does
     /// not take). Header names are said, never their values.
     fn refusal_said_for_this_request(&self, e: SendError) -> SendError {
-        let SendError::Misdirected { reason } = e else {
+        let (SendError::Misdirected { .. }, Some(refusal)) = (&e, &self.refusal) else {
             return e;
         };
-        let specific = if reason.starts_with("HTTP 404") {
-            path_hint(&self.url).map(str::to_string)
-        } else if reason.starts_with("HTTP 401") || reason.starts_with("HTTP 403") {
-            Some(credentials_hint(&self.headers))
-        } else {
-            None
+        let specific = match refusal.code {
+            404 => path_hint(&self.url).map(str::to_string),
+            401 | 403 => Some(credentials_hint(&self.headers)),
+            _ => None,
         };
-        let reason = match specific {
-            Some(hint) => {
-                let code = if reason.starts_with("HTTP 404") {
-                    404
-                } else {
-                    401
-                };
-                let generic = refusal_hint(code);
-                let base = reason.strip_suffix(generic).unwrap_or(&reason);
-                format!("{base} ({hint})")
-            }
-            None => reason,
-        };
-        SendError::Misdirected { reason }
+        match specific {
+            Some(hint) => SendError::Misdirected {
+                reason: refusal_reason(refusal.code, &refusal.answer, Some(&hint)),
+            },
+            None => e,
+        }
     }
 }
 
@@ -812,6 +820,7 @@ impl Transport for HttpTransport {
         gzipped: bool,
     ) -> Result<Accepted, SendError> {
         self.silence = Silence::Answered;
+        self.refusal = None;
         let performed = self.perform(body, format, gzipped);
         // Taken by this request even when it failed before it started.
         self.next_limit = None;
@@ -862,6 +871,12 @@ impl Transport for HttpTransport {
             .get_ref();
         let now_s = crate::span::clock::now_unix_ns() / 1_000_000_000;
         let outcome = response.outcome(code, format, now_s);
+        if matches!(outcome, Err(SendError::Misdirected { .. })) && (400..500).contains(&code) {
+            self.refusal = Some(Refusal {
+                code,
+                answer: self.secrets.scrub(&answer_text(&response.read_body())),
+            });
+        }
         if response.bad_status_line.is_some() {
             // No HTTP server, or a broken one: a new connection next time.
             self.easy = None;
@@ -984,7 +999,7 @@ pub fn classify(
         // any length). The sender's doing, not the data's: as a final
         // refusal, `spanguard replay` deleted every spool file it sent.
         401 | 403 | 404 | 405 | 407 | 431 => Err(SendError::Misdirected {
-            reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
+            reason: refusal_reason(code, &answer_text(body), refusal_hint(code)),
         }),
         // The server does not read this Content-Type: a backend that
         // takes one OTLP encoding only, or no OTLP receiver at all.
@@ -1009,7 +1024,7 @@ pub fn classify(
             ),
         }),
         _ => Err(SendError::Permanent {
-            reason: format!("HTTP {code}: {}{}", answer_text(body), refusal_hint(code)),
+            reason: refusal_reason(code, &answer_text(body), refusal_hint(code)),
         }),
     }
 }
@@ -1024,22 +1039,43 @@ fn starts_with_markup(body: &[u8]) -> bool {
 /// What to change for the final refusals a configuration causes: a
 /// missing or wrong API key, a URL where nothing takes traces. The body
 /// is the server's and seldom names the setting.
-fn refusal_hint(code: u32) -> &'static str {
+fn refusal_hint(code: u32) -> Option<&'static str> {
     match code {
-        401 | 403 => {
-            " (the backend refused the credentials: set the header it expects, e.g. its API key, \
-             in OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
-        }
-        431 => {
-            " (the server takes no request headers this large: shorten \
-             OTEL_EXPORTER_OTLP_HEADERS or the headers setting)"
-        }
-        404 => {
-            " (nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
-             /v1/traces is added to, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is)"
-        }
-        _ => "",
+        401 | 403 => Some(
+            "the backend refused the credentials: set the header it expects, e.g. its API key, \
+             in OTEL_EXPORTER_OTLP_HEADERS or the headers setting",
+        ),
+        431 => Some(
+            "the server takes no request headers this large: shorten \
+             OTEL_EXPORTER_OTLP_HEADERS or the headers setting",
+        ),
+        404 => Some(
+            "nothing takes traces at this URL: OTEL_EXPORTER_OTLP_ENDPOINT is a base URL that \
+             /v1/traces is added to, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as it is",
+        ),
+        _ => None,
     }
+}
+
+/// A refusal's reason, made of its parts: `HTTP 404: <the server's
+/// words> (<what to change>)`. Every refusal's reason is made here, so a
+/// caller that words the hint for its own setting (`spanguard check
+/// --endpoint`) makes it from the same parts (`HttpTransport::
+/// last_refusal`) rather than cutting another hint out of the text.
+pub fn refusal_reason(code: u32, answer: &str, hint: Option<&str>) -> String {
+    match hint {
+        Some(hint) => format!("HTTP {code}: {answer} ({hint})"),
+        None => format!("HTTP {code}: {answer}"),
+    }
+}
+
+/// A refusal of the sender or the URL, in parts: the status and the
+/// server's words (secrets masked). Its reason is `refusal_reason` of
+/// them and a hint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u32,
+    pub answer: String,
 }
 
 /// Whether an HTTP status line (`HTTP/<version> <code>[ <reason>]`, as

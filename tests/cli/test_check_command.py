@@ -147,6 +147,45 @@ def test_header_names_are_said_and_their_values_never(cli, tmp_path):
         assert "secret" not in run.stdout + run.stderr
 
 
+def test_a_401_under_endpoint_says_how_to_give_headers_to_the_check(cli, tmp_path):
+    # `check --endpoint URL` turned away for its credentials told the user
+    # to set OTEL_EXPORTER_OTLP_HEADERS, for a check whose endpoint they
+    # gave by flag: the check now takes --headers (OTEL_EXPORTER_OTLP_HEADERS'
+    # format) and its 401 says so, naming where the headers sent came from.
+    with OtlpReceiverProcess(workdir=tmp_path / "rx", mode="status:401") as rx:
+        env = clean_env(tmp_path)
+        run = check(cli, env, "--endpoint", rx.endpoint)
+        assert run.returncode == 1, run.stdout + run.stderr
+        failed = run.stdout.split("FAILED:")[1]
+        assert "HTTP 401" in failed, run.stdout
+        assert ("(the backend wants credentials and none were sent: give the header it expects, e.g. its "
+                "API key, with --headers (name=value,..., as OTEL_EXPORTER_OTLP_HEADERS takes them, a space "
+                "as %20: --headers Authorization=Bearer%20<key>))\n") in failed, run.stdout
+        run = check(cli, env, "--endpoint", rx.endpoint, "--headers", "x-api-key=s3cret%20key,x-team=a")
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "headers           x-api-key, x-team (values not shown)" in run.stdout, run.stdout
+        assert ("the backend refused the credentials sent (headers: x-api-key, x-team, from --headers): "
+                "check the key and the header name the backend expects, and give them with --headers") \
+            in run.stdout, run.stdout
+        assert "s3cret" not in run.stdout + run.stderr
+        env_headers = clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADERS="authorization=secret")
+        run = check(cli, env_headers, "--endpoint", rx.endpoint)
+        assert "(headers: authorization, from OTEL_EXPORTER_OTLP_HEADERS)" in run.stdout, run.stdout
+        # The headers given went with the request, decoded as the variable's are.
+        sent = [r["headers"] for r in rx.records() if r.get("path") == "/v1/traces"]
+        assert sent[1].get("x-api-key") == "s3cret key", sent
+        assert sent[1].get("x-team") == "a", sent
+        assert "x-api-key" not in sent[0] and sent[2].get("authorization") == "secret", sent
+    # Given with no endpoint to check, they are said to be the flag's, unused.
+    run = check(cli, clean_env(tmp_path, OTEL_EXPORTER_OTLP_HEADERS="authorization=secret"), "--headers", "x-key=1")
+    assert "  headers           x-key (values not shown; --headers): set but unused: no endpoint" in run.stdout, \
+        run.stdout
+    # A --headers value that is not name=value is a usage error, named.
+    run = check(cli, clean_env(tmp_path), "--endpoint", "http://127.0.0.1:9", "--headers", "novalue")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "--headers must be name=value,..." in run.stderr, run.stderr
+
+
 def test_an_invalid_variable_is_named_with_the_librarys_reason(cli, tmp_path):
     env = clean_env(tmp_path, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", SPANGUARD_ENDPONT="http://x",
                     OTEL_BSP_MAX_QUEUE_SIZE="4096")

@@ -291,3 +291,76 @@ def test_from_start_shows_the_past_in_the_order_the_spans_ended(cli, tmp_path):
     lines = f.wait_for(8, "the span written later")
     assert f.stop() == 0
     assert "at-02s" in lines[7], lines
+
+
+def test_the_time_column_is_when_each_span_ended_the_order_lines_come_in(cli, tmp_path):
+    # Lines come in the order the spans ended, and their time column was
+    # when each started: a long span's line, printed after a short one
+    # that started after it, showed an earlier time, and the column went
+    # backwards down the screen. The column is when each ended, and its
+    # head (on stderr, the lines on stdout staying data) says so.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    t0 = 1796029200000000000
+    ms = 1_000_000
+    # A long span from 0 ms to 900 ms, and a short one from 100 to 200 ms:
+    # the short one ended first.
+    spans = [{"traceId": f"{1:032x}", "spanId": f"{i + 1:016x}", "name": name, "kind": 1,
+              "startTimeUnixNano": str(t0 + start * ms), "endTimeUnixNano": str(t0 + end * ms)}
+             for i, (name, start, end) in enumerate([("long-one", 0, 900), ("short-one", 100, 200)])]
+    (sink / "svc-1.jsonl").write_text(json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}) + "\n")
+    f = Follower(cli, sink, "--from-start")
+    lines = f.wait_for(2, "the two spans")
+    assert f.stop() == 0
+    assert [l.split()[0] for l in lines] == ["09:00:00.200Z", "09:00:00.900Z"], lines
+    assert "short-one" in lines[0] and "long-one" in lines[1], lines
+    heads = f.proc.stderr.read().splitlines()[1]
+    assert heads.split("  ")[0] == "ended (UTC)", heads
+    # The heads stand over their columns.
+    assert heads.index("name") == lines[0].index("short-one"), (heads, lines)
+    assert heads.index("service") == lines[0].index("svc"), (heads, lines)
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
+
+
+def test_from_start_prints_a_big_sink_in_bounded_memory(cli, tmp_path):
+    # --from-start decoded the sink's whole past into memory before its
+    # first line (a sink of many GB: as many GB, or more, decoded). It
+    # reads each file a piece at a time and merges them: three files of
+    # 24 MiB of spans (a 4 KiB prompt each), whose spans ended interleaved,
+    # are printed in the order they ended with the peak memory (VmHWM, a
+    # count of pages, not a timing) far under what they hold.
+    sink = tmp_path / "sink"
+    sink.mkdir()
+    t0 = 1796029200000000000
+    prompt = "x" * 4096
+    per_file = 6000
+    for f_index, service in enumerate(["alpha", "beta", "gamma"]):
+        with open(sink / f"{service}-{f_index + 1}.jsonl", "w") as out:
+            for first in range(0, per_file, 100):
+                spans = []
+                for k in range(first, first + 100):
+                    n = k * 3 + f_index  # the files' spans ended in turn
+                    spans.append({"traceId": f"{n + 1:032x}", "spanId": f"{n + 1:016x}", "name": f"s{n:06d}",
+                                  "kind": 1, "startTimeUnixNano": str(t0 + n * 1_000_000),
+                                  "endTimeUnixNano": str(t0 + n * 1_000_000 + 1),
+                                  "attributes": [{"key": "gen_ai.prompt", "value": {"stringValue": prompt}}]})
+                out.write(json.dumps({"resourceSpans": [{
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                    "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]}) + "\n")
+    held = sum(p.stat().st_size for p in sink.iterdir())
+    assert held > 70 << 20, held
+    f = Follower(cli, sink, "--from-start")
+    lines = f.wait_for(3 * per_file, "the past", timeout=300)
+    peak = peak_rss_kib(f.proc.pid)
+    assert f.stop() == 0
+    names = [next(w for w in l.split() if w.startswith("s0")) for l in lines]
+    assert names == [f"s{n:06d}" for n in range(3 * per_file)], [n for i, n in enumerate(names) if n != f"s{i:06d}"][:5]
+    # Decoded whole, the past took more than the files hold; a piece of
+    # each file at a time, a few MiB.
+    assert peak < 40 << 10, (peak, held)

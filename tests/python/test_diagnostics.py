@@ -168,7 +168,7 @@ def test_what_the_local_sink_could_not_take_is_said_to_wait_for_replay(emitter, 
     lines, stats = emit(emitter, "sink", tmp_path, {}, count=20, extra=["--sink-dir", str(blocker / "sink")])
     assert stats["spooled_spans"] == 20, (stats, lines)
     spool = tmp_path / "spool"
-    assert sum(f"`spanguard replay {spool}` sends them to an OTLP endpoint" in line for line in lines) == 2, lines
+    assert sum(f"`spanguard replay --endpoint URL {spool}` sends them to the OTLP/HTTP endpoint at URL" in line for line in lines) == 2, lines
     assert not any("until the backend answers" in line for line in lines), lines
     assert lines[-1].startswith(f"spanguard: warn: stopping with spans the local sink could not take in the "
                                 f"spool ({spool})"), lines

@@ -7,10 +7,10 @@
 //! prompt was a dozen attribute lines, its messages' parts apart and in
 //! the file's order (`10` before `2`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use spanguard::export::json_value::JsonValue;
-use spanguard::export::otlp_decode::{DecodedEvent, Value};
+use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
 /// The attribute families that hold one message per index: the prefix
 /// before the index and what comes between the index and a field.
@@ -62,7 +62,7 @@ pub struct Message {
 /// Bedrock's so, as JSON: `[{"type":"text","text":"…"}]`): its text parts'
 /// text, another part (an image, a tool's result) as its JSON, a part a
 /// line. None when it is not such a list (then it is shown as it is).
-fn parts_text(value: &str) -> Option<String> {
+fn parts_text(value: &str, trace: &CallNames) -> Option<String> {
     if !value.trim_start().starts_with('[') {
         return None;
     }
@@ -82,7 +82,7 @@ fn parts_text(value: &str) -> Option<String> {
             // content blocks.
             ("thinking", _, Some(JsonValue::String(text))) => pieces.push(reasoning(text)),
             ("redacted_thinking", _, _) => pieces.push(REDACTED.to_string()),
-            _ => pieces.push(tool_part(item, &names).unwrap_or_else(|| json_text(item))),
+            _ => pieces.push(tool_part(item, &names, trace).unwrap_or_else(|| json_text(item))),
         }
     }
     (!pieces.is_empty()).then(|| pieces.join("\n"))
@@ -100,8 +100,10 @@ fn text_of(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
-/// The messages of the family `family` among `attributes`.
-pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
+/// The messages of the family `family` among `attributes`; a tool's
+/// message (`tool_call_id`) is said with the name of the call it answers
+/// when `trace` knows it (`call NAME`).
+pub fn gather(family: usize, attributes: &[(String, Value)], trace: &CallNames) -> Chat {
     #[derive(Default)]
     struct Parts {
         role: String,
@@ -125,7 +127,7 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
             // Before any part an OpenInference message may also have.
             // A content that is a picture's data: URL, said by its type
             // and size (text is never one).
-            let value = parts_text(&value)
+            let value = parts_text(&value, trace)
                 .or_else(|| data_words(&value, None))
                 .unwrap_or(value);
             m.content.insert(0, value);
@@ -166,7 +168,14 @@ pub fn gather(family: usize, attributes: &[(String, Value)]) -> Chat {
             // An image's data: URL (OpenInference's
             // `…message_content.image.image.url`) said by its type and size.
             let value = data_words(&value, None).unwrap_or(value);
+            let call = (field == "tool_call_id")
+                .then(|| trace.name(&value))
+                .flatten()
+                .map(str::to_string);
             m.notes.push((field.to_string(), value));
+            if let Some(name) = call {
+                m.notes.push(("call".to_string(), name));
+            }
         }
     }
     let (prefix, inner) = FAMILIES[family];
@@ -247,22 +256,122 @@ fn arguments_text(arguments: &str) -> String {
 }
 
 /// The ids and names of the tool calls anywhere in `v` (the GenAI
-/// conventions' `tool_call` parts, Anthropic's `tool_use` blocks), so a
-/// tool's response, which says only the call's id, is said with the
-/// name of the call it answers.
+/// conventions' `tool_call` parts, Anthropic's `tool_use` blocks, the AI
+/// SDK's `{toolCallId, toolName}`, OpenAI's `{id, function: {name}}` in a
+/// message's `tool_calls`), so a tool's response, which says only the
+/// call's id, is said with the name of the call it answers.
 fn call_names(v: &JsonValue, names: &mut Vec<(String, String)>) {
     match v {
         JsonValue::Array(items) => items.iter().for_each(|i| call_names(i, names)),
         JsonValue::Object(members) => {
             let field = |k: &str| v.get(k).and_then(JsonValue::as_str);
-            if let (Some("tool_call" | "tool_use"), Some(id), Some(name)) =
-                (field("type"), field("id"), field("name"))
-            {
+            let function = v
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(JsonValue::as_str);
+            let call = match (field("type"), field("id"), field("name")) {
+                (Some("tool_call" | "tool_use"), Some(id), Some(name)) => Some((id, name)),
+                _ => match (
+                    field("toolCallId"),
+                    field("toolName"),
+                    field("id"),
+                    function,
+                ) {
+                    (Some(id), Some(name), _, _) | (_, _, Some(id), Some(name)) => Some((id, name)),
+                    _ => None,
+                },
+            };
+            if let Some((id, name)) = call {
                 names.push((id.to_string(), name.to_string()));
             }
             members.iter().for_each(|(_, m)| call_names(m, names));
         }
         _ => {}
+    }
+}
+
+/// The most calls `CallNames` keeps for a trace: a hostile trace of
+/// millions of tool calls is named up to there, in bounded memory.
+const MOST_CALL_NAMES: usize = 100_000;
+
+/// The tool calls of a whole trace, by id, in every form `show` reads
+/// (the GenAI conventions' parts, OpenLLMetry's and OpenInference's
+/// indexed attributes, message events, the AI SDK's, Anthropic's blocks).
+/// A tool's result says only the id of the call it answers, and the call
+/// is often in another message list: an LLM span's output asked for it,
+/// the next LLM span's input holds the result, or the result is an
+/// indexed message with a `tool_call_id` alone. Drawn without the call,
+/// the result read `tool result: …`, no tool named.
+#[derive(Default, Debug)]
+pub struct CallNames {
+    by_id: HashMap<String, String>,
+}
+
+impl CallNames {
+    /// The calls of `spans` (a trace's), the first named for an id kept.
+    pub fn of_spans<'a>(spans: impl IntoIterator<Item = &'a DecodedSpan>) -> CallNames {
+        let mut names = CallNames::default();
+        for s in spans {
+            names.add_attributes(&s.attributes);
+            for e in &s.events {
+                names.add_attributes(&e.attributes);
+            }
+        }
+        names
+    }
+
+    /// The name of the call of `id`, when the trace has it.
+    pub fn name(&self, id: &str) -> Option<&str> {
+        self.by_id.get(id).map(String::as_str)
+    }
+
+    fn add(&mut self, id: String, name: String) {
+        if id.is_empty() || name.is_empty() || self.by_id.len() >= MOST_CALL_NAMES {
+            return;
+        }
+        self.by_id.entry(id).or_insert(name);
+    }
+
+    fn add_attributes(&mut self, attributes: &[(String, Value)]) {
+        let mut families = Vec::new();
+        let mut found = Vec::new();
+        for (k, v) in attributes {
+            let json = match split(k) {
+                Some((family, _, field)) => {
+                    if !families.contains(&family) {
+                        families.push(family);
+                    }
+                    // A content that is a list of parts (Anthropic's
+                    // blocks, as OpenLLMetry writes them).
+                    field == "content"
+                }
+                None => {
+                    CHAT_KEYS.contains(&k.as_str())
+                        || AI_SDK_KEYS.contains(&k.as_str())
+                        || k == BODY_KEY
+                }
+            };
+            if !json {
+                continue;
+            }
+            match v {
+                Value::Str(text) if text.trim_start().starts_with(['[', '{']) => {
+                    if let Ok(parsed) = JsonValue::parse(text.as_bytes()) {
+                        call_names(&parsed, &mut found);
+                    }
+                }
+                Value::Array(_) | Value::Map(_) => call_names(&json_of(v, None), &mut found),
+                _ => {}
+            }
+        }
+        for family in families {
+            for m in gather(family, attributes, &CallNames::default()).messages {
+                found.extend(m.tool_calls.into_iter().map(|c| (c.id, c.name)));
+            }
+        }
+        for (id, name) in found {
+            self.add(id, name);
+        }
     }
 }
 
@@ -275,7 +384,7 @@ fn call_names(v: &JsonValue, names: &mut Vec<(String, String)>) {
 /// `{type: tool_use, id, name, input}` and `{type: tool_result,
 /// tool_use_id, content}`. A response is named by the call of its id in
 /// `names`. None for another part.
-fn tool_part(part: &JsonValue, names: &[(String, String)]) -> Option<String> {
+fn tool_part(part: &JsonValue, names: &[(String, String)], trace: &CallNames) -> Option<String> {
     let field = |k: &str| part.get(k).map(said).unwrap_or_default();
     let (id, response) = match part.get("type").and_then(JsonValue::as_str)? {
         "tool_call" | "tool_use" => {
@@ -295,7 +404,9 @@ fn tool_part(part: &JsonValue, names: &[(String, String)]) -> Option<String> {
     let name = names
         .iter()
         .find(|(i, _)| !id.is_empty() && *i == id)
-        .map_or("", |(_, n)| n.as_str());
+        .map(|(_, n)| n.as_str())
+        .or_else(|| trace.name(&id))
+        .unwrap_or("");
     Some(Message::result_text(
         name,
         &response.map_or_else(String::new, response_text),
@@ -360,17 +471,17 @@ impl Chat {
 /// Every chat among `attributes`, as text (`key = N messages …:` then a
 /// line a message), in the order of each one's first attribute: the
 /// indexed families and the GenAI conventions' JSON messages.
-pub fn texts(attributes: &[(String, Value)]) -> Vec<String> {
+pub fn texts(attributes: &[(String, Value)], trace: &CallNames) -> Vec<String> {
     let mut done = Vec::new();
     let mut texts = Vec::new();
     for (k, v) in attributes {
         match split(k) {
             Some((family, _, _)) if !done.contains(&family) => {
                 done.push(family);
-                texts.push(gather(family, attributes).text());
+                texts.push(gather(family, attributes, trace).text());
             }
             Some(_) => {}
-            None => texts.extend(value_chat(k, v)),
+            None => texts.extend(value_chat(k, v, trace)),
         }
     }
     texts
@@ -391,15 +502,15 @@ const CHAT_KEYS: &[&str] = &[
 /// tool's answer) as its JSON. Shown as it is, a 20 KB prompt was one line
 /// of JSON with its paragraphs as `\n`. None when `json` is not such an
 /// array (then the value is shown as it is).
-pub fn chat_text(key: &str, json: &str) -> Option<String> {
+pub fn chat_text(key: &str, json: &str, trace: &CallNames) -> Option<String> {
     if AI_SDK_KEYS.contains(&key) {
-        return ai_sdk_text(key, json);
+        return ai_sdk_text(key, json, trace);
     }
     if !CHAT_KEYS.contains(&key) || !json.trim_start().starts_with('[') {
         return None;
     }
     let value = JsonValue::parse(json.as_bytes()).ok()?;
-    genai_text(key, &value, "its JSON by role and part")
+    genai_text(key, &value, "its JSON by role and part", trace)
 }
 
 /// A chat attribute's value, a JSON string (`chat_text`) or the same
@@ -407,11 +518,11 @@ pub fn chat_text(key: &str, json: &str) -> Option<String> {
 /// opentelemetry-util-genai puts on its
 /// `gen_ai.client.inference.operation.details` event), as a person reads
 /// a chat. None when it is neither.
-pub fn value_chat(key: &str, value: &Value) -> Option<String> {
+pub fn value_chat(key: &str, value: &Value, trace: &CallNames) -> Option<String> {
     match value {
-        Value::Str(json) => chat_text(key, json),
+        Value::Str(json) => chat_text(key, json, trace),
         Value::Array(_) if CHAT_KEYS.contains(&key) => {
-            genai_text(key, &json_of(value, None), "by role and part")
+            genai_text(key, &json_of(value, None), "by role and part", trace)
         }
         _ => None,
     }
@@ -419,7 +530,7 @@ pub fn value_chat(key: &str, value: &Value) -> Option<String> {
 
 /// The GenAI conventions' messages (`CHAT_KEYS`) as `chat_text` draws
 /// them. None when `value` is not an array of objects.
-fn genai_text(key: &str, value: &JsonValue, said: &str) -> Option<String> {
+fn genai_text(key: &str, value: &JsonValue, said: &str, trace: &CallNames) -> Option<String> {
     let JsonValue::Array(items) = value else {
         return None;
     };
@@ -430,7 +541,7 @@ fn genai_text(key: &str, value: &JsonValue, said: &str) -> Option<String> {
         (Some(JsonValue::String(t)), Some(JsonValue::String(c))) if t == "reasoning" => {
             reasoning(c)
         }
-        _ => tool_part(part, &names).unwrap_or_else(|| json_text(part)),
+        _ => tool_part(part, &names, trace).unwrap_or_else(|| json_text(part)),
     };
     let mut text = format!("{key} = {} ({said}):", plural(items.len(), "message"));
     for item in items {
@@ -477,7 +588,7 @@ const AI_SDK_KEYS: &[&str] = &["ai.prompt", "ai.prompt.messages", "ai.response.t
 /// model call's prompt (every message of the conversation so far) was one
 /// line of JSON. None when `json` is not what the SDK writes there (cut
 /// by a length limit, say): then it is shown as it is.
-fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
+fn ai_sdk_text(key: &str, json: &str, trace: &CallNames) -> Option<String> {
     let value = JsonValue::parse(json.as_bytes()).ok()?;
     if key == "ai.response.toolCalls" {
         let calls = match &value {
@@ -487,7 +598,7 @@ fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
         let mut text = format!("{key} = {} (its JSON):", plural(calls.len(), "tool call"));
         for call in calls {
             text.push('\n');
-            text.push_str(&ai_sdk_part(call)?);
+            text.push_str(&ai_sdk_part(call, trace)?);
         }
         return Some(text);
     }
@@ -514,7 +625,7 @@ fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
                 }),
                 Some(JsonValue::Array(items)) => {
                     for item in items {
-                        messages.push(ai_sdk_message(item)?);
+                        messages.push(ai_sdk_message(item, trace)?);
                     }
                 }
                 _ => {}
@@ -528,7 +639,7 @@ fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
             return None;
         };
         for item in items {
-            messages.push(ai_sdk_message(item)?);
+            messages.push(ai_sdk_message(item, trace)?);
         }
     }
     let mut text = format!(
@@ -544,11 +655,14 @@ fn ai_sdk_text(key: &str, json: &str) -> Option<String> {
 
 /// An AI SDK message, `{role, content}`: its parts in their order (tool
 /// calls among them, where the model put them). None when it is not one.
-fn ai_sdk_message(item: &JsonValue) -> Option<Message> {
+fn ai_sdk_message(item: &JsonValue, trace: &CallNames) -> Option<Message> {
     let role = item.get("role")?.as_str()?.to_string();
     let content = match item.get("content")? {
         JsonValue::String(text) => vec![text.clone()],
-        JsonValue::Array(parts) => parts.iter().map(ai_sdk_part).collect::<Option<_>>()?,
+        JsonValue::Array(parts) => parts
+            .iter()
+            .map(|p| ai_sdk_part(p, trace))
+            .collect::<Option<_>>()?,
         _ => return None,
     };
     Some(Message {
@@ -563,7 +677,7 @@ fn ai_sdk_message(item: &JsonValue) -> Option<Message> {
 /// (`output`'s value, or `result`) as a line, another part as its JSON.
 /// None when it is no object with a `type` (or, for a tool call in
 /// `ai.response.toolCalls`, a `toolName`).
-fn ai_sdk_part(part: &JsonValue) -> Option<String> {
+fn ai_sdk_part(part: &JsonValue, trace: &CallNames) -> Option<String> {
     // A value that is a string (a tool call's arguments as the model
     // wrote them) as it is, else its JSON.
     let said = |v: &JsonValue| {
@@ -600,11 +714,12 @@ fn ai_sdk_part(part: &JsonValue) -> Option<String> {
                 Some(output) => output.get("value").unwrap_or(output),
                 None => part.get("result").unwrap_or(&JsonValue::Null),
             };
-            Some(Message::result_text(
-                field("toolName"),
-                &response_text(result),
-                field("toolCallId"),
-            ))
+            let id = field("toolCallId");
+            let name = Some(field("toolName"))
+                .filter(|n| !n.is_empty())
+                .or_else(|| trace.name(id))
+                .unwrap_or("");
+            Some(Message::result_text(name, &response_text(result), id))
         }
         Some(_) => Some(json_text(part)),
         None => None,
@@ -778,7 +893,7 @@ pub struct EventChat {
 /// or JSON, on `gen_ai.client.inference.operation.details`) as
 /// `value_chat` draws them. Shown as they were, under `--full` a prompt
 /// was one line of `{content: …}` or of nested arrays and maps.
-pub fn event_chats(e: &DecodedEvent) -> Vec<EventChat> {
+pub fn event_chats(e: &DecodedEvent, trace: &CallNames) -> Vec<EventChat> {
     let role = MESSAGE_EVENTS
         .iter()
         .find(|(name, _)| *name == e.name)
@@ -788,8 +903,8 @@ pub fn event_chats(e: &DecodedEvent) -> Vec<EventChat> {
         .enumerate()
         .filter_map(|(attribute, (k, v))| {
             let text = match role {
-                Some(role) if k == BODY_KEY => body_message(role, &json_of(v, None))?.text(),
-                _ => value_chat(k, v)?,
+                Some(role) if k == BODY_KEY => body_message(role, &json_of(v, None), trace)?.text(),
+                _ => value_chat(k, v, trace)?,
             };
             Some(EventChat { attribute, text })
         })
@@ -803,7 +918,7 @@ pub fn event_chats(e: &DecodedEvent) -> Vec<EventChat> {
 /// leave it out when the name says it), and a content may be a string
 /// (its parts' JSON, as `gather` reads it) or parts. None when the body
 /// is none of that (then it is shown as it is).
-fn body_message(role: &str, body: &JsonValue) -> Option<Message> {
+fn body_message(role: &str, body: &JsonValue, trace: &CallNames) -> Option<Message> {
     if !matches!(body, JsonValue::Object(_)) {
         return None;
     }
@@ -828,14 +943,25 @@ fn body_message(role: &str, body: &JsonValue) -> Option<Message> {
             m.notes.push((note.to_string(), said(v)));
         }
     }
+    // A tool's message names the call it answers by id alone (`id` in
+    // the conventions' gen_ai.tool.message, `tool_call_id` in OpenAI's).
+    let answers = ["tool_call_id", "id"]
+        .into_iter()
+        .filter(|_| m.role == "tool" && field("name").is_none())
+        .find_map(|note| trace.name(&field(note).map(said)?));
+    if let Some(name) = answers {
+        m.notes.push(("call".to_string(), name.to_string()));
+    }
     match field("content") {
         None => {}
         Some(JsonValue::String(text)) => m.content.push(
-            parts_text(text)
+            parts_text(text, trace)
                 .or_else(|| data_words(text, None))
                 .unwrap_or_else(|| text.clone()),
         ),
-        Some(JsonValue::Array(parts)) => m.content.extend(parts.iter().map(body_part)),
+        Some(JsonValue::Array(parts)) => {
+            m.content.extend(parts.iter().map(|p| body_part(p, trace)))
+        }
         Some(other) => m.content.push(json_text(other)),
     }
     for calls in [
@@ -858,7 +984,7 @@ fn body_message(role: &str, body: &JsonValue) -> Option<Message> {
 /// A part of a body's content, as `parts_text` reads a list of parts
 /// (`{type: text, text}`, Anthropic's thinking), the GenAI conventions'
 /// `{type: text, content}` too; another part as its JSON.
-fn body_part(part: &JsonValue) -> String {
+fn body_part(part: &JsonValue, trace: &CallNames) -> String {
     let text = |name: &str| part.get(name).and_then(JsonValue::as_str);
     match part.get("type").and_then(JsonValue::as_str) {
         Some("text") if text("text").or(text("content")).is_some() => {
@@ -867,7 +993,7 @@ fn body_part(part: &JsonValue) -> String {
         Some("thinking") if text("thinking").is_some() => reasoning(text("thinking").unwrap_or("")),
         Some("reasoning") if text("content").is_some() => reasoning(text("content").unwrap_or("")),
         Some("redacted_thinking") => REDACTED.to_string(),
-        _ => tool_part(part, &[]).unwrap_or_else(|| json_text(part)),
+        _ => tool_part(part, &[], trace).unwrap_or_else(|| json_text(part)),
     }
 }
 

@@ -15,7 +15,9 @@ use spanguard::config::{
     Compression, DISTRO_SET_VARIABLE, FullPolicy, LogLevel, Protocol, TracerConfig,
 };
 use spanguard::export::gzip::GzipWriter;
-use spanguard::export::http::{HttpTransport, no_proxy_covering, proxy_variable_set};
+use spanguard::export::http::{
+    HttpTransport, Refusal, no_proxy_covering, proxy_variable_set, refusal_reason,
+};
 use spanguard::export::redact::redact_url;
 use spanguard::export::transport::{BodyFormat, SendError, Transport};
 
@@ -23,7 +25,7 @@ use super::args::Args;
 use super::settings;
 
 pub const HELP: &str = "\
-usage: spanguard check [--endpoint URL]
+usage: spanguard check [--endpoint URL] [--headers name=value,...]
 
 Says what a tracer started in this environment would do with its spans, from
 the same OTEL_* and SPANGUARD_* variables the library reads: where spans go
@@ -45,6 +47,10 @@ says what each request of spans gets.
 
   --endpoint URL   check this http:// or https:// URL instead of the
                    environment's (/v1/traces is added to a base URL)
+  --headers k=v,...
+                   send these request headers (an API key) instead of those of
+                   OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, in the same format:
+                   name=value pairs, a comma between, a space as %20
 
 Exit status: 0 when every variable is usable and the backend (if any) accepted
 the request, 1 when the backend refused it or could not be reached (or the
@@ -253,48 +259,92 @@ fn taken_as(given: &str) -> String {
     }
 }
 
-/// A 404's reason for `check --endpoint URL`: the transport's hint
-/// (always the last parenthesis of a 404's reason) is worded for the
-/// variables, which a user who gave the flag never set
-/// (`--endpoint http://h:4318/v1/trace` probed /v1/trace/v1/traces and
-/// was told of OTEL_EXPORTER_OTLP_ENDPOINT against _TRACES_ENDPOINT):
-/// said instead for the flag, with the URL to give.
-fn for_the_flag(reason: &str, given: &str) -> String {
-    if !reason.starts_with("HTTP 404") || !reason.ends_with(')') {
-        return reason.to_string();
-    }
-    let Some(at) = reason.rfind(" (") else {
-        return reason.to_string();
+/// Where the request headers of the check came from: the `--headers`
+/// flag, or the environment (OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, which
+/// the transport's own hints name).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeadersFrom {
+    Flag,
+    Environment,
+}
+
+/// A refusal's reason for `check --endpoint URL`, made from the refusal's
+/// parts (the status, the server's words) and a hint worded for the
+/// flags: the transport's hints are worded for the variables, which a
+/// user who gave the flag never set (`--endpoint http://h:4318/v1/trace`
+/// probed /v1/trace/v1/traces and was told of OTEL_EXPORTER_OTLP_ENDPOINT
+/// against _TRACES_ENDPOINT; a 401 was told to set
+/// OTEL_EXPORTER_OTLP_HEADERS, where `--headers` gives them to this
+/// check). None for another refusal: the transport's words stand.
+fn for_the_flag(
+    refusal: &Refusal,
+    given: &str,
+    headers: &[(String, String)],
+    from: HeadersFrom,
+) -> Option<String> {
+    let hint = match refusal.code {
+        404 => path_hint_for_the_flag(given),
+        401 | 403 => credentials_hint_for_the_flag(headers, from),
+        _ => return None,
     };
+    Some(refusal_reason(refusal.code, &refusal.answer, Some(&hint)))
+}
+
+/// What a 404 at `--endpoint given` says to change: the URL to give.
+fn path_hint_for_the_flag(given: &str) -> String {
     let trimmed = given.trim_end_matches('/');
     let shown = super::terminal::clean(&redact_url(trimmed));
-    let hint = if trimmed.ends_with("/v1/traces") {
-        format!(
+    if trimmed.ends_with("/v1/traces") {
+        return format!(
             "nothing takes traces at this URL: --endpoint {shown} ends in /v1/traces, so it is \
              used as it is: check the host, the port (OTLP/HTTP's is 4318) and any path before \
              /v1/traces"
-        )
-    } else {
-        let typo = ["/v1/trace", "/v1/span", "/v1/spans"]
-            .into_iter()
-            .find(|t| trimmed.ends_with(t));
-        match typo {
-            Some(t) => {
-                let base = &shown[..shown.len() - t.len()];
-                format!(
-                    "--endpoint takes a base URL and adds /v1/traces to it, so {shown} was \
-                     taken as a base; the OTLP/HTTP traces path is /v1/traces: give \
-                     --endpoint {base} or --endpoint {base}/v1/traces"
-                )
-            }
-            None => format!(
-                "nothing takes traces at this URL: --endpoint takes a base URL and adds \
-                 /v1/traces to it ({shown} was taken as one), or a whole URL ending in \
-                 /v1/traces, used as it is: give the collector's or backend's OTLP/HTTP URL"
-            ),
+        );
+    }
+    let typo = ["/v1/trace", "/v1/span", "/v1/spans"]
+        .into_iter()
+        .find(|t| trimmed.ends_with(t));
+    match typo {
+        Some(t) => {
+            let base = &shown[..shown.len() - t.len()];
+            format!(
+                "--endpoint takes a base URL and adds /v1/traces to it, so {shown} was \
+                 taken as a base; the OTLP/HTTP traces path is /v1/traces: give \
+                 --endpoint {base} or --endpoint {base}/v1/traces"
+            )
         }
+        None => format!(
+            "nothing takes traces at this URL: --endpoint takes a base URL and adds \
+             /v1/traces to it ({shown} was taken as one), or a whole URL ending in \
+             /v1/traces, used as it is: give the collector's or backend's OTLP/HTTP URL"
+        ),
+    }
+}
+
+/// What a 401 or 403 at `--endpoint` says to change: the headers, given
+/// to this check with `--headers` (names said, never values).
+fn credentials_hint_for_the_flag(headers: &[(String, String)], from: HeadersFrom) -> String {
+    const FORMAT: &str = "name=value,..., as OTEL_EXPORTER_OTLP_HEADERS takes them, a space as \
+                          %20: --headers Authorization=Bearer%20<key>";
+    if headers.is_empty() {
+        return format!(
+            "the backend wants credentials and none were sent: give the header it expects, \
+             e.g. its API key, with --headers ({FORMAT})"
+        );
+    }
+    let names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| super::terminal::clean(name))
+        .collect();
+    let source = match from {
+        HeadersFrom::Flag => "--headers",
+        HeadersFrom::Environment => "OTEL_EXPORTER_OTLP_HEADERS",
     };
-    format!("{} ({hint})", &reason[..at])
+    format!(
+        "the backend refused the credentials sent (headers: {}, from {source}): check the key \
+         and the header name the backend expects, and give them with --headers ({FORMAT})",
+        names.join(", ")
+    )
 }
 
 /// What to do about a failed check, where the transport's words do not
@@ -368,7 +418,7 @@ fn empty_request(format: BodyFormat) -> &'static [u8] {
 
 /// Sends the empty request to `url` as a tracer of `config` would, and
 /// says the answer. True when the backend accepted it.
-fn probe(url: &str, given: Option<&str>, config: &TracerConfig) -> bool {
+fn probe(url: &str, given: Option<&str>, config: &TracerConfig, from: HeadersFrom) -> bool {
     let format = match config.protocol {
         Protocol::HttpProtobuf => BodyFormat::Protobuf,
         Protocol::HttpJson => BodyFormat::Json,
@@ -402,10 +452,10 @@ fn probe(url: &str, given: Option<&str>, config: &TracerConfig) -> bool {
             true
         }
         Err(e) => {
-            let reason = match given {
-                Some(given) => for_the_flag(e.reason(), given),
-                None => e.reason().to_string(),
-            };
+            let flag_words = given
+                .zip(transport.last_refusal())
+                .and_then(|(given, r)| for_the_flag(r, given, &config.headers, from));
+            let reason = flag_words.unwrap_or_else(|| e.reason().to_string());
             println!("FAILED: {target} after {took} ms: {reason}");
             if let Some(hint) = what_to_do(&e, config) {
                 println!("  what to do: {hint}");
@@ -416,7 +466,7 @@ fn probe(url: &str, given: Option<&str>, config: &TracerConfig) -> bool {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let a = match Args::parse(args, &["--help"], &["--endpoint"]) {
+    let a = match Args::parse(args, &["--help"], &["--endpoint", "--headers"]) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("spanguard check: {e} (spanguard check --help)");
@@ -452,6 +502,17 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("spanguard check: {e}");
         return ExitCode::from(2);
     }
+    let headers_from = match a.value("--headers").map(settings::headers_option) {
+        None => HeadersFrom::Environment,
+        Some(Ok(headers)) => {
+            config.headers = headers;
+            HeadersFrom::Flag
+        }
+        Some(Err(e)) => {
+            eprintln!("spanguard check: {e} (spanguard check --help)");
+            return ExitCode::from(2);
+        }
+    };
     // Which variables the library reads: asked of a second reading, so
     // that no list of ours can fall behind the library's.
     let asked = RefCell::new(Vec::new());
@@ -586,13 +647,16 @@ pub fn run(args: &[String]) -> ExitCode {
             .iter()
             .map(|(name, _)| super::terminal::clean(name))
             .collect();
-        let from = taken_from(
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                "OTEL_EXPORTER_OTLP_HEADERS",
-            ],
-            &config,
-        );
+        let from = match headers_from {
+            HeadersFrom::Flag => Some("--headers"),
+            HeadersFrom::Environment => taken_from(
+                &[
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                ],
+                &config,
+            ),
+        };
         match (&url, from) {
             (Some(_), _) => println!(
                 "  headers           {} (values not shown)",
@@ -771,7 +835,7 @@ pub fn run(args: &[String]) -> ExitCode {
 
     let reached = match url {
         Some(url) => {
-            let reached = probe(&url, a.value("--endpoint"), &config);
+            let reached = probe(&url, a.value("--endpoint"), &config, headers_from);
             // The empty request says the backend answers; not that it
             // takes spans. Spans waiting in the spool while it answers may
             // be what a backend that hangs on requests of spans left

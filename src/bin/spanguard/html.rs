@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use spanguard::export::diagnostics::count;
 use spanguard::export::otlp_decode::{Attributes, DecodedSpan};
 
+use super::chat::CallNames;
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::terminal::{STATUS_CHARS, genai_words, status_words};
@@ -97,7 +98,7 @@ fn head_chars(s: &str, n: usize) -> (&str, usize) {
     }
 }
 
-fn details(out: &mut String, n: &Node, origin: &Origin) {
+fn details(out: &mut String, n: &Node, origin: &Origin, calls: &CallNames) {
     let s = &n.span;
     let id = hex(&s.span_id);
     let end = s.end_unix_ns.max(s.start_unix_ns);
@@ -157,7 +158,7 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
     // come from are still listed below.
     // A GenAI event's messages (sent through the Logs API) too, named by
     // the event (and the attribute they are in, when not its body).
-    let mut chats: Vec<(String, String)> = super::chat::texts(&s.attributes)
+    let mut chats: Vec<(String, String)> = super::chat::texts(&s.attributes, calls)
         .into_iter()
         .map(|c| match c.split_once(" = ") {
             Some((key, messages)) => (key.to_string(), messages.to_string()),
@@ -165,7 +166,7 @@ fn details(out: &mut String, n: &Node, origin: &Origin) {
         })
         .collect();
     for e in &s.events {
-        for c in super::chat::event_chats(e) {
+        for c in super::chat::event_chats(e, calls) {
             let key = &e.attributes[c.attribute].0;
             chats.push(match c.text.split_once(" = ") {
                 Some((_, messages)) if key != super::chat::BODY_KEY => {
@@ -245,6 +246,8 @@ fn search_text(s: &DecodedSpan) -> String {
 }
 
 fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
+    // A tool's result is named by its call, wherever in the trace that is.
+    let calls = CallNames::of_spans(t.nodes.iter().map(|n| &n.span));
     let id = hex(&t.trace_id);
     let span_ns = (t.end_ns - t.start_ns).max(1);
     let root = t
@@ -385,7 +388,7 @@ fn trace_section(out: &mut String, t: &Trace, origins: &[Origin]) {
             "</div><div class=\"dur\">{}</div>",
             esc(&duration(end - s.start_unix_ns))
         );
-        details(out, n, &origins[n.origin]);
+        details(out, n, &origins[n.origin], &calls);
         out.push_str("</div>");
     }
     out.push_str("</div></section>");

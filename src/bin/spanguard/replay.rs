@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use spanguard::buffer::files::SetAside;
-use spanguard::config::{
-    Compression, LogLevel, Protocol, TracerConfig, check_headers, parse_key_values,
-};
+use spanguard::config::{Compression, LogLevel, Protocol, TracerConfig};
 use spanguard::export::delivery::{Delivery, DeliveryHost, Outcome, ProbeCount};
 use spanguard::export::diagnostics::{self, Diagnostics, count};
 use spanguard::export::http::HttpTransport;
@@ -85,9 +83,7 @@ fn parse(args: &[String], mut config: TracerConfig) -> Result<Options, String> {
     // A typo must not cost a spool file.
     settings::check_http_url(&url)?;
     if let Some(h) = args.value("--headers") {
-        let headers = parse_key_values(h).ok_or("--headers must be name=value,...")?;
-        check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;
-        config.headers = headers;
+        config.headers = settings::headers_option(h)?;
     }
     if let Some(t) = args.value("--timeout-ms") {
         let ms: u64 = t.parse().map_err(|_| "--timeout-ms takes milliseconds")?;

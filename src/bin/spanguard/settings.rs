@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use spanguard::config::TracerConfig;
+use spanguard::config::{TracerConfig, check_headers, parse_key_values_checked};
 
 /// The library's settings from this process's environment, or the exit a
 /// subcommand takes after saying what is wrong.
@@ -103,4 +103,14 @@ pub fn check_http_url(url: &str) -> Result<(), String> {
             spanguard::export::redact::redact_url(url)
         ))
     }
+}
+
+/// The request headers of a `--headers` argument, in the format of
+/// OTEL_EXPORTER_OTLP_HEADERS (`name=value,...`, a space as %20), checked
+/// as the library checks that variable's; the error names `--headers`.
+pub fn headers_option(text: &str) -> Result<Vec<(String, String)>, String> {
+    let headers = parse_key_values_checked(text)
+        .map_err(|e| format!("--headers must be name=value,... ({e})"))?;
+    check_headers(&headers).map_err(|reason| format!("--headers: {reason}"))?;
+    Ok(headers)
 }

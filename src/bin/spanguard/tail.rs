@@ -3,8 +3,9 @@
 //! files are polled, new ones included; Ctrl-C (or SIGTERM) ends it with
 //! status 0.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::{Read, Seek, SeekFrom};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,8 +24,12 @@ pub const HELP: &str = "\
 usage: spanguard tail [DIR] [options]
 
 Follows the local sink (DIR, default SPANGUARD_SINK_DIR) as spans arrive and prints
-each one on a line: when it started (UTC), service, trace id, name, duration,
-span id (what `spanguard show --span ID` takes), status. New sink files are picked up as processes start. Ctrl-C ends it.
+each one on a line: when it ended (UTC), service, trace id, name, duration, span id
+(what `spanguard show --span ID` takes), status. The sink writes a span when it
+ends: lines come as the spans arrive, those that arrive together in the order they
+ended, so the time column is when each ended (a span that arrives late, as a
+process's last batch, may show a time before the line above it). New sink files
+are picked up as processes start. Ctrl-C ends it.
 Long values (a status message, an event's attributes) are cut to the width,
 ending in …, and with --trees a run of events of one name is one line (×N);
 `spanguard show --full` shows them whole from the same files.
@@ -32,7 +37,9 @@ ending in …, and with --trees a run of events of one name is one line (×N);
 options:
   --trees            instead, a waterfall per trace once its root span arrived
   --from-start       first show what the sink holds already, in the order the
-                     spans ended (as a tail running then would have shown them)
+                     spans ended (as a tail running then would have shown them):
+                     each file is read in its own order, a piece at a time, and
+                     the files' spans merged by when they ended
   --interval MS      how often to look for new spans (default 200)
   --color WHEN       auto (default), always or never
 
@@ -59,6 +66,13 @@ const MAX_LINE_BYTES: usize = spanguard::config::MAX_SINK_LINE_BYTES;
 const MAX_HELD_SPANS: usize = 100_000;
 /// The span ids kept to tell a new one's digits by: the latest this many.
 const MAX_SEEN_IDS: usize = 1 << 20;
+/// How much of one sink file `--from-start` reads at a time (a line
+/// longer than this, up to `MAX_LINE_BYTES`, is read whole): the past is
+/// printed as it is read, never held whole (a sink of many GB was
+/// decoded into memory before its first line was printed).
+const PAST_PIECE: usize = 256 << 10;
+/// Printed lines gathered before they are written out.
+const OUT_CHUNK: usize = 64 << 10;
 
 /// The span ids `tail` has seen, and how many hex digits of each it
 /// prints: `show`'s rule (at least 8, one more than the most two ids
@@ -181,6 +195,9 @@ pub fn run(args: &[String]) -> ExitCode {
              already there; Ctrl-C stops)"
         );
     }
+    if !tailer.trees {
+        eprintln!("{}", column_heads());
+    }
     tailer.start(from_start);
     while !STOP.load(Ordering::Relaxed) {
         tailer.poll();
@@ -239,15 +256,25 @@ impl Tailer {
         files
     }
 
-    /// Files there now are followed from their end, or their start.
+    /// Files there now are followed from their end, or (`from_start`)
+    /// their past is printed first, then followed.
     fn start(&mut self, from_start: bool) {
-        let mut most = 0;
+        let mut pasts = Vec::new();
         for path in self.sink_files() {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
             let offset = if from_start { 0 } else { meta.len() };
-            most = most.max(meta.len());
+            if from_start {
+                pasts.push(PastFile {
+                    origin: self.origin_of(&path),
+                    path: path.clone(),
+                    inode: meta.ino(),
+                    offset: 0,
+                    end: meta.len(),
+                    spans: VecDeque::new(),
+                });
+            }
             self.files.insert(
                 path,
                 Follow {
@@ -259,23 +286,125 @@ impl Tailer {
             );
         }
         if from_start {
-            // The past whole before any of it is printed, then in the
-            // order the spans ended (each file to the length it has now:
-            // one poll reads 16 MiB of a file at most). Printed file by
-            // file, in the order of their names, three processes' spans
-            // came out as 13:19:04, 13:19:17, 13:18:40: the order they
-            // ended in is the one a tail running then would have shown
-            // them in (the sink writes a span when it ends), so the past
-            // reads as the live lines after it do.
-            let mut past = Vec::new();
-            for _ in 0..=most / MOST_PER_POLL + 1 {
-                let arrived = self.read_all();
-                if arrived.is_empty() {
+            self.print_past(pasts);
+        }
+    }
+
+    /// Prints the past of the files `pasts` (each to the length it had at
+    /// the start) in the order the spans ended, then follows each from
+    /// where its past ended. Printed file by file, in the order of their
+    /// names, three processes' spans came out as 13:19:04, 13:19:17,
+    /// 13:18:40: the order they ended in is the one a tail running then
+    /// would have shown them in (the sink writes a span when it ends), so
+    /// the past reads as the live lines after it do. Each file is in that
+    /// order already, so the files are merged a piece of each at a time:
+    /// the whole past was decoded into memory first, gigabytes for a big
+    /// sink, before a line was printed.
+    fn print_past(&mut self, mut pasts: Vec<PastFile>) {
+        // The file whose next span ended first; on a tie the file first
+        // by name (as the files' order was kept before).
+        let mut next: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+        for (i, past) in pasts.iter_mut().enumerate() {
+            if let Some(end) = self.read_past(past) {
+                next.push(Reverse((end, i)));
+            }
+        }
+        let mut out = String::new();
+        while let Some(Reverse((_, i))) = next.pop() {
+            let past = &mut pasts[i];
+            let Some(span) = past.spans.pop_front() else {
+                continue;
+            };
+            let origin = past.origin;
+            if let Some(end) = past
+                .spans
+                .front()
+                .map(ended)
+                .or_else(|| self.read_past(past))
+            {
+                next.push(Reverse((end, i)));
+            }
+            self.ids.add(span.span_id);
+            self.show(span, origin, &mut out);
+            if out.len() >= OUT_CHUNK {
+                write_out(&mut out);
+            }
+        }
+        write_out(&mut out);
+        for past in pasts {
+            // Polled from there: lines written since the start, and a
+            // last line not yet whole then.
+            if let Some(follow) = self.files.get_mut(&past.path)
+                && follow.inode == past.inode
+            {
+                follow.offset = past.offset;
+                follow.line_start = past.offset;
+                follow.partial.clear();
+            }
+        }
+    }
+
+    /// Reads the next piece of `past` (whole lines, to its length at the
+    /// start), its spans in the order they ended; the end time of its
+    /// first span, None when it has no more.
+    fn read_past(&mut self, past: &mut PastFile) -> Option<u64> {
+        while past.spans.is_empty() && past.offset < past.end {
+            // Listed as a regular file: a link there now is not followed.
+            let file = match super::sources::open_listed(&past.path) {
+                Ok(file) => file,
+                Err(e) => {
+                    self.say_refused(&past.path, e);
+                    past.offset = past.end;
                     break;
                 }
-                past.extend(arrived);
+            };
+            // Replaced since the start: the poll reads the new one.
+            if file.metadata().map(|m| m.ino()).ok() != Some(past.inode) {
+                past.offset = past.end;
+                break;
             }
-            self.print(past);
+            let lines = match read_lines(file, past.offset, past.end) {
+                Ok(lines) => lines,
+                Err(_) => {
+                    past.offset = past.end;
+                    break;
+                }
+            };
+            if lines.taken == 0 {
+                // A last line not yet whole: left to the polls.
+                break;
+            }
+            past.offset += lines.taken;
+            if lines.skipped > 0 {
+                eprintln!(
+                    "spanguard: {}: {}",
+                    clean(&past.path.display().to_string()),
+                    skipped_words(lines.skipped)
+                );
+            }
+            let mut spans = Vec::new();
+            for line in lines.text.split(|&b| b == b'\n') {
+                decode_line(&past.path, line, &mut spans);
+            }
+            // Stable: spans that ended at one time keep the file's order.
+            spans.sort_by_key(ended);
+            past.spans.extend(spans);
+        }
+        past.spans.front().map(ended)
+    }
+
+    /// The index of `path` among the origins, added when new.
+    fn origin_of(&mut self, path: &Path) -> usize {
+        match self.origins.iter().position(|o| o.path == path) {
+            Some(i) => i,
+            None => {
+                self.origins.push(Origin {
+                    kind: Kind::Sink,
+                    path: path.to_path_buf(),
+                    live_pid: None,
+                });
+                self.origins.len() - 1
+            }
         }
     }
 
@@ -292,17 +421,7 @@ impl Tailer {
             if new_spans.is_empty() {
                 continue;
             }
-            let origin = match self.origins.iter().position(|o| o.path == path) {
-                Some(i) => i,
-                None => {
-                    self.origins.push(Origin {
-                        kind: Kind::Sink,
-                        path: path.clone(),
-                        live_pid: None,
-                    });
-                    self.origins.len() - 1
-                }
-            };
+            let origin = self.origin_of(&path);
             for span in new_spans {
                 self.ids.add(span.span_id);
                 arrived.push((origin, span));
@@ -318,20 +437,24 @@ impl Tailer {
     /// ended.
     fn print(&mut self, mut arrived: Vec<(usize, DecodedSpan)>) {
         // Stable: spans that ended at one time keep their files' order.
-        arrived.sort_by_key(|(_, s)| s.end_unix_ns.max(s.start_unix_ns));
-        self.style.ids = self.ids.digits;
+        arrived.sort_by_key(|(_, s)| ended(s));
         let mut out = String::new();
         for (origin, span) in arrived {
-            if self.trees {
-                self.hold(span, origin, &mut out);
-            } else {
-                out.push_str(&span_line(&span, &self.style));
-                out.push('\n');
-            }
+            self.show(span, origin, &mut out);
         }
-        print!("{out}");
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        write_out(&mut out);
+    }
+
+    /// A span's line (or, `--trees`, its trace once its root is in)
+    /// added to `out`, its id's digits as many as the ids seen ask.
+    fn show(&mut self, span: DecodedSpan, origin: usize, out: &mut String) {
+        self.style.ids = self.ids.digits;
+        if self.trees {
+            self.hold(span, origin, out);
+        } else {
+            out.push_str(&span_line(&span, &self.style));
+            out.push('\n');
+        }
     }
 
     /// Says why `path` was not read, unless that was said last time: a
@@ -412,25 +535,16 @@ impl Tailer {
         let mut spans = Vec::new();
         let mut start = 0;
         while let Some(end) = follow.partial[start..].iter().position(|&b| b == b'\n') {
-            let line = follow.partial[start..start + end].trim_ascii();
-            if !line.is_empty() {
-                match decode_json(line) {
-                    Ok(s) => spans.extend(s),
-                    Err(e) => eprintln!(
-                        "spanguard: {}: a line that is not OTLP/JSON: {}",
-                        clean(&path.display().to_string()),
-                        clean(&e.to_string())
-                    ),
-                }
-            }
+            decode_line(path, &follow.partial[start..start + end], &mut spans);
             start += end + 1;
         }
         follow.partial.drain(..start);
         follow.line_start = follow.offset - follow.partial.len() as u64;
         if follow.partial.len() > MAX_LINE_BYTES {
             eprintln!(
-                "spanguard: {}: a line longer than 64 MiB: skipped",
-                clean(&path.display().to_string())
+                "spanguard: {}: {}",
+                clean(&path.display().to_string()),
+                skipped_words(1)
             );
             follow.partial.clear();
         }
@@ -465,11 +579,152 @@ impl Tailer {
     }
 }
 
+/// A sink file's past that `--from-start` prints, read a piece at a
+/// time up to the length the file had at the start (`Tailer::read_past`).
+struct PastFile {
+    path: PathBuf,
+    origin: usize,
+    inode: u64,
+    /// Where the next piece starts: past the whole lines read.
+    offset: u64,
+    /// The file's length at the start; later lines are the polls'.
+    end: u64,
+    /// The spans of the piece read, not printed yet, in the order they ended.
+    spans: VecDeque<DecodedSpan>,
+}
+
+/// When a span ended (its start, for an end before it).
+fn ended(span: &DecodedSpan) -> u64 {
+    span.end_unix_ns.max(span.start_unix_ns)
+}
+
+/// Writes what `out` holds to stdout, and empties it.
+fn write_out(out: &mut String) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    out.clear();
+}
+
+/// What is said of lines skipped for their length.
+fn skipped_words(n: usize) -> String {
+    match n {
+        1 => "a line longer than 64 MiB: skipped".to_string(),
+        n => format!("{n} lines longer than 64 MiB: skipped"),
+    }
+}
+
+/// Adds the spans of one sink line to `spans`; a line that is no OTLP/JSON
+/// is said, with its file.
+fn decode_line(path: &Path, line: &[u8], spans: &mut Vec<DecodedSpan>) {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return;
+    }
+    match decode_json(line) {
+        Ok(s) => spans.extend(s),
+        Err(e) => eprintln!(
+            "spanguard: {}: a line that is not OTLP/JSON: {}",
+            clean(&path.display().to_string()),
+            clean(&e.to_string())
+        ),
+    }
+}
+
+/// Whole lines read from a file (`read_lines`).
+struct Lines {
+    /// The lines, their newlines between them (the last one's left off).
+    text: Vec<u8>,
+    /// The bytes they took in the file, lines skipped included.
+    taken: u64,
+    /// Lines skipped for being longer than `MAX_LINE_BYTES`.
+    skipped: usize,
+}
+
+/// The whole lines of `file` from `offset`, up to `end`: a piece of
+/// `PAST_PIECE` bytes and, when no line ends in it, as much more as the
+/// line takes. A line longer than `MAX_LINE_BYTES` is skipped, never held
+/// (read through in pieces). A last line with no newline before `end` is
+/// left out (`taken` 0 when that is all there is).
+fn read_lines(file: std::fs::File, offset: u64, end: u64) -> std::io::Result<Lines> {
+    let mut reader = std::io::BufReader::with_capacity(PAST_PIECE, file);
+    reader.seek(SeekFrom::Start(offset))?;
+    let mut reader = reader.take(end.saturating_sub(offset));
+    let mut text = Vec::new();
+    let mut taken = 0u64;
+    let mut skipped = 0;
+    loop {
+        let before = text.len();
+        let n = reader
+            .by_ref()
+            .take((MAX_LINE_BYTES + 1) as u64)
+            .read_until(b'\n', &mut text)?;
+        if n == 0 {
+            break;
+        }
+        if text.last() != Some(&b'\n') {
+            if n > MAX_LINE_BYTES {
+                // Longer than any sink line: read through to its end.
+                text.truncate(before);
+                let mut rest = 0u64;
+                let mut sink = Vec::new();
+                loop {
+                    sink.clear();
+                    let m = reader
+                        .by_ref()
+                        .take(PAST_PIECE as u64)
+                        .read_until(b'\n', &mut sink)?;
+                    rest += m as u64;
+                    if m == 0 || sink.last() == Some(&b'\n') {
+                        break;
+                    }
+                }
+                if sink.last() != Some(&b'\n') {
+                    // Not ended before `end`: the polls see the rest.
+                    break;
+                }
+                taken += (n as u64) + rest;
+                skipped += 1;
+                if text.len() >= PAST_PIECE {
+                    break;
+                }
+                continue;
+            }
+            // Not whole yet: left to the polls.
+            text.truncate(before);
+            break;
+        }
+        taken += n as u64;
+        if text.len() >= PAST_PIECE {
+            break;
+        }
+    }
+    Ok(Lines {
+        text,
+        taken,
+        skipped,
+    })
+}
+
+/// The column heads of `span_line`'s lines, said once on stderr (the
+/// lines on stdout stay data, one a span): the time is when each span
+/// ended, the order the lines come in.
+fn column_heads() -> String {
+    format!(
+        "{:<13}  {:<16}  {:<8}  {:<30} {:>9}  span id, status",
+        "ended (UTC)", "service", "trace", "name", "duration"
+    )
+}
+
 /// One span on one line.
 fn span_line(span: &DecodedSpan, style: &Style) -> String {
-    let when = utc(span.start_unix_ns);
+    let end = ended(span);
+    // When it ended: the lines come in that order (the start, shown
+    // before, went backwards down the screen, a long span's line under a
+    // short one's that started after it).
+    let when = utc(end);
     let time = when.split(' ').nth(1).unwrap_or(&when);
-    let end = span.end_unix_ns.max(span.start_unix_ns);
     let (status, color) = status_words(span, ending(span, false));
     let genai = genai_words(span);
     // Children are indented a step: without the rest of the trace, that
@@ -551,6 +806,47 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("tail waited for a writer to the FIFO");
         assert_eq!(spans, 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `--from-start` reads the past a piece at a time: a last line not
+    /// yet whole is left to the polls, a line that is no JSON is handed on
+    /// (and said by `decode_line`), and a line longer than any sink writes
+    /// is read through and skipped, never held whole.
+    #[test]
+    fn the_past_is_read_in_whole_lines_and_an_overlong_one_is_skipped() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("sg-tail-past-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("svc-1.jsonl");
+        let mut file = std::fs::File::create(&path).expect("create");
+        file.write_all(b"first\n{not json\n").expect("write");
+        let overlong_at = file.metadata().expect("stat").len();
+        let piece = vec![b'x'; 1 << 20];
+        for _ in 0..=MAX_LINE_BYTES >> 20 {
+            file.write_all(&piece).expect("write");
+        }
+        file.write_all(b"\nafter\npartial").expect("write");
+        drop(file);
+        let end = std::fs::metadata(&path).expect("stat").len();
+        let open = || std::fs::File::open(&path).expect("open");
+        let partial_at = end - b"partial".len() as u64;
+        let lines = read_lines(open(), 0, end).expect("read");
+        assert_eq!(lines.text, b"first\n{not json\nafter\n");
+        assert_eq!((lines.taken, lines.skipped), (partial_at, 1));
+        // From the overlong line: skipped, then "after"; the partial last
+        // line left.
+        let lines = read_lines(open(), overlong_at, end).expect("read");
+        assert_eq!(lines.text, b"after\n");
+        assert_eq!(lines.skipped, 1);
+        assert_eq!(lines.taken, partial_at - overlong_at);
+        let lines = read_lines(open(), partial_at, end).expect("read");
+        assert_eq!((lines.text.len(), lines.taken), (0, 0));
+        // An overlong line not ended before the end: left to the polls.
+        let lines =
+            read_lines(open(), overlong_at, end - b"\nafter\npartial".len() as u64).expect("read");
+        assert_eq!((lines.text.len(), lines.taken, lines.skipped), (0, 0, 0));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use spanguard::export::otlp_decode::{DecodedEvent, DecodedSpan, Value};
 
-use super::chat::{BODY_KEY, event_chats, gather, split, value_chat};
+use super::chat::{BODY_KEY, CallNames, event_chats, gather, split, value_chat};
 use super::clock_text::{duration, utc};
 use super::sources::Origin;
 use super::traces::{Counts, DRAWN_LEVELS, Ending, Node, SpanPick, Trace, hex};
@@ -339,6 +339,13 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
     let mut cut = 0;
     let mut folded = 0;
     let w = style.width;
+    // Chats are drawn only whole (`--full`, `--span`): only then are the
+    // trace's tool calls looked for, to name the results that answer them.
+    let calls = if style.whole || style.span.is_some() {
+        CallNames::of_spans(t.nodes.iter().map(|n| &n.span))
+    } else {
+        CallNames::default()
+    };
     let head = format!(
         "trace {}  {}  {}",
         hex(&t.trace_id),
@@ -507,7 +514,11 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
             // cut in its first words), then a chat attribute's messages
             // (`gen_ai.input.messages=[system] …`, after eight attributes
             // of the call and cut at 400 columns).
-            let chats = if fold { Vec::new() } else { event_chats(e) };
+            let chats = if fold {
+                Vec::new()
+            } else {
+                event_chats(e, &calls)
+            };
             let line = if fold {
                 let last = &events[i + run - 1];
                 format!("• {} ×{run} +{} … +{}", e.name, when(e), when(last))
@@ -572,9 +583,9 @@ pub fn render_trace(t: &Trace, origins: &[Origin], style: &Style, out: &mut Stri
                         Some((family, _, _)) if chats_done.contains(&family) => continue,
                         Some((family, _, _)) => {
                             chats_done.push(family);
-                            gather(family, &n.span.attributes).text()
+                            gather(family, &n.span.attributes, &calls).text()
                         }
-                        None => value_chat(k, v).unwrap_or_else(|| format!("{k} = {v}")),
+                        None => value_chat(k, v, &calls).unwrap_or_else(|| format!("{k} = {v}")),
                     };
                     write_whole(out, style, &under, &text, None);
                     continue;
