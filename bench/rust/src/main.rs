@@ -225,43 +225,36 @@ fn measure(
     (f.ns, f.allocs)
 }
 
-/// `measure`, also reading `exported()` (spans exported so far) around
-/// each sample.
-fn measure_with(
-    samples: usize,
-    n: u64,
-    spans_per_iter: u64,
-    threads: usize,
-    between: &dyn Fn(),
-    exported: &dyn Fn() -> u64,
-    body: &(dyn Fn(u64) + Sync),
-) -> Figures {
-    measure_timed(
-        samples,
-        n,
-        spans_per_iter,
-        threads,
-        between,
-        exported,
-        &|n| {
-            body(n);
-            None
-        },
-    )
+/// What a sample's body returns: nothing (the sample's wall time counts),
+/// or `Some(ns)`, the time it spent on its spans, timed by itself (a body
+/// that flushes between runs of spans leaves the flushes out).
+trait SampleTime {
+    fn own_ns(self) -> Option<f64>;
 }
 
-/// `measure_with`, for a body that may time its spans itself: `Some(ns)`
-/// is the time it spent on them (a body that flushes between runs of
-/// spans leaves the flushes out), in place of the sample's wall time
-/// (with two threads, the longer of the two).
-fn measure_timed(
+impl SampleTime for () {
+    fn own_ns(self) -> Option<f64> {
+        None
+    }
+}
+
+impl SampleTime for Option<f64> {
+    fn own_ns(self) -> Option<f64> {
+        self
+    }
+}
+
+/// `measure`, also reading `exported()` (spans exported so far) around
+/// each sample; a body that times itself (`SampleTime`) is taken at its
+/// word (with two threads, the longer of the two).
+fn measure_with<R: SampleTime + Send>(
     samples: usize,
     n: u64,
     spans_per_iter: u64,
     threads: usize,
     between: &dyn Fn(),
     exported: &dyn Fn() -> u64,
-    body: &(dyn Fn(u64) -> Option<f64> + Sync),
+    body: &(dyn Fn(u64) -> R + Sync),
 ) -> Figures {
     // Warm up with whole samples: every thread-local and buffer, and the
     // slots a sample needs (memory faulted in as it is first used is a
@@ -279,7 +272,7 @@ fn measure_timed(
         std::thread::scope(|s| {
             let each: Vec<_> = (0..threads).map(|_| s.spawn(|| body(n))).collect();
             each.into_iter()
-                .filter_map(|h| h.join().expect("sample thread"))
+                .filter_map(|h| h.join().expect("sample thread").own_ns())
                 .reduce(f64::max)
         })
     };
@@ -683,7 +676,7 @@ fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> Figures 
             }
         }
     };
-    let r = measure_timed(samples, n, 1, 1, &flush, &exported, &|n| {
+    let r = measure_with(samples, n, 1, 1, &flush, &exported, &|n| {
         if regime == Regime::Busy {
             run(0, n);
             return None;
