@@ -642,6 +642,11 @@ fn new_c_tracer_default(regime: Regime) -> CTracer {
     cfg.endpoint = c"discard:".as_ptr();
     cfg.install_signal_handlers = 0;
     if regime == Regime::Idle {
+        assert!(
+            DEFAULT_IDLE_RUN < cfg.max_queue_size as u64,
+            "the default queue ({}) no longer holds a run of {DEFAULT_IDLE_RUN} spans: regime (a) would wake the exporter",
+            cfg.max_queue_size
+        );
         cfg.max_export_batch_size = cfg.max_queue_size;
         cfg.schedule_delay_ms = 60_000;
     }
@@ -664,7 +669,13 @@ fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> Figures 
         let p = &p;
         let _ = spanguard_flush(p.0, 30_000);
     };
-    let exported = || c_spans_exported(p.0);
+    // In (a), the spans exported while the runs ran (the flushes left
+    // out): none if the exporter slept through them, as (a) means.
+    let exported_in_runs = AtomicU64::new(0);
+    let exported = || match regime {
+        Regime::Busy => c_spans_exported(p.0),
+        Regime::Idle => exported_in_runs.load(Ordering::Relaxed),
+    };
     let run = |from: u64, to: u64| {
         let p = &p;
         for i in from..to {
@@ -677,15 +688,19 @@ fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> Figures 
         }
     };
     let r = measure_with(samples, n, 1, 1, &flush, &exported, &|n| {
+        let p = &p;
         if regime == Regime::Busy {
             run(0, n);
             return None;
         }
         let mut spent = 0.0;
         for from in (0..n).step_by(DEFAULT_IDLE_RUN as usize) {
+            let e0 = c_spans_exported(p.0);
             let t0 = Instant::now();
             run(from, n.min(from + DEFAULT_IDLE_RUN));
             spent += t0.elapsed().as_nanos() as f64;
+            let during = c_spans_exported(p.0).saturating_sub(e0);
+            exported_in_runs.fetch_add(during, Ordering::Relaxed);
             flush();
         }
         Some(spent)
@@ -1123,7 +1138,7 @@ fn main() {
             (Case::Attrs3, Regime::Idle),
             (Case::TwoThreads, Regime::Busy),
         ];
-        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 3];
+        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 5];
         for _ in 0..rounds {
             for (k, &(case, regime)) in cases.iter().enumerate() {
                 figures[k].push(bench_spanguard_c(case, regime, samples, n));
@@ -1136,6 +1151,8 @@ fn main() {
                 n,
             ));
             figures[cases.len() + 2].push(bench_spanguard_c(Case::Floor, Regime::Idle, samples, n));
+            figures[cases.len() + 3].push(bench_spanguard_c_default(Regime::Busy, samples, n));
+            figures[cases.len() + 4].push(bench_spanguard_c_default(Regime::Idle, samples, n));
         }
         for (k, &(case, regime)) in cases.iter().enumerate() {
             let f = medians(&figures[k]);
@@ -1163,13 +1180,20 @@ fn main() {
                     .collect()
             )
         );
+        println!(
+            "C ABI begin+3 attrs+end, default settings ({DEFAULT_SETTINGS_CHANGES}): (b) {:.1} ns/span, (a) {:.1} ns/span; the exporter took {:.0}% of a sample's spans during it in (b), {:.0}% of the runs' in (a)",
+            medians(&figures[cases.len() + 3]).ns,
+            medians(&figures[cases.len() + 4]).ns,
+            100.0 * medians(&figures[cases.len() + 3]).exported_share,
+            100.0 * medians(&figures[cases.len() + 4]).exported_share
+        );
         // Round by round: the host's slow state comes and goes within
         // seconds, so a median hides which rows it met. When the floor
         // (one slot, every line in this core's cache, nothing exported)
         // is slow in the same round as the real rows, the state is the
         // core's, not anything the recording path shares.
         println!(
-            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / Rust API floor / Rust API floor, other core busy / C ABI floor"
+            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / Rust API floor / Rust API floor, other core busy / C ABI floor / C ABI default settings (b) / (a)"
         );
         for r in 0..rounds {
             let each: Vec<String> = figures.iter().map(|f| format!("{:.1}", f[r].ns)).collect();
@@ -1410,7 +1434,7 @@ fn main() {
     };
     let (sdk_busy, sdk_idle) = (sdk_over(&default_busy), sdk_over(&default_idle));
     println!(
-        "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it; (a) {:.1} ns/span, {:.2}x (each round: {}); (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
+        "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it; (a) {:.1} ns/span, {:.2}x (each round: {}), the exporter took {:.0}% of the spans during the runs; (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
         db.ns,
         median(sdk_busy.clone()),
         listed(&sdk_busy),
@@ -1418,6 +1442,7 @@ fn main() {
         di.ns,
         median(sdk_idle.clone()),
         listed(&sdk_idle),
+        100.0 * di.exported_share,
         within(&default_busy, &attrs3_c_busy),
         single.1,
         within(&default_idle, &attrs3_c_idle),
