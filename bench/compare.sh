@@ -41,9 +41,9 @@ base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interle
 pairs=${2:-5}
 quick=${3:-}
 settings=${4:-}
-case "$settings" in
-"" | --defaults) ;;
-*) echo "bench/compare.sh: a fourth argument may only be --defaults (with --interleaved)" >&2; exit 2 ;;
+case "$quick $settings" in
+*" " | "--interleaved --defaults") ;;
+*) echo "bench/compare.sh: a fourth argument may only be --defaults, after --interleaved" >&2; exit 2 ;;
 esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-gcc}
