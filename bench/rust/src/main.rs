@@ -1249,6 +1249,7 @@ fn main() {
     // (src/buffer/aging.rs).
     let (mut default_busy, mut default_idle) = (Vec::new(), Vec::new());
     let mut attrs3_otel = Vec::new();
+    let mut attrs3_otel_allocs = f64::NAN;
     for case in [
         Case::BeginEnd,
         Case::Attrs3,
@@ -1310,6 +1311,7 @@ fn main() {
                 attrs3_c_busy = c_busy.clone();
                 attrs3_c_idle = c_idle.clone();
                 attrs3_otel = otel.iter().map(|o| o.0).collect();
+                attrs3_otel_allocs = oa;
             }
             Case::TwoThreads => {
                 two = (r.ns, cb.ns);
@@ -1345,7 +1347,7 @@ fn main() {
     let (db, di) = (medians(&default_busy), medians(&default_idle));
     let attrs3_otel_ns = median(attrs3_otel.clone());
     println!(
-        "| {}, default settings (C ABI; below) | | {:.1} | {:.2} | {attrs3_otel_ns:.1} | | {:.2} | {:.1} | {:.2} |",
+        "| {}, default settings (C ABI; below) | | {:.1} | {:.2} | {attrs3_otel_ns:.1} | {attrs3_otel_allocs:.2} | {:.2} | {:.1} | {:.2} |",
         Case::Attrs3.label(),
         db.ns,
         db.allocs.max(di.allocs),
