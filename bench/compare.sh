@@ -30,7 +30,9 @@
 # times begin+3 attrs+end with both libraries loaded in one process,
 # sample by sample (bench/c/interleaved.c), PAIRS pairs in each order and
 # regime: on a host whose state moves within minutes, two processes in
-# turn meet different minutes. --llm times LLM-sized spans instead (an
+# turn meet different minutes; `--interleaved --defaults` the same with the
+# settings users get (bench/c/common.h's bench_default_settings: a
+# 4,096-slot slab, too small for the slot hold of src/buffer/aging.rs). --llm times LLM-sized spans instead (an
 # 8 KB prompt and a 2 KB completion, bench/c/llm_spans.c; ASCII text, then
 # text with a non-ASCII character every 40 bytes or so), the two programs
 # in turn, PAIRS pairs, alternating which goes first.
@@ -38,6 +40,11 @@ set -eu
 base=${1:?usage: bench/compare.sh BASE [PAIRS] [--quick|--instructions|--interleaved|--llm]}
 pairs=${2:-5}
 quick=${3:-}
+settings=${4:-}
+case "$quick $settings" in
+*" " | "--interleaved --defaults") ;;
+*) echo "bench/compare.sh: a fourth argument may only be --defaults, after --interleaved" >&2; exit 2 ;;
+esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CC:-gcc}
 out="$repo/build/compare"
@@ -125,8 +132,8 @@ if [ "$quick" = --interleaved ]; then
     a=$(libdir "${first%%=*}")/libspanguard.so.0
     b=$(libdir "${second%%=*}")/libspanguard.so.0
     for regime in "" --idle; do
-        ab_all=$("$out/interleaved" "$a" "$b" "$pairs" $regime)
-        ba_all=$("$out/interleaved" "$b" "$a" "$pairs" $regime)
+        ab_all=$("$out/interleaved" "$a" "$b" "$pairs" $regime $settings)
+        ba_all=$("$out/interleaved" "$b" "$a" "$pairs" $regime $settings)
         ab=$(echo "$ab_all" | tail -1)
         ba=$(echo "$ba_all" | tail -1)
         echo "A=${first%%=*} B=${second%%=*}: $ab"

@@ -53,6 +53,35 @@ static inline spanguard_tracer *bench_tracer_sized(int idle, uint32_t queue) {
 /* bench_tracer_sized with room for 65,536 ended spans. */
 static inline spanguard_tracer *bench_tracer(int idle) { return bench_tracer_sized(idle, 1 << 16); }
 
+/* Settings (after spanguard_config_init) that keep its defaults (a 4,096-slot
+ * slab: 2,048 queued and 2,048 open spans, batches of 512, the exporter's
+ * CPU cap 50%) but for what a benchmark must change: the sink (discard:)
+ * and no signal handlers; with `idle`, an exporter that sleeps until a
+ * flush (regime (a), as in bench_settings: samples must then stay under
+ * the 2,048 spans the default queue holds). As the Rust bench's default
+ * settings row (bench/rust/src/main.rs, `new_c_tracer_default`). */
+static inline void bench_default_settings(spanguard_config *cfg, int idle) {
+    cfg->endpoint = "discard:";
+    cfg->install_signal_handlers = 0;
+    if (idle) {
+        cfg->max_export_batch_size = cfg->max_queue_size;
+        cfg->schedule_delay_ms = 60000;
+    }
+}
+
+/* A tracer with bench_default_settings. */
+static inline spanguard_tracer *bench_default_tracer(int idle) {
+    spanguard_config cfg;
+    spanguard_config_init(&cfg, sizeof cfg);
+    bench_default_settings(&cfg, idle);
+    spanguard_tracer *t;
+    if (spanguard_tracer_new(&cfg, &t) != SPANGUARD_RESULT_OK) {
+        fprintf(stderr, "spanguard_tracer_new failed\n");
+        exit(1);
+    }
+    return t;
+}
+
 static inline double bench_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -10,7 +10,9 @@
  * Each library is loaded by path (dlopen, RTLD_LOCAL: its own statics,
  * thread-locals and exporter thread) and called through dlsym, so the two
  * need only agree on the calls below; each gets its own tracer from the
- * same settings (bench/c/common.h's, regime (b) unless --idle).
+ * same settings (bench/c/common.h's, regime (b) unless --idle; with
+ * --defaults, the settings users get, bench_default_settings, whose slab is
+ * too small for the slot hold, and in (a) samples of 2,000 spans).
  *
  * After each pair, a probe of how much of its core the thread had
  * (probe.h): a change made for one host state (the recording thread's
@@ -18,7 +20,7 @@
  * and a run meets either or both (BENCHMARKS.md, run 111: the slot-header
  * change timed in the shared state only).
  *
- * interleaved LIB_A LIB_B [pairs] [--idle]
+ * interleaved LIB_A LIB_B [pairs] [--idle] [--defaults]
  * Prints each pair's ratio (B over A), then the pair ratios' median in each
  * host state, then (last line) the medians of A, of B and of the pair
  * ratios, and in how many pairs B was faster; before it, the median of the
@@ -63,7 +65,7 @@ static void *symbol(void *handle, const char *path, const char *name) {
     return f;
 }
 
-static void load(struct lib *l, const char *path, int idle) {
+static void load(struct lib *l, const char *path, int idle, int defaults) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
         fprintf(stderr, "interleaved: %s\n", dlerror());
@@ -84,14 +86,18 @@ static void load(struct lib *l, const char *path, int idle) {
         fprintf(stderr, "interleaved: spanguard_config_init failed in %s\n", path);
         exit(2);
     }
-    bench_settings(&cfg, idle, 1 << 16);
+    if (defaults) {
+        bench_default_settings(&cfg, idle);
+    } else {
+        bench_settings(&cfg, idle, 1 << 16);
+    }
     if (l->tracer_new(&cfg, &l->tracer) != SPANGUARD_RESULT_OK) {
         fprintf(stderr, "interleaved: spanguard_tracer_new failed in %s\n", path);
         exit(2);
     }
 }
 
-enum { N = 50000, MAX_PAIRS = 1000 };
+enum { N = 50000, N_DEFAULT_IDLE = 2000, MAX_PAIRS = 1000 };
 
 /* ns of this thread's CPU time so far: unlike the wall clock, it does not
  * count the time the thread waited for a CPU while other work ran (on a
@@ -124,13 +130,15 @@ static double sample(const struct lib *l, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: interleaved LIB_A LIB_B [pairs] [--idle]\n");
+        fprintf(stderr, "usage: interleaved LIB_A LIB_B [pairs] [--idle] [--defaults]\n");
         return 2;
     }
-    int pairs = 40, idle = 0;
+    int pairs = 40, idle = 0, defaults = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--idle") == 0) {
             idle = 1;
+        } else if (strcmp(argv[i], "--defaults") == 0) {
+            defaults = 1;
         } else {
             pairs = atoi(argv[i]);
         }
@@ -140,8 +148,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     static struct lib libs[2];
-    load(&libs[0], argv[1], idle);
-    load(&libs[1], argv[2], idle);
+    load(&libs[0], argv[1], idle, defaults);
+    load(&libs[1], argv[2], idle, defaults);
+    /* The default queue holds 2,048 ended spans: a longer sample in (a)
+     * would wake the exporter. */
+    long n = defaults && idle ? N_DEFAULT_IDLE : N;
     for (int k = 0; k < 2; k++) {
         sample(&libs[k], 4 * N); /* warm-up: the thread's slots faulted in */
         libs[k].flush(libs[k].tracer, 30000);
@@ -157,7 +168,7 @@ int main(int argc, char **argv) {
              * beside this sample. */
             libs[0].flush(libs[0].tracer, 30000);
             libs[1].flush(libs[1].tracer, 30000);
-            ns[k] = sample(&libs[k], N);
+            ns[k] = sample(&libs[k], n);
             cpu[k] = last_cpu_ns;
         }
         cpu_ratio[p] = cpu[1] / cpu[0];
@@ -187,9 +198,9 @@ int main(int argc, char **argv) {
     /* The recording thread's CPU time instead of the wall clock: the same
      * samples, without the time spent waiting for a CPU. */
     printf("thread CPU: pair ratio B/A %.3f (median)\n", bench_median(cpu_ratio, pairs));
-    printf("begin+3 attrs+end, regime %s, %d pairs of %d-span samples: A %.1f ns/span, B %.1f, "
+    printf("begin+3 attrs+end, regime %s%s, %d pairs of %ld-span samples: A %.1f ns/span, B %.1f, "
            "pair ratio B/A %.3f (median), B faster in %d of %d\n",
-           idle ? "(a)" : "(b)", pairs, N, bench_median(a, pairs), bench_median(b, pairs),
+           idle ? "(a)" : "(b)", defaults ? ", default settings" : "", pairs, n, bench_median(a, pairs), bench_median(b, pairs),
            bench_median(ratio, pairs), b_faster, pairs);
     for (int k = 0; k < 2; k++) {
         libs[k].tracer_free(libs[k].tracer);

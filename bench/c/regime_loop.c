@@ -5,8 +5,12 @@
  * through spanguard_span_begin_ex with an instrumentation scope, as the
  * OpenTelemetry bridges begin theirs: such a span writes its record's rest
  * line (`SpanRest`), which the exporter clears as it frees the slot.
+ * With `defaults`, the tracer has the settings users get
+ * (bench_default_tracer: a 4,096-slot slab, too small for the slot hold of
+ * src/buffer/aging.rs), and in (a) a sample is 2,000 spans (the default
+ * queue holds 2,048).
  *
- * regime_loop (a|b) [seconds] [scope]
+ * regime_loop (a|b) [seconds] [scope] [defaults]
  *
  * Built by hand (no make target; -g for perf annotate):
  * cc -std=c11 -O2 -g -Iinclude bench/c/regime_loop.c -Lbuild/lib -lspanguard
@@ -17,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { N = 50000 };
+enum { N = 50000, N_DEFAULT_IDLE = 2000 };
 
 /* bench_span_attrs3, begun with a scope as a bridge begins a span. */
 static void span_with_scope(spanguard_tracer *t, long i) {
@@ -40,14 +44,22 @@ static void span_with_scope(spanguard_tracer *t, long i) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || (strcmp(argv[1], "a") != 0 && strcmp(argv[1], "b") != 0)) {
-        fprintf(stderr, "usage: regime_loop (a|b) [seconds] [scope]\n");
+        fprintf(stderr, "usage: regime_loop (a|b) [seconds] [scope] [defaults]\n");
         return 2;
     }
     int idle = strcmp(argv[1], "a") == 0;
     double seconds = argc > 2 ? atof(argv[2]) : 10;
-    void (*span)(spanguard_tracer *, long) =
-        argc > 3 && strcmp(argv[3], "scope") == 0 ? span_with_scope : bench_span_attrs3;
-    spanguard_tracer *t = bench_tracer(idle);
+    void (*span)(spanguard_tracer *, long) = bench_span_attrs3;
+    int defaults = 0;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "scope") == 0) {
+            span = span_with_scope;
+        } else if (strcmp(argv[i], "defaults") == 0) {
+            defaults = 1;
+        }
+    }
+    spanguard_tracer *t = defaults ? bench_default_tracer(idle) : bench_tracer(idle);
+    long n = defaults && idle ? N_DEFAULT_IDLE : N;
     for (long i = 0; i < 4 * N; i++) {
         span(t, i);
     }
@@ -56,14 +68,15 @@ int main(int argc, char **argv) {
     long spans = 0;
     while (bench_now_ns() - start < seconds * 1e9) {
         double t0 = bench_now_ns();
-        for (long i = 0; i < N; i++) {
+        for (long i = 0; i < n; i++) {
             span(t, i);
         }
         spent += bench_now_ns() - t0;
-        spans += N;
+        spans += n;
         spanguard_flush(t, 30000);
     }
-    printf("regime (%s): %.1f ns a span over %ld spans\n", argv[1], spent / spans, spans);
+    printf("regime (%s)%s: %.1f ns a span over %ld spans\n", argv[1], defaults ? ", default settings" : "",
+           spent / spans, spans);
     spanguard_tracer_free(t);
     return 0;
 }

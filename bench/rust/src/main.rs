@@ -225,16 +225,36 @@ fn measure(
     (f.ns, f.allocs)
 }
 
+/// What a sample's body returns: nothing (the sample's wall time counts),
+/// or `Some(ns)`, the time it spent on its spans, timed by itself (a body
+/// that flushes between runs of spans leaves the flushes out).
+trait SampleTime {
+    fn own_ns(self) -> Option<f64>;
+}
+
+impl SampleTime for () {
+    fn own_ns(self) -> Option<f64> {
+        None
+    }
+}
+
+impl SampleTime for Option<f64> {
+    fn own_ns(self) -> Option<f64> {
+        self
+    }
+}
+
 /// `measure`, also reading `exported()` (spans exported so far) around
-/// each sample.
-fn measure_with(
+/// each sample; a body that times itself (`SampleTime`) is taken at its
+/// word (with two threads, the longer of the two).
+fn measure_with<R: SampleTime + Send>(
     samples: usize,
     n: u64,
     spans_per_iter: u64,
     threads: usize,
     between: &dyn Fn(),
     exported: &dyn Fn() -> u64,
-    body: &(dyn Fn(u64) + Sync),
+    body: &(dyn Fn(u64) -> R + Sync),
 ) -> Figures {
     // Warm up with whole samples: every thread-local and buffer, and the
     // slots a sample needs (memory faulted in as it is first used is a
@@ -250,9 +270,10 @@ fn measure_with(
     // inside their measured samples.
     let run_sample = || {
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| body(n));
-            }
+            let each: Vec<_> = (0..threads).map(|_| s.spawn(|| body(n))).collect();
+            each.into_iter()
+                .filter_map(|h| h.join().expect("sample thread").own_ns())
+                .reduce(f64::max)
         })
     };
     for k in 0..12 {
@@ -273,8 +294,8 @@ fn measure_with(
         let a0 = ALLOCS.load(Ordering::Relaxed);
         let f0 = minor_faults();
         let t0 = Instant::now();
-        run_sample();
-        let elapsed = t0.elapsed().as_nanos() as f64;
+        let timed = run_sample();
+        let elapsed = timed.unwrap_or_else(|| t0.elapsed().as_nanos() as f64);
         let f1 = minor_faults();
         let a1 = ALLOCS.load(Ordering::Relaxed);
         let e1 = exported();
@@ -595,6 +616,96 @@ fn bench_spanguard_c_with(
         }
     });
     unsafe { spanguard_tracer_free(t) };
+    r
+}
+
+/// The spans the default queue holds (`TracerConfig::default`'s
+/// `max_queue_size`) less some, the run of spans a sample of the default
+/// settings' regime (a) makes between two flushes: more and the thread
+/// would reach the exporter's batch (the queue) or run out of the 4,096
+/// slots and wake it, and the exporter would no longer sleep through it.
+const DEFAULT_IDLE_RUN: u64 = 2_000;
+
+/// The settings users get (`spanguard_config_init`, TracerConfig::default:
+/// 2,048 queued and 2,048 open spans, a 4,096-slot slab, batches of 512,
+/// the exporter's CPU cap at 50%), but for what the bench must change to
+/// measure (`DEFAULT_SETTINGS_CHANGES` says it in the report): the sink
+/// (`discard:`; by default the spans go to files under the state
+/// directory), no signal handlers (as in every row here: the bench
+/// starts a thread a sample, and each would map its alternate stack
+/// inside its first sample), and in regime (a) an exporter that sleeps
+/// until the flush (a batch as large as the queue, a minute's schedule
+/// delay, as `regime_config` has it).
+fn new_c_tracer_default(regime: Regime) -> CTracer {
+    let mut cfg: spanguard_config = unsafe { std::mem::zeroed() };
+    unsafe { spanguard_config_init(&mut cfg, std::mem::size_of::<spanguard_config>()) };
+    cfg.endpoint = c"discard:".as_ptr();
+    cfg.install_signal_handlers = 0;
+    if regime == Regime::Idle {
+        assert!(
+            DEFAULT_IDLE_RUN < cfg.max_queue_size as u64,
+            "the default queue ({}) no longer holds a run of {DEFAULT_IDLE_RUN} spans: regime (a) would wake the exporter",
+            cfg.max_queue_size
+        );
+        cfg.max_export_batch_size = cfg.max_queue_size;
+        cfg.schedule_delay_ms = 60_000;
+    }
+    let mut t: *mut spanguard_tracer = std::ptr::null_mut();
+    assert_eq!(unsafe { spanguard_tracer_new(&cfg, &mut t) } as u32, 0);
+    CTracer(t)
+}
+
+/// What the default settings' row changes, for the report.
+const DEFAULT_SETTINGS_CHANGES: &str = "spanguard_config_init's settings (TracerConfig::default: a 4,096-slot slab, 2,048 queued and 2,048 open spans, batches of 512, the exporter's CPU cap 50%) but the sink (discard:) and no signal handlers; in (a) the exporter sleeps until a flush every 2,000 spans (the default queue holds 2,048), the flushes untimed";
+
+/// C ABI begin+3 attrs+end with the default settings (`new_c_tracer_default`)
+/// in `regime`. In (b) as the other rows are sampled; in (a) each sample's
+/// `n` spans are made in runs of `DEFAULT_IDLE_RUN` with a flush after
+/// each, timed run by run: the default slab cannot hold a whole sample.
+fn bench_spanguard_c_default(regime: Regime, samples: usize, n: u64) -> Figures {
+    let p = new_c_tracer_default(regime);
+    let flush = || {
+        // The whole CTracer (Sync), not its pointer field alone.
+        let p = &p;
+        let _ = spanguard_flush(p.0, 30_000);
+    };
+    // In (a), the spans exported while the runs ran (the flushes left
+    // out): none if the exporter slept through them, as (a) means.
+    let exported_in_runs = AtomicU64::new(0);
+    let exported = || match regime {
+        Regime::Busy => c_spans_exported(p.0),
+        Regime::Idle => exported_in_runs.load(Ordering::Relaxed),
+    };
+    let run = |from: u64, to: u64| {
+        let p = &p;
+        for i in from..to {
+            let mut s = 0u64;
+            unsafe {
+                spanguard_span_begin(p.0, c"op".as_ptr(), 2, SPANGUARD_SPAN_NONE, 1, &mut s);
+                set_3_attributes_c(s, i);
+                spanguard_span_end(s);
+            }
+        }
+    };
+    let r = measure_with(samples, n, 1, 1, &flush, &exported, &|n| {
+        let p = &p;
+        if regime == Regime::Busy {
+            run(0, n);
+            return None;
+        }
+        let mut spent = 0.0;
+        for from in (0..n).step_by(DEFAULT_IDLE_RUN as usize) {
+            let e0 = c_spans_exported(p.0);
+            let t0 = Instant::now();
+            run(from, n.min(from + DEFAULT_IDLE_RUN));
+            spent += t0.elapsed().as_nanos() as f64;
+            let during = c_spans_exported(p.0).saturating_sub(e0);
+            exported_in_runs.fetch_add(during, Ordering::Relaxed);
+            flush();
+        }
+        Some(spent)
+    });
+    unsafe { spanguard_tracer_free(p.0) };
     r
 }
 
@@ -1027,7 +1138,7 @@ fn main() {
             (Case::Attrs3, Regime::Idle),
             (Case::TwoThreads, Regime::Busy),
         ];
-        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 3];
+        let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); cases.len() + 5];
         for _ in 0..rounds {
             for (k, &(case, regime)) in cases.iter().enumerate() {
                 figures[k].push(bench_spanguard_c(case, regime, samples, n));
@@ -1040,6 +1151,8 @@ fn main() {
                 n,
             ));
             figures[cases.len() + 2].push(bench_spanguard_c(Case::Floor, Regime::Idle, samples, n));
+            figures[cases.len() + 3].push(bench_spanguard_c_default(Regime::Busy, samples, n));
+            figures[cases.len() + 4].push(bench_spanguard_c_default(Regime::Idle, samples, n));
         }
         for (k, &(case, regime)) in cases.iter().enumerate() {
             let f = medians(&figures[k]);
@@ -1067,13 +1180,20 @@ fn main() {
                     .collect()
             )
         );
+        println!(
+            "C ABI begin+3 attrs+end, default settings ({DEFAULT_SETTINGS_CHANGES}): (b) {:.1} ns/span, (a) {:.1} ns/span; the exporter took {:.0}% of a sample's spans during it in (b), {:.0}% of the runs' in (a)",
+            medians(&figures[cases.len() + 3]).ns,
+            medians(&figures[cases.len() + 4]).ns,
+            100.0 * medians(&figures[cases.len() + 3]).exported_share,
+            100.0 * medians(&figures[cases.len() + 4]).exported_share
+        );
         // Round by round: the host's slow state comes and goes within
         // seconds, so a median hides which rows it met. When the floor
         // (one slot, every line in this core's cache, nothing exported)
         // is slow in the same round as the real rows, the state is the
         // core's, not anything the recording path shares.
         println!(
-            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / Rust API floor / Rust API floor, other core busy / C ABI floor"
+            "each round, ns/span: C ABI (b) / C ABI (a) / two threads (b) / Rust API floor / Rust API floor, other core busy / C ABI floor / C ABI default settings (b) / (a)"
         );
         for r in 0..rounds {
             let each: Vec<String> = figures.iter().map(|f| format!("{:.1}", f[r].ns)).collect();
@@ -1104,6 +1224,7 @@ fn main() {
     let mut attrs3_rounds = Vec::new();
     // The begin+3 attrs+end row's rounds, Rust API and C ABI (b).
     let (mut attrs3_rust, mut attrs3_c_busy) = (Vec::new(), Vec::new());
+    let mut attrs3_c_idle = Vec::new();
     // The floor, measured in the begin+3 attrs+end rounds beside that
     // row's own figures (same rounds, same probe), with the Rust API in
     // regime (a) that it is also compared with. In a section of its own,
@@ -1122,6 +1243,13 @@ fn main() {
     // without the exporter.
     let (mut floor, mut floor_busy, mut rust_idle) = (Vec::new(), Vec::new(), Vec::new());
     let mut floor_c = Vec::new();
+    // The same row with the settings users get (`new_c_tracer_default`),
+    // in the same rounds, and the SDK's figure of each round: the goal as
+    // users meet it, whose slab is too small for the slot hold
+    // (src/buffer/aging.rs).
+    let (mut default_busy, mut default_idle) = (Vec::new(), Vec::new());
+    let mut attrs3_otel = Vec::new();
+    let mut attrs3_otel_allocs = f64::NAN;
     for case in [
         Case::BeginEnd,
         Case::Attrs3,
@@ -1145,6 +1273,8 @@ fn main() {
             c_idle.push(bench_spanguard_c(case, Regime::Idle, samples, n));
             if case == Case::Attrs3 {
                 rust_idle.push(bench_spanguard_rust(case, Regime::Idle, samples, n));
+                default_busy.push(bench_spanguard_c_default(Regime::Busy, samples, n));
+                default_idle.push(bench_spanguard_c_default(Regime::Idle, samples, n));
                 // The core's state around the round: the narrower of the two.
                 let probe = before
                     .zip(host::probe())
@@ -1179,6 +1309,9 @@ fn main() {
                 single = (r.ns, cb.ns);
                 attrs3_rust = rust.clone();
                 attrs3_c_busy = c_busy.clone();
+                attrs3_c_idle = c_idle.clone();
+                attrs3_otel = otel.iter().map(|o| o.0).collect();
+                attrs3_otel_allocs = oa;
             }
             Case::TwoThreads => {
                 two = (r.ns, cb.ns);
@@ -1211,6 +1344,17 @@ fn main() {
         ));
     }
     let (one_pf, two_pf) = (medians(&one_pf).ns, medians(&two_pf).ns);
+    let (db, di) = (medians(&default_busy), medians(&default_idle));
+    let attrs3_otel_ns = median(attrs3_otel.clone());
+    println!(
+        "| {}, default settings (C ABI; below) | | {:.1} | {:.2} | {attrs3_otel_ns:.1} | {attrs3_otel_allocs:.2} | {:.2} | {:.1} | {:.2} |",
+        Case::Attrs3.label(),
+        db.ns,
+        db.allocs.max(di.allocs),
+        attrs3_otel_ns / db.ns,
+        di.ns,
+        attrs3_otel_ns / di.ns
+    );
     // Each figure's own median over the rounds; the ratios are medians of
     // each round's ratio (a slow spell may fall on part of a round only).
     let within =
@@ -1275,6 +1419,38 @@ fn main() {
         two_pf / one_pf
     );
     println!("{}", host_state_line(&attrs3_rounds));
+    // SDK / default row, round by round, and as text.
+    let sdk_over = |rows: &[Figures]| -> Vec<f64> {
+        attrs3_otel
+            .iter()
+            .zip(rows)
+            .map(|(o, f)| o / f.ns)
+            .collect()
+    };
+    let listed = |ratios: &[f64]| {
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (sdk_busy, sdk_idle) = (sdk_over(&default_busy), sdk_over(&default_idle));
+    println!(
+        "- default settings ({DEFAULT_SETTINGS_CHANGES}): C ABI begin+3 attrs+end (b) {:.1} ns/span, {:.2}x the SDK (median of each round's ratio; each round: {}), the exporter took {:.0}% of a sample's spans during it; (a) {:.1} ns/span, {:.2}x (each round: {}), the exporter took {:.0}% of the spans during the runs; (b) {:.2}x the bench settings' C ABI row (b) ({:.1} ns/span), (a) {:.2}x its (a); resident memory the measured samples added {:.0} KiB (b), {:.0} KiB (a)",
+        db.ns,
+        median(sdk_busy.clone()),
+        listed(&sdk_busy),
+        100.0 * db.exported_share,
+        di.ns,
+        median(sdk_idle.clone()),
+        listed(&sdk_idle),
+        100.0 * di.exported_share,
+        within(&default_busy, &attrs3_c_busy),
+        single.1,
+        within(&default_idle, &attrs3_c_idle),
+        db.grown_kib,
+        di.grown_kib
+    );
     println!();
     llm_rows(rounds, samples, quick);
     let otel_exported = OTEL_EXPORTED.load(Ordering::Relaxed);
