@@ -195,3 +195,21 @@ def test_every_variable_and_package_an_example_needs_is_set_up_where_readme_says
         first_use = next((i for i, line in enumerate(setup.splitlines())
                           if re.search(rf"\${{?{name}\b", line)), None)
         assert first_use is None or first_use >= n, f"${name} is used before it is exported:\n{setup}"
+
+
+def test_the_setup_puts_the_installed_spanguard_command_on_path():
+    """After README's setup (`make install PREFIX=$HOME/.local`, a fresh
+    HOME), the Go section's `spanguard show --errors --last 1` said
+    `spanguard: command not found`: make install puts the command in
+    $PREFIX/bin, which nothing had put on PATH (a distribution's profile
+    adds ~/.local/bin only if it existed at login). The setup block puts
+    it there, after PREFIX is set."""
+    blocks = readme_blocks()
+    setup = next(b for b in blocks if (b.marker or "").startswith("<!-- setup: examples")).text
+    lines = setup.splitlines()
+    on_path = [i for i, line in enumerate(lines) if re.match(r"export PATH=\$PREFIX/bin:\$PATH\b", line)]
+    assert on_path, f"the setup block puts no $PREFIX/bin on PATH:\n{setup}"
+    prefix_set = next(i for i, line in enumerate(lines) if re.match(r"export PREFIX=", line))
+    assert prefix_set < on_path[0], setup
+    install = Path(REPO / "Makefile").read_text()
+    assert "install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/" in install
