@@ -54,15 +54,23 @@ def test_what_spool_reports_waiting_is_what_a_replay_delivers(cli, tmp_path):
     assert waiting(spool_report(cli, spool)) == 0
 
 
+def recording_child(spool, flight):
+    """A process recording spans into a tracer (tests/kill/kill_child, one
+    thread, the flight recorder on or off), its backend down, once its
+    first span has ended: its tracer is up, its files made and locked."""
+    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                              str(spool), "1", "1" if flight else "0", "none", "0", "spool-test", "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if len(child.stdout.read(4)) != 4:
+        child.kill()
+        pytest.fail(f"kill_child reported no span: {child.stderr.read()}")
+    return child
+
+
 def test_a_live_flight_file_is_held_and_a_killed_ones_spans_wait(cli, tmp_path):
-    child_bin = REPO / "build" / "tests" / "kill_child"
     spool = tmp_path / "spool"
-    # A process recording with the flight recorder, its backend down.
-    child = subprocess.Popen([str(child_bin), "http://127.0.0.1:9/v1/traces", str(spool), "1", "1", "none",
-                              "0", "spool-test", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = recording_child(spool, flight=True)
     try:
-        # Its first ended span: the tracer is up, its flight file locked.
-        assert len(child.stdout.read(4)) == 4, child.stderr.read()
         report = spool_report(cli, spool)
         line = next(l for l in report.splitlines() if l.startswith("flight file"))
         assert f"pid {child.pid} (live)" in line, report
@@ -89,12 +97,9 @@ def test_a_process_killed_without_the_flight_recorder_is_said_to_have_lost_its_s
     now that it ended without a word, that what it had not exported is
     lost, and what keeps it (the flight recorder). A live process's files
     stay "prepared", unremarked."""
-    child_bin = REPO / "build" / "tests" / "kill_child"
     spool = tmp_path / "spool"
-    child = subprocess.Popen([str(child_bin), "http://127.0.0.1:9/v1/traces", str(spool), "1", "0", "none",
-                              "0", "spool-test", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = recording_child(spool, flight=False)
     try:
-        assert len(child.stdout.read(4)) == 4, child.stderr.read()
         report = spool_report(cli, spool)
         assert re.search(r"^prepared .*\.sgdump-pending$", report, re.M), report
         assert "left empty" not in report and "ended without" not in report, report
