@@ -54,15 +54,23 @@ def test_what_spool_reports_waiting_is_what_a_replay_delivers(cli, tmp_path):
     assert waiting(spool_report(cli, spool)) == 0
 
 
+def recording_child(spool, flight):
+    """A process recording spans into a tracer (tests/kill/kill_child, one
+    thread, the flight recorder on or off), its backend down, once its
+    first span has ended: its tracer is up, its files made and locked."""
+    child = subprocess.Popen([str(REPO / "build" / "tests" / "kill_child"), "http://127.0.0.1:9/v1/traces",
+                              str(spool), "1", "1" if flight else "0", "none", "0", "spool-test", "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if len(child.stdout.read(4)) != 4:
+        child.kill()
+        pytest.fail(f"kill_child reported no span: {child.stderr.read()}")
+    return child
+
+
 def test_a_live_flight_file_is_held_and_a_killed_ones_spans_wait(cli, tmp_path):
-    child_bin = REPO / "build" / "tests" / "kill_child"
     spool = tmp_path / "spool"
-    # A process recording with the flight recorder, its backend down.
-    child = subprocess.Popen([str(child_bin), "http://127.0.0.1:9/v1/traces", str(spool), "1", "1", "none",
-                              "0", "spool-test", "20000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = recording_child(spool, flight=True)
     try:
-        # Its first ended span: the tracer is up, its flight file locked.
-        assert len(child.stdout.read(4)) == 4, child.stderr.read()
         report = spool_report(cli, spool)
         line = next(l for l in report.splitlines() if l.startswith("flight file"))
         assert f"pid {child.pid} (live)" in line, report
@@ -79,6 +87,37 @@ def test_a_live_flight_file_is_held_and_a_killed_ones_spans_wait(cli, tmp_path):
                           timeout=60)
     assert show.returncode == 0, show.stderr
     assert "INTERRUPTED (process killed)" in show.stdout
+
+
+def test_a_process_killed_without_the_flight_recorder_is_said_to_have_lost_its_spans(cli, tmp_path):
+    """A newcomer killed an agent (SIGKILL, as the OOM killer does) in the
+    middle of a call: `show` drew nothing of that run and said nothing,
+    and `spool` listed its two empty crash files as "prepared", as a live
+    tracer's. Its tracer prepared them and the process is gone: both say
+    now that it ended without a word, that what it had not exported is
+    lost, and what keeps it (the flight recorder). A live process's files
+    stay "prepared", unremarked."""
+    spool = tmp_path / "spool"
+    child = recording_child(spool, flight=False)
+    try:
+        report = spool_report(cli, spool)
+        assert re.search(r"^prepared .*\.sgdump-pending$", report, re.M), report
+        assert "left empty" not in report and "ended without" not in report, report
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    report = spool_report(cli, spool)
+    said = f"1 process ended without shutting its tracer down (pid {child.pid}: SIGKILL, the OOM killer?)"
+    assert said in report.splitlines()[0], report
+    rows = [l for l in report.splitlines() if l.startswith("left empty")]
+    assert len(rows) == 2 and all(f"-{child.pid:010}-" in l for l in rows), report
+    assert "prepared" not in report, report
+    show = subprocess.run([str(cli), "show", str(spool), "--color", "never"], capture_output=True, text=True,
+                          timeout=60)
+    told = [l for l in show.stderr.splitlines() if f"pid {child.pid} ended without shutting its tracer down" in l]
+    assert len(told) == 1, show.stderr
+    assert "the spans it had not yet exported are lost" in told[0], show.stderr
+    assert "SPANGUARD_FLIGHT_RECORDER=true" in told[0], show.stderr
 
 
 def test_an_empty_or_missing_spool_is_not_an_error(cli, tmp_path):

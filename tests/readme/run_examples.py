@@ -35,6 +35,13 @@ what its tracer's counters say happened to the spans, once:
 opentelemetry-proto (an independent decoder), the span names must be
 exactly those the marker lists, each once, N how many PATH holds and L 0.
 
+The default sink is not empty then: it holds a trace of an earlier run
+(`earlier.run`), as a newcomer's does once the examples before have run
+(every one without SPANGUARD_SINK_DIR writes there). A command of the
+example that draws "the trace it recorded" must draw that one alone,
+never the earlier run's: `spanguard show` drew every trace in the sink,
+the new one at the bottom of pages of others.
+
 Each example then runs a second time with OTEL_EXPORTER_OTLP_ENDPOINT
 naming a loopback OTLP/HTTP receiver (tests/receiver), as a user's
 deployment sets it, in the directory the first run set up (its commands
@@ -116,6 +123,8 @@ SETS_UP = re.compile(r"^\s*(python3? -m venv\b|(\S*/)?pip3? install\b|npm (insta
 INSTALLS = re.compile(r"\b(pip|npm) install\b")
 MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300
+# The trace of an earlier run put in the default sink before the first run.
+EARLIER_SPAN = "earlier.run"
 
 
 class Block:
@@ -214,6 +223,23 @@ def clean_env(state: Path, prefix: Path, src: Path, endpoint: str | None):
     env.pop("PKG_CONFIG_PATH", None)
     env.pop("LD_LIBRARY_PATH", None)
     return env
+
+
+def plant_earlier_run(state: Path):
+    """A sink file of an earlier program in the default sink under `state`
+    (as the library makes it: the directories private), its one span
+    ended an hour ago."""
+    sink = state / "spanguard" / "spans"
+    sink.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (state / "spanguard").chmod(0o700)
+    end = time.time_ns() - 3600 * 10**9
+    line = ('{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":'
+            '"earlier-run"}}]},"scopeSpans":[{"scope":{"name":"earlier"},"spans":[{"traceId":'
+            '"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","name":"%s","kind":1,'
+            '"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}]}\n' % (EARLIER_SPAN, end - 10**9, end))
+    path = sink / "earlier-run-1.jsonl"
+    path.write_text(line)
+    path.chmod(0o600)
 
 
 def arrived(sink: Path):
@@ -316,6 +342,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
         state = Path(tempfile.mkdtemp(prefix="state-", dir=workdir))
     else:
         state = workdir / "state"
+        plant_earlier_run(state)
     if endpoint is None:
         (workdir / name).write_text(program)
         for package in sorted([*dist.glob("*.tgz"), *dist.glob("*.whl")]) if dist else []:
@@ -348,6 +375,10 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
                  if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
     written, sent = WRITTEN.findall(proc.stdout), SENT.findall(proc.stdout)
     found = WHERE.findall(proc.stdout) if uncounted else [path for _, path, _ in written]
+    if endpoint is None and EARLIER_SPAN in proc.stdout:
+        return (f"{where} {name}: it drew the trace of an earlier run ({EARLIER_SPAN}, in the default sink "
+                f"as a newcomer's holds the examples run before) beside its own: `spanguard show --last 1` "
+                f"draws the trace it just recorded\n{report}")
     if ONE_SPANS.search(proc.stdout):
         return f"{where} {name}: it says `1 spans`: one is `1 span`\n{report}"
     if endpoint is not None and (found or written or "the spans are in" in proc.stdout):

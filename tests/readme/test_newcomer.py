@@ -174,7 +174,8 @@ def test_every_variable_and_package_an_example_needs_is_set_up_where_readme_says
     not set, before its first use, and copy each package a run block
     installs from `./`."""
     blocks = readme_blocks()
-    setups = [b for b in blocks if (b.marker or "").startswith("<!-- setup: examples")]
+    setups = [b for b in blocks
+              if b.source == REPO / "README.md" and (b.marker or "").startswith("<!-- setup: examples")]
     assert len(setups) == 1, "README.md has no ```sh block marked <!-- setup: examples -->"
     setup = setups[0].text
     exported = {}
@@ -195,3 +196,46 @@ def test_every_variable_and_package_an_example_needs_is_set_up_where_readme_says
         first_use = next((i for i, line in enumerate(setup.splitlines())
                           if re.search(rf"\${{?{name}\b", line)), None)
         assert first_use is None or first_use >= n, f"${name} is used before it is exported:\n{setup}"
+
+
+def test_each_readme_sets_up_the_variables_its_own_commands_read():
+    """bindings/go/README.md, what pkg.go.dev shows a Go user who reads
+    nothing else, ran `go mod edit -replace=...=$SPANGUARD_SRC/bindings/go`
+    and `export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig` and set neither
+    anywhere: pasted in a fresh shell, `go run .` stopped at `replacement
+    directory /bindings/go does not exist`. A README whose run blocks read
+    a variable has a setup block of its own (`<!-- setup: examples -->`)
+    that exports it."""
+    by_file = {}
+    for b in readme_blocks():
+        by_file.setdefault(b.source, []).append(b)
+    for source, blocks in by_file.items():
+        setups = [b.text for b in blocks if (b.marker or "").startswith("<!-- setup: examples")]
+        exported = {name.split("=")[0] for setup in setups
+                    for names in re.findall(r"\bexport\s+((?:[A-Za-z_]\w*=\S*\s*)+)", setup)
+                    for name in names.split()}
+        for b in blocks:
+            if not (b.marker or "").startswith("<!-- run:"):
+                continue
+            for name in set(USES.findall(b.text)) - set(SETS.findall(b.text)):
+                assert ENVIRONMENT.match(name) or name in exported, (
+                    f"{source.relative_to(REPO)}: {b.marker} reads ${name}, which no setup block of that file "
+                    f"exports")
+
+
+def test_the_setup_puts_the_installed_spanguard_command_on_path():
+    """After README's setup (`make install PREFIX=$HOME/.local`, a fresh
+    HOME), the Go section's `spanguard show --errors --last 1` said
+    `spanguard: command not found`: make install puts the command in
+    $PREFIX/bin, which nothing had put on PATH (a distribution's profile
+    adds ~/.local/bin only if it existed at login). The setup block puts
+    it there, after PREFIX is set."""
+    blocks = readme_blocks()
+    setup = next(b for b in blocks if (b.marker or "").startswith("<!-- setup: examples")).text
+    lines = setup.splitlines()
+    on_path = [i for i, line in enumerate(lines) if re.match(r"export PATH=\$PREFIX/bin:\$PATH\b", line)]
+    assert on_path, f"the setup block puts no $PREFIX/bin on PATH:\n{setup}"
+    prefix_set = next(i for i, line in enumerate(lines) if re.match(r"export PREFIX=", line))
+    assert prefix_set < on_path[0], setup
+    install = Path(REPO / "Makefile").read_text()
+    assert "install -m 0755 target/release/spanguard $(DESTDIR)$(PREFIX)/bin/" in install

@@ -202,7 +202,14 @@ fn read_one_within(
         return;
     }
     if size == 0 && kind != Kind::Sink {
-        return; // a crash file prepared by a live process, still empty
+        // A crash file prepared by a live process, still empty; or left
+        // by one that ended without a word: said, since its spans are not
+        // coming (a newcomer who killed an agent with SIGKILL found
+        // nothing of that run and nothing saying why).
+        if let Some(why) = unwritten_crash_file(path, locks) {
+            loaded.problems.push(format!("{}: {why}", path.display()));
+        }
+        return;
     }
     let origin = loaded.origins.len();
     let mut live_pid = None;
@@ -235,6 +242,36 @@ fn read_one_within(
         path: path.to_path_buf(),
         live_pid,
     });
+}
+
+/// The pid of the process that prepared a crash file, from its name
+/// (`<time>-<pid>-<tag>.sgdump-pending`: `watchdog::crash::create_crash_file`).
+pub fn crash_file_maker(name: &str) -> Option<u32> {
+    name.split('-').nth(1)?.parse().ok()
+}
+
+/// Why the empty slot dump `path` (`.sgdump-pending`) will never hold
+/// spans, or None while it may: no live process holds its lock and the
+/// process that prepared it is gone, so that process ended without its
+/// tracer shutting down or a signal handler writing the dump. A tracer
+/// prepares one whenever its signal handlers are on; a normal exit, a
+/// SIGTERM or a crash removes it or fills it. Said once a process: of
+/// its two empty files, the `.sgspool-pending` one names no death of its
+/// own. The next tracer start or replay deletes both.
+pub fn unwritten_crash_file(path: &Path, locks: &Locks) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    let stem = name.strip_suffix(".sgdump-pending")?;
+    let pid = crash_file_maker(stem)?;
+    if locks.holder(path).is_some() || locks.not_all_read().is_some() || super::locks::alive(pid) {
+        return None;
+    }
+    Some(format!(
+        "pid {pid} ended without shutting its tracer down or writing this crash dump \
+         (SIGKILL, the OOM killer, an exit that skipped the shutdown such as _exit?): \
+         the spans it had not yet exported are lost; the flight recorder \
+         (SPANGUARD_FLIGHT_RECORDER=true) keeps them through a kill. The next tracer \
+         start or spanguard replay deletes this empty file"
+    ))
 }
 
 /// When a file was last written (`meta` of the file read, fstat): a dead

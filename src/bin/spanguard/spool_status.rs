@@ -13,7 +13,7 @@ use spanguard::export::spool::{FileCount, count_opened_spool_file, open_to_look}
 use super::args::Args;
 use super::clock_text::age;
 use super::locks::Locks;
-use super::sources::look_at_dump;
+use super::sources::{crash_file_maker, look_at_dump, unwritten_crash_file};
 
 pub const HELP: &str = "\
 usage: spanguard spool [DIR]
@@ -29,8 +29,11 @@ they take, and what a tracer deletes next when the spool is over it). So is what
 is named like a spool file but is no regular file (a link, a FIFO, a directory):
 never read, it is set aside by the next replay. A writer's temporary file whose
 process died while writing it is listed as left behind: the next tracer start or
-spanguard replay removes it. The next tracer start, or spanguard replay, sends
-what waits.
+spanguard replay removes it. So is the empty crash file a tracer prepares (with
+its signal handlers on) when its process is gone without writing it: it ended
+without shutting its tracer down (SIGKILL, the OOM killer, an _exit), and the
+spans it had not yet exported are lost. The next tracer start, or spanguard
+replay, sends what waits.
 
 Exit status: 0 when the directory could be read (or does not exist: nothing
 waits), 1 when it could not, 2 on a usage or configuration error.
@@ -45,6 +48,10 @@ enum Entry {
     Flight,
     /// A crash file prepared ahead of time by a live tracer, still empty.
     Prepared,
+    /// A prepared crash file whose process is gone without writing it (a
+    /// SIGKILL, an exit that skipped the tracer's shutdown): the next
+    /// tracer start or replay deletes it.
+    LeftEmpty,
     /// A writer's temporary file.
     Writing,
     /// A writer's temporary file its writer left when it died (or more
@@ -95,6 +102,7 @@ impl Entry {
             Entry::CrashDump => "crash dump",
             Entry::Flight => "flight file",
             Entry::Prepared => "prepared",
+            Entry::LeftEmpty => "left empty",
             Entry::Writing => "being written",
             Entry::LeftBehind => "left behind",
             Entry::SetAside => "set aside",
@@ -236,6 +244,23 @@ fn inspect(
     // one writes it, and the next tracer start or replay removes it (one
     // holding bytes of a crash file is set aside instead).
     let mut entry = entry;
+    // A prepared file no one holds, of a process that is gone: it ended
+    // without a word, and what it had not exported went with it.
+    if entry == Entry::Prepared && holder.is_none() {
+        if let Some(why) = unwritten_crash_file(path, locks) {
+            entry = Entry::LeftEmpty;
+            note = why;
+        } else if let Some(pid) = name
+            .strip_suffix(".sgspool-pending")
+            .and_then(crash_file_maker)
+            .filter(|&pid| locks.not_all_read().is_none() && !super::locks::alive(pid))
+        {
+            entry = Entry::LeftEmpty;
+            note = format!(
+                "its process, pid {pid}, is gone: the next tracer start or spanguard replay deletes it"
+            );
+        }
+    }
     if entry == Entry::Writing
         && holder.is_none()
         && let Some(pid) = writer_of(name)
@@ -459,6 +484,23 @@ fn survey(dir: &Path) -> std::io::Result<Option<(Vec<Row>, String)>> {
                 n => format!("{n} files left"),
             },
             if left == 1 { "it" } else { "them" }
+        ));
+    }
+    let mut unshut: Vec<u32> = rows
+        .iter()
+        .filter(|r| r.entry == Entry::LeftEmpty && r.name.ends_with(".sgdump-pending"))
+        .filter_map(|r| crash_file_maker(&r.name))
+        .collect();
+    unshut.sort_unstable();
+    unshut.dedup();
+    if !unshut.is_empty() {
+        let pids: Vec<String> = unshut.iter().map(|p| p.to_string()).collect();
+        summary.push_str(&format!(
+            "; {} ended without shutting {} tracer down (pid {}: SIGKILL, the OOM killer?): \
+             the spans not yet exported then are lost (SPANGUARD_FLIGHT_RECORDER=true keeps them)",
+            count(unshut.len() as u64, "process", "processes"),
+            if unshut.len() == 1 { "its" } else { "their" },
+            pids.join(", ")
         ));
     }
     if let Some(why) = locks.not_all_read() {
