@@ -36,7 +36,7 @@
 //! (`.tmp-*`) is locked while the writer lives; one left by a dead writer
 //! is deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -236,6 +236,27 @@ pub struct SpoolDir {
     /// The spool's files and their lengths as this process knows them,
     /// shared by the clones of one spool (`SpoolIndex`).
     index: Arc<Mutex<Option<SpoolIndex>>>,
+    /// Where replay left off, shared by the clones of one spool
+    /// (`ReplayQueue`).
+    queue: Arc<Mutex<ReplayQueue>>,
+}
+
+/// The files of the directory's last listing that replay has not reached
+/// yet, oldest first. A replay gives way after any file (spans waiting, a
+/// flush: `ReplayVerdict::Stop`), and each one listed and sorted the
+/// whole directory again: with a long outage's spool of 100,000 files,
+/// drained one file per pass under load, that was 100,000 names read for
+/// each file sent (the square of the spool in all), on the exporter
+/// thread while spans waited. A replay now goes on from here, and lists
+/// the directory when the queue is used up: once per pass at most, and a
+/// pass that began from the queue lists it once more at its end, so that
+/// what was written since is sent in the same pass, as before.
+#[derive(Debug, Default)]
+struct ReplayQueue {
+    files: VecDeque<PathBuf>,
+    /// Names replays read from the directory so far (what they cost, for
+    /// tests).
+    listed: u64,
 }
 
 /// The spool's files (oldest first) and their lengths, kept up to date by
@@ -363,6 +384,7 @@ impl SpoolDir {
             set_aside: Notes::new(),
             miscounted: Notes::new(),
             index: Arc::new(Mutex::new(None)),
+            queue: Arc::new(Mutex::new(ReplayQueue::default())),
         }
     }
 
@@ -375,6 +397,12 @@ impl SpoolDir {
             *index = Some(self.look_at_all(measured));
         }
         index
+    }
+
+    /// Where replay left off (a lock poisoned by a panic elsewhere still
+    /// gives it).
+    fn replay_queue(&self) -> std::sync::MutexGuard<'_, ReplayQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lists and measures every spool file (regular files only: a link or
@@ -577,14 +605,14 @@ impl SpoolDir {
     /// (`setbacks`). The caller holds its lock, which the rename keeps.
     /// Failing (a full directory, another process's rename), it stays
     /// where it is.
-    fn set_back(&self, path: &Path, setbacks: u32) {
+    fn set_back(&self, path: &Path, setbacks: u32) -> Option<PathBuf> {
         let tag = format!(
             "{:06}{SETBACK_MARK}{setbacks}",
             SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000
         );
         let to = self.dir.join(spool_file_name(&tag));
         if fs::rename(path, &to).is_err() {
-            return;
+            return None;
         }
         // The index follows the name: left under the old one, the file sat
         // first in eviction's order under a name no longer there (dropped
@@ -596,6 +624,7 @@ impl SpoolDir {
         {
             index.insert(&to, len);
         }
+        Some(to)
     }
 
     /// Deletes the temporary files of writers that died before their
@@ -828,7 +857,7 @@ impl SpoolDir {
                 }
                 Err(BatchError::Io(_)) => continue, // left for the next write
             };
-            if fs::remove_file(&path).is_ok() {
+            if remove_if_still_named(&file, &path) {
                 index.remove(&path);
                 eviction.files += 1;
                 eviction.spans += spans as u64;
@@ -881,10 +910,32 @@ impl SpoolDir {
         mut send: impl FnMut(&SpooledBatch, ReplayedFile) -> ReplayVerdict,
     ) -> (u64, u64) {
         let (mut batches, mut spans) = (0, 0);
-        self.remove_dead_temp_files();
-        let files = self.list();
-        let last = files.last().cloned();
-        for path in files {
+        let mut files = std::mem::take(&mut self.replay_queue().files);
+        // Listed in this pass: the queue was used up (or empty at its start).
+        let mut listed = false;
+        // The last file of the directory's listing (see `SetBack`);
+        // unknown for a queue from an earlier pass.
+        let mut last = None;
+        // Files this pass set back, not to be taken again by its listing.
+        let mut set_back: HashSet<PathBuf> = HashSet::new();
+        loop {
+            if files.is_empty() {
+                if listed {
+                    break;
+                }
+                listed = true;
+                self.remove_dead_temp_files();
+                files = self.list().into();
+                self.replay_queue().listed += files.len() as u64;
+                files.retain(|f| !set_back.contains(f));
+                last = files.back().cloned();
+                if files.is_empty() {
+                    break;
+                }
+            }
+            let Some(path) = files.pop_front() else {
+                break;
+            };
             // None: locked by a live replayer or writer, gone, or set aside.
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
@@ -920,21 +971,28 @@ impl SpoolDir {
             };
             match verdict {
                 ReplayVerdict::Delivered => {
-                    let _ = fs::remove_file(&path);
+                    remove_if_still_named(&file, &path);
                     self.forget_file(&path);
                     batches += 1;
                     spans += batch.spans as u64;
                 }
                 ReplayVerdict::Discard => {
-                    let _ = fs::remove_file(&path);
+                    remove_if_still_named(&file, &path);
                     self.forget_file(&path);
                 }
-                ReplayVerdict::Stop => break,
+                ReplayVerdict::Stop => {
+                    // First again at the next replay.
+                    files.push_front(path);
+                    break;
+                }
                 ReplayVerdict::SetBack { counted, stop } => {
                     // The last file uncounted: nothing to go behind, and
                     // its name is left as it was.
                     if counted || last.as_ref() != Some(&path) {
-                        self.set_back(&path, setbacks.saturating_add(counted as u32));
+                        let to = self.set_back(&path, setbacks.saturating_add(counted as u32));
+                        set_back.extend(to);
+                    } else {
+                        set_back.insert(path);
                     }
                     if stop {
                         break;
@@ -943,6 +1001,7 @@ impl SpoolDir {
             }
             drop(file); // releases the lock after the delete or rename
         }
+        self.replay_queue().files = files;
         (batches, spans)
     }
 }
@@ -1029,6 +1088,18 @@ pub(crate) fn still_named(file: &LockedFile, path: &Path) -> bool {
         }
         _ => false,
     }
+}
+
+/// Deletes `path` if it still names the file `file` has open: a replay
+/// or an eviction holds a file (locked) for as long as it sends or counts
+/// it, and a batch put at its name meanwhile (moved back into the spool
+/// by this user, a restore) was deleted in its place, its spans neither
+/// sent nor counted. False when something else sits there now (left for
+/// the next replay) or the delete failed. (A rename over the name between
+/// this check and the delete still goes unseen: a moment, where it was a
+/// whole request.)
+pub(crate) fn remove_if_still_named(file: &LockedFile, path: &Path) -> bool {
+    still_named(file, path) && fs::remove_file(path).is_ok()
 }
 
 /// The pid in a spool file name (`<time>-<pid>-<tag>.sgspool`, maybe
@@ -1934,6 +2005,136 @@ pub(crate) mod tests {
             BeforeOpen::now(),
         );
         assert!(still_named(&again, &spool.list()[0]));
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A replay that gives way after each file (spans waiting for the
+    /// exporter) goes on where it left off: it listed and sorted the whole
+    /// directory again each time, the square of the spool in names read
+    /// (a long outage's 100,000 files, 10^10) while spans waited.
+    #[test]
+    fn a_replay_that_gives_way_goes_on_where_it_left_off() {
+        const FILES: u64 = 400;
+        let dir = temp_dir("gives-way");
+        let spool = SpoolDir::new(&dir, 64 << 20);
+        for i in 0..FILES {
+            plant(&dir, &format!("{i:06}"), BodyFormat::Protobuf, false, 1, 1);
+        }
+        let mut sent = Vec::new();
+        for _ in 0..FILES {
+            let mut first = true;
+            spool.replay(|b| {
+                if !std::mem::take(&mut first) {
+                    return ReplayVerdict::Stop;
+                }
+                sent.push(b.body.clone());
+                ReplayVerdict::Delivered
+            });
+        }
+        assert_eq!(sent.len() as u64, FILES);
+        assert!(spool.list().is_empty());
+        let listed = spool.replay_queue().listed;
+        assert!(
+            listed <= 2 * FILES,
+            "{listed} names read from the directory to send {FILES} files"
+        );
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// What was written since a pass that gave way listed the directory is
+    /// sent by the pass that goes on, once it is through the rest: a pass
+    /// that sends everything leaves nothing behind.
+    #[test]
+    fn a_replay_that_goes_on_sends_what_was_written_since() {
+        let dir = temp_dir("goes-on");
+        let spool = SpoolDir::new(&dir, 64 << 20);
+        for i in 0..3 {
+            plant(
+                &dir,
+                &format!("00000{i}"),
+                BodyFormat::Protobuf,
+                false,
+                1,
+                1,
+            );
+        }
+        let mut first = true;
+        let gave_way = spool.replay(|_| {
+            if std::mem::take(&mut first) {
+                ReplayVerdict::Delivered
+            } else {
+                ReplayVerdict::Stop
+            }
+        });
+        assert_eq!(gave_way, (1, 1));
+        spool.write(&batch(4, 100)).expect("write");
+        assert_eq!(spool.replay(|_| ReplayVerdict::Delivered), (3, 6));
+        assert!(spool.list().is_empty());
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batch put at a file's name while the file's own batch was being
+    /// sent (another program of this user moving a batch back into the
+    /// spool, a restore over it): the delivered file was deleted by its
+    /// name, which by then led to the other batch, and that batch's spans
+    /// were gone, neither sent nor counted. Only the file that was sent is
+    /// deleted; what sits at its name now is replayed next.
+    #[test]
+    fn a_batch_renamed_over_a_file_being_sent_is_not_deleted_with_it() {
+        let dir = temp_dir("renamed-over");
+        let spool = SpoolDir::new(&dir, 1 << 20);
+        plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
+        let first = spool.list()[0].clone();
+        // Outside the spool's names, so that the replay does not list it.
+        let other = dir.join("elsewhere");
+        let body = request(BodyFormat::Protobuf, false, 7);
+        let header = encode_header(BodyFormat::Protobuf, false, 7, 0, body.len());
+        fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+        let mut sent = Vec::new();
+        let replayed = spool.replay(|b| {
+            if sent.is_empty() {
+                fs::rename(&other, &first).expect("rename over");
+            }
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(replayed, (1, 2), "{sent:?}");
+        assert_eq!(
+            spool.list(),
+            vec![first.clone()],
+            "the batch put there is gone"
+        );
+        let again = spool.replay(|b| {
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(again, (1, 7));
+        assert_eq!(sent, vec![2, 7]);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// What replay and eviction delete by: the file they hold, never a
+    /// batch put at its name since they opened it.
+    #[test]
+    fn a_file_is_deleted_only_while_its_name_leads_to_it() {
+        let dir = temp_dir("evict-renamed-over");
+        let len = HEADER_LEN as u64 + 100;
+        let spool = SpoolDir::new(&dir, 2 * len);
+        spool.write(&batch(1, 100)).expect("write");
+        let oldest = spool.list()[0].clone();
+        let (held, locked) =
+            LockedFile::lock(File::open(&oldest).expect("open"), BeforeOpen::now());
+        assert!(locked);
+        // The batch another program moves in, over the oldest's name, once
+        // eviction has opened it: here, between the open and the delete
+        // as the index has it (its lock stands for the open).
+        let other = dir.join("elsewhere");
+        fs::write(&other, fs::read(&oldest).expect("read")).expect("copy");
+        assert!(still_named(&held, &oldest));
+        fs::rename(&other, &oldest).expect("rename over");
+        assert!(!remove_if_still_named(&held, &oldest));
+        assert!(oldest.exists(), "the batch put at its name was deleted");
+        drop(held);
         fs::remove_dir_all(&dir).ok();
     }
 

@@ -36,48 +36,9 @@
 #include "attrs.h"
 #include "check.h"
 #include "proc.h"
-#include "receiver.h"
+#include "held_receiver.h"
 
 #define FLUSH_TIMEOUT_MS 6000
-
-/* The backend: what it received, and whether it may answer the first. */
-static pthread_mutex_t received_lock = PTHREAD_MUTEX_INITIALIZER;
-static char received[8 << 20];
-static size_t received_len;
-static int requests;
-static volatile int release_first;
-
-static void *serve_connection(void *arg) {
-    int fd = (int)(long)arg;
-    static __thread char buf[1 << 20];
-    long whole;
-    size_t head;
-    while ((whole = read_request(fd, buf, sizeof buf, &head)) >= 0) {
-        size_t length = (size_t)whole - head; /* the body's */
-        pthread_mutex_lock(&received_lock);
-        int first = requests++ == 0;
-        if (received_len + length < sizeof received) {
-            memcpy(received + received_len, buf + head, length);
-            received_len += length;
-        }
-        pthread_mutex_unlock(&received_lock);
-        while (first && !release_first) usleep(1000);
-        const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-        if (write(fd, answer, sizeof answer - 1) != (ssize_t)(sizeof answer - 1)) break;
-    }
-    close(fd);
-    return NULL;
-}
-
-static long count_received(const char *needle) {
-    long total = 0;
-    pthread_mutex_lock(&received_lock);
-    for (char *p = received; (p = memmem(p, received_len - (size_t)(p - received), needle, strlen(needle)));
-         p += strlen(needle))
-        total++;
-    pthread_mutex_unlock(&received_lock);
-    return total;
-}
 
 /* The program. */
 static spanguard_tracer *tracer;
@@ -158,7 +119,7 @@ int main(int argc, char **argv) {
     sigaddset(&term, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &term, &was);
     pthread_t thread;
-    CHECK(serve_each_connection(listener, serve_connection) == 0);
+    CHECK(serve_each_connection(listener, serve_held_first) == 0);
 
     /* A first span: the exporter sends it, and the backend holds it. */
     record_span(tracer, "before-signal");
