@@ -150,14 +150,32 @@ test('output into a closed pipe ends the bin as it ends the binary', async () =>
   for (let i = 0; i < 400; i++) tracer.startSpan(`step ${i}`).end();
   await tracer.close();
   for (const program of [BINARY, bin]) {
+    const stdout = closedPipe();
     const ended = await new Promise((resolve) => {
-      const child = spawn(program, ['show', sink, '--color', 'never'], { env: cleanEnv() });
+      const child = spawn(program, ['show', sink, '--color', 'never'], { env: cleanEnv(), stdio: ['ignore', stdout, 'pipe'] });
+      fs.closeSync(stdout);
       let stderr = '';
       child.stderr.on('data', (d) => { stderr += d; });
-      child.stdout.destroy(); // the reader is gone before the first line
       child.on('error', (e) => resolve({ error: e.message }));
       child.on('close', (status, signal) => resolve({ status, signal, stderr }));
     });
     assert.deepStrictEqual(ended, { status: null, signal: 'SIGPIPE', stderr: '' }, program);
   }
 });
+
+/**
+ * The write end of a pipe whose reader is gone already: the first write
+ * into it fails. A pipe Node makes for a child's stdout (spawn's 'pipe')
+ * is closed only once the child runs: a busy machine let the command
+ * write all of its output into the pipe's buffer first and exit 0.
+ */
+function closedPipe() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-node-pipe-'));
+  const fifo = path.join(dir, 'out');
+  execFileSync('mkfifo', [fifo]);
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const writer = fs.openSync(fifo, fs.constants.O_WRONLY);
+  fs.closeSync(reader);
+  fs.rmSync(dir, { recursive: true });
+  return writer;
+}

@@ -39,8 +39,10 @@ CHILD = textwrap.dedent("""
     signal.signal(signal.SIGTERM, stop)  # before spanguard's
     tracer = spanguard.Tracer(from_env=False, service_name="ctrl-c", sink_dir=sink, spool_dir=sink + "-spool")
     tracer.start_span("before").end()
-    print("ready", flush=True)
     try:
+        # Said inside the try: the signal may come as soon as the line is
+        # written, before the print returns, and Python raises there.
+        print("ready", flush=True)
         if how == "sleep":
             time.sleep(600)
         else:

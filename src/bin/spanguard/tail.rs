@@ -182,23 +182,38 @@ pub fn run(args: &[String]) -> ExitCode {
     // followed without a word: the first line says both.
     let from_start = a.flag("--from-start");
     let shown = super::terminal::clean(&tailer.dir.display().to_string());
-    if !tailer.dir.is_dir() {
-        eprintln!(
+    let first_line = if !tailer.dir.is_dir() {
+        format!(
             "spanguard: following {shown}, which does not exist yet: a program traced with \
              spanguard makes it when it writes its first spans there (Ctrl-C stops)"
-        );
+        )
     } else if from_start {
-        eprintln!("spanguard: following {shown} (Ctrl-C stops)");
+        format!("spanguard: following {shown} (Ctrl-C stops)")
     } else {
-        eprintln!(
+        format!(
             "spanguard: following {shown}: spans from now on (--from-start first shows those \
              already there; Ctrl-C stops)"
-        );
+        )
+    };
+    // The column heads under the first line, above every span line.
+    let trees = tailer.trees;
+    let say_first_lines = || {
+        eprintln!("{first_line}");
+        if !trees {
+            eprintln!("{}", column_heads());
+        }
+    };
+    if from_start {
+        // The past is printed under them.
+        say_first_lines();
+        tailer.start(true);
+    } else {
+        // Said once the files' ends are taken, "from now on" is from the
+        // line: said before, a span written just after it (by a script
+        // that waits for the line, a test) was taken for the past.
+        tailer.start(false);
+        say_first_lines();
     }
-    if !tailer.trees {
-        eprintln!("{}", column_heads());
-    }
-    tailer.start(from_start);
     while !STOP.load(Ordering::Relaxed) {
         tailer.poll();
         let mut slept = Duration::ZERO;
