@@ -1995,27 +1995,41 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// their `after`, once the span is no longer held. Run at the wait's end,
 /// `after` would take the GIL back while the span is still held, and
 /// another Python thread that holds the GIL while it waits on that span
-/// (setting or ending the same span) would wait for ever.
+/// (setting or ending the same span) would wait for ever. The drop also
+/// wakes the calls that sleep for a span (`SpanSlab::wake_after_long_hold`):
+/// one of them may have waited for this call's span all along.
 struct WaitingPool<'p> {
     p: &'p Pipeline,
-    /// `WaitHooks::before`'s token while its `after` is owed; 0: none.
-    hooks_owed: Cell<usize>,
+    /// 0 while the call has not slept; once it has, `WaitHooks::before`'s
+    /// token (its `after` owed), or `SLEPT_WITHOUT_HOOKS` for a `before`
+    /// that gave 0. One word, read by every drop, as before it also said
+    /// whether the call slept: the drop's test of it is the setters' only
+    /// cost.
+    slept: Cell<usize>,
 }
+
+/// `WaitingPool::slept` for a call that slept with no `after` owed (no
+/// hooks set, or a `before` that gave 0; a token is never this, see
+/// `WaitHooks`).
+const SLEPT_WITHOUT_HOOKS: usize = usize::MAX;
 
 impl<'p> WaitingPool<'p> {
     #[inline(always)]
     fn new(p: &'p Pipeline) -> WaitingPool<'p> {
         WaitingPool {
             p,
-            hooks_owed: Cell::new(0),
+            slept: Cell::new(0),
         }
     }
 
     /// Before a wait's first sleep: the hooks' `before`, once a call.
     #[cold]
     fn about_to_sleep(&self) {
-        if self.hooks_owed.get() == 0 {
-            self.hooks_owed.set(wait_hooks_before());
+        if self.slept.get() == 0 {
+            self.slept.set(match wait_hooks_before() {
+                0 => SLEPT_WITHOUT_HOOKS,
+                token => token,
+            });
         }
     }
 }
@@ -2023,10 +2037,22 @@ impl<'p> WaitingPool<'p> {
 impl Drop for WaitingPool<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        let token = self.hooks_owed.get();
-        if token != 0 {
-            wait_hooks_after(token);
+        let slept = self.slept.get();
+        if slept != 0 {
+            after_pool_wait(self.p, slept);
         }
+    }
+}
+
+/// `WaitingPool`'s drop for a call that slept (`slept` as there), its span
+/// let go of: wakes the calls that may sleep for it, then runs the hooks'
+/// `after` (which may wait for Python's GIL: the woken go first).
+#[cold]
+#[inline(never)]
+fn after_pool_wait(p: &Pipeline, slept: usize) {
+    p.slab.wake_after_long_hold();
+    if slept != SLEPT_WITHOUT_HOOKS {
+        wait_hooks_after(slept);
     }
 }
 

@@ -240,7 +240,7 @@ pub fn owner_left_at_once(owner: &Owner, slot: u32) -> bool {
 /// yields until the owner has left `slot`.
 #[cold]
 #[inline(never)]
-pub fn wait_while_busy(owner: &Owner, slot: u32) {
+fn wait_while_busy(owner: &Owner, slot: u32) {
     while owner.busy.load(Ordering::Acquire) == slot + 1 {
         std::thread::yield_now();
     }

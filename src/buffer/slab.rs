@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::aging::AgingSlots;
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
+use super::let_go::{self, LetGo};
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
@@ -132,6 +133,9 @@ pub struct SpanSlab {
     /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
     unbiased: UnbiasLine,
+    /// Where a recording call waiting for a span another thread holds
+    /// sleeps, past a short spin (`lock_open_waiting`, `unbias_slow`).
+    let_go: LetGo,
     /// The owner of the spans biased to each cache number (`bias`), by
     /// the number a record's `bias` holds: `NO_OWNER` for 0 and for every
     /// number past the caches. Every call on a biased span finds its owner
@@ -295,6 +299,7 @@ impl SpanSlab {
             first_generation,
             taken: ExporterLine::default(),
             unbiased: UnbiasLine::default(),
+            let_go: LetGo::new(let_go::FIRST_SLEEP, let_go::LONGEST_SLEEP),
             owners,
         })
     }
@@ -665,7 +670,11 @@ impl SpanSlab {
     /// here holding the GIL, so every other Python thread stopped until
     /// A's wait ended (up to `full_wait`). Taking the GIL back while
     /// holding the span could deadlock with a thread that holds the GIL
-    /// while it waits for that span (see `tracer::WaitingPool`).
+    /// while it waits for that span (see `tracer::WaitingPool`). Between
+    /// the hooks, it sleeps (`LetGo`) where it yielded: a waiter that let
+    /// go of the GIL still burned a core for A's whole wait. Without
+    /// `HOOKS` it yields as before (a shutdown's scan waits for setters
+    /// the shutdown cut short).
     #[inline]
     fn lock_open_waiting<const HOOKS: bool>(
         &self,
@@ -705,8 +714,9 @@ impl SpanSlab {
                     spins += 1;
                     if spins < 128 {
                         std::hint::spin_loop();
-                    } else if HOOKS && spins == 128 && wait_out_writer(header, current) {
-                        // The hooks ran; another round may run them again.
+                    } else if HOOKS && spins == 128 {
+                        self.wait_out_writer(header, current);
+                        // Another round may run the hooks again.
                         spins = 0;
                     } else {
                         std::thread::yield_now();
@@ -716,6 +726,35 @@ impl SpanSlab {
                 _ => return Err(SlotError::Stale),
             }
         }
+    }
+
+    /// `lock_open_waiting`'s wait for another writer that outlasted a
+    /// short spin: runs the wait hooks' `before`, sleeps until the header
+    /// no longer says `writing` (the writer let go of the slot, or ended
+    /// it) without taking the slot (`LetGo`: a holder may hold it up to
+    /// `full_wait`), then runs their `after` (for a token other than 0);
+    /// the caller tries again.
+    #[cold]
+    #[inline(never)]
+    fn wait_out_writer(&self, header: &AtomicU64, writing: u64) {
+        let token = wait_hooks::before();
+        // Relaxed: the caller's compare-exchange (Acquire) is what reads
+        // the body the writer left.
+        self.let_go
+            .wait_while(|| header.load(Ordering::Relaxed) == writing);
+        if token != 0 {
+            wait_hooks::after(token);
+        }
+    }
+
+    /// For a call that held a span long (a setter that slept in the
+    /// payload pool's wait), once it let go of it: wakes the calls
+    /// sleeping for a span (`LetGo::wake`), which look at theirs again.
+    /// No system call when none sleeps.
+    #[cold]
+    #[inline(never)]
+    pub fn wake_after_long_hold(&self) {
+        self.let_go.wake();
     }
 
     /// `hold_open` for a caller that must not wait for another holder of
@@ -865,7 +904,10 @@ impl SpanSlab {
                 bias::wait_for_owner(owner, index);
             } else if !bias::owner_left_at_once(owner, index) {
                 let token = wait_hooks::before();
-                bias::wait_while_busy(owner, index);
+                // Acquire: what the owner wrote under the bias, seen
+                // through its `busy` (as in `bias::wait_while_busy`).
+                self.let_go
+                    .wait_while(|| owner.busy.load(Ordering::Acquire) == index + 1);
                 if token != 0 {
                     // Held, with the bias cleared and the owner gone: the
                     // slot is as any unbiased OPEN one once given back
@@ -1260,27 +1302,6 @@ impl SpanSlab {
             prefetch(unsafe { record.add(REST_AT) }, false);
         }
     }
-}
-
-/// `lock_open_waiting`'s wait for another writer that outlasted a short
-/// spin: runs the wait hooks' `before`; if it gave a token, waits until
-/// the header no longer says `writing` (the writer let go of the slot, or
-/// ended it) without taking the slot, runs their `after` and returns true
-/// for the caller to try again. False, at once, when there is nothing to
-/// undo (no hooks, or none needed on this thread): the caller waits as
-/// before.
-#[cold]
-#[inline(never)]
-fn wait_out_writer(header: &AtomicU64, writing: u64) -> bool {
-    let token = wait_hooks::before();
-    if token == 0 {
-        return false;
-    }
-    while header.load(Ordering::Relaxed) == writing {
-        std::thread::yield_now();
-    }
-    wait_hooks::after(token);
-    true
 }
 
 /// The start of an anonymous slab that keeps 4 KiB pages (about 680
@@ -2202,6 +2223,58 @@ mod tests {
                 *probe.states_at_after.lock().expect("probe"),
                 [STATE_ENDED],
                 "biased {biased}"
+            );
+        }
+    }
+
+    /// CPU time this thread has run, in nanoseconds.
+    fn thread_cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes the timespec it is given.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0);
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+
+    /// A recording call that waits for a span held long (a setter in the
+    /// payload pool's wait holds it up to `full_wait`) sleeps meanwhile:
+    /// it yielded, and burned a core (the one a 2-core container has
+    /// spare) for the whole hold. Judged by the CPU time the waiting
+    /// thread ran during a 300 ms hold (a count of its own, not a wall
+    /// time): 15 ms at most (about 5 ms measured with the load average at
+    /// 11 on 2 cores), where yielding ran it 66-87 ms there, the hold
+    /// whole on an idle host. With the owner's bias, and with the lock.
+    #[test]
+    fn a_call_waiting_long_for_a_held_span_sleeps() {
+        for biased in [true, false] {
+            let (slab, i, g) = biased_span();
+            let hold = if biased {
+                slab.hold_open(i, g).expect("open")
+            } else {
+                slab.lock_open(i, g).expect("open");
+                Hold::Locked
+            };
+            assert_eq!(matches!(hold, Hold::Biased(_)), biased);
+            let other = Arc::clone(&slab);
+            let taker = std::thread::spawn(move || {
+                let start = thread_cpu_ns();
+                let got = other.hold_open(i, g).map(|hold| {
+                    assert!(matches!(hold, Hold::Locked));
+                    other.release_open(i, g, hold);
+                });
+                (got, thread_cpu_ns() - start)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            slab.release_open(i, g, hold);
+            let (got, cpu_ns) = taker.join().expect("taker");
+            assert_eq!(got, Ok(()), "biased {biased}");
+            assert!(
+                cpu_ns < 15_000_000,
+                "biased {biased}: the waiter ran {} us of a 300 ms hold",
+                cpu_ns / 1000
             );
         }
     }
