@@ -823,6 +823,20 @@ impl SpanSlab {
                 Err(SlotError::Ended)
             };
         };
+        // The owner seen in the slot already: the answer is `Ok(None)`
+        // with no barrier (a system call, that Go's hot path paid on every
+        // try at a span its owner held, before its fallback through cgo).
+        // Nothing was changed but the header: the bias still names the
+        // owner, and OPEN put back over our WRITING, as below, is the
+        // slot as it was. Sound whatever the load reads: a `busy` still
+        // naming the slot after the owner left (its clearing store not
+        // seen yet) only sends the caller to where it may wait, which
+        // takes the bias the full way; any other value proves nothing
+        // without the barrier, which follows. Relaxed: nothing is read
+        // through it.
+        if owner.busy.load(Ordering::Relaxed) == index + 1 {
+            return put_back_open(&record.header, writing);
+        }
         record.bias.store(0, Ordering::Relaxed);
         bias::heavy_barrier();
         // Acquire: what the owner wrote under the bias, before it left.
@@ -845,15 +859,7 @@ impl SpanSlab {
             .bias
             .compare_exchange(0, number, Ordering::Relaxed, Ordering::Relaxed);
         // Release: the bias before OPEN, for the next taker.
-        match record.header.compare_exchange(
-            writing,
-            pack_header(generation, STATE_OPEN),
-            Ordering::Release,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => Ok(None),
-            Err(_) => Err(SlotError::Ended),
-        }
+        put_back_open(&record.header, writing)
     }
 
     /// `release_open` through the record's address, for a caller that
@@ -1301,6 +1307,18 @@ impl SpanSlab {
             // SAFETY: as above.
             prefetch(unsafe { record.add(REST_AT) }, false);
         }
+    }
+}
+
+/// `try_unbias`'s answer for a slot it took (`writing`: WRITING of the
+/// span's generation) and gives back untouched: OPEN again (Release: the
+/// slot as it was, bias included, for the next taker), `Ok(None)`; or
+/// Ended when the owner's end stored ENDED over our WRITING meanwhile.
+fn put_back_open<'a>(header: &AtomicU64, writing: u64) -> Result<Option<Hold<'a>>, SlotError> {
+    let open = pack_header(header_generation(writing), STATE_OPEN);
+    match header.compare_exchange(writing, open, Ordering::Release, Ordering::Relaxed) {
+        Ok(_) => Ok(None),
+        Err(_) => Err(SlotError::Ended),
     }
 }
 
@@ -1761,24 +1779,30 @@ mod tests {
     fn a_caller_that_may_not_wait_leaves_a_held_span_as_it_was() {
         let (slab, i, g) = biased_span();
         let number = slab.slot(i).bias.load(Ordering::Relaxed);
-        let try_elsewhere = |slab: &Arc<SpanSlab>| {
+        // The answer, and the heavy barriers the try made.
+        let try_elsewhere_counted = |slab: &Arc<SpanSlab>| {
             let other = Arc::clone(slab);
-            std::thread::spawn(move || match other.try_hold_open(i, g) {
-                Ok(Some(hold)) => {
-                    assert!(matches!(hold, Hold::Locked));
-                    other.release_open(i, g, hold);
-                    Ok(true)
-                }
-                Ok(None) => Ok(false),
-                Err(e) => Err(e),
+            std::thread::spawn(move || {
+                let got = match other.try_hold_open(i, g) {
+                    Ok(Some(hold)) => {
+                        assert!(matches!(hold, Hold::Locked));
+                        other.release_open(i, g, hold);
+                        Ok(true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                (got, bias::BARRIERS_HERE.with(|n| n.get()))
             })
             .join()
             .expect("taker")
         };
-        // The owner writes under its bias (header OPEN, its `busy` set).
+        let try_elsewhere = |slab: &Arc<SpanSlab>| try_elsewhere_counted(slab).0;
+        // The owner writes under its bias (header OPEN, its `busy` set):
+        // seen there, it answers with no barrier (a system call).
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
-        assert_eq!(try_elsewhere(&slab), Ok(false));
+        assert_eq!(try_elsewhere_counted(&slab), (Ok(false), 0));
         assert_eq!(state(&slab, i), STATE_OPEN);
         assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), number);
         assert_eq!(slab.bias_counts(), (0, true));
@@ -1787,8 +1811,8 @@ mod tests {
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
         slab.release_open(i, g, hold);
-        // Let go of: taken, and the bias with it.
-        assert_eq!(try_elsewhere(&slab), Ok(true));
+        // Let go of: taken, and the bias with it (through the barrier).
+        assert_eq!(try_elsewhere_counted(&slab), (Ok(true), 1));
         assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
         assert_eq!(slab.bias_counts(), (1, true));
         // Under the plain lock (WRITING): the same answer, nothing changed.
