@@ -1996,7 +1996,7 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// `after` would take the GIL back while the span is still held, and
 /// another Python thread that holds the GIL while it waits on that span
 /// (setting or ending the same span) would wait for ever. The drop also
-/// wakes the calls that sleep for a span (`SpanSlab::wake_after_long_hold`):
+/// wakes the calls that sleep for a span (`let_go::SPANS`):
 /// one of them may have waited for this call's span all along.
 struct WaitingPool<'p> {
     p: &'p Pipeline,
@@ -2039,7 +2039,7 @@ impl Drop for WaitingPool<'_> {
     fn drop(&mut self) {
         let slept = self.slept.get();
         if slept != 0 {
-            after_pool_wait(self.p, slept);
+            after_pool_wait(slept);
         }
     }
 }
@@ -2049,8 +2049,8 @@ impl Drop for WaitingPool<'_> {
 /// `after` (which may wait for Python's GIL: the woken go first).
 #[cold]
 #[inline(never)]
-fn after_pool_wait(p: &Pipeline, slept: usize) {
-    p.slab.wake_after_long_hold();
+fn after_pool_wait(slept: usize) {
+    crate::buffer::let_go::SPANS.wake();
     if slept != SLEPT_WITHOUT_HOOKS {
         wait_hooks_after(slept);
     }

@@ -9,8 +9,8 @@
 //! or two (a container), the waiter burned one for all that time.
 //!
 //! How: a few yields (a holder preempted mid-write comes back at once),
-//! then futex sleeps on a counter of the slab's, `epoch`, each no longer
-//! than `longest` (from 50 us, doubling). A holder whose hold was long (a
+//! then futex sleeps on a counter, `epoch` (`SPANS`, one for the
+//! process), each no longer than `longest` (from 50 us, doubling). A holder whose hold was long (a
 //! setter that slept in the payload pool's wait) adds one to `epoch` once
 //! it let go of its span and wakes the sleepers, if any (`wake`); the
 //! recording path's releases (a plain store each, counted in instructions
@@ -26,14 +26,21 @@ use std::time::Duration;
 /// Yields before the first sleep.
 const YIELDS: u32 = 8;
 
-/// A slab's first sleep; each later one twice the last, up to `longest`.
+/// The first sleep of `SPANS`; each later one twice the last, up to `longest`.
 pub const FIRST_SLEEP: Duration = Duration::from_micros(50);
 
-/// A slab's longest sleep (`SpanSlab`): a waiter for a holder that does
+/// The longest sleep of `SPANS`: a waiter for a holder that does
 /// not wake it (a copy that outlasted the spin, a preempted holder) wakes
 /// at most this late, and a long hold costs it about one wake-up a
 /// millisecond.
 pub const LONGEST_SLEEP: Duration = Duration::from_millis(1);
+
+/// Where recording calls waiting for a span sleep, for every tracer of
+/// the process: one word, so that a long holder's wake needs nothing in
+/// hand (`tracer::WaitingPool`'s drop: a pipeline kept for it cost the
+/// begin path an instruction). A wake wakes every sleeper, of any tracer;
+/// each looks at its own span again.
+pub static SPANS: LetGo = LetGo::new(FIRST_SLEEP, LONGEST_SLEEP);
 
 /// Sleepers and the counter they sleep on, on a line of their own: written
 /// only by waiters and by long holders letting go.
@@ -49,9 +56,8 @@ pub struct LetGo {
 }
 
 impl LetGo {
-    /// Sleeps from `first`, doubling, up to `longest` each (a slab's:
-    /// `FIRST_SLEEP`, `LONGEST_SLEEP`).
-    pub fn new(first: Duration, longest: Duration) -> LetGo {
+    /// Sleeps from `first`, doubling, up to `longest` each.
+    pub const fn new(first: Duration, longest: Duration) -> LetGo {
         LetGo {
             epoch: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),

@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::aging::AgingSlots;
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
-use super::let_go::{self, LetGo};
+use super::let_go;
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
@@ -133,9 +133,6 @@ pub struct SpanSlab {
     /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
     unbiased: UnbiasLine,
-    /// Where a recording call waiting for a span another thread holds
-    /// sleeps, past a short spin (`lock_open_waiting`, `unbias_slow`).
-    let_go: LetGo,
     /// The owner of the spans biased to each cache number (`bias`), by
     /// the number a record's `bias` holds: `NO_OWNER` for 0 and for every
     /// number past the caches. Every call on a biased span finds its owner
@@ -299,7 +296,6 @@ impl SpanSlab {
             first_generation,
             taken: ExporterLine::default(),
             unbiased: UnbiasLine::default(),
-            let_go: LetGo::new(let_go::FIRST_SLEEP, let_go::LONGEST_SLEEP),
             owners,
         })
     }
@@ -740,21 +736,10 @@ impl SpanSlab {
         let token = wait_hooks::before();
         // Relaxed: the caller's compare-exchange (Acquire) is what reads
         // the body the writer left.
-        self.let_go
-            .wait_while(|| header.load(Ordering::Relaxed) == writing);
+        let_go::SPANS.wait_while(|| header.load(Ordering::Relaxed) == writing);
         if token != 0 {
             wait_hooks::after(token);
         }
-    }
-
-    /// For a call that held a span long (a setter that slept in the
-    /// payload pool's wait), once it let go of it: wakes the calls
-    /// sleeping for a span (`LetGo::wake`), which look at theirs again.
-    /// No system call when none sleeps.
-    #[cold]
-    #[inline(never)]
-    pub fn wake_after_long_hold(&self) {
-        self.let_go.wake();
     }
 
     /// `hold_open` for a caller that must not wait for another holder of
@@ -912,8 +897,7 @@ impl SpanSlab {
                 let token = wait_hooks::before();
                 // Acquire: what the owner wrote under the bias, seen
                 // through its `busy` (as in `bias::wait_while_busy`).
-                self.let_go
-                    .wait_while(|| owner.busy.load(Ordering::Acquire) == index + 1);
+                let_go::SPANS.wait_while(|| owner.busy.load(Ordering::Acquire) == index + 1);
                 if token != 0 {
                     // Held, with the bias cleared and the owner gone: the
                     // slot is as any unbiased OPEN one once given back
