@@ -1995,41 +1995,27 @@ fn merge(a: Notice, b: Notice) -> Notice {
 /// their `after`, once the span is no longer held. Run at the wait's end,
 /// `after` would take the GIL back while the span is still held, and
 /// another Python thread that holds the GIL while it waits on that span
-/// (setting or ending the same span) would wait for ever. The drop also
-/// wakes the calls that sleep for a span (`let_go::SPANS`):
-/// one of them may have waited for this call's span all along.
+/// (setting or ending the same span) would wait for ever.
 struct WaitingPool<'p> {
     p: &'p Pipeline,
-    /// 0 while the call has not slept; once it has, `WaitHooks::before`'s
-    /// token (its `after` owed), or `SLEPT_WITHOUT_HOOKS` for a `before`
-    /// that gave 0. One word, read by every drop, as before it also said
-    /// whether the call slept: the drop's test of it is the setters' only
-    /// cost.
-    slept: Cell<usize>,
+    /// `WaitHooks::before`'s token while its `after` is owed; 0: none.
+    hooks_owed: Cell<usize>,
 }
-
-/// `WaitingPool::slept` for a call that slept with no `after` owed (no
-/// hooks set, or a `before` that gave 0; a token is never this, see
-/// `WaitHooks`).
-const SLEPT_WITHOUT_HOOKS: usize = usize::MAX;
 
 impl<'p> WaitingPool<'p> {
     #[inline(always)]
     fn new(p: &'p Pipeline) -> WaitingPool<'p> {
         WaitingPool {
             p,
-            slept: Cell::new(0),
+            hooks_owed: Cell::new(0),
         }
     }
 
     /// Before a wait's first sleep: the hooks' `before`, once a call.
     #[cold]
     fn about_to_sleep(&self) {
-        if self.slept.get() == 0 {
-            self.slept.set(match wait_hooks_before() {
-                0 => SLEPT_WITHOUT_HOOKS,
-                token => token,
-            });
+        if self.hooks_owed.get() == 0 {
+            self.hooks_owed.set(wait_hooks_before());
         }
     }
 }
@@ -2037,22 +2023,10 @@ impl<'p> WaitingPool<'p> {
 impl Drop for WaitingPool<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        let slept = self.slept.get();
-        if slept != 0 {
-            after_pool_wait(slept);
+        let token = self.hooks_owed.get();
+        if token != 0 {
+            wait_hooks_after(token);
         }
-    }
-}
-
-/// `WaitingPool`'s drop for a call that slept (`slept` as there), its span
-/// let go of: wakes the calls that may sleep for it, then runs the hooks'
-/// `after` (which may wait for Python's GIL: the woken go first).
-#[cold]
-#[inline(never)]
-fn after_pool_wait(slept: usize) {
-    crate::buffer::let_go::SPANS.wake();
-    if slept != SLEPT_WITHOUT_HOOKS {
-        wait_hooks_after(slept);
     }
 }
 
@@ -2165,10 +2139,10 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
     p.signal.wake();
     let deadline = Instant::now() + p.config.full_wait;
     let mut slept = false;
-    loop {
+    let got = loop {
         let returns = pool.returns();
         if let Some(c) = pool.take_unnoted() {
-            return Some(c);
+            break Some(c);
         }
         let running = p.lifecycle() == LIFECYCLE_RUNNING;
         let in_vain = running && (Instant::now() >= deadline || !chunks_may_come_back(p));
@@ -2179,7 +2153,7 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
             if slept {
                 Stats::add(&p.stats.payload_waits_cut, 1);
             }
-            return None;
+            break None;
         }
         if !slept {
             slept = true;
@@ -2188,7 +2162,14 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
             store.about_to_sleep();
         }
         std::thread::sleep(Duration::from_micros(50));
+    };
+    if slept {
+        // This call held its span all along: a call sleeping for it
+        // (`let_go::SPANS`) looks again soon, as this call finishes its
+        // value and lets go (no system call when none sleeps).
+        crate::buffer::let_go::SPANS.wake();
     }
+    got
 }
 
 /// Whether a span is ended and not yet given back (queued for the

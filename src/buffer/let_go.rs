@@ -10,15 +10,19 @@
 //!
 //! How: a few yields (a holder preempted mid-write comes back at once),
 //! then futex sleeps on a counter, `epoch` (`SPANS`, one for the
-//! process), each no longer than `longest` (from 50 us, doubling). A holder whose hold was long (a
-//! setter that slept in the payload pool's wait) adds one to `epoch` once
-//! it let go of its span and wakes the sleepers, if any (`wake`); the
-//! recording path's releases (a plain store each, counted in instructions
-//! by `make bench-compare`) do nothing new, and a waiter for one of them
-//! finds the span let go of when its sleep runs out: those holds are
-//! copies, short beside the sleep. A waiter that the holder's wake missed
-//! is impossible (see `wait_while` and `wake`), so a long hold costs the
-//! waiter one wake-up a `longest` at most, not a core.
+//! process), each no longer than `longest` (from 50 us, doubling). A
+//! setter whose pool wait ends (it held its span all along) adds one to
+//! `epoch` and wakes the sleepers, if any (`wake`); a sleeper woken starts
+//! its sleeps over from the shortest, so it finds the span let go of soon
+//! after the setter finishes its value. The wake is made there, not where
+//! a span is let go of: the recording path's releases (a plain store
+//! each, counted in instructions by `make bench-compare`) and the drop
+//! after them do nothing new (a wake in that drop cost begin or
+//! set_attributes an instruction, by how the compiler laid them out). A
+//! waiter for a holder that does not wake it finds the span let go of
+//! when its sleep runs out: those holds are copies, short beside the
+//! sleep. A wake is never missed (see `wait_while` and `wake`), and a long
+//! hold costs the waiter one wake-up a `longest` at most, not a core.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -37,9 +41,8 @@ pub const LONGEST_SLEEP: Duration = Duration::from_millis(1);
 
 /// Where recording calls waiting for a span sleep, for every tracer of
 /// the process: one word, so that a long holder's wake needs nothing in
-/// hand (`tracer::WaitingPool`'s drop: a pipeline kept for it cost the
-/// begin path an instruction). A wake wakes every sleeper, of any tracer;
-/// each looks at its own span again.
+/// hand. A wake wakes every sleeper, of any tracer; each looks at its own
+/// span again.
 pub static SPANS: LetGo = LetGo::new(FIRST_SLEEP, LONGEST_SLEEP);
 
 /// Sleepers and the counter they sleep on, on a line of their own: written
@@ -95,14 +98,20 @@ impl LetGo {
                 futex_wait(&self.epoch, seen, sleep);
             }
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
-            sleep = (sleep * 2).min(self.longest);
+            // Woken (or a long wait ended meanwhile): the holder is about
+            // to let go, its sleeps start over from the shortest.
+            sleep = if self.epoch.load(Ordering::Relaxed) != seen {
+                self.first
+            } else {
+                (sleep * 2).min(self.longest)
+            };
         }
     }
 
-    /// For a holder whose hold was long, once it let go of its span: wakes
-    /// every thread sleeping in `wait_while` (each looks at its own span
-    /// again), with no system call when none sleeps. Returns how many it
-    /// woke.
+    /// For a holder whose long wait ended (it lets go of its span soon):
+    /// wakes every thread sleeping in `wait_while` (each looks at its own
+    /// span again, then sleeps from the shortest), with no system call
+    /// when none sleeps. Returns how many it woke.
     #[cold]
     #[inline(never)]
     pub fn wake(&self) -> usize {

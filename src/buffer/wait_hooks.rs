@@ -7,8 +7,7 @@
 /// What a binding does around a wait (a begin waiting for a free slot, a
 /// value waiting for payload chunks, a recording call waiting for a span
 /// another thread holds): `before` runs on the thread about to sleep and
-/// returns a token (0: nothing to undo; never `usize::MAX`, which the
-/// tracer keeps for a wait with nothing to undo); `after` gets a token other than 0
+/// returns a token (0: nothing to undo); `after` gets a token other than 0
 /// back on the same thread, once the call that waited holds no span any
 /// more (before it returns). Python's binding lets go of the GIL in
 /// `before` and takes it back in `after`: other Python threads (the
