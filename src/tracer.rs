@@ -2139,10 +2139,10 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
     p.signal.wake();
     let deadline = Instant::now() + p.config.full_wait;
     let mut slept = false;
-    loop {
+    let got = loop {
         let returns = pool.returns();
         if let Some(c) = pool.take_unnoted() {
-            return Some(c);
+            break Some(c);
         }
         let running = p.lifecycle() == LIFECYCLE_RUNNING;
         let in_vain = running && (Instant::now() >= deadline || !chunks_may_come_back(p));
@@ -2153,7 +2153,7 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
             if slept {
                 Stats::add(&p.stats.payload_waits_cut, 1);
             }
-            return None;
+            break None;
         }
         if !slept {
             slept = true;
@@ -2162,7 +2162,14 @@ fn wait_for_chunk_or_cut(store: &WaitingPool) -> Option<u32> {
             store.about_to_sleep();
         }
         std::thread::sleep(Duration::from_micros(50));
+    };
+    if slept {
+        // This call held its span all along: a call sleeping for it
+        // (`let_go::SPANS`) looks again soon, as this call finishes its
+        // value and lets go (no system call when none sleeps).
+        crate::buffer::let_go::SPANS.wake();
     }
+    got
 }
 
 /// Whether a span is ended and not yet given back (queued for the

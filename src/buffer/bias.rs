@@ -165,6 +165,8 @@ pub fn available() -> bool {
 #[cold]
 #[inline(never)]
 pub fn heavy_barrier() {
+    #[cfg(test)]
+    BARRIERS_HERE.with(|n| n.set(n.get() + 1));
     if membarrier(libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 {
         return;
     }
@@ -177,6 +179,12 @@ pub fn heavy_barrier() {
         return;
     }
     let _ = membarrier(libc::MEMBARRIER_CMD_GLOBAL);
+}
+
+#[cfg(test)]
+thread_local! {
+    /// `heavy_barrier` calls made on this thread (tests).
+    pub static BARRIERS_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The owner's side, entering: says it is writing `slot` under the bias,
@@ -240,7 +248,7 @@ pub fn owner_left_at_once(owner: &Owner, slot: u32) -> bool {
 /// yields until the owner has left `slot`.
 #[cold]
 #[inline(never)]
-pub fn wait_while_busy(owner: &Owner, slot: u32) {
+fn wait_while_busy(owner: &Owner, slot: u32) {
     while owner.busy.load(Ordering::Acquire) == slot + 1 {
         std::thread::yield_now();
     }

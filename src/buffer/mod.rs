@@ -6,6 +6,7 @@ pub mod dump;
 pub mod ended_queue;
 pub mod files;
 pub mod free_stack;
+pub mod let_go;
 pub mod mapping;
 pub mod payload_pool;
 pub mod prefetch;

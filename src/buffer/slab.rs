@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::aging::AgingSlots;
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
+use super::let_go;
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
@@ -665,7 +666,11 @@ impl SpanSlab {
     /// here holding the GIL, so every other Python thread stopped until
     /// A's wait ended (up to `full_wait`). Taking the GIL back while
     /// holding the span could deadlock with a thread that holds the GIL
-    /// while it waits for that span (see `tracer::WaitingPool`).
+    /// while it waits for that span (see `tracer::WaitingPool`). Between
+    /// the hooks, it sleeps (`LetGo`) where it yielded: a waiter that let
+    /// go of the GIL still burned a core for A's whole wait. Without
+    /// `HOOKS` it yields as before (a shutdown's scan waits for setters
+    /// the shutdown cut short).
     #[inline]
     fn lock_open_waiting<const HOOKS: bool>(
         &self,
@@ -705,8 +710,9 @@ impl SpanSlab {
                     spins += 1;
                     if spins < 128 {
                         std::hint::spin_loop();
-                    } else if HOOKS && spins == 128 && wait_out_writer(header, current) {
-                        // The hooks ran; another round may run them again.
+                    } else if HOOKS && spins == 128 {
+                        self.wait_out_writer(header, current);
+                        // Another round may run the hooks again.
                         spins = 0;
                     } else {
                         std::thread::yield_now();
@@ -715,6 +721,24 @@ impl SpanSlab {
                 STATE_ENDED | STATE_EXPORTING => return Err(SlotError::Ended),
                 _ => return Err(SlotError::Stale),
             }
+        }
+    }
+
+    /// `lock_open_waiting`'s wait for another writer that outlasted a
+    /// short spin: runs the wait hooks' `before`, sleeps until the header
+    /// no longer says `writing` (the writer let go of the slot, or ended
+    /// it) without taking the slot (`LetGo`: a holder may hold it up to
+    /// `full_wait`), then runs their `after` (for a token other than 0);
+    /// the caller tries again.
+    #[cold]
+    #[inline(never)]
+    fn wait_out_writer(&self, header: &AtomicU64, writing: u64) {
+        let token = wait_hooks::before();
+        // Relaxed: the caller's compare-exchange (Acquire) is what reads
+        // the body the writer left.
+        let_go::SPANS.wait_while(|| header.load(Ordering::Relaxed) == writing);
+        if token != 0 {
+            wait_hooks::after(token);
         }
     }
 
@@ -784,6 +808,20 @@ impl SpanSlab {
                 Err(SlotError::Ended)
             };
         };
+        // The owner seen in the slot already: the answer is `Ok(None)`
+        // with no barrier (a system call, that Go's hot path paid on every
+        // try at a span its owner held, before its fallback through cgo).
+        // Nothing was changed but the header: the bias still names the
+        // owner, and OPEN put back over our WRITING, as below, is the
+        // slot as it was. Sound whatever the load reads: a `busy` still
+        // naming the slot after the owner left (its clearing store not
+        // seen yet) only sends the caller to where it may wait, which
+        // takes the bias the full way; any other value proves nothing
+        // without the barrier, which follows. Relaxed: nothing is read
+        // through it.
+        if owner.busy.load(Ordering::Relaxed) == index + 1 {
+            return put_back_open(&record.header, writing);
+        }
         record.bias.store(0, Ordering::Relaxed);
         bias::heavy_barrier();
         // Acquire: what the owner wrote under the bias, before it left.
@@ -806,15 +844,7 @@ impl SpanSlab {
             .bias
             .compare_exchange(0, number, Ordering::Relaxed, Ordering::Relaxed);
         // Release: the bias before OPEN, for the next taker.
-        match record.header.compare_exchange(
-            writing,
-            pack_header(generation, STATE_OPEN),
-            Ordering::Release,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => Ok(None),
-            Err(_) => Err(SlotError::Ended),
-        }
+        put_back_open(&record.header, writing)
     }
 
     /// `release_open` through the record's address, for a caller that
@@ -865,7 +895,9 @@ impl SpanSlab {
                 bias::wait_for_owner(owner, index);
             } else if !bias::owner_left_at_once(owner, index) {
                 let token = wait_hooks::before();
-                bias::wait_while_busy(owner, index);
+                // Acquire: what the owner wrote under the bias, seen
+                // through its `busy` (as in `bias::wait_while_busy`).
+                let_go::SPANS.wait_while(|| owner.busy.load(Ordering::Acquire) == index + 1);
                 if token != 0 {
                     // Held, with the bias cleared and the owner gone: the
                     // slot is as any unbiased OPEN one once given back
@@ -1262,25 +1294,16 @@ impl SpanSlab {
     }
 }
 
-/// `lock_open_waiting`'s wait for another writer that outlasted a short
-/// spin: runs the wait hooks' `before`; if it gave a token, waits until
-/// the header no longer says `writing` (the writer let go of the slot, or
-/// ended it) without taking the slot, runs their `after` and returns true
-/// for the caller to try again. False, at once, when there is nothing to
-/// undo (no hooks, or none needed on this thread): the caller waits as
-/// before.
-#[cold]
-#[inline(never)]
-fn wait_out_writer(header: &AtomicU64, writing: u64) -> bool {
-    let token = wait_hooks::before();
-    if token == 0 {
-        return false;
+/// `try_unbias`'s answer for a slot it took (`writing`: WRITING of the
+/// span's generation) and gives back untouched: OPEN again (Release: the
+/// slot as it was, bias included, for the next taker), `Ok(None)`; or
+/// Ended when the owner's end stored ENDED over our WRITING meanwhile.
+fn put_back_open<'a>(header: &AtomicU64, writing: u64) -> Result<Option<Hold<'a>>, SlotError> {
+    let open = pack_header(header_generation(writing), STATE_OPEN);
+    match header.compare_exchange(writing, open, Ordering::Release, Ordering::Relaxed) {
+        Ok(_) => Ok(None),
+        Err(_) => Err(SlotError::Ended),
     }
-    while header.load(Ordering::Relaxed) == writing {
-        std::thread::yield_now();
-    }
-    wait_hooks::after(token);
-    true
 }
 
 /// The start of an anonymous slab that keeps 4 KiB pages (about 680
@@ -1740,24 +1763,30 @@ mod tests {
     fn a_caller_that_may_not_wait_leaves_a_held_span_as_it_was() {
         let (slab, i, g) = biased_span();
         let number = slab.slot(i).bias.load(Ordering::Relaxed);
-        let try_elsewhere = |slab: &Arc<SpanSlab>| {
+        // The answer, and the heavy barriers the try made.
+        let try_elsewhere_counted = |slab: &Arc<SpanSlab>| {
             let other = Arc::clone(slab);
-            std::thread::spawn(move || match other.try_hold_open(i, g) {
-                Ok(Some(hold)) => {
-                    assert!(matches!(hold, Hold::Locked));
-                    other.release_open(i, g, hold);
-                    Ok(true)
-                }
-                Ok(None) => Ok(false),
-                Err(e) => Err(e),
+            std::thread::spawn(move || {
+                let got = match other.try_hold_open(i, g) {
+                    Ok(Some(hold)) => {
+                        assert!(matches!(hold, Hold::Locked));
+                        other.release_open(i, g, hold);
+                        Ok(true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                (got, bias::BARRIERS_HERE.with(|n| n.get()))
             })
             .join()
             .expect("taker")
         };
-        // The owner writes under its bias (header OPEN, its `busy` set).
+        let try_elsewhere = |slab: &Arc<SpanSlab>| try_elsewhere_counted(slab).0;
+        // The owner writes under its bias (header OPEN, its `busy` set):
+        // seen there, it answers with no barrier (a system call).
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
-        assert_eq!(try_elsewhere(&slab), Ok(false));
+        assert_eq!(try_elsewhere_counted(&slab), (Ok(false), 0));
         assert_eq!(state(&slab, i), STATE_OPEN);
         assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), number);
         assert_eq!(slab.bias_counts(), (0, true));
@@ -1766,8 +1795,8 @@ mod tests {
         let hold = slab.hold_open(i, g).expect("open");
         assert!(matches!(hold, Hold::Biased(_)));
         slab.release_open(i, g, hold);
-        // Let go of: taken, and the bias with it.
-        assert_eq!(try_elsewhere(&slab), Ok(true));
+        // Let go of: taken, and the bias with it (through the barrier).
+        assert_eq!(try_elsewhere_counted(&slab), (Ok(true), 1));
         assert_eq!(slab.slot(i).bias.load(Ordering::Relaxed), 0);
         assert_eq!(slab.bias_counts(), (1, true));
         // Under the plain lock (WRITING): the same answer, nothing changed.
@@ -2202,6 +2231,58 @@ mod tests {
                 *probe.states_at_after.lock().expect("probe"),
                 [STATE_ENDED],
                 "biased {biased}"
+            );
+        }
+    }
+
+    /// CPU time this thread has run, in nanoseconds.
+    fn thread_cpu_ns() -> u64 {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes the timespec it is given.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0);
+        t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    }
+
+    /// A recording call that waits for a span held long (a setter in the
+    /// payload pool's wait holds it up to `full_wait`) sleeps meanwhile:
+    /// it yielded, and burned a core (the one a 2-core container has
+    /// spare) for the whole hold. Judged by the CPU time the waiting
+    /// thread ran during a 300 ms hold (a count of its own, not a wall
+    /// time): 15 ms at most (about 5 ms measured with the load average at
+    /// 11 on 2 cores), where yielding ran it 66-87 ms there, the hold
+    /// whole on an idle host. With the owner's bias, and with the lock.
+    #[test]
+    fn a_call_waiting_long_for_a_held_span_sleeps() {
+        for biased in [true, false] {
+            let (slab, i, g) = biased_span();
+            let hold = if biased {
+                slab.hold_open(i, g).expect("open")
+            } else {
+                slab.lock_open(i, g).expect("open");
+                Hold::Locked
+            };
+            assert_eq!(matches!(hold, Hold::Biased(_)), biased);
+            let other = Arc::clone(&slab);
+            let taker = std::thread::spawn(move || {
+                let start = thread_cpu_ns();
+                let got = other.hold_open(i, g).map(|hold| {
+                    assert!(matches!(hold, Hold::Locked));
+                    other.release_open(i, g, hold);
+                });
+                (got, thread_cpu_ns() - start)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            slab.release_open(i, g, hold);
+            let (got, cpu_ns) = taker.join().expect("taker");
+            assert_eq!(got, Ok(()), "biased {biased}");
+            assert!(
+                cpu_ns < 15_000_000,
+                "biased {biased}: the waiter ran {} us of a 300 ms hold",
+                cpu_ns / 1000
             );
         }
     }

@@ -14,9 +14,15 @@ after them. A turn counts only while B's end has not returned (the
 library's count of ended spans says so): N with the GIL let go of; 0 with
 it held (the main thread ran only once A's wait had run out, the prompt
 cut, and B had ended the span). What arrived is judged by what the
-backend got."""
+backend got.
+
+B waits without burning a core: after its turns the main thread sleeps
+HOLD_S more before the backend answers, and B's own CPU time for its end
+(a count of B's, not a wall time) stays under B_CPU_S: it yielded in a
+loop for the whole wait, 2 cores' worth of it spent looking at the span."""
 
 import threading
+import time
 
 import pytest
 from test_pool_wait import HeldBackend, tracer_with_its_pool_held
@@ -26,6 +32,11 @@ import spanguard
 N = 1000
 KB = 1000
 PROMPT = 300 * KB
+HOLD_S = 0.3
+# About 5 ms measured (the library's sleeps, 1 ms at most each, over
+# HOLD_S); the yield loop ran B 66-87 ms of a 300 ms hold with the load
+# average at 11 on 2 cores, the whole hold on an idle host.
+B_CPU_S = 0.02
 
 
 # "the waiter": S is begun by thread A, which writes it under its bias (no
@@ -45,9 +56,13 @@ def test_a_call_waiting_for_a_span_another_thread_holds_lets_other_python_thread
                 spans.append(t.start_span("waiter"))
             spans[0].set_attribute("output.value", "w" * PROMPT)
 
+        b_cpu = []
+
         def ender():
             ending.set()
+            start = time.thread_time()
             spans[0].end()
+            b_cpu.append(time.thread_time() - start)
 
         a = threading.Thread(target=setter)
         a.start()
@@ -67,11 +82,13 @@ def test_a_call_waiting_for_a_span_another_thread_holds_lets_other_python_thread
             if t.stats().spans_ended != ended:
                 break
             turns += 1
+        time.sleep(HOLD_S)
         backend.release.set()
         a.join(60)
         b.join(60)
         assert not a.is_alive() and not b.is_alive()
         assert turns == N, f"the main thread took {turns} turns while the end waited for the span"
+        assert b_cpu[0] < B_CPU_S, f"B ran {b_cpu[0] * 1000:.1f} ms waiting for the span"
         assert t.stats().spans_ended == ended + 1
         stats = t.stats()
         assert (stats.payload_waits, stats.payload_waits_cut, stats.values_truncated) == (1, 0, 0), stats
