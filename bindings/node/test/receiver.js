@@ -13,6 +13,27 @@ const PYTHON = process.env.SPANGUARD_TEST_PYTHON || path.join(REPO, '.venv', 'bi
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The spans the receiver accepted, from its record file (one JSON line an
+ * outcome). Only whole lines are read: the receiver appends each line and
+ * its newline in one write, but a read can land mid-write, and a line of
+ * big spans spans many pages (one of otel_logs.test.js's 60 KB bodies is a
+ * 500 KB line): what follows the last newline is a line still being
+ * written, read by the next look. Parsing it threw a SyntaxError into the
+ * waiting test.
+ */
+function recordedSpans(record) {
+  if (!fs.existsSync(record)) return [];
+  const text = fs.readFileSync(record, 'utf8');
+  const out = [];
+  for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean)) {
+    // Nanosecond times pass 2^53: keep them as text.
+    const r = JSON.parse(line.replace(/"(start|end|time)":\s*(\d+)/g, '"$1": "$2"'));
+    if (!r.rejected && !r.refused) out.push(...(r.spans || []));
+  }
+  return out;
+}
+
 /** Starts a receiver; resolves to { url, spans(), waitFor(n), stop() }. */
 async function startReceiver() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-rx-'));
@@ -27,16 +48,7 @@ async function startReceiver() {
   const port = Number(fs.readFileSync(portFile, 'utf8').trim());
   // However a test ends, the receiver ends with this process.
   process.on('exit', () => proc.kill('SIGTERM'));
-  const spans = () => {
-    if (!fs.existsSync(record)) return [];
-    const out = [];
-    for (const line of fs.readFileSync(record, 'utf8').split('\n').filter(Boolean)) {
-      // Nanosecond times pass 2^53: keep them as text.
-      const r = JSON.parse(line.replace(/"(start|end|time)":\s*(\d+)/g, '"$1": "$2"'));
-      if (!r.rejected && !r.refused) out.push(...(r.spans || []));
-    }
-    return out;
-  };
+  const spans = () => recordedSpans(record);
   return {
     url: `http://127.0.0.1:${port}/v1/traces`,
     spans,
@@ -125,4 +137,4 @@ function bridgedProvider(rx, serviceName, providerOptions = {}, tracerOptions = 
   return { memory, bridge, provider };
 }
 
-module.exports = { startReceiver, assertSameSpans, bridgedProvider, expectedAttributes, REPO };
+module.exports = { startReceiver, recordedSpans, assertSameSpans, bridgedProvider, expectedAttributes, REPO };
