@@ -674,15 +674,27 @@ fn copy_long_ascii(dst: &mut [u8], src: &[u8]) -> usize {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn copy_long_ascii_avx2(dst: &mut [u8], src: &[u8]) -> usize {
-    use std::arch::x86_64::{__m256i, _mm256_storeu_si256};
+    use std::arch::x86_64::{
+        __m256i, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_storeu_si256,
+    };
     assert_eq!(dst.len(), src.len());
     let mut done = 0;
     while src.len() - done >= RUN {
         // SAFETY: RUN (8 * 32) bytes from `done` lie inside both slices
         // (of the same length, checked above); unaligned loads and stores.
         let high = unsafe {
+            let s = src.as_ptr().add(done).cast::<__m256i>();
             let d = dst.as_mut_ptr().add(done).cast::<__m256i>();
-            let v = load_run_avx2(src.as_ptr().add(done));
+            let v: [__m256i; 8] = [
+                _mm256_loadu_si256(s),
+                _mm256_loadu_si256(s.add(1)),
+                _mm256_loadu_si256(s.add(2)),
+                _mm256_loadu_si256(s.add(3)),
+                _mm256_loadu_si256(s.add(4)),
+                _mm256_loadu_si256(s.add(5)),
+                _mm256_loadu_si256(s.add(6)),
+                _mm256_loadu_si256(s.add(7)),
+            ];
             _mm256_storeu_si256(d, v[0]);
             _mm256_storeu_si256(d.add(1), v[1]);
             _mm256_storeu_si256(d.add(2), v[2]);
@@ -691,149 +703,14 @@ unsafe fn copy_long_ascii_avx2(dst: &mut [u8], src: &[u8]) -> usize {
             _mm256_storeu_si256(d.add(5), v[5]);
             _mm256_storeu_si256(d.add(6), v[6]);
             _mm256_storeu_si256(d.add(7), v[7]);
-            high_bits_avx2(&v)
+            let (a, b) = (_mm256_or_si256(v[0], v[1]), _mm256_or_si256(v[2], v[3]));
+            let (c, e) = (_mm256_or_si256(v[4], v[5]), _mm256_or_si256(v[6], v[7]));
+            _mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, e))
         };
-        if high != 0 {
+        if _mm256_movemask_epi8(high) != 0 {
             return done;
         }
         done += RUN;
-    }
-    done + copy_long_ascii_sse2(&mut dst[done..], &src[done..])
-}
-
-/// The RUN bytes at `s`, as eight 32-byte vectors (unaligned loads).
-///
-/// # Safety
-/// The CPU must have AVX2; `s` must be readable for RUN bytes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn load_run_avx2(s: *const u8) -> [std::arch::x86_64::__m256i; 8] {
-    use std::arch::x86_64::{__m256i, _mm256_loadu_si256};
-    let s = s.cast::<__m256i>();
-    // SAFETY: the caller's contract: RUN (8 * 32) readable bytes.
-    unsafe {
-        [
-            _mm256_loadu_si256(s),
-            _mm256_loadu_si256(s.add(1)),
-            _mm256_loadu_si256(s.add(2)),
-            _mm256_loadu_si256(s.add(3)),
-            _mm256_loadu_si256(s.add(4)),
-            _mm256_loadu_si256(s.add(5)),
-            _mm256_loadu_si256(s.add(6)),
-            _mm256_loadu_si256(s.add(7)),
-        ]
-    }
-}
-
-/// A run's high bits, one a byte of the mask: non-zero when a byte of
-/// the run is not ASCII (the eight vectors ORed, one mask taken).
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn high_bits_avx2(v: &[std::arch::x86_64::__m256i; 8]) -> i32 {
-    use std::arch::x86_64::{_mm256_movemask_epi8, _mm256_or_si256};
-    let (a, b) = (_mm256_or_si256(v[0], v[1]), _mm256_or_si256(v[2], v[3]));
-    let (c, e) = (_mm256_or_si256(v[4], v[5]), _mm256_or_si256(v[6], v[7]));
-    _mm256_movemask_epi8(_mm256_or_si256(
-        _mm256_or_si256(a, b),
-        _mm256_or_si256(c, e),
-    ))
-}
-
-/// `copy_long_ascii` for a destination in the payload pool's chunks: the
-/// whole 64-byte lines written with non-temporal stores, which take no
-/// line into this core's cache. A chunk comes back from the exporter a
-/// batch or more after its last use (megabytes of other chunks since), so
-/// an ordinary store first read every destination line from L3 or memory
-/// (read-for-ownership): perf put 90% of the copy's samples on the store
-/// that opens each line, and callgrind's cache model counts 164 write
-/// misses an LLM-sized span (8 KB + 2 KB). The exporter reads the value
-/// once, on the other core, where this core's cache would not serve it
-/// anyway. Recording thread CPU time of that span (thread clock, loaded
-/// host, indicative): 1,320-1,470 ns with ordinary stores, 970-1,260 ns
-/// with these, lower in every one of 15 interleaved pairs. The bytes
-/// before the first whole line and after the last one are written as
-/// `copy_long_ascii` writes them; an `sfence` at the end orders the
-/// streamed lines before any later store (the span's end publishes it
-/// with a Release store, which does not order non-temporal stores).
-fn copy_long_ascii_streaming(dst: &mut [u8], src: &[u8]) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: this CPU has AVX2.
-        return unsafe { copy_long_ascii_streaming_avx2(dst, src) };
-    }
-    copy_long_ascii(dst, src)
-}
-
-/// `copy_long_ascii_streaming` with AVX2: `copy_long_ascii_avx2`'s runs,
-/// stored with `vmovntdq` from the first 64-byte boundary of `dst`.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn copy_long_ascii_streaming_avx2(dst: &mut [u8], src: &[u8]) -> usize {
-    use std::arch::x86_64::{__m256i, _mm_sfence};
-    assert_eq!(dst.len(), src.len());
-    // Up to the first whole line: ordinary stores (a partial line
-    // streamed would be written to memory in pieces).
-    let head = dst.as_ptr().align_offset(64).min(dst.len());
-    let mut done = copy_long_ascii_sse2(&mut dst[..head], &src[..head]);
-    if done < head {
-        return done;
-    }
-    let mut ascii = true;
-    while src.len() - done >= RUN {
-        // SAFETY: RUN (8 * 32) bytes from `done` lie inside both slices
-        // (of the same length, checked above); `dst + done` is 64-byte
-        // aligned (`head` reached the boundary, and RUN is a multiple of
-        // 64), as the 32-byte streaming stores need; unaligned loads. The
-        // asm writes only those RUN bytes of `dst`, touches no stack or
-        // flags.
-        let high = unsafe {
-            let d = dst.as_mut_ptr().add(done).cast::<__m256i>();
-            let v = load_run_avx2(src.as_ptr().add(done));
-            // One asm block, each store at an offset from one register:
-            // `_mm256_stream_si256` is itself an asm block taking its
-            // address in a register, so eight of them cost eight more
-            // instructions a run (3,714 instructions an LLM-sized span
-            // against 3,131 with ordinary stores, callgrind).
-            std::arch::asm!(
-                "vmovntdq ymmword ptr [{d}], {v0}",
-                "vmovntdq ymmword ptr [{d} + 32], {v1}",
-                "vmovntdq ymmword ptr [{d} + 64], {v2}",
-                "vmovntdq ymmword ptr [{d} + 96], {v3}",
-                "vmovntdq ymmword ptr [{d} + 128], {v4}",
-                "vmovntdq ymmword ptr [{d} + 160], {v5}",
-                "vmovntdq ymmword ptr [{d} + 192], {v6}",
-                "vmovntdq ymmword ptr [{d} + 224], {v7}",
-                d = in(reg) d,
-                v0 = in(ymm_reg) v[0],
-                v1 = in(ymm_reg) v[1],
-                v2 = in(ymm_reg) v[2],
-                v3 = in(ymm_reg) v[3],
-                v4 = in(ymm_reg) v[4],
-                v5 = in(ymm_reg) v[5],
-                v6 = in(ymm_reg) v[6],
-                v7 = in(ymm_reg) v[7],
-                options(nostack, preserves_flags),
-            );
-            high_bits_avx2(&v)
-        };
-        if high != 0 {
-            ascii = false;
-            break;
-        }
-        done += RUN;
-    }
-    // The streamed lines before anything stored after this copy.
-    _mm_sfence();
-    if !ascii {
-        return done;
     }
     done + copy_long_ascii_sse2(&mut dst[done..], &src[done..])
 }
@@ -1599,15 +1476,8 @@ impl SpanRecord {
         let (arena_before, overflow_before) = (self.arena_used, self.overflow_used);
         let at = self.alloc(text.len(), store)?;
         let mut ascii = 0;
-        // In the chunks (past the arena), streamed: see
-        // `copy_long_ascii_streaming`.
-        let in_chunks = at as usize >= ARENA_BYTES;
         let all_ascii = self.copy_at(at, text, store, |dst, src| {
-            let n = if in_chunks {
-                copy_long_ascii_streaming(dst, src)
-            } else {
-                copy_long_ascii(dst, src)
-            };
+            let n = copy_long_ascii(dst, src);
             ascii += n;
             n == src.len()
         });
@@ -4067,60 +3937,13 @@ mod tests {
     }
 
     #[test]
-    fn the_streaming_copy_writes_exactly_its_bytes_at_every_alignment() {
-        // Non-temporal stores from the first 64-byte boundary of the
-        // destination, ordinary ones before and after it: every offset in
-        // a line, lengths around a run and a line, and nothing written
-        // outside the destination.
-        #[repr(align(64))]
-        struct Lines([u8; 1600]);
-        let src: Vec<u8> = (0..1400).map(|i| b' ' + (i * 7 % 90) as u8).collect();
-        for offset in 0..64 {
-            for n in [0, 1, 63, 64, 65, 255, 256, 257, 319, 320, 321, 700, 1400] {
-                let mut buf = Lines([0xAA; 1600]);
-                let dst = &mut buf.0[offset..offset + n];
-                assert_eq!(copy_long_ascii_streaming(dst, &src[..n]), n, "{offset} {n}");
-                assert_eq!(&buf.0[offset..offset + n], &src[..n], "{offset} {n}");
-                assert!(buf.0[..offset].iter().all(|&b| b == 0xAA), "{offset} {n}");
-                assert!(
-                    buf.0[offset + n..].iter().all(|&b| b == 0xAA),
-                    "{offset} {n}"
-                );
-                for bad in [0, n / 2, n.saturating_sub(1)] {
-                    if bad >= n {
-                        continue;
-                    }
-                    let mut input = src[..n].to_vec();
-                    input[bad] = 0xe2;
-                    let mut buf = Lines([0xAA; 1600]);
-                    let ascii = copy_long_ascii_streaming(&mut buf.0[offset..offset + n], &input);
-                    assert!(
-                        ascii <= bad && bad - ascii < RUN,
-                        "{offset} {n} {bad}: {ascii}"
-                    );
-                    assert_eq!(
-                        buf.0[offset..offset + ascii],
-                        input[..ascii],
-                        "{offset} {n}"
-                    );
-                    assert!(
-                        buf.0[offset + n..].iter().all(|&b| b == 0xAA),
-                        "{offset} {n}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
     fn copy_long_ascii_copies_every_byte_and_finds_any_high_bit() {
         // The copy this CPU takes (AVX2 where it has it), and the SSE2
         // one every x86-64 without AVX2 takes.
         type Copy = fn(&mut [u8], &[u8]) -> usize;
-        let copies: [(&str, Copy); 3] = [
+        let copies: [(&str, Copy); 2] = [
             ("this CPU's", copy_long_ascii),
             ("sse2", copy_long_ascii_sse2),
-            ("streaming", copy_long_ascii_streaming),
         ];
         let src: Vec<u8> = (0..1100).map(|i| b' ' + (i % 90) as u8).collect();
         // Within a block, a run, past the runs (blocks, then a tail).
