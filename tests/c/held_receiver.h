@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "receiver.h"
+#include "spanguard.h"
 
 static pthread_mutex_t received_lock = PTHREAD_MUTEX_INITIALIZER;
 static char received[8 << 20];
@@ -59,6 +60,26 @@ static inline int received_requests(void) {
     int n = requests;
     pthread_mutex_unlock(&received_lock);
     return n;
+}
+
+/* A tracer's settings aimed at the held backend at `endpoint`: JSON
+ * without gzip (count_received searches the bodies as text), what is not
+ * delivered spooled to `spool`, signal handlers on, a batch every 10 ms and
+ * 30 s for a request, which the held first one must not reach. A test
+ * changes what its case needs. */
+static inline void held_backend_config(spanguard_config *cfg, const char *service, const char *endpoint,
+                                       const char *spool) {
+    (void)spanguard_config_init(cfg, sizeof *cfg);
+    cfg->service_name = service;
+    cfg->endpoint = endpoint;
+    cfg->protocol = SPANGUARD_PROTOCOL_HTTP_JSON;
+    cfg->compression = SPANGUARD_COMPRESSION_NONE;
+    cfg->spool_dir = spool;
+    cfg->schedule_delay_ms = 10;
+    cfg->request_timeout_ms = 30000;
+    cfg->export_timeout_ms = 30000;
+    cfg->install_signal_handlers = 1;
+    cfg->log_level = "warn";
 }
 
 #endif

@@ -67,17 +67,7 @@ int main(int argc, char **argv) {
     CHECK(serve_each_connection(listener, serve_held_first) == 0);
 
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "fork-during-export";
-    cfg.endpoint = endpoint;
-    cfg.protocol = SPANGUARD_PROTOCOL_HTTP_JSON;
-    cfg.compression = SPANGUARD_COMPRESSION_NONE;
-    cfg.spool_dir = spool;
-    cfg.schedule_delay_ms = 10;
-    cfg.request_timeout_ms = 30000;
-    cfg.export_timeout_ms = 30000;
-    cfg.install_signal_handlers = 1;
-    cfg.log_level = "warn";
+    held_backend_config(&cfg, "fork-during-export", endpoint, spool);
     CHECK_RC(spanguard_tracer_new(&cfg, &tracer), SPANGUARD_RESULT_OK);
     if (!tracer) return check_summary();
 

@@ -99,18 +99,8 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", scratch);
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = "host-handler-slow-backend";
-    cfg.endpoint = endpoint;
-    cfg.protocol = SPANGUARD_PROTOCOL_HTTP_JSON;
-    cfg.compression = SPANGUARD_COMPRESSION_NONE;
-    cfg.spool_dir = spool;
-    cfg.schedule_delay_ms = 10;
-    cfg.request_timeout_ms = 30000;
-    cfg.export_timeout_ms = 30000;
+    held_backend_config(&cfg, "host-handler-slow-backend", endpoint, spool);
     cfg.signal_flush_timeout_ms = FLUSH_TIMEOUT_MS;
-    cfg.install_signal_handlers = 1;
-    cfg.log_level = "warn";
     if (spanguard_tracer_new(&cfg, &tracer) != SPANGUARD_RESULT_OK) return 2;
 
     /* Blocked in every thread but main: the server's and the worker's. */

@@ -28,17 +28,11 @@
 
 static spanguard_tracer *tracer_to(const char *endpoint, const char *spool, const char *service) {
     spanguard_config cfg;
-    (void)spanguard_config_init(&cfg, sizeof cfg);
-    cfg.service_name = service;
-    cfg.endpoint = endpoint;
-    cfg.protocol = SPANGUARD_PROTOCOL_HTTP_JSON;
-    cfg.compression = SPANGUARD_COMPRESSION_NONE;
-    cfg.spool_dir = spool;
+    held_backend_config(&cfg, service, endpoint, spool);
     cfg.schedule_delay_ms = 60000; /* nothing leaves before the shutdown */
     cfg.request_timeout_ms = 20000;
     cfg.export_timeout_ms = 20000;
     cfg.signal_flush_timeout_ms = 2000;
-    cfg.install_signal_handlers = 1;
     cfg.log_level = "none";
     spanguard_tracer *t = NULL;
     CHECK_RC(spanguard_tracer_new(&cfg, &t), SPANGUARD_RESULT_OK);
