@@ -9,6 +9,7 @@
 #define SPANGUARD_TEST_HELD_RECEIVER_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,6 +61,16 @@ static inline int received_requests(void) {
     int n = requests;
     pthread_mutex_unlock(&received_lock);
     return n;
+}
+
+/* A loopback listener for the held backend (serve it with
+ * serve_each_connection(listener, serve_held_first)), its traces URL
+ * written into `endpoint`. */
+static inline int held_backend_listener(char *endpoint, size_t size) {
+    int port;
+    int listener = loopback_listener(&port);
+    snprintf(endpoint, size, "http://127.0.0.1:%d/v1/traces", port);
+    return listener;
 }
 
 /* A tracer's settings aimed at the held backend at `endpoint`: JSON

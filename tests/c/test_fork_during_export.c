@@ -60,10 +60,8 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", scratch);
 
-    int port;
-    int listener = loopback_listener(&port);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", port);
+    int listener = held_backend_listener(endpoint, sizeof endpoint);
     CHECK(serve_each_connection(listener, serve_held_first) == 0);
 
     spanguard_config cfg;

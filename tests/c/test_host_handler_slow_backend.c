@@ -85,10 +85,8 @@ int main(int argc, char **argv) {
     alarm(60); /* a hang is a failure, not a stuck test */
     const char *scratch = argc > 1 ? argv[1] : "build/test_host_handler_slow_backend-spans";
 
-    int port;
-    int listener = loopback_listener(&port);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", port);
+    int listener = held_backend_listener(endpoint, sizeof endpoint);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

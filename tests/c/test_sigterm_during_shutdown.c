@@ -64,10 +64,8 @@ int main(int argc, char **argv) {
     char spool[512];
     snprintf(spool, sizeof spool, "%s-spool", scratch);
 
-    int port;
-    int listener = loopback_listener(&port);
     char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d/v1/traces", port);
+    int listener = held_backend_listener(endpoint, sizeof endpoint);
 
     pid_t pid = fork();
     if (pid == 0) {
