@@ -904,12 +904,7 @@ impl SpanSlab {
                     // (Release: what the owner wrote, seen through its
                     // `busy`, to the next taker). An owner's end may have
                     // stored ENDED over our WRITING: then it is not ours.
-                    let _ = record.header.compare_exchange(
-                        writing,
-                        pack_header(generation, STATE_OPEN),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    );
+                    let _ = put_back_open(&record.header, writing);
                     wait_hooks::after(token);
                     return false;
                 }
@@ -1298,6 +1293,7 @@ impl SpanSlab {
 /// span's generation) and gives back untouched: OPEN again (Release: the
 /// slot as it was, bias included, for the next taker), `Ok(None)`; or
 /// Ended when the owner's end stored ENDED over our WRITING meanwhile.
+/// `unbias_slow` gives a slot back the same way after waiting.
 fn put_back_open<'a>(header: &AtomicU64, writing: u64) -> Result<Option<Hold<'a>>, SlotError> {
     let open = pack_header(header_generation(writing), STATE_OPEN);
     match header.compare_exchange(writing, open, Ordering::Release, Ordering::Relaxed) {
