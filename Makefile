@@ -333,14 +333,24 @@ test-install:
 	test "$$(cat $(INSTALL_TEST)/spans/*.jsonl | grep -o '"spanId"' | wc -l)" -gt 0
 	@echo "install: every file installed; the demo builds against the moved prefix and runs without LD_LIBRARY_PATH"
 
+# README's TypeScript example is type-checked with this tsc and --strict, and
+# must tell its user to install these versions: the binding's typescript
+# (package.json, one pin) and the types of Node.js 20, which the tests run on.
+TYPESCRIPT_VERSION := $(shell sed -n 's/^ *"typescript": "\(.*\)",*$$/\1/p' bindings/node/package.json)
+TYPES_NODE_VERSION := 20.19.43
+README_TS := build/readme-typescript
+$(README_TS)/.installed-$(TYPESCRIPT_VERSION)-$(TYPES_NODE_VERSION):
+	npm install --no-audit --no-fund --prefix $(README_TS) typescript@$(TYPESCRIPT_VERSION) @types/node@$(TYPES_NODE_VERSION)
+	touch $@
+
 # Every program in README.md, the npm package's README and the Go module's
 # (bindings/go/README.md, what pkg.go.dev shows), built and run as
 # the README says from a scratch directory (tests/readme/run_examples.py),
 # against the scratch install above and the npm tarball and Python wheel of
 # make dist (the Python programs pip-install the wheel into a fresh venv).
-test-readme: test-install venv dist-node dist-python
-	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist README.md bindings/node/README.md \
-	  bindings/go/README.md
+test-readme: test-install venv dist-node dist-python $(README_TS)/.installed-$(TYPESCRIPT_VERSION)-$(TYPES_NODE_VERSION)
+	$(VENV_PY) tests/readme/run_examples.py --prefix $(INSTALL_TEST) --dist build/dist \
+	  --typescript $(README_TS)/node_modules README.md bindings/node/README.md bindings/go/README.md
 
 # A real OpenTelemetry Collector (built once with the Collector Builder; slow
 # the first time) receives spans over every protocol and compression and its

@@ -65,13 +65,13 @@ export interface ForeignSpanOptions {
 }
 export interface SpanOptions {
   /** One of KIND (OTLP's numbers), or its name ('client'); default INTERNAL. */
-  kind?: number | 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
+  kind?: number | 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER' | undefined;
   /** The parent; by default the span of the innermost withSpan, else none (a new trace). */
-  parent?: Span;
+  parent?: Span | undefined;
   /** Attributes the span has from its start (one native call). */
-  attributes?: Attributes;
+  attributes?: Attributes | undefined;
   /** A W3C traceparent from another process, to continue its trace. */
-  traceparent?: string;
+  traceparent?: string | undefined;
 }
 /**
  * A spanguard tracer's options. An option of the wrong type (a string for a
@@ -81,61 +81,61 @@ export interface SpanOptions {
  * TypeError.
  */
 export interface TracerOptions {
-  serviceName?: string;
-  endpoint?: string;
-  headers?: string | Record<string, string>;
-  resourceAttributes?: string | Record<string, string>;
-  sinkDir?: string;
-  spoolDir?: string;
-  protocol?: 'http/protobuf' | 'http/json';
-  compression?: 'none' | 'gzip';
-  scheduleDelayMs?: number;
-  requestTimeoutMs?: number;
-  exportTimeoutMs?: number;
-  maxQueueSize?: number;
-  maxExportBatchSize?: number;
-  maxOpenSpans?: number;
+  serviceName?: string | null | undefined;
+  endpoint?: string | null | undefined;
+  headers?: string | Record<string, string> | null | undefined;
+  resourceAttributes?: string | Record<string, string> | null | undefined;
+  sinkDir?: string | null | undefined;
+  spoolDir?: string | null | undefined;
+  protocol?: 'http/protobuf' | 'http/json' | null | undefined;
+  compression?: 'none' | 'gzip' | null | undefined;
+  scheduleDelayMs?: number | null | undefined;
+  requestTimeoutMs?: number | null | undefined;
+  exportTimeoutMs?: number | null | undefined;
+  maxQueueSize?: number | null | undefined;
+  maxExportBatchSize?: number | null | undefined;
+  maxOpenSpans?: number | null | undefined;
   /** Keep the spans in a file mapped in memory, which outlives a SIGKILL: the next process on the spool directory sends them (default false). */
-  flightRecorder?: boolean;
+  flightRecorder?: boolean | null | undefined;
   /** Populate every span slot at start: no span takes a page fault; the slots' whole size is resident from the start. */
-  prefaultSlots?: boolean;
+  prefaultSlots?: boolean | null | undefined;
   /**
    * The library's own signal handlers (default false; Node owns signals, see installProcessHooks): the crash handlers
    * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) dump the spans for the next start, leaving V8's WebAssembly traps to V8.
    */
-  installSignalHandlers?: boolean;
-  spoolMaxMib?: number;
-  signalFlushTimeoutMs?: number;
+  installSignalHandlers?: boolean | null | undefined;
+  spoolMaxMib?: number | null | undefined;
+  signalFlushTimeoutMs?: number | null | undefined;
   /** The exporter thread's CPU cap in percent of one core, 1..100 (default 50). */
-  exporterMaxCpuPercent?: number;
+  exporterMaxCpuPercent?: number | null | undefined;
   /** The payload pool in MiB: what spans hold past their slots (default 256). */
-  payloadPoolMib?: number;
+  payloadPoolMib?: number | null | undefined;
   /** The longest value, each array element too: a string's characters (code points, as OpenTelemetry counts them), a bytes value's bytes (default: none). */
-  valueLengthLimit?: number;
+  valueLengthLimit?: number | null | undefined;
   /** How deep an array or map value may nest, 1..128 (default 64; SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT): the attribute's value is level 1, each element or map value one more; one deeper is replaced by the empty value, counted in values_truncated. */
-  valueDepthLimit?: number;
+  valueDepthLimit?: number | null | undefined;
   /** Attributes per span (default 128). */
-  attributeCountLimit?: number;
+  attributeCountLimit?: number | null | undefined;
   /** Events per span (default 128). */
-  eventCountLimit?: number;
+  eventCountLimit?: number | null | undefined;
   /** Links per span (default 128). */
-  linkCountLimit?: number;
+  linkCountLimit?: number | null | undefined;
   /** Attributes per event (default 128). */
-  eventAttributeCountLimit?: number;
+  eventAttributeCountLimit?: number | null | undefined;
   /** Attributes per link (default 128). */
-  linkAttributeCountLimit?: number;
+  linkAttributeCountLimit?: number | null | undefined;
   /** PEM file of the CA certificates that verify the backend (OTEL_EXPORTER_OTLP_CERTIFICATE). */
-  certificate?: string;
+  certificate?: string | null | undefined;
   /** PEM files of a client certificate and its key, for mutual TLS. */
-  clientCertificate?: string;
-  clientKey?: string;
+  clientCertificate?: string | null | undefined;
+  clientKey?: string | null | undefined;
   /** The largest request body of several spans in bytes, before compression (default 1000000); a span alone over it goes whole in a request of its own, up to 64 MiB or half the spool's cap. */
-  maxRequestBytes?: number;
+  maxRequestBytes?: number | null | undefined;
   /** The longest local sink line in bytes, newline included (default 1048576). */
-  sinkMaxLineBytes?: number;
+  sinkMaxLineBytes?: number | null | undefined;
   /** What spanguard writes to stderr: 'none' | 'error' | 'warn' (default) | 'info' | 'debug'. */
-  logLevel?: string;
-  fromEnv?: boolean;
+  logLevel?: string | null | undefined;
+  fromEnv?: boolean | null | undefined;
 }
 /** A call the program got wrong (a bad config or argument); `code` is one of RESULT. A span's calls do not throw for what the library did not record (counted in stats(), warned about once). */
 export declare class SpanguardError extends Error {
@@ -304,16 +304,10 @@ export declare class Tracer {
    * half of timeoutMs), so the spans its BatchSpanProcessor holds reach spanguard before it shuts down in what
    * is left of timeoutMs.
    */
-  installProcessHooks(options?: { timeoutMs?: number; signals?: string[] }): this;
+  installProcessHooks(options?: { timeoutMs?: number | undefined; signals?: string[] | undefined }): this;
 }
 export declare function currentSpan(): Span | undefined;
 export declare function version(): string;
 /** Loads the native addon (done by the first Tracer); throws a clear Error on a platform without a build. */
 export declare function load(): unknown;
 export declare function isOk(code: number): boolean;
-declare const spanguard: {
-  Tracer: typeof Tracer; Span: typeof Span; SpanguardError: typeof SpanguardError; KIND: typeof KIND;
-  STATUS: typeof STATUS; RESULT: typeof RESULT; currentSpan: typeof currentSpan; load: typeof load;
-  isOk: typeof isOk; version: typeof version;
-};
-export default spanguard;

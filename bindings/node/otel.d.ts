@@ -53,7 +53,7 @@ export declare class SpanguardLogRecordProcessor {
    * those not attached.
    */
   constructor(bridge: SpanguardSpanProcessor | SpanguardSpanExporter,
-    options?: { maxHeld?: number; maxHeldBytes?: number; holdS?: number });
+    options?: { maxHeld?: number | undefined; maxHeldBytes?: number | undefined; holdS?: number | undefined });
   /** Event records passed on to spanguard as span events. */
   readonly attached: number;
   /**
@@ -118,11 +118,3 @@ export declare class SpanguardSpanExporter {
  * than an object with forceFlush() throws a TypeError.
  */
 export declare function flushBeforeShutdown(provider: { forceFlush(): Promise<void> }): void;
-declare const bridge: {
-  SpanguardSpanProcessor: typeof SpanguardSpanProcessor;
-  SpanguardLogRecordProcessor: typeof SpanguardLogRecordProcessor;
-  LOG_RECORD_BODY: typeof LOG_RECORD_BODY;
-  SpanguardSpanExporter: typeof SpanguardSpanExporter;
-  flushBeforeShutdown: typeof flushBeforeShutdown;
-};
-export default bridge;

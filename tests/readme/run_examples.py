@@ -14,7 +14,9 @@ followed by `events: NAMES`: span events that must arrive, each name on
 some span (a prompt an instrumentation sends as a log event, which the
 example exists to show; its spans alone arrived when a newer
 @opentelemetry/api-logs left the instrumentation a logger of its own copy
-that no provider backs, and the prompt went nowhere without a word), and
+that no provider backs, and the prompt went nowhere without a word),
+then optionally `attributes: KEYS`: span attributes that must arrive, each
+key on some span (the prompt and completion an example records), and
 optionally ending in `traces: N`: the spans must then make exactly N traces, each
 span's parent one of the spans that arrived (a client and a server in one
 trace, as context propagation promises);
@@ -71,16 +73,26 @@ Every fenced block in a program language must be such an example: a block
 that is not one fails the run, so a README cannot show a program that does
 not work.
 
+A TypeScript example (FILE ending in .ts, .mts or .cts) is what a user
+of our .d.ts compiles: its run block must install `typescript` and
+`@types/node` at the versions the Makefile pins (--typescript: the
+node_modules the Makefile installed them in), compile it with `tsc` and a
+tsconfig.json of its own, and once its first run passed the pinned tsc
+type-checks it again with --strict forced over that tsconfig: a README
+whose tsconfig loosened strict, or a change to our .d.ts that a strict
+program no longer compiles against, fails here.
+
 A shell block that installs a package (`pip install`, `npm install`) may
 name only `make` targets that exist and that install nothing on the system
 (`make -n -B` of the target runs no apt-get): `make dist` also cross-builds
 arm64 and apt-installs 43 packages as root, where a Python user needs
 `make dist-python` and a Node user `make dist-node`.
 
-run_examples.py --prefix DIR [--dist DIR] FILE.md...
+run_examples.py --prefix DIR [--dist DIR] [--typescript DIR] FILE.md...
 """
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -103,7 +115,7 @@ sys.path.insert(0, str(REPO / "tests" / "receiver"))
 from receiver_client import OtlpReceiverProcess  # noqa: E402
 PROGRAM_LANGUAGES = {"c", "cpp", "c++", "go", "js", "javascript", "mjs", "cjs", "ts", "typescript", "python", "py"}
 EXAMPLE = re.compile(r"<!--\s*example:\s*(\S+)\s+spans:\s*([^>]*?)(?:\s+events:\s*([^>]*?))?"
-                     r"(?:\s+traces:\s*(\d+))?(\s+uncounted)?\s*-->")
+                     r"(?:\s+attributes:\s*([^>]*?))?(?:\s+traces:\s*(\d+))?(\s+uncounted)?\s*-->")
 RUN = re.compile(r"<!--\s*run:\s*(\S+)\s*-->")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 WHERE = re.compile(r"the spans are in (\S+)")
@@ -123,6 +135,9 @@ SETS_UP = re.compile(r"^\s*(python3? -m venv\b|(\S*/)?pip3? install\b|npm (insta
 INSTALLS = re.compile(r"\b(pip|npm) install\b")
 MAKE_TARGET = re.compile(r"\bmake\s+([A-Za-z0-9_.-]+)")
 TIMEOUT_S = 300
+TYPESCRIPT_FILE = re.compile(r"\.[mc]?ts$")
+# The packages a TypeScript example installs at the Makefile's versions.
+TYPESCRIPT_PACKAGES = ("typescript", "@types/node")
 # The trace of an earlier run put in the default sink before the first run.
 EARLIER_SPAN = "earlier.run"
 
@@ -185,9 +200,11 @@ def collect(paths):
                 name = ex.group(1)
                 if name in examples:
                     errors.append(f"{where}: a second example named {name}")
-                traces = int(ex.group(4)) if ex.group(4) else None
+                traces = int(ex.group(5)) if ex.group(5) else None
                 events = shlex.split(ex.group(3)) if ex.group(3) else []
-                examples[name] = (where, b.text, (shlex.split(ex.group(2)), traces, bool(ex.group(5)), events))
+                attributes = shlex.split(ex.group(4)) if ex.group(4) else []
+                examples[name] = (where, b.text,
+                                  (shlex.split(ex.group(2)), traces, bool(ex.group(6)), events, attributes))
             elif run:
                 if b.info not in ("sh", "bash", "shell"):
                     errors.append(f"{where}: a run block must be ```sh")
@@ -203,6 +220,39 @@ def collect(paths):
         if name not in examples:
             errors.append(f"a run block for {name}, which is no example")
     return examples, runs, errors
+
+
+def pinned_versions(typescript: Path):
+    """The version of each of TYPESCRIPT_PACKAGES installed in `typescript`
+    (a node_modules directory)."""
+    return {name: json.loads((typescript / name / "package.json").read_text())["version"]
+            for name in TYPESCRIPT_PACKAGES}
+
+
+def typescript_problem(name: str, commands: str, pinned):
+    """Why the run block of TypeScript example `name` does not build it as
+    a user of the pinned compiler would, or None."""
+    for package, version in pinned.items():
+        if not re.search(rf"(^|\s){re.escape(package)}@{re.escape(version)}(\s|$)", commands):
+            return f"{name}: its run block must `npm install {package}@{version}` (the version the Makefile pins)"
+    if not re.search(r"\btsc\b", commands):
+        return f"{name}: its run block must compile it with tsc"
+    return None
+
+
+def strict_typecheck(name: str, workdir: Path, typescript: Path):
+    """Type-checks the example in `workdir` (set up by its first run) with the
+    pinned tsc and --strict over its tsconfig.json; why it fails, or None."""
+    if not (workdir / "tsconfig.json").is_file():
+        return f"{name}: its run block made no tsconfig.json"
+    check = subprocess.run([str(typescript / ".bin" / "tsc"), "-p", str(workdir), "--strict", "--noEmit"],
+                           cwd=workdir, capture_output=True, text=True, timeout=TIMEOUT_S,
+                           stdin=subprocess.DEVNULL)
+    if check.returncode != 0:
+        return (f"{name}: tsc --strict (the Makefile's) finds errors\n--- stdout\n{check.stdout}"
+                f"--- stderr\n{check.stderr}")
+    print(f"ok {name}: tsc --strict passes")
+    return None
 
 
 def bindings_copy() -> Path:
@@ -242,28 +292,29 @@ def plant_earlier_run(state: Path):
     path.chmod(0o600)
 
 
-def arrived(sink: Path):
-    """The spans in a sink file, as (name, trace id, span id, parent span id)."""
-    spans = []
+def sink_spans(sink: Path):
+    """The spans in a sink file, decoded (opentelemetry-proto's Span)."""
     for line in sink.read_text().splitlines():
         if line.strip():
             request = json_format.Parse(line, ExportTraceServiceRequest())
             for rs in request.resource_spans:
                 for ss in rs.scope_spans:
-                    spans.extend((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in ss.spans)
-    return spans
+                    yield from ss.spans
+
+
+def arrived(sink: Path):
+    """The spans in a sink file, as (name, trace id, span id, parent span id)."""
+    return [(s.name, s.trace_id, s.span_id, s.parent_span_id) for s in sink_spans(sink)]
 
 
 def events_in(sink: Path):
     """The names of the span events in a sink file, each as often as it is there."""
-    names = []
-    for line in sink.read_text().splitlines():
-        if line.strip():
-            request = json_format.Parse(line, ExportTraceServiceRequest())
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    names.extend(e.name for s in ss.spans for e in s.events)
-    return names
+    return [e.name for s in sink_spans(sink) for e in s.events]
+
+
+def attribute_keys_in(sink: Path):
+    """The keys of the span attributes in a sink file, each as often as it is there."""
+    return [a.key for s in sink_spans(sink) for a in s.attributes]
 
 
 def received(rx: OtlpReceiverProcess, expected: int):
@@ -369,7 +420,7 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     report = f"--- commands\n{commands}--- stdout\n{proc.stdout}--- stderr\n{proc.stderr}"
     if proc.returncode != 0:
         return f"{where} {name}: the commands failed with status {proc.returncode}\n{report}"
-    names, traces, uncounted, events = expected
+    names, traces, uncounted, events, attributes = expected
     # The line it printed for its user, quoted in the "ok" line.
     said = next((line.strip() for line in proc.stdout.splitlines()
                  if WRITTEN.search(line) or SENT.search(line) or WHERE.search(line)), "")
@@ -428,6 +479,11 @@ def run_one(name, where, program, commands, expected, prefix: Path, dist: Path |
     if missing:
         return (f"{where} {name}: no span holds the events {missing} the README promises "
                 f"(events that arrived: {sorted(got_events)})\n{report}")
+    got_keys = attribute_keys_in(sink) if rx is None else [k for s in rx.raw_spans() for k in s["attributes"]]
+    missing = sorted(set(attributes) - set(got_keys))
+    if missing:
+        return (f"{where} {name}: no span holds the attributes {missing} the README promises "
+                f"(attributes that arrived: {sorted(set(got_keys))})\n{report}")
     problem = tree_problem(spans, traces) if traces is not None else None
     if problem:
         return f"{where} {name}: {problem}\n{report}"
@@ -440,9 +496,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", required=True, type=Path, help="where `make install` put spanguard")
     ap.add_argument("--dist", type=Path, help="the npm tarballs and Python wheels of `make dist`")
+    ap.add_argument("--typescript", type=Path,
+                    help="node_modules holding the Makefile's typescript and @types/node")
     ap.add_argument("files", nargs="+", type=Path)
     args = ap.parse_args()
     examples, runs, errors = collect([f.resolve() for f in args.files])
+    typescript = args.typescript.resolve() if args.typescript else None
+    pinned = pinned_versions(typescript) if typescript else None
+    for name in examples:
+        if TYPESCRIPT_FILE.search(name) and name in runs:
+            problem = (typescript_problem(name, runs[name], pinned) if pinned
+                       else f"{name}: a TypeScript example needs --typescript (the Makefile's tsc)")
+            if problem:
+                errors.append(f"{examples[name][0]}: {problem}")
     src = bindings_copy()
     prefix = args.prefix.resolve()
     dist = args.dist.resolve() if args.dist else None
@@ -456,6 +522,8 @@ def main():
         workdir = Path(tempfile.mkdtemp(prefix="spanguard-readme-"))
         try:
             err = run_one(name, where, program, commands, expected, prefix, dist, src, workdir)
+            if not err and typescript and TYPESCRIPT_FILE.search(name):
+                err = strict_typecheck(f"{where} {name}", workdir, typescript)
             if not err:
                 # A receiver of its own: its spans are this run's alone.
                 with OtlpReceiverProcess(sys.executable) as rx:

@@ -1,7 +1,9 @@
 """The README runner's runs with an endpoint run the program in the
 directory its first run set up, without setting it up again: these check
-which of a README's commands they keep."""
+which of a README's commands they keep, and what a TypeScript example's
+commands must install and run."""
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -68,6 +70,31 @@ def test_an_example_past_its_time_is_a_failure_of_its_own(tmp_path, monkeypatch)
     # results of the examples that had passed were never printed.
     monkeypatch.setattr(run_examples, "TIMEOUT_S", 1)
     err = run_examples.run_one("slow.py", "README.md:1", "", "echo started\nsleep 30\n",
-                               (["s"], None, False, []), tmp_path, None, tmp_path, tmp_path)
+                               (["s"], None, False, [], []), tmp_path, None, tmp_path, tmp_path)
     assert err is not None and "slow.py: the commands ran past 1 s" in err, err
     assert "sleep 30" in err and "started" in err, err
+
+
+def makefile_pins():
+    """The versions the Makefile installs for the TypeScript example, from
+    where it takes them: the binding's package.json and its own line."""
+    typescript = json.loads((REPO / "bindings" / "node" / "package.json").read_text())["devDependencies"]["typescript"]
+    types_node = re.search(r"^TYPES_NODE_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
+    return {"typescript": typescript, "@types/node": types_node}
+
+
+def test_the_typescript_example_installs_the_pinned_compiler_and_compiles_with_it():
+    pinned = makefile_pins()
+    commands = run_blocks()["agent.ts"]
+    assert run_examples.typescript_problem("agent.ts", commands, pinned) is None
+    # Another version of either, or none, or no tsc: said, naming what is wrong.
+    for package, version in pinned.items():
+        other = commands.replace(f"{package}@{version}", f"{package}@0.0.1")
+        assert f"npm install {package}@{version}" in run_examples.typescript_problem("agent.ts", other, pinned)
+        unpinned = commands.replace(f"{package}@{version}", package)
+        assert f"npm install {package}@{version}" in run_examples.typescript_problem("agent.ts", unpinned, pinned)
+    uncompiled = commands.replace("npx tsc", "npx ts-node agent.ts #")
+    assert "compile it with tsc" in run_examples.typescript_problem("agent.ts", uncompiled, pinned)
+    # The endpoint runs compile again and run, without installing.
+    kept = run_examples.endpoint_commands(commands)
+    assert "npx tsc" in kept and "node agent.js" in kept and "npm install" not in kept, kept

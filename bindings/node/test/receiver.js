@@ -8,6 +8,8 @@ const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
 
+const { wholeLines } = require('./lines');
+
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const PYTHON = process.env.SPANGUARD_TEST_PYTHON || path.join(REPO, '.venv', 'bin', 'python');
 
@@ -15,18 +17,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The spans the receiver accepted, from its record file (one JSON line an
- * outcome). Only whole lines are read: the receiver appends each line and
- * its newline in one write, but a read can land mid-write, and a line of
- * big spans spans many pages (one of otel_logs.test.js's 60 KB bodies is a
- * 500 KB line): what follows the last newline is a line still being
- * written, read by the next look. Parsing it threw a SyntaxError into the
- * waiting test.
+ * outcome), whole lines only (wholeLines): the receiver may be writing the
+ * last one (one of otel_logs.test.js's 60 KB bodies is a 500 KB line).
  */
 function recordedSpans(record) {
   if (!fs.existsSync(record)) return [];
-  const text = fs.readFileSync(record, 'utf8');
   const out = [];
-  for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean)) {
+  for (const line of wholeLines(fs.readFileSync(record, 'utf8'))) {
     // Nanosecond times pass 2^53: keep them as text.
     const r = JSON.parse(line.replace(/"(start|end|time)":\s*(\d+)/g, '"$1": "$2"'));
     if (!r.rejected && !r.refused) out.push(...(r.spans || []));

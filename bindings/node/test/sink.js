@@ -6,13 +6,17 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const spanguard = require('..');
+const { wholeLines } = require('./lines');
 
-/** Every span in the .jsonl files of `dir`, each with `attrs` (key -> OTLP/JSON value). */
+/**
+ * Every span in the .jsonl files of `dir`, each with `attrs` (key -> OTLP/JSON value). Whole lines only
+ * (wholeLines): a tracer may be writing the last one, a line of big spans many pages long.
+ */
 function readSpans(dir) {
   const spans = [];
   for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
     if (!f.endsWith('.jsonl')) continue;
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean)) {
+    for (const line of wholeLines(fs.readFileSync(path.join(dir, f), 'utf8'))) {
       for (const rs of JSON.parse(line).resourceSpans) {
         for (const ss of rs.scopeSpans) {
           for (const s of ss.spans || []) {
