@@ -197,3 +197,71 @@ fn after_a_wait_in_vain_begins_do_not_wait_until_the_exporter_moves() {
     assert_eq!(stats.spans_ended, stats.spooled_spans, "{stats:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Voluntary context switches of the calling thread so far: one a sleep.
+fn sleeps_of_this_thread() -> i64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    u.ru_nvcsw
+}
+
+/// A begin waiting for a free slot sleeps until the exporter gives slots
+/// back, which wakes it: it slept 50 us at a time, woken by nothing, and
+/// with Linux's timer slack each sleep took about 100 us while the
+/// exporter gave a batch back in tens (the default settings' bench row
+/// spent its waits asleep beside free slots). Here the exporter is held 2
+/// s by a slow backend with every slot ended: the waiting begin slept
+/// some 20,000 times (hundreds on a loaded machine); woken when slots come
+/// back, it sleeps about a hundred times (its sleeps grow to 20 ms, for
+/// slots given back some other way). A count of sleeps, not a time.
+#[test]
+fn a_begin_waiting_for_a_slot_sleeps_until_the_exporter_gives_slots_back() {
+    let (got_one, first_request) = std::sync::mpsc::sync_channel(64);
+    let (url, closed) = support::slow_backend(Duration::from_secs(2), move |_| {
+        let _ = got_one.try_send(());
+    });
+    let (t, dir) = support::tracer_to(
+        "full-woken",
+        &url,
+        TracerConfig {
+            max_queue_size: 16,
+            max_open_spans: 16,
+            max_export_batch_size: 8,
+            schedule_delay: Duration::from_millis(1),
+            full_wait: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            ..TracerConfig::default()
+        },
+    );
+    // A first batch, which the exporter sends and then waits 2 s on.
+    for _ in 0..8 {
+        let s = try_begin(&t).expect("a slot");
+        t.end(s, 0).expect("end");
+    }
+    first_request
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first request");
+    // Ended spans until no slot is free.
+    loop {
+        match try_begin(&t) {
+            Ok(s) => t.end(s, 0).expect("end"),
+            Err(SpanError::WouldWait) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let before = sleeps_of_this_thread();
+    let (s, _) = t
+        .begin(b"waits", Parent::None, KIND_INTERNAL)
+        .expect("a slot once the exporter is back");
+    let sleeps = sleeps_of_this_thread() - before;
+    t.end(s, 0).expect("end");
+    assert!(
+        sleeps < 300,
+        "the begin slept {sleeps} times waiting for a slot"
+    );
+    assert_eq!(t.stats().dropped_buffer_full, 0);
+    closed.store(true, std::sync::atomic::Ordering::Release);
+    let _ = t.shutdown(Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(dir);
+}
