@@ -1110,7 +1110,10 @@ impl Tracer {
     ) -> Option<Result<(u32, u32, IdSource<'_>), SpanError>> {
         let p = &self.pipeline;
         while Instant::now() < deadline && !p.slab.every_slot_open() {
-            std::thread::sleep(Duration::from_micros(50));
+            // Until the exporter gives slots back (it wakes us), the
+            // deadline, a shutdown, or only open spans left.
+            p.slab
+                .wait_for_free_slot(|| self.is_shut_down() || p.slab.every_slot_open(), deadline);
             if let Some(s) = p.slab.take_free_with_ids(|| self.prepare_thread()) {
                 return Some(Ok(s));
             }

@@ -10,18 +10,48 @@
  * src/buffer/aging.rs), and in (a) a sample is 2,000 spans (the default
  * queue holds 2,048).
  *
- * regime_loop (a|b) [seconds] [scope] [defaults]
+ * With `thread`, each sample runs on a thread of its own, started for it
+ * and joined after it, as bench/rust/src/main.rs's measure_with runs its
+ * samples (the recording thread's slot cache and bias start empty each
+ * sample). Last, it prints what the counters say of the samples: spans
+ * exported while they ran, the exporter's CPU-cap rest, and batches.
+ *
+ * regime_loop (a|b) [seconds] [scope] [defaults] [thread]
  *
  * Built by hand (no make target; -g for perf annotate):
- * cc -std=c11 -O2 -g -Iinclude bench/c/regime_loop.c -Lbuild/lib -lspanguard
+ * cc -std=c11 -O2 -g -pthread -Iinclude bench/c/regime_loop.c -Lbuild/lib -lspanguard
  *    -Wl,-rpath,$PWD/build/lib -o build/bench/regime_loop */
 #include "common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { N = 50000, N_DEFAULT_IDLE = 2000 };
+
+/* One sample's work, for a thread of its own (`thread`). */
+struct sample {
+    spanguard_tracer *t;
+    void (*span)(spanguard_tracer *, long);
+    long n;
+};
+
+static void *run_sample(void *arg) {
+    struct sample *s = arg;
+    for (long i = 0; i < s->n; i++) {
+        s->span(s->t, i);
+    }
+    return NULL;
+}
+
+static spanguard_counters counters(spanguard_tracer *t) {
+    spanguard_counters c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    spanguard_stats(t, &c);
+    return c;
+}
 
 /* bench_span_attrs3, begun with a scope as a bridge begins a span. */
 static void span_with_scope(spanguard_tracer *t, long i) {
@@ -50,12 +80,14 @@ int main(int argc, char **argv) {
     int idle = strcmp(argv[1], "a") == 0;
     double seconds = argc > 2 ? atof(argv[2]) : 10;
     void (*span)(spanguard_tracer *, long) = bench_span_attrs3;
-    int defaults = 0;
+    int defaults = 0, own_thread = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "scope") == 0) {
             span = span_with_scope;
         } else if (strcmp(argv[i], "defaults") == 0) {
             defaults = 1;
+        } else if (strcmp(argv[i], "thread") == 0) {
+            own_thread = 1;
         }
     }
     spanguard_tracer *t = defaults ? bench_default_tracer(idle) : bench_tracer(idle);
@@ -65,18 +97,38 @@ int main(int argc, char **argv) {
     }
     spanguard_flush(t, 30000);
     double start = bench_now_ns(), spent = 0;
-    long spans = 0;
+    long spans = 0, samples = 0;
+    uint64_t exported_during = 0, rested_ns = 0, batches = 0, dropped = 0;
+    struct sample work = {t, span, n};
     while (bench_now_ns() - start < seconds * 1e9) {
+        spanguard_counters c0 = counters(t);
         double t0 = bench_now_ns();
-        for (long i = 0; i < n; i++) {
-            span(t, i);
+        if (own_thread) {
+            pthread_t th;
+            if (pthread_create(&th, NULL, run_sample, &work) != 0) {
+                fprintf(stderr, "pthread_create failed\n");
+                return 1;
+            }
+            pthread_join(th, NULL);
+        } else {
+            run_sample(&work);
         }
         spent += bench_now_ns() - t0;
+        spanguard_counters c1 = counters(t);
+        exported_during += c1.spans_exported - c0.spans_exported;
+        rested_ns += c1.exporter_throttled_ns - c0.exporter_throttled_ns;
+        batches += c1.batches_sent - c0.batches_sent;
+        dropped += c1.dropped_buffer_full - c0.dropped_buffer_full;
         spans += n;
+        samples++;
         spanguard_flush(t, 30000);
     }
-    printf("regime (%s)%s: %.1f ns a span over %ld spans\n", argv[1], defaults ? ", default settings" : "",
-           spent / spans, spans);
+    printf("regime (%s)%s%s: %.1f ns a span over %ld spans\n", argv[1], defaults ? ", default settings" : "",
+           own_thread ? ", a thread a sample" : "", spent / spans, spans);
+    printf("over %ld samples: %.1f%% of their spans exported during them, %.1f batches a sample, exporter rested "
+           "%.0f us a sample (CPU cap), %lu dropped\n",
+           samples, 100.0 * exported_during / spans, (double)batches / samples, rested_ns / 1e3 / samples,
+           (unsigned long)dropped);
     spanguard_tracer_free(t);
     return 0;
 }

@@ -25,7 +25,7 @@
 //! hold costs the waiter one wake-up a `longest` at most, not a core.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Yields before the first sleep.
 const YIELDS: u32 = 8;
@@ -77,6 +77,13 @@ impl LetGo {
     #[cold]
     #[inline(never)]
     pub fn wait_while(&self, held: impl Fn() -> bool) {
+        self.wait_while_until(held, None);
+    }
+
+    /// `wait_while`, giving up at `deadline` (no sleep runs past it).
+    #[cold]
+    #[inline(never)]
+    pub fn wait_while_until(&self, held: impl Fn() -> bool, deadline: Option<Instant>) {
         let mut yields = 0;
         let mut sleep = self.first;
         while held() {
@@ -85,6 +92,13 @@ impl LetGo {
                 std::thread::yield_now();
                 continue;
             }
+            let sleep_now = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => sleep.min(left),
+                    _ => return,
+                },
+                None => sleep,
+            };
             // SeqCst, with `wake`'s two: either the holder's load of
             // `sleepers` sees this one, and it wakes us, or it came first
             // in their single order and so did its increment of `epoch`,
@@ -95,7 +109,7 @@ impl LetGo {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
             let seen = self.epoch.load(Ordering::SeqCst);
             if held() {
-                futex_wait(&self.epoch, seen, sleep);
+                futex_wait(&self.epoch, seen, sleep_now);
             }
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
             // Woken (or a long wait ended meanwhile): the holder is about

@@ -53,11 +53,12 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::aging::AgingSlots;
 use super::bias::{self, Owner};
 use super::ended_queue::EndedQueue;
-use super::let_go;
+use super::let_go::{self, LetGo};
 use super::payload_pool::PayloadPool;
 use super::prefetch::prefetch;
 use super::slot_cache::{self, FreeSlots};
@@ -133,6 +134,9 @@ pub struct SpanSlab {
     /// taken, and the fields above are read by every recording call.
     taken: ExporterLine,
     unbiased: UnbiasLine,
+    /// Where begins that found no free slot sleep (`wait_for_free_slot`),
+    /// woken as the exporter gives slots back.
+    slot_waiters: LetGo,
     /// The owner of the spans biased to each cache number (`bias`), by
     /// the number a record's `bias` holds: `NO_OWNER` for 0 and for every
     /// number past the caches. Every call on a biased span finds its owner
@@ -168,6 +172,12 @@ struct UnbiasLine(AtomicU64);
 /// many had its bias taken (and at least this many had): each of those
 /// cost a membarrier call, as much as many spans' locked instructions.
 const UNBIAS_RATIO: u64 = 64;
+
+/// The longest sleep of a begin waiting for a free slot
+/// (`SpanSlab::wait_for_free_slot`): the exporter wakes it as it gives
+/// slots back, so this only bounds how late it sees slots given back
+/// another way, or its tracer shutting down.
+const SLOT_WAIT_LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How a caller holds a slot it writes: by its lock (WRITING in its
 /// header), or by the slot's bias (its owner's `busy` word names it; the
@@ -296,6 +306,7 @@ impl SpanSlab {
             first_generation,
             taken: ExporterLine::default(),
             unbiased: UnbiasLine::default(),
+            slot_waiters: LetGo::new(let_go::FIRST_SLEEP, SLOT_WAIT_LONGEST_SLEEP),
             owners,
         })
     }
@@ -1113,6 +1124,7 @@ impl SpanSlab {
     pub fn release_all(&self, indexes: &[u32], pool: &PayloadPool, chunks: &mut Vec<u32>) {
         self.clear_all(indexes, pool, chunks);
         self.free.stack.push_all(indexes);
+        self.slot_waiters.wake();
     }
 
     /// `release_all`, through `aging`: the slots are cleared and marked
@@ -1144,7 +1156,10 @@ impl SpanSlab {
             0
         };
         let n = aging.len().saturating_sub(keep);
-        aging.take_oldest(n, |run| self.free.stack.push_all(run));
+        if n > 0 {
+            aging.take_oldest(n, |run| self.free.stack.push_all(run));
+            self.slot_waiters.wake();
+        }
     }
 
     /// Whether the free stack is empty now (the threads' caches may still
@@ -1155,7 +1170,28 @@ impl SpanSlab {
 
     /// Puts every slot `aging` holds on the free stack.
     pub fn give_back_aging(&self, aging: &mut AgingSlots) {
-        aging.take_oldest(aging.len(), |run| self.free.stack.push_all(run));
+        if !aging.is_empty() {
+            aging.take_oldest(aging.len(), |run| self.free.stack.push_all(run));
+            self.slot_waiters.wake();
+        }
+    }
+
+    /// For a begin that found no free slot (under the wait policy):
+    /// returns once the free stack holds a slot, `give_up()` holds, or
+    /// `deadline` passes. It sleeps until the exporter gives slots back
+    /// (`release_all`, `release_aging`, `give_back_aging` wake it), or
+    /// at most `SLOT_WAIT_LONGEST_SLEEP` at a time for slots given back
+    /// any other way (a thread's cache at its exit). It once slept 50 us
+    /// at a time, woken by nothing: with Linux's default timer slack each
+    /// sleep lasted about 100 us, while the exporter gave a batch back
+    /// within tens, so a thread recording faster than the exporter of the
+    /// default 4,096-slot slab spent its waits asleep beside free slots
+    /// (BENCHMARKS.md, "Default settings").
+    #[cold]
+    #[inline(never)]
+    pub fn wait_for_free_slot(&self, give_up: impl Fn() -> bool, deadline: Instant) {
+        self.slot_waiters
+            .wait_while_until(|| self.no_free_slot() && !give_up(), Some(deadline));
     }
 
     /// Clears slots given back and marks them FREE (`release_all` but the
