@@ -1497,6 +1497,16 @@ pub(crate) mod tests {
         .expect("plant");
     }
 
+    /// A batch of `spans` written in `dir` outside the spool's names (the
+    /// replay does not list it), to be renamed over a spool file.
+    fn plant_elsewhere(dir: &Path, spans: u32) -> PathBuf {
+        let other = dir.join("elsewhere");
+        let body = request(BodyFormat::Protobuf, false, spans);
+        let header = encode_header(BodyFormat::Protobuf, false, spans, 0, body.len());
+        fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+        other
+    }
+
     /// A file whose header says 0 spans, or 4 billion, over a body of 5
     /// (an older build, a bug, a disk error that kept the length, another
     /// user): a replay said "0 spans from the spool delivered" for 5 that
@@ -2134,11 +2144,7 @@ pub(crate) mod tests {
         let spool = SpoolDir::new(&dir, 1 << 20);
         plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
         let first = spool.list()[0].clone();
-        // Outside the spool's names, so that the replay does not list it.
-        let other = dir.join("elsewhere");
-        let body = request(BodyFormat::Protobuf, false, 7);
-        let header = encode_header(BodyFormat::Protobuf, false, 7, 0, body.len());
-        fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+        let other = plant_elsewhere(&dir, 7);
         let mut sent = Vec::new();
         let replayed = spool.replay(|b| {
             if sent.is_empty() {
@@ -2187,10 +2193,7 @@ pub(crate) mod tests {
             plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
             plant(&dir, "000002", BodyFormat::Protobuf, false, 3, 3);
             let first = spool.list()[0].clone();
-            let other = dir.join("elsewhere");
-            let body = request(BodyFormat::Protobuf, false, 7);
-            let header = encode_header(BodyFormat::Protobuf, false, 7, 0, body.len());
-            fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+            let other = plant_elsewhere(&dir, 7);
             let mut renamed = false;
             spool.replay(|b| {
                 if !std::mem::replace(&mut renamed, true) {
