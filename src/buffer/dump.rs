@@ -215,15 +215,24 @@ impl DumpHeader {
     }
 }
 
-/// `s` with the three bytes the key=value text gives a meaning escaped;
-/// every other character as it is (a byte at a time, each byte of a
+/// `s` with the three bytes the key=value text gives a meaning escaped,
+/// and the blanks at either end (`char::is_whitespace`, each byte of
+/// theirs): the reader trims each key and value
+/// (`config::parse_key_values`), so " padded " came back "padded" and a
+/// key of blanks alone as an empty key, which refused the whole text.
+/// Every other character as it is (a byte at a time, each byte of a
 /// character not ASCII would come back as a character of its own).
 fn percent_encode(s: &str) -> String {
+    let start = s.len() - s.trim_start().len();
+    let end = start + s.trim().len();
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            ',' | '=' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
-            _ => out.push(c),
+    for (at, c) in s.char_indices() {
+        if matches!(c, ',' | '=' | '%') || !(start..end).contains(&at) {
+            for byte in c.encode_utf8(&mut [0; 4]).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
         }
     }
     out
@@ -1298,6 +1307,30 @@ pub(crate) mod tests {
             h.resource_attributes(),
             vec![kv("deployment.environment.name", "prod")]
         );
+    }
+
+    /// Blanks at either end of a resource key or value, or of a long
+    /// service name, are kept: the reader trims each key and value as it
+    /// trims OTEL_RESOURCE_ATTRIBUTES', so spans recovered from a dump
+    /// arrived with " padded " as "padded", and a key of blanks alone (the
+    /// APIs refuse only an empty one) was an empty key, which made the
+    /// whole text unreadable: every attribute lost, the long service name
+    /// with them. Found by the fuzz target dump_file.
+    #[test]
+    fn blanks_at_the_ends_of_the_resource_text_are_kept() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let long = format!("{}\u{3000} ", "s".repeat(300));
+        let resource = [
+            kv("k", " padded "),
+            kv(" ", "a key of a blank"),
+            kv("tab", "\tx\n"),
+            kv("inner", "a b"),
+        ];
+        let h = DumpHeader::new(MAGIC_CRASH_DUMP, 0, &long, &resource);
+        assert_eq!(h.service_name_whole(), (long.clone(), true));
+        let mut expected = vec![kv("service.name", &long)];
+        expected.extend(resource.iter().cloned());
+        assert_eq!(h.resource_attributes(), expected);
     }
 
     #[test]

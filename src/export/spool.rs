@@ -627,6 +627,48 @@ impl SpoolDir {
         Some(to)
     }
 
+    /// Writes `batch`, read from `file` and kept by a replay (it failed
+    /// for now), anew behind the others, counting `setbacks`, when `path`
+    /// no longer leads to `file`: another batch was put at its name while
+    /// it was sent (this user moving one back into the spool), and the
+    /// file, named nowhere, went with the replay's hold on it, its spans
+    /// said to be kept and gone. Its new name, or None when `path` still
+    /// leads to it (or it could not be written: then its spans are gone as
+    /// they went before).
+    fn keep_if_renamed_over(
+        &self,
+        file: &LockedFile,
+        path: &Path,
+        batch: &SpooledBatch,
+        setbacks: u32,
+    ) -> Option<PathBuf> {
+        if still_named(file, path) {
+            return None;
+        }
+        let header = self.header_within_cap(
+            batch.format,
+            batch.gzipped,
+            (batch.spans, batch.cut_counted, &batch.cut_at),
+            batch.body.len(),
+        );
+        // Its lock held until it is set back (`set_back`'s rename).
+        let (kept, _lock) = self.write_file(&header, &batch.body, true).ok()?;
+        // Not a new batch: the spool held it already, so nothing is
+        // evicted for it (`evict_over_cap`).
+        if let Some(index) = self
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            index.insert(&kept, (header.len() + batch.body.len()) as u64);
+        }
+        if setbacks == 0 {
+            return Some(kept);
+        }
+        Some(self.set_back(&kept, setbacks).unwrap_or(kept))
+    }
+
     /// Deletes the temporary files of writers that died before their
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
@@ -981,15 +1023,22 @@ impl SpoolDir {
                     self.forget_file(&path);
                 }
                 ReplayVerdict::Stop => {
-                    // First again at the next replay.
+                    // First again at the next replay (the file, or the
+                    // batch that took its name, this one written anew).
+                    self.keep_if_renamed_over(&file, &path, &batch, setbacks);
                     files.push_front(path);
                     break;
                 }
                 ReplayVerdict::SetBack { counted, stop } => {
-                    // The last file uncounted: nothing to go behind, and
-                    // its name is left as it was.
-                    if counted || last.as_ref() != Some(&path) {
-                        let to = self.set_back(&path, setbacks.saturating_add(counted as u32));
+                    let setbacks = setbacks.saturating_add(counted as u32);
+                    if let Some(kept) = self.keep_if_renamed_over(&file, &path, &batch, setbacks) {
+                        // Behind the others already; what took its name
+                        // goes in its place.
+                        set_back.insert(kept);
+                    } else if counted || last.as_ref() != Some(&path) {
+                        // The last file uncounted: nothing to go behind,
+                        // and its name is left as it was.
+                        let to = self.set_back(&path, setbacks);
                         set_back.extend(to);
                     } else {
                         set_back.insert(path);
@@ -1446,6 +1495,16 @@ pub(crate) mod tests {
             [header.as_bytes(), &body].concat(),
         )
         .expect("plant");
+    }
+
+    /// A batch of `spans` written in `dir` outside the spool's names (the
+    /// replay does not list it), to be renamed over a spool file.
+    fn plant_elsewhere(dir: &Path, spans: u32) -> PathBuf {
+        let other = dir.join("elsewhere");
+        let body = request(BodyFormat::Protobuf, false, spans);
+        let header = encode_header(BodyFormat::Protobuf, false, spans, 0, body.len());
+        fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+        other
     }
 
     /// A file whose header says 0 spans, or 4 billion, over a body of 5
@@ -2085,11 +2144,7 @@ pub(crate) mod tests {
         let spool = SpoolDir::new(&dir, 1 << 20);
         plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
         let first = spool.list()[0].clone();
-        // Outside the spool's names, so that the replay does not list it.
-        let other = dir.join("elsewhere");
-        let body = request(BodyFormat::Protobuf, false, 7);
-        let header = encode_header(BodyFormat::Protobuf, false, 7, 0, body.len());
-        fs::write(&other, [header.as_bytes(), &body].concat()).expect("plant");
+        let other = plant_elsewhere(&dir, 7);
         let mut sent = Vec::new();
         let replayed = spool.replay(|b| {
             if sent.is_empty() {
@@ -2111,6 +2166,54 @@ pub(crate) mod tests {
         assert_eq!(again, (1, 7));
         assert_eq!(sent, vec![2, 7]);
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A file a replay keeps (it failed for now: `Stop`, `SetBack`) while
+    /// another batch was put at its name as it was sent (this user moving
+    /// a batch back into the spool): the file, no longer named, went with
+    /// the replay's hold on it, its spans said to be kept and gone. Found
+    /// by the fuzz target server_answers. Both batches stay now.
+    #[test]
+    fn a_file_kept_after_a_batch_took_its_name_stays_too() {
+        let verdicts = [
+            ReplayVerdict::Stop,
+            ReplayVerdict::SetBack {
+                counted: false,
+                stop: true,
+            },
+            ReplayVerdict::SetBack {
+                counted: true,
+                stop: false,
+            },
+        ];
+        for (n, verdict) in verdicts.into_iter().enumerate() {
+            let dir = temp_dir(&format!("kept-renamed-over-{n}"));
+            let spool = SpoolDir::new(&dir, 1 << 20);
+            // A file behind it, so that the one sent is not the last.
+            plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
+            plant(&dir, "000002", BodyFormat::Protobuf, false, 3, 3);
+            let first = spool.list()[0].clone();
+            let other = plant_elsewhere(&dir, 7);
+            let mut renamed = false;
+            spool.replay(|b| {
+                if !std::mem::replace(&mut renamed, true) {
+                    assert_eq!(b.spans, 2);
+                    fs::rename(&other, &first).expect("rename over");
+                }
+                verdict
+            });
+            let mut sent = Vec::new();
+            for _ in 0..3 {
+                spool.replay(|b| {
+                    sent.push(b.spans);
+                    ReplayVerdict::Delivered
+                });
+            }
+            sent.sort();
+            assert_eq!(sent, vec![2, 3, 7], "{verdict:?}");
+            assert!(spool.list().is_empty(), "{verdict:?}");
+            fs::remove_dir_all(&dir).ok();
+        }
     }
 
     /// What replay and eviction delete by: the file they hold, never a

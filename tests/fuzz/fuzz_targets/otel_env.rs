@@ -1,10 +1,17 @@
 //! The process environment is input from outside: any values of the
 //! variables spanguard reads must give a valid configuration, each wrong
-//! value ignored and named, never an error or a panic.
+//! value ignored and named, never an error or a panic. As
+//! `apply_process_env` reads it: the variables opentelemetry-distro set
+//! (`_SPANGUARD_DISTRO_SET`) read as unset, and a variable set that is one
+//! slip from one read named with it, never one spanguard reads itself.
 #![no_main]
 
+use std::cell::RefCell;
+
 use libfuzzer_sys::fuzz_target;
-use spanguard::config::TracerConfig;
+use spanguard::config::{
+    DISTRO_DEFAULTS, DISTRO_SET_VARIABLE, TracerConfig, distro_set, misspelt_variables,
+};
 
 /// Every variable `apply_env` reads; the input picks which ones are set.
 const NAMES: &[&str] = &[
@@ -57,13 +64,19 @@ const NAMES: &[&str] = &[
     "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
     "SPANGUARD_PAYLOAD_POOL_MIB",
     "SPANGUARD_CLOCK",
+    "OTEL_TRACES_EXPORTER",
+    "SPANGUARD_ATTRIBUTE_VALUE_DEPTH_LIMIT",
+    DISTRO_SET_VARIABLE,
 ];
 
 fuzz_target!(|data: &[u8]| {
-    // Lines of `index value`: the first byte picks the variable.
+    // Lines of `index value`: the first byte picks the variable; or
+    // `~name`, a variable of any name set (for the slips).
     let text = String::from_utf8_lossy(data);
+    let others: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix('~')).collect();
     let vars: Vec<(&str, String)> = text
         .lines()
+        .filter(|line| !line.starts_with('~'))
         .filter_map(|line| {
             let (first, rest) =
                 line.split_at(line.char_indices().nth(1).map_or(line.len(), |(i, _)| i));
@@ -77,12 +90,40 @@ fuzz_target!(|data: &[u8]| {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
     };
+    // The distro's own settings: only those named, at their defaults.
+    let by_distro = distro_set(&lookup);
+    for (name, default) in &by_distro {
+        assert!(DISTRO_DEFAULTS.contains(&(*name, *default)));
+        assert_eq!(lookup(name).as_deref(), Some(*default));
+    }
+    let asked = RefCell::new(Vec::new());
+    let read = |name: &str| {
+        asked.borrow_mut().push(name.to_string());
+        if by_distro.iter().any(|(n, _)| *n == name) {
+            None
+        } else {
+            lookup(name)
+        }
+    };
     // The environment alone never fails a tracer (wrong values are
     // ignored, as the SDKs ignore them), and what it leaves is valid.
     let mut config = TracerConfig::default();
     config
-        .apply_env(&lookup)
+        .apply_env(&read)
         .expect("the environment alone is never fatal");
+    let asked = asked.into_inner();
+    let set = vars
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .chain(others.iter().map(|n| n.to_string()));
+    for (slip, meant) in misspelt_variables(set, &asked) {
+        assert!(!asked.contains(&slip), "{slip} was read");
+        assert!(asked.contains(&meant), "{meant} was not read");
+        assert!(
+            !NAMES.contains(&slip.as_str()),
+            "{slip}, a variable spanguard reads, called a slip of {meant}"
+        );
+    }
     config
         .validate()
         .expect("what the environment leaves is valid");

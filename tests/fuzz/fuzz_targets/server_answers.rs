@@ -8,20 +8,27 @@
 //! gzip, bodies past the 64 KB kept). Each answer goes as curl would hand
 //! it over through the transport's own reading of it
 //! (`http::outcome_of_answer`) into the real delivery (`Delivery`), with a
-//! host whose wait records instead of sleeping. After each step:
+//! host whose wait records instead of sleeping, that may be busy (a replay
+//! gives way between files and the next goes on where it left off) or
+//! awaited (a flush). An answer may come while a batch is put at the name
+//! of the spool file being sent (this user moving a batch back into the
+//! spool): that batch is kept too. After each step:
 //! delivered + rejected + lost + kept == the spans of the request, the
 //! spool on disk holds exactly the kept spans, nothing was delivered but on
 //! a 2xx, no wait past the export budget, no endless loop of sends.
 #![no_main]
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use spanguard::export::delivery::{Delivery, DeliveryHost, Origin, Outcome, Request};
 use spanguard::export::gzip::GzipWriter;
 use spanguard::export::http::outcome_of_answer;
-use spanguard::export::spool::{SpoolDir, SpooledBatch, count_spool_file};
+use spanguard::export::spool::{SpoolDir, SpooledBatch, count_spool_file, encode_header};
 use spanguard::export::transport::{Accepted, BodyFormat, SendError, Transport};
 use spanguard::span::proto_reader::write_len_field;
 
@@ -43,7 +50,13 @@ struct Answer {
     /// A final answer of 2xx came, with a status line of three digits:
     /// the only answer that may count spans delivered.
     may_deliver: bool,
+    /// While it is sent, a batch is put at the name of the spool file
+    /// being sent (if one is).
+    plant: bool,
 }
+
+/// The spans of a batch put at a spool file's name while it is sent.
+const PLANTED_SPANS: u64 = 2;
 
 /// A varint, as protobuf writes it.
 fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -188,6 +201,7 @@ impl Input<'_> {
                 failure: Some(if self.byte() % 2 == 0 { 1 } else { 8 }),
                 code: 0,
                 may_deliver: false,
+                plant: false,
             };
         }
         let three_digits = digits.len() == 3;
@@ -243,6 +257,7 @@ impl Input<'_> {
                 failure: Some(52),
                 code: curl_code,
                 may_deliver: false,
+                plant: false,
             };
         }
         // The body in up to three chunks.
@@ -279,6 +294,7 @@ impl Input<'_> {
                 && three_digits
                 && (200..=299).contains(&curl_code)
                 && !interim,
+            plant: self.byte() % 4 == 0,
         }
     }
 }
@@ -289,6 +305,46 @@ struct Answers {
     answers: Vec<Answer>,
     next: usize,
     sends: usize,
+    spool: SpoolDir,
+    /// Spans of the batches put at a spool file's name so far.
+    planted: Arc<AtomicU64>,
+}
+
+impl Answers {
+    /// Puts a batch of `PLANTED_SPANS` at the name of the spool file a
+    /// replay holds (locked) while it sends it, if there is one, as a
+    /// rename over it would (`SpoolDir::replay` must not delete it, nor
+    /// lose the file it sent).
+    fn plant(&self) {
+        let Some(held) = self.spool.list().into_iter().find(|path| {
+            std::fs::File::open(path).is_ok_and(|f| {
+                // Taken here (and let go of at once): no replay holds it.
+                f.try_lock().is_err()
+            })
+        }) else {
+            return;
+        };
+        let mut scope = Vec::new();
+        for _ in 0..PLANTED_SPANS {
+            write_len_field(&mut scope, 2, &[]);
+        }
+        let mut resource = Vec::new();
+        write_len_field(&mut resource, 2, &scope);
+        let mut body = Vec::new();
+        write_len_field(&mut body, 1, &resource);
+        let header = encode_header(
+            BodyFormat::Protobuf,
+            false,
+            PLANTED_SPANS as u32,
+            0,
+            body.len(),
+        );
+        // Outside the spool's names until it is renamed into them.
+        let elsewhere = held.with_file_name("planted");
+        std::fs::write(&elsewhere, [header.as_bytes(), &body].concat()).expect("planted");
+        std::fs::rename(&elsewhere, &held).expect("renamed over");
+        self.planted.fetch_add(PLANTED_SPANS, Ordering::Relaxed);
+    }
 }
 
 impl Transport for Answers {
@@ -297,6 +353,9 @@ impl Transport for Answers {
         assert!(self.sends <= MAX_SENDS, "the delivery keeps sending");
         let answer = &self.answers[self.next % self.answers.len()];
         self.next += 1;
+        if answer.plant {
+            self.plant();
+        }
         let lines: Vec<&[u8]> = answer.header_lines.iter().map(Vec::as_slice).collect();
         let chunks: Vec<&[u8]> = answer.body_chunks.iter().map(Vec::as_slice).collect();
         let outcome = outcome_of_answer(
@@ -331,6 +390,11 @@ impl Transport for Answers {
 #[derive(Default)]
 struct Host {
     stopping: bool,
+    /// A flush or a shutdown waits for what is delivered.
+    awaited: bool,
+    /// Busy (something else needs the thread) after this many more looks:
+    /// a replay gives way between files.
+    busy_after: Cell<Option<u32>>,
     delivered: u64,
     rejected: u64,
     lost: u64,
@@ -352,6 +416,21 @@ impl DeliveryHost for Host {
 
     fn stopping(&self) -> bool {
         self.stopping
+    }
+
+    fn awaited(&self) -> bool {
+        self.awaited
+    }
+
+    fn busy(&self) -> bool {
+        match self.busy_after.get() {
+            None => false,
+            Some(0) => true,
+            Some(n) => {
+                self.busy_after.set(Some(n - 1));
+                false
+            }
+        }
     }
 
     fn record(&mut self, outcome: Outcome<'_>) {
@@ -435,10 +514,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a spool directory");
     let spool = SpoolDir::new(&dir, 1 << 20);
+    let planted = Arc::new(AtomicU64::new(0));
     let transport = Answers {
         answers,
         next: 0,
         sends: 0,
+        spool: spool.clone(),
+        planted: Arc::clone(&planted),
     };
     let mut delivery = Delivery::new(Box::new(transport), spool.clone(), BUDGET, 1 << 20);
     // Every span this iteration made, and where each went.
@@ -458,9 +540,15 @@ fuzz_target!(|data: &[u8]| {
         let body = request_body(format, spans, gzipped, &mut gzip);
         let mut host = Host {
             stopping: input.byte() % 5 == 0,
+            awaited: input.byte() % 3 == 0,
+            busy_after: Cell::new(match input.byte() {
+                n if n % 3 == 0 => Some(u32::from(n / 3 % 4)),
+                _ => None,
+            }),
             ..Host::default()
         };
         let on_disk = spool_spans(&spool);
+        let planted_before = planted.load(Ordering::Relaxed);
         match input.byte() % 3 {
             0 => {
                 // From the spool: written there, then replayed with what
@@ -478,13 +566,14 @@ fuzz_target!(|data: &[u8]| {
                 made += spans;
                 delivery.replay_spool(&mut host);
                 let settled = host.delivered + host.rejected + host.lost;
+                let planted_now = planted.load(Ordering::Relaxed) - planted_before;
                 assert!(
-                    host.kept + settled <= on_disk + spans,
+                    host.kept + settled <= on_disk + spans + planted_now,
                     "a replay counted more spans than the spool held"
                 );
                 assert_eq!(
                     spool_spans(&spool),
-                    on_disk + spans - settled,
+                    on_disk + spans + planted_now - settled,
                     "the spool holds what the replay did not settle"
                 );
                 assert_eq!(host.evicted, 0);
@@ -519,7 +608,7 @@ fuzz_target!(|data: &[u8]| {
                 );
                 assert_eq!(
                     spool_spans(&spool),
-                    on_disk + host.kept,
+                    on_disk + host.kept + planted.load(Ordering::Relaxed) - planted_before,
                     "the spool holds the kept spans"
                 );
                 assert_eq!(host.evicted, 0);
@@ -528,7 +617,7 @@ fuzz_target!(|data: &[u8]| {
         gone += host.delivered + host.rejected + host.lost;
     }
     assert_eq!(
-        made,
+        made + planted.load(Ordering::Relaxed),
         gone + spool_spans(&spool),
         "spans made: settled or spooled"
     );
