@@ -1750,6 +1750,15 @@ impl Delivery {
             after_failure = !self.split_never_taken(&request, &reason, setbacks, host);
             ReplayVerdict::Delivered
         });
+        // Kept by the replay but gone: not written again after another
+        // batch took its file's name (`SpoolDir::keep_if_renamed_over`).
+        for lost in spool.take_lost() {
+            host.record(Outcome::Lost {
+                origin: Origin::SpoolFile,
+                spans: lost.spans,
+                reason: &lost.reason,
+            });
+        }
         if std::mem::take(&mut self.misdirected) {
             self.replay_refusals = self.replay_refusals.saturating_add(1);
             let hold = REPLAY_AFTER_REFUSAL.delay(self.replay_refusals, self.next_random());

@@ -233,6 +233,9 @@ pub struct SpoolDir {
     /// Files whose header miscounted their spans since the owner last
     /// asked (`take_miscounted`), shared the same way.
     miscounted: Notes<Miscounted>,
+    /// Batches a replay kept but could not write again (`take_lost`),
+    /// shared the same way: spans gone, for the owner to count as lost.
+    lost: Notes<LostBatch>,
     /// The spool's files and their lengths as this process knows them,
     /// shared by the clones of one spool (`SpoolIndex`).
     index: Arc<Mutex<Option<SpoolIndex>>>,
@@ -358,6 +361,14 @@ impl<T> Notes<T> {
     }
 }
 
+/// A batch a replay kept for later (it failed for now) whose file could not
+/// be written again (`SpoolDir::keep_if_renamed_over`): its spans are gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostBatch {
+    pub spans: u64,
+    pub reason: String,
+}
+
 /// A batch whose header's span count was not what its body holds: the
 /// body's count was used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -383,6 +394,7 @@ impl SpoolDir {
             max_bytes,
             set_aside: Notes::new(),
             miscounted: Notes::new(),
+            lost: Notes::new(),
             index: Arc::new(Mutex::new(None)),
             queue: Arc::new(Mutex::new(ReplayQueue::default())),
         }
@@ -532,6 +544,12 @@ impl SpoolDir {
         self.miscounted.take()
     }
 
+    /// The batches replays kept but could not write again since the last
+    /// call, for the owner to count as lost (`Outcome::Lost`).
+    pub fn take_lost(&self) -> Vec<LostBatch> {
+        self.lost.take()
+    }
+
     /// Counts a batch read from `path` in its body (`count_in_body`),
     /// noting a header that miscounted. False: its body is no OTLP request
     /// and the file was set aside.
@@ -633,8 +651,9 @@ impl SpoolDir {
     /// it was sent (this user moving one back into the spool), and the
     /// file, named nowhere, went with the replay's hold on it, its spans
     /// said to be kept and gone. Its new name, or None when `path` still
-    /// leads to it (or it could not be written: then its spans are gone as
-    /// they went before).
+    /// leads to it, or when it could not be written (over the cap, a full
+    /// disk): then its spans are gone, noted for the owner to count
+    /// (`take_lost`).
     fn keep_if_renamed_over(
         &self,
         file: &LockedFile,
@@ -652,7 +671,19 @@ impl SpoolDir {
             batch.body.len(),
         );
         // Its lock held until it is set back (`set_back`'s rename).
-        let (kept, _lock) = self.write_file(&header, &batch.body, true).ok()?;
+        let (kept, _lock) = match self.write_file(&header, &batch.body, true) {
+            Ok(written) => written,
+            Err(e) => {
+                self.lost.push(LostBatch {
+                    spans: batch.spans as u64,
+                    reason: format!(
+                        "a spool file kept for later could not be written again after another \
+                         batch was put at its name: {e}"
+                    ),
+                });
+                return None;
+            }
+        };
         // Not a new batch: the spool held it already, so nothing is
         // evicted for it (`evict_over_cap`).
         if let Some(index) = self
@@ -2214,6 +2245,40 @@ pub(crate) mod tests {
             assert!(spool.list().is_empty(), "{verdict:?}");
             fs::remove_dir_all(&dir).ok();
         }
+    }
+
+    /// The same, when the kept batch cannot be written again (here: over
+    /// a spool cap lowered since it was written; a full disk alike): its
+    /// spans are gone, and noted for the owner to count as lost
+    /// (`take_lost`), never said to be kept.
+    #[test]
+    fn a_kept_file_that_cannot_be_written_again_is_counted_lost() {
+        let dir = temp_dir("kept-renamed-over-unwritable");
+        // A cap no batch fits: the replay still reads what is there
+        // (`read_limit`), but writes nothing.
+        let spool = SpoolDir::new(&dir, 16);
+        plant(&dir, "000001", BodyFormat::Protobuf, false, 2, 2);
+        let first = spool.list()[0].clone();
+        let other = plant_elsewhere(&dir, 7);
+        spool.replay(|b| {
+            assert_eq!(b.spans, 2);
+            fs::rename(&other, &first).expect("rename over");
+            ReplayVerdict::Stop
+        });
+        let lost = spool.take_lost();
+        assert_eq!(lost.iter().map(|l| l.spans).sum::<u64>(), 2, "{lost:?}");
+        assert!(
+            lost[0].reason.contains("could not be written again"),
+            "{lost:?}"
+        );
+        assert!(spool.take_lost().is_empty(), "told once");
+        let mut sent = Vec::new();
+        spool.replay(|b| {
+            sent.push(b.spans);
+            ReplayVerdict::Delivered
+        });
+        assert_eq!(sent, vec![7], "the batch at its name goes in its place");
+        fs::remove_dir_all(&dir).ok();
     }
 
     /// What replay and eviction delete by: the file they hold, never a
