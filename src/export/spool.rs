@@ -418,7 +418,9 @@ impl SpoolDir {
             looked_at: Instant::now(),
             measured,
         };
-        for path in self.list() {
+        // One read of the directory for both kinds of file.
+        let names = dir_names(&self.dir);
+        for path in names_where(&names, is_batch_name) {
             index.measured += 1;
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
@@ -431,7 +433,7 @@ impl SpoolDir {
             }
             index.insert(&path, meta.len());
         }
-        for path in self.names_where(is_set_aside) {
+        for path in names_where(&names, is_set_aside) {
             index.measured += 1;
             index.insert_set_aside(&path);
         }
@@ -495,22 +497,7 @@ impl SpoolDir {
 
     /// Spool files, oldest first (writers' temporary files are not).
     pub fn list(&self) -> Vec<PathBuf> {
-        self.names_where(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
-    }
-
-    fn names_where(&self, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                // Judged lossily: a name that is no UTF-8 (never ours, but
-                // another program's copy of a batch) is still listed, as
-                // `spanguard spool` lists it, not skipped for good.
-                .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        files.sort();
-        files
+        names_where(&dir_names(&self.dir), is_batch_name)
     }
 
     /// Bytes the spool's files hold (regular files only: a link or a
@@ -672,10 +659,9 @@ impl SpoolDir {
     /// Deletes the temporary files of writers that died before their
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
-    /// locked and left alone.
-    pub fn remove_dead_temp_files(&self) {
-        let temps = self.names_where(|n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX));
-        for path in temps {
+    /// locked and left alone. `names`: the directory's (`dir_names`).
+    pub fn remove_dead_temp_files(&self, names: &[PathBuf]) {
+        for path in names_where(names, |n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX)) {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
@@ -966,8 +952,10 @@ impl SpoolDir {
                     break;
                 }
                 listed = true;
-                self.remove_dead_temp_files();
-                files = self.list().into();
+                // One read of the directory for both.
+                let names = dir_names(&self.dir);
+                self.remove_dead_temp_files(&names);
+                files = names_where(&names, is_batch_name).into();
                 self.replay_queue().listed += files.len() as u64;
                 files.retain(|f| !set_back.contains(f));
                 last = files.back().cloned();
@@ -1107,6 +1095,37 @@ pub enum ReplayVerdict {
     /// counted as set back while the backend was up if `counted`; then
     /// go on to the next file, or `stop`.
     SetBack { counted: bool, stop: bool },
+}
+
+/// Every name in `dir` (none if it cannot be read), sorted: one read of
+/// the directory, that a look takes what it looks for from
+/// (`names_where`), oldest first where the names are times.
+pub fn dir_names(dir: &Path) -> Vec<PathBuf> {
+    #[cfg(test)]
+    tests::DIR_READS.with(|n| n.set(n.get() + 1));
+    let mut names: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// The names among `names` that `keep` wants, in their order. Judged
+/// lossily: a name that is no UTF-8 (never ours, but another program's
+/// copy of a batch) is still listed, as `spanguard spool` lists it, not
+/// skipped for good.
+pub fn names_where(names: &[PathBuf], keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    names
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
+        .cloned()
+        .collect()
+}
+
+/// Whether a name is that of a batch (a writer's temporary file is not).
+fn is_batch_name(name: &str) -> bool {
+    name.ends_with(SUFFIX) && !name.starts_with('.')
 }
 
 /// Whether a name is that of a file set aside (`files::set_aside`; older
@@ -1415,6 +1434,11 @@ fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    std::thread_local! {
+        /// Reads of a directory by this thread (`dir_names`).
+        pub(crate) static DIR_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("sg-spool-{name}-{}", std::process::id()));
