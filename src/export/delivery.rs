@@ -1655,101 +1655,103 @@ impl Delivery {
         let mut drained = true;
         // The file before failed for now, its probe taken.
         let mut after_failure = false;
-        spool.replay_counting_setbacks(|batch, file| {
-            if host.busy() {
+        let pass = spool.replay_counting_setbacks(
+            &mut *host,
+            |h| h.busy(),
+            |host, batch, file| {
+                let request = Request {
+                    body: &batch.body,
+                    format: batch.format,
+                    gzipped: batch.gzipped,
+                    spans: batch.spans as u64,
+                    origin: Origin::SpoolFile,
+                    // Counted when they were cut (by this process or the one
+                    // that spooled them): a 413 now cuts them again, uncounted.
+                    cut_counted: batch.cut_counted,
+                    // Which they were, by place, as the file's header says
+                    // (none in an earlier version's): a depth rescue now that
+                    // empties one counts it no more.
+                    cut_at: &batch.cut_at,
+                };
+                // Its last failure came with a Retry-After, and the backend
+                // was found up after the wait: counted now, not sent again
+                // until the next replay (it failed for now; the files behind
+                // it go), split at the last set-back.
+                let vouched = self.vouched.take_if(|v| {
+                    file.id == Some(v.file) && v.body == body_fingerprint(&batch.body)
+                });
+                if let Some(vouched) = vouched {
+                    drained = false;
+                    let setbacks = file.setbacks.saturating_add(1);
+                    if setbacks < MAX_SETBACKS {
+                        return ReplayVerdict::SetBack {
+                            counted: true,
+                            stop: false,
+                        };
+                    }
+                    after_failure =
+                        !self.split_never_taken(&request, &vouched.reason, setbacks, host);
+                    return ReplayVerdict::Delivered;
+                }
+                if after_failure {
+                    // The backend counted down by the file before: this one
+                    // tells whether it is, or that file was the problem.
+                    self.down_until = None;
+                }
+                self.asked_to_wait = false;
+                let done = self.deliver_with(&request, host, file.setbacks > 0 || after_failure);
+                if done {
+                    after_failure = false;
+                    return ReplayVerdict::Delivered;
+                }
                 drained = false;
-                return ReplayVerdict::Stop;
-            }
-            let request = Request {
-                body: &batch.body,
-                format: batch.format,
-                gzipped: batch.gzipped,
-                spans: batch.spans as u64,
-                origin: Origin::SpoolFile,
-                // Counted when they were cut (by this process or the one
-                // that spooled them): a 413 now cuts them again, uncounted.
-                cut_counted: batch.cut_counted,
-                // Which they were, by place, as the file's header says
-                // (none in an earlier version's): a depth rescue now that
-                // empties one counts it no more.
-                cut_at: &batch.cut_at,
-            };
-            // Its last failure came with a Retry-After, and the backend
-            // was found up after the wait: counted now, not sent again
-            // until the next replay (it failed for now; the files behind
-            // it go), split at the last set-back.
-            let vouched = self
-                .vouched
-                .take_if(|v| file.id == Some(v.file) && v.body == body_fingerprint(&batch.body));
-            if let Some(vouched) = vouched {
-                drained = false;
+                let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
+                    return ReplayVerdict::Stop;
+                };
+                if std::mem::take(&mut self.asked_to_wait) {
+                    // No probe against the server's Retry-After: after the
+                    // wait (`down_until`), the next replay probes first, and
+                    // its word (or any request taken after the wait) judges
+                    // this failure. Set back uncounted until then.
+                    self.judged = file.id.map(|id| Judged {
+                        file: id,
+                        body: body_fingerprint(&batch.body),
+                        reason: reason.clone(),
+                    });
+                    self.probe_first = Some(batch.format);
+                    return ReplayVerdict::SetBack {
+                        counted: false,
+                        stop: true,
+                    };
+                }
+                // Asked after the failure: what was accepted before it (live
+                // batches just before an outage) says nothing of it.
+                let backend_up = !host.stopping() && self.probe(batch.format) == ProbeAnswer::Taken;
+                if !backend_up {
+                    // The backend may be down. Behind the others, so that the
+                    // next replay starts with another file.
+                    return ReplayVerdict::SetBack {
+                        counted: false,
+                        stop: true,
+                    };
+                }
+                // Two in a row: counted each on its probe's word, but no third
+                // request is sent (each failure may have cost a timeout).
+                let stop = after_failure;
+                after_failure = true;
                 let setbacks = file.setbacks.saturating_add(1);
                 if setbacks < MAX_SETBACKS {
                     return ReplayVerdict::SetBack {
                         counted: true,
-                        stop: false,
+                        stop,
                     };
                 }
-                after_failure = !self.split_never_taken(&request, &vouched.reason, setbacks, host);
-                return ReplayVerdict::Delivered;
-            }
-            if after_failure {
-                // The backend counted down by the file before: this one
-                // tells whether it is, or that file was the problem.
-                self.down_until = None;
-            }
-            self.asked_to_wait = false;
-            let done = self.deliver_with(&request, host, file.setbacks > 0 || after_failure);
-            if done {
-                after_failure = false;
-                return ReplayVerdict::Delivered;
-            }
-            drained = false;
-            let Some(KeptFor::Failed(reason)) = self.kept_for.take() else {
-                return ReplayVerdict::Stop;
-            };
-            if std::mem::take(&mut self.asked_to_wait) {
-                // No probe against the server's Retry-After: after the
-                // wait (`down_until`), the next replay probes first, and
-                // its word (or any request taken after the wait) judges
-                // this failure. Set back uncounted until then.
-                self.judged = file.id.map(|id| Judged {
-                    file: id,
-                    body: body_fingerprint(&batch.body),
-                    reason: reason.clone(),
-                });
-                self.probe_first = Some(batch.format);
-                return ReplayVerdict::SetBack {
-                    counted: false,
-                    stop: true,
-                };
-            }
-            // Asked after the failure: what was accepted before it (live
-            // batches just before an outage) says nothing of it.
-            let backend_up = !host.stopping() && self.probe(batch.format) == ProbeAnswer::Taken;
-            if !backend_up {
-                // The backend may be down. Behind the others, so that the
-                // next replay starts with another file.
-                return ReplayVerdict::SetBack {
-                    counted: false,
-                    stop: true,
-                };
-            }
-            // Two in a row: counted each on its probe's word, but no third
-            // request is sent (each failure may have cost a timeout).
-            let stop = after_failure;
-            after_failure = true;
-            let setbacks = file.setbacks.saturating_add(1);
-            if setbacks < MAX_SETBACKS {
-                return ReplayVerdict::SetBack {
-                    counted: true,
-                    stop,
-                };
-            }
-            // Parts taken: the backend is up; none: as after a failure.
-            after_failure = !self.split_never_taken(&request, &reason, setbacks, host);
-            ReplayVerdict::Delivered
-        });
+                // Parts taken: the backend is up; none: as after a failure.
+                after_failure = !self.split_never_taken(&request, &reason, setbacks, host);
+                ReplayVerdict::Delivered
+            },
+        );
+        drained &= !pass.gave_way;
         // Kept by the replay but gone: not written again after another
         // batch took its file's name (`SpoolDir::keep_if_renamed_over`).
         for lost in spool.take_lost() {
@@ -2638,6 +2640,77 @@ mod tests {
         assert_eq!(taken.len(), 99);
         assert!(taken.iter().all(|n| n == "llm.chat"));
         assert!(d.spool().list().is_empty());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A host that something else needs from its `free`th look on (a
+    /// flush called, the queue filling) while a replay goes on.
+    struct NeededAfter {
+        looks: std::cell::Cell<u32>,
+        free: u32,
+        inner: Host,
+    }
+
+    impl DeliveryHost for NeededAfter {
+        fn wait(&mut self, wait: Duration) -> bool {
+            self.inner.wait(wait)
+        }
+        fn busy(&self) -> bool {
+            self.looks.set(self.looks.get() + 1);
+            self.looks.get() > self.free
+        }
+        fn record(&mut self, outcome: Outcome<'_>) {
+            self.inner.record(outcome);
+        }
+    }
+
+    /// Torn files (a disk that filled mid-write, files planted by a
+    /// program of this user) are set aside, not sent: no send, so the
+    /// pass asked nobody whether to give way, and one through 100,000 of
+    /// them held the exporter (a flush, a shutdown's deadline, the
+    /// filling queue) until it had set them all aside. It gives way
+    /// between them, and the next pass goes on where it stopped.
+    #[test]
+    fn a_replay_through_torn_files_gives_way_between_them() {
+        let (mut d, sent, dir) = delivery("torn-give-way", vec![]);
+        let torn = 200;
+        for _ in 0..=torn {
+            d.spool()
+                .write(&SpooledBatch {
+                    format: BodyFormat::Protobuf,
+                    gzipped: false,
+                    spans: 1,
+                    cut_counted: 0,
+                    cut_at: Vec::new(),
+                    body: crate::export::spool::tests::proto_body(1, 0),
+                })
+                .expect("spooled");
+        }
+        let files = d.spool().list();
+        for path in &files[..torn] {
+            let bytes = std::fs::read(path).expect("read");
+            std::fs::write(path, &bytes[..bytes.len() - 1]).expect("tear");
+        }
+        let mut host = NeededAfter {
+            looks: std::cell::Cell::new(0),
+            free: 10,
+            inner: Host::default(),
+        };
+        assert!(!d.replay_spool(&mut host), "gave way: not drained");
+        let first = d.spool().take_set_aside().len();
+        assert!(
+            first <= 10,
+            "{first} files set aside in a pass needed after 10 looks"
+        );
+        assert!(sent.lock().unwrap().is_empty());
+        let mut host = Host::default();
+        assert!(
+            d.replay_spool(&mut host),
+            "the next pass goes on to the end"
+        );
+        let rest = d.spool().take_set_aside().len();
+        assert_eq!(first + rest, torn, "each torn file set aside once");
+        assert_eq!((host.delivered, sent.lock().unwrap().len()), (1, 1));
         std::fs::remove_dir_all(&dir).ok();
     }
 

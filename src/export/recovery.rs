@@ -18,27 +18,16 @@ const DUMP_PENDING: &str = ".sgdump-pending";
 const SPOOL_PENDING: &str = ".sgspool-pending";
 const FLIGHT: &str = ".sgflight";
 
-/// Files in `dir` that a dead process may have left, oldest first.
-pub fn leftover_files(dir: &Path, own: &[&Path]) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                // Lossily, as the spool's batches are listed.
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
-                !name.starts_with('.')
-                    && [DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
-                        .iter()
-                        .any(|s| name.ends_with(s))
-            })
-            .filter(|p| !own.contains(&p.as_path()))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
+/// Files among a directory's `names` (`spool::dir_names`) that a dead
+/// process may have left, oldest first.
+pub fn leftover_files(names: &[PathBuf], own: &[&Path]) -> Vec<PathBuf> {
+    let mut files = spool::names_where(names, |name| {
+        !name.starts_with('.')
+            && [DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
+                .iter()
+                .any(|s| name.ends_with(s))
+    });
+    files.retain(|p| !own.contains(&p.as_path()));
     files
 }
 
@@ -51,8 +40,8 @@ pub fn leftover_files(dir: &Path, own: &[&Path]) -> Vec<PathBuf> {
 /// another (`create_locked`). The spool's rule for its writers' files.
 const MAKING_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Removes what makers of crash dump and flight files that died left in
-/// `dir` under the hidden names they make them under before naming them
+/// Removes what makers of crash dump and flight files that died left
+/// among a directory's `names` (`spool::dir_names`) under the hidden names they make them under before naming them
 /// (`files::making_file_of`): a process SIGKILLed in those moments left
 /// one for good, and a fleet of workers killed at start-up filled the
 /// directory with them. Only an unlocked regular file of ours, whose
@@ -63,11 +52,8 @@ const MAKING_FILE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(
 /// name. One that holds bytes all the same is not ours to read or
 /// delete: set aside. Links, FIFOs and other users' files are left as
 /// they are, unopened.
-pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
+pub fn remove_dead_makers_files(names: &[PathBuf], spool: &spool::SpoolDir) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
     let dead = |pid: u32, meta: &std::fs::Metadata| {
         let age = meta
             .modified()
@@ -76,9 +62,12 @@ pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
             .unwrap_or_default();
         !spool::process_exists(pid as i32) || age > MAKING_FILE_MAX_AGE
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some((made_for, pid)) = name.to_str().and_then(files::making_file_of) else {
+    for path in names {
+        let Some((made_for, pid)) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(files::making_file_of)
+        else {
             continue;
         };
         if ![DUMP, DUMP_PENDING, SPOOL_PENDING, FLIGHT]
@@ -87,19 +76,18 @@ pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
         {
             continue;
         }
-        let path = dir.join(&name);
         // Looked at before it is opened and locked: a live maker's file
         // is not touched (a lock of ours would make it make another).
-        match std::fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_file() && dead(pid, &meta) => {}
             _ => continue,
         }
         let opened = files::BeforeOpen::now();
-        let Ok(file) = files::open_found(&path, false) else {
+        let Ok(file) = files::open_found(path, false) else {
             continue;
         };
         let (file, locked) = LockedFile::lock(file, opened);
-        if !locked || !spool::still_named(&file, &path) {
+        if !locked || !spool::still_named(&file, path) {
             continue;
         }
         let Ok(meta) = file.file().metadata() else {
@@ -113,13 +101,13 @@ pub fn remove_dead_makers_files(dir: &Path, spool: &spool::SpoolDir) {
         // unlink): only this name goes, recovery takes it by its own.
         if meta.len() > 0 && meta.nlink() == 1 {
             spool.put_aside(
-                &path,
+                path,
                 "a file being made for a crash dump or flight file that holds bytes its maker \
                  never writes there",
             );
             continue;
         }
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -276,9 +264,12 @@ pub fn recover_dir(
     let mut done = Recovery::default();
     let spool = delivery.spool().clone();
     let spool_max_bytes = spool.read_limit();
-    spool.remove_dead_temp_files();
-    remove_dead_makers_files(dir, &spool);
-    for path in leftover_files(dir, own) {
+    // One read of the directory for all three (it was read once for each,
+    // every 3 s: the same names moments apart, a second and a third time).
+    let names = spool::dir_names(dir);
+    spool.remove_dead_temp_files(&names);
+    remove_dead_makers_files(&names, &spool);
+    for path in leftover_files(&names, own) {
         let claimed = match claim(&path, spool_max_bytes) {
             Claim::Claimed(c) => c,
             Claim::Busy | Claim::Skip => continue,
@@ -826,6 +817,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The exporter's look for what dead processes left, every 3 s, reads
+    /// the directory once: it read it three times (writers' temporary
+    /// files, makers' hidden files, leftovers), moments apart, each read a
+    /// walk of a directory that may hold 100,000 names.
+    #[test]
+    fn a_look_for_leftovers_reads_the_directory_once() {
+        let dir = std::env::temp_dir().join(format!("sg-recovery-reads-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        files::ensure_private_dir(&dir).expect("dir");
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
+        let before = spool::tests::DIR_READS.with(|n| n.get());
+        recover_beside(&dir, &got);
+        let reads = spool::tests::DIR_READS.with(|n| n.get()) - before;
+        assert_eq!(reads, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// A crash dump under a name that is no UTF-8: `spanguard spool` counted
     /// its spans as waiting, while every recovery skipped it for good.
     #[test]
@@ -845,7 +853,7 @@ mod tests {
             planted.push(path);
         }
         planted.sort();
-        assert_eq!(leftover_files(&dir, &[]), planted);
+        assert_eq!(leftover_files(&spool::dir_names(&dir), &[]), planted);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

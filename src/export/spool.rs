@@ -430,7 +430,9 @@ impl SpoolDir {
             looked_at: Instant::now(),
             measured,
         };
-        for path in self.list() {
+        // One read of the directory for both kinds of file.
+        let names = dir_names(&self.dir);
+        for path in names_where(&names, is_batch_name) {
             index.measured += 1;
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
@@ -443,7 +445,7 @@ impl SpoolDir {
             }
             index.insert(&path, meta.len());
         }
-        for path in self.names_where(is_set_aside) {
+        for path in names_where(&names, is_set_aside) {
             index.measured += 1;
             index.insert_set_aside(&path);
         }
@@ -507,22 +509,7 @@ impl SpoolDir {
 
     /// Spool files, oldest first (writers' temporary files are not).
     pub fn list(&self) -> Vec<PathBuf> {
-        self.names_where(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
-    }
-
-    fn names_where(&self, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                // Judged lossily: a name that is no UTF-8 (never ours, but
-                // another program's copy of a batch) is still listed, as
-                // `spanguard spool` lists it, not skipped for good.
-                .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        files.sort();
-        files
+        names_where(&dir_names(&self.dir), is_batch_name)
     }
 
     /// Bytes the spool's files hold (regular files only: a link or a
@@ -703,10 +690,9 @@ impl SpoolDir {
     /// Deletes the temporary files of writers that died before their
     /// rename (a SIGKILL mid-write): unlocked, and either their process is
     /// gone or they are older than any write takes. A live writer's file is
-    /// locked and left alone.
-    pub fn remove_dead_temp_files(&self) {
-        let temps = self.names_where(|n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX));
-        for path in temps {
+    /// locked and left alone. `names`: the directory's (`dir_names`).
+    pub fn remove_dead_temp_files(&self, names: &[PathBuf]) {
+        for path in names_where(names, |n| n.starts_with(TEMP_PREFIX) && n.ends_with(SUFFIX)) {
             let Some(file) = self.open_and_lock(&path) else {
                 continue;
             };
@@ -972,17 +958,26 @@ impl SpoolDir {
     /// `send` sees it; one whose body is no OTLP request is set aside
     /// unsent. Returns the batches and spans replayed.
     pub fn replay(&self, mut send: impl FnMut(&SpooledBatch) -> ReplayVerdict) -> (u64, u64) {
-        self.replay_counting_setbacks(|batch, _| send(batch))
+        let pass = self.replay_counting_setbacks(&mut (), |_| false, |_, batch, _| send(batch));
+        (pass.batches, pass.spans)
     }
 
     /// `replay`, telling `send` how many times each file was set back while
     /// the backend was up (`setbacks`), for `ReplayVerdict::SetBack`
-    /// (`ReplayedFile`).
-    pub fn replay_counting_setbacks(
+    /// (`ReplayedFile`), and asking `give_way` (of `host`, which `send`
+    /// is given too) before each file, sent or not: true ends the pass
+    /// there, and the next goes on from that file. (It was asked before a
+    /// send alone: a spool of torn or planted files, 100,000 of them, was
+    /// set aside in one pass that heeded no flush, no shutdown deadline
+    /// and no filling queue until it was done.)
+    pub fn replay_counting_setbacks<H: ?Sized>(
         &self,
-        mut send: impl FnMut(&SpooledBatch, ReplayedFile) -> ReplayVerdict,
-    ) -> (u64, u64) {
+        host: &mut H,
+        give_way: impl Fn(&H) -> bool,
+        mut send: impl FnMut(&mut H, &SpooledBatch, ReplayedFile) -> ReplayVerdict,
+    ) -> ReplayPass {
         let (mut batches, mut spans) = (0, 0);
+        let mut gave_way = false;
         let mut files = std::mem::take(&mut self.replay_queue().files);
         // Listed in this pass: the queue was used up (or empty at its start).
         let mut listed = false;
@@ -997,14 +992,20 @@ impl SpoolDir {
                     break;
                 }
                 listed = true;
-                self.remove_dead_temp_files();
-                files = self.list().into();
+                // One read of the directory for both.
+                let names = dir_names(&self.dir);
+                self.remove_dead_temp_files(&names);
+                files = names_where(&names, is_batch_name).into();
                 self.replay_queue().listed += files.len() as u64;
                 files.retain(|f| !set_back.contains(f));
                 last = files.back().cloned();
                 if files.is_empty() {
                     break;
                 }
+            }
+            if give_way(host) {
+                gave_way = true;
+                break;
             }
             let Some(path) = files.pop_front() else {
                 break;
@@ -1034,7 +1035,7 @@ impl SpoolDir {
                 (m.dev(), m.ino())
             });
             let replayed = ReplayedFile { setbacks, id };
-            let verdict = match catch_unwind(AssertUnwindSafe(|| send(&batch, replayed))) {
+            let verdict = match catch_unwind(AssertUnwindSafe(|| send(host, &batch, replayed))) {
                 Ok(verdict) => verdict,
                 Err(payload) => {
                     self.put_aside(&path, "sending it hit an internal error");
@@ -1082,7 +1083,11 @@ impl SpoolDir {
             drop(file); // releases the lock after the delete or rename
         }
         self.replay_queue().files = files;
-        (batches, spans)
+        ReplayPass {
+            batches,
+            spans,
+            gave_way,
+        }
     }
 }
 
@@ -1125,6 +1130,17 @@ pub struct Journal {
     _lock: LockedFile,
 }
 
+/// What one replay pass did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayPass {
+    /// Batches and spans delivered.
+    pub batches: u64,
+    pub spans: u64,
+    /// It stopped because its host needed the thread (`give_way`), files
+    /// left unlooked at.
+    pub gave_way: bool,
+}
+
 /// What a replay's send decided about one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayVerdict {
@@ -1138,6 +1154,37 @@ pub enum ReplayVerdict {
     /// counted as set back while the backend was up if `counted`; then
     /// go on to the next file, or `stop`.
     SetBack { counted: bool, stop: bool },
+}
+
+/// Every name in `dir` (none if it cannot be read), sorted: one read of
+/// the directory, that a look takes what it looks for from
+/// (`names_where`), oldest first where the names are times.
+pub fn dir_names(dir: &Path) -> Vec<PathBuf> {
+    #[cfg(test)]
+    tests::DIR_READS.with(|n| n.set(n.get() + 1));
+    let mut names: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// The names among `names` that `keep` wants, in their order. Judged
+/// lossily: a name that is no UTF-8 (never ours, but another program's
+/// copy of a batch) is still listed, as `spanguard spool` lists it, not
+/// skipped for good.
+pub fn names_where(names: &[PathBuf], keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    names
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
+        .cloned()
+        .collect()
+}
+
+/// Whether a name is that of a batch (a writer's temporary file is not).
+fn is_batch_name(name: &str) -> bool {
+    name.ends_with(SUFFIX) && !name.starts_with('.')
 }
 
 /// Whether a name is that of a file set aside (`files::set_aside`; older
@@ -1446,6 +1493,11 @@ fn checked_header(file: &File, max_bytes: u64) -> Result<Header, BatchError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    std::thread_local! {
+        /// Reads of a directory by this thread (`dir_names`).
+        pub(crate) static DIR_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("sg-spool-{name}-{}", std::process::id()));
@@ -1960,16 +2012,20 @@ pub(crate) mod tests {
         }
         let first = fs::read(&spool.list()[0]).expect("read");
         let mut seen = Vec::new();
-        spool.replay_counting_setbacks(|b, file| {
-            seen.push((b.spans, file.setbacks));
-            match b.spans {
-                1 => ReplayVerdict::SetBack {
-                    counted: true,
-                    stop: false,
-                },
-                _ => ReplayVerdict::Stop,
-            }
-        });
+        spool.replay_counting_setbacks(
+            &mut (),
+            |_| false,
+            |_, b, file| {
+                seen.push((b.spans, file.setbacks));
+                match b.spans {
+                    1 => ReplayVerdict::SetBack {
+                        counted: true,
+                        stop: false,
+                    },
+                    _ => ReplayVerdict::Stop,
+                }
+            },
+        );
         assert_eq!(seen, vec![(1, 0), (2, 0)], "went on to the next");
         let files = spool.list();
         assert_eq!(files.len(), 3);
@@ -1983,13 +2039,17 @@ pub(crate) mod tests {
             [0, 0, 1]
         );
         let mut seen = Vec::new();
-        spool.replay_counting_setbacks(|b, file| {
-            seen.push((b.spans, file.setbacks));
-            ReplayVerdict::SetBack {
-                counted: false,
-                stop: true,
-            }
-        });
+        spool.replay_counting_setbacks(
+            &mut (),
+            |_| false,
+            |_, b, file| {
+                seen.push((b.spans, file.setbacks));
+                ReplayVerdict::SetBack {
+                    counted: false,
+                    stop: true,
+                }
+            },
+        );
         assert_eq!(seen, vec![(2, 0)], "stopped");
         let files = spool.list();
         assert_eq!(
@@ -2407,16 +2467,20 @@ pub(crate) mod tests {
         }
         let before = spool.list();
         let mut first = true;
-        spool.replay_counting_setbacks(|_, _| {
-            if std::mem::take(&mut first) {
-                ReplayVerdict::SetBack {
-                    counted: true,
-                    stop: false,
+        spool.replay_counting_setbacks(
+            &mut (),
+            |_| false,
+            |_, _, _| {
+                if std::mem::take(&mut first) {
+                    ReplayVerdict::SetBack {
+                        counted: true,
+                        stop: false,
+                    }
+                } else {
+                    ReplayVerdict::Stop
                 }
-            } else {
-                ReplayVerdict::Stop
-            }
-        });
+            },
+        );
         let set_back = spool.list()[2].clone();
         assert!(!before.contains(&set_back), "renamed");
         // Over the cap by one file: the oldest file there goes, not the
