@@ -216,25 +216,10 @@ impl EndedQueue {
         let position = self.head.0.load(Ordering::Relaxed);
         let cell = self.cell(position);
         let lap = self.lap(position);
-        let mut spins = 0u32;
-        loop {
-            if cell.sequence.load(Ordering::Acquire) == lap.wrapping_add(1) {
-                break;
-            }
-            // Not full: empty, or a push claimed it and has not filled it
-            // yet (a few instructions away, unless that thread was
-            // preempted between the two): wait for that one, as the
-            // queue is first in, first out, and a flush waits for the
-            // head to pass the tail it saw (`SpanSlab::ended_marks`).
-            if self.tail.0.load(Ordering::Acquire) <= position {
-                return None;
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        if cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1)
+            && !self.wait_filled(cell, lap, position)
+        {
+            return None;
         }
         let slot = cell.slot.load(Ordering::Relaxed);
         // Release pairs with the wait in `push`: the push one lap later
@@ -299,17 +284,20 @@ impl EndedQueue {
         self.taken_to(start, start + taken as u64)
     }
 
-    /// Waits, as `pop` does, for the cell of `position` to be filled by a
-    /// push that claimed it; false when no push has (the queue is empty
-    /// there). Out of line and cold: with its calls in `pop_into`'s loop,
-    /// that loop kept its values on the stack.
+    /// Waits for the cell of `position` to be filled by a push that
+    /// claimed it (`pop`, `pop_into`); false when no push has (the queue
+    /// is empty there). Out of line and cold: with its calls in
+    /// `pop_into`'s loop, that loop kept its values on the stack.
     #[cold]
     #[inline(never)]
     fn wait_filled(&self, cell: &Cell, lap: u32, position: u64) -> bool {
         let mut spins = 0u32;
         while cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1) {
-            // As in `pop`: empty, or a push between its claim and its
-            // store.
+            // Not full: empty, or a push claimed it and has not filled it
+            // yet (a few instructions away, unless that thread was
+            // preempted between the two): wait for that one, as the
+            // queue is first in, first out, and a flush waits for the
+            // head to pass the tail it saw (`SpanSlab::ended_marks`).
             if self.tail.0.load(Ordering::Acquire) <= position {
                 return false;
             }
