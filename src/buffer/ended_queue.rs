@@ -90,6 +90,14 @@ const CELLS_PER_LINE: u64 = 8;
 /// Positions in one pair of lanes (two lines), less one.
 const LANES_MASK: u64 = 2 * CELLS_PER_LINE - 1;
 
+/// `EndedQueue::index` for a queue whose mask is `mask`.
+#[inline(always)]
+fn index_of(mask: u64, position: u64) -> u64 {
+    let i = position & mask;
+    let k = i & LANES_MASK;
+    i & !LANES_MASK | (k & 1) << 3 | k >> 1
+}
+
 impl EndedQueue {
     /// A queue for slot numbers of a slab of `capacity` slots: mapped, not
     /// written (see the module comment), so nothing of it is resident
@@ -160,9 +168,7 @@ impl EndedQueue {
     /// on the second. Below len: a permutation of 0..len (a multiple of 16).
     #[inline(always)]
     fn index(&self, position: u64) -> u64 {
-        let i = position & self.mask;
-        let k = i & LANES_MASK;
-        i & !LANES_MASK | (k & 1) << 3 | k >> 1
+        index_of(self.mask, position)
     }
 
     #[inline(always)]
@@ -210,25 +216,10 @@ impl EndedQueue {
         let position = self.head.0.load(Ordering::Relaxed);
         let cell = self.cell(position);
         let lap = self.lap(position);
-        let mut spins = 0u32;
-        loop {
-            if cell.sequence.load(Ordering::Acquire) == lap.wrapping_add(1) {
-                break;
-            }
-            // Not full: empty, or a push claimed it and has not filled it
-            // yet (a few instructions away, unless that thread was
-            // preempted between the two): wait for that one, as the
-            // queue is first in, first out, and a flush waits for the
-            // head to pass the tail it saw (`SpanSlab::ended_marks`).
-            if self.tail.0.load(Ordering::Acquire) <= position {
-                return None;
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+        if cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1)
+            && !self.wait_filled(cell, lap, position)
+        {
+            return None;
         }
         let slot = cell.slot.load(Ordering::Relaxed);
         // Release pairs with the wait in `push`: the push one lap later
@@ -249,34 +240,75 @@ impl EndedQueue {
     /// all along (a crash dump finds them by their headers). Waits, as
     /// `pop` does, for a push that claimed a position and has not filled
     /// it yet. Only the one consumer may call it.
+    ///
+    /// Out of line: inlined into the exporter's loop, its values lived on
+    /// the stack.
+    #[inline(never)]
     pub fn pop_into(&self, out: &mut Vec<u32>, max: usize) -> usize {
+        // Room for all of them first, each written through a pointer and
+        // the length set once at the end; and the mask and cells read
+        // once: `self` holds atomics, so the compiler read them again
+        // after each cell's Release store, and `out.push` checked the
+        // capacity and stored the length for each one, the length kept in
+        // memory across that store.
+        out.reserve(max);
+        let filled = out.len();
+        let dst = out.as_mut_ptr();
+        let mask = self.mask;
+        let cells = self.cells.as_ptr();
         let start = self.head.0.load(Ordering::Relaxed);
-        let mut position = start;
-        let end = start + max as u64;
-        while position < end {
-            let cell = self.cell(position);
-            let lap = self.lap(position);
-            let mut spins = 0u32;
-            while cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1) {
-                // As in `pop`: empty, or a push between its claim and its
-                // store.
-                if self.tail.0.load(Ordering::Acquire) <= position {
-                    return self.taken_to(start, position);
-                }
-                spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+        let mut taken = 0;
+        while taken < max {
+            let position = start + taken as u64;
+            // SAFETY: masked below the number of cells in the mapping.
+            let cell = unsafe { &*cells.add((index_of(mask, position) & mask) as usize) };
+            let lap = (position & !mask) as u32;
+            if cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1)
+                && !self.wait_filled(cell, lap, position)
+            {
+                break;
             }
-            out.push(cell.slot.load(Ordering::Relaxed));
+            // SAFETY: `max` more were reserved above and `taken < max`;
+            // the length is set past them only below.
+            unsafe {
+                dst.add(filled + taken)
+                    .write(cell.slot.load(Ordering::Relaxed))
+            };
             // Release pairs with the wait in `push`, as in `pop`.
             cell.sequence
-                .store(lap.wrapping_add(self.mask as u32 + 1), Ordering::Release);
-            position += 1;
+                .store(lap.wrapping_add(mask as u32 + 1), Ordering::Release);
+            taken += 1;
         }
-        self.taken_to(start, position)
+        // SAFETY: the `taken` numbers past `filled` were written above.
+        unsafe { out.set_len(filled + taken) };
+        self.taken_to(start, start + taken as u64)
+    }
+
+    /// Waits for the cell of `position` to be filled by a push that
+    /// claimed it (`pop`, `pop_into`); false when no push has (the queue
+    /// is empty there). Out of line and cold: with its calls in
+    /// `pop_into`'s loop, that loop kept its values on the stack.
+    #[cold]
+    #[inline(never)]
+    fn wait_filled(&self, cell: &Cell, lap: u32, position: u64) -> bool {
+        let mut spins = 0u32;
+        while cell.sequence.load(Ordering::Acquire) != lap.wrapping_add(1) {
+            // Not full: empty, or a push claimed it and has not filled it
+            // yet (a few instructions away, unless that thread was
+            // preempted between the two): wait for that one, as the
+            // queue is first in, first out, and a flush waits for the
+            // head to pass the tail it saw (`SpanSlab::ended_marks`).
+            if self.tail.0.load(Ordering::Acquire) <= position {
+                return false;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        true
     }
 
     /// `pop_into`'s one store of the head; how many it took.
