@@ -8,6 +8,7 @@ pool child is SIGKILLed as the OOM killer does. Every span is judged
 from the sink, decoded with opentelemetry-proto."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,7 +188,13 @@ class Worker:
     def stop(self, signum: int) -> int:
         self.proc.send_signal(signum)
         try:
-            code = self.proc.wait(timeout=60)
+            try:
+                code = self.proc.wait(timeout=50)
+            except subprocess.TimeoutExpired:
+                # A worker that never ends: its processes' stacks, taken
+                # before it is killed, are what a rare hang leaves to read.
+                raise AssertionError(f"the worker did not stop: {self.log_text()[-3000:]}\n"
+                                     f"{stacks_of(self.proc.pid)}") from None
         finally:
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -200,15 +207,7 @@ class Worker:
         return code
 
     def _in_session(self) -> list[str]:
-        alive = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == self.proc.pid and fields[0] != "Z":
-                alive.append(stat.parent.name)
-        return alive
+        return session_members(self.proc.pid)
 
     def spans(self) -> list[dict]:
         return read_sink(self.tmp / "sink")
@@ -219,6 +218,49 @@ class Worker:
 
     def log_text(self) -> str:
         return (self.tmp / "worker.log").read_text()
+
+
+def stacks_of(session: int) -> str:
+    """The Python and native stacks of every process of a session, by
+    py-spy (`py-spy dump --native`, where SPANGUARD_PY_SPY names it or it is
+    on PATH) and gdb (`thread apply all bt`: the library's own threads,
+    the locks they wait on), for a test's failure message."""
+    py_spy = os.environ.get("SPANGUARD_PY_SPY") or shutil.which("py-spy")
+    gdb = shutil.which("gdb")
+    pids = session_members(session)
+    out = [f"stacks of session {session}: processes {pids}"
+           + ("" if py_spy else "; no py-spy (set SPANGUARD_PY_SPY)") + ("" if gdb else "; no gdb")]
+    for pid in pids:
+        try:
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        out.append(f"--- {pid}: {command_line}")
+        commands = []
+        if py_spy:
+            commands.append([py_spy, "dump", "--native", "--pid", pid])
+        if gdb:
+            commands.append([gdb, "-p", pid, "-batch", "-nx", "-ex", "thread apply all bt"])
+        for command in commands:
+            try:
+                run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+                out.append(run.stdout + run.stderr[-2000:])
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out.append(f"{command[0]}: {e}")
+    return "\n".join(out)
+
+
+def session_members(session: int) -> list[str]:
+    """The live (not zombie) processes of a session, by pid."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            alive.append(stat.parent.name)
+    return alive
 
 
 def task_spans(spans: list[dict]) -> Counter:
