@@ -22,6 +22,33 @@ from celery import Celery
 from conftest import read_sink
 from otlp_receiver import JSON, decode_request, span_dicts
 
+# Celery gives each pool child PR_SET_PDEATHSIG=SIGKILL (to die with the
+# main process), and Linux sends it when the *thread* that forked the child
+# ends. With a broker Celery polls (filesystem:// here) the pool is
+# billiard's threaded one, whose Supervisor thread forks the children that
+# replace others (recycled, terminated) and ends at the warm shutdown: its
+# children died there at once, one of them holding the job queue's shared
+# lock, and the main process's pool finalizer waited for that lock at exit
+# forever (1 run in ~90 of the child-terminated test under load; Celery's,
+# not spanguard's). README "Celery" gives users this workaround: a child
+# keeps the signal only when the main thread forked it. In the agent below,
+# and judged alone by test_a_child_forked_by_a_pool_thread_outlives_it.
+OUTLIVE_THE_FORKING_THREAD = textwrap.dedent('''
+    import os
+    import threading
+
+    FORKED_BY_MAIN_THREAD = [True]
+    os.register_at_fork(before=lambda: FORKED_BY_MAIN_THREAD.__setitem__(
+        0, threading.current_thread() is threading.main_thread()))
+
+
+    def outlive_the_forking_thread(**_):
+        """A worker_process_init handler: Celery armed the signal just before it."""
+        if not FORKED_BY_MAIN_THREAD[0]:
+            from billiard.util import set_pdeathsig
+            set_pdeathsig(0)
+''')
+
 AGENT = textwrap.dedent('''
     import os
     import time
@@ -64,6 +91,10 @@ AGENT = textwrap.dedent('''
     def mark(name):
         with open(os.path.join(HERE, "marks", name), "w") as f:
             f.write(str(os.getpid()))
+
+
+    WORKAROUND
+    worker_process_init.connect(outlive_the_forking_thread)
 
 
     @worker_process_init.connect
@@ -114,7 +145,7 @@ AGENT = textwrap.dedent('''
                 mark(f"busy-{t}")
                 time.sleep(seconds)
         mark(f"done-{t}")
-''')
+''').replace("WORKAROUND\n", OUTLIVE_THE_FORKING_THREAD)
 
 def wait_for(path: Path, timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
@@ -438,3 +469,59 @@ def test_a_worker_killed_whole_is_recovered_by_the_next_start(tmp_path):
     assert parent == ["parent.ready", "parent.ready", "parent.shutdown"], parent
     assert {s["name"] for s in spans if marks(s)} == {"task.native", "task.otel", "run/agent.slow"}
     assert w.spool_left() == []
+
+
+def test_a_child_forked_by_a_pool_thread_outlives_it(tmp_path):
+    """README "Celery"'s workaround, alone: a billiard pool (Celery's
+    threaded one, as with a broker it polls), each child given
+    PR_SET_PDEATHSIG=SIGKILL as Celery's process_initializer gives it and
+    then its worker_process_init handler (OUTLIVE_THE_FORKING_THREAD). The
+    child that replaces a recycled one is forked by the pool's Supervisor
+    thread and waits for a job holding the job queue's lock; the Supervisor
+    thread then ends, as at a warm shutdown before the child has its
+    sentinel. The child lives on, and the pool's terminate (what its
+    finalizer runs at the main process's exit) returns. Without the
+    workaround the child died of SIGKILL there, the lock held for good, and
+    the terminate waited forever: the warm shutdown that never ended."""
+    script = tmp_path / "pool.py"
+    script.write_text(OUTLIVE_THE_FORKING_THREAD + textwrap.dedent('''
+        import signal
+        import time
+
+        import billiard
+        from billiard.util import set_pdeathsig
+
+
+        def process_initializer():
+            set_pdeathsig(signal.SIGKILL)  # Celery's, for the child to die with the main process
+            outlive_the_forking_thread()  # the worker_process_init handler
+
+
+        def until(condition, what):
+            deadline = time.monotonic() + 30
+            while not condition():
+                if time.monotonic() > deadline:
+                    print(f"never: {what}", flush=True)
+                    os._exit(1)
+                time.sleep(0.01)
+
+
+        if __name__ == "__main__":
+            pool = billiard.Pool(1, initializer=process_initializer, maxtasksperchild=1)
+            recycled = pool.apply(os.getpid)
+            job_queue_lock = pool._inqueue._rlock._semlock
+            until(lambda: any(p.pid != recycled for p in pool._pool) and job_queue_lock._get_value() == 0,
+                  "a replacement child waiting for a job, the queue's lock held")
+            replacement = next(p for p in pool._pool if p.pid != recycled)
+            pool._worker_handler.close()  # the Supervisor thread ends, as at a warm shutdown
+            pool._worker_handler.join()
+            terminate = threading.Thread(target=pool.terminate, daemon=True)
+            terminate.start()
+            terminate.join(30)
+            print("terminate returned" if not terminate.is_alive() else "terminate waited for the queue's lock",
+                  "; the replacement child's exit code:", replacement.exitcode, flush=True)
+            os._exit(0)
+    '''))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.stdout.startswith("terminate returned"), run.stdout + run.stderr[-3000:]
+    assert not run.stdout.rstrip().endswith(str(-signal.SIGKILL)), run.stdout
