@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from conftest import read_sink
+from conftest import read_sink, session_members
 from otlp_receiver import JSON, decode_request, span_dicts
 
 # Celery gives each pool child PR_SET_PDEATHSIG=SIGKILL (to die with the
@@ -279,19 +279,6 @@ def stacks_of(session: int) -> str:
             except (OSError, subprocess.TimeoutExpired) as e:
                 out.append(f"{command[0]}: {e}")
     return "\n".join(out)
-
-
-def session_members(session: int) -> list[str]:
-    """The live (not zombie) processes of a session, by pid."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            alive.append(stat.parent.name)
-    return alive
 
 
 def task_spans(spans: list[dict]) -> Counter:
