@@ -48,6 +48,19 @@ def read_sink(sink: Path) -> list[dict]:
     return spans
 
 
+def session_members(session: int) -> list[str]:
+    """The live (not zombie) processes of a session, by pid."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            alive.append(stat.parent.name)
+    return alive
+
+
 def by_name(spans: list[dict]) -> dict:
     out = {}
     for s in spans:

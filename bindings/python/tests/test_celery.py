@@ -8,6 +8,7 @@ pool child is SIGKILLed as the OOM killer does. Every span is judged
 from the sink, decoded with opentelemetry-proto."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +19,35 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from conftest import read_sink
+from conftest import read_sink, session_members
 from otlp_receiver import JSON, decode_request, span_dicts
+
+# Celery gives each pool child PR_SET_PDEATHSIG=SIGKILL (to die with the
+# main process), and Linux sends it when the *thread* that forked the child
+# ends. With a broker Celery polls (filesystem:// here) the pool is
+# billiard's threaded one, whose Supervisor thread forks the children that
+# replace others (recycled, terminated) and ends at the warm shutdown: its
+# children died there at once, one of them holding the job queue's shared
+# lock, and the main process's pool finalizer waited for that lock at exit
+# forever (1 run in ~90 of the child-terminated test under load; Celery's,
+# not spanguard's). README "Celery" gives users this workaround: a child
+# keeps the signal only when the main thread forked it. In the agent below,
+# and judged alone by test_a_child_forked_by_a_pool_thread_outlives_it.
+OUTLIVE_THE_FORKING_THREAD = textwrap.dedent('''
+    import os
+    import threading
+
+    FORKED_BY_MAIN_THREAD = [True]
+    os.register_at_fork(before=lambda: FORKED_BY_MAIN_THREAD.__setitem__(
+        0, threading.current_thread() is threading.main_thread()))
+
+
+    def outlive_the_forking_thread(**_):
+        """A worker_process_init handler: Celery armed the signal just before it."""
+        if not FORKED_BY_MAIN_THREAD[0]:
+            from billiard.util import set_pdeathsig
+            set_pdeathsig(0)
+''')
 
 AGENT = textwrap.dedent('''
     import os
@@ -63,6 +91,10 @@ AGENT = textwrap.dedent('''
     def mark(name):
         with open(os.path.join(HERE, "marks", name), "w") as f:
             f.write(str(os.getpid()))
+
+
+    WORKAROUND
+    worker_process_init.connect(outlive_the_forking_thread)
 
 
     @worker_process_init.connect
@@ -113,7 +145,7 @@ AGENT = textwrap.dedent('''
                 mark(f"busy-{t}")
                 time.sleep(seconds)
         mark(f"done-{t}")
-''')
+''').replace("WORKAROUND\n", OUTLIVE_THE_FORKING_THREAD)
 
 def wait_for(path: Path, timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
@@ -187,7 +219,13 @@ class Worker:
     def stop(self, signum: int) -> int:
         self.proc.send_signal(signum)
         try:
-            code = self.proc.wait(timeout=60)
+            try:
+                code = self.proc.wait(timeout=50)
+            except subprocess.TimeoutExpired:
+                # A worker that never ends: its processes' stacks, taken
+                # before it is killed, are what a rare hang leaves to read.
+                raise AssertionError(f"the worker did not stop: {self.log_text()[-3000:]}\n"
+                                     f"{stacks_of(self.proc.pid)}") from None
         finally:
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -200,15 +238,7 @@ class Worker:
         return code
 
     def _in_session(self) -> list[str]:
-        alive = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == self.proc.pid and fields[0] != "Z":
-                alive.append(stat.parent.name)
-        return alive
+        return session_members(self.proc.pid)
 
     def spans(self) -> list[dict]:
         return read_sink(self.tmp / "sink")
@@ -219,6 +249,36 @@ class Worker:
 
     def log_text(self) -> str:
         return (self.tmp / "worker.log").read_text()
+
+
+def stacks_of(session: int) -> str:
+    """The Python and native stacks of every process of a session, by
+    py-spy (`py-spy dump --native`, where SPANGUARD_PY_SPY names it or it is
+    on PATH) and gdb (`thread apply all bt`: the library's own threads,
+    the locks they wait on), for a test's failure message."""
+    py_spy = os.environ.get("SPANGUARD_PY_SPY") or shutil.which("py-spy")
+    gdb = shutil.which("gdb")
+    pids = session_members(session)
+    out = [f"stacks of session {session}: processes {pids}"
+           + ("" if py_spy else "; no py-spy (set SPANGUARD_PY_SPY)") + ("" if gdb else "; no gdb")]
+    for pid in pids:
+        try:
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        out.append(f"--- {pid}: {command_line}")
+        commands = []
+        if py_spy:
+            commands.append([py_spy, "dump", "--native", "--pid", pid])
+        if gdb:
+            commands.append([gdb, "-p", pid, "-batch", "-nx", "-ex", "thread apply all bt"])
+        for command in commands:
+            try:
+                run = subprocess.run(command, capture_output=True, text=True, timeout=30)
+                out.append(run.stdout + run.stderr[-2000:])
+            except (OSError, subprocess.TimeoutExpired) as e:
+                out.append(f"{command[0]}: {e}")
+    return "\n".join(out)
 
 
 def task_spans(spans: list[dict]) -> Counter:
@@ -396,3 +456,59 @@ def test_a_worker_killed_whole_is_recovered_by_the_next_start(tmp_path):
     assert parent == ["parent.ready", "parent.ready", "parent.shutdown"], parent
     assert {s["name"] for s in spans if marks(s)} == {"task.native", "task.otel", "run/agent.slow"}
     assert w.spool_left() == []
+
+
+def test_a_child_forked_by_a_pool_thread_outlives_it(tmp_path):
+    """README "Celery"'s workaround, alone: a billiard pool (Celery's
+    threaded one, as with a broker it polls), each child given
+    PR_SET_PDEATHSIG=SIGKILL as Celery's process_initializer gives it and
+    then its worker_process_init handler (OUTLIVE_THE_FORKING_THREAD). The
+    child that replaces a recycled one is forked by the pool's Supervisor
+    thread and waits for a job holding the job queue's lock; the Supervisor
+    thread then ends, as at a warm shutdown before the child has its
+    sentinel. The child lives on, and the pool's terminate (what its
+    finalizer runs at the main process's exit) returns. Without the
+    workaround the child died of SIGKILL there, the lock held for good, and
+    the terminate waited forever: the warm shutdown that never ended."""
+    script = tmp_path / "pool.py"
+    script.write_text(OUTLIVE_THE_FORKING_THREAD + textwrap.dedent('''
+        import signal
+        import time
+
+        import billiard
+        from billiard.util import set_pdeathsig
+
+
+        def process_initializer():
+            set_pdeathsig(signal.SIGKILL)  # Celery's, for the child to die with the main process
+            outlive_the_forking_thread()  # the worker_process_init handler
+
+
+        def until(condition, what):
+            deadline = time.monotonic() + 30
+            while not condition():
+                if time.monotonic() > deadline:
+                    print(f"never: {what}", flush=True)
+                    os._exit(1)
+                time.sleep(0.01)
+
+
+        if __name__ == "__main__":
+            pool = billiard.Pool(1, initializer=process_initializer, maxtasksperchild=1)
+            recycled = pool.apply(os.getpid)
+            job_queue_lock = pool._inqueue._rlock._semlock
+            until(lambda: any(p.pid != recycled for p in pool._pool) and job_queue_lock._get_value() == 0,
+                  "a replacement child waiting for a job, the queue's lock held")
+            replacement = next(p for p in pool._pool if p.pid != recycled)
+            pool._worker_handler.close()  # the Supervisor thread ends, as at a warm shutdown
+            pool._worker_handler.join()
+            terminate = threading.Thread(target=pool.terminate, daemon=True)
+            terminate.start()
+            terminate.join(30)
+            print("terminate returned" if not terminate.is_alive() else "terminate waited for the queue's lock",
+                  "; the replacement child's exit code:", replacement.exitcode, flush=True)
+            os._exit(0)
+    '''))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.stdout.startswith("terminate returned"), run.stdout + run.stderr[-3000:]
+    assert not run.stdout.rstrip().endswith(str(-signal.SIGKILL)), run.stdout

@@ -11,10 +11,9 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import read_sink, run_python
+from conftest import read_sink, run_python, session_members
 
 AGENT = textwrap.dedent("""
     import multiprocessing
@@ -55,14 +54,7 @@ RUNS = {}
 def wait_for_session_end(sid: int, timeout_s: float = 60.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        alive = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                alive.append(stat.parent.name)
+        alive = session_members(sid)
         if not alive:
             return
         time.sleep(0.05)
