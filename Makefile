@@ -33,7 +33,7 @@ endif
 STATIC_DEPS := -lssl -lcrypto -lz -lutil -lrt -lpthread -lm -ldl
 
 .PHONY: fuzz fuzz-quick fuzz-build build header check-header lint test test-clock-start test-prepare test-lane-a test-lane-b test-rust check-fresh-build test-c test-c-asan test-python \
-        test-install test-python-binding test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
+        test-install test-python-binding test-python-versions test-cpp test-go bench-go dev-install node-addon test-node test-propagation \
         test-readme dist dist-node dist-python dist-arm64 dist-python-arm64 node-addon-arm64 arm64-lib test-arm64 test-cli chromium interop cli stress check-memory bench bench-quick bench-compare bench-threads bench-host-state soak demo venv install clean
 
 # --- build ------------------------------------------------------------------
@@ -106,7 +106,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 # lane ran meanwhile. Timings only: nothing passes or fails on them.
 TEST_PREPARE := build venv dev-install build/tests/emit_spans build/tests/kill_child build/examples/agent_demo
 TEST_LANE_A := check-header lint test-rust check-fresh-build test-c test-c-asan test-cpp test-cli fuzz-quick
-TEST_LANE_B := test-python test-install test-python-binding test-go test-node test-propagation test-readme
+TEST_LANE_B := test-python test-install test-python-binding test-python-versions test-go test-node test-propagation test-readme
 test: test-clock-start
 	$(MAKE) --no-print-directory test-prepare
 	@echo "make test: lane A ($(TEST_LANE_A)) here, lane B ($(TEST_LANE_B)) side by side into build/test-lane-b.log"
@@ -312,6 +312,24 @@ test-python-binding: venv dist-python cli
 	  $(VENV_PY) $(CURDIR)/examples/python/agent.py
 	cd build && SPANGUARD_SINK_DIR=$(CURDIR)/build/py-demo SPANGUARD_SPOOL_DIR=$(CURDIR)/build/py-demo-spool \
 	  $(VENV_PY) $(CURDIR)/examples/python/otel_agent.py
+
+# The same wheel on the other CPythons pyproject.toml's classifiers name
+# (3.10, 3.12, 3.13; the default python3's is the suite above), each in a
+# virtualenv of its own with the test requirements: the tests of what
+# changed between those versions (exit, fork, signals, threads, the
+# OpenTelemetry bridge) and of the install (the command, the workers).
+# Interpreters on PATH or under pyenv's versions; one missing fails, named.
+# Then the README's versions and its quote of pip refusing the wheel for a
+# free-threaded build (tests/python_versions/run_versions.py).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PY_VERSIONS_TESTS := test_spanguard.py test_context.py test_ctrl_c.py test_exporter_signal.py test_workers.py \
+                     test_bridge_kill.py test_otel_bridge.py test_servers.py test_command.py
+test-python-versions: venv dist-python cli
+	cd build && SPANGUARD_CLI=$(CURDIR)/target/release/spanguard $(VENV_PY) $(CURDIR)/tests/python_versions/run_versions.py \
+	  --pyproject $(CURDIR)/bindings/python/pyproject.toml --readme $(CURDIR)/README.md \
+	  --wheel $(PY_WHEEL_DIR)/spanguard-*-manylinux_*.whl --requirements $(CURDIR)/tests/python/requirements.txt \
+	  --venvs $(CURDIR)/build/python-versions --default-python $(VENV_PY) --search $(PYENV_ROOT)/versions \
+	  $(addprefix $(CURDIR)/bindings/python/tests/,$(PY_VERSIONS_TESTS))
 
 # Installs into a scratch prefix and moves it (spanguard.pc is
 # relocatable), then builds the demo agent with pkg-config against the moved

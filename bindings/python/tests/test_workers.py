@@ -404,3 +404,54 @@ tracer.close()  # the parent's tracer sends what the dead workers' flight files 
     assert set(got.values()) == {1}, "a span arrived twice"
     left = sorted(p.name for p in (tmp_path / "spool").rglob("*") if p.is_file())
     assert left == [], f"left in the spool directory: {left}"
+
+
+FORK_WARNING = "is multi-threaded, use of fork() may lead to deadlocks in the child"
+
+
+def test_from_python_3_12_a_fork_warns_of_the_tracers_threads_and_the_child_delivers(tmp_path):
+    """CPython 3.12 and later warn (DeprecationWarning) at a fork in a
+    process that has any thread besides the one forking, and a tracer's
+    exporter and watchdog are such threads: the README tells 3.12 users
+    that this warning (under pytest, -X dev, or a fork in __main__) comes
+    from the tracer, and that the child delivers all the same. A fork
+    before the tracer is made warns of nothing: the tracer's threads are
+    the cause, not the test's."""
+    code = f'''
+import os
+import warnings
+
+import spanguard
+
+def fork(in_child):
+    """Forks, runs in_child there, and says what Python warned of."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pid = os.fork()
+        if pid == 0:
+            in_child()
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return [f"{{w.category.__name__}}: {{w.message}}" for w in caught]
+
+def a_span():
+    with tracer.span("in.child"):
+        pass
+    tracer.flush()
+
+print("before the tracer:", fork(lambda: None))
+tracer = spanguard.Tracer(from_env=False, service_name="fork-warning", sink_dir={str(tmp_path / "sink")!r},
+                          spool_dir={str(tmp_path / "spool")!r}, install_signal_handlers=False)
+print("with the tracer:", fork(a_span))
+tracer.close()
+'''
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    before, after = run.stdout.splitlines()
+    assert FORK_WARNING not in before, before
+    if sys.version_info >= (3, 12):
+        assert "DeprecationWarning: This process (pid=" in after and FORK_WARNING in after, after
+    else:
+        assert FORK_WARNING not in after, after
+    assert [s["name"] for s in read_sink(tmp_path / "sink")] == ["in.child"]
