@@ -521,6 +521,22 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // --headers go with the check's one request, and with no endpoint
+    // there is none: taken and never used, a check run to try an API key
+    // passed having sent it nowhere.
+    let sends_a_request = probe_url.is_some()
+        || config
+            .endpoint
+            .as_deref()
+            .is_some_and(|u| u != spanguard::tracer::DISCARD_ENDPOINT);
+    if matches!(headers_from, HeadersFrom::Flag) && !sends_a_request {
+        eprintln!(
+            "spanguard check: --headers go with the request sent to an endpoint, and none is \
+             set here: add --endpoint URL (the backend's OTLP/HTTP URL) to send them there \
+             (spanguard check --help)"
+        );
+        return ExitCode::from(2);
+    }
     // Which variables the library reads: asked of a second reading, so
     // that no list of ours can fall behind the library's.
     let asked = RefCell::new(Vec::new());
