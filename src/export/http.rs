@@ -1227,27 +1227,21 @@ mod tests {
     #[test]
     fn a_failures_hint_is_kept_apart_from_its_reason() {
         let p = BodyFormat::Protobuf;
-        let h = judge(404, b"not found", None, None, p, 0)
-            .err()
-            .expect("404");
+        let h = judge(404, b"not found", None, None, p, 0).expect_err("404");
         let hint = h.hint.expect("a 404's hint");
         assert_eq!(h.error.reason(), format!("HTTP 404: not found ({hint})"));
-        let h = judge(503, b"", Some("3"), None, p, 0).err().expect("503");
+        let h = judge(503, b"", Some("3"), None, p, 0).expect_err("503");
         assert_eq!(
             h.error.reason(),
             "HTTP 503 (the server asks to wait 3 s: Retry-After)"
         );
         assert_eq!(h.hint, None);
-        let h = judge(400, b"bad span (id 7)", None, None, p, 0)
-            .err()
-            .expect("400");
+        let h = judge(400, b"bad span (id 7)", None, None, p, 0).expect_err("400");
         assert_eq!(
             (h.error.reason(), h.hint),
             ("HTTP 400: bad span (id 7)", None)
         );
-        let h = judge(302, b"", None, Some("https://x/v1/traces"), p, 0)
-            .err()
-            .expect("302");
+        let h = judge(302, b"", None, Some("https://x/v1/traces"), p, 0).expect_err("302");
         assert_eq!(
             h.hint.as_deref(),
             Some("set the endpoint to where it leads")
