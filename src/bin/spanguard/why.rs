@@ -250,31 +250,30 @@ fn describe(o: &Outcome, now_s: u64, alive: bool) -> String {
             spans(c.lost - told)
         ));
     }
-    if c.rejected > 0 {
-        out.push_str(&format!(
-            "  {} rejected by the backend in partial successes (its message went to stderr)\n",
-            spans(c.rejected)
-        ));
-    }
-    if c.buffer_full > 0 {
-        out.push_str(&format!(
-            "  {} never recorded: every span slot was taken (raise max_queue_size or \
-             SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)\n",
-            spans(c.buffer_full)
-        ));
-    }
-    if c.spool_overflow > 0 {
-        out.push_str(&format!(
-            "  {} of spool files deleted for the spool's size cap (SPANGUARD_SPOOL_MAX_BYTES)\n",
-            spans(c.spool_overflow)
-        ));
-    }
-    if c.spooled > 0 {
-        out.push_str(&format!(
-            "  {} went to the spool: the next process that uses it sends them, or spanguard \
-             replay (spanguard spool lists what waits)\n",
-            spans(c.spooled)
-        ));
+    // What else became of spans, each with what it means or what sends them.
+    for (n, words) in [
+        (
+            c.rejected,
+            "rejected by the backend in partial successes (its message went to stderr)",
+        ),
+        (
+            c.buffer_full,
+            "never recorded: every span slot was taken (raise max_queue_size or \
+             SPANGUARD_MAX_OPEN_SPANS, or see SPANGUARD_FULL_POLICY)",
+        ),
+        (
+            c.spool_overflow,
+            "of spool files deleted for the spool's size cap (SPANGUARD_SPOOL_MAX_BYTES)",
+        ),
+        (
+            c.spooled,
+            "went to the spool: the next process that uses it sends them, or spanguard \
+             replay (spanguard spool lists what waits)",
+        ),
+    ] {
+        if n > 0 {
+            out.push_str(&format!("  {} {words}\n", spans(n)));
+        }
     }
     if killed {
         let unsettled = c.ended.saturating_sub(settled);
